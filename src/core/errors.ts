@@ -1,0 +1,40 @@
+/**
+ * Every error the core raises, with a stable code. Route modules map codes to their API's status
+ * and envelope; codes are never reused for another meaning.
+ */
+export type ErrorCode =
+  | 'VALIDATION_FAILED'
+  | 'NOT_FOUND'
+  | 'INVALID_STATE'
+  | 'REFUND_EXCEEDS_AMOUNT'
+  | 'IDEMPOTENCY_KEY_MISMATCH'
+  | 'IDEMPOTENCY_KEY_IN_USE';
+
+/** One rejected input: where it is (a JSON pointer such as `/card/cvv`) and which rule it broke. */
+export interface FieldIssue {
+  field: string;
+  rule: string;
+  message: string;
+}
+
+export class DomainError extends Error {
+  readonly code: ErrorCode;
+  readonly details: FieldIssue[] | undefined;
+
+  constructor(code: ErrorCode, message: string, details?: FieldIssue[]) {
+    super(message);
+    this.name = 'DomainError';
+    this.code = code;
+    this.details = details;
+  }
+}
+
+export function validationFailed(details: FieldIssue[]): DomainError {
+  const first = details[0];
+  const message = first === undefined ? 'The request is invalid.' : `${first.field}: ${first.message}`;
+  return new DomainError('VALIDATION_FAILED', message, details);
+}
+
+export function notFound(what: string, id: string): DomainError {
+  return new DomainError('NOT_FOUND', `${what} ${id} does not exist.`);
+}

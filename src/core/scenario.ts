@@ -1,0 +1,152 @@
+import { validationFailed, type FieldIssue } from './errors.ts';
+import type { RandomSource } from './random.ts';
+
+/**
+ * The scenario engine: given what the client asked for, the configuration, the current time and a
+ * random source, it decides how a payment ends and when. It is pure apart from drawing from the
+ * random source, so seeded runs repeat exactly.
+ * @see ../../shared/seeds/000_b3f315eb75f1c703.txt (scenarios), issue 2 (card rules)
+ */
+
+export const SCENARIOS = ['approve', 'fail', 'delay', 'random'] as const;
+export type Scenario = (typeof SCENARIOS)[number];
+/** What decided the outcome: a named scenario, or the card data when no scenario was given. */
+export type DecisionSource = Scenario | 'card';
+
+export interface CardInput {
+  number?: string | undefined;
+  cvv?: string | undefined;
+  exp_month?: number | undefined;
+  exp_year?: number | undefined;
+}
+
+export interface ScenarioConfig {
+  approveDelayMs: number;
+  failDelayMs: number;
+  delayDelayMs: number;
+  randomApproveRate: number;
+}
+
+export type Outcome = { status: 'APPROVED'; failureCode: null } | { status: 'FAILED'; failureCode: string };
+
+export interface Decision {
+  source: DecisionSource;
+  outcome: Outcome;
+  delayMs: number;
+}
+
+export interface DecisionInput {
+  scenario?: Scenario | undefined;
+  delayMs?: number | undefined;
+  card?: CardInput | undefined;
+}
+
+const APPROVED: Outcome = { status: 'APPROVED', failureCode: null };
+
+function failed(failureCode: string): Outcome {
+  return { status: 'FAILED', failureCode };
+}
+
+/**
+ * Stripe's published test numbers and what they do.
+ * @see https://docs.stripe.com/testing#declined-payments
+ */
+const TEST_CARDS: ReadonlyMap<string, Outcome> = new Map([
+  ['4242424242424242', APPROVED],
+  ['4000000000000002', failed('card_declined')],
+  ['4000000000009995', failed('insufficient_funds')],
+  ['4000000000000069', failed('expired_card')],
+  ['4000000000000127', failed('incorrect_cvc')],
+  ['4000000000000119', failed('processing_error')],
+]);
+
+/** CVV last digits that approve; any other digit d declines with `DECLINE_<d>` (document 003). */
+const APPROVING_CVV_DIGITS = new Set(['0', '1', '9']);
+
+export function decide(input: DecisionInput, config: ScenarioConfig, random: RandomSource, now: number): Decision {
+  if (input.card !== undefined) assertValidCard(input.card);
+  const source: DecisionSource = input.scenario ?? (input.card === undefined ? 'approve' : 'card');
+  const outcome = outcomeFor(source, input.card, config, random, now);
+  const defaultDelay = source === 'delay' ? config.delayDelayMs : outcome.status === 'APPROVED' ? config.approveDelayMs : config.failDelayMs;
+  return { source, outcome, delayMs: input.delayMs ?? defaultDelay };
+}
+
+function outcomeFor(source: DecisionSource, card: CardInput | undefined, config: ScenarioConfig, random: RandomSource, now: number): Outcome {
+  switch (source) {
+    case 'approve':
+    case 'delay':
+      return APPROVED;
+    case 'fail':
+      return failed('card_declined');
+    case 'random':
+      return random.next() < config.randomApproveRate ? APPROVED : failed('card_declined');
+    case 'card':
+      return cardOutcome(card ?? {}, now);
+  }
+}
+
+/**
+ * The card rules, shared by every API that takes card data: an expiry in the past fails with
+ * `expired_card`; a test number has its fixed outcome; otherwise the CVV's last digit decides, and
+ * a card without a CVV approves. Call `assertValidCard` first.
+ */
+export function cardOutcome(card: CardInput, now: number): Outcome {
+  if (isExpired(card, now)) return failed('expired_card');
+  const known = card.number === undefined ? undefined : TEST_CARDS.get(card.number);
+  if (known !== undefined) return known;
+  return card.cvv === undefined ? APPROVED : cvvOutcome(card.cvv);
+}
+
+export function cvvOutcome(cvv: string): Outcome {
+  const last = cvv.at(-1) ?? '';
+  return APPROVING_CVV_DIGITS.has(last) ? APPROVED : failed(`DECLINE_${last}`);
+}
+
+/** Throws VALIDATION_FAILED naming every broken card rule; schemas check shapes, this checks meaning. */
+export function assertValidCard(card: CardInput): void {
+  const issues = cardIssues(card);
+  if (issues.length > 0) throw validationFailed(issues);
+}
+
+export function cardIssues(card: CardInput): FieldIssue[] {
+  const issues: FieldIssue[] = [];
+  if (card.number !== undefined && !(/^\d{12,19}$/.test(card.number) && luhnValid(card.number))) {
+    issues.push({ field: '/card/number', rule: 'incorrect_number', message: 'must be 12 to 19 digits passing the Luhn check' });
+  }
+  if (card.cvv !== undefined && !/^\d{3,4}$/.test(card.cvv)) {
+    issues.push({ field: '/card/cvv', rule: 'invalid_cvc', message: 'must be 3 or 4 digits' });
+  }
+  if (card.exp_month !== undefined && !(Number.isInteger(card.exp_month) && card.exp_month >= 1 && card.exp_month <= 12)) {
+    issues.push({ field: '/card/exp_month', rule: 'invalid_expiry_month', message: 'must be an integer from 1 to 12' });
+  }
+  if (card.exp_year !== undefined && !(Number.isInteger(card.exp_year) && card.exp_year >= 2000 && card.exp_year <= 2199)) {
+    issues.push({ field: '/card/exp_year', rule: 'invalid_expiry_year', message: 'must be a four-digit year from 2000 to 2199' });
+  }
+  if ((card.exp_month === undefined) !== (card.exp_year === undefined)) {
+    const missing = card.exp_month === undefined ? 'exp_month' : 'exp_year';
+    issues.push({ field: `/card/${missing}`, rule: 'required_with_expiry', message: 'exp_month and exp_year are given together' });
+  }
+  return issues;
+}
+
+/** A card is valid through the last millisecond of its expiry month (UTC). */
+function isExpired(card: CardInput, now: number): boolean {
+  if (card.exp_month === undefined || card.exp_year === undefined) return false;
+  const firstOfNextMonth = Date.UTC(card.exp_year, card.exp_month, 1);
+  return now >= firstOfNextMonth;
+}
+
+export function luhnValid(digits: string): boolean {
+  let sum = 0;
+  let double = false;
+  for (let i = digits.length - 1; i >= 0; i--) {
+    let d = digits.charCodeAt(i) - 48;
+    if (double) {
+      d *= 2;
+      if (d > 9) d -= 9;
+    }
+    sum += d;
+    double = !double;
+  }
+  return sum % 10 === 0;
+}

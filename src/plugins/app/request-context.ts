@@ -1,0 +1,58 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import { trace } from '@opentelemetry/api';
+import fp from 'fastify-plugin';
+
+/**
+ * Request id and trace id for every request, on every log line of it and in error bodies.
+ * - `X-Request-Id` is taken from the request when it is a sane token, else generated; it is echoed.
+ * - The trace id is the active OpenTelemetry span's when tracing is on, else the one in an incoming
+ *   W3C `traceparent`, else a new random one, so logs and errors can always be correlated.
+ * One log line per request, at completion, instead of Fastify's two.
+ */
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    traceId: string;
+  }
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/** @see https://www.w3.org/TR/trace-context/#traceparent-header-field-values */
+const TRACEPARENT = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/;
+const INVALID_TRACE_ID = '00000000000000000000000000000000';
+
+export function requestIdFrom(req: IncomingMessage): string {
+  const given = req.headers['x-request-id'];
+  return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+}
+
+export default fp(
+  async (app) => {
+    app.decorateRequest('traceId', '');
+
+    app.addHook('onRequest', (request, reply, done) => {
+      request.traceId = traceIdOf(request.headers.traceparent);
+      request.log = request.log.child({ trace_id: request.traceId });
+      reply.header('x-request-id', request.id);
+      done();
+    });
+
+    app.addHook('onResponse', (request, reply, done) => {
+      request.log.info(
+        { method: request.method, url: request.url, route: request.routeOptions.url, status_code: reply.statusCode, duration_ms: Math.round(reply.elapsedTime * 100) / 100 },
+        'request completed',
+      );
+      done();
+    });
+  },
+  { name: 'paysim-request-context' },
+);
+
+function traceIdOf(traceparent: string | string[] | undefined): string {
+  const active = trace.getActiveSpan()?.spanContext().traceId;
+  if (active !== undefined && active !== INVALID_TRACE_ID) return active;
+  const match = typeof traceparent === 'string' ? TRACEPARENT.exec(traceparent) : null;
+  if (match?.[1] !== undefined && match[1] !== INVALID_TRACE_ID) return match[1];
+  return randomBytes(16).toString('hex');
+}

@@ -1,0 +1,195 @@
+import type { FastifyError, FastifyPluginAsync, FastifyReply } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { DomainError, type ErrorCode, type FieldIssue } from '../core/errors.ts';
+import type { Intent } from '../core/intents.ts';
+import { idempotencyHooks } from '../http/idempotency.ts';
+import { contentProblem, validationIssues } from '../http/validation.ts';
+import { IdempotencyKeyHeader } from '../schemas/common.ts';
+import {
+  CreateIntentBody,
+  CreateIntentResponse,
+  EmptyBody,
+  ErrorBody,
+  IntentList,
+  IntentParams,
+  IntentView,
+  ListIntentsQuery,
+  RefundBody,
+} from '../schemas/sim.ts';
+
+/**
+ * The native API, `/v1/sim` (source document 000), snake_case, with its own error envelope:
+ * `{"error": {"code", "message", "details"?, "trace_id"}}`.
+ * @see issue 2 "The API"
+ */
+
+/** Codes of other APIs' rules never reach this API; if one did, it would be a 500 worth a log line. */
+const STATUS_OF: { [C in ErrorCode]?: number } = {
+  VALIDATION_FAILED: 400,
+  NOT_FOUND: 404,
+  INVALID_STATE: 409,
+  IDEMPOTENCY_KEY_IN_USE: 409,
+  REFUND_EXCEEDS_AMOUNT: 422,
+  IDEMPOTENCY_KEY_MISMATCH: 422,
+};
+
+type Detail = FieldIssue & { in?: string };
+
+/** Renders the native error envelope; exported for the root-level 404 and load-shedding handlers. */
+export function sendSimError(reply: FastifyReply, status: number, code: string, message: string, details?: Detail[]): FastifyReply {
+  const error: Record<string, unknown> = { code, message };
+  if (details !== undefined && details.length > 0) error.details = details;
+  if (reply.request.traceId) error.trace_id = reply.request.traceId;
+  return reply.code(status).type('application/json; charset=utf-8').send({ error });
+}
+
+export function simErrorHandler(error: FastifyError, request: { log: { error: (o: object, m: string) => void } }, reply: FastifyReply): FastifyReply {
+  if (error instanceof DomainError && STATUS_OF[error.code] !== undefined) return sendSimError(reply, STATUS_OF[error.code] as number, error.code, error.message, error.details);
+  if (error.validation !== undefined) {
+    const details = validationIssues(error);
+    const first = details[0];
+    return sendSimError(reply, 400, 'VALIDATION_FAILED', first ? `${first.in} ${first.field}: ${first.message}` : 'The request is invalid.', details);
+  }
+  const problem = contentProblem(error);
+  if (problem?.kind === 'PAYLOAD_TOO_LARGE') return sendSimError(reply, 413, 'PAYLOAD_TOO_LARGE', 'The request body is larger than the limit (BODY_LIMIT_BYTES).');
+  if (problem?.kind === 'UNSUPPORTED_MEDIA_TYPE') return sendSimError(reply, 415, 'UNSUPPORTED_MEDIA_TYPE', 'Send the body as application/json.');
+  if (problem?.kind === 'MALFORMED') return sendSimError(reply, 400, 'VALIDATION_FAILED', `The request body could not be read: ${error.message}`);
+  request.log.error({ err: error }, 'unhandled error');
+  return sendSimError(reply, 500, 'INTERNAL', 'Something went wrong on our side; the request may be retried.');
+}
+
+export function intentView(intent: Intent) {
+  return {
+    payment_intent_id: intent.id,
+    reservation_id: intent.reservationId,
+    amount: intent.amount,
+    currency: intent.currency,
+    scenario: intent.scenario,
+    status: intent.status,
+    failure_code: intent.failureCode,
+    refunded_amount: intent.refundedAmount,
+    delay_ms: intent.delayMs,
+    webhook_url: intent.webhookUrl,
+    metadata: intent.metadata,
+    created_at: new Date(intent.createdAt).toISOString(),
+    updated_at: new Date(intent.updatedAt).toISOString(),
+    decided_at: intent.decidedAt === null ? null : new Date(intent.decidedAt).toISOString(),
+  };
+}
+
+const errors = (...statuses: number[]) => Object.fromEntries(statuses.map((s) => [s, ErrorBody]));
+
+const simRoutes: FastifyPluginAsync = async (fastify) => {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+  const { intents, idempotency } = app.core;
+
+  // Only JSON bodies: anything else is a 415, not a string that fails validation later.
+  app.removeContentTypeParser('text/plain');
+  app.setErrorHandler(simErrorHandler);
+
+  const idem = idempotencyHooks({
+    store: idempotency,
+    sendConflict: (reply, conflict, message) => sendSimError(reply, conflict === 'IDEMPOTENCY_KEY_MISMATCH' ? 422 : 409, conflict, message),
+    onReplay: () => app.metrics.idempotencyReplays.inc(),
+    onConflict: () => app.metrics.idempotencyConflicts.inc(),
+  });
+  // A POST without a body (`curl -X POST .../cancel`) is an empty object, not a validation error.
+  const emptyBodyIsObject = async (request: { body: unknown }) => {
+    if (request.body === undefined || request.body === null) request.body = {};
+  };
+
+  app.post(
+    '/intent',
+    {
+      schema: {
+        summary: 'Create a payment intent',
+        description: 'Creates a PENDING intent; it becomes APPROVED or FAILED after its delay, as the scenario or the card data decide.',
+        tags: ['intents'],
+        headers: IdempotencyKeyHeader,
+        body: CreateIntentBody,
+        response: { 200: CreateIntentResponse, ...errors(400, 409, 413, 415, 422, 500, 503) },
+      },
+      ...idem,
+    },
+    async (request) => {
+      const b = request.body;
+      const intent = intents.create({
+        reservationId: b.reservation_id,
+        amount: b.amount,
+        currency: b.currency ?? 'KRW',
+        scenario: b.scenario,
+        delayMs: b.delay_ms,
+        card: b.card,
+        webhookUrl: b.webhook_url,
+        metadata: b.metadata,
+      });
+      return { payment_intent_id: intent.id, status: 'PENDING' as const, next: intent.webhookUrl === null ? ('poll' as const) : ('webhook' as const) };
+    },
+  );
+
+  app.get(
+    '/intents/:id',
+    {
+      schema: {
+        summary: 'Read a payment intent',
+        tags: ['intents'],
+        params: IntentParams,
+        response: { 200: IntentView, ...errors(400, 404, 500, 503) },
+      },
+    },
+    async (request) => intentView(intents.get(request.params.id)),
+  );
+
+  app.get(
+    '/intents',
+    {
+      schema: {
+        summary: 'List payment intents, newest first',
+        tags: ['intents'],
+        querystring: ListIntentsQuery,
+        response: { 200: IntentList, ...errors(400, 500, 503) },
+      },
+    },
+    async (request) => {
+      const q = request.query;
+      const page = intents.list({ reservationId: q.reservation_id, status: q.status, limit: q.limit ?? 50, cursor: q.cursor });
+      return { data: page.data.map(intentView), next_cursor: page.nextCursor };
+    },
+  );
+
+  app.post(
+    '/intents/:id/cancel',
+    {
+      schema: {
+        summary: 'Cancel a PENDING payment intent',
+        tags: ['intents'],
+        headers: IdempotencyKeyHeader,
+        params: IntentParams,
+        body: EmptyBody,
+        response: { 200: IntentView, ...errors(400, 404, 409, 413, 415, 422, 500, 503) },
+      },
+      preValidation: emptyBodyIsObject,
+      ...idem,
+    },
+    async (request) => intentView(intents.cancel(request.params.id)),
+  );
+
+  app.post(
+    '/intents/:id/refund',
+    {
+      schema: {
+        summary: 'Refund an APPROVED payment intent, fully (default) or partly',
+        tags: ['intents'],
+        headers: IdempotencyKeyHeader,
+        params: IntentParams,
+        body: RefundBody,
+        response: { 200: IntentView, ...errors(400, 404, 409, 413, 415, 422, 500, 503) },
+      },
+      preValidation: emptyBodyIsObject,
+      ...idem,
+    },
+    async (request) => intentView(intents.refund(request.params.id, request.body.amount)),
+  );
+};
+
+export default simRoutes;

@@ -1,0 +1,101 @@
+import { Type } from 'typebox';
+import { INTENT_STATUSES } from '../core/intents.ts';
+import { SCENARIOS } from '../core/scenario.ts';
+import { Cursor, IsoDateTime, WebhookUrl } from './common.ts';
+
+/**
+ * Schemas of the native API (`/v1/sim`), snake_case as in source document 000.
+ * Objects reject unknown fields: a typo in a payment request is an error, not a silent default.
+ */
+
+const Strict = { additionalProperties: false } as const;
+
+export const IntentId = Type.String({ pattern: '^pay_[0-9A-HJKMNP-TV-Z]{26}$', description: 'pay_<ULID>' });
+
+export const Card = Type.Object(
+  {
+    number: Type.Optional(Type.String({ minLength: 1, maxLength: 19, description: 'Card number, digits only, Luhn-checked' })),
+    cvv: Type.Optional(Type.String({ minLength: 1, maxLength: 4, description: '3 or 4 digits; the last digit decides (0, 1, 9 approve)' })),
+    exp_month: Type.Optional(Type.Integer({ minimum: 1, maximum: 12 })),
+    exp_year: Type.Optional(Type.Integer({ minimum: 2000, maximum: 2199 })),
+  },
+  Strict,
+);
+
+export const CreateIntentBody = Type.Object(
+  {
+    reservation_id: Type.String({ minLength: 1, maxLength: 128 }),
+    amount: Type.Integer({ minimum: 1, maximum: 100_000_000_000, description: 'Minor units of the currency' }),
+    currency: Type.Optional(Type.String({ pattern: '^[A-Z]{3}$', default: 'KRW', description: 'ISO 4217' })),
+    scenario: Type.Optional(Type.Enum(SCENARIOS)),
+    delay_ms: Type.Optional(Type.Integer({ minimum: 0, maximum: 600_000 })),
+    card: Type.Optional(Card),
+    webhook_url: Type.Optional(WebhookUrl),
+    metadata: Type.Optional(Type.Record(Type.String({ maxLength: 40 }), Type.String({ maxLength: 500 }), { maxProperties: 20 })),
+  },
+  Strict,
+);
+
+export const CreateIntentResponse = Type.Object({
+  payment_intent_id: IntentId,
+  status: Type.Literal('PENDING'),
+  next: Type.Union([Type.Literal('webhook'), Type.Literal('poll')]),
+});
+
+export const IntentStatus = Type.Enum(INTENT_STATUSES);
+
+export const IntentView = Type.Object({
+  payment_intent_id: IntentId,
+  reservation_id: Type.String(),
+  amount: Type.Integer(),
+  currency: Type.String(),
+  scenario: Type.String({ description: 'approve | fail | delay | random, or card when the card data decided' }),
+  status: IntentStatus,
+  failure_code: Type.Union([Type.String(), Type.Null()]),
+  refunded_amount: Type.Integer(),
+  delay_ms: Type.Integer(),
+  webhook_url: Type.Union([Type.String(), Type.Null()]),
+  metadata: Type.Union([Type.Record(Type.String(), Type.String()), Type.Null()]),
+  created_at: IsoDateTime,
+  updated_at: IsoDateTime,
+  decided_at: Type.Union([IsoDateTime, Type.Null()]),
+});
+
+export const IntentParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
+
+export const ListIntentsQuery = Type.Object(
+  {
+    reservation_id: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+    status: Type.Optional(IntentStatus),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 })),
+    cursor: Type.Optional(Cursor),
+  },
+  Strict,
+);
+
+export const IntentList = Type.Object({
+  data: Type.Array(IntentView),
+  next_cursor: Type.Union([Type.String(), Type.Null()]),
+});
+
+export const RefundBody = Type.Object({ amount: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000_000_000 })) }, Strict);
+
+export const EmptyBody = Type.Object({}, Strict);
+
+export const ErrorBody = Type.Object({
+  error: Type.Object({
+    code: Type.String(),
+    message: Type.String(),
+    details: Type.Optional(
+      Type.Array(
+        Type.Object({
+          field: Type.String(),
+          in: Type.Optional(Type.String()),
+          rule: Type.String(),
+          message: Type.String(),
+        }),
+      ),
+    ),
+    trace_id: Type.Optional(Type.String()),
+  }),
+});

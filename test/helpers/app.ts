@@ -1,0 +1,33 @@
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from '../../src/app.ts';
+import { loadConfig, type Config } from '../../src/config.ts';
+import { isPaymentEvent, type PaymentEvent } from '../../src/core/events.ts';
+import { createRandom } from '../../src/core/random.ts';
+import { ManualClock } from './manual-clock.ts';
+
+export interface TestApp {
+  app: FastifyInstance;
+  clock: ManualClock;
+  config: Config;
+  /** Every event published on the bus, in order. */
+  events: PaymentEvent[];
+}
+
+/**
+ * The whole service on a manual clock and a seeded random source, configured from `env` on top
+ * of a fixed secret (so signatures are checkable) and a zero shutdown budget.
+ */
+export async function buildTestApp(env: Record<string, string> = {}): Promise<TestApp> {
+  const config = loadConfig({ WEBHOOK_SECRET: 'whsec_dGVzdC1zZWNyZXQtZm9yLXBheXNpbQ==', SHUTDOWN_TIMEOUT_MS: '0', RANDOM_SEED: '42', ...env });
+  const clock = new ManualClock();
+  const app = await buildApp({ config, clock, random: createRandom(config.randomSeed), logger: false });
+  const events: PaymentEvent[] = [];
+  app.core.bus.subscribe((event) => {
+    if (isPaymentEvent(event)) events.push(event);
+  });
+  await app.ready();
+  return { app, clock, config, events };
+}
+
+export const ULID = '[0-9A-HJKMNP-TV-Z]{26}';
+export const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;

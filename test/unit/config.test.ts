@@ -1,0 +1,204 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config.ts';
+
+const GENERATED_SECRET = /^whsec_[A-Za-z0-9+/]{32}$/;
+
+afterEach(() => {
+  vi.unstubAllEnvs();
+});
+
+function configError(env: Record<string, string>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) return error;
+    throw error;
+  }
+  throw new Error(`expected ConfigError for ${JSON.stringify(env)}`);
+}
+
+describe('loadConfig defaults', () => {
+  it('an empty environment gives exactly the documented defaults', () => {
+    expect(loadConfig({})).toEqual({
+      port: 8080,
+      host: '0.0.0.0',
+      logLevel: 'info',
+      webhookSecret: expect.stringMatching(GENERATED_SECRET),
+      webhookSecretGenerated: true,
+      scenarios: { approveDelayMs: 200, failDelayMs: 100, delayDelayMs: 3000, randomApproveRate: 0.8 },
+      randomSeed: undefined,
+      webhook: { timeoutMs: 1000, maxRetries: 5, backoffMs: 1000, maxRps: 500 },
+      otel: { endpoint: undefined, serviceName: 'paysim' },
+      idempotency: { ttlMs: 86_400_000, maxKeys: 1_000_000 },
+      store: { intentTtlMs: 86_400_000, maxIntents: 1_000_000 },
+      bodyLimitBytes: 65_536,
+      shutdownTimeoutMs: 10_000,
+      overload: { maxEventLoopDelayMs: 1000, maxHeapUsedBytes: 0, maxRssBytes: 0, retryAfterS: 1 },
+    });
+  });
+
+  it('reads only the given source, never process.env', () => {
+    vi.stubEnv('PORT', '1234');
+    vi.stubEnv('LOG_LEVEL', 'nonsense');
+    expect(loadConfig({})).toMatchObject({ port: 8080, logLevel: 'info' });
+  });
+
+  it('empty-string values count as unset', () => {
+    const config = loadConfig({ PORT: '', HOST: '', LOG_LEVEL: '', RANDOM_APPROVE_RATE: '', WEBHOOK_SECRET: '', RANDOM_SEED: '' });
+    expect(config).toMatchObject({ port: 8080, host: '0.0.0.0', logLevel: 'info', randomSeed: undefined, webhookSecretGenerated: true });
+    expect(config.scenarios.randomApproveRate).toBe(0.8);
+    expect(config.webhookSecret).toMatch(GENERATED_SECRET);
+  });
+
+  it('does not mutate the source', () => {
+    const env = { PORT: '9000', FOO: '' };
+    loadConfig(env);
+    expect(env).toEqual({ PORT: '9000', FOO: '' });
+  });
+
+  it('ignores unknown variables', () => {
+    expect(loadConfig({ SOMETHING_ELSE: 'x', PATH: '/bin' }).port).toBe(8080);
+  });
+});
+
+describe('loadConfig values', () => {
+  it('reads and coerces every variable', () => {
+    const config = loadConfig({
+      PORT: '3000',
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'debug',
+      WEBHOOK_SECRET: 'whsec_test_secret',
+      DEFAULT_APPROVE_DELAY_MS: '0',
+      DEFAULT_FAIL_DELAY_MS: '5',
+      DEFAULT_DELAY_DELAY_MS: '600000',
+      RANDOM_APPROVE_RATE: '0.25',
+      RANDOM_SEED: '42',
+      WEBHOOK_TIMEOUT_MS: '250',
+      WEBHOOK_MAX_RETRIES: '0',
+      WEBHOOK_BACKOFF_MS: '10',
+      WEBHOOK_MAX_RPS: '0',
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4317',
+      OTEL_SERVICE_NAME: 'paysim-ci',
+      IDEMPOTENCY_TTL_MS: '60000',
+      IDEMPOTENCY_MAX_KEYS: '10',
+      INTENT_TTL_MS: '120000',
+      STORE_MAX_INTENTS: '500',
+      BODY_LIMIT_BYTES: '1024',
+      SHUTDOWN_TIMEOUT_MS: '0',
+      OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0',
+      OVERLOAD_MAX_HEAP_USED_BYTES: '100000000',
+      OVERLOAD_MAX_RSS_BYTES: '200000000',
+      OVERLOAD_RETRY_AFTER_S: '30',
+    });
+    expect(config).toEqual({
+      port: 3000,
+      host: '127.0.0.1',
+      logLevel: 'debug',
+      webhookSecret: 'whsec_test_secret',
+      webhookSecretGenerated: false,
+      scenarios: { approveDelayMs: 0, failDelayMs: 5, delayDelayMs: 600_000, randomApproveRate: 0.25 },
+      randomSeed: 42,
+      webhook: { timeoutMs: 250, maxRetries: 0, backoffMs: 10, maxRps: 0 },
+      otel: { endpoint: 'http://collector:4317', serviceName: 'paysim-ci' },
+      idempotency: { ttlMs: 60_000, maxKeys: 10 },
+      store: { intentTtlMs: 120_000, maxIntents: 500 },
+      bodyLimitBytes: 1024,
+      shutdownTimeoutMs: 0,
+      overload: { maxEventLoopDelayMs: 0, maxHeapUsedBytes: 100_000_000, maxRssBytes: 200_000_000, retryAfterS: 30 },
+    });
+  });
+
+  it.each(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])('LOG_LEVEL %s is accepted', (level) => {
+    expect(loadConfig({ LOG_LEVEL: level }).logLevel).toBe(level);
+  });
+
+  it('accepts the rate bounds 0 and 1', () => {
+    expect(loadConfig({ RANDOM_APPROVE_RATE: '0' }).scenarios.randomApproveRate).toBe(0);
+    expect(loadConfig({ RANDOM_APPROVE_RATE: '1' }).scenarios.randomApproveRate).toBe(1);
+  });
+
+  it('accepts PORT bounds 0 and 65535', () => {
+    expect(loadConfig({ PORT: '0' }).port).toBe(0);
+    expect(loadConfig({ PORT: '65535' }).port).toBe(65535);
+  });
+});
+
+describe('webhook secret', () => {
+  it('unset → a generated whsec_ secret, different on each load', () => {
+    const a = loadConfig({});
+    const b = loadConfig({});
+    expect(a.webhookSecretGenerated).toBe(true);
+    expect(a.webhookSecret).toMatch(GENERATED_SECRET);
+    expect(b.webhookSecret).toMatch(GENERATED_SECRET);
+    expect(a.webhookSecret).not.toBe(b.webhookSecret);
+  });
+
+  it('set → used as-is', () => {
+    expect(loadConfig({ WEBHOOK_SECRET: 'exactly8' })).toMatchObject({ webhookSecret: 'exactly8', webhookSecretGenerated: false });
+  });
+
+  it('a too-short secret is rejected without echoing its value', () => {
+    const error = configError({ WEBHOOK_SECRET: 'hunter2' });
+    expect(error.message).toBe('Invalid configuration: WEBHOOK_SECRET must NOT have fewer than 8 characters');
+    expect(error.message).not.toContain('hunter2');
+  });
+
+  it('the secret stays hidden when other variables are invalid too', () => {
+    const error = configError({ WEBHOOK_SECRET: 'pw1', PORT: 'abc' });
+    expect(error.message).toBe('Invalid configuration: PORT must be integer (got "abc"); WEBHOOK_SECRET must NOT have fewer than 8 characters');
+    expect(error.message).not.toContain('pw1');
+  });
+});
+
+describe('invalid configuration', () => {
+  it.each([
+    [{ PORT: 'abc' }, 'Invalid configuration: PORT must be integer (got "abc")'],
+    [{ PORT: '70000' }, 'Invalid configuration: PORT must be <= 65535 (got "70000")'],
+    [{ PORT: '-1' }, 'Invalid configuration: PORT must be >= 0 (got "-1")'],
+    [{ PORT: '80.5' }, 'Invalid configuration: PORT must be integer (got "80.5")'],
+    [{ RANDOM_APPROVE_RATE: '1.5' }, 'Invalid configuration: RANDOM_APPROVE_RATE must be <= 1 (got "1.5")'],
+    [{ RANDOM_APPROVE_RATE: '-0.1' }, 'Invalid configuration: RANDOM_APPROVE_RATE must be >= 0 (got "-0.1")'],
+    [{ RANDOM_APPROVE_RATE: 'abc' }, 'Invalid configuration: RANDOM_APPROVE_RATE must be number (got "abc")'],
+    [{ DEFAULT_FAIL_DELAY_MS: '-1' }, 'Invalid configuration: DEFAULT_FAIL_DELAY_MS must be >= 0 (got "-1")'],
+    [{ DEFAULT_APPROVE_DELAY_MS: '-200' }, 'Invalid configuration: DEFAULT_APPROVE_DELAY_MS must be >= 0 (got "-200")'],
+    [{ DEFAULT_DELAY_DELAY_MS: '600001' }, 'Invalid configuration: DEFAULT_DELAY_DELAY_MS must be <= 600000 (got "600001")'],
+    [{ DEFAULT_APPROVE_DELAY_MS: '1.5' }, 'Invalid configuration: DEFAULT_APPROVE_DELAY_MS must be integer (got "1.5")'],
+    [
+      { LOG_LEVEL: 'loud' },
+      'Invalid configuration: LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent (got "loud")',
+    ],
+    [{ RANDOM_SEED: '-1' }, 'Invalid configuration: RANDOM_SEED must be >= 0 (got "-1")'],
+    [{ STORE_MAX_INTENTS: '0' }, 'Invalid configuration: STORE_MAX_INTENTS must be >= 1 (got "0")'],
+    [{ WEBHOOK_MAX_RETRIES: '101' }, 'Invalid configuration: WEBHOOK_MAX_RETRIES must be <= 100 (got "101")'],
+    [{ WEBHOOK_TIMEOUT_MS: '0' }, 'Invalid configuration: WEBHOOK_TIMEOUT_MS must be >= 1 (got "0")'],
+    [
+      { OTEL_EXPORTER_OTLP_ENDPOINT: 'grpc://collector' },
+      'Invalid configuration: OTEL_EXPORTER_OTLP_ENDPOINT must match pattern "^https?://" (got "grpc://collector")',
+    ],
+  ])('%j → %s', (env, message) => {
+    const error = configError(env);
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error).toBeInstanceOf(Error);
+    expect(error.name).toBe('ConfigError');
+    expect(error.message).toBe(message);
+    expect(error.message).not.toContain('\n');
+  });
+
+  it('names every invalid variable, once each, on one line', () => {
+    const error = configError({ PORT: 'abc', LOG_LEVEL: 'x', RANDOM_APPROVE_RATE: '2' });
+    expect(error.message).toBe(
+      'Invalid configuration: PORT must be integer (got "abc"); LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent (got "x"); RANDOM_APPROVE_RATE must be <= 1 (got "2")',
+    );
+  });
+
+  it('a value containing a newline is escaped, keeping the message on one line', () => {
+    const error = configError({ LOG_LEVEL: 'info\nerror' });
+    expect(error.message).toBe('Invalid configuration: LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent (got "info\\nerror")');
+    expect(error.message.split('\n')).toHaveLength(1);
+  });
+
+  it('validation does not fall back to process.env for an invalid value', () => {
+    vi.stubEnv('PORT', '9999');
+    expect(configError({ PORT: 'abc' }).message).toBe('Invalid configuration: PORT must be integer (got "abc")');
+  });
+});
