@@ -8,7 +8,11 @@ export type ErrorCode =
   | 'INVALID_STATE'
   | 'REFUND_EXCEEDS_AMOUNT'
   | 'IDEMPOTENCY_KEY_MISMATCH'
-  | 'IDEMPOTENCY_KEY_IN_USE';
+  | 'IDEMPOTENCY_KEY_IN_USE'
+  | 'SOLD_OUT'
+  | 'FORBIDDEN'
+  | 'BOOKING_EXPIRED'
+  | 'PAYMENT_ALREADY_PROCESSED';
 
 /** One rejected input: where it is (a JSON pointer such as `/card/cvv`) and which rule it broke. */
 export interface FieldIssue {

@@ -1,3 +1,4 @@
+import type { Booking } from './bookings.ts';
 import type { Intent } from './intents.ts';
 
 export type PaymentEventType = 'payment.created' | 'payment.approved' | 'payment.failed' | 'payment.cancelled' | 'payment.refunded';
@@ -15,7 +16,17 @@ export interface PaymentEvent {
   refundAmount?: number;
 }
 
-export type DomainEvent = PaymentEvent;
+export type BookingEventType = 'booking.confirmed' | 'booking.failed' | 'booking.expired' | 'booking.cancelled';
+
+/** A fact about a booking; `booking` is a snapshot taken when the event was published. */
+export interface BookingEvent {
+  id: string;
+  type: BookingEventType;
+  occurredAt: number;
+  booking: Readonly<Booking>;
+}
+
+export type DomainEvent = PaymentEvent | BookingEvent;
 
 export type EventHandler = (event: DomainEvent) => void;
 

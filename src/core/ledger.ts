@@ -1,0 +1,139 @@
+import type { Clock } from './clock.ts';
+import { validationFailed } from './errors.ts';
+import type { IdFactory } from './ids.ts';
+
+/**
+ * A double-entry ledger. Every confirmed payment is one transaction of two entries sharing a
+ * `transactionId`: a `CUSTOMER_PAYABLE` debit and a `MERCHANT_BALANCE` credit of the same amount,
+ * so total debits equal total credits at every moment. Entries are append-only.
+ * @see issue 4 "Ledger", ../../shared/seeds/003_2d28ecb358825d26.txt (ledgerEntries)
+ */
+
+export const LEDGER_ACCOUNTS = ['CUSTOMER_PAYABLE', 'MERCHANT_BALANCE'] as const;
+export type LedgerAccount = (typeof LEDGER_ACCOUNTS)[number];
+export type EntryDirection = 'DEBIT' | 'CREDIT';
+
+export interface LedgerEntry {
+  /** `led_<ULID>` */
+  entryId: string;
+  /** `tx_<ULID>`, shared by the two entries of one transaction. */
+  transactionId: string;
+  bookingId: string;
+  account: LedgerAccount;
+  direction: EntryDirection;
+  /** Minor units, always positive; the direction gives the side. */
+  amount: number;
+  currency: string;
+  /** Epoch ms. */
+  createdAt: number;
+}
+
+export interface LedgerTransaction {
+  transactionId: string;
+  entries: [LedgerEntry, LedgerEntry];
+}
+
+export interface PostInput {
+  bookingId: string;
+  amount: number;
+  currency: string;
+}
+
+/**
+ * The totals of one account in one currency. `balance` is signed debit-positive
+ * (`debits − credits`), so the balances of all accounts in a currency always sum to 0:
+ * `CUSTOMER_PAYABLE` is positive and `MERCHANT_BALANCE` negative by the amount collected.
+ */
+export interface LedgerBalance {
+  account: LedgerAccount;
+  currency: string;
+  debits: number;
+  credits: number;
+  balance: number;
+}
+
+export interface LedgerDeps {
+  clock: Clock;
+  ids: IdFactory;
+}
+
+export class Ledger {
+  readonly #deps: LedgerDeps;
+  readonly #entries: LedgerEntry[] = [];
+  readonly #byBooking = new Map<string, LedgerEntry[]>();
+  /** Running totals keyed by `${account} ${currency}`, so `balances()` never scans the entries. */
+  readonly #totals = new Map<string, LedgerBalance>();
+  #debits = 0;
+  #credits = 0;
+
+  constructor(deps: LedgerDeps) {
+    this.#deps = deps;
+  }
+
+  /** Writes one balanced transaction for a payment; VALIDATION_FAILED unless the amount is a positive integer. */
+  post(input: PostInput): LedgerTransaction {
+    if (!Number.isSafeInteger(input.amount) || input.amount <= 0) {
+      throw validationFailed([{ field: '/amount', rule: 'minimum', message: 'must be a positive whole number of minor units' }]);
+    }
+    const { clock, ids } = this.#deps;
+    const transactionId = ids('tx');
+    const createdAt = clock.now();
+    const entry = (account: LedgerAccount, direction: EntryDirection): LedgerEntry => ({
+      entryId: ids('led'),
+      transactionId,
+      bookingId: input.bookingId,
+      account,
+      direction,
+      amount: input.amount,
+      currency: input.currency,
+      createdAt,
+    });
+    const entries: [LedgerEntry, LedgerEntry] = [entry('CUSTOMER_PAYABLE', 'DEBIT'), entry('MERCHANT_BALANCE', 'CREDIT')];
+    for (const e of entries) this.#append(e);
+    return { transactionId, entries: [{ ...entries[0] }, { ...entries[1] }] };
+  }
+
+  /** Entries in the order they were written, all of them or one booking's. */
+  entries(bookingId?: string): LedgerEntry[] {
+    const list = bookingId === undefined ? this.#entries : (this.#byBooking.get(bookingId) ?? []);
+    return list.map((e) => ({ ...e }));
+  }
+
+  /** One row per account and currency that has entries, accounts in `LEDGER_ACCOUNTS` order. */
+  balances(): LedgerBalance[] {
+    return [...this.#totals.values()]
+      .map((b) => ({ ...b }))
+      .sort((a, b) => a.currency.localeCompare(b.currency) || LEDGER_ACCOUNTS.indexOf(a.account) - LEDGER_ACCOUNTS.indexOf(b.account));
+  }
+
+  /** Total debits minus total credits over every entry: always 0. */
+  imbalance(): number {
+    return this.#debits - this.#credits;
+  }
+
+  get size(): number {
+    return this.#entries.length;
+  }
+
+  #append(entry: LedgerEntry): void {
+    this.#entries.push(entry);
+    const list = this.#byBooking.get(entry.bookingId);
+    if (list === undefined) this.#byBooking.set(entry.bookingId, [entry]);
+    else list.push(entry);
+    const key = `${entry.account} ${entry.currency}`;
+    let total = this.#totals.get(key);
+    if (total === undefined) {
+      total = { account: entry.account, currency: entry.currency, debits: 0, credits: 0, balance: 0 };
+      this.#totals.set(key, total);
+    }
+    if (entry.direction === 'DEBIT') {
+      total.debits += entry.amount;
+      total.balance += entry.amount;
+      this.#debits += entry.amount;
+    } else {
+      total.credits += entry.amount;
+      total.balance -= entry.amount;
+      this.#credits += entry.amount;
+    }
+  }
+}
