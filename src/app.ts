@@ -9,11 +9,15 @@ import type { Logger } from 'pino';
 import type { Config } from './config.ts';
 import type { Clock } from './core/clock.ts';
 import type { RandomSource } from './core/random.ts';
+import bookings from './plugins/app/bookings.ts';
 import core from './plugins/app/core.ts';
 import lifecycle from './plugins/app/lifecycle.ts';
 import metrics from './plugins/app/metrics.ts';
-import requestContext, { requestIdFrom } from './plugins/app/request-context.ts';
+import webhooks from './plugins/app/webhooks.ts';
+import requestContext, { childLoggerWithTraceId, requestIdFrom } from './plugins/app/request-context.ts';
+import bookingsRoutes from './routes/bookings.ts';
 import opsRoutes from './routes/ops.ts';
+import paymentServiceRoutes from './routes/payment-service.ts';
 import simRoutes, { sendSimError } from './routes/sim.ts';
 
 /**
@@ -39,6 +43,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     logger: typeof options.logger === 'object' ? undefined : (options.logger ?? false),
     bodyLimit: config.bodyLimitBytes,
     genReqId: requestIdFrom,
+    childLoggerFactory: childLoggerWithTraceId,
     // One line per request, written by the request-context plugin, instead of Fastify's two.
     logController: new LogController({ requestIdLogLabel: 'request_id', disableRequestLogging: true }),
     return503OnClosing: true,
@@ -52,6 +57,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(core, { config, clock: options.clock, random: options.random });
   await app.register(requestContext);
   await app.register(metrics);
+  await app.register(webhooks);
+  await app.register(bookings);
   await app.register(underPressure, {
     maxEventLoopDelay: config.overload.maxEventLoopDelayMs,
     maxHeapUsedBytes: config.overload.maxHeapUsedBytes,
@@ -72,7 +79,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       },
       tags: [
         { name: 'intents', description: 'The native payment-intent API (/v1/sim)' },
+        { name: 'webhooks', description: 'Webhook deliveries: log, replay, test sends, disabled URLs' },
         { name: 'operations', description: 'Health, readiness and metrics' },
+        { name: 'bookings', description: 'The bookings API (document 003): seat holds, card payments, the events inbox and the ledger; every route needs x-user-id' },
+        { name: 'payment-service', description: 'The ticketing payment-service API (document 004): /api/v1/payments/* behind a JWT, and /health' },
       ],
     },
   });
@@ -81,6 +91,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   await app.register(opsRoutes);
   await app.register(simRoutes, { prefix: '/v1/sim' });
+  await app.register(bookingsRoutes);
+  await app.register(paymentServiceRoutes);
 
   app.setNotFoundHandler((request, reply) => sendSimError(reply, 404, 'NOT_FOUND', `No route ${request.method} ${request.url.split('?')[0]}.`));
   return app;

@@ -1,12 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import { envSchema } from 'env-schema';
 import { Type, type Static } from 'typebox';
+import { DEFAULT_PERFORMANCES, loadPerformancesFile, type Performance } from './core/performances.ts';
 
 /**
  * Configuration comes from the environment only and is validated once, at start. A bad value
  * stops the process with one line naming the variable and the rule it broke.
  * Every variable here is listed, with its default, in `.env.example` and the README.
  */
+
+export const SIGNATURE_SCHEMES = ['standard', 'legacy', 'stripe'] as const;
+export type SignatureScheme = (typeof SIGNATURE_SCHEMES)[number];
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -30,6 +34,14 @@ const EnvSchema = Type.Object({
   WEBHOOK_MAX_RETRIES: Count(5, 0, 100),
   WEBHOOK_BACKOFF_MS: Ms(1000, 3_600_000),
   WEBHOOK_MAX_RPS: Count(500, 0, 1_000_000),
+  WEBHOOK_SECRET_PREVIOUS: Type.Optional(Type.String({ minLength: 8 })),
+  WEBHOOK_SIGNATURE_SCHEMES: Type.String({ pattern: '^\\s*(standard|legacy|stripe)\\s*(,\\s*(standard|legacy|stripe)\\s*)*$', default: 'standard,legacy' }),
+  WEBHOOK_CONCURRENCY: Count(64, 1, 10_000),
+  WEBHOOK_ORIGIN_CONCURRENCY: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })),
+  WEBHOOK_QUEUE_MAX: Count(100_000, 1, 10_000_000),
+  WEBHOOK_BACKOFF_MAX_MS: Ms(60_000, 86_400_000),
+  WEBHOOK_LOG_TTL_MS: Ms(86_400_000),
+  WEBHOOK_LOG_MAX: Count(100_000, 1),
   OTEL_EXPORTER_OTLP_ENDPOINT: Type.Optional(Type.String({ pattern: '^https?://' })),
   OTEL_SERVICE_NAME: Type.String({ minLength: 1, default: 'paysim' }),
   IDEMPOTENCY_TTL_MS: Ms(86_400_000),
@@ -42,6 +54,15 @@ const EnvSchema = Type.Object({
   OVERLOAD_MAX_HEAP_USED_BYTES: Count(0),
   OVERLOAD_MAX_RSS_BYTES: Count(0, 0, Number.MAX_SAFE_INTEGER),
   OVERLOAD_RETRY_AFTER_S: Count(1, 1, 3600),
+  PERFORMANCES_FILE: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+  SEAT_HOLD_MS: Count(600_000, 1, 86_400_000),
+  EVENT_PROCESSING_DELAY_MS: Ms(50, 600_000),
+  MOCK_MIN_DELAY_MS: Ms(500, 600_000),
+  MOCK_MAX_DELAY_MS: Ms(1500, 600_000),
+  // No length rule beyond sanity: it must equal whatever secret the ticketing stack's auth service signs with.
+  JWT_SECRET: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+  BOOKING_TTL_MS: Ms(86_400_000),
+  BOOKINGS_MAX: Count(1_000_000, 1),
 });
 
 type Env = Static<typeof EnvSchema>;
@@ -55,13 +76,41 @@ export interface Config {
   webhookSecretGenerated: boolean;
   scenarios: { approveDelayMs: number; failDelayMs: number; delayDelayMs: number; randomApproveRate: number };
   randomSeed: number | undefined;
-  webhook: { timeoutMs: number; maxRetries: number; backoffMs: number; maxRps: number };
+  webhook: {
+    timeoutMs: number;
+    maxRetries: number;
+    backoffMs: number;
+    backoffMaxMs: number;
+    maxRps: number;
+    /** The secret before the current one, during a rotation: deliveries carry signatures for both. */
+    previousSecret: string | undefined;
+    schemes: SignatureScheme[];
+    concurrency: number;
+    /** In flight per receiver origin, so a slow receiver cannot take every worker. */
+    originConcurrency: number;
+    queueMax: number;
+    logTtlMs: number;
+    logMax: number;
+  };
   otel: { endpoint: string | undefined; serviceName: string };
   idempotency: { ttlMs: number; maxKeys: number };
   store: { intentTtlMs: number; maxIntents: number };
   bodyLimitBytes: number;
   shutdownTimeoutMs: number;
   overload: { maxEventLoopDelayMs: number; maxHeapUsedBytes: number; maxRssBytes: number; retryAfterS: number };
+  bookings: {
+    /** PERFORMANCES_FILE, when set; `performances` is then its catalog, read and validated at start. */
+    performancesFile: string | undefined;
+    performances: readonly Performance[];
+    seatHoldMs: number;
+    eventProcessingDelayMs: number;
+    mockMinDelayMs: number;
+    mockMaxDelayMs: number;
+    ttlMs: number;
+    maxBookings: number;
+  };
+  /** HS256 secret of the payment-service API's bearer tokens; unset: that endpoint answers 503. */
+  jwtSecret: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -78,6 +127,10 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   } catch (error) {
     throw new ConfigError(describe(error, data));
   }
+  if (env.MOCK_MIN_DELAY_MS > env.MOCK_MAX_DELAY_MS) {
+    throw new ConfigError(`Invalid configuration: MOCK_MIN_DELAY_MS must be <= MOCK_MAX_DELAY_MS (got ${env.MOCK_MIN_DELAY_MS} > ${env.MOCK_MAX_DELAY_MS})`);
+  }
+  const performances = env.PERFORMANCES_FILE === undefined ? DEFAULT_PERFORMANCES : readCatalog(env.PERFORMANCES_FILE);
   const secret = env.WEBHOOK_SECRET ?? `whsec_${randomBytes(24).toString('base64')}`;
   return {
     port: env.PORT,
@@ -92,7 +145,20 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       randomApproveRate: env.RANDOM_APPROVE_RATE,
     },
     randomSeed: env.RANDOM_SEED,
-    webhook: { timeoutMs: env.WEBHOOK_TIMEOUT_MS, maxRetries: env.WEBHOOK_MAX_RETRIES, backoffMs: env.WEBHOOK_BACKOFF_MS, maxRps: env.WEBHOOK_MAX_RPS },
+    webhook: {
+      timeoutMs: env.WEBHOOK_TIMEOUT_MS,
+      maxRetries: env.WEBHOOK_MAX_RETRIES,
+      backoffMs: env.WEBHOOK_BACKOFF_MS,
+      backoffMaxMs: env.WEBHOOK_BACKOFF_MAX_MS,
+      maxRps: env.WEBHOOK_MAX_RPS,
+      previousSecret: env.WEBHOOK_SECRET_PREVIOUS,
+      schemes: [...new Set(env.WEBHOOK_SIGNATURE_SCHEMES.split(',').map((name) => name.trim() as SignatureScheme))],
+      concurrency: env.WEBHOOK_CONCURRENCY,
+      originConcurrency: env.WEBHOOK_ORIGIN_CONCURRENCY ?? Math.max(1, Math.ceil(env.WEBHOOK_CONCURRENCY / 2)),
+      queueMax: env.WEBHOOK_QUEUE_MAX,
+      logTtlMs: env.WEBHOOK_LOG_TTL_MS,
+      logMax: env.WEBHOOK_LOG_MAX,
+    },
     otel: { endpoint: env.OTEL_EXPORTER_OTLP_ENDPOINT, serviceName: env.OTEL_SERVICE_NAME },
     idempotency: { ttlMs: env.IDEMPOTENCY_TTL_MS, maxKeys: env.IDEMPOTENCY_MAX_KEYS },
     store: { intentTtlMs: env.INTENT_TTL_MS, maxIntents: env.STORE_MAX_INTENTS },
@@ -104,7 +170,30 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       maxRssBytes: env.OVERLOAD_MAX_RSS_BYTES,
       retryAfterS: env.OVERLOAD_RETRY_AFTER_S,
     },
+    bookings: {
+      performancesFile: env.PERFORMANCES_FILE,
+      performances,
+      seatHoldMs: env.SEAT_HOLD_MS,
+      eventProcessingDelayMs: env.EVENT_PROCESSING_DELAY_MS,
+      mockMinDelayMs: env.MOCK_MIN_DELAY_MS,
+      mockMaxDelayMs: env.MOCK_MAX_DELAY_MS,
+      ttlMs: env.BOOKING_TTL_MS,
+      maxBookings: env.BOOKINGS_MAX,
+    },
+    jwtSecret: env.JWT_SECRET,
   };
+}
+
+/**
+ * The catalog is read here, with the rest of the configuration, so a bad file stops the start
+ * the same way a bad variable does: exit 1 and one line naming PERFORMANCES_FILE.
+ */
+function readCatalog(path: string): Performance[] {
+  try {
+    return loadPerformancesFile(path);
+  } catch (error) {
+    throw new ConfigError(`Invalid configuration: ${(error as Error).message.replace(/\s*\n\s*/g, ' ')}`, { cause: error });
+  }
 }
 
 interface AjvError {
@@ -123,7 +212,7 @@ function describe(error: unknown, data: Record<string, unknown>): string {
     if (seen.has(name)) continue;
     seen.add(name);
     const rule = e.keyword === 'const' ? `must be one of ${LOG_LEVELS.join(', ')}` : (e.message ?? 'is invalid');
-    const shown = name === 'WEBHOOK_SECRET' ? '' : ` (got ${JSON.stringify(data[name])})`;
+    const shown = name.startsWith('WEBHOOK_SECRET') || name === 'JWT_SECRET' ? '' : ` (got ${JSON.stringify(data[name])})`;
     clauses.push(`${name} ${rule}${shown}`);
   }
   return `Invalid configuration: ${clauses.join('; ') || (error as Error).message}`;

@@ -25,6 +25,11 @@ import type { SeatInventory } from './seats.ts';
  * awaiting its processor both keep the booking: the sweeper, lazy expiry and cancel leave it
  * alone, so a hold that lapses while a payment is being processed never loses that payment.
  * Expiry is judged when the payment is submitted.
+ *
+ * Bounded like the intent store: finished bookings (confirmed, failed, expired, cancelled) older
+ * than `bookingTtlMs`, or beyond `maxBookings`, are evicted oldest first, together with their inbox
+ * events and their ledger transaction (both entries). Pending bookings are never evicted: each
+ * holds at least one seat, so there are never more of them than seats.
  * @see issue 4, ../../shared/seeds/003_2d28ecb358825d26.txt, ../../shared/seeds/004_bd5a7b9162ab823c.decoded.txt
  */
 
@@ -100,6 +105,20 @@ export interface BookingConfig {
   mockMaxDelayMs: number;
   /** How often the sweeper looks for lapsed holds; default 1000. */
   sweepIntervalMs?: number | undefined;
+  /** Finished bookings older than this (from their creation) are evicted (BOOKING_TTL_MS, default 24 h). */
+  bookingTtlMs?: number | undefined;
+  /** At most this many bookings are kept; beyond it the oldest finished ones go (BOOKINGS_MAX, default 1,000,000). */
+  maxBookings?: number | undefined;
+}
+
+/** What happened, for metrics; called synchronously, never allowed to break the operation. */
+export interface BookingObserver {
+  /** A booking was created (status pending). */
+  onBooked?(booking: Booking): void;
+  /** A payment was decided: `execute` (document 003, outcome by card) or `direct` (document 004, always a success). */
+  onPayment?(payment: { kind: PaymentKind; bookingId: string; isSuccess: boolean; failureCode: string | null }): void;
+  /** The processor applied an inbox event for the first time; `processedAt − createdAt` is its lag. */
+  onEventProcessed?(event: InboxEvent): void;
 }
 
 export interface BookingServiceDeps {
@@ -111,8 +130,9 @@ export interface BookingServiceDeps {
   ledger: Ledger;
   performances: readonly Performance[];
   config: BookingConfig;
-  /** Told about an error inside a timer (the processor, the sweeper), which must never throw. */
+  /** Told about an error inside a timer (the processor, the sweeper) or an observer, which must never throw. */
   onError?: ((error: unknown, context: string) => void) | undefined;
+  observer?: BookingObserver | undefined;
 }
 
 export interface BookInput {
@@ -157,6 +177,8 @@ export interface BookingCounts {
 }
 
 export const DEFAULT_SWEEP_INTERVAL_MS = 1000;
+export const DEFAULT_BOOKING_TTL_MS = 86_400_000;
+export const DEFAULT_MAX_BOOKINGS = 1_000_000;
 
 /** Test-card tokens (Stripe's names) and what they do; `null` means "the CVV rule decides". */
 const TEST_TOKENS: ReadonlyMap<string, Outcome | null> = new Map<string, Outcome | null>([
@@ -169,13 +191,17 @@ const TEST_TOKENS: ReadonlyMap<string, Outcome | null> = new Map<string, Outcome
 /** A token made of digits (spaces and dashes allowed between them), at least 8 digits: a card number. */
 const CARD_NUMBER_TOKEN = /^\d[\d -]*\d$/;
 
-type PaymentKind = 'execute' | 'direct';
+export type PaymentKind = 'execute' | 'direct';
 
 export class BookingService {
   readonly #deps: BookingServiceDeps;
   readonly #performances: ReadonlyMap<string, Performance>;
   readonly #bookings = new Map<string, Booking>();
-  readonly #byUser = new Map<string, string[]>();
+  /** A user's booking ids in creation order (a Set, so eviction removes one in O(1)). */
+  readonly #byUser = new Map<string, Set<string>>();
+  /** Every booking id in creation order, for eviction; ids of evicted bookings are skipped, then compacted away. */
+  #order: string[] = [];
+  #orderHead = 0;
   readonly #events = new Map<string, InboxEvent>();
   readonly #eventsByBooking = new Map<string, string[]>();
   /** Bookings with a payment between its call and the end of its delay. */
@@ -240,13 +266,19 @@ export class BookingService {
       expiresAt,
       paymentIntent: { status: 'PENDING', pgMockData: null },
     };
+    while (this.#bookings.size >= this.#maxBookings && this.#evictOldest()) {
+      // make room: the oldest finished booking goes first
+    }
     this.#bookings.set(id, booking);
+    this.#order.push(id);
     const mine = this.#byUser.get(input.userId);
-    if (mine === undefined) this.#byUser.set(input.userId, [id]);
-    else mine.push(id);
+    if (mine === undefined) this.#byUser.set(input.userId, new Set([id]));
+    else mine.add(id);
     this.#statusCounts.pending += 1;
     this.#expiryQueue.push(id);
-    return snapshot(booking);
+    const created = snapshot(booking);
+    this.#observe('onBooked', (o) => o.onBooked?.(created));
+    return created;
   }
 
   /**
@@ -271,6 +303,7 @@ export class BookingService {
       const now = clock.now();
       const pgMockData: PgMockData = { isSuccess: outcome.status === 'APPROVED', failureCode: outcome.failureCode, processedAt: now };
       current.paymentIntent = { status: pgMockData.isSuccess ? 'SUCCESS' : 'FAILURE', pgMockData };
+      this.#observe('onPayment', (o) => o.onPayment?.({ kind: 'execute', bookingId: current.id, isSuccess: pgMockData.isSuccess, failureCode: pgMockData.failureCode }));
       const event = this.#writeEvent({
         eventId: ids('evt'),
         type: pgMockData.isSuccess ? 'PAYMENT_SUCCEEDED' : 'PAYMENT_FAILED',
@@ -311,6 +344,8 @@ export class BookingService {
     if (event.processedAt !== null) return copyEvent(event);
     event.processedAt = this.#deps.clock.now();
     this.#unprocessed -= 1;
+    const processed = copyEvent(event);
+    this.#observe('onEventProcessed', (o) => o.onEventProcessed?.(processed));
     const booking = this.#bookings.get(event.bookingId);
     if (booking === undefined || booking.status !== 'pending') return copyEvent(event);
     if (event.type === 'PAYMENT_SUCCEEDED') this.#confirm(booking);
@@ -339,6 +374,7 @@ export class BookingService {
       const now = clock.now();
       current.paymentMethod = input.paymentMethod;
       current.paymentIntent = { status: 'SUCCESS', pgMockData: { isSuccess: true, failureCode: null, processedAt: now } };
+      this.#observe('onPayment', (o) => o.onPayment?.({ kind: 'direct', bookingId: current.id, isSuccess: true, failureCode: null }));
       this.#writeEvent({
         eventId: ids('evt'),
         type: 'PAYMENT_SUCCEEDED',
@@ -392,7 +428,8 @@ export class BookingService {
 
   /**
    * Expires every pending booking whose hold has lapsed and that no payment holds: status
-   * `expired`, seats released, `booking.expired`. Returns how many it expired.
+   * `expired`, seats released, `booking.expired`. Then evicts finished bookings past their TTL
+   * (see `evict`). Returns how many it expired.
    */
   sweep(): number {
     const now = this.#deps.clock.now();
@@ -417,7 +454,39 @@ export class BookingService {
       this.#expiryQueue = this.#expiryQueue.slice(this.#expiryHead);
       this.#expiryHead = 0;
     }
+    this.evict(now);
     return expired;
+  }
+
+  // ── bounds ─────────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Evicts finished bookings created at or before `now − bookingTtlMs`, oldest first, and then,
+   * while more than `maxBookings` are kept, the oldest finished ones. An evicted booking leaves
+   * with its inbox events and its ledger entries (whole transactions, so debits still equal
+   * credits); the seats of a confirmed booking stay sold. A booking with a payment in flight or an
+   * unprocessed event is kept until they are done. Returns how many it evicted.
+   */
+  evict(now: number = this.#deps.clock.now()): number {
+    const cutoff = now - (this.#deps.config.bookingTtlMs ?? DEFAULT_BOOKING_TTL_MS);
+    let evicted = 0;
+    for (let i = this.#orderHead; i < this.#order.length; i++) {
+      const booking = this.#bookings.get(this.#order[i] as string);
+      if (booking !== undefined && booking.createdAt > cutoff) break;
+      if (booking !== undefined && this.#evictable(booking)) {
+        this.#remove(booking);
+        evicted++;
+      }
+      if (i === this.#orderHead && !this.#bookings.has(this.#order[i] as string)) this.#orderHead++;
+    }
+    while (this.#bookings.size > this.#maxBookings && this.#evictOldest()) evicted++;
+    this.#compactOrder();
+    return evicted;
+  }
+
+  /** How many bookings are kept (every status). */
+  get size(): number {
+    return this.#bookings.size;
   }
 
   // ── queries ────────────────────────────────────────────────────────────────────────────────
@@ -433,7 +502,7 @@ export class BookingService {
   /** A user's bookings, newest first (lapsed holds expired first). */
   listForUser(userId: string): Booking[] {
     const now = this.#deps.clock.now();
-    const ids = this.#byUser.get(userId) ?? [];
+    const ids = [...(this.#byUser.get(userId) ?? [])];
     const list: Booking[] = [];
     for (let i = ids.length - 1; i >= 0; i--) {
       const booking = this.#bookings.get(ids[i] as string);
@@ -450,6 +519,7 @@ export class BookingService {
     return (this.#eventsByBooking.get(bookingId) ?? []).map((id) => copyEvent(this.#events.get(id) as InboxEvent));
   }
 
+  /** Bookings kept, by status (evicted ones no longer count), seats, payments in flight, unprocessed events. */
   counts(): BookingCounts {
     const seats = this.#deps.seats.counts();
     return {
@@ -575,6 +645,65 @@ export class BookingService {
   #publish(type: BookingEventType, booking: Booking): void {
     const { bus, clock, ids } = this.#deps;
     bus.publish({ id: ids('evt'), type, occurredAt: clock.now(), booking: snapshot(booking) });
+  }
+
+  #observe(hook: keyof BookingObserver, call: (observer: BookingObserver) => void): void {
+    const { observer } = this.#deps;
+    if (observer === undefined) return;
+    try {
+      call(observer);
+    } catch (error) {
+      this.#deps.onError?.(error, `booking observer ${hook}`);
+    }
+  }
+
+  get #maxBookings(): number {
+    return this.#deps.config.maxBookings ?? DEFAULT_MAX_BOOKINGS;
+  }
+
+  /** Finished, with no payment in flight and every inbox event processed. */
+  #evictable(booking: Booking): boolean {
+    if (booking.status === 'pending' || this.#inFlight.has(booking.id)) return false;
+    for (const eventId of this.#eventsByBooking.get(booking.id) ?? []) {
+      if (this.#events.get(eventId)?.processedAt === null) return false;
+    }
+    return true;
+  }
+
+  /** Evicts the oldest evictable booking; false when there is none. */
+  #evictOldest(): boolean {
+    for (let i = this.#orderHead; i < this.#order.length; i++) {
+      const booking = this.#bookings.get(this.#order[i] as string);
+      if (booking === undefined) {
+        if (i === this.#orderHead) this.#orderHead++;
+        continue;
+      }
+      if (!this.#evictable(booking)) continue;
+      this.#remove(booking);
+      if (i === this.#orderHead) this.#orderHead++;
+      return true;
+    }
+    return false;
+  }
+
+  #remove(booking: Booking): void {
+    const { id } = booking;
+    this.#bookings.delete(id);
+    const mine = this.#byUser.get(booking.userId);
+    mine?.delete(id);
+    if (mine?.size === 0) this.#byUser.delete(booking.userId);
+    for (const eventId of this.#eventsByBooking.get(id) ?? []) this.#events.delete(eventId);
+    this.#eventsByBooking.delete(id);
+    this.#deps.ledger.removeBooking(id);
+    this.#deferred.delete(id);
+    this.#statusCounts[booking.status] -= 1;
+  }
+
+  #compactOrder(): void {
+    if (this.#orderHead >= 1024 && this.#orderHead * 2 >= this.#order.length) {
+      this.#order = this.#order.slice(this.#orderHead);
+      this.#orderHead = 0;
+    }
   }
 }
 

@@ -22,6 +22,8 @@ export interface IdempotencyHookOptions {
   sendConflict: (reply: FastifyReply, conflict: IdempotencyConflict, message: string) => FastifyReply;
   onReplay?: () => void;
   onConflict?: () => void;
+  /** Narrows the scope further, e.g. to the caller, so one caller's key never replays another's response. */
+  scopeOf?: (request: FastifyRequest) => string;
 }
 
 interface Claim {
@@ -38,7 +40,10 @@ export function idempotencyHooks(options: IdempotencyHookOptions): IdempotencyHo
     preHandler(request, reply, done) {
       const key = request.headers['idempotency-key'];
       if (typeof key !== 'string') return done();
-      const scope = `${request.method} ${request.routeOptions.url ?? request.url}`;
+      // The concrete path, not the route pattern: a key reused on /intents/A/cancel and
+      // /intents/B/cancel names two different operations.
+      const path = `${request.method} ${request.url.split('?', 1)[0]}`;
+      const scope = options.scopeOf === undefined ? path : `${path}\n${options.scopeOf(request)}`;
       const result = store.begin(scope, key, fingerprint(request.body));
       switch (result.kind) {
         case 'started':

@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyPluginAsync, FastifyReply } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { DomainError, type ErrorCode, type FieldIssue } from '../core/errors.ts';
+import { Type } from 'typebox';
+import { DomainError, notFound, type ErrorCode, type FieldIssue } from '../core/errors.ts';
 import type { Intent } from '../core/intents.ts';
 import { idempotencyHooks } from '../http/idempotency.ts';
 import { contentProblem, validationIssues } from '../http/validation.ts';
@@ -8,14 +9,25 @@ import { IdempotencyKeyHeader } from '../schemas/common.ts';
 import {
   CreateIntentBody,
   CreateIntentResponse,
+  DeliveryList,
+  DeliveryParams,
+  DeliveryView,
+  DisabledUrls,
   EmptyBody,
+  EnableUrlQuery,
   ErrorBody,
   IntentList,
   IntentParams,
+  IntentWithWebhook,
   IntentView,
+  ListDeliveriesQuery,
   ListIntentsQuery,
   RefundBody,
+  TestWebhookBody,
 } from '../schemas/sim.ts';
+import type { Delivery } from '../webhooks/delivery-log.ts';
+import { isFinished } from '../webhooks/dispatcher.ts';
+import { nativePayload } from '../webhooks/native.ts';
 
 /**
  * The native API, `/v1/sim` (source document 000), snake_case, with its own error envelope:
@@ -77,11 +89,38 @@ export function intentView(intent: Intent) {
   };
 }
 
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+export function deliveryView(delivery: Delivery) {
+  return {
+    id: delivery.id,
+    event_id: delivery.eventId,
+    type: delivery.type,
+    url: delivery.url,
+    payment_intent_id: delivery.intentId,
+    test: delivery.test,
+    status: delivery.status,
+    attempts: delivery.attempts.map((a) => ({ at: iso(a.at) as string, status_code: a.statusCode, duration_ms: a.durationMs, error: a.error })),
+    next_attempt_at: iso(delivery.nextAttemptAt),
+    failure_reason: delivery.failureReason,
+    created_at: iso(delivery.createdAt) as string,
+    updated_at: iso(delivery.updatedAt) as string,
+  };
+}
+
+function webhookSummary(delivery: Delivery | undefined) {
+  if (delivery === undefined) return null;
+  const last = delivery.attempts.at(-1);
+  return { status: delivery.status, attempts: delivery.attempts.length, last_status_code: last?.statusCode ?? null, last_attempt_at: iso(last?.at ?? null) };
+}
+
 const errors = (...statuses: number[]) => Object.fromEntries(statuses.map((s) => [s, ErrorBody]));
 
 const simRoutes: FastifyPluginAsync = async (fastify) => {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const { intents, idempotency } = app.core;
+  const { dispatcher, log: deliveries } = app.webhooks;
+  const withWebhook = (intent: Intent) => ({ ...intentView(intent), webhook: webhookSummary(deliveries.latestForIntent(intent.id)) });
 
   // Only JSON bodies: anything else is a 415, not a string that fails validation later.
   app.removeContentTypeParser('text/plain');
@@ -134,10 +173,10 @@ const simRoutes: FastifyPluginAsync = async (fastify) => {
         summary: 'Read a payment intent',
         tags: ['intents'],
         params: IntentParams,
-        response: { 200: IntentView, ...errors(400, 404, 500, 503) },
+        response: { 200: IntentWithWebhook, ...errors(400, 404, 500, 503) },
       },
     },
-    async (request) => intentView(intents.get(request.params.id)),
+    async (request) => withWebhook(intents.get(request.params.id)),
   );
 
   app.get(
@@ -189,6 +228,94 @@ const simRoutes: FastifyPluginAsync = async (fastify) => {
       ...idem,
     },
     async (request) => intentView(intents.refund(request.params.id, request.body.amount)),
+  );
+
+  app.get(
+    '/webhooks/deliveries',
+    {
+      schema: {
+        summary: 'List webhook deliveries, newest first',
+        tags: ['webhooks'],
+        querystring: ListDeliveriesQuery,
+        response: { 200: DeliveryList, ...errors(400, 500, 503) },
+      },
+    },
+    async (request) => {
+      const q = request.query;
+      const page = deliveries.list({ intentId: q.payment_intent_id, eventId: q.event_id, status: q.status, limit: q.limit ?? 50, cursor: q.cursor });
+      return { data: page.data.map(deliveryView), next_cursor: page.nextCursor };
+    },
+  );
+
+  app.post(
+    '/webhooks/deliveries/:id/replay',
+    {
+      schema: {
+        summary: 'Deliver a webhook again: a new attempt series with the same event id and body',
+        description: 'Re-enables the URL if it had answered 410 Gone.',
+        tags: ['webhooks'],
+        headers: IdempotencyKeyHeader,
+        params: DeliveryParams,
+        body: EmptyBody,
+        response: { 202: DeliveryView, ...errors(400, 404, 409, 413, 415, 422, 500, 503) },
+      },
+      preValidation: emptyBodyIsObject,
+      ...idem,
+    },
+    async (request, reply) => {
+      const delivery = deliveries.get(request.params.id);
+      if (delivery === undefined) throw notFound('Webhook delivery', request.params.id);
+      if (!isFinished(delivery)) {
+        throw new DomainError('INVALID_STATE', `Webhook delivery ${delivery.id} is ${delivery.status}; only a delivered or failed delivery can be replayed.`);
+      }
+      return reply.code(202).send(deliveryView(dispatcher.replay(delivery)));
+    },
+  );
+
+  app.post(
+    '/webhook/test',
+    {
+      schema: {
+        summary: 'Send a test webhook for an intent to any URL',
+        description: 'Delivers the intent as if the given event had just happened, signed and retried like any webhook (source document 000).',
+        tags: ['webhooks'],
+        headers: IdempotencyKeyHeader,
+        body: TestWebhookBody,
+        response: { 202: Type.Object({ sent: Type.Literal(true) }), ...errors(400, 404, 409, 413, 415, 422, 500, 503) },
+      },
+      ...idem,
+    },
+    async (request, reply) => {
+      const { payment_intent_id: id, type, webhook_url: url } = request.body;
+      const intent = intents.get(id);
+      const approved = type === 'payment.approved';
+      const eventId = app.core.ids('evt');
+      const snapshot = { ...intent, status: approved ? ('APPROVED' as const) : ('FAILED' as const), failureCode: approved ? null : (intent.failureCode ?? 'card_declined') };
+      dispatcher.deliver({ eventId, type, url, body: nativePayload(eventId, type, app.core.clock.now(), snapshot), intentId: intent.id, test: true });
+      return reply.code(202).send({ sent: true as const });
+    },
+  );
+
+  app.get(
+    '/webhooks/disabled-urls',
+    { schema: { summary: 'URLs disabled after answering 410 Gone', tags: ['webhooks'], response: { 200: DisabledUrls, ...errors(500, 503) } } },
+    async () => ({ data: dispatcher.disabledUrls().map((d) => ({ url: d.url, disabled_at: iso(d.disabledAt) as string })) }),
+  );
+
+  app.delete(
+    '/webhooks/disabled-urls',
+    {
+      schema: {
+        summary: 'Re-enable a URL disabled after 410 Gone',
+        tags: ['webhooks'],
+        querystring: EnableUrlQuery,
+        response: { 200: Type.Object({ url: Type.String(), enabled: Type.Literal(true) }), ...errors(400, 404, 500, 503) },
+      },
+    },
+    async (request) => {
+      if (!dispatcher.enableUrl(request.query.url)) throw notFound('Disabled URL', request.query.url);
+      return { url: request.query.url, enabled: true as const };
+    },
   );
 };
 

@@ -99,3 +99,67 @@ export const ErrorBody = Type.Object({
     trace_id: Type.Optional(Type.String()),
   }),
 });
+
+export const WebhookSummary = Type.Union([
+  Type.Object({
+    status: Type.String({ description: 'pending | retrying | delivered | failed' }),
+    attempts: Type.Integer(),
+    last_status_code: Type.Union([Type.Integer(), Type.Null()]),
+    last_attempt_at: Type.Union([IsoDateTime, Type.Null()]),
+  }),
+  Type.Null(),
+]);
+
+export const IntentWithWebhook = Type.Object({ ...IntentView.properties, webhook: WebhookSummary });
+
+export const DeliveryStatus = Type.Enum(['pending', 'retrying', 'delivered', 'failed']);
+
+export const DeliveryView = Type.Object({
+  id: Type.String({ description: 'whd_<ULID>' }),
+  event_id: Type.String({ description: 'evt_<ULID>; the webhook-id receivers de-duplicate on' }),
+  type: Type.String(),
+  url: Type.String(),
+  payment_intent_id: Type.Union([Type.String(), Type.Null()]),
+  test: Type.Boolean({ description: 'sent by POST /v1/sim/webhook/test' }),
+  status: DeliveryStatus,
+  attempts: Type.Array(
+    Type.Object({
+      at: IsoDateTime,
+      status_code: Type.Union([Type.Integer(), Type.Null()]),
+      duration_ms: Type.Number(),
+      error: Type.Union([Type.String(), Type.Null()]),
+    }),
+  ),
+  next_attempt_at: Type.Union([IsoDateTime, Type.Null()]),
+  failure_reason: Type.Union([Type.String(), Type.Null()]),
+  created_at: IsoDateTime,
+  updated_at: IsoDateTime,
+});
+
+export const ListDeliveriesQuery = Type.Object(
+  {
+    payment_intent_id: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+    event_id: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+    status: Type.Optional(DeliveryStatus),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 })),
+    cursor: Type.Optional(Cursor),
+  },
+  Strict,
+);
+
+export const DeliveryList = Type.Object({ data: Type.Array(DeliveryView), next_cursor: Type.Union([Type.String(), Type.Null()]) });
+
+export const DeliveryParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
+
+export const TestWebhookBody = Type.Object(
+  {
+    payment_intent_id: Type.String({ minLength: 1, maxLength: 64 }),
+    type: Type.Enum(['payment.approved', 'payment.failed']),
+    webhook_url: WebhookUrl,
+  },
+  Strict,
+);
+
+export const DisabledUrls = Type.Object({ data: Type.Array(Type.Object({ url: Type.String(), disabled_at: IsoDateTime })) });
+
+export const EnableUrlQuery = Type.Object({ url: Type.String({ minLength: 1, maxLength: 2048 }) }, Strict);

@@ -15,11 +15,12 @@ export interface TestApp {
 
 /**
  * The whole service on a manual clock and a seeded random source, configured from `env` on top
- * of a fixed secret (so signatures are checkable) and a zero shutdown budget.
+ * of a fixed secret (so signatures are checkable) and a zero shutdown budget. Pass
+ * `clockStart: Date.now()` when a receiver checks signature timestamps against the real time.
  */
-export async function buildTestApp(env: Record<string, string> = {}): Promise<TestApp> {
+export async function buildTestApp(env: Record<string, string> = {}, options: { clockStart?: number } = {}): Promise<TestApp> {
   const config = loadConfig({ WEBHOOK_SECRET: 'whsec_dGVzdC1zZWNyZXQtZm9yLXBheXNpbQ==', SHUTDOWN_TIMEOUT_MS: '0', RANDOM_SEED: '42', ...env });
-  const clock = new ManualClock();
+  const clock = new ManualClock(options.clockStart);
   const app = await buildApp({ config, clock, random: createRandom(config.randomSeed), logger: false });
   const events: PaymentEvent[] = [];
   app.core.bus.subscribe((event) => {

@@ -47,6 +47,7 @@ describe('POST /v1/sim/intent', () => {
       created_at: now,
       updated_at: now,
       decided_at: null,
+      webhook: null,
     });
     expect(t.events.map((e) => e.type)).toEqual(['payment.created']);
   });

@@ -665,6 +665,177 @@ describe('the expiry sweeper', () => {
   });
 });
 
+describe('bounds: eviction of finished bookings', () => {
+  /** A confirmed booking (paid and processed), a failed one, a cancelled one and one left pending. */
+  async function mixed(h: Harness) {
+    const confirmed = book(h, 2);
+    await pay(h, confirmed);
+    h.clock.advance(50);
+    const failed = book(h, 1);
+    await pay(h, failed, { cvv: '442' });
+    h.clock.advance(50);
+    const cancelled = book(h, 1, OTHER);
+    h.service.cancel({ userId: OTHER, bookingId: cancelled.id });
+    return { confirmed, failed, cancelled };
+  }
+
+  it('evicts finished bookings past bookingTtlMs with their events and ledger transaction; debits still equal credits', async () => {
+    const h = makeBookings({ config: { bookingTtlMs: 60_000, seatHoldMs: 3_600_000 } });
+    const { confirmed, failed, cancelled } = await mixed(h);
+    const pending = book(h, 3);
+    expect(h.ledger.size).toBe(2);
+    expect(h.service.events()).toHaveLength(2);
+    expect(h.service.size).toBe(4);
+
+    h.clock.advance(60_000 - 2 * PAY_DELAY - 100 - 1);
+    expect(h.service.evict()).toBe(0);
+    h.clock.advance(1); // confirmed was created exactly bookingTtlMs ago
+    expect(h.service.evict()).toBe(1);
+    expect(codeOf(() => h.service.get(confirmed.id))).toBe('NOT_FOUND');
+    expect(h.ledger.entries()).toEqual([]);
+    expect(h.ledger.balances()).toEqual([]);
+    expect(h.ledger.imbalance()).toBe(0);
+    expect(h.service.events(confirmed.id)).toEqual([]);
+    expect(h.service.events().map((e) => e.bookingId)).toEqual([failed.id]);
+    // The seats it bought stay sold.
+    expect(h.seats.counts('perf_001')).toMatchObject({ reserved: 2, held: 3 });
+
+    h.clock.advance(10_000);
+    expect(h.service.sweep()).toBe(0); // the sweeper evicts too (nothing expired)
+    expect(h.service.size).toBe(1);
+    expect(h.service.events()).toEqual([]);
+    expect(codeOf(() => h.service.get(failed.id))).toBe('NOT_FOUND');
+    expect(codeOf(() => h.service.get(cancelled.id))).toBe('NOT_FOUND');
+    expect(h.service.listForUser(OTHER)).toEqual([]);
+    // A pending booking is never evicted, however old.
+    expect(h.service.listForUser(USER).map((b) => [b.id, b.status])).toEqual([[pending.id, 'pending']]);
+    expect(h.service.counts().bookings).toEqual({ pending: 1, confirmed: 0, failed: 0, expired: 0, cancelled: 0 });
+  });
+
+  it('keeps at most maxBookings: the oldest finished booking makes room, pending ones are never dropped', async () => {
+    const h = makeBookings({ config: { maxBookings: 3 } });
+    const { confirmed, failed, cancelled } = await mixed(h);
+    const fourth = book(h, 1);
+    expect(h.service.size).toBe(3);
+    expect(codeOf(() => h.service.get(confirmed.id))).toBe('NOT_FOUND');
+    expect(h.ledger.size).toBe(0);
+    expect(h.ledger.imbalance()).toBe(0);
+    const fifth = book(h, 1);
+    expect(codeOf(() => h.service.get(failed.id))).toBe('NOT_FOUND');
+    const sixth = book(h, 1);
+    expect(codeOf(() => h.service.get(cancelled.id))).toBe('NOT_FOUND');
+    // Three pending bookings: nothing finished is left to evict, so a fourth is kept beyond the bound.
+    const seventh = book(h, 1);
+    expect(h.service.size).toBe(4);
+    expect([fourth, fifth, sixth, seventh].map((b) => h.service.get(b.id).status)).toEqual(['pending', 'pending', 'pending', 'pending']);
+    expect(h.service.counts().bookings).toEqual({ pending: 4, confirmed: 0, failed: 0, expired: 0, cancelled: 0 });
+  });
+
+  it('keeps a finished booking while a payment is in flight or an event is unprocessed', async () => {
+    const h = makeBookings({ config: { bookingTtlMs: 0, maxBookings: 1 } });
+    const booking = book(h, 1);
+    const paid = pay(h, booking); // decided: the booking is pending until its event is processed
+    await paid;
+    expect(h.service.counts().unprocessedEvents).toBe(1);
+    const other = book(h, 1, OTHER);
+    h.service.cancel({ userId: OTHER, bookingId: other.id });
+    expect(h.service.size).toBe(2);
+    h.clock.advance(50); // processed: confirmed, and now evictable (TTL 0, max 1)
+    expect(h.service.get(booking.id).status).toBe('confirmed');
+    expect(h.service.evict()).toBe(2);
+    expect(h.service.size).toBe(0);
+    expect(h.ledger.size).toBe(0);
+    expect(h.timerErrors).toEqual([]);
+  });
+
+  it('a random mix with tight bounds: the ledger holds exactly the kept confirmed bookings and stays balanced', async () => {
+    const h = makeBookings({ config: { bookingTtlMs: 30_000, maxBookings: 40, seatHoldMs: 10_000, mockMinDelayMs: 0, mockMaxDelayMs: 0, eventProcessingDelayMs: 10 } });
+    h.service.start();
+    const rng = createRandom(7);
+    const users = ['u0', 'u1', 'u2'];
+    const kept = (): Booking[] => users.flatMap((u) => h.service.listForUser(u));
+    for (let step = 0; step < 1500; step++) {
+      const roll = rng.next();
+      const pending = kept().filter((b) => b.status === 'pending');
+      if (roll < 0.35 || pending.length === 0) {
+        try {
+          book(h, 1 + Math.floor(rng.next() * 4), users[Math.floor(rng.next() * users.length)]!);
+        } catch (error) {
+          expect((error as DomainError).code).toBe('SOLD_OUT');
+        }
+      } else if (roll < 0.7) {
+        const target = pending[Math.floor(rng.next() * pending.length)]!;
+        await h.service.executePayment(payInput(target, { cvv: `12${Math.floor(rng.next() * 10)}` })).catch(() => undefined);
+      } else if (roll < 0.8) {
+        const target = pending[Math.floor(rng.next() * pending.length)]!;
+        try {
+          h.service.cancel({ userId: target.userId, bookingId: target.id });
+        } catch {
+          // a payment in flight or decided
+        }
+      } else {
+        h.clock.advance(Math.floor(rng.next() * 4000));
+      }
+      await flush();
+      const all = kept();
+      const confirmed = all.filter((b) => b.status === 'confirmed');
+      expect(h.ledger.imbalance()).toBe(0);
+      expect(h.ledger.size).toBe(2 * confirmed.length);
+      const merchant = h.ledger.balances().find((b) => b.account === 'MERCHANT_BALANCE');
+      expect(merchant?.credits ?? 0).toBe(confirmed.reduce((sum, b) => sum + b.totalAmount, 0));
+      expect(h.service.size).toBe(all.length);
+      expect(all.length).toBeLessThanOrEqual(40 + all.filter((b) => b.status === 'pending').length);
+      expect(h.service.events().every((e) => all.some((b) => b.id === e.bookingId))).toBe(true);
+    }
+    h.service.stop();
+    expect(h.timerErrors).toEqual([]);
+  });
+});
+
+describe('observer', () => {
+  it('is told about bookings, decided payments and processed events; a throwing observer breaks nothing', async () => {
+    const seen: string[] = [];
+    const h = makeBookings();
+    const errors: Array<{ error: unknown; context: string }> = [];
+    const clock = h.clock;
+    const ids = createIdFactory(clock);
+    const seats = new SeatInventory(DEFAULT_PERFORMANCES);
+    const ledger = new Ledger({ clock, ids });
+    const service = new BookingService({
+      clock,
+      random: createRandom(1),
+      ids,
+      bus: new EventBus(),
+      seats,
+      ledger,
+      performances: DEFAULT_PERFORMANCES,
+      config: CONFIG,
+      onError: (error, context) => errors.push({ error, context }),
+      observer: {
+        onBooked: (b) => seen.push(`booked ${b.status} ${b.quantity}`),
+        onPayment: (p) => seen.push(`payment ${p.kind} ${p.isSuccess} ${p.failureCode}`),
+        onEventProcessed: (e) => {
+          seen.push(`processed ${e.type} lag ${(e.processedAt as number) - e.createdAt}`);
+          throw new Error('observer bug');
+        },
+      },
+    });
+    const a = service.book({ userId: USER, performanceId: 'perf_001', quantity: 2, paymentMethod: 'CREDIT_CARD' });
+    const b = service.book({ userId: USER, performanceId: 'perf_001', quantity: 1, paymentMethod: 'CREDIT_CARD' });
+    const paying = service.executePayment(payInput(a, { cvv: '442' }));
+    clock.advance(PAY_DELAY);
+    await paying;
+    clock.advance(50);
+    const direct = service.confirmDirect({ userId: USER, bookingId: b.id, paymentMethod: 'kakao_pay' });
+    clock.advance(PAY_DELAY);
+    await direct;
+    expect(seen).toEqual(['booked pending 2', 'booked pending 1', 'payment execute false DECLINE_2', 'processed PAYMENT_FAILED lag 50', 'payment direct true null']);
+    expect(service.get(a.id).status).toBe('failed');
+    expect(service.get(b.id).status).toBe('confirmed');
+    expect(errors.map((e) => e.context)).toEqual(['booking observer onEventProcessed']);
+  });
+});
+
 describe('queries', () => {
   it('get: NOT_FOUND for an unknown id; returns copies', () => {
     const h = makeBookings();

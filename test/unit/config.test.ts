@@ -1,5 +1,9 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config.ts';
+import { DEFAULT_PERFORMANCES } from '../../src/core/performances.ts';
 
 const GENERATED_SECRET = /^whsec_[A-Za-z0-9+/]{32}$/;
 
@@ -27,13 +31,37 @@ describe('loadConfig defaults', () => {
       webhookSecretGenerated: true,
       scenarios: { approveDelayMs: 200, failDelayMs: 100, delayDelayMs: 3000, randomApproveRate: 0.8 },
       randomSeed: undefined,
-      webhook: { timeoutMs: 1000, maxRetries: 5, backoffMs: 1000, maxRps: 500 },
+      webhook: {
+        timeoutMs: 1000,
+        maxRetries: 5,
+        backoffMs: 1000,
+        backoffMaxMs: 60_000,
+        maxRps: 500,
+        previousSecret: undefined,
+        schemes: ['standard', 'legacy'],
+        concurrency: 64,
+        originConcurrency: 32,
+        queueMax: 100_000,
+        logTtlMs: 86_400_000,
+        logMax: 100_000,
+      },
       otel: { endpoint: undefined, serviceName: 'paysim' },
       idempotency: { ttlMs: 86_400_000, maxKeys: 1_000_000 },
       store: { intentTtlMs: 86_400_000, maxIntents: 1_000_000 },
       bodyLimitBytes: 65_536,
       shutdownTimeoutMs: 10_000,
       overload: { maxEventLoopDelayMs: 1000, maxHeapUsedBytes: 0, maxRssBytes: 0, retryAfterS: 1 },
+      bookings: {
+        performancesFile: undefined,
+        performances: DEFAULT_PERFORMANCES,
+        seatHoldMs: 600_000,
+        eventProcessingDelayMs: 50,
+        mockMinDelayMs: 500,
+        mockMaxDelayMs: 1500,
+        ttlMs: 86_400_000,
+        maxBookings: 1_000_000,
+      },
+      jwtSecret: undefined,
     });
   });
 
@@ -77,6 +105,14 @@ describe('loadConfig values', () => {
       WEBHOOK_MAX_RETRIES: '0',
       WEBHOOK_BACKOFF_MS: '10',
       WEBHOOK_MAX_RPS: '0',
+      WEBHOOK_SECRET_PREVIOUS: 'whsec_old_secret',
+      WEBHOOK_SIGNATURE_SCHEMES: ' stripe , standard,stripe',
+      WEBHOOK_CONCURRENCY: '8',
+      WEBHOOK_ORIGIN_CONCURRENCY: '3',
+      WEBHOOK_QUEUE_MAX: '50',
+      WEBHOOK_BACKOFF_MAX_MS: '5000',
+      WEBHOOK_LOG_TTL_MS: '1000',
+      WEBHOOK_LOG_MAX: '20',
       OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4317',
       OTEL_SERVICE_NAME: 'paysim-ci',
       IDEMPOTENCY_TTL_MS: '60000',
@@ -89,6 +125,13 @@ describe('loadConfig values', () => {
       OVERLOAD_MAX_HEAP_USED_BYTES: '100000000',
       OVERLOAD_MAX_RSS_BYTES: '200000000',
       OVERLOAD_RETRY_AFTER_S: '30',
+      SEAT_HOLD_MS: '1000',
+      EVENT_PROCESSING_DELAY_MS: '0',
+      MOCK_MIN_DELAY_MS: '0',
+      MOCK_MAX_DELAY_MS: '0',
+      JWT_SECRET: 'your-secret-key-change-in-production',
+      BOOKING_TTL_MS: '3600000',
+      BOOKINGS_MAX: '10',
     });
     expect(config).toEqual({
       port: 3000,
@@ -98,13 +141,37 @@ describe('loadConfig values', () => {
       webhookSecretGenerated: false,
       scenarios: { approveDelayMs: 0, failDelayMs: 5, delayDelayMs: 600_000, randomApproveRate: 0.25 },
       randomSeed: 42,
-      webhook: { timeoutMs: 250, maxRetries: 0, backoffMs: 10, maxRps: 0 },
+      webhook: {
+        timeoutMs: 250,
+        maxRetries: 0,
+        backoffMs: 10,
+        backoffMaxMs: 5000,
+        maxRps: 0,
+        previousSecret: 'whsec_old_secret',
+        schemes: ['stripe', 'standard'],
+        concurrency: 8,
+        originConcurrency: 3,
+        queueMax: 50,
+        logTtlMs: 1000,
+        logMax: 20,
+      },
       otel: { endpoint: 'http://collector:4317', serviceName: 'paysim-ci' },
       idempotency: { ttlMs: 60_000, maxKeys: 10 },
       store: { intentTtlMs: 120_000, maxIntents: 500 },
       bodyLimitBytes: 1024,
       shutdownTimeoutMs: 0,
       overload: { maxEventLoopDelayMs: 0, maxHeapUsedBytes: 100_000_000, maxRssBytes: 200_000_000, retryAfterS: 30 },
+      bookings: {
+        performancesFile: undefined,
+        performances: DEFAULT_PERFORMANCES,
+        seatHoldMs: 1000,
+        eventProcessingDelayMs: 0,
+        mockMinDelayMs: 0,
+        mockMaxDelayMs: 0,
+        ttlMs: 3_600_000,
+        maxBookings: 10,
+      },
+      jwtSecret: 'your-secret-key-change-in-production',
     });
   });
 
@@ -171,6 +238,12 @@ describe('invalid configuration', () => {
     [{ STORE_MAX_INTENTS: '0' }, 'Invalid configuration: STORE_MAX_INTENTS must be >= 1 (got "0")'],
     [{ WEBHOOK_MAX_RETRIES: '101' }, 'Invalid configuration: WEBHOOK_MAX_RETRIES must be <= 100 (got "101")'],
     [{ WEBHOOK_TIMEOUT_MS: '0' }, 'Invalid configuration: WEBHOOK_TIMEOUT_MS must be >= 1 (got "0")'],
+    [{ SEAT_HOLD_MS: '0' }, 'Invalid configuration: SEAT_HOLD_MS must be >= 1 (got "0")'],
+    [{ EVENT_PROCESSING_DELAY_MS: '-5' }, 'Invalid configuration: EVENT_PROCESSING_DELAY_MS must be >= 0 (got "-5")'],
+    [{ MOCK_MAX_DELAY_MS: '600001' }, 'Invalid configuration: MOCK_MAX_DELAY_MS must be <= 600000 (got "600001")'],
+    [{ MOCK_MIN_DELAY_MS: 'fast' }, 'Invalid configuration: MOCK_MIN_DELAY_MS must be integer (got "fast")'],
+    [{ BOOKINGS_MAX: '0' }, 'Invalid configuration: BOOKINGS_MAX must be >= 1 (got "0")'],
+    [{ BOOKING_TTL_MS: '1.5' }, 'Invalid configuration: BOOKING_TTL_MS must be integer (got "1.5")'],
     [
       { OTEL_EXPORTER_OTLP_ENDPOINT: 'grpc://collector' },
       'Invalid configuration: OTEL_EXPORTER_OTLP_ENDPOINT must match pattern "^https?://" (got "grpc://collector")',
@@ -200,5 +273,66 @@ describe('invalid configuration', () => {
   it('validation does not fall back to process.env for an invalid value', () => {
     vi.stubEnv('PORT', '9999');
     expect(configError({ PORT: 'abc' }).message).toBe('Invalid configuration: PORT must be integer (got "abc")');
+  });
+});
+
+describe('webhook configuration rules', () => {
+  it('rejects an unknown signature scheme naming the variable', () => {
+    expect(() => loadConfig({ WEBHOOK_SIGNATURE_SCHEMES: 'standard,hmac' })).toThrow(/^Invalid configuration: WEBHOOK_SIGNATURE_SCHEMES must match pattern .* \(got "standard,hmac"\)$/);
+  });
+
+  it('never echoes WEBHOOK_SECRET_PREVIOUS', () => {
+    expect(() => loadConfig({ WEBHOOK_SECRET_PREVIOUS: 'short' })).toThrow('Invalid configuration: WEBHOOK_SECRET_PREVIOUS must NOT have fewer than 8 characters');
+  });
+
+  it('defaults the per-origin concurrency to half the pool, at least 1', () => {
+    expect(loadConfig({ WEBHOOK_CONCURRENCY: '1' }).webhook.originConcurrency).toBe(1);
+    expect(loadConfig({ WEBHOOK_CONCURRENCY: '9' }).webhook.originConcurrency).toBe(5);
+  });
+});
+
+describe('bookings configuration rules', () => {
+  let dir: string | undefined;
+  afterEach(() => {
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+    dir = undefined;
+  });
+  function file(name: string, text: string): string {
+    dir ??= mkdtempSync(join(tmpdir(), 'paysim-config-'));
+    const path = join(dir, name);
+    writeFileSync(path, text);
+    return path;
+  }
+
+  it('MOCK_MIN_DELAY_MS above MOCK_MAX_DELAY_MS is an error naming both; equal values are fine', () => {
+    expect(configError({ MOCK_MIN_DELAY_MS: '2000' }).message).toBe('Invalid configuration: MOCK_MIN_DELAY_MS must be <= MOCK_MAX_DELAY_MS (got 2000 > 1500)');
+    expect(configError({ MOCK_MIN_DELAY_MS: '10', MOCK_MAX_DELAY_MS: '5' }).message).toBe('Invalid configuration: MOCK_MIN_DELAY_MS must be <= MOCK_MAX_DELAY_MS (got 10 > 5)');
+    expect(loadConfig({ MOCK_MIN_DELAY_MS: '700', MOCK_MAX_DELAY_MS: '700' }).bookings).toMatchObject({ mockMinDelayMs: 700, mockMaxDelayMs: 700 });
+  });
+
+  it('never echoes JWT_SECRET', () => {
+    const secret = 'x'.repeat(4097);
+    const error = configError({ JWT_SECRET: secret, PORT: 'abc' });
+    expect(error.message).toBe('Invalid configuration: PORT must be integer (got "abc"); JWT_SECRET must NOT have more than 4096 characters');
+    expect(error.message).not.toContain('xxxx');
+  });
+
+  it('PERFORMANCES_FILE: its catalog replaces the default, with the defaults filled in', () => {
+    const path = file('catalog.json', JSON.stringify([{ id: 'perf_tiny', title: 'Tiny', venue: 'Room', startsAt: '2026-05-01T10:00:00Z', rows: ['A'], seatsPerRow: 4 }]));
+    expect(loadConfig({ PERFORMANCES_FILE: path }).bookings).toMatchObject({
+      performancesFile: path,
+      performances: [{ id: 'perf_tiny', title: 'Tiny', venue: 'Room', startsAt: '2026-05-01T10:00:00.000Z', rows: ['A'], seatsPerRow: 4, priceMinor: 30000, currency: 'KRW' }],
+    });
+  });
+
+  it.each([
+    ['a missing file', (): string => '/nonexistent/paysim/catalog.json', /^Invalid configuration: PERFORMANCES_FILE: cannot read \/nonexistent\/paysim\/catalog\.json: ENOENT/],
+    ['a file that is not JSON', (): string => file('bad.json', '[{"id": "x",\n'), /^Invalid configuration: PERFORMANCES_FILE: .*bad\.json is not valid JSON: /],
+    ['a catalog with a bad field', (): string => file('field.json', JSON.stringify([{ id: 'p', title: 'T', venue: 'V', startsAt: '2026-05-01T10:00:00Z', seatsPerRow: 0 }])), /^Invalid configuration: PERFORMANCES_FILE: .*field\.json: Invalid performances: \/0\/seatsPerRow: /],
+    ['an empty catalog', (): string => file('empty.json', '[]'), /^Invalid configuration: PERFORMANCES_FILE: .*empty\.json: Invalid performances: \(root\): /],
+  ])('PERFORMANCES_FILE with %s stops the start with one line naming it', (_name, path, message) => {
+    const error = configError({ PERFORMANCES_FILE: path() });
+    expect(error.message).toMatch(message);
+    expect(error.message).not.toContain('\n');
   });
 });

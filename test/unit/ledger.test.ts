@@ -99,3 +99,53 @@ describe('queries', () => {
     expect(new Set(entries.map((e) => e.transactionId)).size).toBe(5000);
   });
 });
+
+describe('removeBooking', () => {
+  it('removes a booking’s whole transactions and takes them out of the totals', () => {
+    const { ledger } = makeLedger();
+    const a = ledger.post({ bookingId: 'bk_a', amount: 60000, currency: 'KRW' });
+    const b = ledger.post({ bookingId: 'bk_b', amount: 30000, currency: 'KRW' });
+    ledger.post({ bookingId: 'bk_c', amount: 1250, currency: 'USD' });
+    expect(ledger.removeBooking('bk_a')).toBe(2);
+    expect(ledger.entries()).toEqual([...b.entries, ...ledger.entries('bk_c')]);
+    expect(ledger.entries('bk_a')).toEqual([]);
+    expect(ledger.size).toBe(4);
+    expect(ledger.imbalance()).toBe(0);
+    expect(ledger.balances()).toEqual([
+      { account: 'CUSTOMER_PAYABLE', currency: 'KRW', debits: 30000, credits: 0, balance: 30000 },
+      { account: 'MERCHANT_BALANCE', currency: 'KRW', debits: 0, credits: 30000, balance: -30000 },
+      { account: 'CUSTOMER_PAYABLE', currency: 'USD', debits: 1250, credits: 0, balance: 1250 },
+      { account: 'MERCHANT_BALANCE', currency: 'USD', debits: 0, credits: 1250, balance: -1250 },
+    ]);
+    // A currency's rows leave with its last entry.
+    expect(ledger.removeBooking('bk_c')).toBe(2);
+    expect(ledger.balances().map((r) => r.currency)).toEqual(['KRW', 'KRW']);
+    expect(ledger.removeBooking('bk_a')).toBe(0);
+    expect(ledger.removeBooking('bk_none')).toBe(0);
+    expect(a.entries).toHaveLength(2);
+  });
+
+  it('keeps debits equal to credits through thousands of posts and removals', () => {
+    const { ledger } = makeLedger();
+    const random = createRandom(5);
+    const live = new Map<string, number>();
+    for (let i = 0; i < 3000; i++) {
+      if (random.next() < 0.6 || live.size === 0) {
+        const amount = 30000 * (1 + Math.floor(random.next() * 10));
+        ledger.post({ bookingId: `bk_${i}`, amount, currency: 'KRW' });
+        live.set(`bk_${i}`, amount);
+      } else {
+        const victim = [...live.keys()][Math.floor(random.next() * live.size)]!;
+        expect(ledger.removeBooking(victim)).toBe(2);
+        live.delete(victim);
+      }
+      expect(ledger.imbalance()).toBe(0);
+    }
+    const total = [...live.values()].reduce((a, b) => a + b, 0);
+    expect(ledger.size).toBe(2 * live.size);
+    expect(ledger.balances()).toEqual([
+      { account: 'CUSTOMER_PAYABLE', currency: 'KRW', debits: total, credits: 0, balance: total },
+      { account: 'MERCHANT_BALANCE', currency: 'KRW', debits: 0, credits: total, balance: -total },
+    ]);
+  });
+});

@@ -8,13 +8,21 @@ import fp from 'fastify-plugin';
 
 export type Drainer = (budgetMs: number) => Promise<void>;
 
+/**
+ * Producers (pending decisions, payments in flight) drain first, then delivery: the webhooks
+ * that producers' last decisions create are then in the dispatcher's queue when it drains.
+ */
+export type DrainPhase = 'producers' | 'delivery';
+
 export interface Lifecycle {
   shuttingDown: boolean;
   /** Registers work to finish before the server closes (pending decisions, queued webhooks). */
-  onDrain(drainer: Drainer): void;
-  /** Marks the service not ready and runs every drainer within `budgetMs` of real time. */
+  onDrain(drainer: Drainer, phase?: DrainPhase): void;
+  /** Marks the service not ready and runs the drainers, phase by phase, within `budgetMs` of real time in all. */
   drain(budgetMs: number): Promise<void>;
 }
+
+const PHASES: readonly DrainPhase[] = ['producers', 'delivery'];
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -24,13 +32,17 @@ declare module 'fastify' {
 
 export default fp(
   async (app) => {
-    const drainers: Drainer[] = [];
+    const drainers: Array<{ drainer: Drainer; phase: DrainPhase }> = [];
     const lifecycle: Lifecycle = {
       shuttingDown: false,
-      onDrain: (drainer) => void drainers.push(drainer),
+      onDrain: (drainer, phase = 'producers') => void drainers.push({ drainer, phase }),
       async drain(budgetMs) {
         lifecycle.shuttingDown = true;
-        await Promise.all(drainers.map((drainer) => drainer(budgetMs)));
+        const deadline = Date.now() + budgetMs;
+        for (const phase of PHASES) {
+          const left = Math.max(0, deadline - Date.now());
+          await Promise.all(drainers.filter((d) => d.phase === phase).map((d) => d.drainer(left)));
+        }
       },
     };
     app.decorate('lifecycle', lifecycle);

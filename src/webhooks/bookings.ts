@@ -1,0 +1,49 @@
+import type { Booking } from '../core/bookings.ts';
+import type { BookingEvent, BookingEventType, DomainEvent } from '../core/events.ts';
+import type { WebhookRequest } from './dispatcher.ts';
+
+/**
+ * The bookings API's webhook: camelCase like that API, one body per booking event
+ * (`booking.confirmed`, `booking.failed`, `booking.expired`, `booking.cancelled`) of a booking
+ * created with a `webhookUrl`. `id` is the event id, the same on every retry and replay, for
+ * de-duplication; the rest is the booking as the event saw it, so a receiver can act without a
+ * second call. Signed and retried by the one dispatcher, like every webhook.
+ * @see issue 4 "Core" (domain events for bookings)
+ */
+
+export const DELIVERED_BOOKING_EVENTS: ReadonlySet<BookingEventType> = new Set(['booking.confirmed', 'booking.failed', 'booking.expired', 'booking.cancelled']);
+
+export function isBookingEvent(event: DomainEvent): event is BookingEvent {
+  return event.type.startsWith('booking.');
+}
+
+export function bookingPayload(eventId: string, type: string, occurredAt: number, booking: Readonly<Booking>): string {
+  return JSON.stringify({
+    id: eventId,
+    type,
+    createdAt: new Date(occurredAt).toISOString(),
+    bookingId: booking.id,
+    userId: booking.userId,
+    performanceId: booking.performanceId,
+    quantity: booking.quantity,
+    seatIds: booking.seatIds,
+    totalAmount: booking.totalAmount,
+    currency: booking.currency,
+    status: booking.status,
+    paymentStatus: booking.paymentIntent.status,
+    paymentMethod: booking.paymentMethod,
+    failureCode: booking.paymentIntent.pgMockData?.failureCode ?? null,
+  });
+}
+
+/** The delivery for a booking event, or undefined when the booking has no webhook URL. */
+export function bookingWebhookOf(event: BookingEvent): WebhookRequest | undefined {
+  if (!DELIVERED_BOOKING_EVENTS.has(event.type) || event.booking.webhookUrl === null) return undefined;
+  return {
+    eventId: event.id,
+    type: event.type,
+    url: event.booking.webhookUrl,
+    body: bookingPayload(event.id, event.type, event.occurredAt, event.booking),
+    bookingId: event.booking.id,
+  };
+}
