@@ -1,4 +1,4 @@
-import { createHmac } from 'node:crypto';
+import { createHmac, createSecretKey, type KeyObject } from 'node:crypto';
 import type { SignatureScheme } from '../config.ts';
 
 /**
@@ -21,41 +21,53 @@ export interface SigningKeys {
   schemes: readonly SignatureScheme[];
 }
 
-export function signatureHeaders(keys: SigningKeys, webhookId: string, body: string, nowMs: number): Record<string, string> {
-  const headers: Record<string, string> = {};
-  const seconds = Math.floor(nowMs / 1000);
-  for (const scheme of keys.schemes) {
-    switch (scheme) {
-      case 'standard': {
-        const signed = `${webhookId}.${seconds}.${body}`;
-        headers['webhook-id'] = webhookId;
-        headers['webhook-timestamp'] = String(seconds);
-        headers['webhook-signature'] = keys.secrets.map((secret) => `v1,${hmac(standardKey(secret), signed, 'base64')}`).join(' ');
-        break;
-      }
-      case 'legacy': {
-        const stamp = String(nowMs);
-        headers['x-webhook-id'] = webhookId;
-        headers['x-timestamp'] = stamp;
-        headers['x-signature'] = keys.secrets.map((secret) => `sha256=${hmac(Buffer.from(secret, 'utf8'), body + stamp, 'hex')}`).join(',');
-        break;
-      }
-      case 'stripe': {
-        const signed = `${seconds}.${body}`;
-        headers['stripe-signature'] = [`t=${seconds}`, ...keys.secrets.map((secret) => `v1=${hmac(Buffer.from(secret, 'utf8'), signed, 'hex')}`)].join(',');
-        break;
-      }
-    }
-  }
-  return headers;
-}
-
 const WHSEC = 'whsec_';
 
-function standardKey(secret: string): Buffer {
-  return secret.startsWith(WHSEC) ? Buffer.from(secret.slice(WHSEC.length), 'base64') : Buffer.from(secret, 'utf8');
+/**
+ * Signs deliveries. The HMAC keys are made once: building a key from a Buffer on every call
+ * costs several times the HMAC itself, and a delivery is signed once per scheme per secret.
+ */
+export class Signer {
+  readonly #schemes: readonly SignatureScheme[];
+  readonly #standardKeys: KeyObject[];
+  readonly #rawKeys: KeyObject[];
+
+  constructor(keys: SigningKeys) {
+    this.#schemes = keys.schemes;
+    this.#standardKeys = keys.secrets.map((secret) => createSecretKey(secret.startsWith(WHSEC) ? Buffer.from(secret.slice(WHSEC.length), 'base64') : Buffer.from(secret, 'utf8')));
+    this.#rawKeys = keys.secrets.map((secret) => createSecretKey(Buffer.from(secret, 'utf8')));
+  }
+
+  headers(webhookId: string, body: string, nowMs: number): Record<string, string> {
+    const headers: Record<string, string> = {};
+    const seconds = Math.floor(nowMs / 1000);
+    for (const scheme of this.#schemes) {
+      switch (scheme) {
+        case 'standard': {
+          const signed = `${webhookId}.${seconds}.${body}`;
+          headers['webhook-id'] = webhookId;
+          headers['webhook-timestamp'] = String(seconds);
+          headers['webhook-signature'] = this.#standardKeys.map((key) => `v1,${hmac(key, signed, 'base64')}`).join(' ');
+          break;
+        }
+        case 'legacy': {
+          const stamp = String(nowMs);
+          headers['x-webhook-id'] = webhookId;
+          headers['x-timestamp'] = stamp;
+          headers['x-signature'] = this.#rawKeys.map((key) => `sha256=${hmac(key, body + stamp, 'hex')}`).join(',');
+          break;
+        }
+        case 'stripe': {
+          const signed = `${seconds}.${body}`;
+          headers['stripe-signature'] = [`t=${seconds}`, ...this.#rawKeys.map((key) => `v1=${hmac(key, signed, 'hex')}`)].join(',');
+          break;
+        }
+      }
+    }
+    return headers;
+  }
 }
 
-function hmac(key: Buffer, data: string, encoding: 'hex' | 'base64'): string {
+function hmac(key: KeyObject, data: string, encoding: 'hex' | 'base64'): string {
   return createHmac('sha256', key).update(data, 'utf8').digest(encoding);
 }

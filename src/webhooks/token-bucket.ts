@@ -1,9 +1,11 @@
-import type { Clock } from '../core/clock.ts';
+import type { Clock, Timer } from '../core/clock.ts';
 
 /**
  * A token bucket on the injected clock: `ratePerSecond` tokens a second, holding at most
- * `capacity`. Hand-written because it is a dozen lines that must run on the injected clock;
- * p-queue's interval cap is a fixed window, which lets twice the rate through at window edges.
+ * `capacity`. Callers that find it empty wait in one FIFO queue served by a single timer, so a
+ * token wakes exactly one waiter (not every waiter), and waiting costs no CPU.
+ * Hand-written because it must run on the injected clock; p-queue's interval cap is a fixed
+ * window, which lets up to twice the rate through at window edges.
  */
 export class TokenBucket {
   readonly #clock: Clock;
@@ -11,6 +13,9 @@ export class TokenBucket {
   readonly #capacity: number;
   #tokens: number;
   #at: number;
+  readonly #waiters: Array<() => void> = [];
+  #waiterHead = 0;
+  #timer: Timer | undefined;
 
   constructor(clock: Clock, ratePerSecond: number, capacity: number) {
     this.#clock = clock;
@@ -20,15 +25,57 @@ export class TokenBucket {
     this.#at = clock.now();
   }
 
-  /** Takes a token and returns 0, or returns how many ms until one is available. */
-  tryTake(): number {
+  /** Resolves when a token has been taken for the caller; callers are served in order. */
+  take(): Promise<void> {
+    if (this.#waiterHead === this.#waiters.length) {
+      this.#refill();
+      if (this.#tokens >= 1) {
+        this.#tokens -= 1;
+        return Promise.resolve();
+      }
+    }
+    return new Promise((resolve) => {
+      this.#waiters.push(resolve);
+      this.#arm();
+    });
+  }
+
+  /** Releases every waiter without a token (shutdown). */
+  releaseAll(): void {
+    this.#timer?.cancel();
+    this.#timer = undefined;
+    while (this.#waiterHead < this.#waiters.length) (this.#waiters[this.#waiterHead++] as () => void)();
+    this.#compact();
+  }
+
+  #refill(): void {
     const now = this.#clock.now();
     this.#tokens = Math.min(this.#capacity, this.#tokens + (now - this.#at) * this.#ratePerMs);
     this.#at = now;
-    if (this.#tokens >= 1) {
-      this.#tokens -= 1;
-      return 0;
+  }
+
+  #arm(): void {
+    if (this.#timer !== undefined) return;
+    const wait = Math.max(1, Math.ceil((1 - this.#tokens) / this.#ratePerMs));
+    this.#timer = this.#clock.schedule(wait, () => {
+      this.#timer = undefined;
+      this.#refill();
+      while (this.#tokens >= 1 && this.#waiterHead < this.#waiters.length) {
+        this.#tokens -= 1;
+        (this.#waiters[this.#waiterHead++] as () => void)();
+      }
+      this.#compact();
+      if (this.#waiterHead < this.#waiters.length) this.#arm();
+    });
+  }
+
+  #compact(): void {
+    if (this.#waiterHead === this.#waiters.length) {
+      this.#waiters.length = 0;
+      this.#waiterHead = 0;
+    } else if (this.#waiterHead > 1024) {
+      this.#waiters.splice(0, this.#waiterHead);
+      this.#waiterHead = 0;
     }
-    return Math.max(1, Math.ceil((1 - this.#tokens) / this.#ratePerMs));
   }
 }
