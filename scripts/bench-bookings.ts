@@ -1,13 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server } from 'node:http';
-import { createServer } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
+import { createBench, loadAverage, machine, percentile, positiveInt, runBench, startServer, stopChild, type ServerChild as Service } from './bench-support.ts';
 
 /**
  * `make bench-bookings`: book-and-pay throughput of the bookings API, and how long a paid booking
@@ -30,7 +27,6 @@ import { Agent, request } from 'undici';
  * confirmations went missing, since then the figures mean nothing.
  */
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const DURATION_S = positiveInt('BENCH_DURATION_S', 10);
 const CONCURRENCY = positiveInt('BENCH_CONCURRENCY', 32);
 const WARMUP_S = 2;
@@ -38,53 +34,12 @@ const PERFORMANCES = 20;
 const ROWS = 100;
 const SEATS_PER_ROW = 200;
 const QUANTITY = 2;
-const READY_TIMEOUT_MS = 15_000;
-const STOP_TIMEOUT_MS = 15_000;
 /** How long to wait, after the load stops, for the last confirmations. */
 const SETTLE_MS = 5_000;
 const MAX_FAILURE_RATE = 0.001;
 
-const live = new Set<ChildProcess>();
-const interrupted = new AbortController();
-const scratch = mkdtempSync(path.join(os.tmpdir(), 'paysim-bench-bookings-'));
-
-class StartError extends Error {
-  override name = 'StartError';
-}
-
-function positiveInt(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer (got ${JSON.stringify(raw)})`);
-  return value;
-}
-
-function progress(message: string): void {
-  process.stderr.write(`bench-bookings: ${message}\n`);
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
-  server.close();
-  if (address === null || typeof address === 'string') throw new Error('could not read a free port');
-  return address.port;
-}
-
-function hasExited(child: ChildProcess): boolean {
-  return child.exitCode !== null || child.signalCode !== null;
-}
-
-function tail(file: string, bytes = 2000): string {
-  try {
-    return readFileSync(file, 'utf8').slice(-bytes).trim();
-  } catch {
-    return '';
-  }
-}
+const bench = createBench('bench-bookings');
+const { progress } = bench;
 
 /** Row labels A…Z, AA…AZ, BA…: as many as asked, each one to three capital letters. */
 function rowLabels(count: number): string[] {
@@ -111,26 +66,14 @@ function writeCatalog(): string {
     rows,
     seatsPerRow: SEATS_PER_ROW,
   }));
-  const file = path.join(scratch, 'performances.json');
+  const file = path.join(bench.scratch, 'performances.json');
   writeFileSync(file, JSON.stringify(catalog));
   return file;
 }
 
-interface Service {
-  url: string;
-  child: ChildProcess;
-  stderrPath: string;
-}
-
-async function startService(catalog: string): Promise<Service> {
-  const port = await freePort();
-  const stderrPath = path.join(scratch, 'service.stderr');
-  const out = openSync('/dev/null', 'w');
-  const err = openSync(stderrPath, 'w');
+function startService(catalog: string): Promise<Service> {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
-    PORT: String(port),
-    HOST: '127.0.0.1',
     LOG_LEVEL: 'warn',
     WEBHOOK_SECRET: 'whsec_bench_fixed_test_secret',
     MOCK_MIN_DELAY_MS: '0',
@@ -141,38 +84,7 @@ async function startService(catalog: string): Promise<Service> {
   // The default processor delay is part of what is measured; tracing is not.
   delete env.EVENT_PROCESSING_DELAY_MS;
   delete env.OTEL_EXPORTER_OTLP_ENDPOINT;
-  const child = spawn(process.execPath, ['src/server.ts'], { cwd: ROOT, env, stdio: ['ignore', out, err] });
-  closeSync(out);
-  closeSync(err);
-  live.add(child);
-  child.once('exit', () => live.delete(child));
-  const service = { url: `http://127.0.0.1:${port}`, child, stderrPath };
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  while (Date.now() < deadline) {
-    if (hasExited(child)) {
-      const why = tail(stderrPath);
-      throw new StartError(`the service exited (code ${child.exitCode}, signal ${child.signalCode}) before /healthz answered${why ? `:\n${why}` : ''}`);
-    }
-    try {
-      const response = await fetch(`${service.url}/healthz`, { signal: AbortSignal.timeout(1000) });
-      if (response.ok) return service;
-    } catch {
-      // not listening yet
-    }
-    await sleep(100);
-  }
-  throw new StartError(`the service did not answer /healthz within ${READY_TIMEOUT_MS} ms`);
-}
-
-async function stopService(child: ChildProcess): Promise<void> {
-  if (hasExited(child)) return;
-  const exited = once(child, 'exit');
-  child.kill('SIGTERM');
-  const timer = sleep(STOP_TIMEOUT_MS, 'timeout' as const);
-  if ((await Promise.race([exited, timer])) === 'timeout' && !hasExited(child)) {
-    child.kill('SIGKILL');
-    await exited;
-  }
+  return startServer(bench, 'the service', ['src/server.ts'], env);
 }
 
 /** The webhook receiver: notes when each booking's `booking.confirmed` arrived (performance.now()). */
@@ -239,7 +151,7 @@ async function drive(service: Service, agent: Agent, receiver: Receiver, duratio
   const started = performance.now();
   const worker = async (w: number): Promise<void> => {
     const user = `bench_${label}_${w}`;
-    while (performance.now() < until && !interrupted.signal.aborted) {
+    while (performance.now() < until && !bench.signal.aborted) {
       const performanceId = `bench_${String((sequence++ % PERFORMANCES) + 1).padStart(2, '0')}`;
       samples.calls += 1;
       let booked;
@@ -280,28 +192,9 @@ function count(map: Map<string, number>, key: string): void {
   map.set(key, (map.get(key) ?? 0) + 1);
 }
 
-/** Nearest-rank percentile of an ascending array. */
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] as number;
-}
-
 function stats(values: number[]): { n: number; p50: number; p95: number; p99: number; max: number } {
   const sorted = Float64Array.from(values).sort();
   return { n: sorted.length, p50: percentile(sorted, 50), p95: percentile(sorted, 95), p99: percentile(sorted, 99), max: sorted.at(-1) ?? Number.NaN };
-}
-
-function machine(): string {
-  const cpus = os.cpus();
-  const gib = (os.totalmem() / 2 ** 30).toFixed(1);
-  return `${cpus[0]?.model ?? 'unknown CPU'}, ${cpus.length} cores, ${gib} GiB RAM, Node ${process.version}, ${os.platform()} ${os.release()}`;
-}
-
-function loadAverage(): string {
-  return os
-    .loadavg()
-    .map((l) => l.toFixed(2))
-    .join(' / ');
 }
 
 async function metric(service: Service, name: string): Promise<string> {
@@ -316,17 +209,18 @@ async function main(): Promise<number> {
   const loadBefore = loadAverage();
   const catalog = writeCatalog();
   const receiver = await startReceiver();
-  progress('starting the service');
-  const service = await startService(catalog);
   const agent = new Agent({ connections: CONCURRENCY, keepAliveTimeout: 30_000 });
+  let service: Awaited<ReturnType<typeof startService>> | undefined;
   try {
+    progress('starting the service');
+    service = await startService(catalog);
     progress(`warm-up ${WARMUP_S} s`);
     await drive(service, agent, receiver, WARMUP_S, newSamples(), 'warmup');
-    interrupted.signal.throwIfAborted();
+    bench.signal.throwIfAborted();
     progress(`measuring ${DURATION_S} s with ${CONCURRENCY} workers`);
     const samples = newSamples();
     const elapsedS = await drive(service, agent, receiver, DURATION_S, samples, 'run');
-    interrupted.signal.throwIfAborted();
+    bench.signal.throwIfAborted();
 
     // The last confirmations are still on their way (processor delay, delivery).
     const settleUntil = Date.now() + SETTLE_MS;
@@ -379,7 +273,7 @@ async function main(): Promise<number> {
     return 0;
   } finally {
     await agent.close();
-    await stopService(service.child);
+    if (service !== undefined) await stopChild(service.child);
     await new Promise<void>((resolve) => {
       receiver.server.close(() => resolve());
       receiver.server.closeAllConnections();
@@ -387,29 +281,4 @@ async function main(): Promise<number> {
   }
 }
 
-async function cleanUp(): Promise<void> {
-  await Promise.all([...live].map(stopService));
-  rmSync(scratch, { recursive: true, force: true });
-}
-
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    progress(`${signal}: stopping`);
-    interrupted.abort();
-    void cleanUp().finally(() => process.exit(130));
-  });
-}
-process.on('exit', () => {
-  for (const child of live) child.kill('SIGKILL');
-});
-
-let exitCode: number;
-try {
-  exitCode = await main();
-} catch (error) {
-  if (!interrupted.signal.aborted) console.error(error instanceof StartError ? `bench-bookings: ${error.message}` : error);
-  exitCode = interrupted.signal.aborted ? 130 : 1;
-} finally {
-  await cleanUp();
-}
-process.exitCode = exitCode;
+await runBench(bench, main);

@@ -1,13 +1,26 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
+import {
+  createBench,
+  exitedError,
+  loadAverage,
+  machine,
+  positiveInt,
+  READY_TIMEOUT_MS,
+  runBench,
+  spawnChild,
+  startServer,
+  StartError,
+  stopChild,
+  table,
+  type ServerChild as Service,
+  type SpawnedChild as Child,
+} from './bench-support.ts';
 
 /**
  * `make bench-webhooks`: webhook delivery from the service to a local receiver (issue 3, "Benchmark").
@@ -38,7 +51,6 @@ import { Pool } from 'undici';
  * under `node --cpu-prof` and keep the profile there.
  */
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const EVENTS = positiveInt('BENCH_EVENTS', 30_000);
 const RATE_EVENTS = positiveInt('BENCH_RATE_EVENTS', 6_500);
 const FLAKY_EVENTS = positiveInt('BENCH_FLAKY_EVENTS', 2_000);
@@ -63,19 +75,8 @@ const TARGET_DELIVERIES_PER_S = 5_000;
 const TARGET_RATE_ERROR_PCT = 5;
 const TARGET_DELIVERED_SHARE = 1;
 
-const READY_TIMEOUT_MS = 15_000;
-/** Above the service's SHUTDOWN_TIMEOUT_MS default (10 s), so a graceful drain is never cut short. */
-const STOP_TIMEOUT_MS = 15_000;
 const SECRET = 'whsec_YmVuY2gtd2ViaG9va3MtZml4ZWQtc2VjcmV0';
 
-interface Child {
-  name: string;
-  child: ChildProcess;
-  stderrPath: string;
-}
-interface Service extends Child {
-  url: string;
-}
 interface Receiver extends Child {
   url: string;
   hookUrl: string;
@@ -109,75 +110,15 @@ interface CreateResult {
   overloadRetries: number;
 }
 
-const live = new Set<ChildProcess>();
-/** Aborted on SIGINT/SIGTERM: no new child is started and the running load stops at once. */
-const interrupted = new AbortController();
-const scratch = mkdtempSync(path.join(os.tmpdir(), 'paysim-bench-webhooks-'));
+const bench = createBench('bench-webhooks');
+const { progress } = bench;
 /** Every intent gets its own reservation id, across runs. */
 let sequence = 0;
 
-class StartError extends Error {
-  override name = 'StartError';
-}
-
-function positiveInt(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer (got ${JSON.stringify(raw)})`);
-  return value;
-}
-
-function progress(message: string): void {
-  process.stderr.write(`bench-webhooks: ${message}\n`);
-}
-
-/** Asks the kernel for a free port; the tiny window before the child binds it is acceptable here. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
-  server.close();
-  if (address === null || typeof address === 'string') throw new Error('could not read a free port');
-  return address.port;
-}
-
-function hasExited(child: ChildProcess): boolean {
-  return child.exitCode !== null || child.signalCode !== null;
-}
-
-function tail(file: string, bytes = 2000): string {
-  try {
-    return readFileSync(file, 'utf8').slice(-bytes).trim();
-  } catch {
-    return '';
-  }
-}
-
-function track(child: ChildProcess): void {
-  live.add(child);
-  child.once('exit', () => live.delete(child));
-}
-
-function exitedError(c: Child, what: string): StartError {
-  const why = tail(c.stderrPath);
-  return new StartError(`${c.name} exited (code ${c.child.exitCode}, signal ${c.child.signalCode}) before ${what}${why ? `:\n${why}` : ''}`);
-}
-
 /** The receiver reports its port as the first line on stdout; stderr goes to a file. */
 async function startReceiver(name: string, mode: 'ok' | 'flaky'): Promise<Receiver> {
-  interrupted.signal.throwIfAborted();
-  const stderrPath = path.join(scratch, `${name}.receiver.stderr`);
-  const err = openSync(stderrPath, 'w');
-  const child = spawn(process.execPath, ['scripts/bench-receiver.ts'], {
-    cwd: ROOT,
-    env: { ...process.env, BENCH_RECEIVER_MODE: mode },
-    stdio: ['ignore', 'pipe', err],
-  });
-  closeSync(err);
-  track(child);
-  const c: Child = { name: `${name} receiver`, child, stderrPath };
+  const c = spawnChild(bench, `${name} receiver`, ['scripts/bench-receiver.ts'], { ...process.env, BENCH_RECEIVER_MODE: mode }, 'pipe');
+  const { child } = c;
   const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
   const first = new Promise<string>((resolve, reject) => {
     lines.once('line', resolve);
@@ -194,51 +135,17 @@ async function startReceiver(name: string, mode: 'ok' | 'flaky'): Promise<Receiv
   return { ...c, url, hookUrl: `${url}/hook` };
 }
 
-async function startService(name: string, env: Record<string, string>, nodeArgs: string[] = []): Promise<Service> {
-  interrupted.signal.throwIfAborted();
-  const port = await freePort();
-  const stderrPath = path.join(scratch, `${name}.service.stderr`);
-  const out = openSync('/dev/null', 'w');
-  const err = openSync(stderrPath, 'w');
+function startService(name: string, env: Record<string, string>, nodeArgs: string[] = []): Promise<Service> {
   const childEnv: NodeJS.ProcessEnv = {
     ...process.env,
     LOG_LEVEL: 'warn',
     WEBHOOK_SECRET: SECRET,
     DEFAULT_APPROVE_DELAY_MS: '0',
     ...env,
-    HOST: '127.0.0.1',
-    PORT: String(port),
   };
   // Tracing would export to a collector; the benchmark measures the default, untraced service.
   delete childEnv.OTEL_EXPORTER_OTLP_ENDPOINT;
-  const child = spawn(process.execPath, [...nodeArgs, 'src/server.ts'], { cwd: ROOT, env: childEnv, stdio: ['ignore', out, err] });
-  closeSync(out);
-  closeSync(err);
-  track(child);
-  const service: Service = { name: `${name} service`, child, stderrPath, url: `http://127.0.0.1:${port}` };
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  while (Date.now() < deadline) {
-    if (hasExited(child)) throw exitedError(service, '/healthz answered');
-    try {
-      const response = await fetch(`${service.url}/healthz`, { signal: AbortSignal.timeout(1000) });
-      if (response.ok) return service;
-    } catch {
-      // not listening yet
-    }
-    await sleep(100);
-  }
-  throw new StartError(`${service.name} did not answer /healthz within ${READY_TIMEOUT_MS} ms`);
-}
-
-async function stop(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  if (hasExited(child)) return;
-  const exited = once(child, 'exit');
-  child.kill(signal);
-  const timer = sleep(STOP_TIMEOUT_MS, 'timeout' as const);
-  if ((await Promise.race([exited, timer])) === 'timeout' && !hasExited(child)) {
-    child.kill('SIGKILL');
-    await exited;
-  }
+  return startServer(bench, `${name} service`, [...nodeArgs, 'src/server.ts'], childEnv);
 }
 
 async function getJson<T>(url: string): Promise<T> {
@@ -259,7 +166,7 @@ async function createIntents(service: Service, webhookUrl: string, count: number
   let failure: Error | undefined;
   const started = performance.now();
   const worker = async () => {
-    while (next < count && failure === undefined && !interrupted.signal.aborted) {
+    while (next < count && failure === undefined && !bench.signal.aborted) {
       next++;
       sequence++;
       const body = `{"reservation_id":"res_whbench_${label}_${sequence}","amount":1000,"scenario":"approve","webhook_url":"${webhookUrl}"}`;
@@ -284,7 +191,7 @@ async function createIntents(service: Service, webhookUrl: string, count: number
   } finally {
     await pool.close();
   }
-  interrupted.signal.throwIfAborted();
+  bench.signal.throwIfAborted();
   if (failure !== undefined) throw failure;
   const ended = performance.now();
   return { seconds: (ended - started) / 1000, endedAt: performance.timeOrigin + ended, overloadRetries };
@@ -388,7 +295,7 @@ async function runThroughput(): Promise<ThroughputResult> {
     let lastChange = Date.now();
     let timedOut = false;
     for (;;) {
-      interrupted.signal.throwIfAborted();
+      bench.signal.throwIfAborted();
       const p = await getJson<ReceiverProgress>(`${receiver.url}/progress`);
       if (p.ok >= EVENTS) break;
       if (p.ok !== lastOk) {
@@ -425,8 +332,8 @@ async function runThroughput(): Promise<ThroughputResult> {
       timedOut,
     };
   } finally {
-    await stop(service.child);
-    await stop(receiver.child);
+    await stopChild(service.child);
+    await stopChild(receiver.child);
   }
 }
 
@@ -450,7 +357,7 @@ async function runRateCap(): Promise<RateResult> {
     const end = RATE_WINDOW_START_MS + RATE_WINDOW_MS;
     const deadline = Date.now() + end + 15_000;
     for (;;) {
-      interrupted.signal.throwIfAborted();
+      bench.signal.throwIfAborted();
       const p = await getJson<ReceiverProgress>(`${receiver.url}/progress`);
       if (p.first_at !== null && p.now >= p.first_at + end + 50) break;
       if (Date.now() > deadline) throw new StartError('b) the receiver got no delivery');
@@ -464,8 +371,8 @@ async function runRateCap(): Promise<RateResult> {
     return { events: RATE_EVENTS, create, windowRequests, rate, errorPct };
   } finally {
     // The rest of the backlog is not waited for.
-    await stop(service.child, 'SIGKILL');
-    await stop(receiver.child);
+    await stopChild(service.child, 'SIGKILL');
+    await stopChild(receiver.child);
   }
 }
 
@@ -503,7 +410,7 @@ async function runFlaky(): Promise<FlakyResult> {
     let settled = false;
     let lastReport = started;
     for (;;) {
-      interrupted.signal.throwIfAborted();
+      bench.signal.throwIfAborted();
       const p = await getJson<ReceiverProgress>(`${receiver.url}/progress`);
       // Every event must have reached the receiver once before "nothing pending" means anything.
       if (p.requests >= FLAKY_EVENTS && (await countByStatus(service, 'retrying')) === 0 && (await countByStatus(service, 'pending')) === 0) {
@@ -549,36 +456,12 @@ async function runFlaky(): Promise<FlakyResult> {
       failures,
     };
   } finally {
-    await stop(service.child);
-    await stop(receiver.child);
+    await stopChild(service.child);
+    await stopChild(receiver.child);
   }
 }
 
 // ---------------------------------------------------------------------------------------------
-
-function machine(): string {
-  const cpus = os.cpus();
-  const gib = (os.totalmem() / 2 ** 30).toFixed(1);
-  return `${cpus[0]?.model ?? 'unknown CPU'}, ${cpus.length} cores, ${gib} GiB RAM, Node ${process.version}, ${os.platform()} ${os.release()}`;
-}
-
-/** Other work on the machine skews every figure; the report says how busy it was. */
-function loadAverage(): string {
-  return os
-    .loadavg()
-    .map((l) => l.toFixed(2))
-    .join(' / ');
-}
-
-function table(header: string[], rows: string[][]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) =>
-    cells
-      .map((v, i) => v.padEnd(widths[i] as number))
-      .join('  ')
-      .trimEnd();
-  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
-}
 
 const verdict = (met: boolean) => (met ? 'met' : 'MISSED');
 const ms = (value: number | null) => (value === null ? 'n/a' : `${value.toFixed(1)} ms`);
@@ -669,32 +552,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-async function cleanUp(): Promise<void> {
-  await Promise.all([...live].map((child) => stop(child)));
-  rmSync(scratch, { recursive: true, force: true });
-}
-
-// Ctrl-C or a CI timeout must not leave a server holding a port.
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    progress(`${signal}: stopping`);
-    interrupted.abort();
-    void cleanUp().finally(() => process.exit(130));
-  });
-}
-// Last resort if something throws past the handlers above: exit handlers cannot await.
-process.on('exit', () => {
-  for (const child of live) child.kill('SIGKILL');
-});
-
-let exitCode: number;
-try {
-  exitCode = await main();
-} catch (error) {
-  // After Ctrl-C the abort error is expected; the signal handler reports the exit.
-  if (!interrupted.signal.aborted) console.error(error instanceof StartError ? `bench-webhooks: ${error.message}` : error);
-  exitCode = interrupted.signal.aborted ? 130 : 1;
-} finally {
-  await cleanUp();
-}
-process.exitCode = exitCode;
+await runBench(bench, main);

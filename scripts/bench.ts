@@ -1,12 +1,20 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once, type EventEmitter } from 'node:events';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { createServer } from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
+import {
+  createBench,
+  loadAverage,
+  machine,
+  percentile,
+  positiveInt,
+  ROOT,
+  runBench,
+  startServer,
+  StartError,
+  stopChild,
+  table,
+  type ServerChild,
+} from './bench-support.ts';
 
 /**
  * `make bench`: throughput and latency of `POST /v1/sim/intent`, the service against a bare Fastify
@@ -22,13 +30,9 @@ import { fileURLToPath } from 'node:url';
  * Environment: BENCH_DURATION_S (default 10), BENCH_CONNECTIONS (default 50).
  */
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const DURATION_S = positiveInt('BENCH_DURATION_S', 10);
 const CONNECTIONS = positiveInt('BENCH_CONNECTIONS', 50);
 const WARMUP_S = 2;
-const READY_TIMEOUT_MS = 15_000;
-/** Above the service's SHUTDOWN_TIMEOUT_MS default (10 s), so a graceful drain is never cut short. */
-const STOP_TIMEOUT_MS = 15_000;
 const MAX_FAILURE_RATE = 0.001;
 const TARGET_RATIO = 0.5;
 const TARGET_P99_MS = 20;
@@ -69,107 +73,10 @@ interface Row {
   timeouts: number;
 }
 
-interface RunningServer {
-  name: string;
-  url: string;
-  child: ChildProcess;
-  stderrPath: string;
-}
-
-const live = new Set<ChildProcess>();
-/** Aborted on SIGINT/SIGTERM: no new child is started and the running load stops at once. */
-const interrupted = new AbortController();
-const scratch = mkdtempSync(path.join(os.tmpdir(), 'paysim-bench-'));
+const bench = createBench('bench');
+const { progress } = bench;
 /** Every request gets its own reservation id, across targets and runs, as real clients would send. */
 let sequence = 0;
-
-class StartError extends Error {
-  override name = 'StartError';
-}
-
-function positiveInt(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer (got ${JSON.stringify(raw)})`);
-  return value;
-}
-
-function progress(message: string): void {
-  process.stderr.write(`bench: ${message}\n`);
-}
-
-/** Asks the kernel for a free port; the tiny window before the child binds it is acceptable here. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
-  server.close();
-  if (address === null || typeof address === 'string') throw new Error('could not read a free port');
-  return address.port;
-}
-
-function hasExited(child: ChildProcess): boolean {
-  return child.exitCode !== null || child.signalCode !== null;
-}
-
-function tail(file: string, bytes = 2000): string {
-  try {
-    return readFileSync(file, 'utf8').slice(-bytes).trim();
-  } catch {
-    return '';
-  }
-}
-
-async function startServer(name: string, script: string, env: NodeJS.ProcessEnv): Promise<RunningServer> {
-  const port = await freePort();
-  const stderrPath = path.join(scratch, `${name.replace(/\W+/g, '_')}.stderr`);
-  const out = openSync('/dev/null', 'w');
-  // stderr goes to a file, not /dev/null, so a failed start can say why.
-  const err = openSync(stderrPath, 'w');
-  const child = spawn(process.execPath, [script], {
-    cwd: ROOT,
-    env: { ...env, PORT: String(port), HOST: '127.0.0.1' },
-    stdio: ['ignore', out, err],
-  });
-  closeSync(out);
-  closeSync(err);
-  live.add(child);
-  child.once('exit', () => live.delete(child));
-  const server = { name, url: `http://127.0.0.1:${port}`, child, stderrPath };
-  await waitUntilHealthy(server);
-  return server;
-}
-
-async function waitUntilHealthy(server: RunningServer): Promise<void> {
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  while (Date.now() < deadline) {
-    if (hasExited(server.child)) {
-      const why = tail(server.stderrPath);
-      throw new StartError(`${server.name} exited (code ${server.child.exitCode}, signal ${server.child.signalCode}) before /healthz answered${why ? `:\n${why}` : ''}`);
-    }
-    try {
-      const response = await fetch(`${server.url}/healthz`, { signal: AbortSignal.timeout(1000) });
-      if (response.ok) return;
-    } catch {
-      // not listening yet
-    }
-    await sleep(100);
-  }
-  throw new StartError(`${server.name} did not answer /healthz within ${READY_TIMEOUT_MS} ms`);
-}
-
-async function stopServer(child: ChildProcess): Promise<void> {
-  if (hasExited(child)) return;
-  const exited = once(child, 'exit');
-  child.kill('SIGTERM');
-  const timer = sleep(STOP_TIMEOUT_MS, 'timeout' as const);
-  if ((await Promise.race([exited, timer])) === 'timeout' && !hasExited(child)) {
-    child.kill('SIGKILL');
-    await exited;
-  }
-}
 
 function intentBody(): string {
   sequence += 1;
@@ -177,7 +84,7 @@ function intentBody(): string {
 }
 
 /** One request outside the measurement, so a broken route fails loudly instead of as a row of 4xx. */
-async function checkRoute(server: RunningServer): Promise<void> {
+async function checkRoute(server: ServerChild): Promise<void> {
   const response = await fetch(`${server.url}/v1/sim/intent`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
@@ -189,7 +96,7 @@ async function checkRoute(server: RunningServer): Promise<void> {
   }
 }
 
-function load(server: RunningServer, durationS: number): AutocannonRun {
+function load(server: ServerChild, durationS: number): AutocannonRun {
   const run = autocannon({
     url: `${server.url}/v1/sim/intent`,
     connections: CONNECTIONS,
@@ -202,21 +109,15 @@ function load(server: RunningServer, durationS: number): AutocannonRun {
   });
   // Otherwise a stopping server would be hammered (and slowed down) until the duration is over.
   const stop = () => run.stop();
-  interrupted.signal.addEventListener('abort', stop, { once: true });
-  run.on('done', () => interrupted.signal.removeEventListener('abort', stop));
+  bench.signal.addEventListener('abort', stop, { once: true });
+  run.on('done', () => bench.signal.removeEventListener('abort', stop));
   return run;
 }
 
-/** Nearest-rank percentile of an ascending array. */
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] as number;
-}
-
 async function measure(label: string, script: string, env: NodeJS.ProcessEnv): Promise<Row> {
-  interrupted.signal.throwIfAborted();
+  bench.signal.throwIfAborted();
   progress(`${label}: starting`);
-  const server = await startServer(label, script, env);
+  const server = await startServer(bench, label, [script], env);
   try {
     await checkRoute(server);
     progress(`${label}: warm-up ${WARMUP_S} s`);
@@ -241,7 +142,7 @@ async function measure(label: string, script: string, env: NodeJS.ProcessEnv): P
       timeouts: result.timeouts,
     };
   } finally {
-    await stopServer(server.child);
+    await stopChild(server.child);
   }
 }
 
@@ -258,15 +159,7 @@ function formatTable(rows: Row[]): string {
     String(r.errors),
     String(r.timeouts),
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => (c[i] as string).length)));
-  const line = (c: string[]) => c.map((v, i) => (i === 0 ? v.padEnd(widths[i] as number) : v.padStart(widths[i] as number))).join('  ');
-  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.map(line)].join('\n');
-}
-
-function machine(): string {
-  const cpus = os.cpus();
-  const gib = (os.totalmem() / 2 ** 30).toFixed(1);
-  return `${cpus[0]?.model ?? 'unknown CPU'}, ${cpus.length} cores, ${gib} GiB RAM, Node ${process.version}, ${os.platform()} ${os.release()}`;
+  return table(header, cells, (column) => column > 0);
 }
 
 /** The service as deployed by default, apart from the port, a fixed secret and (if set) tracing. */
@@ -278,19 +171,13 @@ function serviceEnv(logLevel: string): NodeJS.ProcessEnv {
 }
 
 async function runMemoryBench(): Promise<number> {
-  interrupted.signal.throwIfAborted();
+  bench.signal.throwIfAborted();
   progress('memory: node --expose-gc scripts/bench-memory.ts');
   const child = spawn(process.execPath, ['--expose-gc', '--max-old-space-size=8192', 'scripts/bench-memory.ts'], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
-  live.add(child);
+  bench.track(child);
   const [code, signal] = (await once(child, 'exit')) as [number | null, NodeJS.Signals | null];
-  live.delete(child);
   if (signal !== null) return 1;
   return code ?? 1;
-}
-
-/** Other work on the machine skews every figure; the report says how busy it was. */
-function loadAverage(): string {
-  return os.loadavg().map((l) => l.toFixed(2)).join(' / ');
 }
 
 async function main(): Promise<number> {
@@ -300,7 +187,7 @@ async function main(): Promise<number> {
   rows.push(await measure('service', 'src/server.ts', serviceEnv('info')));
   rows.push(await measure('service (LOG_LEVEL=warn)', 'src/server.ts', serviceEnv('warn')));
   // An interrupted last run returns early with partial figures: do not report them.
-  interrupted.signal.throwIfAborted();
+  bench.signal.throwIfAborted();
   const [bare, service, quiet] = rows as [Row, Row, Row];
   const loadAfter = loadAverage();
 
@@ -334,32 +221,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-async function cleanUp(): Promise<void> {
-  await Promise.all([...live].map(stopServer));
-  rmSync(scratch, { recursive: true, force: true });
-}
-
-// Ctrl-C or a CI timeout must not leave a server holding a port.
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    progress(`${signal}: stopping`);
-    interrupted.abort();
-    void cleanUp().finally(() => process.exit(130));
-  });
-}
-// Last resort if something throws past the handlers above: exit handlers cannot await.
-process.on('exit', () => {
-  for (const child of live) child.kill('SIGKILL');
-});
-
-let exitCode: number;
-try {
-  exitCode = await main();
-} catch (error) {
-  // After Ctrl-C the abort error is expected; the signal handler reports the exit.
-  if (!interrupted.signal.aborted) console.error(error instanceof StartError ? `bench: ${error.message}` : error);
-  exitCode = interrupted.signal.aborted ? 130 : 1;
-} finally {
-  await cleanUp();
-}
-process.exitCode = exitCode;
+await runBench(bench, main);

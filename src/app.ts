@@ -43,7 +43,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     logger: typeof options.logger === 'object' ? undefined : (options.logger ?? false),
     bodyLimit: config.bodyLimitBytes,
     genReqId: requestIdFrom,
-    childLoggerFactory: childLoggerWithTraceId,
+    childLoggerFactory: childLoggerWithTraceId(options.otelPlugin !== undefined),
     // One line per request, written by the request-context plugin, instead of Fastify's two.
     logController: new LogController({ requestIdLogLabel: 'request_id', disableRequestLogging: true }),
     return503OnClosing: true,
@@ -86,8 +86,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       ],
     },
   });
-  await app.register(swaggerUi, { routePrefix: '/docs' });
-  app.get('/', { schema: { hide: true } }, async (_request, reply) => reply.redirect('/docs'));
+  // Swagger UI at the root: opening the simulator's address in a browser shows its API.
+  await app.register(swaggerUi, { routePrefix: '/' });
+  app.get('/docs', { schema: { hide: true } }, async (_request, reply) => reply.redirect('/'));
 
   await app.register(opsRoutes);
   await app.register(simRoutes, { prefix: '/v1/sim' });

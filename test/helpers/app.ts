@@ -1,7 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.ts';
 import { loadConfig, type Config } from '../../src/config.ts';
-import { isPaymentEvent, type PaymentEvent } from '../../src/core/events.ts';
+import { expect } from 'vitest';
+import { isPaymentEvent, type BookingEvent, type PaymentEvent } from '../../src/core/events.ts';
 import { createRandom } from '../../src/core/random.ts';
 import { ManualClock } from './manual-clock.ts';
 
@@ -28,6 +29,22 @@ export async function buildTestApp(env: Record<string, string> = {}, options: { 
   });
   await app.ready();
   return { app, clock, config, events };
+}
+
+/** Every `booking.*` event published on the app's bus from now on, in order. */
+export function recordBookingEvents(t: TestApp): BookingEvent[] {
+  const events: BookingEvent[] = [];
+  t.app.core.bus.subscribe((event) => {
+    if (event.type.startsWith('booking.')) events.push(event as BookingEvent);
+  });
+  return events;
+}
+
+/** Lets `inject` run (token checks use the thread pool) until the handler has scheduled its timer on the manual clock. */
+export async function untilScheduled(t: TestApp, before: number): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (t.clock.pendingTimers <= before && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 1));
+  expect(t.clock.pendingTimers).toBeGreaterThan(before);
 }
 
 export const ULID = '[0-9A-HJKMNP-TV-Z]{26}';

@@ -162,6 +162,21 @@ export async function startReceiver(responder: Responder = ok): Promise<Receiver
   };
 }
 
+/** Receivers for one test file: `start` one, `closeAll` (in an afterEach) closes every one started. */
+export function receiverPool(): { start(responder?: Responder): Promise<Receiver>; closeAll(): Promise<void> } {
+  const started: Receiver[] = [];
+  return {
+    async start(responder) {
+      const rx = await startReceiver(responder);
+      started.push(rx);
+      return rx;
+    },
+    async closeAll() {
+      for (const rx of started.splice(0)) await rx.close();
+    },
+  };
+}
+
 /** A port that nothing listens on (bound, then released). */
 export async function closedPort(): Promise<number> {
   const server = createServer();

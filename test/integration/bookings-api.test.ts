@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { BookingEvent } from '../../src/core/events.ts';
-import { buildTestApp, ISO, ULID, type TestApp } from '../helpers/app.ts';
+import { buildTestApp, ISO, recordBookingEvents, ULID, untilScheduled, type TestApp } from '../helpers/app.ts';
 
 /**
  * The bookings API (document 003) through `inject`: every route and error with whole bodies,
@@ -24,10 +24,7 @@ let busEvents: BookingEvent[];
 
 async function setup(env: Record<string, string> = {}): Promise<void> {
   t = await buildTestApp({ ...NO_DELAY, ...env });
-  busEvents = [];
-  t.app.core.bus.subscribe((event) => {
-    if (event.type.startsWith('booking.')) busEvents.push(event as BookingEvent);
-  });
+  busEvents = recordBookingEvents(t);
 }
 afterEach(async () => {
   await t.app.close();
@@ -50,13 +47,6 @@ const execute = (bookingId: string, cvv = '120', user = USER, token = 'tok_visa_
   post('/payments/execute', { bookingId, paymentMethodToken: token, cvv }, user, headers);
 const myBookings = async (user = USER) => (await get('/bookings/my', user)).json();
 const seatCounts = async (performanceId = 'perf_001') => (await get(`/performances/${performanceId}/seats`)).json().counts;
-
-/** Lets `inject` run (token checks use the thread pool) until the handler has scheduled its timer on the manual clock. */
-async function untilScheduled(before: number): Promise<void> {
-  const deadline = Date.now() + 5000;
-  while (t.clock.pendingTimers <= before && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 1));
-  expect(t.clock.pendingTimers).toBeGreaterThan(before);
-}
 
 describe('x-user-id', () => {
   beforeEach(() => setup());
@@ -357,7 +347,7 @@ describe('the processing delay (MOCK_MIN_DELAY_MS … MOCK_MAX_DELAY_MS) on the 
       answered = true;
       return res;
     });
-    await untilScheduled(before);
+    await untilScheduled(t, before);
     // While in flight: a second payment and a cancellation are refused.
     const twice = await execute(id);
     expect(twice.statusCode).toBe(409);
@@ -469,7 +459,7 @@ describe('expiry on the injected clock', () => {
     t.clock.advance(900);
     const before = t.clock.pendingTimers;
     const paying = execute(id);
-    await untilScheduled(before);
+    await untilScheduled(t, before);
     t.clock.advance(800);
     expect((await paying).json().finalStatus).toBe('SUCCESS');
     t.clock.advance(50);
@@ -687,12 +677,18 @@ describe('bounds (BOOKING_TTL_MS, BOOKINGS_MAX)', () => {
 });
 
 describe('shutdown', () => {
-  it('the drain waits for payments in flight and unprocessed inbox events', async () => {
+  /** A booking whose payment (1000 ms of clock) is under way, its timer scheduled. */
+  async function paymentInFlight(): Promise<{ paying: ReturnType<typeof execute> }> {
     await setup({ MOCK_MIN_DELAY_MS: '1000', MOCK_MAX_DELAY_MS: '1000' });
     const id = await book();
     const before = t.clock.pendingTimers;
     const paying = execute(id);
-    await untilScheduled(before);
+    await untilScheduled(t, before);
+    return { paying };
+  }
+
+  it('the drain waits for payments in flight and unprocessed inbox events', async () => {
+    const { paying } = await paymentInFlight();
     const started = Date.now();
     const draining = t.app.lifecycle.drain(10_000);
     setTimeout(() => t.clock.advance(1000), 50); // the payment is decided; its event is not processed yet
@@ -705,11 +701,7 @@ describe('shutdown', () => {
   });
 
   it('gives up when the budget runs out', async () => {
-    await setup({ MOCK_MIN_DELAY_MS: '1000', MOCK_MAX_DELAY_MS: '1000' });
-    const id = await book();
-    const before = t.clock.pendingTimers;
-    const paying = execute(id);
-    await untilScheduled(before);
+    const { paying } = await paymentInFlight();
     const started = Date.now();
     await t.app.lifecycle.drain(100);
     expect(Date.now() - started).toBeGreaterThanOrEqual(90);

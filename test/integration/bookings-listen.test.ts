@@ -1,13 +1,13 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { SignJWT } from 'jose';
 import { Webhook } from 'standardwebhooks';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestApp, ISO, ULID, type TestApp } from '../helpers/app.ts';
+import { runToExit } from '../helpers/child.ts';
 import { startReceiver, type ReceivedRequest, type Receiver } from '../helpers/receiver.ts';
 
 /**
@@ -23,7 +23,6 @@ const JWT_SECRET = 'listen-test-jwt-secret';
 const USER = 'user_test_001';
 const BK_ID = new RegExp(`^bk_${ULID}$`);
 const EVT_ID = new RegExp(`^evt_${ULID}$`);
-const REPO = resolve(import.meta.dirname, '..', '..');
 
 interface Wire {
   status: number;
@@ -170,24 +169,6 @@ describe('the process', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  function start(env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-    return new Promise((done, fail) => {
-      const child = spawn(process.execPath, ['src/server.ts'], { cwd: REPO, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOST: '127.0.0.1', PORT: '0', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-      child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL');
-        fail(new Error(`the server did not exit; stdout: ${stdout}`));
-      }, 15_000);
-      child.on('close', (code) => {
-        clearTimeout(timer);
-        done({ code, stdout, stderr });
-      });
-    });
-  }
-
   it.each([
     ['a missing PERFORMANCES_FILE', () => ({ PERFORMANCES_FILE: join(dir, 'nope.json') }), /^Invalid configuration: PERFORMANCES_FILE: cannot read .*nope\.json: ENOENT/],
     ['a PERFORMANCES_FILE with a bad entry', () => {
@@ -197,7 +178,7 @@ describe('the process', () => {
     }, /^Invalid configuration: PERFORMANCES_FILE: .*bad\.json: Invalid performances: \/0\/startsAt: /],
     ['MOCK_MIN_DELAY_MS above MOCK_MAX_DELAY_MS', () => ({ MOCK_MIN_DELAY_MS: '900', MOCK_MAX_DELAY_MS: '100' }), /^Invalid configuration: MOCK_MIN_DELAY_MS must be <= MOCK_MAX_DELAY_MS \(got 900 > 100\)$/],
   ])('%s stops the start: exit 1, one line on stderr naming the variable, nothing on stdout', async (_name, env, line) => {
-    const { code, stdout, stderr } = await start(env());
+    const { code, stdout, stderr } = await runToExit(env());
     expect(code).toBe(1);
     expect(stdout).toBe('');
     const lines = stderr.trimEnd().split('\n');

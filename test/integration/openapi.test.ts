@@ -54,16 +54,20 @@ describe('OpenAPI document', () => {
     expect(Object.keys(create.responses ?? {})).toEqual(expect.arrayContaining(['200', '400', '422']));
   });
 
-  it('GET /docs serves Swagger UI', async () => {
-    const res = await t.app.inject({ method: 'GET', url: '/docs' });
+  it('GET / serves Swagger UI, and its initializer loads the generated document', async () => {
+    const res = await t.app.inject({ method: 'GET', url: '/' });
     expect(res.statusCode).toBe(200);
     expect(res.headers['content-type']).toMatch(/^text\/html/);
     expect(res.body).toMatch(/swagger/i);
+    const init = await t.app.inject({ method: 'GET', url: '/static/swagger-initializer.js' });
+    expect(init.statusCode).toBe(200);
+    const spec = await t.app.inject({ method: 'GET', url: '/json' });
+    expect(spec.json().paths['/v1/sim/intent']).toBeDefined();
   });
 
-  it('GET / redirects to /docs', async () => {
-    const res = await t.app.inject({ method: 'GET', url: '/' });
+  it('GET /docs redirects to /', async () => {
+    const res = await t.app.inject({ method: 'GET', url: '/docs' });
     expect(res.statusCode).toBe(302);
-    expect(res.headers.location).toBe('/docs');
+    expect(res.headers.location).toBe('/');
   });
 });

@@ -4,7 +4,7 @@ import { promisify } from 'node:util';
 import { SignJWT, UnsecuredJWT } from 'jose';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { BookingEvent } from '../../src/core/events.ts';
-import { buildTestApp, ULID, type TestApp } from '../helpers/app.ts';
+import { buildTestApp, recordBookingEvents, ULID, untilScheduled, type TestApp } from '../helpers/app.ts';
 
 /**
  * The ticketing payment-service API (document 004) through `inject`: payment methods, health,
@@ -25,10 +25,7 @@ let busEvents: BookingEvent[];
 
 async function setup(env: Record<string, string> = {}, options: { clockStart?: number } = {}): Promise<void> {
   t = await buildTestApp({ MOCK_MIN_DELAY_MS: '0', MOCK_MAX_DELAY_MS: '0', JWT_SECRET: SECRET, ...env }, options);
-  busEvents = [];
-  t.app.core.bus.subscribe((event) => {
-    if (event.type.startsWith('booking.')) busEvents.push(event as BookingEvent);
-  });
+  busEvents = recordBookingEvents(t);
 }
 afterEach(async () => {
   await t.app.close();
@@ -63,13 +60,6 @@ async function book(user = USER, quantity = 2, performanceId = 'perf_001'): Prom
   return res.json().bookingId;
 }
 const bookingsOf = async (user = USER) => (await t.app.inject({ url: '/bookings/my', headers: { 'x-user-id': user } })).json();
-
-/** Lets `inject` run (token checks use the thread pool) until the handler has scheduled its timer on the manual clock. */
-async function untilScheduled(before: number): Promise<void> {
-  const deadline = Date.now() + 5000;
-  while (t.clock.pendingTimers <= before && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 1));
-  expect(t.clock.pendingTimers).toBeGreaterThan(before);
-}
 
 describe('GET /api/v1/payments/methods and GET /health', () => {
   it('need no token and answer as document 004', async () => {
@@ -296,7 +286,7 @@ describe('POST /api/v1/payments/process: the payment', () => {
       answered = true;
       return res;
     });
-    await untilScheduled(before);
+    await untilScheduled(t, before);
     t.clock.advance(499);
     await new Promise((resolve) => setTimeout(resolve, 20)); // time enough for an answer to arrive, were it due
     expect(answered).toBe(false);
@@ -321,7 +311,7 @@ describe('POST /api/v1/payments/process: the payment', () => {
     const before = t.clock.pendingTimers;
     const both = Promise.all([pay({ reservationId: id, paymentMethod: 'naver_pay' }, authorization), pay({ reservationId: id, paymentMethod: 'kakao_pay' }, authorization)]);
     if (env.MOCK_MAX_DELAY_MS !== '0') {
-      await untilScheduled(before);
+      await untilScheduled(t, before);
       t.clock.advance(1500);
     }
     const results = await both;

@@ -1,138 +1,19 @@
-import { spawn, type ChildProcessByStdio } from 'node:child_process';
-import { resolve } from 'node:path';
-import type { Readable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
+import { serverProcesses, type LogLine, type ServerProcess } from '../helpers/child.ts';
 
 /**
  * The process as an orchestrator sees it: `node src/server.ts` in a child process, configured from
  * the environment, logging pino JSON lines to stdout, shutting down on SIGTERM/SIGINT.
  */
 
-const REPO = resolve(import.meta.dirname, '..', '..');
 const SECRET = 'whsec_cHJvY2Vzcy10ZXN0LXNlY3JldC0xMjM0NQ==';
 const TRACE_ID = '0af7651916cd43dd8448eb211c80319c';
 const TRACEPARENT = `00-${TRACE_ID}-b7ad6b7169203331-01`;
 
-type LogLine = Record<string, unknown> & { level?: string; msg?: string };
-interface Exit {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-}
-
-class ServerProcess {
-  readonly child: ChildProcessByStdio<null, Readable, Readable>;
-  stdout = '';
-  stderr = '';
-  readonly exited: Promise<Exit>;
-  exit: Exit | undefined;
-  #listeners = new Set<() => void>();
-
-  constructor(env: Record<string, string>) {
-    // A clean environment: nothing from the runner's (OTEL_*, NODE_OPTIONS, a real WEBHOOK_SECRET) leaks in.
-    const base: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOST: '127.0.0.1', PORT: '0' };
-    this.child = spawn(process.execPath, ['src/server.ts'], { cwd: REPO, env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    this.child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-      this.stdout += chunk;
-      this.#notify();
-    });
-    this.child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-      this.stderr += chunk;
-      this.#notify();
-    });
-    this.exited = new Promise((done) => {
-      // 'close', not 'exit': every byte of stdout and stderr has been read by then.
-      this.child.on('close', (code, signal) => {
-        this.exit = { code, signal };
-        this.#notify();
-        done(this.exit);
-      });
-    });
-  }
-
-  /** Every complete stdout line that is JSON; anything else on stdout is a failure of its own. */
-  get lines(): LogLine[] {
-    return this.stdout
-      .split('\n')
-      .filter((line) => line.trim() !== '')
-      .map((line) => {
-        try {
-          return JSON.parse(line) as LogLine;
-        } catch {
-          return { unparsable: line };
-        }
-      });
-  }
-
-  /** Resolves with the first log line matching `predicate`, as soon as it is written. */
-  waitForLine(predicate: (line: LogLine) => boolean, timeoutMs = 10_000): Promise<LogLine> {
-    return this.#waitFor(() => this.lines.find(predicate), `a log line matching ${predicate.toString()}`, timeoutMs);
-  }
-
-  async port(): Promise<number> {
-    const line = await this.waitForLine((l) => typeof l.msg === 'string' && l.msg.startsWith('Server listening at '));
-    const match = /:(\d+)$/.exec(String(line.msg));
-    if (match?.[1] === undefined) throw new Error(`no port in ${String(line.msg)}`);
-    return Number(match[1]);
-  }
-
-  async url(path: string): Promise<string> {
-    return `http://127.0.0.1:${await this.port()}${path}`;
-  }
-
-  async waitForExit(timeoutMs: number): Promise<Exit> {
-    return this.#waitFor(() => this.exit, 'the process to exit', timeoutMs);
-  }
-
-  kill(signal: NodeJS.Signals): void {
-    if (this.exit === undefined) this.child.kill(signal);
-  }
-
-  #notify(): void {
-    for (const listener of this.#listeners) listener();
-  }
-
-  #waitFor<T>(probe: () => T | undefined, what: string, timeoutMs: number): Promise<T> {
-    return new Promise((done, fail) => {
-      const check = (): void => {
-        const value = probe();
-        if (value !== undefined) {
-          finish();
-          done(value);
-        } else if (this.exit !== undefined) {
-          finish();
-          fail(new Error(`process exited (${JSON.stringify(this.exit)}) before ${what}\nstdout:\n${this.stdout}\nstderr:\n${this.stderr}`));
-        }
-      };
-      const timer = setTimeout(() => {
-        finish();
-        fail(new Error(`timed out after ${timeoutMs} ms waiting for ${what}\nstdout:\n${this.stdout}\nstderr:\n${this.stderr}`));
-      }, timeoutMs);
-      const finish = (): void => {
-        clearTimeout(timer);
-        this.#listeners.delete(check);
-      };
-      this.#listeners.add(check);
-      check();
-    });
-  }
-}
-
-const children: ServerProcess[] = [];
-function start(env: Record<string, string> = {}): ServerProcess {
-  const server = new ServerProcess(env);
-  children.push(server);
-  return server;
-}
-
-afterEach(async () => {
-  for (const server of children.splice(0)) {
-    if (server.exit === undefined) {
-      server.kill('SIGKILL');
-      await server.exited;
-    }
-  }
-});
+const servers = serverProcesses();
+const start = servers.start;
+afterEach(() => servers.killAll());
 
 async function createIntent(server: ServerProcess, body: Record<string, unknown>): Promise<string> {
   const res = await fetch(await server.url('/v1/sim/intent'), {
@@ -311,5 +192,52 @@ describe('graceful shutdown', () => {
     expect(server.lines).toContainEqual(expect.objectContaining({ msg: 'shutting down', signal: 'SIGINT' }));
     expect(server.lines.map((l) => l.msg)).toContain('shutdown complete');
     expect(server.stderr).toBe('');
+  });
+});
+
+describe('tracing (OTEL_EXPORTER_OTLP_ENDPOINT set, collector unreachable)', () => {
+  it('answers as usual, keeps one trace id per request, sends traceparent on webhooks, and logs nothing about the collector', async () => {
+    const { startReceiver, closedPort } = await import('../helpers/receiver.ts');
+    const rx = await startReceiver();
+    try {
+      const server = start({
+        WEBHOOK_SECRET: SECRET,
+        OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${await closedPort()}`,
+        // Export every 100 ms, so the unreachable collector is tried many times during the test.
+        OTEL_BSP_SCHEDULE_DELAY: '100',
+        DEFAULT_APPROVE_DELAY_MS: '0',
+        WEBHOOK_MAX_RPS: '0',
+      });
+
+      // An incoming traceparent: the server span continues that trace.
+      const given = await fetch(await server.url('/v1/sim/intents/pay_unknown'), { headers: { traceparent: TRACEPARENT, 'x-request-id': 'traced-1' } });
+      expect(given.status).toBe(404);
+      expect(((await given.json()) as { error: { trace_id: string } }).error.trace_id).toBe(TRACE_ID);
+
+      // None: the span starts a trace, and its id is the one in the log line and the error body.
+      const fresh = await fetch(await server.url('/v1/sim/intents/pay_unknown'), { headers: { 'x-request-id': 'traced-2' } });
+      const freshTrace = ((await fresh.json()) as { error: { trace_id: string } }).error.trace_id;
+      expect(freshTrace).toMatch(/^[0-9a-f]{32}$/);
+      expect(freshTrace).not.toBe(TRACE_ID);
+      await server.waitForLine((l) => l.request_id === 'traced-2');
+      const rawLine = server.stdout.split('\n').find((l) => l.includes('"traced-2"')) as string;
+      expect(rawLine.match(/"trace_id"/g)).toHaveLength(1);
+      expect(JSON.parse(rawLine)).toMatchObject({ trace_id: freshTrace, status_code: 404 });
+
+      // Webhook attempts are spans and carry their context.
+      for (let i = 0; i < 20; i++) await createIntent(server, { reservation_id: `traced-${i}`, amount: 100, webhook_url: rx.url('/hook') });
+      const requests = await rx.waitFor(20);
+      for (const r of requests) expect(r.headers.traceparent).toMatch(/^00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-01$/);
+
+      // Several export rounds against the closed port: not one log line about them.
+      await delay(600);
+      const output = await stop(server);
+      const lines = output.split('\n').filter((l) => l.trim() !== '');
+      const other = lines.filter((l) => !l.includes('"request completed"'));
+      expect(other.filter((l) => /otlp|export|ECONNREFUSED|grpc|collector/i.test(l))).toEqual([]);
+      expect(other.every((l) => l.startsWith('{'))).toBe(true);
+    } finally {
+      await rx.close();
+    }
   });
 });

@@ -1,7 +1,7 @@
 import { Webhook } from 'standardwebhooks';
 import { afterEach, describe, expect, it } from 'vitest';
-import { buildTestApp, ISO, ULID, type TestApp } from '../helpers/app.ts';
-import { eventually, startReceiver, type Receiver, type Responder } from '../helpers/receiver.ts';
+import { ISO, ULID, type TestApp } from '../helpers/app.ts';
+import { afterAttempts, createIntent, deliveryWhen, listDeliveries, metricSample, webhookFixtures, type DeliveryView } from '../helpers/webhooks.ts';
 
 /**
  * The delivery log and its controls: replay, test sends, the intent's webhook summary, listing
@@ -13,66 +13,15 @@ const SECRET = 'whsec_dGVzdC1zZWNyZXQtZm9yLXBheXNpbQ==';
 const EVT_ID = new RegExp(`^evt_${ULID}$`);
 const WHD_ID = new RegExp(`^whd_${ULID}$`);
 
-interface DeliveryView {
-  id: string;
-  event_id: string;
-  type: string;
-  url: string;
-  payment_intent_id: string | null;
-  test: boolean;
-  status: string;
-  attempts: Array<{ at: string; status_code: number | null; duration_ms: number; error: string | null }>;
-  next_attempt_at: string | null;
-  failure_reason: string | null;
-  created_at: string;
-  updated_at: string;
-}
+const { app, receiver, closeAll } = webhookFixtures({ WEBHOOK_MAX_RPS: '0', WEBHOOK_BACKOFF_MS: '1000' });
+afterEach(closeAll);
 
-const apps: TestApp[] = [];
-const receivers: Receiver[] = [];
-afterEach(async () => {
-  for (const rx of receivers.splice(0)) await rx.close();
-  for (const t of apps.splice(0)) await t.app.close();
-});
-
-async function app(env: Record<string, string> = {}, clockStart?: number): Promise<TestApp> {
-  const t = await buildTestApp({ WEBHOOK_MAX_RPS: '0', WEBHOOK_BACKOFF_MS: '1000', ...env }, clockStart === undefined ? {} : { clockStart });
-  apps.push(t);
-  return t;
-}
-async function receiver(responder?: Responder): Promise<Receiver> {
-  const rx = await startReceiver(responder);
-  receivers.push(rx);
-  return rx;
-}
-
-async function createIntent(t: TestApp, body: Record<string, unknown>): Promise<string> {
-  const res = await t.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'res_1', amount: 1000, ...body } });
-  expect(res.statusCode).toBe(200);
-  return res.json().payment_intent_id;
-}
-async function list(t: TestApp, query = ''): Promise<{ data: DeliveryView[]; next_cursor: string | null }> {
-  const res = await t.app.inject({ url: `/v1/sim/webhooks/deliveries${query}` });
-  expect(res.statusCode).toBe(200);
-  return res.json();
-}
-function deliveryWhen(t: TestApp, query: string, ready: (d: DeliveryView) => boolean, what: string): Promise<DeliveryView> {
-  return eventually(async () => {
-    const [d] = (await list(t, query)).data;
-    return d !== undefined && ready(d) ? d : undefined;
-  }, what);
-}
-const settled = (attempts: number, status?: string) => (d: DeliveryView) => d.attempts.length === attempts && d.status !== 'pending' && (status === undefined || d.status === status);
 const replay = (t: TestApp, id: string, headers: Record<string, string> = {}) => t.app.inject({ method: 'POST', url: `/v1/sim/webhooks/deliveries/${id}/replay`, headers });
 
 async function metricsText(t: TestApp): Promise<string> {
   const res = await t.app.inject({ url: '/metrics' });
   expect(res.statusCode).toBe(200);
   return res.body;
-}
-function sample(text: string, name: string): number | undefined {
-  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
-  return line === undefined ? undefined : Number(line.slice(name.length + 1));
 }
 
 describe('POST /v1/sim/webhooks/deliveries/{id}/replay', () => {
@@ -81,7 +30,7 @@ describe('POST /v1/sim/webhooks/deliveries/{id}/replay', () => {
     const t = await app();
     const intentId = await createIntent(t, { webhook_url: rx.url() });
     t.clock.advance(200);
-    const first = await deliveryWhen(t, `?payment_intent_id=${intentId}`, settled(1, 'delivered'), 'the first delivery');
+    const first = await deliveryWhen(t, `?payment_intent_id=${intentId}`, afterAttempts(1, 'delivered'), 'the first delivery');
 
     t.clock.advance(5000);
     const res = await replay(t, first.id);
@@ -111,13 +60,13 @@ describe('POST /v1/sim/webhooks/deliveries/{id}/replay', () => {
     expect(b!.headers['x-timestamp']).toBe(String(t.clock.now()));
     expect(b!.headers['x-signature']).not.toBe(a!.headers['x-signature']);
 
-    const after = await deliveryWhen(t, `?event_id=${first.event_id}`, settled(2, 'delivered'), 'the replayed attempt');
+    const after = await deliveryWhen(t, `?event_id=${first.event_id}`, afterAttempts(2, 'delivered'), 'the replayed attempt');
     expect(after.id).toBe(first.id);
     expect(after.attempts.map((x) => x.status_code)).toEqual([200, 200]);
     expect(after.attempts[0]).toEqual(first.attempts[0]);
     expect(after.attempts[1]!.at).toBe(now);
     // Still one delivery for the event: a replay is not a new delivery.
-    expect((await list(t, `?event_id=${first.event_id}`)).data).toHaveLength(1);
+    expect((await listDeliveries(t, `?event_id=${first.event_id}`)).data).toHaveLength(1);
   });
 
   it('a failed delivery gets a fresh attempt series with its own retry budget and backoff', async () => {
@@ -125,13 +74,13 @@ describe('POST /v1/sim/webhooks/deliveries/{id}/replay', () => {
     const t = await app({ WEBHOOK_MAX_RETRIES: '1' });
     const intentId = await createIntent(t, { webhook_url: rx.url() });
     t.clock.advance(200);
-    let d = await deliveryWhen(t, `?payment_intent_id=${intentId}`, settled(1, 'retrying'), 'attempt 1');
+    let d = await deliveryWhen(t, `?payment_intent_id=${intentId}`, afterAttempts(1, 'retrying'), 'attempt 1');
     t.clock.advance(Date.parse(d.next_attempt_at!) - t.clock.now());
-    d = await deliveryWhen(t, `?payment_intent_id=${intentId}`, settled(2, 'failed'), 'attempt 2');
+    d = await deliveryWhen(t, `?payment_intent_id=${intentId}`, afterAttempts(2, 'failed'), 'attempt 2');
     expect(d.failure_reason).toBe('max_retries_exceeded: HTTP 500');
 
     expect((await replay(t, d.id)).statusCode).toBe(202);
-    d = await deliveryWhen(t, `?payment_intent_id=${intentId}`, settled(3, 'retrying'), 'replayed attempt 1');
+    d = await deliveryWhen(t, `?payment_intent_id=${intentId}`, afterAttempts(3, 'retrying'), 'replayed attempt 1');
     expect(d.failure_reason).toBeNull();
     // The series restarts at backoff 1×.
     const gap = Date.parse(d.next_attempt_at!) - Date.parse(d.attempts[2]!.at);
@@ -140,7 +89,7 @@ describe('POST /v1/sim/webhooks/deliveries/{id}/replay', () => {
 
     rx.respond(() => ({ status: 200 }));
     t.clock.advance(Date.parse(d.next_attempt_at!) - t.clock.now());
-    d = await deliveryWhen(t, `?payment_intent_id=${intentId}`, settled(4, 'delivered'), 'replayed attempt 2');
+    d = await deliveryWhen(t, `?payment_intent_id=${intentId}`, afterAttempts(4, 'delivered'), 'replayed attempt 2');
     expect(d.attempts.map((x) => x.status_code)).toEqual([500, 500, 500, 200]);
     expect(new Set(rx.requests.map((r) => r.body)).size).toBe(1);
     expect(new Set(rx.requests.map((r) => r.headers['webhook-id'])).size).toBe(1);
@@ -152,14 +101,14 @@ describe('POST /v1/sim/webhooks/deliveries/{id}/replay', () => {
     const t = await app();
     const intentId = await createIntent(t, { webhook_url: rx.url() });
     t.clock.advance(200);
-    const d = await deliveryWhen(t, `?payment_intent_id=${intentId}`, settled(1, 'retrying'), 'attempt 1');
+    const d = await deliveryWhen(t, `?payment_intent_id=${intentId}`, afterAttempts(1, 'retrying'), 'attempt 1');
     const res = await replay(t, d.id);
     expect(res.statusCode).toBe(409);
     expect(res.json().error).toMatchObject({ code: 'INVALID_STATE', message: `Webhook delivery ${d.id} is retrying; only a delivered or failed delivery can be replayed.` });
-    expect((await list(t, `?payment_intent_id=${intentId}`)).data[0]).toEqual(d);
+    expect((await listDeliveries(t, `?payment_intent_id=${intentId}`)).data[0]).toEqual(d);
     // The scheduled retry still goes out, once.
     t.clock.advance(Date.parse(d.next_attempt_at as string) - t.clock.now());
-    await deliveryWhen(t, `?payment_intent_id=${intentId}`, settled(2, 'delivered'), 'the retry');
+    await deliveryWhen(t, `?payment_intent_id=${intentId}`, afterAttempts(2, 'delivered'), 'the retry');
     expect(rx.requests).toHaveLength(2);
   });
 
@@ -169,10 +118,10 @@ describe('POST /v1/sim/webhooks/deliveries/{id}/replay', () => {
     const t = await app();
     const intentId = await createIntent(t, { webhook_url: rx.url() });
     t.clock.advance(200);
-    const d = await deliveryWhen(t, `?payment_intent_id=${intentId}`, settled(1, 'failed'), 'the 410');
+    const d = await deliveryWhen(t, `?payment_intent_id=${intentId}`, afterAttempts(1, 'failed'), 'the 410');
     expect((await t.app.inject({ url: '/v1/sim/webhooks/disabled-urls' })).json().data).toHaveLength(1);
     expect((await replay(t, d.id)).statusCode).toBe(202);
-    await deliveryWhen(t, `?payment_intent_id=${intentId}`, settled(2, 'delivered'), 'the replay');
+    await deliveryWhen(t, `?payment_intent_id=${intentId}`, afterAttempts(2, 'delivered'), 'the replay');
     expect((await t.app.inject({ url: '/v1/sim/webhooks/disabled-urls' })).json()).toEqual({ data: [] });
   });
 
@@ -190,8 +139,8 @@ describe('POST /v1/sim/webhooks/deliveries/{id}/replay', () => {
     const a = await createIntent(t, { webhook_url: rx.url('/a') });
     const b = await createIntent(t, { webhook_url: rx.url('/b') });
     t.clock.advance(200);
-    const da = await deliveryWhen(t, `?payment_intent_id=${a}`, settled(1, 'delivered'), 'a');
-    const db = await deliveryWhen(t, `?payment_intent_id=${b}`, settled(1, 'delivered'), 'b');
+    const da = await deliveryWhen(t, `?payment_intent_id=${a}`, afterAttempts(1, 'delivered'), 'a');
+    const db = await deliveryWhen(t, `?payment_intent_id=${b}`, afterAttempts(1, 'delivered'), 'b');
     const first = await replay(t, da.id, { 'idempotency-key': 'replay-1' });
     expect(first.statusCode).toBe(202);
     const second = await replay(t, db.id, { 'idempotency-key': 'replay-1' });
@@ -204,14 +153,14 @@ describe('POST /v1/sim/webhooks/deliveries/{id}/replay', () => {
     const t = await app();
     const intentId = await createIntent(t, { webhook_url: rx.url() });
     t.clock.advance(200);
-    const d = await deliveryWhen(t, `?payment_intent_id=${intentId}`, settled(1, 'delivered'), 'the delivery');
+    const d = await deliveryWhen(t, `?payment_intent_id=${intentId}`, afterAttempts(1, 'delivered'), 'the delivery');
     const first = await replay(t, d.id, { 'idempotency-key': 'rk-1' });
     const again = await replay(t, d.id, { 'idempotency-key': 'rk-1' });
     expect(first.statusCode).toBe(202);
     expect(again.statusCode).toBe(202);
     expect(again.headers['idempotent-replayed']).toBe('true');
     expect(again.body).toBe(first.body);
-    await deliveryWhen(t, `?payment_intent_id=${intentId}`, settled(2, 'delivered'), 'the replay');
+    await deliveryWhen(t, `?payment_intent_id=${intentId}`, afterAttempts(2, 'delivered'), 'the replay');
     expect(rx.requests).toHaveLength(2);
   });
 });
@@ -248,7 +197,7 @@ describe('POST /v1/sim/webhook/test', () => {
     // The intent itself is unchanged.
     expect((await t.app.inject({ url: `/v1/sim/intents/${intentId}` })).json().status).toBe('APPROVED');
     // The test send is in the delivery log like any webhook.
-    const d = await deliveryWhen(t, `?event_id=${body.id}`, settled(1, 'delivered'), 'the test delivery');
+    const d = await deliveryWhen(t, `?event_id=${body.id}`, afterAttempts(1, 'delivered'), 'the test delivery');
     expect(d).toMatchObject({ type: 'payment.failed', url: rx.url('/test-hook'), payment_intent_id: intentId });
   });
 
@@ -282,7 +231,7 @@ describe('POST /v1/sim/webhook/test', () => {
       expect(res.statusCode, JSON.stringify(payload)).toBe(400);
       expect(res.json().error.code).toBe('VALIDATION_FAILED');
     }
-    expect((await list(t)).data).toEqual([]);
+    expect((await listDeliveries(t)).data).toEqual([]);
     expect(rx.requests).toHaveLength(0);
   });
 });
@@ -294,7 +243,7 @@ describe('GET /v1/sim/intents/{id}: the webhook summary', () => {
     const intentId = await createIntent(t, {});
     const sent = await t.app.inject({ method: 'POST', url: '/v1/sim/webhook/test', payload: { payment_intent_id: intentId, type: 'payment.approved', webhook_url: rx.url('/t') } });
     expect(sent.statusCode).toBe(202);
-    const d = await deliveryWhen(t, `?payment_intent_id=${intentId}`, settled(1, 'delivered'), 'the test send');
+    const d = await deliveryWhen(t, `?payment_intent_id=${intentId}`, afterAttempts(1, 'delivered'), 'the test send');
     expect(d.test).toBe(true);
     expect((await t.app.inject({ url: `/v1/sim/intents/${intentId}` })).json().webhook).toBeNull();
   });
@@ -311,8 +260,7 @@ describe('GET /v1/sim/intents/{id}: the webhook summary', () => {
     expect(await summary()).toEqual({ status: 'pending', attempts: 0, last_status_code: null, last_attempt_at: null });
     // Let the held request go: drop its socket → a network error → retrying.
     await rx.close();
-    receivers.splice(receivers.indexOf(rx), 1);
-    const d = await deliveryWhen(t, `?payment_intent_id=${intentId}`, settled(1, 'retrying'), 'the broken attempt');
+    const d = await deliveryWhen(t, `?payment_intent_id=${intentId}`, afterAttempts(1, 'retrying'), 'the broken attempt');
     expect(await summary()).toEqual({ status: 'retrying', attempts: 1, last_status_code: null, last_attempt_at: d.attempts[0]!.at });
 
     expect(d.attempts[0]!.error).not.toBeNull();
@@ -322,12 +270,12 @@ describe('GET /v1/sim/intents/{id}: the webhook summary', () => {
     const rx2 = await receiver(() => ({ status: answer as number }));
     const id2 = await createIntent(t, { webhook_url: rx2.url() });
     t.clock.advance(200);
-    const d2 = await deliveryWhen(t, `?payment_intent_id=${id2}`, settled(1, 'retrying'), 'the 500');
+    const d2 = await deliveryWhen(t, `?payment_intent_id=${id2}`, afterAttempts(1, 'retrying'), 'the 500');
     const summary2 = async () => (await t.app.inject({ url: `/v1/sim/intents/${id2}` })).json().webhook;
     expect(await summary2()).toEqual({ status: 'retrying', attempts: 1, last_status_code: 500, last_attempt_at: d2.attempts[0]!.at });
     answer = 200;
     t.clock.advance(Date.parse(d2.next_attempt_at!) - t.clock.now());
-    const done = await deliveryWhen(t, `?payment_intent_id=${id2}`, settled(2, 'delivered'), 'the retry');
+    const done = await deliveryWhen(t, `?payment_intent_id=${id2}`, afterAttempts(2, 'delivered'), 'the retry');
     expect(await summary2()).toEqual({ status: 'delivered', attempts: 2, last_status_code: 200, last_attempt_at: done.attempts[1]!.at });
     expect(done.attempts[1]!.at).toMatch(ISO);
   });
@@ -338,7 +286,7 @@ describe('GET /v1/sim/intents/{id}: the webhook summary', () => {
     const t = await app();
     const intentId = await createIntent(t, { amount: 900, webhook_url: rx.url() });
     t.clock.advance(200);
-    await deliveryWhen(t, `?payment_intent_id=${intentId}`, settled(1, 'delivered'), 'approved');
+    await deliveryWhen(t, `?payment_intent_id=${intentId}`, afterAttempts(1, 'delivered'), 'approved');
     expect((await t.app.inject({ method: 'POST', url: `/v1/sim/intents/${intentId}/refund`, payload: {} })).statusCode).toBe(200);
     const refund = await deliveryWhen(t, `?payment_intent_id=${intentId}`, (d) => d.type === 'payment.refunded' && d.status === 'retrying', 'the refund webhook');
     const intent = (await t.app.inject({ url: `/v1/sim/intents/${intentId}` })).json();
@@ -356,9 +304,9 @@ describe('GET /v1/sim/webhooks/deliveries', () => {
     const b = await createIntent(t, { reservation_id: 'b', webhook_url: good.url('/b') });
     const c = await createIntent(t, { reservation_id: 'c', webhook_url: bad.url('/c') });
     t.clock.advance(200);
-    await deliveryWhen(t, `?payment_intent_id=${c}`, settled(1, 'retrying'), 'c retrying');
-    await deliveryWhen(t, `?payment_intent_id=${b}`, settled(1, 'delivered'), 'b delivered');
-    await deliveryWhen(t, `?payment_intent_id=${a}`, settled(1, 'delivered'), 'a delivered');
+    await deliveryWhen(t, `?payment_intent_id=${c}`, afterAttempts(1, 'retrying'), 'c retrying');
+    await deliveryWhen(t, `?payment_intent_id=${b}`, afterAttempts(1, 'delivered'), 'b delivered');
+    await deliveryWhen(t, `?payment_intent_id=${a}`, afterAttempts(1, 'delivered'), 'a delivered');
     t.clock.advance(10);
     expect((await t.app.inject({ method: 'POST', url: `/v1/sim/intents/${a}/refund`, payload: { amount: 100 } })).statusCode).toBe(200);
     await deliveryWhen(t, `?payment_intent_id=${a}`, (d) => d.type === 'payment.refunded' && d.status === 'delivered', 'a refund delivered');
@@ -367,14 +315,14 @@ describe('GET /v1/sim/webhooks/deliveries', () => {
 
   it('lists newest first with every field; filters by payment_intent_id, event_id and status, alone and together', async () => {
     const { t, a, b, c } = await fixture();
-    const all = (await list(t)).data;
+    const all = (await listDeliveries(t)).data;
     expect(all.map((d) => [d.payment_intent_id, d.type, d.status])).toEqual([
       [a, 'payment.refunded', 'delivered'],
       [c, 'payment.approved', 'retrying'],
       [b, 'payment.approved', 'delivered'],
       [a, 'payment.approved', 'delivered'],
     ]);
-    expect((await list(t)).next_cursor).toBeNull();
+    expect((await listDeliveries(t)).next_cursor).toBeNull();
     for (const d of all) {
       expect(d.id).toMatch(WHD_ID);
       expect(d.event_id).toMatch(EVT_ID);
@@ -385,30 +333,30 @@ describe('GET /v1/sim/webhooks/deliveries', () => {
     expect(retrying.next_attempt_at).toMatch(ISO);
     expect(retrying.attempts).toEqual([{ at: expect.stringMatching(ISO), status_code: 500, duration_ms: expect.any(Number), error: null }]);
 
-    expect((await list(t, `?payment_intent_id=${a}`)).data.map((d) => d.type)).toEqual(['payment.refunded', 'payment.approved']);
-    expect((await list(t, `?event_id=${all[2]!.event_id}`)).data.map((d) => d.id)).toEqual([all[2]!.id]);
-    expect((await list(t, '?status=retrying')).data.map((d) => d.id)).toEqual([retrying.id]);
-    expect((await list(t, '?status=delivered')).data.map((d) => d.id)).toEqual([all[0]!.id, all[2]!.id, all[3]!.id]);
-    expect((await list(t, '?status=failed')).data).toEqual([]);
-    expect((await list(t, '?status=pending')).data).toEqual([]);
-    expect((await list(t, `?payment_intent_id=${a}&status=delivered`)).data).toHaveLength(2);
-    expect((await list(t, `?payment_intent_id=${c}&status=delivered`)).data).toEqual([]);
-    expect((await list(t, `?event_id=${all[2]!.event_id}&payment_intent_id=${b}`)).data.map((d) => d.id)).toEqual([all[2]!.id]);
-    expect((await list(t, `?event_id=${all[2]!.event_id}&payment_intent_id=${a}`)).data).toEqual([]);
-    expect((await list(t, `?event_id=${all[2]!.event_id}&status=retrying`)).data).toEqual([]);
-    expect((await list(t, '?payment_intent_id=pay_01JAAAAAAAAAAAAAAAAAAAAAAA')).data).toEqual([]);
-    expect((await list(t, '?event_id=evt_nope')).data).toEqual([]);
+    expect((await listDeliveries(t, `?payment_intent_id=${a}`)).data.map((d) => d.type)).toEqual(['payment.refunded', 'payment.approved']);
+    expect((await listDeliveries(t, `?event_id=${all[2]!.event_id}`)).data.map((d) => d.id)).toEqual([all[2]!.id]);
+    expect((await listDeliveries(t, '?status=retrying')).data.map((d) => d.id)).toEqual([retrying.id]);
+    expect((await listDeliveries(t, '?status=delivered')).data.map((d) => d.id)).toEqual([all[0]!.id, all[2]!.id, all[3]!.id]);
+    expect((await listDeliveries(t, '?status=failed')).data).toEqual([]);
+    expect((await listDeliveries(t, '?status=pending')).data).toEqual([]);
+    expect((await listDeliveries(t, `?payment_intent_id=${a}&status=delivered`)).data).toHaveLength(2);
+    expect((await listDeliveries(t, `?payment_intent_id=${c}&status=delivered`)).data).toEqual([]);
+    expect((await listDeliveries(t, `?event_id=${all[2]!.event_id}&payment_intent_id=${b}`)).data.map((d) => d.id)).toEqual([all[2]!.id]);
+    expect((await listDeliveries(t, `?event_id=${all[2]!.event_id}&payment_intent_id=${a}`)).data).toEqual([]);
+    expect((await listDeliveries(t, `?event_id=${all[2]!.event_id}&status=retrying`)).data).toEqual([]);
+    expect((await listDeliveries(t, '?payment_intent_id=pay_01JAAAAAAAAAAAAAAAAAAAAAAA')).data).toEqual([]);
+    expect((await listDeliveries(t, '?event_id=evt_nope')).data).toEqual([]);
   });
 
   it('pages with limit and cursor, with and without a filter, ending with next_cursor null', async () => {
     const { t, a } = await fixture();
-    const all = (await list(t)).data.map((d) => d.id);
+    const all = (await listDeliveries(t)).data.map((d) => d.id);
 
     const seen: string[] = [];
     let cursor: string | null = null;
     let pages = 0;
     do {
-      const page: { data: DeliveryView[]; next_cursor: string | null } = await list(t, `?limit=1${cursor === null ? '' : `&cursor=${cursor}`}`);
+      const page: { data: DeliveryView[]; next_cursor: string | null } = await listDeliveries(t, `?limit=1${cursor === null ? '' : `&cursor=${cursor}`}`);
       expect(page.data).toHaveLength(1);
       seen.push(page.data[0]!.id);
       cursor = page.next_cursor;
@@ -417,15 +365,15 @@ describe('GET /v1/sim/webhooks/deliveries', () => {
     expect(seen).toEqual(all);
     expect(pages).toBe(4);
 
-    const p1 = await list(t, '?status=delivered&limit=2');
+    const p1 = await listDeliveries(t, '?status=delivered&limit=2');
     expect(p1.data.map((d) => d.id)).toEqual([all[0], all[2]]);
     expect(p1.next_cursor).toBe(all[2]);
-    const p2 = await list(t, `?status=delivered&limit=2&cursor=${p1.next_cursor}`);
+    const p2 = await listDeliveries(t, `?status=delivered&limit=2&cursor=${p1.next_cursor}`);
     expect(p2).toMatchObject({ data: [{ id: all[3] }], next_cursor: null });
 
-    const q1 = await list(t, `?payment_intent_id=${a}&limit=1`);
+    const q1 = await listDeliveries(t, `?payment_intent_id=${a}&limit=1`);
     expect(q1.data.map((d) => d.id)).toEqual([all[0]]);
-    const q2 = await list(t, `?payment_intent_id=${a}&limit=1&cursor=${q1.next_cursor}`);
+    const q2 = await listDeliveries(t, `?payment_intent_id=${a}&limit=1&cursor=${q1.next_cursor}`);
     expect(q2).toMatchObject({ data: [{ id: all[3] }], next_cursor: null });
   });
 
@@ -443,32 +391,32 @@ describe('metrics', () => {
     const bad = await receiver(() => ({ status: 500 }));
     const t = await app({ WEBHOOK_MAX_RETRIES: '1' });
     const before = await metricsText(t);
-    for (const result of ['delivered', 'retried', 'failed', 'dropped']) expect(sample(before, `webhook_deliveries_total{result="${result}"}`)).toBe(0);
+    for (const result of ['delivered', 'retried', 'failed', 'dropped']) expect(metricSample(before, `webhook_deliveries_total{result="${result}"}`)).toBe(0);
 
     const ok1 = await createIntent(t, { webhook_url: good.url() });
     const ok2 = await createIntent(t, { webhook_url: good.url() });
     const ko = await createIntent(t, { webhook_url: bad.url() });
     t.clock.advance(200);
-    await deliveryWhen(t, `?payment_intent_id=${ok1}`, settled(1, 'delivered'), 'ok1');
-    await deliveryWhen(t, `?payment_intent_id=${ok2}`, settled(1, 'delivered'), 'ok2');
-    const d = await deliveryWhen(t, `?payment_intent_id=${ko}`, settled(1, 'retrying'), 'ko retrying');
+    await deliveryWhen(t, `?payment_intent_id=${ok1}`, afterAttempts(1, 'delivered'), 'ok1');
+    await deliveryWhen(t, `?payment_intent_id=${ok2}`, afterAttempts(1, 'delivered'), 'ok2');
+    const d = await deliveryWhen(t, `?payment_intent_id=${ko}`, afterAttempts(1, 'retrying'), 'ko retrying');
     t.clock.advance(Date.parse(d.next_attempt_at!) - t.clock.now());
-    await deliveryWhen(t, `?payment_intent_id=${ko}`, settled(2, 'failed'), 'ko failed');
+    await deliveryWhen(t, `?payment_intent_id=${ko}`, afterAttempts(2, 'failed'), 'ko failed');
 
     const text = await metricsText(t);
-    expect(sample(text, 'webhook_deliveries_total{result="delivered"}')).toBe(2);
-    expect(sample(text, 'webhook_deliveries_total{result="retried"}')).toBe(1);
-    expect(sample(text, 'webhook_deliveries_total{result="failed"}')).toBe(1);
-    expect(sample(text, 'webhook_deliveries_total{result="dropped"}')).toBe(0);
+    expect(metricSample(text, 'webhook_deliveries_total{result="delivered"}')).toBe(2);
+    expect(metricSample(text, 'webhook_deliveries_total{result="retried"}')).toBe(1);
+    expect(metricSample(text, 'webhook_deliveries_total{result="failed"}')).toBe(1);
+    expect(metricSample(text, 'webhook_deliveries_total{result="dropped"}')).toBe(0);
     expect(text).toContain('# TYPE webhook_deliveries_total counter');
     expect(text).toContain('# TYPE webhook_attempt_duration_seconds histogram');
-    expect(sample(text, 'webhook_attempt_duration_seconds_count{outcome="success"}')).toBe(2);
-    expect(sample(text, 'webhook_attempt_duration_seconds_count{outcome="failure"}')).toBe(2);
-    expect(sample(text, 'webhook_attempt_duration_seconds_bucket{le="+Inf",outcome="success"}')).toBe(2);
-    expect(sample(text, 'webhook_attempt_duration_seconds_sum{outcome="success"}')).toBeGreaterThan(0);
+    expect(metricSample(text, 'webhook_attempt_duration_seconds_count{outcome="success"}')).toBe(2);
+    expect(metricSample(text, 'webhook_attempt_duration_seconds_count{outcome="failure"}')).toBe(2);
+    expect(metricSample(text, 'webhook_attempt_duration_seconds_bucket{le="+Inf",outcome="success"}')).toBe(2);
+    expect(metricSample(text, 'webhook_attempt_duration_seconds_sum{outcome="success"}')).toBeGreaterThan(0);
     expect(text).toContain('# TYPE webhook_queue_depth gauge');
     expect(text).toContain('# TYPE webhook_in_flight gauge');
-    expect(sample(text, 'webhook_queue_depth')).toBe(0);
-    expect(sample(text, 'webhook_in_flight')).toBe(0);
+    expect(metricSample(text, 'webhook_queue_depth')).toBe(0);
+    expect(metricSample(text, 'webhook_in_flight')).toBe(0);
   });
 });

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { buildTestApp, ULID, type TestApp } from '../helpers/app.ts';
-import { closedPort, eventually, startReceiver, type Receiver, type Responder } from '../helpers/receiver.ts';
+import { ULID, type TestApp } from '../helpers/app.ts';
+import { closedPort, eventually } from '../helpers/receiver.ts';
+import { afterAttempts, createIntent, deliveryWhen, listDeliveries, metricSample, webhookFixtures, type DeliveryView } from '../helpers/webhooks.ts';
 
 /**
  * Delivery against a real receiver: retries with backoff, the cap on retries, network errors,
@@ -11,65 +12,17 @@ import { closedPort, eventually, startReceiver, type Receiver, type Responder } 
 
 const WHD_ID = new RegExp(`^whd_${ULID}$`);
 
-interface AttemptView {
-  at: string;
-  status_code: number | null;
-  duration_ms: number;
-  error: string | null;
-}
-interface DeliveryView {
-  id: string;
-  event_id: string;
-  type: string;
-  url: string;
-  payment_intent_id: string | null;
-  status: 'pending' | 'retrying' | 'delivered' | 'failed';
-  attempts: AttemptView[];
-  next_attempt_at: string | null;
-  failure_reason: string | null;
-  created_at: string;
-  updated_at: string;
-}
-
-const apps: TestApp[] = [];
-const receivers: Receiver[] = [];
-afterEach(async () => {
-  // Receivers first: destroying their sockets ends any request an app is still waiting on.
-  for (const rx of receivers.splice(0)) await rx.close();
-  for (const t of apps.splice(0)) await t.app.close();
-});
-
-async function app(env: Record<string, string> = {}): Promise<TestApp> {
-  const t = await buildTestApp({ WEBHOOK_MAX_RPS: '0', WEBHOOK_BACKOFF_MS: '1000', ...env });
-  apps.push(t);
-  return t;
-}
-async function receiver(responder?: Responder): Promise<Receiver> {
-  const rx = await startReceiver(responder);
-  receivers.push(rx);
-  return rx;
-}
-
-async function createIntent(t: TestApp, body: Record<string, unknown>): Promise<string> {
-  const res = await t.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'res_1', amount: 1000, ...body } });
-  expect(res.statusCode).toBe(200);
-  return res.json().payment_intent_id;
-}
+const { app, receiver, closeAll } = webhookFixtures({ WEBHOOK_MAX_RPS: '0', WEBHOOK_BACKOFF_MS: '1000' });
+afterEach(closeAll);
 
 async function deliveriesOf(t: TestApp, intentId: string): Promise<DeliveryView[]> {
-  const res = await t.app.inject({ url: `/v1/sim/webhooks/deliveries?payment_intent_id=${intentId}` });
-  expect(res.statusCode).toBe(200);
-  return res.json().data;
+  return (await listDeliveries(t, `?payment_intent_id=${intentId}`)).data;
 }
 
 /** Polls the log until the intent's (only) delivery satisfies `ready`. */
-function deliveryWhen(t: TestApp, intentId: string, ready: (d: DeliveryView) => boolean, what: string, timeoutMs = 5000): Promise<DeliveryView> {
-  return eventually(async () => {
-    const [d] = await deliveriesOf(t, intentId);
-    return d !== undefined && ready(d) ? d : undefined;
-  }, what, timeoutMs);
+function deliveryOf(t: TestApp, intentId: string, ready: (d: DeliveryView) => boolean, what: string, timeoutMs?: number): Promise<DeliveryView> {
+  return deliveryWhen(t, `?payment_intent_id=${intentId}`, ready, what, timeoutMs);
 }
-const afterAttempts = (n: number, status?: DeliveryView['status']) => (d: DeliveryView) => d.attempts.length === n && d.status !== 'pending' && (status === undefined || d.status === status);
 
 /** Moves the ManualClock exactly to the delivery's next_attempt_at. */
 function advanceTo(t: TestApp, d: DeliveryView): void {
@@ -82,9 +35,7 @@ function advanceTo(t: TestApp, d: DeliveryView): void {
 const ms = (iso: string) => Date.parse(iso);
 
 async function metric(t: TestApp, line: string): Promise<number | undefined> {
-  const text = (await t.app.inject({ url: '/metrics' })).body;
-  const found = text.split('\n').find((l) => l.startsWith(`${line} `));
-  return found === undefined ? undefined : Number(found.slice(line.length + 1));
+  return metricSample((await t.app.inject({ url: '/metrics' })).body, line);
 }
 
 describe('retries', () => {
@@ -95,13 +46,13 @@ describe('retries', () => {
     const id = await createIntent(t, { webhook_url: rx.url() });
     t.clock.advance(200);
 
-    let d = await deliveryWhen(t, id, afterAttempts(1, 'retrying'), 'the first attempt');
+    let d = await deliveryOf(t, id, afterAttempts(1, 'retrying'), 'the first attempt');
     expect(d).toMatchObject({ status: 'retrying', failure_reason: null, attempts: [{ status_code: 500, error: null }] });
     for (let attempt = 2; attempt <= 4; attempt++) {
       const before = rx.requests.length;
       advanceTo(t, d);
       await rx.waitFor(before + 1);
-      d = await deliveryWhen(t, id, afterAttempts(attempt), `attempt ${attempt}`);
+      d = await deliveryOf(t, id, afterAttempts(attempt), `attempt ${attempt}`);
     }
 
     expect(rx.requests).toHaveLength(4);
@@ -145,11 +96,11 @@ describe('retries', () => {
     const t = await app({ WEBHOOK_MAX_RETRIES: '2' });
     const id = await createIntent(t, { webhook_url: rx.url() });
     t.clock.advance(200);
-    let d = await deliveryWhen(t, id, afterAttempts(1, 'retrying'), 'attempt 1');
+    let d = await deliveryOf(t, id, afterAttempts(1, 'retrying'), 'attempt 1');
     advanceTo(t, d);
-    d = await deliveryWhen(t, id, afterAttempts(2, 'retrying'), 'attempt 2');
+    d = await deliveryOf(t, id, afterAttempts(2, 'retrying'), 'attempt 2');
     advanceTo(t, d);
-    d = await deliveryWhen(t, id, afterAttempts(3), 'attempt 3');
+    d = await deliveryOf(t, id, afterAttempts(3), 'attempt 3');
 
     expect(d.status).toBe('failed');
     expect(d.failure_reason).toMatch(/^max_retries_exceeded/);
@@ -169,7 +120,7 @@ describe('retries', () => {
     const t = await app({ WEBHOOK_MAX_RETRIES: '0' });
     const id = await createIntent(t, { webhook_url: rx.url() });
     t.clock.advance(200);
-    const d = await deliveryWhen(t, id, afterAttempts(1, 'failed'), 'the only attempt');
+    const d = await deliveryOf(t, id, afterAttempts(1, 'failed'), 'the only attempt');
     expect(d).toMatchObject({ status: 'failed', failure_reason: 'max_retries_exceeded: HTTP 502', attempts: [{ status_code: 502, error: null }] });
   });
 
@@ -178,7 +129,7 @@ describe('retries', () => {
     const t = await app();
     const id = await createIntent(t, { webhook_url: rx.url() });
     t.clock.advance(200);
-    const d = await deliveryWhen(t, id, afterAttempts(1, 'retrying'), 'the first attempt');
+    const d = await deliveryOf(t, id, afterAttempts(1, 'retrying'), 'the first attempt');
     expect(d.attempts[0]).toMatchObject({ status_code: 302, error: null });
   });
 
@@ -188,14 +139,14 @@ describe('retries', () => {
     const t = await app();
     const id = await createIntent(t, { webhook_url: url });
     t.clock.advance(200);
-    let d = await deliveryWhen(t, id, afterAttempts(1, 'retrying'), 'the first attempt');
+    let d = await deliveryOf(t, id, afterAttempts(1, 'retrying'), 'the first attempt');
     expect(d.attempts[0]!.status_code).toBeNull();
     expect(d.attempts[0]!.error).toMatch(/ECONNREFUSED/);
     const at = ms(d.attempts[0]!.at);
     expect(ms(d.next_attempt_at!) - at).toBeGreaterThanOrEqual(800);
     expect(ms(d.next_attempt_at!) - at).toBeLessThanOrEqual(1200);
     advanceTo(t, d);
-    d = await deliveryWhen(t, id, afterAttempts(2, 'retrying'), 'the retry');
+    d = await deliveryOf(t, id, afterAttempts(2, 'retrying'), 'the retry');
     expect(d.attempts[1]!.error).toMatch(/ECONNREFUSED/);
   });
 });
@@ -207,7 +158,7 @@ describe('timeout', () => {
     const id = await createIntent(t, { webhook_url: rx.url() });
     t.clock.advance(200);
     const started = Date.now();
-    let d = await deliveryWhen(t, id, afterAttempts(1, 'retrying'), 'the timed-out attempt');
+    let d = await deliveryOf(t, id, afterAttempts(1, 'retrying'), 'the timed-out attempt');
     expect(Date.now() - started).toBeGreaterThanOrEqual(250);
     expect(d.attempts[0]).toMatchObject({ status_code: null, error: 'timeout after 300 ms' });
     expect(d.attempts[0]!.duration_ms).toBeGreaterThanOrEqual(290);
@@ -217,7 +168,7 @@ describe('timeout', () => {
 
     rx.respond(() => ({ status: 204 }));
     advanceTo(t, d);
-    d = await deliveryWhen(t, id, afterAttempts(2, 'delivered'), 'the retry');
+    d = await deliveryOf(t, id, afterAttempts(2, 'delivered'), 'the retry');
     expect(d.attempts.map((a) => a.status_code)).toEqual([null, 204]);
     expect(rx.requests).toHaveLength(2);
     expect(rx.requests[1]!.body).toBe(rx.requests[0]!.body);
@@ -228,7 +179,7 @@ describe('timeout', () => {
     const t = await app({ WEBHOOK_TIMEOUT_MS: '300' });
     const id = await createIntent(t, { webhook_url: rx.url() });
     t.clock.advance(200);
-    const d = await deliveryWhen(t, id, afterAttempts(1, 'retrying'), 'the timed-out attempt');
+    const d = await deliveryOf(t, id, afterAttempts(1, 'retrying'), 'the timed-out attempt');
     expect(d.attempts[0]).toMatchObject({ status_code: null, error: 'timeout after 300 ms' });
   });
 });
@@ -240,7 +191,7 @@ describe('410 Gone', () => {
     const url = rx.url('/gone');
     const first = await createIntent(t, { webhook_url: url });
     t.clock.advance(200);
-    const d = await deliveryWhen(t, first, afterAttempts(1, 'failed'), 'the 410');
+    const d = await deliveryOf(t, first, afterAttempts(1, 'failed'), 'the 410');
     expect(d).toMatchObject({ status: 'failed', failure_reason: 'gone', next_attempt_at: null, attempts: [{ status_code: 410, error: null }] });
     t.clock.advance(600_000);
     expect(rx.requests).toHaveLength(1);
@@ -252,14 +203,14 @@ describe('410 Gone', () => {
     rx.respond(() => ({ status: 200 }));
     const second = await createIntent(t, { webhook_url: url });
     t.clock.advance(200);
-    const blocked = await deliveryWhen(t, second, (x) => x.status === 'failed', 'the blocked delivery');
+    const blocked = await deliveryOf(t, second, (x) => x.status === 'failed', 'the blocked delivery');
     expect(blocked).toMatchObject({ status: 'failed', failure_reason: 'endpoint_disabled', attempts: [], next_attempt_at: null });
     expect(rx.requests).toHaveLength(1);
 
     // Another path on the same origin is a different URL: not disabled.
     const other = await createIntent(t, { webhook_url: rx.url('/other') });
     t.clock.advance(200);
-    await deliveryWhen(t, other, afterAttempts(1, 'delivered'), 'the other path');
+    await deliveryOf(t, other, afterAttempts(1, 'delivered'), 'the other path');
     expect(rx.requests.map((r) => r.url)).toEqual(['/gone', '/other']);
 
     // Re-enable: 200, then the URL receives webhooks again; a second DELETE is a 404.
@@ -269,7 +220,7 @@ describe('410 Gone', () => {
     expect((await t.app.inject({ url: '/v1/sim/webhooks/disabled-urls' })).json()).toEqual({ data: [] });
     const third = await createIntent(t, { webhook_url: url });
     t.clock.advance(200);
-    await deliveryWhen(t, third, afterAttempts(1, 'delivered'), 'delivery after re-enabling');
+    await deliveryOf(t, third, afterAttempts(1, 'delivered'), 'delivery after re-enabling');
     expect(rx.requests.map((r) => r.url)).toEqual(['/gone', '/other', '/gone']);
 
     const again = await t.app.inject({ method: 'DELETE', url: `/v1/sim/webhooks/disabled-urls?url=${encodeURIComponent(url)}` });
@@ -295,7 +246,7 @@ describe('Retry-After', () => {
     const t = await app();
     const id = await createIntent(t, { webhook_url: rx.url() });
     t.clock.advance(200);
-    const d = await deliveryWhen(t, id, afterAttempts(1, 'retrying'), 'the 503');
+    const d = await deliveryOf(t, id, afterAttempts(1, 'retrying'), 'the 503');
     expect(d.attempts[0]!.status_code).toBe(503);
     expect(ms(d.next_attempt_at!)).toBe(ms(d.attempts[0]!.at) + 7000);
 
@@ -303,7 +254,7 @@ describe('Retry-After', () => {
     expect(rx.requests).toHaveLength(1);
     expect((await deliveriesOf(t, id))[0]).toMatchObject({ status: 'retrying', attempts: [{ status_code: 503 }] });
     t.clock.advance(1);
-    const done = await deliveryWhen(t, id, afterAttempts(2, 'delivered'), 'the retry');
+    const done = await deliveryOf(t, id, afterAttempts(2, 'delivered'), 'the retry');
     expect(ms(done.attempts[1]!.at) - ms(done.attempts[0]!.at)).toBe(7000);
   });
 
@@ -312,7 +263,7 @@ describe('Retry-After', () => {
     const t = await app({ WEBHOOK_BACKOFF_MAX_MS: '30000' });
     const id = await createIntent(t, { webhook_url: rx.url() });
     t.clock.advance(200);
-    const d = await deliveryWhen(t, id, afterAttempts(1, 'retrying'), 'the 429');
+    const d = await deliveryOf(t, id, afterAttempts(1, 'retrying'), 'the 429');
     expect(ms(d.next_attempt_at!)).toBe(ms(d.attempts[0]!.at) + 30000);
   });
 
@@ -321,7 +272,7 @@ describe('Retry-After', () => {
     const t = await app();
     const id = await createIntent(t, { webhook_url: rx.url() });
     t.clock.advance(200);
-    const d = await deliveryWhen(t, id, afterAttempts(1, 'retrying'), 'the 503');
+    const d = await deliveryOf(t, id, afterAttempts(1, 'retrying'), 'the 503');
     const delay = ms(d.next_attempt_at!) - ms(d.attempts[0]!.at);
     // Second granularity of the date and the time the round trip took.
     expect(delay).toBeGreaterThanOrEqual(18_000);
@@ -333,7 +284,7 @@ describe('Retry-After', () => {
     const t = await app();
     const id = await createIntent(t, { webhook_url: rx.url() });
     t.clock.advance(200);
-    const d = await deliveryWhen(t, id, afterAttempts(1, 'retrying'), 'the 500');
+    const d = await deliveryOf(t, id, afterAttempts(1, 'retrying'), 'the 500');
     const delay = ms(d.next_attempt_at!) - ms(d.attempts[0]!.at);
     expect(delay).toBeGreaterThanOrEqual(800);
     expect(delay).toBeLessThanOrEqual(1200);
@@ -344,11 +295,11 @@ describe('Retry-After', () => {
     const t = await app({ WEBHOOK_BACKOFF_MS: '1000', WEBHOOK_BACKOFF_MAX_MS: '1500' });
     const id = await createIntent(t, { webhook_url: rx.url() });
     t.clock.advance(200);
-    let d = await deliveryWhen(t, id, afterAttempts(1, 'retrying'), 'attempt 1');
+    let d = await deliveryOf(t, id, afterAttempts(1, 'retrying'), 'attempt 1');
     advanceTo(t, d);
-    d = await deliveryWhen(t, id, afterAttempts(2, 'retrying'), 'attempt 2');
+    d = await deliveryOf(t, id, afterAttempts(2, 'retrying'), 'attempt 2');
     advanceTo(t, d);
-    d = await deliveryWhen(t, id, afterAttempts(3, 'retrying'), 'attempt 3');
+    d = await deliveryOf(t, id, afterAttempts(3, 'retrying'), 'attempt 3');
     // 2nd and 3rd retries would be 2000 and 4000 (±20 %): both capped to 1500.
     expect(ms(d.attempts[2]!.at) - ms(d.attempts[1]!.at)).toBe(1500);
     expect(ms(d.next_attempt_at!) - ms(d.attempts[2]!.at)).toBe(1500);
@@ -399,7 +350,7 @@ describe('isolation', () => {
     const started = Date.now();
     await healthy.waitFor(6, 3000);
     expect(Date.now() - started).toBeLessThan(1500);
-    for (const id of healthyIds) await deliveryWhen(t, id, afterAttempts(1, 'delivered'), `healthy delivery ${id}`);
+    for (const id of healthyIds) await deliveryOf(t, id, afterAttempts(1, 'delivered'), `healthy delivery ${id}`);
     // The slow receiver holds only its origin's share of the pool (2 of 4).
     await slow.waitFor(2);
     expect(slow.requests).toHaveLength(2);

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { buildTestApp, type TestApp } from '../helpers/app.ts';
-import { eventually, startReceiver, type Receiver } from '../helpers/receiver.ts';
+import type { TestApp } from '../helpers/app.ts';
+import { eventually } from '../helpers/receiver.ts';
+import { listDeliveries, webhookFixtures, type DeliveryView } from '../helpers/webhooks.ts';
 
 /**
  * Volume: the global rate cap (a token bucket on the ManualClock) and 1,000 concurrent intents
@@ -8,50 +9,38 @@ import { eventually, startReceiver, type Receiver } from '../helpers/receiver.ts
  * @see issue 3 "Delivery" (rate cap), "Tests" (1,000 concurrent intents)
  */
 
-let t: TestApp | undefined;
-let rx: Receiver | undefined;
-afterEach(async () => {
-  await rx?.close();
-  await t?.app.close();
-  t = undefined;
-  rx = undefined;
-});
+const { app, receiver, closeAll } = webhookFixtures();
+afterEach(closeAll);
 
-interface Page {
-  data: Array<{ id: string; event_id: string; payment_intent_id: string; status: string; attempts: Array<{ at: string; status_code: number | null }> }>;
-  next_cursor: string | null;
-}
-
-async function allDeliveries(app: TestApp, query = ''): Promise<Page['data']> {
-  const out: Page['data'] = [];
+/** Every delivery in the log (matching `query`, `&…`), page by page. */
+async function allDeliveries(t: TestApp, query = ''): Promise<DeliveryView[]> {
+  const out: DeliveryView[] = [];
   let cursor: string | null = null;
   do {
-    const res = await app.app.inject({ url: `/v1/sim/webhooks/deliveries?limit=500${query}${cursor === null ? '' : `&cursor=${cursor}`}` });
-    expect(res.statusCode).toBe(200);
-    const page = res.json() as Page;
+    const page = await listDeliveries(t, `?limit=500${query}${cursor === null ? '' : `&cursor=${cursor}`}`);
     out.push(...page.data);
     cursor = page.next_cursor;
   } while (cursor !== null);
   return out;
 }
 
-async function createMany(app: TestApp, n: number, url: string): Promise<string[]> {
+async function createMany(t: TestApp, n: number, url: string): Promise<string[]> {
   const responses = await Promise.all(
-    Array.from({ length: n }, (_, i) => app.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: `res_${i}`, amount: 100 + i, webhook_url: url } })),
+    Array.from({ length: n }, (_, i) => t.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: `res_${i}`, amount: 100 + i, webhook_url: url } })),
   );
   for (const res of responses) expect(res.statusCode).toBe(200);
   return responses.map((res) => res.json().payment_intent_id as string);
 }
 
 /** Resolves once `count` deliveries are `delivered` in the log. */
-async function deliveredCount(app: TestApp, count: number): Promise<void> {
-  await eventually(async () => ((await allDeliveries(app, '&status=delivered')).length >= count ? true : undefined), `${count} delivered`);
+async function deliveredCount(t: TestApp, count: number): Promise<void> {
+  await eventually(async () => ((await allDeliveries(t, '&status=delivered')).length >= count ? true : undefined), `${count} delivered`);
 }
 
 describe('rate cap', () => {
   it('WEBHOOK_MAX_RPS=10: a bucket of 1 token; after the decision 1 request, then 1 per 100 ms of clock', async () => {
-    rx = await startReceiver();
-    t = await buildTestApp({ WEBHOOK_MAX_RPS: '10' });
+    const rx = await receiver();
+    const t = await app({ WEBHOOK_MAX_RPS: '10' });
     await createMany(t, 40, rx.url());
     t.clock.advance(200);
 
@@ -86,8 +75,8 @@ describe('rate cap', () => {
   });
 
   it('WEBHOOK_MAX_RPS=100: a bucket of ceil(100/20)=5 tokens; 1 per 10 ms of clock, stepped or in one jump', async () => {
-    rx = await startReceiver();
-    t = await buildTestApp({ WEBHOOK_MAX_RPS: '100' });
+    const rx = await receiver();
+    const t = await app({ WEBHOOK_MAX_RPS: '100' });
     await createMany(t, 30, rx.url());
     t.clock.advance(200);
     await rx.waitFor(5);
@@ -111,8 +100,8 @@ describe('rate cap', () => {
 
 describe('1,000 concurrent intents', () => {
   it('every event is delivered exactly once to a healthy receiver', async () => {
-    rx = await startReceiver();
-    t = await buildTestApp({ WEBHOOK_MAX_RPS: '0' });
+    const rx = await receiver();
+    const t = await app({ WEBHOOK_MAX_RPS: '0' });
     const ids = await createMany(t, 1000, rx.url());
     expect(new Set(ids).size).toBe(1000);
     t.clock.advance(200);

@@ -1,8 +1,6 @@
-import { spawn, type ChildProcessByStdio } from 'node:child_process';
-import { resolve } from 'node:path';
-import type { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import { eventually, startReceiver, type Receiver, type Responder } from '../helpers/receiver.ts';
+import { serverProcesses, type ServerProcess } from '../helpers/child.ts';
+import { eventually, receiverPool } from '../helpers/receiver.ts';
 
 /**
  * Graceful shutdown of webhook delivery, as an orchestrator sees it: `node src/server.ts` in a
@@ -10,91 +8,20 @@ import { eventually, startReceiver, type Receiver, type Responder } from '../hel
  * @see issue 3 "Delivery log and control" (graceful shutdown)
  */
 
-const REPO = resolve(import.meta.dirname, '..', '..');
 const SECRET = 'whsec_c2h1dGRvd24tdGVzdC1zZWNyZXQtMTIzNDU=';
 
-type LogLine = Record<string, unknown> & { level?: string; msg?: string };
-interface Exit {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-}
-
-class ServerProcess {
-  readonly child: ChildProcessByStdio<null, Readable, Readable>;
-  stdout = '';
-  stderr = '';
-  exit: Exit | undefined;
-  exitedAt: number | undefined;
-  readonly exited: Promise<Exit>;
-
-  constructor(env: Record<string, string>) {
-    const base: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOST: '127.0.0.1', PORT: '0', WEBHOOK_SECRET: SECRET };
-    this.child = spawn(process.execPath, ['src/server.ts'], { cwd: REPO, env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    this.child.stdout.setEncoding('utf8').on('data', (chunk: string) => void (this.stdout += chunk));
-    this.child.stderr.setEncoding('utf8').on('data', (chunk: string) => void (this.stderr += chunk));
-    this.exited = new Promise((done) => {
-      this.child.on('close', (code, signal) => {
-        this.exit = { code, signal };
-        this.exitedAt = Date.now();
-        done(this.exit);
-      });
-    });
-  }
-
-  get lines(): LogLine[] {
-    return this.stdout
-      .split('\n')
-      .filter((line) => line.trim() !== '')
-      .map((line) => {
-        try {
-          return JSON.parse(line) as LogLine;
-        } catch {
-          return { unparsable: line };
-        }
-      });
-  }
-
-  get output(): string {
-    return `stdout:\n${this.stdout}\nstderr:\n${this.stderr}`;
-  }
-
-  async origin(): Promise<string> {
-    const line = await eventually(() => {
-      if (this.exit !== undefined) throw new Error(`exited early ${JSON.stringify(this.exit)}\n${this.output}`);
-      return this.lines.find((l) => typeof l.msg === 'string' && l.msg.startsWith('Server listening at '));
-    }, 'the listening line', 10_000);
-    const match = /^Server listening at (http:\/\/127\.0\.0\.1:\d+)$/.exec(String(line.msg));
-    if (match?.[1] === undefined) throw new Error(`unexpected listening line ${String(line.msg)}`);
-    return match[1];
-  }
-
-  async waitForExit(timeoutMs: number): Promise<Exit> {
-    return eventually(() => this.exit, `the process to exit\n${this.output}`, timeoutMs);
-  }
-}
-
-const children: ServerProcess[] = [];
-const receivers: Receiver[] = [];
+const servers = serverProcesses();
+const rxs = receiverPool();
 afterEach(async () => {
-  for (const server of children.splice(0)) {
-    if (server.exit === undefined) {
-      server.child.kill('SIGKILL');
-      await server.exited;
-    }
-  }
-  for (const rx of receivers.splice(0)) await rx.close();
+  await servers.killAll();
+  await rxs.closeAll();
 });
 
 async function start(env: Record<string, string>): Promise<{ server: ServerProcess; origin: string }> {
-  const server = new ServerProcess(env);
-  children.push(server);
+  const server = servers.start({ WEBHOOK_SECRET: SECRET, ...env });
   return { server, origin: await server.origin() };
 }
-async function receiver(responder: Responder): Promise<Receiver> {
-  const rx = await startReceiver(responder);
-  receivers.push(rx);
-  return rx;
-}
+const receiver = rxs.start;
 
 async function createIntent(origin: string, body: Record<string, unknown>): Promise<string> {
   const res = await fetch(`${origin}/v1/sim/intent`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ amount: 1000, ...body }) });

@@ -2,8 +2,9 @@ import { createHmac } from 'node:crypto';
 import { Webhook, WebhookVerificationError } from 'standardwebhooks';
 import Stripe from 'stripe';
 import { afterEach, describe, expect, it } from 'vitest';
-import { buildTestApp, ULID, type TestApp } from '../helpers/app.ts';
-import { eventually, startReceiver, type ReceivedRequest, type Receiver } from '../helpers/receiver.ts';
+import { ULID, type TestApp } from '../helpers/app.ts';
+import type { ReceivedRequest, Receiver } from '../helpers/receiver.ts';
+import { createIntent, deliveryWhen, webhookFixtures, type DeliveryView } from '../helpers/webhooks.ts';
 
 /**
  * What a receiver gets: the native payload, byte for byte, and signatures that the libraries
@@ -15,35 +16,19 @@ const SECRET = 'whsec_dGVzdC1zZWNyZXQtZm9yLXBheXNpbQ==';
 const OLD_SECRET = `whsec_${Buffer.from('the-previous-secret-0123').toString('base64')}`;
 const EVT_ID = new RegExp(`^evt_${ULID}$`);
 
-let t: TestApp | undefined;
-let rx: Receiver | undefined;
-afterEach(async () => {
-  await rx?.close();
-  await t?.app.close();
-  t = undefined;
-  rx = undefined;
-});
+const fixtures = webhookFixtures({ WEBHOOK_MAX_RPS: '0' });
+afterEach(fixtures.closeAll);
 
 async function setup(env: Record<string, string> = {}): Promise<{ t: TestApp; rx: Receiver }> {
-  rx = await startReceiver();
+  const rx = await fixtures.receiver();
   // Signature libraries check the timestamp against the real time.
-  t = await buildTestApp({ WEBHOOK_MAX_RPS: '0', ...env }, { clockStart: Date.now() });
+  const t = await fixtures.app(env, Date.now());
   return { t, rx };
 }
 
-async function createIntent(app: TestApp, body: Record<string, unknown>): Promise<string> {
-  const res = await app.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: body });
-  expect(res.statusCode).toBe(200);
-  return res.json().payment_intent_id;
-}
-
 /** The delivery log's only delivery for an intent, once it is final. */
-async function finalDelivery(app: TestApp, intentId: string) {
-  return eventually(async () => {
-    const res = await app.app.inject({ url: `/v1/sim/webhooks/deliveries?payment_intent_id=${intentId}` });
-    const d = res.json().data[0];
-    return d !== undefined && (d.status === 'delivered' || d.status === 'failed') ? d : undefined;
-  }, `a final delivery for ${intentId}`);
+function finalDelivery(t: TestApp, intentId: string): Promise<DeliveryView> {
+  return deliveryWhen(t, `?payment_intent_id=${intentId}`, (d) => d.status === 'delivered' || d.status === 'failed', `a final delivery for ${intentId}`);
 }
 
 function headersOf(req: ReceivedRequest): Record<string, string> {

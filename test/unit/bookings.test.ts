@@ -14,7 +14,7 @@ import { DEFAULT_PERFORMANCES, type Performance } from '../../src/core/performan
 import { createRandom, type RandomSource } from '../../src/core/random.ts';
 import { SeatInventory } from '../../src/core/seats.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
-import { EVT_ID, scriptedRandom, ULID } from './support.ts';
+import { codeOf, EVT_ID, scriptedRandom, ULID } from './support.ts';
 
 const T0 = Date.UTC(2026, 0, 15, 12, 0, 0);
 const HOLD = 600_000;
@@ -64,16 +64,6 @@ function makeBookings(options: { config?: Partial<BookingConfig>; random?: Rando
     onError: (error, context) => timerErrors.push({ error, context }),
   });
   return { clock, seats, ledger, service, events, busErrors, timerErrors };
-}
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof DomainError) return error.code;
-    throw error;
-  }
-  throw new Error('expected a DomainError');
 }
 
 async function rejection(promise: Promise<unknown>): Promise<DomainError> {

@@ -2,20 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { DomainError } from '../../src/core/errors.ts';
 import { isPaymentEvent, type DomainEvent } from '../../src/core/events.ts';
 import type { Intent } from '../../src/core/intents.ts';
-import { EVT_ID, PAY_ID, makeService, scriptedRandom, type Harness } from './support.ts';
+import { errorOf, EVT_ID, PAY_ID, makeService, scriptedRandom, type Harness } from './support.ts';
 
 const T0 = Date.UTC(2026, 0, 15, 12, 0, 0);
 const BASE = { reservationId: 'res_1', amount: 1000, currency: 'EUR' };
-
-function errorOf(fn: () => unknown): DomainError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof DomainError) return error;
-    throw error;
-  }
-  throw new Error('expected a DomainError');
-}
 
 function types(events: DomainEvent[]): string[] {
   return events.map((e) => e.type);

@@ -3,6 +3,7 @@ import { DomainError } from '../../src/core/errors.ts';
 import { DEFAULT_PERFORMANCES, type Performance } from '../../src/core/performances.ts';
 import { createRandom } from '../../src/core/random.ts';
 import { SeatInventory } from '../../src/core/seats.ts';
+import { codeOf } from './support.ts';
 
 const UNTIL = Date.UTC(2026, 0, 15, 12, 10, 0);
 
@@ -12,16 +13,6 @@ function perf(id: string, rows: string[], seatsPerRow: number): Performance {
 
 const HALL = perf('hall', ['A', 'B', 'C', 'D', 'E', 'F', 'G', 'H', 'I', 'J'], 20);
 const TINY = perf('tiny', ['A', 'B'], 3);
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof DomainError) return error.code;
-    throw error;
-  }
-  throw new Error('expected a DomainError');
-}
 
 describe('hold', () => {
   it('gives the first booking the front row, lowest numbers, and locks the seats until the given time', () => {

@@ -1,3 +1,4 @@
+import { DomainError } from '../../src/core/errors.ts';
 import { EventBus, isPaymentEvent, type DomainEvent, type PaymentEvent } from '../../src/core/events.ts';
 import { createIdFactory, type IdFactory } from '../../src/core/ids.ts';
 import { MemoryIntentStore, type MemoryStoreOptions } from '../../src/core/intent-store.ts';
@@ -9,6 +10,22 @@ import { ManualClock } from '../helpers/manual-clock.ts';
 /** Shared fixtures for the unit tests (not a test file itself). */
 
 export const SCENARIOS: ScenarioConfig = { approveDelayMs: 200, failDelayMs: 100, delayDelayMs: 3000, randomApproveRate: 0.8 };
+
+/** The DomainError `fn` throws; any other error is rethrown, and no error at all fails the test. */
+export function errorOf(fn: () => unknown): DomainError {
+  try {
+    fn();
+  } catch (error) {
+    if (error instanceof DomainError) return error;
+    throw error;
+  }
+  throw new Error('expected a DomainError');
+}
+
+/** The code of the DomainError `fn` throws. */
+export function codeOf(fn: () => unknown): string {
+  return errorOf(fn).code;
+}
 
 export const ULID = '[0-9A-HJKMNP-TV-Z]{26}';
 export const PAY_ID = new RegExp(`^pay_${ULID}$`);

@@ -24,17 +24,21 @@ const TRACEPARENT = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/;
 const INVALID_TRACE_ID = '00000000000000000000000000000000';
 
 const TRACE_ID = Symbol('paysim.traceId');
-type TracedMessage = IncomingMessage & { [TRACE_ID]?: string };
+type TracedMessage = IncomingMessage & { [TRACE_ID]?: string | undefined };
 
 /**
  * Fastify's `childLoggerFactory`: the one child logger Fastify makes per request also carries the
- * trace id, so every line of the request has it without a second child logger.
+ * trace id, so every line of the request has it without a second child logger. With tracing on
+ * and no incoming `traceparent`, the trace id is the server span's, known only once the span has
+ * started: the onRequest hook binds it then.
  */
-export const childLoggerWithTraceId: FastifyChildLoggerFactory = (logger, bindings, options, rawReq) => {
-  const traceId = traceIdFromHeader((rawReq as TracedMessage).headers.traceparent);
-  (rawReq as TracedMessage)[TRACE_ID] = traceId;
-  return logger.child({ ...bindings, trace_id: traceId }, options);
-};
+export function childLoggerWithTraceId(tracing: boolean): FastifyChildLoggerFactory {
+  return (logger, bindings, options, rawReq) => {
+    const traceId = traceIdFromHeader((rawReq as TracedMessage).headers.traceparent) ?? (tracing ? undefined : newTraceId());
+    (rawReq as TracedMessage)[TRACE_ID] = traceId;
+    return logger.child(traceId === undefined ? bindings : { ...bindings, trace_id: traceId }, options);
+  };
+}
 
 export function requestIdFrom(req: IncomingMessage): string {
   const given = req.headers['x-request-id'];
@@ -48,9 +52,9 @@ export default fp(
     app.addHook('onRequest', (request, reply, done) => {
       // The request's logger was made with the traceparent's (or a new) trace id; a tracing span
       // that started a new trace replaces it here.
-      const bound = (request.raw as TracedMessage)[TRACE_ID] as string;
-      request.traceId = activeTraceId() ?? bound;
-      if (request.traceId !== bound) request.log = request.log.child({ trace_id: request.traceId });
+      const bound = (request.raw as TracedMessage)[TRACE_ID];
+      request.traceId = bound ?? activeTraceId() ?? newTraceId();
+      if (bound === undefined) request.log = request.log.child({ trace_id: request.traceId });
       reply.header('x-request-id', request.id);
       done();
     });
@@ -71,9 +75,12 @@ function activeTraceId(): string | undefined {
   return active !== undefined && active !== INVALID_TRACE_ID ? active : undefined;
 }
 
-function traceIdFromHeader(traceparent: string | string[] | undefined): string {
+function traceIdFromHeader(traceparent: string | string[] | undefined): string | undefined {
   const match = typeof traceparent === 'string' ? TRACEPARENT.exec(traceparent) : null;
-  if (match?.[1] !== undefined && match[1] !== INVALID_TRACE_ID) return match[1];
-  // randomUUID draws from a pooled entropy cache: cheaper per request than randomBytes(16).
+  return match?.[1] !== undefined && match[1] !== INVALID_TRACE_ID ? match[1] : undefined;
+}
+
+/** randomUUID draws from a pooled entropy cache: cheaper per request than randomBytes(16). */
+function newTraceId(): string {
   return randomUUID().replaceAll('-', '');
 }
