@@ -62,3 +62,7 @@ export class EventBus {
 export function isPaymentEvent(event: DomainEvent): event is PaymentEvent {
   return event.type.startsWith('payment.');
 }
+
+export function isBookingEvent(event: DomainEvent): event is BookingEvent {
+  return event.type.startsWith('booking.');
+}

@@ -1,5 +1,5 @@
 import type { Booking } from '../core/bookings.ts';
-import type { BookingEvent, BookingEventType, DomainEvent } from '../core/events.ts';
+import type { BookingEvent, BookingEventType } from '../core/events.ts';
 import type { WebhookRequest } from './dispatcher.ts';
 
 /**
@@ -12,10 +12,6 @@ import type { WebhookRequest } from './dispatcher.ts';
  */
 
 export const DELIVERED_BOOKING_EVENTS: ReadonlySet<BookingEventType> = new Set(['booking.confirmed', 'booking.failed', 'booking.expired', 'booking.cancelled']);
-
-export function isBookingEvent(event: DomainEvent): event is BookingEvent {
-  return event.type.startsWith('booking.');
-}
 
 export function bookingPayload(eventId: string, type: string, occurredAt: number, booking: Readonly<Booking>): string {
   return JSON.stringify({

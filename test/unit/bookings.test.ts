@@ -7,7 +7,7 @@ import {
   type ExecutePaymentInput,
 } from '../../src/core/bookings.ts';
 import { DomainError } from '../../src/core/errors.ts';
-import { EventBus, type BookingEvent, type DomainEvent } from '../../src/core/events.ts';
+import { EventBus, isBookingEvent, type BookingEvent } from '../../src/core/events.ts';
 import { createIdFactory } from '../../src/core/ids.ts';
 import { Ledger } from '../../src/core/ledger.ts';
 import { DEFAULT_PERFORMANCES, type Performance } from '../../src/core/performances.ts';
@@ -33,10 +33,6 @@ interface Harness {
   events: BookingEvent[];
   busErrors: unknown[];
   timerErrors: Array<{ error: unknown; context: string }>;
-}
-
-function isBookingEvent(event: DomainEvent): event is BookingEvent {
-  return 'booking' in event;
 }
 
 function makeBookings(options: { config?: Partial<BookingConfig>; random?: RandomSource; performances?: readonly Performance[] } = {}): Harness {

@@ -6,7 +6,8 @@ import { Ledger } from '../../core/ledger.ts';
 import type { Performance } from '../../core/performances.ts';
 import { createRandom } from '../../core/random.ts';
 import { SeatInventory } from '../../core/seats.ts';
-import { bookingWebhookOf, isBookingEvent } from '../../webhooks/bookings.ts';
+import { isBookingEvent } from '../../core/events.ts';
+import { bookingWebhookOf } from '../../webhooks/bookings.ts';
 
 /**
  * Bookings (issue 4): the seat inventory, the ledger and the booking service, built once per app
