@@ -1,4 +1,4 @@
-import type { FastifyError, FastifyPluginAsync, FastifyReply } from 'fastify';
+import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { DomainError, notFound, type ErrorCode, type FieldIssue } from '../core/errors.ts';
@@ -55,7 +55,7 @@ export function sendSimError(reply: FastifyReply, status: number, code: string, 
   return reply.code(status).type('application/json; charset=utf-8').send({ error });
 }
 
-export function simErrorHandler(error: FastifyError, request: { log: { error: (o: object, m: string) => void } }, reply: FastifyReply): FastifyReply {
+export function simErrorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   if (error instanceof DomainError && STATUS_OF[error.code] !== undefined) return sendSimError(reply, STATUS_OF[error.code] as number, error.code, error.message, error.details);
   if (error.validation !== undefined) {
     const details = validationIssues(error);

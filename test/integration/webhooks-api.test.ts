@@ -420,3 +420,18 @@ describe('metrics', () => {
     expect(metricSample(text, 'webhook_in_flight')).toBe(0);
   });
 });
+
+describe('delivery log bounds', () => {
+  it('drops deliveries older than WEBHOOK_LOG_TTL_MS on the periodic sweep of the injected clock', async () => {
+    const rx = await receiver();
+    const t = await app({ WEBHOOK_LOG_TTL_MS: '30000' });
+    const intentId = await createIntent(t, { webhook_url: rx.url() });
+    t.clock.advance(200);
+    await deliveryWhen(t, `?payment_intent_id=${intentId}`, afterAttempts(1, 'delivered'), 'the delivery');
+    t.clock.advance(59_000);
+    expect((await listDeliveries(t)).data).toHaveLength(1);
+    t.clock.advance(1_000);
+    expect(await listDeliveries(t)).toEqual({ data: [], next_cursor: null });
+    expect((await t.app.inject({ url: `/v1/sim/intents/${intentId}` })).json().webhook).toBeNull();
+  });
+});

@@ -23,6 +23,8 @@ export interface Core {
   intents: IntentService;
   intentStore: MemoryIntentStore;
   idempotency: IdempotencyStore;
+  /** Adds a store to the periodic TTL sweep (every SWEEP_INTERVAL_MS on the injected clock). */
+  onSweep(sweeper: (now: number) => void): void;
 }
 
 export interface CoreOptions {
@@ -56,15 +58,15 @@ export default fp<CoreOptions>(
     const intents = new IntentService({ store: intentStore, bus, clock, random, ids, scenarios: config.scenarios });
     const idempotency = new IdempotencyStore({ clock, ttlMs: config.idempotency.ttlMs, maxKeys: config.idempotency.maxKeys });
 
+    const sweepers: Array<(now: number) => void> = [(now) => intentStore.sweep(now), (now) => idempotency.sweep(now)];
     let sweeper = clock.schedule(SWEEP_INTERVAL_MS, sweep);
     function sweep(): void {
       const now = clock.now();
-      intentStore.sweep(now);
-      idempotency.sweep(now);
+      for (const sweepOne of sweepers) sweepOne(now);
       sweeper = clock.schedule(SWEEP_INTERVAL_MS, sweep);
     }
 
-    app.decorate('core', { config, clock, random, ids, bus, intents, intentStore, idempotency });
+    app.decorate('core', { config, clock, random, ids, bus, intents, intentStore, idempotency, onSweep: (fn) => void sweepers.push(fn) });
 
     app.lifecycle.onDrain(async (budgetMs) => {
       // The budget is real time even when tests inject a clock that never moves on its own.

@@ -103,10 +103,8 @@ export default fp(
       );
     }, 'delivery');
 
-    const sweeper = setInterval(() => log.sweep(clock.now()), 60_000);
-    sweeper.unref();
+    app.core.onSweep((now) => log.sweep(now));
     app.addHook('onClose', async () => {
-      clearInterval(sweeper);
       dispatcher.close();
       // The drain has had its budget: abort what is still in flight rather than wait for it.
       await agent.destroy();
