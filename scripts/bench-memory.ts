@@ -1,88 +1,98 @@
-import { loadConfig } from '../src/config.ts';
-import { systemClock, type Clock, type Timer } from '../src/core/clock.ts';
+import { MemoryBookingStore } from '../src/adapters/memory/bookings.ts';
+import { MemoryDeliveryLog } from '../src/adapters/memory/deliveries.ts';
+import { MemoryIdempotencyStore } from '../src/adapters/memory/idempotency.ts';
+import { MemoryIntentStore } from '../src/adapters/memory/intents.ts';
+import { MemoryLedgerStore } from '../src/adapters/memory/ledger.ts';
+import { MemorySchedulerStore } from '../src/adapters/memory/scheduler.ts';
+import { loadConfig, type Config } from '../src/config.ts';
+import type { Booking } from '../src/core/bookings/booking.ts';
+import type { Clock } from '../src/core/clock.ts';
+import type { Delivery } from '../src/core/deliveries.ts';
 import { EventBus } from '../src/core/events.ts';
+import { fingerprint } from '../src/core/idempotency.ts';
 import { createIdFactory } from '../src/core/ids.ts';
-import { MemoryIntentStore } from '../src/core/intent-store.ts';
-import { IntentService, type CreateIntentInput, type Intent } from '../src/core/intents.ts';
+import type { Intent } from '../src/core/intents/intent.ts';
+import { DECIDE_JOB, IntentService, type CreateIntentInput } from '../src/core/intents/service.ts';
+import { paymentTransaction } from '../src/core/ledger.ts';
 import { createRandom } from '../src/core/random.ts';
+import { Scheduler } from '../src/core/scheduler.ts';
+import { decide } from '../src/core/scenario.ts';
+import { nativePayload } from '../src/dialects/native/webhook-payload.ts';
+import { table } from './bench-support.ts';
 
 /**
- * How much heap an intent costs, measured on the core objects without HTTP, so the heap the
- * service needs at its STORE_MAX_INTENTS bound can be projected. Run by scripts/bench.ts as
+ * What each bounded store costs per record, measured on the memory adapters without HTTP (heap
+ * used after a full GC, before and after filling), and the heap the whole process needs with
+ * every store at its default bound. Run by scripts/bench.ts as
  * `node --expose-gc --max-old-space-size=8192 scripts/bench-memory.ts`.
  *
- *  (a) the store alone, holding decided intents: the steady state of a long-running simulator;
- *  (b) through IntentService, every intent still PENDING, with a clock whose timers are free:
- *      the store plus the service's pending-decision map;
- *  (c) as (b) but on the system clock with real timers: what the server really holds while
- *      every intent is PENDING (the worst case, e.g. a load test of long `delay` intents).
+ *  (a) intents, decided: the steady state of a long-running simulator;
+ *  (b) intents, all PENDING, through IntentService with its scheduler on the system clock (one
+ *      timer in all): the worst case of the intent store (a load test of long `delay` intents);
+ *  (c) idempotency keys, each with the stored response of an intent creation;
+ *  (d) webhook deliveries, finished, each with its body and one attempt;
+ *  (e) bookings, finished, each with its inbox event and ledger transaction.
  *
  * Inputs go through JSON.parse like a request body does, so strings are as many and as large as
- * in the server (a literal would be one shared string for a million intents).
- * BENCH_MEMORY_INTENTS overrides the count (default 1,000,000) for quick trials.
+ * in the server (a literal would be one shared string for every record). BENCH_MEMORY_RECORDS
+ * sets how many records each store is filled with (default 200,000; bytes per record barely
+ * change with the count).
  */
 
-const COUNT = Number(process.env.BENCH_MEMORY_INTENTS || 1_000_000);
-if (!Number.isInteger(COUNT) || COUNT < 1) throw new Error(`BENCH_MEMORY_INTENTS must be a positive integer (got ${process.env.BENCH_MEMORY_INTENTS})`);
-const DECIDE_AFTER_MS = 200;
-/** Longer than the run, so no real timer fires while it is measured. */
+const COUNT = Number(process.env.BENCH_MEMORY_RECORDS || 200_000);
+if (!Number.isInteger(COUNT) || COUNT < 1) throw new Error(`BENCH_MEMORY_RECORDS must be a positive integer (got ${process.env.BENCH_MEMORY_RECORDS})`);
+/** Longer than the run, so no decision fires while it is measured. */
 const PENDING_FOR_MS = 600_000;
-const defaults = loadConfig({});
+const defaults: Config = loadConfig({ WEBHOOK_SECRET: 'bench-memory-secret' });
 const MIB = 2 ** 20;
+/** The process's own heap with the app built and idle (measured with `node src/server.ts`: heapUsed after GC). */
+const BASELINE_HEAP_MIB = 40;
 
-function exposedGc(): NodeJS.GCFunction {
-  const gc = globalThis.gc;
-  if (gc === undefined) {
-    process.stderr.write('bench-memory: run with node --expose-gc\n');
-    process.exit(1);
-  }
-  return gc;
-}
-const collect = exposedGc();
-
-interface Measurement {
-  label: string;
-  before: number;
-  after: number;
-  seconds: number;
+const gc = globalThis.gc;
+if (gc === undefined) {
+  process.stderr.write('bench-memory: run with node --expose-gc\n');
+  process.exit(1);
 }
 
 /** heapUsed once garbage is gone; twice, as one full GC can leave what finalizers just released. */
 function settledHeap(): number {
-  collect();
-  collect();
+  gc?.();
+  gc?.();
   return process.memoryUsage().heapUsed;
 }
 
-/**
- * A clock the fill loops move themselves, 1 ms per INTENTS_PER_MS intents, about the HTTP rate.
- * (Moving it on every reading would make every ULID draw fresh randomness, which under load only
- * happens once per millisecond, and would time ulid's random source instead of the store.)
- * Its timers never fire, so intents stay PENDING.
- */
-interface SteppingClock extends Clock {
-  at(intent: number): void;
+interface Row {
+  label: string;
+  perRecord: number;
+  seconds: number;
 }
 
-const INTENTS_PER_MS = 10;
+async function measure(label: string, fill: () => Promise<unknown>): Promise<Row> {
+  const before = settledHeap();
+  const started = process.hrtime.bigint();
+  const held = await fill();
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const after = settledHeap();
+  // Reading `held` after the measurement keeps it alive until then.
+  if (held === undefined) throw new Error(`${label}: nothing was filled`);
+  return { label, perRecord: (after - before) / COUNT, seconds };
+}
 
-function steppingClock(): SteppingClock {
+/** A clock the fill loops move themselves, 1 ms per 10 records, about the HTTP rate; its timers never fire. */
+function steppingClock(): Clock & { at(n: number): void } {
   const start = Date.parse('2026-01-01T00:00:00Z');
   let now = start;
-  const never: Timer = { cancel() {} };
-  return { now: () => now, schedule: () => never, at: (intent) => void (now = start + Math.floor(intent / INTENTS_PER_MS)) };
+  return { now: () => now, schedule: () => ({ cancel() {} }), at: (n) => void (now = start + Math.floor(n / 10)) };
 }
 
 function body(n: number, delayMs?: number): Record<string, unknown> {
   const webhook = n % 2 === 0 ? ',"webhook_url":"http://127.0.0.1:9000/webhooks"' : '';
   const delay = delayMs === undefined ? '' : `,"delay_ms":${delayMs}`;
   return JSON.parse(
-    `{"reservation_id":"res_${n}","amount":${1000 + (n % 9000)},"currency":"KRW","scenario":"approve"${delay},` +
-      `"metadata":{"order_id":"ord_${n}","user":"u${n % 1000}"}${webhook}}`,
+    `{"reservation_id":"res_${n}","amount":${1000 + (n % 9000)},"currency":"KRW","scenario":"approve"${delay},` + `"metadata":{"order_id":"ord_${n}","user":"u${n % 1000}"}${webhook}}`,
   ) as Record<string, unknown>;
 }
 
-/** What the route hands to IntentService.create. */
 function input(b: Record<string, unknown>): CreateIntentInput {
   return {
     reservationId: b.reservation_id as string,
@@ -95,93 +105,189 @@ function input(b: Record<string, unknown>): CreateIntentInput {
   };
 }
 
-function newStore(): MemoryIntentStore {
-  return new MemoryIntentStore({ ttlMs: defaults.store.intentTtlMs, maxIntents: COUNT });
-}
+const bigStore = (count: number) => new MemoryIntentStore({ ttlMs: defaults.store.intentTtlMs, maxIntents: count });
 
-function measure(label: string, fill: () => { size: number }): Measurement {
-  const before = settledHeap();
-  const started = process.hrtime.bigint();
-  const held = fill();
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  const after = settledHeap();
-  // Reading `held` after the measurement keeps it alive until then.
-  if (held.size !== COUNT) throw new Error(`${label}: expected ${COUNT} intents, the store holds ${held.size}`);
-  return { label, before, after, seconds };
-}
-
-function storeOnly(): MemoryIntentStore {
+async function decidedIntents(count = COUNT): Promise<MemoryIntentStore> {
+  // As the scenario engine plans it: one shared outcome object for every approval.
+  const decision = decide({ scenario: 'approve' }, defaults.scenarios, createRandom(1), 0).outcome;
   const clock = steppingClock();
   const ids = createIdFactory(clock);
-  const store = newStore();
-  for (let n = 0; n < COUNT; n++) {
+  const store = bigStore(count);
+  for (let n = 0; n < count; n++) {
     clock.at(n);
     const b = input(body(n));
-    const createdAt = clock.now();
-    // Field for field what IntentService.create builds, then decided as #finalize leaves it.
+    const now = clock.now();
     const intent: Intent = {
       id: ids('pay'),
       reservationId: b.reservationId,
       amount: b.amount,
       currency: b.currency,
       scenario: 'approve',
-      status: 'PENDING',
+      status: 'APPROVED',
       failureCode: null,
       refundedAmount: 0,
-      delayMs: DECIDE_AFTER_MS,
+      delayMs: 200,
       webhookUrl: b.webhookUrl ?? null,
-      metadata: b.metadata ?? null,
-      createdAt,
-      updatedAt: createdAt,
-      decidedAt: null,
+      metadata: Object.freeze(b.metadata ?? {}),
+      createdAt: now,
+      updatedAt: now,
+      decidedAt: now,
+      planned: decision,
     };
-    store.insert(intent);
-    intent.status = 'APPROVED';
-    intent.decidedAt = createdAt + DECIDE_AFTER_MS;
-    intent.updatedAt = intent.decidedAt;
+    await store.insert(intent);
   }
   return store;
 }
 
-/** With the system clock, real time moves on its own and real timers hold the decisions. */
-function viaService(clock: Clock | SteppingClock, delayMs?: number): { size: number; service: IntentService } {
-  const store = newStore();
-  const bus = new EventBus();
-  const service = new IntentService({ store, bus, clock, random: createRandom(1), ids: createIdFactory(clock), scenarios: defaults.scenarios });
-  const step = 'at' in clock ? (n: number) => clock.at(n) : () => {};
-  for (let n = 0; n < COUNT; n++) {
-    step(n);
-    service.create(input(body(n, delayMs)));
-  }
-  if (service.pendingCount !== COUNT) throw new Error(`expected ${COUNT} pending decisions, found ${service.pendingCount}`);
-  return { get size() { return store.size; }, service };
+async function pendingIntents(count = COUNT): Promise<{ store: MemoryIntentStore; jobs: MemorySchedulerStore; scheduler: Scheduler }> {
+  // The system clock: the scheduler's one real timer is armed for the earliest decision.
+  const clock: Clock = { now: () => Date.now(), schedule: (ms, fn) => { const t = setTimeout(fn, ms); t.unref(); return { cancel: () => clearTimeout(t) }; } };
+  const store = bigStore(count);
+  const jobs = new MemorySchedulerStore();
+  const scheduler = new Scheduler({ clock, store: jobs, onError: (error) => { throw error; } });
+  await scheduler.start();
+  const service = new IntentService({ store, scheduler, bus: new EventBus(), clock, random: createRandom(1), ids: createIdFactory(clock), scenarios: defaults.scenarios });
+  for (let n = 0; n < count; n++) await service.create(input(body(n, PENDING_FOR_MS)));
+  const [stored, due] = [(await store.stats()).size, await jobs.count(DECIDE_JOB)];
+  if (stored !== count || due !== count) throw new Error(`expected ${count} pending intents and jobs, got ${stored} and ${due}`);
+  return { store, jobs, scheduler };
 }
 
-const results: Measurement[] = [];
-results.push(measure('(a) store only, decided intents', storeOnly));
-results.push(measure('(b) IntentService, all PENDING, no timers', () => viaService(steppingClock())));
-results.push(measure('(c) IntentService, all PENDING, real timers', () => viaService(systemClock, PENDING_FOR_MS)));
+async function idempotencyKeys(count = COUNT): Promise<MemoryIdempotencyStore> {
+  const store = new MemoryIdempotencyStore({ ttlMs: defaults.idempotency.ttlMs, maxKeys: count });
+  const now = Date.now();
+  for (let n = 0; n < count; n++) {
+    const request = body(n);
+    const key = `order-${n}-pay-${(n * 7919) % 100000}`;
+    await store.begin('POST /v1/sim/intent', key, fingerprint(request), now);
+    const response = JSON.stringify({ payment_intent_id: `pay_01JD${String(n).padStart(22, '0')}`, status: 'PENDING', next: 'webhook' });
+    await store.complete('POST /v1/sim/intent', key, { statusCode: 200, body: JSON.parse(JSON.stringify(response)) as string });
+  }
+  return store;
+}
 
-const perIntent = (m: Measurement) => (m.after - m.before) / COUNT;
-const mib = (bytes: number) => `${(bytes / MIB).toFixed(1)} MiB`;
-const count = (n: number) => n.toLocaleString('en-US');
+async function deliveries(count = COUNT): Promise<MemoryDeliveryLog> {
+  const clock = steppingClock();
+  const ids = createIdFactory(clock);
+  const log = new MemoryDeliveryLog({ ttlMs: defaults.webhook.logTtlMs, maxDeliveries: count });
+  for (let n = 0; n < count; n++) {
+    clock.at(n);
+    const now = clock.now();
+    const intentId = ids('pay');
+    const eventId = ids('evt');
+    const b = input(body(n));
+    const intent = { id: intentId, reservationId: b.reservationId, amount: b.amount, currency: b.currency, status: 'APPROVED', failureCode: null, refundedAmount: 0, metadata: b.metadata ?? null } as unknown as Intent;
+    const delivery: Delivery = {
+      id: ids('whd'),
+      eventId,
+      type: 'payment.approved',
+      url: JSON.parse('"http://127.0.0.1:9000/webhooks"') as string,
+      subject: { kind: 'intent', id: intentId },
+      test: false,
+      body: nativePayload(eventId, 'payment.approved', now, intent),
+      extraHeaders: Object.freeze({}),
+      schemes: defaults.webhook.schemes,
+      status: 'delivered',
+      attempts: [{ at: now, statusCode: 200, durationMs: 1.23, error: null }],
+      seriesStart: 0,
+      nextAttemptAt: null,
+      failureReason: null,
+      createdAt: now,
+      updatedAt: now,
+    };
+    await log.insert(delivery);
+  }
+  return log;
+}
 
-const header = ['', 'heapUsed before', 'heapUsed after', 'bytes/intent', 'inserts'];
-const rows = results.map((m) => [m.label, mib(m.before), mib(m.after), perIntent(m).toFixed(0), `${m.seconds.toFixed(2)} s`]);
-const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
-const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join('  ');
+async function bookings(count = COUNT): Promise<{ store: MemoryBookingStore; ledger: MemoryLedgerStore }> {
+  const clock = steppingClock();
+  const ids = createIdFactory(clock);
+  const store = new MemoryBookingStore({ ttlMs: defaults.bookings.ttlMs, maxBookings: count });
+  const ledger = new MemoryLedgerStore();
+  for (let n = 0; n < count; n++) {
+    clock.at(n);
+    const now = clock.now();
+    const booking: Booking = {
+      id: ids('bk'),
+      userId: JSON.parse(`"user_${n % 5000}"`) as string,
+      performanceId: 'perf_001',
+      quantity: 2,
+      seatIds: JSON.parse('["C7","C8"]') as string[],
+      totalAmount: 60000,
+      currency: 'KRW',
+      status: 'pending',
+      paymentMethod: 'CREDIT_CARD',
+      webhookUrl: null,
+      createdAt: now,
+      expiresAt: now + 600_000,
+      paymentIntent: { status: 'PENDING', pgMockData: null },
+      paymentInFlight: null,
+    };
+    await store.insert(booking);
+    await store.beginPayment(booking.id, booking.userId, 'execute', now);
+    const eventId = ids('evt');
+    await store.recordPayment(booking.id, { status: 'SUCCESS', pgMockData: { isSuccess: true, failureCode: null, processedAt: now } }, {
+      eventId,
+      type: 'PAYMENT_SUCCEEDED',
+      bookingId: booking.id,
+      details: { failureCode: null, paymentMethodToken: 'tok_visa', paymentMethod: 'CREDIT_CARD', amount: 60000, currency: 'KRW' },
+      createdAt: now,
+      processedAt: null,
+    });
+    await ledger.post(paymentTransaction({ reference: booking.id, amount: 60000, currency: 'KRW' }, ids, now));
+    await store.transition(booking.id, ['pending'], 'confirmed');
+    await store.markEventProcessed(eventId, now);
+  }
+  return { store, ledger };
+}
 
-const [decided, , pending] = results as [Measurement, Measurement, Measurement];
-const bound = defaults.store.maxIntents;
-console.log(`paysim memory: ${count(COUNT)} intents in the core, no HTTP (heapUsed after a full GC; Node ${process.version})`);
-console.log('intents: res_<n>, KRW, approve, metadata {order_id, user}, webhook_url on every other one');
+const rows: Row[] = [];
+rows.push(await measure('(a) intents, decided', () => decidedIntents()));
+rows.push(await measure('(b) intents, all PENDING, scheduler on the system clock', () => pendingIntents()));
+rows.push(await measure('(c) idempotency keys, with an intent-creation response', () => idempotencyKeys()));
+rows.push(await measure('(d) webhook deliveries, finished, one attempt', () => deliveries()));
+rows.push(await measure('(e) bookings, confirmed, with inbox event and ledger transaction', () => bookings()));
+const [decided, pending, keys, logged, booked] = rows as [Row, Row, Row, Row, Row];
+
+const estimate = await idempotencyKeys();
+const estimatedPerKey = (await estimate.stats()).bytes / COUNT;
+
 console.log('');
-console.log(line(header));
-console.log(widths.map((w) => '-'.repeat(w)).join('  '));
-for (const r of rows) console.log(line(r));
+console.log(`paysim memory: ${COUNT.toLocaleString('en-US')} records per store, memory adapters, no HTTP (heapUsed after a full GC; Node ${process.version})`);
+console.log(table(['store', 'bytes/record', 'fill s'], rows.map((r) => [r.label, r.perRecord.toFixed(0), r.seconds.toFixed(2)]), (column) => column > 0));
+console.log(`idempotency store's own byte estimate: ${estimatedPerKey.toFixed(0)} bytes/key (measured ${keys.perRecord.toFixed(0)})`);
+
+const { store, idempotency, webhook, bookings: bookingSettings } = defaults;
+const parts: Array<[string, number, number]> = [
+  ['intents (all PENDING, the worst case)', store.maxIntents, pending.perRecord],
+  ['idempotency keys', idempotency.maxKeys, keys.perRecord],
+  ['webhook delivery log', webhook.logMax, logged.perRecord],
+  ['bookings with their events and ledger entries', bookingSettings.maxBookings, booked.perRecord],
+];
+let total = BASELINE_HEAP_MIB * MIB;
 console.log('');
-console.log(
-  `projected intent heap at STORE_MAX_INTENTS=${count(bound)} (default): ${mib(perIntent(decided) * bound)} with every intent decided, ` +
-    `${mib(perIntent(pending) * bound)} with every intent PENDING (real timers); ` +
-    'add the server\'s own baseline heap and the idempotency store (IDEMPOTENCY_MAX_KEYS) on top',
-);
+console.log('heap at the default bounds:');
+for (const [name, bound, perRecord] of parts) {
+  total += bound * perRecord;
+  console.log(`  ${name}: ${bound.toLocaleString('en-US')} × ${perRecord.toFixed(0)} B = ${((bound * perRecord) / MIB).toFixed(0)} MiB`);
+}
+console.log(`  the process itself, idle: ${BASELINE_HEAP_MIB} MiB`);
+console.log(`  total: ${(total / MIB).toFixed(0)} MiB (target: under 1,536 MiB) ${total < 1536 * MIB ? 'met' : 'MISSED'}`);
+console.log(`  (decided intents cost ${decided.perRecord.toFixed(0)} B each, so a store full of decided intents needs ${((store.maxIntents * decided.perRecord) / MIB).toFixed(0)} MiB)`);
+
+if (process.env.BENCH_MEMORY_FULL !== '0') {
+  // The claim itself: every store filled to its default bound in one process, then its heap and RSS.
+  process.stderr.write('bench-memory: filling every store to its default bound (BENCH_MEMORY_FULL=0 skips this)\n');
+  const held = [
+    await pendingIntents(store.maxIntents),
+    await idempotencyKeys(idempotency.maxKeys),
+    await deliveries(webhook.logMax),
+    await bookings(bookingSettings.maxBookings),
+  ];
+  const heap = settledHeap();
+  const { rss } = process.memoryUsage();
+  console.log('');
+  console.log(`every store at its default bound in one process (${held.length} stores): heapUsed ${(heap / MIB).toFixed(0)} MiB, RSS ${(rss / MIB).toFixed(0)} MiB (target: under 1,536 MiB) ${rss < 1536 * MIB ? 'met' : 'MISSED'}`);
+}
+process.exit(0);

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { envSchema } from 'env-schema';
 import { Type, type Static } from 'typebox';
-import { DEFAULT_PERFORMANCES, loadPerformancesFile, type Performance } from './core/performances.ts';
+import { loadPerformancesFile } from './adapters/performances-file.ts';
+import { DEFAULT_PERFORMANCES, type Performance } from './core/bookings/performances.ts';
 
 /**
  * Configuration comes from the environment only and is validated once, at start. A bad value
@@ -45,10 +46,15 @@ const EnvSchema = Type.Object({
   OTEL_EXPORTER_OTLP_ENDPOINT: Type.Optional(Type.String({ pattern: '^https?://' })),
   OTEL_SERVICE_NAME: Type.String({ minLength: 1, default: 'paysim' }),
   IDEMPOTENCY_TTL_MS: Ms(86_400_000),
-  IDEMPOTENCY_MAX_KEYS: Count(1_000_000, 1),
+  // Bounds chosen so that every store at its bound keeps the whole process under 1.5 GiB (scripts/bench-memory.ts).
+  IDEMPOTENCY_MAX_KEYS: Count(300_000, 1),
   INTENT_TTL_MS: Ms(86_400_000),
   STORE_MAX_INTENTS: Count(1_000_000, 1),
   BODY_LIMIT_BYTES: Count(65_536, 1024, 104_857_600),
+  HTTP_REQUEST_TIMEOUT_MS: Count(30_000, 1, 3_600_000),
+  HTTP_HEADERS_TIMEOUT_MS: Count(10_000, 1, 3_600_000),
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: Count(72_000, 1, 3_600_000),
+  HTTP_CONNECTION_TIMEOUT_MS: Ms(0, 3_600_000),
   SHUTDOWN_TIMEOUT_MS: Ms(10_000, 3_600_000),
   OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: Ms(1000, 600_000),
   OVERLOAD_MAX_HEAP_USED_BYTES: Count(0),
@@ -62,7 +68,7 @@ const EnvSchema = Type.Object({
   // No length rule beyond sanity: it must equal whatever secret the ticketing stack's auth service signs with.
   JWT_SECRET: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
   BOOKING_TTL_MS: Ms(86_400_000),
-  BOOKINGS_MAX: Count(1_000_000, 1),
+  BOOKINGS_MAX: Count(100_000, 1),
 });
 
 type Env = Static<typeof EnvSchema>;
@@ -84,7 +90,7 @@ export interface Config {
     maxRps: number;
     /** The secret before the current one, during a rotation: deliveries carry signatures for both. */
     previousSecret: string | undefined;
-    schemes: SignatureScheme[];
+    schemes: readonly SignatureScheme[];
     concurrency: number;
     /** In flight per receiver origin, so a slow receiver cannot take every worker. */
     originConcurrency: number;
@@ -96,6 +102,16 @@ export interface Config {
   idempotency: { ttlMs: number; maxKeys: number };
   store: { intentTtlMs: number; maxIntents: number };
   bodyLimitBytes: number;
+  http: {
+    /** The whole request (headers and body) must arrive within this. */
+    requestTimeoutMs: number;
+    /** The headers must arrive within this. */
+    headersTimeoutMs: number;
+    /** An idle keep-alive connection is closed after this. */
+    keepAliveTimeoutMs: number;
+    /** A socket with no activity at all is closed after this (0: never). */
+    connectionTimeoutMs: number;
+  };
   shutdownTimeoutMs: number;
   overload: { maxEventLoopDelayMs: number; maxHeapUsedBytes: number; maxRssBytes: number; retryAfterS: number };
   bookings: {
@@ -127,6 +143,9 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   } catch (error) {
     throw new ConfigError(describe(error, data));
   }
+  if (env.HTTP_HEADERS_TIMEOUT_MS > env.HTTP_REQUEST_TIMEOUT_MS) {
+    throw new ConfigError(`Invalid configuration: HTTP_HEADERS_TIMEOUT_MS must be <= HTTP_REQUEST_TIMEOUT_MS (got ${env.HTTP_HEADERS_TIMEOUT_MS} > ${env.HTTP_REQUEST_TIMEOUT_MS})`);
+  }
   if (env.MOCK_MIN_DELAY_MS > env.MOCK_MAX_DELAY_MS) {
     throw new ConfigError(`Invalid configuration: MOCK_MIN_DELAY_MS must be <= MOCK_MAX_DELAY_MS (got ${env.MOCK_MIN_DELAY_MS} > ${env.MOCK_MAX_DELAY_MS})`);
   }
@@ -152,7 +171,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       backoffMaxMs: env.WEBHOOK_BACKOFF_MAX_MS,
       maxRps: env.WEBHOOK_MAX_RPS,
       previousSecret: env.WEBHOOK_SECRET_PREVIOUS,
-      schemes: [...new Set(env.WEBHOOK_SIGNATURE_SCHEMES.split(',').map((name) => name.trim() as SignatureScheme))],
+      schemes: Object.freeze([...new Set(env.WEBHOOK_SIGNATURE_SCHEMES.split(',').map((name) => name.trim() as SignatureScheme))]),
       concurrency: env.WEBHOOK_CONCURRENCY,
       originConcurrency: env.WEBHOOK_ORIGIN_CONCURRENCY ?? Math.max(1, Math.ceil(env.WEBHOOK_CONCURRENCY / 2)),
       queueMax: env.WEBHOOK_QUEUE_MAX,
@@ -163,6 +182,12 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     idempotency: { ttlMs: env.IDEMPOTENCY_TTL_MS, maxKeys: env.IDEMPOTENCY_MAX_KEYS },
     store: { intentTtlMs: env.INTENT_TTL_MS, maxIntents: env.STORE_MAX_INTENTS },
     bodyLimitBytes: env.BODY_LIMIT_BYTES,
+    http: {
+      requestTimeoutMs: env.HTTP_REQUEST_TIMEOUT_MS,
+      headersTimeoutMs: env.HTTP_HEADERS_TIMEOUT_MS,
+      keepAliveTimeoutMs: env.HTTP_KEEP_ALIVE_TIMEOUT_MS,
+      connectionTimeoutMs: env.HTTP_CONNECTION_TIMEOUT_MS,
+    },
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
     overload: {
       maxEventLoopDelayMs: env.OVERLOAD_MAX_EVENT_LOOP_DELAY_MS,

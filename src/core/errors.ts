@@ -12,7 +12,9 @@ export type ErrorCode =
   | 'SOLD_OUT'
   | 'FORBIDDEN'
   | 'BOOKING_EXPIRED'
-  | 'PAYMENT_ALREADY_PROCESSED';
+  | 'PAYMENT_ALREADY_PROCESSED'
+  /** A bounded store is full of unfinished work that it must not evict; retry later (503). */
+  | 'STORE_FULL';
 
 /** One rejected input: where it is (a JSON pointer such as `/card/cvv`) and which rule it broke. */
 export interface FieldIssue {
@@ -41,4 +43,19 @@ export function validationFailed(details: FieldIssue[]): DomainError {
 
 export function notFound(what: string, id: string): DomainError {
   return new DomainError('NOT_FOUND', `${what} ${id} does not exist.`);
+}
+
+/** A bounded store that is full of unfinished work it must not evict (nothing may go to make room). */
+export class StoreFullError extends DomainError {
+  /** Which store: `intents`, `bookings`, … */
+  readonly store: string;
+
+  constructor(store: string) {
+    super('STORE_FULL', `The ${store} store is full of unfinished work; retry shortly.`);
+    this.store = store;
+  }
+}
+
+export function storeFull(store: string): StoreFullError {
+  return new StoreFullError(store);
 }

@@ -1,12 +1,17 @@
-import type { Booking } from './bookings.ts';
-import type { Intent } from './intents.ts';
+import type { Booking, InboxEvent, PaymentKind } from './bookings/booking.ts';
+import type { Delivery, DeliveryAttempt } from './deliveries.ts';
+import type { Intent } from './intents/intent.ts';
+
+/**
+ * The in-process event bus: every state change a client could observe is published here, and
+ * webhooks, metrics (and later the console and the outbox) subscribe to the same facts.
+ * Events carry snapshots taken when they were published, so a later change never alters what an
+ * earlier event says.
+ */
 
 export type PaymentEventType = 'payment.created' | 'payment.approved' | 'payment.failed' | 'payment.cancelled' | 'payment.refunded';
 
-/**
- * A fact about an intent. `intent` is a snapshot taken when the event was published, so a later
- * transition never changes what an earlier event says.
- */
+/** A fact about an intent. */
 export interface PaymentEvent {
   id: string;
   type: PaymentEventType;
@@ -16,9 +21,9 @@ export interface PaymentEvent {
   refundAmount?: number;
 }
 
-export type BookingEventType = 'booking.confirmed' | 'booking.failed' | 'booking.expired' | 'booking.cancelled';
+export type BookingEventType = 'booking.created' | 'booking.confirmed' | 'booking.failed' | 'booking.expired' | 'booking.cancelled';
 
-/** A fact about a booking; `booking` is a snapshot taken when the event was published. */
+/** A booking changed status (or was created). */
 export interface BookingEvent {
   id: string;
   type: BookingEventType;
@@ -26,14 +31,43 @@ export interface BookingEvent {
   booking: Readonly<Booking>;
 }
 
-export type DomainEvent = PaymentEvent | BookingEvent;
+/** The gateway answered a booking's payment: `execute` (document 003, by card) or `direct` (document 004). */
+export interface BookingPaymentEvent {
+  id: string;
+  type: 'booking.payment_decided';
+  occurredAt: number;
+  booking: Readonly<Booking>;
+  kind: PaymentKind;
+  isSuccess: boolean;
+  failureCode: string | null;
+}
+
+/** The processor applied an inbox event for the first time; `processedAt − createdAt` is its lag. */
+export interface InboxProcessedEvent {
+  id: string;
+  type: 'booking.event_processed';
+  occurredAt: number;
+  event: Readonly<InboxEvent>;
+}
+
+export type DeliveryEventType = 'webhook.accepted' | 'webhook.attempted' | 'webhook.retry_scheduled' | 'webhook.delivered' | 'webhook.failed';
+
+/** A webhook delivery changed: accepted, attempted (with the attempt), waiting to retry, or finished. `id` is the delivery's. */
+export interface DeliveryEvent {
+  id: string;
+  type: DeliveryEventType;
+  occurredAt: number;
+  delivery: Readonly<Delivery>;
+  attempt?: Readonly<DeliveryAttempt>;
+}
+
+export type DomainEvent = PaymentEvent | BookingEvent | BookingPaymentEvent | InboxProcessedEvent | DeliveryEvent;
 
 export type EventHandler = (event: DomainEvent) => void;
 
 /**
- * The in-process bus every observable state change goes through. Delivery is synchronous and in
- * subscription order; a failing subscriber is reported and never stops the publisher or the
- * other subscribers.
+ * Delivery is synchronous and in subscription order; a failing subscriber is reported and never
+ * stops the publisher or the other subscribers.
  */
 export class EventBus {
   readonly #handlers = new Set<EventHandler>();
@@ -63,6 +97,12 @@ export function isPaymentEvent(event: DomainEvent): event is PaymentEvent {
   return event.type.startsWith('payment.');
 }
 
+const BOOKING_STATUS_EVENTS: ReadonlySet<string> = new Set<BookingEventType>(['booking.created', 'booking.confirmed', 'booking.failed', 'booking.expired', 'booking.cancelled']);
+
 export function isBookingEvent(event: DomainEvent): event is BookingEvent {
-  return event.type.startsWith('booking.');
+  return BOOKING_STATUS_EVENTS.has(event.type);
+}
+
+export function isDeliveryEvent(event: DomainEvent): event is DeliveryEvent {
+  return event.type.startsWith('webhook.');
 }

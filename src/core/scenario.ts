@@ -41,10 +41,18 @@ export interface DecisionInput {
   card?: CardInput | undefined;
 }
 
-const APPROVED: Outcome = { status: 'APPROVED', failureCode: null };
+const APPROVED: Outcome = Object.freeze({ status: 'APPROVED', failureCode: null });
+
+/** One object per failure code: intents keep their planned outcome, and a million declines need not be a million objects. */
+const FAILED_BY_CODE = new Map<string, Outcome>();
 
 function failed(failureCode: string): Outcome {
-  return { status: 'FAILED', failureCode };
+  let outcome = FAILED_BY_CODE.get(failureCode);
+  if (outcome === undefined) {
+    outcome = Object.freeze({ status: 'FAILED', failureCode });
+    FAILED_BY_CODE.set(failureCode, outcome);
+  }
+  return outcome;
 }
 
 /**

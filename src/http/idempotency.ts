@@ -1,25 +1,34 @@
-import type { FastifyReply, FastifyRequest, onRequestAbortHookHandler, onSendHookHandler, preHandlerHookHandler } from 'fastify';
-import { fingerprint, type IdempotencyStore } from '../core/idempotency.ts';
+import type { FastifyReply, FastifyRequest, onSendHookHandler, preHandlerHookHandler } from 'fastify';
+import type { Clock } from '../core/clock.ts';
+import { fingerprint } from '../core/idempotency.ts';
+import type { IdempotencyStore } from '../core/ports.ts';
+import { sendProblem, type ErrorShape } from './error-handler.ts';
 
 /**
  * Route hooks that make a POST idempotent under the `Idempotency-Key` header. They run after
  * schema validation (preHandler), so a request that fails validation is never stored. A response
  * of 5xx releases the key so the client can retry; any other response is stored and replayed with
- * `Idempotent-Replayed: true`.
+ * `Idempotent-Replayed: true`. A client that goes away mid-request changes nothing: the handler
+ * still ends with a response (onSend), which settles the key, so no abort hook (and no listener
+ * per request) is needed.
+ *
+ * A key is scoped to the operation, not to the URL's spelling: method, route pattern and the
+ * decoded, NFC-normalised path parameters (so `/v1/sim/intent/`, `/v1/sim/inten%74` and
+ * `/v1/sim/intent` are one operation, and `/intents/A/cancel` and `/intents/B/cancel` are two),
+ * plus the caller where the dialect has one.
+ * @see https://datatracker.ietf.org/doc/draft-ietf-httpapi-idempotency-key-header/
  */
 
 export interface IdempotencyHooks {
   preHandler: preHandlerHookHandler;
   onSend: onSendHookHandler;
-  onRequestAbort: onRequestAbortHookHandler;
 }
-
-export type IdempotencyConflict = 'IDEMPOTENCY_KEY_MISMATCH' | 'IDEMPOTENCY_KEY_IN_USE';
 
 export interface IdempotencyHookOptions {
   store: IdempotencyStore;
-  /** Sends the API's own error for a conflict (422 mismatch, 409 in use). */
-  sendConflict: (reply: FastifyReply, conflict: IdempotencyConflict, message: string) => FastifyReply;
+  clock: Clock;
+  /** The dialect's error shape, for 422 IDEMPOTENCY_KEY_MISMATCH and 409 IDEMPOTENCY_KEY_IN_USE. */
+  shape: ErrorShape;
   onReplay?: () => void;
   onConflict?: () => void;
   /** Narrows the scope further, e.g. to the caller, so one caller's key never replays another's response. */
@@ -34,51 +43,62 @@ interface Claim {
 
 const claims = new WeakMap<FastifyRequest, Claim>();
 
+/** The operation a request stands for: method, route pattern and its normalised parameters. */
+export function operationOf(request: FastifyRequest): string {
+  const params = request.params as Record<string, string> | undefined;
+  const names = params === undefined ? [] : Object.keys(params).sort();
+  const values = names.map((name) => `${name}=${String(params?.[name]).normalize('NFC')}`).join('&');
+  return `${request.method} ${request.routeOptions.url ?? request.url}${values === '' ? '' : ` ${values}`}`;
+}
+
 export function idempotencyHooks(options: IdempotencyHookOptions): IdempotencyHooks {
-  const { store } = options;
+  const { store, clock, shape } = options;
+  const conflict = (reply: FastifyReply, status: number, code: string, message: string): FastifyReply => {
+    options.onConflict?.();
+    return sendProblem(reply, shape, { status, code, message });
+  };
+  const claim = async (request: FastifyRequest, reply: FastifyReply, key: string): Promise<boolean> => {
+    const operation = operationOf(request);
+    const scope = options.scopeOf === undefined ? operation : `${operation}\n${options.scopeOf(request)}`;
+    const result = await store.begin(scope, key, fingerprint(request.body), clock.now());
+    switch (result.kind) {
+      case 'started':
+        claims.set(request, { scope, key, settled: false });
+        return true;
+      case 'replay':
+        options.onReplay?.();
+        reply.code(result.response.statusCode).headers(result.response.headers ?? {}).header('idempotent-replayed', 'true').type('application/json; charset=utf-8');
+        reply.send(result.response.body);
+        return false;
+      case 'mismatch':
+        conflict(reply, 422, 'IDEMPOTENCY_KEY_MISMATCH', 'This Idempotency-Key was used with a different request body.');
+        return false;
+      case 'in_progress':
+        conflict(reply, 409, 'IDEMPOTENCY_KEY_IN_USE', 'A request with this Idempotency-Key is still being processed; retry later.');
+        return false;
+    }
+  };
   return {
+    // Callback style: a request without a key (most of them) passes without a promise.
     preHandler(request, reply, done) {
       const key = request.headers['idempotency-key'];
       if (typeof key !== 'string') return done();
-      // The concrete path, not the route pattern: a key reused on /intents/A/cancel and
-      // /intents/B/cancel names two different operations.
-      const path = `${request.method} ${request.url.split('?', 1)[0]}`;
-      const scope = options.scopeOf === undefined ? path : `${path}\n${options.scopeOf(request)}`;
-      const result = store.begin(scope, key, fingerprint(request.body));
-      switch (result.kind) {
-        case 'started':
-          claims.set(request, { scope, key, settled: false });
-          return done();
-        case 'replay':
-          options.onReplay?.();
-          reply.code(result.response.statusCode).header('idempotent-replayed', 'true').type('application/json; charset=utf-8').send(result.response.body);
-          return;
-        case 'mismatch':
-          options.onConflict?.();
-          options.sendConflict(reply, 'IDEMPOTENCY_KEY_MISMATCH', 'This Idempotency-Key was used with a different request body.');
-          return;
-        case 'in_progress':
-          options.onConflict?.();
-          options.sendConflict(reply, 'IDEMPOTENCY_KEY_IN_USE', 'A request with this Idempotency-Key is still being processed; retry later.');
-          return;
-      }
+      claim(request, reply, key).then(
+        (proceed) => {
+          if (proceed) done();
+        },
+        (error: Error) => done(error),
+      );
     },
     onSend(request, reply, payload, done) {
-      const claim = claims.get(request);
-      if (claim !== undefined && !claim.settled) {
-        claim.settled = true;
-        if (reply.statusCode >= 500 || typeof payload !== 'string') store.release(claim.scope, claim.key);
-        else store.complete(claim.scope, claim.key, { statusCode: reply.statusCode, body: payload });
-      }
-      done(null, payload);
-    },
-    onRequestAbort(request, done) {
-      const claim = claims.get(request);
-      if (claim !== undefined && !claim.settled) {
-        claim.settled = true;
-        store.release(claim.scope, claim.key);
-      }
-      done();
+      const held = claims.get(request);
+      if (held === undefined || held.settled) return done(null, payload);
+      held.settled = true;
+      const settle = reply.statusCode >= 500 || typeof payload !== 'string' ? store.release(held.scope, held.key) : store.complete(held.scope, held.key, { statusCode: reply.statusCode, body: payload });
+      settle.then(
+        () => done(null, payload),
+        (error: Error) => done(error),
+      );
     },
   };
 }

@@ -7,28 +7,32 @@ export interface ValidationIssue extends FieldIssue {
 
 /**
  * Turns Fastify's Ajv errors into one entry per broken rule: where (`in` body, querystring,
- * params or headers, and a JSON pointer), which rule, and Ajv's message.
+ * params or headers, and a JSON pointer), which rule, and Ajv's message. A rule broken by an
+ * object's key (`propertyNames`) points at that key, and Ajv's extra "property name must be
+ * valid" for it is dropped: it says nothing the first one does not.
  */
 export function validationIssues(error: FastifyError): ValidationIssue[] {
   const where = error.validationContext ?? 'body';
-  return (error.validation ?? []).map((v) => {
+  const issues: ValidationIssue[] = [];
+  /** Issues of key rules, waiting for the `propertyNames` error that names their key (Ajv reports it after them). */
+  let keyIssues: ValidationIssue[] = [];
+  for (const v of error.validation ?? []) {
     const params = v.params as Record<string, unknown>;
+    if (v.keyword === 'propertyNames') {
+      for (const issue of keyIssues) {
+        issue.field = `${v.instancePath}/${String(params.propertyName)}`;
+        issue.message = `key ${issue.message}`;
+      }
+      keyIssues = [];
+      continue;
+    }
     let field = v.instancePath === '' ? '/' : v.instancePath;
     if (v.keyword === 'required') field = `${v.instancePath}/${String(params.missingProperty)}`;
     if (v.keyword === 'additionalProperties') field = `${v.instancePath}/${String(params.additionalProperty)}`;
     const message = v.keyword === 'additionalProperties' ? 'is not a known field' : (v.message ?? 'is invalid');
-    return { in: where, field, rule: v.keyword, message };
-  });
-}
-
-/** Fastify's own 4xx codes for bodies it could not read, mapped to what the client should hear. */
-export function contentProblem(error: FastifyError): { status: number; kind: 'PAYLOAD_TOO_LARGE' | 'UNSUPPORTED_MEDIA_TYPE' | 'MALFORMED' } | null {
-  switch (error.code) {
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return { status: 413, kind: 'PAYLOAD_TOO_LARGE' };
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return { status: 415, kind: 'UNSUPPORTED_MEDIA_TYPE' };
-    default:
-      return error.statusCode === 400 ? { status: 400, kind: 'MALFORMED' } : null;
+    const issue = { in: where, field, rule: v.keyword, message };
+    issues.push(issue);
+    if (v.schemaPath.includes('/propertyNames/')) keyIssues.push(issue);
   }
+  return issues;
 }

@@ -1,4 +1,5 @@
 import type { Clock, Timer } from '../core/clock.ts';
+import { FifoQueue } from '../core/fifo-queue.ts';
 
 /**
  * A token bucket on the injected clock: `ratePerSecond` tokens a second, holding at most
@@ -13,8 +14,7 @@ export class TokenBucket {
   readonly #capacity: number;
   #tokens: number;
   #at: number;
-  readonly #waiters: Array<() => void> = [];
-  #waiterHead = 0;
+  readonly #waiters = new FifoQueue<() => void>();
   #timer: Timer | undefined;
 
   constructor(clock: Clock, ratePerSecond: number, capacity: number) {
@@ -25,9 +25,14 @@ export class TokenBucket {
     this.#at = clock.now();
   }
 
+  /** Callers waiting for a token. */
+  get waiting(): number {
+    return this.#waiters.size;
+  }
+
   /** Resolves when a token has been taken for the caller; callers are served in order. */
   take(): Promise<void> {
-    if (this.#waiterHead === this.#waiters.length) {
+    if (this.#waiters.size === 0) {
       this.#refill();
       if (this.#tokens >= 1) {
         this.#tokens -= 1;
@@ -40,12 +45,11 @@ export class TokenBucket {
     });
   }
 
-  /** Releases every waiter without a token (shutdown). */
+  /** Releases every waiter without a token (shutdown, once the drain is over). */
   releaseAll(): void {
     this.#timer?.cancel();
     this.#timer = undefined;
-    while (this.#waiterHead < this.#waiters.length) (this.#waiters[this.#waiterHead++] as () => void)();
-    this.#compact();
+    for (const wake of this.#waiters.drain()) wake();
   }
 
   #refill(): void {
@@ -60,22 +64,11 @@ export class TokenBucket {
     this.#timer = this.#clock.schedule(wait, () => {
       this.#timer = undefined;
       this.#refill();
-      while (this.#tokens >= 1 && this.#waiterHead < this.#waiters.length) {
+      while (this.#tokens >= 1 && this.#waiters.size > 0) {
         this.#tokens -= 1;
-        (this.#waiters[this.#waiterHead++] as () => void)();
+        (this.#waiters.shift() as () => void)();
       }
-      this.#compact();
-      if (this.#waiterHead < this.#waiters.length) this.#arm();
+      if (this.#waiters.size > 0) this.#arm();
     });
-  }
-
-  #compact(): void {
-    if (this.#waiterHead === this.#waiters.length) {
-      this.#waiters.length = 0;
-      this.#waiterHead = 0;
-    } else if (this.#waiterHead > 1024) {
-      this.#waiters.splice(0, this.#waiterHead);
-      this.#waiterHead = 0;
-    }
   }
 }

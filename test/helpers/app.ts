@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.ts';
 import { loadConfig, type Config } from '../../src/config.ts';
 import { expect } from 'vitest';
-import { isPaymentEvent, type BookingEvent, type PaymentEvent } from '../../src/core/events.ts';
+import { isBookingEvent, isPaymentEvent, type BookingEvent, type PaymentEvent } from '../../src/core/events.ts';
 import { createRandom } from '../../src/core/random.ts';
 import { ManualClock } from './manual-clock.ts';
 
@@ -31,11 +31,14 @@ export async function buildTestApp(env: Record<string, string> = {}, options: { 
   return { app, clock, config, events };
 }
 
-/** Every `booking.*` event published on the app's bus from now on, in order. */
+/**
+ * The booking status changes published on the app's bus from now on, in order: what booking
+ * webhooks are made from (`booking.created` is left out; `booking.created` has a test of its own).
+ */
 export function recordBookingEvents(t: TestApp): BookingEvent[] {
   const events: BookingEvent[] = [];
   t.app.core.bus.subscribe((event) => {
-    if (event.type.startsWith('booking.')) events.push(event as BookingEvent);
+    if (isBookingEvent(event) && event.type !== 'booking.created') events.push(event);
   });
   return events;
 }
@@ -45,6 +48,11 @@ export async function untilScheduled(t: TestApp, before: number): Promise<void> 
   const deadline = Date.now() + 5000;
   while (t.clock.pendingTimers <= before && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 1));
   expect(t.clock.pendingTimers).toBeGreaterThan(before);
+}
+
+/** How many intents the app's store holds. */
+export async function storedIntents(t: TestApp): Promise<number> {
+  return (await t.app.stores.intents.stats()).size;
 }
 
 export const ULID = '[0-9A-HJKMNP-TV-Z]{26}';

@@ -21,6 +21,7 @@ export interface DeliveryView {
   type: string;
   url: string;
   payment_intent_id: string | null;
+  subject: { kind: string; id: string } | null;
   test: boolean;
   status: 'pending' | 'retrying' | 'delivered' | 'failed';
   attempts: AttemptView[];

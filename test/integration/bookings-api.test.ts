@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { BookingEvent } from '../../src/core/events.ts';
+import { settle } from '../helpers/manual-clock.ts';
 import { buildTestApp, ISO, recordBookingEvents, ULID, untilScheduled, type TestApp } from '../helpers/app.ts';
 
 /**
@@ -116,7 +117,7 @@ describe('POST /bookings', () => {
     await setup({ SEAT_HOLD_MS: '30000' });
     const res = await post('/bookings', { performanceId: 'perf_002', quantity: 1, paymentMethod: 'KAKAO_PAY', webhookUrl: 'https://shop.example/hooks/bookings?x=1' });
     expect(res.json()).toMatchObject({ totalAmount: 30000, seatIds: ['A1'], expiresAt: at(T0 + 30_000) });
-    expect(t.app.bookings.service.get(res.json().bookingId)).toMatchObject({ webhookUrl: 'https://shop.example/hooks/bookings?x=1', paymentMethod: 'KAKAO_PAY' });
+    expect(await t.app.bookings.service.get(res.json().bookingId)).toMatchObject({ webhookUrl: 'https://shop.example/hooks/bookings?x=1', paymentMethod: 'KAKAO_PAY' });
   });
 
   it('404 NOT_FOUND for an unknown performance', async () => {
@@ -234,9 +235,9 @@ describe('POST /payments/execute', () => {
         processedAt: null,
       },
     ]);
-    t.clock.advance(49);
+    await t.clock.advance(49);
     expect((await myBookings())[0].status).toBe('pending');
-    t.clock.advance(1);
+    await t.clock.advance(1);
     expect((await myBookings())[0].status).toBe('confirmed');
     expect((await get(`/events?bookingId=${id}`)).json()[0].processedAt).toBe(at(T0 + 50));
     expect(await seatCounts()).toEqual({ total: 200, available: 198, held: 0, reserved: 2 });
@@ -258,7 +259,7 @@ describe('POST /payments/execute', () => {
       bookingId: id,
       pgMockData: { isSuccess: false, failureCode: 'DECLINE_2', processedAt: at(T0) },
     });
-    t.clock.advance(50);
+    await t.clock.advance(50);
     expect((await myBookings())[0].status).toBe('failed');
     expect(await seatCounts()).toEqual({ total: 200, available: 200, held: 0, reserved: 0 });
     expect((await get(`/ledger?bookingId=${id}`)).json()).toEqual([]);
@@ -299,13 +300,13 @@ describe('POST /payments/execute', () => {
     const decided = await execute(id);
     expect(decided.statusCode).toBe(409);
     expect(decided.json()).toEqual({ error: `The payment for booking ${id} has already been processed (SUCCESS).`, code: 'PAYMENT_ALREADY_PROCESSED' });
-    t.clock.advance(50);
+    await t.clock.advance(50);
     const confirmed = await execute(id);
     expect(confirmed.statusCode).toBe(409);
     expect(confirmed.json()).toEqual({ error: `Booking ${id} is confirmed; only a pending, unpaid booking can be paid or cancelled.`, code: 'PAYMENT_ALREADY_PROCESSED' });
 
     const late = await book(1);
-    t.clock.advance(600_000);
+    await t.clock.advance(600_000);
     const expired = await execute(late);
     expect(expired.statusCode).toBe(410);
     expect(expired.json()).toEqual({ error: `Booking ${late} expired at ${at(T0 + 50 + 600_000)}.`, code: 'BOOKING_EXPIRED' });
@@ -354,10 +355,11 @@ describe('the processing delay (MOCK_MIN_DELAY_MS … MOCK_MAX_DELAY_MS) on the 
     expect(twice.json()).toEqual({ error: `A payment for booking ${id} is already in progress.`, code: 'PAYMENT_ALREADY_PROCESSED' });
     expect((await cancel({ bookingId: id })).json()).toEqual({ error: `A payment for booking ${id} is already in progress.`, code: 'PAYMENT_ALREADY_PROCESSED' });
 
-    t.clock.advance(499);
-    await new Promise((resolve) => setTimeout(resolve, 20)); // time enough for an answer to arrive, were it due
+    await t.clock.advance(499);
+    // Everything due by now has run and settled (the manual clock's advance waits for it): no answer may be due.
+    await settle();
     expect(answered).toBe(false);
-    t.clock.advance(1001);
+    await t.clock.advance(1001);
     const res = await paying;
     expect(res.statusCode).toBe(200);
     const processedAt = Date.parse(res.json().pgMockData.processedAt);
@@ -365,7 +367,7 @@ describe('the processing delay (MOCK_MIN_DELAY_MS … MOCK_MAX_DELAY_MS) on the 
     expect(processedAt - T0).toBeLessThanOrEqual(1500);
     const event = (await get(`/events?bookingId=${id}`)).json()[0];
     expect(event.processedAt).toBe(processedAt + 50 <= t.clock.now() ? at(processedAt + 50) : null);
-    t.clock.advance(50);
+    await t.clock.advance(50);
     expect((await myBookings())[0].status).toBe('confirmed');
   });
 });
@@ -375,10 +377,10 @@ describe('GET /bookings/my', () => {
 
   it('lists only the caller’s bookings, newest first, with lapsed holds expired', async () => {
     const a = await book(1);
-    t.clock.advance(1000);
+    await t.clock.advance(1000);
     const b = await book(3);
     await book(1, OTHER);
-    t.clock.advance(600_000 - 1000);
+    await t.clock.advance(600_000 - 1000);
     const list = await myBookings();
     expect(list.map((x: { bookingId: string; status: string }) => [x.bookingId, x.status])).toEqual([
       [b, 'pending'],
@@ -412,7 +414,7 @@ describe('DELETE /bookings/my', () => {
     expect([foreign.statusCode, foreign.json()]).toEqual([400, { error: `Booking ${id} belongs to another user.`, code: 'FORBIDDEN' }]);
 
     await execute(id);
-    t.clock.advance(50);
+    await t.clock.advance(50);
     const paid = await cancel({ bookingId: id });
     expect([paid.statusCode, paid.json()]).toEqual([400, { error: `Booking ${id} is confirmed; only a pending, unpaid booking can be paid or cancelled.`, code: 'PAYMENT_ALREADY_PROCESSED' }]);
 
@@ -422,7 +424,7 @@ describe('DELETE /bookings/my', () => {
     expect([again.statusCode, again.json()]).toEqual([400, { error: `Booking ${twice} is already cancelled.`, code: 'INVALID_STATE' }]);
 
     const lapsed = await book(1);
-    t.clock.advance(600_000);
+    await t.clock.advance(600_000);
     const expired = await cancel({ bookingId: lapsed });
     expect([expired.statusCode, expired.json()]).toEqual([400, { error: `Booking ${lapsed} expired at ${at(T0 + 50 + 600_000)}.`, code: 'BOOKING_EXPIRED' }]);
 
@@ -438,10 +440,10 @@ describe('expiry on the injected clock', () => {
 
   it('an unpaid hold lapses after SEAT_HOLD_MS: booking expired, seats available, booking.expired, payment 410', async () => {
     const id = await book(2);
-    t.clock.advance(599_999);
+    await t.clock.advance(599_999);
     expect(busEvents).toEqual([]);
     expect(await seatCounts()).toMatchObject({ held: 2 });
-    t.clock.advance(1); // the sweeper's tick at the hold's end
+    await t.clock.advance(1); // the sweeper's tick at the hold's end
     expect(busEvents.map((e) => [e.type, e.booking.id, e.occurredAt, e.booking.status])).toEqual([['booking.expired', id, T0 + 600_000, 'expired']]);
     expect(await seatCounts()).toEqual({ total: 200, available: 200, held: 0, reserved: 0 });
     expect((await myBookings())[0]).toMatchObject({ bookingId: id, status: 'expired' });
@@ -456,13 +458,13 @@ describe('expiry on the injected clock', () => {
     await t.app.close();
     await setup({ SEAT_HOLD_MS: '1000', MOCK_MIN_DELAY_MS: '800', MOCK_MAX_DELAY_MS: '800' });
     const id = await book(1);
-    t.clock.advance(900);
+    await t.clock.advance(900);
     const before = t.clock.pendingTimers;
     const paying = execute(id);
     await untilScheduled(t, before);
-    t.clock.advance(800);
+    await t.clock.advance(800);
     expect((await paying).json().finalStatus).toBe('SUCCESS');
-    t.clock.advance(50);
+    await t.clock.advance(50);
     expect((await myBookings())[0].status).toBe('confirmed');
     expect(busEvents.map((e) => e.type)).toEqual(['booking.confirmed']);
   });
@@ -485,7 +487,7 @@ describe('inspection', () => {
   it('GET /performances/:id/seats: every seat; 404 for an unknown performance', async () => {
     const paid = await book(2, USER, 'perf_003');
     await execute(paid);
-    t.clock.advance(50);
+    await t.clock.advance(50);
     const held = await book(1, OTHER, 'perf_003');
     const res = await get('/performances/perf_003/seats');
     expect(res.statusCode).toBe(200);
@@ -525,7 +527,7 @@ describe('inspection', () => {
       await execute(id);
     }
     await execute(await book(1), '442');
-    t.clock.advance(50);
+    await t.clock.advance(50);
     expect((await get('/ledger/balances')).json()).toEqual({
       balances: [
         { account: 'CUSTOMER_PAYABLE', currency: 'KRW', debits: 150000, credits: 0, balance: 150000 },
@@ -542,12 +544,12 @@ describe('event processing is idempotent', () => {
   it('applying a processed event again changes nothing: one transaction, one booking.confirmed, the same metrics', async () => {
     const id = await book();
     await execute(id);
-    t.clock.advance(50);
+    await t.clock.advance(50);
     const [event] = (await get(`/events?bookingId=${id}`)).json();
     const metricsBefore = (await get('/metrics')).body.split('\n').filter((l: string) => /^(bookings_total|payments_executed_total|booking_event_processing_lag_seconds_count|seats_)/.test(l));
-    const service = t.app.bookings.service;
-    for (let i = 0; i < 3; i++) expect(service.processEvent(event.eventId)).toMatchObject({ eventId: event.eventId, processedAt: T0 + 50 });
-    t.clock.advance(1000);
+    const { inbox } = t.app.bookings;
+    for (let i = 0; i < 3; i++) expect(await inbox.process(event.eventId)).toMatchObject({ eventId: event.eventId, processedAt: T0 + 50 });
+    await t.clock.advance(1000);
     expect((await get(`/ledger?bookingId=${id}`)).json()).toHaveLength(2);
     expect((await get(`/events?bookingId=${id}`)).json()).toEqual([event]);
     expect(busEvents.map((e) => e.type)).toEqual(['booking.confirmed']);
@@ -560,11 +562,11 @@ describe('event processing is idempotent', () => {
     const id = await book();
     await execute(id, '447');
     const [event] = (await get(`/events?bookingId=${id}`)).json();
-    const service = t.app.bookings.service;
-    service.processEvent(event.eventId);
+    const { inbox } = t.app.bookings;
+    await inbox.process(event.eventId);
     const other = await book(2, OTHER); // takes the freed seats
-    service.processEvent(event.eventId);
-    t.clock.advance(50); // the processor's own timer: a no-op now
+    await inbox.process(event.eventId);
+    await t.clock.advance(50); // the processor's own timer: a no-op now
     expect(busEvents.map((e) => e.type)).toEqual(['booking.failed']);
     expect((await myBookings(OTHER))[0]).toMatchObject({ bookingId: other, status: 'pending', seatIds: ['A1', 'A2'] });
     expect(await seatCounts()).toMatchObject({ held: 2, available: 198 });
@@ -582,9 +584,9 @@ describe('metrics after a flow', () => {
     await cancel({ bookingId: await book(1) });
     await book(3); // stays pending
     const lapsing = await book(1, OTHER);
-    t.clock.advance(50);
+    await t.clock.advance(50);
     expect(lapsing).toMatch(BK_ID);
-    t.clock.advance(600_000);
+    await t.clock.advance(600_000);
     await book(4); // held after the others expired
 
     const text = (await get('/metrics')).body;
@@ -615,10 +617,10 @@ describe('booking webhooks', () => {
     const hooked = await book(2, USER, 'perf_001', { webhookUrl: 'http://127.0.0.1:9/hooks/bookings' });
     await book(1); // no webhookUrl
     await execute(hooked, '442');
-    t.clock.advance(50);
-    const deliveries = t.app.webhooks.log.list({ limit: 10 }).data;
+    await t.clock.advance(50);
+    const deliveries = (await t.app.webhooks.log.list({ limit: 10 })).data;
     expect(deliveries).toHaveLength(1);
-    expect(deliveries[0]).toMatchObject({ type: 'booking.failed', url: 'http://127.0.0.1:9/hooks/bookings', bookingId: hooked, intentId: null, eventId: busEvents[0]!.id });
+    expect(deliveries[0]).toMatchObject({ type: 'booking.failed', url: 'http://127.0.0.1:9/hooks/bookings', subject: { kind: 'booking', id: hooked }, eventId: busEvents[0]!.id });
     expect(JSON.parse(deliveries[0]!.body)).toEqual({
       id: busEvents[0]!.id,
       type: 'booking.failed',
@@ -645,10 +647,10 @@ describe('bounds (BOOKING_TTL_MS, BOOKINGS_MAX)', () => {
     await setup({ BOOKINGS_MAX: '2', BOOKING_TTL_MS: '3600000' });
     const first = await book(1);
     await execute(first);
-    t.clock.advance(50);
+    await t.clock.advance(50);
     const second = await book(2);
     await execute(second);
-    t.clock.advance(50);
+    await t.clock.advance(50);
     expect((await get('/ledger/balances')).json().balances[1]).toMatchObject({ account: 'MERCHANT_BALANCE', credits: 90000 });
     const third = await book(3); // a third booking: the oldest finished one makes room
     expect((await myBookings()).map((b: { bookingId: string }) => b.bookingId)).toEqual([third, second]);
@@ -663,16 +665,16 @@ describe('bounds (BOOKING_TTL_MS, BOOKINGS_MAX)', () => {
     // The seats it bought stay sold; the counters keep counting what happened.
     expect(await seatCounts()).toEqual({ total: 200, available: 194, held: 3, reserved: 3 });
     expect((await get('/metrics')).body).toMatch(/^bookings_total\{status="confirmed"\} 2$/m);
-    // The pending one expires after its hold; BOOKING_TTL_MS after creation (at the next sweep) both finished ones go.
-    t.clock.advance(600_000);
+    // The pending one expires after its hold; BOOKING_TTL_MS after creation (at the next sweep, once a minute) both finished ones go.
+    await t.clock.advance(600_000);
     expect((await myBookings()).map((b: { bookingId: string; status: string }) => [b.bookingId, b.status])).toEqual([
       [third, 'expired'],
       [second, 'confirmed'],
     ]);
-    t.clock.advance(3_000_000 + 1000);
+    await t.clock.advance(3_000_000 + 60_000);
     expect(await myBookings()).toEqual([]);
     expect((await get('/ledger/balances')).json()).toEqual({ balances: [], imbalance: 0 });
-    expect(t.app.bookings.service.size).toBe(0);
+    expect((await t.app.stores.bookings.stats()).size).toBe(0);
   });
 });
 
@@ -691,8 +693,8 @@ describe('shutdown', () => {
     const { paying } = await paymentInFlight();
     const started = Date.now();
     const draining = t.app.lifecycle.drain(10_000);
-    setTimeout(() => t.clock.advance(1000), 50); // the payment is decided; its event is not processed yet
-    setTimeout(() => t.clock.advance(50), 150); // the processor
+    setTimeout(() => void t.clock.advance(1000), 50); // the payment is decided; its event is not processed yet
+    setTimeout(() => void t.clock.advance(50), 150); // the processor
     await draining;
     expect(Date.now() - started).toBeGreaterThanOrEqual(140);
     expect(Date.now() - started).toBeLessThan(5000);
@@ -705,8 +707,8 @@ describe('shutdown', () => {
     const started = Date.now();
     await t.app.lifecycle.drain(100);
     expect(Date.now() - started).toBeGreaterThanOrEqual(90);
-    expect(t.app.bookings.service.counts().paymentsInFlight).toBe(1);
-    t.clock.advance(1000);
+    expect((await t.app.bookings.service.counts()).paymentsInFlight).toBe(1);
+    await t.clock.advance(1000);
     expect((await paying).statusCode).toBe(200);
   });
 });

@@ -84,7 +84,7 @@ describe('the full flow through a real listening server', () => {
     expect(paid).toMatchObject({ status: 200, body: { message: 'Payment simulation finished with status: SUCCESS', finalStatus: 'SUCCESS', bookingId, pgMockData: { isSuccess: true, failureCode: null } } });
     expect(rx.requests).toHaveLength(0);
 
-    t.clock.advance(50); // the inbox processor
+    await t.clock.advance(50); // the inbox processor
     const confirmedAt = new Date(t.clock.now()).toISOString();
     const { req, payload } = await verifiedWebhook(0);
     expect(req.method).toBe('POST');
@@ -124,7 +124,7 @@ describe('the full flow through a real listening server', () => {
       imbalance: 0,
     });
     // The delivery is in the log, by booking.
-    const delivery = t.app.webhooks.log.list({ limit: 10 }).data.find((d) => d.bookingId === bookingId);
+    const delivery = (await t.app.webhooks.log.list({ limit: 10 })).data.find((d) => d.subject?.id === bookingId);
     expect(delivery).toMatchObject({ status: 'delivered', type: 'booking.confirmed', eventId: payload.id });
   });
 
@@ -155,7 +155,7 @@ describe('the full flow through a real listening server', () => {
 
     const failed = ((await call('POST', '/bookings', { performanceId: 'perf_003', quantity: 1, paymentMethod: 'CARD', webhookUrl: rx.url('/hooks/f') })).body as { bookingId: string }).bookingId;
     expect((await call('POST', '/payments/execute', { bookingId: failed, paymentMethodToken: 'tok_chargeDeclined', cvv: '120' })).body).toMatchObject({ finalStatus: 'FAILURE', pgMockData: { failureCode: 'card_declined' } });
-    t.clock.advance(50);
+    await t.clock.advance(50);
     expect((await verifiedWebhook(3)).payload).toMatchObject({ type: 'booking.failed', bookingId: failed, status: 'failed', paymentStatus: 'FAILURE', failureCode: 'card_declined' });
   });
 });

@@ -32,7 +32,7 @@ describe('a real listening server', () => {
     const body = (await created.body.json()) as { payment_intent_id: string };
     expect(body).toEqual({ payment_intent_id: expect.stringMatching(/^pay_/), status: 'PENDING', next: 'webhook' });
 
-    t.clock.advance(100);
+    await t.clock.advance(100);
     const read = await request(`${base}/v1/sim/intents/${body.payment_intent_id}`, { dispatcher: agent });
     expect(read.statusCode).toBe(200);
     expect(await read.body.json()).toMatchObject({ status: 'FAILED', failure_code: 'card_declined', webhook_url: 'http://127.0.0.1:9/hook' });

@@ -45,7 +45,7 @@ describe('GET /metrics', () => {
     expect((await t.app.inject({ method: 'GET', url: '/v1/sim/intents/pay_00000000000000000000000000' })).statusCode).toBe(404);
     expect((await t.app.inject({ method: 'GET', url: '/no-such-route' })).statusCode).toBe(404);
     expect((await t.app.inject({ method: 'GET', url: `/v1/sim/intents/${id}` })).statusCode).toBe(200);
-    t.clock.advance(10_000);
+    await t.clock.advance(10_000);
 
     const res = await t.app.inject({ method: 'GET', url: '/metrics' });
     expect(res.statusCode).toBe(200);

@@ -4,6 +4,7 @@ import { promisify } from 'node:util';
 import { SignJWT, UnsecuredJWT } from 'jose';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { BookingEvent } from '../../src/core/events.ts';
+import { settle } from '../helpers/manual-clock.ts';
 import { buildTestApp, recordBookingEvents, ULID, untilScheduled, type TestApp } from '../helpers/app.ts';
 
 /**
@@ -134,7 +135,7 @@ describe('POST /api/v1/payments/process: authentication', () => {
     await setup();
     const id = await book();
     const authorization = `Bearer ${await token({ userId: USER }, { expiresIn: 60 })}`;
-    t.clock.advance(61_000);
+    await t.clock.advance(61_000);
     const res = await pay({ reservationId: id, paymentMethod: 'kakao_pay' }, authorization);
     expect([res.statusCode, res.json()]).toEqual([403, { error: '유효하지 않은 토큰입니다.' }]);
   });
@@ -260,18 +261,18 @@ describe('POST /api/v1/payments/process: the payment', () => {
     await t.app.inject({ method: 'POST', url: '/payments/execute', headers: { 'x-user-id': USER }, payload: { bookingId: failed, paymentMethodToken: 'tok_visa', cvv: '442' } });
     const decided = await payAs(USER, { reservationId: failed, paymentMethod: 'bank_transfer' });
     expect([decided.statusCode, decided.json()]).toEqual([400, { error: '이미 결제가 진행 중인 예약입니다.' }]);
-    t.clock.advance(50);
+    await t.clock.advance(50);
     const f = await payAs(USER, { reservationId: failed, paymentMethod: 'bank_transfer' });
     expect([f.statusCode, f.json()]).toEqual([400, { error: '결제에 실패한 예약입니다. 다시 예약해 주세요.' }]);
 
     const lapsed = await book();
-    t.clock.advance(600_000);
+    await t.clock.advance(600_000);
     const e = await payAs(USER, { reservationId: lapsed, paymentMethod: 'bank_transfer' });
     expect([e.statusCode, e.json()]).toEqual([400, { error: '만료된 예약입니다.' }]);
-    // Expired before anyone looked (the sweeper), and expired on the spot (no sweep yet) read the same.
+    // Expired before anyone looked (the due expiry), and expired on the spot (no expiry run yet) read the same.
     const fresh = await book();
-    t.app.bookings.service.stop();
-    t.clock.advance(600_000);
+    t.app.core.scheduler.stop();
+    await t.clock.advance(600_000);
     const onTheSpot = await payAs(USER, { reservationId: fresh, paymentMethod: 'bank_transfer' });
     expect([onTheSpot.statusCode, onTheSpot.json()]).toEqual([400, { error: '만료된 예약입니다.' }]);
   });
@@ -287,11 +288,12 @@ describe('POST /api/v1/payments/process: the payment', () => {
       return res;
     });
     await untilScheduled(t, before);
-    t.clock.advance(499);
-    await new Promise((resolve) => setTimeout(resolve, 20)); // time enough for an answer to arrive, were it due
+    await t.clock.advance(499);
+    // Everything due by now has run and settled (the manual clock's advance waits for it): no answer may be due.
+    await settle();
     expect(answered).toBe(false);
     expect((await bookingsOf())[0].status).toBe('pending');
-    t.clock.advance(1001);
+    await t.clock.advance(1001);
     const res = await paying;
     expect(res.statusCode).toBe(200);
     const paidAt = Date.parse(res.json().payment.paidAt);
@@ -309,10 +311,13 @@ describe('POST /api/v1/payments/process: the payment', () => {
     const id = await book();
     const authorization = `Bearer ${await token({ userId: USER })}`;
     const before = t.clock.pendingTimers;
-    const both = Promise.all([pay({ reservationId: id, paymentMethod: 'naver_pay' }, authorization), pay({ reservationId: id, paymentMethod: 'kakao_pay' }, authorization)]);
+    const calls = [pay({ reservationId: id, paymentMethod: 'naver_pay' }, authorization), pay({ reservationId: id, paymentMethod: 'kakao_pay' }, authorization)];
+    const both = Promise.all(calls);
     if (env.MOCK_MAX_DELAY_MS !== '0') {
       await untilScheduled(t, before);
-      t.clock.advance(1500);
+      // The loser answers at once, while the winner waits for the clock: only then does the clock move.
+      await Promise.race(calls);
+      await t.clock.advance(1500);
     }
     const results = await both;
     expect(results.map((r) => r.statusCode).sort()).toEqual([200, 400]);

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { buildTestApp, ULID, type TestApp } from '../helpers/app.ts';
+import { buildTestApp, storedIntents, ULID, type TestApp } from '../helpers/app.ts';
 
 const PAY_ID = new RegExp(`^pay_${ULID}$`);
 const JSON_TYPE = 'application/json; charset=utf-8';
@@ -61,9 +61,9 @@ describe('POST /v1/sim/intent', () => {
 
   it('becomes APPROVED after DEFAULT_APPROVE_DELAY_MS and not before', async () => {
     const id = await createId();
-    t.clock.advance(199);
+    await t.clock.advance(199);
     expect((await get(id)).json().status).toBe('PENDING');
-    t.clock.advance(1);
+    await t.clock.advance(1);
     const intent = (await get(id)).json();
     expect(intent).toMatchObject({ status: 'APPROVED', failure_code: null, decided_at: new Date(t.clock.now()).toISOString(), updated_at: new Date(t.clock.now()).toISOString() });
     expect(t.events.map((e) => e.type)).toEqual(['payment.created', 'payment.approved']);
@@ -83,7 +83,7 @@ describe('POST /v1/sim/intent', () => {
   ])('%j ends %s after its delay', async (extra, delay, status, failureCode, scenario) => {
     const id = await createId(extra);
     expect((await get(id)).json()).toMatchObject({ delay_ms: delay, scenario, status: 'PENDING' });
-    t.clock.advance(delay);
+    await t.clock.advance(delay);
     expect((await get(id)).json()).toMatchObject({ status, failure_code: failureCode });
   });
 
@@ -94,7 +94,7 @@ describe('POST /v1/sim/intent', () => {
         const res = await app.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: `r${i}`, amount: 1, scenario: 'random' } });
         ids.push(res.json().payment_intent_id);
       }
-      app.clock.advance(1000);
+      await app.clock.advance(1000);
       return Promise.all(ids.map(async (id) => (await app.app.inject({ url: `/v1/sim/intents/${id}` })).json().status));
     }
     const other = await buildTestApp({ RANDOM_SEED: '42' });
@@ -125,7 +125,7 @@ describe('POST /v1/sim/intent', () => {
       ['a negative delay', { reservation_id: 'r', amount: 1, delay_ms: -1 }, [{ field: '/delay_ms', rule: 'minimum' }]],
       ['too long a delay', { reservation_id: 'r', amount: 1, delay_ms: 600_001 }, [{ field: '/delay_ms', rule: 'maximum' }]],
       ['a relative webhook_url', { reservation_id: 'r', amount: 1, webhook_url: '/hooks' }, [{ field: '/webhook_url' }]],
-      ['an ftp webhook_url', { reservation_id: 'r', amount: 1, webhook_url: 'ftp://x.example/h' }, [{ field: '/webhook_url', rule: 'pattern' }]],
+      ['an ftp webhook_url', { reservation_id: 'r', amount: 1, webhook_url: 'ftp://x.example/h' }, [{ field: '/webhook_url', rule: 'format' }]],
       ['too long a webhook_url', { reservation_id: 'r', amount: 1, webhook_url: `https://x.example/${'a'.repeat(2040)}` }, [{ field: '/webhook_url', rule: 'maxLength' }]],
       ['21 metadata keys', { reservation_id: 'r', amount: 1, metadata: Object.fromEntries(Array.from({ length: 21 }, (_, i) => [`k${i}`, 'v'])) }, [{ field: '/metadata', rule: 'maxProperties' }]],
       ['a 501-character metadata value', { reservation_id: 'r', amount: 1, metadata: { k: 'v'.repeat(501) } }, [{ field: '/metadata/k', rule: 'maxLength' }]],
@@ -145,7 +145,7 @@ describe('POST /v1/sim/intent', () => {
       expect(error.message).toEqual(expect.any(String));
       expect(error.trace_id).toMatch(/^[0-9a-f]{32}$/);
       expect(error.details).toEqual(expect.arrayContaining(details.map((d) => expect.objectContaining(d))));
-      expect(t.app.core.intentStore.size).toBe(0);
+      expect(await storedIntents(t)).toBe(0);
       expect(t.events).toEqual([]);
     });
 
@@ -153,7 +153,7 @@ describe('POST /v1/sim/intent', () => {
       const res = await t.app.inject({ method: 'POST', url: '/v1/sim/intent', headers: { 'content-type': 'application/json' }, payload: '{"reservation_id": "r",' });
       expect(res.statusCode).toBe(400);
       expect(res.json().error).toMatchObject({ code: 'VALIDATION_FAILED', message: expect.stringContaining('could not be read') });
-      expect(t.app.core.intentStore.size).toBe(0);
+      expect(await storedIntents(t)).toBe(0);
     });
 
     it('rejects a non-JSON body with 415', async () => {
@@ -168,7 +168,7 @@ describe('POST /v1/sim/intent', () => {
         const res = await small.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'r', amount: 1, metadata: { k: 'v'.repeat(1100) } } });
         expect(res.statusCode).toBe(413);
         expect(res.json().error.code).toBe('PAYLOAD_TOO_LARGE');
-        expect(small.app.core.intentStore.size).toBe(0);
+        expect(await storedIntents(small)).toBe(0);
       } finally {
         await small.app.close();
       }
@@ -178,7 +178,7 @@ describe('POST /v1/sim/intent', () => {
       const res = await t.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'r', amount: 1 }, headers: { 'idempotency-key': key } });
       expect(res.statusCode).toBe(400);
       expect(res.json().error.details).toEqual([expect.objectContaining({ in: 'headers', field: '/idempotency-key' })]);
-      expect(t.app.core.intentStore.size).toBe(0);
+      expect(await storedIntents(t)).toBe(0);
     });
   });
 });
@@ -203,7 +203,7 @@ describe('GET /v1/sim/intents', () => {
     const ids: string[] = [];
     for (let i = 0; i < 7; i++) {
       ids.push(await createId({ reservation_id: i % 2 === 0 ? 'even' : 'odd' }));
-      t.clock.advance(1);
+      await t.clock.advance(1);
     }
     const seen: string[] = [];
     let cursor: string | null = null;
@@ -221,7 +221,7 @@ describe('GET /v1/sim/intents', () => {
   it('filters by reservation_id and status and defaults to 50', async () => {
     const even = [await createId({ reservation_id: 'even' }), await createId({ reservation_id: 'even', scenario: 'fail' })];
     await createId({ reservation_id: 'odd' });
-    t.clock.advance(100);
+    await t.clock.advance(100);
     const byReservation = (await t.app.inject({ url: '/v1/sim/intents?reservation_id=even' })).json();
     expect(byReservation.data.map((i: { payment_intent_id: string }) => i.payment_intent_id)).toEqual([...even].reverse());
     expect(byReservation.next_cursor).toBeNull();
@@ -242,18 +242,18 @@ describe('GET /v1/sim/intents', () => {
 describe('POST /v1/sim/intents/:id/cancel', () => {
   it('cancels a PENDING intent; the decision never fires', async () => {
     const id = await createId();
-    t.clock.advance(50);
+    await t.clock.advance(50);
     const res = await post(`/v1/sim/intents/${id}/cancel`);
     expect(res.statusCode).toBe(200);
     expect(res.json()).toMatchObject({ payment_intent_id: id, status: 'CANCELLED', decided_at: null, updated_at: new Date(t.clock.now()).toISOString() });
-    t.clock.advance(10_000);
+    await t.clock.advance(10_000);
     expect((await get(id)).json().status).toBe('CANCELLED');
     expect(t.events.map((e) => e.type)).toEqual(['payment.created', 'payment.cancelled']);
   });
 
   it('answers 409 INVALID_STATE once final, 404 when unknown, 400 for a body with fields', async () => {
     const id = await createId();
-    t.clock.advance(200);
+    await t.clock.advance(200);
     const res = await post(`/v1/sim/intents/${id}/cancel`, {});
     expect(res.statusCode).toBe(409);
     expect(res.json().error).toMatchObject({ code: 'INVALID_STATE', message: `Payment intent ${id} is APPROVED; only a PENDING intent can be cancelled.` });
@@ -266,7 +266,7 @@ describe('POST /v1/sim/intents/:id/cancel', () => {
 describe('POST /v1/sim/intents/:id/refund', () => {
   it('refunds partly, then the rest; more than left is 422 and changes nothing', async () => {
     const id = await createId({ amount: 10000 });
-    t.clock.advance(200);
+    await t.clock.advance(200);
     const partial = await post(`/v1/sim/intents/${id}/refund`, { amount: 4000 });
     expect(partial.statusCode).toBe(200);
     expect(partial.json()).toMatchObject({ status: 'PARTIALLY_REFUNDED', refunded_amount: 4000 });
@@ -290,7 +290,7 @@ describe('POST /v1/sim/intents/:id/refund', () => {
     const pending = await createId();
     expect((await post(`/v1/sim/intents/${pending}/refund`)).statusCode).toBe(409);
     const failed = await createId({ scenario: 'fail' });
-    t.clock.advance(100);
+    await t.clock.advance(100);
     expect((await post(`/v1/sim/intents/${failed}/refund`)).json().error.code).toBe('INVALID_STATE');
     expect((await post(`/v1/sim/intents/${pending}/refund`, { amount: 0 })).statusCode).toBe(400);
   });
@@ -308,7 +308,7 @@ describe('Idempotency-Key', () => {
     expect(again.body).toBe(first.body);
     expect(again.headers['idempotent-replayed']).toBe('true');
     expect(again.headers['content-type']).toBe(JSON_TYPE);
-    expect(t.app.core.intentStore.size).toBe(1);
+    expect(await storedIntents(t)).toBe(1);
     expect(t.events.map((e) => e.type)).toEqual(['payment.created']);
   });
 
@@ -317,24 +317,24 @@ describe('Idempotency-Key', () => {
     const res = await create({ ...body, amount: 701 }, { 'idempotency-key': 'k-2' });
     expect(res.statusCode).toBe(422);
     expect(res.json().error).toMatchObject({ code: 'IDEMPOTENCY_KEY_MISMATCH' });
-    expect(t.app.core.intentStore.size).toBe(1);
+    expect(await storedIntents(t)).toBe(1);
   });
 
   it('answers 409 IDEMPOTENCY_KEY_IN_USE while its twin is still running', async () => {
     const { fingerprint } = await import('../../src/core/idempotency.ts');
     // The fingerprint is taken after validation, so defaults (currency) are part of it.
-    t.app.core.idempotency.begin('POST /v1/sim/intent', 'k-3', fingerprint({ ...body, currency: 'KRW' }));
+    await t.app.stores.idempotency.begin('POST /v1/sim/intent', 'k-3', fingerprint({ ...body, currency: 'KRW' }), t.clock.now());
     const res = await create(body, { 'idempotency-key': 'k-3' });
     expect(res.statusCode).toBe(409);
     expect(res.json().error.code).toBe('IDEMPOTENCY_KEY_IN_USE');
-    expect(t.app.core.intentStore.size).toBe(0);
+    expect(await storedIntents(t)).toBe(0);
   });
 
   it('does not store requests that fail validation, and scopes keys per route', async () => {
     expect((await create({ reservation_id: 'r' }, { 'idempotency-key': 'k-4' })).statusCode).toBe(400);
     const ok = await create(body, { 'idempotency-key': 'k-4' });
     expect(ok.statusCode).toBe(200);
-    t.clock.advance(200);
+    await t.clock.advance(200);
     const refund = await post(`/v1/sim/intents/${ok.json().payment_intent_id}/refund`, {}, { 'idempotency-key': 'k-4' });
     expect(refund.statusCode).toBe(200);
     expect(refund.headers['idempotent-replayed']).toBeUndefined();
@@ -344,16 +344,16 @@ describe('Idempotency-Key', () => {
     const short = await buildTestApp({ IDEMPOTENCY_TTL_MS: '1000' });
     try {
       const first = await short.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: body, headers: { 'idempotency-key': 'k-5' } });
-      short.clock.advance(999);
+      await short.clock.advance(999);
       const replay = await short.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: body, headers: { 'idempotency-key': 'k-5' } });
       expect(replay.body).toBe(first.body);
-      short.clock.advance(1);
+      await short.clock.advance(1);
       const fresh = await short.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: body, headers: { 'idempotency-key': 'k-5' } });
       expect(fresh.json().payment_intent_id).not.toBe(first.json().payment_intent_id);
       expect(fresh.headers['idempotent-replayed']).toBeUndefined();
 
       const id = first.json().payment_intent_id;
-      short.clock.advance(200);
+      await short.clock.advance(200);
       const conflict = await short.app.inject({ method: 'POST', url: `/v1/sim/intents/${id}/cancel`, headers: { 'idempotency-key': 'c-1' } });
       expect(conflict.statusCode).toBe(409);
       const conflictAgain = await short.app.inject({ method: 'POST', url: `/v1/sim/intents/${id}/cancel`, headers: { 'idempotency-key': 'c-1' } });
@@ -369,7 +369,7 @@ describe('Idempotency-Key', () => {
     const a = await create(body);
     const b = await create(body);
     expect(a.json().payment_intent_id).not.toBe(b.json().payment_intent_id);
-    expect(t.app.core.intentStore.size).toBe(2);
+    expect(await storedIntents(t)).toBe(2);
   });
 });
 
@@ -379,14 +379,14 @@ describe('store bounds', () => {
     try {
       const make = async () => (await small.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'r', amount: 1 } })).json().payment_intent_id as string;
       const [a, b, c] = [await make(), await make(), await make()];
-      small.clock.advance(200);
+      await small.clock.advance(200);
       const d = await make();
       const status = async (id: string) => (await small.app.inject({ url: `/v1/sim/intents/${id}` })).statusCode;
       expect([await status(a), await status(b), await status(c), await status(d)]).toEqual([404, 200, 200, 200]);
-      small.clock.advance(60_000);
+      await small.clock.advance(60_000);
       await make();
       expect([await status(b), await status(c), await status(d)]).toEqual([404, 404, 404]);
-      expect(small.app.core.intentStore.size).toBe(1);
+      expect(await storedIntents(small)).toBe(1);
     } finally {
       await small.app.close();
     }
@@ -432,7 +432,7 @@ describe('operations', () => {
     await create({ reservation_id: 'r', amount: 1, scenario: 'fail' });
     await create({});
     await t.app.inject({ url: '/nowhere' });
-    t.clock.advance(200);
+    await t.clock.advance(200);
     const res = await t.app.inject({ url: '/metrics' });
     expect(res.statusCode).toBe(200);
     expect(res.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);

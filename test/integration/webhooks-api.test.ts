@@ -29,10 +29,10 @@ describe('POST /v1/sim/webhooks/deliveries/{id}/replay', () => {
     const rx = await receiver();
     const t = await app();
     const intentId = await createIntent(t, { webhook_url: rx.url() });
-    t.clock.advance(200);
+    await t.clock.advance(200);
     const first = await deliveryWhen(t, `?payment_intent_id=${intentId}`, afterAttempts(1, 'delivered'), 'the first delivery');
 
-    t.clock.advance(5000);
+    await t.clock.advance(5000);
     const res = await replay(t, first.id);
     expect(res.statusCode).toBe(202);
     const view = res.json();
@@ -43,6 +43,7 @@ describe('POST /v1/sim/webhooks/deliveries/{id}/replay', () => {
       type: 'payment.approved',
       url: rx.url(),
       payment_intent_id: intentId,
+      subject: { kind: 'intent', id: intentId },
       test: false,
       status: 'pending',
       attempts: first.attempts,
@@ -73,9 +74,9 @@ describe('POST /v1/sim/webhooks/deliveries/{id}/replay', () => {
     const rx = await receiver(() => ({ status: 500 }));
     const t = await app({ WEBHOOK_MAX_RETRIES: '1' });
     const intentId = await createIntent(t, { webhook_url: rx.url() });
-    t.clock.advance(200);
+    await t.clock.advance(200);
     let d = await deliveryWhen(t, `?payment_intent_id=${intentId}`, afterAttempts(1, 'retrying'), 'attempt 1');
-    t.clock.advance(Date.parse(d.next_attempt_at!) - t.clock.now());
+    await t.clock.advance(Date.parse(d.next_attempt_at!) - t.clock.now());
     d = await deliveryWhen(t, `?payment_intent_id=${intentId}`, afterAttempts(2, 'failed'), 'attempt 2');
     expect(d.failure_reason).toBe('max_retries_exceeded: HTTP 500');
 
@@ -88,7 +89,7 @@ describe('POST /v1/sim/webhooks/deliveries/{id}/replay', () => {
     expect(gap).toBeLessThanOrEqual(1200);
 
     rx.respond(() => ({ status: 200 }));
-    t.clock.advance(Date.parse(d.next_attempt_at!) - t.clock.now());
+    await t.clock.advance(Date.parse(d.next_attempt_at!) - t.clock.now());
     d = await deliveryWhen(t, `?payment_intent_id=${intentId}`, afterAttempts(4, 'delivered'), 'replayed attempt 2');
     expect(d.attempts.map((x) => x.status_code)).toEqual([500, 500, 500, 200]);
     expect(new Set(rx.requests.map((r) => r.body)).size).toBe(1);
@@ -100,14 +101,14 @@ describe('POST /v1/sim/webhooks/deliveries/{id}/replay', () => {
     const rx = await receiver(() => (n++ === 0 ? { status: 500 } : { status: 200 }));
     const t = await app();
     const intentId = await createIntent(t, { webhook_url: rx.url() });
-    t.clock.advance(200);
+    await t.clock.advance(200);
     const d = await deliveryWhen(t, `?payment_intent_id=${intentId}`, afterAttempts(1, 'retrying'), 'attempt 1');
     const res = await replay(t, d.id);
     expect(res.statusCode).toBe(409);
     expect(res.json().error).toMatchObject({ code: 'INVALID_STATE', message: `Webhook delivery ${d.id} is retrying; only a delivered or failed delivery can be replayed.` });
     expect((await listDeliveries(t, `?payment_intent_id=${intentId}`)).data[0]).toEqual(d);
     // The scheduled retry still goes out, once.
-    t.clock.advance(Date.parse(d.next_attempt_at as string) - t.clock.now());
+    await t.clock.advance(Date.parse(d.next_attempt_at as string) - t.clock.now());
     await deliveryWhen(t, `?payment_intent_id=${intentId}`, afterAttempts(2, 'delivered'), 'the retry');
     expect(rx.requests).toHaveLength(2);
   });
@@ -117,7 +118,7 @@ describe('POST /v1/sim/webhooks/deliveries/{id}/replay', () => {
     const rx = await receiver(() => (n++ === 0 ? { status: 410 } : { status: 200 }));
     const t = await app();
     const intentId = await createIntent(t, { webhook_url: rx.url() });
-    t.clock.advance(200);
+    await t.clock.advance(200);
     const d = await deliveryWhen(t, `?payment_intent_id=${intentId}`, afterAttempts(1, 'failed'), 'the 410');
     expect((await t.app.inject({ url: '/v1/sim/webhooks/disabled-urls' })).json().data).toHaveLength(1);
     expect((await replay(t, d.id)).statusCode).toBe(202);
@@ -138,7 +139,7 @@ describe('POST /v1/sim/webhooks/deliveries/{id}/replay', () => {
     const t = await app();
     const a = await createIntent(t, { webhook_url: rx.url('/a') });
     const b = await createIntent(t, { webhook_url: rx.url('/b') });
-    t.clock.advance(200);
+    await t.clock.advance(200);
     const da = await deliveryWhen(t, `?payment_intent_id=${a}`, afterAttempts(1, 'delivered'), 'a');
     const db = await deliveryWhen(t, `?payment_intent_id=${b}`, afterAttempts(1, 'delivered'), 'b');
     const first = await replay(t, da.id, { 'idempotency-key': 'replay-1' });
@@ -152,7 +153,7 @@ describe('POST /v1/sim/webhooks/deliveries/{id}/replay', () => {
     const rx = await receiver();
     const t = await app();
     const intentId = await createIntent(t, { webhook_url: rx.url() });
-    t.clock.advance(200);
+    await t.clock.advance(200);
     const d = await deliveryWhen(t, `?payment_intent_id=${intentId}`, afterAttempts(1, 'delivered'), 'the delivery');
     const first = await replay(t, d.id, { 'idempotency-key': 'rk-1' });
     const again = await replay(t, d.id, { 'idempotency-key': 'rk-1' });
@@ -170,7 +171,7 @@ describe('POST /v1/sim/webhook/test', () => {
     const rx = await receiver();
     const t = await app({}, Date.now());
     const intentId = await createIntent(t, { reservation_id: 'res_test', amount: 4200, currency: 'EUR', metadata: { k: 'v' } });
-    t.clock.advance(200);
+    await t.clock.advance(200);
     const res = await t.app.inject({ method: 'POST', url: '/v1/sim/webhook/test', payload: { payment_intent_id: intentId, type: 'payment.failed', webhook_url: rx.url('/test-hook') } });
     expect(res.statusCode).toBe(202);
     expect(res.body).toBe('{"sent":true}');
@@ -255,7 +256,7 @@ describe('GET /v1/sim/intents/{id}: the webhook summary', () => {
     const summary = async () => (await t.app.inject({ url: `/v1/sim/intents/${intentId}` })).json().webhook;
     expect(await summary()).toBeNull();
 
-    t.clock.advance(200);
+    await t.clock.advance(200);
     await rx.waitFor(1);
     expect(await summary()).toEqual({ status: 'pending', attempts: 0, last_status_code: null, last_attempt_at: null });
     // Let the held request go: drop its socket → a network error → retrying.
@@ -269,12 +270,12 @@ describe('GET /v1/sim/intents/{id}: the webhook summary', () => {
     answer = 500;
     const rx2 = await receiver(() => ({ status: answer as number }));
     const id2 = await createIntent(t, { webhook_url: rx2.url() });
-    t.clock.advance(200);
+    await t.clock.advance(200);
     const d2 = await deliveryWhen(t, `?payment_intent_id=${id2}`, afterAttempts(1, 'retrying'), 'the 500');
     const summary2 = async () => (await t.app.inject({ url: `/v1/sim/intents/${id2}` })).json().webhook;
     expect(await summary2()).toEqual({ status: 'retrying', attempts: 1, last_status_code: 500, last_attempt_at: d2.attempts[0]!.at });
     answer = 200;
-    t.clock.advance(Date.parse(d2.next_attempt_at!) - t.clock.now());
+    await t.clock.advance(Date.parse(d2.next_attempt_at!) - t.clock.now());
     const done = await deliveryWhen(t, `?payment_intent_id=${id2}`, afterAttempts(2, 'delivered'), 'the retry');
     expect(await summary2()).toEqual({ status: 'delivered', attempts: 2, last_status_code: 200, last_attempt_at: done.attempts[1]!.at });
     expect(done.attempts[1]!.at).toMatch(ISO);
@@ -285,7 +286,7 @@ describe('GET /v1/sim/intents/{id}: the webhook summary', () => {
     const rx = await receiver(() => (n++ === 1 ? { status: 503, headers: { 'retry-after': '5' } } : { status: 200 }));
     const t = await app();
     const intentId = await createIntent(t, { amount: 900, webhook_url: rx.url() });
-    t.clock.advance(200);
+    await t.clock.advance(200);
     await deliveryWhen(t, `?payment_intent_id=${intentId}`, afterAttempts(1, 'delivered'), 'approved');
     expect((await t.app.inject({ method: 'POST', url: `/v1/sim/intents/${intentId}/refund`, payload: {} })).statusCode).toBe(200);
     const refund = await deliveryWhen(t, `?payment_intent_id=${intentId}`, (d) => d.type === 'payment.refunded' && d.status === 'retrying', 'the refund webhook');
@@ -303,11 +304,11 @@ describe('GET /v1/sim/webhooks/deliveries', () => {
     const a = await createIntent(t, { reservation_id: 'a', webhook_url: good.url('/a') });
     const b = await createIntent(t, { reservation_id: 'b', webhook_url: good.url('/b') });
     const c = await createIntent(t, { reservation_id: 'c', webhook_url: bad.url('/c') });
-    t.clock.advance(200);
+    await t.clock.advance(200);
     await deliveryWhen(t, `?payment_intent_id=${c}`, afterAttempts(1, 'retrying'), 'c retrying');
     await deliveryWhen(t, `?payment_intent_id=${b}`, afterAttempts(1, 'delivered'), 'b delivered');
     await deliveryWhen(t, `?payment_intent_id=${a}`, afterAttempts(1, 'delivered'), 'a delivered');
-    t.clock.advance(10);
+    await t.clock.advance(10);
     expect((await t.app.inject({ method: 'POST', url: `/v1/sim/intents/${a}/refund`, payload: { amount: 100 } })).statusCode).toBe(200);
     await deliveryWhen(t, `?payment_intent_id=${a}`, (d) => d.type === 'payment.refunded' && d.status === 'delivered', 'a refund delivered');
     return { t, a, b, c };
@@ -396,11 +397,11 @@ describe('metrics', () => {
     const ok1 = await createIntent(t, { webhook_url: good.url() });
     const ok2 = await createIntent(t, { webhook_url: good.url() });
     const ko = await createIntent(t, { webhook_url: bad.url() });
-    t.clock.advance(200);
+    await t.clock.advance(200);
     await deliveryWhen(t, `?payment_intent_id=${ok1}`, afterAttempts(1, 'delivered'), 'ok1');
     await deliveryWhen(t, `?payment_intent_id=${ok2}`, afterAttempts(1, 'delivered'), 'ok2');
     const d = await deliveryWhen(t, `?payment_intent_id=${ko}`, afterAttempts(1, 'retrying'), 'ko retrying');
-    t.clock.advance(Date.parse(d.next_attempt_at!) - t.clock.now());
+    await t.clock.advance(Date.parse(d.next_attempt_at!) - t.clock.now());
     await deliveryWhen(t, `?payment_intent_id=${ko}`, afterAttempts(2, 'failed'), 'ko failed');
 
     const text = await metricsText(t);
@@ -426,11 +427,11 @@ describe('delivery log bounds', () => {
     const rx = await receiver();
     const t = await app({ WEBHOOK_LOG_TTL_MS: '30000' });
     const intentId = await createIntent(t, { webhook_url: rx.url() });
-    t.clock.advance(200);
+    await t.clock.advance(200);
     await deliveryWhen(t, `?payment_intent_id=${intentId}`, afterAttempts(1, 'delivered'), 'the delivery');
-    t.clock.advance(59_000);
+    await t.clock.advance(59_000);
     expect((await listDeliveries(t)).data).toHaveLength(1);
-    t.clock.advance(1_000);
+    await t.clock.advance(1_000);
     expect(await listDeliveries(t)).toEqual({ data: [], next_cursor: null });
     expect((await t.app.inject({ url: `/v1/sim/intents/${intentId}` })).json().webhook).toBeNull();
   });

@@ -25,11 +25,11 @@ function deliveryOf(t: TestApp, intentId: string, ready: (d: DeliveryView) => bo
 }
 
 /** Moves the ManualClock exactly to the delivery's next_attempt_at. */
-function advanceTo(t: TestApp, d: DeliveryView): void {
+async function advanceTo(t: TestApp, d: DeliveryView): Promise<void> {
   expect(d.next_attempt_at).not.toBeNull();
   const due = Date.parse(d.next_attempt_at as string);
   expect(due).toBeGreaterThan(t.clock.now());
-  t.clock.advance(due - t.clock.now());
+  await t.clock.advance(due - t.clock.now());
 }
 
 const ms = (iso: string) => Date.parse(iso);
@@ -44,13 +44,13 @@ describe('retries', () => {
     const rx = await receiver(() => (n++ < 3 ? { status: 500, body: 'boom' } : { status: 200 }));
     const t = await app();
     const id = await createIntent(t, { webhook_url: rx.url() });
-    t.clock.advance(200);
+    await t.clock.advance(200);
 
     let d = await deliveryOf(t, id, afterAttempts(1, 'retrying'), 'the first attempt');
     expect(d).toMatchObject({ status: 'retrying', failure_reason: null, attempts: [{ status_code: 500, error: null }] });
     for (let attempt = 2; attempt <= 4; attempt++) {
       const before = rx.requests.length;
-      advanceTo(t, d);
+      await advanceTo(t, d);
       await rx.waitFor(before + 1);
       d = await deliveryOf(t, id, afterAttempts(attempt), `attempt ${attempt}`);
     }
@@ -95,11 +95,11 @@ describe('retries', () => {
     const rx = await receiver(() => ({ status: 500 }));
     const t = await app({ WEBHOOK_MAX_RETRIES: '2' });
     const id = await createIntent(t, { webhook_url: rx.url() });
-    t.clock.advance(200);
+    await t.clock.advance(200);
     let d = await deliveryOf(t, id, afterAttempts(1, 'retrying'), 'attempt 1');
-    advanceTo(t, d);
+    await advanceTo(t, d);
     d = await deliveryOf(t, id, afterAttempts(2, 'retrying'), 'attempt 2');
-    advanceTo(t, d);
+    await advanceTo(t, d);
     d = await deliveryOf(t, id, afterAttempts(3), 'attempt 3');
 
     expect(d.status).toBe('failed');
@@ -108,7 +108,7 @@ describe('retries', () => {
     expect(d.next_attempt_at).toBeNull();
     expect(d.attempts.map((a) => a.status_code)).toEqual([500, 500, 500]);
     // Nothing more is attempted, however far the clock moves.
-    t.clock.advance(3_600_000);
+    await t.clock.advance(3_600_000);
     expect(rx.requests).toHaveLength(3);
     expect((await deliveriesOf(t, id))[0]!.attempts).toHaveLength(3);
     expect(await metric(t, 'webhook_deliveries_total{result="failed"}')).toBe(1);
@@ -119,7 +119,7 @@ describe('retries', () => {
     const rx = await receiver(() => ({ status: 502 }));
     const t = await app({ WEBHOOK_MAX_RETRIES: '0' });
     const id = await createIntent(t, { webhook_url: rx.url() });
-    t.clock.advance(200);
+    await t.clock.advance(200);
     const d = await deliveryOf(t, id, afterAttempts(1, 'failed'), 'the only attempt');
     expect(d).toMatchObject({ status: 'failed', failure_reason: 'max_retries_exceeded: HTTP 502', attempts: [{ status_code: 502, error: null }] });
   });
@@ -128,7 +128,7 @@ describe('retries', () => {
     const rx = await receiver(() => ({ status: 302, headers: { location: '/elsewhere' } }));
     const t = await app();
     const id = await createIntent(t, { webhook_url: rx.url() });
-    t.clock.advance(200);
+    await t.clock.advance(200);
     const d = await deliveryOf(t, id, afterAttempts(1, 'retrying'), 'the first attempt');
     expect(d.attempts[0]).toMatchObject({ status_code: 302, error: null });
   });
@@ -138,14 +138,14 @@ describe('retries', () => {
     const url = `http://127.0.0.1:${port}/hooks`;
     const t = await app();
     const id = await createIntent(t, { webhook_url: url });
-    t.clock.advance(200);
+    await t.clock.advance(200);
     let d = await deliveryOf(t, id, afterAttempts(1, 'retrying'), 'the first attempt');
     expect(d.attempts[0]!.status_code).toBeNull();
     expect(d.attempts[0]!.error).toMatch(/ECONNREFUSED/);
     const at = ms(d.attempts[0]!.at);
     expect(ms(d.next_attempt_at!) - at).toBeGreaterThanOrEqual(800);
     expect(ms(d.next_attempt_at!) - at).toBeLessThanOrEqual(1200);
-    advanceTo(t, d);
+    await advanceTo(t, d);
     d = await deliveryOf(t, id, afterAttempts(2, 'retrying'), 'the retry');
     expect(d.attempts[1]!.error).toMatch(/ECONNREFUSED/);
   });
@@ -156,7 +156,7 @@ describe('timeout', () => {
     const rx = await receiver(() => ({ hang: true }));
     const t = await app({ WEBHOOK_TIMEOUT_MS: '300' });
     const id = await createIntent(t, { webhook_url: rx.url() });
-    t.clock.advance(200);
+    await t.clock.advance(200);
     const started = Date.now();
     let d = await deliveryOf(t, id, afterAttempts(1, 'retrying'), 'the timed-out attempt');
     expect(Date.now() - started).toBeGreaterThanOrEqual(250);
@@ -167,7 +167,7 @@ describe('timeout', () => {
     await eventually(() => (rx.held === 0 ? true : undefined), 'the aborted request to be closed');
 
     rx.respond(() => ({ status: 204 }));
-    advanceTo(t, d);
+    await advanceTo(t, d);
     d = await deliveryOf(t, id, afterAttempts(2, 'delivered'), 'the retry');
     expect(d.attempts.map((a) => a.status_code)).toEqual([null, 204]);
     expect(rx.requests).toHaveLength(2);
@@ -178,7 +178,7 @@ describe('timeout', () => {
     const rx = await receiver(() => ({ status: 200, delayMs: 1500 }));
     const t = await app({ WEBHOOK_TIMEOUT_MS: '300' });
     const id = await createIntent(t, { webhook_url: rx.url() });
-    t.clock.advance(200);
+    await t.clock.advance(200);
     const d = await deliveryOf(t, id, afterAttempts(1, 'retrying'), 'the timed-out attempt');
     expect(d.attempts[0]).toMatchObject({ status_code: null, error: 'timeout after 300 ms' });
   });
@@ -190,10 +190,10 @@ describe('410 Gone', () => {
     const t = await app();
     const url = rx.url('/gone');
     const first = await createIntent(t, { webhook_url: url });
-    t.clock.advance(200);
+    await t.clock.advance(200);
     const d = await deliveryOf(t, first, afterAttempts(1, 'failed'), 'the 410');
     expect(d).toMatchObject({ status: 'failed', failure_reason: 'gone', next_attempt_at: null, attempts: [{ status_code: 410, error: null }] });
-    t.clock.advance(600_000);
+    await t.clock.advance(600_000);
     expect(rx.requests).toHaveLength(1);
 
     const disabled = (await t.app.inject({ url: '/v1/sim/webhooks/disabled-urls' })).json();
@@ -202,14 +202,14 @@ describe('410 Gone', () => {
     // A later intent's webhook to the same URL fails without a request.
     rx.respond(() => ({ status: 200 }));
     const second = await createIntent(t, { webhook_url: url });
-    t.clock.advance(200);
+    await t.clock.advance(200);
     const blocked = await deliveryOf(t, second, (x) => x.status === 'failed', 'the blocked delivery');
     expect(blocked).toMatchObject({ status: 'failed', failure_reason: 'endpoint_disabled', attempts: [], next_attempt_at: null });
     expect(rx.requests).toHaveLength(1);
 
     // Another path on the same origin is a different URL: not disabled.
     const other = await createIntent(t, { webhook_url: rx.url('/other') });
-    t.clock.advance(200);
+    await t.clock.advance(200);
     await deliveryOf(t, other, afterAttempts(1, 'delivered'), 'the other path');
     expect(rx.requests.map((r) => r.url)).toEqual(['/gone', '/other']);
 
@@ -219,7 +219,7 @@ describe('410 Gone', () => {
     expect(enabled.json()).toEqual({ url, enabled: true });
     expect((await t.app.inject({ url: '/v1/sim/webhooks/disabled-urls' })).json()).toEqual({ data: [] });
     const third = await createIntent(t, { webhook_url: url });
-    t.clock.advance(200);
+    await t.clock.advance(200);
     await deliveryOf(t, third, afterAttempts(1, 'delivered'), 'delivery after re-enabling');
     expect(rx.requests.map((r) => r.url)).toEqual(['/gone', '/other', '/gone']);
 
@@ -245,15 +245,15 @@ describe('Retry-After', () => {
     const rx = await receiver(() => (n++ === 0 ? { status: 503, headers: { 'retry-after': '7' } } : { status: 200 }));
     const t = await app();
     const id = await createIntent(t, { webhook_url: rx.url() });
-    t.clock.advance(200);
+    await t.clock.advance(200);
     const d = await deliveryOf(t, id, afterAttempts(1, 'retrying'), 'the 503');
     expect(d.attempts[0]!.status_code).toBe(503);
     expect(ms(d.next_attempt_at!)).toBe(ms(d.attempts[0]!.at) + 7000);
 
-    t.clock.advance(6999);
+    await t.clock.advance(6999);
     expect(rx.requests).toHaveLength(1);
     expect((await deliveriesOf(t, id))[0]).toMatchObject({ status: 'retrying', attempts: [{ status_code: 503 }] });
-    t.clock.advance(1);
+    await t.clock.advance(1);
     const done = await deliveryOf(t, id, afterAttempts(2, 'delivered'), 'the retry');
     expect(ms(done.attempts[1]!.at) - ms(done.attempts[0]!.at)).toBe(7000);
   });
@@ -262,7 +262,7 @@ describe('Retry-After', () => {
     const rx = await receiver(() => ({ status: 429, headers: { 'retry-after': '120' } }));
     const t = await app({ WEBHOOK_BACKOFF_MAX_MS: '30000' });
     const id = await createIntent(t, { webhook_url: rx.url() });
-    t.clock.advance(200);
+    await t.clock.advance(200);
     const d = await deliveryOf(t, id, afterAttempts(1, 'retrying'), 'the 429');
     expect(ms(d.next_attempt_at!)).toBe(ms(d.attempts[0]!.at) + 30000);
   });
@@ -271,7 +271,7 @@ describe('Retry-After', () => {
     const rx = await receiver(() => ({ status: 503, headers: { 'retry-after': new Date(Date.now() + 20_000).toUTCString() } }));
     const t = await app();
     const id = await createIntent(t, { webhook_url: rx.url() });
-    t.clock.advance(200);
+    await t.clock.advance(200);
     const d = await deliveryOf(t, id, afterAttempts(1, 'retrying'), 'the 503');
     const delay = ms(d.next_attempt_at!) - ms(d.attempts[0]!.at);
     // Second granularity of the date and the time the round trip took.
@@ -283,7 +283,7 @@ describe('Retry-After', () => {
     const rx = await receiver(() => ({ status: 500, headers: { 'retry-after': '30' } }));
     const t = await app();
     const id = await createIntent(t, { webhook_url: rx.url() });
-    t.clock.advance(200);
+    await t.clock.advance(200);
     const d = await deliveryOf(t, id, afterAttempts(1, 'retrying'), 'the 500');
     const delay = ms(d.next_attempt_at!) - ms(d.attempts[0]!.at);
     expect(delay).toBeGreaterThanOrEqual(800);
@@ -294,11 +294,11 @@ describe('Retry-After', () => {
     const rx = await receiver(() => ({ status: 500 }));
     const t = await app({ WEBHOOK_BACKOFF_MS: '1000', WEBHOOK_BACKOFF_MAX_MS: '1500' });
     const id = await createIntent(t, { webhook_url: rx.url() });
-    t.clock.advance(200);
+    await t.clock.advance(200);
     let d = await deliveryOf(t, id, afterAttempts(1, 'retrying'), 'attempt 1');
-    advanceTo(t, d);
+    await advanceTo(t, d);
     d = await deliveryOf(t, id, afterAttempts(2, 'retrying'), 'attempt 2');
-    advanceTo(t, d);
+    await advanceTo(t, d);
     d = await deliveryOf(t, id, afterAttempts(3, 'retrying'), 'attempt 3');
     // 2nd and 3rd retries would be 2000 and 4000 (±20 %): both capped to 1500.
     expect(ms(d.attempts[2]!.at) - ms(d.attempts[1]!.at)).toBe(1500);
@@ -312,7 +312,7 @@ describe('queue full', () => {
     const t = await app({ WEBHOOK_QUEUE_MAX: '2', WEBHOOK_CONCURRENCY: '1', WEBHOOK_TIMEOUT_MS: '10000' });
     const ids: string[] = [];
     for (let i = 0; i < 6; i++) ids.push(await createIntent(t, { reservation_id: `r${i}`, webhook_url: rx.url() }));
-    t.clock.advance(200);
+    await t.clock.advance(200);
     // One in flight (held by the receiver), two queued, three dropped.
     await rx.waitFor(1);
 
@@ -345,7 +345,7 @@ describe('isolation', () => {
     for (let i = 0; i < 8; i++) await createIntent(t, { reservation_id: `slow${i}`, webhook_url: slow.url() });
     const healthyIds: string[] = [];
     for (let i = 0; i < 6; i++) healthyIds.push(await createIntent(t, { reservation_id: `ok${i}`, webhook_url: healthy.url() }));
-    t.clock.advance(200);
+    await t.clock.advance(200);
 
     const started = Date.now();
     await healthy.waitFor(6, 3000);

@@ -42,7 +42,7 @@ describe('rate cap', () => {
     const rx = await receiver();
     const t = await app({ WEBHOOK_MAX_RPS: '10' });
     await createMany(t, 40, rx.url());
-    t.clock.advance(200);
+    await t.clock.advance(200);
 
     // The bucket holds ceil(10 / 20) = 1 token: exactly one request goes out.
     await rx.waitFor(1);
@@ -51,7 +51,7 @@ describe('rate cap', () => {
 
     // Every further 100 ms of clock earns one token: one more request per step, never two.
     for (let step = 1; step <= 10; step++) {
-      t.clock.advance(100);
+      await t.clock.advance(100);
       await rx.waitFor(1 + step);
       await deliveredCount(t, 1 + step);
       expect(rx.requests).toHaveLength(1 + step);
@@ -61,7 +61,7 @@ describe('rate cap', () => {
 
     // The rest, at the cap: 29 more need 2.9 s of clock.
     for (let step = 1; step <= 29; step++) {
-      t.clock.advance(100);
+      await t.clock.advance(100);
       await rx.waitFor(11 + step);
       expect(rx.requests).toHaveLength(11 + step);
     }
@@ -78,20 +78,20 @@ describe('rate cap', () => {
     const rx = await receiver();
     const t = await app({ WEBHOOK_MAX_RPS: '100' });
     await createMany(t, 30, rx.url());
-    t.clock.advance(200);
+    await t.clock.advance(200);
     await rx.waitFor(5);
     await deliveredCount(t, 5);
     expect(rx.requests).toHaveLength(5);
     // 100 ms in 10 ms steps: 10 more, one per step.
     for (let step = 1; step <= 10; step++) {
-      t.clock.advance(10);
+      await t.clock.advance(10);
       await rx.waitFor(5 + step);
       await deliveredCount(t, 5 + step);
       expect(rx.requests).toHaveLength(5 + step);
     }
     // One 100 ms jump lets exactly as many through as ten 10 ms steps: the waiters are served as
     // the clock passes each token's time, so the rate holds however time is advanced.
-    t.clock.advance(100);
+    await t.clock.advance(100);
     await rx.waitFor(25);
     await deliveredCount(t, 25);
     expect(rx.requests).toHaveLength(25);
@@ -104,7 +104,7 @@ describe('1,000 concurrent intents', () => {
     const t = await app({ WEBHOOK_MAX_RPS: '0' });
     const ids = await createMany(t, 1000, rx.url());
     expect(new Set(ids).size).toBe(1000);
-    t.clock.advance(200);
+    await t.clock.advance(200);
 
     await rx.waitFor(1000, 15_000);
     await deliveredCount(t, 1000);

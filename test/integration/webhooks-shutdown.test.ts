@@ -133,3 +133,37 @@ describe('SIGTERM with webhook deliveries under way', () => {
     expect(server.lines.find((l) => l.level === 'warn' && 'unfinished_deliveries' in l)).toMatchObject({ unfinished_deliveries: 3 });
   });
 });
+
+describe('the drain keeps delivering until done or out of budget (issue 7, defect 3)', () => {
+  it('WEBHOOK_MAX_RPS=10: deliveries waiting for a rate-cap token are all attempted before the exit', async () => {
+    const rx = await receiver(() => ({ status: 200 }));
+    const { server, origin } = await start({ SHUTDOWN_TIMEOUT_MS: '10000', DEFAULT_APPROVE_DELAY_MS: '0', WEBHOOK_MAX_RPS: '10' });
+    for (let i = 0; i < 20; i++) await createIntent(origin, { reservation_id: `capped-${i}`, webhook_url: rx.url() });
+    const sentAt = Date.now();
+    server.child.kill('SIGTERM');
+    expect(await server.waitForExit(15_000)).toEqual({ code: 0, signal: null });
+    expect(rx.requests).toHaveLength(20);
+    // 20 at 10 a second, less the bucket's one token: the drain waited for them, well inside its budget.
+    expect(server.exitedAt! - sentAt).toBeGreaterThan(1500);
+    const messages = server.lines.map((l) => l.msg);
+    expect(messages).toContain('shutdown: every webhook delivery finished');
+    expect(server.lines.filter((l) => l.level === 'warn')).toEqual([]);
+  });
+
+  it('deliveries waiting for a retry are retried during the drain and delivered', async () => {
+    const seen = new Map<string, number>();
+    const rx = await receiver((req) => {
+      const n = (seen.get(req.url) ?? 0) + 1;
+      seen.set(req.url, n);
+      return { status: n === 1 ? 503 : 200 };
+    });
+    const { server, origin } = await start({ SHUTDOWN_TIMEOUT_MS: '10000', DEFAULT_APPROVE_DELAY_MS: '0', WEBHOOK_MAX_RPS: '0', WEBHOOK_BACKOFF_MS: '300' });
+    for (let i = 0; i < 5; i++) await createIntent(origin, { reservation_id: `retried-${i}`, webhook_url: rx.url(`/r${i}`) });
+    await rx.waitFor(5, 5000);
+    server.child.kill('SIGTERM');
+    expect(await server.waitForExit(15_000)).toEqual({ code: 0, signal: null });
+    expect(rx.requests).toHaveLength(10);
+    expect([...seen.values()]).toEqual([2, 2, 2, 2, 2]);
+    expect(server.lines.map((l) => l.msg)).toContain('shutdown: every webhook delivery finished');
+  });
+});

@@ -41,7 +41,7 @@ describe('the native payload', () => {
   it('payment.approved: exactly the documented fields, JSON, POST, with the standard and legacy headers', async () => {
     const { t, rx } = await setup();
     const id = await createIntent(t, { reservation_id: 'res_42', amount: 15000, webhook_url: rx.url('/hooks/pay?shop=1'), metadata: { order: 'o-1', user: 'u-9' } });
-    t.clock.advance(200);
+    await t.clock.advance(200);
     const decidedAt = new Date(t.clock.now()).toISOString();
     const [req] = await rx.waitFor(1);
     const body = JSON.parse(req!.body);
@@ -87,7 +87,7 @@ describe('the native payload', () => {
   it('payment.failed carries FAILED and the failure code; metadata null when none was given', async () => {
     const { t, rx } = await setup();
     const id = await createIntent(t, { reservation_id: 'res_f', amount: 500, currency: 'USD', card: { number: '4000000000009995' }, webhook_url: rx.url() });
-    t.clock.advance(100);
+    await t.clock.advance(100);
     const at = new Date(t.clock.now()).toISOString();
     const [req] = await rx.waitFor(1);
     expect(JSON.parse(req!.body)).toEqual({
@@ -109,7 +109,7 @@ describe('the native payload', () => {
   it('payment.cancelled when a PENDING intent is cancelled (and no decision webhook afterwards)', async () => {
     const { t, rx } = await setup();
     const id = await createIntent(t, { reservation_id: 'res_c', amount: 700, webhook_url: rx.url() });
-    t.clock.advance(50);
+    await t.clock.advance(50);
     const res = await t.app.inject({ method: 'POST', url: `/v1/sim/intents/${id}/cancel` });
     expect(res.statusCode).toBe(200);
     const at = new Date(t.clock.now()).toISOString();
@@ -129,7 +129,7 @@ describe('the native payload', () => {
       metadata: null,
     });
     await finalDelivery(t, id);
-    t.clock.advance(1000);
+    await t.clock.advance(1000);
     // The cancelled decision never fires: the delivery log holds one delivery only.
     const list = (await t.app.inject({ url: `/v1/sim/webhooks/deliveries?payment_intent_id=${id}` })).json();
     expect(list.data.map((d: { type: string }) => d.type)).toEqual(['payment.cancelled']);
@@ -139,16 +139,16 @@ describe('the native payload', () => {
   it('payment.refunded: PARTIALLY_REFUNDED then REFUNDED with the refunded_amount so far', async () => {
     const { t, rx } = await setup();
     const id = await createIntent(t, { reservation_id: 'res_r', amount: 10000, webhook_url: rx.url() });
-    t.clock.advance(200);
+    await t.clock.advance(200);
     await rx.waitFor(1);
 
-    t.clock.advance(1000);
+    await t.clock.advance(1000);
     const partial = await t.app.inject({ method: 'POST', url: `/v1/sim/intents/${id}/refund`, payload: { amount: 3000 } });
     expect(partial.statusCode).toBe(200);
     const partialAt = new Date(t.clock.now()).toISOString();
     const [, first] = await rx.waitFor(2);
 
-    t.clock.advance(1000);
+    await t.clock.advance(1000);
     const full = await t.app.inject({ method: 'POST', url: `/v1/sim/intents/${id}/refund`, payload: {} });
     expect(full.statusCode).toBe(200);
     const fullAt = new Date(t.clock.now()).toISOString();
@@ -164,7 +164,7 @@ describe('the native payload', () => {
   it('an intent without webhook_url produces no delivery', async () => {
     const { t, rx } = await setup();
     const id = await createIntent(t, { reservation_id: 'res_n', amount: 1 });
-    t.clock.advance(200);
+    await t.clock.advance(200);
     expect((await t.app.inject({ url: `/v1/sim/intents/${id}` })).json()).toMatchObject({ status: 'APPROVED', webhook: null });
     expect((await t.app.inject({ url: '/v1/sim/webhooks/deliveries' })).json()).toEqual({ data: [], next_cursor: null });
     expect(rx.requests).toHaveLength(0);
@@ -175,7 +175,7 @@ describe('signatures', () => {
   it('standard, legacy and stripe together: each verified (standardwebhooks, by hand, stripe)', async () => {
     const { t, rx } = await setup({ WEBHOOK_SIGNATURE_SCHEMES: 'standard,legacy,stripe' });
     await createIntent(t, { reservation_id: 'res_s', amount: 15000, webhook_url: rx.url() });
-    t.clock.advance(200);
+    await t.clock.advance(200);
     const [req] = await rx.waitFor(1);
     const h = headersOf(req!);
     const body = req!.body;
@@ -202,7 +202,7 @@ describe('signatures', () => {
   it('a tampered body or a wrong secret fails verification (the check is real)', async () => {
     const { t, rx } = await setup({ WEBHOOK_SIGNATURE_SCHEMES: 'standard,stripe' });
     await createIntent(t, { reservation_id: 'res_t', amount: 1, webhook_url: rx.url() });
-    t.clock.advance(200);
+    await t.clock.advance(200);
     const [req] = await rx.waitFor(1);
     const h = headersOf(req!);
     const tampered = req!.body.replace('"amount":1', '"amount":2');
@@ -217,7 +217,7 @@ describe('signatures', () => {
   it('only the schemes asked for: WEBHOOK_SIGNATURE_SCHEMES=stripe sends Stripe-Signature alone', async () => {
     const { t, rx } = await setup({ WEBHOOK_SIGNATURE_SCHEMES: 'stripe' });
     await createIntent(t, { reservation_id: 'res_o', amount: 1, webhook_url: rx.url() });
-    t.clock.advance(200);
+    await t.clock.advance(200);
     const [req] = await rx.waitFor(1);
     const h = headersOf(req!);
     for (const name of ['webhook-id', 'webhook-timestamp', 'webhook-signature', 'x-webhook-id', 'x-timestamp', 'x-signature']) expect(h[name]).toBeUndefined();
@@ -227,7 +227,7 @@ describe('signatures', () => {
   it('rotation: with WEBHOOK_SECRET_PREVIOUS each scheme carries both signatures, and a verifier holding only the old secret accepts', async () => {
     const { t, rx } = await setup({ WEBHOOK_SIGNATURE_SCHEMES: 'standard,legacy,stripe', WEBHOOK_SECRET_PREVIOUS: OLD_SECRET });
     await createIntent(t, { reservation_id: 'res_rot', amount: 2500, webhook_url: rx.url() });
-    t.clock.advance(200);
+    await t.clock.advance(200);
     const [req] = await rx.waitFor(1);
     const h = headersOf(req!);
     const body = req!.body;
@@ -256,7 +256,7 @@ describe('signatures', () => {
     const plain = 'plain-secret-without-prefix';
     const { t, rx } = await setup({ WEBHOOK_SECRET: plain });
     await createIntent(t, { reservation_id: 'res_p', amount: 1, webhook_url: rx.url() });
-    t.clock.advance(200);
+    await t.clock.advance(200);
     const [req] = await rx.waitFor(1);
     const h = headersOf(req!);
     // standardwebhooks takes a non-whsec secret as base64 too; hand it the raw bytes instead.

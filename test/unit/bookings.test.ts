@@ -1,108 +1,27 @@
 import { describe, expect, it } from 'vitest';
-import {
-  BookingService,
-  type Booking,
-  type BookingConfig,
-  type BookingStatus,
-  type ExecutePaymentInput,
-} from '../../src/core/bookings.ts';
+import type { Booking, BookingStatus } from '../../src/core/bookings/booking.ts';
+import type { Performance } from '../../src/core/bookings/performances.ts';
+import { EXPIRE_JOB } from '../../src/core/bookings/service.ts';
 import { DomainError } from '../../src/core/errors.ts';
-import { EventBus, isBookingEvent, type BookingEvent } from '../../src/core/events.ts';
-import { createIdFactory } from '../../src/core/ids.ts';
-import { Ledger } from '../../src/core/ledger.ts';
-import { DEFAULT_PERFORMANCES, type Performance } from '../../src/core/performances.ts';
-import { createRandom, type RandomSource } from '../../src/core/random.ts';
-import { SeatInventory } from '../../src/core/seats.ts';
-import { ManualClock } from '../helpers/manual-clock.ts';
-import { codeOf, EVT_ID, scriptedRandom, ULID } from './support.ts';
+import { createRandom } from '../../src/core/random.ts';
+import { settle } from '../helpers/manual-clock.ts';
+import { allForUser, book, codeOf, errorOf, EVT_ID, HOLD, makeBookings, OTHER, pay, PAY_DELAY, payInput, ULID, USER, type BookingHarness } from './support.ts';
+
+/**
+ * The booking service (holds, cancellation, expiry, queries, bounds) over memory stores. Paying
+ * and the inbox are in booking-payments.test.ts; the harness is `makeBookings` in support.ts.
+ */
 
 const T0 = Date.UTC(2026, 0, 15, 12, 0, 0);
-const HOLD = 600_000;
-const PAY_DELAY = 1000;
-/** A fixed processing delay (min = max, so nothing is drawn) keeps most tests on exact times. */
-const CONFIG: BookingConfig = { seatHoldMs: HOLD, eventProcessingDelayMs: 50, mockMinDelayMs: PAY_DELAY, mockMaxDelayMs: PAY_DELAY };
 const BK_ID = new RegExp(`^bk_${ULID}$`);
-const USER = 'user_test_001';
-const OTHER = 'user_test_002';
-
-interface Harness {
-  clock: ManualClock;
-  seats: SeatInventory;
-  ledger: Ledger;
-  service: BookingService;
-  events: BookingEvent[];
-  busErrors: unknown[];
-  timerErrors: Array<{ error: unknown; context: string }>;
-}
-
-function makeBookings(options: { config?: Partial<BookingConfig>; random?: RandomSource; performances?: readonly Performance[] } = {}): Harness {
-  const clock = new ManualClock(T0);
-  const busErrors: unknown[] = [];
-  const bus = new EventBus((error) => busErrors.push(error));
-  const events: BookingEvent[] = [];
-  bus.subscribe((event) => {
-    if (isBookingEvent(event)) events.push(event);
-  });
-  const ids = createIdFactory(clock);
-  const performances = options.performances ?? DEFAULT_PERFORMANCES;
-  const seats = new SeatInventory(performances);
-  const ledger = new Ledger({ clock, ids });
-  const timerErrors: Harness['timerErrors'] = [];
-  const service = new BookingService({
-    clock,
-    random: options.random ?? createRandom(1),
-    ids,
-    bus,
-    seats,
-    ledger,
-    performances,
-    config: { ...CONFIG, ...options.config },
-    onError: (error, context) => timerErrors.push({ error, context }),
-  });
-  return { clock, seats, ledger, service, events, busErrors, timerErrors };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<DomainError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof DomainError) return error;
-    throw error;
-  }
-  throw new Error('expected a rejection');
-}
-
-/** Follows a promise without awaiting it, so a test can look at it between clock steps. */
-function track<T>(promise: Promise<T>): { settled: boolean; value?: T; error?: unknown } {
-  const state: { settled: boolean; value?: T; error?: unknown } = { settled: false };
-  promise.then(
-    (value) => Object.assign(state, { settled: true, value }),
-    (error: unknown) => Object.assign(state, { settled: true, error }),
-  );
-  return state;
-}
-
-const flush = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
-
-function payInput(booking: Booking, overrides: Partial<ExecutePaymentInput> = {}): ExecutePaymentInput {
-  return { userId: booking.userId, bookingId: booking.id, paymentMethodToken: 'tok_visa_creditCard', cvv: '120', ...overrides };
-}
-
-/** Executes a payment through its delay and returns the gateway's answer (the event is not processed yet). */
-async function pay(h: Harness, booking: Booking, overrides: Partial<ExecutePaymentInput> = {}) {
-  const result = h.service.executePayment(payInput(booking, overrides));
-  h.clock.advance(PAY_DELAY);
-  return result;
-}
-
-function book(h: Harness, quantity = 2, userId = USER, performanceId = 'perf_001'): Booking {
-  return h.service.book({ userId, performanceId, quantity, paymentMethod: 'CREDIT_CARD' });
-}
+const NONE: Record<BookingStatus, number> = { pending: 0, confirmed: 0, failed: 0, expired: 0, cancelled: 0 };
+/** Seats of the default catalog: two halls of 200 and a theatre of 20. */
+const ALL_SEATS = 420;
 
 describe('book', () => {
-  it('creates a pending booking holding adjacent seats for the hold time', () => {
-    const h = makeBookings();
-    const booking = h.service.book({ userId: USER, performanceId: 'perf_001', quantity: 2, paymentMethod: 'CREDIT_CARD' });
+  it('creates a pending booking holding adjacent seats for the hold time, publishes booking.created and schedules its expiry', async () => {
+    const h = await makeBookings();
+    const booking = await h.service.book({ userId: USER, performanceId: 'perf_001', quantity: 2, paymentMethod: 'CREDIT_CARD' });
     expect(booking).toEqual({
       id: expect.stringMatching(BK_ID),
       userId: USER,
@@ -117,48 +36,63 @@ describe('book', () => {
       createdAt: T0,
       expiresAt: T0 + HOLD,
       paymentIntent: { status: 'PENDING', pgMockData: null },
+      paymentInFlight: null,
     });
-    expect(h.seats.seatsOf('perf_001').slice(0, 3)).toEqual([
+    expect((await h.seats.seatsOf('perf_001'))?.slice(0, 3)).toEqual([
       { seatId: 'A1', row: 'A', number: 1, status: 'locked', bookingId: booking.id, lockedUntil: T0 + HOLD },
       { seatId: 'A2', row: 'A', number: 2, status: 'locked', bookingId: booking.id, lockedUntil: T0 + HOLD },
       { seatId: 'A3', row: 'A', number: 3, status: 'available', bookingId: null, lockedUntil: null },
     ]);
-    expect(h.events).toEqual([]);
-    expect(h.service.counts()).toMatchObject({ bookings: { pending: 1 }, seats: { held: 2, reserved: 0 } });
+    expect(h.published).toEqual([{ id: expect.stringMatching(EVT_ID), type: 'booking.created', occurredAt: T0, booking }]);
+    expect(await h.service.get(booking.id)).toEqual(booking);
+    expect(await h.service.counts()).toEqual({
+      bookings: { ...NONE, pending: 1 },
+      paymentsInFlight: 0,
+      unprocessedEvents: 0,
+      seats: { total: ALL_SEATS, available: ALL_SEATS - 2, held: 2, reserved: 0 },
+    });
+    expect(await h.scheduler.pending(EXPIRE_JOB)).toBe(1);
   });
 
-  it('keeps the webhook URL and gives the next party the next adjacent seats', () => {
-    const h = makeBookings();
-    book(h, 6);
-    const second = h.service.book({ userId: USER, performanceId: 'perf_001', quantity: 2, paymentMethod: 'CREDIT_CARD', webhookUrl: 'http://client/hook' });
+  it('keeps the webhook URL and gives the next party the next adjacent seats', async () => {
+    const h = await makeBookings();
+    await book(h, 6);
+    const second = await h.service.book({ userId: USER, performanceId: 'perf_001', quantity: 2, paymentMethod: 'CREDIT_CARD', webhookUrl: 'http://client/hook' });
     expect(second).toMatchObject({ seatIds: ['A7', 'A8'], webhookUrl: 'http://client/hook' });
+    expect(h.events.map((e) => [e.type, e.booking.seatIds, e.booking.webhookUrl])).toEqual([
+      ['booking.created', ['A1', 'A2', 'A3', 'A4', 'A5', 'A6'], null],
+      ['booking.created', ['A7', 'A8'], 'http://client/hook'],
+    ]);
   });
 
-  it.each([0, 11, 1.5, -1])('refuses a quantity of %s and holds nothing', (quantity) => {
-    const h = makeBookings();
-    expect(codeOf(() => book(h, quantity))).toBe('VALIDATION_FAILED');
-    expect(h.seats.counts().held).toBe(0);
-    expect(h.service.counts().bookings.pending).toBe(0);
+  it.each([0, 11, 1.5, -1])('refuses a quantity of %s and holds, publishes and schedules nothing', async (quantity) => {
+    const h = await makeBookings();
+    expect(await codeOf(() => book(h, quantity))).toBe('VALIDATION_FAILED');
+    expect(await h.service.counts()).toEqual({ bookings: NONE, paymentsInFlight: 0, unprocessedEvents: 0, seats: { total: ALL_SEATS, available: ALL_SEATS, held: 0, reserved: 0 } });
+    expect(h.published).toEqual([]);
+    expect(await h.scheduler.pending(EXPIRE_JOB)).toBe(0);
   });
 
-  it('refuses an unknown performance with NOT_FOUND and a sold-out one with SOLD_OUT', () => {
-    const h = makeBookings();
-    expect(codeOf(() => book(h, 1, USER, 'perf_999'))).toBe('NOT_FOUND');
-    book(h, 10, USER, 'perf_003');
-    book(h, 9, USER, 'perf_003');
-    expect(codeOf(() => book(h, 2, USER, 'perf_003'))).toBe('SOLD_OUT');
-    expect(book(h, 1, USER, 'perf_003').seatIds).toEqual(['B10']);
-    expect(codeOf(() => book(h, 1, USER, 'perf_003'))).toBe('SOLD_OUT');
-    expect(h.service.counts().bookings.pending).toBe(3);
+  it('refuses an unknown performance with NOT_FOUND and a sold-out one with SOLD_OUT', async () => {
+    const h = await makeBookings();
+    expect(await codeOf(() => book(h, 1, USER, 'perf_999'))).toBe('NOT_FOUND');
+    await book(h, 10, USER, 'perf_003');
+    await book(h, 9, USER, 'perf_003');
+    expect(await errorOf(() => book(h, 2, USER, 'perf_003'))).toMatchObject({ code: 'SOLD_OUT', message: 'perf_003 has 1 seat left; 2 requested.' });
+    expect((await book(h, 1, USER, 'perf_003')).seatIds).toEqual(['B10']);
+    expect(await errorOf(() => book(h, 1, USER, 'perf_003'))).toMatchObject({ code: 'SOLD_OUT', message: 'perf_003 has 0 seats left; 1 requested.' });
+    expect((await h.service.counts()).bookings).toEqual({ ...NONE, pending: 3 });
+    expect(h.events.map((e) => e.type)).toEqual(['booking.created', 'booking.created', 'booking.created']);
+    expect(await h.scheduler.pending(EXPIRE_JOB)).toBe(3);
   });
 
-  it('1,000 bookings of one seat against a 200-seat performance: exactly 200 held, 800 SOLD_OUT', () => {
-    const h = makeBookings();
+  it('1,000 bookings of one seat against a 200-seat performance: exactly 200 held, 800 SOLD_OUT', async () => {
+    const h = await makeBookings();
     const booked: Booking[] = [];
     const refused: string[] = [];
     for (let i = 0; i < 1000; i++) {
       try {
-        booked.push(book(h, 1, `user_${i}`));
+        booked.push(await book(h, 1, `user_${i}`));
       } catch (error) {
         refused.push((error as DomainError).code);
       }
@@ -167,19 +101,20 @@ describe('book', () => {
     expect(new Set(booked.flatMap((b) => b.seatIds)).size).toBe(200);
     expect(refused).toHaveLength(800);
     expect(new Set(refused)).toEqual(new Set(['SOLD_OUT']));
-    expect(h.seats.counts('perf_001')).toEqual({ total: 200, available: 0, held: 200, reserved: 0 });
+    expect(await h.seats.counts('perf_001')).toEqual({ total: 200, available: 0, held: 200, reserved: 0 });
+    expect(h.events).toHaveLength(200);
   });
 
-  it('1,000 bookings of mixed sizes: no seat twice, held seats equal booked quantities, refusals only when too few are left', () => {
-    const h = makeBookings();
+  it('1,000 bookings of mixed sizes: no seat twice, held seats equal booked quantities, refusals only when too few are left', async () => {
+    const h = await makeBookings();
     const random = createRandom(3);
     const seen = new Set<string>();
     let held = 0;
     for (let i = 0; i < 1000; i++) {
       const quantity = 1 + Math.floor(random.next() * 10);
-      const available = h.seats.counts('perf_001').available;
+      const available = (await h.seats.counts('perf_001'))!.available;
       try {
-        const booking = book(h, quantity, `user_${i}`);
+        const booking = await book(h, quantity, `user_${i}`);
         for (const id of booking.seatIds) {
           expect(seen.has(id)).toBe(false);
           seen.add(id);
@@ -190,682 +125,450 @@ describe('book', () => {
         expect(available).toBeLessThan(quantity);
       }
     }
-    expect(h.seats.counts('perf_001')).toEqual({ total: 200, available: 200 - held, held, reserved: 0 });
+    expect(await h.seats.counts('perf_001')).toEqual({ total: 200, available: 200 - held, held, reserved: 0 });
     expect(held).toBeGreaterThan(190);
   });
 
-  it('frees lapsed holds before allocating, without waiting for the sweeper', () => {
-    const h = makeBookings();
-    const old = book(h, 10, USER, 'perf_003');
-    book(h, 10, USER, 'perf_003');
-    expect(codeOf(() => book(h, 1, USER, 'perf_003'))).toBe('SOLD_OUT');
-    h.clock.advance(HOLD);
-    const fresh = book(h, 3, OTHER, 'perf_003');
+  it('runs due expiry before allocating, so lapsed holds count as free without waiting for the timer', async () => {
+    const h = await makeBookings();
+    h.scheduler.stop(); // no timer: only book's own run of due work can expire anything
+    const old = await book(h, 10, USER, 'perf_003');
+    const second = await book(h, 10, USER, 'perf_003');
+    expect(await codeOf(() => book(h, 1, USER, 'perf_003'))).toBe('SOLD_OUT');
+    await h.clock.advance(HOLD);
+    expect(h.events.map((e) => e.type)).toEqual(['booking.created', 'booking.created']);
+    const fresh = await book(h, 3, OTHER, 'perf_003');
     expect(fresh.seatIds).toEqual(['A1', 'A2', 'A3']);
-    expect(h.service.get(old.id).status).toBe('expired');
-    expect(h.events.map((e) => [e.type, e.booking.id])).toEqual([
-      ['booking.expired', old.id],
-      ['booking.expired', expect.any(String)],
+    expect(h.events.map((e) => [e.type, e.booking.id, e.occurredAt])).toEqual([
+      ['booking.created', old.id, T0],
+      ['booking.created', second.id, T0],
+      ['booking.expired', old.id, T0 + HOLD],
+      ['booking.expired', second.id, T0 + HOLD],
+      ['booking.created', fresh.id, T0 + HOLD],
     ]);
-  });
-});
-
-describe('executePayment', () => {
-  it('answers SUCCESS after the delay, records the event, and the processor confirms 50 ms later', async () => {
-    const h = makeBookings();
-    const booking = book(h);
-    const state = track(h.service.executePayment(payInput(booking)));
-    h.clock.advance(PAY_DELAY - 1);
-    await flush();
-    expect(state.settled).toBe(false);
-    expect(h.service.counts().paymentsInFlight).toBe(1);
-    h.clock.advance(1);
-    await flush();
-    expect(state.value).toEqual({
-      finalStatus: 'SUCCESS',
-      bookingId: booking.id,
-      pgMockData: { isSuccess: true, failureCode: null, processedAt: T0 + PAY_DELAY },
-    });
-    expect(h.service.get(booking.id)).toMatchObject({
-      status: 'pending',
-      paymentIntent: { status: 'SUCCESS', pgMockData: { isSuccess: true, failureCode: null, processedAt: T0 + PAY_DELAY } },
-    });
-    const [event] = h.service.events(booking.id);
-    expect(event).toEqual({
-      eventId: expect.stringMatching(EVT_ID),
-      type: 'PAYMENT_SUCCEEDED',
-      bookingId: booking.id,
-      details: { failureCode: null, paymentMethodToken: 'tok_visa_creditCard', paymentMethod: 'CREDIT_CARD', amount: 60000, currency: 'KRW' },
-      createdAt: T0 + PAY_DELAY,
-      processedAt: null,
-    });
-    expect(JSON.stringify(h.service.events())).not.toMatch(/cvv|"120"/);
-    expect(h.service.counts()).toMatchObject({ paymentsInFlight: 0, unprocessedEvents: 1 });
-    expect(h.ledger.entries()).toEqual([]);
-
-    h.clock.advance(49);
-    expect(h.service.get(booking.id).status).toBe('pending');
-    h.clock.advance(1);
-    const confirmed = h.service.get(booking.id);
-    expect(confirmed.status).toBe('confirmed');
-    expect(h.service.events(booking.id)[0]!.processedAt).toBe(T0 + PAY_DELAY + 50);
-    expect(h.seats.seatsOf('perf_001').slice(0, 2).map((s) => [s.seatId, s.status, s.bookingId])).toEqual([
-      ['A1', 'reserved', booking.id],
-      ['A2', 'reserved', booking.id],
-    ]);
-    const entries = h.ledger.entries(booking.id);
-    expect(entries.map((e) => [e.account, e.direction, e.amount, e.currency])).toEqual([
-      ['CUSTOMER_PAYABLE', 'DEBIT', 60000, 'KRW'],
-      ['MERCHANT_BALANCE', 'CREDIT', 60000, 'KRW'],
-    ]);
-    expect(entries[0]!.transactionId).toBe(entries[1]!.transactionId);
-    expect(h.events).toEqual([
-      { id: expect.stringMatching(EVT_ID), type: 'booking.confirmed', occurredAt: T0 + PAY_DELAY + 50, booking: confirmed },
-    ]);
-    expect(h.service.counts()).toMatchObject({ bookings: { pending: 0, confirmed: 1 }, seats: { held: 0, reserved: 2 }, unprocessedEvents: 0 });
-    expect(h.busErrors).toEqual([]);
-    expect(h.timerErrors).toEqual([]);
-  });
-
-  it('answers FAILURE with DECLINE_<d> for a CVV ending in another digit; the processor fails the booking and frees its seats', async () => {
-    const h = makeBookings();
-    const booking = book(h);
-    expect(await pay(h, booking, { cvv: '442' })).toEqual({
-      finalStatus: 'FAILURE',
-      bookingId: booking.id,
-      pgMockData: { isSuccess: false, failureCode: 'DECLINE_2', processedAt: T0 + PAY_DELAY },
-    });
-    expect(h.service.events(booking.id)[0]).toMatchObject({ type: 'PAYMENT_FAILED', details: { failureCode: 'DECLINE_2' }, processedAt: null });
-    h.clock.advance(50);
-    expect(h.service.get(booking.id)).toMatchObject({ status: 'failed', seatIds: ['A1', 'A2'], paymentIntent: { status: 'FAILURE' } });
-    expect(h.seats.counts('perf_001')).toEqual({ total: 200, available: 200, held: 0, reserved: 0 });
-    expect(h.ledger.entries()).toEqual([]);
-    expect(h.events.map((e) => [e.type, e.booking.status])).toEqual([['booking.failed', 'failed']]);
-    expect(book(h).seatIds).toEqual(['A1', 'A2']);
-  });
-
-  it.each([
-    ['tok_visa_creditCard', '120', null],
-    ['tok_visa_creditCard', '129', null],
-    ['tok_visa_creditCard', '4441', null],
-    ['tok_visa_creditCard', '445', 'DECLINE_5'],
-    ['tok_visa', '111', null],
-    ['tok_visa', '442', 'DECLINE_2'],
-    ['tok_mastercard', '109', null],
-    ['tok_mastercard', '448', 'DECLINE_8'],
-    ['tok_chargeDeclined', '120', 'card_declined'],
-    ['tok_chargeDeclinedInsufficientFunds', '120', 'insufficient_funds'],
-    ['4242424242424242', '442', null],
-    ['4000000000000002', '120', 'card_declined'],
-    ['4000000000009995', '120', 'insufficient_funds'],
-    ['4111 1111 1111 1111', '442', 'DECLINE_2'],
-    ['4111-1111-1111-1111', '121', null],
-  ])('token %s with CVV %s → failureCode %s', async (paymentMethodToken, cvv, failureCode) => {
-    const h = makeBookings();
-    const result = await pay(h, book(h), { paymentMethodToken, cvv });
-    expect(result.pgMockData.failureCode).toBe(failureCode);
-    expect(result.finalStatus).toBe(failureCode === null ? 'SUCCESS' : 'FAILURE');
-  });
-
-  it.each([
-    ['tok_visa', '12', '/cvv'],
-    ['tok_visa', '12a', '/cvv'],
-    ['tok_visa', '', '/cvv'],
-    ['4111111111111112', '120', '/paymentMethodToken'],
-    ['12345678', '120', '/paymentMethodToken'],
-  ])('refuses token %s with CVV %j as VALIDATION_FAILED on %s, changing nothing', async (paymentMethodToken, cvv, field) => {
-    const h = makeBookings();
-    const booking = book(h);
-    const error = await rejection(h.service.executePayment(payInput(booking, { paymentMethodToken, cvv })));
-    expect(error.code).toBe('VALIDATION_FAILED');
-    expect(error.details?.[0]?.field).toBe(field);
-    expect(h.service.counts().paymentsInFlight).toBe(0);
-    expect((await pay(h, booking)).finalStatus).toBe('SUCCESS');
-  });
-
-  it('draws the delay uniformly from [min, max] with the injected random source', async () => {
-    const random = scriptedRandom(0.5, 0, 0.999999);
-    const h = makeBookings({ config: { mockMinDelayMs: 500, mockMaxDelayMs: 1500 }, random });
-    const times: number[] = [];
-    for (const userId of ['u1', 'u2', 'u3']) {
-      const booking = book(h, 1, userId);
-      const state = track(h.service.executePayment(payInput(booking)));
-      const start = h.clock.now();
-      while (!state.settled) {
-        h.clock.advance(1);
-        await flush();
-      }
-      times.push(h.clock.now() - start);
-    }
-    expect(times).toEqual([1000, 500, 1500]);
-    expect(random.calls).toBe(3);
-  });
-
-  it('with both delays 0, answers on the next microtask without the clock moving', async () => {
-    const h = makeBookings({ config: { mockMinDelayMs: 0, mockMaxDelayMs: 0 }, random: scriptedRandom() });
-    const booking = book(h);
-    const result = await h.service.executePayment(payInput(booking));
-    expect(result.pgMockData.processedAt).toBe(T0);
-    expect(h.clock.now()).toBe(T0);
-  });
-
-  describe('guards', () => {
-    it('NOT_FOUND for an unknown booking, FORBIDDEN for another user’s', async () => {
-      const h = makeBookings();
-      const booking = book(h);
-      expect((await rejection(h.service.executePayment(payInput(booking, { bookingId: 'bk_nope' })))).code).toBe('NOT_FOUND');
-      expect((await rejection(h.service.executePayment(payInput(booking, { userId: OTHER })))).code).toBe('FORBIDDEN');
-      expect(h.service.counts().paymentsInFlight).toBe(0);
-    });
-
-    it('PAYMENT_ALREADY_PROCESSED while in flight, once decided, and once confirmed or failed', async () => {
-      const h = makeBookings();
-      const booking = book(h);
-      const first = h.service.executePayment(payInput(booking));
-      const second = await rejection(h.service.executePayment(payInput(booking)));
-      expect(second).toMatchObject({ code: 'PAYMENT_ALREADY_PROCESSED', message: `A payment for booking ${booking.id} is already in progress.` });
-      h.clock.advance(PAY_DELAY);
-      await first;
-      const decided = await rejection(h.service.executePayment(payInput(booking)));
-      expect(decided).toMatchObject({ code: 'PAYMENT_ALREADY_PROCESSED', message: `The payment for booking ${booking.id} has already been processed (SUCCESS).` });
-      h.clock.advance(50);
-      const confirmed = await rejection(h.service.executePayment(payInput(booking)));
-      expect(confirmed.message).toBe(`Booking ${booking.id} is confirmed; only a pending, unpaid booking can be paid or cancelled.`);
-
-      const failing = book(h);
-      await pay(h, failing, { cvv: '442' });
-      h.clock.advance(50);
-      expect((await rejection(h.service.executePayment(payInput(failing)))).code).toBe('PAYMENT_ALREADY_PROCESSED');
-
-      const cancelled = book(h);
-      h.service.cancel({ userId: USER, bookingId: cancelled.id });
-      expect((await rejection(h.service.executePayment(payInput(cancelled)))).code).toBe('PAYMENT_ALREADY_PROCESSED');
-      expect(h.ledger.entries()).toHaveLength(2);
-    });
-
-    it('BOOKING_EXPIRED once the hold has passed: the booking is expired on the spot', async () => {
-      const h = makeBookings();
-      const booking = book(h);
-      h.clock.advance(HOLD - 1);
-      expect(h.service.get(booking.id).status).toBe('pending');
-      h.clock.advance(1);
-      const error = await rejection(h.service.executePayment(payInput(booking)));
-      expect(error).toMatchObject({ code: 'BOOKING_EXPIRED', message: `Booking ${booking.id} expired at 2026-01-15T12:10:00.000Z.` });
-      expect(h.events.map((e) => [e.type, e.booking.id, e.booking.status])).toEqual([['booking.expired', booking.id, 'expired']]);
-      expect(h.seats.counts('perf_001').held).toBe(0);
-      expect((await rejection(h.service.executePayment(payInput(booking)))).code).toBe('BOOKING_EXPIRED');
-      expect(h.events).toHaveLength(1);
-    });
-  });
-
-  it('two concurrent executions for one booking: exactly one proceeds', async () => {
-    for (const delay of [0, PAY_DELAY]) {
-      const h = makeBookings({ config: { mockMinDelayMs: delay, mockMaxDelayMs: delay } });
-      const booking = book(h);
-      const results = Promise.allSettled([h.service.executePayment(payInput(booking)), h.service.executePayment(payInput(booking, { cvv: '442' }))]);
-      h.clock.advance(delay);
-      const [a, b] = await results;
-      expect(a).toMatchObject({ status: 'fulfilled', value: { finalStatus: 'SUCCESS' } });
-      expect(b).toMatchObject({ status: 'rejected', reason: { code: 'PAYMENT_ALREADY_PROCESSED' } });
-      h.clock.advance(50);
-      expect(h.service.events(booking.id)).toHaveLength(1);
-      expect(h.ledger.entries()).toHaveLength(2);
-      expect(h.service.get(booking.id).status).toBe('confirmed');
-    }
-  });
-
-  it('a payment submitted before the hold lapses completes even if the hold lapses during its delay', async () => {
-    const h = makeBookings();
-    h.service.start();
-    const booking = book(h);
-    h.clock.advance(HOLD - 100);
-    const result = h.service.executePayment(payInput(booking));
-    h.clock.advance(PAY_DELAY); // the sweeper runs at T0 + HOLD, while the payment is in flight
-    expect((await result).finalStatus).toBe('SUCCESS');
-    h.clock.advance(3000); // past the processor and several sweeps
-    expect(h.service.get(booking.id).status).toBe('confirmed');
-    expect(h.events.map((e) => e.type)).toEqual(['booking.confirmed']);
-    h.service.stop();
-  });
-
-  it('a decided payment awaiting its processor keeps its booking from expiring', async () => {
-    const h = makeBookings({ config: { eventProcessingDelayMs: 5000 } });
-    h.service.start();
-    const booking = book(h);
-    h.clock.advance(HOLD - PAY_DELAY - 10);
-    await pay(h, booking, { cvv: '443' });
-    h.clock.advance(1000);
-    expect(h.service.get(booking.id).status).toBe('pending');
-    expect(h.service.listForUser(USER)[0]!.status).toBe('pending');
-    expect(codeOf(() => h.service.cancel({ userId: USER, bookingId: booking.id }))).toBe('PAYMENT_ALREADY_PROCESSED');
-    h.clock.advance(4000);
-    expect(h.service.get(booking.id).status).toBe('failed');
-    h.clock.advance(5000);
-    expect(h.events.map((e) => e.type)).toEqual(['booking.failed']);
-    h.service.stop();
-  });
-});
-
-describe('processEvent', () => {
-  it('is idempotent: the same event applied twice writes one ledger transaction and one bus event', async () => {
-    const h = makeBookings();
-    const booking = book(h);
-    await pay(h, booking);
-    const [event] = h.service.events(booking.id);
-    const first = h.service.processEvent(event!.eventId);
-    expect(first.processedAt).toBe(T0 + PAY_DELAY);
-    expect(h.service.get(booking.id).status).toBe('confirmed');
-    h.clock.advance(50); // the scheduled run
-    const again = h.service.processEvent(event!.eventId);
-    expect(again).toEqual(first);
-    expect(h.ledger.entries()).toHaveLength(2);
-    expect(new Set(h.ledger.entries().map((e) => e.transactionId)).size).toBe(1);
-    expect(h.events.map((e) => e.type)).toEqual(['booking.confirmed']);
-    expect(h.seats.counts('perf_001')).toMatchObject({ held: 0, reserved: 2 });
-    expect(h.service.counts().unprocessedEvents).toBe(0);
-  });
-
-  it('is idempotent for failures too', async () => {
-    const h = makeBookings();
-    const booking = book(h);
-    await pay(h, booking, { cvv: '000' });
-    const other = book(h);
-    await pay(h, other, { cvv: '447' });
-    h.clock.advance(50);
-    const [event] = h.service.events(other.id);
-    h.service.processEvent(event!.eventId);
-    expect(h.events.map((e) => [e.type, e.booking.id])).toEqual([
-      ['booking.confirmed', booking.id],
-      ['booking.failed', other.id],
-    ]);
-    expect(h.seats.counts('perf_001')).toMatchObject({ held: 0, reserved: 2 });
-  });
-
-  it('NOT_FOUND for an unknown event', () => {
-    const h = makeBookings();
-    expect(codeOf(() => h.service.processEvent('evt_nope'))).toBe('NOT_FOUND');
-  });
-});
-
-describe('confirmDirect', () => {
-  it('after the delay confirms, reserves, writes the ledger and records a processed event in one step', async () => {
-    const h = makeBookings();
-    const booking = book(h, 3);
-    const state = track(h.service.confirmDirect({ userId: USER, bookingId: booking.id, paymentMethod: 'kakao_pay' }));
-    h.clock.advance(PAY_DELAY - 1);
-    await flush();
-    expect(state.settled).toBe(false);
-    expect(h.service.get(booking.id).status).toBe('pending');
-    h.clock.advance(1);
-    await flush();
-    const confirmed = state.value!;
-    expect(confirmed).toMatchObject({
-      id: booking.id,
-      status: 'confirmed',
-      paymentMethod: 'kakao_pay',
-      paymentIntent: { status: 'SUCCESS', pgMockData: { isSuccess: true, failureCode: null, processedAt: T0 + PAY_DELAY } },
-    });
-    expect(h.service.get(booking.id)).toEqual(confirmed);
-    expect(h.seats.counts('perf_001')).toMatchObject({ held: 0, reserved: 3 });
-    expect(h.ledger.balances()).toEqual([
-      { account: 'CUSTOMER_PAYABLE', currency: 'KRW', debits: 90000, credits: 0, balance: 90000 },
-      { account: 'MERCHANT_BALANCE', currency: 'KRW', debits: 0, credits: 90000, balance: -90000 },
-    ]);
-    expect(h.service.events(booking.id)).toEqual([
-      {
-        eventId: expect.stringMatching(EVT_ID),
-        type: 'PAYMENT_SUCCEEDED',
-        bookingId: booking.id,
-        details: { failureCode: null, paymentMethodToken: null, paymentMethod: 'kakao_pay', amount: 90000, currency: 'KRW' },
-        createdAt: T0 + PAY_DELAY,
-        processedAt: T0 + PAY_DELAY,
-      },
-    ]);
-    expect(h.events).toEqual([{ id: expect.stringMatching(EVT_ID), type: 'booking.confirmed', occurredAt: T0 + PAY_DELAY, booking: confirmed }]);
-    h.clock.advance(10_000);
-    expect(h.ledger.entries()).toHaveLength(2);
-  });
-
-  it('answers NOT_FOUND for an unknown booking and for another user’s', async () => {
-    const h = makeBookings();
-    const booking = book(h);
-    expect((await rejection(h.service.confirmDirect({ userId: USER, bookingId: 'bk_nope', paymentMethod: 'naver_pay' }))).code).toBe('NOT_FOUND');
-    expect((await rejection(h.service.confirmDirect({ userId: OTHER, bookingId: booking.id, paymentMethod: 'naver_pay' }))).code).toBe('NOT_FOUND');
-  });
-
-  it('answers BOOKING_EXPIRED after the hold and PAYMENT_ALREADY_PROCESSED once paid', async () => {
-    const h = makeBookings();
-    const booking = book(h);
-    const paid = h.service.confirmDirect({ userId: USER, bookingId: booking.id, paymentMethod: 'bank_transfer' });
-    h.clock.advance(PAY_DELAY);
-    await paid;
-    expect((await rejection(h.service.confirmDirect({ userId: USER, bookingId: booking.id, paymentMethod: 'bank_transfer' }))).code).toBe(
-      'PAYMENT_ALREADY_PROCESSED',
-    );
-    expect((await rejection(h.service.executePayment(payInput(booking)))).code).toBe('PAYMENT_ALREADY_PROCESSED');
-    const late = book(h);
-    h.clock.advance(HOLD);
-    expect((await rejection(h.service.confirmDirect({ userId: USER, bookingId: late.id, paymentMethod: 'bank_transfer' }))).code).toBe('BOOKING_EXPIRED');
-    expect(h.service.get(late.id).status).toBe('expired');
-    expect(h.ledger.entries()).toHaveLength(2);
-  });
-
-  it('two concurrent calls: exactly one succeeds, and it also excludes a concurrent executePayment', async () => {
-    for (const delay of [0, PAY_DELAY]) {
-      const h = makeBookings({ config: { mockMinDelayMs: delay, mockMaxDelayMs: delay } });
-      const booking = book(h);
-      const input = { userId: USER, bookingId: booking.id, paymentMethod: 'naver_pay' };
-      const all = Promise.allSettled([h.service.confirmDirect(input), h.service.confirmDirect(input), h.service.executePayment(payInput(booking))]);
-      h.clock.advance(delay);
-      const [a, b, c] = await all;
-      expect(a.status).toBe('fulfilled');
-      expect(b).toMatchObject({ status: 'rejected', reason: { code: 'PAYMENT_ALREADY_PROCESSED' } });
-      expect(c).toMatchObject({ status: 'rejected', reason: { code: 'PAYMENT_ALREADY_PROCESSED' } });
-      expect(h.ledger.entries()).toHaveLength(2);
-      expect(h.events.map((e) => e.type)).toEqual(['booking.confirmed']);
-    }
+    expect((await h.service.get(old.id)).status).toBe('expired');
+    expect(h.jobErrors).toEqual([]);
   });
 });
 
 describe('cancel', () => {
-  it('cancels the caller’s pending booking and frees its seats', () => {
-    const h = makeBookings();
-    const booking = book(h);
-    h.clock.advance(10);
-    const cancelled = h.service.cancel({ userId: USER, bookingId: booking.id });
-    expect(cancelled).toMatchObject({ id: booking.id, status: 'cancelled', seatIds: ['A1', 'A2'] });
-    expect(h.seats.counts('perf_001').held).toBe(0);
-    expect(h.events).toEqual([{ id: expect.stringMatching(EVT_ID), type: 'booking.cancelled', occurredAt: T0 + 10, booking: cancelled }]);
-    expect(book(h).seatIds).toEqual(['A1', 'A2']);
-    expect(h.service.counts().bookings).toEqual({ pending: 1, confirmed: 0, failed: 0, expired: 0, cancelled: 1 });
+  it('cancels the caller’s pending booking, frees its seats and drops its expiry job', async () => {
+    const h = await makeBookings();
+    const booking = await book(h);
+    await h.clock.advance(10);
+    const cancelled = await h.service.cancel({ userId: USER, bookingId: booking.id });
+    expect(cancelled).toEqual({ ...booking, status: 'cancelled' });
+    expect(await h.service.get(booking.id)).toEqual(cancelled);
+    expect((await h.seats.counts('perf_001'))?.held).toBe(0);
+    expect(h.events.slice(1)).toEqual([{ id: expect.stringMatching(EVT_ID), type: 'booking.cancelled', occurredAt: T0 + 10, booking: cancelled }]);
+    expect(await h.scheduler.pending(EXPIRE_JOB)).toBe(0);
+    expect((await book(h)).seatIds).toEqual(['A1', 'A2']);
+    expect((await h.service.counts()).bookings).toEqual({ ...NONE, pending: 1, cancelled: 1 });
   });
 
   it('refuses anything else', async () => {
-    const h = makeBookings();
-    const booking = book(h);
-    expect(codeOf(() => h.service.cancel({ userId: USER, bookingId: 'bk_nope' }))).toBe('NOT_FOUND');
-    expect(codeOf(() => h.service.cancel({ userId: OTHER, bookingId: booking.id }))).toBe('FORBIDDEN');
+    const h = await makeBookings();
+    const booking = await book(h);
+    expect(await codeOf(() => h.service.cancel({ userId: USER, bookingId: 'bk_nope' }))).toBe('NOT_FOUND');
+    expect(await codeOf(() => h.service.cancel({ userId: OTHER, bookingId: booking.id }))).toBe('FORBIDDEN');
 
-    const inFlight = h.service.executePayment(payInput(booking));
-    expect(codeOf(() => h.service.cancel({ userId: USER, bookingId: booking.id }))).toBe('PAYMENT_ALREADY_PROCESSED');
-    h.clock.advance(PAY_DELAY + 50);
+    const inFlight = h.payments.executePayment(payInput(booking));
+    expect(await errorOf(() => h.service.cancel({ userId: USER, bookingId: booking.id }))).toMatchObject({
+      code: 'PAYMENT_ALREADY_PROCESSED',
+      message: `A payment for booking ${booking.id} is already in progress.`,
+    });
+    await h.clock.advance(PAY_DELAY);
     await inFlight;
-    expect(codeOf(() => h.service.cancel({ userId: USER, bookingId: booking.id }))).toBe('PAYMENT_ALREADY_PROCESSED');
+    expect(await errorOf(() => h.service.cancel({ userId: USER, bookingId: booking.id }))).toMatchObject({
+      code: 'PAYMENT_ALREADY_PROCESSED',
+      message: `The payment for booking ${booking.id} has already been processed (SUCCESS).`,
+    });
+    await h.clock.advance(50);
+    expect(await codeOf(() => h.service.cancel({ userId: USER, bookingId: booking.id }))).toBe('PAYMENT_ALREADY_PROCESSED');
 
-    const twice = book(h);
-    h.service.cancel({ userId: USER, bookingId: twice.id });
-    expect(codeOf(() => h.service.cancel({ userId: USER, bookingId: twice.id }))).toBe('INVALID_STATE');
+    const twice = await book(h);
+    await h.service.cancel({ userId: USER, bookingId: twice.id });
+    expect(await codeOf(() => h.service.cancel({ userId: USER, bookingId: twice.id }))).toBe('INVALID_STATE');
 
-    const lapsed = book(h);
-    h.clock.advance(HOLD);
-    expect(codeOf(() => h.service.cancel({ userId: USER, bookingId: lapsed.id }))).toBe('BOOKING_EXPIRED');
-    expect(h.events.map((e) => e.type)).toEqual(['booking.confirmed', 'booking.cancelled', 'booking.expired']);
+    const lapsed = await book(h);
+    await h.clock.advance(HOLD);
+    expect(await errorOf(() => h.service.cancel({ userId: USER, bookingId: lapsed.id }))).toMatchObject({
+      code: 'BOOKING_EXPIRED',
+      message: `Booking ${lapsed.id} expired at 2026-01-15T12:10:01.050Z.`,
+    });
+    expect(h.events.map((e) => [e.type, e.booking.id])).toEqual([
+      ['booking.created', booking.id],
+      ['booking.confirmed', booking.id],
+      ['booking.created', twice.id],
+      ['booking.cancelled', twice.id],
+      ['booking.created', lapsed.id],
+      ['booking.expired', lapsed.id],
+    ]);
   });
 });
 
-describe('the expiry sweeper', () => {
-  it('expires unpaid bookings once their hold has passed, on the injected clock', () => {
-    const h = makeBookings();
-    h.service.start();
-    const first = book(h);
-    h.clock.advance(500);
-    const second = book(h, 1, OTHER);
-    h.clock.advance(HOLD - 501);
-    expect(h.events).toEqual([]);
-    h.clock.advance(1); // T0 + HOLD: a sweep tick
-    expect(h.events.map((e) => [e.type, e.booking.id, e.occurredAt])).toEqual([['booking.expired', first.id, T0 + HOLD]]);
-    expect(h.seats.counts('perf_001').held).toBe(1);
-    h.clock.advance(1000);
-    expect(h.events.map((e) => e.booking.id)).toEqual([first.id, second.id]);
-    expect(h.events[1]!.occurredAt).toBe(T0 + HOLD + 1000);
-    expect(h.seats.counts('perf_001')).toEqual({ total: 200, available: 200, held: 0, reserved: 0 });
-    expect(h.service.counts().bookings.expired).toBe(2);
-    h.service.stop();
+describe('the expiry job', () => {
+  it('expires each unpaid booking exactly at its expiresAt, with no read in between: one booking.expired each, seats freed', async () => {
+    const h = await makeBookings();
+    const first = await book(h);
+    await h.clock.advance(500);
+    const second = await book(h, 1, OTHER);
+    await h.clock.advance(HOLD - 501);
+    expect(h.events.map((e) => e.type)).toEqual(['booking.created', 'booking.created']);
+    expect((await h.seats.counts('perf_001'))?.held).toBe(3);
+    await h.clock.advance(1); // T0 + HOLD
+    expect(h.events.slice(2)).toEqual([{ id: expect.stringMatching(EVT_ID), type: 'booking.expired', occurredAt: T0 + HOLD, booking: { ...first, status: 'expired' } }]);
+    expect((await h.seats.counts('perf_001'))?.held).toBe(1);
+    await h.clock.advance(499);
+    expect(h.events).toHaveLength(3);
+    await h.clock.advance(1); // T0 + 500 + HOLD
+    expect(h.events.slice(3)).toEqual([
+      { id: expect.stringMatching(EVT_ID), type: 'booking.expired', occurredAt: T0 + 500 + HOLD, booking: { ...second, status: 'expired' } },
+    ]);
+    expect(await h.seats.counts('perf_001')).toEqual({ total: 200, available: 200, held: 0, reserved: 0 });
+    expect((await h.service.counts()).bookings).toEqual({ ...NONE, expired: 2 });
+    expect(await h.scheduler.pending(EXPIRE_JOB)).toBe(0);
+    await h.clock.advance(HOLD);
+    expect(h.events).toHaveLength(4);
+    expect(h.jobErrors).toEqual([]);
   });
 
-  it('honours sweepIntervalMs, starts once and stops', () => {
-    const h = makeBookings({ config: { sweepIntervalMs: 250 } });
-    h.service.start();
-    h.service.start();
-    expect(h.clock.pendingTimers).toBe(1);
-    const booking = book(h);
-    h.clock.advance(HOLD + 250);
-    expect(h.events.map((e) => [e.booking.id, e.occurredAt])).toEqual([[booking.id, T0 + HOLD]]);
-    h.service.stop();
-    expect(h.clock.pendingTimers).toBe(0);
-    const later = book(h);
-    h.clock.advance(HOLD + 5000);
-    expect(h.events).toHaveLength(1);
-    expect(h.service.get(later.id).status).toBe('expired'); // lazily, on read
-    expect(h.events).toHaveLength(2);
+  it('one job per booking: cancelling drops it, a confirmed booking’s job does nothing; with no job run, a read still expires on the spot', async () => {
+    const h = await makeBookings();
+    const cancelled = await book(h);
+    const paid = await book(h);
+    const lapsed = await book(h);
+    expect(await h.scheduler.pending(EXPIRE_JOB)).toBe(3);
+    await h.service.cancel({ userId: USER, bookingId: cancelled.id });
+    expect(await h.scheduler.pending(EXPIRE_JOB)).toBe(2);
+    const direct = h.payments.confirmDirect({ userId: USER, bookingId: paid.id, paymentMethod: 'kakao_pay' });
+    await h.clock.advance(PAY_DELAY);
+    expect((await direct).status).toBe('confirmed');
+    expect(await h.scheduler.pending(EXPIRE_JOB)).toBe(2);
+
+    h.scheduler.stop();
+    await h.clock.advance(HOLD);
+    expect(h.events.filter((e) => e.type === 'booking.expired')).toEqual([]);
+    expect(await h.scheduler.pending(EXPIRE_JOB)).toBe(2);
+    const read = await h.service.get(lapsed.id);
+    expect(read).toEqual({ ...lapsed, status: 'expired' });
+    expect(h.events.filter((e) => e.type === 'booking.expired')).toEqual([
+      { id: expect.stringMatching(EVT_ID), type: 'booking.expired', occurredAt: T0 + PAY_DELAY + HOLD, booking: read },
+    ]);
+    expect((await h.seats.counts('perf_001'))?.held).toBe(0);
+
+    await h.scheduler.start();
+    await h.clock.advance(0); // both late jobs run now, and find nothing to do
+    expect(await h.scheduler.pending(EXPIRE_JOB)).toBe(0);
+    expect(h.events.filter((e) => e.type === 'booking.expired')).toHaveLength(1);
+    expect((await h.service.get(paid.id)).status).toBe('confirmed');
+    expect(await h.seats.counts('perf_001')).toEqual({ total: 200, available: 198, held: 0, reserved: 2 });
+    expect(h.jobErrors).toEqual([]);
   });
 
-  it('sweep() can be called directly and expires each booking once', () => {
-    const h = makeBookings();
-    for (let i = 0; i < 5; i++) book(h, 1, `user_${i}`);
-    expect(h.service.sweep()).toBe(0);
-    h.clock.advance(HOLD);
-    expect(h.service.sweep()).toBe(5);
-    expect(h.service.sweep()).toBe(0);
-    expect(h.events).toHaveLength(5);
+  it('expire(id) called directly: nothing before expiresAt, the expired booking at it, nothing after; its job then does nothing', async () => {
+    const h = await makeBookings();
+    h.scheduler.stop();
+    const booked: Booking[] = [];
+    for (let i = 0; i < 5; i++) booked.push(await book(h, 1, `user_${i}`));
+    for (const b of booked) expect(await h.service.expire(b.id)).toBeUndefined();
+    await h.clock.advance(HOLD - 1);
+    for (const b of booked) expect(await h.service.expire(b.id)).toBeUndefined();
+    await h.clock.advance(1);
+    for (const b of booked) expect(await h.service.expire(b.id)).toEqual({ ...b, status: 'expired' });
+    for (const b of booked) expect(await h.service.expire(b.id)).toBeUndefined();
+    expect(await h.service.expire('bk_nope')).toBeUndefined();
+    expect(h.events.filter((e) => e.type === 'booking.expired').map((e) => e.booking.id)).toEqual(booked.map((b) => b.id));
+    expect((await h.seats.counts('perf_001'))?.held).toBe(0);
+    await h.scheduler.start();
+    await h.clock.advance(0);
+    expect(await h.scheduler.pending(EXPIRE_JOB)).toBe(0);
+    expect(h.events).toHaveLength(10);
+    expect(h.jobErrors).toEqual([]);
+  });
+
+  it('leaves a booking whose payment is in flight or decided when its hold lapses; the payment ends it', async () => {
+    const h = await makeBookings({ config: { eventProcessingDelayMs: 5000 } });
+    const flying = await book(h);
+    const decided = await book(h);
+    await h.clock.advance(HOLD - PAY_DELAY - 10);
+    expect((await pay(h, decided)).finalStatus).toBe('SUCCESS'); // its event is processed at T0 + HOLD + 4990
+    const direct = h.payments.confirmDirect({ userId: USER, bookingId: flying.id, paymentMethod: 'kakao_pay' }); // answers at T0 + HOLD + 990
+    await h.clock.advance(10); // T0 + HOLD: both jobs run
+    expect(await h.scheduler.pending(EXPIRE_JOB)).toBe(0);
+    expect(h.events.map((e) => e.type)).toEqual(['booking.created', 'booking.created']);
+    expect(await h.service.get(flying.id)).toMatchObject({ status: 'pending', paymentInFlight: 'direct' });
+    expect(await h.service.get(decided.id)).toMatchObject({ status: 'pending', paymentInFlight: null, paymentIntent: { status: 'SUCCESS' } });
+    await h.clock.advance(PAY_DELAY);
+    expect((await direct).status).toBe('confirmed');
+    await h.clock.advance(4000);
+    expect((await h.service.get(decided.id)).status).toBe('confirmed');
+    expect(h.events.map((e) => [e.type, e.booking.id, e.occurredAt])).toEqual([
+      ['booking.created', flying.id, T0],
+      ['booking.created', decided.id, T0],
+      ['booking.confirmed', flying.id, T0 + HOLD + 990],
+      ['booking.confirmed', decided.id, T0 + HOLD + 4990],
+    ]);
+    expect(await h.seats.counts('perf_001')).toEqual({ total: 200, available: 196, held: 0, reserved: 4 });
+    expect(h.jobErrors).toEqual([]);
   });
 });
 
 describe('bounds: eviction of finished bookings', () => {
-  /** A confirmed booking (paid and processed), a failed one, a cancelled one and one left pending. */
-  async function mixed(h: Harness) {
-    const confirmed = book(h, 2);
+  /** A confirmed booking (paid and processed), a failed one and a cancelled one. */
+  async function mixed(h: BookingHarness): Promise<{ confirmed: Booking; failed: Booking; cancelled: Booking }> {
+    const confirmed = await book(h, 2);
     await pay(h, confirmed);
-    h.clock.advance(50);
-    const failed = book(h, 1);
+    await h.clock.advance(50);
+    const failed = await book(h, 1);
     await pay(h, failed, { cvv: '442' });
-    h.clock.advance(50);
-    const cancelled = book(h, 1, OTHER);
-    h.service.cancel({ userId: OTHER, bookingId: cancelled.id });
+    await h.clock.advance(50);
+    const cancelled = await book(h, 1, OTHER);
+    await h.service.cancel({ userId: OTHER, bookingId: cancelled.id });
     return { confirmed, failed, cancelled };
   }
 
-  it('evicts finished bookings past bookingTtlMs with their events and ledger transaction; debits still equal credits', async () => {
-    const h = makeBookings({ config: { bookingTtlMs: 60_000, seatHoldMs: 3_600_000 } });
-    const { confirmed, failed, cancelled } = await mixed(h);
-    const pending = book(h, 3);
-    expect(h.ledger.size).toBe(2);
-    expect(h.service.events()).toHaveLength(2);
-    expect(h.service.size).toBe(4);
+  async function eventIdOf(h: BookingHarness, bookingId: string): Promise<string> {
+    const [event] = await h.service.events(bookingId);
+    return event!.eventId;
+  }
 
-    h.clock.advance(60_000 - 2 * PAY_DELAY - 100 - 1);
-    expect(h.service.evict()).toBe(0);
-    h.clock.advance(1); // confirmed was created exactly bookingTtlMs ago
-    expect(h.service.evict()).toBe(1);
-    expect(codeOf(() => h.service.get(confirmed.id))).toBe('NOT_FOUND');
-    expect(h.ledger.entries()).toEqual([]);
-    expect(h.ledger.balances()).toEqual([]);
-    expect(h.ledger.imbalance()).toBe(0);
-    expect(h.service.events(confirmed.id)).toEqual([]);
-    expect(h.service.events().map((e) => e.bookingId)).toEqual([failed.id]);
+  it('sweep(now) evicts finished bookings past the TTL with their inbox events and ledger transaction; debits still equal credits', async () => {
+    const h = await makeBookings({ store: { ttlMs: 60_000 }, config: { seatHoldMs: 3_600_000 } });
+    const { confirmed, failed, cancelled } = await mixed(h);
+    const pending = await book(h, 3);
+    const confirmedEvent = await eventIdOf(h, confirmed.id);
+    const failedEvent = await eventIdOf(h, failed.id);
+    expect((await h.ledger.entries()).length).toBe(2);
+    expect(await h.ledger.entries(confirmed.id)).toHaveLength(2);
+    expect((await h.bookings.stats()).size).toBe(4);
+
+    await h.clock.advance(60_000 - 2 * PAY_DELAY - 100 - 1);
+    expect(await h.service.sweep(h.clock.now())).toBe(0);
+    await h.clock.advance(1); // confirmed was created exactly ttlMs ago
+    expect(await h.service.sweep(h.clock.now())).toBe(1);
+    expect(await codeOf(() => h.service.get(confirmed.id))).toBe('NOT_FOUND');
+    expect(await h.ledger.entries(confirmed.id)).toEqual([]);
+    expect(await h.ledger.entries()).toEqual([]);
+    expect(await h.ledger.balances()).toEqual([]);
+    expect(await h.ledger.imbalance()).toBe(0);
+    expect(await h.service.events(confirmed.id)).toEqual([]);
+    expect(await h.bookings.event(confirmedEvent)).toBeUndefined();
+    expect(await h.service.events(failed.id)).toHaveLength(1);
     // The seats it bought stay sold.
-    expect(h.seats.counts('perf_001')).toMatchObject({ reserved: 2, held: 3 });
+    expect(await h.seats.counts('perf_001')).toEqual({ total: 200, available: 195, held: 3, reserved: 2 });
 
-    h.clock.advance(10_000);
-    expect(h.service.sweep()).toBe(0); // the sweeper evicts too (nothing expired)
-    expect(h.service.size).toBe(1);
-    expect(h.service.events()).toEqual([]);
-    expect(codeOf(() => h.service.get(failed.id))).toBe('NOT_FOUND');
-    expect(codeOf(() => h.service.get(cancelled.id))).toBe('NOT_FOUND');
-    expect(h.service.listForUser(OTHER)).toEqual([]);
+    await h.clock.advance(10_000);
+    expect(await h.service.sweep(h.clock.now())).toBe(2);
+    expect((await h.bookings.stats()).size).toBe(1);
+    expect(await codeOf(() => h.service.get(failed.id))).toBe('NOT_FOUND');
+    expect(await codeOf(() => h.service.get(cancelled.id))).toBe('NOT_FOUND');
+    expect(await h.service.events(failed.id)).toEqual([]);
+    expect(await h.bookings.event(failedEvent)).toBeUndefined();
+    expect(await h.service.listForUser(OTHER, { limit: 10 })).toEqual({ data: [], nextCursor: null });
     // A pending booking is never evicted, however old.
-    expect(h.service.listForUser(USER).map((b) => [b.id, b.status])).toEqual([[pending.id, 'pending']]);
-    expect(h.service.counts().bookings).toEqual({ pending: 1, confirmed: 0, failed: 0, expired: 0, cancelled: 0 });
+    expect((await allForUser(h, USER)).map((b) => [b.id, b.status])).toEqual([[pending.id, 'pending']]);
+    expect(await h.service.counts()).toMatchObject({ bookings: { ...NONE, pending: 1 }, unprocessedEvents: 0 });
+    expect(await h.service.sweep(h.clock.now())).toBe(0);
   });
 
-  it('keeps at most maxBookings: the oldest finished booking makes room, pending ones are never dropped', async () => {
-    const h = makeBookings({ config: { maxBookings: 3 } });
+  it('a booking inserted past the TTL of finished ones evicts them, ledger transaction and all', async () => {
+    const h = await makeBookings({ store: { ttlMs: 60_000 } });
     const { confirmed, failed, cancelled } = await mixed(h);
-    const fourth = book(h, 1);
-    expect(h.service.size).toBe(3);
-    expect(codeOf(() => h.service.get(confirmed.id))).toBe('NOT_FOUND');
-    expect(h.ledger.size).toBe(0);
-    expect(h.ledger.imbalance()).toBe(0);
-    const fifth = book(h, 1);
-    expect(codeOf(() => h.service.get(failed.id))).toBe('NOT_FOUND');
-    const sixth = book(h, 1);
-    expect(codeOf(() => h.service.get(cancelled.id))).toBe('NOT_FOUND');
-    // Three pending bookings: nothing finished is left to evict, so a fourth is kept beyond the bound.
-    const seventh = book(h, 1);
-    expect(h.service.size).toBe(4);
-    expect([fourth, fifth, sixth, seventh].map((b) => h.service.get(b.id).status)).toEqual(['pending', 'pending', 'pending', 'pending']);
-    expect(h.service.counts().bookings).toEqual({ pending: 4, confirmed: 0, failed: 0, expired: 0, cancelled: 0 });
+    await h.clock.advance(60_000 - 2 * PAY_DELAY - 100); // T0 + 60 s: only the confirmed one is that old
+    expect((await h.ledger.entries()).length).toBe(2);
+    const next = await book(h, 1);
+    expect(await codeOf(() => h.service.get(confirmed.id))).toBe('NOT_FOUND');
+    expect(await h.ledger.entries(confirmed.id)).toEqual([]);
+    expect((await h.ledger.entries()).length).toBe(0);
+    expect(await h.ledger.imbalance()).toBe(0);
+    expect((await h.service.get(failed.id)).status).toBe('failed');
+    expect((await h.service.get(cancelled.id)).status).toBe('cancelled');
+    expect((await h.service.get(next.id)).status).toBe('pending');
+    expect((await h.bookings.stats()).size).toBe(3);
   });
 
-  it('keeps a finished booking while a payment is in flight or an event is unprocessed', async () => {
-    const h = makeBookings({ config: { bookingTtlMs: 0, maxBookings: 1 } });
-    const booking = book(h, 1);
-    const paid = pay(h, booking); // decided: the booking is pending until its event is processed
-    await paid;
-    expect(h.service.counts().unprocessedEvents).toBe(1);
-    const other = book(h, 1, OTHER);
-    h.service.cancel({ userId: OTHER, bookingId: other.id });
-    expect(h.service.size).toBe(2);
-    h.clock.advance(50); // processed: confirmed, and now evictable (TTL 0, max 1)
-    expect(h.service.get(booking.id).status).toBe('confirmed');
-    expect(h.service.evict()).toBe(2);
-    expect(h.service.size).toBe(0);
-    expect(h.ledger.size).toBe(0);
-    expect(h.timerErrors).toEqual([]);
+  it('keeps at most maxBookings: the oldest finished booking makes room (its ledger transaction goes too); STORE_FULL when only pending ones are left', async () => {
+    const h = await makeBookings({ store: { maxBookings: 3 } });
+    const { confirmed, failed, cancelled } = await mixed(h);
+    const fourth = await book(h, 1);
+    expect((await h.bookings.stats()).size).toBe(3);
+    expect(await codeOf(() => h.service.get(confirmed.id))).toBe('NOT_FOUND');
+    expect(await h.ledger.entries(confirmed.id)).toEqual([]);
+    expect((await h.ledger.entries()).length).toBe(0);
+    expect(await h.ledger.imbalance()).toBe(0);
+    const fifth = await book(h, 1);
+    expect(await codeOf(() => h.service.get(failed.id))).toBe('NOT_FOUND');
+    const sixth = await book(h, 1);
+    expect(await codeOf(() => h.service.get(cancelled.id))).toBe('NOT_FOUND');
+
+    // Three pending bookings: nothing finished is left to evict, and nothing is held for a booking that was not kept.
+    const seats = await h.seats.counts();
+    const jobs = await h.scheduler.pending(EXPIRE_JOB);
+    const published = h.published.length;
+    expect(await errorOf(() => book(h, 1))).toMatchObject({ code: 'STORE_FULL', store: 'bookings' });
+    expect((await h.bookings.stats()).size).toBe(3);
+    expect(await h.seats.counts()).toEqual(seats);
+    expect(await h.scheduler.pending(EXPIRE_JOB)).toBe(jobs);
+    expect(h.published).toHaveLength(published);
+    expect(await Promise.all([fourth, fifth, sixth].map(async (b) => (await h.service.get(b.id)).status))).toEqual(['pending', 'pending', 'pending']);
+    expect((await h.service.counts()).bookings).toEqual({ ...NONE, pending: 3 });
+  });
+
+  it('keeps a booking while its payment is in flight or its event is unprocessed; then it can go, ledger transaction and all', async () => {
+    const h = await makeBookings({ store: { ttlMs: 0, maxBookings: 2 } });
+    const decided = await book(h, 1);
+    await pay(h, decided); // decided: pending until its event is processed at T0 + 1050
+    const flying = await book(h, 1, OTHER);
+    const paying = h.payments.executePayment(payInput(flying)); // decided at T0 + 2000
+    expect(await h.service.counts()).toMatchObject({ paymentsInFlight: 1, unprocessedEvents: 1 });
+    expect(await h.service.sweep(h.clock.now())).toBe(0);
+    expect(await codeOf(() => book(h, 1))).toBe('STORE_FULL');
+
+    await h.clock.advance(50); // processed: confirmed, and now evictable (TTL 0)
+    expect((await h.service.get(decided.id)).status).toBe('confirmed');
+    expect((await h.ledger.entries()).length).toBe(2);
+    expect(await h.service.sweep(h.clock.now())).toBe(1);
+    expect(await h.ledger.entries(decided.id)).toEqual([]);
+    expect((await h.bookings.stats()).size).toBe(1);
+
+    await h.clock.advance(PAY_DELAY - 50);
+    expect((await paying).finalStatus).toBe('SUCCESS');
+    expect(await h.service.sweep(h.clock.now())).toBe(0);
+    await h.clock.advance(50);
+    expect((await h.service.get(flying.id)).status).toBe('confirmed');
+    expect((await h.ledger.entries()).length).toBe(2);
+    expect(await h.service.sweep(h.clock.now())).toBe(1);
+    expect((await h.bookings.stats()).size).toBe(0);
+    expect((await h.ledger.entries()).length).toBe(0);
+    expect(await h.ledger.imbalance()).toBe(0);
+    expect(await h.seats.counts('perf_001')).toEqual({ total: 200, available: 198, held: 0, reserved: 2 });
+    expect(h.jobErrors).toEqual([]);
   });
 
   it('a random mix with tight bounds: the ledger holds exactly the kept confirmed bookings and stays balanced', async () => {
-    const h = makeBookings({ config: { bookingTtlMs: 30_000, maxBookings: 40, seatHoldMs: 10_000, mockMinDelayMs: 0, mockMaxDelayMs: 0, eventProcessingDelayMs: 10 } });
-    h.service.start();
+    const h = await makeBookings({
+      store: { ttlMs: 30_000, maxBookings: 40 },
+      config: { seatHoldMs: 10_000, mockMinDelayMs: 0, mockMaxDelayMs: 0, eventProcessingDelayMs: 10 },
+    });
     const rng = createRandom(7);
     const users = ['u0', 'u1', 'u2'];
-    const kept = (): Booking[] => users.flatMap((u) => h.service.listForUser(u));
+    const kept = async (): Promise<Booking[]> => (await Promise.all(users.map((u) => allForUser(h, u)))).flat();
+    /** Every inbox event seen, with its booking: stored exactly while its booking is kept. */
+    const eventOf = new Map<string, string>();
+    /** Evicted by the sweep, and by inserts that made room: both must happen for the test to mean anything. */
+    let swept = 0;
+    let madeRoom = 0;
+    let largest = 0;
     for (let step = 0; step < 1500; step++) {
+      const size = (await h.bookings.stats()).size;
       const roll = rng.next();
-      const pending = kept().filter((b) => b.status === 'pending');
+      const pending = (await kept()).filter((b) => b.status === 'pending');
       if (roll < 0.35 || pending.length === 0) {
         try {
-          book(h, 1 + Math.floor(rng.next() * 4), users[Math.floor(rng.next() * users.length)]!);
+          await book(h, 1 + Math.floor(rng.next() * 4), users[Math.floor(rng.next() * users.length)]!);
+          if ((await h.bookings.stats()).size <= size) madeRoom++;
         } catch (error) {
-          expect((error as DomainError).code).toBe('SOLD_OUT');
+          expect(['SOLD_OUT', 'STORE_FULL']).toContain((error as DomainError).code);
         }
       } else if (roll < 0.7) {
         const target = pending[Math.floor(rng.next() * pending.length)]!;
-        await h.service.executePayment(payInput(target, { cvv: `12${Math.floor(rng.next() * 10)}` })).catch(() => undefined);
+        await h.payments.executePayment(payInput(target, { cvv: `12${Math.floor(rng.next() * 10)}` })).catch(() => undefined);
       } else if (roll < 0.8) {
         const target = pending[Math.floor(rng.next() * pending.length)]!;
         try {
-          h.service.cancel({ userId: target.userId, bookingId: target.id });
+          await h.service.cancel({ userId: target.userId, bookingId: target.id });
         } catch {
           // a payment in flight or decided
         }
       } else {
-        h.clock.advance(Math.floor(rng.next() * 4000));
+        await h.clock.advance(Math.floor(rng.next() * 4000));
+        swept += await h.service.sweep(h.clock.now()); // the app's periodic sweep
       }
-      await flush();
-      const all = kept();
+      await settle();
+      const all = await kept();
       const confirmed = all.filter((b) => b.status === 'confirmed');
-      expect(h.ledger.imbalance()).toBe(0);
-      expect(h.ledger.size).toBe(2 * confirmed.length);
-      const merchant = h.ledger.balances().find((b) => b.account === 'MERCHANT_BALANCE');
+      expect(await h.ledger.imbalance()).toBe(0);
+      expect((await h.ledger.entries()).length).toBe(2 * confirmed.length);
+      const merchant = (await h.ledger.balances()).find((b) => b.account === 'MERCHANT_BALANCE');
       expect(merchant?.credits ?? 0).toBe(confirmed.reduce((sum, b) => sum + b.totalAmount, 0));
-      expect(h.service.size).toBe(all.length);
-      expect(all.length).toBeLessThanOrEqual(40 + all.filter((b) => b.status === 'pending').length);
-      expect(h.service.events().every((e) => all.some((b) => b.id === e.bookingId))).toBe(true);
+      expect((await h.bookings.stats()).size).toBe(all.length);
+      expect(Object.values((await h.service.counts()).bookings).reduce((a, b) => a + b, 0)).toBe(all.length);
+      expect(all.length).toBeLessThanOrEqual(40);
+      largest = Math.max(largest, all.length);
+      for (const b of all) for (const e of await h.service.events(b.id)) eventOf.set(e.eventId, b.id);
+      const wrong: string[] = [];
+      for (const [eventId, bookingId] of eventOf) {
+        const live = all.some((b) => b.id === bookingId);
+        const stored = (await h.bookings.event(eventId)) !== undefined;
+        if (stored !== live) wrong.push(`${eventId} of ${bookingId}: stored ${stored}, booking kept ${live}`);
+        if (!live) eventOf.delete(eventId);
+      }
+      expect(wrong).toEqual([]);
     }
-    h.service.stop();
-    expect(h.timerErrors).toEqual([]);
-  });
-});
-
-describe('observer', () => {
-  it('is told about bookings, decided payments and processed events; a throwing observer breaks nothing', async () => {
-    const seen: string[] = [];
-    const h = makeBookings();
-    const errors: Array<{ error: unknown; context: string }> = [];
-    const clock = h.clock;
-    const ids = createIdFactory(clock);
-    const seats = new SeatInventory(DEFAULT_PERFORMANCES);
-    const ledger = new Ledger({ clock, ids });
-    const service = new BookingService({
-      clock,
-      random: createRandom(1),
-      ids,
-      bus: new EventBus(),
-      seats,
-      ledger,
-      performances: DEFAULT_PERFORMANCES,
-      config: CONFIG,
-      onError: (error, context) => errors.push({ error, context }),
-      observer: {
-        onBooked: (b) => seen.push(`booked ${b.status} ${b.quantity}`),
-        onPayment: (p) => seen.push(`payment ${p.kind} ${p.isSuccess} ${p.failureCode}`),
-        onEventProcessed: (e) => {
-          seen.push(`processed ${e.type} lag ${(e.processedAt as number) - e.createdAt}`);
-          throw new Error('observer bug');
-        },
-      },
-    });
-    const a = service.book({ userId: USER, performanceId: 'perf_001', quantity: 2, paymentMethod: 'CREDIT_CARD' });
-    const b = service.book({ userId: USER, performanceId: 'perf_001', quantity: 1, paymentMethod: 'CREDIT_CARD' });
-    const paying = service.executePayment(payInput(a, { cvv: '442' }));
-    clock.advance(PAY_DELAY);
-    await paying;
-    clock.advance(50);
-    const direct = service.confirmDirect({ userId: USER, bookingId: b.id, paymentMethod: 'kakao_pay' });
-    clock.advance(PAY_DELAY);
-    await direct;
-    expect(seen).toEqual(['booked pending 2', 'booked pending 1', 'payment execute false DECLINE_2', 'processed PAYMENT_FAILED lag 50', 'payment direct true null']);
-    expect(service.get(a.id).status).toBe('failed');
-    expect(service.get(b.id).status).toBe('confirmed');
-    expect(errors.map((e) => e.context)).toEqual(['booking observer onEventProcessed']);
+    expect(swept).toBeGreaterThan(0);
+    expect(madeRoom).toBeGreaterThan(0);
+    expect(largest).toBe(40);
+    expect(h.jobErrors).toEqual([]);
+    expect(h.busErrors).toEqual([]);
   });
 });
 
 describe('queries', () => {
-  it('get: NOT_FOUND for an unknown id; returns copies', () => {
-    const h = makeBookings();
-    expect(codeOf(() => h.service.get('bk_nope'))).toBe('NOT_FOUND');
-    const booking = book(h);
-    const copy = h.service.get(booking.id);
-    copy.seatIds.push('Z9');
+  it('get: NOT_FOUND for an unknown id; hands out copies, and keeps none of what it handed out', async () => {
+    const h = await makeBookings();
+    expect(await codeOf(() => h.service.get('bk_nope'))).toBe('NOT_FOUND');
+    const booking = await book(h);
+    const original = structuredClone(booking);
+    const copy = await h.service.get(booking.id);
     copy.status = 'confirmed';
-    expect(h.service.get(booking.id)).toEqual(booking);
+    copy.paymentIntent.status = 'SUCCESS';
+    booking.status = 'failed';
+    booking.paymentIntent.pgMockData = { isSuccess: true, failureCode: null, processedAt: 0 };
+    expect(await h.service.get(booking.id)).toEqual(original);
+    expect(h.events[0]!.booking).toEqual(original);
+    // `seatIds` is readonly only to the type checker: a caller in plain JavaScript can still push to it.
+    (copy.seatIds as string[]).push('Z9');
+    (booking.seatIds as string[]).push('Y1');
+    expect(await h.service.get(booking.id)).toEqual(original);
+    expect(h.events[0]!.booking).toEqual(original);
   });
 
-  it('listForUser: the user’s bookings, newest first, lapsed holds expired', () => {
-    const h = makeBookings();
-    const a = book(h, 1);
-    h.clock.advance(1000);
-    const b = book(h, 2);
-    book(h, 1, OTHER);
-    h.clock.advance(HOLD - 500);
-    expect(h.service.listForUser(USER).map((x) => [x.id, x.status])).toEqual([
-      [b.id, 'pending'],
-      [a.id, 'expired'],
+  it('listForUser: the user’s bookings, newest first, a page at a time, lapsed holds expired on the spot', async () => {
+    const h = await makeBookings();
+    h.scheduler.stop(); // no job runs: the read is what expires
+    const a = await book(h, 1);
+    await h.clock.advance(1000);
+    const b = await book(h, 2);
+    await book(h, 1, OTHER);
+    await h.clock.advance(HOLD - 500);
+    const expired = { ...a, status: 'expired' };
+    expect(await h.service.listForUser(USER, { limit: 10 })).toEqual({ data: [b, expired], nextCursor: null });
+    expect(h.events.filter((e) => e.type === 'booking.expired')).toEqual([
+      { id: expect.stringMatching(EVT_ID), type: 'booking.expired', occurredAt: T0 + HOLD + 500, booking: expired },
     ]);
-    expect(h.service.listForUser('nobody')).toEqual([]);
+    expect(await h.service.listForUser(USER, { limit: 1 })).toEqual({ data: [b], nextCursor: b.id });
+    expect(await h.service.listForUser(USER, { limit: 1, cursor: b.id })).toEqual({ data: [expired], nextCursor: null });
+    expect(await h.service.listForUser('nobody', { limit: 10 })).toEqual({ data: [], nextCursor: null });
+    expect(h.events.filter((e) => e.type === 'booking.expired')).toHaveLength(1);
   });
 
-  it('events: all of them in order, or one booking’s', async () => {
-    const h = makeBookings();
-    const a = book(h);
-    const b = book(h);
+  it('events: one booking’s, in the order written; none for an unknown booking', async () => {
+    const h = await makeBookings();
+    const a = await book(h);
+    const b = await book(h);
     await pay(h, a);
     await pay(h, b, { cvv: '442' });
-    expect(h.service.events().map((e) => [e.bookingId, e.type])).toEqual([
-      [a.id, 'PAYMENT_SUCCEEDED'],
-      [b.id, 'PAYMENT_FAILED'],
-    ]);
-    expect(h.service.events(b.id)).toHaveLength(1);
-    expect(h.service.events('bk_nope')).toEqual([]);
+    expect((await h.service.events(a.id)).map((e) => [e.bookingId, e.type, e.createdAt])).toEqual([[a.id, 'PAYMENT_SUCCEEDED', T0 + PAY_DELAY]]);
+    expect((await h.service.events(b.id)).map((e) => [e.bookingId, e.type, e.createdAt])).toEqual([[b.id, 'PAYMENT_FAILED', T0 + 2 * PAY_DELAY]]);
+    expect(await h.service.events('bk_nope')).toEqual([]);
   });
 
-  it('performances: the catalog, NOT_FOUND for an unknown one', () => {
-    const h = makeBookings();
+  it('performances: the catalog, NOT_FOUND for an unknown one', async () => {
+    const h = await makeBookings();
     expect(h.service.performances().map((p) => p.id)).toEqual(['perf_001', 'perf_002', 'perf_003']);
     expect(h.service.performance('perf_003')).toMatchObject({ seatsPerRow: 10 });
-    expect(codeOf(() => h.service.performance('perf_999'))).toBe('NOT_FOUND');
+    expect(await codeOf(() => h.service.performance('perf_999'))).toBe('NOT_FOUND');
   });
 });
 
@@ -881,22 +584,20 @@ describe('invariants under a random mix of operations', () => {
     ['with processing delays', { mockMinDelayMs: 100, mockMaxDelayMs: 900, eventProcessingDelayMs: 50 }],
     ['without processing delays', { mockMinDelayMs: 0, mockMaxDelayMs: 0, eventProcessingDelayMs: 0 }],
   ])('3,000+ operations %s keep debits = credits, seats consistent with bookings, and sales = merchant credits', async (_name, config) => {
-    const h = makeBookings({ config: { ...config, seatHoldMs: 20_000 }, performances: CATALOG, random: createRandom(99) });
-    h.service.start();
+    const h = await makeBookings({ config: { ...config, seatHoldMs: 20_000 }, performances: CATALOG, random: createRandom(99) });
     const rng = createRandom(2026);
     const pick = <T,>(items: readonly T[]): T => items[Math.floor(rng.next() * items.length)] as T;
-    /** The last known state of every booking, from `book` and from the bus: no reads that could expire anything. */
+    /** The last known state of every booking, from the bus alone (booking.created included): no reads that could expire anything. */
     const mirror = new Map<string, Booking>();
-    const busMirror = (event: BookingEvent): void => void mirror.set(event.booking.id, event.booking);
     let seen = 0;
     const tally: Record<string, number> = {};
     const count = (key: string): void => void (tally[key] = (tally[key] ?? 0) + 1);
     const pendingIds = (): string[] => [...mirror.values()].filter((b) => b.status === 'pending').map((b) => b.id);
 
-    const check = (): void => {
-      for (; seen < h.events.length; seen++) busMirror(h.events[seen]!);
-      expect(h.ledger.imbalance()).toBe(0);
-      const byStatus: Record<BookingStatus, number> = { pending: 0, confirmed: 0, failed: 0, expired: 0, cancelled: 0 };
+    const check = async (): Promise<void> => {
+      for (; seen < h.events.length; seen++) mirror.set(h.events[seen]!.booking.id, h.events[seen]!.booking);
+      expect(await h.ledger.imbalance()).toBe(0);
+      const byStatus: Record<BookingStatus, number> = { ...NONE };
       let heldSeats = 0;
       let reservedSeats = 0;
       let sold = 0;
@@ -912,12 +613,14 @@ describe('invariants under a random mix of operations', () => {
           for (const seat of b.seatIds) owner.set(`${b.performanceId}/${seat}`, b);
         }
       }
-      expect(h.service.counts().bookings).toEqual(byStatus);
-      expect(h.service.counts().seats).toMatchObject({ held: heldSeats, reserved: reservedSeats });
+      const counts = await h.service.counts();
+      expect(counts.bookings).toEqual(byStatus);
+      expect(counts.seats).toMatchObject({ held: heldSeats, reserved: reservedSeats });
+      expect(counts.paymentsInFlight).toBe(h.payments.inFlight);
       // Every seat is in exactly the state its (single) owning booking implies: plain comparisons, one expect.
       const wrong: string[] = [];
       for (const p of CATALOG) {
-        for (const seat of h.seats.seatsOf(p.id)) {
+        for (const seat of (await h.seats.seatsOf(p.id))!) {
           const b = owner.get(`${p.id}/${seat.seatId}`);
           const want =
             b === undefined
@@ -931,12 +634,12 @@ describe('invariants under a random mix of operations', () => {
         }
       }
       expect(wrong).toEqual([]);
-      const balances = h.ledger.balances();
+      const balances = await h.ledger.balances();
       const merchant = balances.find((x) => x.account === 'MERCHANT_BALANCE');
       const payable = balances.find((x) => x.account === 'CUSTOMER_PAYABLE');
       expect(merchant?.credits ?? 0).toBe(sold);
       expect(payable?.debits ?? 0).toBe(sold);
-      expect(h.ledger.size).toBe(2 * byStatus.confirmed);
+      expect((await h.ledger.entries()).length).toBe(2 * byStatus.confirmed);
     };
 
     const inFlight: Array<Promise<unknown>> = [];
@@ -954,8 +657,7 @@ describe('invariants under a random mix of operations', () => {
       const pending = pendingIds();
       if (roll < 0.3 || pending.length === 0) {
         try {
-          const booking = h.service.book({ userId: pick(USERS), performanceId: pick(CATALOG).id, quantity: 1 + Math.floor(rng.next() * 6), paymentMethod: 'CREDIT_CARD' });
-          mirror.set(booking.id, booking);
+          await h.service.book({ userId: pick(USERS), performanceId: pick(CATALOG).id, quantity: 1 + Math.floor(rng.next() * 6), paymentMethod: 'CREDIT_CARD' });
           count('book:ok');
         } catch (error) {
           count(`book:${(error as DomainError).code}`);
@@ -965,40 +667,40 @@ describe('invariants under a random mix of operations', () => {
         const userId = rng.next() < 0.05 ? 'intruder' : target.userId;
         const cvv = `12${Math.floor(rng.next() * 10)}`;
         const paymentMethodToken = pick(['tok_visa', 'tok_mastercard', 'tok_chargeDeclined', 'tok_visa_creditCard', '4242424242424242']);
-        swallow(h.service.executePayment({ userId, bookingId: target.id, paymentMethodToken, cvv }), 'execute');
-        if (rng.next() < 0.1) swallow(h.service.executePayment({ userId, bookingId: target.id, paymentMethodToken, cvv }), 'execute-again');
+        swallow(h.payments.executePayment({ userId, bookingId: target.id, paymentMethodToken, cvv }), 'execute');
+        if (rng.next() < 0.1) swallow(h.payments.executePayment({ userId, bookingId: target.id, paymentMethodToken, cvv }), 'execute-again');
       } else if (roll < 0.65) {
         const target = mirror.get(pick(pending))!;
-        swallow(h.service.confirmDirect({ userId: target.userId, bookingId: target.id, paymentMethod: 'kakao_pay' }), 'direct');
+        swallow(h.payments.confirmDirect({ userId: target.userId, bookingId: target.id, paymentMethod: 'kakao_pay' }), 'direct');
       } else if (roll < 0.75) {
         const target = mirror.get(pick(pending))!;
         try {
-          h.service.cancel({ userId: target.userId, bookingId: target.id });
+          await h.service.cancel({ userId: target.userId, bookingId: target.id });
           count('cancel:ok');
         } catch (error) {
           count(`cancel:${(error as DomainError).code}`);
         }
       } else if (roll < 0.97) {
-        h.clock.advance(Math.floor(rng.next() * 1500));
+        await h.clock.advance(Math.floor(rng.next() * 1500));
       } else {
-        h.clock.advance(20_000); // every hold lapses
+        await h.clock.advance(20_000); // every hold lapses
       }
-      await flush();
-      check();
+      await settle();
+      await check();
     }
-    h.clock.advance(25_000);
-    await flush();
+    await h.clock.advance(25_000);
     await Promise.all(inFlight);
-    check();
-    h.service.stop();
+    await check();
 
-    const counts = h.service.counts();
+    const counts = await h.service.counts();
     expect(counts).toMatchObject({ paymentsInFlight: 0, unprocessedEvents: 0, bookings: { pending: 0 } });
     for (const status of ['confirmed', 'failed', 'expired', 'cancelled'] as const) expect(counts.bookings[status]).toBeGreaterThan(20);
     for (const key of ['book:ok', 'book:SOLD_OUT', 'execute:ok', 'execute:FORBIDDEN', 'execute:PAYMENT_ALREADY_PROCESSED', 'direct:ok', 'cancel:ok']) {
       expect(tally[key], key).toBeGreaterThan(0);
     }
+    expect(h.events.filter((e) => e.type === 'booking.created')).toHaveLength(tally['book:ok']!);
+    expect(await h.scheduler.pending(EXPIRE_JOB)).toBe(0);
     expect(h.busErrors).toEqual([]);
-    expect(h.timerErrors).toEqual([]);
+    expect(h.jobErrors).toEqual([]);
   });
 });

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config.ts';
-import { DEFAULT_PERFORMANCES } from '../../src/core/performances.ts';
+import { DEFAULT_PERFORMANCES } from '../../src/core/bookings/performances.ts';
 
 const GENERATED_SECRET = /^whsec_[A-Za-z0-9+/]{32}$/;
 
@@ -46,9 +46,10 @@ describe('loadConfig defaults', () => {
         logMax: 100_000,
       },
       otel: { endpoint: undefined, serviceName: 'paysim' },
-      idempotency: { ttlMs: 86_400_000, maxKeys: 1_000_000 },
+      idempotency: { ttlMs: 86_400_000, maxKeys: 300_000 },
       store: { intentTtlMs: 86_400_000, maxIntents: 1_000_000 },
       bodyLimitBytes: 65_536,
+      http: { requestTimeoutMs: 30_000, headersTimeoutMs: 10_000, keepAliveTimeoutMs: 72_000, connectionTimeoutMs: 0 },
       shutdownTimeoutMs: 10_000,
       overload: { maxEventLoopDelayMs: 1000, maxHeapUsedBytes: 0, maxRssBytes: 0, retryAfterS: 1 },
       bookings: {
@@ -59,7 +60,7 @@ describe('loadConfig defaults', () => {
         mockMinDelayMs: 500,
         mockMaxDelayMs: 1500,
         ttlMs: 86_400_000,
-        maxBookings: 1_000_000,
+        maxBookings: 100_000,
       },
       jwtSecret: undefined,
     });
@@ -120,6 +121,10 @@ describe('loadConfig values', () => {
       INTENT_TTL_MS: '120000',
       STORE_MAX_INTENTS: '500',
       BODY_LIMIT_BYTES: '1024',
+      HTTP_REQUEST_TIMEOUT_MS: '5000',
+      HTTP_HEADERS_TIMEOUT_MS: '2000',
+      HTTP_KEEP_ALIVE_TIMEOUT_MS: '4000',
+      HTTP_CONNECTION_TIMEOUT_MS: '60000',
       SHUTDOWN_TIMEOUT_MS: '0',
       OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0',
       OVERLOAD_MAX_HEAP_USED_BYTES: '100000000',
@@ -159,6 +164,7 @@ describe('loadConfig values', () => {
       idempotency: { ttlMs: 60_000, maxKeys: 10 },
       store: { intentTtlMs: 120_000, maxIntents: 500 },
       bodyLimitBytes: 1024,
+      http: { requestTimeoutMs: 5000, headersTimeoutMs: 2000, keepAliveTimeoutMs: 4000, connectionTimeoutMs: 60_000 },
       shutdownTimeoutMs: 0,
       overload: { maxEventLoopDelayMs: 0, maxHeapUsedBytes: 100_000_000, maxRssBytes: 200_000_000, retryAfterS: 30 },
       bookings: {
@@ -243,6 +249,8 @@ describe('invalid configuration', () => {
     [{ MOCK_MAX_DELAY_MS: '600001' }, 'Invalid configuration: MOCK_MAX_DELAY_MS must be <= 600000 (got "600001")'],
     [{ MOCK_MIN_DELAY_MS: 'fast' }, 'Invalid configuration: MOCK_MIN_DELAY_MS must be integer (got "fast")'],
     [{ BOOKINGS_MAX: '0' }, 'Invalid configuration: BOOKINGS_MAX must be >= 1 (got "0")'],
+    [{ HTTP_REQUEST_TIMEOUT_MS: '0' }, 'Invalid configuration: HTTP_REQUEST_TIMEOUT_MS must be >= 1 (got "0")'],
+    [{ HTTP_HEADERS_TIMEOUT_MS: '9000', HTTP_REQUEST_TIMEOUT_MS: '8000' }, 'Invalid configuration: HTTP_HEADERS_TIMEOUT_MS must be <= HTTP_REQUEST_TIMEOUT_MS (got 9000 > 8000)'],
     [{ BOOKING_TTL_MS: '1.5' }, 'Invalid configuration: BOOKING_TTL_MS must be integer (got "1.5")'],
     [
       { OTEL_EXPORTER_OTLP_ENDPOINT: 'grpc://collector' },

@@ -2,7 +2,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DEFAULT_PERFORMANCES, loadPerformancesFile, parsePerformances, seatCount } from '../../src/core/performances.ts';
+import { loadPerformancesFile } from '../../src/adapters/performances-file.ts';
+import { DEFAULT_PERFORMANCES, parsePerformances, type Performance } from '../../src/core/bookings/performances.ts';
+
+const seatCount = (p: Performance): number => p.rows.length * p.seatsPerRow;
 
 const MINIMAL = { id: 'perf_x', title: 'Show', venue: 'Hall', startsAt: '2026-05-01T19:30:00+09:00' };
 

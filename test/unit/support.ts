@@ -1,9 +1,20 @@
+import { MemoryBookingStore, type MemoryBookingStoreOptions } from '../../src/adapters/memory/bookings.ts';
+import { MemoryIntentStore, type MemoryIntentStoreOptions } from '../../src/adapters/memory/intents.ts';
+import { MemoryLedgerStore } from '../../src/adapters/memory/ledger.ts';
+import { MemorySchedulerStore } from '../../src/adapters/memory/scheduler.ts';
+import { MemorySeatStore } from '../../src/adapters/memory/seats.ts';
+import type { Booking } from '../../src/core/bookings/booking.ts';
+import { InboxProcessor } from '../../src/core/bookings/inbox.ts';
+import { BookingPayments, type ExecutePaymentInput, type ExecutePaymentResult } from '../../src/core/bookings/payments.ts';
+import { Catalog, DEFAULT_PERFORMANCES, type Performance } from '../../src/core/bookings/performances.ts';
+import { BookingService, type BookingConfig } from '../../src/core/bookings/service.ts';
+import { Settlement } from '../../src/core/bookings/settlement.ts';
 import { DomainError } from '../../src/core/errors.ts';
-import { EventBus, isPaymentEvent, type DomainEvent, type PaymentEvent } from '../../src/core/events.ts';
-import { createIdFactory, type IdFactory } from '../../src/core/ids.ts';
-import { MemoryIntentStore, type MemoryStoreOptions } from '../../src/core/intent-store.ts';
-import { IntentService, type Intent, type IntentStatus } from '../../src/core/intents.ts';
+import { EventBus, isBookingEvent, isPaymentEvent, type BookingEvent, type DomainEvent, type PaymentEvent } from '../../src/core/events.ts';
+import { createIdFactory } from '../../src/core/ids.ts';
+import { IntentService } from '../../src/core/intents/service.ts';
 import { createRandom, type RandomSource } from '../../src/core/random.ts';
+import { Scheduler } from '../../src/core/scheduler.ts';
 import type { ScenarioConfig } from '../../src/core/scenario.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
 
@@ -11,10 +22,10 @@ import { ManualClock } from '../helpers/manual-clock.ts';
 
 export const SCENARIOS: ScenarioConfig = { approveDelayMs: 200, failDelayMs: 100, delayDelayMs: 3000, randomApproveRate: 0.8 };
 
-/** The DomainError `fn` throws; any other error is rethrown, and no error at all fails the test. */
-export function errorOf(fn: () => unknown): DomainError {
+/** The DomainError `fn` throws (or its promise rejects with); any other error is rethrown, and none at all fails the test. */
+export async function errorOf(fn: () => unknown): Promise<DomainError> {
   try {
-    fn();
+    await fn();
   } catch (error) {
     if (error instanceof DomainError) return error;
     throw error;
@@ -23,8 +34,8 @@ export function errorOf(fn: () => unknown): DomainError {
 }
 
 /** The code of the DomainError `fn` throws. */
-export function codeOf(fn: () => unknown): string {
-  return errorOf(fn).code;
+export async function codeOf(fn: () => unknown): Promise<string> {
+  return (await errorOf(fn)).code;
 }
 
 export const ULID = '[0-9A-HJKMNP-TV-Z]{26}';
@@ -44,18 +55,28 @@ export function scriptedRandom(...values: number[]): RandomSource & { calls: num
   return source;
 }
 
+/** A scheduler over an in-memory store on `clock`, started; errors of its jobs are collected. */
+export async function startedScheduler(clock: ManualClock): Promise<{ scheduler: Scheduler; store: MemorySchedulerStore; errors: unknown[] }> {
+  const store = new MemorySchedulerStore();
+  const errors: unknown[] = [];
+  const scheduler = new Scheduler({ clock, store, onError: (error) => errors.push(error) });
+  await scheduler.start();
+  return { scheduler, store, errors };
+}
+
 export interface Harness {
   clock: ManualClock;
   bus: EventBus;
   store: MemoryIntentStore;
+  scheduler: Scheduler;
   service: IntentService;
   events: PaymentEvent[];
   busErrors: Array<{ error: unknown; event: DomainEvent }>;
 }
 
-export function makeService(
-  options: { scenarios?: Partial<ScenarioConfig>; store?: Partial<MemoryStoreOptions>; random?: RandomSource; seed?: number } = {},
-): Harness {
+export async function makeService(
+  options: { scenarios?: Partial<ScenarioConfig>; store?: Partial<MemoryIntentStoreOptions>; random?: RandomSource; seed?: number } = {},
+): Promise<Harness> {
   const clock = new ManualClock();
   const busErrors: Harness['busErrors'] = [];
   const bus = new EventBus((error, event) => busErrors.push({ error, event }));
@@ -64,34 +85,108 @@ export function makeService(
     if (isPaymentEvent(event)) events.push(event);
   });
   const store = new MemoryIntentStore({ ttlMs: 86_400_000, maxIntents: 1_000_000, ...options.store });
+  const { scheduler } = await startedScheduler(clock);
   const service = new IntentService({
     store,
+    scheduler,
     bus,
     clock,
     random: options.random ?? createRandom(options.seed ?? 1),
     ids: createIdFactory(clock),
     scenarios: { ...SCENARIOS, ...options.scenarios },
   });
-  return { clock, bus, store, service, events, busErrors };
+  return { clock, bus, store, scheduler, service, events, busErrors };
 }
 
-/** A bare intent for store tests; the id comes from `ids` so it sorts in creation order. */
-export function makeIntent(ids: IdFactory, now: number, overrides: Partial<Intent> = {}): Intent {
-  return {
-    id: ids('pay'),
-    reservationId: 'res_1',
-    amount: 1000,
-    currency: 'EUR',
-    scenario: 'approve',
-    status: 'APPROVED' satisfies IntentStatus,
-    failureCode: null,
-    refundedAmount: 0,
-    delayMs: 200,
-    webhookUrl: null,
-    metadata: null,
-    createdAt: now,
-    updatedAt: now,
-    decidedAt: now,
-    ...overrides,
-  };
+// ── bookings ─────────────────────────────────────────────────────────────────────────────────
+
+export const HOLD = 600_000;
+export const PAY_DELAY = 1000;
+/** A fixed processing delay (min = max, so nothing is drawn) keeps most booking tests on exact times. */
+export const BOOKING_CONFIG: BookingConfig = { seatHoldMs: HOLD, eventProcessingDelayMs: 50, mockMinDelayMs: PAY_DELAY, mockMaxDelayMs: PAY_DELAY };
+export const USER = 'user_test_001';
+export const OTHER = 'user_test_002';
+
+export interface BookingHarness {
+  clock: ManualClock;
+  bus: EventBus;
+  bookings: MemoryBookingStore;
+  seats: MemorySeatStore;
+  ledger: MemoryLedgerStore;
+  scheduler: Scheduler;
+  service: BookingService;
+  payments: BookingPayments;
+  inbox: InboxProcessor;
+  /** Booking status events (created, confirmed, failed, expired, cancelled), in order. */
+  events: BookingEvent[];
+  /** Everything published on the bus, in order. */
+  published: DomainEvent[];
+  busErrors: Array<{ error: unknown; event: DomainEvent }>;
+  /** Errors of the scheduler's jobs. */
+  jobErrors: unknown[];
+}
+
+/** The booking services wired as src/plugins/app/bookings.ts wires them, over memory stores, a manual clock and a started scheduler. */
+export async function makeBookings(
+  options: { config?: Partial<BookingConfig>; store?: Partial<MemoryBookingStoreOptions>; random?: RandomSource; performances?: readonly Performance[] } = {},
+): Promise<BookingHarness> {
+  const clock = new ManualClock();
+  const busErrors: BookingHarness['busErrors'] = [];
+  const bus = new EventBus((error, event) => busErrors.push({ error, event }));
+  const events: BookingEvent[] = [];
+  const published: DomainEvent[] = [];
+  bus.subscribe((event) => {
+    published.push(event);
+    if (isBookingEvent(event)) events.push(event);
+  });
+  const ids = createIdFactory(clock);
+  const performances = options.performances ?? DEFAULT_PERFORMANCES;
+  const bookings = new MemoryBookingStore({ ttlMs: 86_400_000, maxBookings: 1_000_000, ...options.store });
+  const seats = new MemorySeatStore(performances);
+  const ledger = new MemoryLedgerStore();
+  const { scheduler, errors: jobErrors } = await startedScheduler(clock);
+  const config = { ...BOOKING_CONFIG, ...options.config };
+  const settlement = new Settlement({ clock, ids, bus, bookings, seats, ledger });
+  const service = new BookingService({ clock, ids, bookings, seats, ledger, scheduler, settlement, catalog: new Catalog(performances), config });
+  const random = options.random ?? createRandom(1);
+  const payments = new BookingPayments({ clock, random, ids, bus, bookings, seats, scheduler, settlement, config });
+  const inbox = new InboxProcessor({ clock, ids, bus, bookings, scheduler, settlement });
+  return { clock, bus, bookings, seats, ledger, scheduler, service, payments, inbox, events, published, busErrors, jobErrors };
+}
+
+export function book(h: BookingHarness, quantity = 2, userId = USER, performanceId = 'perf_001'): Promise<Booking> {
+  return h.service.book({ userId, performanceId, quantity, paymentMethod: 'CREDIT_CARD' });
+}
+
+export function payInput(booking: Booking, overrides: Partial<ExecutePaymentInput> = {}): ExecutePaymentInput {
+  return { userId: booking.userId, bookingId: booking.id, paymentMethodToken: 'tok_visa_creditCard', cvv: '120', ...overrides };
+}
+
+/** Executes a payment through its delay and returns the gateway's answer (the inbox event is not processed yet). */
+export async function pay(h: BookingHarness, booking: Booking, overrides: Partial<ExecutePaymentInput> = {}): Promise<ExecutePaymentResult> {
+  const result = h.payments.executePayment(payInput(booking, overrides));
+  await h.clock.advance(PAY_DELAY);
+  return result;
+}
+
+/** Follows a promise without awaiting it, so a test can look at it between clock steps. */
+export function track<T>(promise: Promise<T>): { settled: boolean; value?: T; error?: unknown } {
+  const state: { settled: boolean; value?: T; error?: unknown } = { settled: false };
+  promise.then(
+    (value) => Object.assign(state, { settled: true, value }),
+    (error: unknown) => Object.assign(state, { settled: true, error }),
+  );
+  return state;
+}
+
+/** Every booking of a user, newest first, page by page. */
+export async function allForUser(h: BookingHarness, userId: string): Promise<Booking[]> {
+  const all: Booking[] = [];
+  let cursor: string | undefined;
+  for (;;) {
+    const page = await h.service.listForUser(userId, { limit: 100, cursor });
+    all.push(...page.data);
+    if (page.nextCursor === null) return all;
+    cursor = page.nextCursor;
+  }
 }

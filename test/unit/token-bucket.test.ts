@@ -15,13 +15,13 @@ describe('TokenBucket', () => {
     await settle();
     expect(served).toEqual([0, 1]);
     expect(clock.pendingTimers).toBe(1);
-    clock.advance(99);
+    await clock.advance(99);
     await settle();
     expect(served).toEqual([0, 1]);
-    clock.advance(1);
+    await clock.advance(1);
     await settle();
     expect(served).toEqual([0, 1, 2]);
-    clock.advance(300);
+    await clock.advance(300);
     await settle();
     expect(served).toEqual([0, 1, 2, 3, 4, 5]);
     expect(clock.pendingTimers).toBe(0);
@@ -30,7 +30,7 @@ describe('TokenBucket', () => {
   it('never holds more than its capacity after an idle spell', async () => {
     const clock = new ManualClock();
     const bucket = new TokenBucket(clock, 100, 3);
-    clock.advance(60_000);
+    await clock.advance(60_000);
     const served: number[] = [];
     for (let i = 0; i < 5; i++) void bucket.take().then(() => served.push(i));
     await settle();

@@ -1,17 +1,18 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import fp from 'fastify-plugin';
 import type { Config } from '../../config.ts';
-import { systemClock, type Clock } from '../../core/clock.ts';
+import { systemClock, type Clock, type Timer } from '../../core/clock.ts';
 import { EventBus } from '../../core/events.ts';
-import { IdempotencyStore } from '../../core/idempotency.ts';
 import { createIdFactory, type IdFactory } from '../../core/ids.ts';
-import { MemoryIntentStore } from '../../core/intent-store.ts';
-import { IntentService } from '../../core/intents.ts';
+import { IntentService } from '../../core/intents/service.ts';
+import type { Stores } from '../../core/ports.ts';
 import { createRandom, type RandomSource } from '../../core/random.ts';
+import { Scheduler } from '../../core/scheduler.ts';
 
 /**
- * The service's core objects, built once per app from the configuration and decorated on the
- * instance. Tests pass their own clock and random source.
+ * The service's core, built once per app from the configuration and the stores: clock, random
+ * source, ids, the event bus, the scheduler of due work and the intent service. Tests pass their
+ * own clock and random source. Also the periodic TTL sweep of the stores, on the injected clock.
  */
 
 export interface Core {
@@ -20,11 +21,11 @@ export interface Core {
   random: RandomSource;
   ids: IdFactory;
   bus: EventBus;
+  stores: Stores;
+  scheduler: Scheduler;
   intents: IntentService;
-  intentStore: MemoryIntentStore;
-  idempotency: IdempotencyStore;
   /** Adds a store to the periodic TTL sweep (every SWEEP_INTERVAL_MS on the injected clock). */
-  onSweep(sweeper: (now: number) => void): void;
+  onSweep(sweeper: (now: number) => Promise<unknown>): void;
 }
 
 export interface CoreOptions {
@@ -41,40 +42,57 @@ declare module 'fastify' {
 
 /** How often the stores drop expired entries when nothing else touches them. */
 const SWEEP_INTERVAL_MS = 60_000;
+/** How often the shutdown drain looks whether the pending decisions are done. */
+const DRAIN_POLL_MS = 10;
 
 export default fp<CoreOptions>(
   async (app, options) => {
     const { config } = options;
+    const { stores } = app;
     const clock = options.clock ?? systemClock;
     const random = options.random ?? createRandom(config.randomSeed);
     const ids = createIdFactory(clock);
     const bus = new EventBus((error, event) => app.log.error({ err: error, event_id: event.id, event_type: event.type }, 'event subscriber failed'));
-    const intentStore = new MemoryIntentStore({
-      ttlMs: config.store.intentTtlMs,
-      maxIntents: config.store.maxIntents,
-      // Called only after construction, when `intents` exists.
-      onEvict: (intent) => intents.forget(intent.id),
+    const scheduler = new Scheduler({
+      clock,
+      store: stores.scheduler,
+      onError: (error, job, final) =>
+        app.log.error({ err: error, job_kind: job.kind, job_key: job.key }, final ? 'due work failed for the last time; giving up' : 'due work failed; it will be retried'),
     });
-    const intents = new IntentService({ store: intentStore, bus, clock, random, ids, scenarios: config.scenarios });
-    const idempotency = new IdempotencyStore({ clock, ttlMs: config.idempotency.ttlMs, maxKeys: config.idempotency.maxKeys });
+    const intents = new IntentService({ store: stores.intents, scheduler, bus, clock, random, ids, scenarios: config.scenarios });
 
-    const sweepers: Array<(now: number) => void> = [(now) => intentStore.sweep(now), (now) => idempotency.sweep(now)];
-    let sweeper = clock.schedule(SWEEP_INTERVAL_MS, sweep);
-    function sweep(): void {
+    const sweepers: Array<(now: number) => Promise<unknown>> = [(now) => stores.intents.sweep(now), (now) => stores.idempotency.sweep(now)];
+    let sweeper: Timer | undefined;
+    const sweep = (): void => {
       const now = clock.now();
-      for (const sweepOne of sweepers) sweepOne(now);
-      sweeper = clock.schedule(SWEEP_INTERVAL_MS, sweep);
-    }
+      void Promise.all(sweepers.map((sweepOne) => sweepOne(now).catch((error: unknown) => app.log.error({ err: error }, 'store sweep failed')))).finally(() => {
+        if (sweeper !== undefined) sweeper = clock.schedule(SWEEP_INTERVAL_MS, sweep);
+      });
+    };
 
-    app.decorate('core', { config, clock, random, ids, bus, intents, intentStore, idempotency, onSweep: (fn) => void sweepers.push(fn) });
+    app.decorate('core', { config, clock, random, ids, bus, stores, scheduler, intents, onSweep: (fn) => void sweepers.push(fn) });
+
+    app.addHook('onReady', async () => {
+      sweeper = clock.schedule(SWEEP_INTERVAL_MS, sweep);
+      await scheduler.start();
+    });
 
     app.lifecycle.onDrain(async (budgetMs) => {
-      // The budget is real time even when tests inject a clock that never moves on its own.
-      const left = await Promise.race([intents.drain(budgetMs), delay(budgetMs, undefined, { ref: false }).then(() => intents.pendingCount)]);
+      // Real time: a test's manual clock never moves on its own.
+      const deadline = Date.now() + budgetMs;
+      let left = await intents.pendingDecisions();
+      while (left > 0 && Date.now() < deadline) {
+        await delay(Math.min(DRAIN_POLL_MS, deadline - Date.now()), undefined, { ref: false });
+        left = await intents.pendingDecisions();
+      }
       if (left > 0) app.log.warn({ pending_intents: left }, 'shutdown: intents still pending when the drain budget ran out');
       else app.log.info('shutdown: every pending intent was decided');
     });
-    app.addHook('onClose', async () => sweeper.cancel());
+    app.addHook('onClose', async () => {
+      sweeper?.cancel();
+      sweeper = undefined;
+      scheduler.stop();
+    });
   },
-  { name: 'paysim-core', dependencies: ['paysim-lifecycle'] },
+  { name: 'paysim-core', dependencies: ['paysim-lifecycle', 'paysim-stores'] },
 );

@@ -15,7 +15,10 @@ export type Drainer = (budgetMs: number) => Promise<void>;
 export type DrainPhase = 'producers' | 'delivery';
 
 export interface Lifecycle {
+  /** Set when the drain starts: readiness fails, the server still answers. */
   shuttingDown: boolean;
+  /** Set when the server closes, after the drain: new requests get 503 in their dialect's shape. */
+  closing: boolean;
   /** Registers work to finish before the server closes (pending decisions, queued webhooks). */
   onDrain(drainer: Drainer, phase?: DrainPhase): void;
   /** Marks the service not ready and runs the drainers, phase by phase, within `budgetMs` of real time in all. */
@@ -35,6 +38,7 @@ export default fp(
     const drainers: Array<{ drainer: Drainer; phase: DrainPhase }> = [];
     const lifecycle: Lifecycle = {
       shuttingDown: false,
+      closing: false,
       onDrain: (drainer, phase = 'producers') => void drainers.push({ drainer, phase }),
       async drain(budgetMs) {
         lifecycle.shuttingDown = true;
@@ -46,6 +50,10 @@ export default fp(
       },
     };
     app.decorate('lifecycle', lifecycle);
+    app.addHook('preClose', async () => {
+      lifecycle.shuttingDown = true;
+      lifecycle.closing = true;
+    });
   },
   { name: 'paysim-lifecycle' },
 );

@@ -1,17 +1,23 @@
 import fp from 'fastify-plugin';
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { BOOKING_STATUSES } from '../../core/bookings/booking.ts';
+import type { DomainEvent } from '../../core/events.ts';
+import { isSuccess } from '../../webhooks/retry-policy.ts';
 
 /**
  * Prometheus metrics: default process metrics, HTTP metrics by route pattern, and the domain
- * counters fed from the event bus (so they count the same facts webhooks see).
- * A hand-written hook rather than fastify-metrics: the metric names are fixed by the issue and the
- * hook is a few lines, where the plugin would need renaming and disabling most of its defaults.
+ * counters, all fed from the event bus (so they count the same facts webhooks see). Gauges of
+ * state (queue depth, seats held, the ledger's imbalance) are registered by the plugins that own
+ * that state, on the same registry.
+ * A hand-written hook rather than fastify-metrics: the metric names are fixed by the issues and
+ * the hook is a few lines, where the plugin would need renaming and disabling most of its defaults.
  */
 
 export interface Metrics {
   registry: Registry;
   idempotencyReplays: Counter;
   idempotencyConflicts: Counter;
+  storeFull: Counter<'store'>;
 }
 
 declare module 'fastify' {
@@ -21,6 +27,11 @@ declare module 'fastify' {
 }
 
 const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+/** Processing lag is EVENT_PROCESSING_DELAY_MS (50 ms by default) plus timer slack. */
+const LAG_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+const ATTEMPT_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+/** Failure reasons that mean the delivery was never attempted because there was no room or time. */
+const DROPPED_REASONS: ReadonlySet<string> = new Set(['queue_full', 'shutting_down', 'log_full']);
 
 export default fp(
   async (app) => {
@@ -29,44 +40,49 @@ export default fp(
     // prom-client names these gauges `*_total`, which promtool rejects (that suffix is for
     // counters); the same counts stay available per type as nodejs_active_{handles,requests,resources}.
     for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) registry.removeSingleMetric(name);
+    const registers = [registry];
 
-    const requests = new Counter({
-      name: 'http_requests_total',
-      help: 'HTTP requests answered, by method, route pattern and status code.',
-      labelNames: ['method', 'route', 'status_code'],
-      registers: [registry],
-    });
+    const requests = new Counter({ name: 'http_requests_total', help: 'HTTP requests answered, by method, route pattern and status code.', labelNames: ['method', 'route', 'status_code'], registers });
     const duration = new Histogram({
       name: 'http_request_duration_seconds',
       help: 'Time from receiving a request to sending its response, by route pattern.',
       labelNames: ['method', 'route', 'status_code'],
       buckets: DURATION_BUCKETS,
-      registers: [registry],
+      registers,
     });
-    const created = new Counter({
-      name: 'payment_intents_created_total',
-      help: 'Payment intents created, by the scenario that decides them (card when the card data does).',
-      labelNames: ['scenario'],
-      registers: [registry],
+    const created = new Counter({ name: 'payment_intents_created_total', help: 'Payment intents created, by the scenario that decides them (card when the card data does).', labelNames: ['scenario'], registers });
+    const finalized = new Counter({ name: 'payment_intents_finalized_total', help: 'Payment intents that left PENDING, by the status they reached.', labelNames: ['status'], registers });
+    const idempotencyReplays = new Counter({ name: 'idempotency_replays_total', help: 'Requests answered with a stored response because their Idempotency-Key was seen before.', registers });
+    const idempotencyConflicts = new Counter({ name: 'idempotency_conflicts_total', help: 'Requests refused because their Idempotency-Key was in use or used with another body.', registers });
+    const storeFull = new Counter({ name: 'store_full_total', help: 'Requests refused with 503 STORE_FULL because a store was full of unfinished work, by store.', labelNames: ['store'], registers });
+
+    const bookings = new Counter({ name: 'bookings_total', help: 'Bookings that reached each status: pending when created, then confirmed, failed, expired or cancelled.', labelNames: ['status'], registers });
+    for (const status of BOOKING_STATUSES) bookings.inc({ status }, 0);
+    const payments = new Counter({
+      name: 'payments_executed_total',
+      help: 'Booking payments decided (POST /payments/execute and /api/v1/payments/process), by result and failure code ("none" on success).',
+      labelNames: ['result', 'failure_code'],
+      registers,
     });
-    const finalized = new Counter({
-      name: 'payment_intents_finalized_total',
-      help: 'Payment intents that left PENDING, by the status they reached.',
-      labelNames: ['status'],
-      registers: [registry],
+    payments.inc({ result: 'success', failure_code: 'none' }, 0);
+    const lag = new Histogram({ name: 'booking_event_processing_lag_seconds', help: 'Time from a payment result entering the events inbox to the processor applying it.', buckets: LAG_BUCKETS, registers });
+
+    const deliveries = new Counter({
+      name: 'webhook_deliveries_total',
+      help: 'Webhook delivery outcomes: delivered, retried (a retry was scheduled), failed (final), dropped (no room or shutting down).',
+      labelNames: ['result'],
+      registers,
     });
-    const idempotencyReplays = new Counter({
-      name: 'idempotency_replays_total',
-      help: 'Requests answered with a stored response because their Idempotency-Key was seen before.',
-      registers: [registry],
-    });
-    const idempotencyConflicts = new Counter({
-      name: 'idempotency_conflicts_total',
-      help: 'Requests refused because their Idempotency-Key was in use or used with another body.',
-      registers: [registry],
+    for (const result of ['delivered', 'retried', 'failed', 'dropped']) deliveries.inc({ result }, 0);
+    const attemptDuration = new Histogram({
+      name: 'webhook_attempt_duration_seconds',
+      help: 'Duration of one webhook attempt, from sending the request to reading the response.',
+      labelNames: ['outcome'],
+      buckets: ATTEMPT_BUCKETS,
+      registers,
     });
 
-    app.core.bus.subscribe((event) => {
+    app.core.bus.subscribe((event: DomainEvent) => {
       switch (event.type) {
         case 'payment.created':
           created.inc({ scenario: event.intent.scenario });
@@ -75,6 +91,31 @@ export default fp(
         case 'payment.failed':
         case 'payment.cancelled':
           finalized.inc({ status: event.intent.status });
+          break;
+        case 'booking.created':
+        case 'booking.confirmed':
+        case 'booking.failed':
+        case 'booking.expired':
+        case 'booking.cancelled':
+          bookings.inc({ status: event.booking.status });
+          break;
+        case 'booking.payment_decided':
+          payments.inc({ result: event.isSuccess ? 'success' : 'failure', failure_code: event.failureCode ?? 'none' });
+          break;
+        case 'booking.event_processed':
+          lag.observe(((event.event.processedAt ?? event.event.createdAt) - event.event.createdAt) / 1000);
+          break;
+        case 'webhook.attempted':
+          if (event.attempt !== undefined) attemptDuration.observe({ outcome: isSuccess(event.attempt) ? 'success' : 'failure' }, event.attempt.durationMs / 1000);
+          break;
+        case 'webhook.retry_scheduled':
+          deliveries.inc({ result: 'retried' });
+          break;
+        case 'webhook.delivered':
+          deliveries.inc({ result: 'delivered' });
+          break;
+        case 'webhook.failed':
+          deliveries.inc({ result: DROPPED_REASONS.has(event.delivery.failureReason ?? '') ? 'dropped' : 'failed' });
           break;
         default:
           break;
@@ -89,7 +130,12 @@ export default fp(
       done();
     });
 
-    app.decorate('metrics', { registry, idempotencyReplays, idempotencyConflicts });
+    app.errorShapes.onProblem((problem) => {
+      if (problem.code === 'STORE_FULL') storeFull.inc({ store: problem.store ?? 'unknown' });
+    });
+
+    app.decorate('metrics', { registry, idempotencyReplays, idempotencyConflicts, storeFull });
   },
-  { name: 'paysim-metrics', dependencies: ['paysim-core'] },
+  { name: 'paysim-metrics', dependencies: ['paysim-core', 'paysim-error-shapes'] },
 );
+

@@ -2,14 +2,18 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { trace } from '@opentelemetry/api';
 import type { FastifyChildLoggerFactory } from 'fastify/types/logger.js';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
+import { sendProblem } from '../../http/error-handler.ts';
+import type { ErrorShapes } from '../../http/error-shapes.ts';
 
 /**
  * Request id and trace id for every request, on every log line of it and in error bodies.
  * - `X-Request-Id` is taken from the request when it is a sane token, else generated; it is echoed.
  * - The trace id is the active OpenTelemetry span's when tracing is on, else the one in an incoming
  *   W3C `traceparent`, else a new random one, so logs and errors can always be correlated.
- * One log line per request, at completion, instead of Fastify's two.
+ * One log line per request, at completion, instead of Fastify's two. Requests that cannot be
+ * served at all (an over-long URL, no `Host`, the server closing) are refused here.
  */
 
 declare module 'fastify' {
@@ -24,7 +28,8 @@ const TRACEPARENT = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/;
 const INVALID_TRACE_ID = '00000000000000000000000000000000';
 
 const TRACE_ID = Symbol('paysim.traceId');
-type TracedMessage = IncomingMessage & { [TRACE_ID]?: string | undefined };
+const GENERATED_ID = Symbol('paysim.generatedRequestId');
+type TracedMessage = IncomingMessage & { [TRACE_ID]?: string | undefined; [GENERATED_ID]?: string | undefined };
 
 /**
  * Fastify's `childLoggerFactory`: the one child logger Fastify makes per request also carries the
@@ -34,28 +39,64 @@ type TracedMessage = IncomingMessage & { [TRACE_ID]?: string | undefined };
  */
 export function childLoggerWithTraceId(tracing: boolean): FastifyChildLoggerFactory {
   return (logger, bindings, options, rawReq) => {
-    const traceId = traceIdFromHeader((rawReq as TracedMessage).headers.traceparent) ?? (tracing ? undefined : newTraceId());
-    (rawReq as TracedMessage)[TRACE_ID] = traceId;
+    const raw = rawReq as TracedMessage;
+    // A generated request id is 122 random bits already: its hex digits are a fine new trace id (one random draw, not two).
+    const traceId = traceIdFromHeader(raw.headers.traceparent) ?? (tracing ? undefined : (raw[GENERATED_ID]?.replaceAll('-', '') ?? newTraceId()));
+    raw[TRACE_ID] = traceId;
     return logger.child(traceId === undefined ? bindings : { ...bindings, trace_id: traceId }, options);
   };
 }
 
 export function requestIdFrom(req: IncomingMessage): string {
   const given = req.headers['x-request-id'];
-  return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+  if (typeof given === 'string' && REQUEST_ID.test(given)) return given;
+  const generated = randomUUID();
+  (req as TracedMessage)[GENERATED_ID] = generated;
+  return generated;
 }
 
-export default fp(
-  async (app) => {
-    app.decorateRequest('traceId', '');
+/**
+ * Gives a request its trace id and echoes its request id. The onRequest hook does it for every
+ * routed request; errors answered before routing (an unreadable URL) call it themselves.
+ */
+export function bindRequestContext(request: FastifyRequest, reply: FastifyReply): void {
+  // A request Fastify built before routing (an unreadable URL) lacks the decoration: undefined, not ''.
+  if (request.traceId) return;
+  // The request's logger was made with the traceparent's (or a new) trace id; a tracing span
+  // that started a new trace replaces it here.
+  const bound = (request.raw as TracedMessage)[TRACE_ID];
+  request.traceId = bound ?? activeTraceId() ?? newTraceId();
+  if (bound === undefined) request.log = request.log.child({ trace_id: request.traceId });
+  reply.header('x-request-id', request.id);
+}
 
+export interface RequestContextOptions {
+  /** For the requests refused at the door: in the shape of the dialect that owns the path. */
+  shapes: ErrorShapes;
+}
+
+/** Longer URLs get 414; well under Node's 16 KiB header limit, which would answer 431 without a body. */
+export const MAX_URL_LENGTH = 8192;
+
+export default fp<RequestContextOptions>(
+  async (app, { shapes }) => {
+    app.decorateRequest('traceId', '');
+    const { lifecycle } = app;
+
+    // One hook for what every request needs first: its ids, then three cheap checks whose problem
+    // is built only when one fails.
     app.addHook('onRequest', (request, reply, done) => {
-      // The request's logger was made with the traceparent's (or a new) trace id; a tracing span
-      // that started a new trace replaces it here.
-      const bound = (request.raw as TracedMessage)[TRACE_ID];
-      request.traceId = bound ?? activeTraceId() ?? newTraceId();
-      if (bound === undefined) request.log = request.log.child({ trace_id: request.traceId });
-      reply.header('x-request-id', request.id);
+      bindRequestContext(request, reply);
+      if (lifecycle.closing) {
+        reply.header('connection', 'close');
+        return sendProblem(reply, shapes.forUrl(request.url), { status: 503, code: 'SHUTTING_DOWN', message: 'The simulator is shutting down; retry on another instance.', retryAfterS: 1 });
+      }
+      if (request.url.length > MAX_URL_LENGTH) {
+        return sendProblem(reply, shapes.forUrl(request.url), { status: 414, code: 'URI_TOO_LONG', message: `The request URL is longer than ${MAX_URL_LENGTH} characters.` });
+      }
+      if (request.headers.host === undefined && request.raw.httpVersionMajor === 1 && request.raw.httpVersionMinor >= 1) {
+        return sendProblem(reply, shapes.forUrl(request.url), { status: 400, code: 'BAD_REQUEST', message: 'An HTTP/1.1 request needs a Host header.' });
+      }
       done();
     });
 
@@ -67,7 +108,7 @@ export default fp(
       done();
     });
   },
-  { name: 'paysim-request-context' },
+  { name: 'paysim-request-context', dependencies: ['paysim-lifecycle'] },
 );
 
 function activeTraceId(): string | undefined {

@@ -1,19 +1,26 @@
 import fp from 'fastify-plugin';
-import { Counter, Gauge, Histogram } from 'prom-client';
+import { Gauge } from 'prom-client';
 import { Agent } from 'undici';
-import { isPaymentEvent } from '../../core/events.ts';
-import { DeliveryLog } from '../../webhooks/delivery-log.ts';
-import { WebhookDispatcher } from '../../webhooks/dispatcher.ts';
-import { nativeWebhookOf } from '../../webhooks/native.ts';
+import type { DomainEvent } from '../../core/events.ts';
+import { WebhookDispatcher, type WebhookRequest } from '../../webhooks/dispatcher.ts';
+import { legacySigner } from '../../webhooks/signers/legacy.ts';
+import { SignerRegistry } from '../../webhooks/signers/registry.ts';
+import { standardSigner } from '../../webhooks/signers/standard.ts';
+import { stripeSigner } from '../../webhooks/signers/stripe.ts';
+import type { DeliveryLogStore } from '../../core/ports.ts';
 
 /**
- * Webhook delivery: one dispatcher and one undici Agent per app, fed from the event bus, with its
- * metrics, its share of the shutdown drain, and its log swept with the stores.
+ * Webhook delivery: one dispatcher, one undici Agent and the registry of signers per app, with
+ * the gauges of its queue, its share of the shutdown drain, and its log swept with the stores.
+ * Dialects subscribe to the bus and hand the dispatcher their deliveries.
  */
 
 export interface Webhooks {
   dispatcher: WebhookDispatcher;
-  log: DeliveryLog;
+  log: DeliveryLogStore;
+  signers: SignerRegistry;
+  /** Delivers the webhook a dialect makes of a bus event (undefined: none for this event). */
+  deliverEvents(webhookOf: (event: DomainEvent) => WebhookRequest | undefined): void;
 }
 
 declare module 'fastify' {
@@ -27,46 +34,32 @@ const MAX_IDS_LOGGED = 100;
 
 export default fp(
   async (app) => {
-    const { config, clock, ids, bus } = app.core;
+    const { config, clock, ids, bus, stores, scheduler } = app.core;
     const settings = config.webhook;
-    const agent = new Agent({
-      keepAliveTimeout: 10_000,
-      connections: settings.originConcurrency,
-      connect: { timeout: settings.timeoutMs },
-    });
-    const log = new DeliveryLog({ ttlMs: settings.logTtlMs, maxDeliveries: settings.logMax });
-
-    const { registry } = app.metrics;
-    const results = new Counter({
-      name: 'webhook_deliveries_total',
-      help: 'Webhook delivery outcomes: delivered, retried (a retry was scheduled), failed (final), dropped (queue full or shutting down).',
-      labelNames: ['result'],
-      registers: [registry],
-    });
-    for (const result of ['delivered', 'retried', 'failed', 'dropped']) results.inc({ result }, 0);
-    const attemptDuration = new Histogram({
-      name: 'webhook_attempt_duration_seconds',
-      help: 'Duration of one webhook attempt, from sending the request to reading the response.',
-      labelNames: ['outcome'],
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-      registers: [registry],
-    });
+    const agent = new Agent({ keepAliveTimeout: 10_000, connections: settings.originConcurrency, connect: { timeout: settings.timeoutMs } });
+    const secrets = [config.webhookSecret, ...(settings.previousSecret === undefined ? [] : [settings.previousSecret])];
+    const signers = new SignerRegistry();
+    signers.register(standardSigner(secrets));
+    signers.register(legacySigner(secrets));
+    signers.register(stripeSigner(secrets));
 
     const dispatcher = new WebhookDispatcher({
       clock,
       ids,
-      log,
+      bus,
+      log: stores.deliveries,
+      disabled: stores.disabledUrls,
+      scheduler,
       agent,
-      keys: { secrets: [config.webhookSecret, ...(settings.previousSecret === undefined ? [] : [settings.previousSecret])], schemes: settings.schemes },
+      signers,
       settings,
-      observer: {
-        onResult: (result) => results.inc({ result }),
-        onAttempt: (seconds, ok) => attemptDuration.observe({ outcome: ok ? 'success' : 'failure' }, seconds),
-      },
+      onError: (error, context) => app.log.error({ err: error }, `webhooks: ${context} failed`),
     });
+
+    const { registry } = app.metrics;
     new Gauge({
       name: 'webhook_queue_depth',
-      help: 'Webhook deliveries waiting for a worker (not counting those waiting on a retry timer).',
+      help: 'Webhook deliveries waiting for a worker or a rate-cap token (not counting those waiting to retry).',
       registers: [registry],
       collect() {
         this.set(dispatcher.queueDepth);
@@ -81,13 +74,14 @@ export default fp(
       },
     });
 
-    bus.subscribe((event) => {
-      if (!isPaymentEvent(event)) return;
-      const webhook = nativeWebhookOf(event);
-      if (webhook !== undefined) dispatcher.deliver(webhook);
-    });
-
-    app.decorate('webhooks', { dispatcher, log });
+    const deliverEvents = (webhookOf: (event: DomainEvent) => WebhookRequest | undefined): void => {
+      bus.subscribe((event) => {
+        const webhook = webhookOf(event);
+        if (webhook === undefined) return;
+        dispatcher.deliver(webhook).catch((error: unknown) => app.log.error({ err: error, event_id: event.id, event_type: event.type }, 'a webhook could not be accepted'));
+      });
+    };
+    app.decorate('webhooks', { dispatcher, log: stores.deliveries, signers, deliverEvents });
 
     app.lifecycle.onDrain(async (budgetMs) => {
       const left = await dispatcher.drain(budgetMs);
@@ -103,7 +97,7 @@ export default fp(
       );
     }, 'delivery');
 
-    app.core.onSweep((now) => log.sweep(now));
+    app.core.onSweep((now) => stores.deliveries.sweep(now));
     app.addHook('onClose', async () => {
       dispatcher.close();
       // The drain has had its budget: abort what is still in flight rather than wait for it.

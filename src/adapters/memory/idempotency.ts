@@ -1,0 +1,111 @@
+import type { BeginResult, StoredResponse } from '../../core/idempotency.ts';
+import type { IdempotencyStore, StoreStats } from '../../core/ports.ts';
+
+export interface MemoryIdempotencyOptions {
+  ttlMs: number;
+  maxKeys: number;
+}
+
+interface Entry {
+  fingerprint: string;
+  expiresAt: number;
+  response: StoredResponse | null;
+  /** What the entry costs, estimated, for the byte figure. */
+  bytes: number;
+}
+
+/**
+ * Per-entry cost beyond its strings' characters (one byte each: V8 keeps ASCII strings one byte a
+ * character): the Map slot, the entry and response objects and the string headers, as measured
+ * with scripts/bench-memory.ts.
+ */
+export const ENTRY_OVERHEAD_BYTES = 230;
+
+/**
+ * Idempotency keys in one process's memory. A Map keeps insertion order, and with one TTL for
+ * every key insertion order is expiry order, so the TTL sweep pops from the front. At the bound,
+ * the oldest completed key goes (an in-flight one never does: its request would lose its claim).
+ * `stats().bytes` estimates the memory held, stored responses included.
+ */
+export class MemoryIdempotencyStore implements IdempotencyStore {
+  readonly #entries = new Map<string, Entry>();
+  readonly #options: MemoryIdempotencyOptions;
+  #bytes = 0;
+
+  constructor(options: MemoryIdempotencyOptions) {
+    this.#options = options;
+  }
+
+  begin(scope: string, key: string, fingerprint: string, now: number): Promise<BeginResult> {
+    this.#sweep(now);
+    const id = entryId(scope, key);
+    const entry = this.#entries.get(id);
+    if (entry !== undefined) {
+      if (entry.fingerprint !== fingerprint) return Promise.resolve({ kind: 'mismatch' });
+      return Promise.resolve(entry.response === null ? { kind: 'in_progress' } : { kind: 'replay', response: copyResponse(entry.response) });
+    }
+    if (this.#entries.size >= this.#options.maxKeys) this.#evictOldestCompleted();
+    const bytes = id.length + fingerprint.length + ENTRY_OVERHEAD_BYTES;
+    this.#entries.set(id, { fingerprint, expiresAt: now + this.#options.ttlMs, response: null, bytes });
+    this.#bytes += bytes;
+    return Promise.resolve({ kind: 'started' });
+  }
+
+  complete(scope: string, key: string, response: StoredResponse): Promise<void> {
+    const entry = this.#entries.get(entryId(scope, key));
+    if (entry !== undefined && entry.response === null) {
+      entry.response = copyResponse(response);
+      const extra = response.body.length;
+      entry.bytes += extra;
+      this.#bytes += extra;
+    }
+    return Promise.resolve();
+  }
+
+  release(scope: string, key: string): Promise<void> {
+    const id = entryId(scope, key);
+    const entry = this.#entries.get(id);
+    if (entry?.response === null) this.#delete(id, entry);
+    return Promise.resolve();
+  }
+
+  stats(): Promise<StoreStats & { bytes: number }> {
+    return Promise.resolve({ size: this.#entries.size, max: this.#options.maxKeys, bytes: this.#bytes });
+  }
+
+  sweep(now: number): Promise<number> {
+    return Promise.resolve(this.#sweep(now));
+  }
+
+  #sweep(now: number): number {
+    let evicted = 0;
+    for (const [id, entry] of this.#entries) {
+      if (entry.expiresAt > now) break;
+      this.#delete(id, entry);
+      evicted++;
+    }
+    return evicted;
+  }
+
+  #evictOldestCompleted(): void {
+    for (const [id, entry] of this.#entries) {
+      if (entry.response === null) continue;
+      this.#delete(id, entry);
+      return;
+    }
+  }
+
+  #delete(id: string, entry: Entry): void {
+    this.#entries.delete(id);
+    this.#bytes -= entry.bytes;
+  }
+}
+
+function copyResponse(response: StoredResponse): StoredResponse {
+  return response.headers === undefined ? { ...response } : { ...response, headers: { ...response.headers } };
+}
+
+/** A newline cannot occur in a header value nor in a scope, so scope and key never run together. */
+function entryId(scope: string, key: string): string {
+  return `${scope}\n${key}`;
+}

@@ -1,0 +1,24 @@
+import type { Config } from '../../config.ts';
+import type { Stores } from '../../core/ports.ts';
+import { MemoryBookingStore } from './bookings.ts';
+import { MemoryDeliveryLog } from './deliveries.ts';
+import { MemoryDisabledUrls } from './disabled-urls.ts';
+import { MemoryIdempotencyStore } from './idempotency.ts';
+import { MemoryIntentStore } from './intents.ts';
+import { MemoryLedgerStore } from './ledger.ts';
+import { MemorySchedulerStore } from './scheduler.ts';
+import { MemorySeatStore } from './seats.ts';
+
+/** Every port in this process's memory (the default back end), bounded by the configuration. */
+export function createMemoryStores(config: Config): Stores {
+  return {
+    intents: new MemoryIntentStore({ ttlMs: config.store.intentTtlMs, maxIntents: config.store.maxIntents }),
+    idempotency: new MemoryIdempotencyStore({ ttlMs: config.idempotency.ttlMs, maxKeys: config.idempotency.maxKeys }),
+    bookings: new MemoryBookingStore({ ttlMs: config.bookings.ttlMs, maxBookings: config.bookings.maxBookings }),
+    seats: new MemorySeatStore(config.bookings.performances),
+    ledger: new MemoryLedgerStore(),
+    deliveries: new MemoryDeliveryLog({ ttlMs: config.webhook.logTtlMs, maxDeliveries: config.webhook.logMax }),
+    disabledUrls: new MemoryDisabledUrls(),
+    scheduler: new MemorySchedulerStore(),
+  };
+}

@@ -1,0 +1,98 @@
+/**
+ * Bookings and their events inbox, as plain data.
+ *
+ * Booking: pending → confirmed | failed | expired | cancelled.
+ * Its payment intent (one per booking): PENDING → SUCCESS | FAILURE.
+ * @see issue 4, ../../../../shared/seeds/003_2d28ecb358825d26.txt
+ */
+
+export const BOOKING_STATUSES = ['pending', 'confirmed', 'failed', 'expired', 'cancelled'] as const;
+export type BookingStatus = (typeof BOOKING_STATUSES)[number];
+export type BookingPaymentStatus = 'PENDING' | 'SUCCESS' | 'FAILURE';
+
+/** `execute`: document 003's card payment; `direct`: document 004's one-step payment. */
+export type PaymentKind = 'execute' | 'direct';
+
+export const MAX_QUANTITY = 10;
+
+/** What the simulated payment gateway answered (document 003's `pgMockData`). */
+export interface PgMockData {
+  isSuccess: boolean;
+  failureCode: string | null;
+  /** Epoch ms. */
+  processedAt: number;
+}
+
+export interface BookingPaymentIntent {
+  status: BookingPaymentStatus;
+  pgMockData: PgMockData | null;
+}
+
+export interface Booking {
+  /** `bk_<ULID>` */
+  id: string;
+  userId: string;
+  performanceId: string;
+  quantity: number;
+  /** The seats the booking was given, in seat order. Kept after the seats are released, for the record. */
+  seatIds: readonly string[];
+  /** `quantity × priceMinor`, in minor units of `currency`. */
+  totalAmount: number;
+  currency: string;
+  status: BookingStatus;
+  paymentMethod: string;
+  webhookUrl: string | null;
+  /** Epoch ms. */
+  createdAt: number;
+  /** Epoch ms: when the seat hold lapses (`createdAt + seatHoldMs`), the seats' `lockedUntil`. */
+  expiresAt: number;
+  paymentIntent: BookingPaymentIntent;
+  /**
+   * A payment between its call and the end of its processing delay. While set, nothing else may
+   * pay, cancel or expire the booking: of two concurrent payments exactly one proceeds.
+   */
+  paymentInFlight: PaymentKind | null;
+}
+
+export type InboxEventType = 'PAYMENT_SUCCEEDED' | 'PAYMENT_FAILED';
+
+/** A payment result in the events inbox. */
+export interface InboxEvent {
+  /** `evt_<ULID>` */
+  eventId: string;
+  type: InboxEventType;
+  bookingId: string;
+  details: {
+    failureCode: string | null;
+    /** The token `executePayment` was given; null for the one-step payment. Never the CVV. */
+    paymentMethodToken: string | null;
+    paymentMethod: string;
+    amount: number;
+    currency: string;
+  };
+  /** Epoch ms. */
+  createdAt: number;
+  /** Epoch ms when the processor applied it; null until then. */
+  processedAt: number | null;
+}
+
+/** Bookings kept, by status, with payments in flight and inbox events not processed yet. */
+export interface BookingCounts {
+  bookings: Record<BookingStatus, number>;
+  paymentsInFlight: number;
+  unprocessedEvents: number;
+}
+
+export function copyBooking(booking: Booking): Booking {
+  const { pgMockData } = booking.paymentIntent;
+  return { ...booking, seatIds: [...booking.seatIds], paymentIntent: { status: booking.paymentIntent.status, pgMockData: pgMockData === null ? null : { ...pgMockData } } };
+}
+
+export function copyEvent(event: InboxEvent): InboxEvent {
+  return { ...event, details: { ...event.details } };
+}
+
+/** Still waiting for its payment: pending, unpaid, and no payment in flight. */
+export function isUnpaid(booking: Booking): boolean {
+  return booking.status === 'pending' && booking.paymentIntent.status === 'PENDING' && booking.paymentInFlight === null;
+}

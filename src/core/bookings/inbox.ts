@@ -1,0 +1,62 @@
+import type { Clock } from '../clock.ts';
+import { DomainError, notFound } from '../errors.ts';
+import type { EventBus } from '../events.ts';
+import type { IdFactory } from '../ids.ts';
+import type { BookingStore } from '../ports.ts';
+import type { Scheduler } from '../scheduler.ts';
+import type { InboxEvent } from './booking.ts';
+import type { Settlement } from './settlement.ts';
+
+/**
+ * The events inbox processor (document 003): each payment result written to the inbox is applied
+ * `EVENT_PROCESSING_DELAY_MS` later by a due `booking.process-event` job. Success confirms the
+ * booking (ledger transaction, seats sold); failure fails it (seats freed).
+ *
+ * Idempotent: the settlement runs before the event is marked processed and every step of it is
+ * idempotent, so an event applied twice (a retried job, or a direct call) writes one ledger
+ * transaction and publishes one status event. A booking that is no longer pending (it cannot be,
+ * through the service: a decided payment holds it) is left as it is.
+ * @see issue 4 "Events inbox", ../../../../shared/seeds/003_2d28ecb358825d26.txt
+ */
+
+export const PROCESS_JOB = 'booking.process-event';
+
+export interface InboxProcessorDeps {
+  clock: Clock;
+  ids: IdFactory;
+  bus: EventBus;
+  bookings: BookingStore;
+  scheduler: Scheduler;
+  settlement: Settlement;
+}
+
+export class InboxProcessor {
+  readonly #deps: InboxProcessorDeps;
+
+  constructor(deps: InboxProcessorDeps) {
+    this.#deps = deps;
+    deps.scheduler.register(PROCESS_JOB, async (eventId) => {
+      await this.process(eventId).catch((error: unknown) => {
+        // An event evicted with its booking has nothing left to do.
+        if (!(error instanceof DomainError && error.code === 'NOT_FOUND')) throw error;
+      });
+    });
+  }
+
+  /** Applies an inbox event (see above); the event as it now is. NOT_FOUND for an unknown event. */
+  async process(eventId: string): Promise<InboxEvent> {
+    const { bookings, clock, bus, ids, settlement } = this.#deps;
+    const event = await bookings.event(eventId);
+    if (event === undefined) throw notFound('Event', eventId);
+    if (event.processedAt !== null) return event;
+    const booking = await bookings.get(event.bookingId);
+    if (booking?.status === 'pending') {
+      if (event.type === 'PAYMENT_SUCCEEDED') await settlement.confirm(booking);
+      else await settlement.fail(booking);
+    }
+    const marked = await bookings.markEventProcessed(eventId, clock.now());
+    if (marked === undefined) throw notFound('Event', eventId);
+    if (marked.first) bus.publish({ id: ids('evt'), type: 'booking.event_processed', occurredAt: clock.now(), event: marked.event });
+    return marked.event;
+  }
+}

@@ -1,0 +1,210 @@
+import type { Clock } from '../clock.ts';
+import { DomainError, notFound, validationFailed, type FieldIssue } from '../errors.ts';
+import type { EventBus } from '../events.ts';
+import type { IdFactory } from '../ids.ts';
+import type { BookingStore, SeatStore } from '../ports.ts';
+import type { RandomSource } from '../random.ts';
+import type { Scheduler } from '../scheduler.ts';
+import { cardIssues, cardOutcome, cvvOutcome, type Outcome } from '../scenario.ts';
+import type { Booking, InboxEvent, PaymentKind, PgMockData } from './booking.ts';
+import { PROCESS_JOB } from './inbox.ts';
+import { alreadyProcessed, EXPIRE_JOB, expiredError, type BookingConfig } from './service.ts';
+import type { Settlement } from './settlement.ts';
+
+/**
+ * Paying a booking, two ways, one per API:
+ * - `executePayment` (document 003): after the processing delay the outcome is recorded on the
+ *   booking's payment intent and written to the events inbox; the inbox processor applies it
+ *   `eventProcessingDelayMs` later (confirm, or fail and free the seats).
+ * - `confirmDirect` (document 004): after the processing delay, the booking is confirmed at once;
+ *   the inbox gets an already-processed PAYMENT_SUCCEEDED event for the record.
+ *
+ * The call marks the payment in flight in one store operation with its guards (the caller's,
+ * pending, unpaid, hold not lapsed), so of two concurrent payments exactly one proceeds, and
+ * nothing may cancel or expire the booking meanwhile. Expiry is judged when the payment is
+ * submitted: a hold that lapses during the delay does not fail it.
+ * @see issue 4, ../../../../shared/seeds/003_2d28ecb358825d26.txt, ../../../../shared/seeds/004_bd5a7b9162ab823c.decoded.txt
+ */
+
+export interface BookingPaymentsDeps {
+  clock: Clock;
+  random: RandomSource;
+  ids: IdFactory;
+  bus: EventBus;
+  bookings: BookingStore;
+  seats: SeatStore;
+  scheduler: Scheduler;
+  settlement: Settlement;
+  config: BookingConfig;
+}
+
+export interface ExecutePaymentInput {
+  userId: string;
+  bookingId: string;
+  paymentMethodToken: string;
+  cvv: string;
+}
+
+export interface ExecutePaymentResult {
+  finalStatus: 'SUCCESS' | 'FAILURE';
+  bookingId: string;
+  pgMockData: PgMockData;
+}
+
+export interface ConfirmDirectInput {
+  userId: string;
+  bookingId: string;
+  paymentMethod: string;
+}
+
+/** Test-card tokens (Stripe's names) and what they do; `null` means "the CVV rule decides". */
+const TEST_TOKENS: ReadonlyMap<string, Outcome | null> = new Map<string, Outcome | null>([
+  ['tok_visa', null],
+  ['tok_mastercard', null],
+  ['tok_chargeDeclined', { status: 'FAILED', failureCode: 'card_declined' }],
+  ['tok_chargeDeclinedInsufficientFunds', { status: 'FAILED', failureCode: 'insufficient_funds' }],
+]);
+
+/** A token made of digits (spaces and dashes allowed between them), at least 8 digits: a card number. */
+const CARD_NUMBER_TOKEN = /^\d[\d -]*\d$/;
+
+export class BookingPayments {
+  readonly #deps: BookingPaymentsDeps;
+  #inFlight = 0;
+
+  constructor(deps: BookingPaymentsDeps) {
+    this.#deps = deps;
+  }
+
+  /** Payments of this process between their call and the end of their delay. */
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  /**
+   * Simulates the card payment of a pending booking (document 003). Resolves after the processing
+   * delay with the gateway's answer; the booking itself changes when the processor applies the
+   * inbox event. Rejects with VALIDATION_FAILED (a bad CVV or card number), NOT_FOUND, FORBIDDEN
+   * (another user's booking), BOOKING_EXPIRED, PAYMENT_ALREADY_PROCESSED (not pending, already
+   * paid, or a payment in flight).
+   */
+  async executePayment(input: ExecutePaymentInput): Promise<ExecutePaymentResult> {
+    const outcome = this.#paymentOutcome(input.paymentMethodToken, input.cvv);
+    const booking = await this.#begin(input.bookingId, input.userId, 'execute');
+    const { clock, ids, bus, scheduler, config } = this.#deps;
+    return this.#afterProcessingDelay(booking, async () => {
+      const now = clock.now();
+      const pgMockData: PgMockData = { isSuccess: outcome.status === 'APPROVED', failureCode: outcome.failureCode, processedAt: now };
+      const event: InboxEvent = {
+        eventId: ids('evt'),
+        type: pgMockData.isSuccess ? 'PAYMENT_SUCCEEDED' : 'PAYMENT_FAILED',
+        bookingId: booking.id,
+        details: { failureCode: outcome.failureCode, paymentMethodToken: input.paymentMethodToken, paymentMethod: booking.paymentMethod, amount: booking.totalAmount, currency: booking.currency },
+        createdAt: now,
+        processedAt: null,
+      };
+      // Scheduled before it is written: a job for an event never written does nothing.
+      await scheduler.schedule(PROCESS_JOB, event.eventId, now + config.eventProcessingDelayMs);
+      const recorded = await this.#record(booking, { status: pgMockData.isSuccess ? 'SUCCESS' : 'FAILURE', pgMockData }, event);
+      bus.publish({ id: ids('evt'), type: 'booking.payment_decided', occurredAt: now, booking: recorded, kind: 'execute', isSuccess: pgMockData.isSuccess, failureCode: pgMockData.failureCode });
+      return { finalStatus: pgMockData.isSuccess ? 'SUCCESS' : 'FAILURE', bookingId: booking.id, pgMockData };
+    });
+  }
+
+  /**
+   * Pays a pending booking in one step (document 004): after the processing delay the booking is
+   * confirmed, its seats reserved and the ledger written. NOT_FOUND (unknown, or another user's),
+   * BOOKING_EXPIRED, PAYMENT_ALREADY_PROCESSED. Of two concurrent calls exactly one succeeds.
+   */
+  async confirmDirect(input: ConfirmDirectInput): Promise<Booking> {
+    const booking = await this.#begin(input.bookingId, input.userId, 'direct');
+    const { clock, ids, bus, settlement } = this.#deps;
+    return this.#afterProcessingDelay(booking, async () => {
+      const now = clock.now();
+      const pgMockData: PgMockData = { isSuccess: true, failureCode: null, processedAt: now };
+      const event: InboxEvent = {
+        eventId: ids('evt'),
+        type: 'PAYMENT_SUCCEEDED',
+        bookingId: booking.id,
+        details: { failureCode: null, paymentMethodToken: null, paymentMethod: input.paymentMethod, amount: booking.totalAmount, currency: booking.currency },
+        createdAt: now,
+        processedAt: now,
+      };
+      const recorded = await this.#record(booking, { status: 'SUCCESS', pgMockData }, event, input.paymentMethod);
+      bus.publish({ id: ids('evt'), type: 'booking.payment_decided', occurredAt: now, booking: recorded, kind: 'direct', isSuccess: true, failureCode: null });
+      const confirmed = await settlement.confirm(recorded);
+      if (confirmed?.status !== 'confirmed') throw alreadyProcessed(confirmed ?? recorded);
+      return confirmed;
+    });
+  }
+
+  /** The guards of a payment's call, and its in-flight mark, in one store operation. */
+  async #begin(bookingId: string, userId: string, kind: PaymentKind): Promise<Booking> {
+    const { bookings, seats, clock, settlement } = this.#deps;
+    const begun = await bookings.beginPayment(bookingId, userId, kind, clock.now());
+    switch (begun.kind) {
+      case 'started':
+        return begun.booking;
+      case 'not_found':
+        throw notFound('Booking', bookingId);
+      case 'forbidden':
+        // Document 004 does not tell another user's booking from a missing one.
+        if (kind === 'direct') throw notFound('Booking', bookingId);
+        throw new DomainError('FORBIDDEN', `Booking ${bookingId} belongs to another user.`);
+      case 'expired_now':
+        await seats.release(bookingId);
+        settlement.publish('booking.expired', begun.booking);
+        throw expiredError(begun.booking);
+      case 'expired':
+        throw expiredError(begun.booking);
+      case 'already_processed':
+        throw alreadyProcessed(begun.booking);
+    }
+  }
+
+  /** Ends the payment in flight with its result; PAYMENT_ALREADY_PROCESSED if the booking changed meanwhile (it cannot, through this service). */
+  async #record(booking: Booking, paymentIntent: Booking['paymentIntent'], event: InboxEvent, paymentMethod?: string): Promise<Booking> {
+    const recorded = await this.#deps.bookings.recordPayment(booking.id, paymentIntent, event, paymentMethod);
+    if (recorded === undefined) throw alreadyProcessed(booking);
+    return recorded;
+  }
+
+  /**
+   * Runs `fn` after a delay drawn uniformly from [mockMinDelayMs, mockMaxDelayMs] on the injected
+   * clock; with no delay, at once. If `fn` fails, the payment in flight is ended without a result
+   * and the booking's expiry is scheduled again, so it can never stay held forever.
+   */
+  async #afterProcessingDelay<T>(booking: Booking, fn: () => Promise<T>): Promise<T> {
+    const { mockMinDelayMs: min, mockMaxDelayMs: max } = this.#deps.config;
+    const delayMs = max <= min ? min : min + Math.floor(this.#deps.random.next() * (max - min + 1));
+    this.#inFlight++;
+    try {
+      if (delayMs > 0) await new Promise<void>((resolve) => this.#deps.clock.schedule(delayMs, resolve));
+      return await fn();
+    } catch (error) {
+      await this.#deps.bookings.abortPayment(booking.id);
+      await this.#deps.scheduler.schedule(EXPIRE_JOB, booking.id, Math.max(booking.expiresAt, this.#deps.clock.now()));
+      throw error;
+    } finally {
+      this.#inFlight--;
+    }
+  }
+
+  /**
+   * Decides a card payment from the token and CVV, before any delay (bad input changes nothing):
+   * a test-card token, a card number (validated, then the card rules), or any other token (the
+   * CVV rule). The CVV must be 3 or 4 digits.
+   */
+  #paymentOutcome(token: string, cvv: string): Outcome {
+    const compact = token.replace(/[ -]/g, '');
+    const number = CARD_NUMBER_TOKEN.test(token) && compact.length >= 8 ? compact : undefined;
+    const issues: FieldIssue[] = cardIssues({ number, cvv }).map((issue) => ({
+      ...issue,
+      field: issue.field === '/card/number' ? '/paymentMethodToken' : issue.field === '/card/cvv' ? '/cvv' : issue.field,
+    }));
+    if (issues.length > 0) throw validationFailed(issues);
+    if (number !== undefined) return cardOutcome({ number, cvv }, this.#deps.clock.now());
+    const fixed = TEST_TOKENS.get(token);
+    return fixed ?? cvvOutcome(cvv);
+  }
+}

@@ -1,0 +1,233 @@
+import type { Clock } from '../clock.ts';
+import { DomainError, notFound, storeFull, validationFailed } from '../errors.ts';
+import type { IdFactory } from '../ids.ts';
+import type { BookingStore, LedgerStore, Page, PageQuery, SeatStore } from '../ports.ts';
+import type { Scheduler } from '../scheduler.ts';
+import type { SeatCounts } from '../seats.ts';
+import { MAX_QUANTITY, type Booking, type BookingCounts, type InboxEvent } from './booking.ts';
+import type { Catalog, Performance } from './performances.ts';
+import type { Settlement } from './settlement.ts';
+
+/**
+ * Bookings: seat holds, cancellation, expiry, queries and bounds. Paying is `payments.ts`;
+ * applying payment results is `inbox.ts`.
+ *
+ * Expiry is due work: each booking schedules an `booking.expire` job at the end of its hold. A
+ * booking whose payment is in flight or decided is kept (its payment ends it), so a hold that
+ * lapses while a payment is being processed never loses that payment. Reads expire a lapsed
+ * booking on the spot too, so what a client sees never depends on when the job ran.
+ *
+ * Bounded like the intent store: finished bookings older than the TTL, or beyond the maximum, are
+ * evicted oldest first with their inbox events, and their ledger transactions go with them.
+ * Pending bookings are never evicted: each holds at least one seat.
+ * @see issue 4, issue 7, ../../../../shared/seeds/003_2d28ecb358825d26.txt
+ */
+
+export const EXPIRE_JOB = 'booking.expire';
+
+export interface BookingConfig {
+  /** How long booked seats stay held for payment (SEAT_HOLD_MS, default 600000). */
+  seatHoldMs: number;
+  /** Delay between a payment result and its processing (EVENT_PROCESSING_DELAY_MS, default 50). */
+  eventProcessingDelayMs: number;
+  /** Payment processing delay bounds (MOCK_MIN_DELAY_MS / MOCK_MAX_DELAY_MS, 500 / 1500; both 0: none). */
+  mockMinDelayMs: number;
+  mockMaxDelayMs: number;
+}
+
+export interface BookingServiceDeps {
+  clock: Clock;
+  ids: IdFactory;
+  bookings: BookingStore;
+  seats: SeatStore;
+  ledger: LedgerStore;
+  scheduler: Scheduler;
+  settlement: Settlement;
+  catalog: Catalog;
+  config: BookingConfig;
+}
+
+export interface BookInput {
+  userId: string;
+  performanceId: string;
+  quantity: number;
+  paymentMethod: string;
+  webhookUrl?: string | undefined;
+}
+
+export interface CancelInput {
+  userId: string;
+  bookingId: string;
+}
+
+export class BookingService {
+  readonly #deps: BookingServiceDeps;
+
+  constructor(deps: BookingServiceDeps) {
+    this.#deps = deps;
+    deps.scheduler.register(EXPIRE_JOB, async (id) => {
+      await this.expire(id);
+    });
+  }
+
+  performances(): Performance[] {
+    return this.#deps.catalog.all();
+  }
+
+  performance(id: string): Performance {
+    const performance = this.#deps.catalog.find(id);
+    if (performance === undefined) throw notFound('Performance', id);
+    return performance;
+  }
+
+  /**
+   * Creates a pending booking holding `quantity` seats until now + seatHoldMs.
+   * VALIDATION_FAILED for a quantity outside 1–10; NOT_FOUND for an unknown performance; SOLD_OUT
+   * when not enough seats are left; STORE_FULL when the bound is reached and nothing can go.
+   * Due work runs first, so lapsed holds count as free.
+   */
+  async book(input: BookInput): Promise<Booking> {
+    const { clock, ids, seats, bookings, scheduler, settlement, config } = this.#deps;
+    if (!Number.isSafeInteger(input.quantity) || input.quantity < 1 || input.quantity > MAX_QUANTITY) {
+      throw validationFailed([{ field: '/quantity', rule: 'range', message: `must be a whole number from 1 to ${MAX_QUANTITY}` }]);
+    }
+    const performance = this.performance(input.performanceId);
+    await scheduler.runDue();
+    const now = clock.now();
+    const id = ids('bk');
+    const expiresAt = now + config.seatHoldMs;
+    const hold = await seats.hold(performance.id, input.quantity, id, expiresAt);
+    if (hold.kind === 'sold_out') {
+      throw new DomainError('SOLD_OUT', `${performance.id} has ${hold.available} seat${hold.available === 1 ? '' : 's'} left; ${input.quantity} requested.`);
+    }
+    if (hold.kind !== 'held') throw notFound('Performance', performance.id);
+    const booking: Booking = {
+      id,
+      userId: input.userId,
+      performanceId: performance.id,
+      quantity: input.quantity,
+      seatIds: hold.seatIds,
+      totalAmount: performance.priceMinor * input.quantity,
+      currency: performance.currency,
+      status: 'pending',
+      paymentMethod: input.paymentMethod,
+      webhookUrl: input.webhookUrl ?? null,
+      createdAt: now,
+      expiresAt,
+      paymentIntent: { status: 'PENDING', pgMockData: null },
+      paymentInFlight: null,
+    };
+    await scheduler.schedule(EXPIRE_JOB, id, expiresAt);
+    const inserted = await bookings.insert(booking);
+    if (!inserted.ok) {
+      await seats.release(id);
+      await scheduler.cancel(EXPIRE_JOB, id);
+      throw storeFull('bookings');
+    }
+    await this.#forgetLedger(inserted.evicted);
+    settlement.publish('booking.created', booking);
+    return booking;
+  }
+
+  /**
+   * Cancels the caller's pending booking and releases its seats; `booking.cancelled`.
+   * NOT_FOUND, FORBIDDEN (another user's), BOOKING_EXPIRED, PAYMENT_ALREADY_PROCESSED (confirmed,
+   * failed, paid or a payment in flight), INVALID_STATE (already cancelled).
+   */
+  async cancel(input: CancelInput): Promise<Booking> {
+    const { bookings, seats, scheduler, settlement } = this.#deps;
+    const found = await this.#owned(input.bookingId, input.userId);
+    if (found.status === 'cancelled') throw new DomainError('INVALID_STATE', `Booking ${found.id} is already cancelled.`);
+    const current = (await this.#expireIfDue(found.id)) ?? found;
+    if (current.status === 'expired') throw expiredError(current);
+    const result = await bookings.transition(current.id, ['pending'], 'cancelled', { unpaid: true });
+    if (!result.ok) {
+      if (result.current === undefined) throw notFound('Booking', current.id);
+      if (result.current.status === 'expired') throw expiredError(result.current);
+      if (result.current.status === 'cancelled') throw new DomainError('INVALID_STATE', `Booking ${current.id} is already cancelled.`);
+      throw alreadyProcessed(result.current);
+    }
+    await seats.release(current.id);
+    await scheduler.cancel(EXPIRE_JOB, current.id);
+    settlement.publish('booking.cancelled', result.record);
+    return result.record;
+  }
+
+  /** The due expiry of one booking: expires it if it is still pending, unpaid and its hold has lapsed. */
+  async expire(id: string): Promise<Booking | undefined> {
+    return this.#expireIfDue(id);
+  }
+
+  /** One booking (expired first if its hold has lapsed); NOT_FOUND when unknown. */
+  async get(id: string): Promise<Booking> {
+    const booking = await this.#deps.bookings.get(id);
+    if (booking === undefined) throw notFound('Booking', id);
+    return (await this.#lazilyExpired(booking)) ?? booking;
+  }
+
+  /** A page of a user's bookings, newest first (lapsed holds expired first). */
+  async listForUser(userId: string, page: PageQuery): Promise<Page<Booking>> {
+    const result = await this.#deps.bookings.listForUser(userId, page);
+    const data: Booking[] = [];
+    for (const booking of result.data) data.push((await this.#lazilyExpired(booking)) ?? booking);
+    return { data, nextCursor: result.nextCursor };
+  }
+
+  /** Inbox events of one booking, in the order written. */
+  events(bookingId: string): Promise<InboxEvent[]> {
+    return this.#deps.bookings.events(bookingId);
+  }
+
+  async counts(): Promise<BookingCounts & { seats: SeatCounts }> {
+    const counts = await this.#deps.bookings.counts();
+    const seats = (await this.#deps.seats.counts()) as SeatCounts;
+    return { ...counts, seats };
+  }
+
+  /** Evicts finished bookings past their TTL, and their ledger transactions; returns how many. */
+  async sweep(now: number): Promise<number> {
+    const evicted = await this.#deps.bookings.sweep(now);
+    await this.#forgetLedger(evicted);
+    return evicted.length;
+  }
+
+  async #forgetLedger(bookingIds: readonly string[]): Promise<void> {
+    for (const id of bookingIds) await this.#deps.ledger.removeReference(id);
+  }
+
+  /** The caller's booking; NOT_FOUND when unknown, FORBIDDEN when another user's. */
+  async #owned(bookingId: string, userId: string): Promise<Booking> {
+    const booking = await this.#deps.bookings.get(bookingId);
+    if (booking === undefined) throw notFound('Booking', bookingId);
+    if (booking.userId !== userId) throw new DomainError('FORBIDDEN', `Booking ${bookingId} belongs to another user.`);
+    return booking;
+  }
+
+  /** A booking read as still pending with its hold passed is expired now; the expired booking, else undefined. */
+  #lazilyExpired(booking: Booking): Promise<Booking | undefined> | undefined {
+    if (booking.status !== 'pending' || booking.expiresAt > this.#deps.clock.now()) return undefined;
+    return this.#expireIfDue(booking.id);
+  }
+
+  async #expireIfDue(id: string): Promise<Booking | undefined> {
+    const expired = await this.#deps.bookings.expireIfDue(id, this.#deps.clock.now());
+    if (expired === undefined) return undefined;
+    await this.#deps.seats.release(id);
+    this.#deps.settlement.publish('booking.expired', expired);
+    return expired;
+  }
+}
+
+export function expiredError(booking: Booking): DomainError {
+  return new DomainError('BOOKING_EXPIRED', `Booking ${booking.id} expired at ${new Date(booking.expiresAt).toISOString()}.`);
+}
+
+export function alreadyProcessed(booking: Booking): DomainError {
+  const message =
+    booking.paymentInFlight !== null
+      ? `A payment for booking ${booking.id} is already in progress.`
+      : booking.status === 'pending'
+        ? `The payment for booking ${booking.id} has already been processed (${booking.paymentIntent.status}).`
+        : `Booking ${booking.id} is ${booking.status}; only a pending, unpaid booking can be paid or cancelled.`;
+  return new DomainError('PAYMENT_ALREADY_PROCESSED', message);
+}

@@ -1,0 +1,69 @@
+/**
+ * Webhook deliveries as plain data: every webhook the dispatcher accepted, with each attempt,
+ * until it is delivered or has failed for a stated reason.
+ * @see issue 3, issue 7 "Webhooks"
+ */
+
+export const DELIVERY_STATUSES = ['pending', 'retrying', 'delivered', 'failed'] as const;
+export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
+
+/** What a delivery is about, whatever the dialect: `{kind: 'intent', id: 'pay_…'}`, `{kind: 'booking', id: 'bk_…'}`. */
+export interface Subject {
+  kind: string;
+  id: string;
+}
+
+export interface DeliveryAttempt {
+  at: number;
+  statusCode: number | null;
+  durationMs: number;
+  error: string | null;
+}
+
+export interface Delivery {
+  id: string;
+  eventId: string;
+  type: string;
+  url: string;
+  subject: Subject | null;
+  /** Sent by a test-send route rather than by an event of its subject. */
+  test: boolean;
+  /** Serialised once: every attempt sends these exact bytes. */
+  body: string;
+  /** Headers of the dialect that produced the event (e.g. an event-type header), sent on every attempt. */
+  extraHeaders: Readonly<Record<string, string>>;
+  /** The signers' names (`standard`, `legacy`, …), chosen when the delivery was made; a replay signs the same way. */
+  schemes: readonly string[];
+  status: DeliveryStatus;
+  attempts: readonly DeliveryAttempt[];
+  /** Index in `attempts` where the current attempt series (first try or a replay) started. */
+  seriesStart: number;
+  nextAttemptAt: number | null;
+  failureReason: string | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** The state a delivery moves to, and the attempt that moved it there (if any). */
+export interface DeliveryChange {
+  status: DeliveryStatus;
+  attempt?: DeliveryAttempt | undefined;
+  nextAttemptAt: number | null;
+  failureReason: string | null;
+  /** A replay starts a new series at the current number of attempts. */
+  newSeries?: boolean | undefined;
+  updatedAt: number;
+}
+
+export function isFinished(delivery: Pick<Delivery, 'status'>): boolean {
+  return delivery.status === 'delivered' || delivery.status === 'failed';
+}
+
+/** Attempts are never changed once made, so a copy shares them and copies only the list (and the subject, which is small). */
+export function copyDelivery(delivery: Delivery): Delivery {
+  return { ...delivery, subject: delivery.subject === null ? null : { ...delivery.subject }, attempts: [...delivery.attempts] };
+}
+
+export function subjectKey(subject: Subject): string {
+  return `${subject.kind}:${subject.id}`;
+}

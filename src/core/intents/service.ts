@@ -1,0 +1,146 @@
+import type { Clock } from '../clock.ts';
+import { DomainError, notFound, storeFull, validationFailed } from '../errors.ts';
+import type { EventBus, PaymentEventType } from '../events.ts';
+import type { IdFactory } from '../ids.ts';
+import type { IntentQuery, IntentStore, Page } from '../ports.ts';
+import type { RandomSource } from '../random.ts';
+import type { Scheduler } from '../scheduler.ts';
+import { decide, type CardInput, type Scenario, type ScenarioConfig } from '../scenario.ts';
+import type { Intent } from './intent.ts';
+
+/**
+ * Payment intents: creation, the pending decision, cancel and refund. Intents handed out by the
+ * service (and the snapshots in its events) are frozen. Every change is one guarded
+ * store operation (PENDING → decided only if still PENDING; a refund never exceeds what is left),
+ * so two concurrent calls, in one process or several, can never both succeed where one may.
+ * The decision is due work: the outcome is stored on the intent at creation and applied by
+ * whichever process runs the `intent.decide` job when the delay has passed.
+ * @see issue 2 "Intent lifecycle", issue 7
+ */
+
+export const DECIDE_JOB = 'intent.decide';
+
+export interface CreateIntentInput {
+  reservationId: string;
+  amount: number;
+  currency: string;
+  scenario?: Scenario | undefined;
+  delayMs?: number | undefined;
+  card?: CardInput | undefined;
+  webhookUrl?: string | undefined;
+  metadata?: Record<string, string> | undefined;
+}
+
+export interface IntentServiceDeps {
+  store: IntentStore;
+  scheduler: Scheduler;
+  bus: EventBus;
+  clock: Clock;
+  random: RandomSource;
+  ids: IdFactory;
+  scenarios: ScenarioConfig;
+}
+
+export class IntentService {
+  readonly #deps: IntentServiceDeps;
+
+  constructor(deps: IntentServiceDeps) {
+    this.#deps = deps;
+    deps.scheduler.register(DECIDE_JOB, (id) => this.#decide(id));
+  }
+
+  /** Creates a PENDING intent and schedules its decision. STORE_FULL when the store holds only PENDING intents. */
+  async create(input: CreateIntentInput): Promise<Intent> {
+    const { clock, random, scenarios, store, ids, scheduler } = this.#deps;
+    const now = clock.now();
+    const decision = decide({ scenario: input.scenario, delayMs: input.delayMs, card: input.card }, scenarios, random, now);
+    const intent: Intent = {
+      id: ids('pay'),
+      reservationId: input.reservationId,
+      amount: input.amount,
+      currency: input.currency,
+      scenario: decision.source,
+      status: 'PENDING',
+      failureCode: null,
+      refundedAmount: 0,
+      delayMs: decision.delayMs,
+      webhookUrl: input.webhookUrl ?? null,
+      metadata: input.metadata === undefined ? null : Object.freeze({ ...input.metadata }),
+      createdAt: now,
+      updatedAt: now,
+      decidedAt: null,
+      planned: decision.outcome,
+    };
+    // Frozen, the same object can be the caller's and the event's: nobody can change either.
+    Object.freeze(intent);
+    // The decision is scheduled first: a job for an intent that was never stored does nothing,
+    // while a stored intent without its job would stay PENDING forever.
+    await scheduler.schedule(DECIDE_JOB, intent.id, now + decision.delayMs);
+    const inserted = await store.insert(intent);
+    if (!inserted.ok) {
+      await scheduler.cancel(DECIDE_JOB, intent.id);
+      throw storeFull('intents');
+    }
+    this.#publish('payment.created', intent, undefined, now);
+    return intent;
+  }
+
+  async get(id: string): Promise<Intent> {
+    const intent = await this.#deps.store.get(id);
+    if (intent === undefined) throw notFound('Payment intent', id);
+    return intent;
+  }
+
+  list(query: IntentQuery): Promise<Page<Intent>> {
+    return this.#deps.store.list(query);
+  }
+
+  async cancel(id: string): Promise<Intent> {
+    const result = await this.#deps.store.transition(id, ['PENDING'], { status: 'CANCELLED', updatedAt: this.#deps.clock.now() });
+    if (!result.ok) {
+      if (result.current === undefined) throw notFound('Payment intent', id);
+      throw new DomainError('INVALID_STATE', `Payment intent ${id} is ${result.current.status}; only a PENDING intent can be cancelled.`);
+    }
+    await this.#deps.scheduler.cancel(DECIDE_JOB, id);
+    this.#publish('payment.cancelled', result.record);
+    return result.record;
+  }
+
+  async refund(id: string, amount?: number): Promise<Intent> {
+    if (amount !== undefined && !(Number.isSafeInteger(amount) && amount > 0)) {
+      throw validationFailed([{ field: '/amount', rule: 'minimum', message: 'must be a positive integer' }]);
+    }
+    const result = await this.#deps.store.refund(id, amount, this.#deps.clock.now());
+    switch (result.kind) {
+      case 'not_found':
+        throw notFound('Payment intent', id);
+      case 'invalid_state':
+        throw new DomainError('INVALID_STATE', `Payment intent ${id} is ${result.intent.status}; only an APPROVED or PARTIALLY_REFUNDED intent can be refunded.`);
+      case 'exceeds':
+        throw new DomainError('REFUND_EXCEEDS_AMOUNT', `A refund of ${amount ?? result.left} exceeds the ${result.left} left to refund on ${id}.`);
+      case 'refunded': {
+        const refunded = Object.freeze(result.intent);
+        this.#publish('payment.refunded', refunded, result.amount);
+        return refunded;
+      }
+    }
+  }
+
+  /** Intents whose decision has not run yet. */
+  pendingDecisions(): Promise<number> {
+    return this.#deps.scheduler.pending(DECIDE_JOB);
+  }
+
+  /** The due decision of one intent: applies its planned outcome if it is still PENDING. */
+  async #decide(id: string): Promise<void> {
+    const result = await this.#deps.store.decide(id, this.#deps.clock.now());
+    // Not PENDING any more (cancelled meanwhile): the cancel won and published its own event.
+    if (result.ok) this.#publish(result.record.status === 'APPROVED' ? 'payment.approved' : 'payment.failed', Object.freeze(result.record));
+  }
+
+  /** `intent` is frozen, so the event's snapshot can never change, whoever else holds it. */
+  #publish(type: PaymentEventType, intent: Readonly<Intent>, refundAmount?: number, now = this.#deps.clock.now()): void {
+    const { bus, ids } = this.#deps;
+    bus.publish({ id: ids('evt'), type, occurredAt: now, intent, ...(refundAmount === undefined ? {} : { refundAmount }) });
+  }
+}

@@ -1,0 +1,254 @@
+import type { Booking, BookingCounts, BookingPaymentIntent, BookingStatus, InboxEvent, PaymentKind } from './bookings/booking.ts';
+import type { Delivery, DeliveryChange, DeliveryStatus, Subject } from './deliveries.ts';
+import type { BeginResult, StoredResponse } from './idempotency.ts';
+import type { Intent, IntentStatus } from './intents/intent.ts';
+import type { LedgerBalance, LedgerEntry, LedgerTransaction } from './ledger.ts';
+import type { HoldOutcome, SeatCounts, SeatView } from './seats.ts';
+
+/**
+ * The store ports: one async interface per kind of state the service keeps. Core talks only to
+ * these; `adapters/memory` implements them for one process, and any other back end implements the
+ * same interfaces and passes the same contract suites (test/adapters/).
+ *
+ * Rules every adapter keeps:
+ * - Each method is one atomic operation: a guarded transition compares and sets in one step; an
+ *   operation that changes several things (a refund that checks what is left, a seat hold of N
+ *   seats, a ledger transaction with its entries, a payment result with its inbox event) changes
+ *   all of them or none. Core never reads, awaits, and then writes what it read.
+ * - Records go in and come out as copies: a caller can never change stored state by mutating
+ *   what it was given or what it passed in.
+ * - Stores are bounded (a maximum size and a TTL). Unfinished work (a PENDING intent, a pending
+ *   booking, an undelivered webhook, an unprocessed inbox event) is never evicted: an insert
+ *   that finds no room answers `{ ok: false, reason: 'full' }` instead.
+ */
+
+export interface Page<T> {
+  data: T[];
+  /** The id to pass as `cursor` for the next page; null when there is none. */
+  nextCursor: string | null;
+}
+
+export interface PageQuery {
+  limit: number;
+  /** The id of the last record of the previous page (ids sort in creation order). */
+  cursor?: string | undefined;
+}
+
+export type InsertOutcome = { ok: true } | { ok: false; reason: 'full' };
+
+/** How full a bounded store is, for the `store fill` gauges. */
+export interface StoreStats {
+  size: number;
+  max: number;
+}
+
+/** The result of a guarded transition: the record as it now is, or as it was found (undefined: unknown). */
+export type Transition<T> = { ok: true; record: T } | { ok: false; current: T | undefined };
+
+// ── intents ──────────────────────────────────────────────────────────────────────────────────
+
+export interface IntentQuery extends PageQuery {
+  reservationId?: string | undefined;
+  status?: IntentStatus | undefined;
+}
+
+export interface IntentPatch {
+  status: IntentStatus;
+  failureCode?: string | null | undefined;
+  decidedAt?: number | null | undefined;
+  updatedAt: number;
+}
+
+export type RefundOutcome =
+  | { kind: 'refunded'; intent: Intent; amount: number }
+  | { kind: 'not_found' }
+  | { kind: 'invalid_state'; intent: Intent }
+  | { kind: 'exceeds'; intent: Intent; left: number };
+
+export interface IntentStore {
+  /** Adds a new intent; full when the bound is reached and every stored intent is PENDING. */
+  insert(intent: Intent): Promise<InsertOutcome>;
+  get(id: string): Promise<Intent | undefined>;
+  /** Applies the intent's planned outcome (status, failure code, decidedAt) if it is still PENDING. */
+  decide(id: string, now: number): Promise<Transition<Intent>>;
+  /** Sets `patch` if the intent's status is one of `from`. */
+  transition(id: string, from: readonly IntentStatus[], patch: IntentPatch): Promise<Transition<Intent>>;
+  /** Refunds `amount` (default: all that is left) of an APPROVED or PARTIALLY_REFUNDED intent, never more than is left. */
+  refund(id: string, amount: number | undefined, now: number): Promise<RefundOutcome>;
+  /** Newest first. A page may hold fewer than `limit` records and still have a `nextCursor` when a filter's scan was cut short. */
+  list(query: IntentQuery): Promise<Page<Intent>>;
+  stats(): Promise<StoreStats>;
+  /** Evicts final intents older than the TTL; returns how many. */
+  sweep(now: number): Promise<number>;
+}
+
+// ── idempotency keys ─────────────────────────────────────────────────────────────────────────
+
+export interface IdempotencyStore {
+  /** Claims `key` in `scope` for a request with this body fingerprint, or says why not. */
+  begin(scope: string, key: string, fingerprint: string, now: number): Promise<BeginResult>;
+  /** Stores the response of a request `begin` started. */
+  complete(scope: string, key: string, response: StoredResponse): Promise<void>;
+  /** Forgets a started request that ended without a response worth replaying (a 5xx), so it can be retried. */
+  release(scope: string, key: string): Promise<void>;
+  stats(): Promise<StoreStats & { bytes: number }>;
+  sweep(now: number): Promise<number>;
+}
+
+// ── bookings and their events inbox ──────────────────────────────────────────────────────────
+
+export type BeginPaymentOutcome =
+  | { kind: 'started'; booking: Booking }
+  | { kind: 'not_found' }
+  | { kind: 'forbidden'; booking: Booking }
+  /** The hold had lapsed: the booking is now expired (and the caller releases its seats). */
+  | { kind: 'expired_now'; booking: Booking }
+  | { kind: 'expired'; booking: Booking }
+  | { kind: 'already_processed'; booking: Booking };
+
+export interface BookingStore {
+  /**
+   * Adds a pending booking, evicting the oldest finished ones beyond the bound (their ids are
+   * returned, so their ledger transactions can go too); full when nothing can go.
+   */
+  insert(booking: Booking): Promise<{ ok: true; evicted: string[] } | { ok: false; reason: 'full' }>;
+  get(id: string): Promise<Booking | undefined>;
+  /** A user's bookings, newest first. */
+  listForUser(userId: string, page: PageQuery): Promise<Page<Booking>>;
+  /**
+   * Marks a payment in flight on the caller's pending, unpaid booking whose hold has not lapsed
+   * (a lapsed one is expired in the same step). Of two concurrent calls exactly one starts.
+   */
+  beginPayment(id: string, userId: string, kind: PaymentKind, now: number): Promise<BeginPaymentOutcome>;
+  /**
+   * Ends the payment in flight: records its result (and the method it was paid with, when given)
+   * and writes its inbox event, in one step. Undefined unless the booking is pending with a payment in flight.
+   */
+  recordPayment(id: string, paymentIntent: BookingPaymentIntent, event: InboxEvent, paymentMethod?: string): Promise<Booking | undefined>;
+  /** Ends a payment in flight without a result (its guards failed after the delay). */
+  abortPayment(id: string): Promise<void>;
+  /** Sets `to` if the booking is in one of `from` and no payment is in flight (`unpaid`: and its payment is PENDING). */
+  transition(id: string, from: readonly BookingStatus[], to: BookingStatus, options?: { unpaid?: boolean }): Promise<Transition<Booking>>;
+  /** Expires a pending, unpaid booking without a payment in flight whose hold has lapsed; the booking if it did. */
+  expireIfDue(id: string, now: number): Promise<Booking | undefined>;
+  /** Marks an inbox event processed; `first` is false when it already was. */
+  markEventProcessed(eventId: string, now: number): Promise<{ first: boolean; event: InboxEvent } | undefined>;
+  /** One inbox event by id. */
+  event(eventId: string): Promise<InboxEvent | undefined>;
+  /** A booking's inbox events, in the order written. */
+  events(bookingId: string): Promise<InboxEvent[]>;
+  counts(): Promise<BookingCounts>;
+  stats(): Promise<StoreStats>;
+  /**
+   * Evicts finished bookings (no payment in flight, every inbox event processed) older than the
+   * TTL, with their inbox events; returns their ids so their ledger transactions can go too.
+   */
+  sweep(now: number): Promise<string[]>;
+}
+
+// ── seats ────────────────────────────────────────────────────────────────────────────────────
+
+export interface SeatStore {
+  /** Locks `quantity` seats of a performance for a booking until `until`, all or nothing (see core/seats.ts for which). */
+  hold(performanceId: string, quantity: number, bookingId: string, until: number): Promise<HoldOutcome>;
+  /** Frees every seat of a booking, locked or reserved; [] when it holds none (releasing is idempotent). */
+  release(bookingId: string): Promise<string[]>;
+  /** Turns a booking's locked seats into reserved ones; [] when it holds none. Idempotent. */
+  reserve(bookingId: string): Promise<string[]>;
+  /** Every seat of a performance, front row first; undefined for an unknown performance. */
+  seatsOf(performanceId: string): Promise<SeatView[] | undefined>;
+  /** Counts of one performance (undefined when unknown), or summed over all. */
+  counts(performanceId?: string): Promise<SeatCounts | undefined>;
+}
+
+// ── ledger ───────────────────────────────────────────────────────────────────────────────────
+
+export interface LedgerStore {
+  /**
+   * Writes a balanced transaction, all entries or none. Idempotent by reference: when the
+   * reference already has a transaction, that one is returned and nothing is written.
+   * Throws when the entries do not balance.
+   */
+  post(transaction: LedgerTransaction): Promise<LedgerTransaction>;
+  /** Entries in the order written: all of them, or one reference's. */
+  entries(reference?: string): Promise<LedgerEntry[]>;
+  balances(): Promise<LedgerBalance[]>;
+  /** Total debits minus total credits: always 0. */
+  imbalance(): Promise<number>;
+  /** Removes a reference's transactions (every entry of each); returns how many entries went. */
+  removeReference(reference: string): Promise<number>;
+}
+
+// ── webhook delivery log and disabled URLs ───────────────────────────────────────────────────
+
+export interface DeliveryQuery extends PageQuery {
+  subject?: Subject | undefined;
+  eventId?: string | undefined;
+  status?: DeliveryStatus | undefined;
+}
+
+export interface DeliveryLogStore {
+  /** Logs a new delivery; full when the bound is reached and every logged delivery is unfinished. */
+  insert(delivery: Delivery): Promise<InsertOutcome>;
+  get(id: string): Promise<Delivery | undefined>;
+  /** Applies a change (and appends its attempt); undefined when the delivery is unknown. */
+  update(id: string, change: DeliveryChange): Promise<Delivery | undefined>;
+  /** The newest delivery of a subject that is not a test send. */
+  latestFor(subject: Subject): Promise<Delivery | undefined>;
+  list(query: DeliveryQuery): Promise<Page<Delivery>>;
+  stats(): Promise<StoreStats>;
+  /** Evicts finished deliveries older than the TTL; returns how many. */
+  sweep(now: number): Promise<number>;
+}
+
+export interface DisabledUrlStore {
+  disable(url: string, at: number): Promise<void>;
+  /** True when the URL was disabled. */
+  enable(url: string): Promise<boolean>;
+  isDisabled(url: string): Promise<boolean>;
+  list(): Promise<Array<{ url: string; disabledAt: number }>>;
+}
+
+// ── scheduler of due work ────────────────────────────────────────────────────────────────────
+
+/** A piece of due work: `kind` names the handler (`intent.decide`), `key` the thing (`pay_…`). */
+export interface Job {
+  kind: string;
+  key: string;
+  dueAt: number;
+}
+
+/** A job claimed by one worker until its lease lapses; `token` identifies the claim. */
+export interface ClaimedJob extends Job {
+  token: string;
+}
+
+export interface SchedulerStore {
+  /** Adds a job, or moves the job of the same kind and key to `dueAt`. */
+  schedule(job: Job): Promise<void>;
+  /** Removes a job; true when there was one. */
+  cancel(kind: string, key: string): Promise<boolean>;
+  /**
+   * Claims up to `limit` jobs due at `now`, earliest first, for `leaseMs`: until then no other
+   * claim returns them; a claim that is not completed in time is returned by a later claim.
+   */
+  claimDue(now: number, limit: number, leaseMs: number): Promise<ClaimedJob[]>;
+  /** Removes a claimed job, unless it was rescheduled or claimed again since. */
+  complete(job: ClaimedJob): Promise<void>;
+  /** When the earliest job (claimed ones at their lease's end) falls due; undefined when there is none. */
+  nextDueAt(): Promise<number | undefined>;
+  /** Jobs of a kind, claimed or not. */
+  count(kind: string): Promise<number>;
+}
+
+/** Every port, as one back end provides them. */
+export interface Stores {
+  intents: IntentStore;
+  idempotency: IdempotencyStore;
+  bookings: BookingStore;
+  seats: SeatStore;
+  ledger: LedgerStore;
+  deliveries: DeliveryLogStore;
+  disabledUrls: DisabledUrlStore;
+  scheduler: SchedulerStore;
+}

@@ -1,0 +1,157 @@
+import type { Clock, Timer } from './clock.ts';
+import type { ClaimedJob, SchedulerStore } from './ports.ts';
+
+/**
+ * Runs due work: intent decisions, seat-hold expiry, inbox processing, webhook retries. Jobs live
+ * in the scheduler store (ordered by due time); this service keeps one timer on the injected
+ * clock, armed for the earliest due time, instead of one timer per pending thing. When it fires,
+ * due jobs are claimed in batches (earliest first) and handed to the handler registered for their
+ * kind, one after another. A batch that fills up re-arms the timer at once rather than looping, so
+ * a burst of due work never holds the event loop away from requests.
+ *
+ * A handler that throws is retried with a growing delay (its work must be idempotent), up to
+ * `MAX_ATTEMPTS`, then reported and dropped. A claimed job is completed only after its handler
+ * has finished, so with a store shared by several processes, a job whose process died is claimed
+ * again when its lease lapses.
+ * @see issue 7 "Store ports" (scheduler of due work)
+ */
+
+export type JobHandler = (key: string) => Promise<void> | void;
+
+export interface SchedulerDeps {
+  clock: Clock;
+  store: SchedulerStore;
+  /** Told about a handler that failed; `final` when it will not be retried. */
+  onError: (error: unknown, job: ClaimedJob, final: boolean) => void;
+}
+
+/** Jobs claimed at once. */
+export const BATCH = 512;
+/** How long a claimed job is another worker's: longer than any handler runs. */
+export const LEASE_MS = 30_000;
+export const MAX_ATTEMPTS = 8;
+const RETRY_BASE_MS = 100;
+const RETRY_MAX_MS = 30_000;
+
+export class Scheduler {
+  readonly #deps: SchedulerDeps;
+  readonly #handlers = new Map<string, JobHandler>();
+  /** Failed runs per job (kind + key), for the retry delay. */
+  readonly #failures = new Map<string, number>();
+  #timer: Timer | undefined;
+  #armedAt = Number.POSITIVE_INFINITY;
+  #running: Promise<void> | undefined;
+  /** A run queued behind the one in progress, for callers that came after its claim. */
+  #next: Promise<void> | undefined;
+  #started = false;
+
+  constructor(deps: SchedulerDeps) {
+    this.#deps = deps;
+  }
+
+  /** The handler of one kind of job. */
+  register(kind: string, handler: JobHandler): void {
+    if (this.#handlers.has(kind)) throw new Error(`a handler for ${kind} is already registered`);
+    this.#handlers.set(kind, handler);
+  }
+
+  /** Runs the handler of `kind` for `key` at `dueAt` (epoch ms on the injected clock); replaces an earlier schedule of the same job. */
+  schedule(kind: string, key: string, dueAt: number): Promise<void> {
+    return this.#deps.store.schedule({ kind, key, dueAt }).then(() => this.#arm(dueAt));
+  }
+
+  cancel(kind: string, key: string): Promise<boolean> {
+    return this.#deps.store.cancel(kind, key);
+  }
+
+  /** Jobs still to run, of the given kinds. */
+  async pending(...kinds: string[]): Promise<number> {
+    let total = 0;
+    for (const kind of kinds) total += await this.#deps.store.count(kind);
+    return total;
+  }
+
+  /** Starts running due work (jobs already in the store included). */
+  async start(): Promise<void> {
+    this.#started = true;
+    const next = await this.#deps.store.nextDueAt();
+    if (next !== undefined) this.#arm(next);
+  }
+
+  stop(): void {
+    this.#started = false;
+    this.#timer?.cancel();
+    this.#timer = undefined;
+    this.#armedAt = Number.POSITIVE_INFINITY;
+  }
+
+  /**
+   * Runs every job due now. Callers that must see due work done before they go on (a booking
+   * that counts lapsed holds as free) await it; concurrent calls share one run.
+   */
+  runDue(): Promise<void> {
+    if (this.#running === undefined) {
+      this.#running = this.#run().finally(() => {
+        this.#running = undefined;
+      });
+      return this.#running;
+    }
+    this.#next ??= this.#running.then(() => {
+      this.#next = undefined;
+      return this.runDue();
+    });
+    return this.#next;
+  }
+
+  #arm(dueAt: number): void {
+    if (!this.#started || dueAt >= this.#armedAt) return;
+    this.#timer?.cancel();
+    this.#armedAt = dueAt;
+    this.#timer = this.#deps.clock.schedule(Math.max(0, dueAt - this.#deps.clock.now()), () => {
+      this.#timer = undefined;
+      this.#armedAt = Number.POSITIVE_INFINITY;
+      void this.runDue();
+    });
+  }
+
+  async #run(): Promise<void> {
+    const { clock, store } = this.#deps;
+    const jobs = await store.claimDue(clock.now(), BATCH, LEASE_MS);
+    for (const job of jobs) await this.#runOne(job);
+    if (jobs.length === BATCH) {
+      // More may be due: continue on a fresh timer turn, so requests get the event loop between batches.
+      this.#arm(clock.now());
+      return;
+    }
+    const next = await store.nextDueAt();
+    if (next !== undefined) this.#arm(next);
+  }
+
+  async #runOne(job: ClaimedJob): Promise<void> {
+    const { store, clock, onError } = this.#deps;
+    const handler = this.#handlers.get(job.kind);
+    try {
+      if (handler === undefined) throw new Error(`no handler for jobs of kind ${job.kind}`);
+      await handler(job.key);
+      if (this.#failures.size > 0) this.#failures.delete(failureId(job));
+      await store.complete(job);
+    } catch (error) {
+      const id = failureId(job);
+      const failures = (this.#failures.get(id) ?? 0) + 1;
+      const final = failures >= MAX_ATTEMPTS || handler === undefined;
+      onError(error, job, final);
+      if (final) {
+        this.#failures.delete(id);
+        await store.complete(job);
+        return;
+      }
+      this.#failures.set(id, failures);
+      const retryAt = clock.now() + Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** (failures - 1));
+      await store.schedule({ kind: job.kind, key: job.key, dueAt: retryAt });
+    }
+  }
+}
+
+function failureId(job: ClaimedJob): string {
+  return `${job.kind}\n${job.key}`;
+}

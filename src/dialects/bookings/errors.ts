@@ -1,0 +1,27 @@
+import type { ErrorShape } from '../../http/error-handler.ts';
+
+/**
+ * The bookings API's error shape (document 003): `{"error": "<message>", "code": "<CODE>"}`.
+ * The core's field rules (quantity, cvv, card number) are about the body, and are said as the
+ * schema's are (`body /cvv: …`).
+ * @see issue 4 "The bookings API", ../../../../shared/seeds/003_2d28ecb358825d26.txt
+ */
+export const bookingsErrors: ErrorShape = {
+  name: 'bookings',
+  prefixes: ['/bookings', '/payments', '/performances', '/events', '/ledger'],
+  statusOf: {
+    VALIDATION_FAILED: 400,
+    FORBIDDEN: 403,
+    NOT_FOUND: 404,
+    SOLD_OUT: 409,
+    PAYMENT_ALREADY_PROCESSED: 409,
+    INVALID_STATE: 409,
+    IDEMPOTENCY_KEY_IN_USE: 409,
+    BOOKING_EXPIRED: 410,
+    IDEMPOTENCY_KEY_MISMATCH: 422,
+  },
+  render(reply, problem) {
+    const fromCore = problem.code === 'VALIDATION_FAILED' && problem.details?.[0] !== undefined && !('in' in problem.details[0]);
+    return reply.send({ error: fromCore ? `body ${problem.message}` : problem.message, code: problem.code });
+  },
+};

@@ -1,0 +1,234 @@
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { DomainError } from '../../core/errors.ts';
+import type { SeatCounts } from '../../core/seats.ts';
+import { sendProblem } from '../../http/error-handler.ts';
+import type { IdempotencyHooks } from '../../http/idempotency.ts';
+import { problemOf } from '../../http/problem.ts';
+import { bookingsErrors } from './errors.ts';
+import {
+  BookingIdQuery,
+  BookingList,
+  BookingsErrorBody,
+  CancelBookingBody,
+  CreateBookingBody,
+  CreateBookingResponse,
+  ExecutePaymentBody,
+  ExecutePaymentResponse,
+  InboxEventList,
+  LedgerBalances,
+  LedgerEntryList,
+  MessageBody,
+  MyBookingsQuery,
+  PerformanceList,
+  PerformanceParams,
+  SeatMap,
+  UserAndIdempotencyHeaders,
+  UserIdHeader,
+} from './schemas.ts';
+import { bookingView, entryView, eventView, iso, performanceView } from './views.ts';
+
+/**
+ * The bookings API's routes (source document 003): `/bookings`, `/payments/execute`,
+ * `/bookings/my` and the inspection routes, camelCase, every route behind `x-user-id`.
+ * @see issue 4 "The bookings API", ../../../../shared/seeds/003_2d28ecb358825d26.txt
+ */
+
+export const BOOKING_CREATED_MESSAGE = 'Booking and payment intent created. Please proceed to payment execution.';
+export const BOOKING_CANCELLED_MESSAGE = 'Booking cancelled successfully.';
+export const DEFAULT_PAGE_SIZE = 100;
+
+export interface BookingRoutesOptions {
+  idempotent: IdempotencyHooks;
+  /** The caller, checked by the dialect's onRequest hook before anything else runs. */
+  userOf: (request: FastifyRequest) => string;
+}
+
+const errors = (...statuses: number[]) => Object.fromEntries(statuses.map((s) => [s, BookingsErrorBody]));
+
+const bookingRoutes: FastifyPluginAsync<BookingRoutesOptions> = async (fastify, { idempotent, userOf }) => {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+  const { service, payments } = app.bookings;
+  const { seats, ledger } = app.core.stores;
+
+  app.post(
+    '/bookings',
+    {
+      schema: {
+        summary: 'Book seats: a pending booking holding the seats, and its payment intent',
+        description: 'Holds `quantity` best-available seats (adjacent in one row where possible) until `expiresAt` (SEAT_HOLD_MS).',
+        tags: ['bookings'],
+        headers: UserAndIdempotencyHeaders,
+        body: CreateBookingBody,
+        response: { 201: CreateBookingResponse, ...errors(400, 401, 404, 409, 413, 415, 422, 500, 503) },
+      },
+      ...idempotent,
+    },
+    async (request, reply) => {
+      const b = request.body;
+      const booking = await service.book({ userId: userOf(request), performanceId: b.performanceId, quantity: b.quantity, paymentMethod: b.paymentMethod, webhookUrl: b.webhookUrl });
+      return reply.code(201).send({
+        message: BOOKING_CREATED_MESSAGE,
+        bookingId: booking.id,
+        totalAmount: booking.totalAmount,
+        seatIds: [...booking.seatIds],
+        expiresAt: iso(booking.expiresAt),
+      });
+    },
+  );
+
+  app.post(
+    '/payments/execute',
+    {
+      schema: {
+        summary: 'Pay a pending booking by card (simulated)',
+        description:
+          'Answers after the processing delay (MOCK_MIN_DELAY_MS…MOCK_MAX_DELAY_MS) with the gateway result; the result goes to the events inbox and the booking becomes confirmed or failed when the processor applies it, EVENT_PROCESSING_DELAY_MS later.',
+        tags: ['bookings'],
+        headers: UserAndIdempotencyHeaders,
+        body: ExecutePaymentBody,
+        response: { 200: ExecutePaymentResponse, ...errors(400, 401, 403, 404, 409, 410, 413, 415, 422, 500, 503) },
+      },
+      ...idempotent,
+    },
+    async (request) => {
+      const b = request.body;
+      const result = await payments.executePayment({ userId: userOf(request), bookingId: b.bookingId, paymentMethodToken: b.paymentMethodToken, cvv: b.cvv });
+      const { pgMockData } = result;
+      return {
+        message: `Payment simulation finished with status: ${result.finalStatus}`,
+        finalStatus: result.finalStatus,
+        bookingId: result.bookingId,
+        pgMockData: { isSuccess: pgMockData.isSuccess, failureCode: pgMockData.failureCode, processedAt: iso(pgMockData.processedAt) },
+      };
+    },
+  );
+
+  app.get(
+    '/bookings/my',
+    {
+      schema: {
+        summary: "The caller's bookings, newest first, a page at a time",
+        description: 'At most `limit` (default 100) a page; when there are more, `X-Next-Cursor` (and a `Link` header with rel="next") names the next page.',
+        tags: ['bookings'],
+        headers: UserIdHeader,
+        querystring: MyBookingsQuery,
+        response: { 200: BookingList, ...errors(400, 401, 500, 503) },
+      },
+    },
+    async (request, reply) => {
+      const limit = request.query.limit ?? DEFAULT_PAGE_SIZE;
+      const page = await service.listForUser(userOf(request), { limit, cursor: request.query.cursor });
+      if (page.nextCursor !== null) {
+        reply.header('x-next-cursor', page.nextCursor);
+        reply.header('link', `</bookings/my?limit=${limit}&cursor=${page.nextCursor}>; rel="next"`);
+      }
+      return page.data.map(bookingView);
+    },
+  );
+
+  app.delete(
+    '/bookings/my',
+    {
+      schema: {
+        summary: "Cancel one of the caller's pending bookings",
+        description: 'Releases its seats. 400 for anything but a pending, unpaid booking of the caller; `code` says why.',
+        tags: ['bookings'],
+        headers: UserIdHeader,
+        body: CancelBookingBody,
+        response: { 200: MessageBody, ...errors(400, 401, 413, 415, 500, 503) },
+      },
+    },
+    async (request, reply) => {
+      try {
+        await service.cancel({ userId: userOf(request), bookingId: request.body.bookingId });
+      } catch (error) {
+        // Document 003 answers 400 whatever the reason; the code keeps the reason.
+        if (error instanceof DomainError && error.code !== 'STORE_FULL') return sendProblem(reply, bookingsErrors, { ...problemOf(error, bookingsErrors.statusOf), status: 400 });
+        throw error;
+      }
+      return { message: BOOKING_CANCELLED_MESSAGE };
+    },
+  );
+
+  app.get(
+    '/performances',
+    { schema: { summary: 'The performance catalog, with seat counts', tags: ['bookings'], headers: UserIdHeader, response: { 200: PerformanceList, ...errors(401, 500, 503) } } },
+    async () => {
+      await app.core.scheduler.runDue(); // lapsed holds count as available, as the next booking would find them
+      const list = [];
+      for (const p of service.performances()) list.push(performanceView(p, (await seats.counts(p.id)) as SeatCounts));
+      return list;
+    },
+  );
+
+  app.get(
+    '/performances/:id/seats',
+    {
+      schema: {
+        summary: "A performance's seat map: each seat's state, booking and lock expiry",
+        tags: ['bookings'],
+        headers: UserIdHeader,
+        params: PerformanceParams,
+        response: { 200: SeatMap, ...errors(400, 401, 404, 500, 503) },
+      },
+    },
+    async (request) => {
+      const { id } = service.performance(request.params.id);
+      await app.core.scheduler.runDue(); // lapsed holds show as available, as the next booking would find them
+      const list = ((await seats.seatsOf(id)) ?? []).map((s) => ({ ...s, lockedUntil: s.lockedUntil === null ? null : iso(s.lockedUntil) }));
+      return { performanceId: id, counts: (await seats.counts(id)) as SeatCounts, seats: list };
+    },
+  );
+
+  /** The caller's booking: 404 when unknown (or evicted), 403 when another user's. */
+  const ownBookingId = async (request: FastifyRequest, bookingId: string): Promise<string> => {
+    const booking = await service.get(bookingId);
+    if (booking.userId !== userOf(request)) throw new DomainError('FORBIDDEN', `Booking ${bookingId} belongs to another user.`);
+    return booking.id;
+  };
+
+  app.get(
+    '/events',
+    {
+      schema: {
+        summary: "The events inbox of one of the caller's bookings: payment results and when they were processed",
+        tags: ['bookings'],
+        headers: UserIdHeader,
+        querystring: BookingIdQuery,
+        response: { 200: InboxEventList, ...errors(400, 401, 403, 404, 500, 503) },
+      },
+    },
+    async (request) => (await service.events(await ownBookingId(request, request.query.bookingId))).map(eventView),
+  );
+
+  app.get(
+    '/ledger',
+    {
+      schema: {
+        summary: "The ledger entries of one of the caller's bookings",
+        description: 'A confirmed booking has one transaction: a CUSTOMER_PAYABLE debit and a MERCHANT_BALANCE credit of its amount, sharing a transactionId.',
+        tags: ['bookings'],
+        headers: UserIdHeader,
+        querystring: BookingIdQuery,
+        response: { 200: LedgerEntryList, ...errors(400, 401, 403, 404, 500, 503) },
+      },
+    },
+    async (request) => (await ledger.entries(await ownBookingId(request, request.query.bookingId))).map(entryView),
+  );
+
+  app.get(
+    '/ledger/balances',
+    {
+      schema: {
+        summary: 'Ledger balances per account and currency, with their debit and credit totals',
+        tags: ['bookings'],
+        headers: UserIdHeader,
+        response: { 200: LedgerBalances, ...errors(401, 500, 503) },
+      },
+    },
+    async () => ({ balances: await ledger.balances(), imbalance: await ledger.imbalance() }),
+  );
+};
+
+export default bookingRoutes;

@@ -1,0 +1,40 @@
+import type { FastifyPluginAsync } from 'fastify';
+import { isPaymentEvent } from '../../core/events.ts';
+import { createErrorHandler } from '../../http/error-handler.ts';
+import { idempotencyHooks } from '../../http/idempotency.ts';
+import { nativeErrors } from './errors.ts';
+import intentRoutes from './intents.ts';
+import webhookAdminRoutes from './webhook-admin.ts';
+import { nativeWebhookOf } from './webhook-payload.ts';
+
+/**
+ * The native API (source document 000), under `/v1/sim`: payment intents and the webhook
+ * administration routes, snake_case, every error in its envelope. Intent events of intents with
+ * a `webhook_url` are delivered in its payload, signed with WEBHOOK_SIGNATURE_SCHEMES.
+ * @see issue 2, issue 3
+ */
+const native: FastifyPluginAsync = async (app) => {
+  const { config, stores, clock } = app.core;
+  app.errorShapes.register(nativeErrors, { fallback: true });
+
+  const idempotent = idempotencyHooks({
+    store: stores.idempotency,
+    clock,
+    shape: nativeErrors,
+    onReplay: () => app.metrics.idempotencyReplays.inc(),
+    onConflict: () => app.metrics.idempotencyConflicts.inc(),
+  });
+
+  await app.register(
+    async (scope) => {
+      scope.setErrorHandler(createErrorHandler(nativeErrors));
+      await scope.register(intentRoutes, { idempotent });
+      await scope.register(webhookAdminRoutes, { idempotent });
+    },
+    { prefix: '/v1/sim' },
+  );
+
+  app.webhooks.deliverEvents((event) => (isPaymentEvent(event) ? nativeWebhookOf(event, config.webhook.schemes) : undefined));
+};
+
+export default native;

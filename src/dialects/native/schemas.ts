@@ -1,0 +1,168 @@
+import { Type } from 'typebox';
+import { DELIVERY_STATUSES } from '../../core/deliveries.ts';
+import { INTENT_STATUSES } from '../../core/intents/intent.ts';
+import { SCENARIOS } from '../../core/scenario.ts';
+import { IsoDateTime, PrefixedId, WebhookUrl } from '../../http/schemas.ts';
+
+/**
+ * Schemas of the native API (`/v1/sim`), snake_case as in source document 000.
+ * Objects reject unknown fields: a typo in a payment request is an error, not a silent default.
+ */
+
+const Strict = { additionalProperties: false } as const;
+
+export const IntentId = PrefixedId('pay');
+
+export const Card = Type.Object(
+  {
+    number: Type.Optional(Type.String({ minLength: 1, maxLength: 19, description: 'Card number, digits only, Luhn-checked' })),
+    cvv: Type.Optional(Type.String({ minLength: 1, maxLength: 4, description: '3 or 4 digits; the last digit decides (0, 1, 9 approve)' })),
+    exp_month: Type.Optional(Type.Integer({ minimum: 1, maximum: 12 })),
+    exp_year: Type.Optional(Type.Integer({ minimum: 2000, maximum: 2199 })),
+  },
+  Strict,
+);
+
+export const CreateIntentBody = Type.Object(
+  {
+    reservation_id: Type.String({ minLength: 1, maxLength: 128 }),
+    amount: Type.Integer({ minimum: 1, maximum: 100_000_000_000, description: 'Minor units of the currency' }),
+    currency: Type.Optional(Type.String({ pattern: '^[A-Z]{3}$', default: 'KRW', description: 'ISO 4217' })),
+    scenario: Type.Optional(Type.Enum(SCENARIOS)),
+    delay_ms: Type.Optional(Type.Integer({ minimum: 0, maximum: 600_000 })),
+    card: Type.Optional(Card),
+    webhook_url: Type.Optional(WebhookUrl),
+    // propertyNames, not the record's key schema: Ajv checks the latter only as a pattern, never its length.
+    metadata: Type.Optional(Type.Record(Type.String(), Type.String({ maxLength: 500 }), { maxProperties: 20, propertyNames: { minLength: 1, maxLength: 40 }, description: 'At most 20 string values of at most 500 characters; keys of 1–40 characters' })),
+  },
+  Strict,
+);
+
+export const CreateIntentResponse = Type.Object({
+  payment_intent_id: IntentId,
+  status: Type.Literal('PENDING'),
+  next: Type.Union([Type.Literal('webhook'), Type.Literal('poll')]),
+});
+
+export const IntentStatus = Type.Enum(INTENT_STATUSES);
+
+export const IntentView = Type.Object({
+  payment_intent_id: IntentId,
+  reservation_id: Type.String(),
+  amount: Type.Integer(),
+  currency: Type.String(),
+  scenario: Type.String({ description: 'approve | fail | delay | random, or card when the card data decided' }),
+  status: IntentStatus,
+  failure_code: Type.Union([Type.String(), Type.Null()]),
+  refunded_amount: Type.Integer(),
+  delay_ms: Type.Integer(),
+  webhook_url: Type.Union([Type.String(), Type.Null()]),
+  metadata: Type.Union([Type.Record(Type.String(), Type.String()), Type.Null()]),
+  created_at: IsoDateTime,
+  updated_at: IsoDateTime,
+  decided_at: Type.Union([IsoDateTime, Type.Null()]),
+});
+
+export const IntentParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
+
+export const ListIntentsQuery = Type.Object(
+  {
+    reservation_id: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+    status: Type.Optional(IntentStatus),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 })),
+    cursor: Type.Optional(PrefixedId('pay', 'The next_cursor of the previous page')),
+  },
+  Strict,
+);
+
+export const IntentList = Type.Object({
+  data: Type.Array(IntentView),
+  next_cursor: Type.Union([Type.String(), Type.Null()]),
+});
+
+export const RefundBody = Type.Object({ amount: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000_000_000 })) }, Strict);
+
+export const EmptyBody = Type.Object({}, Strict);
+
+export const ErrorBody = Type.Object({
+  error: Type.Object({
+    code: Type.String(),
+    message: Type.String(),
+    details: Type.Optional(
+      Type.Array(
+        Type.Object({
+          field: Type.String(),
+          in: Type.Optional(Type.String()),
+          rule: Type.String(),
+          message: Type.String(),
+        }),
+      ),
+    ),
+    trace_id: Type.Optional(Type.String()),
+  }),
+});
+
+export const WebhookSummary = Type.Union([
+  Type.Object({
+    status: Type.String({ description: 'pending | retrying | delivered | failed' }),
+    attempts: Type.Integer(),
+    last_status_code: Type.Union([Type.Integer(), Type.Null()]),
+    last_attempt_at: Type.Union([IsoDateTime, Type.Null()]),
+  }),
+  Type.Null(),
+]);
+
+export const IntentWithWebhook = Type.Object({ ...IntentView.properties, webhook: WebhookSummary });
+
+export const DeliveryStatus = Type.Enum(DELIVERY_STATUSES);
+
+export const DeliveryView = Type.Object({
+  id: Type.String({ description: 'whd_<ULID>' }),
+  event_id: Type.String({ description: 'evt_<ULID>; the webhook-id receivers de-duplicate on' }),
+  type: Type.String(),
+  url: Type.String(),
+  payment_intent_id: Type.Union([Type.String(), Type.Null()], { description: 'The intent, for deliveries of intent events' }),
+  subject: Type.Union([Type.Object({ kind: Type.String({ description: 'intent, booking, …' }), id: Type.String() }), Type.Null()], { description: 'What the delivery is about, whatever the API that produced it' }),
+  test: Type.Boolean({ description: 'sent by POST /v1/sim/webhook/test' }),
+  status: DeliveryStatus,
+  attempts: Type.Array(
+    Type.Object({
+      at: IsoDateTime,
+      status_code: Type.Union([Type.Integer(), Type.Null()]),
+      duration_ms: Type.Number(),
+      error: Type.Union([Type.String(), Type.Null()]),
+    }),
+  ),
+  next_attempt_at: Type.Union([IsoDateTime, Type.Null()]),
+  failure_reason: Type.Union([Type.String(), Type.Null()]),
+  created_at: IsoDateTime,
+  updated_at: IsoDateTime,
+});
+
+export const ListDeliveriesQuery = Type.Object(
+  {
+    payment_intent_id: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+    event_id: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+    status: Type.Optional(DeliveryStatus),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 })),
+    cursor: Type.Optional(PrefixedId('whd', 'The next_cursor of the previous page')),
+  },
+  Strict,
+);
+
+export const DeliveryList = Type.Object({ data: Type.Array(DeliveryView), next_cursor: Type.Union([Type.String(), Type.Null()]) });
+
+export const DeliveryParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
+
+export const TestWebhookBody = Type.Object(
+  {
+    payment_intent_id: Type.String({ minLength: 1, maxLength: 64 }),
+    type: Type.Enum(['payment.approved', 'payment.failed']),
+    webhook_url: WebhookUrl,
+  },
+  Strict,
+);
+
+export const DisabledUrls = Type.Object({ data: Type.Array(Type.Object({ url: Type.String(), disabled_at: IsoDateTime })) });
+
+export const EnableUrlQuery = Type.Object({ url: Type.String({ minLength: 1, maxLength: 2048 }) }, Strict);

@@ -1,0 +1,121 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { notFound } from '../../core/errors.ts';
+import type { IdempotencyHooks } from '../../http/idempotency.ts';
+import { IdempotencyKeyHeader } from '../../http/schemas.ts';
+import { emptyBodyIsObject } from './intents.ts';
+import { DeliveryList, DeliveryParams, DeliveryView, DisabledUrls, EmptyBody, EnableUrlQuery, ErrorBody, ListDeliveriesQuery, TestWebhookBody } from './schemas.ts';
+import { deliveryView, iso } from './views.ts';
+import { nativePayload } from './webhook-payload.ts';
+
+/**
+ * The webhook administration routes of the native API (`/v1/sim/webhooks…`, `/v1/sim/webhook/test`):
+ * the delivery log of every dialect's webhooks, replays, test sends and disabled URLs.
+ * @see issue 3 "Operating it"
+ */
+
+export interface WebhookAdminOptions {
+  idempotent: IdempotencyHooks;
+}
+
+const errors = (...statuses: number[]) => Object.fromEntries(statuses.map((s) => [s, ErrorBody]));
+
+const webhookAdminRoutes: FastifyPluginAsync<WebhookAdminOptions> = async (fastify, { idempotent }) => {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+  const { intents, ids, clock, config } = app.core;
+  const { dispatcher, log: deliveries } = app.webhooks;
+
+  app.get(
+    '/webhooks/deliveries',
+    {
+      schema: {
+        summary: 'List webhook deliveries, newest first',
+        description: 'Every dialect’s deliveries. A page may hold fewer than `limit` while `next_cursor` is set (a bounded scan): keep paging until `next_cursor` is null.',
+        tags: ['webhooks'],
+        querystring: ListDeliveriesQuery,
+        response: { 200: DeliveryList, ...errors(400, 500, 503) },
+      },
+    },
+    async (request) => {
+      const q = request.query;
+      const subject = q.payment_intent_id === undefined ? undefined : { kind: 'intent', id: q.payment_intent_id };
+      const page = await deliveries.list({ subject, eventId: q.event_id, status: q.status, limit: q.limit ?? 50, cursor: q.cursor });
+      return { data: page.data.map(deliveryView), next_cursor: page.nextCursor };
+    },
+  );
+
+  app.post(
+    '/webhooks/deliveries/:id/replay',
+    {
+      schema: {
+        summary: 'Deliver a webhook again: a new attempt series with the same event id, body and signature schemes',
+        description: 'Re-enables the URL if it had answered 410 Gone. 409 INVALID_STATE while the delivery is still pending or retrying.',
+        tags: ['webhooks'],
+        headers: IdempotencyKeyHeader,
+        params: DeliveryParams,
+        body: EmptyBody,
+        response: { 202: DeliveryView, ...errors(400, 404, 409, 413, 415, 422, 500, 503) },
+      },
+      preValidation: emptyBodyIsObject,
+      ...idempotent,
+    },
+    async (request, reply) => reply.code(202).send(deliveryView(await dispatcher.replay(request.params.id))),
+  );
+
+  app.post(
+    '/webhook/test',
+    {
+      schema: {
+        summary: 'Send a test webhook for an intent to any URL',
+        description: 'Delivers the intent as if the given event had just happened, signed and retried like any webhook (source document 000).',
+        tags: ['webhooks'],
+        headers: IdempotencyKeyHeader,
+        body: TestWebhookBody,
+        response: { 202: Type.Object({ sent: Type.Literal(true) }), ...errors(400, 404, 409, 413, 415, 422, 500, 503) },
+      },
+      ...idempotent,
+    },
+    async (request, reply) => {
+      const { payment_intent_id: id, type, webhook_url: url } = request.body;
+      const intent = await intents.get(id);
+      const approved = type === 'payment.approved';
+      const eventId = ids('evt');
+      const snapshot = { ...intent, status: approved ? ('APPROVED' as const) : ('FAILED' as const), failureCode: approved ? null : (intent.failureCode ?? 'card_declined') };
+      await dispatcher.deliver({
+        eventId,
+        type,
+        url,
+        body: nativePayload(eventId, type, clock.now(), snapshot),
+        subject: { kind: 'intent', id: intent.id },
+        schemes: config.webhook.schemes,
+        test: true,
+      });
+      return reply.code(202).send({ sent: true as const });
+    },
+  );
+
+  app.get(
+    '/webhooks/disabled-urls',
+    { schema: { summary: 'URLs disabled after answering 410 Gone', tags: ['webhooks'], response: { 200: DisabledUrls, ...errors(500, 503) } } },
+    async () => ({ data: (await dispatcher.disabledUrls()).map((d) => ({ url: d.url, disabled_at: iso(d.disabledAt) as string })) }),
+  );
+
+  app.delete(
+    '/webhooks/disabled-urls',
+    {
+      schema: {
+        summary: 'Re-enable a URL disabled after 410 Gone',
+        tags: ['webhooks'],
+        querystring: EnableUrlQuery,
+        response: { 200: Type.Object({ url: Type.String(), enabled: Type.Literal(true) }), ...errors(400, 404, 500, 503) },
+      },
+    },
+    async (request) => {
+      if (!(await dispatcher.enableUrl(request.query.url))) throw notFound('Disabled URL', request.query.url);
+      return { url: request.query.url, enabled: true as const };
+    },
+  );
+};
+
+export default webhookAdminRoutes;

@@ -1,0 +1,45 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import type { ErrorCode } from '../core/errors.ts';
+import type { ErrorShapes } from './error-shapes.ts';
+import { problemOf, type Problem } from './problem.ts';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    errorShapes: ErrorShapes;
+  }
+}
+
+/**
+ * How one dialect answers errors: which core codes mean which status in its API, and how a
+ * problem is written in its shape. Each dialect module defines one; `createErrorHandler` makes
+ * its Fastify error handler, and the root handlers (404, 405, 414, 503, unreadable URLs) use the
+ * shape that owns the request's path (see `ErrorShapes`).
+ */
+export interface ErrorShape {
+  /** The dialect, for logs. */
+  readonly name: string;
+  /** Path prefixes the dialect owns, e.g. `/v1/sim`; matched at a segment boundary. */
+  readonly prefixes: readonly string[];
+  /** Statuses of the core codes this dialect answers; an unmapped code is a 500. */
+  readonly statusOf: Partial<Record<ErrorCode, number>>;
+  /** Writes `problem` in the dialect's shape (status and headers are set by `sendProblem`). */
+  render(reply: FastifyReply, problem: Problem): FastifyReply;
+}
+
+/** Sends a problem in a dialect's shape, with its status, `Retry-After` and any extra headers. */
+export function sendProblem(reply: FastifyReply, shape: ErrorShape, problem: Problem): FastifyReply {
+  reply.server.errorShapes?.notify(problem);
+  reply.code(problem.status).type('application/json; charset=utf-8');
+  if (problem.retryAfterS !== undefined) reply.header('retry-after', String(problem.retryAfterS));
+  for (const [name, value] of Object.entries(problem.headers ?? {})) reply.header(name, value);
+  return shape.render(reply, problem);
+}
+
+/** The Fastify error handler of a dialect: every error becomes a problem in the dialect's shape; a 500 is logged, never shown. */
+export function createErrorHandler(shape: ErrorShape) {
+  return function errorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+    const problem = problemOf(error, shape.statusOf);
+    if (problem.internal === true) request.log.error({ err: error, dialect: shape.name }, 'unhandled error');
+    return sendProblem(reply, shape, problem);
+  };
+}

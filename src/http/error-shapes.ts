@@ -1,0 +1,42 @@
+import type { ErrorShape } from './error-handler.ts';
+import type { Problem } from './problem.ts';
+
+/**
+ * Which dialect owns a path, for the errors answered before any dialect's route runs: unknown
+ * routes (404), known paths with another method (405), over-long URLs (414), unreadable URLs,
+ * load shedding and shutdown (503). The longest registered prefix that matches at a segment
+ * boundary wins; paths no dialect owns get the default shape.
+ */
+export class ErrorShapes {
+  readonly #byPrefix: Array<{ prefix: string; shape: ErrorShape }> = [];
+  readonly #listeners: Array<(problem: Problem) => void> = [];
+  #fallback: ErrorShape | undefined;
+
+  /** Tells `listener` about every problem answered (metrics count some of them). */
+  onProblem(listener: (problem: Problem) => void): void {
+    this.#listeners.push(listener);
+  }
+
+  notify(problem: Problem): void {
+    for (const listener of this.#listeners) listener(problem);
+  }
+
+  register(shape: ErrorShape, options: { fallback?: boolean } = {}): void {
+    for (const prefix of shape.prefixes) {
+      if (this.#byPrefix.some((p) => p.prefix === prefix)) throw new Error(`the path prefix ${prefix} already belongs to another dialect`);
+      this.#byPrefix.push({ prefix, shape });
+    }
+    this.#byPrefix.sort((a, b) => b.prefix.length - a.prefix.length);
+    if (options.fallback === true) this.#fallback = shape;
+  }
+
+  /** The shape for a request URL (query string ignored). */
+  forUrl(url: string): ErrorShape {
+    const path = url.split('?', 1)[0] as string;
+    for (const { prefix, shape } of this.#byPrefix) {
+      if (path === prefix || (path.startsWith(prefix) && path[prefix.length] === '/')) return shape;
+    }
+    if (this.#fallback === undefined) throw new Error('no fallback error shape is registered');
+    return this.#fallback;
+  }
+}

@@ -1,0 +1,62 @@
+import type { FastifyError } from 'fastify';
+import { DomainError, StoreFullError, type ErrorCode, type FieldIssue } from '../core/errors.ts';
+import { validationIssues, type ValidationIssue } from './validation.ts';
+
+/**
+ * What went wrong with a request, before any dialect's wording or shape: a status, a stable
+ * code, an English message, and the field issues of a validation failure. Every error the
+ * service answers is first turned into a Problem (`problemOf`), then rendered by the dialect
+ * that owns the path (`ErrorShape.send`).
+ */
+export interface Problem {
+  status: number;
+  code: string;
+  message: string;
+  details?: Array<FieldIssue | ValidationIssue> | undefined;
+  /** Sent as `Retry-After` (seconds) with 429 and 503. */
+  retryAfterS?: number | undefined;
+  /** Extra headers, e.g. `Allow` with a 405. */
+  headers?: Record<string, string> | undefined;
+  /** With STORE_FULL: which store was full. */
+  store?: string | undefined;
+}
+
+/** Seconds a client is told to wait after STORE_FULL. */
+export const STORE_FULL_RETRY_AFTER_S = 1;
+
+/** Fastify's own errors about a request it could not read, as problems. */
+const FASTIFY_PROBLEMS: Record<string, Omit<Problem, 'message'> & { message?: string }> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: { status: 413, code: 'PAYLOAD_TOO_LARGE', message: 'The request body is larger than the limit (BODY_LIMIT_BYTES).' },
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: { status: 415, code: 'UNSUPPORTED_MEDIA_TYPE', message: 'Send the body as application/json.' },
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: { status: 400, code: 'VALIDATION_FAILED', message: 'The request body size did not match its Content-Length.' },
+  FST_ERR_BAD_URL: { status: 400, code: 'BAD_URL', message: 'The request path is not a valid URL (bad percent-encoding).' },
+  FST_ERR_MAX_PARAM_LENGTH: { status: 414, code: 'URI_TOO_LONG', message: 'A path parameter is longer than the service accepts.' },
+  FST_ERR_ASYNC_CONSTRAINT: { status: 400, code: 'BAD_REQUEST', message: 'The request could not be routed.' },
+};
+
+/**
+ * The problem an error thrown while handling a request stands for. `statusOf` maps the core's
+ * codes to the dialect's statuses; a core code the dialect does not map, and any error that is
+ * not the client's fault, is a 500 (and `internal` is true, for the log).
+ */
+export function problemOf(error: FastifyError | Error, statusOf: Partial<Record<ErrorCode, number>>): Problem & { internal?: true } {
+  if (error instanceof DomainError) {
+    if (error instanceof StoreFullError) return { status: 503, code: error.code, message: error.message, retryAfterS: STORE_FULL_RETRY_AFTER_S, store: error.store };
+    const status = statusOf[error.code];
+    if (status !== undefined) return { status, code: error.code, message: error.message, details: error.details };
+  }
+  const fastifyError = error as FastifyError;
+  if (fastifyError.validation !== undefined) {
+    const details = validationIssues(fastifyError);
+    const first = details[0];
+    return { status: 400, code: 'VALIDATION_FAILED', message: first ? `${first.in} ${first.field}: ${first.message}` : 'The request is invalid.', details };
+  }
+  const known = fastifyError.code === undefined ? undefined : FASTIFY_PROBLEMS[fastifyError.code];
+  if (known !== undefined) return { ...known, message: known.message ?? fastifyError.message };
+  if (fastifyError.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || error instanceof SyntaxError || fastifyError.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') {
+    return { status: 400, code: 'VALIDATION_FAILED', message: `The request body could not be read: ${error.message}` };
+  }
+  const status = fastifyError.statusCode;
+  if (status !== undefined && status >= 400 && status < 500) return { status, code: 'BAD_REQUEST', message: error.message };
+  return { status: 500, code: 'INTERNAL', message: 'Something went wrong on our side; the request may be retried.', internal: true };
+}

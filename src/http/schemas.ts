@@ -1,0 +1,22 @@
+import { Type } from 'typebox';
+
+/** Small schema primitives every dialect shares. */
+
+export const IsoDateTime = Type.String({ format: 'date-time', description: 'ISO 8601 UTC with milliseconds' });
+
+const ULID = '[0-9A-HJKMNP-TV-Z]{26}';
+
+/** An id of the form `<prefix>_<ULID>`, e.g. `pay_01JD…`; a cursor of a list is the last id of the previous page. */
+export const PrefixedId = (prefix: string, description = `${prefix}_<ULID>`) => Type.String({ pattern: `^${prefix}_${ULID}$`, description });
+
+/**
+ * An absolute http(s) URL, at most 2,048 characters, that the URL parser the dispatcher uses
+ * accepts (a port of 99999 or an octet of 999 is refused here, not when sending).
+ * `http-url` is the service's own format (http/validators.ts).
+ */
+export const WebhookUrl = Type.String({ maxLength: 2048, format: 'http-url', description: 'Absolute http(s) URL' });
+
+/** Visible ASCII, 1–255 characters. @see https://datatracker.ietf.org/doc/draft-ietf-httpapi-idempotency-key-header/ */
+export const IdempotencyKeyHeader = Type.Object({
+  'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7E]+$' })),
+});

@@ -1,0 +1,80 @@
+import { randomUUID } from 'node:crypto';
+import { context, propagation, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import { request, type Dispatcher } from 'undici';
+import { isSuccess, parseRetryAfter, type AttemptResult } from './retry-policy.ts';
+
+/**
+ * One webhook attempt: a POST of the exact body bytes with the signature headers, one timer for
+ * the whole exchange, a client span, and a `traceparent` so a receiver can join the trace.
+ * Never throws: a network error or timeout is a result like a status code.
+ */
+
+export interface AttemptRequest {
+  url: string;
+  body: string;
+  headers: Record<string, string>;
+  timeoutMs: number;
+  agent: Dispatcher;
+  /** For the span: the delivery and what it carries. */
+  deliveryId: string;
+  eventType: string;
+}
+
+export interface AttemptOutcome extends AttemptResult {
+  durationMs: number;
+}
+
+const USER_AGENT = 'paysim-webhooks/1.0';
+const tracer = trace.getTracer('paysim-webhooks');
+
+export async function attempt(req: AttemptRequest): Promise<AttemptOutcome> {
+  const started = performance.now();
+  const span = tracer.startSpan('webhook.attempt', {
+    kind: SpanKind.CLIENT,
+    attributes: { 'http.request.method': 'POST', 'url.full': req.url, 'paysim.delivery.id': req.deliveryId, 'paysim.event.type': req.eventType },
+  });
+  const headers: Record<string, string> = { 'content-type': 'application/json', 'user-agent': USER_AGENT, ...req.headers };
+  injectTraceparent(span, headers);
+
+  let statusCode: number | null = null;
+  let error: string | null = null;
+  let retryAfterMs: number | null = null;
+  // One timer for the whole exchange, cleared when it ends (AbortSignal.timeout's timer would
+  // still fire, and build an error, long after a fast answer).
+  const abort = new AbortController();
+  const deadline = setTimeout(() => abort.abort(new DOMException('attempt timed out', 'TimeoutError')), req.timeoutMs);
+  try {
+    const res = await request(req.url, { method: 'POST', body: req.body, headers, dispatcher: req.agent, signal: abort.signal });
+    statusCode = res.statusCode;
+    if (statusCode === 429 || statusCode === 503) retryAfterMs = parseRetryAfter(res.headers['retry-after'], Date.now());
+    await res.body.dump();
+  } catch (err) {
+    error = describeError(err, req.timeoutMs);
+  } finally {
+    clearTimeout(deadline);
+  }
+  const durationMs = Math.round((performance.now() - started) * 100) / 100;
+  const result = { statusCode, error, retryAfterMs, durationMs };
+  span.setAttribute('http.response.status_code', statusCode ?? 0);
+  if (!isSuccess(result)) span.setStatus({ code: SpanStatusCode.ERROR, message: error ?? `HTTP ${statusCode}` });
+  span.end();
+  return result;
+}
+
+/** The attempt's span context goes out as `traceparent`; without a tracing SDK, a fresh one is made. */
+function injectTraceparent(span: ReturnType<typeof tracer.startSpan>, headers: Record<string, string>): void {
+  if (span.isRecording()) {
+    propagation.inject(trace.setSpan(context.active(), span), headers);
+    if (headers.traceparent !== undefined) return;
+  }
+  // randomUUID draws from a pooled entropy cache: far cheaper per attempt than randomBytes.
+  headers.traceparent = `00-${randomUUID().replaceAll('-', '')}-${randomUUID().slice(0, 8)}${randomUUID().slice(0, 8)}-01`;
+}
+
+function describeError(err: unknown, timeoutMs: number): string {
+  const e = err as { name?: string; code?: string; message?: string; cause?: { code?: string; message?: string } };
+  if (e.name === 'TimeoutError' || e.name === 'AbortError') return `timeout after ${timeoutMs} ms`;
+  const code = e.code ?? e.cause?.code;
+  const message = e.cause?.message ?? e.message ?? String(err);
+  return code === undefined ? message : `${code}: ${message}`;
+}

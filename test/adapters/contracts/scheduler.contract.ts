@@ -1,0 +1,158 @@
+import { describe, expect, it } from 'vitest';
+import type { ClaimedJob, Job, SchedulerStore } from '../../../src/core/ports.ts';
+import { concurrently, T0 } from './fixtures.ts';
+
+export type SchedulerStoreFactory = () => Promise<SchedulerStore> | SchedulerStore;
+
+const LEASE = 30_000;
+const DECIDE = 'intent.decide';
+const EXPIRE = 'booking.expire';
+
+const job = (key: string, dueAt: number, kind = DECIDE): Job => ({ kind, key, dueAt });
+/** A claim of `j` as the port hands it out: the job plus a token only the store interprets. */
+const claimOf = (j: Job) => ({ ...j, token: expect.any(String) });
+const keys = (jobs: readonly ClaimedJob[]) => jobs.map((j) => `${j.kind}:${j.key}`);
+
+/** The SchedulerStore port's contract (src/core/ports.ts), for any adapter `make` builds fresh. */
+export function schedulerStoreContract(name: string, make: SchedulerStoreFactory): void {
+  async function storeWith(...jobs: Job[]): Promise<SchedulerStore> {
+    const store = await make();
+    for (const j of jobs) await store.schedule(j);
+    return store;
+  }
+
+  describe(`SchedulerStore contract: ${name}`, () => {
+    it('claims the jobs due by now, earliest first, ties in scheduling order, at most `limit`', async () => {
+      const later = job('pay_later', T0 + 1_000);
+      const tie1 = job('pay_tie1', T0 + 10);
+      const first = job('pay_first', T0);
+      const tie2 = job('bk_tie2', T0 + 10, EXPIRE);
+      const due = job('pay_due_now', T0 + 20);
+      const store = await storeWith(later, tie1, first, tie2, due);
+      expect(await store.claimDue(T0 - 1, 10, LEASE)).toEqual([]);
+      expect(await store.claimDue(T0 + 20, 3, LEASE)).toEqual([claimOf(first), claimOf(tie1), claimOf(tie2)]);
+      expect(await store.claimDue(T0 + 20, 3, LEASE)).toEqual([claimOf(due)]);
+      expect(await store.claimDue(T0 + 20, 3, LEASE)).toEqual([]);
+    });
+
+    it('schedule upserts by kind and key: rescheduling moves the job', async () => {
+      const store = await storeWith(job('pay_1', T0), job('pay_2', T0 + 5), job('pay_1', T0 + 100), job('pay_1', T0, EXPIRE));
+      expect(await store.count(DECIDE)).toBe(2);
+      expect(await store.count(EXPIRE)).toBe(1);
+      expect(await store.claimDue(T0 + 99, 10, LEASE)).toEqual([claimOf(job('pay_1', T0, EXPIRE)), claimOf(job('pay_2', T0 + 5))]);
+      expect(await store.claimDue(T0 + 100, 10, LEASE)).toEqual([claimOf(job('pay_1', T0 + 100))]);
+    });
+
+    it('a rescheduled job goes behind the jobs already due at the same time', async () => {
+      const store = await storeWith(job('a', T0), job('b', T0));
+      await store.schedule(job('a', T0));
+      expect(keys(await store.claimDue(T0, 10, LEASE))).toEqual([`${DECIDE}:b`, `${DECIDE}:a`]);
+    });
+
+    it('cancel removes a job, claimed or not, and says whether there was one', async () => {
+      const store = await storeWith(job('a', T0), job('b', T0), job('c', T0 + 5));
+      await store.claimDue(T0, 1, LEASE);
+      expect(await store.cancel(DECIDE, 'a')).toBe(true);
+      expect(await store.cancel(DECIDE, 'c')).toBe(true);
+      expect(await store.cancel(DECIDE, 'c')).toBe(false);
+      expect(await store.cancel(EXPIRE, 'b')).toBe(false);
+      expect(await store.count(DECIDE)).toBe(1);
+      expect(await store.claimDue(T0 + LEASE, 10, LEASE)).toEqual([claimOf(job('b', T0))]);
+    });
+
+    it('a claimed job is nobody else’s until its lease lapses, then it is claimed again under a new token', async () => {
+      const store = await storeWith(job('a', T0));
+      const [claim] = await store.claimDue(T0 + 7, 10, LEASE);
+      expect(claim).toEqual(claimOf(job('a', T0)));
+      expect(await store.claimDue(T0 + 7 + LEASE - 1, 10, LEASE)).toEqual([]);
+      const [again] = await store.claimDue(T0 + 7 + LEASE, 10, LEASE);
+      expect(again).toMatchObject({ kind: DECIDE, key: 'a' });
+      expect(again?.token).not.toBe(claim?.token);
+      // The first worker finishing late must not remove the job the second one now holds.
+      await store.complete(claim as ClaimedJob);
+      expect(await store.count(DECIDE)).toBe(1);
+      await store.complete(again as ClaimedJob);
+      expect(await store.count(DECIDE)).toBe(0);
+    });
+
+    it('complete removes a claimed job for good', async () => {
+      const store = await storeWith(job('a', T0), job('b', T0 + 1));
+      const claimed = await store.claimDue(T0 + 1, 10, LEASE);
+      await store.complete(claimed[0] as ClaimedJob);
+      expect(await store.count(DECIDE)).toBe(1);
+      expect(await store.claimDue(T0 + 10 * LEASE, 10, LEASE)).toEqual([claimOf({ ...job('b', T0 + 1), dueAt: expect.any(Number) })]);
+    });
+
+    it('complete with a stale token (the job was rescheduled after the claim) keeps the new schedule', async () => {
+      const store = await storeWith(job('a', T0));
+      const [claim] = await store.claimDue(T0, 10, LEASE);
+      await store.schedule(job('a', T0 + 500));
+      await store.complete(claim as ClaimedJob);
+      expect(await store.count(DECIDE)).toBe(1);
+      expect(await store.nextDueAt()).toBe(T0 + 500);
+      expect(await store.claimDue(T0 + 500, 10, LEASE)).toEqual([claimOf(job('a', T0 + 500))]);
+    });
+
+    it('nextDueAt is the earliest due time, a claimed job counting at the end of its lease', async () => {
+      const store = await make();
+      expect(await store.nextDueAt()).toBeUndefined();
+      await store.schedule(job('b', T0 + 100));
+      await store.schedule(job('a', T0 + 10));
+      expect(await store.nextDueAt()).toBe(T0 + 10);
+      await store.claimDue(T0 + 10, 1, LEASE);
+      expect(await store.nextDueAt()).toBe(T0 + 100);
+      await store.cancel(DECIDE, 'b');
+      expect(await store.nextDueAt()).toBe(T0 + 10 + LEASE);
+      await store.cancel(DECIDE, 'a');
+      expect(await store.nextDueAt()).toBeUndefined();
+    });
+
+    it('count counts a kind’s jobs, claimed or not', async () => {
+      const store = await storeWith(job('a', T0), job('b', T0 + 5), job('c', T0, EXPIRE));
+      await store.claimDue(T0, 1, LEASE);
+      expect(await store.count(DECIDE)).toBe(2);
+      expect(await store.count(EXPIRE)).toBe(1);
+      expect(await store.count('unknown.kind')).toBe(0);
+    });
+
+    it('what it hands out does not alias what it holds', async () => {
+      const scheduled = job('a', T0);
+      const store = await storeWith(scheduled);
+      scheduled.dueAt = T0 + 1_000_000;
+      const [claim] = await store.claimDue(T0, 10, LEASE);
+      expect(claim).toEqual(claimOf(job('a', T0)));
+      (claim as ClaimedJob).key = 'b';
+      expect(await store.count(DECIDE)).toBe(1);
+      await store.complete({ ...(claim as ClaimedJob), key: 'a' });
+      expect(await store.count(DECIDE)).toBe(0);
+    });
+
+    describe('under concurrent calls', () => {
+      it('concurrent claims never return the same job twice, and together return every due one', async () => {
+        const jobs = Array.from({ length: 300 }, (_, i) => job(`pay_${i}`, T0 + (i % 7)));
+        const store = await storeWith(...jobs);
+        const batches = await concurrently(40, () => store.claimDue(T0 + 10, 10, LEASE));
+        const claimed = batches.flat();
+        expect(claimed).toHaveLength(300);
+        expect(new Set(keys(claimed)).size).toBe(300);
+        for (const batch of batches) expect(batch.length).toBeLessThanOrEqual(10);
+        expect(await store.claimDue(T0 + 10, 1_000, LEASE)).toEqual([]);
+      });
+
+      it('a job scheduled 100 times at once is one job', async () => {
+        const store = await make();
+        await concurrently(100, (i) => store.schedule(job('a', T0 + i)));
+        expect(await store.count(DECIDE)).toBe(1);
+        expect(await store.claimDue(T0 + 1_000, 10, LEASE)).toHaveLength(1);
+      });
+
+      it('of concurrent completes and reschedules of one claim, the reschedule survives', async () => {
+        const store = await storeWith(job('a', T0));
+        const [claim] = await store.claimDue(T0, 1, LEASE);
+        await concurrently(20, (i) => (i === 0 ? store.schedule(job('a', T0 + 50)) : store.complete(claim as ClaimedJob)));
+        expect(await store.count(DECIDE)).toBe(1);
+        expect(await store.nextDueAt()).toBe(T0 + 50);
+      });
+    });
+  });
+}

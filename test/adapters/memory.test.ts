@@ -1,0 +1,27 @@
+import { MemoryBookingStore } from '../../src/adapters/memory/bookings.ts';
+import { MemoryDeliveryLog } from '../../src/adapters/memory/deliveries.ts';
+import { MemoryDisabledUrls } from '../../src/adapters/memory/disabled-urls.ts';
+import { MemoryIdempotencyStore } from '../../src/adapters/memory/idempotency.ts';
+import { MemoryIntentStore } from '../../src/adapters/memory/intents.ts';
+import { MemoryLedgerStore } from '../../src/adapters/memory/ledger.ts';
+import { MemorySchedulerStore } from '../../src/adapters/memory/scheduler.ts';
+import { MemorySeatStore } from '../../src/adapters/memory/seats.ts';
+import { bookingStoreContract } from './contracts/bookings.contract.ts';
+import { deliveryLogContract } from './contracts/deliveries.contract.ts';
+import { disabledUrlStoreContract } from './contracts/disabled-urls.contract.ts';
+import { idempotencyStoreContract } from './contracts/idempotency.contract.ts';
+import { intentStoreContract } from './contracts/intents.contract.ts';
+import { ledgerStoreContract } from './contracts/ledger.contract.ts';
+import { schedulerStoreContract } from './contracts/scheduler.contract.ts';
+import { seatStoreContract } from './contracts/seats.contract.ts';
+
+/** The shared port contracts against the in-memory back end; another back end adds its own file calling the same functions. */
+
+intentStoreContract('memory', ({ ttlMs, maxIntents }) => new MemoryIntentStore({ ttlMs, maxIntents }));
+idempotencyStoreContract('memory', ({ ttlMs, maxKeys }) => new MemoryIdempotencyStore({ ttlMs, maxKeys }));
+bookingStoreContract('memory', ({ ttlMs, maxBookings }) => new MemoryBookingStore({ ttlMs, maxBookings }));
+seatStoreContract('memory', (performances) => new MemorySeatStore(performances));
+ledgerStoreContract('memory', () => new MemoryLedgerStore());
+deliveryLogContract('memory', ({ ttlMs, maxDeliveries }) => new MemoryDeliveryLog({ ttlMs, maxDeliveries }));
+disabledUrlStoreContract('memory', () => new MemoryDisabledUrls());
+schedulerStoreContract('memory', () => new MemorySchedulerStore());

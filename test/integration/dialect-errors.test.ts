@@ -1,0 +1,183 @@
+import { connect } from 'node:net';
+import { SignJWT } from 'jose';
+import { afterEach, describe, expect, it } from 'vitest';
+import { buildTestApp, type TestApp } from '../helpers/app.ts';
+
+/**
+ * Every error comes back in the shape of the dialect that owns the path: validation, malformed
+ * JSON, unknown routes (404), other methods (405), 413, 414, 415, unreadable URLs, load shedding
+ * and shutdown (503); a request without a Host header gets a JSON 400.
+ * @see issue 7 "One folder per dialect"
+ */
+
+const JSON_TYPE = 'application/json; charset=utf-8';
+const JWT_SECRET = 'dialect-errors-secret';
+const TRACE = { trace_id: expect.stringMatching(/^[0-9a-f]{32}$/) };
+
+const apps: TestApp[] = [];
+afterEach(async () => {
+  for (const t of apps.splice(0)) await t.app.close();
+});
+async function app(env: Record<string, string> = {}): Promise<TestApp> {
+  const t = await buildTestApp({ JWT_SECRET, ...env });
+  apps.push(t);
+  return t;
+}
+
+const native = (code: string, message: string | RegExp) => ({ error: { code, message: typeof message === 'string' ? message : expect.stringMatching(message), ...TRACE } });
+const bookings = (code: string, message: string | RegExp) => ({ error: typeof message === 'string' ? message : expect.stringMatching(message), code });
+const paymentService = (message: string) => ({ error: message });
+
+const USER = { 'x-user-id': 'user_test_001' };
+
+async function bearer(t: TestApp): Promise<Record<string, string>> {
+  const token = await new SignJWT({ userId: 'user_test_001' }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime(Math.floor(t.clock.now() / 1000) + 600).sign(new TextEncoder().encode(JWT_SECRET));
+  return { authorization: `Bearer ${token}` };
+}
+
+describe('404 for an unknown route, under each prefix', () => {
+  it.each([
+    ['/v1/sim/nope', native('NOT_FOUND', 'No route GET /v1/sim/nope.')],
+    ['/nope', native('NOT_FOUND', 'No route GET /nope.')],
+    ['/bookings/nope', bookings('NOT_FOUND', 'No route GET /bookings/nope.')],
+    ['/payments/nope', bookings('NOT_FOUND', 'No route GET /payments/nope.')],
+    ['/ledger/nope?x=1', bookings('NOT_FOUND', 'No route GET /ledger/nope.')],
+    ['/api/v1/payments/nope', paymentService('요청한 경로를 찾을 수 없습니다.')],
+  ])('GET %s', async (url, body) => {
+    const t = await app();
+    const res = await t.app.inject({ url });
+    expect([res.statusCode, res.headers['content-type'], res.json()]).toEqual([404, JSON_TYPE, body]);
+  });
+});
+
+describe('405 with Allow for a known path and another method', () => {
+  it.each([
+    ['DELETE', '/v1/sim/intent', 'POST', native('METHOD_NOT_ALLOWED', 'DELETE is not allowed on /v1/sim/intent; use POST.')],
+    ['POST', '/v1/sim/intents/pay_x', 'GET, HEAD', native('METHOD_NOT_ALLOWED', 'POST is not allowed on /v1/sim/intents/pay_x; use GET, HEAD.')],
+    ['PUT', '/bookings/my', 'GET, HEAD, DELETE', bookings('METHOD_NOT_ALLOWED', 'PUT is not allowed on /bookings/my; use GET, HEAD, DELETE.')],
+    ['GET', '/api/v1/payments/process', 'POST', paymentService('허용되지 않는 메서드입니다.')],
+  ] as const)('%s %s', async (method, url, allow, body) => {
+    const t = await app();
+    const res = await t.app.inject({ method, url });
+    expect([res.statusCode, res.headers.allow, res.json()]).toEqual([405, allow, body]);
+  });
+});
+
+describe('413, 415 and malformed JSON on each dialect’s routes', () => {
+  it('the native API', async () => {
+    const t = await app({ BODY_LIMIT_BYTES: '1024' });
+    const big = await t.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'r', amount: 1, metadata: { k: 'v'.repeat(1100) } } });
+    expect([big.statusCode, big.json()]).toEqual([413, native('PAYLOAD_TOO_LARGE', 'The request body is larger than the limit (BODY_LIMIT_BYTES).')]);
+    const text = await t.app.inject({ method: 'POST', url: '/v1/sim/intent', headers: { 'content-type': 'text/plain' }, payload: 'x' });
+    expect([text.statusCode, text.json()]).toEqual([415, native('UNSUPPORTED_MEDIA_TYPE', 'Send the body as application/json.')]);
+    const broken = await t.app.inject({ method: 'POST', url: '/v1/sim/intent', headers: { 'content-type': 'application/json' }, payload: '{"amount": 1,' });
+    expect([broken.statusCode, broken.json()]).toEqual([400, native('VALIDATION_FAILED', /^The request body could not be read: .*JSON/)]);
+  });
+
+  it('the bookings API', async () => {
+    const t = await app({ BODY_LIMIT_BYTES: '1024' });
+    const big = await t.app.inject({ method: 'POST', url: '/bookings', headers: USER, payload: { performanceId: 'p'.repeat(1100), quantity: 1, paymentMethod: 'x' } });
+    expect([big.statusCode, big.json()]).toEqual([413, bookings('PAYLOAD_TOO_LARGE', 'The request body is larger than the limit (BODY_LIMIT_BYTES).')]);
+    const text = await t.app.inject({ method: 'POST', url: '/bookings', headers: { ...USER, 'content-type': 'text/plain' }, payload: 'x' });
+    expect([text.statusCode, text.json()]).toEqual([415, bookings('UNSUPPORTED_MEDIA_TYPE', 'Send the body as application/json.')]);
+    const broken = await t.app.inject({ method: 'POST', url: '/payments/execute', headers: { ...USER, 'content-type': 'application/json' }, payload: '{"bookingId"' });
+    expect([broken.statusCode, broken.json()]).toEqual([400, bookings('VALIDATION_FAILED', /^The request body could not be read: /)]);
+  });
+
+  it('the payment-service API', async () => {
+    const t = await app({ BODY_LIMIT_BYTES: '1024' });
+    const auth = await bearer(t);
+    const big = await t.app.inject({ method: 'POST', url: '/api/v1/payments/process', headers: auth, payload: { reservationId: 'r'.repeat(1100), paymentMethod: 'kakao_pay' } });
+    expect([big.statusCode, big.json()]).toEqual([413, paymentService('요청 본문이 너무 큽니다.')]);
+    const text = await t.app.inject({ method: 'POST', url: '/api/v1/payments/process', headers: { ...auth, 'content-type': 'text/plain' }, payload: 'x' });
+    expect([text.statusCode, text.json()]).toEqual([415, paymentService('요청 본문은 application/json 형식이어야 합니다.')]);
+    const broken = await t.app.inject({ method: 'POST', url: '/api/v1/payments/process', headers: { ...auth, 'content-type': 'application/json' }, payload: '{"reservationId"' });
+    expect([broken.statusCode, broken.json()]).toEqual([400, paymentService('잘못된 요청입니다.')]);
+  });
+});
+
+describe('unreadable and over-long URLs', () => {
+  it.each([
+    ['bad percent-encoding, native', '/v1/sim/intents/%E0%A4%A', 400, native('BAD_URL', 'The request path is not a valid URL (bad percent-encoding).')],
+    ['bad percent-encoding, bookings', '/bookings/%E0%A4%A', 400, bookings('BAD_URL', 'The request path is not a valid URL (bad percent-encoding).')],
+    ['bad percent-encoding, payment service', '/api/v1/payments/%E0%A4%A', 400, paymentService('잘못된 요청입니다.')],
+    ['a 150-character path parameter, native', `/v1/sim/intents/${'a'.repeat(150)}`, 414, native('URI_TOO_LONG', 'A path parameter is longer than the service accepts.')],
+    ['a 9,000-character query, native', `/v1/sim/intents?reservation_id=${'r'.repeat(9000)}`, 414, native('URI_TOO_LONG', 'The request URL is longer than 8192 characters.')],
+    ['a 9,000-character query, bookings', `/bookings/my?cursor=${'c'.repeat(9000)}`, 414, bookings('URI_TOO_LONG', 'The request URL is longer than 8192 characters.')],
+    ['a 9,000-character query, payment service', `/api/v1/payments/methods?${'q'.repeat(9000)}`, 414, paymentService('요청 URI가 너무 깁니다.')],
+  ])('%s', async (_name, url, status, body) => {
+    const t = await app();
+    const res = await t.app.inject({ url });
+    expect([res.statusCode, res.headers['content-type'], res.json()]).toEqual([status, JSON_TYPE, body]);
+  });
+});
+
+describe('503 in each dialect’s shape', () => {
+  it('load shedding: OVERLOADED with Retry-After; health, readiness and metrics keep answering', async () => {
+    const t = await app({ OVERLOAD_MAX_HEAP_USED_BYTES: '1', OVERLOAD_RETRY_AFTER_S: '7' });
+    const auth = await bearer(t);
+    let first;
+    for (let i = 0; i < 100 && first?.statusCode !== 503; i++) {
+      first = await t.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'r', amount: 1 } });
+      if (first.statusCode !== 503) await new Promise((resolve) => setTimeout(resolve, 20)); // under-pressure samples the heap on a real timer
+    }
+    const cases = [
+      [first, native('OVERLOADED', /overloaded/)],
+      [await t.app.inject({ method: 'POST', url: '/bookings', headers: USER, payload: { performanceId: 'perf_001', quantity: 1, paymentMethod: 'x' } }), bookings('OVERLOADED', /overloaded/)],
+      [await t.app.inject({ method: 'POST', url: '/api/v1/payments/process', headers: auth, payload: { reservationId: 'bk_x', paymentMethod: 'kakao_pay' } }), paymentService('서버가 과부하 상태입니다. 잠시 후 다시 시도해 주세요.')],
+    ] as const;
+    for (const [res, body] of cases) expect([res?.statusCode, res?.headers['retry-after'], res?.json()]).toEqual([503, '7', body]);
+    for (const url of ['/healthz', '/readyz', '/metrics']) expect((await t.app.inject({ url })).statusCode).toBe(200);
+  });
+
+  it('while the server closes: SHUTTING_DOWN with Retry-After and Connection: close', async () => {
+    const t = await app();
+    t.app.lifecycle.closing = true;
+    const cases = [
+      ['/v1/sim/intents', native('SHUTTING_DOWN', /shutting down/)],
+      ['/bookings/my', bookings('SHUTTING_DOWN', /shutting down/)],
+      ['/api/v1/payments/methods', paymentService('서비스를 일시적으로 사용할 수 없습니다. 잠시 후 다시 시도해 주세요.')],
+    ] as const;
+    for (const [url, body] of cases) {
+      const res = await t.app.inject({ url, headers: USER });
+      expect([res.statusCode, res.headers['retry-after'], res.headers.connection, res.json()]).toEqual([503, '1', 'close', body]);
+    }
+    t.app.lifecycle.closing = false;
+  });
+
+  it('a store full of unfinished work: STORE_FULL with Retry-After, counted by store', async () => {
+    const t = await app({ STORE_MAX_INTENTS: '2' });
+    for (let i = 0; i < 2; i++) expect((await t.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: `r${i}`, amount: 1, scenario: 'delay' } })).statusCode).toBe(200);
+    const full = await t.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'r2', amount: 1 } });
+    expect([full.statusCode, full.headers['retry-after'], full.json()]).toEqual([503, '1', native('STORE_FULL', 'The intents store is full of unfinished work; retry shortly.')]);
+    expect((await t.app.inject({ url: '/metrics' })).body).toMatch(/^store_full_total\{store="intents"\} 1$/m);
+    // Once one is decided it may go, and creation works again.
+    await t.clock.advance(3000);
+    expect((await t.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'r3', amount: 1 } })).statusCode).toBe(200);
+  });
+});
+
+describe('a request without a Host header', () => {
+  it('gets a JSON 400 in the shape of its path, not an empty 400 from the HTTP parser', async () => {
+    const t = await app();
+    await t.app.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = t.app.server.address() as { port: number };
+    const raw = (path: string): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const socket = connect(port, '127.0.0.1', () => socket.write(`GET ${path} HTTP/1.1\r\nConnection: close\r\n\r\n`));
+        let text = '';
+        socket.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+        socket.on('end', () => resolve(text));
+        socket.on('error', reject);
+      });
+    for (const [path, body] of [
+      ['/v1/sim/intents', native('BAD_REQUEST', 'An HTTP/1.1 request needs a Host header.')],
+      ['/bookings/my', bookings('BAD_REQUEST', 'An HTTP/1.1 request needs a Host header.')],
+    ] as const) {
+      const text = await raw(path);
+      expect(text).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+      expect(text).toMatch(/\r\ncontent-type: application\/json; charset=utf-8\r\n/i);
+      expect(JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4))).toEqual(body);
+    }
+  });
+});

@@ -1,0 +1,503 @@
+import { describe, expect, it } from 'vitest';
+import type { Booking, InboxEvent, PgMockData } from '../../src/core/bookings/booking.ts';
+import { PROCESS_JOB } from '../../src/core/bookings/inbox.ts';
+import { EXPIRE_JOB } from '../../src/core/bookings/service.ts';
+import type { DomainEvent } from '../../src/core/events.ts';
+import { book, codeOf, errorOf, EVT_ID, HOLD, makeBookings, OTHER, pay, PAY_DELAY, payInput, scriptedRandom, track, USER } from './support.ts';
+
+/**
+ * Paying bookings (executePayment, confirmDirect), the inbox processor and the bus events of
+ * payments, over memory stores. The harness is `makeBookings` in support.ts.
+ */
+
+const T0 = Date.UTC(2026, 0, 15, 12, 0, 0);
+
+/** One line per published event, enough to read an order of events at a glance. */
+function summary(event: DomainEvent): string {
+  switch (event.type) {
+    case 'booking.payment_decided':
+      return `${event.type} ${event.kind} ${event.isSuccess} ${event.failureCode}`;
+    case 'booking.event_processed':
+      return `${event.type} ${event.event.type} lag ${(event.event.processedAt as number) - event.event.createdAt}`;
+    case 'booking.created':
+    case 'booking.confirmed':
+    case 'booking.failed':
+    case 'booking.expired':
+    case 'booking.cancelled':
+      return `${event.type} ${event.booking.status} ${event.booking.quantity}`;
+    default:
+      return event.type;
+  }
+}
+
+describe('executePayment', () => {
+  it('answers SUCCESS after the delay, records the event, and the processor confirms 50 ms later', async () => {
+    const h = await makeBookings();
+    const booking = await book(h);
+    const state = track(h.payments.executePayment(payInput(booking)));
+    await h.clock.advance(PAY_DELAY - 1);
+    expect(state.settled).toBe(false);
+    expect(h.payments.inFlight).toBe(1);
+    expect(await h.service.counts()).toMatchObject({ paymentsInFlight: 1, unprocessedEvents: 0 });
+    expect(await h.service.get(booking.id)).toEqual({ ...booking, paymentInFlight: 'execute' });
+    await h.clock.advance(1);
+    const pgMockData: PgMockData = { isSuccess: true, failureCode: null, processedAt: T0 + PAY_DELAY };
+    expect(state.value).toEqual({ finalStatus: 'SUCCESS', bookingId: booking.id, pgMockData });
+    const decided: Booking = { ...booking, paymentIntent: { status: 'SUCCESS', pgMockData } };
+    expect(await h.service.get(booking.id)).toEqual(decided);
+    const recorded: InboxEvent = {
+      eventId: expect.stringMatching(EVT_ID),
+      type: 'PAYMENT_SUCCEEDED',
+      bookingId: booking.id,
+      details: { failureCode: null, paymentMethodToken: 'tok_visa_creditCard', paymentMethod: 'CREDIT_CARD', amount: 60000, currency: 'KRW' },
+      createdAt: T0 + PAY_DELAY,
+      processedAt: null,
+    };
+    const [event] = await h.service.events(booking.id);
+    expect(event).toEqual(recorded);
+    expect(JSON.stringify(await h.service.events(booking.id))).not.toMatch(/cvv|"120"/);
+    expect(h.payments.inFlight).toBe(0);
+    expect(await h.service.counts()).toMatchObject({ paymentsInFlight: 0, unprocessedEvents: 1 });
+    expect(await h.scheduler.pending(PROCESS_JOB)).toBe(1);
+    expect(await h.ledger.entries()).toEqual([]);
+
+    await h.clock.advance(49);
+    expect((await h.service.get(booking.id)).status).toBe('pending');
+    await h.clock.advance(1);
+    const confirmed = await h.service.get(booking.id);
+    expect(confirmed).toEqual({ ...decided, status: 'confirmed' });
+    const processed = { ...event!, processedAt: T0 + PAY_DELAY + 50 };
+    expect(await h.service.events(booking.id)).toEqual([processed]);
+    expect((await h.seats.seatsOf('perf_001'))?.slice(0, 2).map((s) => [s.seatId, s.status, s.bookingId, s.lockedUntil])).toEqual([
+      ['A1', 'reserved', booking.id, null],
+      ['A2', 'reserved', booking.id, null],
+    ]);
+    const entries = await h.ledger.entries(booking.id);
+    expect(entries.map((e) => [e.account, e.direction, e.amount, e.currency])).toEqual([
+      ['CUSTOMER_PAYABLE', 'DEBIT', 60000, 'KRW'],
+      ['MERCHANT_BALANCE', 'CREDIT', 60000, 'KRW'],
+    ]);
+    expect(entries[0]!.transactionId).toBe(entries[1]!.transactionId);
+    expect(h.published).toEqual([
+      { id: expect.stringMatching(EVT_ID), type: 'booking.created', occurredAt: T0, booking },
+      { id: expect.stringMatching(EVT_ID), type: 'booking.payment_decided', occurredAt: T0 + PAY_DELAY, booking: decided, kind: 'execute', isSuccess: true, failureCode: null },
+      { id: expect.stringMatching(EVT_ID), type: 'booking.confirmed', occurredAt: T0 + PAY_DELAY + 50, booking: confirmed },
+      { id: expect.stringMatching(EVT_ID), type: 'booking.event_processed', occurredAt: T0 + PAY_DELAY + 50, event: processed },
+    ]);
+    expect(await h.service.counts()).toEqual({
+      bookings: { pending: 0, confirmed: 1, failed: 0, expired: 0, cancelled: 0 },
+      paymentsInFlight: 0,
+      unprocessedEvents: 0,
+      seats: { total: 420, available: 418, held: 0, reserved: 2 },
+    });
+    expect(await h.scheduler.pending(PROCESS_JOB)).toBe(0);
+    expect(h.busErrors).toEqual([]);
+    expect(h.jobErrors).toEqual([]);
+  });
+
+  it('answers FAILURE with DECLINE_<d> for a CVV ending in another digit; the processor fails the booking and frees its seats', async () => {
+    const h = await makeBookings();
+    const booking = await book(h);
+    const pgMockData: PgMockData = { isSuccess: false, failureCode: 'DECLINE_2', processedAt: T0 + PAY_DELAY };
+    expect(await pay(h, booking, { cvv: '442' })).toEqual({ finalStatus: 'FAILURE', bookingId: booking.id, pgMockData });
+    expect((await h.service.events(booking.id))[0]).toMatchObject({ type: 'PAYMENT_FAILED', details: { failureCode: 'DECLINE_2' }, processedAt: null });
+    await h.clock.advance(50);
+    const failed = await h.service.get(booking.id);
+    expect(failed).toEqual({ ...booking, status: 'failed', paymentIntent: { status: 'FAILURE', pgMockData } });
+    expect(await h.seats.counts('perf_001')).toEqual({ total: 200, available: 200, held: 0, reserved: 0 });
+    expect(await h.ledger.entries()).toEqual([]);
+    expect(h.published.map(summary)).toEqual([
+      'booking.created pending 2',
+      'booking.payment_decided execute false DECLINE_2',
+      'booking.failed failed 2',
+      'booking.event_processed PAYMENT_FAILED lag 50',
+    ]);
+    expect(h.events[1]).toEqual({ id: expect.stringMatching(EVT_ID), type: 'booking.failed', occurredAt: T0 + PAY_DELAY + 50, booking: failed });
+    expect((await book(h)).seatIds).toEqual(['A1', 'A2']);
+  });
+
+  it.each([
+    ['tok_visa_creditCard', '120', null],
+    ['tok_visa_creditCard', '129', null],
+    ['tok_visa_creditCard', '4441', null],
+    ['tok_visa_creditCard', '445', 'DECLINE_5'],
+    ['tok_visa', '111', null],
+    ['tok_visa', '442', 'DECLINE_2'],
+    ['tok_mastercard', '109', null],
+    ['tok_mastercard', '448', 'DECLINE_8'],
+    ['tok_chargeDeclined', '120', 'card_declined'],
+    ['tok_chargeDeclinedInsufficientFunds', '120', 'insufficient_funds'],
+    ['4242424242424242', '442', null],
+    ['4000000000000002', '120', 'card_declined'],
+    ['4000000000009995', '120', 'insufficient_funds'],
+    ['4111 1111 1111 1111', '442', 'DECLINE_2'],
+    ['4111-1111-1111-1111', '121', null],
+  ])('token %s with CVV %s → failureCode %s', async (paymentMethodToken, cvv, failureCode) => {
+    const h = await makeBookings();
+    const result = await pay(h, await book(h), { paymentMethodToken, cvv });
+    expect(result.pgMockData.failureCode).toBe(failureCode);
+    expect(result.finalStatus).toBe(failureCode === null ? 'SUCCESS' : 'FAILURE');
+  });
+
+  it.each([
+    ['tok_visa', '12', '/cvv'],
+    ['tok_visa', '12a', '/cvv'],
+    ['tok_visa', '', '/cvv'],
+    ['4111111111111112', '120', '/paymentMethodToken'],
+    ['12345678', '120', '/paymentMethodToken'],
+  ])('refuses token %s with CVV %j as VALIDATION_FAILED on %s, changing nothing', async (paymentMethodToken, cvv, field) => {
+    const h = await makeBookings();
+    const booking = await book(h);
+    const error = await errorOf(() => h.payments.executePayment(payInput(booking, { paymentMethodToken, cvv })));
+    expect(error.code).toBe('VALIDATION_FAILED');
+    expect(error.details?.[0]?.field).toBe(field);
+    expect(await h.service.get(booking.id)).toEqual(booking);
+    expect(await h.service.counts()).toMatchObject({ paymentsInFlight: 0, unprocessedEvents: 0 });
+    expect(h.published.map((e) => e.type)).toEqual(['booking.created']);
+    expect((await pay(h, booking)).finalStatus).toBe('SUCCESS');
+  });
+
+  it('draws the delay uniformly from [min, max] with the injected random source', async () => {
+    const random = scriptedRandom(0.5, 0, 0.999999);
+    const h = await makeBookings({ config: { mockMinDelayMs: 500, mockMaxDelayMs: 1500 }, random });
+    const times: number[] = [];
+    for (const userId of ['u1', 'u2', 'u3']) {
+      const booking = await book(h, 1, userId);
+      const state = track(h.payments.executePayment(payInput(booking)));
+      const start = h.clock.now();
+      while (!state.settled) await h.clock.advance(1);
+      times.push(h.clock.now() - start);
+    }
+    expect(times).toEqual([1000, 500, 1500]);
+    expect(random.calls).toBe(3);
+  });
+
+  it('with both delays 0, answers without the clock moving', async () => {
+    const h = await makeBookings({ config: { mockMinDelayMs: 0, mockMaxDelayMs: 0 }, random: scriptedRandom() });
+    const booking = await book(h);
+    const result = await h.payments.executePayment(payInput(booking));
+    expect(result.pgMockData.processedAt).toBe(T0);
+    expect(h.clock.now()).toBe(T0);
+  });
+
+  describe('guards', () => {
+    it('NOT_FOUND for an unknown booking, FORBIDDEN for another user’s', async () => {
+      const h = await makeBookings();
+      const booking = await book(h);
+      expect(await codeOf(() => h.payments.executePayment(payInput(booking, { bookingId: 'bk_nope' })))).toBe('NOT_FOUND');
+      expect(await codeOf(() => h.payments.executePayment(payInput(booking, { userId: OTHER })))).toBe('FORBIDDEN');
+      expect(await h.service.counts()).toMatchObject({ paymentsInFlight: 0 });
+      expect(h.payments.inFlight).toBe(0);
+    });
+
+    it('PAYMENT_ALREADY_PROCESSED while in flight, once decided, and once confirmed or failed', async () => {
+      const h = await makeBookings();
+      const booking = await book(h);
+      const first = h.payments.executePayment(payInput(booking));
+      expect(await errorOf(() => h.payments.executePayment(payInput(booking)))).toMatchObject({
+        code: 'PAYMENT_ALREADY_PROCESSED',
+        message: `A payment for booking ${booking.id} is already in progress.`,
+      });
+      await h.clock.advance(PAY_DELAY);
+      await first;
+      expect(await errorOf(() => h.payments.executePayment(payInput(booking)))).toMatchObject({
+        code: 'PAYMENT_ALREADY_PROCESSED',
+        message: `The payment for booking ${booking.id} has already been processed (SUCCESS).`,
+      });
+      await h.clock.advance(50);
+      expect((await errorOf(() => h.payments.executePayment(payInput(booking)))).message).toBe(
+        `Booking ${booking.id} is confirmed; only a pending, unpaid booking can be paid or cancelled.`,
+      );
+
+      const failing = await book(h);
+      await pay(h, failing, { cvv: '442' });
+      await h.clock.advance(50);
+      expect(await codeOf(() => h.payments.executePayment(payInput(failing)))).toBe('PAYMENT_ALREADY_PROCESSED');
+
+      const cancelled = await book(h);
+      await h.service.cancel({ userId: USER, bookingId: cancelled.id });
+      expect(await codeOf(() => h.payments.executePayment(payInput(cancelled)))).toBe('PAYMENT_ALREADY_PROCESSED');
+      expect(await h.ledger.entries()).toHaveLength(2);
+      expect(h.published.filter((e) => e.type === 'booking.payment_decided')).toHaveLength(2);
+    });
+
+    it('BOOKING_EXPIRED once the hold has passed: a booking no job has expired yet is expired on the spot', async () => {
+      const h = await makeBookings();
+      h.scheduler.stop(); // so the payment, not the expiry job, is what finds the hold lapsed
+      const booking = await book(h);
+      await h.clock.advance(HOLD - 1);
+      expect((await h.service.get(booking.id)).status).toBe('pending');
+      await h.clock.advance(1);
+      expect(await errorOf(() => h.payments.executePayment(payInput(booking)))).toMatchObject({
+        code: 'BOOKING_EXPIRED',
+        message: `Booking ${booking.id} expired at 2026-01-15T12:10:00.000Z.`,
+      });
+      const expired = { ...booking, status: 'expired' };
+      expect(h.events.slice(1)).toEqual([{ id: expect.stringMatching(EVT_ID), type: 'booking.expired', occurredAt: T0 + HOLD, booking: expired }]);
+      expect(await h.service.get(booking.id)).toEqual(expired);
+      expect((await h.seats.counts('perf_001'))?.held).toBe(0);
+      expect(await codeOf(() => h.payments.executePayment(payInput(booking)))).toBe('BOOKING_EXPIRED');
+      expect(h.events).toHaveLength(2);
+      expect(await h.service.counts()).toMatchObject({ paymentsInFlight: 0 });
+    });
+  });
+
+  it('two concurrent executions for one booking: exactly one proceeds', async () => {
+    for (const delay of [0, PAY_DELAY]) {
+      const h = await makeBookings({ config: { mockMinDelayMs: delay, mockMaxDelayMs: delay } });
+      const booking = await book(h);
+      const results = Promise.allSettled([h.payments.executePayment(payInput(booking)), h.payments.executePayment(payInput(booking, { cvv: '442' }))]);
+      await h.clock.advance(delay);
+      const [a, b] = await results;
+      expect(a).toMatchObject({ status: 'fulfilled', value: { finalStatus: 'SUCCESS' } });
+      expect(b).toMatchObject({ status: 'rejected', reason: { code: 'PAYMENT_ALREADY_PROCESSED' } });
+      await h.clock.advance(50);
+      expect(await h.service.events(booking.id)).toHaveLength(1);
+      expect(await h.ledger.entries()).toHaveLength(2);
+      expect((await h.service.get(booking.id)).status).toBe('confirmed');
+      expect(h.published.map(summary)).toEqual([
+        'booking.created pending 2',
+        'booking.payment_decided execute true null',
+        'booking.confirmed confirmed 2',
+        'booking.event_processed PAYMENT_SUCCEEDED lag 50',
+      ]);
+    }
+  });
+
+  it('a payment submitted before the hold lapses completes even if the hold lapses during its delay', async () => {
+    const h = await makeBookings();
+    const booking = await book(h);
+    await h.clock.advance(HOLD - 100);
+    const result = h.payments.executePayment(payInput(booking));
+    await h.clock.advance(PAY_DELAY); // the expiry job runs at T0 + HOLD, while the payment is in flight
+    expect(await h.scheduler.pending(EXPIRE_JOB)).toBe(0);
+    expect((await result).finalStatus).toBe('SUCCESS');
+    await h.clock.advance(3000); // past the processor
+    expect((await h.service.get(booking.id)).status).toBe('confirmed');
+    expect(h.events.map((e) => e.type)).toEqual(['booking.created', 'booking.confirmed']);
+    expect(h.jobErrors).toEqual([]);
+  });
+
+  it('a decided payment awaiting its processor keeps its booking from expiring', async () => {
+    const h = await makeBookings({ config: { eventProcessingDelayMs: 5000 } });
+    const booking = await book(h);
+    await h.clock.advance(HOLD - PAY_DELAY - 10);
+    await pay(h, booking, { cvv: '443' });
+    await h.clock.advance(1000); // the expiry job ran at T0 + HOLD
+    expect(await h.scheduler.pending(EXPIRE_JOB)).toBe(0);
+    expect((await h.service.get(booking.id)).status).toBe('pending');
+    expect((await h.service.listForUser(USER, { limit: 10 })).data.map((b) => b.status)).toEqual(['pending']);
+    expect(await codeOf(() => h.service.cancel({ userId: USER, bookingId: booking.id }))).toBe('PAYMENT_ALREADY_PROCESSED');
+    await h.clock.advance(4000);
+    expect((await h.service.get(booking.id)).status).toBe('failed');
+    await h.clock.advance(5000);
+    expect(h.events.map((e) => e.type)).toEqual(['booking.created', 'booking.failed']);
+    expect(h.jobErrors).toEqual([]);
+  });
+});
+
+describe('inbox.process', () => {
+  it('is idempotent: the same event applied twice writes one ledger transaction and publishes once', async () => {
+    const h = await makeBookings();
+    const booking = await book(h);
+    await pay(h, booking);
+    const [event] = await h.service.events(booking.id);
+    const first = await h.inbox.process(event!.eventId);
+    expect(first).toEqual({ ...event, processedAt: T0 + PAY_DELAY });
+    expect((await h.service.get(booking.id)).status).toBe('confirmed');
+    await h.clock.advance(50); // the scheduled run finds it processed
+    expect(await h.scheduler.pending(PROCESS_JOB)).toBe(0);
+    const again = await h.inbox.process(event!.eventId);
+    expect(again).toEqual(first);
+    expect(await h.ledger.entries()).toHaveLength(2);
+    expect(new Set((await h.ledger.entries()).map((e) => e.transactionId)).size).toBe(1);
+    expect(h.published.map(summary)).toEqual([
+      'booking.created pending 2',
+      'booking.payment_decided execute true null',
+      'booking.confirmed confirmed 2',
+      'booking.event_processed PAYMENT_SUCCEEDED lag 0',
+    ]);
+    expect(await h.seats.counts('perf_001')).toMatchObject({ held: 0, reserved: 2 });
+    expect(await h.service.counts()).toMatchObject({ unprocessedEvents: 0 });
+    expect(h.jobErrors).toEqual([]);
+  });
+
+  it('is idempotent when applied twice at once (a retried job racing a direct call)', async () => {
+    const h = await makeBookings();
+    const booking = await book(h);
+    await pay(h, booking);
+    const [event] = await h.service.events(booking.id);
+    const [a, b] = await Promise.all([h.inbox.process(event!.eventId), h.inbox.process(event!.eventId)]);
+    expect(a).toEqual({ ...event, processedAt: T0 + PAY_DELAY });
+    expect(b).toEqual(a);
+    expect(await h.ledger.entries()).toHaveLength(2);
+    expect(h.published.map(summary)).toEqual([
+      'booking.created pending 2',
+      'booking.payment_decided execute true null',
+      'booking.confirmed confirmed 2',
+      'booking.event_processed PAYMENT_SUCCEEDED lag 0',
+    ]);
+    expect(await h.seats.counts('perf_001')).toMatchObject({ held: 0, reserved: 2 });
+  });
+
+  it('is idempotent for failures too', async () => {
+    const h = await makeBookings();
+    const booking = await book(h);
+    await pay(h, booking, { cvv: '000' });
+    const other = await book(h);
+    await pay(h, other, { cvv: '447' });
+    await h.clock.advance(50);
+    const [event] = await h.service.events(other.id);
+    expect(await h.inbox.process(event!.eventId)).toEqual(event);
+    expect(h.events.map((e) => [e.type, e.booking.id])).toEqual([
+      ['booking.created', booking.id],
+      ['booking.created', other.id],
+      ['booking.confirmed', booking.id],
+      ['booking.failed', other.id],
+    ]);
+    expect(h.published.filter((e) => e.type === 'booking.event_processed')).toHaveLength(2);
+    expect(await h.seats.counts('perf_001')).toMatchObject({ held: 0, reserved: 2 });
+  });
+
+  it('NOT_FOUND for an unknown event', async () => {
+    const h = await makeBookings();
+    expect(await codeOf(() => h.inbox.process('evt_nope'))).toBe('NOT_FOUND');
+  });
+});
+
+describe('confirmDirect', () => {
+  it('after the delay confirms, reserves, writes the ledger and records a processed event in one step', async () => {
+    const h = await makeBookings();
+    const booking = await book(h, 3);
+    const state = track(h.payments.confirmDirect({ userId: USER, bookingId: booking.id, paymentMethod: 'kakao_pay' }));
+    await h.clock.advance(PAY_DELAY - 1);
+    expect(state.settled).toBe(false);
+    expect(await h.service.get(booking.id)).toMatchObject({ status: 'pending', paymentInFlight: 'direct' });
+    await h.clock.advance(1);
+    const pgMockData: PgMockData = { isSuccess: true, failureCode: null, processedAt: T0 + PAY_DELAY };
+    const decided: Booking = { ...booking, paymentMethod: 'kakao_pay', paymentIntent: { status: 'SUCCESS', pgMockData } };
+    const confirmed = state.value!;
+    expect(confirmed).toEqual({ ...decided, status: 'confirmed' });
+    expect(await h.service.get(booking.id)).toEqual(confirmed);
+    expect(await h.seats.counts('perf_001')).toMatchObject({ held: 0, reserved: 3 });
+    expect(await h.ledger.balances()).toEqual([
+      { account: 'CUSTOMER_PAYABLE', currency: 'KRW', debits: 90000, credits: 0, balance: 90000 },
+      { account: 'MERCHANT_BALANCE', currency: 'KRW', debits: 0, credits: 90000, balance: -90000 },
+    ]);
+    expect(await h.service.events(booking.id)).toEqual([
+      {
+        eventId: expect.stringMatching(EVT_ID),
+        type: 'PAYMENT_SUCCEEDED',
+        bookingId: booking.id,
+        details: { failureCode: null, paymentMethodToken: null, paymentMethod: 'kakao_pay', amount: 90000, currency: 'KRW' },
+        createdAt: T0 + PAY_DELAY,
+        processedAt: T0 + PAY_DELAY,
+      },
+    ]);
+    expect(h.published).toEqual([
+      { id: expect.stringMatching(EVT_ID), type: 'booking.created', occurredAt: T0, booking },
+      { id: expect.stringMatching(EVT_ID), type: 'booking.payment_decided', occurredAt: T0 + PAY_DELAY, booking: decided, kind: 'direct', isSuccess: true, failureCode: null },
+      { id: expect.stringMatching(EVT_ID), type: 'booking.confirmed', occurredAt: T0 + PAY_DELAY, booking: confirmed },
+    ]);
+    expect(await h.service.counts()).toMatchObject({ paymentsInFlight: 0, unprocessedEvents: 0 });
+    await h.clock.advance(10_000);
+    expect(await h.ledger.entries()).toHaveLength(2);
+    expect(h.published).toHaveLength(3);
+  });
+
+  it('answers NOT_FOUND for an unknown booking and for another user’s', async () => {
+    const h = await makeBookings();
+    const booking = await book(h);
+    expect(await codeOf(() => h.payments.confirmDirect({ userId: USER, bookingId: 'bk_nope', paymentMethod: 'naver_pay' }))).toBe('NOT_FOUND');
+    expect(await codeOf(() => h.payments.confirmDirect({ userId: OTHER, bookingId: booking.id, paymentMethod: 'naver_pay' }))).toBe('NOT_FOUND');
+    expect(await h.service.get(booking.id)).toEqual(booking);
+  });
+
+  it('answers BOOKING_EXPIRED after the hold and PAYMENT_ALREADY_PROCESSED once paid', async () => {
+    const h = await makeBookings();
+    const booking = await book(h);
+    const paid = h.payments.confirmDirect({ userId: USER, bookingId: booking.id, paymentMethod: 'bank_transfer' });
+    await h.clock.advance(PAY_DELAY);
+    await paid;
+    expect(await codeOf(() => h.payments.confirmDirect({ userId: USER, bookingId: booking.id, paymentMethod: 'bank_transfer' }))).toBe('PAYMENT_ALREADY_PROCESSED');
+    expect(await codeOf(() => h.payments.executePayment(payInput(booking)))).toBe('PAYMENT_ALREADY_PROCESSED');
+    const late = await book(h);
+    await h.clock.advance(HOLD);
+    expect(await codeOf(() => h.payments.confirmDirect({ userId: USER, bookingId: late.id, paymentMethod: 'bank_transfer' }))).toBe('BOOKING_EXPIRED');
+    expect((await h.service.get(late.id)).status).toBe('expired');
+    expect(await h.ledger.entries()).toHaveLength(2);
+    expect(h.events.map((e) => e.type)).toEqual(['booking.created', 'booking.confirmed', 'booking.created', 'booking.expired']);
+  });
+
+  it('two concurrent calls: exactly one succeeds, and it also excludes a concurrent executePayment', async () => {
+    for (const delay of [0, PAY_DELAY]) {
+      const h = await makeBookings({ config: { mockMinDelayMs: delay, mockMaxDelayMs: delay } });
+      const booking = await book(h);
+      const input = { userId: USER, bookingId: booking.id, paymentMethod: 'naver_pay' };
+      const all = Promise.allSettled([h.payments.confirmDirect(input), h.payments.confirmDirect(input), h.payments.executePayment(payInput(booking))]);
+      await h.clock.advance(delay);
+      const [a, b, c] = await all;
+      expect(a.status).toBe('fulfilled');
+      expect(b).toMatchObject({ status: 'rejected', reason: { code: 'PAYMENT_ALREADY_PROCESSED' } });
+      expect(c).toMatchObject({ status: 'rejected', reason: { code: 'PAYMENT_ALREADY_PROCESSED' } });
+      expect(await h.ledger.entries()).toHaveLength(2);
+      expect(h.events.map((e) => e.type)).toEqual(['booking.created', 'booking.confirmed']);
+      expect(h.published.filter((e) => e.type === 'booking.payment_decided')).toHaveLength(1);
+    }
+  });
+});
+
+describe('bus events of payments', () => {
+  it('booking.payment_decided for every decided payment and booking.event_processed for every inbox event processed, with its lag; a throwing subscriber breaks nothing', async () => {
+    const h = await makeBookings();
+    h.bus.subscribe((event) => {
+      if (event.type === 'booking.event_processed') throw new Error('subscriber bug');
+    });
+    const a = await book(h, 2);
+    const b = await book(h, 1);
+    const paying = h.payments.executePayment(payInput(a, { cvv: '442' }));
+    await h.clock.advance(PAY_DELAY);
+    await paying;
+    await h.clock.advance(50);
+    const direct = h.payments.confirmDirect({ userId: USER, bookingId: b.id, paymentMethod: 'kakao_pay' });
+    await h.clock.advance(PAY_DELAY);
+    await direct;
+    expect(h.published.map(summary)).toEqual([
+      'booking.created pending 2',
+      'booking.created pending 1',
+      'booking.payment_decided execute false DECLINE_2',
+      'booking.failed failed 2',
+      'booking.event_processed PAYMENT_FAILED lag 50',
+      'booking.payment_decided direct true null',
+      'booking.confirmed confirmed 1',
+    ]);
+    const [failedEvent] = await h.service.events(a.id);
+    expect(failedEvent).toMatchObject({ createdAt: T0 + PAY_DELAY, processedAt: T0 + PAY_DELAY + 50 });
+    const directAt = T0 + 2 * PAY_DELAY + 50;
+    expect(h.published.filter((e) => e.type === 'booking.payment_decided' || e.type === 'booking.event_processed')).toEqual([
+      {
+        id: expect.stringMatching(EVT_ID),
+        type: 'booking.payment_decided',
+        occurredAt: T0 + PAY_DELAY,
+        booking: { ...a, paymentIntent: { status: 'FAILURE', pgMockData: { isSuccess: false, failureCode: 'DECLINE_2', processedAt: T0 + PAY_DELAY } } },
+        kind: 'execute',
+        isSuccess: false,
+        failureCode: 'DECLINE_2',
+      },
+      { id: expect.stringMatching(EVT_ID), type: 'booking.event_processed', occurredAt: T0 + PAY_DELAY + 50, event: failedEvent },
+      {
+        id: expect.stringMatching(EVT_ID),
+        type: 'booking.payment_decided',
+        occurredAt: directAt,
+        booking: { ...b, paymentMethod: 'kakao_pay', paymentIntent: { status: 'SUCCESS', pgMockData: { isSuccess: true, failureCode: null, processedAt: directAt } } },
+        kind: 'direct',
+        isSuccess: true,
+        failureCode: null,
+      },
+    ]);
+    expect((await h.service.get(a.id)).status).toBe('failed');
+    expect((await h.service.get(b.id)).status).toBe('confirmed');
+    expect(h.busErrors.map(({ error, event }) => [event.type, (error as Error).message])).toEqual([['booking.event_processed', 'subscriber bug']]);
+    expect(h.jobErrors).toEqual([]);
+  });
+});

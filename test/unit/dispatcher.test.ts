@@ -1,0 +1,157 @@
+import { MockAgent } from 'undici';
+import { afterEach, describe, expect, it } from 'vitest';
+import { MemoryDeliveryLog } from '../../src/adapters/memory/deliveries.ts';
+import { MemoryDisabledUrls } from '../../src/adapters/memory/disabled-urls.ts';
+import { EventBus, isDeliveryEvent, type DeliveryEvent } from '../../src/core/events.ts';
+import { createIdFactory } from '../../src/core/ids.ts';
+import { WebhookDispatcher, type WebhookRequest } from '../../src/webhooks/dispatcher.ts';
+import { legacySigner } from '../../src/webhooks/signers/legacy.ts';
+import { SignerRegistry } from '../../src/webhooks/signers/registry.ts';
+import { standardSigner } from '../../src/webhooks/signers/standard.ts';
+import { stripeSigner } from '../../src/webhooks/signers/stripe.ts';
+import { ManualClock } from '../helpers/manual-clock.ts';
+import { scriptedRandom, startedScheduler } from './support.ts';
+
+/**
+ * The dispatcher without sockets: undici's MockAgent answers, the manual clock drives retries
+ * (due `webhook.retry` jobs), the memory log holds deliveries.
+ * @see issue 3, issue 7 "Webhooks" and defects 1 and 8
+ */
+
+const ORIGIN = 'http://receiver.test';
+const SETTINGS = { timeoutMs: 1000, maxRetries: 2, backoffMs: 1000, backoffMaxMs: 60_000, maxRps: 0, concurrency: 4, originConcurrency: 2, queueMax: 100 };
+
+const agents: MockAgent[] = [];
+afterEach(async () => {
+  for (const agent of agents.splice(0)) await agent.close();
+});
+
+async function makeDispatcher(options: { logMax?: number } = {}) {
+  const clock = new ManualClock(Date.UTC(2026, 0, 15, 12, 0, 0));
+  const { scheduler } = await startedScheduler(clock);
+  const bus = new EventBus();
+  const events: DeliveryEvent[] = [];
+  bus.subscribe((event) => {
+    if (isDeliveryEvent(event)) events.push(event);
+  });
+  const agent = new MockAgent();
+  agent.disableNetConnect();
+  agents.push(agent);
+  const signers = new SignerRegistry();
+  for (const signer of [standardSigner(['whsec_dGVzdA==']), legacySigner(['legacy-secret']), stripeSigner(['stripe-secret'])]) signers.register(signer);
+  const log = new MemoryDeliveryLog({ ttlMs: 86_400_000, maxDeliveries: options.logMax ?? 1000 });
+  const errors: Array<{ error: unknown; context: string }> = [];
+  const dispatcher = new WebhookDispatcher({
+    clock,
+    ids: createIdFactory(clock),
+    bus,
+    log,
+    disabled: new MemoryDisabledUrls(),
+    scheduler,
+    agent,
+    signers,
+    settings: SETTINGS,
+    jitter: scriptedRandom(0.5, 0.5, 0.5, 0.5),
+    onError: (error, context) => errors.push({ error, context }),
+  });
+  return { clock, dispatcher, agent, log, events, errors };
+}
+
+const request = (overrides: Partial<WebhookRequest> = {}): WebhookRequest => ({
+  eventId: 'evt_01JAAAAAAAAAAAAAAAAAAAAAAA',
+  type: 'payment.approved',
+  url: `${ORIGIN}/hooks`,
+  body: '{"id":"evt_01JAAAAAAAAAAAAAAAAAAAAAAA"}',
+  schemes: ['standard'],
+  subject: { kind: 'intent', id: 'pay_01JAAAAAAAAAAAAAAAAAAAAAAA' },
+  ...overrides,
+});
+
+/** Polls the log until the delivery satisfies `ready` (attempts run on real sockets' time, here MockAgent's). */
+async function until(log: MemoryDeliveryLog, id: string, ready: (status: string, attempts: number) => boolean) {
+  for (let i = 0; i < 500; i++) {
+    const d = await log.get(id);
+    if (d !== undefined && ready(d.status, d.attempts.length)) return d;
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+  throw new Error(`delivery ${id} never got there`);
+}
+
+describe('accepting a delivery', () => {
+  it('a URL the parser refuses ends failed at once with the reason, logged and published, with no attempt (defect 1)', async () => {
+    const { dispatcher, log, events } = await makeDispatcher();
+    const delivery = await dispatcher.deliver(request({ url: 'http://127.0.0.1:99999/hooks' }));
+    expect(delivery).toMatchObject({ status: 'failed', failureReason: expect.stringMatching(/^invalid_url: /), attempts: [] });
+    expect(await log.get(delivery.id)).toEqual(delivery);
+    expect(events.map((e) => [e.type, e.delivery.failureReason])).toEqual([
+      ['webhook.accepted', delivery.failureReason],
+      ['webhook.failed', delivery.failureReason],
+    ]);
+  });
+
+  it('an unknown signature scheme is refused before anything is logged', async () => {
+    const { dispatcher, log } = await makeDispatcher();
+    await expect(dispatcher.deliver(request({ schemes: ['nope'] }))).rejects.toThrow('unknown signature scheme nope');
+    expect((await log.list({ limit: 10 })).data).toEqual([]);
+  });
+
+  it('a log full of unfinished deliveries: the new one fails with log_full, loudly, and the others are kept (defect 8)', async () => {
+    const { dispatcher, agent, log, events, errors } = await makeDispatcher({ logMax: 1 });
+    agent.get(ORIGIN).intercept({ path: '/hooks', method: 'POST' }).reply(503, 'busy').persist();
+    const first = await dispatcher.deliver(request());
+    await until(log, first.id, (status) => status === 'retrying');
+    const second = await dispatcher.deliver(request({ eventId: 'evt_01JBBBBBBBBBBBBBBBBBBBBBBB' }));
+    expect(second).toMatchObject({ status: 'failed', failureReason: 'log_full' });
+    expect(await log.get(first.id)).toMatchObject({ status: 'retrying' });
+    expect(await log.get(second.id)).toBeUndefined();
+    expect(errors).toEqual([{ error: expect.any(Error), context: 'logging the payment.approved webhook evt_01JBBBBBBBBBBBBBBBBBBBBBBB to http://receiver.test/hooks' }]);
+    expect(events.filter((e) => e.type === 'webhook.failed').map((e) => e.delivery.failureReason)).toEqual(['log_full']);
+  });
+});
+
+describe('attempts, retries and replays', () => {
+  it('a failure is retried by a due job at its backoff; the second attempt delivers', async () => {
+    const { clock, dispatcher, agent, log, events } = await makeDispatcher();
+    const pool = agent.get(ORIGIN);
+    pool.intercept({ path: '/hooks', method: 'POST' }).reply(500, 'boom');
+    pool.intercept({ path: '/hooks', method: 'POST' }).reply(200, 'ok');
+    const delivery = await dispatcher.deliver(request());
+    const retrying = await until(log, delivery.id, (status) => status === 'retrying');
+    expect(retrying.nextAttemptAt).toBe(clock.now() + 1000);
+    await clock.advance(999);
+    expect((await log.get(delivery.id))?.attempts).toHaveLength(1);
+    await clock.advance(1);
+    const delivered = await until(log, delivery.id, (status) => status === 'delivered');
+    expect(delivered.attempts.map((a) => a.statusCode)).toEqual([500, 200]);
+    expect(events.map((e) => e.type)).toEqual(['webhook.accepted', 'webhook.attempted', 'webhook.retry_scheduled', 'webhook.attempted', 'webhook.delivered']);
+  });
+
+  it('a replay is signed with the schemes stored with the delivery, whatever the others', async () => {
+    const { dispatcher, agent, log } = await makeDispatcher();
+    const seen: Array<Record<string, unknown>> = [];
+    agent
+      .get(ORIGIN)
+      .intercept({ path: '/hooks', method: 'POST' })
+      .reply((options) => {
+        seen.push(options.headers as Record<string, unknown>);
+        return { statusCode: 200, data: 'ok' };
+      })
+      .times(2);
+    const delivery = await dispatcher.deliver(request({ schemes: ['stripe'] }));
+    await until(log, delivery.id, (status) => status === 'delivered');
+    await dispatcher.replay(delivery.id);
+    await until(log, delivery.id, (status, attempts) => status === 'delivered' && attempts === 2);
+    for (const headers of seen) {
+      expect(Object.keys(headers).filter((h) => /signature|webhook-id|x-timestamp/i.test(h))).toEqual(['stripe-signature']);
+    }
+  });
+
+  it('replaying a delivery that is not finished is INVALID_STATE; an unknown one NOT_FOUND', async () => {
+    const { dispatcher, agent, log } = await makeDispatcher();
+    agent.get(ORIGIN).intercept({ path: '/hooks', method: 'POST' }).reply(500, 'boom').persist();
+    const delivery = await dispatcher.deliver(request());
+    await until(log, delivery.id, (status) => status === 'retrying');
+    await expect(dispatcher.replay(delivery.id)).rejects.toMatchObject({ code: 'INVALID_STATE' });
+    await expect(dispatcher.replay('whd_01JAAAAAAAAAAAAAAAAAAAAAAA')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+});

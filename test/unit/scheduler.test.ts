@@ -1,0 +1,96 @@
+import { describe, expect, it } from 'vitest';
+import { BATCH, MAX_ATTEMPTS } from '../../src/core/scheduler.ts';
+import { ManualClock } from '../helpers/manual-clock.ts';
+import { startedScheduler } from './support.ts';
+
+/** The scheduler of due work: one timer on the injected clock over the job store. @see issue 7 "Store ports" */
+
+describe('Scheduler', () => {
+  it('runs jobs at their due time, in due order, on one clock timer whatever their number', async () => {
+    const clock = new ManualClock(0);
+    const { scheduler } = await startedScheduler(clock);
+    const ran: Array<[string, number]> = [];
+    scheduler.register('test.job', (key) => void ran.push([key, clock.now()]));
+    for (let i = 0; i < 100; i++) await scheduler.schedule('test.job', `k${i}`, 1000 + ((i * 37) % 100));
+    expect(clock.pendingTimers).toBe(1);
+    await clock.advance(999);
+    expect(ran).toEqual([]);
+    await clock.advance(100);
+    expect(ran).toHaveLength(100);
+    expect(ran.map(([, at]) => at)).toEqual([...ran.map(([, at]) => at)].sort((a, b) => a - b));
+    expect(await scheduler.pending('test.job')).toBe(0);
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('rescheduling moves a job, cancelling removes it, and an earlier job re-arms the timer', async () => {
+    const clock = new ManualClock(0);
+    const { scheduler } = await startedScheduler(clock);
+    const ran: string[] = [];
+    scheduler.register('test.job', (key) => void ran.push(`${key}@${clock.now()}`));
+    await scheduler.schedule('test.job', 'a', 500);
+    await scheduler.schedule('test.job', 'b', 300);
+    await scheduler.schedule('test.job', 'a', 100);
+    await scheduler.schedule('test.job', 'c', 200);
+    expect(await scheduler.cancel('test.job', 'c')).toBe(true);
+    expect(await scheduler.cancel('test.job', 'c')).toBe(false);
+    await clock.advance(1000);
+    expect(ran).toEqual(['a@100', 'b@300']);
+  });
+
+  it('a handler that throws is retried with a growing delay, then given up and reported as final', async () => {
+    const clock = new ManualClock(0);
+    const { scheduler, errors } = await startedScheduler(clock);
+    const attempts: number[] = [];
+    scheduler.register('test.flaky', () => {
+      attempts.push(clock.now());
+      if (attempts.length < 3) throw new Error(`boom ${attempts.length}`);
+    });
+    await scheduler.schedule('test.flaky', 'x', 0);
+    await clock.advance(10_000);
+    expect(attempts).toEqual([0, 100, 300]);
+    expect(errors.map((e) => (e as Error).message)).toEqual(['boom 1', 'boom 2']);
+
+    scheduler.register('test.broken', () => {
+      throw new Error('always');
+    });
+    await scheduler.schedule('test.broken', 'y', clock.now());
+    await clock.advance(600_000);
+    expect(errors.filter((e) => (e as Error).message === 'always')).toHaveLength(MAX_ATTEMPTS);
+    expect(await scheduler.pending('test.broken')).toBe(0);
+  });
+
+  it('more due jobs than one batch run over several timer turns, all within the same clock time', async () => {
+    const clock = new ManualClock(0);
+    const { scheduler } = await startedScheduler(clock);
+    let ran = 0;
+    scheduler.register('test.bulk', () => void ran++);
+    for (let i = 0; i < BATCH * 2 + 10; i++) await scheduler.schedule('test.bulk', `k${i}`, 5);
+    await clock.advance(5);
+    expect(ran).toBe(BATCH * 2 + 10);
+  });
+
+  it('runDue runs what is due now without the timer, and callers during a run get a run of their own', async () => {
+    const clock = new ManualClock(0);
+    const { scheduler } = await startedScheduler(clock);
+    scheduler.stop();
+    const ran: string[] = [];
+    scheduler.register('test.job', (key) => void ran.push(key));
+    await scheduler.schedule('test.job', 'due', 0);
+    await scheduler.schedule('test.job', 'later', 50);
+    const first = scheduler.runDue();
+    await scheduler.schedule('test.job', 'also-due', 0);
+    const second = scheduler.runDue();
+    await Promise.all([first, second]);
+    expect(ran).toEqual(['due', 'also-due']);
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('a job of a kind without a handler is reported once and dropped', async () => {
+    const clock = new ManualClock(0);
+    const { scheduler, errors } = await startedScheduler(clock);
+    await scheduler.schedule('test.nobody', 'x', 1);
+    await clock.advance(1);
+    expect(errors.map((e) => (e as Error).message)).toEqual(['no handler for jobs of kind test.nobody']);
+    expect(await scheduler.pending('test.nobody')).toBe(0);
+  });
+});
