@@ -2,6 +2,7 @@ import { MemoryBookingStore } from '../src/adapters/memory/bookings.ts';
 import { MemoryDeliveryLog } from '../src/adapters/memory/deliveries.ts';
 import { MemoryIdempotencyStore } from '../src/adapters/memory/idempotency.ts';
 import { MemoryIntentStore } from '../src/adapters/memory/intents.ts';
+import type { BookingStore, DeliveryLogStore, IdempotencyStore, IntentStore, LedgerStore, SchedulerStore } from '../src/core/ports.ts';
 import { MemoryLedgerStore } from '../src/adapters/memory/ledger.ts';
 import { MemorySchedulerStore } from '../src/adapters/memory/scheduler.ts';
 import { loadConfig, type Config } from '../src/config.ts';
@@ -32,6 +33,8 @@ import { table } from './bench-support.ts';
  *  (c) idempotency keys, each with the stored response of an intent creation;
  *  (d) webhook deliveries, finished, each with its body and one attempt;
  *  (e) bookings, finished, each with its inbox event and ledger transaction.
+ *
+ * With `--full` it fills the stores of a real app instead, in a process of its own (see fullProcess).
  *
  * Inputs go through JSON.parse like a request body does, so strings are as many and as large as
  * in the server (a literal would be one shared string for every record). BENCH_MEMORY_RECORDS
@@ -107,13 +110,12 @@ function input(b: Record<string, unknown>): CreateIntentInput {
 
 const bigStore = (count: number) => new MemoryIntentStore({ ttlMs: defaults.store.intentTtlMs, maxIntents: count });
 
-async function decidedIntents(count = COUNT): Promise<MemoryIntentStore> {
+async function decidedIntents(count = COUNT, store: MemoryIntentStore = bigStore(count), from = 0): Promise<MemoryIntentStore> {
   // As the scenario engine plans it: one shared outcome object for every approval.
   const decision = decide({ scenario: 'approve' }, defaults.scenarios, createRandom(1), 0).outcome;
   const clock = steppingClock();
   const ids = createIdFactory(clock);
-  const store = bigStore(count);
-  for (let n = 0; n < count; n++) {
+  for (let n = from; n < from + count; n++) {
     clock.at(n);
     const b = input(body(n));
     const now = clock.now();
@@ -139,7 +141,7 @@ async function decidedIntents(count = COUNT): Promise<MemoryIntentStore> {
   return store;
 }
 
-async function pendingIntents(count = COUNT): Promise<{ store: MemoryIntentStore; jobs: MemorySchedulerStore; scheduler: Scheduler }> {
+async function pendingIntents(count = COUNT): Promise<{ store: IntentStore; jobs: SchedulerStore }> {
   // The system clock: the scheduler's one real timer is armed for the earliest decision.
   const clock: Clock = { now: () => Date.now(), schedule: (ms, fn) => { const t = setTimeout(fn, ms); t.unref(); return { cancel: () => clearTimeout(t) }; } };
   const store = bigStore(count);
@@ -147,14 +149,18 @@ async function pendingIntents(count = COUNT): Promise<{ store: MemoryIntentStore
   const scheduler = new Scheduler({ clock, store: jobs, onError: (error) => { throw error; } });
   await scheduler.start();
   const service = new IntentService({ store, scheduler, bus: new EventBus(), clock, random: createRandom(1), ids: createIdFactory(clock), scenarios: defaults.scenarios });
+  return fillPending(service, store, jobs, count);
+}
+
+/** `count` PENDING intents through the service (so with their decision jobs), checked. */
+async function fillPending(service: IntentService, store: IntentStore, jobs: SchedulerStore, count: number): Promise<{ store: IntentStore; jobs: SchedulerStore }> {
   for (let n = 0; n < count; n++) await service.create(input(body(n, PENDING_FOR_MS)));
   const [stored, due] = [(await store.stats()).size, await jobs.count(DECIDE_JOB)];
   if (stored !== count || due !== count) throw new Error(`expected ${count} pending intents and jobs, got ${stored} and ${due}`);
-  return { store, jobs, scheduler };
+  return { store, jobs };
 }
 
-async function idempotencyKeys(count = COUNT): Promise<MemoryIdempotencyStore> {
-  const store = new MemoryIdempotencyStore({ ttlMs: defaults.idempotency.ttlMs, maxKeys: count });
+async function idempotencyKeys(count = COUNT, store: IdempotencyStore = new MemoryIdempotencyStore({ ttlMs: defaults.idempotency.ttlMs, maxKeys: count })): Promise<IdempotencyStore> {
   const now = Date.now();
   for (let n = 0; n < count; n++) {
     const request = body(n);
@@ -166,10 +172,9 @@ async function idempotencyKeys(count = COUNT): Promise<MemoryIdempotencyStore> {
   return store;
 }
 
-async function deliveries(count = COUNT): Promise<MemoryDeliveryLog> {
+async function deliveries(count = COUNT, log: DeliveryLogStore = new MemoryDeliveryLog({ ttlMs: defaults.webhook.logTtlMs, maxDeliveries: count })): Promise<DeliveryLogStore> {
   const clock = steppingClock();
   const ids = createIdFactory(clock);
-  const log = new MemoryDeliveryLog({ ttlMs: defaults.webhook.logTtlMs, maxDeliveries: count });
   for (let n = 0; n < count; n++) {
     clock.at(n);
     const now = clock.now();
@@ -200,11 +205,13 @@ async function deliveries(count = COUNT): Promise<MemoryDeliveryLog> {
   return log;
 }
 
-async function bookings(count = COUNT): Promise<{ store: MemoryBookingStore; ledger: MemoryLedgerStore }> {
+async function bookings(
+  count = COUNT,
+  store: BookingStore = new MemoryBookingStore({ ttlMs: defaults.bookings.ttlMs, maxBookings: count }),
+  ledger: LedgerStore = new MemoryLedgerStore(),
+): Promise<{ store: BookingStore; ledger: LedgerStore }> {
   const clock = steppingClock();
   const ids = createIdFactory(clock);
-  const store = new MemoryBookingStore({ ttlMs: defaults.bookings.ttlMs, maxBookings: count });
-  const ledger = new MemoryLedgerStore();
   for (let n = 0; n < count; n++) {
     clock.at(n);
     const now = clock.now();
@@ -242,8 +249,50 @@ async function bookings(count = COUNT): Promise<{ store: MemoryBookingStore; led
   return { store, ledger };
 }
 
+/**
+ * `--full`: the claim itself, in a fresh process (so nothing measured before inflates its RSS):
+ * the service as `buildApp` makes it, every store filled to its default bound through the app's
+ * own stores and services, then the heap and the resident size of the whole process.
+ */
+async function fullProcess(): Promise<void> {
+  const { buildApp } = await import('../src/app.ts');
+  const app = await buildApp({ config: defaults, logger: false });
+  await app.ready();
+  const { stores, intents } = app.core;
+  const { store, idempotency, webhook, bookings: bookingSettings } = defaults;
+  process.stderr.write('bench-memory: filling every store of a built app to its default bound\n');
+  await fillPending(intents, stores.intents, stores.scheduler, store.maxIntents);
+  await idempotencyKeys(idempotency.maxKeys, stores.idempotency);
+  await deliveries(webhook.logMax, stores.deliveries);
+  await bookings(bookingSettings.maxBookings, stores.bookings, stores.ledger);
+  const heap = settledHeap();
+  const { rss } = process.memoryUsage();
+  console.log('');
+  console.log(`the service (buildApp) with every store at its default bound, in a fresh process: ${store.maxIntents.toLocaleString('en-US')} PENDING intents, ${idempotency.maxKeys.toLocaleString('en-US')} idempotency keys, ${webhook.logMax.toLocaleString('en-US')} deliveries, ${bookingSettings.maxBookings.toLocaleString('en-US')} bookings`);
+  console.log(`  heapUsed ${(heap / MIB).toFixed(0)} MiB, RSS ${(rss / MIB).toFixed(0)} MiB (target: RSS under 1,536 MiB) ${rss < 1536 * MIB ? 'met' : 'MISSED'}`);
+  await app.close();
+}
+
+if (process.argv.includes('--full')) {
+  await fullProcess();
+  process.exit(0);
+}
+
 const rows: Row[] = [];
-rows.push(await measure('(a) intents, decided', () => decidedIntents()));
+let fullStore: MemoryIntentStore | undefined;
+rows.push(
+  await measure('(a) intents, decided', async () => {
+    fullStore = await decidedIntents();
+    return fullStore;
+  }),
+);
+// Inserts into a store at its bound, each evicting the oldest decided intent, against the fill rate.
+const evicting = Math.ceil(COUNT / 4);
+const evictStarted = process.hrtime.bigint();
+await decidedIntents(evicting, fullStore, COUNT);
+const evictRate = evicting / (Number(process.hrtime.bigint() - evictStarted) / 1e9);
+if ((await (fullStore as MemoryIntentStore).stats()).size !== COUNT) throw new Error('the store did not stay at its bound');
+fullStore = undefined;
 rows.push(await measure('(b) intents, all PENDING, scheduler on the system clock', () => pendingIntents()));
 rows.push(await measure('(c) idempotency keys, with an intent-creation response', () => idempotencyKeys()));
 rows.push(await measure('(d) webhook deliveries, finished, one attempt', () => deliveries()));
@@ -257,6 +306,7 @@ console.log('');
 console.log(`paysim memory: ${COUNT.toLocaleString('en-US')} records per store, memory adapters, no HTTP (heapUsed after a full GC; Node ${process.version})`);
 console.log(table(['store', 'bytes/record', 'fill s'], rows.map((r) => [r.label, r.perRecord.toFixed(0), r.seconds.toFixed(2)]), (column) => column > 0));
 console.log(`idempotency store's own byte estimate: ${estimatedPerKey.toFixed(0)} bytes/key (measured ${keys.perRecord.toFixed(0)})`);
+console.log(`inserts into the intent store at its bound (each evicts the oldest decided intent): ${Math.round(evictRate).toLocaleString('en-US')}/s, against ${Math.round(COUNT / decided.seconds).toLocaleString('en-US')}/s while filling it`);
 
 const { store, idempotency, webhook, bookings: bookingSettings } = defaults;
 const parts: Array<[string, number, number]> = [
@@ -276,18 +326,4 @@ console.log(`  the process itself, idle: ${BASELINE_HEAP_MIB} MiB`);
 console.log(`  total: ${(total / MIB).toFixed(0)} MiB (target: under 1,536 MiB) ${total < 1536 * MIB ? 'met' : 'MISSED'}`);
 console.log(`  (decided intents cost ${decided.perRecord.toFixed(0)} B each, so a store full of decided intents needs ${((store.maxIntents * decided.perRecord) / MIB).toFixed(0)} MiB)`);
 
-if (process.env.BENCH_MEMORY_FULL !== '0') {
-  // The claim itself: every store filled to its default bound in one process, then its heap and RSS.
-  process.stderr.write('bench-memory: filling every store to its default bound (BENCH_MEMORY_FULL=0 skips this)\n');
-  const held = [
-    await pendingIntents(store.maxIntents),
-    await idempotencyKeys(idempotency.maxKeys),
-    await deliveries(webhook.logMax),
-    await bookings(bookingSettings.maxBookings),
-  ];
-  const heap = settledHeap();
-  const { rss } = process.memoryUsage();
-  console.log('');
-  console.log(`every store at its default bound in one process (${held.length} stores): heapUsed ${(heap / MIB).toFixed(0)} MiB, RSS ${(rss / MIB).toFixed(0)} MiB (target: under 1,536 MiB) ${rss < 1536 * MIB ? 'met' : 'MISSED'}`);
-}
 process.exit(0);

@@ -1,8 +1,8 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { ConfigError, loadConfig } from '../../src/config.ts';
+import { ConfigError, ENV_VARIABLES, loadConfig } from '../../src/config.ts';
 import { DEFAULT_PERFORMANCES } from '../../src/core/bookings/performances.ts';
 
 const GENERATED_SECRET = /^whsec_[A-Za-z0-9+/]{32}$/;
@@ -342,5 +342,14 @@ describe('bookings configuration rules', () => {
     const error = configError({ PERFORMANCES_FILE: path() });
     expect(error.message).toMatch(message);
     expect(error.message).not.toContain('\n');
+  });
+});
+
+describe('documentation of the variables', () => {
+  const root = join(import.meta.dirname, '..', '..');
+  it.each(['.env.example', 'README.md'])('%s names every variable the service reads', (file) => {
+    const text = readFileSync(join(root, file), 'utf8');
+    const missing = ENV_VARIABLES.filter((name) => !new RegExp(`(^|[^A-Z_])${name}([^A-Z_]|$)`, 'm').test(text));
+    expect(missing).toEqual([]);
   });
 });

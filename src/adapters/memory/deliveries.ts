@@ -2,6 +2,7 @@ import { copyDelivery, isFinished, subjectKey, type Delivery, type DeliveryChang
 import { FifoQueue } from '../../core/fifo-queue.ts';
 import type { DeliveryLogStore, DeliveryQuery, InsertOutcome, Page, StoreStats } from '../../core/ports.ts';
 import { IdList, pageOf } from './id-list.ts';
+import { INSERTED } from './inserted.ts';
 import { KeyedIds } from './keyed-ids.ts';
 
 export interface MemoryDeliveryLogOptions {
@@ -47,7 +48,7 @@ export class MemoryDeliveryLog implements DeliveryLogStore {
     if (delivery.subject !== null) this.#bySubject.insert(subjectKey(delivery.subject), delivery.id);
     this.#byEvent.insert(delivery.eventId, delivery.id);
     this.#queueIfFinished(record);
-    return Promise.resolve({ ok: true });
+    return INSERTED;
   }
 
   get(id: string): Promise<Delivery | undefined> {

@@ -2,6 +2,7 @@ import { FifoQueue } from '../../core/fifo-queue.ts';
 import { copyIntent, type Intent, type IntentStatus } from '../../core/intents/intent.ts';
 import type { InsertOutcome, IntentPatch, IntentQuery, IntentStore, Page, RefundOutcome, StoreStats, Transition } from '../../core/ports.ts';
 import { IdList, pageOf } from './id-list.ts';
+import { INSERTED } from './inserted.ts';
 import { KeyedIds } from './keyed-ids.ts';
 
 export interface MemoryIntentStoreOptions {
@@ -50,7 +51,7 @@ export class MemoryIntentStore implements IntentStore {
       this.#statusList(record.status).insert(record.id);
       this.#evictable.push(record.id);
     }
-    return Promise.resolve({ ok: true });
+    return INSERTED;
   }
 
   get(id: string): Promise<Intent | undefined> {

@@ -9,9 +9,6 @@ import type { DecisionSource } from '../scenario.ts';
 export const INTENT_STATUSES = ['PENDING', 'APPROVED', 'FAILED', 'CANCELLED', 'PARTIALLY_REFUNDED', 'REFUNDED'] as const;
 export type IntentStatus = (typeof INTENT_STATUSES)[number];
 
-/** Statuses an intent never leaves on its own: the store may evict such intents, never PENDING ones. */
-export const FINAL_INTENT_STATUSES: ReadonlySet<IntentStatus> = new Set(['APPROVED', 'FAILED', 'CANCELLED', 'PARTIALLY_REFUNDED', 'REFUNDED']);
-
 export interface Intent {
   id: string;
   reservationId: string;

@@ -1,6 +1,6 @@
 import type { Clock } from '../clock.ts';
 import { DomainError, notFound, storeFull, validationFailed } from '../errors.ts';
-import type { EventBus, PaymentEventType } from '../events.ts';
+import type { EventBus, PaymentEvent, PaymentEventType } from '../events.ts';
 import type { IdFactory } from '../ids.ts';
 import type { IntentQuery, IntentStore, Page } from '../ports.ts';
 import type { RandomSource } from '../random.ts';
@@ -141,6 +141,8 @@ export class IntentService {
   /** `intent` is frozen, so the event's snapshot can never change, whoever else holds it. */
   #publish(type: PaymentEventType, intent: Readonly<Intent>, refundAmount?: number, now = this.#deps.clock.now()): void {
     const { bus, ids } = this.#deps;
-    bus.publish({ id: ids('evt'), type, occurredAt: now, intent, ...(refundAmount === undefined ? {} : { refundAmount }) });
+    const event: PaymentEvent = { id: ids('evt'), type, occurredAt: now, intent };
+    if (refundAmount !== undefined) event.refundAmount = refundAmount;
+    bus.publish(event);
   }
 }
