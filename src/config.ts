@@ -14,6 +14,11 @@ export const SIGNATURE_SCHEMES = ['standard', 'legacy', 'stripe'] as const;
 export type SignatureScheme = (typeof SIGNATURE_SCHEMES)[number];
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+/** `json`: one pino JSON line per record (for machines); `pretty`: pino-pretty's human-readable lines (for local use). */
+export const LOG_FORMATS = ['json', 'pretty'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+/** The variables whose value is one of a list, and that list (for the error message). */
+const CHOICES: Readonly<Record<string, readonly string[]>> = { LOG_LEVEL: LOG_LEVELS, LOG_FORMAT: LOG_FORMATS };
 
 const Ms = (def: number, max = 86_400_000 * 365) => Type.Integer({ minimum: 0, maximum: max, default: def });
 const Count = (def: number, min = 0, max = 1_000_000_000) => Type.Integer({ minimum: min, maximum: max, default: def });
@@ -21,9 +26,15 @@ const Count = (def: number, min = 0, max = 1_000_000_000) => Type.Integer({ mini
 const EnvSchema = Type.Object({
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
   HOST: Type.String({ minLength: 1, default: '0.0.0.0' }),
+  // Where clients reach the service, for the OpenAPI document's `servers` (default http://localhost:PORT).
+  PUBLIC_URL: Type.Optional(Type.String({ maxLength: 2048, pattern: '^https?://[^/?#\\s]+(/[^?#\\s]*)?$', 'x-pattern-description': 'an absolute http(s) URL' })),
   LOG_LEVEL: Type.Union(
     LOG_LEVELS.map((level) => Type.Literal(level)),
     { default: 'info' },
+  ),
+  LOG_FORMAT: Type.Union(
+    LOG_FORMATS.map((format) => Type.Literal(format)),
+    { default: 'json' },
   ),
   WEBHOOK_SECRET: Type.Optional(Type.String({ minLength: 8 })),
   DEFAULT_APPROVE_DELAY_MS: Ms(200, 600_000),
@@ -36,14 +47,14 @@ const EnvSchema = Type.Object({
   WEBHOOK_BACKOFF_MS: Ms(1000, 3_600_000),
   WEBHOOK_MAX_RPS: Count(500, 0, 1_000_000),
   WEBHOOK_SECRET_PREVIOUS: Type.Optional(Type.String({ minLength: 8 })),
-  WEBHOOK_SIGNATURE_SCHEMES: Type.String({ pattern: '^\\s*(standard|legacy|stripe)\\s*(,\\s*(standard|legacy|stripe)\\s*)*$', default: 'standard,legacy' }),
+  WEBHOOK_SIGNATURE_SCHEMES: Type.String({ pattern: '^\\s*(standard|legacy|stripe)\\s*(,\\s*(standard|legacy|stripe)\\s*)*$', 'x-pattern-description': 'a comma-separated list of standard, legacy, stripe', default: 'standard,legacy' }),
   WEBHOOK_CONCURRENCY: Count(64, 1, 10_000),
   WEBHOOK_ORIGIN_CONCURRENCY: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })),
   WEBHOOK_QUEUE_MAX: Count(100_000, 1, 10_000_000),
   WEBHOOK_BACKOFF_MAX_MS: Ms(60_000, 86_400_000),
   WEBHOOK_LOG_TTL_MS: Ms(86_400_000),
   WEBHOOK_LOG_MAX: Count(100_000, 1),
-  OTEL_EXPORTER_OTLP_ENDPOINT: Type.Optional(Type.String({ pattern: '^https?://' })),
+  OTEL_EXPORTER_OTLP_ENDPOINT: Type.Optional(Type.String({ pattern: '^https?://', 'x-pattern-description': 'an http(s) URL' })),
   OTEL_SERVICE_NAME: Type.String({ minLength: 1, default: 'paysim' }),
   IDEMPOTENCY_TTL_MS: Ms(86_400_000),
   // Bounds chosen so that every store at its bound keeps the whole process under 1.5 GiB (scripts/bench-memory.ts).
@@ -79,7 +90,10 @@ export const ENV_VARIABLES: readonly string[] = Object.keys(EnvSchema.properties
 export interface Config {
   port: number;
   host: string;
+  /** Where clients reach the service (PUBLIC_URL, else http://localhost:PORT), without a trailing slash. */
+  publicUrl: string;
   logLevel: string;
+  logFormat: LogFormat;
   webhookSecret: string;
   /** True when WEBHOOK_SECRET was unset and a random secret was generated for this run. */
   webhookSecretGenerated: boolean;
@@ -142,7 +156,14 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   const data = Object.fromEntries(Object.entries(source).filter(([, value]) => value !== undefined && value !== ''));
   let env: Env;
   try {
-    env = envSchema<Env>({ schema: EnvSchema, data, env: false, dotenv: false });
+    env = envSchema<Env>({
+      schema: EnvSchema,
+      data,
+      env: false,
+      dotenv: false,
+      // The annotation that says a pattern in words (see patternWords) is known to Ajv's strict mode.
+      ajv: { customOptions: (ajv) => ajv.addKeyword({ keyword: 'x-pattern-description', schemaType: 'string' }) },
+    });
   } catch (error) {
     throw new ConfigError(describe(error, data));
   }
@@ -157,7 +178,9 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   return {
     port: env.PORT,
     host: env.HOST,
+    publicUrl: (env.PUBLIC_URL ?? `http://localhost:${env.PORT}`).replace(/\/+$/, ''),
     logLevel: env.LOG_LEVEL,
+    logFormat: env.LOG_FORMAT,
     webhookSecret: secret,
     webhookSecretGenerated: env.WEBHOOK_SECRET === undefined,
     scenarios: {
@@ -230,6 +253,13 @@ interface AjvError {
   message?: string;
 }
 
+/** A variable's pattern in words (its `x-pattern-description`), never the regular expression. */
+function patternWords(name: string): string | undefined {
+  const schema = (EnvSchema.properties as unknown as Record<string, Record<string, unknown> | undefined>)[name];
+  const words = schema?.['x-pattern-description'];
+  return typeof words === 'string' ? words : undefined;
+}
+
 /** Turns Ajv's errors into `NAME must be … (got "value")`, one clause per variable, on one line. */
 function describe(error: unknown, data: Record<string, unknown>): string {
   const errors = ((error as { errors?: AjvError[] }).errors ?? []).filter((e) => e.keyword !== 'anyOf');
@@ -239,7 +269,10 @@ function describe(error: unknown, data: Record<string, unknown>): string {
     const name = e.instancePath.replace(/^\//, '');
     if (seen.has(name)) continue;
     seen.add(name);
-    const rule = e.keyword === 'const' ? `must be one of ${LOG_LEVELS.join(', ')}` : (e.message ?? 'is invalid');
+    const choices = CHOICES[name];
+    const words = e.keyword === 'pattern' ? patternWords(name) : undefined;
+    const rule =
+      e.keyword === 'const' && choices !== undefined ? `must be one of ${choices.join(', ')}` : words !== undefined ? `must be ${words}` : (e.message ?? 'is invalid');
     const shown = name.startsWith('WEBHOOK_SECRET') || name === 'JWT_SECRET' ? '' : ` (got ${JSON.stringify(data[name])})`;
     clauses.push(`${name} ${rule}${shown}`);
   }

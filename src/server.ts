@@ -1,17 +1,15 @@
 import closeWithGrace from 'close-with-grace';
-import { pino } from 'pino';
 import { buildApp } from './app.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
+import { createLogger } from './logger.ts';
+import { describeStartError } from './start-error.ts';
 import { startTracing } from './tracing.ts';
 
 /**
  * The process: configuration, logger, tracing, signals and `listen`. Everything else is the app.
- * Exit codes: 0 after a clean shutdown, 1 for a bad configuration or a failed start.
+ * Exit codes: 0 after a clean shutdown, 1 for a bad configuration or a failed start; either of
+ * those is told on one stderr line.
  */
-
-/** How much log output is gathered before it is written, and how long at most a line waits. */
-const LOG_BUFFER_BYTES = 4096;
-const LOG_FLUSH_MS = 100;
 
 let config: Config;
 try {
@@ -22,22 +20,7 @@ try {
   process.exit(1);
 }
 
-const logger = pino({
-  level: config.logLevel,
-  base: { service: 'paysim' },
-  timestamp: pino.stdTimeFunctions.isoTime,
-  formatters: { level: (label) => ({ level: label }) },
-  // Nothing that could carry a secret reaches the log, even if a future line logs headers or config.
-  redact: {
-    // Explicit paths only: pino compiles them into a direct lookup, where wildcards cost a walk of
-    // every logged object (a measurable share of each request's time under load).
-    paths: ['authorization', 'headers.authorization', 'req.headers.authorization', 'err.headers.authorization', 'webhookSecret', 'config.webhookSecret', 'jwtSecret', 'config.jwtSecret', 'password', 'token'],
-    censor: '[redacted]',
-  },
-  // Lines are written in batches (up to LOG_BUFFER_BYTES, and at least every LOG_FLUSH_MS), not one
-  // write per line: one system call per request was a measurable share of its cost. pino flushes
-  // what is left when the process exits.
-}, pino.destination({ dest: 1, minLength: LOG_BUFFER_BYTES, sync: false, periodicFlush: LOG_FLUSH_MS }));
+const logger = createLogger(config);
 
 const tracing = startTracing(config);
 const app = await buildApp({ config, logger, otelPlugin: tracing?.plugin });
@@ -69,6 +52,8 @@ closeWithGrace({ delay: config.shutdownTimeoutMs + CLOSE_GRACE_MS + 1000, logger
 try {
   await app.listen({ port: config.port, host: config.host });
 } catch (error) {
-  logger.fatal({ err: error }, 'could not start');
+  // Port taken, HOST not an address here, no permission: the operator's to fix, told like a bad
+  // configuration (one line on stderr), not as a fatal log record with a stack.
+  process.stderr.write(`${describeStartError(error, config)}\n`);
   process.exit(1);
 }

@@ -7,7 +7,8 @@ export const IsoDateTime = Type.String({ format: 'date-time', description: 'ISO 
 const ULID = '[0-9A-HJKMNP-TV-Z]{26}';
 
 /** An id of the form `<prefix>_<ULID>`, e.g. `pay_01JD…`; a cursor of a list is the last id of the previous page. */
-export const PrefixedId = (prefix: string, description = `${prefix}_<ULID>`) => Type.String({ pattern: `^${prefix}_${ULID}$`, description });
+export const PrefixedId = (prefix: string, description = `${prefix}_<ULID>`) =>
+  Type.String({ pattern: `^${prefix}_${ULID}$`, 'x-pattern-description': `${prefix}_ followed by a 26-character ULID`, description });
 
 /**
  * An absolute http(s) URL, at most 2,048 characters, that the URL parser the dispatcher uses
@@ -18,5 +19,13 @@ export const WebhookUrl = Type.String({ maxLength: 2048, format: 'http-url', des
 
 /** Visible ASCII, 1–255 characters. @see https://datatracker.ietf.org/doc/draft-ietf-httpapi-idempotency-key-header/ */
 export const IdempotencyKeyHeader = Type.Object({
-  'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7E]+$' })),
+  'idempotency-key': Type.Optional(
+    Type.String({
+      minLength: 1,
+      maxLength: 255,
+      pattern: '^[\\x21-\\x7E]+$',
+      'x-pattern-description': 'visible ASCII characters only (no spaces)',
+      description: 'Makes a retry safe: the first answer is stored (IDEMPOTENCY_TTL_MS) and replayed with `Idempotent-Replayed: true`; another body with the same key is 422. Visible ASCII, 1–255 characters, e.g. a UUID.',
+    }),
+  ),
 });

@@ -71,9 +71,21 @@ function injectTraceparent(span: ReturnType<typeof tracer.startSpan>, headers: R
   headers.traceparent = `00-${randomUUID().replaceAll('-', '')}-${randomUUID().slice(0, 8)}${randomUUID().slice(0, 8)}-01`;
 }
 
+/** How an attempt ended, for metrics: `success` (2xx), `http_error` (any other status), `timeout`, `network_error`. */
+export type AttemptOutcomeKind = 'success' | 'http_error' | 'timeout' | 'network_error';
+
+export const ATTEMPT_OUTCOMES: readonly AttemptOutcomeKind[] = ['success', 'http_error', 'timeout', 'network_error'];
+
+export function attemptOutcome(result: Pick<AttemptResult, 'statusCode' | 'error'>): AttemptOutcomeKind {
+  if (result.error !== null) return result.error.startsWith(TIMEOUT_PREFIX) ? 'timeout' : 'network_error';
+  return isSuccess(result) ? 'success' : 'http_error';
+}
+
+const TIMEOUT_PREFIX = 'timeout after ';
+
 function describeError(err: unknown, timeoutMs: number): string {
   const e = err as { name?: string; code?: string; message?: string; cause?: { code?: string; message?: string } };
-  if (e.name === 'TimeoutError' || e.name === 'AbortError') return `timeout after ${timeoutMs} ms`;
+  if (e.name === 'TimeoutError' || e.name === 'AbortError') return `${TIMEOUT_PREFIX}${timeoutMs} ms`;
   const code = e.code ?? e.cause?.code;
   const message = e.cause?.message ?? e.message ?? String(err);
   return code === undefined ? message : `${code}: ${message}`;

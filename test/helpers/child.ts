@@ -16,6 +16,16 @@ export interface Exit {
   signal: NodeJS.Signals | null;
 }
 
+/** How to start the process, when not as `node src/server.ts` in the repository. */
+export interface SpawnOptions {
+  /** Node's arguments (default `['src/server.ts']`). */
+  args?: readonly string[];
+  /** Working directory (default the repository). */
+  cwd?: string;
+  /** Leave HOST=127.0.0.1 and PORT=0 out of the environment (only PATH and `env`), e.g. to let a `.env` file set them. */
+  noDefaults?: boolean;
+}
+
 export class ServerProcess {
   readonly child: ChildProcessByStdio<null, Readable, Readable>;
   stdout = '';
@@ -27,10 +37,10 @@ export class ServerProcess {
   #listeners = new Set<() => void>();
 
   /** Starts on 127.0.0.1 and a port of the kernel's choosing; `env` adds to or overrides that. */
-  constructor(env: Record<string, string> = {}) {
+  constructor(env: Record<string, string> = {}, options: SpawnOptions = {}) {
     // A clean environment: nothing from the runner's (OTEL_*, NODE_OPTIONS, a real WEBHOOK_SECRET) leaks in.
-    const base: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOST: '127.0.0.1', PORT: '0' };
-    this.child = spawn(process.execPath, ['src/server.ts'], { cwd: REPO, env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const base: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', ...(options.noDefaults === true ? {} : { HOST: '127.0.0.1', PORT: '0' }) };
+    this.child = spawn(process.execPath, options.args ?? ['src/server.ts'], { cwd: options.cwd ?? REPO, env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
       this.stdout += chunk;
       this.#notify();
@@ -128,11 +138,11 @@ export class ServerProcess {
  * Server processes for one test file: `start` one (not waiting for it to listen), `killAll` in an
  * afterEach SIGKILLs the ones still running and waits for them.
  */
-export function serverProcesses(): { start(env?: Record<string, string>): ServerProcess; killAll(): Promise<void> } {
+export function serverProcesses(): { start(env?: Record<string, string>, options?: SpawnOptions): ServerProcess; killAll(): Promise<void> } {
   const started: ServerProcess[] = [];
   return {
-    start(env = {}) {
-      const server = new ServerProcess(env);
+    start(env = {}, options = {}) {
+      const server = new ServerProcess(env, options);
       started.push(server);
       return server;
     },

@@ -63,6 +63,21 @@ describe('405 with Allow for a known path and another method', () => {
   });
 });
 
+describe('a body no route takes does not hide the 404 or 405 (found by the fuzzer)', () => {
+  it.each([
+    ['POST', '/v1/sim/webhook/TEST', '{}x', 'application/json', 404, undefined, native('NOT_FOUND', 'No route POST /v1/sim/webhook/TEST.')],
+    ['POST', '/nope', '\u00fe\u00ff{}', 'application/json', 404, undefined, native('NOT_FOUND', 'No route POST /nope.')],
+    ['PUT', '/bookings/x', '{', 'application/json', 404, undefined, bookings('NOT_FOUND', 'No route PUT /bookings/x.')],
+    ['PUT', '/bookings/my', 'a=b', 'application/x-www-form-urlencoded', 405, 'GET, HEAD, DELETE', bookings('METHOD_NOT_ALLOWED', 'PUT is not allowed on /bookings/my; use GET, HEAD, DELETE.')],
+    ['OPTIONS', '/api/v1/payments/process', '{}x', 'application/json', 405, 'POST', paymentService('허용되지 않는 메서드입니다.')],
+    ['DELETE', '/v1/sim/webhooks/disabled-urls;a=b', 'x'.repeat(70_000), 'application/json', 404, undefined, native('NOT_FOUND', 'No route DELETE /v1/sim/webhooks/disabled-urls;a=b.')],
+  ] as const)('%s %s with a bad body', async (method, url, payload, contentType, status, allow, body) => {
+    const t = await app();
+    const res = await t.app.inject({ method, url, headers: { 'content-type': contentType }, payload });
+    expect([res.statusCode, res.headers['content-type'], res.headers.allow, res.json()]).toEqual([status, JSON_TYPE, allow, body]);
+  });
+});
+
 describe('413, 415 and malformed JSON on each dialect’s routes', () => {
   it('the native API', async () => {
     const t = await app({ BODY_LIMIT_BYTES: '1024' });
@@ -71,7 +86,12 @@ describe('413, 415 and malformed JSON on each dialect’s routes', () => {
     const text = await t.app.inject({ method: 'POST', url: '/v1/sim/intent', headers: { 'content-type': 'text/plain' }, payload: 'x' });
     expect([text.statusCode, text.json()]).toEqual([415, native('UNSUPPORTED_MEDIA_TYPE', 'Send the body as application/json.')]);
     const broken = await t.app.inject({ method: 'POST', url: '/v1/sim/intent', headers: { 'content-type': 'application/json' }, payload: '{"amount": 1,' });
-    expect([broken.statusCode, broken.json()]).toEqual([400, native('VALIDATION_FAILED', /^The request body could not be read: .*JSON/)]);
+    expect([broken.statusCode, broken.json()]).toEqual([400, native('VALIDATION_FAILED', 'Malformed JSON at position 13 (line 1, column 14): Unexpected end of input (expected a property name in double quotes)')]);
+    const twoLines = await t.app.inject({ method: 'POST', url: '/v1/sim/intent', headers: { 'content-type': 'application/json' }, payload: '{\n  "reservation_id": "r",\n  "amount": 1,}' });
+    expect([twoLines.statusCode, twoLines.json()]).toEqual([400, native('VALIDATION_FAILED', 'Malformed JSON at position 41 (line 3, column 15): Unexpected token } (expected a property name in double quotes)')]);
+    // Not a syntax error: refused keys still say what the parser said.
+    const proto = await t.app.inject({ method: 'POST', url: '/v1/sim/intent', headers: { 'content-type': 'application/json' }, payload: '{"__proto__": {"x": 1}}' });
+    expect([proto.statusCode, proto.json()]).toEqual([400, native('VALIDATION_FAILED', /^The request body could not be read: .*prototype/)]);
   });
 
   it('the bookings API', async () => {
@@ -81,7 +101,7 @@ describe('413, 415 and malformed JSON on each dialect’s routes', () => {
     const text = await t.app.inject({ method: 'POST', url: '/bookings', headers: { ...USER, 'content-type': 'text/plain' }, payload: 'x' });
     expect([text.statusCode, text.json()]).toEqual([415, bookings('UNSUPPORTED_MEDIA_TYPE', 'Send the body as application/json.')]);
     const broken = await t.app.inject({ method: 'POST', url: '/payments/execute', headers: { ...USER, 'content-type': 'application/json' }, payload: '{"bookingId"' });
-    expect([broken.statusCode, broken.json()]).toEqual([400, bookings('VALIDATION_FAILED', /^The request body could not be read: /)]);
+    expect([broken.statusCode, broken.json()]).toEqual([400, bookings('VALIDATION_FAILED', "Malformed JSON at position 12 (line 1, column 13): Unexpected end of input (expected ':' after the property name)")]);
   });
 
   it('the payment-service API', async () => {
@@ -92,7 +112,7 @@ describe('413, 415 and malformed JSON on each dialect’s routes', () => {
     const text = await t.app.inject({ method: 'POST', url: '/api/v1/payments/process', headers: { ...auth, 'content-type': 'text/plain' }, payload: 'x' });
     expect([text.statusCode, text.json()]).toEqual([415, paymentService('요청 본문은 application/json 형식이어야 합니다.')]);
     const broken = await t.app.inject({ method: 'POST', url: '/api/v1/payments/process', headers: { ...auth, 'content-type': 'application/json' }, payload: '{"reservationId"' });
-    expect([broken.statusCode, broken.json()]).toEqual([400, paymentService('잘못된 요청입니다.')]);
+    expect([broken.statusCode, broken.json()]).toEqual([400, paymentService('요청 본문의 JSON 형식이 올바르지 않습니다 (1행 17열, 위치 16).')]);
   });
 });
 
@@ -179,5 +199,19 @@ describe('a request without a Host header', () => {
       expect(text).toMatch(/\r\ncontent-type: application\/json; charset=utf-8\r\n/i);
       expect(JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4))).toEqual(body);
     }
+  });
+});
+
+describe('a lone surrogate in a JSON string is a 400 in each dialect (found by the fuzzer: was a 500)', () => {
+  it('native, bookings (with an Idempotency-Key) and payment-service', async () => {
+    const t = await app();
+    const body = '{"reservation_id":"r-\\udc00","amount":100}';
+    const a = await t.app.inject({ method: 'POST', url: '/v1/sim/intent', headers: { 'content-type': 'application/json', 'idempotency-key': 'k1' }, payload: body });
+    expect([a.statusCode, a.json()]).toEqual([400, native('VALIDATION_FAILED', 'Malformed JSON at position 21 (line 1, column 22): Lone surrogate \\udc00 in a string (a low surrogate without a high one before it is not Unicode text)')]);
+    const b = await t.app.inject({ method: 'POST', url: '/payments/execute', headers: { ...USER, 'content-type': 'application/json', 'idempotency-key': 'k2' }, payload: '{"bookingId":"bk_01KF0RDQG0RYP4MTN866DMCFWX","paymentMethodToken":"tok","cvv":"\\udc00x"}' });
+    expect([b.statusCode, b.json()]).toEqual([400, bookings('VALIDATION_FAILED', /^Malformed JSON at position 79 \(line 1, column 80\): Lone surrogate/)]);
+    const c = await t.app.inject({ method: 'POST', url: '/api/v1/payments/process', headers: { ...(await bearer(t)), 'content-type': 'application/json' }, payload: '{"reservationId":"\\ud800"}' });
+    expect([c.statusCode, c.json()]).toEqual([400, paymentService('요청 본문의 JSON 형식이 올바르지 않습니다 (1행 19열, 위치 18).')]);
+    expect((await t.app.inject({ url: '/v1/sim/intents' })).json().data).toEqual([]);
   });
 });

@@ -1,27 +1,11 @@
-import { spawn, spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
+import { hasPromtool, inCi, PROMTOOL_MISSING, promtoolCheckMetrics } from '../helpers/promtool.ts';
 
 /**
- * `/metrics` passes Prometheus's own linter, `promtool check metrics`. promtool comes from the
- * Debian package `prometheus` (`apt-get install -y --no-install-recommends prometheus`).
- * Without promtool this test is skipped locally, but fails in CI (CI set) rather than pass unseen.
+ * `/metrics` passes Prometheus's own linter, `promtool check metrics` (test/helpers/promtool.ts:
+ * skipped locally without promtool, failing under CI).
  */
-
-const hasPromtool = spawnSync('promtool', ['--version'], { stdio: 'ignore' }).error === undefined;
-const inCi = process.env.CI !== undefined && process.env.CI !== '' && process.env.CI !== 'false';
-
-function promtoolCheckMetrics(text: string): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('promtool', ['check', 'metrics'], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, output }));
-    child.stdin.end(text);
-  });
-}
 
 describe('GET /metrics', () => {
   let t: TestApp;
@@ -34,7 +18,7 @@ describe('GET /metrics', () => {
 
   it.skipIf(!hasPromtool && !inCi)('passes promtool check metrics', async () => {
     if (!hasPromtool) {
-      throw new Error('promtool is not on PATH and CI is set: install it with `apt-get install -y --no-install-recommends prometheus` (Debian package prometheus, /usr/bin/promtool)');
+      throw new Error(PROMTOOL_MISSING);
     }
 
     // Some traffic, so every family has samples: a success, a 400, a 404, a read, a decision.

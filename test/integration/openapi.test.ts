@@ -1,16 +1,37 @@
+import { createHmac } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { Webhook } from 'standardwebhooks';
+import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OPENAPI_PATH, renderOpenApiYaml } from '../../scripts/openapi.ts';
+import { DELIVERED_BOOKING_EVENTS } from '../../src/dialects/bookings/webhook-payload.ts';
+import { DELIVERED_PAYMENT_EVENTS } from '../../src/dialects/native/webhook-payload.ts';
+import { EXAMPLE_WEBHOOK_SECRET } from '../../src/plugins/external/swagger.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 
+interface Media {
+  schema?: Record<string, unknown>;
+  examples?: Record<string, { value: unknown }>;
+}
 interface Operation {
-  requestBody?: { content?: Record<string, { schema?: Record<string, unknown> }> };
-  responses?: Record<string, unknown>;
+  operationId?: string;
+  summary?: string;
+  description?: string;
+  security?: Array<Record<string, string[]>>;
+  parameters?: Array<{ name: string; in: string; example?: unknown }>;
+  requestBody?: { required?: boolean; content?: Record<string, Media> };
+  responses?: Record<string, { description?: string; headers?: Record<string, unknown>; content?: Record<string, Media> }>;
 }
 interface Document {
   openapi: string;
+  info: Record<string, unknown>;
+  servers: unknown[];
   paths: Record<string, Record<string, Operation>>;
+  webhooks: Record<string, Record<string, Operation>>;
+  components: { schemas: Record<string, Record<string, unknown>>; headers: Record<string, unknown>; securitySchemes: Record<string, unknown> };
 }
+
+const PACKAGE = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
 describe('OpenAPI document', () => {
   let t: TestApp;
@@ -34,24 +55,139 @@ describe('OpenAPI document', () => {
     expect(res.headers['content-type']).toMatch(/^application\/json/);
     const doc = res.json<Document>();
     expect(doc.openapi).toBe('3.1.0');
+    expect(doc.info).toMatchObject({ title: 'paysim', version: PACKAGE.version, contact: { name: 'paysim maintainers' } });
+    expect(doc.servers).toEqual([{ url: 'http://localhost:8080', description: 'This simulator (PUBLIC_URL)' }]);
 
-    const { paths } = doc;
-    expect(paths['/v1/sim/intent']?.post).toBeDefined();
-    expect(paths['/v1/sim/intents/{id}']?.get).toBeDefined();
-    expect(paths['/v1/sim/intents']?.get).toBeDefined();
-    expect(paths['/v1/sim/intents/{id}/cancel']?.post).toBeDefined();
-    expect(paths['/v1/sim/intents/{id}/refund']?.post).toBeDefined();
-    expect(paths['/healthz']?.get).toBeDefined();
-    expect(paths['/readyz']?.get).toBeDefined();
-    expect(paths['/metrics']?.get).toBeDefined();
+    const routes = Object.entries(doc.paths).flatMap(([path, item]) => Object.keys(item).map((method) => `${method.toUpperCase()} ${path}`));
+    expect(routes.sort()).toEqual(
+      [
+        'GET /healthz', 'GET /readyz', 'GET /metrics',
+        'POST /v1/sim/intent', 'GET /v1/sim/intents/{id}', 'GET /v1/sim/intents', 'POST /v1/sim/intents/{id}/cancel', 'POST /v1/sim/intents/{id}/refund',
+        'GET /v1/sim/webhooks/deliveries', 'POST /v1/sim/webhooks/deliveries/{id}/replay', 'POST /v1/sim/webhook/test', 'GET /v1/sim/webhooks/disabled-urls', 'DELETE /v1/sim/webhooks/disabled-urls',
+        'POST /bookings', 'POST /payments/execute', 'GET /bookings/my', 'DELETE /bookings/my', 'GET /performances', 'GET /performances/{id}/seats', 'GET /events', 'GET /ledger', 'GET /ledger/balances',
+        'GET /api/v1/payments/methods', 'POST /api/v1/payments/process', 'GET /health',
+      ].sort(),
+    );
     // Hidden routes stay out of the document.
-    expect(paths['/openapi.json']).toBeUndefined();
-    expect(paths['/']).toBeUndefined();
+    expect(doc.paths['/openapi.json']).toBeUndefined();
+    expect(doc.paths['/']).toBeUndefined();
 
-    const create = paths['/v1/sim/intent']!.post!;
-    const body = create.requestBody?.content?.['application/json']?.schema;
-    expect(body).toMatchObject({ type: 'object', additionalProperties: false });
-    expect(Object.keys(create.responses ?? {})).toEqual(expect.arrayContaining(['200', '400', '422']));
+    const create = doc.paths['/v1/sim/intent']!.post!;
+    expect(create.requestBody).toMatchObject({ required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/CreateIntentRequest' } } } });
+    expect(doc.components.schemas.CreateIntentRequest).toMatchObject({ type: 'object', additionalProperties: false, required: ['reservation_id', 'amount'] });
+    expect(Object.keys(create.responses ?? {})).toEqual(['200', '400', '409', '413', '415', '422', '500', '503']);
+  });
+
+  it('every operation has an operationId, a summary, a description, and responses with descriptions, headers and content types', async () => {
+    const doc = (await t.app.inject({ url: '/openapi.json' })).json<Document>();
+    const problems: string[] = [];
+    const ids = new Set<string>();
+    for (const [path, item] of Object.entries(doc.paths)) {
+      for (const [method, op] of Object.entries(item)) {
+        const name = `${method.toUpperCase()} ${path}`;
+        if (typeof op.operationId !== 'string' || ids.has(op.operationId)) problems.push(`${name}: operationId`);
+        ids.add(op.operationId ?? '');
+        if (!op.summary) problems.push(`${name}: summary`);
+        if (!op.description) problems.push(`${name}: description`);
+        const idempotent = (op.parameters ?? []).some((p) => p.name === 'idempotency-key');
+        for (const [status, response] of Object.entries(op.responses ?? {})) {
+          if (!response.description || response.description === 'Default Response') problems.push(`${name} ${status}: description`);
+          const headers = Object.keys(response.headers ?? {});
+          if (!headers.includes('X-Request-Id')) problems.push(`${name} ${status}: X-Request-Id`);
+          if (idempotent && Number(status) < 500 && !headers.includes('Idempotent-Replayed')) problems.push(`${name} ${status}: Idempotent-Replayed`);
+          // /readyz's 503 is a state (shutting down), not a refusal to retry.
+          if (status === '503' && op.operationId !== 'getReadiness' && !headers.includes('Retry-After')) problems.push(`${name} ${status}: Retry-After`);
+          if (Object.keys(response.content ?? {}).length !== 1) problems.push(`${name} ${status}: one content type`);
+        }
+      }
+    }
+    expect(problems).toEqual([]);
+    expect(Object.keys(doc.components.headers).sort()).toEqual(['Idempotent-Replayed', 'Link', 'Retry-After', 'X-Next-Cursor', 'X-Request-Id']);
+    expect(Object.keys(doc.paths['/metrics']!.get!.responses!['200']!.content!)).toEqual(['text/plain']);
+    expect(Object.keys(doc.paths['/bookings/my']!.get!.responses!['200']!.headers!)).toEqual(['X-Request-Id', 'X-Next-Cursor', 'Link']);
+  });
+
+  it('declares bearer JWT and x-user-id as security schemes, and the routes that need them', async () => {
+    const doc = (await t.app.inject({ url: '/openapi.json' })).json<Document>();
+    expect(doc.components.securitySchemes).toEqual({
+      bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: expect.any(String) },
+      userId: { type: 'apiKey', in: 'header', name: 'x-user-id', description: expect.any(String) },
+    });
+    const process = doc.paths['/api/v1/payments/process']!.post!;
+    expect(process.security).toEqual([{ bearerAuth: [] }]);
+    // The token is sent by "Authorize", not typed into a header field.
+    expect((process.parameters ?? []).map((p) => p.name)).not.toContain('authorization');
+    for (const path of ['/bookings', '/payments/execute', '/bookings/my', '/performances', '/performances/{id}/seats', '/events', '/ledger', '/ledger/balances']) {
+      for (const op of Object.values(doc.paths[path]!)) {
+        expect(op.security, path).toEqual([{ userId: [] }]);
+        expect((op.parameters ?? []).map((p) => p.name), path).not.toContain('x-user-id');
+      }
+    }
+    expect(doc.paths['/api/v1/payments/methods']!.get!.security).toBeUndefined();
+    expect(doc.paths['/v1/sim/intent']!.post!.security).toBeUndefined();
+  });
+
+  it('bodyless POSTs declare an optional body, and accept content-type: application/json with an empty body', async () => {
+    const doc = (await t.app.inject({ url: '/openapi.json' })).json<Document>();
+    expect(doc.paths['/v1/sim/intents/{id}/cancel']!.post!.requestBody?.required).toBe(false);
+    expect(doc.paths['/v1/sim/intents/{id}/refund']!.post!.requestBody?.required).toBe(false);
+    expect(doc.paths['/v1/sim/webhooks/deliveries/{id}/replay']!.post!.requestBody?.required).toBe(false);
+    expect(doc.paths['/bookings']!.post!.requestBody?.required).toBe(true);
+
+    const create = (body: Record<string, unknown>) => t.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'rsv_empty', amount: 1000, ...body } });
+    const pending = (await create({ scenario: 'delay', delay_ms: 600_000 })).json().payment_intent_id as string;
+    const cancel = await t.app.inject({ method: 'POST', url: `/v1/sim/intents/${pending}/cancel`, headers: { 'content-type': 'application/json' }, payload: '' });
+    expect(cancel.statusCode).toBe(200);
+    expect(cancel.json()).toMatchObject({ payment_intent_id: pending, status: 'CANCELLED' });
+
+    const approved = (await create({ scenario: 'approve' })).json().payment_intent_id as string;
+    await t.clock.advance(1000);
+    const refund = await t.app.inject({ method: 'POST', url: `/v1/sim/intents/${approved}/refund`, headers: { 'content-type': 'application/json' }, payload: '' });
+    expect(refund.statusCode).toBe(200);
+    expect(refund.json()).toMatchObject({ payment_intent_id: approved, status: 'REFUNDED', refunded_amount: 1000 });
+  });
+
+  it('names shared schemas in components.schemas, and documents every webhook with its signature headers', async () => {
+    const doc = (await t.app.inject({ url: '/openapi.json' })).json<Document>();
+    expect(Object.keys(doc.components.schemas)).toEqual(
+      expect.arrayContaining(['PaymentIntent', 'NativeError', 'WebhookDelivery', 'Booking', 'BookingsError', 'ProcessPaymentRequest', 'PaymentServiceError', 'PaymentWebhook', 'BookingWebhook']),
+    );
+    expect(Object.keys(doc.webhooks).sort()).toEqual([...DELIVERED_BOOKING_EVENTS, ...DELIVERED_PAYMENT_EVENTS].sort());
+    for (const [event, item] of Object.entries(doc.webhooks)) {
+      const post = item.post!;
+      expect(post.requestBody?.content?.['application/json']?.schema, event).toEqual({ $ref: event.startsWith('payment.') ? '#/components/schemas/PaymentWebhook' : '#/components/schemas/BookingWebhook' });
+      expect((post.parameters ?? []).map((p) => p.name)).toEqual(['webhook-id', 'webhook-timestamp', 'webhook-signature', 'x-webhook-id', 'x-timestamp', 'x-signature', 'stripe-signature']);
+    }
+  });
+
+  it("the webhooks' header examples are real signatures of their example bodies, as the verification libraries compute them", async () => {
+    const doc = (await t.app.inject({ url: '/openapi.json' })).json<Document>();
+    const stripe = new Stripe('sk_test_unused');
+    for (const [event, item] of Object.entries(doc.webhooks)) {
+      const post = item.post!;
+      const body = JSON.stringify(Object.values(post.requestBody!.content!['application/json']!.examples!)[0]!.value);
+      const h = Object.fromEntries((post.parameters ?? []).map((p) => [p.name, String(p.example)]));
+      expect(h['webhook-id'], event).toBe(JSON.parse(body).id);
+      const standard = new Webhook(EXAMPLE_WEBHOOK_SECRET).sign(h['webhook-id']!, new Date(Number(h['webhook-timestamp']) * 1000), body);
+      expect(h['webhook-signature'], event).toBe(standard);
+      expect(h['x-signature'], event).toBe(`sha256=${createHmac('sha256', EXAMPLE_WEBHOOK_SECRET).update(body + h['x-timestamp']).digest('hex')}`);
+      // A tolerance of years: the example was signed at a fixed time.
+      expect(stripe.webhooks.constructEvent(body, h['stripe-signature']!, EXAMPLE_WEBHOOK_SECRET, 1e9).id, event).toBe(JSON.parse(body).id);
+    }
+  });
+
+  it('servers follow PUBLIC_URL', async () => {
+    const other = await buildTestApp({ PUBLIC_URL: 'http://127.0.0.1:18080/' });
+    try {
+      expect((await other.app.inject({ url: '/openapi.json' })).json<Document>().servers).toEqual([{ url: 'http://127.0.0.1:18080', description: 'This simulator (PUBLIC_URL)' }]);
+    } finally {
+      await other.app.close();
+    }
+  });
+
+  it('the committed document has no YAML aliases (some tools cannot read them)', async () => {
+    const committed = await readFile(OPENAPI_PATH, 'utf8');
+    expect(committed).not.toMatch(/(^|\s)[&*]a\d+(\s|$)/m);
   });
 
   it('GET / serves Swagger UI, and its initializer loads the generated document', async () => {

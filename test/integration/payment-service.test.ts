@@ -226,11 +226,11 @@ describe('POST /api/v1/payments/process: the payment', () => {
     expect(res.json()).toEqual({ error });
   });
 
-  it('400 for malformed JSON, 415 for a form', async () => {
+  it('400 for malformed JSON (in Korean, saying where it broke), 415 for a form', async () => {
     await setup();
     const authorization = `Bearer ${await token({ userId: USER })}`;
     const bad = await t.app.inject({ method: 'POST', url: PROCESS, headers: { authorization, 'content-type': 'application/json' }, payload: '{"reservationId":' });
-    expect([bad.statusCode, bad.json()]).toEqual([400, { error: '잘못된 요청입니다.' }]);
+    expect([bad.statusCode, bad.json()]).toEqual([400, { error: '요청 본문의 JSON 형식이 올바르지 않습니다 (1행 18열, 위치 17).' }]);
     const form = await t.app.inject({ method: 'POST', url: PROCESS, headers: { authorization, 'content-type': 'application/x-www-form-urlencoded' }, payload: 'reservationId=x' });
     expect([form.statusCode, form.json()]).toEqual([415, { error: '요청 본문은 application/json 형식이어야 합니다.' }]);
   });

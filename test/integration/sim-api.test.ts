@@ -152,7 +152,7 @@ describe('POST /v1/sim/intent', () => {
     it('rejects malformed JSON with 400', async () => {
       const res = await t.app.inject({ method: 'POST', url: '/v1/sim/intent', headers: { 'content-type': 'application/json' }, payload: '{"reservation_id": "r",' });
       expect(res.statusCode).toBe(400);
-      expect(res.json().error).toMatchObject({ code: 'VALIDATION_FAILED', message: expect.stringContaining('could not be read') });
+      expect(res.json().error).toMatchObject({ code: 'VALIDATION_FAILED', message: 'Malformed JSON at position 23 (line 1, column 24): Unexpected end of input (expected a property name in double quotes)' });
       expect(await storedIntents(t)).toBe(0);
     });
 

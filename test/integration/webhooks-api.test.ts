@@ -387,12 +387,14 @@ describe('GET /v1/sim/webhooks/deliveries', () => {
 });
 
 describe('metrics', () => {
-  it('counts delivered, retried, failed; observes every attempt; exposes queue depth and in-flight', async () => {
+  it('counts final outcomes, attempts and retries apart; observes every attempt; exposes queue depth and in-flight', async () => {
     const good = await receiver();
     const bad = await receiver(() => ({ status: 500 }));
     const t = await app({ WEBHOOK_MAX_RETRIES: '1' });
     const before = await metricsText(t);
-    for (const result of ['delivered', 'retried', 'failed', 'dropped']) expect(metricSample(before, `webhook_deliveries_total{result="${result}"}`)).toBe(0);
+    for (const result of ['delivered', 'failed', 'dropped']) expect(metricSample(before, `webhook_deliveries_total{result="${result}"}`)).toBe(0);
+    for (const outcome of ['success', 'http_error', 'timeout', 'network_error']) expect(metricSample(before, `webhook_attempts_total{outcome="${outcome}"}`)).toBe(0);
+    expect(metricSample(before, 'webhook_retries_total')).toBe(0);
 
     const ok1 = await createIntent(t, { webhook_url: good.url() });
     const ok2 = await createIntent(t, { webhook_url: good.url() });
@@ -406,9 +408,13 @@ describe('metrics', () => {
 
     const text = await metricsText(t);
     expect(metricSample(text, 'webhook_deliveries_total{result="delivered"}')).toBe(2);
-    expect(metricSample(text, 'webhook_deliveries_total{result="retried"}')).toBe(1);
     expect(metricSample(text, 'webhook_deliveries_total{result="failed"}')).toBe(1);
     expect(metricSample(text, 'webhook_deliveries_total{result="dropped"}')).toBe(0);
+    // Three deliveries ended, in four attempts, one of them retried: no series counts two kinds of thing.
+    expect(text).not.toContain('result="retried"');
+    expect(metricSample(text, 'webhook_attempts_total{outcome="success"}')).toBe(2);
+    expect(metricSample(text, 'webhook_attempts_total{outcome="http_error"}')).toBe(2);
+    expect(metricSample(text, 'webhook_retries_total')).toBe(1);
     expect(text).toContain('# TYPE webhook_deliveries_total counter');
     expect(text).toContain('# TYPE webhook_attempt_duration_seconds histogram');
     expect(metricSample(text, 'webhook_attempt_duration_seconds_count{outcome="success"}')).toBe(2);

@@ -87,7 +87,9 @@ describe('retries', () => {
     const intent = (await t.app.inject({ url: `/v1/sim/intents/${id}` })).json();
     expect(intent.webhook).toEqual({ status: 'delivered', attempts: 4, last_status_code: 200, last_attempt_at: d.attempts[3]!.at });
 
-    expect(await metric(t, 'webhook_deliveries_total{result="retried"}')).toBe(3);
+    expect(await metric(t, 'webhook_retries_total')).toBe(3);
+    expect(await metric(t, 'webhook_attempts_total{outcome="http_error"}')).toBe(3);
+    expect(await metric(t, 'webhook_attempts_total{outcome="success"}')).toBe(1);
     expect(await metric(t, 'webhook_deliveries_total{result="delivered"}')).toBe(1);
   });
 
@@ -112,7 +114,8 @@ describe('retries', () => {
     expect(rx.requests).toHaveLength(3);
     expect((await deliveriesOf(t, id))[0]!.attempts).toHaveLength(3);
     expect(await metric(t, 'webhook_deliveries_total{result="failed"}')).toBe(1);
-    expect(await metric(t, 'webhook_deliveries_total{result="retried"}')).toBe(2);
+    expect(await metric(t, 'webhook_retries_total')).toBe(2);
+    expect(await metric(t, 'webhook_attempts_total{outcome="http_error"}')).toBe(3);
   });
 
   it('WEBHOOK_MAX_RETRIES=0: one attempt only', async () => {
@@ -148,6 +151,7 @@ describe('retries', () => {
     await advanceTo(t, d);
     d = await deliveryOf(t, id, afterAttempts(2, 'retrying'), 'the retry');
     expect(d.attempts[1]!.error).toMatch(/ECONNREFUSED/);
+    expect(await metric(t, 'webhook_attempts_total{outcome="network_error"}')).toBe(2);
   });
 });
 
@@ -172,6 +176,8 @@ describe('timeout', () => {
     expect(d.attempts.map((a) => a.status_code)).toEqual([null, 204]);
     expect(rx.requests).toHaveLength(2);
     expect(rx.requests[1]!.body).toBe(rx.requests[0]!.body);
+    expect(await metric(t, 'webhook_attempts_total{outcome="timeout"}')).toBe(1);
+    expect(await metric(t, 'webhook_attempts_total{outcome="success"}')).toBe(1);
   });
 
   it('a receiver that answers headers but is slower than the timeout is also a timeout', async () => {

@@ -126,7 +126,8 @@ describe('1,000 concurrent intents', () => {
 
     const metrics = (await t.app.inject({ url: '/metrics' })).body;
     expect(metrics).toContain('webhook_deliveries_total{result="delivered"} 1000');
-    expect(metrics).toContain('webhook_deliveries_total{result="retried"} 0');
+    expect(metrics).toContain('webhook_retries_total 0');
+    expect(metrics).toContain('webhook_attempts_total{outcome="success"} 1000');
     expect(metrics).toContain('webhook_attempt_duration_seconds_count{outcome="success"} 1000');
   });
 });

@@ -263,4 +263,23 @@ describe('signatures', () => {
     expect(new Webhook(Buffer.from(plain, 'utf8'), { format: 'raw' }).verify(req!.body, h)).toEqual(JSON.parse(req!.body));
     expect(h['x-signature']).toBe(`sha256=${hmacHex(plain, req!.body + h['x-timestamp'])}`);
   });
+
+  it.each([
+    ['ASCII', 'local-dev-secret', true],
+    ['non-ASCII', 'lokales-Geheimnis-ä-秘密', false],
+  ])("a plain %s secret: the README's new Webhook(…, { format: 'raw' }) verifies a real delivery", async (_kind, plain, stringKeyWorks) => {
+    const { t, rx } = await setup({ WEBHOOK_SECRET: plain });
+    await createIntent(t, { reservation_id: 'res_raw', amount: 1, webhook_url: rx.url() });
+    await t.clock.advance(200);
+    const [req] = await rx.waitFor(1);
+    const h = headersOf(req!);
+    const body = req!.body;
+    // As the README shows it: the secret's UTF-8 bytes, raw. Works for any secret.
+    expect(new Webhook(Buffer.from(plain, 'utf8'), { format: 'raw' }).verify(body, h)).toEqual(JSON.parse(body));
+    // The string form takes one byte per UTF-16 unit: the same bytes for an ASCII secret only.
+    if (stringKeyWorks) expect(new Webhook(plain, { format: 'raw' }).verify(body, h)).toEqual(JSON.parse(body));
+    else expect(() => new Webhook(plain, { format: 'raw' }).verify(body, h)).toThrow(WebhookVerificationError);
+    // Without { format: 'raw' } the library base64-decodes a plain secret into another key.
+    expect(() => new Webhook(plain).verify(body, h)).toThrow();
+  });
 });

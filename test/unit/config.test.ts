@@ -27,6 +27,8 @@ describe('loadConfig defaults', () => {
       port: 8080,
       host: '0.0.0.0',
       logLevel: 'info',
+      logFormat: 'json',
+      publicUrl: 'http://localhost:8080',
       webhookSecret: expect.stringMatching(GENERATED_SECRET),
       webhookSecretGenerated: true,
       scenarios: { approveDelayMs: 200, failDelayMs: 100, delayDelayMs: 3000, randomApproveRate: 0.8 },
@@ -96,6 +98,8 @@ describe('loadConfig values', () => {
       PORT: '3000',
       HOST: '127.0.0.1',
       LOG_LEVEL: 'debug',
+      LOG_FORMAT: 'pretty',
+      PUBLIC_URL: 'https://paysim.example.test/base/',
       WEBHOOK_SECRET: 'whsec_test_secret',
       DEFAULT_APPROVE_DELAY_MS: '0',
       DEFAULT_FAIL_DELAY_MS: '5',
@@ -142,6 +146,8 @@ describe('loadConfig values', () => {
       port: 3000,
       host: '127.0.0.1',
       logLevel: 'debug',
+      logFormat: 'pretty',
+      publicUrl: 'https://paysim.example.test/base',
       webhookSecret: 'whsec_test_secret',
       webhookSecretGenerated: false,
       scenarios: { approveDelayMs: 0, failDelayMs: 5, delayDelayMs: 600_000, randomApproveRate: 0.25 },
@@ -183,6 +189,10 @@ describe('loadConfig values', () => {
 
   it.each(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])('LOG_LEVEL %s is accepted', (level) => {
     expect(loadConfig({ LOG_LEVEL: level }).logLevel).toBe(level);
+  });
+
+  it.each(['json', 'pretty'])('LOG_FORMAT %s is accepted', (format) => {
+    expect(loadConfig({ LOG_FORMAT: format }).logFormat).toBe(format);
   });
 
   it('accepts the rate bounds 0 and 1', () => {
@@ -240,6 +250,8 @@ describe('invalid configuration', () => {
       { LOG_LEVEL: 'loud' },
       'Invalid configuration: LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent (got "loud")',
     ],
+    [{ PUBLIC_URL: 'localhost:8080' }, 'Invalid configuration: PUBLIC_URL must be an absolute http(s) URL (got "localhost:8080")'],
+    [{ LOG_FORMAT: 'text' }, 'Invalid configuration: LOG_FORMAT must be one of json, pretty (got "text")'],
     [{ RANDOM_SEED: '-1' }, 'Invalid configuration: RANDOM_SEED must be >= 0 (got "-1")'],
     [{ STORE_MAX_INTENTS: '0' }, 'Invalid configuration: STORE_MAX_INTENTS must be >= 1 (got "0")'],
     [{ WEBHOOK_MAX_RETRIES: '101' }, 'Invalid configuration: WEBHOOK_MAX_RETRIES must be <= 100 (got "101")'],
@@ -254,7 +266,7 @@ describe('invalid configuration', () => {
     [{ BOOKING_TTL_MS: '1.5' }, 'Invalid configuration: BOOKING_TTL_MS must be integer (got "1.5")'],
     [
       { OTEL_EXPORTER_OTLP_ENDPOINT: 'grpc://collector' },
-      'Invalid configuration: OTEL_EXPORTER_OTLP_ENDPOINT must match pattern "^https?://" (got "grpc://collector")',
+      'Invalid configuration: OTEL_EXPORTER_OTLP_ENDPOINT must be an http(s) URL (got "grpc://collector")',
     ],
   ])('%j → %s', (env, message) => {
     const error = configError(env);
@@ -286,7 +298,7 @@ describe('invalid configuration', () => {
 
 describe('webhook configuration rules', () => {
   it('rejects an unknown signature scheme naming the variable', () => {
-    expect(() => loadConfig({ WEBHOOK_SIGNATURE_SCHEMES: 'standard,hmac' })).toThrow(/^Invalid configuration: WEBHOOK_SIGNATURE_SCHEMES must match pattern .* \(got "standard,hmac"\)$/);
+    expect(() => loadConfig({ WEBHOOK_SIGNATURE_SCHEMES: 'standard,hmac' })).toThrow(/^Invalid configuration: WEBHOOK_SIGNATURE_SCHEMES must be a comma-separated list of standard, legacy, stripe \(got "standard,hmac"\)$/);
   });
 
   it('never echoes WEBHOOK_SECRET_PREVIOUS', () => {

@@ -3,8 +3,10 @@ import { isBookingEvent } from '../../core/events.ts';
 import { createErrorHandler, sendProblem } from '../../http/error-handler.ts';
 import { idempotencyHooks } from '../../http/idempotency.ts';
 import { bookingsErrors } from './errors.ts';
+import { BOOKING_WEBHOOKS } from './examples.ts';
 import bookingRoutes from './routes.ts';
-import { bookingWebhookOf } from './webhook-payload.ts';
+import { BookingWebhook } from './schemas.ts';
+import { bookingWebhookOf, DELIVERED_BOOKING_EVENTS } from './webhook-payload.ts';
 
 /**
  * The bookings API (source document 003): seat holds, card payments through the events inbox,
@@ -46,6 +48,11 @@ const bookings: FastifyPluginAsync = async (app) => {
   });
 
   app.webhooks.deliverEvents((event) => (isBookingEvent(event) ? bookingWebhookOf(event, config.webhook.schemes) : undefined));
+  for (const type of DELIVERED_BOOKING_EVENTS) {
+    const doc = BOOKING_WEBHOOKS[type];
+    if (doc === undefined) throw new Error(`the ${type} webhook is not documented`);
+    app.apiDocs.webhook(type, { summary: doc.summary, description: `${doc.description} Sent to the booking’s \`webhookUrl\`.`, tag: 'bookings', payload: BookingWebhook, examples: { [type.replace('.', '_')]: { summary: doc.summary, value: doc.example } } });
+  }
 };
 
 export default bookings;

@@ -4,12 +4,13 @@ import { DomainError } from '../../core/errors.ts';
 import type { SeatCounts } from '../../core/seats.ts';
 import { sendProblem } from '../../http/error-handler.ts';
 import type { IdempotencyHooks } from '../../http/idempotency.ts';
+import { documented, errorResponses, IDEMPOTENT, SECURITY, withExamples } from '../../http/openapi.ts';
 import { problemOf } from '../../http/problem.ts';
 import { bookingsErrors } from './errors.ts';
+import * as ex from './examples.ts';
 import {
   BookingIdQuery,
   BookingList,
-  BookingsErrorBody,
   CancelBookingBody,
   CreateBookingBody,
   CreateBookingResponse,
@@ -44,7 +45,9 @@ export interface BookingRoutesOptions {
   userOf: (request: FastifyRequest) => string;
 }
 
-const errors = (...statuses: number[]) => Object.fromEntries(statuses.map((s) => [s, BookingsErrorBody]));
+const errors = (statuses: number[], options?: Parameters<typeof errorResponses>[2]) => errorResponses(ex.bookingsErrorDocs, statuses, options);
+/** Every route of this API needs the caller's `x-user-id`. */
+const security = [{ [SECURITY.user]: [] }];
 
 const bookingRoutes: FastifyPluginAsync<BookingRoutesOptions> = async (fastify, { idempotent, userOf }) => {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
@@ -55,12 +58,18 @@ const bookingRoutes: FastifyPluginAsync<BookingRoutesOptions> = async (fastify, 
     '/bookings',
     {
       schema: {
+        operationId: 'createBooking',
         summary: 'Book seats: a pending booking holding the seats, and its payment intent',
-        description: 'Holds `quantity` best-available seats (adjacent in one row where possible) until `expiresAt` (SEAT_HOLD_MS).',
+        description:
+          'Holds `quantity` best-available seats (adjacent in one row where possible) until `expiresAt` (SEAT_HOLD_MS); pay with `POST /payments/execute` (or `POST /api/v1/payments/process`) before then. With a `webhookUrl`, the booking’s outcome is delivered there.',
         tags: ['bookings'],
+        security,
         headers: UserAndIdempotencyHeaders,
-        body: CreateBookingBody,
-        response: { 201: CreateBookingResponse, ...errors(400, 401, 404, 409, 413, 415, 422, 500, 503) },
+        body: withExamples(CreateBookingBody, ex.createBookingRequests),
+        response: {
+          201: documented(CreateBookingResponse, { description: 'Booked: pending, the seats held.', examples: ex.createBookingResponses, headers: IDEMPOTENT }),
+          ...errors([400, 401, 404, 409, 413, 415, 422, 500, 503], { idempotent: true }),
+        },
       },
       ...idempotent,
     },
@@ -81,13 +90,18 @@ const bookingRoutes: FastifyPluginAsync<BookingRoutesOptions> = async (fastify, 
     '/payments/execute',
     {
       schema: {
+        operationId: 'executePayment',
         summary: 'Pay a pending booking by card (simulated)',
         description:
-          'Answers after the processing delay (MOCK_MIN_DELAY_MS…MOCK_MAX_DELAY_MS) with the gateway result; the result goes to the events inbox and the booking becomes confirmed or failed when the processor applies it, EVENT_PROCESSING_DELAY_MS later.',
+          'Answers after the processing delay (MOCK_MIN_DELAY_MS…MOCK_MAX_DELAY_MS) with the gateway result; the result goes to the events inbox and the booking becomes confirmed or failed when the processor applies it, EVENT_PROCESSING_DELAY_MS later. The token and the CVV decide: `tok_visa`/`tok_mastercard` or any other token follow the CVV rule (last digit 0, 1, 9 approves; d fails with `DECLINE_<d>`), `tok_chargeDeclined` → `card_declined`, `tok_chargeDeclinedInsufficientFunds` → `insufficient_funds`.',
         tags: ['bookings'],
+        security,
         headers: UserAndIdempotencyHeaders,
-        body: ExecutePaymentBody,
-        response: { 200: ExecutePaymentResponse, ...errors(400, 401, 403, 404, 409, 410, 413, 415, 422, 500, 503) },
+        body: withExamples(ExecutePaymentBody, ex.executePaymentRequests),
+        response: {
+          200: documented(ExecutePaymentResponse, { description: 'The gateway’s answer: SUCCESS or FAILURE.', examples: ex.executePaymentResponses, headers: IDEMPOTENT }),
+          ...errors([400, 401, 403, 404, 409, 410, 413, 415, 422, 500, 503], { idempotent: true }),
+        },
       },
       ...idempotent,
     },
@@ -108,12 +122,14 @@ const bookingRoutes: FastifyPluginAsync<BookingRoutesOptions> = async (fastify, 
     '/bookings/my',
     {
       schema: {
+        operationId: 'listMyBookings',
         summary: "The caller's bookings, newest first, a page at a time",
         description: 'At most `limit` (default 100) a page; when there are more, `X-Next-Cursor` (and a `Link` header with rel="next") names the next page.',
         tags: ['bookings'],
+        security,
         headers: UserIdHeader,
         querystring: MyBookingsQuery,
-        response: { 200: BookingList, ...errors(400, 401, 500, 503) },
+        response: { 200: documented(BookingList, { description: 'A page of bookings.', examples: ex.myBookingsResponses, headers: ['X-Next-Cursor', 'Link'] }), ...errors([400, 401, 500, 503]) },
       },
     },
     async (request, reply) => {
@@ -131,12 +147,17 @@ const bookingRoutes: FastifyPluginAsync<BookingRoutesOptions> = async (fastify, 
     '/bookings/my',
     {
       schema: {
+        operationId: 'cancelMyBooking',
         summary: "Cancel one of the caller's pending bookings",
-        description: 'Releases its seats. 400 for anything but a pending, unpaid booking of the caller; `code` says why.',
+        description: 'Releases its seats. 400 for anything but a pending, unpaid booking of the caller; `code` says why. With a `webhookUrl`, `booking.cancelled` is delivered.',
         tags: ['bookings'],
+        security,
         headers: UserIdHeader,
-        body: CancelBookingBody,
-        response: { 200: MessageBody, ...errors(400, 401, 413, 415, 500, 503) },
+        body: withExamples(CancelBookingBody, ex.cancelBookingRequests),
+        response: {
+          200: documented(MessageBody, { description: 'Cancelled.', examples: ex.cancelBookingResponses }),
+          ...errors([400, 401, 413, 415, 500, 503], { overrides: { 400: ex.cancelBookingInvalid } }),
+        },
       },
     },
     async (request, reply) => {
@@ -153,7 +174,17 @@ const bookingRoutes: FastifyPluginAsync<BookingRoutesOptions> = async (fastify, 
 
   app.get(
     '/performances',
-    { schema: { summary: 'The performance catalog, with seat counts', tags: ['bookings'], headers: UserIdHeader, response: { 200: PerformanceList, ...errors(401, 500, 503) } } },
+    {
+      schema: {
+        operationId: 'listPerformances',
+        summary: 'The performance catalog, with seat counts',
+        description: 'Every performance (PERFORMANCES_FILE, else the built-in three) with its live seat counts: lapsed holds count as available.',
+        tags: ['bookings'],
+        security,
+        headers: UserIdHeader,
+        response: { 200: documented(PerformanceList, { description: 'The catalog.', examples: ex.performancesResponses }), ...errors([401, 500, 503]) },
+      },
+    },
     async () => {
       await app.core.scheduler.runDue(); // lapsed holds count as available, as the next booking would find them
       const list = [];
@@ -166,11 +197,14 @@ const bookingRoutes: FastifyPluginAsync<BookingRoutesOptions> = async (fastify, 
     '/performances/:id/seats',
     {
       schema: {
+        operationId: 'getSeatMap',
         summary: "A performance's seat map: each seat's state, booking and lock expiry",
+        description: 'Front row first, seats by number: `available`, `locked` (held by a pending booking until `lockedUntil`) or `reserved` (sold).',
         tags: ['bookings'],
+        security,
         headers: UserIdHeader,
         params: PerformanceParams,
-        response: { 200: SeatMap, ...errors(400, 401, 404, 500, 503) },
+        response: { 200: documented(SeatMap, { description: 'The seat map.', examples: ex.seatMapResponses }), ...errors([400, 401, 404, 500, 503]) },
       },
     },
     async (request) => {
@@ -192,11 +226,14 @@ const bookingRoutes: FastifyPluginAsync<BookingRoutesOptions> = async (fastify, 
     '/events',
     {
       schema: {
-        summary: "The events inbox of one of the caller's bookings: payment results and when they were processed",
+        operationId: 'listBookingEvents',
+        summary: "The events inbox of one of the caller's bookings",
+        description: 'Payment results (`PAYMENT_SUCCEEDED`, `PAYMENT_FAILED`) in the order they arrived, and when the processor applied each (`processedAt`, null until then).',
         tags: ['bookings'],
+        security,
         headers: UserIdHeader,
         querystring: BookingIdQuery,
-        response: { 200: InboxEventList, ...errors(400, 401, 403, 404, 500, 503) },
+        response: { 200: documented(InboxEventList, { description: 'The booking’s events.', examples: ex.eventsResponses }), ...errors([400, 401, 403, 404, 500, 503]) },
       },
     },
     async (request) => (await service.events(await ownBookingId(request, request.query.bookingId))).map(eventView),
@@ -206,12 +243,14 @@ const bookingRoutes: FastifyPluginAsync<BookingRoutesOptions> = async (fastify, 
     '/ledger',
     {
       schema: {
+        operationId: 'listLedgerEntries',
         summary: "The ledger entries of one of the caller's bookings",
         description: 'A confirmed booking has one transaction: a CUSTOMER_PAYABLE debit and a MERCHANT_BALANCE credit of its amount, sharing a transactionId.',
         tags: ['bookings'],
+        security,
         headers: UserIdHeader,
         querystring: BookingIdQuery,
-        response: { 200: LedgerEntryList, ...errors(400, 401, 403, 404, 500, 503) },
+        response: { 200: documented(LedgerEntryList, { description: 'The booking’s entries.', examples: ex.ledgerResponses }), ...errors([400, 401, 403, 404, 500, 503]) },
       },
     },
     async (request) => (await ledger.entries(await ownBookingId(request, request.query.bookingId))).map(entryView),
@@ -221,10 +260,13 @@ const bookingRoutes: FastifyPluginAsync<BookingRoutesOptions> = async (fastify, 
     '/ledger/balances',
     {
       schema: {
-        summary: 'Ledger balances per account and currency, with their debit and credit totals',
+        operationId: 'getLedgerBalances',
+        summary: 'Ledger balances per account and currency',
+        description: 'Debit and credit totals and the balance of each account and currency, over the bookings still kept; `imbalance` (total debits − total credits) is always 0.',
         tags: ['bookings'],
+        security,
         headers: UserIdHeader,
-        response: { 200: LedgerBalances, ...errors(401, 500, 503) },
+        response: { 200: documented(LedgerBalances, { description: 'The balances.', examples: ex.balancesResponses }), ...errors([401, 500, 503]) },
       },
     },
     async () => ({ balances: await ledger.balances(), imbalance: await ledger.imbalance() }),

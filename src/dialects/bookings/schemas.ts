@@ -28,7 +28,7 @@ export const CreateBookingBody = Type.Object(
     // Receives booking.confirmed | failed | expired | cancelled, signed like every webhook.
     webhookUrl: Type.Optional(WebhookUrl),
   },
-  Strict,
+  { ...Strict, title: 'CreateBookingRequest' },
 );
 
 export const CreateBookingResponse = Type.Object({
@@ -38,7 +38,7 @@ export const CreateBookingResponse = Type.Object({
   seatIds: Type.Array(Type.String(), { description: 'e.g. ["C7", "C8"]' }),
   // When the seat hold lapses unless paid: SEAT_HOLD_MS after creation.
   expiresAt: IsoDateTime,
-});
+}, { title: 'CreateBookingResponse' });
 
 export const ExecutePaymentBody = Type.Object(
   {
@@ -50,21 +50,21 @@ export const ExecutePaymentBody = Type.Object(
     }),
     cvv: Type.String({ minLength: 1, maxLength: 4, description: '3 or 4 digits; last digit 0, 1 or 9 approves, any other digit d fails with DECLINE_<d>' }),
   },
-  Strict,
+  { ...Strict, title: 'ExecutePaymentRequest' },
 );
 
 export const PgMockData = Type.Object({
   isSuccess: Type.Boolean(),
   failureCode: Type.Union([Type.String(), Type.Null()]),
   processedAt: IsoDateTime,
-});
+}, { title: 'PgMockData', description: 'The simulated gateway’s answer' });
 
 export const ExecutePaymentResponse = Type.Object({
   message: Type.String(),
   finalStatus: Type.Union([Type.Literal('SUCCESS'), Type.Literal('FAILURE')]),
   bookingId: Type.String(),
   pgMockData: PgMockData,
-});
+}, { title: 'ExecutePaymentResponse' });
 
 export const BookingView = Type.Object({
   bookingId: Type.String(),
@@ -76,28 +76,28 @@ export const BookingView = Type.Object({
   status: Type.Enum(BOOKING_STATUSES),
   createdAt: IsoDateTime,
   expiresAt: IsoDateTime,
-});
+}, { title: 'Booking' });
 
-export const BookingList = Type.Array(BookingView, { description: "The caller's bookings, newest first; when there are more, the `Link` (rel=next) and `X-Next-Cursor` headers say where the next page starts" });
+export const BookingList = Type.Array(BookingView, { title: 'BookingList', description: "The caller's bookings, newest first; when there are more, the `Link` (rel=next) and `X-Next-Cursor` headers say where the next page starts" });
 
 export const MyBookingsQuery = Type.Object(
   {
-    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 100, description: 'Bookings per page' })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 100, description: 'Bookings per page', examples: [20] })),
     cursor: Type.Optional(PrefixedId('bk', 'The X-Next-Cursor of the previous page')),
   },
   Strict,
 );
 
-export const CancelBookingBody = Type.Object({ bookingId: Id('bk_<ULID>') }, Strict);
+export const CancelBookingBody = Type.Object({ bookingId: Id('bk_<ULID>') }, { ...Strict, title: 'CancelBookingRequest' });
 
-export const MessageBody = Type.Object({ message: Type.String() });
+export const MessageBody = Type.Object({ message: Type.String() }, { title: 'Message' });
 
 export const SeatCounts = Type.Object({
   total: Type.Integer(),
   available: Type.Integer(),
   held: Type.Integer({ description: 'Locked by pending bookings' }),
   reserved: Type.Integer({ description: 'Sold' }),
-});
+}, { title: 'SeatCounts' });
 
 export const PerformanceView = Type.Object({
   performanceId: Type.String(),
@@ -109,11 +109,11 @@ export const PerformanceView = Type.Object({
   pricePerSeat: Amount,
   currency: Type.String(),
   seats: SeatCounts,
-});
+}, { title: 'Performance' });
 
-export const PerformanceList = Type.Array(PerformanceView);
+export const PerformanceList = Type.Array(PerformanceView, { title: 'PerformanceList' });
 
-export const PerformanceParams = Type.Object({ id: Id('perf_…') });
+export const PerformanceParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64, description: 'perf_…', examples: ['perf_003'] }) });
 
 export const SeatMap = Type.Object({
   performanceId: Type.String(),
@@ -129,9 +129,9 @@ export const SeatMap = Type.Object({
     }),
     { description: 'Front row first, seats by number' },
   ),
-});
+}, { title: 'SeatMap' });
 
-export const BookingIdQuery = Type.Object({ bookingId: Id("One of the caller's bookings") }, Strict);
+export const BookingIdQuery = Type.Object({ bookingId: Type.String({ minLength: 1, maxLength: 64, description: "One of the caller's bookings", examples: ['bk_01KBA7Q4A6J3M8P1T5W9Y2C4HF'] }) }, Strict);
 
 export const InboxEventView = Type.Object({
   eventId: Type.String({ description: 'evt_<ULID>' }),
@@ -145,10 +145,10 @@ export const InboxEventView = Type.Object({
     currency: Type.String(),
   }),
   createdAt: IsoDateTime,
-  processedAt: Type.Union([IsoDateTime, Type.Null()]),
-});
+  processedAt: Type.Union([IsoDateTime, Type.Null()], { description: 'When the processor applied it; null until then' }),
+}, { title: 'InboxEvent' });
 
-export const InboxEventList = Type.Array(InboxEventView);
+export const InboxEventList = Type.Array(InboxEventView, { title: 'InboxEventList' });
 
 export const LedgerEntryView = Type.Object({
   entryId: Type.String({ description: 'led_<ULID>' }),
@@ -159,9 +159,9 @@ export const LedgerEntryView = Type.Object({
   amount: Type.Integer({ minimum: 1 }),
   currency: Type.String(),
   createdAt: IsoDateTime,
-});
+}, { title: 'LedgerEntry' });
 
-export const LedgerEntryList = Type.Array(LedgerEntryView);
+export const LedgerEntryList = Type.Array(LedgerEntryView, { title: 'LedgerEntryList' });
 
 export const LedgerBalances = Type.Object({
   balances: Type.Array(
@@ -174,9 +174,30 @@ export const LedgerBalances = Type.Object({
     }),
   ),
   imbalance: Type.Integer({ description: 'Total debits − total credits over every entry: always 0' }),
-});
+}, { title: 'LedgerBalances' });
 
 export const BookingsErrorBody = Type.Object({
   error: Type.String({ description: 'What went wrong, for people' }),
   code: Type.String({ description: 'Stable, for programs: UNAUTHENTICATED, VALIDATION_FAILED, NOT_FOUND, FORBIDDEN, SOLD_OUT, PAYMENT_ALREADY_PROCESSED, BOOKING_EXPIRED, …' }),
-});
+}, { title: 'BookingsError' });
+
+/** The body of the bookings API's webhooks (documented under the document's `webhooks`). */
+export const BookingWebhook = Type.Object(
+  {
+    id: Type.String({ description: 'The event id (evt_<ULID>), the same on every retry and replay: de-duplicate on it' }),
+    type: Type.Enum(['booking.confirmed', 'booking.failed', 'booking.expired', 'booking.cancelled']),
+    createdAt: IsoDateTime,
+    bookingId: Type.String(),
+    userId: Type.String(),
+    performanceId: Type.String(),
+    quantity: Type.Integer(),
+    seatIds: Type.Array(Type.String()),
+    totalAmount: Amount,
+    currency: Type.String(),
+    status: Type.Enum(BOOKING_STATUSES),
+    paymentStatus: Type.Enum(['PENDING', 'SUCCESS', 'FAILURE']),
+    paymentMethod: Type.String(),
+    failureCode: Type.Union([Type.String(), Type.Null()]),
+  },
+  { title: 'BookingWebhook' },
+);

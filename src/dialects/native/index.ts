@@ -3,9 +3,11 @@ import { isPaymentEvent } from '../../core/events.ts';
 import { createErrorHandler } from '../../http/error-handler.ts';
 import { idempotencyHooks } from '../../http/idempotency.ts';
 import { nativeErrors } from './errors.ts';
+import { PAYMENT_WEBHOOKS } from './examples.ts';
 import intentRoutes from './intents.ts';
 import webhookAdminRoutes from './webhook-admin.ts';
-import { nativeWebhookOf } from './webhook-payload.ts';
+import { PaymentWebhook } from './schemas.ts';
+import { DELIVERED_PAYMENT_EVENTS, nativeWebhookOf } from './webhook-payload.ts';
 
 /**
  * The native API (source document 000), under `/v1/sim`: payment intents and the webhook
@@ -35,6 +37,11 @@ const native: FastifyPluginAsync = async (app) => {
   );
 
   app.webhooks.deliverEvents((event) => (isPaymentEvent(event) ? nativeWebhookOf(event, config.webhook.schemes) : undefined));
+  for (const type of DELIVERED_PAYMENT_EVENTS) {
+    const doc = PAYMENT_WEBHOOKS[type];
+    if (doc === undefined) throw new Error(`the ${type} webhook is not documented`);
+    app.apiDocs.webhook(type, { summary: doc.summary, description: `${doc.description} Sent to the intent’s \`webhook_url\`.`, tag: 'intents', payload: PaymentWebhook, examples: { [type.replace('.', '_')]: { summary: doc.summary, value: doc.example } } });
+  }
 };
 
 export default native;

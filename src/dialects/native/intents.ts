@@ -2,8 +2,10 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Intent } from '../../core/intents/intent.ts';
 import type { IdempotencyHooks } from '../../http/idempotency.ts';
+import { documented, errorResponses, IDEMPOTENT, withExamples } from '../../http/openapi.ts';
 import { IdempotencyKeyHeader } from '../../http/schemas.ts';
-import { CreateIntentBody, CreateIntentResponse, EmptyBody, ErrorBody, IntentList, IntentParams, IntentView, IntentWithWebhook, ListIntentsQuery, RefundBody } from './schemas.ts';
+import * as ex from './examples.ts';
+import { CreateIntentBody, CreateIntentResponse, EmptyBody, intentParams, IntentList, IntentView, IntentWithWebhook, ListIntentsQuery, RefundBody } from './schemas.ts';
 import { intentView, webhookSummary } from './views.ts';
 
 /**
@@ -15,7 +17,7 @@ export interface IntentRoutesOptions {
   idempotent: IdempotencyHooks;
 }
 
-const errors = (...statuses: number[]) => Object.fromEntries(statuses.map((s) => [s, ErrorBody]));
+const errors = (statuses: number[], options?: Parameters<typeof errorResponses>[2]) => errorResponses(ex.nativeErrorDocs, statuses, options);
 
 /** A POST without a body (`curl -X POST .../cancel`) is an empty object, not a validation error. */
 export const emptyBodyIsObject = async (request: { body: unknown }): Promise<void> => {
@@ -32,12 +34,17 @@ const intentRoutes: FastifyPluginAsync<IntentRoutesOptions> = async (fastify, { 
     '/intent',
     {
       schema: {
+        operationId: 'createIntent',
         summary: 'Create a payment intent',
-        description: 'Creates a PENDING intent; it becomes APPROVED or FAILED after its delay, as the scenario or the card data decide. 503 STORE_FULL when the store holds only PENDING intents.',
+        description:
+          'Creates a PENDING intent. After its delay it becomes APPROVED or FAILED, as the `scenario` (`approve`, `fail`, `delay`, `random`) or the `card` data decide (a CVV ending in 0, 1 or 9 approves). With a `webhook_url` the result is delivered there, signed and retried; without one, poll `GET /v1/sim/intents/{id}`. Send an `Idempotency-Key` to make retries safe. 503 `STORE_FULL` when the store holds only PENDING intents.',
         tags: ['intents'],
         headers: IdempotencyKeyHeader,
-        body: CreateIntentBody,
-        response: { 200: CreateIntentResponse, ...errors(400, 409, 413, 415, 422, 500, 503) },
+        body: withExamples(CreateIntentBody, ex.createIntentRequests),
+        response: {
+          200: documented(CreateIntentResponse, { description: 'Created, PENDING: the outcome follows after the delay.', examples: ex.createIntentResponses, headers: IDEMPOTENT }),
+          ...errors([400, 409, 413, 415, 422, 500, 503], { idempotent: true }),
+        },
       },
       ...idempotent,
     },
@@ -61,10 +68,12 @@ const intentRoutes: FastifyPluginAsync<IntentRoutesOptions> = async (fastify, { 
     '/intents/:id',
     {
       schema: {
+        operationId: 'getIntent',
         summary: 'Read a payment intent',
+        description: 'The intent as it is now, with a summary of its latest webhook delivery. Intents are kept for INTENT_TTL_MS after their last change (at most INTENT_MAX).',
         tags: ['intents'],
-        params: IntentParams,
-        response: { 200: IntentWithWebhook, ...errors(400, 404, 500, 503) },
+        params: intentParams(ex.EXAMPLE_IDS.approvedIntent),
+        response: { 200: documented(IntentWithWebhook, { description: 'The intent.', examples: ex.getIntentResponses }), ...errors([400, 404, 500, 503]) },
       },
     },
     async (request) => withWebhook(await intents.get(request.params.id)),
@@ -74,12 +83,13 @@ const intentRoutes: FastifyPluginAsync<IntentRoutesOptions> = async (fastify, { 
     '/intents',
     {
       schema: {
+        operationId: 'listIntents',
         summary: 'List payment intents, newest first',
         description:
           'Filters walk an index; a page may hold fewer than `limit` intents while `next_cursor` is set (a filter that matches rarely stops after a bounded scan): keep paging until `next_cursor` is null.',
         tags: ['intents'],
         querystring: ListIntentsQuery,
-        response: { 200: IntentList, ...errors(400, 500, 503) },
+        response: { 200: documented(IntentList, { description: 'A page of intents.', examples: ex.listIntentsResponses }), ...errors([400, 500, 503]) },
       },
     },
     async (request) => {
@@ -93,12 +103,17 @@ const intentRoutes: FastifyPluginAsync<IntentRoutesOptions> = async (fastify, { 
     '/intents/:id/cancel',
     {
       schema: {
+        operationId: 'cancelIntent',
         summary: 'Cancel a PENDING payment intent',
+        description: 'Cancels an intent before its decision; with a `webhook_url`, `payment.cancelled` is delivered. No body is needed.',
         tags: ['intents'],
         headers: IdempotencyKeyHeader,
-        params: IntentParams,
+        params: intentParams(ex.EXAMPLE_IDS.pendingIntent),
         body: EmptyBody,
-        response: { 200: IntentView, ...errors(400, 404, 409, 413, 415, 422, 500, 503) },
+        response: {
+          200: documented(IntentView, { description: 'Cancelled.', examples: ex.cancelIntentResponses, headers: IDEMPOTENT }),
+          ...errors([400, 404, 409, 413, 415, 422, 500, 503], { idempotent: true, overrides: { 409: ex.cancelConflict } }),
+        },
       },
       preValidation: emptyBodyIsObject,
       ...idempotent,
@@ -110,12 +125,17 @@ const intentRoutes: FastifyPluginAsync<IntentRoutesOptions> = async (fastify, { 
     '/intents/:id/refund',
     {
       schema: {
+        operationId: 'refundIntent',
         summary: 'Refund an APPROVED payment intent, fully (default) or partly',
+        description: 'Refunds `amount`, or all that is left without one; partial refunds add up to at most the intent’s amount. With a `webhook_url`, `payment.refunded` is delivered.',
         tags: ['intents'],
         headers: IdempotencyKeyHeader,
-        params: IntentParams,
-        body: RefundBody,
-        response: { 200: IntentView, ...errors(400, 404, 409, 413, 415, 422, 500, 503) },
+        params: intentParams(ex.EXAMPLE_IDS.approvedIntent),
+        body: withExamples(RefundBody, ex.refundIntentRequests),
+        response: {
+          200: documented(IntentView, { description: 'Refunded: PARTIALLY_REFUNDED or REFUNDED.', examples: ex.refundIntentResponses, headers: IDEMPOTENT }),
+          ...errors([400, 404, 409, 413, 415, 422, 500, 503], { idempotent: true, overrides: { 409: ex.refundConflict, 422: ex.refundUnprocessable } }),
+        },
       },
       preValidation: emptyBodyIsObject,
       ...idempotent,

@@ -20,14 +20,14 @@ export const Card = Type.Object(
     exp_month: Type.Optional(Type.Integer({ minimum: 1, maximum: 12 })),
     exp_year: Type.Optional(Type.Integer({ minimum: 2000, maximum: 2199 })),
   },
-  Strict,
+  { ...Strict, title: 'Card', description: 'Card data: with it, the CVV decides the outcome instead of the scenario' },
 );
 
 export const CreateIntentBody = Type.Object(
   {
     reservation_id: Type.String({ minLength: 1, maxLength: 128 }),
     amount: Type.Integer({ minimum: 1, maximum: 100_000_000_000, description: 'Minor units of the currency' }),
-    currency: Type.Optional(Type.String({ pattern: '^[A-Z]{3}$', default: 'KRW', description: 'ISO 4217' })),
+    currency: Type.Optional(Type.String({ pattern: '^[A-Z]{3}$', 'x-pattern-description': 'three upper-case letters (an ISO 4217 code)', default: 'KRW', description: 'ISO 4217' })),
     scenario: Type.Optional(Type.Enum(SCENARIOS)),
     delay_ms: Type.Optional(Type.Integer({ minimum: 0, maximum: 600_000 })),
     card: Type.Optional(Card),
@@ -35,16 +35,16 @@ export const CreateIntentBody = Type.Object(
     // propertyNames, not the record's key schema: Ajv checks the latter only as a pattern, never its length.
     metadata: Type.Optional(Type.Record(Type.String(), Type.String({ maxLength: 500 }), { maxProperties: 20, propertyNames: { minLength: 1, maxLength: 40 }, description: 'At most 20 string values of at most 500 characters; keys of 1–40 characters' })),
   },
-  Strict,
+  { ...Strict, title: 'CreateIntentRequest' },
 );
 
 export const CreateIntentResponse = Type.Object({
   payment_intent_id: IntentId,
   status: Type.Literal('PENDING'),
-  next: Type.Union([Type.Literal('webhook'), Type.Literal('poll')]),
-});
+  next: Type.Union([Type.Literal('webhook'), Type.Literal('poll')], { description: '`webhook` when the result will be delivered to `webhook_url`, else `poll`' }),
+}, { title: 'CreateIntentResponse' });
 
-export const IntentStatus = Type.Enum(INTENT_STATUSES);
+export const IntentStatus = Type.Enum(INTENT_STATUSES, { title: 'IntentStatus' });
 
 export const IntentView = Type.Object({
   payment_intent_id: IntentId,
@@ -61,9 +61,12 @@ export const IntentView = Type.Object({
   created_at: IsoDateTime,
   updated_at: IsoDateTime,
   decided_at: Type.Union([IsoDateTime, Type.Null()]),
-});
+}, { title: 'PaymentIntent' });
 
-export const IntentParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
+export const IntentParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64, description: 'pay_<ULID>' }) });
+
+/** The intent id of a route, with the example id the route's examples use. */
+export const intentParams = (example: string) => Type.Object({ id: Type.String({ minLength: 1, maxLength: 64, description: 'pay_<ULID>', examples: [example] }) });
 
 export const ListIntentsQuery = Type.Object(
   {
@@ -75,14 +78,17 @@ export const ListIntentsQuery = Type.Object(
   Strict,
 );
 
-export const IntentList = Type.Object({
-  data: Type.Array(IntentView),
-  next_cursor: Type.Union([Type.String(), Type.Null()]),
-});
+export const IntentList = Type.Object(
+  {
+    data: Type.Array(IntentView),
+    next_cursor: Type.Union([Type.String(), Type.Null()], { description: 'The `cursor` of the next page; null on the last' }),
+  },
+  { title: 'PaymentIntentList' },
+);
 
-export const RefundBody = Type.Object({ amount: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000_000_000 })) }, Strict);
+export const RefundBody = Type.Object({ amount: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000_000_000, description: 'Minor units; default: all that is left to refund' })) }, { ...Strict, title: 'RefundRequest' });
 
-export const EmptyBody = Type.Object({}, Strict);
+export const EmptyBody = Type.Object({}, { ...Strict, title: 'EmptyRequest', description: 'No body, an empty body, or `{}`' });
 
 export const ErrorBody = Type.Object({
   error: Type.Object({
@@ -98,9 +104,9 @@ export const ErrorBody = Type.Object({
         }),
       ),
     ),
-    trace_id: Type.Optional(Type.String()),
+    trace_id: Type.Optional(Type.String({ description: 'The trace id of the request (W3C, 32 hex digits), as in the logs' })),
   }),
-});
+}, { title: 'NativeError' });
 
 export const WebhookSummary = Type.Union([
   Type.Object({
@@ -110,11 +116,11 @@ export const WebhookSummary = Type.Union([
     last_attempt_at: Type.Union([IsoDateTime, Type.Null()]),
   }),
   Type.Null(),
-]);
+], { title: 'WebhookSummary', description: 'The latest webhook delivery of the intent; null when it has none' });
 
-export const IntentWithWebhook = Type.Object({ ...IntentView.properties, webhook: WebhookSummary });
+export const IntentWithWebhook = Type.Object({ ...IntentView.properties, webhook: WebhookSummary }, { title: 'PaymentIntentWithWebhook' });
 
-export const DeliveryStatus = Type.Enum(DELIVERY_STATUSES);
+export const DeliveryStatus = Type.Enum(DELIVERY_STATUSES, { title: 'DeliveryStatus' });
 
 export const DeliveryView = Type.Object({
   id: Type.String({ description: 'whd_<ULID>' }),
@@ -137,7 +143,7 @@ export const DeliveryView = Type.Object({
   failure_reason: Type.Union([Type.String(), Type.Null()]),
   created_at: IsoDateTime,
   updated_at: IsoDateTime,
-});
+}, { title: 'WebhookDelivery' });
 
 export const ListDeliveriesQuery = Type.Object(
   {
@@ -150,9 +156,9 @@ export const ListDeliveriesQuery = Type.Object(
   Strict,
 );
 
-export const DeliveryList = Type.Object({ data: Type.Array(DeliveryView), next_cursor: Type.Union([Type.String(), Type.Null()]) });
+export const DeliveryList = Type.Object({ data: Type.Array(DeliveryView), next_cursor: Type.Union([Type.String(), Type.Null()], { description: 'The `cursor` of the next page; null on the last' }) }, { title: 'WebhookDeliveryList' });
 
-export const DeliveryParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
+export const DeliveryParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64, description: 'whd_<ULID>', examples: ['whd_01KBA7Q3R2H8W1Y6M0P4S9T7GB'] }) });
 
 export const TestWebhookBody = Type.Object(
   {
@@ -160,9 +166,32 @@ export const TestWebhookBody = Type.Object(
     type: Type.Enum(['payment.approved', 'payment.failed']),
     webhook_url: WebhookUrl,
   },
-  Strict,
+  { ...Strict, title: 'TestWebhookRequest' },
 );
 
-export const DisabledUrls = Type.Object({ data: Type.Array(Type.Object({ url: Type.String(), disabled_at: IsoDateTime })) });
+export const DisabledUrls = Type.Object({ data: Type.Array(Type.Object({ url: Type.String(), disabled_at: IsoDateTime })) }, { title: 'DisabledUrlList' });
 
-export const EnableUrlQuery = Type.Object({ url: Type.String({ minLength: 1, maxLength: 2048 }) }, Strict);
+export const EnableUrlQuery = Type.Object({ url: Type.String({ minLength: 1, maxLength: 2048, description: 'The disabled URL, exactly as listed', examples: ['http://127.0.0.1:4000/webhooks/retired'] }) }, Strict);
+
+export const EnabledUrl = Type.Object({ url: Type.String(), enabled: Type.Literal(true) }, { title: 'EnabledUrl' });
+
+export const TestWebhookSent = Type.Object({ sent: Type.Literal(true) }, { title: 'TestWebhookSent' });
+
+/** The body of the native API's webhooks (documented under the document's `webhooks`). */
+export const PaymentWebhook = Type.Object(
+  {
+    id: Type.String({ description: 'The event id (evt_<ULID>), the same on every retry and replay: de-duplicate on it' }),
+    type: Type.Enum(['payment.approved', 'payment.failed', 'payment.cancelled', 'payment.refunded']),
+    created_at: IsoDateTime,
+    payment_intent_id: IntentId,
+    reservation_id: Type.String(),
+    amount: Type.Integer(),
+    currency: Type.String(),
+    status: IntentStatus,
+    failure_code: Type.Union([Type.String(), Type.Null()]),
+    refunded_amount: Type.Integer(),
+    ts: Type.String({ format: 'date-time', description: 'Source document 000’s timestamp: the same instant as created_at' }),
+    metadata: Type.Union([Type.Record(Type.String(), Type.String()), Type.Null()]),
+  },
+  { title: 'PaymentWebhook' },
+);

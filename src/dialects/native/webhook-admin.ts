@@ -1,11 +1,12 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { Type } from 'typebox';
 import { notFound } from '../../core/errors.ts';
 import type { IdempotencyHooks } from '../../http/idempotency.ts';
+import { documented, errorResponses, IDEMPOTENT, withExamples } from '../../http/openapi.ts';
 import { IdempotencyKeyHeader } from '../../http/schemas.ts';
+import * as ex from './examples.ts';
 import { emptyBodyIsObject } from './intents.ts';
-import { DeliveryList, DeliveryParams, DeliveryView, DisabledUrls, EmptyBody, EnableUrlQuery, ErrorBody, ListDeliveriesQuery, TestWebhookBody } from './schemas.ts';
+import { DeliveryList, DeliveryParams, DeliveryView, DisabledUrls, EmptyBody, EnabledUrl, EnableUrlQuery, ListDeliveriesQuery, TestWebhookBody, TestWebhookSent } from './schemas.ts';
 import { deliveryView, iso } from './views.ts';
 import { nativePayload } from './webhook-payload.ts';
 
@@ -19,7 +20,7 @@ export interface WebhookAdminOptions {
   idempotent: IdempotencyHooks;
 }
 
-const errors = (...statuses: number[]) => Object.fromEntries(statuses.map((s) => [s, ErrorBody]));
+const errors = (statuses: number[], options?: Parameters<typeof errorResponses>[2]) => errorResponses(ex.nativeErrorDocs, statuses, options);
 
 const webhookAdminRoutes: FastifyPluginAsync<WebhookAdminOptions> = async (fastify, { idempotent }) => {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
@@ -30,11 +31,13 @@ const webhookAdminRoutes: FastifyPluginAsync<WebhookAdminOptions> = async (fasti
     '/webhooks/deliveries',
     {
       schema: {
+        operationId: 'listWebhookDeliveries',
         summary: 'List webhook deliveries, newest first',
-        description: 'Every dialect’s deliveries. A page may hold fewer than `limit` while `next_cursor` is set (a bounded scan): keep paging until `next_cursor` is null.',
+        description:
+          'Every API’s deliveries, with each attempt’s status code, duration and error. A page may hold fewer than `limit` while `next_cursor` is set (a bounded scan): keep paging until `next_cursor` is null. Deliveries are kept for WEBHOOK_LOG_TTL_MS (at most WEBHOOK_LOG_MAX).',
         tags: ['webhooks'],
         querystring: ListDeliveriesQuery,
-        response: { 200: DeliveryList, ...errors(400, 500, 503) },
+        response: { 200: documented(DeliveryList, { description: 'A page of deliveries.', examples: ex.listDeliveriesResponses }), ...errors([400, 500, 503]) },
       },
     },
     async (request) => {
@@ -49,13 +52,18 @@ const webhookAdminRoutes: FastifyPluginAsync<WebhookAdminOptions> = async (fasti
     '/webhooks/deliveries/:id/replay',
     {
       schema: {
-        summary: 'Deliver a webhook again: a new attempt series with the same event id, body and signature schemes',
-        description: 'Re-enables the URL if it had answered 410 Gone. 409 INVALID_STATE while the delivery is still pending or retrying.',
+        operationId: 'replayWebhookDelivery',
+        summary: 'Deliver a webhook again',
+        description:
+          'A new attempt series with the same event id, body and signature schemes, signed afresh. Re-enables the URL if it had answered 410 Gone. 409 `INVALID_STATE` while the delivery is still pending or retrying. No body is needed.',
         tags: ['webhooks'],
         headers: IdempotencyKeyHeader,
         params: DeliveryParams,
         body: EmptyBody,
-        response: { 202: DeliveryView, ...errors(400, 404, 409, 413, 415, 422, 500, 503) },
+        response: {
+          202: documented(DeliveryView, { description: 'Queued: the new delivery.', examples: ex.replayResponses, headers: IDEMPOTENT }),
+          ...errors([400, 404, 409, 413, 415, 422, 500, 503], { idempotent: true, overrides: { 409: ex.replayConflict } }),
+        },
       },
       preValidation: emptyBodyIsObject,
       ...idempotent,
@@ -67,12 +75,16 @@ const webhookAdminRoutes: FastifyPluginAsync<WebhookAdminOptions> = async (fasti
     '/webhook/test',
     {
       schema: {
+        operationId: 'sendTestWebhook',
         summary: 'Send a test webhook for an intent to any URL',
-        description: 'Delivers the intent as if the given event had just happened, signed and retried like any webhook (source document 000).',
+        description: 'Delivers the intent as if the given event had just happened, signed and retried like any webhook (source document 000). The delivery is marked `test`.',
         tags: ['webhooks'],
         headers: IdempotencyKeyHeader,
-        body: TestWebhookBody,
-        response: { 202: Type.Object({ sent: Type.Literal(true) }), ...errors(400, 404, 409, 413, 415, 422, 500, 503) },
+        body: withExamples(TestWebhookBody, ex.testWebhookRequests),
+        response: {
+          202: documented(TestWebhookSent, { description: 'Queued for delivery.', examples: ex.testWebhookResponses, headers: IDEMPOTENT }),
+          ...errors([400, 404, 409, 413, 415, 422, 500, 503], { idempotent: true }),
+        },
       },
       ...idempotent,
     },
@@ -97,7 +109,15 @@ const webhookAdminRoutes: FastifyPluginAsync<WebhookAdminOptions> = async (fasti
 
   app.get(
     '/webhooks/disabled-urls',
-    { schema: { summary: 'URLs disabled after answering 410 Gone', tags: ['webhooks'], response: { 200: DisabledUrls, ...errors(500, 503) } } },
+    {
+      schema: {
+        operationId: 'listDisabledWebhookUrls',
+        summary: 'URLs disabled after answering 410 Gone',
+        description: 'A receiver that answers 410 Gone disables its URL: nothing more is sent to it until it is re-enabled here or a delivery to it is replayed.',
+        tags: ['webhooks'],
+        response: { 200: documented(DisabledUrls, { description: 'The disabled URLs.', examples: ex.disabledUrlsResponses }), ...errors([500, 503]) },
+      },
+    },
     async () => ({ data: (await dispatcher.disabledUrls()).map((d) => ({ url: d.url, disabled_at: iso(d.disabledAt) as string })) }),
   );
 
@@ -105,10 +125,15 @@ const webhookAdminRoutes: FastifyPluginAsync<WebhookAdminOptions> = async (fasti
     '/webhooks/disabled-urls',
     {
       schema: {
+        operationId: 'enableWebhookUrl',
         summary: 'Re-enable a URL disabled after 410 Gone',
+        description: 'Deliveries to the URL resume with the next event; 404 when the URL is not disabled.',
         tags: ['webhooks'],
         querystring: EnableUrlQuery,
-        response: { 200: Type.Object({ url: Type.String(), enabled: Type.Literal(true) }), ...errors(400, 404, 500, 503) },
+        response: {
+          200: documented(EnabledUrl, { description: 'Re-enabled.', examples: ex.enableUrlResponses }),
+          ...errors([400, 404, 500, 503], { overrides: { 404: { description: 'The URL is not disabled.', examples: ex.urlNotDisabled } } }),
+        },
       },
     },
     async (request) => {

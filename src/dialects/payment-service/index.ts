@@ -3,8 +3,10 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { DomainError } from '../../core/errors.ts';
 import { bearerAuth } from '../../http/bearer-auth.ts';
 import { createErrorHandler, sendProblem } from '../../http/error-handler.ts';
+import { documented, errorResponses, SECURITY, withExamples } from '../../http/openapi.ts';
 import { MESSAGES, paymentServiceErrors } from './errors.ts';
-import { Health, PAYMENT_METHODS, PaymentMethodList, PaymentServiceErrorBody, BearerHeader, ProcessPaymentBody, ProcessPaymentResponse, type PaymentMethodId } from './schemas.ts';
+import * as ex from './examples.ts';
+import { Health, PAYMENT_METHODS, PaymentMethodList, BearerHeader, ProcessPaymentBody, ProcessPaymentResponse, type PaymentMethodId } from './schemas.ts';
 
 /**
  * The ticketing payment-service API (source document 004): `/api/v1/payments/methods`,
@@ -17,7 +19,7 @@ import { Health, PAYMENT_METHODS, PaymentMethodList, PaymentServiceErrorBody, Be
 const METHOD_NAMES: ReadonlyMap<string, string> = new Map(PAYMENT_METHODS.map((m) => [m.id, m.name]));
 const MAX_USER_ID = 128;
 
-const errors = (...statuses: number[]) => Object.fromEntries(statuses.map((s) => [s, PaymentServiceErrorBody]));
+const errors = (statuses: number[]) => errorResponses(ex.paymentServiceErrorDocs, statuses);
 
 function sendError(reply: FastifyReply, status: number, message: string): FastifyReply {
   return reply.code(status).type('application/json; charset=utf-8').send({ error: message });
@@ -44,7 +46,15 @@ const paymentService: FastifyPluginAsync = async (fastify) => {
 
   app.get(
     '/api/v1/payments/methods',
-    { schema: { summary: 'Payment methods (no authentication)', tags: ['payment-service'], response: { 200: PaymentMethodList, ...errors(500, 503) } } },
+    {
+      schema: {
+        operationId: 'listPaymentMethods',
+        summary: 'Payment methods (no authentication)',
+        description: 'The four methods `POST /api/v1/payments/process` accepts, with their Korean display names.',
+        tags: ['payment-service'],
+        response: { 200: documented(PaymentMethodList, { description: 'The methods.', examples: ex.methodsResponses }), ...errors([500, 503]) },
+      },
+    },
     async () => ({ methods: [...PAYMENT_METHODS] }),
   );
 
@@ -52,13 +62,15 @@ const paymentService: FastifyPluginAsync = async (fastify) => {
     '/api/v1/payments/process',
     {
       schema: {
+        operationId: 'processPayment',
         summary: 'Pay a pending booking in one step (JWT)',
         description:
-          'After the processing delay (MOCK_MIN_DELAY_MS…MOCK_MAX_DELAY_MS) the booking is confirmed, its seats reserved and the ledger written. Of two concurrent calls for one booking exactly one succeeds. 503 while JWT_SECRET is unset.',
+          'Pays a booking made with `POST /bookings` by the token’s user. After the processing delay (MOCK_MIN_DELAY_MS…MOCK_MAX_DELAY_MS) the booking is confirmed, its seats reserved and the ledger written. Of two concurrent calls for one booking exactly one succeeds. 503 while JWT_SECRET is unset. `make token USER=user_test_001` prints a token for "Authorize".',
         tags: ['payment-service'],
+        security: [{ [SECURITY.bearer]: [] }],
         headers: BearerHeader,
-        body: ProcessPaymentBody,
-        response: { 200: ProcessPaymentResponse, ...errors(400, 401, 403, 404, 413, 415, 500, 503) },
+        body: withExamples(ProcessPaymentBody, ex.processRequests),
+        response: { 200: documented(ProcessPaymentResponse, { description: 'Paid.', examples: ex.processResponses }), ...errors([400, 401, 403, 404, 413, 415, 500, 503]) },
       },
       onRequest: authenticate,
     },
@@ -109,7 +121,15 @@ const paymentService: FastifyPluginAsync = async (fastify) => {
 
   app.get(
     '/health',
-    { schema: { summary: 'Liveness of the payment service (document 004)', tags: ['payment-service'], response: { 200: Health } } },
+    {
+      schema: {
+        operationId: 'getPaymentServiceHealth',
+        summary: 'Liveness of the payment service (document 004)',
+        description: 'Always `ok` while the process serves requests.',
+        tags: ['payment-service'],
+        response: { 200: documented(Health, { description: 'Up.', examples: ex.healthResponses }) },
+      },
+    },
     async () => ({ status: 'ok' as const, service: 'payment-service' as const }),
   );
 };

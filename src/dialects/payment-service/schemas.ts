@@ -25,8 +25,9 @@ export const PaymentMethodList = Type.Object({
       icon: Type.String(),
     }),
   ),
-});
+}, { title: 'PaymentMethodList' });
 
+/** The token (declared as the `bearerAuth` security scheme too, so Swagger UI's "Authorize" sends it). */
 export const BearerHeader = Type.Object({
   authorization: Type.Optional(
     Type.String({ description: 'Bearer <JWT>: HS256 signed with JWT_SECRET; the user is its userId claim, else its sub claim. 401 without, 403 when invalid or expired.' }),
@@ -35,13 +36,13 @@ export const BearerHeader = Type.Object({
 
 export const ProcessPaymentBody = Type.Object(
   {
-    reservationId: Type.String({ minLength: 1, pattern: '^bk_[0-9A-HJKMNP-TV-Z]{26}$', description: 'A booking id (bk_<ULID>) of POST /bookings, made by the same user' }),
+    reservationId: Type.String({ minLength: 1, pattern: '^bk_[0-9A-HJKMNP-TV-Z]{26}$', 'x-pattern-description': 'bk_ followed by a 26-character ULID', description: 'A booking id (bk_<ULID>) of POST /bookings, made by the same user' }),
     paymentMethod: Type.Enum(
       PAYMENT_METHODS.map((m) => m.id),
       { description: 'One of GET /api/v1/payments/methods' },
     ),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, title: 'ProcessPaymentRequest' },
 );
 
 export const ProcessPaymentResponse = Type.Object({
@@ -57,8 +58,8 @@ export const ProcessPaymentResponse = Type.Object({
     performanceId: Type.String(),
     seats: Type.Array(Type.String(), { description: 'Seat ids, now reserved' }),
   }),
-});
+}, { title: 'ProcessPaymentResponse' });
 
-export const Health = Type.Object({ status: Type.Literal('ok'), service: Type.Literal('payment-service') });
+export const Health = Type.Object({ status: Type.Literal('ok'), service: Type.Literal('payment-service') }, { title: 'PaymentServiceHealth' });
 
-export const PaymentServiceErrorBody = Type.Object({ error: Type.String() });
+export const PaymentServiceErrorBody = Type.Object({ error: Type.String({ description: 'In Korean, as the original service answered' }) }, { title: 'PaymentServiceError' });

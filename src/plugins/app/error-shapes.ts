@@ -1,7 +1,7 @@
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import FindMyWay from 'find-my-way';
-import { sendProblem } from '../../http/error-handler.ts';
+import { createErrorHandler, sendProblem } from '../../http/error-handler.ts';
 import type { ErrorShapes } from '../../http/error-shapes.ts';
 
 /**
@@ -34,7 +34,7 @@ export default fp<ErrorShapesOptions>(
       }
     });
 
-    app.setNotFoundHandler((request: FastifyRequest, reply: FastifyReply) => {
+    const unrouted = (request: FastifyRequest, reply: FastifyReply): FastifyReply => {
       const path = request.url.split('?', 1)[0] as string;
       const allowed = METHODS.filter((method) => routes.find(method, path) !== null);
       const shape = shapes.forUrl(request.url);
@@ -42,6 +42,19 @@ export default fp<ErrorShapesOptions>(
         return sendProblem(reply, shape, { status: 405, code: 'METHOD_NOT_ALLOWED', message: `${request.method} is not allowed on ${path}; use ${allowed.join(', ')}.`, headers: { allow: allowed.join(', ') } });
       }
       return sendProblem(reply, shape, { status: 404, code: 'NOT_FOUND', message: `No route ${request.method} ${path}.` });
+    };
+    app.setNotFoundHandler(unrouted);
+    // The body of a request no route takes is parsed before the not-found handler runs: what is
+    // wrong with it (malformed JSON, a form, too large) must not hide that the route does not
+    // exist, nor come back in Fastify's own shape. Errors of the ops routes (outside every
+    // dialect's scope) take the shape of the path too.
+    const byPath = new Map<string, ReturnType<typeof createErrorHandler>>();
+    app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
+      if (request.is404) return unrouted(request, reply);
+      const shape = shapes.forUrl(request.url);
+      let handler = byPath.get(shape.name);
+      if (handler === undefined) byPath.set(shape.name, (handler = createErrorHandler(shape)));
+      return handler(error, request, reply);
     });
   },
   { name: 'paysim-error-shapes' },

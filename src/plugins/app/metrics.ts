@@ -1,14 +1,20 @@
 import fp from 'fastify-plugin';
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { BOOKING_STATUSES } from '../../core/bookings/booking.ts';
 import type { DomainEvent } from '../../core/events.ts';
+import type { StoreStats, Stores } from '../../core/ports.ts';
+import { ATTEMPT_OUTCOMES, attemptOutcome } from '../../webhooks/attempt.ts';
 import { isSuccess } from '../../webhooks/retry-policy.ts';
 
 /**
  * Prometheus metrics: default process metrics, HTTP metrics by route pattern, and the domain
  * counters, all fed from the event bus (so they count the same facts webhooks see). Gauges of
  * state (queue depth, seats held, the ledger's imbalance) are registered by the plugins that own
- * that state, on the same registry.
+ * that state, on the same registry; the fill of the bounded stores is read from their ports'
+ * `stats()` when /metrics is scraped.
+ * Webhook counters never mix units: `webhook_attempts_total` counts HTTP attempts,
+ * `webhook_deliveries_total` final outcomes (one per delivery, or per replay), and
+ * `webhook_retries_total` the retries scheduled, so each one's sum() means one thing.
  * A hand-written hook rather than fastify-metrics: the metric names are fixed by the issues and
  * the hook is a few lines, where the plugin would need renaming and disabling most of its defaults.
  */
@@ -30,6 +36,10 @@ const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 /** Processing lag is EVENT_PROCESSING_DELAY_MS (50 ms by default) plus timer slack. */
 const LAG_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const ATTEMPT_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+/** Event to delivered: the approve delay is not in it, queueing and retries are (backoffs of seconds to minutes). */
+const DELIVERY_LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800];
+/** The bounded stores whose fill is exported, by the `store` label (intents and bookings as in store_full_total). */
+const BOUNDED_STORES = ['intents', 'idempotency_keys', 'webhook_deliveries', 'bookings'] as const;
 /** Failure reasons that mean the delivery was never attempted because there was no room or time. */
 const DROPPED_REASONS: ReadonlySet<string> = new Set(['queue_full', 'shutting_down', 'log_full']);
 
@@ -67,13 +77,32 @@ export default fp(
     payments.inc({ result: 'success', failure_code: 'none' }, 0);
     const lag = new Histogram({ name: 'booking_event_processing_lag_seconds', help: 'Time from a payment result entering the events inbox to the processor applying it.', buckets: LAG_BUCKETS, registers });
 
+    const refunds = new Counter({ name: 'refunds_total', help: 'Refunds of payment intents (each partial refund counts), by currency.', labelNames: ['currency'], registers });
+    const refunded = new Counter({ name: 'refunded_amount_total', help: 'Amount refunded on payment intents, in minor units of the currency (KRW has none), by currency.', labelNames: ['currency'], registers });
+    refunds.inc({ currency: 'KRW' }, 0);
+    refunded.inc({ currency: 'KRW' }, 0);
+
     const deliveries = new Counter({
       name: 'webhook_deliveries_total',
-      help: 'Webhook delivery outcomes: delivered, retried (a retry was scheduled), failed (final), dropped (no room or shutting down).',
+      help: 'Webhook deliveries that ended, once each (a replay ends again): delivered (2xx), failed (retries spent, 410 Gone, URL disabled or invalid), dropped (never attempted: queue or log full, or shutting down).',
       labelNames: ['result'],
       registers,
     });
-    for (const result of ['delivered', 'retried', 'failed', 'dropped']) deliveries.inc({ result }, 0);
+    for (const result of ['delivered', 'failed', 'dropped']) deliveries.inc({ result }, 0);
+    const attempts = new Counter({
+      name: 'webhook_attempts_total',
+      help: 'Webhook HTTP attempts, by outcome: success (2xx), http_error (another status), timeout, network_error.',
+      labelNames: ['outcome'],
+      registers,
+    });
+    for (const outcome of ATTEMPT_OUTCOMES) attempts.inc({ outcome }, 0);
+    const retries = new Counter({ name: 'webhook_retries_total', help: 'Webhook retries scheduled after a failed attempt.', registers });
+    const deliveryLatency = new Histogram({
+      name: 'webhook_delivery_latency_seconds',
+      help: 'Time from an event (its delivery was created in the same step) to the 2xx of its delivery, across every attempt and retry. Replays are not observed.',
+      buckets: DELIVERY_LATENCY_BUCKETS,
+      registers,
+    });
     const attemptDuration = new Histogram({
       name: 'webhook_attempt_duration_seconds',
       help: 'Duration of one webhook attempt, from sending the request to reading the response.',
@@ -105,14 +134,23 @@ export default fp(
         case 'booking.event_processed':
           lag.observe(((event.event.processedAt ?? event.event.createdAt) - event.event.createdAt) / 1000);
           break;
+        case 'payment.refunded':
+          refunds.inc({ currency: event.intent.currency });
+          refunded.inc({ currency: event.intent.currency }, event.refundAmount ?? 0);
+          break;
         case 'webhook.attempted':
-          if (event.attempt !== undefined) attemptDuration.observe({ outcome: isSuccess(event.attempt) ? 'success' : 'failure' }, event.attempt.durationMs / 1000);
+          if (event.attempt !== undefined) {
+            attempts.inc({ outcome: attemptOutcome(event.attempt) });
+            attemptDuration.observe({ outcome: isSuccess(event.attempt) ? 'success' : 'failure' }, event.attempt.durationMs / 1000);
+          }
           break;
         case 'webhook.retry_scheduled':
-          deliveries.inc({ result: 'retried' });
+          retries.inc();
           break;
         case 'webhook.delivered':
           deliveries.inc({ result: 'delivered' });
+          // The first attempt series only: a replay's latency from the original event says nothing.
+          if (event.delivery.seriesStart === 0) deliveryLatency.observe(Math.max(0, event.occurredAt - event.delivery.createdAt) / 1000);
           break;
         case 'webhook.failed':
           deliveries.inc({ result: DROPPED_REASONS.has(event.delivery.failureReason ?? '') ? 'dropped' : 'failed' });
@@ -130,6 +168,8 @@ export default fp(
       done();
     });
 
+    registerStoreFill(app.stores, registers, (error) => app.log.error({ err: error }, 'metrics: reading a store’s stats failed'));
+
     app.errorShapes.onProblem((problem) => {
       if (problem.code === 'STORE_FULL') storeFull.inc({ store: problem.store ?? 'unknown' });
     });
@@ -138,4 +178,51 @@ export default fp(
   },
   { name: 'paysim-metrics', dependencies: ['paysim-core', 'paysim-error-shapes'] },
 );
+
+/**
+ * `store_records{store}` and `store_capacity{store}`: how full each bounded store is, read from
+ * its port's `stats()` when /metrics is scraped (async: another back end may answer over the
+ * network). Both gauges are read in the same scrape, so one `stats()` call per store serves them.
+ * A store whose stats fail keeps its last values, and the failure is logged.
+ */
+function registerStoreFill(
+  stores: Pick<Stores, 'intents' | 'idempotency' | 'deliveries' | 'bookings'>,
+  registers: Registry[],
+  onError: (error: unknown) => void,
+): void {
+  const ports: Record<(typeof BOUNDED_STORES)[number], { stats(): Promise<StoreStats> }> = {
+    intents: stores.intents,
+    idempotency_keys: stores.idempotency,
+    webhook_deliveries: stores.deliveries,
+    bookings: stores.bookings,
+  };
+  let reading: Promise<Array<StoreStats | undefined>> | undefined;
+  const read = (): Promise<Array<StoreStats | undefined>> =>
+    (reading ??= Promise.all(
+      BOUNDED_STORES.map((store) =>
+        ports[store].stats().catch((error: unknown) => {
+          onError(error);
+          return undefined;
+        }),
+      ),
+    ).finally(() => {
+      reading = undefined;
+    }));
+  const gauge = (name: string, help: string, field: keyof StoreStats): Gauge<'store'> =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['store'],
+      registers,
+      async collect() {
+        const stats = await read();
+        BOUNDED_STORES.forEach((store, i) => {
+          const value = stats[i]?.[field];
+          if (value !== undefined) this.set({ store }, value);
+        });
+      },
+    });
+  gauge('store_records', 'Records held by each bounded store: intents, idempotency_keys, webhook_deliveries (the delivery log), bookings.', 'size');
+  gauge('store_capacity', 'The bound of each store (STORE_MAX_INTENTS, IDEMPOTENCY_MAX_KEYS, WEBHOOK_LOG_MAX, BOOKINGS_MAX): store_records / store_capacity is its fill.', 'max');
+}
 

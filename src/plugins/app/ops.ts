@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
+import { documented } from '../../http/openapi.ts';
 
 /**
  * Liveness, readiness, metrics and the OpenAPI document. These answer even under load shedding:
@@ -10,23 +11,65 @@ import { Type } from 'typebox';
 
 const exemptFromShedding = { pressureHandler: () => {} };
 
-const Readiness = Type.Object({
-  status: Type.Union([Type.Literal('ready'), Type.Literal('shutting_down')]),
-  details: Type.Optional(Type.Record(Type.String(), Type.String())),
-});
+const Liveness = Type.Object({ status: Type.Literal('ok') }, { title: 'Liveness' });
+
+const Readiness = Type.Object(
+  {
+    status: Type.Union([Type.Literal('ready'), Type.Literal('shutting_down')]),
+    details: Type.Optional(Type.Record(Type.String(), Type.String(), { description: 'Warnings an operator should see, by topic' })),
+  },
+  { title: 'Readiness' },
+);
+
+const METRICS_EXAMPLE = [
+  '# HELP payment_intents_created_total Payment intents created, by the scenario that decides them (card when the card data does).',
+  '# TYPE payment_intents_created_total counter',
+  'payment_intents_created_total{scenario="approve"} 42',
+  '',
+].join('\n');
 
 const opsRoutes: FastifyPluginAsync = async (fastify) => {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
 
   app.get(
     '/healthz',
-    { config: exemptFromShedding, schema: { summary: 'Liveness', tags: ['operations'], response: { 200: Type.Object({ status: Type.Literal('ok') }) } } },
+    {
+      config: exemptFromShedding,
+      schema: {
+        operationId: 'getLiveness',
+        summary: 'Liveness',
+        description: 'Answers while the process serves requests, even under load shedding: for an orchestrator’s liveness probe.',
+        tags: ['operations'],
+        response: { 200: documented(Liveness, { description: 'Alive.', examples: { ok: { summary: 'Alive', value: { status: 'ok' } } } }) },
+      },
+    },
     async () => ({ status: 'ok' as const }),
   );
 
   app.get(
     '/readyz',
-    { config: exemptFromShedding, schema: { summary: 'Readiness: 503 while shutting down', tags: ['operations'], response: { 200: Readiness, 503: Readiness } } },
+    {
+      config: exemptFromShedding,
+      schema: {
+        operationId: 'getReadiness',
+        summary: 'Readiness: 503 while shutting down',
+        description: 'For a readiness probe: 200 `ready`, 503 `shutting_down` once SIGTERM arrived (the drain is under way). `details` names configuration an operator should fix, such as an unset WEBHOOK_SECRET.',
+        tags: ['operations'],
+        response: {
+          200: documented(Readiness, {
+            description: 'Ready.',
+            examples: {
+              ready: { summary: 'Ready', value: { status: 'ready' } },
+              generated_secret: {
+                summary: 'Ready, with a warning',
+                value: { status: 'ready', details: { webhook_secret: 'WEBHOOK_SECRET is not set: webhooks are signed with a random secret generated at start (see the log); set WEBHOOK_SECRET so receivers can verify them.' } },
+              },
+            },
+          }),
+          503: documented(Readiness, { description: 'Shutting down: send no more traffic.', examples: { shutting_down: { summary: 'Draining', value: { status: 'shutting_down' } } } }),
+        },
+      },
+    },
     async (_request, reply) => {
       const details: Record<string, string> = {};
       if (app.core.config.webhookSecretGenerated) {
@@ -37,10 +80,24 @@ const opsRoutes: FastifyPluginAsync = async (fastify) => {
     },
   );
 
-  app.get('/metrics', { config: exemptFromShedding, schema: { summary: 'Prometheus metrics', tags: ['operations'], produces: ['text/plain'] } }, async (_request, reply) => {
+  app.get(
+    '/metrics',
+    {
+      config: exemptFromShedding,
+      schema: {
+        operationId: 'getMetrics',
+        summary: 'Prometheus metrics',
+        description: 'The Prometheus text exposition format (version 0.0.4): HTTP, intent, booking, webhook, idempotency and store metrics, and the process’s own. Scrape it; it answers even under load shedding.',
+        tags: ['operations'],
+        produces: ['text/plain'],
+        response: { 200: documented(Type.String(), { description: 'The metrics.', examples: { scrape: { summary: 'An excerpt', value: METRICS_EXAMPLE } } }) },
+      },
+    },
+    async (_request, reply) => {
     const { registry } = app.metrics;
     return reply.type(registry.contentType).send(await registry.metrics());
-  });
+    },
+  );
 
   app.get('/openapi.json', { config: exemptFromShedding, schema: { hide: true } }, async () => app.swagger());
 };

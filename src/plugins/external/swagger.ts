@@ -1,32 +1,151 @@
+import { readFileSync } from 'node:fs';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
+import type { TSchema } from 'typebox';
+import { finishDocument, SECURITY, type Examples } from '../../http/openapi.ts';
+import { legacySigner } from '../../webhooks/signers/legacy.ts';
+import { standardSigner } from '../../webhooks/signers/standard.ts';
+import { stripeSigner } from '../../webhooks/signers/stripe.ts';
 
 /**
  * The OpenAPI document, generated from the route schemas (@fastify/swagger), and Swagger UI at
- * the root (@fastify/swagger-ui): opening the simulator's address in a browser shows its API.
+ * the root (@fastify/swagger-ui): opening the simulator's address in a browser shows its API,
+ * with "Authorize" for the bearer token and the `x-user-id` header. Dialects add the webhooks
+ * they send with `app.apiDocs.webhook(…)`; the document is rendered once, on first request.
  */
 
-export const API_VERSION = '1.0.0';
+const PACKAGE = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string; homepage?: string };
 
-export async function registerSwagger(app: FastifyInstance): Promise<void> {
+/** The document's `info.version`: the package's version. */
+export const API_VERSION = PACKAGE.version;
+
+/** Signature headers, by scheme: which WEBHOOK_SIGNATURE_SCHEMES entry sends them. */
+const SIGNATURE_HEADERS: ReadonlyArray<{ name: string; scheme: string; description: string }> = [
+  { name: 'webhook-id', scheme: 'standard', description: 'Standard Webhooks: the event id, the same on every retry and replay (de-duplicate on it).' },
+  { name: 'webhook-timestamp', scheme: 'standard', description: 'Standard Webhooks: unix seconds of this attempt.' },
+  { name: 'webhook-signature', scheme: 'standard', description: 'Standard Webhooks: `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<body>">`; space-separated, one per secret during a rotation (WEBHOOK_SECRET_PREVIOUS).' },
+  { name: 'x-webhook-id', scheme: 'legacy', description: 'Source document 000: the event id.' },
+  { name: 'x-timestamp', scheme: 'legacy', description: 'Source document 000: epoch milliseconds of this attempt.' },
+  { name: 'x-signature', scheme: 'legacy', description: 'Source document 000: `sha256=<hex HMAC-SHA256 of the body followed by x-timestamp>`; comma-separated during a rotation.' },
+  { name: 'stripe-signature', scheme: 'stripe', description: 'Stripe’s scheme: `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`, one `v1` per secret.' },
+];
+
+/**
+ * The header examples are real signatures of the example body, made with this secret at this
+ * time: a receiver's verification code can be checked against them.
+ */
+export const EXAMPLE_WEBHOOK_SECRET = 'whsec_cGF5c2ltLWV4YW1wbGUtc2VjcmV0LTEyMzQ1Njc4';
+export const EXAMPLE_WEBHOOK_TIME = Date.parse('2026-11-30T09:00:00.200Z');
+const exampleSigners = [standardSigner([EXAMPLE_WEBHOOK_SECRET]), legacySigner([EXAMPLE_WEBHOOK_SECRET]), stripeSigner([EXAMPLE_WEBHOOK_SECRET])];
+
+export interface WebhookDoc {
+  summary: string;
+  description: string;
+  /** The API whose clients receive it: its tag. */
+  tag: string;
+  payload: TSchema;
+  examples: Examples;
+}
+
+export interface ApiDocs {
+  /** Documents a webhook a dialect sends, under the document's `webhooks`. */
+  webhook(event: string, doc: WebhookDoc): void;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    apiDocs: ApiDocs;
+  }
+}
+
+function webhookPathItem(event: string, doc: WebhookDoc): Record<string, unknown> {
+  const example = Object.values(doc.examples)[0]?.value as { id?: string } | undefined;
+  if (example === undefined || typeof example.id !== 'string') throw new Error(`the ${event} webhook needs an example with an id`);
+  const signed: Record<string, string> = {};
+  for (const signer of exampleSigners) Object.assign(signed, signer.headers(example.id, JSON.stringify(example), EXAMPLE_WEBHOOK_TIME));
+  return {
+    post: {
+      operationId: `webhook_${event.replace(/[^A-Za-z0-9]+/g, '_')}`,
+      summary: doc.summary,
+      description: [
+        doc.description,
+        'Sent as `POST` with `content-type: application/json`, signed with the schemes of WEBHOOK_SIGNATURE_SCHEMES (default `standard,legacy`), with a W3C `traceparent`.',
+        `The header examples are the real signatures of the first example body (its exact bytes, as \`JSON.stringify\` writes it) with the example secret \`${EXAMPLE_WEBHOOK_SECRET}\` at ${new Date(EXAMPLE_WEBHOOK_TIME).toISOString()}: check your verification code against them.`,
+      ].join('\n\n'),
+      tags: [doc.tag],
+      parameters: SIGNATURE_HEADERS.map((h) => ({
+        name: h.name,
+        in: 'header',
+        required: false,
+        description: `${h.description} Sent when WEBHOOK_SIGNATURE_SCHEMES includes \`${h.scheme}\`.`,
+        schema: { type: 'string' },
+        example: signed[h.name],
+      })),
+      requestBody: { required: true, content: { 'application/json': { schema: JSON.parse(JSON.stringify(doc.payload)) as unknown, examples: doc.examples } } },
+      responses: {
+        '2XX': { description: 'Received: the delivery is done.' },
+        '410': { description: 'Gone: the delivery ends `gone` and the URL is disabled (no more deliveries to it) until re-enabled or replayed.' },
+        default: {
+          description:
+            'Anything else (or a timeout after WEBHOOK_TIMEOUT_MS, or a refused connection) is retried with exponential backoff and jitter, WEBHOOK_MAX_RETRIES times; a `Retry-After` on 429 or 503 sets the wait.',
+        },
+      },
+    },
+  };
+}
+
+export interface SwaggerOptions {
+  /** Where clients reach the service: the document's `servers`. */
+  publicUrl: string;
+}
+
+export async function registerSwagger(app: FastifyInstance, options: SwaggerOptions): Promise<void> {
+  const webhooks: Record<string, unknown> = {};
+  app.decorate('apiDocs', {
+    webhook(event: string, doc: WebhookDoc) {
+      if (event in webhooks) throw new Error(`webhook ${event} is documented twice`);
+      webhooks[event] = webhookPathItem(event, doc);
+    },
+  } satisfies ApiDocs);
+
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
       info: {
         title: 'paysim',
         version: API_VERSION,
-        description: 'A payment simulator: payment intents decided by scenario or card data, signed webhooks with retries.',
+        summary: 'A payment simulator for reservation and ticketing systems',
+        description:
+          'paysim stands in for a payment gateway in local stacks, CI and load tests. It speaks several real APIs so their clients work unchanged: the native payment-intent API (`/v1/sim`), the bookings API and the ticketing payment-service API. Outcomes follow the scenario or the card data; results arrive as signed, retried webhooks.\n\nEvery error comes back in the shape of the API that owns the path. Every POST that creates something accepts an `Idempotency-Key`.',
+        contact: { name: 'paysim maintainers' },
+        license: { name: 'MIT', identifier: 'MIT' },
       },
+      servers: [{ url: options.publicUrl, description: 'This simulator (PUBLIC_URL)' }],
       tags: [
         { name: 'intents', description: 'The native payment-intent API (/v1/sim)' },
-        { name: 'webhooks', description: 'Webhook deliveries: log, replay, test sends, disabled URLs' },
+        { name: 'webhooks', description: 'Webhook deliveries of every API: log, replay, test sends, disabled URLs' },
         { name: 'operations', description: 'Health, readiness and metrics' },
-        { name: 'bookings', description: 'The bookings API (document 003): seat holds, card payments, the events inbox and the ledger; every route needs x-user-id' },
-        { name: 'payment-service', description: 'The ticketing payment-service API (document 004): /api/v1/payments/* behind a JWT, and /health' },
+        { name: 'bookings', description: 'The bookings API (source document 003): seat holds, card payments, the events inbox and the ledger; every route needs `x-user-id`' },
+        { name: 'payment-service', description: 'The ticketing payment-service API (source document 004): /api/v1/payments/* behind a JWT, and /health' },
       ],
+      components: {
+        securitySchemes: {
+          [SECURITY.bearer]: {
+            type: 'http',
+            scheme: 'bearer',
+            bearerFormat: 'JWT',
+            description: 'An HS256 JWT signed with JWT_SECRET; the user is its `userId` claim, else `sub`. `make token USER=user_test_001` prints one.',
+          },
+          [SECURITY.user]: { type: 'apiKey', in: 'header', name: 'x-user-id', description: 'The caller of the bookings API (1–128 characters), e.g. `user_test_001`.' },
+        },
+      },
+    },
+    transformObject: (generated) => {
+      if (!('openapiObject' in generated)) throw new Error('an OpenAPI 3 document was expected');
+      return finishDocument(generated.openapiObject as Record<string, unknown>, webhooks) as typeof generated.openapiObject;
     },
   });
-  await app.register(swaggerUi, { routePrefix: '/' });
+  await app.register(swaggerUi, { routePrefix: '/', uiConfig: { persistAuthorization: false, displayOperationId: true } });
   app.get('/docs', { schema: { hide: true } }, async (_request, reply) => reply.redirect('/'));
 }

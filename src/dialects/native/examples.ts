@@ -1,0 +1,232 @@
+import type { ErrorDocs, Examples } from '../../http/openapi.ts';
+import { ErrorBody } from './schemas.ts';
+
+/**
+ * The native API's examples for the OpenAPI document, taken from the README's walk-through. Ids
+ * are fixed example ids; test/integration/openapi-examples.test.ts replaces them with real ones
+ * before sending each request example. Webhook URLs point at a local receiver (127.0.0.1), so a
+ * collection generated from the document never calls out of the machine.
+ */
+
+export const EXAMPLE_IDS = {
+  /** An intent still PENDING (cancel). */
+  pendingIntent: 'pay_01KBA7Q3M9X2T5V8N4R6C1D0EF',
+  /** An APPROVED intent (read, refund, test webhook). */
+  approvedIntent: 'pay_01KBA7Q3M9X2T5V8N4R6C1D0EG',
+  /** A finished webhook delivery (replay). */
+  delivery: 'whd_01KBA7Q3R2H8W1Y6M0P4S9T7GB',
+  event: 'evt_01KBA7Q3R0F5B2K9Z7X3N6Q1VC',
+} as const;
+
+/** A local receiver, as in the README. */
+export const EXAMPLE_WEBHOOK_URL = 'http://127.0.0.1:4000/webhooks/payments';
+/** A URL disabled after it answered 410 Gone. */
+export const EXAMPLE_GONE_URL = 'http://127.0.0.1:4000/webhooks/retired';
+
+const AT = '2026-11-30T09:00:00.000Z';
+const DECIDED_AT = '2026-11-30T09:00:00.200Z';
+const TRACE_ID = '2f6f0a524b7e4d1c9a530f1c27f3a9b4';
+
+export const createIntentRequests: Examples = {
+  approve: {
+    summary: 'Approve after the default delay, with a webhook',
+    value: { reservation_id: 'rsv_1001', amount: 45000, currency: 'KRW', scenario: 'approve', webhook_url: EXAMPLE_WEBHOOK_URL, metadata: { order: 'A-1001' } },
+  },
+  card: {
+    summary: 'Let the card decide (CVV ending in 0, 1 or 9 approves); poll instead of a webhook',
+    value: { reservation_id: 'rsv_1002', amount: 30000, card: { number: '4242424242424242', cvv: '129', exp_month: 12, exp_year: 2030 } },
+  },
+  delay: { summary: 'Stay PENDING for 5 s, then approve (time-outs on the caller’s side)', value: { reservation_id: 'rsv_1003', amount: 12000, scenario: 'delay', delay_ms: 5000 } },
+};
+
+export const createIntentResponses: Examples = {
+  approve: { summary: 'Created; the result will come by webhook', value: { payment_intent_id: EXAMPLE_IDS.approvedIntent, status: 'PENDING', next: 'webhook' } },
+  card: { summary: 'Created; poll GET /v1/sim/intents/{id} for the result', value: { payment_intent_id: 'pay_01KBA7Q3M9X2T5V8N4R6C1D0EH', status: 'PENDING', next: 'poll' } },
+  delay: { summary: 'Created; no webhook URL, so poll', value: { payment_intent_id: 'pay_01KBA7Q3M9X2T5V8N4R6C1D0EJ', status: 'PENDING', next: 'poll' } },
+};
+
+const intent = {
+  payment_intent_id: EXAMPLE_IDS.approvedIntent,
+  reservation_id: 'rsv_1001',
+  amount: 45000,
+  currency: 'KRW',
+  scenario: 'approve',
+  status: 'APPROVED',
+  failure_code: null,
+  refunded_amount: 0,
+  delay_ms: 200,
+  webhook_url: EXAMPLE_WEBHOOK_URL,
+  metadata: { order: 'A-1001' },
+  created_at: AT,
+  updated_at: DECIDED_AT,
+  decided_at: DECIDED_AT,
+};
+
+export const getIntentResponses: Examples = {
+  approved: {
+    summary: 'Approved, its webhook delivered',
+    value: { ...intent, webhook: { status: 'delivered', attempts: 1, last_status_code: 200, last_attempt_at: DECIDED_AT } },
+  },
+};
+
+export const listIntentsResponses: Examples = {
+  page: { summary: 'A page of one, and the cursor of the next', value: { data: [intent], next_cursor: EXAMPLE_IDS.approvedIntent } },
+};
+
+export const cancelIntentResponses: Examples = {
+  cancel: {
+    summary: 'Cancelled before its decision: no webhook of a decision will follow',
+    value: {
+      ...intent,
+      payment_intent_id: EXAMPLE_IDS.pendingIntent,
+      status: 'CANCELLED',
+      updated_at: '2026-11-30T09:00:00.100Z',
+      decided_at: null,
+    },
+  },
+};
+
+export const refundIntentRequests: Examples = {
+  partial: { summary: 'Refund 5,000 of 45,000', value: { amount: 5000 } },
+  full: { summary: 'Refund what is left (no body, or an empty one)', value: {} },
+};
+
+export const refundIntentResponses: Examples = {
+  partial: { summary: 'Partly refunded', value: { ...intent, status: 'PARTIALLY_REFUNDED', refunded_amount: 5000, updated_at: '2026-11-30T09:00:01.000Z' } },
+  full: { summary: 'Fully refunded', value: { ...intent, status: 'REFUNDED', refunded_amount: 45000, updated_at: '2026-11-30T09:00:01.000Z' } },
+};
+
+const delivery = {
+  id: EXAMPLE_IDS.delivery,
+  event_id: EXAMPLE_IDS.event,
+  type: 'payment.approved',
+  url: EXAMPLE_WEBHOOK_URL,
+  payment_intent_id: EXAMPLE_IDS.approvedIntent,
+  subject: { kind: 'intent', id: EXAMPLE_IDS.approvedIntent },
+  test: false,
+  status: 'delivered',
+  attempts: [{ at: DECIDED_AT, status_code: 200, duration_ms: 3.1, error: null }],
+  next_attempt_at: null,
+  failure_reason: null,
+  created_at: DECIDED_AT,
+  updated_at: DECIDED_AT,
+};
+
+export const listDeliveriesResponses: Examples = {
+  page: { summary: 'A delivered webhook', value: { data: [delivery], next_cursor: null } },
+};
+
+export const replayResponses: Examples = {
+  replay: {
+    summary: 'A new attempt series, same event id and body, queued',
+    value: { ...delivery, status: 'pending', attempts: [], created_at: '2026-11-30T09:05:00.000Z', updated_at: '2026-11-30T09:05:00.000Z' },
+  },
+};
+
+export const testWebhookRequests: Examples = {
+  approved: { summary: 'Send payment.approved for an intent to a local receiver', value: { payment_intent_id: EXAMPLE_IDS.approvedIntent, type: 'payment.approved', webhook_url: EXAMPLE_WEBHOOK_URL } },
+};
+
+export const testWebhookResponses: Examples = { approved: { summary: 'Queued for delivery', value: { sent: true } } };
+
+export const disabledUrlsResponses: Examples = {
+  list: { summary: 'One URL, disabled when it answered 410', value: { data: [{ url: EXAMPLE_GONE_URL, disabled_at: '2026-11-30T09:00:02.000Z' }] } },
+};
+
+export const enableUrlResponses: Examples = { enable: { summary: 'Deliveries to it resume', value: { url: EXAMPLE_GONE_URL, enabled: true } } };
+
+// --- the webhook the native API sends ---
+
+const webhookBody = {
+  id: EXAMPLE_IDS.event,
+  type: 'payment.approved',
+  created_at: DECIDED_AT,
+  payment_intent_id: EXAMPLE_IDS.approvedIntent,
+  reservation_id: 'rsv_1001',
+  amount: 45000,
+  currency: 'KRW',
+  status: 'APPROVED',
+  failure_code: null,
+  refunded_amount: 0,
+  ts: DECIDED_AT,
+  metadata: { order: 'A-1001' },
+};
+
+/** What each webhook of the native API means, and an example body. */
+export const PAYMENT_WEBHOOKS: Readonly<Record<string, { summary: string; description: string; example: Record<string, unknown> }>> = {
+  'payment.approved': { summary: 'An intent was approved', description: 'The intent’s decision: APPROVED.', example: webhookBody },
+  'payment.failed': {
+    summary: 'An intent failed',
+    description: 'The intent’s decision: FAILED; `failure_code` says why (`card_declined`, `insufficient_funds`, …).',
+    example: { ...webhookBody, type: 'payment.failed', status: 'FAILED', failure_code: 'card_declined' },
+  },
+  'payment.cancelled': {
+    summary: 'A PENDING intent was cancelled',
+    description: 'Cancelled before its decision (POST /v1/sim/intents/{id}/cancel).',
+    example: { ...webhookBody, type: 'payment.cancelled', status: 'CANCELLED', created_at: '2026-11-30T09:00:00.100Z', ts: '2026-11-30T09:00:00.100Z' },
+  },
+  'payment.refunded': {
+    summary: 'An intent was refunded',
+    description: 'A refund, partial (PARTIALLY_REFUNDED) or full (REFUNDED); `refunded_amount` is the total so far.',
+    example: { ...webhookBody, type: 'payment.refunded', status: 'PARTIALLY_REFUNDED', refunded_amount: 5000, created_at: '2026-11-30T09:00:01.000Z', ts: '2026-11-30T09:00:01.000Z' },
+  },
+};
+
+// --- errors ---
+
+const problem = (code: string, message: string, extra: Record<string, unknown> = {}) => ({ error: { code, message, ...extra, trace_id: TRACE_ID } });
+
+export const nativeErrorDocs: ErrorDocs = {
+  schema: ErrorBody,
+  byStatus: {
+    400: {
+      description: 'The request is invalid: `details` lists each broken rule with where it is (`in`, a JSON pointer `field`), the rule and a message.',
+      examples: {
+        validation_failed: {
+          summary: 'A field breaks a rule',
+          value: problem('VALIDATION_FAILED', 'body /amount: must be >= 1', { details: [{ field: '/amount', rule: 'minimum', message: 'must be >= 1', in: 'body' }] }),
+        },
+      },
+    },
+    404: { description: 'No such resource (or it was evicted after its TTL).', examples: { not_found: { summary: 'Unknown id', value: problem('NOT_FOUND', `Payment intent ${EXAMPLE_IDS.pendingIntent} does not exist.`) } } },
+    409: {
+      description: '`INVALID_STATE`: the resource is not in a state that allows this; `IDEMPOTENCY_KEY_IN_USE`: a request with this key is still running.',
+      examples: { in_use: { summary: 'The same key, still running', value: problem('IDEMPOTENCY_KEY_IN_USE', 'A request with this Idempotency-Key is still being processed; retry later.') } },
+    },
+    413: { description: 'The body is larger than BODY_LIMIT_BYTES.', examples: { too_large: { summary: 'Too large', value: problem('PAYLOAD_TOO_LARGE', 'The request body is larger than the limit (BODY_LIMIT_BYTES).') } } },
+    415: { description: 'The body is not `application/json`.', examples: { media_type: { summary: 'Not JSON', value: problem('UNSUPPORTED_MEDIA_TYPE', 'Send the body as application/json.') } } },
+    422: {
+      description: '`IDEMPOTENCY_KEY_MISMATCH`: this `Idempotency-Key` was used with another body.',
+      examples: { mismatch: { summary: 'Key reused with another body', value: problem('IDEMPOTENCY_KEY_MISMATCH', 'This Idempotency-Key was used with a different request body.') } },
+    },
+    500: { description: 'A fault of the simulator; the request may be retried.', examples: { internal: { summary: 'Internal', value: problem('INTERNAL', 'Something went wrong on our side; the request may be retried.') } } },
+    503: {
+      description: '`OVERLOADED` (load shedding), `SHUTTING_DOWN`, or `STORE_FULL` (the store holds only PENDING intents): retry after `Retry-After` seconds.',
+      examples: { overloaded: { summary: 'Load shedding', value: problem('OVERLOADED', 'The simulator is overloaded (eventLoopDelay); retry after 1 s.') } },
+    },
+  },
+};
+
+export const urlNotDisabled: Examples = {
+  not_disabled: { summary: 'Not disabled', value: problem('NOT_FOUND', `Disabled URL ${EXAMPLE_WEBHOOK_URL} does not exist.`) },
+};
+
+export const cancelConflict = {
+  description: '`INVALID_STATE`: only a PENDING intent can be cancelled; `IDEMPOTENCY_KEY_IN_USE`.',
+  examples: { decided: { summary: 'Already decided', value: problem('INVALID_STATE', `Payment intent ${EXAMPLE_IDS.approvedIntent} is APPROVED; only a PENDING intent can be cancelled.`) } },
+};
+
+export const refundConflict = {
+  description: '`INVALID_STATE`: only an APPROVED or PARTIALLY_REFUNDED intent can be refunded; `IDEMPOTENCY_KEY_IN_USE`.',
+  examples: { not_approved: { summary: 'Not approved', value: problem('INVALID_STATE', `Payment intent ${EXAMPLE_IDS.pendingIntent} is PENDING; only an APPROVED or PARTIALLY_REFUNDED intent can be refunded.`) } },
+};
+
+export const refundUnprocessable = {
+  description: '`REFUND_EXCEEDS_AMOUNT`: more than is left to refund; `IDEMPOTENCY_KEY_MISMATCH`.',
+  examples: { exceeds: { summary: 'Too much', value: problem('REFUND_EXCEEDS_AMOUNT', `A refund of 50000 exceeds the 45000 left to refund on ${EXAMPLE_IDS.approvedIntent}.`) } },
+};
+
+export const replayConflict = {
+  description: '`INVALID_STATE`: the delivery is still pending or retrying; `IDEMPOTENCY_KEY_IN_USE`.',
+  examples: { unfinished: { summary: 'Still retrying', value: problem('INVALID_STATE', `Webhook delivery ${EXAMPLE_IDS.delivery} is retrying; only a delivered or failed delivery can be replayed.`) } },
+};

@@ -1,0 +1,185 @@
+import { isDeepStrictEqual } from 'node:util';
+import type { TSchema } from 'typebox';
+
+/**
+ * What a route's schema says beyond validation, for the OpenAPI document: response descriptions,
+ * headers and named examples, request examples, and the document-wide finishing touches
+ * (named component schemas, optional bodies, the `webhooks` section). Validation and
+ * serialisation ignore these keywords (Ajv runs with `strict: false`; fast-json-stringify reads
+ * only what it serialises); @fastify/swagger turns `x-response-description`, `headers` and
+ * `x-examples` into the response's description, headers and media examples.
+ *
+ * Example names pair a request with its answer: a request example named `approve` is answered by
+ * the response example named `approve` (test/integration/openapi-examples.test.ts sends every
+ * request example and checks the status and the body against the document).
+ */
+
+/** Security schemes, by the names routes use in `security` (declared in plugins/external/swagger.ts). */
+export const SECURITY = {
+  /** The payment-service API's JWT (`/api/v1/payments/process`). */
+  bearer: 'bearerAuth',
+  /** The bookings API's caller header. */
+  user: 'userId',
+} as const;
+
+export interface Example {
+  summary: string;
+  description?: string;
+  value: unknown;
+}
+export type Examples = Readonly<Record<string, Example>>;
+
+interface HeaderDoc {
+  description: string;
+  schema: Record<string, unknown>;
+}
+
+/** Every response header the service documents, by its wire name. */
+export const RESPONSE_HEADERS = {
+  'X-Request-Id': {
+    description: 'The request id: the caller’s own `X-Request-Id` when it is a sane token (1–128 visible characters), else a generated UUID. Also on the request’s log line.',
+    schema: { type: 'string', examples: ['2f6f0a52-4b7e-4d1c-9a53-0f1c27f3a9b4'] },
+  },
+  'Idempotent-Replayed': {
+    description: 'Present (`true`) when this is the stored answer to an earlier request with the same `Idempotency-Key`: nothing was done again.',
+    schema: { type: 'string', enum: ['true'] },
+  },
+  'Retry-After': {
+    description: 'Seconds to wait before trying again.',
+    schema: { type: 'string', pattern: '^[0-9]+$', examples: ['1'] },
+  },
+  'X-Next-Cursor': {
+    description: 'Present when there are more items: the `cursor` of the next page.',
+    schema: { type: 'string', examples: ['bk_01KBA7Q4A6J3M8P1T5W9Y2C4HD'] },
+  },
+  Link: {
+    description: 'Present when there are more items: the next page, `rel="next"` (RFC 8288).',
+    schema: { type: 'string', examples: ['</bookings/my?limit=100&cursor=bk_01KBA7Q4A6J3M8P1T5W9Y2C4HD>; rel="next"'] },
+  },
+} as const satisfies Record<string, HeaderDoc>;
+
+export type ResponseHeader = keyof typeof RESPONSE_HEADERS;
+
+export interface ResponseDoc {
+  description: string;
+  examples?: Examples;
+  /** Headers besides `X-Request-Id`, which every response carries. */
+  headers?: readonly ResponseHeader[];
+}
+
+/** Every response of an idempotent POST may be a replay. */
+export const IDEMPOTENT: readonly ResponseHeader[] = ['Idempotent-Replayed'];
+
+/** A response schema with its description, headers and named examples. */
+export function documented<T extends TSchema>(schema: T, doc: ResponseDoc): T {
+  const names: ResponseHeader[] = ['X-Request-Id', ...(doc.headers ?? [])];
+  const headers = Object.fromEntries(names.map((name) => [name, { ...RESPONSE_HEADERS[name].schema, description: RESPONSE_HEADERS[name].description }]));
+  return { ...schema, 'x-response-description': doc.description, headers, ...(doc.examples === undefined ? {} : { 'x-examples': doc.examples }) } as T;
+}
+
+/** A request body schema with named examples. */
+export function withExamples<T extends TSchema>(schema: T, examples: Examples): T {
+  return { ...schema, 'x-examples': examples } as T;
+}
+
+/** How one dialect documents its errors: a description and an example per status. */
+export interface ErrorDocs {
+  schema: TSchema;
+  byStatus: Readonly<Record<number, { description: string; examples: Examples }>>;
+}
+
+/**
+ * The error responses of a route: each status with the dialect's description and example, or
+ * the route's own (`overrides`), which say what the status means for that route. 503 carries
+ * `Retry-After`; every error of an idempotent route may be a replay except 5xx, which are never stored.
+ */
+export function errorResponses(docs: ErrorDocs, statuses: readonly number[], options: { idempotent?: boolean; overrides?: Readonly<Record<number, Partial<ResponseDoc>>> } = {}): Record<number, TSchema> {
+  const entries = statuses.map((status) => {
+    const base = docs.byStatus[status];
+    if (base === undefined) throw new Error(`no documentation for error status ${status}`);
+    const override = options.overrides?.[status] ?? {};
+    const headers: ResponseHeader[] = [];
+    if (options.idempotent === true && status < 500) headers.push('Idempotent-Replayed');
+    if (status === 503 || status === 429) headers.push('Retry-After');
+    return [status, documented(docs.schema, { description: override.description ?? base.description, examples: override.examples ?? base.examples, headers })] as const;
+  });
+  return Object.fromEntries(entries);
+}
+
+// --- the document as a whole ---
+
+type Json = Record<string, unknown>;
+
+/** Keywords whose value is a schema, or a list or map of schemas (JSON Schema 2020-12). */
+const SCHEMA_KEYWORDS = ['items', 'additionalProperties', 'propertyNames', 'not', 'contains', 'if', 'then', 'else', 'unevaluatedProperties', 'unevaluatedItems'];
+const SCHEMA_LIST_KEYWORDS = ['anyOf', 'oneOf', 'allOf', 'prefixItems'];
+const SCHEMA_MAP_KEYWORDS = ['properties', 'patternProperties', '$defs', 'dependentSchemas'];
+
+const isObject = (value: unknown): value is Json => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/**
+ * Moves every schema with a `title` to `components.schemas` under that title and refers to it,
+ * innermost first. Two different schemas with one title are a mistake in the route schemas, and
+ * fail the document's generation.
+ */
+function hoist(schema: unknown, components: Json): unknown {
+  if (!isObject(schema) || typeof schema.$ref === 'string') return schema;
+  const out: Json = { ...schema };
+  for (const keyword of SCHEMA_KEYWORDS) if (isObject(out[keyword])) out[keyword] = hoist(out[keyword], components);
+  for (const keyword of SCHEMA_LIST_KEYWORDS) if (Array.isArray(out[keyword])) out[keyword] = (out[keyword] as unknown[]).map((s) => hoist(s, components));
+  for (const keyword of SCHEMA_MAP_KEYWORDS) {
+    if (isObject(out[keyword])) out[keyword] = Object.fromEntries(Object.entries(out[keyword]).map(([name, s]) => [name, hoist(s, components)]));
+  }
+  const title = out.title;
+  if (typeof title !== 'string') return out;
+  const existing = components[title];
+  if (existing !== undefined && !isDeepStrictEqual(existing, out)) throw new Error(`two different schemas are titled ${JSON.stringify(title)}`);
+  components[title] = out;
+  return { $ref: `#/components/schemas/${title}` };
+}
+
+function hoistMedia(content: unknown, components: Json): void {
+  if (!isObject(content)) return;
+  for (const media of Object.values(content)) if (isObject(media) && media.schema !== undefined) media.schema = hoist(media.schema, components);
+}
+
+const METHODS = ['get', 'put', 'post', 'delete', 'patch', 'head', 'options', 'trace'];
+
+function operationsOf(pathItems: unknown): Json[] {
+  if (!isObject(pathItems)) return [];
+  return Object.values(pathItems).flatMap((item) => (isObject(item) ? METHODS.map((m) => item[m]).filter(isObject) : []));
+}
+
+/**
+ * The finishing touches @fastify/swagger cannot express per route: named component schemas, a
+ * request body that is optional when none of its fields is required (a bodyless POST works), and
+ * the `webhooks` the dialects send.
+ */
+export function finishDocument(document: Json, webhooks: Json): Json {
+  const components = isObject(document.components) ? document.components : {};
+  const schemas: Json = isObject(components.schemas) ? { ...components.schemas } : {};
+  const finished: Json = { ...document, ...(Object.keys(webhooks).length > 0 ? { webhooks: JSON.parse(JSON.stringify(webhooks)) as Json } : {}) };
+  for (const operation of operationsOf(finished.paths)) {
+    const body = operation.requestBody;
+    const media = isObject(body) && isObject(body.content) ? Object.values(body.content)[0] : undefined;
+    const required = isObject(media) && isObject(media.schema) ? media.schema.required : undefined;
+    if (isObject(body) && (!Array.isArray(required) || required.length === 0)) body.required = false;
+  }
+  for (const operation of [...operationsOf(finished.paths), ...operationsOf(finished.webhooks)]) {
+    if (isObject(operation.requestBody)) hoistMedia(operation.requestBody.content, schemas);
+    if (isObject(operation.responses)) {
+      for (const response of Object.values(operation.responses)) {
+        if (!isObject(response)) continue;
+        hoistMedia(response.content, schemas);
+        const documentedHeaders = response.headers;
+        if (isObject(documentedHeaders)) {
+          response.headers = Object.fromEntries(Object.entries(documentedHeaders).map(([name, h]) => [name, name in RESPONSE_HEADERS ? { $ref: `#/components/headers/${name}` } : h]));
+        }
+      }
+    }
+  }
+  const sorted = Object.fromEntries(Object.entries(schemas).sort(([a], [b]) => a.localeCompare(b)));
+  const headers = Object.fromEntries(Object.entries(RESPONSE_HEADERS).map(([name, h]) => [name, { description: h.description, schema: h.schema }]));
+  // A fresh copy: shared objects would come out of the YAML as anchors and aliases.
+  return JSON.parse(JSON.stringify({ ...finished, components: { ...components, schemas: sorted, headers } })) as Json;
+}

@@ -1,0 +1,134 @@
+import fp from 'fastify-plugin';
+import type { Delivery } from '../../core/deliveries.ts';
+import type { DomainEvent } from '../../core/events.ts';
+import { WarningLimiter } from '../../webhooks/warning-limiter.ts';
+
+/**
+ * What the event bus says that an operator should read in the log, fed from the same facts as the
+ * metrics:
+ * - webhook trouble at warn: a delivery that ended `failed` (`gone` included), a URL disabled by a
+ *   410, a retry scheduled after a failed attempt; each with the delivery id, the target (origin and
+ *   path only: no credentials, no query string), the attempt number and the reason. Retry and
+ *   failure warnings are rate-limited per receiver origin, with a summary of what was left out;
+ * - decisions at debug: an intent decided, a booking's payment decided.
+ */
+
+/** Retry warnings, and failure warnings, let through per receiver origin in each interval. */
+export const RETRY_WARNINGS_PER_INTERVAL = 10;
+export const FAILURE_WARNINGS_PER_INTERVAL = 20;
+export const WARNING_INTERVAL_MS = 60_000;
+
+const INVALID_URL = '(invalid URL)';
+
+/** `https://host:port/path`: without user info, query and fragment, which may carry credentials. */
+export function originAndPath(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.origin === 'null' ? parsed.protocol : parsed.origin}${parsed.pathname}`;
+  } catch {
+    return INVALID_URL;
+  }
+}
+
+function originOf(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return parsed.origin === 'null' ? parsed.protocol : parsed.origin;
+  } catch {
+    return INVALID_URL;
+  }
+}
+
+/** The attempts of the current series (a replay starts a new one); 0 when none was made. */
+function attemptNumber(delivery: Readonly<Delivery>): number {
+  return delivery.attempts.length - delivery.seriesStart;
+}
+
+/** What the last attempt got: `HTTP 503`, or the network error or timeout in words. */
+function lastAttemptReason(delivery: Readonly<Delivery>): string {
+  const last = delivery.attempts.at(-1);
+  if (last === undefined) return 'no attempt';
+  return last.error ?? `HTTP ${last.statusCode}`;
+}
+
+function deliveryFields(delivery: Readonly<Delivery>): Record<string, unknown> {
+  return {
+    delivery_id: delivery.id,
+    event_type: delivery.type,
+    ...(delivery.subject === null ? {} : { subject: `${delivery.subject.kind}:${delivery.subject.id}` }),
+    url: originAndPath(delivery.url),
+    attempt: attemptNumber(delivery),
+  };
+}
+
+const iso = (ms: number): string => new Date(ms).toISOString();
+
+export default fp(
+  async (app) => {
+    const { bus, clock } = app.core;
+    const log = app.log;
+
+    const retries = new WarningLimiter(clock, { limit: RETRY_WARNINGS_PER_INTERVAL, intervalMs: WARNING_INTERVAL_MS }, (origin, suppressed, since) =>
+      log.warn({ origin, suppressed, since: iso(since) }, `webhook retry warnings suppressed: ${suppressed} more retries to ${origin} since ${iso(since)}`),
+    );
+    const failures = new WarningLimiter(clock, { limit: FAILURE_WARNINGS_PER_INTERVAL, intervalMs: WARNING_INTERVAL_MS }, (origin, suppressed, since) =>
+      log.warn({ origin, suppressed, since: iso(since) }, `webhook failure warnings suppressed: ${suppressed} more failed deliveries to ${origin} since ${iso(since)}`),
+    );
+
+    const retryScheduled = (delivery: Readonly<Delivery>): void => {
+      if (!retries.allow(originOf(delivery.url))) return;
+      const next = delivery.nextAttemptAt === null ? null : iso(delivery.nextAttemptAt);
+      log.warn({ ...deliveryFields(delivery), reason: lastAttemptReason(delivery), next_attempt_at: next }, 'webhook attempt failed; retry scheduled');
+    };
+
+    const failed = (delivery: Readonly<Delivery>): void => {
+      const reason = delivery.failureReason ?? 'unknown';
+      if (reason === 'gone') {
+        // 410 Gone: the dispatcher has disabled the URL. Never rate-limited: it happens once per URL
+        // (later deliveries to it fail as endpoint_disabled) until someone re-enables it.
+        const fields = deliveryFields(delivery);
+        log.warn({ ...fields, reason }, 'webhook delivery gone: the receiver answered 410');
+        log.warn(
+          { url: fields.url, delivery_id: delivery.id, reason: 'HTTP 410 Gone' },
+          'webhook URL disabled: deliveries to it fail as endpoint_disabled until it is re-enabled (DELETE /v1/sim/webhooks/disabled-urls?url=…)',
+        );
+        return;
+      }
+      if (!failures.allow(originOf(delivery.url))) return;
+      log.warn({ ...deliveryFields(delivery), reason }, 'webhook delivery failed');
+    };
+
+    bus.subscribe((event: DomainEvent) => {
+      switch (event.type) {
+        case 'webhook.retry_scheduled':
+          retryScheduled(event.delivery);
+          break;
+        case 'webhook.failed':
+          failed(event.delivery);
+          break;
+        case 'payment.approved':
+        case 'payment.failed':
+          log.debug(
+            { intent_id: event.intent.id, reservation_id: event.intent.reservationId, scenario: event.intent.scenario, status: event.intent.status, failure_code: event.intent.failureCode },
+            'payment intent decided',
+          );
+          break;
+        case 'booking.payment_decided':
+          log.debug(
+            { booking_id: event.booking.id, kind: event.kind, result: event.isSuccess ? 'success' : 'failure', failure_code: event.failureCode },
+            'booking payment decided',
+          );
+          break;
+        default:
+          break;
+      }
+    });
+
+    // What the open intervals suppressed is told before the logger goes.
+    app.addHook('onClose', async () => {
+      retries.flush();
+      failures.flush();
+    });
+  },
+  { name: 'paysim-event-logs', dependencies: ['paysim-core'] },
+);

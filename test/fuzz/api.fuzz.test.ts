@@ -1,0 +1,65 @@
+import { describe, expect, it } from 'vitest';
+import { dialectOf, pathSeen, shapeProblem } from './harness.ts';
+import { formatReport, runFuzz } from './run.ts';
+
+/**
+ * The property-based fuzzer in the test suite: a seeded run of FUZZ_CI_REQUESTS (default 10,000)
+ * generated requests over every operation of the OpenAPI document, against the whole app.
+ * Properties (test/fuzz/harness.ts): never a 5xx; every error is JSON in the shape of the dialect
+ * that owns the path; a 4xx changes no state; nothing logged at error level; webhooks only ever
+ * go to 127.0.0.1. `make fuzz` runs the same at 200,000 requests with a fresh seed.
+ * @see issue 8 "Fuzzing in the test suite"
+ */
+
+const SEED = 20_261_130;
+const REQUESTS = Number(process.env.FUZZ_CI_REQUESTS ?? 10_000);
+
+describe('the checks the fuzzer applies', () => {
+  it('knows which dialect owns a path, as the router sees it', () => {
+    expect(dialectOf(pathSeen('/v1/sim/intents/x?y=1'))).toBe('native');
+    expect(dialectOf(pathSeen('/bookings/my'))).toBe('bookings');
+    expect(dialectOf(pathSeen('/payment%73/execute'))).toBe('bookings');
+    expect(dialectOf(pathSeen('/api/%761/payments/process'))).toBe('payment-service');
+    expect(dialectOf(pathSeen('/bookingsX'))).toBe('native');
+    expect(dialectOf(pathSeen('/nope'))).toBe('native');
+  });
+
+  it('accepts each dialect’s error shape and refuses the others', () => {
+    const nativeError = { error: { code: 'NOT_FOUND', message: 'No route GET /x.', trace_id: '0123456789abcdef0123456789abcdef' } };
+    const bookingsError = { error: 'No route GET /bookings/x.', code: 'NOT_FOUND' };
+    const paymentServiceError = { error: '예약을 찾을 수 없습니다.' };
+    const fastifyDefault = { statusCode: 400, error: 'Bad Request', message: 'Unexpected token' };
+    expect(shapeProblem('native', nativeError)).toBeUndefined();
+    expect(shapeProblem('bookings', bookingsError)).toBeUndefined();
+    expect(shapeProblem('payment-service', paymentServiceError)).toBeUndefined();
+    expect(shapeProblem('payment-service', { error: '요청 본문의 JSON 형식이 올바르지 않습니다 (1행 2열, 위치 1).' })).toBeUndefined();
+    expect(shapeProblem('native', bookingsError)).toBe('native envelope: unexpected code');
+    expect(shapeProblem('bookings', nativeError)).toBe('bookings shape: missing code');
+    expect(shapeProblem('payment-service', { error: 'Not Found' })).toBe('payment-service shape: not one of the service\'s messages: "Not Found"');
+    for (const dialect of ['native', 'bookings', 'payment-service'] as const) expect(shapeProblem(dialect, fastifyDefault)).toBeDefined();
+    expect(shapeProblem('native', { error: { ...nativeError.error, message: 'boom\n    at handler (/app/src/x.ts:1:2)' } })).toBe('native envelope: the message shows internals');
+  });
+});
+
+describe('fuzzing every route from the OpenAPI document', () => {
+  it(
+    `${REQUESTS} seeded requests: no 5xx, errors in the dialect's shape, no state change on a 4xx`,
+    async () => {
+      const report = await runFuzz({ seed: SEED, requests: REQUESTS, sequenceLength: 25 });
+      const text = formatReport(report);
+      expect(report.failures, text).toEqual([]);
+      expect(report.stats.requests).toBeGreaterThanOrEqual(REQUESTS);
+      expect([...report.stats.byStatus.keys()].filter((status) => status >= 500)).toEqual([]);
+      // Every operation was reached, and most both succeeded and failed: the generator makes
+      // requests good enough to pass validation, and mutations that do not.
+      const reached = report.operations.filter((op) => report.stats.byRoute.has(op));
+      expect(reached).toEqual(report.operations);
+      const succeeded = report.operations.filter((op) => [...(report.stats.byRoute.get(op)?.keys() ?? [])].some((s) => s < 300));
+      const refused = report.operations.filter((op) => [...(report.stats.byRoute.get(op)?.keys() ?? [])].some((s) => s >= 400));
+      expect(succeeded.length, text).toBeGreaterThanOrEqual(report.operations.length - 3);
+      expect(refused.length, text).toBeGreaterThanOrEqual(report.operations.length - 3);
+      process.stdout.write(`${text.split('\n', 1)[0]}\n`);
+    },
+    900_000,
+  );
+});

@@ -1,0 +1,613 @@
+import { createHmac } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import { SignJWT } from 'jose';
+import { pino } from 'pino';
+import { createMemoryStores } from '../../src/adapters/memory/index.ts';
+import { buildApp } from '../../src/app.ts';
+import { loadConfig, type Config } from '../../src/config.ts';
+import type { DomainEvent } from '../../src/core/events.ts';
+import type { Stores } from '../../src/core/ports.ts';
+import { createRandom } from '../../src/core/random.ts';
+import { bookingsErrors } from '../../src/dialects/bookings/errors.ts';
+import { nativeErrors } from '../../src/dialects/native/errors.ts';
+import { MESSAGES, paymentServiceErrors } from '../../src/dialects/payment-service/errors.ts';
+import { ManualClock } from '../helpers/manual-clock.ts';
+import { closedPort, startReceiver, type Receiver } from '../helpers/receiver.ts';
+import { type GeneratorOptions } from './generators.ts';
+import { loadApiModel, type ApiModel, type OperationSpec } from './openapi.ts';
+import { assertLocalOnly, EgressError, resolveDraft, World, type ResolvedRequest } from './resolve.ts';
+import { isForeignUrl, LOCAL_HOST, type Step } from './values.ts';
+
+/**
+ * Runs generated sequences against the whole app, in process (`app.inject`, no sockets), and
+ * checks the properties after every request:
+ * 1. never a 5xx;
+ * 2. every error (4xx) is JSON in the error shape of the dialect that owns the path;
+ * 3. a 4xx changes nothing: no store operation that changed something, no domain event, and the
+ *    same store counts before and after (bookings, seats, ledger balances, intents, deliveries,
+ *    disabled URLs, due jobs). The one allowed change: a request with a well-formed
+ *    Idempotency-Key may store its 4xx answer for replay, as the idempotency design says;
+ * 4. nothing is logged at error level, and no webhook is ever accepted for a host other than 127.0.0.1.
+ *
+ * Each sequence gets a fresh app on a manual clock with a seeded random source; the clock moves
+ * only in the sequence's `advance` steps, and after every step the app is let settle (due work at
+ * the current time run, webhook attempts to the local receiver finished), so what a request
+ * changes is told apart from background work.
+ */
+
+/** The configuration the fuzzer runs the app with: the defaults, plus what makes runs fast and repeatable. */
+export const FUZZ_ENV: Readonly<Record<string, string>> = Object.freeze({
+  WEBHOOK_SECRET: 'whsec_ZnV6ei1zZWNyZXQtZm9yLXBheXNpbQ==',
+  SHUTDOWN_TIMEOUT_MS: '0',
+  RANDOM_SEED: '42',
+  LOG_LEVEL: 'error',
+  JWT_SECRET: 'fuzz-jwt-secret-0123456789abcdef',
+  // Payments answer at once (the manual clock would otherwise hold them).
+  MOCK_MIN_DELAY_MS: '0',
+  MOCK_MAX_DELAY_MS: '0',
+  // Holds lapse within a sequence's clock advances.
+  SEAT_HOLD_MS: '60000',
+  // No rate cap: its token bucket runs on the manual clock.
+  WEBHOOK_MAX_RPS: '0',
+  WEBHOOK_MAX_RETRIES: '2',
+  WEBHOOK_BACKOFF_MS: '500',
+  WEBHOOK_TIMEOUT_MS: '2000',
+  // No load shedding: on a busy machine (CI runs test files side by side) the event loop of the
+  // fuzzing process lags past the 1 s threshold now and then, and a 503 OVERLOADED is the
+  // service doing its job, not a bug the fuzzer looks for (test/integration/dialect-errors checks it).
+  OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0',
+});
+
+export const FUZZ_USERS = ['user_fuzz_a', 'user_fuzz_b', 'user_fuzz_c'] as const;
+
+/** Where the manual clock starts (ManualClock's default), for the tokens' expiry. */
+const CLOCK_START_S = Math.floor(Date.UTC(2026, 0, 15, 12, 0, 0) / 1000);
+
+// ── what a sequence needs, made once per process ────────────────────────────────────────────────
+
+export interface Environment {
+  config: Config;
+  model: ApiModel;
+  generator: GeneratorOptions;
+  receiver: Receiver;
+  closedPort: number;
+  close(): Promise<void>;
+}
+
+/** A JWT signed by hand, for claims and headers a well-behaved library refuses to write. */
+function handSigned(header: Record<string, unknown>, claims: Record<string, unknown>, secret: string): string {
+  const input = `${Buffer.from(JSON.stringify(header)).toString('base64url')}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
+  return `${input}.${createHmac('sha256', secret).update(input).digest('base64url')}`;
+}
+
+async function mintTokens(secret: string): Promise<{ valid: string[]; invalid: string[] }> {
+  const key = new TextEncoder().encode(secret);
+  const wrongKey = new TextEncoder().encode(`${secret}-wrong`);
+  const sign = (claims: Record<string, unknown>, options: { exp?: number; nbf?: number; alg?: string; key?: Uint8Array } = {}): Promise<string> => {
+    let jwt = new SignJWT(claims).setProtectedHeader({ alg: options.alg ?? 'HS256' }).setIssuedAt(CLOCK_START_S - 10);
+    if (options.exp !== undefined) jwt = jwt.setExpirationTime(options.exp);
+    if (options.nbf !== undefined) jwt = jwt.setNotBefore(options.nbf);
+    return jwt.sign(options.key ?? key);
+  };
+  const later = CLOCK_START_S + 30 * 86_400;
+  const valid = await Promise.all(FUZZ_USERS.map((userId) => sign({ userId }, { exp: later })));
+  const unsigned = `${Buffer.from('{"alg":"none","typ":"JWT"}').toString('base64url')}.${Buffer.from(JSON.stringify({ userId: FUZZ_USERS[0], exp: later })).toString('base64url')}.`;
+  const invalid = [
+    await sign({ userId: FUZZ_USERS[0] }, { exp: CLOCK_START_S - 60 }),
+    await sign({ userId: FUZZ_USERS[0] }, { exp: later, key: wrongKey }),
+    await sign({ userId: FUZZ_USERS[0] }, { exp: later, alg: 'HS512' }),
+    await sign({ userId: FUZZ_USERS[0] }, { exp: later, nbf: CLOCK_START_S + 3600 }),
+    await sign({}, { exp: later }),
+    await sign({ userId: '' }, { exp: later }),
+    await sign({ userId: 'u'.repeat(200) }, { exp: later }),
+    await sign({ userId: { id: 1 } }, { exp: later }),
+    await sign({ userId: 1.5 }, { exp: later }),
+    await sign({ sub: 12345 }, { exp: later }),
+    await sign({ sub: FUZZ_USERS[1] }, { exp: later }),
+    handSigned({ alg: 'HS256' }, { userId: FUZZ_USERS[2], exp: 'soon' }, secret),
+    handSigned({ alg: 'HS256', crit: ['x-unknown'], 'x-unknown': 1 }, { userId: FUZZ_USERS[2], exp: later }, secret),
+    handSigned({ alg: 'HS256' }, { userId: FUZZ_USERS[2], exp: later, nbf: 'x', iat: -1 }, secret),
+    unsigned,
+    'not-a-jwt',
+    'a.b.c',
+    '..',
+  ];
+  return { valid, invalid };
+}
+
+/** The receiver answers by path: `/gone` 410 (the URL gets disabled), `/fail` 500 (retried), `/redirect` 302, anything else 200. */
+function receiverResponder(closed: number) {
+  return (req: { url: string }) => {
+    if (req.url.startsWith('/gone')) return { status: 410 };
+    if (req.url.startsWith('/fail')) return { status: 500 };
+    if (req.url.startsWith('/redirect')) return { status: 302, headers: { location: `http://${LOCAL_HOST}:${closed}/elsewhere` } };
+    return { status: 200, body: 'ok' };
+  };
+}
+
+export async function createEnvironment(sequenceLength: number): Promise<Environment> {
+  const config = loadConfig(FUZZ_ENV);
+  const probe = await buildApp({ config, clock: new ManualClock(), logger: false });
+  let model: ApiModel;
+  try {
+    await probe.ready();
+    model = await loadApiModel(probe);
+  } finally {
+    await probe.close();
+  }
+  const port = await closedPort();
+  const receiver = await startReceiver(receiverResponder(port));
+  const tokens = await mintTokens(config.jwtSecret as string);
+  return {
+    config,
+    model,
+    generator: { model, bodyLimit: config.bodyLimitBytes, users: FUZZ_USERS, tokens, sequenceLength },
+    receiver,
+    closedPort: port,
+    close: () => receiver.close(),
+  };
+}
+
+// ── instrumented stores: every store operation that changed something ───────────────────────────
+
+type Judge = (result: unknown) => boolean;
+const always: Judge = () => true;
+const ok: Judge = (r) => (r as { ok?: boolean } | undefined)?.ok === true;
+const defined: Judge = (r) => r !== undefined && r !== null;
+const positive: Judge = (r) => typeof r === 'number' && r > 0;
+const nonEmpty: Judge = (r) => Array.isArray(r) && r.length > 0;
+const kindIs =
+  (...kinds: string[]): Judge =>
+  (r) =>
+    kinds.includes((r as { kind?: string } | undefined)?.kind ?? '');
+
+/**
+ * For each port, the operations that may change state, and how to tell from the result that one
+ * did (a guarded transition that found the wrong state changed nothing). Operations not listed are reads.
+ */
+export const EFFECTS: { [S in keyof Stores]: Record<string, Judge> } = {
+  intents: { insert: ok, decide: ok, transition: ok, refund: kindIs('refunded'), sweep: positive },
+  idempotency: { begin: kindIs('started'), complete: always, release: always, sweep: positive },
+  bookings: {
+    insert: ok,
+    beginPayment: kindIs('started', 'expired_now'),
+    recordPayment: defined,
+    abortPayment: always,
+    transition: ok,
+    expireIfDue: defined,
+    markEventProcessed: (r) => (r as { first?: boolean } | undefined)?.first === true,
+    sweep: nonEmpty,
+  },
+  seats: { hold: kindIs('held'), release: nonEmpty, reserve: nonEmpty },
+  ledger: { post: always, removeReference: positive },
+  deliveries: { insert: ok, update: defined, sweep: positive },
+  disabledUrls: { disable: always, enable: (r) => r === true },
+  scheduler: { schedule: always, cancel: (r) => r === true, claimDue: nonEmpty, complete: always },
+};
+
+export interface Change {
+  store: string;
+  operation: string;
+  key: string;
+}
+
+function describeKey(args: unknown[]): string {
+  const first = args[0];
+  if (typeof first === 'string') return first;
+  if (first !== null && typeof first === 'object') {
+    const o = first as Record<string, unknown>;
+    return String(o.id ?? (o.kind !== undefined ? `${String(o.kind)}:${String(o.key)}` : (o.reference ?? '')));
+  }
+  return '';
+}
+
+function instrument(stores: Stores, onChange: (change: Change, args: unknown[]) => void): Stores {
+  const out: Partial<Record<keyof Stores, unknown>> = {};
+  for (const name of Object.keys(stores) as Array<keyof Stores>) {
+    const store = stores[name] as unknown as Record<string | symbol, unknown>;
+    const effects = EFFECTS[name] as Record<string, Judge> | undefined;
+    out[name] = new Proxy(store, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop, target) as unknown;
+        if (typeof value !== 'function') return value;
+        const judge = typeof prop === 'string' ? effects?.[prop] : undefined;
+        const fn = value as (...args: unknown[]) => unknown;
+        if (judge === undefined) return fn.bind(target);
+        return (...args: unknown[]) =>
+          Promise.resolve(fn.apply(target, args)).then((result) => {
+            if (judge(result)) onChange({ store: name, operation: String(prop), key: describeKey(args) }, args);
+            return result;
+          });
+      },
+    });
+  }
+  return out as Stores;
+}
+
+// ── the error shapes, per dialect ───────────────────────────────────────────────────────────────
+
+export type DialectName = 'native' | 'bookings' | 'payment-service';
+
+const OWNERS: Array<{ prefix: string; dialect: DialectName }> = [
+  ...nativeErrors.prefixes.map((prefix) => ({ prefix, dialect: 'native' as const })),
+  ...bookingsErrors.prefixes.map((prefix) => ({ prefix, dialect: 'bookings' as const })),
+  ...paymentServiceErrors.prefixes.map((prefix) => ({ prefix, dialect: 'payment-service' as const })),
+].sort((a, b) => b.prefix.length - a.prefix.length);
+
+/** The dialect that owns a path: the longest prefix at a segment boundary; the native shape for the rest. */
+export function dialectOf(path: string): DialectName {
+  for (const { prefix, dialect } of OWNERS) if (path === prefix || (path.startsWith(prefix) && path[prefix.length] === '/')) return dialect;
+  return 'native';
+}
+
+/**
+ * The path the router sees for a URL `inject` is given: normalised by the WHATWG URL parser, then
+ * percent-decoded as the router does (`/payment%73/execute` is `/payments/execute`; escapes of
+ * reserved characters such as %2F stay).
+ */
+export function pathSeen(url: string): string {
+  let path: string;
+  try {
+    path = new URL(url, 'http://localhost').pathname;
+  } catch {
+    path = url.split('?', 1)[0] as string;
+  }
+  try {
+    return decodeURI(path);
+  } catch {
+    return path;
+  }
+}
+
+const CODE = /^[A-Z][A-Z0-9_]*$/;
+const TRACE_ID = /^[0-9a-f]{32}$/;
+const KOREAN_MESSAGES = new Set<string>(Object.values(MESSAGES));
+/** What no error message may show: stack frames, file paths. */
+const INTERNALS = /\n\s+at |node_modules|\/src\/|\.ts:\d+/;
+
+function keysAre(value: Record<string, unknown>, required: string[], optional: string[] = []): string | undefined {
+  const keys = Object.keys(value);
+  const missing = required.filter((k) => !keys.includes(k));
+  const extra = keys.filter((k) => !required.includes(k) && !optional.includes(k));
+  if (missing.length > 0) return `missing ${missing.join(', ')}`;
+  if (extra.length > 0) return `unexpected ${extra.join(', ')}`;
+  return undefined;
+}
+
+/** Why `body` is not an error in `dialect`'s shape, or undefined when it is. */
+export function shapeProblem(dialect: DialectName, body: unknown): string | undefined {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) return 'not a JSON object';
+  const b = body as Record<string, unknown>;
+  switch (dialect) {
+    case 'native': {
+      const top = keysAre(b, ['error']);
+      if (top !== undefined) return `native envelope: ${top}`;
+      const e = b.error as Record<string, unknown>;
+      if (e === null || typeof e !== 'object' || Array.isArray(e)) return 'native envelope: error is not an object';
+      const inner = keysAre(e, ['code', 'message', 'trace_id'], ['details']);
+      if (inner !== undefined) return `native envelope: error ${inner}`;
+      if (typeof e.code !== 'string' || !CODE.test(e.code)) return `native envelope: bad code ${JSON.stringify(e.code)}`;
+      if (typeof e.message !== 'string' || e.message.length === 0) return 'native envelope: empty message';
+      if (INTERNALS.test(e.message)) return 'native envelope: the message shows internals';
+      if (typeof e.trace_id !== 'string' || !TRACE_ID.test(e.trace_id)) return `native envelope: bad trace_id ${JSON.stringify(e.trace_id)}`;
+      if (e.details !== undefined) {
+        if (!Array.isArray(e.details) || e.details.length === 0) return 'native envelope: details is not a non-empty array';
+        for (const d of e.details as unknown[]) {
+          if (d === null || typeof d !== 'object') return 'native envelope: a detail is not an object';
+          const dd = d as Record<string, unknown>;
+          const k = keysAre(dd, ['field', 'rule', 'message'], ['in']);
+          if (k !== undefined) return `native envelope: detail ${k}`;
+          if (typeof dd.field !== 'string' || typeof dd.rule !== 'string' || typeof dd.message !== 'string' || (dd.in !== undefined && typeof dd.in !== 'string')) return 'native envelope: a detail field is not a string';
+        }
+      }
+      return undefined;
+    }
+    case 'bookings': {
+      const k = keysAre(b, ['error', 'code']);
+      if (k !== undefined) return `bookings shape: ${k}`;
+      if (typeof b.error !== 'string' || b.error.length === 0) return 'bookings shape: error is not a non-empty string';
+      if (INTERNALS.test(b.error)) return 'bookings shape: the message shows internals';
+      if (typeof b.code !== 'string' || !CODE.test(b.code)) return `bookings shape: bad code ${JSON.stringify(b.code)}`;
+      return undefined;
+    }
+    case 'payment-service': {
+      const k = keysAre(b, ['error']);
+      if (k !== undefined) return `payment-service shape: ${k}`;
+      if (typeof b.error !== 'string') return 'payment-service shape: error is not a string';
+      if (!KOREAN_MESSAGES.has(b.error) && !b.error.startsWith(`${MESSAGES.unknownField}: `) && !/^요청 본문의 JSON 형식이 올바르지 않습니다 \(\d+행 \d+열, 위치 \d+\)\.$/.test(b.error)) return `payment-service shape: not one of the service's messages: ${JSON.stringify(b.error)}`;
+      return undefined;
+    }
+  }
+}
+
+// ── statistics ──────────────────────────────────────────────────────────────────────────────────
+
+export class Stats {
+  requests = 0;
+  advances = 0;
+  sequences = 0;
+  readonly byStatus = new Map<number, number>();
+  readonly byRoute = new Map<string, Map<number, number>>();
+  readonly byTag = new Map<string, number>();
+  /** Statuses answered that the operation does not document (reported, not a failure). */
+  readonly undocumented = new Map<string, Set<number>>();
+  /** Requests whose 4xx left an idempotency record (the allowed change). */
+  idempotentFourXx = 0;
+
+  record(route: string, status: number, tags: readonly string[]): void {
+    this.requests++;
+    this.byStatus.set(status, (this.byStatus.get(status) ?? 0) + 1);
+    let statuses = this.byRoute.get(route);
+    if (statuses === undefined) {
+      statuses = new Map();
+      this.byRoute.set(route, statuses);
+    }
+    statuses.set(status, (statuses.get(status) ?? 0) + 1);
+    for (const tag of tags.length === 0 ? ['(valid-ish)'] : new Set(tags)) this.byTag.set(tag, (this.byTag.get(tag) ?? 0) + 1);
+  }
+}
+
+// ── one sequence ────────────────────────────────────────────────────────────────────────────────
+
+export interface Failure {
+  /** The seed and fast-check path to replay it (set by the runner). */
+  seed?: number;
+  path?: string;
+  step: number;
+  route: string;
+  request: { method: string; url: string; headers: Record<string, string>; payload: string };
+  status: number;
+  response: string;
+  violations: string[];
+  tags: string[];
+  /** Error-level log lines of the app around the failure. */
+  log: string[];
+}
+
+export class FuzzViolation extends Error {
+  readonly failure: Failure;
+  constructor(failure: Failure) {
+    super(`${failure.violations.join('; ')} — ${failure.request.method} ${truncate(failure.request.url, 200)} → ${failure.status}`);
+    this.name = 'FuzzViolation';
+    this.failure = failure;
+  }
+}
+
+export function truncate(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max)}…[${text.length} chars]`;
+}
+
+interface Snapshot {
+  [part: string]: string | number;
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+const SETTLE_LIMIT_MS = 10_000;
+
+/** The app of one sequence, its clock and what the instruments saw. */
+class Target {
+  readonly app: FastifyInstance;
+  readonly clock: ManualClock;
+  readonly raw: Stores;
+  readonly env: Environment;
+  readonly world: World;
+  changes: Array<Change & { args: unknown[] }> = [];
+  events: DomainEvent[] = [];
+  errors: string[] = [];
+  egress: string[] = [];
+  recording = false;
+  readonly jobKinds = new Set<string>();
+
+  private constructor(app: FastifyInstance, clock: ManualClock, raw: Stores, env: Environment, world: World) {
+    this.app = app;
+    this.clock = clock;
+    this.raw = raw;
+    this.env = env;
+    this.world = world;
+  }
+
+  static async start(env: Environment): Promise<Target> {
+    const clock = new ManualClock();
+    const raw = createMemoryStores(env.config);
+    const holder: { target?: Target } = {};
+    const stores = instrument(raw, (change, args) => {
+      const { target } = holder;
+      if (change.store === 'scheduler' && change.operation === 'schedule') target?.jobKinds.add(String((args[0] as { kind?: unknown }).kind));
+      if (target?.recording === true) target.changes.push({ ...change, args });
+    });
+    const logger = pino(
+      { level: 'error' },
+      {
+        write: (line: string) => {
+          holder.target?.errors.push(line);
+        },
+      },
+    );
+    const app = await buildApp({ config: env.config, clock, random: createRandom(env.config.randomSeed), logger, stores });
+    const world = new World({ receiver: env.receiver.port, closed: env.closedPort }, { perf: env.config.bookings.performances.map((p) => p.id), user: FUZZ_USERS });
+    const t = new Target(app, clock, raw, env, world);
+    holder.target = t;
+    app.core.bus.subscribe((event) => {
+      if (t.recording) t.events.push(event);
+      if (event.type === 'webhook.accepted' && isForeignUrl(event.delivery.url)) t.egress.push(event.delivery.url);
+    });
+    await app.ready();
+    return t;
+  }
+
+  async close(): Promise<void> {
+    await this.app.close();
+  }
+
+  /** Runs what is due at the current time and waits for webhook attempts in flight (real I/O to the local receiver). */
+  async quiesce(): Promise<void> {
+    const { dispatcher } = this.app.webhooks;
+    const deadline = Date.now() + SETTLE_LIMIT_MS;
+    let idleTurns = 0;
+    while (idleTurns < 2) {
+      await this.clock.advance(0);
+      const idle = dispatcher.inFlight === 0 && dispatcher.queueDepth === 0;
+      idleTurns = idle ? idleTurns + 1 : 0;
+      if (!idle) {
+        if (Date.now() > deadline) throw new Error(`the app did not settle within ${SETTLE_LIMIT_MS} ms (webhooks in flight: ${dispatcher.inFlight}, queued: ${dispatcher.queueDepth})`);
+        await sleep(1);
+      }
+    }
+  }
+
+  async snapshot(): Promise<Snapshot> {
+    const s = this.raw;
+    const snap: Snapshot = {
+      intents: (await s.intents.stats()).size,
+      idempotency: (await s.idempotency.stats()).size,
+      bookings: JSON.stringify(await s.bookings.counts()),
+      bookingsStored: (await s.bookings.stats()).size,
+      seats: JSON.stringify(await s.seats.counts()),
+      ledger: JSON.stringify(await s.ledger.balances()),
+      imbalance: await s.ledger.imbalance(),
+      deliveries: (await s.deliveries.stats()).size,
+      disabledUrls: (await s.disabledUrls.list()).length,
+    };
+    for (const kind of this.jobKinds) snap[`jobs:${kind}`] = await s.scheduler.count(kind);
+    return snap;
+  }
+}
+
+const WELL_FORMED_KEY = /^[\x21-\x7E]{1,255}$/;
+
+function routeOf(model: ApiModel, opIndex: number): OperationSpec | undefined {
+  return opIndex < 0 ? undefined : model.operations[opIndex];
+}
+
+export interface SequenceResult {
+  requests: number;
+  failure?: Failure | undefined;
+}
+
+/** Runs one sequence on a fresh app; stops at the first step that breaks a property. */
+export async function runSequence(env: Environment, steps: readonly Step[], stats: Stats, onRequest?: () => void): Promise<SequenceResult> {
+  const target = await Target.start(env);
+  let requests = 0;
+  try {
+    stats.sequences++;
+    for (let index = 0; index < steps.length; index++) {
+      const step = steps[index] as Step;
+      if (step.kind === 'advance') {
+        stats.advances++;
+        target.errors = [];
+        await target.clock.advance(step.ms);
+        await target.quiesce();
+        const failure = backgroundFailure(target, index, step.ms);
+        if (failure !== undefined) return { requests, failure };
+        continue;
+      }
+      const { draft } = step;
+      const op = routeOf(env.model, draft.op);
+      const route = op === undefined ? '(no such route)' : op.key;
+      const request = resolveDraft(draft, target.world, env.config.bodyLimitBytes);
+      assertLocalOnly(request);
+
+      const before = await target.snapshot();
+      target.changes = [];
+      target.events = [];
+      target.errors = [];
+      target.recording = true;
+      let response;
+      try {
+        response = await target.app.inject({ method: request.method as 'GET', url: request.url, headers: request.headers, ...(request.payload === undefined ? {} : { payload: request.payload }) });
+        await target.quiesce();
+      } catch (error) {
+        target.recording = false;
+        if (error instanceof EgressError) throw error;
+        return { requests, failure: failureOf(index, route, request, 0, `inject or settling threw: ${String((error as Error).stack ?? error)}`, [`the request could not be run: ${(error as Error).message}`], draft.tags, target.errors) };
+      }
+      target.recording = false;
+      const after = await target.snapshot();
+      requests++;
+      const status = response.statusCode;
+      stats.record(route, status, draft.tags);
+      if (op !== undefined && !op.responses.includes(String(status)) && !op.responses.includes(`${String(status)[0]}XX`) && !op.responses.includes('default')) {
+        let set = stats.undocumented.get(route);
+        if (set === undefined) stats.undocumented.set(route, (set = new Set()));
+        set.add(status);
+      }
+      onRequest?.();
+
+      const violations: string[] = [];
+      const contentType = String(response.headers['content-type'] ?? '');
+      if (status >= 500) violations.push(`answered ${status}`);
+      if (status >= 400 && request.method !== 'HEAD') {
+        const dialect = dialectOf(pathSeen(request.url));
+        if (!contentType.startsWith('application/json')) violations.push(`a ${status} with content-type ${JSON.stringify(contentType)}, not JSON`);
+        let body: unknown;
+        try {
+          body = JSON.parse(response.body);
+        } catch {
+          violations.push(`a ${status} whose body is not JSON`);
+        }
+        if (body !== undefined) {
+          const problem = shapeProblem(dialect, body);
+          if (problem !== undefined) violations.push(`a ${status} not in the ${dialect} error shape (${problem})`);
+        }
+        if (status === 405 && response.headers.allow === undefined) violations.push('a 405 without Allow');
+      }
+      if (status >= 400 && status < 500) {
+        const key = request.headers['idempotency-key'];
+        const keyed = typeof key === 'string' && WELL_FORMED_KEY.test(key);
+        const changes = target.changes.filter((c) => !(keyed && c.store === 'idempotency'));
+        if (keyed && target.changes.some((c) => c.store === 'idempotency' && c.operation === 'complete')) stats.idempotentFourXx++;
+        if (changes.length > 0) violations.push(`a ${status} changed state: ${changes.map((c) => `${c.store}.${c.operation}(${c.key})`).join(', ')}`);
+        if (target.events.length > 0) violations.push(`a ${status} published ${target.events.map((e) => e.type).join(', ')}`);
+        const differs = Object.keys({ ...before, ...after }).filter((k) => before[k] !== after[k] && !(k === 'idempotency' && keyed && Number(after[k]) - Number(before[k]) <= 1 && Number(after[k]) >= Number(before[k])));
+        if (differs.length > 0) violations.push(`a ${status} changed ${differs.map((k) => `${k} ${String(before[k])} → ${String(after[k])}`).join(', ')}`);
+      }
+      if (status < 400 && contentType.startsWith('application/json') && request.method !== 'HEAD') {
+        try {
+          target.world.harvest(JSON.parse(response.body));
+        } catch {
+          violations.push(`a ${status} labelled JSON whose body is not JSON`);
+        }
+      }
+      const nextCursor = response.headers['x-next-cursor'];
+      if (typeof nextCursor === 'string') target.world.harvest(nextCursor);
+      if (target.errors.length > 0) violations.push(`the app logged ${target.errors.length} error(s): ${target.errors.map((l) => truncate(messageOf(l), 300)).join(' | ')}`);
+      if (target.egress.length > 0) violations.push(`a webhook was accepted for a host other than ${LOCAL_HOST}: ${target.egress.join(', ')}`);
+      if (violations.length > 0) return { requests, failure: failureOf(index, route, request, status, response.body, violations, draft.tags, target.errors) };
+    }
+    return { requests };
+  } finally {
+    await target.close();
+  }
+}
+
+function backgroundFailure(target: Target, index: number, ms: number): Failure | undefined {
+  const violations: string[] = [];
+  if (target.errors.length > 0) violations.push(`the app logged ${target.errors.length} error(s) while the clock moved ${ms} ms: ${target.errors.map((l) => truncate(messageOf(l), 300)).join(' | ')}`);
+  if (target.egress.length > 0) violations.push(`a webhook was accepted for a host other than ${LOCAL_HOST}: ${target.egress.join(', ')}`);
+  if (violations.length === 0) return undefined;
+  return failureOf(index, `(clock +${ms} ms)`, { method: '-', url: '-', headers: {}, payload: undefined }, 0, '', violations, [], target.errors);
+}
+
+function messageOf(line: string): string {
+  try {
+    const parsed = JSON.parse(line) as { msg?: string; err?: { message?: string; stack?: string } };
+    return `${parsed.msg ?? ''}${parsed.err?.message === undefined ? '' : `: ${parsed.err.message}`}`;
+  } catch {
+    return line;
+  }
+}
+
+function failureOf(step: number, route: string, request: ResolvedRequest, status: number, response: string, violations: string[], tags: string[], log: string[]): Failure {
+  const payload = request.payload === undefined ? '' : typeof request.payload === 'string' ? request.payload : `<bytes ${request.payload.toString('hex')}>`;
+  const headers = Object.fromEntries(Object.entries(request.headers).map(([k, v]) => [k, truncate(v, 300)]));
+  return {
+    step,
+    route,
+    request: { method: request.method, url: truncate(request.url, 500), headers, payload: truncate(payload, 1000) },
+    status,
+    response: truncate(response, 1000),
+    violations,
+    tags,
+    log: log.map((l) => truncate(l, 4000)),
+  };
+}

@@ -1,0 +1,131 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { TestApp } from '../helpers/app.ts';
+import { hasPromtool, inCi, PROMTOOL_MISSING, promtoolCheckMetrics } from '../helpers/promtool.ts';
+import { afterAttempts, createIntent, deliveryWhen, metricSample, webhookFixtures } from '../helpers/webhooks.ts';
+
+/**
+ * The metrics users asked for: refunds (count and amount), end-to-end webhook latency (event to
+ * 2xx, across retries), and how full each bounded store is (records against the bound).
+ * @see issue 8 "Metrics that users asked for"
+ */
+
+const { app, receiver, closeAll } = webhookFixtures({ WEBHOOK_MAX_RPS: '0', WEBHOOK_BACKOFF_MS: '1000' });
+afterEach(closeAll);
+
+async function metricsText(t: TestApp): Promise<string> {
+  const res = await t.app.inject({ url: '/metrics' });
+  expect(res.statusCode).toBe(200);
+  return res.body;
+}
+
+async function approved(t: TestApp, body: Record<string, unknown>): Promise<string> {
+  const id = await createIntent(t, { scenario: 'approve', ...body });
+  await t.clock.advance(200);
+  expect((await t.app.inject({ url: `/v1/sim/intents/${id}` })).json().status).toBe('APPROVED');
+  return id;
+}
+
+describe('refunds', () => {
+  it('counts each refund (partial ones too) and sums the amount by currency; a refused refund counts nothing', async () => {
+    const t = await app();
+    const before = await metricsText(t);
+    expect(metricSample(before, 'refunds_total{currency="KRW"}')).toBe(0);
+    expect(metricSample(before, 'refunded_amount_total{currency="KRW"}')).toBe(0);
+
+    const krw = await approved(t, { reservation_id: 'r-krw', amount: 45_000 });
+    const usd = await approved(t, { reservation_id: 'r-usd', amount: 1_999, currency: 'USD' });
+    const refund = (id: string, body: Record<string, unknown>) => t.app.inject({ method: 'POST', url: `/v1/sim/intents/${id}/refund`, payload: body });
+    expect((await refund(krw, { amount: 5_000 })).statusCode).toBe(200);
+    expect((await refund(krw, {})).statusCode).toBe(200); // the remaining 40,000
+    expect((await refund(krw, { amount: 1 })).statusCode).toBe(409); // nothing left
+    expect((await refund(usd, { amount: 2_000 })).statusCode).toBe(422); // more than the amount
+    expect((await refund(usd, { amount: 999 })).statusCode).toBe(200);
+
+    const text = await metricsText(t);
+    expect(metricSample(text, 'refunds_total{currency="KRW"}')).toBe(2);
+    expect(metricSample(text, 'refunded_amount_total{currency="KRW"}')).toBe(45_000);
+    expect(metricSample(text, 'refunds_total{currency="USD"}')).toBe(1);
+    expect(metricSample(text, 'refunded_amount_total{currency="USD"}')).toBe(999);
+    expect(text).toContain('# TYPE refunds_total counter');
+    expect(text).toContain('# TYPE refunded_amount_total counter');
+  });
+});
+
+describe('end-to-end webhook latency', () => {
+  it('observes event → 2xx once per delivery, retries included; a failed delivery and a replay are not observed', async () => {
+    let calls = 0;
+    // The first attempt of the flaky receiver fails: its delivery lands one backoff (1 s ± jitter) later.
+    const flaky = await receiver(() => (++calls === 1 ? { status: 503 } : { status: 200 }));
+    const dead = await receiver(() => ({ status: 500 }));
+    const t = await app({ WEBHOOK_MAX_RETRIES: '1' });
+    const a = await createIntent(t, { webhook_url: flaky.url() });
+    const b = await createIntent(t, { webhook_url: dead.url() });
+    await t.clock.advance(200);
+    const retrying = await deliveryWhen(t, `?payment_intent_id=${a}`, afterAttempts(1, 'retrying'), 'a retrying');
+    const failing = await deliveryWhen(t, `?payment_intent_id=${b}`, afterAttempts(1, 'retrying'), 'b retrying');
+    const wait = Math.max(Date.parse(retrying.next_attempt_at!), Date.parse(failing.next_attempt_at!)) - t.clock.now();
+    await t.clock.advance(wait);
+    const delivered = await deliveryWhen(t, `?payment_intent_id=${a}`, afterAttempts(2, 'delivered'), 'a delivered');
+    await deliveryWhen(t, `?payment_intent_id=${b}`, afterAttempts(2, 'failed'), 'b failed');
+
+    const text = await metricsText(t);
+    expect(text).toContain('# TYPE webhook_delivery_latency_seconds histogram');
+    expect(metricSample(text, 'webhook_delivery_latency_seconds_count')).toBe(1);
+    // The event was published when the intent was decided; the 2xx came at the retry, on the manual
+    // clock: no earlier than the retry was sent, no later than where the clock stands (the answer of
+    // a real socket may come in after the clock has moved on to the other retry's time).
+    const created = Date.parse(delivered.created_at);
+    const sum = metricSample(text, 'webhook_delivery_latency_seconds_sum')!;
+    expect(sum).toBeGreaterThanOrEqual((Date.parse(delivered.attempts[1]!.at) - created) / 1000);
+    expect(sum).toBeLessThanOrEqual((t.clock.now() - created) / 1000);
+    expect(sum).toBeGreaterThan(0.5);
+    expect(metricSample(text, 'webhook_delivery_latency_seconds_bucket{le="0.5"}')).toBe(0);
+    expect(metricSample(text, 'webhook_delivery_latency_seconds_bucket{le="+Inf"}')).toBe(1);
+
+    // A replay delivers again, but its latency from the original event would say nothing.
+    expect((await t.app.inject({ method: 'POST', url: `/v1/sim/webhooks/deliveries/${delivered.id}/replay` })).statusCode).toBe(202);
+    await deliveryWhen(t, `?payment_intent_id=${a}`, afterAttempts(3, 'delivered'), 'a replayed');
+    expect(metricSample(await metricsText(t), 'webhook_delivery_latency_seconds_count')).toBe(1);
+  });
+});
+
+describe('store fill', () => {
+  it('store_records and store_capacity per bounded store, read when scraped', async () => {
+    const rx = await receiver();
+    const t = await app({ STORE_MAX_INTENTS: '50', IDEMPOTENCY_MAX_KEYS: '40', WEBHOOK_LOG_MAX: '30', BOOKINGS_MAX: '20' });
+    const empty = await metricsText(t);
+    const stores = ['intents', 'idempotency_keys', 'webhook_deliveries', 'bookings'];
+    expect(stores.map((s) => metricSample(empty, `store_records{store="${s}"}`))).toEqual([0, 0, 0, 0]);
+    expect(stores.map((s) => metricSample(empty, `store_capacity{store="${s}"}`))).toEqual([50, 40, 30, 20]);
+
+    for (let i = 0; i < 3; i++) {
+      const res = await t.app.inject({ method: 'POST', url: '/v1/sim/intent', headers: { 'idempotency-key': `key-${i}` }, payload: { reservation_id: `r-${i}`, amount: 100, webhook_url: rx.url() } });
+      expect(res.statusCode).toBe(200);
+    }
+    await createIntent(t, { reservation_id: 'r-unkeyed', amount: 100 });
+    const booked = await t.app.inject({ method: 'POST', url: '/bookings', headers: { 'x-user-id': 'user_test_001' }, payload: { performanceId: 'perf_001', quantity: 1, paymentMethod: 'CREDIT_CARD' } });
+    expect(booked.statusCode).toBe(201);
+    await t.clock.advance(200);
+    await rx.waitFor(3);
+
+    const text = await metricsText(t);
+    expect(stores.map((s) => metricSample(text, `store_records{store="${s}"}`))).toEqual([4, 3, 3, 1]);
+    expect(stores.map((s) => metricSample(text, `store_capacity{store="${s}"}`))).toEqual([50, 40, 30, 20]);
+    expect(text).toContain('# TYPE store_records gauge');
+    expect(text).toContain('# TYPE store_capacity gauge');
+  });
+
+  it.skipIf(!hasPromtool && !inCi)('the new families pass promtool check metrics', async () => {
+    if (!hasPromtool) throw new Error(PROMTOOL_MISSING);
+    const t = await app();
+    const id = await approved(t, { reservation_id: 'r-p', amount: 100 });
+    expect((await t.app.inject({ method: 'POST', url: `/v1/sim/intents/${id}/refund`, payload: {} })).statusCode).toBe(200);
+    const text = await metricsText(t);
+    for (const family of ['refunds_total', 'refunded_amount_total', 'webhook_attempts_total', 'webhook_retries_total', 'webhook_delivery_latency_seconds', 'store_records', 'store_capacity']) {
+      expect(text).toContain(`# TYPE ${family} `);
+    }
+    const { code, output } = await promtoolCheckMetrics(text);
+    expect(output).toBe('');
+    expect(code).toBe(0);
+  });
+});

@@ -1,0 +1,277 @@
+import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
+import { SignJWT } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EXAMPLE_IDS as BOOKING_IDS, EXAMPLE_USER } from '../../src/dialects/bookings/examples.ts';
+import { EXAMPLE_GONE_URL, EXAMPLE_IDS as NATIVE_IDS, EXAMPLE_WEBHOOK_URL } from '../../src/dialects/native/examples.ts';
+import { EXAMPLE_BOOKING_ID } from '../../src/dialects/payment-service/examples.ts';
+import { isHttpUrl } from '../../src/http/validators.ts';
+import { buildTestApp, type TestApp } from '../helpers/app.ts';
+import { eventually, startReceiver, type Receiver } from '../helpers/receiver.ts';
+import { deliveryWhen } from '../helpers/webhooks.ts';
+
+/**
+ * The OpenAPI document's examples are true: every request example of every operation is sent to
+ * the service (its example ids replaced by real ones made for it), and the answer must have the
+ * status of the response example of the same name (else the operation's 2xx), validate against
+ * the documented schema of that status, and have the shape of the paired example (the same
+ * fields, recursively). The webhooks the service sent meanwhile must validate against the
+ * document's `webhooks` section, with the documented signature headers.
+ */
+
+const JWT_SECRET = 'openapi-examples-jwt-secret-0123456789';
+const DOC_ID = 'https://paysim.test/openapi.json';
+const METHODS = ['get', 'post', 'put', 'patch', 'delete'] as const;
+
+type Json = Record<string, unknown>;
+interface ExampleObject {
+  summary?: string;
+  value: unknown;
+}
+interface MediaObject {
+  schema?: Json;
+  examples?: Record<string, ExampleObject>;
+}
+interface Parameter {
+  name: string;
+  in: 'path' | 'query' | 'header';
+  required?: boolean;
+  example?: unknown;
+  schema?: Json;
+}
+interface Operation {
+  operationId: string;
+  parameters?: Parameter[];
+  security?: Array<Record<string, string[]>>;
+  requestBody?: { required?: boolean; content: Record<string, MediaObject> };
+  responses: Record<string, { description: string; content?: Record<string, MediaObject> }>;
+}
+
+/** Shapes agree where both are known (a null or an empty array on one side matches anything): the same fields, values of the same types. */
+function sameShape(a: unknown, b: unknown, path = ''): string[] {
+  if (a === null || b === null) return [];
+  if (Array.isArray(a) && Array.isArray(b)) return a.length === 0 || b.length === 0 ? [] : sameShape(a[0], b[0], `${path}[0]`);
+  if (typeof a === 'object' && typeof b === 'object' && !Array.isArray(a) && !Array.isArray(b)) {
+    const ka = Object.keys(a as Json);
+    const kb = Object.keys(b as Json);
+    const missing = ka.filter((k) => !kb.includes(k)).map((k) => `${path}/${k} only in the example`);
+    const extra = kb.filter((k) => !ka.includes(k)).map((k) => `${path}/${k} only in the answer`);
+    return [...missing, ...extra, ...ka.filter((k) => kb.includes(k)).flatMap((k) => sameShape((a as Json)[k], (b as Json)[k], `${path}/${k}`))];
+  }
+  return typeof a === typeof b ? [] : [`${path}: ${typeof a} in the example, ${typeof b} in the answer`];
+}
+
+describe('OpenAPI examples, sent to the service', () => {
+  let t: TestApp;
+  let receiver: Receiver;
+  let doc: { paths: Record<string, Partial<Record<(typeof METHODS)[number], Operation>>>; webhooks: Record<string, { post: Operation }>; components: Json };
+  let ajv: Ajv2020;
+  let token: string;
+  const validators = new Map<string, ValidateFunction>();
+
+  /** Lets the manual clock run due work (a zero processing delay, decisions) until `promise` settles. */
+  async function drive<T>(promise: Promise<T>): Promise<T> {
+    let done = false;
+    void promise.finally(() => (done = true)).catch(() => {});
+    while (!done) {
+      await t.clock.advance(0);
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    return promise;
+  }
+
+  async function call(method: string, url: string, body?: unknown, headers: Record<string, string> = {}) {
+    const res = await drive(
+      t.app.inject({
+        method: method as 'GET',
+        url,
+        headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+        ...(body === undefined ? {} : { payload: JSON.stringify(body) }),
+      }),
+    );
+    return res;
+  }
+
+  const user = { 'x-user-id': EXAMPLE_USER };
+
+  async function newBooking(webhookUrl?: string): Promise<string> {
+    const res = await call('POST', '/bookings', { performanceId: 'perf_001', quantity: 1, paymentMethod: 'CREDIT_CARD', ...(webhookUrl === undefined ? {} : { webhookUrl }) }, user);
+    expect(res.statusCode).toBe(201);
+    return res.json().bookingId;
+  }
+
+  async function approvedIntent(): Promise<string> {
+    const res = await call('POST', '/v1/sim/intent', { reservation_id: 'rsv_fixture', amount: 45000, scenario: 'approve', webhook_url: receiver.url('/webhooks/payments') });
+    const id: string = res.json().payment_intent_id;
+    await t.clock.advance(1000);
+    await deliveryWhen(t, `?payment_intent_id=${id}`, (d) => d.status === 'delivered', `the approval of ${id} delivered`);
+    return id;
+  }
+
+  /** Each example id or URL, and how to make a real one for one request. */
+  const fixtures: Record<string, () => Promise<string>> = {
+    [NATIVE_IDS.pendingIntent]: async () => (await call('POST', '/v1/sim/intent', { reservation_id: 'rsv_fixture', amount: 1000, scenario: 'delay', delay_ms: 600_000 })).json().payment_intent_id,
+    [NATIVE_IDS.approvedIntent]: approvedIntent,
+    [NATIVE_IDS.delivery]: async () => {
+      const id = await approvedIntent();
+      const res = await call('GET', `/v1/sim/webhooks/deliveries?payment_intent_id=${id}`);
+      return res.json().data[0].id;
+    },
+    [EXAMPLE_WEBHOOK_URL]: async () => receiver.url('/webhooks/payments'),
+    [EXAMPLE_GONE_URL]: async () => {
+      const url = receiver.url('/webhooks/retired');
+      const intent = await approvedIntent();
+      expect((await call('POST', '/v1/sim/webhook/test', { payment_intent_id: intent, type: 'payment.approved', webhook_url: url })).statusCode).toBe(202);
+      await eventually(async () => ((await call('GET', '/v1/sim/webhooks/disabled-urls')).json().data.some((d: { url: string }) => d.url === url) ? true : undefined), `${url} disabled`);
+      return url;
+    },
+    'http://127.0.0.1:4000/webhooks/bookings': async () => receiver.url('/webhooks/bookings'),
+    [BOOKING_IDS.toPay]: () => newBooking(),
+    [BOOKING_IDS.toCancel]: () => newBooking(receiver.url('/webhooks/bookings')),
+    [BOOKING_IDS.confirmed]: async () => {
+      const id = await newBooking(receiver.url('/webhooks/bookings'));
+      expect((await call('POST', '/payments/execute', { bookingId: id, paymentMethodToken: 'tok_visa', cvv: '120' }, user)).statusCode).toBe(200);
+      await t.clock.advance(1000);
+      return id;
+    },
+    [EXAMPLE_BOOKING_ID]: () => newBooking(),
+  };
+
+  /** Replaces every example id or URL in `value` (strings, recursively) with a real one made for this request. */
+  async function substitute(value: unknown, made: Map<string, string>): Promise<unknown> {
+    if (typeof value === 'string') {
+      let out = value;
+      for (const [example, make] of Object.entries(fixtures)) {
+        if (!out.includes(example)) continue;
+        if (!made.has(example)) made.set(example, await make());
+        out = out.split(example).join(made.get(example) as string);
+      }
+      return out;
+    }
+    if (Array.isArray(value)) return Promise.all(value.map((v) => substitute(v, made)));
+    if (typeof value === 'object' && value !== null) {
+      const entries = await Promise.all(Object.entries(value).map(async ([k, v]) => [k, await substitute(v, made)] as const));
+      return Object.fromEntries(entries);
+    }
+    return value;
+  }
+
+  function validatorFor(schema: Json): ValidateFunction {
+    const key = JSON.stringify(schema);
+    let validate = validators.get(key);
+    if (validate === undefined) {
+      // A reference into the document, from outside it.
+      const rooted = JSON.parse(key.replaceAll('"#/components/', `"${DOC_ID}#/components/`)) as Json;
+      validate = ajv.compile(rooted);
+      validators.set(key, validate);
+    }
+    return validate;
+  }
+
+  function expectValid(schema: Json | undefined, value: unknown, what: string): void {
+    expect(schema, `${what} has a schema`).toBeDefined();
+    const validate = validatorFor(schema as Json);
+    expect(validate(value) ? [] : validate.errors, `${what} validates against the document`).toEqual([]);
+  }
+
+  beforeAll(async () => {
+    receiver = await startReceiver((req) => ({ status: req.url === '/webhooks/retired' ? 410 : 200, body: 'ok' }));
+    t = await buildTestApp({ JWT_SECRET, MOCK_MIN_DELAY_MS: '0', MOCK_MAX_DELAY_MS: '0', WEBHOOK_SIGNATURE_SCHEMES: 'standard,legacy,stripe' }, { clockStart: Date.now() });
+    const res = await t.app.inject({ url: '/openapi.json' });
+    doc = res.json();
+    ajv = new Ajv2020({ strict: false, allErrors: true });
+    addFormats.default(ajv);
+    ajv.addFormat('http-url', { type: 'string', validate: isHttpUrl });
+    ajv.addSchema({ $id: DOC_ID, components: doc.components });
+    token = await new SignJWT({ userId: EXAMPLE_USER }).setProtectedHeader({ alg: 'HS256' }).setIssuedAt().setExpirationTime('1h').sign(new TextEncoder().encode(JWT_SECRET));
+  });
+  afterAll(async () => {
+    await receiver.close();
+    await t.app.close();
+  });
+
+  const operations = (): Array<{ path: string; method: string; op: Operation }> =>
+    Object.entries(doc.paths).flatMap(([path, item]) => METHODS.flatMap((method) => (item[method] === undefined ? [] : [{ path, method, op: item[method] as Operation }])));
+
+  it('every operation has examples for its request body and each of its responses', () => {
+    const missing: string[] = [];
+    for (const { op } of operations()) {
+      const body = op.requestBody?.content['application/json'];
+      if (op.requestBody?.required === true && Object.keys(body?.examples ?? {}).length === 0) missing.push(`${op.operationId} request`);
+      for (const [status, response] of Object.entries(op.responses)) {
+        const media = Object.values(response.content ?? {})[0];
+        if (Object.keys(media?.examples ?? {}).length === 0) missing.push(`${op.operationId} ${status}`);
+      }
+      for (const p of op.parameters ?? []) if ((p.in === 'path' || p.required === true) && p.example === undefined) missing.push(`${op.operationId} parameter ${p.name}`);
+    }
+    expect(missing).toEqual([]);
+  });
+
+  it('every request example gets the documented answer', async () => {
+    const sent: string[] = [];
+    for (const { path, method, op } of operations()) {
+      const media = op.requestBody?.content['application/json'];
+      const requests: Array<[string, unknown]> = Object.entries(media?.examples ?? {}).map(([name, e]) => [name, e.value]);
+      if (requests.length === 0) requests.push(['', undefined]);
+      for (const [name, example] of requests) {
+        const made = new Map<string, string>();
+        let url = path;
+        const query = new URLSearchParams();
+        const headers: Record<string, string> = {};
+        for (const p of op.parameters ?? []) {
+          if (p.example === undefined) continue;
+          const value = String(await substitute(p.example, made));
+          if (p.in === 'path') url = url.replace(`{${p.name}}`, encodeURIComponent(value));
+          if (p.in === 'query') query.set(p.name, value);
+        }
+        for (const requirement of op.security ?? []) {
+          if ('userId' in requirement) headers['x-user-id'] = EXAMPLE_USER;
+          if ('bearerAuth' in requirement) headers.authorization = `Bearer ${token}`;
+        }
+        const body = await substitute(example, made);
+        const target = query.size === 0 ? url : `${url}?${query}`;
+        const res = await call(method.toUpperCase(), target, body, headers);
+        const what = `${op.operationId}${name === '' ? '' : ` (${name})`}: ${method.toUpperCase()} ${target}`;
+        sent.push(what);
+
+        const paired = Object.entries(op.responses).find(([, r]) => Object.values(r.content ?? {}).some((m) => name !== '' && m.examples?.[name] !== undefined));
+        const success = Object.keys(op.responses).filter((s) => s.startsWith('2'));
+        const expected = paired?.[0] ?? success[0];
+        expect(success.length, `${op.operationId} documents one success`).toBe(1);
+        expect(String(res.statusCode), `${what} → ${res.body.slice(0, 300)}`).toBe(expected);
+
+        const response = op.responses[String(res.statusCode)];
+        const [contentType, documented] = Object.entries(response?.content ?? {})[0] ?? [];
+        expect(res.headers['content-type'], what).toMatch(new RegExp(`^${(contentType ?? '').split(';')[0]}`));
+        expect(res.headers['x-request-id'], `${what}: X-Request-Id`).toBeTruthy();
+        if (contentType !== 'application/json') continue;
+        const answer = res.json();
+        expectValid(documented?.schema, answer, what);
+        const exampleAnswer = documented?.examples?.[name]?.value ?? Object.values(documented?.examples ?? {})[0]?.value;
+        expect(sameShape(exampleAnswer, answer), `${what}: the example and the answer have the same fields`).toEqual([]);
+      }
+    }
+    // Every operation was exercised at least once.
+    expect(sent.length).toBeGreaterThanOrEqual(operations().length);
+  }, 60_000);
+
+  it('the webhooks sent meanwhile validate against the webhooks section, with the documented signature headers', async () => {
+    await t.clock.advance(1000);
+    await receiver.waitFor(1);
+    const types = new Set<string>();
+    for (const req of receiver.requests.filter((r) => r.url !== '/webhooks/retired')) {
+      const body = JSON.parse(req.body) as { type: string };
+      const hook = doc.webhooks[body.type];
+      expect(hook, `${body.type} is documented`).toBeDefined();
+      const post = (hook as { post: Operation }).post;
+      expectValid(post.requestBody?.content['application/json']?.schema, body, `webhook ${body.type}`);
+      const documentedHeaders = new Set((post.parameters ?? []).map((p) => p.name));
+      for (const name of ['webhook-id', 'webhook-timestamp', 'webhook-signature', 'x-webhook-id', 'x-timestamp', 'x-signature', 'stripe-signature']) {
+        expect(documentedHeaders.has(name), `${name} is documented`).toBe(true);
+        expect(req.headers[name], `${body.type} carries ${name}`).toBeTruthy();
+      }
+      types.add(body.type);
+    }
+    expect([...types].sort()).toEqual(expect.arrayContaining(['booking.cancelled', 'booking.confirmed', 'payment.approved', 'payment.refunded']));
+  });
+});
