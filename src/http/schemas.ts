@@ -7,8 +7,8 @@ export const IsoDateTime = Type.String({ format: 'date-time', description: 'ISO 
 const ULID = '[0-9A-HJKMNP-TV-Z]{26}';
 
 /** An id of the form `<prefix>_<ULID>`, e.g. `pay_01JD…`; a cursor of a list is the last id of the previous page. */
-export const PrefixedId = (prefix: string, description = `${prefix}_<ULID>`) =>
-  Type.String({ pattern: `^${prefix}_${ULID}$`, 'x-pattern-description': `${prefix}_ followed by a 26-character ULID`, description });
+export const PrefixedId = (prefix: string, description = `${prefix}_<ULID>`, example?: string) =>
+  Type.String({ pattern: `^${prefix}_${ULID}$`, 'x-pattern-description': `${prefix}_ followed by a 26-character ULID`, description, ...(example === undefined ? {} : { examples: [example] }) });
 
 /**
  * An absolute http(s) URL, at most 2,048 characters, that the URL parser the dispatcher uses
@@ -26,6 +26,7 @@ export const IdempotencyKeyHeader = Type.Object({
       pattern: '^[\\x21-\\x7E]+$',
       'x-pattern-description': 'visible ASCII characters only (no spaces)',
       description: 'Makes a retry safe: the first answer is stored (IDEMPOTENCY_TTL_MS) and replayed with `Idempotent-Replayed: true`; another body with the same key is 422. Visible ASCII, 1–255 characters, e.g. a UUID.',
+      examples: ['order-1001-pay'],
     }),
   ),
 });

@@ -218,3 +218,32 @@ export const cancelBookingInvalid = {
   description: 'Anything but a pending, unpaid booking of the caller; `code` says why: `NOT_FOUND`, `FORBIDDEN`, `PAYMENT_ALREADY_PROCESSED`, `BOOKING_EXPIRED`, `INVALID_STATE`, or `VALIDATION_FAILED`.',
   examples: { already_cancelled: { summary: 'Already cancelled', value: problem('INVALID_STATE', `Booking ${EXAMPLE_IDS.toCancel} is already cancelled.`) } },
 };
+
+// --- per-operation error examples (what each operation really answers) ---
+
+export const badUrl = {
+  description: '`BAD_URL`: the path has bad percent-encoding.',
+  examples: { bad_url: { summary: 'Bad percent-encoding', value: problem('BAD_URL', 'The request path is not a valid URL (bad percent-encoding).') } },
+};
+
+export const badListQuery = {
+  description: 'A query parameter breaks its rule (unknown parameters too), or a `cursor` that is not a booking id.',
+  examples: { validation_failed: { summary: 'limit out of range', value: problem('VALIDATION_FAILED', 'querystring /limit: must be >= 1') } },
+};
+
+export const bookingIdRequired = {
+  description: '`bookingId` is required (a booking id, `bk_<ULID>`).',
+  examples: { validation_failed: { summary: 'No bookingId', value: problem('VALIDATION_FAILED', "querystring /bookingId: must have required property 'bookingId'") } },
+};
+
+export const performanceNotFound = {
+  description: '`NOT_FOUND`: no such performance.',
+  examples: { not_found: { summary: 'Unknown performance', value: problem('NOT_FOUND', 'Performance perf_999 does not exist.') } },
+};
+
+export const executeConflict = {
+  description: '`PAYMENT_ALREADY_PROCESSED`: the booking is not pending, already paid, or has a payment in flight; `IDEMPOTENCY_KEY_IN_USE`.',
+  examples: {
+    already_processed: { summary: 'Paid already', value: problem('PAYMENT_ALREADY_PROCESSED', `The payment for booking ${EXAMPLE_IDS.confirmed} has already been processed (SUCCESS).`) },
+  },
+};

@@ -83,7 +83,7 @@ export const BookingList = Type.Array(BookingView, { title: 'BookingList', descr
 export const MyBookingsQuery = Type.Object(
   {
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 100, description: 'Bookings per page', examples: [20] })),
-    cursor: Type.Optional(PrefixedId('bk', 'The X-Next-Cursor of the previous page')),
+    cursor: Type.Optional(PrefixedId('bk', 'The X-Next-Cursor of the previous page', 'bk_01KBA7Q4A6J3M8P1T5W9Y2C4HF')),
   },
   Strict,
 );

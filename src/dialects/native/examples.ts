@@ -230,3 +230,62 @@ export const replayConflict = {
   description: '`INVALID_STATE`: the delivery is still pending or retrying; `IDEMPOTENCY_KEY_IN_USE`.',
   examples: { unfinished: { summary: 'Still retrying', value: problem('INVALID_STATE', `Webhook delivery ${EXAMPLE_IDS.delivery} is retrying; only a delivered or failed delivery can be replayed.`) } },
 };
+
+// --- per-operation error examples (what each operation really answers) ---
+
+const detail = (field: string, rule: string, message: string, where: string) => ({ field, rule, message, in: where });
+
+/** A GET whose only 400 is a path the URL parser cannot read. */
+export const badUrl = {
+  description: '`BAD_URL`: the path has bad percent-encoding.',
+  examples: { bad_url: { summary: 'Bad percent-encoding', value: problem('BAD_URL', 'The request path is not a valid URL (bad percent-encoding).') } },
+};
+
+/** A list: a query parameter breaks its rule. */
+export const badListQuery = {
+  description: 'A query parameter breaks its rule (unknown parameters too), or a `cursor` that is not an id of this list.',
+  examples: {
+    validation_failed: {
+      summary: 'limit out of range',
+      value: problem('VALIDATION_FAILED', 'querystring /limit: must be >= 1', { details: [detail('/limit', 'minimum', 'must be >= 1', 'querystring')] }),
+    },
+  },
+};
+
+/** A bodyless POST given a body with a field. */
+export const unknownBodyField = {
+  description: 'The body, when there is one, must be empty or `{}`: a field is refused; malformed JSON too.',
+  examples: {
+    unknown_field: {
+      summary: 'A field the operation does not take',
+      value: problem('VALIDATION_FAILED', 'body /reason: is not a known field', { details: [detail('/reason', 'additionalProperties', 'is not a known field', 'body')] }),
+    },
+  },
+};
+
+export const testWebhookInvalid = {
+  description: 'The body is invalid: `type` is one of payment.approved, payment.failed; `webhook_url` an absolute http(s) URL.',
+  examples: {
+    validation_failed: {
+      summary: 'Another event type',
+      value: problem('VALIDATION_FAILED', 'body /type: must be one of payment.approved, payment.failed', {
+        details: [detail('/type', 'enum', 'must be one of payment.approved, payment.failed', 'body')],
+      }),
+    },
+  },
+};
+
+export const urlRequired = {
+  description: '`url` is required and must be an absolute http(s) URL.',
+  examples: {
+    validation_failed: {
+      summary: 'No url',
+      value: problem('VALIDATION_FAILED', "querystring /url: must have required property 'url'", { details: [detail('/url', 'required', "must have required property 'url'", 'querystring')] }),
+    },
+  },
+};
+
+export const deliveryNotFound = {
+  description: 'No such delivery (or it left the log after WEBHOOK_LOG_TTL_MS).',
+  examples: { not_found: { summary: 'Unknown delivery', value: problem('NOT_FOUND', `Webhook delivery ${EXAMPLE_IDS.delivery} does not exist.`) } },
+};

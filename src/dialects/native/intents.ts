@@ -73,7 +73,7 @@ const intentRoutes: FastifyPluginAsync<IntentRoutesOptions> = async (fastify, { 
         description: 'The intent as it is now, with a summary of its latest webhook delivery. Intents are kept for INTENT_TTL_MS after their last change (at most INTENT_MAX).',
         tags: ['intents'],
         params: intentParams(ex.EXAMPLE_IDS.approvedIntent),
-        response: { 200: documented(IntentWithWebhook, { description: 'The intent.', examples: ex.getIntentResponses }), ...errors([400, 404, 500, 503]) },
+        response: { 200: documented(IntentWithWebhook, { description: 'The intent.', examples: ex.getIntentResponses }), ...errors([400, 404, 500, 503], { overrides: { 400: ex.badUrl } }) },
       },
     },
     async (request) => withWebhook(await intents.get(request.params.id)),
@@ -89,7 +89,7 @@ const intentRoutes: FastifyPluginAsync<IntentRoutesOptions> = async (fastify, { 
           'Filters walk an index; a page may hold fewer than `limit` intents while `next_cursor` is set (a filter that matches rarely stops after a bounded scan): keep paging until `next_cursor` is null.',
         tags: ['intents'],
         querystring: ListIntentsQuery,
-        response: { 200: documented(IntentList, { description: 'A page of intents.', examples: ex.listIntentsResponses }), ...errors([400, 500, 503]) },
+        response: { 200: documented(IntentList, { description: 'A page of intents.', examples: ex.listIntentsResponses }), ...errors([400, 500, 503], { overrides: { 400: ex.badListQuery } }) },
       },
     },
     async (request) => {
@@ -112,7 +112,7 @@ const intentRoutes: FastifyPluginAsync<IntentRoutesOptions> = async (fastify, { 
         body: EmptyBody,
         response: {
           200: documented(IntentView, { description: 'Cancelled.', examples: ex.cancelIntentResponses, headers: IDEMPOTENT }),
-          ...errors([400, 404, 409, 413, 415, 422, 500, 503], { idempotent: true, overrides: { 409: ex.cancelConflict } }),
+          ...errors([400, 404, 409, 413, 415, 422, 500, 503], { idempotent: true, overrides: { 400: ex.unknownBodyField, 409: ex.cancelConflict } }),
         },
       },
       preValidation: emptyBodyIsObject,

@@ -70,10 +70,10 @@ export const intentParams = (example: string) => Type.Object({ id: Type.String({
 
 export const ListIntentsQuery = Type.Object(
   {
-    reservation_id: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
-    status: Type.Optional(IntentStatus),
-    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 })),
-    cursor: Type.Optional(PrefixedId('pay', 'The next_cursor of the previous page')),
+    reservation_id: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'Only the intents of this reservation', examples: ['res_1001'] })),
+    status: Type.Optional(Type.Enum(INTENT_STATUSES, { description: 'Only the intents in this status', examples: ['APPROVED'] })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50, description: 'Intents per page', examples: [20] })),
+    cursor: Type.Optional(PrefixedId('pay', 'The next_cursor of the previous page', 'pay_01KBA7Q3M9X2T5V8N4R6C1D0EG')),
   },
   Strict,
 );
@@ -147,11 +147,11 @@ export const DeliveryView = Type.Object({
 
 export const ListDeliveriesQuery = Type.Object(
   {
-    payment_intent_id: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
-    event_id: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
-    status: Type.Optional(DeliveryStatus),
-    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 })),
-    cursor: Type.Optional(PrefixedId('whd', 'The next_cursor of the previous page')),
+    payment_intent_id: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'Only the deliveries of this intent', examples: ['pay_01KBA7Q3M9X2T5V8N4R6C1D0EG'] })),
+    event_id: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'Only the deliveries of this event (the webhook-id)', examples: ['evt_01KBA7Q3R0F5B2K9Z7X3N6Q1VC'] })),
+    status: Type.Optional(Type.Enum(DELIVERY_STATUSES, { description: 'Only the deliveries in this status', examples: ['delivered'] })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50, description: 'Deliveries per page', examples: [20] })),
+    cursor: Type.Optional(PrefixedId('whd', 'The next_cursor of the previous page', 'whd_01KBA7Q3R2H8W1Y6M0P4S9T7GB')),
   },
   Strict,
 );

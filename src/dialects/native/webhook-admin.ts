@@ -37,7 +37,7 @@ const webhookAdminRoutes: FastifyPluginAsync<WebhookAdminOptions> = async (fasti
           'Every API’s deliveries, with each attempt’s status code, duration and error. A page may hold fewer than `limit` while `next_cursor` is set (a bounded scan): keep paging until `next_cursor` is null. Deliveries are kept for WEBHOOK_LOG_TTL_MS (at most WEBHOOK_LOG_MAX).',
         tags: ['webhooks'],
         querystring: ListDeliveriesQuery,
-        response: { 200: documented(DeliveryList, { description: 'A page of deliveries.', examples: ex.listDeliveriesResponses }), ...errors([400, 500, 503]) },
+        response: { 200: documented(DeliveryList, { description: 'A page of deliveries.', examples: ex.listDeliveriesResponses }), ...errors([400, 500, 503], { overrides: { 400: ex.badListQuery } }) },
       },
     },
     async (request) => {
@@ -62,7 +62,7 @@ const webhookAdminRoutes: FastifyPluginAsync<WebhookAdminOptions> = async (fasti
         body: EmptyBody,
         response: {
           202: documented(DeliveryView, { description: 'Queued: the new delivery.', examples: ex.replayResponses, headers: IDEMPOTENT }),
-          ...errors([400, 404, 409, 413, 415, 422, 500, 503], { idempotent: true, overrides: { 409: ex.replayConflict } }),
+          ...errors([400, 404, 409, 413, 415, 422, 500, 503], { idempotent: true, overrides: { 400: ex.unknownBodyField, 404: ex.deliveryNotFound, 409: ex.replayConflict } }),
         },
       },
       preValidation: emptyBodyIsObject,
@@ -83,7 +83,7 @@ const webhookAdminRoutes: FastifyPluginAsync<WebhookAdminOptions> = async (fasti
         body: withExamples(TestWebhookBody, ex.testWebhookRequests),
         response: {
           202: documented(TestWebhookSent, { description: 'Queued for delivery.', examples: ex.testWebhookResponses, headers: IDEMPOTENT }),
-          ...errors([400, 404, 409, 413, 415, 422, 500, 503], { idempotent: true }),
+          ...errors([400, 404, 409, 413, 415, 422, 500, 503], { idempotent: true, overrides: { 400: ex.testWebhookInvalid } }),
         },
       },
       ...idempotent,
@@ -132,7 +132,7 @@ const webhookAdminRoutes: FastifyPluginAsync<WebhookAdminOptions> = async (fasti
         querystring: EnableUrlQuery,
         response: {
           200: documented(EnabledUrl, { description: 'Re-enabled.', examples: ex.enableUrlResponses }),
-          ...errors([400, 404, 500, 503], { overrides: { 404: { description: 'The URL is not disabled.', examples: ex.urlNotDisabled } } }),
+          ...errors([400, 404, 500, 503], { overrides: { 400: ex.urlRequired, 404: { description: 'The URL is not disabled.', examples: ex.urlNotDisabled } } }),
         },
       },
     },

@@ -49,3 +49,9 @@ export const paymentServiceErrorDocs: ErrorDocs = {
     },
   },
 };
+
+/** The routes that need no token never answer 503 for a missing JWT_SECRET. */
+export const unavailableWithoutAuth = {
+  description: 'Load shedding, a full store or shutting down; retry after `Retry-After` seconds.',
+  examples: { overloaded: error(MESSAGES.overloaded) },
+};

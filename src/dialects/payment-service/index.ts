@@ -19,7 +19,7 @@ import { Health, PAYMENT_METHODS, PaymentMethodList, BearerHeader, ProcessPaymen
 const METHOD_NAMES: ReadonlyMap<string, string> = new Map(PAYMENT_METHODS.map((m) => [m.id, m.name]));
 const MAX_USER_ID = 128;
 
-const errors = (statuses: number[]) => errorResponses(ex.paymentServiceErrorDocs, statuses);
+const errors = (statuses: number[], options?: Parameters<typeof errorResponses>[2]) => errorResponses(ex.paymentServiceErrorDocs, statuses, options);
 
 function sendError(reply: FastifyReply, status: number, message: string): FastifyReply {
   return reply.code(status).type('application/json; charset=utf-8').send({ error: message });
@@ -52,7 +52,7 @@ const paymentService: FastifyPluginAsync = async (fastify) => {
         summary: 'Payment methods (no authentication)',
         description: 'The four methods `POST /api/v1/payments/process` accepts, with their Korean display names.',
         tags: ['payment-service'],
-        response: { 200: documented(PaymentMethodList, { description: 'The methods.', examples: ex.methodsResponses }), ...errors([500, 503]) },
+        response: { 200: documented(PaymentMethodList, { description: 'The methods.', examples: ex.methodsResponses }), ...errors([500, 503], { overrides: { 503: ex.unavailableWithoutAuth } }) },
       },
     },
     async () => ({ methods: [...PAYMENT_METHODS] }),
