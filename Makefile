@@ -10,7 +10,7 @@ TOKEN_USER = $(if $(filter command line,$(origin USER)),$(USER),user_test_001)
 TTL ?= 1h
 
 .PHONY: build run test test-unit test-integration test-coverage lint openapi postman fuzz \
-	bench bench-webhooks bench-bookings docker-build docker-run install token help
+	bench bench-webhooks bench-bookings docker-build docker-run docker-verify install token help
 
 help: ## List targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -64,5 +64,8 @@ bench-bookings: ## Benchmark bookings
 docker-build: ## Build the Docker image
 	docker build -t $(IMAGE) .
 
-docker-run: ## Run the Docker image on port 8080
-	docker run --rm -p 8080:8080 $(IMAGE)
+docker-run: ## Run the Docker image on port 8080 (stop grace above the 10 s drain)
+	docker run --rm -p 8080:8080 --stop-timeout 15 $(IMAGE)
+
+docker-verify: ## Build the image with buildah on a locally made base (no Docker engine or registry), run it and check it (root)
+	bash scripts/docker-verify.sh
