@@ -47,6 +47,12 @@ export default fp(
   async (app) => {
     const registry = new Registry();
     collectDefaultMetrics({ register: registry });
+    // prom-client's default GC metric observes through a PerformanceObserver it never disconnects:
+    // it keeps its registry, and through the gauges' collect() the whole app, alive after close.
+    // Emptying the registry at close cuts that chain (an app is built per test, per fuzz sequence).
+    app.addHook('onClose', async () => {
+      registry.clear();
+    });
     // prom-client names these gauges `*_total`, which promtool rejects (that suffix is for
     // counters); the same counts stay available per type as nodejs_active_{handles,requests,resources}.
     for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) registry.removeSingleMetric(name);
