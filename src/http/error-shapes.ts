@@ -30,13 +30,28 @@ export class ErrorShapes {
     if (options.fallback === true) this.#fallback = shape;
   }
 
-  /** The shape for a request URL (query string ignored). */
+  /** The shape for a request URL (query string ignored), by its path as the router sees it: percent-decoded (`/event%73` is `/events`). */
   forUrl(url: string): ErrorShape {
-    const path = url.split('?', 1)[0] as string;
+    const path = routedPath(url.split('?', 1)[0] as string);
     for (const { prefix, shape } of this.#byPrefix) {
       if (path === prefix || (path.startsWith(prefix) && path[prefix.length] === '/')) return shape;
     }
     if (this.#fallback === undefined) throw new Error('no fallback error shape is registered');
     return this.#fallback;
+  }
+}
+
+/**
+ * A path percent-decoded as the router decodes it before matching, so an error answered for
+ * `/event%73` (a 404 or 405 the router worked out on `/events`) takes the shape of `/events`.
+ * Escapes of reserved characters (`%2F`) stay, as `decodeURI` leaves them; a path that cannot be
+ * decoded is taken as it is.
+ */
+function routedPath(path: string): string {
+  if (!path.includes('%')) return path;
+  try {
+    return decodeURI(path);
+  } catch {
+    return path;
   }
 }

@@ -19,6 +19,8 @@ describe('the checks the fuzzer applies', () => {
     expect(dialectOf(pathSeen('/v1/sim/intents/x?y=1'))).toBe('native');
     expect(dialectOf(pathSeen('/bookings/my'))).toBe('bookings');
     expect(dialectOf(pathSeen('/payment%73/execute'))).toBe('bookings');
+    expect(pathSeen('//x/../api/v1/payments/methods?pad=1')).toBe('//api/v1/payments/methods');
+    expect(dialectOf(pathSeen('//x/../api/v1/payments/methods'))).toBe('native');
     expect(dialectOf(pathSeen('/api/%761/payments/process'))).toBe('payment-service');
     expect(dialectOf(pathSeen('/bookingsX'))).toBe('native');
     expect(dialectOf(pathSeen('/nope'))).toBe('native');

@@ -248,7 +248,8 @@ export function dialectOf(path: string): DialectName {
 export function pathSeen(url: string): string {
   let path: string;
   try {
-    path = new URL(url, 'http://localhost').pathname;
+    // Prefixed, not resolved against a base: `//x/../api` is a path (inject answers for `//api`), not a host.
+    path = new URL(url.startsWith('/') ? `http://localhost${url}` : url, 'http://localhost').pathname;
   } catch {
     path = url.split('?', 1)[0] as string;
   }

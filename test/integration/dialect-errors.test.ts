@@ -215,3 +215,16 @@ describe('a lone surrogate in a JSON string is a 400 in each dialect (found by t
     expect((await t.app.inject({ url: '/v1/sim/intents' })).json().data).toEqual([]);
   });
 });
+
+describe('a percent-encoded path takes the shape of the path the router matched (found by make fuzz)', () => {
+  it.each([
+    ['PATCH', '/booking%73/my', 405, 'GET, HEAD, DELETE', bookings('METHOD_NOT_ALLOWED', 'PATCH is not allowed on /booking%73/my; use GET, HEAD, DELETE.')],
+    ['GET', '/performance%73/x/y', 404, undefined, bookings('NOT_FOUND', 'No route GET /performance%73/x/y.')],
+    ['GET', '/api/%761/payments/nope', 404, undefined, paymentService('요청한 경로를 찾을 수 없습니다.')],
+    ['GET', '/v1/sim/%2Fnope', 404, undefined, native('NOT_FOUND', 'No route GET /v1/sim/%2Fnope.')],
+  ] as const)('%s %s', async (method, url, status, allow, body) => {
+    const t = await app();
+    const res = await t.app.inject({ method, url, headers: USER });
+    expect([res.statusCode, res.headers.allow, res.json()]).toEqual([status, allow, body]);
+  });
+});
