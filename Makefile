@@ -10,7 +10,7 @@ TOKEN_USER = $(if $(filter command line,$(origin USER)),$(USER),user_test_001)
 TTL ?= 1h
 
 .PHONY: build run test test-unit test-integration test-coverage lint openapi postman fuzz \
-	bench bench-webhooks bench-bookings docker-build docker-run docker-verify install token help
+	bench bench-webhooks bench-bookings bench-v2 docker-build docker-run docker-verify install token help
 
 help: ## List targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -60,6 +60,9 @@ bench-webhooks: ## Benchmark webhook delivery
 
 bench-bookings: ## Benchmark bookings
 	$(WITH_NODE) node scripts/bench-bookings.ts
+
+bench-v2: ## Benchmark the Payment Server v3 API (/api/v2): payments/s with their callbacks
+	$(WITH_NODE) node scripts/bench-v2.ts
 
 docker-build: ## Build the Docker image
 	docker build -t $(IMAGE) .

@@ -4,7 +4,7 @@ import { createServer as createHttpServer, type Server } from 'node:http';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
-import { createBench, loadAverage, machine, percentile, positiveInt, runBench, startServer, stopChild, type ServerChild as Service } from './bench-support.ts';
+import { createBench, loadAverage, machine, metricLines, percentile, positiveInt, runBench, startServer, stopChild, type ServerChild as Service } from './bench-support.ts';
 
 /**
  * `make bench-bookings`: book-and-pay throughput of the bookings API, and how long a paid booking
@@ -197,14 +197,6 @@ function stats(values: number[]): { n: number; p50: number; p95: number; p99: nu
   return { n: sorted.length, p50: percentile(sorted, 50), p95: percentile(sorted, 95), p99: percentile(sorted, 99), max: sorted.at(-1) ?? Number.NaN };
 }
 
-async function metric(service: Service, name: string): Promise<string> {
-  const text = await (await fetch(`${service.url}/metrics`)).text();
-  return text
-    .split('\n')
-    .filter((line) => line.startsWith(name))
-    .join(', ');
-}
-
 async function main(): Promise<number> {
   const loadBefore = loadAverage();
   const catalog = writeCatalog();
@@ -259,7 +251,7 @@ async function main(): Promise<number> {
     console.log('');
     console.log(`failed calls: ${failures}${failures > 0 ? ` (${[...samples.failures].map(([k, v]) => `${k}: ${v}`).join('; ')})` : ''}`);
     console.log(`confirmations missing after ${SETTLE_MS / 1000} s: ${missing}; other webhooks received: ${receiver.other}`);
-    console.log(`service metrics: ${await metric(service, 'bookings_total{status="confirmed"}')}; ${await metric(service, 'ledger_imbalance')}; ${await metric(service, 'seats_reserved')}`);
+    console.log(`service metrics: ${await metricLines(service, 'bookings_total{status="confirmed"}')}; ${await metricLines(service, 'ledger_imbalance')}; ${await metricLines(service, 'seats_reserved')}`);
     console.log('');
 
     if (failures / Math.max(1, samples.calls) > MAX_FAILURE_RATE) {

@@ -2,9 +2,10 @@ import { MemoryBookingStore } from '../src/adapters/memory/bookings.ts';
 import { MemoryDeliveryLog } from '../src/adapters/memory/deliveries.ts';
 import { MemoryIdempotencyStore } from '../src/adapters/memory/idempotency.ts';
 import { MemoryIntentStore } from '../src/adapters/memory/intents.ts';
-import type { BookingStore, DeliveryLogStore, IdempotencyStore, IntentStore, LedgerStore, SchedulerStore } from '../src/core/ports.ts';
+import type { BookingStore, DeliveryLogStore, IdempotencyStore, IntentStore, LedgerStore, SchedulerStore, V2PaymentStore } from '../src/core/ports.ts';
 import { MemoryLedgerStore } from '../src/adapters/memory/ledger.ts';
 import { MemorySchedulerStore } from '../src/adapters/memory/scheduler.ts';
+import { MemoryV2PaymentStore } from '../src/adapters/memory/v2-payments.ts';
 import { loadConfig, type Config } from '../src/config.ts';
 import type { Booking } from '../src/core/bookings/booking.ts';
 import type { Clock } from '../src/core/clock.ts';
@@ -32,7 +33,9 @@ import { table } from './bench-support.ts';
  *      timer in all): the worst case of the intent store (a load test of long `delay` intents);
  *  (c) idempotency keys, each with the stored response of an intent creation;
  *  (d) webhook deliveries, finished, each with its body and one attempt;
- *  (e) bookings, finished, each with its inbox event and ledger transaction.
+ *  (e) bookings, finished, each with its inbox event and ledger transaction;
+ *  (f) payments of the /api/v2 API, auto-completed and all PENDING (their callbacks not
+ *      acknowledged): the worst case of that store, whose PENDING payments are never evicted.
  *
  * With `--full` it fills the stores of a real app instead, in a process of its own (see fullProcess).
  *
@@ -249,6 +252,35 @@ async function bookings(
   return { store, ledger };
 }
 
+async function v2Payments(count = COUNT, store: V2PaymentStore = new MemoryV2PaymentStore({ ttlMs: defaults.v2.paymentTtlMs, maxPayments: count })): Promise<V2PaymentStore> {
+  const clock = steppingClock();
+  const planned = Object.freeze({ status: 'PAYMENT_COMPLETED' as const, failureCode: null });
+  for (let n = 0; n < count; n++) {
+    clock.at(n);
+    const now = clock.now();
+    const b = JSON.parse(`{"version":"v2","tx_id":"tx_${n}","order_id":${n},"user_id":${n % 5000},"amount":${1000 + (n % 9000)},"callback_url":"http://ops:8000/api/orders/payment/webhook/v2/tx_${n}"}`) as Record<string, unknown>;
+    const txId = b.tx_id as string;
+    await store.begin({
+      id: `pay_${txId}`,
+      txId,
+      orderId: b.order_id as number,
+      userId: b.user_id as number,
+      amount: b.amount as number,
+      callbackUrl: b.callback_url as string,
+      status: 'PENDING',
+      failureCode: null,
+      scenario: 'approve',
+      createdAt: now,
+      decidedAt: null,
+      confirmedAt: null,
+      completedBy: null,
+      planned,
+    });
+    await store.decide(`pay_${txId}`, now);
+  }
+  return store;
+}
+
 /**
  * `--full`: the claim itself, in a fresh process (so nothing measured before inflates its RSS):
  * the service as `buildApp` makes it, every store filled to its default bound through the app's
@@ -265,10 +297,11 @@ async function fullProcess(): Promise<void> {
   await idempotencyKeys(idempotency.maxKeys, stores.idempotency);
   await deliveries(webhook.logMax, stores.deliveries);
   await bookings(bookingSettings.maxBookings, stores.bookings, stores.ledger);
+  await v2Payments(defaults.v2.maxPayments, stores.v2Payments);
   const heap = settledHeap();
   const { rss } = process.memoryUsage();
   console.log('');
-  console.log(`the service (buildApp) with every store at its default bound, in a fresh process: ${store.maxIntents.toLocaleString('en-US')} PENDING intents, ${idempotency.maxKeys.toLocaleString('en-US')} idempotency keys, ${webhook.logMax.toLocaleString('en-US')} deliveries, ${bookingSettings.maxBookings.toLocaleString('en-US')} bookings`);
+  console.log(`the service (buildApp) with every store at its default bound, in a fresh process: ${store.maxIntents.toLocaleString('en-US')} PENDING intents, ${idempotency.maxKeys.toLocaleString('en-US')} idempotency keys, ${webhook.logMax.toLocaleString('en-US')} deliveries, ${bookingSettings.maxBookings.toLocaleString('en-US')} bookings, ${defaults.v2.maxPayments.toLocaleString('en-US')} PENDING v2 payments`);
   console.log(`  heapUsed ${(heap / MIB).toFixed(0)} MiB, RSS ${(rss / MIB).toFixed(0)} MiB (target: RSS under 1,536 MiB) ${rss < 1536 * MIB ? 'met' : 'MISSED'}`);
   await app.close();
 }
@@ -297,7 +330,8 @@ rows.push(await measure('(b) intents, all PENDING, scheduler on the system clock
 rows.push(await measure('(c) idempotency keys, with an intent-creation response', () => idempotencyKeys()));
 rows.push(await measure('(d) webhook deliveries, finished, one attempt', () => deliveries()));
 rows.push(await measure('(e) bookings, confirmed, with inbox event and ledger transaction', () => bookings()));
-const [decided, pending, keys, logged, booked] = rows as [Row, Row, Row, Row, Row];
+rows.push(await measure('(f) v2 payments, all PENDING (callbacks not acknowledged)', () => v2Payments()));
+const [decided, pending, keys, logged, booked, paid] = rows as [Row, Row, Row, Row, Row, Row];
 
 const estimate = await idempotencyKeys();
 const estimatedPerKey = (await estimate.stats()).bytes / COUNT;
@@ -314,6 +348,7 @@ const parts: Array<[string, number, number]> = [
   ['idempotency keys', idempotency.maxKeys, keys.perRecord],
   ['webhook delivery log', webhook.logMax, logged.perRecord],
   ['bookings with their events and ledger entries', bookingSettings.maxBookings, booked.perRecord],
+  ['v2 payments (all PENDING, the worst case)', defaults.v2.maxPayments, paid.perRecord],
 ];
 let total = BASELINE_HEAP_MIB * MIB;
 console.log('');

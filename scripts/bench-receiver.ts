@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 
 /**
- * The webhook receiver of `make bench-webhooks` (scripts/bench-webhooks.ts), run as its own child
+ * The webhook receiver of `make bench-webhooks` (scripts/bench-webhooks.ts) and `make bench-v2`, run as its own child
  * process so that its CPU time is not mixed with the load generator's.
  *
  * It listens on 127.0.0.1, port 0, and writes one line `{"port": N}` to stdout once listening.
@@ -63,7 +63,8 @@ function record(body: string): number {
   receivedAt[i] = now;
   const created = field(body, 'created_at');
   createdAt[i] = created === undefined ? Number.NaN : Date.parse(created);
-  eventIds[i] = field(body, 'id') ?? '';
+  // The native and bookings payloads carry the event's `id`; a Payment Server v3 callback (bench-v2) names its payment.
+  eventIds[i] = field(body, 'id') ?? field(body, 'payment_id') ?? '';
   const status = MODE === 'flaky' && Math.random() < 0.5 ? 500 : 200;
   answered[i] = status;
   return status;

@@ -1,18 +1,21 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
+import { once, type EventEmitter } from 'node:events';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 
 /**
- * The process plumbing the benchmark scripts (bench.ts, bench-webhooks.ts, bench-bookings.ts)
- * share: children started with stdout on /dev/null (or a pipe) and stderr in a scratch file,
+ * The process plumbing the benchmark scripts (bench.ts, bench-webhooks.ts, bench-bookings.ts,
+ * bench-v2.ts) share: children started with stdout on /dev/null (or a pipe) and stderr in a scratch file,
  * waiting for /healthz, stopping them (SIGTERM, then SIGKILL), cleaning up on errors and on
  * SIGINT/SIGTERM, and the report's small helpers (environment integers, machine line, load
- * average, percentiles, tables). Importing it has no side effects; each script calls
+ * average, percentiles, tables), the receiver child (scripts/bench-receiver.ts), reading the
+ * service's JSON and metrics, and the typed autocannon loader. Importing it has no side effects; each script calls
  * `createBench` once its environment has been read.
  */
 
@@ -124,6 +127,72 @@ export function spawnChild(bench: Bench, name: string, args: string[], env: Node
   closeSync(err);
   bench.track(child);
   return { name, child, stderrPath };
+}
+
+/**
+ * Starts scripts/bench-receiver.ts in `mode` (BENCH_RECEIVER_MODE); it reports its port as the first
+ * line on stdout, and the rest of that pipe is drained so the child can never block on it.
+ */
+export async function startReceiverChild(bench: Bench, name: string, mode: 'ok' | 'flaky'): Promise<ServerChild> {
+  const c = spawnChild(bench, name, ['scripts/bench-receiver.ts'], { ...process.env, BENCH_RECEIVER_MODE: mode }, 'pipe');
+  const { child } = c;
+  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+  const first = new Promise<string>((resolve, reject) => {
+    lines.once('line', resolve);
+    child.once('exit', () => reject(exitedError(c, 'reporting its port')));
+  });
+  const line = await Promise.race([first, sleep(READY_TIMEOUT_MS, 'timeout' as const)]);
+  lines.close();
+  child.stdout?.resume();
+  if (line === 'timeout') throw new StartError(`${c.name} did not report its port within ${READY_TIMEOUT_MS} ms`);
+  const { port } = JSON.parse(line) as { port: number };
+  return { ...c, url: `http://127.0.0.1:${port}` };
+}
+
+/** GET `url` as JSON (10 s timeout); a non-2xx answer throws. */
+export async function getJson<T>(url: string): Promise<T> {
+  const response = await fetch(url, { signal: AbortSignal.timeout(10_000) });
+  if (!response.ok) throw new Error(`GET ${url} answered ${response.status}`);
+  return (await response.json()) as T;
+}
+
+/** The service's /metrics lines that start with `prefix`, joined for the report. */
+export async function metricLines(server: ServerChild, prefix: string): Promise<string> {
+  const text = await (await fetch(`${server.url}/metrics`)).text();
+  return text
+    .split('\n')
+    .filter((line) => line.startsWith(prefix))
+    .join(', ');
+}
+
+// autocannon ships no types and has no @types package; this is the part of its API the benchmarks use.
+export interface AutocannonRequest {
+  method?: string;
+  path?: string;
+  headers?: Record<string, string>;
+  body?: string;
+}
+export interface AutocannonOptions {
+  url: string;
+  connections: number;
+  duration: number;
+  method: string;
+  headers: Record<string, string>;
+  requests: Array<{ setupRequest: (request: AutocannonRequest) => AutocannonRequest }>;
+}
+export interface AutocannonResult {
+  requests: { average: number; total: number };
+  '2xx': number;
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+  duration: number;
+}
+export type AutocannonRun = EventEmitter & PromiseLike<AutocannonResult> & { stop(): void };
+/** Runs autocannon, loaded on first use so that importing this module loads nothing. */
+export function autocannon(options: AutocannonOptions): AutocannonRun {
+  const run = createRequire(import.meta.url)('autocannon') as (options: AutocannonOptions) => AutocannonRun;
+  return run(options);
 }
 
 /** Starts a server child on a free port of 127.0.0.1 (PORT and HOST set in `env`) and waits for its /healthz. */

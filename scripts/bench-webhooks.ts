@@ -2,18 +2,16 @@ import { execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
 import {
   createBench,
-  exitedError,
+  getJson,
   loadAverage,
   machine,
   positiveInt,
-  READY_TIMEOUT_MS,
   runBench,
-  spawnChild,
+  startReceiverChild,
   startServer,
   StartError,
   stopChild,
@@ -115,24 +113,9 @@ const { progress } = bench;
 /** Every intent gets its own reservation id, across runs. */
 let sequence = 0;
 
-/** The receiver reports its port as the first line on stdout; stderr goes to a file. */
 async function startReceiver(name: string, mode: 'ok' | 'flaky'): Promise<Receiver> {
-  const c = spawnChild(bench, `${name} receiver`, ['scripts/bench-receiver.ts'], { ...process.env, BENCH_RECEIVER_MODE: mode }, 'pipe');
-  const { child } = c;
-  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
-  const first = new Promise<string>((resolve, reject) => {
-    lines.once('line', resolve);
-    child.once('exit', () => reject(exitedError(c, 'reporting its port')));
-  });
-  const timeout = sleep(READY_TIMEOUT_MS, 'timeout' as const);
-  const line = await Promise.race([first, timeout]);
-  lines.close();
-  // Nothing more is written, but the pipe is drained so the child can never block on it.
-  child.stdout?.resume();
-  if (line === 'timeout') throw new StartError(`${c.name} did not report its port within ${READY_TIMEOUT_MS} ms`);
-  const { port } = JSON.parse(line) as { port: number };
-  const url = `http://127.0.0.1:${port}`;
-  return { ...c, url, hookUrl: `${url}/hook` };
+  const receiver = await startReceiverChild(bench, `${name} receiver`, mode);
+  return { ...receiver, hookUrl: `${receiver.url}/hook` };
 }
 
 function startService(name: string, env: Record<string, string>, nodeArgs: string[] = []): Promise<Service> {
@@ -146,12 +129,6 @@ function startService(name: string, env: Record<string, string>, nodeArgs: strin
   // Tracing would export to a collector; the benchmark measures the default, untraced service.
   delete childEnv.OTEL_EXPORTER_OTLP_ENDPOINT;
   return startServer(bench, `${name} service`, [...nodeArgs, 'src/server.ts'], childEnv);
-}
-
-async function getJson<T>(url: string): Promise<T> {
-  const response = await fetch(url, { signal: AbortSignal.timeout(10_000) });
-  if (!response.ok) throw new Error(`GET ${url} answered ${response.status}`);
-  return (await response.json()) as T;
 }
 
 /**

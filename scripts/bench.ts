@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
-import { once, type EventEmitter } from 'node:events';
-import { createRequire } from 'node:module';
+import { once } from 'node:events';
 import {
+  autocannon,
   createBench,
   loadAverage,
   machine,
@@ -13,6 +13,7 @@ import {
   StartError,
   stopChild,
   table,
+  type AutocannonRun,
   type ServerChild,
 } from './bench-support.ts';
 
@@ -39,30 +40,6 @@ const WARMUP_S = 2;
 const MAX_FAILURE_RATE = 0.001;
 const TARGET_RATIO = 0.5;
 const TARGET_P99_MS = 20;
-
-// autocannon ships no types and has no @types package; this is the part of its API used here.
-interface AutocannonRequest {
-  method?: string;
-  path?: string;
-  headers?: Record<string, string>;
-  body?: string;
-}
-interface AutocannonOptions {
-  url: string;
-  connections: number;
-  duration: number;
-  method: string;
-  headers: Record<string, string>;
-  requests: Array<{ setupRequest: (request: AutocannonRequest) => AutocannonRequest }>;
-}
-interface AutocannonResult {
-  requests: { average: number; total: number };
-  non2xx: number;
-  errors: number;
-  timeouts: number;
-}
-type AutocannonRun = EventEmitter & PromiseLike<AutocannonResult> & { stop(): void };
-const autocannon = createRequire(import.meta.url)('autocannon') as (options: AutocannonOptions) => AutocannonRun;
 
 interface Row {
   label: string;

@@ -6,6 +6,7 @@ import type { Stores } from './core/ports.ts';
 import type { RandomSource } from './core/random.ts';
 import bookingsDialect from './dialects/bookings/index.ts';
 import nativeDialect from './dialects/native/index.ts';
+import paymentServerV2Dialect from './dialects/payment-server-v2/index.ts';
 import paymentServiceDialect from './dialects/payment-service/index.ts';
 import { sendProblem } from './http/error-handler.ts';
 import { ErrorShapes } from './http/error-shapes.ts';
@@ -21,6 +22,7 @@ import metrics from './plugins/app/metrics.ts';
 import opsRoutes from './plugins/app/ops.ts';
 import requestContext, { bindRequestContext, childLoggerWithTraceId, requestIdFrom } from './plugins/app/request-context.ts';
 import stores from './plugins/app/stores.ts';
+import v2Payments from './plugins/app/v2-payments.ts';
 import webhooks from './plugins/app/webhooks.ts';
 import { registerSwagger } from './plugins/external/swagger.ts';
 import { registerUnderPressure } from './plugins/external/under-pressure.ts';
@@ -85,6 +87,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(webhooks);
   await app.register(eventLogs);
   await app.register(bookings);
+  await app.register(v2Payments);
   await registerUnderPressure(app, config);
   await registerSwagger(app, { publicUrl: config.publicUrl });
   await app.register(opsRoutes);
@@ -92,5 +95,6 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(nativeDialect);
   await app.register(bookingsDialect);
   await app.register(paymentServiceDialect);
+  await app.register(paymentServerV2Dialect);
   return app;
 }

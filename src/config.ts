@@ -3,6 +3,7 @@ import { envSchema } from 'env-schema';
 import { Type, type Static } from 'typebox';
 import { loadPerformancesFile } from './adapters/performances-file.ts';
 import { DEFAULT_PERFORMANCES, type Performance } from './core/bookings/performances.ts';
+import { SCENARIOS, type Scenario } from './core/scenario.ts';
 
 /**
  * Configuration comes from the environment only and is validated once, at start. A bad value
@@ -18,7 +19,10 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 export const LOG_FORMATS = ['json', 'pretty'] as const;
 export type LogFormat = (typeof LOG_FORMATS)[number];
 /** The variables whose value is one of a list, and that list (for the error message). */
-const CHOICES: Readonly<Record<string, readonly string[]>> = { LOG_LEVEL: LOG_LEVELS, LOG_FORMAT: LOG_FORMATS };
+const CHOICES: Readonly<Record<string, readonly string[]>> = { LOG_LEVEL: LOG_LEVELS, LOG_FORMAT: LOG_FORMATS, V2_DEFAULT_SCENARIO: SCENARIOS, V2_REQUIRE_AUTH: ['true', 'false'] };
+/** Variables whose value is never repeated in an error message. */
+const SECRET_VARIABLES: ReadonlySet<string> = new Set(['WEBHOOK_SECRET', 'WEBHOOK_SECRET_PREVIOUS', 'JWT_SECRET', 'PAYMENT_WEBHOOK_SECRET', 'SERVICE_AUTH_TOKEN']);
+const SCHEME_LIST = '(standard|legacy|stripe)\\s*(,\\s*(standard|legacy|stripe)\\s*)*';
 
 const Ms = (def: number, max = 86_400_000 * 365) => Type.Integer({ minimum: 0, maximum: max, default: def });
 const Count = (def: number, min = 0, max = 1_000_000_000) => Type.Integer({ minimum: min, maximum: max, default: def });
@@ -47,7 +51,7 @@ const EnvSchema = Type.Object({
   WEBHOOK_BACKOFF_MS: Ms(1000, 3_600_000),
   WEBHOOK_MAX_RPS: Count(500, 0, 1_000_000),
   WEBHOOK_SECRET_PREVIOUS: Type.Optional(Type.String({ minLength: 8 })),
-  WEBHOOK_SIGNATURE_SCHEMES: Type.String({ pattern: '^\\s*(standard|legacy|stripe)\\s*(,\\s*(standard|legacy|stripe)\\s*)*$', 'x-pattern-description': 'a comma-separated list of standard, legacy, stripe', default: 'standard,legacy' }),
+  WEBHOOK_SIGNATURE_SCHEMES: Type.String({ pattern: `^\\s*${SCHEME_LIST}$`, 'x-pattern-description': 'a comma-separated list of standard, legacy, stripe', default: 'standard,legacy' }),
   WEBHOOK_CONCURRENCY: Count(64, 1, 10_000),
   WEBHOOK_ORIGIN_CONCURRENCY: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })),
   WEBHOOK_QUEUE_MAX: Count(100_000, 1, 10_000_000),
@@ -80,6 +84,21 @@ const EnvSchema = Type.Object({
   JWT_SECRET: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
   BOOKING_TTL_MS: Ms(86_400_000),
   BOOKINGS_MAX: Count(100_000, 1),
+  // The Payment Server v3 API (/api/v2, document 001).
+  V2_DEFAULT_SCENARIO: Type.Union(
+    SCENARIOS.map((scenario) => Type.Literal(scenario)),
+    { default: 'approve' },
+  ),
+  V2_COMPLETE_DELAY_MS: Ms(0, 600_000),
+  // The document's own name for the callbacks' HMAC secret; unset: WEBHOOK_SECRET signs them.
+  PAYMENT_WEBHOOK_SECRET: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+  // Sent as `Authorization: Bearer …` with every callback; required of callers when V2_REQUIRE_AUTH=true.
+  SERVICE_AUTH_TOKEN: Type.Optional(Type.String({ maxLength: 4096, pattern: '^[\\x21-\\x7E]+$', 'x-pattern-description': 'visible ASCII characters (no spaces)' })),
+  V2_REQUIRE_AUTH: Type.Union([Type.Literal('true'), Type.Literal('false')], { default: 'false' }),
+  // Signature schemes sent besides X-Payment-Signature (none unless set).
+  V2_EXTRA_SIGNATURE_SCHEMES: Type.Optional(Type.String({ pattern: `^\\s*${SCHEME_LIST}$`, 'x-pattern-description': 'a comma-separated list of standard, legacy, stripe' })),
+  V2_PAYMENT_TTL_MS: Ms(86_400_000),
+  V2_PAYMENTS_MAX: Count(100_000, 1),
 });
 
 type Env = Static<typeof EnvSchema>;
@@ -144,6 +163,20 @@ export interface Config {
   };
   /** HS256 secret of the payment-service API's bearer tokens; unset: that endpoint answers 503. */
   jwtSecret: string | undefined;
+  /** The Payment Server v3 API (`/api/v2`, document 001). */
+  v2: {
+    defaultScenario: Scenario;
+    completeDelayMs: number;
+    /** PAYMENT_WEBHOOK_SECRET, else the webhook secret (WEBHOOK_SECRET or the generated one). */
+    webhookSecret: string;
+    serviceAuthToken: string | undefined;
+    /** Callers of /api/v2 must send `Authorization: Bearer <serviceAuthToken>`. */
+    requireAuth: boolean;
+    /** Signature schemes sent besides X-Payment-Signature. */
+    extraSchemes: readonly SignatureScheme[];
+    paymentTtlMs: number;
+    maxPayments: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -173,6 +206,9 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   if (env.MOCK_MIN_DELAY_MS > env.MOCK_MAX_DELAY_MS) {
     throw new ConfigError(`Invalid configuration: MOCK_MIN_DELAY_MS must be <= MOCK_MAX_DELAY_MS (got ${env.MOCK_MIN_DELAY_MS} > ${env.MOCK_MAX_DELAY_MS})`);
   }
+  if (env.V2_REQUIRE_AUTH === 'true' && env.SERVICE_AUTH_TOKEN === undefined) {
+    throw new ConfigError('Invalid configuration: V2_REQUIRE_AUTH=true needs SERVICE_AUTH_TOKEN (the token callers must send)');
+  }
   const performances = env.PERFORMANCES_FILE === undefined ? DEFAULT_PERFORMANCES : readCatalog(env.PERFORMANCES_FILE);
   const secret = env.WEBHOOK_SECRET ?? `whsec_${randomBytes(24).toString('base64')}`;
   return {
@@ -197,7 +233,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       backoffMaxMs: env.WEBHOOK_BACKOFF_MAX_MS,
       maxRps: env.WEBHOOK_MAX_RPS,
       previousSecret: env.WEBHOOK_SECRET_PREVIOUS,
-      schemes: Object.freeze([...new Set(env.WEBHOOK_SIGNATURE_SCHEMES.split(',').map((name) => name.trim() as SignatureScheme))]),
+      schemes: schemeList(env.WEBHOOK_SIGNATURE_SCHEMES),
       concurrency: env.WEBHOOK_CONCURRENCY,
       originConcurrency: env.WEBHOOK_ORIGIN_CONCURRENCY ?? Math.max(1, Math.ceil(env.WEBHOOK_CONCURRENCY / 2)),
       queueMax: env.WEBHOOK_QUEUE_MAX,
@@ -232,7 +268,22 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       maxBookings: env.BOOKINGS_MAX,
     },
     jwtSecret: env.JWT_SECRET,
+    v2: {
+      defaultScenario: env.V2_DEFAULT_SCENARIO as Scenario,
+      completeDelayMs: env.V2_COMPLETE_DELAY_MS,
+      webhookSecret: env.PAYMENT_WEBHOOK_SECRET ?? secret,
+      serviceAuthToken: env.SERVICE_AUTH_TOKEN,
+      requireAuth: env.V2_REQUIRE_AUTH === 'true',
+      extraSchemes: env.V2_EXTRA_SIGNATURE_SCHEMES === undefined ? Object.freeze([]) : schemeList(env.V2_EXTRA_SIGNATURE_SCHEMES),
+      paymentTtlMs: env.V2_PAYMENT_TTL_MS,
+      maxPayments: env.V2_PAYMENTS_MAX,
+    },
   };
+}
+
+/** A comma-separated list of scheme names, trimmed and without repeats; frozen (deliveries share it). */
+function schemeList(text: string): readonly SignatureScheme[] {
+  return Object.freeze([...new Set(text.split(',').map((name) => name.trim() as SignatureScheme))]);
 }
 
 /**
@@ -273,7 +324,7 @@ function describe(error: unknown, data: Record<string, unknown>): string {
     const words = e.keyword === 'pattern' ? patternWords(name) : undefined;
     const rule =
       e.keyword === 'const' && choices !== undefined ? `must be one of ${choices.join(', ')}` : words !== undefined ? `must be ${words}` : (e.message ?? 'is invalid');
-    const shown = name.startsWith('WEBHOOK_SECRET') || name === 'JWT_SECRET' ? '' : ` (got ${JSON.stringify(data[name])})`;
+    const shown = SECRET_VARIABLES.has(name) ? '' : ` (got ${JSON.stringify(data[name])})`;
     clauses.push(`${name} ${rule}${shown}`);
   }
   return `Invalid configuration: ${clauses.join('; ') || (error as Error).message}`;

@@ -24,7 +24,7 @@ export function loggerOptions(config: Pick<Config, 'logLevel'>): LoggerOptions {
     redact: {
       // Explicit paths only: pino compiles them into a direct lookup, where wildcards cost a walk of
       // every logged object (a measurable share of each request's time under load).
-      paths: ['authorization', 'headers.authorization', 'req.headers.authorization', 'err.headers.authorization', 'webhookSecret', 'config.webhookSecret', 'jwtSecret', 'config.jwtSecret', 'password', 'token'],
+      paths: ['authorization', 'headers.authorization', 'req.headers.authorization', 'err.headers.authorization', 'webhookSecret', 'config.webhookSecret', 'jwtSecret', 'config.jwtSecret', 'config.v2.webhookSecret', 'config.v2.serviceAuthToken', 'serviceAuthToken', 'password', 'token'],
       censor: '[redacted]',
     },
   };

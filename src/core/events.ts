@@ -1,6 +1,7 @@
 import type { Booking, InboxEvent, PaymentKind } from './bookings/booking.ts';
 import type { Delivery, DeliveryAttempt } from './deliveries.ts';
 import type { Intent } from './intents/intent.ts';
+import type { V2Payment } from './v2/payment.ts';
 
 /**
  * The in-process event bus: every state change a client could observe is published here, and
@@ -61,7 +62,21 @@ export interface DeliveryEvent {
   attempt?: Readonly<DeliveryAttempt>;
 }
 
-export type DomainEvent = PaymentEvent | BookingEvent | BookingPaymentEvent | InboxProcessedEvent | DeliveryEvent;
+/**
+ * A payment of the `/api/v2` API: created (PENDING), decided (auto-completion ran: PAYMENT_FAILED,
+ * or PENDING with its `payment.completed` callback out), completed (its callback was acknowledged,
+ * or it was confirmed by hand: `payment.completedBy` says which).
+ */
+export type V2PaymentEventType = 'v2.payment_created' | 'v2.payment_decided' | 'v2.payment_completed';
+
+export interface V2PaymentEvent {
+  id: string;
+  type: V2PaymentEventType;
+  occurredAt: number;
+  payment: Readonly<V2Payment>;
+}
+
+export type DomainEvent = PaymentEvent | BookingEvent | BookingPaymentEvent | InboxProcessedEvent | DeliveryEvent | V2PaymentEvent;
 
 export type EventHandler = (event: DomainEvent) => void;
 
@@ -101,6 +116,10 @@ const BOOKING_STATUS_EVENTS: ReadonlySet<string> = new Set<BookingEventType>(['b
 
 export function isBookingEvent(event: DomainEvent): event is BookingEvent {
   return BOOKING_STATUS_EVENTS.has(event.type);
+}
+
+export function isV2PaymentEvent(event: DomainEvent): event is V2PaymentEvent {
+  return event.type.startsWith('v2.');
 }
 
 export function isDeliveryEvent(event: DomainEvent): event is DeliveryEvent {

@@ -4,6 +4,7 @@ import type { BeginResult, StoredResponse } from './idempotency.ts';
 import type { Intent, IntentStatus } from './intents/intent.ts';
 import type { LedgerBalance, LedgerEntry, LedgerTransaction } from './ledger.ts';
 import type { HoldOutcome, SeatCounts, SeatView } from './seats.ts';
+import type { V2Completion, V2Payment, V2Status } from './v2/payment.ts';
 
 /**
  * The store ports: one async interface per kind of state the service keeps. Core talks only to
@@ -18,8 +19,8 @@ import type { HoldOutcome, SeatCounts, SeatView } from './seats.ts';
  * - Records go in and come out as copies: a caller can never change stored state by mutating
  *   what it was given or what it passed in.
  * - Stores are bounded (a maximum size and a TTL). Unfinished work (a PENDING intent, a pending
- *   booking, an undelivered webhook, an unprocessed inbox event) is never evicted: an insert
- *   that finds no room answers `{ ok: false, reason: 'full' }` instead.
+ *   booking, an undelivered webhook, an unprocessed inbox event, a PENDING /api/v2 payment) is
+ *   never evicted: an insert that finds no room answers that it is full instead.
  */
 
 export interface Page<T> {
@@ -209,6 +210,51 @@ export interface DisabledUrlStore {
   list(): Promise<Array<{ url: string; disabledAt: number }>>;
 }
 
+// ── payments of the Payment Server v3 API (/api/v2) ──────────────────────────────────────────
+
+export type V2BeginOutcome =
+  /** The tx_id was new: the payment is stored as given. */
+  | { kind: 'created'; payment: V2Payment }
+  /** The tx_id has a payment made by the same request: that payment, as it is now. */
+  | { kind: 'existing'; payment: V2Payment }
+  /** The tx_id has a payment made by another request (other order, user, amount or callback URL). */
+  | { kind: 'conflict'; payment: V2Payment }
+  /** The bound is reached and every stored payment is PENDING. */
+  | { kind: 'full' };
+
+export interface V2PaymentQuery {
+  /** At most this many payments. */
+  limit: number;
+  status?: V2Status | undefined;
+}
+
+export interface V2PaymentStore {
+  /**
+   * Stores the payment of a new tx_id, or says what its tx_id already has, in one step: of any
+   * number of concurrent requests with one tx_id exactly one creates.
+   */
+  begin(payment: V2Payment): Promise<V2BeginOutcome>;
+  get(id: string): Promise<V2Payment | undefined>;
+  /**
+   * Applies the planned outcome of a PENDING payment not decided yet: a decline becomes
+   * PAYMENT_FAILED; an approval stays PENDING with `decidedAt` (its callback is on its way).
+   */
+  decide(id: string, now: number): Promise<Transition<V2Payment>>;
+  /**
+   * PENDING → PAYMENT_COMPLETED. `callback`: only once decided and planned to complete, and
+   * `confirmedAt` is the decision's time (what the callback said); `manual`: any PENDING payment,
+   * `confirmedAt` = `now`.
+   */
+  complete(id: string, by: V2Completion, now: number): Promise<Transition<V2Payment>>;
+  /** Newest first (creation order), at most `limit`, optionally of one status. */
+  list(query: V2PaymentQuery): Promise<V2Payment[]>;
+  /** Payments held, by status. */
+  counts(): Promise<Record<V2Status, number>>;
+  stats(): Promise<StoreStats>;
+  /** Evicts finished payments (completed or failed) older than the TTL; returns how many. */
+  sweep(now: number): Promise<number>;
+}
+
 // ── scheduler of due work ────────────────────────────────────────────────────────────────────
 
 /** A piece of due work: `kind` names the handler (`intent.decide`), `key` the thing (`pay_…`). */
@@ -251,4 +297,5 @@ export interface Stores {
   deliveries: DeliveryLogStore;
   disabledUrls: DisabledUrlStore;
   scheduler: SchedulerStore;
+  v2Payments: V2PaymentStore;
 }

@@ -22,6 +22,8 @@ export interface ErrorShape {
   readonly prefixes: readonly string[];
   /** Statuses of the core codes this dialect answers; an unmapped code is a 500. */
   readonly statusOf: Partial<Record<ErrorCode, number>>;
+  /** The status of a problem when the dialect's API answers it with another (FastAPI answers bad input with 422, not 400). */
+  statusFor?(problem: Problem): number;
   /** Writes `problem` in the dialect's shape (status and headers are set by `sendProblem`). */
   render(reply: FastifyReply, problem: Problem): FastifyReply;
 }
@@ -29,7 +31,7 @@ export interface ErrorShape {
 /** Sends a problem in a dialect's shape, with its status, `Retry-After` and any extra headers. */
 export function sendProblem(reply: FastifyReply, shape: ErrorShape, problem: Problem): FastifyReply {
   reply.server.errorShapes?.notify(problem);
-  reply.code(problem.status).type('application/json; charset=utf-8');
+  reply.code(shape.statusFor?.(problem) ?? problem.status).type('application/json; charset=utf-8');
   if (problem.retryAfterS !== undefined) reply.header('retry-after', String(problem.retryAfterS));
   for (const [name, value] of Object.entries(problem.headers ?? {})) reply.header(name, value);
   return shape.render(reply, problem);

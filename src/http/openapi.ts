@@ -20,6 +20,8 @@ export const SECURITY = {
   bearer: 'bearerAuth',
   /** The bookings API's caller header. */
   user: 'userId',
+  /** The Payment Server v3 API's `SERVICE_AUTH_TOKEN` (needed with V2_REQUIRE_AUTH=true). */
+  service: 'serviceToken',
 } as const;
 
 export interface Example {
@@ -52,6 +54,10 @@ export const RESPONSE_HEADERS = {
     description: 'Present when there are more items: the `cursor` of the next page.',
     schema: { type: 'string', examples: ['bk_01KBA7Q4A6J3M8P1T5W9Y2C4HD'] },
   },
+  'WWW-Authenticate': {
+    description: 'How to authenticate: `Bearer` (RFC 6750).',
+    schema: { type: 'string', examples: ['Bearer'] },
+  },
   Link: {
     description: 'Present when there are more items: the next page, `rel="next"` (RFC 8288).',
     schema: { type: 'string', examples: ['</bookings/my?limit=100&cursor=bk_01KBA7Q4A6J3M8P1T5W9Y2C4HD>; rel="next"'] },
@@ -82,10 +88,10 @@ export function withExamples<T extends TSchema>(schema: T, examples: Examples): 
   return { ...schema, 'x-examples': examples } as T;
 }
 
-/** How one dialect documents its errors: a description and an example per status. */
+/** How one dialect documents its errors: a description and an example per status (and its own schema where the shape differs, as FastAPI's 422 does). */
 export interface ErrorDocs {
   schema: TSchema;
-  byStatus: Readonly<Record<number, { description: string; examples: Examples }>>;
+  byStatus: Readonly<Record<number, { description: string; examples: Examples; schema?: TSchema; headers?: readonly ResponseHeader[] }>>;
 }
 
 /**
@@ -98,10 +104,10 @@ export function errorResponses(docs: ErrorDocs, statuses: readonly number[], opt
     const base = docs.byStatus[status];
     if (base === undefined) throw new Error(`no documentation for error status ${status}`);
     const override = options.overrides?.[status] ?? {};
-    const headers: ResponseHeader[] = [];
+    const headers: ResponseHeader[] = [...(base.headers ?? [])];
     if (options.idempotent === true && status < 500) headers.push('Idempotent-Replayed');
     if (status === 503 || status === 429) headers.push('Retry-After');
-    return [status, documented(docs.schema, { description: override.description ?? base.description, examples: override.examples ?? base.examples, headers })] as const;
+    return [status, documented(base.schema ?? docs.schema, { description: override.description ?? base.description, examples: override.examples ?? base.examples, headers })] as const;
   });
   return Object.fromEntries(entries);
 }

@@ -6,6 +6,7 @@ import { MemoryIntentStore } from '../../src/adapters/memory/intents.ts';
 import { MemoryLedgerStore } from '../../src/adapters/memory/ledger.ts';
 import { MemorySchedulerStore } from '../../src/adapters/memory/scheduler.ts';
 import { MemorySeatStore } from '../../src/adapters/memory/seats.ts';
+import { MemoryV2PaymentStore } from '../../src/adapters/memory/v2-payments.ts';
 import { bookingStoreContract } from './contracts/bookings.contract.ts';
 import { deliveryLogContract } from './contracts/deliveries.contract.ts';
 import { disabledUrlStoreContract } from './contracts/disabled-urls.contract.ts';
@@ -14,6 +15,7 @@ import { intentStoreContract } from './contracts/intents.contract.ts';
 import { ledgerStoreContract } from './contracts/ledger.contract.ts';
 import { schedulerStoreContract } from './contracts/scheduler.contract.ts';
 import { seatStoreContract } from './contracts/seats.contract.ts';
+import { v2PaymentStoreContract } from './contracts/v2-payments.contract.ts';
 
 /** The shared port contracts against the in-memory back end; another back end adds its own file calling the same functions. */
 
@@ -25,3 +27,4 @@ ledgerStoreContract('memory', () => new MemoryLedgerStore());
 deliveryLogContract('memory', ({ ttlMs, maxDeliveries }) => new MemoryDeliveryLog({ ttlMs, maxDeliveries }));
 disabledUrlStoreContract('memory', () => new MemoryDisabledUrls());
 schedulerStoreContract('memory', () => new MemorySchedulerStore());
+v2PaymentStoreContract('memory', ({ ttlMs, maxPayments }) => new MemoryV2PaymentStore({ ttlMs, maxPayments }));

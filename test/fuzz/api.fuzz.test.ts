@@ -22,6 +22,9 @@ describe('the checks the fuzzer applies', () => {
     expect(pathSeen('//x/../api/v1/payments/methods?pad=1')).toBe('//api/v1/payments/methods');
     expect(dialectOf(pathSeen('//x/../api/v1/payments/methods'))).toBe('native');
     expect(dialectOf(pathSeen('/api/%761/payments/process'))).toBe('payment-service');
+    expect(dialectOf(pathSeen('/api/v2/payments/pay_tx_1'))).toBe('payment-server-v2');
+    expect(dialectOf(pathSeen('/api/%762/pending-payments'))).toBe('payment-server-v2');
+    expect(dialectOf(pathSeen('/api/v2x'))).toBe('native');
     expect(dialectOf(pathSeen('/bookingsX'))).toBe('native');
     expect(dialectOf(pathSeen('/nope'))).toBe('native');
   });
@@ -38,8 +41,21 @@ describe('the checks the fuzzer applies', () => {
     expect(shapeProblem('native', bookingsError)).toBe('native envelope: unexpected code');
     expect(shapeProblem('bookings', nativeError)).toBe('bookings shape: missing code');
     expect(shapeProblem('payment-service', { error: 'Not Found' })).toBe('payment-service shape: not one of the service\'s messages: "Not Found"');
-    for (const dialect of ['native', 'bookings', 'payment-service'] as const) expect(shapeProblem(dialect, fastifyDefault)).toBeDefined();
+    for (const dialect of ['native', 'bookings', 'payment-service', 'payment-server-v2'] as const) expect(shapeProblem(dialect, fastifyDefault)).toBeDefined();
     expect(shapeProblem('native', { error: { ...nativeError.error, message: 'boom\n    at handler (/app/src/x.ts:1:2)' } })).toBe('native envelope: the message shows internals');
+  });
+
+  it('knows FastAPI’s shape: a detail string, or for a 422 a list of pydantic problems', () => {
+    const issue = { type: 'greater_than_equal', loc: ['body', 'amount'], msg: 'Input should be greater than or equal to 1', input: 0, ctx: { ge: 1 } };
+    expect(shapeProblem('payment-server-v2', { detail: 'Not Found' }, 404)).toBeUndefined();
+    expect(shapeProblem('payment-server-v2', { detail: [issue, { type: 'json_invalid', loc: ['body', 3], msg: 'JSON decode error', input: {} }] }, 422)).toBeUndefined();
+    expect(shapeProblem('payment-server-v2', { detail: 'Bad' }, 422)).toBe('FastAPI shape: a 422 whose detail is not a list');
+    expect(shapeProblem('payment-server-v2', { detail: [issue] }, 400)).toBe('FastAPI shape: a 400 with a list of validation problems');
+    expect(shapeProblem('payment-server-v2', { detail: [] }, 422)).toBe('FastAPI shape: detail is neither a string nor a non-empty list');
+    expect(shapeProblem('payment-server-v2', { detail: [{ ...issue, loc: ['cookie', 'a'] }] }, 422)).toBe('FastAPI shape: bad loc ["cookie","a"]');
+    expect(shapeProblem('payment-server-v2', { detail: [{ ...issue, url: 'https://errors.pydantic.dev' }] }, 422)).toBe('FastAPI shape: item unexpected url');
+    expect(shapeProblem('payment-server-v2', { detail: 'x', code: 'NOT_FOUND' }, 404)).toBe('FastAPI shape: unexpected code');
+    expect(shapeProblem('payment-server-v2', { error: { code: 'NOT_FOUND', message: 'x', trace_id: '0'.repeat(32) } }, 404)).toBe('FastAPI shape: missing detail');
   });
 });
 

@@ -29,6 +29,8 @@ const ULID_PATTERN = /^\^([a-z]+)_\[0-9A-HJKMNP-TV-Z\]\{26\}\$$/;
 const KIND_BY_NAME: Record<string, string> = {
   payment_intent_id: 'pay',
   paymentIntentId: 'pay',
+  // The /api/v2 API's `pay_<tx_id>`.
+  payment_id: 'v2pay',
   bookingId: 'bk',
   booking_id: 'bk',
   reservationId: 'bk',
@@ -60,6 +62,8 @@ const DICTIONARY: Record<string, readonly Value[]> = {
   reservation_id: ['r1', 'r2', 'res-001'],
   paymentMethod: ['CREDIT_CARD', 'kakao_pay', 'naver_pay', 'bank_transfer', 'credit_card'],
   type: ['payment.approved', 'payment.failed'],
+  // A few tx_ids used again and again: repeats of one request (replays) and of another (409).
+  tx_id: ['tx_1001', 'tx_1002', 'tx_fuzz'],
 };
 
 /** Paths the local receiver answers by: 200, 410 Gone (disables the URL), 500 (retried), 302. */

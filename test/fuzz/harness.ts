@@ -10,6 +10,7 @@ import type { Stores } from '../../src/core/ports.ts';
 import { createRandom } from '../../src/core/random.ts';
 import { bookingsErrors } from '../../src/dialects/bookings/errors.ts';
 import { nativeErrors } from '../../src/dialects/native/errors.ts';
+import { v2Errors } from '../../src/dialects/payment-server-v2/errors.ts';
 import { MESSAGES, paymentServiceErrors } from '../../src/dialects/payment-service/errors.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
 import { closedPort, startReceiver, type Receiver } from '../helpers/receiver.ts';
@@ -42,9 +43,12 @@ export const FUZZ_ENV: Readonly<Record<string, string>> = Object.freeze({
   RANDOM_SEED: '42',
   LOG_LEVEL: 'error',
   JWT_SECRET: 'fuzz-jwt-secret-0123456789abcdef',
-  // Payments answer at once (the manual clock would otherwise hold them).
+  // Payments answer at once (the manual clock would otherwise hold them): the booking payments,
+  // and /api/v2 payments, whose answer waits for their decision (V2_COMPLETE_DELAY_MS is 0 by
+  // default; the `delay` scenario of X-Sim-Scenario waits DEFAULT_DELAY_DELAY_MS).
   MOCK_MIN_DELAY_MS: '0',
   MOCK_MAX_DELAY_MS: '0',
+  DEFAULT_DELAY_DELAY_MS: '0',
   // Holds lapse within a sequence's clock advances.
   SEAT_HOLD_MS: '60000',
   // No rate cap: its token bucket runs on the manual clock.
@@ -183,6 +187,7 @@ export const EFFECTS: { [S in keyof Stores]: Record<string, Judge> } = {
   deliveries: { insert: ok, update: defined, sweep: positive },
   disabledUrls: { disable: always, enable: (r) => r === true },
   scheduler: { schedule: always, cancel: (r) => r === true, claimDue: nonEmpty, complete: always },
+  v2Payments: { begin: kindIs('created'), decide: ok, complete: ok, sweep: positive },
 };
 
 export interface Change {
@@ -226,12 +231,13 @@ function instrument(stores: Stores, onChange: (change: Change, args: unknown[]) 
 
 // ── the error shapes, per dialect ───────────────────────────────────────────────────────────────
 
-export type DialectName = 'native' | 'bookings' | 'payment-service';
+export type DialectName = 'native' | 'bookings' | 'payment-service' | 'payment-server-v2';
 
 const OWNERS: Array<{ prefix: string; dialect: DialectName }> = [
   ...nativeErrors.prefixes.map((prefix) => ({ prefix, dialect: 'native' as const })),
   ...bookingsErrors.prefixes.map((prefix) => ({ prefix, dialect: 'bookings' as const })),
   ...paymentServiceErrors.prefixes.map((prefix) => ({ prefix, dialect: 'payment-service' as const })),
+  ...v2Errors.prefixes.map((prefix) => ({ prefix, dialect: 'payment-server-v2' as const })),
 ].sort((a, b) => b.prefix.length - a.prefix.length);
 
 /** The dialect that owns a path: the longest prefix at a segment boundary; the native shape for the rest. */
@@ -275,8 +281,26 @@ function keysAre(value: Record<string, unknown>, required: string[], optional: s
   return undefined;
 }
 
-/** Why `body` is not an error in `dialect`'s shape, or undefined when it is. */
-export function shapeProblem(dialect: DialectName, body: unknown): string | undefined {
+/** FastAPI's `loc` starts with where the problem is. */
+const FASTAPI_LOCATIONS = new Set(['body', 'query', 'header', 'path']);
+const PYDANTIC_TYPE = /^[a-z][a-z_]*$/;
+
+/** Why one item of FastAPI's validation `detail` is not one, or undefined when it is. */
+function fastApiIssueProblem(item: unknown): string | undefined {
+  if (item === null || typeof item !== 'object' || Array.isArray(item)) return 'an item is not an object';
+  const i = item as Record<string, unknown>;
+  const k = keysAre(i, ['type', 'loc', 'msg', 'input'], ['ctx']);
+  if (k !== undefined) return `item ${k}`;
+  if (typeof i.type !== 'string' || !PYDANTIC_TYPE.test(i.type)) return `bad type ${JSON.stringify(i.type)}`;
+  if (!Array.isArray(i.loc) || i.loc.length === 0 || !FASTAPI_LOCATIONS.has(i.loc[0] as string)) return `bad loc ${JSON.stringify(i.loc)}`;
+  if (!i.loc.every((part) => typeof part === 'string' || Number.isInteger(part))) return `bad loc ${JSON.stringify(i.loc)}`;
+  if (typeof i.msg !== 'string' || i.msg.length === 0 || INTERNALS.test(i.msg)) return 'bad msg';
+  if (i.ctx !== undefined && (i.ctx === null || typeof i.ctx !== 'object' || Array.isArray(i.ctx))) return 'ctx is not an object';
+  return undefined;
+}
+
+/** Why `body` is not an error in `dialect`'s shape (answered with `status`, when given), or undefined when it is. */
+export function shapeProblem(dialect: DialectName, body: unknown, status?: number): string | undefined {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) return 'not a JSON object';
   const b = body as Record<string, unknown>;
   switch (dialect) {
@@ -316,6 +340,24 @@ export function shapeProblem(dialect: DialectName, body: unknown): string | unde
       if (k !== undefined) return `payment-service shape: ${k}`;
       if (typeof b.error !== 'string') return 'payment-service shape: error is not a string';
       if (!KOREAN_MESSAGES.has(b.error) && !b.error.startsWith(`${MESSAGES.unknownField}: `) && !/^요청 본문의 JSON 형식이 올바르지 않습니다 \(\d+행 \d+열, 위치 \d+\)\.$/.test(b.error)) return `payment-service shape: not one of the service's messages: ${JSON.stringify(b.error)}`;
+      return undefined;
+    }
+    case 'payment-server-v2': {
+      // FastAPI's: {"detail": "<message>"}, or for a 422 {"detail": [{type, loc, msg, input, ctx?}, …]}.
+      const k = keysAre(b, ['detail']);
+      if (k !== undefined) return `FastAPI shape: ${k}`;
+      if (typeof b.detail === 'string') {
+        if (status === 422) return 'FastAPI shape: a 422 whose detail is not a list';
+        if (b.detail.length === 0) return 'FastAPI shape: empty detail';
+        if (INTERNALS.test(b.detail)) return 'FastAPI shape: the detail shows internals';
+        return undefined;
+      }
+      if (!Array.isArray(b.detail) || b.detail.length === 0) return 'FastAPI shape: detail is neither a string nor a non-empty list';
+      if (status !== undefined && status !== 422) return `FastAPI shape: a ${status} with a list of validation problems`;
+      for (const item of b.detail as unknown[]) {
+        const problem = fastApiIssueProblem(item);
+        if (problem !== undefined) return `FastAPI shape: ${problem}`;
+      }
       return undefined;
     }
   }
@@ -468,6 +510,8 @@ class Target {
       imbalance: await s.ledger.imbalance(),
       deliveries: (await s.deliveries.stats()).size,
       disabledUrls: (await s.disabledUrls.list()).length,
+      v2Payments: JSON.stringify(await s.v2Payments.counts()),
+      v2Stored: (await s.v2Payments.stats()).size,
     };
     for (const kind of this.jobKinds) snap[`jobs:${kind}`] = await s.scheduler.count(kind);
     return snap;
@@ -547,7 +591,7 @@ export async function runSequence(env: Environment, steps: readonly Step[], stat
           violations.push(`a ${status} whose body is not JSON`);
         }
         if (body !== undefined) {
-          const problem = shapeProblem(dialect, body);
+          const problem = shapeProblem(dialect, body, status);
           if (problem !== undefined) violations.push(`a ${status} not in the ${dialect} error shape (${problem})`);
         }
         if (status === 405 && response.headers.allow === undefined) violations.push('a 405 without Allow');

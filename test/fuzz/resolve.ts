@@ -58,6 +58,9 @@ export class World {
     } else if (Array.isArray(body)) {
       for (const item of body) this.harvest(item);
     } else if (body !== null && typeof body === 'object') {
+      // The /api/v2 API's ids are `pay_<tx_id>`, no ULID: known by the field that holds them.
+      const v2Id = (body as Record<string, unknown>).payment_id;
+      if (typeof v2Id === 'string') this.add('v2pay', v2Id);
       for (const value of Object.values(body)) this.harvest(value);
     }
   }

@@ -63,6 +63,19 @@ describe('405 with Allow for a known path and another method', () => {
   });
 });
 
+describe('a percent-encoded path takes the shape of the path the router sees (found by the fuzzer)', () => {
+  it.each([
+    ['PATCH', '/event%73?bookingId=bk_x', 405, 'GET, HEAD', bookings('METHOD_NOT_ALLOWED', 'PATCH is not allowed on /event%73; use GET, HEAD.')],
+    ['GET', '/api/v%32/nope', 404, undefined, { detail: 'Not Found' }],
+    ['DELETE', '/api/%762/payments', 405, 'POST', { detail: 'Method Not Allowed' }],
+    ['GET', '/bookings%2Fmy', 404, undefined, native('NOT_FOUND', 'No route GET /bookings%2Fmy.')],
+  ] as const)('%s %s', async (method, url, status, allow, body) => {
+    const t = await app();
+    const res = await t.app.inject({ method, url, headers: USER });
+    expect([res.statusCode, res.headers.allow, res.json()]).toEqual([status, allow, body]);
+  });
+});
+
 describe('a body no route takes does not hide the 404 or 405 (found by the fuzzer)', () => {
   it.each([
     ['POST', '/v1/sim/webhook/TEST', '{}x', 'application/json', 404, undefined, native('NOT_FOUND', 'No route POST /v1/sim/webhook/TEST.')],

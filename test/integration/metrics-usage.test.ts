@@ -92,11 +92,11 @@ describe('end-to-end webhook latency', () => {
 describe('store fill', () => {
   it('store_records and store_capacity per bounded store, read when scraped', async () => {
     const rx = await receiver();
-    const t = await app({ STORE_MAX_INTENTS: '50', IDEMPOTENCY_MAX_KEYS: '40', WEBHOOK_LOG_MAX: '30', BOOKINGS_MAX: '20' });
+    const t = await app({ STORE_MAX_INTENTS: '50', IDEMPOTENCY_MAX_KEYS: '40', WEBHOOK_LOG_MAX: '30', BOOKINGS_MAX: '20', V2_PAYMENTS_MAX: '10' });
     const empty = await metricsText(t);
-    const stores = ['intents', 'idempotency_keys', 'webhook_deliveries', 'bookings'];
-    expect(stores.map((s) => metricSample(empty, `store_records{store="${s}"}`))).toEqual([0, 0, 0, 0]);
-    expect(stores.map((s) => metricSample(empty, `store_capacity{store="${s}"}`))).toEqual([50, 40, 30, 20]);
+    const stores = ['intents', 'idempotency_keys', 'webhook_deliveries', 'bookings', 'v2_payments'];
+    expect(stores.map((s) => metricSample(empty, `store_records{store="${s}"}`))).toEqual([0, 0, 0, 0, 0]);
+    expect(stores.map((s) => metricSample(empty, `store_capacity{store="${s}"}`))).toEqual([50, 40, 30, 20, 10]);
 
     for (let i = 0; i < 3; i++) {
       const res = await t.app.inject({ method: 'POST', url: '/v1/sim/intent', headers: { 'idempotency-key': `key-${i}` }, payload: { reservation_id: `r-${i}`, amount: 100, webhook_url: rx.url() } });
@@ -107,10 +107,12 @@ describe('store fill', () => {
     expect(booked.statusCode).toBe(201);
     await t.clock.advance(200);
     await rx.waitFor(3);
+    const paid = await t.app.inject({ method: 'POST', url: '/api/v2/payments', payload: { tx_id: 'tx_fill', order_id: 1, user_id: 1, amount: 100, callback_url: rx.url() } });
+    expect(paid.json().status).toBe('PAYMENT_COMPLETED');
 
     const text = await metricsText(t);
-    expect(stores.map((s) => metricSample(text, `store_records{store="${s}"}`))).toEqual([4, 3, 3, 1]);
-    expect(stores.map((s) => metricSample(text, `store_capacity{store="${s}"}`))).toEqual([50, 40, 30, 20]);
+    expect(stores.map((s) => metricSample(text, `store_records{store="${s}"}`))).toEqual([4, 3, 4, 1, 1]);
+    expect(stores.map((s) => metricSample(text, `store_capacity{store="${s}"}`))).toEqual([50, 40, 30, 20, 10]);
     expect(text).toContain('# TYPE store_records gauge');
     expect(text).toContain('# TYPE store_capacity gauge');
   });
@@ -121,7 +123,7 @@ describe('store fill', () => {
     const id = await approved(t, { reservation_id: 'r-p', amount: 100 });
     expect((await t.app.inject({ method: 'POST', url: `/v1/sim/intents/${id}/refund`, payload: {} })).statusCode).toBe(200);
     const text = await metricsText(t);
-    for (const family of ['refunds_total', 'refunded_amount_total', 'webhook_attempts_total', 'webhook_retries_total', 'webhook_delivery_latency_seconds', 'store_records', 'store_capacity']) {
+    for (const family of ['refunds_total', 'refunded_amount_total', 'webhook_attempts_total', 'webhook_retries_total', 'webhook_delivery_latency_seconds', 'store_records', 'store_capacity', 'v2_payments_total']) {
       expect(text).toContain(`# TYPE ${family} `);
     }
     const { code, output } = await promtoolCheckMetrics(text);

@@ -4,7 +4,8 @@ import newman, { type NewmanRunSummary } from 'newman';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildCollection, COLLECTION_PATH, countRequests } from '../../scripts/postman.ts';
 import { ServerProcess } from '../helpers/child.ts';
-import { startReceiver, type Receiver } from '../helpers/receiver.ts';
+import { closedPort, startReceiver, type Receiver } from '../helpers/receiver.ts';
+import { runPython, pythonVerify, tsVerify } from '../helpers/v2.ts';
 
 /**
  * The committed Postman collection (postman/paysim.postman_collection.json, `make postman`) run
@@ -28,6 +29,7 @@ const ERROR_PATHS: Record<string, number> = {
   'Re-enable a URL disabled after 410 Gone': 404,
   "Cancel one of the caller's pending bookings": 400,
   'Pay a pending booking in one step (JWT)': 400,
+  'Confirm a PENDING payment by hand': 400,
   // Variation Tests.
   'Create a payment intent[amount 0 → 400]': 400,
   'Create a payment intent[not JSON → 415]': 415,
@@ -45,10 +47,17 @@ const ERROR_PATHS: Record<string, number> = {
   'Pay a pending booking in one step (JWT)[invalid token → 403]': 403,
   'Pay a pending booking in one step (JWT)[no reservationId → 400]': 400,
   'Pay a pending booking in one step (JWT)[unknown booking → 404]': 404,
+  'Create a payment: auto-completed, with a signed callback[amount 0 → 422]': 422,
+  'Create a payment: auto-completed, with a signed callback[tx_id reused with another amount → 409]': 409,
+  'Create a payment: auto-completed, with a signed callback[not JSON → 415]': 415,
+  'One payment[unknown id → 404]': 404,
+  'Every payment held: the counts by status, and the newest payments by id[limit 0 → 422]': 422,
+  'Confirm a PENDING payment by hand[unknown payment → 404]': 404,
   // Integration Tests.
   'Refund the cancelled intent → 409': 409,
   'Cancel it again → 400': 400,
   'Pay it again → 400': 400,
+  'Confirm it again → 400': 400,
 };
 
 interface Item {
@@ -109,7 +118,9 @@ describe('the Postman collection', () => {
     let server: ServerProcess;
     let origin: string;
     let receiver: Receiver;
+    let downPort: number;
     beforeAll(async () => {
+      downPort = await closedPort();
       receiver = await startReceiver();
       // Decisions and card payments at once (the collection would wait for them, only longer).
       server = new ServerProcess({ JWT_SECRET, WEBHOOK_SECRET, DEFAULT_APPROVE_DELAY_MS: '0', MOCK_MIN_DELAY_MS: '0', MOCK_MAX_DELAY_MS: '0' });
@@ -138,6 +149,8 @@ describe('the Postman collection', () => {
         { key: 'baseUrl', value: origin },
         { key: 'bearerToken', value: token },
         { key: 'webhookUrl', value: receiver.url('/webhooks/payments') },
+        { key: 'v2CallbackUrl', value: receiver.url('/api/orders/payment/webhook/v2/tx_1001') },
+        { key: 'v2FailingCallbackUrl', value: `http://127.0.0.1:${downPort}/api/orders/payment/webhook/v2/tx_1002` },
       ]);
       const { stats, executions, failures } = summary.run;
 
@@ -183,10 +196,17 @@ describe('the Postman collection', () => {
       }
       expect(new Set(Object.values(ERROR_PATHS))).toEqual(new Set([400, 401, 403, 404, 409, 415, 422]));
 
-      // The test webhook the collection sends arrived at {{webhookUrl}}: the only one (no intent has a webhook_url).
-      const [webhook] = await receiver.waitFor(1);
+      // The test webhook the collection sends arrived at {{webhookUrl}} (no intent has a webhook_url), and the one
+      // v2 payment with a working callback URL called back, signed as source document 001 says.
+      await receiver.waitFor(2);
+      expect(receiver.requests).toHaveLength(2);
+      const [webhook] = receiver.requests.filter((r) => r.url === '/webhooks/payments');
       expect(JSON.parse(webhook!.body)).toMatchObject({ type: 'payment.approved' });
-      expect(receiver.requests).toHaveLength(1);
+      const [callback] = receiver.requests.filter((r) => r.url === '/api/orders/payment/webhook/v2/tx_1001');
+      expect(JSON.parse(callback!.body)).toMatchObject({ version: 'v2', payment_id: 'pay_tx_1001', status: 'PAYMENT_COMPLETED' });
+      const signature = String(callback!.headers['x-payment-signature']);
+      expect(tsVerify(callback!.body, signature, WEBHOOK_SECRET)).toBe(true);
+      if (runPython) expect(pythonVerify(callback!.body, signature, WEBHOOK_SECRET).valid).toBe(true);
 
       expect(Date.now() - started, 'the run stays quick').toBeLessThan(20_000);
     }, 30_000);

@@ -4,10 +4,11 @@ import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXAMPLE_IDS as BOOKING_IDS, EXAMPLE_USER } from '../../src/dialects/bookings/examples.ts';
 import { EXAMPLE_GONE_URL, EXAMPLE_IDS as NATIVE_IDS, EXAMPLE_WEBHOOK_URL } from '../../src/dialects/native/examples.ts';
+import { EXAMPLE_CALLBACK_URL, EXAMPLE_DOWN_CALLBACK_URL, EXAMPLE_IDS as V2_IDS } from '../../src/dialects/payment-server-v2/examples.ts';
 import { EXAMPLE_BOOKING_ID } from '../../src/dialects/payment-service/examples.ts';
 import { isHttpUrl } from '../../src/http/validators.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
-import { eventually, startReceiver, type Receiver } from '../helpers/receiver.ts';
+import { closedPort, eventually, startReceiver, type Receiver } from '../helpers/receiver.ts';
 import { deliveryWhen } from '../helpers/webhooks.ts';
 
 /**
@@ -67,6 +68,9 @@ describe('OpenAPI examples, sent to the service', () => {
   let doc: { paths: Record<string, Partial<Record<(typeof METHODS)[number], Operation>>>; webhooks: Record<string, { post: Operation }>; components: Json };
   let ajv: Ajv2020;
   let token: string;
+  /** Where nothing listens: a callback receiver that is down. */
+  let downPort: number;
+  let v2Payments = 0;
   const validators = new Map<string, ValidateFunction>();
 
   /** Lets the manual clock run due work (a zero processing delay, decisions) until `promise` settles. */
@@ -108,6 +112,13 @@ describe('OpenAPI examples, sent to the service', () => {
     return id;
   }
 
+  /** A v2 payment of a fresh tx_id (the examples' own tx_ids stay theirs): completed when its callback goes to the receiver, PENDING when it goes nowhere. */
+  async function v2Payment(callbackUrl: string, status: string): Promise<string> {
+    const res = await call('POST', '/api/v2/payments', { tx_id: `tx_fixture_${++v2Payments}`, order_id: 1, user_id: 1, amount: 1000, callback_url: callbackUrl });
+    expect(res.json().status).toBe(status);
+    return res.json().payment_id;
+  }
+
   /** Each example id or URL, and how to make a real one for one request. */
   const fixtures: Record<string, () => Promise<string>> = {
     [NATIVE_IDS.pendingIntent]: async () => (await call('POST', '/v1/sim/intent', { reservation_id: 'rsv_fixture', amount: 1000, scenario: 'delay', delay_ms: 600_000 })).json().payment_intent_id,
@@ -135,6 +146,10 @@ describe('OpenAPI examples, sent to the service', () => {
       return id;
     },
     [EXAMPLE_BOOKING_ID]: () => newBooking(),
+    [EXAMPLE_CALLBACK_URL]: async () => receiver.url('/api/orders/payment/webhook/v2/tx_1001'),
+    [EXAMPLE_DOWN_CALLBACK_URL]: async () => `http://127.0.0.1:${downPort}/api/orders/payment/webhook/v2/tx_1002`,
+    [V2_IDS.completed]: () => v2Payment(receiver.url('/api/orders/payment/webhook/v2/fixture'), 'PAYMENT_COMPLETED'),
+    [V2_IDS.pending]: () => v2Payment(`http://127.0.0.1:${downPort}/fixture`, 'PENDING'),
   };
 
   /** Replaces every example id or URL in `value` (strings, recursively) with a real one made for this request. */
@@ -176,6 +191,7 @@ describe('OpenAPI examples, sent to the service', () => {
 
   beforeAll(async () => {
     receiver = await startReceiver((req) => ({ status: req.url === '/webhooks/retired' ? 410 : 200, body: 'ok' }));
+    downPort = await closedPort();
     t = await buildTestApp({ JWT_SECRET, MOCK_MIN_DELAY_MS: '0', MOCK_MAX_DELAY_MS: '0', WEBHOOK_SIGNATURE_SCHEMES: 'standard,legacy,stripe' }, { clockStart: Date.now() });
     const res = await t.app.inject({ url: '/openapi.json' });
     doc = res.json();
@@ -260,6 +276,21 @@ describe('OpenAPI examples, sent to the service', () => {
     await receiver.waitFor(1);
     const types = new Set<string>();
     for (const req of receiver.requests.filter((r) => r.url !== '/webhooks/retired')) {
+      const v2Event = req.headers['x-payment-event'];
+      if (typeof v2Event === 'string') {
+        // A Payment Server v3 callback: its event is a header, its headers its own.
+        const hook = doc.webhooks[`v2.${v2Event}`];
+        expect(hook, `v2.${v2Event} is documented`).toBeDefined();
+        const post = (hook as { post: Operation }).post;
+        expectValid(post.requestBody?.content['application/json']?.schema, JSON.parse(req.body), `webhook v2.${v2Event}`);
+        const documentedHeaders = new Set((post.parameters ?? []).map((p) => p.name));
+        for (const name of ['x-payment-event', 'x-payment-signature', 'x-payment-webhook-id']) {
+          expect(documentedHeaders.has(name), `${name} is documented`).toBe(true);
+          expect(req.headers[name], `v2.${v2Event} carries ${name}`).toBeTruthy();
+        }
+        types.add(`v2.${v2Event}`);
+        continue;
+      }
       const body = JSON.parse(req.body) as { type: string };
       const hook = doc.webhooks[body.type];
       expect(hook, `${body.type} is documented`).toBeDefined();
@@ -272,6 +303,6 @@ describe('OpenAPI examples, sent to the service', () => {
       }
       types.add(body.type);
     }
-    expect([...types].sort()).toEqual(expect.arrayContaining(['booking.cancelled', 'booking.confirmed', 'payment.approved', 'payment.refunded']));
+    expect([...types].sort()).toEqual(expect.arrayContaining(['booking.cancelled', 'booking.confirmed', 'payment.approved', 'payment.refunded', 'v2.payment.completed']));
   });
 });

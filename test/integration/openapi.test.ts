@@ -66,6 +66,7 @@ describe('OpenAPI document', () => {
         'GET /v1/sim/webhooks/deliveries', 'POST /v1/sim/webhooks/deliveries/{id}/replay', 'POST /v1/sim/webhook/test', 'GET /v1/sim/webhooks/disabled-urls', 'DELETE /v1/sim/webhooks/disabled-urls',
         'POST /bookings', 'POST /payments/execute', 'GET /bookings/my', 'DELETE /bookings/my', 'GET /performances', 'GET /performances/{id}/seats', 'GET /events', 'GET /ledger', 'GET /ledger/balances',
         'GET /api/v1/payments/methods', 'POST /api/v1/payments/process', 'GET /health',
+        'POST /api/v2/payments', 'POST /api/v2/confirm-payment', 'GET /api/v2/pending-payments', 'GET /api/v2/payments/{payment_id}',
       ].sort(),
     );
     // Hidden routes stay out of the document.
@@ -102,7 +103,8 @@ describe('OpenAPI document', () => {
       }
     }
     expect(problems).toEqual([]);
-    expect(Object.keys(doc.components.headers).sort()).toEqual(['Idempotent-Replayed', 'Link', 'Retry-After', 'X-Next-Cursor', 'X-Request-Id']);
+    expect(Object.keys(doc.components.headers).sort()).toEqual(['Idempotent-Replayed', 'Link', 'Retry-After', 'WWW-Authenticate', 'X-Next-Cursor', 'X-Request-Id']);
+    expect(Object.keys(doc.paths['/api/v2/payments']!.post!.responses!['401']!.headers!)).toEqual(['X-Request-Id', 'WWW-Authenticate', 'Idempotent-Replayed']);
     expect(Object.keys(doc.paths['/metrics']!.get!.responses!['200']!.content!)).toEqual(['text/plain']);
     expect(Object.keys(doc.paths['/bookings/my']!.get!.responses!['200']!.headers!)).toEqual(['X-Request-Id', 'X-Next-Cursor', 'Link']);
   });
@@ -112,7 +114,12 @@ describe('OpenAPI document', () => {
     expect(doc.components.securitySchemes).toEqual({
       bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: expect.any(String) },
       userId: { type: 'apiKey', in: 'header', name: 'x-user-id', description: expect.any(String) },
+      serviceToken: { type: 'http', scheme: 'bearer', description: expect.any(String) },
     });
+    // /api/v2 takes SERVICE_AUTH_TOKEN only with V2_REQUIRE_AUTH=true: no requirement, or the token.
+    for (const [path, method] of [['/api/v2/payments', 'post'], ['/api/v2/confirm-payment', 'post'], ['/api/v2/pending-payments', 'get'], ['/api/v2/payments/{payment_id}', 'get']] as const) {
+      expect(doc.paths[path]![method]!.security, path).toEqual([{}, { serviceToken: [] }]);
+    }
     const process = doc.paths['/api/v1/payments/process']!.post!;
     expect(process.security).toEqual([{ bearerAuth: [] }]);
     // The token is sent by "Authorize", not typed into a header field.
@@ -152,9 +159,15 @@ describe('OpenAPI document', () => {
     expect(Object.keys(doc.components.schemas)).toEqual(
       expect.arrayContaining(['PaymentIntent', 'NativeError', 'WebhookDelivery', 'Booking', 'BookingsError', 'ProcessPaymentRequest', 'PaymentServiceError', 'PaymentWebhook', 'BookingWebhook']),
     );
-    expect(Object.keys(doc.webhooks).sort()).toEqual([...DELIVERED_BOOKING_EVENTS, ...DELIVERED_PAYMENT_EVENTS].sort());
+    expect(Object.keys(doc.webhooks).sort()).toEqual([...DELIVERED_BOOKING_EVENTS, ...DELIVERED_PAYMENT_EVENTS, 'v2.payment.completed', 'v2.payment.failed'].sort());
     for (const [event, item] of Object.entries(doc.webhooks)) {
       const post = item.post!;
+      if (event.startsWith('v2.')) {
+        // Source document 001's callback: its own headers, no WEBHOOK_SIGNATURE_SCHEMES.
+        expect(post.requestBody?.content?.['application/json']?.schema, event).toEqual({ $ref: '#/components/schemas/V2Callback' });
+        expect((post.parameters ?? []).map((p) => p.name)).toEqual(['x-payment-event', 'x-payment-signature', 'x-payment-webhook-id', 'authorization']);
+        continue;
+      }
       expect(post.requestBody?.content?.['application/json']?.schema, event).toEqual({ $ref: event.startsWith('payment.') ? '#/components/schemas/PaymentWebhook' : '#/components/schemas/BookingWebhook' });
       expect((post.parameters ?? []).map((p) => p.name)).toEqual(['webhook-id', 'webhook-timestamp', 'webhook-signature', 'x-webhook-id', 'x-timestamp', 'x-signature', 'stripe-signature']);
     }
@@ -167,6 +180,12 @@ describe('OpenAPI document', () => {
       const post = item.post!;
       const body = JSON.stringify(Object.values(post.requestBody!.content!['application/json']!.examples!)[0]!.value);
       const h = Object.fromEntries((post.parameters ?? []).map((p) => [p.name, String(p.example)]));
+      if (event.startsWith('v2.')) {
+        // The document's verify_webhook_signature: base64 HMAC-SHA256 of the raw body, keyed by the secret's UTF-8 bytes.
+        expect(h['x-payment-signature'], event).toBe(createHmac('sha256', Buffer.from(EXAMPLE_WEBHOOK_SECRET, 'utf8')).update(body).digest('base64'));
+        expect(h['x-payment-event'], event).toBe(event.slice('v2.'.length));
+        continue;
+      }
       expect(h['webhook-id'], event).toBe(JSON.parse(body).id);
       const standard = new Webhook(EXAMPLE_WEBHOOK_SECRET).sign(h['webhook-id']!, new Date(Number(h['webhook-timestamp']) * 1000), body);
       expect(h['webhook-signature'], event).toBe(standard);

@@ -65,6 +65,17 @@ describe('loadConfig defaults', () => {
         maxBookings: 100_000,
       },
       jwtSecret: undefined,
+      v2: {
+        defaultScenario: 'approve',
+        completeDelayMs: 0,
+        // No PAYMENT_WEBHOOK_SECRET: the callbacks are signed with the (generated) webhook secret.
+        webhookSecret: expect.stringMatching(GENERATED_SECRET),
+        serviceAuthToken: undefined,
+        requireAuth: false,
+        extraSchemes: [],
+        paymentTtlMs: 86_400_000,
+        maxPayments: 100_000,
+      },
     });
   });
 
@@ -141,6 +152,14 @@ describe('loadConfig values', () => {
       JWT_SECRET: 'your-secret-key-change-in-production',
       BOOKING_TTL_MS: '3600000',
       BOOKINGS_MAX: '10',
+      V2_DEFAULT_SCENARIO: 'random',
+      V2_COMPLETE_DELAY_MS: '2000',
+      PAYMENT_WEBHOOK_SECRET: 'your_webhook_secret_key',
+      SERVICE_AUTH_TOKEN: 'ops-token-123',
+      V2_REQUIRE_AUTH: 'true',
+      V2_EXTRA_SIGNATURE_SCHEMES: 'legacy, standard,legacy',
+      V2_PAYMENT_TTL_MS: '600000',
+      V2_PAYMENTS_MAX: '7',
     });
     expect(config).toEqual({
       port: 3000,
@@ -184,6 +203,16 @@ describe('loadConfig values', () => {
         maxBookings: 10,
       },
       jwtSecret: 'your-secret-key-change-in-production',
+      v2: {
+        defaultScenario: 'random',
+        completeDelayMs: 2000,
+        webhookSecret: 'your_webhook_secret_key',
+        serviceAuthToken: 'ops-token-123',
+        requireAuth: true,
+        extraSchemes: ['legacy', 'standard'],
+        paymentTtlMs: 600_000,
+        maxPayments: 7,
+      },
     });
   });
 
@@ -308,6 +337,35 @@ describe('webhook configuration rules', () => {
   it('defaults the per-origin concurrency to half the pool, at least 1', () => {
     expect(loadConfig({ WEBHOOK_CONCURRENCY: '1' }).webhook.originConcurrency).toBe(1);
     expect(loadConfig({ WEBHOOK_CONCURRENCY: '9' }).webhook.originConcurrency).toBe(5);
+  });
+});
+
+describe('Payment Server v3 (/api/v2) configuration rules', () => {
+  it('the callbacks are signed with PAYMENT_WEBHOOK_SECRET, else with WEBHOOK_SECRET', () => {
+    expect(loadConfig({ WEBHOOK_SECRET: 'whsec_main_secret' }).v2.webhookSecret).toBe('whsec_main_secret');
+    expect(loadConfig({ WEBHOOK_SECRET: 'whsec_main_secret', PAYMENT_WEBHOOK_SECRET: 'doc-secret' }).v2.webhookSecret).toBe('doc-secret');
+    const generated = loadConfig({});
+    expect(generated.v2.webhookSecret).toBe(generated.webhookSecret);
+  });
+
+  it.each([
+    [{ V2_DEFAULT_SCENARIO: 'maybe' }, 'Invalid configuration: V2_DEFAULT_SCENARIO must be one of approve, fail, delay, random (got "maybe")'],
+    [{ V2_COMPLETE_DELAY_MS: '600001' }, 'Invalid configuration: V2_COMPLETE_DELAY_MS must be <= 600000 (got "600001")'],
+    [{ V2_REQUIRE_AUTH: 'yes' }, 'Invalid configuration: V2_REQUIRE_AUTH must be one of true, false (got "yes")'],
+    [{ V2_EXTRA_SIGNATURE_SCHEMES: 'payment-v2' }, 'Invalid configuration: V2_EXTRA_SIGNATURE_SCHEMES must be a comma-separated list of standard, legacy, stripe (got "payment-v2")'],
+    [{ V2_PAYMENTS_MAX: '0' }, 'Invalid configuration: V2_PAYMENTS_MAX must be >= 1 (got "0")'],
+    [{ V2_PAYMENT_TTL_MS: '-1' }, 'Invalid configuration: V2_PAYMENT_TTL_MS must be >= 0 (got "-1")'],
+    [{ V2_REQUIRE_AUTH: 'true' }, 'Invalid configuration: V2_REQUIRE_AUTH=true needs SERVICE_AUTH_TOKEN (the token callers must send)'],
+  ])('%j → %s', (env, message) => {
+    expect(configError(env).message).toBe(message);
+  });
+
+  it('never echoes SERVICE_AUTH_TOKEN or PAYMENT_WEBHOOK_SECRET', () => {
+    const error = configError({ SERVICE_AUTH_TOKEN: 'has space secret', PAYMENT_WEBHOOK_SECRET: 's'.repeat(4097), PORT: 'abc' });
+    expect(error.message).toBe(
+      'Invalid configuration: PORT must be integer (got "abc"); PAYMENT_WEBHOOK_SECRET must NOT have more than 4096 characters; SERVICE_AUTH_TOKEN must be visible ASCII characters (no spaces)',
+    );
+    expect(error.message).not.toMatch(/has space|ssss/);
   });
 });
 

@@ -8,6 +8,7 @@ import { MemoryIntentStore } from './intents.ts';
 import { MemoryLedgerStore } from './ledger.ts';
 import { MemorySchedulerStore } from './scheduler.ts';
 import { MemorySeatStore } from './seats.ts';
+import { MemoryV2PaymentStore } from './v2-payments.ts';
 
 /** Every port in this process's memory (the default back end), bounded by the configuration. */
 export function createMemoryStores(config: Config): Stores {
@@ -20,5 +21,6 @@ export function createMemoryStores(config: Config): Stores {
     deliveries: new MemoryDeliveryLog({ ttlMs: config.webhook.logTtlMs, maxDeliveries: config.webhook.logMax }),
     disabledUrls: new MemoryDisabledUrls(),
     scheduler: new MemorySchedulerStore(),
+    v2Payments: new MemoryV2PaymentStore({ ttlMs: config.v2.paymentTtlMs, maxPayments: config.v2.maxPayments }),
   };
 }

@@ -1,7 +1,7 @@
-import { FifoQueue } from '../../core/fifo-queue.ts';
 import { copyIntent, type Intent, type IntentStatus } from '../../core/intents/intent.ts';
 import type { InsertOutcome, IntentPatch, IntentQuery, IntentStore, Page, RefundOutcome, StoreStats, Transition } from '../../core/ports.ts';
 import { IdList, pageOf } from './id-list.ts';
+import { EvictionQueue } from './eviction-queue.ts';
 import { INSERTED } from './inserted.ts';
 import { KeyedIds } from './keyed-ids.ts';
 
@@ -30,7 +30,11 @@ export class MemoryIntentStore implements IntentStore {
   readonly #byReservation = new KeyedIds();
   readonly #byStatus = new Map<IntentStatus, IdList>();
   /** Ids of intents that left PENDING, in that order; ids of evicted intents are skipped. */
-  readonly #evictable = new FifoQueue<string>();
+  readonly #evictable = new EvictionQueue(
+    (id: string) => this.#byId.get(id),
+    (record: Intent) => record.createdAt,
+    (record: Intent) => this.#remove(record),
+  );
   readonly #options: MemoryIntentStoreOptions;
   readonly #isLive = (id: string): boolean => this.#byId.has(id);
 
@@ -39,9 +43,9 @@ export class MemoryIntentStore implements IntentStore {
   }
 
   insert(intent: Intent): Promise<InsertOutcome> {
-    this.#sweep(intent.createdAt);
+    this.#sweepBefore(intent.createdAt);
     while (this.#byId.size >= this.#options.maxIntents) {
-      if (!this.#evictOne()) return Promise.resolve({ ok: false, reason: 'full' });
+      if (!this.#evictable.evictOne()) return Promise.resolve({ ok: false, reason: 'full' });
     }
     const record = copyIntent(intent);
     this.#byId.set(record.id, record);
@@ -114,27 +118,13 @@ export class MemoryIntentStore implements IntentStore {
     return Promise.resolve({ size: this.#byId.size, max: this.#options.maxIntents });
   }
 
-
   sweep(now: number): Promise<number> {
-    return Promise.resolve(this.#sweep(now));
+    return Promise.resolve(this.#sweepBefore(now));
   }
 
-  /** Pops the eviction queue while its oldest is past the TTL: O(1) when nothing is due, so inserts do it too. */
-  #sweep(now: number): number {
-    const cutoff = now - this.#options.ttlMs;
-    let evicted = 0;
-    for (;;) {
-      const id = this.#evictable.peek();
-      if (id === undefined) break;
-      const record = this.#byId.get(id);
-      if (record !== undefined && record.createdAt > cutoff) break;
-      this.#evictable.shift();
-      if (record !== undefined) {
-        this.#remove(record);
-        evicted++;
-      }
-    }
-    return evicted;
+  /** Evicts what is past the TTL at `now`: O(1) when nothing is due, so inserts do it too. */
+  #sweepBefore(now: number): number {
+    return this.#evictable.sweep(now - this.#options.ttlMs);
   }
 
   #statusList(status: IntentStatus): IdList {
@@ -153,18 +143,6 @@ export class MemoryIntentStore implements IntentStore {
     if (before === 'PENDING') this.#evictable.push(record.id);
     else this.#byStatus.get(before)?.markDead((id) => this.#byId.get(id)?.status === before);
     this.#statusList(status).insert(record.id);
-  }
-
-  /** Evicts the oldest evictable intent; false when every intent is PENDING. */
-  #evictOne(): boolean {
-    for (;;) {
-      const id = this.#evictable.shift();
-      if (id === undefined) return false;
-      const record = this.#byId.get(id);
-      if (record === undefined) continue;
-      this.#remove(record);
-      return true;
-    }
   }
 
   #remove(record: Intent): void {

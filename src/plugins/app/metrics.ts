@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { BOOKING_STATUSES } from '../../core/bookings/booking.ts';
+import { V2_STATUSES } from '../../core/v2/payment.ts';
 import type { DomainEvent } from '../../core/events.ts';
 import type { StoreStats, Stores } from '../../core/ports.ts';
 import { ATTEMPT_OUTCOMES, attemptOutcome } from '../../webhooks/attempt.ts';
@@ -38,8 +39,8 @@ const LAG_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 2.5, 5,
 const ATTEMPT_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 /** Event to delivered: the approve delay is not in it, queueing and retries are (backoffs of seconds to minutes). */
 const DELIVERY_LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800];
-/** The bounded stores whose fill is exported, by the `store` label (intents and bookings as in store_full_total). */
-const BOUNDED_STORES = ['intents', 'idempotency_keys', 'webhook_deliveries', 'bookings'] as const;
+/** The bounded stores whose fill is exported, by the `store` label (intents, bookings and v2_payments as in store_full_total). */
+const BOUNDED_STORES = ['intents', 'idempotency_keys', 'webhook_deliveries', 'bookings', 'v2_payments'] as const;
 /** Failure reasons that mean the delivery was never attempted because there was no room or time. */
 const DROPPED_REASONS: ReadonlySet<string> = new Set(['queue_full', 'shutting_down', 'log_full']);
 
@@ -81,6 +82,13 @@ export default fp(
       registers,
     });
     payments.inc({ result: 'success', failure_code: 'none' }, 0);
+    const v2Payments = new Counter({
+      name: 'v2_payments_total',
+      help: 'Payments of the /api/v2 API that reached each status: PENDING when created, then PAYMENT_COMPLETED (callback acknowledged or confirmed by hand) or PAYMENT_FAILED (declined).',
+      labelNames: ['status'],
+      registers,
+    });
+    for (const status of V2_STATUSES) v2Payments.inc({ status }, 0);
     const lag = new Histogram({ name: 'booking_event_processing_lag_seconds', help: 'Time from a payment result entering the events inbox to the processor applying it.', buckets: LAG_BUCKETS, registers });
 
     const refunds = new Counter({ name: 'refunds_total', help: 'Refunds of payment intents (each partial refund counts), by currency.', labelNames: ['currency'], registers });
@@ -137,6 +145,14 @@ export default fp(
         case 'booking.payment_decided':
           payments.inc({ result: event.isSuccess ? 'success' : 'failure', failure_code: event.failureCode ?? 'none' });
           break;
+        case 'v2.payment_created':
+        case 'v2.payment_completed':
+          v2Payments.inc({ status: event.payment.status });
+          break;
+        case 'v2.payment_decided':
+          // An approved payment stays PENDING until its callback is acknowledged: counted then.
+          if (event.payment.status === 'PAYMENT_FAILED') v2Payments.inc({ status: 'PAYMENT_FAILED' });
+          break;
         case 'booking.event_processed':
           lag.observe(((event.event.processedAt ?? event.event.createdAt) - event.event.createdAt) / 1000);
           break;
@@ -192,7 +208,7 @@ export default fp(
  * A store whose stats fail keeps its last values, and the failure is logged.
  */
 function registerStoreFill(
-  stores: Pick<Stores, 'intents' | 'idempotency' | 'deliveries' | 'bookings'>,
+  stores: Pick<Stores, 'intents' | 'idempotency' | 'deliveries' | 'bookings' | 'v2Payments'>,
   registers: Registry[],
   onError: (error: unknown) => void,
 ): void {
@@ -201,6 +217,7 @@ function registerStoreFill(
     idempotency_keys: stores.idempotency,
     webhook_deliveries: stores.deliveries,
     bookings: stores.bookings,
+    v2_payments: stores.v2Payments,
   };
   let reading: Promise<Array<StoreStats | undefined>> | undefined;
   const read = (): Promise<Array<StoreStats | undefined>> =>
@@ -228,7 +245,7 @@ function registerStoreFill(
         });
       },
     });
-  gauge('store_records', 'Records held by each bounded store: intents, idempotency_keys, webhook_deliveries (the delivery log), bookings.', 'size');
-  gauge('store_capacity', 'The bound of each store (STORE_MAX_INTENTS, IDEMPOTENCY_MAX_KEYS, WEBHOOK_LOG_MAX, BOOKINGS_MAX): store_records / store_capacity is its fill.', 'max');
+  gauge('store_records', 'Records held by each bounded store: intents, idempotency_keys, webhook_deliveries (the delivery log), bookings, v2_payments.', 'size');
+  gauge('store_capacity', 'The bound of each store (STORE_MAX_INTENTS, IDEMPOTENCY_MAX_KEYS, WEBHOOK_LOG_MAX, BOOKINGS_MAX, V2_PAYMENTS_MAX): store_records / store_capacity is its fill.', 'max');
 }
 

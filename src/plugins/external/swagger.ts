@@ -39,6 +39,14 @@ export const EXAMPLE_WEBHOOK_SECRET = 'whsec_cGF5c2ltLWV4YW1wbGUtc2VjcmV0LTEyMzQ
 export const EXAMPLE_WEBHOOK_TIME = Date.parse('2026-11-30T09:00:00.200Z');
 const exampleSigners = [standardSigner([EXAMPLE_WEBHOOK_SECRET]), legacySigner([EXAMPLE_WEBHOOK_SECRET]), stripeSigner([EXAMPLE_WEBHOOK_SECRET])];
 
+/** A header of a webhook with a scheme of its own, and its value for the first example body. */
+export interface WebhookHeaderDoc {
+  name: string;
+  description: string;
+  example: string;
+  required: boolean;
+}
+
 export interface WebhookDoc {
   summary: string;
   description: string;
@@ -46,6 +54,12 @@ export interface WebhookDoc {
   tag: string;
   payload: TSchema;
   examples: Examples;
+  /**
+   * The headers of a webhook that is not signed with WEBHOOK_SIGNATURE_SCHEMES (the Payment
+   * Server v3 API's callback), with their example values; `signing` says how it is signed.
+   */
+  headers?: readonly WebhookHeaderDoc[];
+  signing?: string;
 }
 
 export interface ApiDocs {
@@ -59,29 +73,44 @@ declare module 'fastify' {
   }
 }
 
-function webhookPathItem(event: string, doc: WebhookDoc): Record<string, unknown> {
+/** The signature headers of WEBHOOK_SIGNATURE_SCHEMES, with the real signatures of the first example body. */
+function schemeHeaders(event: string, doc: WebhookDoc): Array<Record<string, unknown>> {
   const example = Object.values(doc.examples)[0]?.value as { id?: string } | undefined;
   if (example === undefined || typeof example.id !== 'string') throw new Error(`the ${event} webhook needs an example with an id`);
   const signed: Record<string, string> = {};
   for (const signer of exampleSigners) Object.assign(signed, signer.headers(example.id, JSON.stringify(example), EXAMPLE_WEBHOOK_TIME));
+  return SIGNATURE_HEADERS.map((h) => ({
+    name: h.name,
+    in: 'header',
+    required: false,
+    description: `${h.description} Sent when WEBHOOK_SIGNATURE_SCHEMES includes \`${h.scheme}\`.`,
+    schema: { type: 'string' },
+    example: signed[h.name],
+  }));
+}
+
+function webhookPathItem(event: string, doc: WebhookDoc): Record<string, unknown> {
+  const ownHeaders = doc.headers;
+  const parameters =
+    ownHeaders === undefined
+      ? schemeHeaders(event, doc)
+      : ownHeaders.map((h) => ({ name: h.name, in: 'header', required: h.required, description: h.description, schema: { type: 'string' }, example: h.example }));
+  const signing =
+    ownHeaders === undefined
+      ? 'Sent as `POST` with `content-type: application/json`, signed with the schemes of WEBHOOK_SIGNATURE_SCHEMES (default `standard,legacy`), with a W3C `traceparent`.'
+      : (doc.signing ?? '');
+  const time = ownHeaders === undefined ? ` at ${new Date(EXAMPLE_WEBHOOK_TIME).toISOString()}` : '';
   return {
     post: {
       operationId: `webhook_${event.replace(/[^A-Za-z0-9]+/g, '_')}`,
       summary: doc.summary,
       description: [
         doc.description,
-        'Sent as `POST` with `content-type: application/json`, signed with the schemes of WEBHOOK_SIGNATURE_SCHEMES (default `standard,legacy`), with a W3C `traceparent`.',
-        `The header examples are the real signatures of the first example body (its exact bytes, as \`JSON.stringify\` writes it) with the example secret \`${EXAMPLE_WEBHOOK_SECRET}\` at ${new Date(EXAMPLE_WEBHOOK_TIME).toISOString()}: check your verification code against them.`,
+        signing,
+        `The header examples are the real signatures of the first example body (its exact bytes, as \`JSON.stringify\` writes it) with the example secret \`${EXAMPLE_WEBHOOK_SECRET}\`${time}: check your verification code against them.`,
       ].join('\n\n'),
       tags: [doc.tag],
-      parameters: SIGNATURE_HEADERS.map((h) => ({
-        name: h.name,
-        in: 'header',
-        required: false,
-        description: `${h.description} Sent when WEBHOOK_SIGNATURE_SCHEMES includes \`${h.scheme}\`.`,
-        schema: { type: 'string' },
-        example: signed[h.name],
-      })),
+      parameters,
       requestBody: { required: true, content: { 'application/json': { schema: JSON.parse(JSON.stringify(doc.payload)) as unknown, examples: doc.examples } } },
       responses: {
         '2XX': { description: 'Received: the delivery is done.' },
@@ -117,7 +146,7 @@ export async function registerSwagger(app: FastifyInstance, options: SwaggerOpti
         version: API_VERSION,
         summary: 'A payment simulator for reservation and ticketing systems',
         description:
-          'paysim stands in for a payment gateway in local stacks, CI and load tests. It speaks several real APIs so their clients work unchanged: the native payment-intent API (`/v1/sim`), the bookings API and the ticketing payment-service API. Outcomes follow the scenario or the card data; results arrive as signed, retried webhooks.\n\nEvery error comes back in the shape of the API that owns the path. Every POST that creates something accepts an `Idempotency-Key`.',
+          'paysim stands in for a payment gateway in local stacks, CI and load tests. It speaks several real APIs so their clients work unchanged: the native payment-intent API (`/v1/sim`), the bookings API, the ticketing payment-service API and the Payment Server v3 API (`/api/v2`). Outcomes follow the scenario or the card data; results arrive as signed, retried webhooks.\n\nEvery error comes back in the shape of the API that owns the path. Every POST that creates something accepts an `Idempotency-Key`.',
         contact: { name: 'paysim maintainers' },
         license: { name: 'MIT', identifier: 'MIT' },
       },
@@ -128,6 +157,10 @@ export async function registerSwagger(app: FastifyInstance, options: SwaggerOpti
         { name: 'operations', description: 'Health, readiness and metrics' },
         { name: 'bookings', description: 'The bookings API (source document 003): seat holds, card payments, the events inbox and the ledger; every route needs `x-user-id`' },
         { name: 'payment-service', description: 'The ticketing payment-service API (source document 004): /api/v1/payments/* behind a JWT, and /health' },
+        {
+          name: 'payment-server-v2',
+          description: 'The Payment Server v3 API (source document 001): /api/v2 payments auto-completed with a signed callback (`X-Payment-Signature`), the payment list and manual confirm; errors in FastAPI’s shape',
+        },
       ],
       components: {
         securitySchemes: {
@@ -138,6 +171,11 @@ export async function registerSwagger(app: FastifyInstance, options: SwaggerOpti
             description: 'An HS256 JWT signed with JWT_SECRET; the user is its `userId` claim, else `sub`. `make token USER=user_test_001` prints one.',
           },
           [SECURITY.user]: { type: 'apiKey', in: 'header', name: 'x-user-id', description: 'The caller of the bookings API (1–128 characters), e.g. `user_test_001`.' },
+          [SECURITY.service]: {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'SERVICE_AUTH_TOKEN, for /api/v2 when the service runs with V2_REQUIRE_AUTH=true (otherwise no token is needed).',
+          },
         },
       },
     },

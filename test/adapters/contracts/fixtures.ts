@@ -4,6 +4,7 @@ import type { Delivery } from '../../../src/core/deliveries.ts';
 import { createIdFactory, type IdFactory } from '../../../src/core/ids.ts';
 import type { Intent } from '../../../src/core/intents/intent.ts';
 import type { Page, PageQuery } from '../../../src/core/ports.ts';
+import type { V2Payment } from '../../../src/core/v2/payment.ts';
 import { ManualClock } from '../../helpers/manual-clock.ts';
 
 /** Shared record builders for the contract suites (not a test file itself). */
@@ -90,6 +91,30 @@ export function aDelivery(overrides: Partial<Delivery> = {}): Delivery {
     failureReason: null,
     createdAt: T0,
     updatedAt: T0,
+    ...overrides,
+  };
+}
+
+let v2Seq = 0;
+
+/** A new PENDING, undecided v2 payment (a fresh tx_id unless given), planned to complete. */
+export function aV2Payment(overrides: Partial<V2Payment> = {}): V2Payment {
+  const txId = overrides.txId ?? `tx_${++v2Seq}`;
+  return {
+    id: `pay_${txId}`,
+    txId,
+    orderId: 123,
+    userId: 1,
+    amount: 1000,
+    callbackUrl: 'https://ops.example/api/orders/payment/webhook/v2',
+    status: 'PENDING',
+    failureCode: null,
+    scenario: 'approve',
+    createdAt: T0,
+    decidedAt: null,
+    confirmedAt: null,
+    completedBy: null,
+    planned: { status: 'PAYMENT_COMPLETED', failureCode: null },
     ...overrides,
   };
 }

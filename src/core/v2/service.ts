@@ -1,0 +1,172 @@
+import type { Clock } from '../clock.ts';
+import { storeFull } from '../errors.ts';
+import type { EventBus, V2PaymentEventType } from '../events.ts';
+import type { IdFactory } from '../ids.ts';
+import type { V2PaymentQuery, V2PaymentStore } from '../ports.ts';
+import type { RandomSource } from '../random.ts';
+import type { Scheduler } from '../scheduler.ts';
+import { decide, type Scenario } from '../scenario.ts';
+import { v2PaymentId, type V2Payment, type V2PaymentRequest, type V2Status } from './payment.ts';
+
+/**
+ * Payments of the Payment Server v3 API (source document 001): created PENDING under their
+ * `tx_id`, auto-completed after V2_COMPLETE_DELAY_MS as the scenario engine decides (`approve`,
+ * `fail`, `delay`, `random`: the native API's scenarios), completed when their callback is
+ * acknowledged or when confirmed by hand.
+ *
+ * The document promises that a repeated `tx_id` returns the existing payment (the original
+ * processed it again): `create` is one store step that creates or finds, so a repeat never makes
+ * a second payment, a second decision, or a second callback. Every change is one guarded store
+ * operation, so concurrent calls (in one process or several) never both succeed where one may.
+ * The decision is due work (`v2.decide`), run at once when the delay is 0.
+ * @see issue 10 "Outcome", "Idempotency", ../../../../shared/seeds/001_8ef7263c4f45841a.txt
+ */
+
+export const V2_DECIDE_JOB = 'v2.decide';
+
+export interface V2Settings {
+  /** The scenario of a request without `X-Sim-Scenario` (V2_DEFAULT_SCENARIO). */
+  defaultScenario: Scenario;
+  /** V2_COMPLETE_DELAY_MS: before an `approve`, `fail` or `random` payment is decided. */
+  completeDelayMs: number;
+  /** DEFAULT_DELAY_DELAY_MS: before a `delay` payment is decided (then it completes). */
+  delayDelayMs: number;
+  randomApproveRate: number;
+}
+
+export interface V2ServiceDeps {
+  store: V2PaymentStore;
+  scheduler: Scheduler;
+  bus: EventBus;
+  clock: Clock;
+  random: RandomSource;
+  ids: IdFactory;
+  settings: V2Settings;
+}
+
+export type V2CreateOutcome = { kind: 'created' | 'existing' | 'conflict'; payment: V2Payment };
+
+export type V2ConfirmOutcome = { kind: 'confirmed'; payment: V2Payment } | { kind: 'not_found' } | { kind: 'not_pending'; payment: V2Payment };
+
+/** Planned outcomes: one frozen object each, shared by every payment that has it. */
+const COMPLETES = Object.freeze({ status: 'PAYMENT_COMPLETED' as const, failureCode: null });
+const FAILS_BY_CODE = new Map<string, V2Payment['planned']>();
+
+function fails(failureCode: string): V2Payment['planned'] {
+  let planned = FAILS_BY_CODE.get(failureCode);
+  if (planned === undefined) {
+    planned = Object.freeze({ status: 'PAYMENT_FAILED' as const, failureCode });
+    FAILS_BY_CODE.set(failureCode, planned);
+  }
+  return planned;
+}
+
+export class V2PaymentService {
+  readonly #deps: V2ServiceDeps;
+
+  constructor(deps: V2ServiceDeps) {
+    this.#deps = deps;
+    deps.scheduler.register(V2_DECIDE_JOB, async (id) => {
+      await this.#decide(id);
+    });
+  }
+
+  /**
+   * The payment of `request.txId`: a new one (decided at once when its delay is 0, else when the
+   * `v2.decide` job runs), the existing one for the same request, or a conflict for another
+   * request with the same tx_id. STORE_FULL when the store holds only PENDING payments.
+   */
+  async create(request: V2PaymentRequest, scenario?: Scenario): Promise<V2CreateOutcome> {
+    const { clock, random, store, scheduler, settings } = this.#deps;
+    const now = clock.now();
+    const scenarios = { approveDelayMs: settings.completeDelayMs, failDelayMs: settings.completeDelayMs, delayDelayMs: settings.delayDelayMs, randomApproveRate: settings.randomApproveRate };
+    const decision = decide({ scenario: scenario ?? settings.defaultScenario }, scenarios, random, now);
+    const payment: V2Payment = {
+      id: v2PaymentId(request.txId),
+      txId: request.txId,
+      orderId: request.orderId,
+      userId: request.userId,
+      amount: request.amount,
+      callbackUrl: request.callbackUrl,
+      status: 'PENDING',
+      failureCode: null,
+      scenario: decision.source,
+      createdAt: now,
+      decidedAt: null,
+      confirmedAt: null,
+      completedBy: null,
+      planned: decision.outcome.status === 'APPROVED' ? COMPLETES : fails(decision.outcome.failureCode),
+    };
+    // Stored first, then decided or scheduled: scheduling first would move the due time of an
+    // existing payment's decision when a repeated tx_id arrives (a job is keyed by the payment).
+    const begun = await store.begin(payment);
+    switch (begun.kind) {
+      case 'full':
+        throw storeFull('v2_payments');
+      case 'existing':
+      case 'conflict':
+        return begun;
+      case 'created':
+        break;
+    }
+    this.#publish('v2.payment_created', begun.payment, now);
+    if (decision.delayMs === 0) return { kind: 'created', payment: (await this.#decide(payment.id)) ?? begun.payment };
+    await scheduler.schedule(V2_DECIDE_JOB, payment.id, now + decision.delayMs);
+    return begun;
+  }
+
+  get(id: string): Promise<V2Payment | undefined> {
+    return this.#deps.store.get(id);
+  }
+
+  list(query: V2PaymentQuery): Promise<V2Payment[]> {
+    return this.#deps.store.list(query);
+  }
+
+  counts(): Promise<Record<V2Status, number>> {
+    return this.#deps.store.counts();
+  }
+
+  /** Confirms a PENDING payment by hand (no callback is sent for it; an undecided one is never decided). */
+  async confirm(id: string): Promise<V2ConfirmOutcome> {
+    const { store, clock, scheduler } = this.#deps;
+    const result = await store.complete(id, 'manual', clock.now());
+    if (!result.ok) return result.current === undefined ? { kind: 'not_found' } : { kind: 'not_pending', payment: result.current };
+    if (result.record.decidedAt === null) await scheduler.cancel(V2_DECIDE_JOB, id);
+    this.#publish('v2.payment_completed', result.record);
+    return { kind: 'confirmed', payment: result.record };
+  }
+
+  /** The receiver acknowledged the `payment.completed` callback (on any attempt or replay): PENDING → PAYMENT_COMPLETED. */
+  async acknowledge(id: string): Promise<V2Payment | undefined> {
+    const { store, clock } = this.#deps;
+    const result = await store.complete(id, 'callback', clock.now());
+    if (!result.ok) return undefined;
+    this.#publish('v2.payment_completed', result.record);
+    return result.record;
+  }
+
+  /** Payments whose decision has not run yet. */
+  pendingDecisions(): Promise<number> {
+    return this.#deps.scheduler.pending(V2_DECIDE_JOB);
+  }
+
+  sweep(now: number): Promise<number> {
+    return this.#deps.store.sweep(now);
+  }
+
+  /** Auto-completion: applies the planned outcome if the payment is still PENDING and undecided. */
+  async #decide(id: string): Promise<V2Payment | undefined> {
+    const result = await this.#deps.store.decide(id, this.#deps.clock.now());
+    // Not PENDING any more (confirmed by hand meanwhile), or decided already: nothing to do.
+    if (!result.ok) return undefined;
+    this.#publish('v2.payment_decided', result.record);
+    return result.record;
+  }
+
+  /** Events carry frozen snapshots: nobody can change what an event said. */
+  #publish(type: V2PaymentEventType, payment: V2Payment, now = this.#deps.clock.now()): void {
+    const { bus, ids } = this.#deps;
+    bus.publish({ id: ids('evt'), type, occurredAt: now, payment: Object.freeze(payment) });
+  }
+}

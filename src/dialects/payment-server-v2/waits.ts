@@ -1,0 +1,81 @@
+/**
+ * What `POST /api/v2/payments` waits for before it answers, as the original server did (it sent
+ * the callback inside the request and answered PAYMENT_COMPLETED or PENDING by its outcome): the
+ * payment's decision (V2_COMPLETE_DELAY_MS), then the first attempt of its callback, at most
+ * `boundMs` (WEBHOOK_TIMEOUT_MS) after the decision. Then the route reads the payment's status.
+ *
+ * One wait per payment being created in this process, keyed by payment id; a repeat of the same
+ * request that arrives meanwhile waits on the same one, so 200 concurrent identical requests all
+ * answer what the first one answers. The waits end on bus events (the dialect's subscriber calls
+ * `decided` and `settle`), so nothing polls; the bound is a real-time timer, as the attempt's own
+ * timeout is. A wait is process-local: with several replicas, a repeat that reaches another one
+ * answers the payment's current status at once.
+ * @see issue 10 "Endpoints"
+ */
+
+interface Wait {
+  readonly id: string;
+  readonly done: Promise<void>;
+  resolve(): void;
+  timer: NodeJS.Timeout | undefined;
+}
+
+export class CallbackWaits {
+  readonly #waits = new Map<string, Wait>();
+  readonly #boundMs: number;
+
+  constructor(boundMs: number) {
+    this.#boundMs = boundMs;
+  }
+
+  /** Waits open right now (creates answering soon). */
+  get size(): number {
+    return this.#waits.size;
+  }
+
+  /** The wait of a payment being created in this process; undefined when there is none. */
+  pending(id: string): Promise<void> | undefined {
+    return this.#waits.get(id)?.done;
+  }
+
+  /** Opens the wait of a payment about to be created: before the create, so no event of it can be missed. */
+  open(id: string): Wait {
+    let resolve!: () => void;
+    const done = new Promise<void>((r) => (resolve = r));
+    const wait: Wait = { id, done, resolve, timer: undefined };
+    this.#waits.set(id, wait);
+    return wait;
+  }
+
+  /** Ends a wait that turned out not to be needed (the tx_id had a payment already, or the create failed). */
+  drop(wait: Wait): void {
+    if (this.#waits.get(wait.id) === wait) this.#end(wait);
+  }
+
+  /** The payment was decided and its callback is on its way: the wait ends at its first attempt, or after the bound. */
+  decided(id: string): void {
+    const wait = this.#waits.get(id);
+    if (wait === undefined || wait.timer !== undefined) return;
+    wait.timer = setTimeout(() => this.settle(id), this.#boundMs);
+    wait.timer.unref();
+  }
+
+  /** Ends the wait of a payment: its callback's first attempt is done, or the payment completed. */
+  settle(id: string): void {
+    const wait = this.#waits.get(id);
+    if (wait !== undefined) this.#end(wait);
+  }
+
+  /** Ends every wait (the app closes). */
+  close(): void {
+    for (const wait of [...this.#waits.values()]) this.#end(wait);
+  }
+
+  #end(wait: Wait): void {
+    this.#waits.delete(wait.id);
+    if (wait.timer !== undefined) clearTimeout(wait.timer);
+    wait.resolve();
+  }
+}
+
+export type { Wait };

@@ -1,0 +1,56 @@
+import { setTimeout as delay } from 'node:timers/promises';
+import fp from 'fastify-plugin';
+import { createRandom } from '../../core/random.ts';
+import { V2PaymentService } from '../../core/v2/service.ts';
+
+/**
+ * Payments of the Payment Server v3 API (issue 10): the service, built once per app from the core
+ * and its store port; its share of the shutdown drain (decisions not run yet) and its TTL sweep.
+ * The `/api/v2` dialect uses `app.v2Payments`.
+ */
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    v2Payments: V2PaymentService;
+  }
+}
+
+/** How often the shutdown drain looks whether the pending decisions are done. */
+const DRAIN_POLL_MS = 10;
+
+export default fp(
+  async (app) => {
+    const { config, clock, ids, bus, stores, scheduler } = app.core;
+    const service = new V2PaymentService({
+      store: stores.v2Payments,
+      scheduler,
+      bus,
+      clock,
+      // Its own generator (seeded with RANDOM_SEED when set): v2 traffic must not shift the
+      // sequence of random intent outcomes that a seed makes reproducible.
+      random: createRandom(config.randomSeed),
+      ids,
+      settings: {
+        defaultScenario: config.v2.defaultScenario,
+        completeDelayMs: config.v2.completeDelayMs,
+        delayDelayMs: config.scenarios.delayDelayMs,
+        randomApproveRate: config.scenarios.randomApproveRate,
+      },
+    });
+    app.decorate('v2Payments', service);
+    app.core.onSweep((now) => service.sweep(now));
+
+    app.lifecycle.onDrain(async (budgetMs) => {
+      // Real time, like the other drainers: a test's manual clock never moves on its own.
+      const deadline = Date.now() + budgetMs;
+      let left = await service.pendingDecisions();
+      while (left > 0 && Date.now() < deadline) {
+        await delay(Math.min(DRAIN_POLL_MS, deadline - Date.now()), undefined, { ref: false });
+        left = await service.pendingDecisions();
+      }
+      if (left > 0) app.log.warn({ pending_v2_payments: left }, 'shutdown: v2 payments still undecided when the drain budget ran out');
+      else app.log.info('shutdown: every v2 payment was decided');
+    });
+  },
+  { name: 'paysim-v2-payments', dependencies: ['paysim-core', 'paysim-lifecycle'] },
+);
