@@ -1,0 +1,203 @@
+import { Heap } from 'heap-js';
+import { FifoQueue } from '../../core/fifo-queue.ts';
+import type { StoreStats } from '../../core/ports.ts';
+import type { EnterOutcome, RoomResult, UseTokenOutcome, WaitingRoomStore } from '../../core/waiting-room/ports.ts';
+import { admitDue, applySettings, useAdmission, copyRoom, copyTicket, newRoom, ticketStatusAt, type Room, type RoomQueue, type RoomSettings, type Ticket } from '../../core/waiting-room/room.ts';
+import { EvictionQueue } from './eviction-queue.ts';
+
+export interface MemoryWaitingRoomStoreOptions {
+  /** Tickets held across every room; beyond it the oldest ended ones go first, and a store of live ones refuses. */
+  maxTickets: number;
+  /** Ended tickets (expired, or their token used) are kept this long after they ended. */
+  ttlMs: number;
+}
+
+/** One room's queue (waiting tickets, entry order) and its active tokens (a min-heap by expiry). */
+class MemoryRoomQueue implements RoomQueue {
+  readonly waiting = new FifoQueue<Ticket>();
+  /** Admitted tickets whose token is not used or expired yet; used ones are skipped when they surface. */
+  readonly #active = new Heap<Ticket>((a, b) => (a.expiresAt as number) - (b.expiresAt as number) || a.sequence - b.sequence);
+  readonly #ended: (ticket: Ticket) => void;
+
+  constructor(ended: (ticket: Ticket) => void) {
+    this.#ended = ended;
+  }
+
+  head(): Ticket | undefined {
+    return this.waiting.peek();
+  }
+
+  admitHead(ticket: Ticket): void {
+    this.waiting.shift();
+    this.#active.push(ticket);
+  }
+
+  firstToExpire(): Ticket | undefined {
+    for (;;) {
+      const first = this.#active.peek();
+      if (first === undefined || first.usedAt === null) return first;
+      this.#active.pop();
+    }
+  }
+
+  expire(ticket: Ticket): void {
+    if (this.#active.peek() === ticket) this.#active.pop();
+    else this.#active.remove(ticket);
+    this.#ended(ticket);
+  }
+}
+
+interface RoomEntry {
+  room: Room;
+  queue: MemoryRoomQueue;
+}
+
+/**
+ * Waiting rooms in one process's memory. Each call is synchronous inside, so it is one atomic step.
+ * Tickets of a user are found by room and user id, tokens by their value. Ended tickets leave after
+ * the TTL (or first when the store is full), in the order they ended; waiting and admitted ones are
+ * never evicted.
+ */
+export class MemoryWaitingRoomStore implements WaitingRoomStore {
+  readonly #rooms = new Map<string, RoomEntry>();
+  readonly #tickets = new Map<string, Ticket>();
+  /** `<roomId>\n<userId>` → the user's latest ticket in that room. */
+  readonly #byUser = new Map<string, string>();
+  /** Admission token → ticket id (every ticket's, admitted or not; only admitted ones are usable). */
+  readonly #byToken = new Map<string, string>();
+  /** When each ended ticket ended, for the TTL. */
+  readonly #endedAt = new Map<string, number>();
+  readonly #evictable = new EvictionQueue(
+    (id: string) => this.#tickets.get(id),
+    (ticket: Ticket) => this.#endedAt.get(ticket.ticket) ?? 0,
+    (ticket: Ticket) => this.#remove(ticket),
+  );
+  readonly #options: MemoryWaitingRoomStoreOptions;
+
+  constructor(options: MemoryWaitingRoomStoreOptions) {
+    this.#options = options;
+  }
+
+  putRoom(roomId: string, settings: RoomSettings, now: number): Promise<RoomResult & { kind: 'created' | 'updated' }> {
+    const entry = this.#rooms.get(roomId);
+    if (entry === undefined) {
+      const created: RoomEntry = { room: newRoom(roomId, settings, now), queue: this.#newQueue() };
+      this.#rooms.set(roomId, created);
+      return Promise.resolve({ kind: 'created', room: copyRoom(created.room), admitted: [] });
+    }
+    const admitted = admitDue(entry.room, entry.queue, now);
+    applySettings(entry.room, settings, now);
+    // New settings may admit at once (a higher rate, a room made active).
+    admitted.push(...admitDue(entry.room, entry.queue, now));
+    return Promise.resolve({ kind: 'updated', room: copyRoom(entry.room), admitted: admitted.map(copyTicket) });
+  }
+
+  getRoom(roomId: string, now: number): Promise<RoomResult | undefined> {
+    const entry = this.#rooms.get(roomId);
+    if (entry === undefined) return Promise.resolve(undefined);
+    const admitted = admitDue(entry.room, entry.queue, now);
+    return Promise.resolve({ room: copyRoom(entry.room), admitted: admitted.map(copyTicket) });
+  }
+
+  listRooms(now: number): Promise<{ rooms: Room[]; admitted: Ticket[] }> {
+    const rooms: Room[] = [];
+    const admitted: Ticket[] = [];
+    for (const entry of this.#rooms.values()) {
+      for (const ticket of admitDue(entry.room, entry.queue, now)) admitted.push(copyTicket(ticket));
+      rooms.push(copyRoom(entry.room));
+    }
+    return Promise.resolve({ rooms, admitted });
+  }
+
+  enter(roomId: string, userId: string, ids: { ticket: string; admissionToken: string }, now: number): Promise<EnterOutcome> {
+    const entry = this.#rooms.get(roomId);
+    if (entry === undefined) return Promise.resolve({ kind: 'no_room' });
+    const admitted = admitDue(entry.room, entry.queue, now).map(copyTicket);
+    const userKey = `${roomId}\n${userId}`;
+    const existingId = this.#byUser.get(userKey);
+    const existing = existingId === undefined ? undefined : this.#tickets.get(existingId);
+    if (existing !== undefined && existing.usedAt === null && ticketStatusAt(existing, now) !== 'EXPIRED') {
+      return Promise.resolve({ kind: 'existing', room: copyRoom(entry.room), ticket: copyTicket(existing), admitted });
+    }
+    this.#evictable.sweep(now - this.#options.ttlMs);
+    while (this.#tickets.size >= this.#options.maxTickets) {
+      if (!this.#evictable.evictOne()) return Promise.resolve({ kind: 'full' });
+    }
+    const { room } = entry;
+    room.entered += 1;
+    const ticket: Ticket = {
+      ticket: ids.ticket,
+      roomId,
+      userId,
+      sequence: room.entered,
+      status: 'WAITING',
+      enteredAt: now,
+      admittedAt: null,
+      admissionToken: ids.admissionToken,
+      expiresAt: null,
+      usedAt: null,
+      usedFor: null,
+    };
+    this.#tickets.set(ticket.ticket, ticket);
+    this.#byUser.set(userKey, ticket.ticket);
+    this.#byToken.set(ticket.admissionToken, ticket.ticket);
+    entry.queue.waiting.push(ticket);
+    // An empty room whose rate allows it admits the newcomer at once.
+    for (const admittedNow of admitDue(room, entry.queue, now)) admitted.push(copyTicket(admittedNow));
+    return Promise.resolve({ kind: 'entered', room: copyRoom(room), ticket: copyTicket(ticket), admitted });
+  }
+
+  getTicket(roomId: string, ticketId: string, now: number): Promise<(RoomResult & { ticket: Ticket }) | undefined> {
+    const entry = this.#rooms.get(roomId);
+    const ticket = this.#tickets.get(ticketId);
+    if (entry === undefined || ticket === undefined || ticket.roomId !== roomId) return Promise.resolve(undefined);
+    const admitted = admitDue(entry.room, entry.queue, now).map(copyTicket);
+    return Promise.resolve({ room: copyRoom(entry.room), ticket: copyTicket(ticket), admitted });
+  }
+
+  useToken(serviceId: string, token: string | undefined, orderId: string, now: number): Promise<UseTokenOutcome> {
+    const admitted: Ticket[] = [];
+    const roomIds: string[] = [];
+    for (const entry of this.#rooms.values()) {
+      if (!entry.room.active || !entry.room.protectedServiceIds.includes(serviceId)) continue;
+      roomIds.push(entry.room.roomId);
+      for (const ticket of admitDue(entry.room, entry.queue, now)) admitted.push(copyTicket(ticket));
+    }
+    if (roomIds.length === 0) return Promise.resolve({ kind: 'unprotected' });
+    if (token === undefined) return Promise.resolve({ kind: 'missing', roomIds, admitted });
+    const ticketId = this.#byToken.get(token);
+    const ticket = ticketId === undefined ? undefined : this.#tickets.get(ticketId);
+    if (ticket === undefined || !roomIds.includes(ticket.roomId) || ticket.status === 'WAITING') return Promise.resolve({ kind: 'invalid', roomIds, admitted });
+    if (ticket.usedAt !== null) return Promise.resolve({ kind: 'already_used', ticket: copyTicket(ticket), roomIds, admitted });
+    if (ticketStatusAt(ticket, now) === 'EXPIRED') return Promise.resolve({ kind: 'expired', ticket: copyTicket(ticket), roomIds, admitted });
+    const { room } = this.#rooms.get(ticket.roomId) as RoomEntry;
+    useAdmission(room, ticket, orderId, now);
+    this.#ended(ticket, now);
+    return Promise.resolve({ kind: 'used', ticket: copyTicket(ticket), admitted });
+  }
+
+  stats(): Promise<StoreStats> {
+    return Promise.resolve({ size: this.#tickets.size, max: this.#options.maxTickets });
+  }
+
+  sweep(now: number): Promise<number> {
+    return Promise.resolve(this.#evictable.sweep(now - this.#options.ttlMs));
+  }
+
+  #newQueue(): MemoryRoomQueue {
+    return new MemoryRoomQueue((ticket) => this.#ended(ticket, ticket.expiresAt as number));
+  }
+
+  #ended(ticket: Ticket, at: number): void {
+    this.#endedAt.set(ticket.ticket, at);
+    this.#evictable.push(ticket.ticket);
+  }
+
+  #remove(ticket: Ticket): void {
+    this.#tickets.delete(ticket.ticket);
+    this.#endedAt.delete(ticket.ticket);
+    this.#byToken.delete(ticket.admissionToken);
+    const userKey = `${ticket.roomId}\n${ticket.userId}`;
+    if (this.#byUser.get(userKey) === ticket.ticket) this.#byUser.delete(userKey);
+  }
+}

@@ -1,0 +1,49 @@
+import type { StoreStats } from '../ports.ts';
+import type { Room, RoomSettings, Ticket } from './room.ts';
+
+/**
+ * The store of waiting rooms and their tickets. Every operation first brings the room it touches up
+ * to `now` (`admitDue` in room.ts: due admissions and expiries, each at its own time) and returns
+ * the tickets that this admitted, so the caller can publish them; each operation is one atomic
+ * step (one Lua script for Redis), so concurrent entries get distinct, gap-free sequence numbers
+ * and a token is used at most once. Returns copies.
+ * @see issue 12 "Virtual waiting room"
+ */
+export interface WaitingRoomStore {
+  /** Creates a room or changes a running one (its queue keeps its order). */
+  putRoom(roomId: string, settings: RoomSettings, now: number): Promise<RoomResult & { kind: 'created' | 'updated' }>;
+  getRoom(roomId: string, now: number): Promise<RoomResult | undefined>;
+  /** Every room, in creation order. */
+  listRooms(now: number): Promise<{ rooms: Room[]; admitted: Ticket[] }>;
+  /**
+   * Enters `userId` into the room: a user with a ticket still WAITING or ADMITTED (unused, unexpired)
+   * gets that ticket again (`existing`); otherwise a new ticket at the back of the queue, with the
+   * ids given. `full` when the store holds its maximum of tickets and none can be evicted.
+   */
+  enter(roomId: string, userId: string, ids: { ticket: string; admissionToken: string }, now: number): Promise<EnterOutcome>;
+  getTicket(roomId: string, ticket: string, now: number): Promise<(RoomResult & { ticket: Ticket }) | undefined>;
+  /**
+   * Guards an order of `serviceId`: when no active room protects the service, `unprotected`;
+   * otherwise `token` must be the admission token of a ticket ADMITTED by one of those rooms, not
+   * expired and never used, and it is used for `orderId` in the same step.
+   */
+  useToken(serviceId: string, token: string | undefined, orderId: string, now: number): Promise<UseTokenOutcome>;
+  stats(): Promise<StoreStats>;
+  /** Drops tickets that ended (expired, or used) more than the TTL ago; returns how many. */
+  sweep(now: number): Promise<number>;
+}
+
+export interface RoomResult {
+  room: Room;
+  /** Tickets this call admitted (due since the room was last brought up to date), in order. */
+  admitted: Ticket[];
+}
+
+export type EnterOutcome = (RoomResult & { kind: 'entered' | 'existing'; ticket: Ticket }) | { kind: 'no_room' } | { kind: 'full' };
+
+export type UseTokenOutcome =
+  | { kind: 'unprotected' }
+  | { kind: 'used'; ticket: Ticket; admitted: Ticket[] }
+  /** No token, or one no protecting room gave out. */
+  | { kind: 'missing' | 'invalid'; roomIds: string[]; admitted: Ticket[] }
+  | { kind: 'expired' | 'already_used'; ticket: Ticket; roomIds: string[]; admitted: Ticket[] };

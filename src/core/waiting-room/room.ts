@@ -1,0 +1,216 @@
+/**
+ * The virtual waiting room of FluxPay (source document 002, "트래픽 제어 (Virtual Waiting Room)"):
+ * users enter a room and wait in a queue; the room admits them strictly first in, first out, at
+ * `admitPerSecond`, each with an admission token valid for `admissionTtlSeconds`.
+ *
+ * Admission is computed, not polled: the rate is a token bucket of capacity one on the injected
+ * clock, so the k-th admission happens at
+ *
+ *   a(k) = max(entered(k), a(k−1) + 1000 / admitPerSecond, the time a slot frees up)
+ *
+ * where a slot frees up (only with `maxActive`) when an admitted user's token is used or expires.
+ * Any operation on a room first brings it up to `now` with `admitDue`, which replays exactly the
+ * admissions that were due since it last ran, each at its own time; so how often a room is looked
+ * at changes nothing about who is admitted when, and every replica computes the same answer.
+ * @see issue 12 "Virtual waiting room", ../../../../shared/seeds/002_38de3c186cddda84.txt
+ */
+
+export const TICKET_STATUSES = ['WAITING', 'ADMITTED', 'EXPIRED'] as const;
+export type TicketStatus = (typeof TICKET_STATUSES)[number];
+
+/** What a room is told: by the policy file or `PUT /api/v1/waiting-rooms/{roomId}`. */
+export interface RoomSettings {
+  /** Admissions per second; 0 pauses admission (the queue keeps its order). */
+  admitPerSecond: number;
+  /** How long an admission token stays valid, from its admission. */
+  admissionTtlSeconds: number;
+  /** FluxPay service ids whose `POST /api/v1/orders` needs an admission token while the room is active. */
+  protectedServiceIds: string[];
+  /** At most this many admitted users hold an unused, unexpired token at once; null: no limit (the rate alone). */
+  maxActive: number | null;
+  /** An inactive room admits nobody new and protects nothing; its queue keeps its order. */
+  active: boolean;
+}
+
+export interface Room extends RoomSettings {
+  roomId: string;
+  createdAt: number;
+  updatedAt: number;
+  /** Tickets issued so far; the next ticket's sequence number is `entered + 1`. */
+  entered: number;
+  /** Tickets admitted so far (in sequence order: tickets 1 … admitted are admitted). */
+  admitted: number;
+  /** Admitted tokens that expired unused. */
+  expired: number;
+  /** Admitted tokens used for an order. */
+  used: number;
+  /** Admitted tokens neither used nor expired. */
+  activeCount: number;
+  /** When the last admission happened (epoch ms); null before the first. */
+  lastAdmittedAt: number | null;
+  /** The earliest time the rate allows the next admission; +∞ while admission is paused. */
+  nextAdmissionAt: number;
+}
+
+export interface Ticket {
+  /** `wrt_<ULID>` */
+  ticket: string;
+  roomId: string;
+  userId: string;
+  /** 1-based place in the room's entry order. */
+  sequence: number;
+  status: TicketStatus;
+  enteredAt: number;
+  admittedAt: number | null;
+  /** Given out once admitted (`adm_<ULID>`), kept hidden before. */
+  admissionToken: string;
+  expiresAt: number | null;
+  /** When the token was used for an order; such a ticket stays ADMITTED. */
+  usedAt: number | null;
+  /** The order the token was used for. */
+  usedFor: string | null;
+}
+
+export function copyRoom(room: Room): Room {
+  return { ...room, protectedServiceIds: [...room.protectedServiceIds] };
+}
+
+export function copyTicket(ticket: Ticket): Ticket {
+  return { ...ticket };
+}
+
+/** The interval between two admissions at `admitPerSecond` (+∞ when paused or inactive). */
+export function admissionInterval(settings: Pick<RoomSettings, 'admitPerSecond' | 'active'>): number {
+  return settings.active && settings.admitPerSecond > 0 ? 1000 / settings.admitPerSecond : Number.POSITIVE_INFINITY;
+}
+
+/** A new room: nothing entered, the first admission allowed at once. */
+export function newRoom(roomId: string, settings: RoomSettings, now: number): Room {
+  return {
+    roomId,
+    ...settings,
+    protectedServiceIds: [...settings.protectedServiceIds],
+    createdAt: now,
+    updatedAt: now,
+    entered: 0,
+    admitted: 0,
+    expired: 0,
+    used: 0,
+    activeCount: 0,
+    lastAdmittedAt: null,
+    nextAdmissionAt: admissionInterval(settings) === Number.POSITIVE_INFINITY ? Number.POSITIVE_INFINITY : Number.NEGATIVE_INFINITY,
+  };
+}
+
+/**
+ * New settings for a room that `admitDue` has brought up to `now`: the queue keeps its order; the
+ * next admission is spaced from the last one at the new rate, and never earlier than `now`.
+ */
+export function applySettings(room: Room, settings: RoomSettings, now: number): void {
+  Object.assign(room, settings, { protectedServiceIds: [...settings.protectedServiceIds], updatedAt: now });
+  const interval = admissionInterval(room);
+  if (interval === Number.POSITIVE_INFINITY) room.nextAdmissionAt = Number.POSITIVE_INFINITY;
+  else room.nextAdmissionAt = Math.max(now, room.lastAdmittedAt === null ? now : room.lastAdmittedAt + interval);
+}
+
+/**
+ * The queue and the admitted tokens of one room, as a store keeps them; `admitDue` works through
+ * this view so that every adapter runs the same rules.
+ */
+export interface RoomQueue {
+  /** The WAITING ticket that entered first, or undefined when nobody waits. */
+  head(): Ticket | undefined;
+  /** Marks the head admitted (the caller has set its fields) and removes it from the queue. */
+  admitHead(ticket: Ticket): void;
+  /** The admitted, unused, unexpired token that expires first. */
+  firstToExpire(): Ticket | undefined;
+  /** Marks an admitted ticket expired (the caller has set its status). */
+  expire(ticket: Ticket): void;
+}
+
+/**
+ * Brings `room` up to `now`: expires tokens whose time has come and admits, in entry order, every
+ * waiting ticket whose admission time has come, each at that time. Returns the tickets admitted.
+ */
+export function admitDue(room: Room, queue: RoomQueue, now: number): Ticket[] {
+  const admitted: Ticket[] = [];
+  const interval = admissionInterval(room);
+  for (;;) {
+    const head = queue.head();
+    if (head === undefined || interval === Number.POSITIVE_INFINITY) break;
+    let at = Math.max(head.enteredAt, room.nextAdmissionAt);
+    if (at > now) break;
+    expireUntil(room, queue, at);
+    // A room at its limit of active tokens admits when the first of them expires (if by `now`);
+    // a used token has freed its slot already.
+    if (room.maxActive !== null && room.activeCount >= room.maxActive) {
+      const first = queue.firstToExpire();
+      if (first === undefined || (first.expiresAt as number) > now) break;
+      at = first.expiresAt as number;
+      expireUntil(room, queue, at);
+    }
+    head.status = 'ADMITTED';
+    head.admittedAt = at;
+    head.expiresAt = at + room.admissionTtlSeconds * 1000;
+    queue.admitHead(head);
+    room.admitted += 1;
+    room.activeCount += 1;
+    room.lastAdmittedAt = at;
+    room.nextAdmissionAt = at + interval;
+    admitted.push(head);
+  }
+  expireUntil(room, queue, now);
+  return admitted;
+}
+
+/** Expires every active token whose expiry is at or before `at`. */
+function expireUntil(room: Room, queue: RoomQueue, at: number): void {
+  for (;;) {
+    const first = queue.firstToExpire();
+    if (first === undefined || (first.expiresAt as number) > at) return;
+    expireTicket(room, queue, first);
+  }
+}
+
+function expireTicket(room: Room, queue: RoomQueue, ticket: Ticket): void {
+  ticket.status = 'EXPIRED';
+  queue.expire(ticket);
+  room.expired += 1;
+  room.activeCount -= 1;
+}
+
+/**
+ * Uses an admitted ticket's token for `orderId` at `now` (the room brought up to `now` first): its
+ * slot is free from `now`, so a room held at `maxActive` admits its next user no earlier than that.
+ */
+export function useAdmission(room: Room, ticket: Ticket, orderId: string, now: number): void {
+  ticket.usedAt = now;
+  ticket.usedFor = orderId;
+  room.used += 1;
+  room.activeCount -= 1;
+  room.nextAdmissionAt = Math.max(room.nextAdmissionAt, now);
+}
+
+/** A ticket's status at `now` for a room brought up to `now`: an admitted token past its expiry reads EXPIRED. */
+export function ticketStatusAt(ticket: Ticket, now: number): TicketStatus {
+  if (ticket.status === 'ADMITTED' && ticket.usedAt === null && (ticket.expiresAt as number) <= now) return 'EXPIRED';
+  return ticket.status;
+}
+
+/** 1-based place among those still waiting (0 once admitted). */
+export function positionOf(room: Room, ticket: Ticket): number {
+  return ticket.status === 'WAITING' ? ticket.sequence - room.admitted : 0;
+}
+
+/**
+ * Seconds until a waiting ticket at `position` is admitted at the current rate, rounded up; null
+ * while admission is paused or the room is inactive. It ignores `maxActive`, whose slots free up as
+ * users act.
+ */
+export function estimatedWaitSeconds(room: Room, position: number, now: number): number | null {
+  if (position === 0) return 0;
+  const interval = admissionInterval(room);
+  if (interval === Number.POSITIVE_INFINITY) return null;
+  const first = Math.max(0, room.nextAdmissionAt - now);
+  return Math.ceil((first + (position - 1) * interval) / 1000);
+}

@@ -1,0 +1,201 @@
+import type { Clock } from '../clock.ts';
+import { storeFull } from '../errors.ts';
+import type { IdFactory } from '../ids.ts';
+import type { Scheduler } from '../scheduler.ts';
+import type { UseTokenOutcome, WaitingRoomStore } from './ports.ts';
+import { estimatedWaitSeconds, positionOf, ticketStatusAt, type Room, type RoomSettings, type Ticket, type TicketStatus } from './room.ts';
+
+/**
+ * Virtual waiting rooms (issue 12): rooms created or changed while running, users entering and
+ * polling their tickets, and the guard on orders of protected services. The store decides who is
+ * admitted when (room.ts); this service reads it, publishes each admission once (the store hands
+ * every admission to exactly one caller), and keeps a `waiting_room.tick` job due at each room's
+ * next admission, so admissions are published (and counted) as they happen even when nobody asks.
+ * @see issue 12 "Virtual waiting room"
+ */
+
+export const WAITING_ROOM_TICK_JOB = 'waiting_room.tick';
+
+/** A user admitted: when they entered and when they were admitted (the wait is the difference). */
+export interface WaitingRoomAdmittedEvent {
+  id: string;
+  type: 'waiting_room.admitted';
+  occurredAt: number;
+  roomId: string;
+  ticket: string;
+  enteredAt: number;
+  admittedAt: number;
+}
+
+export interface WaitingRoomServiceDeps {
+  store: WaitingRoomStore;
+  scheduler: Scheduler;
+  clock: Clock;
+  ids: IdFactory;
+  publish: (event: WaitingRoomAdmittedEvent) => void;
+}
+
+/** A ticket as its holder sees it at one moment. */
+export interface TicketView {
+  ticket: string;
+  roomId: string;
+  userId: string;
+  status: TicketStatus;
+  /** 1-based among those waiting; 0 once admitted. */
+  position: number;
+  estimatedWaitSeconds: number | null;
+  enteredAt: number;
+  admittedAt: number | null;
+  /** Only once admitted (and while it is ADMITTED or EXPIRED). */
+  admissionToken: string | null;
+  expiresAt: number | null;
+  usedAt: number | null;
+  usedFor: string | null;
+}
+
+/** A room at one moment: its settings and its counts. */
+export interface RoomView extends RoomSettings {
+  roomId: string;
+  /** Users waiting now. */
+  size: number;
+  entered: number;
+  admitted: number;
+  /** Admitted tokens neither used nor expired. */
+  activeTokens: number;
+  used: number;
+  expired: number;
+  /** Admissions per second now: 0 while paused or inactive. */
+  currentRate: number;
+  nextAdmissionAt: number | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export type EnterResult = { kind: 'entered' | 'existing'; ticket: TicketView };
+
+export type GuardResult = UseTokenOutcome['kind'];
+
+export class WaitingRoomService {
+  readonly #deps: WaitingRoomServiceDeps;
+
+  constructor(deps: WaitingRoomServiceDeps) {
+    this.#deps = deps;
+    deps.scheduler.register(WAITING_ROOM_TICK_JOB, async (roomId) => {
+      const result = await deps.store.getRoom(roomId, deps.clock.now());
+      if (result !== undefined) await this.#settle(result.room, result.admitted);
+    });
+  }
+
+  /** Creates a room or changes a running one: `created` or `updated`. */
+  async put(roomId: string, settings: RoomSettings): Promise<{ kind: 'created' | 'updated'; room: RoomView }> {
+    const { store, clock } = this.#deps;
+    const now = clock.now();
+    const result = await store.putRoom(roomId, settings, now);
+    await this.#settle(result.room, result.admitted);
+    return { kind: result.kind, room: roomView(result.room, now) };
+  }
+
+  async get(roomId: string): Promise<RoomView | undefined> {
+    const now = this.#deps.clock.now();
+    const result = await this.#deps.store.getRoom(roomId, now);
+    if (result === undefined) return undefined;
+    await this.#settle(result.room, result.admitted);
+    return roomView(result.room, now);
+  }
+
+  async list(): Promise<RoomView[]> {
+    const now = this.#deps.clock.now();
+    const { rooms, admitted } = await this.#deps.store.listRooms(now);
+    this.#publishAdmitted(admitted, now);
+    return rooms.map((room) => roomView(room, now));
+  }
+
+  /** `undefined` when the room does not exist; STORE_FULL when no ticket can be added. */
+  async enter(roomId: string, userId: string): Promise<EnterResult | undefined> {
+    const { store, clock, ids } = this.#deps;
+    const now = clock.now();
+    const outcome = await store.enter(roomId, userId, { ticket: ids('wrt'), admissionToken: ids('adm') }, now);
+    if (outcome.kind === 'no_room') return undefined;
+    if (outcome.kind === 'full') throw storeFull('waiting_room_tickets');
+    await this.#settle(outcome.room, outcome.admitted);
+    return { kind: outcome.kind, ticket: ticketView(outcome.room, outcome.ticket, now) };
+  }
+
+  async ticket(roomId: string, ticket: string): Promise<TicketView | undefined> {
+    const now = this.#deps.clock.now();
+    const result = await this.#deps.store.getTicket(roomId, ticket, now);
+    if (result === undefined) return undefined;
+    await this.#settle(result.room, result.admitted);
+    return ticketView(result.room, result.ticket, now);
+  }
+
+  /**
+   * The order guard: `unprotected` (no active room protects `serviceId`), `used` (the token is
+   * now used for `orderId`), or why not: `missing`, `invalid`, `expired`, `already_used`.
+   */
+  async guardOrder(serviceId: string, token: string | undefined, orderId: string): Promise<UseTokenOutcome> {
+    const now = this.#deps.clock.now();
+    const outcome = await this.#deps.store.useToken(serviceId, token, orderId, now);
+    if (outcome.kind !== 'unprotected') this.#publishAdmitted(outcome.admitted, now);
+    return outcome;
+  }
+
+  /** Publishes what a call admitted and keeps the room's tick due at its next admission. */
+  async #settle(room: Room, admitted: Ticket[]): Promise<void> {
+    const now = this.#deps.clock.now();
+    this.#publishAdmitted(admitted, now);
+    const waiting = room.entered - room.admitted;
+    if (waiting > 0 && Number.isFinite(room.nextAdmissionAt)) {
+      await this.#deps.scheduler.schedule(WAITING_ROOM_TICK_JOB, room.roomId, Math.max(now, room.nextAdmissionAt));
+    }
+  }
+
+  #publishAdmitted(admitted: Ticket[], now: number): void {
+    const { publish, ids } = this.#deps;
+    for (const ticket of admitted) {
+      publish({ id: ids('evt'), type: 'waiting_room.admitted', occurredAt: now, roomId: ticket.roomId, ticket: ticket.ticket, enteredAt: ticket.enteredAt, admittedAt: ticket.admittedAt as number });
+    }
+  }
+}
+
+export function roomView(room: Room, now: number): RoomView {
+  const rate = room.active ? room.admitPerSecond : 0;
+  const waiting = room.entered - room.admitted;
+  return {
+    roomId: room.roomId,
+    admitPerSecond: room.admitPerSecond,
+    admissionTtlSeconds: room.admissionTtlSeconds,
+    protectedServiceIds: [...room.protectedServiceIds],
+    maxActive: room.maxActive,
+    active: room.active,
+    size: waiting,
+    entered: room.entered,
+    admitted: room.admitted,
+    activeTokens: room.activeCount,
+    used: room.used,
+    expired: room.expired,
+    currentRate: rate,
+    nextAdmissionAt: waiting > 0 && rate > 0 ? Math.max(now, room.nextAdmissionAt) : null,
+    createdAt: room.createdAt,
+    updatedAt: room.updatedAt,
+  };
+}
+
+export function ticketView(room: Room, ticket: Ticket, now: number): TicketView {
+  const status = ticketStatusAt(ticket, now);
+  const position = positionOf(room, ticket);
+  return {
+    ticket: ticket.ticket,
+    roomId: ticket.roomId,
+    userId: ticket.userId,
+    status,
+    position,
+    estimatedWaitSeconds: status === 'WAITING' ? estimatedWaitSeconds(room, position, now) : 0,
+    enteredAt: ticket.enteredAt,
+    admittedAt: ticket.admittedAt,
+    admissionToken: status === 'WAITING' ? null : ticket.admissionToken,
+    expiresAt: ticket.expiresAt,
+    usedAt: ticket.usedAt,
+    usedFor: ticket.usedFor,
+  };
+}

@@ -1,0 +1,291 @@
+import { describe, expect, it } from 'vitest';
+import type { WaitingRoomStore } from '../../../src/core/waiting-room/ports.ts';
+import type { RoomSettings, Ticket } from '../../../src/core/waiting-room/room.ts';
+import { concurrently, HOUR, MINUTE, T0, tally } from './fixtures.ts';
+
+export interface WaitingRoomStoreOptions {
+  maxTickets: number;
+  /** Ended tickets older than this (from their end) may be swept. */
+  ttlMs: number;
+}
+
+export type WaitingRoomStoreFactory = (options: WaitingRoomStoreOptions) => Promise<WaitingRoomStore> | WaitingRoomStore;
+
+const ROOMY: WaitingRoomStoreOptions = { maxTickets: 100_000, ttlMs: HOUR };
+
+/** 10 admissions a second (one every 100 ms), tokens valid 60 s, protecting service `svc_concert`. */
+const TEN_PER_S: RoomSettings = { admitPerSecond: 10, admissionTtlSeconds: 60, protectedServiceIds: ['svc_concert'], maxActive: null, active: true };
+
+let sequence = 0;
+const fresh = (prefix: string) => `${prefix}_${(++sequence).toString().padStart(8, '0')}`;
+const newIds = () => ({ ticket: fresh('wrt'), admissionToken: fresh('adm') });
+
+/** The WaitingRoomStore port's contract (src/core/waiting-room/ports.ts), for any adapter `make` builds fresh. */
+export function waitingRoomStoreContract(name: string, make: WaitingRoomStoreFactory): void {
+  async function roomWith(settings: RoomSettings, options = ROOMY): Promise<WaitingRoomStore> {
+    const store = await make(options);
+    const created = await store.putRoom('room_1', settings, T0);
+    expect(created.kind).toBe('created');
+    return store;
+  }
+
+  async function enterAll(store: WaitingRoomStore, users: number, at: number, roomId = 'room_1'): Promise<Ticket[]> {
+    const tickets: Ticket[] = [];
+    for (let i = 0; i < users; i++) {
+      const outcome = await store.enter(roomId, `user_${i}`, newIds(), at);
+      if (outcome.kind !== 'entered') throw new Error(`enter: ${outcome.kind}`);
+      tickets.push(outcome.ticket);
+    }
+    return tickets;
+  }
+
+  describe(`WaitingRoomStore contract: ${name}`, () => {
+    describe('rooms', () => {
+      it('putRoom creates a room with its settings and zero counts; getRoom reads it; an unknown room is undefined', async () => {
+        const store = await make(ROOMY);
+        const created = await store.putRoom('room_1', TEN_PER_S, T0);
+        expect(created).toEqual({
+          kind: 'created',
+          admitted: [],
+          room: {
+            roomId: 'room_1',
+            ...TEN_PER_S,
+            createdAt: T0,
+            updatedAt: T0,
+            entered: 0,
+            admitted: 0,
+            expired: 0,
+            used: 0,
+            activeCount: 0,
+            lastAdmittedAt: null,
+            nextAdmissionAt: Number.NEGATIVE_INFINITY,
+          },
+        });
+        expect(await store.getRoom('room_1', T0 + 5)).toEqual({ room: created.room, admitted: [] });
+        expect(await store.getRoom('room_2', T0)).toBeUndefined();
+        expect(await store.enter('room_2', 'user_1', newIds(), T0)).toEqual({ kind: 'no_room' });
+        expect(await store.getTicket('room_2', 'wrt_x', T0)).toBeUndefined();
+      });
+
+      it('returns copies: changing what it returned changes nothing stored', async () => {
+        const store = await roomWith(TEN_PER_S);
+        const read = await store.getRoom('room_1', T0);
+        read?.room.protectedServiceIds.push('svc_other');
+        if (read !== undefined) read.room.entered = 99;
+        expect((await store.getRoom('room_1', T0))?.room).toMatchObject({ entered: 0, protectedServiceIds: ['svc_concert'] });
+      });
+
+      it('listRooms: every room in creation order', async () => {
+        const store = await roomWith(TEN_PER_S);
+        await store.putRoom('room_0', { ...TEN_PER_S, admitPerSecond: 1 }, T0 + 1);
+        const { rooms } = await store.listRooms(T0 + 2);
+        expect(rooms.map((r) => [r.roomId, r.admitPerSecond])).toEqual([
+          ['room_1', 10],
+          ['room_0', 1],
+        ]);
+      });
+    });
+
+    describe('entering and admission', () => {
+      it('sequence numbers in entry order; the first of an idle room is admitted at once, the rest wait in line', async () => {
+        const store = await roomWith(TEN_PER_S);
+        const first = await store.enter('room_1', 'user_a', { ticket: 'wrt_a', admissionToken: 'adm_a' }, T0 + 10);
+        expect(first).toMatchObject({ kind: 'entered', ticket: { ticket: 'wrt_a', sequence: 1, status: 'ADMITTED', enteredAt: T0 + 10 } });
+        if (first.kind !== 'entered') throw new Error('not entered');
+        // The ticket comes back as it is after the call; its admission is reported too.
+        expect(first.admitted).toEqual([
+          { ticket: 'wrt_a', roomId: 'room_1', userId: 'user_a', sequence: 1, status: 'ADMITTED', enteredAt: T0 + 10, admittedAt: T0 + 10, admissionToken: 'adm_a', expiresAt: T0 + 10 + 60_000, usedAt: null, usedFor: null },
+        ]);
+        const second = await store.enter('room_1', 'user_b', { ticket: 'wrt_b', admissionToken: 'adm_b' }, T0 + 20);
+        expect(second).toMatchObject({ kind: 'entered', admitted: [], ticket: { sequence: 2, status: 'WAITING' }, room: { entered: 2, admitted: 1, activeCount: 1, nextAdmissionAt: T0 + 110 } });
+      });
+
+      it('entering again with a live ticket returns that ticket; ids given the second time are not used', async () => {
+        const store = await roomWith(TEN_PER_S);
+        await enterAll(store, 3, T0);
+        const again = await store.enter('room_1', 'user_2', newIds(), T0 + 1);
+        expect(again).toMatchObject({ kind: 'existing', ticket: { userId: 'user_2', sequence: 3, status: 'WAITING' }, room: { entered: 3 } });
+        const admittedAgain = await store.enter('room_1', 'user_0', newIds(), T0 + 2);
+        expect(admittedAgain).toMatchObject({ kind: 'existing', ticket: { sequence: 1, status: 'ADMITTED' } });
+      });
+
+      it('admits in entry order, one every 1000/admitPerSecond ms, each at its own time however rarely the room is looked at', async () => {
+        const polled = await roomWith(TEN_PER_S);
+        const once = await roomWith(TEN_PER_S);
+        await enterAll(polled, 20, T0);
+        await enterAll(once, 20, T0);
+        const seen: Ticket[] = [];
+        for (let t = T0; t <= T0 + 3_000; t += 7) seen.push(...((await polled.getRoom('room_1', t))?.admitted ?? []));
+        const atOnce = (await once.getRoom('room_1', T0 + 3_000))?.admitted ?? [];
+        // Ticket 1 was admitted on entering; 2 … 20 follow, 100 ms apart.
+        expect(seen.map((t) => t.sequence)).toEqual(Array.from({ length: 19 }, (_, i) => i + 2));
+        expect(seen.map((t) => t.admittedAt)).toEqual(Array.from({ length: 19 }, (_, i) => T0 + (i + 1) * 100));
+        const when = (t: Ticket) => [t.userId, t.sequence, t.status, t.admittedAt, t.expiresAt];
+        expect(atOnce.map(when)).toEqual(seen.map(when));
+        // Each admission is handed out once.
+        expect((await once.getRoom('room_1', T0 + 3_000))?.admitted).toEqual([]);
+      });
+
+      it('a ticket is read as it is after the room was brought up to date', async () => {
+        const store = await roomWith(TEN_PER_S);
+        const [, second] = await enterAll(store, 2, T0);
+        const read = await store.getTicket('room_1', (second as Ticket).ticket, T0 + 100);
+        expect(read?.admitted.map((t) => t.sequence)).toEqual([2]);
+        expect(read?.room).toMatchObject({ admitted: 2, activeCount: 2 });
+        expect(await store.getTicket('room_1', 'wrt_unknown', T0)).toBeUndefined();
+      });
+
+      it('a late entrant into an idle room is admitted on entering; spacing is kept from the last admission', async () => {
+        const store = await roomWith(TEN_PER_S);
+        await enterAll(store, 1, T0);
+        const late = await store.enter('room_1', 'user_late', newIds(), T0 + 50);
+        expect(late).toMatchObject({ kind: 'entered', admitted: [] });
+        expect((await store.getRoom('room_1', T0 + 100))?.admitted.map((t) => [t.userId, t.admittedAt])).toEqual([['user_late', T0 + 100]]);
+        const idle = await store.enter('room_1', 'user_idle', newIds(), T0 + 5_000);
+        expect(idle).toMatchObject({ kind: 'entered', admitted: [{ userId: 'user_idle', admittedAt: T0 + 5_000 }] });
+      });
+    });
+
+    describe('changing a running room', () => {
+      it('a higher rate applies from the change; the queue keeps its order', async () => {
+        const store = await roomWith(TEN_PER_S);
+        await enterAll(store, 10, T0);
+        const changed = await store.putRoom('room_1', { ...TEN_PER_S, admitPerSecond: 100 }, T0 + 250);
+        expect(changed.kind).toBe('updated');
+        expect(changed.admitted.map((t) => [t.sequence, t.admittedAt])).toEqual([
+          [2, T0 + 100],
+          [3, T0 + 200],
+          // the last admission was at +200; at 100/s the next may come 10 ms later, so at once
+          [4, T0 + 250],
+        ]);
+        const later = await store.getRoom('room_1', T0 + 300);
+        expect(later?.admitted.map((t) => [t.sequence, t.admittedAt])).toEqual([
+          [5, T0 + 260],
+          [6, T0 + 270],
+          [7, T0 + 280],
+          [8, T0 + 290],
+          [9, T0 + 300],
+        ]);
+        expect(later?.room).toMatchObject({ admitPerSecond: 100, createdAt: T0, updatedAt: T0 + 250 });
+      });
+
+      it('rate 0 pauses admission; resuming admits from the resume', async () => {
+        const store = await roomWith(TEN_PER_S);
+        await enterAll(store, 3, T0);
+        await store.putRoom('room_1', { ...TEN_PER_S, admitPerSecond: 0 }, T0 + 50);
+        expect((await store.getRoom('room_1', T0 + 10_000))?.admitted).toEqual([]);
+        const resumed = await store.putRoom('room_1', TEN_PER_S, T0 + 10_000);
+        expect(resumed.admitted.map((t) => [t.sequence, t.admittedAt])).toEqual([[2, T0 + 10_000]]);
+      });
+
+      it('an inactive room admits nobody and protects nothing', async () => {
+        const store = await roomWith({ ...TEN_PER_S, active: false });
+        const [ticket] = await enterAll(store, 1, T0);
+        expect(ticket?.status).toBe('WAITING');
+        expect((await store.getRoom('room_1', T0 + MINUTE))?.admitted).toEqual([]);
+        expect(await store.useToken('svc_concert', undefined, 'ord_1', T0)).toEqual({ kind: 'unprotected' });
+      });
+    });
+
+    describe('tokens', () => {
+      it('an admitted token expires after admissionTtlSeconds; entering again then gives a new ticket at the back', async () => {
+        const store = await roomWith({ ...TEN_PER_S, admissionTtlSeconds: 1 });
+        const [first] = await enterAll(store, 2, T0);
+        const read = await store.getRoom('room_1', T0 + 1_000);
+        expect(read?.room).toMatchObject({ admitted: 2, expired: 1, activeCount: 1 });
+        expect(await store.getTicket('room_1', (first as Ticket).ticket, T0 + 1_000)).toMatchObject({ ticket: { status: 'EXPIRED', usedAt: null } });
+        const again = await store.enter('room_1', 'user_0', newIds(), T0 + 1_001);
+        expect(again).toMatchObject({ kind: 'entered', ticket: { userId: 'user_0', sequence: 3, status: 'ADMITTED', admittedAt: T0 + 1_001 } });
+      });
+
+      it('useToken: unprotected, missing, invalid, used once, already used, expired', async () => {
+        const store = await roomWith({ ...TEN_PER_S, admissionTtlSeconds: 10 });
+        const [first, second, third] = await enterAll(store, 3, T0);
+        expect(await store.useToken('svc_other', undefined, 'ord_0', T0)).toEqual({ kind: 'unprotected' });
+        expect(await store.useToken('svc_concert', undefined, 'ord_1', T0)).toEqual({ kind: 'missing', roomIds: ['room_1'], admitted: [] });
+        expect(await store.useToken('svc_concert', 'adm_forged', 'ord_1', T0)).toMatchObject({ kind: 'invalid', roomIds: ['room_1'] });
+        // The token of a ticket still waiting is no token yet.
+        expect(await store.useToken('svc_concert', (third as Ticket).admissionToken, 'ord_1', T0)).toMatchObject({ kind: 'invalid' });
+        const used = await store.useToken('svc_concert', (first as Ticket).admissionToken, 'ord_1', T0 + 5);
+        expect(used).toEqual({ kind: 'used', admitted: [], ticket: { ...first, status: 'ADMITTED', admittedAt: T0, expiresAt: T0 + 10_000, usedAt: T0 + 5, usedFor: 'ord_1' } });
+        expect(await store.useToken('svc_concert', (first as Ticket).admissionToken, 'ord_2', T0 + 6)).toMatchObject({ kind: 'already_used', ticket: { usedFor: 'ord_1' } });
+        expect((await store.getRoom('room_1', T0 + 6))?.room).toMatchObject({ used: 1, activeCount: 0 });
+        const late = await store.useToken('svc_concert', (second as Ticket).admissionToken, 'ord_3', T0 + 100 + 10_000);
+        expect(late).toMatchObject({ kind: 'expired', ticket: { sequence: 2, status: 'EXPIRED' } });
+      });
+
+      it('a token is good only for the services its own room protects', async () => {
+        const store = await roomWith(TEN_PER_S);
+        await store.putRoom('room_b', { ...TEN_PER_S, protectedServiceIds: ['svc_sports'] }, T0);
+        const [concert] = await enterAll(store, 1, T0);
+        expect(await store.useToken('svc_sports', (concert as Ticket).admissionToken, 'ord_1', T0)).toMatchObject({ kind: 'invalid', roomIds: ['room_b'] });
+        expect(await store.useToken('svc_concert', (concert as Ticket).admissionToken, 'ord_1', T0)).toMatchObject({ kind: 'used' });
+      });
+
+      it('maxActive: a full room admits the next user when a token is used or when the first one expires', async () => {
+        const store = await roomWith({ ...TEN_PER_S, admissionTtlSeconds: 5, maxActive: 2 });
+        const [first] = await enterAll(store, 5, T0);
+        expect((await store.getRoom('room_1', T0 + 1_000))?.room).toMatchObject({ admitted: 2, activeCount: 2 });
+        await store.useToken('svc_concert', (first as Ticket).admissionToken, 'ord_1', T0 + 1_000);
+        expect((await store.getRoom('room_1', T0 + 1_000))?.admitted.map((t) => [t.sequence, t.admittedAt])).toEqual([[3, T0 + 1_000]]);
+        // Ticket 2 (admitted at +100) expires at +5,100: ticket 4 is admitted then, not before.
+        expect((await store.getRoom('room_1', T0 + 5_099))?.admitted).toEqual([]);
+        const next = await store.getRoom('room_1', T0 + 6_000);
+        expect(next?.admitted.map((t) => [t.sequence, t.admittedAt])).toEqual([
+          [4, T0 + 5_100],
+          [5, T0 + 6_000],
+        ]);
+        expect(next?.room).toMatchObject({ admitted: 5, used: 1, expired: 2, activeCount: 2 });
+      });
+    });
+
+    describe('under concurrent calls', () => {
+      it('1,000 users entering at once get sequence numbers 1 … 1,000, none twice', async () => {
+        const store = await roomWith({ ...TEN_PER_S, admitPerSecond: 0 });
+        const outcomes = await concurrently(1_000, (i) => store.enter('room_1', `user_${i}`, newIds(), T0));
+        expect(tally(outcomes)).toEqual({ entered: 1_000 });
+        const sequences = outcomes.map((o) => (o.kind === 'entered' ? o.ticket.sequence : 0)).sort((a, b) => a - b);
+        expect(sequences).toEqual(Array.from({ length: 1_000 }, (_, i) => i + 1));
+      });
+
+      it('one user entering 100 times at once gets one ticket', async () => {
+        const store = await roomWith({ ...TEN_PER_S, admitPerSecond: 0 });
+        const outcomes = await concurrently(100, () => store.enter('room_1', 'user_1', newIds(), T0));
+        expect(tally(outcomes)).toEqual({ entered: 1, existing: 99 });
+        expect(new Set(outcomes.map((o) => (o.kind === 'entered' || o.kind === 'existing' ? o.ticket.ticket : '')))).toHaveProperty('size', 1);
+      });
+
+      it('200 orders with one token at once: exactly one uses it', async () => {
+        const store = await roomWith(TEN_PER_S);
+        const [ticket] = await enterAll(store, 1, T0);
+        const outcomes = await concurrently(200, (i) => store.useToken('svc_concert', (ticket as Ticket).admissionToken, `ord_${i}`, T0 + 1));
+        expect(tally(outcomes)).toEqual({ used: 1, already_used: 199 });
+      });
+    });
+
+    describe('bounds', () => {
+      it('a store of live tickets refuses a new one; ended tickets are evicted first, oldest ended first', async () => {
+        const store = await roomWith({ ...TEN_PER_S, admissionTtlSeconds: 1 }, { maxTickets: 3, ttlMs: HOUR });
+        const [first] = await enterAll(store, 3, T0);
+        expect(await store.enter('room_1', 'user_x', newIds(), T0 + 1)).toEqual({ kind: 'full' });
+        expect(await store.stats()).toEqual({ size: 3, max: 3 });
+        // Ticket 1 expires at +1,000: then it is the one evicted.
+        const entered = await store.enter('room_1', 'user_x', newIds(), T0 + 1_000);
+        expect(entered).toMatchObject({ kind: 'entered', ticket: { sequence: 4 } });
+        expect(await store.getTicket('room_1', (first as Ticket).ticket, T0 + 1_000)).toBeUndefined();
+      });
+
+      it('sweep drops tickets that ended more than the TTL ago, and nothing live', async () => {
+        const store = await roomWith({ ...TEN_PER_S, admissionTtlSeconds: 1 }, { maxTickets: 100, ttlMs: MINUTE });
+        const [first, second] = await enterAll(store, 3, T0);
+        await store.useToken('svc_concert', (first as Ticket).admissionToken, 'ord_1', T0 + 10);
+        // At +1,100 ticket 2 (admitted at +100) expires; ticket 3 (admitted at +200) is still live until +1,200.
+        expect(await store.sweep(T0 + 10 + MINUTE)).toBe(1);
+        expect(await store.getTicket('room_1', (first as Ticket).ticket, T0 + MINUTE)).toBeUndefined();
+        expect(await store.getTicket('room_1', (second as Ticket).ticket, T0 + MINUTE)).toMatchObject({ ticket: { status: 'EXPIRED' } });
+        expect(await store.sweep(T0 + 1_200 + MINUTE)).toBe(2);
+        expect(await store.stats()).toEqual({ size: 0, max: 100 });
+      });
+    });
+  });
+}

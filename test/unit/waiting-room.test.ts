@@ -1,0 +1,116 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { MemorySchedulerStore } from '../../src/adapters/memory/scheduler.ts';
+import { MemoryWaitingRoomStore } from '../../src/adapters/memory/waiting-rooms.ts';
+import { createIdFactory } from '../../src/core/ids.ts';
+import { Scheduler } from '../../src/core/scheduler.ts';
+import type { RoomSettings } from '../../src/core/waiting-room/room.ts';
+import { WaitingRoomService, type WaitingRoomAdmittedEvent } from '../../src/core/waiting-room/service.ts';
+import { ManualClock } from '../helpers/manual-clock.ts';
+
+const T0 = Date.UTC(2026, 10, 30, 9, 0, 0);
+const SALE: RoomSettings = { admitPerSecond: 500, admissionTtlSeconds: 120, protectedServiceIds: ['svc_concert'], maxActive: null, active: true };
+
+let stop: (() => Promise<void>) | undefined;
+afterEach(async () => {
+  await stop?.();
+  stop = undefined;
+});
+
+async function setup(settings = SALE) {
+  const clock = new ManualClock(T0);
+  const errors: unknown[] = [];
+  const scheduler = new Scheduler({ clock, store: new MemorySchedulerStore(), onError: (error) => errors.push(error) });
+  await scheduler.start();
+  stop = async () => {
+    scheduler.stop();
+  };
+  const events: WaitingRoomAdmittedEvent[] = [];
+  const service = new WaitingRoomService({
+    store: new MemoryWaitingRoomStore({ maxTickets: 100_000, ttlMs: 3_600_000 }),
+    scheduler,
+    clock,
+    ids: createIdFactory(clock),
+    publish: (event) => events.push(event),
+  });
+  await service.put('sale', settings);
+  return { clock, service, events, errors };
+}
+
+describe('WaitingRoomService', () => {
+  it('10,000 users entering at once are admitted in exactly their entry order at the set rate, none twice, none skipped, with nobody asking', async () => {
+    const { clock, service, events, errors } = await setup();
+    const entered = await Promise.all(Array.from({ length: 10_000 }, (_, i) => service.enter('sale', `user_${i}`)));
+    const bySequence = new Map(entered.map((e) => [e?.ticket.ticket, e?.ticket.position]));
+    expect(entered.every((e) => e?.kind === 'entered')).toBe(true);
+    // Positions at entry: the first was admitted on entering (0); the others 1 … 9,999 in entry order.
+    expect(entered.map((e) => e?.ticket.position)).toEqual([0, ...Array.from({ length: 9_999 }, (_, i) => i + 1)]);
+    // The scheduler's tick publishes admissions as they fall due; nobody polls.
+    await clock.advance(25_000);
+    expect(errors).toEqual([]);
+    expect(events).toHaveLength(10_000);
+    expect(new Set(events.map((e) => e.ticket)).size).toBe(10_000);
+    expect(events.map((e) => e.ticket)).toEqual(entered.map((e) => e?.ticket.ticket));
+    expect(bySequence.size).toBe(10_000);
+    const times = events.map((e) => e.admittedAt);
+    // 500 a second: one every 2 ms exactly, from the first entry.
+    expect(times).toEqual(Array.from({ length: 10_000 }, (_, i) => T0 + i * 2));
+    const rate = (times.length - 1) / (((times.at(-1) as number) - (times[0] as number)) / 1000);
+    expect(Math.abs(rate - 500) / 500).toBeLessThan(0.05);
+    // Each event went out when its admission fell due (within one tick of the scheduler), not in a batch at the end.
+    const lateness = events.map((e) => e.occurredAt - e.admittedAt);
+    expect(Math.max(...lateness)).toBeLessThan(100);
+    expect(await service.get('sale')).toMatchObject({ size: 0, entered: 10_000, admitted: 10_000, activeTokens: 10_000, currentRate: 500, nextAdmissionAt: null });
+  });
+
+  it('a ticket reads WAITING with its position and estimate, then ADMITTED with its token, then EXPIRED', async () => {
+    const { clock, service } = await setup({ ...SALE, admitPerSecond: 2, admissionTtlSeconds: 30 });
+    await service.enter('sale', 'user_first');
+    const entered = await service.enter('sale', 'user_a');
+    await service.enter('sale', 'user_b');
+    const ticket = entered?.ticket.ticket as string;
+    expect(await service.ticket('sale', ticket)).toEqual({
+      ticket,
+      roomId: 'sale',
+      userId: 'user_a',
+      status: 'WAITING',
+      position: 1,
+      estimatedWaitSeconds: 1,
+      enteredAt: T0,
+      admittedAt: null,
+      admissionToken: null,
+      expiresAt: null,
+      usedAt: null,
+      usedFor: null,
+    });
+    expect((await service.enter('sale', 'user_b'))?.ticket).toMatchObject({ status: 'WAITING', position: 2, estimatedWaitSeconds: 1 });
+    await clock.advance(500);
+    const admitted = await service.ticket('sale', ticket);
+    expect(admitted).toMatchObject({ status: 'ADMITTED', position: 0, estimatedWaitSeconds: 0, admittedAt: T0 + 500, expiresAt: T0 + 30_500 });
+    expect(admitted?.admissionToken).toMatch(/^adm_[0-9A-HJKMNP-TV-Z]{26}$/);
+    await clock.advance(30_000);
+    expect(await service.ticket('sale', ticket)).toMatchObject({ status: 'EXPIRED', admissionToken: admitted?.admissionToken });
+    expect(await service.ticket('sale', 'wrt_unknown')).toBeUndefined();
+    expect(await service.enter('nowhere', 'user_a')).toBeUndefined();
+  });
+
+  it('guards orders: a protected service needs an admitted token, once', async () => {
+    const { service } = await setup();
+    const admitted = await service.enter('sale', 'user_a');
+    const token = (await service.ticket('sale', admitted?.ticket.ticket as string))?.admissionToken as string;
+    expect(await service.guardOrder('svc_other', undefined, 'ord_1')).toEqual({ kind: 'unprotected' });
+    expect(await service.guardOrder('svc_concert', undefined, 'ord_1')).toMatchObject({ kind: 'missing', roomIds: ['sale'] });
+    expect(await service.guardOrder('svc_concert', token, 'ord_1')).toMatchObject({ kind: 'used', ticket: { usedFor: 'ord_1' } });
+    expect(await service.guardOrder('svc_concert', token, 'ord_2')).toMatchObject({ kind: 'already_used' });
+  });
+
+  it('a room changed while running: the new rate from the change on, the queue in order', async () => {
+    const { clock, service, events } = await setup({ ...SALE, admitPerSecond: 10 });
+    for (let i = 0; i < 30; i++) await service.enter('sale', `user_${i}`);
+    await clock.advance(1_000);
+    expect(events).toHaveLength(11);
+    expect(await service.put('sale', { ...SALE, admitPerSecond: 100 })).toMatchObject({ kind: 'updated', room: { admitPerSecond: 100, currentRate: 100, size: 19 } });
+    await clock.advance(200);
+    expect(events.map((e) => e.admittedAt - T0)).toEqual([...Array.from({ length: 11 }, (_, i) => i * 100), ...Array.from({ length: 19 }, (_, i) => 1_010 + i * 10)]);
+    expect((await service.list()).map((r) => [r.roomId, r.size, r.admitted])).toEqual([['sale', 0, 30]]);
+  });
+});
