@@ -1,0 +1,36 @@
+import { readFileSync } from 'node:fs';
+import { parse } from 'yaml';
+import { parseFaultsFile, type ParsedRule } from '../core/faults/validation.ts';
+
+/**
+ * Reads and checks `FAULTS_FILE`: `{"rules": [...]}` in YAML or JSON (JSON is YAML, but a `.json`
+ * file is read with JSON.parse so its errors read as JSON's). Synchronous: it runs once at start,
+ * before the server listens. Every failure is one line naming the variable and the problem, e.g.
+ * `FAULTS_FILE: rules[2].action.status must be one of 500, 502, 503, 504, 429`.
+ * Relative window bounds count from `now` (the start).
+ * @see issue 15 "Rules" (loaded at start from FAULTS_FILE)
+ */
+export function loadFaultsFile(path: string, now: number): ParsedRule[] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new Error(`FAULTS_FILE: cannot read ${path}: ${oneLine(error)}`, { cause: error });
+  }
+  let document: unknown;
+  const json = path.toLowerCase().endsWith('.json');
+  try {
+    document = json ? JSON.parse(text) : parse(text, { prettyErrors: false, uniqueKeys: true });
+  } catch (error) {
+    throw new Error(`FAULTS_FILE: ${path} is not valid ${json ? 'JSON' : 'YAML'}: ${oneLine(error)}`, { cause: error });
+  }
+  try {
+    return parseFaultsFile(document, now);
+  } catch (error) {
+    throw new Error(`FAULTS_FILE: ${oneLine(error)}`, { cause: error });
+  }
+}
+
+function oneLine(error: unknown): string {
+  return (error as Error).message.replace(/\s*\n\s*/g, ' ').trim();
+}

@@ -1,0 +1,56 @@
+import type { StoreStats } from '../ports.ts';
+import type { FaultRule, StoredFaultRule } from './model.ts';
+
+/**
+ * The store of fault rules and their counters, per namespace (`X-Sim-Namespace`; `default` when a
+ * request names none). Rule ids are unique across namespaces, but a rule is only found in its
+ * own. Each method is one atomic step (one Lua script for Redis); `claimHit` in particular
+ * decides and counts in one step, so "the first N matches" holds under concurrent requests and
+ * across replicas. Returns copies.
+ * @see issue 15 "Rules", "Namespaces"
+ */
+export interface FaultRuleStore {
+  /** Adds a rule after the namespace's others; `full` when the store holds its maximum, `exists` when the id is taken. */
+  create(namespace: string, rule: FaultRule): Promise<CreateRuleOutcome>;
+  get(namespace: string, id: string): Promise<StoredFaultRule | undefined>;
+  /** The namespace's rules in creation order, with their counters. */
+  list(namespace: string): Promise<StoredFaultRule[]>;
+  /** Switches a rule on or off (its counters stay); undefined when there is no such rule. */
+  setEnabled(namespace: string, id: string, enabled: boolean): Promise<StoredFaultRule | undefined>;
+  /** Whether there was such a rule. */
+  delete(namespace: string, id: string): Promise<boolean>;
+  /** Removes every rule of the namespace; returns how many. */
+  deleteAll(namespace: string): Promise<number>;
+  /**
+   * Counts one match of the rule's filters (`matched`, whatever the outcome) and decides whether
+   * it applies: it does when `sampled` (it passed the rule's probability, drawn by the caller from
+   * the namespace's seeded stream) and the rule has applied fewer than `count` times; then `hits`
+   * grows by one and `lastHitAt` becomes `now`. One step: of 200 concurrent claims on a rule of
+   * `count` 5 that all passed the probability, exactly 5 apply.
+   */
+  claimHit(namespace: string, id: string, sampled: boolean, now: number): Promise<ClaimOutcome>;
+  /** `hits` and `matched` of every rule of the namespace, in creation order (for metrics and the console). */
+  counters(namespace: string): Promise<RuleCounters[]>;
+  /**
+   * A number that changes whenever the namespace's rule set does (create, enable, delete): a
+   * service that compiled the rules checks it to notice another replica's change.
+   */
+  revision(namespace: string): Promise<number>;
+  /** Rules held across every namespace, and the most the store holds. */
+  stats(): Promise<StoreStats>;
+}
+
+export type CreateRuleOutcome = { ok: true } | { ok: false; reason: 'full'; max: number } | { ok: false; reason: 'exists' };
+
+export type ClaimOutcome =
+  | { kind: 'applied'; hits: number }
+  /** Matched, but not applied: the probability said no, or `count` is used up. */
+  | { kind: 'skipped'; reason: 'probability' | 'exhausted' }
+  /** No such rule (deleted meanwhile), or it is disabled. */
+  | { kind: 'gone' };
+
+export interface RuleCounters {
+  id: string;
+  hits: number;
+  matched: number;
+}

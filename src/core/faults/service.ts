@@ -1,0 +1,279 @@
+import type { Clock } from '../clock.ts';
+import { DomainError, validationFailed } from '../errors.ts';
+import type { RandomSource } from '../random.ts';
+import { sample } from './distributions.ts';
+import type { Distribution, FaultRule, RequestAction, StoredFaultRule } from './model.ts';
+import { RuleMatcher, type CompiledRequestRule, type CompiledWebhookRule, type MatchInput, type RequestSlot } from './matcher.ts';
+import type { FaultRuleStore } from './ports.ts';
+import { parseRule, toFieldIssues, type ParsedRule } from './validation.ts';
+import { NO_WEBHOOK_FAULTS, type WebhookFaultPlan } from './webhook-policy.ts';
+
+/**
+ * Fault rules at work (issue 15): created, listed, switched and deleted per namespace, and applied
+ * to requests and webhook deliveries. A request is matched against the namespace's compiled rules
+ * (matcher.ts); for each rule it matches, in rule order, the service draws from the namespace's
+ * random stream (the probability, and a latency sample for latency rules) before anything else,
+ * then asks the store whether the match applies (`claimHit`: probability passed, `count` not used
+ * up; one atomic step). The first applying rule of each slot (latency, outcome, response) shapes
+ * the answer.
+ *
+ * Determinism: every matched rule draws the same numbers whatever the store answers (1 for a
+ * probability strictly between 0 and 1, plus 0–2 for a latency sample), and all draws of one
+ * request are taken before its first await, so a seeded run that sends the same requests in the
+ * same order makes the same selections and latencies.
+ * @see issue 15 "Rules", "Determinism"
+ */
+
+export const DEFAULT_NAMESPACE = 'default';
+
+/** Compiled rule sets kept at once; a namespace beyond it is compiled again when next asked. */
+const MAX_CACHED_NAMESPACES = 10_000;
+
+export interface FaultRuleServiceDeps {
+  store: FaultRuleStore;
+  clock: Clock;
+  /** A new rule id, `rule_<ULID>` (ids.ts: `() => ids('rule')` once `rule` is an IdPrefix). */
+  ruleId: () => string;
+  /** The random stream of a namespace (seeded with RANDOM_SEED, one stream per namespace). */
+  random: (namespace: string) => RandomSource;
+  /**
+   * How long a compiled rule set is used before the store's revision is checked again, for
+   * stores shared by several replicas. 0 (the default, right for one process): this service is
+   * the only writer and recompiles on its own changes only.
+   */
+  refreshMs?: number;
+  /** Called for every match that applied a rule (for the `rule hits` metric). */
+  onHit?: (hit: RuleHit) => void;
+}
+
+export interface RuleHit {
+  namespace: string;
+  ruleId: string;
+  action: FaultRule['action']['type'];
+}
+
+export type ResponseAction = Extract<RequestAction, { type: 'error' | 'response_lost' | 'timeout' }>;
+
+/** What rules do to one request. */
+export interface RequestFaultPlan {
+  /** The rules that shape the answer, in rule order: `X-Sim-Rule` lists them (one id in the usual case). */
+  ruleIds: readonly string[];
+  /** Wait this long before answering (ms, fractional). */
+  latency: { ruleId: string; ms: number } | null;
+  /** Force the decision of a payment this request creates or confirms: approve (null) or fail with the code. */
+  outcome: { ruleId: string; failureCode: string | null } | null;
+  /** Answer with an error, reset after committing, or hold then reset. */
+  response: { ruleId: string; action: ResponseAction } | null;
+}
+
+export const NO_FAULTS: RequestFaultPlan = Object.freeze({ ruleIds: Object.freeze([]) as readonly string[], latency: null, outcome: null, response: null });
+/** One promise for every request of a namespace without request rules. */
+const NO_FAULTS_RESOLVED = Promise.resolve(NO_FAULTS);
+
+/** A plan being filled in. */
+type Mutable<T extends { ruleIds: readonly string[] }> = Omit<T, 'ruleIds'> & { ruleIds: string[] };
+
+interface CacheEntry {
+  matcher: RuleMatcher;
+  revision: number;
+  checkedAt: number;
+}
+
+export class FaultRuleService {
+  readonly #deps: FaultRuleServiceDeps;
+  readonly #cache = new Map<string, CacheEntry>();
+  readonly #loading = new Map<string, Promise<RuleMatcher>>();
+  /** Bumped by every change this service makes, so a load that started before it is not cached after it. */
+  #generation = 0;
+
+  constructor(deps: FaultRuleServiceDeps) {
+    this.#deps = deps;
+  }
+
+  /** Creates a rule from a request body (snake_case JSON): VALIDATION_FAILED naming every problem, as JSON pointers. */
+  async create(namespace: string, body: unknown): Promise<StoredFaultRule> {
+    const parsed = parseRule(body, { now: this.#deps.clock.now() });
+    if (!parsed.ok) throw validationFailed(toFieldIssues(parsed.issues));
+    return this.add(namespace, parsed.value);
+  }
+
+  /** Adds a parsed rule (FAULTS_FILE's, which may bring its own id). */
+  async add(namespace: string, parsed: ParsedRule): Promise<StoredFaultRule> {
+    const { store, clock, ruleId } = this.#deps;
+    const rule = { ...parsed.input, id: parsed.id ?? ruleId(), createdAt: clock.now() } as FaultRule;
+    const outcome = await store.create(namespace, rule);
+    this.#invalidate(namespace);
+    if (!outcome.ok) {
+      if (outcome.reason === 'exists') throw validationFailed([{ field: '/id', rule: 'unique', message: `rule ${rule.id} exists already` }]);
+      throw tooManyRules(outcome.max);
+    }
+    return { rule, hits: 0, matched: 0, lastHitAt: null };
+  }
+
+  get(namespace: string, id: string): Promise<StoredFaultRule | undefined> {
+    return this.#deps.store.get(namespace, id);
+  }
+
+  list(namespace: string): Promise<StoredFaultRule[]> {
+    return this.#deps.store.list(namespace);
+  }
+
+  async setEnabled(namespace: string, id: string, enabled: boolean): Promise<StoredFaultRule | undefined> {
+    const stored = await this.#deps.store.setEnabled(namespace, id, enabled);
+    this.#invalidate(namespace);
+    return stored;
+  }
+
+  async delete(namespace: string, id: string): Promise<boolean> {
+    const deleted = await this.#deps.store.delete(namespace, id);
+    this.#invalidate(namespace);
+    return deleted;
+  }
+
+  async deleteAll(namespace: string): Promise<number> {
+    const deleted = await this.#deps.store.deleteAll(namespace);
+    this.#invalidate(namespace);
+    return deleted;
+  }
+
+  /**
+   * NO_FAULTS when the namespace's compiled rules (already loaded) say no rule matches this
+   * request: a synchronous answer for the common case, so a hook need not wait. Undefined when
+   * `planRequest` must be awaited (a rule matches, or the rules are not loaded yet).
+   */
+  peekRequest(namespace: string, input: MatchInput): RequestFaultPlan | undefined {
+    const matcher = this.#fresh(namespace);
+    if (matcher === undefined) return undefined;
+    return matcher.matchRequest(input, this.#deps.clock.now()).length === 0 ? NO_FAULTS : undefined;
+  }
+
+  /** What the namespace's rules do to this request. With no rule matching, NO_FAULTS and no store call. */
+  planRequest(namespace: string, input: MatchInput): Promise<RequestFaultPlan> {
+    const matcher = this.#fresh(namespace);
+    if (matcher !== undefined && matcher.requestRules === 0) return NO_FAULTS_RESOLVED;
+    return this.#planRequest(namespace, input, matcher);
+  }
+
+  async #planRequest(namespace: string, input: MatchInput, cached: RuleMatcher | undefined): Promise<RequestFaultPlan> {
+    const matcher = cached ?? (await this.#matcher(namespace));
+    const now = this.#deps.clock.now();
+    const matched = matcher.matchRequest(input, now);
+    if (matched.length === 0) return NO_FAULTS;
+    const drawn = this.#draw(namespace, matched, (c) => (c.rule.action.type === 'latency' ? c.rule.action.distribution : undefined));
+    const filled = new Set<RequestSlot>();
+    const plan: Mutable<RequestFaultPlan> = { ruleIds: [], latency: null, outcome: null, response: null };
+    for (const { compiled, sampled, ms } of drawn) {
+      const { rule, slot } = compiled;
+      const applied = await this.#claim(namespace, rule, sampled && !filled.has(slot), now);
+      if (!applied) continue;
+      filled.add(slot);
+      plan.ruleIds.push(rule.id);
+      const action = rule.action;
+      if (action.type === 'latency') plan.latency = { ruleId: rule.id, ms };
+      else if (action.type === 'outcome') plan.outcome = { ruleId: rule.id, failureCode: action.failureCode };
+      else plan.response = { ruleId: rule.id, action };
+    }
+    return plan.ruleIds.length === 0 ? NO_FAULTS : plan;
+  }
+
+  /** What the namespace's webhook rules do to a delivery to `url`, decided once when it is created. */
+  async planWebhook(namespace: string, url: string): Promise<WebhookFaultPlan> {
+    const matcher = this.#fresh(namespace) ?? (await this.#matcher(namespace));
+    const now = this.#deps.clock.now();
+    const matched = matcher.matchWebhook(url, now);
+    if (matched.length === 0) return NO_WEBHOOK_FAULTS;
+    const drawn = this.#draw(namespace, matched, (c) => (c.rule.action.type === 'delay' ? c.rule.action.distribution : undefined));
+    const plan: Mutable<WebhookFaultPlan> = { ...NO_WEBHOOK_FAULTS, ruleIds: [] };
+    for (const { compiled, sampled, ms } of drawn) {
+      const { rule } = compiled;
+      const action = rule.action;
+      const slotTaken = action.type === 'duplicate' ? plan.duplicate !== null : action.type === 'reorder' ? plan.reorder !== null : action.type === 'delay' ? plan.delay !== null : plan.dropAttempts !== null;
+      if (!(await this.#claim(namespace, rule, sampled && !slotTaken, now))) continue;
+      plan.ruleIds.push(rule.id);
+      if (action.type === 'duplicate') plan.duplicate = { ruleId: rule.id };
+      else if (action.type === 'reorder') plan.reorder = { ruleId: rule.id, windowMs: action.windowMs };
+      else if (action.type === 'delay') plan.delay = { ruleId: rule.id, ms };
+      else plan.dropAttempts = { ruleId: rule.id, n: action.n };
+    }
+    return plan.ruleIds.length === 0 ? NO_WEBHOOK_FAULTS : plan;
+  }
+
+  /** The namespace's compiled rules (for the bench, and for callers that match without applying). */
+  async matcher(namespace: string): Promise<RuleMatcher> {
+    return this.#fresh(namespace) ?? (await this.#matcher(namespace));
+  }
+
+  /** Every draw of one request, before any await: whether each rule passed its probability, and its latency sample. */
+  #draw<C extends CompiledRequestRule | CompiledWebhookRule>(namespace: string, matched: readonly C[], distributionOf: (c: C) => Distribution | undefined) {
+    const random = this.#deps.random(namespace);
+    return matched.map((compiled) => {
+      const p = compiled.rule.probability;
+      const sampled = p >= 1 ? true : p <= 0 ? false : random.next() < p;
+      const distribution = distributionOf(compiled);
+      return { compiled, sampled, ms: distribution === undefined ? 0 : sample(distribution, random) };
+    });
+  }
+
+  async #claim(namespace: string, rule: FaultRule, sampled: boolean, now: number): Promise<boolean> {
+    const outcome = await this.#deps.store.claimHit(namespace, rule.id, sampled, now);
+    if (outcome.kind !== 'applied') return false;
+    this.#deps.onHit?.({ namespace, ruleId: rule.id, action: rule.action.type });
+    return true;
+  }
+
+  /** The cached matcher when it may be used without asking the store. */
+  #fresh(namespace: string): RuleMatcher | undefined {
+    const entry = this.#cache.get(namespace);
+    if (entry === undefined) return undefined;
+    const refreshMs = this.#deps.refreshMs ?? 0;
+    if (refreshMs > 0 && this.#deps.clock.now() - entry.checkedAt >= refreshMs) return undefined;
+    return entry.matcher;
+  }
+
+  #matcher(namespace: string): Promise<RuleMatcher> {
+    const loading = this.#loading.get(namespace);
+    if (loading !== undefined) return loading;
+    const load = this.#load(namespace).finally(() => {
+      if (this.#loading.get(namespace) === load) this.#loading.delete(namespace);
+    });
+    this.#loading.set(namespace, load);
+    return load;
+  }
+
+  async #load(namespace: string): Promise<RuleMatcher> {
+    const { store, clock } = this.#deps;
+    const generation = this.#generation;
+    const entry = this.#cache.get(namespace);
+    const revision = await store.revision(namespace);
+    let matcher: RuleMatcher;
+    if (entry !== undefined && entry.revision === revision) matcher = entry.matcher;
+    else {
+      const rules = await store.list(namespace);
+      matcher = rules.length === 0 ? RuleMatcher.EMPTY : RuleMatcher.compile(rules.map((s) => s.rule));
+    }
+    // A change made meanwhile by this service invalidated the namespace: do not cache what may predate it.
+    if (generation === this.#generation) this.#remember(namespace, { matcher, revision, checkedAt: clock.now() });
+    return matcher;
+  }
+
+  #remember(namespace: string, entry: CacheEntry): void {
+    this.#cache.delete(namespace);
+    if (this.#cache.size >= MAX_CACHED_NAMESPACES) {
+      const oldest = this.#cache.keys().next().value;
+      if (oldest !== undefined) this.#cache.delete(oldest);
+    }
+    this.#cache.set(namespace, entry);
+  }
+
+  #invalidate(namespace: string): void {
+    this.#generation++;
+    this.#cache.delete(namespace);
+    // A load in flight may have read the rules before the change: later callers start a new one.
+    this.#loading.delete(namespace);
+  }
+}
+
+/** The store holds its maximum of rules: a client error (delete rules first), not a 503 (rules never leave by themselves). */
+export function tooManyRules(max: number): DomainError {
+  return validationFailed([{ field: '/', rule: 'max_rules', message: `at most ${max} rules may exist at once; delete some first` }]);
+}

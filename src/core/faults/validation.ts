@@ -1,0 +1,518 @@
+import type { FieldIssue } from '../errors.ts';
+import {
+  ACTION_TYPES,
+  DEFAULT_RETRY_AFTER_SECONDS_429,
+  DISTRIBUTIONS,
+  ERROR_STATUSES,
+  FAULT_DIALECTS,
+  HTTP_METHODS,
+  isRequestAction,
+  MAX_BODY_CONDITIONS,
+  MAX_BODY_PATH_DEPTH,
+  MAX_COUNT,
+  MAX_DROP_ATTEMPTS,
+  MAX_DURATION_MS,
+  MAX_HEADER_CONDITIONS,
+  MAX_RELATIVE_WINDOW_MS,
+  MAX_RETRY_AFTER_SECONDS,
+  type BodyCondition,
+  type Distribution,
+  type ErrorStatus,
+  type FaultDialect,
+  type FaultRuleInput,
+  type HeaderCondition,
+  type HttpMethod,
+  type RequestAction,
+  type RequestMatch,
+  type RuleWindow,
+  type WebhookAction,
+  type WebhookMatch,
+} from './model.ts';
+import { routeIssue } from './route.ts';
+
+/**
+ * Reads a rule from its snake_case JSON (a body of `POST /v1/sim/rules`, an entry of FAULTS_FILE)
+ * into the model, checking everything a schema cannot say (a range's bounds in order, p99 above
+ * p50, a window that ends after it starts, which match fields go with which action). Every
+ * problem is reported, each with its path, so an API answer lists them all and the file loader
+ * names the first in one line. The JSON is described in schema.ts (TypeBox, for OpenAPI).
+ * @see issue 15 "Rules"
+ */
+
+/** Where a problem is: keys and array indexes from the root of what was parsed. */
+export type IssuePath = readonly (string | number)[];
+
+export interface RuleIssue {
+  path: IssuePath;
+  /** A short rule name, as Ajv's keywords: `required`, `type`, `enum`, `minimum`, `additionalProperties`, … */
+  rule: string;
+  /** Completes "<path> …": `must be one of 500, 502, 503, 504, 429`. */
+  message: string;
+}
+
+export type ParseResult<T> = { ok: true; value: T } | { ok: false; issues: RuleIssue[] };
+
+export interface ParseRuleOptions {
+  /** Creation time: a relative window bound (ms) counts from it. */
+  now: number;
+  /** FAULTS_FILE entries may carry their own `id` (so `X-Sim-Rule` names them as the file does); API bodies may not. */
+  allowId?: boolean;
+}
+
+export interface ParsedRule {
+  /** Only from FAULTS_FILE. */
+  id: string | undefined;
+  input: FaultRuleInput;
+}
+
+export const RULE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$/;
+const BODY_SEGMENT = /^[A-Za-z0-9_$-]{1,64}$/;
+const FAILURE_CODE = /^[A-Za-z0-9_]{1,64}$/;
+const MAX_NAME = 200;
+const MAX_STRING = 1024;
+const MAX_URL = 2048;
+/** An ISO 8601 date-time with a zone, as bodies carry them. */
+const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/i;
+
+const TOP_KEYS = ['name', 'enabled', 'match', 'probability', 'count', 'window', 'action'];
+const REQUEST_MATCH_KEYS = ['dialect', 'method', 'route', 'headers', 'body'];
+const WEBHOOK_MATCH_KEYS = ['url_prefix'];
+const RANGE_KEYS = ['gte', 'gt', 'lte', 'lt'] as const;
+
+/** Parses one rule; `issues` paths are relative to the rule. */
+export function parseRule(json: unknown, options: ParseRuleOptions): ParseResult<ParsedRule> {
+  const c = new Checker();
+  const rule = c.object(json, [], [...TOP_KEYS, ...(options.allowId === true ? ['id'] : [])]);
+  if (rule === undefined) return c.result<ParsedRule>(undefined);
+  let id: string | undefined;
+  if (rule.id !== undefined) id = c.string(rule.id, ['id'], { pattern: RULE_ID_PATTERN, words: '1–64 letters, digits, ".", "_" or "-", starting with a letter or digit' });
+  const name = rule.name === undefined || rule.name === null ? null : (c.string(rule.name, ['name'], { max: MAX_NAME }) ?? null);
+  const enabled = rule.enabled === undefined ? true : c.boolean(rule.enabled, ['enabled']);
+  const probability = rule.probability === undefined ? 1 : c.number(rule.probability, ['probability'], { min: 0, max: 1 });
+  const count = rule.count === undefined || rule.count === null ? null : c.integer(rule.count, ['count'], 1, MAX_COUNT);
+  const window = rule.window === undefined || rule.window === null ? { from: null, until: null } : parseWindow(c, rule.window, options.now);
+  const action = c.required(rule, 'action', []) ? parseAction(c, rule.action) : undefined;
+  const common = { name, enabled: enabled ?? true, probability: probability ?? 1, count: count ?? null, window: window ?? { from: null, until: null } };
+  if (action === undefined) {
+    // Check the match anyway, so every problem is reported at once: as the action's type says, if it says.
+    const type = typeof rule.action === 'object' && rule.action !== null ? (rule.action as { type?: unknown }).type : undefined;
+    const target = typeof type === 'string' ? targetOf(type) : undefined;
+    if (target === 'request') parseRequestMatch(c, rule.match ?? {});
+    else if (target === 'webhook') parseWebhookMatch(c, rule.match ?? {});
+    else if (rule.match !== undefined) c.object(rule.match, ['match'], [...REQUEST_MATCH_KEYS, ...WEBHOOK_MATCH_KEYS]);
+    return c.result<ParsedRule>(undefined);
+  }
+  let input: FaultRuleInput | undefined;
+  if (action.target === 'request') {
+    const match = parseRequestMatch(c, rule.match ?? {});
+    if (match !== undefined) input = { ...common, target: 'request', match, action: action.action };
+  } else {
+    const match = parseWebhookMatch(c, rule.match ?? {});
+    if (match !== undefined) input = { ...common, target: 'webhook', match, action: action.action };
+  }
+  return c.result(input === undefined ? undefined : { id, input });
+}
+
+/** Most rules a FAULTS_FILE may hold (the memory store's default bound). */
+export const MAX_FILE_RULES = 1_000;
+
+/**
+ * Checks a parsed FAULTS_FILE document (`{"rules": [...]}`, YAML or JSON) and reads its rules.
+ * Throws an Error whose one-line message names the first problem as the file spells it:
+ * `rules[2].action.status must be one of 500, 502, 503, 504, 429`.
+ */
+export function parseFaultsFile(document: unknown, now: number): ParsedRule[] {
+  if (typeof document !== 'object' || document === null || Array.isArray(document) || !('rules' in document)) throw new Error('must be a mapping with `rules`, a list of rules');
+  const extra = Object.keys(document).find((key) => key !== 'rules');
+  if (extra !== undefined) throw new Error(`${extra} is not a known field (the file has only \`rules\`)`);
+  const rules = (document as { rules: unknown }).rules;
+  if (!Array.isArray(rules)) throw new Error('rules must be a list of rules');
+  if (rules.length > MAX_FILE_RULES) throw new Error(`rules must hold at most ${MAX_FILE_RULES} rules`);
+  const seen = new Set<string>();
+  return rules.map((json, i) => {
+    const parsed = parseRule(json, { now, allowId: true });
+    if (!parsed.ok) throw new Error(describeIssue({ ...(parsed.issues[0] as RuleIssue), path: ['rules', i, ...(parsed.issues[0] as RuleIssue).path] }));
+    const { id } = parsed.value;
+    if (id !== undefined) {
+      if (seen.has(id)) throw new Error(`rules[${i}].id ${id} is given twice`);
+      seen.add(id);
+    }
+    return parsed.value;
+  });
+}
+
+/** The issues as the API's `details`: JSON pointers under `base` (`/action/status`). */
+export function toFieldIssues(issues: readonly RuleIssue[], base = ''): FieldIssue[] {
+  return issues.map((issue) => ({ field: `${base}${pointer(issue.path)}`, rule: issue.rule, message: issue.message }));
+}
+
+/** `/match/body/card.number` (RFC 6901: `~` and `/` escaped). */
+export function pointer(path: IssuePath): string {
+  return path.map((p) => `/${String(p).replaceAll('~', '~0').replaceAll('/', '~1')}`).join('');
+}
+
+/** `rules[2].action.status`, `match.headers["x-tenant"]`: the path as a reader of YAML or JSON writes it. */
+export function dotted(path: IssuePath): string {
+  let out = '';
+  for (const p of path) {
+    if (typeof p === 'number') out += `[${p}]`;
+    else if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(p)) out += out === '' ? p : `.${p}`;
+    else out += `[${JSON.stringify(p)}]`;
+  }
+  return out === '' ? '(root)' : out;
+}
+
+/** One line: `rules[2].action.status must be one of 500, 502, 503, 504, 429`. */
+export function describeIssue(issue: RuleIssue): string {
+  return `${dotted(issue.path)} ${issue.message}`;
+}
+
+// ── parts ───────────────────────────────────────────────────────────────────────────────────────
+
+function parseWindow(c: Checker, json: unknown, now: number): RuleWindow | undefined {
+  const window = c.object(json, ['window'], ['from', 'until']);
+  if (window === undefined) return undefined;
+  const from = window.from === undefined || window.from === null ? null : parseInstant(c, window.from, ['window', 'from'], now);
+  const until = window.until === undefined || window.until === null ? null : parseInstant(c, window.until, ['window', 'until'], now);
+  if (from === undefined || until === undefined) return undefined;
+  if (from !== null && until !== null && until <= from) {
+    c.issue(['window', 'until'], 'window', 'must be after window.from');
+    return undefined;
+  }
+  return { from, until };
+}
+
+/** An ISO 8601 date-time, or milliseconds after `now` (the rule's creation). */
+function parseInstant(c: Checker, json: unknown, path: IssuePath, now: number): number | undefined {
+  if (typeof json === 'number') {
+    const ms = c.integer(json, path, 0, MAX_RELATIVE_WINDOW_MS);
+    return ms === undefined ? undefined : now + ms;
+  }
+  if (typeof json === 'string' && ISO_DATE_TIME.test(json)) {
+    const at = Date.parse(json);
+    if (Number.isFinite(at)) return at;
+  }
+  c.issue(path, 'format', 'must be an ISO 8601 date-time such as 2026-11-20T10:00:00.000Z, or milliseconds after the rule is created');
+  return undefined;
+}
+
+type ParsedAction = { target: 'request'; action: RequestAction } | { target: 'webhook'; action: WebhookAction };
+
+function parseAction(c: Checker, json: unknown): ParsedAction | undefined {
+  const path = ['action'];
+  const raw = c.object(json, path);
+  if (raw === undefined) return undefined;
+  if (!c.required(raw, 'type', path)) return undefined;
+  const type = c.oneOf(raw.type, [...path, 'type'], ACTION_TYPES);
+  if (type === undefined) return undefined;
+  const at = (key: string): IssuePath => [...path, key];
+  switch (type) {
+    case 'latency':
+    case 'delay': {
+      c.onlyKeys(raw, path, ['type', 'distribution', 'params']);
+      const distribution = parseDistribution(c, raw, path);
+      if (distribution === undefined) return undefined;
+      return type === 'latency' ? { target: 'request', action: { type, distribution } } : { target: 'webhook', action: { type, distribution } };
+    }
+    case 'error': {
+      c.onlyKeys(raw, path, ['type', 'status', 'retry_after_seconds']);
+      const status = c.required(raw, 'status', path) ? c.oneOf(raw.status, at('status'), ERROR_STATUSES) : undefined;
+      const given = raw.retry_after_seconds === undefined || raw.retry_after_seconds === null ? null : c.integer(raw.retry_after_seconds, at('retry_after_seconds'), 0, MAX_RETRY_AFTER_SECONDS);
+      if (status === undefined || given === undefined) return undefined;
+      const retryAfterSeconds = given ?? (status === 429 ? DEFAULT_RETRY_AFTER_SECONDS_429 : null);
+      return { target: 'request', action: { type, status: status as ErrorStatus, retryAfterSeconds } };
+    }
+    case 'response_lost':
+      c.onlyKeys(raw, path, ['type']);
+      return { target: 'request', action: { type } };
+    case 'timeout': {
+      c.onlyKeys(raw, path, ['type', 'ms']);
+      const ms = c.required(raw, 'ms', path) ? c.integer(raw.ms, at('ms'), 1, MAX_DURATION_MS) : undefined;
+      return ms === undefined ? undefined : { target: 'request', action: { type, ms } };
+    }
+    case 'outcome': {
+      c.onlyKeys(raw, path, ['type', 'approve', 'failure_code']);
+      if ((raw.approve === undefined) === (raw.failure_code === undefined)) {
+        c.issue(path, 'oneOf', 'must have either approve: true or a failure_code');
+        return undefined;
+      }
+      if (raw.approve !== undefined) {
+        if (raw.approve !== true) {
+          c.issue(at('approve'), 'const', 'must be true (to force a failure, give failure_code instead)');
+          return undefined;
+        }
+        return { target: 'request', action: { type, failureCode: null } };
+      }
+      const failureCode = c.string(raw.failure_code, at('failure_code'), { pattern: FAILURE_CODE, words: '1–64 letters, digits or "_" (e.g. insufficient_funds)' });
+      return failureCode === undefined ? undefined : { target: 'request', action: { type, failureCode } };
+    }
+    case 'duplicate':
+      c.onlyKeys(raw, path, ['type']);
+      return { target: 'webhook', action: { type } };
+    case 'reorder': {
+      c.onlyKeys(raw, path, ['type', 'window_ms']);
+      const windowMs = c.required(raw, 'window_ms', path) ? c.integer(raw.window_ms, at('window_ms'), 1, MAX_DURATION_MS) : undefined;
+      return windowMs === undefined ? undefined : { target: 'webhook', action: { type, windowMs } };
+    }
+    case 'drop_attempts': {
+      c.onlyKeys(raw, path, ['type', 'n']);
+      const n = c.required(raw, 'n', path) ? c.integer(raw.n, at('n'), 1, MAX_DROP_ATTEMPTS) : undefined;
+      return n === undefined ? undefined : { target: 'webhook', action: { type, n } };
+    }
+  }
+}
+
+const DISTRIBUTION_PARAMS: Record<Distribution['kind'], readonly string[]> = {
+  fixed: ['ms'],
+  uniform: ['min', 'max'],
+  normal: ['mean', 'stddev'],
+  lognormal: ['p50', 'p99'],
+};
+
+/** `distribution` and its `params`, all in milliseconds. */
+export function parseDistribution(c: Checker, raw: Record<string, unknown>, path: IssuePath): Distribution | undefined {
+  if (!c.required(raw, 'distribution', path)) return undefined;
+  const kind = c.oneOf(raw.distribution, [...path, 'distribution'], DISTRIBUTIONS);
+  if (kind === undefined) return undefined;
+  const names = DISTRIBUTION_PARAMS[kind];
+  if (!c.required(raw, 'params', path)) return undefined;
+  const paramsPath = [...path, 'params'];
+  const params = c.object(raw.params, paramsPath, names);
+  if (params === undefined) return undefined;
+  const values: Record<string, number> = {};
+  let complete = true;
+  for (const name of names) {
+    if (!c.required(params, name, paramsPath)) {
+      complete = false;
+      continue;
+    }
+    const value = c.number(params[name], [...paramsPath, name], { min: 0, max: MAX_DURATION_MS });
+    if (value === undefined) complete = false;
+    else values[name] = value;
+  }
+  if (!complete) return undefined;
+  const v = (name: string) => values[name] as number;
+  switch (kind) {
+    case 'fixed':
+      return { kind, ms: v('ms') };
+    case 'uniform':
+      if (v('max') < v('min')) return c.issue([...paramsPath, 'max'], 'minimum', 'must be at least params.min');
+      return { kind, min: v('min'), max: v('max') };
+    case 'normal':
+      return { kind, mean: v('mean'), stddev: v('stddev') };
+    case 'lognormal':
+      if (v('p50') <= 0) return c.issue([...paramsPath, 'p50'], 'exclusiveMinimum', 'must be greater than 0');
+      if (v('p99') < v('p50')) return c.issue([...paramsPath, 'p99'], 'minimum', 'must be at least params.p50');
+      return { kind, p50: v('p50'), p99: v('p99') };
+  }
+}
+
+function parseRequestMatch(c: Checker, json: unknown): RequestMatch | undefined {
+  const path = ['match'];
+  const raw = c.object(json, path);
+  if (raw === undefined) return undefined;
+  for (const key of Object.keys(raw)) {
+    if (REQUEST_MATCH_KEYS.includes(key)) continue;
+    if (WEBHOOK_MATCH_KEYS.includes(key)) c.issue([...path, key], 'additionalProperties', `is for webhook actions (${WEBHOOK_ACTION_LIST}); a request action matches on ${REQUEST_MATCH_KEYS.join(', ')}`);
+    else c.issue([...path, key], 'additionalProperties', `is not a known field (a request action matches on ${REQUEST_MATCH_KEYS.join(', ')})`);
+  }
+  const dialect = raw.dialect === undefined || raw.dialect === null ? null : c.oneOf(raw.dialect, [...path, 'dialect'], FAULT_DIALECTS);
+  const method = raw.method === undefined || raw.method === null ? null : c.oneOf(raw.method, [...path, 'method'], HTTP_METHODS);
+  let route: string | null | undefined = null;
+  if (raw.route !== undefined && raw.route !== null) {
+    route = c.string(raw.route, [...path, 'route'], { max: 512 });
+    const problem = route === undefined ? undefined : routeIssue(route);
+    if (problem !== undefined) route = c.issue([...path, 'route'], 'pattern', problem);
+  }
+  const headers = raw.headers === undefined ? {} : parseHeaders(c, raw.headers, [...path, 'headers']);
+  const body = raw.body === undefined ? {} : parseBody(c, raw.body, [...path, 'body']);
+  if (dialect === undefined || method === undefined || route === undefined || headers === undefined || body === undefined) return undefined;
+  return { dialect: dialect as FaultDialect | null, method: method as HttpMethod | null, route, headers, body };
+}
+
+const WEBHOOK_ACTION_LIST = 'duplicate, reorder, delay, drop_attempts';
+
+function parseWebhookMatch(c: Checker, json: unknown): WebhookMatch | undefined {
+  const path = ['match'];
+  const raw = c.object(json, path);
+  if (raw === undefined) return undefined;
+  for (const key of Object.keys(raw)) {
+    if (WEBHOOK_MATCH_KEYS.includes(key)) continue;
+    if (REQUEST_MATCH_KEYS.includes(key)) c.issue([...path, key], 'additionalProperties', `is for request actions; a webhook action (${WEBHOOK_ACTION_LIST}) matches on url_prefix only`);
+    else c.issue([...path, key], 'additionalProperties', 'is not a known field (a webhook action matches on url_prefix)');
+  }
+  if (raw.url_prefix === undefined || raw.url_prefix === null) return { urlPrefix: null };
+  const urlPrefix = c.string(raw.url_prefix, [...path, 'url_prefix'], { max: MAX_URL, pattern: /^https?:\/\/[^\s]+$/i, words: 'the start of an absolute http(s) URL, e.g. https://hooks.example/' });
+  return urlPrefix === undefined ? undefined : { urlPrefix };
+}
+
+function parseHeaders(c: Checker, json: unknown, path: IssuePath): Record<string, HeaderCondition> | undefined {
+  const raw = c.object(json, path);
+  if (raw === undefined) return undefined;
+  const entries = Object.entries(raw);
+  if (entries.length > MAX_HEADER_CONDITIONS) return c.issue(path, 'maxProperties', `must have at most ${MAX_HEADER_CONDITIONS} headers`);
+  const headers: Record<string, HeaderCondition> = {};
+  let ok = true;
+  for (const [name, value] of entries) {
+    const at = [...path, name];
+    if (!HEADER_NAME.test(name)) {
+      ok = false;
+      c.issue(at, 'propertyNames', 'is not a header name');
+      continue;
+    }
+    const lower = name.toLowerCase();
+    if (headers[lower] !== undefined) {
+      ok = false;
+      c.issue(at, 'uniqueKeys', 'names a header already given (header names are case-insensitive)');
+      continue;
+    }
+    const condition = parseTextCondition(c, value, at);
+    if (condition === undefined) ok = false;
+    else headers[lower] = condition;
+  }
+  return ok ? headers : undefined;
+}
+
+function parseTextCondition(c: Checker, json: unknown, path: IssuePath): HeaderCondition | undefined {
+  if (typeof json === 'string') return json.length <= MAX_STRING ? { kind: 'equals', value: json } : c.issue(path, 'maxLength', `must be at most ${MAX_STRING} characters`);
+  const raw = c.objectOr(json, path, 'must be a string (equals) or {"prefix": "…"}');
+  if (raw === undefined) return undefined;
+  c.onlyKeys(raw, path, ['prefix']);
+  if (!c.required(raw, 'prefix', path)) return undefined;
+  const prefix = c.string(raw.prefix, [...path, 'prefix'], { max: MAX_STRING });
+  return prefix === undefined ? undefined : { kind: 'prefix', prefix };
+}
+
+function parseBody(c: Checker, json: unknown, path: IssuePath): Record<string, BodyCondition> | undefined {
+  const raw = c.object(json, path);
+  if (raw === undefined) return undefined;
+  const entries = Object.entries(raw);
+  if (entries.length > MAX_BODY_CONDITIONS) return c.issue(path, 'maxProperties', `must have at most ${MAX_BODY_CONDITIONS} fields`);
+  const body: Record<string, BodyCondition> = {};
+  let ok = true;
+  for (const [field, value] of entries) {
+    const at = [...path, field];
+    const segments = field.split('.');
+    if (segments.length > MAX_BODY_PATH_DEPTH || !segments.every((s) => BODY_SEGMENT.test(s))) {
+      ok = false;
+      c.issue(at, 'propertyNames', `must be a field path such as amount or card.number (at most ${MAX_BODY_PATH_DEPTH} names of letters, digits, "_", "-" or "$", joined by ".")`);
+      continue;
+    }
+    const condition = parseBodyCondition(c, value, at);
+    if (condition === undefined) ok = false;
+    else body[field] = condition;
+  }
+  return ok ? body : undefined;
+}
+
+function parseBodyCondition(c: Checker, json: unknown, path: IssuePath): BodyCondition | undefined {
+  if (json === null || typeof json === 'boolean') return { kind: 'equals', value: json };
+  if (typeof json === 'string') return json.length <= MAX_STRING ? { kind: 'equals', value: json } : c.issue(path, 'maxLength', `must be at most ${MAX_STRING} characters`);
+  if (typeof json === 'number') return Number.isFinite(json) ? { kind: 'equals', value: json } : c.issue(path, 'type', 'must be a finite number');
+  const words = 'must be a value to equal, {"prefix": "…"}, or a numeric range such as {"gte": 1000000}';
+  const raw = c.objectOr(json, path, words);
+  if (raw === undefined) return undefined;
+  if ('prefix' in raw) {
+    c.onlyKeys(raw, path, ['prefix']);
+    const prefix = c.string(raw.prefix, [...path, 'prefix'], { max: MAX_STRING });
+    return prefix === undefined ? undefined : { kind: 'prefix', prefix };
+  }
+  c.onlyKeys(raw, path, RANGE_KEYS);
+  const range: { kind: 'range'; gte?: number; gt?: number; lte?: number; lt?: number } = { kind: 'range' };
+  let ok = true;
+  let given = 0;
+  for (const key of RANGE_KEYS) {
+    if (raw[key] === undefined) continue;
+    given++;
+    const value = c.number(raw[key], [...path, key], {});
+    if (value === undefined) ok = false;
+    else range[key] = value;
+  }
+  if (given === 0) return c.issue(path, 'minProperties', words);
+  if (!ok) return undefined;
+  if (range.gte !== undefined && range.gt !== undefined) return c.issue([...path, 'gt'], 'not', 'cannot be given with gte');
+  if (range.lte !== undefined && range.lt !== undefined) return c.issue([...path, 'lt'], 'not', 'cannot be given with lte');
+  const low = range.gte ?? range.gt;
+  const high = range.lte ?? range.lt;
+  if (low !== undefined && high !== undefined && (high < low || (high === low && (range.gt !== undefined || range.lt !== undefined)))) {
+    return c.issue(path, 'range', 'must be a range that some number is in (the lower bound is above the upper one)');
+  }
+  return range;
+}
+
+// ── the checker ─────────────────────────────────────────────────────────────────────────────────
+
+/** Collects issues; each check returns the checked value, or undefined after recording why not. */
+export class Checker {
+  readonly issues: RuleIssue[] = [];
+
+  issue(path: IssuePath, rule: string, message: string): undefined {
+    this.issues.push({ path: [...path], rule, message });
+    return undefined;
+  }
+
+  result<T = never>(value: T | undefined): ParseResult<T> {
+    if (this.issues.length > 0 || value === undefined) return { ok: false, issues: this.issues.length > 0 ? this.issues : [{ path: [], rule: 'type', message: 'is not a valid rule' }] };
+    return { ok: true, value };
+  }
+
+  object(json: unknown, path: IssuePath, keys?: readonly string[]): Record<string, unknown> | undefined {
+    const raw = this.objectOr(json, path, 'must be an object');
+    if (raw !== undefined && keys !== undefined) this.onlyKeys(raw, path, keys);
+    return raw;
+  }
+
+  objectOr(json: unknown, path: IssuePath, message: string): Record<string, unknown> | undefined {
+    if (typeof json !== 'object' || json === null || Array.isArray(json)) return this.issue(path, 'type', message);
+    return json as Record<string, unknown>;
+  }
+
+  onlyKeys(raw: Record<string, unknown>, path: IssuePath, keys: readonly string[]): void {
+    for (const key of Object.keys(raw)) {
+      if (!keys.includes(key)) this.issue([...path, key], 'additionalProperties', `is not a known field (known: ${keys.join(', ')})`);
+    }
+  }
+
+  required(raw: Record<string, unknown>, key: string, path: IssuePath): boolean {
+    if (raw[key] !== undefined) return true;
+    this.issue([...path, key], 'required', 'is required');
+    return false;
+  }
+
+  string(json: unknown, path: IssuePath, options: { max?: number; pattern?: RegExp; words?: string }): string | undefined {
+    if (typeof json !== 'string') return this.issue(path, 'type', 'must be a string');
+    if (json.length === 0) return this.issue(path, 'minLength', 'must not be empty');
+    if (options.max !== undefined && json.length > options.max) return this.issue(path, 'maxLength', `must be at most ${options.max} characters`);
+    if (options.pattern !== undefined && !options.pattern.test(json)) return this.issue(path, 'pattern', `must be ${options.words ?? `of the form ${String(options.pattern)}`}`);
+    return json;
+  }
+
+  boolean(json: unknown, path: IssuePath): boolean | undefined {
+    return typeof json === 'boolean' ? json : this.issue(path, 'type', 'must be true or false');
+  }
+
+  number(json: unknown, path: IssuePath, bounds: { min?: number; max?: number }): number | undefined {
+    const range = bounds.min !== undefined && bounds.max !== undefined ? ` from ${bounds.min} to ${bounds.max}` : '';
+    if (typeof json !== 'number' || !Number.isFinite(json)) return this.issue(path, 'type', `must be a number${range}`);
+    if ((bounds.min !== undefined && json < bounds.min) || (bounds.max !== undefined && json > bounds.max)) return this.issue(path, json < (bounds.min ?? -Infinity) ? 'minimum' : 'maximum', `must be a number${range}`);
+    return json;
+  }
+
+  integer(json: unknown, path: IssuePath, min: number, max: number): number | undefined {
+    if (typeof json !== 'number' || !Number.isInteger(json)) return this.issue(path, 'type', `must be an integer from ${min} to ${max}`);
+    if (json < min || json > max) return this.issue(path, json < min ? 'minimum' : 'maximum', `must be an integer from ${min} to ${max}`);
+    return json;
+  }
+
+  oneOf<T extends string | number>(json: unknown, path: IssuePath, allowed: readonly T[]): T | undefined {
+    if ((allowed as readonly unknown[]).includes(json)) return json as T;
+    return this.issue(path, 'enum', `must be one of ${allowed.join(', ')}`);
+  }
+}
+
+/** Whether an action type is known and which kind of rule it makes; for callers that look before parsing. */
+export function targetOf(type: string): 'request' | 'webhook' | undefined {
+  if (isRequestAction(type)) return 'request';
+  return (ACTION_TYPES as readonly string[]).includes(type) ? 'webhook' : undefined;
+}

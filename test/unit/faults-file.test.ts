@@ -1,0 +1,102 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadFaultsFile } from '../../src/adapters/faults-file.ts';
+import { T0 } from './faults-support.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'paysim-faults-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function file(name: string, text: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+function failure(path: string): string {
+  try {
+    loadFaultsFile(path, T0);
+  } catch (error) {
+    return (error as Error).message;
+  }
+  throw new Error('loadFaultsFile accepted the file');
+}
+
+const YAML = `# Faults for the checkout suite
+rules:
+  - id: slow-big-payments
+    name: slow big payments
+    match:
+      dialect: native
+      method: POST
+      route: /v1/sim/intents
+      body:
+        amount: { gte: 1000000 }
+    probability: 0.5
+    action:
+      type: latency
+      distribution: lognormal
+      params: { p50: 200, p99: 2000 }
+  - match: { url_prefix: "https://hooks.example/" }
+    window: { until: 60000 }
+    action: { type: drop_attempts, n: 2 }
+`;
+
+describe('loadFaultsFile', () => {
+  it('reads YAML: every rule, its id, relative windows from the start', () => {
+    const rules = loadFaultsFile(file('faults.yaml', YAML), T0);
+    expect(rules).toEqual([
+      {
+        id: 'slow-big-payments',
+        input: {
+          target: 'request',
+          name: 'slow big payments',
+          enabled: true,
+          probability: 0.5,
+          count: null,
+          window: { from: null, until: null },
+          match: { dialect: 'native', method: 'POST', route: '/v1/sim/intents', headers: {}, body: { amount: { kind: 'range', gte: 1_000_000 } } },
+          action: { type: 'latency', distribution: { kind: 'lognormal', p50: 200, p99: 2_000 } },
+        },
+      },
+      {
+        id: undefined,
+        input: { target: 'webhook', name: null, enabled: true, probability: 1, count: null, window: { from: null, until: T0 + 60_000 }, match: { urlPrefix: 'https://hooks.example/' }, action: { type: 'drop_attempts', n: 2 } },
+      },
+    ]);
+  });
+
+  it('reads JSON, by JSON.parse for a .json file', () => {
+    const rules = loadFaultsFile(file('faults.json', JSON.stringify({ rules: [{ action: { type: 'error', status: 429 } }] })), T0);
+    expect(rules.map((r) => r.input.action)).toEqual([{ type: 'error', status: 429, retryAfterSeconds: 1 }]);
+    expect(failure(file('broken.json', '{"rules": ['))).toMatch(/^FAULTS_FILE: .*broken\.json is not valid JSON: /);
+  });
+
+  it('an empty list of rules is a valid file', () => {
+    expect(loadFaultsFile(file('none.yaml', 'rules: []\n'), T0)).toEqual([]);
+  });
+
+  it('a bad rule stops the start with one line naming it', () => {
+    const path = file('bad.yaml', `rules:
+  - action: { type: timeout, ms: 100 }
+  - action: { type: duplicate }
+  - action: { type: error, status: 418 }
+`);
+    expect(failure(path)).toBe('FAULTS_FILE: rules[2].action.status must be one of 500, 502, 503, 504, 429');
+  });
+
+  it.each([
+    ['missing.yaml', null, /^FAULTS_FILE: cannot read .*missing\.yaml: ENOENT/],
+    ['syntax.yaml', 'rules:\n  - action: [\n', /^FAULTS_FILE: .*syntax\.yaml is not valid YAML: [^\n]+$/],
+    ['dupkeys.yaml', 'rules: []\nrules: []\n', /^FAULTS_FILE: .*dupkeys\.yaml is not valid YAML: .*[Mm]ap keys must be unique/],
+    ['list.yaml', '- action: { type: duplicate }\n', /^FAULTS_FILE: must be a mapping with `rules`, a list of rules$/],
+    ['empty.yaml', '', /^FAULTS_FILE: must be a mapping with `rules`, a list of rules$/],
+    ['unknown.yaml', 'rules: []\nmix: approve:1\n', /^FAULTS_FILE: mix is not a known field \(the file has only `rules`\)$/],
+  ])('%s: one line naming the problem', (name, text, expected) => {
+    const path = text === null ? join(dir, name) : file(name, text);
+    const message = failure(path);
+    expect(message).toMatch(expected);
+    expect(message).not.toContain('\n');
+  });
+});
