@@ -10,7 +10,7 @@ TOKEN_USER = $(if $(filter command line,$(origin USER)),$(USER),user_test_001)
 TTL ?= 1h
 
 .PHONY: build run test test-unit test-integration test-coverage lint openapi postman fuzz \
-	bench bench-webhooks bench-bookings bench-v2 docker-build docker-run docker-verify install token help
+	bench bench-webhooks bench-bookings bench-v2 bench-fluxpay docker-build docker-run docker-verify install token help
 
 help: ## List targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -63,6 +63,9 @@ bench-bookings: ## Benchmark bookings
 
 bench-v2: ## Benchmark the Payment Server v3 API (/api/v2): payments/s with their callbacks
 	$(WITH_NODE) node scripts/bench-v2.ts
+
+bench-fluxpay: ## Benchmark the FluxPay API: complete flows/s (order → payment → confirm → usage requested → completed), then reconcile
+	$(WITH_NODE) node scripts/bench-fluxpay.ts
 
 docker-build: ## Build the Docker image
 	docker build -t $(IMAGE) .

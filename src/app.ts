@@ -5,6 +5,7 @@ import type { Clock } from './core/clock.ts';
 import type { Stores } from './core/ports.ts';
 import type { RandomSource } from './core/random.ts';
 import bookingsDialect from './dialects/bookings/index.ts';
+import fluxpayDialect from './dialects/fluxpay/index.ts';
 import nativeDialect from './dialects/native/index.ts';
 import paymentServerV2Dialect from './dialects/payment-server-v2/index.ts';
 import paymentServiceDialect from './dialects/payment-service/index.ts';
@@ -17,6 +18,7 @@ import bookings from './plugins/app/bookings.ts';
 import core from './plugins/app/core.ts';
 import errorShapes from './plugins/app/error-shapes.ts';
 import eventLogs from './plugins/app/event-logs.ts';
+import fluxpay from './plugins/app/fluxpay.ts';
 import lifecycle from './plugins/app/lifecycle.ts';
 import metrics from './plugins/app/metrics.ts';
 import opsRoutes from './plugins/app/ops.ts';
@@ -88,6 +90,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(eventLogs);
   await app.register(bookings);
   await app.register(v2Payments);
+  await app.register(fluxpay);
   await registerUnderPressure(app, config);
   await registerSwagger(app, { publicUrl: config.publicUrl });
   await app.register(opsRoutes);
@@ -96,5 +99,6 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(bookingsDialect);
   await app.register(paymentServiceDialect);
   await app.register(paymentServerV2Dialect);
+  await app.register(fluxpayDialect);
   return app;
 }

@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { envSchema } from 'env-schema';
 import { Type, type Static } from 'typebox';
+import { loadPolicyFile } from './adapters/fluxpay-policy-file.ts';
 import { loadPerformancesFile } from './adapters/performances-file.ts';
+import type { BillingPolicy } from './core/fluxpay/policy.ts';
 import { DEFAULT_PERFORMANCES, type Performance } from './core/bookings/performances.ts';
 import { SCENARIOS, type Scenario } from './core/scenario.ts';
 
@@ -99,6 +101,14 @@ const EnvSchema = Type.Object({
   V2_EXTRA_SIGNATURE_SCHEMES: Type.Optional(Type.String({ pattern: `^\\s*${SCHEME_LIST}$`, 'x-pattern-description': 'a comma-separated list of standard, legacy, stripe' })),
   V2_PAYMENT_TTL_MS: Ms(86_400_000),
   V2_PAYMENTS_MAX: Count(100_000, 1),
+  // FluxPay (issue 11, document 002).
+  FLUXPAY_POLICY_FILE: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+  FLUXPAY_USAGE_TIMEOUT_MS: Count(30_000, 1, 86_400_000),
+  FLUXPAY_WEBHOOK_URL: Type.Optional(Type.String({ maxLength: 2048, pattern: '^https?://[^/?#\\s]+([/?#][^\\s]*)?$', 'x-pattern-description': 'an absolute http(s) URL' })),
+  FLUXPAY_SIGNATURE_SCHEMES: Type.String({ pattern: `^\\s*${SCHEME_LIST}$`, 'x-pattern-description': 'a comma-separated list of standard, legacy, stripe', default: 'standard' }),
+  FLUXPAY_TTL_MS: Ms(86_400_000),
+  FLUXPAY_MAX_RECORDS: Count(100_000, 1),
+  FLUXPAY_MAX_SUBSCRIPTIONS: Count(100, 1, 10_000),
 });
 
 type Env = Static<typeof EnvSchema>;
@@ -177,6 +187,19 @@ export interface Config {
     paymentTtlMs: number;
     maxPayments: number;
   };
+  /** FluxPay (`/api/v1/orders`, `/api/v1/payments`, `/api/v1/credits`, …, document 002). */
+  fluxpay: {
+    /** FLUXPAY_POLICY_FILE, when set; `policy` is then its content, read and checked at start. */
+    policyFile: string | undefined;
+    policy: BillingPolicy;
+    usageTimeoutMs: number;
+    /** A subscriber of every event besides those of POST /api/v1/webhook-subscriptions. */
+    webhookUrl: string | undefined;
+    schemes: readonly SignatureScheme[];
+    ttlMs: number;
+    maxRecords: number;
+    maxSubscriptions: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -210,6 +233,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError('Invalid configuration: V2_REQUIRE_AUTH=true needs SERVICE_AUTH_TOKEN (the token callers must send)');
   }
   const performances = env.PERFORMANCES_FILE === undefined ? DEFAULT_PERFORMANCES : readCatalog(env.PERFORMANCES_FILE);
+  const policy = readPolicy(env.FLUXPAY_POLICY_FILE);
   const secret = env.WEBHOOK_SECRET ?? `whsec_${randomBytes(24).toString('base64')}`;
   return {
     port: env.PORT,
@@ -278,6 +302,16 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       paymentTtlMs: env.V2_PAYMENT_TTL_MS,
       maxPayments: env.V2_PAYMENTS_MAX,
     },
+    fluxpay: {
+      policyFile: env.FLUXPAY_POLICY_FILE,
+      policy,
+      usageTimeoutMs: env.FLUXPAY_USAGE_TIMEOUT_MS,
+      webhookUrl: env.FLUXPAY_WEBHOOK_URL,
+      schemes: schemeList(env.FLUXPAY_SIGNATURE_SCHEMES),
+      ttlMs: env.FLUXPAY_TTL_MS,
+      maxRecords: env.FLUXPAY_MAX_RECORDS,
+      maxSubscriptions: env.FLUXPAY_MAX_SUBSCRIPTIONS,
+    },
   };
 }
 
@@ -293,6 +327,15 @@ function schemeList(text: string): readonly SignatureScheme[] {
 function readCatalog(path: string): Performance[] {
   try {
     return loadPerformancesFile(path);
+  } catch (error) {
+    throw new ConfigError(`Invalid configuration: ${(error as Error).message.replace(/\s*\n\s*/g, ' ')}`, { cause: error });
+  }
+}
+
+/** The billing policy is read with the rest of the configuration: a bad file stops the start with one line naming FLUXPAY_POLICY_FILE. */
+function readPolicy(path: string | undefined): BillingPolicy {
+  try {
+    return loadPolicyFile(path);
   } catch (error) {
     throw new ConfigError(`Invalid configuration: ${(error as Error).message.replace(/\s*\n\s*/g, ' ')}`, { cause: error });
   }

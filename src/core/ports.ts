@@ -1,5 +1,6 @@
 import type { Booking, BookingCounts, BookingPaymentIntent, BookingStatus, InboxEvent, PaymentKind } from './bookings/booking.ts';
 import type { Delivery, DeliveryChange, DeliveryStatus, Subject } from './deliveries.ts';
+import type { FluxPayStore, FluxPaySubscriptionStore } from './fluxpay/ports.ts';
 import type { BeginResult, StoredResponse } from './idempotency.ts';
 import type { Intent, IntentStatus } from './intents/intent.ts';
 import type { LedgerBalance, LedgerEntry, LedgerTransaction } from './ledger.ts';
@@ -298,4 +299,7 @@ export interface Stores {
   disabledUrls: DisabledUrlStore;
   scheduler: SchedulerStore;
   v2Payments: V2PaymentStore;
+  /** FluxPay's orders, payments, credits, sagas, ledger and outbox (src/core/fluxpay/ports.ts). */
+  fluxpay: FluxPayStore;
+  fluxpaySubscriptions: FluxPaySubscriptionStore;
 }

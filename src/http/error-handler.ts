@@ -20,6 +20,12 @@ export interface ErrorShape {
   readonly name: string;
   /** Path prefixes the dialect owns, e.g. `/v1/sim`; matched at a segment boundary. */
   readonly prefixes: readonly string[];
+  /**
+   * Paths the dialect owns inside another dialect's prefix (FluxPay's `/api/v1/payments/{paymentKey}`
+   * under the payment service's `/api/v1/payments`), matched against the whole decoded path
+   * before any prefix.
+   */
+  readonly paths?: readonly RegExp[];
   /** Statuses of the core codes this dialect answers; an unmapped code is a 500. */
   readonly statusOf: Partial<Record<ErrorCode, number>>;
   /** The status of a problem when the dialect's API answers it with another (FastAPI answers bad input with 422, not 400). */

@@ -5,10 +5,11 @@ import type { Problem } from './problem.ts';
  * Which dialect owns a path, for the errors answered before any dialect's route runs: unknown
  * routes (404), known paths with another method (405), over-long URLs (414), unreadable URLs,
  * load shedding and shutdown (503). The longest registered prefix that matches at a segment
- * boundary wins; paths no dialect owns get the default shape.
+ * boundary wins (a dialect's exact `paths` win over any prefix); paths no dialect owns get the default shape.
  */
 export class ErrorShapes {
   readonly #byPrefix: Array<{ prefix: string; shape: ErrorShape }> = [];
+  readonly #byPath: Array<{ path: RegExp; shape: ErrorShape }> = [];
   readonly #listeners: Array<(problem: Problem) => void> = [];
   #fallback: ErrorShape | undefined;
 
@@ -27,12 +28,14 @@ export class ErrorShapes {
       this.#byPrefix.push({ prefix, shape });
     }
     this.#byPrefix.sort((a, b) => b.prefix.length - a.prefix.length);
+    for (const path of shape.paths ?? []) this.#byPath.push({ path, shape });
     if (options.fallback === true) this.#fallback = shape;
   }
 
   /** The shape for a request URL (query string ignored), by its path as the router sees it: percent-decoded (`/event%73` is `/events`). */
   forUrl(url: string): ErrorShape {
     const path = routedPath(url.split('?', 1)[0] as string);
+    for (const { path: pattern, shape } of this.#byPath) if (pattern.test(path)) return shape;
     for (const { prefix, shape } of this.#byPrefix) {
       if (path === prefix || (path.startsWith(prefix) && path[prefix.length] === '/')) return shape;
     }

@@ -1,6 +1,8 @@
 import { MemoryBookingStore } from '../../src/adapters/memory/bookings.ts';
 import { MemoryDeliveryLog } from '../../src/adapters/memory/deliveries.ts';
 import { MemoryDisabledUrls } from '../../src/adapters/memory/disabled-urls.ts';
+import { MemoryFluxPayStore } from '../../src/adapters/memory/fluxpay.ts';
+import { MemoryFluxPaySubscriptionStore } from '../../src/adapters/memory/fluxpay-subscriptions.ts';
 import { MemoryIdempotencyStore } from '../../src/adapters/memory/idempotency.ts';
 import { MemoryIntentStore } from '../../src/adapters/memory/intents.ts';
 import { MemoryLedgerStore } from '../../src/adapters/memory/ledger.ts';
@@ -10,6 +12,7 @@ import { MemoryV2PaymentStore } from '../../src/adapters/memory/v2-payments.ts';
 import { bookingStoreContract } from './contracts/bookings.contract.ts';
 import { deliveryLogContract } from './contracts/deliveries.contract.ts';
 import { disabledUrlStoreContract } from './contracts/disabled-urls.contract.ts';
+import { fluxPayStoreContract, fluxPaySubscriptionStoreContract } from './contracts/fluxpay.contract.ts';
 import { idempotencyStoreContract } from './contracts/idempotency.contract.ts';
 import { intentStoreContract } from './contracts/intents.contract.ts';
 import { ledgerStoreContract } from './contracts/ledger.contract.ts';
@@ -28,3 +31,5 @@ deliveryLogContract('memory', ({ ttlMs, maxDeliveries }) => new MemoryDeliveryLo
 disabledUrlStoreContract('memory', () => new MemoryDisabledUrls());
 schedulerStoreContract('memory', () => new MemorySchedulerStore());
 v2PaymentStoreContract('memory', ({ ttlMs, maxPayments }) => new MemoryV2PaymentStore({ ttlMs, maxPayments }));
+fluxPayStoreContract('memory', ({ ttlMs, maxRecords }) => new MemoryFluxPayStore({ ttlMs, maxRecords }));
+fluxPaySubscriptionStoreContract('memory', ({ maxSubscriptions }) => new MemoryFluxPaySubscriptionStore({ maxSubscriptions }));

@@ -64,6 +64,10 @@ const DICTIONARY: Record<string, readonly Value[]> = {
   type: ['payment.approved', 'payment.failed'],
   // A few tx_ids used again and again: repeats of one request (replays) and of another (409).
   tx_id: ['tx_1001', 'tx_1002', 'tx_fuzz'],
+  // FluxPay: priced and unpriced services, usages and client event ids used again (PAY_003, duplicates).
+  serviceId: ['ai-writer', 'image-studio', 'unpriced'],
+  usageId: ['use-1', 'use-2', 'use-fuzz'],
+  orderName: ['1,000 credits', 'report', '주문'],
 };
 
 /** Paths the local receiver answers by: 200, 410 Gone (disables the URL), 500 (retried), 302. */

@@ -11,6 +11,7 @@ import { createRandom } from '../../src/core/random.ts';
 import { bookingsErrors } from '../../src/dialects/bookings/errors.ts';
 import { nativeErrors } from '../../src/dialects/native/errors.ts';
 import { v2Errors } from '../../src/dialects/payment-server-v2/errors.ts';
+import { fluxpayErrors } from '../../src/dialects/fluxpay/errors.ts';
 import { MESSAGES, paymentServiceErrors } from '../../src/dialects/payment-service/errors.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
 import { closedPort, startReceiver, type Receiver } from '../helpers/receiver.ts';
@@ -188,6 +189,22 @@ export const EFFECTS: { [S in keyof Stores]: Record<string, Judge> } = {
   disabledUrls: { disable: always, enable: (r) => r === true },
   scheduler: { schedule: always, cancel: (r) => r === true, claimDue: nonEmpty, complete: always },
   v2Payments: { begin: kindIs('created'), decide: ok, complete: ok, sweep: positive },
+  fluxpay: {
+    createOrder: kindIs('created'),
+    cancelOrder: kindIs('cancelled'),
+    createPayment: kindIs('created'),
+    confirmPayment: kindIs('approved', 'failed'),
+    chargeCredits: kindIs('charged'),
+    useCredits: kindIs('deducted'),
+    refundCredits: kindIs('refunded'),
+    startSaga: kindIs('started'),
+    runSagaStep: kindIs('done', 'failed'),
+    // `final` records the event (a repeat of it is then a duplicate).
+    resolveSaga: kindIs('resolved', 'final'),
+    markPublished: positive,
+    sweep: positive,
+  },
+  fluxpaySubscriptions: { add: kindIs('created'), remove: (r) => r === true },
 };
 
 export interface Change {
@@ -231,17 +248,20 @@ function instrument(stores: Stores, onChange: (change: Change, args: unknown[]) 
 
 // ── the error shapes, per dialect ───────────────────────────────────────────────────────────────
 
-export type DialectName = 'native' | 'bookings' | 'payment-service' | 'payment-server-v2';
+export type DialectName = 'native' | 'bookings' | 'payment-service' | 'payment-server-v2' | 'fluxpay';
 
 const OWNERS: Array<{ prefix: string; dialect: DialectName }> = [
   ...nativeErrors.prefixes.map((prefix) => ({ prefix, dialect: 'native' as const })),
   ...bookingsErrors.prefixes.map((prefix) => ({ prefix, dialect: 'bookings' as const })),
   ...paymentServiceErrors.prefixes.map((prefix) => ({ prefix, dialect: 'payment-service' as const })),
   ...v2Errors.prefixes.map((prefix) => ({ prefix, dialect: 'payment-server-v2' as const })),
+  ...fluxpayErrors.prefixes.map((prefix) => ({ prefix, dialect: 'fluxpay' as const })),
 ].sort((a, b) => b.prefix.length - a.prefix.length);
 
 /** The dialect that owns a path: the longest prefix at a segment boundary; the native shape for the rest. */
 export function dialectOf(path: string): DialectName {
+  // FluxPay's own paths under the payment service's /api/v1/payments win over any prefix.
+  if ((fluxpayErrors.paths ?? []).some((pattern) => pattern.test(path))) return 'fluxpay';
   for (const { prefix, dialect } of OWNERS) if (path === prefix || (path.startsWith(prefix) && path[prefix.length] === '/')) return dialect;
   return 'native';
 }
@@ -358,6 +378,24 @@ export function shapeProblem(dialect: DialectName, body: unknown, status?: numbe
         const problem = fastApiIssueProblem(item);
         if (problem !== undefined) return `FastAPI shape: ${problem}`;
       }
+      return undefined;
+    }
+    case 'fluxpay': {
+      // Document 002's wrapper: {"isSuccess": false, "code", "message", "result": null | {errors: [{field, reason}]}}.
+      const k = keysAre(b, ['isSuccess', 'code', 'message', 'result']);
+      if (k !== undefined) return `FluxPay wrapper: ${k}`;
+      if (b.isSuccess !== false) return 'FluxPay wrapper: isSuccess is not false';
+      if (typeof b.code !== 'string' || !/^(PAY_00[1-5]|COMMON_[1-5]\d\d)$/.test(b.code)) return `FluxPay wrapper: bad code ${JSON.stringify(b.code)}`;
+      if (status !== undefined && b.code.startsWith('COMMON_') && b.code !== `COMMON_${status}`) return `FluxPay wrapper: ${b.code} with status ${status}`;
+      if (typeof b.message !== 'string' || b.message.length === 0 || INTERNALS.test(b.message)) return 'FluxPay wrapper: bad message';
+      if (b.code === 'COMMON_400') {
+        const r = b.result as Record<string, unknown> | null;
+        if (r === null || typeof r !== 'object' || !Array.isArray(r.errors) || r.errors.length === 0) return 'FluxPay wrapper: a COMMON_400 without result.errors';
+        for (const e of r.errors as unknown[]) {
+          const ee = e as Record<string, unknown>;
+          if (ee === null || typeof ee !== 'object' || keysAre(ee, ['field', 'reason']) !== undefined || typeof ee.field !== 'string' || typeof ee.reason !== 'string') return 'FluxPay wrapper: a bad item of result.errors';
+        }
+      } else if (b.result !== null) return 'FluxPay wrapper: result is not null';
       return undefined;
     }
   }
@@ -512,6 +550,7 @@ class Target {
       disabledUrls: (await s.disabledUrls.list()).length,
       v2Payments: JSON.stringify(await s.v2Payments.counts()),
       v2Stored: (await s.v2Payments.stats()).size,
+      fluxpayOrders: (await s.fluxpay.stats()).size,
     };
     for (const kind of this.jobKinds) snap[`jobs:${kind}`] = await s.scheduler.count(kind);
     return snap;
@@ -599,7 +638,9 @@ export async function runSequence(env: Environment, steps: readonly Step[], stat
       if (status >= 400 && status < 500) {
         const key = request.headers['idempotency-key'];
         const keyed = typeof key === 'string' && WELL_FORMED_KEY.test(key);
-        const changes = target.changes.filter((c) => !(keyed && c.store === 'idempotency'));
+        // A declined FluxPay confirm (402 PAY_002) is documented to change state: the payment is FAILED, with its payment.failed event.
+        const declined = status === 402 && dialectOf(pathSeen(request.url)) === 'fluxpay';
+        const changes = target.changes.filter((c) => !(keyed && c.store === 'idempotency') && !(declined && c.store === 'fluxpay' && c.operation === 'confirmPayment'));
         if (keyed && target.changes.some((c) => c.store === 'idempotency' && c.operation === 'complete')) stats.idempotentFourXx++;
         if (changes.length > 0) violations.push(`a ${status} changed state: ${changes.map((c) => `${c.store}.${c.operation}(${c.key})`).join(', ')}`);
         if (target.events.length > 0) violations.push(`a ${status} published ${target.events.map((e) => e.type).join(', ')}`);

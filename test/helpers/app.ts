@@ -18,9 +18,12 @@ export interface TestApp {
  * The whole service on a manual clock and a seeded random source, configured from `env` on top
  * of a fixed secret (so signatures are checkable) and a zero shutdown budget. Pass
  * `clockStart: Date.now()` when a receiver checks signature timestamps against the real time.
+ * Load shedding on event-loop delay is off (OVERLOAD_MAX_EVENT_LOOP_DELAY_MS=0) unless `env` sets
+ * it: on a machine busy with other work a test's own process can stall for a second, and a test
+ * about something else must not get 503 OVERLOADED for it. The shedding tests set their own limits.
  */
 export async function buildTestApp(env: Record<string, string> = {}, options: { clockStart?: number } = {}): Promise<TestApp> {
-  const config = loadConfig({ WEBHOOK_SECRET: 'whsec_dGVzdC1zZWNyZXQtZm9yLXBheXNpbQ==', SHUTDOWN_TIMEOUT_MS: '0', RANDOM_SEED: '42', ...env });
+  const config = loadConfig({ WEBHOOK_SECRET: 'whsec_dGVzdC1zZWNyZXQtZm9yLXBheXNpbQ==', SHUTDOWN_TIMEOUT_MS: '0', RANDOM_SEED: '42', OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0', ...env });
   const clock = new ManualClock(options.clockStart);
   const app = await buildApp({ config, clock, random: createRandom(config.randomSeed), logger: false });
   const events: PaymentEvent[] = [];

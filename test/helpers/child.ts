@@ -22,7 +22,7 @@ export interface SpawnOptions {
   args?: readonly string[];
   /** Working directory (default the repository). */
   cwd?: string;
-  /** Leave HOST=127.0.0.1 and PORT=0 out of the environment (only PATH and `env`), e.g. to let a `.env` file set them. */
+  /** Leave HOST=127.0.0.1, PORT=0 and OVERLOAD_MAX_EVENT_LOOP_DELAY_MS=0 out of the environment (only PATH and `env`), e.g. to let a `.env` file set them. */
   noDefaults?: boolean;
 }
 
@@ -39,7 +39,9 @@ export class ServerProcess {
   /** Starts on 127.0.0.1 and a port of the kernel's choosing; `env` adds to or overrides that. */
   constructor(env: Record<string, string> = {}, options: SpawnOptions = {}) {
     // A clean environment: nothing from the runner's (OTEL_*, NODE_OPTIONS, a real WEBHOOK_SECRET) leaks in.
-    const base: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', ...(options.noDefaults === true ? {} : { HOST: '127.0.0.1', PORT: '0' }) };
+    // Event-loop-delay shedding off by default (see buildTestApp): a busy machine must not turn a
+    // test of something else into 503 OVERLOADED. A test of the defaults passes noDefaults.
+    const base: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', ...(options.noDefaults === true ? {} : { HOST: '127.0.0.1', PORT: '0', OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0' }) };
     this.child = spawn(process.execPath, options.args ?? ['src/server.ts'], { cwd: options.cwd ?? REPO, env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
       this.stdout += chunk;

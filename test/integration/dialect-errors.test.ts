@@ -27,6 +27,7 @@ async function app(env: Record<string, string> = {}): Promise<TestApp> {
 const native = (code: string, message: string | RegExp) => ({ error: { code, message: typeof message === 'string' ? message : expect.stringMatching(message), ...TRACE } });
 const bookings = (code: string, message: string | RegExp) => ({ error: typeof message === 'string' ? message : expect.stringMatching(message), code });
 const paymentService = (message: string) => ({ error: message });
+const fluxpay = (code: string, message: string | RegExp, result: unknown = null) => ({ isSuccess: false, code, message: typeof message === 'string' ? message : expect.stringMatching(message), result });
 
 const USER = { 'x-user-id': 'user_test_001' };
 
@@ -43,6 +44,10 @@ describe('404 for an unknown route, under each prefix', () => {
     ['/payments/nope', bookings('NOT_FOUND', 'No route GET /payments/nope.')],
     ['/ledger/nope?x=1', bookings('NOT_FOUND', 'No route GET /ledger/nope.')],
     ['/api/v1/payments/nope', paymentService('요청한 경로를 찾을 수 없습니다.')],
+    ['/api/v1/payments/pk_nope', fluxpay('COMMON_404', 'No route GET /api/v1/payments/pk_nope.')],
+    ['/api/v1/orders/ord_x/nope', fluxpay('COMMON_404', 'No route GET /api/v1/orders/ord_x/nope.')],
+    ['/api/v1/credits/nope', fluxpay('COMMON_404', 'No route GET /api/v1/credits/nope.')],
+    ['/api/v1/sagas', fluxpay('COMMON_404', 'No route GET /api/v1/sagas.')],
   ])('GET %s', async (url, body) => {
     const t = await app();
     const res = await t.app.inject({ url });
@@ -56,6 +61,10 @@ describe('405 with Allow for a known path and another method', () => {
     ['POST', '/v1/sim/intents/pay_x', 'GET, HEAD', native('METHOD_NOT_ALLOWED', 'POST is not allowed on /v1/sim/intents/pay_x; use GET, HEAD.')],
     ['PUT', '/bookings/my', 'GET, HEAD, DELETE', bookings('METHOD_NOT_ALLOWED', 'PUT is not allowed on /bookings/my; use GET, HEAD, DELETE.')],
     ['GET', '/api/v1/payments/process', 'POST', paymentService('허용되지 않는 메서드입니다.')],
+    ['GET', '/api/v1/payments', 'POST', fluxpay('COMMON_405', 'GET is not allowed on /api/v1/payments; use POST.')],
+    ['PUT', '/api/v1/payments/confirm', 'POST', fluxpay('COMMON_405', 'PUT is not allowed on /api/v1/payments/confirm; use POST.')],
+    ['DELETE', '/api/v1/orders', 'GET, HEAD, POST', fluxpay('COMMON_405', 'DELETE is not allowed on /api/v1/orders; use GET, HEAD, POST.')],
+    ['POST', '/api/v1/reconciliation', 'GET, HEAD', fluxpay('COMMON_405', 'POST is not allowed on /api/v1/reconciliation; use GET, HEAD.')],
   ] as const)('%s %s', async (method, url, allow, body) => {
     const t = await app();
     const res = await t.app.inject({ method, url });
@@ -127,6 +136,21 @@ describe('413, 415 and malformed JSON on each dialect’s routes', () => {
     const broken = await t.app.inject({ method: 'POST', url: '/api/v1/payments/process', headers: { ...auth, 'content-type': 'application/json' }, payload: '{"reservationId"' });
     expect([broken.statusCode, broken.json()]).toEqual([400, paymentService('요청 본문의 JSON 형식이 올바르지 않습니다 (1행 17열, 위치 16).')]);
   });
+
+  it('the FluxPay API (on both sides of the shared /api/v1/payments prefix)', async () => {
+    const t = await app({ BODY_LIMIT_BYTES: '1024' });
+    for (const url of ['/api/v1/orders', '/api/v1/payments', '/api/v1/payments/confirm']) {
+      const big = await t.app.inject({ method: 'POST', url, payload: { orderName: 'o'.repeat(1100) } });
+      expect([big.statusCode, big.json()], url).toEqual([413, fluxpay('COMMON_413', 'The request body is larger than the limit (BODY_LIMIT_BYTES).')]);
+      const text = await t.app.inject({ method: 'POST', url, headers: { 'content-type': 'text/plain' }, payload: 'x' });
+      expect([text.statusCode, text.json()], url).toEqual([415, fluxpay('COMMON_415', 'Send the body as application/json.')]);
+      const broken = await t.app.inject({ method: 'POST', url, headers: { 'content-type': 'application/json' }, payload: '{"orderId"' });
+      expect([broken.statusCode, broken.json()], url).toEqual([
+        400,
+        fluxpay('COMMON_400', /^Malformed JSON at position 10/, { errors: [{ field: 'body', reason: "malformed JSON at line 1, column 11: Unexpected end of input (expected ':' after the property name)" }] }),
+      ]);
+    }
+  });
 });
 
 describe('unreadable and over-long URLs', () => {
@@ -138,6 +162,9 @@ describe('unreadable and over-long URLs', () => {
     ['a 9,000-character query, native', `/v1/sim/intents?reservation_id=${'r'.repeat(9000)}`, 414, native('URI_TOO_LONG', 'The request URL is longer than 8192 characters.')],
     ['a 9,000-character query, bookings', `/bookings/my?cursor=${'c'.repeat(9000)}`, 414, bookings('URI_TOO_LONG', 'The request URL is longer than 8192 characters.')],
     ['a 9,000-character query, payment service', `/api/v1/payments/methods?${'q'.repeat(9000)}`, 414, paymentService('요청 URI가 너무 깁니다.')],
+    ['bad percent-encoding, FluxPay', '/api/v1/orders/%E0%A4%A', 400, fluxpay('COMMON_400', 'The request path is not a valid URL (bad percent-encoding).', { errors: [{ field: 'path', reason: 'The request path is not a valid URL (bad percent-encoding).' }] })],
+    ['a 9,000-character query, FluxPay', `/api/v1/orders?userId=${'u'.repeat(9000)}`, 414, fluxpay('COMMON_414', 'The request URL is longer than 8192 characters.')],
+    ['a 9,000-character query, FluxPay payments', `/api/v1/payments/pk_x?${'q'.repeat(9000)}`, 414, fluxpay('COMMON_414', 'The request URL is longer than 8192 characters.')],
   ])('%s', async (_name, url, status, body) => {
     const t = await app();
     const res = await t.app.inject({ url });
@@ -158,6 +185,8 @@ describe('503 in each dialect’s shape', () => {
       [first, native('OVERLOADED', /overloaded/)],
       [await t.app.inject({ method: 'POST', url: '/bookings', headers: USER, payload: { performanceId: 'perf_001', quantity: 1, paymentMethod: 'x' } }), bookings('OVERLOADED', /overloaded/)],
       [await t.app.inject({ method: 'POST', url: '/api/v1/payments/process', headers: auth, payload: { reservationId: 'bk_x', paymentMethod: 'kakao_pay' } }), paymentService('서버가 과부하 상태입니다. 잠시 후 다시 시도해 주세요.')],
+      [await t.app.inject({ method: 'POST', url: '/api/v1/payments/confirm', payload: {} }), fluxpay('COMMON_503', /overloaded/)],
+      [await t.app.inject({ url: '/api/v1/credits/balance?userId=u' }), fluxpay('COMMON_503', /overloaded/)],
     ] as const;
     for (const [res, body] of cases) expect([res?.statusCode, res?.headers['retry-after'], res?.json()]).toEqual([503, '7', body]);
     for (const url of ['/healthz', '/readyz', '/metrics']) expect((await t.app.inject({ url })).statusCode).toBe(200);
@@ -170,6 +199,7 @@ describe('503 in each dialect’s shape', () => {
       ['/v1/sim/intents', native('SHUTTING_DOWN', /shutting down/)],
       ['/bookings/my', bookings('SHUTTING_DOWN', /shutting down/)],
       ['/api/v1/payments/methods', paymentService('서비스를 일시적으로 사용할 수 없습니다. 잠시 후 다시 시도해 주세요.')],
+      ['/api/v1/reconciliation', fluxpay('COMMON_503', /shutting down/)],
     ] as const;
     for (const [url, body] of cases) {
       const res = await t.app.inject({ url, headers: USER });
@@ -239,5 +269,20 @@ describe('a percent-encoded path takes the shape of the path the router matched 
     const t = await app();
     const res = await t.app.inject({ method, url, headers: USER });
     expect([res.statusCode, res.headers.allow, res.json()]).toEqual([status, allow, body]);
+  });
+});
+
+describe('FluxPay: a store full of unfinished work, a fault, a request without Host', () => {
+  it('COMMON_503 with Retry-After when the store holds only open orders; COMMON_500 without internals', async () => {
+    const t = await app({ FLUXPAY_MAX_RECORDS: '1' });
+    const order = { userId: 'u', serviceId: 's', orderName: 'o', amount: 1 };
+    expect((await t.app.inject({ method: 'POST', url: '/api/v1/orders', payload: order })).statusCode).toBe(200);
+    const full = await t.app.inject({ method: 'POST', url: '/api/v1/orders', payload: order });
+    expect([full.statusCode, full.headers['retry-after'], full.json()]).toEqual([503, '1', fluxpay('COMMON_503', 'The fluxpay store is full of unfinished work; retry shortly.')]);
+    expect((await t.app.inject({ url: '/metrics' })).body).toMatch(/^store_full_total\{store="fluxpay"\} 1$/m);
+    t.app.stores.fluxpay.snapshot = () => Promise.reject(new Error('secret internals: db password'));
+    const fault = await t.app.inject({ url: '/api/v1/reconciliation' });
+    expect([fault.statusCode, fault.json()]).toEqual([500, fluxpay('COMMON_500', 'Something went wrong on our side; the request may be retried.')]);
+    expect(fault.body).not.toContain('secret');
   });
 });

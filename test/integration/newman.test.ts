@@ -53,6 +53,15 @@ const ERROR_PATHS: Record<string, number> = {
   'One payment[unknown id → 404]': 404,
   'Every payment held: the counts by status, and the newest payments by id[limit 0 → 422]': 422,
   'Confirm a PENDING payment by hand[unknown payment → 404]': 404,
+  'Add the credits of a PAID credit-charge order': 409,
+  'Deduct credits for a usage': 409,
+  'Restore a usage’s credits': 404,
+  'Cancel an order (a PAID one is refunded)': 409,
+  'Create an order (PENDING)[amount 0 → 400]': 400,
+  'Confirm a payment (approve or decline)[another amount → PAY_005]': 400,
+  'Confirm a payment (approve or decline)[again → PAY_003]': 409,
+  'One FluxPay payment[unknown key → 404]': 404,
+  'A usage saga and its steps[unknown saga → 404]': 404,
   // Integration Tests.
   'Refund the cancelled intent → 409': 409,
   'Cancel it again → 400': 400,
@@ -151,6 +160,8 @@ describe('the Postman collection', () => {
         { key: 'webhookUrl', value: receiver.url('/webhooks/payments') },
         { key: 'v2CallbackUrl', value: receiver.url('/api/orders/payment/webhook/v2/tx_1001') },
         { key: 'v2FailingCallbackUrl', value: `http://127.0.0.1:${downPort}/api/orders/payment/webhook/v2/tx_1002` },
+        // FluxPay's subscription goes where nothing listens: the receiver counts only the requests above.
+        { key: 'fluxpayWebhookUrl', value: `http://127.0.0.1:${downPort}/fluxpay/events` },
       ]);
       const { stats, executions, failures } = summary.run;
 

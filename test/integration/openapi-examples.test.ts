@@ -6,6 +6,7 @@ import { EXAMPLE_IDS as BOOKING_IDS, EXAMPLE_USER } from '../../src/dialects/boo
 import { EXAMPLE_GONE_URL, EXAMPLE_IDS as NATIVE_IDS, EXAMPLE_WEBHOOK_URL } from '../../src/dialects/native/examples.ts';
 import { EXAMPLE_CALLBACK_URL, EXAMPLE_DOWN_CALLBACK_URL, EXAMPLE_IDS as V2_IDS } from '../../src/dialects/payment-server-v2/examples.ts';
 import { EXAMPLE_BOOKING_ID } from '../../src/dialects/payment-service/examples.ts';
+import { EXAMPLE_IDS as FLUXPAY_IDS, EXAMPLE_SUBSCRIBER_URL, EXAMPLE_USER as FLUXPAY_USER } from '../../src/dialects/fluxpay/examples.ts';
 import { isHttpUrl } from '../../src/http/validators.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 import { closedPort, eventually, startReceiver, type Receiver } from '../helpers/receiver.ts';
@@ -119,6 +120,43 @@ describe('OpenAPI examples, sent to the service', () => {
     return res.json().payment_id;
   }
 
+  // ── FluxPay: its example user always has credits; every other example id is made fresh ──
+  let fluxpaySeq = 0;
+  const fresh = (prefix: string) => `${prefix}-fx-${++fluxpaySeq}`;
+  async function fluxpayOrder(body: Record<string, unknown> = {}): Promise<{ orderId: string; amount: number }> {
+    const res = await call('POST', '/api/v1/orders', { userId: FLUXPAY_USER, serviceId: 'ai-writer', orderName: 'fixture', amount: 15000, ...body });
+    expect(res.statusCode, res.body).toBe(200);
+    return res.json().result;
+  }
+  async function fluxpayPayment(orderId: string): Promise<string> {
+    const res = await call('POST', '/api/v1/payments', { orderId, method: 'CARD', card: { number: '4242424242424242', cvv: '123' } });
+    expect(res.statusCode, res.body).toBe(200);
+    return res.json().result.paymentKey;
+  }
+  async function fluxpayPaid(body: Record<string, unknown> = {}): Promise<{ orderId: string; paymentKey: string }> {
+    const order = await fluxpayOrder(body);
+    const paymentKey = await fluxpayPayment(order.orderId);
+    expect((await call('POST', '/api/v1/payments/confirm', { paymentKey, orderId: order.orderId, amount: order.amount })).statusCode).toBe(200);
+    return { orderId: order.orderId, paymentKey };
+  }
+  async function fluxpayRequested(): Promise<{ sagaId: string; usageId: string }> {
+    const usageId = fresh('usage');
+    const res = await call('POST', '/api/v1/events', { eventId: fresh('evt'), type: 'service.usage.requested', userId: FLUXPAY_USER, serviceId: 'ai-writer', usageId, credits: 10 });
+    expect(res.json().result.saga.status, res.body).toBe('RUNNING');
+    return { sagaId: res.json().result.saga.sagaId, usageId };
+  }
+  /** The confirm example's payment and its order are made together: the first of its two ids makes both, the second takes them. */
+  let readyPair: Promise<{ orderId: string; paymentKey: string }> | undefined;
+  const ready = () => {
+    const made = readyPair;
+    if (made !== undefined) {
+      readyPair = undefined;
+      return made;
+    }
+    readyPair = fluxpayOrder().then(async (order) => ({ orderId: order.orderId, paymentKey: await fluxpayPayment(order.orderId) }));
+    return readyPair;
+  };
+
   /** Each example id or URL, and how to make a real one for one request. */
   const fixtures: Record<string, () => Promise<string>> = {
     [NATIVE_IDS.pendingIntent]: async () => (await call('POST', '/v1/sim/intent', { reservation_id: 'rsv_fixture', amount: 1000, scenario: 'delay', delay_ms: 600_000 })).json().payment_intent_id,
@@ -150,6 +188,29 @@ describe('OpenAPI examples, sent to the service', () => {
     [EXAMPLE_DOWN_CALLBACK_URL]: async () => `http://127.0.0.1:${downPort}/api/orders/payment/webhook/v2/tx_1002`,
     [V2_IDS.completed]: () => v2Payment(receiver.url('/api/orders/payment/webhook/v2/fixture'), 'PAYMENT_COMPLETED'),
     [V2_IDS.pending]: () => v2Payment(`http://127.0.0.1:${downPort}/fixture`, 'PENDING'),
+    [FLUXPAY_USER]: async () => {
+      const balance = (await call('GET', `/api/v1/credits/balance?userId=${FLUXPAY_USER}`)).json().result.balance as number;
+      if (balance < 500) {
+        const { orderId } = await fluxpayPaid({ orderName: 'credits', amount: 10000, metadata: { kind: 'CREDIT_CHARGE', credits: 1000 } });
+        expect((await call('POST', '/api/v1/credits/charge', { userId: FLUXPAY_USER, orderId })).statusCode).toBe(200);
+      }
+      return FLUXPAY_USER;
+    },
+    [FLUXPAY_IDS.pendingOrder]: async () => (await fluxpayOrder()).orderId,
+    [FLUXPAY_IDS.chargeOrder]: async () => (await fluxpayPaid({ orderName: '1,000 credits', amount: 10000, metadata: { kind: 'CREDIT_CHARGE', credits: 1000 } })).orderId,
+    [FLUXPAY_IDS.readyPayment]: async () => (await ready()).paymentKey,
+    [FLUXPAY_IDS.readyPaymentOrder]: async () => (await ready()).orderId,
+    [FLUXPAY_IDS.approvedPayment]: async () => (await fluxpayPaid()).paymentKey,
+    [FLUXPAY_IDS.saga]: async () => (await fluxpayRequested()).sagaId,
+    [FLUXPAY_IDS.newUsage]: async () => fresh('usage'),
+    [FLUXPAY_IDS.newEvent]: async () => fresh('evt'),
+    [FLUXPAY_IDS.runningUsage]: async () => (await fluxpayRequested()).usageId,
+    [FLUXPAY_IDS.deductedUsage]: async () => {
+      const usageId = fresh('usage');
+      expect((await call('POST', '/api/v1/credits/use', { userId: FLUXPAY_USER, serviceId: 'ai-writer', usageId })).statusCode).toBe(200);
+      return usageId;
+    },
+    [EXAMPLE_SUBSCRIBER_URL]: async () => receiver.url('/fluxpay/events'),
   };
 
   /** Replaces every example id or URL in `value` (strings, recursively) with a real one made for this request. */
@@ -192,7 +253,7 @@ describe('OpenAPI examples, sent to the service', () => {
   beforeAll(async () => {
     receiver = await startReceiver((req) => ({ status: req.url === '/webhooks/retired' ? 410 : 200, body: 'ok' }));
     downPort = await closedPort();
-    t = await buildTestApp({ JWT_SECRET, MOCK_MIN_DELAY_MS: '0', MOCK_MAX_DELAY_MS: '0', WEBHOOK_SIGNATURE_SCHEMES: 'standard,legacy,stripe' }, { clockStart: Date.now() });
+    t = await buildTestApp({ JWT_SECRET, MOCK_MIN_DELAY_MS: '0', MOCK_MAX_DELAY_MS: '0', WEBHOOK_SIGNATURE_SCHEMES: 'standard,legacy,stripe', FLUXPAY_WEBHOOK_URL: receiver.url('/fluxpay/default') }, { clockStart: Date.now() });
     const res = await t.app.inject({ url: '/openapi.json' });
     doc = res.json();
     ajv = new Ajv2020({ strict: false, allErrors: true });
@@ -291,6 +352,20 @@ describe('OpenAPI examples, sent to the service', () => {
         types.add(`v2.${v2Event}`);
         continue;
       }
+      const envelope = JSON.parse(req.body) as { eventType?: string };
+      if (typeof envelope.eventType === 'string') {
+        // A FluxPay event: its envelope, signed with Standard Webhooks only.
+        const fluxHook = doc.webhooks[`fluxpay.${envelope.eventType}`];
+        expect(fluxHook, `fluxpay.${envelope.eventType} is documented`).toBeDefined();
+        const post = (fluxHook as { post: Operation }).post;
+        expectValid(post.requestBody?.content['application/json']?.schema, envelope, `webhook fluxpay.${envelope.eventType}`);
+        for (const name of ['webhook-id', 'webhook-timestamp', 'webhook-signature']) {
+          expect((post.parameters ?? []).some((p) => p.name === name), `${name} is documented`).toBe(true);
+          expect(req.headers[name], `fluxpay.${envelope.eventType} carries ${name}`).toBeTruthy();
+        }
+        types.add(`fluxpay.${envelope.eventType}`);
+        continue;
+      }
       const body = JSON.parse(req.body) as { type: string };
       const hook = doc.webhooks[body.type];
       expect(hook, `${body.type} is documented`).toBeDefined();
@@ -303,6 +378,6 @@ describe('OpenAPI examples, sent to the service', () => {
       }
       types.add(body.type);
     }
-    expect([...types].sort()).toEqual(expect.arrayContaining(['booking.cancelled', 'booking.confirmed', 'payment.approved', 'payment.refunded', 'v2.payment.completed']));
+    expect([...types].sort()).toEqual(expect.arrayContaining(['booking.cancelled', 'booking.confirmed', 'payment.approved', 'payment.refunded', 'v2.payment.completed', 'fluxpay.payment.approved', 'fluxpay.credit.charged', 'fluxpay.credit.deducted', 'fluxpay.order.completed']));
   });
 });

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OPENAPI_PATH, renderOpenApiYaml } from '../../scripts/openapi.ts';
 import { DELIVERED_BOOKING_EVENTS } from '../../src/dialects/bookings/webhook-payload.ts';
 import { DELIVERED_PAYMENT_EVENTS } from '../../src/dialects/native/webhook-payload.ts';
+import { OUTBOX_EVENT_TYPES } from '../../src/core/fluxpay/model.ts';
 import { EXAMPLE_WEBHOOK_SECRET } from '../../src/plugins/external/swagger.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 
@@ -67,6 +68,10 @@ describe('OpenAPI document', () => {
         'POST /bookings', 'POST /payments/execute', 'GET /bookings/my', 'DELETE /bookings/my', 'GET /performances', 'GET /performances/{id}/seats', 'GET /events', 'GET /ledger', 'GET /ledger/balances',
         'GET /api/v1/payments/methods', 'POST /api/v1/payments/process', 'GET /health',
         'POST /api/v2/payments', 'POST /api/v2/confirm-payment', 'GET /api/v2/pending-payments', 'GET /api/v2/payments/{payment_id}',
+        'POST /api/v1/orders', 'GET /api/v1/orders', 'GET /api/v1/orders/{orderId}', 'POST /api/v1/orders/{orderId}/cancel',
+        'POST /api/v1/payments', 'POST /api/v1/payments/confirm', 'GET /api/v1/payments/{paymentKey}',
+        'GET /api/v1/credits/balance', 'POST /api/v1/credits/charge', 'POST /api/v1/credits/use', 'POST /api/v1/credits/refund', 'GET /api/v1/credits/transactions',
+        'POST /api/v1/events', 'GET /api/v1/sagas/{sagaId}', 'GET /api/v1/outbox', 'POST /api/v1/webhook-subscriptions', 'GET /api/v1/webhook-subscriptions', 'GET /api/v1/reconciliation',
       ].sort(),
     );
     // Hidden routes stay out of the document.
@@ -159,9 +164,15 @@ describe('OpenAPI document', () => {
     expect(Object.keys(doc.components.schemas)).toEqual(
       expect.arrayContaining(['PaymentIntent', 'NativeError', 'WebhookDelivery', 'Booking', 'BookingsError', 'ProcessPaymentRequest', 'PaymentServiceError', 'PaymentWebhook', 'BookingWebhook']),
     );
-    expect(Object.keys(doc.webhooks).sort()).toEqual([...DELIVERED_BOOKING_EVENTS, ...DELIVERED_PAYMENT_EVENTS, 'v2.payment.completed', 'v2.payment.failed'].sort());
+    expect(Object.keys(doc.webhooks).sort()).toEqual([...DELIVERED_BOOKING_EVENTS, ...DELIVERED_PAYMENT_EVENTS, 'v2.payment.completed', 'v2.payment.failed', ...OUTBOX_EVENT_TYPES.map((e) => `fluxpay.${e}`)].sort());
     for (const [event, item] of Object.entries(doc.webhooks)) {
       const post = item.post!;
+      if (event.startsWith('fluxpay.')) {
+        // FluxPay's envelope, signed with FLUXPAY_SIGNATURE_SCHEMES (Standard Webhooks by default).
+        expect(post.requestBody?.content?.['application/json']?.schema, event).toEqual({ $ref: '#/components/schemas/FluxPayWebhook' });
+        expect((post.parameters ?? []).map((p) => p.name)).toEqual(['webhook-id', 'webhook-timestamp', 'webhook-signature']);
+        continue;
+      }
       if (event.startsWith('v2.')) {
         // Source document 001's callback: its own headers, no WEBHOOK_SIGNATURE_SCHEMES.
         expect(post.requestBody?.content?.['application/json']?.schema, event).toEqual({ $ref: '#/components/schemas/V2Callback' });
@@ -184,6 +195,11 @@ describe('OpenAPI document', () => {
         // The document's verify_webhook_signature: base64 HMAC-SHA256 of the raw body, keyed by the secret's UTF-8 bytes.
         expect(h['x-payment-signature'], event).toBe(createHmac('sha256', Buffer.from(EXAMPLE_WEBHOOK_SECRET, 'utf8')).update(body).digest('base64'));
         expect(h['x-payment-event'], event).toBe(event.slice('v2.'.length));
+        continue;
+      }
+      if (event.startsWith('fluxpay.')) {
+        expect(h['webhook-id'], event).toBe(JSON.parse(body).eventId);
+        expect(new Webhook(EXAMPLE_WEBHOOK_SECRET).sign(h['webhook-id']!, new Date(Number(h['webhook-timestamp']) * 1000), body), event).toBe(h['webhook-signature']);
         continue;
       }
       expect(h['webhook-id'], event).toBe(JSON.parse(body).id);

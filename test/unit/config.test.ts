@@ -76,7 +76,21 @@ describe('loadConfig defaults', () => {
         paymentTtlMs: 86_400_000,
         maxPayments: 100_000,
       },
+      fluxpay: {
+        policyFile: undefined,
+        policy: expect.objectContaining({ services: expect.any(Map), plans: expect.any(Map) }),
+        usageTimeoutMs: 30_000,
+        webhookUrl: undefined,
+        schemes: ['standard'],
+        ttlMs: 86_400_000,
+        maxRecords: 100_000,
+        maxSubscriptions: 100,
+      },
     });
+    // The built-in billing policy prices at least two services and has plans.
+    const { policy } = loadConfig({}).fluxpay;
+    expect([...policy.services.keys()]).toEqual(['ai-writer', 'image-studio']);
+    expect([...policy.plans.keys()]).toEqual(['basic-monthly', 'pro-yearly']);
   });
 
   it('reads only the given source, never process.env', () => {
@@ -160,6 +174,12 @@ describe('loadConfig values', () => {
       V2_EXTRA_SIGNATURE_SCHEMES: 'legacy, standard,legacy',
       V2_PAYMENT_TTL_MS: '600000',
       V2_PAYMENTS_MAX: '7',
+      FLUXPAY_USAGE_TIMEOUT_MS: '1500',
+      FLUXPAY_WEBHOOK_URL: 'http://127.0.0.1:4000/fluxpay',
+      FLUXPAY_SIGNATURE_SCHEMES: 'standard, stripe',
+      FLUXPAY_TTL_MS: '60000',
+      FLUXPAY_MAX_RECORDS: '9',
+      FLUXPAY_MAX_SUBSCRIPTIONS: '3',
     });
     expect(config).toEqual({
       port: 3000,
@@ -212,6 +232,16 @@ describe('loadConfig values', () => {
         extraSchemes: ['legacy', 'standard'],
         paymentTtlMs: 600_000,
         maxPayments: 7,
+      },
+      fluxpay: {
+        policyFile: undefined,
+        policy: expect.objectContaining({ services: expect.any(Map) }),
+        usageTimeoutMs: 1500,
+        webhookUrl: 'http://127.0.0.1:4000/fluxpay',
+        schemes: ['standard', 'stripe'],
+        ttlMs: 60_000,
+        maxRecords: 9,
+        maxSubscriptions: 3,
       },
     });
   });
@@ -354,6 +384,10 @@ describe('Payment Server v3 (/api/v2) configuration rules', () => {
     [{ V2_REQUIRE_AUTH: 'yes' }, 'Invalid configuration: V2_REQUIRE_AUTH must be one of true, false (got "yes")'],
     [{ V2_EXTRA_SIGNATURE_SCHEMES: 'payment-v2' }, 'Invalid configuration: V2_EXTRA_SIGNATURE_SCHEMES must be a comma-separated list of standard, legacy, stripe (got "payment-v2")'],
     [{ V2_PAYMENTS_MAX: '0' }, 'Invalid configuration: V2_PAYMENTS_MAX must be >= 1 (got "0")'],
+    [{ FLUXPAY_USAGE_TIMEOUT_MS: '0' }, 'Invalid configuration: FLUXPAY_USAGE_TIMEOUT_MS must be >= 1 (got "0")'],
+    [{ FLUXPAY_WEBHOOK_URL: 'ftp://x' }, 'Invalid configuration: FLUXPAY_WEBHOOK_URL must be an absolute http(s) URL (got "ftp://x")'],
+    [{ FLUXPAY_SIGNATURE_SCHEMES: 'hmac' }, 'Invalid configuration: FLUXPAY_SIGNATURE_SCHEMES must be a comma-separated list of standard, legacy, stripe (got "hmac")'],
+    [{ FLUXPAY_POLICY_FILE: '/nonexistent/policy.yaml' }, "Invalid configuration: FLUXPAY_POLICY_FILE: cannot read /nonexistent/policy.yaml: ENOENT: no such file or directory, open '/nonexistent/policy.yaml'"],
     [{ V2_PAYMENT_TTL_MS: '-1' }, 'Invalid configuration: V2_PAYMENT_TTL_MS must be >= 0 (got "-1")'],
     [{ V2_REQUIRE_AUTH: 'true' }, 'Invalid configuration: V2_REQUIRE_AUTH=true needs SERVICE_AUTH_TOKEN (the token callers must send)'],
   ])('%j → %s', (env, message) => {

@@ -3,6 +3,8 @@ import type { Stores } from '../../core/ports.ts';
 import { MemoryBookingStore } from './bookings.ts';
 import { MemoryDeliveryLog } from './deliveries.ts';
 import { MemoryDisabledUrls } from './disabled-urls.ts';
+import { MemoryFluxPayStore } from './fluxpay.ts';
+import { MemoryFluxPaySubscriptionStore } from './fluxpay-subscriptions.ts';
 import { MemoryIdempotencyStore } from './idempotency.ts';
 import { MemoryIntentStore } from './intents.ts';
 import { MemoryLedgerStore } from './ledger.ts';
@@ -22,5 +24,7 @@ export function createMemoryStores(config: Config): Stores {
     disabledUrls: new MemoryDisabledUrls(),
     scheduler: new MemorySchedulerStore(),
     v2Payments: new MemoryV2PaymentStore({ ttlMs: config.v2.paymentTtlMs, maxPayments: config.v2.maxPayments }),
+    fluxpay: new MemoryFluxPayStore({ ttlMs: config.fluxpay.ttlMs, maxRecords: config.fluxpay.maxRecords }),
+    fluxpaySubscriptions: new MemoryFluxPaySubscriptionStore({ maxSubscriptions: config.fluxpay.maxSubscriptions }),
   };
 }

@@ -146,7 +146,7 @@ export async function registerSwagger(app: FastifyInstance, options: SwaggerOpti
         version: API_VERSION,
         summary: 'A payment simulator for reservation and ticketing systems',
         description:
-          'paysim stands in for a payment gateway in local stacks, CI and load tests. It speaks several real APIs so their clients work unchanged: the native payment-intent API (`/v1/sim`), the bookings API, the ticketing payment-service API and the Payment Server v3 API (`/api/v2`). Outcomes follow the scenario or the card data; results arrive as signed, retried webhooks.\n\nEvery error comes back in the shape of the API that owns the path. Every POST that creates something accepts an `Idempotency-Key`.',
+          'paysim stands in for a payment gateway in local stacks, CI and load tests. It speaks several real APIs so their clients work unchanged: the native payment-intent API (`/v1/sim`), the bookings API, the ticketing payment-service API, the Payment Server v3 API (`/api/v2`) and the FluxPay engine API (orders, payments, credits, usage sagas, the outbox). Outcomes follow the scenario or the card data; results arrive as signed, retried webhooks.\n\nEvery error comes back in the shape of the API that owns the path. Every POST that creates something accepts an `Idempotency-Key`.',
         contact: { name: 'paysim maintainers' },
         license: { name: 'MIT', identifier: 'MIT' },
       },
@@ -160,6 +160,11 @@ export async function registerSwagger(app: FastifyInstance, options: SwaggerOpti
         {
           name: 'payment-server-v2',
           description: 'The Payment Server v3 API (source document 001): /api/v2 payments auto-completed with a signed callback (`X-Payment-Signature`), the payment list and manual confirm; errors in FastAPI’s shape',
+        },
+        {
+          name: 'fluxpay',
+          description:
+            'The FluxPay engine API (source document 002): orders, PG payments, prepaid credits, usage events run as sagas with compensation, the transactional outbox and its webhook subscribers, the reconciliation. Every answer is `{isSuccess, code, message, result}`; under /api/v1/payments FluxPay owns `/api/v1/payments`, `/confirm` and `/{paymentKey}` (pk_…), the payment service every other path',
         },
       ],
       components: {

@@ -1,0 +1,50 @@
+/**
+ * FluxPay's refusals, with document 002's codes (PAY_001–PAY_004) and issue 11's (PAY_005, the
+ * COMMON_ codes). The core throws them; the dialect renders each as its wrapper with the status
+ * of `FLUXPAY_STATUS`. Codes are never reused for another meaning.
+ * @see issue 11 "Conventions of the dialect", ../../../../shared/seeds/002_38de3c186cddda84.txt ("에러 코드 체계")
+ */
+
+export const FLUXPAY_STATUS = {
+  /** Insufficient credit balance. */
+  PAY_001: 409,
+  /** Payment approval failed. */
+  PAY_002: 402,
+  /** The request was already processed. */
+  PAY_003: 409,
+  /** The order's state does not allow this. */
+  PAY_004: 409,
+  /** The amount does not match the order. */
+  PAY_005: 400,
+  COMMON_400: 400,
+  COMMON_404: 404,
+} as const;
+
+export type FluxPayCode = keyof typeof FLUXPAY_STATUS;
+
+/** One rejected field of a COMMON_400. */
+export interface FluxPayFieldError {
+  field: string;
+  reason: string;
+}
+
+export class FluxPayError extends Error {
+  readonly code: FluxPayCode;
+  /** COMMON_400: the fields and why. */
+  readonly errors: readonly FluxPayFieldError[] | undefined;
+
+  constructor(code: FluxPayCode, message: string, errors?: readonly FluxPayFieldError[]) {
+    super(message);
+    this.name = 'FluxPayError';
+    this.code = code;
+    this.errors = errors;
+  }
+}
+
+export function invalid(field: string, reason: string): FluxPayError {
+  return new FluxPayError('COMMON_400', `${field}: ${reason}`, [{ field, reason }]);
+}
+
+export function notFound(what: string, id: string): FluxPayError {
+  return new FluxPayError('COMMON_404', `${what} ${id} was not found.`);
+}

@@ -1,0 +1,135 @@
+import type { Clock } from '../clock.ts';
+import type { Scheduler } from '../scheduler.ts';
+import type { OutboxEvent } from './model.ts';
+import type { FluxPayStore } from './ports.ts';
+
+/**
+ * The outbox relay (document 002's "Polling Publisher"): it reads the outbox's pending events in
+ * the order they were written, hands each to the publishers (the webhook subscribers), and marks
+ * it published only once every publisher has taken it. So an event is never lost (a relay that
+ * stops or fails between publishing and marking publishes that event again on its next run: at
+ * least once, with the same eventId) and never overtakes an earlier one (the next event is read
+ * only after the previous one is marked), within an aggregate or across them.
+ *
+ * It runs when a change is written (`kick`) and as due work (`fluxpay.outbox`) on the injected
+ * clock: after a failed publication it retries with a growing delay, so nothing waits for a kick
+ * that will not come.
+ * @see issue 11 "Transactional outbox and outbound events"
+ */
+
+export const OUTBOX_JOB = 'fluxpay.outbox';
+const JOB_KEY = 'relay';
+/** Events read at once. */
+const BATCH = 256;
+const RETRY_BASE_MS = 100;
+const RETRY_MAX_MS = 30_000;
+
+export type Publisher = (event: OutboxEvent) => Promise<void>;
+
+export interface OutboxRelayDeps {
+  store: FluxPayStore;
+  scheduler: Scheduler;
+  clock: Clock;
+  /** Told about a publication that failed (it will be retried). */
+  onError: (error: unknown, event: OutboxEvent | undefined) => void;
+  /** Told about each event marked published. */
+  onPublished?: (event: OutboxEvent, publishedAt: number) => void;
+}
+
+export class OutboxRelay {
+  readonly #deps: OutboxRelayDeps;
+  readonly #publishers: Publisher[] = [];
+  #running: Promise<void> | undefined;
+  #again = false;
+  #stopped = false;
+  #failures = 0;
+
+  constructor(deps: OutboxRelayDeps, options: { registerJob?: boolean } = {}) {
+    this.#deps = deps;
+    if (options.registerJob !== false) deps.scheduler.register(OUTBOX_JOB, () => this.run());
+  }
+
+  /** Adds a publisher; every pending event goes to each, in order. */
+  addPublisher(publisher: Publisher): void {
+    this.#publishers.push(publisher);
+  }
+
+  /** Something was written: run soon (now, or after the run in progress). */
+  kick(): void {
+    if (this.#stopped) return;
+    void this.run();
+  }
+
+  /** Publishes every pending event, in order; concurrent calls share one run (and one more after it). */
+  run(): Promise<void> {
+    if (this.#stopped) return Promise.resolve();
+    if (this.#running !== undefined) {
+      this.#again = true;
+      return this.#running;
+    }
+    const running = this.#loop();
+    this.#running = running;
+    return running;
+  }
+
+  /** Stops after the event in progress; what is pending stays pending for the next relay. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    await this.#running;
+  }
+
+  /** Resolves when a run in progress has ended (for tests and the shutdown drain). */
+  async idle(): Promise<void> {
+    while (this.#running !== undefined) await this.#running;
+  }
+
+  async #loop(): Promise<void> {
+    // Yields first, so `#running` is set before anything below can end the run.
+    await Promise.resolve();
+    try {
+      await this.#publishAll();
+    } finally {
+      // In the same synchronous step as the last check of `#again`: a kick after it starts a new run.
+      this.#running = undefined;
+    }
+  }
+
+  async #publishAll(): Promise<void> {
+    const { store, clock, onError, onPublished } = this.#deps;
+    do {
+      this.#again = false;
+      for (;;) {
+        if (this.#stopped) return;
+        let batch: OutboxEvent[];
+        try {
+          batch = await store.pendingOutbox(BATCH);
+        } catch (error) {
+          onError(error, undefined);
+          await this.#retryLater();
+          return;
+        }
+        if (batch.length === 0) break;
+        for (const event of batch) {
+          if (this.#stopped) return;
+          try {
+            for (const publish of this.#publishers) await publish(event);
+            const now = clock.now();
+            await store.markPublished([event.eventId], now);
+            onPublished?.(event, now);
+            this.#failures = 0;
+          } catch (error) {
+            onError(error, event);
+            await this.#retryLater();
+            return;
+          }
+        }
+      }
+    } while (this.#again);
+  }
+
+  async #retryLater(): Promise<void> {
+    this.#failures++;
+    const delay = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** Math.min(this.#failures - 1, 20));
+    await this.#deps.scheduler.schedule(OUTBOX_JOB, JOB_KEY, this.#deps.clock.now() + delay).catch((error: unknown) => this.#deps.onError(error, undefined));
+  }
+}

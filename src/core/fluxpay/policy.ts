@@ -1,0 +1,147 @@
+/**
+ * The billing policy: what each service charges per use, per feature, in credits, and the plans
+ * that subscriptions sell (used by the subscriptions issue). Document 002 asks for a
+ * "YAML 기반 서비스별 과금 정책" (a YAML per-service billing policy): FLUXPAY_POLICY_FILE names
+ * one, else `DEFAULT_POLICY` applies. `parsePolicy` checks a parsed document and says, in one
+ * line, what is wrong with it.
+ * @see issue 11 "Credits", ../../../../shared/seeds/002_38de3c186cddda84.txt ("설정")
+ */
+
+export interface ServicePolicy {
+  serviceId: string;
+  name: string;
+  /** Credits one use costs when no feature is named (`POST /credits/use` without `amount`). */
+  creditsPerUse: number;
+  /** Credits per use of each feature. */
+  features: Readonly<Record<string, number>>;
+}
+
+export const PLAN_INTERVALS = ['MONTH', 'YEAR'] as const;
+export type PlanInterval = (typeof PLAN_INTERVALS)[number];
+
+export interface PlanPolicy {
+  planId: string;
+  name: string;
+  /** Minor units per interval. */
+  price: number;
+  currency: string;
+  interval: PlanInterval;
+  /** Credits granted each interval. */
+  credits: number;
+  /** Features of the plan's services it unlocks. */
+  features: readonly string[];
+}
+
+export interface BillingPolicy {
+  services: ReadonlyMap<string, ServicePolicy>;
+  plans: ReadonlyMap<string, PlanPolicy>;
+}
+
+/** The built-in policy, as YAML (the README shows it as the example of FLUXPAY_POLICY_FILE). */
+export const DEFAULT_POLICY_YAML = `# FluxPay billing policy: credits per use, per service and feature, and subscription plans.
+services:
+  ai-writer:
+    name: AI Writer
+    creditsPerUse: 10
+    features:
+      summarize: 5
+      translate: 8
+  image-studio:
+    name: Image Studio
+    creditsPerUse: 30
+    features:
+      upscale: 20
+      background-removal: 15
+plans:
+  basic-monthly:
+    name: Basic
+    price: 9900
+    currency: KRW
+    interval: MONTH
+    credits: 1000
+    features: [summarize, translate]
+  pro-yearly:
+    name: Pro
+    price: 99000
+    currency: KRW
+    interval: YEAR
+    credits: 15000
+    features: [summarize, translate, upscale, background-removal]
+`;
+
+const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const CURRENCY = /^[A-Z]{3}$/;
+const MAX_CREDITS = 1_000_000_000;
+
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+function credits(value: unknown, where: string, min = 1): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > MAX_CREDITS) {
+    throw new Error(`${where} must be a whole number from ${min} to ${MAX_CREDITS} (got ${JSON.stringify(value) ?? 'nothing'})`);
+  }
+  return value;
+}
+
+function text(value: unknown, where: string): string {
+  if (typeof value !== 'string' || value.trim() === '' || value.length > 200) throw new Error(`${where} must be a non-empty string of at most 200 characters`);
+  return value;
+}
+
+function onlyKeys(value: Record<string, unknown>, allowed: readonly string[], where: string): void {
+  const extra = Object.keys(value).find((key) => !allowed.includes(key));
+  if (extra !== undefined) throw new Error(`${where} has an unknown key "${extra}" (allowed: ${allowed.join(', ')})`);
+}
+
+/** Checks a parsed policy document; throws an Error with one line naming the first problem. */
+export function parsePolicy(document: unknown): BillingPolicy {
+  if (!isObject(document)) throw new Error('the policy must be a mapping with `services` (and optionally `plans`)');
+  onlyKeys(document, ['services', 'plans'], 'the policy');
+  const servicesIn = document.services;
+  if (!isObject(servicesIn) || Object.keys(servicesIn).length === 0) throw new Error('`services` must be a mapping of at least one service id to its policy');
+  const services = new Map<string, ServicePolicy>();
+  for (const [serviceId, raw] of Object.entries(servicesIn)) {
+    const where = `services.${serviceId}`;
+    if (!ID.test(serviceId)) throw new Error(`${where}: a service id is 1–64 letters, digits, '.', '_' or '-'`);
+    if (!isObject(raw)) throw new Error(`${where} must be a mapping`);
+    onlyKeys(raw, ['name', 'creditsPerUse', 'features'], where);
+    const features: Record<string, number> = {};
+    if (raw.features !== undefined) {
+      if (!isObject(raw.features)) throw new Error(`${where}.features must be a mapping of feature names to credits per use`);
+      for (const [feature, cost] of Object.entries(raw.features)) {
+        if (!ID.test(feature)) throw new Error(`${where}.features: a feature name is 1–64 letters, digits, '.', '_' or '-'`);
+        features[feature] = credits(cost, `${where}.features.${feature}`);
+      }
+    }
+    services.set(serviceId, { serviceId, name: text(raw.name ?? serviceId, `${where}.name`), creditsPerUse: credits(raw.creditsPerUse, `${where}.creditsPerUse`), features: Object.freeze(features) });
+  }
+  const plans = new Map<string, PlanPolicy>();
+  const plansIn = document.plans ?? {};
+  if (!isObject(plansIn)) throw new Error('`plans` must be a mapping of plan ids to plans');
+  for (const [planId, raw] of Object.entries(plansIn)) {
+    const where = `plans.${planId}`;
+    if (!ID.test(planId)) throw new Error(`${where}: a plan id is 1–64 letters, digits, '.', '_' or '-'`);
+    if (!isObject(raw)) throw new Error(`${where} must be a mapping`);
+    onlyKeys(raw, ['name', 'price', 'currency', 'interval', 'credits', 'features'], where);
+    const interval = raw.interval;
+    if (typeof interval !== 'string' || !(PLAN_INTERVALS as readonly string[]).includes(interval)) throw new Error(`${where}.interval must be one of ${PLAN_INTERVALS.join(', ')}`);
+    const currency = raw.currency ?? 'KRW';
+    if (typeof currency !== 'string' || !CURRENCY.test(currency)) throw new Error(`${where}.currency must be an ISO 4217 code such as KRW`);
+    const features = raw.features ?? [];
+    if (!Array.isArray(features) || !features.every((f) => typeof f === 'string' && ID.test(f))) throw new Error(`${where}.features must be a list of feature names`);
+    plans.set(planId, {
+      planId,
+      name: text(raw.name ?? planId, `${where}.name`),
+      price: credits(raw.price, `${where}.price`, 0),
+      currency,
+      interval: interval as PlanInterval,
+      credits: credits(raw.credits ?? 0, `${where}.credits`, 0),
+      features: Object.freeze([...(features as string[])]),
+    });
+  }
+  return { services, plans };
+}
+
+/** Credits one use of a service costs by the policy; undefined for a service the policy does not know. */
+export function priceOf(policy: BillingPolicy, serviceId: string): number | undefined {
+  return policy.services.get(serviceId)?.creditsPerUse;
+}

@@ -1,0 +1,465 @@
+import type { Clock } from '../clock.ts';
+import { storeFull } from '../errors.ts';
+import { fingerprint } from '../idempotency.ts';
+import type { Page } from '../ports.ts';
+import type { RandomSource } from '../random.ts';
+import { cardIssues, cardOutcome, decide, type Scenario, type ScenarioConfig } from '../scenario.ts';
+import { FluxPayError, invalid, notFound } from './errors.ts';
+import type { OutboxRelay } from './outbox.ts';
+import { isCreditChargeOrder, type CreditTransaction, type CreditUsage, type FluxPayIds, type InboundEvent, type Metadata, type Order, type OrderStatus, type OutboxEvent, type Payment, type PaymentMethod, type Saga, type UsageEventType, stampOf, OUTBOX_EVENT_TYPES } from './model.ts';
+import { priceOf, type BillingPolicy } from './policy.ts';
+import type { ConfirmDecision, FluxPayStore, FluxPaySubscriptionStore, OutboxQuery, WebhookSubscription } from './ports.ts';
+import { reconcile, type ReconciliationReport } from './reconcile.ts';
+import type { UsageSagas } from './saga.ts';
+
+/**
+ * FluxPay's engine (source document 002): orders, PG payments confirmed by the scenario engine,
+ * prepaid credits priced by the billing policy, usage events that run sagas, the outbox and its
+ * subscribers, and the reconciliation. Every change is one store operation that writes its
+ * ledger transaction and outbox event with it; after each, the outbox relay is kicked.
+ * Refusals are FluxPayErrors with the document's codes.
+ * @see issue 11, ../../../../shared/seeds/002_38de3c186cddda84.txt
+ */
+
+export interface FluxPaySettings {
+  /** FLUXPAY_USAGE_TIMEOUT_MS: a usage saga compensates unless completed within it. */
+  usageTimeoutMs: number;
+  scenarios: ScenarioConfig;
+  policy: BillingPolicy;
+}
+
+export interface FluxPayDeps {
+  store: FluxPayStore;
+  subscriptions: FluxPaySubscriptionStore;
+  sagas: UsageSagas;
+  relay: OutboxRelay;
+  clock: Clock;
+  random: RandomSource;
+  ids: FluxPayIds;
+  settings: FluxPaySettings;
+}
+
+export interface CreateOrderInput {
+  userId: string;
+  serviceId: string;
+  orderName: string;
+  amount: number;
+  currency?: string | undefined;
+  metadata?: Metadata | undefined;
+}
+
+export interface CardInput {
+  number: string;
+  cvv?: string | undefined;
+  expMonth?: number | undefined;
+  expYear?: number | undefined;
+}
+
+export interface CreatePaymentInput {
+  orderId: string;
+  method: PaymentMethod;
+  card?: CardInput | undefined;
+  easyPay?: { provider: string } | undefined;
+}
+
+export interface ConfirmInput {
+  paymentKey: string;
+  orderId: string;
+  amount: number;
+}
+
+export interface UsageEvent {
+  eventId: string;
+  type: UsageEventType;
+  userId: string;
+  serviceId: string;
+  usageId: string;
+  orderId?: string | undefined;
+  credits?: number | undefined;
+}
+
+export interface EventResult {
+  eventId: string;
+  type: UsageEventType;
+  /** True when the eventId was seen before: nothing was done again. */
+  duplicate: boolean;
+  saga: Saga | undefined;
+}
+
+const DEFAULT_CURRENCY = 'KRW';
+/** Payments whose outcome is decided when confirmed: one shared frozen object each. */
+const APPROVES = Object.freeze({ status: 'APPROVED' as const, failureCode: null });
+
+export class FluxPayService {
+  readonly #deps: FluxPayDeps;
+
+  constructor(deps: FluxPayDeps) {
+    this.#deps = deps;
+  }
+
+  get policy(): BillingPolicy {
+    return this.#deps.settings.policy;
+  }
+
+  // ── orders ─────────────────────────────────────────────────────────────────────────────────
+
+  async createOrder(input: CreateOrderInput): Promise<Order> {
+    const { store, clock, ids } = this.#deps;
+    const metadata = input.metadata ?? null;
+    if (metadata !== null && isCreditChargeOrder({ metadata }) && metadata.credits !== undefined) {
+      const credits = metadata.credits;
+      if (typeof credits !== 'number' || !Number.isSafeInteger(credits) || credits < 1) throw invalid('metadata.credits', 'must be a positive whole number of credits');
+    }
+    const now = clock.now();
+    const order: Order = {
+      orderId: ids('ord'),
+      userId: input.userId,
+      serviceId: input.serviceId,
+      orderName: input.orderName,
+      amount: input.amount,
+      currency: input.currency ?? DEFAULT_CURRENCY,
+      metadata: metadata === null ? null : Object.freeze({ ...metadata }),
+      status: 'PENDING',
+      paymentKey: null,
+      sagaId: null,
+      chargedCredits: null,
+      cancelReason: null,
+      createdAt: now,
+      updatedAt: now,
+      paidAt: null,
+      completedAt: null,
+      cancelledAt: null,
+    };
+    const created = await store.createOrder(order);
+    if (created.kind === 'full') throw storeFull('fluxpay');
+    return created.record;
+  }
+
+  async getOrder(orderId: string): Promise<Order> {
+    const order = await this.#deps.store.getOrder(orderId);
+    if (order === undefined) throw notFound('Order', orderId);
+    return order;
+  }
+
+  listOrders(query: { userId?: string | undefined; status?: OrderStatus | undefined; cursor?: string | undefined; limit: number }): Promise<Page<Order>> {
+    return this.#deps.store.listOrders(query);
+  }
+
+  /** PENDING → CANCELLED, or PAID → CANCELLED with its payment refunded. */
+  async cancelOrder(orderId: string, reason: string | null): Promise<{ order: Order; payment: Payment | null }> {
+    const { store, clock, ids } = this.#deps;
+    const outcome = await store.cancelOrder(orderId, reason, stampOf(ids, clock.now()));
+    switch (outcome.kind) {
+      case 'not_found':
+        throw notFound('Order', orderId);
+      case 'order_state':
+        throw new FluxPayError('PAY_004', `Order ${orderId} is ${outcome.order.status}; only a PENDING or PAID order can be cancelled.`);
+      case 'in_use':
+        throw new FluxPayError('PAY_004', `Order ${orderId} is held by usage saga ${outcome.order.sagaId ?? ''}; it is cancelled only if that usage fails.`);
+      case 'cancelled':
+        this.#changed();
+        return { order: outcome.order, payment: outcome.payment };
+    }
+  }
+
+  // ── payments ───────────────────────────────────────────────────────────────────────────────
+
+  /** A READY payment (with its paymentKey) for a PENDING order; the card rules plan its outcome now, and the card is not kept. */
+  async createPayment(input: CreatePaymentInput): Promise<Payment> {
+    const { store, clock, ids } = this.#deps;
+    const now = clock.now();
+    if (input.method === 'CARD' && input.card === undefined) throw invalid('card', 'is required when method is CARD');
+    if (input.method === 'CARD' && input.easyPay !== undefined) throw invalid('easyPay', 'is only for method EASY_PAY');
+    if (input.method === 'EASY_PAY' && input.easyPay === undefined) throw invalid('easyPay', 'is required when method is EASY_PAY');
+    if (input.method === 'EASY_PAY' && input.card !== undefined) throw invalid('card', 'is only for method CARD');
+    const card = input.card === undefined ? undefined : { number: input.card.number, cvv: input.card.cvv, exp_month: input.card.expMonth, exp_year: input.card.expYear };
+    if (card !== undefined) {
+      const issues = cardIssues(card);
+      if (issues.length > 0) {
+        const errors = issues.map((i) => ({ field: i.field.replace(/^\//, '').replace('/', '.').replace('exp_month', 'expMonth').replace('exp_year', 'expYear'), reason: i.message }));
+        throw new FluxPayError('COMMON_400', `${errors[0]?.field ?? 'card'}: ${errors[0]?.reason ?? 'is invalid'}`, errors);
+      }
+    }
+    const order = await store.getOrder(input.orderId);
+    if (order === undefined) throw notFound('Order', input.orderId);
+    const payment: Payment = {
+      paymentKey: ids('pk'),
+      orderId: order.orderId,
+      userId: order.userId,
+      amount: order.amount,
+      currency: order.currency,
+      method: input.method,
+      card: input.card === undefined ? null : { last4: input.card.number.slice(-4), expMonth: input.card.expMonth ?? null, expYear: input.card.expYear ?? null },
+      easyPay: input.easyPay === undefined ? null : { provider: input.easyPay.provider },
+      status: 'READY',
+      failureCode: null,
+      decidedBy: null,
+      planned: card === undefined ? APPROVES : cardOutcome(card, now),
+      createdAt: now,
+      updatedAt: now,
+      approvedAt: null,
+      confirmedAt: null,
+      failedAt: null,
+      cancelledAt: null,
+    };
+    const created = await store.createPayment(payment);
+    switch (created.kind) {
+      case 'order_not_found':
+        throw notFound('Order', input.orderId);
+      case 'order_state':
+        throw new FluxPayError('PAY_004', `Order ${input.orderId} is ${created.order.status}; a payment can be made only for a PENDING order.`);
+      case 'full':
+        throw storeFull('fluxpay');
+      case 'created':
+        return created.payment;
+    }
+  }
+
+  async getPayment(paymentKey: string): Promise<Payment> {
+    const payment = await this.#deps.store.getPayment(paymentKey);
+    if (payment === undefined) throw notFound('Payment', paymentKey);
+    return payment;
+  }
+
+  /**
+   * Confirms a READY payment (Toss Payments' confirm): `X-Sim-Scenario` decides when given
+   * (`delay` answers after DEFAULT_DELAY_DELAY_MS on the clock, approved), else the outcome the
+   * card rules planned. Approved: payment APPROVED, order PAID. Declined: PAY_002 with the
+   * failure code, payment FAILED (the order stays PENDING for another payment).
+   */
+  async confirmPayment(input: ConfirmInput, scenario?: Scenario): Promise<{ payment: Payment; order: Order }> {
+    const { store, clock, ids, random, settings } = this.#deps;
+    const payment = await store.getPayment(input.paymentKey);
+    // Checked before any delay: a confirm that cannot succeed answers at once.
+    if (payment === undefined) throw notFound('Payment', input.paymentKey);
+    let decision: ConfirmDecision;
+    if (scenario === undefined) decision = { ...payment.planned, decidedBy: payment.method === 'CARD' ? 'card' : 'approve' };
+    else {
+      const decided = decide({ scenario }, settings.scenarios, random, clock.now());
+      decision = { ...decided.outcome, decidedBy: decided.source };
+      if (scenario === 'delay' && decided.delayMs > 0) await new Promise<void>((resolve) => clock.schedule(decided.delayMs, resolve));
+    }
+    const outcome = await store.confirmPayment({ ...input, decision }, stampOf(ids, clock.now()));
+    switch (outcome.kind) {
+      case 'not_found':
+        throw notFound('Payment', input.paymentKey);
+      case 'order_mismatch':
+        throw invalid('orderId', `does not match payment ${input.paymentKey}`);
+      case 'amount_mismatch':
+        throw new FluxPayError('PAY_005', `amount ${input.amount} does not match order ${outcome.order.orderId}'s amount ${outcome.order.amount}.`);
+      case 'already_processed': {
+        const p = outcome.payment;
+        throw new FluxPayError('PAY_003', `Payment ${p.paymentKey} was already processed: ${p.status}${p.failureCode === null ? '' : ` (${p.failureCode})`}, ${p.method}, amount ${p.amount} ${p.currency}, order ${p.orderId}.`);
+      }
+      case 'order_state':
+        throw new FluxPayError('PAY_004', `Order ${outcome.order.orderId} is ${outcome.order.status}; only a PENDING order can be paid.`);
+      case 'failed':
+        this.#changed();
+        throw new FluxPayError('PAY_002', `Payment approval failed: ${outcome.payment.failureCode ?? 'declined'}.`);
+      case 'approved':
+        this.#changed();
+        return { payment: outcome.payment, order: outcome.order };
+    }
+  }
+
+  // ── credits ────────────────────────────────────────────────────────────────────────────────
+
+  balance(userId: string): Promise<number> {
+    return this.#deps.store.balance(userId);
+  }
+
+  async chargeCredits(userId: string, orderId: string): Promise<{ order: Order; transaction: CreditTransaction; balance: number }> {
+    const { store, clock, ids } = this.#deps;
+    const outcome = await store.chargeCredits(userId, orderId, stampOf(ids, clock.now()));
+    switch (outcome.kind) {
+      case 'not_found':
+        throw notFound(`Order of user ${userId}`, orderId);
+      case 'not_charge_order':
+        throw new FluxPayError('PAY_004', `Order ${orderId} is not a credit charge (metadata.kind is not CREDIT_CHARGE).`);
+      case 'already_charged':
+        throw new FluxPayError('PAY_003', `Order ${orderId} was already charged: ${outcome.order.chargedCredits ?? 0} credits.`);
+      case 'order_state':
+        throw new FluxPayError('PAY_004', `Order ${orderId} is ${outcome.order.status}; credits are charged from a PAID order.`);
+      case 'charged':
+        this.#changed();
+        return outcome;
+    }
+  }
+
+  /** The price of a use: `amount`, else the service's creditsPerUse from the billing policy. */
+  priceOf(serviceId: string, amount: number | undefined): number {
+    if (amount !== undefined) return amount;
+    const price = priceOf(this.#deps.settings.policy, serviceId);
+    if (price === undefined) throw invalid('serviceId', `${serviceId} has no price in the billing policy; send amount`);
+    return price;
+  }
+
+  async useCredits(input: { userId: string; serviceId: string; usageId: string; amount?: number | undefined }): Promise<{ usage: CreditUsage; balance: number }> {
+    const { store, clock, ids } = this.#deps;
+    const amount = this.priceOf(input.serviceId, input.amount);
+    const outcome = await store.useCredits({ userId: input.userId, serviceId: input.serviceId, usageId: input.usageId, amount, creditUsageId: ids('cu') }, stampOf(ids, clock.now()));
+    switch (outcome.kind) {
+      case 'duplicate':
+        throw new FluxPayError('PAY_003', `Usage ${input.usageId} of user ${input.userId} was already processed (${outcome.usage.creditUsageId}, ${outcome.usage.amount} credits, ${outcome.usage.status}).`);
+      case 'insufficient':
+        throw new FluxPayError('PAY_001', `Insufficient credit balance: ${outcome.balance}, needed ${outcome.needed}.`);
+      case 'full':
+        throw storeFull('fluxpay');
+      case 'deducted':
+        this.#changed();
+        return { usage: outcome.usage, balance: outcome.balance };
+    }
+  }
+
+  async refundCredits(userId: string, usageId: string): Promise<{ usage: CreditUsage; balance: number }> {
+    const { store, clock, ids } = this.#deps;
+    const outcome = await store.refundCredits(userId, usageId, stampOf(ids, clock.now()));
+    switch (outcome.kind) {
+      case 'not_found':
+        throw notFound(`Usage of user ${userId}`, usageId);
+      case 'already_refunded':
+        throw new FluxPayError('PAY_003', `Usage ${usageId} was already refunded.`);
+      case 'refunded':
+        this.#changed();
+        return { usage: outcome.usage, balance: outcome.balance };
+    }
+  }
+
+  transactions(userId: string, page: { cursor?: string | undefined; limit: number }): Promise<Page<CreditTransaction>> {
+    return this.#deps.store.transactions(userId, page);
+  }
+
+  // ── usage events and sagas ─────────────────────────────────────────────────────────────────
+
+  /** A client service's usage event (document 002's `service.usage.*`), de-duplicated by eventId. */
+  async handleEvent(event: UsageEvent): Promise<EventResult> {
+    switch (event.type) {
+      case 'service.usage.requested':
+        return this.#requested(event);
+      case 'service.usage.completed':
+      case 'service.usage.failed':
+        return this.#resolved(event);
+    }
+  }
+
+  async getSaga(sagaId: string): Promise<Saga> {
+    const saga = await this.#deps.store.getSaga(sagaId);
+    if (saga === undefined) throw notFound('Saga', sagaId);
+    return saga;
+  }
+
+  async #requested(event: UsageEvent): Promise<EventResult> {
+    const { store, clock, ids, settings } = this.#deps;
+    const orderId = event.orderId ?? null;
+    const credits = event.credits ?? (orderId === null ? this.priceOf(event.serviceId, undefined) : null);
+    const now = clock.now();
+    const saga: Saga = {
+      sagaId: ids('saga'),
+      eventId: event.eventId,
+      userId: event.userId,
+      serviceId: event.serviceId,
+      usageId: event.usageId,
+      orderId,
+      credits,
+      status: 'RUNNING',
+      plan: [...(orderId === null ? [] : (['ORDER_RESERVED'] as const)), ...(credits === null ? [] : (['CREDITS_DEDUCTED'] as const))],
+      steps: [],
+      failureReason: null,
+      deadlineAt: now + settings.usageTimeoutMs,
+      createdAt: now,
+      updatedAt: now,
+      completedAt: null,
+    };
+    const started = await store.startSaga(saga, inbound(event, now));
+    switch (started.kind) {
+      case 'full':
+        throw storeFull('fluxpay');
+      case 'conflict':
+        throw new FluxPayError('PAY_003', `Event ${event.eventId} was already received with another body (${started.event.type}).`);
+      case 'usage_taken':
+        throw new FluxPayError('PAY_003', `Usage ${event.usageId} of user ${event.userId} already has saga ${started.saga.sagaId}.`);
+      case 'duplicate':
+        // The first delivery may have stopped half way (its reply lost, say): carry on from the record.
+        return { eventId: event.eventId, type: event.type, duplicate: true, saga: started.saga === undefined ? undefined : await this.#carryOn(started.saga) };
+      case 'started':
+        break;
+    }
+    return { eventId: event.eventId, type: event.type, duplicate: false, saga: await this.#carryOn(started.saga) };
+  }
+
+  async #resolved(event: UsageEvent): Promise<EventResult> {
+    const { store, clock, ids } = this.#deps;
+    const saga = await store.sagaOfUsage(event.userId, event.usageId);
+    if (saga === undefined) {
+      const seen = await store.inboundEvent(event.eventId);
+      if (seen === undefined) throw notFound(`Usage saga of user ${event.userId}`, event.usageId);
+    }
+    const now = clock.now();
+    const resolution = event.type === 'service.usage.completed' ? ({ to: 'COMPLETED' } as const) : ({ to: 'COMPENSATING', reason: 'service.usage.failed' } as const);
+    const outcome = await store.resolveSaga(saga?.sagaId ?? '', resolution, inbound(event, now), stampOf(ids, now));
+    switch (outcome.kind) {
+      case 'not_found':
+        throw notFound(`Usage saga of user ${event.userId}`, event.usageId);
+      case 'conflict':
+        throw new FluxPayError('PAY_003', `Event ${event.eventId} was already received with another body (${outcome.event.type}).`);
+      case 'duplicate':
+        return { eventId: event.eventId, type: event.type, duplicate: true, saga: outcome.saga === undefined ? undefined : await this.#carryOn(outcome.saga) };
+      case 'busy':
+        throw new FluxPayError('PAY_004', `Saga ${outcome.saga.sagaId} is still running its steps; send the completion again shortly.`);
+      case 'final':
+        return { eventId: event.eventId, type: event.type, duplicate: false, saga: await this.#carryOn(outcome.saga) };
+      case 'resolved':
+        break;
+    }
+    this.#changed();
+    if (outcome.saga.status === 'COMPLETED') this.#deps.sagas.completed(outcome.saga);
+    return { eventId: event.eventId, type: event.type, duplicate: false, saga: await this.#carryOn(outcome.saga) };
+  }
+
+  /**
+   * Takes a saga on from its record: a running one has its deadline armed (again: the same due
+   * time) and its next steps run; a compensating one its compensations; an ended one its deadline
+   * disarmed. Every call is safe to repeat, so a request that failed half way and is sent again
+   * finishes what the first one started.
+   */
+  async #carryOn(saga: Saga): Promise<Saga> {
+    const { sagas } = this.#deps;
+    if (saga.status === 'COMPLETED' || saga.status === 'COMPENSATED') {
+      await sagas.disarmTimeout(saga.sagaId);
+      return saga;
+    }
+    if (saga.status === 'RUNNING') await sagas.armTimeout(saga);
+    return (await sagas.advance(saga.sagaId)) ?? saga;
+  }
+
+  // ── outbox, subscriptions, reconciliation ──────────────────────────────────────────────────
+
+  listOutbox(query: OutboxQuery): Promise<Page<OutboxEvent>> {
+    return this.#deps.store.listOutbox(query);
+  }
+
+  async subscribe(url: string, events: readonly string[]): Promise<WebhookSubscription> {
+    const { subscriptions, clock, ids } = this.#deps;
+    const unknown = events.find((e) => !(OUTBOX_EVENT_TYPES as readonly string[]).includes(e));
+    if (unknown !== undefined) throw invalid('events', `${unknown} is not an event FluxPay sends (${OUTBOX_EVENT_TYPES.join(', ')})`);
+    const added = await subscriptions.add({ subscriptionId: ids('whs'), url, events: Object.freeze([...new Set(events)]), createdAt: clock.now() });
+    if (added.kind === 'full') throw storeFull('fluxpay_subscriptions');
+    return added.record;
+  }
+
+  listSubscriptions(): Promise<WebhookSubscription[]> {
+    return this.#deps.subscriptions.list();
+  }
+
+  async reconcile(): Promise<ReconciliationReport> {
+    return reconcile(await this.#deps.store.snapshot());
+  }
+
+  #changed(): void {
+    this.#deps.relay.kick();
+  }
+}
+
+function inbound(event: UsageEvent, now: number): InboundEvent {
+  return { eventId: event.eventId, type: event.type, userId: event.userId, usageId: event.usageId, fingerprint: fingerprint(event), sagaId: null, receivedAt: now };
+}

@@ -1,0 +1,302 @@
+import type { ErrorDocs, Example, Examples } from '../../http/openapi.ts';
+import { EXAMPLE_WEBHOOK_SECRET, EXAMPLE_WEBHOOK_TIME } from '../../plugins/external/swagger.ts';
+import { standardSigner } from '../../webhooks/signers/standard.ts';
+import { ErrorBody } from './schemas.ts';
+
+/**
+ * The FluxPay API's examples for the OpenAPI document. Ids are fixed example values;
+ * test/integration/openapi-examples.test.ts replaces each with a real one made for the request
+ * (a PENDING order, a READY payment, a running usage, …) before sending it.
+ */
+
+export const EXAMPLE_USER = 'user_1001';
+export const EXAMPLE_IDS = {
+  /** A PENDING order (read, paid, cancelled by the examples). */
+  pendingOrder: 'ord_01KBA7Q4A6J3M8P1T5W9Y2C4HD',
+  /** A PAID CREDIT_CHARGE order of EXAMPLE_USER (charged by the example). */
+  chargeOrder: 'ord_01KBA7Q4A6J3M8P1T5W9Y2C4HE',
+  /** A READY payment and its PENDING order (confirmed by the example). */
+  readyPayment: 'pk_01KBA7Q4B1K4N9Q2V6X0Z3D5JE',
+  readyPaymentOrder: 'ord_01KBA7Q4A6J3M8P1T5W9Y2C4HF',
+  /** An APPROVED payment (read by the example). */
+  approvedPayment: 'pk_01KBA7Q4B1K4N9Q2V6X0Z3D5JF',
+  saga: 'saga_01KBA7Q4C2N5R8V1X4Z7B0D3FG',
+  /** A new usage id (each request gets its own). */
+  newUsage: 'usage-7f3a',
+  /** A usage of EXAMPLE_USER that was deducted (refunded by the example). */
+  deductedUsage: 'usage-5b21',
+  /** A usage of EXAMPLE_USER whose saga runs (completed by the example). */
+  runningUsage: 'usage-9c40',
+  /** A new event id. */
+  newEvent: 'evt-client-0001',
+  event: 'evt_01KBA7Q4D3P6S9W2Y5A8C1E4GH',
+  transaction: 'tx_01KBA7Q4D3P6S9W2Y5A8C1E4GJ',
+  usage: 'cu_01KBA7Q4D3P6S9W2Y5A8C1E4GK',
+  subscription: 'whs_01KBA7Q4D3P6S9W2Y5A8C1E4GM',
+} as const;
+
+/** A subscriber's URL, on a local receiver. */
+export const EXAMPLE_SUBSCRIBER_URL = 'http://127.0.0.1:4000/fluxpay/events';
+
+const T = '2026-11-30T09:00:00.000Z';
+const T1 = '2026-11-30T09:00:01.000Z';
+const T2 = '2026-11-30T09:00:02.000Z';
+
+const wrap = (result: unknown) => ({ isSuccess: true, code: 'SUCCESS', message: 'Request succeeded.', result });
+const ex = (summary: string, value: unknown): Example => ({ summary, value });
+
+const order = {
+  orderId: EXAMPLE_IDS.pendingOrder,
+  userId: EXAMPLE_USER,
+  serviceId: 'ai-writer',
+  orderName: 'AI Writer — monthly report',
+  amount: 15000,
+  currency: 'KRW',
+  metadata: { reportId: 'rpt-42' },
+  status: 'PENDING',
+  paymentKey: null,
+  sagaId: null,
+  chargedCredits: null,
+  cancelReason: null,
+  createdAt: T,
+  updatedAt: T,
+  paidAt: null,
+  completedAt: null,
+  cancelledAt: null,
+};
+
+const payment = {
+  paymentKey: EXAMPLE_IDS.readyPayment,
+  orderId: EXAMPLE_IDS.pendingOrder,
+  userId: EXAMPLE_USER,
+  amount: 15000,
+  currency: 'KRW',
+  method: 'CARD',
+  card: { last4: '4242', expMonth: 12, expYear: 2030 },
+  easyPay: null,
+  status: 'READY',
+  failureCode: null,
+  decidedBy: null,
+  createdAt: T1,
+  updatedAt: T1,
+  approvedAt: null,
+  confirmedAt: null,
+  failedAt: null,
+  cancelledAt: null,
+};
+const approved = { ...payment, paymentKey: EXAMPLE_IDS.approvedPayment, status: 'APPROVED', decidedBy: 'card', updatedAt: T2, approvedAt: T2 };
+
+// ── orders ──
+
+export const createOrderRequests: Examples = {
+  order: ex('An order for one paid use of a service', { userId: EXAMPLE_USER, serviceId: 'ai-writer', orderName: 'AI Writer — monthly report', amount: 15000, currency: 'KRW', metadata: { reportId: 'rpt-42' } }),
+  credit_charge: ex('An order that buys 1,000 credits', { userId: EXAMPLE_USER, serviceId: 'ai-writer', orderName: '1,000 credits', amount: 10000, metadata: { kind: 'CREDIT_CHARGE', credits: 1000 } }),
+};
+export const createOrderResponses: Examples = {
+  order: ex('PENDING, waiting for its payment', wrap(order)),
+  credit_charge: ex('PENDING', wrap({ ...order, orderName: '1,000 credits', amount: 10000, metadata: { kind: 'CREDIT_CHARGE', credits: 1000 } })),
+};
+export const getOrderResponses: Examples = { pending: ex('A PENDING order', wrap(order)) };
+export const listOrderResponses: Examples = { page: ex('The user’s orders, newest first', wrap({ items: [order], nextCursor: null })) };
+export const cancelRequests: Examples = { cancel: ex('Cancel a PENDING order', { reason: 'changed my mind' }) };
+export const cancelResponses: Examples = {
+  cancel: ex('CANCELLED (a PAID order’s payment is refunded: CANCELLED)', wrap({ order: { ...order, status: 'CANCELLED', cancelReason: 'changed my mind', updatedAt: T1, cancelledAt: T1 }, payment: null })),
+};
+
+// ── payments ──
+
+export const createPaymentRequests: Examples = {
+  card: ex('Pay by card (the CVV’s last digit decides: 0, 1 or 9 approve)', { orderId: EXAMPLE_IDS.pendingOrder, method: 'CARD', card: { number: '4242424242424242', cvv: '123', expMonth: 12, expYear: 2030 } }),
+  easy_pay: ex('Pay with an easy-pay provider', { orderId: EXAMPLE_IDS.pendingOrder, method: 'EASY_PAY', easyPay: { provider: 'TOSSPAY' } }),
+};
+export const createPaymentResponses: Examples = {
+  card: ex('READY, with the paymentKey a checkout widget hands the client', wrap(payment)),
+  easy_pay: ex('READY', wrap({ ...payment, method: 'EASY_PAY', card: null, easyPay: { provider: 'TOSSPAY' } })),
+};
+export const confirmRequests: Examples = { approve: ex('Confirm the payment of the order’s amount', { paymentKey: EXAMPLE_IDS.readyPayment, orderId: EXAMPLE_IDS.readyPaymentOrder, amount: 15000 }) };
+export const confirmResponses: Examples = { approve: ex('APPROVED; the order is PAID (event payment.approved)', wrap({ ...approved, paymentKey: EXAMPLE_IDS.readyPayment })) };
+export const getPaymentResponses: Examples = { approved: ex('An APPROVED payment', wrap(approved)) };
+
+// ── credits ──
+
+const transaction = { transactionId: EXAMPLE_IDS.transaction, userId: EXAMPLE_USER, type: 'CHARGE', amount: 1000, balanceAfter: 1000, orderId: EXAMPLE_IDS.chargeOrder, usageId: null, serviceId: 'ai-writer', createdAt: T2 };
+const usage = { creditUsageId: EXAMPLE_IDS.usage, usageId: EXAMPLE_IDS.newUsage, userId: EXAMPLE_USER, serviceId: 'ai-writer', amount: 10, status: 'DEDUCTED', sagaId: null, balance: 990, createdAt: T2, refundedAt: null };
+
+export const balanceResponses: Examples = { balance: ex('The user’s credits', wrap({ userId: EXAMPLE_USER, balance: 990 })) };
+export const chargeRequests: Examples = { charge: ex('Add the credits of a PAID CREDIT_CHARGE order', { userId: EXAMPLE_USER, orderId: EXAMPLE_IDS.chargeOrder }) };
+export const chargeResponses: Examples = { charge: ex('Charged once; the order is COMPLETED (events credit.charged, order.completed)', wrap({ userId: EXAMPLE_USER, orderId: EXAMPLE_IDS.chargeOrder, credits: 1000, balance: 1000, transaction })) };
+export const useRequests: Examples = {
+  priced: ex('One use at the service’s price (billing policy: ai-writer costs 10)', { userId: EXAMPLE_USER, serviceId: 'ai-writer', usageId: EXAMPLE_IDS.newUsage }),
+  amount: ex('A use of a given number of credits', { userId: EXAMPLE_USER, serviceId: 'image-studio', usageId: EXAMPLE_IDS.newUsage, amount: 25 }),
+};
+export const useResponses: Examples = {
+  priced: ex('Deducted (event credit.deducted)', wrap(usage)),
+  amount: ex('Deducted', wrap({ ...usage, serviceId: 'image-studio', amount: 25, balance: 975 })),
+};
+export const refundRequests: Examples = { refund: ex('Restore a usage', { userId: EXAMPLE_USER, usageId: EXAMPLE_IDS.deductedUsage }) };
+export const refundResponses: Examples = { refund: ex('Restored once (event credit.refunded)', wrap({ ...usage, usageId: EXAMPLE_IDS.deductedUsage, status: 'REFUNDED', balance: 1000, refundedAt: T2 })) };
+export const transactionResponses: Examples = {
+  page: ex('Newest first', wrap({ items: [{ ...transaction, transactionId: 'tx_01KBA7Q4D3P6S9W2Y5A8C1E4GN', type: 'USE', amount: 10, balanceAfter: 990, orderId: null, usageId: EXAMPLE_IDS.newUsage }, transaction], nextCursor: null })),
+};
+
+// ── usage events and sagas ──
+
+const saga = {
+  sagaId: EXAMPLE_IDS.saga,
+  eventId: EXAMPLE_IDS.newEvent,
+  userId: EXAMPLE_USER,
+  serviceId: 'ai-writer',
+  usageId: EXAMPLE_IDS.newUsage,
+  orderId: null,
+  credits: 10,
+  status: 'RUNNING',
+  failureReason: null,
+  steps: [{ step: 'CREDITS_DEDUCTED', kind: 'ACTION', status: 'SUCCEEDED', at: T, reason: null }],
+  deadlineAt: '2026-11-30T09:00:30.000Z',
+  createdAt: T,
+  updatedAt: T,
+  completedAt: null,
+};
+export const eventRequests: Examples = {
+  requested: ex('A usage starts: credits are deducted (or the paid order is held)', { eventId: EXAMPLE_IDS.newEvent, type: 'service.usage.requested', userId: EXAMPLE_USER, serviceId: 'ai-writer', usageId: EXAMPLE_IDS.newUsage, credits: 10 }),
+  completed: ex('The usage succeeded: the saga completes', { eventId: EXAMPLE_IDS.newEvent, type: 'service.usage.completed', userId: EXAMPLE_USER, serviceId: 'ai-writer', usageId: EXAMPLE_IDS.runningUsage }),
+  failed: ex('The usage failed: the saga compensates', { eventId: EXAMPLE_IDS.newEvent, type: 'service.usage.failed', userId: EXAMPLE_USER, serviceId: 'ai-writer', usageId: EXAMPLE_IDS.runningUsage }),
+};
+export const eventResponses: Examples = {
+  requested: ex('The saga, waiting for the usage’s end', wrap({ eventId: EXAMPLE_IDS.newEvent, type: 'service.usage.requested', duplicate: false, saga })),
+  completed: ex('COMPLETED', wrap({ eventId: EXAMPLE_IDS.newEvent, type: 'service.usage.completed', duplicate: false, saga: { ...saga, usageId: EXAMPLE_IDS.runningUsage, status: 'COMPLETED', updatedAt: T1, completedAt: T1 } })),
+  failed: ex('COMPENSATED: the credits are restored', wrap({
+    eventId: EXAMPLE_IDS.newEvent,
+    type: 'service.usage.failed',
+    duplicate: false,
+    saga: {
+      ...saga,
+      usageId: EXAMPLE_IDS.runningUsage,
+      status: 'COMPENSATED',
+      failureReason: 'service.usage.failed',
+      steps: [
+        ...saga.steps,
+        { step: 'CREDITS_RESTORED', kind: 'COMPENSATION', status: 'SUCCEEDED', at: T1, reason: null },
+        { step: 'PAYMENT_CANCELLED', kind: 'COMPENSATION', status: 'SKIPPED', at: T1, reason: 'no order reserved' },
+        { step: 'ORDER_CANCELLED', kind: 'COMPENSATION', status: 'SKIPPED', at: T1, reason: 'no order reserved' },
+      ],
+      updatedAt: T1,
+      completedAt: T1,
+    },
+  })),
+};
+export const sagaResponses: Examples = { running: ex('A saga and its steps', wrap(saga)) };
+
+// ── outbox, subscriptions, reconciliation ──
+
+const outboxEvent = {
+  eventId: EXAMPLE_IDS.event,
+  eventType: 'credit.deducted',
+  aggregate: `credit:${EXAMPLE_USER}`,
+  sequence: 7,
+  status: 'PUBLISHED',
+  occurredAt: T,
+  publishedAt: T,
+  data: { ...transaction, type: 'USE', amount: 10, balanceAfter: 990, orderId: null, usageId: EXAMPLE_IDS.newUsage, creditUsageId: EXAMPLE_IDS.usage, balance: 990 },
+};
+export const outboxResponses: Examples = { page: ex('Newest first', wrap({ items: [outboxEvent], nextCursor: null })) };
+export const subscriptionRequests: Examples = { credits: ex('Credit events to one receiver', { url: EXAMPLE_SUBSCRIBER_URL, events: ['credit.charged', 'credit.deducted', 'credit.refunded'] }) };
+const subscription = { subscriptionId: EXAMPLE_IDS.subscription, url: EXAMPLE_SUBSCRIBER_URL, events: ['credit.charged', 'credit.deducted', 'credit.refunded'], createdAt: T };
+export const subscriptionResponses: Examples = { credits: ex('Subscribed', wrap(subscription)) };
+export const subscriptionListResponses: Examples = { list: ex('Every subscription, and FLUXPAY_WEBHOOK_URL', wrap({ items: [subscription], defaultUrl: null })) };
+export const reconciliationResponses: Examples = {
+  consistent: ex(
+    'Everything agrees',
+    wrap({
+      consistent: true,
+      orders: { total: 2, PENDING: 0, PAID: 0, COMPLETED: 2, CANCELLED: 0 },
+      payments: { total: 2, READY: 0, APPROVED: 0, CONFIRMED: 2, FAILED: 0, CANCELLED: 0 },
+      credits: { users: 1, totalBalance: 990, charged: 1000, used: 10, refunded: 0 },
+      sagas: { total: 1, running: 0, completed: 1, compensating: 0, compensated: 0 },
+      ledger: {
+        accounts: [
+          { account: 'MERCHANT_BALANCE', unit: 'CREDIT', debits: 1000, credits: 0, balance: 1000 },
+          { account: 'CREDIT_LIABILITY', unit: 'CREDIT', debits: 10, credits: 1000, balance: -990 },
+          { account: 'REVENUE', unit: 'CREDIT', debits: 0, credits: 10, balance: -10 },
+          { account: 'CUSTOMER_PAYMENTS', unit: 'KRW', debits: 25000, credits: 0, balance: 25000 },
+          { account: 'MERCHANT_BALANCE', unit: 'KRW', debits: 0, credits: 25000, balance: -25000 },
+        ],
+        debits: { CREDIT: 1010, KRW: 25000 },
+        credits: { CREDIT: 1010, KRW: 25000 },
+      },
+      duplicateCharges: 0,
+      outbox: { pending: 0, published: 6 },
+      mismatches: [],
+    }),
+  ),
+};
+
+// ── the webhook ──
+
+export const FLUXPAY_WEBHOOK_EXAMPLES: Record<string, { summary: string; description: string; data: Record<string, unknown> }> = {
+  'payment.approved': { summary: 'A payment was approved (FluxPay)', description: 'POST /api/v1/payments/confirm approved the payment; its order is PAID. `data` is the payment.', data: approved },
+  'payment.failed': {
+    summary: 'A payment was declined (FluxPay)',
+    description: 'The confirm was declined (PAY_002); the payment is FAILED and its order stays PENDING. `data` is the payment.',
+    data: { ...approved, status: 'FAILED', failureCode: 'DECLINE_2', approvedAt: null, failedAt: T2 },
+  },
+  'credit.charged': { summary: 'Credits were charged (FluxPay)', description: 'A PAID CREDIT_CHARGE order’s credits were added. `data` is the credit transaction and the balance.', data: { ...transaction, creditUsageId: null, balance: 1000 } },
+  'credit.deducted': { summary: 'Credits were deducted (FluxPay)', description: 'A usage deducted credits (POST /api/v1/credits/use or a usage saga).', data: outboxEvent.data },
+  'credit.refunded': {
+    summary: 'Credits were refunded (FluxPay)',
+    description: 'A usage was restored (POST /api/v1/credits/refund or a saga’s compensation).',
+    data: { ...outboxEvent.data, transactionId: 'tx_01KBA7Q4D3P6S9W2Y5A8C1E4GP', type: 'REFUND', balanceAfter: 1000, balance: 1000 },
+  },
+  'order.completed': { summary: 'An order completed (FluxPay)', description: 'Its usage completed (or its credits were charged); its payment is CONFIRMED. `data` is the order with its payment.', data: { ...order, status: 'COMPLETED', paymentKey: EXAMPLE_IDS.approvedPayment, paidAt: T2, completedAt: T2, updatedAt: T2, payment: { ...approved, status: 'CONFIRMED', confirmedAt: T2 } } },
+  'order.cancelled': {
+    summary: 'An order was cancelled (FluxPay)',
+    description: 'Cancelled by hand, or by a usage saga’s compensation; a paid order’s payment is refunded (CANCELLED). `data` is the order with its payment.',
+    data: { ...order, status: 'CANCELLED', paymentKey: EXAMPLE_IDS.approvedPayment, cancelReason: 'usage usage-9c40 failed: timeout', paidAt: T1, cancelledAt: T2, updatedAt: T2, payment: { ...approved, status: 'CANCELLED', cancelledAt: T2 } },
+  },
+};
+
+export function exampleEnvelope(type: string): { eventId: string; eventType: string; occurredAt: string; data: Record<string, unknown> } {
+  return { eventId: EXAMPLE_IDS.event, eventType: type, occurredAt: T2, data: FLUXPAY_WEBHOOK_EXAMPLES[type]?.data ?? {} };
+}
+
+/** Standard Webhooks headers of an example envelope: real signatures of its exact bytes with the example secret. */
+export function exampleWebhookHeaders(type: string): Record<string, string> {
+  return standardSigner([EXAMPLE_WEBHOOK_SECRET]).headers(EXAMPLE_IDS.event, JSON.stringify(exampleEnvelope(type)), EXAMPLE_WEBHOOK_TIME);
+}
+
+// ── errors ──
+
+const err = (code: string, message: string, result: unknown = null): Example => ({ summary: message, value: { isSuccess: false, code, message, result } });
+
+export const fluxpayErrorDocs: ErrorDocs = {
+  schema: ErrorBody,
+  byStatus: {
+    400: {
+      description: 'COMMON_400: a field breaks its rule (`result.errors` lists each); PAY_005: the amount does not match the order.',
+      examples: {
+        validation_failed: err('COMMON_400', 'body/amount must be >= 1', { errors: [{ field: 'amount', reason: 'must be >= 1' }] }),
+        amount_mismatch: err('PAY_005', `amount 10000 does not match order ${EXAMPLE_IDS.pendingOrder}'s amount 15000.`),
+      },
+    },
+    402: { description: 'PAY_002: the payment was declined (the payment is FAILED; the order stays PENDING).', examples: { declined: err('PAY_002', 'Payment approval failed: DECLINE_2.') } },
+    404: { description: 'COMMON_404: no such record (or it was evicted after FLUXPAY_TTL_MS), or no such route.', examples: { not_found: err('COMMON_404', `Order ${EXAMPLE_IDS.pendingOrder} was not found.`) } },
+    405: { description: 'COMMON_405: the path exists with other methods (see `Allow`).', examples: { method: err('COMMON_405', 'DELETE is not allowed on /api/v1/orders; use GET, POST.') } },
+    409: {
+      description: 'PAY_001: insufficient credit balance; PAY_003: already processed; PAY_004: the order’s state does not allow this; COMMON_409: a request with this Idempotency-Key is still being processed.',
+      examples: {
+        insufficient: err('PAY_001', 'Insufficient credit balance: 5, needed 10.'),
+        already_processed: err('PAY_003', `Payment ${EXAMPLE_IDS.approvedPayment} was already processed: APPROVED, CARD, amount 15000 KRW, order ${EXAMPLE_IDS.pendingOrder}.`),
+        order_state: err('PAY_004', `Order ${EXAMPLE_IDS.pendingOrder} is COMPLETED; only a PENDING or PAID order can be cancelled.`),
+        in_use: err('COMMON_409', 'A request with this Idempotency-Key is still being processed; retry later.'),
+      },
+    },
+    413: { description: 'COMMON_413: the body is larger than BODY_LIMIT_BYTES.', examples: { too_large: err('COMMON_413', 'The request body is larger than the limit (BODY_LIMIT_BYTES).') } },
+    415: { description: 'COMMON_415: the body is not `application/json`.', examples: { media_type: err('COMMON_415', 'Send the body as application/json.') } },
+    422: { description: 'COMMON_422: this Idempotency-Key was used with another body.', examples: { key_reused: err('COMMON_422', 'This Idempotency-Key was used with a different request body.') } },
+    500: { description: 'COMMON_500: a fault of the simulator (no internals); the request may be retried.', examples: { internal: err('COMMON_500', 'Something went wrong on our side; the request may be retried.') } },
+    503: {
+      description: 'COMMON_503: load shedding, a full store or shutting down; retry after `Retry-After` seconds.',
+      examples: { overloaded: err('COMMON_503', 'The simulator is overloaded (eventLoopDelay); retry after 1 s.'), store_full: err('COMMON_503', 'The fluxpay store is full of unfinished work; retry shortly.') },
+    },
+  },
+};

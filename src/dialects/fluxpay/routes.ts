@@ -1,0 +1,380 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Scenario } from '../../core/scenario.ts';
+import type { FluxPayService } from '../../core/fluxpay/service.ts';
+import type { IdempotencyHooks } from '../../http/idempotency.ts';
+import { documented, errorResponses, IDEMPOTENT, withExamples } from '../../http/openapi.ts';
+import { IdempotencyKeyHeader } from '../../http/schemas.ts';
+import * as ex from './examples.ts';
+import * as s from './schemas.ts';
+import { ok, orderView, outboxView, paymentView, sagaView, subscriptionView, transactionView, usageView } from './views.ts';
+
+/**
+ * The routes of the FluxPay API (source document 002, paths and payloads as issue 11 defines
+ * them): orders, PG payments, credits, usage events and their sagas, the outbox, webhook
+ * subscriptions and the reconciliation. Thin: validate, call the engine, wrap.
+ * @see issue 11
+ */
+
+export interface FluxPayRoutesOptions {
+  idempotent: IdempotencyHooks;
+  service: FluxPayService;
+  defaultWebhookUrl: string | undefined;
+}
+
+const errors = (statuses: number[], options?: Parameters<typeof errorResponses>[2]) => errorResponses(ex.fluxpayErrorDocs, statuses, options);
+const tags = ['fluxpay'];
+
+/** A POST without a body (`curl -X POST …/cancel`) is an empty object, not a validation error. */
+const emptyBodyIsObject = async (request: { body: unknown }): Promise<void> => {
+  if (request.body === undefined || request.body === null) request.body = {};
+};
+/** What every POST may answer besides its own refusals. */
+const POST_ERRORS = [400, 409, 413, 415, 422, 500, 503];
+const GET_ERRORS = [400, 500, 503];
+
+const fluxpayRoutes: FastifyPluginAsync<FluxPayRoutesOptions> = async (fastify, { idempotent, service, defaultWebhookUrl }) => {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+
+  // ── orders ──
+
+  app.post(
+    '/api/v1/orders',
+    {
+      schema: {
+        operationId: 'createFluxPayOrder',
+        summary: 'Create an order (PENDING)',
+        description: 'An order for a paid use of a service, or (`metadata.kind: CREDIT_CHARGE`) for credits. It is paid by a payment (`POST /api/v1/payments`, then `/confirm`).',
+        tags,
+        headers: IdempotencyKeyHeader,
+        body: withExamples(s.CreateOrderBody, ex.createOrderRequests),
+        response: { 200: documented(s.Wrapped(s.OrderView, 'FluxPayOrderResult'), { description: 'The order, PENDING.', examples: ex.createOrderResponses, headers: IDEMPOTENT }), ...errors(POST_ERRORS, { idempotent: true }) },
+      },
+      ...idempotent,
+    },
+    async (request) => ok(orderView(await service.createOrder(request.body))),
+  );
+
+  app.get(
+    '/api/v1/orders',
+    {
+      schema: {
+        operationId: 'listFluxPayOrders',
+        summary: 'Orders, newest first (paged)',
+        description: 'All orders, or a user’s (`userId`), of one status (`status`); `limit` per page (default 20, at most 100), `cursor` the `nextCursor` of the previous page.',
+        tags,
+        querystring: s.OrderListQuery,
+        response: { 200: documented(s.Wrapped(s.OrderPage, 'FluxPayOrderPageResult'), { description: 'A page of orders.', examples: ex.listOrderResponses }), ...errors(GET_ERRORS) },
+      },
+    },
+    async (request) => {
+      const q = request.query;
+      const page = await service.listOrders({ userId: q.userId, status: q.status, cursor: q.cursor, limit: q.limit ?? s.DEFAULT_PAGE_LIMIT });
+      return ok({ items: page.data.map(orderView), nextCursor: page.nextCursor });
+    },
+  );
+
+  app.get(
+    '/api/v1/orders/:orderId',
+    {
+      schema: {
+        operationId: 'getFluxPayOrder',
+        summary: 'One FluxPay order',
+        description: 'COMMON_404 when unknown (or evicted after FLUXPAY_TTL_MS).',
+        tags,
+        params: s.OrderParams,
+        response: { 200: documented(s.Wrapped(s.OrderView, 'FluxPayOrderResult'), { description: 'The order.', examples: ex.getOrderResponses }), ...errors([400, 404, 500, 503]) },
+      },
+    },
+    async (request) => ok(orderView(await service.getOrder(request.params.orderId))),
+  );
+
+  app.post(
+    '/api/v1/orders/:orderId/cancel',
+    {
+      schema: {
+        operationId: 'cancelFluxPayOrder',
+        summary: 'Cancel an order (a PAID one is refunded)',
+        description: 'PENDING → CANCELLED; PAID → CANCELLED with its payment refunded (CANCELLED, the ledger reversed). Event `order.cancelled`. PAY_004 when COMPLETED or CANCELLED already, or while a usage saga holds it.',
+        tags,
+        headers: IdempotencyKeyHeader,
+        params: s.OrderParams,
+        body: withExamples(s.CancelOrderBody, ex.cancelRequests),
+        response: { 200: documented(s.Wrapped(s.CancelResult, 'FluxPayCancelResultWrapped'), { description: 'Cancelled.', examples: ex.cancelResponses, headers: IDEMPOTENT }), ...errors([...POST_ERRORS, 404], { idempotent: true }) },
+      },
+      preValidation: emptyBodyIsObject,
+      ...idempotent,
+    },
+    async (request) => {
+      const { order, payment } = await service.cancelOrder(request.params.orderId, request.body.reason ?? null);
+      return ok({ order: orderView(order), payment: payment === null ? null : paymentView(payment) });
+    },
+  );
+
+  // ── payments ──
+
+  app.post(
+    '/api/v1/payments',
+    {
+      schema: {
+        operationId: 'createFluxPayPayment',
+        summary: 'Create a payment (READY) for a PENDING order',
+        description:
+          'Returns the `paymentKey` a checkout widget would hand the client (Toss Payments’ flow). The card rules plan the outcome now (Stripe’s test numbers; else the CVV’s last digit: 0, 1, 9 approve, d declines with DECLINE_<d>; an expired card declines); the card itself is not kept (only its last four digits). PAY_004 unless the order is PENDING.',
+        tags,
+        headers: IdempotencyKeyHeader,
+        body: withExamples(s.CreatePaymentBody, ex.createPaymentRequests),
+        response: { 200: documented(s.Wrapped(s.PaymentView, 'FluxPayPaymentResult'), { description: 'The payment, READY.', examples: ex.createPaymentResponses, headers: IDEMPOTENT }), ...errors([...POST_ERRORS, 404], { idempotent: true }) },
+      },
+      ...idempotent,
+    },
+    async (request) => ok(paymentView(await service.createPayment(request.body))),
+  );
+
+  app.post(
+    '/api/v1/payments/confirm',
+    {
+      schema: {
+        operationId: 'confirmFluxPayPayment',
+        summary: 'Confirm a payment (approve or decline)',
+        description:
+          'The scenario engine decides: `X-Sim-Scenario` when sent, else the outcome the card rules planned. Approved: the payment is APPROVED and its order PAID (event `payment.approved`). Declined: PAY_002 with the failure code, the payment FAILED (event `payment.failed`). PAY_005 when `amount` is not the order’s; PAY_003 when the payment was decided already (the message says how); PAY_004 when the order is not PENDING.',
+        tags,
+        headers: s.ConfirmHeaders,
+        body: withExamples(s.ConfirmBody, ex.confirmRequests),
+        response: { 200: documented(s.Wrapped(s.PaymentView, 'FluxPayPaymentResult'), { description: 'Approved.', examples: ex.confirmResponses, headers: IDEMPOTENT }), ...errors([...POST_ERRORS, 402, 404], { idempotent: true }) },
+      },
+      ...idempotent,
+    },
+    async (request) => {
+      const scenario = request.headers['x-sim-scenario'] as Scenario | undefined;
+      const { payment } = await service.confirmPayment(request.body, scenario);
+      return ok(paymentView(payment));
+    },
+  );
+
+  app.get(
+    s.PAYMENT_KEY_ROUTE,
+    {
+      schema: {
+        operationId: 'getFluxPayPayment',
+        summary: 'One FluxPay payment',
+        description: 'COMMON_404 when unknown. Only `pk_<ULID>` paths are FluxPay’s: other paths under /api/v1/payments belong to the payment service (document 004) and answer in its shape.',
+        tags,
+        params: s.PaymentParams,
+        response: { 200: documented(s.Wrapped(s.PaymentView, 'FluxPayPaymentResult'), { description: 'The payment.', examples: ex.getPaymentResponses }), ...errors([404, 500, 503]) },
+      },
+      config: {
+        // Documented as what it is to clients: /api/v1/payments/{paymentKey}.
+        swaggerTransform: ({ schema }) => ({ schema: { ...schema, params: s.PaymentKeyParams }, url: '/api/v1/payments/:paymentKey' }),
+      },
+    },
+    async (request) => ok(paymentView(await service.getPayment(request.params.paymentKey))),
+  );
+
+  // ── credits ──
+
+  app.get(
+    '/api/v1/credits/balance',
+    {
+      schema: {
+        operationId: 'getFluxPayCreditBalance',
+        summary: 'A user’s credit balance',
+        description: '0 for a user who never had credits.',
+        tags,
+        querystring: s.BalanceQuery,
+        response: { 200: documented(s.Wrapped(s.BalanceView, 'FluxPayBalanceResult'), { description: 'The balance.', examples: ex.balanceResponses }), ...errors(GET_ERRORS) },
+      },
+    },
+    async (request) => ok({ userId: request.query.userId, balance: await service.balance(request.query.userId) }),
+  );
+
+  app.post(
+    '/api/v1/credits/charge',
+    {
+      schema: {
+        operationId: 'chargeFluxPayCredits',
+        summary: 'Add the credits of a PAID credit-charge order',
+        description:
+          'The order (the user’s, PAID, `metadata.kind: CREDIT_CHARGE`) adds `metadata.credits` (else its amount) once; it becomes COMPLETED and its payment CONFIRMED. Events `credit.charged`, `order.completed`. PAY_003 when charged already; PAY_004 when not a charge order or not PAID.',
+        tags,
+        headers: IdempotencyKeyHeader,
+        body: withExamples(s.ChargeBody, ex.chargeRequests),
+        response: { 200: documented(s.Wrapped(s.ChargeResult, 'FluxPayChargeResultWrapped'), { description: 'Charged.', examples: ex.chargeResponses, headers: IDEMPOTENT }), ...errors([...POST_ERRORS, 404], { idempotent: true }) },
+      },
+      ...idempotent,
+    },
+    async (request) => {
+      const { order, transaction, balance } = await service.chargeCredits(request.body.userId, request.body.orderId);
+      return ok({ userId: order.userId, orderId: order.orderId, credits: transaction.amount, balance, transaction: transactionView(transaction) });
+    },
+  );
+
+  app.post(
+    '/api/v1/credits/use',
+    {
+      schema: {
+        operationId: 'useFluxPayCredits',
+        summary: 'Deduct credits for a usage',
+        description:
+          'Deducts `amount`, else the service’s `creditsPerUse` from the billing policy (FLUXPAY_POLICY_FILE). Once per user and `usageId` (PAY_003 again); PAY_001 when the balance is short (nothing changes; a balance never goes below zero). Event `credit.deducted`.',
+        tags,
+        headers: IdempotencyKeyHeader,
+        body: withExamples(s.UseBody, ex.useRequests),
+        response: { 200: documented(s.Wrapped(s.UsageView, 'FluxPayUsageResult'), { description: 'Deducted.', examples: ex.useResponses, headers: IDEMPOTENT }), ...errors(POST_ERRORS, { idempotent: true }) },
+      },
+      ...idempotent,
+    },
+    async (request) => {
+      const { usage, balance } = await service.useCredits(request.body);
+      return ok(usageView(usage, balance));
+    },
+  );
+
+  app.post(
+    '/api/v1/credits/refund',
+    {
+      schema: {
+        operationId: 'refundFluxPayCredits',
+        summary: 'Restore a usage’s credits',
+        description: 'Once (PAY_003 again). Event `credit.refunded`. COMMON_404 for an unknown usage.',
+        tags,
+        headers: IdempotencyKeyHeader,
+        body: withExamples(s.RefundBody, ex.refundRequests),
+        response: { 200: documented(s.Wrapped(s.UsageView, 'FluxPayUsageResult'), { description: 'Refunded.', examples: ex.refundResponses, headers: IDEMPOTENT }), ...errors([...POST_ERRORS, 404], { idempotent: true }) },
+      },
+      ...idempotent,
+    },
+    async (request) => {
+      const { usage, balance } = await service.refundCredits(request.body.userId, request.body.usageId);
+      return ok(usageView(usage, balance));
+    },
+  );
+
+  app.get(
+    '/api/v1/credits/transactions',
+    {
+      schema: {
+        operationId: 'listFluxPayCreditTransactions',
+        summary: 'A user’s credit transactions, newest first (paged)',
+        description: 'Charges, uses and refunds, each with the balance after it; each is also a ledger transaction (same id).',
+        tags,
+        querystring: s.TransactionsQuery,
+        response: { 200: documented(s.Wrapped(s.TransactionPage, 'FluxPayCreditTransactionPageResult'), { description: 'A page.', examples: ex.transactionResponses }), ...errors(GET_ERRORS) },
+      },
+    },
+    async (request) => {
+      const q = request.query;
+      const page = await service.transactions(q.userId, { cursor: q.cursor, limit: q.limit ?? s.DEFAULT_PAGE_LIMIT });
+      return ok({ items: page.data.map(transactionView), nextCursor: page.nextCursor });
+    },
+  );
+
+  // ── usage events and sagas ──
+
+  app.post(
+    '/api/v1/events',
+    {
+      schema: {
+        operationId: 'postFluxPayUsageEvent',
+        summary: 'Report a usage event (service.usage.*): runs the usage saga',
+        description:
+          'Document 002’s Kafka events, over REST, de-duplicated by `eventId` (a repeat answers `duplicate: true` and does nothing; the same eventId with another body is PAY_003). `service.usage.requested` starts a saga: its order (`orderId`) must be PAID and is held, and/or credits are deducted (`credits`, else without an order the service’s price); a step that cannot run (PAY_001, PAY_004) compensates at once. `service.usage.completed` completes it (order COMPLETED, payment CONFIRMED); `service.usage.failed`, or no completion within FLUXPAY_USAGE_TIMEOUT_MS, compensates it in reverse order (credits restored, payment refunded, order CANCELLED). COMMON_404 for the end of a usage that has no saga.',
+        tags,
+        headers: IdempotencyKeyHeader,
+        body: withExamples(s.UsageEventBody, ex.eventRequests),
+        response: { 200: documented(s.Wrapped(s.EventResult, 'FluxPayEventResultWrapped'), { description: 'Processed: the saga as it is now.', examples: ex.eventResponses, headers: IDEMPOTENT }), ...errors([...POST_ERRORS, 404], { idempotent: true }) },
+      },
+      ...idempotent,
+    },
+    async (request) => {
+      const result = await service.handleEvent(request.body);
+      return ok({ eventId: result.eventId, type: result.type, duplicate: result.duplicate, saga: result.saga === undefined ? null : sagaView(result.saga) });
+    },
+  );
+
+  app.get(
+    '/api/v1/sagas/:sagaId',
+    {
+      schema: {
+        operationId: 'getFluxPaySaga',
+        summary: 'A usage saga and its steps',
+        description: 'Every step and compensation with its time and outcome (SUCCEEDED, FAILED with its code, SKIPPED with why).',
+        tags,
+        params: s.SagaParams,
+        response: { 200: documented(s.Wrapped(s.SagaView, 'FluxPaySagaResult'), { description: 'The saga.', examples: ex.sagaResponses }), ...errors([400, 404, 500, 503]) },
+      },
+    },
+    async (request) => ok(sagaView(await service.getSaga(request.params.sagaId))),
+  );
+
+  // ── outbox, subscriptions, reconciliation ──
+
+  app.get(
+    '/api/v1/outbox',
+    {
+      schema: {
+        operationId: 'listFluxPayOutbox',
+        summary: 'The outbox, newest first (paged)',
+        description: 'Every event written with its state change: `pending` until the relay has handed it to every subscriber, then `published`. Published events are kept for FLUXPAY_TTL_MS.',
+        tags,
+        querystring: s.OutboxQuery,
+        response: { 200: documented(s.Wrapped(s.OutboxPage, 'FluxPayOutboxPageResult'), { description: 'A page.', examples: ex.outboxResponses }), ...errors(GET_ERRORS) },
+      },
+    },
+    async (request) => {
+      const q = request.query;
+      const status = q.status === undefined ? undefined : q.status === 'pending' ? 'PENDING' : 'PUBLISHED';
+      const page = await service.listOutbox({ status, cursor: q.cursor, limit: q.limit ?? s.DEFAULT_PAGE_LIMIT });
+      return ok({ items: page.data.map(outboxView), nextCursor: page.nextCursor });
+    },
+  );
+
+  app.post(
+    '/api/v1/webhook-subscriptions',
+    {
+      schema: {
+        operationId: 'createFluxPayWebhookSubscription',
+        summary: 'Subscribe a URL to events',
+        description: 'Events of the listed types (all when empty) are POSTed to `url` as `{eventId, eventType, occurredAt, data}`, signed with FLUXPAY_SIGNATURE_SCHEMES (Standard Webhooks by default), retried by the dispatcher.',
+        tags,
+        headers: IdempotencyKeyHeader,
+        body: withExamples(s.SubscriptionBody, ex.subscriptionRequests),
+        response: { 200: documented(s.Wrapped(s.SubscriptionView, 'FluxPaySubscriptionResult'), { description: 'Subscribed.', examples: ex.subscriptionResponses, headers: IDEMPOTENT }), ...errors(POST_ERRORS, { idempotent: true }) },
+      },
+      ...idempotent,
+    },
+    async (request) => ok(subscriptionView(await service.subscribe(request.body.url, request.body.events))),
+  );
+
+  app.get(
+    '/api/v1/webhook-subscriptions',
+    {
+      schema: {
+        operationId: 'listFluxPayWebhookSubscriptions',
+        summary: 'Every subscription',
+        description: 'In creation order, with FLUXPAY_WEBHOOK_URL (a subscriber of every event) when set.',
+        tags,
+        response: { 200: documented(s.Wrapped(s.SubscriptionList, 'FluxPaySubscriptionListResult'), { description: 'The subscriptions.', examples: ex.subscriptionListResponses }), ...errors([500, 503]) },
+      },
+    },
+    async () => ok({ items: (await service.listSubscriptions()).map(subscriptionView), defaultUrl: defaultWebhookUrl ?? null }),
+  );
+
+  app.get(
+    '/api/v1/reconciliation',
+    {
+      schema: {
+        operationId: 'getFluxPayReconciliation',
+        summary: 'Orders, payments, credits, sagas and the ledger, compared',
+        description:
+          'Counts and ledger totals, and every mismatch: the ledger balances in every unit; CREDIT_LIABILITY equals the sum of balances; each balance equals its charges − uses + refunds; revenue and credits issued agree with uses and charges; customer payments equal what approved payments collected; each order agrees with its payments and each saga with its order and usage; no order was charged twice. `consistent` is true when the list is empty (it must be).',
+        tags,
+        response: { 200: documented(s.Wrapped(s.ReconciliationView, 'FluxPayReconciliationResult'), { description: 'The report.', examples: ex.reconciliationResponses }), ...errors([500, 503]) },
+      },
+    },
+    async () => ok(await service.reconcile()),
+  );
+};
+
+export default fluxpayRoutes;

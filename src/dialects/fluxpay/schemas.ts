@@ -1,0 +1,366 @@
+import { Type, type TSchema } from 'typebox';
+import { FLUXPAY_ACCOUNTS } from '../../core/fluxpay/ledger.ts';
+import { ORDER_STATUSES, OUTBOX_EVENT_TYPES, PAYMENT_METHODS, PAYMENT_STATUSES, SAGA_STATUSES, SAGA_STEPS, USAGE_EVENT_TYPES, USAGE_STATUSES, CREDIT_TRANSACTION_TYPES } from '../../core/fluxpay/model.ts';
+import { SCENARIOS } from '../../core/scenario.ts';
+import { IdempotencyKeyHeader, IsoDateTime, PrefixedId, WebhookUrl } from '../../http/schemas.ts';
+
+/**
+ * Schemas of the FluxPay API (source document 002): camelCase, every answer in the wrapper
+ * `{isSuccess, code, message, result}`. Bodies reject unknown fields (a typo in a payment request
+ * is an error, not a silent default); query strings ignore unknown parameters.
+ * @see issue 11 "Conventions of the dialect"
+ */
+
+const Strict = { additionalProperties: false } as const;
+
+export const DEFAULT_PAGE_LIMIT = 20;
+export const MAX_PAGE_LIMIT = 100;
+
+const Visible = (max: number, description: string, example: string) =>
+  Type.String({ minLength: 1, maxLength: max, pattern: '^[\\x21-\\x7E]+$', 'x-pattern-description': 'visible ASCII characters (no spaces)', description, examples: [example] });
+
+export const UserId = Visible(128, 'The client’s user', 'user_1001');
+export const ServiceId = Visible(64, 'The client service (a key of the billing policy’s `services` for priced uses)', 'ai-writer');
+export const UsageId = Visible(128, 'The client’s id of one usage: a user’s usageId is deducted once', 'usage-7f3a');
+export const EventId = Visible(128, 'The event’s id: an event is processed once per eventId', 'evt-client-0001');
+const Amount = (description: string) => Type.Integer({ minimum: 1, maximum: 100_000_000_000, description, examples: [15000] });
+const Credits = (description: string) => Type.Integer({ minimum: 1, maximum: 1_000_000_000, description, examples: [10] });
+
+export const OrderIdSchema = PrefixedId('ord', 'ord_<ULID>', 'ord_01KBA7Q4A6J3M8P1T5W9Y2C4HD');
+export const PaymentKeySchema = PrefixedId('pk', 'The payment key: pk_<ULID>', 'pk_01KBA7Q4B1K4N9Q2V6X0Z3D5JE');
+export const SagaIdSchema = PrefixedId('saga', 'saga_<ULID>', 'saga_01KBA7Q4C2N5R8V1X4Z7B0D3FG');
+
+/** The route pattern of one payment: a regular expression, so every other path under /api/v1/payments stays the payment service's. */
+export const PAYMENT_KEY_ROUTE = '/api/v1/payments/:paymentKey(^pk_[0-9A-HJKMNP-TV-Z]{26}$)';
+
+const Nullable = <T extends TSchema>(schema: T, description?: string) => Type.Union([schema, Type.Null()], description === undefined ? {} : { description });
+const IsoOrNull = (description: string) => Nullable(IsoDateTime, description);
+
+export const Metadata = Type.Record(Type.String({ maxLength: 64 }), Type.Unknown(), {
+  maxProperties: 50,
+  description: 'Free-form data of the client service. `kind: "CREDIT_CHARGE"` makes it an order that buys credits (`credits`: how many; its amount otherwise)',
+  examples: [{ kind: 'CREDIT_CHARGE', credits: 1000 }],
+});
+
+// ── the wrapper ──────────────────────────────────────────────────────────────────────────────
+
+export function Wrapped<T extends TSchema>(result: T, title: string) {
+  return Type.Object(
+    {
+      isSuccess: Type.Literal(true),
+      code: Type.Literal('SUCCESS'),
+      message: Type.String(),
+      result,
+    },
+    { title },
+  );
+}
+
+export const FieldError = Type.Object({ field: Type.String({ description: 'The field, dotted: `amount`, `card.cvv`, `query.limit`, `body`' }), reason: Type.String() }, { title: 'FluxPayFieldError' });
+
+export const ErrorBody = Type.Object(
+  {
+    isSuccess: Type.Literal(false),
+    code: Type.String({ description: 'PAY_001 … PAY_005, COMMON_400, COMMON_404, COMMON_405, COMMON_409, COMMON_413, COMMON_414, COMMON_415, COMMON_422, COMMON_500, COMMON_503' }),
+    message: Type.String(),
+    result: Type.Union([Type.Null(), Type.Object({ errors: Type.Array(FieldError) })], { description: 'null; for COMMON_400, the fields that are wrong' }),
+  },
+  { title: 'FluxPayError' },
+);
+
+// ── orders ───────────────────────────────────────────────────────────────────────────────────
+
+export const CreateOrderBody = Type.Object(
+  {
+    userId: UserId,
+    serviceId: ServiceId,
+    orderName: Type.String({ minLength: 1, maxLength: 200, description: 'What is bought, for people', examples: ['AI Writer — 1,000 credits'] }),
+    amount: Amount('Minor units (KRW has none)'),
+    currency: Type.Optional(Type.String({ pattern: '^[A-Z]{3}$', 'x-pattern-description': 'three upper-case letters (an ISO 4217 code)', default: 'KRW', description: 'ISO 4217; default KRW', examples: ['KRW'] })),
+    metadata: Type.Optional(Metadata),
+  },
+  { ...Strict, title: 'FluxPayCreateOrderRequest' },
+);
+
+export const OrderView = Type.Object(
+  {
+    orderId: Type.String(),
+    userId: Type.String(),
+    serviceId: Type.String(),
+    orderName: Type.String(),
+    amount: Type.Integer(),
+    currency: Type.String(),
+    metadata: Nullable(Type.Record(Type.String(), Type.Unknown())),
+    status: Type.Enum(ORDER_STATUSES, { title: 'FluxPayOrderStatus', description: 'PENDING → PAID → COMPLETED | CANCELLED' }),
+    paymentKey: Nullable(Type.String(), 'The payment that paid it'),
+    sagaId: Nullable(Type.String(), 'The usage saga that holds it'),
+    chargedCredits: Nullable(Type.Integer(), 'Credits added by POST /api/v1/credits/charge'),
+    cancelReason: Nullable(Type.String()),
+    createdAt: IsoDateTime,
+    updatedAt: IsoDateTime,
+    paidAt: IsoOrNull('When it became PAID'),
+    completedAt: IsoOrNull('When it became COMPLETED'),
+    cancelledAt: IsoOrNull('When it became CANCELLED'),
+  },
+  { title: 'FluxPayOrder' },
+);
+
+export const OrderParams = Type.Object({ orderId: OrderIdSchema });
+
+export const OrderListQuery = Type.Object({
+  userId: Type.Optional(UserId),
+  status: Type.Optional(Type.Enum(ORDER_STATUSES, { description: 'Only orders in this status', examples: ['PAID'] })),
+  cursor: Type.Optional(OrderIdSchema),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_PAGE_LIMIT, default: DEFAULT_PAGE_LIMIT, examples: [20] })),
+});
+
+const PageOf = <T extends TSchema>(item: T, title: string) =>
+  Type.Object({ items: Type.Array(item), nextCursor: Nullable(Type.String(), 'The `cursor` of the next page; null on the last') }, { title });
+
+export const OrderPage = PageOf(OrderView, 'FluxPayOrderPage');
+
+export const CancelOrderBody = Type.Object({ reason: Type.Optional(Type.String({ minLength: 1, maxLength: 200, examples: ['changed my mind'] })) }, { ...Strict, title: 'FluxPayCancelOrderRequest' });
+
+// ── payments ─────────────────────────────────────────────────────────────────────────────────
+
+export const CardBody = Type.Object(
+  {
+    number: Type.String({ pattern: '^[0-9]{12,19}$', 'x-pattern-description': '12 to 19 digits', description: 'Stripe’s test numbers have their outcome; otherwise the CVV’s last digit decides (0, 1, 9 approve)', examples: ['4242424242424242'] }),
+    cvv: Type.Optional(Type.String({ pattern: '^[0-9]{3,4}$', 'x-pattern-description': '3 or 4 digits', examples: ['123'] })),
+    expMonth: Type.Optional(Type.Integer({ minimum: 1, maximum: 12, examples: [12] })),
+    expYear: Type.Optional(Type.Integer({ minimum: 2000, maximum: 2199, examples: [2030] })),
+  },
+  { ...Strict, title: 'FluxPayCard' },
+);
+
+export const CreatePaymentBody = Type.Object(
+  {
+    orderId: OrderIdSchema,
+    method: Type.Enum(PAYMENT_METHODS, { description: 'CARD (with `card`) or EASY_PAY (with `easyPay`)' }),
+    card: Type.Optional(CardBody),
+    easyPay: Type.Optional(Type.Object({ provider: Type.String({ minLength: 1, maxLength: 40, examples: ['TOSSPAY'] }) }, { ...Strict, title: 'FluxPayEasyPay' })),
+  },
+  { ...Strict, title: 'FluxPayCreatePaymentRequest' },
+);
+
+export const PaymentView = Type.Object(
+  {
+    paymentKey: Type.String(),
+    orderId: Type.String(),
+    userId: Type.String(),
+    amount: Type.Integer(),
+    currency: Type.String(),
+    method: Type.Enum(PAYMENT_METHODS),
+    card: Nullable(Type.Object({ last4: Type.String(), expMonth: Nullable(Type.Integer()), expYear: Nullable(Type.Integer()) }, { title: 'FluxPayCardSummary' }), 'Only the last four digits are kept'),
+    easyPay: Nullable(Type.Object({ provider: Type.String() })),
+    status: Type.Enum(PAYMENT_STATUSES, { title: 'FluxPayPaymentStatus', description: 'READY → APPROVED → CONFIRMED | CANCELLED; READY → FAILED' }),
+    failureCode: Nullable(Type.String(), 'Why it failed: card_declined, DECLINE_<d>, expired_card, …'),
+    decidedBy: Nullable(Type.String(), 'What decided the outcome: the X-Sim-Scenario (approve, fail, delay, random), card, or approve (EASY_PAY)'),
+    createdAt: IsoDateTime,
+    updatedAt: IsoDateTime,
+    approvedAt: IsoOrNull('When it was approved'),
+    confirmedAt: IsoOrNull('When its order completed'),
+    failedAt: IsoOrNull('When it failed'),
+    cancelledAt: IsoOrNull('When it was cancelled (refunded)'),
+  },
+  { title: 'FluxPayPayment' },
+);
+
+export const CancelResult = Type.Object({ order: OrderView, payment: Nullable(PaymentView, 'Its payment, CANCELLED (refunded) when the order was PAID') }, { title: 'FluxPayCancelResult' });
+
+export const ConfirmBody = Type.Object(
+  { paymentKey: PaymentKeySchema, orderId: OrderIdSchema, amount: Amount('Must equal the order’s amount') },
+  { ...Strict, title: 'FluxPayConfirmRequest' },
+);
+
+export const ConfirmHeaders = Type.Object({
+  'x-sim-scenario': Type.Optional(
+    Type.Enum(SCENARIOS, {
+      description: 'The outcome, whatever the card says: `approve`, `fail` (card_declined), `delay` (approved after DEFAULT_DELAY_DELAY_MS), `random` (RANDOM_APPROVE_RATE)',
+      examples: ['fail'],
+    }),
+  ),
+  ...IdempotencyKeyHeader.properties,
+});
+
+export const PaymentParams = Type.Object({ paymentKey: Type.String() });
+export const PaymentKeyParams = Type.Object({ paymentKey: { ...PaymentKeySchema, examples: ['pk_01KBA7Q4B1K4N9Q2V6X0Z3D5JF'] } });
+
+// ── credits ──────────────────────────────────────────────────────────────────────────────────
+
+export const BalanceQuery = Type.Object({ userId: UserId });
+export const BalanceView = Type.Object({ userId: Type.String(), balance: Type.Integer({ minimum: 0 }) }, { title: 'FluxPayBalance' });
+
+export const ChargeBody = Type.Object({ userId: UserId, orderId: OrderIdSchema }, { ...Strict, title: 'FluxPayChargeRequest' });
+
+export const TransactionView = Type.Object(
+  {
+    transactionId: Type.String({ description: 'tx_<ULID>: also the ledger transaction' }),
+    userId: Type.String(),
+    type: Type.Enum(CREDIT_TRANSACTION_TYPES),
+    amount: Type.Integer({ description: 'Credits moved (positive; `type` gives the direction)' }),
+    balanceAfter: Type.Integer(),
+    orderId: Nullable(Type.String()),
+    usageId: Nullable(Type.String()),
+    serviceId: Nullable(Type.String()),
+    createdAt: IsoDateTime,
+  },
+  { title: 'FluxPayCreditTransaction' },
+);
+
+export const ChargeResult = Type.Object(
+  { userId: Type.String(), orderId: Type.String(), credits: Type.Integer(), balance: Type.Integer(), transaction: TransactionView },
+  { title: 'FluxPayChargeResult' },
+);
+
+export const UseBody = Type.Object(
+  { userId: UserId, serviceId: ServiceId, usageId: UsageId, amount: Type.Optional(Credits('Credits to deduct; default: the service’s creditsPerUse in the billing policy')) },
+  { ...Strict, title: 'FluxPayUseRequest' },
+);
+
+export const RefundBody = Type.Object({ userId: UserId, usageId: UsageId }, { ...Strict, title: 'FluxPayRefundRequest' });
+
+export const UsageView = Type.Object(
+  {
+    creditUsageId: Type.String({ description: 'cu_<ULID>' }),
+    usageId: Type.String(),
+    userId: Type.String(),
+    serviceId: Type.String(),
+    amount: Type.Integer(),
+    status: Type.Enum(USAGE_STATUSES),
+    sagaId: Nullable(Type.String()),
+    balance: Type.Integer({ description: 'The user’s balance after this call' }),
+    createdAt: IsoDateTime,
+    refundedAt: IsoOrNull('When it was refunded'),
+  },
+  { title: 'FluxPayCreditUsage' },
+);
+
+export const TransactionsQuery = Type.Object({
+  userId: UserId,
+  cursor: Type.Optional(PrefixedId('tx', 'tx_<ULID>: the last transactionId of the previous page')),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_PAGE_LIMIT, default: DEFAULT_PAGE_LIMIT })),
+});
+export const TransactionPage = PageOf(TransactionView, 'FluxPayCreditTransactionPage');
+
+// ── usage events and sagas ───────────────────────────────────────────────────────────────────
+
+export const UsageEventBody = Type.Object(
+  {
+    eventId: EventId,
+    type: Type.Enum(USAGE_EVENT_TYPES, { description: 'requested starts a saga; completed or failed ends it' }),
+    userId: UserId,
+    serviceId: ServiceId,
+    usageId: UsageId,
+    orderId: Type.Optional(OrderIdSchema),
+    credits: Type.Optional(Credits('Credits the usage costs (requested); default without orderId: the service’s price')),
+  },
+  { ...Strict, title: 'FluxPayUsageEvent' },
+);
+
+export const SagaView = Type.Object(
+  {
+    sagaId: Type.String(),
+    eventId: Type.String(),
+    userId: Type.String(),
+    serviceId: Type.String(),
+    usageId: Type.String(),
+    orderId: Nullable(Type.String()),
+    credits: Nullable(Type.Integer()),
+    status: Type.Enum(SAGA_STATUSES, { title: 'FluxPaySagaStatus', description: 'RUNNING → COMPLETED, or RUNNING → COMPENSATING → COMPENSATED' }),
+    failureReason: Nullable(Type.String(), 'service.usage.failed, timeout, or the code of the step that failed'),
+    steps: Type.Array(
+      Type.Object(
+        {
+          step: Type.Enum(SAGA_STEPS),
+          kind: Type.Enum(['ACTION', 'COMPENSATION']),
+          status: Type.Enum(['SUCCEEDED', 'FAILED', 'SKIPPED']),
+          at: IsoDateTime,
+          reason: Nullable(Type.String()),
+        },
+        { title: 'FluxPaySagaStep' },
+      ),
+    ),
+    deadlineAt: IsoDateTime,
+    createdAt: IsoDateTime,
+    updatedAt: IsoDateTime,
+    completedAt: IsoOrNull('When it became COMPLETED or COMPENSATED'),
+  },
+  { title: 'FluxPaySaga' },
+);
+
+export const EventResult = Type.Object(
+  { eventId: Type.String(), type: Type.String(), duplicate: Type.Boolean({ description: 'The eventId was received before: nothing was done again' }), saga: Nullable(SagaView) },
+  { title: 'FluxPayEventResult' },
+);
+
+export const SagaParams = Type.Object({ sagaId: SagaIdSchema });
+
+// ── outbox, subscriptions, reconciliation ────────────────────────────────────────────────────
+
+export const OutboxEventView = Type.Object(
+  {
+    eventId: Type.String(),
+    eventType: Type.Enum(OUTBOX_EVENT_TYPES),
+    aggregate: Type.String({ description: 'order:<id>, payment:<key> or credit:<userId>' }),
+    sequence: Type.Integer({ description: 'Write order: published in this order' }),
+    status: Type.Enum(['PENDING', 'PUBLISHED']),
+    occurredAt: IsoDateTime,
+    publishedAt: IsoOrNull('When the relay published it'),
+    data: Type.Record(Type.String(), Type.Unknown(), { description: 'What webhook subscribers receive as `data`' }),
+  },
+  { title: 'FluxPayOutboxEvent' },
+);
+
+export const OutboxQuery = Type.Object({
+  status: Type.Optional(Type.Enum(['pending', 'published'], { examples: ['pending'] })),
+  cursor: Type.Optional(PrefixedId('evt', 'evt_<ULID>: the last eventId of the previous page')),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_PAGE_LIMIT, default: DEFAULT_PAGE_LIMIT })),
+});
+export const OutboxPage = PageOf(OutboxEventView, 'FluxPayOutboxPage');
+
+export const SubscriptionBody = Type.Object(
+  {
+    url: { ...WebhookUrl, description: 'Absolute http(s) URL: receives the signed events', examples: ['http://127.0.0.1:4000/fluxpay/events'] },
+    events: Type.Array(Type.Enum(OUTBOX_EVENT_TYPES), { maxItems: OUTBOX_EVENT_TYPES.length * 2, description: 'The event types it receives; empty: all of them' }),
+  },
+  { ...Strict, title: 'FluxPaySubscriptionRequest' },
+);
+
+export const SubscriptionView = Type.Object(
+  { subscriptionId: Type.String({ description: 'whs_<ULID> (a webhook subscription)' }), url: Type.String(), events: Type.Array(Type.String()), createdAt: IsoDateTime },
+  { title: 'FluxPaySubscription' },
+);
+
+export const SubscriptionList = Type.Object({ items: Type.Array(SubscriptionView), defaultUrl: Nullable(Type.String(), 'FLUXPAY_WEBHOOK_URL: receives every event') }, { title: 'FluxPaySubscriptionList' });
+
+const Count = Type.Integer({ minimum: 0 });
+export const ReconciliationView = Type.Object(
+  {
+    consistent: Type.Boolean({ description: 'True when nothing disagrees' }),
+    orders: Type.Object({ total: Count, PENDING: Count, PAID: Count, COMPLETED: Count, CANCELLED: Count }),
+    payments: Type.Object({ total: Count, READY: Count, APPROVED: Count, CONFIRMED: Count, FAILED: Count, CANCELLED: Count }),
+    credits: Type.Object({ users: Count, totalBalance: Count, charged: Count, used: Count, refunded: Count }),
+    sagas: Type.Object({ total: Count, running: Count, completed: Count, compensating: Count, compensated: Count }),
+    ledger: Type.Object({
+      accounts: Type.Array(Type.Object({ account: Type.Enum(FLUXPAY_ACCOUNTS), unit: Type.String({ description: 'A currency, or CREDIT' }), debits: Count, credits: Count, balance: Type.Integer({ description: 'debits − credits' }) })),
+      debits: Type.Record(Type.String(), Count, { description: 'By unit' }),
+      credits: Type.Record(Type.String(), Count, { description: 'By unit' }),
+    }),
+    duplicateCharges: Type.Integer({ minimum: 0, description: 'Orders with more than one approved payment: must be 0' }),
+    outbox: Type.Object({ pending: Count, published: Count }),
+    mismatches: Type.Array(Type.Object({ kind: Type.String(), subject: Type.String(), message: Type.String() }, { title: 'FluxPayMismatch' })),
+  },
+  { title: 'FluxPayReconciliation' },
+);
+
+/** The webhook's envelope (documented under the document's `webhooks`). */
+export const WebhookEnvelope = Type.Object(
+  {
+    eventId: Type.String({ description: 'evt_<ULID>: the same on every retry and republication; de-duplicate on it' }),
+    eventType: Type.Enum(OUTBOX_EVENT_TYPES),
+    occurredAt: IsoDateTime,
+    data: Type.Record(Type.String(), Type.Unknown()),
+  },
+  { title: 'FluxPayWebhook', additionalProperties: false },
+);

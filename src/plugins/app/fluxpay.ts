@@ -1,0 +1,124 @@
+import { setTimeout as delay } from 'node:timers/promises';
+import fp from 'fastify-plugin';
+import { Counter, Gauge, Histogram } from 'prom-client';
+import { fluxPayIds } from '../../core/fluxpay/model.ts';
+import { OutboxRelay } from '../../core/fluxpay/outbox.ts';
+import { UsageSagas } from '../../core/fluxpay/saga.ts';
+import { FluxPayService } from '../../core/fluxpay/service.ts';
+import { createRandom } from '../../core/random.ts';
+
+/**
+ * FluxPay's engine (issue 11), built once per app from the core and its store ports: the
+ * service, the usage sagas' orchestrator and the outbox relay; their metrics (outbox depth and
+ * publish lag, events published, sagas finished and retried), the TTL sweep, and the shutdown
+ * drain (the outbox published). The FluxPay dialect uses `app.fluxpay` and adds the publishers.
+ */
+
+export interface FluxPay {
+  service: FluxPayService;
+  sagas: UsageSagas;
+  relay: OutboxRelay;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    fluxpay: FluxPay;
+  }
+}
+
+const DRAIN_POLL_MS = 10;
+const LAG_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+export default fp(
+  async (app) => {
+    const { config, clock, ids: appIds, stores, scheduler } = app.core;
+    const ids = fluxPayIds(appIds);
+    const store = stores.fluxpay;
+    const registers = [app.metrics.registry];
+
+    const published = new Counter({ name: 'fluxpay_outbox_published_total', help: 'FluxPay outbox events published to the subscribers, by event type.', labelNames: ['event_type'], registers });
+    const publishDelay = new Histogram({
+      name: 'fluxpay_outbox_publish_delay_seconds',
+      help: 'Time from a FluxPay state change (its outbox event written) to the event published.',
+      buckets: LAG_BUCKETS,
+      registers,
+    });
+    const publishFailures = new Counter({ name: 'fluxpay_outbox_publish_failures_total', help: 'FluxPay outbox publications that failed (the relay retries them, in order).', registers });
+    const sagasFinished = new Counter({ name: 'fluxpay_sagas_total', help: 'FluxPay usage sagas that ended, by status (COMPLETED or COMPENSATED).', labelNames: ['status'], registers });
+    for (const status of ['COMPLETED', 'COMPENSATED']) sagasFinished.inc({ status }, 0);
+    const sagaRetries = new Counter({ name: 'fluxpay_saga_retries_total', help: 'FluxPay saga steps (or compensations) whose store operation failed and that were scheduled again.', registers });
+
+    const relay = new OutboxRelay({
+      store,
+      scheduler,
+      clock,
+      onError: (error, event) => {
+        publishFailures.inc();
+        app.log.error({ err: error, event_id: event?.eventId, event_type: event?.eventType }, 'fluxpay: publishing the outbox failed; it will be retried');
+      },
+      onPublished: (event, at) => {
+        published.inc({ event_type: event.eventType });
+        publishDelay.observe(Math.max(0, at - event.occurredAt) / 1000);
+      },
+    });
+    const sagas = new UsageSagas({
+      store,
+      scheduler,
+      clock,
+      ids,
+      onChange: () => relay.kick(),
+      onRetry: (error, sagaId) => {
+        sagaRetries.inc();
+        app.log.warn({ err: error, saga_id: sagaId }, 'fluxpay: a saga step failed; it will be retried');
+      },
+      onFinished: (saga) => sagasFinished.inc({ status: saga.status }),
+    });
+    const service = new FluxPayService({
+      store,
+      subscriptions: stores.fluxpaySubscriptions,
+      sagas,
+      relay,
+      clock,
+      // Its own generator, so FluxPay traffic does not shift the seeded sequence of other APIs' outcomes.
+      random: createRandom(config.randomSeed),
+      ids,
+      settings: { usageTimeoutMs: config.fluxpay.usageTimeoutMs, scenarios: config.scenarios, policy: config.fluxpay.policy },
+    });
+    app.decorate('fluxpay', { service, sagas, relay });
+
+    new Gauge({
+      name: 'fluxpay_outbox_depth',
+      help: 'FluxPay outbox events written and not yet published.',
+      registers,
+      async collect() {
+        this.set((await store.outboxStats()).pending);
+      },
+    });
+    new Gauge({
+      name: 'fluxpay_outbox_publish_lag_seconds',
+      help: 'Age of the oldest FluxPay outbox event not yet published (0 when none waits).',
+      registers,
+      async collect() {
+        const { oldestPendingAt } = await store.outboxStats();
+        this.set(oldestPendingAt === null ? 0 : Math.max(0, clock.now() - oldestPendingAt) / 1000);
+      },
+    });
+
+    app.core.onSweep((now) => store.sweep(now));
+    // What was written before a restart is published once the app is up (the scheduler has started).
+    app.addHook('onReady', async () => relay.kick());
+    app.lifecycle.onDrain(async (budgetMs) => {
+      const deadline = Date.now() + budgetMs;
+      let left = (await store.outboxStats()).pending;
+      while (left > 0 && Date.now() < deadline) {
+        relay.kick();
+        await delay(Math.min(DRAIN_POLL_MS, deadline - Date.now()), undefined, { ref: false });
+        left = (await store.outboxStats()).pending;
+      }
+      if (left > 0) app.log.warn({ pending_outbox_events: left }, 'shutdown: FluxPay outbox events still unpublished when the drain budget ran out (they stay in the outbox)');
+      else app.log.info('shutdown: the FluxPay outbox is published');
+    });
+    app.addHook('onClose', async () => relay.stop());
+  },
+  { name: 'paysim-fluxpay', dependencies: ['paysim-core', 'paysim-lifecycle', 'paysim-metrics'] },
+);

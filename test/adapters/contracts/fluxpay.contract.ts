@@ -1,0 +1,395 @@
+import { describe, expect, it } from 'vitest';
+import { stampOf, type InboundEvent, type Order, type Payment, type Saga, type Stamp } from '../../../src/core/fluxpay/model.ts';
+import type { FluxPayStore, FluxPaySubscriptionStore } from '../../../src/core/fluxpay/ports.ts';
+import { reconcile } from '../../../src/core/fluxpay/reconcile.ts';
+import { concurrently, DAY, ids, T0, tally } from './fixtures.ts';
+
+export interface FluxPayStoreOptions {
+  ttlMs: number;
+  maxRecords: number;
+}
+
+export type FluxPayStoreFactory = (options: FluxPayStoreOptions) => Promise<FluxPayStore> | FluxPayStore;
+
+const ROOMY: FluxPayStoreOptions = { ttlMs: DAY, maxRecords: 100_000 };
+const stamp = (now = T0): Stamp => stampOf(ids, now);
+
+export function anOrder(overrides: Partial<Order> = {}): Order {
+  return {
+    orderId: ids('ord'),
+    userId: 'user_1',
+    serviceId: 'ai-writer',
+    orderName: 'report',
+    amount: 1000,
+    currency: 'KRW',
+    metadata: null,
+    status: 'PENDING',
+    paymentKey: null,
+    sagaId: null,
+    chargedCredits: null,
+    cancelReason: null,
+    createdAt: T0,
+    updatedAt: T0,
+    paidAt: null,
+    completedAt: null,
+    cancelledAt: null,
+    ...overrides,
+  };
+}
+
+export function aPayment(order: Order, overrides: Partial<Payment> = {}): Payment {
+  return {
+    paymentKey: ids('pk'),
+    orderId: order.orderId,
+    userId: order.userId,
+    amount: order.amount,
+    currency: order.currency,
+    method: 'CARD',
+    card: { last4: '4242', expMonth: null, expYear: null },
+    easyPay: null,
+    status: 'READY',
+    failureCode: null,
+    decidedBy: null,
+    planned: { status: 'APPROVED', failureCode: null },
+    createdAt: T0,
+    updatedAt: T0,
+    approvedAt: null,
+    confirmedAt: null,
+    failedAt: null,
+    cancelledAt: null,
+    ...overrides,
+  };
+}
+
+export function aSaga(overrides: Partial<Saga> = {}): Saga {
+  return {
+    sagaId: ids('saga'),
+    eventId: `e-${ids('evt')}`,
+    userId: 'user_1',
+    serviceId: 'ai-writer',
+    usageId: `u-${ids('cu')}`,
+    orderId: null,
+    credits: 10,
+    status: 'RUNNING',
+    plan: ['CREDITS_DEDUCTED'],
+    steps: [],
+    failureReason: null,
+    deadlineAt: T0 + 30_000,
+    createdAt: T0,
+    updatedAt: T0,
+    completedAt: null,
+    ...overrides,
+  };
+}
+
+const inbound = (saga: Saga, fingerprint = 'f1', type: InboundEvent['type'] = 'service.usage.requested'): InboundEvent => ({
+  eventId: saga.eventId,
+  type,
+  userId: saga.userId,
+  usageId: saga.usageId,
+  fingerprint,
+  sagaId: null,
+  receivedAt: T0,
+});
+
+const APPROVE = { status: 'APPROVED' as const, failureCode: null, decidedBy: 'card' as const };
+
+/** The FluxPayStore port's contract (src/core/fluxpay/ports.ts), for any adapter `make` builds fresh. */
+export function fluxPayStoreContract(name: string, make: FluxPayStoreFactory): void {
+  /** A PAID order (and its APPROVED payment) in `store`. */
+  async function paid(store: FluxPayStore, overrides: Partial<Order> = {}): Promise<{ order: Order; payment: Payment }> {
+    const order = anOrder(overrides);
+    expect(await store.createOrder(order)).toEqual({ kind: 'created', record: order });
+    const payment = aPayment(order);
+    expect((await store.createPayment(payment)).kind).toBe('created');
+    const confirmed = await store.confirmPayment({ paymentKey: payment.paymentKey, orderId: order.orderId, amount: order.amount, decision: APPROVE }, stamp());
+    if (confirmed.kind !== 'approved') throw new Error(`not approved: ${confirmed.kind}`);
+    return { order: confirmed.order, payment: confirmed.payment };
+  }
+
+  async function credited(store: FluxPayStore, userId: string, credits: number): Promise<void> {
+    const { order } = await paid(store, { userId, metadata: { kind: 'CREDIT_CHARGE', credits } });
+    expect((await store.chargeCredits(userId, order.orderId, stamp())).kind).toBe('charged');
+  }
+
+  async function consistent(store: FluxPayStore): Promise<void> {
+    expect(reconcile(await store.snapshot()).mismatches).toEqual([]);
+  }
+
+  describe(`FluxPayStore contract: ${name}`, () => {
+    describe('orders and payments', () => {
+      it('stores orders and payments as copies; an unknown id is undefined', async () => {
+        const store = await make(ROOMY);
+        const order = anOrder({ metadata: { a: 1 } });
+        await store.createOrder(order);
+        (order as { orderName: string }).orderName = 'changed';
+        const read = await store.getOrder(order.orderId);
+        expect(read?.orderName).toBe('report');
+        (read as Order).status = 'PAID';
+        expect((await store.getOrder(order.orderId))?.status).toBe('PENDING');
+        expect(await store.getOrder('ord_unknown')).toBeUndefined();
+        expect(await store.getPayment('pk_unknown')).toBeUndefined();
+      });
+
+      it('a payment only for a PENDING order; confirm approves it in one step with its ledger transaction and event', async () => {
+        const store = await make(ROOMY);
+        expect((await store.createPayment(aPayment(anOrder()))).kind).toBe('order_not_found');
+        const { order, payment } = await paid(store);
+        expect([order.status, order.paymentKey, payment.status, payment.approvedAt]).toEqual(['PAID', payment.paymentKey, 'APPROVED', T0]);
+        expect(await store.createPayment(aPayment(order))).toEqual({ kind: 'order_state', order });
+        const pending = await store.pendingOutbox(10);
+        expect(pending.map((e) => [e.eventType, e.aggregate, e.sequence, e.status])).toEqual([['payment.approved', `payment:${payment.paymentKey}`, 1, 'PENDING']]);
+        expect((await store.ledger(order.orderId)).map((tx) => [tx.kind, tx.entries.map((e) => `${e.direction} ${e.account} ${e.amount} ${e.unit}`)])).toEqual([
+          ['PAYMENT_APPROVED', ['DEBIT CUSTOMER_PAYMENTS 1000 KRW', 'CREDIT MERCHANT_BALANCE 1000 KRW']],
+        ]);
+        await consistent(store);
+      });
+
+      it('confirm refuses, changing nothing: other order, other amount, decided already, order not PENDING', async () => {
+        const store = await make(ROOMY);
+        const order = anOrder();
+        await store.createOrder(order);
+        const a = aPayment(order);
+        const b = aPayment(order);
+        await store.createPayment(a);
+        await store.createPayment(b);
+        expect((await store.confirmPayment({ paymentKey: a.paymentKey, orderId: 'ord_other', amount: 1000, decision: APPROVE }, stamp())).kind).toBe('order_mismatch');
+        expect((await store.confirmPayment({ paymentKey: a.paymentKey, orderId: order.orderId, amount: 999, decision: APPROVE }, stamp())).kind).toBe('amount_mismatch');
+        expect((await store.confirmPayment({ paymentKey: 'pk_x', orderId: order.orderId, amount: 1000, decision: APPROVE }, stamp())).kind).toBe('not_found');
+        expect(await store.pendingOutbox(10)).toEqual([]);
+        const failed = await store.confirmPayment({ paymentKey: a.paymentKey, orderId: order.orderId, amount: 1000, decision: { status: 'FAILED', failureCode: 'DECLINE_2', decidedBy: 'card' } }, stamp());
+        expect(failed).toMatchObject({ kind: 'failed', payment: { status: 'FAILED', failureCode: 'DECLINE_2' }, order: { status: 'PENDING' } });
+        expect((await store.confirmPayment({ paymentKey: a.paymentKey, orderId: order.orderId, amount: 1000, decision: APPROVE }, stamp())).kind).toBe('already_processed');
+        expect((await store.confirmPayment({ paymentKey: b.paymentKey, orderId: order.orderId, amount: 1000, decision: APPROVE }, stamp())).kind).toBe('approved');
+        const c = aPayment(order);
+        expect((await store.createPayment(c)).kind).toBe('order_state');
+        expect((await store.pendingOutbox(10)).map((e) => e.eventType)).toEqual(['payment.failed', 'payment.approved']);
+        await consistent(store);
+      });
+
+      it('of 200 concurrent confirms of one order’s payments exactly one approves', async () => {
+        const store = await make(ROOMY);
+        const order = anOrder();
+        await store.createOrder(order);
+        const payments = Array.from({ length: 200 }, () => aPayment(order));
+        for (const p of payments) await store.createPayment(p);
+        const results = await concurrently(200, (i) => store.confirmPayment({ paymentKey: (payments[i] as Payment).paymentKey, orderId: order.orderId, amount: 1000, decision: APPROVE }, stamp()));
+        expect(tally(results)).toEqual({ approved: 1, order_state: 199 });
+        expect(reconcile(await store.snapshot()).duplicateCharges).toBe(0);
+      });
+
+      it('cancel: PENDING → CANCELLED; PAID → CANCELLED with its payment refunded; never twice', async () => {
+        const store = await make(ROOMY);
+        const order = anOrder();
+        await store.createOrder(order);
+        expect(await store.cancelOrder(order.orderId, 'r', stamp())).toMatchObject({ kind: 'cancelled', order: { status: 'CANCELLED', cancelReason: 'r' }, payment: null });
+        expect((await store.cancelOrder(order.orderId, null, stamp())).kind).toBe('order_state');
+        const { order: p } = await paid(store);
+        expect(await store.cancelOrder(p.orderId, null, stamp())).toMatchObject({ kind: 'cancelled', payment: { status: 'CANCELLED' } });
+        expect((await store.cancelOrder('ord_x', null, stamp())).kind).toBe('not_found');
+        expect((await store.pendingOutbox(10)).map((e) => e.eventType)).toEqual(['order.cancelled', 'payment.approved', 'order.cancelled']);
+        await consistent(store);
+      });
+
+      it('lists orders newest first, by user and status, with cursors', async () => {
+        const store = await make(ROOMY);
+        const a = anOrder();
+        const b = anOrder({ userId: 'user_2' });
+        const c = anOrder();
+        for (const o of [a, b, c]) await store.createOrder(o);
+        expect(await store.listOrders({ limit: 10 })).toEqual({ data: [c, b, a], nextCursor: null });
+        expect(await store.listOrders({ limit: 1, userId: 'user_1' })).toEqual({ data: [c], nextCursor: c.orderId });
+        expect(await store.listOrders({ limit: 1, userId: 'user_1', cursor: c.orderId })).toEqual({ data: [a], nextCursor: null });
+        expect(await store.listOrders({ limit: 10, status: 'PAID' })).toEqual({ data: [], nextCursor: null });
+        expect(await store.listOrders({ limit: 10, userId: 'nobody' })).toEqual({ data: [], nextCursor: null });
+      });
+    });
+
+    describe('credits', () => {
+      it('charge adds a CREDIT_CHARGE order’s credits once and completes it', async () => {
+        const store = await make(ROOMY);
+        const { order } = await paid(store, { metadata: { kind: 'CREDIT_CHARGE', credits: 50 } });
+        const charged = await store.chargeCredits('user_1', order.orderId, stamp());
+        expect(charged).toMatchObject({ kind: 'charged', balance: 50, order: { status: 'COMPLETED', chargedCredits: 50 }, transaction: { type: 'CHARGE', amount: 50, balanceAfter: 50 } });
+        expect((await store.chargeCredits('user_1', order.orderId, stamp())).kind).toBe('already_charged');
+        expect((await store.chargeCredits('user_2', order.orderId, stamp())).kind).toBe('not_found');
+        const plain = await paid(store);
+        expect((await store.chargeCredits('user_1', plain.order.orderId, stamp())).kind).toBe('not_charge_order');
+        const unpaid = anOrder({ metadata: { kind: 'CREDIT_CHARGE' } });
+        await store.createOrder(unpaid);
+        expect((await store.chargeCredits('user_1', unpaid.orderId, stamp())).kind).toBe('order_state');
+        expect(await store.balance('user_1')).toBe(50);
+        await consistent(store);
+      });
+
+      it('use never goes below zero and deducts once per usageId; refund restores once', async () => {
+        const store = await make(ROOMY);
+        await credited(store, 'user_1', 30);
+        const use = (usageId: string, amount: number) => store.useCredits({ userId: 'user_1', serviceId: 's', usageId, amount, creditUsageId: ids('cu') }, stamp());
+        expect(await use('u1', 31)).toEqual({ kind: 'insufficient', balance: 30, needed: 31 });
+        expect(await use('u1', 30)).toMatchObject({ kind: 'deducted', balance: 0, usage: { status: 'DEDUCTED', amount: 30 } });
+        expect((await use('u1', 1)).kind).toBe('duplicate');
+        expect(await store.refundCredits('user_1', 'u1', stamp())).toMatchObject({ kind: 'refunded', balance: 30, usage: { status: 'REFUNDED' } });
+        expect((await store.refundCredits('user_1', 'u1', stamp())).kind).toBe('already_refunded');
+        expect((await store.refundCredits('user_1', 'nope', stamp())).kind).toBe('not_found');
+        const txs = await store.transactions('user_1', { limit: 10 });
+        expect(txs.data.map((t) => [t.type, t.amount, t.balanceAfter])).toEqual([
+          ['REFUND', 30, 30],
+          ['USE', 30, 0],
+          ['CHARGE', 30, 30],
+        ]);
+        await consistent(store);
+      });
+
+      it('200 concurrent uses of one balance: never below zero; 200 with one usageId: once', async () => {
+        const store = await make(ROOMY);
+        await credited(store, 'user_1', 95);
+        const many = await concurrently(200, (i) => store.useCredits({ userId: 'user_1', serviceId: 's', usageId: `u${i}`, amount: 10, creditUsageId: ids('cu') }, stamp()));
+        expect(tally(many)).toEqual({ deducted: 9, insufficient: 191 });
+        expect(await store.balance('user_1')).toBe(5);
+        await credited(store, 'user_2', 100);
+        const one = await concurrently(200, () => store.useCredits({ userId: 'user_2', serviceId: 's', usageId: 'same', amount: 10, creditUsageId: ids('cu') }, stamp()));
+        expect(tally(one)).toEqual({ deducted: 1, duplicate: 199 });
+        expect(await store.balance('user_2')).toBe(90);
+        await consistent(store);
+      });
+    });
+
+    describe('sagas', () => {
+      it('start records the event and the saga in one step; a repeat is a duplicate, another body a conflict, the usage taken', async () => {
+        const store = await make(ROOMY);
+        const saga = aSaga();
+        expect(await store.startSaga(saga, inbound(saga))).toEqual({ kind: 'started', saga });
+        expect(await store.startSaga({ ...saga, sagaId: ids('saga') }, inbound(saga))).toEqual({ kind: 'duplicate', event: { ...inbound(saga), sagaId: saga.sagaId }, saga });
+        expect((await store.startSaga(saga, inbound(saga, 'other'))).kind).toBe('conflict');
+        const twin = aSaga({ usageId: saga.usageId });
+        expect(await store.startSaga(twin, inbound(twin))).toEqual({ kind: 'usage_taken', saga });
+        expect(await store.sagaOfUsage('user_1', saga.usageId)).toEqual(saga);
+        expect(await store.inboundEvent(saga.eventId)).toEqual({ ...inbound(saga), sagaId: saga.sagaId });
+      });
+
+      it('steps run once each, in order; a failed forward step compensates; compensations in reverse order end COMPENSATED', async () => {
+        const store = await make(ROOMY);
+        await credited(store, 'user_1', 5);
+        const { order } = await paid(store);
+        const saga = aSaga({ orderId: order.orderId, credits: 10, plan: ['ORDER_RESERVED', 'CREDITS_DEDUCTED'] });
+        await store.startSaga(saga, inbound(saga));
+        expect((await store.runSagaStep(saga.sagaId, 'CREDITS_DEDUCTED', stamp(), ids('cu'))).kind).toBe('refused');
+        expect((await store.runSagaStep(saga.sagaId, 'PAYMENT_CANCELLED', stamp(), ids('cu'))).kind).toBe('refused');
+        expect(await store.runSagaStep(saga.sagaId, 'ORDER_RESERVED', stamp(), ids('cu'))).toMatchObject({ kind: 'done', saga: { status: 'RUNNING' } });
+        expect((await store.runSagaStep(saga.sagaId, 'ORDER_RESERVED', stamp(), ids('cu'))).kind).toBe('already');
+        expect((await store.getOrder(order.orderId))?.sagaId).toBe(saga.sagaId);
+        expect(await store.runSagaStep(saga.sagaId, 'CREDITS_DEDUCTED', stamp(), ids('cu'))).toMatchObject({ kind: 'failed', reason: 'PAY_001', saga: { status: 'COMPENSATING', failureReason: 'PAY_001' } });
+        expect((await store.runSagaStep(saga.sagaId, 'ORDER_CANCELLED', stamp(), ids('cu'))).kind).toBe('refused');
+        for (const step of ['CREDITS_RESTORED', 'PAYMENT_CANCELLED', 'ORDER_CANCELLED'] as const) expect((await store.runSagaStep(saga.sagaId, step, stamp(), ids('cu'))).kind).toBe('done');
+        const done = await store.getSaga(saga.sagaId);
+        expect([done?.status, done?.steps.map((s) => `${s.step} ${s.status}`)]).toEqual([
+          'COMPENSATED',
+          ['ORDER_RESERVED SUCCEEDED', 'CREDITS_DEDUCTED FAILED', 'CREDITS_RESTORED SKIPPED', 'PAYMENT_CANCELLED SUCCEEDED', 'ORDER_CANCELLED SUCCEEDED'],
+        ]);
+        expect((await store.getOrder(order.orderId))?.status).toBe('CANCELLED');
+        expect((await store.runSagaStep('saga_x', 'ORDER_RESERVED', stamp(), ids('cu'))).kind).toBe('not_found');
+        await consistent(store);
+      });
+
+      it('resolve: COMPLETED completes the order in the same step; not before the steps are done; an ended saga is final', async () => {
+        const store = await make(ROOMY);
+        const { order, payment } = await paid(store);
+        const saga = aSaga({ orderId: order.orderId, credits: null, plan: ['ORDER_RESERVED'] });
+        await store.startSaga(saga, inbound(saga));
+        const end = { ...inbound(saga, 'f2', 'service.usage.completed'), eventId: 'end-1' };
+        expect((await store.resolveSaga(saga.sagaId, { to: 'COMPLETED' }, end, stamp())).kind).toBe('busy');
+        await store.runSagaStep(saga.sagaId, 'ORDER_RESERVED', stamp(), ids('cu'));
+        expect(await store.resolveSaga(saga.sagaId, { to: 'COMPLETED' }, end, stamp())).toMatchObject({ kind: 'resolved', saga: { status: 'COMPLETED' } });
+        expect((await store.resolveSaga(saga.sagaId, { to: 'COMPLETED' }, end, stamp())).kind).toBe('duplicate');
+        expect((await store.resolveSaga(saga.sagaId, { to: 'COMPENSATING', reason: 'timeout' }, null, stamp())).kind).toBe('final');
+        expect([(await store.getOrder(order.orderId))?.status, (await store.getPayment(payment.paymentKey))?.status]).toEqual(['COMPLETED', 'CONFIRMED']);
+        expect((await store.pendingOutbox(10)).map((e) => e.eventType)).toEqual(['payment.approved', 'order.completed']);
+        await consistent(store);
+      });
+    });
+
+    describe('outbox', () => {
+      it('pending in write order; marked published once; listed newest first with cursors; stats', async () => {
+        const store = await make(ROOMY);
+        await credited(store, 'user_1', 10);
+        const pending = await store.pendingOutbox(10);
+        expect(pending.map((e) => e.sequence)).toEqual([1, 2, 3]);
+        expect(await store.outboxStats()).toEqual({ pending: 3, oldestPendingAt: T0, published: 0 });
+        expect(await store.markPublished([(pending[1] as { eventId: string }).eventId], T0 + 5)).toBe(1);
+        expect(await store.markPublished([(pending[1] as { eventId: string }).eventId], T0 + 6)).toBe(0);
+        expect((await store.pendingOutbox(10)).map((e) => e.sequence)).toEqual([1, 3]);
+        expect((await store.listOutbox({ limit: 10, status: 'PUBLISHED' })).data.map((e) => [e.sequence, e.publishedAt])).toEqual([[2, T0 + 5]]);
+        const first = await store.listOutbox({ limit: 2 });
+        expect([first.data.map((e) => e.sequence), first.nextCursor]).toEqual([[3, 2], (first.data[1] as { eventId: string }).eventId]);
+        expect((await store.listOutbox({ limit: 2, cursor: first.nextCursor as string })).data.map((e) => e.sequence)).toEqual([1]);
+      });
+    });
+
+    describe('bounds', () => {
+      it('the outbox keeps at most the bound of events: the oldest published go; pending ones never do', async () => {
+        const store = await make({ ttlMs: DAY, maxRecords: 4 });
+        await credited(store, 'user_1', 10);
+        await store.markPublished((await store.pendingOutbox(10)).map((e) => e.eventId), T0);
+        for (const usageId of ['u1', 'u2']) {
+          await store.useCredits({ userId: 'user_1', serviceId: 's', usageId, amount: 1, creditUsageId: ids('cu') }, stamp());
+          await store.refundCredits('user_1', usageId, stamp());
+        }
+        const all = (await store.listOutbox({ limit: 100 })).data;
+        expect(all.map((e) => [e.sequence, e.status])).toEqual([
+          [7, 'PENDING'],
+          [6, 'PENDING'],
+          [5, 'PENDING'],
+          [4, 'PENDING'],
+        ]);
+        expect((await store.outboxStats()).pending).toBe(4);
+        await consistent(store);
+      });
+
+      it('finished orders go after the TTL with their payments (the ledger still reconciles); open ones never; full when only open ones are left', async () => {
+        const store = await make({ ttlMs: DAY, maxRecords: 2 });
+        const { order } = await paid(store);
+        await store.cancelOrder(order.orderId, null, stamp());
+        const open = anOrder();
+        await store.createOrder(open);
+        // Room is made by evicting the cancelled order.
+        expect((await store.createOrder(anOrder())).kind).toBe('created');
+        expect(await store.getOrder(order.orderId)).toBeUndefined();
+        expect((await store.createOrder(anOrder())).kind).toBe('full');
+        expect(await store.getOrder(open.orderId)).toBeDefined();
+        await consistent(store);
+        const swept = await make({ ttlMs: DAY, maxRecords: 100 });
+        const p = await paid(swept, { metadata: { kind: 'CREDIT_CHARGE', credits: 5 } });
+        await swept.chargeCredits('user_1', p.order.orderId, stamp());
+        await swept.markPublished((await swept.pendingOutbox(10)).map((e) => e.eventId), T0);
+        expect(await swept.sweep(T0 + DAY - 1)).toBe(0);
+        expect(await swept.sweep(T0 + DAY)).toBeGreaterThan(0);
+        expect(await swept.getOrder(p.order.orderId)).toBeUndefined();
+        expect(await swept.balance('user_1')).toBe(5);
+        expect((await swept.outboxStats()).published).toBe(0);
+        await consistent(swept);
+      });
+    });
+  });
+}
+
+export type FluxPaySubscriptionStoreFactory = (options: { maxSubscriptions: number }) => Promise<FluxPaySubscriptionStore> | FluxPaySubscriptionStore;
+
+/** The FluxPaySubscriptionStore port's contract. */
+export function fluxPaySubscriptionStoreContract(name: string, make: FluxPaySubscriptionStoreFactory): void {
+  describe(`FluxPaySubscriptionStore contract: ${name}`, () => {
+    it('adds in order up to the bound; gets, lists and removes copies', async () => {
+      const store = await make({ maxSubscriptions: 2 });
+      const a = { subscriptionId: ids('sub'), url: 'http://127.0.0.1:1/a', events: ['credit.charged'], createdAt: T0 };
+      const b = { subscriptionId: ids('sub'), url: 'http://127.0.0.1:1/b', events: [], createdAt: T0 };
+      expect(await store.add(a)).toEqual({ kind: 'created', record: a });
+      expect(await store.add(b)).toEqual({ kind: 'created', record: b });
+      expect(await store.add({ ...b, subscriptionId: ids('sub') })).toEqual({ kind: 'full' });
+      expect(await store.list()).toEqual([a, b]);
+      expect(await store.get(a.subscriptionId)).toEqual(a);
+      expect(await store.remove(a.subscriptionId)).toBe(true);
+      expect(await store.remove(a.subscriptionId)).toBe(false);
+      expect(await store.list()).toEqual([b]);
+    });
+  });
+}

@@ -1,0 +1,218 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { ULID } from '../helpers/app.ts';
+import { balanceOf, chargeCredits, errorOf, fluxpayApps, fpError, fpGet, paidOrder, postEvent, reconciliation, resultOf, usageEvent, type Json } from '../helpers/fluxpay.ts';
+
+/**
+ * The usage saga (issue 11 "The usage saga"), black-box: `POST /api/v1/events` with document
+ * 002's `service.usage.*` events, the saga's record (`GET /api/v1/sagas/{id}`), and the orders,
+ * payments and balances it leaves. Happy path, failure path, timeout on the injected clock, a
+ * forward step that cannot run, duplicates. The random-flow property test is in
+ * fluxpay-property.test.ts.
+ */
+
+const T0 = Date.UTC(2026, 0, 15, 12, 0, 0);
+const at = (ms = 0) => new Date(T0 + ms).toISOString();
+const TIMEOUT_MS = 5000;
+
+const { app, closeAll } = fluxpayApps({ FLUXPAY_USAGE_TIMEOUT_MS: String(TIMEOUT_MS) });
+afterEach(closeAll);
+
+const step = (name: string, kind: string, status: string, reason: string | null = null, ms = 0) => ({ step: name, kind, status, at: at(ms), reason });
+
+describe('service.usage.requested → completed', () => {
+  it('with a paid order: the order is held, then COMPLETED with its payment CONFIRMED; the saga COMPLETED', async () => {
+    const t = await app();
+    const { order, payment } = await paidOrder(t);
+    const requested = usageEvent('requested', { userId: 'user_1', usageId: 'use-1', orderId: order.orderId });
+    const res = resultOf(await postEvent(t, requested));
+    const sagaId = res.saga.sagaId as string;
+    expect(res).toEqual({
+      eventId: requested.eventId,
+      type: 'service.usage.requested',
+      duplicate: false,
+      saga: {
+        sagaId: expect.stringMatching(new RegExp(`^saga_${ULID}$`)),
+        eventId: requested.eventId,
+        userId: 'user_1',
+        serviceId: 'ai-writer',
+        usageId: 'use-1',
+        orderId: order.orderId,
+        credits: null,
+        status: 'RUNNING',
+        failureReason: null,
+        steps: [step('ORDER_RESERVED', 'ACTION', 'SUCCEEDED')],
+        deadlineAt: at(TIMEOUT_MS),
+        createdAt: at(),
+        updatedAt: at(),
+        completedAt: null,
+      },
+    });
+    expect(resultOf(await fpGet(t, `/api/v1/orders/${order.orderId}`))).toEqual({ ...order, sagaId });
+    // Held by the saga: it cannot be cancelled by hand meanwhile.
+    expect(errorOf(await t.app.inject({ method: 'POST', url: `/api/v1/orders/${order.orderId}/cancel` }))).toEqual([
+      409,
+      fpError('PAY_004', `Order ${order.orderId} is held by usage saga ${sagaId}; it is cancelled only if that usage fails.`),
+    ]);
+
+    await t.clock.advance(1000);
+    const completed = usageEvent('completed', { userId: 'user_1', usageId: 'use-1' });
+    const done = resultOf(await postEvent(t, completed));
+    expect(done).toEqual({
+      eventId: completed.eventId,
+      type: 'service.usage.completed',
+      duplicate: false,
+      saga: { ...res.saga, status: 'COMPLETED', steps: [step('ORDER_RESERVED', 'ACTION', 'SUCCEEDED'), step('ORDER_COMPLETED', 'ACTION', 'SUCCEEDED', null, 1000)], updatedAt: at(1000), completedAt: at(1000) },
+    });
+    expect(resultOf(await fpGet(t, `/api/v1/sagas/${sagaId}`))).toEqual(done.saga);
+    expect(resultOf(await fpGet(t, `/api/v1/orders/${order.orderId}`))).toEqual({ ...order, sagaId, status: 'COMPLETED', completedAt: at(1000), updatedAt: at(1000) });
+    expect(resultOf(await fpGet(t, `/api/v1/payments/${payment.paymentKey}`))).toEqual({ ...payment, status: 'CONFIRMED', confirmedAt: at(1000), updatedAt: at(1000) });
+    // The deadline passes: nothing happens to a completed saga.
+    await t.clock.advance(TIMEOUT_MS);
+    expect(resultOf(await fpGet(t, `/api/v1/sagas/${sagaId}`))).toEqual(done.saga);
+    expect((await reconciliation(t)).mismatches).toEqual([]);
+  });
+
+  it('with credits: deducted at the start, kept on completion', async () => {
+    const t = await app();
+    await chargeCredits(t, 'user_1', 100);
+    const res = resultOf(await postEvent(t, usageEvent('requested', { userId: 'user_1', usageId: 'use-1', credits: 30 })));
+    expect(res.saga).toMatchObject({ credits: 30, status: 'RUNNING', steps: [step('CREDITS_DEDUCTED', 'ACTION', 'SUCCEEDED')] });
+    expect(await balanceOf(t, 'user_1')).toBe(70);
+    expect(resultOf(await postEvent(t, usageEvent('completed', { userId: 'user_1', usageId: 'use-1' }))).saga.status).toBe('COMPLETED');
+    expect(await balanceOf(t, 'user_1')).toBe(70);
+    // Without `credits` or an order the service's price applies (ai-writer: 10).
+    expect(resultOf(await postEvent(t, usageEvent('requested', { userId: 'user_1', usageId: 'use-2' }))).saga).toMatchObject({ credits: 10, orderId: null });
+    expect(await balanceOf(t, 'user_1')).toBe(60);
+    expect((await reconciliation(t)).mismatches).toEqual([]);
+  });
+});
+
+describe('compensation', () => {
+  it('service.usage.failed: credits restored, payment cancelled (refunded), order CANCELLED, in reverse order; saga COMPENSATED', async () => {
+    const t = await app();
+    await chargeCredits(t, 'user_1', 100);
+    const { order, payment } = await paidOrder(t);
+    const started = resultOf(await postEvent(t, usageEvent('requested', { userId: 'user_1', usageId: 'use-1', orderId: order.orderId, credits: 40 })));
+    expect(started.saga.steps).toEqual([step('ORDER_RESERVED', 'ACTION', 'SUCCEEDED'), step('CREDITS_DEDUCTED', 'ACTION', 'SUCCEEDED')]);
+    expect(await balanceOf(t, 'user_1')).toBe(60);
+    await t.clock.advance(250);
+    const failed = resultOf(await postEvent(t, usageEvent('failed', { userId: 'user_1', usageId: 'use-1' })));
+    expect(failed.saga).toEqual({
+      ...started.saga,
+      status: 'COMPENSATED',
+      failureReason: 'service.usage.failed',
+      steps: [
+        step('ORDER_RESERVED', 'ACTION', 'SUCCEEDED'),
+        step('CREDITS_DEDUCTED', 'ACTION', 'SUCCEEDED'),
+        step('CREDITS_RESTORED', 'COMPENSATION', 'SUCCEEDED', null, 250),
+        step('PAYMENT_CANCELLED', 'COMPENSATION', 'SUCCEEDED', null, 250),
+        step('ORDER_CANCELLED', 'COMPENSATION', 'SUCCEEDED', null, 250),
+      ],
+      updatedAt: at(250),
+      completedAt: at(250),
+    });
+    expect(await balanceOf(t, 'user_1')).toBe(100);
+    const sagaId = started.saga.sagaId;
+    expect(resultOf(await fpGet(t, `/api/v1/orders/${order.orderId}`))).toEqual({
+      ...order,
+      sagaId,
+      status: 'CANCELLED',
+      cancelReason: 'usage use-1 failed: service.usage.failed',
+      cancelledAt: at(250),
+      updatedAt: at(250),
+    });
+    expect(resultOf(await fpGet(t, `/api/v1/payments/${payment.paymentKey}`))).toEqual({ ...payment, status: 'CANCELLED', cancelledAt: at(250), updatedAt: at(250) });
+    // A completion after the compensation changes nothing.
+    const late = resultOf(await postEvent(t, usageEvent('completed', { userId: 'user_1', usageId: 'use-1' })));
+    expect([late.duplicate, late.saga]).toEqual([false, failed.saga]);
+    const report = await reconciliation(t);
+    expect([report.consistent, report.sagas, report.orders.CANCELLED, report.payments.CANCELLED]).toEqual([true, { total: 1, running: 0, completed: 0, compensating: 0, compensated: 1 }, 1, 1]);
+  });
+
+  it('no completion within FLUXPAY_USAGE_TIMEOUT_MS: compensated by the timeout, on the injected clock', async () => {
+    const t = await app();
+    await chargeCredits(t, 'user_1', 50);
+    const { order } = await paidOrder(t);
+    const started = resultOf(await postEvent(t, usageEvent('requested', { userId: 'user_1', usageId: 'use-1', orderId: order.orderId, credits: 50 })));
+    expect(await balanceOf(t, 'user_1')).toBe(0);
+    await t.clock.advance(TIMEOUT_MS - 1);
+    expect(resultOf(await fpGet(t, `/api/v1/sagas/${started.saga.sagaId}`)).status).toBe('RUNNING');
+    await t.clock.advance(1);
+    const saga = resultOf(await fpGet(t, `/api/v1/sagas/${started.saga.sagaId}`));
+    expect([saga.status, saga.failureReason, saga.completedAt, saga.steps.map((s: Json) => `${s.step}:${s.status}@${s.at}`)]).toEqual([
+      'COMPENSATED',
+      'timeout',
+      at(TIMEOUT_MS),
+      [`ORDER_RESERVED:SUCCEEDED@${at()}`, `CREDITS_DEDUCTED:SUCCEEDED@${at()}`, `CREDITS_RESTORED:SUCCEEDED@${at(TIMEOUT_MS)}`, `PAYMENT_CANCELLED:SUCCEEDED@${at(TIMEOUT_MS)}`, `ORDER_CANCELLED:SUCCEEDED@${at(TIMEOUT_MS)}`],
+    ]);
+    expect(await balanceOf(t, 'user_1')).toBe(50);
+    expect(resultOf(await fpGet(t, `/api/v1/orders/${order.orderId}`)).status).toBe('CANCELLED');
+    expect((await reconciliation(t)).mismatches).toEqual([]);
+  });
+
+  it('a forward step that cannot run (PAY_001, PAY_004) compensates at once; what was not done is SKIPPED', async () => {
+    const t = await app();
+    await chargeCredits(t, 'user_1', 5);
+    const { order } = await paidOrder(t);
+    const short = resultOf(await postEvent(t, usageEvent('requested', { userId: 'user_1', usageId: 'use-1', orderId: order.orderId, credits: 6 })));
+    expect([short.saga.status, short.saga.failureReason, short.saga.steps]).toEqual([
+      'COMPENSATED',
+      'PAY_001',
+      [
+        step('ORDER_RESERVED', 'ACTION', 'SUCCEEDED'),
+        step('CREDITS_DEDUCTED', 'ACTION', 'FAILED', 'PAY_001'),
+        step('CREDITS_RESTORED', 'COMPENSATION', 'SKIPPED', 'nothing deducted'),
+        step('PAYMENT_CANCELLED', 'COMPENSATION', 'SUCCEEDED'),
+        step('ORDER_CANCELLED', 'COMPENSATION', 'SUCCEEDED'),
+      ],
+    ]);
+    expect(await balanceOf(t, 'user_1')).toBe(5);
+    // The order is CANCELLED now: a usage that wants it fails at its first step.
+    const cancelled = resultOf(await postEvent(t, usageEvent('requested', { userId: 'user_1', usageId: 'use-2', orderId: order.orderId })));
+    expect([cancelled.saga.status, cancelled.saga.failureReason, cancelled.saga.steps.map((s: Json) => `${s.step}:${s.status}`)]).toEqual([
+      'COMPENSATED',
+      'PAY_004',
+      ['ORDER_RESERVED:FAILED', 'CREDITS_RESTORED:SKIPPED', 'PAYMENT_CANCELLED:SKIPPED', 'ORDER_CANCELLED:SKIPPED'],
+    ]);
+    // Another user's order is not found for this user.
+    const other = await paidOrder(t, { userId: 'user_2' });
+    const foreign = resultOf(await postEvent(t, usageEvent('requested', { userId: 'user_1', usageId: 'use-3', orderId: other.order.orderId })));
+    expect([foreign.saga.failureReason, resultOf(await fpGet(t, `/api/v1/orders/${other.order.orderId}`)).status]).toEqual(['COMMON_404', 'PAID']);
+    expect((await reconciliation(t)).mismatches).toEqual([]);
+  });
+});
+
+describe('events', () => {
+  it('de-duplicated by eventId: a repeat does nothing and says so; the same eventId with another body is PAY_003', async () => {
+    const t = await app();
+    await chargeCredits(t, 'user_1', 100);
+    const requested = usageEvent('requested', { userId: 'user_1', usageId: 'use-1', credits: 10 });
+    const first = resultOf(await postEvent(t, requested));
+    const again = resultOf(await postEvent(t, requested));
+    expect(again).toEqual({ ...first, duplicate: true });
+    expect(await balanceOf(t, 'user_1')).toBe(90);
+    expect(errorOf(await postEvent(t, { ...requested, credits: 20 }))).toEqual([409, fpError('PAY_003', `Event ${requested.eventId} was already received with another body (service.usage.requested).`)]);
+    // Another event for a usage that already has a saga.
+    expect(errorOf(await postEvent(t, { ...requested, eventId: 'evt-other' }))).toEqual([409, fpError('PAY_003', `Usage use-1 of user user_1 already has saga ${first.saga.sagaId}.`)]);
+    const completed = usageEvent('completed', { userId: 'user_1', usageId: 'use-1' });
+    const done = resultOf(await postEvent(t, completed));
+    expect(resultOf(await postEvent(t, completed))).toEqual({ ...done, duplicate: true });
+    expect(await balanceOf(t, 'user_1')).toBe(90);
+  });
+
+  it('the end of an unknown usage is COMMON_404 (and is not recorded); an unknown saga is COMMON_404; bad events are COMMON_400', async () => {
+    const t = await app();
+    const completed = usageEvent('completed', { userId: 'user_1', usageId: 'nope' });
+    expect(errorOf(await postEvent(t, completed))).toEqual([404, fpError('COMMON_404', 'Usage saga of user user_1 nope was not found.')]);
+    expect(errorOf(await postEvent(t, completed))[0]).toBe(404);
+    expect(errorOf(await fpGet(t, '/api/v1/sagas/saga_01KBA7Q4C2N5R8V1X4Z7B0D3FG'))).toEqual([404, fpError('COMMON_404', 'Saga saga_01KBA7Q4C2N5R8V1X4Z7B0D3FG was not found.')]);
+    expect(errorOf(await postEvent(t, { ...completed, type: 'service.usage.started' }))[1].result.errors).toEqual([
+      { field: 'type', reason: 'must be one of service.usage.requested, service.usage.completed, service.usage.failed' },
+    ]);
+    expect(errorOf(await postEvent(t, usageEvent('requested', { userId: 'user_1', usageId: 'u', serviceId: 'unpriced' })))).toEqual([
+      400,
+      fpError('COMMON_400', 'serviceId: unpriced has no price in the billing policy; send amount', { errors: [{ field: 'serviceId', reason: 'unpriced has no price in the billing policy; send amount' }] }),
+    ]);
+    expect((await reconciliation(t)).sagas.total).toBe(0);
+  });
+});
