@@ -1,5 +1,6 @@
 import Fastify from 'fastify';
 import { CreateIntentBody, CreateIntentResponse } from '../src/dialects/native/schemas.ts';
+import { PATTERN_DESCRIPTION } from '../src/http/validation.ts';
 import { isHttpUrl } from '../src/http/validators.ts';
 
 /**
@@ -15,8 +16,9 @@ import { isHttpUrl } from '../src/http/validators.ts';
 const BODY = { payment_intent_id: 'pay_01JBENCH000000000000000000', status: 'PENDING', next: 'poll' } as const;
 if (!/^pay_[0-9A-HJKMNP-TV-Z]{26}$/.test(BODY.payment_intent_id)) throw new Error('the constant intent id is not a pay_<ULID>');
 
-// The schema's own format (webhook_url), so the route validates what the service's does.
-const app = Fastify({ logger: false, ajv: { customOptions: { formats: { 'http-url': isHttpUrl } } } });
+// The schema's own format (webhook_url), so the route validates what the service's does, and its
+// annotation keyword (no validation of its own), which Ajv's strict mode would otherwise refuse.
+const app = Fastify({ logger: false, ajv: { customOptions: { formats: { 'http-url': isHttpUrl }, keywords: [PATTERN_DESCRIPTION] } } });
 
 app.post('/v1/sim/intent', { schema: { body: CreateIntentBody, response: { 200: CreateIntentResponse } } }, async () => BODY);
 // Only so bench.ts can wait for both targets the same way.

@@ -1,5 +1,4 @@
 import { randomFillSync } from 'node:crypto';
-import { monotonicFactory } from 'ulid';
 import type { Clock } from './clock.ts';
 
 export type IdPrefix = 'pay' | 'bk' | 'evt' | 'whd' | 'led' | 'tx' | 'ord' | 'pk' | 'cu' | 'saga' | 'sub' | 'whs' | 'wrt' | 'adm';
@@ -11,24 +10,72 @@ export type IdFactory = (prefix: IdPrefix) => string;
  * ids of one prefix sort in creation order; the stores rely on that for cursors.
  */
 export function createIdFactory(clock: Clock): IdFactory {
-  const ulid = monotonicFactory(pooledRandom());
+  const ulid = monotonicUlid();
   return (prefix) => `${prefix}_${ulid(clock.now())}`;
 }
 
-const POOL_WORDS = 4096;
+/** Crockford's base 32, the ULID alphabet. */
+const ENCODING = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+const TIME_LENGTH = 10;
+const RANDOM_LENGTH = 16;
+/** The largest time a ULID holds: 48 bits of milliseconds. */
+const TIME_MAX = 2 ** 48 - 1;
+const POOL_BYTES = 16_384;
 
 /**
- * Cryptographic randomness drawn from a pooled buffer: ulid asks for one random number per
- * character, and a system call per character was a measurable share of a request's time.
+ * A monotonic ULID generator (https://github.com/ulid/spec): 10 characters of time (milliseconds,
+ * from `seedTime`, or `Date.now()` when it is 0 or missing), then 16 random characters. Within
+ * one millisecond, or when the time goes back, the previous ULID's random part is incremented
+ * instead (with the previous time), so ULIDs always sort in the order they were made.
+ * Randomness is cryptographic, drawn from a pooled buffer (one draw fills thousands of
+ * characters), and a time's characters are encoded once, not once per ULID.
  */
-function pooledRandom(): () => number {
-  const pool = new Uint32Array(POOL_WORDS);
-  let next = POOL_WORDS;
-  return () => {
-    if (next === POOL_WORDS) {
-      randomFillSync(pool);
-      next = 0;
+export function monotonicUlid(): (seedTime?: number) => string {
+  const pool = new Uint8Array(POOL_BYTES);
+  let next = POOL_BYTES;
+  // The ULID's character codes: the time's, then the random part's (as base-32 digits until encoded).
+  const codes: number[] = Array.from({ length: TIME_LENGTH + RANDOM_LENGTH }, () => 0);
+  const random = new Uint8Array(RANDOM_LENGTH);
+  let lastTime = 0;
+  return (seedTime) => {
+    const seed = seedTime === undefined || seedTime === 0 || Number.isNaN(seedTime) ? Date.now() : seedTime;
+    if (seed <= lastTime) {
+      increment(random);
+    } else {
+      encodeTime(seed, codes);
+      lastTime = seed;
+      if (next + RANDOM_LENGTH > POOL_BYTES) {
+        randomFillSync(pool);
+        next = 0;
+      }
+      // 256 is a multiple of 32: the low 5 bits of a random byte are a uniform base-32 digit.
+      for (let i = 0; i < RANDOM_LENGTH; i++) random[i] = (pool[next++] as number) & 31;
     }
-    return (pool[next++] as number) / 0x1_0000_0000;
+    for (let i = 0; i < RANDOM_LENGTH; i++) codes[TIME_LENGTH + i] = ENCODING.charCodeAt(random[i] as number);
+    // One flat string (ids are kept by the million): not a chain of concatenations.
+    return String.fromCharCode(...codes);
   };
+}
+
+/** Writes the 10 character codes of `time` (milliseconds) into `codes`. */
+function encodeTime(time: number, codes: number[]): void {
+  if (!Number.isInteger(time) || time < 0 || time > TIME_MAX) throw new RangeError(`a ULID's time must be an integer from 0 to ${TIME_MAX} (got ${time})`);
+  for (let i = TIME_LENGTH - 1; i >= 0; i--) {
+    const digit = time % 32;
+    codes[i] = ENCODING.charCodeAt(digit);
+    time = (time - digit) / 32;
+  }
+}
+
+/** Adds one to a base-32 number, most significant digit first. */
+function increment(digits: Uint8Array): void {
+  for (let i = digits.length - 1; i >= 0; i--) {
+    if ((digits[i] as number) < 31) {
+      digits[i] = (digits[i] as number) + 1;
+      return;
+    }
+    digits[i] = 0;
+  }
+  // 2^80 ULIDs in one millisecond: not on this machine.
+  throw new RangeError('the random part of the ULID cannot be incremented any further');
 }

@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { trace } from '@opentelemetry/api';
 import type { FastifyChildLoggerFactory } from 'fastify/types/logger.js';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
+import type { Bindings, ChildLoggerOptions } from 'pino';
 import fp from 'fastify-plugin';
 import { sendProblem } from '../../http/error-handler.ts';
 import type { ErrorShapes } from '../../http/error-shapes.ts';
@@ -43,8 +44,94 @@ export function childLoggerWithTraceId(tracing: boolean): FastifyChildLoggerFact
     // A generated request id is 122 random bits already: its hex digits are a fine new trace id (one random draw, not two).
     const traceId = traceIdFromHeader(raw.headers.traceparent) ?? (tracing ? undefined : (raw[GENERATED_ID]?.replaceAll('-', '') ?? newTraceId()));
     raw[TRACE_ID] = traceId;
-    return logger.child(traceId === undefined ? bindings : { ...bindings, trace_id: traceId }, options);
+    if (traceId !== undefined) bindings.trace_id = traceId;
+    // A route's own level or serializers: a real child at once (no route of this service has them).
+    if (options.level !== undefined || options.serializers !== undefined) return logger.child(bindings, options);
+    return new RequestLogger(logger, bindings);
   };
+}
+
+/**
+ * A request's logger, as pino's child of the app's logger with the request's bindings would be,
+ * except that the child is made only when a line is logged through it. Most requests log only
+ * their completion line, which `logRequestLine` writes through the app's logger with the same
+ * bindings as its first fields: the same line, without making (and serialising the bindings of) a
+ * child logger per request.
+ */
+class RequestLogger {
+  readonly parent: FastifyBaseLogger;
+  readonly bindings: Bindings;
+  #child: FastifyBaseLogger | undefined;
+
+  constructor(parent: FastifyBaseLogger, bindings: Bindings) {
+    this.parent = parent;
+    this.bindings = bindings;
+  }
+
+  /** The child logger, made on first use. */
+  get logger(): FastifyBaseLogger {
+    return (this.#child ??= this.parent.child(this.bindings));
+  }
+
+  /** Whether the child logger has been made (a line was logged through it, or it was asked for). */
+  get made(): boolean {
+    return this.#child !== undefined;
+  }
+
+  get level(): string {
+    return this.#child?.level ?? this.parent.level;
+  }
+
+  set level(level: string) {
+    this.logger.level = level;
+  }
+
+  child(bindings: Bindings, options?: ChildLoggerOptions): FastifyBaseLogger {
+    return this.logger.child(bindings, options);
+  }
+
+  // Methods, not fields: nothing is allocated per request for them.
+  fatal(...args: unknown[]): void {
+    logThrough(this.logger, 'fatal', args);
+  }
+
+  error(...args: unknown[]): void {
+    logThrough(this.logger, 'error', args);
+  }
+
+  warn(...args: unknown[]): void {
+    logThrough(this.logger, 'warn', args);
+  }
+
+  info(...args: unknown[]): void {
+    logThrough(this.logger, 'info', args);
+  }
+
+  debug(...args: unknown[]): void {
+    logThrough(this.logger, 'debug', args);
+  }
+
+  trace(...args: unknown[]): void {
+    logThrough(this.logger, 'trace', args);
+  }
+
+  silent(...args: unknown[]): void {
+    logThrough(this.logger, 'silent', args);
+  }
+}
+
+function logThrough(logger: FastifyBaseLogger, method: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent', args: unknown[]): void {
+  (logger[method] as (...a: unknown[]) => void).apply(logger, args);
+}
+
+/**
+ * A request's completion line (or any line of it) through its logger: through the app's logger
+ * with the request's bindings first when the request's child logger was never made, which
+ * writes the same line.
+ */
+export function logRequestLine(log: FastifyBaseLogger, fields: Record<string, unknown>, message: string): void {
+  if (log instanceof RequestLogger && !log.made) log.parent.info({ ...log.bindings, ...fields }, message);
+  else log.info(fields, message);
 }
 
 export function requestIdFrom(req: IncomingMessage): string {
@@ -101,7 +188,8 @@ export default fp<RequestContextOptions>(
     });
 
     app.addHook('onResponse', (request, reply, done) => {
-      request.log.info(
+      logRequestLine(
+        request.log,
         { method: request.method, url: request.url, route: request.routeOptions.url, status_code: reply.statusCode, duration_ms: Math.round(reply.elapsedTime * 100) / 100 },
         'request completed',
       );
