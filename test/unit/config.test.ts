@@ -76,6 +76,7 @@ describe('loadConfig defaults', () => {
         paymentTtlMs: 86_400_000,
         maxPayments: 100_000,
       },
+      console: { enabled: true, token: undefined },
     });
   });
 
@@ -160,6 +161,8 @@ describe('loadConfig values', () => {
       V2_EXTRA_SIGNATURE_SCHEMES: 'legacy, standard,legacy',
       V2_PAYMENT_TTL_MS: '600000',
       V2_PAYMENTS_MAX: '7',
+      CONSOLE_ENABLED: 'false',
+      CONSOLE_TOKEN: 'console-token-1',
     });
     expect(config).toEqual({
       port: 3000,
@@ -213,6 +216,7 @@ describe('loadConfig values', () => {
         paymentTtlMs: 600_000,
         maxPayments: 7,
       },
+      console: { enabled: false, token: 'console-token-1' },
     });
   });
 
@@ -328,6 +332,11 @@ describe('invalid configuration', () => {
 describe('webhook configuration rules', () => {
   it('rejects an unknown signature scheme naming the variable', () => {
     expect(() => loadConfig({ WEBHOOK_SIGNATURE_SCHEMES: 'standard,hmac' })).toThrow(/^Invalid configuration: WEBHOOK_SIGNATURE_SCHEMES must be a comma-separated list of standard, legacy, stripe \(got "standard,hmac"\)$/);
+  });
+
+  it('never echoes CONSOLE_TOKEN, and CONSOLE_ENABLED is true or false', () => {
+    expect(() => loadConfig({ CONSOLE_TOKEN: 'short' })).toThrow(/^Invalid configuration: CONSOLE_TOKEN must NOT have fewer than 8 characters$/);
+    expect(() => loadConfig({ CONSOLE_ENABLED: 'yes' })).toThrow('Invalid configuration: CONSOLE_ENABLED must be one of true, false (got "yes")');
   });
 
   it('never echoes WEBHOOK_SECRET_PREVIOUS', () => {
