@@ -104,7 +104,7 @@ export function webhookSeries(deliveries: readonly Delivery[], now: number): { s
 
 const W = 640;
 const H = 220;
-const PAD = { left: 48, right: 12, top: 12, bottom: 28 };
+const PAD = { left: 48, right: 12, top: 24, bottom: 28 };
 
 /** A nice upper bound for the y axis: 1, 2 or 5 times a power of ten. */
 export function niceMax(value: number): number {
@@ -144,7 +144,9 @@ export function lineChart(options: { id: string; title: string; unit: string; st
       } else current.push(`${current.length === 0 ? 'M' : 'L'}${x(i).toFixed(1)},${y(v).toFixed(1)}`);
     });
     if (current.length > 0) segments.push(current.join(' '));
-    return html`<path class="${s.cls}" d="${segments.join(' ') || 'M0,0'}" fill="none"><title>${s.name}</title></path>`;
+    // A dot on every point: a lone value between gaps is a point, not a line.
+    const dots = s.values.map((v, i) => (v === null ? '' : html`<circle class="${s.cls}" cx="${x(i).toFixed(1)}" cy="${y(v).toFixed(1)}" r="2.5" fill="none"/>`));
+    return html`<g><title>${s.name}</title>${segments.length === 0 ? '' : html`<path class="${s.cls}" d="${segments.join(' ')}" fill="none"/>`}${dots}</g>`;
   });
   const latest = series.map((s) => {
     const last = [...s.values].reverse().find((v) => v !== null);
@@ -157,7 +159,7 @@ export function lineChart(options: { id: string; title: string; unit: string; st
     <desc id="${id}-d">Last ${Math.round((starts.length * ((starts[1] ?? 0) - (starts[0] ?? 0))) / 60_000)} minutes. Latest: ${latest.join('; ')}.</desc>
     ${ticks.map((t) => html`<line class="grid" x1="${PAD.left}" x2="${W - PAD.right}" y1="${y(t).toFixed(1)}" y2="${y(t).toFixed(1)}"/><text class="axis" x="${PAD.left - 6}" y="${(y(t) + 4).toFixed(1)}" text-anchor="end">${fmt(t)}</text>`)}
     ${starts.map((s, i) => (i % labelEvery === 0 ? html`<text class="axis" x="${x(i).toFixed(1)}" y="${H - 8}" text-anchor="middle">${clock(s)}</text>` : ''))}
-    <text class="axis" x="4" y="${PAD.top + 2}" dominant-baseline="hanging">${unit}</text>
+    <text class="axis" x="${PAD.left - 6}" y="12" text-anchor="end">${unit}</text>
     ${paths}
   </svg>
   <ul class="chart-legend">${series.map((s) => html`<li><span class="swatch ${s.cls}" aria-hidden="true"></span>${s.name}</li>`)}</ul>

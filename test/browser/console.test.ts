@@ -207,9 +207,22 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
     await page.close();
   }, TIMEOUT);
 
+  it('falls back to polling every second when the browser has no event stream', async () => {
+    const page = await newPage();
+    await page.addInitScript('delete window.EventSource'); // before the page's own scripts; the CSP does not apply
+    await page.goto(`${served.origin}/console/payments?dialect=intent&status=&q=`);
+    await expect.poll(() => page.locator('#live-status').innerText()).toBe('Polling every second (no event stream)');
+    await mark(page);
+    const made = await api('POST', '/v1/sim/intent', { reservation_id: 'R-polled', amount: 300, scenario: 'fail' });
+    const id = (made.json as { payment_intent_id: string }).payment_intent_id;
+    await page.locator(`tr[data-id="${id}"]`).waitFor({ timeout: 2500 });
+    expect(await stillMarked(page)).toBe(true);
+    await page.close();
+  }, TIMEOUT);
+
   it('remembers the filters: a bare visit to the page applies the last ones', async () => {
     const page = await newPage();
-    await page.goto(`${served.origin}/console/payments`);
+    await page.goto(`${served.origin}/console/payments?dialect=&status=&q=`); // no filter: forgets what earlier tests used
     await page.getByLabel('Status', { exact: true }).selectOption('failed');
     await page.getByLabel('Id or reference').fill('R-live');
     await page.getByRole('button', { name: 'Filter' }).click();
