@@ -161,7 +161,9 @@ const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options)
     const path = request.url.split('?', 1)[0] as string;
     let session = auth.verify(cookieValue(request.headers.cookie, SESSION_COOKIE));
     if (auth.required && session?.authenticated !== true) session = undefined;
-    if (session === undefined && !auth.required) {
+    // Not on asset requests: a first visit's parallel requests would each set another cookie,
+    // and the page's CSRF token belongs to the one its own answer set.
+    if (session === undefined && !auth.required && !path.startsWith('/console/assets/')) {
       const issued = auth.issue(false);
       session = issued.session;
       reply.header('set-cookie', sessionCookie(issued.value, request.protocol === 'https'));
@@ -170,7 +172,7 @@ const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options)
       request.consoleSession = session;
       return;
     }
-    if (OPEN_PATHS.has(path)) return;
+    if (OPEN_PATHS.has(path) || (!auth.required && path.startsWith('/console/assets/'))) return;
     if (request.method === 'GET' && path !== '/console/events') return reply.redirect(`/console/login?next=${encodeURIComponent(request.url)}`, 303);
     return send(reply, errorPage(undefined, 401, 'Log in first: this console needs CONSOLE_TOKEN.'), 401);
   });
@@ -225,7 +227,9 @@ const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options)
     raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
     raw.flushHeaders();
     const remove = feed.add({ write: (chunk) => void raw.write(chunk), end: () => raw.end() });
-    request.raw.on('close', remove);
+    // The response closes when the browser goes (or the feed ends it); a socket error ends it too.
+    raw.on('close', remove);
+    raw.on('error', remove);
   });
 
   // ── payments ─────────────────────────────────────────────────────────────────────────────
