@@ -115,7 +115,8 @@ export function niceMax(value: number): number {
 }
 
 function fmt(n: number): string {
-  return Number.isInteger(n) ? String(n) : n.toFixed(n < 10 ? 1 : 0);
+  // Two decimals at most, without trailing zeros: 0.25 stays 0.25 (a tick at 0.3 would lie).
+  return Number.isInteger(n) ? String(n) : String(Number(n.toFixed(n < 10 ? 2 : 0)));
 }
 
 function clock(ms: number): string {
