@@ -10,7 +10,7 @@ TOKEN_USER = $(if $(filter command line,$(origin USER)),$(USER),user_test_001)
 TTL ?= 1h
 
 .PHONY: build run test test-unit test-integration test-coverage lint openapi postman fuzz \
-	bench bench-webhooks bench-bookings bench-v2 bench-fluxpay docker-build docker-run docker-verify install token help
+	bench bench-webhooks bench-bookings bench-v2 screenshots bench-fluxpay docker-build docker-run docker-verify install token help
 
 help: ## List targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -36,6 +36,9 @@ test-unit: ## Run unit tests
 
 test-integration: ## Run integration tests
 	$(WITH_NODE) npx vitest run test/integration
+
+screenshots: ## Retake the console screenshots in docs/ (the browser test, in Chromium)
+	CONSOLE_SCREENSHOTS=docs $(WITH_NODE) npx vitest run test/browser/console.test.ts
 
 test-coverage: ## Run all tests with v8 coverage
 	$(WITH_NODE) npx vitest run --coverage

@@ -1,9 +1,11 @@
 import Fastify, { LogController, type FastifyInstance, type FastifyPluginAsync, type FastifyServerOptions } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from './config.ts';
+import type { LiveFeed } from './console/feed.ts';
 import type { Clock } from './core/clock.ts';
 import type { Stores } from './core/ports.ts';
 import type { RandomSource } from './core/random.ts';
+import consolePlugin from './console/index.ts';
 import bookingsDialect from './dialects/bookings/index.ts';
 import fluxpayDialect from './dialects/fluxpay/index.ts';
 import nativeDialect from './dialects/native/index.ts';
@@ -44,6 +46,8 @@ export interface AppOptions {
   stores?: Stores | undefined;
   /** Registers @fastify/otel's plugin when tracing is on. */
   otelPlugin?: FastifyPluginAsync | undefined;
+  /** Told the console's live feed (tests look whether it is subscribed to the bus). */
+  onConsoleFeed?: ((feed: LiveFeed) => void) | undefined;
 }
 
 export { API_VERSION } from './plugins/external/swagger.ts';
@@ -100,5 +104,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(paymentServiceDialect);
   await app.register(paymentServerV2Dialect);
   await app.register(fluxpayDialect);
+  // The web console reads and acts through the services above; encapsulated, so its CSP and
+  // form parsing stay under /console.
+  if (config.console.enabled) await app.register(consolePlugin, { prefix: '/console', token: config.console.token, onFeed: options.onConsoleFeed });
   return app;
 }

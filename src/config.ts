@@ -21,9 +21,9 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 export const LOG_FORMATS = ['json', 'pretty'] as const;
 export type LogFormat = (typeof LOG_FORMATS)[number];
 /** The variables whose value is one of a list, and that list (for the error message). */
-const CHOICES: Readonly<Record<string, readonly string[]>> = { LOG_LEVEL: LOG_LEVELS, LOG_FORMAT: LOG_FORMATS, V2_DEFAULT_SCENARIO: SCENARIOS, V2_REQUIRE_AUTH: ['true', 'false'] };
+const CHOICES: Readonly<Record<string, readonly string[]>> = { LOG_LEVEL: LOG_LEVELS, LOG_FORMAT: LOG_FORMATS, V2_DEFAULT_SCENARIO: SCENARIOS, V2_REQUIRE_AUTH: ['true', 'false'], CONSOLE_ENABLED: ['true', 'false'] };
 /** Variables whose value is never repeated in an error message. */
-const SECRET_VARIABLES: ReadonlySet<string> = new Set(['WEBHOOK_SECRET', 'WEBHOOK_SECRET_PREVIOUS', 'JWT_SECRET', 'PAYMENT_WEBHOOK_SECRET', 'SERVICE_AUTH_TOKEN']);
+const SECRET_VARIABLES: ReadonlySet<string> = new Set(['WEBHOOK_SECRET', 'WEBHOOK_SECRET_PREVIOUS', 'JWT_SECRET', 'PAYMENT_WEBHOOK_SECRET', 'SERVICE_AUTH_TOKEN', 'CONSOLE_TOKEN']);
 const SCHEME_LIST = '(standard|legacy|stripe)\\s*(,\\s*(standard|legacy|stripe)\\s*)*';
 
 const Ms = (def: number, max = 86_400_000 * 365) => Type.Integer({ minimum: 0, maximum: max, default: def });
@@ -109,6 +109,10 @@ const EnvSchema = Type.Object({
   FLUXPAY_TTL_MS: Ms(86_400_000),
   FLUXPAY_MAX_RECORDS: Count(100_000, 1),
   FLUXPAY_MAX_SUBSCRIPTIONS: Count(100, 1, 10_000),
+  // The web console at /console (issue 13).
+  CONSOLE_ENABLED: Type.Union([Type.Literal('true'), Type.Literal('false')], { default: 'true' }),
+  // When set, the console asks for it (a login form) before showing anything.
+  CONSOLE_TOKEN: Type.Optional(Type.String({ minLength: 8, maxLength: 4096 })),
 });
 
 type Env = Static<typeof EnvSchema>;
@@ -199,6 +203,12 @@ export interface Config {
     ttlMs: number;
     maxRecords: number;
     maxSubscriptions: number;
+  };
+  /** The web console at /console (issue 13). */
+  console: {
+    enabled: boolean;
+    /** CONSOLE_TOKEN: when set, the console needs a login with it. */
+    token: string | undefined;
   };
 }
 
@@ -312,6 +322,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       maxRecords: env.FLUXPAY_MAX_RECORDS,
       maxSubscriptions: env.FLUXPAY_MAX_SUBSCRIPTIONS,
     },
+    console: { enabled: env.CONSOLE_ENABLED === 'true', token: env.CONSOLE_TOKEN },
   };
 }
 

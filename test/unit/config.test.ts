@@ -86,6 +86,7 @@ describe('loadConfig defaults', () => {
         maxRecords: 100_000,
         maxSubscriptions: 100,
       },
+      console: { enabled: true, token: undefined },
     });
     // The built-in billing policy prices at least two services and has plans.
     const { policy } = loadConfig({}).fluxpay;
@@ -180,6 +181,8 @@ describe('loadConfig values', () => {
       FLUXPAY_TTL_MS: '60000',
       FLUXPAY_MAX_RECORDS: '9',
       FLUXPAY_MAX_SUBSCRIPTIONS: '3',
+      CONSOLE_ENABLED: 'false',
+      CONSOLE_TOKEN: 'console-token-1',
     });
     expect(config).toEqual({
       port: 3000,
@@ -243,6 +246,7 @@ describe('loadConfig values', () => {
         maxRecords: 9,
         maxSubscriptions: 3,
       },
+      console: { enabled: false, token: 'console-token-1' },
     });
   });
 
@@ -358,6 +362,11 @@ describe('invalid configuration', () => {
 describe('webhook configuration rules', () => {
   it('rejects an unknown signature scheme naming the variable', () => {
     expect(() => loadConfig({ WEBHOOK_SIGNATURE_SCHEMES: 'standard,hmac' })).toThrow(/^Invalid configuration: WEBHOOK_SIGNATURE_SCHEMES must be a comma-separated list of standard, legacy, stripe \(got "standard,hmac"\)$/);
+  });
+
+  it('never echoes CONSOLE_TOKEN, and CONSOLE_ENABLED is true or false', () => {
+    expect(() => loadConfig({ CONSOLE_TOKEN: 'short' })).toThrow(/^Invalid configuration: CONSOLE_TOKEN must NOT have fewer than 8 characters$/);
+    expect(() => loadConfig({ CONSOLE_ENABLED: 'yes' })).toThrow('Invalid configuration: CONSOLE_ENABLED must be one of true, false (got "yes")');
   });
 
   it('never echoes WEBHOOK_SECRET_PREVIOUS', () => {

@@ -1,0 +1,232 @@
+// paysim console: live updates (Server-Sent Events, polling as the fallback, a pause switch and
+// the 5-second refresh of the original console), remembered settings and filters, hold countdowns.
+// No inline script anywhere (the CSP forbids it): this file and htmx are all the page runs.
+/* global document, location, localStorage, fetch, setTimeout, setInterval, clearInterval, DOMParser, Element, EventSource, URLSearchParams, htmx -- a browser script, run by the console page */
+(() => {
+  'use strict';
+  const SETTINGS_KEY = 'paysim.console.settings';
+  const FILTERS_KEY = 'paysim.console.filters.';
+  /** Polling interval when the event stream cannot be used. */
+  const FALLBACK_POLL_MS = 1000;
+  const SLOW_POLL_MS = 5000;
+  /** A change arriving while a refresh runs is folded into one more refresh after it. */
+  const MIN_GAP_MS = 200;
+
+  const load = () => {
+    try {
+      return Object.assign({ mode: 'live', paused: false }, JSON.parse(localStorage.getItem(SETTINGS_KEY) || '{}'));
+    } catch {
+      return { mode: 'live', paused: false };
+    }
+  };
+  const settings = load();
+  const save = () => localStorage.setItem(SETTINGS_KEY, JSON.stringify(settings));
+
+  let source = null;
+  let pollTimer = null;
+  let pending = new Set();
+  let refreshing = false;
+  let lastRefresh = 0;
+
+  const setStatus = (text, state) => {
+    const el = document.getElementById('live-status');
+    if (el === null) return;
+    el.textContent = text;
+    el.dataset.state = state;
+  };
+
+  /**
+   * Never pull content from under the keyboard or a half-filled form: a region holding the focus,
+   * or a form field someone changed, waits (stale) until the focus leaves it.
+   */
+  const busy = (el) => {
+    const active = document.activeElement;
+    if (active && active !== document.body && el.contains(active)) return true;
+    for (const field of el.querySelectorAll('input, textarea, select')) {
+      if (field.type === 'hidden') continue;
+      if (field.tagName === 'SELECT' ? [...field.options].some((o) => o.selected !== o.defaultSelected) : field.type === 'checkbox' ? field.checked !== field.defaultChecked : field.value !== field.defaultValue) return true;
+    }
+    return false;
+  };
+
+  /** Swaps in the fresh content of every region showing one of `topics` (all regions when null). */
+  const refresh = (topics) => {
+    if (topics === null) pending.add('*');
+    else for (const t of topics) pending.add(t);
+    if (refreshing) return;
+    const wait = Math.max(0, lastRefresh + MIN_GAP_MS - Date.now());
+    refreshing = true;
+    setTimeout(() => {
+      const wanted = pending;
+      pending = new Set();
+      const regions = [...document.querySelectorAll('[data-topics][id]')].filter((el) => {
+        if (wanted.has('*')) return true;
+        return el.dataset.topics.split(' ').some((t) => wanted.has(t));
+      });
+      const ready = regions.filter((el) => !busy(el));
+      for (const el of regions) if (!ready.includes(el)) el.dataset.stale = 'true';
+      const url = location.pathname + location.search;
+      // One request for the whole page; each region wanted is swapped from it (DOMParser runs no script).
+      const job =
+        ready.length === 0
+          ? Promise.resolve()
+          : fetch(url, { headers: { 'x-console-refresh': '1' }, credentials: 'same-origin' })
+              .then((res) => (res.ok && location.pathname + location.search === url ? res.text() : null))
+              .then((text) => {
+                if (text === null) return;
+                const fresh = new DOMParser().parseFromString(text, 'text/html');
+                for (const el of ready) {
+                  const next = fresh.getElementById(el.id);
+                  if (next === null || !el.isConnected) continue;
+                  // Checked again: the person may have started typing while the page was fetched.
+                  if (busy(el)) {
+                    el.dataset.stale = 'true';
+                    continue;
+                  }
+                  const adopted = document.importNode(next, true);
+                  el.replaceWith(adopted);
+                  if (typeof htmx !== 'undefined') htmx.process(adopted);
+                }
+              })
+              .catch(() => undefined);
+      const jobs = [job];
+      Promise.all(jobs).finally(() => {
+        lastRefresh = Date.now();
+        refreshing = false;
+        document.body.dataset.refreshed = String(lastRefresh);
+        if (pending.size > 0) refresh([]);
+      });
+    }, wait);
+  };
+
+  document.addEventListener('focusout', (event) => {
+    const region = event.target instanceof Element ? event.target.closest('[data-stale]') : null;
+    if (region !== null && !region.contains(event.relatedTarget)) {
+      delete region.dataset.stale;
+      refresh(region.dataset.topics.split(' '));
+    }
+  });
+
+  const stop = () => {
+    if (source !== null) source.close();
+    source = null;
+    if (pollTimer !== null) clearInterval(pollTimer);
+    pollTimer = null;
+  };
+
+  const poll = (ms, text, state) => {
+    stop();
+    pollTimer = setInterval(() => refresh(null), ms);
+    setStatus(text, state);
+  };
+
+  const start = () => {
+    stop();
+    if (settings.paused) return setStatus('Paused', 'paused');
+    if (settings.mode === '5s') return poll(SLOW_POLL_MS, 'Refreshing every 5 s', 'slow');
+    if (typeof EventSource === 'undefined') return poll(FALLBACK_POLL_MS, 'Polling every second (no event stream)', 'polling');
+    source = new EventSource('/console/events');
+    source.addEventListener('hello', () => {
+      setStatus('Live', 'live');
+      refresh(null); // whatever changed while the stream was down
+    });
+    source.addEventListener('change', (event) => {
+      try {
+        refresh(JSON.parse(event.data).topics);
+      } catch {
+        refresh(null);
+      }
+    });
+    source.onerror = () => {
+      // The browser reconnects by itself; while it cannot, poll so the page stays current.
+      if (source !== null && source.readyState === EventSource.CLOSED) poll(FALLBACK_POLL_MS, 'Polling every second (event stream closed)', 'polling');
+      else setStatus('Reconnecting…', 'reconnecting');
+    };
+  };
+
+  /** The header's controls (re-bound after each boosted navigation swaps the body). */
+  const bindControls = () => {
+    const pause = document.getElementById('pause');
+    const mode = document.getElementById('refresh-mode');
+    if (pause !== null && pause.dataset.bound === undefined) {
+      pause.dataset.bound = '1';
+      pause.checked = settings.paused;
+      pause.addEventListener('change', () => {
+        settings.paused = pause.checked;
+        save();
+        start();
+      });
+    }
+    if (mode !== null && mode.dataset.bound === undefined) {
+      mode.dataset.bound = '1';
+      mode.value = settings.mode;
+      mode.addEventListener('change', () => {
+        settings.mode = mode.value === '5s' ? '5s' : 'live';
+        save();
+        start();
+      });
+    }
+    const status = document.getElementById('live-status');
+    if (status !== null && status.dataset.state === undefined) {
+      status.textContent = settings.paused ? 'Paused' : source !== null && source.readyState === EventSource.OPEN ? 'Live' : pollTimer !== null ? (settings.mode === '5s' ? 'Refreshing every 5 s' : 'Polling every second') : 'Connecting…';
+      status.dataset.state = settings.paused ? 'paused' : 'live';
+    }
+  };
+
+  /** Filter forms remember their last query; a bare visit to the page applies it. */
+  const rememberFilters = () => {
+    const form = document.querySelector('form[data-remember]');
+    if (form === null) return false;
+    const key = FILTERS_KEY + form.dataset.remember;
+    const params = new URLSearchParams(location.search);
+    params.delete('notice');
+    if (location.search === '' || location.search === '?') {
+      const stored = localStorage.getItem(key);
+      if (stored !== null && stored !== '') {
+        location.replace(location.pathname + '?' + stored);
+        return true;
+      }
+    } else {
+      const kept = new URLSearchParams();
+      for (const el of form.elements) if (el.name && params.get(el.name)) kept.set(el.name, params.get(el.name));
+      localStorage.setItem(key, kept.toString());
+    }
+    return false;
+  };
+
+  /** Seats held show the minutes and seconds their hold has left, counting down between refreshes. */
+  const tick = () => {
+    const now = Date.now();
+    for (const el of document.querySelectorAll('[data-until]')) {
+      const s = Math.max(0, Math.ceil((Number(el.dataset.until) - now) / 1000));
+      el.textContent = Math.floor(s / 60) + ':' + String(s % 60).padStart(2, '0');
+    }
+  };
+
+  /** False when the page is being replaced by its remembered filters. */
+  const init = () => {
+    if (rememberFilters()) return false;
+    bindControls();
+    return true;
+  };
+
+  document.addEventListener('DOMContentLoaded', () => {
+    if (!init()) return;
+    start();
+    setInterval(tick, 1000);
+  });
+  // A boosted navigation replaced the body: bind the new header, apply remembered filters.
+  document.addEventListener('htmx:afterSettle', (event) => {
+    if (event.detail && event.detail.boosted) init();
+    bindControls();
+  });
+  // Every htmx request (boosted forms included) carries the CSRF token as well.
+  document.addEventListener('htmx:configRequest', (event) => {
+    const meta = document.querySelector('meta[name="csrf-token"]');
+    if (meta !== null) event.detail.headers['x-csrf-token'] = meta.content;
+  });
+  document.addEventListener('click', (event) => {
+    const link = event.target instanceof Element ? event.target.closest('[data-clear-filters]') : null;
+    if (link !== null) localStorage.removeItem(FILTERS_KEY + link.dataset.clearFilters);
+  });
+})();

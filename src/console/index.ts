@@ -1,0 +1,361 @@
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import helmet from '@fastify/helmet';
+import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { DomainError } from '../core/errors.ts';
+import { isDeliveryEvent, type DomainEvent } from '../core/events.ts';
+import { SCENARIOS } from '../core/scenario.ts';
+import { nativePayload } from '../dialects/native/webhook-payload.ts';
+import { clearedCookie, ConsoleAuth, cookieValue, CSRF_FIELD, CSRF_HEADER, SESSION_COOKIE, sessionCookie, type Session } from './auth.ts';
+import { decisionSeries, lineChart, recentDeliveries, WINDOW_MS, webhookSeries } from './charts.ts';
+import { LiveFeed } from './feed.ts';
+import { httpUrl, integer, oneOf, parseForm, text, type FormBody } from './forms.ts';
+import type { Html } from './html.ts';
+import type { PageContext } from './layout.ts';
+import { chartsPage, errorPage, loginPage, panelPage } from './pages/other.ts';
+import { detailPage, listPayments, NOTICES as PAYMENT_NOTICES, paymentsPage } from './pages/payments.ts';
+import { listDeliveries, NOTICES as WEBHOOK_NOTICES, webhooksPage } from './pages/webhooks.ts';
+import { bookingSource, bookingsPage } from './sources/bookings.ts';
+import { nativeSource } from './sources/native.ts';
+import { v2Source } from './sources/v2.ts';
+import type { PanelPage, PaymentSource, Topic } from './sources.ts';
+
+/**
+ * The web console at `/console` (issue 13): server-rendered HTML pages made fresh on each request
+ * from the same core services the APIs use, made live by Server-Sent Events from the event bus
+ * (assets/console.js refreshes the regions whose topics changed, with htmx), with polling as the
+ * fallback. Everything it serves comes from this package: htmx from node_modules, its own
+ * script and style sheet from assets/.
+ *
+ * An encapsulated plugin: its Content-Security-Policy (@fastify/helmet), its form parser, its
+ * session and CSRF checks and its HTML error pages apply under /console only; the APIs' answers do
+ * not change. Its routes are hidden from the OpenAPI document: they answer HTML and an event
+ * stream, not JSON data.
+ *
+ * Where each dialect comes in: `sources` (one per dialect's payments) and `panelPages` (pages of
+ * panels) below; a new dialect adds one entry to each list, and its event types to `topicsOf`.
+ * @see issue 13
+ */
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    consoleSession?: Session;
+  }
+}
+
+export interface ConsoleOptions {
+  token: string | undefined;
+  /** Told the live feed (tests look whether it is subscribed to the bus). */
+  onFeed?: ((feed: LiveFeed) => void) | undefined;
+}
+
+const require = createRequire(import.meta.url);
+const ASSETS = new URL('./assets/', import.meta.url);
+const HIDE = { hide: true } as const;
+/** Paths reachable without a session (the login form and what it needs). */
+const OPEN_PATHS: ReadonlySet<string> = new Set(['/console/login', '/console/assets/console.css']);
+/** Form bodies are small; anything bigger is not from these forms. */
+const FORM_BODY_LIMIT = 16_384;
+
+interface Asset {
+  type: string;
+  body: Buffer;
+}
+
+function loadAssets(): Map<string, Asset> {
+  return new Map<string, Asset>([
+    ['htmx.min.js', { type: 'text/javascript; charset=utf-8', body: readFileSync(require.resolve('htmx.org/dist/htmx.min.js')) }],
+    ['console.js', { type: 'text/javascript; charset=utf-8', body: readFileSync(new URL('console.js', ASSETS)) }],
+    ['console.css', { type: 'text/css; charset=utf-8', body: readFileSync(new URL('console.css', ASSETS)) }],
+  ]);
+}
+
+/** The status of a console page for a core error (the APIs map the same codes). */
+const STATUS_OF: Readonly<Record<string, number>> = {
+  VALIDATION_FAILED: 400,
+  NOT_FOUND: 404,
+  INVALID_STATE: 409,
+  REFUND_EXCEEDS_AMOUNT: 409,
+  FORBIDDEN: 403,
+  SOLD_OUT: 409,
+  BOOKING_EXPIRED: 409,
+  PAYMENT_ALREADY_PROCESSED: 409,
+  STORE_FULL: 503,
+};
+
+/** A same-console path to go back to after an action (never another origin). */
+function backPath(value: string | undefined, fallback: string): string {
+  return value !== undefined && /^\/console(\/[\w\-./%]*)?(\?[\w\-.=&%+:]*)?$/.test(value) ? value : fallback;
+}
+
+function withNotice(path: string, code: string): string {
+  return `${path}${path.includes('?') ? '&' : '?'}notice=${code}`;
+}
+
+function send(reply: FastifyReply, body: Html, status = 200): FastifyReply {
+  return reply.code(status).header('content-type', 'text/html; charset=utf-8').header('cache-control', 'no-store').send(body.text);
+}
+
+const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options) => {
+  const app = scope as FastifyInstance;
+  const { bus, intents, stores, clock, ids, config } = app.core;
+  const { dispatcher, log: deliveries } = app.webhooks;
+  const auth = new ConsoleAuth(options.token);
+  const assets = loadAssets();
+
+  const bookingDeps = { service: app.bookings.service, seats: stores.seats, ledger: stores.ledger, performances: app.bookings.performances, now: () => clock.now() };
+  /** One per dialect's payments. FluxPay: add `fluxpaySource(app.fluxpay)` here. */
+  const sources: PaymentSource[] = [nativeSource(intents), v2Source(app.v2Payments), bookingSource(bookingDeps)];
+  /** Pages of panels. FluxPay: add `fluxpayPage(app.fluxpay)` (credits, sagas, outbox, waiting rooms) here. */
+  const panelPages: PanelPage[] = [bookingsPage(bookingDeps)];
+  const nav: Array<readonly [string, string]> = [['payments', 'Payments'], ['webhooks', 'Webhooks'], ...panelPages.map((p) => [p.path, p.title] as const), ['charts', 'Charts']];
+
+  const topicsOf = (event: DomainEvent): Topic[] => {
+    const topics: Topic[] = [];
+    if (sources.some((s) => s.concerns(event))) topics.push('payments');
+    if (isDeliveryEvent(event)) topics.push('webhooks');
+    for (const p of panelPages) if (p.concerns(event) && !topics.includes(p.topic)) topics.push(p.topic);
+    return topics;
+  };
+  const feed = new LiveFeed(bus, topicsOf);
+  app.addHook('preClose', async () => feed.close());
+  options.onFeed?.(feed);
+
+  // Headers for the console only: a CSP with no inline script or style, no framing, no referrer.
+  await app.register(helmet, {
+    global: true,
+    contentSecurityPolicy: {
+      useDefaults: false,
+      directives: {
+        defaultSrc: ["'self'"],
+        scriptSrc: ["'self'"],
+        styleSrc: ["'self'"],
+        imgSrc: ["'self'", 'data:'],
+        connectSrc: ["'self'"],
+        formAction: ["'self'"],
+        frameAncestors: ["'none'"],
+        baseUri: ["'none'"],
+        objectSrc: ["'none'"],
+      },
+    },
+    // A simulator usually runs on plain http in a local stack: no HSTS, no upgrading requests.
+    strictTransportSecurity: false,
+    // same-origin, not no-referrer: with no-referrer a form's POST says `Origin: null`, which the
+    // origin check below could not tell from another site's.
+    referrerPolicy: { policy: 'same-origin' },
+  });
+
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: FORM_BODY_LIMIT }, (_request, body, done) => {
+    done(null, parseForm(body as string));
+  });
+
+  const context = (request: FastifyRequest): PageContext => ({
+    csrf: request.consoleSession === undefined ? '' : auth.csrfToken(request.consoleSession),
+    loggedIn: auth.required,
+    nav,
+  });
+
+  // Session: with CONSOLE_TOKEN, a logged-in session or the login form; without, an anonymous
+  // session made on first visit (it carries the CSRF token's nonce).
+  app.addHook('onRequest', async (request, reply) => {
+    const path = request.url.split('?', 1)[0] as string;
+    let session = auth.verify(cookieValue(request.headers.cookie, SESSION_COOKIE));
+    if (auth.required && session?.authenticated !== true) session = undefined;
+    // Not on asset requests: a first visit's parallel requests would each set another cookie,
+    // and the page's CSRF token belongs to the one its own answer set.
+    if (session === undefined && !auth.required && !path.startsWith('/console/assets/')) {
+      const issued = auth.issue(false);
+      session = issued.session;
+      reply.header('set-cookie', sessionCookie(issued.value, request.protocol === 'https'));
+    }
+    if (session !== undefined) {
+      request.consoleSession = session;
+      return;
+    }
+    if (OPEN_PATHS.has(path) || (!auth.required && path.startsWith('/console/assets/'))) return;
+    if (request.method === 'GET' && path !== '/console/events') return reply.redirect(`/console/login?next=${encodeURIComponent(request.url)}`, 303);
+    return send(reply, errorPage(undefined, 401, 'Log in first: this console needs CONSOLE_TOKEN.'), 401);
+  });
+
+  // CSRF: every state-changing request carries its session's token; a cross-origin Origin is refused outright.
+  app.addHook('preHandler', async (request, reply) => {
+    if (request.method === 'GET' || request.method === 'HEAD' || request.url.startsWith('/console/login')) return;
+    const origin = request.headers.origin;
+    if (origin !== undefined && origin !== `${request.protocol}://${request.host}`) return send(reply, errorPage(context(request), 403, 'Refused: the request came from another origin.'), 403);
+    const body = (request.body ?? {}) as FormBody;
+    const given = typeof request.headers[CSRF_HEADER] === 'string' ? (request.headers[CSRF_HEADER] as string) : body[CSRF_FIELD];
+    if (request.consoleSession === undefined || !auth.csrfMatches(request.consoleSession, given)) {
+      return send(reply, errorPage(context(request), 403, 'Refused: the form’s CSRF token is missing or wrong. Reload the page and try again.'), 403);
+    }
+  });
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    if (error instanceof DomainError) return send(reply, errorPage(context(request), STATUS_OF[error.code] ?? 400, error.message), STATUS_OF[error.code] ?? 400);
+    const status = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
+    if (status === 500) request.log.error({ err: error }, 'console request failed');
+    return send(reply, errorPage(context(request), status, status === 500 ? 'Something went wrong; the log has the details.' : error.message), status);
+  });
+
+  app.get('/assets/:name', { schema: HIDE }, async (request, reply) => {
+    const asset = assets.get((request.params as { name: string }).name);
+    if (asset === undefined) return send(reply, errorPage(undefined, 404, 'No such asset.'), 404);
+    return reply.header('content-type', asset.type).header('cache-control', 'public, max-age=300').send(asset.body);
+  });
+
+  // ── login ────────────────────────────────────────────────────────────────────────────────
+  app.get('/login', { schema: HIDE }, async (request, reply) => {
+    const next = backPath((request.query as { next?: string }).next, '/console/payments');
+    if (!auth.required || request.consoleSession !== undefined) return reply.redirect(next, 303);
+    return send(reply, loginPage(undefined, next));
+  });
+  app.post('/login', { schema: HIDE }, async (request, reply) => {
+    const body = (request.body ?? {}) as FormBody;
+    const next = backPath(body.next, '/console/payments');
+    if (!auth.required) return reply.redirect(next, 303);
+    if (!auth.tokenMatches(body.token ?? '')) return send(reply, loginPage('Wrong token.', next), 401);
+    const issued = auth.issue(true);
+    return reply.header('set-cookie', sessionCookie(issued.value, request.protocol === 'https')).redirect(next, 303);
+  });
+  app.post('/logout', { schema: HIDE }, async (_request, reply) => reply.header('set-cookie', clearedCookie()).redirect('/console/login', 303));
+
+  app.get('/', { schema: HIDE }, async (_request, reply) => reply.redirect('/console/payments', 303));
+
+  // ── live feed ────────────────────────────────────────────────────────────────────────────
+  app.get('/events', { schema: HIDE }, async (request, reply) => {
+    reply.hijack();
+    const raw = reply.raw;
+    raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    raw.flushHeaders();
+    const remove = feed.add({ write: (chunk) => void raw.write(chunk), end: () => raw.end() });
+    // The response closes when the browser goes (or the feed ends it); a socket error ends it too.
+    raw.on('close', remove);
+    raw.on('error', remove);
+  });
+
+  // ── payments ─────────────────────────────────────────────────────────────────────────────
+  const messages = (request: FastifyRequest, notices: Readonly<Record<string, string>>): { notice?: string } => {
+    const code = (request.query as { notice?: string }).notice;
+    const text = code === undefined ? undefined : notices[code];
+    return text === undefined ? {} : { notice: text };
+  };
+
+  app.get('/payments', { schema: HIDE }, async (request, reply) => {
+    const q = request.query as { dialect?: string; status?: string; q?: string };
+    const filters = { dialect: q.dialect, status: q.status, q: q.q?.slice(0, 200) };
+    return send(reply, paymentsPage(context(request), sources, filters, await listPayments(sources, filters), messages(request, PAYMENT_NOTICES)));
+  });
+
+  const sourceOf = (dialect: string): PaymentSource => {
+    const source = sources.find((s) => s.dialect === dialect);
+    if (source === undefined) throw new DomainError('NOT_FOUND', `There is no payment dialect ${dialect}.`);
+    return source;
+  };
+
+  app.get('/payments/:dialect/:id', { schema: HIDE }, async (request, reply) => {
+    const { dialect, id } = request.params as { dialect: string; id: string };
+    const source = sourceOf(dialect);
+    const detail = await source.get(id);
+    if (detail === undefined) throw new DomainError('NOT_FOUND', `Payment ${id} does not exist (or is no longer kept).`);
+    const list = await deliveries.list({ subject: detail.subject, limit: 50 });
+    return send(reply, detailPage(context(request), source, detail, list.data, messages(request, PAYMENT_NOTICES)));
+  });
+
+  app.post('/payments/:dialect/:id/:action', { schema: HIDE }, async (request, reply) => {
+    const { dialect, id, action } = request.params as { dialect: string; id: string; action: string };
+    const source = sourceOf(dialect);
+    const detail = await source.get(id);
+    if (detail === undefined) throw new DomainError('NOT_FOUND', `Payment ${id} does not exist (or is no longer kept).`);
+    if (source.act === undefined || !detail.actions.some((a) => a.name === action)) {
+      throw new DomainError('INVALID_STATE', `Payment ${id} is ${detail.row.status}; “${action}” is not possible now.`);
+    }
+    await source.act(id, action, (request.body ?? {}) as FormBody);
+    return reply.redirect(withNotice(`/console/payments/${dialect}/${encodeURIComponent(id)}`, action), 303);
+  });
+
+  app.post('/payments/new/intent', { schema: HIDE }, async (request, reply) => {
+    const body = (request.body ?? {}) as FormBody;
+    const cardNumber = text(body, 'card_number', { max: 19, pattern: /^\d+$/, rule: 'digits only' });
+    const cvv = text(body, 'card_cvv', { max: 4, pattern: /^\d{3,4}$/, rule: '3 or 4 digits' });
+    const card = cardNumber === undefined && cvv === undefined ? undefined : { number: cardNumber, cvv };
+    const intent = await intents.create({
+      reservationId: text(body, 'reservation_id', { max: 128, required: true }) as string,
+      amount: integer(body, 'amount', { min: 1, max: 100_000_000_000, required: true }) as number,
+      currency: text(body, 'currency', { max: 3, pattern: /^[A-Z]{3}$/, rule: 'three upper-case letters' }) ?? 'KRW',
+      scenario: card === undefined ? oneOf(body, 'scenario', SCENARIOS) : undefined,
+      delayMs: integer(body, 'delay_ms', { min: 0, max: 600_000 }),
+      card,
+      webhookUrl: httpUrl(body, 'webhook_url'),
+    });
+    return reply.redirect(withNotice(`/console/payments/intent/${intent.id}`, 'created'), 303);
+  });
+
+  app.post('/payments/new/v2', { schema: HIDE }, async (request, reply) => {
+    const body = (request.body ?? {}) as FormBody;
+    const outcome = await app.v2Payments.create(
+      {
+        txId: text(body, 'tx_id', { max: 128, required: true }) as string,
+        orderId: integer(body, 'order_id', { min: 0, max: Number.MAX_SAFE_INTEGER, required: true }) as number,
+        userId: integer(body, 'user_id', { min: 0, max: Number.MAX_SAFE_INTEGER, required: true }) as number,
+        amount: integer(body, 'amount', { min: 1, max: 100_000_000_000, required: true }) as number,
+        callbackUrl: httpUrl(body, 'callback_url', true) as string,
+      },
+      oneOf(body, 'scenario', SCENARIOS),
+    );
+    if (outcome.kind === 'conflict') throw new DomainError('INVALID_STATE', `tx_id ${outcome.payment.txId} already has a payment made by another request.`);
+    return reply.redirect(withNotice(`/console/payments/v2/${encodeURIComponent(outcome.payment.id)}`, 'created'), 303);
+  });
+
+  // ── webhooks ─────────────────────────────────────────────────────────────────────────────
+  app.get('/webhooks', { schema: HIDE }, async (request, reply) => {
+    const q = request.query as { status?: string; target?: string; subject?: string };
+    const filters = { status: q.status, target: q.target?.slice(0, 2048), subject: q.subject?.slice(0, 300) };
+    const back = backPath(request.url.replace(/([?&])notice=[^&]*&?/, '$1').replace(/[?&]$/, ''), '/console/webhooks');
+    return send(reply, webhooksPage(context(request), filters, await listDeliveries(deliveries, filters), await dispatcher.disabledUrls(), back, messages(request, WEBHOOK_NOTICES)));
+  });
+
+  app.post('/webhooks/:id/replay', { schema: HIDE }, async (request, reply) => {
+    await dispatcher.replay((request.params as { id: string }).id);
+    return reply.redirect(withNotice(backPath(((request.body ?? {}) as FormBody).back, '/console/webhooks'), 'replayed'), 303);
+  });
+
+  app.post('/webhooks/enable', { schema: HIDE }, async (request, reply) => {
+    const url = text((request.body ?? {}) as FormBody, 'url', { max: 2048, required: true }) as string;
+    if (!(await dispatcher.enableUrl(url))) throw new DomainError('NOT_FOUND', `${url} is not disabled.`);
+    return reply.redirect(withNotice('/console/webhooks', 'enabled'), 303);
+  });
+
+  app.post('/webhooks/test', { schema: HIDE }, async (request, reply) => {
+    const body = (request.body ?? {}) as FormBody;
+    const intent = await intents.get(text(body, 'payment_intent_id', { max: 64, required: true }) as string);
+    const type = oneOf(body, 'type', ['payment.approved', 'payment.failed'] as const) ?? 'payment.approved';
+    const url = httpUrl(body, 'webhook_url', true) as string;
+    const approved = type === 'payment.approved';
+    const eventId = ids('evt');
+    // The same test send as POST /v1/sim/webhook/test: the intent as if just decided, marked `test`.
+    const snapshot = { ...intent, status: approved ? ('APPROVED' as const) : ('FAILED' as const), failureCode: approved ? null : (intent.failureCode ?? 'card_declined') };
+    await dispatcher.deliver({ eventId, type, url, body: nativePayload(eventId, type, clock.now(), snapshot), subject: { kind: 'intent', id: intent.id }, schemes: config.webhook.schemes, test: true });
+    return reply.redirect(withNotice('/console/webhooks', 'test_sent'), 303);
+  });
+
+  // ── panel pages (bookings; later FluxPay) and charts ─────────────────────────────────────
+  for (const panels of panelPages) {
+    app.get(`/${panels.path}`, { schema: HIDE }, async (request, reply) => send(reply, await panelPage(context(request), panels)));
+  }
+
+  app.get('/charts', { schema: HIDE }, async (request, reply) => {
+    const now = clock.now();
+    const since = now - WINDOW_MS;
+    const decisions = (await Promise.all(sources.map((s) => s.decisions(since)))).flat();
+    const d = decisionSeries(decisions, now);
+    const w = webhookSeries(await recentDeliveries(deliveries, since), now);
+    const charts = [
+      lineChart({ id: 'chart-decisions', title: 'Decisions per second by outcome (10 s buckets)', unit: '/s', starts: d.starts, series: d.series }),
+      lineChart({ id: 'chart-webhook-rate', title: `Webhook success rate (30 s buckets, ${w.attempts} attempts)`, unit: '%', starts: w.starts, series: w.rate, fixedMax: 100 }),
+      lineChart({ id: 'chart-webhook-latency', title: 'Webhook attempt latency percentiles (30 s buckets)', unit: 'ms', starts: w.starts, series: w.latency }),
+    ];
+    return send(reply, chartsPage(context(request), charts));
+  });
+
+};
+
+export default consolePlugin;

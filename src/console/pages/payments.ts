@@ -1,0 +1,171 @@
+import type { Delivery } from '../../core/deliveries.ts';
+import { SCENARIOS } from '../../core/scenario.ts';
+import { html, iso, money, query, type Html } from '../html.ts';
+import { csrfInput, notice, page, type PageContext } from '../layout.ts';
+import { STATUS_GROUPS, type PaymentDetail, type PaymentRow, type PaymentSource, type StatusGroup } from '../sources.ts';
+
+/**
+ * The payments view: every source's payments in one list (filters by dialect, status group and
+ * id; counts by status), the create form (a native intent by scenario or card, or a /api/v2
+ * payment), and one payment's detail with its state history, events, deliveries and actions.
+ * @see issue 13 "Payments", "Create"
+ */
+
+/** Rows read from each source for the list and the counts (newest first). */
+export const SCAN_PER_SOURCE = 500;
+/** Rows shown. */
+export const SHOWN = 100;
+
+export interface PaymentFilters {
+  dialect?: string | undefined;
+  status?: string | undefined;
+  q?: string | undefined;
+}
+
+export const NOTICES: Readonly<Record<string, string>> = {
+  created: 'Payment created.',
+  cancel: 'Intent cancelled.',
+  refund: 'Refund made.',
+  confirm: 'Payment confirmed.',
+};
+
+export interface Listed {
+  rows: PaymentRow[];
+  counts: Record<StatusGroup, number>;
+  scanned: number;
+}
+
+export async function listPayments(sources: readonly PaymentSource[], filters: PaymentFilters): Promise<Listed> {
+  const counts = Object.fromEntries(STATUS_GROUPS.map((g) => [g, 0])) as Record<StatusGroup, number>;
+  const chosen = sources.filter((s) => filters.dialect === undefined || filters.dialect === '' || s.dialect === filters.dialect);
+  const all = (await Promise.all(chosen.map((s) => s.list(SCAN_PER_SOURCE)))).flat();
+  const needle = (filters.q ?? '').trim().toLowerCase();
+  const matching = needle === '' ? all : all.filter((r) => r.id.toLowerCase().includes(needle) || r.reference.toLowerCase().includes(needle));
+  for (const r of matching) counts[r.group]++;
+  const rows = matching.filter((r) => filters.status === undefined || filters.status === '' || r.group === filters.status);
+  rows.sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : -1));
+  return { rows: rows.slice(0, SHOWN), counts, scanned: all.length };
+}
+
+function badge(group: StatusGroup, status: string): Html {
+  return html`<span class="badge badge-${group}" data-status="${status}">${status}</span>`;
+}
+
+function selectOptions(values: ReadonlyArray<readonly [string, string]>, selected: string | undefined): Html[] {
+  return values.map(([value, label]) => html`<option value="${value}"${value === (selected ?? '') ? html` selected` : ''}>${label}</option>`);
+}
+
+function filtersForm(sources: readonly PaymentSource[], filters: PaymentFilters): Html {
+  return html`<form class="filters" method="get" action="/console/payments" data-remember="payments" role="search" aria-label="Filter payments">
+  <div class="field"><label for="f-dialect">Dialect</label><select id="f-dialect" name="dialect">${selectOptions([['', 'all'], ...sources.map((s) => [s.dialect, s.label] as const)], filters.dialect)}</select></div>
+  <div class="field"><label for="f-status">Status</label><select id="f-status" name="status">${selectOptions([['', 'all'], ...STATUS_GROUPS.map((g) => [g, g] as const)], filters.status)}</select></div>
+  <div class="field"><label for="f-q">Id or reference</label><input id="f-q" name="q" type="search" value="${filters.q ?? ''}" maxlength="200"></div>
+  <div class="field buttons"><button type="submit">Filter</button> <a href="/console/payments?dialect=&amp;status=&amp;q=" data-clear-filters="payments">Clear</a></div>
+</form>`;
+}
+
+function createForms(ctx: PageContext, error: string | undefined): Html {
+  return html`<section class="card create" aria-labelledby="create-h">
+  <h2 id="create-h">Create a payment</h2>
+  ${notice('error', error)}
+  <form method="post" action="/console/payments/new/intent" class="stack">
+    ${csrfInput(ctx)}
+    <fieldset><legend>Native intent (/v1/sim)</legend>
+    <div class="field"><label for="c-res">Reservation id</label><input id="c-res" name="reservation_id" required maxlength="128" autocomplete="off"></div>
+    <div class="field"><label for="c-amount">Amount (minor units)</label><input id="c-amount" name="amount" type="number" min="1" required value="10000"></div>
+    <div class="field"><label for="c-cur">Currency</label><input id="c-cur" name="currency" value="KRW" pattern="[A-Z]{3}" maxlength="3" required></div>
+    <div class="field"><label for="c-scn">Scenario</label><select id="c-scn" name="scenario">${SCENARIOS.map((s) => html`<option value="${s}">${s}</option>`)}</select></div>
+    <div class="field"><label for="c-delay">Delay (ms, optional)</label><input id="c-delay" name="delay_ms" type="number" min="0" max="600000"></div>
+    <details><summary>Pay by card instead (the CVV decides)</summary>
+      <div class="field"><label for="c-card">Card number</label><input id="c-card" name="card_number" inputmode="numeric" maxlength="19" autocomplete="off"></div>
+      <div class="field"><label for="c-cvv">CVV</label><input id="c-cvv" name="card_cvv" inputmode="numeric" maxlength="4" autocomplete="off" aria-describedby="c-cvv-hint"><small id="c-cvv-hint">last digit 0, 1 or 9 approves</small></div>
+    </details>
+    <div class="field"><label for="c-hook">Webhook URL (optional)</label><input id="c-hook" name="webhook_url" type="url" maxlength="2048"></div>
+    <button type="submit">Create intent</button>
+    </fieldset>
+  </form>
+  <form method="post" action="/console/payments/new/v2" class="stack">
+    ${csrfInput(ctx)}
+    <fieldset><legend>Payment Server v3 (/api/v2)</legend>
+    <div class="field"><label for="v-tx">tx_id</label><input id="v-tx" name="tx_id" required maxlength="128" autocomplete="off"></div>
+    <div class="field"><label for="v-order">Order id</label><input id="v-order" name="order_id" type="number" min="0" required value="1"></div>
+    <div class="field"><label for="v-user">User id</label><input id="v-user" name="user_id" type="number" min="0" required value="1"></div>
+    <div class="field"><label for="v-amount">Amount (KRW)</label><input id="v-amount" name="amount" type="number" min="1" required value="10000"></div>
+    <div class="field"><label for="v-cb">Callback URL</label><input id="v-cb" name="callback_url" type="url" required maxlength="2048"></div>
+    <div class="field"><label for="v-scn">Scenario</label><select id="v-scn" name="scenario"><option value="">default (V2_DEFAULT_SCENARIO)</option>${SCENARIOS.map((s) => html`<option value="${s}">${s}</option>`)}</select></div>
+    <button type="submit">Create payment</button>
+    </fieldset>
+  </form>
+</section>`;
+}
+
+function table(listed: Listed, sources: readonly PaymentSource[]): Html {
+  const label = new Map(sources.map((s) => [s.dialect, s.label]));
+  const counts = html`<ul class="counts" aria-label="Counts by status">${STATUS_GROUPS.map((g) => html`<li><span class="badge badge-${g}">${g}</span> <strong data-count="${g}">${listed.counts[g]}</strong></li>`)}</ul>`;
+  if (listed.rows.length === 0) return html`${counts}<p>No payments match.</p>`;
+  return html`${counts}<div class="scroll" tabindex="0"><table class="payments">
+<caption class="visually-hidden">Payments, newest first</caption>
+<thead><tr><th scope="col">Id</th><th scope="col">Dialect</th><th scope="col">Reference</th><th scope="col">Amount</th><th scope="col">Status</th><th scope="col">Created</th></tr></thead>
+<tbody>${listed.rows.map(
+    (r) => html`<tr data-id="${r.id}"><td><a href="/console/payments/${r.dialect}/${encodeURIComponent(r.id)}"><code>${r.id}</code></a></td><td>${label.get(r.dialect) ?? r.dialect}</td><td class="ref">${r.reference}</td><td class="num">${money(r.amount, r.currency)}</td><td>${badge(r.group, r.status)}</td><td><time datetime="${iso(r.createdAt)}">${iso(r.createdAt)}</time></td></tr>`,
+  )}</tbody></table></div>
+<p class="hint">Newest ${listed.rows.length} shown; counts over the ${listed.scanned} newest of each source.</p>`;
+}
+
+export function paymentsPage(ctx: PageContext, sources: readonly PaymentSource[], filters: PaymentFilters, listed: Listed, messages: { notice?: string; error?: string }): Html {
+  return page(ctx, {
+    title: 'Payments',
+    active: 'payments',
+    body: html`${notice('ok', messages.notice)}<div class="split">
+<section class="card" aria-labelledby="list-h"><h2 id="list-h">All payments</h2>${filtersForm(sources, filters)}
+<div id="payments-list" data-topics="payments">${table(listed, sources)}</div></section>
+${createForms(ctx, messages.error)}
+</div>`,
+  });
+}
+
+function attemptsTable(delivery: Delivery): Html {
+  if (delivery.attempts.length === 0) return html`<p>No attempt yet.</p>`;
+  return html`<div class="scroll" tabindex="0"><table class="attempts"><thead><tr><th scope="col">#</th><th scope="col">At</th><th scope="col">Status</th><th scope="col">Latency</th><th scope="col">Error</th></tr></thead><tbody>${delivery.attempts.map(
+    (a, i) => html`<tr><td>${i + 1}</td><td>${iso(a.at)}</td><td>${a.statusCode ?? '—'}</td><td>${Math.round(a.durationMs)} ms</td><td>${a.error ?? ''}</td></tr>`,
+  )}</tbody></table></div>`;
+}
+
+export function deliveryStatus(d: Delivery): Html {
+  const group = d.status === 'delivered' ? 'completed' : d.status === 'failed' ? 'failed' : 'pending';
+  return html`<span class="badge badge-${group}" data-status="${d.status}">${d.status}</span>`;
+}
+
+export function detailPage(ctx: PageContext, source: PaymentSource, detail: PaymentDetail, deliveries: Delivery[], messages: { notice?: string; error?: string }): Html {
+  const { row } = detail;
+  const back = `/console/payments${query({ dialect: row.dialect })}`;
+  return page(ctx, {
+    title: `Payment ${row.id}`,
+    active: 'payments',
+    body: html`<p><a href="${back}">← ${source.label}</a></p>
+${notice('ok', messages.notice)}${notice('error', messages.error)}
+<div id="payment-detail" data-topics="payments webhooks">
+<section class="card" aria-labelledby="sum-h"><h2 id="sum-h">Status: <span id="payment-status">${badge(row.group, row.status)}</span></h2>
+<dl class="fields">${detail.fields.map(([k, v]) => html`<div><dt>${k}</dt><dd>${v}</dd></div>`)}</dl>
+${detail.actions.length === 0 ? '' : html`<div class="actions">${detail.actions.map(
+      (a) => html`<form method="post" action="/console/payments/${row.dialect}/${encodeURIComponent(row.id)}/${a.name}" class="inline">${csrfInput(ctx)}${(a.fields ?? []).map(
+        (f) => html`<label for="a-${a.name}-${f.name}">${f.label}</label> <input id="a-${a.name}-${f.name}" name="${f.name}" type="${f.type}"${f.type === 'number' ? html` min="1"` : ''}${f.required ? html` required` : ''}${f.hint === undefined ? '' : html` placeholder="${f.hint}"`}> `,
+      )}<button type="submit">${a.label}</button></form>`,
+    )}</div>`}
+</section>
+<section class="card" aria-labelledby="hist-h"><h2 id="hist-h">State history</h2>
+<div class="scroll" tabindex="0"><table><thead><tr><th scope="col">At</th><th scope="col">Status</th><th scope="col">Event published</th><th scope="col">Note</th></tr></thead><tbody>${detail.history.map(
+      (h) => html`<tr><td>${iso(h.at)}</td><td>${h.status}</td><td><code>${h.event}</code></td><td>${h.note}</td></tr>`,
+    )}</tbody></table></div></section>
+<section class="card" aria-labelledby="del-h"><h2 id="del-h">Webhook deliveries</h2>
+${deliveries.length === 0 ? html`<p>No webhook deliveries for this payment.</p>` : deliveries.map(
+      (d) => html`<article class="delivery" data-delivery="${d.id}"><h3><code>${d.type}</code> ${deliveryStatus(d)}${d.test ? html` <span class="badge">test</span>` : ''}</h3>
+<p>Event <code>${d.eventId}</code> · delivery <code>${d.id}</code> · to <span class="url">${d.url}</span>${d.failureReason === null ? '' : html` · reason: <strong>${d.failureReason}</strong>`}</p>${attemptsTable(d)}</article>`,
+    )}
+<p><a href="/console/webhooks${query({ subject: `${detail.subject.kind}:${detail.subject.id}` })}">These deliveries in the webhook log</a></p>
+</section>
+</div>`,
+  });
+}
+
+export { attemptsTable };

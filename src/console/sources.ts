@@ -1,0 +1,102 @@
+import type { Subject } from '../core/deliveries.ts';
+import type { DomainEvent } from '../core/events.ts';
+import type { Html } from './html.ts';
+
+/**
+ * What the console shows is assembled from sources, one per dialect or domain, so a new dialect
+ * plugs in by adding one object to a list (src/console/index.ts), without touching the pages:
+ * - a `PaymentSource` puts its payments into the one payments view (list, counts, filters, detail,
+ *   actions, the decisions chart);
+ * - a `Panel` is one box of a panel page (the bookings page: seat maps, inbox, ledger);
+ * - both say which bus events concern them (`topic`), so the live feed knows what to refresh.
+ * Sources read and act through the same core services as the APIs, never around a state machine.
+ * @see issue 13 "What it shows and does"
+ */
+
+/** The statuses every dialect's payment is grouped into, for the filters and the counts (document 001: pending / completed / failed). */
+export const STATUS_GROUPS = ['pending', 'completed', 'failed', 'cancelled', 'refunded'] as const;
+export type StatusGroup = (typeof STATUS_GROUPS)[number];
+
+/** Refresh topics: a live region lists the topics it shows; the feed names the topics an event touched. */
+export type Topic = 'payments' | 'webhooks' | 'bookings' | (string & {});
+
+export interface PaymentRow {
+  /** The source's `dialect`. */
+  dialect: string;
+  id: string;
+  /** What the client called it: reservation id, order id, booking's user. */
+  reference: string;
+  amount: number;
+  currency: string;
+  /** The dialect's own status word. */
+  status: string;
+  group: StatusGroup;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface HistoryEntry {
+  at: number;
+  status: string;
+  note: string;
+  /** The bus event the change published. */
+  event: string;
+}
+
+/** A state-changing action on one payment: a form posted to `/console/payments/<dialect>/<id>/<name>`. */
+export interface PaymentAction {
+  name: string;
+  label: string;
+  /** Optional inputs (e.g. a refund's amount). */
+  fields?: ReadonlyArray<{ name: string; label: string; type: 'number' | 'text'; required: boolean; hint?: string }>;
+}
+
+export interface PaymentDetail {
+  row: PaymentRow;
+  /** Label and value, shown as a definition list. */
+  fields: ReadonlyArray<readonly [string, string]>;
+  /** Derived from the record's own timestamps, oldest first. */
+  history: HistoryEntry[];
+  /** Its webhook deliveries are those of this subject. */
+  subject: Subject;
+  /** Actions allowed in its current state (the service still guards each). */
+  actions: PaymentAction[];
+}
+
+export interface Decision {
+  at: number;
+  outcome: 'approved' | 'failed';
+}
+
+export interface PaymentSource {
+  /** Short, URL-safe: `intent`, `v2`, `booking` (later `fluxpay`). */
+  dialect: string;
+  /** Shown in the dialect filter and the list. */
+  label: string;
+  /** Newest first, at most `limit`. */
+  list(limit: number): Promise<PaymentRow[]>;
+  get(id: string): Promise<PaymentDetail | undefined>;
+  /** Runs an action through the dialect's service; the message to show, or throws a DomainError. */
+  act?(id: string, action: string, input: Readonly<Record<string, string>>): Promise<string>;
+  /** Decisions made since `since` (epoch ms), for the decisions chart. */
+  decisions(since: number): Promise<Decision[]>;
+  /** Whether a bus event changes what this source lists. */
+  concerns(event: DomainEvent): boolean;
+}
+
+/** One box of a panel page. `render` reads its data and returns its inner HTML. */
+export interface Panel {
+  id: string;
+  title: string;
+  render(): Promise<Html>;
+}
+
+export interface PanelPage {
+  /** `/console/<path>` */
+  path: string;
+  title: string;
+  topic: Topic;
+  panels: Panel[];
+  /** Whether a bus event changes what this page shows. */
+  concerns(event: DomainEvent): boolean;
+}

@@ -1,0 +1,188 @@
+import type { Booking, BookingStatus } from '../../core/bookings/booking.ts';
+import type { Performance } from '../../core/bookings/performances.ts';
+import type { BookingService } from '../../core/bookings/service.ts';
+import { isBookingEvent, type DomainEvent } from '../../core/events.ts';
+import type { LedgerStore, SeatStore } from '../../core/ports.ts';
+import { html, iso, money, raw, type Html } from '../html.ts';
+import type { HistoryEntry, PaymentRow, PaymentSource, Panel, PanelPage, StatusGroup } from '../sources.ts';
+
+/**
+ * Bookings (issue 4) in the console: their payments in the payments view, and the bookings page
+ * (a seat map per performance, the events inbox, ledger balances with the imbalance figure).
+ *
+ * The booking store lists bookings by user only, so the console knows the bookings that hold or
+ * own a seat (the seat maps) and those that paid (the ledger's references): pending and confirmed
+ * ones. A booking that failed, expired or was cancelled before paying has released its seats and
+ * is not listed (it is still shown by id: /console/payments/booking/<id>).
+ */
+
+/** The delivery log's subject kind of a booking (src/dialects/bookings/webhook-payload.ts). */
+export const BOOKING_SUBJECT = 'booking';
+
+const GROUPS: Readonly<Record<BookingStatus, StatusGroup>> = { pending: 'pending', confirmed: 'completed', failed: 'failed', expired: 'cancelled', cancelled: 'cancelled' };
+
+export interface BookingDeps {
+  service: BookingService;
+  seats: SeatStore;
+  ledger: LedgerStore;
+  performances: readonly Performance[];
+  now: () => number;
+}
+
+function row(booking: Booking): PaymentRow {
+  return {
+    dialect: 'booking',
+    id: booking.id,
+    reference: `${booking.userId} · ${booking.performanceId} × ${booking.quantity}`,
+    amount: booking.totalAmount,
+    currency: booking.currency,
+    status: `${booking.status} / ${booking.paymentIntent.status}`,
+    group: GROUPS[booking.status],
+    createdAt: booking.createdAt,
+    updatedAt: booking.paymentIntent.pgMockData?.processedAt ?? booking.createdAt,
+  };
+}
+
+function history(booking: Booking): HistoryEntry[] {
+  const entries: HistoryEntry[] = [{ at: booking.createdAt, status: 'pending', event: 'booking.created', note: `seats ${booking.seatIds.join(', ')} held until ${iso(booking.expiresAt)}` }];
+  const pg = booking.paymentIntent.pgMockData;
+  if (pg !== null) entries.push({ at: pg.processedAt, status: booking.paymentIntent.status, event: 'booking.payment_decided', note: pg.isSuccess ? 'gateway approved' : `gateway declined: ${pg.failureCode ?? ''}` });
+  if (booking.status === 'expired') entries.push({ at: booking.expiresAt, status: 'expired', event: 'booking.expired', note: 'the seat hold lapsed' });
+  else if (booking.status !== 'pending') entries.push({ at: pg?.processedAt ?? booking.createdAt, status: booking.status, event: `booking.${booking.status}`, note: pg === null ? '' : 'after its inbox event was processed' });
+  return entries;
+}
+
+/** The ids of the bookings holding or owning a seat, and of those the ledger has a transaction for. */
+async function knownBookingIds(deps: BookingDeps): Promise<string[]> {
+  const ids = new Set<string>();
+  for (const performance of deps.performances) {
+    for (const seat of (await deps.seats.seatsOf(performance.id)) ?? []) if (seat.bookingId !== null) ids.add(seat.bookingId);
+  }
+  for (const entry of await deps.ledger.entries()) ids.add(entry.reference);
+  return [...ids];
+}
+
+export async function knownBookings(deps: BookingDeps): Promise<Booking[]> {
+  const out: Booking[] = [];
+  for (const id of await knownBookingIds(deps)) {
+    const booking = await deps.service.get(id).catch(() => undefined);
+    if (booking !== undefined) out.push(booking);
+  }
+  return out.sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : -1));
+}
+
+export function bookingSource(deps: BookingDeps): PaymentSource {
+  return {
+    dialect: 'booking',
+    label: 'Bookings (/bookings, /api/v1/payments)',
+    async list(limit) {
+      return (await knownBookings(deps)).slice(0, limit).map(row);
+    },
+    async get(id) {
+      const booking = await deps.service.get(id).catch(() => undefined);
+      if (booking === undefined) return undefined;
+      return {
+        row: row(booking),
+        fields: [
+          ['User', booking.userId],
+          ['Performance', booking.performanceId],
+          ['Seats', booking.seatIds.join(', ')],
+          ['Amount', money(booking.totalAmount, booking.currency)],
+          ['Payment method', booking.paymentMethod],
+          ['Payment', booking.paymentIntent.status],
+          ['Hold until', iso(booking.expiresAt)],
+          ['Webhook URL', booking.webhookUrl ?? '—'],
+        ],
+        history: history(booking),
+        subject: { kind: BOOKING_SUBJECT, id: booking.id },
+        actions: [],
+      };
+    },
+    async decisions(since) {
+      const out = [];
+      for (const booking of await knownBookings(deps)) {
+        const pg = booking.paymentIntent.pgMockData;
+        if (pg !== null && pg.processedAt >= since) out.push({ at: pg.processedAt, outcome: pg.isSuccess ? ('approved' as const) : ('failed' as const) });
+      }
+      return out;
+    },
+    concerns: (event: DomainEvent) => event.type.startsWith('booking.'),
+  };
+}
+
+function timeLeft(ms: number): string {
+  const s = Math.max(0, Math.ceil(ms / 1000));
+  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
+}
+
+function seatMap(deps: BookingDeps, performance: Performance): Panel {
+  return {
+    id: `seats-${performance.id}`,
+    title: `Seats: ${performance.title} (${performance.id})`,
+    async render() {
+      const seats = (await deps.seats.seatsOf(performance.id)) ?? [];
+      const now = deps.now();
+      const counts = { available: 0, locked: 0, reserved: 0 };
+      for (const seat of seats) counts[seat.status]++;
+      const rows = new Map<string, typeof seats>();
+      for (const seat of seats) rows.set(seat.row, [...(rows.get(seat.row) ?? []), seat]);
+      const cells = [...rows].map(
+        ([label, rowSeats]) => html`<tr><th scope="row">${label}</th>${rowSeats.map((seat) => {
+          const word = seat.status === 'locked' ? 'held' : seat.status;
+          const left = seat.lockedUntil === null ? '' : timeLeft(seat.lockedUntil - now);
+          const name = `${seat.seatId} ${word}${seat.bookingId === null ? '' : ` by ${seat.bookingId}`}${left === '' ? '' : `, ${left} left`}`;
+          return html`<td class="seat seat-${word}" data-seat="${seat.seatId}" data-status="${word}" title="${name}"><span class="visually-hidden">${name}</span><span aria-hidden="true">${seat.status === 'locked' ? html`<span data-until="${String(seat.lockedUntil)}">${left}</span>` : seat.number}</span></td>`;
+        })}</tr>`,
+      );
+      return html`<p class="legend"><span class="seat-key seat-available" aria-hidden="true"></span> available ${counts.available}
+        <span class="seat-key seat-held" aria-hidden="true"></span> held ${counts.locked}
+        <span class="seat-key seat-reserved" aria-hidden="true"></span> reserved ${counts.reserved}
+        · ${money(performance.priceMinor, performance.currency)} a seat · starts ${performance.startsAt}</p>
+        <div class="scroll" tabindex="0"><table class="seatmap" data-performance="${performance.id}"><caption class="visually-hidden">Seat map of ${performance.title}: a held seat shows the minutes and seconds its hold has left</caption>${cells}</table></div>`;
+    },
+  };
+}
+
+function inbox(deps: BookingDeps): Panel {
+  return {
+    id: 'inbox',
+    title: 'Events inbox',
+    async render() {
+      const events = [];
+      for (const booking of await knownBookings(deps)) events.push(...(await deps.service.events(booking.id)));
+      events.sort((a, b) => b.createdAt - a.createdAt);
+      if (events.length === 0) return html`<p>No inbox events yet.</p>`;
+      return html`<div class="scroll" tabindex="0"><table><thead><tr><th scope="col">Event</th><th scope="col">Type</th><th scope="col">Booking</th><th scope="col">Amount</th><th scope="col">Created</th><th scope="col">Processed</th><th scope="col">Lag</th></tr></thead><tbody>${events.slice(0, 100).map(
+        (e) => html`<tr><td><code>${e.eventId}</code></td><td>${e.type}</td><td><a href="/console/payments/booking/${e.bookingId}">${e.bookingId}</a></td><td>${money(e.details.amount, e.details.currency)}</td><td>${iso(e.createdAt)}</td><td>${e.processedAt === null ? html`<span class="badge badge-pending">unprocessed</span>` : iso(e.processedAt)}</td><td>${e.processedAt === null ? '' : `${e.processedAt - e.createdAt} ms`}</td></tr>`,
+      )}</tbody></table></div>`;
+    },
+  };
+}
+
+function ledger(deps: BookingDeps): Panel {
+  return {
+    id: 'ledger',
+    title: 'Ledger balances',
+    async render() {
+      const balances = await deps.ledger.balances();
+      const imbalance = await deps.ledger.imbalance();
+      const table: Html =
+        balances.length === 0
+          ? html`<p>No ledger entries yet.</p>`
+          : html`<div class="scroll" tabindex="0"><table><thead><tr><th scope="col">Account</th><th scope="col">Currency</th><th scope="col">Debits</th><th scope="col">Credits</th><th scope="col">Balance</th></tr></thead><tbody>${balances.map(
+              (b) => html`<tr><td>${b.account}</td><td>${b.currency}</td><td>${b.debits}</td><td>${b.credits}</td><td>${b.balance}</td></tr>`,
+            )}</tbody></table></div>`;
+      return html`${table}<p class="imbalance ${imbalance === 0 ? 'ok' : 'bad'}" data-imbalance="${String(imbalance)}">Imbalance (total debits − total credits): <strong>${imbalance}</strong>${imbalance === 0 ? raw(' — balanced') : raw(' — <strong>a bug</strong>: it must be 0')}</p>`;
+    },
+  };
+}
+
+export function bookingsPage(deps: BookingDeps): PanelPage {
+  return {
+    path: 'bookings',
+    title: 'Bookings',
+    topic: 'bookings',
+    panels: [...deps.performances.map((p) => seatMap(deps, p)), inbox(deps), ledger(deps)],
+    concerns: (event: DomainEvent) => isBookingEvent(event) || event.type === 'booking.payment_decided' || event.type === 'booking.event_processed',
+  };
+}

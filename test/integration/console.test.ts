@@ -1,0 +1,124 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { buildTestApp, type TestApp } from '../helpers/app.ts';
+
+/**
+ * The console's server side without a browser (test/browser/console.test.ts drives it in
+ * Chromium): it is off with CONSOLE_ENABLED=false, its CSP and cookies stay under /console (the
+ * APIs answer exactly as without it), forms are validated like the APIs' bodies, and a secret
+ * never shows up in a page.
+ */
+
+let t: TestApp | undefined;
+afterEach(async () => {
+  await t?.app.close();
+  t = undefined;
+});
+
+/** A console session: its cookie and the CSRF token of the page. */
+async function session(app: TestApp['app']): Promise<{ cookie: string; csrf: string }> {
+  const page = await app.inject({ method: 'GET', url: '/console/payments' });
+  expect(page.statusCode).toBe(200);
+  const cookie = String(page.headers['set-cookie']).split(';', 1)[0] as string;
+  const csrf = /<meta name="csrf-token" content="([^"]+)">/.exec(page.body)?.[1] as string;
+  return { cookie, csrf };
+}
+
+describe('the console on the server', () => {
+  it('is absent with CONSOLE_ENABLED=false: /console is a 404 in the native shape', async () => {
+    t = await buildTestApp({ CONSOLE_ENABLED: 'false' });
+    const res = await t.app.inject({ method: 'GET', url: '/console/payments' });
+    expect(res.statusCode).toBe(404);
+    expect(res.json()).toEqual({ error: { code: 'NOT_FOUND', message: 'No route GET /console/payments.', trace_id: expect.any(String) } });
+  });
+
+  it('sends its CSP and session cookie under /console only: an API answer has the same headers with or without the console', async () => {
+    const headersOf = async (env: Record<string, string>): Promise<string[]> => {
+      const app = await buildTestApp(env);
+      try {
+        const res = await app.app.inject({ method: 'GET', url: '/v1/sim/intents?limit=1' });
+        expect(res.statusCode).toBe(200);
+        return Object.keys(res.headers).sort();
+      } finally {
+        await app.app.close();
+      }
+    };
+    expect(await headersOf({ CONSOLE_ENABLED: 'true' })).toEqual(await headersOf({ CONSOLE_ENABLED: 'false' }));
+    t = await buildTestApp();
+    const page = await t.app.inject({ method: 'GET', url: '/console/payments' });
+    expect(page.headers['content-security-policy']).toBe(
+      "default-src 'self';script-src 'self';style-src 'self';img-src 'self' data:;connect-src 'self';form-action 'self';frame-ancestors 'none';base-uri 'none';object-src 'none'",
+    );
+    expect(page.headers['set-cookie']).toMatch(/^paysim_console=[\w-]+\.0\.[\w-]+; Path=\/console; HttpOnly; SameSite=Strict$/);
+    expect(page.headers['content-type']).toBe('text/html; charset=utf-8');
+  });
+
+  it('keeps its routes out of the OpenAPI document', async () => {
+    t = await buildTestApp();
+    const doc = t.app.swagger() as { paths: Record<string, unknown> };
+    expect(Object.keys(doc.paths).filter((p) => p.startsWith('/console'))).toEqual([]);
+  });
+
+  it('validates a form like the API validates its body, and creates nothing from a bad one', async () => {
+    t = await buildTestApp();
+    const { cookie, csrf } = await session(t.app);
+    const post = (payload: string) =>
+      t!.app.inject({ method: 'POST', url: '/console/payments/new/intent', headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' }, payload });
+    const bad = await post(`_csrf=${csrf}&reservation_id=R1&amount=12.5&currency=KRW&scenario=approve`);
+    expect(bad.statusCode).toBe(400);
+    expect(bad.body).toContain('<p class="notice notice-error" role="alert">amount: amount must be a whole number from 1 to 100000000000</p>');
+    const badScenario = await post(`_csrf=${csrf}&reservation_id=R1&amount=100&scenario=maybe`);
+    expect(badScenario.statusCode).toBe(400);
+    expect(badScenario.body).toContain('scenario must be one of approve, fail, delay, random');
+    const badUrl = await post(`_csrf=${csrf}&reservation_id=R1&amount=100&webhook_url=ftp%3A%2F%2Fx`);
+    expect(badUrl.statusCode).toBe(400);
+    expect((await t.app.inject({ method: 'GET', url: '/v1/sim/intents' })).json()).toEqual({ data: [], next_cursor: null });
+
+    const good = await post(`_csrf=${csrf}&reservation_id=R1&amount=100&currency=EUR&scenario=fail`);
+    expect(good.statusCode).toBe(303);
+    const listed = (await t.app.inject({ method: 'GET', url: '/v1/sim/intents' })).json() as { data: Array<{ payment_intent_id: string; reservation_id: string; amount: number; currency: string; scenario: string; status: string }> };
+    expect(listed.data.map((i) => [i.reservation_id, i.amount, i.currency, i.scenario, i.status])).toEqual([['R1', 100, 'EUR', 'fail', 'PENDING']]);
+    expect(good.headers.location).toBe(`/console/payments/intent/${listed.data[0]?.payment_intent_id}?notice=created`);
+  });
+
+  it('refuses an action on a payment in a state that does not allow it, through the service', async () => {
+    t = await buildTestApp();
+    const { cookie, csrf } = await session(t.app);
+    const made = await t.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'R2', amount: 100, scenario: 'approve' } });
+    const id = (made.json() as { payment_intent_id: string }).payment_intent_id;
+    const refund = await t.app.inject({ method: 'POST', url: `/console/payments/intent/${id}/refund`, headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' }, payload: `_csrf=${csrf}` });
+    expect(refund.statusCode).toBe(409);
+    expect(refund.body).toContain(`Payment ${id} is PENDING; “refund” is not possible now.`);
+    const unknown = await t.app.inject({ method: 'GET', url: '/console/payments/intent/pay_nope' });
+    expect(unknown.statusCode).toBe(404);
+    expect(unknown.body).toContain('Payment pay_nope does not exist (or is no longer kept).');
+  });
+
+  it('with CONSOLE_TOKEN: every page and action needs the login; the token never appears in a page', async () => {
+    const TOKEN = 'a-console-token-42';
+    t = await buildTestApp({ CONSOLE_TOKEN: TOKEN });
+    for (const url of ['/console/payments', '/console/webhooks', '/console/bookings', '/console/charts']) {
+      const res = await t.app.inject({ method: 'GET', url });
+      expect([url, res.statusCode, res.headers.location]).toEqual([url, 303, `/console/login?next=${encodeURIComponent(url)}`]);
+    }
+    const action = await t.app.inject({ method: 'POST', url: '/console/payments/new/intent', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'reservation_id=x&amount=1' });
+    expect(action.statusCode).toBe(401);
+    expect((await t.app.inject({ method: 'GET', url: '/console/events' })).statusCode).toBe(401);
+    const wrong = await t.app.inject({ method: 'POST', url: '/console/login', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'token=nope' });
+    expect(wrong.statusCode).toBe(401);
+    expect(wrong.headers['set-cookie']).toBeUndefined();
+    const login = await t.app.inject({ method: 'POST', url: '/console/login', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: `token=${TOKEN}&next=%2Fconsole%2Fcharts` });
+    expect(login.statusCode).toBe(303);
+    expect(login.headers.location).toBe('/console/charts');
+    const cookie = String(login.headers['set-cookie']).split(';', 1)[0] as string;
+    expect(cookie).not.toContain(TOKEN);
+    // A forged session (level 1 with another MAC) is refused.
+    const forged = cookie.replace(/\.[\w-]+$/, '.AAAA');
+    expect((await t.app.inject({ method: 'GET', url: '/console/charts', headers: { cookie: forged } })).statusCode).toBe(303);
+    const page = await t.app.inject({ method: 'GET', url: '/console/charts', headers: { cookie } });
+    expect(page.statusCode).toBe(200);
+    expect(page.body).not.toContain(TOKEN);
+    // An off-site `next` is never followed.
+    const offsite = await t.app.inject({ method: 'POST', url: '/console/login', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: `token=${TOKEN}&next=https%3A%2F%2Fevil.example%2F` });
+    expect(offsite.headers.location).toBe('/console/payments');
+  });
+});
