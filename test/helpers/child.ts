@@ -81,8 +81,8 @@ export class ServerProcess {
     return `stdout:\n${this.stdout}\nstderr:\n${this.stderr}`;
   }
 
-  /** Resolves with the first log line matching `predicate`, as soon as it is written. */
-  waitForLine(predicate: (line: LogLine) => boolean, timeoutMs = 10_000): Promise<LogLine> {
+  /** Resolves with the first log line matching `predicate`, as soon as it is written (30 s by default: a start takes 3–4 s on an idle 2-core machine, over 10 s on a busy one). */
+  waitForLine(predicate: (line: LogLine) => boolean, timeoutMs = 30_000): Promise<LogLine> {
     return this.#waitFor(() => this.lines.find(predicate), `a log line matching ${predicate.toString()}`, timeoutMs);
   }
 
