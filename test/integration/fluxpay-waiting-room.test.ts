@@ -205,3 +205,35 @@ describe('metrics', () => {
     expect(metricSample(metrics, 'fluxpay_waiting_room_wait_seconds_sum{room="sale"}')).toBe(1.5); // 0 + 0.5 + 1
   });
 });
+
+describe('the billing policy’s waitingRooms and rateLimits', () => {
+  it('rooms declared in FLUXPAY_POLICY_FILE exist (and guard) from the start; limits default; a bad section stops the start with one line', async () => {
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { loadConfig } = await import('../../src/config.ts');
+    const dir = mkdtempSync(join(tmpdir(), 'fluxpay-rooms-'));
+    const good = join(dir, 'policy.yaml');
+    writeFileSync(
+      good,
+      'services:\n  chat:\n    creditsPerUse: 7\nwaitingRooms:\n  launch:\n    admitPerSecond: 10\n    admissionTtlSeconds: 120\n    protectedServiceIds: [chat]\nrateLimits:\n  orders:\n    max: 5\n    windowSeconds: 10\n',
+    );
+    const config = loadConfig({ FLUXPAY_POLICY_FILE: good });
+    expect(config.fluxpay.policy.rateLimits.orders).toEqual({ max: 5, windowSeconds: 10 });
+    expect(config.fluxpay.policy.rateLimits.reads).toEqual({ max: 100_000, windowSeconds: 1 });
+    const t = await app({ FLUXPAY_POLICY_FILE: good });
+    expect(resultOf(await fpGet(t, '/api/v1/waiting-rooms/launch'))).toMatchObject({ admitPerSecond: 10, admissionTtlSeconds: 120, protectedServiceIds: ['chat'], active: true, maxActive: null });
+    expect(errorOf(await order(t, undefined, { ...orderBody, serviceId: 'chat' }))[1]).toMatchObject({ code: 'WAIT_001' });
+
+    const bad = join(dir, 'bad.yaml');
+    const refuses = (yaml: string, message: string) => {
+      writeFileSync(bad, `services:\n  chat:\n    creditsPerUse: 7\n${yaml}`);
+      expect(() => loadConfig({ FLUXPAY_POLICY_FILE: bad })).toThrow(`Invalid configuration: FLUXPAY_POLICY_FILE: ${bad}: ${message}`);
+    };
+    refuses('waitingRooms:\n  launch:\n    admitPerSecond: -1\n    admissionTtlSeconds: 1\n', 'waitingRooms.launch.admitPerSecond must be a number from 0 to 100000');
+    refuses('waitingRooms:\n  launch:\n    admitPerSecond: 1\n    admissionTtlSeconds: 1\n    protectedServiceIds: [nope]\n', 'waitingRooms.launch.protectedServiceIds names "nope", which is not a service of the policy');
+    refuses('waitingRooms:\n  launch:\n    admitPerSecond: 1\n', 'waitingRooms.launch.admissionTtlSeconds must be a whole number from 1 to 1000000000 (got nothing)');
+    refuses('rateLimits:\n  everything:\n    max: 1\n', 'rateLimits has an unknown key "everything" (allowed: orders, payments, credits, events, waiting-rooms, reads)');
+    refuses('rateLimits:\n  orders:\n    max: 0\n', 'rateLimits.orders.max must be a whole number from 1 to 1000000000 (got 0)');
+  });
+});
