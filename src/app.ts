@@ -27,6 +27,7 @@ import opsRoutes from './plugins/app/ops.ts';
 import requestContext, { bindRequestContext, childLoggerWithTraceId, requestIdFrom } from './plugins/app/request-context.ts';
 import stores from './plugins/app/stores.ts';
 import v2Payments from './plugins/app/v2-payments.ts';
+import waitingRooms from './plugins/app/waiting-rooms.ts';
 import webhooks from './plugins/app/webhooks.ts';
 import { registerSwagger } from './plugins/external/swagger.ts';
 import { registerUnderPressure } from './plugins/external/under-pressure.ts';
@@ -95,6 +96,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(bookings);
   await app.register(v2Payments);
   await app.register(fluxpay);
+  await app.register(waitingRooms);
   await registerUnderPressure(app, config);
   await registerSwagger(app, { publicUrl: config.publicUrl });
   await app.register(opsRoutes);

@@ -109,6 +109,10 @@ const EnvSchema = Type.Object({
   FLUXPAY_TTL_MS: Ms(86_400_000),
   FLUXPAY_MAX_RECORDS: Count(100_000, 1),
   FLUXPAY_MAX_SUBSCRIPTIONS: Count(100, 1, 10_000),
+  // Waiting rooms and rate limiting (issue 12).
+  FLUXPAY_MAX_WAITING_TICKETS: Count(1_000_000, 1, 100_000_000),
+  FLUXPAY_WAITING_TICKET_TTL_MS: Ms(3_600_000),
+  FLUXPAY_RATE_LIMIT_MAX_KEYS: Count(100_000, 1, 10_000_000),
   // The web console at /console (issue 13).
   CONSOLE_ENABLED: Type.Union([Type.Literal('true'), Type.Literal('false')], { default: 'true' }),
   // When set, the console asks for it (a login form) before showing anything.
@@ -203,6 +207,12 @@ export interface Config {
     ttlMs: number;
     maxRecords: number;
     maxSubscriptions: number;
+    /** Waiting-room tickets held across every room (issue 12). */
+    maxWaitingTickets: number;
+    /** Ended tickets (expired, or their token used) are kept this long. */
+    waitingTicketTtlMs: number;
+    /** Rate-limit windows (a client and a route group each) held at once. */
+    rateLimitMaxKeys: number;
   };
   /** The web console at /console (issue 13). */
   console: {
@@ -321,6 +331,9 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       ttlMs: env.FLUXPAY_TTL_MS,
       maxRecords: env.FLUXPAY_MAX_RECORDS,
       maxSubscriptions: env.FLUXPAY_MAX_SUBSCRIPTIONS,
+      maxWaitingTickets: env.FLUXPAY_MAX_WAITING_TICKETS,
+      waitingTicketTtlMs: env.FLUXPAY_WAITING_TICKET_TTL_MS,
+      rateLimitMaxKeys: env.FLUXPAY_RATE_LIMIT_MAX_KEYS,
     },
     console: { enabled: env.CONSOLE_ENABLED === 'true', token: env.CONSOLE_TOKEN },
   };

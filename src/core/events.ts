@@ -2,6 +2,9 @@ import type { Booking, InboxEvent, PaymentKind } from './bookings/booking.ts';
 import type { Delivery, DeliveryAttempt } from './deliveries.ts';
 import type { Intent } from './intents/intent.ts';
 import type { V2Payment } from './v2/payment.ts';
+import type { WaitingRoomAdmittedEvent } from './waiting-room/service.ts';
+
+export type { WaitingRoomAdmittedEvent } from './waiting-room/service.ts';
 
 /**
  * The in-process event bus: every state change a client could observe is published here, and
@@ -76,7 +79,8 @@ export interface V2PaymentEvent {
   payment: Readonly<V2Payment>;
 }
 
-export type DomainEvent = PaymentEvent | BookingEvent | BookingPaymentEvent | InboxProcessedEvent | DeliveryEvent | V2PaymentEvent;
+/** A user admitted from a waiting room (issue 12): published once per admission, when it is computed. */
+export type DomainEvent = PaymentEvent | BookingEvent | BookingPaymentEvent | InboxProcessedEvent | DeliveryEvent | V2PaymentEvent | WaitingRoomAdmittedEvent;
 
 export type EventHandler = (event: DomainEvent) => void;
 

@@ -8,7 +8,9 @@ import { MemoryIntentStore } from '../../src/adapters/memory/intents.ts';
 import { MemoryLedgerStore } from '../../src/adapters/memory/ledger.ts';
 import { MemorySchedulerStore } from '../../src/adapters/memory/scheduler.ts';
 import { MemorySeatStore } from '../../src/adapters/memory/seats.ts';
+import { MemoryRateLimitStore } from '../../src/adapters/memory/rate-limits.ts';
 import { MemoryV2PaymentStore } from '../../src/adapters/memory/v2-payments.ts';
+import { MemoryWaitingRoomStore } from '../../src/adapters/memory/waiting-rooms.ts';
 import { bookingStoreContract } from './contracts/bookings.contract.ts';
 import { deliveryLogContract } from './contracts/deliveries.contract.ts';
 import { disabledUrlStoreContract } from './contracts/disabled-urls.contract.ts';
@@ -18,7 +20,9 @@ import { intentStoreContract } from './contracts/intents.contract.ts';
 import { ledgerStoreContract } from './contracts/ledger.contract.ts';
 import { schedulerStoreContract } from './contracts/scheduler.contract.ts';
 import { seatStoreContract } from './contracts/seats.contract.ts';
+import { rateLimitStoreContract } from './contracts/rate-limits.contract.ts';
 import { v2PaymentStoreContract } from './contracts/v2-payments.contract.ts';
+import { waitingRoomStoreContract } from './contracts/waiting-rooms.contract.ts';
 
 /** The shared port contracts against the in-memory back end; another back end adds its own file calling the same functions. */
 
@@ -33,3 +37,5 @@ schedulerStoreContract('memory', () => new MemorySchedulerStore());
 v2PaymentStoreContract('memory', ({ ttlMs, maxPayments }) => new MemoryV2PaymentStore({ ttlMs, maxPayments }));
 fluxPayStoreContract('memory', ({ ttlMs, maxRecords }) => new MemoryFluxPayStore({ ttlMs, maxRecords }));
 fluxPaySubscriptionStoreContract('memory', ({ maxSubscriptions }) => new MemoryFluxPaySubscriptionStore({ maxSubscriptions }));
+waitingRoomStoreContract('memory', ({ maxTickets, ttlMs }) => new MemoryWaitingRoomStore({ maxTickets, ttlMs }));
+rateLimitStoreContract('memory', ({ maxKeys }) => new MemoryRateLimitStore({ maxKeys }));

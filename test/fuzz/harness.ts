@@ -205,6 +205,8 @@ export const EFFECTS: { [S in keyof Stores]: Record<string, Judge> } = {
     sweep: positive,
   },
   fluxpaySubscriptions: { add: kindIs('created'), remove: (r) => r === true },
+  waitingRooms: { putRoom: always, enter: kindIs('entered'), useToken: kindIs('used'), sweep: positive },
+  rateLimits: { hit: always, sweep: positive },
 };
 
 export interface Change {

@@ -48,6 +48,7 @@ describe('404 for an unknown route, under each prefix', () => {
     ['/api/v1/orders/ord_x/nope', fluxpay('COMMON_404', 'No route GET /api/v1/orders/ord_x/nope.')],
     ['/api/v1/credits/nope', fluxpay('COMMON_404', 'No route GET /api/v1/credits/nope.')],
     ['/api/v1/sagas', fluxpay('COMMON_404', 'No route GET /api/v1/sagas.')],
+    ['/api/v1/waiting-rooms/r1/nope', fluxpay('COMMON_404', 'No route GET /api/v1/waiting-rooms/r1/nope.')],
   ])('GET %s', async (url, body) => {
     const t = await app();
     const res = await t.app.inject({ url });
@@ -65,6 +66,7 @@ describe('405 with Allow for a known path and another method', () => {
     ['PUT', '/api/v1/payments/confirm', 'POST', fluxpay('COMMON_405', 'PUT is not allowed on /api/v1/payments/confirm; use POST.')],
     ['DELETE', '/api/v1/orders', 'GET, HEAD, POST', fluxpay('COMMON_405', 'DELETE is not allowed on /api/v1/orders; use GET, HEAD, POST.')],
     ['POST', '/api/v1/reconciliation', 'GET, HEAD', fluxpay('COMMON_405', 'POST is not allowed on /api/v1/reconciliation; use GET, HEAD.')],
+    ['DELETE', '/api/v1/waiting-rooms/r1', 'GET, HEAD, PUT', fluxpay('COMMON_405', 'DELETE is not allowed on /api/v1/waiting-rooms/r1; use GET, HEAD, PUT.')],
   ] as const)('%s %s', async (method, url, allow, body) => {
     const t = await app();
     const res = await t.app.inject({ method, url });

@@ -72,6 +72,7 @@ describe('OpenAPI document', () => {
         'POST /api/v1/payments', 'POST /api/v1/payments/confirm', 'GET /api/v1/payments/{paymentKey}',
         'GET /api/v1/credits/balance', 'POST /api/v1/credits/charge', 'POST /api/v1/credits/use', 'POST /api/v1/credits/refund', 'GET /api/v1/credits/transactions',
         'POST /api/v1/events', 'GET /api/v1/sagas/{sagaId}', 'GET /api/v1/outbox', 'POST /api/v1/webhook-subscriptions', 'GET /api/v1/webhook-subscriptions', 'GET /api/v1/reconciliation',
+        'PUT /api/v1/waiting-rooms/{roomId}', 'GET /api/v1/waiting-rooms/{roomId}', 'POST /api/v1/waiting-rooms/{roomId}/enter', 'GET /api/v1/waiting-rooms/{roomId}/tickets/{ticket}',
       ].sort(),
     );
     // Hidden routes stay out of the document.

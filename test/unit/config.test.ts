@@ -85,6 +85,9 @@ describe('loadConfig defaults', () => {
         ttlMs: 86_400_000,
         maxRecords: 100_000,
         maxSubscriptions: 100,
+        maxWaitingTickets: 1_000_000,
+        waitingTicketTtlMs: 3_600_000,
+        rateLimitMaxKeys: 100_000,
       },
       console: { enabled: true, token: undefined },
     });
@@ -181,6 +184,9 @@ describe('loadConfig values', () => {
       FLUXPAY_TTL_MS: '60000',
       FLUXPAY_MAX_RECORDS: '9',
       FLUXPAY_MAX_SUBSCRIPTIONS: '3',
+      FLUXPAY_MAX_WAITING_TICKETS: '50',
+      FLUXPAY_WAITING_TICKET_TTL_MS: '1000',
+      FLUXPAY_RATE_LIMIT_MAX_KEYS: '7',
       CONSOLE_ENABLED: 'false',
       CONSOLE_TOKEN: 'console-token-1',
     });
@@ -245,6 +251,9 @@ describe('loadConfig values', () => {
         ttlMs: 60_000,
         maxRecords: 9,
         maxSubscriptions: 3,
+        maxWaitingTickets: 50,
+        waitingTicketTtlMs: 1000,
+        rateLimitMaxKeys: 7,
       },
       console: { enabled: false, token: 'console-token-1' },
     });

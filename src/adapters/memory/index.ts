@@ -10,7 +10,9 @@ import { MemoryIntentStore } from './intents.ts';
 import { MemoryLedgerStore } from './ledger.ts';
 import { MemorySchedulerStore } from './scheduler.ts';
 import { MemorySeatStore } from './seats.ts';
+import { MemoryRateLimitStore } from './rate-limits.ts';
 import { MemoryV2PaymentStore } from './v2-payments.ts';
+import { MemoryWaitingRoomStore } from './waiting-rooms.ts';
 
 /** Every port in this process's memory (the default back end), bounded by the configuration. */
 export function createMemoryStores(config: Config): Stores {
@@ -26,5 +28,7 @@ export function createMemoryStores(config: Config): Stores {
     v2Payments: new MemoryV2PaymentStore({ ttlMs: config.v2.paymentTtlMs, maxPayments: config.v2.maxPayments }),
     fluxpay: new MemoryFluxPayStore({ ttlMs: config.fluxpay.ttlMs, maxRecords: config.fluxpay.maxRecords }),
     fluxpaySubscriptions: new MemoryFluxPaySubscriptionStore({ maxSubscriptions: config.fluxpay.maxSubscriptions }),
+    waitingRooms: new MemoryWaitingRoomStore({ maxTickets: config.fluxpay.maxWaitingTickets, ttlMs: config.fluxpay.waitingTicketTtlMs }),
+    rateLimits: new MemoryRateLimitStore({ maxKeys: config.fluxpay.rateLimitMaxKeys }),
   };
 }

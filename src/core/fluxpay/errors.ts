@@ -18,6 +18,8 @@ export const FLUXPAY_STATUS = {
   PAY_005: 400,
   COMMON_400: 400,
   COMMON_404: 404,
+  /** Issue 12: an order of a service a waiting room protects, without a valid admission token. */
+  WAIT_001: 403,
 } as const;
 
 export type FluxPayCode = keyof typeof FLUXPAY_STATUS;

@@ -32,9 +32,39 @@ export interface PlanPolicy {
   features: readonly string[];
 }
 
+/** A waiting room the policy declares (issue 12): created at start, changeable with PUT. */
+export interface WaitingRoomPolicy {
+  roomId: string;
+  admitPerSecond: number;
+  admissionTtlSeconds: number;
+  protectedServiceIds: string[];
+  maxActive: number | null;
+  active: boolean;
+}
+
+/** The route groups that are rate-limited separately (issue 12 "Rate limiting"). */
+export const RATE_LIMIT_GROUPS = ['orders', 'payments', 'credits', 'events', 'waiting-rooms', 'reads'] as const;
+export type RateLimitGroup = (typeof RATE_LIMIT_GROUPS)[number];
+
+/** At most `max` requests per client in each window of `windowSeconds`. */
+export interface RateLimitPolicy {
+  max: number;
+  windowSeconds: number;
+}
+
+/**
+ * The default of every group: generous enough that no test and no benchmark (one client, a few
+ * thousand requests a second) is throttled; a policy file tightens the groups it names.
+ */
+export const DEFAULT_RATE_LIMIT: RateLimitPolicy = Object.freeze({ max: 100_000, windowSeconds: 1 });
+
 export interface BillingPolicy {
   services: ReadonlyMap<string, ServicePolicy>;
   plans: ReadonlyMap<string, PlanPolicy>;
+  /** Rooms created at start (an empty map unless the file has `waitingRooms:`). */
+  waitingRooms: ReadonlyMap<string, WaitingRoomPolicy>;
+  /** Every group's limit: the file's `rateLimits:` entry, else DEFAULT_RATE_LIMIT. */
+  rateLimits: Readonly<Record<RateLimitGroup, RateLimitPolicy>>;
 }
 
 /** The built-in policy, as YAML (the README shows it as the example of FLUXPAY_POLICY_FILE). */
@@ -94,8 +124,8 @@ function onlyKeys(value: Record<string, unknown>, allowed: readonly string[], wh
 
 /** Checks a parsed policy document; throws an Error with one line naming the first problem. */
 export function parsePolicy(document: unknown): BillingPolicy {
-  if (!isObject(document)) throw new Error('the policy must be a mapping with `services` (and optionally `plans`)');
-  onlyKeys(document, ['services', 'plans'], 'the policy');
+  if (!isObject(document)) throw new Error('the policy must be a mapping with `services` (and optionally `plans`, `waitingRooms`, `rateLimits`)');
+  onlyKeys(document, ['services', 'plans', 'waitingRooms', 'rateLimits'], 'the policy');
   const servicesIn = document.services;
   if (!isObject(servicesIn) || Object.keys(servicesIn).length === 0) throw new Error('`services` must be a mapping of at least one service id to its policy');
   const services = new Map<string, ServicePolicy>();
@@ -138,7 +168,60 @@ export function parsePolicy(document: unknown): BillingPolicy {
       features: Object.freeze([...(features as string[])]),
     });
   }
-  return { services, plans };
+  return { services, plans, waitingRooms: parseWaitingRooms(document.waitingRooms ?? {}, services), rateLimits: parseRateLimits(document.rateLimits ?? {}) };
+}
+
+function positiveNumber(value: unknown, where: string, max: number): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || value > max) throw new Error(`${where} must be a number above 0 and at most ${max} (got ${JSON.stringify(value) ?? 'nothing'})`);
+  return value;
+}
+
+function parseWaitingRooms(roomsIn: unknown, services: ReadonlyMap<string, ServicePolicy>): Map<string, WaitingRoomPolicy> {
+  if (!isObject(roomsIn)) throw new Error('`waitingRooms` must be a mapping of room ids to rooms');
+  const rooms = new Map<string, WaitingRoomPolicy>();
+  for (const [roomId, raw] of Object.entries(roomsIn)) {
+    const where = `waitingRooms.${roomId}`;
+    if (!ID.test(roomId)) throw new Error(`${where}: a room id is 1–64 letters, digits, '.', '_' or '-'`);
+    if (!isObject(raw)) throw new Error(`${where} must be a mapping`);
+    onlyKeys(raw, ['admitPerSecond', 'admissionTtlSeconds', 'protectedServiceIds', 'maxActive', 'active'], where);
+    const admitPerSecond = raw.admitPerSecond;
+    if (typeof admitPerSecond !== 'number' || !Number.isFinite(admitPerSecond) || admitPerSecond < 0 || admitPerSecond > 100_000) throw new Error(`${where}.admitPerSecond must be a number from 0 to 100000`);
+    const protectedServiceIds = raw.protectedServiceIds ?? [];
+    if (!Array.isArray(protectedServiceIds) || !protectedServiceIds.every((id) => typeof id === 'string' && ID.test(id))) throw new Error(`${where}.protectedServiceIds must be a list of service ids`);
+    const unknown = (protectedServiceIds as string[]).find((id) => !services.has(id));
+    if (unknown !== undefined) throw new Error(`${where}.protectedServiceIds names "${unknown}", which is not a service of the policy`);
+    const maxActive = raw.maxActive ?? null;
+    if (maxActive !== null && (typeof maxActive !== 'number' || !Number.isSafeInteger(maxActive) || maxActive < 1)) throw new Error(`${where}.maxActive must be a whole number of at least 1 (or absent: no limit)`);
+    const active = raw.active ?? true;
+    if (typeof active !== 'boolean') throw new Error(`${where}.active must be true or false`);
+    rooms.set(roomId, {
+      roomId,
+      admitPerSecond,
+      admissionTtlSeconds: credits(raw.admissionTtlSeconds, `${where}.admissionTtlSeconds`),
+      protectedServiceIds: [...(protectedServiceIds as string[])],
+      maxActive,
+      active,
+    });
+  }
+  return rooms;
+}
+
+function parseRateLimits(limitsIn: unknown): Record<RateLimitGroup, RateLimitPolicy> {
+  if (!isObject(limitsIn)) throw new Error(`\`rateLimits\` must be a mapping of route groups (${RATE_LIMIT_GROUPS.join(', ')}) to {max, windowSeconds}`);
+  onlyKeys(limitsIn, RATE_LIMIT_GROUPS, 'rateLimits');
+  const limits = {} as Record<RateLimitGroup, RateLimitPolicy>;
+  for (const group of RATE_LIMIT_GROUPS) {
+    const raw = limitsIn[group];
+    if (raw === undefined) {
+      limits[group] = DEFAULT_RATE_LIMIT;
+      continue;
+    }
+    const where = `rateLimits.${group}`;
+    if (!isObject(raw)) throw new Error(`${where} must be a mapping with max and windowSeconds`);
+    onlyKeys(raw, ['max', 'windowSeconds'], where);
+    limits[group] = Object.freeze({ max: credits(raw.max, `${where}.max`), windowSeconds: positiveNumber(raw.windowSeconds ?? DEFAULT_RATE_LIMIT.windowSeconds, `${where}.windowSeconds`, 86_400) });
+  }
+  return Object.freeze(limits);
 }
 
 /** Credits one use of a service costs by the policy; undefined for a service the policy does not know. */

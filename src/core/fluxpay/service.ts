@@ -103,7 +103,13 @@ export class FluxPayService {
 
   // ── orders ─────────────────────────────────────────────────────────────────────────────────
 
-  async createOrder(input: CreateOrderInput): Promise<Order> {
+  /** A new order id (the waiting-room guard uses the token for it before the order exists). */
+  newOrderId(): string {
+    return this.#deps.ids('ord');
+  }
+
+  /** `orderId`: one from `newOrderId`, else a new one. */
+  async createOrder(input: CreateOrderInput, orderId?: string): Promise<Order> {
     const { store, clock, ids } = this.#deps;
     const metadata = input.metadata ?? null;
     if (metadata !== null && isCreditChargeOrder({ metadata }) && metadata.credits !== undefined) {
@@ -112,7 +118,7 @@ export class FluxPayService {
     }
     const now = clock.now();
     const order: Order = {
-      orderId: ids('ord'),
+      orderId: orderId ?? ids('ord'),
       userId: input.userId,
       serviceId: input.serviceId,
       orderName: input.orderName,

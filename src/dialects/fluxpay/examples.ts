@@ -280,6 +280,13 @@ export const fluxpayErrorDocs: ErrorDocs = {
     },
     402: { description: 'PAY_002: the payment was declined (the payment is FAILED; the order stays PENDING).', examples: { declined: err('PAY_002', 'Payment approval failed: DECLINE_2.') } },
     404: { description: 'COMMON_404: no such record (or it was evicted after FLUXPAY_TTL_MS), or no such route.', examples: { not_found: err('COMMON_404', `Order ${EXAMPLE_IDS.pendingOrder} was not found.`) } },
+    403: {
+      description: 'WAIT_001: the order’s service is protected by an active waiting room and the X-Admission-Token is missing, not one of its tokens, expired or already used.',
+      examples: {
+        missing: err('WAIT_001', 'Service ai-writer is behind waiting room concert-2026: send the X-Admission-Token of an admitted ticket.'),
+        used: err('WAIT_001', 'This admission token was already used (for another order); enter the waiting room again.'),
+      },
+    },
     405: { description: 'COMMON_405: the path exists with other methods (see `Allow`).', examples: { method: err('COMMON_405', 'DELETE is not allowed on /api/v1/orders; use GET, POST.') } },
     409: {
       description: 'PAY_001: insufficient credit balance; PAY_003: already processed; PAY_004: the order’s state does not allow this; COMMON_409: a request with this Idempotency-Key is still being processed.',
@@ -293,10 +300,70 @@ export const fluxpayErrorDocs: ErrorDocs = {
     413: { description: 'COMMON_413: the body is larger than BODY_LIMIT_BYTES.', examples: { too_large: err('COMMON_413', 'The request body is larger than the limit (BODY_LIMIT_BYTES).') } },
     415: { description: 'COMMON_415: the body is not `application/json`.', examples: { media_type: err('COMMON_415', 'Send the body as application/json.') } },
     422: { description: 'COMMON_422: this Idempotency-Key was used with another body.', examples: { key_reused: err('COMMON_422', 'This Idempotency-Key was used with a different request body.') } },
+    429: {
+      description: 'COMMON_429: this client (X-Client-Id, else its address) sent more requests of this route group than the billing policy’s `rateLimits` allow; retry after `Retry-After` seconds.',
+      examples: { rate_limited: err('COMMON_429', 'Rate limit exceeded: 100 requests per 1 s for orders; retry in 1 s.') },
+    },
     500: { description: 'COMMON_500: a fault of the simulator (no internals); the request may be retried.', examples: { internal: err('COMMON_500', 'Something went wrong on our side; the request may be retried.') } },
     503: {
       description: 'COMMON_503: load shedding, a full store or shutting down; retry after `Retry-After` seconds.',
       examples: { overloaded: err('COMMON_503', 'The simulator is overloaded (eventLoopDelay); retry after 1 s.'), store_full: err('COMMON_503', 'The fluxpay store is full of unfinished work; retry shortly.') },
     },
   },
+};
+
+// ── waiting rooms (issue 12) ──
+
+/** A room that exists (read, entered, its tickets polled by the examples). */
+export const EXAMPLE_ROOM = 'concert-2026';
+/** A room the PUT examples create (`created`, 201) and then change (`updated`, 200). */
+export const EXAMPLE_NEW_ROOM = 'summer-sale';
+/** A ticket of EXAMPLE_ROOM, WAITING. */
+export const EXAMPLE_TICKET = 'wrt_01KBA7Q4E4Q7T0X3Z6B9D2F5HJ';
+/** The service the example rooms protect (not one the order examples use). */
+const PROTECTED = 'ticket-sale';
+const room = {
+  roomId: EXAMPLE_ROOM,
+  admitPerSecond: 50,
+  admissionTtlSeconds: 300,
+  protectedServiceIds: [PROTECTED],
+  maxActive: null,
+  active: true,
+  size: 0,
+  entered: 0,
+  admitted: 0,
+  activeTokens: 0,
+  used: 0,
+  expired: 0,
+  currentRate: 50,
+  nextAdmissionAt: null,
+  createdAt: T,
+  updatedAt: T,
+};
+const ticket = {
+  ticket: EXAMPLE_TICKET,
+  roomId: EXAMPLE_ROOM,
+  userId: EXAMPLE_USER,
+  status: 'WAITING',
+  position: 1,
+  estimatedWaitSeconds: 0,
+  enteredAt: T,
+  admittedAt: null,
+  admissionToken: null,
+  expiresAt: null,
+  usedAt: null,
+  usedFor: null,
+};
+export const putRoomRequests: Examples = {
+  created: ex('A new room: 50 admissions a second, tokens valid 5 minutes, guarding ticket-sale', { admitPerSecond: 50, admissionTtlSeconds: 300, protectedServiceIds: [PROTECTED] }),
+  updated: ex('The same room, admitting 100 a second from now (the queue keeps its order)', { admitPerSecond: 100, admissionTtlSeconds: 300, protectedServiceIds: [PROTECTED] }),
+};
+export const putRoomCreated: Examples = { created: ex('Created', wrap({ ...room, roomId: EXAMPLE_NEW_ROOM })) };
+export const putRoomUpdated: Examples = { updated: ex('Changed', wrap({ ...room, roomId: EXAMPLE_NEW_ROOM, admitPerSecond: 100, currentRate: 100, updatedAt: T1 })) };
+export const getRoomResponses: Examples = { room: ex('A room with 120 users waiting', wrap({ ...room, size: 120, entered: 170, admitted: 50, activeTokens: 50, nextAdmissionAt: T1 })) };
+export const enterRequests: Examples = { enter: ex('Enter', { userId: EXAMPLE_USER }) };
+export const enterResponses: Examples = { waiting: ex('WAITING, first in line', wrap(ticket)) };
+export const ticketResponses: Examples = {
+  waiting: ex('WAITING, 120th in line', wrap({ ...ticket, position: 120, estimatedWaitSeconds: 3 })),
+  admitted: ex('ADMITTED: send admissionToken as X-Admission-Token with POST /api/v1/orders', wrap({ ...ticket, status: 'ADMITTED', position: 0, estimatedWaitSeconds: 0, admittedAt: T, admissionToken: 'adm_01KBA7Q4E4Q7T0X3Z6B9D2F5HK', expiresAt: '2026-11-30T09:05:00.000Z' })),
 };

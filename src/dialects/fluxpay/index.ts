@@ -4,6 +4,7 @@ import type { OutboxEvent } from '../../core/fluxpay/model.ts';
 import { fluxpayErrorHandler, fluxpayErrors } from './errors.ts';
 import { exampleEnvelope, exampleWebhookHeaders, FLUXPAY_WEBHOOK_EXAMPLES } from './examples.ts';
 import fluxpayRoutes from './routes.ts';
+import waitingRoomRoutes from './waiting-room-routes.ts';
 import { WebhookEnvelope } from './schemas.ts';
 import { envelopeOf, fluxpayWebhookOf } from './webhook-payload.ts';
 
@@ -34,7 +35,8 @@ const fluxpay: FastifyPluginAsync = async (app) => {
       onReplay: () => app.metrics.idempotencyReplays.inc(),
       onConflict: () => app.metrics.idempotencyConflicts.inc(),
     });
-    await scope.register(fluxpayRoutes, { idempotent, service, defaultWebhookUrl: config.fluxpay.webhookUrl });
+    await scope.register(fluxpayRoutes, { idempotent, service, defaultWebhookUrl: config.fluxpay.webhookUrl, rooms: app.waitingRooms, newOrderId: () => service.newOrderId() });
+    await scope.register(waitingRoomRoutes, { rooms: app.waitingRooms });
   });
 
   // Publishing = every subscriber's delivery accepted (logged) by the dispatcher; a failure to

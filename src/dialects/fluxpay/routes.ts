@@ -2,6 +2,9 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Scenario } from '../../core/scenario.ts';
 import type { FluxPayService } from '../../core/fluxpay/service.ts';
+import { FluxPayError } from '../../core/fluxpay/errors.ts';
+import type { UseTokenOutcome } from '../../core/waiting-room/ports.ts';
+import type { WaitingRoomService } from '../../core/waiting-room/service.ts';
 import type { IdempotencyHooks } from '../../http/idempotency.ts';
 import { documented, errorResponses, IDEMPOTENT, withExamples } from '../../http/openapi.ts';
 import { IdempotencyKeyHeader } from '../../http/schemas.ts';
@@ -20,6 +23,9 @@ export interface FluxPayRoutesOptions {
   idempotent: IdempotencyHooks;
   service: FluxPayService;
   defaultWebhookUrl: string | undefined;
+  /** The order guard of issue 12's waiting rooms. */
+  rooms: WaitingRoomService;
+  newOrderId: () => string;
 }
 
 const errors = (statuses: number[], options?: Parameters<typeof errorResponses>[2]) => errorResponses(ex.fluxpayErrorDocs, statuses, options);
@@ -33,7 +39,22 @@ const emptyBodyIsObject = async (request: { body: unknown }): Promise<void> => {
 const POST_ERRORS = [400, 409, 413, 415, 422, 500, 503];
 const GET_ERRORS = [400, 500, 503];
 
-const fluxpayRoutes: FastifyPluginAsync<FluxPayRoutesOptions> = async (fastify, { idempotent, service, defaultWebhookUrl }) => {
+/** Why an order of a protected service was refused (WAIT_001), in one sentence. */
+function admissionRefusal(serviceId: string, guard: Exclude<UseTokenOutcome, { kind: 'unprotected' | 'used' }>): string {
+  const rooms = guard.roomIds.join(', ');
+  switch (guard.kind) {
+    case 'missing':
+      return `Service ${serviceId} is behind waiting room ${rooms}: send the X-Admission-Token of an admitted ticket.`;
+    case 'invalid':
+      return `The X-Admission-Token is not a token of waiting room ${rooms}, which protects service ${serviceId}.`;
+    case 'expired':
+      return `This admission token expired at ${new Date(guard.ticket.expiresAt as number).toISOString()}; enter waiting room ${guard.ticket.roomId} again.`;
+    case 'already_used':
+      return `This admission token was already used (for order ${String(guard.ticket.usedFor)}); enter waiting room ${guard.ticket.roomId} again.`;
+  }
+}
+
+const fluxpayRoutes: FastifyPluginAsync<FluxPayRoutesOptions> = async (fastify, { idempotent, service, defaultWebhookUrl, rooms, newOrderId }) => {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
 
   // ── orders ──
@@ -44,15 +65,21 @@ const fluxpayRoutes: FastifyPluginAsync<FluxPayRoutesOptions> = async (fastify, 
       schema: {
         operationId: 'createFluxPayOrder',
         summary: 'Create an order (PENDING)',
-        description: 'An order for a paid use of a service, or (`metadata.kind: CREDIT_CHARGE`) for credits. It is paid by a payment (`POST /api/v1/payments`, then `/confirm`).',
+        description:
+          'An order for a paid use of a service, or (`metadata.kind: CREDIT_CHARGE`) for credits. It is paid by a payment (`POST /api/v1/payments`, then `/confirm`). While an active waiting room protects `serviceId`, the `X-Admission-Token` of a ticket it admitted is required and used up by this order (403 WAIT_001 otherwise); a token used by a request that then fails stays used.',
         tags,
-        headers: IdempotencyKeyHeader,
+        headers: s.OrderHeaders,
         body: withExamples(s.CreateOrderBody, ex.createOrderRequests),
-        response: { 200: documented(s.Wrapped(s.OrderView, 'FluxPayOrderResult'), { description: 'The order, PENDING.', examples: ex.createOrderResponses, headers: IDEMPOTENT }), ...errors(POST_ERRORS, { idempotent: true }) },
+        response: { 200: documented(s.Wrapped(s.OrderView, 'FluxPayOrderResult'), { description: 'The order, PENDING.', examples: ex.createOrderResponses, headers: IDEMPOTENT }), ...errors([...POST_ERRORS, 403], { idempotent: true }) },
       },
       ...idempotent,
     },
-    async (request) => ok(orderView(await service.createOrder(request.body))),
+    async (request) => {
+      const orderId = newOrderId();
+      const guard = await rooms.guardOrder(request.body.serviceId, request.headers['x-admission-token'], orderId);
+      if (guard.kind !== 'unprotected' && guard.kind !== 'used') throw new FluxPayError('WAIT_001', admissionRefusal(request.body.serviceId, guard));
+      return ok(orderView(await service.createOrder(request.body, orderId)));
+    },
   );
 
   app.get(

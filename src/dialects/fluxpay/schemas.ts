@@ -61,7 +61,7 @@ export const FieldError = Type.Object({ field: Type.String({ description: 'The f
 export const ErrorBody = Type.Object(
   {
     isSuccess: Type.Literal(false),
-    code: Type.String({ description: 'PAY_001 … PAY_005, COMMON_400, COMMON_404, COMMON_405, COMMON_409, COMMON_413, COMMON_414, COMMON_415, COMMON_422, COMMON_500, COMMON_503' }),
+    code: Type.String({ description: 'PAY_001 … PAY_005, WAIT_001, COMMON_400, COMMON_404, COMMON_405, COMMON_409, COMMON_413, COMMON_414, COMMON_415, COMMON_422, COMMON_429, COMMON_500, COMMON_503' }),
     message: Type.String(),
     result: Type.Union([Type.Null(), Type.Object({ errors: Type.Array(FieldError) })], { description: 'null; for COMMON_400, the fields that are wrong' }),
   },
@@ -364,3 +364,65 @@ export const WebhookEnvelope = Type.Object(
   },
   { title: 'FluxPayWebhook', additionalProperties: false },
 );
+
+// ── waiting rooms (issue 12) ─────────────────────────────────────────────────────────────────
+
+export const RoomId = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$', 'x-pattern-description': '1–64 letters, digits, ., _ or -', description: 'The room', examples: ['concert-2026'] });
+export const RoomParams = Type.Object({ roomId: RoomId });
+export const NewRoomParams = Type.Object({ roomId: { ...RoomId, examples: ['summer-sale'] } });
+export const TicketParams = Type.Object({ roomId: RoomId, ticket: PrefixedId('wrt', 'The ticket: wrt_<ULID>', 'wrt_01KBA7Q4E4Q7T0X3Z6B9D2F5HJ') });
+
+export const PutRoomBody = Type.Object(
+  {
+    admitPerSecond: Type.Number({ minimum: 0, maximum: 100_000, description: 'Admissions per second (0 pauses admission; the queue keeps its order)', examples: [50] }),
+    admissionTtlSeconds: Type.Integer({ minimum: 1, maximum: 86_400, description: 'How long an admission token stays valid once given', examples: [300] }),
+    protectedServiceIds: Type.Array(ServiceId, { maxItems: 100, description: 'Services whose POST /api/v1/orders needs an X-Admission-Token while the room is active' }),
+    maxActive: Type.Optional(Nullable(Type.Integer({ minimum: 1, maximum: 1_000_000_000 }), 'At most this many admitted users hold a live token at once (null or absent: no limit)')),
+    active: Type.Optional(Type.Boolean({ description: 'false: admits nobody new and protects nothing (default true)' })),
+  },
+  { ...Strict, title: 'FluxPayPutWaitingRoomRequest' },
+);
+
+export const RoomView = Type.Object(
+  {
+    roomId: RoomId,
+    admitPerSecond: Type.Number(),
+    admissionTtlSeconds: Type.Integer(),
+    protectedServiceIds: Type.Array(Type.String()),
+    maxActive: Nullable(Type.Integer()),
+    active: Type.Boolean(),
+    size: Type.Integer({ description: 'Users waiting now' }),
+    entered: Type.Integer({ description: 'Tickets given out so far' }),
+    admitted: Type.Integer({ description: 'Users admitted so far' }),
+    activeTokens: Type.Integer({ description: 'Admission tokens neither used nor expired' }),
+    used: Type.Integer({ description: 'Admission tokens used for an order' }),
+    expired: Type.Integer({ description: 'Admission tokens that expired unused' }),
+    currentRate: Type.Number({ description: 'Admissions per second now (0 while paused or inactive)' }),
+    nextAdmissionAt: IsoOrNull('When the next user is admitted (null when nobody waits or admission is paused)'),
+    createdAt: IsoDateTime,
+    updatedAt: IsoDateTime,
+  },
+  { title: 'FluxPayWaitingRoom' },
+);
+
+export const EnterBody = Type.Object({ userId: UserId }, { ...Strict, title: 'FluxPayEnterWaitingRoomRequest' });
+
+export const TicketView = Type.Object(
+  {
+    ticket: Type.String(),
+    roomId: Type.String(),
+    userId: Type.String(),
+    status: Type.Union([Type.Literal('WAITING'), Type.Literal('ADMITTED'), Type.Literal('EXPIRED')]),
+    position: Type.Integer({ description: '1-based among those waiting; 0 once admitted' }),
+    estimatedWaitSeconds: Type.Union([Type.Number(), Type.Null()], { description: 'Seconds until admission at the current rate (null while admission is paused); 0 once admitted' }),
+    enteredAt: IsoDateTime,
+    admittedAt: IsoOrNull('When the user was admitted'),
+    admissionToken: Type.Union([Type.String(), Type.Null()], { description: 'Once ADMITTED (or EXPIRED): the token to send as X-Admission-Token' }),
+    expiresAt: IsoOrNull('When the admission token expires'),
+    usedAt: IsoOrNull('When the token was used for an order'),
+    usedFor: Type.Union([Type.String(), Type.Null()], { description: 'The order the token was used for' }),
+  },
+  { title: 'FluxPayWaitingRoomTicket' },
+);
+
+export const OrderHeaders = Type.Object({ ...IdempotencyKeyHeader.properties, 'x-admission-token': Type.Optional(Type.String({ maxLength: 128, examples: ['adm_01KBA7Q4E4Q7T0X3Z6B9D2F5HK'], description: 'The admission token of a waiting room protecting the order’s service (WAIT_001 without it)' })) });

@@ -1,6 +1,7 @@
 import type { ReconciliationReport } from '../../core/fluxpay/reconcile.ts';
 import type { CreditTransaction, CreditUsage, Order, OutboxEvent, OutboxPayload, Payment, Saga } from '../../core/fluxpay/model.ts';
 import type { WebhookSubscription } from '../../core/fluxpay/ports.ts';
+import type { RoomView, TicketView } from '../../core/waiting-room/service.ts';
 
 /** How the FluxPay API shows its records: camelCase, ISO 8601 UTC times, never the planned outcome or card data. */
 
@@ -129,4 +130,18 @@ export function subscriptionView(subscription: WebhookSubscription) {
 
 export function reconciliationView(report: ReconciliationReport) {
   return report;
+}
+
+export function roomView(room: RoomView) {
+  return { ...room, protectedServiceIds: [...room.protectedServiceIds], nextAdmissionAt: isoOrNull(room.nextAdmissionAt), createdAt: iso(room.createdAt), updatedAt: iso(room.updatedAt) };
+}
+
+export function ticketView(ticket: TicketView) {
+  return {
+    ...ticket,
+    enteredAt: iso(ticket.enteredAt),
+    admittedAt: isoOrNull(ticket.admittedAt),
+    expiresAt: isoOrNull(ticket.expiresAt),
+    usedAt: isoOrNull(ticket.usedAt),
+  };
 }

@@ -1,0 +1,115 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { notFound } from '../../core/fluxpay/errors.ts';
+import type { WaitingRoomService } from '../../core/waiting-room/service.ts';
+import { documented, errorResponses, withExamples } from '../../http/openapi.ts';
+import * as ex from './examples.ts';
+import * as s from './schemas.ts';
+import { ok, roomView, ticketView } from './views.ts';
+
+/**
+ * The waiting-room routes of the FluxPay API (issue 12 "Virtual waiting room"): create or change a
+ * room, read it, enter it, poll a ticket. The order guard sits on `POST /api/v1/orders` (routes.ts).
+ */
+
+export interface WaitingRoomRoutesOptions {
+  rooms: WaitingRoomService;
+}
+
+const errors = (statuses: number[]) => errorResponses(ex.fluxpayErrorDocs, statuses);
+const tags = ['fluxpay'];
+
+const waitingRoomRoutes: FastifyPluginAsync<WaitingRoomRoutesOptions> = async (fastify, { rooms }) => {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+
+  app.put(
+    '/api/v1/waiting-rooms/:roomId',
+    {
+      schema: {
+        operationId: 'putFluxPayWaitingRoom',
+        summary: 'Create or change a waiting room',
+        description:
+          'Creates the room (201) or changes a running one (200): a new `admitPerSecond` applies from now, spaced from the last admission; the queue keeps its order. While `active`, `POST /api/v1/orders` for `protectedServiceIds` needs an `X-Admission-Token` (else 403 WAIT_001).',
+        tags,
+        params: s.NewRoomParams,
+        body: withExamples(s.PutRoomBody, ex.putRoomRequests),
+        response: {
+          200: documented(s.Wrapped(s.RoomView, 'FluxPayWaitingRoomResult'), { description: 'The room, changed.', examples: ex.putRoomUpdated }),
+          201: documented(s.Wrapped(s.RoomView, 'FluxPayWaitingRoomResult'), { description: 'The room, created.', examples: ex.putRoomCreated }),
+          ...errors([400, 415, 429, 500, 503]),
+        },
+      },
+    },
+    async (request, reply) => {
+      const b = request.body;
+      const { kind, room } = await rooms.put(request.params.roomId, {
+        admitPerSecond: b.admitPerSecond,
+        admissionTtlSeconds: b.admissionTtlSeconds,
+        protectedServiceIds: b.protectedServiceIds,
+        maxActive: b.maxActive ?? null,
+        active: b.active ?? true,
+      });
+      return reply.code(kind === 'created' ? 201 : 200).send(ok(roomView(room)));
+    },
+  );
+
+  app.get(
+    '/api/v1/waiting-rooms/:roomId',
+    {
+      schema: {
+        operationId: 'getFluxPayWaitingRoom',
+        summary: 'A waiting room: its settings, size, admitted so far, current rate',
+        description: 'The room brought up to now: `size` users waiting, `admitted` so far, `currentRate` admissions per second (0 while paused or inactive), `nextAdmissionAt`. COMMON_404 when unknown.',
+        tags,
+        params: s.RoomParams,
+        response: { 200: documented(s.Wrapped(s.RoomView, 'FluxPayWaitingRoomResult'), { description: 'The room now.', examples: ex.getRoomResponses }), ...errors([400, 404, 429, 500, 503]) },
+      },
+    },
+    async (request) => {
+      const room = await rooms.get(request.params.roomId);
+      if (room === undefined) throw notFound('Waiting room', request.params.roomId);
+      return ok(roomView(room));
+    },
+  );
+
+  app.post(
+    '/api/v1/waiting-rooms/:roomId/enter',
+    {
+      schema: {
+        operationId: 'enterFluxPayWaitingRoom',
+        summary: 'Enter a waiting room (WAITING, with a position)',
+        description: 'A ticket at the back of the queue; a user who holds a ticket still WAITING (or ADMITTED, unused, unexpired) gets that ticket again, with its position now. 503 COMMON_503 when FLUXPAY_MAX_WAITING_TICKETS live tickets are held.',
+        tags,
+        params: s.RoomParams,
+        body: withExamples(s.EnterBody, ex.enterRequests),
+        response: { 200: documented(s.Wrapped(s.TicketView, 'FluxPayWaitingRoomTicketResult'), { description: 'The ticket.', examples: ex.enterResponses }), ...errors([400, 404, 415, 429, 500, 503]) },
+      },
+    },
+    async (request) => {
+      const entered = await rooms.enter(request.params.roomId, request.body.userId);
+      if (entered === undefined) throw notFound('Waiting room', request.params.roomId);
+      return ok(ticketView(entered.ticket));
+    },
+  );
+
+  app.get(
+    '/api/v1/waiting-rooms/:roomId/tickets/:ticket',
+    {
+      schema: {
+        operationId: 'getFluxPayWaitingRoomTicket',
+        summary: 'Poll a ticket: WAITING, ADMITTED (with its admission token) or EXPIRED',
+        description: 'WAITING with `position` (1-based) and `estimatedWaitSeconds` (whole seconds, at the current rate; null while paused); ADMITTED with `admissionToken` (send it as X-Admission-Token with POST /api/v1/orders, once) valid until `expiresAt`; EXPIRED once the token lapsed unused.',
+        tags,
+        params: s.TicketParams,
+        response: { 200: documented(s.Wrapped(s.TicketView, 'FluxPayWaitingRoomTicketResult'), { description: 'The ticket now.', examples: ex.ticketResponses }), ...errors([400, 404, 429, 500, 503]) },
+      },
+    },
+    async (request) => {
+      const ticket = await rooms.ticket(request.params.roomId, request.params.ticket);
+      if (ticket === undefined) throw notFound('Ticket', request.params.ticket);
+      return ok(ticketView(ticket));
+    },
+  );
+};
+
+export default waitingRoomRoutes;

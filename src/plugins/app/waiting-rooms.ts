@@ -1,0 +1,60 @@
+import fp from 'fastify-plugin';
+import { Counter, Gauge, Histogram } from 'prom-client';
+import { WaitingRoomService } from '../../core/waiting-room/service.ts';
+
+/**
+ * FluxPay's virtual waiting rooms (issue 12), built once per app from the core and the
+ * WaitingRoomStore port: the service (admissions published on the event bus as
+ * `waiting_room.admitted`), the rooms the billing policy declares (created at start), the metrics
+ * (queue length per room, admissions, wait time) and the TTL sweep of ended tickets.
+ */
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    waitingRooms: WaitingRoomService;
+  }
+}
+
+/** Waits from seconds to an hour: a sale's queue is drained over minutes. */
+const WAIT_BUCKETS = [0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600];
+
+export default fp(
+  async (app) => {
+    const { config, clock, ids, bus, stores, scheduler } = app.core;
+    const registers = [app.metrics.registry];
+    const admissions = new Counter({ name: 'fluxpay_waiting_room_admissions_total', help: 'Users admitted from a FluxPay waiting room, by room (its rate is the admissions per second).', labelNames: ['room'], registers });
+    const waitTime = new Histogram({ name: 'fluxpay_waiting_room_wait_seconds', help: 'Time from entering a FluxPay waiting room to being admitted.', labelNames: ['room'], buckets: WAIT_BUCKETS, registers });
+    const service = new WaitingRoomService({
+      store: stores.waitingRooms,
+      scheduler,
+      clock,
+      ids,
+      publish: (event) => bus.publish(event),
+    });
+    bus.subscribe((event) => {
+      if (event.type !== 'waiting_room.admitted') return;
+      admissions.inc({ room: event.roomId });
+      waitTime.observe({ room: event.roomId }, Math.max(0, event.admittedAt - event.enteredAt) / 1000);
+    });
+    new Gauge({
+      name: 'fluxpay_waiting_room_queue_length',
+      help: 'Users waiting in a FluxPay waiting room, by room.',
+      labelNames: ['room'],
+      registers,
+      async collect() {
+        this.reset();
+        for (const room of await service.list()) this.set({ room: room.roomId }, room.size);
+      },
+    });
+    app.decorate('waitingRooms', service);
+
+    // Rooms the billing policy declares exist from the start (a PUT may change them later).
+    for (const room of config.fluxpay.policy.waitingRooms.values()) {
+      const { roomId, ...settings } = room;
+      await service.put(roomId, settings);
+    }
+    app.core.onSweep((now) => stores.waitingRooms.sweep(now));
+    app.core.onSweep((now) => stores.rateLimits.sweep(now));
+  },
+  { name: 'paysim-waiting-rooms', dependencies: ['paysim-core', 'paysim-metrics'] },
+);

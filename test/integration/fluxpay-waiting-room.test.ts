@@ -1,0 +1,239 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { WaitingRoomAdmittedEvent } from '../../src/core/events.ts';
+import { ULID } from '../helpers/app.ts';
+import { createOrder, errorOf, fpError, fpGet, fluxpayApps, fpPost, resultOf, SUCCESS, type Json } from '../helpers/fluxpay.ts';
+import type { TestApp } from '../helpers/app.ts';
+import { metricSample } from '../helpers/webhooks.ts';
+
+/**
+ * Issue 12's virtual waiting room over HTTP, in the FluxPay dialect, on the manual clock: the
+ * routes, the order guard (WAIT_001) and the fairness of admission under 10,000 concurrent entries.
+ */
+
+const T0 = Date.UTC(2026, 0, 15, 12, 0, 0);
+const iso = (ms: number) => new Date(ms).toISOString();
+const { app, closeAll } = fluxpayApps();
+afterEach(closeAll);
+
+const ROOM = { admitPerSecond: 2, admissionTtlSeconds: 60, protectedServiceIds: ['ai-writer'] };
+const orderBody = { userId: 'user_1', serviceId: 'ai-writer', orderName: 'AI Writer report', amount: 15000 };
+
+function put(t: TestApp, roomId: string, body: Json) {
+  return t.app.inject({ method: 'PUT', url: `/api/v1/waiting-rooms/${roomId}`, payload: body });
+}
+async function enter(t: TestApp, roomId: string, userId: string): Promise<Json> {
+  return resultOf(await fpPost(t, `/api/v1/waiting-rooms/${roomId}/enter`, { userId }));
+}
+async function ticketOf(t: TestApp, roomId: string, ticket: string): Promise<Json> {
+  return resultOf(await fpGet(t, `/api/v1/waiting-rooms/${roomId}/tickets/${ticket}`));
+}
+function order(t: TestApp, token?: string, body: Json = orderBody) {
+  return fpPost(t, '/api/v1/orders', body, token === undefined ? {} : { 'x-admission-token': token });
+}
+function admittedEvents(t: TestApp): WaitingRoomAdmittedEvent[] {
+  const events: WaitingRoomAdmittedEvent[] = [];
+  t.app.core.bus.subscribe((event) => {
+    if (event.type === 'waiting_room.admitted') events.push(event);
+  });
+  return events;
+}
+
+describe('waiting-room routes', () => {
+  it('PUT creates (201) then changes (200) a room; GET shows its size, admitted so far and current rate; 404 and 400 in the wrapper', async () => {
+    const t = await app();
+    const created = await put(t, 'sale', ROOM);
+    expect(created.statusCode).toBe(201);
+    expect(created.json()).toEqual({
+      ...SUCCESS,
+      result: {
+        roomId: 'sale',
+        admitPerSecond: 2,
+        admissionTtlSeconds: 60,
+        protectedServiceIds: ['ai-writer'],
+        maxActive: null,
+        active: true,
+        size: 0,
+        entered: 0,
+        admitted: 0,
+        activeTokens: 0,
+        used: 0,
+        expired: 0,
+        currentRate: 2,
+        nextAdmissionAt: null,
+        createdAt: iso(T0),
+        updatedAt: iso(T0),
+      },
+    });
+    await t.clock.advance(1000);
+    const updated = await put(t, 'sale', { ...ROOM, admitPerSecond: 5, maxActive: 10 });
+    expect(updated.statusCode).toBe(200);
+    expect(updated.json().result).toMatchObject({ admitPerSecond: 5, maxActive: 10, currentRate: 5, createdAt: iso(T0), updatedAt: iso(T0 + 1000) });
+
+    for (const user of ['u1', 'u2', 'u3']) await enter(t, 'sale', user);
+    expect(resultOf(await fpGet(t, '/api/v1/waiting-rooms/sale'))).toMatchObject({ entered: 3, admitted: 1, size: 2, activeTokens: 1, currentRate: 5 });
+    const paused = await put(t, 'sale', { ...ROOM, active: false });
+    expect(paused.json().result).toMatchObject({ active: false, currentRate: 0, nextAdmissionAt: null });
+
+    expect(errorOf(await fpGet(t, '/api/v1/waiting-rooms/nope'))).toEqual([404, fpError('COMMON_404', 'Waiting room nope was not found.')]);
+    expect(errorOf(await fpPost(t, '/api/v1/waiting-rooms/nope/enter', { userId: 'u1' }))).toEqual([404, fpError('COMMON_404', 'Waiting room nope was not found.')]);
+    expect(errorOf(await fpGet(t, `/api/v1/waiting-rooms/sale/tickets/wrt_${'0'.repeat(26)}`))).toEqual([404, fpError('COMMON_404', `Ticket wrt_${'0'.repeat(26)} was not found.`)]);
+    const [status, body] = errorOf(await put(t, 'sale', { ...ROOM, admitPerSecond: -1 }));
+    expect(status).toBe(400);
+    expect(body).toMatchObject({ isSuccess: false, code: 'COMMON_400', result: { errors: [{ field: 'admitPerSecond' }] } });
+    expect(errorOf(await fpPost(t, '/api/v1/waiting-rooms/sale/enter', {}))[1]).toMatchObject({ code: 'COMMON_400', result: { errors: [{ field: 'userId' }] } });
+  });
+
+  it('enter → WAITING with position and estimate; twice → the same ticket; then ADMITTED with a token and its expiry; then EXPIRED', async () => {
+    const t = await app();
+    await put(t, 'sale', { ...ROOM, admitPerSecond: 0 });
+    const first = await enter(t, 'sale', 'u1');
+    const second = await enter(t, 'sale', 'u2');
+    expect(first).toMatchObject({ ticket: expect.stringMatching(new RegExp(`^wrt_${ULID}$`)), status: 'WAITING', position: 1, estimatedWaitSeconds: null, admissionToken: null });
+    expect(second).toMatchObject({ status: 'WAITING', position: 2 });
+    expect(await enter(t, 'sale', 'u2')).toEqual(second);
+
+    await put(t, 'sale', ROOM); // 2 a second: u1 at once, u2 0.5 s later
+    const waiting = await ticketOf(t, 'sale', second.ticket);
+    expect(waiting).toMatchObject({ status: 'WAITING', position: 1, estimatedWaitSeconds: 1 }); // 0.5 s, rounded up to whole seconds
+    await t.clock.advance(500);
+    const admitted = await ticketOf(t, 'sale', second.ticket);
+    expect(admitted).toMatchObject({ status: 'ADMITTED', position: 0, estimatedWaitSeconds: 0, admissionToken: expect.stringMatching(new RegExp(`^adm_${ULID}$`)), admittedAt: iso(T0 + 500), expiresAt: iso(T0 + 500 + 60_000) });
+    expect(await enter(t, 'sale', 'u2')).toMatchObject({ ticket: second.ticket, status: 'ADMITTED' });
+    await t.clock.advance(60_000);
+    expect(await ticketOf(t, 'sale', second.ticket)).toMatchObject({ status: 'EXPIRED', admissionToken: admitted.admissionToken });
+    expect(resultOf(await fpGet(t, '/api/v1/waiting-rooms/sale'))).toMatchObject({ admitted: 2, expired: 2, activeTokens: 0 });
+  });
+});
+
+describe('the order guard', () => {
+  async function admittedToken(t: TestApp, userId: string): Promise<string> {
+    const ticket = await enter(t, 'sale', userId);
+    await t.clock.advance(1000);
+    const now = await ticketOf(t, 'sale', ticket.ticket);
+    expect(now.status).toBe('ADMITTED');
+    return now.admissionToken as string;
+  }
+
+  it('403 WAIT_001 without a token, with an unknown, expired or used one; a valid token buys exactly one order', async () => {
+    const t = await app();
+    await put(t, 'sale', ROOM);
+    expect(errorOf(await order(t))).toEqual([403, fpError('WAIT_001', 'Service ai-writer is behind waiting room sale: send the X-Admission-Token of an admitted ticket.')]);
+    expect(errorOf(await order(t, 'adm_nope'))).toEqual([403, fpError('WAIT_001', 'The X-Admission-Token is not a token of waiting room sale, which protects service ai-writer.')]);
+
+    const token = await admittedToken(t, 'u1');
+    const placed = resultOf(await order(t, token));
+    expect(placed).toMatchObject({ status: 'PENDING', serviceId: 'ai-writer' });
+    expect(errorOf(await order(t, token))).toEqual([403, fpError('WAIT_001', `This admission token was already used (for order ${placed.orderId}); enter waiting room sale again.`)]);
+    const ticket = (await enter(t, 'sale', 'u1')) as Json; // a used ticket is over: a new one
+    expect(ticket.admissionToken === token).toBe(false);
+
+    const late = await admittedToken(t, 'u9');
+    await t.clock.advance(60_000);
+    expect(errorOf(await order(t, late))).toEqual([403, fpError('WAIT_001', /^This admission token expired at 2026-01-15T12:0\d:\d\d\.\d{3}Z; enter waiting room sale again\.$/)]);
+    expect(resultOf(await fpGet(t, '/api/v1/waiting-rooms/sale'))).toMatchObject({ used: 1 });
+  });
+
+  it('services no active room protects need no token; a paused (inactive) room protects nothing', async () => {
+    const t = await app();
+    await put(t, 'sale', ROOM);
+    expect((await createOrder(t, { serviceId: 'image-studio' })).status).toBe('PENDING');
+    await put(t, 'sale', { ...ROOM, active: false });
+    expect((await createOrder(t)).status).toBe('PENDING');
+  });
+
+  it('a token used by an order that then fails stays used (the guard runs first; the user enters again)', async () => {
+    const t = await app();
+    await put(t, 'sale', ROOM);
+    const token = await admittedToken(t, 'u1');
+    const failing = { ...orderBody, metadata: { kind: 'CREDIT_CHARGE', credits: 0 } };
+    expect(errorOf(await order(t, token, failing))[1]).toMatchObject({ code: 'COMMON_400' });
+    expect(errorOf(await order(t, token))).toEqual([403, fpError('WAIT_001', /^This admission token was already used \(for order ord_/)]);
+    expect(resultOf(await fpGet(t, '/api/v1/orders?userId=user_1')).items).toEqual([]);
+  });
+});
+
+describe('fairness', () => {
+  it('10,000 users enter concurrently; admitted in exactly their entry order at the configured rate ± 5 %, none twice, none skipped', async () => {
+    const t = await app();
+    const events = admittedEvents(t);
+    const N = 10_000;
+    const RATE = 100;
+    await put(t, 'sale', { ...ROOM, admitPerSecond: 0, admissionTtlSeconds: 3600 });
+    const tickets = await Promise.all(Array.from({ length: N }, (_, i) => enter(t, 'sale', `user_${i}`)));
+    // Entry order is the order the store gave out places: positions 1 … N, no gap, no repeat.
+    const byPosition = new Map<number, string>();
+    for (const ticket of tickets) byPosition.set(ticket.position as number, ticket.ticket as string);
+    expect(byPosition.size).toBe(N);
+    expect(Math.min(...byPosition.keys())).toBe(1);
+    expect(Math.max(...byPosition.keys())).toBe(N);
+    const entryOrder = Array.from({ length: N }, (_, i) => byPosition.get(i + 1) as string);
+
+    await put(t, 'sale', { ...ROOM, admitPerSecond: RATE, admissionTtlSeconds: 3600 });
+    const start = t.clock.now();
+    for (let second = 1; second <= N / RATE; second++) {
+      await t.clock.advance(1000);
+      const { admitted } = resultOf(await fpGet(t, '/api/v1/waiting-rooms/sale'));
+      const expected = second * RATE;
+      expect(Math.abs(admitted - expected) / expected).toBeLessThanOrEqual(0.05);
+    }
+    expect(resultOf(await fpGet(t, '/api/v1/waiting-rooms/sale'))).toMatchObject({ admitted: N, size: 0 });
+    expect(events.map((e) => e.ticket)).toEqual(entryOrder);
+    expect(new Set(events.map((e) => e.ticket)).size).toBe(N);
+    const times = events.map((e) => e.admittedAt);
+    expect(times.every((at, i) => i === 0 || at >= (times[i - 1] as number))).toBe(true);
+    const rate = ((N - 1) * 1000) / ((times[N - 1] as number) - (times[0] as number));
+    expect(Math.abs(rate - RATE) / RATE).toBeLessThanOrEqual(0.05);
+    expect(times[0]).toBe(start);
+    // A sample of tickets over HTTP agrees.
+    for (const i of [0, 1, 4999, N - 1]) expect(await ticketOf(t, 'sale', entryOrder[i] as string)).toMatchObject({ status: 'ADMITTED', admittedAt: iso(start + i * (1000 / RATE)) });
+  }, 120_000);
+});
+
+describe('metrics', () => {
+  it('queue length per room, admissions counter and wait-time histogram', async () => {
+    const t = await app();
+    await put(t, 'sale', { ...ROOM, admitPerSecond: 0 });
+    for (const user of ['u1', 'u2', 'u3']) await enter(t, 'sale', user);
+    let metrics = (await fpGet(t, '/metrics')).body;
+    expect(metricSample(metrics, 'fluxpay_waiting_room_queue_length{room="sale"}')).toBe(3);
+    await put(t, 'sale', ROOM);
+    await t.clock.advance(1000);
+    metrics = (await fpGet(t, '/metrics')).body;
+    expect(metricSample(metrics, 'fluxpay_waiting_room_queue_length{room="sale"}')).toBe(0);
+    expect(metricSample(metrics, 'fluxpay_waiting_room_admissions_total{room="sale"}')).toBe(3);
+    expect(metricSample(metrics, 'fluxpay_waiting_room_wait_seconds_count{room="sale"}')).toBe(3);
+    expect(metricSample(metrics, 'fluxpay_waiting_room_wait_seconds_sum{room="sale"}')).toBe(1.5); // 0 + 0.5 + 1
+  });
+});
+
+describe('the billing policy’s waitingRooms and rateLimits', () => {
+  it('rooms declared in FLUXPAY_POLICY_FILE exist (and guard) from the start; limits default; a bad section stops the start with one line', async () => {
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { loadConfig } = await import('../../src/config.ts');
+    const dir = mkdtempSync(join(tmpdir(), 'fluxpay-rooms-'));
+    const good = join(dir, 'policy.yaml');
+    writeFileSync(
+      good,
+      'services:\n  chat:\n    creditsPerUse: 7\nwaitingRooms:\n  launch:\n    admitPerSecond: 10\n    admissionTtlSeconds: 120\n    protectedServiceIds: [chat]\nrateLimits:\n  orders:\n    max: 5\n    windowSeconds: 10\n',
+    );
+    const config = loadConfig({ FLUXPAY_POLICY_FILE: good });
+    expect(config.fluxpay.policy.rateLimits.orders).toEqual({ max: 5, windowSeconds: 10 });
+    expect(config.fluxpay.policy.rateLimits.reads).toEqual({ max: 100_000, windowSeconds: 1 });
+    const t = await app({ FLUXPAY_POLICY_FILE: good });
+    expect(resultOf(await fpGet(t, '/api/v1/waiting-rooms/launch'))).toMatchObject({ admitPerSecond: 10, admissionTtlSeconds: 120, protectedServiceIds: ['chat'], active: true, maxActive: null });
+    expect(errorOf(await order(t, undefined, { ...orderBody, serviceId: 'chat' }))[1]).toMatchObject({ code: 'WAIT_001' });
+
+    const bad = join(dir, 'bad.yaml');
+    const refuses = (yaml: string, message: string) => {
+      writeFileSync(bad, `services:\n  chat:\n    creditsPerUse: 7\n${yaml}`);
+      expect(() => loadConfig({ FLUXPAY_POLICY_FILE: bad })).toThrow(`Invalid configuration: FLUXPAY_POLICY_FILE: ${bad}: ${message}`);
+    };
+    refuses('waitingRooms:\n  launch:\n    admitPerSecond: -1\n    admissionTtlSeconds: 1\n', 'waitingRooms.launch.admitPerSecond must be a number from 0 to 100000');
+    refuses('waitingRooms:\n  launch:\n    admitPerSecond: 1\n    admissionTtlSeconds: 1\n    protectedServiceIds: [nope]\n', 'waitingRooms.launch.protectedServiceIds names "nope", which is not a service of the policy');
+    refuses('waitingRooms:\n  launch:\n    admitPerSecond: 1\n', 'waitingRooms.launch.admissionTtlSeconds must be a whole number from 1 to 1000000000 (got nothing)');
+    refuses('rateLimits:\n  everything:\n    max: 1\n', 'rateLimits has an unknown key "everything" (allowed: orders, payments, credits, events, waiting-rooms, reads)');
+    refuses('rateLimits:\n  orders:\n    max: 0\n', 'rateLimits.orders.max must be a whole number from 1 to 1000000000 (got 0)');
+  });
+});
