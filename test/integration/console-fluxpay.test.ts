@@ -83,6 +83,27 @@ describe('FluxPay on the event bus', () => {
   });
 });
 
+describe('which FluxPay bus events refresh what', () => {
+  it('refreshes the payments view on order and payment changes, the FluxPay page on every FluxPay event, and neither on other events', async () => {
+    const t = await apps.app();
+    const source = fluxpaySource(deps(t));
+    const page = fluxpayPage(deps(t));
+    const outboxEvent = (eventType: string) => ({ id: 'evt_1', type: 'fluxpay.event', occurredAt: 0, event: { eventType } }) as unknown as DomainEvent;
+    const created = { id: 'ord_1', type: 'fluxpay.order_created', occurredAt: 0 } as unknown as DomainEvent;
+    const other = { id: 'pay_1', type: 'payment.approved', occurredAt: 0 } as unknown as DomainEvent;
+    const cases = [created, outboxEvent('payment.approved'), outboxEvent('order.cancelled'), outboxEvent('credit.charged'), outboxEvent('credit.deducted'), outboxEvent('credit.refunded'), other];
+    expect(cases.map((e) => [source.concerns(e), page.concerns(e)])).toEqual([
+      [true, true],
+      [true, true],
+      [true, true],
+      [true, true],
+      [false, true],
+      [false, true],
+      [false, false],
+    ]);
+  });
+});
+
 describe('FluxPay orders in the payments view', () => {
   it('lists each order with its status group, newest first', async () => {
     const t = await apps.app();

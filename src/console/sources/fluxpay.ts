@@ -109,7 +109,7 @@ export function fluxpaySource(deps: FluxPayConsoleDeps): PaymentSource {
   const { service, store } = deps;
   return {
     dialect: 'fluxpay',
-    label: 'FluxPay orders (/api/v1/orders, /api/v1/payments)',
+    label: 'FluxPay orders (/api/v1/orders)',
     async list(limit) {
       return (await service.listOrders({ limit })).data.map(row);
     },
