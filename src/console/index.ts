@@ -16,6 +16,7 @@ import { chartsPage, errorPage, loginPage, panelPage } from './pages/other.ts';
 import { detailPage, listPayments, NOTICES as PAYMENT_NOTICES, paymentsPage } from './pages/payments.ts';
 import { listDeliveries, NOTICES as WEBHOOK_NOTICES, webhooksPage } from './pages/webhooks.ts';
 import { bookingSource, bookingsPage } from './sources/bookings.ts';
+import { fluxpayPage, fluxpaySource } from './sources/fluxpay.ts';
 import { nativeSource } from './sources/native.ts';
 import { v2Source } from './sources/v2.ts';
 import type { PanelPage, PaymentSource, Topic } from './sources.ts';
@@ -104,10 +105,11 @@ const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options)
   const assets = loadAssets();
 
   const bookingDeps = { service: app.bookings.service, seats: stores.seats, ledger: stores.ledger, performances: app.bookings.performances, now: () => clock.now() };
-  /** One per dialect's payments. FluxPay: add `fluxpaySource(app.fluxpay)` here. */
-  const sources: PaymentSource[] = [nativeSource(intents), v2Source(app.v2Payments), bookingSource(bookingDeps)];
-  /** Pages of panels. FluxPay: add `fluxpayPage(app.fluxpay)` (credits, sagas, outbox, waiting rooms) here. */
-  const panelPages: PanelPage[] = [bookingsPage(bookingDeps)];
+  const fluxpayDeps = { service: app.fluxpay.service, store: stores.fluxpay };
+  /** One per dialect's payments. */
+  const sources: PaymentSource[] = [nativeSource(intents), v2Source(app.v2Payments), bookingSource(bookingDeps), fluxpaySource(fluxpayDeps)];
+  /** Pages of panels (FluxPay's has no waiting rooms: FluxPay has none yet). */
+  const panelPages: PanelPage[] = [bookingsPage(bookingDeps), fluxpayPage(fluxpayDeps)];
   const nav: Array<readonly [string, string]> = [['payments', 'Payments'], ['webhooks', 'Webhooks'], ...panelPages.map((p) => [p.path, p.title] as const), ['charts', 'Charts']];
 
   const topicsOf = (event: DomainEvent): Topic[] => {
@@ -337,9 +339,9 @@ const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options)
     return reply.redirect(withNotice('/console/webhooks', 'test_sent'), 303);
   });
 
-  // ── panel pages (bookings; later FluxPay) and charts ─────────────────────────────────────
+  // ── panel pages (bookings, FluxPay) and charts ───────────────────────────────────────────
   for (const panels of panelPages) {
-    app.get(`/${panels.path}`, { schema: HIDE }, async (request, reply) => send(reply, await panelPage(context(request), panels)));
+    app.get(`/${panels.path}`, { schema: HIDE }, async (request, reply) => send(reply, await panelPage(context(request), panels, request.query as Record<string, string | undefined>)));
   }
 
   app.get('/charts', { schema: HIDE }, async (request, reply) => {

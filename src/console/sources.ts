@@ -69,7 +69,7 @@ export interface Decision {
 }
 
 export interface PaymentSource {
-  /** Short, URL-safe: `intent`, `v2`, `booking` (later `fluxpay`). */
+  /** Short, URL-safe: `intent`, `v2`, `booking`, `fluxpay`. */
   dialect: string;
   /** Shown in the dialect filter and the list. */
   label: string;
@@ -84,11 +84,11 @@ export interface PaymentSource {
   concerns(event: DomainEvent): boolean;
 }
 
-/** One box of a panel page. `render` reads its data and returns its inner HTML. */
+/** One box of a panel page. `render` reads its data and returns its inner HTML; `query` is the page's query string (a panel's own paging). */
 export interface Panel {
   id: string;
   title: string;
-  render(): Promise<Html>;
+  render(query?: Readonly<Record<string, string | undefined>>): Promise<Html>;
 }
 
 export interface PanelPage {

@@ -1,5 +1,6 @@
 import type { Booking, InboxEvent, PaymentKind } from './bookings/booking.ts';
 import type { Delivery, DeliveryAttempt } from './deliveries.ts';
+import type { Order, OutboxEvent, Payment } from './fluxpay/model.ts';
 import type { Intent } from './intents/intent.ts';
 import type { V2Payment } from './v2/payment.ts';
 import type { WaitingRoomAdmittedEvent } from './waiting-room/service.ts';
@@ -79,8 +80,33 @@ export interface V2PaymentEvent {
   payment: Readonly<V2Payment>;
 }
 
-/** A user admitted from a waiting room (issue 12): published once per admission, when it is computed. */
-export type DomainEvent = PaymentEvent | BookingEvent | BookingPaymentEvent | InboxProcessedEvent | DeliveryEvent | V2PaymentEvent | WaitingRoomAdmittedEvent;
+/**
+ * A FluxPay outbox event the relay has published (handed to every webhook subscriber and marked
+ * PUBLISHED), told on the bus too so in-process watchers (the console) see FluxPay's changes.
+ * `id` is the outbox event's eventId; `event` is its snapshot as published.
+ */
+export interface FluxPayOutboxBusEvent {
+  id: string;
+  type: 'fluxpay.event';
+  occurredAt: number;
+  event: Readonly<OutboxEvent>;
+}
+
+/**
+ * FluxPay writes no outbox event when an order or a READY payment is created (document 002's
+ * events start at the payment's decision), so those two are told on the bus alone.
+ */
+export interface FluxPayCreatedEvent {
+  id: string;
+  type: 'fluxpay.order_created' | 'fluxpay.payment_created';
+  occurredAt: number;
+  order?: Readonly<Order>;
+  payment?: Readonly<Payment>;
+}
+
+export type FluxPayBusEvent = FluxPayOutboxBusEvent | FluxPayCreatedEvent;
+
+export type DomainEvent = PaymentEvent | BookingEvent | BookingPaymentEvent | InboxProcessedEvent | DeliveryEvent | V2PaymentEvent | FluxPayBusEvent | WaitingRoomAdmittedEvent;
 
 export type EventHandler = (event: DomainEvent) => void;
 
@@ -128,4 +154,8 @@ export function isV2PaymentEvent(event: DomainEvent): event is V2PaymentEvent {
 
 export function isDeliveryEvent(event: DomainEvent): event is DeliveryEvent {
   return event.type.startsWith('webhook.');
+}
+
+export function isFluxPayEvent(event: DomainEvent): event is FluxPayBusEvent {
+  return event.type.startsWith('fluxpay.');
 }

@@ -375,6 +375,50 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
     await page.close();
   }, TIMEOUT);
 
+  it('shows a FluxPay order appear and turn PAID live, and a credit charge on the FluxPay page', async () => {
+    const fp = async (path: string, body: unknown): Promise<Record<string, unknown>> => {
+      const res = await api('POST', path, body);
+      expect(res.status, JSON.stringify(res.json)).toBe(200);
+      return (res.json as { result: Record<string, unknown> }).result;
+    };
+    const pay = async (order: Record<string, unknown>): Promise<void> => {
+      const payment = await fp('/api/v1/payments', { orderId: order.orderId, method: 'CARD', card: { number: '4242424242424242', cvv: '123' } });
+      await fp('/api/v1/payments/confirm', { paymentKey: payment.paymentKey, orderId: order.orderId, amount: order.amount });
+    };
+    const page = await newPage();
+    await page.goto(`${served.origin}/console/payments?dialect=fluxpay&status=&q=`);
+    await live(page);
+    await mark(page);
+    const order = await fp('/api/v1/orders', { userId: 'user_fp_console', serviceId: 'ai-writer', orderName: 'Console report', amount: 15000 });
+    const id = order.orderId as string;
+    const row = page.locator(`tr[data-id="${id}"]`);
+    const created = Date.now();
+    await row.locator('[data-status="PENDING"]').waitFor({ timeout: LIVE_MS });
+    expect(Date.now() - created).toBeLessThan(LIVE_MS);
+    await pay(order);
+    const paid = Date.now();
+    await row.locator('[data-status="PAID"]').waitFor({ timeout: LIVE_MS });
+    expect(Date.now() - paid).toBeLessThan(LIVE_MS);
+    expect(await stillMarked(page)).toBe(true);
+    expect(await row.locator('td').allInnerTexts()).toEqual([id, 'FluxPay orders (/api/v1/orders)', 'user_fp_console · Console report', '15,000 KRW', 'PAID', expect.stringMatching(/^\d{4}-/)]);
+
+    // The FluxPay page: a credit charge shows as the user's balance, live.
+    await page.goto(`${served.origin}/console/fluxpay`);
+    await live(page);
+    await mark(page);
+    const charge = await fp('/api/v1/orders', { userId: 'user_fp_credits', serviceId: 'ai-writer', orderName: '25 credits', amount: 250, metadata: { kind: 'CREDIT_CHARGE', credits: 25 } });
+    await pay(charge);
+    await fp('/api/v1/credits/charge', { userId: 'user_fp_credits', orderId: charge.orderId });
+    const balance = page.locator('#fluxpay-credits tr[data-user="user_fp_credits"] [data-balance]');
+    await balance.waitFor({ timeout: 2000 });
+    expect(await balance.innerText()).toBe('25');
+    expect(await stillMarked(page)).toBe(true);
+    expect(await page.locator('#fluxpay-reconciliation [data-mismatches]').getAttribute('data-mismatches')).toBe('0');
+    expect(await page.locator('#fluxpay-outbox [data-status="PUBLISHED"]').count()).toBeGreaterThanOrEqual(4);
+    expect(await axe(page)).toEqual([]);
+    await page.close();
+  }, TIMEOUT);
+
   it('shows an XSS payload in a reservation_id as text: no script runs, and the CSP forbids inline scripts', async () => {
     const made = await api('POST', '/v1/sim/intent', { reservation_id: XSS, amount: 100, scenario: 'approve', metadata: { note: '"><script>alert(2)</script>' } });
     const id = (made.json as { payment_intent_id: string }).payment_intent_id;
@@ -434,7 +478,7 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
   it('has no serious or critical axe violation on any page, at desktop and phone width, and works by keyboard', async () => {
     const page = await newPage();
     const intents = (await api('GET', '/v1/sim/intents?limit=1')).json as { data: Array<{ payment_intent_id: string }> };
-    const pages = ['/console/payments', `/console/payments/intent/${intents.data[0]?.payment_intent_id}`, '/console/payments/v2/pay_tx-console-1', '/console/webhooks', '/console/bookings', '/console/charts'];
+    const pages = ['/console/payments', `/console/payments/intent/${intents.data[0]?.payment_intent_id}`, '/console/payments/v2/pay_tx-console-1', '/console/webhooks', '/console/bookings', '/console/fluxpay', '/console/charts'];
     for (const width of [1280, 390]) {
       await page.setViewportSize({ width, height: width === 1280 ? 800 : 844 });
       for (const path of pages) {

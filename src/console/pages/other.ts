@@ -2,9 +2,9 @@ import { html, type Html } from '../html.ts';
 import { notice, page, type PageContext } from '../layout.ts';
 import type { PanelPage } from '../sources.ts';
 
-/** A panel page (bookings; later FluxPay): one live region per panel, refreshed on the page's topic. */
-export async function panelPage(ctx: PageContext, panels: PanelPage): Promise<Html> {
-  const rendered = await Promise.all(panels.panels.map(async (p) => ({ panel: p, body: await p.render() })));
+/** A panel page (bookings, FluxPay): one live region per panel, refreshed on the page's topic. */
+export async function panelPage(ctx: PageContext, panels: PanelPage, query: Readonly<Record<string, string | undefined>> = {}): Promise<Html> {
+  const rendered = await Promise.all(panels.panels.map(async (p) => ({ panel: p, body: await p.render(query) })));
   return page(ctx, {
     title: panels.title,
     active: panels.path,
@@ -18,7 +18,7 @@ export function chartsPage(ctx: PageContext, charts: Html[]): Html {
   return page(ctx, {
     title: 'Charts',
     active: 'charts',
-    body: html`<div id="charts" class="charts" data-topics="payments webhooks bookings">${charts}</div>`,
+    body: html`<div id="charts" class="charts" data-topics="payments webhooks bookings fluxpay">${charts}</div>`,
   });
 }
 

@@ -27,6 +27,7 @@ export const NOTICES: Readonly<Record<string, string>> = {
   cancel: 'Intent cancelled.',
   refund: 'Refund made.',
   confirm: 'Payment confirmed.',
+  cancel_order: 'Order cancelled.',
 };
 
 export interface Listed {

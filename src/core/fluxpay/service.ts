@@ -1,5 +1,6 @@
 import type { Clock } from '../clock.ts';
 import { storeFull } from '../errors.ts';
+import type { EventBus } from '../events.ts';
 import { fingerprint } from '../idempotency.ts';
 import type { Page } from '../ports.ts';
 import type { RandomSource } from '../random.ts';
@@ -37,6 +38,8 @@ export interface FluxPayDeps {
   random: RandomSource;
   ids: FluxPayIds;
   settings: FluxPaySettings;
+  /** Told of each order and READY payment created (they write no outbox event); the relay tells the rest. */
+  bus?: EventBus | undefined;
 }
 
 export interface CreateOrderInput {
@@ -138,6 +141,7 @@ export class FluxPayService {
     };
     const created = await store.createOrder(order);
     if (created.kind === 'full') throw storeFull('fluxpay');
+    this.#deps.bus?.publish({ id: created.record.orderId, type: 'fluxpay.order_created', occurredAt: now, order: created.record });
     return created.record;
   }
 
@@ -217,6 +221,7 @@ export class FluxPayService {
       case 'full':
         throw storeFull('fluxpay');
       case 'created':
+        this.#deps.bus?.publish({ id: created.payment.paymentKey, type: 'fluxpay.payment_created', occurredAt: now, payment: created.payment });
         return created.payment;
     }
   }

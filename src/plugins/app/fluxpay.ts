@@ -31,7 +31,7 @@ const LAG_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
 
 export default fp(
   async (app) => {
-    const { config, clock, ids: appIds, stores, scheduler } = app.core;
+    const { config, clock, ids: appIds, stores, scheduler, bus } = app.core;
     const ids = fluxPayIds(appIds);
     const store = stores.fluxpay;
     const registers = [app.metrics.registry];
@@ -59,6 +59,9 @@ export default fp(
       onPublished: (event, at) => {
         published.inc({ event_type: event.eventType });
         publishDelay.observe(Math.max(0, at - event.occurredAt) / 1000);
+        // On the bus once published (not when written): in write order, after every subscriber
+        // has it, so a watcher never sees an event the webhooks may still lose or reorder.
+        bus.publish({ id: event.eventId, type: 'fluxpay.event', occurredAt: at, event: { ...event, status: 'PUBLISHED', publishedAt: at } });
       },
     });
     const sagas = new UsageSagas({
@@ -83,6 +86,7 @@ export default fp(
       random: createRandom(config.randomSeed),
       ids,
       settings: { usageTimeoutMs: config.fluxpay.usageTimeoutMs, scenarios: config.scenarios, policy: config.fluxpay.policy },
+      bus,
     });
     app.decorate('fluxpay', { service, sagas, relay });
 

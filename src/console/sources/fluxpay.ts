@@ -1,0 +1,268 @@
+import { DomainError } from '../../core/errors.ts';
+import { isFluxPayEvent, type DomainEvent } from '../../core/events.ts';
+import { FluxPayError } from '../../core/fluxpay/errors.ts';
+import type { Order, OutboxEvent, Payment, Saga } from '../../core/fluxpay/model.ts';
+import type { FluxPayStore } from '../../core/fluxpay/ports.ts';
+import type { FluxPayService } from '../../core/fluxpay/service.ts';
+import { FLUXPAY_SUBJECT_KIND } from '../../dialects/fluxpay/webhook-payload.ts';
+import { text, type FormBody } from '../forms.ts';
+import { html, iso, money, query, raw, type Html } from '../html.ts';
+import type { Decision, HistoryEntry, PaymentAction, PaymentDetail, PaymentRow, PaymentSource, Panel, PanelPage, StatusGroup } from '../sources.ts';
+
+/**
+ * FluxPay (issue 11) in the console: its orders (with their PG payments) in the payments view, and
+ * the FluxPay page (credit balances, usage sagas with their steps, the outbox, the reconciliation).
+ * Orders are read and cancelled through the same FluxPayService as the API; the page's figures
+ * come from the store's snapshot (copies, taken in one step) and its outbox listing.
+ *
+ * Live: the service tells the bus of each order and payment created, and the outbox relay of each
+ * event it publishes (`fluxpay.*`, src/core/events.ts), so the regions refresh within a second.
+ * Waiting rooms are not shown: FluxPay has none yet.
+ */
+
+export interface FluxPayConsoleDeps {
+  service: FluxPayService;
+  store: FluxPayStore;
+}
+
+/** Outbox events scanned (newest first) for the events of one order. */
+const EVENT_SCAN = 1000;
+/** Rows a panel shows at most (the rest are counted). */
+const PANEL_ROWS = 100;
+const SAGAS_SHOWN = 50;
+const OUTBOX_PAGE = 25;
+const MISMATCHES_SHOWN = 20;
+
+function group(order: Order): StatusGroup {
+  switch (order.status) {
+    case 'PENDING':
+      return 'pending';
+    case 'PAID':
+    case 'COMPLETED':
+      return 'completed';
+    case 'CANCELLED':
+      // Cancelled after payment: the payment was refunded.
+      return order.paymentKey === null ? 'cancelled' : 'refunded';
+  }
+}
+
+function row(order: Order): PaymentRow {
+  return {
+    dialect: 'fluxpay',
+    id: order.orderId,
+    reference: `${order.userId} · ${order.orderName}`,
+    amount: order.amount,
+    currency: order.currency,
+    status: order.status,
+    group: group(order),
+    createdAt: order.createdAt,
+    updatedAt: order.updatedAt,
+  };
+}
+
+function history(order: Order, payment: Payment | undefined): HistoryEntry[] {
+  const entries: HistoryEntry[] = [{ at: order.createdAt, status: 'PENDING', event: 'fluxpay.order_created', note: `order created (${order.orderName})` }];
+  if (payment !== undefined) {
+    entries.push({ at: payment.createdAt, status: 'PENDING', event: 'fluxpay.payment_created', note: `payment ${payment.paymentKey} READY (${payment.method})` });
+    if (payment.approvedAt !== null) entries.push({ at: payment.approvedAt, status: 'PAID', event: 'payment.approved', note: `approved (decided by ${payment.decidedBy ?? '—'})` });
+  }
+  if (order.completedAt !== null) entries.push({ at: order.completedAt, status: 'COMPLETED', event: 'order.completed', note: order.chargedCredits === null ? 'completed' : `${order.chargedCredits} credits charged` });
+  if (order.cancelledAt !== null) entries.push({ at: order.cancelledAt, status: 'CANCELLED', event: 'order.cancelled', note: `cancelled${order.cancelReason === null ? '' : `: ${order.cancelReason}`}${order.paymentKey === null ? '' : '; payment refunded'}` });
+  return entries.sort((a, b) => a.at - b.at);
+}
+
+/** Whether an outbox event is about an order (its payment, its order events, the credits it charged). */
+function aboutOrder(event: OutboxEvent, orderId: string): boolean {
+  const p = event.payload;
+  switch (p.kind) {
+    case 'payment':
+      return p.payment.orderId === orderId;
+    case 'order':
+      return p.order.orderId === orderId;
+    case 'credit':
+      return p.transaction.orderId === orderId;
+  }
+}
+
+/** The outbox events of one order, oldest first (among the newest EVENT_SCAN of the outbox). */
+async function eventsOf(service: FluxPayService, orderId: string): Promise<OutboxEvent[]> {
+  const out: OutboxEvent[] = [];
+  let cursor: string | undefined;
+  for (let scanned = 0; scanned < EVENT_SCAN; ) {
+    const page = await service.listOutbox({ limit: 250, cursor });
+    for (const event of page.data) if (aboutOrder(event, orderId)) out.push(event);
+    scanned += page.data.length;
+    if (page.nextCursor === null || page.data.length === 0) break;
+    cursor = page.nextCursor;
+  }
+  return out.reverse();
+}
+
+function actions(order: Order): PaymentAction[] {
+  if ((order.status === 'PENDING' || order.status === 'PAID') && order.sagaId === null) {
+    return [{ name: 'cancel_order', label: order.status === 'PAID' ? 'Cancel order (refunds its payment)' : 'Cancel order', fields: [{ name: 'reason', label: 'Reason', type: 'text', required: false, hint: 'optional' }] }];
+  }
+  return [];
+}
+
+export function fluxpaySource(deps: FluxPayConsoleDeps): PaymentSource {
+  const { service, store } = deps;
+  return {
+    dialect: 'fluxpay',
+    label: 'FluxPay orders (/api/v1/orders)',
+    async list(limit) {
+      return (await service.listOrders({ limit })).data.map(row);
+    },
+    async get(id) {
+      let order = await store.getOrder(id);
+      // A paymentKey opens its order.
+      if (order === undefined && id.startsWith('pk_')) {
+        const payment = await store.getPayment(id);
+        if (payment !== undefined) order = await store.getOrder(payment.orderId);
+      }
+      if (order === undefined) return undefined;
+      const payment = order.paymentKey === null ? undefined : await store.getPayment(order.paymentKey);
+      const events = await eventsOf(service, order.orderId);
+      const latest = events.at(-1);
+      const detail: PaymentDetail = {
+        row: row(order),
+        fields: [
+          ['User id', order.userId],
+          ['Service id', order.serviceId],
+          ['Order name', order.orderName],
+          ['Amount', money(order.amount, order.currency)],
+          ['Payment key', order.paymentKey ?? '— (not paid)'],
+          ['Payment', payment === undefined ? '—' : `${payment.status} · ${payment.method}${payment.card === null ? '' : ` · card …${payment.card.last4}`}${payment.failureCode === null ? '' : ` · ${payment.failureCode}`}`],
+          ['Held by saga', order.sagaId ?? '—'],
+          ['Credits charged', order.chargedCredits === null ? '—' : String(order.chargedCredits)],
+          ['Created', iso(order.createdAt)],
+          ['Paid', iso(order.paidAt) || '—'],
+          ['Outbox events', events.length === 0 ? '—' : events.map((e) => `${e.eventType} ${e.eventId} (${e.status})`).join(', ')],
+          ['Deliveries shown', latest === undefined ? '— (no event yet)' : `those of its latest event, ${latest.eventId}`],
+          ...Object.entries(order.metadata ?? {}).map(([key, value]) => [`metadata.${key}`, typeof value === 'string' ? value : JSON.stringify(value)] as const),
+        ],
+        history: history(order, payment),
+        // The delivery log keys FluxPay webhooks by event: the detail shows the latest event's deliveries.
+        subject: { kind: FLUXPAY_SUBJECT_KIND, id: latest?.eventId ?? '' },
+        actions: actions(order),
+      };
+      return detail;
+    },
+    async act(id, action, input: FormBody) {
+      if (action !== 'cancel_order') throw new Error(`unknown action ${action}`);
+      const reason = text(input, 'reason', { max: 200 }) ?? null;
+      const { order, payment } = await service.cancelOrder(id, reason).catch((error: unknown) => {
+        // The console's pages speak DomainError: FluxPay's refusal keeps its message.
+        if (error instanceof FluxPayError) throw new DomainError(error.code === 'COMMON_404' ? 'NOT_FOUND' : 'INVALID_STATE', error.message);
+        throw error;
+      });
+      return `Order ${order.orderId} cancelled${payment === null ? '' : `; payment ${payment.paymentKey} refunded`}.`;
+    },
+    async decisions(since) {
+      const out: Decision[] = [];
+      for (const payment of (await store.snapshot()).payments) {
+        if (payment.approvedAt !== null && payment.approvedAt >= since) out.push({ at: payment.approvedAt, outcome: 'approved' });
+        else if (payment.failedAt !== null && payment.failedAt >= since) out.push({ at: payment.failedAt, outcome: 'failed' });
+      }
+      return out;
+    },
+    // Orders change with every FluxPay event but a credit deduction or refund (usages, not orders).
+    concerns: (event: DomainEvent) => isFluxPayEvent(event) && !(event.type === 'fluxpay.event' && (event.event.eventType === 'credit.deducted' || event.event.eventType === 'credit.refunded')),
+  };
+}
+
+function more(total: number, shown: number): Html {
+  return total > shown ? html`<p class="more">Showing ${shown} of ${total}.</p>` : html``;
+}
+
+function credits(deps: FluxPayConsoleDeps): Panel {
+  return {
+    id: 'fluxpay-credits',
+    title: 'Credit balances',
+    async render() {
+      const snapshot = await deps.store.snapshot();
+      const totals = new Map(snapshot.creditTotals.map((t) => [t.userId, t]));
+      const balances = [...snapshot.balances].sort((a, b) => (a.userId < b.userId ? -1 : a.userId > b.userId ? 1 : 0));
+      if (balances.length === 0) return html`<p>No credits charged yet.</p>`;
+      const shown = balances.slice(0, PANEL_ROWS);
+      return html`<div class="scroll" tabindex="0"><table><thead><tr><th scope="col">User</th><th scope="col">Balance</th><th scope="col">Charged</th><th scope="col">Used</th><th scope="col">Refunded</th></tr></thead><tbody>${shown.map((b) => {
+        const t = totals.get(b.userId);
+        return html`<tr data-user="${b.userId}"><td>${b.userId}</td><td class="num" data-balance="${String(b.balance)}">${b.balance}</td><td class="num">${t?.charged ?? 0}</td><td class="num">${t?.used ?? 0}</td><td class="num">${t?.refunded ?? 0}</td></tr>`;
+      })}</tbody></table></div>${more(balances.length, shown.length)}`;
+    },
+  };
+}
+
+function sagaBadge(saga: Saga): Html {
+  const g = saga.status === 'COMPLETED' ? 'completed' : saga.status === 'RUNNING' ? 'pending' : saga.status === 'COMPENSATED' ? 'cancelled' : 'failed';
+  return html`<span class="badge badge-${g}" data-status="${saga.status}">${saga.status}</span>`;
+}
+
+function sagas(deps: FluxPayConsoleDeps): Panel {
+  return {
+    id: 'fluxpay-sagas',
+    title: 'Usage sagas',
+    async render() {
+      const all = (await deps.store.snapshot()).sagas.sort((a, b) => b.createdAt - a.createdAt || (a.sagaId < b.sagaId ? 1 : -1));
+      if (all.length === 0) return html`<p>No usage sagas yet.</p>`;
+      const shown = all.slice(0, SAGAS_SHOWN);
+      return html`<div class="scroll" tabindex="0"><table><thead><tr><th scope="col">Saga</th><th scope="col">User · usage</th><th scope="col">Order</th><th scope="col">Credits</th><th scope="col">Status</th><th scope="col">Steps</th><th scope="col">Deadline</th></tr></thead><tbody>${shown.map(
+        (s) =>
+          html`<tr data-saga="${s.sagaId}"><td><code>${s.sagaId}</code></td><td>${s.userId} · ${s.usageId}</td><td>${s.orderId === null ? '—' : html`<a href="/console/payments/fluxpay/${encodeURIComponent(s.orderId)}">${s.orderId}</a>`}</td><td class="num">${s.credits ?? '—'}</td><td>${sagaBadge(s)}${s.failureReason === null ? '' : html` <small>${s.failureReason}</small>`}</td><td><ol class="steps">${
+            s.steps.length === 0 ? html`<li>none yet (plan: ${s.plan.join(', ') || '—'})</li>` : s.steps.map((step) => html`<li data-step="${step.step}">${step.step} <small>${step.kind.toLowerCase()} · ${step.status}${step.reason === null ? '' : ` · ${step.reason}`}</small></li>`)
+          }</ol></td><td>${s.status === 'RUNNING' ? iso(s.deadlineAt) : '—'}</td></tr>`,
+      )}</tbody></table></div>${more(all.length, shown.length)}`;
+    },
+  };
+}
+
+const OUTBOX_STATUSES = ['PENDING', 'PUBLISHED'] as const;
+
+function outbox(deps: FluxPayConsoleDeps): Panel {
+  return {
+    id: 'fluxpay-outbox',
+    title: 'Outbox',
+    async render(q = {}) {
+      const status = (OUTBOX_STATUSES as readonly string[]).includes(q.outbox_status ?? '') ? (q.outbox_status as OutboxEvent['status']) : undefined;
+      const cursor = q.outbox_cursor === undefined || q.outbox_cursor === '' ? undefined : q.outbox_cursor.slice(0, 64);
+      const stats = await deps.store.outboxStats();
+      const page = await deps.service.listOutbox({ limit: OUTBOX_PAGE, cursor, status });
+      const link = (params: Record<string, string | undefined>, label: string): Html => html`<a href="/console/fluxpay${query(params)}">${label}</a>`;
+      const filters = html`<p class="filters">Show: ${link({}, 'all')} · ${link({ outbox_status: 'PENDING' }, 'pending')} · ${link({ outbox_status: 'PUBLISHED' }, 'published')}${status === undefined ? '' : html` (showing ${status.toLowerCase()})`}</p>`;
+      const figures = html`<p class="figures">Pending <strong data-outbox="pending">${stats.pending}</strong> · published <strong data-outbox="published">${stats.published}</strong>${stats.oldestPendingAt === null ? '' : html` · oldest pending since ${iso(stats.oldestPendingAt)}`}</p>`;
+      if (page.data.length === 0) return html`${figures}${filters}<p>No outbox events${cursor === undefined ? '' : ' on this page'}.</p>`;
+      const next = page.nextCursor === null ? html`` : html`<p>${link({ outbox_status: status, outbox_cursor: page.nextCursor }, 'Older events →')}</p>`;
+      return html`${figures}${filters}<div class="scroll" tabindex="0"><table><thead><tr><th scope="col">#</th><th scope="col">Event</th><th scope="col">Type</th><th scope="col">Aggregate</th><th scope="col">Status</th><th scope="col">Occurred</th><th scope="col">Published</th></tr></thead><tbody>${page.data.map(
+        (e) =>
+          html`<tr data-event="${e.eventId}"><td class="num">${e.sequence}</td><td><a href="/console/webhooks${query({ subject: `${FLUXPAY_SUBJECT_KIND}:${e.eventId}` })}"><code>${e.eventId}</code></a></td><td>${e.eventType}</td><td>${e.aggregate}</td><td><span class="badge badge-${e.status === 'PUBLISHED' ? 'completed' : 'pending'}" data-status="${e.status}">${e.status}</span></td><td>${iso(e.occurredAt)}</td><td>${iso(e.publishedAt) || '—'}</td></tr>`,
+      )}</tbody></table></div>${next}`;
+    },
+  };
+}
+
+function reconciliation(deps: FluxPayConsoleDeps): Panel {
+  return {
+    id: 'fluxpay-reconciliation',
+    title: 'Reconciliation',
+    async render() {
+      const report = await deps.service.reconcile();
+      const count = report.mismatches.length;
+      const list =
+        count === 0
+          ? html``
+          : html`<ul class="mismatches">${report.mismatches.slice(0, MISMATCHES_SHOWN).map((m) => html`<li><strong>${m.kind}</strong> ${m.subject}: ${m.message}</li>`)}</ul>${more(count, Math.min(count, MISMATCHES_SHOWN))}`;
+      return html`<p class="imbalance ${count === 0 ? 'ok' : 'bad'}" data-mismatches="${String(count)}">Mismatches: <strong>${count}</strong>${count === 0 ? raw(' — orders, payments, credits, sagas and the ledger agree') : raw(' — <strong>a bug</strong>: it must be 0')}</p>
+<p>Orders ${report.orders.total} · payments ${report.payments.total} · duplicate charges <strong data-duplicates="${String(report.duplicateCharges)}">${report.duplicateCharges}</strong> · users with credits ${report.credits.users} (${report.credits.totalBalance} credits held) · sagas ${report.sagas.total} (${report.sagas.running} running)</p>${list}`;
+    },
+  };
+}
+
+export function fluxpayPage(deps: FluxPayConsoleDeps): PanelPage {
+  return {
+    path: 'fluxpay',
+    title: 'FluxPay',
+    topic: 'fluxpay',
+    panels: [credits(deps), sagas(deps), outbox(deps), reconciliation(deps)],
+    concerns: (event: DomainEvent) => isFluxPayEvent(event),
+  };
+}

@@ -1,0 +1,254 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { fluxpayPage, fluxpaySource } from '../../src/console/sources/fluxpay.ts';
+import type { DomainEvent } from '../../src/core/events.ts';
+import { chargeCredits, confirm, createOrder, createPayment, fluxpayApps, fpGet, fpPost, resultOf, usageEvent, postEvent, type Json } from '../helpers/fluxpay.ts';
+import type { TestApp } from '../helpers/app.ts';
+
+/**
+ * FluxPay in the console (issue 13): its events on the bus (what makes the console live), its
+ * orders in the payments view (rows, detail, the cancel action through the service), and the
+ * FluxPay page (credit balances, sagas, the outbox with paging, the reconciliation figure), with
+ * user-supplied ids escaped. The browser side is in test/browser/console.test.ts.
+ */
+
+const apps = fluxpayApps();
+afterEach(() => apps.closeAll());
+
+const XSS = '<img src=x onerror=alert(1)>';
+const XSS_TEXT = '&lt;img src=x onerror=alert(1)&gt;';
+/** userId is visible ASCII without spaces (the API refuses the spaced form): the same attack, spelled with slashes. */
+const XSS_ID = '<img/src=x/onerror=alert(1)>';
+const XSS_ID_TEXT = '&lt;img/src=x/onerror=alert(1)&gt;';
+const AT = '2026-01-15T12:00:00.000Z';
+
+function deps(t: TestApp) {
+  return { service: t.app.fluxpay.service, store: t.app.core.stores.fluxpay };
+}
+
+function record(t: TestApp): DomainEvent[] {
+  const seen: DomainEvent[] = [];
+  t.app.core.bus.subscribe((event) => {
+    if (event.type.startsWith('fluxpay.')) seen.push(event);
+  });
+  return seen;
+}
+
+/** A console session: its cookie and the CSRF token of the page. */
+async function session(t: TestApp): Promise<{ cookie: string; csrf: string }> {
+  const page = await t.app.inject({ method: 'GET', url: '/console/payments' });
+  expect(page.statusCode).toBe(200);
+  return { cookie: String(page.headers['set-cookie']).split(';', 1)[0] as string, csrf: /<meta name="csrf-token" content="([^"]+)">/.exec(page.body)?.[1] as string };
+}
+
+describe('FluxPay on the event bus', () => {
+  it('tells the creation of an order and a payment, then each outbox event once the relay has published it, in write order', async () => {
+    const t = await apps.app();
+    const seen = record(t);
+    const order = await createOrder(t);
+    const payment = await createPayment(t, order.orderId);
+    expect(seen.map((e) => [e.type, e.id])).toEqual([
+      ['fluxpay.order_created', order.orderId],
+      ['fluxpay.payment_created', payment.paymentKey],
+    ]);
+    resultOf(await confirm(t, payment));
+    await t.app.fluxpay.relay.idle();
+    const outbox = resultOf(await fpGet(t, '/api/v1/outbox?limit=10')) as Json;
+    const events = (outbox.events ?? outbox.data ?? outbox.items) as Json[];
+    expect(events.map((e) => [e.eventType, e.status])).toEqual([['payment.approved', 'PUBLISHED']]);
+    expect(seen.slice(2)).toEqual([
+      {
+        id: events[0]?.eventId,
+        type: 'fluxpay.event',
+        occurredAt: Date.parse(AT),
+        event: expect.objectContaining({ eventId: events[0]?.eventId, eventType: 'payment.approved', status: 'PUBLISHED', publishedAt: Date.parse(AT), aggregate: `payment:${payment.paymentKey}` }),
+      },
+    ]);
+  });
+
+  it('tells an outbox event on the bus only after the relay published it: none while publication fails', async () => {
+    const t = await apps.app();
+    const seen = record(t);
+    let fail = true;
+    t.app.fluxpay.relay.addPublisher(async () => {
+      if (fail) throw new Error('subscriber down');
+    });
+    await chargeCredits(t, 'u1', 5).catch(() => undefined);
+    await t.app.fluxpay.relay.idle();
+    expect(seen.filter((e) => e.type === 'fluxpay.event')).toEqual([]);
+    fail = false;
+    await t.app.fluxpay.relay.run();
+    await t.app.fluxpay.relay.idle();
+    const published = seen.filter((e) => e.type === 'fluxpay.event').map((e) => (e.type === 'fluxpay.event' ? e.event.eventType : ''));
+    expect(published).toEqual(['payment.approved', 'credit.charged', 'order.completed']);
+  });
+});
+
+describe('which FluxPay bus events refresh what', () => {
+  it('refreshes the payments view on order and payment changes, the FluxPay page on every FluxPay event, and neither on other events', async () => {
+    const t = await apps.app();
+    const source = fluxpaySource(deps(t));
+    const page = fluxpayPage(deps(t));
+    const outboxEvent = (eventType: string) => ({ id: 'evt_1', type: 'fluxpay.event', occurredAt: 0, event: { eventType } }) as unknown as DomainEvent;
+    const created = { id: 'ord_1', type: 'fluxpay.order_created', occurredAt: 0 } as unknown as DomainEvent;
+    const other = { id: 'pay_1', type: 'payment.approved', occurredAt: 0 } as unknown as DomainEvent;
+    const cases = [created, outboxEvent('payment.approved'), outboxEvent('order.cancelled'), outboxEvent('credit.charged'), outboxEvent('credit.deducted'), outboxEvent('credit.refunded'), other];
+    expect(cases.map((e) => [source.concerns(e), page.concerns(e)])).toEqual([
+      [true, true],
+      [true, true],
+      [true, true],
+      [true, true],
+      [false, true],
+      [false, true],
+      [false, false],
+    ]);
+  });
+});
+
+describe('FluxPay orders in the payments view', () => {
+  it('lists each order with its status group, newest first', async () => {
+    const t = await apps.app();
+    const pending = await createOrder(t, { userId: 'u-a', orderName: 'pending one', amount: 1000 });
+    const paid = await createOrder(t, { userId: 'u-b', orderName: 'paid one', amount: 2000 });
+    resultOf(await confirm(t, await createPayment(t, paid.orderId)));
+    const cancelled = await createOrder(t, { userId: 'u-c', orderName: 'cancelled one', amount: 3000 });
+    resultOf(await fpPost(t, `/api/v1/orders/${cancelled.orderId}/cancel`, { reason: 'changed mind' }));
+    const rows = await fluxpaySource(deps(t)).list(10);
+    const base = { dialect: 'fluxpay', currency: 'KRW', createdAt: Date.parse(AT), updatedAt: Date.parse(AT) };
+    expect(rows).toEqual([
+      { ...base, id: cancelled.orderId, reference: 'u-c · cancelled one', amount: 3000, status: 'CANCELLED', group: 'cancelled' },
+      { ...base, id: paid.orderId, reference: 'u-b · paid one', amount: 2000, status: 'PAID', group: 'completed' },
+      { ...base, id: pending.orderId, reference: 'u-a · pending one', amount: 1000, status: 'PENDING', group: 'pending' },
+    ]);
+    expect(await fluxpaySource(deps(t)).list(1)).toHaveLength(1);
+  });
+
+  it('details an order (by orderId or paymentKey): fields, history with event names, the latest event as delivery subject, and the cancel action', async () => {
+    const t = await apps.app();
+    const order = await createOrder(t, { userId: 'u-d', orderName: 'detail', amount: 5000 });
+    const payment = await createPayment(t, order.orderId);
+    resultOf(await confirm(t, payment));
+    await t.app.fluxpay.relay.idle();
+    const source = fluxpaySource(deps(t));
+    const detail = await source.get(order.orderId);
+    expect(await source.get(payment.paymentKey)).toEqual(detail);
+    expect(await source.get('ord_missing')).toBeUndefined();
+    const approved = (await t.app.fluxpay.service.listOutbox({ limit: 5 })).data[0];
+    expect(detail?.history).toEqual([
+      { at: Date.parse(AT), status: 'PENDING', event: 'fluxpay.order_created', note: 'order created (detail)' },
+      { at: Date.parse(AT), status: 'PENDING', event: 'fluxpay.payment_created', note: `payment ${payment.paymentKey} READY (CARD)` },
+      { at: Date.parse(AT), status: 'PAID', event: 'payment.approved', note: 'approved (decided by card)' },
+    ]);
+    expect(detail?.subject).toEqual({ kind: 'fluxpay_event', id: approved?.eventId });
+    expect(Object.fromEntries(detail?.fields ?? [])).toMatchObject({
+      'User id': 'u-d',
+      'Payment key': payment.paymentKey,
+      Payment: 'APPROVED · CARD · card …4242',
+      'Outbox events': `payment.approved ${approved?.eventId} (PUBLISHED)`,
+    });
+    expect(detail?.actions.map((a) => [a.name, a.label])).toEqual([['cancel_order', 'Cancel order (refunds its payment)']]);
+  });
+
+  it('cancels an order from the detail page through the service (refunding its payment), and refuses it once cancelled', async () => {
+    const t = await apps.app();
+    const order = await createOrder(t);
+    resultOf(await confirm(t, await createPayment(t, order.orderId)));
+    const { cookie, csrf } = await session(t);
+    const post = () => t.app.inject({ method: 'POST', url: `/console/payments/fluxpay/${order.orderId}/cancel_order`, headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' }, payload: `_csrf=${csrf}&reason=by+hand` });
+    const res = await post();
+    expect([res.statusCode, res.headers.location]).toEqual([303, `/console/payments/fluxpay/${order.orderId}?notice=cancel_order`]);
+    const after = resultOf(await fpGet(t, `/api/v1/orders/${order.orderId}`));
+    expect([after.status, after.cancelReason]).toEqual(['CANCELLED', 'by hand']);
+    const page = await t.app.inject({ method: 'GET', url: `/console/payments/fluxpay/${order.orderId}?notice=cancel_order`, headers: { cookie } });
+    expect(page.body).toContain('Order cancelled.');
+    expect(page.body).toContain('<span class="badge badge-refunded" data-status="CANCELLED">CANCELLED</span>');
+    const again = await post();
+    expect(again.statusCode).toBe(409);
+    expect(again.body).toContain('is CANCELLED; “cancel_order” is not possible now.');
+    expect((await reconciliationCount(t))).toBe(0);
+  });
+
+  it('escapes a user-supplied userId and orderName in the list and the detail', async () => {
+    const t = await apps.app();
+    const order = await createOrder(t, { userId: XSS_ID, orderName: XSS });
+    const list = await t.app.inject({ method: 'GET', url: '/console/payments?dialect=fluxpay' });
+    expect(list.body).not.toContain(XSS);
+    expect(list.body).not.toContain(XSS_ID);
+    expect(list.body).toContain(`<td class="ref">${XSS_ID_TEXT} · ${XSS_TEXT}</td>`);
+    const detail = await t.app.inject({ method: 'GET', url: `/console/payments/fluxpay/${order.orderId}` });
+    expect(detail.statusCode).toBe(200);
+    expect(detail.body).not.toContain(XSS);
+    expect(detail.body).not.toContain(XSS_ID);
+    expect(detail.body).toContain(`<dd>${XSS_ID_TEXT}</dd>`);
+    expect(detail.body).toContain(`<dd>${XSS_TEXT}</dd>`);
+  });
+
+  it('counts approved and failed payments for the decisions chart', async () => {
+    const t = await apps.app();
+    const a = await createOrder(t);
+    resultOf(await confirm(t, await createPayment(t, a.orderId)));
+    const b = await createOrder(t);
+    const declined = await confirm(t, await createPayment(t, b.orderId), { 'x-sim-scenario': 'fail' });
+    expect(declined.statusCode).toBe(402);
+    const decisions = await fluxpaySource(deps(t)).decisions(Date.parse(AT) - 1000);
+    expect(decisions.map((d) => d.outcome).sort()).toEqual(['approved', 'failed']);
+    expect(await fluxpaySource(deps(t)).decisions(Date.parse(AT) + 1)).toEqual([]);
+  });
+});
+
+async function reconciliationCount(t: TestApp): Promise<number> {
+  return (await t.app.fluxpay.service.reconcile()).mismatches.length;
+}
+
+describe('the FluxPay page', () => {
+  it('shows credit balances as whole rows, escaping the user id', async () => {
+    const t = await apps.app();
+    await chargeCredits(t, XSS_ID, 30);
+    await chargeCredits(t, 'user_b', 7);
+    const [credits] = fluxpayPage(deps(t)).panels;
+    expect(credits?.id).toBe('fluxpay-credits');
+    expect((await credits!.render()).text).toBe(
+      '<div class="scroll" tabindex="0"><table><thead><tr><th scope="col">User</th><th scope="col">Balance</th><th scope="col">Charged</th><th scope="col">Used</th><th scope="col">Refunded</th></tr></thead><tbody>' +
+        `<tr data-user="${XSS_ID_TEXT}"><td>${XSS_ID_TEXT}</td><td class="num" data-balance="30">30</td><td class="num">30</td><td class="num">0</td><td class="num">0</td></tr>` +
+        '<tr data-user="user_b"><td>user_b</td><td class="num" data-balance="7">7</td><td class="num">7</td><td class="num">0</td><td class="num">0</td></tr>' +
+        '</tbody></table></div>',
+    );
+  });
+
+  it('shows sagas with their steps, the reconciliation figure, and says when there is nothing yet', async () => {
+    const t = await apps.app();
+    const page = fluxpayPage(deps(t));
+    const byId = Object.fromEntries(page.panels.map((p) => [p.id, p]));
+    expect(Object.keys(byId)).toEqual(['fluxpay-credits', 'fluxpay-sagas', 'fluxpay-outbox', 'fluxpay-reconciliation']);
+    expect((await byId['fluxpay-credits']!.render()).text).toBe('<p>No credits charged yet.</p>');
+    expect((await byId['fluxpay-sagas']!.render()).text).toBe('<p>No usage sagas yet.</p>');
+    await chargeCredits(t, 'user_s', 20);
+    const started = resultOf(await postEvent(t, usageEvent('requested', { userId: 'user_s', usageId: 'use-1', credits: 5 })));
+    const sagaId = (started.saga ?? started).sagaId as string;
+    const sagas = (await byId['fluxpay-sagas']!.render()).text;
+    expect(sagas).toContain(`<tr data-saga="${sagaId}"><td><code>${sagaId}</code></td><td>user_s · use-1</td><td>—</td><td class="num">5</td><td><span class="badge badge-pending" data-status="RUNNING">RUNNING</span></td><td><ol class="steps"><li data-step="CREDITS_DEDUCTED">CREDITS_DEDUCTED <small>action · SUCCEEDED</small></li></ol></td>`);
+    expect((await byId['fluxpay-reconciliation']!.render()).text).toContain('<p class="imbalance ok" data-mismatches="0">Mismatches: <strong>0</strong> — orders, payments, credits, sagas and the ledger agree</p>');
+    const html = (await t.app.inject({ method: 'GET', url: '/console/fluxpay' })).body;
+    for (const id of Object.keys(byId)) expect(html).toContain(`<div id="${id}" data-topics="fluxpay">`);
+    expect(html).not.toMatch(/waiting room/i);
+  });
+
+  it('pages the outbox and filters it by pending or published', async () => {
+    const t = await apps.app();
+    for (let i = 0; i < 14; i++) await chargeCredits(t, `user_${i}`, 1); // 3 events each: 42
+    await t.app.fluxpay.relay.idle();
+    const outbox = fluxpayPage(deps(t)).panels.find((p) => p.id === 'fluxpay-outbox')!;
+    const first = (await outbox.render({})).text;
+    expect(first).toContain('Pending <strong data-outbox="pending">0</strong> · published <strong data-outbox="published">42</strong>');
+    expect(first.match(/<tr data-event=/g)).toHaveLength(25);
+    const next = /<a href="\/console\/fluxpay\?outbox_cursor=([^"]+)">Older events →<\/a>/.exec(first)?.[1];
+    expect(next).toBeDefined();
+    const second = (await outbox.render({ outbox_cursor: decodeURIComponent(next!) })).text;
+    expect(second.match(/<tr data-event=/g)).toHaveLength(17);
+    expect(second).not.toContain('Older events');
+    expect((await outbox.render({ outbox_status: 'PENDING' })).text).toContain('<p>No outbox events.</p>');
+    expect((await outbox.render({ outbox_status: 'PUBLISHED' })).text.match(/<tr data-event=/g)).toHaveLength(25);
+    // Through the route, with the page's query string.
+    const routed = await t.app.inject({ method: 'GET', url: `/console/fluxpay?outbox_cursor=${next}` });
+    expect(routed.body.match(/<tr data-event=/g)).toHaveLength(17);
+  });
+});
