@@ -105,10 +105,10 @@ const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options)
   const assets = loadAssets();
 
   const bookingDeps = { service: app.bookings.service, seats: stores.seats, ledger: stores.ledger, performances: app.bookings.performances, now: () => clock.now() };
-  const fluxpayDeps = { service: app.fluxpay.service, store: stores.fluxpay };
+  const fluxpayDeps = { service: app.fluxpay.service, store: stores.fluxpay, rooms: app.waitingRooms };
   /** One per dialect's payments. */
   const sources: PaymentSource[] = [nativeSource(intents), v2Source(app.v2Payments), bookingSource(bookingDeps), fluxpaySource(fluxpayDeps)];
-  /** Pages of panels (FluxPay's has no waiting rooms: FluxPay has none yet). */
+  /** Pages of panels. */
   const panelPages: PanelPage[] = [bookingsPage(bookingDeps), fluxpayPage(fluxpayDeps)];
   const nav: Array<readonly [string, string]> = [['payments', 'Payments'], ['webhooks', 'Webhooks'], ...panelPages.map((p) => [p.path, p.title] as const), ['charts', 'Charts']];
 

@@ -375,7 +375,7 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
     await page.close();
   }, TIMEOUT);
 
-  it('shows a FluxPay order appear and turn PAID live, and a credit charge on the FluxPay page', async () => {
+  it('shows a FluxPay order appear and turn PAID live, and a credit charge and a waiting room draining on the FluxPay page', async () => {
     const fp = async (path: string, body: unknown): Promise<Record<string, unknown>> => {
       const res = await api('POST', path, body);
       expect(res.status, JSON.stringify(res.json)).toBe(200);
@@ -415,6 +415,16 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
     expect(await stillMarked(page)).toBe(true);
     expect(await page.locator('#fluxpay-reconciliation [data-mismatches]').getAttribute('data-mismatches')).toBe('0');
     expect(await page.locator('#fluxpay-outbox [data-status="PUBLISHED"]').count()).toBeGreaterThanOrEqual(4);
+
+    // A waiting room admitting 2 a second: the panel follows each admission live until the queue is empty.
+    const room = await api('PUT', '/api/v1/waiting-rooms/console-sale', { admitPerSecond: 2, admissionTtlSeconds: 600, protectedServiceIds: ['image-studio'] });
+    expect(room.status).toBe(201);
+    for (const userId of ['wr_user_1', 'wr_user_2', 'wr_user_3']) await fp('/api/v1/waiting-rooms/console-sale/enter', { userId });
+    const roomRow = page.locator('#fluxpay-waiting-rooms tr[data-room="console-sale"]');
+    await expect.poll(() => roomRow.locator('[data-admitted]').getAttribute('data-admitted'), { timeout: 5000 }).toBe('3');
+    expect(await roomRow.locator('td').allInnerTexts()).toEqual(['console-sale', 'admitting', '0', '3', '2/s', '3', 'image-studio', '—']);
+    expect(await stillMarked(page)).toBe(true);
+    await page.screenshot({ path: new URL('console-fluxpay.png', DOCS).pathname, fullPage: true });
     expect(await axe(page)).toEqual([]);
     await page.close();
   }, TIMEOUT);

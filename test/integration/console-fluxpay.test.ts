@@ -7,8 +7,8 @@ import type { TestApp } from '../helpers/app.ts';
 /**
  * FluxPay in the console (issue 13): its events on the bus (what makes the console live), its
  * orders in the payments view (rows, detail, the cancel action through the service), and the
- * FluxPay page (credit balances, sagas, the outbox with paging, the reconciliation figure), with
- * user-supplied ids escaped. The browser side is in test/browser/console.test.ts.
+ * FluxPay page (credit balances, sagas, the outbox with paging, the reconciliation figure, the
+ * waiting rooms), with user-supplied ids escaped. The browser side is in test/browser/console.test.ts.
  */
 
 const apps = fluxpayApps();
@@ -22,7 +22,7 @@ const XSS_ID_TEXT = '&lt;img/src=x/onerror=alert(1)&gt;';
 const AT = '2026-01-15T12:00:00.000Z';
 
 function deps(t: TestApp) {
-  return { service: t.app.fluxpay.service, store: t.app.core.stores.fluxpay };
+  return { service: t.app.fluxpay.service, store: t.app.core.stores.fluxpay, rooms: t.app.waitingRooms };
 }
 
 function record(t: TestApp): DomainEvent[] {
@@ -91,12 +91,14 @@ describe('which FluxPay bus events refresh what', () => {
     const outboxEvent = (eventType: string) => ({ id: 'evt_1', type: 'fluxpay.event', occurredAt: 0, event: { eventType } }) as unknown as DomainEvent;
     const created = { id: 'ord_1', type: 'fluxpay.order_created', occurredAt: 0 } as unknown as DomainEvent;
     const other = { id: 'pay_1', type: 'payment.approved', occurredAt: 0 } as unknown as DomainEvent;
-    const cases = [created, outboxEvent('payment.approved'), outboxEvent('order.cancelled'), outboxEvent('credit.charged'), outboxEvent('credit.deducted'), outboxEvent('credit.refunded'), other];
+    const admitted = { id: 'evt_2', type: 'waiting_room.admitted', occurredAt: 0, roomId: 'sale' } as unknown as DomainEvent;
+    const cases = [created, outboxEvent('payment.approved'), outboxEvent('order.cancelled'), outboxEvent('credit.charged'), outboxEvent('credit.deducted'), outboxEvent('credit.refunded'), admitted, other];
     expect(cases.map((e) => [source.concerns(e), page.concerns(e)])).toEqual([
       [true, true],
       [true, true],
       [true, true],
       [true, true],
+      [false, true],
       [false, true],
       [false, true],
       [false, false],
@@ -218,7 +220,7 @@ describe('the FluxPay page', () => {
     const t = await apps.app();
     const page = fluxpayPage(deps(t));
     const byId = Object.fromEntries(page.panels.map((p) => [p.id, p]));
-    expect(Object.keys(byId)).toEqual(['fluxpay-credits', 'fluxpay-sagas', 'fluxpay-outbox', 'fluxpay-reconciliation']);
+    expect(Object.keys(byId)).toEqual(['fluxpay-credits', 'fluxpay-sagas', 'fluxpay-outbox', 'fluxpay-reconciliation', 'fluxpay-waiting-rooms']);
     expect((await byId['fluxpay-credits']!.render()).text).toBe('<p>No credits charged yet.</p>');
     expect((await byId['fluxpay-sagas']!.render()).text).toBe('<p>No usage sagas yet.</p>');
     await chargeCredits(t, 'user_s', 20);
@@ -229,7 +231,6 @@ describe('the FluxPay page', () => {
     expect((await byId['fluxpay-reconciliation']!.render()).text).toContain('<p class="imbalance ok" data-mismatches="0">Mismatches: <strong>0</strong> — orders, payments, credits, sagas and the ledger agree</p>');
     const html = (await t.app.inject({ method: 'GET', url: '/console/fluxpay' })).body;
     for (const id of Object.keys(byId)) expect(html).toContain(`<div id="${id}" data-topics="fluxpay">`);
-    expect(html).not.toMatch(/waiting room/i);
   });
 
   it('pages the outbox and filters it by pending or published', async () => {
@@ -250,5 +251,58 @@ describe('the FluxPay page', () => {
     // Through the route, with the page's query string.
     const routed = await t.app.inject({ method: 'GET', url: `/console/fluxpay?outbox_cursor=${next}` });
     expect(routed.body.match(/<tr data-event=/g)).toHaveLength(17);
+  });
+});
+
+describe('the waiting rooms on the FluxPay page', () => {
+  const HEAD =
+    '<div class="scroll" tabindex="0"><table><thead><tr><th scope="col">Room</th><th scope="col">State</th><th scope="col">Queue</th><th scope="col">Admitted so far</th><th scope="col">Current rate</th><th scope="col">Active tokens</th><th scope="col">Protects</th><th scope="col">Next admission</th></tr></thead><tbody>';
+  const TAIL = '</tbody></table></div>';
+  const T0 = Date.parse(AT);
+  const iso = (ms: number) => new Date(ms).toISOString();
+  const put = async (t: TestApp, roomId: string, body: Json) => {
+    const res = await t.app.inject({ method: 'PUT', url: `/api/v1/waiting-rooms/${roomId}`, payload: body });
+    expect(res.statusCode, res.body).toBe(201);
+  };
+  const enter = async (t: TestApp, roomId: string, userId: string) => resultOf(await fpPost(t, `/api/v1/waiting-rooms/${roomId}/enter`, { userId }));
+
+  it('shows every room, by id, with its state, queue, admitted so far, current rate and protected services, as the API counts them', async () => {
+    const t = await apps.app();
+    const panel = () => fluxpayPage(deps(t)).panels.find((p) => p.id === 'fluxpay-waiting-rooms')!;
+    expect((await panel().render()).text).toBe('<p>No waiting rooms. Create one with <code>PUT /api/v1/waiting-rooms/{roomId}</code> or the billing policy’s <code>waitingRooms</code>.</p>');
+
+    await put(t, 'sale', { admitPerSecond: 2, admissionTtlSeconds: 60, protectedServiceIds: ['ai-writer', 'image-studio'], maxActive: 10 });
+    await put(t, 'held', { admitPerSecond: 0, admissionTtlSeconds: 60, protectedServiceIds: [] });
+    await put(t, 'closed', { admitPerSecond: 5, admissionTtlSeconds: 60, protectedServiceIds: ['ai-writer'], active: false });
+    for (const user of ['u1', 'u2', 'u3']) await enter(t, 'sale', user);
+    for (const user of ['u4', 'u5']) await enter(t, 'held', user);
+    const admitted: DomainEvent[] = [];
+    t.app.core.bus.subscribe((event) => {
+      if (event.type === 'waiting_room.admitted') admitted.push(event);
+    });
+
+    const rows = (sale: { queue: number; admitted: number; next: string }) =>
+      HEAD +
+      '<tr data-room="closed"><td><code>closed</code></td><td><span class="badge badge-cancelled" data-state="inactive">inactive</span></td><td class="num" data-queue="0">0</td><td class="num" data-admitted="0">0</td><td class="num" data-rate="0">0/s <small>(set 5/s)</small></td><td class="num">0</td><td>ai-writer</td><td>—</td></tr>' +
+      '<tr data-room="held"><td><code>held</code></td><td><span class="badge badge-pending" data-state="paused">paused</span></td><td class="num" data-queue="2">2</td><td class="num" data-admitted="0">0</td><td class="num" data-rate="0">0/s</td><td class="num">0</td><td>—</td><td>—</td></tr>' +
+      `<tr data-room="sale"><td><code>sale</code></td><td><span class="badge badge-completed" data-state="admitting">admitting</span></td><td class="num" data-queue="${sale.queue}">${sale.queue}</td><td class="num" data-admitted="${sale.admitted}">${sale.admitted}</td><td class="num" data-rate="2">2/s</td><td class="num">${sale.admitted} <small>of 10</small></td><td>ai-writer, image-studio</td><td>${sale.next}</td></tr>` +
+      TAIL;
+    // The first user is admitted at once; the next one 500 ms later (2 a second).
+    expect((await panel().render()).text).toBe(rows({ queue: 2, admitted: 1, next: iso(T0 + 500) }));
+    const api = resultOf(await fpGet(t, '/api/v1/waiting-rooms/sale'));
+    expect([api.size, api.admitted, api.currentRate]).toEqual([2, 1, 2]);
+
+    // A second later both are admitted, each told on the bus (what refreshes the panel).
+    await t.clock.advance(1000);
+    expect(admitted.map((e) => (e.type === 'waiting_room.admitted' ? [e.roomId, e.admittedAt] : []))).toEqual([
+      ['sale', T0 + 500],
+      ['sale', T0 + 1000],
+    ]);
+    expect(admitted.every((e) => fluxpayPage(deps(t)).concerns(e))).toBe(true);
+    expect((await panel().render()).text).toBe(rows({ queue: 0, admitted: 3, next: '—' }));
+
+    // On the page, in a region refreshed with the FluxPay topic.
+    const page = (await t.app.inject({ method: 'GET', url: '/console/fluxpay' })).body;
+    expect(page).toContain('<section class="card panel" aria-labelledby="fluxpay-waiting-rooms-h"><h2 id="fluxpay-waiting-rooms-h">Waiting rooms</h2><div id="fluxpay-waiting-rooms" data-topics="fluxpay">' + rows({ queue: 0, admitted: 3, next: '—' }) + '</div></section>');
   });
 });

@@ -4,25 +4,29 @@ import { FluxPayError } from '../../core/fluxpay/errors.ts';
 import type { Order, OutboxEvent, Payment, Saga } from '../../core/fluxpay/model.ts';
 import type { FluxPayStore } from '../../core/fluxpay/ports.ts';
 import type { FluxPayService } from '../../core/fluxpay/service.ts';
+import type { WaitingRoomService } from '../../core/waiting-room/service.ts';
 import { FLUXPAY_SUBJECT_KIND } from '../../dialects/fluxpay/webhook-payload.ts';
 import { text, type FormBody } from '../forms.ts';
 import { html, iso, money, query, raw, type Html } from '../html.ts';
 import type { Decision, HistoryEntry, PaymentAction, PaymentDetail, PaymentRow, PaymentSource, Panel, PanelPage, StatusGroup } from '../sources.ts';
+import { isWaitingRoomEvent, waitingRoomsPanel } from './waiting-rooms.ts';
 
 /**
  * FluxPay (issue 11) in the console: its orders (with their PG payments) in the payments view, and
- * the FluxPay page (credit balances, usage sagas with their steps, the outbox, the reconciliation).
+ * the FluxPay page (credit balances, usage sagas with their steps, the outbox, the reconciliation,
+ * the waiting rooms: ./waiting-rooms.ts).
  * Orders are read and cancelled through the same FluxPayService as the API; the page's figures
  * come from the store's snapshot (copies, taken in one step) and its outbox listing.
  *
  * Live: the service tells the bus of each order and payment created, and the outbox relay of each
- * event it publishes (`fluxpay.*`, src/core/events.ts), so the regions refresh within a second.
- * Waiting rooms are not shown: FluxPay has none yet.
+ * event it publishes (`fluxpay.*`, src/core/events.ts), and the waiting-room service of each
+ * admission (`waiting_room.admitted`), so the regions refresh within a second.
  */
 
 export interface FluxPayConsoleDeps {
   service: FluxPayService;
   store: FluxPayStore;
+  rooms: WaitingRoomService;
 }
 
 /** Outbox events scanned (newest first) for the events of one order. */
@@ -262,7 +266,7 @@ export function fluxpayPage(deps: FluxPayConsoleDeps): PanelPage {
     path: 'fluxpay',
     title: 'FluxPay',
     topic: 'fluxpay',
-    panels: [credits(deps), sagas(deps), outbox(deps), reconciliation(deps)],
-    concerns: (event: DomainEvent) => isFluxPayEvent(event),
+    panels: [credits(deps), sagas(deps), outbox(deps), reconciliation(deps), waitingRoomsPanel(deps.rooms)],
+    concerns: (event: DomainEvent) => isFluxPayEvent(event) || isWaitingRoomEvent(event),
   };
 }
