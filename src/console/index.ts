@@ -89,6 +89,19 @@ function backPath(value: string | undefined, fallback: string): string {
   return value !== undefined && /^\/console(\/[\w\-./%]*)?(\?[\w\-.=&%+:]*)?$/.test(value) ? value : fallback;
 }
 
+function isRead(method: string): boolean {
+  return method === 'GET' || method === 'HEAD';
+}
+
+/**
+ * An unrouted request with another method than GET or HEAD is not the console's to answer: it gets
+ * the application's answer (404, or 405 with `Allow` when the path takes other methods), as it
+ * would without the console's not-found page, with none of the console's session or CSRF checks.
+ */
+function passedOn(request: FastifyRequest): boolean {
+  return request.is404 && !isRead(request.method);
+}
+
 function withNotice(path: string, code: string): string {
   return `${path}${path.includes('?') ? '&' : '?'}notice=${code}`;
 }
@@ -160,6 +173,7 @@ const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options)
   // Session: with CONSOLE_TOKEN, a logged-in session or the login form; without, an anonymous
   // session made on first visit (it carries the CSRF token's nonce).
   app.addHook('onRequest', async (request, reply) => {
+    if (passedOn(request)) return;
     const path = request.url.split('?', 1)[0] as string;
     let session = auth.verify(cookieValue(request.headers.cookie, SESSION_COOKIE));
     if (auth.required && session?.authenticated !== true) session = undefined;
@@ -181,7 +195,7 @@ const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options)
 
   // CSRF: every state-changing request carries its session's token; a cross-origin Origin is refused outright.
   app.addHook('preHandler', async (request, reply) => {
-    if (request.method === 'GET' || request.method === 'HEAD' || request.url.startsWith('/console/login')) return;
+    if (isRead(request.method) || passedOn(request) || request.url.startsWith('/console/login')) return;
     const origin = request.headers.origin;
     if (origin !== undefined && origin !== `${request.protocol}://${request.host}`) return send(reply, errorPage(context(request), 403, 'Refused: the request came from another origin.'), 403);
     const body = (request.body ?? {}) as FormBody;
@@ -192,10 +206,19 @@ const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options)
   });
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
+    // Handed to the application's handler, which answers an unrouted request (404, or 405 with Allow).
+    if (passedOn(request)) throw error;
     if (error instanceof DomainError) return send(reply, errorPage(context(request), STATUS_OF[error.code] ?? 400, error.message), STATUS_OF[error.code] ?? 400);
     const status = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
     if (status === 500) request.log.error({ err: error }, 'console request failed');
     return send(reply, errorPage(context(request), status, status === 500 ? 'Something went wrong; the log has the details.' : error.message), status);
+  });
+
+  // A path under /console no page has: an HTML page in the console's frame, for reading methods.
+  app.setNotFoundHandler(async (request, reply) => {
+    if (passedOn(request)) throw Object.assign(new Error(`No route ${request.method} ${request.url}`), { statusCode: 404 });
+    const path = request.url.split('?', 1)[0] as string;
+    return send(reply, errorPage(context(request), 404, `There is no console page at ${path}.`), 404);
   });
 
   app.get('/assets/:name', { schema: HIDE }, async (request, reply) => {

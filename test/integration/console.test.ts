@@ -93,6 +93,48 @@ describe('the console on the server', () => {
     expect(unknown.body).toContain('Payment pay_nope does not exist (or is no longer kept).');
   });
 
+  it('answers an unknown /console path read with GET or HEAD by an HTML 404 page in the console’s frame; other methods get the application’s 404 or 405', async () => {
+    t = await buildTestApp();
+    const res = await t.app.inject({ method: 'GET', url: '/console/nope/deeper?x=1' });
+    expect(res.statusCode).toBe(404);
+    expect(res.headers['content-type']).toBe('text/html; charset=utf-8');
+    expect(res.headers['content-security-policy']).toContain("script-src 'self'");
+    expect(res.body).toContain('<title>Error 404 · paysim console</title>');
+    expect(res.body).toContain('<nav aria-label="Console pages"><ul><li><a href="/console/payments">Payments</a></li><li><a href="/console/webhooks">Webhooks</a></li><li><a href="/console/bookings">Bookings</a></li><li><a href="/console/fluxpay">FluxPay</a></li><li><a href="/console/charts">Charts</a></li></ul></nav>');
+    expect(/<main id="main" tabindex="-1">[^]*<\/main>/.exec(res.body)?.[0]).toBe(
+      '<main id="main" tabindex="-1">\n<h1>Error 404</h1>\n<p class="notice notice-error" role="alert">There is no console page at /console/nope/deeper.</p><p><a href="/console">Back to the console</a></p>\n</main>',
+    );
+    // Under a known page too (a payment needs a dialect and an id).
+    const partial = await t.app.inject({ method: 'GET', url: '/console/payments/intent' });
+    expect([partial.statusCode, partial.headers['content-type']]).toEqual([404, 'text/html; charset=utf-8']);
+    expect(partial.body).toContain('There is no console page at /console/payments/intent.');
+    const head = await t.app.inject({ method: 'HEAD', url: '/console/nope' });
+    expect([head.statusCode, head.headers['content-type'], head.body]).toEqual([404, 'text/html; charset=utf-8', '']);
+
+    // Not a page read: the application's answers, as without the console's page (no CSRF check first).
+    const post = await t.app.inject({ method: 'POST', url: '/console/nope', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'a=1' });
+    expect([post.statusCode, post.json()]).toEqual([404, { error: { code: 'NOT_FOUND', message: 'No route POST /console/nope.', trace_id: expect.any(String) } }]);
+    const wrongMethod = await t.app.inject({ method: 'DELETE', url: '/console/payments' });
+    expect([wrongMethod.statusCode, wrongMethod.headers.allow, wrongMethod.json()]).toEqual([
+      405,
+      'GET, HEAD',
+      { error: { code: 'METHOD_NOT_ALLOWED', message: 'DELETE is not allowed on /console/payments; use GET, HEAD.', trace_id: expect.any(String) } },
+    ]);
+  });
+
+  it('with CONSOLE_TOKEN, shows an unknown path’s 404 page only after the login', async () => {
+    const TOKEN = 'a-console-token-43';
+    t = await buildTestApp({ CONSOLE_TOKEN: TOKEN });
+    const anonymous = await t.app.inject({ method: 'GET', url: '/console/nope' });
+    expect([anonymous.statusCode, anonymous.headers.location]).toEqual([303, '/console/login?next=%2Fconsole%2Fnope']);
+    const login = await t.app.inject({ method: 'POST', url: '/console/login', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: `token=${TOKEN}` });
+    const cookie = String(login.headers['set-cookie']).split(';', 1)[0] as string;
+    const res = await t.app.inject({ method: 'GET', url: '/console/nope', headers: { cookie } });
+    expect(res.statusCode).toBe(404);
+    expect(res.body).toContain('<p class="notice notice-error" role="alert">There is no console page at /console/nope.</p>');
+    expect(res.body).toContain('<button type="submit">Log out</button>');
+  });
+
   it('with CONSOLE_TOKEN: every page and action needs the login; the token never appears in a page', async () => {
     const TOKEN = 'a-console-token-42';
     t = await buildTestApp({ CONSOLE_TOKEN: TOKEN });
