@@ -53,8 +53,9 @@ export interface ConsoleOptions {
 const require = createRequire(import.meta.url);
 const ASSETS = new URL('./assets/', import.meta.url);
 const HIDE = { hide: true } as const;
-/** Paths reachable without a session (the login form and what it needs). */
-const OPEN_PATHS: ReadonlySet<string> = new Set(['/console/login', '/console/assets/console.css']);
+const LOGIN_PATH = '/console/login';
+/** Paths reachable without a logged-in session (the login form and what it needs). */
+const OPEN_PATHS: ReadonlySet<string> = new Set([LOGIN_PATH, '/console/assets/console.css']);
 /** Form bodies are small; anything bigger is not from these forms. */
 const FORM_BODY_LIMIT = 16_384;
 
@@ -169,17 +170,21 @@ const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options)
     loggedIn: auth.required,
     nav,
   });
+  /** The frame of an error page: the console's, unless CONSOLE_TOKEN is set and nobody logged in (the login form's anonymous session). */
+  const errorFrame = (request: FastifyRequest): PageContext | undefined => (auth.required && request.consoleSession?.authenticated !== true ? undefined : context(request));
 
   // Session: with CONSOLE_TOKEN, a logged-in session or the login form; without, an anonymous
-  // session made on first visit (it carries the CSRF token's nonce).
+  // session made on first visit (it carries the CSRF token's nonce). The login form has an
+  // anonymous session too, so its POST carries a CSRF token like every other (no login CSRF);
+  // logging in replaces it with a new, logged-in one.
   app.addHook('onRequest', async (request, reply) => {
     if (passedOn(request)) return;
     const path = request.url.split('?', 1)[0] as string;
     let session = auth.verify(cookieValue(request.headers.cookie, SESSION_COOKIE));
-    if (auth.required && session?.authenticated !== true) session = undefined;
+    if (auth.required && session?.authenticated !== true && path !== LOGIN_PATH) session = undefined;
     // Not on asset requests: a first visit's parallel requests would each set another cookie,
     // and the page's CSRF token belongs to the one its own answer set.
-    if (session === undefined && !auth.required && !path.startsWith('/console/assets/')) {
+    if (session === undefined && (!auth.required || path === LOGIN_PATH) && !path.startsWith('/console/assets/')) {
       const issued = auth.issue(false);
       session = issued.session;
       reply.header('set-cookie', sessionCookie(issued.value, request.protocol === 'https'));
@@ -189,36 +194,36 @@ const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options)
       return;
     }
     if (OPEN_PATHS.has(path) || (!auth.required && path.startsWith('/console/assets/'))) return;
-    if (request.method === 'GET' && path !== '/console/events') return reply.redirect(`/console/login?next=${encodeURIComponent(request.url)}`, 303);
+    if (request.method === 'GET' && path !== '/console/events') return reply.redirect(`${LOGIN_PATH}?next=${encodeURIComponent(request.url)}`, 303);
     return send(reply, errorPage(undefined, 401, 'Log in first: this console needs CONSOLE_TOKEN.'), 401);
   });
 
   // CSRF: every state-changing request carries its session's token; a cross-origin Origin is refused outright.
   app.addHook('preHandler', async (request, reply) => {
-    if (isRead(request.method) || passedOn(request) || request.url.startsWith('/console/login')) return;
+    if (isRead(request.method) || passedOn(request)) return;
     const origin = request.headers.origin;
-    if (origin !== undefined && origin !== `${request.protocol}://${request.host}`) return send(reply, errorPage(context(request), 403, 'Refused: the request came from another origin.'), 403);
+    if (origin !== undefined && origin !== `${request.protocol}://${request.host}`) return send(reply, errorPage(errorFrame(request), 403, 'Refused: the request came from another origin.'), 403);
     const body = (request.body ?? {}) as FormBody;
     const given = typeof request.headers[CSRF_HEADER] === 'string' ? (request.headers[CSRF_HEADER] as string) : body[CSRF_FIELD];
     if (request.consoleSession === undefined || !auth.csrfMatches(request.consoleSession, given)) {
-      return send(reply, errorPage(context(request), 403, 'Refused: the form’s CSRF token is missing or wrong. Reload the page and try again.'), 403);
+      return send(reply, errorPage(errorFrame(request), 403, 'Refused: the form’s CSRF token is missing or wrong. Reload the page and try again.'), 403);
     }
   });
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
     // Handed to the application's handler, which answers an unrouted request (404, or 405 with Allow).
     if (passedOn(request)) throw error;
-    if (error instanceof DomainError) return send(reply, errorPage(context(request), STATUS_OF[error.code] ?? 400, error.message), STATUS_OF[error.code] ?? 400);
+    if (error instanceof DomainError) return send(reply, errorPage(errorFrame(request), STATUS_OF[error.code] ?? 400, error.message), STATUS_OF[error.code] ?? 400);
     const status = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
     if (status === 500) request.log.error({ err: error }, 'console request failed');
-    return send(reply, errorPage(context(request), status, status === 500 ? 'Something went wrong; the log has the details.' : error.message), status);
+    return send(reply, errorPage(errorFrame(request), status, status === 500 ? 'Something went wrong; the log has the details.' : error.message), status);
   });
 
   // A path under /console no page has: an HTML page in the console's frame, for reading methods.
   app.setNotFoundHandler(async (request, reply) => {
     if (passedOn(request)) throw Object.assign(new Error(`No route ${request.method} ${request.url}`), { statusCode: 404 });
     const path = request.url.split('?', 1)[0] as string;
-    return send(reply, errorPage(context(request), 404, `There is no console page at ${path}.`), 404);
+    return send(reply, errorPage(errorFrame(request), 404, `There is no console page at ${path}.`), 404);
   });
 
   app.get('/assets/:name', { schema: HIDE }, async (request, reply) => {
@@ -228,16 +233,18 @@ const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options)
   });
 
   // ── login ────────────────────────────────────────────────────────────────────────────────
+  // The session here is anonymous (made by the hook above) unless already logged in; its CSRF
+  // token is in the form, and the CSRF hook refuses a POST without it.
   app.get('/login', { schema: HIDE }, async (request, reply) => {
     const next = backPath((request.query as { next?: string }).next, '/console/payments');
-    if (!auth.required || request.consoleSession !== undefined) return reply.redirect(next, 303);
-    return send(reply, loginPage(undefined, next));
+    if (!auth.required || request.consoleSession?.authenticated === true) return reply.redirect(next, 303);
+    return send(reply, loginPage(undefined, next, context(request).csrf));
   });
   app.post('/login', { schema: HIDE }, async (request, reply) => {
     const body = (request.body ?? {}) as FormBody;
     const next = backPath(body.next, '/console/payments');
     if (!auth.required) return reply.redirect(next, 303);
-    if (!auth.tokenMatches(body.token ?? '')) return send(reply, loginPage('Wrong token.', next), 401);
+    if (!auth.tokenMatches(body.token ?? '')) return send(reply, loginPage('Wrong token.', next, context(request).csrf), 401);
     const issued = auth.issue(true);
     return reply.header('set-cookie', sessionCookie(issued.value, request.protocol === 'https')).redirect(next, 303);
   });

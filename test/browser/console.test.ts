@@ -568,8 +568,17 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console with CONSO
     await page.getByLabel('Console token').fill('wrong-token-123');
     await page.getByRole('button', { name: 'Log in' }).click();
     expect(await page.locator('.notice-error').innerText()).toBe('Wrong token.');
-    expect(await context.cookies()).toEqual([]);
+    // Only the form's anonymous session (level 0): it opens no page.
+    expect((await context.cookies()).map((c) => [c.name, /^[\w-]+\.0\.[\w-]+$/.test(c.value)])).toEqual([['paysim_console', true]]);
     expect((await axe(page)).length).toBe(0);
+    // The right token without the form's CSRF token (a login forged from elsewhere) is refused.
+    const forged = await page.evaluate(async (token) => {
+      const res = await fetch('/console/login', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `token=${token}` });
+      return { status: res.status, text: await res.text() };
+    }, TOKEN);
+    expect(forged.status).toBe(403);
+    expect(forged.text).toContain('Refused: the form’s CSRF token is missing or wrong.');
+    expect((await context.cookies()).map((c) => /\.0\./.test(c.value))).toEqual([true]);
 
     await page.getByLabel('Console token').fill(TOKEN);
     await page.getByRole('button', { name: 'Log in' }).click();

@@ -23,6 +23,28 @@ async function session(app: TestApp['app']): Promise<{ cookie: string; csrf: str
   return { cookie, csrf };
 }
 
+/** The login form (CONSOLE_TOKEN set): its anonymous session's cookie and the form's CSRF token. */
+async function loginForm(app: TestApp['app']): Promise<{ cookie: string; csrf: string }> {
+  const page = await app.inject({ method: 'GET', url: '/console/login' });
+  expect(page.statusCode).toBe(200);
+  const cookie = String(page.headers['set-cookie']).split(';', 1)[0] as string;
+  expect(cookie).toMatch(/^paysim_console=[\w-]+\.0\.[\w-]+$/);
+  const csrf = /<input type="hidden" name="_csrf" value="([^"]+)">/.exec(page.body)?.[1] as string;
+  expect(csrf).toMatch(/^[\w-]{43}$/);
+  return { cookie, csrf };
+}
+
+function postLogin(app: TestApp['app'], cookie: string, payload: string) {
+  return app.inject({ method: 'POST', url: '/console/login', headers: { 'content-type': 'application/x-www-form-urlencoded', cookie }, payload });
+}
+
+async function logIn(app: TestApp['app'], token: string): Promise<string> {
+  const form = await loginForm(app);
+  const login = await postLogin(app, form.cookie, `_csrf=${form.csrf}&token=${token}`);
+  expect(login.statusCode).toBe(303);
+  return String(login.headers['set-cookie']).split(';', 1)[0] as string;
+}
+
 describe('the console on the server', () => {
   it('is absent with CONSOLE_ENABLED=false: /console is a 404 in the native shape', async () => {
     t = await buildTestApp({ CONSOLE_ENABLED: 'false' });
@@ -127,8 +149,7 @@ describe('the console on the server', () => {
     t = await buildTestApp({ CONSOLE_TOKEN: TOKEN });
     const anonymous = await t.app.inject({ method: 'GET', url: '/console/nope' });
     expect([anonymous.statusCode, anonymous.headers.location]).toEqual([303, '/console/login?next=%2Fconsole%2Fnope']);
-    const login = await t.app.inject({ method: 'POST', url: '/console/login', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: `token=${TOKEN}` });
-    const cookie = String(login.headers['set-cookie']).split(';', 1)[0] as string;
+    const cookie = await logIn(t.app, TOKEN);
     const res = await t.app.inject({ method: 'GET', url: '/console/nope', headers: { cookie } });
     expect(res.statusCode).toBe(404);
     expect(res.body).toContain('<p class="notice notice-error" role="alert">There is no console page at /console/nope.</p>');
@@ -145,10 +166,11 @@ describe('the console on the server', () => {
     const action = await t.app.inject({ method: 'POST', url: '/console/payments/new/intent', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'reservation_id=x&amount=1' });
     expect(action.statusCode).toBe(401);
     expect((await t.app.inject({ method: 'GET', url: '/console/events' })).statusCode).toBe(401);
-    const wrong = await t.app.inject({ method: 'POST', url: '/console/login', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'token=nope' });
+    const form = await loginForm(t.app);
+    const wrong = await postLogin(t.app, form.cookie, `_csrf=${form.csrf}&token=nope`);
     expect(wrong.statusCode).toBe(401);
     expect(wrong.headers['set-cookie']).toBeUndefined();
-    const login = await t.app.inject({ method: 'POST', url: '/console/login', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: `token=${TOKEN}&next=%2Fconsole%2Fcharts` });
+    const login = await postLogin(t.app, form.cookie, `_csrf=${form.csrf}&token=${TOKEN}&next=%2Fconsole%2Fcharts`);
     expect(login.statusCode).toBe(303);
     expect(login.headers.location).toBe('/console/charts');
     const cookie = String(login.headers['set-cookie']).split(';', 1)[0] as string;
@@ -160,7 +182,42 @@ describe('the console on the server', () => {
     expect(page.statusCode).toBe(200);
     expect(page.body).not.toContain(TOKEN);
     // An off-site `next` is never followed.
-    const offsite = await t.app.inject({ method: 'POST', url: '/console/login', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: `token=${TOKEN}&next=https%3A%2F%2Fevil.example%2F` });
+    const offsite = await postLogin(t.app, form.cookie, `_csrf=${form.csrf}&token=${TOKEN}&next=https%3A%2F%2Fevil.example%2F`);
     expect(offsite.headers.location).toBe('/console/payments');
+  });
+
+  it('with CONSOLE_TOKEN: the login form carries a CSRF token, and a login without it (or with another session’s) is refused', async () => {
+    const TOKEN = 'a-console-token-44';
+    t = await buildTestApp({ CONSOLE_TOKEN: TOKEN });
+    const REFUSED = '<p class="notice notice-error" role="alert">Refused: the form’s CSRF token is missing or wrong. Reload the page and try again.</p>';
+    const form = await loginForm(t.app);
+    const other = await loginForm(t.app);
+    expect(other.csrf).not.toBe(form.csrf);
+    // No session at all, the session without its token, a forged token, another session's token: 403, no session made.
+    const cases = [
+      await t.app.inject({ method: 'POST', url: '/console/login', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: `token=${TOKEN}` }),
+      await postLogin(t.app, form.cookie, `token=${TOKEN}`),
+      await postLogin(t.app, form.cookie, `_csrf=forged&token=${TOKEN}`),
+      await postLogin(t.app, form.cookie, `_csrf=${other.csrf}&token=${TOKEN}`),
+    ];
+    for (const res of cases) {
+      expect(res.statusCode).toBe(403);
+      expect(res.body).toContain(REFUSED);
+      expect(res.body).not.toContain('Console pages'); // the bare error frame, not the console's navigation
+      expect(String(res.headers['set-cookie'] ?? '')).not.toMatch(/\.1\./);
+    }
+    // Another site's form with a right token pair: refused by its Origin.
+    const crossSite = await t.app.inject({ method: 'POST', url: '/console/login', headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: form.cookie, origin: 'http://evil.example' }, payload: `_csrf=${form.csrf}&token=${TOKEN}` });
+    expect([crossSite.statusCode, crossSite.headers['set-cookie']]).toEqual([403, undefined]);
+    // The form's anonymous session opens no page.
+    const anonymous = await t.app.inject({ method: 'GET', url: '/console/payments', headers: { cookie: form.cookie } });
+    expect([anonymous.statusCode, anonymous.headers.location]).toEqual([303, '/console/login?next=%2Fconsole%2Fpayments']);
+    // With its token, the login replaces the anonymous session by a new, logged-in one.
+    const login = await postLogin(t.app, form.cookie, `_csrf=${encodeURIComponent(form.csrf)}&token=${TOKEN}`);
+    expect([login.statusCode, login.headers.location]).toEqual([303, '/console/payments']);
+    const cookie = String(login.headers['set-cookie']).split(';', 1)[0] as string;
+    expect(cookie).toMatch(/^paysim_console=[\w-]+\.1\.[\w-]+$/);
+    expect(cookie.split('.', 1)[0]).not.toBe(form.cookie.split('.', 1)[0]);
+    expect((await t.app.inject({ method: 'GET', url: '/console/payments', headers: { cookie } })).statusCode).toBe(200);
   });
 });

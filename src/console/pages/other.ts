@@ -1,3 +1,4 @@
+import { CSRF_FIELD } from '../auth.ts';
 import { html, type Html } from '../html.ts';
 import { notice, page, type PageContext } from '../layout.ts';
 import type { PanelPage } from '../sources.ts';
@@ -22,7 +23,8 @@ export function chartsPage(ctx: PageContext, charts: Html[]): Html {
   });
 }
 
-export function loginPage(error: string | undefined, next: string): Html {
+/** The login form; `csrf` is the CSRF token of the anonymous session the form is shown in. */
+export function loginPage(error: string | undefined, next: string, csrf: string): Html {
   return html`<!doctype html>
 <html lang="en">
 <head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Log in · paysim console</title><link rel="icon" href="data:,"><link rel="stylesheet" href="/console/assets/console.css"></head>
@@ -31,7 +33,7 @@ export function loginPage(error: string | undefined, next: string): Html {
 <h1>paysim console</h1>
 ${notice('error', error)}
 <form method="post" action="/console/login" class="card stack">
-<input type="hidden" name="next" value="${next}">
+<input type="hidden" name="${CSRF_FIELD}" value="${csrf}"><input type="hidden" name="next" value="${next}">
 <div class="field"><label for="token">Console token</label><input id="token" name="token" type="password" required autocomplete="current-password" aria-describedby="token-hint"><small id="token-hint">The value of CONSOLE_TOKEN.</small></div>
 <button type="submit">Log in</button>
 </form>
