@@ -75,6 +75,8 @@ export interface PaymentSource {
   label: string;
   /** Newest first, at most `limit`. */
   list(limit: number): Promise<PaymentRow[]>;
+  /** Every stored payment of this source by status group: exact, from counts the store keeps (no scan). */
+  counts(): Promise<Record<StatusGroup, number>>;
   get(id: string): Promise<PaymentDetail | undefined>;
   /** Runs an action through the dialect's service; the message to show, or throws a DomainError. */
   act?(id: string, action: string, input: Readonly<Record<string, string>>): Promise<string>;
@@ -99,4 +101,16 @@ export interface PanelPage {
   panels: Panel[];
   /** Whether a bus event changes what this page shows. */
   concerns(event: DomainEvent): boolean;
+}
+
+/** Counts by status group, all 0. */
+export function noCounts(): Record<StatusGroup, number> {
+  return Object.fromEntries(STATUS_GROUPS.map((g) => [g, 0])) as Record<StatusGroup, number>;
+}
+
+/** Counts by a dialect's own statuses, summed into status groups. */
+export function groupCounts<S extends string>(byStatus: Readonly<Record<S, number>>, groups: Readonly<Record<S, StatusGroup>>): Record<StatusGroup, number> {
+  const counts = noCounts();
+  for (const status of Object.keys(groups) as S[]) counts[groups[status]] += byStatus[status];
+  return counts;
 }

@@ -81,6 +81,8 @@ export interface IntentStore {
   refund(id: string, amount: number | undefined, now: number): Promise<RefundOutcome>;
   /** Newest first. A page may hold fewer than `limit` records and still have a `nextCursor` when a filter's scan was cut short. */
   list(query: IntentQuery): Promise<Page<Intent>>;
+  /** How many stored intents are in each status, over all of them (kept as they change: cheap). */
+  counts(): Promise<Record<IntentStatus, number>>;
   stats(): Promise<StoreStats>;
   /** Evicts final intents older than the TTL; returns how many. */
   sweep(now: number): Promise<number>;

@@ -184,6 +184,23 @@ describe('FluxPay orders in the payments view', () => {
     expect(detail.body).toContain(`<dd>${XSS_TEXT}</dd>`);
   });
 
+  it('counts every stored order by status group: paid and completed are completed, a cancel after payment is refunded', async () => {
+    const t = await apps.app();
+    await createOrder(t);
+    const paid = await createOrder(t);
+    resultOf(await confirm(t, await createPayment(t, paid.orderId)));
+    const refunded = await createOrder(t);
+    resultOf(await confirm(t, await createPayment(t, refunded.orderId)));
+    resultOf(await fpPost(t, `/api/v1/orders/${refunded.orderId}/cancel`, {}));
+    const cancelled = await createOrder(t);
+    resultOf(await fpPost(t, `/api/v1/orders/${cancelled.orderId}/cancel`, {}));
+    await chargeCredits(t, 'user_c', 3); // a CREDIT_CHARGE order, COMPLETED
+    expect(await fluxpaySource(deps(t)).counts()).toEqual({ pending: 1, completed: 2, failed: 0, cancelled: 1, refunded: 1 });
+    // The same groups as the rows the list shows.
+    const rows = await fluxpaySource(deps(t)).list(100);
+    expect(rows.map((r) => r.group).sort()).toEqual(['cancelled', 'completed', 'completed', 'pending', 'refunded']);
+  });
+
   it('counts approved and failed payments for the decisions chart', async () => {
     const t = await apps.app();
     const a = await createOrder(t);

@@ -115,6 +115,28 @@ describe('the console on the server', () => {
     expect(unknown.body).toContain('Payment pay_nope does not exist (or is no longer kept).');
   });
 
+  it('counts payments by status over everything stored, beyond the newest 500 it lists; a search counts only what it scanned, and says so', async () => {
+    t = await buildTestApp();
+    const { intents } = t.app.core;
+    for (let i = 0; i < 520; i++) await intents.create({ reservationId: `R-count-${i}`, amount: 100, currency: 'KRW', scenario: i < 20 ? 'fail' : 'delay', delayMs: i < 20 ? 100 : 600_000 });
+    await t.clock.advance(200); // the first 20 are decided: FAILED
+    const cancelled = (await intents.list({ limit: 1 })).data[0]!;
+    await intents.cancel(cancelled.id);
+    const countsOf = (body: string) => Object.fromEntries([...body.matchAll(/<strong data-count="(\w+)">(\d+)<\/strong>/g)].map((m) => [m[1], Number(m[2])]));
+    const page = (await t.app.inject({ method: 'GET', url: '/console/payments?dialect=intent' })).body;
+    expect(countsOf(page)).toEqual({ pending: 499, completed: 0, failed: 20, cancelled: 1, refunded: 0 });
+    expect(page).toContain('<p class="hint" data-counts-cover="all">Counts: every payment stored.</p>');
+    expect(page.match(/<tr data-id=/g)).toHaveLength(100);
+    expect(page).toContain('<p class="hint">Newest 100 shown (of the newest 500 of each dialect).</p>');
+    // All dialects together: the others have nothing yet.
+    expect(countsOf((await t.app.inject({ method: 'GET', url: '/console/payments' })).body)).toEqual({ pending: 499, completed: 0, failed: 20, cancelled: 1, refunded: 0 });
+    // The failed ones are the oldest 20, not among the newest 500 listed: a search finds none of them.
+    const searched = (await t.app.inject({ method: 'GET', url: '/console/payments?dialect=intent&q=R-count-1' })).body;
+    expect(searched).toContain('<p class="hint" data-counts-cover="scanned">Counts: only the payments matching the search among the newest 500 of each dialect.</p>');
+    // Of the newest 500 (R-count-20 … 519) only R-count-100 … 199 match; R-count-1 and 10 … 19 are older.
+    expect(countsOf(searched)).toEqual({ pending: 100, completed: 0, failed: 0, cancelled: 0, refunded: 0 });
+  });
+
   it('answers an unknown /console path read with GET or HEAD by an HTML 404 page in the console’s frame; other methods get the application’s 404 or 405', async () => {
     t = await buildTestApp();
     const res = await t.app.inject({ method: 'GET', url: '/console/nope/deeper?x=1' });

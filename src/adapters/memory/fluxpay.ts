@@ -14,6 +14,7 @@ import {
   type CreditUsage,
   type InboundEvent,
   type Order,
+  type OrderStatus,
   type OutboxEvent,
   type OutboxEventType,
   type OutboxPayload,
@@ -32,6 +33,7 @@ import type {
   CreatePaymentOutcome,
   FluxPaySnapshot,
   FluxPayStore,
+  OrderCounts,
   OrderQuery,
   OutboxQuery,
   RefundOutcome,
@@ -86,6 +88,8 @@ export class MemoryFluxPayStore implements FluxPayStore {
   readonly #ordersByUser = new Map<string, IdList>();
   readonly #payments = new Map<string, Payment>();
   readonly #paymentsByOrder = new Map<string, string[]>();
+  /** Stored orders per status, kept as they change (#setOrderStatus). */
+  readonly #orderCounts: OrderCounts = { PENDING: 0, PAID: 0, COMPLETED: 0, CANCELLED: 0, cancelledAfterPayment: 0 };
 
   readonly #balances = new Map<string, number>();
   readonly #creditTotals = new Map<string, CreditTotals>();
@@ -153,6 +157,7 @@ export class MemoryFluxPayStore implements FluxPayStore {
     if (!this.#room(this.#orders.size, this.#finishedOrders)) return ok({ kind: 'full' });
     const stored = copyOrder(order);
     this.#orders.set(stored.orderId, stored);
+    this.#countOrder(stored, 1);
     this.#allOrders.insert(stored.orderId);
     let mine = this.#ordersByUser.get(stored.userId);
     if (mine === undefined) this.#ordersByUser.set(stored.userId, (mine = new IdList()));
@@ -181,6 +186,10 @@ export class MemoryFluxPayStore implements FluxPayStore {
         status === undefined ? undefined : ({ order }) => order.status === status,
       ),
     );
+  }
+
+  orderCounts(): Promise<OrderCounts> {
+    return ok({ ...this.#orderCounts });
   }
 
   cancelOrder(orderId: string, reason: string | null, stamp: Stamp): Promise<CancelOrderOutcome> {
@@ -232,7 +241,7 @@ export class MemoryFluxPayStore implements FluxPayStore {
     }
     payment.status = 'APPROVED';
     payment.approvedAt = now;
-    order.status = 'PAID';
+    this.#setOrderStatus(order, 'PAID');
     order.paymentKey = payment.paymentKey;
     order.paidAt = now;
     order.updatedAt = now;
@@ -591,7 +600,7 @@ export class MemoryFluxPayStore implements FluxPayStore {
 
   /** Order → COMPLETED, its payment → CONFIRMED. */
   #completeOrder(order: Order, now: number): Payment | null {
-    order.status = 'COMPLETED';
+    this.#setOrderStatus(order, 'COMPLETED');
     order.completedAt = now;
     order.updatedAt = now;
     const payment = order.paymentKey === null ? undefined : this.#payments.get(order.paymentKey);
@@ -609,7 +618,7 @@ export class MemoryFluxPayStore implements FluxPayStore {
     const { now } = stamp;
     const payment = order.paymentKey === null ? undefined : this.#payments.get(order.paymentKey);
     if (payment?.status === 'APPROVED') this.#cancelPayment(order, payment, stamp.transactionId, now);
-    order.status = 'CANCELLED';
+    this.#setOrderStatus(order, 'CANCELLED');
     order.cancelReason = reason;
     order.cancelledAt = now;
     order.updatedAt = now;
@@ -704,8 +713,20 @@ export class MemoryFluxPayStore implements FluxPayStore {
     this.#pendingCount++;
   }
 
+  #countOrder(order: Order, by: 1 | -1): void {
+    this.#orderCounts[order.status] += by;
+    if (order.status === 'CANCELLED' && order.paymentKey !== null) this.#orderCounts.cancelledAfterPayment += by;
+  }
+
+  #setOrderStatus(order: Order, status: OrderStatus): void {
+    this.#countOrder(order, -1);
+    order.status = status;
+    this.#countOrder(order, 1);
+  }
+
   #removeOrder(order: Order): void {
     this.#orders.delete(order.orderId);
+    this.#countOrder(order, -1);
     this.#allOrders.markDead(this.#isLiveOrder);
     this.#ordersByUser.get(order.userId)?.markDead(this.#isLiveOrder);
     for (const key of this.#paymentsByOrder.get(order.orderId) ?? []) this.#payments.delete(key);

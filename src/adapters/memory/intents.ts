@@ -1,4 +1,4 @@
-import { copyIntent, type Intent, type IntentStatus } from '../../core/intents/intent.ts';
+import { copyIntent, INTENT_STATUSES, type Intent, type IntentStatus } from '../../core/intents/intent.ts';
 import type { InsertOutcome, IntentPatch, IntentQuery, IntentStore, Page, RefundOutcome, StoreStats, Transition } from '../../core/ports.ts';
 import { IdList, pageOf } from './id-list.ts';
 import { EvictionQueue } from './eviction-queue.ts';
@@ -29,6 +29,8 @@ export class MemoryIntentStore implements IntentStore {
   readonly #order = new IdList();
   readonly #byReservation = new KeyedIds();
   readonly #byStatus = new Map<IntentStatus, IdList>();
+  /** Stored intents per status, kept as they change. */
+  readonly #counts = Object.fromEntries(INTENT_STATUSES.map((status) => [status, 0])) as Record<IntentStatus, number>;
   /** Ids of intents that left PENDING, in that order; ids of evicted intents are skipped. */
   readonly #evictable = new EvictionQueue(
     (id: string) => this.#byId.get(id),
@@ -51,6 +53,7 @@ export class MemoryIntentStore implements IntentStore {
     this.#byId.set(record.id, record);
     this.#order.insert(record.id);
     this.#byReservation.insert(record.reservationId, record.id);
+    this.#counts[record.status] += 1;
     if (record.status !== 'PENDING') {
       this.#statusList(record.status).insert(record.id);
       this.#evictable.push(record.id);
@@ -114,6 +117,10 @@ export class MemoryIntentStore implements IntentStore {
     return Promise.resolve(pageOf(list, query, (id) => this.#byId.get(id), copyIntent, filter));
   }
 
+  counts(): Promise<Record<IntentStatus, number>> {
+    return Promise.resolve({ ...this.#counts });
+  }
+
   stats(): Promise<StoreStats> {
     return Promise.resolve({ size: this.#byId.size, max: this.#options.maxIntents });
   }
@@ -140,6 +147,8 @@ export class MemoryIntentStore implements IntentStore {
     const before = record.status;
     if (before === status) return;
     record.status = status;
+    this.#counts[before] -= 1;
+    this.#counts[status] += 1;
     if (before === 'PENDING') this.#evictable.push(record.id);
     else this.#byStatus.get(before)?.markDead((id) => this.#byId.get(id)?.status === before);
     this.#statusList(status).insert(record.id);
@@ -147,6 +156,7 @@ export class MemoryIntentStore implements IntentStore {
 
   #remove(record: Intent): void {
     this.#byId.delete(record.id);
+    this.#counts[record.status] -= 1;
     this.#order.markDead(this.#isLive);
     this.#byReservation.markDead(record.reservationId, this.#isLive);
     const status = record.status;

@@ -2,7 +2,7 @@ import type { Delivery } from '../../core/deliveries.ts';
 import { SCENARIOS } from '../../core/scenario.ts';
 import { html, iso, money, query, type Html } from '../html.ts';
 import { csrfInput, notice, page, type PageContext } from '../layout.ts';
-import { STATUS_GROUPS, type PaymentDetail, type PaymentRow, type PaymentSource, type StatusGroup } from '../sources.ts';
+import { noCounts, STATUS_GROUPS, type PaymentDetail, type PaymentRow, type PaymentSource, type StatusGroup } from '../sources.ts';
 
 /**
  * The payments view: every source's payments in one list (filters by dialect, status group and
@@ -33,19 +33,26 @@ export const NOTICES: Readonly<Record<string, string>> = {
 export interface Listed {
   rows: PaymentRow[];
   counts: Record<StatusGroup, number>;
-  scanned: number;
+  /** What the counts cover: every stored payment (of the chosen dialect), or only the newest SCAN_PER_SOURCE of each source that match the search. */
+  countsCover: 'all' | 'scanned';
 }
 
+/**
+ * The list is the newest SCAN_PER_SOURCE of each source, filtered; the counts are exact over
+ * everything stored (the sources' kept counts) unless a search narrows them, which no store can
+ * count: then they are over the rows scanned, and the page says so.
+ */
 export async function listPayments(sources: readonly PaymentSource[], filters: PaymentFilters): Promise<Listed> {
-  const counts = Object.fromEntries(STATUS_GROUPS.map((g) => [g, 0])) as Record<StatusGroup, number>;
   const chosen = sources.filter((s) => filters.dialect === undefined || filters.dialect === '' || s.dialect === filters.dialect);
-  const all = (await Promise.all(chosen.map((s) => s.list(SCAN_PER_SOURCE)))).flat();
   const needle = (filters.q ?? '').trim().toLowerCase();
+  const [all, stored] = await Promise.all([Promise.all(chosen.map((s) => s.list(SCAN_PER_SOURCE))).then((lists) => lists.flat()), needle === '' ? Promise.all(chosen.map((s) => s.counts())) : undefined]);
   const matching = needle === '' ? all : all.filter((r) => r.id.toLowerCase().includes(needle) || r.reference.toLowerCase().includes(needle));
-  for (const r of matching) counts[r.group]++;
+  const counts = noCounts();
+  if (stored === undefined) for (const r of matching) counts[r.group]++;
+  else for (const c of stored) for (const g of STATUS_GROUPS) counts[g] += c[g];
   const rows = matching.filter((r) => filters.status === undefined || filters.status === '' || r.group === filters.status);
   rows.sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : -1));
-  return { rows: rows.slice(0, SHOWN), counts, scanned: all.length };
+  return { rows: rows.slice(0, SHOWN), counts, countsCover: stored === undefined ? 'scanned' : 'all' };
 }
 
 function badge(group: StatusGroup, status: string): Html {
@@ -102,7 +109,11 @@ function createForms(ctx: PageContext, error: string | undefined): Html {
 
 function table(listed: Listed, sources: readonly PaymentSource[]): Html {
   const label = new Map(sources.map((s) => [s.dialect, s.label]));
-  const counts = html`<ul class="counts" aria-label="Counts by status">${STATUS_GROUPS.map((g) => html`<li><span class="badge badge-${g}">${g}</span> <strong data-count="${g}">${listed.counts[g]}</strong></li>`)}</ul>`;
+  const cover =
+    listed.countsCover === 'all'
+      ? html`<p class="hint" data-counts-cover="all">Counts: every payment stored.</p>`
+      : html`<p class="hint" data-counts-cover="scanned">Counts: only the payments matching the search among the newest ${SCAN_PER_SOURCE} of each dialect.</p>`;
+  const counts = html`<ul class="counts" aria-label="Counts by status">${STATUS_GROUPS.map((g) => html`<li><span class="badge badge-${g}">${g}</span> <strong data-count="${g}">${listed.counts[g]}</strong></li>`)}</ul>${cover}`;
   if (listed.rows.length === 0) return html`${counts}<p>No payments match.</p>`;
   return html`${counts}<div class="scroll" tabindex="0"><table class="payments">
 <caption class="visually-hidden">Payments, newest first</caption>
@@ -110,7 +121,7 @@ function table(listed: Listed, sources: readonly PaymentSource[]): Html {
 <tbody>${listed.rows.map(
     (r) => html`<tr data-id="${r.id}"><td><a href="/console/payments/${r.dialect}/${encodeURIComponent(r.id)}"><code>${r.id}</code></a></td><td>${label.get(r.dialect) ?? r.dialect}</td><td class="ref">${r.reference}</td><td class="num">${money(r.amount, r.currency)}</td><td>${badge(r.group, r.status)}</td><td><time datetime="${iso(r.createdAt)}">${iso(r.createdAt)}</time></td></tr>`,
   )}</tbody></table></div>
-<p class="hint">Newest ${listed.rows.length} shown; counts over the ${listed.scanned} newest of each source.</p>`;
+<p class="hint">Newest ${listed.rows.length} shown (of the newest ${SCAN_PER_SOURCE} of each dialect).</p>`;
 }
 
 export function paymentsPage(ctx: PageContext, sources: readonly PaymentSource[], filters: PaymentFilters, listed: Listed, messages: { notice?: string; error?: string }): Html {

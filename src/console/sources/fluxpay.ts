@@ -117,6 +117,10 @@ export function fluxpaySource(deps: FluxPayConsoleDeps): PaymentSource {
     async list(limit) {
       return (await service.listOrders({ limit })).data.map(row);
     },
+    async counts() {
+      const c = await service.orderCounts();
+      return { pending: c.PENDING, completed: c.PAID + c.COMPLETED, failed: 0, cancelled: c.CANCELLED - c.cancelledAfterPayment, refunded: c.cancelledAfterPayment };
+    },
     async get(id) {
       let order = await store.getOrder(id);
       // A paymentKey opens its order.

@@ -3,7 +3,7 @@ import type { Intent } from '../../core/intents/intent.ts';
 import type { IntentService } from '../../core/intents/service.ts';
 import { integer, type FormBody } from '../forms.ts';
 import { iso, money } from '../html.ts';
-import type { Decision, HistoryEntry, PaymentAction, PaymentDetail, PaymentRow, PaymentSource, StatusGroup } from '../sources.ts';
+import { groupCounts, type Decision, type HistoryEntry, type PaymentAction, type PaymentDetail, type PaymentRow, type PaymentSource, type StatusGroup } from '../sources.ts';
 
 /**
  * Native payment intents (`/v1/sim`, issue 2) in the console: listed, detailed, cancelled and
@@ -63,6 +63,9 @@ export function nativeSource(intents: IntentService): PaymentSource {
     label: 'Native intents (/v1/sim)',
     async list(limit) {
       return (await intents.list({ limit })).data.map(row);
+    },
+    async counts() {
+      return groupCounts(await intents.counts(), GROUPS);
     },
     async get(id) {
       if (!id.startsWith('pay_')) return undefined;

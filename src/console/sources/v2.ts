@@ -3,7 +3,7 @@ import { isV2PaymentEvent, type DomainEvent } from '../../core/events.ts';
 import type { V2Payment } from '../../core/v2/payment.ts';
 import type { V2PaymentService } from '../../core/v2/service.ts';
 import { iso, money } from '../html.ts';
-import type { HistoryEntry, PaymentDetail, PaymentRow, PaymentSource, StatusGroup } from '../sources.ts';
+import { groupCounts, type HistoryEntry, type PaymentDetail, type PaymentRow, type PaymentSource, type StatusGroup } from '../sources.ts';
 
 /**
  * Payments of the Payment Server v3 API (`/api/v2`, issue 10): listed, detailed and confirmed by
@@ -52,6 +52,9 @@ export function v2Source(service: V2PaymentService): PaymentSource {
     label: 'Payment Server v3 (/api/v2)',
     async list(limit) {
       return (await service.list({ limit })).map(row);
+    },
+    async counts() {
+      return groupCounts(await service.counts(), GROUPS);
     },
     async get(id) {
       const payment = await service.get(id);

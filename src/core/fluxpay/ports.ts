@@ -34,6 +34,9 @@ export interface OrderQuery extends PageQuery {
   status?: OrderStatus | undefined;
 }
 
+/** Stored orders by status, over all of them; `cancelledAfterPayment` is the part of `CANCELLED` that had been paid (its payment refunded). */
+export type OrderCounts = Record<OrderStatus, number> & { cancelledAfterPayment: number };
+
 export type CreatePaymentOutcome =
   | { kind: 'created'; payment: Payment }
   | { kind: 'order_not_found' }
@@ -159,6 +162,8 @@ export interface FluxPayStore {
   getOrder(orderId: string): Promise<Order | undefined>;
   /** Newest first; with `userId`, that user's orders. */
   listOrders(query: OrderQuery): Promise<Page<Order>>;
+  /** Orders by status (kept as they change: cheap). */
+  orderCounts(): Promise<OrderCounts>;
   /** PENDING → CANCELLED; PAID → CANCELLED with its payment refunded (CANCELLED, ledger reversed), with `order.cancelled`. */
   cancelOrder(orderId: string, reason: string | null, stamp: Stamp): Promise<CancelOrderOutcome>;
   /** A READY payment of a PENDING order. */

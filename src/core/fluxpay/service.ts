@@ -9,7 +9,7 @@ import { FluxPayError, invalid, notFound } from './errors.ts';
 import type { OutboxRelay } from './outbox.ts';
 import { isCreditChargeOrder, type CreditTransaction, type CreditUsage, type FluxPayIds, type InboundEvent, type Metadata, type Order, type OrderStatus, type OutboxEvent, type Payment, type PaymentMethod, type Saga, type UsageEventType, stampOf, OUTBOX_EVENT_TYPES } from './model.ts';
 import { priceOf, type BillingPolicy } from './policy.ts';
-import type { ConfirmDecision, FluxPayStore, FluxPaySubscriptionStore, OutboxQuery, WebhookSubscription } from './ports.ts';
+import type { ConfirmDecision, FluxPayStore, FluxPaySubscriptionStore, OrderCounts, OutboxQuery, WebhookSubscription } from './ports.ts';
 import { reconcile, type ReconciliationReport } from './reconcile.ts';
 import type { UsageSagas } from './saga.ts';
 
@@ -153,6 +153,11 @@ export class FluxPayService {
 
   listOrders(query: { userId?: string | undefined; status?: OrderStatus | undefined; cursor?: string | undefined; limit: number }): Promise<Page<Order>> {
     return this.#deps.store.listOrders(query);
+  }
+
+  /** Stored orders by status, over all of them. */
+  orderCounts(): Promise<OrderCounts> {
+    return this.#deps.store.orderCounts();
   }
 
   /** PENDING → CANCELLED, or PAID → CANCELLED with its payment refunded. */

@@ -6,7 +6,7 @@ import type { IntentQuery, IntentStore, Page } from '../ports.ts';
 import type { RandomSource } from '../random.ts';
 import type { Scheduler } from '../scheduler.ts';
 import { decide, type CardInput, type Scenario, type ScenarioConfig } from '../scenario.ts';
-import type { Intent } from './intent.ts';
+import type { Intent, IntentStatus } from './intent.ts';
 
 /**
  * Payment intents: creation, the pending decision, cancel and refund. Intents handed out by the
@@ -93,6 +93,11 @@ export class IntentService {
 
   list(query: IntentQuery): Promise<Page<Intent>> {
     return this.#deps.store.list(query);
+  }
+
+  /** Stored intents by status, over all of them. */
+  counts(): Promise<Record<IntentStatus, number>> {
+    return this.#deps.store.counts();
   }
 
   async cancel(id: string): Promise<Intent> {

@@ -93,6 +93,7 @@ const inbound = (saga: Saga, fingerprint = 'f1', type: InboundEvent['type'] = 's
 });
 
 const APPROVE = { status: 'APPROVED' as const, failureCode: null, decidedBy: 'card' as const };
+const NO_ORDERS = { PENDING: 0, PAID: 0, COMPLETED: 0, CANCELLED: 0, cancelledAfterPayment: 0 };
 
 /** The FluxPayStore port's contract (src/core/fluxpay/ports.ts), for any adapter `make` builds fresh. */
 export function fluxPayStoreContract(name: string, make: FluxPayStoreFactory): void {
@@ -189,6 +190,25 @@ export function fluxPayStoreContract(name: string, make: FluxPayStoreFactory): v
         expect((await store.cancelOrder('ord_x', null, stamp())).kind).toBe('not_found');
         expect((await store.pendingOutbox(10)).map((e) => e.eventType)).toEqual(['order.cancelled', 'payment.approved', 'order.cancelled']);
         await consistent(store);
+      });
+
+      it('counts orders by status through every change, the cancelled ones split by whether they had been paid', async () => {
+        const store = await make(ROOMY);
+        expect(await store.orderCounts()).toEqual(NO_ORDERS);
+        const [pending, unpaid] = [anOrder(), anOrder()];
+        for (const o of [pending, unpaid]) await store.createOrder(o);
+        const { order: p } = await paid(store);
+        const { order: charge } = await paid(store, { metadata: { kind: 'CREDIT_CHARGE', credits: 5 } });
+        expect(await store.orderCounts()).toEqual({ ...NO_ORDERS, PENDING: 2, PAID: 2 });
+        await store.cancelOrder(unpaid.orderId, null, stamp());
+        await store.cancelOrder(p.orderId, null, stamp());
+        await store.chargeCredits('user_1', charge.orderId, stamp());
+        const after = { ...NO_ORDERS, PENDING: 1, COMPLETED: 1, CANCELLED: 2, cancelledAfterPayment: 1 };
+        expect(await store.orderCounts()).toEqual(after);
+        // Refused changes count nothing.
+        expect((await store.cancelOrder(p.orderId, null, stamp())).kind).toBe('order_state');
+        expect((await store.chargeCredits('user_1', charge.orderId, stamp())).kind).toBe('already_charged');
+        expect(await store.orderCounts()).toEqual(after);
       });
 
       it('lists orders newest first, by user and status, with cursors', async () => {
@@ -355,7 +375,9 @@ export function fluxPayStoreContract(name: string, make: FluxPayStoreFactory): v
         // Room is made by evicting the cancelled order.
         expect((await store.createOrder(anOrder())).kind).toBe('created');
         expect(await store.getOrder(order.orderId)).toBeUndefined();
+        expect(await store.orderCounts()).toEqual({ ...NO_ORDERS, PENDING: 2 });
         expect((await store.createOrder(anOrder())).kind).toBe('full');
+        expect(await store.orderCounts()).toEqual({ ...NO_ORDERS, PENDING: 2 });
         expect(await store.getOrder(open.orderId)).toBeDefined();
         await consistent(store);
         const swept = await make({ ttlMs: DAY, maxRecords: 100 });
@@ -365,6 +387,7 @@ export function fluxPayStoreContract(name: string, make: FluxPayStoreFactory): v
         expect(await swept.sweep(T0 + DAY - 1)).toBe(0);
         expect(await swept.sweep(T0 + DAY)).toBeGreaterThan(0);
         expect(await swept.getOrder(p.order.orderId)).toBeUndefined();
+        expect(await swept.orderCounts()).toEqual(NO_ORDERS);
         expect(await swept.balance('user_1')).toBe(5);
         expect((await swept.outboxStats()).published).toBe(0);
         await consistent(swept);

@@ -248,6 +248,44 @@ export function intentStoreContract(name: string, make: IntentStoreFactory): voi
       });
     });
 
+    describe('counts', () => {
+      const none = { PENDING: 0, APPROVED: 0, FAILED: 0, CANCELLED: 0, PARTIALLY_REFUNDED: 0, REFUNDED: 0 };
+
+      it('counts every stored intent by its current status, through each change', async () => {
+        const store = await make(ROOMY);
+        expect(await store.counts()).toEqual(none);
+        const [a, b, c, d] = [anIntent(), anIntent(), anIntent(), approved()] as [Intent, Intent, Intent, Intent];
+        for (const intent of [a, b, c, d]) await store.insert(intent);
+        expect(await store.counts()).toEqual({ ...none, PENDING: 3, APPROVED: 1 });
+        await store.decide(a.id, T0 + 200);
+        await store.transition(b.id, ['PENDING'], { status: 'CANCELLED', updatedAt: T0 + 300 });
+        await store.refund(d.id, 100, T0 + 400);
+        expect(await store.counts()).toEqual({ ...none, PENDING: 1, APPROVED: 1, CANCELLED: 1, PARTIALLY_REFUNDED: 1 });
+        // Refused changes count nothing.
+        await store.transition(b.id, ['PENDING'], { status: 'FAILED', updatedAt: T0 + 500 });
+        await store.refund(d.id, 10_000, T0 + 500);
+        await store.decide(a.id, T0 + 500);
+        await store.refund(d.id, undefined, T0 + 600);
+        expect(await store.counts()).toEqual({ ...none, PENDING: 1, APPROVED: 1, CANCELLED: 1, REFUNDED: 1 });
+      });
+
+      it('forgets evicted and swept intents, and counts what a full store refused not at all', async () => {
+        const store = await make({ ttlMs: HOUR, maxIntents: 3 });
+        const [a, b, c] = [approved(), anIntent(), anIntent()] as [Intent, Intent, Intent];
+        for (const intent of [a, b, c]) await store.insert(intent);
+        await store.decide(b.id, T0 + 300);
+        expect(await store.insert(anIntent({ createdAt: T0 + 400 }))).toEqual({ ok: true }); // evicts a
+        expect(await store.counts()).toEqual({ ...none, PENDING: 2, [b.planned.status]: 1 });
+        expect(await store.insert(anIntent({ createdAt: T0 + 500 }))).toEqual({ ok: true }); // evicts b
+        expect(await store.insert(anIntent({ createdAt: T0 + 600 }))).toEqual({ ok: false, reason: 'full' });
+        expect(await store.counts()).toEqual({ ...none, PENDING: 3 });
+        const swept = await make({ ttlMs: HOUR, maxIntents: 100 });
+        for (const intent of [approved(), approved(), anIntent()]) await swept.insert(intent);
+        expect(await swept.sweep(T0 + 2 * HOUR)).toBe(2);
+        expect(await swept.counts()).toEqual({ ...none, PENDING: 1 });
+      });
+    });
+
     describe('bounds and TTL', () => {
       it('never evicts PENDING intents: a store full of them refuses inserts', async () => {
         const store = await make({ ttlMs: HOUR, maxIntents: 3 });
