@@ -121,6 +121,8 @@ export interface BookingStore {
   get(id: string): Promise<Booking | undefined>;
   /** A user's bookings, newest first. */
   listForUser(userId: string, page: PageQuery): Promise<Page<Booking>>;
+  /** Every stored booking, newest first (whatever its user or status). */
+  listRecent(page: PageQuery): Promise<Page<Booking>>;
   /**
    * Marks a payment in flight on the caller's pending, unpaid booking whose hold has not lapsed
    * (a lapsed one is expired in the same step). Of two concurrent calls exactly one starts.

@@ -363,9 +363,14 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
       expect(await cell.locator('[data-until]').innerText()).toMatch(/^(10:00|9:5\d)$/); // SEAT_HOLD_MS is 10 minutes
       expect(await cell.getAttribute('title')).toMatch(new RegExp(`^${seat} held by ${bookingId}, (10:00|9:5\\d) left$`));
     }
+    // The recent bookings list it, whoever booked it.
+    const recentRow = page.locator(`#recent-bookings tr[data-booking="${bookingId}"]`);
+    expect((await recentRow.locator('td').allInnerTexts()).slice(1, 7)).toEqual([USER, 'perf_002', seats.join(', '), expect.stringMatching(/ KRW$/), 'pending', 'PENDING']);
     const paid = await api('POST', '/payments/execute', { bookingId, paymentMethodToken: 'tok_visa', cvv: '100' }, { 'x-user-id': USER });
     expect(paid.status).toBe(200);
     for (const seat of seats) await expect.poll(() => map.locator(`td[data-seat="${seat}"]`).getAttribute('data-status'), { timeout: 3000 }).toBe('reserved');
+    await expect.poll(() => recentRow.locator('[data-status]').getAttribute('data-status'), { timeout: 3000 }).toBe('confirmed');
+    expect((await recentRow.locator('td').allInnerTexts())[6]).toBe('SUCCESS');
     await expect.poll(() => page.locator('#inbox').innerText()).toContain(bookingId);
     await expect.poll(() => page.locator('#ledger .imbalance').getAttribute('data-imbalance')).toBe('0');
     const ledgerRows = await page.locator('#ledger table tbody tr').allInnerTexts();

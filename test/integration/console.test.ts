@@ -137,6 +137,36 @@ describe('the console on the server', () => {
     expect(countsOf(searched)).toEqual({ pending: 100, completed: 0, failed: 0, cancelled: 0, refunded: 0 });
   });
 
+  it('lists every booking, newest first, whoever booked it and whatever became of it: on the bookings page and in the payments view', async () => {
+    t = await buildTestApp();
+    const app = t.app;
+    type Listed = { bookingId: string; userId: string; performanceId: string; seatIds: string[]; totalAmount: number; status: string; createdAt: string };
+    const book = async (user: string, performanceId: string, quantity: number): Promise<Listed> => {
+      const res = await app.inject({ method: 'POST', url: '/bookings', headers: { 'x-user-id': user }, payload: { performanceId, quantity, paymentMethod: 'CREDIT_CARD' } });
+      expect(res.statusCode, res.body).toBe(201);
+      const mine = await app.inject({ method: 'GET', url: '/bookings/my', headers: { 'x-user-id': user } });
+      return (mine.json() as Listed[])[0] as Listed;
+    };
+    const a = await book('user_a', 'perf_001', 2);
+    const b = await book('user_b', 'perf_002', 1);
+    const cancelled = await app.inject({ method: 'DELETE', url: '/bookings/my', headers: { 'x-user-id': 'user_a' }, payload: { bookingId: a.bookingId } });
+    expect(cancelled.statusCode).toBe(200);
+    const row = (x: Listed, status: string, group: string) =>
+      `<tr data-booking="${x.bookingId}"><td><a href="/console/payments/booking/${x.bookingId}"><code>${x.bookingId}</code></a></td><td>${x.userId}</td><td>${x.performanceId}</td><td>${x.seatIds.join(', ')}</td><td class="num">${x.totalAmount.toLocaleString('en-US')} KRW</td><td><span class="badge badge-${group}" data-status="${status}">${status}</span></td><td>PENDING</td><td>${x.createdAt}</td></tr>`;
+    const page = (await app.inject({ method: 'GET', url: '/console/bookings' })).body;
+    expect(/<div id="recent-bookings" data-topics="bookings">([^]*?)<\/div><\/section>/.exec(page)?.[1]).toBe(
+      '<div class="scroll" tabindex="0"><table class="bookings"><caption class="visually-hidden">The newest 50 bookings, newest first</caption><thead><tr><th scope="col">Booking</th><th scope="col">User</th><th scope="col">Performance</th><th scope="col">Seats</th><th scope="col">Amount</th><th scope="col">Status</th><th scope="col">Payment</th><th scope="col">Created</th></tr></thead><tbody>' +
+        row(b, 'pending', 'pending') +
+        row(a, 'cancelled', 'cancelled') +
+        '</tbody></table></div><p class="hint">The newest 50, whoever booked them.</p>',
+    );
+    // The cancelled booking holds no seat and paid nothing, and is listed all the same.
+    const payments = (await app.inject({ method: 'GET', url: '/console/payments?dialect=booking&status=&q=' })).body;
+    expect([...payments.matchAll(/<tr data-id="(bk_\w+)">/g)].map((m) => m[1])).toEqual([b.bookingId, a.bookingId]);
+    expect(payments).toContain('<strong data-count="pending">1</strong>');
+    expect(payments).toContain('<strong data-count="cancelled">1</strong>');
+  });
+
   it('answers an unknown /console path read with GET or HEAD by an HTML 404 page in the console’s frame; other methods get the application’s 404 or 405', async () => {
     t = await buildTestApp();
     const res = await t.app.inject({ method: 'GET', url: '/console/nope/deeper?x=1' });

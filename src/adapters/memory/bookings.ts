@@ -11,7 +11,7 @@ import {
 } from '../../core/bookings/booking.ts';
 import { FifoQueue } from '../../core/fifo-queue.ts';
 import type { BeginPaymentOutcome, BookingStore, Page, PageQuery, StoreStats, Transition } from '../../core/ports.ts';
-import { pageOf } from './id-list.ts';
+import { IdList, pageOf } from './id-list.ts';
 import { KeyedIds } from './keyed-ids.ts';
 
 export interface MemoryBookingStoreOptions {
@@ -41,6 +41,8 @@ interface Record {
 export class MemoryBookingStore implements BookingStore {
   readonly #records = new Map<string, Record>();
   readonly #byUser = new KeyedIds();
+  /** Every booking's id, in creation order (for listRecent). */
+  readonly #order = new IdList();
   readonly #events = new Map<string, InboxEvent>();
   readonly #finished = new FifoQueue<string>();
   readonly #statusCounts: { [S in BookingStatus]: number } = { pending: 0, confirmed: 0, failed: 0, expired: 0, cancelled: 0 };
@@ -64,6 +66,7 @@ export class MemoryBookingStore implements BookingStore {
     const record: Record = { booking: copyBooking(booking), events: [], unprocessed: 0, queued: false };
     this.#records.set(booking.id, record);
     this.#byUser.insert(booking.userId, booking.id);
+    this.#order.insert(booking.id);
     this.#statusCounts[record.booking.status] += 1;
     if (record.booking.paymentInFlight !== null) this.#inFlight++;
     this.#queueIfFinished(record);
@@ -79,6 +82,10 @@ export class MemoryBookingStore implements BookingStore {
     const mine = this.#byUser.get(userId);
     if (mine === undefined) return Promise.resolve({ data: [], nextCursor: null });
     return Promise.resolve(pageOf(mine, page, (id) => this.#records.get(id)?.booking, copyBooking));
+  }
+
+  listRecent(page: PageQuery): Promise<Page<Booking>> {
+    return Promise.resolve(pageOf(this.#order, page, (id) => this.#records.get(id)?.booking, copyBooking));
   }
 
   beginPayment(id: string, userId: string, kind: PaymentKind, now: number): Promise<BeginPaymentOutcome> {
@@ -227,6 +234,7 @@ export class MemoryBookingStore implements BookingStore {
     const { booking } = record;
     this.#records.delete(booking.id);
     this.#byUser.markDead(booking.userId, this.#isLive);
+    this.#order.markDead(this.#isLive);
     for (const eventId of record.events) this.#events.delete(eventId);
     this.#statusCounts[booking.status] -= 1;
   }

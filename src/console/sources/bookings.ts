@@ -8,13 +8,16 @@ import { groupCounts, type HistoryEntry, type PaymentRow, type PaymentSource, ty
 
 /**
  * Bookings (issue 4) in the console: their payments in the payments view, and the bookings page
- * (a seat map per performance, the events inbox, ledger balances with the imbalance figure).
- *
- * The booking store lists bookings by user only, so the console knows the bookings that hold or
- * own a seat (the seat maps) and those that paid (the ledger's references): pending and confirmed
- * ones. A booking that failed, expired or was cancelled before paying has released its seats and
- * is not listed (it is still shown by id: /console/payments/booking/<id>).
+ * (a seat map per performance, the recent bookings, the events inbox, ledger balances with the
+ * imbalance figure). Bookings are read through BookingService (`listRecent`: every booking,
+ * newest first, whoever booked it; a lapsed hold shows as expired, as `get` does).
  */
+
+/** Bookings the inbox panel reads the events of (newest first). */
+const INBOX_BOOKINGS = 200;
+/** Bookings the decisions chart looks at (newest first). */
+const DECISION_SCAN = 5000;
+const RECENT_SHOWN = 50;
 
 /** The delivery log's subject kind of a booking (src/dialects/bookings/webhook-payload.ts). */
 export const BOOKING_SUBJECT = 'booking';
@@ -52,23 +55,8 @@ function history(booking: Booking): HistoryEntry[] {
   return entries;
 }
 
-/** The ids of the bookings holding or owning a seat, and of those the ledger has a transaction for. */
-async function knownBookingIds(deps: BookingDeps): Promise<string[]> {
-  const ids = new Set<string>();
-  for (const performance of deps.performances) {
-    for (const seat of (await deps.seats.seatsOf(performance.id)) ?? []) if (seat.bookingId !== null) ids.add(seat.bookingId);
-  }
-  for (const entry of await deps.ledger.entries()) ids.add(entry.reference);
-  return [...ids];
-}
-
-export async function knownBookings(deps: BookingDeps): Promise<Booking[]> {
-  const out: Booking[] = [];
-  for (const id of await knownBookingIds(deps)) {
-    const booking = await deps.service.get(id).catch(() => undefined);
-    if (booking !== undefined) out.push(booking);
-  }
-  return out.sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : -1));
+async function recentBookings(deps: BookingDeps, limit: number): Promise<Booking[]> {
+  return (await deps.service.listRecent({ limit })).data;
 }
 
 export function bookingSource(deps: BookingDeps): PaymentSource {
@@ -76,7 +64,7 @@ export function bookingSource(deps: BookingDeps): PaymentSource {
     dialect: 'booking',
     label: 'Bookings (/bookings, /api/v1/payments)',
     async list(limit) {
-      return (await knownBookings(deps)).slice(0, limit).map(row);
+      return (await recentBookings(deps, limit)).map(row);
     },
     async counts() {
       return groupCounts((await deps.service.counts()).bookings, GROUPS);
@@ -103,7 +91,7 @@ export function bookingSource(deps: BookingDeps): PaymentSource {
     },
     async decisions(since) {
       const out = [];
-      for (const booking of await knownBookings(deps)) {
+      for (const booking of await recentBookings(deps, DECISION_SCAN)) {
         const pg = booking.paymentIntent.pgMockData;
         if (pg !== null && pg.processedAt >= since) out.push({ at: pg.processedAt, outcome: pg.isSuccess ? ('approved' as const) : ('failed' as const) });
       }
@@ -152,12 +140,27 @@ function inbox(deps: BookingDeps): Panel {
     title: 'Events inbox',
     async render() {
       const events = [];
-      for (const booking of await knownBookings(deps)) events.push(...(await deps.service.events(booking.id)));
+      for (const booking of await recentBookings(deps, INBOX_BOOKINGS)) events.push(...(await deps.service.events(booking.id)));
       events.sort((a, b) => b.createdAt - a.createdAt);
       if (events.length === 0) return html`<p>No inbox events yet.</p>`;
       return html`<div class="scroll" tabindex="0"><table><thead><tr><th scope="col">Event</th><th scope="col">Type</th><th scope="col">Booking</th><th scope="col">Amount</th><th scope="col">Created</th><th scope="col">Processed</th><th scope="col">Lag</th></tr></thead><tbody>${events.slice(0, 100).map(
         (e) => html`<tr><td><code>${e.eventId}</code></td><td>${e.type}</td><td><a href="/console/payments/booking/${e.bookingId}">${e.bookingId}</a></td><td>${money(e.details.amount, e.details.currency)}</td><td>${iso(e.createdAt)}</td><td>${e.processedAt === null ? html`<span class="badge badge-pending">unprocessed</span>` : iso(e.processedAt)}</td><td>${e.processedAt === null ? '' : `${e.processedAt - e.createdAt} ms`}</td></tr>`,
       )}</tbody></table></div>`;
+    },
+  };
+}
+
+function recent(deps: BookingDeps): Panel {
+  return {
+    id: 'recent-bookings',
+    title: 'Recent bookings',
+    async render() {
+      const bookings = await recentBookings(deps, RECENT_SHOWN);
+      if (bookings.length === 0) return html`<p>No bookings yet.</p>`;
+      return html`<div class="scroll" tabindex="0"><table class="bookings"><caption class="visually-hidden">The newest ${RECENT_SHOWN} bookings, newest first</caption><thead><tr><th scope="col">Booking</th><th scope="col">User</th><th scope="col">Performance</th><th scope="col">Seats</th><th scope="col">Amount</th><th scope="col">Status</th><th scope="col">Payment</th><th scope="col">Created</th></tr></thead><tbody>${bookings.map(
+        (b) =>
+          html`<tr data-booking="${b.id}"><td><a href="/console/payments/booking/${encodeURIComponent(b.id)}"><code>${b.id}</code></a></td><td>${b.userId}</td><td>${b.performanceId}</td><td>${b.seatIds.join(', ')}</td><td class="num">${money(b.totalAmount, b.currency)}</td><td><span class="badge badge-${GROUPS[b.status]}" data-status="${b.status}">${b.status}</span></td><td>${b.paymentIntent.status}</td><td>${iso(b.createdAt)}</td></tr>`,
+      )}</tbody></table></div><p class="hint">The newest ${RECENT_SHOWN}, whoever booked them.</p>`;
     },
   };
 }
@@ -185,7 +188,7 @@ export function bookingsPage(deps: BookingDeps): PanelPage {
     path: 'bookings',
     title: 'Bookings',
     topic: 'bookings',
-    panels: [...deps.performances.map((p) => seatMap(deps, p)), inbox(deps), ledger(deps)],
+    panels: [...deps.performances.map((p) => seatMap(deps, p)), recent(deps), inbox(deps), ledger(deps)],
     concerns: (event: DomainEvent) => isBookingEvent(event) || event.type === 'booking.payment_decided' || event.type === 'booking.event_processed',
   };
 }

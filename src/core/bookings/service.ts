@@ -167,7 +167,16 @@ export class BookingService {
 
   /** A page of a user's bookings, newest first (lapsed holds expired first). */
   async listForUser(userId: string, page: PageQuery): Promise<Page<Booking>> {
-    const result = await this.#deps.bookings.listForUser(userId, page);
+    return this.#expiredInPage(await this.#deps.bookings.listForUser(userId, page));
+  }
+
+  /** Every booking, newest first (the console's list). */
+  async listRecent(page: PageQuery): Promise<Page<Booking>> {
+    return this.#expiredInPage(await this.#deps.bookings.listRecent(page));
+  }
+
+  /** A page with each lapsed hold expired as it is read (as `get` does). */
+  async #expiredInPage(result: Page<Booking>): Promise<Page<Booking>> {
     const data: Booking[] = [];
     for (const booking of result.data) data.push((await this.#lazilyExpired(booking)) ?? booking);
     return { data, nextCursor: result.nextCursor };

@@ -74,6 +74,16 @@ export function bookingStoreContract(name: string, make: BookingStoreFactory): v
       expect(await store.listForUser('nobody', { limit: 3 })).toEqual({ data: [], nextCursor: null });
     });
 
+    it('listRecent lists every booking newest first, whoever its user and whatever its status, and pages through each once', async () => {
+      const all = Array.from({ length: 7 }, (_, i) => aBooking({ createdAt: T0 + i, userId: `user_${i % 3}` }));
+      const store = await storeWith(...all);
+      await store.transition(all[2]!.id, ['pending'], 'cancelled');
+      const expected = newestFirst(all).map((b) => (b.id === all[2]!.id ? { ...b, status: 'cancelled' as const } : b));
+      expect(await store.listRecent({ limit: 3 })).toEqual({ data: expected.slice(0, 3), nextCursor: expect.any(String) });
+      expect((await pageAll(3, (page) => store.listRecent(page))).records).toEqual(expected);
+      expect(await (await make({ ttlMs: DAY, maxBookings: 10 })).listRecent({ limit: 3 })).toEqual({ data: [], nextCursor: null });
+    });
+
     describe('beginPayment', () => {
       it('starts a payment on the caller’s pending, unpaid booking', async () => {
         const booking = aBooking();
@@ -296,6 +306,7 @@ export function bookingStoreContract(name: string, make: BookingStoreFactory): v
         expect(await store.event(event.eventId)).toBeUndefined();
         expect(await store.events(a.id)).toEqual([]);
         expect((await store.listForUser('user_1', { limit: 10 })).data).toEqual([c, { ...b, status: 'cancelled' }]);
+        expect((await store.listRecent({ limit: 10 })).data).toEqual([c, { ...b, status: 'cancelled' }]);
         expect(await store.counts()).toEqual(counts({ pending: 1, cancelled: 1 }));
       });
 
@@ -325,6 +336,7 @@ export function bookingStoreContract(name: string, make: BookingStoreFactory): v
         expect(await store.get(old.id)).toBeUndefined();
         expect(await store.sweep(T0 + 90 * MINUTE + 1)).toEqual([younger.id]);
         expect((await store.listForUser('user_1', { limit: 10 })).data).toEqual([oldPending]);
+        expect((await store.listRecent({ limit: 10 })).data).toEqual([oldPending]);
         expect(await store.counts()).toEqual(counts({ pending: 1 }));
         expect(await store.stats()).toEqual({ size: 1, max: 100 });
       });
