@@ -15,7 +15,7 @@ export const WINDOW_MS = 5 * 60_000;
 export const DECISION_BUCKET_MS = 10_000;
 export const WEBHOOK_BUCKET_MS = 30_000;
 /** At most this many deliveries are read for the webhook chart (newest first). */
-const MAX_DELIVERIES_SCANNED = 5000;
+export const MAX_DELIVERIES_SCANNED = 5000;
 
 export interface Series {
   name: string;

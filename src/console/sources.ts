@@ -17,6 +17,9 @@ import type { Html } from './html.ts';
 export const STATUS_GROUPS = ['pending', 'completed', 'failed', 'cancelled', 'refunded'] as const;
 export type StatusGroup = (typeof STATUS_GROUPS)[number];
 
+/** A source's `decisions` looks at most at its newest this many payments (the charts page says so). */
+export const DECISION_SCAN = 5000;
+
 /** Refresh topics: a live region lists the topics it shows; the feed names the topics an event touched. */
 export type Topic = 'payments' | 'webhooks' | 'bookings' | (string & {});
 

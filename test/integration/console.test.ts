@@ -167,6 +167,14 @@ describe('the console on the server', () => {
     expect(payments).toContain('<strong data-count="cancelled">1</strong>');
   });
 
+  it('says on the charts page what the charts are drawn from', async () => {
+    t = await buildTestApp();
+    const page = (await t.app.inject({ method: 'GET', url: '/console/charts' })).body;
+    expect(page).toContain(
+      '<p class="hint" id="charts-scope">Drawn when the page loads, from what the stores keep: the decisions of at most the newest 5,000 payments of each dialect (FluxPay: all it keeps), and at most 5,000 webhook deliveries changed in the window. Under heavier load than that the charts undercount.</p>',
+    );
+  });
+
   it('answers an unknown /console path read with GET or HEAD by an HTML 404 page in the console’s frame; other methods get the application’s 404 or 405', async () => {
     t = await buildTestApp();
     const res = await t.app.inject({ method: 'GET', url: '/console/nope/deeper?x=1' });

@@ -1,7 +1,8 @@
 import { CSRF_FIELD } from '../auth.ts';
 import { html, type Html } from '../html.ts';
 import { notice, page, type PageContext } from '../layout.ts';
-import type { PanelPage } from '../sources.ts';
+import { MAX_DELIVERIES_SCANNED } from '../charts.ts';
+import { DECISION_SCAN, type PanelPage } from '../sources.ts';
 
 /** A panel page (bookings, FluxPay): one live region per panel, refreshed on the page's topic. */
 export async function panelPage(ctx: PageContext, panels: PanelPage, query: Readonly<Record<string, string | undefined>> = {}): Promise<Html> {
@@ -19,7 +20,8 @@ export function chartsPage(ctx: PageContext, charts: Html[]): Html {
   return page(ctx, {
     title: 'Charts',
     active: 'charts',
-    body: html`<div id="charts" class="charts" data-topics="payments webhooks bookings fluxpay">${charts}</div>`,
+    body: html`<div id="charts" class="charts" data-topics="payments webhooks bookings fluxpay">${charts}</div>
+<p class="hint" id="charts-scope">Drawn when the page loads, from what the stores keep: the decisions of at most the newest ${DECISION_SCAN.toLocaleString('en-US')} payments of each dialect (FluxPay: all it keeps), and at most ${MAX_DELIVERIES_SCANNED.toLocaleString('en-US')} webhook deliveries changed in the window. Under heavier load than that the charts undercount.</p>`,
   });
 }
 

@@ -4,7 +4,7 @@ import type { BookingService } from '../../core/bookings/service.ts';
 import { isBookingEvent, type DomainEvent } from '../../core/events.ts';
 import type { LedgerStore, SeatStore } from '../../core/ports.ts';
 import { html, iso, money, raw, type Html } from '../html.ts';
-import { groupCounts, type HistoryEntry, type PaymentRow, type PaymentSource, type Panel, type PanelPage, type StatusGroup } from '../sources.ts';
+import { DECISION_SCAN, groupCounts, type HistoryEntry, type PaymentRow, type PaymentSource, type Panel, type PanelPage, type StatusGroup } from '../sources.ts';
 
 /**
  * Bookings (issue 4) in the console: their payments in the payments view, and the bookings page
@@ -15,8 +15,6 @@ import { groupCounts, type HistoryEntry, type PaymentRow, type PaymentSource, ty
 
 /** Bookings the inbox panel reads the events of (newest first). */
 const INBOX_BOOKINGS = 200;
-/** Bookings the decisions chart looks at (newest first). */
-const DECISION_SCAN = 5000;
 const RECENT_SHOWN = 50;
 
 /** The delivery log's subject kind of a booking (src/dialects/bookings/webhook-payload.ts). */

@@ -3,7 +3,7 @@ import { isV2PaymentEvent, type DomainEvent } from '../../core/events.ts';
 import type { V2Payment } from '../../core/v2/payment.ts';
 import type { V2PaymentService } from '../../core/v2/service.ts';
 import { iso, money } from '../html.ts';
-import { groupCounts, type HistoryEntry, type PaymentDetail, type PaymentRow, type PaymentSource, type StatusGroup } from '../sources.ts';
+import { DECISION_SCAN, groupCounts, type HistoryEntry, type PaymentDetail, type PaymentRow, type PaymentSource, type StatusGroup } from '../sources.ts';
 
 /**
  * Payments of the Payment Server v3 API (`/api/v2`, issue 10): listed, detailed and confirmed by
@@ -93,7 +93,7 @@ export function v2Source(service: V2PaymentService): PaymentSource {
     },
     async decisions(since) {
       const out = [];
-      for (const payment of await service.list({ limit: 5000 })) {
+      for (const payment of await service.list({ limit: DECISION_SCAN })) {
         if (payment.decidedAt !== null && payment.decidedAt >= since) out.push({ at: payment.decidedAt, outcome: payment.planned.status === 'PAYMENT_FAILED' ? ('failed' as const) : ('approved' as const) });
       }
       return out;
