@@ -271,7 +271,22 @@ describe('cancel, change of plan, card, reads', () => {
     // The next period starts from nothing used.
     await advanceTo(t, '2026-02-15T12:00:00.000Z');
     expect(resultOf(await fpGet(t, `/api/v1/subscriptions/${a.subscriptionId}/entitlements`)).credits).toEqual({ included: 1000, used: 0, remaining: 1000 });
-    expect(metricSample(await (await t.app.inject({ url: '/metrics' })).body, 'fluxpay_subscriptions{status="ACTIVE"}')).toBe(3);
+    const metrics = (await t.app.inject({ url: '/metrics' })).body;
+    expect([metricSample(metrics, 'fluxpay_subscriptions{status="ACTIVE"}'), metricSample(metrics, 'store_records{store="fluxpay_billing_subscriptions"}'), metricSample(metrics, 'store_capacity{store="fluxpay_billing_subscriptions"}')]).toEqual([3, 3, 100_000]);
+  });
+
+  it('a full store answers 503 COMMON_503 and refunds the charge it had collected (the ledger nets to zero)', async () => {
+    const t = await app({ FLUXPAY_MAX_BILLING_SUBSCRIPTIONS: '1' });
+    resultOf(await subscribe(t));
+    const res = await subscribe(t, { userId: 'user_2' });
+    expect(res.statusCode).toBe(503);
+    expect(res.headers['retry-after']).toBeDefined();
+    expect(res.json()).toEqual(fpError('COMMON_503', expect.stringContaining('fluxpay_billing_subscriptions') as unknown as string));
+    const [refunded] = resultOf(await fpGet(t, '/api/v1/orders?userId=user_2')).items as Json[];
+    expect(refunded).toMatchObject({ status: 'CANCELLED', cancelReason: 'subscription refused: the store is full', amount: 9900 });
+    expect(resultOf(await fpGet(t, `/api/v1/payments/${refunded?.paymentKey}`)).status).toBe('CANCELLED');
+    const report = await reconciled(t);
+    expect(report.ledger.accounts.find((a: Json) => a.account === 'CUSTOMER_PAYMENTS' && a.unit === 'KRW')).toEqual({ account: 'CUSTOMER_PAYMENTS', unit: 'KRW', debits: 19800, credits: 9900, balance: 9900 });
   });
 });
 

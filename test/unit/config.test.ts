@@ -384,6 +384,12 @@ describe('webhook configuration rules', () => {
     expect(() => loadConfig({ CONSOLE_ENABLED: 'yes' })).toThrow('Invalid configuration: CONSOLE_ENABLED must be one of true, false (got "yes")');
   });
 
+  it('FLUXPAY_DUNNING_DELAYS: ISO 8601 durations (weeks to seconds), positive and increasing', () => {
+    expect(loadConfig({ FLUXPAY_DUNNING_DELAYS: 'P1DT12H, P1W' }).fluxpay.dunningDelaysMs).toEqual([129_600_000, 604_800_000]);
+    expect(() => loadConfig({ FLUXPAY_DUNNING_DELAYS: 'P3D,P1D' })).toThrow('Invalid configuration: FLUXPAY_DUNNING_DELAYS must be positive and increasing (got P3D,P1D)');
+    expect(() => loadConfig({ FLUXPAY_DUNNING_DELAYS: '1 day' })).toThrow(/^Invalid configuration: FLUXPAY_DUNNING_DELAYS must be a comma-separated list of ISO 8601 durations/);
+  });
+
   it('never echoes WEBHOOK_SECRET_PREVIOUS', () => {
     expect(() => loadConfig({ WEBHOOK_SECRET_PREVIOUS: 'short' })).toThrow('Invalid configuration: WEBHOOK_SECRET_PREVIOUS must NOT have fewer than 8 characters');
   });
