@@ -111,7 +111,7 @@ const EnvSchema = Type.Object({
   FLUXPAY_MAX_RECORDS: Count(100_000, 1),
   FLUXPAY_MAX_SUBSCRIPTIONS: Count(100, 1, 10_000),
   // Billing subscriptions (issue 12): held at most, and the dunning retries after a declined renewal.
-  FLUXPAY_MAX_BILLING_SUBSCRIPTIONS: Count(100_000, 1, 10_000_000),
+  FLUXPAY_MAX_BILLING_SUBSCRIPTIONS: Count(50_000, 1, 10_000_000),
   FLUXPAY_DUNNING_DELAYS: Type.String({
     pattern: '^\\s*P(T?[0-9]+[WDHMS])+(\\s*,\\s*P(T?[0-9]+[WDHMS])+)*\\s*$',
     'x-pattern-description': 'a comma-separated list of ISO 8601 durations in weeks, days, hours, minutes or seconds (such as P1D,P3D,P5D)',

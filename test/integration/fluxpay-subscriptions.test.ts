@@ -272,7 +272,7 @@ describe('cancel, change of plan, card, reads', () => {
     await advanceTo(t, '2026-02-15T12:00:00.000Z');
     expect(resultOf(await fpGet(t, `/api/v1/subscriptions/${a.subscriptionId}/entitlements`)).credits).toEqual({ included: 1000, used: 0, remaining: 1000 });
     const metrics = (await t.app.inject({ url: '/metrics' })).body;
-    expect([metricSample(metrics, 'fluxpay_subscriptions{status="ACTIVE"}'), metricSample(metrics, 'store_records{store="fluxpay_billing_subscriptions"}'), metricSample(metrics, 'store_capacity{store="fluxpay_billing_subscriptions"}')]).toEqual([3, 3, 100_000]);
+    expect([metricSample(metrics, 'fluxpay_subscriptions{status="ACTIVE"}'), metricSample(metrics, 'store_records{store="fluxpay_billing_subscriptions"}'), metricSample(metrics, 'store_capacity{store="fluxpay_billing_subscriptions"}')]).toEqual([3, 3, 50_000]);
   });
 
   it('a full store answers 503 COMMON_503 and refunds the charge it had collected (the ledger nets to zero)', async () => {

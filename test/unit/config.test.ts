@@ -85,7 +85,7 @@ describe('loadConfig defaults', () => {
         ttlMs: 86_400_000,
         maxRecords: 100_000,
         maxSubscriptions: 100,
-        maxBillingSubscriptions: 100_000,
+        maxBillingSubscriptions: 50_000,
         dunningDelaysMs: [86_400_000, 259_200_000, 432_000_000],
         maxWaitingTickets: 1_000_000,
         waitingTicketTtlMs: 3_600_000,

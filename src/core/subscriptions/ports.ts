@@ -59,8 +59,8 @@ export interface SubscriptionRecord extends Subscription {
   invoices: Invoice[];
 }
 
-/** Invoices a record keeps (a PT1M plan renews 1,440 times a day; a monthly one needs 12 a year). */
-export const MAX_INVOICES = 100;
+/** Invoices a record keeps: two years of a monthly plan (a PT1M plan renews 1,440 times a day, and 50,000 subscriptions at the bound must stay within a few hundred MB). */
+export const MAX_INVOICES = 24;
 
 export interface SubscriptionQuery extends PageQuery {
   userId?: string | undefined;

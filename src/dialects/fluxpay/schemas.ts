@@ -493,7 +493,7 @@ const billingFields = {
   updatedAt: IsoDateTime,
 };
 export const BillingSubscriptionSummary = Type.Object(billingFields, { title: 'FluxPayBillingSubscriptionSummary' });
-export const BillingSubscriptionView = Type.Object({ ...billingFields, invoices: Type.Array(InvoiceView, { description: 'Oldest first (the newest 100)' }) }, { title: 'FluxPayBillingSubscription' });
+export const BillingSubscriptionView = Type.Object({ ...billingFields, invoices: Type.Array(InvoiceView, { description: 'Oldest first (the newest 24)' }) }, { title: 'FluxPayBillingSubscription' });
 export const BillingSubscriptionQuery = Type.Object({
   userId: Type.Optional(UserId),
   cursor: Type.Optional(BillingSubscriptionIdSchema),
