@@ -1,3 +1,4 @@
+import { Temporal } from 'temporal-polyfill';
 import { randomBytes } from 'node:crypto';
 import { envSchema } from 'env-schema';
 import { Type, type Static } from 'typebox';
@@ -109,6 +110,13 @@ const EnvSchema = Type.Object({
   FLUXPAY_TTL_MS: Ms(86_400_000),
   FLUXPAY_MAX_RECORDS: Count(100_000, 1),
   FLUXPAY_MAX_SUBSCRIPTIONS: Count(100, 1, 10_000),
+  // Billing subscriptions (issue 12): held at most, and the dunning retries after a declined renewal.
+  FLUXPAY_MAX_BILLING_SUBSCRIPTIONS: Count(50_000, 1, 10_000_000),
+  FLUXPAY_DUNNING_DELAYS: Type.String({
+    pattern: '^\\s*P(T?[0-9]+[WDHMS])+(\\s*,\\s*P(T?[0-9]+[WDHMS])+)*\\s*$',
+    'x-pattern-description': 'a comma-separated list of ISO 8601 durations in weeks, days, hours, minutes or seconds (such as P1D,P3D,P5D)',
+    default: 'P1D,P3D,P5D',
+  }),
   // Waiting rooms and rate limiting (issue 12).
   FLUXPAY_MAX_WAITING_TICKETS: Count(1_000_000, 1, 100_000_000),
   FLUXPAY_WAITING_TICKET_TTL_MS: Ms(3_600_000),
@@ -207,6 +215,10 @@ export interface Config {
     ttlMs: number;
     maxRecords: number;
     maxSubscriptions: number;
+    /** FLUXPAY_MAX_BILLING_SUBSCRIPTIONS: billing subscriptions (`sub_`) held at most. */
+    maxBillingSubscriptions: number;
+    /** FLUXPAY_DUNNING_DELAYS: after a declined renewal, retries this long after the period end, in order; then EXPIRED. */
+    dunningDelaysMs: readonly number[];
     /** Waiting-room tickets held across every room (issue 12). */
     maxWaitingTickets: number;
     /** Ended tickets (expired, or their token used) are kept this long. */
@@ -331,6 +343,8 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       ttlMs: env.FLUXPAY_TTL_MS,
       maxRecords: env.FLUXPAY_MAX_RECORDS,
       maxSubscriptions: env.FLUXPAY_MAX_SUBSCRIPTIONS,
+      maxBillingSubscriptions: env.FLUXPAY_MAX_BILLING_SUBSCRIPTIONS,
+      dunningDelaysMs: dunningDelays(env.FLUXPAY_DUNNING_DELAYS),
       maxWaitingTickets: env.FLUXPAY_MAX_WAITING_TICKETS,
       waitingTicketTtlMs: env.FLUXPAY_WAITING_TICKET_TTL_MS,
       rateLimitMaxKeys: env.FLUXPAY_RATE_LIMIT_MAX_KEYS,
@@ -354,6 +368,20 @@ function readCatalog(path: string): Performance[] {
   } catch (error) {
     throw new ConfigError(`Invalid configuration: ${(error as Error).message.replace(/\s*\n\s*/g, ' ')}`, { cause: error });
   }
+}
+
+/** `P1D,P3D,P5D` → milliseconds after the period end, in increasing order (a day is 24 hours: UTC has no daylight saving). */
+function dunningDelays(text: string): number[] {
+  const delays = text.split(',').map((part) => {
+    const d = Temporal.Duration.from(part.trim());
+    return (((d.weeks * 7 + d.days) * 24 + d.hours) * 60 + d.minutes) * 60_000 + d.seconds * 1000;
+  });
+  for (let i = 0; i < delays.length; i++) {
+    if ((delays[i] as number) <= 0 || (i > 0 && (delays[i] as number) <= (delays[i - 1] as number))) {
+      throw new ConfigError(`Invalid configuration: FLUXPAY_DUNNING_DELAYS must be positive and increasing (got ${text})`);
+    }
+  }
+  return delays;
 }
 
 /** The billing policy is read with the rest of the configuration: a bad file stops the start with one line naming FLUXPAY_POLICY_FILE. */

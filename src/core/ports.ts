@@ -1,6 +1,7 @@
 import type { Booking, BookingCounts, BookingPaymentIntent, BookingStatus, InboxEvent, PaymentKind } from './bookings/booking.ts';
 import type { Delivery, DeliveryChange, DeliveryStatus, Subject } from './deliveries.ts';
 import type { FluxPayStore, FluxPaySubscriptionStore } from './fluxpay/ports.ts';
+import type { SubscriptionStore } from './subscriptions/ports.ts';
 import type { RateLimitStore } from './rate-limit/ports.ts';
 import type { WaitingRoomStore } from './waiting-room/ports.ts';
 import type { BeginResult, StoredResponse } from './idempotency.ts';
@@ -308,6 +309,8 @@ export interface Stores {
   /** FluxPay's orders, payments, credits, sagas, ledger and outbox (src/core/fluxpay/ports.ts). */
   fluxpay: FluxPayStore;
   fluxpaySubscriptions: FluxPaySubscriptionStore;
+  /** Issue 12's billing subscriptions (`sub_`, src/core/subscriptions/ports.ts); their events go to the FluxPay outbox. */
+  billing: SubscriptionStore;
   /** Issue 12's waiting rooms and their tickets (src/core/waiting-room/ports.ts). */
   waitingRooms: WaitingRoomStore;
   /** Issue 12's rate-limit windows (src/core/rate-limit/ports.ts). */

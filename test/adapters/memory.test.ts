@@ -11,6 +11,8 @@ import { MemorySeatStore } from '../../src/adapters/memory/seats.ts';
 import { MemoryRateLimitStore } from '../../src/adapters/memory/rate-limits.ts';
 import { MemoryV2PaymentStore } from '../../src/adapters/memory/v2-payments.ts';
 import { MemoryWaitingRoomStore } from '../../src/adapters/memory/waiting-rooms.ts';
+import { MemoryBillingStore } from '../../src/adapters/memory/fluxpay-billing.ts';
+import { billingStoreContract } from './contracts/billing.contract.ts';
 import { bookingStoreContract } from './contracts/bookings.contract.ts';
 import { deliveryLogContract } from './contracts/deliveries.contract.ts';
 import { disabledUrlStoreContract } from './contracts/disabled-urls.contract.ts';
@@ -37,5 +39,9 @@ schedulerStoreContract('memory', () => new MemorySchedulerStore());
 v2PaymentStoreContract('memory', ({ ttlMs, maxPayments }) => new MemoryV2PaymentStore({ ttlMs, maxPayments }));
 fluxPayStoreContract('memory', ({ ttlMs, maxRecords }) => new MemoryFluxPayStore({ ttlMs, maxRecords }));
 fluxPaySubscriptionStoreContract('memory', ({ maxSubscriptions }) => new MemoryFluxPaySubscriptionStore({ maxSubscriptions }));
+billingStoreContract('memory', ({ maxSubscriptions, ttlMs }) => {
+  const fluxpay = new MemoryFluxPayStore({ ttlMs, maxRecords: 100_000 });
+  return { billing: new MemoryBillingStore({ maxSubscriptions, ttlMs }, fluxpay), fluxpay };
+});
 waitingRoomStoreContract('memory', ({ maxTickets, ttlMs }) => new MemoryWaitingRoomStore({ maxTickets, ttlMs }));
 rateLimitStoreContract('memory', ({ maxKeys }) => new MemoryRateLimitStore({ maxKeys }));

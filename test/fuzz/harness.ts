@@ -201,10 +201,12 @@ export const EFFECTS: { [S in keyof Stores]: Record<string, Judge> } = {
     runSagaStep: kindIs('done', 'failed'),
     // `final` records the event (a repeat of it is then a duplicate).
     resolveSaga: kindIs('resolved', 'final'),
+    completeOrder: kindIs('completed'),
     markPublished: positive,
     sweep: positive,
   },
   fluxpaySubscriptions: { add: kindIs('created'), remove: (r) => r === true },
+  billing: { create: kindIs('created'), update: kindIs('updated'), sweep: positive },
   waitingRooms: { putRoom: always, enter: kindIs('entered'), useToken: kindIs('used'), sweep: positive },
   rateLimits: { hit: always, sweep: positive },
 };

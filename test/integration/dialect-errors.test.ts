@@ -49,6 +49,7 @@ describe('404 for an unknown route, under each prefix', () => {
     ['/api/v1/credits/nope', fluxpay('COMMON_404', 'No route GET /api/v1/credits/nope.')],
     ['/api/v1/sagas', fluxpay('COMMON_404', 'No route GET /api/v1/sagas.')],
     ['/api/v1/waiting-rooms/r1/nope', fluxpay('COMMON_404', 'No route GET /api/v1/waiting-rooms/r1/nope.')],
+    ['/api/v1/subscriptions/sub_01KBA7Q4F5R8T1W4Y7A0C3E6HJ/nope', fluxpay('COMMON_404', 'No route GET /api/v1/subscriptions/sub_01KBA7Q4F5R8T1W4Y7A0C3E6HJ/nope.')],
   ])('GET %s', async (url, body) => {
     const t = await app();
     const res = await t.app.inject({ url });
@@ -67,6 +68,7 @@ describe('405 with Allow for a known path and another method', () => {
     ['DELETE', '/api/v1/orders', 'GET, HEAD, POST', fluxpay('COMMON_405', 'DELETE is not allowed on /api/v1/orders; use GET, HEAD, POST.')],
     ['POST', '/api/v1/reconciliation', 'GET, HEAD', fluxpay('COMMON_405', 'POST is not allowed on /api/v1/reconciliation; use GET, HEAD.')],
     ['DELETE', '/api/v1/waiting-rooms/r1', 'GET, HEAD, PUT', fluxpay('COMMON_405', 'DELETE is not allowed on /api/v1/waiting-rooms/r1; use GET, HEAD, PUT.')],
+    ['DELETE', '/api/v1/subscriptions', 'GET, HEAD, POST', fluxpay('COMMON_405', 'DELETE is not allowed on /api/v1/subscriptions; use GET, HEAD, POST.')],
   ] as const)('%s %s', async (method, url, allow, body) => {
     const t = await app();
     const res = await t.app.inject({ method, url });

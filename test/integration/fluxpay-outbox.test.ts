@@ -163,7 +163,7 @@ describe('webhook subscriptions', () => {
     const t = await app();
     expect(errorOf(await fpPost(t, '/api/v1/webhook-subscriptions', { url: 'ftp://x', events: [] }))).toEqual([400, fpError('COMMON_400', expect.any(String), { errors: [{ field: 'url', reason: 'must be an absolute http(s) URL' }] })]);
     expect(errorOf(await fpPost(t, '/api/v1/webhook-subscriptions', { url: 'http://127.0.0.1:1/x', events: ['payment.refunded'] }))[1].result.errors).toEqual([
-      { field: 'events.0', reason: 'must be one of payment.approved, payment.failed, credit.charged, credit.deducted, credit.refunded, order.completed, order.cancelled' },
+      { field: 'events.0', reason: 'must be one of payment.approved, payment.failed, credit.charged, credit.deducted, credit.refunded, order.completed, order.cancelled, subscription.activated, subscription.renewed, subscription.past_due, subscription.canceled, subscription.plan_changed, subscription.expired' },
     ]);
     expect(resultOf(await fpGet(t, '/api/v1/webhook-subscriptions')).items).toEqual([]);
   });

@@ -211,6 +211,11 @@ describe('OpenAPI examples, sent to the service', () => {
       return usageId;
     },
     [EXAMPLE_SUBSCRIBER_URL]: async () => receiver.url('/fluxpay/events'),
+    [FLUXPAY_IDS.billingSubscription]: async () => {
+      const res = await call('POST', '/api/v1/subscriptions', { userId: FLUXPAY_USER, planId: 'basic-monthly', card: { number: '4242424242424242', cvv: '123', expMonth: 12, expYear: 2030 } });
+      expect(res.statusCode, res.body).toBe(200);
+      return res.json().result.subscriptionId as string;
+    },
     // Waiting rooms: one paused room (its tickets stay WAITING) guarding a service no other example orders.
     [EXAMPLE_ROOM]: async () => exampleRoom(),
     [EXAMPLE_TICKET]: async () => (await call('POST', `/api/v1/waiting-rooms/${await exampleRoom()}/enter`, { userId: fresh('user') })).json().result.ticket as string,

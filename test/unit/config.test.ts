@@ -85,6 +85,8 @@ describe('loadConfig defaults', () => {
         ttlMs: 86_400_000,
         maxRecords: 100_000,
         maxSubscriptions: 100,
+        maxBillingSubscriptions: 50_000,
+        dunningDelaysMs: [86_400_000, 259_200_000, 432_000_000],
         maxWaitingTickets: 1_000_000,
         waitingTicketTtlMs: 3_600_000,
         rateLimitMaxKeys: 100_000,
@@ -94,7 +96,7 @@ describe('loadConfig defaults', () => {
     // The built-in billing policy prices at least two services and has plans.
     const { policy } = loadConfig({}).fluxpay;
     expect([...policy.services.keys()]).toEqual(['ai-writer', 'image-studio']);
-    expect([...policy.plans.keys()]).toEqual(['basic-monthly', 'pro-yearly']);
+    expect([...policy.plans.keys()]).toEqual(['basic-monthly', 'pro-monthly', 'pro-yearly']);
   });
 
   it('reads only the given source, never process.env', () => {
@@ -184,6 +186,8 @@ describe('loadConfig values', () => {
       FLUXPAY_TTL_MS: '60000',
       FLUXPAY_MAX_RECORDS: '9',
       FLUXPAY_MAX_SUBSCRIPTIONS: '3',
+      FLUXPAY_MAX_BILLING_SUBSCRIPTIONS: '7',
+      FLUXPAY_DUNNING_DELAYS: 'PT1M, PT2M,P1DT1H',
       FLUXPAY_MAX_WAITING_TICKETS: '50',
       FLUXPAY_WAITING_TICKET_TTL_MS: '1000',
       FLUXPAY_RATE_LIMIT_MAX_KEYS: '7',
@@ -251,6 +255,8 @@ describe('loadConfig values', () => {
         ttlMs: 60_000,
         maxRecords: 9,
         maxSubscriptions: 3,
+        maxBillingSubscriptions: 7,
+        dunningDelaysMs: [60_000, 120_000, 90_000_000],
         maxWaitingTickets: 50,
         waitingTicketTtlMs: 1000,
         rateLimitMaxKeys: 7,
@@ -376,6 +382,12 @@ describe('webhook configuration rules', () => {
   it('never echoes CONSOLE_TOKEN, and CONSOLE_ENABLED is true or false', () => {
     expect(() => loadConfig({ CONSOLE_TOKEN: 'short' })).toThrow(/^Invalid configuration: CONSOLE_TOKEN must NOT have fewer than 8 characters$/);
     expect(() => loadConfig({ CONSOLE_ENABLED: 'yes' })).toThrow('Invalid configuration: CONSOLE_ENABLED must be one of true, false (got "yes")');
+  });
+
+  it('FLUXPAY_DUNNING_DELAYS: ISO 8601 durations (weeks to seconds), positive and increasing', () => {
+    expect(loadConfig({ FLUXPAY_DUNNING_DELAYS: 'P1DT12H, P1W' }).fluxpay.dunningDelaysMs).toEqual([129_600_000, 604_800_000]);
+    expect(() => loadConfig({ FLUXPAY_DUNNING_DELAYS: 'P3D,P1D' })).toThrow('Invalid configuration: FLUXPAY_DUNNING_DELAYS must be positive and increasing (got P3D,P1D)');
+    expect(() => loadConfig({ FLUXPAY_DUNNING_DELAYS: '1 day' })).toThrow(/^Invalid configuration: FLUXPAY_DUNNING_DELAYS must be a comma-separated list of ISO 8601 durations/);
   });
 
   it('never echoes WEBHOOK_SECRET_PREVIOUS', () => {

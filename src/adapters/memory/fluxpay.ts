@@ -26,6 +26,7 @@ import {
 } from '../../core/fluxpay/model.ts';
 import type {
   CancelOrderOutcome,
+  CompleteOrderOutcome,
   ChargeOutcome,
   ConfirmInput,
   ConfirmOutcome,
@@ -248,6 +249,15 @@ export class MemoryFluxPayStore implements FluxPayStore {
     this.#post('PAYMENT_APPROVED', stamp.transactionId, order.orderId, order.amount, order.currency, now);
     this.#emit(stamp, 0, 'payment.approved', `payment:${payment.paymentKey}`, { kind: 'payment', payment: copyPayment(payment) });
     return ok({ kind: 'approved', payment: copyPayment(payment), order: copyOrder(order) });
+  }
+
+  completeOrder(orderId: string, stamp: Stamp): Promise<CompleteOrderOutcome> {
+    const order = this.#orders.get(orderId);
+    if (order === undefined) return ok({ kind: 'not_found' });
+    if (order.status !== 'PAID' || order.sagaId !== null || isCreditChargeOrder(order)) return ok({ kind: 'order_state', order: copyOrder(order) });
+    const payment = this.#completeOrder(order, stamp.now);
+    this.#emit(stamp, 0, 'order.completed', `order:${orderId}`, { kind: 'order', order: copyOrder(order), payment: payment === null ? null : copyPayment(payment) });
+    return ok({ kind: 'completed', order: copyOrder(order) });
   }
 
   // ── credits ──────────────────────────────────────────────────────────────────────────────
@@ -696,6 +706,15 @@ export class MemoryFluxPayStore implements FluxPayStore {
     const list = this.#ledger.get(reference);
     if (list === undefined) this.#ledger.set(reference, [transaction]);
     else list.push(transaction);
+  }
+
+  /**
+   * Writes one outbox event, synchronously, inside the caller's step: for memory stores that share
+   * this outbox (billing subscriptions, ./fluxpay-billing.ts), so their change and its event are
+   * one write and the relay publishes every FluxPay event in one order.
+   */
+  appendEvent(eventId: string, eventType: OutboxEventType, aggregate: string, payload: OutboxPayload, now: number): void {
+    this.#emit({ now, eventIds: [eventId], transactionId: '' }, 0, eventType, aggregate, payload);
   }
 
   /** Writes an outbox event with the change (the `slot`-th event id of the stamp). */

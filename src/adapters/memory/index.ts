@@ -4,6 +4,7 @@ import { MemoryBookingStore } from './bookings.ts';
 import { MemoryDeliveryLog } from './deliveries.ts';
 import { MemoryDisabledUrls } from './disabled-urls.ts';
 import { MemoryFluxPayStore } from './fluxpay.ts';
+import { MemoryBillingStore } from './fluxpay-billing.ts';
 import { MemoryFluxPaySubscriptionStore } from './fluxpay-subscriptions.ts';
 import { MemoryIdempotencyStore } from './idempotency.ts';
 import { MemoryIntentStore } from './intents.ts';
@@ -16,6 +17,7 @@ import { MemoryWaitingRoomStore } from './waiting-rooms.ts';
 
 /** Every port in this process's memory (the default back end), bounded by the configuration. */
 export function createMemoryStores(config: Config): Stores {
+  const fluxpay = new MemoryFluxPayStore({ ttlMs: config.fluxpay.ttlMs, maxRecords: config.fluxpay.maxRecords });
   return {
     intents: new MemoryIntentStore({ ttlMs: config.store.intentTtlMs, maxIntents: config.store.maxIntents }),
     idempotency: new MemoryIdempotencyStore({ ttlMs: config.idempotency.ttlMs, maxKeys: config.idempotency.maxKeys }),
@@ -26,7 +28,9 @@ export function createMemoryStores(config: Config): Stores {
     disabledUrls: new MemoryDisabledUrls(),
     scheduler: new MemorySchedulerStore(),
     v2Payments: new MemoryV2PaymentStore({ ttlMs: config.v2.paymentTtlMs, maxPayments: config.v2.maxPayments }),
-    fluxpay: new MemoryFluxPayStore({ ttlMs: config.fluxpay.ttlMs, maxRecords: config.fluxpay.maxRecords }),
+    fluxpay,
+    // Shares FluxPay's outbox: a subscription's change and its event are one write.
+    billing: new MemoryBillingStore({ maxSubscriptions: config.fluxpay.maxBillingSubscriptions, ttlMs: config.fluxpay.ttlMs }, fluxpay),
     fluxpaySubscriptions: new MemoryFluxPaySubscriptionStore({ maxSubscriptions: config.fluxpay.maxSubscriptions }),
     waitingRooms: new MemoryWaitingRoomStore({ maxTickets: config.fluxpay.maxWaitingTickets, ttlMs: config.fluxpay.waitingTicketTtlMs }),
     rateLimits: new MemoryRateLimitStore({ maxKeys: config.fluxpay.rateLimitMaxKeys }),

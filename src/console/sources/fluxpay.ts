@@ -85,6 +85,8 @@ function aboutOrder(event: OutboxEvent, orderId: string): boolean {
       return p.order.orderId === orderId;
     case 'credit':
       return p.transaction.orderId === orderId;
+    case 'subscription':
+      return p.subscription.invoices.some((i) => i.orderId === orderId);
   }
 }
 

@@ -20,6 +20,12 @@ export const FLUXPAY_STATUS = {
   COMMON_404: 404,
   /** Issue 12: an order of a service a waiting room protects, without a valid admission token. */
   WAIT_001: 403,
+  /** Issue 12: no subscription plan has this id. */
+  SUB_001: 404,
+  /** Issue 12: the subscription's state does not allow this (cancel an EXPIRED one, change the plan of one not ACTIVE…). */
+  SUB_002: 409,
+  /** Issue 12: the subscription kept changing under this request (other requests won every try); send it again. */
+  SUB_003: 409,
 } as const;
 
 export type FluxPayCode = keyof typeof FLUXPAY_STATUS;

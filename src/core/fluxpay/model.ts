@@ -1,5 +1,6 @@
 import type { IdFactory } from '../ids.ts';
 import type { DecisionSource } from '../scenario.ts';
+import type { SubscriptionRecord } from '../subscriptions/ports.ts';
 
 /**
  * FluxPay's records as plain data (source document 002): orders, PG payments (in the style of
@@ -38,7 +39,7 @@ export type SagaStatus = (typeof SAGA_STATUSES)[number];
 export const CREDIT_CHARGE_KIND = 'CREDIT_CHARGE';
 
 /** Ids: a prefix and a ULID. `tx_` names a ledger transaction (a credit transaction is one). */
-export type FluxPayIdPrefix = 'ord' | 'pk' | 'cu' | 'saga' | 'evt' | 'tx' | 'whs';
+export type FluxPayIdPrefix = 'ord' | 'pk' | 'cu' | 'saga' | 'evt' | 'tx' | 'whs' | 'sub' | 'inv';
 export type FluxPayIds = (prefix: FluxPayIdPrefix) => string;
 
 /** The app's monotonic id factory, for FluxPay's prefixes. */
@@ -190,20 +191,36 @@ export interface InboundEvent {
   receivedAt: number;
 }
 
-export const OUTBOX_EVENT_TYPES = ['payment.approved', 'payment.failed', 'credit.charged', 'credit.deducted', 'credit.refunded', 'order.completed', 'order.cancelled'] as const;
+export const OUTBOX_EVENT_TYPES = [
+  'payment.approved',
+  'payment.failed',
+  'credit.charged',
+  'credit.deducted',
+  'credit.refunded',
+  'order.completed',
+  'order.cancelled',
+  // Billing subscriptions (issue 12): document 002 names `subscription.activated` and `subscription.expired`.
+  'subscription.activated',
+  'subscription.renewed',
+  'subscription.past_due',
+  'subscription.canceled',
+  'subscription.plan_changed',
+  'subscription.expired',
+] as const;
 export type OutboxEventType = (typeof OUTBOX_EVENT_TYPES)[number];
 
 export type OutboxPayload =
   | { kind: 'payment'; payment: Payment }
   | { kind: 'order'; order: Order; payment: Payment | null }
-  | { kind: 'credit'; transaction: CreditTransaction; usage: CreditUsage | null };
+  | { kind: 'credit'; transaction: CreditTransaction; usage: CreditUsage | null }
+  | { kind: 'subscription'; subscription: SubscriptionRecord };
 
 /** An event written with the state change it reports, published later by the relay. */
 export interface OutboxEvent {
   /** `evt_<ULID>` */
   eventId: string;
   eventType: OutboxEventType;
-  /** `order:<id>`, `payment:<key>`, `credit:<userId>`: events of one aggregate are published in the order written. */
+  /** `order:<id>`, `payment:<key>`, `credit:<userId>`, `subscription:<id>`: events of one aggregate are published in the order written. */
   aggregate: string;
   /** The store's write order, from 1: the relay publishes in this order. */
   sequence: number;

@@ -1,3 +1,5 @@
+import { parsePeriod } from '../subscriptions/period.ts';
+
 /**
  * The billing policy: what each service charges per use, per feature, in credits, and the plans
  * that subscriptions sell (used by the subscriptions issue). Document 002 asks for a
@@ -25,8 +27,9 @@ export interface PlanPolicy {
   /** Minor units per interval. */
   price: number;
   currency: string;
-  interval: PlanInterval;
-  /** Credits granted each interval. */
+  /** The billing period, an ISO 8601 duration (`P1M`, `P1Y`, `PT1M`…); `interval: MONTH | YEAR` in the file is short for P1M | P1Y. */
+  period: string;
+  /** Credits included each period (the entitlements' `credits.included`). */
   credits: number;
   /** Features of the plan's services it unlocks. */
   features: readonly string[];
@@ -87,14 +90,21 @@ plans:
     name: Basic
     price: 9900
     currency: KRW
-    interval: MONTH
+    period: P1M
     credits: 1000
     features: [summarize, translate]
-  pro-yearly:
+  pro-monthly:
     name: Pro
+    price: 19900
+    currency: KRW
+    period: P1M
+    credits: 5000
+    features: [summarize, translate, upscale, background-removal]
+  pro-yearly:
+    name: Pro (yearly)
     price: 99000
     currency: KRW
-    interval: YEAR
+    period: P1Y
     credits: 15000
     features: [summarize, translate, upscale, background-removal]
 `;
@@ -151,9 +161,8 @@ export function parsePolicy(document: unknown): BillingPolicy {
     const where = `plans.${planId}`;
     if (!ID.test(planId)) throw new Error(`${where}: a plan id is 1–64 letters, digits, '.', '_' or '-'`);
     if (!isObject(raw)) throw new Error(`${where} must be a mapping`);
-    onlyKeys(raw, ['name', 'price', 'currency', 'interval', 'credits', 'features'], where);
-    const interval = raw.interval;
-    if (typeof interval !== 'string' || !(PLAN_INTERVALS as readonly string[]).includes(interval)) throw new Error(`${where}.interval must be one of ${PLAN_INTERVALS.join(', ')}`);
+    onlyKeys(raw, ['name', 'price', 'currency', 'period', 'interval', 'credits', 'features'], where);
+    const period = planPeriod(raw, where);
     const currency = raw.currency ?? 'KRW';
     if (typeof currency !== 'string' || !CURRENCY.test(currency)) throw new Error(`${where}.currency must be an ISO 4217 code such as KRW`);
     const features = raw.features ?? [];
@@ -163,12 +172,29 @@ export function parsePolicy(document: unknown): BillingPolicy {
       name: text(raw.name ?? planId, `${where}.name`),
       price: credits(raw.price, `${where}.price`, 0),
       currency,
-      interval: interval as PlanInterval,
+      period,
       credits: credits(raw.credits ?? 0, `${where}.credits`, 0),
       features: Object.freeze([...(features as string[])]),
     });
   }
   return { services, plans, waitingRooms: parseWaitingRooms(document.waitingRooms ?? {}, services), rateLimits: parseRateLimits(document.rateLimits ?? {}) };
+}
+
+/** `period` (an ISO 8601 duration), else `interval` (MONTH → P1M, YEAR → P1Y); exactly one of them. */
+function planPeriod(raw: Record<string, unknown>, where: string): string {
+  if (raw.period !== undefined && raw.interval !== undefined) throw new Error(`${where} has both period and interval; give one`);
+  if (raw.period === undefined) {
+    const interval = raw.interval;
+    if (typeof interval !== 'string' || !(PLAN_INTERVALS as readonly string[]).includes(interval)) throw new Error(`${where}.period must be an ISO 8601 duration such as P1M (or interval one of ${PLAN_INTERVALS.join(', ')})`);
+    return interval === 'MONTH' ? 'P1M' : 'P1Y';
+  }
+  if (typeof raw.period !== 'string') throw new Error(`${where}.period must be an ISO 8601 duration such as P1M, P1Y or PT1M`);
+  try {
+    parsePeriod(raw.period);
+  } catch (error) {
+    throw new Error(`${where}.period: ${(error as Error).message}`, { cause: error });
+  }
+  return raw.period;
 }
 
 function positiveNumber(value: unknown, where: string, max: number): number {

@@ -73,6 +73,8 @@ export type CancelOrderOutcome =
   /** A usage saga holds the paid order (it is cancelled by that saga's compensation, if at all). */
   | { kind: 'in_use'; order: Order };
 
+export type CompleteOrderOutcome = { kind: 'completed'; order: Order } | { kind: 'not_found' } | { kind: 'order_state'; order: Order };
+
 export type ChargeOutcome =
   | { kind: 'charged'; order: Order; transaction: CreditTransaction; balance: number }
   | { kind: 'not_found' }
@@ -175,6 +177,9 @@ export interface FluxPayStore {
    * `payment.failed`). Of concurrent confirms of one order, at most one approves.
    */
   confirmPayment(input: ConfirmInput, stamp: Stamp): Promise<ConfirmOutcome>;
+
+  /** A PAID order that no saga holds and that buys no credits (a subscription's charge) → COMPLETED, its payment CONFIRMED, with `order.completed`. */
+  completeOrder(orderId: string, stamp: Stamp): Promise<CompleteOrderOutcome>;
 
   // ── credits ──
   balance(userId: string): Promise<number>;

@@ -1,6 +1,7 @@
 import { CREDIT_UNIT, type FluxPayAccount, type FluxPayAccountTotal } from './ledger.ts';
 import type { Order, Payment, PaymentStatus } from './model.ts';
 import type { FluxPaySnapshot } from './ports.ts';
+import { MAX_INVOICES, type SubscriptionRecord } from '../subscriptions/ports.ts';
 
 /**
  * The reconciliation: orders, payments, credits, sagas and the ledger compared with each other,
@@ -19,7 +20,12 @@ import type { FluxPaySnapshot } from './ports.ts';
  *   COMPLETED a CONFIRMED one (or none, never paid), CANCELLED none still collected; no order has
  *   more than one payment that was ever approved (a duplicate charge);
  * - each saga agrees with its order and usage: COMPLETED → order COMPLETED and usage DEDUCTED;
- *   COMPENSATED → order (if it reserved one) CANCELLED and usage (if it deducted) REFUNDED.
+ *   COMPENSATED → order (if it reserved one) CANCELLED and usage (if it deducted) REFUNDED;
+ * - billing subscriptions (issue 12) agree with their orders: a PAID invoice's order (while held)
+ *   is PAID or COMPLETED for the invoice's amount, a DECLINED or REFUNDED one's is CANCELLED, and
+ *   no COMPLETED subscription order lacks its PAID invoice (a charge collected for nothing).
+ *   The subscriptions are read after the FluxPay snapshot: a subscription's order is completed
+ *   only after the subscription recorded its invoice, so an order read COMPLETED has its invoice.
  * @see issue 11 "Transactional outbox and outbound events" (reconciliation)
  */
 
@@ -41,6 +47,7 @@ export interface ReconciliationReport {
   /** Orders with more than one payment that was ever approved: must be 0 (document 002: "중복 결제 0건"). */
   duplicateCharges: number;
   outbox: { pending: number; published: number };
+  subscriptions: { total: number; ACTIVE: number; PAST_DUE: number; CANCELED: number; EXPIRED: number; invoices: { PAID: number; DECLINED: number; REFUNDED: number } };
   mismatches: Mismatch[];
 }
 
@@ -51,7 +58,7 @@ function accountBalance(accounts: readonly FluxPayAccountTotal[], account: FluxP
   return accounts.find((a) => a.account === account && a.unit === unit)?.balance ?? 0;
 }
 
-export function reconcile(snapshot: FluxPaySnapshot): ReconciliationReport {
+export function reconcile(snapshot: FluxPaySnapshot, subscriptions: readonly SubscriptionRecord[] = []): ReconciliationReport {
   const mismatches: Mismatch[] = [];
   const miss = (kind: string, subject: string, message: string): void => void mismatches.push({ kind, subject, message });
   const { accounts } = snapshot;
@@ -157,6 +164,8 @@ export function reconcile(snapshot: FluxPaySnapshot): ReconciliationReport {
     }
   }
 
+  const subscriptionCounts = reconcileSubscriptions(subscriptions, ordersById, paymentsByOrder, miss);
+
   const orderCounts = { total: snapshot.orders.length, PENDING: 0, PAID: 0, COMPLETED: 0, CANCELLED: 0 };
   for (const o of snapshot.orders) orderCounts[o.status]++;
   const paymentCounts = { total: snapshot.payments.length, READY: 0, APPROVED: 0, CONFIRMED: 0, FAILED: 0, CANCELLED: 0 };
@@ -171,6 +180,41 @@ export function reconcile(snapshot: FluxPaySnapshot): ReconciliationReport {
     ledger: { accounts, debits, credits },
     duplicateCharges,
     outbox: snapshot.outbox,
+    subscriptions: subscriptionCounts,
     mismatches,
   };
+}
+
+function reconcileSubscriptions(
+  subscriptions: readonly SubscriptionRecord[],
+  ordersById: ReadonlyMap<string, Order>,
+  paymentsByOrder: ReadonlyMap<string, Payment[]>,
+  miss: (kind: string, subject: string, message: string) => void,
+): ReconciliationReport['subscriptions'] {
+  const counts = { total: subscriptions.length, ACTIVE: 0, PAST_DUE: 0, CANCELED: 0, EXPIRED: 0, invoices: { PAID: 0, DECLINED: 0, REFUNDED: 0 } };
+  const invoiced = new Set<string>();
+  const complete = new Map<string, boolean>();
+  for (const sub of subscriptions) {
+    counts[sub.status]++;
+    complete.set(sub.subscriptionId, sub.invoices.length < MAX_INVOICES);
+    if ((sub.status === 'PAST_DUE') !== (sub.nextRetryAt !== null)) miss('subscription', sub.subscriptionId, `${sub.status} with nextRetryAt ${String(sub.nextRetryAt)}`);
+    for (const invoice of sub.invoices) {
+      counts.invoices[invoice.status]++;
+      if (invoice.status === 'PAID') invoiced.add(invoice.orderId);
+      const order = ordersById.get(invoice.orderId);
+      if (order === undefined) continue; // evicted after FLUXPAY_TTL_MS with its payments; its ledger net is kept
+      const payment = (paymentsByOrder.get(order.orderId) ?? []).find((p) => p.paymentKey === invoice.paymentKey);
+      if (order.amount !== invoice.amount) miss('subscription', invoice.invoiceId, `invoice amount ${invoice.amount} ≠ its order's ${order.amount}`);
+      if (invoice.status === 'PAID' && order.status !== 'PAID' && order.status !== 'COMPLETED') miss('subscription', invoice.invoiceId, `PAID, but its order is ${order.status}`);
+      if (invoice.status !== 'PAID' && order.status !== 'CANCELLED') miss('subscription', invoice.invoiceId, `${invoice.status}, but its order is ${order.status}`);
+      if (invoice.status === 'DECLINED' && payment?.status !== 'FAILED') miss('subscription', invoice.invoiceId, `DECLINED, but its payment is ${payment?.status ?? 'missing'}`);
+    }
+  }
+  for (const order of ordersById.values()) {
+    const subscriptionId = order.metadata?.kind === 'SUBSCRIPTION' ? order.metadata.subscriptionId : undefined;
+    if (typeof subscriptionId !== 'string' || order.status !== 'COMPLETED' || invoiced.has(order.orderId)) continue;
+    // Only where the subscription is held with all its invoices (the oldest are dropped past MAX_INVOICES).
+    if (complete.get(subscriptionId) === true) miss('subscription', order.orderId, `order COMPLETED for subscription ${subscriptionId}, which has no PAID invoice for it`);
+  }
+  return counts;
 }

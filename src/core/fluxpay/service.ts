@@ -7,11 +7,12 @@ import type { RandomSource } from '../random.ts';
 import { cardIssues, cardOutcome, decide, type Scenario, type ScenarioConfig } from '../scenario.ts';
 import { FluxPayError, invalid, notFound } from './errors.ts';
 import type { OutboxRelay } from './outbox.ts';
-import { isCreditChargeOrder, type CreditTransaction, type CreditUsage, type FluxPayIds, type InboundEvent, type Metadata, type Order, type OrderStatus, type OutboxEvent, type Payment, type PaymentMethod, type Saga, type UsageEventType, stampOf, OUTBOX_EVENT_TYPES } from './model.ts';
+import { isCreditChargeOrder, type CardSummary, type CreditTransaction, type CreditUsage, type FluxPayIds, type InboundEvent, type Metadata, type Order, type OrderStatus, type OutboxEvent, type Payment, type PaymentMethod, type Saga, type UsageEventType, stampOf, OUTBOX_EVENT_TYPES } from './model.ts';
 import { priceOf, type BillingPolicy } from './policy.ts';
 import type { ConfirmDecision, FluxPayStore, FluxPaySubscriptionStore, OrderCounts, OutboxQuery, WebhookSubscription } from './ports.ts';
 import { reconcile, type ReconciliationReport } from './reconcile.ts';
 import type { UsageSagas } from './saga.ts';
+import type { SubscriptionRecord } from '../subscriptions/ports.ts';
 
 /**
  * FluxPay's engine (source document 002): orders, PG payments confirmed by the scenario engine,
@@ -181,35 +182,83 @@ export class FluxPayService {
 
   /** A READY payment (with its paymentKey) for a PENDING order; the card rules plan its outcome now, and the card is not kept. */
   async createPayment(input: CreatePaymentInput): Promise<Payment> {
-    const { store, clock, ids } = this.#deps;
-    const now = clock.now();
     if (input.method === 'CARD' && input.card === undefined) throw invalid('card', 'is required when method is CARD');
     if (input.method === 'CARD' && input.easyPay !== undefined) throw invalid('easyPay', 'is only for method EASY_PAY');
     if (input.method === 'EASY_PAY' && input.easyPay === undefined) throw invalid('easyPay', 'is required when method is EASY_PAY');
     if (input.method === 'EASY_PAY' && input.card !== undefined) throw invalid('card', 'is only for method CARD');
-    const card = input.card === undefined ? undefined : { number: input.card.number, cvv: input.card.cvv, exp_month: input.card.expMonth, exp_year: input.card.expYear };
-    if (card !== undefined) {
-      const issues = cardIssues(card);
-      if (issues.length > 0) {
-        const errors = issues.map((i) => ({ field: i.field.replace(/^\//, '').replace('/', '.').replace('exp_month', 'expMonth').replace('exp_year', 'expYear'), reason: i.message }));
-        throw new FluxPayError('COMMON_400', `${errors[0]?.field ?? 'card'}: ${errors[0]?.reason ?? 'is invalid'}`, errors);
-      }
+    const checked = input.card === undefined ? undefined : this.checkCard(input.card);
+    const card = checked === undefined ? undefined : { card: { last4: checked.last4, expMonth: checked.expMonth, expYear: checked.expYear }, planned: checked.planned };
+    return this.#insertPayment(input.orderId, input.method, card, input.easyPay);
+  }
+
+  /**
+   * Checks a card (COMMON_400 naming each broken rule) and plans the outcome the card rules give
+   * it now; what is kept of it is only its summary (last four digits and expiry).
+   */
+  checkCard(input: CardInput): CardSummary & { planned: Payment['planned'] } {
+    const card = { number: input.number, cvv: input.cvv, exp_month: input.expMonth, exp_year: input.expYear };
+    const issues = cardIssues(card);
+    if (issues.length > 0) {
+      const errors = issues.map((i) => ({ field: i.field.replace(/^\//, '').replace('/', '.').replace('exp_month', 'expMonth').replace('exp_year', 'expYear'), reason: i.message }));
+      throw new FluxPayError('COMMON_400', `${errors[0]?.field ?? 'card'}: ${errors[0]?.reason ?? 'is invalid'}`, errors);
     }
-    const order = await store.getOrder(input.orderId);
-    if (order === undefined) throw notFound('Order', input.orderId);
+    return { last4: input.number.slice(-4), expMonth: input.expMonth ?? null, expYear: input.expYear ?? null, planned: cardOutcome(card, this.#deps.clock.now()) };
+  }
+
+  /**
+   * Charges a card on file (a billing key: its summary and the outcome planned when it was
+   * registered, its expiry checked again now): an order, a payment and its confirmation, decided by
+   * `scenario` when given, like any other FluxPay payment. Approved: the order is PAID (the caller
+   * completes it, or refunds it with `cancelOrder`). Declined: the payment is FAILED and the order
+   * CANCELLED, so nothing is left pending.
+   */
+  async chargeCard(input: CreateOrderInput, stored: CardSummary & { planned: Payment['planned'] }, scenario?: Scenario): Promise<{ approved: boolean; order: Order; payment: Payment }> {
+    const order = await this.createOrder(input);
+    const expiry = cardOutcome({ exp_month: stored.expMonth ?? undefined, exp_year: stored.expYear ?? undefined }, this.#deps.clock.now());
+    const card = { last4: stored.last4, expMonth: stored.expMonth, expYear: stored.expYear };
+    const payment = await this.#insertPayment(order.orderId, 'CARD', { card, planned: expiry.status === 'FAILED' ? expiry : stored.planned }, undefined);
+    try {
+      return { approved: true, ...(await this.confirmPayment({ paymentKey: payment.paymentKey, orderId: order.orderId, amount: order.amount }, scenario)) };
+    } catch (error) {
+      if (!(error instanceof FluxPayError) || error.code !== 'PAY_002') throw error;
+      const cancelled = await this.cancelOrder(order.orderId, 'payment declined');
+      return { approved: false, order: cancelled.order, payment: await this.getPayment(payment.paymentKey) };
+    }
+  }
+
+  /** A PAID order no saga holds → COMPLETED, its payment CONFIRMED (a subscription's charge, once the subscription has it). */
+  async completeOrder(orderId: string): Promise<Order> {
+    const { store, clock, ids } = this.#deps;
+    const outcome = await store.completeOrder(orderId, stampOf(ids, clock.now()));
+    switch (outcome.kind) {
+      case 'not_found':
+        throw notFound('Order', orderId);
+      case 'order_state':
+        throw new FluxPayError('PAY_004', `Order ${orderId} is ${outcome.order.status}; only a PAID order of no saga can be completed.`);
+      case 'completed':
+        this.#changed();
+        return outcome.order;
+    }
+  }
+
+  async #insertPayment(orderId: string, method: PaymentMethod, card: { card: CardSummary; planned: Payment['planned'] } | undefined, easyPay: { provider: string } | undefined): Promise<Payment> {
+    const { store, clock, ids } = this.#deps;
+    const now = clock.now();
+    const order = await store.getOrder(orderId);
+    if (order === undefined) throw notFound('Order', orderId);
     const payment: Payment = {
       paymentKey: ids('pk'),
       orderId: order.orderId,
       userId: order.userId,
       amount: order.amount,
       currency: order.currency,
-      method: input.method,
-      card: input.card === undefined ? null : { last4: input.card.number.slice(-4), expMonth: input.card.expMonth ?? null, expYear: input.card.expYear ?? null },
-      easyPay: input.easyPay === undefined ? null : { provider: input.easyPay.provider },
+      method,
+      card: card === undefined ? null : { ...card.card },
+      easyPay: easyPay === undefined ? null : { provider: easyPay.provider },
       status: 'READY',
       failureCode: null,
       decidedBy: null,
-      planned: card === undefined ? APPROVES : cardOutcome(card, now),
+      planned: card === undefined ? APPROVES : card.planned,
       createdAt: now,
       updatedAt: now,
       approvedAt: null,
@@ -220,9 +269,9 @@ export class FluxPayService {
     const created = await store.createPayment(payment);
     switch (created.kind) {
       case 'order_not_found':
-        throw notFound('Order', input.orderId);
+        throw notFound('Order', orderId);
       case 'order_state':
-        throw new FluxPayError('PAY_004', `Order ${input.orderId} is ${created.order.status}; a payment can be made only for a PENDING order.`);
+        throw new FluxPayError('PAY_004', `Order ${orderId} is ${created.order.status}; a payment can be made only for a PENDING order.`);
       case 'full':
         throw storeFull('fluxpay');
       case 'created':
@@ -467,8 +516,10 @@ export class FluxPayService {
     return this.#deps.subscriptions.list();
   }
 
-  async reconcile(): Promise<ReconciliationReport> {
-    return reconcile(await this.#deps.store.snapshot());
+  /** `subscriptions`: read after this store's snapshot (see reconcile.ts). */
+  async reconcile(subscriptions?: () => Promise<readonly SubscriptionRecord[]>): Promise<ReconciliationReport> {
+    const snapshot = await this.#deps.store.snapshot();
+    return reconcile(snapshot, subscriptions === undefined ? [] : await subscriptions());
   }
 
   #changed(): void {

@@ -20,7 +20,7 @@ import type { Problem } from '../../http/problem.ts';
  * @see issue 11 "Conventions of the dialect"
  */
 
-export const FLUXPAY_PREFIXES = ['/api/v1/orders', '/api/v1/credits', '/api/v1/events', '/api/v1/sagas', '/api/v1/outbox', '/api/v1/reconciliation', '/api/v1/webhook-subscriptions', '/api/v1/waiting-rooms'] as const;
+export const FLUXPAY_PREFIXES = ['/api/v1/orders', '/api/v1/credits', '/api/v1/events', '/api/v1/sagas', '/api/v1/outbox', '/api/v1/reconciliation', '/api/v1/webhook-subscriptions', '/api/v1/waiting-rooms', '/api/v1/subscriptions'] as const;
 
 /** FluxPay's paths under `/api/v1/payments` (a trailing slash allowed, as the router allows it). */
 export const FLUXPAY_PAYMENT_PATHS: readonly RegExp[] = [/^\/api\/v1\/payments\/?$/, /^\/api\/v1\/payments\/confirm\/?$/, /^\/api\/v1\/payments\/pk_[^/]*\/?$/];
@@ -31,7 +31,7 @@ export const fluxpayErrors: ErrorShape = {
   paths: FLUXPAY_PAYMENT_PATHS,
   statusOf: { VALIDATION_FAILED: 400, IDEMPOTENCY_KEY_IN_USE: 409, IDEMPOTENCY_KEY_MISMATCH: 422 },
   render(reply, problem) {
-    const code = problem.status === 400 && problem.code === 'VALIDATION_FAILED' ? 'COMMON_400' : problem.code.startsWith('PAY_') || problem.code.startsWith('WAIT_') || problem.code.startsWith('COMMON_') ? problem.code : `COMMON_${problem.status}`;
+    const code = problem.status === 400 && problem.code === 'VALIDATION_FAILED' ? 'COMMON_400' : problem.code.startsWith('PAY_') || problem.code.startsWith('WAIT_') || problem.code.startsWith('SUB_') || problem.code.startsWith('COMMON_') ? problem.code : `COMMON_${problem.status}`;
     return reply.send({ isSuccess: false, code, message: problem.message, result: code === 'COMMON_400' ? { errors: fieldErrors(problem) } : null });
   },
 };

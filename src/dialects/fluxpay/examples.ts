@@ -33,6 +33,8 @@ export const EXAMPLE_IDS = {
   transaction: 'tx_01KBA7Q4D3P6S9W2Y5A8C1E4GJ',
   usage: 'cu_01KBA7Q4D3P6S9W2Y5A8C1E4GK',
   subscription: 'whs_01KBA7Q4D3P6S9W2Y5A8C1E4GM',
+  /** An ACTIVE billing subscription of EXAMPLE_USER on basic-monthly (each request gets its own). */
+  billingSubscription: 'sub_01KBA7Q4F5R8T1W4Y7A0C3E6HJ',
 } as const;
 
 /** A subscriber's URL, on a local receiver. */
@@ -226,10 +228,85 @@ export const reconciliationResponses: Examples = {
       },
       duplicateCharges: 0,
       outbox: { pending: 0, published: 6 },
+      subscriptions: { total: 0, ACTIVE: 0, PAST_DUE: 0, CANCELED: 0, EXPIRED: 0, invoices: { PAID: 0, DECLINED: 0, REFUNDED: 0 } },
       mismatches: [],
     }),
   ),
 };
+
+// ── billing subscriptions (issue 12) ──
+
+const SUB_T = '2026-11-30T09:00:00.000Z';
+const SUB_END = '2026-12-30T09:00:00.000Z';
+const SUB_NEXT = '2027-01-30T09:00:00.000Z';
+const plans = [
+  { planId: 'basic-monthly', name: 'Basic', price: 9900, currency: 'KRW', period: 'P1M', credits: 1000, features: ['summarize', 'translate'] },
+  { planId: 'pro-monthly', name: 'Pro', price: 19900, currency: 'KRW', period: 'P1M', credits: 5000, features: ['summarize', 'translate', 'upscale', 'background-removal'] },
+  { planId: 'pro-yearly', name: 'Pro (yearly)', price: 99000, currency: 'KRW', period: 'P1Y', credits: 15000, features: ['summarize', 'translate', 'upscale', 'background-removal'] },
+];
+const invoice = {
+  invoiceId: 'inv_01KBA7Q4F5R8T1W4Y7A0C3E6HK',
+  kind: 'INITIAL',
+  planId: 'basic-monthly',
+  amount: 9900,
+  currency: 'KRW',
+  periodStart: SUB_T,
+  periodEnd: SUB_END,
+  status: 'PAID',
+  orderId: 'ord_01KBA7Q4F5R8T1W4Y7A0C3E6HM',
+  paymentKey: 'pk_01KBA7Q4F5R8T1W4Y7A0C3E6HN',
+  failureCode: null,
+  createdAt: SUB_T,
+};
+const billingSummary = {
+  subscriptionId: EXAMPLE_IDS.billingSubscription,
+  userId: EXAMPLE_USER,
+  planId: 'basic-monthly',
+  status: 'ACTIVE',
+  cancelAtPeriodEnd: false,
+  currentPeriodStart: SUB_T,
+  currentPeriodEnd: SUB_END,
+  pendingPlanId: null,
+  nextChargeAt: SUB_END,
+  dunningAttempt: 0,
+  card: { last4: '4242', expMonth: 12, expYear: 2030 },
+  canceledAt: null,
+  expiredAt: null,
+  createdAt: SUB_T,
+  updatedAt: SUB_T,
+};
+const billing = { ...billingSummary, invoices: [invoice] };
+const card = { number: '4242424242424242', cvv: '123', expMonth: 12, expYear: 2030 };
+export const planListResponses: Examples = { plans: ex('The plans of the billing policy', wrap({ items: plans })) };
+export const subscribeRequests: Examples = { basic: ex('Basic, monthly, with a test card that approves', { userId: EXAMPLE_USER, planId: 'basic-monthly', card }) };
+export const subscribeResponses: Examples = { basic: ex('ACTIVE: the first month is paid', wrap(billing)) };
+export const billingListResponses: Examples = { page: ex('A user’s subscriptions, newest first', wrap({ items: [billingSummary], nextCursor: null })) };
+export const billingResponses: Examples = { active: ex('With its invoices', wrap(billing)) };
+export const cancelSubscriptionRequests: Examples = { canceled: ex('No body needed', {}) };
+export const cancelSubscriptionResponses: Examples = {
+  canceled: ex('Canceled: usable until the period ends, then EXPIRED', wrap({ ...billing, status: 'CANCELED', cancelAtPeriodEnd: true, nextChargeAt: null, canceledAt: T1, updatedAt: T1 })),
+};
+export const changePlanRequests: Examples = { upgrade: ex('Upgrade to Pro (charged now, prorated)', { planId: 'pro-monthly' }) };
+export const changePlanResponses: Examples = {
+  upgrade: ex(
+    'Upgraded at once: the rest of the period at the difference of the rates, rounded half up',
+    wrap({
+      ...billing,
+      planId: 'pro-monthly',
+      updatedAt: T1,
+      invoices: [invoice, { ...invoice, invoiceId: 'inv_01KBA7Q4F5R8T1W4Y7A0C3E6HP', kind: 'PRORATION', planId: 'pro-monthly', amount: 10000, periodStart: T1, orderId: 'ord_01KBA7Q4F5R8T1W4Y7A0C3E6HQ', paymentKey: 'pk_01KBA7Q4F5R8T1W4Y7A0C3E6HR', createdAt: T1 }],
+    }),
+  ),
+};
+export const updateCardRequests: Examples = { card: ex('Renewals are charged to this card from now on', { card: { number: '4000000000000002', expMonth: 12, expYear: 2030 } }) };
+export const updateCardResponses: Examples = { card: ex('The new card (its last four digits)', wrap({ ...billing, card: { last4: '0002', expMonth: 12, expYear: 2030 }, updatedAt: T1 })) };
+export const entitlementsResponses: Examples = {
+  basic: ex(
+    'Basic: two features, 1,000 credits a period, 10 used',
+    wrap({ subscriptionId: EXAMPLE_IDS.billingSubscription, userId: EXAMPLE_USER, planId: 'basic-monthly', status: 'ACTIVE', entitled: true, periodStart: SUB_T, periodEnd: SUB_END, features: ['summarize', 'translate'], credits: { included: 1000, used: 10, remaining: 990 } }),
+  ),
+};
+const subscriptionEvent = { ...billingSummary, latestInvoice: invoice };
 
 // ── the webhook ──
 
@@ -252,6 +329,32 @@ export const FLUXPAY_WEBHOOK_EXAMPLES: Record<string, { summary: string; descrip
     summary: 'An order was cancelled (FluxPay)',
     description: 'Cancelled by hand, or by a usage saga’s compensation; a paid order’s payment is refunded (CANCELLED). `data` is the order with its payment.',
     data: { ...order, status: 'CANCELLED', paymentKey: EXAMPLE_IDS.approvedPayment, cancelReason: 'usage usage-9c40 failed: timeout', paidAt: T1, cancelledAt: T2, updatedAt: T2, payment: { ...approved, status: 'CANCELLED', cancelledAt: T2 } },
+  },
+  'subscription.activated': { summary: 'A subscription started (FluxPay)', description: 'Its first period was paid. `data` is the subscription with `latestInvoice`.', data: subscriptionEvent },
+  'subscription.renewed': {
+    summary: 'A subscription renewed (FluxPay)',
+    description: 'The renewal (or a dunning retry) was paid: the next period started. `data` is the subscription with `latestInvoice`.',
+    data: { ...subscriptionEvent, currentPeriodStart: SUB_END, currentPeriodEnd: SUB_NEXT, nextChargeAt: SUB_NEXT, updatedAt: SUB_END, latestInvoice: { ...invoice, kind: 'RENEWAL', periodStart: SUB_END, periodEnd: SUB_NEXT, createdAt: SUB_END } },
+  },
+  'subscription.past_due': {
+    summary: 'A renewal was declined (FluxPay)',
+    description: 'The subscription is PAST_DUE: the charge is retried at `nextChargeAt` (FLUXPAY_DUNNING_DELAYS after the period end); when the last retry is declined it EXPIRES.',
+    data: { ...subscriptionEvent, status: 'PAST_DUE', nextChargeAt: '2026-12-31T09:00:00.000Z', dunningAttempt: 1, updatedAt: SUB_END, latestInvoice: { ...invoice, kind: 'RENEWAL', status: 'DECLINED', failureCode: 'card_declined', periodStart: SUB_END, periodEnd: SUB_NEXT, createdAt: SUB_END } },
+  },
+  'subscription.canceled': {
+    summary: 'A subscription was canceled (FluxPay)',
+    description: 'It stays usable until `currentPeriodEnd`, then EXPIRES without a charge.',
+    data: { ...subscriptionEvent, status: 'CANCELED', cancelAtPeriodEnd: true, nextChargeAt: null, canceledAt: T1, updatedAt: T1 },
+  },
+  'subscription.plan_changed': {
+    summary: 'A subscription changed plan (FluxPay)',
+    description: 'An upgrade (applied now, `latestInvoice` its prorated charge) or a downgrade scheduled for the next renewal (`pendingPlanId`).',
+    data: { ...subscriptionEvent, planId: 'pro-monthly', pendingPlanId: 'basic-monthly', updatedAt: T1 },
+  },
+  'subscription.expired': {
+    summary: 'A subscription expired (FluxPay)',
+    description: 'A canceled subscription reached its period end, the last dunning retry was declined, or a PAST_DUE one was canceled.',
+    data: { ...subscriptionEvent, status: 'EXPIRED', nextChargeAt: null, canceledAt: T1, expiredAt: SUB_END, updatedAt: SUB_END },
   },
 };
 
@@ -278,8 +381,11 @@ export const fluxpayErrorDocs: ErrorDocs = {
         amount_mismatch: err('PAY_005', `amount 10000 does not match order ${EXAMPLE_IDS.pendingOrder}'s amount 15000.`),
       },
     },
-    402: { description: 'PAY_002: the payment was declined (the payment is FAILED; the order stays PENDING).', examples: { declined: err('PAY_002', 'Payment approval failed: DECLINE_2.') } },
-    404: { description: 'COMMON_404: no such record (or it was evicted after FLUXPAY_TTL_MS), or no such route.', examples: { not_found: err('COMMON_404', `Order ${EXAMPLE_IDS.pendingOrder} was not found.`) } },
+    402: { description: 'PAY_002: the payment was declined (the payment is FAILED; the order stays PENDING, or, for a subscription’s charge, is CANCELLED and nothing changes).', examples: { declined: err('PAY_002', 'Payment approval failed: DECLINE_2.') } },
+    404: {
+      description: 'COMMON_404: no such record (or it was evicted after FLUXPAY_TTL_MS), or no such route; SUB_001: no subscription plan has this id.',
+      examples: { not_found: err('COMMON_404', `Order ${EXAMPLE_IDS.pendingOrder} was not found.`), unknown_plan: err('SUB_001', 'Plan gold-monthly does not exist (plans: basic-monthly, pro-monthly, pro-yearly).') },
+    },
     403: {
       description: 'WAIT_001: the order’s service is protected by an active waiting room and the X-Admission-Token is missing, not one of its tokens, expired or already used.',
       examples: {
@@ -289,12 +395,15 @@ export const fluxpayErrorDocs: ErrorDocs = {
     },
     405: { description: 'COMMON_405: the path exists with other methods (see `Allow`).', examples: { method: err('COMMON_405', 'DELETE is not allowed on /api/v1/orders; use GET, POST.') } },
     409: {
-      description: 'PAY_001: insufficient credit balance; PAY_003: already processed; PAY_004: the order’s state does not allow this; COMMON_409: a request with this Idempotency-Key is still being processed.',
+      description:
+        'PAY_001: insufficient credit balance; PAY_003: already processed; PAY_004: the order’s state does not allow this; SUB_002: the subscription’s state does not allow this; SUB_003: the subscription kept changing under the request (send it again); COMMON_409: a request with this Idempotency-Key is still being processed.',
       examples: {
         insufficient: err('PAY_001', 'Insufficient credit balance: 5, needed 10.'),
         already_processed: err('PAY_003', `Payment ${EXAMPLE_IDS.approvedPayment} was already processed: APPROVED, CARD, amount 15000 KRW, order ${EXAMPLE_IDS.pendingOrder}.`),
         order_state: err('PAY_004', `Order ${EXAMPLE_IDS.pendingOrder} is COMPLETED; only a PENDING or PAID order can be cancelled.`),
         in_use: err('COMMON_409', 'A request with this Idempotency-Key is still being processed; retry later.'),
+        subscription_state: err('SUB_002', `Subscription ${EXAMPLE_IDS.billingSubscription} is EXPIRED; only an ACTIVE or PAST_DUE subscription can be canceled.`),
+        subscription_busy: err('SUB_003', `Subscription ${EXAMPLE_IDS.billingSubscription} is being changed by other requests; try again.`),
       },
     },
     413: { description: 'COMMON_413: the body is larger than BODY_LIMIT_BYTES.', examples: { too_large: err('COMMON_413', 'The request body is larger than the limit (BODY_LIMIT_BYTES).') } },

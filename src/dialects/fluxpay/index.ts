@@ -5,6 +5,7 @@ import { fluxpayErrorHandler, fluxpayErrors } from './errors.ts';
 import { exampleEnvelope, exampleWebhookHeaders, FLUXPAY_WEBHOOK_EXAMPLES } from './examples.ts';
 import fluxpayRoutes from './routes.ts';
 import waitingRoomRoutes from './waiting-room-routes.ts';
+import subscriptionRoutes from './subscription-routes.ts';
 import { WebhookEnvelope } from './schemas.ts';
 import { envelopeOf, fluxpayWebhookOf } from './webhook-payload.ts';
 
@@ -35,8 +36,9 @@ const fluxpay: FastifyPluginAsync = async (app) => {
       onReplay: () => app.metrics.idempotencyReplays.inc(),
       onConflict: () => app.metrics.idempotencyConflicts.inc(),
     });
-    await scope.register(fluxpayRoutes, { idempotent, service, defaultWebhookUrl: config.fluxpay.webhookUrl, rooms: app.waitingRooms, newOrderId: () => service.newOrderId() });
+    await scope.register(fluxpayRoutes, { idempotent, service, defaultWebhookUrl: config.fluxpay.webhookUrl, rooms: app.waitingRooms, newOrderId: () => service.newOrderId(), subscriptions: app.fluxpay.subscriptions });
     await scope.register(waitingRoomRoutes, { rooms: app.waitingRooms });
+    await scope.register(subscriptionRoutes, { idempotent, subscriptions: app.fluxpay.subscriptions });
   });
 
   // Publishing = every subscriber's delivery accepted (logged) by the dispatcher; a failure to

@@ -2,6 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Scenario } from '../../core/scenario.ts';
 import type { FluxPayService } from '../../core/fluxpay/service.ts';
+import type { SubscriptionService } from '../../core/subscriptions/service.ts';
 import { FluxPayError } from '../../core/fluxpay/errors.ts';
 import type { UseTokenOutcome } from '../../core/waiting-room/ports.ts';
 import type { WaitingRoomService } from '../../core/waiting-room/service.ts';
@@ -26,6 +27,8 @@ export interface FluxPayRoutesOptions {
   /** The order guard of issue 12's waiting rooms. */
   rooms: WaitingRoomService;
   newOrderId: () => string;
+  /** Billing subscriptions, reconciled with their orders (issue 12). */
+  subscriptions: SubscriptionService;
 }
 
 const errors = (statuses: number[], options?: Parameters<typeof errorResponses>[2]) => errorResponses(ex.fluxpayErrorDocs, statuses, options);
@@ -54,7 +57,7 @@ function admissionRefusal(serviceId: string, guard: Exclude<UseTokenOutcome, { k
   }
 }
 
-const fluxpayRoutes: FastifyPluginAsync<FluxPayRoutesOptions> = async (fastify, { idempotent, service, defaultWebhookUrl, rooms, newOrderId }) => {
+const fluxpayRoutes: FastifyPluginAsync<FluxPayRoutesOptions> = async (fastify, { idempotent, service, defaultWebhookUrl, rooms, newOrderId, subscriptions }) => {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
 
   // ── orders ──
@@ -395,12 +398,12 @@ const fluxpayRoutes: FastifyPluginAsync<FluxPayRoutesOptions> = async (fastify, 
         operationId: 'getFluxPayReconciliation',
         summary: 'Orders, payments, credits, sagas and the ledger, compared',
         description:
-          'Counts and ledger totals, and every mismatch: the ledger balances in every unit; CREDIT_LIABILITY equals the sum of balances; each balance equals its charges − uses + refunds; revenue and credits issued agree with uses and charges; customer payments equal what approved payments collected; each order agrees with its payments and each saga with its order and usage; no order was charged twice. `consistent` is true when the list is empty (it must be).',
+          'Counts and ledger totals, and every mismatch: the ledger balances in every unit; CREDIT_LIABILITY equals the sum of balances; each balance equals its charges − uses + refunds; revenue and credits issued agree with uses and charges; customer payments equal what approved payments collected; each order agrees with its payments and each saga with its order and usage; each subscription invoice with its order; no order was charged twice. `consistent` is true when the list is empty (it must be).',
         tags,
         response: { 200: documented(s.Wrapped(s.ReconciliationView, 'FluxPayReconciliationResult'), { description: 'The report.', examples: ex.reconciliationResponses }), ...errors([500, 503]) },
       },
     },
-    async () => ok(await service.reconcile()),
+    async () => ok(await service.reconcile(() => subscriptions.snapshot())),
   );
 };
 

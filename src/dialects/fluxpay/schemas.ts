@@ -349,6 +349,7 @@ export const ReconciliationView = Type.Object(
     }),
     duplicateCharges: Type.Integer({ minimum: 0, description: 'Orders with more than one approved payment: must be 0' }),
     outbox: Type.Object({ pending: Count, published: Count }),
+    subscriptions: Type.Object({ total: Count, ACTIVE: Count, PAST_DUE: Count, CANCELED: Count, EXPIRED: Count, invoices: Type.Object({ PAID: Count, DECLINED: Count, REFUNDED: Count }) }, { description: 'Billing subscriptions by status, and their invoices' }),
     mismatches: Type.Array(Type.Object({ kind: Type.String(), subject: Type.String(), message: Type.String() }, { title: 'FluxPayMismatch' })),
   },
   { title: 'FluxPayReconciliation' },
@@ -426,3 +427,95 @@ export const TicketView = Type.Object(
 );
 
 export const OrderHeaders = Type.Object({ ...IdempotencyKeyHeader.properties, 'x-admission-token': Type.Optional(Type.String({ maxLength: 128, examples: ['adm_01KBA7Q4E4Q7T0X3Z6B9D2F5HK'], description: 'The admission token of a waiting room protecting the order’s service (WAIT_001 without it)' })) });
+
+// ── billing subscriptions (issue 12) ─────────────────────────────────────────────────────────
+
+export const BillingSubscriptionIdSchema = PrefixedId('sub', 'A billing subscription: sub_<ULID>', 'sub_01KBA7Q4F5R8T1W4Y7A0C3E6HJ');
+export const BillingSubscriptionParams = Type.Object({ subscriptionId: BillingSubscriptionIdSchema });
+export const PlanId = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$', 'x-pattern-description': '1–64 letters, digits, ., _ or -', description: 'A plan of the billing policy', examples: ['basic-monthly'] });
+
+export const PlanView = Type.Object(
+  {
+    planId: Type.String(),
+    name: Type.String(),
+    price: Type.Integer({ description: 'Minor units per period' }),
+    currency: Type.String(),
+    period: Type.String({ description: 'ISO 8601 duration: P1M, P1Y, PT1M…' }),
+    credits: Type.Integer({ description: 'Credits included each period (entitlements)' }),
+    features: Type.Array(Type.String(), { description: 'Features of the policy’s services the plan unlocks' }),
+  },
+  { title: 'FluxPayPlan' },
+);
+export const PlanList = Type.Object({ items: Type.Array(PlanView) }, { title: 'FluxPayPlanList' });
+
+export const SubscribeBody = Type.Object({ userId: UserId, planId: PlanId, card: CardBody }, { ...Strict, title: 'FluxPaySubscribeRequest' });
+export const CancelSubscriptionBody = Type.Object({}, { ...Strict, title: 'FluxPayCancelSubscriptionRequest', description: 'Empty (or no body)' });
+export const ChangePlanBody = Type.Object({ planId: PlanId }, { ...Strict, title: 'FluxPayChangePlanRequest' });
+export const UpdateCardBody = Type.Object({ card: CardBody }, { ...Strict, title: 'FluxPayUpdateCardRequest' });
+export const SubscriptionChargeHeaders = Type.Object({
+  'x-sim-scenario': Type.Optional(Type.Enum(SCENARIOS, { description: 'The outcome of the charge this request makes, whatever the card says (as for `POST /api/v1/payments/confirm`)', examples: ['fail'] })),
+  ...IdempotencyKeyHeader.properties,
+});
+
+export const InvoiceView = Type.Object(
+  {
+    invoiceId: Type.String({ description: 'inv_<ULID>' }),
+    kind: Type.Enum(['INITIAL', 'RENEWAL', 'RETRY', 'PRORATION']),
+    planId: Type.String(),
+    amount: Type.Integer(),
+    currency: Type.String(),
+    periodStart: IsoDateTime,
+    periodEnd: IsoDateTime,
+    status: Type.Enum(['PAID', 'DECLINED', 'REFUNDED']),
+    orderId: Type.String({ description: 'The FluxPay order of the charge (COMPLETED when paid, CANCELLED when declined)' }),
+    paymentKey: Type.String(),
+    failureCode: Nullable(Type.String(), 'Why the card was declined'),
+    createdAt: IsoDateTime,
+  },
+  { title: 'FluxPayInvoice' },
+);
+
+const billingFields = {
+  subscriptionId: Type.String({ description: 'sub_<ULID>' }),
+  userId: Type.String(),
+  planId: Type.String(),
+  status: Type.Enum(['ACTIVE', 'PAST_DUE', 'CANCELED', 'EXPIRED'], { description: 'CANCELED: canceled, usable until currentPeriodEnd, then EXPIRED' }),
+  cancelAtPeriodEnd: Type.Boolean(),
+  currentPeriodStart: IsoDateTime,
+  currentPeriodEnd: IsoDateTime,
+  pendingPlanId: Nullable(Type.String(), 'A downgrade waiting for the next renewal'),
+  nextChargeAt: IsoOrNull('The next renewal (ACTIVE) or dunning retry (PAST_DUE)'),
+  dunningAttempt: Type.Integer({ minimum: 0, description: 'Declined charges of the current renewal' }),
+  card: Type.Object({ last4: Type.String(), expMonth: Nullable(Type.Integer()), expYear: Nullable(Type.Integer()) }),
+  canceledAt: IsoOrNull('When it was canceled'),
+  expiredAt: IsoOrNull('When it expired'),
+  createdAt: IsoDateTime,
+  updatedAt: IsoDateTime,
+};
+export const BillingSubscriptionSummary = Type.Object(billingFields, { title: 'FluxPayBillingSubscriptionSummary' });
+export const BillingSubscriptionView = Type.Object({ ...billingFields, invoices: Type.Array(InvoiceView, { description: 'Oldest first (the newest 24)' }) }, { title: 'FluxPayBillingSubscription' });
+export const BillingSubscriptionQuery = Type.Object({
+  userId: Type.Optional(UserId),
+  cursor: Type.Optional(BillingSubscriptionIdSchema),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_PAGE_LIMIT, default: DEFAULT_PAGE_LIMIT, examples: [20] })),
+});
+export const BillingSubscriptionPage = PageOf(BillingSubscriptionSummary, 'FluxPayBillingSubscriptionPage');
+
+export const EntitlementsView = Type.Object(
+  {
+    subscriptionId: Type.String(),
+    userId: Type.String(),
+    planId: Type.String(),
+    status: Type.Enum(['ACTIVE', 'PAST_DUE', 'CANCELED', 'EXPIRED']),
+    entitled: Type.Boolean({ description: 'The plan’s features are usable: ACTIVE, CANCELED until its period ends, PAST_DUE while dunning retries run' }),
+    periodStart: IsoDateTime,
+    periodEnd: IsoDateTime,
+    features: Type.Array(Type.String()),
+    credits: Type.Object({
+      included: Type.Integer({ description: 'The plan’s credits per period' }),
+      used: Type.Integer({ description: 'The user’s credits deducted minus refunded since periodStart (from the credit transactions held, FLUXPAY_TTL_MS)' }),
+      remaining: Type.Integer({ description: 'max(0, included − used)' }),
+    }),
+  },
+  { title: 'FluxPayEntitlements' },
+);

@@ -2,6 +2,9 @@ import type { ReconciliationReport } from '../../core/fluxpay/reconcile.ts';
 import type { CreditTransaction, CreditUsage, Order, OutboxEvent, OutboxPayload, Payment, Saga } from '../../core/fluxpay/model.ts';
 import type { WebhookSubscription } from '../../core/fluxpay/ports.ts';
 import type { RoomView, TicketView } from '../../core/waiting-room/service.ts';
+import type { PlanPolicy } from '../../core/fluxpay/policy.ts';
+import type { Invoice, SubscriptionRecord } from '../../core/subscriptions/ports.ts';
+import type { Entitlements } from '../../core/subscriptions/service.ts';
 
 /** How the FluxPay API shows its records: camelCase, ISO 8601 UTC times, never the planned outcome or card data. */
 
@@ -108,6 +111,8 @@ export function eventData(payload: OutboxPayload): Record<string, unknown> {
         creditUsageId: payload.usage?.creditUsageId ?? null,
         balance: payload.transaction.balanceAfter,
       };
+    case 'subscription':
+      return { ...billingSummaryView(payload.subscription), latestInvoice: payload.subscription.invoices.length === 0 ? null : invoiceView(payload.subscription.invoices.at(-1) as Invoice) };
   }
 }
 
@@ -126,6 +131,46 @@ export function outboxView(event: OutboxEvent) {
 
 export function subscriptionView(subscription: WebhookSubscription) {
   return { subscriptionId: subscription.subscriptionId, url: subscription.url, events: [...subscription.events], createdAt: iso(subscription.createdAt) };
+}
+
+// ── billing subscriptions (issue 12) ──
+
+export function planView(plan: PlanPolicy) {
+  return { planId: plan.planId, name: plan.name, price: plan.price, currency: plan.currency, period: plan.period, credits: plan.credits, features: [...plan.features] };
+}
+
+export function invoiceView(invoice: Invoice) {
+  return { ...invoice, periodStart: iso(invoice.periodStart), periodEnd: iso(invoice.periodEnd), createdAt: iso(invoice.createdAt) };
+}
+
+/** A subscription without its invoices (lists and events). */
+export function billingSummaryView(sub: SubscriptionRecord) {
+  const nextChargeAt = sub.status === 'ACTIVE' ? sub.currentPeriodEnd : sub.status === 'PAST_DUE' ? sub.nextRetryAt : null;
+  return {
+    subscriptionId: sub.subscriptionId,
+    userId: sub.userId,
+    planId: sub.planId,
+    status: sub.status,
+    cancelAtPeriodEnd: sub.status === 'CANCELED',
+    currentPeriodStart: iso(sub.currentPeriodStart),
+    currentPeriodEnd: iso(sub.currentPeriodEnd),
+    pendingPlanId: sub.pendingPlanId,
+    nextChargeAt: isoOrNull(nextChargeAt),
+    dunningAttempt: sub.dunningAttempt,
+    card: { last4: sub.card.last4, expMonth: sub.card.expMonth, expYear: sub.card.expYear },
+    canceledAt: isoOrNull(sub.canceledAt),
+    expiredAt: isoOrNull(sub.expiredAt),
+    createdAt: iso(sub.createdAt),
+    updatedAt: iso(sub.updatedAt),
+  };
+}
+
+export function billingView(sub: SubscriptionRecord) {
+  return { ...billingSummaryView(sub), invoices: sub.invoices.map(invoiceView) };
+}
+
+export function entitlementsView(e: Entitlements) {
+  return { ...e, periodStart: iso(e.periodStart), periodEnd: iso(e.periodEnd), features: [...e.features], credits: { ...e.credits } };
 }
 
 export function reconciliationView(report: ReconciliationReport) {

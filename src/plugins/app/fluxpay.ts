@@ -6,6 +6,7 @@ import { OutboxRelay } from '../../core/fluxpay/outbox.ts';
 import { UsageSagas } from '../../core/fluxpay/saga.ts';
 import { FluxPayService } from '../../core/fluxpay/service.ts';
 import { createRandom } from '../../core/random.ts';
+import { SubscriptionService } from '../../core/subscriptions/service.ts';
 
 /**
  * FluxPay's engine (issue 11), built once per app from the core and its store ports: the
@@ -16,6 +17,8 @@ import { createRandom } from '../../core/random.ts';
 
 export interface FluxPay {
   service: FluxPayService;
+  /** Billing subscriptions (issue 12). */
+  subscriptions: SubscriptionService;
   sagas: UsageSagas;
   relay: OutboxRelay;
 }
@@ -88,7 +91,26 @@ export default fp(
       settings: { usageTimeoutMs: config.fluxpay.usageTimeoutMs, scenarios: config.scenarios, policy: config.fluxpay.policy },
       bus,
     });
-    app.decorate('fluxpay', { service, sagas, relay });
+    const subscriptions = new SubscriptionService({
+      store: stores.billing,
+      fluxpay: service,
+      relay,
+      scheduler,
+      clock,
+      ids,
+      settings: { policy: config.fluxpay.policy, dunningDelaysMs: config.fluxpay.dunningDelaysMs },
+    });
+    app.decorate('fluxpay', { service, subscriptions, sagas, relay });
+
+    new Gauge({
+      name: 'fluxpay_subscriptions',
+      help: 'FluxPay billing subscriptions held, by status (ACTIVE, PAST_DUE, CANCELED until their period ends, EXPIRED until evicted).',
+      labelNames: ['status'],
+      registers,
+      async collect() {
+        for (const [status, count] of Object.entries(await stores.billing.counts())) this.set({ status }, count);
+      },
+    });
 
     new Gauge({
       name: 'fluxpay_outbox_depth',
@@ -109,6 +131,7 @@ export default fp(
     });
 
     app.core.onSweep((now) => store.sweep(now));
+    app.core.onSweep((now) => stores.billing.sweep(now));
     // What was written before a restart is published once the app is up (the scheduler has started).
     app.addHook('onReady', async () => relay.kick());
     app.lifecycle.onDrain(async (budgetMs) => {

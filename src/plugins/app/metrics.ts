@@ -40,7 +40,7 @@ const ATTEMPT_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 /** Event to delivered: the approve delay is not in it, queueing and retries are (backoffs of seconds to minutes). */
 const DELIVERY_LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800];
 /** The bounded stores whose fill is exported, by the `store` label (intents, bookings and v2_payments as in store_full_total). */
-const BOUNDED_STORES = ['intents', 'idempotency_keys', 'webhook_deliveries', 'bookings', 'v2_payments', 'fluxpay'] as const;
+const BOUNDED_STORES = ['intents', 'idempotency_keys', 'webhook_deliveries', 'bookings', 'v2_payments', 'fluxpay', 'fluxpay_billing_subscriptions'] as const;
 /** Failure reasons that mean the delivery was never attempted because there was no room or time. */
 const DROPPED_REASONS: ReadonlySet<string> = new Set(['queue_full', 'shutting_down', 'log_full']);
 
@@ -269,7 +269,7 @@ class Tally<L extends string> {
  * A store whose stats fail keeps its last values, and the failure is logged.
  */
 function registerStoreFill(
-  stores: Pick<Stores, 'intents' | 'idempotency' | 'deliveries' | 'bookings' | 'v2Payments' | 'fluxpay'>,
+  stores: Pick<Stores, 'intents' | 'idempotency' | 'deliveries' | 'bookings' | 'v2Payments' | 'fluxpay' | 'billing'>,
   registers: Registry[],
   onError: (error: unknown) => void,
 ): void {
@@ -280,6 +280,7 @@ function registerStoreFill(
     bookings: stores.bookings,
     v2_payments: stores.v2Payments,
     fluxpay: stores.fluxpay,
+    fluxpay_billing_subscriptions: stores.billing,
   };
   let reading: Promise<Array<StoreStats | undefined>> | undefined;
   const read = (): Promise<Array<StoreStats | undefined>> =>

@@ -211,6 +211,26 @@ export function fluxPayStoreContract(name: string, make: FluxPayStoreFactory): v
         expect(await store.orderCounts()).toEqual(after);
       });
 
+      it('complete: a PAID order of no saga that buys no credits → COMPLETED, its payment CONFIRMED, with order.completed; once', async () => {
+        const store = await make(ROOMY);
+        const { order, payment } = await paid(store);
+        const s = stamp(T0 + 5);
+        const done = await store.completeOrder(order.orderId, s);
+        expect(done).toEqual({ kind: 'completed', order: { ...order, status: 'COMPLETED', completedAt: T0 + 5, updatedAt: T0 + 5 } });
+        expect(await store.getPayment(payment.paymentKey)).toMatchObject({ status: 'CONFIRMED', confirmedAt: T0 + 5 });
+        expect((await store.completeOrder(order.orderId, stamp())).kind).toBe('order_state');
+        expect((await store.completeOrder('ord_x', stamp())).kind).toBe('not_found');
+        const pending = anOrder();
+        await store.createOrder(pending);
+        expect((await store.completeOrder(pending.orderId, stamp())).kind).toBe('order_state');
+        const { order: credit } = await paid(store, { metadata: { kind: 'CREDIT_CHARGE' } });
+        expect((await store.completeOrder(credit.orderId, stamp())).kind).toBe('order_state');
+        const events = await store.pendingOutbox(10);
+        expect(events.map((e) => e.eventType)).toEqual(['payment.approved', 'order.completed', 'payment.approved']);
+        expect(events[1]).toMatchObject({ eventId: s.eventIds[0], aggregate: `order:${order.orderId}` });
+        await consistent(store);
+      });
+
       it('lists orders newest first, by user and status, with cursors', async () => {
         const store = await make(ROOMY);
         const a = anOrder();

@@ -1,0 +1,280 @@
+import type { Clock } from '../clock.ts';
+import { storeFull } from '../errors.ts';
+import { FluxPayError, invalid, notFound } from '../fluxpay/errors.ts';
+import type { FluxPayIds, Order, Payment } from '../fluxpay/model.ts';
+import type { OutboxRelay } from '../fluxpay/outbox.ts';
+import type { BillingPolicy, PlanPolicy } from '../fluxpay/policy.ts';
+import type { CardInput, FluxPayService } from '../fluxpay/service.ts';
+import type { Page } from '../ports.ts';
+import type { Scenario } from '../scenario.ts';
+import type { Scheduler } from '../scheduler.ts';
+import { parsePeriod } from './period.ts';
+import type { Invoice, StoredCard, SubscriptionEventType, SubscriptionRecord, SubscriptionStore } from './ports.ts';
+import { activated, canceled, declined, dueAction, expired, nextDueAt, nextPeriod, planChange, renewalPlanId, renewed, withPlan, type BillingPlan, type InvoiceKind, type Subscription } from './subscription.ts';
+
+/**
+ * FluxPay's billing subscriptions over the store port (issue 12): each charge is an order and a
+ * card payment of the FluxPay engine (same scenario rules, ledger and outbox), each change one
+ * guarded store write with its invoice and its event, and the due work (renewals, dunning
+ * retries, expiries) one scheduler job per subscription on the injected clock.
+ *
+ * The order of a charge and its change: the charge first (its order PAID), then the change
+ * (guarded by the version it was computed from), then the order COMPLETED. A change that is
+ * refused after its charge was collected (a concurrent change won, or the store is full) has its
+ * order cancelled, which refunds the payment through the ledger: nobody pays for a change that did
+ * not happen.
+ * @see issue 12 "Subscriptions", ./subscription.ts for the rules
+ */
+
+export const SUBSCRIPTION_JOB = 'fluxpay.subscription';
+/** The orders of subscription charges are of this service (document 002: orders carry their domain in metadata). */
+export const SUBSCRIPTION_SERVICE_ID = 'subscriptions';
+/** `metadata.kind` of a subscription's order. */
+export const SUBSCRIPTION_ORDER_KIND = 'SUBSCRIPTION';
+/** A change that loses a race is computed again from the new version this many times. */
+const MAX_ATTEMPTS = 5;
+
+export interface SubscriptionDeps {
+  store: SubscriptionStore;
+  fluxpay: FluxPayService;
+  relay: OutboxRelay;
+  scheduler: Scheduler;
+  clock: Clock;
+  ids: FluxPayIds;
+  settings: { policy: BillingPolicy; dunningDelaysMs: readonly number[] };
+}
+
+export interface Entitlements {
+  subscriptionId: string;
+  userId: string;
+  planId: string;
+  status: Subscription['status'];
+  /** ACTIVE, CANCELED until its period ends, and PAST_DUE while dunning retries run: the plan's features are usable. */
+  entitled: boolean;
+  periodStart: number;
+  periodEnd: number;
+  features: readonly string[];
+  /** Credits the plan includes each period and the user's credits used (deducted minus refunded) since the period began. */
+  credits: { included: number; used: number; remaining: number };
+}
+
+type Charge = { approved: true; order: Order; payment: Payment; invoice: Invoice } | { approved: false; invoice: Invoice };
+
+export class SubscriptionService {
+  readonly #deps: SubscriptionDeps;
+  readonly #plans: ReadonlyMap<string, { policy: PlanPolicy; plan: BillingPlan }>;
+
+  constructor(deps: SubscriptionDeps) {
+    this.#deps = deps;
+    this.#plans = new Map(
+      [...deps.settings.policy.plans.values()].map((p) => [p.planId, { policy: p, plan: { planId: p.planId, price: p.price, currency: p.currency, periodText: p.period, period: parsePeriod(p.period) } }]),
+    );
+    deps.scheduler.register(SUBSCRIPTION_JOB, (subscriptionId) => this.runDue(subscriptionId));
+  }
+
+  plans(): PlanPolicy[] {
+    return [...this.#plans.values()].map((p) => p.policy);
+  }
+
+  /** Subscribes: the first period is charged now; declined → PAY_002 and nothing is created. */
+  async subscribe(input: { userId: string; planId: string; card: CardInput }, scenario?: Scenario): Promise<SubscriptionRecord> {
+    const { store, fluxpay, clock, ids } = this.#deps;
+    const { plan, policy } = this.#plan(input.planId);
+    const stored: StoredCard = fluxpay.checkCard(input.card);
+    const subscriptionId = ids('sub');
+    const start = activated({ subscriptionId, userId: input.userId }, plan, clock.now());
+    const charge = await this.#charge(start, 'INITIAL', plan, policy.name, stored, start.currentPeriodStart, start.currentPeriodEnd, scenario);
+    if (charge?.approved === false) throw new FluxPayError('PAY_002', `Payment approval failed: ${charge.invoice.failureCode ?? 'declined'}.`);
+    const now = clock.now();
+    const record: SubscriptionRecord = { ...start, createdAt: now, updatedAt: now, card: stored, invoices: charge === null ? [] : [charge.invoice] };
+    const created = await store.create(record, ids('evt'));
+    if (created.kind === 'full') {
+      if (charge !== null) await fluxpay.cancelOrder(charge.order.orderId, 'subscription refused: the store is full');
+      throw storeFull('fluxpay_billing_subscriptions');
+    }
+    if (charge !== null) await fluxpay.completeOrder(charge.order.orderId);
+    await this.#scheduleNext(created.record);
+    return created.record;
+  }
+
+  async get(subscriptionId: string): Promise<SubscriptionRecord> {
+    const record = await this.#deps.store.get(subscriptionId);
+    if (record === undefined) throw notFound('Subscription', subscriptionId);
+    return record;
+  }
+
+  list(query: { userId?: string | undefined; cursor?: string | undefined; limit: number }): Promise<Page<SubscriptionRecord>> {
+    return this.#deps.store.list(query);
+  }
+
+  /** ACTIVE → CANCELED until the period ends (then EXPIRED, without a charge); PAST_DUE → EXPIRED now. */
+  cancel(subscriptionId: string): Promise<SubscriptionRecord> {
+    return this.#change(subscriptionId, async (current, now) => {
+      const next = canceled(current, now);
+      if (next === undefined) throw transition(current, 'canceled', 'ACTIVE or PAST_DUE');
+      return { next, invoice: null, card: null, eventType: next.status === 'EXPIRED' ? 'subscription.expired' : 'subscription.canceled' };
+    });
+  }
+
+  /** An upgrade applies now for the prorated difference (charged to the card on file); any other change at the next renewal. */
+  changePlan(subscriptionId: string, planId: string, scenario?: Scenario): Promise<SubscriptionRecord> {
+    const { plan, policy } = this.#plan(planId);
+    return this.#change(subscriptionId, async (current, now) => {
+      if (current.status !== 'ACTIVE') throw transition(current, 'changed to another plan', 'ACTIVE');
+      const from = this.#plan(current.planId).plan;
+      if (plan.currency !== from.currency) throw invalid('planId', `${planId} is billed in ${plan.currency}, the subscription in ${from.currency}`);
+      const change = planChange(current, from, plan, now);
+      if (change.kind === 'same') return null;
+      const next = withPlan(current, plan, change, now);
+      if (change.kind === 'scheduled') return { next, invoice: null, card: null, eventType: 'subscription.plan_changed' };
+      const charge = await this.#charge(current, 'PRORATION', { ...plan, price: change.charge }, policy.name, current.card, now, current.currentPeriodEnd, scenario);
+      if (charge?.approved === false) throw new FluxPayError('PAY_002', `Payment approval failed: ${charge.invoice.failureCode ?? 'declined'}.`);
+      return { next, invoice: charge?.invoice ?? null, card: null, eventType: 'subscription.plan_changed', order: charge?.order };
+    });
+  }
+
+  /** The card renewals are charged to from now on (a declined renewal is retried with it). */
+  updateCard(subscriptionId: string, card: CardInput): Promise<SubscriptionRecord> {
+    const stored = this.#deps.fluxpay.checkCard(card);
+    return this.#change(subscriptionId, async (current, now) => {
+      if (current.status === 'EXPIRED') throw transition(current, 'given a new card', 'ACTIVE, PAST_DUE or CANCELED');
+      return { next: { ...current, updatedAt: now, version: current.version + 1 }, invoice: null, card: stored, eventType: null };
+    });
+  }
+
+  async entitlements(subscriptionId: string): Promise<Entitlements> {
+    const record = await this.get(subscriptionId);
+    const policy = this.#plans.get(record.planId)?.policy;
+    const included = policy?.credits ?? 0;
+    const used = await this.#creditsUsedSince(record.userId, record.currentPeriodStart);
+    return {
+      subscriptionId: record.subscriptionId,
+      userId: record.userId,
+      planId: record.planId,
+      status: record.status,
+      entitled: record.status !== 'EXPIRED',
+      periodStart: record.currentPeriodStart,
+      periodEnd: record.currentPeriodEnd,
+      features: policy?.features ?? [],
+      credits: { included, used, remaining: Math.max(0, included - used) },
+    };
+  }
+
+  /** The scheduler's job: renew, retry or expire the subscription if that is due now; safe to run again. */
+  async runDue(subscriptionId: string): Promise<void> {
+    await this.#change(subscriptionId, async (current, now) => {
+      const action = dueAction(current, now);
+      if (action === null) return null;
+      if (action === 'expire') return { next: expired(current, now), invoice: null, card: null, eventType: 'subscription.expired' };
+      const target = this.#plans.get(renewalPlanId(current)) ?? this.#plans.get(current.planId);
+      // A plan gone from the policy (a restart with another file) cannot be charged: the subscription ends.
+      if (target === undefined) return { next: expired(current, now), invoice: null, card: null, eventType: 'subscription.expired' };
+      const period = nextPeriod(current, target.plan);
+      const charge = await this.#charge(current, action === 'retry' ? 'RETRY' : 'RENEWAL', target.plan, target.policy.name, current.card, period.start, period.end);
+      if (charge === null || charge.approved) return { next: renewed(current, target.plan, now), invoice: charge?.invoice ?? null, card: null, eventType: 'subscription.renewed', order: charge?.order };
+      const next = declined(current, this.#deps.settings.dunningDelaysMs, now);
+      return { next, invoice: charge.invoice, card: null, eventType: next.status === 'EXPIRED' ? 'subscription.expired' : 'subscription.past_due' };
+    });
+  }
+
+  /** Subscriptions by status, for the gauge and the reconciliation. */
+  async snapshot(): Promise<SubscriptionRecord[]> {
+    return this.#deps.store.snapshot();
+  }
+
+  #plan(planId: string): { plan: BillingPlan; policy: PlanPolicy } {
+    const found = this.#plans.get(planId);
+    if (found === undefined) throw new FluxPayError('SUB_001', `Plan ${planId} does not exist (plans: ${[...this.#plans.keys()].join(', ')}).`);
+    return found;
+  }
+
+  /**
+   * One guarded change: computed from the stored record, written only to that version (with its
+   * invoice and event); a write that loses a race is computed again from the new version, after
+   * the charge it made (if any) is refunded. `compute` answers null when there is nothing to do.
+   */
+  async #change(
+    subscriptionId: string,
+    compute: (current: SubscriptionRecord, now: number) => Promise<{ next: Subscription; invoice: Invoice | null; card: StoredCard | null; eventType: SubscriptionEventType | null; order?: Order | undefined } | null>,
+  ): Promise<SubscriptionRecord> {
+    const { store, fluxpay, clock, ids, relay } = this.#deps;
+    for (let attempt = 1; ; attempt++) {
+      const current = await this.get(subscriptionId);
+      const change = await compute(current, clock.now());
+      if (change === null) {
+        await this.#scheduleNext(current);
+        return current;
+      }
+      const outcome = await store.update({ next: change.next, invoice: change.invoice, card: change.card, event: change.eventType === null ? null : { eventId: ids('evt'), eventType: change.eventType } });
+      if (outcome.kind === 'updated') {
+        if (change.order !== undefined) await fluxpay.completeOrder(change.order.orderId);
+        relay.kick();
+        await this.#scheduleNext(outcome.record);
+        return outcome.record;
+      }
+      if (change.order !== undefined) await fluxpay.cancelOrder(change.order.orderId, 'subscription changed concurrently: charge refunded');
+      if (outcome.kind === 'not_found') throw notFound('Subscription', subscriptionId);
+      if (attempt >= MAX_ATTEMPTS) throw new FluxPayError('SUB_003', `Subscription ${subscriptionId} is being changed by other requests; try again.`);
+    }
+  }
+
+  /** Charges `plan.price` for the period given; null when there is nothing to charge (a free plan, or a proration of 0). */
+  async #charge(sub: Subscription, kind: InvoiceKind, plan: BillingPlan, planName: string, card: StoredCard, periodStart: number, periodEnd: number, scenario?: Scenario): Promise<Charge | null> {
+    if (plan.price <= 0) return null;
+    const { fluxpay, ids, clock } = this.#deps;
+    const invoiceId = ids('inv');
+    const { approved, order, payment } = await fluxpay.chargeCard(
+      {
+        userId: sub.userId,
+        serviceId: SUBSCRIPTION_SERVICE_ID,
+        orderName: `${planName} subscription (${kind.toLowerCase()})`,
+        amount: plan.price,
+        currency: plan.currency,
+        metadata: { kind: SUBSCRIPTION_ORDER_KIND, subscriptionId: sub.subscriptionId, invoiceId, invoiceKind: kind, planId: plan.planId },
+      },
+      card,
+      scenario,
+    );
+    const invoice: Invoice = {
+      invoiceId,
+      kind,
+      planId: plan.planId,
+      amount: plan.price,
+      currency: plan.currency,
+      periodStart,
+      periodEnd,
+      status: approved ? 'PAID' : 'DECLINED',
+      orderId: order.orderId,
+      paymentKey: payment.paymentKey,
+      failureCode: payment.failureCode,
+      createdAt: clock.now(),
+    };
+    return approved ? { approved, order, payment, invoice } : { approved, invoice };
+  }
+
+  async #scheduleNext(record: Subscription): Promise<void> {
+    const due = nextDueAt(record);
+    if (due === null) await this.#deps.scheduler.cancel(SUBSCRIPTION_JOB, record.subscriptionId);
+    else await this.#deps.scheduler.schedule(SUBSCRIPTION_JOB, record.subscriptionId, due);
+  }
+
+  /** Credits the user used (deducted minus refunded) since `since`, from the credit transactions FluxPay still holds (FLUXPAY_TTL_MS). */
+  async #creditsUsedSince(userId: string, since: number): Promise<number> {
+    let used = 0;
+    let cursor: string | undefined;
+    for (;;) {
+      const page = await this.#deps.fluxpay.transactions(userId, { cursor, limit: 100 });
+      for (const tx of page.data) {
+        if (tx.createdAt < since) return used;
+        if (tx.type === 'USE') used += tx.amount;
+        else if (tx.type === 'REFUND') used -= tx.amount;
+      }
+      if (page.nextCursor === null) return used;
+      cursor = page.nextCursor;
+    }
+  }
+}
+
+function transition(current: Subscription, what: string, allowed: string): FluxPayError {
+  return new FluxPayError('SUB_002', `Subscription ${current.subscriptionId} is ${current.status}; only an ${allowed} subscription can be ${what}.`);
+}
