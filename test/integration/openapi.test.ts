@@ -98,6 +98,7 @@ describe('OpenAPI document', () => {
         if (!op.summary) problems.push(`${name}: summary`);
         if (!op.description) problems.push(`${name}: description`);
         if (op.tags?.includes('fluxpay') === true && op.responses?.['429'] === undefined) problems.push(`${name}: 429`);
+        if (op.tags?.includes('fluxpay') === true && !(op.parameters ?? []).some((p) => p.in === 'header' && p.name === 'x-client-id')) problems.push(`${name}: X-Client-Id`);
         const idempotent = (op.parameters ?? []).some((p) => p.name === 'idempotency-key');
         for (const [status, response] of Object.entries(op.responses ?? {})) {
           if (!response.description || response.description === 'Default Response') problems.push(`${name} ${status}: description`);

@@ -1,7 +1,7 @@
 import rateLimit, { normalizeIP } from '@fastify/rate-limit';
 import type { FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import type { TSchema } from 'typebox';
+import { Type, type TObject, type TSchema } from 'typebox';
 import { Counter } from 'prom-client';
 import { invalid } from '../../core/fluxpay/errors.ts';
 import { RATE_LIMIT_GROUPS, type RateLimitGroup, type RateLimitPolicy } from '../../core/fluxpay/policy.ts';
@@ -33,7 +33,17 @@ export interface FluxPayRateLimitOptions {
 export const CLIENT_ID_HEADER = 'x-client-id';
 /** 1–64 letters, digits, '.', '_' or '-' (no ':', which separates the parts of a store key). */
 const CLIENT_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
-const CLIENT_ID_RULE = "must be 1–64 letters, digits, '.', '_' or '-', starting with a letter or digit";
+const CLIENT_ID_WORDS = "1–64 letters, digits, '.', '_' or '-', starting with a letter or digit";
+const CLIENT_ID_RULE = `must be ${CLIENT_ID_WORDS}`;
+/** The header as the OpenAPI document shows it on every FluxPay operation. */
+const ClientIdHeader = Type.Optional(
+  Type.String({
+    pattern: CLIENT_ID.source,
+    'x-pattern-description': CLIENT_ID_WORDS,
+    description: `Who the rate limits (the billing policy's \`rateLimits:\`) count this request against: ${CLIENT_ID_WORDS}. Without it, the remote address; a malformed one is a 400 COMMON_400.`,
+    examples: ['checkout-web'],
+  }),
+);
 
 /** The FluxPay resources whose writes have a group of their own. */
 const WRITE_GROUPS: ReadonlyMap<string, RateLimitGroup> = new Map([
@@ -65,6 +75,11 @@ function clientKey(request: FastifyRequest): string {
 
 const groupOfRequest = (request: FastifyRequest): RateLimitGroup => (request.routeOptions.config as { rateLimit?: { groupId?: RateLimitGroup } }).rateLimit?.groupId ?? 'reads';
 
+/** A route's header schema with X-Client-Id (or only X-Client-Id). */
+function withClientId(headers: TObject | undefined): TObject {
+  return Type.Object({ ...(headers?.properties ?? {}), [CLIENT_ID_HEADER]: ClientIdHeader });
+}
+
 /** Every documented answer of a route with the rate-limit headers, and the 429. */
 function documentRateLimits(response: Record<string, TSchema>): Record<string, TSchema> {
   const documented = Object.fromEntries(Object.entries(response).map(([status, schema]) => [status, withHeaders(schema, RATE_LIMITED)]));
@@ -90,8 +105,10 @@ export default fp<FluxPayRateLimitOptions>(
       const group = rateLimitGroupOf(method, route.url);
       const { max, windowSeconds } = limits[group];
       route.config = { ...route.config, rateLimit: { max, timeWindow: windowSeconds * 1000, groupId: group } };
-      const response = route.schema?.response as Record<string, TSchema> | undefined;
-      if (route.schema !== undefined && response !== undefined) route.schema = { ...route.schema, response: documentRateLimits(response) };
+      const schema = route.schema;
+      if (schema?.response !== undefined) {
+        route.schema = { ...schema, headers: withClientId(schema.headers as TObject | undefined), response: documentRateLimits(schema.response as Record<string, TSchema>) };
+      }
     });
 
     await scope.register(rateLimit, {
