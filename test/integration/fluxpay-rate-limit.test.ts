@@ -122,7 +122,7 @@ describe('over the limit', () => {
     expect(limitHeaders(again)).toEqual(headers(3, 2, 10));
   });
 
-  it('each client has its own bucket: X-Client-Id, else the remote address (an X-Client-Id that looks like an address is still another client)', async () => {
+  it('each client has its own bucket: X-Client-Id, else the remote address (IPv6 by /64; an X-Client-Id that looks like an address is still another client)', async () => {
     const t = await app({ FLUXPAY_POLICY_FILE: policyWith({ orders: { max: 2, windowSeconds: 60 } }) });
     const statuses = async (send: () => Promise<LightMyRequestResponse>, n: number) => {
       const out = [];
@@ -135,6 +135,10 @@ describe('over the limit', () => {
     expect(await statuses(() => postOrder(t), 3)).toEqual([200, 200, 429]);
     expect(await statuses(() => postOrder(t, undefined, { remoteAddress: '10.1.2.3' }), 3)).toEqual([200, 200, 429]);
     expect(await statuses(() => postOrder(t, '127.0.0.1'), 3)).toEqual([200, 200, 429]);
+    // IPv6 addresses count by their /64 (one host's privacy addresses are one client).
+    expect(await statuses(() => postOrder(t, undefined, { remoteAddress: '2001:db8::1' }), 1)).toEqual([200]);
+    expect(await statuses(() => postOrder(t, undefined, { remoteAddress: '2001:db8::2:3' }), 2)).toEqual([200, 429]);
+    expect(await statuses(() => postOrder(t, undefined, { remoteAddress: '2001:db8:0:1::1' }), 1)).toEqual([200]);
     // A client id is the key even from another address: shop-a is still over its limit.
     const moved = await postOrder(t, 'shop-a', { remoteAddress: '10.9.9.9' });
     expect(errorOf(moved)).toEqual([429, tooMany(2, 60, 'orders', 60)]);
