@@ -75,9 +75,12 @@ function clientKey(request: FastifyRequest): string {
 
 const groupOfRequest = (request: FastifyRequest): RateLimitGroup => (request.routeOptions.config as { rateLimit?: { groupId?: RateLimitGroup } }).rateLimit?.groupId ?? 'reads';
 
-/** A route's header schema with X-Client-Id (or only X-Client-Id). */
-function withClientId(headers: TObject | undefined): TObject {
-  return Type.Object({ ...(headers?.properties ?? {}), [CLIENT_ID_HEADER]: ClientIdHeader });
+/** A route's header schema with X-Client-Id (or only X-Client-Id); one that is not a plain object schema is left as it is. */
+function withClientId(headers: TSchema | undefined): TSchema {
+  if (headers === undefined) return Type.Object({ [CLIENT_ID_HEADER]: ClientIdHeader });
+  const { type, properties } = headers as Partial<TObject> & { type?: unknown };
+  if (type !== 'object' || properties === undefined) return headers;
+  return { ...headers, properties: { ...properties, [CLIENT_ID_HEADER]: ClientIdHeader } };
 }
 
 /** Every documented answer of a route with the rate-limit headers, and the 429. */
@@ -107,7 +110,7 @@ export default fp<FluxPayRateLimitOptions>(
       route.config = { ...route.config, rateLimit: { max, timeWindow: windowSeconds * 1000, groupId: group } };
       const schema = route.schema;
       if (schema?.response !== undefined) {
-        route.schema = { ...schema, headers: withClientId(schema.headers as TObject | undefined), response: documentRateLimits(schema.response as Record<string, TSchema>) };
+        route.schema = { ...schema, headers: withClientId(schema.headers as TSchema | undefined), response: documentRateLimits(schema.response as Record<string, TSchema>) };
       }
     });
 
