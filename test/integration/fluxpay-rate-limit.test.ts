@@ -45,7 +45,7 @@ function get(t: TestApp, url: string, clientId?: string) {
 }
 
 describe('RateLimit headers', () => {
-  it('every FluxPay answer says where the client stands in its route group (default: 100000 a second), errors of a route included', async () => {
+  it('every FluxPay answer says where the client stands in its route group (default: 100000 a second), errors of a route included (not unknown paths)', async () => {
     const t = await app();
     const list = await get(t, '/api/v1/orders');
     expect(list.json()).toEqual({ ...SUCCESS, result: { items: [], nextCursor: null } });
@@ -70,6 +70,14 @@ describe('RateLimit headers', () => {
     const room = await get(t, '/api/v1/waiting-rooms/nope');
     expect(errorOf(room)).toEqual([404, fpError('COMMON_404', 'Waiting room nope was not found.')]);
     expect(limitHeaders(room)).toEqual(headers(100_000, 99_999, 1));
+
+    // Answered before any FluxPay route is chosen: not counted, no headers.
+    const unrouted = await get(t, '/api/v1/orders/x/nope');
+    expect(errorOf(unrouted)).toEqual([404, fpError('COMMON_404', 'No route GET /api/v1/orders/x/nope.')]);
+    expect(limitHeaders(unrouted)).toEqual({});
+    const method = await t.app.inject({ method: 'DELETE', url: '/api/v1/orders' });
+    expect(errorOf(method)).toEqual([405, fpError('COMMON_405', 'DELETE is not allowed on /api/v1/orders; use GET, HEAD, POST.')]);
+    expect(limitHeaders(method)).toEqual({});
 
     // Half a second later the window (1 s from the first request of each group) has 1 s left, rounded up.
     await t.clock.advance(500);
