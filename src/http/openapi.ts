@@ -62,6 +62,18 @@ export const RESPONSE_HEADERS = {
     description: 'Present when there are more items: the next page, `rel="next"` (RFC 8288).',
     schema: { type: 'string', examples: ['</bookings/my?limit=100&cursor=bk_01KBA7Q4A6J3M8P1T5W9Y2C4HD>; rel="next"'] },
   },
+  'RateLimit-Limit': {
+    description: 'Requests this client (`X-Client-Id`, else its address) may send to this route group in one window (IETF draft RateLimit header fields).',
+    schema: { type: 'string', pattern: '^[0-9]+$', examples: ['100000'] },
+  },
+  'RateLimit-Remaining': {
+    description: 'Requests left in the current window, this one counted; 0 with a 429.',
+    schema: { type: 'string', pattern: '^[0-9]+$', examples: ['99999'] },
+  },
+  'RateLimit-Reset': {
+    description: 'Seconds until the current window ends and the count starts again.',
+    schema: { type: 'string', pattern: '^[0-9]+$', examples: ['1'] },
+  },
 } as const satisfies Record<string, HeaderDoc>;
 
 export type ResponseHeader = keyof typeof RESPONSE_HEADERS;
@@ -75,6 +87,16 @@ export interface ResponseDoc {
 
 /** Every response of an idempotent POST may be a replay. */
 export const IDEMPOTENT: readonly ResponseHeader[] = ['Idempotent-Replayed'];
+
+/** The rate-limit headers, on every answer of a rate-limited route (the FluxPay API's). */
+export const RATE_LIMITED: readonly ResponseHeader[] = ['RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset'];
+
+/** A documented response schema (`documented`) with more headers, after those it has. */
+export function withHeaders<T extends TSchema>(schema: T, names: readonly ResponseHeader[]): T {
+  const headers = { ...((schema as { headers?: Record<string, unknown> }).headers ?? {}) };
+  for (const name of names) headers[name] = { ...RESPONSE_HEADERS[name].schema, description: RESPONSE_HEADERS[name].description };
+  return { ...schema, headers } as T;
+}
 
 /** A response schema with its description, headers and named examples. */
 export function documented<T extends TSchema>(schema: T, doc: ResponseDoc): T {

@@ -233,7 +233,7 @@ describe('the billing policy’s waitingRooms and rateLimits', () => {
     refuses('waitingRooms:\n  launch:\n    admitPerSecond: -1\n    admissionTtlSeconds: 1\n', 'waitingRooms.launch.admitPerSecond must be a number from 0 to 100000');
     refuses('waitingRooms:\n  launch:\n    admitPerSecond: 1\n    admissionTtlSeconds: 1\n    protectedServiceIds: [nope]\n', 'waitingRooms.launch.protectedServiceIds names "nope", which is not a service of the policy');
     refuses('waitingRooms:\n  launch:\n    admitPerSecond: 1\n', 'waitingRooms.launch.admissionTtlSeconds must be a whole number from 1 to 1000000000 (got nothing)');
-    refuses('rateLimits:\n  everything:\n    max: 1\n', 'rateLimits has an unknown key "everything" (allowed: orders, payments, credits, events, waiting-rooms, reads)');
+    refuses('rateLimits:\n  everything:\n    max: 1\n', 'rateLimits has an unknown key "everything" (allowed: orders, payments, credits, events, subscriptions, waiting-rooms, reads)');
     refuses('rateLimits:\n  orders:\n    max: 0\n', 'rateLimits.orders.max must be a whole number from 1 to 1000000000 (got 0)');
   });
 });

@@ -16,6 +16,7 @@ interface Media {
 }
 interface Operation {
   operationId?: string;
+  tags?: string[];
   summary?: string;
   description?: string;
   security?: Array<Record<string, string[]>>;
@@ -98,12 +99,20 @@ describe('OpenAPI document', () => {
         ids.add(op.operationId ?? '');
         if (!op.summary) problems.push(`${name}: summary`);
         if (!op.description) problems.push(`${name}: description`);
+        if (op.tags?.includes('fluxpay') === true && op.responses?.['429'] === undefined) problems.push(`${name}: 429`);
+        if (op.tags?.includes('fluxpay') === true && !(op.parameters ?? []).some((p) => p.in === 'header' && p.name === 'x-client-id')) problems.push(`${name}: X-Client-Id`);
         const idempotent = (op.parameters ?? []).some((p) => p.name === 'idempotency-key');
         for (const [status, response] of Object.entries(op.responses ?? {})) {
           if (!response.description || response.description === 'Default Response') problems.push(`${name} ${status}: description`);
           const headers = Object.keys(response.headers ?? {});
           if (!headers.includes('X-Request-Id')) problems.push(`${name} ${status}: X-Request-Id`);
-          if (idempotent && Number(status) < 500 && !headers.includes('Idempotent-Replayed')) problems.push(`${name} ${status}: Idempotent-Replayed`);
+          // A 429 is decided before the Idempotency-Key is looked at: never a replay.
+          if (idempotent && Number(status) < 500 && status !== '429' && !headers.includes('Idempotent-Replayed')) problems.push(`${name} ${status}: Idempotent-Replayed`);
+          // FluxPay's routes are rate-limited (issue 12): every answer says where the client stands, a 429 when to come back.
+          const fluxpay = op.tags?.includes('fluxpay') === true;
+          if (fluxpay && !['RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset'].every((h) => headers.includes(h))) problems.push(`${name} ${status}: RateLimit-*`);
+          if (!fluxpay && headers.some((h) => h.startsWith('RateLimit-'))) problems.push(`${name} ${status}: RateLimit-* on a route that is not rate-limited`);
+          if (status === '429' && !headers.includes('Retry-After')) problems.push(`${name} ${status}: Retry-After`);
           // /readyz's 503 is a state (shutting down), not a refusal to retry.
           if (status === '503' && op.operationId !== 'getReadiness' && !headers.includes('Retry-After')) problems.push(`${name} ${status}: Retry-After`);
           if (Object.keys(response.content ?? {}).length !== 1) problems.push(`${name} ${status}: one content type`);
@@ -111,7 +120,8 @@ describe('OpenAPI document', () => {
       }
     }
     expect(problems).toEqual([]);
-    expect(Object.keys(doc.components.headers).sort()).toEqual(['Idempotent-Replayed', 'Link', 'Retry-After', 'WWW-Authenticate', 'X-Next-Cursor', 'X-Request-Id']);
+    expect(Object.keys(doc.components.headers).sort()).toEqual(['Idempotent-Replayed', 'Link', 'RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset', 'Retry-After', 'WWW-Authenticate', 'X-Next-Cursor', 'X-Request-Id']);
+    expect(Object.keys(doc.paths['/api/v1/orders']!.post!.responses!['429']!.headers!)).toEqual(['X-Request-Id', 'Retry-After', 'RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset']);
     expect(Object.keys(doc.paths['/api/v2/payments']!.post!.responses!['401']!.headers!)).toEqual(['X-Request-Id', 'WWW-Authenticate', 'Idempotent-Replayed']);
     expect(Object.keys(doc.paths['/metrics']!.get!.responses!['200']!.content!)).toEqual(['text/plain']);
     expect(Object.keys(doc.paths['/bookings/my']!.get!.responses!['200']!.headers!)).toEqual(['X-Request-Id', 'X-Next-Cursor', 'Link']);

@@ -46,7 +46,7 @@ export interface WaitingRoomPolicy {
 }
 
 /** The route groups that are rate-limited separately (issue 12 "Rate limiting"). */
-export const RATE_LIMIT_GROUPS = ['orders', 'payments', 'credits', 'events', 'waiting-rooms', 'reads'] as const;
+export const RATE_LIMIT_GROUPS = ['orders', 'payments', 'credits', 'events', 'subscriptions', 'waiting-rooms', 'reads'] as const;
 export type RateLimitGroup = (typeof RATE_LIMIT_GROUPS)[number];
 
 /** At most `max` requests per client in each window of `windowSeconds`. */

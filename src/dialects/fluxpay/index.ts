@@ -3,6 +3,7 @@ import { idempotencyHooks } from '../../http/idempotency.ts';
 import type { OutboxEvent } from '../../core/fluxpay/model.ts';
 import { fluxpayErrorHandler, fluxpayErrors } from './errors.ts';
 import { exampleEnvelope, exampleWebhookHeaders, FLUXPAY_WEBHOOK_EXAMPLES } from './examples.ts';
+import fluxpayRateLimits from './rate-limits.ts';
 import fluxpayRoutes from './routes.ts';
 import waitingRoomRoutes from './waiting-room-routes.ts';
 import subscriptionRoutes from './subscription-routes.ts';
@@ -29,6 +30,8 @@ const fluxpay: FastifyPluginAsync = async (app) => {
 
   await app.register(async (scope) => {
     scope.setErrorHandler(fluxpayErrorHandler());
+    // Before the routes: it limits (and documents the limits of) every route added after it.
+    await scope.register(fluxpayRateLimits, { limits: config.fluxpay.policy.rateLimits });
     const idempotent = idempotencyHooks({
       store: stores.idempotency,
       clock,
