@@ -37,5 +37,5 @@ schedulerStoreContract('memory', () => new MemorySchedulerStore());
 v2PaymentStoreContract('memory', ({ ttlMs, maxPayments }) => new MemoryV2PaymentStore({ ttlMs, maxPayments }));
 fluxPayStoreContract('memory', ({ ttlMs, maxRecords }) => new MemoryFluxPayStore({ ttlMs, maxRecords }));
 fluxPaySubscriptionStoreContract('memory', ({ maxSubscriptions }) => new MemoryFluxPaySubscriptionStore({ maxSubscriptions }));
-waitingRoomStoreContract('memory', ({ maxTickets, ttlMs }) => new MemoryWaitingRoomStore({ maxTickets, ttlMs }));
+waitingRoomStoreContract('memory', ({ maxRooms, maxTickets, ttlMs }) => new MemoryWaitingRoomStore({ maxRooms, maxTickets, ttlMs }));
 rateLimitStoreContract('memory', ({ maxKeys }) => new MemoryRateLimitStore({ maxKeys }));

@@ -26,11 +26,12 @@ async function setup(settings = SALE) {
   };
   const events: WaitingRoomAdmittedEvent[] = [];
   const service = new WaitingRoomService({
-    store: new MemoryWaitingRoomStore({ maxTickets: 100_000, ttlMs: 3_600_000 }),
+    store: new MemoryWaitingRoomStore({ maxRooms: 10, maxTickets: 100_000, ttlMs: 3_600_000 }),
     scheduler,
     clock,
     ids: createIdFactory(clock),
     publish: (event) => events.push(event),
+    services: new Set(['svc_concert', 'svc_other']),
   });
   await service.put('sale', settings);
   return { clock, service, events, errors };
@@ -97,10 +98,37 @@ describe('WaitingRoomService', () => {
     const { service } = await setup();
     const admitted = await service.enter('sale', 'user_a');
     const token = (await service.ticket('sale', admitted?.ticket.ticket as string))?.admissionToken as string;
-    expect(await service.guardOrder('svc_other', undefined, 'ord_1')).toEqual({ kind: 'unprotected' });
-    expect(await service.guardOrder('svc_concert', undefined, 'ord_1')).toMatchObject({ kind: 'missing', roomIds: ['sale'] });
-    expect(await service.guardOrder('svc_concert', token, 'ord_1')).toMatchObject({ kind: 'used', ticket: { usedFor: 'ord_1' } });
-    expect(await service.guardOrder('svc_concert', token, 'ord_2')).toMatchObject({ kind: 'already_used' });
+    const create = (orderId: string) => () => Promise.resolve(orderId);
+    expect(await service.guardOrder('svc_other', undefined, 'ord_1', create('ord_1'))).toEqual({ kind: 'created', value: 'ord_1' });
+    expect(await service.guardOrder('svc_concert', undefined, 'ord_1', create('ord_1'))).toMatchObject({ kind: 'refused', refusal: { kind: 'missing', roomIds: ['sale'] } });
+    expect(await service.guardOrder('svc_concert', token, 'ord_1', create('ord_1'))).toEqual({ kind: 'created', value: 'ord_1' });
+    expect(await service.guardOrder('svc_concert', token, 'ord_2', create('ord_2'))).toMatchObject({ kind: 'refused', refusal: { kind: 'already_used', ticket: { usedFor: 'ord_1' } } });
+  });
+
+  it('a token is spent only when the order is created: an order that fails gives it back, until its own expiry', async () => {
+    const { clock, service } = await setup({ ...SALE, admissionTtlSeconds: 10 });
+    const admitted = await service.enter('sale', 'user_a');
+    const ticket = admitted?.ticket.ticket as string;
+    const token = (await service.ticket('sale', ticket))?.admissionToken as string;
+    const refused = new Error('the order was not created');
+    await expect(service.guardOrder('svc_concert', token, 'ord_1', () => Promise.reject(refused))).rejects.toBe(refused);
+    expect(await service.ticket('sale', ticket)).toMatchObject({ status: 'ADMITTED', usedAt: null, usedFor: null });
+    expect(await service.get('sale')).toMatchObject({ used: 0, activeTokens: 1 });
+    expect(await service.guardOrder('svc_concert', token, 'ord_2', () => Promise.resolve('ord_2'))).toEqual({ kind: 'created', value: 'ord_2' });
+    expect(await service.ticket('sale', ticket)).toMatchObject({ usedFor: 'ord_2' });
+    // Given back after its expiry had passed: EXPIRED at once, not usable.
+    const late = await service.enter('sale', 'user_b');
+    await clock.advance(10); // admitted 2 ms after user_a (500 a second)
+    const lateToken = (await service.ticket('sale', late?.ticket.ticket as string))?.admissionToken as string;
+    await expect(
+      service.guardOrder('svc_concert', lateToken, 'ord_3', async () => {
+        await clock.advance(10_000);
+        throw refused;
+      }),
+    ).rejects.toBe(refused);
+    expect(await service.ticket('sale', late?.ticket.ticket as string)).toMatchObject({ status: 'EXPIRED', usedAt: null });
+    expect(await service.get('sale')).toMatchObject({ used: 1, expired: 1, activeTokens: 0 });
+    expect(await service.guardOrder('svc_concert', lateToken, 'ord_4', () => Promise.resolve('ord_4'))).toMatchObject({ kind: 'refused', refusal: { kind: 'expired' } });
   });
 
   it('a room changed while running: the new rate from the change on, the queue in order', async () => {

@@ -28,7 +28,7 @@ export function createMemoryStores(config: Config): Stores {
     v2Payments: new MemoryV2PaymentStore({ ttlMs: config.v2.paymentTtlMs, maxPayments: config.v2.maxPayments }),
     fluxpay: new MemoryFluxPayStore({ ttlMs: config.fluxpay.ttlMs, maxRecords: config.fluxpay.maxRecords }),
     fluxpaySubscriptions: new MemoryFluxPaySubscriptionStore({ maxSubscriptions: config.fluxpay.maxSubscriptions }),
-    waitingRooms: new MemoryWaitingRoomStore({ maxTickets: config.fluxpay.maxWaitingTickets, ttlMs: config.fluxpay.waitingTicketTtlMs }),
+    waitingRooms: new MemoryWaitingRoomStore({ maxRooms: config.fluxpay.maxWaitingRooms, maxTickets: config.fluxpay.maxWaitingTickets, ttlMs: config.fluxpay.waitingTicketTtlMs }),
     rateLimits: new MemoryRateLimitStore({ maxKeys: config.fluxpay.rateLimitMaxKeys }),
   };
 }

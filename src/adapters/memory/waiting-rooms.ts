@@ -2,10 +2,12 @@ import { Heap } from 'heap-js';
 import { FifoQueue } from '../../core/fifo-queue.ts';
 import type { StoreStats } from '../../core/ports.ts';
 import type { EnterOutcome, RoomResult, UseTokenOutcome, WaitingRoomStore } from '../../core/waiting-room/ports.ts';
-import { admitDue, applySettings, useAdmission, copyRoom, copyTicket, newRoom, ticketStatusAt, type Room, type RoomQueue, type RoomSettings, type Ticket } from '../../core/waiting-room/room.ts';
+import { admitDue, applySettings, releaseAdmission, useAdmission, copyRoom, copyTicket, newRoom, ticketStatusAt, type Room, type RoomQueue, type RoomSettings, type Ticket } from '../../core/waiting-room/room.ts';
 import { EvictionQueue } from './eviction-queue.ts';
 
 export interface MemoryWaitingRoomStoreOptions {
+  /** Rooms held at once; a room is never evicted, so creating one more is refused. */
+  maxRooms: number;
   /** Tickets held across every room; beyond it the oldest ended ones go first, and a store of live ones refuses. */
   maxTickets: number;
   /** Ended tickets (expired, or their token used) are kept this long after they ended. */
@@ -29,6 +31,11 @@ class MemoryRoomQueue implements RoomQueue {
 
   admitHead(ticket: Ticket): void {
     this.waiting.shift();
+    this.#active.push(ticket);
+  }
+
+  /** An admitted ticket whose token was given back: active again until its expiry. */
+  reactivate(ticket: Ticket): void {
     this.#active.push(ticket);
   }
 
@@ -67,9 +74,10 @@ export class MemoryWaitingRoomStore implements WaitingRoomStore {
   readonly #byToken = new Map<string, string>();
   /** When each ended ticket ended, for the TTL. */
   readonly #endedAt = new Map<string, number>();
+  // A ticket whose token was given back (releaseToken) has no end any more: its id is skipped.
   readonly #evictable = new EvictionQueue(
-    (id: string) => this.#tickets.get(id),
-    (ticket: Ticket) => this.#endedAt.get(ticket.ticket) ?? 0,
+    (id: string) => (this.#endedAt.has(id) ? this.#tickets.get(id) : undefined),
+    (ticket: Ticket) => this.#endedAt.get(ticket.ticket) as number,
     (ticket: Ticket) => this.#remove(ticket),
   );
   readonly #options: MemoryWaitingRoomStoreOptions;
@@ -78,9 +86,10 @@ export class MemoryWaitingRoomStore implements WaitingRoomStore {
     this.#options = options;
   }
 
-  putRoom(roomId: string, settings: RoomSettings, now: number): Promise<RoomResult & { kind: 'created' | 'updated' }> {
+  putRoom(roomId: string, settings: RoomSettings, now: number): Promise<(RoomResult & { kind: 'created' | 'updated' }) | { kind: 'full'; maxRooms: number }> {
     const entry = this.#rooms.get(roomId);
     if (entry === undefined) {
+      if (this.#rooms.size >= this.#options.maxRooms) return Promise.resolve({ kind: 'full', maxRooms: this.#options.maxRooms });
       const created: RoomEntry = { room: newRoom(roomId, settings, now), queue: this.#newQueue() };
       this.#rooms.set(roomId, created);
       return Promise.resolve({ kind: 'created', room: copyRoom(created.room), admitted: [] });
@@ -174,6 +183,20 @@ export class MemoryWaitingRoomStore implements WaitingRoomStore {
     useAdmission(room, ticket, orderId, now);
     this.#ended(ticket, now);
     return Promise.resolve({ kind: 'used', ticket: copyTicket(ticket), admitted });
+  }
+
+  releaseToken(token: string, orderId: string, now: number): Promise<{ released: boolean; admitted: Ticket[] }> {
+    const ticketId = this.#byToken.get(token);
+    const ticket = ticketId === undefined ? undefined : this.#tickets.get(ticketId);
+    const entry = ticket === undefined ? undefined : this.#rooms.get(ticket.roomId);
+    if (ticket === undefined || entry === undefined || ticket.usedFor !== orderId) return Promise.resolve({ released: false, admitted: [] });
+    const admitted = admitDue(entry.room, entry.queue, now);
+    releaseAdmission(entry.room, ticket);
+    this.#endedAt.delete(ticket.ticket);
+    entry.queue.reactivate(ticket);
+    // Expires it at once if its time has passed (and admits whoever that lets in).
+    admitted.push(...admitDue(entry.room, entry.queue, now));
+    return Promise.resolve({ released: true, admitted: admitted.map(copyTicket) });
   }
 
   stats(): Promise<StoreStats> {

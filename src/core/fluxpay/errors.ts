@@ -20,6 +20,8 @@ export const FLUXPAY_STATUS = {
   COMMON_404: 404,
   /** Issue 12: an order of a service a waiting room protects, without a valid admission token. */
   WAIT_001: 403,
+  /** Issue 12: a new waiting room beyond FLUXPAY_MAX_WAITING_ROOMS (rooms are never evicted, so a retry would not help). */
+  WAIT_002: 409,
 } as const;
 
 export type FluxPayCode = keyof typeof FLUXPAY_STATUS;

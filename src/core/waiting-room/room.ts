@@ -191,6 +191,17 @@ export function useAdmission(room: Room, ticket: Ticket, orderId: string, now: n
   room.nextAdmissionAt = Math.max(room.nextAdmissionAt, now);
 }
 
+/**
+ * Undoes `useAdmission` when the order the token was used for was not created: the token is the
+ * ticket's again, valid until its own expiry (a store then expires it if that has passed).
+ */
+export function releaseAdmission(room: Room, ticket: Ticket): void {
+  ticket.usedAt = null;
+  ticket.usedFor = null;
+  room.used -= 1;
+  room.activeCount += 1;
+}
+
 /** A ticket's status at `now` for a room brought up to `now`: an admitted token past its expiry reads EXPIRED. */
 export function ticketStatusAt(ticket: Ticket, now: number): TicketStatus {
   if (ticket.status === 'ADMITTED' && ticket.usedAt === null && (ticket.expiresAt as number) <= now) return 'EXPIRED';

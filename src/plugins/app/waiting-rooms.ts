@@ -30,6 +30,7 @@ export default fp(
       clock,
       ids,
       publish: (event) => bus.publish(event),
+      services: config.fluxpay.policy.services,
     });
     bus.subscribe((event) => {
       if (event.type !== 'waiting_room.admitted') return;
