@@ -37,6 +37,18 @@ async function setup(settings = SALE) {
   return { clock, service, events, errors };
 }
 
+/** How many timers the clock fired since this call (the scheduler arms one per due job). */
+function countTicks(clock: ManualClock): () => number {
+  const schedule = clock.schedule.bind(clock);
+  let fired = 0;
+  clock.schedule = (delayMs, fn) =>
+    schedule(delayMs, () => {
+      fired += 1;
+      fn();
+    });
+  return () => fired;
+}
+
 describe('WaitingRoomService', () => {
   it('10,000 users entering at once are admitted in exactly their entry order at the set rate, none twice, none skipped, with nobody asking', async () => {
     const { clock, service, events, errors } = await setup();
@@ -129,6 +141,29 @@ describe('WaitingRoomService', () => {
     expect(await service.ticket('sale', late?.ticket.ticket as string)).toMatchObject({ status: 'EXPIRED', usedAt: null });
     expect(await service.get('sale')).toMatchObject({ used: 1, expired: 1, activeTokens: 0 });
     expect(await service.guardOrder('svc_concert', lateToken, 'ord_4', () => Promise.resolve('ord_4'))).toMatchObject({ kind: 'refused', refusal: { kind: 'expired' } });
+  });
+
+  it('a room held at maxActive ticks when a slot frees (the first expiry, or a used token), not in a loop meanwhile', async () => {
+    const { clock, service, events } = await setup({ ...SALE, admitPerSecond: 10, admissionTtlSeconds: 60, maxActive: 1 });
+    const first = await service.enter('sale', 'user_a');
+    await service.enter('sale', 'user_b');
+    await service.enter('sale', 'user_c');
+    const ticks = countTicks(clock);
+    await clock.advance(30_000);
+    // Nothing is due until user_a's token expires at +60 s: no tick ran in these 30 s.
+    expect(ticks()).toBe(0);
+    expect(events.map((e) => e.ticket)).toEqual([first?.ticket.ticket]);
+    // user_a's token is used at +30 s: user_b is admitted then, by a tick, with nobody asking.
+    const token = (await service.ticket('sale', first?.ticket.ticket as string))?.admissionToken as string;
+    expect(await service.guardOrder('svc_concert', token, 'ord_1', () => Promise.resolve('ord_1'))).toMatchObject({ kind: 'created' });
+    await clock.advance(1);
+    expect(events.map((e) => e.admittedAt - T0)).toEqual([0, 30_000]);
+    // user_c waits for user_b's token to expire at +90 s.
+    await clock.advance(59_998);
+    expect(events).toHaveLength(2);
+    await clock.advance(1);
+    expect(events.map((e) => e.admittedAt - T0)).toEqual([0, 30_000, 90_000]);
+    expect(ticks()).toBeLessThanOrEqual(3);
   });
 
   it('a room changed while running: the new rate from the change on, the queue in order', async () => {

@@ -2,7 +2,7 @@ import { Heap } from 'heap-js';
 import { FifoQueue } from '../../core/fifo-queue.ts';
 import type { StoreStats } from '../../core/ports.ts';
 import type { EnterOutcome, RoomResult, UseTokenOutcome, WaitingRoomStore } from '../../core/waiting-room/ports.ts';
-import { admitDue, applySettings, releaseAdmission, useAdmission, copyRoom, copyTicket, newRoom, ticketStatusAt, type Room, type RoomQueue, type RoomSettings, type Ticket } from '../../core/waiting-room/room.ts';
+import { admitDue, applySettings, nextAdmissionDue, releaseAdmission, useAdmission, copyRoom, copyTicket, newRoom, ticketStatusAt, type Room, type RoomQueue, type RoomSettings, type Ticket } from '../../core/waiting-room/room.ts';
 import { EvictionQueue } from './eviction-queue.ts';
 
 export interface MemoryWaitingRoomStoreOptions {
@@ -92,20 +92,19 @@ export class MemoryWaitingRoomStore implements WaitingRoomStore {
       if (this.#rooms.size >= this.#options.maxRooms) return Promise.resolve({ kind: 'full', maxRooms: this.#options.maxRooms });
       const created: RoomEntry = { room: newRoom(roomId, settings, now), queue: this.#newQueue() };
       this.#rooms.set(roomId, created);
-      return Promise.resolve({ kind: 'created', room: copyRoom(created.room), admitted: [] });
+      return Promise.resolve({ kind: 'created', ...this.#result(created, [], now) });
     }
     const admitted = admitDue(entry.room, entry.queue, now);
     applySettings(entry.room, settings, now);
     // New settings may admit at once (a higher rate, a room made active).
     admitted.push(...admitDue(entry.room, entry.queue, now));
-    return Promise.resolve({ kind: 'updated', room: copyRoom(entry.room), admitted: admitted.map(copyTicket) });
+    return Promise.resolve({ kind: 'updated', ...this.#result(entry, admitted, now) });
   }
 
   getRoom(roomId: string, now: number): Promise<RoomResult | undefined> {
     const entry = this.#rooms.get(roomId);
     if (entry === undefined) return Promise.resolve(undefined);
-    const admitted = admitDue(entry.room, entry.queue, now);
-    return Promise.resolve({ room: copyRoom(entry.room), admitted: admitted.map(copyTicket) });
+    return Promise.resolve(this.#result(entry, admitDue(entry.room, entry.queue, now), now));
   }
 
   listRooms(now: number): Promise<{ rooms: Room[]; admitted: Ticket[] }> {
@@ -121,12 +120,12 @@ export class MemoryWaitingRoomStore implements WaitingRoomStore {
   enter(roomId: string, userId: string, ids: { ticket: string; admissionToken: string }, now: number): Promise<EnterOutcome> {
     const entry = this.#rooms.get(roomId);
     if (entry === undefined) return Promise.resolve({ kind: 'no_room' });
-    const admitted = admitDue(entry.room, entry.queue, now).map(copyTicket);
+    const admitted = admitDue(entry.room, entry.queue, now);
     const userKey = `${roomId}\n${userId}`;
     const existingId = this.#byUser.get(userKey);
     const existing = existingId === undefined ? undefined : this.#tickets.get(existingId);
     if (existing !== undefined && existing.usedAt === null && ticketStatusAt(existing, now) !== 'EXPIRED') {
-      return Promise.resolve({ kind: 'existing', room: copyRoom(entry.room), ticket: copyTicket(existing), admitted });
+      return Promise.resolve({ kind: 'existing', ...this.#result(entry, admitted, now), ticket: copyTicket(existing) });
     }
     this.#evictable.sweep(now - this.#options.ttlMs);
     while (this.#tickets.size >= this.#options.maxTickets) {
@@ -152,16 +151,15 @@ export class MemoryWaitingRoomStore implements WaitingRoomStore {
     this.#byToken.set(ticket.admissionToken, ticket.ticket);
     entry.queue.waiting.push(ticket);
     // An empty room whose rate allows it admits the newcomer at once.
-    for (const admittedNow of admitDue(room, entry.queue, now)) admitted.push(copyTicket(admittedNow));
-    return Promise.resolve({ kind: 'entered', room: copyRoom(room), ticket: copyTicket(ticket), admitted });
+    admitted.push(...admitDue(room, entry.queue, now));
+    return Promise.resolve({ kind: 'entered', ...this.#result(entry, admitted, now), ticket: copyTicket(ticket) });
   }
 
   getTicket(roomId: string, ticketId: string, now: number): Promise<(RoomResult & { ticket: Ticket }) | undefined> {
     const entry = this.#rooms.get(roomId);
     const ticket = this.#tickets.get(ticketId);
     if (entry === undefined || ticket === undefined || ticket.roomId !== roomId) return Promise.resolve(undefined);
-    const admitted = admitDue(entry.room, entry.queue, now).map(copyTicket);
-    return Promise.resolve({ room: copyRoom(entry.room), ticket: copyTicket(ticket), admitted });
+    return Promise.resolve({ ...this.#result(entry, admitDue(entry.room, entry.queue, now), now), ticket: copyTicket(ticket) });
   }
 
   useToken(serviceId: string, token: string | undefined, orderId: string, now: number): Promise<UseTokenOutcome> {
@@ -179,10 +177,10 @@ export class MemoryWaitingRoomStore implements WaitingRoomStore {
     if (ticket === undefined || !roomIds.includes(ticket.roomId) || ticket.status === 'WAITING') return Promise.resolve({ kind: 'invalid', roomIds, admitted });
     if (ticket.usedAt !== null) return Promise.resolve({ kind: 'already_used', ticket: copyTicket(ticket), roomIds, admitted });
     if (ticketStatusAt(ticket, now) === 'EXPIRED') return Promise.resolve({ kind: 'expired', ticket: copyTicket(ticket), roomIds, admitted });
-    const { room } = this.#rooms.get(ticket.roomId) as RoomEntry;
-    useAdmission(room, ticket, orderId, now);
+    const entry = this.#rooms.get(ticket.roomId) as RoomEntry;
+    useAdmission(entry.room, ticket, orderId, now);
     this.#ended(ticket, now);
-    return Promise.resolve({ kind: 'used', ticket: copyTicket(ticket), admitted });
+    return Promise.resolve({ kind: 'used', ticket: copyTicket(ticket), admitted, nextDueAt: nextAdmissionDue(entry.room, entry.queue, now) });
   }
 
   releaseToken(token: string, orderId: string, now: number): Promise<{ released: boolean; admitted: Ticket[] }> {
@@ -205,6 +203,10 @@ export class MemoryWaitingRoomStore implements WaitingRoomStore {
 
   sweep(now: number): Promise<number> {
     return Promise.resolve(this.#evictable.sweep(now - this.#options.ttlMs));
+  }
+
+  #result(entry: RoomEntry, admitted: Ticket[], now: number): RoomResult {
+    return { room: copyRoom(entry.room), admitted: admitted.map(copyTicket), nextDueAt: nextAdmissionDue(entry.room, entry.queue, now) };
   }
 
   #newQueue(): MemoryRoomQueue {

@@ -43,13 +43,16 @@ export interface RoomResult {
   room: Room;
   /** Tickets this call admitted (due since the room was last brought up to date), in order. */
   admitted: Ticket[];
+  /** When the room's next admission falls due if nothing else happens (`nextAdmissionDue` in room.ts); null: none is. */
+  nextDueAt: number | null;
 }
 
 export type EnterOutcome = (RoomResult & { kind: 'entered' | 'existing'; ticket: Ticket }) | { kind: 'no_room' } | { kind: 'full' };
 
 export type UseTokenOutcome =
   | { kind: 'unprotected' }
-  | { kind: 'used'; ticket: Ticket; admitted: Ticket[] }
+  /** `nextDueAt`: the ticket's room's, now that the used token's slot is free. */
+  | { kind: 'used'; ticket: Ticket; admitted: Ticket[]; nextDueAt: number | null }
   /** No token, or one no protecting room gave out. */
   | { kind: 'missing' | 'invalid'; roomIds: string[]; admitted: Ticket[] }
   | { kind: 'expired' | 'already_used'; ticket: Ticket; roomIds: string[]; admitted: Ticket[] };

@@ -163,6 +163,21 @@ export function admitDue(room: Room, queue: RoomQueue, now: number): Ticket[] {
   return admitted;
 }
 
+/**
+ * When the next admission of a room brought up to `now` falls due if nothing else happens: the
+ * rate's next slot, or for a room holding `maxActive` tokens the first expiry (a token used
+ * sooner frees its slot sooner). Null when nobody waits or admission is paused. A caller that
+ * wants admissions published as they happen looks again then, not before.
+ */
+export function nextAdmissionDue(room: Room, queue: RoomQueue, now: number): number | null {
+  const head = queue.head();
+  if (head === undefined || admissionInterval(room) === Number.POSITIVE_INFINITY) return null;
+  const at = Math.max(now, head.enteredAt, room.nextAdmissionAt);
+  if (room.maxActive === null || room.activeCount < room.maxActive) return at;
+  const first = queue.firstToExpire();
+  return first === undefined ? at : Math.max(at, first.expiresAt as number);
+}
+
 /** Expires every active token whose expiry is at or before `at`. */
 function expireUntil(room: Room, queue: RoomQueue, at: number): void {
   for (;;) {

@@ -89,7 +89,7 @@ export class WaitingRoomService {
     this.#deps = deps;
     deps.scheduler.register(WAITING_ROOM_TICK_JOB, async (roomId) => {
       const result = await deps.store.getRoom(roomId, deps.clock.now());
-      if (result !== undefined) await this.#settle(result.room, result.admitted);
+      if (result !== undefined) await this.#settle(roomId, result);
     });
   }
 
@@ -113,7 +113,7 @@ export class WaitingRoomService {
     const now = clock.now();
     const result = await store.putRoom(roomId, settings, now);
     if (result.kind === 'full') throw new FluxPayError('WAIT_002', `Waiting room ${roomId} was not created: there are ${result.maxRooms} rooms already, the most FLUXPAY_MAX_WAITING_ROOMS allows; change an existing room instead.`);
-    await this.#settle(result.room, result.admitted);
+    await this.#settle(roomId, result);
     return { kind: result.kind, room: roomView(result.room, now) };
   }
 
@@ -121,7 +121,7 @@ export class WaitingRoomService {
     const now = this.#deps.clock.now();
     const result = await this.#deps.store.getRoom(roomId, now);
     if (result === undefined) return undefined;
-    await this.#settle(result.room, result.admitted);
+    await this.#settle(roomId, result);
     return roomView(result.room, now);
   }
 
@@ -139,7 +139,7 @@ export class WaitingRoomService {
     const outcome = await store.enter(roomId, userId, { ticket: ids('wrt'), admissionToken: ids('adm') }, now);
     if (outcome.kind === 'no_room') return undefined;
     if (outcome.kind === 'full') throw storeFull('waiting_room_tickets');
-    await this.#settle(outcome.room, outcome.admitted);
+    await this.#settle(roomId, outcome);
     return { kind: outcome.kind, ticket: ticketView(outcome.room, outcome.ticket, now) };
   }
 
@@ -147,7 +147,7 @@ export class WaitingRoomService {
     const now = this.#deps.clock.now();
     const result = await this.#deps.store.getTicket(roomId, ticket, now);
     if (result === undefined) return undefined;
-    await this.#settle(result.room, result.admitted);
+    await this.#settle(roomId, result);
     return ticketView(result.room, result.ticket, now);
   }
 
@@ -164,8 +164,12 @@ export class WaitingRoomService {
     const now = clock.now();
     const outcome = await store.useToken(serviceId, token, orderId, now);
     if (outcome.kind === 'unprotected') return { kind: 'created', value: await create() };
-    this.#publishAdmitted(outcome.admitted, now);
-    if (outcome.kind !== 'used') return { kind: 'refused', refusal: outcome };
+    if (outcome.kind !== 'used') {
+      this.#publishAdmitted(outcome.admitted, now);
+      return { kind: 'refused', refusal: outcome };
+    }
+    // The used token's slot is free: a room held at maxActive may admit sooner than its tick.
+    await this.#settle(outcome.ticket.roomId, outcome);
     try {
       return { kind: 'created', value: await create() };
     } catch (error) {
@@ -175,14 +179,15 @@ export class WaitingRoomService {
     }
   }
 
-  /** Publishes what a call admitted and keeps the room's tick due at its next admission. */
-  async #settle(room: Room, admitted: Ticket[]): Promise<void> {
+  /**
+   * Publishes what a call admitted and keeps the room's tick due at its next admission: when the
+   * rate allows it, or for a room holding maxActive tokens when the first expires (not at once:
+   * a tick that admits nobody would otherwise come straight back).
+   */
+  async #settle(roomId: string, result: { admitted: Ticket[]; nextDueAt: number | null }): Promise<void> {
     const now = this.#deps.clock.now();
-    this.#publishAdmitted(admitted, now);
-    const waiting = room.entered - room.admitted;
-    if (waiting > 0 && Number.isFinite(room.nextAdmissionAt)) {
-      await this.#deps.scheduler.schedule(WAITING_ROOM_TICK_JOB, room.roomId, Math.max(now, room.nextAdmissionAt));
-    }
+    this.#publishAdmitted(result.admitted, now);
+    if (result.nextDueAt !== null) await this.#deps.scheduler.schedule(WAITING_ROOM_TICK_JOB, roomId, Math.max(now, result.nextDueAt));
   }
 
   #publishAdmitted(admitted: Ticket[], now: number): void {

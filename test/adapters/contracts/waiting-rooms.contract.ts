@@ -53,6 +53,7 @@ export function waitingRoomStoreContract(name: string, make: WaitingRoomStoreFac
         expect(created).toEqual({
           kind: 'created',
           admitted: [],
+          nextDueAt: null,
           room: {
             roomId: 'room_1',
             ...TEN_PER_S,
@@ -67,7 +68,7 @@ export function waitingRoomStoreContract(name: string, make: WaitingRoomStoreFac
             nextAdmissionAt: Number.NEGATIVE_INFINITY,
           },
         });
-        expect(await store.getRoom('room_1', T0 + 5)).toEqual({ room: created.room, admitted: [] });
+        expect(await store.getRoom('room_1', T0 + 5)).toEqual({ room: created.room, admitted: [], nextDueAt: null });
         expect(await store.getRoom('room_2', T0)).toBeUndefined();
         expect(await store.enter('room_2', 'user_1', newIds(), T0)).toEqual({ kind: 'no_room' });
         expect(await store.getTicket('room_2', 'wrt_x', T0)).toBeUndefined();
@@ -223,7 +224,7 @@ export function waitingRoomStoreContract(name: string, make: WaitingRoomStoreFac
         // The token of a ticket still waiting is no token yet.
         expect(await store.useToken('svc_concert', (third as Ticket).admissionToken, 'ord_1', T0)).toMatchObject({ kind: 'invalid' });
         const used = await store.useToken('svc_concert', (first as Ticket).admissionToken, 'ord_1', T0 + 5);
-        expect(used).toEqual({ kind: 'used', admitted: [], ticket: { ...first, status: 'ADMITTED', admittedAt: T0, expiresAt: T0 + 10_000, usedAt: T0 + 5, usedFor: 'ord_1' } });
+        expect(used).toEqual({ kind: 'used', admitted: [], nextDueAt: T0 + 100, ticket: { ...first, status: 'ADMITTED', admittedAt: T0, expiresAt: T0 + 10_000, usedAt: T0 + 5, usedFor: 'ord_1' } });
         expect(await store.useToken('svc_concert', (first as Ticket).admissionToken, 'ord_2', T0 + 6)).toMatchObject({ kind: 'already_used', ticket: { usedFor: 'ord_1' } });
         expect((await store.getRoom('room_1', T0 + 6))?.room).toMatchObject({ used: 1, activeCount: 0 });
         const late = await store.useToken('svc_concert', (second as Ticket).admissionToken, 'ord_3', T0 + 100 + 10_000);
@@ -272,14 +273,15 @@ export function waitingRoomStoreContract(name: string, make: WaitingRoomStoreFac
         expect((await store.getRoom('room_1', T0 + 1_000))?.room).toMatchObject({ admitted: 2, activeCount: 2 });
         await store.useToken('svc_concert', (first as Ticket).admissionToken, 'ord_1', T0 + 1_000);
         expect((await store.getRoom('room_1', T0 + 1_000))?.admitted.map((t) => [t.sequence, t.admittedAt])).toEqual([[3, T0 + 1_000]]);
-        // Ticket 2 (admitted at +100) expires at +5,100: ticket 4 is admitted then, not before.
-        expect((await store.getRoom('room_1', T0 + 5_099))?.admitted).toEqual([]);
+        // Ticket 2 (admitted at +100) expires at +5,100: ticket 4 is admitted then, not before, and the room says so.
+        expect(await store.getRoom('room_1', T0 + 5_099)).toMatchObject({ admitted: [], nextDueAt: T0 + 5_100 });
         const next = await store.getRoom('room_1', T0 + 6_000);
         expect(next?.admitted.map((t) => [t.sequence, t.admittedAt])).toEqual([
           [4, T0 + 5_100],
           [5, T0 + 6_000],
         ]);
         expect(next?.room).toMatchObject({ admitted: 5, used: 1, expired: 2, activeCount: 2 });
+        expect(next?.nextDueAt).toBeNull(); // nobody waits
       });
     });
 
