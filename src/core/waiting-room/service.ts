@@ -168,9 +168,9 @@ export class WaitingRoomService {
       this.#publishAdmitted(outcome.admitted, now);
       return { kind: 'refused', refusal: outcome };
     }
-    // The used token's slot is free: a room held at maxActive may admit sooner than its tick.
-    await this.#settle(outcome.ticket.roomId, outcome);
     try {
+      // The used token's slot is free: a room held at maxActive may admit sooner than its tick.
+      await this.#settle(outcome.ticket.roomId, outcome);
       return { kind: 'created', value: await create() };
     } catch (error) {
       const released = await store.releaseToken(outcome.ticket.admissionToken, orderId, clock.now());
