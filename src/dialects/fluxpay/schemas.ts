@@ -376,7 +376,7 @@ export const PutRoomBody = Type.Object(
   {
     admitPerSecond: Type.Number({ minimum: 0, maximum: 100_000, description: 'Admissions per second (0 pauses admission; the queue keeps its order)', examples: [50] }),
     admissionTtlSeconds: Type.Integer({ minimum: 1, maximum: 86_400, description: 'How long an admission token stays valid once given', examples: [300] }),
-    protectedServiceIds: Type.Array(ServiceId, { maxItems: 100, description: 'Services whose POST /api/v1/orders needs an X-Admission-Token while the room is active' }),
+    protectedServiceIds: Type.Array(ServiceId, { maxItems: 100, description: 'Services of the billing policy whose POST /api/v1/orders needs an X-Admission-Token while the room is active (another service: 400 COMMON_400)', examples: [['image-studio']] }),
     maxActive: Type.Optional(Nullable(Type.Integer({ minimum: 1, maximum: 1_000_000_000 }), 'At most this many admitted users hold a live token at once (null or absent: no limit)')),
     active: Type.Optional(Type.Boolean({ description: 'false: admits nobody new and protects nothing (default true)' })),
   },
