@@ -10,7 +10,7 @@ TOKEN_USER = $(if $(filter command line,$(origin USER)),$(USER),user_test_001)
 TTL ?= 1h
 
 .PHONY: build run test test-unit test-integration test-coverage lint openapi postman fuzz \
-	bench bench-webhooks bench-bookings bench-v2 screenshots bench-fluxpay docker-build docker-run docker-verify install token help
+	bench bench-webhooks bench-bookings bench-v2 screenshots bench-fluxpay bench-waiting-room docker-build docker-run docker-verify install token help
 
 help: ## List targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -69,6 +69,9 @@ bench-v2: ## Benchmark the Payment Server v3 API (/api/v2): payments/s with thei
 
 bench-fluxpay: ## Benchmark the FluxPay API: complete flows/s (order → payment → confirm → usage requested → completed), then reconcile
 	$(WITH_NODE) node scripts/bench-fluxpay.ts
+
+bench-waiting-room: ## Benchmark FluxPay waiting rooms: enters/s, ticket polls/s, admission-rate error over BENCH_ADMISSION_SECONDS (default 30)
+	$(WITH_NODE) node scripts/bench-waiting-room.ts
 
 docker-build: ## Build the Docker image
 	docker build -t $(IMAGE) .

@@ -119,6 +119,7 @@ const EnvSchema = Type.Object({
   }),
   // Waiting rooms and rate limiting (issue 12).
   FLUXPAY_MAX_WAITING_TICKETS: Count(1_000_000, 1, 100_000_000),
+  FLUXPAY_MAX_WAITING_ROOMS: Count(1_000, 1, 1_000_000),
   FLUXPAY_WAITING_TICKET_TTL_MS: Ms(3_600_000),
   FLUXPAY_RATE_LIMIT_MAX_KEYS: Count(100_000, 1, 10_000_000),
   // The web console at /console (issue 13).
@@ -221,6 +222,8 @@ export interface Config {
     dunningDelaysMs: readonly number[];
     /** Waiting-room tickets held across every room (issue 12). */
     maxWaitingTickets: number;
+    /** Waiting rooms held at once (issue 12); rooms are never evicted, so one more is refused (409 WAIT_002). */
+    maxWaitingRooms: number;
     /** Ended tickets (expired, or their token used) are kept this long. */
     waitingTicketTtlMs: number;
     /** Rate-limit windows (a client and a route group each) held at once. */
@@ -346,6 +349,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       maxBillingSubscriptions: env.FLUXPAY_MAX_BILLING_SUBSCRIPTIONS,
       dunningDelaysMs: dunningDelays(env.FLUXPAY_DUNNING_DELAYS),
       maxWaitingTickets: env.FLUXPAY_MAX_WAITING_TICKETS,
+      maxWaitingRooms: env.FLUXPAY_MAX_WAITING_ROOMS,
       waitingTicketTtlMs: env.FLUXPAY_WAITING_TICKET_TTL_MS,
       rateLimitMaxKeys: env.FLUXPAY_RATE_LIMIT_MAX_KEYS,
     },

@@ -43,5 +43,5 @@ billingStoreContract('memory', ({ maxSubscriptions, ttlMs }) => {
   const fluxpay = new MemoryFluxPayStore({ ttlMs, maxRecords: 100_000 });
   return { billing: new MemoryBillingStore({ maxSubscriptions, ttlMs }, fluxpay), fluxpay };
 });
-waitingRoomStoreContract('memory', ({ maxTickets, ttlMs }) => new MemoryWaitingRoomStore({ maxTickets, ttlMs }));
+waitingRoomStoreContract('memory', ({ maxRooms, maxTickets, ttlMs }) => new MemoryWaitingRoomStore({ maxRooms, maxTickets, ttlMs }));
 rateLimitStoreContract('memory', ({ maxKeys }) => new MemoryRateLimitStore({ maxKeys }));

@@ -207,7 +207,7 @@ export const EFFECTS: { [S in keyof Stores]: Record<string, Judge> } = {
   },
   fluxpaySubscriptions: { add: kindIs('created'), remove: (r) => r === true },
   billing: { create: kindIs('created'), update: kindIs('updated'), sweep: positive },
-  waitingRooms: { putRoom: always, enter: kindIs('entered'), useToken: kindIs('used'), sweep: positive },
+  waitingRooms: { putRoom: kindIs('created', 'updated'), enter: kindIs('entered'), useToken: kindIs('used'), releaseToken: (r) => (r as { released?: boolean } | undefined)?.released === true, sweep: positive },
   rateLimits: { hit: always, sweep: positive },
 };
 
@@ -644,7 +644,10 @@ export async function runSequence(env: Environment, steps: readonly Step[], stat
         const keyed = typeof key === 'string' && WELL_FORMED_KEY.test(key);
         // A declined FluxPay confirm (402 PAY_002) is documented to change state: the payment is FAILED, with its payment.failed event.
         const declined = status === 402 && dialectOf(pathSeen(request.url)) === 'fluxpay';
-        const changes = target.changes.filter((c) => !(keyed && c.store === 'idempotency') && !(declined && c.store === 'fluxpay' && c.operation === 'confirmPayment'));
+        // An admission token the order guard used and gave back (the order was then refused) is no change: the pair cancels out.
+        const givenBack = new Set(target.changes.filter((c) => c.store === 'waitingRooms' && c.operation === 'releaseToken').map((c) => c.args[1]));
+        const cancelled = (c: Change & { args: unknown[] }) => c.store === 'waitingRooms' && ((c.operation === 'useToken' && givenBack.has(c.args[2])) || c.operation === 'releaseToken');
+        const changes = target.changes.filter((c) => !(keyed && c.store === 'idempotency') && !(declined && c.store === 'fluxpay' && c.operation === 'confirmPayment') && !cancelled(c));
         if (keyed && target.changes.some((c) => c.store === 'idempotency' && c.operation === 'complete')) stats.idempotentFourXx++;
         if (changes.length > 0) violations.push(`a ${status} changed state: ${changes.map((c) => `${c.store}.${c.operation}(${c.key})`).join(', ')}`);
         if (target.events.length > 0) violations.push(`a ${status} published ${target.events.map((e) => e.type).join(', ')}`);

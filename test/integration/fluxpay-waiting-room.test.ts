@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { WaitingRoomAdmittedEvent } from '../../src/core/events.ts';
 import { ULID } from '../helpers/app.ts';
-import { createOrder, errorOf, fpError, fpGet, fluxpayApps, fpPost, resultOf, SUCCESS, type Json } from '../helpers/fluxpay.ts';
+import { confirm, createOrder, createPayment, errorOf, fpError, fpGet, fluxpayApps, fpPost, resultOf, SUCCESS, type Json } from '../helpers/fluxpay.ts';
 import type { TestApp } from '../helpers/app.ts';
 import { metricSample } from '../helpers/webhooks.ts';
 
@@ -141,14 +141,55 @@ describe('the order guard', () => {
     expect((await createOrder(t)).status).toBe('PENDING');
   });
 
-  it('a token used by an order that then fails stays used (the guard runs first; the user enters again)', async () => {
+  it('a token is spent only on an order that exists: an order refused after the guard gives it back; a declined payment does not', async () => {
     const t = await app();
     await put(t, 'sale', ROOM);
     const token = await admittedToken(t, 'u1');
     const failing = { ...orderBody, metadata: { kind: 'CREDIT_CHARGE', credits: 0 } };
-    expect(errorOf(await order(t, token, failing))[1]).toMatchObject({ code: 'COMMON_400' });
-    expect(errorOf(await order(t, token))).toEqual([403, fpError('WAIT_001', /^This admission token was already used \(for order ord_/)]);
+    expect(errorOf(await order(t, token, failing))).toEqual([400, fpError('COMMON_400', 'metadata.credits: must be a positive whole number of credits', { errors: [{ field: 'metadata.credits', reason: 'must be a positive whole number of credits' }] })]);
     expect(resultOf(await fpGet(t, '/api/v1/orders?userId=user_1')).items).toEqual([]);
+    expect(resultOf(await fpGet(t, '/api/v1/waiting-rooms/sale'))).toMatchObject({ used: 0, activeTokens: 1 });
+    // The same token, with a good body: the order is created and the token spent on it.
+    const placed = resultOf(await order(t, token));
+    const ticket = resultOf(await fpPost(t, '/api/v1/waiting-rooms/sale/enter', { userId: 'u2' }));
+    expect(resultOf(await fpGet(t, '/api/v1/waiting-rooms/sale'))).toMatchObject({ used: 1 });
+    // Its payment declined: the order stays PENDING and is paid by another payment, with no new token.
+    const declined = resultOf(await fpPost(t, '/api/v1/payments', { orderId: placed.orderId, method: 'CARD', card: { number: '4111111111111111', cvv: '442' } }));
+    expect(errorOf(await confirm(t, declined))[1]).toMatchObject({ code: 'PAY_002' });
+    expect(resultOf(await fpGet(t, `/api/v1/orders/${placed.orderId}`)).status).toBe('PENDING');
+    expect(resultOf(await confirm(t, await createPayment(t, placed.orderId))).status).toBe('APPROVED');
+    expect(errorOf(await order(t, token))).toEqual([403, fpError('WAIT_001', `This admission token was already used (for order ${placed.orderId}); enter waiting room sale again.`)]);
+    expect(ticket.userId).toBe('u2');
+  });
+});
+
+describe('limits of PUT /api/v1/waiting-rooms/{roomId}', () => {
+  it('protectedServiceIds must be services of the billing policy: 400 COMMON_400 naming the unknown ones, nothing created or changed', async () => {
+    const t = await app();
+    const reason = (id: string) => `"${id}" is not a service of the billing policy (its services: ai-writer, image-studio)`;
+    expect(errorOf(await put(t, 'sale', { ...ROOM, protectedServiceIds: ['ai-writer', 'nope', 'ticket-sale'] }))).toEqual([
+      400,
+      fpError('COMMON_400', `protectedServiceIds: ${reason('nope')}; ${reason('ticket-sale')}.`, {
+        errors: [
+          { field: 'protectedServiceIds.1', reason: reason('nope') },
+          { field: 'protectedServiceIds.2', reason: reason('ticket-sale') },
+        ],
+      }),
+    ]);
+    expect(errorOf(await fpGet(t, '/api/v1/waiting-rooms/sale'))[0]).toBe(404);
+    await put(t, 'sale', ROOM);
+    expect(errorOf(await put(t, 'sale', { ...ROOM, admitPerSecond: 50, protectedServiceIds: ['nope'] }))[0]).toBe(400);
+    expect(resultOf(await fpGet(t, '/api/v1/waiting-rooms/sale'))).toMatchObject({ admitPerSecond: 2, protectedServiceIds: ['ai-writer'], updatedAt: iso(T0) });
+  });
+
+  it('FLUXPAY_MAX_WAITING_ROOMS: one room more is 409 WAIT_002 and nothing is created; existing rooms still change', async () => {
+    const t = await app({ FLUXPAY_MAX_WAITING_ROOMS: '2' });
+    expect((await put(t, 'one', ROOM)).statusCode).toBe(201);
+    expect((await put(t, 'two', ROOM)).statusCode).toBe(201);
+    expect(errorOf(await put(t, 'three', ROOM))).toEqual([409, fpError('WAIT_002', 'Waiting room three was not created: there are 2 rooms already, the most FLUXPAY_MAX_WAITING_ROOMS allows; change an existing room instead.')]);
+    expect(errorOf(await fpGet(t, '/api/v1/waiting-rooms/three'))[0]).toBe(404);
+    expect((await put(t, 'two', { ...ROOM, admitPerSecond: 9 })).statusCode).toBe(200);
+    expect(resultOf(await fpGet(t, '/api/v1/waiting-rooms/two')).admitPerSecond).toBe(9);
   });
 });
 
@@ -203,6 +244,43 @@ describe('metrics', () => {
     expect(metricSample(metrics, 'fluxpay_waiting_room_admissions_total{room="sale"}')).toBe(3);
     expect(metricSample(metrics, 'fluxpay_waiting_room_wait_seconds_count{room="sale"}')).toBe(3);
     expect(metricSample(metrics, 'fluxpay_waiting_room_wait_seconds_sum{room="sale"}')).toBe(1.5); // 0 + 0.5 + 1
+  });
+});
+
+describe('metrics after a sale', () => {
+  it('queue length, admissions (and so admissions per second) and wait times per room agree with the rooms, even when no tick has published yet', async () => {
+    const t = await app();
+    const sample = async () => {
+      const text = (await fpGet(t, '/metrics')).body;
+      const of = (name: string, room: string) => metricSample(text, `${name}{room="${room}"}`);
+      return ['sale', 'quiet'].map((room) => ({
+        room,
+        queue: of('fluxpay_waiting_room_queue_length', room),
+        admitted: of('fluxpay_waiting_room_admissions_total', room),
+        waits: of('fluxpay_waiting_room_wait_seconds_count', room),
+        waitSum: of('fluxpay_waiting_room_wait_seconds_sum', room),
+        waitedUpTo5s: metricSample(text, `fluxpay_waiting_room_wait_seconds_bucket{le="5",room="${room}"}`),
+      }));
+    };
+    await put(t, 'sale', { ...ROOM, admitPerSecond: 0 });
+    await put(t, 'quiet', { ...ROOM, admitPerSecond: 0, protectedServiceIds: ['image-studio'] });
+    for (let i = 0; i < 20; i++) await enter(t, 'sale', `user_${i}`);
+    for (let i = 0; i < 3; i++) await enter(t, 'quiet', `user_${i}`);
+    await t.clock.advance(10_000); // everyone has waited 10 s
+    await put(t, 'sale', { ...ROOM, admitPerSecond: 2 }); // user_0 admitted at once
+    expect(await sample()).toEqual([
+      { room: 'sale', queue: 19, admitted: 1, waits: 1, waitSum: 10, waitedUpTo5s: 0 },
+      { room: 'quiet', queue: 3, admitted: undefined, waits: undefined, waitSum: undefined, waitedUpTo5s: undefined },
+    ]);
+    // 5 s at 2 a second: 10 more admitted, each by the room's tick as it falls due.
+    await t.clock.advance(5_000);
+    expect((await sample())[0]).toEqual({ room: 'sale', queue: 9, admitted: 11, waits: 11, waitSum: 10 * 11 + (0.5 * 10 * 11) / 2, waitedUpTo5s: 0 });
+    // With the scheduler stopped (nothing published since), a scrape brings the rooms up to now itself:
+    // the 4 admissions due in these 2 s are counted in the same scrape that no longer shows them waiting.
+    t.app.core.scheduler.stop();
+    await t.clock.advance(2_000);
+    expect((await sample())[0]).toEqual({ room: 'sale', queue: 5, admitted: 15, waits: 15, waitSum: 10 * 15 + (0.5 * 14 * 15) / 2, waitedUpTo5s: 0 });
+    expect(resultOf(await fpGet(t, '/api/v1/waiting-rooms/sale'))).toMatchObject({ size: 5, admitted: 15, entered: 20 });
   });
 });
 

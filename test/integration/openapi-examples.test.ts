@@ -224,7 +224,7 @@ describe('OpenAPI examples, sent to the service', () => {
   };
   let roomReady: Promise<string> | undefined;
   function exampleRoom(): Promise<string> {
-    roomReady ??= call('PUT', '/api/v1/waiting-rooms/room-fx', { admitPerSecond: 0, admissionTtlSeconds: 300, protectedServiceIds: ['ticket-sale'] }).then((res) => {
+    roomReady ??= call('PUT', '/api/v1/waiting-rooms/room-fx', { admitPerSecond: 0, admissionTtlSeconds: 300, protectedServiceIds: ['image-studio'] }).then((res) => {
       expect(res.statusCode).toBe(201);
       return 'room-fx';
     });

@@ -26,14 +26,27 @@ async function setup(settings = SALE) {
   };
   const events: WaitingRoomAdmittedEvent[] = [];
   const service = new WaitingRoomService({
-    store: new MemoryWaitingRoomStore({ maxTickets: 100_000, ttlMs: 3_600_000 }),
+    store: new MemoryWaitingRoomStore({ maxRooms: 10, maxTickets: 100_000, ttlMs: 3_600_000 }),
     scheduler,
     clock,
     ids: createIdFactory(clock),
     publish: (event) => events.push(event),
+    services: new Set(['svc_concert', 'svc_other']),
   });
   await service.put('sale', settings);
   return { clock, service, events, errors };
+}
+
+/** How many timers the clock fired since this call (the scheduler arms one per due job). */
+function countTicks(clock: ManualClock): () => number {
+  const schedule = clock.schedule.bind(clock);
+  let fired = 0;
+  clock.schedule = (delayMs, fn) =>
+    schedule(delayMs, () => {
+      fired += 1;
+      fn();
+    });
+  return () => fired;
 }
 
 describe('WaitingRoomService', () => {
@@ -97,10 +110,60 @@ describe('WaitingRoomService', () => {
     const { service } = await setup();
     const admitted = await service.enter('sale', 'user_a');
     const token = (await service.ticket('sale', admitted?.ticket.ticket as string))?.admissionToken as string;
-    expect(await service.guardOrder('svc_other', undefined, 'ord_1')).toEqual({ kind: 'unprotected' });
-    expect(await service.guardOrder('svc_concert', undefined, 'ord_1')).toMatchObject({ kind: 'missing', roomIds: ['sale'] });
-    expect(await service.guardOrder('svc_concert', token, 'ord_1')).toMatchObject({ kind: 'used', ticket: { usedFor: 'ord_1' } });
-    expect(await service.guardOrder('svc_concert', token, 'ord_2')).toMatchObject({ kind: 'already_used' });
+    const create = (orderId: string) => () => Promise.resolve(orderId);
+    expect(await service.guardOrder('svc_other', undefined, 'ord_1', create('ord_1'))).toEqual({ kind: 'created', value: 'ord_1' });
+    expect(await service.guardOrder('svc_concert', undefined, 'ord_1', create('ord_1'))).toMatchObject({ kind: 'refused', refusal: { kind: 'missing', roomIds: ['sale'] } });
+    expect(await service.guardOrder('svc_concert', token, 'ord_1', create('ord_1'))).toEqual({ kind: 'created', value: 'ord_1' });
+    expect(await service.guardOrder('svc_concert', token, 'ord_2', create('ord_2'))).toMatchObject({ kind: 'refused', refusal: { kind: 'already_used', ticket: { usedFor: 'ord_1' } } });
+  });
+
+  it('a token is spent only when the order is created: an order that fails gives it back, until its own expiry', async () => {
+    const { clock, service } = await setup({ ...SALE, admissionTtlSeconds: 10 });
+    const admitted = await service.enter('sale', 'user_a');
+    const ticket = admitted?.ticket.ticket as string;
+    const token = (await service.ticket('sale', ticket))?.admissionToken as string;
+    const refused = new Error('the order was not created');
+    await expect(service.guardOrder('svc_concert', token, 'ord_1', () => Promise.reject(refused))).rejects.toBe(refused);
+    expect(await service.ticket('sale', ticket)).toMatchObject({ status: 'ADMITTED', usedAt: null, usedFor: null });
+    expect(await service.get('sale')).toMatchObject({ used: 0, activeTokens: 1 });
+    expect(await service.guardOrder('svc_concert', token, 'ord_2', () => Promise.resolve('ord_2'))).toEqual({ kind: 'created', value: 'ord_2' });
+    expect(await service.ticket('sale', ticket)).toMatchObject({ usedFor: 'ord_2' });
+    // Given back after its expiry had passed: EXPIRED at once, not usable.
+    const late = await service.enter('sale', 'user_b');
+    await clock.advance(10); // admitted 2 ms after user_a (500 a second)
+    const lateToken = (await service.ticket('sale', late?.ticket.ticket as string))?.admissionToken as string;
+    await expect(
+      service.guardOrder('svc_concert', lateToken, 'ord_3', async () => {
+        await clock.advance(10_000);
+        throw refused;
+      }),
+    ).rejects.toBe(refused);
+    expect(await service.ticket('sale', late?.ticket.ticket as string)).toMatchObject({ status: 'EXPIRED', usedAt: null });
+    expect(await service.get('sale')).toMatchObject({ used: 1, expired: 1, activeTokens: 0 });
+    expect(await service.guardOrder('svc_concert', lateToken, 'ord_4', () => Promise.resolve('ord_4'))).toMatchObject({ kind: 'refused', refusal: { kind: 'expired' } });
+  });
+
+  it('a room held at maxActive ticks when a slot frees (the first expiry, or a used token), not in a loop meanwhile', async () => {
+    const { clock, service, events } = await setup({ ...SALE, admitPerSecond: 10, admissionTtlSeconds: 60, maxActive: 1 });
+    const first = await service.enter('sale', 'user_a');
+    await service.enter('sale', 'user_b');
+    await service.enter('sale', 'user_c');
+    const ticks = countTicks(clock);
+    await clock.advance(30_000);
+    // Nothing is due until user_a's token expires at +60 s: no tick ran in these 30 s.
+    expect(ticks()).toBe(0);
+    expect(events.map((e) => e.ticket)).toEqual([first?.ticket.ticket]);
+    // user_a's token is used at +30 s: user_b is admitted then, by a tick, with nobody asking.
+    const token = (await service.ticket('sale', first?.ticket.ticket as string))?.admissionToken as string;
+    expect(await service.guardOrder('svc_concert', token, 'ord_1', () => Promise.resolve('ord_1'))).toMatchObject({ kind: 'created' });
+    await clock.advance(1);
+    expect(events.map((e) => e.admittedAt - T0)).toEqual([0, 30_000]);
+    // user_c waits for user_b's token to expire at +90 s.
+    await clock.advance(59_998);
+    expect(events).toHaveLength(2);
+    await clock.advance(1);
+    expect(events.map((e) => e.admittedAt - T0)).toEqual([0, 30_000, 90_000]);
+    expect(ticks()).toBeLessThanOrEqual(3);
   });
 
   it('a room changed while running: the new rate from the change on, the queue in order', async () => {

@@ -32,7 +32,7 @@ export function createMemoryStores(config: Config): Stores {
     // Shares FluxPay's outbox: a subscription's change and its event are one write.
     billing: new MemoryBillingStore({ maxSubscriptions: config.fluxpay.maxBillingSubscriptions, ttlMs: config.fluxpay.ttlMs }, fluxpay),
     fluxpaySubscriptions: new MemoryFluxPaySubscriptionStore({ maxSubscriptions: config.fluxpay.maxSubscriptions }),
-    waitingRooms: new MemoryWaitingRoomStore({ maxTickets: config.fluxpay.maxWaitingTickets, ttlMs: config.fluxpay.waitingTicketTtlMs }),
+    waitingRooms: new MemoryWaitingRoomStore({ maxRooms: config.fluxpay.maxWaitingRooms, maxTickets: config.fluxpay.maxWaitingTickets, ttlMs: config.fluxpay.waitingTicketTtlMs }),
     rateLimits: new MemoryRateLimitStore({ maxKeys: config.fluxpay.rateLimitMaxKeys }),
   };
 }

@@ -2,10 +2,12 @@ import { Heap } from 'heap-js';
 import { FifoQueue } from '../../core/fifo-queue.ts';
 import type { StoreStats } from '../../core/ports.ts';
 import type { EnterOutcome, RoomResult, UseTokenOutcome, WaitingRoomStore } from '../../core/waiting-room/ports.ts';
-import { admitDue, applySettings, useAdmission, copyRoom, copyTicket, newRoom, ticketStatusAt, type Room, type RoomQueue, type RoomSettings, type Ticket } from '../../core/waiting-room/room.ts';
+import { admitDue, applySettings, nextAdmissionDue, releaseAdmission, useAdmission, copyRoom, copyTicket, newRoom, ticketStatusAt, type Room, type RoomQueue, type RoomSettings, type Ticket } from '../../core/waiting-room/room.ts';
 import { EvictionQueue } from './eviction-queue.ts';
 
 export interface MemoryWaitingRoomStoreOptions {
+  /** Rooms held at once; a room is never evicted, so creating one more is refused. */
+  maxRooms: number;
   /** Tickets held across every room; beyond it the oldest ended ones go first, and a store of live ones refuses. */
   maxTickets: number;
   /** Ended tickets (expired, or their token used) are kept this long after they ended. */
@@ -29,6 +31,11 @@ class MemoryRoomQueue implements RoomQueue {
 
   admitHead(ticket: Ticket): void {
     this.waiting.shift();
+    this.#active.push(ticket);
+  }
+
+  /** An admitted ticket whose token was given back: active again until its expiry. */
+  reactivate(ticket: Ticket): void {
     this.#active.push(ticket);
   }
 
@@ -67,9 +74,10 @@ export class MemoryWaitingRoomStore implements WaitingRoomStore {
   readonly #byToken = new Map<string, string>();
   /** When each ended ticket ended, for the TTL. */
   readonly #endedAt = new Map<string, number>();
+  // A ticket whose token was given back (releaseToken) has no end any more: its id is skipped.
   readonly #evictable = new EvictionQueue(
-    (id: string) => this.#tickets.get(id),
-    (ticket: Ticket) => this.#endedAt.get(ticket.ticket) ?? 0,
+    (id: string) => (this.#endedAt.has(id) ? this.#tickets.get(id) : undefined),
+    (ticket: Ticket) => this.#endedAt.get(ticket.ticket) as number,
     (ticket: Ticket) => this.#remove(ticket),
   );
   readonly #options: MemoryWaitingRoomStoreOptions;
@@ -78,25 +86,25 @@ export class MemoryWaitingRoomStore implements WaitingRoomStore {
     this.#options = options;
   }
 
-  putRoom(roomId: string, settings: RoomSettings, now: number): Promise<RoomResult & { kind: 'created' | 'updated' }> {
+  putRoom(roomId: string, settings: RoomSettings, now: number): Promise<(RoomResult & { kind: 'created' | 'updated' }) | { kind: 'full'; maxRooms: number }> {
     const entry = this.#rooms.get(roomId);
     if (entry === undefined) {
+      if (this.#rooms.size >= this.#options.maxRooms) return Promise.resolve({ kind: 'full', maxRooms: this.#options.maxRooms });
       const created: RoomEntry = { room: newRoom(roomId, settings, now), queue: this.#newQueue() };
       this.#rooms.set(roomId, created);
-      return Promise.resolve({ kind: 'created', room: copyRoom(created.room), admitted: [] });
+      return Promise.resolve({ kind: 'created', ...this.#result(created, [], now) });
     }
     const admitted = admitDue(entry.room, entry.queue, now);
     applySettings(entry.room, settings, now);
     // New settings may admit at once (a higher rate, a room made active).
     admitted.push(...admitDue(entry.room, entry.queue, now));
-    return Promise.resolve({ kind: 'updated', room: copyRoom(entry.room), admitted: admitted.map(copyTicket) });
+    return Promise.resolve({ kind: 'updated', ...this.#result(entry, admitted, now) });
   }
 
   getRoom(roomId: string, now: number): Promise<RoomResult | undefined> {
     const entry = this.#rooms.get(roomId);
     if (entry === undefined) return Promise.resolve(undefined);
-    const admitted = admitDue(entry.room, entry.queue, now);
-    return Promise.resolve({ room: copyRoom(entry.room), admitted: admitted.map(copyTicket) });
+    return Promise.resolve(this.#result(entry, admitDue(entry.room, entry.queue, now), now));
   }
 
   listRooms(now: number): Promise<{ rooms: Room[]; admitted: Ticket[] }> {
@@ -112,12 +120,12 @@ export class MemoryWaitingRoomStore implements WaitingRoomStore {
   enter(roomId: string, userId: string, ids: { ticket: string; admissionToken: string }, now: number): Promise<EnterOutcome> {
     const entry = this.#rooms.get(roomId);
     if (entry === undefined) return Promise.resolve({ kind: 'no_room' });
-    const admitted = admitDue(entry.room, entry.queue, now).map(copyTicket);
+    const admitted = admitDue(entry.room, entry.queue, now);
     const userKey = `${roomId}\n${userId}`;
     const existingId = this.#byUser.get(userKey);
     const existing = existingId === undefined ? undefined : this.#tickets.get(existingId);
     if (existing !== undefined && existing.usedAt === null && ticketStatusAt(existing, now) !== 'EXPIRED') {
-      return Promise.resolve({ kind: 'existing', room: copyRoom(entry.room), ticket: copyTicket(existing), admitted });
+      return Promise.resolve({ kind: 'existing', ...this.#result(entry, admitted, now), ticket: copyTicket(existing) });
     }
     this.#evictable.sweep(now - this.#options.ttlMs);
     while (this.#tickets.size >= this.#options.maxTickets) {
@@ -143,16 +151,15 @@ export class MemoryWaitingRoomStore implements WaitingRoomStore {
     this.#byToken.set(ticket.admissionToken, ticket.ticket);
     entry.queue.waiting.push(ticket);
     // An empty room whose rate allows it admits the newcomer at once.
-    for (const admittedNow of admitDue(room, entry.queue, now)) admitted.push(copyTicket(admittedNow));
-    return Promise.resolve({ kind: 'entered', room: copyRoom(room), ticket: copyTicket(ticket), admitted });
+    admitted.push(...admitDue(room, entry.queue, now));
+    return Promise.resolve({ kind: 'entered', ...this.#result(entry, admitted, now), ticket: copyTicket(ticket) });
   }
 
   getTicket(roomId: string, ticketId: string, now: number): Promise<(RoomResult & { ticket: Ticket }) | undefined> {
     const entry = this.#rooms.get(roomId);
     const ticket = this.#tickets.get(ticketId);
     if (entry === undefined || ticket === undefined || ticket.roomId !== roomId) return Promise.resolve(undefined);
-    const admitted = admitDue(entry.room, entry.queue, now).map(copyTicket);
-    return Promise.resolve({ room: copyRoom(entry.room), ticket: copyTicket(ticket), admitted });
+    return Promise.resolve({ ...this.#result(entry, admitDue(entry.room, entry.queue, now), now), ticket: copyTicket(ticket) });
   }
 
   useToken(serviceId: string, token: string | undefined, orderId: string, now: number): Promise<UseTokenOutcome> {
@@ -170,10 +177,24 @@ export class MemoryWaitingRoomStore implements WaitingRoomStore {
     if (ticket === undefined || !roomIds.includes(ticket.roomId) || ticket.status === 'WAITING') return Promise.resolve({ kind: 'invalid', roomIds, admitted });
     if (ticket.usedAt !== null) return Promise.resolve({ kind: 'already_used', ticket: copyTicket(ticket), roomIds, admitted });
     if (ticketStatusAt(ticket, now) === 'EXPIRED') return Promise.resolve({ kind: 'expired', ticket: copyTicket(ticket), roomIds, admitted });
-    const { room } = this.#rooms.get(ticket.roomId) as RoomEntry;
-    useAdmission(room, ticket, orderId, now);
+    const entry = this.#rooms.get(ticket.roomId) as RoomEntry;
+    useAdmission(entry.room, ticket, orderId, now);
     this.#ended(ticket, now);
-    return Promise.resolve({ kind: 'used', ticket: copyTicket(ticket), admitted });
+    return Promise.resolve({ kind: 'used', ticket: copyTicket(ticket), admitted, nextDueAt: nextAdmissionDue(entry.room, entry.queue, now) });
+  }
+
+  releaseToken(token: string, orderId: string, now: number): Promise<{ released: boolean; admitted: Ticket[] }> {
+    const ticketId = this.#byToken.get(token);
+    const ticket = ticketId === undefined ? undefined : this.#tickets.get(ticketId);
+    const entry = ticket === undefined ? undefined : this.#rooms.get(ticket.roomId);
+    if (ticket === undefined || entry === undefined || ticket.usedFor !== orderId) return Promise.resolve({ released: false, admitted: [] });
+    const admitted = admitDue(entry.room, entry.queue, now);
+    releaseAdmission(entry.room, ticket);
+    this.#endedAt.delete(ticket.ticket);
+    entry.queue.reactivate(ticket);
+    // Expires it at once if its time has passed (and admits whoever that lets in).
+    admitted.push(...admitDue(entry.room, entry.queue, now));
+    return Promise.resolve({ released: true, admitted: admitted.map(copyTicket) });
   }
 
   stats(): Promise<StoreStats> {
@@ -182,6 +203,10 @@ export class MemoryWaitingRoomStore implements WaitingRoomStore {
 
   sweep(now: number): Promise<number> {
     return Promise.resolve(this.#evictable.sweep(now - this.#options.ttlMs));
+  }
+
+  #result(entry: RoomEntry, admitted: Ticket[], now: number): RoomResult {
+    return { room: copyRoom(entry.room), admitted: admitted.map(copyTicket), nextDueAt: nextAdmissionDue(entry.room, entry.queue, now) };
   }
 
   #newQueue(): MemoryRoomQueue {

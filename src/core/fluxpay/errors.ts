@@ -26,6 +26,8 @@ export const FLUXPAY_STATUS = {
   SUB_002: 409,
   /** Issue 12: the subscription kept changing under this request (other requests won every try); send it again. */
   SUB_003: 409,
+  /** Issue 12: a new waiting room beyond FLUXPAY_MAX_WAITING_ROOMS (rooms are never evicted, so a retry would not help). */
+  WAIT_002: 409,
 } as const;
 
 export type FluxPayCode = keyof typeof FLUXPAY_STATUS;

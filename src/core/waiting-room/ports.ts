@@ -10,8 +10,8 @@ import type { Room, RoomSettings, Ticket } from './room.ts';
  * @see issue 12 "Virtual waiting room"
  */
 export interface WaitingRoomStore {
-  /** Creates a room or changes a running one (its queue keeps its order). */
-  putRoom(roomId: string, settings: RoomSettings, now: number): Promise<RoomResult & { kind: 'created' | 'updated' }>;
+  /** Creates a room or changes a running one (its queue keeps its order); `full` when creating one more than the store's maximum of rooms. */
+  putRoom(roomId: string, settings: RoomSettings, now: number): Promise<(RoomResult & { kind: 'created' | 'updated' }) | { kind: 'full'; maxRooms: number }>;
   getRoom(roomId: string, now: number): Promise<RoomResult | undefined>;
   /** Every room, in creation order. */
   listRooms(now: number): Promise<{ rooms: Room[]; admitted: Ticket[] }>;
@@ -28,6 +28,12 @@ export interface WaitingRoomStore {
    * expired and never used, and it is used for `orderId` in the same step.
    */
   useToken(serviceId: string, token: string | undefined, orderId: string, now: number): Promise<UseTokenOutcome>;
+  /**
+   * Gives back a token `useToken` used for `orderId` when that order was not created after all:
+   * the ticket is ADMITTED and unused again until its own expiry (EXPIRED at once if that has
+   * passed). `released` false when the token is not in use for `orderId` (nothing changes).
+   */
+  releaseToken(token: string, orderId: string, now: number): Promise<{ released: boolean; admitted: Ticket[] }>;
   stats(): Promise<StoreStats>;
   /** Drops tickets that ended (expired, or used) more than the TTL ago; returns how many. */
   sweep(now: number): Promise<number>;
@@ -37,13 +43,16 @@ export interface RoomResult {
   room: Room;
   /** Tickets this call admitted (due since the room was last brought up to date), in order. */
   admitted: Ticket[];
+  /** When the room's next admission falls due if nothing else happens (`nextAdmissionDue` in room.ts); null: none is. */
+  nextDueAt: number | null;
 }
 
 export type EnterOutcome = (RoomResult & { kind: 'entered' | 'existing'; ticket: Ticket }) | { kind: 'no_room' } | { kind: 'full' };
 
 export type UseTokenOutcome =
   | { kind: 'unprotected' }
-  | { kind: 'used'; ticket: Ticket; admitted: Ticket[] }
+  /** `nextDueAt`: the ticket's room's, now that the used token's slot is free. */
+  | { kind: 'used'; ticket: Ticket; admitted: Ticket[]; nextDueAt: number | null }
   /** No token, or one no protecting room gave out. */
   | { kind: 'missing' | 'invalid'; roomIds: string[]; admitted: Ticket[] }
   | { kind: 'expired' | 'already_used'; ticket: Ticket; roomIds: string[]; admitted: Ticket[] };

@@ -163,6 +163,21 @@ export function admitDue(room: Room, queue: RoomQueue, now: number): Ticket[] {
   return admitted;
 }
 
+/**
+ * When the next admission of a room brought up to `now` falls due if nothing else happens: the
+ * rate's next slot, or for a room holding `maxActive` tokens the first expiry (a token used
+ * sooner frees its slot sooner). Null when nobody waits or admission is paused. A caller that
+ * wants admissions published as they happen looks again then, not before.
+ */
+export function nextAdmissionDue(room: Room, queue: RoomQueue, now: number): number | null {
+  const head = queue.head();
+  if (head === undefined || admissionInterval(room) === Number.POSITIVE_INFINITY) return null;
+  const at = Math.max(now, head.enteredAt, room.nextAdmissionAt);
+  if (room.maxActive === null || room.activeCount < room.maxActive) return at;
+  const first = queue.firstToExpire();
+  return first === undefined ? at : Math.max(at, first.expiresAt as number);
+}
+
 /** Expires every active token whose expiry is at or before `at`. */
 function expireUntil(room: Room, queue: RoomQueue, at: number): void {
   for (;;) {
@@ -189,6 +204,17 @@ export function useAdmission(room: Room, ticket: Ticket, orderId: string, now: n
   room.used += 1;
   room.activeCount -= 1;
   room.nextAdmissionAt = Math.max(room.nextAdmissionAt, now);
+}
+
+/**
+ * Undoes `useAdmission` when the order the token was used for was not created: the token is the
+ * ticket's again, valid until its own expiry (a store then expires it if that has passed).
+ */
+export function releaseAdmission(room: Room, ticket: Ticket): void {
+  ticket.usedAt = null;
+  ticket.usedFor = null;
+  room.used -= 1;
+  room.activeCount += 1;
 }
 
 /** A ticket's status at `now` for a room brought up to `now`: an admitted token past its expiry reads EXPIRED. */

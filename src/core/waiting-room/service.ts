@@ -1,5 +1,6 @@
 import type { Clock } from '../clock.ts';
 import { storeFull } from '../errors.ts';
+import { FluxPayError } from '../fluxpay/errors.ts';
 import type { IdFactory } from '../ids.ts';
 import type { Scheduler } from '../scheduler.ts';
 import type { UseTokenOutcome, WaitingRoomStore } from './ports.ts';
@@ -33,6 +34,8 @@ export interface WaitingRoomServiceDeps {
   clock: Clock;
   ids: IdFactory;
   publish: (event: WaitingRoomAdmittedEvent) => void;
+  /** The billing policy's services: a room protects only those (a PUT naming another is refused). */
+  services: { has(serviceId: string): boolean; keys(): Iterable<string> };
 }
 
 /** A ticket as its holder sees it at one moment. */
@@ -73,7 +76,11 @@ export interface RoomView extends RoomSettings {
 
 export type EnterResult = { kind: 'entered' | 'existing'; ticket: TicketView };
 
-export type GuardResult = UseTokenOutcome['kind'];
+/** Why an order of a protected service is refused (WAIT_001). */
+export type GuardRefusal = Exclude<UseTokenOutcome, { kind: 'unprotected' | 'used' }>;
+
+/** What `guardOrder` did: refused the order, or created it (`create`'s value). */
+export type GuardedOrder<T> = { kind: 'refused'; refusal: GuardRefusal } | { kind: 'created'; value: T };
 
 export class WaitingRoomService {
   readonly #deps: WaitingRoomServiceDeps;
@@ -82,16 +89,31 @@ export class WaitingRoomService {
     this.#deps = deps;
     deps.scheduler.register(WAITING_ROOM_TICK_JOB, async (roomId) => {
       const result = await deps.store.getRoom(roomId, deps.clock.now());
-      if (result !== undefined) await this.#settle(result.room, result.admitted);
+      if (result !== undefined) await this.#settle(roomId, result);
     });
   }
 
-  /** Creates a room or changes a running one: `created` or `updated`. */
+  /**
+   * Creates a room or changes a running one: `created` or `updated`. COMMON_400 when
+   * `protectedServiceIds` names a service the billing policy does not know, WAIT_002 when creating
+   * one room more than FLUXPAY_MAX_WAITING_ROOMS; nothing changes then.
+   */
   async put(roomId: string, settings: RoomSettings): Promise<{ kind: 'created' | 'updated'; room: RoomView }> {
-    const { store, clock } = this.#deps;
+    const { store, clock, services } = this.#deps;
+    const unknown = settings.protectedServiceIds.flatMap((id, i) => (services.has(id) ? [] : [{ field: `protectedServiceIds.${i}`, id }]));
+    if (unknown.length > 0) {
+      const known = [...services.keys()].join(', ');
+      const reason = (id: string) => `"${id}" is not a service of the billing policy (its services: ${known})`;
+      throw new FluxPayError(
+        'COMMON_400',
+        `protectedServiceIds: ${unknown.map((u) => reason(u.id)).join('; ')}.`,
+        unknown.map((u) => ({ field: u.field, reason: reason(u.id) })),
+      );
+    }
     const now = clock.now();
     const result = await store.putRoom(roomId, settings, now);
-    await this.#settle(result.room, result.admitted);
+    if (result.kind === 'full') throw new FluxPayError('WAIT_002', `Waiting room ${roomId} was not created: there are ${result.maxRooms} rooms already, the most FLUXPAY_MAX_WAITING_ROOMS allows; change an existing room instead.`);
+    await this.#settle(roomId, result);
     return { kind: result.kind, room: roomView(result.room, now) };
   }
 
@@ -99,7 +121,7 @@ export class WaitingRoomService {
     const now = this.#deps.clock.now();
     const result = await this.#deps.store.getRoom(roomId, now);
     if (result === undefined) return undefined;
-    await this.#settle(result.room, result.admitted);
+    await this.#settle(roomId, result);
     return roomView(result.room, now);
   }
 
@@ -117,7 +139,7 @@ export class WaitingRoomService {
     const outcome = await store.enter(roomId, userId, { ticket: ids('wrt'), admissionToken: ids('adm') }, now);
     if (outcome.kind === 'no_room') return undefined;
     if (outcome.kind === 'full') throw storeFull('waiting_room_tickets');
-    await this.#settle(outcome.room, outcome.admitted);
+    await this.#settle(roomId, outcome);
     return { kind: outcome.kind, ticket: ticketView(outcome.room, outcome.ticket, now) };
   }
 
@@ -125,29 +147,47 @@ export class WaitingRoomService {
     const now = this.#deps.clock.now();
     const result = await this.#deps.store.getTicket(roomId, ticket, now);
     if (result === undefined) return undefined;
-    await this.#settle(result.room, result.admitted);
+    await this.#settle(roomId, result);
     return ticketView(result.room, result.ticket, now);
   }
 
   /**
-   * The order guard: `unprotected` (no active room protects `serviceId`), `used` (the token is
-   * now used for `orderId`), or why not: `missing`, `invalid`, `expired`, `already_used`.
+   * The order guard around `create`, which creates order `orderId` of `serviceId`. When an active
+   * room protects the service, `token` must be an admitted, unexpired, unused token of such a room
+   * (else `refused`, why: `missing`, `invalid`, `expired`, `already_used`); it is used for
+   * `orderId` before `create` runs, so two orders at once cannot both have it. If `create` then
+   * throws (the order was not created), the token is given back, usable again until its own
+   * expiry, and the error goes on: a token is spent only on an order that exists.
    */
-  async guardOrder(serviceId: string, token: string | undefined, orderId: string): Promise<UseTokenOutcome> {
-    const now = this.#deps.clock.now();
-    const outcome = await this.#deps.store.useToken(serviceId, token, orderId, now);
-    if (outcome.kind !== 'unprotected') this.#publishAdmitted(outcome.admitted, now);
-    return outcome;
+  async guardOrder<T>(serviceId: string, token: string | undefined, orderId: string, create: () => Promise<T>): Promise<GuardedOrder<T>> {
+    const { store, clock } = this.#deps;
+    const now = clock.now();
+    const outcome = await store.useToken(serviceId, token, orderId, now);
+    if (outcome.kind === 'unprotected') return { kind: 'created', value: await create() };
+    if (outcome.kind !== 'used') {
+      this.#publishAdmitted(outcome.admitted, now);
+      return { kind: 'refused', refusal: outcome };
+    }
+    try {
+      // The used token's slot is free: a room held at maxActive may admit sooner than its tick.
+      await this.#settle(outcome.ticket.roomId, outcome);
+      return { kind: 'created', value: await create() };
+    } catch (error) {
+      const released = await store.releaseToken(outcome.ticket.admissionToken, orderId, clock.now());
+      this.#publishAdmitted(released.admitted, clock.now());
+      throw error;
+    }
   }
 
-  /** Publishes what a call admitted and keeps the room's tick due at its next admission. */
-  async #settle(room: Room, admitted: Ticket[]): Promise<void> {
+  /**
+   * Publishes what a call admitted and keeps the room's tick due at its next admission: when the
+   * rate allows it, or for a room holding maxActive tokens when the first expires (not at once:
+   * a tick that admits nobody would otherwise come straight back).
+   */
+  async #settle(roomId: string, result: { admitted: Ticket[]; nextDueAt: number | null }): Promise<void> {
     const now = this.#deps.clock.now();
-    this.#publishAdmitted(admitted, now);
-    const waiting = room.entered - room.admitted;
-    if (waiting > 0 && Number.isFinite(room.nextAdmissionAt)) {
-      await this.#deps.scheduler.schedule(WAITING_ROOM_TICK_JOB, room.roomId, Math.max(now, room.nextAdmissionAt));
-    }
+    this.#publishAdmitted(result.admitted, now);
+    if (result.nextDueAt !== null) await this.#deps.scheduler.schedule(WAITING_ROOM_TICK_JOB, roomId, Math.max(now, result.nextDueAt));
   }
 
   #publishAdmitted(admitted: Ticket[], now: number): void {

@@ -429,8 +429,8 @@ export const EXAMPLE_ROOM = 'concert-2026';
 export const EXAMPLE_NEW_ROOM = 'summer-sale';
 /** A ticket of EXAMPLE_ROOM, WAITING. */
 export const EXAMPLE_TICKET = 'wrt_01KBA7Q4E4Q7T0X3Z6B9D2F5HJ';
-/** The service the example rooms protect (not one the order examples use). */
-const PROTECTED = 'ticket-sale';
+/** The service the example rooms protect: one of the built-in billing policy's, not one the order examples order. */
+const PROTECTED = 'image-studio';
 const room = {
   roomId: EXAMPLE_ROOM,
   admitPerSecond: 50,
@@ -464,8 +464,26 @@ const ticket = {
   usedFor: null,
 };
 export const putRoomRequests: Examples = {
-  created: ex('A new room: 50 admissions a second, tokens valid 5 minutes, guarding ticket-sale', { admitPerSecond: 50, admissionTtlSeconds: 300, protectedServiceIds: [PROTECTED] }),
+  created: ex(`A new room: 50 admissions a second, tokens valid 5 minutes, guarding ${PROTECTED}`, { admitPerSecond: 50, admissionTtlSeconds: 300, protectedServiceIds: [PROTECTED] }),
   updated: ex('The same room, admitting 100 a second from now (the queue keeps its order)', { admitPerSecond: 100, admissionTtlSeconds: 300, protectedServiceIds: [PROTECTED] }),
+  unknown_service: ex('A service the billing policy does not know: refused, nothing changes', { admitPerSecond: 100, admissionTtlSeconds: 300, protectedServiceIds: ['ticket-sale'] }),
+};
+const unknownService = '"ticket-sale" is not a service of the billing policy (its services: ai-writer, image-studio)';
+/** The PUT's own refusals: an unknown protected service (400), one room more than FLUXPAY_MAX_WAITING_ROOMS (409). */
+export const putRoomErrors = {
+  400: {
+    description: 'COMMON_400: a field breaks its rule, or `protectedServiceIds` names a service the billing policy does not know (`result.errors` lists each); nothing changes.',
+    examples: {
+      validation_failed: err('COMMON_400', 'body/admitPerSecond must be >= 0', { errors: [{ field: 'admitPerSecond', reason: 'must be >= 0' }] }),
+      unknown_service: err('COMMON_400', `protectedServiceIds: ${unknownService}.`, { errors: [{ field: 'protectedServiceIds.0', reason: unknownService }] }),
+    },
+  },
+  409: {
+    description: 'WAIT_002: the room does not exist and FLUXPAY_MAX_WAITING_ROOMS rooms do (rooms are never evicted; change an existing one).',
+    examples: {
+      room_limit: err('WAIT_002', `Waiting room ${EXAMPLE_NEW_ROOM} was not created: there are 1000 rooms already, the most FLUXPAY_MAX_WAITING_ROOMS allows; change an existing room instead.`),
+    },
+  },
 };
 export const putRoomCreated: Examples = { created: ex('Created', wrap({ ...room, roomId: EXAMPLE_NEW_ROOM })) };
 export const putRoomUpdated: Examples = { updated: ex('Changed', wrap({ ...room, roomId: EXAMPLE_NEW_ROOM, admitPerSecond: 100, currentRate: 100, updatedAt: T1 })) };

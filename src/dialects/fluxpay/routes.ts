@@ -4,8 +4,7 @@ import type { Scenario } from '../../core/scenario.ts';
 import type { FluxPayService } from '../../core/fluxpay/service.ts';
 import type { SubscriptionService } from '../../core/subscriptions/service.ts';
 import { FluxPayError } from '../../core/fluxpay/errors.ts';
-import type { UseTokenOutcome } from '../../core/waiting-room/ports.ts';
-import type { WaitingRoomService } from '../../core/waiting-room/service.ts';
+import type { GuardRefusal, WaitingRoomService } from '../../core/waiting-room/service.ts';
 import type { IdempotencyHooks } from '../../http/idempotency.ts';
 import { documented, errorResponses, IDEMPOTENT, withExamples } from '../../http/openapi.ts';
 import { IdempotencyKeyHeader } from '../../http/schemas.ts';
@@ -43,7 +42,7 @@ const POST_ERRORS = [400, 409, 413, 415, 422, 500, 503];
 const GET_ERRORS = [400, 500, 503];
 
 /** Why an order of a protected service was refused (WAIT_001), in one sentence. */
-function admissionRefusal(serviceId: string, guard: Exclude<UseTokenOutcome, { kind: 'unprotected' | 'used' }>): string {
+function admissionRefusal(serviceId: string, guard: GuardRefusal): string {
   const rooms = guard.roomIds.join(', ');
   switch (guard.kind) {
     case 'missing':
@@ -69,7 +68,7 @@ const fluxpayRoutes: FastifyPluginAsync<FluxPayRoutesOptions> = async (fastify, 
         operationId: 'createFluxPayOrder',
         summary: 'Create an order (PENDING)',
         description:
-          'An order for a paid use of a service, or (`metadata.kind: CREDIT_CHARGE`) for credits. It is paid by a payment (`POST /api/v1/payments`, then `/confirm`). While an active waiting room protects `serviceId`, the `X-Admission-Token` of a ticket it admitted is required and used up by this order (403 WAIT_001 otherwise); a token used by a request that then fails stays used.',
+          'An order for a paid use of a service, or (`metadata.kind: CREDIT_CHARGE`) for credits. It is paid by a payment (`POST /api/v1/payments`, then `/confirm`). While an active waiting room protects `serviceId`, the `X-Admission-Token` of a ticket it admitted is required and used up by this order (403 WAIT_001 otherwise); when the order is not created after all (a refused body, a full store), the token is not spent and stays usable until it expires.',
         tags,
         headers: s.OrderHeaders,
         body: withExamples(s.CreateOrderBody, ex.createOrderRequests),
@@ -79,9 +78,9 @@ const fluxpayRoutes: FastifyPluginAsync<FluxPayRoutesOptions> = async (fastify, 
     },
     async (request) => {
       const orderId = newOrderId();
-      const guard = await rooms.guardOrder(request.body.serviceId, request.headers['x-admission-token'], orderId);
-      if (guard.kind !== 'unprotected' && guard.kind !== 'used') throw new FluxPayError('WAIT_001', admissionRefusal(request.body.serviceId, guard));
-      return ok(orderView(await service.createOrder(request.body, orderId)));
+      const guarded = await rooms.guardOrder(request.body.serviceId, request.headers['x-admission-token'], orderId, () => service.createOrder(request.body, orderId));
+      if (guarded.kind === 'refused') throw new FluxPayError('WAIT_001', admissionRefusal(request.body.serviceId, guarded.refusal));
+      return ok(orderView(guarded.value));
     },
   );
 

@@ -61,7 +61,7 @@ export const FieldError = Type.Object({ field: Type.String({ description: 'The f
 export const ErrorBody = Type.Object(
   {
     isSuccess: Type.Literal(false),
-    code: Type.String({ description: 'PAY_001 … PAY_005, WAIT_001, COMMON_400, COMMON_404, COMMON_405, COMMON_409, COMMON_413, COMMON_414, COMMON_415, COMMON_422, COMMON_429, COMMON_500, COMMON_503' }),
+    code: Type.String({ description: 'PAY_001 … PAY_005, WAIT_001, WAIT_002, COMMON_400, COMMON_404, COMMON_405, COMMON_409, COMMON_413, COMMON_414, COMMON_415, COMMON_422, COMMON_429, COMMON_500, COMMON_503' }),
     message: Type.String(),
     result: Type.Union([Type.Null(), Type.Object({ errors: Type.Array(FieldError) })], { description: 'null; for COMMON_400, the fields that are wrong' }),
   },
@@ -377,7 +377,7 @@ export const PutRoomBody = Type.Object(
   {
     admitPerSecond: Type.Number({ minimum: 0, maximum: 100_000, description: 'Admissions per second (0 pauses admission; the queue keeps its order)', examples: [50] }),
     admissionTtlSeconds: Type.Integer({ minimum: 1, maximum: 86_400, description: 'How long an admission token stays valid once given', examples: [300] }),
-    protectedServiceIds: Type.Array(ServiceId, { maxItems: 100, description: 'Services whose POST /api/v1/orders needs an X-Admission-Token while the room is active' }),
+    protectedServiceIds: Type.Array(ServiceId, { maxItems: 100, description: 'Services of the billing policy whose POST /api/v1/orders needs an X-Admission-Token while the room is active (another service: 400 COMMON_400)', examples: [['image-studio']] }),
     maxActive: Type.Optional(Nullable(Type.Integer({ minimum: 1, maximum: 1_000_000_000 }), 'At most this many admitted users hold a live token at once (null or absent: no limit)')),
     active: Type.Optional(Type.Boolean({ description: 'false: admits nobody new and protects nothing (default true)' })),
   },

@@ -29,14 +29,14 @@ const waitingRoomRoutes: FastifyPluginAsync<WaitingRoomRoutesOptions> = async (f
         operationId: 'putFluxPayWaitingRoom',
         summary: 'Create or change a waiting room',
         description:
-          'Creates the room (201) or changes a running one (200): a new `admitPerSecond` applies from now, spaced from the last admission; the queue keeps its order. While `active`, `POST /api/v1/orders` for `protectedServiceIds` needs an `X-Admission-Token` (else 403 WAIT_001).',
+          'Creates the room (201) or changes a running one (200): a new `admitPerSecond` applies from now, spaced from the last admission; the queue keeps its order. While `active`, `POST /api/v1/orders` for `protectedServiceIds` needs an `X-Admission-Token` (else 403 WAIT_001). `protectedServiceIds` must be services of the billing policy (else 400 COMMON_400, nothing changes); a new room beyond FLUXPAY_MAX_WAITING_ROOMS is refused with 409 WAIT_002 (rooms are never evicted).',
         tags,
         params: s.NewRoomParams,
         body: withExamples(s.PutRoomBody, ex.putRoomRequests),
         response: {
           200: documented(s.Wrapped(s.RoomView, 'FluxPayWaitingRoomResult'), { description: 'The room, changed.', examples: ex.putRoomUpdated }),
           201: documented(s.Wrapped(s.RoomView, 'FluxPayWaitingRoomResult'), { description: 'The room, created.', examples: ex.putRoomCreated }),
-          ...errors([400, 415, 429, 500, 503]),
+          ...errorResponses(ex.fluxpayErrorDocs, [400, 409, 415, 429, 500, 503], { overrides: ex.putRoomErrors }),
         },
       },
     },

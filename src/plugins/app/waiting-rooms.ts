@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin';
 import { Counter, Gauge, Histogram } from 'prom-client';
-import { WaitingRoomService } from '../../core/waiting-room/service.ts';
+import { WaitingRoomService, type RoomView } from '../../core/waiting-room/service.ts';
 
 /**
  * FluxPay's virtual waiting rooms (issue 12), built once per app from the core and the
@@ -22,14 +22,42 @@ export default fp(
   async (app) => {
     const { config, clock, ids, bus, stores, scheduler } = app.core;
     const registers = [app.metrics.registry];
-    const admissions = new Counter({ name: 'fluxpay_waiting_room_admissions_total', help: 'Users admitted from a FluxPay waiting room, by room (its rate is the admissions per second).', labelNames: ['room'], registers });
-    const waitTime = new Histogram({ name: 'fluxpay_waiting_room_wait_seconds', help: 'Time from entering a FluxPay waiting room to being admitted.', labelNames: ['room'], buckets: WAIT_BUCKETS, registers });
+    // A scrape first brings every room up to now, once for all three metrics: the admissions due
+    // since the last request or tick are published (counted, their waits observed) before any of
+    // the three is read, so the queue lengths and the admissions of one scrape agree.
+    let upToDate: Promise<RoomView[]> | undefined;
+    const bringUpToDate = (): Promise<RoomView[]> => {
+      upToDate ??= service.list().finally(() => {
+        upToDate = undefined;
+      });
+      return upToDate;
+    };
+    const admissions = new Counter({
+      name: 'fluxpay_waiting_room_admissions_total',
+      help: 'Users admitted from a FluxPay waiting room, by room (its rate is the admissions per second).',
+      labelNames: ['room'],
+      registers,
+      async collect() {
+        await bringUpToDate();
+      },
+    });
+    const waitTime = new Histogram({
+      name: 'fluxpay_waiting_room_wait_seconds',
+      help: 'Time from entering a FluxPay waiting room to being admitted.',
+      labelNames: ['room'],
+      buckets: WAIT_BUCKETS,
+      registers,
+      async collect() {
+        await bringUpToDate();
+      },
+    });
     const service = new WaitingRoomService({
       store: stores.waitingRooms,
       scheduler,
       clock,
       ids,
       publish: (event) => bus.publish(event),
+      services: config.fluxpay.policy.services,
     });
     bus.subscribe((event) => {
       if (event.type !== 'waiting_room.admitted') return;
@@ -42,8 +70,9 @@ export default fp(
       labelNames: ['room'],
       registers,
       async collect() {
+        const rooms = await bringUpToDate();
         this.reset();
-        for (const room of await service.list()) this.set({ room: room.roomId }, room.size);
+        for (const room of rooms) this.set({ room: room.roomId }, room.size);
       },
     });
     app.decorate('waitingRooms', service);

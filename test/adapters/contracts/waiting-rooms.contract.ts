@@ -4,6 +4,7 @@ import type { RoomSettings, Ticket } from '../../../src/core/waiting-room/room.t
 import { concurrently, HOUR, MINUTE, T0, tally } from './fixtures.ts';
 
 export interface WaitingRoomStoreOptions {
+  maxRooms: number;
   maxTickets: number;
   /** Ended tickets older than this (from their end) may be swept. */
   ttlMs: number;
@@ -11,7 +12,7 @@ export interface WaitingRoomStoreOptions {
 
 export type WaitingRoomStoreFactory = (options: WaitingRoomStoreOptions) => Promise<WaitingRoomStore> | WaitingRoomStore;
 
-const ROOMY: WaitingRoomStoreOptions = { maxTickets: 100_000, ttlMs: HOUR };
+const ROOMY: WaitingRoomStoreOptions = { maxRooms: 100, maxTickets: 100_000, ttlMs: HOUR };
 
 /** 10 admissions a second (one every 100 ms), tokens valid 60 s, protecting service `svc_concert`. */
 const TEN_PER_S: RoomSettings = { admitPerSecond: 10, admissionTtlSeconds: 60, protectedServiceIds: ['svc_concert'], maxActive: null, active: true };
@@ -19,6 +20,11 @@ const TEN_PER_S: RoomSettings = { admitPerSecond: 10, admissionTtlSeconds: 60, p
 let sequence = 0;
 const fresh = (prefix: string) => `${prefix}_${(++sequence).toString().padStart(8, '0')}`;
 const newIds = () => ({ ticket: fresh('wrt'), admissionToken: fresh('adm') });
+/** A putRoom outcome that must not be `full` (these stores have room for it). */
+function put<T extends { kind: string }>(outcome: T): Exclude<T, { kind: 'full' }> {
+  if (outcome.kind === 'full') throw new Error('putRoom: full');
+  return outcome as Exclude<T, { kind: 'full' }>;
+}
 
 /** The WaitingRoomStore port's contract (src/core/waiting-room/ports.ts), for any adapter `make` builds fresh. */
 export function waitingRoomStoreContract(name: string, make: WaitingRoomStoreFactory): void {
@@ -43,10 +49,11 @@ export function waitingRoomStoreContract(name: string, make: WaitingRoomStoreFac
     describe('rooms', () => {
       it('putRoom creates a room with its settings and zero counts; getRoom reads it; an unknown room is undefined', async () => {
         const store = await make(ROOMY);
-        const created = await store.putRoom('room_1', TEN_PER_S, T0);
+        const created = put(await store.putRoom('room_1', TEN_PER_S, T0));
         expect(created).toEqual({
           kind: 'created',
           admitted: [],
+          nextDueAt: null,
           room: {
             roomId: 'room_1',
             ...TEN_PER_S,
@@ -61,7 +68,7 @@ export function waitingRoomStoreContract(name: string, make: WaitingRoomStoreFac
             nextAdmissionAt: Number.NEGATIVE_INFINITY,
           },
         });
-        expect(await store.getRoom('room_1', T0 + 5)).toEqual({ room: created.room, admitted: [] });
+        expect(await store.getRoom('room_1', T0 + 5)).toEqual({ room: created.room, admitted: [], nextDueAt: null });
         expect(await store.getRoom('room_2', T0)).toBeUndefined();
         expect(await store.enter('room_2', 'user_1', newIds(), T0)).toEqual({ kind: 'no_room' });
         expect(await store.getTicket('room_2', 'wrt_x', T0)).toBeUndefined();
@@ -73,6 +80,16 @@ export function waitingRoomStoreContract(name: string, make: WaitingRoomStoreFac
         read?.room.protectedServiceIds.push('svc_other');
         if (read !== undefined) read.room.entered = 99;
         expect((await store.getRoom('room_1', T0))?.room).toMatchObject({ entered: 0, protectedServiceIds: ['svc_concert'] });
+      });
+
+      it('putRoom refuses a room beyond maxRooms (`full`), still changes existing ones', async () => {
+        const store = await make({ ...ROOMY, maxRooms: 2 });
+        await store.putRoom('room_1', TEN_PER_S, T0);
+        await store.putRoom('room_2', TEN_PER_S, T0);
+        expect(await store.putRoom('room_3', TEN_PER_S, T0)).toEqual({ kind: 'full', maxRooms: 2 });
+        expect(await store.getRoom('room_3', T0)).toBeUndefined();
+        expect(await store.putRoom('room_2', { ...TEN_PER_S, admitPerSecond: 5 }, T0 + 1)).toMatchObject({ kind: 'updated', room: { admitPerSecond: 5 } });
+        expect((await store.listRooms(T0 + 1)).rooms.map((r) => r.roomId)).toEqual(['room_1', 'room_2']);
       });
 
       it('listRooms: every room in creation order', async () => {
@@ -150,7 +167,7 @@ export function waitingRoomStoreContract(name: string, make: WaitingRoomStoreFac
       it('a higher rate applies from the change; the queue keeps its order', async () => {
         const store = await roomWith(TEN_PER_S);
         await enterAll(store, 10, T0);
-        const changed = await store.putRoom('room_1', { ...TEN_PER_S, admitPerSecond: 100 }, T0 + 250);
+        const changed = put(await store.putRoom('room_1', { ...TEN_PER_S, admitPerSecond: 100 }, T0 + 250));
         expect(changed.kind).toBe('updated');
         expect(changed.admitted.map((t) => [t.sequence, t.admittedAt])).toEqual([
           [2, T0 + 100],
@@ -174,7 +191,7 @@ export function waitingRoomStoreContract(name: string, make: WaitingRoomStoreFac
         await enterAll(store, 3, T0);
         await store.putRoom('room_1', { ...TEN_PER_S, admitPerSecond: 0 }, T0 + 50);
         expect((await store.getRoom('room_1', T0 + 10_000))?.admitted).toEqual([]);
-        const resumed = await store.putRoom('room_1', TEN_PER_S, T0 + 10_000);
+        const resumed = put(await store.putRoom('room_1', TEN_PER_S, T0 + 10_000));
         expect(resumed.admitted.map((t) => [t.sequence, t.admittedAt])).toEqual([[2, T0 + 10_000]]);
       });
 
@@ -207,11 +224,39 @@ export function waitingRoomStoreContract(name: string, make: WaitingRoomStoreFac
         // The token of a ticket still waiting is no token yet.
         expect(await store.useToken('svc_concert', (third as Ticket).admissionToken, 'ord_1', T0)).toMatchObject({ kind: 'invalid' });
         const used = await store.useToken('svc_concert', (first as Ticket).admissionToken, 'ord_1', T0 + 5);
-        expect(used).toEqual({ kind: 'used', admitted: [], ticket: { ...first, status: 'ADMITTED', admittedAt: T0, expiresAt: T0 + 10_000, usedAt: T0 + 5, usedFor: 'ord_1' } });
+        expect(used).toEqual({ kind: 'used', admitted: [], nextDueAt: T0 + 100, ticket: { ...first, status: 'ADMITTED', admittedAt: T0, expiresAt: T0 + 10_000, usedAt: T0 + 5, usedFor: 'ord_1' } });
         expect(await store.useToken('svc_concert', (first as Ticket).admissionToken, 'ord_2', T0 + 6)).toMatchObject({ kind: 'already_used', ticket: { usedFor: 'ord_1' } });
         expect((await store.getRoom('room_1', T0 + 6))?.room).toMatchObject({ used: 1, activeCount: 0 });
         const late = await store.useToken('svc_concert', (second as Ticket).admissionToken, 'ord_3', T0 + 100 + 10_000);
         expect(late).toMatchObject({ kind: 'expired', ticket: { sequence: 2, status: 'EXPIRED' } });
+      });
+
+      it('releaseToken gives a used token back (ADMITTED, unused, usable once more); only for the order it was used for', async () => {
+        const store = await roomWith({ ...TEN_PER_S, admissionTtlSeconds: 10 });
+        const [first] = await enterAll(store, 1, T0);
+        const token = (first as Ticket).admissionToken;
+        await store.useToken('svc_concert', token, 'ord_1', T0 + 5);
+        expect(await store.releaseToken(token, 'ord_other', T0 + 6)).toEqual({ released: false, admitted: [] });
+        expect(await store.releaseToken('adm_forged', 'ord_1', T0 + 6)).toEqual({ released: false, admitted: [] });
+        expect(await store.releaseToken(token, 'ord_1', T0 + 6)).toEqual({ released: true, admitted: [] });
+        expect(await store.getTicket('room_1', (first as Ticket).ticket, T0 + 6)).toMatchObject({ room: { used: 0, activeCount: 1 }, ticket: { status: 'ADMITTED', usedAt: null, usedFor: null } });
+        expect(await store.releaseToken(token, 'ord_1', T0 + 7)).toEqual({ released: false, admitted: [] });
+        expect(await store.useToken('svc_concert', token, 'ord_2', T0 + 8)).toMatchObject({ kind: 'used', ticket: { usedFor: 'ord_2' } });
+        // A released ticket is live again: the sweep of ended tickets leaves it alone.
+        expect(await store.sweep(T0 + 8 + HOUR + 1)).toBe(1);
+      });
+
+      it('releaseToken after the token’s expiry: the ticket is EXPIRED at once', async () => {
+        const store = await roomWith({ ...TEN_PER_S, admissionTtlSeconds: 10 });
+        const [first] = await enterAll(store, 1, T0);
+        const token = (first as Ticket).admissionToken;
+        await store.useToken('svc_concert', token, 'ord_1', T0 + 5);
+        expect(await store.releaseToken(token, 'ord_1', T0 + 10_001)).toEqual({ released: true, admitted: [] });
+        expect(await store.getTicket('room_1', (first as Ticket).ticket, T0 + 10_001)).toMatchObject({ room: { used: 0, expired: 1, activeCount: 0 }, ticket: { status: 'EXPIRED', usedAt: null } });
+        expect(await store.useToken('svc_concert', token, 'ord_2', T0 + 10_002)).toMatchObject({ kind: 'expired' });
+        // Kept until the TTL from its expiry, then swept.
+        expect(await store.sweep(T0 + 10_000 + HOUR - 1)).toBe(0);
+        expect(await store.sweep(T0 + 10_000 + HOUR)).toBe(1);
       });
 
       it('a token is good only for the services its own room protects', async () => {
@@ -228,14 +273,15 @@ export function waitingRoomStoreContract(name: string, make: WaitingRoomStoreFac
         expect((await store.getRoom('room_1', T0 + 1_000))?.room).toMatchObject({ admitted: 2, activeCount: 2 });
         await store.useToken('svc_concert', (first as Ticket).admissionToken, 'ord_1', T0 + 1_000);
         expect((await store.getRoom('room_1', T0 + 1_000))?.admitted.map((t) => [t.sequence, t.admittedAt])).toEqual([[3, T0 + 1_000]]);
-        // Ticket 2 (admitted at +100) expires at +5,100: ticket 4 is admitted then, not before.
-        expect((await store.getRoom('room_1', T0 + 5_099))?.admitted).toEqual([]);
+        // Ticket 2 (admitted at +100) expires at +5,100: ticket 4 is admitted then, not before, and the room says so.
+        expect(await store.getRoom('room_1', T0 + 5_099)).toMatchObject({ admitted: [], nextDueAt: T0 + 5_100 });
         const next = await store.getRoom('room_1', T0 + 6_000);
         expect(next?.admitted.map((t) => [t.sequence, t.admittedAt])).toEqual([
           [4, T0 + 5_100],
           [5, T0 + 6_000],
         ]);
         expect(next?.room).toMatchObject({ admitted: 5, used: 1, expired: 2, activeCount: 2 });
+        expect(next?.nextDueAt).toBeNull(); // nobody waits
       });
     });
 
@@ -265,7 +311,7 @@ export function waitingRoomStoreContract(name: string, make: WaitingRoomStoreFac
 
     describe('bounds', () => {
       it('a store of live tickets refuses a new one; ended tickets are evicted first, oldest ended first', async () => {
-        const store = await roomWith({ ...TEN_PER_S, admissionTtlSeconds: 1 }, { maxTickets: 3, ttlMs: HOUR });
+        const store = await roomWith({ ...TEN_PER_S, admissionTtlSeconds: 1 }, { ...ROOMY, maxTickets: 3, ttlMs: HOUR });
         const [first] = await enterAll(store, 3, T0);
         expect(await store.enter('room_1', 'user_x', newIds(), T0 + 1)).toEqual({ kind: 'full' });
         expect(await store.stats()).toEqual({ size: 3, max: 3 });
@@ -276,7 +322,7 @@ export function waitingRoomStoreContract(name: string, make: WaitingRoomStoreFac
       });
 
       it('sweep drops tickets that ended more than the TTL ago, and nothing live', async () => {
-        const store = await roomWith({ ...TEN_PER_S, admissionTtlSeconds: 1 }, { maxTickets: 100, ttlMs: MINUTE });
+        const store = await roomWith({ ...TEN_PER_S, admissionTtlSeconds: 1 }, { ...ROOMY, maxTickets: 100, ttlMs: MINUTE });
         const [first, second] = await enterAll(store, 3, T0);
         await store.useToken('svc_concert', (first as Ticket).admissionToken, 'ord_1', T0 + 10);
         // At +1,100 ticket 2 (admitted at +100) expires; ticket 3 (admitted at +200) is still live until +1,200.
