@@ -20,6 +20,7 @@ import bookings from './plugins/app/bookings.ts';
 import core from './plugins/app/core.ts';
 import errorShapes from './plugins/app/error-shapes.ts';
 import eventLogs from './plugins/app/event-logs.ts';
+import faults from './plugins/app/faults.ts';
 import fluxpay from './plugins/app/fluxpay.ts';
 import lifecycle from './plugins/app/lifecycle.ts';
 import metrics from './plugins/app/metrics.ts';
@@ -91,6 +92,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(stores, { config, stores: options.stores });
   await app.register(core, { config, clock: options.clock, random: options.random });
   await app.register(metrics);
+  await app.register(faults);
   await app.register(webhooks);
   await app.register(eventLogs);
   await app.register(bookings);
