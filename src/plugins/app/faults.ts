@@ -8,6 +8,7 @@ import { DEFAULT_NAMESPACE, FaultRuleService, type RequestFaultPlan } from '../.
 import type { MatchInput } from '../../core/faults/matcher.ts';
 import { createStreams } from '../../core/random.ts';
 import { sendProblem, type ErrorShape } from '../../http/error-handler.ts';
+import type { WebhookFaults } from '../../webhooks/dispatcher.ts';
 
 /**
  * Fault injection (issue 15): the rule store and service, FAULTS_FILE's rules created at start,
@@ -51,6 +52,8 @@ export interface Faults {
   delete(namespace: string, id: string): Promise<StoredFaultRule | undefined>;
   /** Deletes every rule of the namespace and their metric series; how many. */
   deleteAll(namespace: string): Promise<number>;
+  /** What the dispatcher asks of webhook rules. */
+  webhooks: WebhookFaults;
 }
 
 declare module 'fastify' {
@@ -102,6 +105,7 @@ export default fp<FaultsOptions>(
         for (const stored of rules) forget(stored);
         return deleted;
       },
+      webhooks: { plan: (url) => service.planWebhook(DEFAULT_NAMESPACE, url), random: streams(`faults:${DEFAULT_NAMESPACE}:reorder`) },
     } satisfies Faults);
 
     const wait = options.wait ?? realWait;
