@@ -82,9 +82,14 @@ export function decide(input: DecisionInput, config: ScenarioConfig, random: Ran
   const source: DecisionSource = input.scenario ?? (input.card === undefined ? 'approve' : 'card');
   // Decided as usual even when forced, so a seeded stream draws the same numbers with or without the rule.
   const natural = outcomeFor(source, input.card, config, random, now);
-  const outcome = input.forced === undefined ? natural : input.forced.failureCode === null ? APPROVED : failed(input.forced.failureCode);
+  const outcome = input.forced === undefined ? natural : forcedOutcome(input.forced);
   const defaultDelay = source === 'delay' ? config.delayDelayMs : outcome.status === 'APPROVED' ? config.approveDelayMs : config.failDelayMs;
   return { source, outcome, delayMs: input.delayMs ?? defaultDelay };
+}
+
+/** The outcome a fault rule forces. */
+export function forcedOutcome(forced: ForcedOutcome): Outcome {
+  return forced.failureCode === null ? APPROVED : failed(forced.failureCode);
 }
 
 function outcomeFor(source: DecisionSource, card: CardInput | undefined, config: ScenarioConfig, random: RandomSource, now: number): Outcome {

@@ -174,6 +174,20 @@ describe('outcome: the core decision of matching payments', () => {
     expect(await read(untouched)).toMatchObject({ status: 'APPROVED', failure_code: null });
   });
 
+  it('bookings: a forced failure code declines a payment whose CVV approves', async () => {
+    await start({ MOCK_MIN_DELAY_MS: '0', MOCK_MAX_DELAY_MS: '0' });
+    const user = { 'x-user-id': 'user_forced' };
+    const booking = await t.app.inject({ method: 'POST', url: '/bookings', headers: user, payload: { performanceId: 'perf_001', quantity: 1, paymentMethod: 'CREDIT_CARD' } });
+    expect(booking.statusCode, booking.body).toBe(201);
+    const id = await rule({ match: { dialect: 'bookings', route: '/payments/execute' }, action: { type: 'outcome', failure_code: 'insufficient_funds' } });
+    const paid = t.app.inject({ method: 'POST', url: '/payments/execute', headers: user, payload: { bookingId: booking.json().bookingId, paymentMethodToken: 'tok_visa', cvv: '120' } });
+    await t.clock.advance(0);
+    const res = await paid;
+    expect(res.statusCode, res.body).toBe(200);
+    expect(res.headers['x-sim-rule']).toBe(id);
+    expect(res.json()).toMatchObject({ finalStatus: 'FAILURE', pgMockData: { isSuccess: false, failureCode: 'insufficient_funds' } });
+  });
+
   it('/api/v2 payments: a forced failure fails the payment the scenario would complete', async () => {
     await start();
     const id = await rule({ match: { dialect: 'payment-server-v2', route: '/api/v2/payments' }, action: { type: 'outcome', failure_code: 'card_declined' } });
