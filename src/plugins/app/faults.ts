@@ -125,6 +125,8 @@ export default fp<FaultsOptions>(
         reply.hijack();
         await wait(response.ms, request);
         resetConnection(request);
+        // A hijacked request gets no request line of its own: this is its line.
+        request.log.info({ method: request.method, url: request.url, route: request.routeOptions.url, rule_id: plan.response?.ruleId, held_ms: response.ms }, 'fault rule timeout: connection reset');
       } else {
         const retryAfterS = response.retryAfterSeconds ?? undefined;
         sendProblem(reply, shape, { status: response.status, ...ERRORS[response.status], retryAfterS });
