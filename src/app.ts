@@ -20,6 +20,7 @@ import bookings from './plugins/app/bookings.ts';
 import core from './plugins/app/core.ts';
 import errorShapes from './plugins/app/error-shapes.ts';
 import eventLogs from './plugins/app/event-logs.ts';
+import faults, { type FaultWait } from './plugins/app/faults.ts';
 import fluxpay from './plugins/app/fluxpay.ts';
 import lifecycle from './plugins/app/lifecycle.ts';
 import metrics from './plugins/app/metrics.ts';
@@ -47,6 +48,8 @@ export interface AppOptions {
   stores?: Stores | undefined;
   /** Registers @fastify/otel's plugin when tracing is on. */
   otelPlugin?: FastifyPluginAsync | undefined;
+  /** How fault rules wait (latency, timeout); tests record the planned delays instead of waiting. */
+  faultWait?: FaultWait | undefined;
   /** Told the console's live feed (tests look whether it is subscribed to the bus). */
   onConsoleFeed?: ((feed: LiveFeed) => void) | undefined;
 }
@@ -91,6 +94,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(stores, { config, stores: options.stores });
   await app.register(core, { config, clock: options.clock, random: options.random });
   await app.register(metrics);
+  await app.register(faults, { wait: options.faultWait });
   await app.register(webhooks);
   await app.register(eventLogs);
   await app.register(bookings);

@@ -3,7 +3,9 @@ import { randomBytes } from 'node:crypto';
 import { envSchema } from 'env-schema';
 import { Type, type Static } from 'typebox';
 import { loadPolicyFile } from './adapters/fluxpay-policy-file.ts';
+import { loadFaultsFile } from './adapters/faults-file.ts';
 import { loadPerformancesFile } from './adapters/performances-file.ts';
+import type { ParsedRule } from './core/faults/validation.ts';
 import type { BillingPolicy } from './core/fluxpay/policy.ts';
 import { DEFAULT_PERFORMANCES, type Performance } from './core/bookings/performances.ts';
 import { SCENARIOS, type Scenario } from './core/scenario.ts';
@@ -122,6 +124,9 @@ const EnvSchema = Type.Object({
   FLUXPAY_MAX_WAITING_ROOMS: Count(1_000, 1, 1_000_000),
   FLUXPAY_WAITING_TICKET_TTL_MS: Ms(3_600_000),
   FLUXPAY_RATE_LIMIT_MAX_KEYS: Count(100_000, 1, 10_000_000),
+  // Fault injection (issue 15): rules loaded at start, and the bound on rules held at once.
+  FAULTS_FILE: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+  FAULTS_MAX_RULES: Count(1000, 1, 100_000),
   // The web console at /console (issue 13).
   CONSOLE_ENABLED: Type.Union([Type.Literal('true'), Type.Literal('false')], { default: 'true' }),
   // When set, the console asks for it (a login form) before showing anything.
@@ -229,6 +234,14 @@ export interface Config {
     /** Rate-limit windows (a client and a route group each) held at once. */
     rateLimitMaxKeys: number;
   };
+  /** Fault injection (issue 15). */
+  faults: {
+    /** FAULTS_FILE, when set; `rules` are then its rules, read and checked at start (relative windows count from the start). */
+    file: string | undefined;
+    rules: readonly ParsedRule[];
+    /** Rules held at once across every namespace (FAULTS_MAX_RULES). */
+    maxRules: number;
+  };
   /** The web console at /console (issue 13). */
   console: {
     enabled: boolean;
@@ -269,6 +282,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   }
   const performances = env.PERFORMANCES_FILE === undefined ? DEFAULT_PERFORMANCES : readCatalog(env.PERFORMANCES_FILE);
   const policy = readPolicy(env.FLUXPAY_POLICY_FILE);
+  const faultRules = env.FAULTS_FILE === undefined ? [] : readFaults(env.FAULTS_FILE, env.FAULTS_MAX_RULES);
   const secret = env.WEBHOOK_SECRET ?? `whsec_${randomBytes(24).toString('base64')}`;
   return {
     port: env.PORT,
@@ -353,6 +367,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       waitingTicketTtlMs: env.FLUXPAY_WAITING_TICKET_TTL_MS,
       rateLimitMaxKeys: env.FLUXPAY_RATE_LIMIT_MAX_KEYS,
     },
+    faults: { file: env.FAULTS_FILE, rules: faultRules, maxRules: env.FAULTS_MAX_RULES },
     console: { enabled: env.CONSOLE_ENABLED === 'true', token: env.CONSOLE_TOKEN },
   };
 }
@@ -395,6 +410,18 @@ function readPolicy(path: string | undefined): BillingPolicy {
   } catch (error) {
     throw new ConfigError(`Invalid configuration: ${(error as Error).message.replace(/\s*\n\s*/g, ' ')}`, { cause: error });
   }
+}
+
+/** The fault rules are read with the rest of the configuration: a bad file stops the start with one line naming FAULTS_FILE. */
+function readFaults(path: string, maxRules: number): ParsedRule[] {
+  let rules: ParsedRule[];
+  try {
+    rules = loadFaultsFile(path, Date.now());
+  } catch (error) {
+    throw new ConfigError(`Invalid configuration: ${(error as Error).message.replace(/\s*\n\s*/g, ' ')}`, { cause: error });
+  }
+  if (rules.length > maxRules) throw new ConfigError(`Invalid configuration: FAULTS_FILE holds ${rules.length} rules, more than FAULTS_MAX_RULES (${maxRules})`);
+  return rules;
 }
 
 interface AjvError {

@@ -1,7 +1,7 @@
 import { randomFillSync } from 'node:crypto';
 import type { Clock } from './clock.ts';
 
-export type IdPrefix = 'pay' | 'bk' | 'evt' | 'whd' | 'led' | 'tx' | 'ord' | 'pk' | 'cu' | 'saga' | 'sub' | 'inv' | 'whs' | 'wrt' | 'adm';
+export type IdPrefix = 'pay' | 'bk' | 'evt' | 'whd' | 'led' | 'tx' | 'ord' | 'pk' | 'cu' | 'saga' | 'sub' | 'inv' | 'whs' | 'wrt' | 'adm' | 'rule';
 
 export type IdFactory = (prefix: IdPrefix) => string;
 

@@ -17,3 +17,28 @@ export function createRandom(seed?: number): RandomSource {
   const rng = mersenne(seed);
   return { next: () => uniformFloat64(rng) };
 }
+
+/**
+ * Named random streams (`faults:<namespace>`, say), each its own sequence: with a seed, a Mersenne
+ * Twister seeded with RANDOM_SEED mixed with the name's 32-bit FNV-1a hash, so what one stream
+ * draws never shifts another's and a seeded run repeats per stream; without a seed, Math.random.
+ * Streams are made on first use and kept (their names come from a bounded set: namespaces).
+ */
+export function createStreams(seed?: number): (name: string) => RandomSource {
+  const streams = new Map<string, RandomSource>();
+  return (name) => {
+    let stream = streams.get(name);
+    if (stream === undefined) {
+      stream = createRandom(seed === undefined ? undefined : (seed ^ fnv1a(name)) >>> 0);
+      streams.set(name, stream);
+    }
+    return stream;
+  };
+}
+
+/** The 32-bit FNV-1a hash of a string's UTF-16 code units. */
+function fnv1a(text: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193) >>> 0;
+  return hash;
+}

@@ -39,6 +39,12 @@ export interface DecisionInput {
   scenario?: Scenario | undefined;
   delayMs?: number | undefined;
   card?: CardInput | undefined;
+  /** A fault rule's `outcome` (issue 15): approve (`failureCode` null) or fail with the code, whatever the scenario or the card says. */
+  forced?: ForcedOutcome | undefined;
+}
+
+export interface ForcedOutcome {
+  failureCode: string | null;
 }
 
 const APPROVED: Outcome = Object.freeze({ status: 'APPROVED', failureCode: null });
@@ -74,9 +80,16 @@ const APPROVING_CVV_DIGITS = new Set(['0', '1', '9']);
 export function decide(input: DecisionInput, config: ScenarioConfig, random: RandomSource, now: number): Decision {
   if (input.card !== undefined) assertValidCard(input.card);
   const source: DecisionSource = input.scenario ?? (input.card === undefined ? 'approve' : 'card');
-  const outcome = outcomeFor(source, input.card, config, random, now);
+  // Decided as usual even when forced, so a seeded stream draws the same numbers with or without the rule.
+  const natural = outcomeFor(source, input.card, config, random, now);
+  const outcome = input.forced === undefined ? natural : forcedOutcome(input.forced);
   const defaultDelay = source === 'delay' ? config.delayDelayMs : outcome.status === 'APPROVED' ? config.approveDelayMs : config.failDelayMs;
   return { source, outcome, delayMs: input.delayMs ?? defaultDelay };
+}
+
+/** The outcome a fault rule forces. */
+export function forcedOutcome(forced: ForcedOutcome): Outcome {
+  return forced.failureCode === null ? APPROVED : failed(forced.failureCode);
 }
 
 function outcomeFor(source: DecisionSource, card: CardInput | undefined, config: ScenarioConfig, random: RandomSource, now: number): Outcome {

@@ -34,13 +34,20 @@ export class ErrorShapes {
 
   /** The shape for a request URL (query string ignored), by its path as the router sees it: percent-decoded (`/event%73` is `/events`). */
   forUrl(url: string): ErrorShape {
+    const owner = this.ownerOf(url);
+    if (owner !== undefined) return owner;
+    if (this.#fallback === undefined) throw new Error('no fallback error shape is registered');
+    return this.#fallback;
+  }
+
+  /** The dialect that owns a URL's path, or undefined when none does (`/`, `/healthz`, `/console`: the fallback shape answers those). */
+  ownerOf(url: string): ErrorShape | undefined {
     const path = routedPath(url.split('?', 1)[0] as string);
     for (const { path: pattern, shape } of this.#byPath) if (pattern.test(path)) return shape;
     for (const { prefix, shape } of this.#byPrefix) {
       if (path === prefix || (path.startsWith(prefix) && path[prefix.length] === '/')) return shape;
     }
-    if (this.#fallback === undefined) throw new Error('no fallback error shape is registered');
-    return this.#fallback;
+    return undefined;
   }
 }
 

@@ -3,6 +3,7 @@ import type { Dispatcher as UndiciDispatcher } from 'undici';
 import type { Clock } from '../core/clock.ts';
 import { isFinished, type Delivery, type DeliveryAttempt, type DeliveryChange, type Subject } from '../core/deliveries.ts';
 import { DomainError, notFound } from '../core/errors.ts';
+import { dropsAttempt, duplicatePlan, firstSend, NO_WEBHOOK_FAULTS, ReorderHold, type WebhookFaultPlan } from '../core/faults/webhook-policy.ts';
 import type { DeliveryEventType, EventBus } from '../core/events.ts';
 import type { IdFactory } from '../core/ids.ts';
 import type { DeliveryLogStore, DisabledUrlStore } from '../core/ports.ts';
@@ -51,7 +52,18 @@ export interface DispatcherDeps {
   jitter?: RandomSource | undefined;
   /** Told about what cannot be put anywhere else (a log that refused a delivery, a failing store). */
   onError: (error: unknown, context: string) => void;
+  /** Webhook fault rules (issue 15): what they do to a new delivery to `url`, decided once when it is created. */
+  faults?: WebhookFaults | undefined;
 }
+
+export interface WebhookFaults {
+  plan(url: string): Promise<WebhookFaultPlan>;
+  /** Shuffles reordered deliveries (the rules' seeded stream). */
+  random: RandomSource;
+}
+
+/** Deliveries held for reordering at most; beyond it a delivery is sent at once (never dropped). */
+const MAX_REORDER_HELD = 10_000;
 
 export interface WebhookRequest {
   eventId: string;
@@ -78,6 +90,9 @@ export class WebhookDispatcher {
   /** Deliveries between their bound check and their queueing (their log insert is being awaited). */
   #accepting = 0;
   #closed = false;
+  /** The fault plans of this process's unfinished deliveries that have one (none without webhook rules). */
+  readonly #plans = new Map<string, WebhookFaultPlan>();
+  readonly #reorder: ReorderHold<Delivery> | undefined;
 
   constructor(deps: DispatcherDeps) {
     this.#deps = deps;
@@ -88,6 +103,16 @@ export class WebhookDispatcher {
     this.#bucket = settings.maxRps > 0 ? new TokenBucket(deps.clock, settings.maxRps, Math.max(1, Math.ceil(settings.maxRps / 20))) : undefined;
     this.#jitter = deps.jitter ?? { next: () => Math.random() };
     deps.scheduler.register(RETRY_JOB, (id) => this.#retry(id));
+    if (deps.faults !== undefined) {
+      this.#reorder = new ReorderHold<Delivery>({
+        clock: deps.clock,
+        random: deps.faults.random,
+        maxHeld: MAX_REORDER_HELD,
+        release: (_target, deliveries) => {
+          for (const delivery of deliveries) this.#lanes.push(new URL(delivery.url).origin, delivery);
+        },
+      });
+    }
   }
 
   /** Deliveries waiting for a worker or a rate-cap token (not counting those waiting to retry). */
@@ -110,6 +135,14 @@ export class WebhookDispatcher {
    * queue or a closing dispatcher make it a delivery that has `failed` with that reason.
    */
   async deliver(req: WebhookRequest): Promise<Delivery> {
+    const plan = this.#deps.faults === undefined ? NO_WEBHOOK_FAULTS : await this.#deps.faults.plan(req.url);
+    const delivery = await this.#deliver(req, plan);
+    // `duplicate`: the same event, with the same id, as a second delivery (which is not duplicated again).
+    if (plan.duplicate !== null && delivery.status !== 'failed') await this.#deliver(req, duplicatePlan(plan));
+    return delivery;
+  }
+
+  async #deliver(req: WebhookRequest, plan: WebhookFaultPlan): Promise<Delivery> {
     const { clock, ids, log, signers } = this.#deps;
     const unknown = req.schemes.find((name) => !signers.has(name));
     if (unknown !== undefined) throw new Error(`unknown signature scheme ${unknown}`);
@@ -159,8 +192,28 @@ export class WebhookDispatcher {
     }
     this.#publish('webhook.accepted', delivery);
     if (reason !== null) this.#publish('webhook.failed', delivery);
-    else this.#lanes.push(origin, delivery);
+    else if (plan === NO_WEBHOOK_FAULTS) this.#lanes.push(origin, delivery);
+    else return this.#sendFaulty(delivery, origin, plan);
     return delivery;
+  }
+
+  /** The first attempt of a delivery that webhook rules shape: later (`delay`), held and shuffled with its target's others (`reorder`), or now. */
+  async #sendFaulty(delivery: Delivery, origin: string, plan: WebhookFaultPlan): Promise<Delivery> {
+    const { clock, scheduler, log } = this.#deps;
+    if (plan.dropAttempts !== null || plan.reorder !== null) this.#plans.set(delivery.id, plan);
+    const { at } = firstSend(plan, delivery.createdAt);
+    if (at > delivery.createdAt) {
+      // Waits like a retry does (due work), so the delay shows as its next_attempt_at.
+      await scheduler.schedule(RETRY_JOB, delivery.id, at);
+      return (await log.update(delivery.id, { status: 'retrying', nextAttemptAt: at, failureReason: null, updatedAt: clock.now() })) ?? delivery;
+    }
+    this.#firstAttempt(delivery, origin);
+    return delivery;
+  }
+
+  #firstAttempt(delivery: Delivery, origin: string): void {
+    const reorder = this.#plans.get(delivery.id)?.reorder;
+    if (reorder == null || this.#reorder === undefined || !this.#reorder.hold(delivery.url, delivery, reorder.windowMs)) this.#lanes.push(origin, delivery);
   }
 
   /**
@@ -195,6 +248,8 @@ export class WebhookDispatcher {
    * deliveries still unfinished then.
    */
   async drain(budgetMs: number): Promise<Delivery[]> {
+    // Deliveries held for reordering go now: the drain is for sending what was accepted.
+    this.#reorder?.close();
     if (this.#unfinished.size > 0) {
       let timer: NodeJS.Timeout | undefined;
       await new Promise<void>((resolve) => {
@@ -228,7 +283,9 @@ export class WebhookDispatcher {
     const delivery = await log.update(id, { status: 'pending', nextAttemptAt: null, failureReason: null, updatedAt: clock.now() });
     if (delivery === undefined) return;
     this.#unfinished.add(id);
-    this.#lanes.push(new URL(delivery.url).origin, delivery);
+    // A delayed first attempt (a `delay` rule) may also be held for reordering.
+    if (delivery.attempts.length === 0 && this.#plans.has(id)) this.#firstAttempt(delivery, new URL(delivery.url).origin);
+    else this.#lanes.push(new URL(delivery.url).origin, delivery);
   }
 
   async #attempt(delivery: Delivery): Promise<void> {
@@ -250,10 +307,17 @@ export class WebhookDispatcher {
     }
     const at = clock.now();
     const headers = { ...delivery.extraHeaders, ...signers.headers(delivery.schemes, delivery.eventId, delivery.body, at) };
-    this.#requestsInFlight++;
-    const outcome = await attempt({ url: delivery.url, body: delivery.body, headers, timeoutMs: settings.timeoutMs, agent, deliveryId: delivery.id, eventType: delivery.type }).finally(() => {
-      this.#requestsInFlight--;
-    });
+    const plan = this.#plans.get(delivery.id);
+    let outcome;
+    if (plan !== undefined && dropsAttempt(plan, delivery.attempts.length + 1)) {
+      // `drop_attempts`: lost as if by the network, so the retry policy runs as against a flaky receiver.
+      outcome = { statusCode: null, error: `network_error: dropped by fault rule ${plan.dropAttempts?.ruleId ?? ''}`, retryAfterMs: null, durationMs: 0 };
+    } else {
+      this.#requestsInFlight++;
+      outcome = await attempt({ url: delivery.url, body: delivery.body, headers, timeoutMs: settings.timeoutMs, agent, deliveryId: delivery.id, eventType: delivery.type }).finally(() => {
+        this.#requestsInFlight--;
+      });
+    }
     const made: DeliveryAttempt = { at, statusCode: outcome.statusCode, durationMs: outcome.durationMs, error: outcome.error };
     this.#publish('webhook.attempted', delivery, made);
     const attemptsInSeries = delivery.attempts.length + 1 - delivery.seriesStart;
@@ -289,6 +353,7 @@ export class WebhookDispatcher {
 
   #settle(id: string): void {
     this.#unfinished.delete(id);
+    this.#plans.delete(id);
     if (this.#unfinished.size > 0) return;
     const waiters = this.#idleWaiters;
     this.#idleWaiters = [];

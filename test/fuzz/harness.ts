@@ -389,7 +389,7 @@ export function shapeProblem(dialect: DialectName, body: unknown, status?: numbe
       const k = keysAre(b, ['isSuccess', 'code', 'message', 'result']);
       if (k !== undefined) return `FluxPay wrapper: ${k}`;
       if (b.isSuccess !== false) return 'FluxPay wrapper: isSuccess is not false';
-      if (typeof b.code !== 'string' || !/^(PAY_00[1-5]|COMMON_[1-5]\d\d)$/.test(b.code)) return `FluxPay wrapper: bad code ${JSON.stringify(b.code)}`;
+      if (typeof b.code !== 'string' || !/^(PAY_00[1-5]|WAIT_001|COMMON_[1-5]\d\d)$/.test(b.code)) return `FluxPay wrapper: bad code ${JSON.stringify(b.code)}`;
       if (status !== undefined && b.code.startsWith('COMMON_') && b.code !== `COMMON_${status}`) return `FluxPay wrapper: ${b.code} with status ${status}`;
       if (typeof b.message !== 'string' || b.message.length === 0 || INTERNALS.test(b.message)) return 'FluxPay wrapper: bad message';
       if (b.code === 'COMMON_400') {

@@ -47,6 +47,13 @@ export interface ApiModel {
 
 const HTTP_METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
 
+/**
+ * Operations never generated: a fault rule (issue 15) makes the service answer 5xx, wait or reset
+ * connections on purpose, which is what the properties forbid. Their paths stay known (a 405 on
+ * them is still generated); the rules are tested by test/integration/faults-*.test.ts.
+ */
+const DELIBERATE_FAULTS: ReadonlySet<string> = new Set(['POST /v1/sim/rules']);
+
 /** Reads the document from the app (no socket) and builds the model. */
 export async function loadApiModel(app: FastifyInstance): Promise<ApiModel> {
   const res = await app.inject({ method: 'GET', url: '/openapi.json' });
@@ -105,6 +112,7 @@ export function apiModelOf(document: JsonSchema): ApiModel {
           const m = /^\{(.+)\}$/.exec(s);
           return m?.[1] === undefined ? { literal: s } : { param: m[1] };
         });
+      if (DELIBERATE_FAULTS.has(`${method.toUpperCase()} ${path}`)) continue;
       operations.push({
         key: `${method.toUpperCase()} ${path}`,
         method: method.toUpperCase(),

@@ -4,6 +4,7 @@ import { loadConfig, type Config } from '../../src/config.ts';
 import { expect } from 'vitest';
 import { isBookingEvent, isPaymentEvent, type BookingEvent, type PaymentEvent } from '../../src/core/events.ts';
 import { createRandom } from '../../src/core/random.ts';
+import type { FaultWait } from '../../src/plugins/app/faults.ts';
 import { ManualClock } from './manual-clock.ts';
 
 export interface TestApp {
@@ -22,10 +23,10 @@ export interface TestApp {
  * it: on a machine busy with other work a test's own process can stall for a second, and a test
  * about something else must not get 503 OVERLOADED for it. The shedding tests set their own limits.
  */
-export async function buildTestApp(env: Record<string, string> = {}, options: { clockStart?: number } = {}): Promise<TestApp> {
+export async function buildTestApp(env: Record<string, string> = {}, options: { clockStart?: number; faultWait?: FaultWait } = {}): Promise<TestApp> {
   const config = loadConfig({ WEBHOOK_SECRET: 'whsec_dGVzdC1zZWNyZXQtZm9yLXBheXNpbQ==', SHUTDOWN_TIMEOUT_MS: '0', RANDOM_SEED: '42', OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0', ...env });
   const clock = new ManualClock(options.clockStart);
-  const app = await buildApp({ config, clock, random: createRandom(config.randomSeed), logger: false });
+  const app = await buildApp({ config, clock, random: createRandom(config.randomSeed), logger: false, faultWait: options.faultWait });
   const events: PaymentEvent[] = [];
   app.core.bus.subscribe((event) => {
     if (isPaymentEvent(event)) events.push(event);

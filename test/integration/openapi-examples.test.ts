@@ -3,7 +3,7 @@ import addFormats from 'ajv-formats';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXAMPLE_IDS as BOOKING_IDS, EXAMPLE_USER } from '../../src/dialects/bookings/examples.ts';
-import { EXAMPLE_GONE_URL, EXAMPLE_IDS as NATIVE_IDS, EXAMPLE_WEBHOOK_URL } from '../../src/dialects/native/examples.ts';
+import { createRuleRequests, EXAMPLE_GONE_URL, EXAMPLE_IDS as NATIVE_IDS, EXAMPLE_WEBHOOK_URL } from '../../src/dialects/native/examples.ts';
 import { EXAMPLE_CALLBACK_URL, EXAMPLE_DOWN_CALLBACK_URL, EXAMPLE_IDS as V2_IDS } from '../../src/dialects/payment-server-v2/examples.ts';
 import { EXAMPLE_BOOKING_ID } from '../../src/dialects/payment-service/examples.ts';
 import { EXAMPLE_IDS as FLUXPAY_IDS, EXAMPLE_NEW_ROOM, EXAMPLE_ROOM, EXAMPLE_SUBSCRIBER_URL, EXAMPLE_TICKET, EXAMPLE_USER as FLUXPAY_USER } from '../../src/dialects/fluxpay/examples.ts';
@@ -166,6 +166,8 @@ describe('OpenAPI examples, sent to the service', () => {
       const res = await call('GET', `/v1/sim/webhooks/deliveries?payment_intent_id=${id}`);
       return res.json().data[0].id;
     },
+    // The latency example's rule (only requests tagged X-Test-Case match it, so it shapes no other example's answer).
+    [NATIVE_IDS.rule]: async () => (await call('POST', '/v1/sim/rules', createRuleRequests.latency?.value)).json().id,
     [EXAMPLE_WEBHOOK_URL]: async () => receiver.url('/webhooks/payments'),
     [EXAMPLE_GONE_URL]: async () => {
       const url = receiver.url('/webhooks/retired');

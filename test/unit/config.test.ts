@@ -92,6 +92,7 @@ describe('loadConfig defaults', () => {
         waitingTicketTtlMs: 3_600_000,
         rateLimitMaxKeys: 100_000,
       },
+      faults: { file: undefined, rules: [], maxRules: 1000 },
       console: { enabled: true, token: undefined },
     });
     // The built-in billing policy prices at least two services and has plans.
@@ -193,6 +194,7 @@ describe('loadConfig values', () => {
       FLUXPAY_MAX_WAITING_ROOMS: '4',
       FLUXPAY_WAITING_TICKET_TTL_MS: '1000',
       FLUXPAY_RATE_LIMIT_MAX_KEYS: '7',
+      FAULTS_MAX_RULES: '5',
       CONSOLE_ENABLED: 'false',
       CONSOLE_TOKEN: 'console-token-1',
     });
@@ -264,6 +266,7 @@ describe('loadConfig values', () => {
         waitingTicketTtlMs: 1000,
         rateLimitMaxKeys: 7,
       },
+      faults: { file: undefined, rules: [], maxRules: 5 },
       console: { enabled: false, token: 'console-token-1' },
     });
   });
@@ -433,6 +436,39 @@ describe('Payment Server v3 (/api/v2) configuration rules', () => {
       'Invalid configuration: PORT must be integer (got "abc"); PAYMENT_WEBHOOK_SECRET must NOT have more than 4096 characters; SERVICE_AUTH_TOKEN must be visible ASCII characters (no spaces)',
     );
     expect(error.message).not.toMatch(/has space|ssss/);
+  });
+});
+
+describe('fault rules configuration (FAULTS_FILE, FAULTS_MAX_RULES)', () => {
+  let dir: string | undefined;
+  afterEach(() => {
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+    dir = undefined;
+  });
+  const file = (name: string, text: string): string => {
+    dir ??= mkdtempSync(join(tmpdir(), 'paysim-faults-'));
+    const path = join(dir, name);
+    writeFileSync(path, text);
+    return path;
+  };
+
+  it('reads the rules of a YAML file at start, keeping ids the file gives', () => {
+    const path = file('faults.yaml', 'rules:\n  - id: slow-intents\n    match: { route: /v1/sim/intent }\n    action: { type: latency, distribution: fixed, params: { ms: 50 } }\n  - action: { type: error, status: 503 }\n');
+    const config = loadConfig({ FAULTS_FILE: path });
+    expect(config.faults.file).toBe(path);
+    expect(config.faults.rules.map((r) => [r.id, r.input.action])).toEqual([
+      ['slow-intents', { type: 'latency', distribution: { kind: 'fixed', ms: 50 } }],
+      [undefined, { type: 'error', status: 503, retryAfterSeconds: null }],
+    ]);
+  });
+
+  it('stops the start with one line naming FAULTS_FILE and the rule at fault', () => {
+    const bad = file('bad.json', JSON.stringify({ rules: [{ action: { type: 'latency', distribution: 'fixed', params: { ms: 1 } } }, { action: { type: 'error', status: 418 } }] }));
+    expect(configError({ FAULTS_FILE: bad }).message).toBe('Invalid configuration: FAULTS_FILE: rules[1].action.status must be one of 500, 502, 503, 504, 429');
+    expect(configError({ FAULTS_FILE: '/nonexistent/faults.yaml' }).message).toBe("Invalid configuration: FAULTS_FILE: cannot read /nonexistent/faults.yaml: ENOENT: no such file or directory, open '/nonexistent/faults.yaml'");
+    const two = file('two.yaml', 'rules:\n  - action: { type: duplicate }\n  - action: { type: duplicate }\n');
+    expect(configError({ FAULTS_FILE: two, FAULTS_MAX_RULES: '1' }).message).toBe('Invalid configuration: FAULTS_FILE holds 2 rules, more than FAULTS_MAX_RULES (1)');
+    expect(configError({ FAULTS_MAX_RULES: '0' }).message).toBe('Invalid configuration: FAULTS_MAX_RULES must be >= 1 (got "0")');
   });
 });
 

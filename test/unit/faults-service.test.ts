@@ -113,6 +113,21 @@ describe('FaultRuleService: rules', () => {
   });
 });
 
+describe('FaultRuleService.hasNoRequestRules (the hot path’s check)', () => {
+  it('is false until the rules are loaded, true without request rules, false with one', async () => {
+    const { service } = setup();
+    expect(service.hasNoRequestRules(NS)).toBe(false);
+    await service.planRequest(NS, intent());
+    expect(service.hasNoRequestRules(NS)).toBe(true);
+    await service.create(NS, { action: { type: 'duplicate' } });
+    await service.planRequest(NS, intent());
+    expect(service.hasNoRequestRules(NS)).toBe(true);
+    await service.create(NS, { action: { type: 'error', status: 503 } });
+    await service.planRequest(NS, intent());
+    expect(service.hasNoRequestRules(NS)).toBe(false);
+  });
+});
+
 describe('FaultRuleService.planRequest', () => {
   it('with no rules: NO_FAULTS, and after the first look no store call at all', async () => {
     const { service, store } = setup();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createRandom } from '../../src/core/random.ts';
+import { createRandom, createStreams } from '../../src/core/random.ts';
 import { decide } from '../../src/core/scenario.ts';
 import { SCENARIOS } from './support.ts';
 
@@ -93,5 +93,25 @@ describe('random scenario, seeded', () => {
 
   it('rate 1 always approves', () => {
     expect(approvals(1, 10_000, 5)).toBe(10_000);
+  });
+});
+
+describe('createStreams', () => {
+  const draw = (stream: { next(): number }, n: number) => Array.from({ length: n }, () => stream.next());
+
+  it('gives each name its own seeded sequence: the same on every run, independent of the other streams', () => {
+    const a = createStreams(42);
+    const b = createStreams(42);
+    const first = draw(a('faults:default'), 5);
+    draw(b('faults:other'), 100);
+    expect(draw(b('faults:default'), 5)).toEqual(first);
+    expect(draw(a('faults:other'), 5)).not.toEqual(first);
+    expect(a('faults:default')).toBe(a('faults:default'));
+    expect(first).not.toEqual(draw(createRandom(42), 5));
+  });
+
+  it('without a seed, streams are unseeded', () => {
+    const values = draw(createStreams()('x'), 3);
+    for (const v of values) expect(v >= 0 && v < 1).toBe(true);
   });
 });

@@ -330,3 +330,16 @@ describe('cardIssues: expiry ranges', () => {
     expect(cardIssues(card)).toEqual(issues);
   });
 });
+
+describe('decide: a fault rule’s forced outcome (issue 15)', () => {
+  it('beats the scenario and the card, keeps the source, and draws what the scenario draws', () => {
+    const random = scriptedRandom(0.1);
+    expect(decide({ scenario: 'random', forced: { failureCode: 'insufficient_funds' } }, SCENARIOS, random, NOW)).toEqual({
+      source: 'random',
+      outcome: { status: 'FAILED', failureCode: 'insufficient_funds' },
+      delayMs: 100,
+    });
+    expect(random.calls).toBe(1);
+    expect(decide({ card: { number: '4000000000000002' }, forced: { failureCode: null } }, SCENARIOS, scriptedRandom(), NOW)).toEqual({ source: 'card', outcome: { status: 'APPROVED', failureCode: null }, delayMs: 200 });
+  });
+});

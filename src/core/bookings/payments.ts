@@ -5,7 +5,7 @@ import type { IdFactory } from '../ids.ts';
 import type { BookingStore, SeatStore } from '../ports.ts';
 import type { RandomSource } from '../random.ts';
 import type { Scheduler } from '../scheduler.ts';
-import { cardIssues, cardOutcome, cvvOutcome, type Outcome } from '../scenario.ts';
+import { cardIssues, cardOutcome, cvvOutcome, forcedOutcome, type ForcedOutcome, type Outcome } from '../scenario.ts';
 import type { Booking, InboxEvent, PaymentKind, PgMockData } from './booking.ts';
 import { PROCESS_JOB } from './inbox.ts';
 import { alreadyProcessed, EXPIRE_JOB, expiredError, type BookingConfig } from './service.ts';
@@ -43,6 +43,8 @@ export interface ExecutePaymentInput {
   bookingId: string;
   paymentMethodToken: string;
   cvv: string;
+  /** A fault rule's `outcome` (issue 15): decides the payment whatever the token and CVV say (they are still checked). */
+  forced?: ForcedOutcome | undefined;
 }
 
 export interface ExecutePaymentResult {
@@ -89,7 +91,8 @@ export class BookingPayments {
    * paid, or a payment in flight).
    */
   async executePayment(input: ExecutePaymentInput): Promise<ExecutePaymentResult> {
-    const outcome = this.#paymentOutcome(input.paymentMethodToken, input.cvv);
+    const natural = this.#paymentOutcome(input.paymentMethodToken, input.cvv);
+    const outcome = input.forced === undefined ? natural : forcedOutcome(input.forced);
     const booking = await this.#begin(input.bookingId, input.userId, 'execute');
     const { clock, ids, bus, scheduler, config } = this.#deps;
     return this.#afterProcessingDelay(booking, async () => {

@@ -147,6 +147,12 @@ export class FaultRuleService {
     return matcher.matchRequest(input, this.#deps.clock.now()).length === 0 ? NO_FAULTS : undefined;
   }
 
+  /** True when the namespace's compiled rules are loaded and hold no enabled request rule: the hot path's one check. */
+  hasNoRequestRules(namespace: string): boolean {
+    const matcher = this.#fresh(namespace);
+    return matcher !== undefined && matcher.requestRules === 0;
+  }
+
   /** What the namespace's rules do to this request. With no rule matching, NO_FAULTS and no store call. */
   planRequest(namespace: string, input: MatchInput): Promise<RequestFaultPlan> {
     const matcher = this.#fresh(namespace);

@@ -5,7 +5,7 @@ import type { IdFactory } from '../ids.ts';
 import type { IntentQuery, IntentStore, Page } from '../ports.ts';
 import type { RandomSource } from '../random.ts';
 import type { Scheduler } from '../scheduler.ts';
-import { decide, type CardInput, type Scenario, type ScenarioConfig } from '../scenario.ts';
+import { decide, type CardInput, type ForcedOutcome, type Scenario, type ScenarioConfig } from '../scenario.ts';
 import type { Intent, IntentStatus } from './intent.ts';
 
 /**
@@ -29,6 +29,8 @@ export interface CreateIntentInput {
   card?: CardInput | undefined;
   webhookUrl?: string | undefined;
   metadata?: Record<string, string> | undefined;
+  /** A fault rule's `outcome` (issue 15). */
+  forced?: ForcedOutcome | undefined;
 }
 
 export interface IntentServiceDeps {
@@ -53,7 +55,7 @@ export class IntentService {
   async create(input: CreateIntentInput): Promise<Intent> {
     const { clock, random, scenarios, store, ids, scheduler } = this.#deps;
     const now = clock.now();
-    const decision = decide({ scenario: input.scenario, delayMs: input.delayMs, card: input.card }, scenarios, random, now);
+    const decision = decide({ scenario: input.scenario, delayMs: input.delayMs, card: input.card, forced: input.forced }, scenarios, random, now);
     const intent: Intent = {
       id: ids('pay'),
       reservationId: input.reservationId,

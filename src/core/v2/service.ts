@@ -5,7 +5,7 @@ import type { IdFactory } from '../ids.ts';
 import type { V2PaymentQuery, V2PaymentStore } from '../ports.ts';
 import type { RandomSource } from '../random.ts';
 import type { Scheduler } from '../scheduler.ts';
-import { decide, type Scenario } from '../scenario.ts';
+import { decide, type ForcedOutcome, type Scenario } from '../scenario.ts';
 import { v2PaymentId, type V2Payment, type V2PaymentRequest, type V2Status } from './payment.ts';
 
 /**
@@ -76,11 +76,11 @@ export class V2PaymentService {
    * `v2.decide` job runs), the existing one for the same request, or a conflict for another
    * request with the same tx_id. STORE_FULL when the store holds only PENDING payments.
    */
-  async create(request: V2PaymentRequest, scenario?: Scenario): Promise<V2CreateOutcome> {
+  async create(request: V2PaymentRequest, scenario?: Scenario, forced?: ForcedOutcome): Promise<V2CreateOutcome> {
     const { clock, random, store, scheduler, settings } = this.#deps;
     const now = clock.now();
     const scenarios = { approveDelayMs: settings.completeDelayMs, failDelayMs: settings.completeDelayMs, delayDelayMs: settings.delayDelayMs, randomApproveRate: settings.randomApproveRate };
-    const decision = decide({ scenario: scenario ?? settings.defaultScenario }, scenarios, random, now);
+    const decision = decide({ scenario: scenario ?? settings.defaultScenario, forced }, scenarios, random, now);
     const payment: V2Payment = {
       id: v2PaymentId(request.txId),
       txId: request.txId,

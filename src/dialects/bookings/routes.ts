@@ -107,7 +107,7 @@ const bookingRoutes: FastifyPluginAsync<BookingRoutesOptions> = async (fastify, 
     },
     async (request) => {
       const b = request.body;
-      const result = await payments.executePayment({ userId: userOf(request), bookingId: b.bookingId, paymentMethodToken: b.paymentMethodToken, cvv: b.cvv });
+      const result = await payments.executePayment({ userId: userOf(request), bookingId: b.bookingId, paymentMethodToken: b.paymentMethodToken, cvv: b.cvv, forced: request.faultPlan?.outcome ?? undefined });
       const { pgMockData } = result;
       return {
         message: `Payment simulation finished with status: ${result.finalStatus}`,

@@ -1,4 +1,7 @@
 import type { ErrorDocs, Examples } from '../../http/openapi.ts';
+import { parseRule } from '../../core/faults/validation.ts';
+import { faultRuleView } from '../../core/faults/view.ts';
+import type { FaultRule } from '../../core/faults/model.ts';
 import { ErrorBody } from './schemas.ts';
 
 /**
@@ -16,6 +19,8 @@ export const EXAMPLE_IDS = {
   /** A finished webhook delivery (replay). */
   delivery: 'whd_01KBA7Q3R2H8W1Y6M0P4S9T7GB',
   event: 'evt_01KBA7Q3R0F5B2K9Z7X3N6Q1VC',
+  /** A fault rule (read, delete). */
+  rule: 'rule_01KBA7Q4C8D2F6H0J4M8P2R6T0',
 } as const;
 
 /** A local receiver, as in the README. */
@@ -288,4 +293,103 @@ export const urlRequired = {
 export const deliveryNotFound = {
   description: 'No such delivery (or it left the log after WEBHOOK_LOG_TTL_MS).',
   examples: { not_found: { summary: 'Unknown delivery', value: problem('NOT_FOUND', `Webhook delivery ${EXAMPLE_IDS.delivery} does not exist.`) } },
+};
+
+// --- fault rules (issue 15) ---
+
+/**
+ * The rule examples match only requests that carry `X-Test-Case` (as a test suite tags the case it
+ * runs), so the examples sent by test/integration/openapi-examples.test.ts never shape another
+ * example's answer.
+ */
+const ruleExamples = {
+  latency: {
+    summary: 'Slow big native payments: lognormal latency, p50 200 ms and p99 2 s, for half of them',
+    value: {
+      name: 'slow big payments',
+      match: { dialect: 'native', method: 'POST', route: '/v1/sim/intent', headers: { 'x-test-case': 'slow-gateway' }, body: { amount: { gte: 1_000_000 } } },
+      probability: 0.5,
+      action: { type: 'latency', distribution: 'lognormal', params: { p50: 200, p99: 2000 } },
+    },
+  },
+  error: {
+    summary: 'The first 3 FluxPay order reads answer 503 with Retry-After: 2',
+    value: { match: { dialect: 'fluxpay', route: '/api/v1/orders/:orderId', headers: { 'x-test-case': 'flaky-orders' } }, count: 3, action: { type: 'error', status: 503, retry_after_seconds: 2 } },
+  },
+  response_lost: {
+    summary: 'Commit the /api/v2 payment, then reset the connection before the answer',
+    value: { match: { dialect: 'payment-server-v2', method: 'POST', route: '/api/v2/payments', headers: { 'x-test-case': 'lost-answer' } }, count: 1, action: { type: 'response_lost' } },
+  },
+  outcome: {
+    summary: 'Decline every native intent of one test case with insufficient_funds',
+    value: { match: { route: '/v1/sim/intent', headers: { 'x-test-case': 'declines' } }, action: { type: 'outcome', failure_code: 'insufficient_funds' } },
+  },
+  duplicate: {
+    summary: 'Send every webhook to one receiver twice, with the same event id',
+    value: { name: 'duplicate webhooks', match: { url_prefix: 'http://127.0.0.1:4000/webhooks/' }, window: { until: 600_000 }, action: { type: 'duplicate' } },
+  },
+} as const satisfies Examples;
+
+export const createRuleRequests: Examples = ruleExamples;
+
+/** The answer to an example: the rule as the API shows it (parsed and viewed by the service's own code), with fixed ids and times. */
+function ruleView(body: unknown, id: string, hits = 0): unknown {
+  const createdAt = Date.parse(AT);
+  const parsed = parseRule(body, { now: createdAt });
+  if (!parsed.ok) throw new Error(`a fault rule example is invalid: ${JSON.stringify(parsed.issues)}`);
+  const rule = { ...parsed.value.input, id, createdAt } as FaultRule;
+  return faultRuleView({ rule, hits, matched: hits, lastHitAt: hits === 0 ? null : Date.parse(DECIDED_AT) });
+}
+
+const RULE_IDS = {
+  latency: EXAMPLE_IDS.rule,
+  error: 'rule_01KBA7Q4C8D2F6H0J4M8P2R6T1',
+  response_lost: 'rule_01KBA7Q4C8D2F6H0J4M8P2R6T2',
+  outcome: 'rule_01KBA7Q4C8D2F6H0J4M8P2R6T3',
+  duplicate: 'rule_01KBA7Q4C8D2F6H0J4M8P2R6T4',
+} as const;
+
+export const createRuleResponses: Examples = Object.fromEntries(
+  Object.entries(ruleExamples).map(([name, example]) => [name, { summary: 'Created', value: ruleView(example.value, RULE_IDS[name as keyof typeof RULE_IDS]) }]),
+);
+
+export const listRulesResponses: Examples = {
+  rules: { summary: 'Two rules, the first applied once', value: { data: [ruleView(ruleExamples.error.value, RULE_IDS.error, 1), ruleView(ruleExamples.duplicate.value, RULE_IDS.duplicate)] } },
+};
+
+export const getRuleResponses: Examples = {
+  rule: { summary: 'A latency rule that applied twice', value: ruleView(ruleExamples.latency.value, EXAMPLE_IDS.rule, 2) },
+};
+
+export const deleteRuleResponses: Examples = {
+  deleted: { summary: 'Deleted, with its last counters', value: ruleView(ruleExamples.latency.value, EXAMPLE_IDS.rule, 2) },
+};
+
+export const deleteRulesResponses: Examples = {
+  deleted: { summary: 'Three rules deleted', value: { deleted: 3 } },
+};
+
+export const badRule = {
+  description: 'The rule is invalid: `details` names every problem at once, as JSON pointers into the body.',
+  examples: {
+    invalid: {
+      summary: 'An unknown status and a probability above 1',
+      value: problem('VALIDATION_FAILED', '/probability: must be a number from 0 to 1', {
+        details: [
+          { field: '/probability', rule: 'maximum', message: 'must be a number from 0 to 1' },
+          { field: '/action/status', rule: 'enum', message: 'must be one of 500, 502, 503, 504, 429' },
+        ],
+      }),
+    },
+  },
+};
+
+export const badRuleId = {
+  description: 'The id is not a rule id.',
+  examples: { bad_id: { summary: 'Not a rule id', value: problem('VALIDATION_FAILED', 'params /id: must be a rule id: rule_<ULID>, or the id FAULTS_FILE gave', { details: [detail('/id', 'pattern', 'must be a rule id: rule_<ULID>, or the id FAULTS_FILE gave', 'params')] }) } },
+};
+
+export const ruleNotFound = {
+  description: 'No such rule (it was deleted, or never existed).',
+  examples: { not_found: { summary: 'Unknown rule', value: problem('NOT_FOUND', `Fault rule ${EXAMPLE_IDS.rule} does not exist.`) } },
 };

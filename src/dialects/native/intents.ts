@@ -59,6 +59,7 @@ const intentRoutes: FastifyPluginAsync<IntentRoutesOptions> = async (fastify, { 
         card: b.card,
         webhookUrl: b.webhook_url,
         metadata: b.metadata,
+        forced: request.faultPlan?.outcome ?? undefined,
       });
       return { payment_intent_id: intent.id, status: 'PENDING' as const, next: intent.webhookUrl === null ? ('poll' as const) : ('webhook' as const) };
     },

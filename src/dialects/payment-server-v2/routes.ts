@@ -76,7 +76,7 @@ const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (fastify, { idempote
       const wait = twin === undefined ? waits.open(id) : undefined;
       let outcome;
       try {
-        outcome = await service.create({ txId: b.tx_id, orderId: b.order_id, userId: b.user_id, amount: b.amount, callbackUrl: b.callback_url }, scenario);
+        outcome = await service.create({ txId: b.tx_id, orderId: b.order_id, userId: b.user_id, amount: b.amount, callbackUrl: b.callback_url }, scenario, request.faultPlan?.outcome ?? undefined);
       } catch (error) {
         if (wait !== undefined) waits.drop(wait);
         throw error;

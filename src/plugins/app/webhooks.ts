@@ -54,6 +54,7 @@ export default fp(
       signers,
       settings,
       onError: (error, context) => app.log.error({ err: error }, `webhooks: ${context} failed`),
+      faults: app.faults.webhooks,
     });
 
     const { registry } = app.metrics;
@@ -104,5 +105,5 @@ export default fp(
       await agent.destroy();
     });
   },
-  { name: 'paysim-webhooks', dependencies: ['paysim-core', 'paysim-metrics', 'paysim-lifecycle'] },
+  { name: 'paysim-webhooks', dependencies: ['paysim-core', 'paysim-metrics', 'paysim-lifecycle', 'paysim-faults'] },
 );

@@ -1,0 +1,131 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type, type Static } from 'typebox';
+import { notFound } from '../../core/errors.ts';
+import { CreateFaultRuleBody, FaultRuleList, FaultRuleView } from '../../core/faults/schema.ts';
+import { DEFAULT_NAMESPACE } from '../../core/faults/service.ts';
+import { RULE_ID_PATTERN } from '../../core/faults/validation.ts';
+import type { StoredFaultRule } from '../../core/faults/model.ts';
+import { faultRuleView } from '../../core/faults/view.ts';
+import { documented, errorResponses, withExamples } from '../../http/openapi.ts';
+import * as ex from './examples.ts';
+
+/**
+ * The fault rules of issue 15, under `/v1/sim/rules`: create, list, read and delete the rules
+ * that make every dialect misbehave on demand. The body of a create is checked by the rule
+ * parser (core/faults/validation.ts), which names every problem as a JSON pointer; the route's
+ * own schema is the full one for the OpenAPI document only, since Ajv reports a bad member of
+ * the action union as one error per branch. These routes are never shaped by rules themselves
+ * (`config.faults: false`), so a rule on `/v1/sim/**` cannot lock its own removal out.
+ * @see issue 15 "Rules"
+ */
+
+const errors = (statuses: number[], options?: Parameters<typeof errorResponses>[2]) => errorResponses(ex.nativeErrorDocs, statuses, options);
+
+const RuleParams = Type.Object({
+  id: Type.String({ pattern: RULE_ID_PATTERN.source, 'x-pattern-description': 'a rule id: rule_<ULID>, or the id FAULTS_FILE gave', description: 'rule_<ULID>, or the id its FAULTS_FILE entry gave', examples: [ex.EXAMPLE_IDS.rule] }),
+});
+const DeletedRules = Type.Object({ deleted: Type.Integer({ minimum: 0, description: 'How many rules were deleted' }) }, { title: 'DeletedFaultRules' });
+
+/** The view's `action` is typed loosely (a record); it is one of FaultAction's members. */
+const view = (stored: StoredFaultRule) => faultRuleView(stored) as Static<typeof FaultRuleView>;
+
+/** Fastify hands the body over as parsed; the rule parser says what is wrong with it. */
+const acceptAnyBody = () => () => true;
+const NO_FAULTS = { faults: false } as const;
+
+const ruleRoutes: FastifyPluginAsync = async (fastify) => {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+  const { service } = app.faults;
+  const namespace = DEFAULT_NAMESPACE;
+
+  app.post(
+    '/rules',
+    {
+      config: NO_FAULTS,
+      schema: {
+        operationId: 'createFaultRule',
+        summary: 'Create a fault rule',
+        description:
+          'A rule matches requests (by dialect, method, route, headers and body fields) or webhook deliveries (by target URL prefix), applies with a `probability`, to its first `count` matches, inside its `window`, and does one `action`: `latency`, `error`, `response_lost`, `timeout` or `outcome` for requests; `duplicate`, `reorder`, `delay` or `drop_attempts` for webhooks. Every problem of the body is answered at once, as JSON pointers. Rules apply in creation order; the first applying rule of each kind (latency, outcome, answer) wins. Every answer a rule shaped carries `X-Sim-Rule` with the ids of the rules that shaped it; `fault_rule_hits_total` on /metrics counts applications by rule id. With RANDOM_SEED, probabilities and latencies come from a seeded stream of their own, so a run repeats.',
+        tags: ['faults'],
+        body: withExamples(CreateFaultRuleBody, ex.createRuleRequests),
+        response: { 201: documented(FaultRuleView, { description: 'Created: the rule as it will be applied, defaults filled in.', examples: ex.createRuleResponses }), ...errors([400, 413, 415, 500, 503], { overrides: { 400: ex.badRule } }) },
+      },
+      validatorCompiler: acceptAnyBody,
+    },
+    async (request, reply) => reply.code(201).send(view(await service.create(namespace, request.body))),
+  );
+
+  app.get(
+    '/rules',
+    {
+      config: NO_FAULTS,
+      schema: {
+        operationId: 'listFaultRules',
+        summary: 'List the fault rules',
+        description: 'Every rule in creation order (the order they apply in), with its counters: `hits` (applied), `matched` (its filters matched inside its window, applied or not) and `remaining` of its `count`.',
+        tags: ['faults'],
+        response: { 200: documented(FaultRuleList, { description: 'The rules.', examples: ex.listRulesResponses }), ...errors([500, 503]) },
+      },
+    },
+    async () => ({ data: (await service.list(namespace)).map(view) }),
+  );
+
+  app.get(
+    '/rules/:id',
+    {
+      config: NO_FAULTS,
+      schema: {
+        operationId: 'getFaultRule',
+        summary: 'Read a fault rule and its counters',
+        description: 'The rule as it is applied, with `hits`, `matched`, `remaining` and `last_hit_at`.',
+        tags: ['faults'],
+        params: RuleParams,
+        response: { 200: documented(FaultRuleView, { description: 'The rule.', examples: ex.getRuleResponses }), ...errors([400, 404, 500, 503], { overrides: { 400: ex.badRuleId, 404: ex.ruleNotFound } }) },
+      },
+    },
+    async (request) => {
+      const stored = await service.get(namespace, request.params.id);
+      if (stored === undefined) throw notFound('Fault rule', request.params.id);
+      return view(stored);
+    },
+  );
+
+  app.delete(
+    '/rules/:id',
+    {
+      config: NO_FAULTS,
+      schema: {
+        operationId: 'deleteFaultRule',
+        summary: 'Delete a fault rule',
+        description: 'The rule stops applying at once; the answer is the rule with its last counters. Its `fault_rule_hits_total` series leaves /metrics.',
+        tags: ['faults'],
+        params: RuleParams,
+        response: { 200: documented(FaultRuleView, { description: 'Deleted: the rule as it was.', examples: ex.deleteRuleResponses }), ...errors([400, 404, 500, 503], { overrides: { 400: ex.badRuleId, 404: ex.ruleNotFound } }) },
+      },
+    },
+    async (request) => {
+      const stored = await app.faults.delete(namespace, request.params.id);
+      if (stored === undefined) throw notFound('Fault rule', request.params.id);
+      return view(stored);
+    },
+  );
+
+  app.delete(
+    '/rules',
+    {
+      config: NO_FAULTS,
+      schema: {
+        operationId: 'deleteFaultRules',
+        summary: 'Delete every fault rule',
+        description: 'The simulator behaves as configured again (FAULTS_FILE’s rules go too, until the next start).',
+        tags: ['faults'],
+        response: { 200: documented(DeletedRules, { description: 'How many rules were deleted.', examples: ex.deleteRulesResponses }), ...errors([500, 503]) },
+      },
+    },
+    async () => ({ deleted: await app.faults.deleteAll(namespace) }),
+  );
+};
+
+export default ruleRoutes;

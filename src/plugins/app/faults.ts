@@ -1,0 +1,188 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { FastifyReply, FastifyRequest, onSendHookHandler, preValidationHookHandler, RouteOptions } from 'fastify';
+import fp from 'fastify-plugin';
+import { Counter } from 'prom-client';
+import { MemoryFaultRuleStore } from '../../adapters/memory/fault-rules.ts';
+import type { ErrorStatus, StoredFaultRule } from '../../core/faults/model.ts';
+import { DEFAULT_NAMESPACE, FaultRuleService, type RequestFaultPlan } from '../../core/faults/service.ts';
+import type { MatchInput } from '../../core/faults/matcher.ts';
+import { createStreams } from '../../core/random.ts';
+import { sendProblem, type ErrorShape } from '../../http/error-handler.ts';
+import type { WebhookFaults } from '../../webhooks/dispatcher.ts';
+
+/**
+ * Fault injection (issue 15): the rule store and service, FAULTS_FILE's rules created at start,
+ * the `fault_rule_hits_total` counter (by rule id and action; a deleted rule's series goes with
+ * it), and the hooks that apply request rules to every dialect's routes. Each namespace draws
+ * from its own seeded stream, `faults:<namespace>`, so rules never shift the random outcomes of
+ * payments and a seeded run repeats. Namespaces other than `default` come with `X-Sim-Namespace`
+ * (a later step).
+ *
+ * Every route of a dialect (a path some dialect's error shape owns; not the rules API, not the
+ * ops routes or the console) gets two route hooks, added last so they run after the route's own:
+ * - preValidation (the body is parsed, nothing is validated or stored yet): the request is
+ *   planned. With no request rule this is one check and nothing else. Then `X-Sim-Rule` names
+ *   the applying rules; `latency` waits; `error` answers in the dialect's shape with
+ *   `Retry-After`; `timeout` holds the connection, then resets it; `outcome` is left on the
+ *   request for the route to hand to the core's decision (native intents, /api/v2 payments).
+ * - onSend, after the route's own (so an idempotent route has stored its answer): a
+ *   `response_lost` request has its connection reset instead of answered; what the handler
+ *   committed stays committed.
+ */
+
+/** How a fault waits (latency, timeout): real time, given up when the client goes away. Tests pass their own. */
+export type FaultWait = (ms: number, request: FastifyRequest) => Promise<void>;
+
+export interface FaultsOptions {
+  wait?: FaultWait | undefined;
+}
+
+/** The core code and message of each `error` status, before the dialect renders them. */
+const ERRORS: Readonly<Record<ErrorStatus, { code: string; message: string }>> = {
+  500: { code: 'INTERNAL', message: 'Something went wrong on our side; the request may be retried.' },
+  502: { code: 'BAD_GATEWAY', message: 'The payment gateway answered badly; the request may be retried.' },
+  503: { code: 'SERVICE_UNAVAILABLE', message: 'The payment gateway is unavailable; retry after Retry-After seconds.' },
+  504: { code: 'GATEWAY_TIMEOUT', message: 'The payment gateway did not answer in time; the request may be retried.' },
+  429: { code: 'RATE_LIMITED', message: 'Too many requests; retry after Retry-After seconds.' },
+};
+
+export interface Faults {
+  service: FaultRuleService;
+  /** Deletes one rule and its metric series; whether there was such a rule. */
+  delete(namespace: string, id: string): Promise<StoredFaultRule | undefined>;
+  /** Deletes every rule of the namespace and their metric series; how many. */
+  deleteAll(namespace: string): Promise<number>;
+  /** What the dispatcher asks of webhook rules. */
+  webhooks: WebhookFaults;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    faults: Faults;
+  }
+  interface FastifyRequest {
+    /** What fault rules do to this request; null when none applies. */
+    faultPlan: RequestFaultPlan | null;
+  }
+  interface FastifyContextConfig {
+    /** false: rules never shape this route's answers (the rules API itself). */
+    faults?: boolean;
+  }
+}
+
+export default fp<FaultsOptions>(
+  async (app, options) => {
+    const { config, clock, ids } = app.core;
+    const hits = new Counter({
+      name: 'fault_rule_hits_total',
+      help: 'Requests and webhook deliveries a fault rule applied to, by rule id and action.',
+      labelNames: ['rule_id', 'action'],
+      registers: [app.metrics.registry],
+    });
+    const streams = createStreams(config.randomSeed);
+    const service = new FaultRuleService({
+      store: new MemoryFaultRuleStore({ maxRules: config.faults.maxRules }),
+      clock,
+      ruleId: () => ids('rule'),
+      random: (namespace) => streams(`faults:${namespace}`),
+      onHit: (hit) => hits.inc({ rule_id: hit.ruleId, action: hit.action }),
+    });
+    const forget = (stored: StoredFaultRule): void => void hits.remove({ rule_id: stored.rule.id, action: stored.rule.action.type });
+    for (const rule of config.faults.rules) await service.add(DEFAULT_NAMESPACE, rule);
+    if (config.faults.file !== undefined) app.log.info({ faults_file: config.faults.file, rules: config.faults.rules.length }, 'fault rules loaded from FAULTS_FILE');
+
+    app.decorate('faults', {
+      service,
+      async delete(namespace, id) {
+        const stored = await service.get(namespace, id);
+        if (stored === undefined || !(await service.delete(namespace, id))) return undefined;
+        forget(stored);
+        return stored;
+      },
+      async deleteAll(namespace) {
+        const rules = await service.list(namespace);
+        const deleted = await service.deleteAll(namespace);
+        for (const stored of rules) forget(stored);
+        return deleted;
+      },
+      webhooks: { plan: (url) => service.planWebhook(DEFAULT_NAMESPACE, url), random: streams(`faults:${DEFAULT_NAMESPACE}:reorder`) },
+    } satisfies Faults);
+
+    const wait = options.wait ?? realWait;
+    const lost = new WeakSet<FastifyRequest>();
+    const shapes = app.errorShapes;
+    const namespace = DEFAULT_NAMESPACE;
+
+    const apply = async (request: FastifyRequest, reply: FastifyReply, shape: ErrorShape, plan: RequestFaultPlan): Promise<void> => {
+      request.faultPlan = plan;
+      reply.header('x-sim-rule', plan.ruleIds.join(', '));
+      if (plan.latency !== null) await wait(plan.latency.ms, request);
+      const response = plan.response?.action;
+      if (response === undefined) return;
+      if (response.type === 'response_lost') lost.add(request);
+      else if (response.type === 'timeout') {
+        // Nothing is committed: the route never runs, and the client sees its connection reset.
+        reply.hijack();
+        await wait(response.ms, request);
+        resetConnection(request);
+        // A hijacked request gets no request line of its own: this is its line.
+        request.log.info({ method: request.method, url: request.url, route: request.routeOptions.url, rule_id: plan.response?.ruleId, held_ms: response.ms }, 'fault rule timeout: connection reset');
+      } else {
+        const retryAfterS = response.retryAfterSeconds ?? undefined;
+        sendProblem(reply, shape, { status: response.status, ...ERRORS[response.status], retryAfterS });
+      }
+    };
+
+    const plan: preValidationHookHandler = function (request, reply, done) {
+      // The hot path: no request rule at all.
+      if (service.hasNoRequestRules(namespace)) return done();
+      const shape = shapes.forUrl(request.url);
+      const input: MatchInput = { dialect: shape.name, method: request.method, routePattern: request.routeOptions.url, path: request.url, headers: request.headers, body: request.body };
+      const peeked = service.peekRequest(namespace, input);
+      if (peeked !== undefined && peeked.ruleIds.length === 0) return done();
+      service
+        .planRequest(namespace, input)
+        .then((planned) => (planned.ruleIds.length === 0 ? undefined : apply(request, reply, shape, planned)))
+        .then(() => done(), done);
+    };
+
+    const loseAnswer: onSendHookHandler = function (request, _reply, payload, done) {
+      if (lost.has(request)) resetConnection(request);
+      done(null, payload);
+    };
+
+    app.decorateRequest('faultPlan', null);
+    app.addHook('onRoute', (route: RouteOptions) => {
+      if (route.config?.faults === false || shapes.ownerOf(route.url) === undefined) return;
+      route.preValidation = [...hooksOf(route.preValidation), plan];
+      route.onSend = [...hooksOf(route.onSend), loseAnswer];
+    });
+  },
+  { name: 'paysim-faults', dependencies: ['paysim-core', 'paysim-metrics'] },
+);
+
+function hooksOf<T>(hooks: T | T[] | undefined): T[] {
+  return hooks === undefined ? [] : Array.isArray(hooks) ? hooks : [hooks];
+}
+
+/** Waits `ms` of real time; resolves early when the client closes the connection. */
+const realWait: FaultWait = async (ms, request) => {
+  const gone = new AbortController();
+  const onClose = (): void => gone.abort();
+  request.raw.socket?.once('close', onClose);
+  try {
+    await sleep(ms, undefined, { signal: gone.signal, ref: false });
+  } catch {
+    // The client went away: nothing left to wait for.
+  } finally {
+    request.raw.socket?.off('close', onClose);
+  }
+};
+
+/** Resets the request's connection (a TCP RST, as a gateway that lost the answer): the client sees ECONNRESET, never a response. */
+function resetConnection(request: FastifyRequest): void {
+  const socket = request.raw.socket as (typeof request.raw.socket & { resetAndDestroy?: () => void }) | null;
+  if (socket === null || socket.destroyed) return;
+  if (typeof socket.resetAndDestroy === 'function') socket.resetAndDestroy();
+  else socket.destroy();
+}

@@ -1,0 +1,242 @@
+import type { AddressInfo } from 'node:net';
+import { Agent, request } from 'undici';
+import { afterEach, describe, expect, it } from 'vitest';
+import { sample } from '../../src/core/faults/distributions.ts';
+import { createStreams } from '../../src/core/random.ts';
+import { buildTestApp, storedIntents, type TestApp } from '../helpers/app.ts';
+
+/**
+ * Request fault rules (issue 15) applied to every dialect: matching, latency, error, timeout,
+ * response_lost, outcome, X-Sim-Rule and the hits metric. Connection resets are observed by a real
+ * client (undici) on a listening server; waits go through the app's `faultWait` seam, which
+ * records the planned delays and returns at once, so nothing here depends on timing.
+ */
+
+let t: TestApp;
+/** Every wait a rule asked for, in ms, in order. */
+let waits: number[];
+let agent: Agent | undefined;
+
+async function start(env: Record<string, string> = {}): Promise<void> {
+  waits = [];
+  t = await buildTestApp(env, { faultWait: async (ms) => void waits.push(ms) });
+}
+afterEach(async () => {
+  await agent?.close();
+  agent = undefined;
+  await t.app.close();
+});
+
+async function rule(body: unknown): Promise<string> {
+  const res = await t.app.inject({ method: 'POST', url: '/v1/sim/rules', payload: body as object });
+  expect(res.statusCode, res.body).toBe(201);
+  return res.json().id;
+}
+const intent = (body: Record<string, unknown> = {}, headers: Record<string, string> = {}) =>
+  t.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'rsv_f', amount: 15000, ...body }, headers });
+const ruleView = async (id: string) => (await t.app.inject({ url: `/v1/sim/rules/${id}` })).json();
+
+async function listen(): Promise<string> {
+  await t.app.listen({ host: '127.0.0.1', port: 0 });
+  agent = new Agent({ connections: 2, headersTimeout: 10_000, bodyTimeout: 10_000 });
+  return `http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}`;
+}
+/** The error a client sees when the server resets the connection instead of answering. */
+async function resetSeen(promise: Promise<unknown>): Promise<string> {
+  const error = (await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  )) as (Error & { code?: string; cause?: { code?: string } }) | undefined;
+  expect(error, 'the request failed').toBeDefined();
+  return error?.code ?? error?.cause?.code ?? String(error);
+}
+
+describe('error: the status, Retry-After and a body in the dialect’s own shape; nothing committed', () => {
+  it.each([
+    ['native', 'POST', '/v1/sim/intent', 503, 2, { error: { code: 'SERVICE_UNAVAILABLE', message: 'The payment gateway is unavailable; retry after Retry-After seconds.', trace_id: expect.any(String) } }],
+    ['bookings', 'GET', '/performances', 429, null, { error: 'Too many requests; retry after Retry-After seconds.', code: 'RATE_LIMITED' }],
+    ['payment-service', 'GET', '/api/v1/payments/methods', 500, null, { error: '결제 처리 중 오류가 발생했습니다.' }],
+    ['payment-server-v2', 'GET', '/api/v2/pending-payments', 502, 5, { detail: 'The payment gateway answered badly; the request may be retried.' }],
+    ['fluxpay', 'GET', '/api/v1/orders/:orderId', 504, null, { isSuccess: false, code: 'COMMON_504', message: 'The payment gateway did not answer in time; the request may be retried.', result: null }],
+  ] as const)('%s', async (dialect, method, route, status, retryAfter, body) => {
+    await start();
+    const id = await rule({ match: { dialect, method, route }, action: { type: 'error', status, retry_after_seconds: retryAfter } });
+    const url = route.replace(':orderId', 'ord_missing');
+    const res = await t.app.inject({ method, url, headers: { 'x-user-id': 'u1' }, ...(method === 'POST' ? { payload: { reservation_id: 'r', amount: 1 } } : {}) });
+    expect(res.statusCode).toBe(status);
+    expect(res.headers['content-type']).toBe('application/json; charset=utf-8');
+    expect(res.headers['x-sim-rule']).toBe(id);
+    expect(res.headers['retry-after']).toBe(retryAfter === null ? (status === 429 ? '1' : undefined) : String(retryAfter));
+    expect(res.json()).toEqual(body);
+  });
+
+  it('creates nothing: a native create answered 503 stored no intent, and a rule on /v1/sim/** leaves the rules API alone', async () => {
+    await start();
+    const id = await rule({ match: { route: '/v1/sim/**' }, action: { type: 'error', status: 503 } });
+    expect((await intent()).statusCode).toBe(503);
+    expect(await storedIntents(t)).toBe(0);
+    expect((await ruleView(id)).hits).toBe(1);
+    const del = await t.app.inject({ method: 'DELETE', url: '/v1/sim/rules' });
+    expect(del.json()).toEqual({ deleted: 1 });
+    expect((await intent()).statusCode).toBe(200);
+  });
+});
+
+describe('matching', () => {
+  it('by dialect, method, route, header and body fields (numeric range, prefix); others pass untouched', async () => {
+    await start();
+    const id = await rule({ match: { dialect: 'native', method: 'POST', route: '/v1/sim/intent', headers: { 'x-test-case': { prefix: 'big-' } }, body: { amount: { gte: 1_000_000 }, currency: 'KRW' } }, action: { type: 'error', status: 500 } });
+    const big = { amount: 1_000_000, currency: 'KRW' };
+    expect((await intent(big, { 'x-test-case': 'big-1' })).statusCode).toBe(500);
+    expect((await intent({ amount: 999_999, currency: 'KRW' }, { 'x-test-case': 'big-1' })).statusCode).toBe(200);
+    expect((await intent({ ...big, currency: 'USD' }, { 'x-test-case': 'big-1' })).statusCode).toBe(200);
+    expect((await intent(big, { 'x-test-case': 'small-1' })).statusCode).toBe(200);
+    expect((await intent(big)).statusCode).toBe(200);
+    const other = await t.app.inject({ url: '/v1/sim/intents?reservation_id=rsv_f', headers: { 'x-test-case': 'big-1' } });
+    expect(other.statusCode).toBe(200);
+    expect(other.headers['x-sim-rule']).toBeUndefined();
+    expect(await ruleView(id)).toMatchObject({ hits: 1, matched: 1 });
+  });
+
+  it('probability with RANDOM_SEED: the same requests pick the same matches, from the faults:default stream; count stops at N; the metric counts hits and leaves with the rule', async () => {
+    await start({ RANDOM_SEED: '7' });
+    const id = await rule({ match: { route: '/performances' }, probability: 0.3, count: 4, action: { type: 'error', status: 503 } });
+    const statuses: number[] = [];
+    for (let i = 0; i < 40; i++) statuses.push((await t.app.inject({ url: '/performances', headers: { 'x-user-id': 'u1' } })).statusCode);
+    // The stream the rules draw from, drawn the same way: one number per match of a rule with 0 < p < 1.
+    const stream = createStreams(7)('faults:default');
+    const expected: number[] = [];
+    let hits = 0;
+    for (let i = 0; i < 40; i++) {
+      const sampled = stream.next() < 0.3;
+      const applied = sampled && hits < 4;
+      if (applied) hits++;
+      expected.push(applied ? 503 : 200);
+    }
+    expect(statuses).toEqual(expected);
+    expect(statuses.filter((s) => s === 503)).toHaveLength(4);
+    expect(await ruleView(id)).toMatchObject({ hits: 4, matched: 40, remaining: 0, last_hit_at: expect.any(String) });
+    const metrics = (await t.app.inject({ url: '/metrics' })).body;
+    expect(metrics).toContain(`fault_rule_hits_total{rule_id="${id}",action="error"} 4`);
+    await t.app.inject({ method: 'DELETE', url: `/v1/sim/rules/${id}` });
+    expect((await t.app.inject({ url: '/metrics' })).body).not.toContain(id);
+  });
+
+  it('a time window: before, inside and after it (on the app’s clock)', async () => {
+    await start();
+    await rule({ match: { route: '/api/v2/pending-payments' }, window: { from: 1000, until: 2000 }, action: { type: 'error', status: 503 } });
+    const status = async () => (await t.app.inject({ url: '/api/v2/pending-payments' })).statusCode;
+    expect(await status()).toBe(200);
+    await t.clock.advance(1000);
+    expect(await status()).toBe(503);
+    await t.clock.advance(1000);
+    expect(await status()).toBe(200);
+  });
+});
+
+describe('latency', () => {
+  it('waits the sampled delay before the handler, and marks the answer with X-Sim-Rule', async () => {
+    await start();
+    const id = await rule({ match: { route: '/v1/sim/intent' }, action: { type: 'latency', distribution: 'fixed', params: { ms: 250 } } });
+    const res = await intent();
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['x-sim-rule']).toBe(id);
+    expect(waits).toEqual([250]);
+  });
+
+  it('lognormal p50 200 / p99 2000 with RANDOM_SEED: 5,000 requests get the seeded samples, p50 and p99 within ±10 %', async () => {
+    await start({ RANDOM_SEED: '42' });
+    const distribution = { p50: 200, p99: 2000 };
+    await rule({ match: { dialect: 'bookings', route: '/performances' }, action: { type: 'latency', distribution: 'lognormal', params: distribution } });
+    for (let i = 0; i < 5000; i++) await t.app.inject({ url: '/performances', headers: { 'x-user-id': 'u1' } });
+    const stream = createStreams(42)('faults:default');
+    const expected = Array.from({ length: 5000 }, () => sample({ kind: 'lognormal', ...distribution }, stream));
+    expect(waits).toEqual(expected);
+    const sorted = [...waits].sort((a, b) => a - b);
+    const at = (q: number) => sorted[Math.ceil(q * sorted.length) - 1] as number;
+    expect(Math.abs(at(0.5) - 200) / 200).toBeLessThan(0.1);
+    expect(Math.abs(at(0.99) - 2000) / 2000).toBeLessThan(0.1);
+  }, 120_000);
+});
+
+describe('outcome: the core decision of matching payments', () => {
+  it('native intents: a forced failure code beats scenario approve; a forced approval beats a declining card', async () => {
+    await start();
+    await rule({ match: { route: '/v1/sim/intent', headers: { 'x-test-case': 'declines' } }, action: { type: 'outcome', failure_code: 'insufficient_funds' } });
+    await rule({ match: { route: '/v1/sim/intent', headers: { 'x-test-case': 'approves' } }, action: { type: 'outcome', approve: true } });
+    const declined = (await intent({ scenario: 'approve' }, { 'x-test-case': 'declines' })).json().payment_intent_id;
+    const approved = (await intent({ card: { number: '4000000000000002' } }, { 'x-test-case': 'approves' })).json().payment_intent_id;
+    const untouched = (await intent({ scenario: 'approve' })).json().payment_intent_id;
+    await t.clock.advance(1000);
+    const read = async (id: string) => (await t.app.inject({ url: `/v1/sim/intents/${id}` })).json();
+    expect(await read(declined)).toMatchObject({ status: 'FAILED', failure_code: 'insufficient_funds', scenario: 'approve' });
+    expect(await read(approved)).toMatchObject({ status: 'APPROVED', failure_code: null, scenario: 'card' });
+    expect(await read(untouched)).toMatchObject({ status: 'APPROVED', failure_code: null });
+  });
+
+  it('bookings: a forced failure code declines a payment whose CVV approves', async () => {
+    await start({ MOCK_MIN_DELAY_MS: '0', MOCK_MAX_DELAY_MS: '0' });
+    const user = { 'x-user-id': 'user_forced' };
+    const booking = await t.app.inject({ method: 'POST', url: '/bookings', headers: user, payload: { performanceId: 'perf_001', quantity: 1, paymentMethod: 'CREDIT_CARD' } });
+    expect(booking.statusCode, booking.body).toBe(201);
+    const id = await rule({ match: { dialect: 'bookings', route: '/payments/execute' }, action: { type: 'outcome', failure_code: 'insufficient_funds' } });
+    const paid = t.app.inject({ method: 'POST', url: '/payments/execute', headers: user, payload: { bookingId: booking.json().bookingId, paymentMethodToken: 'tok_visa', cvv: '120' } });
+    await t.clock.advance(0);
+    const res = await paid;
+    expect(res.statusCode, res.body).toBe(200);
+    expect(res.headers['x-sim-rule']).toBe(id);
+    expect(res.json()).toMatchObject({ finalStatus: 'FAILURE', pgMockData: { isSuccess: false, failureCode: 'insufficient_funds' } });
+  });
+
+  it('/api/v2 payments: a forced failure fails the payment the scenario would complete', async () => {
+    await start();
+    const id = await rule({ match: { dialect: 'payment-server-v2', route: '/api/v2/payments' }, action: { type: 'outcome', failure_code: 'card_declined' } });
+    const res = await t.app.inject({ method: 'POST', url: '/api/v2/payments', payload: { tx_id: 'tx_forced', order_id: 1, user_id: 1, amount: 1000, callback_url: 'http://127.0.0.1:9/cb' } });
+    expect(res.statusCode, res.body).toBe(200);
+    expect(res.headers['x-sim-rule']).toBe(id);
+    expect(res.json().status).toBe('PAYMENT_FAILED');
+  });
+});
+
+describe('connection resets, seen by a real client', () => {
+  it('response_lost: the intent is committed, the client sees a reset, and its retry with the same Idempotency-Key gets the intent', async () => {
+    await start();
+    const base = await listen();
+    const id = await rule({ match: { route: '/v1/sim/intent' }, count: 1, action: { type: 'response_lost' } });
+    const send = () =>
+      request(`${base}/v1/sim/intent`, { dispatcher: agent, method: 'POST', headers: { 'content-type': 'application/json', 'idempotency-key': 'lost-1' }, body: JSON.stringify({ reservation_id: 'rsv_lost', amount: 5000 }) });
+    expect(await resetSeen(send())).toMatch(/ECONNRESET|UND_ERR_SOCKET/);
+    const list = await request(`${base}/v1/sim/intents?reservation_id=rsv_lost`, { dispatcher: agent });
+    const { data } = (await list.body.json()) as { data: Array<{ payment_intent_id: string; status: string }> };
+    expect(data).toHaveLength(1);
+    expect(data[0]?.status).toBe('PENDING');
+    const retry = await send();
+    expect(retry.statusCode).toBe(200);
+    expect(retry.headers['idempotent-replayed']).toBe('true');
+    expect(await retry.body.json()).toEqual({ payment_intent_id: data[0]?.payment_intent_id, status: 'PENDING', next: 'poll' });
+    expect(await ruleView(id)).toMatchObject({ hits: 1, remaining: 0 });
+  });
+
+  it('response_lost on /api/v2: the payment exists afterwards', async () => {
+    await start();
+    const base = await listen();
+    await rule({ match: { dialect: 'payment-server-v2', method: 'POST' }, count: 1, action: { type: 'response_lost' } });
+    const sent = request(`${base}/api/v2/payments`, { dispatcher: agent, method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ tx_id: 'tx_lost', order_id: 1, user_id: 1, amount: 1000, callback_url: 'http://127.0.0.1:9/cb' }) });
+    expect(await resetSeen(sent)).toMatch(/ECONNRESET|UND_ERR_SOCKET/);
+    const read = await request(`${base}/api/v2/payments/pay_tx_lost`, { dispatcher: agent });
+    expect(read.statusCode).toBe(200);
+    expect(await read.body.json()).toMatchObject({ payment_id: 'pay_tx_lost', tx_id: 'tx_lost' });
+  });
+
+  it('timeout: the connection is held the rule’s ms, then reset; nothing is committed', async () => {
+    await start();
+    const base = await listen();
+    const id = await rule({ match: { method: 'POST', route: '/api/v1/orders' }, action: { type: 'timeout', ms: 1500 } });
+    const sent = request(`${base}/api/v1/orders`, { dispatcher: agent, method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ userId: 'u-timeout', serviceId: 'ai-writer', orderName: 'x', amount: 1000 }) });
+    expect(await resetSeen(sent)).toMatch(/ECONNRESET|UND_ERR_SOCKET/);
+    expect(waits).toEqual([1500]);
+    const list = await request(`${base}/api/v1/orders?userId=u-timeout`, { dispatcher: agent });
+    expect(await list.body.json()).toEqual({ isSuccess: true, code: 'SUCCESS', message: 'Request succeeded.', result: { items: [], nextCursor: null } });
+    expect(await ruleView(id)).toMatchObject({ hits: 1 });
+  });
+});

@@ -1,0 +1,166 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { buildTestApp, ULID, type TestApp } from '../helpers/app.ts';
+
+/** The fault rules API (issue 15): /v1/sim/rules, and FAULTS_FILE's rules created at start. */
+
+const RULE_ID = new RegExp(`^rule_${ULID}$`);
+const JSON_TYPE = 'application/json; charset=utf-8';
+
+let t: TestApp;
+const at = () => new Date(t.clock.now()).toISOString();
+const post = (payload: unknown) => t.app.inject({ method: 'POST', url: '/v1/sim/rules', payload: payload as object });
+const get = (url: string) => t.app.inject({ method: 'GET', url });
+const del = (url: string) => t.app.inject({ method: 'DELETE', url });
+
+describe('/v1/sim/rules', () => {
+  beforeEach(async () => {
+    t = await buildTestApp();
+  });
+  afterEach(async () => {
+    await t.app.close();
+  });
+
+  it('creates a request rule (201, defaults filled in), reads it, lists it and deletes it', async () => {
+    const res = await post({ name: 'flaky orders', match: { dialect: 'fluxpay', route: '/api/v1/orders/:orderId', headers: { 'X-Test-Case': 'a' }, body: { amount: { gte: 1000 } } }, count: 2, action: { type: 'error', status: 429 } });
+    expect(res.statusCode).toBe(201);
+    expect(res.headers['content-type']).toBe(JSON_TYPE);
+    const rule = res.json();
+    expect(rule).toEqual({
+      id: expect.stringMatching(RULE_ID),
+      name: 'flaky orders',
+      enabled: true,
+      target: 'request',
+      match: { dialect: 'fluxpay', method: null, route: '/api/v1/orders/:orderId', headers: { 'x-test-case': 'a' }, body: { amount: { gte: 1000 } } },
+      probability: 1,
+      count: 2,
+      window: { from: null, until: null },
+      action: { type: 'error', status: 429, retry_after_seconds: 1 },
+      hits: 0,
+      matched: 0,
+      remaining: 2,
+      created_at: at(),
+      last_hit_at: null,
+    });
+    expect((await get(`/v1/sim/rules/${rule.id}`)).json()).toEqual(rule);
+    expect((await get('/v1/sim/rules')).json()).toEqual({ data: [rule] });
+
+    const deleted = await del(`/v1/sim/rules/${rule.id}`);
+    expect(deleted.statusCode).toBe(200);
+    expect(deleted.json()).toEqual(rule);
+    expect((await get('/v1/sim/rules')).json()).toEqual({ data: [] });
+    const gone = await get(`/v1/sim/rules/${rule.id}`);
+    expect(gone.statusCode).toBe(404);
+    expect(gone.json()).toEqual({ error: { code: 'NOT_FOUND', message: `Fault rule ${rule.id} does not exist.`, trace_id: expect.any(String) } });
+    expect((await del(`/v1/sim/rules/${rule.id}`)).statusCode).toBe(404);
+  });
+
+  it('creates webhook rules with a relative window, lists in creation order, and deletes them all', async () => {
+    const a = (await post({ match: { url_prefix: 'http://127.0.0.1:4000/' }, window: { from: 1000, until: 60_000 }, action: { type: 'drop_attempts', n: 2 } })).json();
+    const b = (await post({ probability: 0.25, action: { type: 'latency', distribution: 'lognormal', params: { p50: 200, p99: 2000 } } })).json();
+    expect(a).toEqual({
+      id: expect.stringMatching(RULE_ID),
+      name: null,
+      enabled: true,
+      target: 'webhook',
+      match: { url_prefix: 'http://127.0.0.1:4000/' },
+      probability: 1,
+      count: null,
+      window: { from: new Date(t.clock.now() + 1000).toISOString(), until: new Date(t.clock.now() + 60_000).toISOString() },
+      action: { type: 'drop_attempts', n: 2 },
+      hits: 0,
+      matched: 0,
+      remaining: null,
+      created_at: at(),
+      last_hit_at: null,
+    });
+    expect(b).toMatchObject({ target: 'request', match: { dialect: null, method: null, route: null, headers: {}, body: {} }, probability: 0.25, action: { type: 'latency', distribution: 'lognormal', params: { p50: 200, p99: 2000 } } });
+    expect((await get('/v1/sim/rules')).json().data.map((r: { id: string }) => r.id)).toEqual([a.id, b.id]);
+    const res = await del('/v1/sim/rules');
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toEqual({ deleted: 2 });
+    expect((await get('/v1/sim/rules')).json()).toEqual({ data: [] });
+    expect((await del('/v1/sim/rules')).json()).toEqual({ deleted: 0 });
+  });
+
+  it('answers 400 naming every problem of a body at once, as JSON pointers, and stores nothing', async () => {
+    const res = await post({ match: { route: 'no-slash', colour: 'red' }, probability: 2, action: { type: 'error', status: 418 } });
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toEqual({
+      error: {
+        code: 'VALIDATION_FAILED',
+        message: '/probability: must be a number from 0 to 1',
+        details: [
+          { field: '/probability', rule: 'maximum', message: 'must be a number from 0 to 1' },
+          { field: '/action/status', rule: 'enum', message: 'must be one of 500, 502, 503, 504, 429' },
+          { field: '/match/colour', rule: 'additionalProperties', message: 'is not a known field (a request action matches on dialect, method, route, headers, body)' },
+          { field: '/match/route', rule: 'pattern', message: 'must be a path starting with "/" (no query string, no spaces), e.g. /v1/sim/intents, /api/v1/orders/:orderId or /v1/sim/*' },
+        ],
+        trace_id: expect.any(String),
+      },
+    });
+    const noAction = await post({});
+    expect(noAction.json().error.details).toEqual([{ field: '/action', rule: 'required', message: expect.any(String) }]);
+    // An id is the service's to give (FAULTS_FILE entries only may bring their own).
+    expect((await post({ id: 'mine', action: { type: 'duplicate' } })).json().error.details).toEqual([{ field: '/id', rule: 'additionalProperties', message: expect.any(String) }]);
+    expect((await get('/v1/sim/rules')).json()).toEqual({ data: [] });
+  });
+
+  it('answers 400 for an id that is not a rule id, and 415 for a body that is not JSON', async () => {
+    const res = await get('/v1/sim/rules/not%20an%20id');
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error).toMatchObject({ code: 'VALIDATION_FAILED', details: [{ field: '/id', rule: 'pattern', message: 'must be a rule id: rule_<ULID>, or the id FAULTS_FILE gave', in: 'params' }] });
+    const form = await t.app.inject({ method: 'POST', url: '/v1/sim/rules', payload: 'a=1', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    expect(form.statusCode).toBe(415);
+  });
+});
+
+describe('FAULTS_MAX_RULES', () => {
+  afterEach(async () => {
+    await t.app.close();
+  });
+
+  it('refuses a rule beyond the bound with 400 max_rules; a delete makes room', async () => {
+    t = await buildTestApp({ FAULTS_MAX_RULES: '1' });
+    const first = (await post({ action: { type: 'duplicate' } })).json();
+    const res = await post({ action: { type: 'duplicate' } });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error).toEqual({
+      code: 'VALIDATION_FAILED',
+      message: '/: at most 1 rules may exist at once; delete some first',
+      details: [{ field: '/', rule: 'max_rules', message: 'at most 1 rules may exist at once; delete some first' }],
+      trace_id: expect.any(String),
+    });
+    await del(`/v1/sim/rules/${first.id}`);
+    expect((await post({ action: { type: 'duplicate' } })).statusCode).toBe(201);
+  });
+});
+
+describe('FAULTS_FILE', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'paysim-faults-'));
+  });
+  afterEach(async () => {
+    await t.app.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('creates the file’s rules at start, in its order, with the ids it gives', async () => {
+    const path = join(dir, 'faults.yaml');
+    writeFileSync(
+      path,
+      ['rules:', '  - id: slow-v2', '    match: { dialect: payment-server-v2, method: POST }', '    action: { type: latency, distribution: uniform, params: { min: 10, max: 20 } }', '  - match: { url_prefix: "http://127.0.0.1:4000/" }', '    action: { type: duplicate }', ''].join('\n'),
+    );
+    t = await buildTestApp({ FAULTS_FILE: path });
+    const { data } = (await get('/v1/sim/rules')).json();
+    expect(data).toEqual([
+      expect.objectContaining({ id: 'slow-v2', target: 'request', match: { dialect: 'payment-server-v2', method: 'POST', route: null, headers: {}, body: {} }, action: { type: 'latency', distribution: 'uniform', params: { min: 10, max: 20 } } }),
+      expect.objectContaining({ id: expect.stringMatching(RULE_ID), target: 'webhook', match: { url_prefix: 'http://127.0.0.1:4000/' }, action: { type: 'duplicate' } }),
+    ]);
+    expect((await get('/v1/sim/rules/slow-v2')).json().id).toBe('slow-v2');
+    expect((await del('/v1/sim/rules/slow-v2')).statusCode).toBe(200);
+  });
+});
