@@ -1,8 +1,10 @@
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import { RedisIdempotencyStore } from '../../src/adapters/redis/idempotency.ts';
+import { RedisIntentStore } from '../../src/adapters/redis/intents.ts';
 import { hasRedisServer, REDIS_SERVER_MISSING, startRedis, type TestRedis } from '../helpers/redis.ts';
 import { inCi } from '../helpers/promtool.ts';
 import { idempotencyStoreContract } from './contracts/idempotency.contract.ts';
+import { intentStoreContract } from './contracts/intents.contract.ts';
 
 /**
  * The shared port contracts against the Redis adapters, on a private redis-server this file starts
@@ -26,5 +28,6 @@ if (!hasRedisServer) {
     await redis?.stop();
   });
 
+  intentStoreContract('redis', ({ ttlMs, maxIntents }) => new RedisIntentStore(redis.client, { keyPrefix: redis.newPrefix(), ttlMs, maxIntents }));
   idempotencyStoreContract('redis', ({ ttlMs, maxKeys }) => new RedisIdempotencyStore(redis.client, { keyPrefix: redis.newPrefix(), ttlMs, maxKeys }));
 }

@@ -38,3 +38,16 @@ export function defineScript(client: Redis, name: string, lua: string): Script {
   const command = (client as unknown as Record<string, (...args: Array<string | number>) => Promise<unknown>>)[name] as (...args: Array<string | number>) => Promise<unknown>;
   return (keys, args) => command.call(client, keys.length, ...keys, ...args);
 }
+
+/** At most this many expired records go per script run (an insert after a long pause stays short); a store's `sweep` loops. */
+export const SWEEP_BATCH = 500;
+
+/** Runs a sweep script until a run looks at fewer than `SWEEP_BATCH` records; `run` answers [removed, looked at]. */
+export async function sweepInBatches(run: () => Promise<[number, number]>): Promise<number> {
+  let removed = 0;
+  for (;;) {
+    const [gone, looked] = await run();
+    removed += gone;
+    if (looked < SWEEP_BATCH) return removed;
+  }
+}

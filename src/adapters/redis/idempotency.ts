@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import type { BeginResult, StoredResponse } from '../../core/idempotency.ts';
 import type { IdempotencyStore, StoreStats } from '../../core/ports.ts';
 import { ENTRY_OVERHEAD_BYTES } from '../memory/idempotency.ts';
-import { defineScript, type Script } from './connection.ts';
+import { defineScript, type Script, SWEEP_BATCH, sweepInBatches } from './connection.ts';
 
 export interface RedisIdempotencyOptions {
   /** Prefix of every key this store writes (REDIS_KEY_PREFIX). */
@@ -11,8 +11,6 @@ export interface RedisIdempotencyOptions {
   maxKeys: number;
 }
 
-/** At most this many expired keys go per begin (a sweep after a long pause stays short); `sweep` loops. */
-const SWEEP_BATCH = 500;
 
 // Keys: KEYS[1] order (zset: entry id → expiresAt), KEYS[2] done (zset: completed entry ids → expiresAt),
 // KEYS[3] bytes (counter); ARGV[1] the prefix of entry hashes. An entry hash holds fp, exp, bytes and,
@@ -144,12 +142,10 @@ export class RedisIdempotencyStore implements IdempotencyStore {
   }
 
   async sweep(now: number): Promise<number> {
-    let evicted = 0;
-    for (;;) {
-      const batch = Number(await this.#sweep(this.#keys, [this.#entryPrefix, now, SWEEP_BATCH]));
-      evicted += batch;
-      if (batch < SWEEP_BATCH) return evicted;
-    }
+    return sweepInBatches(async () => {
+      const removed = Number(await this.#sweep(this.#keys, [this.#entryPrefix, now, SWEEP_BATCH]));
+      return [removed, removed];
+    });
   }
 }
 
