@@ -1,10 +1,13 @@
-import { afterAll, beforeAll, describe, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisIdempotencyStore } from '../../src/adapters/redis/idempotency.ts';
 import { RedisIntentStore } from '../../src/adapters/redis/intents.ts';
+import { RedisSchedulerStore } from '../../src/adapters/redis/scheduler.ts';
 import { hasRedisServer, REDIS_SERVER_MISSING, startRedis, type TestRedis } from '../helpers/redis.ts';
 import { inCi } from '../helpers/promtool.ts';
 import { idempotencyStoreContract } from './contracts/idempotency.contract.ts';
 import { intentStoreContract } from './contracts/intents.contract.ts';
+import { schedulerStoreContract } from './contracts/scheduler.contract.ts';
+import { T0 } from './contracts/fixtures.ts';
 
 /**
  * The shared port contracts against the Redis adapters, on a private redis-server this file starts
@@ -30,4 +33,42 @@ if (!hasRedisServer) {
 
   intentStoreContract('redis', ({ ttlMs, maxIntents }) => new RedisIntentStore(redis.client, { keyPrefix: redis.newPrefix(), ttlMs, maxIntents }));
   idempotencyStoreContract('redis', ({ ttlMs, maxKeys }) => new RedisIdempotencyStore(redis.client, { keyPrefix: redis.newPrefix(), ttlMs, maxKeys }));
+  schedulerStoreContract('redis', () => new RedisSchedulerStore(redis.client, { keyPrefix: redis.newPrefix() }));
+
+  describe('RedisSchedulerStore leases across consumers', () => {
+    const LEASE = 30_000;
+
+    it('a job claimed by a consumer that died is claimed by another once the lease lapses, and only then', async () => {
+      const keyPrefix = redis.newPrefix();
+      const dying = redis.connect();
+      const consumerA = new RedisSchedulerStore(dying, { keyPrefix });
+      const consumerB = new RedisSchedulerStore(redis.connect(), { keyPrefix });
+      await consumerB.schedule({ kind: 'intent.decide', key: 'pay_1', dueAt: T0 });
+      await consumerB.schedule({ kind: 'intent.decide', key: 'pay_2', dueAt: T0 + 10 });
+      const [claim] = await consumerA.claimDue(T0, 1, LEASE);
+      expect(claim).toMatchObject({ kind: 'intent.decide', key: 'pay_1', dueAt: T0 });
+      dying.disconnect(); // A dies holding pay_1: its lease is all that is left of it.
+      expect((await consumerB.claimDue(T0 + LEASE - 1, 10, LEASE)).map((j) => j.key)).toEqual(['pay_2']);
+      const [taken] = await consumerB.claimDue(T0 + LEASE, 10, LEASE);
+      expect(taken).toMatchObject({ kind: 'intent.decide', key: 'pay_1', dueAt: T0 });
+      expect(taken?.token).not.toBe(claim?.token);
+      // A late completion under A's token (say A was only stalled) leaves B's claim alone.
+      const lateA = new RedisSchedulerStore(redis.connect(), { keyPrefix });
+      await lateA.complete(claim as NonNullable<typeof claim>);
+      expect(await consumerB.count('intent.decide')).toBe(2);
+      await consumerB.complete(taken as NonNullable<typeof taken>);
+      expect(await consumerB.count('intent.decide')).toBe(1);
+      expect(await consumerB.nextDueAt()).toBe(T0 + LEASE - 1 + LEASE);
+    });
+
+    it('consumers on separate connections claiming at once never share a job', async () => {
+      const keyPrefix = redis.newPrefix();
+      const consumers = Array.from({ length: 4 }, () => new RedisSchedulerStore(redis.connect(), { keyPrefix }));
+      for (let i = 0; i < 200; i++) await (consumers[0] as RedisSchedulerStore).schedule({ kind: 'intent.decide', key: `pay_${i}`, dueAt: T0 + (i % 5) });
+      const batches = await Promise.all(Array.from({ length: 40 }, (_, i) => (consumers[i % 4] as RedisSchedulerStore).claimDue(T0 + 5, 7, LEASE)));
+      const keys = batches.flat().map((j) => j.key);
+      expect(keys).toHaveLength(200);
+      expect(new Set(keys).size).toBe(200);
+    });
+  });
 }
