@@ -1,9 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RedisDisabledUrls } from '../../src/adapters/redis/disabled-urls.ts';
 import { RedisIdempotencyStore } from '../../src/adapters/redis/idempotency.ts';
 import { RedisIntentStore } from '../../src/adapters/redis/intents.ts';
 import { RedisSchedulerStore } from '../../src/adapters/redis/scheduler.ts';
 import { hasRedisServer, REDIS_SERVER_MISSING, startRedis, type TestRedis } from '../helpers/redis.ts';
 import { inCi } from '../helpers/promtool.ts';
+import { disabledUrlStoreContract } from './contracts/disabled-urls.contract.ts';
 import { idempotencyStoreContract } from './contracts/idempotency.contract.ts';
 import { intentStoreContract } from './contracts/intents.contract.ts';
 import { schedulerStoreContract } from './contracts/scheduler.contract.ts';
@@ -33,6 +35,7 @@ if (!hasRedisServer) {
 
   intentStoreContract('redis', ({ ttlMs, maxIntents }) => new RedisIntentStore(redis.client, { keyPrefix: redis.newPrefix(), ttlMs, maxIntents }));
   idempotencyStoreContract('redis', ({ ttlMs, maxKeys }) => new RedisIdempotencyStore(redis.client, { keyPrefix: redis.newPrefix(), ttlMs, maxKeys }));
+  disabledUrlStoreContract('redis', () => new RedisDisabledUrls(redis.client, { keyPrefix: redis.newPrefix() }));
   schedulerStoreContract('redis', () => new RedisSchedulerStore(redis.client, { keyPrefix: redis.newPrefix() }));
 
   describe('RedisSchedulerStore leases across consumers', () => {
