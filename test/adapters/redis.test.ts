@@ -1,10 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RedisDeliveryLog } from '../../src/adapters/redis/deliveries.ts';
 import { RedisDisabledUrls } from '../../src/adapters/redis/disabled-urls.ts';
 import { RedisIdempotencyStore } from '../../src/adapters/redis/idempotency.ts';
 import { RedisIntentStore } from '../../src/adapters/redis/intents.ts';
 import { RedisSchedulerStore } from '../../src/adapters/redis/scheduler.ts';
 import { hasRedisServer, REDIS_SERVER_MISSING, startRedis, type TestRedis } from '../helpers/redis.ts';
 import { inCi } from '../helpers/promtool.ts';
+import { deliveryLogContract } from './contracts/deliveries.contract.ts';
 import { disabledUrlStoreContract } from './contracts/disabled-urls.contract.ts';
 import { idempotencyStoreContract } from './contracts/idempotency.contract.ts';
 import { intentStoreContract } from './contracts/intents.contract.ts';
@@ -35,6 +37,7 @@ if (!hasRedisServer) {
 
   intentStoreContract('redis', ({ ttlMs, maxIntents }) => new RedisIntentStore(redis.client, { keyPrefix: redis.newPrefix(), ttlMs, maxIntents }));
   idempotencyStoreContract('redis', ({ ttlMs, maxKeys }) => new RedisIdempotencyStore(redis.client, { keyPrefix: redis.newPrefix(), ttlMs, maxKeys }));
+  deliveryLogContract('redis', ({ ttlMs, maxDeliveries }) => new RedisDeliveryLog(redis.client, { keyPrefix: redis.newPrefix(), ttlMs, maxDeliveries }));
   disabledUrlStoreContract('redis', () => new RedisDisabledUrls(redis.client, { keyPrefix: redis.newPrefix() }));
   schedulerStoreContract('redis', () => new RedisSchedulerStore(redis.client, { keyPrefix: redis.newPrefix() }));
 

@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import { INTENT_STATUSES, type Intent, type IntentStatus } from '../../core/intents/intent.ts';
 import type { InsertOutcome, IntentPatch, IntentQuery, IntentStore, Page, RefundOutcome, StoreStats, Transition } from '../../core/ports.ts';
 import { SCAN_BUDGET } from '../memory/id-list.ts';
+import { BOUNDS, COUNT_ALL, fieldsOf, sweepScript, WALK } from './lua.ts';
 import { defineScript, type Script, SWEEP_BATCH, sweepInBatches } from './connection.ts';
 
 export interface RedisIntentStoreOptions {
@@ -22,6 +23,7 @@ export interface RedisIntentStoreOptions {
  */
 const PRELUDE = `
 local P = ARGV[1]
+local ALL, EVICT = KEYS[1], KEYS[3]
 local function rec(id) return P .. 'r:' .. id end
 local function view(id) return redis.call('HGETALL', rec(id)) end
 local function setStatus(id, before, after, createdAt)
@@ -44,23 +46,13 @@ local function remove(id)
   redis.call('HINCRBY', KEYS[2], r[1], -1)
   return 1
 end
-local function sweep(cutoff, batch)
-  local ids = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', cutoff, 'LIMIT', 0, batch)
-  local evicted = 0
-  for _, id in ipairs(ids) do evicted = evicted + remove(id) end
-  return {evicted, #ids}
-end
-`;
+${BOUNDS}`;
 
 const INSERT = `${PRELUDE}
 -- ARGV: P, id, base, s, fc, ra, ua, da, amt, ps, pf, rid, ca, max, ttl, batch
 local id, status, ca = ARGV[2], ARGV[4], ARGV[13]
 sweep(tonumber(ca) - tonumber(ARGV[15]), tonumber(ARGV[16]))
-while redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[14]) do
-  local oldest = redis.call('ZRANGE', KEYS[3], 0, 0)[1]
-  if not oldest then return 0 end
-  remove(oldest)
-end
+if not makeRoom(tonumber(ARGV[14])) then return 0 end
 redis.call('HSET', rec(id), 'b', ARGV[3], 's', status, 'fc', ARGV[5], 'ra', ARGV[6], 'ua', ARGV[7], 'da', ARGV[8],
   'amt', ARGV[9], 'ps', ARGV[10], 'pf', ARGV[11], 'rid', ARGV[12], 'ca', ca)
 redis.call('ZADD', KEYS[1], 0, id)
@@ -120,7 +112,7 @@ setStatus(id, r[1], after, r[4])
 return {'refunded', view(id), refund}
 `;
 
-const LIST = `${PRELUDE}
+const LIST = `${PRELUDE}${WALK}
 -- ARGV: P, limit, cursor, reservationId, status, scan budget ('' = no such filter or cursor)
 local limit, cursor, rid, status, budget = tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
 local key = KEYS[1]
@@ -131,34 +123,16 @@ if status ~= '' then
   if narrowest == nil or redis.call('ZCARD', byStatus) < redis.call('ZCARD', narrowest) then narrowest = byStatus end
 end
 if narrowest then key = narrowest end
-local max = '+'
-if cursor ~= '' then max = '(' .. cursor end
-local data, last, previous, examined = {}, '', '', 0
-while true do
-  local ids = redis.call('ZREVRANGEBYLEX', key, max, '-', 'LIMIT', 0, 500)
-  if #ids == 0 then return {'', data} end
-  for _, id in ipairs(ids) do
-    if examined == budget then return {previous, data} end
-    examined = examined + 1
-    local r = redis.call('HMGET', rec(id), 's', 'rid')
-    if r[1] and (status == '' or r[1] == status) and (rid == '' or r[2] == rid) then
-      if #data == limit then return {last, data} end
-      data[#data + 1] = view(id)
-      last = id
-    end
-    previous = id
-  end
-  max = '(' .. ids[#ids]
-end
+return walk(key, cursor, limit, budget, function(id)
+  local r = redis.call('HMGET', rec(id), 's', 'rid')
+  return r[1] and (status == '' or r[1] == status) and (rid == '' or r[2] == rid)
+end, view)
 `;
 
 const COUNTS = `return redis.call('HGETALL', KEYS[2])`;
-const STATS = `return redis.call('ZCARD', KEYS[1])`;
+const STATS = COUNT_ALL;
 
-const SWEEP = `${PRELUDE}
--- ARGV: P, cutoff, batch
-return sweep(tonumber(ARGV[2]), tonumber(ARGV[3]))
-`;
+const SWEEP = sweepScript(PRELUDE);
 
 /**
  * The intents port in Redis, one Lua script per operation (a guarded transition, a refund that
@@ -277,8 +251,7 @@ function toTransition([ok, flat]: [number, string[]]): Transition<Intent> {
 /** A record hash (HGETALL's flat field/value list) as an intent; undefined for an empty one. */
 function decodeIntent(flat: readonly string[]): Intent | undefined {
   if (flat.length === 0) return undefined;
-  const fields: Record<string, string> = {};
-  for (let i = 0; i < flat.length; i += 2) fields[flat[i] as string] = flat[i + 1] as string;
+  const fields = fieldsOf(flat);
   const base = JSON.parse(fields.b as string) as Intent;
   return {
     ...base,
