@@ -3,6 +3,7 @@ import { RedisDeliveryLog } from '../../src/adapters/redis/deliveries.ts';
 import { RedisDisabledUrls } from '../../src/adapters/redis/disabled-urls.ts';
 import { RedisIdempotencyStore } from '../../src/adapters/redis/idempotency.ts';
 import { RedisIntentStore } from '../../src/adapters/redis/intents.ts';
+import { RedisSeatStore } from '../../src/adapters/redis/seats.ts';
 import { RedisSchedulerStore } from '../../src/adapters/redis/scheduler.ts';
 import { hasRedisServer, REDIS_SERVER_MISSING, startRedis, type TestRedis } from '../helpers/redis.ts';
 import { inCi } from '../helpers/promtool.ts';
@@ -10,6 +11,7 @@ import { deliveryLogContract } from './contracts/deliveries.contract.ts';
 import { disabledUrlStoreContract } from './contracts/disabled-urls.contract.ts';
 import { idempotencyStoreContract } from './contracts/idempotency.contract.ts';
 import { intentStoreContract } from './contracts/intents.contract.ts';
+import { seatStoreContract } from './contracts/seats.contract.ts';
 import { schedulerStoreContract } from './contracts/scheduler.contract.ts';
 import { T0 } from './contracts/fixtures.ts';
 
@@ -39,6 +41,7 @@ if (!hasRedisServer) {
   idempotencyStoreContract('redis', ({ ttlMs, maxKeys }) => new RedisIdempotencyStore(redis.client, { keyPrefix: redis.newPrefix(), ttlMs, maxKeys }));
   deliveryLogContract('redis', ({ ttlMs, maxDeliveries }) => new RedisDeliveryLog(redis.client, { keyPrefix: redis.newPrefix(), ttlMs, maxDeliveries }));
   disabledUrlStoreContract('redis', () => new RedisDisabledUrls(redis.client, { keyPrefix: redis.newPrefix() }));
+  seatStoreContract('redis', (performances) => RedisSeatStore.create(redis.client, { keyPrefix: redis.newPrefix() }, performances));
   schedulerStoreContract('redis', () => new RedisSchedulerStore(redis.client, { keyPrefix: redis.newPrefix() }));
 
   describe('RedisSchedulerStore leases across consumers', () => {
