@@ -1,8 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createIdFactory } from '../../src/core/ids.ts';
+import { paymentTransaction } from '../../src/core/ledger.ts';
+import { ManualClock } from '../helpers/manual-clock.ts';
 import { RedisDeliveryLog } from '../../src/adapters/redis/deliveries.ts';
 import { RedisDisabledUrls } from '../../src/adapters/redis/disabled-urls.ts';
 import { RedisIdempotencyStore } from '../../src/adapters/redis/idempotency.ts';
 import { RedisIntentStore } from '../../src/adapters/redis/intents.ts';
+import { RedisLedgerStore } from '../../src/adapters/redis/ledger.ts';
 import { RedisSeatStore } from '../../src/adapters/redis/seats.ts';
 import { RedisSchedulerStore } from '../../src/adapters/redis/scheduler.ts';
 import { hasRedisServer, REDIS_SERVER_MISSING, startRedis, type TestRedis } from '../helpers/redis.ts';
@@ -11,6 +15,7 @@ import { deliveryLogContract } from './contracts/deliveries.contract.ts';
 import { disabledUrlStoreContract } from './contracts/disabled-urls.contract.ts';
 import { idempotencyStoreContract } from './contracts/idempotency.contract.ts';
 import { intentStoreContract } from './contracts/intents.contract.ts';
+import { ledgerStoreContract } from './contracts/ledger.contract.ts';
 import { seatStoreContract } from './contracts/seats.contract.ts';
 import { schedulerStoreContract } from './contracts/scheduler.contract.ts';
 import { T0 } from './contracts/fixtures.ts';
@@ -41,6 +46,7 @@ if (!hasRedisServer) {
   idempotencyStoreContract('redis', ({ ttlMs, maxKeys }) => new RedisIdempotencyStore(redis.client, { keyPrefix: redis.newPrefix(), ttlMs, maxKeys }));
   deliveryLogContract('redis', ({ ttlMs, maxDeliveries }) => new RedisDeliveryLog(redis.client, { keyPrefix: redis.newPrefix(), ttlMs, maxDeliveries }));
   disabledUrlStoreContract('redis', () => new RedisDisabledUrls(redis.client, { keyPrefix: redis.newPrefix() }));
+  ledgerStoreContract('redis', () => new RedisLedgerStore(redis.client, { keyPrefix: redis.newPrefix() }));
   seatStoreContract('redis', (performances) => RedisSeatStore.create(redis.client, { keyPrefix: redis.newPrefix() }, performances));
   schedulerStoreContract('redis', () => new RedisSchedulerStore(redis.client, { keyPrefix: redis.newPrefix() }));
 
@@ -79,5 +85,15 @@ if (!hasRedisServer) {
       expect(keys).toHaveLength(200);
       expect(new Set(keys).size).toBe(200);
     });
+  });
+
+  it('RedisLedgerStore reads every entry in the order written past one script chunk (1,000 entries)', async () => {
+    const ledger = new RedisLedgerStore(redis.client, { keyPrefix: redis.newPrefix() });
+    const ids = createIdFactory(new ManualClock(T0));
+    const posted = await Promise.all(Array.from({ length: 1_300 }, (_, i) => ledger.post(paymentTransaction({ reference: `bk_${i}`, amount: 100 + i, currency: 'KRW' }, ids, T0))));
+    const entries = await ledger.entries();
+    expect(entries).toHaveLength(2_600);
+    expect(entries.map((e) => e.entryId)).toEqual(posted.flatMap((t) => t.entries.map((e) => e.entryId)));
+    expect(await ledger.imbalance()).toBe(0);
   });
 }
