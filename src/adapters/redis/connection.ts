@@ -1,0 +1,53 @@
+import { Redis } from 'ioredis';
+
+/** Where the Redis back end lives: `REDIS_URL` (default redis://127.0.0.1:6379) and the prefix of every key (`REDIS_KEY_PREFIX`, default `paysim:`). */
+export interface RedisConnectionOptions {
+  url: string;
+  keyPrefix: string;
+}
+
+export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
+export const DEFAULT_REDIS_KEY_PREFIX = 'paysim:';
+
+/** The options from the environment, defaults for what is unset. */
+export function redisOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): RedisConnectionOptions {
+  return {
+    url: env.REDIS_URL !== undefined && env.REDIS_URL !== '' ? env.REDIS_URL : DEFAULT_REDIS_URL,
+    keyPrefix: env.REDIS_KEY_PREFIX ?? DEFAULT_REDIS_KEY_PREFIX,
+  };
+}
+
+/**
+ * One client for the adapters of a process. ioredis reconnects by itself; a command issued while
+ * the connection is down waits in its offline queue for at most `maxRetriesPerRequest` reconnects
+ * and then fails, so a store call answers an error instead of hanging. The key prefix is not set
+ * on the client: each adapter takes it and names every key itself (its Lua scripts build the
+ * names of keys that depend on a record, which a client-side prefix would not reach).
+ */
+export function createRedisClient(options: Pick<RedisConnectionOptions, 'url'>): Redis {
+  return new Redis(options.url, { maxRetriesPerRequest: 2, enableAutoPipelining: true });
+}
+
+/** A Lua script run with EVALSHA (ioredis loads it on first use): one atomic store operation. */
+export type Script = (keys: readonly string[], args: ReadonlyArray<string | number>) => Promise<unknown>;
+
+/** Registers `lua` on the client under `name` (defineCommand), with a variable number of keys. */
+export function defineScript(client: Redis, name: string, lua: string): Script {
+  const existing = (client as unknown as Record<string, unknown>)[name];
+  if (typeof existing !== 'function') client.defineCommand(name, { lua });
+  const command = (client as unknown as Record<string, (...args: Array<string | number>) => Promise<unknown>>)[name] as (...args: Array<string | number>) => Promise<unknown>;
+  return (keys, args) => command.call(client, keys.length, ...keys, ...args);
+}
+
+/** At most this many expired records go per script run (an insert after a long pause stays short); a store's `sweep` loops. */
+export const SWEEP_BATCH = 500;
+
+/** Runs a sweep script until a run looks at fewer than `SWEEP_BATCH` records; `run` answers [removed, looked at]. */
+export async function sweepInBatches(run: () => Promise<[number, number]>): Promise<number> {
+  let removed = 0;
+  for (;;) {
+    const [gone, looked] = await run();
+    removed += gone;
+    if (looked < SWEEP_BATCH) return removed;
+  }
+}

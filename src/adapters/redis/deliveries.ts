@@ -1,0 +1,200 @@
+import type { Redis } from 'ioredis';
+import { subjectKey, type Delivery, type DeliveryAttempt, type DeliveryChange, type DeliveryStatus, type Subject } from '../../core/deliveries.ts';
+import type { DeliveryLogStore, DeliveryQuery, InsertOutcome, Page, StoreStats } from '../../core/ports.ts';
+import { SCAN_BUDGET } from '../memory/id-list.ts';
+import { BOUNDS, COUNT_ALL, fieldsOf, sweepScript, WALK } from './lua.ts';
+import { defineScript, type Script, SWEEP_BATCH, sweepInBatches } from './connection.ts';
+
+export interface RedisDeliveryLogOptions {
+  /** Prefix of every key this store writes (REDIS_KEY_PREFIX). */
+  keyPrefix: string;
+  ttlMs: number;
+  maxDeliveries: number;
+}
+
+/*
+ * Keys (P = prefix .. 'dlv:'): KEYS[1] P..'all' (zset, score 0: ids in creation order), KEYS[2]
+ * P..'evict' (zset: finished deliveries → createdAt). Built in the scripts from ARGV[1] = P:
+ * P..'r:'..id (the record hash), P..'subj:'..subjectKey and P..'ev:'..eventId (zsets like 'all').
+ * A record hash holds `b` (the delivery as logged, JSON) and the fields that change or that the
+ * scripts read: s, nx (JSON), fr (JSON), ua, ss, at (the attempts, a JSON array), n (how many),
+ * t ('1': a test send), sk (subject key, '' without one), ev, ca.
+ */
+const PRELUDE = `
+local P = ARGV[1]
+local ALL, EVICT = KEYS[1], KEYS[2]
+local function rec(id) return P .. 'r:' .. id end
+local function view(id) return redis.call('HGETALL', rec(id)) end
+local function finished(status) return status == 'delivered' or status == 'failed' end
+local function remove(id)
+  redis.call('ZREM', KEYS[2], id)
+  local r = redis.call('HMGET', rec(id), 'sk', 'ev')
+  if not r[2] then return 0 end
+  redis.call('DEL', rec(id))
+  redis.call('ZREM', KEYS[1], id)
+  if r[1] ~= '' then redis.call('ZREM', P .. 'subj:' .. r[1], id) end
+  redis.call('ZREM', P .. 'ev:' .. r[2], id)
+  return 1
+end
+${BOUNDS}`;
+
+const INSERT = `${PRELUDE}
+-- ARGV: P, id, base, s, nx, fr, ua, ss, at, n, t, sk, ev, ca, max, ttl, batch
+local id, status, sk, ev, ca = ARGV[2], ARGV[4], ARGV[12], ARGV[13], ARGV[14]
+sweep(tonumber(ca) - tonumber(ARGV[16]), tonumber(ARGV[17]))
+if not makeRoom(tonumber(ARGV[15])) then return 0 end
+redis.call('HSET', rec(id), 'b', ARGV[3], 's', status, 'nx', ARGV[5], 'fr', ARGV[6], 'ua', ARGV[7], 'ss', ARGV[8],
+  'at', ARGV[9], 'n', ARGV[10], 't', ARGV[11], 'sk', sk, 'ev', ev, 'ca', ca)
+redis.call('ZADD', KEYS[1], 0, id)
+if sk ~= '' then redis.call('ZADD', P .. 'subj:' .. sk, 0, id) end
+redis.call('ZADD', P .. 'ev:' .. ev, 0, id)
+if finished(status) then redis.call('ZADD', KEYS[2], ca, id) end
+return 1
+`;
+
+const GET = `${PRELUDE}
+return view(ARGV[2])
+`;
+
+const UPDATE = `${PRELUDE}
+-- ARGV: P, id, status, nx, fr, ua, newSeries ('1'), attempt (JSON, '' = none)
+local id, status = ARGV[2], ARGV[3]
+local r = redis.call('HMGET', rec(id), 'n', 'at', 'ca')
+if not r[1] then return {} end
+local n, attempts = tonumber(r[1]), r[2]
+if ARGV[7] == '1' then redis.call('HSET', rec(id), 'ss', n) end
+if ARGV[8] ~= '' then
+  if n == 0 then attempts = '[' .. ARGV[8] .. ']' else attempts = string.sub(attempts, 1, -2) .. ',' .. ARGV[8] .. ']' end
+  n = n + 1
+end
+redis.call('HSET', rec(id), 's', status, 'nx', ARGV[4], 'fr', ARGV[5], 'ua', ARGV[6], 'at', attempts, 'n', n)
+if finished(status) then redis.call('ZADD', KEYS[2], r[3], id) else redis.call('ZREM', KEYS[2], id) end
+return view(id)
+`;
+
+const LATEST = `${PRELUDE}${WALK}
+-- ARGV: P, subject key
+local page = walk(P .. 'subj:' .. ARGV[2], '', 1, -1, function(id) return redis.call('HGET', rec(id), 't') == '0' end, view)
+return page[2][1] or {}
+`;
+
+const LIST = `${PRELUDE}${WALK}
+-- ARGV: P, limit, cursor, subject key, eventId, status, scan budget ('' = no such filter or cursor)
+local limit, cursor, sk, ev, status, budget = tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7])
+local key = KEYS[1]
+if ev ~= '' then key = P .. 'ev:' .. ev elseif sk ~= '' then key = P .. 'subj:' .. sk end
+return walk(key, cursor, limit, budget, function(id)
+  local r = redis.call('HMGET', rec(id), 's', 'sk', 'ev')
+  return r[1] and (status == '' or r[1] == status) and (sk == '' or r[2] == sk) and (ev == '' or r[3] == ev)
+end, view)
+`;
+
+const STATS = COUNT_ALL;
+
+const SWEEP = sweepScript(PRELUDE);
+
+/**
+ * The webhook delivery log in Redis, shared by every replica, one Lua script per operation (an
+ * update appends its attempt and moves the status in one step, so concurrent updates lose no
+ * attempt). Only finished deliveries are evicted; a log full of unfinished ones refuses new ones.
+ * Lists walk the creation-ordered set of all deliveries, or the one of an event or a subject.
+ *
+ * Differences from memory: finished deliveries are evicted in creation order (memory: the order
+ * they finished); TTLs follow the callers' clock, not Redis key expiry; an insert sweeps at most
+ * 500 deliveries past the TTL (`sweep` takes them all). `latestFor` walks the subject's deliveries
+ * newest first past any test sends without a scan budget (a subject has few deliveries).
+ */
+export class RedisDeliveryLog implements DeliveryLogStore {
+  readonly #options: RedisDeliveryLogOptions;
+  readonly #keys: [string, string];
+  readonly #p: string;
+  readonly #scripts: Record<'insert' | 'get' | 'update' | 'latest' | 'list' | 'stats' | 'sweep', Script>;
+
+  constructor(client: Redis, options: RedisDeliveryLogOptions) {
+    this.#options = options;
+    this.#p = `${options.keyPrefix}dlv:`;
+    this.#keys = [`${this.#p}all`, `${this.#p}evict`];
+    this.#scripts = {
+      insert: defineScript(client, 'paysimDeliveryInsert', INSERT),
+      get: defineScript(client, 'paysimDeliveryGet', GET),
+      update: defineScript(client, 'paysimDeliveryUpdate', UPDATE),
+      latest: defineScript(client, 'paysimDeliveryLatest', LATEST),
+      list: defineScript(client, 'paysimDeliveryList', LIST),
+      stats: defineScript(client, 'paysimDeliveryStats', STATS),
+      sweep: defineScript(client, 'paysimDeliverySweep', SWEEP),
+    };
+  }
+
+  async insert(delivery: Delivery): Promise<InsertOutcome> {
+    const { ttlMs, maxDeliveries } = this.#options;
+    const inserted = await this.#scripts.insert(this.#keys, [
+      this.#p,
+      delivery.id,
+      JSON.stringify(delivery),
+      delivery.status,
+      JSON.stringify(delivery.nextAttemptAt),
+      JSON.stringify(delivery.failureReason),
+      delivery.updatedAt,
+      delivery.seriesStart,
+      JSON.stringify(delivery.attempts),
+      delivery.attempts.length,
+      delivery.test ? '1' : '0',
+      delivery.subject === null ? '' : subjectKey(delivery.subject),
+      delivery.eventId,
+      delivery.createdAt,
+      maxDeliveries,
+      ttlMs,
+      SWEEP_BATCH,
+    ]);
+    return inserted === 1 ? { ok: true } : { ok: false, reason: 'full' };
+  }
+
+  async get(id: string): Promise<Delivery | undefined> {
+    return decodeDelivery((await this.#scripts.get(this.#keys, [this.#p, id])) as string[]);
+  }
+
+  async update(id: string, change: DeliveryChange): Promise<Delivery | undefined> {
+    const attempt = change.attempt === undefined ? '' : JSON.stringify(attemptOf(change.attempt));
+    const args = [this.#p, id, change.status, JSON.stringify(change.nextAttemptAt), JSON.stringify(change.failureReason), change.updatedAt, change.newSeries === true ? '1' : '0', attempt];
+    return decodeDelivery((await this.#scripts.update(this.#keys, args)) as string[]);
+  }
+
+  async latestFor(subject: Subject): Promise<Delivery | undefined> {
+    return decodeDelivery((await this.#scripts.latest(this.#keys, [this.#p, subjectKey(subject)])) as string[]);
+  }
+
+  async list(query: DeliveryQuery): Promise<Page<Delivery>> {
+    const subject = query.subject === undefined ? '' : subjectKey(query.subject);
+    const args = [this.#p, query.limit, query.cursor ?? '', subject, query.eventId ?? '', query.status ?? '', SCAN_BUDGET];
+    const [cursor, records] = (await this.#scripts.list(this.#keys, args)) as [string, string[][]];
+    return { data: records.map((flat) => decodeDelivery(flat) as Delivery), nextCursor: cursor === '' ? null : cursor };
+  }
+
+  async stats(): Promise<StoreStats> {
+    return { size: Number(await this.#scripts.stats(this.#keys, [])), max: this.#options.maxDeliveries };
+  }
+
+  async sweep(now: number): Promise<number> {
+    return sweepInBatches(async () => (await this.#scripts.sweep(this.#keys, [this.#p, now - this.#options.ttlMs, SWEEP_BATCH])) as [number, number]);
+  }
+}
+
+/** Only the attempt's own fields, in a fixed order. */
+function attemptOf(attempt: DeliveryAttempt): DeliveryAttempt {
+  return { at: attempt.at, statusCode: attempt.statusCode, durationMs: attempt.durationMs, error: attempt.error };
+}
+
+function decodeDelivery(flat: readonly string[]): Delivery | undefined {
+  if (flat.length === 0) return undefined;
+  const fields = fieldsOf(flat);
+  const base = JSON.parse(fields.b as string) as Delivery;
+  return {
+    ...base,
+    status: fields.s as DeliveryStatus,
+    nextAttemptAt: JSON.parse(fields.nx as string) as number | null,
+    failureReason: JSON.parse(fields.fr as string) as string | null,
+    updatedAt: Number(fields.ua),
+    seriesStart: Number(fields.ss),
+    attempts: JSON.parse(fields.at as string) as DeliveryAttempt[],
+  };
+}

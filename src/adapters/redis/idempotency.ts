@@ -1,0 +1,155 @@
+import type { Redis } from 'ioredis';
+import type { BeginResult, StoredResponse } from '../../core/idempotency.ts';
+import type { IdempotencyStore, StoreStats } from '../../core/ports.ts';
+import { ENTRY_OVERHEAD_BYTES } from '../memory/idempotency.ts';
+import { defineScript, type Script, SWEEP_BATCH, sweepInBatches } from './connection.ts';
+
+export interface RedisIdempotencyOptions {
+  /** Prefix of every key this store writes (REDIS_KEY_PREFIX). */
+  keyPrefix: string;
+  ttlMs: number;
+  maxKeys: number;
+}
+
+
+// Keys: KEYS[1] order (zset: entry id → expiresAt), KEYS[2] done (zset: completed entry ids → expiresAt),
+// KEYS[3] bytes (counter); ARGV[1] the prefix of entry hashes. An entry hash holds fp, exp, bytes and,
+// once completed, resp (the stored response as JSON).
+const SWEEP = `
+local function forget(id)
+  local bytes = redis.call('HGET', ARGV[1] .. id, 'bytes')
+  if bytes then redis.call('DECRBY', KEYS[3], bytes) end
+  redis.call('DEL', ARGV[1] .. id)
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('ZREM', KEYS[2], id)
+end
+local function sweep(now, batch)
+  local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, batch)
+  for _, id in ipairs(ids) do forget(id) end
+  return #ids
+end
+`;
+
+const BEGIN = `${SWEEP}
+-- ARGV: entry prefix, id, fingerprint, now, ttlMs, maxKeys, overhead bytes, sweep batch
+local id, fp, now = ARGV[2], ARGV[3], tonumber(ARGV[4])
+sweep(now, tonumber(ARGV[8]))
+local key = ARGV[1] .. id
+local entry = redis.call('HMGET', key, 'fp', 'resp')
+if entry[1] then
+  if entry[1] ~= fp then return {'mismatch'} end
+  if entry[2] then return {'replay', entry[2]} end
+  return {'in_progress'}
+end
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[6]) then
+  local oldest = redis.call('ZRANGE', KEYS[2], 0, 0)[1]
+  if oldest then forget(oldest) end
+end
+local expires = now + tonumber(ARGV[5])
+local bytes = string.len(id) + string.len(fp) + tonumber(ARGV[7])
+redis.call('HSET', key, 'fp', fp, 'exp', expires, 'bytes', bytes)
+redis.call('ZADD', KEYS[1], expires, id)
+redis.call('INCRBY', KEYS[3], bytes)
+return {'started'}
+`;
+
+const COMPLETE = `
+-- ARGV: entry prefix, id, response JSON, body length
+local key = ARGV[1] .. ARGV[2]
+local entry = redis.call('HMGET', key, 'fp', 'resp', 'exp')
+if not entry[1] or entry[2] then return 0 end
+redis.call('HSET', key, 'resp', ARGV[3])
+redis.call('HINCRBY', key, 'bytes', ARGV[4])
+redis.call('INCRBY', KEYS[3], ARGV[4])
+redis.call('ZADD', KEYS[2], entry[3], ARGV[2])
+return 1
+`;
+
+const RELEASE = `
+-- ARGV: entry prefix, id
+local key = ARGV[1] .. ARGV[2]
+local entry = redis.call('HMGET', key, 'fp', 'resp', 'bytes')
+if not entry[1] or entry[2] then return 0 end
+redis.call('DECRBY', KEYS[3], entry[3])
+redis.call('DEL', key)
+redis.call('ZREM', KEYS[1], ARGV[2])
+return 1
+`;
+
+const SWEEP_ONLY = `${SWEEP}
+-- ARGV: entry prefix, now, batch
+return sweep(tonumber(ARGV[2]), tonumber(ARGV[3]))
+`;
+
+const STATS = `
+return {redis.call('ZCARD', KEYS[1]), tonumber(redis.call('GET', KEYS[3]) or '0')}
+`;
+
+/**
+ * Idempotency keys in Redis, one Lua script per port operation. Each key is a hash; a sorted set
+ * orders every key by expiry (one TTL for all, so that is begin order) and a second one holds the
+ * completed keys in the same order: at the bound the first of it goes, never an in-progress key.
+ *
+ * Differences from memory: expiry follows the callers' clock (`now`), not Redis's own key TTLs
+ * (a test clock may sit anywhere in time), so expired keys go when a `begin` or `sweep` runs
+ * (a `begin` removes at most 500 of them; the one it asks about is always checked itself). Keys
+ * begun in the same millisecond tie in the sorted sets and are then ordered by scope and key, not
+ * by arrival. `bytes` counts the same estimate as memory (strings plus a fixed overhead), which
+ * is not what Redis itself spends.
+ */
+export class RedisIdempotencyStore implements IdempotencyStore {
+  readonly #options: RedisIdempotencyOptions;
+  readonly #keys: [string, string, string];
+  readonly #entryPrefix: string;
+  readonly #begin: Script;
+  readonly #complete: Script;
+  readonly #release: Script;
+  readonly #sweep: Script;
+  readonly #stats: Script;
+
+  constructor(client: Redis, options: RedisIdempotencyOptions) {
+    this.#options = options;
+    const p = `${options.keyPrefix}idem:`;
+    this.#keys = [`${p}order`, `${p}done`, `${p}bytes`];
+    this.#entryPrefix = `${p}e:`;
+    this.#begin = defineScript(client, 'paysimIdemBegin', BEGIN);
+    this.#complete = defineScript(client, 'paysimIdemComplete', COMPLETE);
+    this.#release = defineScript(client, 'paysimIdemRelease', RELEASE);
+    this.#sweep = defineScript(client, 'paysimIdemSweep', SWEEP_ONLY);
+    this.#stats = defineScript(client, 'paysimIdemStats', STATS);
+  }
+
+  async begin(scope: string, key: string, fingerprint: string, now: number): Promise<BeginResult> {
+    const { ttlMs, maxKeys } = this.#options;
+    const reply = (await this.#begin(this.#keys, [this.#entryPrefix, entryId(scope, key), fingerprint, now, ttlMs, maxKeys, ENTRY_OVERHEAD_BYTES, SWEEP_BATCH])) as [string, string?];
+    const [kind, response] = reply;
+    if (kind === 'replay') return { kind: 'replay', response: JSON.parse(response as string) as StoredResponse };
+    return { kind: kind as 'started' | 'mismatch' | 'in_progress' };
+  }
+
+  async complete(scope: string, key: string, response: StoredResponse): Promise<void> {
+    const stored: StoredResponse = response.headers === undefined ? { statusCode: response.statusCode, body: response.body } : { statusCode: response.statusCode, body: response.body, headers: response.headers };
+    await this.#complete(this.#keys, [this.#entryPrefix, entryId(scope, key), JSON.stringify(stored), response.body.length]);
+  }
+
+  async release(scope: string, key: string): Promise<void> {
+    await this.#release(this.#keys, [this.#entryPrefix, entryId(scope, key)]);
+  }
+
+  async stats(): Promise<StoreStats & { bytes: number }> {
+    const [size, bytes] = (await this.#stats(this.#keys, [])) as [number, number];
+    return { size, max: this.#options.maxKeys, bytes };
+  }
+
+  async sweep(now: number): Promise<number> {
+    return sweepInBatches(async () => {
+      const removed = Number(await this.#sweep(this.#keys, [this.#entryPrefix, now, SWEEP_BATCH]));
+      return [removed, removed];
+    });
+  }
+}
+
+/** As in memory: a newline cannot occur in a header value nor in a scope. */
+function entryId(scope: string, key: string): string {
+  return `${scope}\n${key}`;
+}

@@ -1,0 +1,195 @@
+import type { Redis } from 'ioredis';
+import { seatId, type Performance } from '../../core/bookings/performances.ts';
+import type { SeatStore } from '../../core/ports.ts';
+import type { HoldOutcome, SeatCounts, SeatStatus, SeatView } from '../../core/seats.ts';
+import { defineScript, type Script } from './connection.ts';
+
+/*
+ * Per performance (S = prefix .. 'seats:'): S..'map:'..perf, a string of one byte per seat, row by
+ * row front to back ('0' available, 'L' locked, 'R' reserved); S..'own:'..perf, a hash seat index →
+ * bookingId .. '|' .. lockedUntil ('' once reserved); S..'n:'..perf, a hash of the counts (total,
+ * available, held, reserved) and the row width (per). Per booking: S..'b:'..bookingId, a hash with
+ * its performance and its seat indexes (comma-separated). Every script gets S as ARGV[1].
+ */
+const HOLD = `
+-- ARGV: S, perf, quantity, bookingId, until
+local S, perf, quantity, booking = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local n = redis.call('HMGET', S .. 'n:' .. perf, 'per', 'available')
+if not n[1] then return {'unknown_performance'} end
+if redis.call('EXISTS', S .. 'b:' .. booking) == 1 then return {'already_holding'} end
+local per, available = tonumber(n[1]), tonumber(n[2])
+if quantity == nil or quantity < 1 or quantity ~= math.floor(quantity) or available < quantity then return {'sold_out', available} end
+local map = redis.call('GET', S .. 'map:' .. perf)
+local chosen = {}
+-- The first row with a run of quantity free seats (its lowest run), else the first free seats.
+local run = string.rep('0', quantity)
+for start = 1, string.len(map), per do
+  local at = string.find(string.sub(map, start, start + per - 1), run, 1, true)
+  if at then
+    for k = 0, quantity - 1 do chosen[#chosen + 1] = start - 1 + at - 1 + k end
+    break
+  end
+end
+if #chosen == 0 then
+  local from = 1
+  while #chosen < quantity do
+    local at = string.find(map, '0', from, true)
+    chosen[#chosen + 1] = at - 1
+    from = at + 1
+  end
+end
+local owner = booking .. '|' .. ARGV[5]
+for _, index in ipairs(chosen) do
+  redis.call('SETRANGE', S .. 'map:' .. perf, index, 'L')
+  redis.call('HSET', S .. 'own:' .. perf, index, owner)
+end
+redis.call('HINCRBY', S .. 'n:' .. perf, 'available', -quantity)
+redis.call('HINCRBY', S .. 'n:' .. perf, 'held', quantity)
+redis.call('HSET', S .. 'b:' .. booking, 'perf', perf, 'seats', table.concat(chosen, ','))
+return {'held', chosen}
+`;
+
+/** Frees (ARGV[3] = 'release') or reserves (ARGV[3] = 'reserve') a booking's seats; answers {perf, indexes}. */
+const SETTLE = `
+-- ARGV: S, bookingId, what
+local S, booking, what = ARGV[1], ARGV[2], ARGV[3]
+local b = redis.call('HMGET', S .. 'b:' .. booking, 'perf', 'seats')
+if not b[1] then return {} end
+local perf = b[1]
+local indexes = {}
+for index in string.gmatch(b[2], '[^,]+') do indexes[#indexes + 1] = tonumber(index) end
+local mapKey, ownKey, countsKey = S .. 'map:' .. perf, S .. 'own:' .. perf, S .. 'n:' .. perf
+for _, index in ipairs(indexes) do
+  local status = redis.call('GETRANGE', mapKey, index, index)
+  if what == 'release' then
+    if status == 'L' then redis.call('HINCRBY', countsKey, 'held', -1) elseif status == 'R' then redis.call('HINCRBY', countsKey, 'reserved', -1) end
+    redis.call('SETRANGE', mapKey, index, '0')
+    redis.call('HDEL', ownKey, index)
+  elseif status == 'L' then
+    redis.call('SETRANGE', mapKey, index, 'R')
+    redis.call('HSET', ownKey, index, booking .. '|')
+    redis.call('HINCRBY', countsKey, 'held', -1)
+    redis.call('HINCRBY', countsKey, 'reserved', 1)
+  end
+end
+if what == 'release' then
+  redis.call('HINCRBY', countsKey, 'available', #indexes)
+  redis.call('DEL', S .. 'b:' .. booking)
+end
+return {perf, indexes}
+`;
+
+const SEATS_OF = `
+-- ARGV: S, perf
+local S, perf = ARGV[1], ARGV[2]
+local map = redis.call('GET', S .. 'map:' .. perf)
+if not map then return {} end
+return {map, redis.call('HGETALL', S .. 'own:' .. perf)}
+`;
+
+/** Counts of the performances named in ARGV[2..]. */
+const COUNTS = `
+local out = {}
+for i = 2, #ARGV do
+  local n = redis.call('HMGET', ARGV[1] .. 'n:' .. ARGV[i], 'total', 'available', 'held', 'reserved')
+  out[#out + 1] = {tonumber(n[1]), tonumber(n[2]), tonumber(n[3]), tonumber(n[4])}
+end
+return out
+`;
+
+const STATUS: Record<string, SeatStatus> = { '0': 'available', L: 'locked', R: 'reserved' };
+
+/**
+ * The seat inventory in Redis, shared by every replica: each performance's seats are one string of
+ * a byte per seat, so a hold reads the whole map and picks the seats (the same rule as
+ * core/seats.ts: the first row with a run of adjacent free seats, else the first free seats) and
+ * locks them in one Lua script: no two bookings, on any replica, ever get one seat.
+ *
+ * `create` lays out the catalog's maps where they do not exist yet (a replica starting later
+ * keeps what the others hold). Differences from memory: none in behaviour; a hold costs a read of
+ * the performance's map (one byte per seat) inside Redis.
+ */
+export class RedisSeatStore implements SeatStore {
+  readonly #s: string;
+  readonly #performances: ReadonlyMap<string, Performance>;
+  readonly #hold: Script;
+  readonly #settle: Script;
+  readonly #seatsOf: Script;
+  readonly #counts: Script;
+
+  private constructor(client: Redis, keyPrefix: string, performances: readonly Performance[]) {
+    this.#s = `${keyPrefix}seats:`;
+    this.#performances = new Map(performances.map((p) => [p.id, p]));
+    this.#hold = defineScript(client, 'paysimSeatsHold', HOLD);
+    this.#settle = defineScript(client, 'paysimSeatsSettle', SETTLE);
+    this.#seatsOf = defineScript(client, 'paysimSeatsOf', SEATS_OF);
+    this.#counts = defineScript(client, 'paysimSeatsCounts', COUNTS);
+  }
+
+  static async create(client: Redis, options: { keyPrefix: string }, performances: readonly Performance[]): Promise<RedisSeatStore> {
+    const store = new RedisSeatStore(client, options.keyPrefix, performances);
+    for (const p of performances) {
+      const total = p.rows.length * p.seatsPerRow;
+      // NX: a map another replica laid out (and may hold seats in) stays as it is.
+      if ((await client.set(`${store.#s}map:${p.id}`, '0'.repeat(total), 'NX')) === 'OK') {
+        await client.hset(`${store.#s}n:${p.id}`, { per: p.seatsPerRow, total, available: total, held: 0, reserved: 0 });
+      }
+    }
+    return store;
+  }
+
+  async hold(performanceId: string, quantity: number, bookingId: string, until: number): Promise<HoldOutcome> {
+    const [kind, figure] = (await this.#hold([], [this.#s, performanceId, quantity, bookingId, until])) as [string, (number | number[])?];
+    if (kind === 'held') return { kind, seatIds: this.#ids(performanceId, figure as number[]) };
+    if (kind === 'sold_out') return { kind, available: figure as number };
+    return { kind: kind as 'unknown_performance' | 'already_holding' };
+  }
+
+  release(bookingId: string): Promise<string[]> {
+    return this.#settleAs(bookingId, 'release');
+  }
+
+  reserve(bookingId: string): Promise<string[]> {
+    return this.#settleAs(bookingId, 'reserve');
+  }
+
+  async seatsOf(performanceId: string): Promise<SeatView[] | undefined> {
+    const performance = this.#performances.get(performanceId);
+    const reply = (await this.#seatsOf([], [this.#s, performanceId])) as [string, string[]] | [];
+    if (performance === undefined || reply.length === 0) return undefined;
+    const [map, owners] = reply;
+    const ownerOf = new Map<number, string>();
+    for (let i = 0; i < owners.length; i += 2) ownerOf.set(Number(owners[i]), owners[i + 1] as string);
+    return Array.from(map, (byte, index) => {
+      const row = performance.rows[Math.floor(index / performance.seatsPerRow)] as string;
+      const number = (index % performance.seatsPerRow) + 1;
+      const [bookingId, until] = (ownerOf.get(index) ?? '|').split('|') as [string, string];
+      const status = STATUS[byte] as SeatStatus;
+      return { seatId: seatId(row, number), row, number, status, bookingId: bookingId === '' ? null : bookingId, lockedUntil: status === 'locked' ? Number(until) : null };
+    });
+  }
+
+  async counts(performanceId?: string): Promise<SeatCounts | undefined> {
+    if (performanceId !== undefined && !this.#performances.has(performanceId)) return undefined;
+    const ids = performanceId === undefined ? [...this.#performances.keys()] : [performanceId];
+    const rows = (await this.#counts([], [this.#s, ...ids])) as Array<[number, number, number, number]>;
+    const sum: SeatCounts = { total: 0, available: 0, held: 0, reserved: 0 };
+    for (const [total, available, held, reserved] of rows) {
+      sum.total += total;
+      sum.available += available;
+      sum.held += held;
+      sum.reserved += reserved;
+    }
+    return sum;
+  }
+
+  async #settleAs(bookingId: string, what: 'release' | 'reserve'): Promise<string[]> {
+    const reply = (await this.#settle([], [this.#s, bookingId, what])) as [string, number[]] | [];
+    return reply.length === 0 ? [] : this.#ids(reply[0], reply[1]);
+  }
+
+  #ids(performanceId: string, indexes: readonly number[]): string[] {
+    const performance = this.#performances.get(performanceId) as Performance;
+    return indexes.map((index) => seatId(performance.rows[Math.floor(index / performance.seatsPerRow)] as string, (index % performance.seatsPerRow) + 1));
+  }
+}

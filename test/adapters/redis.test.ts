@@ -1,0 +1,99 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createIdFactory } from '../../src/core/ids.ts';
+import { paymentTransaction } from '../../src/core/ledger.ts';
+import { ManualClock } from '../helpers/manual-clock.ts';
+import { RedisDeliveryLog } from '../../src/adapters/redis/deliveries.ts';
+import { RedisDisabledUrls } from '../../src/adapters/redis/disabled-urls.ts';
+import { RedisIdempotencyStore } from '../../src/adapters/redis/idempotency.ts';
+import { RedisIntentStore } from '../../src/adapters/redis/intents.ts';
+import { RedisLedgerStore } from '../../src/adapters/redis/ledger.ts';
+import { RedisSeatStore } from '../../src/adapters/redis/seats.ts';
+import { RedisSchedulerStore } from '../../src/adapters/redis/scheduler.ts';
+import { hasRedisServer, REDIS_SERVER_MISSING, startRedis, type TestRedis } from '../helpers/redis.ts';
+import { inCi } from '../helpers/promtool.ts';
+import { deliveryLogContract } from './contracts/deliveries.contract.ts';
+import { disabledUrlStoreContract } from './contracts/disabled-urls.contract.ts';
+import { idempotencyStoreContract } from './contracts/idempotency.contract.ts';
+import { intentStoreContract } from './contracts/intents.contract.ts';
+import { ledgerStoreContract } from './contracts/ledger.contract.ts';
+import { seatStoreContract } from './contracts/seats.contract.ts';
+import { schedulerStoreContract } from './contracts/scheduler.contract.ts';
+import { T0 } from './contracts/fixtures.ts';
+
+/**
+ * The shared port contracts against the Redis adapters, on a private redis-server this file starts
+ * (test/helpers/redis.ts). Every store a suite makes gets a key prefix of its own, so tests never
+ * see each other's keys. Skipped without redis-server locally; in CI its absence fails.
+ */
+
+if (!hasRedisServer) {
+  describe('Redis adapters', () => {
+    it.skipIf(!inCi)('need redis-server (skipped: not installed)', () => undefined);
+    it.runIf(inCi)('need redis-server', () => {
+      throw new Error(REDIS_SERVER_MISSING);
+    });
+  });
+} else {
+  let redis: TestRedis;
+  beforeAll(async () => {
+    redis = await startRedis();
+  });
+  afterAll(async () => {
+    await redis?.stop();
+  });
+
+  intentStoreContract('redis', ({ ttlMs, maxIntents }) => new RedisIntentStore(redis.client, { keyPrefix: redis.newPrefix(), ttlMs, maxIntents }));
+  idempotencyStoreContract('redis', ({ ttlMs, maxKeys }) => new RedisIdempotencyStore(redis.client, { keyPrefix: redis.newPrefix(), ttlMs, maxKeys }));
+  deliveryLogContract('redis', ({ ttlMs, maxDeliveries }) => new RedisDeliveryLog(redis.client, { keyPrefix: redis.newPrefix(), ttlMs, maxDeliveries }));
+  disabledUrlStoreContract('redis', () => new RedisDisabledUrls(redis.client, { keyPrefix: redis.newPrefix() }));
+  ledgerStoreContract('redis', () => new RedisLedgerStore(redis.client, { keyPrefix: redis.newPrefix() }));
+  seatStoreContract('redis', (performances) => RedisSeatStore.create(redis.client, { keyPrefix: redis.newPrefix() }, performances));
+  schedulerStoreContract('redis', () => new RedisSchedulerStore(redis.client, { keyPrefix: redis.newPrefix() }));
+
+  describe('RedisSchedulerStore leases across consumers', () => {
+    const LEASE = 30_000;
+
+    it('a job claimed by a consumer that died is claimed by another once the lease lapses, and only then', async () => {
+      const keyPrefix = redis.newPrefix();
+      const dying = redis.connect();
+      const consumerA = new RedisSchedulerStore(dying, { keyPrefix });
+      const consumerB = new RedisSchedulerStore(redis.connect(), { keyPrefix });
+      await consumerB.schedule({ kind: 'intent.decide', key: 'pay_1', dueAt: T0 });
+      await consumerB.schedule({ kind: 'intent.decide', key: 'pay_2', dueAt: T0 + 10 });
+      const [claim] = await consumerA.claimDue(T0, 1, LEASE);
+      expect(claim).toMatchObject({ kind: 'intent.decide', key: 'pay_1', dueAt: T0 });
+      dying.disconnect(); // A dies holding pay_1: its lease is all that is left of it.
+      expect((await consumerB.claimDue(T0 + LEASE - 1, 10, LEASE)).map((j) => j.key)).toEqual(['pay_2']);
+      const [taken] = await consumerB.claimDue(T0 + LEASE, 10, LEASE);
+      expect(taken).toMatchObject({ kind: 'intent.decide', key: 'pay_1', dueAt: T0 });
+      expect(taken?.token).not.toBe(claim?.token);
+      // A late completion under A's token (say A was only stalled) leaves B's claim alone.
+      const lateA = new RedisSchedulerStore(redis.connect(), { keyPrefix });
+      await lateA.complete(claim as NonNullable<typeof claim>);
+      expect(await consumerB.count('intent.decide')).toBe(2);
+      await consumerB.complete(taken as NonNullable<typeof taken>);
+      expect(await consumerB.count('intent.decide')).toBe(1);
+      expect(await consumerB.nextDueAt()).toBe(T0 + LEASE - 1 + LEASE);
+    });
+
+    it('consumers on separate connections claiming at once never share a job', async () => {
+      const keyPrefix = redis.newPrefix();
+      const consumers = Array.from({ length: 4 }, () => new RedisSchedulerStore(redis.connect(), { keyPrefix }));
+      for (let i = 0; i < 200; i++) await (consumers[0] as RedisSchedulerStore).schedule({ kind: 'intent.decide', key: `pay_${i}`, dueAt: T0 + (i % 5) });
+      const batches = await Promise.all(Array.from({ length: 40 }, (_, i) => (consumers[i % 4] as RedisSchedulerStore).claimDue(T0 + 5, 7, LEASE)));
+      const keys = batches.flat().map((j) => j.key);
+      expect(keys).toHaveLength(200);
+      expect(new Set(keys).size).toBe(200);
+    });
+  });
+
+  it('RedisLedgerStore reads every entry in the order written past one script chunk (1,000 entries)', async () => {
+    const ledger = new RedisLedgerStore(redis.client, { keyPrefix: redis.newPrefix() });
+    const ids = createIdFactory(new ManualClock(T0));
+    const posted = await Promise.all(Array.from({ length: 1_300 }, (_, i) => ledger.post(paymentTransaction({ reference: `bk_${i}`, amount: 100 + i, currency: 'KRW' }, ids, T0))));
+    const entries = await ledger.entries();
+    expect(entries).toHaveLength(2_600);
+    expect(entries.map((e) => e.entryId)).toEqual(posted.flatMap((t) => t.entries.map((e) => e.entryId)));
+    expect(await ledger.imbalance()).toBe(0);
+  });
+}
