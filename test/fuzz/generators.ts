@@ -48,6 +48,10 @@ const KIND_BY_NAME: Record<string, string> = {
   'x-user-id': 'user',
   userId: 'user',
   user_id: 'user',
+  // FluxPay's plans (seeded from the billing policy), waiting rooms (named by their creator) and tickets.
+  planId: 'plan',
+  roomId: 'room',
+  ticket: 'wrt',
 };
 /** For a path parameter called `id`: the collection segment before it says the kind. */
 const KIND_BY_SEGMENT: Record<string, string> = { intents: 'pay', deliveries: 'whd', performances: 'perf', bookings: 'bk', events: 'evt', payments: 'bk' };

@@ -208,7 +208,9 @@ export const EFFECTS: { [S in keyof Stores]: Record<string, Judge> } = {
   fluxpaySubscriptions: { add: kindIs('created'), remove: (r) => r === true },
   billing: { create: kindIs('created'), update: kindIs('updated'), sweep: positive },
   waitingRooms: { putRoom: kindIs('created', 'updated'), enter: kindIs('entered'), useToken: kindIs('used'), releaseToken: (r) => (r as { released?: boolean } | undefined)?.released === true, sweep: positive },
-  rateLimits: { hit: always, sweep: positive },
+  // Every request a FluxPay route receives counts against its client's limit, whatever the answer
+  // (a refused request is still traffic, as with any gateway's limiter): a hit is not a change of state.
+  rateLimits: { sweep: positive },
 };
 
 export interface Change {
@@ -389,7 +391,7 @@ export function shapeProblem(dialect: DialectName, body: unknown, status?: numbe
       const k = keysAre(b, ['isSuccess', 'code', 'message', 'result']);
       if (k !== undefined) return `FluxPay wrapper: ${k}`;
       if (b.isSuccess !== false) return 'FluxPay wrapper: isSuccess is not false';
-      if (typeof b.code !== 'string' || !/^(PAY_00[1-5]|WAIT_001|COMMON_[1-5]\d\d)$/.test(b.code)) return `FluxPay wrapper: bad code ${JSON.stringify(b.code)}`;
+      if (typeof b.code !== 'string' || !/^(PAY_00[1-5]|WAIT_00[12]|SUB_00[1-3]|COMMON_[1-5]\d\d)$/.test(b.code)) return `FluxPay wrapper: bad code ${JSON.stringify(b.code)}`;
       if (status !== undefined && b.code.startsWith('COMMON_') && b.code !== `COMMON_${status}`) return `FluxPay wrapper: ${b.code} with status ${status}`;
       if (typeof b.message !== 'string' || b.message.length === 0 || INTERNALS.test(b.message)) return 'FluxPay wrapper: bad message';
       if (b.code === 'COMMON_400') {
@@ -509,7 +511,7 @@ class Target {
       },
     );
     const app = await buildApp({ config: env.config, clock, random: createRandom(env.config.randomSeed), logger, stores });
-    const world = new World({ receiver: env.receiver.port, closed: env.closedPort }, { perf: env.config.bookings.performances.map((p) => p.id), user: FUZZ_USERS });
+    const world = new World({ receiver: env.receiver.port, closed: env.closedPort }, { perf: env.config.bookings.performances.map((p) => p.id), user: FUZZ_USERS, plan: [...env.config.fluxpay.policy.plans.keys()], room: [...env.config.fluxpay.policy.waitingRooms.keys()] });
     const t = new Target(app, clock, raw, env, world);
     holder.target = t;
     app.core.bus.subscribe((event) => {
@@ -647,11 +649,18 @@ export async function runSequence(env: Environment, steps: readonly Step[], stat
         // An admission token the order guard used and gave back (the order was then refused) is no change: the pair cancels out.
         const givenBack = new Set(target.changes.filter((c) => c.store === 'waitingRooms' && c.operation === 'releaseToken').map((c) => c.args[1]));
         const cancelled = (c: Change & { args: unknown[] }) => c.store === 'waitingRooms' && ((c.operation === 'useToken' && givenBack.has(c.args[2])) || c.operation === 'releaseToken');
-        const changes = target.changes.filter((c) => !(keyed && c.store === 'idempotency') && !(declined && c.store === 'fluxpay' && c.operation === 'confirmPayment') && !cancelled(c));
+        // A declined subscription charge (402 on /api/v1/subscriptions…) is documented to leave its
+        // record: the charge's order CANCELLED and its payment FAILED, their events out to the
+        // subscribers. Nothing of the billing store may change (no subscription, no invoice).
+        const declinedCharge = declined && pathSeen(request.url).startsWith('/api/v1/subscriptions');
+        const chargeRecord = (c: Change) => declinedCharge && (c.store === 'fluxpay' || c.store === 'deliveries' || (c.store === 'scheduler' && String(c.key).startsWith('webhook.')));
+        const changes = target.changes.filter((c) => !(keyed && c.store === 'idempotency') && !(declined && c.store === 'fluxpay' && c.operation === 'confirmPayment') && !cancelled(c) && !chargeRecord(c));
         if (keyed && target.changes.some((c) => c.store === 'idempotency' && c.operation === 'complete')) stats.idempotentFourXx++;
         if (changes.length > 0) violations.push(`a ${status} changed state: ${changes.map((c) => `${c.store}.${c.operation}(${c.key})`).join(', ')}`);
-        if (target.events.length > 0) violations.push(`a ${status} published ${target.events.map((e) => e.type).join(', ')}`);
-        const differs = Object.keys({ ...before, ...after }).filter((k) => before[k] !== after[k] && !(k === 'idempotency' && keyed && Number(after[k]) - Number(before[k]) <= 1 && Number(after[k]) >= Number(before[k])));
+        const events = target.events.filter((e) => !(declinedCharge && (e.type.startsWith('fluxpay.') || e.type.startsWith('webhook.'))));
+        if (events.length > 0) violations.push(`a ${status} published ${events.map((e) => e.type).join(', ')}`);
+        const chargeCount = (k: string) => declinedCharge && (k === 'fluxpayOrders' || k === 'deliveries' || k.startsWith('jobs:webhook.'));
+        const differs = Object.keys({ ...before, ...after }).filter((k) => before[k] !== after[k] && !(k === 'idempotency' && keyed && Number(after[k]) - Number(before[k]) <= 1 && Number(after[k]) >= Number(before[k])) && !chargeCount(k));
         if (differs.length > 0) violations.push(`a ${status} changed ${differs.map((k) => `${k} ${String(before[k])} → ${String(after[k])}`).join(', ')}`);
       }
       if (status < 400 && contentType.startsWith('application/json') && request.method !== 'HEAD') {

@@ -61,6 +61,9 @@ export class World {
       // The /api/v2 API's ids are `pay_<tx_id>`, no ULID: known by the field that holds them.
       const v2Id = (body as Record<string, unknown>).payment_id;
       if (typeof v2Id === 'string') this.add('v2pay', v2Id);
+      // A waiting room's id is its creator's choice, no ULID: known by the field that holds it.
+      const roomId = (body as Record<string, unknown>).roomId;
+      if (typeof roomId === 'string') this.add('room', roomId);
       for (const value of Object.values(body)) this.harvest(value);
     }
   }
