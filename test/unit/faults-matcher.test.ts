@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { fieldAt, RuleMatcher, type MatchInput } from '../../src/core/faults/matcher.ts';
+import { EMPTY_MATCHER, fieldAt, RuleMatcher, type MatchInput } from '../../src/core/faults/matcher.ts';
 import type { FaultRule } from '../../src/core/faults/model.ts';
 import { compileRoute, MAX_PATTERN_PATH, requestPath, routeIssue, routeMatches } from '../../src/core/faults/route.ts';
 import { ruleFrom, T0 } from './faults-support.ts';
@@ -29,7 +29,7 @@ const matches = (match: Record<string, unknown>, input: MatchInput = request()) 
 describe('RuleMatcher: requests', () => {
   it('with no rules nothing matches', () => {
     expect(RuleMatcher.compile([]).matchRequest(request(), T0)).toEqual([]);
-    expect(RuleMatcher.EMPTY.matchRequest(request(), T0)).toEqual([]);
+    expect(EMPTY_MATCHER.matchRequest(request(), T0)).toEqual([]);
   });
 
   it('a rule without conditions matches every request of every dialect', () => {

@@ -75,8 +75,6 @@ export class RuleMatcher {
     return new RuleMatcher(request, webhook);
   }
 
-  static readonly EMPTY = RuleMatcher.compile([]);
-
   get requestRules(): number {
     return this.#request.length;
   }
@@ -257,3 +255,9 @@ function valueMatches(condition: BodyCondition, value: unknown): boolean {
       );
   }
 }
+
+/**
+ * The matcher of no rules (shared). A module constant, not a static field: tsc compiles a static
+ * initializer that names its own class into a reference that is still undefined when it runs.
+ */
+export const EMPTY_MATCHER: RuleMatcher = RuleMatcher.compile([]);

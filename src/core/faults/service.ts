@@ -3,7 +3,7 @@ import { DomainError, validationFailed } from '../errors.ts';
 import type { RandomSource } from '../random.ts';
 import { sample } from './distributions.ts';
 import type { Distribution, FaultRule, RequestAction, StoredFaultRule } from './model.ts';
-import { RuleMatcher, type CompiledRequestRule, type CompiledWebhookRule, type MatchInput, type RequestSlot } from './matcher.ts';
+import { EMPTY_MATCHER, RuleMatcher, type CompiledRequestRule, type CompiledWebhookRule, type MatchInput, type RequestSlot } from './matcher.ts';
 import type { FaultRuleStore } from './ports.ts';
 import { parseRule, toFieldIssues, type ParsedRule } from './validation.ts';
 import { NO_WEBHOOK_FAULTS, type WebhookFaultPlan } from './webhook-policy.ts';
@@ -255,7 +255,7 @@ export class FaultRuleService {
     if (entry !== undefined && entry.revision === revision) matcher = entry.matcher;
     else {
       const rules = await store.list(namespace);
-      matcher = rules.length === 0 ? RuleMatcher.EMPTY : RuleMatcher.compile(rules.map((s) => s.rule));
+      matcher = rules.length === 0 ? EMPTY_MATCHER : RuleMatcher.compile(rules.map((s) => s.rule));
     }
     // A change made meanwhile by this service invalidated the namespace: do not cache what may predate it.
     if (generation === this.#generation) this.#remember(namespace, { matcher, revision, checkedAt: clock.now() });
