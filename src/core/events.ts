@@ -3,9 +3,9 @@ import type { Delivery, DeliveryAttempt } from './deliveries.ts';
 import type { Order, OutboxEvent, Payment } from './fluxpay/model.ts';
 import type { Intent } from './intents/intent.ts';
 import type { V2Payment } from './v2/payment.ts';
-import type { WaitingRoomAdmittedEvent } from './waiting-room/service.ts';
+import type { WaitingRoomEvent } from './waiting-room/service.ts';
 
-export type { WaitingRoomAdmittedEvent } from './waiting-room/service.ts';
+export type { WaitingRoomAdmittedEvent, WaitingRoomChangedEvent, WaitingRoomEvent } from './waiting-room/service.ts';
 
 /**
  * The in-process event bus: every state change a client could observe is published here, and
@@ -106,7 +106,7 @@ export interface FluxPayCreatedEvent {
 
 export type FluxPayBusEvent = FluxPayOutboxBusEvent | FluxPayCreatedEvent;
 
-export type DomainEvent = PaymentEvent | BookingEvent | BookingPaymentEvent | InboxProcessedEvent | DeliveryEvent | V2PaymentEvent | FluxPayBusEvent | WaitingRoomAdmittedEvent;
+export type DomainEvent = PaymentEvent | BookingEvent | BookingPaymentEvent | InboxProcessedEvent | DeliveryEvent | V2PaymentEvent | FluxPayBusEvent | WaitingRoomEvent;
 
 export type EventHandler = (event: DomainEvent) => void;
 

@@ -92,12 +92,16 @@ describe('which FluxPay bus events refresh what', () => {
     const created = { id: 'ord_1', type: 'fluxpay.order_created', occurredAt: 0 } as unknown as DomainEvent;
     const other = { id: 'pay_1', type: 'payment.approved', occurredAt: 0 } as unknown as DomainEvent;
     const admitted = { id: 'evt_2', type: 'waiting_room.admitted', occurredAt: 0, roomId: 'sale' } as unknown as DomainEvent;
-    const cases = [created, outboxEvent('payment.approved'), outboxEvent('order.cancelled'), outboxEvent('credit.charged'), outboxEvent('credit.deducted'), outboxEvent('credit.refunded'), admitted, other];
+    const entered = { id: 'evt_3', type: 'waiting_room.entered', occurredAt: 0, roomId: 'sale' } as unknown as DomainEvent;
+    const changed = { id: 'evt_4', type: 'waiting_room.changed', occurredAt: 0, roomId: 'sale' } as unknown as DomainEvent;
+    const cases = [created, outboxEvent('payment.approved'), outboxEvent('order.cancelled'), outboxEvent('credit.charged'), outboxEvent('credit.deducted'), outboxEvent('credit.refunded'), admitted, entered, changed, other];
     expect(cases.map((e) => [source.concerns(e), page.concerns(e)])).toEqual([
       [true, true],
       [true, true],
       [true, true],
       [true, true],
+      [false, true],
+      [false, true],
       [false, true],
       [false, true],
       [false, true],

@@ -4,7 +4,7 @@ import { MemoryWaitingRoomStore } from '../../src/adapters/memory/waiting-rooms.
 import { createIdFactory } from '../../src/core/ids.ts';
 import { Scheduler } from '../../src/core/scheduler.ts';
 import type { RoomSettings } from '../../src/core/waiting-room/room.ts';
-import { WaitingRoomService, type WaitingRoomAdmittedEvent } from '../../src/core/waiting-room/service.ts';
+import { WaitingRoomService, type WaitingRoomAdmittedEvent, type WaitingRoomChangedEvent } from '../../src/core/waiting-room/service.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
 
 const T0 = Date.UTC(2026, 10, 30, 9, 0, 0);
@@ -25,16 +25,17 @@ async function setup(settings = SALE) {
     scheduler.stop();
   };
   const events: WaitingRoomAdmittedEvent[] = [];
+  const changes: WaitingRoomChangedEvent[] = [];
   const service = new WaitingRoomService({
     store: new MemoryWaitingRoomStore({ maxRooms: 10, maxTickets: 100_000, ttlMs: 3_600_000 }),
     scheduler,
     clock,
     ids: createIdFactory(clock),
-    publish: (event) => events.push(event),
+    publish: (event) => (event.type === 'waiting_room.admitted' ? events.push(event) : changes.push(event)),
     services: new Set(['svc_concert', 'svc_other']),
   });
   await service.put('sale', settings);
-  return { clock, service, events, errors };
+  return { clock, service, events, changes, errors };
 }
 
 /** How many timers the clock fired since this call (the scheduler arms one per due job). */
@@ -51,8 +52,12 @@ function countTicks(clock: ManualClock): () => number {
 
 describe('WaitingRoomService', () => {
   it('10,000 users entering at once are admitted in exactly their entry order at the set rate, none twice, none skipped, with nobody asking', async () => {
-    const { clock, service, events, errors } = await setup();
+    const { clock, service, events, changes, errors } = await setup();
     const entered = await Promise.all(Array.from({ length: 10_000 }, (_, i) => service.enter('sale', `user_${i}`)));
+    // The room's creation, then one waiting_room.entered per new ticket; entering again adds none.
+    await service.enter('sale', 'user_0');
+    expect(changes.map((e) => `${e.type} ${e.roomId}`)).toEqual(['waiting_room.changed sale', ...Array.from({ length: 10_000 }, () => 'waiting_room.entered sale')]);
+    expect(new Set(changes.map((e) => e.id)).size).toBe(10_001);
     const bySequence = new Map(entered.map((e) => [e?.ticket.ticket, e?.ticket.position]));
     expect(entered.every((e) => e?.kind === 'entered')).toBe(true);
     // Positions at entry: the first was admitted on entering (0); the others 1 … 9,999 in entry order.

@@ -10,15 +10,15 @@ import type { Panel } from '../sources.ts';
  * so the counts are those an API client would see at that moment).
  *
  * Live: each admission is told on the bus (`waiting_room.admitted`, published by the service as it
- * happens, a scheduler job keeping it due), so the panel refreshes as the queue drains. Entering
- * a room and changing it publish nothing on the bus: those show at the next admission or refresh.
+ * happens, a scheduler job keeping it due), and so are a new entry (`waiting_room.entered`) and a
+ * room created or changed (`waiting_room.changed`), so the panel refreshes as the queue grows and drains.
  */
 
 /** Rooms shown at most (the rest are counted). */
 const ROOMS_SHOWN = 100;
 
 export function isWaitingRoomEvent(event: DomainEvent): boolean {
-  return event.type === 'waiting_room.admitted';
+  return event.type === 'waiting_room.admitted' || event.type === 'waiting_room.entered' || event.type === 'waiting_room.changed';
 }
 
 function state(room: RoomView): Html {

@@ -12,6 +12,8 @@ import { estimatedWaitSeconds, positionOf, ticketStatusAt, type Room, type RoomS
  * admitted when (room.ts); this service reads it, publishes each admission once (the store hands
  * every admission to exactly one caller), and keeps a `waiting_room.tick` job due at each room's
  * next admission, so admissions are published (and counted) as they happen even when nobody asks.
+ * A new entry and a put (room created or changed) are published too, so watchers (the console)
+ * see a queue grow and a rate change as they happen.
  * @see issue 12 "Virtual waiting room"
  */
 
@@ -28,12 +30,22 @@ export interface WaitingRoomAdmittedEvent {
   admittedAt: number;
 }
 
+/** A room changed without an admission: a user entered it (a new ticket), or it was created or changed (PUT). */
+export interface WaitingRoomChangedEvent {
+  id: string;
+  type: 'waiting_room.entered' | 'waiting_room.changed';
+  occurredAt: number;
+  roomId: string;
+}
+
+export type WaitingRoomEvent = WaitingRoomAdmittedEvent | WaitingRoomChangedEvent;
+
 export interface WaitingRoomServiceDeps {
   store: WaitingRoomStore;
   scheduler: Scheduler;
   clock: Clock;
   ids: IdFactory;
-  publish: (event: WaitingRoomAdmittedEvent) => void;
+  publish: (event: WaitingRoomEvent) => void;
   /** The billing policy's services: a room protects only those (a PUT naming another is refused). */
   services: { has(serviceId: string): boolean; keys(): Iterable<string> };
 }
@@ -114,6 +126,7 @@ export class WaitingRoomService {
     const result = await store.putRoom(roomId, settings, now);
     if (result.kind === 'full') throw new FluxPayError('WAIT_002', `Waiting room ${roomId} was not created: there are ${result.maxRooms} rooms already, the most FLUXPAY_MAX_WAITING_ROOMS allows; change an existing room instead.`);
     await this.#settle(roomId, result);
+    this.#publishChanged('waiting_room.changed', roomId, now);
     return { kind: result.kind, room: roomView(result.room, now) };
   }
 
@@ -140,6 +153,7 @@ export class WaitingRoomService {
     if (outcome.kind === 'no_room') return undefined;
     if (outcome.kind === 'full') throw storeFull('waiting_room_tickets');
     await this.#settle(roomId, outcome);
+    if (outcome.kind === 'entered') this.#publishChanged('waiting_room.entered', roomId, now);
     return { kind: outcome.kind, ticket: ticketView(outcome.room, outcome.ticket, now) };
   }
 
@@ -188,6 +202,10 @@ export class WaitingRoomService {
     const now = this.#deps.clock.now();
     this.#publishAdmitted(result.admitted, now);
     if (result.nextDueAt !== null) await this.#deps.scheduler.schedule(WAITING_ROOM_TICK_JOB, roomId, Math.max(now, result.nextDueAt));
+  }
+
+  #publishChanged(type: WaitingRoomChangedEvent['type'], roomId: string, now: number): void {
+    this.#deps.publish({ id: this.#deps.ids('evt'), type, occurredAt: now, roomId });
   }
 
   #publishAdmitted(admitted: Ticket[], now: number): void {
