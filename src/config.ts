@@ -8,7 +8,8 @@ import { loadPerformancesFile } from './adapters/performances-file.ts';
 import type { ParsedRule } from './core/faults/validation.ts';
 import type { BillingPolicy } from './core/fluxpay/policy.ts';
 import { DEFAULT_PERFORMANCES, type Performance } from './core/bookings/performances.ts';
-import { SCENARIOS, type Scenario } from './core/scenario.ts';
+import { parseMix, type Mix } from './core/faults/mix.ts';
+import { SCENARIOS, type Scenario, type ScenarioConfig } from './core/scenario.ts';
 
 /**
  * Configuration comes from the environment only and is validated once, at start. A bad value
@@ -51,6 +52,8 @@ const EnvSchema = Type.Object({
   DEFAULT_DELAY_DELAY_MS: Ms(3000, 600_000),
   RANDOM_APPROVE_RATE: Type.Number({ minimum: 0, maximum: 1, default: 0.8 }),
   RANDOM_SEED: Type.Optional(Type.Integer({ minimum: 0, maximum: 4_294_967_295 })),
+  // Weighted outcomes (issue 15), e.g. approve:90,fail:7,delay:3; read by parseMix below.
+  MIX: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
   WEBHOOK_TIMEOUT_MS: Count(1000, 1, 600_000),
   WEBHOOK_MAX_RETRIES: Count(5, 0, 100),
   WEBHOOK_BACKOFF_MS: Ms(1000, 3_600_000),
@@ -90,10 +93,8 @@ const EnvSchema = Type.Object({
   BOOKING_TTL_MS: Ms(86_400_000),
   BOOKINGS_MAX: Count(100_000, 1),
   // The Payment Server v3 API (/api/v2, document 001).
-  V2_DEFAULT_SCENARIO: Type.Union(
-    SCENARIOS.map((scenario) => Type.Literal(scenario)),
-    { default: 'approve' },
-  ),
+  // Unset: mix when MIX is set, else approve.
+  V2_DEFAULT_SCENARIO: Type.Optional(Type.Union(SCENARIOS.map((scenario) => Type.Literal(scenario)))),
   V2_COMPLETE_DELAY_MS: Ms(0, 600_000),
   // The document's own name for the callbacks' HMAC secret; unset: WEBHOOK_SECRET signs them.
   PAYMENT_WEBHOOK_SECRET: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
@@ -148,7 +149,7 @@ export interface Config {
   webhookSecret: string;
   /** True when WEBHOOK_SECRET was unset and a random secret was generated for this run. */
   webhookSecretGenerated: boolean;
-  scenarios: { approveDelayMs: number; failDelayMs: number; delayDelayMs: number; randomApproveRate: number };
+  scenarios: ScenarioConfig;
   randomSeed: number | undefined;
   webhook: {
     timeoutMs: number;
@@ -280,6 +281,10 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   if (env.V2_REQUIRE_AUTH === 'true' && env.SERVICE_AUTH_TOKEN === undefined) {
     throw new ConfigError('Invalid configuration: V2_REQUIRE_AUTH=true needs SERVICE_AUTH_TOKEN (the token callers must send)');
   }
+  const mix = readMix(env.MIX);
+  if (env.V2_DEFAULT_SCENARIO === 'mix' && mix === undefined) {
+    throw new ConfigError('Invalid configuration: V2_DEFAULT_SCENARIO=mix needs MIX (the weights, e.g. approve:90,fail:7,delay:3)');
+  }
   const performances = env.PERFORMANCES_FILE === undefined ? DEFAULT_PERFORMANCES : readCatalog(env.PERFORMANCES_FILE);
   const policy = readPolicy(env.FLUXPAY_POLICY_FILE);
   const faultRules = env.FAULTS_FILE === undefined ? [] : readFaults(env.FAULTS_FILE, env.FAULTS_MAX_RULES);
@@ -297,6 +302,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       failDelayMs: env.DEFAULT_FAIL_DELAY_MS,
       delayDelayMs: env.DEFAULT_DELAY_DELAY_MS,
       randomApproveRate: env.RANDOM_APPROVE_RATE,
+      mix,
     },
     randomSeed: env.RANDOM_SEED,
     webhook: {
@@ -342,7 +348,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     },
     jwtSecret: env.JWT_SECRET,
     v2: {
-      defaultScenario: env.V2_DEFAULT_SCENARIO as Scenario,
+      defaultScenario: (env.V2_DEFAULT_SCENARIO as Scenario | undefined) ?? (mix === undefined ? 'approve' : 'mix'),
       completeDelayMs: env.V2_COMPLETE_DELAY_MS,
       webhookSecret: env.PAYMENT_WEBHOOK_SECRET ?? secret,
       serviceAuthToken: env.SERVICE_AUTH_TOKEN,
@@ -413,6 +419,14 @@ function readPolicy(path: string | undefined): BillingPolicy {
 }
 
 /** The fault rules are read with the rest of the configuration: a bad file stops the start with one line naming FAULTS_FILE. */
+/** The MIX setting as weights; a bad one stops the start with parseMix's message. */
+function readMix(text: string | undefined): Mix | undefined {
+  if (text === undefined) return undefined;
+  const parsed = parseMix(text);
+  if (!parsed.ok) throw new ConfigError(`Invalid configuration: MIX ${parsed.message} (got "${text}")`);
+  return parsed.mix;
+}
+
 function readFaults(path: string, maxRules: number): ParsedRule[] {
   let rules: ParsedRule[];
   try {

@@ -1,4 +1,5 @@
 import { validationFailed, type FieldIssue } from './errors.ts';
+import { pickMix, type Mix } from './faults/mix.ts';
 import type { RandomSource } from './random.ts';
 
 /**
@@ -8,8 +9,13 @@ import type { RandomSource } from './random.ts';
  * @see ../../shared/seeds/000_b3f315eb75f1c703.txt (scenarios), issue 2 (card rules)
  */
 
-export const SCENARIOS = ['approve', 'fail', 'delay', 'random'] as const;
+export const SCENARIOS = ['approve', 'fail', 'delay', 'random', 'mix'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
+/**
+ * What a request asks for: a named scenario, or the weights of a mix it sent (scenario `mix` with
+ * `approve:90,fail:7,delay:3`). The bare name `mix` means the `MIX` setting's weights.
+ */
+export type ScenarioRequest = Scenario | Mix;
 /** What decided the outcome: a named scenario, or the card data when no scenario was given. */
 export type DecisionSource = Scenario | 'card';
 
@@ -25,6 +31,8 @@ export interface ScenarioConfig {
   failDelayMs: number;
   delayDelayMs: number;
   randomApproveRate: number;
+  /** The `MIX` setting: the weights of scenario `mix` when a request sends none, and the outcome of a payment that names no scenario and gives no card. */
+  mix?: Mix | undefined;
 }
 
 export type Outcome = { status: 'APPROVED'; failureCode: null } | { status: 'FAILED'; failureCode: string };
@@ -33,10 +41,12 @@ export interface Decision {
   source: DecisionSource;
   outcome: Outcome;
   delayMs: number;
+  /** The `delay` scenario decided (named, or picked by a mix): the answer itself is late, where a dialect answers with the outcome. */
+  delayed: boolean;
 }
 
 export interface DecisionInput {
-  scenario?: Scenario | undefined;
+  scenario?: ScenarioRequest | undefined;
   delayMs?: number | undefined;
   card?: CardInput | undefined;
   /** A fault rule's `outcome` (issue 15): approve (`failureCode` null) or fail with the code, whatever the scenario or the card says. */
@@ -79,20 +89,32 @@ const APPROVING_CVV_DIGITS = new Set(['0', '1', '9']);
 
 export function decide(input: DecisionInput, config: ScenarioConfig, random: RandomSource, now: number): Decision {
   if (input.card !== undefined) assertValidCard(input.card);
-  const source: DecisionSource = input.scenario ?? (input.card === undefined ? 'approve' : 'card');
+  const requested = input.scenario;
+  const mix = typeof requested === 'object' ? requested : requested === 'mix' || (requested === undefined && input.card === undefined) ? config.mix : undefined;
+  if (requested === 'mix' && mix === undefined) throw validationFailed([MIX_WITHOUT_WEIGHTS]);
+  // A mix picks one of the scenarios that decide by themselves, then decides as that one would.
+  const effective: Exclude<DecisionSource, 'mix'> =
+    mix !== undefined ? pickMix(mix, random) : typeof requested === 'string' && requested !== 'mix' ? requested : input.card === undefined ? 'approve' : 'card';
+  const source: DecisionSource = mix === undefined ? effective : 'mix';
   // Decided as usual even when forced, so a seeded stream draws the same numbers with or without the rule.
-  const natural = outcomeFor(source, input.card, config, random, now);
+  const natural = outcomeFor(effective, input.card, config, random, now);
   const outcome = input.forced === undefined ? natural : forcedOutcome(input.forced);
-  const defaultDelay = source === 'delay' ? config.delayDelayMs : outcome.status === 'APPROVED' ? config.approveDelayMs : config.failDelayMs;
-  return { source, outcome, delayMs: input.delayMs ?? defaultDelay };
+  const defaultDelay = effective === 'delay' ? config.delayDelayMs : outcome.status === 'APPROVED' ? config.approveDelayMs : config.failDelayMs;
+  return { source, outcome, delayMs: input.delayMs ?? defaultDelay, delayed: effective === 'delay' };
 }
+
+const MIX_WITHOUT_WEIGHTS: FieldIssue = {
+  field: '/scenario',
+  rule: 'mix_needs_weights',
+  message: 'mix needs weights such as approve:90,fail:7,delay:3: send them with the request (the mix field, or the X-Sim-Mix header) or set MIX',
+};
 
 /** The outcome a fault rule forces. */
 export function forcedOutcome(forced: ForcedOutcome): Outcome {
   return forced.failureCode === null ? APPROVED : failed(forced.failureCode);
 }
 
-function outcomeFor(source: DecisionSource, card: CardInput | undefined, config: ScenarioConfig, random: RandomSource, now: number): Outcome {
+function outcomeFor(source: Exclude<DecisionSource, 'mix'>, card: CardInput | undefined, config: ScenarioConfig, random: RandomSource, now: number): Outcome {
   switch (source) {
     case 'approve':
     case 'delay':

@@ -18,6 +18,18 @@ export const PrefixedId = (prefix: string, description = `${prefix}_<ULID>`, exa
 export const WebhookUrl = Type.String({ maxLength: 2048, format: 'http-url', description: 'Absolute http(s) URL' });
 
 /** Visible ASCII, 1–255 characters. @see https://datatracker.ietf.org/doc/draft-ietf-httpapi-idempotency-key-header/ */
+/** The weights of scenario `mix` on the dialects whose scenario is a header (`X-Sim-Scenario`); issue 15. */
+export const SimMixHeader = Type.Object({
+  'x-sim-mix': Type.Optional(
+    Type.String({
+      minLength: 1,
+      maxLength: 200,
+      description: 'Weighted outcomes, with `X-Sim-Scenario: mix` or without it, e.g. `approve:90,fail:7,delay:3`: each payment picks one with probability weight / total, from the seeded random stream. Default for scenario `mix`: the MIX setting',
+      examples: ['approve:90,fail:7,delay:3'],
+    }),
+  ),
+});
+
 export const IdempotencyKeyHeader = Type.Object({
   'idempotency-key': Type.Optional(
     Type.String({

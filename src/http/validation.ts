@@ -27,7 +27,7 @@ export const FORMAT_DESCRIPTIONS: Readonly<Record<string, string>> = {
 
 /**
  * Rewrites Ajv's errors of one validation so their messages say the rule in words:
- * - `enum`: `must be one of approve, fail, delay, random` (Ajv: "must be equal to one of the allowed values");
+ * - `enum`: `must be one of approve, fail, delay, random, mix` (Ajv: "must be equal to one of the allowed values");
  * - a union of literals (TypeBox's `Type.Union([Type.Literal(…), …])`, an `anyOf` of `const`s):
  *   one error, rule `enum`, with the same wording, instead of one error per branch and an `anyOf`;
  * - `const`: `must be x`;

@@ -7,7 +7,7 @@ import { describeErrors, PATTERN_DESCRIPTION } from './validation.ts';
  * Bodies are validated strictly (no type coercion: `"amount": "100"` is a 400), while query
  * strings, params and headers, which are always strings on the wire, are coerced. Both know the
  * service's own formats and the `x-pattern-description` annotation, and say a broken rule in
- * words (`must be one of approve, fail, delay, random`, `must be an absolute http(s) URL`; see
+ * words (`must be one of approve, fail, delay, random, mix`, `must be an absolute http(s) URL`; see
  * `describeErrors`), which needs the schema, so each compiled validator is wrapped with it.
  */
 export function useValidators(app: FastifyInstance): void {

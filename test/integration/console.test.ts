@@ -90,7 +90,7 @@ describe('the console on the server', () => {
     expect(bad.body).toContain('<p class="notice notice-error" role="alert">amount: amount must be a whole number from 1 to 100000000000</p>');
     const badScenario = await post(`_csrf=${csrf}&reservation_id=R1&amount=100&scenario=maybe`);
     expect(badScenario.statusCode).toBe(400);
-    expect(badScenario.body).toContain('scenario must be one of approve, fail, delay, random');
+    expect(badScenario.body).toContain('scenario must be one of approve, fail, delay, random, mix');
     const badUrl = await post(`_csrf=${csrf}&reservation_id=R1&amount=100&webhook_url=ftp%3A%2F%2Fx`);
     expect(badUrl.statusCode).toBe(400);
     expect((await t.app.inject({ method: 'GET', url: '/v1/sim/intents' })).json()).toEqual({ data: [], next_cursor: null });

@@ -258,7 +258,7 @@ describe('POST /api/v2/payments', () => {
       const res = await createV2(t, v2Body('tx_1', URL), { 'x-sim-scenario': 'maybe' });
       expect([res.statusCode, res.json()]).toEqual([
         422,
-        { detail: [{ type: 'literal_error', loc: ['header', 'x-sim-scenario'], msg: "Input should be 'approve', 'fail', 'delay' or 'random'", input: 'maybe', ctx: { expected: "'approve', 'fail', 'delay' or 'random'" } }] },
+        { detail: [{ type: 'literal_error', loc: ['header', 'x-sim-scenario'], msg: "Input should be 'approve', 'fail', 'delay', 'random' or 'mix'", input: 'maybe', ctx: { expected: "'approve', 'fail', 'delay', 'random' or 'mix'" } }] },
       ]);
     });
 

@@ -5,7 +5,7 @@ import { buildTestApp, type TestApp } from '../helpers/app.ts';
 
 /**
  * Validation messages say the rule in words, in each dialect's shape: an enum names its allowed
- * values (`must be one of approve, fail, delay, random`), a pattern is described
+ * values (`must be one of approve, fail, delay, random, mix`), a pattern is described
  * (`must be three upper-case letters (an ISO 4217 code)`) and a format too
  * (`must be an absolute http(s) URL`), never a regular expression. The payment-service API keeps
  * the Korean messages of its document.
@@ -39,7 +39,7 @@ const NATIVE: Case[] = [
     method: 'POST',
     url: '/v1/sim/intent',
     payload: { reservation_id: 'r', amount: 1, scenario: 'explode' },
-    issue: ['body', '/scenario', 'enum', 'must be one of approve, fail, delay, random'],
+    issue: ['body', '/scenario', 'enum', 'must be one of approve, fail, delay, random, mix'],
   },
   {
     name: 'a lower-case currency (pattern)',

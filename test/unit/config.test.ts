@@ -407,6 +407,19 @@ describe('webhook configuration rules', () => {
 });
 
 describe('Payment Server v3 (/api/v2) configuration rules', () => {
+  it('MIX: weights for scenario mix and for payments that name none; /api/v2 defaults to mix when it is set and V2_DEFAULT_SCENARIO is not', () => {
+    const plain = loadConfig({});
+    expect([plain.scenarios.mix, plain.v2.defaultScenario]).toEqual([undefined, 'approve']);
+    const mixed = loadConfig({ MIX: ' approve : 90 , fail:7,delay:3' });
+    expect(mixed.scenarios.mix?.entries).toEqual([
+      { outcome: 'approve', weight: 90 },
+      { outcome: 'fail', weight: 7 },
+      { outcome: 'delay', weight: 3 },
+    ]);
+    expect(mixed.v2.defaultScenario).toBe('mix');
+    expect(loadConfig({ MIX: 'fail:1', V2_DEFAULT_SCENARIO: 'approve' }).v2.defaultScenario).toBe('approve');
+  });
+
   it('the callbacks are signed with PAYMENT_WEBHOOK_SECRET, else with WEBHOOK_SECRET', () => {
     expect(loadConfig({ WEBHOOK_SECRET: 'whsec_main_secret' }).v2.webhookSecret).toBe('whsec_main_secret');
     expect(loadConfig({ WEBHOOK_SECRET: 'whsec_main_secret', PAYMENT_WEBHOOK_SECRET: 'doc-secret' }).v2.webhookSecret).toBe('doc-secret');
@@ -415,7 +428,7 @@ describe('Payment Server v3 (/api/v2) configuration rules', () => {
   });
 
   it.each([
-    [{ V2_DEFAULT_SCENARIO: 'maybe' }, 'Invalid configuration: V2_DEFAULT_SCENARIO must be one of approve, fail, delay, random (got "maybe")'],
+    [{ V2_DEFAULT_SCENARIO: 'maybe' }, 'Invalid configuration: V2_DEFAULT_SCENARIO must be one of approve, fail, delay, random, mix (got "maybe")'],
     [{ V2_COMPLETE_DELAY_MS: '600001' }, 'Invalid configuration: V2_COMPLETE_DELAY_MS must be <= 600000 (got "600001")'],
     [{ V2_REQUIRE_AUTH: 'yes' }, 'Invalid configuration: V2_REQUIRE_AUTH must be one of true, false (got "yes")'],
     [{ V2_EXTRA_SIGNATURE_SCHEMES: 'payment-v2' }, 'Invalid configuration: V2_EXTRA_SIGNATURE_SCHEMES must be a comma-separated list of standard, legacy, stripe (got "payment-v2")'],
@@ -426,6 +439,10 @@ describe('Payment Server v3 (/api/v2) configuration rules', () => {
     [{ FLUXPAY_POLICY_FILE: '/nonexistent/policy.yaml' }, "Invalid configuration: FLUXPAY_POLICY_FILE: cannot read /nonexistent/policy.yaml: ENOENT: no such file or directory, open '/nonexistent/policy.yaml'"],
     [{ V2_PAYMENT_TTL_MS: '-1' }, 'Invalid configuration: V2_PAYMENT_TTL_MS must be >= 0 (got "-1")'],
     [{ V2_REQUIRE_AUTH: 'true' }, 'Invalid configuration: V2_REQUIRE_AUTH=true needs SERVICE_AUTH_TOKEN (the token callers must send)'],
+    [{ V2_DEFAULT_SCENARIO: 'mix' }, 'Invalid configuration: V2_DEFAULT_SCENARIO=mix needs MIX (the weights, e.g. approve:90,fail:7,delay:3)'],
+    [{ MIX: 'approve:90,fail:x' }, 'Invalid configuration: MIX gives fail the weight "x"; a weight is an integer from 0 to 1000000 (got "approve:90,fail:x")'],
+    [{ MIX: 'approve:0' }, 'Invalid configuration: MIX must give at least one outcome a weight above 0 (got "approve:0")'],
+    [{ MIX: 'approve:1,random:1' }, 'Invalid configuration: MIX names an unknown outcome "random" (outcomes: approve, fail, delay) (got "approve:1,random:1")'],
   ])('%j → %s', (env, message) => {
     expect(configError(env).message).toBe(message);
   });

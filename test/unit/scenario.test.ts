@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { DomainError } from '../../src/core/errors.ts';
+import { parseMix, pickMix, type Mix } from '../../src/core/faults/mix.ts';
+import { createRandom } from '../../src/core/random.ts';
 import { assertValidCard, cardIssues, cardOutcome, cvvOutcome, decide, luhnValid, type CardInput } from '../../src/core/scenario.ts';
 import { SCENARIOS, scriptedRandom } from './support.ts';
 
@@ -21,7 +23,7 @@ function thrown(fn: () => unknown): unknown {
 
 describe('decide: scenarios', () => {
   it('approve → APPROVED after approveDelayMs', () => {
-    expect(decide({ scenario: 'approve' }, SCENARIOS, scriptedRandom(), NOW)).toEqual({ source: 'approve', outcome: APPROVED, delayMs: 200 });
+    expect(decide({ scenario: 'approve' }, SCENARIOS, scriptedRandom(), NOW)).toEqual({ source: 'approve', outcome: APPROVED, delayMs: 200, delayed: false });
   });
 
   it('fail → FAILED card_declined after failDelayMs', () => {
@@ -29,11 +31,12 @@ describe('decide: scenarios', () => {
       source: 'fail',
       outcome: declined('card_declined'),
       delayMs: 100,
+      delayed: false,
     });
   });
 
   it('delay → APPROVED after delayDelayMs', () => {
-    expect(decide({ scenario: 'delay' }, SCENARIOS, scriptedRandom(), NOW)).toEqual({ source: 'delay', outcome: APPROVED, delayMs: 3000 });
+    expect(decide({ scenario: 'delay' }, SCENARIOS, scriptedRandom(), NOW)).toEqual({ source: 'delay', outcome: APPROVED, delayMs: 3000, delayed: true });
   });
 
   it('delay → APPROVED after input.delayMs when given', () => {
@@ -41,12 +44,13 @@ describe('decide: scenarios', () => {
       source: 'delay',
       outcome: APPROVED,
       delayMs: 1234,
+      delayed: true,
     });
   });
 
   it('random approves when the draw is below randomApproveRate', () => {
     const random = scriptedRandom(0.7999);
-    expect(decide({ scenario: 'random' }, SCENARIOS, random, NOW)).toEqual({ source: 'random', outcome: APPROVED, delayMs: 200 });
+    expect(decide({ scenario: 'random' }, SCENARIOS, random, NOW)).toEqual({ source: 'random', outcome: APPROVED, delayMs: 200, delayed: false });
     expect(random.calls).toBe(1);
   });
 
@@ -55,6 +59,7 @@ describe('decide: scenarios', () => {
       source: 'random',
       outcome: declined('card_declined'),
       delayMs: 100,
+      delayed: false,
     });
     expect(decide({ scenario: 'random' }, SCENARIOS, scriptedRandom(0.95), NOW).outcome).toEqual(declined('card_declined'));
   });
@@ -72,11 +77,12 @@ describe('decide: scenarios', () => {
       source: 'card',
       outcome: declined('card_declined'),
       delayMs: 42,
+      delayed: false,
     });
   });
 
   it('no scenario and no card → approve', () => {
-    expect(decide({}, SCENARIOS, scriptedRandom(), NOW)).toEqual({ source: 'approve', outcome: APPROVED, delayMs: 200 });
+    expect(decide({}, SCENARIOS, scriptedRandom(), NOW)).toEqual({ source: 'approve', outcome: APPROVED, delayMs: 200, delayed: false });
   });
 
   it('only the random scenario draws from the random source', () => {
@@ -91,11 +97,12 @@ describe('decide: scenarios', () => {
     expect(decide({ scenario: 'approve' }, config, scriptedRandom(), NOW).delayMs).toBe(11);
     expect(decide({ scenario: 'fail' }, config, scriptedRandom(), NOW).delayMs).toBe(22);
     expect(decide({ scenario: 'delay' }, config, scriptedRandom(), NOW).delayMs).toBe(33);
-    expect(decide({ scenario: 'random' }, config, scriptedRandom(0.49), NOW)).toEqual({ source: 'random', outcome: APPROVED, delayMs: 11 });
+    expect(decide({ scenario: 'random' }, config, scriptedRandom(0.49), NOW)).toEqual({ source: 'random', outcome: APPROVED, delayMs: 11, delayed: false });
     expect(decide({ scenario: 'random' }, config, scriptedRandom(0.5), NOW)).toEqual({
       source: 'random',
       outcome: declined('card_declined'),
       delayMs: 22,
+      delayed: false,
     });
   });
 });
@@ -106,6 +113,7 @@ describe('decide: cards', () => {
       source: 'card',
       outcome: declined('DECLINE_2'),
       delayMs: 100,
+      delayed: false,
     });
   });
 
@@ -114,17 +122,18 @@ describe('decide: cards', () => {
       source: 'card',
       outcome: APPROVED,
       delayMs: 200,
+      delayed: false,
     });
   });
 
   it('an empty card object approves via the card rules', () => {
-    expect(decide({ card: {} }, SCENARIOS, scriptedRandom(), NOW)).toEqual({ source: 'card', outcome: APPROVED, delayMs: 200 });
+    expect(decide({ card: {} }, SCENARIOS, scriptedRandom(), NOW)).toEqual({ source: 'card', outcome: APPROVED, delayMs: 200, delayed: false });
   });
 
   it('with a scenario and a card, the scenario decides', () => {
     const card = { number: '4000000000000002', cvv: '442' };
-    expect(decide({ scenario: 'approve', card }, SCENARIOS, scriptedRandom(), NOW)).toEqual({ source: 'approve', outcome: APPROVED, delayMs: 200 });
-    expect(decide({ scenario: 'delay', card }, SCENARIOS, scriptedRandom(), NOW)).toEqual({ source: 'delay', outcome: APPROVED, delayMs: 3000 });
+    expect(decide({ scenario: 'approve', card }, SCENARIOS, scriptedRandom(), NOW)).toEqual({ source: 'approve', outcome: APPROVED, delayMs: 200, delayed: false });
+    expect(decide({ scenario: 'delay', card }, SCENARIOS, scriptedRandom(), NOW)).toEqual({ source: 'delay', outcome: APPROVED, delayMs: 3000, delayed: true });
   });
 
   it('with a scenario and an invalid card, the card is still validated', () => {
@@ -241,8 +250,9 @@ describe('cardOutcome', () => {
         source: 'card',
         outcome: declined('expired_card'),
         delayMs: 100,
+        delayed: false,
       });
-      expect(decide({ card }, SCENARIOS, scriptedRandom(), firstOfFeb - 1)).toEqual({ source: 'card', outcome: APPROVED, delayMs: 200 });
+      expect(decide({ card }, SCENARIOS, scriptedRandom(), firstOfFeb - 1)).toEqual({ source: 'card', outcome: APPROVED, delayMs: 200, delayed: false });
     });
   });
 });
@@ -338,8 +348,71 @@ describe('decide: a fault rule’s forced outcome (issue 15)', () => {
       source: 'random',
       outcome: { status: 'FAILED', failureCode: 'insufficient_funds' },
       delayMs: 100,
+      delayed: false,
     });
     expect(random.calls).toBe(1);
-    expect(decide({ card: { number: '4000000000000002' }, forced: { failureCode: null } }, SCENARIOS, scriptedRandom(), NOW)).toEqual({ source: 'card', outcome: { status: 'APPROVED', failureCode: null }, delayMs: 200 });
+    expect(decide({ card: { number: '4000000000000002' }, forced: { failureCode: null } }, SCENARIOS, scriptedRandom(), NOW)).toEqual({ source: 'card', outcome: { status: 'APPROVED', failureCode: null }, delayMs: 200, delayed: false });
+  });
+});
+
+function mixOf(text: string): Mix {
+  const parsed = parseMix(text);
+  if (!parsed.ok) throw new Error(parsed.message);
+  return parsed.mix;
+}
+
+describe('decide: the weighted mix (issue 15)', () => {
+  const MIX = mixOf('approve:90,fail:7,delay:3');
+
+  it('each pick decides as its scenario would: approve, fail (card_declined) or delay, with their delays; the source is mix', () => {
+    expect(decide({ scenario: mixOf('approve:1') }, SCENARIOS, scriptedRandom(0.5), NOW)).toEqual({ source: 'mix', outcome: APPROVED, delayMs: 200, delayed: false });
+    expect(decide({ scenario: mixOf('fail:1') }, SCENARIOS, scriptedRandom(0.5), NOW)).toEqual({ source: 'mix', outcome: declined('card_declined'), delayMs: 100, delayed: false });
+    expect(decide({ scenario: mixOf('delay:1') }, SCENARIOS, scriptedRandom(0.5), NOW)).toEqual({ source: 'mix', outcome: APPROVED, delayMs: 3000, delayed: true });
+    // One draw per pick: 0.95 of a total of 100 is ticket 95, inside fail's 90..96.
+    expect(decide({ scenario: MIX }, SCENARIOS, scriptedRandom(0.95), NOW)).toEqual({ source: 'mix', outcome: declined('card_declined'), delayMs: 100, delayed: false });
+    expect(decide({ scenario: MIX }, SCENARIOS, scriptedRandom(0.97), NOW)).toEqual({ source: 'mix', outcome: APPROVED, delayMs: 3000, delayed: true });
+    expect(decide({ scenario: MIX, delayMs: 5 }, SCENARIOS, scriptedRandom(0.5), NOW)).toEqual({ source: 'mix', outcome: APPROVED, delayMs: 5, delayed: false });
+  });
+
+  it('the bare name mix takes the MIX setting; without one it is VALIDATION_FAILED naming both ways to give weights', () => {
+    expect(decide({ scenario: 'mix' }, { ...SCENARIOS, mix: mixOf('fail:1') }, scriptedRandom(0.1), NOW)).toEqual({ source: 'mix', outcome: declined('card_declined'), delayMs: 100, delayed: false });
+    const error = thrown(() => decide({ scenario: 'mix' }, SCENARIOS, scriptedRandom(), NOW)) as DomainError;
+    expect(error).toBeInstanceOf(DomainError);
+    expect({ code: error.code, details: error.details }).toEqual({
+      code: 'VALIDATION_FAILED',
+      details: [{ field: '/scenario', rule: 'mix_needs_weights', message: 'mix needs weights such as approve:90,fail:7,delay:3: send them with the request (the mix field, or the X-Sim-Mix header) or set MIX' }],
+    });
+  });
+
+  it('MIX decides a payment that names no scenario and gives no card; a named scenario or card data still decide theirs', () => {
+    const config = { ...SCENARIOS, mix: mixOf('fail:1') };
+    expect(decide({}, config, scriptedRandom(0.3), NOW)).toEqual({ source: 'mix', outcome: declined('card_declined'), delayMs: 100, delayed: false });
+    expect(decide({ scenario: 'approve' }, config, scriptedRandom(), NOW)).toEqual({ source: 'approve', outcome: APPROVED, delayMs: 200, delayed: false });
+    expect(decide({ card: { number: PLAIN_CARD, cvv: '123' } }, config, scriptedRandom(), NOW)).toEqual({ source: 'card', outcome: declined('DECLINE_3'), delayMs: 100, delayed: false });
+  });
+
+  it('a fault rule’s forced outcome beats the mix, which still draws its number (the seeded stream does not shift)', () => {
+    const random = scriptedRandom(0.99, 0.2);
+    expect(decide({ scenario: MIX, forced: { failureCode: 'processing_error' } }, SCENARIOS, random, NOW)).toEqual({ source: 'mix', outcome: declined('processing_error'), delayMs: 3000, delayed: true });
+    expect(decide({ scenario: MIX }, SCENARIOS, random, NOW)).toEqual({ source: 'mix', outcome: APPROVED, delayMs: 200, delayed: false });
+  });
+
+  it('seeded: 10,000 picks repeat exactly and come within 1.5 points of the weights', () => {
+    const run = (): string[] => {
+      const random = createRandom(7);
+      return Array.from({ length: 10_000 }, () => {
+        const d = decide({ scenario: MIX }, SCENARIOS, random, NOW);
+        return d.delayed ? 'delay' : d.outcome.status === 'APPROVED' ? 'approve' : 'fail';
+      });
+    };
+    const first = run();
+    expect(run()).toEqual(first);
+    // The same picks as pickMix on the same stream: decide draws nothing else for a mix.
+    const reference = createRandom(7);
+    expect(first).toEqual(Array.from({ length: 10_000 }, () => pickMix(MIX, reference)));
+    const share = (name: string) => (100 * first.filter((x) => x === name).length) / first.length;
+    expect(Math.abs(share('approve') - 90)).toBeLessThan(1.5);
+    expect(Math.abs(share('fail') - 7)).toBeLessThan(1.5);
+    expect(Math.abs(share('delay') - 3)).toBeLessThan(1.5);
   });
 });

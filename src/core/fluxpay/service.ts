@@ -4,7 +4,7 @@ import type { EventBus } from '../events.ts';
 import { fingerprint } from '../idempotency.ts';
 import type { Page } from '../ports.ts';
 import type { RandomSource } from '../random.ts';
-import { cardIssues, cardOutcome, decide, type Scenario, type ScenarioConfig } from '../scenario.ts';
+import { cardIssues, cardOutcome, decide, type ScenarioConfig, type ScenarioRequest } from '../scenario.ts';
 import { FluxPayError, invalid, notFound } from './errors.ts';
 import type { OutboxRelay } from './outbox.ts';
 import { isCreditChargeOrder, type CardSummary, type CreditTransaction, type CreditUsage, type FluxPayIds, type InboundEvent, type Metadata, type Order, type OrderStatus, type OutboxEvent, type Payment, type PaymentMethod, type Saga, type UsageEventType, stampOf, OUTBOX_EVENT_TYPES } from './model.ts';
@@ -212,7 +212,7 @@ export class FluxPayService {
    * completes it, or refunds it with `cancelOrder`). Declined: the payment is FAILED and the order
    * CANCELLED, so nothing is left pending.
    */
-  async chargeCard(input: CreateOrderInput, stored: CardSummary & { planned: Payment['planned'] }, scenario?: Scenario): Promise<{ approved: boolean; order: Order; payment: Payment }> {
+  async chargeCard(input: CreateOrderInput, stored: CardSummary & { planned: Payment['planned'] }, scenario?: ScenarioRequest): Promise<{ approved: boolean; order: Order; payment: Payment }> {
     const order = await this.createOrder(input);
     const expiry = cardOutcome({ exp_month: stored.expMonth ?? undefined, exp_year: stored.expYear ?? undefined }, this.#deps.clock.now());
     const card = { last4: stored.last4, expMonth: stored.expMonth, expYear: stored.expYear };
@@ -288,11 +288,11 @@ export class FluxPayService {
 
   /**
    * Confirms a READY payment (Toss Payments' confirm): `X-Sim-Scenario` decides when given
-   * (`delay` answers after DEFAULT_DELAY_DELAY_MS on the clock, approved), else the outcome the
+   * (`delay`, named or picked by a `mix`, answers after DEFAULT_DELAY_DELAY_MS on the clock, approved), else the outcome the
    * card rules planned. Approved: payment APPROVED, order PAID. Declined: PAY_002 with the
    * failure code, payment FAILED (the order stays PENDING for another payment).
    */
-  async confirmPayment(input: ConfirmInput, scenario?: Scenario): Promise<{ payment: Payment; order: Order }> {
+  async confirmPayment(input: ConfirmInput, scenario?: ScenarioRequest): Promise<{ payment: Payment; order: Order }> {
     const { store, clock, ids, random, settings } = this.#deps;
     const payment = await store.getPayment(input.paymentKey);
     // Checked before any delay: a confirm that cannot succeed answers at once.
@@ -302,7 +302,7 @@ export class FluxPayService {
     else {
       const decided = decide({ scenario }, settings.scenarios, random, clock.now());
       decision = { ...decided.outcome, decidedBy: decided.source };
-      if (scenario === 'delay' && decided.delayMs > 0) await new Promise<void>((resolve) => clock.schedule(decided.delayMs, resolve));
+      if (decided.delayed && decided.delayMs > 0) await new Promise<void>((resolve) => clock.schedule(decided.delayMs, resolve));
     }
     const outcome = await store.confirmPayment({ ...input, decision }, stampOf(ids, clock.now()));
     switch (outcome.kind) {

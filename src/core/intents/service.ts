@@ -5,7 +5,7 @@ import type { IdFactory } from '../ids.ts';
 import type { IntentQuery, IntentStore, Page } from '../ports.ts';
 import type { RandomSource } from '../random.ts';
 import type { Scheduler } from '../scheduler.ts';
-import { decide, type CardInput, type ForcedOutcome, type Scenario, type ScenarioConfig } from '../scenario.ts';
+import { decide, type CardInput, type ForcedOutcome, type ScenarioConfig, type ScenarioRequest } from '../scenario.ts';
 import type { Intent, IntentStatus } from './intent.ts';
 
 /**
@@ -24,7 +24,8 @@ export interface CreateIntentInput {
   reservationId: string;
   amount: number;
   currency: string;
-  scenario?: Scenario | undefined;
+  /** A named scenario or the weights of a mix (scenario `mix`). */
+  scenario?: ScenarioRequest | undefined;
   delayMs?: number | undefined;
   card?: CardInput | undefined;
   webhookUrl?: string | undefined;

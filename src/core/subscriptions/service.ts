@@ -6,7 +6,7 @@ import type { OutboxRelay } from '../fluxpay/outbox.ts';
 import type { BillingPolicy, PlanPolicy } from '../fluxpay/policy.ts';
 import type { CardInput, FluxPayService } from '../fluxpay/service.ts';
 import type { Page } from '../ports.ts';
-import type { Scenario } from '../scenario.ts';
+import type { ScenarioRequest } from '../scenario.ts';
 import type { Scheduler } from '../scheduler.ts';
 import { parsePeriod } from './period.ts';
 import type { Invoice, StoredCard, SubscriptionEventType, SubscriptionRecord, SubscriptionStore } from './ports.ts';
@@ -77,7 +77,7 @@ export class SubscriptionService {
   }
 
   /** Subscribes: the first period is charged now; declined → PAY_002 and nothing is created. */
-  async subscribe(input: { userId: string; planId: string; card: CardInput }, scenario?: Scenario): Promise<SubscriptionRecord> {
+  async subscribe(input: { userId: string; planId: string; card: CardInput }, scenario?: ScenarioRequest): Promise<SubscriptionRecord> {
     const { store, fluxpay, clock, ids } = this.#deps;
     const { plan, policy } = this.#plan(input.planId);
     const stored: StoredCard = fluxpay.checkCard(input.card);
@@ -117,7 +117,7 @@ export class SubscriptionService {
   }
 
   /** An upgrade applies now for the prorated difference (charged to the card on file); any other change at the next renewal. */
-  changePlan(subscriptionId: string, planId: string, scenario?: Scenario): Promise<SubscriptionRecord> {
+  changePlan(subscriptionId: string, planId: string, scenario?: ScenarioRequest): Promise<SubscriptionRecord> {
     const { plan, policy } = this.#plan(planId);
     return this.#change(subscriptionId, async (current, now) => {
       if (current.status !== 'ACTIVE') throw transition(current, 'changed to another plan', 'ACTIVE');
@@ -219,7 +219,7 @@ export class SubscriptionService {
   }
 
   /** Charges `plan.price` for the period given; null when there is nothing to charge (a free plan, or a proration of 0). */
-  async #charge(sub: Subscription, kind: InvoiceKind, plan: BillingPlan, planName: string, card: StoredCard, periodStart: number, periodEnd: number, scenario?: Scenario): Promise<Charge | null> {
+  async #charge(sub: Subscription, kind: InvoiceKind, plan: BillingPlan, planName: string, card: StoredCard, periodStart: number, periodEnd: number, scenario?: ScenarioRequest): Promise<Charge | null> {
     if (plan.price <= 0) return null;
     const { fluxpay, ids, clock } = this.#deps;
     const invoiceId = ids('inv');

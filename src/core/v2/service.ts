@@ -5,7 +5,8 @@ import type { IdFactory } from '../ids.ts';
 import type { V2PaymentQuery, V2PaymentStore } from '../ports.ts';
 import type { RandomSource } from '../random.ts';
 import type { Scheduler } from '../scheduler.ts';
-import { decide, type ForcedOutcome, type Scenario } from '../scenario.ts';
+import type { Mix } from '../faults/mix.ts';
+import { decide, type ForcedOutcome, type Scenario, type ScenarioRequest } from '../scenario.ts';
 import { v2PaymentId, type V2Payment, type V2PaymentRequest, type V2Status } from './payment.ts';
 
 /**
@@ -32,6 +33,8 @@ export interface V2Settings {
   /** DEFAULT_DELAY_DELAY_MS: before a `delay` payment is decided (then it completes). */
   delayDelayMs: number;
   randomApproveRate: number;
+  /** The MIX setting: the weights of scenario `mix` when the request sends no `X-Sim-Mix`. */
+  mix?: Mix | undefined;
 }
 
 export interface V2ServiceDeps {
@@ -76,10 +79,10 @@ export class V2PaymentService {
    * `v2.decide` job runs), the existing one for the same request, or a conflict for another
    * request with the same tx_id. STORE_FULL when the store holds only PENDING payments.
    */
-  async create(request: V2PaymentRequest, scenario?: Scenario, forced?: ForcedOutcome): Promise<V2CreateOutcome> {
+  async create(request: V2PaymentRequest, scenario?: ScenarioRequest, forced?: ForcedOutcome): Promise<V2CreateOutcome> {
     const { clock, random, store, scheduler, settings } = this.#deps;
     const now = clock.now();
-    const scenarios = { approveDelayMs: settings.completeDelayMs, failDelayMs: settings.completeDelayMs, delayDelayMs: settings.delayDelayMs, randomApproveRate: settings.randomApproveRate };
+    const scenarios = { approveDelayMs: settings.completeDelayMs, failDelayMs: settings.completeDelayMs, delayDelayMs: settings.delayDelayMs, randomApproveRate: settings.randomApproveRate, mix: settings.mix };
     const decision = decide({ scenario: scenario ?? settings.defaultScenario, forced }, scenarios, random, now);
     const payment: V2Payment = {
       id: v2PaymentId(request.txId),

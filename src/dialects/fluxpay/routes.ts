@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { Scenario } from '../../core/scenario.ts';
+import { scenarioFromHeaders } from '../../http/scenario.ts';
 import type { FluxPayService } from '../../core/fluxpay/service.ts';
 import type { SubscriptionService } from '../../core/subscriptions/service.ts';
 import { FluxPayError } from '../../core/fluxpay/errors.ts';
@@ -176,7 +176,7 @@ const fluxpayRoutes: FastifyPluginAsync<FluxPayRoutesOptions> = async (fastify, 
       ...idempotent,
     },
     async (request) => {
-      const scenario = request.headers['x-sim-scenario'] as Scenario | undefined;
+      const scenario = scenarioFromHeaders(request.headers);
       const { payment } = await service.confirmPayment(request.body, scenario);
       return ok(paymentView(payment));
     },

@@ -2,7 +2,7 @@ import { Type, type TSchema } from 'typebox';
 import { FLUXPAY_ACCOUNTS } from '../../core/fluxpay/ledger.ts';
 import { ORDER_STATUSES, OUTBOX_EVENT_TYPES, PAYMENT_METHODS, PAYMENT_STATUSES, SAGA_STATUSES, SAGA_STEPS, USAGE_EVENT_TYPES, USAGE_STATUSES, CREDIT_TRANSACTION_TYPES } from '../../core/fluxpay/model.ts';
 import { SCENARIOS } from '../../core/scenario.ts';
-import { IdempotencyKeyHeader, IsoDateTime, PrefixedId, WebhookUrl } from '../../http/schemas.ts';
+import { IdempotencyKeyHeader, IsoDateTime, PrefixedId, SimMixHeader, WebhookUrl } from '../../http/schemas.ts';
 
 /**
  * Schemas of the FluxPay API (source document 002): camelCase, every answer in the wrapper
@@ -155,7 +155,7 @@ export const PaymentView = Type.Object(
     easyPay: Nullable(Type.Object({ provider: Type.String() })),
     status: Type.Enum(PAYMENT_STATUSES, { title: 'FluxPayPaymentStatus', description: 'READY → APPROVED → CONFIRMED | CANCELLED; READY → FAILED' }),
     failureCode: Nullable(Type.String(), 'Why it failed: card_declined, DECLINE_<d>, expired_card, …'),
-    decidedBy: Nullable(Type.String(), 'What decided the outcome: the X-Sim-Scenario (approve, fail, delay, random), card, or approve (EASY_PAY)'),
+    decidedBy: Nullable(Type.String(), 'What decided the outcome: the X-Sim-Scenario (approve, fail, delay, random, mix), card, or approve (EASY_PAY)'),
     createdAt: IsoDateTime,
     updatedAt: IsoDateTime,
     approvedAt: IsoOrNull('When it was approved'),
@@ -176,10 +176,11 @@ export const ConfirmBody = Type.Object(
 export const ConfirmHeaders = Type.Object({
   'x-sim-scenario': Type.Optional(
     Type.Enum(SCENARIOS, {
-      description: 'The outcome, whatever the card says: `approve`, `fail` (card_declined), `delay` (approved after DEFAULT_DELAY_DELAY_MS), `random` (RANDOM_APPROVE_RATE)',
+      description: 'The outcome, whatever the card says: `approve`, `fail` (card_declined), `delay` (approved after DEFAULT_DELAY_DELAY_MS), `random` (RANDOM_APPROVE_RATE), `mix` (weights in `X-Sim-Mix`, else the MIX setting)',
       examples: ['fail'],
     }),
   ),
+  ...SimMixHeader.properties,
   ...IdempotencyKeyHeader.properties,
 });
 
@@ -454,6 +455,7 @@ export const ChangePlanBody = Type.Object({ planId: PlanId }, { ...Strict, title
 export const UpdateCardBody = Type.Object({ card: CardBody }, { ...Strict, title: 'FluxPayUpdateCardRequest' });
 export const SubscriptionChargeHeaders = Type.Object({
   'x-sim-scenario': Type.Optional(Type.Enum(SCENARIOS, { description: 'The outcome of the charge this request makes, whatever the card says (as for `POST /api/v1/payments/confirm`)', examples: ['fail'] })),
+  ...SimMixHeader.properties,
   ...IdempotencyKeyHeader.properties,
 });
 

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { Scenario } from '../../core/scenario.ts';
+import { scenarioFromHeaders } from '../../http/scenario.ts';
 import type { SubscriptionService } from '../../core/subscriptions/service.ts';
 import type { IdempotencyHooks } from '../../http/idempotency.ts';
 import { IdempotencyKeyHeader } from '../../http/schemas.ts';
@@ -66,7 +66,7 @@ const subscriptionRoutes: FastifyPluginAsync<SubscriptionRoutesOptions> = async 
       },
       ...idempotent,
     },
-    async (request) => ok(billingView(await subscriptions.subscribe(request.body, request.headers['x-sim-scenario'] as Scenario | undefined))),
+    async (request) => ok(billingView(await subscriptions.subscribe(request.body, scenarioFromHeaders(request.headers)))),
   );
 
   app.get(
@@ -161,7 +161,7 @@ const subscriptionRoutes: FastifyPluginAsync<SubscriptionRoutesOptions> = async 
       },
       ...idempotent,
     },
-    async (request) => ok(billingView(await subscriptions.changePlan(request.params.subscriptionId, request.body.planId, request.headers['x-sim-scenario'] as Scenario | undefined))),
+    async (request) => ok(billingView(await subscriptions.changePlan(request.params.subscriptionId, request.body.planId, scenarioFromHeaders(request.headers)))),
   );
 
   app.post(

@@ -3,6 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Intent } from '../../core/intents/intent.ts';
 import type { IdempotencyHooks } from '../../http/idempotency.ts';
 import { documented, errorResponses, IDEMPOTENT, withExamples } from '../../http/openapi.ts';
+import { requestedScenario } from '../../http/scenario.ts';
 import { IdempotencyKeyHeader } from '../../http/schemas.ts';
 import * as ex from './examples.ts';
 import { CreateIntentBody, CreateIntentResponse, EmptyBody, intentParams, IntentList, IntentView, IntentWithWebhook, ListIntentsQuery, RefundBody } from './schemas.ts';
@@ -37,7 +38,7 @@ const intentRoutes: FastifyPluginAsync<IntentRoutesOptions> = async (fastify, { 
         operationId: 'createIntent',
         summary: 'Create a payment intent',
         description:
-          'Creates a PENDING intent. After its delay it becomes APPROVED or FAILED, as the `scenario` (`approve`, `fail`, `delay`, `random`) or the `card` data decide (a CVV ending in 0, 1 or 9 approves). With a `webhook_url` the result is delivered there, signed and retried; without one, poll `GET /v1/sim/intents/{id}`. Send an `Idempotency-Key` to make retries safe. 503 `STORE_FULL` when the store holds only PENDING intents.',
+          'Creates a PENDING intent. After its delay it becomes APPROVED or FAILED, as the `scenario` (`approve`, `fail`, `delay`, `random`, or `mix` with the weights in `mix`, else the MIX setting) or the `card` data decide (with neither, MIX when set, else approve) (a CVV ending in 0, 1 or 9 approves). With a `webhook_url` the result is delivered there, signed and retried; without one, poll `GET /v1/sim/intents/{id}`. Send an `Idempotency-Key` to make retries safe. 503 `STORE_FULL` when the store holds only PENDING intents.',
         tags: ['intents'],
         headers: IdempotencyKeyHeader,
         body: withExamples(CreateIntentBody, ex.createIntentRequests),
@@ -54,7 +55,7 @@ const intentRoutes: FastifyPluginAsync<IntentRoutesOptions> = async (fastify, { 
         reservationId: b.reservation_id,
         amount: b.amount,
         currency: b.currency ?? 'KRW',
-        scenario: b.scenario,
+        scenario: requestedScenario(b.scenario, b.mix, '/mix', 'body'),
         delayMs: b.delay_ms,
         card: b.card,
         webhookUrl: b.webhook_url,

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { Scenario } from '../../core/scenario.ts';
+import { scenarioFromHeaders } from '../../http/scenario.ts';
 import { v2PaymentId, type V2Payment } from '../../core/v2/payment.ts';
 import type { V2PaymentService } from '../../core/v2/service.ts';
 import { sendProblem } from '../../http/error-handler.ts';
@@ -70,7 +70,7 @@ const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (fastify, { idempote
     async (request, reply) => {
       const b = request.body;
       const id = v2PaymentId(b.tx_id);
-      const scenario = request.headers['x-sim-scenario'] as Scenario | undefined;
+      const scenario = scenarioFromHeaders(request.headers);
       // A twin of a create still answering in this process waits for that one's answer.
       const twin = waits.pending(id);
       const wait = twin === undefined ? waits.open(id) : undefined;

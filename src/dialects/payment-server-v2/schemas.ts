@@ -1,7 +1,7 @@
 import { Type } from 'typebox';
 import { SCENARIOS } from '../../core/scenario.ts';
 import { V2_STATUSES } from '../../core/v2/payment.ts';
-import { IdempotencyKeyHeader, IsoDateTime, WebhookUrl } from '../../http/schemas.ts';
+import { IdempotencyKeyHeader, IsoDateTime, SimMixHeader, WebhookUrl } from '../../http/schemas.ts';
 
 /**
  * Schemas of the Payment Server v3 API (source document 001), snake_case as that server wrote
@@ -37,10 +37,11 @@ export const CreatePaymentBody = Type.Object(
 export const CreatePaymentHeaders = Type.Object({
   'x-sim-scenario': Type.Optional(
     Type.Enum(SCENARIOS, {
-      description: 'The outcome, without changing the body: `approve` (completed), `fail` (PAYMENT_FAILED, card_declined), `delay` (completed after DEFAULT_DELAY_DELAY_MS), `random` (RANDOM_APPROVE_RATE). Default: V2_DEFAULT_SCENARIO',
+      description: 'The outcome, without changing the body: `approve` (completed), `fail` (PAYMENT_FAILED, card_declined), `delay` (completed after DEFAULT_DELAY_DELAY_MS), `random` (RANDOM_APPROVE_RATE), `mix` (weights in `X-Sim-Mix`, else the MIX setting). Default: V2_DEFAULT_SCENARIO (unset: mix when MIX is set, else approve)',
       examples: ['fail'],
     }),
   ),
+  ...SimMixHeader.properties,
   ...IdempotencyKeyHeader.properties,
 });
 

@@ -35,6 +35,7 @@ export default fp(
         completeDelayMs: config.v2.completeDelayMs,
         delayDelayMs: config.scenarios.delayDelayMs,
         randomApproveRate: config.scenarios.randomApproveRate,
+        mix: config.scenarios.mix,
       },
     });
     app.decorate('v2Payments', service);
