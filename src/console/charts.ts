@@ -1,105 +1,59 @@
-import type { Delivery } from '../core/deliveries.ts';
-import type { DeliveryLogStore } from '../core/ports.ts';
 import { html, type Html } from './html.ts';
-import type { Decision } from './sources.ts';
+import { GROUP_SECONDS, WINDOW_SECONDS, type SeriesWindow } from './series.ts';
 
 /**
  * The console's charts, hand-drawn SVG (no library, no canvas): decisions per second by outcome,
- * and the webhooks' success rate and latency percentiles, over the last minutes. Computed when a
- * page asks, from what the stores hold (each intent's, payment's and booking's decision time; each
- * delivery attempt's time, status and duration), so nothing is recorded while nobody looks.
+ * and the webhooks' success rate and latency percentiles, over the last WINDOW_SECONDS, drawn from
+ * what the recorder (src/console/series.ts) counted as it happened. Each comes with its text
+ * alternative: a description, a legend naming the line styles, the latest values, and the table
+ * of the window (src/console/pages/other.ts).
  * @see issue 13 "Charts"
  */
-
-export const WINDOW_MS = 5 * 60_000;
-export const DECISION_BUCKET_MS = 10_000;
-export const WEBHOOK_BUCKET_MS = 30_000;
-/** At most this many deliveries are read for the webhook chart (newest first). */
-export const MAX_DELIVERIES_SCANNED = 5000;
 
 export interface Series {
   name: string;
   /** CSS class giving its colour and dash (colour is never the only difference). */
   cls: string;
-  /** One value per bucket; null where there is nothing to show. */
+  /** One value per point; null where there is nothing to show (a rate without attempts). */
   values: Array<number | null>;
 }
 
-export function bucketStarts(now: number, windowMs: number, bucketMs: number): number[] {
-  const end = Math.floor(now / bucketMs) * bucketMs + bucketMs;
-  const count = Math.ceil(windowMs / bucketMs);
-  return Array.from({ length: count }, (_, i) => end - (count - i) * bucketMs);
-}
+const MINUTES = WINDOW_SECONDS / 60;
 
-/** Decisions per second in each bucket, approved and failed. */
-export function decisionSeries(decisions: readonly Decision[], now: number): { starts: number[]; series: Series[] } {
-  const starts = bucketStarts(now, WINDOW_MS, DECISION_BUCKET_MS);
-  const first = starts[0] as number;
-  const approved = starts.map(() => 0);
-  const failed = starts.map(() => 0);
-  for (const d of decisions) {
-    const i = Math.floor((d.at - first) / DECISION_BUCKET_MS);
-    if (i < 0 || i >= starts.length) continue;
-    if (d.outcome === 'approved') approved[i] = (approved[i] as number) + 1;
-    else failed[i] = (failed[i] as number) + 1;
-  }
-  const perSecond = (n: number): number => n / (DECISION_BUCKET_MS / 1000);
-  return {
-    starts,
-    series: [
-      { name: 'approved / s', cls: 'line-approved', values: approved.map(perSecond) },
-      { name: 'failed / s', cls: 'line-failed', values: failed.map(perSecond) },
-    ],
-  };
-}
-
-/** The p-th percentile (0–100) of sorted values, nearest rank. */
-export function percentile(sorted: readonly number[], p: number): number | null {
-  if (sorted.length === 0) return null;
-  const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));
-  return sorted[rank - 1] as number;
-}
-
-export async function recentDeliveries(log: DeliveryLogStore, since: number): Promise<Delivery[]> {
-  const out: Delivery[] = [];
-  let cursor: string | undefined;
-  while (out.length < MAX_DELIVERIES_SCANNED) {
-    const page = await log.list({ limit: 500, cursor });
-    for (const d of page.data) if (d.updatedAt >= since) out.push(d);
-    if (page.nextCursor === null) break;
-    cursor = page.nextCursor;
-  }
-  return out;
-}
-
-/** Success rate (% of attempts answered 2xx) and p50/p95/p99 attempt latency (ms) per bucket. */
-export function webhookSeries(deliveries: readonly Delivery[], now: number): { starts: number[]; rate: Series[]; latency: Series[]; attempts: number } {
-  const starts = bucketStarts(now, WINDOW_MS, WEBHOOK_BUCKET_MS);
-  const first = starts[0] as number;
-  const ok = starts.map(() => 0);
-  const durations: number[][] = starts.map(() => []);
-  let attempts = 0;
-  for (const d of deliveries) {
-    for (const a of d.attempts) {
-      const i = Math.floor((a.at - first) / WEBHOOK_BUCKET_MS);
-      if (i < 0 || i >= starts.length) continue;
-      attempts++;
-      (durations[i] as number[]).push(a.durationMs);
-      if (a.statusCode !== null && a.statusCode >= 200 && a.statusCode < 300) ok[i] = (ok[i] as number) + 1;
-    }
-  }
-  for (const list of durations) list.sort((x, y) => x - y);
-  const rate = durations.map((list, i) => (list.length === 0 ? null : (100 * (ok[i] as number)) / list.length));
-  return {
-    starts,
-    attempts,
-    rate: [{ name: 'success %', cls: 'line-approved', values: rate }],
-    latency: [
-      { name: 'p50 ms', cls: 'line-p50', values: durations.map((l) => percentile(l, 50)) },
-      { name: 'p95 ms', cls: 'line-p95', values: durations.map((l) => percentile(l, 95)) },
-      { name: 'p99 ms', cls: 'line-p99', values: durations.map((l) => percentile(l, 99)) },
-    ],
-  };
+/** The three charts of a recorded window. */
+export function seriesCharts(w: SeriesWindow): Html[] {
+  const starts = w.groups.map((g) => g.start);
+  return [
+    lineChart({
+      id: 'chart-decisions',
+      title: `Decisions per second by outcome (last ${MINUTES} minutes, ${w.total.approved + w.total.failed} decisions)`,
+      unit: '/s',
+      starts: w.seconds,
+      series: [
+        { name: 'approved / s', cls: 'line-approved', values: w.approved },
+        { name: 'failed / s', cls: 'line-failed', values: w.failed },
+      ],
+    }),
+    lineChart({
+      id: 'chart-webhook-rate',
+      title: `Webhook success rate (${GROUP_SECONDS} s intervals, ${w.total.attempts} attempts)`,
+      unit: '%',
+      starts,
+      series: [{ name: 'success %', cls: 'line-approved', values: w.groups.map((g) => (g.attempts === 0 ? null : (100 * g.succeeded) / g.attempts)) }],
+      fixedMax: 100,
+    }),
+    lineChart({
+      id: 'chart-webhook-latency',
+      title: `Webhook attempt latency percentiles (${GROUP_SECONDS} s intervals)`,
+      unit: 'ms',
+      starts,
+      series: [
+        { name: 'p50 ms', cls: 'line-p50', values: w.groups.map((g) => g.p50) },
+        { name: 'p95 ms', cls: 'line-p95', values: w.groups.map((g) => g.p95) },
+        { name: 'p99 ms', cls: 'line-p99', values: w.groups.map((g) => g.p99) },
+      ],
+    }),
+  ];
 }
 
 const W = 640;
@@ -145,8 +99,9 @@ export function lineChart(options: { id: string; title: string; unit: string; st
       } else current.push(`${current.length === 0 ? 'M' : 'L'}${x(i).toFixed(1)},${y(v).toFixed(1)}`);
     });
     if (current.length > 0) segments.push(current.join(' '));
-    // A dot on every point: a lone value between gaps is a point, not a line.
-    const dots = s.values.map((v, i) => (v === null ? '' : html`<circle class="${s.cls}" cx="${x(i).toFixed(1)}" cy="${y(v).toFixed(1)}" r="2.5" fill="none"/>`));
+    // A dot where a value stands alone between gaps: a point, not a line, would not show otherwise.
+    const lone = (i: number): boolean => s.values[i] !== null && (s.values[i - 1] ?? null) === null && (s.values[i + 1] ?? null) === null;
+    const dots = s.values.map((v, i) => (v === null || !lone(i) ? '' : html`<circle class="${s.cls}" cx="${x(i).toFixed(1)}" cy="${y(v).toFixed(1)}" r="2.5" fill="none"/>`));
     return html`<g><title>${s.name}</title>${segments.length === 0 ? '' : html`<path class="${s.cls}" d="${segments.join(' ')}" fill="none"/>`}${dots}</g>`;
   });
   const latest = series.map((s) => {

@@ -7,8 +7,8 @@ import { isDeliveryEvent, type DomainEvent } from '../core/events.ts';
 import { SCENARIOS } from '../core/scenario.ts';
 import { nativePayload } from '../dialects/native/webhook-payload.ts';
 import { clearedCookie, ConsoleAuth, cookieValue, CSRF_FIELD, CSRF_HEADER, SESSION_COOKIE, sessionCookie, type Session } from './auth.ts';
-import { decisionSeries, lineChart, recentDeliveries, WINDOW_MS, webhookSeries } from './charts.ts';
 import { LiveFeed } from './feed.ts';
+import { ActivitySeries } from './series.ts';
 import { httpUrl, integer, oneOf, parseForm, text, type FormBody } from './forms.ts';
 import type { Html } from './html.ts';
 import type { PageContext } from './layout.ts';
@@ -133,6 +133,11 @@ const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options)
     for (const p of panelPages) if (p.concerns(event) && !topics.includes(p.topic)) topics.push(p.topic);
     return topics;
   };
+  // Always on (while the console is enabled), so the charts have history when a page opens: per
+  // event, a switch and a counter increment; memory fixed by the window.
+  const series = new ActivitySeries(clock);
+  const unsubscribeSeries = bus.subscribe((event) => series.onEvent(event));
+  app.addHook('onClose', async () => unsubscribeSeries());
   const feed = new LiveFeed(bus, topicsOf);
   app.addHook('preClose', async () => feed.close());
   options.onFeed?.(feed);
@@ -375,19 +380,9 @@ const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options)
   }
 
   app.get('/charts', { schema: HIDE }, async (request, reply) => {
-    const now = clock.now();
-    const since = now - WINDOW_MS;
-    const decisions = (await Promise.all(sources.map((s) => s.decisions(since)))).flat();
-    const d = decisionSeries(decisions, now);
-    const w = webhookSeries(await recentDeliveries(deliveries, since), now);
-    const charts = [
-      lineChart({ id: 'chart-decisions', title: 'Decisions per second by outcome (10 s buckets)', unit: '/s', starts: d.starts, series: d.series }),
-      lineChart({ id: 'chart-webhook-rate', title: `Webhook success rate (30 s buckets, ${w.attempts} attempts)`, unit: '%', starts: w.starts, series: w.rate, fixedMax: 100 }),
-      lineChart({ id: 'chart-webhook-latency', title: 'Webhook attempt latency percentiles (30 s buckets)', unit: 'ms', starts: w.starts, series: w.latency }),
-    ];
-    return send(reply, chartsPage(context(request), charts));
+    const labels = Object.fromEntries(sources.map((s) => [s.dialect, s.label]));
+    return send(reply, chartsPage(context(request), series.read(), labels));
   });
-
 };
 
 export default consolePlugin;

@@ -6,7 +6,7 @@ import type { Html } from './html.ts';
  * What the console shows is assembled from sources, one per dialect or domain, so a new dialect
  * plugs in by adding one object to a list (src/console/index.ts), without touching the pages:
  * - a `PaymentSource` puts its payments into the one payments view (list, counts, filters, detail,
- *   actions, the decisions chart);
+ *   actions; the decisions chart counts from the bus instead, src/console/series.ts);
  * - a `Panel` is one box of a panel page (the bookings page: seat maps, inbox, ledger);
  * - both say which bus events concern them (`topic`), so the live feed knows what to refresh.
  * Sources read and act through the same core services as the APIs, never around a state machine.
@@ -16,9 +16,6 @@ import type { Html } from './html.ts';
 /** The statuses every dialect's payment is grouped into, for the filters and the counts (document 001: pending / completed / failed). */
 export const STATUS_GROUPS = ['pending', 'completed', 'failed', 'cancelled', 'refunded'] as const;
 export type StatusGroup = (typeof STATUS_GROUPS)[number];
-
-/** A source's `decisions` looks at most at its newest this many payments (the charts page says so). */
-export const DECISION_SCAN = 5000;
 
 /** Refresh topics: a live region lists the topics it shows; the feed names the topics an event touched. */
 export type Topic = 'payments' | 'webhooks' | 'bookings' | (string & {});
@@ -66,11 +63,6 @@ export interface PaymentDetail {
   actions: PaymentAction[];
 }
 
-export interface Decision {
-  at: number;
-  outcome: 'approved' | 'failed';
-}
-
 export interface PaymentSource {
   /** Short, URL-safe: `intent`, `v2`, `booking`, `fluxpay`. */
   dialect: string;
@@ -83,8 +75,6 @@ export interface PaymentSource {
   get(id: string): Promise<PaymentDetail | undefined>;
   /** Runs an action through the dialect's service; the message to show, or throws a DomainError. */
   act?(id: string, action: string, input: Readonly<Record<string, string>>): Promise<string>;
-  /** Decisions made since `since` (epoch ms), for the decisions chart. */
-  decisions(since: number): Promise<Decision[]>;
   /** Whether a bus event changes what this source lists. */
   concerns(event: DomainEvent): boolean;
 }

@@ -184,6 +184,38 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
     await page.close();
   }, TIMEOUT);
 
+  it('shows payments made through the API in the decisions chart live, without a reload', async () => {
+    const page = await newPage();
+    await page.goto(`${served.origin}/console/charts`);
+    await live(page);
+    await mark(page);
+    const intentRow = page.locator('#charts-dialects tr[data-dialect="intent"] td');
+    const counts = async (): Promise<number[]> => (await intentRow.allInnerTexts()).map(Number);
+    const [approvedBefore, failedBefore] = await counts();
+    // The table of every interval, opened, stays open through the refreshes (focus moved off it, so it is refreshed).
+    await page.getByText('Every 10 seconds, as a table').click();
+    await page.locator('h1').click();
+    /** The last second of the failed line above zero (its y below the baseline, 192), or -1. */
+    const lastFailedSecond = (): Promise<number> =>
+      page.evaluate<number>("(document.querySelector('#chart-decisions path.line-failed')?.getAttribute('d') ?? '').split(' ').map((p) => Number(p.slice(1).split(',')[1])).findLastIndex((y) => y < 192)");
+    for (const scenario of ['fail', 'fail', 'approve']) {
+      const made = await api('POST', '/v1/sim/intent', { reservation_id: `R-chart-${scenario}`, amount: 500, scenario });
+      expect(made.status).toBe(200);
+    }
+    // Declined 0.3 s after creation, approved 1.5 s after: both show without a reload.
+    await expect.poll(counts, { timeout: 5000 }).toEqual([approvedBefore, (failedBefore as number) + 2]);
+    // The two declines are in the chart, within the last seconds of the window (600 points).
+    expect(await lastFailedSecond()).toBeGreaterThanOrEqual(595);
+    await expect.poll(counts, { timeout: 5000 }).toEqual([(approvedBefore as number) + 1, (failedBefore as number) + 2]);
+    expect(await page.locator('#chart-decisions figcaption').innerText()).toMatch(/^Decisions per second by outcome \(last 10 minutes, \d+ decisions\)$/);
+    expect(await page.locator('#charts-table-details').getAttribute('open')).toBe('');
+    expect(await page.locator('#charts-table tbody tr').count()).toBe(60);
+    expect(await stillMarked(page)).toBe(true);
+    expect(blocked).toEqual([]);
+    expect(consoleErrors).toEqual([]);
+    await page.close();
+  }, TIMEOUT);
+
   it('lists a payment made through the API within a second, and the pause switch holds updates back', async () => {
     const page = await newPage();
     await page.goto(`${served.origin}/console/payments?dialect=&status=&q=`);

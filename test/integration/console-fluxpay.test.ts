@@ -205,16 +205,19 @@ describe('FluxPay orders in the payments view', () => {
     expect(rows.map((r) => r.group).sort()).toEqual(['cancelled', 'completed', 'completed', 'pending', 'refunded']);
   });
 
-  it('counts approved and failed payments for the decisions chart', async () => {
+  it('counts approved and declined payments in the charts once the relay has published them', async () => {
     const t = await apps.app();
     const a = await createOrder(t);
     resultOf(await confirm(t, await createPayment(t, a.orderId)));
     const b = await createOrder(t);
     const declined = await confirm(t, await createPayment(t, b.orderId), { 'x-sim-scenario': 'fail' });
     expect(declined.statusCode).toBe(402);
-    const decisions = await fluxpaySource(deps(t)).decisions(Date.parse(AT) - 1000);
-    expect(decisions.map((d) => d.outcome).sort()).toEqual(['approved', 'failed']);
-    expect(await fluxpaySource(deps(t)).decisions(Date.parse(AT) + 1)).toEqual([]);
+    await t.app.fluxpay.relay.idle();
+    await t.clock.advance(3000);
+    const page = (await t.app.inject({ method: 'GET', url: '/console/charts' })).body;
+    expect(page).toContain('<tr data-dialect="fluxpay"><th scope="row">FluxPay orders (/api/v1/orders)</th><td class="num">1</td><td class="num">1</td></tr>');
+    expect(page).toContain('<tr data-dialect="intent"><th scope="row">Native intents (/v1/sim)</th><td class="num">0</td><td class="num">0</td></tr>');
+    expect(page).toContain('<p id="charts-totals">2 decisions (1 approved, 1 failed); 0 webhook attempts, 0 succeeded (—); attempt latency p50 — ms, p95 — ms, p99 — ms.</p>');
   });
 });
 

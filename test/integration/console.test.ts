@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import type { Delivery } from '../../src/core/deliveries.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 
 /**
@@ -167,12 +168,55 @@ describe('the console on the server', () => {
     expect(payments).toContain('<strong data-count="cancelled">1</strong>');
   });
 
-  it('says on the charts page what the charts are drawn from', async () => {
-    t = await buildTestApp();
+  it('charts the decisions and webhook attempts of the last 10 minutes from what the bus told, per second, on the manual clock', async () => {
+    t = await buildTestApp({ DEFAULT_APPROVE_DELAY_MS: '1000', DEFAULT_FAIL_DELAY_MS: '2000' });
+    const T0 = t.clock.now(); // 12:00:00.000
+    for (const scenario of ['approve', 'approve', 'fail']) {
+      const made = await t.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: `R-chart-${scenario}`, amount: 100, scenario } });
+      expect(made.statusCode).toBe(200);
+    }
+    await t.clock.advance(1000); // both approved at 12:00:01
+    await t.clock.advance(1000); // failed at 12:00:02
+    // Four webhook attempts at 12:00:02 as the dispatcher tells them (their latencies chosen, not measured).
+    for (const [statusCode, durationMs] of [[200, 5], [200, 4.2], [500, 30], [204, 200]] as const) {
+      t.app.core.bus.publish({ id: 'whd_1', type: 'webhook.attempted', occurredAt: t.clock.now(), delivery: { subject: null } as Delivery, attempt: { at: t.clock.now(), statusCode, durationMs, error: null } });
+    }
+    await t.clock.advance(12_000); // now 12:00:14: the last interval (12:00:05–14) is empty
     const page = (await t.app.inject({ method: 'GET', url: '/console/charts' })).body;
+    // The decisions chart: 600 seconds, the window ending at 12:00:14; y from 0 to 2 (y = 192 − v · 84).
+    const points = (cls: string) => {
+      const d = new RegExp(`<path class="${cls}" d="([^"]+)"`).exec(page)?.[1] ?? '';
+      return d.split(' ').map((p, i) => [i, Number(p.slice(1).split(',')[1])] as const);
+    };
+    const approved = points('line-approved');
+    expect(approved.length).toBe(600);
+    expect(approved.filter(([, y]) => y !== 192)).toEqual([[586, 24]]); // 12:00:01: 2 / s
+    expect(points('line-failed').filter(([, y]) => y !== 192)).toEqual([[587, 108]]); // 12:00:02: 1 / s
+    expect(page).toContain('<figcaption>Decisions per second by outcome (last 10 minutes, 3 decisions)</figcaption>');
+    expect(page).toContain('<figcaption>Webhook success rate (10 s intervals, 4 attempts)</figcaption>');
+    expect(page).toContain('<desc id="chart-webhook-rate-d">Last 10 minutes. Latest: success %: 75.</desc>');
+    // 4.2 ms counts as at most 5; 200 ms falls in 192–207.
+    expect(page).toContain('<desc id="chart-webhook-latency-d">Last 10 minutes. Latest: p50 ms: 5; p95 ms: 207; p99 ms: 207.</desc>');
+    expect(page).toContain('<p id="charts-totals">3 decisions (2 approved, 1 failed); 4 webhook attempts, 3 succeeded (75.0 %); attempt latency p50 5 ms, p95 207 ms, p99 207 ms.</p>');
+    expect(page).toContain('<tr data-dialect="intent"><th scope="row">Native intents (/v1/sim)</th><td class="num">2</td><td class="num">1</td></tr>');
+    expect(page).toContain('<tr data-dialect="v2"><th scope="row">Payment Server v3 (/api/v2)</th><td class="num">0</td><td class="num">0</td></tr>');
+    const rows = [...page.matchAll(/<tr><th scope="row">([\d:]+)<\/th>(.*?)<\/tr>/g)].map((m) => [m[1], m[2]?.replaceAll('<td class="num">', '').split('</td>').slice(0, -1)]);
+    expect(rows.length).toBe(60);
+    expect(rows.slice(0, 3)).toEqual([
+      ['12:00:05', ['0', '0', '0', '—', '—', '—', '—']],
+      ['11:59:55', ['2', '1', '4', '75.0 %', '5', '207', '207']],
+      ['11:59:45', ['0', '0', '0', '—', '—', '—', '—']],
+    ]);
+    expect(rows.at(-1)?.[0]).toBe('11:50:15');
     expect(page).toContain(
-      '<p class="hint" id="charts-scope">Drawn when the page loads, from what the stores keep: the decisions of at most the newest 5,000 payments of each dialect (FluxPay: all it keeps), and at most 5,000 webhook deliveries changed in the window. Under heavier load than that the charts undercount.</p>',
+      '<p class="hint" id="charts-scope">Counted by this process as it happened, per second, from its start: the decisions of every dialect (native intents, /api/v2, booking and FluxPay payments) and every webhook attempt, for the last 10 minutes; a second with none shows as zero. Latency percentiles are “at most” figures, exact below 16 ms and within 12.5 % above. With several replicas, each shows its own process’s share.</p>',
     );
+    expect(page).not.toContain('5,000');
+    // Ten minutes on, all of it has left the window.
+    await t.clock.advance(600_000);
+    const later = (await t.app.inject({ method: 'GET', url: '/console/charts' })).body;
+    expect(later).toContain('<p id="charts-totals">0 decisions (0 approved, 0 failed); 0 webhook attempts, 0 succeeded (—); attempt latency p50 — ms, p95 — ms, p99 — ms.</p>');
+    expect(T0).toBe(Date.parse('2026-01-15T12:00:00.000Z'));
   });
 
   it('answers an unknown /console path read with GET or HEAD by an HTML 404 page in the console’s frame; other methods get the application’s 404 or 405', async () => {

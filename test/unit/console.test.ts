@@ -1,10 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { bucketStarts, decisionSeries, niceMax, percentile, webhookSeries } from '../../src/console/charts.ts';
+import { lineChart, niceMax } from '../../src/console/charts.ts';
 import { LiveFeed } from '../../src/console/feed.ts';
 import { escapeHtml, html, raw } from '../../src/console/html.ts';
 import { ConsoleAuth, cookieValue } from '../../src/console/auth.ts';
 import { EventBus, type DomainEvent } from '../../src/core/events.ts';
-import type { Delivery } from '../../src/core/deliveries.ts';
 
 describe('console html', () => {
   it('escapes every interpolated value, keeps html`` fragments, and drops null, undefined and false', () => {
@@ -79,37 +78,15 @@ describe('console session and CSRF tokens', () => {
 });
 
 describe('console charts', () => {
-  it('buckets decisions per second by outcome over the window', () => {
-    const now = 1_000_000_005_000;
-    const starts = bucketStarts(now, 300_000, 10_000);
-    expect(starts.length).toBe(30);
-    expect(starts.at(-1)).toBe(1_000_000_000_000);
-    const { series } = decisionSeries(
-      [
-        { at: now, outcome: 'approved' },
-        { at: now - 1, outcome: 'approved' },
-        { at: now, outcome: 'failed' },
-        { at: now - 400_000, outcome: 'failed' }, // outside the window
-      ],
-      now,
-    );
-    expect(series.map((s) => [s.name, s.values.at(-1), s.values.reduce((a, b) => (a ?? 0) + (b ?? 0), 0)])).toEqual([
-      ['approved / s', 0.2, 0.2],
-      ['failed / s', 0.1, 0.1],
-    ]);
+  it('rounds the y axis up to 1, 2 or 5 times a power of ten', () => {
+    expect([niceMax(0), niceMax(3), niceMax(7), niceMax(140), niceMax(0.3)]).toEqual([1, 5, 10, 200, 0.5]);
   });
 
-  it('computes the success rate and nearest-rank latency percentiles of the attempts in each bucket', () => {
-    expect(percentile([], 50)).toBeNull();
-    expect([percentile([1, 2, 3, 4], 50), percentile([1, 2, 3, 4], 95), percentile([5], 99)]).toEqual([2, 4, 5]);
-    expect([niceMax(0), niceMax(3), niceMax(7), niceMax(140)]).toEqual([1, 5, 10, 200]);
-    const now = 1_000_000_000_000;
-    const attempt = (statusCode: number | null, durationMs: number) => ({ at: now, statusCode, durationMs, error: statusCode === null ? 'timeout' : null });
-    const delivery = { attempts: [attempt(200, 10), attempt(500, 30), attempt(null, 1000), attempt(204, 20)] } as unknown as Delivery;
-    const w = webhookSeries([delivery], now);
-    expect(w.attempts).toBe(4);
-    expect(w.rate[0]?.values.at(-1)).toBe(50);
-    expect(w.latency.map((s) => s.values.at(-1))).toEqual([20, 1000, 1000]);
-    expect(w.rate[0]?.values.slice(0, -1).every((v) => v === null)).toBe(true);
+  it('draws a line through consecutive values, a gap where a value is null, and a dot only for a value standing alone', () => {
+    const chart = lineChart({ id: 'c', title: 'T', unit: '%', starts: [0, 10_000, 20_000, 30_000, 40_000, 50_000], series: [{ name: 'rate', cls: 'line-approved', values: [100, 50, null, 0, null, null] }], fixedMax: 100 }).text;
+    expect(chart).toContain('<path class="line-approved" d="M48.0,24.0 L164.0,108.0 M396.0,192.0" fill="none"/>');
+    expect(chart.match(/<circle [^>]+>/g)).toEqual(['<circle class="line-approved" cx="396.0" cy="192.0" r="2.5" fill="none"/>']);
+    expect(chart).toContain('<desc id="c-d">Last 1 minutes. Latest: rate: 0.</desc>');
+    expect(chart).toContain('<p class="chart-summary">Latest: rate: 0</p>');
   });
 });

@@ -84,6 +84,8 @@
                     continue;
                   }
                   const adopted = document.importNode(next, true);
+                  // A table someone opened (the charts' <details>) stays open across refreshes.
+                  for (const open of el.querySelectorAll('details[id][open]')) adopted.querySelector(`details[id="${open.id}"]`)?.setAttribute('open', '');
                   el.replaceWith(adopted);
                   if (typeof htmx !== 'undefined') htmx.process(adopted);
                 }

@@ -1,8 +1,9 @@
 import { CSRF_FIELD } from '../auth.ts';
 import { html, type Html } from '../html.ts';
 import { notice, page, type PageContext } from '../layout.ts';
-import { MAX_DELIVERIES_SCANNED } from '../charts.ts';
-import { DECISION_SCAN, type PanelPage } from '../sources.ts';
+import { seriesCharts } from '../charts.ts';
+import { DECISION_DIALECTS, GROUP_SECONDS, WINDOW_SECONDS, type GroupStats, type SeriesWindow } from '../series.ts';
+import type { PanelPage } from '../sources.ts';
 
 /** A panel page (bookings, FluxPay): one live region per panel, refreshed on the page's topic. */
 export async function panelPage(ctx: PageContext, panels: PanelPage, query: Readonly<Record<string, string | undefined>> = {}): Promise<Html> {
@@ -16,12 +17,42 @@ export async function panelPage(ctx: PageContext, panels: PanelPage, query: Read
   });
 }
 
-export function chartsPage(ctx: PageContext, charts: Html[]): Html {
+function ms(value: number | null): string {
+  return value === null ? '—' : String(value);
+}
+
+function rate(g: Pick<GroupStats, 'attempts' | 'succeeded'>): string {
+  return g.attempts === 0 ? '—' : `${((100 * g.succeeded) / g.attempts).toFixed(1)} %`;
+}
+
+function time(epochMs: number): string {
+  return new Date(epochMs).toISOString().slice(11, 19);
+}
+
+/**
+ * The charts of the recorded window, then its text alternative: the totals, the decisions by
+ * dialect, and a table of every GROUP_SECONDS interval (newest first). `labels` names each dialect.
+ */
+export function chartsPage(ctx: PageContext, w: SeriesWindow, labels: Readonly<Record<string, string>>): Html {
+  const t = w.total;
   return page(ctx, {
     title: 'Charts',
     active: 'charts',
-    body: html`<div id="charts" class="charts" data-topics="payments webhooks bookings fluxpay">${charts}</div>
-<p class="hint" id="charts-scope">Drawn when the page loads, from what the stores keep: the decisions of at most the newest ${DECISION_SCAN.toLocaleString('en-US')} payments of each dialect (FluxPay: all it keeps), and at most ${MAX_DELIVERIES_SCANNED.toLocaleString('en-US')} webhook deliveries changed in the window. Under heavier load than that the charts undercount.</p>`,
+    body: html`<div id="charts" data-topics="payments webhooks bookings fluxpay">
+<div class="charts">${seriesCharts(w)}</div>
+<section class="card" aria-labelledby="charts-window-h"><h2 id="charts-window-h">Last ${WINDOW_SECONDS / 60} minutes</h2>
+<p id="charts-totals">${t.approved + t.failed} decisions (${t.approved} approved, ${t.failed} failed); ${t.attempts} webhook attempts, ${t.succeeded} succeeded (${rate(t)}); attempt latency p50 ${ms(t.p50)} ms, p95 ${ms(t.p95)} ms, p99 ${ms(t.p99)} ms.</p>
+<div class="scroll" tabindex="0"><table id="charts-dialects"><caption>Decisions by dialect</caption><thead><tr><th scope="col">Dialect</th><th scope="col">Approved</th><th scope="col">Failed</th></tr></thead><tbody>${DECISION_DIALECTS.map(
+      (d) => html`<tr data-dialect="${d}"><th scope="row">${labels[d] ?? d}</th><td class="num">${w.byDialect[d].approved}</td><td class="num">${w.byDialect[d].failed}</td></tr>`,
+    )}</tbody></table></div>
+<details id="charts-table-details"><summary>Every ${GROUP_SECONDS} seconds, as a table</summary>
+<div class="scroll" tabindex="0"><table id="charts-table"><caption>Decisions and webhook attempts per ${GROUP_SECONDS}-second interval, newest first (latency in ms)</caption><thead><tr><th scope="col">From (UTC)</th><th scope="col">Approved</th><th scope="col">Failed</th><th scope="col">Webhook attempts</th><th scope="col">Success</th><th scope="col">p50</th><th scope="col">p95</th><th scope="col">p99</th></tr></thead><tbody>${[...w.groups].reverse().map(
+      (g) => html`<tr><th scope="row">${time(g.start)}</th><td class="num">${g.approved}</td><td class="num">${g.failed}</td><td class="num">${g.attempts}</td><td class="num">${rate(g)}</td><td class="num">${ms(g.p50)}</td><td class="num">${ms(g.p95)}</td><td class="num">${ms(g.p99)}</td></tr>`,
+    )}</tbody></table></div>
+</details>
+</section>
+</div>
+<p class="hint" id="charts-scope">Counted by this process as it happened, per second, from its start: the decisions of every dialect (native intents, /api/v2, booking and FluxPay payments) and every webhook attempt, for the last ${WINDOW_SECONDS / 60} minutes; a second with none shows as zero. Latency percentiles are “at most” figures, exact below 16 ms and within 12.5 % above. With several replicas, each shows its own process’s share.</p>`,
   });
 }
 

@@ -4,7 +4,7 @@ import type { BookingService } from '../../core/bookings/service.ts';
 import { isBookingEvent, type DomainEvent } from '../../core/events.ts';
 import type { LedgerStore, SeatStore } from '../../core/ports.ts';
 import { html, iso, money, raw, type Html } from '../html.ts';
-import { DECISION_SCAN, groupCounts, type HistoryEntry, type PaymentRow, type PaymentSource, type Panel, type PanelPage, type StatusGroup } from '../sources.ts';
+import { groupCounts, type HistoryEntry, type PaymentRow, type PaymentSource, type Panel, type PanelPage, type StatusGroup } from '../sources.ts';
 
 /**
  * Bookings (issue 4) in the console: their payments in the payments view, and the bookings page
@@ -86,14 +86,6 @@ export function bookingSource(deps: BookingDeps): PaymentSource {
         subject: { kind: BOOKING_SUBJECT, id: booking.id },
         actions: [],
       };
-    },
-    async decisions(since) {
-      const out = [];
-      for (const booking of await recentBookings(deps, DECISION_SCAN)) {
-        const pg = booking.paymentIntent.pgMockData;
-        if (pg !== null && pg.processedAt >= since) out.push({ at: pg.processedAt, outcome: pg.isSuccess ? ('approved' as const) : ('failed' as const) });
-      }
-      return out;
     },
     concerns: (event: DomainEvent) => event.type.startsWith('booking.'),
   };

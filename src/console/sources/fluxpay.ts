@@ -8,7 +8,7 @@ import type { WaitingRoomService } from '../../core/waiting-room/service.ts';
 import { FLUXPAY_SUBJECT_KIND } from '../../dialects/fluxpay/webhook-payload.ts';
 import { text, type FormBody } from '../forms.ts';
 import { html, iso, money, query, raw, type Html } from '../html.ts';
-import type { Decision, HistoryEntry, PaymentAction, PaymentDetail, PaymentRow, PaymentSource, Panel, PanelPage, StatusGroup } from '../sources.ts';
+import type { HistoryEntry, PaymentAction, PaymentDetail, PaymentRow, PaymentSource, Panel, PanelPage, StatusGroup } from '../sources.ts';
 import { isWaitingRoomEvent, waitingRoomsPanel } from './waiting-rooms.ts';
 
 /**
@@ -167,14 +167,6 @@ export function fluxpaySource(deps: FluxPayConsoleDeps): PaymentSource {
         throw error;
       });
       return `Order ${order.orderId} cancelled${payment === null ? '' : `; payment ${payment.paymentKey} refunded`}.`;
-    },
-    async decisions(since) {
-      const out: Decision[] = [];
-      for (const payment of (await store.snapshot()).payments) {
-        if (payment.approvedAt !== null && payment.approvedAt >= since) out.push({ at: payment.approvedAt, outcome: 'approved' });
-        else if (payment.failedAt !== null && payment.failedAt >= since) out.push({ at: payment.failedAt, outcome: 'failed' });
-      }
-      return out;
     },
     // Orders change with every FluxPay event but a credit deduction or refund (usages, not orders).
     concerns: (event: DomainEvent) => isFluxPayEvent(event) && !(event.type === 'fluxpay.event' && (event.event.eventType === 'credit.deducted' || event.event.eventType === 'credit.refunded')),

@@ -3,7 +3,7 @@ import type { Intent } from '../../core/intents/intent.ts';
 import type { IntentService } from '../../core/intents/service.ts';
 import { integer, type FormBody } from '../forms.ts';
 import { iso, money } from '../html.ts';
-import { DECISION_SCAN, groupCounts, type Decision, type HistoryEntry, type PaymentAction, type PaymentDetail, type PaymentRow, type PaymentSource, type StatusGroup } from '../sources.ts';
+import { groupCounts, type HistoryEntry, type PaymentAction, type PaymentDetail, type PaymentRow, type PaymentSource, type StatusGroup } from '../sources.ts';
 
 /**
  * Native payment intents (`/v1/sim`, issue 2) in the console: listed, detailed, cancelled and
@@ -103,21 +103,6 @@ export function nativeSource(intents: IntentService): PaymentSource {
         default:
           throw new Error(`unknown action ${action}`);
       }
-    },
-    async decisions(since) {
-      const out: Decision[] = [];
-      let cursor: string | undefined;
-      // Newest first: stop at the first page older than the window (an intent is decided after it is created).
-      for (let pages = 0; pages < DECISION_SCAN / 500; pages++) {
-        const page = await intents.list({ limit: 500, cursor });
-        for (const intent of page.data) {
-          if (intent.decidedAt !== null && intent.decidedAt >= since) out.push({ at: intent.decidedAt, outcome: intent.planned.status === 'APPROVED' ? 'approved' : 'failed' });
-        }
-        const last = page.data.at(-1);
-        if (page.nextCursor === null || (last !== undefined && last.createdAt + last.delayMs < since)) break;
-        cursor = page.nextCursor;
-      }
-      return out;
     },
     concerns: (event: DomainEvent) => isPaymentEvent(event),
   };

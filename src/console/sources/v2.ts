@@ -3,7 +3,7 @@ import { isV2PaymentEvent, type DomainEvent } from '../../core/events.ts';
 import type { V2Payment } from '../../core/v2/payment.ts';
 import type { V2PaymentService } from '../../core/v2/service.ts';
 import { iso, money } from '../html.ts';
-import { DECISION_SCAN, groupCounts, type HistoryEntry, type PaymentDetail, type PaymentRow, type PaymentSource, type StatusGroup } from '../sources.ts';
+import { groupCounts, type HistoryEntry, type PaymentDetail, type PaymentRow, type PaymentSource, type StatusGroup } from '../sources.ts';
 
 /**
  * Payments of the Payment Server v3 API (`/api/v2`, issue 10): listed, detailed and confirmed by
@@ -90,13 +90,6 @@ export function v2Source(service: V2PaymentService): PaymentSource {
         case 'not_pending':
           throw new DomainError('INVALID_STATE', `Payment ${id} is ${outcome.payment.status}; only a PENDING payment can be confirmed.`);
       }
-    },
-    async decisions(since) {
-      const out = [];
-      for (const payment of await service.list({ limit: DECISION_SCAN })) {
-        if (payment.decidedAt !== null && payment.decidedAt >= since) out.push({ at: payment.decidedAt, outcome: payment.planned.status === 'PAYMENT_FAILED' ? ('failed' as const) : ('approved' as const) });
-      }
-      return out;
     },
     concerns: (event: DomainEvent) => isV2PaymentEvent(event),
   };
