@@ -4,6 +4,8 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, it } from 'vitest';
+import { inCi } from './promtool.ts';
 
 /**
  * A private `redis-server` (Debian package `redis-server`) for one test file: 127.0.0.1 on a free
@@ -103,4 +105,33 @@ export async function startRedis(): Promise<TestRedis> {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Declares a test file's tests that need a private redis-server: started before them, stopped
+ * after; `body` gets a function answering it (call it inside tests and store factories, once the
+ * server runs). Without the binary the tests are replaced by one that is skipped locally and fails
+ * in CI (CI set), saying how to install it.
+ */
+export function withRedisServer(title: string, body: (server: () => TestRedis) => void): void {
+  if (!hasRedisServer) {
+    describe(title, () => {
+      it.skipIf(!inCi)('need redis-server (skipped: not installed)', () => undefined);
+      it.runIf(inCi)('need redis-server', () => {
+        throw new Error(REDIS_SERVER_MISSING);
+      });
+    });
+    return;
+  }
+  let redis: TestRedis | undefined;
+  beforeAll(async () => {
+    redis = await startRedis();
+  });
+  afterAll(async () => {
+    await redis?.stop();
+  });
+  body(() => {
+    if (redis === undefined) throw new Error('redis-server is not started yet: call this inside a test');
+    return redis;
+  });
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { stampOf, type InboundEvent, type Order, type Payment, type Saga, type Stamp } from '../../../src/core/fluxpay/model.ts';
-import type { FluxPayStore, FluxPaySubscriptionStore } from '../../../src/core/fluxpay/ports.ts';
+import type { FluxPayStore } from '../../../src/core/fluxpay/ports.ts';
 import { reconcile } from '../../../src/core/fluxpay/reconcile.ts';
 import { concurrently, DAY, ids, T0, tally } from './fixtures.ts';
 
@@ -412,27 +412,6 @@ export function fluxPayStoreContract(name: string, make: FluxPayStoreFactory): v
         expect((await swept.outboxStats()).published).toBe(0);
         await consistent(swept);
       });
-    });
-  });
-}
-
-export type FluxPaySubscriptionStoreFactory = (options: { maxSubscriptions: number }) => Promise<FluxPaySubscriptionStore> | FluxPaySubscriptionStore;
-
-/** The FluxPaySubscriptionStore port's contract. */
-export function fluxPaySubscriptionStoreContract(name: string, make: FluxPaySubscriptionStoreFactory): void {
-  describe(`FluxPaySubscriptionStore contract: ${name}`, () => {
-    it('adds in order up to the bound; gets, lists and removes copies', async () => {
-      const store = await make({ maxSubscriptions: 2 });
-      const a = { subscriptionId: ids('sub'), url: 'http://127.0.0.1:1/a', events: ['credit.charged'], createdAt: T0 };
-      const b = { subscriptionId: ids('sub'), url: 'http://127.0.0.1:1/b', events: [], createdAt: T0 };
-      expect(await store.add(a)).toEqual({ kind: 'created', record: a });
-      expect(await store.add(b)).toEqual({ kind: 'created', record: b });
-      expect(await store.add({ ...b, subscriptionId: ids('sub') })).toEqual({ kind: 'full' });
-      expect(await store.list()).toEqual([a, b]);
-      expect(await store.get(a.subscriptionId)).toEqual(a);
-      expect(await store.remove(a.subscriptionId)).toBe(true);
-      expect(await store.remove(a.subscriptionId)).toBe(false);
-      expect(await store.list()).toEqual([b]);
     });
   });
 }

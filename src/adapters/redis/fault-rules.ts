@@ -1,0 +1,211 @@
+import type { Redis } from 'ioredis';
+import type { FaultRule, StoredFaultRule } from '../../core/faults/model.ts';
+import type { ClaimOutcome, CreateRuleOutcome, FaultRuleStore, RuleCounters } from '../../core/faults/ports.ts';
+import type { StoreStats } from '../../core/ports.ts';
+import { fieldsOf } from './lua.ts';
+import { defineScript, type Script } from './connection.ts';
+
+export interface RedisFaultRuleStoreOptions {
+  /** Prefix of every key this store writes (REDIS_KEY_PREFIX). */
+  keyPrefix: string;
+  /** Rules held across every namespace; a create beyond it is refused (rules are never evicted). */
+  maxRules: number;
+}
+
+/*
+ * Keys (F = prefix .. 'faults:'): KEYS[1] F..'ids' (hash: rule id → its namespace: ids are unique
+ * across namespaces), KEYS[2] F..'rev' (hash: namespace → revision; none for an empty namespace),
+ * KEYS[3] F..'seq' (counter of creations), KEYS[4] F..'revseq' (counter of revisions). Built in
+ * the scripts from ARGV[1] = F: F..'ns:'..namespace (zset: rule id → creation sequence) and
+ * F..'r:'..id (the rule hash: b = the rule as created (JSON), en ('1' | '0'), cnt (its count, ''
+ * for none), hits, matched, lh (lastHitAt, '' for none)).
+ */
+const PRELUDE = `
+local F = ARGV[1]
+local function rec(id) return F .. 'r:' .. id end
+local function set(ns) return F .. 'ns:' .. ns end
+-- The rule's hash if it is in namespace ns, else nil.
+local function find(ns, id)
+  if redis.call('HGET', KEYS[1], id) ~= ns then return nil end
+  return rec(id)
+end
+-- One counter for every revision, so a namespace emptied and filled again never repeats one.
+local function changed(ns)
+  if redis.call('ZCARD', set(ns)) > 0 then redis.call('HSET', KEYS[2], ns, redis.call('INCR', KEYS[4])) else redis.call('HDEL', KEYS[2], ns) end
+end
+`;
+
+const CREATE = `${PRELUDE}
+-- ARGV: F, namespace, id, rule JSON, enabled, count ('' = none), max
+local ns, id = ARGV[2], ARGV[3]
+if redis.call('HEXISTS', KEYS[1], id) == 1 then return 'exists' end
+if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[7]) then return 'full' end
+redis.call('HSET', KEYS[1], id, ns)
+redis.call('HSET', rec(id), 'b', ARGV[4], 'en', ARGV[5], 'cnt', ARGV[6], 'hits', 0, 'matched', 0, 'lh', '')
+redis.call('ZADD', set(ns), redis.call('INCR', KEYS[3]), id)
+changed(ns)
+return 'ok'
+`;
+
+const GET = `${PRELUDE}
+local key = find(ARGV[2], ARGV[3])
+if not key then return {} end
+return redis.call('HGETALL', key)
+`;
+
+const LIST = `${PRELUDE}
+local out = {}
+for _, id in ipairs(redis.call('ZRANGE', set(ARGV[2]), 0, -1)) do out[#out + 1] = redis.call('HGETALL', rec(id)) end
+return out
+`;
+
+const SET_ENABLED = `${PRELUDE}
+-- ARGV: F, namespace, id, enabled ('1' | '0')
+local key = find(ARGV[2], ARGV[3])
+if not key then return {} end
+if redis.call('HGET', key, 'en') ~= ARGV[4] then
+  redis.call('HSET', key, 'en', ARGV[4])
+  changed(ARGV[2])
+end
+return redis.call('HGETALL', key)
+`;
+
+const DELETE = `${PRELUDE}
+-- ARGV: F, namespace, id
+local ns, id = ARGV[2], ARGV[3]
+local key = find(ns, id)
+if not key then return 0 end
+redis.call('DEL', key)
+redis.call('HDEL', KEYS[1], id)
+redis.call('ZREM', set(ns), id)
+changed(ns)
+return 1
+`;
+
+const DELETE_ALL = `${PRELUDE}
+-- ARGV: F, namespace
+local ns = ARGV[2]
+local ids = redis.call('ZRANGE', set(ns), 0, -1)
+for _, id in ipairs(ids) do
+  redis.call('DEL', rec(id))
+  redis.call('HDEL', KEYS[1], id)
+end
+redis.call('DEL', set(ns))
+changed(ns)
+return #ids
+`;
+
+const CLAIM_HIT = `${PRELUDE}
+-- ARGV: F, namespace, id, sampled ('1' | '0'), now
+local key = find(ARGV[2], ARGV[3])
+if not key then return {'gone'} end
+local r = redis.call('HMGET', key, 'en', 'cnt', 'hits')
+if r[1] ~= '1' then return {'gone'} end
+redis.call('HINCRBY', key, 'matched', 1)
+if ARGV[4] ~= '1' then return {'probability'} end
+if r[2] ~= '' and tonumber(r[3]) >= tonumber(r[2]) then return {'exhausted'} end
+redis.call('HSET', key, 'lh', ARGV[5])
+return {'applied', redis.call('HINCRBY', key, 'hits', 1)}
+`;
+
+const COUNTERS = `${PRELUDE}
+local out = {}
+for _, id in ipairs(redis.call('ZRANGE', set(ARGV[2]), 0, -1)) do
+  local r = redis.call('HMGET', rec(id), 'hits', 'matched')
+  out[#out + 1] = {id, tonumber(r[1]), tonumber(r[2])}
+end
+return out
+`;
+
+const REVISION = `return tonumber(redis.call('HGET', KEYS[2], ARGV[2]) or '0')`;
+
+const STATS = `return redis.call('HLEN', KEYS[1])`;
+
+/**
+ * Fault rules and their counters in Redis, shared by every replica, one Lua script per port
+ * operation: `claimHit` decides and counts in one step, so "the first N matches" holds across
+ * replicas; `create` checks the id and the bound and writes in one step. Each namespace's rules
+ * are a sorted set in creation order; a rule's revision-bearing changes (create, enable, delete)
+ * move the namespace's revision from one shared counter, so a replica that compiled the rules
+ * notices another's change. Differences from memory: none in behaviour.
+ */
+export class RedisFaultRuleStore implements FaultRuleStore {
+  readonly #options: RedisFaultRuleStoreOptions;
+  readonly #keys: string[];
+  readonly #f: string;
+  readonly #scripts: Record<'create' | 'get' | 'list' | 'setEnabled' | 'delete' | 'deleteAll' | 'claimHit' | 'counters' | 'revision' | 'stats', Script>;
+
+  constructor(client: Redis, options: RedisFaultRuleStoreOptions) {
+    this.#options = options;
+    this.#f = `${options.keyPrefix}faults:`;
+    this.#keys = ['ids', 'rev', 'seq', 'revseq'].map((name) => this.#f + name);
+    this.#scripts = {
+      create: defineScript(client, 'paysimFaultsCreate', CREATE),
+      get: defineScript(client, 'paysimFaultsGet', GET),
+      list: defineScript(client, 'paysimFaultsList', LIST),
+      setEnabled: defineScript(client, 'paysimFaultsSetEnabled', SET_ENABLED),
+      delete: defineScript(client, 'paysimFaultsDelete', DELETE),
+      deleteAll: defineScript(client, 'paysimFaultsDeleteAll', DELETE_ALL),
+      claimHit: defineScript(client, 'paysimFaultsClaimHit', CLAIM_HIT),
+      counters: defineScript(client, 'paysimFaultsCounters', COUNTERS),
+      revision: defineScript(client, 'paysimFaultsRevision', REVISION),
+      stats: defineScript(client, 'paysimFaultsStats', STATS),
+    };
+  }
+
+  async create(namespace: string, rule: FaultRule): Promise<CreateRuleOutcome> {
+    const args = [this.#f, namespace, rule.id, JSON.stringify(rule), rule.enabled ? '1' : '0', rule.count ?? '', this.#options.maxRules];
+    const outcome = (await this.#scripts.create(this.#keys, args)) as 'ok' | 'exists' | 'full';
+    if (outcome === 'ok') return { ok: true };
+    return outcome === 'full' ? { ok: false, reason: 'full', max: this.#options.maxRules } : { ok: false, reason: 'exists' };
+  }
+
+  async get(namespace: string, id: string): Promise<StoredFaultRule | undefined> {
+    return decodeRule((await this.#scripts.get(this.#keys, [this.#f, namespace, id])) as string[]);
+  }
+
+  async list(namespace: string): Promise<StoredFaultRule[]> {
+    return ((await this.#scripts.list(this.#keys, [this.#f, namespace])) as string[][]).map((flat) => decodeRule(flat) as StoredFaultRule);
+  }
+
+  async setEnabled(namespace: string, id: string, enabled: boolean): Promise<StoredFaultRule | undefined> {
+    return decodeRule((await this.#scripts.setEnabled(this.#keys, [this.#f, namespace, id, enabled ? '1' : '0'])) as string[]);
+  }
+
+  async delete(namespace: string, id: string): Promise<boolean> {
+    return (await this.#scripts.delete(this.#keys, [this.#f, namespace, id])) === 1;
+  }
+
+  async deleteAll(namespace: string): Promise<number> {
+    return Number(await this.#scripts.deleteAll(this.#keys, [this.#f, namespace]));
+  }
+
+  async claimHit(namespace: string, id: string, sampled: boolean, now: number): Promise<ClaimOutcome> {
+    const [kind, hits] = (await this.#scripts.claimHit(this.#keys, [this.#f, namespace, id, sampled ? '1' : '0', now])) as [string, number?];
+    if (kind === 'gone') return { kind };
+    if (kind === 'applied') return { kind, hits: hits as number };
+    return { kind: 'skipped', reason: kind as 'probability' | 'exhausted' };
+  }
+
+  async counters(namespace: string): Promise<RuleCounters[]> {
+    const rows = (await this.#scripts.counters(this.#keys, [this.#f, namespace])) as Array<[string, number, number]>;
+    return rows.map(([id, hits, matched]) => ({ id, hits, matched }));
+  }
+
+  async revision(namespace: string): Promise<number> {
+    return Number(await this.#scripts.revision(this.#keys, [this.#f, namespace]));
+  }
+
+  async stats(): Promise<StoreStats> {
+    return { size: Number(await this.#scripts.stats(this.#keys, [])), max: this.#options.maxRules };
+  }
+}
+
+/** A rule hash (HGETALL's flat list) as a stored rule; undefined for an empty one. */
+function decodeRule(flat: readonly string[]): StoredFaultRule | undefined {
+  if (flat.length === 0) return undefined;
+  const fields = fieldsOf(flat);
+  const rule = JSON.parse(fields.b as string) as FaultRule;
+  rule.enabled = fields.en === '1';
+  return { rule, hits: Number(fields.hits), matched: Number(fields.matched), lastHitAt: fields.lh === '' ? null : Number(fields.lh) };
+}

@@ -1,0 +1,487 @@
+import type { Redis } from 'ioredis';
+import type { StoreStats } from '../../core/ports.ts';
+import type { EnterOutcome, RoomResult, UseTokenOutcome, WaitingRoomStore } from '../../core/waiting-room/ports.ts';
+import type { Room, RoomSettings, Ticket, TicketStatus } from '../../core/waiting-room/room.ts';
+import { fieldsOf } from './lua.ts';
+import { defineScript, type Script, SWEEP_BATCH, sweepInBatches } from './connection.ts';
+
+export interface RedisWaitingRoomStoreOptions {
+  /** Prefix of every key this store writes (REDIS_KEY_PREFIX). */
+  keyPrefix: string;
+  /** Rooms held at once; a room is never evicted, so creating one more is refused. */
+  maxRooms: number;
+  /** Tickets held across every room; beyond it the oldest ended ones go first, and a store of live ones refuses. */
+  maxTickets: number;
+  /** Ended tickets (expired, or their token used) are kept this long after they ended. */
+  ttlMs: number;
+}
+
+/*
+ * Keys (W = prefix .. 'wr:'): KEYS[1] W..'rooms' (zset: room id → creation sequence), KEYS[2]
+ * W..'seq' (counter), KEYS[3] W..'tokens' (hash: admission token → ticket id), KEYS[4] W..'ended'
+ * (zset: ended tickets → when they ended), KEYS[5] W..'n' (tickets held). Built in the scripts
+ * from ARGV[1] = W, per room: W..'room:'..id (the room hash), W..'q:'..id (zset: WAITING tickets →
+ * sequence: the queue, as source document 002 keeps it), W..'act:'..id (zset: ADMITTED tickets
+ * whose token is neither used nor expired → expiresAt), W..'users:'..id (hash: user → their latest
+ * ticket); per ticket: W..'t:'..id (the ticket hash).
+ *
+ * Room hash: id, aps, ttl, psi (JSON), ma ('' = none), act ('1' | '0'), ca, ua, ent, adm, exp, used, ac,
+ * laa ('' = none), naa ('inf' | '-inf' | a number). Ticket hash: id, r, u, sq, st, ea, aa, tk, xa,
+ * ua, uf ('' = null). Numbers the scripts compute are written with %.17g: times may be fractional
+ * (1000 / admitPerSecond), and Lua's own number-to-string conversion keeps only 14 digits.
+ */
+const PRELUDE = `
+local W = ARGV[1]
+local INF = math.huge
+local function num(x)
+  if x == INF then return 'inf' elseif x == -INF then return '-inf' end
+  return string.format('%.17g', x)
+end
+local function parse(s)
+  if s == 'inf' then return INF elseif s == '-inf' then return -INF end
+  return tonumber(s)
+end
+local function orNil(s) if s == '' then return nil end return parse(s) end
+local function orEmpty(x) if x == nil then return '' end return num(x) end
+local function tkey(id) return W .. 't:' .. id end
+local function ticketView(id) return redis.call('HGETALL', tkey(id)) end
+local function views(ids)
+  local out = {}
+  for _, id in ipairs(ids) do out[#out + 1] = ticketView(id) end
+  return out
+end
+
+local function loadRoom(roomId)
+  local flat = redis.call('HGETALL', W .. 'room:' .. roomId)
+  if #flat == 0 then return nil end
+  local h = {}
+  for i = 1, #flat, 2 do h[flat[i]] = flat[i + 1] end
+  return {
+    id = roomId, aps = tonumber(h.aps), ttl = tonumber(h.ttl), psi = h.psi, ma = orNil(h.ma), act = h.act == '1',
+    ca = h.ca, ua = h.ua, ent = tonumber(h.ent), adm = tonumber(h.adm), exp = tonumber(h.exp), used = tonumber(h.used),
+    ac = tonumber(h.ac), laa = orNil(h.laa), naa = parse(h.naa),
+    q = W .. 'q:' .. roomId, active = W .. 'act:' .. roomId,
+  }
+end
+local function saveRoom(R)
+  redis.call('HSET', W .. 'room:' .. R.id, 'ua', R.ua, 'ent', num(R.ent), 'adm', num(R.adm), 'exp', num(R.exp), 'used', num(R.used),
+    'ac', num(R.ac), 'laa', orEmpty(R.laa), 'naa', num(R.naa))
+end
+local function roomView(roomId) return redis.call('HGETALL', W .. 'room:' .. roomId) end
+local function interval(R)
+  if R.act and R.aps > 0 then return 1000 / R.aps end
+  return INF
+end
+
+-- The admitted, unused, unexpired token that expires first: {id, expiresAt}, or nil.
+local function firstToExpire(R)
+  local first = redis.call('ZRANGE', R.active, 0, 0, 'WITHSCORES')
+  if #first == 0 then return nil end
+  return {first[1], tonumber(first[2])}
+end
+local function ended(id, at) redis.call('ZADD', KEYS[4], num(at), id) end
+local function expireUntil(R, at)
+  while true do
+    local first = firstToExpire(R)
+    if not first or first[2] > at then return end
+    redis.call('HSET', tkey(first[1]), 'st', 'EXPIRED')
+    redis.call('ZREM', R.active, first[1])
+    ended(first[1], first[2])
+    R.exp = R.exp + 1
+    R.ac = R.ac - 1
+  end
+end
+
+-- room.ts admitDue, on the room's sorted sets: the same rule, step for step. Answers the ids admitted.
+local function admitDue(R, now)
+  local admitted = {}
+  local every = interval(R)
+  while true do
+    local head = redis.call('ZRANGE', R.q, 0, 0)[1]
+    if not head or every == INF then break end
+    local at = math.max(tonumber(redis.call('HGET', tkey(head), 'ea')), R.naa)
+    if at > now then break end
+    expireUntil(R, at)
+    if R.ma ~= nil and R.ac >= R.ma then
+      local first = firstToExpire(R)
+      if not first or first[2] > now then break end
+      at = first[2]
+      expireUntil(R, at)
+    end
+    local expiresAt = at + R.ttl * 1000
+    redis.call('HSET', tkey(head), 'st', 'ADMITTED', 'aa', num(at), 'xa', num(expiresAt))
+    redis.call('ZREM', R.q, head)
+    redis.call('ZADD', R.active, num(expiresAt), head)
+    R.adm = R.adm + 1
+    R.ac = R.ac + 1
+    R.laa = at
+    R.naa = at + every
+    admitted[#admitted + 1] = head
+  end
+  expireUntil(R, now)
+  return admitted
+end
+
+-- room.ts nextAdmissionDue: '' when nobody waits or admission is paused.
+local function nextDue(R, now)
+  local head = redis.call('ZRANGE', R.q, 0, 0)[1]
+  if not head or interval(R) == INF then return '' end
+  local at = math.max(now, tonumber(redis.call('HGET', tkey(head), 'ea')), R.naa)
+  if R.ma == nil or R.ac < R.ma then return num(at) end
+  local first = firstToExpire(R)
+  if not first then return num(at) end
+  return num(math.max(at, first[2]))
+end
+
+local function result(R, admitted, now) return {roomView(R.id), views(admitted), nextDue(R, now)} end
+
+-- room.ts ticketStatusAt.
+local function statusAt(t, now)
+  if t.st == 'ADMITTED' and t.ua == '' and tonumber(t.xa) <= now then return 'EXPIRED' end
+  return t.st
+end
+local function loadTicket(id)
+  if not id then return nil end
+  local r = redis.call('HMGET', tkey(id), 'r', 'u', 'st', 'xa', 'ua', 'uf', 'tk')
+  if not r[1] then return nil end
+  return {id = id, r = r[1], u = r[2], st = r[3], xa = r[4], ua = r[5], uf = r[6], tk = r[7]}
+end
+
+local function removeTicket(id)
+  local t = loadTicket(id)
+  redis.call('ZREM', KEYS[4], id)
+  if not t then return 0 end
+  redis.call('DEL', tkey(id))
+  redis.call('HDEL', KEYS[3], t.tk)
+  local users = W .. 'users:' .. t.r
+  if redis.call('HGET', users, t.u) == id then redis.call('HDEL', users, t.u) end
+  redis.call('DECR', KEYS[5])
+  return 1
+end
+local function sweep(cutoff, batch)
+  local ids = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', num(cutoff), 'LIMIT', 0, batch)
+  local removed = 0
+  for _, id in ipairs(ids) do removed = removed + removeTicket(id) end
+  return {removed, #ids}
+end
+local function protects(R, serviceId)
+  if not R.act then return false end
+  for _, id in ipairs(cjson.decode(R.psi)) do if id == serviceId then return true end end
+  return false
+end
+`;
+
+const PUT_ROOM = `${PRELUDE}
+-- ARGV: W, roomId, now, maxRooms, aps, ttl, psi (JSON), ma ('' = none), active ('1' | '0')
+local roomId, now = ARGV[2], tonumber(ARGV[3])
+local key = W .. 'room:' .. roomId
+local R = loadRoom(roomId)
+if not R then
+  if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return {'full'} end
+  local paused = not (ARGV[9] == '1' and tonumber(ARGV[5]) > 0)
+  local naa = '-inf'
+  if paused then naa = 'inf' end
+  redis.call('HSET', key, 'id', roomId, 'aps', ARGV[5], 'ttl', ARGV[6], 'psi', ARGV[7], 'ma', ARGV[8], 'act', ARGV[9], 'ca', ARGV[3], 'ua', ARGV[3],
+    'ent', 0, 'adm', 0, 'exp', 0, 'used', 0, 'ac', 0, 'laa', '', 'naa', naa)
+  redis.call('ZADD', KEYS[1], redis.call('INCR', KEYS[2]), roomId)
+  local created = loadRoom(roomId)
+  local out = result(created, {}, now)
+  return {'created', out[1], out[2], out[3]}
+end
+local admitted = admitDue(R, now)
+-- room.ts applySettings
+redis.call('HSET', key, 'aps', ARGV[5], 'ttl', ARGV[6], 'psi', ARGV[7], 'ma', ARGV[8], 'act', ARGV[9])
+R.aps, R.ttl, R.psi, R.ma, R.act, R.ua = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7], orNil(ARGV[8]), ARGV[9] == '1', ARGV[3]
+local every = interval(R)
+if every == INF then
+  R.naa = INF
+elseif R.laa == nil then
+  R.naa = now
+else
+  R.naa = math.max(now, R.laa + every)
+end
+for _, id in ipairs(admitDue(R, now)) do admitted[#admitted + 1] = id end
+saveRoom(R)
+local out = result(R, admitted, now)
+return {'updated', out[1], out[2], out[3]}
+`;
+
+const GET_ROOM = `${PRELUDE}
+-- ARGV: W, roomId, now
+local now = tonumber(ARGV[3])
+local R = loadRoom(ARGV[2])
+if not R then return {} end
+local admitted = admitDue(R, now)
+saveRoom(R)
+return result(R, admitted, now)
+`;
+
+const LIST_ROOMS = `${PRELUDE}
+-- ARGV: W, now. Admitted tickets as they were right after their room's admissions (memory copies them then).
+local now = tonumber(ARGV[2])
+local rooms, admitted = {}, {}
+for _, roomId in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local R = loadRoom(roomId)
+  for _, view in ipairs(views(admitDue(R, now))) do admitted[#admitted + 1] = view end
+  saveRoom(R)
+  rooms[#rooms + 1] = roomView(roomId)
+end
+return {rooms, admitted}
+`;
+
+const ENTER = `${PRELUDE}
+-- ARGV: W, roomId, userId, ticketId, token, now, maxTickets, ttl, batch
+local roomId, userId, ticketId, token, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
+local R = loadRoom(roomId)
+if not R then return {'no_room'} end
+local admitted = admitDue(R, now)
+local users = W .. 'users:' .. roomId
+local existing = loadTicket(redis.call('HGET', users, userId) or nil)
+if existing and existing.ua == '' and statusAt(existing, now) ~= 'EXPIRED' then
+  saveRoom(R)
+  local out = result(R, admitted, now)
+  return {'existing', out[1], out[2], out[3], ticketView(existing.id)}
+end
+sweep(now - tonumber(ARGV[8]), tonumber(ARGV[9]))
+while tonumber(redis.call('GET', KEYS[5]) or '0') >= tonumber(ARGV[7]) do
+  local oldest = redis.call('ZRANGE', KEYS[4], 0, 0)[1]
+  if not oldest then
+    saveRoom(R)
+    return {'full'}
+  end
+  removeTicket(oldest)
+end
+R.ent = R.ent + 1
+redis.call('HSET', tkey(ticketId), 'id', ticketId, 'r', roomId, 'u', userId, 'sq', num(R.ent), 'st', 'WAITING', 'ea', ARGV[6], 'aa', '',
+  'tk', token, 'xa', '', 'ua', '', 'uf', '')
+redis.call('HSET', users, userId, ticketId)
+redis.call('HSET', KEYS[3], token, ticketId)
+redis.call('ZADD', R.q, num(R.ent), ticketId)
+redis.call('INCR', KEYS[5])
+for _, id in ipairs(admitDue(R, now)) do admitted[#admitted + 1] = id end
+saveRoom(R)
+local out = result(R, admitted, now)
+return {'entered', out[1], out[2], out[3], ticketView(ticketId)}
+`;
+
+const GET_TICKET = `${PRELUDE}
+-- ARGV: W, roomId, ticketId, now
+local now = tonumber(ARGV[4])
+local R = loadRoom(ARGV[2])
+local t = loadTicket(ARGV[3])
+if not R or not t or t.r ~= ARGV[2] then return {} end
+local admitted = admitDue(R, now)
+saveRoom(R)
+local out = result(R, admitted, now)
+return {out[1], out[2], out[3], ticketView(t.id)}
+`;
+
+const USE_TOKEN = `${PRELUDE}
+-- ARGV: W, serviceId, has token ('1' | '0'), token, orderId, now
+local serviceId, token, orderId, now = ARGV[2], ARGV[4], ARGV[5], tonumber(ARGV[6])
+local roomIds, admitted, loaded = {}, {}, {}
+for _, roomId in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local R = loadRoom(roomId)
+  if protects(R, serviceId) then
+    roomIds[#roomIds + 1] = roomId
+    loaded[roomId] = R
+    for _, view in ipairs(views(admitDue(R, now))) do admitted[#admitted + 1] = view end
+    saveRoom(R)
+  end
+end
+if #roomIds == 0 then return {'unprotected'} end
+if ARGV[3] ~= '1' then return {'missing', roomIds, admitted} end
+local t = loadTicket(redis.call('HGET', KEYS[3], token) or nil)
+if not t or not loaded[t.r] or t.st == 'WAITING' then return {'invalid', roomIds, admitted} end
+if t.ua ~= '' then return {'already_used', roomIds, admitted, ticketView(t.id)} end
+if statusAt(t, now) == 'EXPIRED' then return {'expired', roomIds, admitted, ticketView(t.id)} end
+-- room.ts useAdmission: the slot is free from now.
+local R = loaded[t.r]
+redis.call('HSET', tkey(t.id), 'ua', ARGV[6], 'uf', orderId)
+redis.call('ZREM', R.active, t.id)
+ended(t.id, now)
+R.used = R.used + 1
+R.ac = R.ac - 1
+R.naa = math.max(R.naa, now)
+saveRoom(R)
+return {'used', roomIds, admitted, ticketView(t.id), nextDue(R, now)}
+`;
+
+const RELEASE_TOKEN = `${PRELUDE}
+-- ARGV: W, token, orderId, now
+local now = tonumber(ARGV[4])
+local t = loadTicket(redis.call('HGET', KEYS[3], ARGV[2]) or nil)
+if not t or t.ua == '' or t.uf ~= ARGV[3] then return {0, {}} end
+local R = loadRoom(t.r)
+if not R then return {0, {}} end
+local admitted = admitDue(R, now)
+-- room.ts releaseAdmission: active again until its own expiry (expired at once below if that has passed).
+redis.call('HSET', tkey(t.id), 'ua', '', 'uf', '')
+redis.call('ZREM', KEYS[4], t.id)
+redis.call('ZADD', R.active, t.xa, t.id)
+R.used = R.used - 1
+R.ac = R.ac + 1
+for _, id in ipairs(admitDue(R, now)) do admitted[#admitted + 1] = id end
+saveRoom(R)
+return {1, views(admitted)}
+`;
+
+const SWEEP = `${PRELUDE}
+-- ARGV: W, cutoff, batch
+return sweep(tonumber(ARGV[2]), tonumber(ARGV[3]))
+`;
+
+const STATS = `return tonumber(redis.call('GET', KEYS[5]) or '0')`;
+
+type Flat = string[];
+type ResultReply = [Flat, Flat[], string];
+
+/**
+ * Waiting rooms and their tickets in Redis, shared by every replica. A room's queue is a sorted
+ * set of its waiting tickets by sequence number and its admitted tokens a sorted set by expiry, as
+ * source document 002 keeps the queue; each port operation is one Lua script that first brings the
+ * room up to `now` with room.ts's `admitDue`, carried over step for step (the same admission
+ * times to the bit: computed times are written with 17 significant digits), then does its work.
+ * So concurrent entries, on any replicas, get distinct gap-free sequence numbers, one user gets one
+ * live ticket, and a token is used at most once.
+ *
+ * Bounds: ended tickets (expired, or their token used) wait in a sorted set by when they ended,
+ * from which both the TTL sweep and the size bound take; waiting and admitted tickets are never
+ * evicted, and a room never is. Differences from memory: ended tickets go strictly in the order
+ * they ended (memory: roughly, in the order it noticed); TTLs follow the callers' clock, not Redis
+ * key expiry; an `enter` sweeps at most 500 tickets past the TTL (`sweep` takes them all).
+ */
+export class RedisWaitingRoomStore implements WaitingRoomStore {
+  readonly #options: RedisWaitingRoomStoreOptions;
+  readonly #keys: string[];
+  readonly #w: string;
+  readonly #scripts: Record<'putRoom' | 'getRoom' | 'listRooms' | 'enter' | 'getTicket' | 'useToken' | 'releaseToken' | 'sweep' | 'stats', Script>;
+
+  constructor(client: Redis, options: RedisWaitingRoomStoreOptions) {
+    this.#options = options;
+    this.#w = `${options.keyPrefix}wr:`;
+    this.#keys = ['rooms', 'seq', 'tokens', 'ended', 'n'].map((name) => this.#w + name);
+    this.#scripts = {
+      putRoom: defineScript(client, 'paysimRoomsPut', PUT_ROOM),
+      getRoom: defineScript(client, 'paysimRoomsGet', GET_ROOM),
+      listRooms: defineScript(client, 'paysimRoomsList', LIST_ROOMS),
+      enter: defineScript(client, 'paysimRoomsEnter', ENTER),
+      getTicket: defineScript(client, 'paysimRoomsGetTicket', GET_TICKET),
+      useToken: defineScript(client, 'paysimRoomsUseToken', USE_TOKEN),
+      releaseToken: defineScript(client, 'paysimRoomsReleaseToken', RELEASE_TOKEN),
+      sweep: defineScript(client, 'paysimRoomsSweep', SWEEP),
+      stats: defineScript(client, 'paysimRoomsStats', STATS),
+    };
+  }
+
+  async putRoom(roomId: string, settings: RoomSettings, now: number): Promise<(RoomResult & { kind: 'created' | 'updated' }) | { kind: 'full'; maxRooms: number }> {
+    const args = [this.#w, roomId, now, this.#options.maxRooms, settings.admitPerSecond, settings.admissionTtlSeconds, JSON.stringify(settings.protectedServiceIds), settings.maxActive ?? '', settings.active ? '1' : '0'];
+    const [kind, ...rest] = (await this.#scripts.putRoom(this.#keys, args)) as ['full' | 'created' | 'updated', ...ResultReply];
+    if (kind === 'full') return { kind, maxRooms: this.#options.maxRooms };
+    return { kind, ...decodeResult(rest) };
+  }
+
+  async getRoom(roomId: string, now: number): Promise<RoomResult | undefined> {
+    const reply = (await this.#scripts.getRoom(this.#keys, [this.#w, roomId, now])) as ResultReply | [];
+    return reply.length === 0 ? undefined : decodeResult(reply);
+  }
+
+  async listRooms(now: number): Promise<{ rooms: Room[]; admitted: Ticket[] }> {
+    const [rooms, admitted] = (await this.#scripts.listRooms(this.#keys, [this.#w, now])) as [Flat[], Flat[]];
+    return { rooms: rooms.map(decodeRoom), admitted: admitted.map(decodeTicket) };
+  }
+
+  async enter(roomId: string, userId: string, ids: { ticket: string; admissionToken: string }, now: number): Promise<EnterOutcome> {
+    const args = [this.#w, roomId, userId, ids.ticket, ids.admissionToken, now, this.#options.maxTickets, this.#options.ttlMs, SWEEP_BATCH];
+    const [kind, room, admitted, nextDue, ticket] = (await this.#scripts.enter(this.#keys, args)) as ['no_room' | 'full' | 'entered' | 'existing', ...ResultReply, Flat];
+    if (kind === 'no_room' || kind === 'full') return { kind };
+    return { kind, ...decodeResult([room, admitted, nextDue]), ticket: decodeTicket(ticket) };
+  }
+
+  async getTicket(roomId: string, ticket: string, now: number): Promise<(RoomResult & { ticket: Ticket }) | undefined> {
+    const reply = (await this.#scripts.getTicket(this.#keys, [this.#w, roomId, ticket, now])) as [...ResultReply, Flat] | [];
+    if (reply.length === 0) return undefined;
+    const [room, admitted, nextDue, found] = reply;
+    return { ...decodeResult([room, admitted, nextDue]), ticket: decodeTicket(found) };
+  }
+
+  async useToken(serviceId: string, token: string | undefined, orderId: string, now: number): Promise<UseTokenOutcome> {
+    const args = [this.#w, serviceId, token === undefined ? '0' : '1', token ?? '', orderId, now];
+    const [kind, roomIds, flats, ticket, nextDue] = (await this.#scripts.useToken(this.#keys, args)) as [UseTokenOutcome['kind'], string[]?, Flat[]?, Flat?, string?];
+    if (kind === 'unprotected') return { kind };
+    const admitted = (flats as Flat[]).map(decodeTicket);
+    if (kind === 'missing' || kind === 'invalid') return { kind, roomIds: roomIds as string[], admitted };
+    if (kind === 'used') return { kind, ticket: decodeTicket(ticket as Flat), admitted, nextDueAt: dueAt(nextDue as string) };
+    return { kind, ticket: decodeTicket(ticket as Flat), roomIds: roomIds as string[], admitted };
+  }
+
+  async releaseToken(token: string, orderId: string, now: number): Promise<{ released: boolean; admitted: Ticket[] }> {
+    const [released, admitted] = (await this.#scripts.releaseToken(this.#keys, [this.#w, token, orderId, now])) as [number, Flat[]];
+    return { released: released === 1, admitted: admitted.map(decodeTicket) };
+  }
+
+  async stats(): Promise<StoreStats> {
+    return { size: Number(await this.#scripts.stats(this.#keys, [])), max: this.#options.maxTickets };
+  }
+
+  async sweep(now: number): Promise<number> {
+    return sweepInBatches(async () => (await this.#scripts.sweep(this.#keys, [this.#w, now - this.#options.ttlMs, SWEEP_BATCH])) as [number, number]);
+  }
+}
+
+function decodeResult([room, admitted, nextDue]: ResultReply): RoomResult {
+  return { room: decodeRoom(room), admitted: admitted.map(decodeTicket), nextDueAt: dueAt(nextDue) };
+}
+
+function dueAt(encoded: string): number | null {
+  return encoded === '' ? null : Number(encoded);
+}
+
+/** A number the scripts wrote: 'inf' and '-inf' for the infinities (Lua's spelling). */
+function number(encoded: string): number {
+  if (encoded === 'inf') return Number.POSITIVE_INFINITY;
+  if (encoded === '-inf') return Number.NEGATIVE_INFINITY;
+  return Number(encoded);
+}
+
+function orNull(encoded: string | undefined): number | null {
+  return encoded === undefined || encoded === '' ? null : Number(encoded);
+}
+
+function decodeRoom(flat: Flat): Room {
+  const f = fieldsOf(flat);
+  return {
+    roomId: f.id as string,
+    admitPerSecond: Number(f.aps),
+    admissionTtlSeconds: Number(f.ttl),
+    protectedServiceIds: JSON.parse(f.psi as string) as string[],
+    maxActive: orNull(f.ma),
+    active: f.act === '1',
+    createdAt: Number(f.ca),
+    updatedAt: Number(f.ua),
+    entered: Number(f.ent),
+    admitted: Number(f.adm),
+    expired: Number(f.exp),
+    used: Number(f.used),
+    activeCount: Number(f.ac),
+    lastAdmittedAt: orNull(f.laa),
+    nextAdmissionAt: number(f.naa as string),
+  };
+}
+
+function decodeTicket(flat: Flat): Ticket {
+  const f = fieldsOf(flat);
+  return {
+    ticket: f.id as string,
+    roomId: f.r as string,
+    userId: f.u as string,
+    sequence: Number(f.sq),
+    status: f.st as TicketStatus,
+    enteredAt: Number(f.ea),
+    admittedAt: orNull(f.aa),
+    admissionToken: f.tk as string,
+    expiresAt: orNull(f.xa),
+    usedAt: orNull(f.ua),
+    usedFor: f.uf === '' ? null : (f.uf as string),
+  };
+}

@@ -1,0 +1,72 @@
+import { describe, expect, it } from 'vitest';
+import type { FluxPaySubscriptionStore, WebhookSubscription } from '../../../src/core/fluxpay/ports.ts';
+import { concurrently, ids, T0, tally } from './fixtures.ts';
+
+export type FluxPaySubscriptionStoreFactory = (options: { maxSubscriptions: number }) => Promise<FluxPaySubscriptionStore> | FluxPaySubscriptionStore;
+
+function aSubscription(overrides: Partial<WebhookSubscription> = {}): WebhookSubscription {
+  return { subscriptionId: ids('whs'), url: 'http://127.0.0.1:1/hooks', events: ['credit.charged'], createdAt: T0, ...overrides };
+}
+
+/** The FluxPaySubscriptionStore port's contract (src/core/fluxpay/ports.ts), for any adapter `make` builds fresh. */
+export function fluxPaySubscriptionStoreContract(name: string, make: FluxPaySubscriptionStoreFactory): void {
+  describe(`FluxPaySubscriptionStore contract: ${name}`, () => {
+    it('adds in order up to the bound; gets, lists and removes', async () => {
+      const store = await make({ maxSubscriptions: 2 });
+      const a = aSubscription({ url: 'http://127.0.0.1:1/a' });
+      const b = aSubscription({ url: 'http://127.0.0.1:1/b', events: [] });
+      expect(await store.add(a)).toEqual({ kind: 'created', record: a });
+      expect(await store.add(b)).toEqual({ kind: 'created', record: b });
+      expect(await store.add(aSubscription())).toEqual({ kind: 'full' });
+      expect(await store.list()).toEqual([a, b]);
+      expect(await store.get(a.subscriptionId)).toEqual(a);
+      expect(await store.get('whs_unknown')).toBeUndefined();
+      expect(await store.remove(a.subscriptionId)).toBe(true);
+      expect(await store.remove(a.subscriptionId)).toBe(false);
+      expect(await store.get(a.subscriptionId)).toBeUndefined();
+      expect(await store.list()).toEqual([b]);
+      // A removal makes room; the newcomer goes last.
+      const c = aSubscription({ createdAt: T0 + 1 });
+      expect(await store.add(c)).toEqual({ kind: 'created', record: c });
+      expect(await store.list()).toEqual([b, c]);
+    });
+
+    it('lists in creation order, not in id order', async () => {
+      const store = await make({ maxSubscriptions: 10 });
+      const lowerId = aSubscription();
+      const higherId = aSubscription();
+      // Added in the other order than their ids sort.
+      await store.add(higherId);
+      await store.add(lowerId);
+      expect((await store.list()).map((s) => s.subscriptionId)).toEqual([higherId.subscriptionId, lowerId.subscriptionId]);
+    });
+
+    it('records go in and come out as copies', async () => {
+      const store = await make({ maxSubscriptions: 10 });
+      const subscription = aSubscription({ events: ['credit.charged', 'order.paid'] });
+      const expected = structuredClone(subscription);
+      const added = await store.add(subscription);
+      subscription.url = 'http://127.0.0.1:1/changed';
+      (subscription.events as string[]).push('order.cancelled');
+      if (added.kind !== 'created') throw new Error(added.kind);
+      added.record.url = 'http://127.0.0.1:1/mutated';
+      const got = (await store.get(subscription.subscriptionId)) as WebhookSubscription;
+      got.createdAt = 0;
+      try {
+        (got.events as string[]).push('x');
+      } catch {
+        // A store may hand out a frozen event list: then the change is refused outright.
+      }
+      ((await store.list())[0] as WebhookSubscription).url = 'http://127.0.0.1:1/listed';
+      expect(await store.get(subscription.subscriptionId)).toEqual(expected);
+      expect(await store.list()).toEqual([expected]);
+    });
+
+    it('of 50 concurrent adds to a store of 10 exactly 10 are created', async () => {
+      const store = await make({ maxSubscriptions: 10 });
+      const outcomes = await concurrently(50, () => store.add(aSubscription()));
+      expect(tally(outcomes)).toEqual({ created: 10, full: 40 });
+      expect(await store.list()).toHaveLength(10);
+    });
+  });
+}

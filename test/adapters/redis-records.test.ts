@@ -1,0 +1,131 @@
+import { describe, expect, it } from 'vitest';
+import { RedisBookingStore } from '../../src/adapters/redis/bookings.ts';
+import { RedisFaultRuleStore } from '../../src/adapters/redis/fault-rules.ts';
+import { RedisFluxPaySubscriptionStore } from '../../src/adapters/redis/fluxpay-subscriptions.ts';
+import { RedisRateLimitStore } from '../../src/adapters/redis/rate-limits.ts';
+import { RedisV2PaymentStore } from '../../src/adapters/redis/v2-payments.ts';
+import { RedisWaitingRoomStore } from '../../src/adapters/redis/waiting-rooms.ts';
+import type { RoomSettings } from '../../src/core/waiting-room/room.ts';
+import { type TestRedis, withRedisServer } from '../helpers/redis.ts';
+import { bookingStoreContract } from './contracts/bookings.contract.ts';
+import { faultRuleStoreContract } from './contracts/fault-rules.contract.ts';
+import { fluxPaySubscriptionStoreContract } from './contracts/fluxpay-subscriptions.contract.ts';
+import { aBooking, anInboxEvent, aV2Payment, DAY, HOUR, T0, tally } from './contracts/fixtures.ts';
+import { rateLimitStoreContract } from './contracts/rate-limits.contract.ts';
+import { v2PaymentStoreContract } from './contracts/v2-payments.contract.ts';
+import { waitingRoomStoreContract } from './contracts/waiting-rooms.contract.ts';
+
+/**
+ * The shared port contracts against the Redis adapters of records (bookings and their inbox, the
+ * /api/v2 payments, waiting rooms, rate limits, FluxPay's webhook subscriptions, fault rules), on a
+ * private redis-server this file starts (test/helpers/redis.ts), each store on a key prefix of its
+ * own; then what only several connections can show: two replicas (two clients on one prefix)
+ * racing each other. Skipped without redis-server locally; in CI its absence fails.
+ */
+
+withRedisServer('Redis adapters of records', (server) => {
+  bookingStoreContract('redis', ({ ttlMs, maxBookings }) => new RedisBookingStore(server().client, { keyPrefix: server().newPrefix(), ttlMs, maxBookings }));
+  v2PaymentStoreContract('redis', ({ ttlMs, maxPayments }) => new RedisV2PaymentStore(server().client, { keyPrefix: server().newPrefix(), ttlMs, maxPayments }));
+  waitingRoomStoreContract('redis', ({ maxRooms, maxTickets, ttlMs }) => new RedisWaitingRoomStore(server().client, { keyPrefix: server().newPrefix(), maxRooms, maxTickets, ttlMs }));
+  rateLimitStoreContract('redis', ({ maxKeys }) => new RedisRateLimitStore(server().client, { keyPrefix: server().newPrefix(), maxKeys }));
+  fluxPaySubscriptionStoreContract('redis', ({ maxSubscriptions }) => new RedisFluxPaySubscriptionStore(server().client, { keyPrefix: server().newPrefix(), maxSubscriptions }));
+  faultRuleStoreContract('redis', ({ maxRules }) => new RedisFaultRuleStore(server().client, { keyPrefix: server().newPrefix(), maxRules }));
+
+  /** `count` stores of one kind on one prefix, each on a connection of its own: replicas of one service. */
+  function replicas<S>(count: number, make: (client: TestRedis['client'], keyPrefix: string) => S): S[] {
+    const redis = server();
+    const keyPrefix = redis.newPrefix();
+    return Array.from({ length: count }, () => make(redis.connect(), keyPrefix));
+  }
+
+  describe('Redis adapters of records across connections', () => {
+    const ROOM: RoomSettings = { admitPerSecond: 0, admissionTtlSeconds: 60, protectedServiceIds: ['svc_concert'], maxActive: null, active: true };
+
+    it('waiting room: 600 users entering through two replicas at once get sequence numbers 1 … 600, one ticket each', async () => {
+      const [a, b] = replicas(2, (client, keyPrefix) => new RedisWaitingRoomStore(client, { keyPrefix, maxRooms: 10, maxTickets: 10_000, ttlMs: HOUR })) as [RedisWaitingRoomStore, RedisWaitingRoomStore];
+      await a.putRoom('room_1', ROOM, T0);
+      // Every user enters twice, once through each replica.
+      const outcomes = await Promise.all(
+        Array.from({ length: 1_200 }, (_, i) => (i % 2 === 0 ? a : b).enter('room_1', `user_${i >> 1}`, { ticket: `wrt_${i}`, admissionToken: `adm_${i}` }, T0)),
+      );
+      expect(tally(outcomes)).toEqual({ entered: 600, existing: 600 });
+      const tickets = outcomes.map((o) => (o.kind === 'entered' || o.kind === 'existing' ? o.ticket : undefined));
+      expect(tickets.map((t) => t?.sequence).filter((s, i) => outcomes[i]?.kind === 'entered').sort((x, y) => (x as number) - (y as number))).toEqual(Array.from({ length: 600 }, (_, i) => i + 1));
+      for (let user = 0; user < 600; user++) expect(tickets[2 * user]?.ticket).toBe(tickets[2 * user + 1]?.ticket);
+      expect((await b.getRoom('room_1', T0))?.room).toMatchObject({ entered: 600, admitted: 0 });
+      expect(await a.stats()).toEqual({ size: 600, max: 10_000 });
+    });
+
+    it('waiting room: admissions seen through two replicas are each handed out once, at their own times', async () => {
+      const [a, b] = replicas(2, (client, keyPrefix) => new RedisWaitingRoomStore(client, { keyPrefix, maxRooms: 10, maxTickets: 10_000, ttlMs: HOUR })) as [RedisWaitingRoomStore, RedisWaitingRoomStore];
+      await a.putRoom('room_1', { ...ROOM, admitPerSecond: 3 }, T0);
+      for (let i = 0; i < 30; i++) await (i % 2 === 0 ? a : b).enter('room_1', `user_${i}`, { ticket: `wrt_${i}`, admissionToken: `adm_${i}` }, T0);
+      const polls = await Promise.all(Array.from({ length: 100 }, (_, i) => (i % 2 === 0 ? a : b).getRoom('room_1', T0 + 10_000)));
+      const admitted = polls.flatMap((p) => p?.admitted ?? []);
+      // Ticket 1 was admitted on entering; 2 … 30 once each, 1000/3 ms apart (fractional times, bit for bit).
+      expect(admitted.map((t) => t.sequence).sort((x, y) => x - y)).toEqual(Array.from({ length: 29 }, (_, i) => i + 2));
+      expect(admitted.map((t) => t.admittedAt).sort((x, y) => (x as number) - (y as number))).toEqual(Array.from({ length: 29 }, (_, i) => {
+        let at = T0;
+        for (let k = 0; k <= i; k++) at += 1000 / 3;
+        return at;
+      }));
+    });
+
+    it('waiting room: one token used through two replicas at once is used once', async () => {
+      const [a, b] = replicas(2, (client, keyPrefix) => new RedisWaitingRoomStore(client, { keyPrefix, maxRooms: 10, maxTickets: 10_000, ttlMs: HOUR })) as [RedisWaitingRoomStore, RedisWaitingRoomStore];
+      await a.putRoom('room_1', { ...ROOM, admitPerSecond: 10 }, T0);
+      const entered = await a.enter('room_1', 'user_1', { ticket: 'wrt_1', admissionToken: 'adm_1' }, T0);
+      expect(entered).toMatchObject({ kind: 'entered', ticket: { status: 'ADMITTED' } });
+      const outcomes = await Promise.all(Array.from({ length: 100 }, (_, i) => (i % 2 === 0 ? a : b).useToken('svc_concert', 'adm_1', `ord_${i}`, T0 + 1)));
+      expect(tally(outcomes)).toEqual({ used: 1, already_used: 99 });
+      expect((await b.getRoom('room_1', T0 + 1))?.room).toMatchObject({ used: 1, activeCount: 0 });
+    });
+
+    it('bookings: two replicas paying, cancelling and processing the inbox event of one booking at once', async () => {
+      const [a, b] = replicas(2, (client, keyPrefix) => new RedisBookingStore(client, { keyPrefix, ttlMs: DAY, maxBookings: 100 })) as [RedisBookingStore, RedisBookingStore];
+      const booking = aBooking();
+      await a.insert(booking);
+      const begun = await Promise.all(Array.from({ length: 100 }, (_, i) => (i % 2 === 0 ? a : b).beginPayment(booking.id, 'user_1', 'execute', T0 + 1)));
+      expect(tally(begun)).toEqual({ started: 1, already_processed: 99 });
+      // While the payment is in flight no cancel goes through, on either replica.
+      const cancels = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? a : b).transition(booking.id, ['pending'], 'cancelled')));
+      expect(cancels.filter((c) => c.ok)).toHaveLength(0);
+      const event = anInboxEvent(booking.id);
+      const recorded = await Promise.all([a.recordPayment(booking.id, { status: 'SUCCESS', pgMockData: null }, event), b.recordPayment(booking.id, { status: 'SUCCESS', pgMockData: null }, anInboxEvent(booking.id))]);
+      expect(recorded.filter((r) => r !== undefined)).toHaveLength(1);
+      const written = await a.events(booking.id);
+      expect(written).toHaveLength(1);
+      const marks = await Promise.all(Array.from({ length: 100 }, (_, i) => (i % 2 === 0 ? a : b).markEventProcessed((written[0] as { eventId: string }).eventId, T0 + i)));
+      expect(marks.filter((m) => m?.first === true)).toHaveLength(1);
+      expect(await b.counts()).toEqual({ bookings: { pending: 1, confirmed: 0, failed: 0, expired: 0, cancelled: 0 }, paymentsInFlight: 0, unprocessedEvents: 0 });
+    });
+
+    it('v2 payments: 200 begins of one tx_id through two replicas create one payment', async () => {
+      const [a, b] = replicas(2, (client, keyPrefix) => new RedisV2PaymentStore(client, { keyPrefix, ttlMs: DAY, maxPayments: 1_000 })) as [RedisV2PaymentStore, RedisV2PaymentStore];
+      const payment = aV2Payment();
+      const outcomes = await Promise.all(Array.from({ length: 200 }, (_, i) => (i % 2 === 0 ? a : b).begin({ ...payment })));
+      expect(tally(outcomes)).toEqual({ created: 1, existing: 199 });
+      const decided = await Promise.all([a.decide(payment.id, T0 + 1), b.decide(payment.id, T0 + 2)]);
+      expect(decided.filter((d) => d.ok)).toHaveLength(1);
+    });
+
+    it('rate limits: hits through three replicas share one window', async () => {
+      const stores = replicas(3, (client, keyPrefix) => new RedisRateLimitStore(client, { keyPrefix, maxKeys: 100 }));
+      const windows = await Promise.all(Array.from({ length: 300 }, (_, i) => (stores[i % 3] as RedisRateLimitStore).hit('client_a:orders', 60_000, T0 + (i % 7))));
+      expect(windows.map((w) => w.current).sort((x, y) => x - y)).toEqual(Array.from({ length: 300 }, (_, i) => i + 1));
+      expect(new Set(windows.map((w) => w.resetAt)).size).toBe(1);
+    });
+
+    it('fault rules: claims through two replicas apply a rule of count 5 exactly 5 times', async () => {
+      const [a, b] = replicas(2, (client, keyPrefix) => new RedisFaultRuleStore(client, { keyPrefix, maxRules: 10 })) as [RedisFaultRuleStore, RedisFaultRuleStore];
+      const rule = { id: 'rule_1', name: null, enabled: true, probability: 1, count: 5, window: { from: null, until: null }, createdAt: T0, target: 'webhook' as const, match: { urlPrefix: null }, action: { type: 'duplicate' as const } };
+      expect(await a.create('default', rule)).toEqual({ ok: true });
+      const revision = await b.revision('default');
+      const outcomes = await Promise.all(Array.from({ length: 200 }, (_, i) => (i % 2 === 0 ? a : b).claimHit('default', rule.id, true, T0)));
+      expect(tally(outcomes)).toEqual({ applied: 5, skipped: 195 });
+      await a.setEnabled('default', rule.id, false);
+      expect(await b.revision('default')).not.toBe(revision);
+      expect(await b.counters('default')).toEqual([{ id: 'rule_1', hits: 5, matched: 200 }]);
+    });
+  });
+});
