@@ -139,6 +139,22 @@ if (!hasRedisServer) {
     });
   });
 
+  it('RedisFluxPayStore sweeps past one script batch (500 of a kind): every finished order goes, pending events stay', async () => {
+    const [store] = replicas();
+    const orders = Array.from({ length: 600 }, () => anOrder());
+    await Promise.all(orders.map((order) => store.createOrder(order)));
+    await Promise.all(orders.map((order) => store.cancelOrder(order.orderId, null, stamp())));
+    expect(await store.orderCounts()).toMatchObject({ CANCELLED: 600 });
+    expect(await store.sweep(T0 + DAY - 1)).toBe(0);
+    expect(await store.sweep(T0 + DAY)).toBe(600);
+    expect([await store.stats(), await store.orderCounts(), await store.listOrders({ limit: 10 })]).toEqual([
+      { size: 0, max: OPTIONS.maxRecords },
+      { PENDING: 0, PAID: 0, COMPLETED: 0, CANCELLED: 0, cancelledAfterPayment: 0 },
+      { data: [], nextCursor: null },
+    ]);
+    expect(await store.outboxStats()).toEqual({ pending: 600, oldestPendingAt: T0, published: 0 });
+  });
+
   describe('RedisBillingStore across replicas', () => {
     it('of concurrent changes of one version from both, one applies and writes its event to the shared outbox', async () => {
       const keyPrefix = redis.newPrefix();
