@@ -1,9 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisBillingStore } from '../../src/adapters/redis/fluxpay-billing.ts';
+import { MemoryFluxPayStore } from '../../src/adapters/memory/fluxpay.ts';
 import { RedisFluxPayStore } from '../../src/adapters/redis/fluxpay.ts';
+import { createRandom } from '../../src/core/random.ts';
 import { hasRedisServer, REDIS_SERVER_MISSING, startRedis, type TestRedis } from '../helpers/redis.ts';
 import { inCi } from '../helpers/promtool.ts';
-import { stampOf, type CreditTransaction, type Order, type Payment } from '../../src/core/fluxpay/model.ts';
+import { compensationsLeft, SAGA_STEPS, sagaDid, stampOf, type SagaStepName, type CreditTransaction, type InboundEvent, type Order, type Payment, type Saga } from '../../src/core/fluxpay/model.ts';
 import type { FluxPayStore } from '../../src/core/fluxpay/ports.ts';
 import { reconcile } from '../../src/core/fluxpay/reconcile.ts';
 import { canceled } from '../../src/core/subscriptions/subscription.ts';
@@ -153,6 +155,119 @@ if (!hasRedisServer) {
       { data: [], nextCursor: null },
     ]);
     expect(await store.outboxStats()).toEqual({ pending: 600, oldestPendingAt: T0, published: 0 });
+  });
+
+  it('RedisFluxPayStore answers 1,500 seeded random operations exactly as MemoryFluxPayStore does', async () => {
+    const memory = new MemoryFluxPayStore(OPTIONS);
+    const [store] = replicas();
+    const random = createRandom(14);
+    const chance = (p: number): boolean => random.next() < p;
+    const pick = <T>(items: readonly T[]): T => items[Math.floor(random.next() * items.length)] as T;
+    const users = ['user_1', 'user_2', 'user_3'];
+    const usageIds = Array.from({ length: 30 }, (_, i) => `u${i}`);
+    const eventIds = Array.from({ length: 80 }, (_, i) => `e${i}`);
+    const orders: Order[] = [];
+    const payments: Payment[] = [];
+    const paid: Order[] = [];
+    const sagas: Saga[] = [];
+    const outcomes = new Set<string>();
+    let now = T0;
+    const event = (type: InboundEvent['type'], userId: string, usageId: string): InboundEvent => ({ eventId: pick(eventIds), type, userId, usageId, fingerprint: chance(0.9) ? 'f1' : 'f2', sagaId: null, receivedAt: now });
+    /** The step a saga would run next (sometimes any step: refusals are compared too). */
+    const stepOf = (saga: Saga): SagaStepName => {
+      if (chance(0.2)) return pick(SAGA_STEPS);
+      if (saga.status === 'RUNNING') return saga.plan.find((step) => !sagaDid(saga, step)) ?? pick(SAGA_STEPS);
+      return compensationsLeft(saga)[0] ?? pick(SAGA_STEPS);
+    };
+    // Each operation's inputs are drawn once, from what memory answered so far; both stores then run it.
+    for (let i = 0; i < 1_500; i++) {
+      now += Math.floor(random.next() * 1_000);
+      const s = stamp(now);
+      const r = random.next();
+      let operation: (on: FluxPayStore) => Promise<unknown>;
+      if (r < 0.1 || orders.length === 0) {
+        const order = anOrder({ userId: pick(users), amount: 100 + Math.floor(random.next() * 900), createdAt: now, updatedAt: now, metadata: chance(0.4) ? { kind: 'CREDIT_CHARGE', credits: 30 } : null });
+        orders.push(order);
+        operation = (on) => on.createOrder(order);
+      } else if (r < 0.2) {
+        const payment = aPayment(pick(orders.slice(-10)), { createdAt: now, updatedAt: now });
+        payments.push(payment);
+        operation = (on) => on.createPayment(payment);
+      } else if (r < 0.3 && payments.length > 0) {
+        const payment = pick(payments.slice(-10));
+        const decision = chance(0.85) ? APPROVE : { status: 'FAILED' as const, failureCode: 'DECLINE_2', decidedBy: 'card' as const };
+        const amount = chance(0.95) ? payment.amount : payment.amount + 1;
+        operation = (on) => on.confirmPayment({ paymentKey: payment.paymentKey, orderId: payment.orderId, amount, decision }, s);
+      } else if (r < 0.34) {
+        const [order, reason] = [pick(orders), pick([null, 'changed my mind'])];
+        operation = (on) => on.cancelOrder(order.orderId, reason, s);
+      } else if (r < 0.38) {
+        const order = pick(paid.length > 0 && chance(0.8) ? paid : orders);
+        operation = (on) => on.completeOrder(order.orderId, s);
+      } else if (r < 0.46) {
+        const order = pick(paid.length > 0 && chance(0.8) ? paid : orders);
+        operation = (on) => on.chargeCredits(order.userId, order.orderId, s);
+      } else if (r < 0.56) {
+        const input = { userId: pick(users), serviceId: 's', usageId: pick(usageIds), amount: 1 + Math.floor(random.next() * 10), creditUsageId: ids('cu') };
+        operation = (on) => on.useCredits(input, s);
+      } else if (r < 0.6) {
+        const [userId, usageId] = [pick(users), pick(usageIds)];
+        operation = (on) => on.refundCredits(userId, usageId, s);
+      } else if (r < 0.7) {
+        const userId = pick(users);
+        const mine = paid.filter((o) => o.userId === userId && o.metadata === null);
+        const order = chance(0.6) ? (mine.length > 0 && chance(0.8) ? pick(mine) : pick(orders)) : null;
+        const credits = order === null || chance(0.5) ? 1 + Math.floor(random.next() * 15) : null;
+        const plan = [...(order === null ? [] : (['ORDER_RESERVED'] as const)), ...(credits === null ? [] : (['CREDITS_DEDUCTED'] as const))];
+        const saga = aSaga({ userId, usageId: pick(usageIds), orderId: order?.orderId ?? null, credits, plan, createdAt: now, updatedAt: now, deadlineAt: now + 30_000 });
+        const requested = event('service.usage.requested', userId, saga.usageId);
+        operation = (on) => on.startSaga(saga, requested);
+      } else if (r < 0.85 && sagas.length > 0) {
+        const saga = pick(sagas.slice(-8));
+        const [step, cu] = [stepOf(saga), ids('cu')];
+        operation = (on) => on.runSagaStep(saga.sagaId, step, s, cu);
+      } else if (r < 0.92 && sagas.length > 0) {
+        const saga = pick(sagas.slice(-8));
+        const resolution = chance(0.6) ? ({ to: 'COMPLETED' } as const) : ({ to: 'COMPENSATING', reason: 'service.usage.failed' } as const);
+        const reported = chance(0.7) ? event(resolution.to === 'COMPLETED' ? 'service.usage.completed' : 'service.usage.failed', saga.userId, saga.usageId) : null;
+        operation = (on) => on.resolveSaga(saga.sagaId, resolution, reported, s);
+      } else {
+        const [limit, at] = [1 + Math.floor(random.next() * 5), now];
+        operation = async (on) => on.markPublished((await on.pendingOutbox(limit)).map((e) => e.eventId), at);
+      }
+      const expected = (await operation(memory)) as { kind?: string; order?: Order; saga?: Saga } | number;
+      expect(await operation(store), `operation ${i}`).toEqual(expected);
+      if (typeof expected === 'number') continue;
+      outcomes.add(`${expected.kind}${expected.saga === undefined ? '' : ` ${expected.saga.status}`}`);
+      if (expected.kind === 'approved' && expected.order !== undefined) paid.push(expected.order);
+      if (expected.saga !== undefined) {
+        const known = sagas.findIndex((x) => x.sagaId === expected.saga?.sagaId);
+        if (known >= 0) sagas.splice(known, 1);
+        sagas.push(expected.saga);
+      }
+    }
+    // The run went through every kind of change (so the comparison is of something).
+    const covered = ['approved', 'failed', 'cancelled', 'completed', 'charged', 'deducted', 'refunded', 'started RUNNING', 'done COMPENSATED', 'resolved COMPLETED', 'failed COMPENSATING', 'duplicate RUNNING', 'conflict', 'usage_taken RUNNING', 'insufficient'];
+    expect([...outcomes]).toEqual(expect.arrayContaining(covered));
+    const byId = <T>(records: T[], id: (r: T) => string): T[] => [...records].sort((a, b) => (id(a) < id(b) ? -1 : 1));
+    const comparable = async (on: FluxPayStore) => {
+      const snap = await on.snapshot();
+      return {
+        ...snap,
+        payments: byId(snap.payments, (p) => p.paymentKey),
+        usages: byId(snap.usages, (u) => u.creditUsageId),
+        balances: byId(snap.balances, (b) => b.userId),
+        creditTotals: byId(snap.creditTotals, (t) => t.userId),
+        counts: await on.orderCounts(),
+        outbox: [await on.outboxStats(), await on.listOutbox({ limit: 10_000 })],
+        transactions: await Promise.all(users.map((u) => on.transactions(u, { limit: 10_000 }))),
+        ledgers: await Promise.all(orders.map((o) => on.ledger(o.orderId))),
+      };
+    };
+    const before = await comparable(memory);
+    expect(await comparable(store)).toEqual(before);
+    expect(await store.sweep(now + DAY)).toBe(await memory.sweep(now + DAY));
+    expect(await comparable(store)).toEqual(await comparable(memory));
   });
 
   describe('RedisBillingStore across replicas', () => {

@@ -137,6 +137,8 @@ if not o[1] then return {'not_found'} end
 if amount ~= tonumber(o[1]) then return {'amount_mismatch', render(payment(key)), render(order(orderId))} end
 if p[2] ~= '"READY"' then return {'already_processed', render(payment(key))} end
 if o[2] ~= '"PENDING"' then return {'order_state', render(payment(key)), render(order(orderId))} end
+-- An amount that cannot be posted stops the script before it writes anything.
+if arg(4) ~= 'FAILED' then wholeAmount('PAYMENT_APPROVED', o[1]) end
 redis.call('HSET', payment(key), '.decidedBy', arg(6), '.updatedAt', NOW)
 if arg(4) == 'FAILED' then
   redis.call('HSET', payment(key), '.status', '"FAILED"', '.failureCode', arg(5), '.failedAt', NOW)
