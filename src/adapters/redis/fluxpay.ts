@@ -54,10 +54,25 @@ export interface RedisFluxPayStoreOptions {
   maxRecords: number;
 }
 
-/** Every script: the prelude (helpers and each aggregate's functions, in the order they call each other), then its own part. */
-const PRELUDE = `${HEAD}${ORDERS}${CREDITS}${SAGAS}${BOUNDS}`;
 const SCRIPTS = { ...ORDER_SCRIPTS, ...CREDIT_SCRIPTS, ...SAGA_SCRIPTS, ...BOUND_SCRIPTS };
 type ScriptName = keyof typeof SCRIPTS;
+
+/**
+ * A script is a prelude (the helpers and the functions of each aggregate, in the order they call
+ * each other) and its own part. Each function a prelude defines is a closure made on every run
+ * (about 15 µs for all of them), so a script gets only the layers it calls: an order's operations
+ * the orders', a credit operation the credits' too, and whatever sweeps (an insert makes room) or
+ * runs sagas everything.
+ */
+const ORDERS_PRELUDE = `${HEAD}${ORDERS}`;
+const CREDITS_PRELUDE = `${ORDERS_PRELUDE}${CREDITS}`;
+const FULL_PRELUDE = `${CREDITS_PRELUDE}${SAGAS}${BOUNDS}`;
+const FULL: ReadonlySet<string> = new Set(['create', 'use', 'sweep', 'snapshot', ...Object.keys(SAGA_SCRIPTS)]);
+
+function preludeOf(name: string): string {
+  if (FULL.has(name)) return FULL_PRELUDE;
+  return name in CREDIT_SCRIPTS ? CREDITS_PRELUDE : ORDERS_PRELUDE;
+}
 
 const NO_STAMP: Stamp = { now: 0, eventIds: [], transactionId: '' };
 
@@ -97,7 +112,7 @@ export class RedisFluxPayStore implements FluxPayStore {
     this.outbox = { prefix: this.#p, maxEvents: options.maxRecords };
     const scripts: Partial<Record<ScriptName, Script>> = {};
     for (const [name, body] of Object.entries(SCRIPTS)) {
-      scripts[name as ScriptName] = defineScript(client, `paysimFluxPay_${name}`, `${PRELUDE}${body}`);
+      scripts[name as ScriptName] = defineScript(client, `paysimFluxPay_${name}`, `${preludeOf(name)}${body}`);
     }
     this.#scripts = scripts as Record<ScriptName, Script>;
     this.#outboxScripts = {
