@@ -1,0 +1,45 @@
+/**
+ * The TTL sweep over every kind of evictable record (needs the removers of ./orders.ts,
+ * ./credits.ts, ./sagas.ts and the outbox's). `sweepAll(cutoff)` removes, per kind, at most
+ * BATCH records created (events: occurred) at or before `cutoff`, and answers {removed, the most
+ * any kind looked at}: a store's `sweep` runs it again while a kind filled its batch.
+ */
+export const BOUNDS = `
+local function sweepSet(key, cutoff, remove)
+  local ids = redis.call('ZRANGEBYSCORE', key, '-inf', cutoff, 'LIMIT', 0, BATCH)
+  local removed = 0
+  for _, id in ipairs(ids) do removed = removed + remove(id) end
+  return removed, #ids
+end
+local function sweepAll(cutoff)
+  local kinds = {
+    {P .. 'oe', removeOrder}, {P .. 'se', removeSaga}, {P .. 'ue', removeUsage}, {P .. 'ie', removeInbound},
+    {P .. 'opub', function(id) return removeEvent(P, id) end}, {P .. 'te', removeTransaction},
+  }
+  local removed, most = 0, 0
+  for _, kind in ipairs(kinds) do
+    local gone, looked = sweepSet(kind[1], cutoff, kind[2])
+    removed = removed + gone
+    if looked > most then most = looked end
+  end
+  return {removed, most}
+end
+`;
+
+export const BOUND_SCRIPTS = {
+  sweep: `return sweepAll(tonumber(NOW) - TTL)`,
+  stats: `return redis.call('ZCARD', P .. 'oa')`,
+  /** Everything the reconciliation compares, in one step. */
+  snapshot: `
+local orders, payments, usages, sagas = {}, {}, {}, {}
+for _, id in ipairs(redis.call('ZRANGE', P .. 'oa', 0, -1)) do
+  orders[#orders + 1] = render(order(id))
+  for _, key in ipairs(redis.call('LRANGE', P .. 'op:' .. id, 0, -1)) do payments[#payments + 1] = render(payment(key)) end
+end
+for _, member in ipairs(redis.call('ZRANGE', P .. 'ue', 0, -1)) do usages[#usages + 1] = render(usage(member)) end
+for _, id in ipairs(redis.call('ZRANGE', P .. 'sa', 0, -1)) do sagas[#sagas + 1] = render(saga(id)) end
+local pending = redis.call('ZCARD', P .. 'opend')
+return {orders, payments, usages, sagas, redis.call('HGETALL', P .. 'bal'), redis.call('HGETALL', P .. 'ct'), redis.call('HGETALL', P .. 'acct'),
+  redis.call('HGETALL', P .. 'evnet'), pending, redis.call('ZCARD', P .. 'oall') - pending}
+`,
+};

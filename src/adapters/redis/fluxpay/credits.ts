@@ -1,0 +1,117 @@
+import { WALK } from '../lua.ts';
+
+/*
+ * Credits: P..'bal' (hash: userId → balance) and P..'ct' (hash: userId..'\t'..charged|used|refunded →
+ * running total), never evicted (users' money). Usages: P..'u:'..userId..'\n'..usageId, a record hash
+ * (./records.ts: `b`, `.status`, `.refundedAt`; plain `cu` creditUsageId, `a` amount, `sid` sagaId or
+ * '', `u`, `us` usageId, `sv` serviceId) and P..'ue' (zset: userId..'\n'..usageId → createdAt; every
+ * usage may go, by TTL or the oldest at the bound). Credit transactions: P..'t:'..id (`b`: the
+ * transaction, `u`: its user), P..'ut:'..userId (zset, score 0: a user's, ULIDs in write order),
+ * P..'te' (zset: id → createdAt, for the TTL).
+ */
+export const CREDITS = `
+local function usage(member) return P .. 'u:' .. member end
+local TOTAL = {CHARGE = 'charged', USE = 'used', REFUND = 'refunded'}
+local POSTING = {CHARGE = 'CREDIT_CHARGED', USE = 'CREDIT_USED', REFUND = 'CREDIT_REFUNDED'}
+-- A credit movement: the balance, the running total, the ledger transaction and the credit transaction
+-- (both TX); the about* arguments are JSON. Answers the transaction's JSON and the balance after.
+local function moveCredits(kind, userId, amount, now, aboutOrder, aboutUsage, aboutService, reference)
+  local a = wholeAmount(POSTING[kind], amount)
+  local signed = a
+  if kind == 'USE' then signed = -a end
+  local after = redis.call('HINCRBY', P .. 'bal', userId, n(signed))
+  redis.call('HINCRBY', P .. 'ct', userId .. '\\t' .. TOTAL[kind], n(a))
+  post(POSTING[kind], TX, reference, a, CREDIT, now)
+  local json = '{"transactionId":' .. q(TX) .. ',"userId":' .. q(userId) .. ',"type":"' .. kind .. '","amount":' .. n(a) .. ',"balanceAfter":' .. n(after)
+    .. ',"orderId":' .. aboutOrder .. ',"usageId":' .. aboutUsage .. ',"serviceId":' .. aboutService .. ',"createdAt":' .. now .. '}'
+  redis.call('HSET', P .. 't:' .. TX, 'b', json, 'u', userId)
+  redis.call('ZADD', P .. 'ut:' .. userId, 0, TX)
+  redis.call('ZADD', P .. 'te', now, TX)
+  return json, after
+end
+local function creditPayload(tx, member) return '{"kind":"credit","transaction":' .. tx .. ',"usage":' .. render(usage(member)) .. '}' end
+-- A new DEDUCTED usage and its movement, with credit.deducted; sagaId '' for none.
+local function deduct(cuid, userId, serviceId, usageId, amount, sagaId, now, eventId)
+  local member = userId .. '\\n' .. usageId
+  local sid = 'null'
+  if sagaId ~= '' then sid = q(sagaId) end
+  local base = '{"creditUsageId":' .. q(cuid) .. ',"usageId":' .. q(usageId) .. ',"userId":' .. q(userId) .. ',"serviceId":' .. q(serviceId)
+    .. ',"amount":' .. n(amount) .. ',"sagaId":' .. sid .. ',"createdAt":' .. now .. '}'
+  redis.call('HSET', usage(member), 'b', base, '.status', '"DEDUCTED"', '.refundedAt', 'null', 'cu', cuid, 'a', n(amount), 'sid', sagaId,
+    'u', userId, 'us', usageId, 'sv', serviceId)
+  redis.call('ZADD', P .. 'ue', now, member)
+  local tx, after = moveCredits('USE', userId, amount, now, 'null', q(usageId), q(serviceId), cuid)
+  emit(P, MAX, eventId, 'credit.deducted', 'credit:' .. userId, creditPayload(tx, member), now)
+  return tx, after
+end
+-- A DEDUCTED usage → REFUNDED, its credits back, with credit.refunded.
+local function refund(member, now, eventId)
+  redis.call('HSET', usage(member), '.status', '"REFUNDED"', '.refundedAt', now)
+  local r = redis.call('HMGET', usage(member), 'u', 'a', 'cu', 'us', 'sv')
+  local tx, after = moveCredits('REFUND', r[1], r[2], now, 'null', q(r[4]), q(r[5]), r[3])
+  emit(P, MAX, eventId, 'credit.refunded', 'credit:' .. r[1], creditPayload(tx, member), now)
+  return tx, after
+end
+local function removeUsage(member)
+  redis.call('ZREM', P .. 'ue', member)
+  local cu = redis.call('HGET', usage(member), 'cu')
+  if not cu then return 0 end
+  redis.call('DEL', usage(member), P .. 'l:' .. cu)
+  return 1
+end
+local function usageRoom() return room(P .. 'ue', P .. 'ue', removeUsage) end
+local function removeTransaction(id)
+  redis.call('ZREM', P .. 'te', id)
+  local user = redis.call('HGET', P .. 't:' .. id, 'u')
+  if not user then return 0 end
+  redis.call('DEL', P .. 't:' .. id)
+  redis.call('ZREM', P .. 'ut:' .. user, id)
+  return 1
+end
+`;
+
+export const CREDIT_SCRIPTS = {
+  charge: `
+-- arg: userId, orderId
+local userId, id = arg(1), arg(2)
+local r = redis.call('HMGET', order(id), 'u', 'cc', '.chargedCredits', '.status', '.sagaId', 'sv')
+if not r[1] or r[1] ~= userId then return {'not_found'} end
+if r[2] == '' then return {'not_charge_order', render(order(id))} end
+if r[3] ~= 'null' then return {'already_charged', render(order(id))} end
+if r[4] ~= '"PAID"' or r[5] ~= 'null' then return {'order_state', render(order(id))} end
+local tx, after = moveCredits('CHARGE', userId, r[2], NOW, q(id), 'null', q(r[6]), id)
+redis.call('HSET', order(id), '.chargedCredits', r[2])
+local key = completeOrder(id, NOW)
+emit(P, MAX, EV[1], 'credit.charged', 'credit:' .. userId, '{"kind":"credit","transaction":' .. tx .. ',"usage":null}', NOW)
+emit(P, MAX, EV[2], 'order.completed', 'order:' .. id, orderPayload(id, key), NOW)
+return {'charged', render(order(id)), tx, after}
+`,
+  use: `
+-- arg: userId, serviceId, usageId, amount, creditUsageId
+local userId, usageId, amount = arg(1), arg(3), tonumber(arg(4))
+local member = userId .. '\\n' .. usageId
+local existing = render(usage(member))
+if existing then return {'duplicate', existing} end
+local balance = tonumber(redis.call('HGET', P .. 'bal', userId) or '0')
+if balance < amount then return {'insufficient', balance} end
+wholeAmount('CREDIT_USED', amount)
+sweepAll(tonumber(NOW) - TTL)
+if not usageRoom() then return {'full'} end
+local tx, after = deduct(arg(5), userId, arg(2), usageId, amount, '', NOW, EV[1])
+return {'deducted', render(usage(member)), tx, after}
+`,
+  refund: `
+-- arg: userId, usageId
+local member = arg(1) .. '\\n' .. arg(2)
+local status = redis.call('HGET', usage(member), '.status')
+if not status then return {'not_found'} end
+if status == '"REFUNDED"' then return {'already_refunded', render(usage(member))} end
+local tx, after = refund(member, NOW, EV[1])
+return {'refunded', render(usage(member)), tx, after}
+`,
+  transactions: `${WALK}
+-- arg: userId, limit, cursor, scan budget
+return walk(P .. 'ut:' .. arg(1), arg(3), tonumber(arg(2)), tonumber(arg(4)), function(id) return redis.call('EXISTS', P .. 't:' .. id) == 1 end,
+  function(id) return redis.call('HGET', P .. 't:' .. id, 'b') end)
+`,
+};

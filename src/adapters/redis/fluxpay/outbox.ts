@@ -1,0 +1,109 @@
+import { RECORDS } from './records.ts';
+
+/**
+ * FluxPay's transactional outbox in Redis, shared with the billing store (a subscription's change
+ * and its event are one script, so that script writes to this layout). Under the outbox prefix O
+ * (the FluxPay store's, `<keyPrefix>fp:`):
+ * - O..'e:'..eventId: the event (a record hash, ./records.ts: `b`, `.status`, `.publishedAt`; `seq`
+ *   its sequence, `at` when it occurred);
+ * - O..'oseq': the sequence (INCR: write order across every replica);
+ * - O..'oall': every event, eventId → sequence; O..'opend': the pending ones, the same;
+ * - O..'opub': the published ones, eventId → occurredAt (the oldest go first at the bound and by TTL).
+ */
+export interface RedisOutbox {
+  /** The outbox prefix O. */
+  prefix: string;
+  /** Events held at most (FluxPay's maxRecords): at the bound the oldest published event goes. */
+  maxEvents: number;
+}
+
+/** The FluxPay store's key prefix (its outbox's too) under the service's `keyPrefix`. */
+export const fluxPayPrefix = (keyPrefix: string): string => `${keyPrefix}fp:`;
+
+/** `emit` writes an event in the caller's script (payload: its JSON); `removeEvent` drops one (1 when it was there). Needs RECORDS. */
+export const OUTBOX = `
+local function removeEvent(O, id)
+  redis.call('ZREM', O .. 'oall', id)
+  redis.call('ZREM', O .. 'opend', id)
+  redis.call('ZREM', O .. 'opub', id)
+  return redis.call('DEL', O .. 'e:' .. id)
+end
+local function emit(O, max, eventId, eventType, aggregate, payload, now)
+  if eventId == nil or eventId == '' then error('no event id for ' .. eventType) end
+  -- At the bound the oldest published event goes; pending ones never do (the relay has not handed them over yet).
+  if redis.call('ZCARD', O .. 'oall') >= max then
+    local oldest = redis.call('ZRANGE', O .. 'opub', 0, 0)[1]
+    if oldest then removeEvent(O, oldest) end
+  end
+  local seq = redis.call('INCR', O .. 'oseq')
+  local base = '{"eventId":' .. q(eventId) .. ',"eventType":"' .. eventType .. '","aggregate":' .. q(aggregate) .. ',"sequence":' .. n(seq)
+    .. ',"occurredAt":' .. now .. ',"payload":' .. payload .. '}'
+  redis.call('HSET', O .. 'e:' .. eventId, 'b', base, '.status', '"PENDING"', '.publishedAt', 'null', 'seq', seq, 'at', now)
+  redis.call('ZADD', O .. 'oall', seq, eventId)
+  redis.call('ZADD', O .. 'opend', seq, eventId)
+end
+`;
+
+// The outbox's own scripts. ARGV[1] = O.
+
+export const PENDING = `${RECORDS}
+-- ARGV: O, limit
+local O, limit = ARGV[1], tonumber(ARGV[2])
+if limit < 1 then return {} end
+local out = {}
+for _, id in ipairs(redis.call('ZRANGE', O .. 'opend', 0, limit - 1)) do out[#out + 1] = render(O .. 'e:' .. id) end
+return out
+`;
+
+export const MARK = `
+-- ARGV: O, now, eventId...
+local O, now, marked = ARGV[1], ARGV[2], 0
+for i = 3, #ARGV do
+  local id = ARGV[i]
+  if redis.call('ZREM', O .. 'opend', id) == 1 then
+    redis.call('HSET', O .. 'e:' .. id, '.status', '"PUBLISHED"', '.publishedAt', now)
+    redis.call('ZADD', O .. 'opub', redis.call('HGET', O .. 'e:' .. id, 'at'), id)
+    marked = marked + 1
+  end
+end
+return marked
+`;
+
+/** Newest first by sequence after the cursor's event (an unknown cursor: an empty page, as memory), at most `budget` events looked at. */
+export const LIST = `${RECORDS}
+-- ARGV: O, limit, cursor ('' = from the newest), status ('' = any), scan budget
+local O, limit, cursor, status, budget = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], tonumber(ARGV[5])
+local max = '+inf'
+if cursor ~= '' then
+  local seq = redis.call('ZSCORE', O .. 'oall', cursor)
+  if not seq then return {'', {}} end
+  max = '(' .. seq
+end
+local data, last, previous, examined = {}, '', '', 0
+while true do
+  local page = redis.call('ZREVRANGEBYSCORE', O .. 'oall', max, '-inf', 'WITHSCORES', 'LIMIT', 0, 500)
+  if #page == 0 then return {'', data} end
+  for i = 1, #page, 2 do
+    local id = page[i]
+    if examined == budget then return {previous, data} end
+    examined = examined + 1
+    if status == '' or redis.call('HGET', O .. 'e:' .. id, '.status') == status then
+      if #data == limit then return {last, data} end
+      data[#data + 1] = render(O .. 'e:' .. id)
+      last = id
+    end
+    previous = id
+  end
+  max = '(' .. page[#page]
+end
+`;
+
+export const STATS = `
+-- ARGV: O. Answers pending, when the oldest pending occurred ('' with none), published.
+local O = ARGV[1]
+local pending = redis.call('ZCARD', O .. 'opend')
+local first = redis.call('ZRANGE', O .. 'opend', 0, 0)[1]
+local oldest = ''
+if first then oldest = redis.call('HGET', O .. 'e:' .. first, 'at') end
+return {pending, oldest, redis.call('ZCARD', O .. 'oall') - pending}
+`;

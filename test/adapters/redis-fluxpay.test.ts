@@ -1,0 +1,295 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RedisBillingStore } from '../../src/adapters/redis/fluxpay-billing.ts';
+import { MemoryFluxPayStore } from '../../src/adapters/memory/fluxpay.ts';
+import { RedisFluxPayStore } from '../../src/adapters/redis/fluxpay.ts';
+import { createRandom } from '../../src/core/random.ts';
+import { hasRedisServer, REDIS_SERVER_MISSING, startRedis, type TestRedis } from '../helpers/redis.ts';
+import { inCi } from '../helpers/promtool.ts';
+import { compensationsLeft, SAGA_STEPS, sagaDid, stampOf, type SagaStepName, type CreditTransaction, type InboundEvent, type Order, type Payment, type Saga } from '../../src/core/fluxpay/model.ts';
+import type { FluxPayStore } from '../../src/core/fluxpay/ports.ts';
+import { reconcile } from '../../src/core/fluxpay/reconcile.ts';
+import { canceled } from '../../src/core/subscriptions/subscription.ts';
+import type { SubscriptionRecord } from '../../src/core/subscriptions/ports.ts';
+import { aSubscription } from './contracts/billing.contract.ts';
+import { concurrently, DAY, ids, T0, tally } from './contracts/fixtures.ts';
+import { anOrder, aPayment, aSaga } from './contracts/fluxpay.contract.ts';
+import { billingStoreContract } from './contracts/billing.contract.ts';
+import { fluxPayStoreContract } from './contracts/fluxpay.contract.ts';
+
+/**
+ * FluxPay's store contracts against the Redis adapters, on a private redis-server this file starts
+ * (test/helpers/redis.ts), and the races of several replicas: stores on separate connections with
+ * one key prefix. Skipped without redis-server locally; in CI its absence fails.
+ */
+
+if (!hasRedisServer) {
+  describe('Redis FluxPay adapters', () => {
+    it.skipIf(!inCi)('need redis-server (skipped: not installed)', () => undefined);
+    it.runIf(inCi)('need redis-server', () => {
+      throw new Error(REDIS_SERVER_MISSING);
+    });
+  });
+} else {
+  let redis: TestRedis;
+  beforeAll(async () => {
+    redis = await startRedis();
+  });
+  afterAll(async () => {
+    await redis?.stop();
+  });
+
+  fluxPayStoreContract('redis', ({ ttlMs, maxRecords }) => new RedisFluxPayStore(redis.client, { keyPrefix: redis.newPrefix(), ttlMs, maxRecords }));
+  billingStoreContract('redis', ({ maxSubscriptions, ttlMs }) => {
+    const keyPrefix = redis.newPrefix();
+    const fluxpay = new RedisFluxPayStore(redis.client, { keyPrefix, ttlMs, maxRecords: 100_000 });
+    return { billing: new RedisBillingStore(redis.client, { keyPrefix, maxSubscriptions, ttlMs }, fluxpay.outbox), fluxpay };
+  });
+
+  const OPTIONS = { ttlMs: DAY, maxRecords: 100_000 };
+  const APPROVE = { status: 'APPROVED' as const, failureCode: null, decidedBy: 'card' as const };
+  const stamp = (now = T0) => stampOf(ids, now);
+
+  /** Two stores on separate connections with one key prefix: two replicas of one service. */
+  function replicas(): [RedisFluxPayStore, RedisFluxPayStore] {
+    const keyPrefix = redis.newPrefix();
+    return [new RedisFluxPayStore(redis.connect(), { keyPrefix, ...OPTIONS }), new RedisFluxPayStore(redis.connect(), { keyPrefix, ...OPTIONS })];
+  }
+
+  async function paid(store: FluxPayStore, overrides: Partial<Order> = {}): Promise<Order> {
+    const order = anOrder(overrides);
+    await store.createOrder(order);
+    const payment = aPayment(order);
+    await store.createPayment(payment);
+    const outcome = await store.confirmPayment({ paymentKey: payment.paymentKey, orderId: order.orderId, amount: order.amount, decision: APPROVE }, stamp());
+    if (outcome.kind !== 'approved') throw new Error(outcome.kind);
+    return outcome.order;
+  }
+
+  async function credit(store: FluxPayStore, userId: string, credits: number): Promise<void> {
+    const order = await paid(store, { userId, metadata: { kind: 'CREDIT_CHARGE', credits } });
+    expect((await store.chargeCredits(userId, order.orderId, stamp())).kind).toBe('charged');
+  }
+
+  describe('RedisFluxPayStore across replicas (two connections, one prefix)', () => {
+    it('200 concurrent uses of one balance split across both never take it below zero', async () => {
+      const [a, b] = replicas();
+      await credit(a, 'user_1', 95);
+      const results = await concurrently(200, (i) => (i % 2 === 0 ? a : b).useCredits({ userId: 'user_1', serviceId: 's', usageId: `u${i}`, amount: 10, creditUsageId: ids('cu') }, stamp()));
+      expect(tally(results)).toEqual({ deducted: 9, insufficient: 191 });
+      expect([await a.balance('user_1'), await b.balance('user_1')]).toEqual([5, 5]);
+      const report = reconcile(await b.snapshot());
+      expect([report.mismatches, report.credits]).toEqual([[], { users: 1, totalBalance: 5, charged: 95, used: 90, refunded: 0 }]);
+    });
+
+    it('200 concurrent confirms of one order split across both approve once; one usageId from both deducts once', async () => {
+      const [a, b] = replicas();
+      const order = anOrder();
+      await a.createOrder(order);
+      const payments: Payment[] = Array.from({ length: 200 }, () => aPayment(order));
+      for (const p of payments) await b.createPayment(p);
+      const results = await concurrently(200, (i) => (i % 2 === 0 ? a : b).confirmPayment({ paymentKey: (payments[i] as Payment).paymentKey, orderId: order.orderId, amount: 1000, decision: APPROVE }, stamp()));
+      expect(tally(results)).toEqual({ approved: 1, order_state: 199 });
+      const winner = results.find((r) => r.kind === 'approved');
+      expect(await b.getOrder(order.orderId)).toEqual({ ...order, status: 'PAID', paymentKey: winner?.kind === 'approved' ? winner.payment.paymentKey : null, paidAt: T0 });
+      expect((await a.pendingOutbox(10)).map((e) => e.eventType)).toEqual(['payment.approved']);
+      await credit(a, 'user_2', 100);
+      const same = await concurrently(100, (i) => (i % 2 === 0 ? a : b).useCredits({ userId: 'user_2', serviceId: 's', usageId: 'same', amount: 10, creditUsageId: ids('cu') }, stamp()));
+      expect(tally(same)).toEqual({ deducted: 1, duplicate: 99 });
+      expect(reconcile(await a.snapshot())).toMatchObject({ mismatches: [], duplicateCharges: 0, credits: { totalBalance: 90 } });
+    });
+
+    it('the outbox is in write order across both: each deduction sees the one before it', async () => {
+      const [a, b] = replicas();
+      await credit(b, 'user_1', 1_000);
+      const before = (await a.pendingOutbox(10)).length;
+      await concurrently(100, (i) => (i % 2 === 0 ? a : b).useCredits({ userId: 'user_1', serviceId: 's', usageId: `u${i}`, amount: 7, creditUsageId: ids('cu') }, stamp()));
+      const events = (await b.pendingOutbox(1_000)).slice(before);
+      expect(events.map((e) => e.sequence)).toEqual(Array.from({ length: 100 }, (_, i) => before + i + 1));
+      // Written in sequence order, each deduction's balance is 7 below the one before it.
+      const balances = events.map((e) => (e.payload as { transaction: CreditTransaction }).transaction.balanceAfter);
+      expect(balances).toEqual(Array.from({ length: 100 }, (_, i) => 1_000 - 7 * (i + 1)));
+      const page = await a.listOutbox({ limit: 3 });
+      expect(page.data.map((e) => e.sequence)).toEqual([before + 100, before + 99, before + 98]);
+    });
+
+    it('one usage event delivered to both starts one saga', async () => {
+      const [a, b] = replicas();
+      const saga = aSaga();
+      const event = { eventId: saga.eventId, type: 'service.usage.requested' as const, userId: saga.userId, usageId: saga.usageId, fingerprint: 'f', sagaId: null, receivedAt: T0 };
+      const results = await concurrently(50, (i) => (i % 2 === 0 ? a : b).startSaga({ ...saga, sagaId: ids('saga') }, event));
+      expect(tally(results)).toEqual({ started: 1, duplicate: 49 });
+      const started = results.find((r) => r.kind === 'started');
+      expect(await a.inboundEvent(saga.eventId)).toEqual({ ...event, sagaId: started?.kind === 'started' ? started.saga.sagaId : '' });
+    });
+  });
+
+  describe('RedisFluxPayStore records', () => {
+    it('keep every field exactly through a change: nested metadata, escapes, amounts past 14 digits', async () => {
+      const [store] = replicas();
+      const metadata = { tags: [], nested: { list: [1, 'two', null], empty: {} }, note: 'a/b "quoted" \\ ü 한국 \n end' };
+      const order = await paid(store, { amount: 123_456_789_012_345, metadata });
+      expect(order).toMatchObject({ amount: 123_456_789_012_345, metadata, status: 'PAID' });
+      const cancelled = await store.cancelOrder(order.orderId, 'reason with "quotes" / and \\', stamp(T0 + 1));
+      expect(cancelled).toMatchObject({ kind: 'cancelled', order: { ...order, status: 'CANCELLED', cancelReason: 'reason with "quotes" / and \\', cancelledAt: T0 + 1, updatedAt: T0 + 1 } });
+      const [, event] = await store.pendingOutbox(10);
+      expect(event?.payload).toEqual({ kind: 'order', order: await store.getOrder(order.orderId), payment: await store.getPayment(order.paymentKey as string) });
+      expect((await store.ledger(order.orderId)).map((tx) => [tx.kind, tx.entries[0]?.amount])).toEqual([
+        ['PAYMENT_APPROVED', 123_456_789_012_345],
+        ['PAYMENT_CANCELLED', 123_456_789_012_345],
+      ]);
+      expect(reconcile(await store.snapshot()).mismatches).toEqual([]);
+    });
+  });
+
+  it('RedisFluxPayStore sweeps past one script batch (500 of a kind): every finished order goes, pending events stay', async () => {
+    const [store] = replicas();
+    const orders = Array.from({ length: 600 }, () => anOrder());
+    await Promise.all(orders.map((order) => store.createOrder(order)));
+    await Promise.all(orders.map((order) => store.cancelOrder(order.orderId, null, stamp())));
+    expect(await store.orderCounts()).toMatchObject({ CANCELLED: 600 });
+    expect(await store.sweep(T0 + DAY - 1)).toBe(0);
+    expect(await store.sweep(T0 + DAY)).toBe(600);
+    expect([await store.stats(), await store.orderCounts(), await store.listOrders({ limit: 10 })]).toEqual([
+      { size: 0, max: OPTIONS.maxRecords },
+      { PENDING: 0, PAID: 0, COMPLETED: 0, CANCELLED: 0, cancelledAfterPayment: 0 },
+      { data: [], nextCursor: null },
+    ]);
+    expect(await store.outboxStats()).toEqual({ pending: 600, oldestPendingAt: T0, published: 0 });
+  });
+
+  it('RedisFluxPayStore answers 1,500 seeded random operations exactly as MemoryFluxPayStore does', async () => {
+    const memory = new MemoryFluxPayStore(OPTIONS);
+    const [store] = replicas();
+    const random = createRandom(14);
+    const chance = (p: number): boolean => random.next() < p;
+    const pick = <T>(items: readonly T[]): T => items[Math.floor(random.next() * items.length)] as T;
+    const users = ['user_1', 'user_2', 'user_3'];
+    const usageIds = Array.from({ length: 30 }, (_, i) => `u${i}`);
+    const eventIds = Array.from({ length: 80 }, (_, i) => `e${i}`);
+    const orders: Order[] = [];
+    const payments: Payment[] = [];
+    const paid: Order[] = [];
+    const sagas: Saga[] = [];
+    const outcomes = new Set<string>();
+    let now = T0;
+    const event = (type: InboundEvent['type'], userId: string, usageId: string): InboundEvent => ({ eventId: pick(eventIds), type, userId, usageId, fingerprint: chance(0.9) ? 'f1' : 'f2', sagaId: null, receivedAt: now });
+    /** The step a saga would run next (sometimes any step: refusals are compared too). */
+    const stepOf = (saga: Saga): SagaStepName => {
+      if (chance(0.2)) return pick(SAGA_STEPS);
+      if (saga.status === 'RUNNING') return saga.plan.find((step) => !sagaDid(saga, step)) ?? pick(SAGA_STEPS);
+      return compensationsLeft(saga)[0] ?? pick(SAGA_STEPS);
+    };
+    // Each operation's inputs are drawn once, from what memory answered so far; both stores then run it.
+    for (let i = 0; i < 1_500; i++) {
+      now += Math.floor(random.next() * 1_000);
+      const s = stamp(now);
+      const r = random.next();
+      let operation: (on: FluxPayStore) => Promise<unknown>;
+      if (r < 0.1 || orders.length === 0) {
+        const order = anOrder({ userId: pick(users), amount: 100 + Math.floor(random.next() * 900), createdAt: now, updatedAt: now, metadata: chance(0.4) ? { kind: 'CREDIT_CHARGE', credits: 30 } : null });
+        orders.push(order);
+        operation = (on) => on.createOrder(order);
+      } else if (r < 0.2) {
+        const payment = aPayment(pick(orders.slice(-10)), { createdAt: now, updatedAt: now });
+        payments.push(payment);
+        operation = (on) => on.createPayment(payment);
+      } else if (r < 0.3 && payments.length > 0) {
+        const payment = pick(payments.slice(-10));
+        const decision = chance(0.85) ? APPROVE : { status: 'FAILED' as const, failureCode: 'DECLINE_2', decidedBy: 'card' as const };
+        const amount = chance(0.95) ? payment.amount : payment.amount + 1;
+        operation = (on) => on.confirmPayment({ paymentKey: payment.paymentKey, orderId: payment.orderId, amount, decision }, s);
+      } else if (r < 0.34) {
+        const [order, reason] = [pick(orders), pick([null, 'changed my mind'])];
+        operation = (on) => on.cancelOrder(order.orderId, reason, s);
+      } else if (r < 0.38) {
+        const order = pick(paid.length > 0 && chance(0.8) ? paid : orders);
+        operation = (on) => on.completeOrder(order.orderId, s);
+      } else if (r < 0.46) {
+        const order = pick(paid.length > 0 && chance(0.8) ? paid : orders);
+        operation = (on) => on.chargeCredits(order.userId, order.orderId, s);
+      } else if (r < 0.56) {
+        const input = { userId: pick(users), serviceId: 's', usageId: pick(usageIds), amount: 1 + Math.floor(random.next() * 10), creditUsageId: ids('cu') };
+        operation = (on) => on.useCredits(input, s);
+      } else if (r < 0.6) {
+        const [userId, usageId] = [pick(users), pick(usageIds)];
+        operation = (on) => on.refundCredits(userId, usageId, s);
+      } else if (r < 0.7) {
+        const userId = pick(users);
+        const mine = paid.filter((o) => o.userId === userId && o.metadata === null);
+        const order = chance(0.6) ? (mine.length > 0 && chance(0.8) ? pick(mine) : pick(orders)) : null;
+        const credits = order === null || chance(0.5) ? 1 + Math.floor(random.next() * 15) : null;
+        const plan = [...(order === null ? [] : (['ORDER_RESERVED'] as const)), ...(credits === null ? [] : (['CREDITS_DEDUCTED'] as const))];
+        const saga = aSaga({ userId, usageId: pick(usageIds), orderId: order?.orderId ?? null, credits, plan, createdAt: now, updatedAt: now, deadlineAt: now + 30_000 });
+        const requested = event('service.usage.requested', userId, saga.usageId);
+        operation = (on) => on.startSaga(saga, requested);
+      } else if (r < 0.85 && sagas.length > 0) {
+        const saga = pick(sagas.slice(-8));
+        const [step, cu] = [stepOf(saga), ids('cu')];
+        operation = (on) => on.runSagaStep(saga.sagaId, step, s, cu);
+      } else if (r < 0.92 && sagas.length > 0) {
+        const saga = pick(sagas.slice(-8));
+        const resolution = chance(0.6) ? ({ to: 'COMPLETED' } as const) : ({ to: 'COMPENSATING', reason: 'service.usage.failed' } as const);
+        const reported = chance(0.7) ? event(resolution.to === 'COMPLETED' ? 'service.usage.completed' : 'service.usage.failed', saga.userId, saga.usageId) : null;
+        operation = (on) => on.resolveSaga(saga.sagaId, resolution, reported, s);
+      } else {
+        const [limit, at] = [1 + Math.floor(random.next() * 5), now];
+        operation = async (on) => on.markPublished((await on.pendingOutbox(limit)).map((e) => e.eventId), at);
+      }
+      const expected = (await operation(memory)) as { kind?: string; order?: Order; saga?: Saga } | number;
+      expect(await operation(store), `operation ${i}`).toEqual(expected);
+      if (typeof expected === 'number') continue;
+      outcomes.add(`${expected.kind}${expected.saga === undefined ? '' : ` ${expected.saga.status}`}`);
+      if (expected.kind === 'approved' && expected.order !== undefined) paid.push(expected.order);
+      if (expected.saga !== undefined) {
+        const known = sagas.findIndex((x) => x.sagaId === expected.saga?.sagaId);
+        if (known >= 0) sagas.splice(known, 1);
+        sagas.push(expected.saga);
+      }
+    }
+    // The run went through every kind of change (so the comparison is of something).
+    const covered = ['approved', 'failed', 'cancelled', 'completed', 'charged', 'deducted', 'refunded', 'started RUNNING', 'done COMPENSATED', 'resolved COMPLETED', 'failed COMPENSATING', 'duplicate RUNNING', 'conflict', 'usage_taken RUNNING', 'insufficient'];
+    expect([...outcomes]).toEqual(expect.arrayContaining(covered));
+    const byId = <T>(records: T[], id: (r: T) => string): T[] => [...records].sort((a, b) => (id(a) < id(b) ? -1 : 1));
+    const comparable = async (on: FluxPayStore) => {
+      const snap = await on.snapshot();
+      return {
+        ...snap,
+        payments: byId(snap.payments, (p) => p.paymentKey),
+        usages: byId(snap.usages, (u) => u.creditUsageId),
+        balances: byId(snap.balances, (b) => b.userId),
+        creditTotals: byId(snap.creditTotals, (t) => t.userId),
+        counts: await on.orderCounts(),
+        outbox: [await on.outboxStats(), await on.listOutbox({ limit: 10_000 })],
+        transactions: await Promise.all(users.map((u) => on.transactions(u, { limit: 10_000 }))),
+        ledgers: await Promise.all(orders.map((o) => on.ledger(o.orderId))),
+      };
+    };
+    const before = await comparable(memory);
+    expect(await comparable(store)).toEqual(before);
+    expect(await store.sweep(now + DAY)).toBe(await memory.sweep(now + DAY));
+    expect(await comparable(store)).toEqual(await comparable(memory));
+  });
+
+  describe('RedisBillingStore across replicas', () => {
+    it('of concurrent changes of one version from both, one applies and writes its event to the shared outbox', async () => {
+      const keyPrefix = redis.newPrefix();
+      const stores = [redis.connect(), redis.connect()].map((client) => {
+        const fluxpay = new RedisFluxPayStore(client, { keyPrefix, ...OPTIONS });
+        return { fluxpay, billing: new RedisBillingStore(client, { keyPrefix, maxSubscriptions: 100, ttlMs: DAY }, fluxpay.outbox) };
+      });
+      const [a, b] = stores as [(typeof stores)[number], (typeof stores)[number]];
+      const sub = aSubscription();
+      await a.billing.create(sub, 'evt_a');
+      await paid(b.fluxpay);
+      const results = await concurrently(40, (i) => (i % 2 === 0 ? a : b).billing.update({ next: canceled(sub, T0 + i) as SubscriptionRecord, invoice: null, card: null, event: { eventId: `evt_c${i}`, eventType: 'subscription.canceled' } }));
+      expect(tally(results)).toEqual({ updated: 1, conflict: 39 });
+      const winner = results.findIndex((r) => r.kind === 'updated');
+      expect((await b.fluxpay.pendingOutbox(10)).map((e) => [e.sequence, e.eventId])).toEqual([
+        [1, 'evt_a'],
+        [2, expect.stringMatching(/^evt_/)],
+        [3, `evt_c${winner}`],
+      ]);
+      expect(await a.billing.counts()).toEqual({ ACTIVE: 0, PAST_DUE: 0, CANCELED: 1, EXPIRED: 0 });
+    });
+  });
+}
