@@ -84,7 +84,9 @@ if (!hasRedisServer) {
       queue,
       rateCap,
     });
+    await scheduler.start();
     cleanups.push(async () => {
+      scheduler.stop();
       dispatcher.close();
       await queue.stop();
       await agent.destroy();
@@ -152,6 +154,8 @@ if (!hasRedisServer) {
       await dying.stop();
       dyingClient.disconnect();
       expect(await pendingCount(dying.key)).toBe(20);
+      const consumers = async () => ((await redis.client.xinfo('CONSUMERS', dying.key, DELIVERY_GROUP)) as string[][]).map((c) => c[1]);
+      expect(await consumers()).toEqual(['dying']);
 
       const survivor = await replica(keyPrefix, { claimIdleMs: 300 });
       await eventually(async () => ((await pendingCount(dying.key)) === 0 && survivor.queue.held === 0 ? true : undefined), 'the survivor to take over and acknowledge all 20', 10_000);
@@ -160,6 +164,56 @@ if (!hasRedisServer) {
       expect(after.map((d) => [d?.status, d?.attempts.map((a) => a.statusCode)])).toEqual(deliveries.map(() => ['delivered', [200]]));
       expect(survivor.attempted()).toBe(15);
       expect(survivor.errors).toEqual([]);
+      // The dead consumer, holding nothing now, is forgotten by the group; the survivor stays.
+      await eventually(async () => ((await consumers()).includes('dying') ? undefined : true), 'the dead consumer to be forgotten', 5000);
+      expect(await consumers()).toEqual([survivor.queue.consumer]);
+    });
+
+    it('a failed attempt is retried through the shared scheduler and the stream, by either replica, and delivered', async () => {
+      const keyPrefix = redis.newPrefix();
+      const seen = new Set<string>();
+      // Each event's first request fails; the retry is answered 200.
+      const rx = await receivers.start((req) => {
+        const id = (JSON.parse(req.body) as { id: string }).id;
+        if (seen.has(id)) return { status: 200 };
+        seen.add(id);
+        return { status: 500 };
+      });
+      const settings = { backoffMs: 20, backoffMaxMs: 100 };
+      const a = await replica(keyPrefix, { settings });
+      const b = await replica(keyPrefix, { settings });
+      const accepted = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? a : b).dispatcher.deliver(webhook(rx, i))));
+      await eventually(
+        async () => ((await a.log.list({ limit: 100, status: 'delivered' })).data.length === 20 && (await pendingCount(a.queue.key)) === 0 ? true : undefined),
+        '20 deliveries delivered on their retry',
+        10_000,
+      );
+      const logged = await Promise.all(accepted.map((d) => a.log.get(d.id)));
+      expect(logged.map((d) => d?.attempts.map((x) => x.statusCode))).toEqual(accepted.map(() => [500, 200]));
+      expect(rx.requests).toHaveLength(40);
+      expect(a.attempted() + b.attempted()).toBe(40);
+      expect([...a.errors, ...b.errors]).toEqual([]);
+    });
+
+    it('a draining replica finishes what it holds and leaves what it has not read to the others', async () => {
+      const keyPrefix = redis.newPrefix();
+      const rx = await receivers.start(() => ({ status: 200, delayMs: 20 }));
+      // Holds at most 2 (concurrency 1): most of the 30 are still in the stream when it drains.
+      const leaving = await replica(keyPrefix, { settings: { concurrency: 1, originConcurrency: 1 } });
+      const accepted = await Promise.all(Array.from({ length: 30 }, (_, i) => leaving.dispatcher.deliver(webhook(rx, i))));
+      await rx.waitFor(1);
+      expect(await leaving.dispatcher.drain(5000)).toEqual([]);
+      expect(leaving.queue.held).toBe(0);
+      const sentByLeaving = leaving.attempted();
+      expect(sentByLeaving).toBeLessThan(30);
+      expect(rx.requests).toHaveLength(sentByLeaving);
+      expect(await pendingCount(leaving.queue.key)).toBe(0);
+
+      const staying = await replica(keyPrefix);
+      await eventually(async () => ((await staying.log.list({ limit: 100, status: 'delivered' })).data.length === 30 ? true : undefined), 'the rest delivered by the other replica');
+      expect(staying.attempted()).toBe(30 - sentByLeaving);
+      expect(new Set(eventIdsOf(rx))).toEqual(new Set(accepted.map((d) => d.eventId)));
+      expect(rx.requests).toHaveLength(30);
     });
 
     it('with max set, a full stream refuses a new delivery (it fails queue_full in the log) and retries still get in', async () => {

@@ -51,6 +51,28 @@ redis.call('XADD', KEYS[1], 'MINID', '~', floor, '*', 'd', ARGV[3])
 return 1
 `;
 
+/*
+ * KEYS[1]: the stream. ARGV: group, idle (ms). Removes the consumers that hold nothing and have not
+ * read for `idle` (replicas gone: each start is a new consumer), in one step, so none can take an
+ * entry between the check and the removal. A live consumer removed while idle is made again by its
+ * next read. Answers how many went.
+ */
+const FORGET_CONSUMERS = `
+local gone = 0
+for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+  local info = {}
+  for i = 1, #c, 2 do info[c[i]] = c[i + 1] end
+  if info['pending'] == 0 and info['idle'] >= tonumber(ARGV[2]) then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], info['name'])
+    gone = gone + 1
+  end
+end
+return gone
+`;
+
+/** A consumer that holds nothing and has not read for this many claim idle times is forgotten. */
+const FORGET_AFTER_CLAIM_IDLES = 2;
+
 type StreamEntry = [id: string, fields: string[] | null];
 
 /**
@@ -78,6 +100,7 @@ export class RedisDeliveryQueue implements DeliveryQueue {
   readonly #options: RedisDeliveryQueueOptions;
   readonly #key: string;
   readonly #enqueue: Script;
+  readonly #forgetConsumers: Script;
   /** Entries handed to the dispatcher and not yet acknowledged or released. */
   readonly #held = new Set<string>();
   #handler: DeliveryHandler | undefined;
@@ -102,6 +125,7 @@ export class RedisDeliveryQueue implements DeliveryQueue {
     this.#key = `${options.keyPrefix}whq`;
     this.consumer = options.consumer ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
     this.#enqueue = defineScript(client, 'paysimDeliveryEnqueue', ENQUEUE);
+    this.#forgetConsumers = defineScript(client, 'paysimDeliveryForgetConsumers', FORGET_CONSUMERS);
   }
 
   /** The stream's key. */
@@ -196,9 +220,10 @@ export class RedisDeliveryQueue implements DeliveryQueue {
     for (const [, entries] of reply) for (const [id, fields] of entries) this.#handOver(id, this.#decode(id, fields));
   }
 
-  /** Takes over entries other consumers have held for `claimIdleMs`, as many as there is room for. */
+  /** Takes over entries other consumers have held for `claimIdleMs`, as many as there is room for; forgets consumers gone. */
   async #claim(): Promise<void> {
     this.#nextClaimAt = Date.now() + Math.max(1, Math.floor(this.#options.claimIdleMs / 2));
+    await this.#forgetConsumers([this.#key], [DELIVERY_GROUP, FORGET_AFTER_CLAIM_IDLES * this.#options.claimIdleMs]);
     for (;;) {
       const room = this.#options.readAhead - this.#held.size;
       if (room <= 0 || !this.#running) return;
