@@ -124,8 +124,9 @@ if (!hasRedisServer) {
       const logged = await Promise.all(accepted.map((d) => a.log.get(d.id)));
       expect(logged.map((d) => [d?.status, d?.attempts.length])).toEqual(accepted.map(() => ['delivered', 1]));
       expect([...a.errors, ...b.errors]).toEqual([]);
-      // Every entry acknowledged, so the stream may be trimmed down to its last node: it never grows with the traffic.
-      expect(await redis.client.xlen(a.queue.key)).toBeLessThanOrEqual(500);
+      // Every entry acknowledged: the next append trims the stream down to its last node (100 entries at most).
+      await a.dispatcher.deliver(webhook(rx, 500));
+      expect(await redis.client.xlen(a.queue.key)).toBeLessThanOrEqual(101);
     });
 
     it('deliveries a dying consumer held are taken over after the idle time and delivered once; those it had recorded are only acknowledged', async () => {
@@ -214,6 +215,34 @@ if (!hasRedisServer) {
       expect(staying.attempted()).toBe(30 - sentByLeaving);
       expect(new Set(eventIdsOf(rx))).toEqual(new Set(accepted.map((d) => d.eventId)));
       expect(rx.requests).toHaveLength(30);
+    });
+
+    it('trimming stops at the oldest unacknowledged entry: it is never dropped, whatever was acknowledged after it', async () => {
+      const keyPrefix = redis.newPrefix();
+      const rx = await receivers.start();
+      const client = redis.connect();
+      const log = new RedisDeliveryLog(client, { keyPrefix, ttlMs: 86_400_000, maxDeliveries: 1000 });
+      const queue = await RedisDeliveryQueue.create(client, log, { keyPrefix, claimIdleMs: 30_000, readAhead: 1000, onError: () => undefined });
+      const tickets: string[] = [];
+      queue.start((_delivery, _origin, ticket) => tickets.push(ticket as string));
+      const now = Date.now();
+      const delivery = (i: number): Delivery => ({ ...webhook(rx, i), id: `whd_${i}`, subject: null, test: false, extraHeaders: {}, status: 'pending', attempts: [], seriesStart: 0, nextAttemptAt: null, failureReason: null, createdAt: now, updatedAt: now });
+      for (let i = 0; i < 300; i++) await queue.enqueue(delivery(i), rx.origin, 0);
+      await eventually(() => (tickets.length === 300 ? true : undefined), 'all 300 taken');
+      // All acknowledged but the first.
+      for (const ticket of tickets.slice(1)) await queue.ack(ticket);
+      await queue.enqueue(delivery(300), rx.origin, 0);
+      const [oldest] = await redis.client.xrange(queue.key, '-', '+', 'COUNT', 1);
+      expect(oldest?.[0]).toBe(tickets[0]);
+      expect(await redis.client.xlen(queue.key)).toBeGreaterThanOrEqual(300);
+      // Once it is acknowledged too, the next append trims what is behind the last entry read.
+      await queue.ack(tickets[0] as string);
+      await eventually(() => (tickets.length === 301 ? true : undefined), 'the 301st taken');
+      await queue.ack(tickets[300] as string);
+      await queue.enqueue(delivery(301), rx.origin, 0);
+      expect(await redis.client.xlen(queue.key)).toBeLessThanOrEqual(101);
+      await queue.stop();
+      client.disconnect();
     });
 
     it('with max set, a full stream refuses a new delivery (it fails queue_full in the log) and retries still get in', async () => {
