@@ -66,6 +66,11 @@ const EnvSchema = Type.Object({
   WEBHOOK_BACKOFF_MAX_MS: Ms(60_000, 86_400_000),
   WEBHOOK_LOG_TTL_MS: Ms(86_400_000),
   WEBHOOK_LOG_MAX: Count(100_000, 1),
+  // With Redis (issue 14): a delivery its replica has held unacknowledged this long is taken over by another.
+  // Unset: 30 s, or twice WEBHOOK_TIMEOUT_MS when that is longer.
+  WEBHOOK_CLAIM_IDLE_MS: Type.Optional(Type.Integer({ minimum: 100, maximum: 3_600_000 })),
+  // With Redis (issue 14): entries kept (about) in the outbound event stream <prefix>events.
+  EVENTS_STREAM_MAX_LEN: Count(100_000, 1, 100_000_000),
   OTEL_EXPORTER_OTLP_ENDPOINT: Type.Optional(Type.String({ pattern: '^https?://', 'x-pattern-description': 'an http(s) URL' })),
   OTEL_SERVICE_NAME: Type.String({ minLength: 1, default: 'paysim' }),
   IDEMPOTENCY_TTL_MS: Ms(86_400_000),
@@ -166,7 +171,11 @@ export interface Config {
     queueMax: number;
     logTtlMs: number;
     logMax: number;
+    /** With a shared (Redis) delivery queue: held unacknowledged this long, a delivery is taken over by another replica. */
+    claimIdleMs: number;
   };
+  /** With Redis: the outbound event stream's length (about: whole nodes are trimmed). */
+  eventsStream: { maxLen: number };
   otel: { endpoint: string | undefined; serviceName: string };
   idempotency: { ttlMs: number; maxKeys: number };
   store: { intentTtlMs: number; maxIntents: number };
@@ -278,6 +287,10 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   if (env.MOCK_MIN_DELAY_MS > env.MOCK_MAX_DELAY_MS) {
     throw new ConfigError(`Invalid configuration: MOCK_MIN_DELAY_MS must be <= MOCK_MAX_DELAY_MS (got ${env.MOCK_MIN_DELAY_MS} > ${env.MOCK_MAX_DELAY_MS})`);
   }
+  if (env.WEBHOOK_CLAIM_IDLE_MS !== undefined && env.WEBHOOK_CLAIM_IDLE_MS <= env.WEBHOOK_TIMEOUT_MS) {
+    // A slow attempt still in flight would be taken over and sent twice.
+    throw new ConfigError(`Invalid configuration: WEBHOOK_CLAIM_IDLE_MS must be > WEBHOOK_TIMEOUT_MS (got ${env.WEBHOOK_CLAIM_IDLE_MS} <= ${env.WEBHOOK_TIMEOUT_MS})`);
+  }
   if (env.V2_REQUIRE_AUTH === 'true' && env.SERVICE_AUTH_TOKEN === undefined) {
     throw new ConfigError('Invalid configuration: V2_REQUIRE_AUTH=true needs SERVICE_AUTH_TOKEN (the token callers must send)');
   }
@@ -318,7 +331,9 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       queueMax: env.WEBHOOK_QUEUE_MAX,
       logTtlMs: env.WEBHOOK_LOG_TTL_MS,
       logMax: env.WEBHOOK_LOG_MAX,
+      claimIdleMs: env.WEBHOOK_CLAIM_IDLE_MS ?? Math.max(30_000, 2 * env.WEBHOOK_TIMEOUT_MS),
     },
+    eventsStream: { maxLen: env.EVENTS_STREAM_MAX_LEN },
     otel: { endpoint: env.OTEL_EXPORTER_OTLP_ENDPOINT, serviceName: env.OTEL_SERVICE_NAME },
     idempotency: { ttlMs: env.IDEMPOTENCY_TTL_MS, maxKeys: env.IDEMPOTENCY_MAX_KEYS },
     store: { intentTtlMs: env.INTENT_TTL_MS, maxIntents: env.STORE_MAX_INTENTS },

@@ -218,6 +218,42 @@ export interface DisabledUrlStore {
   list(): Promise<Array<{ url: string; disabledAt: number }>>;
 }
 
+// ── webhook deliveries waiting to be attempted ───────────────────────────────────────────────
+
+/**
+ * Receives the deliveries a queue hands over for an attempt: the delivery as it is to be
+ * attempted, its URL's origin, and the ticket `ack` takes once the attempt is over (null: the
+ * queue keeps nothing to acknowledge).
+ */
+export type DeliveryHandler = (delivery: Delivery, origin: string, ticket: string | null) => void;
+
+/**
+ * Deliveries waiting to be attempted, between the dispatcher that accepts them and the workers
+ * that attempt them. In memory this is a hand-over within the process: a delivery goes to the
+ * handler as it is queued (the dispatcher's own lanes bound it), and nothing is acknowledged. A
+ * shared queue (Redis) holds deliveries any process of the group may take; what a process holds
+ * is what it took and has not acknowledged, and a process that dies leaves its deliveries to be
+ * taken over by the others.
+ */
+export interface DeliveryQueue {
+  /** True when several processes share it: a delivery accepted here may be attempted by another process. */
+  readonly shared: boolean;
+  /** Hands queued deliveries to `handler` from now on (once). */
+  start(handler: DeliveryHandler): void;
+  /**
+   * Queues a delivery the log holds as pending, for its next attempt. With `max` > 0 a shared
+   * queue refuses it (false) when that many deliveries are already waiting or held; 0: no bound
+   * (retries and replays always get in). The memory queue always takes it.
+   */
+  enqueue(delivery: Delivery, origin: string, max: number): Promise<boolean>;
+  /** The attempt of the delivery handed over with `ticket` is over and its result is in the log. */
+  ack(ticket: string): Promise<void>;
+  /** The attempt of `ticket`'s delivery ended without its result recorded: leave it to be taken over, by any process. */
+  release(ticket: string): void;
+  /** Stops handing over deliveries (those already handed over can still be acknowledged). */
+  stop(): Promise<void>;
+}
+
 // ── payments of the Payment Server v3 API (/api/v2) ──────────────────────────────────────────
 
 export type V2BeginOutcome =

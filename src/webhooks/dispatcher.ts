@@ -6,14 +6,15 @@ import { DomainError, notFound } from '../core/errors.ts';
 import { dropsAttempt, duplicatePlan, firstSend, NO_WEBHOOK_FAULTS, ReorderHold, type WebhookFaultPlan } from '../core/faults/webhook-policy.ts';
 import type { DeliveryEventType, EventBus } from '../core/events.ts';
 import type { IdFactory } from '../core/ids.ts';
-import type { DeliveryLogStore, DisabledUrlStore } from '../core/ports.ts';
+import type { DeliveryLogStore, DeliveryQueue, DisabledUrlStore } from '../core/ports.ts';
+import { MemoryDeliveryQueue } from '../adapters/memory/delivery-queue.ts';
 import type { RandomSource } from '../core/random.ts';
 import type { Scheduler } from '../core/scheduler.ts';
 import { attempt } from './attempt.ts';
 import { Lanes } from './lanes.ts';
 import { nextStep, type RetrySettings } from './retry-policy.ts';
 import type { SignerRegistry } from './signers/registry.ts';
-import { TokenBucket } from './token-bucket.ts';
+import { bucketCapacity, TokenBucket, type RateCap } from './token-bucket.ts';
 
 /**
  * The one place that makes outbound HTTP calls. Every accepted webhook becomes a delivery in the
@@ -22,7 +23,13 @@ import { TokenBucket } from './token-bucket.ts';
  * next; a retry is due work (a `webhook.retry` job), never a worker waiting. Nothing accepted is
  * dropped silently: a delivery that cannot be made ends `failed` in the log with its reason, and
  * every change is published on the bus (metrics and the logs subscribe there).
- * @see issue 3, issue 7 "Webhooks"
+ *
+ * Deliveries waiting for an attempt go through a delivery queue (a port): in memory it hands them
+ * straight to the lanes; a shared one (Redis) lets every replica take them, and a delivery taken
+ * is acknowledged only once its attempt is over and its result is in the log, so a replica that
+ * dies leaves what it held to the others. The rate cap is a token bucket of this process, or one
+ * shared by every replica (`rateCap`).
+ * @see issue 3, issue 7 "Webhooks", issue 14 "Webhook delivery"
  */
 
 export const RETRY_JOB = 'webhook.retry';
@@ -54,6 +61,10 @@ export interface DispatcherDeps {
   onError: (error: unknown, context: string) => void;
   /** Webhook fault rules (issue 15): what they do to a new delivery to `url`, decided once when it is created. */
   faults?: WebhookFaults | undefined;
+  /** Deliveries waiting to be attempted; default: this process's lanes (MemoryDeliveryQueue). */
+  queue?: DeliveryQueue | undefined;
+  /** The rate cap; default: a token bucket of this process at `settings.maxRps` (none when it is 0). */
+  rateCap?: RateCap | undefined;
 }
 
 export interface WebhookFaults {
@@ -81,9 +92,18 @@ export class WebhookDispatcher {
   readonly #deps: DispatcherDeps;
   readonly #pool: PQueue;
   readonly #lanes: Lanes<Delivery>;
-  readonly #bucket: TokenBucket | undefined;
+  readonly #bucket: RateCap | undefined;
   readonly #jitter: RandomSource;
-  /** Deliveries this process accepted that have not finished: waiting, in flight, or waiting to retry. */
+  readonly #queue: DeliveryQueue;
+  /** The queue is shared by several processes: what this one must finish is what it took from it. */
+  readonly #shared: boolean;
+  /** With a shared queue: the ticket of each delivery taken from it and not yet acknowledged. */
+  readonly #tickets = new Map<string, string>();
+  /**
+   * What the drain waits for. Memory: the deliveries this process accepted that have not finished
+   * (waiting, in flight, or waiting to retry). Shared queue: the deliveries it took and has not
+   * acknowledged (the others are in the queue or on the shared scheduler, for any replica).
+   */
   readonly #unfinished = new Set<string>();
   #idleWaiters: Array<() => void> = [];
   #requestsInFlight = 0;
@@ -99,8 +119,16 @@ export class WebhookDispatcher {
     const { settings } = deps;
     this.#pool = new PQueue({ concurrency: settings.concurrency });
     this.#lanes = new Lanes(this.#pool, settings.originConcurrency, (delivery) => this.#attempt(delivery));
-    // A capacity of a twentieth of a second's worth keeps the measured rate within 1 % of the cap over 10 s.
-    this.#bucket = settings.maxRps > 0 ? new TokenBucket(deps.clock, settings.maxRps, Math.max(1, Math.ceil(settings.maxRps / 20))) : undefined;
+    this.#bucket = deps.rateCap ?? (settings.maxRps > 0 ? new TokenBucket(deps.clock, settings.maxRps, bucketCapacity(settings.maxRps)) : undefined);
+    this.#queue = deps.queue ?? new MemoryDeliveryQueue();
+    this.#shared = this.#queue.shared;
+    this.#queue.start((delivery, origin, ticket) => {
+      if (ticket !== null) {
+        this.#tickets.set(delivery.id, ticket);
+        this.#unfinished.add(delivery.id);
+      }
+      this.#lanes.push(origin, delivery);
+    });
     this.#jitter = deps.jitter ?? { next: () => Math.random() };
     deps.scheduler.register(RETRY_JOB, (id) => this.#retry(id));
     if (deps.faults !== undefined) {
@@ -109,7 +137,7 @@ export class WebhookDispatcher {
         random: deps.faults.random,
         maxHeld: MAX_REORDER_HELD,
         release: (_target, deliveries) => {
-          for (const delivery of deliveries) this.#lanes.push(new URL(delivery.url).origin, delivery);
+          for (const delivery of deliveries) void this.#enqueue(delivery, new URL(delivery.url).origin, 0);
         },
       });
     }
@@ -177,7 +205,7 @@ export class WebhookDispatcher {
     };
     // The slot is taken before the store is awaited, so concurrent calls cannot overshoot the bound.
     if (reason === null) {
-      this.#unfinished.add(delivery.id);
+      if (!this.#shared) this.#unfinished.add(delivery.id);
       this.#accepting++;
     }
     const inserted = await log.insert(delivery).finally(() => {
@@ -192,9 +220,44 @@ export class WebhookDispatcher {
     }
     this.#publish('webhook.accepted', delivery);
     if (reason !== null) this.#publish('webhook.failed', delivery);
-    else if (plan === NO_WEBHOOK_FAULTS) this.#lanes.push(origin, delivery);
-    else return this.#sendFaulty(delivery, origin, plan);
+    else if (plan !== NO_WEBHOOK_FAULTS) return this.#sendFaulty(delivery, origin, plan);
+    else {
+      // Inline rather than through #enqueue: the memory hot path awaits its resolved promise and nothing more.
+      let failure: string | null;
+      try {
+        failure = (await this.#queue.enqueue(delivery, origin, this.#deps.settings.queueMax)) ? null : 'queue_full';
+      } catch (error) {
+        failure = unavailable(error);
+      }
+      if (failure !== null) return (await this.#failUnqueued(delivery, failure)) ?? delivery;
+    }
     return delivery;
+  }
+
+  /**
+   * Queues a delivery the log holds as pending; one the queue refuses (`max` reached) or cannot
+   * take (its store failed) ends failed with that reason. Answers the delivery as failed then.
+   */
+  async #enqueue(delivery: Delivery, origin: string, max: number): Promise<Delivery | undefined> {
+    let failure: string;
+    try {
+      if (await this.#queue.enqueue(delivery, origin, max)) return undefined;
+      failure = 'queue_full';
+    } catch (error) {
+      failure = unavailable(error);
+    }
+    return this.#failUnqueued(delivery, failure);
+  }
+
+  async #failUnqueued(delivery: Delivery, reason: string): Promise<Delivery | undefined> {
+    try {
+      await this.#finish(delivery, { status: 'failed', failureReason: reason });
+      return { ...delivery, status: 'failed', failureReason: reason };
+    } catch (error) {
+      this.#settle(delivery.id);
+      this.#deps.onError(error, `failing webhook delivery ${delivery.id} (${reason})`);
+      return undefined;
+    }
   }
 
   /** The first attempt of a delivery that webhook rules shape: later (`delay`), held and shuffled with its target's others (`reorder`), or now. */
@@ -207,13 +270,14 @@ export class WebhookDispatcher {
       await scheduler.schedule(RETRY_JOB, delivery.id, at);
       return (await log.update(delivery.id, { status: 'retrying', nextAttemptAt: at, failureReason: null, updatedAt: clock.now() })) ?? delivery;
     }
-    this.#firstAttempt(delivery, origin);
-    return delivery;
+    return (await this.#firstAttempt(delivery, origin, this.#deps.settings.queueMax)) ?? delivery;
   }
 
-  #firstAttempt(delivery: Delivery, origin: string): void {
+  /** Holds the delivery for reordering when its plan says so, else queues it (answers it failed when the queue did not take it). */
+  async #firstAttempt(delivery: Delivery, origin: string, max: number): Promise<Delivery | undefined> {
     const reorder = this.#plans.get(delivery.id)?.reorder;
-    if (reorder == null || this.#reorder === undefined || !this.#reorder.hold(delivery.url, delivery, reorder.windowMs)) this.#lanes.push(origin, delivery);
+    if (reorder != null && this.#reorder !== undefined && this.#reorder.hold(delivery.url, delivery, reorder.windowMs)) return undefined;
+    return this.#enqueue(delivery, origin, max);
   }
 
   /**
@@ -229,9 +293,8 @@ export class WebhookDispatcher {
     await disabled.enable(found.url);
     const delivery = await log.update(id, { status: 'pending', nextAttemptAt: null, failureReason: null, newSeries: true, updatedAt: clock.now() });
     if (delivery === undefined) throw notFound('Webhook delivery', id);
-    this.#unfinished.add(id);
-    this.#lanes.push(new URL(delivery.url).origin, delivery);
-    return delivery;
+    if (!this.#shared) this.#unfinished.add(id);
+    return (await this.#enqueue(delivery, new URL(delivery.url).origin, 0)) ?? delivery;
   }
 
   disabledUrls(): Promise<Array<{ url: string; disabledAt: number }>> {
@@ -250,6 +313,8 @@ export class WebhookDispatcher {
   async drain(budgetMs: number): Promise<Delivery[]> {
     // Deliveries held for reordering go now: the drain is for sending what was accepted.
     this.#reorder?.close();
+    // A shared queue keeps what this process has not taken for the other replicas (or the next start).
+    if (this.#shared) await this.#queue.stop();
     if (this.#unfinished.size > 0) {
       let timer: NodeJS.Timeout | undefined;
       await new Promise<void>((resolve) => {
@@ -270,6 +335,8 @@ export class WebhookDispatcher {
   /** Stops new attempts (the drain is over): waiters for a rate-cap token and the pool's queue are let go. */
   close(): void {
     this.#closed = true;
+    // Deliveries taken from a shared queue and not attempted stay unacknowledged: another replica takes them over.
+    void this.#queue.stop();
     this.#bucket?.releaseAll();
     this.#lanes.clear();
     this.#pool.clear();
@@ -282,28 +349,48 @@ export class WebhookDispatcher {
     if (this.#closed) return;
     const delivery = await log.update(id, { status: 'pending', nextAttemptAt: null, failureReason: null, updatedAt: clock.now() });
     if (delivery === undefined) return;
-    this.#unfinished.add(id);
+    if (!this.#shared) this.#unfinished.add(id);
+    const origin = new URL(delivery.url).origin;
     // A delayed first attempt (a `delay` rule) may also be held for reordering.
-    if (delivery.attempts.length === 0 && this.#plans.has(id)) this.#firstAttempt(delivery, new URL(delivery.url).origin);
-    else this.#lanes.push(new URL(delivery.url).origin, delivery);
+    if (delivery.attempts.length === 0 && this.#plans.has(id)) await this.#firstAttempt(delivery, origin, 0);
+    else await this.#enqueue(delivery, origin, 0);
   }
 
   async #attempt(delivery: Delivery): Promise<void> {
+    let recorded = false;
     try {
-      await this.#attemptOnce(delivery);
+      recorded = await this.#attemptOnce(delivery);
     } catch (error) {
       // A store that failed mid-attempt: the delivery stays as the log last saw it, and is reported by the drain.
       this.#deps.onError(error, `webhook delivery ${delivery.id}`);
     }
+    if (this.#tickets.size !== 0) await this.#acknowledge(delivery.id, recorded);
   }
 
-  async #attemptOnce(delivery: Delivery): Promise<void> {
+  /** Acknowledges a delivery taken from a shared queue once its result is recorded; else leaves it to be taken over. */
+  async #acknowledge(id: string, recorded: boolean): Promise<void> {
+    const ticket = this.#tickets.get(id);
+    if (ticket === undefined) return;
+    this.#tickets.delete(id);
+    try {
+      if (recorded) await this.#queue.ack(ticket);
+      else this.#queue.release(ticket);
+    } catch (error) {
+      // Unacknowledged, it is taken over once idle; the replica that does finds its result in the log.
+      this.#deps.onError(error, `acknowledging webhook delivery ${id}`);
+    } finally {
+      this.#settle(id);
+    }
+  }
+
+  /** Makes one attempt and records its result; false when the dispatcher closed first (nothing recorded). */
+  async #attemptOnce(delivery: Delivery): Promise<boolean> {
     const { clock, settings, disabled, signers, agent } = this.#deps;
     if (this.#bucket !== undefined) await this.#bucket.take();
-    if (this.#closed) return;
+    if (this.#closed) return false;
     if (await disabled.isDisabled(delivery.url)) {
       await this.#finish(delivery, { status: 'failed', failureReason: 'endpoint_disabled' });
-      return;
+      return true;
     }
     const at = clock.now();
     const headers = { ...delivery.extraHeaders, ...signers.headers(delivery.schemes, delivery.eventId, delivery.body, at) };
@@ -325,29 +412,31 @@ export class WebhookDispatcher {
     switch (step.kind) {
       case 'delivered':
         await this.#finish(delivery, { status: 'delivered', failureReason: null, attempt: made });
-        return;
+        return true;
       case 'gone':
         // 410 Gone: the receiver says this URL is no more; stop sending to it until re-enabled.
         await disabled.disable(delivery.url, clock.now());
         await this.#finish(delivery, { status: 'failed', failureReason: 'gone', attempt: made });
-        return;
+        return true;
       case 'give_up':
         await this.#finish(delivery, { status: 'failed', failureReason: step.reason, attempt: made });
-        return;
+        return true;
       case 'retry': {
         const now = clock.now();
         const nextAttemptAt = now + step.delayMs;
         await this.#deps.scheduler.schedule(RETRY_JOB, delivery.id, nextAttemptAt);
         const updated = await this.#deps.log.update(delivery.id, { status: 'retrying', attempt: made, nextAttemptAt, failureReason: null, updatedAt: now });
         if (updated !== undefined) this.#publish('webhook.retry_scheduled', updated);
-        return;
+        return true;
       }
     }
   }
 
   async #finish(delivery: Delivery, change: Pick<DeliveryChange, 'status' | 'failureReason' | 'attempt'>): Promise<void> {
     const updated = await this.#deps.log.update(delivery.id, { ...change, nextAttemptAt: null, updatedAt: this.#deps.clock.now() });
-    this.#settle(delivery.id);
+    // With a shared queue the delivery is settled once acknowledged (#acknowledge).
+    if (this.#shared) this.#plans.delete(delivery.id);
+    else this.#settle(delivery.id);
     this.#publish(change.status === 'delivered' ? 'webhook.delivered' : 'webhook.failed', updated ?? delivery);
   }
 
@@ -363,4 +452,9 @@ export class WebhookDispatcher {
   #publish(type: DeliveryEventType, delivery: Delivery, attempt?: DeliveryAttempt): void {
     this.#deps.bus.publish({ id: delivery.id, type, occurredAt: this.#deps.clock.now(), delivery, ...(attempt === undefined ? {} : { attempt }) });
   }
+}
+
+/** The reason of a delivery its queue could not take (its store failed). */
+function unavailable(error: unknown): string {
+  return `queue_unavailable: ${error instanceof Error ? error.message : String(error)}`;
 }

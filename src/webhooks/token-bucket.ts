@@ -2,13 +2,32 @@ import type { Clock, Timer } from '../core/clock.ts';
 import { FifoQueue } from '../core/fifo-queue.ts';
 
 /**
+ * What the dispatcher needs of its rate cap: a token per attempt, waiters served in order, and
+ * every waiter let go at shutdown. This bucket is one process's; `RedisRateCap`
+ * (src/adapters/redis/rate-cap.ts) is one bucket shared by every replica.
+ */
+export interface RateCap {
+  /** Resolves when a token has been taken for the caller. */
+  take(): Promise<void>;
+  /** Callers waiting for a token. */
+  readonly waiting: number;
+  /** Releases every waiter without a token (shutdown). */
+  releaseAll(): void;
+}
+
+/** A capacity of a twentieth of a second's worth keeps the measured rate within 1 % of the cap over 10 s. */
+export function bucketCapacity(ratePerSecond: number): number {
+  return Math.max(1, Math.ceil(ratePerSecond / 20));
+}
+
+/**
  * A token bucket on the injected clock: `ratePerSecond` tokens a second, holding at most
  * `capacity`. Callers that find it empty wait in one FIFO queue served by a single timer, so a
  * token wakes exactly one waiter (not every waiter), and waiting costs no CPU.
  * Hand-written because it must run on the injected clock; p-queue's interval cap is a fixed
  * window, which lets up to twice the rate through at window edges.
  */
-export class TokenBucket {
+export class TokenBucket implements RateCap {
   readonly #clock: Clock;
   readonly #ratePerMs: number;
   readonly #capacity: number;

@@ -43,6 +43,12 @@ const DELIVERY_LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2
 const BOUNDED_STORES = ['intents', 'idempotency_keys', 'webhook_deliveries', 'bookings', 'v2_payments', 'fluxpay', 'fluxpay_billing_subscriptions'] as const;
 /** Failure reasons that mean the delivery was never attempted because there was no room or time. */
 const DROPPED_REASONS: ReadonlySet<string> = new Set(['queue_full', 'shutting_down', 'log_full']);
+/** `queue_unavailable: …`: the shared (Redis) delivery queue could not take it. */
+const UNQUEUED = 'queue_unavailable';
+
+function dropped(reason: string | null): boolean {
+  return reason !== null && (DROPPED_REASONS.has(reason) || reason.startsWith(UNQUEUED));
+}
 
 export default fp(
   async (app) => {
@@ -203,7 +209,7 @@ export default fp(
           if (event.delivery.seriesStart === 0) deliveryLatency.observe(Math.max(0, event.occurredAt - event.delivery.createdAt) / 1000);
           break;
         case 'webhook.failed':
-          deliveries.inc({ result: DROPPED_REASONS.has(event.delivery.failureReason ?? '') ? 'dropped' : 'failed' });
+          deliveries.inc({ result: dropped(event.delivery.failureReason) ? 'dropped' : 'failed' });
           break;
         default:
           break;

@@ -1,6 +1,9 @@
 import fp from 'fastify-plugin';
+import type { Redis } from 'ioredis';
 import { Gauge } from 'prom-client';
 import { Agent } from 'undici';
+import { RedisDeliveryQueue } from '../../adapters/redis/delivery-queue.ts';
+import { RedisRateCap } from '../../adapters/redis/rate-cap.ts';
 import type { DomainEvent } from '../../core/events.ts';
 import { WebhookDispatcher, type WebhookRequest } from '../../webhooks/dispatcher.ts';
 import { legacySigner } from '../../webhooks/signers/legacy.ts';
@@ -8,12 +11,20 @@ import { SignerRegistry } from '../../webhooks/signers/registry.ts';
 import { standardSigner } from '../../webhooks/signers/standard.ts';
 import { stripeSigner } from '../../webhooks/signers/stripe.ts';
 import type { DeliveryLogStore } from '../../core/ports.ts';
+import { bucketCapacity } from '../../webhooks/token-bucket.ts';
 
 /**
  * Webhook delivery: one dispatcher, one undici Agent and the registry of signers per app, with
  * the gauges of its queue, its share of the shutdown drain, and its log swept with the stores.
- * Dialects subscribe to the bus and hand the dispatcher their deliveries.
+ * Dialects subscribe to the bus and hand the dispatcher their deliveries. With `redis` given
+ * (STORE=redis), deliveries wait in the shared delivery stream and the rate cap is the shared
+ * bucket, so every replica delivers and the cap holds for all of them together.
  */
+
+export interface WebhooksOptions {
+  /** The shared Redis client and key prefix (STORE=redis); without it, delivery stays in this process. */
+  redis?: { client: Redis; keyPrefix: string } | undefined;
+}
 
 export interface Webhooks {
   dispatcher: WebhookDispatcher;
@@ -32,8 +43,8 @@ declare module 'fastify' {
 /** How many ids of unfinished deliveries a shutdown log line lists. */
 const MAX_IDS_LOGGED = 100;
 
-export default fp(
-  async (app) => {
+export default fp<WebhooksOptions>(
+  async (app, options) => {
     const { config, clock, ids, bus, stores, scheduler } = app.core;
     const settings = config.webhook;
     const agent = new Agent({ keepAliveTimeout: 10_000, connections: settings.originConcurrency, connect: { timeout: settings.timeoutMs } });
@@ -42,6 +53,23 @@ export default fp(
     signers.register(standardSigner(secrets));
     signers.register(legacySigner(secrets));
     signers.register(stripeSigner(secrets));
+
+    const onError = (error: unknown, context: string) => app.log.error({ err: error }, `webhooks: ${context} failed`);
+    const { redis } = options;
+    const queue =
+      redis === undefined
+        ? undefined
+        : await RedisDeliveryQueue.create(redis.client, stores.deliveries, {
+            keyPrefix: redis.keyPrefix,
+            claimIdleMs: settings.claimIdleMs,
+            // Enough to keep every worker busy, few enough that nothing waits here near the claim idle time.
+            readAhead: 2 * settings.concurrency,
+            onError,
+          });
+    const rateCap =
+      redis === undefined || settings.maxRps === 0
+        ? undefined
+        : new RedisRateCap(redis.client, { keyPrefix: redis.keyPrefix, clock, ratePerSecond: settings.maxRps, capacity: bucketCapacity(settings.maxRps), onError });
 
     const dispatcher = new WebhookDispatcher({
       clock,
@@ -53,8 +81,10 @@ export default fp(
       agent,
       signers,
       settings,
-      onError: (error, context) => app.log.error({ err: error }, `webhooks: ${context} failed`),
+      onError,
       faults: app.faults.webhooks,
+      queue,
+      rateCap,
     });
 
     const { registry } = app.metrics;
@@ -103,6 +133,7 @@ export default fp(
       dispatcher.close();
       // The drain has had its budget: abort what is still in flight rather than wait for it.
       await agent.destroy();
+      await queue?.stop();
     });
   },
   { name: 'paysim-webhooks', dependencies: ['paysim-core', 'paysim-metrics', 'paysim-lifecycle', 'paysim-faults'] },

@@ -1,0 +1,381 @@
+import { Agent } from 'undici';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { RedisDeliveryLog } from '../../src/adapters/redis/deliveries.ts';
+import { DELIVERY_GROUP, RedisDeliveryQueue } from '../../src/adapters/redis/delivery-queue.ts';
+import { RedisDisabledUrls } from '../../src/adapters/redis/disabled-urls.ts';
+import { fieldsOf } from '../../src/adapters/redis/lua.ts';
+import { RedisEventStream } from '../../src/adapters/redis/event-stream.ts';
+import { RedisRateCap } from '../../src/adapters/redis/rate-cap.ts';
+import { RedisSchedulerStore } from '../../src/adapters/redis/scheduler.ts';
+import { systemClock, type Clock } from '../../src/core/clock.ts';
+import type { Delivery } from '../../src/core/deliveries.ts';
+import { EventBus, isDeliveryEvent, type DomainEvent } from '../../src/core/events.ts';
+import { createIdFactory } from '../../src/core/ids.ts';
+import { Scheduler } from '../../src/core/scheduler.ts';
+import { WebhookDispatcher, type DispatcherSettings } from '../../src/webhooks/dispatcher.ts';
+import { SignerRegistry } from '../../src/webhooks/signers/registry.ts';
+import { standardSigner } from '../../src/webhooks/signers/standard.ts';
+import { inCi } from '../helpers/promtool.ts';
+import { ManualClock } from '../helpers/manual-clock.ts';
+import { eventually, receiverPool, type Receiver } from '../helpers/receiver.ts';
+import { hasRedisServer, REDIS_SERVER_MISSING, startRedis, type TestRedis } from '../helpers/redis.ts';
+import { makeService } from '../unit/support.ts';
+
+/**
+ * Webhook delivery shared by replicas over a real redis-server (issue 14 "Webhook delivery",
+ * "Outbound event stream"): dispatchers on separate connections sharing the delivery stream, the
+ * delivery log and the rate cap, a consumer that dies holding deliveries, and the event stream.
+ * Receivers are real HTTP servers on 127.0.0.1.
+ */
+
+const SETTINGS: DispatcherSettings = { timeoutMs: 2000, maxRetries: 2, backoffMs: 1000, backoffMaxMs: 60_000, maxRps: 0, concurrency: 4, originConcurrency: 4, queueMax: 10_000 };
+const SECRET = 'whsec_dGVzdC1zZWNyZXQtMTIzNDU=';
+
+if (!hasRedisServer) {
+  describe('Redis webhook delivery', () => {
+    it.skipIf(!inCi)('needs redis-server (skipped: not installed)', () => undefined);
+    it.runIf(inCi)('needs redis-server', () => {
+      throw new Error(REDIS_SERVER_MISSING);
+    });
+  });
+} else {
+  let redis: TestRedis;
+  const receivers = receiverPool();
+  const cleanups: Array<() => Promise<void> | void> = [];
+  beforeAll(async () => {
+    redis = await startRedis();
+  });
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+    await receivers.closeAll();
+  });
+  afterAll(async () => {
+    await redis?.stop();
+  });
+
+  /** A replica's webhook side: its own connection, the shared log, scheduler, stream and (when given) rate cap. */
+  async function replica(keyPrefix: string, options: { claimIdleMs?: number; clock?: Clock; rateCap?: (client: ReturnType<TestRedis['connect']>) => RedisRateCap; settings?: Partial<DispatcherSettings> } = {}) {
+    const clock = options.clock ?? systemClock;
+    const client = redis.connect();
+    const errors: Array<{ error: unknown; context: string }> = [];
+    const onError = (error: unknown, context: string) => errors.push({ error, context });
+    const log = new RedisDeliveryLog(client, { keyPrefix, ttlMs: 86_400_000, maxDeliveries: 100_000 });
+    const scheduler = new Scheduler({ clock, store: new RedisSchedulerStore(client, { keyPrefix }), onError: (error) => onError(error, 'scheduler') });
+    const settings = { ...SETTINGS, ...options.settings };
+    const queue = await RedisDeliveryQueue.create(client, log, { keyPrefix, claimIdleMs: options.claimIdleMs ?? 30_000, readAhead: 2 * settings.concurrency, onError });
+    const bus = new EventBus();
+    const events: DomainEvent[] = [];
+    bus.subscribe((event) => events.push(event));
+    const agent = new Agent({ connections: settings.originConcurrency });
+    const signers = new SignerRegistry();
+    signers.register(standardSigner([SECRET]));
+    const rateCap = options.rateCap?.(client);
+    const dispatcher = new WebhookDispatcher({
+      clock,
+      ids: createIdFactory(clock),
+      bus,
+      log,
+      disabled: new RedisDisabledUrls(client, { keyPrefix }),
+      scheduler,
+      agent,
+      signers,
+      settings,
+      onError,
+      queue,
+      rateCap,
+    });
+    await scheduler.start();
+    cleanups.push(async () => {
+      scheduler.stop();
+      dispatcher.close();
+      await queue.stop();
+      await agent.destroy();
+    });
+    const attempted = () => events.filter((e) => isDeliveryEvent(e) && e.type === 'webhook.attempted').length;
+    return { client, log, queue, rateCap, dispatcher, events, errors, attempted };
+  }
+
+  const webhook = (rx: Receiver, i: number) => {
+    const eventId = `evt_${String(i).padStart(26, '0')}`;
+    return { eventId, type: 'payment.approved', url: rx.url(), body: JSON.stringify({ id: eventId, n: i }), schemes: ['standard'] };
+  };
+  const eventIdsOf = (rx: Receiver) => rx.requests.map((r) => (JSON.parse(r.body) as { id: string }).id);
+  const pendingCount = async (key: string) => ((await redis.client.xpending(key, DELIVERY_GROUP)) as [number, ...unknown[]])[0];
+
+  describe('the delivery stream', () => {
+    it('two dispatchers on one stream deliver 500 webhooks exactly once each between them, both doing some', async () => {
+      const keyPrefix = redis.newPrefix();
+      const rx = await receivers.start();
+      const a = await replica(keyPrefix);
+      const b = await replica(keyPrefix);
+      const accepted = await Promise.all(Array.from({ length: 500 }, (_, i) => a.dispatcher.deliver(webhook(rx, i))));
+      expect(accepted.every((d) => d.status === 'pending')).toBe(true);
+      // Done when every delivery is delivered and acknowledged: nothing is left that could be sent again.
+      await eventually(
+        async () => ((await pendingCount(a.queue.key)) === 0 && a.attempted() + b.attempted() === 500 && a.queue.held + b.queue.held === 0 ? true : undefined),
+        '500 attempts, all acknowledged',
+        15_000,
+      );
+      const ids = eventIdsOf(rx);
+      expect(ids).toHaveLength(500);
+      expect(new Set(ids)).toEqual(new Set(accepted.map((d) => d.eventId)));
+      expect(a.attempted()).toBeGreaterThan(0);
+      expect(b.attempted()).toBeGreaterThan(0);
+      const logged = await Promise.all(accepted.map((d) => a.log.get(d.id)));
+      expect(logged.map((d) => [d?.status, d?.attempts.length])).toEqual(accepted.map(() => ['delivered', 1]));
+      expect([...a.errors, ...b.errors]).toEqual([]);
+      // Every entry acknowledged: the next append trims the stream down to its last node (100 entries at most).
+      await a.dispatcher.deliver(webhook(rx, 500));
+      expect(await redis.client.xlen(a.queue.key)).toBeLessThanOrEqual(101);
+    });
+
+    it('deliveries a dying consumer held are taken over after the idle time and delivered once; those it had recorded are only acknowledged', async () => {
+      const keyPrefix = redis.newPrefix();
+      const rx = await receivers.start();
+      const dyingClient = redis.connect();
+      const log = new RedisDeliveryLog(dyingClient, { keyPrefix, ttlMs: 86_400_000, maxDeliveries: 1000 });
+      const dying = await RedisDeliveryQueue.create(dyingClient, log, { keyPrefix, claimIdleMs: 300, readAhead: 100, consumer: 'dying', onError: () => undefined });
+      const taken: Array<{ delivery: Delivery; ticket: string | null }> = [];
+      dying.start((delivery, _origin, ticket) => taken.push({ delivery, ticket }));
+      const ids = createIdFactory(systemClock);
+      const deliveries: Delivery[] = Array.from({ length: 20 }, (_, i) => {
+        const { eventId, type, url, body, schemes } = webhook(rx, i);
+        const now = Date.now();
+        return { id: ids('whd'), eventId, type, url, subject: null, test: false, body, extraHeaders: {}, schemes, status: 'pending', attempts: [], seriesStart: 0, nextAttemptAt: null, failureReason: null, createdAt: now, updatedAt: now };
+      });
+      for (const d of deliveries) {
+        expect(await log.insert(d)).toEqual({ ok: true });
+        expect(await dying.enqueue(d, rx.origin, 0)).toBe(true);
+      }
+      await eventually(() => (taken.length === 20 ? true : undefined), 'the dying consumer to take all 20');
+      expect(taken.map((t) => t.delivery.id)).toEqual(deliveries.map((d) => d.id));
+      // It attempted and recorded the first 5 (never acknowledged), then died holding all 20.
+      const recorded = deliveries.slice(0, 5);
+      for (const d of recorded) await log.update(d.id, { status: 'delivered', attempt: { at: Date.now(), statusCode: 200, durationMs: 1, error: null }, nextAttemptAt: null, failureReason: null, updatedAt: Date.now() });
+      await dying.stop();
+      dyingClient.disconnect();
+      expect(await pendingCount(dying.key)).toBe(20);
+      const consumers = async () => ((await redis.client.xinfo('CONSUMERS', dying.key, DELIVERY_GROUP)) as string[][]).map((c) => c[1]);
+      expect(await consumers()).toEqual(['dying']);
+
+      const survivor = await replica(keyPrefix, { claimIdleMs: 300 });
+      await eventually(async () => ((await pendingCount(dying.key)) === 0 && survivor.queue.held === 0 ? true : undefined), 'the survivor to take over and acknowledge all 20', 10_000);
+      expect(eventIdsOf(rx).sort()).toEqual(deliveries.slice(5).map((d) => d.eventId));
+      const after = await Promise.all(deliveries.map((d) => survivor.log.get(d.id)));
+      expect(after.map((d) => [d?.status, d?.attempts.map((a) => a.statusCode)])).toEqual(deliveries.map(() => ['delivered', [200]]));
+      expect(survivor.attempted()).toBe(15);
+      expect(survivor.errors).toEqual([]);
+      // The dead consumer, holding nothing now, is forgotten by the group; the survivor stays.
+      await eventually(async () => ((await consumers()).includes('dying') ? undefined : true), 'the dead consumer to be forgotten', 5000);
+      expect(await consumers()).toEqual([survivor.queue.consumer]);
+    });
+
+    it('a failed attempt is retried through the shared scheduler and the stream, by either replica, and delivered', async () => {
+      const keyPrefix = redis.newPrefix();
+      const seen = new Set<string>();
+      // Each event's first request fails; the retry is answered 200.
+      const rx = await receivers.start((req) => {
+        const id = (JSON.parse(req.body) as { id: string }).id;
+        if (seen.has(id)) return { status: 200 };
+        seen.add(id);
+        return { status: 500 };
+      });
+      const settings = { backoffMs: 20, backoffMaxMs: 100 };
+      const a = await replica(keyPrefix, { settings });
+      const b = await replica(keyPrefix, { settings });
+      const accepted = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? a : b).dispatcher.deliver(webhook(rx, i))));
+      await eventually(
+        async () => ((await a.log.list({ limit: 100, status: 'delivered' })).data.length === 20 && (await pendingCount(a.queue.key)) === 0 ? true : undefined),
+        '20 deliveries delivered on their retry',
+        10_000,
+      );
+      const logged = await Promise.all(accepted.map((d) => a.log.get(d.id)));
+      expect(logged.map((d) => d?.attempts.map((x) => x.statusCode))).toEqual(accepted.map(() => [500, 200]));
+      expect(rx.requests).toHaveLength(40);
+      expect(a.attempted() + b.attempted()).toBe(40);
+      expect([...a.errors, ...b.errors]).toEqual([]);
+    });
+
+    it('a draining replica finishes what it holds and leaves what it has not read to the others', async () => {
+      const keyPrefix = redis.newPrefix();
+      const rx = await receivers.start(() => ({ status: 200, delayMs: 20 }));
+      // Holds at most 2 (concurrency 1): most of the 30 are still in the stream when it drains.
+      const leaving = await replica(keyPrefix, { settings: { concurrency: 1, originConcurrency: 1 } });
+      const accepted = await Promise.all(Array.from({ length: 30 }, (_, i) => leaving.dispatcher.deliver(webhook(rx, i))));
+      await rx.waitFor(1);
+      expect(await leaving.dispatcher.drain(5000)).toEqual([]);
+      expect(leaving.queue.held).toBe(0);
+      const sentByLeaving = leaving.attempted();
+      expect(sentByLeaving).toBeLessThan(30);
+      expect(rx.requests).toHaveLength(sentByLeaving);
+      expect(await pendingCount(leaving.queue.key)).toBe(0);
+
+      const staying = await replica(keyPrefix);
+      await eventually(async () => ((await staying.log.list({ limit: 100, status: 'delivered' })).data.length === 30 ? true : undefined), 'the rest delivered by the other replica');
+      expect(staying.attempted()).toBe(30 - sentByLeaving);
+      expect(new Set(eventIdsOf(rx))).toEqual(new Set(accepted.map((d) => d.eventId)));
+      expect(rx.requests).toHaveLength(30);
+    });
+
+    it('trimming stops at the oldest unacknowledged entry: it is never dropped, whatever was acknowledged after it', async () => {
+      const keyPrefix = redis.newPrefix();
+      const rx = await receivers.start();
+      const client = redis.connect();
+      const log = new RedisDeliveryLog(client, { keyPrefix, ttlMs: 86_400_000, maxDeliveries: 1000 });
+      const queue = await RedisDeliveryQueue.create(client, log, { keyPrefix, claimIdleMs: 30_000, readAhead: 1000, onError: () => undefined });
+      const tickets: string[] = [];
+      queue.start((_delivery, _origin, ticket) => tickets.push(ticket as string));
+      const now = Date.now();
+      const delivery = (i: number): Delivery => ({ ...webhook(rx, i), id: `whd_${i}`, subject: null, test: false, extraHeaders: {}, status: 'pending', attempts: [], seriesStart: 0, nextAttemptAt: null, failureReason: null, createdAt: now, updatedAt: now });
+      for (let i = 0; i < 300; i++) await queue.enqueue(delivery(i), rx.origin, 0);
+      await eventually(() => (tickets.length === 300 ? true : undefined), 'all 300 taken');
+      // All acknowledged but the first.
+      for (const ticket of tickets.slice(1)) await queue.ack(ticket);
+      await queue.enqueue(delivery(300), rx.origin, 0);
+      const [oldest] = await redis.client.xrange(queue.key, '-', '+', 'COUNT', 1);
+      expect(oldest?.[0]).toBe(tickets[0]);
+      expect(await redis.client.xlen(queue.key)).toBeGreaterThanOrEqual(300);
+      // Once it is acknowledged too, the next append trims what is behind the last entry read.
+      await queue.ack(tickets[0] as string);
+      await eventually(() => (tickets.length === 301 ? true : undefined), 'the 301st taken');
+      await queue.ack(tickets[300] as string);
+      await queue.enqueue(delivery(301), rx.origin, 0);
+      expect(await redis.client.xlen(queue.key)).toBeLessThanOrEqual(101);
+      await queue.stop();
+      client.disconnect();
+    });
+
+    it('with max set, a full stream refuses a new delivery (it fails queue_full in the log) and retries still get in', async () => {
+      const keyPrefix = redis.newPrefix();
+      const rx = await receivers.start(() => ({ hang: true }));
+      const client = redis.connect();
+      const log = new RedisDeliveryLog(client, { keyPrefix, ttlMs: 86_400_000, maxDeliveries: 1000 });
+      const queue = await RedisDeliveryQueue.create(client, log, { keyPrefix, claimIdleMs: 30_000, readAhead: 10, onError: () => undefined });
+      const now = Date.now();
+      const delivery = (i: number): Delivery => ({ ...webhook(rx, i), id: `whd_${i}`, subject: null, test: false, extraHeaders: {}, status: 'pending', attempts: [], seriesStart: 0, nextAttemptAt: null, failureReason: null, createdAt: now, updatedAt: now });
+      expect(await queue.enqueue(delivery(1), rx.origin, 2)).toBe(true);
+      expect(await queue.enqueue(delivery(2), rx.origin, 2)).toBe(true);
+      expect(await queue.enqueue(delivery(3), rx.origin, 2)).toBe(false);
+      expect(await queue.enqueue(delivery(4), rx.origin, 0)).toBe(true);
+      expect(await redis.client.xlen(queue.key)).toBe(3);
+      await queue.stop();
+      client.disconnect();
+
+      // Through a dispatcher: the refused delivery ends failed, logged and told.
+      const prefix2 = redis.newPrefix();
+      const replicaA = await replica(prefix2, { settings: { queueMax: 2, concurrency: 1, originConcurrency: 1 } });
+      await replicaA.queue.stop(); // Nothing reads: the stream fills.
+      const first = await replicaA.dispatcher.deliver(webhook(rx, 1));
+      await replicaA.dispatcher.deliver(webhook(rx, 2));
+      const refused = await replicaA.dispatcher.deliver(webhook(rx, 3));
+      expect(first.status).toBe('pending');
+      expect(refused).toMatchObject({ status: 'failed', failureReason: 'queue_full' });
+      expect(await replicaA.log.get(refused.id)).toMatchObject({ status: 'failed', failureReason: 'queue_full', attempts: [] });
+      expect(replicaA.events.filter(isDeliveryEvent).map((e) => [e.type, e.delivery.eventId])).toContainEqual(['webhook.failed', refused.eventId]);
+    });
+  });
+
+  describe('the shared rate cap', () => {
+    it('caps two dispatchers together: a burst of the capacity, then one token per 10 ms window between them', async () => {
+      const keyPrefix = redis.newPrefix();
+      const clock = new ManualClock();
+      const rx = await receivers.start();
+      // 100 tokens a second (one per 10 ms) and a burst of 3, for both dispatchers together.
+      const cap = (client: ReturnType<TestRedis['connect']>) => new RedisRateCap(client, { keyPrefix, clock, ratePerSecond: 100, capacity: 3, onError: () => undefined });
+      const a = await replica(keyPrefix, { clock, rateCap: cap, settings: { maxRps: 100 } });
+      const b = await replica(keyPrefix, { clock, rateCap: cap, settings: { maxRps: 100 } });
+      for (let i = 0; i < 20; i++) await (i % 2 === 0 ? a : b).dispatcher.deliver(webhook(rx, i));
+      /**
+       * The requests the tokens so far let through are recorded, and each dispatcher still waiting
+       * for a token is asleep on the clock (no call in flight): until the clock moves, none can get one.
+       */
+      const quiet = (expected: number) =>
+        eventually(
+          async () => {
+            const delivered = (await a.log.list({ limit: 100, status: 'delivered' })).data.length;
+            const asleep = [a, b].filter((r) => (r.rateCap?.waiting ?? 0) > 0).length;
+            return clock.pendingTimers === asleep && delivered === expected && rx.requests.length === expected ? true : undefined;
+          },
+          `${expected} deliveries and both dispatchers waiting on the clock`,
+          5000,
+        );
+      await quiet(3);
+      const perWindow: number[] = [];
+      for (let window = 1; window <= 8; window++) {
+        const before = rx.requests.length;
+        await clock.advance(10);
+        await quiet(3 + window);
+        perWindow.push(rx.requests.length - before);
+      }
+      expect(perWindow).toEqual([1, 1, 1, 1, 1, 1, 1, 1]);
+      expect(a.attempted() + b.attempted()).toBe(11);
+      expect(new Set(eventIdsOf(rx)).size).toBe(11);
+    });
+
+    it('the script grants at most the tokens there are, whichever replica asks', async () => {
+      const keyPrefix = redis.newPrefix();
+      const clock = new ManualClock();
+      const options = { keyPrefix, clock, ratePerSecond: 1000, capacity: 50, onError: () => undefined };
+      const a = new RedisRateCap(redis.connect(), options);
+      const b = new RedisRateCap(redis.connect(), options);
+      const t0 = clock.now();
+      const first = await Promise.all([a.tryTake(40, t0), b.tryTake(40, t0)]);
+      expect(first.map((r) => r.granted).reduce((x, y) => x + y)).toBe(50);
+      expect(first.find((r) => r.granted < 40)?.waitMs).toBe(1);
+      // 25 ms later: 25 new tokens between them, whatever each asks for.
+      const second = await Promise.all([a.tryTake(20, t0 + 25), b.tryTake(20, t0 + 25)]);
+      expect(second.map((r) => r.granted).reduce((x, y) => x + y)).toBe(25);
+      // A replica whose clock lags mints nothing.
+      expect(await b.tryTake(5, t0 + 10)).toEqual({ granted: 0, waitMs: 1 });
+    });
+  });
+
+  describe('the outbound event stream', () => {
+    it('gets every bus event in order with id, type, occurred_at and data, readable by a consumer group of its own', async () => {
+      const keyPrefix = redis.newPrefix();
+      const h = await makeService();
+      const published: DomainEvent[] = [];
+      h.bus.subscribe((event) => published.push(event));
+      const stream = new RedisEventStream(redis.connect(), { keyPrefix, maxLen: 1000, onError: () => undefined });
+      stream.attach(h.bus);
+      for (let i = 0; i < 5; i++) await h.service.create({ reservationId: `res_${i}`, amount: 1000 + i, currency: 'KRW', scenario: i % 2 === 0 ? 'approve' : 'fail' });
+      await h.clock.advance(1000);
+      expect(published.map((e) => e.type).sort()).toEqual([...Array(5).fill('payment.created'), ...Array(3).fill('payment.approved'), ...Array(2).fill('payment.failed')].sort());
+      await eventually(async () => ((await redis.client.xlen(stream.key)) === published.length ? true : undefined), 'every event in the stream');
+      const entries = (await redis.client.xrange(stream.key, '-', '+')).map(([, fields]) => fieldsOf(fields));
+      expect(entries).toEqual(
+        published.map((e) => ({ id: e.id, type: e.type, occurred_at: new Date(e.occurredAt).toISOString(), data: JSON.stringify(e) })),
+      );
+      expect(Object.keys(entries[0] as object)).toEqual(['id', 'type', 'occurred_at', 'data']);
+      // Another system's consumer group reads it from the start.
+      await redis.client.xgroup('CREATE', stream.key, 'billing', '0');
+      const read = (await redis.client.xreadgroup('GROUP', 'billing', 'c1', 'COUNT', 100, 'STREAMS', stream.key, '>')) as Array<[string, Array<[string, string[]]>]>;
+      expect(read[0]?.[1].map(([, fields]) => fields[1])).toEqual(published.map((e) => e.id));
+    });
+
+    it('stays capped: about EVENTS_STREAM_MAX_LEN entries, the newest ones, in order', async () => {
+      const keyPrefix = redis.newPrefix();
+      const bus = new EventBus();
+      const stream = new RedisEventStream(redis.connect(), { keyPrefix, maxLen: 200, onError: () => undefined });
+      stream.attach(bus);
+      const h = await makeService();
+      const published: DomainEvent[] = [];
+      h.bus.subscribe((event) => {
+        published.push(event);
+        bus.publish(event);
+      });
+      for (let i = 0; i < 1500; i++) await h.service.create({ reservationId: `res_${i}`, amount: 1000, currency: 'KRW', scenario: 'approve' });
+      await eventually(async () => {
+        const [last] = await redis.client.xrevrange(stream.key, '+', '-', 'COUNT', 1);
+        return last?.[1][1] === published.at(-1)?.id ? true : undefined;
+      }, 'the last event in the stream');
+      const length = await redis.client.xlen(stream.key);
+      // `MAXLEN ~` trims whole nodes (100 entries each by default): never fewer than the cap, at most a node more.
+      expect(length).toBeGreaterThanOrEqual(200);
+      expect(length).toBeLessThan(300);
+      const ids = (await redis.client.xrange(stream.key, '-', '+')).map(([, fields]) => fields[1]);
+      expect(ids).toEqual(published.slice(-length).map((e) => e.id));
+      expect(stream.missed).toBe(0);
+    });
+  });
+}
