@@ -16,6 +16,12 @@ export type Scenario = (typeof SCENARIOS)[number];
  * `approve:90,fail:7,delay:3`). The bare name `mix` means the `MIX` setting's weights.
  */
 export type ScenarioRequest = Scenario | Mix;
+
+/** What a request asks of the scenario engine where a service takes both: its scenario (or mix), and the outcome a fault rule forces (issue 15). */
+export interface OutcomeRequest {
+  scenario?: ScenarioRequest | undefined;
+  forced?: ForcedOutcome | undefined;
+}
 /** What decided the outcome: a named scenario, or the card data when no scenario was given. */
 export type DecisionSource = Scenario | 'card';
 

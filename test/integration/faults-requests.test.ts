@@ -196,6 +196,30 @@ describe('outcome: the core decision of matching payments', () => {
     expect(res.headers['x-sim-rule']).toBe(id);
     expect(res.json().status).toBe('PAYMENT_FAILED');
   });
+
+  it('FluxPay: a forced failure declines a confirm the card rules approve; a forced approval beats X-Sim-Scenario: fail; a subscription charge is forced too', async () => {
+    await start();
+    const post = (url: string, payload: unknown, headers: Record<string, string> = {}) => t.app.inject({ method: 'POST', url, payload, headers });
+    const payFor = async (cvv: string) => {
+      const order = (await post('/api/v1/orders', { userId: 'user_forced', serviceId: 'image-studio', orderName: 'Forced', amount: 5000, currency: 'KRW' })).json().result;
+      const payment = (await post('/api/v1/payments', { orderId: order.orderId, method: 'CARD', card: { number: '4111111111111111', cvv, expMonth: 12, expYear: 2030 } })).json().result;
+      return { paymentKey: payment.paymentKey as string, orderId: order.orderId as string, amount: 5000 };
+    };
+    const declines = await rule({ match: { dialect: 'fluxpay', route: '/api/v1/payments/confirm', headers: { 'x-test-case': 'declines' } }, action: { type: 'outcome', failure_code: 'insufficient_funds' } });
+    const approves = await rule({ match: { dialect: 'fluxpay', route: '/api/v1/payments/confirm', headers: { 'x-test-case': 'approves' } }, action: { type: 'outcome', approve: true } });
+    const declined = await post('/api/v1/payments/confirm', await payFor('120'), { 'x-test-case': 'declines' });
+    expect([declined.statusCode, declined.headers['x-sim-rule'], declined.json().code, declined.json().message]).toEqual([402, declines, 'PAY_002', expect.stringContaining('insufficient_funds')]);
+    const approved = await post('/api/v1/payments/confirm', await payFor('123'), { 'x-test-case': 'approves', 'x-sim-scenario': 'fail' });
+    expect([approved.statusCode, approved.headers['x-sim-rule']]).toEqual([200, approves]);
+    expect(approved.json().result).toMatchObject({ status: 'APPROVED', failureCode: null, decidedBy: 'fail' });
+    const untouched = await post('/api/v1/payments/confirm', await payFor('120'));
+    expect([untouched.statusCode, untouched.headers['x-sim-rule'], untouched.json().result.status]).toEqual([200, undefined, 'APPROVED']);
+
+    const plan = (await t.app.inject({ url: '/api/v1/subscriptions/plans' })).json().result.items[0];
+    const charged = await rule({ match: { dialect: 'fluxpay', route: '/api/v1/subscriptions' }, action: { type: 'outcome', failure_code: 'do_not_honor' } });
+    const subscribed = await post('/api/v1/subscriptions', { userId: 'user_forced', planId: plan.planId, card: { number: '4111111111111111', cvv: '120', expMonth: 12, expYear: 2030 } });
+    expect([subscribed.statusCode, subscribed.headers['x-sim-rule'], subscribed.json().code, subscribed.json().message]).toEqual([402, charged, 'PAY_002', expect.stringContaining('do_not_honor')]);
+  });
 });
 
 describe('connection resets, seen by a real client', () => {

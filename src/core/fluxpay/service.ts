@@ -4,7 +4,7 @@ import type { EventBus } from '../events.ts';
 import { fingerprint } from '../idempotency.ts';
 import type { Page } from '../ports.ts';
 import type { RandomSource } from '../random.ts';
-import { cardIssues, cardOutcome, decide, type ScenarioConfig, type ScenarioRequest } from '../scenario.ts';
+import { cardIssues, cardOutcome, decide, forcedOutcome, type OutcomeRequest, type ScenarioConfig } from '../scenario.ts';
 import { FluxPayError, invalid, notFound } from './errors.ts';
 import type { OutboxRelay } from './outbox.ts';
 import { isCreditChargeOrder, type CardSummary, type CreditTransaction, type CreditUsage, type FluxPayIds, type InboundEvent, type Metadata, type Order, type OrderStatus, type OutboxEvent, type Payment, type PaymentMethod, type Saga, type UsageEventType, stampOf, OUTBOX_EVENT_TYPES } from './model.ts';
@@ -212,13 +212,13 @@ export class FluxPayService {
    * completes it, or refunds it with `cancelOrder`). Declined: the payment is FAILED and the order
    * CANCELLED, so nothing is left pending.
    */
-  async chargeCard(input: CreateOrderInput, stored: CardSummary & { planned: Payment['planned'] }, scenario?: ScenarioRequest): Promise<{ approved: boolean; order: Order; payment: Payment }> {
+  async chargeCard(input: CreateOrderInput, stored: CardSummary & { planned: Payment['planned'] }, request: OutcomeRequest = {}): Promise<{ approved: boolean; order: Order; payment: Payment }> {
     const order = await this.createOrder(input);
     const expiry = cardOutcome({ exp_month: stored.expMonth ?? undefined, exp_year: stored.expYear ?? undefined }, this.#deps.clock.now());
     const card = { last4: stored.last4, expMonth: stored.expMonth, expYear: stored.expYear };
     const payment = await this.#insertPayment(order.orderId, 'CARD', { card, planned: expiry.status === 'FAILED' ? expiry : stored.planned }, undefined);
     try {
-      return { approved: true, ...(await this.confirmPayment({ paymentKey: payment.paymentKey, orderId: order.orderId, amount: order.amount }, scenario)) };
+      return { approved: true, ...(await this.confirmPayment({ paymentKey: payment.paymentKey, orderId: order.orderId, amount: order.amount }, request)) };
     } catch (error) {
       if (!(error instanceof FluxPayError) || error.code !== 'PAY_002') throw error;
       const cancelled = await this.cancelOrder(order.orderId, 'payment declined');
@@ -289,18 +289,22 @@ export class FluxPayService {
   /**
    * Confirms a READY payment (Toss Payments' confirm): `X-Sim-Scenario` decides when given
    * (`delay`, named or picked by a `mix`, answers after DEFAULT_DELAY_DELAY_MS on the clock, approved), else the outcome the
-   * card rules planned. Approved: payment APPROVED, order PAID. Declined: PAY_002 with the
-   * failure code, payment FAILED (the order stays PENDING for another payment).
+   * card rules planned; a fault rule's `outcome` (`request.forced`) beats both. Approved: payment
+   * APPROVED, order PAID. Declined: PAY_002 with the failure code, payment FAILED (the order stays
+   * PENDING for another payment).
    */
-  async confirmPayment(input: ConfirmInput, scenario?: ScenarioRequest): Promise<{ payment: Payment; order: Order }> {
+  async confirmPayment(input: ConfirmInput, request: OutcomeRequest = {}): Promise<{ payment: Payment; order: Order }> {
     const { store, clock, ids, random, settings } = this.#deps;
     const payment = await store.getPayment(input.paymentKey);
     // Checked before any delay: a confirm that cannot succeed answers at once.
     if (payment === undefined) throw notFound('Payment', input.paymentKey);
     let decision: ConfirmDecision;
-    if (scenario === undefined) decision = { ...payment.planned, decidedBy: payment.method === 'CARD' ? 'card' : 'approve' };
-    else {
-      const decided = decide({ scenario }, settings.scenarios, random, clock.now());
+    const { scenario, forced } = request;
+    if (scenario === undefined) {
+      const planned = forced === undefined ? payment.planned : forcedOutcome(forced);
+      decision = { ...planned, decidedBy: payment.method === 'CARD' ? 'card' : 'approve' };
+    } else {
+      const decided = decide({ scenario, forced }, settings.scenarios, random, clock.now());
       decision = { ...decided.outcome, decidedBy: decided.source };
       if (decided.delayed && decided.delayMs > 0) await new Promise<void>((resolve) => clock.schedule(decided.delayMs, resolve));
     }

@@ -6,7 +6,7 @@ import type { OutboxRelay } from '../fluxpay/outbox.ts';
 import type { BillingPolicy, PlanPolicy } from '../fluxpay/policy.ts';
 import type { CardInput, FluxPayService } from '../fluxpay/service.ts';
 import type { Page } from '../ports.ts';
-import type { ScenarioRequest } from '../scenario.ts';
+import type { OutcomeRequest } from '../scenario.ts';
 import type { Scheduler } from '../scheduler.ts';
 import { parsePeriod } from './period.ts';
 import type { Invoice, StoredCard, SubscriptionEventType, SubscriptionRecord, SubscriptionStore } from './ports.ts';
@@ -77,13 +77,13 @@ export class SubscriptionService {
   }
 
   /** Subscribes: the first period is charged now; declined → PAY_002 and nothing is created. */
-  async subscribe(input: { userId: string; planId: string; card: CardInput }, scenario?: ScenarioRequest): Promise<SubscriptionRecord> {
+  async subscribe(input: { userId: string; planId: string; card: CardInput }, request: OutcomeRequest = {}): Promise<SubscriptionRecord> {
     const { store, fluxpay, clock, ids } = this.#deps;
     const { plan, policy } = this.#plan(input.planId);
     const stored: StoredCard = fluxpay.checkCard(input.card);
     const subscriptionId = ids('sub');
     const start = activated({ subscriptionId, userId: input.userId }, plan, clock.now());
-    const charge = await this.#charge(start, 'INITIAL', plan, policy.name, stored, start.currentPeriodStart, start.currentPeriodEnd, scenario);
+    const charge = await this.#charge(start, 'INITIAL', plan, policy.name, stored, start.currentPeriodStart, start.currentPeriodEnd, request);
     if (charge?.approved === false) throw new FluxPayError('PAY_002', `Payment approval failed: ${charge.invoice.failureCode ?? 'declined'}.`);
     const now = clock.now();
     const record: SubscriptionRecord = { ...start, createdAt: now, updatedAt: now, card: stored, invoices: charge === null ? [] : [charge.invoice] };
@@ -117,7 +117,7 @@ export class SubscriptionService {
   }
 
   /** An upgrade applies now for the prorated difference (charged to the card on file); any other change at the next renewal. */
-  changePlan(subscriptionId: string, planId: string, scenario?: ScenarioRequest): Promise<SubscriptionRecord> {
+  changePlan(subscriptionId: string, planId: string, request: OutcomeRequest = {}): Promise<SubscriptionRecord> {
     const { plan, policy } = this.#plan(planId);
     return this.#change(subscriptionId, async (current, now) => {
       if (current.status !== 'ACTIVE') throw transition(current, 'changed to another plan', 'ACTIVE');
@@ -127,7 +127,7 @@ export class SubscriptionService {
       if (change.kind === 'same') return null;
       const next = withPlan(current, plan, change, now);
       if (change.kind === 'scheduled') return { next, invoice: null, card: null, eventType: 'subscription.plan_changed' };
-      const charge = await this.#charge(current, 'PRORATION', { ...plan, price: change.charge }, policy.name, current.card, now, current.currentPeriodEnd, scenario);
+      const charge = await this.#charge(current, 'PRORATION', { ...plan, price: change.charge }, policy.name, current.card, now, current.currentPeriodEnd, request);
       if (charge?.approved === false) throw new FluxPayError('PAY_002', `Payment approval failed: ${charge.invoice.failureCode ?? 'declined'}.`);
       return { next, invoice: charge?.invoice ?? null, card: null, eventType: 'subscription.plan_changed', order: charge?.order };
     });
@@ -219,7 +219,7 @@ export class SubscriptionService {
   }
 
   /** Charges `plan.price` for the period given; null when there is nothing to charge (a free plan, or a proration of 0). */
-  async #charge(sub: Subscription, kind: InvoiceKind, plan: BillingPlan, planName: string, card: StoredCard, periodStart: number, periodEnd: number, scenario?: ScenarioRequest): Promise<Charge | null> {
+  async #charge(sub: Subscription, kind: InvoiceKind, plan: BillingPlan, planName: string, card: StoredCard, periodStart: number, periodEnd: number, request: OutcomeRequest = {}): Promise<Charge | null> {
     if (plan.price <= 0) return null;
     const { fluxpay, ids, clock } = this.#deps;
     const invoiceId = ids('inv');
@@ -233,7 +233,7 @@ export class SubscriptionService {
         metadata: { kind: SUBSCRIPTION_ORDER_KIND, subscriptionId: sub.subscriptionId, invoiceId, invoiceKind: kind, planId: plan.planId },
       },
       card,
-      scenario,
+      request,
     );
     const invoice: Invoice = {
       invoiceId,

@@ -176,8 +176,7 @@ const fluxpayRoutes: FastifyPluginAsync<FluxPayRoutesOptions> = async (fastify, 
       ...idempotent,
     },
     async (request) => {
-      const scenario = scenarioFromHeaders(request.headers);
-      const { payment } = await service.confirmPayment(request.body, scenario);
+      const { payment } = await service.confirmPayment(request.body, { scenario: scenarioFromHeaders(request.headers), forced: request.faultPlan?.outcome ?? undefined });
       return ok(paymentView(payment));
     },
   );
