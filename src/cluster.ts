@@ -1,0 +1,59 @@
+import cluster, { type Worker } from 'node:cluster';
+import type { Logger } from 'pino';
+
+/**
+ * CLUSTER_WORKERS=N (N > 1): this process is the primary of N workers sharing one port
+ * (node:cluster; the primary accepts connections and hands them out in turn). Each worker is the
+ * whole service (`server.ts` again), with the same configuration; the state they share lives in
+ * Redis (the configuration refuses N > 1 with STORE=memory). The primary serves nothing itself:
+ * it replaces a worker that dies, forwards SIGTERM/SIGINT to every worker (each drains as a single
+ * process does) and exits when the last one has.
+ * @see issue 14 "Running several processes"
+ */
+
+/** A dead worker's replacement starts this much later, so a worker that keeps dying cannot spin the machine. */
+export const REPLACE_DELAY_MS = 500;
+
+export function runPrimary(workers: number, logger: Logger): void {
+  let stopping = false;
+  /** Exit code once every worker has exited. */
+  let exitCode = 0;
+  const listened = new WeakSet<Worker>();
+
+  const start = (): void => {
+    if (stopping) return;
+    const worker = cluster.fork();
+    worker.once('listening', () => listened.add(worker));
+  };
+  const stop = (signal: NodeJS.Signals): void => {
+    stopping = true;
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill(signal);
+  };
+
+  cluster.on('exit', (worker, code, signal) => {
+    const pid = worker.process.pid;
+    if (!stopping && !listened.has(worker)) {
+      // It never served: a start that fails (Redis unreachable, port taken) fails the same way again.
+      logger.error({ worker_pid: pid, code, signal }, 'a worker could not start (its reason is on stderr); stopping the other workers');
+      exitCode = 1;
+      stop('SIGTERM');
+    } else if (!stopping) {
+      logger.error({ worker_pid: pid, code, signal }, 'a worker died; starting a new one');
+      setTimeout(start, REPLACE_DELAY_MS);
+    }
+    const alive = Object.values(cluster.workers ?? {}).filter((other) => other !== undefined && other !== worker && !other.isDead());
+    if (stopping && alive.length === 0) {
+      logger.info({ exit_code: exitCode }, 'every worker has exited');
+      process.exit(exitCode);
+    }
+  });
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.on(signal, () => {
+      if (stopping) return;
+      logger.info({ signal, workers: Object.keys(cluster.workers ?? {}).length }, 'shutting down: the signal is passed to every worker');
+      stop(signal);
+    });
+  }
+  logger.info({ workers }, `starting ${workers} workers on one port`);
+  for (let i = 0; i < workers; i++) start();
+}
