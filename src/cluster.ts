@@ -23,6 +23,7 @@ export function runPrimary(workers: number, logger: Logger): void {
   const start = (): void => {
     if (stopping) return;
     const worker = cluster.fork();
+    worker.once('online', () => logger.info({ worker: worker.id, worker_pid: worker.process.pid }, 'worker started'));
     worker.once('listening', () => listened.add(worker));
   };
   const stop = (signal: NodeJS.Signals): void => {

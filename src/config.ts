@@ -146,7 +146,7 @@ const EnvSchema = Type.Object({
   // Every key the service writes starts with it, so replicas of one deployment share keys and other deployments on the same Redis do not.
   REDIS_KEY_PREFIX: Type.String({ maxLength: 200, pattern: '^[\\x21-\\x7E]*$', 'x-pattern-description': 'visible ASCII characters (no spaces)', default: DEFAULT_REDIS_KEY_PREFIX }),
   // Unset: DEFAULT_REDIS_SCHEDULER_POLL_MS with STORE=redis, 0 (off) with memory, where nobody else schedules.
-  SCHEDULER_POLL_MS: Type.Optional(Ms(0, 60_000)),
+  SCHEDULER_POLL_MS: Type.Optional(Type.Integer({ minimum: 0, maximum: 60_000 })),
   CLUSTER_WORKERS: Count(1, 1, 256),
 });
 

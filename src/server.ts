@@ -29,7 +29,8 @@ try {
   process.exit(1);
 }
 
-const logger = createLogger(config);
+// A worker's lines say which worker wrote them (the primary's lines say what happened to workers).
+const logger = cluster.isWorker && cluster.worker !== undefined ? createLogger(config).child({ worker: cluster.worker.id }) : createLogger(config);
 
 if (config.clusterWorkers > 1 && cluster.isPrimary) runPrimary(config.clusterWorkers, logger);
 else await serve(config, logger);

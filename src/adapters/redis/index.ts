@@ -24,12 +24,16 @@ type PortOnRedis = Exclude<keyof Stores, (typeof PORTS_NOT_YET_ON_REDIS)[number]
 /**
  * Every port on one Redis (STORE=redis), bounded by the configuration as memory's are, each key
  * under `config.redis.keyPrefix`. Lays out what must exist before the first request (the seat
- * maps of the catalog, where missing), so it needs Redis to answer; a connection failure rejects
- * with STORE_UNAVAILABLE. Every port's calls map connection failures to STORE_UNAVAILABLE.
+ * maps of the catalog, where missing, and again on every reconnect), so it needs Redis to
+ * answer; a connection failure rejects with STORE_UNAVAILABLE. Every port's calls map connection failures to STORE_UNAVAILABLE.
  */
 export async function createRedisStores(config: Config, client: Redis): Promise<Stores> {
   const { keyPrefix } = config.redis;
-  const seats = await RedisSeatStore.create(client, { keyPrefix }, config.bookings.performances).catch((error: unknown) => Promise.reject(asStoreError(error)));
+  const layOutSeats = (): Promise<RedisSeatStore> => RedisSeatStore.create(client, { keyPrefix }, config.bookings.performances);
+  const seats = await layOutSeats().catch((error: unknown) => Promise.reject(asStoreError(error)));
+  // A Redis that came back without its data (restarted without persistence) gets the catalog's
+  // seat maps again on reconnect; maps that exist are left as they are.
+  client.on('ready', () => void layOutSeats().catch(() => undefined));
   const onRedis: Pick<Stores, PortOnRedis> = {
     intents: new RedisIntentStore(client, { keyPrefix, ttlMs: config.store.intentTtlMs, maxIntents: config.store.maxIntents }),
     idempotency: new RedisIdempotencyStore(client, { keyPrefix, ttlMs: config.idempotency.ttlMs, maxKeys: config.idempotency.maxKeys }),

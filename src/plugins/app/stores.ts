@@ -48,18 +48,27 @@ export default fp<StoresOptions>(
     const where = shownRedisUrl(config.redis.url);
     const client = createRedisClient(config.redis);
     let lastError = 'not connected yet';
-    let outage = false;
+    /** The connection was lost (or never made) and the outage was not logged yet / is being logged. */
+    let down = false;
+    let warned = false;
     // Without a listener ioredis prints every failed reconnect; one line per outage is enough.
     client.on('error', (error: Error) => {
       lastError = error.message;
-      if (outage) return;
-      outage = true;
+      down = true;
+      if (warned) return;
+      warned = true;
       app.log.warn({ err: error, redis: where }, 'Redis is unreachable: store calls answer 503 STORE_UNAVAILABLE until it is back; reconnecting');
     });
+    client.on('close', () => {
+      // Each failed reconnect closes too: keep the reason the last attempt gave.
+      if (down || client.status === 'end') return;
+      down = true;
+      lastError = 'the connection closed';
+    });
     client.on('ready', () => {
-      if (!outage) return;
-      outage = false;
-      app.log.info({ redis: where }, 'Redis is reachable again');
+      if (warned) app.log.info({ redis: where }, 'Redis is reachable again');
+      down = false;
+      warned = false;
     });
 
     let stores: Stores;
