@@ -51,11 +51,13 @@ export default fp<StoresOptions>(
     /** The connection was lost (or never made) and the outage was not logged yet / is being logged. */
     let down = false;
     let warned = false;
+    /** Before the first connection, a failure is the start's to tell (one line), not a warning. */
+    let connected = false;
     // Without a listener ioredis prints every failed reconnect; one line per outage is enough.
     client.on('error', (error: Error) => {
       lastError = error.message;
       down = true;
-      if (warned) return;
+      if (warned || !connected) return;
       warned = true;
       app.log.warn({ err: error, redis: where }, 'Redis is unreachable: store calls answer 503 STORE_UNAVAILABLE until it is back; reconnecting');
     });
@@ -66,6 +68,7 @@ export default fp<StoresOptions>(
       lastError = 'the connection closed';
     });
     client.on('ready', () => {
+      connected = true;
       if (warned) app.log.info({ redis: where }, 'Redis is reachable again');
       down = false;
       warned = false;
