@@ -4,6 +4,8 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { describe, it } from 'vitest';
+import { inCi } from './promtool.ts';
 
 /**
  * A private `redis-server` (Debian package `redis-server`) for one test file: 127.0.0.1 on a free
@@ -14,6 +16,21 @@ import { Redis } from 'ioredis';
 export const hasRedisServer = spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).error === undefined;
 export const REDIS_SERVER_MISSING =
   'redis-server is not on PATH and CI is set: install it with `apt-get install -y --no-install-recommends redis-server` (Debian package redis-server)';
+
+/**
+ * True when redis-server is installed; otherwise declares, under `what`, one test saying it is
+ * missing (skipped locally, failing in CI), and the caller declares none of its own.
+ */
+export function redisServerOrSkip(what: string): boolean {
+  if (hasRedisServer) return true;
+  describe(what, () => {
+    it.skipIf(!inCi)('needs redis-server (skipped: not installed)', () => undefined);
+    it.runIf(inCi)('needs redis-server', () => {
+      throw new Error(REDIS_SERVER_MISSING);
+    });
+  });
+  return false;
+}
 
 export interface TestRedis {
   url: string;

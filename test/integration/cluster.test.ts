@@ -1,8 +1,7 @@
 import { request } from 'node:http';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runToExit, serverProcesses, type LogLine, type ServerProcess } from '../helpers/child.ts';
-import { inCi } from '../helpers/promtool.ts';
-import { hasRedisServer, REDIS_SERVER_MISSING, startRedis, type TestRedis } from '../helpers/redis.ts';
+import { redisServerOrSkip, startRedis, type TestRedis } from '../helpers/redis.ts';
 
 /**
  * The service as several processes: CLUSTER_WORKERS=N runs N workers on one port (node:cluster),
@@ -53,14 +52,7 @@ describe('CLUSTER_WORKERS with STORE=memory', () => {
   });
 });
 
-if (!hasRedisServer) {
-  describe('CLUSTER_WORKERS with STORE=redis', () => {
-    it.skipIf(!inCi)('needs redis-server (skipped: not installed)', () => undefined);
-    it.runIf(inCi)('needs redis-server', () => {
-      throw new Error(REDIS_SERVER_MISSING);
-    });
-  });
-} else {
+if (redisServerOrSkip('CLUSTER_WORKERS with STORE=redis')) {
   let redis: TestRedis;
   beforeAll(async () => {
     redis = await startRedis();

@@ -2,8 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { InjectOptions, LightMyRequestResponse } from 'fastify';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
-import { inCi } from '../helpers/promtool.ts';
-import { hasRedisServer, REDIS_SERVER_MISSING, startRedis, type TestRedis } from '../helpers/redis.ts';
+import { redisServerOrSkip, startRedis, type TestRedis } from '../helpers/redis.ts';
 
 /**
  * Two replicas of the whole service on one Redis (STORE=redis, one key prefix), as behind a load
@@ -30,14 +29,7 @@ async function eventually<T>(probe: () => Promise<T | undefined>, what: string):
   }
 }
 
-if (!hasRedisServer) {
-  describe('replicas on Redis', () => {
-    it.skipIf(!inCi)('need redis-server (skipped: not installed)', () => undefined);
-    it.runIf(inCi)('need redis-server', () => {
-      throw new Error(REDIS_SERVER_MISSING);
-    });
-  });
-} else {
+if (redisServerOrSkip('replicas on Redis')) {
   let redis: TestRedis;
   const open: TestApp[] = [];
   beforeAll(async () => {
