@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { MemorySchedulerStore } from '../../src/adapters/memory/scheduler.ts';
 import type { SchedulerStore } from '../../src/core/ports.ts';
-import { BATCH, FAILED_RUN_RETRY_MS, MAX_ATTEMPTS, Scheduler } from '../../src/core/scheduler.ts';
+import { BATCH, FAILED_RUN_RETRY_MS, LEASE_MS, MAX_ATTEMPTS, Scheduler } from '../../src/core/scheduler.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
 import { startedScheduler } from './support.ts';
 
@@ -123,6 +123,36 @@ describe('Scheduler on a store shared by several processes', () => {
     polling.stop();
     deaf.stop();
     expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('a job claimed by a process that died mid-job is run by a polling one once the lease lapses, not before', async () => {
+    const clock = new ManualClock(0);
+    const store = new MemorySchedulerStore();
+    const noError = () => undefined;
+    const dying = new Scheduler({ clock, store, onError: noError });
+    const survivor = new Scheduler({ clock, store, onError: noError, pollMs: 250 });
+    let claimedByDying = 0;
+    // The dying process's handler never finishes: its claim is all that is left of it.
+    dying.register('test.job', () => {
+      claimedByDying++;
+      return new Promise<void>(() => undefined);
+    });
+    const ran: number[] = [];
+    survivor.register('test.job', () => void ran.push(clock.now()));
+    await dying.start();
+    await dying.schedule('test.job', 'x', 100);
+    await survivor.start();
+    await clock.advance(100);
+    expect(claimedByDying).toBe(1);
+    dying.stop();
+    await clock.advance(LEASE_MS - 1);
+    expect(ran).toEqual([]);
+    await clock.advance(250);
+    expect(ran).toHaveLength(1);
+    expect(ran[0]).toBeGreaterThanOrEqual(100 + LEASE_MS);
+    expect(ran[0]).toBeLessThanOrEqual(100 + LEASE_MS + 250);
+    expect(await store.count('test.job')).toBe(0);
+    survivor.stop();
   });
 
   it('a run that cannot reach the store is reported, never rejects, and is tried again; the job runs once the store is back', async () => {
