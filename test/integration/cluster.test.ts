@@ -1,5 +1,6 @@
 import { request } from 'node:http';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { PORTS_NOT_YET_ON_REDIS } from '../../src/adapters/redis/index.ts';
 import { runToExit, serverProcesses, type LogLine, type ServerProcess } from '../helpers/child.ts';
 import { redisServerOrSkip, startRedis, type TestRedis } from '../helpers/redis.ts';
 
@@ -101,6 +102,14 @@ if (redisServerOrSkip('CLUSTER_WORKERS with STORE=redis')) {
       await linesMatching(server, 1, (l) => listening(l) && l.worker === 3);
       const after = await call(origin, 'GET', `/v1/sim/intents/${ids[0] as string}`);
       expect([after.status, after.json.payment_intent_id]).toEqual([200, ids[0]]);
+
+      // Each worker warned once, at its start, naming the ports still in its own memory (none once every port is on Redis).
+      const warnings = server.lines.filter((l) => Array.isArray(l.ports_in_memory));
+      expect(warnings.map((l) => l.worker).sort()).toEqual(PORTS_NOT_YET_ON_REDIS.length > 0 ? [1, 2, 3] : []);
+      for (const warning of warnings) {
+        expect(warning).toMatchObject({ level: 'warn', ports_in_memory: [...PORTS_NOT_YET_ON_REDIS] });
+        expect(warning.msg).toBe(`STORE=redis: these ports have no Redis adapter yet and stay in this process's memory, not shared with other replicas: ${PORTS_NOT_YET_ON_REDIS.join(', ')}`);
+      }
 
       server.kill('SIGTERM');
       expect(await server.waitForExit(60_000)).toEqual({ code: 0, signal: null });
