@@ -6,8 +6,8 @@ import type { Logger } from 'pino';
  * (node:cluster; the primary accepts connections and hands them out in turn). Each worker is the
  * whole service (`server.ts` again), with the same configuration; the state they share lives in
  * Redis (the configuration refuses N > 1 with STORE=memory). The primary serves nothing itself:
- * it replaces a worker that dies, forwards SIGTERM/SIGINT to every worker (each drains as a single
- * process does) and exits when the last one has.
+ * it replaces a worker that dies, forwards SIGTERM to every worker (each drains as a single
+ * process does; SIGINT, from a terminal, reaches them by itself) and exits when the last one has.
  * @see issue 14 "Running several processes"
  */
 
@@ -48,13 +48,18 @@ export function runPrimary(workers: number, logger: Logger): void {
       process.exit(exitCode);
     }
   });
-  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-    process.on(signal, () => {
-      if (stopping) return;
-      logger.info({ signal, workers: Object.keys(cluster.workers ?? {}).length }, 'shutting down: the signal is passed to every worker');
-      stop(signal);
-    });
-  }
+  process.on('SIGTERM', () => {
+    if (stopping) return;
+    logger.info({ signal: 'SIGTERM', workers: Object.keys(cluster.workers ?? {}).length }, 'shutting down: SIGTERM is passed to every worker');
+    stop('SIGTERM');
+  });
+  // Ctrl-C in a terminal reaches every process of the group, the workers included: passing it on
+  // would be their second signal, which makes them exit at once instead of draining.
+  process.on('SIGINT', () => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal: 'SIGINT' }, 'shutting down: waiting for the workers, which got SIGINT too');
+  });
   logger.info({ workers }, `starting ${workers} workers on one port`);
   for (let i = 0; i < workers; i++) start();
 }

@@ -48,7 +48,7 @@ export default fp<StoresOptions>(
     const where = shownRedisUrl(config.redis.url);
     const client = createRedisClient(config.redis);
     let lastError = 'not connected yet';
-    /** The connection was lost (or never made) and the outage was not logged yet / is being logged. */
+    /** The connection is lost; `warned`: this outage was logged. */
     let down = false;
     let warned = false;
     /** Before the first connection, a failure is the start's to tell (one line), not a warning. */
