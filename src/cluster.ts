@@ -13,18 +13,28 @@ import type { Logger } from 'pino';
 
 /** A dead worker's replacement starts this much later, so a worker that keeps dying cannot spin the machine. */
 export const REPLACE_DELAY_MS = 500;
+/** Replacements that die before they serve (Redis away) wait twice as long each time, up to this. */
+export const REPLACE_DELAY_MAX_MS = 10_000;
 
 export function runPrimary(workers: number, logger: Logger): void {
   let stopping = false;
   /** Exit code once every worker has exited. */
   let exitCode = 0;
   const listened = new WeakSet<Worker>();
+  /** Whether any worker has served yet: until then, a worker that cannot start means the start fails. */
+  let served = false;
+  /** Replacements in a row that died before they served. */
+  let failedReplacements = 0;
 
   const start = (): void => {
     if (stopping) return;
     const worker = cluster.fork();
     worker.once('online', () => logger.info({ worker: worker.id, worker_pid: worker.process.pid }, 'worker started'));
-    worker.once('listening', () => listened.add(worker));
+    worker.once('listening', () => {
+      listened.add(worker);
+      served = true;
+      failedReplacements = 0;
+    });
   };
   const stop = (signal: NodeJS.Signals): void => {
     stopping = true;
@@ -33,14 +43,16 @@ export function runPrimary(workers: number, logger: Logger): void {
 
   cluster.on('exit', (worker, code, signal) => {
     const pid = worker.process.pid;
-    if (!stopping && !listened.has(worker)) {
-      // It never served: a start that fails (Redis unreachable, port taken) fails the same way again.
+    if (!stopping && !served) {
+      // The first start failed (a port taken, Redis unreachable): told on stderr by the worker; the start fails.
       logger.error({ worker_pid: pid, code, signal }, 'a worker could not start (its reason is on stderr); stopping the other workers');
       exitCode = 1;
       stop('SIGTERM');
     } else if (!stopping) {
-      logger.error({ worker_pid: pid, code, signal }, 'a worker died; starting a new one');
-      setTimeout(start, REPLACE_DELAY_MS);
+      if (!listened.has(worker)) failedReplacements++;
+      const delayMs = Math.min(REPLACE_DELAY_MAX_MS, REPLACE_DELAY_MS * 2 ** failedReplacements);
+      logger.error({ worker_pid: pid, code, signal, restart_in_ms: delayMs }, 'a worker died; starting a new one');
+      setTimeout(start, delayMs);
     }
     const alive = Object.values(cluster.workers ?? {}).filter((other) => other !== undefined && other !== worker && !other.isDead());
     if (stopping && alive.length === 0) {

@@ -64,14 +64,29 @@ if (redisServerOrSkip('CLUSTER_WORKERS with STORE=redis')) {
 
   describe('STORE=redis', { timeout: TIMEOUT_MS }, () => {
     it('a Redis that cannot be reached stops the start with one line naming it (exit 1)', async () => {
-      const paused = await startRedis();
-      const url = paused.url;
-      await paused.stop();
+      const gone = await startRedis();
+      const url = gone.url;
+      await gone.stop();
       const run = await runToExit({ WEBHOOK_SECRET: SECRET, STORE: 'redis', REDIS_URL: url }, 60_000);
       expect(run.code).toBe(1);
       expect(run.stdout).toBe('');
       const port = new URL(url).port;
       expect(run.stderr).toBe(`Could not start: Redis at ${url} could not be reached (connect ECONNREFUSED 127.0.0.1:${port}); start it or set REDIS_URL\n`);
+    });
+
+    it('CLUSTER_WORKERS=2 with a Redis that cannot be reached: the start fails (exit 1), each worker saying why on stderr', async () => {
+      const gone = await startRedis();
+      const url = gone.url;
+      await gone.stop();
+      const run = await runToExit({ WEBHOOK_SECRET: SECRET, STORE: 'redis', REDIS_URL: url, CLUSTER_WORKERS: '2' }, 90_000);
+      expect(run.code).toBe(1);
+      const port = new URL(url).port;
+      const line = `Could not start: Redis at ${url} could not be reached (connect ECONNREFUSED 127.0.0.1:${port}); start it or set REDIS_URL`;
+      const lines = run.stderr.split('\n').filter((l) => l !== '');
+      expect(lines.length).toBeGreaterThanOrEqual(1);
+      for (const l of lines) expect(l).toBe(line);
+      expect(run.stdout).toContain('a worker could not start (its reason is on stderr); stopping the other workers');
+      expect(run.stdout).toContain('"msg":"every worker has exited"');
     });
 
     it('CLUSTER_WORKERS=2: two workers serve one port and share the state; a worker that dies is logged and replaced; SIGTERM stops all', async () => {
