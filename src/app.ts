@@ -20,6 +20,7 @@ import bookings from './plugins/app/bookings.ts';
 import core from './plugins/app/core.ts';
 import errorShapes from './plugins/app/error-shapes.ts';
 import eventLogs from './plugins/app/event-logs.ts';
+import eventStream from './plugins/app/event-stream.ts';
 import faults, { type FaultWait } from './plugins/app/faults.ts';
 import fluxpay from './plugins/app/fluxpay.ts';
 import lifecycle from './plugins/app/lifecycle.ts';
@@ -95,7 +96,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(core, { config, clock: options.clock, random: options.random });
   await app.register(metrics);
   await app.register(faults, { wait: options.faultWait });
-  await app.register(webhooks);
+  // STORE=redis: deliveries wait in the shared stream, the rate cap is shared, and every event is
+  // also appended to the outbound events stream.
+  const shared = app.redis === undefined ? undefined : { client: app.redis, keyPrefix: config.redis.keyPrefix };
+  await app.register(webhooks, { redis: shared });
+  if (shared !== undefined) await app.register(eventStream, shared);
   await app.register(eventLogs);
   await app.register(bookings);
   await app.register(v2Payments);

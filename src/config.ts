@@ -7,6 +7,7 @@ import { loadFaultsFile } from './adapters/faults-file.ts';
 import { loadPerformancesFile } from './adapters/performances-file.ts';
 import type { ParsedRule } from './core/faults/validation.ts';
 import type { BillingPolicy } from './core/fluxpay/policy.ts';
+import { DEFAULT_REDIS_KEY_PREFIX, DEFAULT_REDIS_URL } from './adapters/redis/connection.ts';
 import { DEFAULT_PERFORMANCES, type Performance } from './core/bookings/performances.ts';
 import { parseMix, type Mix } from './core/faults/mix.ts';
 import { SCENARIOS, type Scenario, type ScenarioConfig } from './core/scenario.ts';
@@ -25,9 +26,14 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 export const LOG_FORMATS = ['json', 'pretty'] as const;
 export type LogFormat = (typeof LOG_FORMATS)[number];
 /** The variables whose value is one of a list, and that list (for the error message). */
-const CHOICES: Readonly<Record<string, readonly string[]>> = { LOG_LEVEL: LOG_LEVELS, LOG_FORMAT: LOG_FORMATS, V2_DEFAULT_SCENARIO: SCENARIOS, V2_REQUIRE_AUTH: ['true', 'false'], CONSOLE_ENABLED: ['true', 'false'] };
-/** Variables whose value is never repeated in an error message. */
-const SECRET_VARIABLES: ReadonlySet<string> = new Set(['WEBHOOK_SECRET', 'WEBHOOK_SECRET_PREVIOUS', 'JWT_SECRET', 'PAYMENT_WEBHOOK_SECRET', 'SERVICE_AUTH_TOKEN', 'CONSOLE_TOKEN']);
+/** `memory`: this process's memory (the default); `redis`: one Redis shared by every replica (issue 14). */
+export const STORE_BACKENDS = ['memory', 'redis'] as const;
+export type StoreBackend = (typeof STORE_BACKENDS)[number];
+const CHOICES: Readonly<Record<string, readonly string[]>> = { LOG_LEVEL: LOG_LEVELS, LOG_FORMAT: LOG_FORMATS, V2_DEFAULT_SCENARIO: SCENARIOS, V2_REQUIRE_AUTH: ['true', 'false'], CONSOLE_ENABLED: ['true', 'false'], STORE: STORE_BACKENDS };
+/** Variables whose value is never repeated in an error message (REDIS_URL may carry a password). */
+const SECRET_VARIABLES: ReadonlySet<string> = new Set(['WEBHOOK_SECRET', 'WEBHOOK_SECRET_PREVIOUS', 'JWT_SECRET', 'PAYMENT_WEBHOOK_SECRET', 'SERVICE_AUTH_TOKEN', 'CONSOLE_TOKEN', 'REDIS_URL']);
+/** How often a scheduler on a shared store looks for work other replicas scheduled (SCHEDULER_POLL_MS unset, STORE=redis). */
+export const DEFAULT_REDIS_SCHEDULER_POLL_MS = 250;
 const SCHEME_LIST = '(standard|legacy|stripe)\\s*(,\\s*(standard|legacy|stripe)\\s*)*';
 
 const Ms = (def: number, max = 86_400_000 * 365) => Type.Integer({ minimum: 0, maximum: max, default: def });
@@ -137,6 +143,17 @@ const EnvSchema = Type.Object({
   CONSOLE_ENABLED: Type.Union([Type.Literal('true'), Type.Literal('false')], { default: 'true' }),
   // When set, the console asks for it (a login form) before showing anything.
   CONSOLE_TOKEN: Type.Optional(Type.String({ minLength: 8, maxLength: 4096 })),
+  // The back end behind the store ports, and several processes (issue 14).
+  STORE: Type.Union(
+    STORE_BACKENDS.map((backend) => Type.Literal(backend)),
+    { default: 'memory' },
+  ),
+  REDIS_URL: Type.String({ maxLength: 4096, pattern: '^rediss?://[^\\s]*$', 'x-pattern-description': 'a redis:// or rediss:// URL', default: DEFAULT_REDIS_URL }),
+  // Every key the service writes starts with it, so replicas of one deployment share keys and other deployments on the same Redis do not.
+  REDIS_KEY_PREFIX: Type.String({ maxLength: 200, pattern: '^[\\x21-\\x7E]*$', 'x-pattern-description': 'visible ASCII characters (no spaces)', default: DEFAULT_REDIS_KEY_PREFIX }),
+  // Unset: DEFAULT_REDIS_SCHEDULER_POLL_MS with STORE=redis, 0 (off) with memory, where nobody else schedules.
+  SCHEDULER_POLL_MS: Type.Optional(Type.Integer({ minimum: 0, maximum: 60_000 })),
+  CLUSTER_WORKERS: Count(1, 1, 256),
 });
 
 type Env = Static<typeof EnvSchema>;
@@ -178,7 +195,18 @@ export interface Config {
   eventsStream: { maxLen: number };
   otel: { endpoint: string | undefined; serviceName: string };
   idempotency: { ttlMs: number; maxKeys: number };
-  store: { intentTtlMs: number; maxIntents: number };
+  store: {
+    /** STORE: where every port keeps its state. */
+    backend: StoreBackend;
+    intentTtlMs: number;
+    maxIntents: number;
+  };
+  /** The Redis of STORE=redis: REDIS_URL and the prefix of every key (REDIS_KEY_PREFIX). */
+  redis: { url: string; keyPrefix: string };
+  /** The scheduler of due work: how often it looks for work it was not told about (0: never; only a shared store needs it). */
+  scheduler: { pollMs: number };
+  /** CLUSTER_WORKERS: worker processes sharing the port (1: this process serves itself). */
+  clusterWorkers: number;
   bodyLimitBytes: number;
   http: {
     /** The whole request (headers and body) must arrive within this. */
@@ -294,6 +322,11 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   if (env.V2_REQUIRE_AUTH === 'true' && env.SERVICE_AUTH_TOKEN === undefined) {
     throw new ConfigError('Invalid configuration: V2_REQUIRE_AUTH=true needs SERVICE_AUTH_TOKEN (the token callers must send)');
   }
+  if (env.CLUSTER_WORKERS > 1 && env.STORE === 'memory') {
+    throw new ConfigError(
+      `Invalid configuration: CLUSTER_WORKERS=${env.CLUSTER_WORKERS} needs STORE=redis (with STORE=memory each worker would keep its own intents, keys and seats, and a request could reach a worker that does not know them)`,
+    );
+  }
   const mix = readMix(env.MIX);
   if (env.V2_DEFAULT_SCENARIO === 'mix' && mix === undefined) {
     throw new ConfigError('Invalid configuration: V2_DEFAULT_SCENARIO=mix needs MIX (the weights, e.g. approve:90,fail:7,delay:3)');
@@ -336,7 +369,10 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     eventsStream: { maxLen: env.EVENTS_STREAM_MAX_LEN },
     otel: { endpoint: env.OTEL_EXPORTER_OTLP_ENDPOINT, serviceName: env.OTEL_SERVICE_NAME },
     idempotency: { ttlMs: env.IDEMPOTENCY_TTL_MS, maxKeys: env.IDEMPOTENCY_MAX_KEYS },
-    store: { intentTtlMs: env.INTENT_TTL_MS, maxIntents: env.STORE_MAX_INTENTS },
+    store: { backend: env.STORE, intentTtlMs: env.INTENT_TTL_MS, maxIntents: env.STORE_MAX_INTENTS },
+    redis: { url: env.REDIS_URL, keyPrefix: env.REDIS_KEY_PREFIX },
+    scheduler: { pollMs: env.SCHEDULER_POLL_MS ?? (env.STORE === 'redis' ? DEFAULT_REDIS_SCHEDULER_POLL_MS : 0) },
+    clusterWorkers: env.CLUSTER_WORKERS,
     bodyLimitBytes: env.BODY_LIMIT_BYTES,
     http: {
       requestTimeoutMs: env.HTTP_REQUEST_TIMEOUT_MS,

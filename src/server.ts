@@ -1,15 +1,24 @@
+import cluster from 'node:cluster';
 import closeWithGrace from 'close-with-grace';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
 import { buildApp } from './app.ts';
+import { runPrimary } from './cluster.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { createLogger } from './logger.ts';
+import { RedisUnreachableError } from './plugins/app/stores.ts';
 import { describeStartError } from './start-error.ts';
 import { startTracing } from './tracing.ts';
 
 /**
  * The process: configuration, logger, tracing, signals and `listen`. Everything else is the app.
  * Exit codes: 0 after a clean shutdown, 1 for a bad configuration or a failed start; either of
- * those is told on one stderr line.
+ * those is told on one stderr line. With CLUSTER_WORKERS > 1 this process is the primary of that
+ * many workers (src/cluster.ts), each of which runs `serve`.
  */
+
+/** After the drain, requests still in flight get this long to finish before their connections are closed. */
+const CLOSE_GRACE_MS = 500;
 
 let config: Config;
 try {
@@ -20,40 +29,51 @@ try {
   process.exit(1);
 }
 
-const logger = createLogger(config);
+// A worker's lines say which worker wrote them (the primary's lines say what happened to workers).
+const logger = cluster.isWorker && cluster.worker !== undefined ? createLogger(config).child({ worker: cluster.worker.id }) : createLogger(config);
 
-const tracing = startTracing(config);
-const app = await buildApp({ config, logger, otelPlugin: tracing?.plugin });
+if (config.clusterWorkers > 1 && cluster.isPrimary) runPrimary(config.clusterWorkers, logger);
+else await serve(config, logger);
 
-if (config.webhookSecretGenerated) {
-  // Logged once, on purpose: it is a throwaway secret and receivers need it to verify signatures.
-  logger.warn({ generated_webhook_secret: config.webhookSecret }, 'WEBHOOK_SECRET is not set: webhooks are signed with this generated secret; set WEBHOOK_SECRET to a stable value');
-}
+/** One process serving the whole app: build it, handle signals, listen. */
+async function serve(config: Config, logger: Logger): Promise<void> {
+  const tracing = startTracing(config);
+  let app: FastifyInstance;
+  try {
+    app = await buildApp({ config, logger, otelPlugin: tracing?.plugin });
+  } catch (error) {
+    if (!(error instanceof RedisUnreachableError)) throw error;
+    process.stderr.write(`Could not start: ${error.message}\n`);
+    process.exit(1);
+  }
 
-/** After the drain, requests still in flight get this long to finish before their connections are closed. */
-const CLOSE_GRACE_MS = 500;
+  if (config.webhookSecretGenerated) {
+    // Logged once, on purpose: it is a throwaway secret and receivers need it to verify signatures.
+    logger.warn({ generated_webhook_secret: config.webhookSecret }, 'WEBHOOK_SECRET is not set: webhooks are signed with this generated secret; set WEBHOOK_SECRET to a stable value');
+  }
 
-closeWithGrace({ delay: config.shutdownTimeoutMs + CLOSE_GRACE_MS + 1000, logger }, async ({ signal, err }) => {
-  if (err !== undefined) logger.error({ err }, 'shutting down after an error');
-  else logger.info({ signal }, 'shutting down');
-  await app.lifecycle.drain(config.shutdownTimeoutMs);
-  // Idle keep-alive connections go at once; a connection that never completed its request (or a
-  // request still running) gets a short grace, then is closed, so it cannot hold the exit.
-  const closing = app.close();
-  app.server.closeIdleConnections();
-  const force = setTimeout(() => app.server.closeAllConnections(), CLOSE_GRACE_MS);
-  force.unref();
-  await closing;
-  clearTimeout(force);
-  await tracing?.shutdown();
-  logger.info('shutdown complete');
-});
+  closeWithGrace({ delay: config.shutdownTimeoutMs + CLOSE_GRACE_MS + 1000, logger }, async ({ signal, err }) => {
+    if (err !== undefined) logger.error({ err }, 'shutting down after an error');
+    else logger.info({ signal }, 'shutting down');
+    await app.lifecycle.drain(config.shutdownTimeoutMs);
+    // Idle keep-alive connections go at once; a connection that never completed its request (or a
+    // request still running) gets a short grace, then is closed, so it cannot hold the exit.
+    const closing = app.close();
+    app.server.closeIdleConnections();
+    const force = setTimeout(() => app.server.closeAllConnections(), CLOSE_GRACE_MS);
+    force.unref();
+    await closing;
+    clearTimeout(force);
+    await tracing?.shutdown();
+    logger.info('shutdown complete');
+  });
 
-try {
-  await app.listen({ port: config.port, host: config.host });
-} catch (error) {
-  // Port taken, HOST not an address here, no permission: the operator's to fix, told like a bad
-  // configuration (one line on stderr), not as a fatal log record with a stack.
-  process.stderr.write(`${describeStartError(error, config)}\n`);
-  process.exit(1);
+  try {
+    await app.listen({ port: config.port, host: config.host });
+  } catch (error) {
+    // Port taken, HOST not an address here, no permission: the operator's to fix, told like a bad
+    // configuration (one line on stderr), not as a fatal log record with a stack.
+    process.stderr.write(`${describeStartError(error, config)}\n`);
+    process.exit(1);
+  }
 }

@@ -83,6 +83,7 @@ const STATUS_OF: Readonly<Record<string, number>> = {
   BOOKING_EXPIRED: 409,
   PAYMENT_ALREADY_PROCESSED: 409,
   STORE_FULL: 503,
+  STORE_UNAVAILABLE: 503,
 };
 
 /** A same-console path to go back to after an action (never another origin). */

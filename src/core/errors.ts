@@ -14,7 +14,9 @@ export type ErrorCode =
   | 'BOOKING_EXPIRED'
   | 'PAYMENT_ALREADY_PROCESSED'
   /** A bounded store is full of unfinished work that it must not evict; retry later (503). */
-  | 'STORE_FULL';
+  | 'STORE_FULL'
+  /** The shared store (Redis) cannot be reached; retry later (503). */
+  | 'STORE_UNAVAILABLE';
 
 /** One rejected input: where it is (a JSON pointer such as `/card/cvv`) and which rule it broke. */
 export interface FieldIssue {
@@ -58,4 +60,16 @@ export class StoreFullError extends DomainError {
 
 export function storeFull(store: string): StoreFullError {
   return new StoreFullError(store);
+}
+
+/**
+ * The store that holds the service's state cannot be reached (Redis stopped, restarting, or out of
+ * the network): the call changed nothing this process knows of, and the client retries later. The
+ * adapters raise it; each dialect renders it as its 503.
+ */
+export class StoreUnavailableError extends DomainError {
+  constructor(options?: { cause?: unknown }) {
+    super('STORE_UNAVAILABLE', 'The store is unavailable; retry shortly.');
+    if (options?.cause !== undefined) this.cause = options.cause;
+  }
 }

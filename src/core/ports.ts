@@ -1,5 +1,6 @@
 import type { Booking, BookingCounts, BookingPaymentIntent, BookingStatus, InboxEvent, PaymentKind } from './bookings/booking.ts';
 import type { Delivery, DeliveryChange, DeliveryStatus, Subject } from './deliveries.ts';
+import type { FaultRuleStore } from './faults/ports.ts';
 import type { FluxPayStore, FluxPaySubscriptionStore } from './fluxpay/ports.ts';
 import type { SubscriptionStore } from './subscriptions/ports.ts';
 import type { RateLimitStore } from './rate-limit/ports.ts';
@@ -351,4 +352,6 @@ export interface Stores {
   waitingRooms: WaitingRoomStore;
   /** Issue 12's rate-limit windows (src/core/rate-limit/ports.ts). */
   rateLimits: RateLimitStore;
+  /** Issue 15's fault rules and their hit counters (src/core/faults/ports.ts). */
+  faultRules: FaultRuleStore;
 }

@@ -13,7 +13,13 @@ import type { ClaimedJob, SchedulerStore } from './ports.ts';
  * `MAX_ATTEMPTS`, then reported and dropped. A claimed job is completed only after its handler
  * has finished, so with a store shared by several processes, a job whose process died is claimed
  * again when its lease lapses.
- * @see issue 7 "Store ports" (scheduler of due work)
+ *
+ * With a store shared by several processes (`pollMs` > 0), this process's timer only knows the
+ * work it scheduled itself: a poll on the injected clock also claims what other processes
+ * scheduled, and claims whose lease lapsed (their process died). A run that cannot reach the store
+ * is reported (`onRunError`) and tried again; it never rejects, so an unreachable store cannot
+ * take the process down.
+ * @see issue 7 "Store ports" (scheduler of due work), issue 14 "Scheduler"
  */
 
 export type JobHandler = (key: string) => Promise<void> | void;
@@ -23,6 +29,10 @@ export interface SchedulerDeps {
   store: SchedulerStore;
   /** Told about a handler that failed; `final` when it will not be retried. */
   onError: (error: unknown, job: ClaimedJob, final: boolean) => void;
+  /** Told when a run could not claim or look up due work (the store is unreachable); the run is tried again. */
+  onRunError?: ((error: unknown) => void) | undefined;
+  /** How often to look for due work this process was not told about (0 or unset: never; a store of this process alone needs none). */
+  pollMs?: number | undefined;
 }
 
 /** Jobs claimed at once. */
@@ -32,6 +42,8 @@ export const LEASE_MS = 30_000;
 export const MAX_ATTEMPTS = 8;
 const RETRY_BASE_MS = 100;
 const RETRY_MAX_MS = 30_000;
+/** After a run that could not reach the store, the next one is this much later (when no poll comes sooner). */
+export const FAILED_RUN_RETRY_MS = 1000;
 
 export class Scheduler {
   readonly #deps: SchedulerDeps;
@@ -39,6 +51,7 @@ export class Scheduler {
   /** Failed runs per job (kind + key), for the retry delay. */
   readonly #failures = new Map<string, number>();
   #timer: Timer | undefined;
+  #pollTimer: Timer | undefined;
   #armedAt = Number.POSITIVE_INFINITY;
   #running: Promise<void> | undefined;
   /** A run queued behind the one in progress, for callers that came after its claim. */
@@ -74,6 +87,7 @@ export class Scheduler {
   /** Starts running due work (jobs already in the store included). */
   async start(): Promise<void> {
     this.#started = true;
+    this.#armPoll();
     const next = await this.#deps.store.nextDueAt();
     if (next !== undefined) this.#arm(next);
   }
@@ -82,6 +96,8 @@ export class Scheduler {
     this.#started = false;
     this.#timer?.cancel();
     this.#timer = undefined;
+    this.#pollTimer?.cancel();
+    this.#pollTimer = undefined;
     this.#armedAt = Number.POSITIVE_INFINITY;
   }
 
@@ -114,17 +130,33 @@ export class Scheduler {
     });
   }
 
+  /** The next poll, one interval after the previous run ended (runs never overlap). */
+  #armPoll(): void {
+    const { pollMs, clock } = this.#deps;
+    if (pollMs === undefined || pollMs <= 0 || !this.#started) return;
+    this.#pollTimer = clock.schedule(pollMs, () => {
+      this.#pollTimer = undefined;
+      void this.runDue().then(() => this.#armPoll());
+    });
+  }
+
   async #run(): Promise<void> {
     const { clock, store } = this.#deps;
-    const jobs = await store.claimDue(clock.now(), BATCH, LEASE_MS);
-    for (const job of jobs) await this.#runOne(job);
-    if (jobs.length === BATCH) {
-      // More may be due: continue on a fresh timer turn, so requests get the event loop between batches.
-      this.#arm(clock.now());
-      return;
+    try {
+      const jobs = await store.claimDue(clock.now(), BATCH, LEASE_MS);
+      for (const job of jobs) await this.#runOne(job);
+      if (jobs.length === BATCH) {
+        // More may be due: continue on a fresh timer turn, so requests get the event loop between batches.
+        this.#arm(clock.now());
+        return;
+      }
+      const next = await store.nextDueAt();
+      if (next !== undefined) this.#arm(next);
+    } catch (error) {
+      // Claimed jobs not completed are claimed again when their lease lapses.
+      this.#deps.onRunError?.(error);
+      this.#arm(clock.now() + FAILED_RUN_RETRY_MS);
     }
-    const next = await store.nextDueAt();
-    if (next !== undefined) this.#arm(next);
   }
 
   async #runOne(job: ClaimedJob): Promise<void> {

@@ -97,7 +97,12 @@ export function idempotencyHooks(options: IdempotencyHookOptions): IdempotencyHo
       const settle = reply.statusCode >= 500 || typeof payload !== 'string' ? store.release(held.scope, held.key) : store.complete(held.scope, held.key, { statusCode: reply.statusCode, body: payload });
       settle.then(
         () => done(null, payload),
-        (error: Error) => done(error),
+        (error: Error) => {
+          // The store went away during the request (Redis): the answer still goes out as it is
+          // (a 503 stays a 503; a created intent is not hidden behind a 500). The key stays begun.
+          request.log.error({ err: error }, 'the Idempotency-Key could not be settled in the store');
+          done(null, payload);
+        },
       );
     },
   };

@@ -1,5 +1,5 @@
 import type { FastifyError } from 'fastify';
-import { DomainError, StoreFullError, type ErrorCode, type FieldIssue } from '../core/errors.ts';
+import { DomainError, StoreFullError, StoreUnavailableError, type ErrorCode, type FieldIssue } from '../core/errors.ts';
 import { MalformedJsonError } from './json-body.ts';
 import { validationIssues, type ValidationIssue } from './validation.ts';
 
@@ -27,6 +27,9 @@ export interface Problem {
 /** Seconds a client is told to wait after STORE_FULL. */
 export const STORE_FULL_RETRY_AFTER_S = 1;
 
+/** Seconds a client is told to wait after STORE_UNAVAILABLE: about how long Redis' client takes to reconnect. */
+export const STORE_UNAVAILABLE_RETRY_AFTER_S = 1;
+
 /** Fastify's own errors about a request it could not read, as problems. */
 const FASTIFY_PROBLEMS: Record<string, Omit<Problem, 'message'> & { message?: string }> = {
   FST_ERR_CTP_BODY_TOO_LARGE: { status: 413, code: 'PAYLOAD_TOO_LARGE', message: 'The request body is larger than the limit (BODY_LIMIT_BYTES).' },
@@ -45,6 +48,7 @@ const FASTIFY_PROBLEMS: Record<string, Omit<Problem, 'message'> & { message?: st
 export function problemOf(error: FastifyError | Error, statusOf: Partial<Record<ErrorCode, number>>): Problem & { internal?: true } {
   if (error instanceof DomainError) {
     if (error instanceof StoreFullError) return { status: 503, code: error.code, message: error.message, retryAfterS: STORE_FULL_RETRY_AFTER_S, store: error.store };
+    if (error instanceof StoreUnavailableError) return { status: 503, code: error.code, message: error.message, retryAfterS: STORE_UNAVAILABLE_RETRY_AFTER_S };
     const status = statusOf[error.code];
     if (status !== undefined) return { status, code: error.code, message: error.message, details: error.details };
   }

@@ -17,6 +17,21 @@ export const hasRedisServer = spawnSync('redis-server', ['--version'], { stdio: 
 export const REDIS_SERVER_MISSING =
   'redis-server is not on PATH and CI is set: install it with `apt-get install -y --no-install-recommends redis-server` (Debian package redis-server)';
 
+/**
+ * True when redis-server is installed; otherwise declares, under `what`, one test saying it is
+ * missing (skipped locally, failing in CI), and the caller declares none of its own.
+ */
+export function redisServerOrSkip(what: string): boolean {
+  if (hasRedisServer) return true;
+  describe(what, () => {
+    it.skipIf(!inCi)('needs redis-server (skipped: not installed)', () => undefined);
+    it.runIf(inCi)('needs redis-server', () => {
+      throw new Error(REDIS_SERVER_MISSING);
+    });
+  });
+  return false;
+}
+
 export interface TestRedis {
   url: string;
   /** A client of its own (closed by `stop`), for setup and inspection. */
@@ -26,6 +41,15 @@ export interface TestRedis {
   /** A new client, closed by `stop`. */
   connect(): Redis;
   stop(): Promise<void>;
+  /** Stops the server (SIGTERM: with `appendOnly`, what it acknowledged is on disk) and keeps its port and directory. */
+  pause(): Promise<void>;
+  /** Starts the server again on the same port and directory (with `appendOnly`, with its data). */
+  resume(): Promise<void>;
+}
+
+export interface RedisServerOptions {
+  /** AOF on (fsync every second, flushed on SIGTERM), so a `pause` and `resume` keep the data. */
+  appendOnly?: boolean;
 }
 
 function freePort(): Promise<number> {
@@ -58,17 +82,35 @@ function started(child: ChildProcess): Promise<void> {
   });
 }
 
-export async function startRedis(): Promise<TestRedis> {
+function spawnServer(port: number, dir: string, options: RedisServerOptions): ChildProcess {
+  return spawn(
+    'redis-server',
+    ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', options.appendOnly === true ? 'yes' : 'no', '--dir', dir, '--daemonize', 'no', '--loglevel', 'notice'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+}
+
+/** Drains a started server's output so a chatty server never blocks on a full pipe. */
+function drained(child: ChildProcess): ChildProcess {
+  child.stdout?.resume();
+  child.stderr?.resume();
+  return child;
+}
+
+async function stopped(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  await exited;
+}
+
+export async function startRedis(options: RedisServerOptions = {}): Promise<TestRedis> {
   const dir = mkdtempSync(join(tmpdir(), 'paysim-redis-'));
   let child: ChildProcess | undefined;
   let port = 0;
   for (let attempt = 0; child === undefined; attempt++) {
     port = await freePort();
-    const candidate = spawn(
-      'redis-server',
-      ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no', '--dir', dir, '--daemonize', 'no', '--loglevel', 'notice'],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const candidate = spawnServer(port, dir, options);
     try {
       await started(candidate);
       child = candidate;
@@ -80,14 +122,13 @@ export async function startRedis(): Promise<TestRedis> {
       }
     }
   }
-  const running = child;
-  // Drain its output so a chatty server never blocks on a full pipe.
-  running.stdout?.resume();
-  running.stderr?.resume();
+  let running = drained(child);
   const url = `redis://127.0.0.1:${port}`;
   const clients: Redis[] = [];
   const connect = (): Redis => {
     const client = new Redis(url, { maxRetriesPerRequest: 1 });
+    // While a test has paused the server, failed reconnects are expected: no "Unhandled error event" noise.
+    client.on('error', () => undefined);
     clients.push(client);
     return client;
   };
@@ -98,11 +139,15 @@ export async function startRedis(): Promise<TestRedis> {
     connect,
     newPrefix: () => `t${++prefixes}:`,
     async stop() {
-      await Promise.all(clients.map((client) => client.quit().catch(() => client.disconnect())));
-      const exited = new Promise<void>((resolve) => running.once('exit', () => resolve()));
-      running.kill('SIGTERM');
-      await exited;
+      await Promise.all(clients.map((client) => (client.status === 'ready' ? client.quit().catch(() => client.disconnect()) : client.disconnect())));
+      await stopped(running);
       rmSync(dir, { recursive: true, force: true });
+    },
+    pause: () => stopped(running),
+    async resume() {
+      const again = spawnServer(port, dir, options);
+      await started(again);
+      running = drained(again);
     },
   };
 }

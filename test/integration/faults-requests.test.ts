@@ -1,4 +1,5 @@
 import type { AddressInfo } from 'node:net';
+import type { LightMyRequestResponse } from 'fastify';
 import { Agent, request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { sample } from '../../src/core/faults/distributions.ts';
@@ -199,7 +200,7 @@ describe('outcome: the core decision of matching payments', () => {
 
   it('FluxPay: a forced failure declines a confirm the card rules approve; a forced approval beats X-Sim-Scenario: fail; a subscription charge is forced too', async () => {
     await start();
-    const post = (url: string, payload: unknown, headers: Record<string, string> = {}) => t.app.inject({ method: 'POST', url, payload, headers });
+    const post = (url: string, payload: unknown, headers: Record<string, string> = {}): Promise<LightMyRequestResponse> => t.app.inject({ method: 'POST', url, payload: payload as object, headers });
     const payFor = async (cvv: string) => {
       const order = (await post('/api/v1/orders', { userId: 'user_forced', serviceId: 'image-studio', orderName: 'Forced', amount: 5000, currency: 'KRW' })).json().result;
       const payment = (await post('/api/v1/payments', { orderId: order.orderId, method: 'CARD', card: { number: '4111111111111111', cvv, expMonth: 12, expYear: 2030 } })).json().result;

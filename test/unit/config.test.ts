@@ -51,7 +51,10 @@ describe('loadConfig defaults', () => {
       eventsStream: { maxLen: 100_000 },
       otel: { endpoint: undefined, serviceName: 'paysim' },
       idempotency: { ttlMs: 86_400_000, maxKeys: 300_000 },
-      store: { intentTtlMs: 86_400_000, maxIntents: 1_000_000 },
+      store: { backend: 'memory', intentTtlMs: 86_400_000, maxIntents: 1_000_000 },
+      redis: { url: 'redis://127.0.0.1:6379', keyPrefix: 'paysim:' },
+      scheduler: { pollMs: 0 },
+      clusterWorkers: 1,
       bodyLimitBytes: 65_536,
       http: { requestTimeoutMs: 30_000, headersTimeoutMs: 10_000, keepAliveTimeoutMs: 72_000, connectionTimeoutMs: 0 },
       shutdownTimeoutMs: 10_000,
@@ -201,6 +204,11 @@ describe('loadConfig values', () => {
       FAULTS_MAX_RULES: '5',
       CONSOLE_ENABLED: 'false',
       CONSOLE_TOKEN: 'console-token-1',
+      STORE: 'redis',
+      REDIS_URL: 'rediss://:s3cret@redis.internal:6380/2',
+      REDIS_KEY_PREFIX: 'loadtest-7:',
+      SCHEDULER_POLL_MS: '100',
+      CLUSTER_WORKERS: '4',
     });
     expect(config).toEqual({
       port: 3000,
@@ -230,7 +238,10 @@ describe('loadConfig values', () => {
       eventsStream: { maxLen: 300 },
       otel: { endpoint: 'http://collector:4317', serviceName: 'paysim-ci' },
       idempotency: { ttlMs: 60_000, maxKeys: 10 },
-      store: { intentTtlMs: 120_000, maxIntents: 500 },
+      store: { backend: 'redis', intentTtlMs: 120_000, maxIntents: 500 },
+      redis: { url: 'rediss://:s3cret@redis.internal:6380/2', keyPrefix: 'loadtest-7:' },
+      scheduler: { pollMs: 100 },
+      clusterWorkers: 4,
       bodyLimitBytes: 1024,
       http: { requestTimeoutMs: 5000, headersTimeoutMs: 2000, keepAliveTimeoutMs: 4000, connectionTimeoutMs: 60_000 },
       shutdownTimeoutMs: 0,
@@ -549,5 +560,33 @@ describe('documentation of the variables', () => {
     const text = readFileSync(join(root, file), 'utf8');
     const missing = ENV_VARIABLES.filter((name) => !new RegExp(`(^|[^A-Z_])${name}([^A-Z_]|$)`, 'm').test(text));
     expect(missing).toEqual([]);
+  });
+});
+
+describe('store back end and processes (issue 14)', () => {
+  it('the scheduler polls every 250 ms with STORE=redis unless SCHEDULER_POLL_MS says otherwise (0: off); never with memory unless set', () => {
+    expect(loadConfig({ STORE: 'redis' }).scheduler.pollMs).toBe(250);
+    expect(loadConfig({ STORE: 'redis', SCHEDULER_POLL_MS: '0' }).scheduler.pollMs).toBe(0);
+    expect(loadConfig({ STORE: 'memory' }).scheduler.pollMs).toBe(0);
+    expect(loadConfig({ SCHEDULER_POLL_MS: '40' }).scheduler.pollMs).toBe(40);
+  });
+
+  it.each([
+    [{ STORE: 'postgres' }, 'Invalid configuration: STORE must be one of memory, redis (got "postgres")'],
+    [{ REDIS_KEY_PREFIX: 'has space:' }, 'Invalid configuration: REDIS_KEY_PREFIX must be visible ASCII characters (no spaces) (got "has space:")'],
+    [{ SCHEDULER_POLL_MS: '60001' }, 'Invalid configuration: SCHEDULER_POLL_MS must be <= 60000 (got "60001")'],
+    [{ CLUSTER_WORKERS: '0' }, 'Invalid configuration: CLUSTER_WORKERS must be >= 1 (got "0")'],
+    [
+      { CLUSTER_WORKERS: '2' },
+      'Invalid configuration: CLUSTER_WORKERS=2 needs STORE=redis (with STORE=memory each worker would keep its own intents, keys and seats, and a request could reach a worker that does not know them)',
+    ],
+  ])('%j → %s', (env, message) => {
+    expect(configError(env).message).toBe(message);
+  });
+
+  it('never echoes REDIS_URL, which may carry a password', () => {
+    const error = configError({ REDIS_URL: 'http://user:hunter22@redis:6379' });
+    expect(error.message).toBe('Invalid configuration: REDIS_URL must be a redis:// or rediss:// URL');
+    expect(error.message).not.toContain('hunter22');
   });
 });

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { BATCH, MAX_ATTEMPTS } from '../../src/core/scheduler.ts';
+import { MemorySchedulerStore } from '../../src/adapters/memory/scheduler.ts';
+import type { SchedulerStore } from '../../src/core/ports.ts';
+import { BATCH, FAILED_RUN_RETRY_MS, LEASE_MS, MAX_ATTEMPTS, Scheduler } from '../../src/core/scheduler.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
 import { startedScheduler } from './support.ts';
 
@@ -92,5 +94,97 @@ describe('Scheduler', () => {
     await clock.advance(1);
     expect(errors.map((e) => (e as Error).message)).toEqual(['no handler for jobs of kind test.nobody']);
     expect(await scheduler.pending('test.nobody')).toBe(0);
+  });
+});
+
+describe('Scheduler on a store shared by several processes', () => {
+  it('with pollMs, a job another process scheduled runs here at the first poll after it is due; without a poll, never', async () => {
+    const clock = new ManualClock(0);
+    const store = new MemorySchedulerStore();
+    const noError = () => undefined;
+    const elsewhere = new Scheduler({ clock, store, onError: noError });
+    const polling = new Scheduler({ clock, store, onError: noError, pollMs: 250 });
+    const deaf = new Scheduler({ clock, store, onError: noError });
+    const ran: Array<[string, number]> = [];
+    const deafRan: string[] = [];
+    polling.register('test.job', (key) => void ran.push([key, clock.now()]));
+    deaf.register('test.job', (key) => void deafRan.push(key));
+    await polling.start();
+    await deaf.start();
+    await clock.advance(510);
+    // Scheduled through a scheduler that is not started, between two polls: nobody's timer hears of it.
+    await elsewhere.schedule('test.job', 'a', 520);
+    await clock.advance(239);
+    expect(ran).toEqual([]);
+    await clock.advance(1);
+    expect(ran).toEqual([['a', 750]]);
+    expect(deafRan).toEqual([]);
+    expect(await store.count('test.job')).toBe(0);
+    polling.stop();
+    deaf.stop();
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('a job claimed by a process that died mid-job is run by a polling one once the lease lapses, not before', async () => {
+    const clock = new ManualClock(0);
+    const store = new MemorySchedulerStore();
+    const noError = () => undefined;
+    const dying = new Scheduler({ clock, store, onError: noError });
+    const survivor = new Scheduler({ clock, store, onError: noError, pollMs: 250 });
+    let claimedByDying = 0;
+    // The dying process's handler never finishes: its claim is all that is left of it.
+    dying.register('test.job', () => {
+      claimedByDying++;
+      return new Promise<void>(() => undefined);
+    });
+    const ran: number[] = [];
+    survivor.register('test.job', () => void ran.push(clock.now()));
+    await dying.start();
+    await dying.schedule('test.job', 'x', 100);
+    await survivor.start();
+    await clock.advance(100);
+    expect(claimedByDying).toBe(1);
+    dying.stop();
+    await clock.advance(LEASE_MS - 1);
+    expect(ran).toEqual([]);
+    await clock.advance(250);
+    expect(ran).toHaveLength(1);
+    expect(ran[0]).toBeGreaterThanOrEqual(100 + LEASE_MS);
+    expect(ran[0]).toBeLessThanOrEqual(100 + LEASE_MS + 250);
+    expect(await store.count('test.job')).toBe(0);
+    survivor.stop();
+  });
+
+  it('a run that cannot reach the store is reported, never rejects, and is tried again; the job runs once the store is back', async () => {
+    const clock = new ManualClock(0);
+    const healthy = new MemorySchedulerStore();
+    let away = false;
+    const unreachable = (): never => {
+      throw new Error('connect ECONNREFUSED');
+    };
+    const store: SchedulerStore = {
+      schedule: (job) => healthy.schedule(job),
+      cancel: (kind, key) => healthy.cancel(kind, key),
+      claimDue: async (...args) => (away ? unreachable() : healthy.claimDue(...args)),
+      complete: (job) => healthy.complete(job),
+      nextDueAt: async () => (away ? unreachable() : healthy.nextDueAt()),
+      count: (kind) => healthy.count(kind),
+    };
+    const runErrors: string[] = [];
+    const scheduler = new Scheduler({ clock, store, onError: () => undefined, onRunError: (error) => void runErrors.push((error as Error).message) });
+    const ran: number[] = [];
+    scheduler.register('test.job', () => void ran.push(clock.now()));
+    await scheduler.start();
+    await scheduler.schedule('test.job', 'x', 100);
+    away = true;
+    await clock.advance(100 + FAILED_RUN_RETRY_MS);
+    expect(runErrors).toEqual(['connect ECONNREFUSED', 'connect ECONNREFUSED']);
+    expect(ran).toEqual([]);
+    await expect(scheduler.runDue()).resolves.toBeUndefined();
+    away = false;
+    await clock.advance(FAILED_RUN_RETRY_MS);
+    expect(ran).toEqual([100 + 2 * FAILED_RUN_RETRY_MS]);
+    expect(await healthy.count('test.job')).toBe(0);
+    scheduler.stop();
   });
 });

@@ -3,6 +3,7 @@ import type { Stores } from '../../core/ports.ts';
 import { MemoryBookingStore } from './bookings.ts';
 import { MemoryDeliveryLog } from './deliveries.ts';
 import { MemoryDisabledUrls } from './disabled-urls.ts';
+import { MemoryFaultRuleStore } from './fault-rules.ts';
 import { MemoryFluxPayStore } from './fluxpay.ts';
 import { MemoryBillingStore } from './fluxpay-billing.ts';
 import { MemoryFluxPaySubscriptionStore } from './fluxpay-subscriptions.ts';
@@ -34,5 +35,6 @@ export function createMemoryStores(config: Config): Stores {
     fluxpaySubscriptions: new MemoryFluxPaySubscriptionStore({ maxSubscriptions: config.fluxpay.maxSubscriptions }),
     waitingRooms: new MemoryWaitingRoomStore({ maxRooms: config.fluxpay.maxWaitingRooms, maxTickets: config.fluxpay.maxWaitingTickets, ttlMs: config.fluxpay.waitingTicketTtlMs }),
     rateLimits: new MemoryRateLimitStore({ maxKeys: config.fluxpay.rateLimitMaxKeys }),
+    faultRules: new MemoryFaultRuleStore({ maxRules: config.faults.maxRules }),
   };
 }

@@ -25,7 +25,30 @@ export function redisOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): Redis
  * names of keys that depend on a record, which a client-side prefix would not reach).
  */
 export function createRedisClient(options: Pick<RedisConnectionOptions, 'url'>): Redis {
-  return new Redis(options.url, { maxRetriesPerRequest: 2, enableAutoPipelining: true });
+  return new Redis(options.url, { maxRetriesPerRequest: 2, enableAutoPipelining: true, retryStrategy: reconnectDelay });
+}
+
+/**
+ * Waits between reconnects: 50 ms more each time, at most `RECONNECT_MAX_MS` (ioredis' default
+ * goes to 2 s). A command waits for at most `maxRetriesPerRequest` reconnects, so this bounds how
+ * long a call made while Redis is away takes to answer 503 STORE_UNAVAILABLE (about a second), and
+ * how soon the service is back after Redis is.
+ */
+export const RECONNECT_MAX_MS = 500;
+
+function reconnectDelay(attempt: number): number {
+  return Math.min(attempt * 50, RECONNECT_MAX_MS);
+}
+
+/** `url` without its password, for logs and /readyz. */
+export function shownRedisUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password !== '') parsed.password = '***';
+    return parsed.toString().replace(/\/$/, '');
+  } catch {
+    return 'REDIS_URL';
+  }
 }
 
 /** A Lua script run with EVALSHA (ioredis loads it on first use): one atomic store operation. */

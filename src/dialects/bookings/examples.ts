@@ -208,8 +208,11 @@ export const bookingsErrorDocs: ErrorDocs = {
     422: { description: '`IDEMPOTENCY_KEY_MISMATCH`: this `Idempotency-Key` was used with another body.', examples: { mismatch: { summary: 'Key reused', value: problem('IDEMPOTENCY_KEY_MISMATCH', 'This Idempotency-Key was used with a different request body.') } } },
     500: { description: 'A fault of the simulator; the request may be retried.', examples: { internal: { summary: 'Internal', value: problem('INTERNAL', 'Something went wrong on our side; the request may be retried.') } } },
     503: {
-      description: '`OVERLOADED` (load shedding), `SHUTTING_DOWN` or `STORE_FULL`: retry after `Retry-After` seconds.',
-      examples: { overloaded: { summary: 'Load shedding', value: problem('OVERLOADED', 'The simulator is overloaded (eventLoopDelay); retry after 1 s.') } },
+      description: '`OVERLOADED` (load shedding), `SHUTTING_DOWN`, `STORE_FULL` or `STORE_UNAVAILABLE` (STORE=redis and Redis cannot be reached): retry after `Retry-After` seconds.',
+      examples: {
+        overloaded: { summary: 'Load shedding', value: problem('OVERLOADED', 'The simulator is overloaded (eventLoopDelay); retry after 1 s.') },
+        store_unavailable: { summary: 'Redis is unreachable', value: problem('STORE_UNAVAILABLE', 'The store is unavailable; retry shortly.') },
+      },
     },
   },
 };

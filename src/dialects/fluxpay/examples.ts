@@ -415,8 +415,12 @@ export const fluxpayErrorDocs: ErrorDocs = {
     },
     500: { description: 'COMMON_500: a fault of the simulator (no internals); the request may be retried.', examples: { internal: err('COMMON_500', 'Something went wrong on our side; the request may be retried.') } },
     503: {
-      description: 'COMMON_503: load shedding, a full store or shutting down; retry after `Retry-After` seconds.',
-      examples: { overloaded: err('COMMON_503', 'The simulator is overloaded (eventLoopDelay); retry after 1 s.'), store_full: err('COMMON_503', 'The fluxpay store is full of unfinished work; retry shortly.') },
+      description: 'COMMON_503: load shedding, a full store, the store unreachable (STORE=redis and Redis away) or shutting down; retry after `Retry-After` seconds.',
+      examples: {
+        overloaded: err('COMMON_503', 'The simulator is overloaded (eventLoopDelay); retry after 1 s.'),
+        store_full: err('COMMON_503', 'The fluxpay store is full of unfinished work; retry shortly.'),
+        store_unavailable: err('COMMON_503', 'The store is unavailable; retry shortly.'),
+      },
     },
   },
 };

@@ -206,8 +206,12 @@ export const nativeErrorDocs: ErrorDocs = {
     },
     500: { description: 'A fault of the simulator; the request may be retried.', examples: { internal: { summary: 'Internal', value: problem('INTERNAL', 'Something went wrong on our side; the request may be retried.') } } },
     503: {
-      description: '`OVERLOADED` (load shedding), `SHUTTING_DOWN`, or `STORE_FULL` (the store holds only PENDING intents): retry after `Retry-After` seconds.',
-      examples: { overloaded: { summary: 'Load shedding', value: problem('OVERLOADED', 'The simulator is overloaded (eventLoopDelay); retry after 1 s.') } },
+      description:
+        '`OVERLOADED` (load shedding), `SHUTTING_DOWN`, `STORE_FULL` (the store holds only PENDING intents), or `STORE_UNAVAILABLE` (STORE=redis and Redis cannot be reached; the service reconnects by itself): retry after `Retry-After` seconds.',
+      examples: {
+        overloaded: { summary: 'Load shedding', value: problem('OVERLOADED', 'The simulator is overloaded (eventLoopDelay); retry after 1 s.') },
+        store_unavailable: { summary: 'Redis is unreachable', value: problem('STORE_UNAVAILABLE', 'The store is unavailable; retry shortly.') },
+      },
     },
   },
 };

@@ -38,7 +38,7 @@ const intentRoutes: FastifyPluginAsync<IntentRoutesOptions> = async (fastify, { 
         operationId: 'createIntent',
         summary: 'Create a payment intent',
         description:
-          'Creates a PENDING intent. After its delay it becomes APPROVED or FAILED, as the `scenario` (`approve`, `fail`, `delay`, `random`, or `mix` with the weights in `mix`, else the MIX setting) or the `card` data decide (with neither, MIX when set, else approve) (a CVV ending in 0, 1 or 9 approves). With a `webhook_url` the result is delivered there, signed and retried; without one, poll `GET /v1/sim/intents/{id}`. Send an `Idempotency-Key` to make retries safe. 503 `STORE_FULL` when the store holds only PENDING intents.',
+          'Creates a PENDING intent. After its delay it becomes APPROVED or FAILED, as the `scenario` (`approve`, `fail`, `delay`, `random`, or `mix` with the weights in `mix`, else the MIX setting) or the `card` data decide (a CVV ending in 0, 1 or 9 approves); with neither, MIX when it is set, else approve. With a `webhook_url` the result is delivered there, signed and retried; without one, poll `GET /v1/sim/intents/{id}`. Send an `Idempotency-Key` to make retries safe. 503 `STORE_FULL` when the store holds only PENDING intents; 503 `STORE_UNAVAILABLE` while Redis (STORE=redis) cannot be reached.',
         tags: ['intents'],
         headers: IdempotencyKeyHeader,
         body: withExamples(CreateIntentBody, ex.createIntentRequests),

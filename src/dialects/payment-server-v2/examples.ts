@@ -157,8 +157,12 @@ export const v2ErrorDocs: ErrorDocs = {
     },
     500: { description: 'A fault of the simulator; the request may be retried.', examples: { internal: detail('Something went wrong on our side; the request may be retried.') } },
     503: {
-      description: 'Load shedding, a store full of PENDING payments, or shutting down: retry after `Retry-After` seconds.',
-      examples: { overloaded: detail('The simulator is overloaded (eventLoopDelay); retry after 1 s.'), store_full: detail('The v2_payments store is full of unfinished work; retry shortly.') },
+      description: 'Load shedding, a store full of PENDING payments, the store unreachable (STORE=redis and Redis away), or shutting down: retry after `Retry-After` seconds.',
+      examples: {
+        overloaded: detail('The simulator is overloaded (eventLoopDelay); retry after 1 s.'),
+        store_full: detail('The v2_payments store is full of unfinished work; retry shortly.'),
+        store_unavailable: detail('The store is unavailable; retry shortly.'),
+      },
     },
   },
 };

@@ -44,14 +44,14 @@ export const paymentServiceErrorDocs: ErrorDocs = {
     415: { description: 'The body is not `application/json`.', examples: { media_type: error(MESSAGES.unsupportedMediaType) } },
     500: { description: 'A fault of the simulator.', examples: { internal: error(MESSAGES.internal) } },
     503: {
-      description: 'JWT_SECRET is unset, load shedding, a full store or shutting down; retry after `Retry-After` seconds when it is sent.',
-      examples: { no_secret: error(MESSAGES.noSecret), overloaded: error(MESSAGES.overloaded) },
+      description: 'JWT_SECRET is unset, load shedding, a full store, the store unreachable (STORE=redis and Redis away) or shutting down; retry after `Retry-After` seconds when it is sent.',
+      examples: { no_secret: error(MESSAGES.noSecret), overloaded: error(MESSAGES.overloaded), unavailable: error(MESSAGES.unavailable) },
     },
   },
 };
 
 /** The routes that need no token never answer 503 for a missing JWT_SECRET. */
 export const unavailableWithoutAuth = {
-  description: 'Load shedding, a full store or shutting down; retry after `Retry-After` seconds.',
-  examples: { overloaded: error(MESSAGES.overloaded) },
+  description: 'Load shedding, a full store, the store unreachable (STORE=redis and Redis away) or shutting down; retry after `Retry-After` seconds.',
+  examples: { overloaded: error(MESSAGES.overloaded), unavailable: error(MESSAGES.unavailable) },
 };

@@ -42,6 +42,8 @@ declare module 'fastify' {
 
 /** How often the stores drop expired entries when nothing else touches them. */
 const SWEEP_INTERVAL_MS = 60_000;
+/** At most one warning this often about due work that could not be claimed (the store is away). */
+const RUN_ERROR_LOG_INTERVAL_MS = 10_000;
 /** How often the shutdown drain looks whether the pending decisions are done. */
 const DRAIN_POLL_MS = 10;
 
@@ -53,11 +55,20 @@ export default fp<CoreOptions>(
     const random = options.random ?? createRandom(config.randomSeed);
     const ids = createIdFactory(clock);
     const bus = new EventBus((error, event) => app.log.error({ err: error, event_id: event.id, event_type: event.type }, 'event subscriber failed'));
+    let lastRunErrorLogAt = Number.NEGATIVE_INFINITY;
     const scheduler = new Scheduler({
       clock,
       store: stores.scheduler,
       onError: (error, job, final) =>
         app.log.error({ err: error, job_kind: job.kind, job_key: job.key }, final ? 'due work failed for the last time; giving up' : 'due work failed; it will be retried'),
+      onRunError: (error) => {
+        // Every poll fails while the store is away: one line per RUN_ERROR_LOG_INTERVAL_MS is enough.
+        const now = clock.now();
+        if (now - lastRunErrorLogAt < RUN_ERROR_LOG_INTERVAL_MS) return;
+        lastRunErrorLogAt = now;
+        app.log.warn({ err: error }, 'due work could not be claimed from the store; trying again');
+      },
+      pollMs: config.scheduler.pollMs,
     });
     const intents = new IntentService({ store: stores.intents, scheduler, bus, clock, random, ids, scenarios: config.scenarios });
 

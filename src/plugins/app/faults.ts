@@ -2,7 +2,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyReply, FastifyRequest, onSendHookHandler, preValidationHookHandler, RouteOptions } from 'fastify';
 import fp from 'fastify-plugin';
 import { Counter } from 'prom-client';
-import { MemoryFaultRuleStore } from '../../adapters/memory/fault-rules.ts';
 import type { ErrorStatus, StoredFaultRule } from '../../core/faults/model.ts';
 import { DEFAULT_NAMESPACE, FaultRuleService, type RequestFaultPlan } from '../../core/faults/service.ts';
 import type { MatchInput } from '../../core/faults/matcher.ts';
@@ -81,7 +80,7 @@ export default fp<FaultsOptions>(
     });
     const streams = createStreams(config.randomSeed);
     const service = new FaultRuleService({
-      store: new MemoryFaultRuleStore({ maxRules: config.faults.maxRules }),
+      store: app.stores.faultRules,
       clock,
       ruleId: () => ids('rule'),
       random: (namespace) => streams(`faults:${namespace}`),

@@ -45,7 +45,10 @@ export default fp(
         const deadline = Date.now() + budgetMs;
         for (const phase of PHASES) {
           const left = Math.max(0, deadline - Date.now());
-          await Promise.all(drainers.filter((d) => d.phase === phase).map((d) => d.drainer(left)));
+          // A drainer that fails (its store is unreachable) is reported; the others and the close go on.
+          await Promise.all(
+            drainers.filter((d) => d.phase === phase).map((d) => d.drainer(left).catch((error: unknown) => app.log.error({ err: error, phase }, 'shutdown: draining failed; closing without it'))),
+          );
         }
       },
     };

@@ -15,7 +15,7 @@ const Liveness = Type.Object({ status: Type.Literal('ok') }, { title: 'Liveness'
 
 const Readiness = Type.Object(
   {
-    status: Type.Union([Type.Literal('ready'), Type.Literal('shutting_down')]),
+    status: Type.Union([Type.Literal('ready'), Type.Literal('shutting_down'), Type.Literal('store_unavailable')]),
     details: Type.Optional(Type.Record(Type.String(), Type.String(), { description: 'Warnings an operator should see, by topic' })),
   },
   { title: 'Readiness' },
@@ -52,8 +52,9 @@ const opsRoutes: FastifyPluginAsync = async (fastify) => {
       config: exemptFromShedding,
       schema: {
         operationId: 'getReadiness',
-        summary: 'Readiness: 503 while shutting down',
-        description: 'For a readiness probe: 200 `ready`, 503 `shutting_down` once SIGTERM arrived (the drain is under way). `details` names configuration an operator should fix, such as an unset WEBHOOK_SECRET.',
+        summary: 'Readiness: 503 while shutting down or while the store is unreachable',
+        description:
+          'For a readiness probe: 200 `ready`; 503 `shutting_down` once SIGTERM arrived (the drain is under way); 503 `store_unavailable` while Redis (STORE=redis) cannot be reached, with the reason in `details.store` (the service reconnects by itself and is ready again when Redis is). `details` also names configuration an operator should fix, such as an unset WEBHOOK_SECRET.',
         tags: ['operations'],
         response: {
           200: documented(Readiness, {
@@ -66,7 +67,16 @@ const opsRoutes: FastifyPluginAsync = async (fastify) => {
               },
             },
           }),
-          503: documented(Readiness, { description: 'Shutting down: send no more traffic.', examples: { shutting_down: { summary: 'Draining', value: { status: 'shutting_down' } } } }),
+          503: documented(Readiness, {
+            description: 'Shutting down, or the store is unreachable: send no more traffic.',
+            examples: {
+              shutting_down: { summary: 'Draining', value: { status: 'shutting_down' } },
+              store_unavailable: {
+                summary: 'Redis is unreachable',
+                value: { status: 'store_unavailable', details: { store: 'Redis at redis://127.0.0.1:6379 is unreachable (connect ECONNREFUSED 127.0.0.1:6379); reconnecting' } },
+              },
+            },
+          }),
         },
       },
     },
@@ -75,8 +85,11 @@ const opsRoutes: FastifyPluginAsync = async (fastify) => {
       if (app.core.config.webhookSecretGenerated) {
         details.webhook_secret = 'WEBHOOK_SECRET is not set: webhooks are signed with a random secret generated at start (see the log); set WEBHOOK_SECRET so receivers can verify them.';
       }
-      const body = { status: app.lifecycle.shuttingDown ? ('shutting_down' as const) : ('ready' as const), ...(Object.keys(details).length > 0 ? { details } : {}) };
-      return reply.code(app.lifecycle.shuttingDown ? 503 : 200).send(body);
+      const unavailable = app.storeUnavailable();
+      if (unavailable !== undefined) details.store = unavailable;
+      const status = app.lifecycle.shuttingDown ? ('shutting_down' as const) : unavailable !== undefined ? ('store_unavailable' as const) : ('ready' as const);
+      const body = { status, ...(Object.keys(details).length > 0 ? { details } : {}) };
+      return reply.code(status === 'ready' ? 200 : 503).send(body);
     },
   );
 

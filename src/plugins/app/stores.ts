@@ -1,11 +1,18 @@
 import fp from 'fastify-plugin';
+import type { Redis } from 'ioredis';
+import { createRedisClient, shownRedisUrl } from '../../adapters/redis/connection.ts';
+import { createRedisStores } from '../../adapters/redis/index.ts';
 import { createMemoryStores } from '../../adapters/memory/index.ts';
 import type { Config } from '../../config.ts';
 import type { Stores } from '../../core/ports.ts';
 
 /**
- * The back end behind the store ports, chosen once at start: this process's memory (the
- * default). Tests may pass stores of their own (a contract suite's adapter, say).
+ * The back end behind the store ports, chosen once at start (STORE): this process's memory (the
+ * default), or one Redis shared by every replica. With Redis, one client serves every adapter
+ * (decorated as `app.redis`), the seat maps are laid out before the first request, and the client
+ * is closed when the app closes. The client reconnects by itself; while it cannot reach Redis,
+ * store calls answer STORE_UNAVAILABLE and `storeUnavailable()` says why (for /readyz). Tests may
+ * pass stores of their own (a contract suite's adapter, say).
  */
 
 export interface StoresOptions {
@@ -16,12 +23,72 @@ export interface StoresOptions {
 declare module 'fastify' {
   interface FastifyInstance {
     stores: Stores;
+    /** The Redis client of STORE=redis; undefined with memory. */
+    redis: Redis | undefined;
+    /** Why the store cannot be used now (Redis unreachable), or undefined when it can. */
+    storeUnavailable(): string | undefined;
   }
+}
+
+/** A start that cannot reach Redis: told on one line, like a bad configuration. */
+export class RedisUnreachableError extends Error {
+  override name = 'RedisUnreachableError';
 }
 
 export default fp<StoresOptions>(
   async (app, options) => {
-    app.decorate('stores', options.stores ?? createMemoryStores(options.config));
+    const { config } = options;
+    if (options.stores !== undefined || config.store.backend === 'memory') {
+      app.decorate('stores', options.stores ?? createMemoryStores(config));
+      app.decorate('redis', undefined);
+      app.decorate('storeUnavailable', () => undefined);
+      return;
+    }
+
+    const where = shownRedisUrl(config.redis.url);
+    const client = createRedisClient(config.redis);
+    let lastError = 'not connected yet';
+    /** The connection is lost; `warned`: this outage was logged. */
+    let down = false;
+    let warned = false;
+    /** Before the first connection, a failure is the start's to tell (one line), not a warning. */
+    let connected = false;
+    // Without a listener ioredis prints every failed reconnect; one line per outage is enough.
+    client.on('error', (error: Error) => {
+      lastError = error.message;
+      down = true;
+      if (warned || !connected) return;
+      warned = true;
+      app.log.warn({ err: error, redis: where }, 'Redis is unreachable: store calls answer 503 STORE_UNAVAILABLE until it is back; reconnecting');
+    });
+    client.on('close', () => {
+      // Each failed reconnect closes too: keep the reason the last attempt gave.
+      if (down || client.status === 'end') return;
+      down = true;
+      lastError = 'the connection closed';
+    });
+    client.on('ready', () => {
+      connected = true;
+      if (warned) app.log.info({ redis: where }, 'Redis is reachable again');
+      down = false;
+      warned = false;
+    });
+
+    let stores: Stores;
+    try {
+      stores = await createRedisStores(config, client);
+    } catch (error) {
+      client.disconnect();
+      throw new RedisUnreachableError(`Redis at ${where} could not be reached (${lastError}); start it or set REDIS_URL`, { cause: error });
+    }
+    app.decorate('stores', stores);
+    app.decorate('redis', client);
+    app.decorate('storeUnavailable', () => (client.status === 'ready' ? undefined : `Redis at ${where} is unreachable (${lastError}); reconnecting`));
+    app.addHook('onClose', async () => {
+      // QUIT lets the replies of commands already sent arrive; a client that is away has nothing to wait for.
+      if (client.status === 'ready') await client.quit().catch(() => client.disconnect());
+      else client.disconnect();
+    });
   },
   { name: 'paysim-stores' },
 );

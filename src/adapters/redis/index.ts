@@ -1,0 +1,54 @@
+import type { Redis } from 'ioredis';
+import type { Config } from '../../config.ts';
+import type { Stores } from '../../core/ports.ts';
+import { RedisBookingStore } from './bookings.ts';
+import { RedisDeliveryLog } from './deliveries.ts';
+import { RedisDisabledUrls } from './disabled-urls.ts';
+import { RedisFaultRuleStore } from './fault-rules.ts';
+import { RedisFluxPayStore } from './fluxpay.ts';
+import { RedisBillingStore } from './fluxpay-billing.ts';
+import { RedisFluxPaySubscriptionStore } from './fluxpay-subscriptions.ts';
+import { RedisIdempotencyStore } from './idempotency.ts';
+import { RedisIntentStore } from './intents.ts';
+import { RedisLedgerStore } from './ledger.ts';
+import { RedisRateLimitStore } from './rate-limits.ts';
+import { RedisSchedulerStore } from './scheduler.ts';
+import { RedisSeatStore } from './seats.ts';
+import { RedisV2PaymentStore } from './v2-payments.ts';
+import { RedisWaitingRoomStore } from './waiting-rooms.ts';
+import { asStoreError, guardStores } from './unavailable.ts';
+
+/**
+ * Every port on one Redis (STORE=redis), bounded by the configuration as memory's are
+ * (src/adapters/memory/index.ts takes the same settings), each key under `config.redis.keyPrefix`.
+ * Lays out what must exist before the first request (the seat maps of the catalog, where missing,
+ * and again on every reconnect), so it needs Redis to answer; a connection failure rejects with
+ * STORE_UNAVAILABLE. Every port's calls map connection failures to STORE_UNAVAILABLE.
+ */
+export async function createRedisStores(config: Config, client: Redis): Promise<Stores> {
+  const { keyPrefix } = config.redis;
+  const layOutSeats = (): Promise<RedisSeatStore> => RedisSeatStore.create(client, { keyPrefix }, config.bookings.performances);
+  const seats = await layOutSeats().catch((error: unknown) => Promise.reject(asStoreError(error)));
+  // A Redis that came back without its data (restarted without persistence) gets the catalog's
+  // seat maps again on reconnect; maps that exist are left as they are.
+  client.on('ready', () => void layOutSeats().catch(() => undefined));
+  const fluxpay = new RedisFluxPayStore(client, { keyPrefix, ttlMs: config.fluxpay.ttlMs, maxRecords: config.fluxpay.maxRecords });
+  return guardStores({
+    intents: new RedisIntentStore(client, { keyPrefix, ttlMs: config.store.intentTtlMs, maxIntents: config.store.maxIntents }),
+    idempotency: new RedisIdempotencyStore(client, { keyPrefix, ttlMs: config.idempotency.ttlMs, maxKeys: config.idempotency.maxKeys }),
+    bookings: new RedisBookingStore(client, { keyPrefix, ttlMs: config.bookings.ttlMs, maxBookings: config.bookings.maxBookings }),
+    seats,
+    ledger: new RedisLedgerStore(client, { keyPrefix }),
+    deliveries: new RedisDeliveryLog(client, { keyPrefix, ttlMs: config.webhook.logTtlMs, maxDeliveries: config.webhook.logMax }),
+    disabledUrls: new RedisDisabledUrls(client, { keyPrefix }),
+    scheduler: new RedisSchedulerStore(client, { keyPrefix }),
+    v2Payments: new RedisV2PaymentStore(client, { keyPrefix, ttlMs: config.v2.paymentTtlMs, maxPayments: config.v2.maxPayments }),
+    fluxpay,
+    // Writes FluxPay's outbox: a subscription's change and its event are one script.
+    billing: new RedisBillingStore(client, { keyPrefix, maxSubscriptions: config.fluxpay.maxBillingSubscriptions, ttlMs: config.fluxpay.ttlMs }, fluxpay.outbox),
+    fluxpaySubscriptions: new RedisFluxPaySubscriptionStore(client, { keyPrefix, maxSubscriptions: config.fluxpay.maxSubscriptions }),
+    waitingRooms: new RedisWaitingRoomStore(client, { keyPrefix, maxRooms: config.fluxpay.maxWaitingRooms, maxTickets: config.fluxpay.maxWaitingTickets, ttlMs: config.fluxpay.waitingTicketTtlMs }),
+    rateLimits: new RedisRateLimitStore(client, { keyPrefix, maxKeys: config.fluxpay.rateLimitMaxKeys }),
+    faultRules: new RedisFaultRuleStore(client, { keyPrefix, maxRules: config.faults.maxRules }),
+  });
+}

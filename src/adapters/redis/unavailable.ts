@@ -1,0 +1,67 @@
+import { StoreUnavailableError } from '../../core/errors.ts';
+import type { Stores } from '../../core/ports.ts';
+
+/**
+ * The one place where Redis' connection failures become the core's STORE_UNAVAILABLE: every
+ * method of every Redis-backed port is wrapped, so a call made while Redis is away rejects with
+ * `StoreUnavailableError` (each dialect renders it as its 503 with `Retry-After`) instead of an
+ * ioredis error that would be a 500. Anything else (a Lua error, a bug) passes unchanged.
+ */
+
+/** System errors of a socket that cannot reach Redis or lost it. */
+const SOCKET_CODES: ReadonlySet<string> = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ECONNABORTED']);
+
+/**
+ * ioredis' own words for a command it gave up on: the connection closed under it, or it waited
+ * for `maxRetriesPerRequest` reconnects; Redis' replies while it cannot serve (loading its AOF
+ * after a restart, a replica without its primary).
+ */
+const UNAVAILABLE_MESSAGES = /^(Connection is closed\.|Stream isn't writeable|Reached the max retries per request limit|LOADING |MASTERDOWN |TRYAGAIN )/;
+
+/** True when `error` says Redis could not be reached, rather than that it refused the command. */
+export function isRedisUnavailable(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  if (error.name === 'MaxRetriesPerRequestError') return true;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string' && SOCKET_CODES.has(code)) return true;
+  return UNAVAILABLE_MESSAGES.test(error.message);
+}
+
+/** `error` as the core's STORE_UNAVAILABLE when Redis could not be reached; unchanged otherwise. */
+export function asStoreError(error: unknown): unknown {
+  return isRedisUnavailable(error) ? new StoreUnavailableError({ cause: error }) : error;
+}
+
+/** `store` with every method's rejection passed through `asStoreError`; methods are wrapped once, on first use. */
+export function unavailableAsStoreError<T extends object>(store: T): T {
+  const wrapped = new Map<PropertyKey, unknown>();
+  return new Proxy(store, {
+    get(target, property) {
+      const value: unknown = Reflect.get(target, property, target);
+      if (typeof value !== 'function') return value;
+      let wrapper = wrapped.get(property);
+      if (wrapper === undefined) {
+        const method = value as (...args: unknown[]) => unknown;
+        wrapper = (...args: unknown[]): unknown => {
+          let result: unknown;
+          try {
+            // The target, not the proxy, as `this`: the adapters keep their state in private fields.
+            result = method.apply(target, args);
+          } catch (error) {
+            throw asStoreError(error);
+          }
+          return result instanceof Promise ? result.catch((error: unknown) => Promise.reject(asStoreError(error))) : result;
+        };
+        wrapped.set(property, wrapper);
+      }
+      return wrapper;
+    },
+  });
+}
+
+/** Every port of `stores` guarded by `unavailableAsStoreError`. */
+export function guardStores(stores: Stores): Stores {
+  const guarded = {} as Record<keyof Stores, object>;
+  for (const [port, store] of Object.entries(stores) as Array<[keyof Stores, object]>) guarded[port] = unavailableAsStoreError(store);
+  return guarded as unknown as Stores;
+}

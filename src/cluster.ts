@@ -1,0 +1,77 @@
+import cluster, { type Worker } from 'node:cluster';
+import type { Logger } from 'pino';
+
+/**
+ * CLUSTER_WORKERS=N (N > 1): this process is the primary of N workers sharing one port
+ * (node:cluster; the primary accepts connections and hands them out in turn). Each worker is the
+ * whole service (`server.ts` again), with the same configuration; the state they share lives in
+ * Redis (the configuration refuses N > 1 with STORE=memory). The primary serves nothing itself:
+ * it replaces a worker that dies, forwards SIGTERM to every worker (each drains as a single
+ * process does; SIGINT, from a terminal, reaches them by itself) and exits when the last one has.
+ * @see issue 14 "Running several processes"
+ */
+
+/** A dead worker's replacement starts this much later, so a worker that keeps dying cannot spin the machine. */
+export const REPLACE_DELAY_MS = 500;
+/** Replacements that die before they serve (Redis away) wait twice as long each time, up to this. */
+export const REPLACE_DELAY_MAX_MS = 10_000;
+
+export function runPrimary(workers: number, logger: Logger): void {
+  let stopping = false;
+  /** Exit code once every worker has exited. */
+  let exitCode = 0;
+  const listened = new WeakSet<Worker>();
+  /** Whether any worker has served yet: until then, a worker that cannot start means the start fails. */
+  let served = false;
+  /** Replacements in a row that died before they served. */
+  let failedReplacements = 0;
+
+  const start = (): void => {
+    if (stopping) return;
+    const worker = cluster.fork();
+    worker.once('online', () => logger.info({ worker: worker.id, worker_pid: worker.process.pid }, 'worker started'));
+    worker.once('listening', () => {
+      listened.add(worker);
+      served = true;
+      failedReplacements = 0;
+    });
+  };
+  const stop = (signal: NodeJS.Signals): void => {
+    stopping = true;
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill(signal);
+  };
+
+  cluster.on('exit', (worker, code, signal) => {
+    const pid = worker.process.pid;
+    if (!stopping && !served) {
+      // The first start failed (a port taken, Redis unreachable): told on stderr by the worker; the start fails.
+      logger.error({ worker_pid: pid, code, signal }, 'a worker could not start (its reason is on stderr); stopping the other workers');
+      exitCode = 1;
+      stop('SIGTERM');
+    } else if (!stopping) {
+      if (!listened.has(worker)) failedReplacements++;
+      const delayMs = Math.min(REPLACE_DELAY_MAX_MS, REPLACE_DELAY_MS * 2 ** failedReplacements);
+      logger.error({ worker_pid: pid, code, signal, restart_in_ms: delayMs }, 'a worker died; starting a new one');
+      setTimeout(start, delayMs);
+    }
+    const alive = Object.values(cluster.workers ?? {}).filter((other) => other !== undefined && other !== worker && !other.isDead());
+    if (stopping && alive.length === 0) {
+      logger.info({ exit_code: exitCode }, 'every worker has exited');
+      process.exit(exitCode);
+    }
+  });
+  process.on('SIGTERM', () => {
+    if (stopping) return;
+    logger.info({ signal: 'SIGTERM', workers: Object.keys(cluster.workers ?? {}).length }, 'shutting down: SIGTERM is passed to every worker');
+    stop('SIGTERM');
+  });
+  // Ctrl-C in a terminal reaches every process of the group, the workers included: passing it on
+  // would be their second signal, which makes them exit at once instead of draining.
+  process.on('SIGINT', () => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal: 'SIGINT' }, 'shutting down: waiting for the workers, which got SIGINT too');
+  });
+  logger.info({ workers }, `starting ${workers} workers on one port`);
+  for (let i = 0; i < workers; i++) start();
+}

@@ -1,0 +1,129 @@
+import { request } from 'node:http';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { runToExit, serverProcesses, type LogLine, type ServerProcess } from '../helpers/child.ts';
+import { redisServerOrSkip, startRedis, type TestRedis } from '../helpers/redis.ts';
+
+/**
+ * The service as several processes: CLUSTER_WORKERS=N runs N workers on one port (node:cluster),
+ * which only makes sense when they share their state (STORE=redis). `node src/server.ts` in a
+ * child process, on a private redis-server.
+ * @see issue 14 "Running several processes"
+ */
+
+const SECRET = 'whsec_Y2x1c3Rlci10ZXN0LXNlY3JldC0xMjM0NQ==';
+/** A cluster's start is two starts of the service, on a machine that may be busy. */
+const TIMEOUT_MS = 120_000;
+
+const servers = serverProcesses();
+afterEach(async () => {
+  await servers.killAll();
+});
+
+/** One request on a connection of its own, so the primary hands each to the next worker. */
+function call(origin: string, method: string, path: string, body?: object): Promise<{ status: number; json: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const req = request(`${origin}${path}`, { method, agent: false, headers: payload === undefined ? {} : { 'content-type': 'application/json' } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(text) as Record<string, unknown> }));
+    });
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+const listening = (line: LogLine) => typeof line.msg === 'string' && line.msg.startsWith('Server listening at ');
+
+/** Resolves once `count` lines match `predicate`. */
+async function linesMatching(server: ServerProcess, count: number, predicate: (line: LogLine) => boolean): Promise<LogLine[]> {
+  await server.waitForLine(() => server.lines.filter(predicate).length >= count, TIMEOUT_MS);
+  return server.lines.filter(predicate);
+}
+
+describe('CLUSTER_WORKERS with STORE=memory', () => {
+  it('stops the start with one line saying why (exit 1, nothing on stdout)', async () => {
+    const run = await runToExit({ WEBHOOK_SECRET: SECRET, CLUSTER_WORKERS: '2', STORE: 'memory' });
+    expect(run.code).toBe(1);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toBe(
+      'Invalid configuration: CLUSTER_WORKERS=2 needs STORE=redis (with STORE=memory each worker would keep its own intents, keys and seats, and a request could reach a worker that does not know them)\n',
+    );
+  });
+});
+
+if (redisServerOrSkip('CLUSTER_WORKERS with STORE=redis')) {
+  let redis: TestRedis;
+  beforeAll(async () => {
+    redis = await startRedis();
+  });
+  afterAll(async () => {
+    await redis?.stop();
+  });
+
+  describe('STORE=redis', { timeout: TIMEOUT_MS }, () => {
+    it('a Redis that cannot be reached stops the start with one line naming it (exit 1)', async () => {
+      const gone = await startRedis();
+      const url = gone.url;
+      await gone.stop();
+      const run = await runToExit({ WEBHOOK_SECRET: SECRET, STORE: 'redis', REDIS_URL: url }, 60_000);
+      expect(run.code).toBe(1);
+      expect(run.stdout).toBe('');
+      const port = new URL(url).port;
+      expect(run.stderr).toBe(`Could not start: Redis at ${url} could not be reached (connect ECONNREFUSED 127.0.0.1:${port}); start it or set REDIS_URL\n`);
+    });
+
+    it('CLUSTER_WORKERS=2 with a Redis that cannot be reached: the start fails (exit 1), each worker saying why on stderr', async () => {
+      const gone = await startRedis();
+      const url = gone.url;
+      await gone.stop();
+      const run = await runToExit({ WEBHOOK_SECRET: SECRET, STORE: 'redis', REDIS_URL: url, CLUSTER_WORKERS: '2' }, 90_000);
+      expect(run.code).toBe(1);
+      const port = new URL(url).port;
+      const line = `Could not start: Redis at ${url} could not be reached (connect ECONNREFUSED 127.0.0.1:${port}); start it or set REDIS_URL`;
+      const lines = run.stderr.split('\n').filter((l) => l !== '');
+      expect(lines.length).toBeGreaterThanOrEqual(1);
+      for (const l of lines) expect(l).toBe(line);
+      expect(run.stdout).toContain('a worker could not start (its reason is on stderr); stopping the other workers');
+      expect(run.stdout).toContain('"msg":"every worker has exited"');
+    });
+
+    it('CLUSTER_WORKERS=2: two workers serve one port and share the state; a worker that dies is logged and replaced; SIGTERM stops all', async () => {
+      const server = servers.start({ WEBHOOK_SECRET: SECRET, STORE: 'redis', REDIS_URL: redis.url, REDIS_KEY_PREFIX: redis.newPrefix(), CLUSTER_WORKERS: '2' });
+      const started = await linesMatching(server, 2, (l) => l.msg === 'worker started');
+      expect(started.map((l) => l.worker).sort()).toEqual([1, 2]);
+      expect((await linesMatching(server, 2, listening)).map((l) => l.worker).sort()).toEqual([1, 2]);
+      const origin = await server.origin();
+
+      // Each request on a new connection: the primary hands connections to the workers in turn.
+      const ids: string[] = [];
+      for (let i = 0; i < 6; i++) {
+        const created = await call(origin, 'POST', '/v1/sim/intent', { reservation_id: `res_${i}`, amount: 100 + i, scenario: 'delay', delay_ms: 60_000 });
+        expect(created.status).toBe(200);
+        ids.push(created.json.payment_intent_id as string);
+      }
+      for (const [i, id] of ids.entries()) {
+        const read = await call(origin, 'GET', `/v1/sim/intents/${id}`);
+        expect([read.status, read.json.payment_intent_id, read.json.amount, read.json.status]).toEqual([200, id, 100 + i, 'PENDING']);
+      }
+      const served = await linesMatching(server, 12, (l) => typeof l.url === 'string' && l.url.startsWith('/v1/sim/intent'));
+      expect(new Set(served.map((l) => l.worker))).toEqual(new Set([1, 2]));
+
+      const victim = started.find((l) => l.worker === 1)?.worker_pid as number;
+      process.kill(victim, 'SIGKILL');
+      const [died] = await linesMatching(server, 1, (l) => l.msg === 'a worker died; starting a new one');
+      expect(died).toMatchObject({ level: 'error', worker_pid: victim, code: null, signal: 'SIGKILL' });
+      await linesMatching(server, 1, (l) => listening(l) && l.worker === 3);
+      const after = await call(origin, 'GET', `/v1/sim/intents/${ids[0] as string}`);
+      expect([after.status, after.json.payment_intent_id]).toEqual([200, ids[0]]);
+
+      // Every port is on Redis: no worker warns of state kept in its own memory.
+      expect(server.lines.filter((l) => l.level === 'warn')).toEqual([]);
+
+      server.kill('SIGTERM');
+      expect(await server.waitForExit(60_000)).toEqual({ code: 0, signal: null });
+      expect(server.lines.filter((l) => l.msg === 'shutdown complete').map((l) => l.worker).sort()).toEqual([2, 3]);
+      expect(server.lines.at(-1)).toMatchObject({ msg: 'every worker has exited', exit_code: 0 });
+    });
+  });
+}

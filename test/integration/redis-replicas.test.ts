@@ -1,0 +1,216 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { InjectOptions, LightMyRequestResponse } from 'fastify';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { buildTestApp, type TestApp } from '../helpers/app.ts';
+import { redisServerOrSkip, startRedis, type TestRedis } from '../helpers/redis.ts';
+
+/**
+ * Two replicas of the whole service on one Redis (STORE=redis, one key prefix), as behind a load
+ * balancer: a client alternating between them sees one service. Each replica runs on its own
+ * manual clock; the clocks start together and are moved together, as two machines' clocks agree.
+ * The Redis server is private to this file, with AOF on so a stop and restart keeps its data.
+ */
+
+const START = Date.UTC(2026, 0, 15, 12, 0, 0);
+const iso = (ms: number) => new Date(ms).toISOString();
+/** Real time allowed for what happens over Redis after a clock moved (a decision, a reconnect). */
+const REAL_TIME_BUDGET_MS = 20_000;
+/** Two apps start in a few seconds on an idle machine, several times that on a busy one. */
+const TEST_TIMEOUT_MS = 90_000;
+
+/** Polls `probe` in real time until it returns something, within REAL_TIME_BUDGET_MS. */
+async function eventually<T>(probe: () => Promise<T | undefined>, what: string): Promise<T> {
+  const deadline = Date.now() + REAL_TIME_BUDGET_MS;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+if (redisServerOrSkip('replicas on Redis')) {
+  let redis: TestRedis;
+  const open: TestApp[] = [];
+  beforeAll(async () => {
+    redis = await startRedis({ appendOnly: true });
+  });
+  afterEach(async () => {
+    await Promise.all(open.splice(0).map((t) => t.app.close()));
+  });
+  afterAll(async () => {
+    await redis?.stop();
+  });
+
+  /** Two replicas sharing one key prefix (a fresh one per test). */
+  async function replicas(env: Record<string, string> = {}): Promise<[TestApp, TestApp]> {
+    const shared = { STORE: 'redis', REDIS_URL: redis.url, REDIS_KEY_PREFIX: redis.newPrefix(), ...env };
+    const a = await buildTestApp(shared, { clockStart: START });
+    open.push(a);
+    const b = await buildTestApp(shared, { clockStart: START });
+    open.push(b);
+    return [a, b];
+  }
+
+  const inject = (t: TestApp, options: InjectOptions): Promise<LightMyRequestResponse> => t.app.inject(options);
+  const createIntent = (t: TestApp, body: object, headers: Record<string, string> = {}) => inject(t, { method: 'POST', url: '/v1/sim/intent', payload: body, headers });
+  const getIntent = (t: TestApp, id: string) => inject(t, { method: 'GET', url: `/v1/sim/intents/${id}` });
+
+  describe('two replicas on one Redis', { timeout: TEST_TIMEOUT_MS }, () => {
+    it('an intent created on A is read and cancelled on B; another, approved, is refunded on A and read on B (whole bodies)', async () => {
+      const [a, b] = await replicas();
+      const created = await createIntent(a, { reservation_id: 'res_1', amount: 15000, scenario: 'delay', delay_ms: 60_000, metadata: { order: 'o-1' } });
+      expect(created.statusCode).toBe(200);
+      const id = created.json().payment_intent_id as string;
+      expect(created.json()).toEqual({ payment_intent_id: id, status: 'PENDING', next: 'poll' });
+
+      const pending = {
+        payment_intent_id: id,
+        reservation_id: 'res_1',
+        amount: 15000,
+        currency: 'KRW',
+        scenario: 'delay',
+        status: 'PENDING',
+        failure_code: null,
+        refunded_amount: 0,
+        delay_ms: 60_000,
+        webhook_url: null,
+        metadata: { order: 'o-1' },
+        created_at: iso(START),
+        updated_at: iso(START),
+        decided_at: null,
+        webhook: null,
+      };
+      const readOnB = await getIntent(b, id);
+      expect(readOnB.statusCode).toBe(200);
+      expect(readOnB.json()).toEqual(pending);
+
+      await Promise.all([a.clock.advance(50), b.clock.advance(50)]);
+      const cancelled = await inject(b, { method: 'POST', url: `/v1/sim/intents/${id}/cancel` });
+      expect(cancelled.statusCode).toBe(200);
+      const { webhook: _none, ...intentFields } = pending;
+      const cancelledBody = { ...intentFields, status: 'CANCELLED', updated_at: iso(START + 50) };
+      expect(cancelled.json()).toEqual(cancelledBody);
+      expect((await getIntent(a, id)).json()).toEqual({ ...cancelledBody, webhook: null });
+      // B cancelled A's scheduled decision too: nothing is left to decide.
+      expect(await a.app.core.scheduler.pending('intent.decide')).toBe(0);
+
+      const second = (await createIntent(b, { reservation_id: 'res_2', amount: 9000, scenario: 'approve' })).json().payment_intent_id as string;
+      await Promise.all([a.clock.advance(200), b.clock.advance(200)]);
+      await eventually(async () => ((await getIntent(a, second)).json().status === 'APPROVED' ? true : undefined), 'the approval');
+      const refunded = await inject(a, { method: 'POST', url: `/v1/sim/intents/${second}/refund`, payload: { amount: 4000 } });
+      expect(refunded.statusCode).toBe(200);
+      const refundedBody = {
+        payment_intent_id: second,
+        reservation_id: 'res_2',
+        amount: 9000,
+        currency: 'KRW',
+        scenario: 'approve',
+        status: 'PARTIALLY_REFUNDED',
+        failure_code: null,
+        refunded_amount: 4000,
+        delay_ms: 200,
+        webhook_url: null,
+        metadata: null,
+        created_at: iso(START + 50),
+        updated_at: iso(START + 250),
+        decided_at: iso(START + 250),
+      };
+      expect(refunded.json()).toEqual(refundedBody);
+      expect((await getIntent(b, second)).json()).toEqual({ ...refundedBody, webhook: null });
+      // More than is left, asked of the other replica, is refused by the shared state.
+      const tooMuch = await inject(b, { method: 'POST', url: `/v1/sim/intents/${second}/refund`, payload: { amount: 5001 } });
+      expect(tooMuch.statusCode).toBe(422);
+      expect(tooMuch.json().error).toMatchObject({ code: 'REFUND_EXCEEDS_AMOUNT', message: `A refund of 5001 exceeds the 5000 left to refund on ${second}.` });
+      // Exactly one replica decided it, once.
+      const approvals = [...a.events, ...b.events].filter((e) => e.type === 'payment.approved' && e.intent.id === second);
+      expect(approvals).toHaveLength(1);
+    });
+
+    it('200 concurrent creates with one Idempotency-Key, split across both, create one intent', async () => {
+      const [a, b] = await replicas();
+      const body = { reservation_id: 'res_idem', amount: 700, scenario: 'delay', delay_ms: 60_000 };
+      const answers = await Promise.all(Array.from({ length: 200 }, (_, i) => createIntent(i % 2 === 0 ? a : b, body, { 'idempotency-key': 'one-key' })));
+      const ok = answers.filter((r) => r.statusCode === 200);
+      const busy = answers.filter((r) => r.statusCode === 409);
+      expect(ok.length + busy.length).toBe(200);
+      expect(ok.length).toBeGreaterThanOrEqual(1);
+      const ids = new Set(ok.map((r) => r.json().payment_intent_id as string));
+      expect(ids.size).toBe(1);
+      const [id] = [...ids];
+      for (const r of ok) expect(r.json()).toEqual({ payment_intent_id: id, status: 'PENDING', next: 'poll' });
+      expect(ok.filter((r) => r.headers['idempotent-replayed'] !== 'true')).toHaveLength(1);
+      for (const r of busy) expect(r.json().error.code).toBe('IDEMPOTENCY_KEY_IN_USE');
+      expect((await a.app.stores.intents.stats()).size).toBe(1);
+      expect((await b.app.stores.intents.list({ limit: 10 })).data.map((i) => i.id)).toEqual([id]);
+      expect(await b.app.core.scheduler.pending('intent.decide')).toBe(1);
+      expect([...a.events, ...b.events].filter((e) => e.type === 'payment.created')).toHaveLength(1);
+      // Once the first has answered, every retry on either replica is its replay.
+      for (const t of [a, b]) {
+        const again = await createIntent(t, body, { 'idempotency-key': 'one-key' });
+        expect([again.statusCode, again.headers['idempotent-replayed'], again.json()]).toEqual([200, 'true', { payment_intent_id: id, status: 'PENDING', next: 'poll' }]);
+      }
+    });
+
+    it('a decision scheduled on A is made by B when A is gone: B polls the shared schedule', async () => {
+      const [a, b] = await replicas();
+      const id = (await createIntent(a, { reservation_id: 'res_3', amount: 500, scenario: 'delay', delay_ms: 5000 })).json().payment_intent_id as string;
+      await a.app.close();
+      open.splice(open.indexOf(a), 1);
+      // B was never told of the job: only its poll can find it.
+      await b.clock.advance(5000);
+      const decided = await eventually(async () => {
+        const intent = (await getIntent(b, id)).json();
+        if (intent.status !== 'PENDING') return intent;
+        await b.clock.advance(250);
+        return undefined;
+      }, 'B to decide the intent');
+      expect(decided).toMatchObject({ payment_intent_id: id, status: 'APPROVED', failure_code: null });
+      expect(Date.parse(decided.decided_at)).toBeGreaterThanOrEqual(START + 5000);
+      expect(b.events.filter((e) => e.intent.id === id).map((e) => e.type)).toEqual(['payment.approved']);
+      expect(await b.app.core.scheduler.pending('intent.decide')).toBe(0);
+    });
+  });
+
+  describe('Redis stopped and restarted', { timeout: TEST_TIMEOUT_MS }, () => {
+    it('while Redis is away /readyz says why and calls answer 503 STORE_UNAVAILABLE in their dialect; after it is back, full service without a restart', async () => {
+      const [a, b] = await replicas();
+      const before = (await createIntent(a, { reservation_id: 'res_4', amount: 1200, scenario: 'delay', delay_ms: 60_000 })).json().payment_intent_id as string;
+      const beforeBody = (await getIntent(b, before)).json();
+      expect((await inject(a, { url: '/readyz' })).json()).toEqual({ status: 'ready' });
+
+      await redis.pause();
+      const port = new URL(redis.url).port;
+      const reason = `Redis at ${redis.url} is unreachable (connect ECONNREFUSED 127.0.0.1:${port}); reconnecting`;
+      const readyz = await eventually(async () => {
+        const res = await inject(a, { url: '/readyz' });
+        return res.statusCode === 503 && res.json().details?.store === reason ? res : undefined;
+      }, '/readyz to say Redis is unreachable');
+      expect(readyz.json()).toEqual({ status: 'store_unavailable', details: { store: reason } });
+
+      const native = await createIntent(b, { reservation_id: 'res_5', amount: 100 });
+      expect(native.statusCode).toBe(503);
+      expect(native.headers['retry-after']).toBe('1');
+      expect(native.json()).toEqual({ error: { code: 'STORE_UNAVAILABLE', message: 'The store is unavailable; retry shortly.', trace_id: expect.stringMatching(/^[0-9a-f]{32}$/) } });
+
+      const read = await getIntent(a, before);
+      expect([read.statusCode, read.json().error.code]).toEqual([503, 'STORE_UNAVAILABLE']);
+
+      const booking = await inject(a, { method: 'POST', url: '/bookings', headers: { 'x-user-id': 'user_1' }, payload: { performanceId: 'perf_001', quantity: 2, paymentMethod: 'CREDIT_CARD' } });
+      expect(booking.statusCode).toBe(503);
+      expect(booking.headers['retry-after']).toBe('1');
+      expect(booking.json()).toEqual({ error: 'The store is unavailable; retry shortly.', code: 'STORE_UNAVAILABLE' });
+
+      await redis.resume();
+      for (const t of [a, b]) await eventually(async () => ((await inject(t, { url: '/readyz' })).statusCode === 200 ? true : undefined), 'readiness after Redis is back');
+      expect((await inject(b, { url: '/readyz' })).json()).toEqual({ status: 'ready' });
+      // What Redis acknowledged before it stopped is there (AOF), on either replica.
+      expect((await getIntent(a, before)).json()).toEqual(beforeBody);
+      const after = await createIntent(b, { reservation_id: 'res_6', amount: 100, scenario: 'delay', delay_ms: 60_000 });
+      expect(after.statusCode).toBe(200);
+      expect((await getIntent(a, after.json().payment_intent_id)).json()).toMatchObject({ payment_intent_id: after.json().payment_intent_id, status: 'PENDING' });
+      const booked = await inject(b, { method: 'POST', url: '/bookings', headers: { 'x-user-id': 'user_1' }, payload: { performanceId: 'perf_001', quantity: 2, paymentMethod: 'CREDIT_CARD' } });
+      expect([booked.statusCode, booked.json().seatIds]).toEqual([201, ['A1', 'A2']]);
+    });
+  });
+}

@@ -1,0 +1,72 @@
+import { describe, expect, it } from 'vitest';
+import { isRedisUnavailable, unavailableAsStoreError } from '../../src/adapters/redis/unavailable.ts';
+import { StoreUnavailableError } from '../../src/core/errors.ts';
+
+/** The one place where Redis' connection failures become STORE_UNAVAILABLE. @see issue 14 "Redis unavailable" */
+
+/** An error as ioredis gives it up: by name, by socket code, or by its message. */
+function named(name: string, message: string): Error {
+  const error = new Error(message);
+  error.name = name;
+  return error;
+}
+function coded(code: string): Error {
+  return Object.assign(new Error(`connect ${code} 127.0.0.1:6379`), { code });
+}
+
+describe('isRedisUnavailable', () => {
+  it.each([
+    ['MaxRetriesPerRequestError', named('MaxRetriesPerRequestError', 'Reached the max retries per request limit (which is 2). Refer to "maxRetriesPerRequest" option for details.')],
+    ['the connection closed', new Error('Connection is closed.')],
+    ['ECONNREFUSED', coded('ECONNREFUSED')],
+    ['ECONNRESET', coded('ECONNRESET')],
+    ['ETIMEDOUT', coded('ETIMEDOUT')],
+    ['offline queue off', new Error("Stream isn't writeable and enableOfflineQueue options is false")],
+    ['Redis loading its AOF', named('ReplyError', 'LOADING Redis is loading the dataset in memory')],
+  ])('%s: unavailable', (_what, error) => {
+    expect(isRedisUnavailable(error)).toBe(true);
+  });
+
+  it.each([
+    ['a Lua error', named('ReplyError', 'ERR user_script:3: attempt to compare nil with number')],
+    ['a wrong type', named('ReplyError', 'WRONGTYPE Operation against a key holding the wrong kind of value')],
+    ['a plain bug', new TypeError("Cannot read properties of undefined (reading 'id')")],
+    ['not an error', 'ECONNREFUSED'],
+  ])('%s: passes unchanged', (_what, error) => {
+    expect(isRedisUnavailable(error)).toBe(false);
+  });
+});
+
+describe('unavailableAsStoreError', () => {
+  class Store {
+    #calls = 0;
+    readonly label = 'store';
+    async get(fail?: Error): Promise<number> {
+      this.#calls++;
+      if (fail !== undefined) throw fail;
+      return this.#calls;
+    }
+    count(): number {
+      return this.#calls;
+    }
+  }
+
+  it('keeps results and the adapter’s own `this` (private fields), and non-function properties', async () => {
+    const guarded = unavailableAsStoreError(new Store());
+    expect(await guarded.get()).toBe(1);
+    expect(await guarded.get()).toBe(2);
+    expect(guarded.count()).toBe(2);
+    expect(guarded.label).toBe('store');
+    expect(guarded.get).toBe(guarded.get);
+  });
+
+  it('turns a connection failure into StoreUnavailableError (STORE_UNAVAILABLE) with the cause, and leaves other errors as they are', async () => {
+    const guarded = unavailableAsStoreError(new Store());
+    const closed = new Error('Connection is closed.');
+    const rejected = await guarded.get(closed).catch((error: unknown) => error);
+    expect(rejected).toBeInstanceOf(StoreUnavailableError);
+    expect(rejected).toMatchObject({ code: 'STORE_UNAVAILABLE', message: 'The store is unavailable; retry shortly.', cause: closed });
+    const bug = new TypeError('a bug');
+    await expect(guarded.get(bug)).rejects.toBe(bug);
+  });
+});
