@@ -1,8 +1,9 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parse, parseAllDocuments } from 'yaml';
+import { parse, parseAllDocuments, stringify } from 'yaml';
 import { ENV_VARIABLES, loadConfig } from '../../src/config.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 import { REPO } from '../helpers/child.ts';
@@ -15,8 +16,8 @@ import { afterAttempts, createIntent, deliveryWhen } from '../helpers/webhooks.t
  * The deployment files, checked without a container engine (there is none here or in CI):
  * docker-compose.yml and deploy/compose/ (HAProxy, Prometheus, Grafana), deploy/kubernetes/.
  * Prometheus's config goes through `promtool check config` and HAProxy's through `haproxy -c`
- * (both Debian packages installed by .ci/run: skipped locally without them, failing under CI);
- * every series and label the dashboard and the alerts query must be in a real /metrics; every
+ * (both Debian packages installed by .ci/run: skipped locally without them, failing under CI),
+ * and the dashboard's queries through `promtool check rules`; every series and label the dashboard and the alerts query must be in a real /metrics; every
  * variable the files set must be one src/config.ts reads, and their values must pass it.
  * The Compose file is checked for its structure and its references here rather than against
  * the Compose Specification's JSON schema: no maintained npm package ships that schema.
@@ -350,6 +351,23 @@ describe('docker-compose.yml', () => {
     const run = spawnSync('promtool', ['check', 'config', PROMETHEUS_FILE], { cwd: REPO, encoding: 'utf8' });
     expect(`${run.stdout}${run.stderr}`).toContain(`SUCCESS: ${RULE_FILES.length} rule files found`);
     expect(run.status, run.stderr).toBe(0);
+  });
+
+  it.skipIf(!hasPromtool && !inCi)('every dashboard query is valid PromQL (promtool check rules, as recording rules)', () => {
+    if (!hasPromtool) throw new Error(PROMTOOL_MISSING);
+    // Grafana replaces $__rate_interval before Prometheus sees a query; any duration stands for it here.
+    const rules = DASHBOARD_EXPRS.map(({ expr }, i) => ({ record: `paysim:dashboard_query_${i}`, expr: expr.replaceAll('$__rate_interval', '1m') }));
+    expect(rules.every((r) => !r.expr.includes('$'))).toBe(true);
+    const dir = mkdtempSync(join(tmpdir(), 'paysim-dashboard-'));
+    try {
+      const file = join(dir, 'dashboard-rules.yml');
+      writeFileSync(file, stringify({ groups: [{ name: 'dashboard', rules }] }));
+      const run = spawnSync('promtool', ['check', 'rules', file], { encoding: 'utf8' });
+      expect(`${run.stdout}${run.stderr}`).toContain(`SUCCESS: ${rules.length} rules found`);
+      expect(run.status, run.stderr).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
