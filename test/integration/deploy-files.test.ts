@@ -1,0 +1,471 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse, parseAllDocuments, stringify } from 'yaml';
+import { ENV_VARIABLES, loadConfig } from '../../src/config.ts';
+import { buildTestApp, type TestApp } from '../helpers/app.ts';
+import { REPO } from '../helpers/child.ts';
+import { exportedSeries, queryNames } from '../helpers/promql.ts';
+import { hasPromtool, inCi, PROMTOOL_MISSING } from '../helpers/promtool.ts';
+import { eventually, startReceiver, type Receiver } from '../helpers/receiver.ts';
+import { afterAttempts, createIntent, deliveryWhen } from '../helpers/webhooks.ts';
+
+/**
+ * The deployment files, checked without a container engine (there is none here or in CI):
+ * docker-compose.yml and deploy/compose/ (HAProxy, Prometheus, Grafana), deploy/kubernetes/.
+ * Prometheus's config goes through `promtool check config` and HAProxy's through `haproxy -c`
+ * (both Debian packages installed by .ci/run: skipped locally without them, failing under CI),
+ * and the dashboard's queries through `promtool check rules`; every series and label the dashboard and the alerts query must be in a real /metrics; every
+ * variable the files set must be one src/config.ts reads, and their values must pass it.
+ * The Compose file is checked for its structure and its references here rather than against
+ * the Compose Specification's JSON schema: no maintained npm package ships that schema.
+ * @see issue 14 "Running several processes"
+ */
+
+const read = (file: string): string => readFileSync(join(REPO, file), 'utf8');
+const yamlFile = <T>(file: string): T => parse(read(file), { merge: true }) as T;
+
+/**
+ * Variables the Redis wiring of issue 14 adds to src/config.ts alongside this work (REDIS_URL and
+ * REDIS_KEY_PREFIX are read by src/adapters/redis/connection.ts today). Only those not in
+ * ENV_VARIABLES yet count, so this list stops mattering once config.ts has them.
+ */
+const BEING_WIRED = ['STORE', 'REDIS_URL', 'REDIS_KEY_PREFIX', 'CLUSTER_WORKERS'].filter((name) => !ENV_VARIABLES.includes(name));
+const SERVICE_VARIABLES = new Set([...ENV_VARIABLES, ...BEING_WIRED]);
+
+// ---------------------------------------------------------------- Compose
+
+interface Healthcheck {
+  test: string[];
+}
+interface ComposeService {
+  build?: string;
+  image: string;
+  environment?: Record<string, string>;
+  depends_on?: Record<string, { condition: string }>;
+  healthcheck?: Healthcheck;
+  command?: string[];
+  ports?: string[];
+  volumes?: string[];
+  stop_grace_period?: string;
+}
+interface Compose {
+  services: Record<string, ComposeService>;
+  volumes?: Record<string, unknown>;
+}
+
+const COMPOSE = yamlFile<Compose>('docker-compose.yml');
+const SERVICES = COMPOSE.services;
+/** The paysim replicas: the services built from the repository's Dockerfile. */
+const REPLICAS = Object.keys(SERVICES).filter((name) => SERVICES[name]?.build === '.');
+
+/** `${NAME:-default}` as Compose reads it when NAME is unset (the tests' case): the default. */
+function interpolated(value: string): string {
+  const out = value.replace(/\$\{([A-Z_][A-Z0-9_]*):-([^}]*)\}/g, (_all, _name: string, fallback: string) => fallback);
+  expect(out, `only \${NAME:-default} is used in ${value}`).not.toContain('$');
+  return out;
+}
+const replicaEnv = (name: string): Record<string, string> =>
+  Object.fromEntries(Object.entries(SERVICES[name]?.environment ?? {}).map(([key, value]) => [key, interpolated(String(value))]));
+
+/** `./deploy/…:/in/container:ro` → [host path, container path]; a named volume has no `./`. */
+function mounts(service: ComposeService): Array<{ source: string; target: string; bind: boolean }> {
+  return (service.volumes ?? []).map((spec) => {
+    const [source = '', target = ''] = spec.split(':');
+    return { source, target, bind: source.startsWith('./') };
+  });
+}
+
+/** The file a service mounts at `target` (a bind mount of the repository). */
+function mountedFile(service: string, target: string): string {
+  const mount = mounts(SERVICES[service] as ComposeService).find((m) => m.bind && m.target === target);
+  expect(mount, `${service} mounts a file at ${target}`).toBeDefined();
+  return (mount?.source ?? '').replace(/^\.\//, '');
+}
+
+const PROMETHEUS_FILE = mountedFile('prometheus', '/etc/prometheus/prometheus.yml');
+const HAPROXY_FILE = mountedFile('balancer', '/usr/local/etc/haproxy/haproxy.cfg');
+
+interface PrometheusConfig {
+  rule_files?: string[];
+  scrape_configs: Array<{ job_name: string; metrics_path?: string; static_configs: Array<{ targets: string[]; labels?: Record<string, string> }> }>;
+}
+const PROMETHEUS = yamlFile<PrometheusConfig>(PROMETHEUS_FILE);
+const RULE_FILES = (PROMETHEUS.rule_files ?? []).map((file) => join(PROMETHEUS_FILE, '..', file));
+const ALERT_EXPRS = RULE_FILES.flatMap((file) => yamlFile<{ groups: Array<{ rules: Array<{ alert?: string; record?: string; expr: string }> }> }>(file).groups.flatMap((g) => g.rules.map((r) => ({ name: `${file}: ${r.alert ?? r.record}`, expr: r.expr }))));
+
+interface Dashboard {
+  uid: string;
+  panels: Array<{ type: string; title: string; datasource?: { uid: string }; targets?: Array<{ expr: string; datasource?: { uid: string } }> }>;
+}
+const DASHBOARD_DIR = mountedFile('grafana', '/etc/grafana/dashboards');
+const DASHBOARD = JSON.parse(read(join(DASHBOARD_DIR, 'paysim.json'))) as Dashboard;
+const DASHBOARD_EXPRS = DASHBOARD.panels.flatMap((p) => (p.targets ?? []).map((t) => ({ name: `dashboard "${p.title}"`, expr: t.expr })));
+const GRAFANA_PROVISIONING = mountedFile('grafana', '/etc/grafana/provisioning');
+
+const haproxyLines = read(HAPROXY_FILE)
+  .split('\n')
+  .map((line) => line.replace(/#.*$/, '').trim())
+  .filter((line) => line !== '');
+/** HAProxy's sections (`backend replicas` …) and their directives. */
+const HAPROXY_SECTIONS = new Map<string, string[]>();
+{
+  let current = '';
+  for (const line of haproxyLines) {
+    if (/^(global|defaults|frontend|backend|listen|resolvers)\b/.test(line)) {
+      current = line;
+      HAPROXY_SECTIONS.set(current, []);
+    } else HAPROXY_SECTIONS.get(current)?.push(line);
+  }
+}
+const HAPROXY_BACKENDS = [...HAPROXY_SECTIONS.keys()].filter((s) => s.startsWith('backend '));
+
+// ---------------------------------------------------------------- Kubernetes
+
+interface Container {
+  name: string;
+  image: string;
+  args?: string[];
+  ports: Array<{ name: string; containerPort: number }>;
+  envFrom?: Array<{ configMapRef?: { name: string } }>;
+  env?: Array<{ name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string } } }>;
+  readinessProbe?: { httpGet?: { path: string; port: string | number } };
+  livenessProbe?: { httpGet?: { path: string; port: string | number } };
+  resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
+  volumeMounts?: Array<{ name: string; mountPath: string }>;
+}
+interface PodTemplate {
+  metadata: { labels: Record<string, string> };
+  spec: { containers: Container[]; terminationGracePeriodSeconds?: number };
+}
+interface Manifest {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string };
+  data?: Record<string, string>;
+  stringData?: Record<string, string>;
+  spec?: {
+    replicas?: number;
+    selector?: { matchLabels?: Record<string, string> } & Record<string, string>;
+    template?: PodTemplate;
+    ports?: Array<{ name: string; port: number; targetPort: string | number }>;
+    volumeClaimTemplates?: Array<{ metadata: { name: string } }>;
+  };
+}
+
+const K8S_DIR = 'deploy/kubernetes';
+const KUSTOMIZATION = yamlFile<{ resources: string[] }>(join(K8S_DIR, 'kustomization.yaml'));
+function manifests(file: string): Manifest[] {
+  return parseAllDocuments(read(join(K8S_DIR, file))).map((doc) => {
+    expect(doc.errors, `${file} parses`).toEqual([]);
+    return doc.toJS() as Manifest;
+  });
+}
+const K8S = KUSTOMIZATION.resources.flatMap(manifests);
+const SECRET_EXAMPLE = manifests('secret.example.yaml');
+function one(kind: string, name?: string): Manifest {
+  const found = K8S.filter((m) => m.kind === kind && (name === undefined || m.metadata.name === name));
+  expect(found.map((m) => `${m.kind}/${m.metadata.name}`), `one ${kind} ${name ?? ''}`).toHaveLength(1);
+  return found[0] as Manifest;
+}
+
+// ---------------------------------------------------------------- a real service
+
+describe('the service the files describe', () => {
+  let t: TestApp;
+  let rx: Receiver;
+  let metrics: Map<string, Set<string>>;
+  beforeAll(async () => {
+    rx = await startReceiver();
+    // STORE_MAX_INTENTS=1 so that a second pending intent is refused: store_full_total has a series.
+    t = await buildTestApp({ STORE_MAX_INTENTS: '1', WEBHOOK_MAX_RPS: '0' });
+    const id = await createIntent(t, { scenario: 'approve', webhook_url: rx.url('/hook') });
+    await t.clock.advance(10_000);
+    await deliveryWhen(t, `?payment_intent_id=${id}`, afterAttempts(1, 'delivered'), 'the webhook delivered');
+    await createIntent(t, { scenario: 'delay' });
+    const full = await t.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'res_2', amount: 1000, scenario: 'delay' } });
+    expect(full.statusCode).toBe(503);
+    expect(full.json()).toMatchObject({ error: { code: 'STORE_FULL' } });
+    // The delivery's latency is observed once its 2xx is read, which may follow the log's update.
+    const body = await eventually(async () => {
+      const text = (await t.app.inject({ url: '/metrics' })).body;
+      return /^webhook_delivery_latency_seconds_count 1$/m.test(text) ? text : undefined;
+    }, 'the delivery latency observed');
+    metrics = exportedSeries(body);
+  });
+  afterAll(async () => {
+    await rx?.close();
+    await t?.app.close();
+  });
+
+  /** Labels Prometheus adds to every series it scrapes: job, instance and the static targets' labels. */
+  const targetLabels = new Set(['job', 'instance', ...PROMETHEUS.scrape_configs.flatMap((c) => c.static_configs.flatMap((s) => Object.keys(s.labels ?? {})))]);
+
+  it.each([...DASHBOARD_EXPRS, ...ALERT_EXPRS])('$name: every series and label it names is exported ($expr)', ({ expr }) => {
+    const { series, labels } = queryNames(expr);
+    expect(series.size, 'the query names a series').toBeGreaterThan(0);
+    const known = new Set(targetLabels);
+    for (const name of series) {
+      // `up` is Prometheus's own series per target, with the target's labels only.
+      if (name === 'up') continue;
+      expect(metrics.has(name), `${name} is in /metrics`).toBe(true);
+      for (const label of metrics.get(name) ?? []) known.add(label);
+    }
+    for (const label of labels) expect(known.has(label), `label ${label} is on ${[...series].join(', ')} or added by Prometheus`).toBe(true);
+  });
+
+  it('the dashboard draws what issue 14 asks for: rate and latency by route, outcomes, webhook success and latency, queue depth, store fill', () => {
+    const drawn = new Set(DASHBOARD_EXPRS.flatMap(({ expr }) => [...queryNames(expr).series]));
+    for (const name of [
+      'http_requests_total',
+      'http_request_duration_seconds_bucket',
+      'payment_intents_finalized_total',
+      'webhook_deliveries_total',
+      'webhook_attempts_total',
+      'webhook_delivery_latency_seconds_bucket',
+      'webhook_queue_depth',
+      'store_records',
+      'store_capacity',
+    ]) {
+      expect(drawn.has(name), name).toBe(true);
+    }
+    expect(DASHBOARD_EXPRS.some(({ expr }) => queryNames(expr).labels.has('route') && expr.includes('http_request_duration_seconds_bucket'))).toBe(true);
+    expect(DASHBOARD_EXPRS.some(({ expr }) => /store_records\s*\/\s*store_capacity/.test(expr))).toBe(true);
+  });
+
+  it('answers the probes the files use: /readyz and /healthz 200, /metrics at the scraped path', async () => {
+    const probes = new Set<string>(['/metrics']);
+    for (const c of PROMETHEUS.scrape_configs) probes.add(c.metrics_path ?? '/metrics');
+    const deployment = one('Deployment', 'paysim');
+    const container = deployment.spec?.template?.spec.containers[0] as Container;
+    probes.add(container.readinessProbe?.httpGet?.path as string);
+    probes.add(container.livenessProbe?.httpGet?.path as string);
+    for (const backend of HAPROXY_BACKENDS) {
+      const check = HAPROXY_SECTIONS.get(backend)?.find((l) => l.startsWith('option httpchk'));
+      probes.add(check?.split(/\s+/).at(-1) as string);
+    }
+    for (const name of REPLICAS) {
+      const url = /fetch\('http:\/\/127\.0\.0\.1:\d+(\/[a-z]+)'/.exec(SERVICES[name]?.healthcheck?.test.join(' ') ?? '')?.[1];
+      probes.add(url as string);
+    }
+    expect([...probes].sort()).toEqual(['/healthz', '/metrics', '/readyz']);
+    for (const url of probes) {
+      const res = await t.app.inject({ url });
+      expect(res.statusCode, url).toBe(200);
+    }
+  });
+});
+
+// ---------------------------------------------------------------- Compose
+
+describe('docker-compose.yml', () => {
+  it('runs two paysim replicas of the same image and environment, on Redis', () => {
+    expect(REPLICAS).toEqual(['paysim-1', 'paysim-2']);
+    const [first, second] = REPLICAS.map((name) => SERVICES[name] as ComposeService & { hostname?: string });
+    // The same service twice, but for the host name (each replica's own, as in its logs).
+    expect({ ...second, hostname: undefined }).toEqual({ ...first, hostname: undefined });
+    expect(REPLICAS.map((name) => (SERVICES[name] as { hostname?: string }).hostname)).toEqual(REPLICAS);
+    expect(first?.image).toBe('paysim:local');
+    const env = replicaEnv('paysim-1');
+    expect(env).toMatchObject({ STORE: 'redis', REDIS_URL: 'redis://redis:6379' });
+    expect(first?.environment?.WEBHOOK_SECRET).toMatch(/^\$\{WEBHOOK_SECRET:-whsec_[A-Za-z0-9+/=]+\}$/);
+    // Longer than the drain's default budget (SHUTDOWN_TIMEOUT_MS): docker stop must not SIGKILL it.
+    expect(Number.parseInt(first?.stop_grace_period ?? '0', 10) * 1000).toBeGreaterThan(loadConfig(env).shutdownTimeoutMs);
+  });
+
+  it('sets only variables the service reads, to values its configuration accepts', () => {
+    for (const name of REPLICAS) {
+      const env = replicaEnv(name);
+      for (const key of Object.keys(env)) expect(SERVICE_VARIABLES.has(key), `${name}: ${key} is a paysim variable`).toBe(true);
+      const config = loadConfig(env);
+      expect(config.webhookSecretGenerated).toBe(false);
+      expect(config.port).toBe(8080);
+    }
+  });
+
+  it('keeps Redis on an append-only file in a named volume, and refuses to evict', () => {
+    const redis = SERVICES.redis as ComposeService;
+    const command = (redis.command ?? []).join(' ');
+    expect(command).toMatch(/--appendonly yes\b/);
+    expect(command).toMatch(/--maxmemory-policy noeviction\b/);
+    expect(mounts(redis)).toEqual([{ source: 'redis-data', target: '/data', bind: false }]);
+    expect(redis.healthcheck?.test).toEqual(['CMD', 'redis-cli', 'ping']);
+  });
+
+  it('orders the start with health conditions on services that have a healthcheck', () => {
+    const edges = Object.entries(SERVICES).flatMap(([name, s]) => Object.entries(s.depends_on ?? {}).map(([on, { condition }]) => ({ name, on, condition })));
+    expect(edges.length).toBeGreaterThan(0);
+    for (const { name, on, condition } of edges) {
+      expect(SERVICES[on], `${name} depends on ${on}, a service`).toBeDefined();
+      expect(['service_started', 'service_healthy', 'service_completed_successfully'], `${name} → ${on}`).toContain(condition);
+      if (condition === 'service_healthy') expect(SERVICES[on]?.healthcheck, `${on} has a healthcheck`).toBeDefined();
+    }
+    expect(edges).toEqual(
+      expect.arrayContaining([
+        { name: 'paysim-1', on: 'redis', condition: 'service_healthy' },
+        { name: 'paysim-2', on: 'redis', condition: 'service_healthy' },
+        { name: 'balancer', on: 'paysim-1', condition: 'service_healthy' },
+        { name: 'balancer', on: 'paysim-2', condition: 'service_healthy' },
+        { name: 'grafana', on: 'prometheus', condition: 'service_healthy' },
+      ]),
+    );
+    for (const [name, s] of Object.entries(SERVICES)) expect(s.healthcheck, `${name} has a healthcheck`).toBeDefined();
+  });
+
+  it('mounts files that exist and declares every named volume it uses', () => {
+    const declared = Object.keys(COMPOSE.volumes ?? {});
+    const used = new Set<string>();
+    for (const [name, s] of Object.entries(SERVICES)) {
+      for (const m of mounts(s)) {
+        if (m.bind) expect(existsSync(join(REPO, m.source)), `${name} mounts ${m.source}`).toBe(true);
+        else used.add(m.source);
+      }
+    }
+    expect([...used].sort()).toEqual(declared.sort());
+  });
+
+  it('publishes the balancer, Prometheus and Grafana, never a replica or Redis', () => {
+    const published = Object.fromEntries(Object.entries(SERVICES).map(([name, s]) => [name, s.ports ?? []]));
+    expect(published).toEqual({ 'paysim-1': [], 'paysim-2': [], balancer: ['8080:8080', '8404:8404'], redis: [], prometheus: ['9090:9090'], grafana: ['3000:3000'] });
+  });
+
+  it('Prometheus scrapes every replica directly, each under its own replica label', () => {
+    expect(PROMETHEUS.scrape_configs).toHaveLength(1);
+    const statics = PROMETHEUS.scrape_configs[0]?.static_configs ?? [];
+    expect(statics.map((s) => ({ targets: s.targets, replica: s.labels?.replica }))).toEqual(REPLICAS.map((name) => ({ targets: [`${name}:8080`], replica: name })));
+  });
+
+  it('Grafana is provisioned with that Prometheus, under the uid every dashboard query names', () => {
+    const datasources = yamlFile<{ datasources: Array<{ uid: string; type: string; url: string }> }>(join(GRAFANA_PROVISIONING, 'datasources', 'prometheus.yml')).datasources;
+    expect(datasources).toEqual([expect.objectContaining({ uid: 'prometheus', type: 'prometheus', url: 'http://prometheus:9090' })]);
+    const providers = yamlFile<{ providers: Array<{ options: { path: string } }> }>(join(GRAFANA_PROVISIONING, 'dashboards', 'paysim.yml')).providers;
+    expect(providers.map((p) => p.options.path)).toEqual(['/etc/grafana/dashboards']);
+    const uids = new Set(DASHBOARD.panels.filter((p) => p.type !== 'row').flatMap((p) => [p.datasource?.uid, ...(p.targets ?? []).map((t) => t.datasource?.uid)]));
+    expect([...uids]).toEqual(['prometheus']);
+  });
+
+  it.skipIf(!hasPromtool && !inCi)('the Prometheus config and its rules pass promtool check config', () => {
+    if (!hasPromtool) throw new Error(PROMTOOL_MISSING);
+    const run = spawnSync('promtool', ['check', 'config', PROMETHEUS_FILE], { cwd: REPO, encoding: 'utf8' });
+    expect(`${run.stdout}${run.stderr}`).toContain(`SUCCESS: ${RULE_FILES.length} rule files found`);
+    expect(run.status, run.stderr).toBe(0);
+  });
+
+  it.skipIf(!hasPromtool && !inCi)('every dashboard query is valid PromQL (promtool check rules, as recording rules)', () => {
+    if (!hasPromtool) throw new Error(PROMTOOL_MISSING);
+    // Grafana replaces $__rate_interval before Prometheus sees a query; any duration stands for it here.
+    const rules = DASHBOARD_EXPRS.map(({ expr }, i) => ({ record: `paysim:dashboard_query_${i}`, expr: expr.replaceAll('$__rate_interval', '1m') }));
+    expect(rules.every((r) => !r.expr.includes('$'))).toBe(true);
+    const dir = mkdtempSync(join(tmpdir(), 'paysim-dashboard-'));
+    try {
+      const file = join(dir, 'dashboard-rules.yml');
+      writeFileSync(file, stringify({ groups: [{ name: 'dashboard', rules }] }));
+      const run = spawnSync('promtool', ['check', 'rules', file], { encoding: 'utf8' });
+      expect(`${run.stdout}${run.stderr}`).toContain(`SUCCESS: ${rules.length} rules found`);
+      expect(run.status, run.stderr).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+// ---------------------------------------------------------------- HAProxy
+
+const hasHaproxy = spawnSync('haproxy', ['-v'], { stdio: 'ignore' }).error === undefined;
+const HAPROXY_MISSING = 'haproxy is not on PATH and CI is set: install it with `apt-get install -y --no-install-recommends haproxy` (Debian package haproxy)';
+
+describe(`the balancer (${HAPROXY_FILE})`, () => {
+  it('balances over every replica with active checks on /readyz, in each backend', () => {
+    expect(HAPROXY_BACKENDS.sort()).toEqual(['backend console', 'backend replicas']);
+    for (const backend of HAPROXY_BACKENDS) {
+      const lines = HAPROXY_SECTIONS.get(backend) ?? [];
+      expect(lines, backend).toContain('option httpchk GET /readyz');
+      expect(lines.some((l) => /^default-server\b.*\bcheck\b/.test(l)), `${backend} checks its servers`).toBe(true);
+      const servers = lines.filter((l) => l.startsWith('server ')).map((l) => l.split(/\s+/).slice(1, 3));
+      expect(servers, backend).toEqual(REPLICAS.map((name) => [name, `${name}:8080`]));
+    }
+  });
+
+  it('streams the console: no compression or buffering, a server timeout longer than the feed heartbeat, sticky console sessions', async () => {
+    expect(haproxyLines.filter((l) => /^(compression|option http-buffer-request|filter)\b/.test(l))).toEqual([]);
+    const { HEARTBEAT_MS } = await import('../../src/console/feed.ts');
+    const serverTimeout = /^timeout server (\d+)s$/.exec(HAPROXY_SECTIONS.get('defaults')?.find((l) => l.startsWith('timeout server')) ?? '')?.[1];
+    expect(Number(serverTimeout) * 1000).toBeGreaterThan(HEARTBEAT_MS);
+    expect(HAPROXY_SECTIONS.get('frontend paysim')).toContain('use_backend console if { path_beg /console }');
+    expect(HAPROXY_SECTIONS.get('backend console')?.some((l) => l.startsWith('cookie '))).toBe(true);
+    // The balancer listens where Compose publishes it.
+    expect(HAPROXY_SECTIONS.get('frontend paysim')).toContain('bind :8080');
+  });
+
+  it.skipIf(!hasHaproxy && !inCi)('passes haproxy -c (the replicas\u2019 names resolve only inside Compose)', () => {
+    if (!hasHaproxy) throw new Error(HAPROXY_MISSING);
+    const run = spawnSync('haproxy', ['-c', '-f', HAPROXY_FILE], { cwd: REPO, encoding: 'utf8' });
+    const output = `${run.stdout}${run.stderr}`;
+    expect(output).toContain('Configuration file is valid');
+    expect(run.status, output).toBe(0);
+    // Any warning other than the unresolvable replicas (no Docker DNS here) is a defect of the file.
+    const warnings = output.split('\n').filter((l) => l.includes('[WARNING]'));
+    for (const w of warnings) expect(w).toMatch(/could not resolve address 'paysim-[12]'/);
+  });
+});
+
+// ---------------------------------------------------------------- Kubernetes
+
+describe('deploy/kubernetes', () => {
+  const configMap = one('ConfigMap', 'paysim');
+  const deployment = one('Deployment', 'paysim');
+  const pod = deployment.spec?.template as PodTemplate;
+  const container = pod.spec.containers[0] as Container;
+  const secret = SECRET_EXAMPLE[0] as Manifest;
+
+  it('holds a ConfigMap, the Deployment and its Service, and Redis (StatefulSet and Service)', () => {
+    expect(K8S.map((m) => `${m.kind}/${m.metadata.name}`).sort()).toEqual(['ConfigMap/paysim', 'Deployment/paysim', 'Service/paysim', 'Service/paysim-redis', 'StatefulSet/paysim-redis']);
+    expect(SECRET_EXAMPLE.map((m) => `${m.kind}/${m.metadata.name}`)).toEqual(['Secret/paysim']);
+  });
+
+  it('runs two replicas with readiness on /readyz, liveness on /healthz, on the configured port, with resources', () => {
+    expect(deployment.spec?.replicas).toBe(2);
+    expect(pod.spec.containers).toHaveLength(1);
+    const port = Number(configMap.data?.PORT);
+    expect(container.ports).toEqual([{ name: 'http', containerPort: port }]);
+    expect(container.readinessProbe?.httpGet).toEqual({ path: '/readyz', port: 'http' });
+    expect(container.livenessProbe?.httpGet).toEqual({ path: '/healthz', port: 'http' });
+    expect(container.resources?.requests).toMatchObject({ cpu: expect.any(String), memory: expect.any(String) });
+    expect(container.resources?.limits).toMatchObject({ memory: expect.any(String) });
+    expect(deployment.spec?.selector?.matchLabels).toEqual(pod.metadata.labels);
+  });
+
+  it('takes its environment from the ConfigMap and WEBHOOK_SECRET from the Secret: all paysim variables, all accepted', () => {
+    expect(container.envFrom).toEqual([{ configMapRef: { name: configMap.metadata.name } }]);
+    expect(container.env).toEqual([{ name: 'WEBHOOK_SECRET', valueFrom: { secretKeyRef: { name: secret.metadata.name, key: 'WEBHOOK_SECRET' } } }]);
+    const env = { ...configMap.data, ...secret.stringData };
+    for (const key of Object.keys(env)) expect(SERVICE_VARIABLES.has(key), `${key} is a paysim variable`).toBe(true);
+    expect(env).toMatchObject({ STORE: 'redis' });
+    const config = loadConfig(env);
+    expect(config.webhookSecretGenerated).toBe(false);
+    // SIGTERM's drain ends before the kubelet's SIGKILL.
+    expect((pod.spec.terminationGracePeriodSeconds ?? 30) * 1000).toBeGreaterThan(config.shutdownTimeoutMs);
+  });
+
+  it('the Service selects the pods on the named port; REDIS_URL names the Redis Service', () => {
+    const service = one('Service', 'paysim');
+    expect(service.spec?.selector).toEqual(pod.metadata.labels);
+    expect(service.spec?.ports).toEqual([{ name: 'http', port: 8080, targetPort: 'http' }]);
+    const redisService = one('Service', 'paysim-redis');
+    const url = new URL(configMap.data?.REDIS_URL ?? '');
+    expect(`${url.hostname}:${url.port}`).toBe(`${redisService.metadata.name}:${redisService.spec?.ports?.[0]?.port}`);
+  });
+
+  it('Redis is a StatefulSet with AOF on a PersistentVolumeClaim', () => {
+    const redis = one('StatefulSet', 'paysim-redis');
+    const pods = redis.spec?.template as PodTemplate;
+    const c = pods.spec.containers[0] as Container;
+    expect((c.args ?? []).join(' ')).toMatch(/--appendonly yes\b/);
+    expect((c.args ?? []).join(' ')).toMatch(/--maxmemory-policy noeviction\b/);
+    expect(c.volumeMounts).toEqual([{ name: 'data', mountPath: '/data' }]);
+    expect(redis.spec?.volumeClaimTemplates?.map((v) => v.metadata.name)).toEqual(['data']);
+    expect(one('Service', 'paysim-redis').spec?.selector).toEqual(pods.metadata.labels);
+  });
+});
