@@ -27,13 +27,7 @@ import { afterAttempts, createIntent, deliveryWhen } from '../helpers/webhooks.t
 const read = (file: string): string => readFileSync(join(REPO, file), 'utf8');
 const yamlFile = <T>(file: string): T => parse(read(file), { merge: true }) as T;
 
-/**
- * Variables the Redis wiring of issue 14 adds to src/config.ts alongside this work (REDIS_URL and
- * REDIS_KEY_PREFIX are read by src/adapters/redis/connection.ts today). Only those not in
- * ENV_VARIABLES yet count, so this list stops mattering once config.ts has them.
- */
-const BEING_WIRED = ['STORE', 'REDIS_URL', 'REDIS_KEY_PREFIX', 'CLUSTER_WORKERS'].filter((name) => !ENV_VARIABLES.includes(name));
-const SERVICE_VARIABLES = new Set([...ENV_VARIABLES, ...BEING_WIRED]);
+const SERVICE_VARIABLES = new Set(ENV_VARIABLES);
 
 // ---------------------------------------------------------------- Compose
 
