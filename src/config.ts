@@ -11,6 +11,7 @@ import { DEFAULT_REDIS_KEY_PREFIX, DEFAULT_REDIS_URL } from './adapters/redis/co
 import { DEFAULT_PERFORMANCES, type Performance } from './core/bookings/performances.ts';
 import { parseMix, type Mix } from './core/faults/mix.ts';
 import { SCENARIOS, type Scenario, type ScenarioConfig } from './core/scenario.ts';
+import { MAX_TIME_SCALE, MIN_TIME_SCALE, scaled } from './core/time-scale.ts';
 
 /**
  * Configuration comes from the environment only and is validated once, at start. A bad value
@@ -60,6 +61,8 @@ const EnvSchema = Type.Object({
   RANDOM_SEED: Type.Optional(Type.Integer({ minimum: 0, maximum: 4_294_967_295 })),
   // Weighted outcomes (issue 15), e.g. approve:90,fail:7,delay:3; read by parseMix below.
   MIX: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+  // Multiplies every simulated duration (issue 15): 0.01 makes a 10-minute seat hold last 6 s. See the README for what is not scaled.
+  TIME_SCALE: Type.Number({ minimum: MIN_TIME_SCALE, maximum: MAX_TIME_SCALE, default: 1 }),
   WEBHOOK_TIMEOUT_MS: Count(1000, 1, 600_000),
   WEBHOOK_MAX_RETRIES: Count(5, 0, 100),
   WEBHOOK_BACKOFF_MS: Ms(1000, 3_600_000),
@@ -173,6 +176,8 @@ export interface Config {
   webhookSecretGenerated: boolean;
   scenarios: ScenarioConfig;
   randomSeed: number | undefined;
+  /** TIME_SCALE: the simulated durations of this config (delays, seat hold, backoff, usage timeout, dunning) include it already; core scales request delays, plan periods and waiting-room rates by it. */
+  timeScale: number;
   webhook: {
     timeoutMs: number;
     maxRetries: number;
@@ -335,6 +340,8 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   const policy = readPolicy(env.FLUXPAY_POLICY_FILE);
   const faultRules = env.FAULTS_FILE === undefined ? [] : readFaults(env.FAULTS_FILE, env.FAULTS_MAX_RULES);
   const secret = env.WEBHOOK_SECRET ?? `whsec_${randomBytes(24).toString('base64')}`;
+  // Every simulated duration read here is scaled once, here (issue 15); network times and retention TTLs are not.
+  const sim = (ms: number) => scaled(ms, env.TIME_SCALE);
   return {
     port: env.PORT,
     host: env.HOST,
@@ -344,18 +351,20 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     webhookSecret: secret,
     webhookSecretGenerated: env.WEBHOOK_SECRET === undefined,
     scenarios: {
-      approveDelayMs: env.DEFAULT_APPROVE_DELAY_MS,
-      failDelayMs: env.DEFAULT_FAIL_DELAY_MS,
-      delayDelayMs: env.DEFAULT_DELAY_DELAY_MS,
+      approveDelayMs: sim(env.DEFAULT_APPROVE_DELAY_MS),
+      failDelayMs: sim(env.DEFAULT_FAIL_DELAY_MS),
+      delayDelayMs: sim(env.DEFAULT_DELAY_DELAY_MS),
       randomApproveRate: env.RANDOM_APPROVE_RATE,
       mix,
+      timeScale: env.TIME_SCALE,
     },
     randomSeed: env.RANDOM_SEED,
+    timeScale: env.TIME_SCALE,
     webhook: {
       timeoutMs: env.WEBHOOK_TIMEOUT_MS,
       maxRetries: env.WEBHOOK_MAX_RETRIES,
-      backoffMs: env.WEBHOOK_BACKOFF_MS,
-      backoffMaxMs: env.WEBHOOK_BACKOFF_MAX_MS,
+      backoffMs: sim(env.WEBHOOK_BACKOFF_MS),
+      backoffMaxMs: sim(env.WEBHOOK_BACKOFF_MAX_MS),
       maxRps: env.WEBHOOK_MAX_RPS,
       previousSecret: env.WEBHOOK_SECRET_PREVIOUS,
       schemes: schemeList(env.WEBHOOK_SIGNATURE_SCHEMES),
@@ -390,17 +399,17 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     bookings: {
       performancesFile: env.PERFORMANCES_FILE,
       performances,
-      seatHoldMs: env.SEAT_HOLD_MS,
-      eventProcessingDelayMs: env.EVENT_PROCESSING_DELAY_MS,
-      mockMinDelayMs: env.MOCK_MIN_DELAY_MS,
-      mockMaxDelayMs: env.MOCK_MAX_DELAY_MS,
+      seatHoldMs: sim(env.SEAT_HOLD_MS),
+      eventProcessingDelayMs: sim(env.EVENT_PROCESSING_DELAY_MS),
+      mockMinDelayMs: sim(env.MOCK_MIN_DELAY_MS),
+      mockMaxDelayMs: sim(env.MOCK_MAX_DELAY_MS),
       ttlMs: env.BOOKING_TTL_MS,
       maxBookings: env.BOOKINGS_MAX,
     },
     jwtSecret: env.JWT_SECRET,
     v2: {
       defaultScenario: (env.V2_DEFAULT_SCENARIO as Scenario | undefined) ?? (mix === undefined ? 'approve' : 'mix'),
-      completeDelayMs: env.V2_COMPLETE_DELAY_MS,
+      completeDelayMs: sim(env.V2_COMPLETE_DELAY_MS),
       webhookSecret: env.PAYMENT_WEBHOOK_SECRET ?? secret,
       serviceAuthToken: env.SERVICE_AUTH_TOKEN,
       requireAuth: env.V2_REQUIRE_AUTH === 'true',
@@ -411,14 +420,14 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     fluxpay: {
       policyFile: env.FLUXPAY_POLICY_FILE,
       policy,
-      usageTimeoutMs: env.FLUXPAY_USAGE_TIMEOUT_MS,
+      usageTimeoutMs: sim(env.FLUXPAY_USAGE_TIMEOUT_MS),
       webhookUrl: env.FLUXPAY_WEBHOOK_URL,
       schemes: schemeList(env.FLUXPAY_SIGNATURE_SCHEMES),
       ttlMs: env.FLUXPAY_TTL_MS,
       maxRecords: env.FLUXPAY_MAX_RECORDS,
       maxSubscriptions: env.FLUXPAY_MAX_SUBSCRIPTIONS,
       maxBillingSubscriptions: env.FLUXPAY_MAX_BILLING_SUBSCRIPTIONS,
-      dunningDelaysMs: dunningDelays(env.FLUXPAY_DUNNING_DELAYS),
+      dunningDelaysMs: dunningDelays(env.FLUXPAY_DUNNING_DELAYS).map(sim),
       maxWaitingTickets: env.FLUXPAY_MAX_WAITING_TICKETS,
       maxWaitingRooms: env.FLUXPAY_MAX_WAITING_ROOMS,
       waitingTicketTtlMs: env.FLUXPAY_WAITING_TICKET_TTL_MS,

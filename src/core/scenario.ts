@@ -1,6 +1,7 @@
 import { validationFailed, type FieldIssue } from './errors.ts';
 import { pickMix, type Mix } from './faults/mix.ts';
 import type { RandomSource } from './random.ts';
+import { scaled } from './time-scale.ts';
 
 /**
  * The scenario engine: given what the client asked for, the configuration, the current time and a
@@ -33,12 +34,15 @@ export interface CardInput {
 }
 
 export interface ScenarioConfig {
+  /** The default delays are already scaled by TIME_SCALE (at config load); a request's own `delay_ms` is scaled by `timeScale` here. */
   approveDelayMs: number;
   failDelayMs: number;
   delayDelayMs: number;
   randomApproveRate: number;
   /** The `MIX` setting: the weights of scenario `mix` when a request sends none, and the outcome of a payment that names no scenario and gives no card. */
   mix?: Mix | undefined;
+  /** TIME_SCALE (issue 15); unset: 1. */
+  timeScale?: number | undefined;
 }
 
 export type Outcome = { status: 'APPROVED'; failureCode: null } | { status: 'FAILED'; failureCode: string };
@@ -106,7 +110,8 @@ export function decide(input: DecisionInput, config: ScenarioConfig, random: Ran
   const natural = outcomeFor(effective, input.card, config, random, now);
   const outcome = input.forced === undefined ? natural : forcedOutcome(input.forced);
   const defaultDelay = effective === 'delay' ? config.delayDelayMs : outcome.status === 'APPROVED' ? config.approveDelayMs : config.failDelayMs;
-  return { source, outcome, delayMs: input.delayMs ?? defaultDelay, delayed: effective === 'delay' };
+  const delayMs = input.delayMs === undefined ? defaultDelay : scaled(input.delayMs, config.timeScale ?? 1);
+  return { source, outcome, delayMs, delayed: effective === 'delay' };
 }
 
 const MIX_WITHOUT_WEIGHTS: FieldIssue = {

@@ -31,8 +31,9 @@ describe('loadConfig defaults', () => {
       publicUrl: 'http://localhost:8080',
       webhookSecret: expect.stringMatching(GENERATED_SECRET),
       webhookSecretGenerated: true,
-      scenarios: { approveDelayMs: 200, failDelayMs: 100, delayDelayMs: 3000, randomApproveRate: 0.8 },
+      scenarios: { approveDelayMs: 200, failDelayMs: 100, delayDelayMs: 3000, randomApproveRate: 0.8, timeScale: 1 },
       randomSeed: undefined,
+      timeScale: 1,
       webhook: {
         timeoutMs: 1000,
         maxRetries: 5,
@@ -139,6 +140,7 @@ describe('loadConfig values', () => {
       LOG_FORMAT: 'pretty',
       PUBLIC_URL: 'https://paysim.example.test/base/',
       WEBHOOK_SECRET: 'whsec_test_secret',
+      TIME_SCALE: '1',
       DEFAULT_APPROVE_DELAY_MS: '0',
       DEFAULT_FAIL_DELAY_MS: '5',
       DEFAULT_DELAY_DELAY_MS: '600000',
@@ -218,8 +220,9 @@ describe('loadConfig values', () => {
       publicUrl: 'https://paysim.example.test/base',
       webhookSecret: 'whsec_test_secret',
       webhookSecretGenerated: false,
-      scenarios: { approveDelayMs: 0, failDelayMs: 5, delayDelayMs: 600_000, randomApproveRate: 0.25 },
+      scenarios: { approveDelayMs: 0, failDelayMs: 5, delayDelayMs: 600_000, randomApproveRate: 0.25, timeScale: 1 },
       randomSeed: 42,
+      timeScale: 1,
       webhook: {
         timeoutMs: 250,
         maxRetries: 0,
@@ -417,6 +420,29 @@ describe('webhook configuration rules', () => {
 
   it('never echoes WEBHOOK_SECRET_PREVIOUS', () => {
     expect(() => loadConfig({ WEBHOOK_SECRET_PREVIOUS: 'short' })).toThrow('Invalid configuration: WEBHOOK_SECRET_PREVIOUS must NOT have fewer than 8 characters');
+  });
+
+  it('TIME_SCALE: a number from 0.001 to 1000; bad → one line naming it', () => {
+    expect(() => loadConfig({ TIME_SCALE: '0' })).toThrow(/^Invalid configuration: TIME_SCALE must be >= 0.001 \(got "0"\)$/);
+    expect(() => loadConfig({ TIME_SCALE: 'x' })).toThrow(/^Invalid configuration: TIME_SCALE must be number \(got "x"\)$/);
+    expect(() => loadConfig({ TIME_SCALE: '-1' })).toThrow(/^Invalid configuration: TIME_SCALE must be >= 0.001 \(got "-1"\)$/);
+    expect(() => loadConfig({ TIME_SCALE: '1001' })).toThrow(/^Invalid configuration: TIME_SCALE must be <= 1000 \(got "1001"\)$/);
+    expect(loadConfig({ TIME_SCALE: '0.001' }).timeScale).toBe(0.001);
+    expect(loadConfig({ TIME_SCALE: '1000' }).timeScale).toBe(1000);
+  });
+
+  it('TIME_SCALE scales every simulated duration once, at load, in whole ms (a positive one stays ≥ 1 ms); network times and retention do not change', () => {
+    const c = loadConfig({ TIME_SCALE: '0.01', V2_COMPLETE_DELAY_MS: '150', MOCK_MIN_DELAY_MS: '0', FLUXPAY_DUNNING_DELAYS: 'PT1S,P1D' });
+    expect(c.timeScale).toBe(0.01);
+    expect(c.scenarios).toEqual({ approveDelayMs: 2, failDelayMs: 1, delayDelayMs: 30, randomApproveRate: 0.8, timeScale: 0.01 });
+    expect(c.bookings).toMatchObject({ seatHoldMs: 6000, eventProcessingDelayMs: 1, mockMinDelayMs: 0, mockMaxDelayMs: 15 });
+    expect([c.v2.completeDelayMs, c.fluxpay.usageTimeoutMs, c.fluxpay.dunningDelaysMs]).toEqual([2, 300, [10, 864_000]]);
+    expect([c.webhook.backoffMs, c.webhook.backoffMaxMs]).toEqual([10, 600]);
+    // Real time: the network, client-facing limits and how long records are kept.
+    expect([c.webhook.timeoutMs, c.webhook.claimIdleMs, c.webhook.logTtlMs, c.idempotency.ttlMs, c.store.intentTtlMs, c.bookings.ttlMs, c.fluxpay.waitingTicketTtlMs, c.http.requestTimeoutMs]).toEqual([
+      1000, 30_000, 86_400_000, 86_400_000, 86_400_000, 86_400_000, 3_600_000, 30_000,
+    ]);
+    expect(loadConfig({ TIME_SCALE: '10' }).bookings.seatHoldMs).toBe(6_000_000);
   });
 
   it('defaults the per-origin concurrency to half the pool, at least 1', () => {

@@ -1,4 +1,5 @@
 import { Temporal } from 'temporal-polyfill';
+import { scaled } from '../time-scale.ts';
 
 /**
  * Billing periods of subscription plans: an ISO 8601 duration (`P1M`, `P1Y`, or `PT1M` so a test
@@ -31,15 +32,19 @@ function times(period: Temporal.Duration, count: number): Temporal.Duration {
   return Temporal.Duration.from(fields);
 }
 
-/** The end of period `index` (0 = the first) of a subscription anchored at `anchor` (epoch ms), in UTC. */
-export function periodEnd(anchor: number, period: Temporal.Duration, index: number): number {
+/**
+ * The end of period `index` (0 = the first) of a subscription anchored at `anchor` (epoch ms), in UTC.
+ * With a TIME_SCALE `scale`, the calendar's time from the anchor to that end is scaled (issue 15):
+ * still counted from the anchor, so rounding never accumulates over renewals.
+ */
+export function periodEnd(anchor: number, period: Temporal.Duration, index: number, scale = 1): number {
   const start = Temporal.Instant.fromEpochMilliseconds(anchor).toZonedDateTimeISO('UTC');
-  return start.add(times(period, index + 1)).epochMilliseconds;
+  return anchor + scaled(start.add(times(period, index + 1)).epochMilliseconds - anchor, scale);
 }
 
 /** The start of period `index`: the anchor, or the end of the period before. */
-export function periodStart(anchor: number, period: Temporal.Duration, index: number): number {
-  return index === 0 ? anchor : periodEnd(anchor, period, index - 1);
+export function periodStart(anchor: number, period: Temporal.Duration, index: number, scale = 1): number {
+  return index === 0 ? anchor : periodEnd(anchor, period, index - 1, scale);
 }
 
 /**

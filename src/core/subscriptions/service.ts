@@ -41,7 +41,8 @@ export interface SubscriptionDeps {
   scheduler: Scheduler;
   clock: Clock;
   ids: FluxPayIds;
-  settings: { policy: BillingPolicy; dunningDelaysMs: readonly number[] };
+  /** `dunningDelaysMs` are already scaled by TIME_SCALE; plan periods are scaled by `timeScale` (unset: 1). */
+  settings: { policy: BillingPolicy; dunningDelaysMs: readonly number[]; timeScale?: number | undefined };
 }
 
 export interface Entitlements {
@@ -67,7 +68,7 @@ export class SubscriptionService {
   constructor(deps: SubscriptionDeps) {
     this.#deps = deps;
     this.#plans = new Map(
-      [...deps.settings.policy.plans.values()].map((p) => [p.planId, { policy: p, plan: { planId: p.planId, price: p.price, currency: p.currency, periodText: p.period, period: parsePeriod(p.period) } }]),
+      [...deps.settings.policy.plans.values()].map((p) => [p.planId, { policy: p, plan: { planId: p.planId, price: p.price, currency: p.currency, periodText: p.period, period: parsePeriod(p.period), timeScale: deps.settings.timeScale } }]),
     );
     deps.scheduler.register(SUBSCRIPTION_JOB, (subscriptionId) => this.runDue(subscriptionId));
   }

@@ -34,6 +34,8 @@ export interface BillingPlan {
   /** The ISO 8601 text, as the policy gave it. */
   periodText: string;
   period: Temporal.Duration;
+  /** TIME_SCALE (issue 15): periods last `period` × this; unset: 1. */
+  timeScale?: number | undefined;
 }
 
 export interface Subscription {
@@ -102,7 +104,7 @@ export function activated(fields: { subscriptionId: string; userId: string }, pl
     periodIndex: 0,
     periodText: plan.periodText,
     currentPeriodStart: now,
-    currentPeriodEnd: periodEnd(now, plan.period, 0),
+    currentPeriodEnd: periodEnd(now, plan.period, 0, plan.timeScale),
     pendingPlanId: null,
     dunningAttempt: 0,
     nextRetryAt: null,
@@ -123,11 +125,11 @@ export function renewalPlanId(subscription: Subscription): string {
 export function nextPeriod(subscription: Subscription, plan: BillingPlan): { anchor: number; periodIndex: number; start: number; end: number } {
   if (plan.periodText === subscription.periodText) {
     const periodIndex = subscription.periodIndex + 1;
-    return { anchor: subscription.anchor, periodIndex, start: periodStart(subscription.anchor, plan.period, periodIndex), end: periodEnd(subscription.anchor, plan.period, periodIndex) };
+    return { anchor: subscription.anchor, periodIndex, start: periodStart(subscription.anchor, plan.period, periodIndex, plan.timeScale), end: periodEnd(subscription.anchor, plan.period, periodIndex, plan.timeScale) };
   }
   // Another period length: the next period is anchored where the current one ends.
   const anchor = subscription.currentPeriodEnd;
-  return { anchor, periodIndex: 0, start: anchor, end: periodEnd(anchor, plan.period, 0) };
+  return { anchor, periodIndex: 0, start: anchor, end: periodEnd(anchor, plan.period, 0, plan.timeScale) };
 }
 
 /** A renewal (or a dunning retry) paid: the next period on `plan`, dunning cleared. */
@@ -178,7 +180,7 @@ export type PlanChange = { kind: 'upgrade'; charge: number } | { kind: 'schedule
 export function planChange(subscription: Subscription, current: BillingPlan, plan: BillingPlan, now: number): PlanChange {
   if (plan.planId === subscription.planId) return subscription.pendingPlanId === null ? { kind: 'same' } : { kind: 'scheduled' };
   const oldLength = subscription.currentPeriodEnd - subscription.currentPeriodStart;
-  const newLength = periodEnd(subscription.currentPeriodStart, plan.period, 0) - subscription.currentPeriodStart;
+  const newLength = periodEnd(subscription.currentPeriodStart, plan.period, 0, plan.timeScale) - subscription.currentPeriodStart;
   if (!isUpgrade(current.price, oldLength, plan.price, newLength)) return { kind: 'scheduled' };
   return { kind: 'upgrade', charge: proratedCharge(current.price, oldLength, plan.price, newLength, subscription.currentPeriodEnd - now) };
 }

@@ -3,6 +3,7 @@ import { storeFull } from '../errors.ts';
 import { FluxPayError } from '../fluxpay/errors.ts';
 import type { IdFactory } from '../ids.ts';
 import type { Scheduler } from '../scheduler.ts';
+import { scaled } from '../time-scale.ts';
 import type { UseTokenOutcome, WaitingRoomStore } from './ports.ts';
 import { estimatedWaitSeconds, positionOf, ticketStatusAt, type Room, type RoomSettings, type Ticket, type TicketStatus } from './room.ts';
 
@@ -48,6 +49,12 @@ export interface WaitingRoomServiceDeps {
   publish: (event: WaitingRoomEvent) => void;
   /** The billing policy's services: a room protects only those (a PUT naming another is refused). */
   services: { has(serviceId: string): boolean; keys(): Iterable<string> };
+  /**
+   * TIME_SCALE (issue 15); unset: 1. A room runs at `admitPerSecond` / scale with tokens valid
+   * `admissionTtlSeconds` × scale: the store holds those effective figures, so every adapter's
+   * admission rules stay as they are; views give the settings back as they were put.
+   */
+  timeScale?: number | undefined;
 }
 
 /** A ticket as its holder sees it at one moment. */
@@ -96,9 +103,11 @@ export type GuardedOrder<T> = { kind: 'refused'; refusal: GuardRefusal } | { kin
 
 export class WaitingRoomService {
   readonly #deps: WaitingRoomServiceDeps;
+  readonly #scale: number;
 
   constructor(deps: WaitingRoomServiceDeps) {
     this.#deps = deps;
+    this.#scale = deps.timeScale ?? 1;
     deps.scheduler.register(WAITING_ROOM_TICK_JOB, async (roomId) => {
       const result = await deps.store.getRoom(roomId, deps.clock.now());
       if (result !== undefined) await this.#settle(roomId, result);
@@ -123,11 +132,11 @@ export class WaitingRoomService {
       );
     }
     const now = clock.now();
-    const result = await store.putRoom(roomId, settings, now);
+    const result = await store.putRoom(roomId, effective(settings, this.#scale), now);
     if (result.kind === 'full') throw new FluxPayError('WAIT_002', `Waiting room ${roomId} was not created: there are ${result.maxRooms} rooms already, the most FLUXPAY_MAX_WAITING_ROOMS allows; change an existing room instead.`);
     await this.#settle(roomId, result);
     this.#publishChanged('waiting_room.changed', roomId, now);
-    return { kind: result.kind, room: roomView(result.room, now) };
+    return { kind: result.kind, room: roomView(result.room, now, this.#scale) };
   }
 
   async get(roomId: string): Promise<RoomView | undefined> {
@@ -135,14 +144,14 @@ export class WaitingRoomService {
     const result = await this.#deps.store.getRoom(roomId, now);
     if (result === undefined) return undefined;
     await this.#settle(roomId, result);
-    return roomView(result.room, now);
+    return roomView(result.room, now, this.#scale);
   }
 
   async list(): Promise<RoomView[]> {
     const now = this.#deps.clock.now();
     const { rooms, admitted } = await this.#deps.store.listRooms(now);
     this.#publishAdmitted(admitted, now);
-    return rooms.map((room) => roomView(room, now));
+    return rooms.map((room) => roomView(room, now, this.#scale));
   }
 
   /** `undefined` when the room does not exist; STORE_FULL when no ticket can be added. */
@@ -216,13 +225,25 @@ export class WaitingRoomService {
   }
 }
 
-export function roomView(room: Room, now: number): RoomView {
+/** The settings a room runs with at TIME_SCALE `scale`: the rate divided by it, the token lifetime multiplied. */
+function effective(settings: RoomSettings, scale: number): RoomSettings {
+  if (scale === 1) return settings;
+  return { ...settings, admitPerSecond: settings.admitPerSecond / scale, admissionTtlSeconds: scaled(settings.admissionTtlSeconds * 1000, scale) / 1000 };
+}
+
+/** A figure scaled and scaled back, without the last bits of binary rounding (50 / 0.01 × 0.01 reads 50). */
+function unscaled(value: number, factor: number): number {
+  return factor === 1 ? value : Number((value * factor).toPrecision(12));
+}
+
+/** `currentRate`, `nextAdmissionAt` and the tickets' times are those in effect; `admitPerSecond` and `admissionTtlSeconds` read as put. */
+export function roomView(room: Room, now: number, scale = 1): RoomView {
   const rate = room.active ? room.admitPerSecond : 0;
   const waiting = room.entered - room.admitted;
   return {
     roomId: room.roomId,
-    admitPerSecond: room.admitPerSecond,
-    admissionTtlSeconds: room.admissionTtlSeconds,
+    admitPerSecond: unscaled(room.admitPerSecond, scale),
+    admissionTtlSeconds: unscaled(room.admissionTtlSeconds, 1 / scale),
     protectedServiceIds: [...room.protectedServiceIds],
     maxActive: room.maxActive,
     active: room.active,

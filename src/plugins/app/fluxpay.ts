@@ -98,7 +98,7 @@ export default fp(
       scheduler,
       clock,
       ids,
-      settings: { policy: config.fluxpay.policy, dunningDelaysMs: config.fluxpay.dunningDelaysMs },
+      settings: { policy: config.fluxpay.policy, dunningDelaysMs: config.fluxpay.dunningDelaysMs, timeScale: config.timeScale },
     });
     app.decorate('fluxpay', { service, subscriptions, sagas, relay });
 

@@ -58,6 +58,7 @@ export default fp(
       ids,
       publish: (event) => bus.publish(event),
       services: config.fluxpay.policy.services,
+      timeScale: config.timeScale,
     });
     bus.subscribe((event) => {
       if (event.type !== 'waiting_room.admitted') return;

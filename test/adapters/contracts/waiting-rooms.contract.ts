@@ -205,6 +205,21 @@ export function waitingRoomStoreContract(name: string, make: WaitingRoomStoreFac
     });
 
     describe('tokens', () => {
+      it('fractional settings, as TIME_SCALE makes them (issue 15: 2 a second and 60 s tokens at 0.01): one admission every 5 ms, tokens valid 600 ms, stored as given', async () => {
+        const scaled: RoomSettings = { ...TEN_PER_S, admitPerSecond: 200, admissionTtlSeconds: 0.6 };
+        const store = await roomWith(scaled);
+        const [first, , third] = await enterAll(store, 3, T0);
+        const read = await store.getRoom('room_1', T0 + 10);
+        expect(read?.room).toMatchObject({ admitPerSecond: 200, admissionTtlSeconds: 0.6, admitted: 3, activeCount: 3 });
+        expect(read?.admitted.map((t) => [t.sequence, t.admittedAt, t.expiresAt])).toEqual([
+          [2, T0 + 5, T0 + 605],
+          [3, T0 + 10, T0 + 610],
+        ]);
+        expect(await store.getTicket('room_1', (first as Ticket).ticket, T0 + 599)).toMatchObject({ ticket: { status: 'ADMITTED', expiresAt: T0 + 600 } });
+        expect(await store.getTicket('room_1', (first as Ticket).ticket, T0 + 600)).toMatchObject({ ticket: { status: 'EXPIRED' } });
+        expect(await store.getTicket('room_1', (third as Ticket).ticket, T0 + 609)).toMatchObject({ ticket: { status: 'ADMITTED' } });
+      });
+
       it('an admitted token expires after admissionTtlSeconds; entering again then gives a new ticket at the back', async () => {
         const store = await roomWith({ ...TEN_PER_S, admissionTtlSeconds: 1 });
         const [first] = await enterAll(store, 2, T0);
