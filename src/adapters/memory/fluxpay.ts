@@ -31,6 +31,7 @@ import type {
   ConfirmInput,
   ConfirmOutcome,
   CreateOutcome,
+  CreditBalance,
   CreatePaymentOutcome,
   FluxPaySnapshot,
   FluxPayStore,
@@ -333,6 +334,19 @@ export class MemoryFluxPayStore implements FluxPayStore {
     this.#sagaByUsage.set(usageKey(stored.userId, stored.usageId), stored.sagaId);
     this.#record({ ...event, sagaId: stored.sagaId });
     return ok({ kind: 'started', saga: copySaga(stored) });
+  }
+
+  creditBalances(limit: number): Promise<{ total: number; users: CreditBalance[] }> {
+    const users = [...this.#balances.keys()].sort(byId).slice(0, limit);
+    return ok({
+      total: this.#balances.size,
+      users: users.map((userId) => ({ userId, balance: this.#balances.get(userId) ?? 0, charged: 0, used: 0, refunded: 0, ...this.#creditTotals.get(userId) })),
+    });
+  }
+
+  recentSagas(limit: number): Promise<{ total: number; sagas: Saga[] }> {
+    const newest = [...this.#sagas.values()].sort((a, b) => b.createdAt - a.createdAt || byId(b.sagaId, a.sagaId)).slice(0, limit);
+    return ok({ total: this.#sagas.size, sagas: newest.map(copySaga) });
   }
 
   getSaga(sagaId: string): Promise<Saga | undefined> {
@@ -784,4 +798,9 @@ function copyOutbox(event: OutboxEvent): OutboxEvent {
 
 function copyTransaction(tx: FluxPayTransaction): FluxPayTransaction {
   return { ...tx, entries: tx.entries.map((e) => ({ ...e })) };
+}
+
+/** Ids in code-unit order (as the console lists users, and as Redis sorts ULIDs). */
+function byId(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }

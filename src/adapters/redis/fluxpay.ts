@@ -20,6 +20,7 @@ import type {
   ConfirmInput,
   ConfirmOutcome,
   CreateOutcome,
+  CreditBalance,
   CreatePaymentOutcome,
   FluxPaySnapshot,
   FluxPayStore,
@@ -231,6 +232,19 @@ export class RedisFluxPayStore implements FluxPayStore {
     return { kind: 'refunded', usage: parse<CreditUsage>(usage), transaction: parse<CreditTransaction>(transaction), balance: balance as number };
   }
 
+  async creditBalances(limit: number): Promise<{ total: number; users: CreditBalance[] }> {
+    const [balances, totals] = (await this.#run('balances', NO_STAMP)) as [string[], string[]];
+    const rows = new Map<string, CreditBalance>();
+    for (const [userId, balance] of pairs(balances)) rows.set(userId, { userId, balance: Number(balance), charged: 0, used: 0, refunded: 0 });
+    for (const [field, value] of pairs(totals)) {
+      const [userId, total] = field.split('\t') as [string, 'charged' | 'used' | 'refunded'];
+      const row = rows.get(userId);
+      if (row !== undefined) row[total] = Number(value);
+    }
+    const users = [...rows.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).slice(0, limit);
+    return { total: rows.size, users: users.map((userId) => rows.get(userId) as CreditBalance) };
+  }
+
   async transactions(userId: string, page: PageQuery): Promise<Page<CreditTransaction>> {
     return pageOf<CreditTransaction>(await this.#run('transactions', NO_STAMP, userId, page.limit, page.cursor ?? '', SCAN_BUDGET));
   }
@@ -265,6 +279,11 @@ export class RedisFluxPayStore implements FluxPayStore {
       default:
         return seenOutcome(kind, record, other);
     }
+  }
+
+  async recentSagas(limit: number): Promise<{ total: number; sagas: Saga[] }> {
+    const [total, sagas] = (await this.#run('recent', NO_STAMP, limit)) as [number, string[]];
+    return { total, sagas: sagas.map((json) => parse<Saga>(json)) };
   }
 
   async getSaga(sagaId: string): Promise<Saga | undefined> {

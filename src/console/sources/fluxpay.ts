@@ -15,8 +15,10 @@ import { isWaitingRoomEvent, waitingRoomsPanel } from './waiting-rooms.ts';
  * FluxPay (issue 11) in the console: its orders (with their PG payments) in the payments view, and
  * the FluxPay page (credit balances, usage sagas with their steps, the outbox, the reconciliation,
  * the waiting rooms: ./waiting-rooms.ts).
- * Orders are read and cancelled through the same FluxPayService as the API; the page's figures
- * come from the store's snapshot (copies, taken in one step) and its outbox listing.
+ * Orders are read and cancelled through the same FluxPayService as the API; balances and sagas
+ * come from the store's bounded listings (creditBalances, recentSagas: never every record, which
+ * with Redis would hold the server for the whole read), the outbox from its listing, and only the
+ * reconciliation figure from the whole snapshot.
  *
  * Live: the service tells the bus of each order and payment created, and the outbox relay of each
  * event it publishes (`fluxpay.*`, src/core/events.ts), and the waiting-room service of each
@@ -182,15 +184,12 @@ function credits(deps: FluxPayConsoleDeps): Panel {
     id: 'fluxpay-credits',
     title: 'Credit balances',
     async render() {
-      const snapshot = await deps.store.snapshot();
-      const totals = new Map(snapshot.creditTotals.map((t) => [t.userId, t]));
-      const balances = [...snapshot.balances].sort((a, b) => (a.userId < b.userId ? -1 : a.userId > b.userId ? 1 : 0));
-      if (balances.length === 0) return html`<p>No credits charged yet.</p>`;
-      const shown = balances.slice(0, PANEL_ROWS);
-      return html`<div class="scroll" tabindex="0"><table><thead><tr><th scope="col">User</th><th scope="col">Balance</th><th scope="col">Charged</th><th scope="col">Used</th><th scope="col">Refunded</th></tr></thead><tbody>${shown.map((b) => {
-        const t = totals.get(b.userId);
-        return html`<tr data-user="${b.userId}"><td>${b.userId}</td><td class="num" data-balance="${String(b.balance)}">${b.balance}</td><td class="num">${t?.charged ?? 0}</td><td class="num">${t?.used ?? 0}</td><td class="num">${t?.refunded ?? 0}</td></tr>`;
-      })}</tbody></table></div>${more(balances.length, shown.length)}`;
+      const { total, users } = await deps.store.creditBalances(PANEL_ROWS);
+      if (users.length === 0) return html`<p>No credits charged yet.</p>`;
+      return html`<div class="scroll" tabindex="0"><table><thead><tr><th scope="col">User</th><th scope="col">Balance</th><th scope="col">Charged</th><th scope="col">Used</th><th scope="col">Refunded</th></tr></thead><tbody>${users.map(
+        (b) =>
+          html`<tr data-user="${b.userId}"><td>${b.userId}</td><td class="num" data-balance="${String(b.balance)}">${b.balance}</td><td class="num">${b.charged}</td><td class="num">${b.used}</td><td class="num">${b.refunded}</td></tr>`,
+      )}</tbody></table></div>${more(total, users.length)}`;
     },
   };
 }
@@ -205,15 +204,14 @@ function sagas(deps: FluxPayConsoleDeps): Panel {
     id: 'fluxpay-sagas',
     title: 'Usage sagas',
     async render() {
-      const all = (await deps.store.snapshot()).sagas.sort((a, b) => b.createdAt - a.createdAt || (a.sagaId < b.sagaId ? 1 : -1));
-      if (all.length === 0) return html`<p>No usage sagas yet.</p>`;
-      const shown = all.slice(0, SAGAS_SHOWN);
+      const { total, sagas: shown } = await deps.store.recentSagas(SAGAS_SHOWN);
+      if (shown.length === 0) return html`<p>No usage sagas yet.</p>`;
       return html`<div class="scroll" tabindex="0"><table><thead><tr><th scope="col">Saga</th><th scope="col">User · usage</th><th scope="col">Order</th><th scope="col">Credits</th><th scope="col">Status</th><th scope="col">Steps</th><th scope="col">Deadline</th></tr></thead><tbody>${shown.map(
         (s) =>
           html`<tr data-saga="${s.sagaId}"><td><code>${s.sagaId}</code></td><td>${s.userId} · ${s.usageId}</td><td>${s.orderId === null ? '—' : html`<a href="/console/payments/fluxpay/${encodeURIComponent(s.orderId)}">${s.orderId}</a>`}</td><td class="num">${s.credits ?? '—'}</td><td>${sagaBadge(s)}${s.failureReason === null ? '' : html` <small>${s.failureReason}</small>`}</td><td><ol class="steps">${
             s.steps.length === 0 ? html`<li>none yet (plan: ${s.plan.join(', ') || '—'})</li>` : s.steps.map((step) => html`<li data-step="${step.step}">${step.step} <small>${step.kind.toLowerCase()} · ${step.status}${step.reason === null ? '' : ` · ${step.reason}`}</small></li>`)
           }</ol></td><td>${s.status === 'RUNNING' ? iso(s.deadlineAt) : '—'}</td></tr>`,
-      )}</tbody></table></div>${more(all.length, shown.length)}`;
+      )}</tbody></table></div>${more(total, shown.length)}`;
     },
   };
 }

@@ -158,6 +158,15 @@ export interface FluxPaySnapshot {
   outbox: { pending: number; published: number };
 }
 
+/** A user's credit balance with its running totals (the console's credits panel). */
+export interface CreditBalance {
+  userId: string;
+  balance: number;
+  charged: number;
+  used: number;
+  refunded: number;
+}
+
 export interface FluxPayStore {
   // ── orders and payments ──
   createOrder(order: Order): Promise<CreateOutcome<Order>>;
@@ -191,8 +200,12 @@ export interface FluxPayStore {
   refundCredits(userId: string, usageId: string, stamp: Stamp): Promise<RefundOutcome>;
   /** A user's credit transactions, newest first. */
   transactions(userId: string, page: PageQuery): Promise<Page<CreditTransaction>>;
+  /** The balances of the first `limit` users by id (of every user with one), and how many users have one; reads balances only, never the records. */
+  creditBalances(limit: number): Promise<{ total: number; users: CreditBalance[] }>;
 
   // ── usage sagas ──
+  /** The newest `limit` sagas, newest first, and how many sagas are held. */
+  recentSagas(limit: number): Promise<{ total: number; sagas: Saga[] }>;
   /** Records the `service.usage.requested` event and creates its saga, in one step (de-duplicated by eventId). */
   startSaga(saga: Saga, event: InboundEvent): Promise<StartSagaOutcome>;
   getSaga(sagaId: string): Promise<Saga | undefined>;

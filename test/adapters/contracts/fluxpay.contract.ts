@@ -295,6 +295,38 @@ export function fluxPayStoreContract(name: string, make: FluxPayStoreFactory): v
       });
     });
 
+    describe('what the console lists', () => {
+      it('credit balances: the first users by id with their running totals, and how many users have one', async () => {
+        const store = await make(ROOMY);
+        expect(await store.creditBalances(10)).toEqual({ total: 0, users: [] });
+        await credited(store, 'user_b', 100);
+        await credited(store, 'user_a', 50);
+        await credited(store, 'user_c', 7);
+        expect((await store.useCredits({ userId: 'user_b', serviceId: 's', usageId: 'u-1', amount: 30, creditUsageId: ids('cu') }, stamp())).kind).toBe('deducted');
+        expect((await store.refundCredits('user_b', 'u-1', stamp())).kind).toBe('refunded');
+        expect((await store.useCredits({ userId: 'user_b', serviceId: 's', usageId: 'u-2', amount: 20, creditUsageId: ids('cu') }, stamp())).kind).toBe('deducted');
+        expect(await store.creditBalances(2)).toEqual({
+          total: 3,
+          users: [
+            { userId: 'user_a', balance: 50, charged: 50, used: 0, refunded: 0 },
+            { userId: 'user_b', balance: 80, charged: 100, used: 50, refunded: 30 },
+          ],
+        });
+      });
+
+      it('recent sagas: the newest first, at most the limit, and how many are held', async () => {
+        const store = await make(ROOMY);
+        expect(await store.recentSagas(5)).toEqual({ total: 0, sagas: [] });
+        const started: Saga[] = [];
+        for (let i = 0; i < 4; i++) {
+          const saga = aSaga();
+          expect((await store.startSaga(saga, inbound(saga))).kind).toBe('started');
+          started.push(saga);
+        }
+        expect(await store.recentSagas(3)).toEqual({ total: 4, sagas: started.slice(1).reverse() });
+      });
+    });
+
     describe('sagas', () => {
       it('start records the event and the saga in one step; a repeat is a duplicate, another body a conflict, the usage taken', async () => {
         const store = await make(ROOMY);

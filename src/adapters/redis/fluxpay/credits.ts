@@ -71,6 +71,8 @@ end
 `;
 
 export const CREDIT_SCRIPTS = {
+  /** Every balance and running total, in one step (the store sorts and cuts). */
+  balances: `return {redis.call('HGETALL', P .. 'bal'), redis.call('HGETALL', P .. 'ct')}`,
   charge: `
 -- arg: userId, orderId
 local userId, id = arg(1), arg(2)

@@ -141,6 +141,12 @@ recordEvent(arg(5), arg(6), arg(7), arg(8), id)
 return {'started'}
 `,
   getSaga: `return render(saga(arg(1))) or ''`,
+  recent: `
+-- arg: limit. Ids are saga_<ULID> under score 0: lexical order is creation order.
+local out = {}
+for _, id in ipairs(redis.call('ZREVRANGEBYLEX', P .. 'sa', '+', '-', 'LIMIT', 0, tonumber(arg(1)))) do out[#out + 1] = render(saga(id)) end
+return {redis.call('ZCARD', P .. 'sa'), out}
+`,
   ofUsage: `
 -- arg: userId, usageId
 local id = redis.call('HGET', P .. 'su', arg(1) .. '\\n' .. arg(2))
