@@ -29,12 +29,16 @@ const ENV = {
   JWT_SECRET,
 };
 
+/** When makePayments' webhooks have all finished (a failing one retries after 1 s and 2 s, with jitter). */
+const SETTLED_MS = 10_000;
+
 const fixtures = webhookFixtures(ENV);
 afterEach(() => fixtures.closeAll());
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 const iso = (ms: number) => new Date(ms).toISOString();
+const TRACE_ID = expect.stringMatching(/^[0-9a-f]{32}$/) as unknown as string;
 
 /** Every delivery finished: retries brought forward by moving the clock to their next attempt. */
 async function drainDeliveries(t: TestApp): Promise<void> {
@@ -106,22 +110,192 @@ async function makePayments(seed = '42'): Promise<Made> {
 
   await t.clock.advance(100);
   await drainDeliveries(t);
+  // Retries finish at times that depend on when real attempts came back: move on to a fixed instant.
+  await t.clock.advance(t0 + SETTLED_MS - t.clock.now());
   return { t, ok, failing, ids, t0 };
 }
 
+const deliveries = (count: number, delivered: number, failed: number, attempts: number, last: number | null) => ({ count, delivered, failed, pending: count - delivered - failed, attempts, last_status_code: last });
+
+function row(dialect: string, id: string, reference: string, amount: number, status: string, approved: boolean, failure: string | null, decidedBy: string | null, at: string, d: Json, currency = 'KRW'): Json {
+  return { dialect, id, reference, amount, currency, status, approved, failure_code: failure, decided_by: decidedBy, created_at: at, decided_at: at, deliveries: d };
+}
+
+/** What makePayments leads to: each dialect newest first; the mix (seed 42) declines `mixed`. */
+function expectedReport(m: Made): Json {
+  const at = iso(m.t0);
+  const { ids } = m;
+  return {
+    namespace: 'default',
+    since: null,
+    generated_at: iso(m.t.clock.now()),
+    payments: [
+      row('native', ids.mixed as string, 'rsv, "mixed"', 3000, 'FAILED', false, 'card_declined', 'mix', at, deliveries(0, 0, 0, 0, null), 'USD'),
+      // WEBHOOK_MAX_RETRIES=2: the first attempt and two retries, all answered 500.
+      row('native', ids.declined as string, 'rsv_fail', 12000, 'FAILED', false, 'card_declined', 'fail', at, deliveries(1, 0, 1, 3, 500)),
+      row('native', ids.approved as string, 'rsv_ok', 45000, 'APPROVED', true, null, 'approve', at, deliveries(1, 1, 0, 1, 200)),
+      row('payment-server-v2', 'pay_tx-report-1', 'tx-report-1', 30000, 'PAYMENT_COMPLETED', true, null, 'approve', at, deliveries(1, 1, 0, 1, 200)),
+      // Paid through the payment-service API; it has no webhookUrl.
+      row('bookings', ids.direct as string, 'perf_002', 30000, 'confirmed', true, null, null, at, deliveries(0, 0, 0, 0, null)),
+      row('bookings', ids.booking as string, 'perf_001', 60000, 'confirmed', true, null, null, at, deliveries(1, 1, 0, 1, 200)),
+      // Its payment failed (payment.failed delivered); the order stays PENDING.
+      row('fluxpay', ids.declinedOrder as string, 'Declined plan', 5000, 'PENDING', false, 'card_declined', 'fail', at, deliveries(1, 1, 0, 1, 200)),
+      row('fluxpay', ids.paidOrder as string, 'Premium plan', 9900, 'PAID', true, null, 'card', at, deliveries(1, 1, 0, 1, 200)),
+    ],
+    totals: {
+      payments: 8,
+      by_dialect: {
+        native: { payments: 3, by_status: { APPROVED: 1, FAILED: 2 } },
+        'payment-server-v2': { payments: 1, by_status: { PAYMENT_COMPLETED: 1 } },
+        bookings: { payments: 2, by_status: { confirmed: 2 } },
+        fluxpay: { payments: 2, by_status: { PAID: 1, PENDING: 1 } },
+      },
+      approved_amounts: { KRW: 45000 + 30000 + 30000 + 60000 + 9900 },
+      deliveries: { count: 6, delivered: 5, failed: 1, pending: 0, attempts: 8 },
+    },
+  };
+}
+
+const CSV_COLUMNS = ['dialect', 'id', 'reference', 'amount', 'currency', 'status', 'approved', 'failure_code', 'decided_by', 'created_at', 'decided_at', 'deliveries', 'delivered', 'failed', 'pending', 'attempts', 'last_status_code'];
+
+/** A JSON row as the CSV writes it: every field a string, null empty, the deliveries flattened. */
+function csvRecordOf(p: Json): string[] {
+  const d = p.deliveries as Json;
+  return [p.dialect, p.id, p.reference, p.amount, p.currency, p.status, p.approved, p.failure_code, p.decided_by, p.created_at, p.decided_at, d.count, d.delivered, d.failed, d.pending, d.attempts, d.last_status_code].map((v) => (v === null ? '' : String(v)));
+}
+
+/** Ids are ULIDs with random bits: each distinct id becomes its prefix and the order it first appears in. */
+function withOrdinalIds(text: string): string {
+  const seen = new Map<string, string>();
+  return text.replace(/\b(pay|bk|ord)_[0-9A-HJKMNP-TV-Z]{26}\b/g, (id, prefix: string) => {
+    let name = seen.get(id);
+    if (name === undefined) seen.set(id, (name = `${prefix}_#${seen.size + 1}`));
+    return name;
+  });
+}
+
 describe('GET /v1/sim/report', () => {
-  it('lists every payment of every dialect with its deliveries, and the totals (whole body); the CSV has the same rows', async () => {
-    const { t, ids, t0 } = await makePayments();
-    const res = await report(t);
+  it('lists every payment of every dialect with its final state, its deliveries and the totals (whole body)', async () => {
+    const made = await makePayments();
+    const res = await report(made.t);
     expect(res.statusCode, res.body).toBe(200);
     expect(res.headers['content-type']).toBe('application/json; charset=utf-8');
     expect(res.headers.vary).toBe('Accept');
-    const body = res.json() as Json;
-    const mixed = body.payments.find((p: Json) => p.id === ids.mixed) as Json;
-    expect(['APPROVED', 'FAILED']).toContain(mixed.status);
-    console.log(JSON.stringify(body, null, 1));
-    expect(body.generated_at).toBe(iso(t.clock.now()));
-    expect(t0).toBeGreaterThan(0);
+    expect(res.json()).toEqual(expectedReport(made));
+    // namespace=default is the same report.
+    expect((await report(made.t, '?namespace=default')).body).toBe(res.body);
+    // The failing receiver did get every attempt.
+    expect(made.failing.requests).toHaveLength(3);
+  });
+
+  it('Accept: text/csv answers RFC 4180 CSV: a header row and one row per payment, equal to the JSON rows (parsed back strictly)', async () => {
+    const made = await makePayments();
+    const json = (await report(made.t)).json() as Json;
+    const res = await report(made.t, '', 'text/csv');
+    expect(res.statusCode, res.body).toBe(200);
+    expect(res.headers['content-type']).toBe('text/csv; charset=utf-8; header=present');
+    expect(res.body.endsWith('\r\n')).toBe(true);
+    // The reference with a comma and quotes is quoted, its quotes doubled.
+    expect(res.body).toContain(`,"rsv, ""mixed""",3000,USD,FAILED,false,card_declined,mix,`);
+    const records = parse(res.body, { relax_quotes: false, relax_column_count: false, record_delimiter: '\r\n' }) as string[][];
+    expect(records[0]).toEqual(CSV_COLUMNS);
+    expect(records.slice(1)).toEqual((json.payments as Json[]).map(csvRecordOf));
+    // text/csv preferred by q-value; text/* too.
+    expect((await report(made.t, '', 'application/json;q=0.5, text/csv')).body).toBe(res.body);
+    expect((await report(made.t, '', 'text/*')).body).toBe(res.body);
+  });
+
+  it('since keeps the payments created at or after it, in every dialect', async () => {
+    const made = await makePayments();
+    const { t } = made;
+    await t.clock.advance(60_000);
+    const cut = t.clock.now();
+    const late = await t.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'rsv_late', amount: 700, currency: 'KRW', scenario: 'approve' } });
+    const lateId = late.json().payment_intent_id as string;
+    const order = await createOrder(t, { orderName: 'Late order', amount: 1200 });
+    await t.clock.advance(0);
+    const at = iso(cut);
+    for (const since of [at, at.replace('.000Z', 'Z')]) {
+      const res = await report(t, `?since=${encodeURIComponent(since)}`);
+      expect(res.statusCode, res.body).toBe(200);
+      expect(res.json()).toEqual({
+        namespace: 'default',
+        since: at,
+        generated_at: at,
+        payments: [
+          row('native', lateId, 'rsv_late', 700, 'APPROVED', true, null, 'approve', at, deliveries(0, 0, 0, 0, null)),
+          { ...row('fluxpay', order.orderId as string, 'Late order', 1200, 'PENDING', false, null, null, at, deliveries(0, 0, 0, 0, null)), decided_at: null },
+        ],
+        totals: {
+          payments: 2,
+          by_dialect: { native: { payments: 1, by_status: { APPROVED: 1 } }, fluxpay: { payments: 1, by_status: { PENDING: 1 } } },
+          approved_amounts: { KRW: 700 },
+          deliveries: { count: 0, delivered: 0, failed: 0, pending: 0, attempts: 0 },
+        },
+      });
+    }
+    // One millisecond later: nothing.
+    const empty = await report(t, `?since=${encodeURIComponent(iso(cut + 1))}`);
+    expect(empty.json()).toEqual({ namespace: 'default', since: iso(cut + 1), generated_at: at, payments: [], totals: { payments: 0, by_dialect: {}, approved_amounts: {}, deliveries: { count: 0, delivered: 0, failed: 0, pending: 0, attempts: 0 } } });
+  });
+
+  it('a bad since, a bad namespace or another namespace is 400 VALIDATION_FAILED; an Accept of neither JSON nor CSV is 406 (whole bodies)', async () => {
+    const t = await fixtures.app();
+    const problem = (field: string, rule: string, message: string, where?: string) => ({
+      error: { code: 'VALIDATION_FAILED', message: `${where === undefined ? '' : `${where} `}${field}: ${message}`, details: [{ field, rule, message, ...(where === undefined ? {} : { in: where }) }], trace_id: TRACE_ID },
+    });
+    const sinceRule = 'must be an ISO 8601 UTC date and time, e.g. 2026-11-30T09:00:00Z';
+    for (const since of ['2026-11-30', '2026-11-30T09:00:00+09:00', 'yesterday']) {
+      const res = await report(t, `?since=${encodeURIComponent(since)}`);
+      expect([res.statusCode, res.json()]).toEqual([400, problem('/since', 'pattern', sinceRule, 'querystring')]);
+    }
+    const month13 = await report(t, '?since=2026-13-01T00:00:00Z');
+    expect([month13.statusCode, month13.json()]).toEqual([400, problem('/since', 'format', 'must be a valid ISO 8601 UTC date and time')]);
+    const badName = await report(t, '?namespace=a%20b');
+    expect([badName.statusCode, badName.json()]).toEqual([400, problem('/namespace', 'pattern', 'must be 1–64 letters, digits, dots, underscores or hyphens', 'querystring')]);
+    const other = await report(t, '?namespace=ci-job-7');
+    expect([other.statusCode, other.json()]).toEqual([400, problem('/namespace', 'namespace', 'must be "default": namespaces (X-Sim-Namespace) are not supported yet')]);
+    const unknown = await report(t, '?limit=5');
+    expect(unknown.statusCode).toBe(400);
+    const xml = await report(t, '', 'application/xml');
+    expect([xml.statusCode, xml.headers['content-type'], xml.json()]).toEqual([406, 'application/json; charset=utf-8', { error: { code: 'NOT_ACCEPTABLE', message: 'The report is available as application/json or text/csv; the Accept header allows neither.', trace_id: TRACE_ID } }]);
+  });
+
+  it('reads past one batch: 1,201 intents are all in the report, newest first', async () => {
+    const t = await fixtures.app();
+    const ids: string[] = [];
+    for (let i = 0; i < 1201; i++) {
+      const res = await t.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: `rsv_${i}`, amount: 100 + i, scenario: 'approve' } });
+      ids.push(res.json().payment_intent_id as string);
+    }
+    await t.clock.advance(0);
+    const body = (await report(t)).json() as Json;
+    expect((body.payments as Json[]).map((p) => p.id)).toEqual(ids.reverse());
+    expect(body.totals.approved_amounts).toEqual({ KRW: 1201 * 100 + (1200 * 1201) / 2 });
+    const csv = parse((await report(t, '', 'text/csv')).body) as string[][];
+    expect(csv).toHaveLength(1202);
+  });
+
+  it('two runs with RANDOM_SEED=42 and the same requests give the same report, ids aside (JSON and CSV)', async () => {
+    const runs: string[][] = [];
+    for (let run = 0; run < 2; run++) {
+      const { t, ok, failing } = await makePayments('42');
+      // Mixed and random outcomes come from the seeded stream.
+      for (let i = 0; i < 20; i++) {
+        await t.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: `rsv_seed_${i}`, amount: 1000 + i, scenario: i % 2 === 0 ? 'random' : 'mix', mix: i % 2 === 0 ? undefined : 'approve:1,fail:1' } });
+      }
+      await t.clock.advance(0);
+      runs.push([withOrdinalIds((await report(t)).body), withOrdinalIds((await report(t, '', 'text/csv')).body)]);
+      await ok.close();
+      await failing.close();
+      await t.app.close();
+    }
+    const [first, second] = runs as [string[], string[]];
+    expect(second[0]).toBe(first[0]);
+    expect(second[1]).toBe(first[1]);
+    // Both outcomes occurred, so the comparison would see a different pick.
+    const statuses = (JSON.parse(first[0] as string) as Json).payments.filter((p: Json) => String(p.reference).startsWith('rsv_seed_')).map((p: Json) => p.status);
+    expect(new Set(statuses)).toEqual(new Set(['APPROVED', 'FAILED']));
   });
 });
 
@@ -136,5 +310,4 @@ describe('reportFormat', () => {
     expect(reportFormat('text/csv;q=0, application/xml')).toBeUndefined();
     expect(reportFormat('application/xml')).toBeUndefined();
   });
-  void parse;
 });
