@@ -144,16 +144,27 @@ function expectedReport(m: Made): Json {
     ],
     totals: {
       payments: 8,
-      by_dialect: {
-        native: { payments: 3, by_status: { APPROVED: 1, FAILED: 2 } },
-        'payment-server-v2': { payments: 1, by_status: { PAYMENT_COMPLETED: 1 } },
-        bookings: { payments: 2, by_status: { confirmed: 2 } },
-        fluxpay: { payments: 2, by_status: { PAID: 1, PENDING: 1 } },
-      },
+      by_dialect: byDialect({ native: { APPROVED: 1, FAILED: 2 }, 'payment-server-v2': { PAYMENT_COMPLETED: 1 }, bookings: { confirmed: 2 }, fluxpay: { PAID: 1, PENDING: 1 } }),
       approved_amounts: { KRW: 45000 + 30000 + 30000 + 60000 + 9900 },
       deliveries: { count: 6, delivered: 5, failed: 1, pending: 0, attempts: 8 },
     },
   };
+}
+
+/** Every dialect with every status it has, 0 unless `counts` says otherwise. */
+function byDialect(counts: Partial<Record<string, Record<string, number>>>): Json {
+  const statuses: Record<string, string[]> = {
+    native: ['PENDING', 'APPROVED', 'FAILED', 'CANCELLED', 'PARTIALLY_REFUNDED', 'REFUNDED'],
+    'payment-server-v2': ['PENDING', 'PAYMENT_COMPLETED', 'PAYMENT_FAILED'],
+    bookings: ['pending', 'confirmed', 'failed', 'expired', 'cancelled'],
+    fluxpay: ['PENDING', 'PAID', 'COMPLETED', 'CANCELLED'],
+  };
+  return Object.fromEntries(
+    Object.entries(statuses).map(([dialect, names]) => {
+      const by_status = Object.fromEntries(names.map((name) => [name, counts[dialect]?.[name] ?? 0]));
+      return [dialect, { payments: Object.values(by_status).reduce((a, b) => a + b, 0), by_status }];
+    }),
+  );
 }
 
 const CSV_COLUMNS = ['dialect', 'id', 'reference', 'amount', 'currency', 'status', 'approved', 'failure_code', 'decided_by', 'created_at', 'decided_at', 'deliveries', 'delivered', 'failed', 'pending', 'attempts', 'last_status_code'];
@@ -228,7 +239,7 @@ describe('GET /v1/sim/report', () => {
         ],
         totals: {
           payments: 2,
-          by_dialect: { native: { payments: 1, by_status: { APPROVED: 1 } }, fluxpay: { payments: 1, by_status: { PENDING: 1 } } },
+          by_dialect: byDialect({ native: { APPROVED: 1 }, fluxpay: { PENDING: 1 } }),
           approved_amounts: { KRW: 700 },
           deliveries: { count: 0, delivered: 0, failed: 0, pending: 0, attempts: 0 },
         },
@@ -236,7 +247,7 @@ describe('GET /v1/sim/report', () => {
     }
     // One millisecond later: nothing.
     const empty = await report(t, `?since=${encodeURIComponent(iso(cut + 1))}`);
-    expect(empty.json()).toEqual({ namespace: 'default', since: iso(cut + 1), generated_at: at, payments: [], totals: { payments: 0, by_dialect: {}, approved_amounts: {}, deliveries: { count: 0, delivered: 0, failed: 0, pending: 0, attempts: 0 } } });
+    expect(empty.json()).toEqual({ namespace: 'default', since: iso(cut + 1), generated_at: at, payments: [], totals: { payments: 0, by_dialect: byDialect({}), approved_amounts: {}, deliveries: { count: 0, delivered: 0, failed: 0, pending: 0, attempts: 0 } } });
   });
 
   it('a bad since, a bad namespace or another namespace is 400 VALIDATION_FAILED; an Accept of neither JSON nor CSV is 406 (whole bodies)', async () => {

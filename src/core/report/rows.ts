@@ -1,8 +1,8 @@
-import type { Booking } from '../bookings/booking.ts';
+import { BOOKING_STATUSES, type Booking } from '../bookings/booking.ts';
 import type { Delivery } from '../deliveries.ts';
-import type { Order, Payment } from '../fluxpay/model.ts';
-import type { Intent } from '../intents/intent.ts';
-import type { V2Payment } from '../v2/payment.ts';
+import { ORDER_STATUSES, type Order, type Payment } from '../fluxpay/model.ts';
+import { INTENT_STATUSES, type Intent } from '../intents/intent.ts';
+import { V2_STATUSES, type V2Payment } from '../v2/payment.ts';
 
 /**
  * The rows of the run report (`GET /v1/sim/report`, issue 15 "Load-test controls"): one per
@@ -14,6 +14,14 @@ import type { V2Payment } from '../v2/payment.ts';
 /** The dialects that keep payments. The payment-service API (`/api/v1/payments/process`) pays bookings: its payments are `bookings` rows. */
 export const REPORT_DIALECTS = ['native', 'payment-server-v2', 'bookings', 'fluxpay'] as const;
 export type ReportDialect = (typeof REPORT_DIALECTS)[number];
+
+/** The final states a row of each dialect can be in (`status`): an intent's, a v2 payment's, a booking's, a FluxPay order's. */
+export const REPORT_STATUSES: Readonly<Record<ReportDialect, readonly string[]>> = {
+  native: INTENT_STATUSES,
+  'payment-server-v2': V2_STATUSES,
+  bookings: BOOKING_STATUSES,
+  fluxpay: ORDER_STATUSES,
+};
 
 /** What the delivery log holds for one payment (test sends left out). */
 export interface DeliverySummary {

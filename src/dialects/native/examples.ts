@@ -419,10 +419,10 @@ export const reportResponses: Examples = {
       totals: {
         payments: 5,
         by_dialect: {
-          native: { payments: 2, by_status: { APPROVED: 1, FAILED: 1 } },
-          'payment-server-v2': { payments: 1, by_status: { PAYMENT_COMPLETED: 1 } },
-          bookings: { payments: 1, by_status: { confirmed: 1 } },
-          fluxpay: { payments: 1, by_status: { PAID: 1 } },
+          native: { payments: 2, by_status: { PENDING: 0, APPROVED: 1, FAILED: 1, CANCELLED: 0, PARTIALLY_REFUNDED: 0, REFUNDED: 0 } },
+          'payment-server-v2': { payments: 1, by_status: { PENDING: 0, PAYMENT_COMPLETED: 1, PAYMENT_FAILED: 0 } },
+          bookings: { payments: 1, by_status: { pending: 0, confirmed: 1, failed: 0, expired: 0, cancelled: 0 } },
+          fluxpay: { payments: 1, by_status: { PENDING: 0, PAID: 1, COMPLETED: 0, CANCELLED: 0 } },
         },
         approved_amounts: { KRW: 184900 },
         deliveries: { count: 4, delivered: 3, failed: 1, pending: 0, attempts: 9 },

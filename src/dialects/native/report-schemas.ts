@@ -28,7 +28,7 @@ export const ReportQuery = Type.Object(
         pattern: SINCE_PATTERN,
         'x-pattern-description': 'an ISO 8601 UTC date and time, e.g. 2026-11-30T09:00:00Z',
         description: 'Only payments created at or after this instant (ISO 8601 UTC, ending in `Z`).',
-        examples: ['2026-11-30T09:00:00.000Z'],
+        examples: ['2026-01-01T00:00:00.000Z'],
       }),
     ),
   },
@@ -70,7 +70,7 @@ export const ReportRowView = Type.Object(
 export const ReportTotalsView = Type.Object(
   {
     payments: Count,
-    by_dialect: Type.Record(Type.String(), Type.Object({ payments: Count, by_status: Type.Record(Type.String(), Count) }), { description: 'Per dialect with payments: how many, by final state' }),
+    by_dialect: Type.Record(Type.String(), Type.Object({ payments: Count, by_status: Type.Record(Type.String(), Count) }), { description: 'Every dialect: how many payments, and how many in each of its final states (every state present, 0 when none)' }),
     approved_amounts: Type.Record(Type.String(), Type.Integer(), { description: 'Per currency: the sum of approved payments’ amounts, in minor units (refunds not subtracted)' }),
     deliveries: Type.Object({ count: Count, delivered: Count, failed: Count, pending: Count, attempts: Count }),
   },
