@@ -3,7 +3,7 @@ import { parse } from 'csv-parse/sync';
 import { afterEach, describe, expect, it } from 'vitest';
 import { reportFormat } from '../../src/dialects/native/report.ts';
 import type { TestApp } from '../helpers/app.ts';
-import { confirm, createOrder, createPayment, resultOf } from '../helpers/fluxpay.ts';
+import { confirm, createOrder, createPayment } from '../helpers/fluxpay.ts';
 import type { Receiver } from '../helpers/receiver.ts';
 import { createV2, v2Body } from '../helpers/v2.ts';
 import { listDeliveries, webhookFixtures } from '../helpers/webhooks.ts';
