@@ -1,3 +1,4 @@
+import { get } from 'node:http';
 import { SignJWT } from 'jose';
 import { parse } from 'csv-parse/sync';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -51,6 +52,22 @@ async function drainDeliveries(t: TestApp): Promise<void> {
     else await new Promise((resolve) => setTimeout(resolve, 10));
   }
   throw new Error('deliveries did not finish');
+}
+
+/** A GET over a real connection that keeps what arrived before the connection ended, and how it ended. */
+function partialGet(url: string, accept: string): Promise<{ status: number | undefined; body: string; error: Error | undefined }> {
+  return new Promise((resolve) => {
+    let body = '';
+    let status: number | undefined;
+    const req = get(url, { headers: { accept } }, (res) => {
+      status = res.statusCode;
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status, body, error: undefined }));
+      res.on('error', (error) => resolve({ status, body, error }));
+    });
+    req.on('error', (error) => resolve({ status, body, error }));
+  });
 }
 
 async function report(t: TestApp, query = '', accept?: string) {
@@ -270,6 +287,39 @@ describe('GET /v1/sim/report', () => {
     expect(unknown.statusCode).toBe(400);
     const xml = await report(t, '', 'application/xml');
     expect([xml.statusCode, xml.headers['content-type'], xml.json()]).toEqual([406, 'application/json; charset=utf-8', { error: { code: 'NOT_ACCEPTABLE', message: 'The report is available as application/json or text/csv; the Accept header allows neither.', trace_id: TRACE_ID } }]);
+  });
+
+  it('a store failing midway cuts the body short: the client never gets a complete-looking 200', async () => {
+    const t = await fixtures.app();
+    const created = await t.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'rsv_cut', amount: 1000, scenario: 'approve' } });
+    expect(created.statusCode).toBe(200);
+    await createOrder(t, { orderName: 'Cut order' });
+    const store = t.app.stores.fluxpay;
+    const listOrders = store.listOrders.bind(store);
+    store.listOrders = () => Promise.reject(new Error('the store went away'));
+    try {
+      // Over a real connection: the status and the native row arrived, then the connection was cut.
+      const address = await t.app.listen({ host: '127.0.0.1', port: 0 });
+      for (const [accept, rows] of [['application/json', 0], ['text/csv', 2]] as const) {
+        const got = await partialGet(`${address}/v1/sim/report`, accept);
+        expect(got.status).toBe(200);
+        expect(got.error).toBeDefined();
+        expect(got.body).toContain('rsv_cut');
+        if (accept === 'application/json') {
+          expect(got.body.startsWith('{"namespace":"default","since":null,')).toBe(true);
+          expect(got.body).not.toContain('"totals"');
+          expect(() => JSON.parse(got.body) as unknown).toThrow(SyntaxError);
+        } else {
+          // The header and the intent, not the order.
+          expect(got.body.split('\r\n').filter((line) => line !== '')).toHaveLength(rows);
+        }
+      }
+      await expect(report(t)).rejects.toThrow('response destroyed before completion');
+    } finally {
+      store.listOrders = listOrders;
+    }
+    // The app is fine afterwards.
+    expect(((await report(t)).json() as Json).totals.payments).toBe(2);
   });
 
   it('reads past one batch: 1,201 intents are all in the report, newest first', async () => {

@@ -18,7 +18,11 @@ import { bookingRow, fluxpayRow, intentRow, NO_DELIVERIES, summariseDeliveries, 
  * @see issue 15 "Load-test controls"
  */
 
-/** The subject kinds the dialects give their deliveries (each dialect's webhook-payload.ts). */
+/**
+ * The subject kinds the dialects give their deliveries (each dialect's webhook-payload.ts; core
+ * cannot import dialects). test/integration/report.test.ts counts each dialect's deliveries, so a
+ * kind that drifts fails it.
+ */
 export const SUBJECT_KINDS = { native: 'intent', v2: 'v2_payment', bookings: 'booking', fluxpay: 'fluxpay_event' } as const;
 
 /** Payments read per port call, and rows per batch handed to the caller. */
