@@ -277,8 +277,10 @@ describe('GET /v1/sim/report', () => {
       const res = await report(t, `?since=${encodeURIComponent(since)}`);
       expect([res.statusCode, res.json()]).toEqual([400, problem('/since', 'pattern', sinceRule, 'querystring')]);
     }
-    const month13 = await report(t, '?since=2026-13-01T00:00:00Z');
-    expect([month13.statusCode, month13.json()]).toEqual([400, problem('/since', 'format', 'must be a valid ISO 8601 UTC date and time')]);
+    for (const since of ['2026-13-01T00:00:00Z', '2026-02-30T00:00:00Z', '2026-11-30T24:00:00Z', '2026-11-30T23:59:60Z']) {
+      const res = await report(t, `?since=${encodeURIComponent(since)}`);
+      expect([res.statusCode, res.json()]).toEqual([400, problem('/since', 'format', 'must be a valid ISO 8601 UTC date and time')]);
+    }
     const badName = await report(t, '?namespace=a%20b');
     expect([badName.statusCode, badName.json()]).toEqual([400, problem('/namespace', 'pattern', 'must be 1–64 letters, digits, dots, underscores or hyphens', 'querystring')]);
     const other = await report(t, '?namespace=ci-job-7');

@@ -54,6 +54,16 @@ export function reportFormat(accept: string | undefined): ReportFormat | undefin
   return undefined;
 }
 
+/**
+ * The instant of a `since` that matched SINCE_PATTERN, or NaN when it names no real date and time:
+ * Date.parse rolls February 30 over to March and reads 24:00 as the next day, so the date, hour and
+ * minute must come back unchanged.
+ */
+export function instantOf(text: string): number {
+  const ms = Date.parse(text);
+  return Number.isNaN(ms) || new Date(ms).toISOString().slice(0, 16) !== text.slice(0, 16) ? Number.NaN : ms;
+}
+
 const CONTENT_TYPES: Record<ReportFormat, string> = { json: 'application/json; charset=utf-8', csv: 'text/csv; charset=utf-8; header=present' };
 
 /** The report's chunks: a batch of rows each, with a turn of the event loop between them. */
@@ -105,8 +115,8 @@ const reportRoutes: FastifyPluginAsync = async (fastify) => {
       if (namespace !== DEFAULT_NAMESPACE) {
         throw validationFailed([{ field: '/namespace', rule: 'namespace', message: `must be "${DEFAULT_NAMESPACE}": namespaces (X-Sim-Namespace) are not supported yet` }]);
       }
-      const since = request.query.since === undefined ? undefined : Date.parse(request.query.since);
-      if (since !== undefined && Number.isNaN(since)) throw validationFailed([{ field: '/since', rule: 'format', message: 'must be a valid ISO 8601 UTC date and time' }]);
+      const since = request.query.since === undefined ? undefined : instantOf(request.query.since);
+      if (Number.isNaN(since)) throw validationFailed([{ field: '/since', rule: 'format', message: 'must be a valid ISO 8601 UTC date and time' }]);
       const { stores, config, clock } = app.core;
       const sources: ReportSources = {
         intents: stores.intents,
