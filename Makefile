@@ -10,7 +10,7 @@ TOKEN_USER = $(if $(filter command line,$(origin USER)),$(USER),user_test_001)
 TTL ?= 1h
 
 .PHONY: build run test test-unit test-integration test-coverage lint openapi postman fuzz \
-	bench bench-webhooks bench-bookings bench-v2 screenshots bench-fluxpay bench-waiting-room docker-build docker-run docker-verify install token help
+	bench bench-webhooks bench-bookings bench-v2 screenshots bench-fluxpay bench-waiting-room bench-report docker-build docker-run docker-verify install token help
 
 help: ## List targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -63,6 +63,9 @@ bench-webhooks: ## Benchmark webhook delivery
 
 bench-bookings: ## Benchmark bookings
 	$(WITH_NODE) node scripts/bench-bookings.ts
+
+bench-report: ## Benchmark the run report (GET /v1/sim/report) over 100,000 intents: time, heap peak, event-loop delay
+	$(WITH_NODE) node --expose-gc scripts/bench-report.ts
 
 bench-v2: ## Benchmark the Payment Server v3 API (/api/v2): payments/s with their callbacks
 	$(WITH_NODE) node scripts/bench-v2.ts

@@ -204,6 +204,10 @@ export const nativeErrorDocs: ErrorDocs = {
       description: '`IDEMPOTENCY_KEY_MISMATCH`: this `Idempotency-Key` was used with another body.',
       examples: { mismatch: { summary: 'Key reused with another body', value: problem('IDEMPOTENCY_KEY_MISMATCH', 'This Idempotency-Key was used with a different request body.') } },
     },
+    406: {
+      description: '`NOT_ACCEPTABLE`: the `Accept` header allows none of the formats the route answers in.',
+      examples: { not_acceptable: { summary: 'Neither JSON nor CSV', value: problem('NOT_ACCEPTABLE', 'The report is available as application/json or text/csv; the Accept header allows neither.') } },
+    },
     500: { description: 'A fault of the simulator; the request may be retried.', examples: { internal: { summary: 'Internal', value: problem('INTERNAL', 'Something went wrong on our side; the request may be retried.') } } },
     503: {
       description:
@@ -396,4 +400,45 @@ export const badRuleId = {
 export const ruleNotFound = {
   description: 'No such rule (it was deleted, or never existed).',
   examples: { not_found: { summary: 'Unknown rule', value: problem('NOT_FOUND', `Fault rule ${EXAMPLE_IDS.rule} does not exist.`) } },
+};
+
+// --- the run report ---
+
+const reportDeliveries = (count: number, delivered: number, failed: number, attempts: number, last: number | null) => ({ count, delivered, failed, pending: count - delivered - failed, attempts, last_status_code: last });
+
+export const reportResponses: Examples = {
+  report: {
+    summary: 'Two intents (one webhook failed after its retries), a v2 payment, a booking and a FluxPay order',
+    value: {
+      namespace: 'default',
+      since: null,
+      generated_at: '2026-11-30T09:10:00.000Z',
+      payments: [
+        { dialect: 'native', id: EXAMPLE_IDS.approvedIntent, reference: 'rsv_1002', amount: 45000, currency: 'KRW', status: 'APPROVED', approved: true, failure_code: null, decided_by: 'approve', created_at: AT, decided_at: DECIDED_AT, deliveries: reportDeliveries(1, 0, 1, 6, 500) },
+        { dialect: 'native', id: EXAMPLE_IDS.pendingIntent, reference: 'rsv_1001', amount: 12000, currency: 'KRW', status: 'FAILED', approved: false, failure_code: 'card_declined', decided_by: 'card', created_at: AT, decided_at: DECIDED_AT, deliveries: reportDeliveries(1, 1, 0, 1, 200) },
+        { dialect: 'payment-server-v2', id: 'pay_tx-20261130-0001', reference: 'tx-20261130-0001', amount: 30000, currency: 'KRW', status: 'PAYMENT_COMPLETED', approved: true, failure_code: null, decided_by: 'approve', created_at: AT, decided_at: '2026-11-30T09:00:03.000Z', deliveries: reportDeliveries(1, 1, 0, 1, 200) },
+        { dialect: 'bookings', id: 'bk_01KBA7Q4A6J3M8P1T5W9Y2C4HD', reference: 'perf_001', amount: 100000, currency: 'KRW', status: 'confirmed', approved: true, failure_code: null, decided_by: null, created_at: AT, decided_at: '2026-11-30T09:00:01.200Z', deliveries: reportDeliveries(0, 0, 0, 0, null) },
+        { dialect: 'fluxpay', id: 'ord_01KBA7Q5B1C2D3E4F5G6H7J8K9', reference: 'Premium plan', amount: 9900, currency: 'KRW', status: 'PAID', approved: true, failure_code: null, decided_by: 'card', created_at: AT, decided_at: DECIDED_AT, deliveries: reportDeliveries(1, 1, 0, 1, 200) },
+      ],
+      totals: {
+        payments: 5,
+        by_dialect: {
+          native: { payments: 2, by_status: { PENDING: 0, APPROVED: 1, FAILED: 1, CANCELLED: 0, PARTIALLY_REFUNDED: 0, REFUNDED: 0 } },
+          'payment-server-v2': { payments: 1, by_status: { PENDING: 0, PAYMENT_COMPLETED: 1, PAYMENT_FAILED: 0 } },
+          bookings: { payments: 1, by_status: { pending: 0, confirmed: 1, failed: 0, expired: 0, cancelled: 0 } },
+          fluxpay: { payments: 1, by_status: { PENDING: 0, PAID: 1, COMPLETED: 0, CANCELLED: 0 } },
+        },
+        approved_amounts: { KRW: 184900 },
+        deliveries: { count: 4, delivered: 3, failed: 1, pending: 0, attempts: 9 },
+      },
+    },
+  },
+};
+
+export const badReportQuery = {
+  description: '`since` is not an ISO 8601 UTC instant, or `namespace` breaks its pattern or names a namespace other than `default` (namespaces come with `X-Sim-Namespace`).',
+  examples: {
+    bad_since: { summary: 'since without a time zone', value: problem('VALIDATION_FAILED', 'querystring /since: must be an ISO 8601 UTC date and time, e.g. 2026-11-30T09:00:00Z', { details: [detail('/since', 'pattern', 'must be an ISO 8601 UTC date and time, e.g. 2026-11-30T09:00:00Z', 'querystring')] }) },
+    other_namespace: { summary: 'A namespace other than default', value: problem('VALIDATION_FAILED', '/namespace: must be "default": namespaces (X-Sim-Namespace) are not supported yet', { details: [{ field: '/namespace', rule: 'namespace', message: 'must be "default": namespaces (X-Sim-Namespace) are not supported yet' }] }) },
+  },
 };

@@ -5,6 +5,7 @@ import { idempotencyHooks } from '../../http/idempotency.ts';
 import { nativeErrors } from './errors.ts';
 import { PAYMENT_WEBHOOKS } from './examples.ts';
 import intentRoutes from './intents.ts';
+import reportRoutes from './report.ts';
 import ruleRoutes from './rules.ts';
 import webhookAdminRoutes from './webhook-admin.ts';
 import { PaymentWebhook } from './schemas.ts';
@@ -12,7 +13,7 @@ import { DELIVERED_PAYMENT_EVENTS, nativeWebhookOf } from './webhook-payload.ts'
 
 /**
  * The native API (source document 000), under `/v1/sim`: payment intents, the webhook
- * administration routes and the fault rules (issue 15), snake_case, every error in its envelope. Intent events of intents with
+ * administration routes, the fault rules and the run report (issue 15), snake_case, every error in its envelope. Intent events of intents with
  * a `webhook_url` are delivered in its payload, signed with WEBHOOK_SIGNATURE_SCHEMES.
  * @see issue 2, issue 3
  */
@@ -34,6 +35,7 @@ const native: FastifyPluginAsync = async (app) => {
       await scope.register(intentRoutes, { idempotent });
       await scope.register(webhookAdminRoutes, { idempotent });
       await scope.register(ruleRoutes);
+      await scope.register(reportRoutes);
     },
     { prefix: '/v1/sim' },
   );
