@@ -177,6 +177,9 @@ async function main(): Promise<number> {
     ['bare fastify', 'scripts/bench-bare-server.ts', { ...process.env }],
     ['service', 'src/server.ts', serviceEnv('info')],
     ['service (LOG_LEVEL=warn)', 'src/server.ts', serviceEnv('warn')],
+    // The console records every decision and webhook attempt for its charts even when no page is
+    // open (issue 13: it must cost nothing measurable): the same service without it.
+    ['service (CONSOLE_ENABLED=false)', 'src/server.ts', { ...serviceEnv('info'), CONSOLE_ENABLED: 'false' }],
   ];
   const servers: ServerChild[] = [];
   for (const [label, script, env] of targets) servers.push(await prepare(label, script, env));
@@ -195,6 +198,7 @@ async function main(): Promise<number> {
 
   const ratios = rounds.map(([bare, service]) => (service as Row).rps / (bare as Row).rps);
   const quietRatios = rounds.map(([, service, quiet]) => (quiet as Row).rps / (service as Row).rps);
+  const consoleRatios = rounds.map(([, service, , noConsole]) => (service as Row).rps / (noConsole as Row).rps);
   const ratio = median(ratios);
   const p99 = median(rounds.map(([, service]) => (service as Row).p99));
   const verdict = (met: boolean) => (met ? 'met' : 'MISSED');
@@ -212,6 +216,7 @@ async function main(): Promise<number> {
   console.log(`ratio service/bare = ${ratio.toFixed(2)} (median of the rounds; target ≥ ${TARGET_RATIO.toFixed(2)}) ${verdict(ratio >= TARGET_RATIO)}`);
   console.log(`service p99 = ${p99.toFixed(2)} ms (median of the rounds; target < ${TARGET_P99_MS} ms) ${verdict(p99 < TARGET_P99_MS)}`);
   console.log(`request logging: at LOG_LEVEL=warn the service does ${median(quietRatios).toFixed(2)}× the req/s of LOG_LEVEL=info (median of the rounds)`);
+  console.log(`console (nobody watching): the service with it does ${median(consoleRatios).toFixed(2)}× the req/s of CONSOLE_ENABLED=false (per round: ${consoleRatios.map((r) => r.toFixed(2)).join(', ')})`);
   console.log('');
 
   const failing = rounds.flat().filter((r) => (r.non2xx + r.errors) / Math.max(1, r.total + r.errors) > MAX_FAILURE_RATE);
