@@ -114,7 +114,7 @@ export function decide(input: DecisionInput, config: ScenarioConfig, random: Ran
   return { source, outcome, delayMs, delayed: effective === 'delay' };
 }
 
-const MIX_WITHOUT_WEIGHTS: FieldIssue = {
+export const MIX_WITHOUT_WEIGHTS: FieldIssue = {
   field: '/scenario',
   rule: 'mix_needs_weights',
   message: 'mix needs weights such as approve:90,fail:7,delay:3: send them with the request (the mix field, or the X-Sim-Mix header) or set MIX',

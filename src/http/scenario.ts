@@ -1,26 +1,36 @@
 import { DomainError } from '../core/errors.ts';
 import { parseMix, type Mix } from '../core/faults/mix.ts';
-import type { Scenario, ScenarioRequest } from '../core/scenario.ts';
+import { MIX_WITHOUT_WEIGHTS, type Scenario, type ScenarioRequest } from '../core/scenario.ts';
 import type { ValidationIssue } from './validation.ts';
 
 /**
  * What a request asks the scenario engine for, from its scenario and its mix as sent (the native
  * API's `scenario` and `mix` fields; other dialects' `X-Sim-Scenario` and `X-Sim-Mix` headers):
- * the weights when a mix is sent (with scenario `mix` or none), else the scenario. A mix beside
- * another scenario, or one that does not parse, is VALIDATION_FAILED on `field`.
+ * the weights when a mix is sent (with scenario `mix` or none), the MIX setting's (`defaultMix`)
+ * for scenario `mix` without them, else the scenario. A mix beside another scenario, one that does
+ * not parse, or scenario `mix` with no weights anywhere is VALIDATION_FAILED, here at the edge:
+ * before anything is created (a FluxPay charge makes its order and payment before it is decided).
  * @see issue 15 "Load-test controls" (weighted outcome mix)
  */
-export function requestedScenario(scenario: Scenario | undefined, mixText: string | undefined, field: string, where: 'body' | 'headers'): ScenarioRequest | undefined {
-  if (mixText === undefined) return scenario;
+export function requestedScenario(scenario: Scenario | undefined, mixText: string | undefined, where: 'body' | 'headers', defaultMix: Mix | undefined): ScenarioRequest | undefined {
+  const fields = FIELDS[where];
+  if (mixText === undefined) {
+    if (scenario !== 'mix') return scenario;
+    if (defaultMix === undefined) throw invalid({ in: where, field: fields.scenario, rule: MIX_WITHOUT_WEIGHTS.rule, message: MIX_WITHOUT_WEIGHTS.message });
+    return defaultMix;
+  }
+  const field = fields.mix;
   if (scenario !== undefined && scenario !== 'mix') {
     throw invalid({ in: where, field, rule: 'mix_with_scenario', message: `is given only with scenario mix or without a scenario (the scenario is ${scenario})` });
   }
   return mixOf(mixText, field, where);
 }
 
+const FIELDS = { body: { scenario: '/scenario', mix: '/mix' }, headers: { scenario: '/x-sim-scenario', mix: '/x-sim-mix' } } as const;
+
 /** The scenario of a dialect that takes it as headers: `X-Sim-Scenario`, `X-Sim-Mix`. */
-export function scenarioFromHeaders(headers: { 'x-sim-scenario'?: Scenario | undefined; 'x-sim-mix'?: string | undefined }): ScenarioRequest | undefined {
-  return requestedScenario(headers['x-sim-scenario'], headers['x-sim-mix'], '/x-sim-mix', 'headers');
+export function scenarioFromHeaders(headers: { 'x-sim-scenario'?: Scenario | undefined; 'x-sim-mix'?: string | undefined }, defaultMix: Mix | undefined): ScenarioRequest | undefined {
+  return requestedScenario(headers['x-sim-scenario'], headers['x-sim-mix'], 'headers', defaultMix);
 }
 
 /** Parsed mixes by their text: a load test sends the same few mixes again and again. */

@@ -90,7 +90,7 @@ describe('native intents: scenario mix', () => {
     const cases: Array<[Record<string, unknown>, Record<string, unknown>]> = [
       [{ scenario: 'mix', mix: 'approve:90,maybe:10' }, { field: '/mix', rule: 'mix', message: 'names an unknown outcome "maybe" (outcomes: approve, fail, delay)', in: 'body' }],
       [{ scenario: 'fail', mix: 'approve:1' }, { field: '/mix', rule: 'mix_with_scenario', message: 'is given only with scenario mix or without a scenario (the scenario is fail)', in: 'body' }],
-      [{ scenario: 'mix' }, { field: '/scenario', rule: 'mix_needs_weights', message: 'mix needs weights such as approve:90,fail:7,delay:3: send them with the request (the mix field, or the X-Sim-Mix header) or set MIX' }],
+      [{ scenario: 'mix' }, { field: '/scenario', rule: 'mix_needs_weights', message: 'mix needs weights such as approve:90,fail:7,delay:3: send them with the request (the mix field, or the X-Sim-Mix header) or set MIX', in: 'body' }],
       [{ mix: 'approve:0,fail:0' }, { field: '/mix', rule: 'mix', message: 'must give at least one outcome a weight above 0', in: 'body' }],
     ];
     for (const [body, issue] of cases) {
@@ -144,5 +144,27 @@ describe('/api/v2 and FluxPay: X-Sim-Scenario: mix with X-Sim-Mix', () => {
     const approvedPayment = await createPayment(t, approvedOrder.orderId);
     const approved = resultOf(await confirm(t, approvedPayment, { 'x-sim-mix': 'approve:3' }));
     expect(approved).toMatchObject({ status: 'APPROVED', decidedBy: 'mix' });
+  });
+
+  it('FluxPay subscribe with X-Sim-Scenario: mix and no weights anywhere is COMMON_400 at the edge: no order, no payment, no subscription', async () => {
+    const t = await app();
+    const before = await t.app.stores.fluxpay.orderCounts();
+    const res = await t.app.inject({
+      method: 'POST',
+      url: '/api/v1/subscriptions',
+      headers: { 'x-sim-scenario': 'mix' },
+      payload: { userId: 'user_mix', planId: 'basic-monthly', card: { number: '4242424242424242', cvv: '123', expMonth: 12, expYear: 2030 } },
+    });
+    expect([res.statusCode, res.json()]).toEqual([
+      400,
+      {
+        isSuccess: false,
+        code: 'COMMON_400',
+        message: 'headers /x-sim-scenario: mix needs weights such as approve:90,fail:7,delay:3: send them with the request (the mix field, or the X-Sim-Mix header) or set MIX',
+        result: { errors: [{ field: 'header.x-sim-scenario', reason: 'mix needs weights such as approve:90,fail:7,delay:3: send them with the request (the mix field, or the X-Sim-Mix header) or set MIX' }] },
+      },
+    ]);
+    expect(await t.app.stores.fluxpay.orderCounts()).toEqual(before);
+    expect((await t.app.inject({ url: '/api/v1/subscriptions?userId=user_mix' })).json().result.items).toEqual([]);
   });
 });

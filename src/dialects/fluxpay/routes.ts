@@ -176,7 +176,7 @@ const fluxpayRoutes: FastifyPluginAsync<FluxPayRoutesOptions> = async (fastify, 
       ...idempotent,
     },
     async (request) => {
-      const { payment } = await service.confirmPayment(request.body, { scenario: scenarioFromHeaders(request.headers), forced: request.faultPlan?.outcome ?? undefined });
+      const { payment } = await service.confirmPayment(request.body, { scenario: scenarioFromHeaders(request.headers, app.core.config.scenarios.mix), forced: request.faultPlan?.outcome ?? undefined });
       return ok(paymentView(payment));
     },
   );

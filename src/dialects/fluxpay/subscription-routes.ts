@@ -66,7 +66,7 @@ const subscriptionRoutes: FastifyPluginAsync<SubscriptionRoutesOptions> = async 
       },
       ...idempotent,
     },
-    async (request) => ok(billingView(await subscriptions.subscribe(request.body, { scenario: scenarioFromHeaders(request.headers), forced: request.faultPlan?.outcome ?? undefined }))),
+    async (request) => ok(billingView(await subscriptions.subscribe(request.body, { scenario: scenarioFromHeaders(request.headers, app.core.config.scenarios.mix), forced: request.faultPlan?.outcome ?? undefined }))),
   );
 
   app.get(
@@ -161,7 +161,7 @@ const subscriptionRoutes: FastifyPluginAsync<SubscriptionRoutesOptions> = async 
       },
       ...idempotent,
     },
-    async (request) => ok(billingView(await subscriptions.changePlan(request.params.subscriptionId, request.body.planId, { scenario: scenarioFromHeaders(request.headers), forced: request.faultPlan?.outcome ?? undefined }))),
+    async (request) => ok(billingView(await subscriptions.changePlan(request.params.subscriptionId, request.body.planId, { scenario: scenarioFromHeaders(request.headers, app.core.config.scenarios.mix), forced: request.faultPlan?.outcome ?? undefined }))),
   );
 
   app.post(

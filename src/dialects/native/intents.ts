@@ -55,7 +55,7 @@ const intentRoutes: FastifyPluginAsync<IntentRoutesOptions> = async (fastify, { 
         reservationId: b.reservation_id,
         amount: b.amount,
         currency: b.currency ?? 'KRW',
-        scenario: requestedScenario(b.scenario, b.mix, '/mix', 'body'),
+        scenario: requestedScenario(b.scenario, b.mix, 'body', app.core.config.scenarios.mix),
         delayMs: b.delay_ms,
         card: b.card,
         webhookUrl: b.webhook_url,

@@ -70,7 +70,7 @@ const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (fastify, { idempote
     async (request, reply) => {
       const b = request.body;
       const id = v2PaymentId(b.tx_id);
-      const scenario = scenarioFromHeaders(request.headers);
+      const scenario = scenarioFromHeaders(request.headers, app.core.config.scenarios.mix);
       // A twin of a create still answering in this process waits for that one's answer.
       const twin = waits.pending(id);
       const wait = twin === undefined ? waits.open(id) : undefined;
