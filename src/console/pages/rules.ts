@@ -109,7 +109,7 @@ export function rulesPage(ctx: PageContext, rules: StoredFaultRule[], messages: 
         ? html`<p>No fault rules. Create one with <code>POST /v1/sim/rules</code> (or load them at start with <code>FAULTS_FILE</code>).</p>`
         : html`<div class="scroll" tabindex="0"><table class="rules">
 <caption class="visually-hidden">Fault rules of the default namespace, in the order they apply</caption>
-<thead><tr><th scope="col">Rule</th><th scope="col">Matches</th><th scope="col">Applies</th><th scope="col">Action</th><th scope="col">State</th><th scope="col">Hits</th><th scope="col">Matched</th><th scope="col">Last hit</th><th scope="col">Switch</th></tr></thead>
+<thead><tr><th scope="col">Rule</th><th scope="col">Matches</th><th scope="col">Applies</th><th scope="col">Action</th><th scope="col">State</th><th scope="col">Hits</th><th scope="col">Matched</th><th scope="col">Last hit</th><th scope="col">Controls</th></tr></thead>
 <tbody>${rules.map((r) => ruleRow(ctx, r))}</tbody></table></div>`
     }</div></section>
 <p class="hint">Rules apply in this order; the first applying rule of each kind (latency, outcome, answer) wins. <strong>Hits</strong> counts matches the rule applied to, <strong>Matched</strong> every match of its filters inside its window. Refreshed every 5 seconds (hits and rule changes are not on the live stream).</p>`,
