@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import helmet from '@fastify/helmet';
 import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import { DomainError } from '../core/errors.ts';
+import { DomainError, notFound, validationFailed } from '../core/errors.ts';
+import { DEFAULT_NAMESPACE } from '../core/faults/service.ts';
 import { isDeliveryEvent, type DomainEvent } from '../core/events.ts';
 import { SCENARIOS } from '../core/scenario.ts';
 import { nativePayload } from '../dialects/native/webhook-payload.ts';
@@ -14,6 +15,7 @@ import type { Html } from './html.ts';
 import type { PageContext } from './layout.ts';
 import { chartsPage, errorPage, loginPage, panelPage } from './pages/other.ts';
 import { detailPage, listPayments, NOTICES as PAYMENT_NOTICES, paymentsPage } from './pages/payments.ts';
+import { NOTICES as RULE_NOTICES, rulesPage } from './pages/rules.ts';
 import { listDeliveries, NOTICES as WEBHOOK_NOTICES, webhooksPage } from './pages/webhooks.ts';
 import { bookingSource, bookingsPage } from './sources/bookings.ts';
 import { fluxpayPage, fluxpaySource } from './sources/fluxpay.ts';
@@ -125,7 +127,7 @@ const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options)
   const sources: PaymentSource[] = [nativeSource(intents), v2Source(app.v2Payments), bookingSource(bookingDeps), fluxpaySource(fluxpayDeps)];
   /** Pages of panels. */
   const panelPages: PanelPage[] = [bookingsPage(bookingDeps), fluxpayPage(fluxpayDeps)];
-  const nav: Array<readonly [string, string]> = [['payments', 'Payments'], ['webhooks', 'Webhooks'], ...panelPages.map((p) => [p.path, p.title] as const), ['charts', 'Charts']];
+  const nav: Array<readonly [string, string]> = [['payments', 'Payments'], ['webhooks', 'Webhooks'], ...panelPages.map((p) => [p.path, p.title] as const), ['rules', 'Rules'], ['charts', 'Charts']];
 
   const topicsOf = (event: DomainEvent): Topic[] => {
     const topics: Topic[] = [];
@@ -373,6 +375,24 @@ const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options)
     const snapshot = { ...intent, status: approved ? ('APPROVED' as const) : ('FAILED' as const), failureCode: approved ? null : (intent.failureCode ?? 'card_declined') };
     await dispatcher.deliver({ eventId, type, url, body: nativePayload(eventId, type, clock.now(), snapshot), subject: { kind: 'intent', id: intent.id }, schemes: config.webhook.schemes, test: true });
     return reply.redirect(withNotice('/console/webhooks', 'test_sent'), 303);
+  });
+
+  // ── fault rules: through FaultRuleService and the same delete as DELETE /v1/sim/rules/{id} ──
+  app.get('/rules', { schema: HIDE }, async (request, reply) => send(reply, rulesPage(context(request), await app.faults.service.list(DEFAULT_NAMESPACE), messages(request, RULE_NOTICES))));
+
+  app.post('/rules/:id/enabled', { schema: HIDE }, async (request, reply) => {
+    const { id } = request.params as { id: string };
+    const enabled = oneOf((request.body ?? {}) as FormBody, 'enabled', ['true', 'false'] as const);
+    if (enabled === undefined) throw validationFailed([{ field: 'enabled', rule: 'required', message: 'enabled is required' }]);
+    const stored = await app.faults.service.setEnabled(DEFAULT_NAMESPACE, id, enabled === 'true');
+    if (stored === undefined) throw notFound('Fault rule', id);
+    return reply.redirect(withNotice('/console/rules', enabled === 'true' ? 'switched_on' : 'switched_off'), 303);
+  });
+
+  app.post('/rules/:id/delete', { schema: HIDE }, async (request, reply) => {
+    const { id } = request.params as { id: string };
+    if ((await app.faults.delete(DEFAULT_NAMESPACE, id)) === undefined) throw notFound('Fault rule', id);
+    return reply.redirect(withNotice('/console/rules', 'deleted'), 303);
   });
 
   // ── panel pages (bookings, FluxPay) and charts ───────────────────────────────────────────

@@ -226,7 +226,7 @@ describe('the console on the server', () => {
     expect(res.headers['content-type']).toBe('text/html; charset=utf-8');
     expect(res.headers['content-security-policy']).toContain("script-src 'self'");
     expect(res.body).toContain('<title>Error 404 · paysim console</title>');
-    expect(res.body).toContain('<nav aria-label="Console pages"><ul><li><a href="/console/payments">Payments</a></li><li><a href="/console/webhooks">Webhooks</a></li><li><a href="/console/bookings">Bookings</a></li><li><a href="/console/fluxpay">FluxPay</a></li><li><a href="/console/charts">Charts</a></li></ul></nav>');
+    expect(res.body).toContain('<nav aria-label="Console pages"><ul><li><a href="/console/payments">Payments</a></li><li><a href="/console/webhooks">Webhooks</a></li><li><a href="/console/bookings">Bookings</a></li><li><a href="/console/fluxpay">FluxPay</a></li><li><a href="/console/rules">Rules</a></li><li><a href="/console/charts">Charts</a></li></ul></nav>');
     expect(/<main id="main" tabindex="-1">[^]*<\/main>/.exec(res.body)?.[0]).toBe(
       '<main id="main" tabindex="-1">\n<h1>Error 404</h1>\n<p class="notice notice-error" role="alert">There is no console page at /console/nope/deeper.</p><p><a href="/console">Back to the console</a></p>\n</main>',
     );

@@ -24,6 +24,8 @@
 
   let source = null;
   let pollTimer = null;
+  /** While live: refreshes the regions marked `data-poll`, whose changes the event stream does not tell (fault rules' hits). */
+  let regionTimer = null;
   let pending = new Set();
   let refreshing = false;
   let lastRefresh = 0;
@@ -114,6 +116,14 @@
     source = null;
     if (pollTimer !== null) clearInterval(pollTimer);
     pollTimer = null;
+    if (regionTimer !== null) clearInterval(regionTimer);
+    regionTimer = null;
+  };
+
+  /** The topics of the regions on the page marked `data-poll` (none on most pages: then nothing is fetched). */
+  const pollRegions = () => {
+    const topics = [...document.querySelectorAll('[data-topics][data-poll][id]')].flatMap((el) => el.dataset.topics.split(' '));
+    if (topics.length > 0) refresh(topics);
   };
 
   const poll = (ms, text, state) => {
@@ -128,6 +138,7 @@
     if (settings.mode === '5s') return poll(SLOW_POLL_MS, 'Refreshing every 5 s', 'slow');
     if (typeof EventSource === 'undefined') return poll(FALLBACK_POLL_MS, 'Polling every second (no event stream)', 'polling');
     source = new EventSource('/console/events');
+    regionTimer = setInterval(pollRegions, SLOW_POLL_MS);
     source.addEventListener('hello', () => {
       setStatus('Live', 'live');
       refresh(null); // whatever changed while the stream was down
