@@ -10,7 +10,7 @@ TOKEN_USER = $(if $(filter command line,$(origin USER)),$(USER),user_test_001)
 TTL ?= 1h
 
 .PHONY: build run test test-unit test-integration test-coverage lint openapi postman fuzz \
-	bench bench-webhooks bench-bookings bench-v2 screenshots bench-fluxpay bench-waiting-room bench-report docker-build docker-run docker-verify install token help
+	bench bench-faults bench-webhooks bench-bookings bench-v2 screenshots bench-fluxpay bench-waiting-room bench-report docker-build docker-run docker-verify install token help
 
 help: ## List targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -57,6 +57,9 @@ fuzz: ## Fuzz every route: FUZZ_REQUESTS (default 200000), FUZZ_SEED, FUZZ_PATH 
 
 bench: ## Benchmark payment intents
 	$(WITH_NODE) node scripts/bench.ts
+
+bench-faults: ## Benchmark what fault injection costs make bench: FAULTS_ENABLED=false vs 0 rules vs 100 non-matching rules, interleaved rounds
+	$(WITH_NODE) node scripts/bench-faults.ts
 
 bench-webhooks: ## Benchmark webhook delivery
 	$(WITH_NODE) node scripts/bench-webhooks.ts

@@ -30,7 +30,7 @@ export type LogFormat = (typeof LOG_FORMATS)[number];
 /** `memory`: this process's memory (the default); `redis`: one Redis shared by every replica (issue 14). */
 export const STORE_BACKENDS = ['memory', 'redis'] as const;
 export type StoreBackend = (typeof STORE_BACKENDS)[number];
-const CHOICES: Readonly<Record<string, readonly string[]>> = { LOG_LEVEL: LOG_LEVELS, LOG_FORMAT: LOG_FORMATS, V2_DEFAULT_SCENARIO: SCENARIOS, V2_REQUIRE_AUTH: ['true', 'false'], CONSOLE_ENABLED: ['true', 'false'], STORE: STORE_BACKENDS };
+const CHOICES: Readonly<Record<string, readonly string[]>> = { LOG_LEVEL: LOG_LEVELS, LOG_FORMAT: LOG_FORMATS, V2_DEFAULT_SCENARIO: SCENARIOS, V2_REQUIRE_AUTH: ['true', 'false'], CONSOLE_ENABLED: ['true', 'false'], FAULTS_ENABLED: ['true', 'false'], STORE: STORE_BACKENDS };
 /** Variables whose value is never repeated in an error message (REDIS_URL may carry a password). */
 const SECRET_VARIABLES: ReadonlySet<string> = new Set(['WEBHOOK_SECRET', 'WEBHOOK_SECRET_PREVIOUS', 'JWT_SECRET', 'PAYMENT_WEBHOOK_SECRET', 'SERVICE_AUTH_TOKEN', 'CONSOLE_TOKEN', 'REDIS_URL']);
 /** How often a scheduler on a shared store looks for work other replicas scheduled (SCHEDULER_POLL_MS unset, STORE=redis). */
@@ -139,7 +139,9 @@ const EnvSchema = Type.Object({
   FLUXPAY_MAX_WAITING_ROOMS: Count(1_000, 1, 1_000_000),
   FLUXPAY_WAITING_TICKET_TTL_MS: Ms(3_600_000),
   FLUXPAY_RATE_LIMIT_MAX_KEYS: Count(100_000, 1, 10_000_000),
-  // Fault injection (issue 15): rules loaded at start, and the bound on rules held at once.
+  // Fault injection (issue 15): on or off entirely, rules loaded at start, and the bound on rules held at once.
+  // false: no fault hooks on any route and no /v1/sim/rules routes (404), for users who never inject faults.
+  FAULTS_ENABLED: Type.Union([Type.Literal('true'), Type.Literal('false')], { default: 'true' }),
   FAULTS_FILE: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
   FAULTS_MAX_RULES: Count(1000, 1, 100_000),
   // The web console at /console (issue 13).
@@ -279,6 +281,8 @@ export interface Config {
   };
   /** Fault injection (issue 15). */
   faults: {
+    /** FAULTS_ENABLED: false means no fault hooks, no rules API, no webhook faults. */
+    enabled: boolean;
     /** FAULTS_FILE, when set; `rules` are then its rules, read and checked at start (relative windows count from the start). */
     file: string | undefined;
     rules: readonly ParsedRule[];
@@ -338,6 +342,9 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   }
   const performances = env.PERFORMANCES_FILE === undefined ? DEFAULT_PERFORMANCES : readCatalog(env.PERFORMANCES_FILE);
   const policy = readPolicy(env.FLUXPAY_POLICY_FILE);
+  if (env.FAULTS_ENABLED === 'false' && env.FAULTS_FILE !== undefined) {
+    throw new ConfigError('Invalid configuration: FAULTS_FILE is set but FAULTS_ENABLED=false would never apply its rules (unset one of them)');
+  }
   const faultRules = env.FAULTS_FILE === undefined ? [] : readFaults(env.FAULTS_FILE, env.FAULTS_MAX_RULES);
   const secret = env.WEBHOOK_SECRET ?? `whsec_${randomBytes(24).toString('base64')}`;
   // Every simulated duration read here is scaled once, here (issue 15); network times and retention TTLs are not.
@@ -433,7 +440,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       waitingTicketTtlMs: env.FLUXPAY_WAITING_TICKET_TTL_MS,
       rateLimitMaxKeys: env.FLUXPAY_RATE_LIMIT_MAX_KEYS,
     },
-    faults: { file: env.FAULTS_FILE, rules: faultRules, maxRules: env.FAULTS_MAX_RULES },
+    faults: { enabled: env.FAULTS_ENABLED === 'true', file: env.FAULTS_FILE, rules: faultRules, maxRules: env.FAULTS_MAX_RULES },
     console: { enabled: env.CONSOLE_ENABLED === 'true', token: env.CONSOLE_TOKEN },
   };
 }

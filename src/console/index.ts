@@ -127,7 +127,9 @@ const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options)
   const sources: PaymentSource[] = [nativeSource(intents), v2Source(app.v2Payments), bookingSource(bookingDeps), fluxpaySource(fluxpayDeps)];
   /** Pages of panels. */
   const panelPages: PanelPage[] = [bookingsPage(bookingDeps), fluxpayPage(fluxpayDeps)];
-  const nav: Array<readonly [string, string]> = [['payments', 'Payments'], ['webhooks', 'Webhooks'], ...panelPages.map((p) => [p.path, p.title] as const), ['rules', 'Rules'], ['charts', 'Charts']];
+  // No Rules page when fault injection is off (FAULTS_ENABLED=false).
+  const rulesNav: Array<readonly [string, string]> = app.faults === null ? [] : [['rules', 'Rules']];
+  const nav: Array<readonly [string, string]> = [['payments', 'Payments'], ['webhooks', 'Webhooks'], ...panelPages.map((p) => [p.path, p.title] as const), ...rulesNav, ['charts', 'Charts']];
 
   const topicsOf = (event: DomainEvent): Topic[] => {
     const topics: Topic[] = [];
@@ -378,22 +380,25 @@ const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options)
   });
 
   // ── fault rules: through FaultRuleService and the same delete as DELETE /v1/sim/rules/{id} ──
-  app.get('/rules', { schema: HIDE }, async (request, reply) => send(reply, rulesPage(context(request), await app.faults.service.list(DEFAULT_NAMESPACE), messages(request, RULE_NOTICES))));
+  const faults = app.faults;
+  if (faults !== null) {
+    app.get('/rules', { schema: HIDE }, async (request, reply) => send(reply, rulesPage(context(request), await faults.service.list(DEFAULT_NAMESPACE), messages(request, RULE_NOTICES))));
 
-  app.post('/rules/:id/enabled', { schema: HIDE }, async (request, reply) => {
-    const { id } = request.params as { id: string };
-    const enabled = oneOf((request.body ?? {}) as FormBody, 'enabled', ['true', 'false'] as const);
-    if (enabled === undefined) throw validationFailed([{ field: 'enabled', rule: 'required', message: 'enabled is required' }]);
-    const stored = await app.faults.service.setEnabled(DEFAULT_NAMESPACE, id, enabled === 'true');
-    if (stored === undefined) throw notFound('Fault rule', id);
-    return reply.redirect(withNotice('/console/rules', enabled === 'true' ? 'switched_on' : 'switched_off'), 303);
-  });
+    app.post('/rules/:id/enabled', { schema: HIDE }, async (request, reply) => {
+      const { id } = request.params as { id: string };
+      const enabled = oneOf((request.body ?? {}) as FormBody, 'enabled', ['true', 'false'] as const);
+      if (enabled === undefined) throw validationFailed([{ field: 'enabled', rule: 'required', message: 'enabled is required' }]);
+      const stored = await faults.service.setEnabled(DEFAULT_NAMESPACE, id, enabled === 'true');
+      if (stored === undefined) throw notFound('Fault rule', id);
+      return reply.redirect(withNotice('/console/rules', enabled === 'true' ? 'switched_on' : 'switched_off'), 303);
+    });
 
-  app.post('/rules/:id/delete', { schema: HIDE }, async (request, reply) => {
-    const { id } = request.params as { id: string };
-    if ((await app.faults.delete(DEFAULT_NAMESPACE, id)) === undefined) throw notFound('Fault rule', id);
-    return reply.redirect(withNotice('/console/rules', 'deleted'), 303);
-  });
+    app.post('/rules/:id/delete', { schema: HIDE }, async (request, reply) => {
+      const { id } = request.params as { id: string };
+      if ((await faults.delete(DEFAULT_NAMESPACE, id)) === undefined) throw notFound('Fault rule', id);
+      return reply.redirect(withNotice('/console/rules', 'deleted'), 303);
+    });
+  }
 
   // ── panel pages (bookings, FluxPay) and charts ───────────────────────────────────────────
   for (const panels of panelPages) {

@@ -98,7 +98,7 @@ describe('loadConfig defaults', () => {
         waitingTicketTtlMs: 3_600_000,
         rateLimitMaxKeys: 100_000,
       },
-      faults: { file: undefined, rules: [], maxRules: 1000 },
+      faults: { enabled: true, file: undefined, rules: [], maxRules: 1000 },
       console: { enabled: true, token: undefined },
     });
     // The built-in billing policy prices at least two services and has plans.
@@ -204,6 +204,7 @@ describe('loadConfig values', () => {
       FLUXPAY_WAITING_TICKET_TTL_MS: '1000',
       FLUXPAY_RATE_LIMIT_MAX_KEYS: '7',
       FAULTS_MAX_RULES: '5',
+      FAULTS_ENABLED: 'false',
       CONSOLE_ENABLED: 'false',
       CONSOLE_TOKEN: 'console-token-1',
       STORE: 'redis',
@@ -286,7 +287,7 @@ describe('loadConfig values', () => {
         waitingTicketTtlMs: 1000,
         rateLimitMaxKeys: 7,
       },
-      faults: { file: undefined, rules: [], maxRules: 5 },
+      faults: { enabled: false, file: undefined, rules: [], maxRules: 5 },
       console: { enabled: false, token: 'console-token-1' },
     });
   });
@@ -410,6 +411,14 @@ describe('webhook configuration rules', () => {
   it('never echoes CONSOLE_TOKEN, and CONSOLE_ENABLED is true or false', () => {
     expect(() => loadConfig({ CONSOLE_TOKEN: 'short' })).toThrow(/^Invalid configuration: CONSOLE_TOKEN must NOT have fewer than 8 characters$/);
     expect(() => loadConfig({ CONSOLE_ENABLED: 'yes' })).toThrow('Invalid configuration: CONSOLE_ENABLED must be one of true, false (got "yes")');
+  });
+
+  it('FAULTS_ENABLED is true or false, and false refuses a FAULTS_FILE it would never apply', () => {
+    expect(() => loadConfig({ FAULTS_ENABLED: 'off' })).toThrow('Invalid configuration: FAULTS_ENABLED must be one of true, false (got "off")');
+    expect(() => loadConfig({ FAULTS_ENABLED: 'false', FAULTS_FILE: '/nonexistent/faults.yaml' })).toThrow(
+      'Invalid configuration: FAULTS_FILE is set but FAULTS_ENABLED=false would never apply its rules (unset one of them)',
+    );
+    expect(loadConfig({ FAULTS_ENABLED: 'false' }).faults).toEqual({ enabled: false, file: undefined, rules: [], maxRules: 1000 });
   });
 
   it('FLUXPAY_DUNNING_DELAYS: ISO 8601 durations (weeks to seconds), positive and increasing', () => {

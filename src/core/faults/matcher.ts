@@ -8,7 +8,7 @@ import { compileRoute, MAX_PATTERN_PATH, requestPath, routeMatches, type Compile
  * buckets by dialect and method (filled on first use), so a request looks only at the rules that
  * could apply to its dialect and method. With no rules a request costs one check; rules of other
  * dialects or methods cost nothing.
- * @see scripts/bench-faults.ts for what a match costs
+ * @see scripts/bench-faults-matcher.ts for what a match costs (and scripts/bench-faults.ts over HTTP)
  */
 
 /** What the HTTP layer knows of a request when it asks (after the body is parsed, before it is validated). */

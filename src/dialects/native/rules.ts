@@ -36,7 +36,10 @@ const NO_FAULTS = { faults: false } as const;
 
 const ruleRoutes: FastifyPluginAsync = async (fastify) => {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
-  const { service } = app.faults;
+  const faults = app.faults;
+  // FAULTS_ENABLED=false: no rules API at all (404, like any unknown path).
+  if (faults === null) return;
+  const { service } = faults;
   const namespace = DEFAULT_NAMESPACE;
 
   app.post(
@@ -106,7 +109,7 @@ const ruleRoutes: FastifyPluginAsync = async (fastify) => {
       },
     },
     async (request) => {
-      const stored = await app.faults.delete(namespace, request.params.id);
+      const stored = await faults.delete(namespace, request.params.id);
       if (stored === undefined) throw notFound('Fault rule', request.params.id);
       return view(stored);
     },
@@ -124,7 +127,7 @@ const ruleRoutes: FastifyPluginAsync = async (fastify) => {
         response: { 200: documented(DeletedRules, { description: 'How many rules were deleted.', examples: ex.deleteRulesResponses }), ...errors([500, 503]) },
       },
     },
-    async () => ({ deleted: await app.faults.deleteAll(namespace) }),
+    async () => ({ deleted: await faults.deleteAll(namespace) }),
   );
 };
 

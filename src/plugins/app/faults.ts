@@ -27,6 +27,11 @@ import type { WebhookFaults } from '../../webhooks/dispatcher.ts';
  * - onSend, after the route's own (so an idempotent route has stored its answer): a
  *   `response_lost` request has its connection reset instead of answered; what the handler
  *   committed stays committed.
+ *
+ * With FAULTS_ENABLED=false none of this exists: `app.faults` is null, no route gets a hook, the
+ * rules API is not registered (404) and webhook deliveries are never faulted; `faultPlan` stays
+ * null on every request. The benchmark's baseline (scripts/bench-faults.ts), and the setting for
+ * users who never inject faults.
  */
 
 /** How a fault waits (latency, timeout): real time, given up when the client goes away. Tests pass their own. */
@@ -57,7 +62,8 @@ export interface Faults {
 
 declare module 'fastify' {
   interface FastifyInstance {
-    faults: Faults;
+    /** Null with FAULTS_ENABLED=false. */
+    faults: Faults | null;
   }
   interface FastifyRequest {
     /** What fault rules do to this request; null when none applies. */
@@ -72,6 +78,11 @@ declare module 'fastify' {
 export default fp<FaultsOptions>(
   async (app, options) => {
     const { config, clock, ids } = app.core;
+    app.decorateRequest('faultPlan', null);
+    if (!config.faults.enabled) {
+      app.decorate('faults', null);
+      return;
+    }
     const hits = new Counter({
       name: 'fault_rule_hits_total',
       help: 'Requests and webhook deliveries a fault rule applied to, by rule id and action.',
@@ -90,7 +101,7 @@ export default fp<FaultsOptions>(
     for (const rule of config.faults.rules) await service.add(DEFAULT_NAMESPACE, rule);
     if (config.faults.file !== undefined) app.log.info({ faults_file: config.faults.file, rules: config.faults.rules.length }, 'fault rules loaded from FAULTS_FILE');
 
-    app.decorate('faults', {
+    app.decorate<Faults | null>('faults', {
       service,
       async delete(namespace, id) {
         const stored = await service.get(namespace, id);
@@ -108,7 +119,6 @@ export default fp<FaultsOptions>(
     } satisfies Faults);
 
     const wait = options.wait ?? realWait;
-    const lost = new WeakSet<FastifyRequest>();
     const shapes = app.errorShapes;
     const namespace = DEFAULT_NAMESPACE;
 
@@ -118,8 +128,9 @@ export default fp<FaultsOptions>(
       if (plan.latency !== null) await wait(plan.latency.ms, request);
       const response = plan.response?.action;
       if (response === undefined) return;
-      if (response.type === 'response_lost') lost.add(request);
-      else if (response.type === 'timeout') {
+      // response_lost: the route runs; loseAnswer (onSend) reads the plan and resets instead of answering.
+      if (response.type === 'response_lost') return;
+      if (response.type === 'timeout') {
         // Nothing is committed: the route never runs, and the client sees its connection reset.
         reply.hijack();
         await wait(response.ms, request);
@@ -146,11 +157,11 @@ export default fp<FaultsOptions>(
     };
 
     const loseAnswer: onSendHookHandler = function (request, _reply, payload, done) {
-      if (lost.has(request)) resetConnection(request);
+      // faultPlan is null unless a rule applied: one property read on the hot path.
+      if (request.faultPlan?.response?.action.type === 'response_lost') resetConnection(request);
       done(null, payload);
     };
 
-    app.decorateRequest('faultPlan', null);
     app.addHook('onRoute', (route: RouteOptions) => {
       if (route.config?.faults === false || shapes.ownerOf(route.url) === undefined) return;
       route.preValidation = [...hooksOf(route.preValidation), plan];

@@ -82,7 +82,7 @@ export default fp<WebhooksOptions>(
       signers,
       settings,
       onError,
-      faults: app.faults.webhooks,
+      faults: app.faults?.webhooks,
       queue,
       rateCap,
     });
