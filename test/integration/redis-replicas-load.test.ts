@@ -116,12 +116,13 @@ if (redisServerOrSkip('replicas on Redis under load')) {
   });
 
   /** Two replicas on one fresh key prefix, listening; their origins. */
-  async function replicas(env: Record<string, string> = {}): Promise<{ a: ServerProcess; b: ServerProcess; origins: [string, string] }> {
-    const shared = { WEBHOOK_SECRET: SECRET, STORE: 'redis', REDIS_URL: redis.url, REDIS_KEY_PREFIX: redis.newPrefix(), WEBHOOK_MAX_RPS: '0', ...env };
+  async function replicas(env: Record<string, string> = {}): Promise<{ a: ServerProcess; b: ServerProcess; origins: [string, string]; prefix: string }> {
+    const prefix = redis.newPrefix();
+    const shared = { WEBHOOK_SECRET: SECRET, STORE: 'redis', REDIS_URL: redis.url, REDIS_KEY_PREFIX: prefix, WEBHOOK_MAX_RPS: '0', ...env };
     const a = servers.start(shared);
     const b = servers.start(shared);
     const origins = await Promise.all([a.origin(), b.origin()]);
-    return { a, b, origins };
+    return { a, b, origins, prefix };
   }
 
   describe('two replica processes under load', { timeout: TEST_TIMEOUT_MS }, () => {
@@ -312,7 +313,7 @@ if (redisServerOrSkip('replicas on Redis under load')) {
     it('Redis stopped and started again under a load of creates: 503 STORE_UNAVAILABLE while it is away, no crash, full service after, and every create answered 200 is there and decided', async () => {
       // A decision claimed just before Redis stopped, whose handler then failed, stays claimed
       // until its lease lapses: a short lease keeps the wait for it short.
-      const { a, b, origins } = await replicas({ DEFAULT_APPROVE_DELAY_MS: '50', SCHEDULER_LEASE_MS: '2000' });
+      const { a, b, origins, prefix } = await replicas({ DEFAULT_APPROVE_DELAY_MS: '50', SCHEDULER_LEASE_MS: '2000' });
       const answers: Array<{ n: number; origin: string; res: Answer; phase: 'before' | 'away' | 'after' }> = [];
       const errors: unknown[] = [];
       let phase: 'before' | 'away' | 'after' = 'before';
@@ -368,10 +369,22 @@ if (redisServerOrSkip('replicas on Redis under load')) {
       expect(unavailable.filter((x) => x.phase === 'before')).toEqual([]);
       // Nothing acknowledged is lost: every create answered 200, before, during or after, is there and decided.
       const created = answers.filter((x) => x.res.status === 200);
+      let last: Answer[] = [];
       const reads = await settled(async () => {
-        const all = await pool(created.length, 16, (k) => call(origins[(k + 1) % 2]!, 'GET', `/v1/sim/intents/${created[k]!.res.body.payment_intent_id}`));
-        return all.every((res) => res.status === 200 && res.body.status === 'APPROVED') ? all : undefined;
-      }, 'every created intent to be decided');
+        last = await pool(created.length, 16, (k) => call(origins[(k + 1) % 2]!, 'GET', `/v1/sim/intents/${created[k]!.res.body.payment_intent_id}`));
+        return last.every((res) => res.status === 200 && res.body.status === 'APPROVED') ? last : undefined;
+      }, 'every created intent to be decided').catch(async (error: unknown) => {
+        const undecided = last.map((res, k) => ({ ...created[k]!, read: res })).filter((x) => x.read.status !== 200 || x.read.body.status !== 'APPROVED');
+        const jobs = await Promise.all(
+          undecided.map(async (x) => {
+            const id = `intent.decide\n${x.res.body.payment_intent_id as string}`;
+            const member = await redis.client.hget(`${prefix}sched:members`, id);
+            return { member, due: member && (await redis.client.zscore(`${prefix}sched:due`, member)), lease: member && (await redis.client.zscore(`${prefix}sched:leases`, member)) };
+          }),
+        );
+        const logs = [a, b].map((p) => p.lines.filter((l) => l.level !== undefined && l.level !== 'info' && l.level !== 30).map((l) => l.msg).slice(-10));
+        throw new Error(`${String(error)}: now ${Date.now()} ${JSON.stringify(undecided.map((x, k) => ({ phase: x.phase, read: [x.read.status, x.read.body.status], job: jobs[k] })))} logs ${JSON.stringify(logs)}`);
+      });
       reads.forEach((res, k) => expect(res.body).toMatchObject({ payment_intent_id: created[k]!.res.body.payment_intent_id, reservation_id: `res_${created[k]!.n}`, amount: 100 + created[k]!.n, status: 'APPROVED' }));
       console.info(`Redis stop/start under load: ${answers.length} creates, ${created.length} answered 200, ${unavailable.length} answered 503 STORE_UNAVAILABLE`);
     });
