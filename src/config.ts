@@ -158,6 +158,8 @@ const EnvSchema = Type.Object({
   REDIS_KEY_PREFIX: Type.String({ maxLength: 200, pattern: '^[\\x21-\\x7E]*$', 'x-pattern-description': 'visible ASCII characters (no spaces)', default: DEFAULT_REDIS_KEY_PREFIX }),
   // Unset: DEFAULT_REDIS_SCHEDULER_POLL_MS with STORE=redis, 0 (off) with memory, where nobody else schedules.
   SCHEDULER_POLL_MS: Type.Optional(Type.Integer({ minimum: 0, maximum: 60_000 })),
+  // How long a claimed job is its replica's before another may claim it (a replica that died): longer than any handler runs.
+  SCHEDULER_LEASE_MS: Count(30_000, 1000, 3_600_000),
   CLUSTER_WORKERS: Count(1, 1, 256),
 });
 
@@ -211,7 +213,7 @@ export interface Config {
   /** The Redis of STORE=redis: REDIS_URL and the prefix of every key (REDIS_KEY_PREFIX). */
   redis: { url: string; keyPrefix: string };
   /** The scheduler of due work: how often it looks for work it was not told about (0: never; only a shared store needs it). */
-  scheduler: { pollMs: number };
+  scheduler: { pollMs: number; leaseMs: number };
   /** CLUSTER_WORKERS: worker processes sharing the port (1: this process serves itself). */
   clusterWorkers: number;
   bodyLimitBytes: number;
@@ -387,7 +389,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     idempotency: { ttlMs: env.IDEMPOTENCY_TTL_MS, maxKeys: env.IDEMPOTENCY_MAX_KEYS },
     store: { backend: env.STORE, intentTtlMs: env.INTENT_TTL_MS, maxIntents: env.STORE_MAX_INTENTS },
     redis: { url: env.REDIS_URL, keyPrefix: env.REDIS_KEY_PREFIX },
-    scheduler: { pollMs: env.SCHEDULER_POLL_MS ?? (env.STORE === 'redis' ? DEFAULT_REDIS_SCHEDULER_POLL_MS : 0) },
+    scheduler: { pollMs: env.SCHEDULER_POLL_MS ?? (env.STORE === 'redis' ? DEFAULT_REDIS_SCHEDULER_POLL_MS : 0), leaseMs: env.SCHEDULER_LEASE_MS },
     clusterWorkers: env.CLUSTER_WORKERS,
     bodyLimitBytes: env.BODY_LIMIT_BYTES,
     http: {

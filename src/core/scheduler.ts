@@ -33,11 +33,13 @@ export interface SchedulerDeps {
   onRunError?: ((error: unknown) => void) | undefined;
   /** How often to look for due work this process was not told about (0 or unset: never; a store of this process alone needs none). */
   pollMs?: number | undefined;
+  /** How long a claimed job is this process's before another may claim it (default LEASE_MS): longer than any handler runs. */
+  leaseMs?: number | undefined;
 }
 
 /** Jobs claimed at once. */
 export const BATCH = 512;
-/** How long a claimed job is another worker's: longer than any handler runs. */
+/** How long a claimed job is another worker's by default (SCHEDULER_LEASE_MS): longer than any handler runs. */
 export const LEASE_MS = 30_000;
 export const MAX_ATTEMPTS = 8;
 const RETRY_BASE_MS = 100;
@@ -143,7 +145,7 @@ export class Scheduler {
   async #run(): Promise<void> {
     const { clock, store } = this.#deps;
     try {
-      const jobs = await store.claimDue(clock.now(), BATCH, LEASE_MS);
+      const jobs = await store.claimDue(clock.now(), BATCH, this.#deps.leaseMs ?? LEASE_MS);
       for (const job of jobs) await this.#runOne(job);
       if (jobs.length === BATCH) {
         // More may be due: continue on a fresh timer turn, so requests get the event loop between batches.

@@ -54,7 +54,7 @@ describe('loadConfig defaults', () => {
       idempotency: { ttlMs: 86_400_000, maxKeys: 300_000 },
       store: { backend: 'memory', intentTtlMs: 86_400_000, maxIntents: 1_000_000 },
       redis: { url: 'redis://127.0.0.1:6379', keyPrefix: 'paysim:' },
-      scheduler: { pollMs: 0 },
+      scheduler: { pollMs: 0, leaseMs: 30_000 },
       clusterWorkers: 1,
       bodyLimitBytes: 65_536,
       http: { requestTimeoutMs: 30_000, headersTimeoutMs: 10_000, keepAliveTimeoutMs: 72_000, connectionTimeoutMs: 0 },
@@ -211,6 +211,7 @@ describe('loadConfig values', () => {
       REDIS_URL: 'rediss://:s3cret@redis.internal:6380/2',
       REDIS_KEY_PREFIX: 'loadtest-7:',
       SCHEDULER_POLL_MS: '100',
+      SCHEDULER_LEASE_MS: '5000',
       CLUSTER_WORKERS: '4',
     });
     expect(config).toEqual({
@@ -244,7 +245,7 @@ describe('loadConfig values', () => {
       idempotency: { ttlMs: 60_000, maxKeys: 10 },
       store: { backend: 'redis', intentTtlMs: 120_000, maxIntents: 500 },
       redis: { url: 'rediss://:s3cret@redis.internal:6380/2', keyPrefix: 'loadtest-7:' },
-      scheduler: { pollMs: 100 },
+      scheduler: { pollMs: 100, leaseMs: 5000 },
       clusterWorkers: 4,
       bodyLimitBytes: 1024,
       http: { requestTimeoutMs: 5000, headersTimeoutMs: 2000, keepAliveTimeoutMs: 4000, connectionTimeoutMs: 60_000 },
@@ -606,10 +607,16 @@ describe('store back end and processes (issue 14)', () => {
     expect(loadConfig({ SCHEDULER_POLL_MS: '40' }).scheduler.pollMs).toBe(40);
   });
 
+  it('a claimed job is its replica’s for 30 s unless SCHEDULER_LEASE_MS says otherwise', () => {
+    expect(loadConfig({ STORE: 'redis' }).scheduler.leaseMs).toBe(30_000);
+    expect(loadConfig({ STORE: 'redis', SCHEDULER_LEASE_MS: '2000' }).scheduler.leaseMs).toBe(2000);
+  });
+
   it.each([
     [{ STORE: 'postgres' }, 'Invalid configuration: STORE must be one of memory, redis (got "postgres")'],
     [{ REDIS_KEY_PREFIX: 'has space:' }, 'Invalid configuration: REDIS_KEY_PREFIX must be visible ASCII characters (no spaces) (got "has space:")'],
     [{ SCHEDULER_POLL_MS: '60001' }, 'Invalid configuration: SCHEDULER_POLL_MS must be <= 60000 (got "60001")'],
+    [{ SCHEDULER_LEASE_MS: '999' }, 'Invalid configuration: SCHEDULER_LEASE_MS must be >= 1000 (got "999")'],
     [{ CLUSTER_WORKERS: '0' }, 'Invalid configuration: CLUSTER_WORKERS must be >= 1 (got "0")'],
     [
       { CLUSTER_WORKERS: '2' },

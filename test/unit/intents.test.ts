@@ -152,6 +152,29 @@ describe('IntentService decisions', () => {
     expect(types(h.events)).toEqual(['payment.created', 'payment.approved']);
   });
 
+  it('a decision that runs before its intent is stored (a shared store: another replica ran the job while the insert was on its way) is retried, and decides it once stored', async () => {
+    const h = await makeService();
+    const insert = h.store.insert.bind(h.store);
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    h.store.insert = async (intent) => {
+      await gate;
+      return insert(intent);
+    };
+    const creating = h.service.create({ ...BASE, scenario: 'approve' });
+    // The job is scheduled; the insert waits. The decision comes due and finds nothing.
+    await h.clock.advance(200);
+    expect(await h.service.pendingDecisions()).toBe(1);
+    release();
+    const intent = await creating;
+    expect((await h.service.get(intent.id)).status).toBe('PENDING');
+    // The retry (100 ms later) decides it.
+    await h.clock.advance(100);
+    expect(await h.service.get(intent.id)).toMatchObject({ status: 'APPROVED', decidedAt: T0 + 300 });
+    expect(await h.service.pendingDecisions()).toBe(0);
+    expect(types(h.events)).toEqual(['payment.created', 'payment.approved']);
+  });
+
   it('fail: FAILED card_declined after failDelayMs with exactly one payment.failed', async () => {
     const h = await makeService();
     const intent = await h.service.create({ ...BASE, scenario: 'fail' });

@@ -155,6 +155,29 @@ describe('Scheduler on a store shared by several processes', () => {
     survivor.stop();
   });
 
+  it('with leaseMs set (SCHEDULER_LEASE_MS), a dead process’s claim lapses after that lease, not LEASE_MS', async () => {
+    const clock = new ManualClock(0);
+    const store = new MemorySchedulerStore();
+    const noError = () => undefined;
+    const dying = new Scheduler({ clock, store, onError: noError, leaseMs: 2000 });
+    const survivor = new Scheduler({ clock, store, onError: noError, pollMs: 250, leaseMs: 2000 });
+    dying.register('test.job', () => new Promise<void>(() => undefined));
+    const ran: number[] = [];
+    survivor.register('test.job', () => void ran.push(clock.now()));
+    await dying.start();
+    await dying.schedule('test.job', 'x', 100);
+    await survivor.start();
+    await clock.advance(100);
+    dying.stop();
+    await clock.advance(1999);
+    expect(ran).toEqual([]);
+    await clock.advance(250);
+    expect(ran).toHaveLength(1);
+    expect(ran[0]).toBeGreaterThanOrEqual(2100);
+    expect(ran[0]).toBeLessThanOrEqual(2350);
+    survivor.stop();
+  });
+
   it('a run that cannot reach the store is reported, never rejects, and is tried again; the job runs once the store is back', async () => {
     const clock = new ManualClock(0);
     const healthy = new MemorySchedulerStore();

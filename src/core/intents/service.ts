@@ -142,6 +142,13 @@ export class IntentService {
   /** The due decision of one intent: applies its planned outcome if it is still PENDING. */
   async #decide(id: string): Promise<void> {
     const result = await this.#deps.store.decide(id, this.#deps.clock.now());
+    // Not stored (yet): `create` schedules the decision before it stores the intent, and with a
+    // store shared by several replicas another one can run the job while the insert is still on
+    // its way (a short delay under load, or a Redis that is restarting). Throwing makes the
+    // scheduler retry it with backoff (MAX_ATTEMPTS), instead of completing the job and leaving the
+    // intent PENDING for good. An intent whose create failed after scheduling is never stored: its
+    // job is given up after the last attempt.
+    if (!result.ok && result.current === undefined) throw new Error(`intent ${id} is not stored (yet): its decision is retried`);
     // Not PENDING any more (cancelled meanwhile): the cancel won and published its own event.
     if (result.ok) this.#publish(result.record.status === 'APPROVED' ? 'payment.approved' : 'payment.failed', Object.freeze(result.record));
   }

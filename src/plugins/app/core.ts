@@ -69,6 +69,7 @@ export default fp<CoreOptions>(
         app.log.warn({ err: error }, 'due work could not be claimed from the store; trying again');
       },
       pollMs: config.scheduler.pollMs,
+      leaseMs: config.scheduler.leaseMs,
     });
     const intents = new IntentService({ store: stores.intents, scheduler, bus, clock, random, ids, scenarios: config.scenarios });
 

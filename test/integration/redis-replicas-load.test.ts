@@ -1,0 +1,392 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { Agent, request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { serverProcesses, type ServerProcess } from '../helpers/child.ts';
+import { eventually, receiverPool, type ReceivedRequest } from '../helpers/receiver.ts';
+import { redisServerOrSkip, startRedis, type TestRedis } from '../helpers/redis.ts';
+
+/**
+ * Two replicas of the service as separate processes (`node src/server.ts`, STORE=redis, one key
+ * prefix) on one private redis-server with AOF, under load, over real HTTP on 127.0.0.1, a client
+ * alternating between them: the seat race and the ledger, FluxPay's credit race, a replica killed
+ * with SIGKILL in the middle of a load of intents with webhooks, and Redis stopped and started
+ * again under a load of creates. Nothing here is timed: the loads are bounded in count, and each
+ * wait is for a state, with a generous bound for a busy machine.
+ * @see issue 14 "Tests"
+ */
+
+const SECRET = 'whsec_cmVwbGljYXMtbG9hZC10ZXN0LXNlY3JldC0x';
+/** Two starts of the service and a load on a 2-core machine that may be busy. */
+const TEST_TIMEOUT_MS = 120_000;
+/** Real time allowed for a state to be reached after the load (decisions, take-overs, a reconnect). */
+const SETTLE_MS = 45_000;
+
+interface Answer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+}
+
+/** One agent per replica: keep-alive connections, at most 64 at once (the rest queue in the client). */
+const agents = new Map<string, Agent>();
+function agentFor(origin: string): Agent {
+  let agent = agents.get(origin);
+  if (agent === undefined) {
+    agent = new Agent({ keepAlive: true, maxSockets: 64 });
+    agents.set(origin, agent);
+  }
+  return agent;
+}
+
+/** A request to a replica; a refused or reset connection (a replica that is gone) rejects. */
+function call(origin: string, method: string, path: string, body?: object, headers: Record<string, string> = {}): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const req = request(
+      `${origin}${path}`,
+      { method, agent: agentFor(origin), headers: { ...headers, ...(payload === undefined ? {} : { 'content-type': 'application/json' }) } },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+        res.on('end', () => {
+          let parsed: unknown = text;
+          try {
+            parsed = JSON.parse(text);
+          } catch {
+            // not JSON: kept as text, and the assertion on it says so
+          }
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: parsed });
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+/** Runs `task(i)` for i in [0, count) with at most `width` at once. */
+async function pool<T>(count: number, width: number, task: (i: number) => Promise<T>): Promise<T[]> {
+  const results = new Array<T>(count);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(width, count) }, async () => {
+      while (next < count) {
+        const i = next++;
+        results[i] = await task(i);
+      }
+    }),
+  );
+  return results;
+}
+
+/** Polls `probe` until it returns something, within SETTLE_MS. */
+const settled = <T>(probe: () => Promise<T | undefined>, what: string): Promise<T> => eventually(probe, what, SETTLE_MS);
+
+const CATALOG = [{ id: 'replica_hall', title: 'Replica Hall', venue: 'Hall 14', startsAt: '2026-06-01T10:00:00Z', rows: ['A', 'B', 'C', 'D', 'E', 'F', 'G', 'H', 'I', 'J'], seatsPerRow: 20 }];
+const SEAT_PRICE = 30_000;
+
+if (redisServerOrSkip('replicas on Redis under load')) {
+  let redis: TestRedis;
+  let dir: string;
+  let catalogPath: string;
+  const servers = serverProcesses();
+  const receivers = receiverPool();
+
+  beforeAll(async () => {
+    redis = await startRedis({ appendOnly: true });
+    dir = mkdtempSync(join(tmpdir(), 'paysim-replicas-load-'));
+    catalogPath = join(dir, 'performances.json');
+    writeFileSync(catalogPath, JSON.stringify(CATALOG));
+  });
+  afterEach(async () => {
+    for (const agent of agents.values()) agent.destroy();
+    agents.clear();
+    await servers.killAll();
+    await receivers.closeAll();
+    // A test that failed while Redis was stopped leaves it stopped: the next one needs it.
+    if ((await redis.client.ping().catch(() => 'down')) !== 'PONG') await redis.resume();
+  });
+  afterAll(async () => {
+    await redis?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Two replicas on one fresh key prefix, listening; their origins. */
+  async function replicas(env: Record<string, string> = {}): Promise<{ a: ServerProcess; b: ServerProcess; origins: [string, string]; prefix: string }> {
+    const prefix = redis.newPrefix();
+    const shared = { WEBHOOK_SECRET: SECRET, STORE: 'redis', REDIS_URL: redis.url, REDIS_KEY_PREFIX: prefix, WEBHOOK_MAX_RPS: '0', ...env };
+    const a = servers.start(shared);
+    const b = servers.start(shared);
+    const origins = await Promise.all([a.origin(), b.origin()]);
+    return { a, b, origins, prefix };
+  }
+
+  describe('two replica processes under load', { timeout: TEST_TIMEOUT_MS }, () => {
+    it('1,000 concurrent bookings across both for 200 seats hold exactly 200 (800 × 409 SOLD_OUT); some are paid and the ledger balances on both; 200 concurrent credit uses across both never overdraw', async () => {
+      const { origins } = await replicas({ PERFORMANCES_FILE: catalogPath, MOCK_MIN_DELAY_MS: '0', MOCK_MAX_DELAY_MS: '0', EVENT_PROCESSING_DELAY_MS: '0' });
+      const on = (i: number) => origins[i % 2]!;
+
+      const booked = await Promise.all(
+        Array.from({ length: 1000 }, (_, i) => call(on(i), 'POST', '/bookings', { performanceId: 'replica_hall', quantity: 1, paymentMethod: 'CREDIT_CARD' }, { 'x-user-id': `racer_${i}` })),
+      );
+      const won = booked.map((res, i) => ({ res, i })).filter(({ res }) => res.status === 201);
+      const lost = booked.filter((res) => res.status !== 201);
+      expect(won).toHaveLength(200);
+      expect(lost).toHaveLength(800);
+      for (const res of lost) expect([res.status, res.body]).toEqual([409, { error: 'replica_hall has 0 seats left; 1 requested.', code: 'SOLD_OUT' }]);
+      // Both replicas sold: the race was across them, not won by one.
+      expect(new Set(won.map(({ i }) => i % 2)).size).toBe(2);
+      const holder = new Map(won.map(({ res }) => [res.body.seatIds[0] as string, res.body.bookingId as string]));
+      expect(holder.size).toBe(200);
+      for (const { res } of won) expect(res.body).toMatchObject({ totalAmount: SEAT_PRICE, seatIds: [expect.stringMatching(/^[A-J]\d+$/)] });
+      for (const origin of origins) {
+        const map = await call(origin, 'GET', '/performances/replica_hall/seats', undefined, { 'x-user-id': 'auditor' });
+        expect(map.body.counts).toEqual({ total: 200, available: 0, held: 200, reserved: 0 });
+        for (const seat of map.body.seats) expect([seat.seatId, seat.status, seat.bookingId]).toEqual([seat.seatId, 'locked', holder.get(seat.seatId)]);
+      }
+
+      // 40 paid on the replica that did not take the booking (30 approved, 10 declined).
+      const paying = won.slice(0, 40);
+      const paid = await Promise.all(
+        paying.map(({ res, i }, n) =>
+          call(on(i + 1), 'POST', '/payments/execute', { bookingId: res.body.bookingId, paymentMethodToken: 'tok_visa_creditCard', cvv: n < 30 ? '120' : '442' }, { 'x-user-id': `racer_${i}` }),
+        ),
+      );
+      paid.forEach((res, n) => {
+        expect(res.status).toBe(200);
+        expect(res.body).toMatchObject({ finalStatus: n < 30 ? 'SUCCESS' : 'FAILURE', bookingId: paying[n]!.res.body.bookingId });
+      });
+      // The inbox processor (due work on either replica) confirms 30 and fails 10.
+      await settled(async () => {
+        const map = await call(origins[0], 'GET', '/performances/replica_hall/seats', undefined, { 'x-user-id': 'auditor' });
+        return map.body.counts.reserved === 30 && map.body.counts.available === 10 ? true : undefined;
+      }, 'the payments to be settled');
+      for (const [n, { res, i }] of paying.entries()) {
+        const mine = await call(on(i + n), 'GET', '/bookings/my', undefined, { 'x-user-id': `racer_${i}` });
+        expect(mine.body.map((b: { bookingId: string; status: string }) => [b.bookingId, b.status])).toEqual([[res.body.bookingId, n < 30 ? 'confirmed' : 'failed']]);
+      }
+      const total = 30 * SEAT_PRICE;
+      const balances = {
+        balances: [
+          { account: 'CUSTOMER_PAYABLE', currency: 'KRW', debits: total, credits: 0, balance: total },
+          { account: 'MERCHANT_BALANCE', currency: 'KRW', debits: 0, credits: total, balance: -total },
+        ],
+        imbalance: 0,
+      };
+      for (const origin of origins) expect((await call(origin, 'GET', '/ledger/balances', undefined, { 'x-user-id': 'auditor' })).body).toEqual(balances);
+      const ledger = await call(origins[1], 'GET', `/ledger?bookingId=${paying[0]!.res.body.bookingId}`, undefined, { 'x-user-id': `racer_${paying[0]!.i}` });
+      expect(ledger.body.map((e: { account: string; direction: string; amount: number }) => [e.account, e.direction, e.amount])).toEqual([
+        ['CUSTOMER_PAYABLE', 'DEBIT', SEAT_PRICE],
+        ['MERCHANT_BALANCE', 'CREDIT', SEAT_PRICE],
+      ]);
+
+      // FluxPay: 1,000 credits charged on A, then 200 concurrent uses of 7 credits, split across both.
+      const fp = async (origin: string, path: string, body?: object) => {
+        const res = await call(origin, body === undefined ? 'GET' : 'POST', path, body);
+        expect([res.status, res.body.code], JSON.stringify(res.body)).toEqual([200, 'SUCCESS']);
+        return res.body.result;
+      };
+      const order = await fp(origins[0], '/api/v1/orders', { userId: 'user_race', serviceId: 'ai-writer', orderName: '1,000 credits', amount: 10_000, metadata: { kind: 'CREDIT_CHARGE', credits: 1000 } });
+      const payment = await fp(origins[1], '/api/v1/payments', { orderId: order.orderId, method: 'CARD', card: { number: '4242424242424242', cvv: '123', expMonth: 12, expYear: 2030 } });
+      await fp(origins[0], '/api/v1/payments/confirm', { paymentKey: payment.paymentKey, orderId: order.orderId, amount: 10_000 });
+      expect(await fp(origins[1], '/api/v1/credits/charge', { userId: 'user_race', orderId: order.orderId })).toMatchObject({ credits: 1000, balance: 1000 });
+
+      const uses = await Promise.all(
+        Array.from({ length: 200 }, (_, i) => call(on(i), 'POST', '/api/v1/credits/use', { userId: 'user_race', serviceId: 'ai-writer', usageId: `usage-${i}`, amount: 7 })),
+      );
+      const used = uses.filter((res) => res.status === 200);
+      const refused = uses.filter((res) => res.status !== 200);
+      // 1000 / 7: exactly 142 fit, whichever replica each went to.
+      expect(used).toHaveLength(142);
+      const balancesAfter = used.map((res) => res.body.result.balance as number).sort((x, y) => y - x);
+      expect(balancesAfter).toEqual(Array.from({ length: 142 }, (_, n) => 1000 - 7 * (n + 1)));
+      for (const res of refused) expect(res.body).toMatchObject({ isSuccess: false, code: 'PAY_001', message: expect.stringMatching(/^Insufficient credit balance: \d, needed 7\.$/) });
+      for (const origin of origins) {
+        expect(await fp(origin, '/api/v1/credits/balance?userId=user_race')).toEqual({ userId: 'user_race', balance: 1000 - 7 * 142 });
+        expect(await fp(origin, '/api/v1/reconciliation')).toMatchObject({ consistent: true, duplicateCharges: 0, mismatches: [] });
+      }
+    });
+
+    it('kill -9 of one replica in the middle of a load of intents with webhooks: every intent answered 200 is decided and read on the survivor; its webhook reached the receiver (taken over), one event id per intent, but for the few lost in the known gap', async () => {
+      // The receiver holds each answer a little, so the killed replica dies holding deliveries.
+      const rx = await receivers.start(() => ({ status: 200, body: 'ok', delayMs: 30 }));
+      const { a, origins } = await replicas({
+        WEBHOOK_TIMEOUT_MS: '1000',
+        WEBHOOK_CLAIM_IDLE_MS: '1500',
+        WEBHOOK_BACKOFF_MS: '50',
+        WEBHOOK_BACKOFF_MAX_MS: '200',
+        WEBHOOK_MAX_RETRIES: '20',
+        SCHEDULER_LEASE_MS: '2000',
+        SCHEDULER_POLL_MS: '100',
+        DEFAULT_APPROVE_DELAY_MS: '50',
+      });
+      const TOTAL = 600;
+      const KILL_AFTER = 250;
+      let answered = 0;
+      let killedAt: number | undefined;
+      const results = await pool(TOTAL, 32, async (i) => {
+        const origin = origins[i % 2]!;
+        try {
+          const res = await call(origin, 'POST', '/v1/sim/intent', { reservation_id: `res_${i}`, amount: 1000 + i, scenario: 'approve', webhook_url: rx.url('/hooks') });
+          if (res.status === 200 && ++answered === KILL_AFTER) {
+            killedAt = i;
+            a.kill('SIGKILL');
+          }
+          return { i, origin, res };
+        } catch (error) {
+          return { i, origin, error };
+        }
+      });
+      await a.exited;
+      expect(a.exit).toEqual({ code: null, signal: 'SIGKILL' });
+      expect(killedAt).toBeDefined();
+      const created = results.filter((r) => r.res?.status === 200).map((r) => ({ ...r, id: r.res!.body.payment_intent_id as string }));
+      // Only the killed replica may have failed to answer; the survivor answered everything 200.
+      for (const r of results) if (r.origin === origins[1]) expect(r.res?.status, JSON.stringify(r.res?.body ?? String(r.error))).toBe(200);
+      // The kill came in the middle: about half of the first KILL_AFTER were A's, and B answered the rest of its half.
+      expect(created.length).toBeGreaterThan(KILL_AFTER);
+      expect(created.length).toBeLessThan(TOTAL);
+      expect(created.filter((r) => r.origin === origins[0]).length).toBeGreaterThanOrEqual(KILL_AFTER / 2 - 32);
+
+      // Every one is decided and readable on the survivor.
+      const survivor = origins[1];
+      const decided = await settled(async () => {
+        const reads = await pool(created.length, 16, (n) => call(survivor, 'GET', `/v1/sim/intents/${created[n]!.id}`));
+        return reads.every((res) => res.status === 200 && res.body.status !== 'PENDING') ? reads : undefined;
+      }, 'every intent to be decided');
+      decided.forEach((res, n) => {
+        expect(res.body).toMatchObject({ payment_intent_id: created[n]!.id, reservation_id: `res_${created[n]!.i}`, amount: 1000 + created[n]!.i, status: 'APPROVED', webhook_url: rx.url('/hooks') });
+      });
+
+      // Every one's approval reached the receiver at least once; a repeat (sent by the dead
+      // replica, then again by the survivor that took its entry over) carries the same event id.
+      const byIntent = (): Map<string, ReceivedRequest[]> => {
+        const map = new Map<string, ReceivedRequest[]>();
+        for (const req of rx.requests) {
+          const id = (JSON.parse(req.body) as { payment_intent_id: string }).payment_intent_id;
+          map.set(id, [...(map.get(id) ?? []), req]);
+        }
+        return map;
+      };
+      // KNOWN GAP (reported with issue 14): a webhook is logged (one Redis call) and then put in the
+      // delivery stream (another); an intent is decided (one call) before its webhook is logged. A
+      // replica killed between those calls leaves a decided intent whose webhook is never sent (a
+      // delivery `pending` with no attempts in the log, in no stream). Under this load the kill lands
+      // there for about one intent in 400, so the test waits for every other intent's webhook, prints
+      // what was lost, and bounds it by what one replica can have between those calls at once.
+      const delivered = (): number => created.filter((r) => byIntent().has(r.id)).length;
+      let seen = -1;
+      await settled(async () => {
+        // Settled: everything but the lost ones arrived, and nothing more arrived for a while.
+        const now = delivered();
+        if (now === created.length) return true;
+        const settled = now === seen && now >= created.length - 10;
+        seen = now;
+        if (settled) await sleep(3000);
+        return settled && delivered() === now ? true : undefined;
+      }, 'a webhook for every intent but those lost at the kill');
+      const lost = created.filter((r) => !byIntent().has(r.id));
+      const lostLogs = await Promise.all(lost.map(async (r) => (await call(survivor, 'GET', `/v1/sim/webhooks/deliveries?payment_intent_id=${r.id}`)).body.data));
+      if (lost.length > 0) console.info(`webhooks lost at the kill: ${lost.length}; their deliveries in the log: ${JSON.stringify(lostLogs.map((d: Array<{ status: string; attempts: unknown[] }>) => d.map((x) => [x.status, x.attempts.length])))}`);
+      expect(lost.length).toBeLessThanOrEqual(10);
+      const received = byIntent();
+      let repeats = 0;
+      for (const { id } of created.filter((r) => received.has(r.id))) {
+        const requests = received.get(id)!;
+        const events = requests.map((req) => JSON.parse(req.body) as { id: string; type: string; status: string });
+        expect(new Set(events.map((e) => e.id)).size, `event ids for ${id}`).toBe(1);
+        for (const [n, e] of events.entries()) {
+          expect([e.type, e.status]).toEqual(['payment.approved', 'APPROVED']);
+          expect(requests[n]!.headers['webhook-id']).toBe(e.id);
+          expect(requests[n]!.body).toBe(requests[0]!.body);
+        }
+        repeats += requests.length - 1;
+      }
+      // Figures, not assertions: how many the dead replica left to be re-sent.
+      console.info(`kill -9 after ${KILL_AFTER} answers: ${created.length} intents answered 200, ${rx.requests.length} webhook requests, ${repeats} repeats, ${lost.length} lost`);
+    });
+
+    it('Redis stopped and started again under a load of creates: 503 STORE_UNAVAILABLE while it is away, no crash, full service after, and every create answered 200 is there and decided', async () => {
+      // A decision claimed just before Redis stopped, whose handler then failed, stays claimed
+      // until its lease lapses: a short lease keeps the wait for it short.
+      const { a, b, origins, prefix } = await replicas({ DEFAULT_APPROVE_DELAY_MS: '50', SCHEDULER_LEASE_MS: '2000' });
+      const answers: Array<{ n: number; origin: string; res: Answer; phase: 'before' | 'away' | 'after' }> = [];
+      const errors: unknown[] = [];
+      let phase: 'before' | 'away' | 'after' = 'before';
+      let afterOk = 0;
+      let stop = false;
+      let n = 0;
+      const load = Promise.all(
+        Array.from({ length: 8 }, async () => {
+          while (!stop) {
+            const i = n++;
+            const origin = origins[i % 2]!;
+            try {
+              const res = await call(origin, 'POST', '/v1/sim/intent', { reservation_id: `res_${i}`, amount: 100 + i, scenario: 'approve' });
+              // The phase when the answer came: no 503 can come before Redis stops.
+              const at = phase;
+              answers.push({ n: i, origin, res, phase: at });
+              if (at === 'after' && res.status === 200) afterOk++;
+            } catch (error) {
+              errors.push(error);
+            }
+            if (phase === 'away') await sleep(20);
+          }
+        }),
+      );
+
+      await settled(async () => (answers.filter((x) => x.res.status === 200).length >= 200 ? true : undefined), '200 creates before Redis stops');
+      await redis.pause();
+      phase = 'away';
+      await settled(async () => (answers.filter((x) => x.phase === 'away' && x.res.status === 503).length >= 16 ? true : undefined), 'creates answered 503 while Redis is away');
+      for (const origin of origins) {
+        const readyz = await call(origin, 'GET', '/readyz');
+        expect([readyz.status, readyz.body.status]).toEqual([503, 'store_unavailable']);
+      }
+      await redis.resume();
+      phase = 'after';
+      await settled(async () => (afterOk >= 200 ? true : undefined), '200 creates after Redis is back');
+      stop = true;
+      await load;
+
+      // No crash: both processes are up and ready, and no request was refused or reset.
+      expect([a.exit, b.exit]).toEqual([undefined, undefined]);
+      expect(errors).toEqual([]);
+      for (const origin of origins) expect(await call(origin, 'GET', '/readyz')).toMatchObject({ status: 200, body: { status: 'ready' } });
+      // Every answer was a create or a 503 in the native shape, with Retry-After.
+      const unavailable = answers.filter((x) => x.res.status !== 200);
+      for (const { res } of unavailable) {
+        expect([res.status, res.headers['retry-after'], res.body]).toEqual([
+          503,
+          '1',
+          { error: { code: 'STORE_UNAVAILABLE', message: 'The store is unavailable; retry shortly.', trace_id: expect.stringMatching(/^[0-9a-f]{32}$/) } },
+        ]);
+      }
+      expect(unavailable.filter((x) => x.phase === 'before')).toEqual([]);
+      // Nothing acknowledged is lost: every create answered 200, before, during or after, is there and decided.
+      const created = answers.filter((x) => x.res.status === 200);
+      let last: Answer[] = [];
+      const reads = await settled(async () => {
+        last = await pool(created.length, 16, (k) => call(origins[(k + 1) % 2]!, 'GET', `/v1/sim/intents/${created[k]!.res.body.payment_intent_id}`));
+        return last.every((res) => res.status === 200 && res.body.status === 'APPROVED') ? last : undefined;
+      }, 'every created intent to be decided').catch(async (error: unknown) => {
+        const undecided = last.map((res, k) => ({ ...created[k]!, read: res })).filter((x) => x.read.status !== 200 || x.read.body.status !== 'APPROVED');
+        const jobs = await Promise.all(
+          undecided.map(async (x) => {
+            const id = `intent.decide\n${x.res.body.payment_intent_id as string}`;
+            const member = await redis.client.hget(`${prefix}sched:members`, id);
+            return { member, due: member && (await redis.client.zscore(`${prefix}sched:due`, member)), lease: member && (await redis.client.zscore(`${prefix}sched:leases`, member)) };
+          }),
+        );
+        const logs = [a, b].map((p) => p.lines.filter((l) => l.level !== undefined && l.level !== 'info').map((l) => l.msg).slice(-10));
+        throw new Error(`${String(error)}: now ${Date.now()} ${JSON.stringify(undecided.map((x, k) => ({ phase: x.phase, read: [x.read.status, x.read.body.status], job: jobs[k] })))} logs ${JSON.stringify(logs)}`);
+      });
+      reads.forEach((res, k) => expect(res.body).toMatchObject({ payment_intent_id: created[k]!.res.body.payment_intent_id, reservation_id: `res_${created[k]!.n}`, amount: 100 + created[k]!.n, status: 'APPROVED' }));
+      console.info(`Redis stop/start under load: ${answers.length} creates, ${created.length} answered 200, ${unavailable.length} answered 503 STORE_UNAVAILABLE`);
+    });
+  });
+}
