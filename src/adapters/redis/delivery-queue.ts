@@ -120,6 +120,10 @@ export class RedisDeliveryQueue implements DeliveryQueue {
   private constructor(client: Redis, log: DeliveryLogStore, options: RedisDeliveryQueueOptions) {
     this.#client = client;
     this.#reader = client.duplicate();
+    // Without a listener ioredis prints every failed reconnect of this connection to stderr. An
+    // outage is logged once by the shared client's listener (src/plugins/app/stores.ts), and a
+    // failed read is reported through `onError`.
+    this.#reader.on('error', () => undefined);
     this.#log = log;
     this.#options = options;
     this.#key = `${options.keyPrefix}whq`;
