@@ -3,7 +3,7 @@ import type { Clock, Timer } from '../../src/core/clock.ts';
 interface Scheduled {
   at: number;
   seq: number;
-  fn: () => void;
+  fn: () => void | Promise<void>;
   cancelled: boolean;
 }
 
@@ -14,7 +14,8 @@ export const settle = (): Promise<void> => new Promise((resolve) => setImmediate
  * A clock that only moves when a test says so. `advance` fires every timer that falls due, in
  * due-time order, including timers scheduled by the timers it fires; after each one it lets the
  * asynchronous work the timer started settle (the scheduler's jobs run over async store ports),
- * so what a timer at T schedules for T + d fires within the same `advance` when d fits.
+ * and waits for the promise the timer returned, if any (the scheduler's run: over Redis it takes
+ * round trips), so what a timer at T schedules for T + d fires within the same `advance` when d fits.
  */
 export class ManualClock implements Clock {
   #now: number;
@@ -29,7 +30,7 @@ export class ManualClock implements Clock {
     return this.#now;
   }
 
-  schedule(delayMs: number, fn: () => void): Timer {
+  schedule(delayMs: number, fn: () => void | Promise<void>): Timer {
     const entry: Scheduled = { at: this.#now + Math.max(0, delayMs), seq: this.#seq++, fn, cancelled: false };
     this.#timers.push(entry);
     return { cancel: () => void (entry.cancelled = true) };
@@ -48,8 +49,10 @@ export class ManualClock implements Clock {
       if (next === undefined) break;
       this.#timers.splice(this.#timers.indexOf(next), 1);
       this.#now = next.at;
-      next.fn();
+      const work = next.fn();
       await settle();
+      // The scheduler's runs return their promise: over Redis they take round trips, not one turn.
+      if (work !== undefined) await work;
     }
     this.#now = target;
   }
