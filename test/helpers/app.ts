@@ -27,7 +27,8 @@ export interface TestApp {
  */
 export async function buildTestApp(env: Record<string, string> = {}, options: { clockStart?: number; faultWait?: FaultWait } = {}): Promise<TestApp> {
   const config = loadConfig({ WEBHOOK_SECRET: 'whsec_dGVzdC1zZWNyZXQtZm9yLXBheXNpbQ==', SHUTDOWN_TIMEOUT_MS: '0', RANDOM_SEED: '42', OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0', ...storeEnv(), ...env });
-  const clock = new ManualClock(options.clockStart);
+  // Over Redis a scheduler run takes round trips: `advance` waits for each run to end.
+  const clock = new ManualClock(options.clockStart, { awaitWork: onRedis });
   const app = await buildApp({ config, clock, random: createRandom(config.randomSeed), logger: false, faultWait: options.faultWait });
   const events: PaymentEvent[] = [];
   app.core.bus.subscribe((event) => {
