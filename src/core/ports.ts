@@ -239,12 +239,8 @@ export type DeliveryHandler = (delivery: Delivery, origin: string, ticket: strin
 export interface DeliveryQueue {
   /** True when several processes share it: a delivery accepted here may be attempted by another process. */
   readonly shared: boolean;
-  /**
-   * Hands queued deliveries to `handler` from now on (once). `parked` tells how many of those
-   * handed over wait behind their origin's concurrency: a shared queue takes that many more, so a
-   * receiver that never answers cannot fill the room of a process while a healthy one waits.
-   */
-  start(handler: DeliveryHandler, parked?: () => number): void;
+  /** Hands queued deliveries to `handler` from now on (once). */
+  start(handler: DeliveryHandler): void;
   /**
    * Queues a delivery the log holds as pending, for its next attempt. With `max` > 0 a shared
    * queue refuses it (false) when that many deliveries are already waiting or held; 0: no bound

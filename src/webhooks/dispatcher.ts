@@ -122,15 +122,13 @@ export class WebhookDispatcher {
     this.#bucket = deps.rateCap ?? (settings.maxRps > 0 ? new TokenBucket(deps.clock, settings.maxRps, bucketCapacity(settings.maxRps)) : undefined);
     this.#queue = deps.queue ?? new MemoryDeliveryQueue();
     this.#shared = this.#queue.shared;
-    // What the lanes hold back waits behind its origin's share of the pool: a shared queue takes others meanwhile.
-    const parked = () => this.#lanes.waiting;
     this.#queue.start((delivery, origin, ticket) => {
       if (ticket !== null) {
         this.#tickets.set(delivery.id, ticket);
         this.#unfinished.add(delivery.id);
       }
       this.#lanes.push(origin, delivery);
-    }, parked);
+    });
     this.#jitter = deps.jitter ?? { next: () => Math.random() };
     deps.scheduler.register(RETRY_JOB, (id) => this.#retry(id));
     if (deps.faults !== undefined) {

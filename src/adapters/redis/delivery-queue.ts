@@ -77,8 +77,7 @@ type StreamEntry = [id: string, fields: string[] | null];
 
 /**
  * Webhook deliveries waiting to be attempted, in a Redis Stream read by one consumer group: every
- * replica's dispatcher is a consumer, takes entries as it has room for them (`readAhead`, not
- * counting those parked behind their origin's concurrency), and
+ * replica's dispatcher is a consumer, takes entries as it has room for them (`readAhead`), and
  * acknowledges (XACK) an entry once its attempt is over and the result is in the delivery log. An
  * entry its consumer has held for `claimIdleMs` (it died, or stalled) is taken over by whichever
  * consumer looks first (XAUTOCLAIM, every half of that time): the taker reads the delivery in the
@@ -105,8 +104,6 @@ export class RedisDeliveryQueue implements DeliveryQueue {
   /** Entries handed to the dispatcher and not yet acknowledged or released. */
   readonly #held = new Set<string>();
   #handler: DeliveryHandler | undefined;
-  /** Entries handed over that wait behind their origin's concurrency: they leave room for others. */
-  #parked: () => number = () => 0;
   #running = false;
   #loop: Promise<void> | undefined;
   #wakeLoop: (() => void) | undefined;
@@ -141,10 +138,9 @@ export class RedisDeliveryQueue implements DeliveryQueue {
     return this.#held.size;
   }
 
-  start(handler: DeliveryHandler, parked: () => number = () => 0): void {
+  start(handler: DeliveryHandler): void {
     if (this.#handler !== undefined) throw new Error('the delivery queue is already started');
     this.#handler = handler;
-    this.#parked = parked;
     this.#running = true;
     this.#loop = this.#run();
   }
@@ -178,16 +174,6 @@ export class RedisDeliveryQueue implements DeliveryQueue {
     await this.#loop;
   }
 
-  /**
-   * Entries this consumer may take now: `readAhead` less those it holds, not counting up to
-   * `readAhead` of those parked behind a busy origin. So a receiver that never answers cannot keep
-   * others' deliveries in the stream, and one busy receiver (a load test's only one) still leaves
-   * most of its deliveries to the other replicas: a consumer holds at most twice `readAhead`.
-   */
-  #room(): number {
-    return this.#options.readAhead - this.#held.size + Math.min(this.#parked(), this.#options.readAhead);
-  }
-
   #free(ticket: string): void {
     if (this.#held.delete(ticket)) this.#wakeLoop?.();
   }
@@ -204,14 +190,13 @@ export class RedisDeliveryQueue implements DeliveryQueue {
     let failures = 0;
     while (this.#running) {
       try {
-        if (this.#room() <= 0) {
+        if (this.#held.size >= this.#options.readAhead) {
           await new Promise<void>((resolve) => (this.#wakeLoop = resolve));
           this.#wakeLoop = undefined;
           continue;
         }
         if (Date.now() >= this.#nextClaimAt) await this.#claim();
-        const room = this.#room();
-        if (room > 0) await this.#read(room);
+        if (this.#held.size < this.#options.readAhead) await this.#read(this.#options.readAhead - this.#held.size);
         failures = 0;
       } catch (error) {
         if (!this.#running) return;
@@ -240,7 +225,7 @@ export class RedisDeliveryQueue implements DeliveryQueue {
     this.#nextClaimAt = Date.now() + Math.max(1, Math.floor(this.#options.claimIdleMs / 2));
     await this.#forgetConsumers([this.#key], [DELIVERY_GROUP, FORGET_AFTER_CLAIM_IDLES * this.#options.claimIdleMs]);
     for (;;) {
-      const room = this.#room();
+      const room = this.#options.readAhead - this.#held.size;
       if (room <= 0 || !this.#running) return;
       const [cursor, entries] = (await this.#client.xautoclaim(this.#key, DELIVERY_GROUP, this.consumer, this.#options.claimIdleMs, this.#claimCursor, 'COUNT', room)) as [
         string,
