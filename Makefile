@@ -9,8 +9,8 @@ IMAGE ?= paysim:local
 TOKEN_USER = $(if $(filter command line,$(origin USER)),$(USER),user_test_001)
 TTL ?= 1h
 
-.PHONY: build run test test-unit test-integration test-coverage lint openapi postman fuzz \
-	bench bench-faults bench-webhooks bench-bookings bench-v2 screenshots bench-fluxpay bench-waiting-room bench-report docker-build docker-run docker-verify install token help
+.PHONY: build run test test-unit test-integration test-redis test-coverage lint openapi postman fuzz \
+	bench bench-cluster bench-faults bench-webhooks bench-bookings bench-v2 screenshots bench-fluxpay bench-waiting-room bench-report docker-build docker-run docker-verify install token help
 
 help: ## List targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -37,6 +37,14 @@ test-unit: ## Run unit tests
 test-integration: ## Run integration tests
 	$(WITH_NODE) npx vitest run test/integration
 
+# The dialects' integration tests with every test app on STORE=redis (a redis-server started for the
+# run by test/helpers/redis-global-setup.ts, a key prefix per app): the same suites on both back ends.
+REDIS_TEST_FILES := $(addprefix test/integration/,$(addsuffix .test.ts,sim-api bookings-api v2-api payment-service \
+	fluxpay-api fluxpay-saga fluxpay-subscriptions fluxpay-waiting-room webhooks-api webhooks-delivery faults-rules))
+
+test-redis: ## Run the dialects' integration tests on the Redis back end (needs redis-server on PATH)
+	PAYSIM_TEST_STORE=redis $(WITH_NODE) npx vitest run $(REDIS_TEST_FILES)
+
 screenshots: ## Retake the console screenshots in docs/ (the browser test, in Chromium)
 	CONSOLE_SCREENSHOTS=docs $(WITH_NODE) npx vitest run test/browser/console.test.ts
 
@@ -60,6 +68,9 @@ bench: ## Benchmark payment intents
 
 bench-faults: ## Benchmark what fault injection costs make bench: FAULTS_ENABLED=false vs 0 rules vs 100 non-matching rules, interleaved rounds
 	$(WITH_NODE) node scripts/bench-faults.ts
+
+bench-cluster: ## Benchmark intents on memory, Redis and Redis with CLUSTER_WORKERS=2, and Redis commands per intent (needs redis-server)
+	$(WITH_NODE) node scripts/bench-cluster.ts
 
 bench-webhooks: ## Benchmark webhook delivery
 	$(WITH_NODE) node scripts/bench-webhooks.ts

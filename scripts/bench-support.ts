@@ -195,18 +195,18 @@ export function autocannon(options: AutocannonOptions): AutocannonRun {
   return run(options);
 }
 
-/** Starts a server child on a free port of 127.0.0.1 (PORT and HOST set in `env`) and waits for its /healthz. */
-export async function startServer(bench: Bench, name: string, args: string[], env: NodeJS.ProcessEnv): Promise<ServerChild> {
+/** Starts a server child on a free port of 127.0.0.1 (PORT and HOST set in `env`) and waits (up to `readyTimeoutMs`) for its /healthz. */
+export async function startServer(bench: Bench, name: string, args: string[], env: NodeJS.ProcessEnv, readyTimeoutMs = READY_TIMEOUT_MS): Promise<ServerChild> {
   bench.signal.throwIfAborted();
   const port = await freePort();
   const spawned = spawnChild(bench, name, args, { ...env, HOST: '127.0.0.1', PORT: String(port) });
   const server = { ...spawned, url: `http://127.0.0.1:${port}` };
-  await waitUntilHealthy(server);
+  await waitUntilHealthy(server, readyTimeoutMs);
   return server;
 }
 
-export async function waitUntilHealthy(server: ServerChild): Promise<void> {
-  const deadline = Date.now() + READY_TIMEOUT_MS;
+export async function waitUntilHealthy(server: ServerChild, readyTimeoutMs = READY_TIMEOUT_MS): Promise<void> {
+  const deadline = Date.now() + readyTimeoutMs;
   while (Date.now() < deadline) {
     if (hasExited(server.child)) throw exitedError(server, '/healthz answered');
     try {
@@ -217,7 +217,7 @@ export async function waitUntilHealthy(server: ServerChild): Promise<void> {
     }
     await sleep(100);
   }
-  throw new StartError(`${server.name} did not answer /healthz within ${READY_TIMEOUT_MS} ms`);
+  throw new StartError(`${server.name} did not answer /healthz within ${readyTimeoutMs} ms`);
 }
 
 /** Sends `signal` (SIGTERM by default) and waits for the exit; SIGKILL after STOP_TIMEOUT_MS. */

@@ -9,8 +9,13 @@ export interface Timer {
 export interface Clock {
   /** Milliseconds since the Unix epoch. */
   now(): number;
-  /** Runs `fn` once after `delayMs`. Real timers are unref'd: pending work never keeps the process alive. */
-  schedule(delayMs: number, fn: () => void): Timer;
+  /**
+   * Runs `fn` once after `delayMs`. Real timers are unref'd: pending work never keeps the process
+   * alive. `fn` may return the promise of the work it started: real timers ignore it, the tests'
+   * manual clock waits for it before it fires the next timer (work over a Redis store takes round
+   * trips, not just a turn of the event loop). Such a promise must never reject.
+   */
+  schedule(delayMs: number, fn: () => void | Promise<void>): Timer;
 }
 
 export const systemClock: Clock = {

@@ -128,7 +128,8 @@ export class Scheduler {
     this.#timer = this.#deps.clock.schedule(Math.max(0, dueAt - this.#deps.clock.now()), () => {
       this.#timer = undefined;
       this.#armedAt = Number.POSITIVE_INFINITY;
-      void this.runDue();
+      // Returned for a manual clock to wait on (runs never reject).
+      return this.runDue();
     });
   }
 
@@ -138,7 +139,7 @@ export class Scheduler {
     if (pollMs === undefined || pollMs <= 0 || !this.#started) return;
     this.#pollTimer = clock.schedule(pollMs, () => {
       this.#pollTimer = undefined;
-      void this.runDue().then(() => this.#armPoll());
+      return this.runDue().then(() => this.#armPoll());
     });
   }
 

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.ts';
 import { loadConfig, type Config } from '../../src/config.ts';
-import { expect } from 'vitest';
+import { expect, inject } from 'vitest';
 import { isBookingEvent, isPaymentEvent, type BookingEvent, type PaymentEvent } from '../../src/core/events.ts';
 import { createRandom } from '../../src/core/random.ts';
 import type { FaultWait } from '../../src/plugins/app/faults.ts';
@@ -22,10 +22,13 @@ export interface TestApp {
  * Load shedding on event-loop delay is off (OVERLOAD_MAX_EVENT_LOOP_DELAY_MS=0) unless `env` sets
  * it: on a machine busy with other work a test's own process can stall for a second, and a test
  * about something else must not get 503 OVERLOADED for it. The shedding tests set their own limits.
+ * With PAYSIM_TEST_STORE=redis (`make test-redis`) every app is on the Redis back end (see
+ * `storeEnv`), unless `env` chooses a STORE itself.
  */
 export async function buildTestApp(env: Record<string, string> = {}, options: { clockStart?: number; faultWait?: FaultWait } = {}): Promise<TestApp> {
-  const config = loadConfig({ WEBHOOK_SECRET: 'whsec_dGVzdC1zZWNyZXQtZm9yLXBheXNpbQ==', SHUTDOWN_TIMEOUT_MS: '0', RANDOM_SEED: '42', OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0', ...env });
-  const clock = new ManualClock(options.clockStart);
+  const config = loadConfig({ WEBHOOK_SECRET: 'whsec_dGVzdC1zZWNyZXQtZm9yLXBheXNpbQ==', SHUTDOWN_TIMEOUT_MS: '0', RANDOM_SEED: '42', OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0', ...storeEnv(), ...env });
+  // Over Redis a scheduler run takes round trips: `advance` waits for each run to end.
+  const clock = new ManualClock(options.clockStart, { awaitWork: onRedis });
   const app = await buildApp({ config, clock, random: createRandom(config.randomSeed), logger: false, faultWait: options.faultWait });
   const events: PaymentEvent[] = [];
   app.core.bus.subscribe((event) => {
@@ -33,6 +36,27 @@ export async function buildTestApp(env: Record<string, string> = {}, options: { 
   });
   await app.ready();
   return { app, clock, config, events };
+}
+
+/** Whether this run puts the test apps on Redis (PAYSIM_TEST_STORE=redis), for tests of a memory-only detail to skip. */
+export const onRedis = process.env.PAYSIM_TEST_STORE === 'redis';
+
+let apps = 0;
+
+/**
+ * The back end of the test apps: nothing (memory, the default) or, with PAYSIM_TEST_STORE=redis,
+ * STORE=redis on the run's redis-server (test/helpers/redis-global-setup.ts) under a key prefix
+ * no other app of the run shares (the worker's pid and a count), so apps never see each other's
+ * state, as with memory.
+ */
+function storeEnv(): Record<string, string> {
+  if (!onRedis) return {};
+  const url = inject('paysimRedisUrl');
+  if (url === '') throw new Error('PAYSIM_TEST_STORE=redis, but no redis-server was started: run vitest with its config (vitest.config.ts globalSetup)');
+  apps += 1;
+  // No poll of the shared schedule: an app alone on its prefix knows all its work (its own timer),
+  // and on the manual clock a poll every 250 ms is millions of runs for a test that advances a year.
+  return { STORE: 'redis', REDIS_URL: url, REDIS_KEY_PREFIX: `test:${process.pid}:${apps}:`, SCHEDULER_POLL_MS: '0' };
 }
 
 /**

@@ -3,7 +3,7 @@ import type { Clock, Timer } from '../../src/core/clock.ts';
 interface Scheduled {
   at: number;
   seq: number;
-  fn: () => void;
+  fn: () => void | Promise<void>;
   cancelled: boolean;
 }
 
@@ -14,22 +14,32 @@ export const settle = (): Promise<void> => new Promise((resolve) => setImmediate
  * A clock that only moves when a test says so. `advance` fires every timer that falls due, in
  * due-time order, including timers scheduled by the timers it fires; after each one it lets the
  * asynchronous work the timer started settle (the scheduler's jobs run over async store ports),
- * so what a timer at T schedules for T + d fires within the same `advance` when d fits.
+ * and with `awaitWork` waits for the promise the timer returned, if any (the scheduler's run), so
+ * what a timer at T schedules for T + d fires within the same `advance` when d fits.
  */
 export class ManualClock implements Clock {
   #now: number;
   #seq = 0;
   #timers: Scheduled[] = [];
 
-  constructor(start = Date.UTC(2026, 0, 15, 12, 0, 0)) {
+  readonly #awaitWork: boolean;
+
+  /**
+   * `awaitWork`: after each timer, also wait for the promise it returned (the scheduler's run),
+   * for apps on Redis, whose runs take round trips rather than one turn of the event loop. Off by
+   * default: a test may leave a job's handler hanging on purpose (a process that died mid-job),
+   * and over memory one turn is enough.
+   */
+  constructor(start = Date.UTC(2026, 0, 15, 12, 0, 0), options: { awaitWork?: boolean } = {}) {
     this.#now = start;
+    this.#awaitWork = options.awaitWork === true;
   }
 
   now(): number {
     return this.#now;
   }
 
-  schedule(delayMs: number, fn: () => void): Timer {
+  schedule(delayMs: number, fn: () => void | Promise<void>): Timer {
     const entry: Scheduled = { at: this.#now + Math.max(0, delayMs), seq: this.#seq++, fn, cancelled: false };
     this.#timers.push(entry);
     return { cancel: () => void (entry.cancelled = true) };
@@ -48,8 +58,9 @@ export class ManualClock implements Clock {
       if (next === undefined) break;
       this.#timers.splice(this.#timers.indexOf(next), 1);
       this.#now = next.at;
-      next.fn();
+      const work = next.fn();
       await settle();
+      if (this.#awaitWork && work !== undefined) await work;
     }
     this.#now = target;
   }
