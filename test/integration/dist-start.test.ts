@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { cp, mkdtemp, rm } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -23,6 +23,7 @@ let outDir = '';
 beforeAll(async () => {
   // <root>/dist beside a copy of package.json, as in the repository and the image (the service
   // reads ../package.json for its version); node_modules resolve from the repository above.
+  await mkdir(join(REPO, '.tmp'), { recursive: true }); // a fresh clone has no .tmp
   root = await mkdtemp(join(REPO, '.tmp', 'dist-start-'));
   outDir = join(root, 'dist');
   await cp(join(REPO, 'package.json'), join(root, 'package.json'));
