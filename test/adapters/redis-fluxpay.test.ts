@@ -1,10 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { RedisBillingStore } from '../../src/adapters/redis/fluxpay-billing.ts';
 import { MemoryFluxPayStore } from '../../src/adapters/memory/fluxpay.ts';
 import { RedisFluxPayStore } from '../../src/adapters/redis/fluxpay.ts';
 import { createRandom } from '../../src/core/random.ts';
-import { hasRedisServer, REDIS_SERVER_MISSING, startRedis, type TestRedis } from '../helpers/redis.ts';
-import { inCi } from '../helpers/promtool.ts';
+import { type TestRedis, withRedisServer } from '../helpers/redis.ts';
 import { compensationsLeft, SAGA_STEPS, sagaDid, stampOf, type SagaStepName, type CreditTransaction, type InboundEvent, type Order, type Payment, type Saga } from '../../src/core/fluxpay/model.ts';
 import type { FluxPayStore } from '../../src/core/fluxpay/ports.ts';
 import { reconcile } from '../../src/core/fluxpay/reconcile.ts';
@@ -22,20 +21,10 @@ import { fluxPayStoreContract } from './contracts/fluxpay.contract.ts';
  * one key prefix. Skipped without redis-server locally; in CI its absence fails.
  */
 
-if (!hasRedisServer) {
-  describe('Redis FluxPay adapters', () => {
-    it.skipIf(!inCi)('need redis-server (skipped: not installed)', () => undefined);
-    it.runIf(inCi)('need redis-server', () => {
-      throw new Error(REDIS_SERVER_MISSING);
-    });
-  });
-} else {
+withRedisServer('Redis FluxPay adapters', (server) => {
   let redis: TestRedis;
-  beforeAll(async () => {
-    redis = await startRedis();
-  });
-  afterAll(async () => {
-    await redis?.stop();
+  beforeAll(() => {
+    redis = server();
   });
 
   fluxPayStoreContract('redis', ({ ttlMs, maxRecords }) => new RedisFluxPayStore(redis.client, { keyPrefix: redis.newPrefix(), ttlMs, maxRecords }));
@@ -292,4 +281,4 @@ if (!hasRedisServer) {
       expect(await a.billing.counts()).toEqual({ ACTIVE: 0, PAST_DUE: 0, CANCELED: 1, EXPIRED: 0 });
     });
   });
-}
+});

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createIdFactory } from '../../src/core/ids.ts';
 import { paymentTransaction } from '../../src/core/ledger.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
@@ -9,8 +9,7 @@ import { RedisIntentStore } from '../../src/adapters/redis/intents.ts';
 import { RedisLedgerStore } from '../../src/adapters/redis/ledger.ts';
 import { RedisSeatStore } from '../../src/adapters/redis/seats.ts';
 import { RedisSchedulerStore } from '../../src/adapters/redis/scheduler.ts';
-import { hasRedisServer, REDIS_SERVER_MISSING, startRedis, type TestRedis } from '../helpers/redis.ts';
-import { inCi } from '../helpers/promtool.ts';
+import { type TestRedis, withRedisServer } from '../helpers/redis.ts';
 import { deliveryLogContract } from './contracts/deliveries.contract.ts';
 import { disabledUrlStoreContract } from './contracts/disabled-urls.contract.ts';
 import { idempotencyStoreContract } from './contracts/idempotency.contract.ts';
@@ -26,20 +25,10 @@ import { T0 } from './contracts/fixtures.ts';
  * see each other's keys. Skipped without redis-server locally; in CI its absence fails.
  */
 
-if (!hasRedisServer) {
-  describe('Redis adapters', () => {
-    it.skipIf(!inCi)('need redis-server (skipped: not installed)', () => undefined);
-    it.runIf(inCi)('need redis-server', () => {
-      throw new Error(REDIS_SERVER_MISSING);
-    });
-  });
-} else {
+withRedisServer('Redis adapters', (server) => {
   let redis: TestRedis;
-  beforeAll(async () => {
-    redis = await startRedis();
-  });
-  afterAll(async () => {
-    await redis?.stop();
+  beforeAll(() => {
+    redis = server();
   });
 
   intentStoreContract('redis', ({ ttlMs, maxIntents }) => new RedisIntentStore(redis.client, { keyPrefix: redis.newPrefix(), ttlMs, maxIntents }));
@@ -96,4 +85,4 @@ if (!hasRedisServer) {
     expect(entries.map((e) => e.entryId)).toEqual(posted.flatMap((t) => t.entries.map((e) => e.entryId)));
     expect(await ledger.imbalance()).toBe(0);
   });
-}
+});
