@@ -1,10 +1,13 @@
+import { createServer, type IncomingMessage, type ServerOptions, type ServerResponse } from 'node:http';
+import type { Redis } from 'ioredis';
 import Fastify, { LogController, type FastifyInstance, type FastifyPluginAsync, type FastifyServerOptions } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from './config.ts';
 import type { LiveFeed } from './console/feed.ts';
 import type { Clock } from './core/clock.ts';
 import type { Stores } from './core/ports.ts';
-import type { RandomSource } from './core/random.ts';
+import { namespaceSeed, type RandomSource } from './core/random.ts';
+import { DEFAULT_NAMESPACE } from './core/faults/service.ts';
 import consolePlugin from './console/index.ts';
 import bookingsDialect from './dialects/bookings/index.ts';
 import fluxpayDialect from './dialects/fluxpay/index.ts';
@@ -15,6 +18,7 @@ import { sendProblem } from './http/error-handler.ts';
 import { ErrorShapes } from './http/error-shapes.ts';
 import { useJsonBodies } from './http/json-body.ts';
 import { problemOf } from './http/problem.ts';
+import { useSerializers } from './http/serializers.ts';
 import { useValidators } from './http/validators.ts';
 import bookings from './plugins/app/bookings.ts';
 import core from './plugins/app/core.ts';
@@ -25,6 +29,7 @@ import faults, { type FaultWait } from './plugins/app/faults.ts';
 import fluxpay from './plugins/app/fluxpay.ts';
 import lifecycle from './plugins/app/lifecycle.ts';
 import metrics from './plugins/app/metrics.ts';
+import namespacesPlugin, { NAMESPACE_HEADER, namespaceKeyPrefix, type Namespaces } from './plugins/app/namespaces.ts';
 import opsRoutes from './plugins/app/ops.ts';
 import requestContext, { bindRequestContext, childLoggerWithTraceId, requestIdFrom } from './plugins/app/request-context.ts';
 import stores from './plugins/app/stores.ts';
@@ -32,7 +37,7 @@ import v2Payments from './plugins/app/v2-payments.ts';
 import waitingRooms from './plugins/app/waiting-rooms.ts';
 import webhooks from './plugins/app/webhooks.ts';
 import { registerSwagger } from './plugins/external/swagger.ts';
-import { registerUnderPressure } from './plugins/external/under-pressure.ts';
+import { registerUnderPressure, shedLoadAsRoot } from './plugins/external/under-pressure.ts';
 
 /**
  * Builds the whole service as one Fastify instance. `server.ts` owns the process (signals,
@@ -53,6 +58,17 @@ export interface AppOptions {
   faultWait?: FaultWait | undefined;
   /** Told the console's live feed (tests look whether it is subscribed to the bus). */
   onConsoleFeed?: ((feed: LiveFeed) => void) | undefined;
+  /** Set by the root app when it builds a namespace's app (X-Sim-Namespace); never by callers. */
+  namespace?: NamespaceParent | undefined;
+}
+
+/** What a namespace's app takes from the root app. */
+interface NamespaceParent {
+  name: string;
+  root: FastifyInstance;
+  registry: Namespaces;
+  /** STORE=redis: the root's client and health. */
+  redis?: { client: Redis; storeUnavailable(): string | undefined } | undefined;
 }
 
 export { API_VERSION } from './plugins/external/swagger.ts';
@@ -60,8 +76,11 @@ export { API_VERSION } from './plugins/external/swagger.ts';
 const IGNORE_TRAILING_SLASH = true;
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
-  const { config } = options;
+  const parent = options.namespace;
+  const config = parent === undefined ? options.config : namespaceConfig(options.config, parent.name);
   const shapes = new ErrorShapes();
+  /** The root app's namespace registry, known once it is registered; the server hands namespaced requests to it. */
+  let namespaces: Namespaces | undefined;
   const app = Fastify({
     loggerInstance: typeof options.logger === 'object' ? options.logger : undefined,
     logger: typeof options.logger === 'object' ? undefined : (options.logger ?? false),
@@ -78,6 +97,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     connectionTimeout: config.http.connectionTimeoutMs,
     // A request without Host reaches the app, which answers a JSON 400 instead of Node's empty one.
     http: { requireHostHeader: false, headersTimeout: config.http.headersTimeoutMs, connectionsCheckingInterval: Math.min(1000, config.http.headersTimeoutMs) },
+    // The root app's server: a request naming a namespace (X-Sim-Namespace) goes to that namespace's app.
+    serverFactory: parent === undefined ? namespacedServer(() => namespaces) : undefined,
     // Unreadable URLs (bad percent-encoding, over-long parameters) in the shape of the path's dialect.
     frameworkErrors: (error, request, reply) => {
       bindRequestContext(request, reply);
@@ -85,15 +106,27 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     },
   } as FastifyServerOptions);
 
+  app.decorate('namespace', parent?.name ?? DEFAULT_NAMESPACE);
   useValidators(app);
+  useSerializers(app);
   useJsonBodies(app);
   await app.register(lifecycle);
   if (options.otelPlugin !== undefined) await app.register(options.otelPlugin);
   // Before the error shapes: what they answer carries the request's trace id.
   await app.register(requestContext, { shapes });
   await app.register(errorShapes, { shapes, ignoreTrailingSlash: IGNORE_TRAILING_SLASH });
-  await app.register(stores, { config, stores: options.stores });
-  await app.register(core, { config, clock: options.clock, random: options.random });
+  await app.register(stores, { config, stores: parent === undefined ? options.stores : undefined, shared: parent?.redis });
+  await app.register(core, { config, clock: options.clock, random: parent === undefined ? options.random : undefined });
+  if (parent === undefined) {
+    const redis = app.redis === undefined ? undefined : { client: app.redis, keyPrefix: config.redis.keyPrefix };
+    const shared = app.redis === undefined ? undefined : { client: app.redis, storeUnavailable: () => app.storeUnavailable() };
+    await app.register(namespacesPlugin, {
+      max: config.namespaces.max,
+      redis,
+      build: (name) => buildApp({ ...options, logger: namespaceLogger(options.logger, name), namespace: { name, root: app, registry: app.namespaces, redis: shared } }),
+    });
+    namespaces = app.namespaces;
+  } else app.decorate('namespaces', parent.registry);
   await app.register(metrics);
   await app.register(faults, { wait: options.faultWait });
   // STORE=redis: deliveries wait in the shared stream, the rate cap is shared, and every event is
@@ -106,9 +139,13 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(v2Payments);
   await app.register(fluxpay);
   await app.register(waitingRooms);
-  await registerUnderPressure(app, config);
-  await registerSwagger(app, { publicUrl: config.publicUrl });
-  await app.register(opsRoutes);
+  if (parent === undefined) await registerUnderPressure(app, config);
+  else shedLoadAsRoot(app, parent.root, config);
+  // A namespace's app serves only the dialects' paths: the docs, health and metrics are the root's.
+  if (parent === undefined) {
+    await registerSwagger(app, { publicUrl: config.publicUrl });
+    await app.register(opsRoutes);
+  } else app.decorate('apiDocs', { webhook: () => undefined });
 
   await app.register(nativeDialect);
   await app.register(bookingsDialect);
@@ -117,6 +154,39 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(fluxpayDialect);
   // The web console reads and acts through the services above; encapsulated, so its CSP and
   // form parsing stay under /console.
-  if (config.console.enabled) await app.register(consolePlugin, { prefix: '/console', token: config.console.token, onFeed: options.onConsoleFeed });
+  if (config.console.enabled && parent === undefined) await app.register(consolePlugin, { prefix: '/console', token: config.console.token, onFeed: options.onConsoleFeed });
   return app;
+}
+
+/** A namespace's configuration: the root's, with its own random stream and (Redis) its own keys. */
+function namespaceConfig(config: Config, name: string): Config {
+  return {
+    ...config,
+    randomSeed: namespaceSeed(config.randomSeed, name),
+    redis: { ...config.redis, keyPrefix: namespaceKeyPrefix(config.redis.keyPrefix, name) },
+  };
+}
+
+/** A namespace's log lines carry its name. */
+function namespaceLogger(logger: AppOptions['logger'], name: string): AppOptions['logger'] {
+  return typeof logger === 'object' ? logger.child({ namespace: name }) : logger;
+}
+
+/**
+ * The root app's HTTP server, as Fastify would make it (its timeouts included), whose request
+ * listener first offers each request to the namespace registry: only a request with an
+ * `X-Sim-Namespace` header costs more than one property read.
+ */
+function namespacedServer(registry: () => Namespaces | undefined): NonNullable<FastifyServerOptions['serverFactory']> {
+  return (handler, options) => {
+    const settings = options as FastifyServerOptions & { http?: ServerOptions };
+    const listener = (req: IncomingMessage, res: ServerResponse): void => {
+      if (req.headers[NAMESPACE_HEADER] === undefined || registry()?.route(req, res, handler) !== true) handler(req, res);
+    };
+    const server = createServer(settings.http ?? {}, listener);
+    if (settings.keepAliveTimeout !== undefined) server.keepAliveTimeout = settings.keepAliveTimeout;
+    if (settings.requestTimeout !== undefined) server.requestTimeout = settings.requestTimeout;
+    if (settings.connectionTimeout !== undefined) server.setTimeout(settings.connectionTimeout);
+    return server;
+  };
 }

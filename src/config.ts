@@ -144,6 +144,8 @@ const EnvSchema = Type.Object({
   FAULTS_ENABLED: Type.Union([Type.Literal('true'), Type.Literal('false')], { default: 'true' }),
   FAULTS_FILE: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
   FAULTS_MAX_RULES: Count(1000, 1, 100_000),
+  // Namespaces (X-Sim-Namespace, issue 15): how many exist at once besides `default`; each is a whole simulator of its own.
+  NAMESPACES_MAX: Count(64, 0, 10_000),
   // The web console at /console (issue 13).
   CONSOLE_ENABLED: Type.Union([Type.Literal('true'), Type.Literal('false')], { default: 'true' }),
   // When set, the console asks for it (a login form) before showing anything.
@@ -288,9 +290,11 @@ export interface Config {
     /** FAULTS_FILE, when set; `rules` are then its rules, read and checked at start (relative windows count from the start). */
     file: string | undefined;
     rules: readonly ParsedRule[];
-    /** Rules held at once across every namespace (FAULTS_MAX_RULES). */
+    /** Rules held at once in each namespace (FAULTS_MAX_RULES). */
     maxRules: number;
   };
+  /** Namespaces (X-Sim-Namespace): how many may exist at once besides `default` (NAMESPACES_MAX; 0: none). */
+  namespaces: { max: number };
   /** The web console at /console (issue 13). */
   console: {
     enabled: boolean;
@@ -443,6 +447,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       rateLimitMaxKeys: env.FLUXPAY_RATE_LIMIT_MAX_KEYS,
     },
     faults: { enabled: env.FAULTS_ENABLED === 'true', file: env.FAULTS_FILE, rules: faultRules, maxRules: env.FAULTS_MAX_RULES },
+    namespaces: { max: env.NAMESPACES_MAX },
     console: { enabled: env.CONSOLE_ENABLED === 'true', token: env.CONSOLE_TOKEN },
   };
 }

@@ -16,7 +16,11 @@ export type ErrorCode =
   /** A bounded store is full of unfinished work that it must not evict; retry later (503). */
   | 'STORE_FULL'
   /** The shared store (Redis) cannot be reached; retry later (503). */
-  | 'STORE_UNAVAILABLE';
+  | 'STORE_UNAVAILABLE'
+  /** More namespaces (X-Sim-Namespace) than NAMESPACES_MAX (409). */
+  | 'NAMESPACE_LIMIT'
+  /** The namespace was reset while it was being set up, or the service is shutting down; retry (503). */
+  | 'NAMESPACE_UNAVAILABLE';
 
 /** One rejected input: where it is (a JSON pointer such as `/card/cvv`) and which rule it broke. */
 export interface FieldIssue {

@@ -36,6 +36,15 @@ export function createStreams(seed?: number): (name: string) => RandomSource {
   };
 }
 
+/**
+ * The seed of a namespace's simulator (X-Sim-Namespace): RANDOM_SEED mixed with the namespace's
+ * name, so each namespace draws its own sequence and the same requests in a namespace repeat its
+ * outcomes whatever other namespaces do. No seed: none (Math.random).
+ */
+export function namespaceSeed(seed: number | undefined, namespace: string): number | undefined {
+  return seed === undefined ? undefined : (seed ^ fnv1a(`namespace:${namespace}`)) >>> 0;
+}
+
 /** The 32-bit FNV-1a hash of a string's UTF-16 code units. */
 function fnv1a(text: string): number {
   let hash = 0x811c9dc5;

@@ -1,5 +1,6 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { TSchema } from 'typebox';
+import { NAMESPACE_PATTERN } from '../core/namespace.ts';
 
 /**
  * What a route's schema says beyond validation, for the OpenAPI document: response descriptions,
@@ -183,8 +184,30 @@ function operationsOf(pathItems: unknown): Json[] {
  * request body that is optional when none of its fields is required (a bodyless POST works), and
  * the `webhooks` the dialects send.
  */
-export function finishDocument(document: Json, webhooks: Json): Json {
+/** The request header that picks a namespace (issue 15), as every dialect's operation takes it. */
+const NAMESPACE_PARAMETER: Json = {
+  name: 'X-Sim-Namespace',
+  in: 'header',
+  required: false,
+  description:
+    'The namespace the request acts in: each is a simulator of its own (payments, bookings, seat maps, rules, webhook log, random stream), made when a request first names it, until it is reset (`DELETE /v1/sim/namespaces/{namespace}`). Without it, or with `default`: the default namespace. A name that breaks the pattern is a 400; more than NAMESPACES_MAX namespaces, a 409 `NAMESPACE_LIMIT`.',
+  schema: { type: 'string', pattern: NAMESPACE_PATTERN },
+  // `default` first: Swagger UI and Postman fill the first example in, which must not move a try-out elsewhere.
+  examples: { default: { summary: 'The default namespace (the same as no header)', value: 'default' }, ci_job: { summary: 'A CI job of its own', value: 'ci-job-1842' } },
+};
+
+export function finishDocument(document: Json, webhooks: Json, namespaced: (path: string) => boolean = () => false): Json {
   const components = isObject(document.components) ? document.components : {};
+  // Every dialect's operation takes X-Sim-Namespace (one parameter, referenced).
+  if (isObject(document.paths)) {
+    for (const [path, item] of Object.entries(document.paths)) {
+      if (!namespaced(path) || !isObject(item)) continue;
+      for (const operation of Object.values(item)) {
+        if (!isObject(operation)) continue;
+        operation.parameters = [...(Array.isArray(operation.parameters) ? operation.parameters : []), { $ref: '#/components/parameters/Namespace' }];
+      }
+    }
+  }
   const schemas: Json = isObject(components.schemas) ? { ...components.schemas } : {};
   const finished: Json = { ...document, ...(Object.keys(webhooks).length > 0 ? { webhooks: JSON.parse(JSON.stringify(webhooks)) as Json } : {}) };
   for (const operation of operationsOf(finished.paths)) {
@@ -209,5 +232,6 @@ export function finishDocument(document: Json, webhooks: Json): Json {
   const sorted = Object.fromEntries(Object.entries(schemas).sort(([a], [b]) => a.localeCompare(b)));
   const headers = Object.fromEntries(Object.entries(RESPONSE_HEADERS).map(([name, h]) => [name, { description: h.description, schema: h.schema }]));
   // A fresh copy: shared objects would come out of the YAML as anchors and aliases.
-  return JSON.parse(JSON.stringify({ ...finished, components: { ...components, schemas: sorted, headers } })) as Json;
+  const parameters = { ...(isObject(components.parameters) ? components.parameters : {}), Namespace: NAMESPACE_PARAMETER };
+  return JSON.parse(JSON.stringify({ ...finished, components: { ...components, schemas: sorted, headers, parameters } })) as Json;
 }

@@ -11,10 +11,36 @@ import { describeErrors, PATTERN_DESCRIPTION } from './validation.ts';
  * `describeErrors`), which needs the schema, so each compiled validator is wrapped with it.
  */
 export function useValidators(app: FastifyInstance): void {
-  const shared = { allErrors: true, useDefaults: true, removeAdditional: false, strict: false } as const;
-  const strict = withKeywords(new Ajv({ ...shared, coerceTypes: false }));
-  const coercing = withKeywords(new Ajv({ ...shared, coerceTypes: 'array' }));
-  app.setValidatorCompiler(({ schema, httpPart }) => described((httpPart === 'body' ? strict : coercing).compile(schema), schema));
+  app.setValidatorCompiler(({ schema, httpPart }) => described(compiled(httpPart === 'body' ? STRICT : COERCING, schema), schema));
+}
+
+const AJV_OPTIONS = { allErrors: true, useDefaults: true, removeAdditional: false, strict: false } as const;
+
+/**
+ * The two compilers and what they compiled, shared by every app of the process: the route schemas
+ * are the same in every app, so an app built again (a namespace's, X-Sim-Namespace, or a test's)
+ * reuses the validators instead of compiling hundreds of schemas again (a large part of the time a
+ * build takes, during which the event loop is blocked). Keyed by the schema's JSON, since routes
+ * make their schema objects as they register; what a schema compiles to depends on nothing else
+ * (no shared schemas are added). Ajv's own cache (by object) is emptied of each schema once
+ * compiled. Bounded by the schemas in the code.
+ */
+interface Compiler {
+  ajv: Ajv;
+  cache: Map<string, ValidateFunction>;
+}
+const STRICT: Compiler = { ajv: withKeywords(new Ajv({ ...AJV_OPTIONS, coerceTypes: false })), cache: new Map() };
+const COERCING: Compiler = { ajv: withKeywords(new Ajv({ ...AJV_OPTIONS, coerceTypes: 'array' })), cache: new Map() };
+
+function compiled(compiler: Compiler, schema: object): ValidateFunction {
+  const key = JSON.stringify(schema);
+  let validate = compiler.cache.get(key);
+  if (validate === undefined) {
+    validate = compiler.ajv.compile(schema);
+    compiler.ajv.removeSchema(schema);
+    compiler.cache.set(key, validate);
+  }
+  return validate;
 }
 
 /** A validator whose `errors` say each rule in words. Fastify reads `errors` after a `false`. */

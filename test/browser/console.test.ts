@@ -352,8 +352,8 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
     expect(page.url()).toBe(`${served.origin}/console/payments/v2/pay_tx-console-1?notice=confirm`);
     expect(await page.locator('#payment-status [data-status]').innerText()).toBe('PAYMENT_COMPLETED');
     expect(await page.getByRole('button', { name: 'Confirm payment' }).count()).toBe(0);
-    const fields = await page.locator('dl.fields div').allInnerTexts();
-    expect(fields.find((f) => f.startsWith('Confirmed'))).toMatch(/^Confirmed\n\d{4}-.*Z \(manual\)$/);
+    // Polled: read while htmx swaps the region in, a field's innerText has no line break yet (not laid out).
+    await expect.poll(async () => (await page.locator('dl.fields div').allInnerTexts()).find((f) => f.startsWith('Confirmed'))).toMatch(/^Confirmed\n\d{4}-.*Z \(manual\)$/);
     const stored = await api('GET', '/api/v2/payments/pay_tx-console-1');
     expect(stored.json).toMatchObject({ payment_id: 'pay_tx-console-1', status: 'PAYMENT_COMPLETED' });
     await page.close();
@@ -484,8 +484,13 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
     expect(await page.locator('main img').count()).toBe(0);
     await page.goto(`${served.origin}/console/payments/intent/${id}`);
     await page.locator('#payment-status [data-status="APPROVED"]').waitFor({ timeout: 5000 }); // after its live refresh
-    const fields = await page.locator('dl.fields div').allInnerTexts();
-    expect([fields[0], fields.at(-1)]).toEqual([`Reservation id\n${XSS}`, 'metadata.note\n"><script>alert(2)</script>']);
+    // Polled: read while htmx swaps the region in, a field's innerText has no line break yet (not laid out).
+    await expect
+      .poll(async () => {
+        const fields = await page.locator('dl.fields div').allInnerTexts();
+        return [fields[0], fields.at(-1)];
+      })
+      .toEqual([`Reservation id\n${XSS}`, 'metadata.note\n"><script>alert(2)</script>']);
     expect(await page.locator('main img, main script').count()).toBe(0);
     await page.waitForTimeout(300);
     expect(dialogs).toEqual([]);

@@ -306,6 +306,11 @@ export function validDraftArb(options: GeneratorOptions, index: number): fc.Arbi
       let value = credentialArb(options, p.name) ?? paramValueArb(p, undefined);
       // Keys that repeat, so replays, mismatches and conflicts happen.
       if (p.name === 'idempotency-key') value = fc.oneof({ arbitrary: fc.constantFrom('k1', 'k2', 'k3', 'key-4'), weight: 3 }, { arbitrary: value, weight: 1 });
+      // X-Sim-Namespace: `default` (the stores this harness instruments), or a name that is not one
+      // (a 400 that must change nothing). A valid other name acts in another namespace's app, whose
+      // stores are not instrumented and whose records no chain could reach: namespaces.test.ts
+      // covers those.
+      if (p.name === 'x-sim-namespace') value = fc.oneof({ arbitrary: fc.constant('default'), weight: 3 }, { arbitrary: fc.constantFrom('a b', 'x'.repeat(65), 'ns/1', ''), weight: 1 });
       const header = value.map((v): HeaderDraft | null => ({ name: p.name, values: [v] }));
       return p.required || p.name === 'authorization' ? header : fc.option(header, { freq: 2, nil: null });
     });

@@ -66,7 +66,7 @@ describe('OpenAPI document', () => {
         'GET /healthz', 'GET /readyz', 'GET /metrics',
         'POST /v1/sim/intent', 'GET /v1/sim/intents/{id}', 'GET /v1/sim/intents', 'POST /v1/sim/intents/{id}/cancel', 'POST /v1/sim/intents/{id}/refund',
         'GET /v1/sim/webhooks/deliveries', 'POST /v1/sim/webhooks/deliveries/{id}/replay', 'POST /v1/sim/webhook/test', 'GET /v1/sim/webhooks/disabled-urls', 'DELETE /v1/sim/webhooks/disabled-urls',
-        'POST /v1/sim/rules', 'GET /v1/sim/rules', 'GET /v1/sim/rules/{id}', 'DELETE /v1/sim/rules/{id}', 'DELETE /v1/sim/rules', 'GET /v1/sim/report',
+        'POST /v1/sim/rules', 'GET /v1/sim/rules', 'GET /v1/sim/rules/{id}', 'DELETE /v1/sim/rules/{id}', 'DELETE /v1/sim/rules', 'GET /v1/sim/report', 'GET /v1/sim/namespaces', 'DELETE /v1/sim/namespaces/{namespace}',
         'POST /bookings', 'POST /payments/execute', 'GET /bookings/my', 'DELETE /bookings/my', 'GET /performances', 'GET /performances/{id}/seats', 'GET /events', 'GET /ledger', 'GET /ledger/balances',
         'GET /api/v1/payments/methods', 'POST /api/v1/payments/process', 'GET /health',
         'POST /api/v2/payments', 'POST /api/v2/confirm-payment', 'GET /api/v2/pending-payments', 'GET /api/v2/payments/{payment_id}',

@@ -267,7 +267,7 @@ describe('GET /v1/sim/report', () => {
     expect(empty.json()).toEqual({ namespace: 'default', since: iso(cut + 1), generated_at: at, payments: [], totals: { payments: 0, by_dialect: byDialect({}), approved_amounts: {}, deliveries: { count: 0, delivered: 0, failed: 0, pending: 0, attempts: 0 } } });
   });
 
-  it('a bad since, a bad namespace or another namespace is 400 VALIDATION_FAILED; an Accept of neither JSON nor CSV is 406 (whole bodies)', async () => {
+  it('a bad since or a bad namespace is 400 VALIDATION_FAILED, a namespace that does not exist is 404; an Accept of neither JSON nor CSV is 406 (whole bodies)', async () => {
     const t = await fixtures.app();
     const problem = (field: string, rule: string, message: string, where?: string) => ({
       error: { code: 'VALIDATION_FAILED', message: `${where === undefined ? '' : `${where} `}${field}: ${message}`, details: [{ field, rule, message, ...(where === undefined ? {} : { in: where }) }], trace_id: TRACE_ID },
@@ -282,9 +282,14 @@ describe('GET /v1/sim/report', () => {
       expect([res.statusCode, res.json()]).toEqual([400, problem('/since', 'format', 'must be a valid ISO 8601 UTC date and time')]);
     }
     const badName = await report(t, '?namespace=a%20b');
-    expect([badName.statusCode, badName.json()]).toEqual([400, problem('/namespace', 'pattern', 'must be 1–64 letters, digits, dots, underscores or hyphens', 'querystring')]);
+    expect([badName.statusCode, badName.json()]).toEqual([400, problem('/namespace', 'pattern', 'must be 1 to 64 letters, digits, ".", "_" or "-"', 'querystring')]);
     const other = await report(t, '?namespace=ci-job-7');
-    expect([other.statusCode, other.json()]).toEqual([400, problem('/namespace', 'namespace', 'must be "default": namespaces (X-Sim-Namespace) are not supported yet')]);
+    expect([other.statusCode, other.json()]).toEqual([404, { error: { code: 'NOT_FOUND', message: 'The namespace ci-job-7 does not exist.', trace_id: TRACE_ID } }]);
+    // The namespace a request names exists once named, and is reported on (empty here).
+    const named = await t.app.inject({ method: 'GET', url: '/v1/sim/intents', headers: { 'x-sim-namespace': 'ci-job-7' } });
+    expect(named.statusCode).toBe(200);
+    const empty = await report(t, '?namespace=ci-job-7');
+    expect([empty.statusCode, empty.json().namespace, empty.json().payments]).toEqual([200, 'ci-job-7', []]);
     const unknown = await report(t, '?limit=5');
     expect(unknown.statusCode).toBe(400);
     const xml = await report(t, '', 'application/xml');

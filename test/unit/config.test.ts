@@ -99,6 +99,7 @@ describe('loadConfig defaults', () => {
         rateLimitMaxKeys: 100_000,
       },
       faults: { enabled: true, file: undefined, rules: [], maxRules: 1000 },
+      namespaces: { max: 64 },
       console: { enabled: true, token: undefined },
     });
     // The built-in billing policy prices at least two services and has plans.
@@ -204,6 +205,7 @@ describe('loadConfig values', () => {
       FLUXPAY_WAITING_TICKET_TTL_MS: '1000',
       FLUXPAY_RATE_LIMIT_MAX_KEYS: '7',
       FAULTS_MAX_RULES: '5',
+      NAMESPACES_MAX: '0',
       FAULTS_ENABLED: 'false',
       CONSOLE_ENABLED: 'false',
       CONSOLE_TOKEN: 'console-token-1',
@@ -289,6 +291,7 @@ describe('loadConfig values', () => {
         rateLimitMaxKeys: 7,
       },
       faults: { enabled: false, file: undefined, rules: [], maxRules: 5 },
+      namespaces: { max: 0 },
       console: { enabled: false, token: 'console-token-1' },
     });
   });

@@ -25,13 +25,16 @@ import { asStoreError, guardStores } from './unavailable.ts';
  * and again on every reconnect), so it needs Redis to answer; a connection failure rejects with
  * STORE_UNAVAILABLE. Every port's calls map connection failures to STORE_UNAVAILABLE.
  */
-export async function createRedisStores(config: Config, client: Redis): Promise<Stores> {
+export async function createRedisStores(config: Config, client: Redis, closed?: AbortSignal): Promise<Stores> {
   const { keyPrefix } = config.redis;
   const layOutSeats = (): Promise<RedisSeatStore> => RedisSeatStore.create(client, { keyPrefix }, config.bookings.performances);
   const seats = await layOutSeats().catch((error: unknown) => Promise.reject(asStoreError(error)));
   // A Redis that came back without its data (restarted without persistence) gets the catalog's
   // seat maps again on reconnect; maps that exist are left as they are.
-  client.on('ready', () => void layOutSeats().catch(() => undefined));
+  const layOutAgain = (): void => void layOutSeats().catch(() => undefined);
+  client.on('ready', layOutAgain);
+  // A namespace's stores share the root's client and go before it does (their maps must not come back).
+  closed?.addEventListener('abort', () => client.off('ready', layOutAgain), { once: true });
   const fluxpay = new RedisFluxPayStore(client, { keyPrefix, ttlMs: config.fluxpay.ttlMs, maxRecords: config.fluxpay.maxRecords });
   return guardStores({
     intents: new RedisIntentStore(client, { keyPrefix, ttlMs: config.store.intentTtlMs, maxIntents: config.store.maxIntents }),

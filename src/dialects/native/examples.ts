@@ -1,4 +1,5 @@
 import type { ErrorDocs, Examples } from '../../http/openapi.ts';
+import { NAMESPACE_RULE } from '../../core/namespace.ts';
 import { parseRule } from '../../core/faults/validation.ts';
 import { faultRuleView } from '../../core/faults/view.ts';
 import type { FaultRule } from '../../core/faults/model.ts';
@@ -436,9 +437,47 @@ export const reportResponses: Examples = {
 };
 
 export const badReportQuery = {
-  description: '`since` is not an ISO 8601 UTC instant, or `namespace` breaks its pattern or names a namespace other than `default` (namespaces come with `X-Sim-Namespace`).',
+  description: '`since` is not an ISO 8601 UTC instant, or `namespace` is not a namespace name.',
   examples: {
     bad_since: { summary: 'since without a time zone', value: problem('VALIDATION_FAILED', 'querystring /since: must be an ISO 8601 UTC date and time, e.g. 2026-11-30T09:00:00Z', { details: [detail('/since', 'pattern', 'must be an ISO 8601 UTC date and time, e.g. 2026-11-30T09:00:00Z', 'querystring')] }) },
-    other_namespace: { summary: 'A namespace other than default', value: problem('VALIDATION_FAILED', '/namespace: must be "default": namespaces (X-Sim-Namespace) are not supported yet', { details: [{ field: '/namespace', rule: 'namespace', message: 'must be "default": namespaces (X-Sim-Namespace) are not supported yet' }] }) },
+    bad_namespace: { summary: 'Not a namespace name', value: problem('VALIDATION_FAILED', `querystring /namespace: must be ${NAMESPACE_RULE}`, { details: [detail('/namespace', 'pattern', `must be ${NAMESPACE_RULE}`, 'querystring')] }) },
+  },
+};
+
+export const reportNamespaceNotFound = {
+  description: 'No such namespace: none named it since the start or since it was last reset.',
+  examples: { not_found: { summary: 'Unknown namespace', value: problem('NOT_FOUND', 'The namespace ci-job-1843 does not exist.') } },
+};
+
+// --- namespaces ---
+
+export const listNamespacesResponses: Examples = {
+  two: {
+    summary: 'Two CI jobs',
+    value: {
+      data: [
+        { namespace: 'ci-job-1842', created_at: '2026-11-30T09:00:00.000Z' },
+        { namespace: 'ci-job-1843', created_at: '2026-11-30T09:00:04.250Z' },
+      ],
+      max: 64,
+    },
+  },
+};
+
+export const resetNamespaceResponses: Examples = {
+  reset: { summary: 'Reset', value: { namespace: 'ci-job-1842', existed: true } },
+  nothing: { summary: 'Nothing to reset', value: { namespace: 'ci-job-1999', existed: false } },
+};
+
+export const badNamespace = {
+  description: 'Not a namespace name, or `default` (which cannot be reset).',
+  examples: {
+    bad_name: { summary: 'Not a namespace name', value: problem('VALIDATION_FAILED', `params /namespace: must be ${NAMESPACE_RULE}`, { details: [detail('/namespace', 'pattern', `must be ${NAMESPACE_RULE}`, 'params')] }) },
+    default: {
+      summary: 'The default namespace',
+      value: problem('VALIDATION_FAILED', '/namespace: the default namespace cannot be reset: restart the service, or give each run a namespace of its own', {
+        details: [{ field: '/namespace', rule: 'not_default', message: 'the default namespace cannot be reset: restart the service, or give each run a namespace of its own' }],
+      }),
+    },
   },
 };

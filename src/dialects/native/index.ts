@@ -5,6 +5,7 @@ import { idempotencyHooks } from '../../http/idempotency.ts';
 import { nativeErrors } from './errors.ts';
 import { PAYMENT_WEBHOOKS } from './examples.ts';
 import intentRoutes from './intents.ts';
+import namespaceRoutes from './namespaces.ts';
 import reportRoutes from './report.ts';
 import ruleRoutes from './rules.ts';
 import webhookAdminRoutes from './webhook-admin.ts';
@@ -36,6 +37,7 @@ const native: FastifyPluginAsync = async (app) => {
       await scope.register(webhookAdminRoutes, { idempotent });
       await scope.register(ruleRoutes);
       await scope.register(reportRoutes);
+      await scope.register(namespaceRoutes);
     },
     { prefix: '/v1/sim' },
   );

@@ -1,5 +1,6 @@
 import { Type } from 'typebox';
 import { REPORT_DIALECTS } from '../../core/report/rows.ts';
+import { NAMESPACE_PATTERN, NAMESPACE_RULE } from '../../core/namespace.ts';
 import { IsoDateTime } from '../../http/schemas.ts';
 
 /**
@@ -7,8 +8,6 @@ import { IsoDateTime } from '../../http/schemas.ts';
  * The JSON body is streamed (see report.ts); this schema documents it in the OpenAPI document.
  */
 
-/** What a namespace name may be (the `X-Sim-Namespace` header will carry the same names). */
-export const NAMESPACE_PATTERN = '^[A-Za-z0-9._-]{1,64}$';
 /** ISO 8601 UTC: a date and time with `Z`, seconds and up to three decimals optional. */
 export const SINCE_PATTERN = '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}(:\\d{2}(\\.\\d{1,3})?)?Z$';
 
@@ -17,10 +16,9 @@ export const ReportQuery = Type.Object(
     namespace: Type.Optional(
       Type.String({
         pattern: NAMESPACE_PATTERN,
-        'x-pattern-description': '1–64 letters, digits, dots, underscores or hyphens',
-        description: 'The namespace to report on. Only `default` exists until namespaces (`X-Sim-Namespace`) arrive; another name is answered with 400.',
-        default: 'default',
-        examples: ['default'],
+        'x-pattern-description': NAMESPACE_RULE,
+        description: 'The namespace to report on: by default the request’s own (`X-Sim-Namespace`, else `default`). A namespace that does not exist (never named since the start or its last reset) is answered with 404.',
+        examples: ['default', 'ci-job-1842'],
       }),
     ),
     since: Type.Optional(

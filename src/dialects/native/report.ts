@@ -2,8 +2,7 @@ import { Readable } from 'node:stream';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { validationFailed } from '../../core/errors.ts';
-import { DEFAULT_NAMESPACE } from '../../core/faults/service.ts';
+import { notFound, validationFailed } from '../../core/errors.ts';
 import { reportBatches, type ReportSources } from '../../core/report/collect.ts';
 import { TotalsAccumulator } from '../../core/report/totals.ts';
 import { csvLine } from '../../http/csv.ts';
@@ -99,29 +98,29 @@ const reportRoutes: FastifyPluginAsync = async (fastify) => {
         operationId: 'getRunReport',
         summary: 'What the simulator did: every payment, its webhooks, and totals',
         description:
-          'Every payment of every dialect (native intents, /api/v2 payments, bookings — including those paid through the payment-service API — and FluxPay orders with their PG payment), each dialect newest first, with its final state, what decided it, and its webhook deliveries (count, delivered, failed, pending, attempts, last status code), then `totals` (per dialect and status, approved amounts per currency, deliveries by outcome). `since` keeps the payments created at or after it. `Accept: text/csv` answers CSV (RFC 4180, a header row, one row per payment, no totals); an `Accept` naming neither JSON nor CSV is answered 406. The body is streamed a batch of 500 payments at a time, so memory stays bounded however many payments the stores hold. `namespace`: only `default` exists until `X-Sim-Namespace` arrives.',
+          'Every payment of every dialect (native intents, /api/v2 payments, bookings — including those paid through the payment-service API — and FluxPay orders with their PG payment), each dialect newest first, with its final state, what decided it, and its webhook deliveries (count, delivered, failed, pending, attempts, last status code), then `totals` (per dialect and status, approved amounts per currency, deliveries by outcome). `since` keeps the payments created at or after it. `Accept: text/csv` answers CSV (RFC 4180, a header row, one row per payment, no totals); an `Accept` naming neither JSON nor CSV is answered 406. The body is streamed a batch of 500 payments at a time, so memory stays bounded however many payments the stores hold. `namespace`: the request’s own (`X-Sim-Namespace`, else `default`) unless named; a namespace that does not exist is a 404.',
         tags: ['reports'],
         querystring: ReportQuery,
         response: {
           200: documented(ReportView, { description: 'The report (JSON; CSV with `Accept: text/csv`).', examples: ex.reportResponses }),
-          ...errors([400, 406, 500, 503], { overrides: { 400: ex.badReportQuery } }),
+          ...errors([400, 404, 406, 500, 503], { overrides: { 400: ex.badReportQuery, 404: ex.reportNamespaceNotFound } }),
         },
       },
     },
     async (request, reply) => {
       const format = reportFormat(request.headers.accept);
       if (format === undefined) return sendProblem(reply, nativeErrors, { status: 406, code: 'NOT_ACCEPTABLE', message: 'The report is available as application/json or text/csv; the Accept header allows neither.' });
-      const namespace = request.query.namespace ?? DEFAULT_NAMESPACE;
-      if (namespace !== DEFAULT_NAMESPACE) {
-        throw validationFailed([{ field: '/namespace', rule: 'namespace', message: `must be "${DEFAULT_NAMESPACE}": namespaces (X-Sim-Namespace) are not supported yet` }]);
-      }
+      const namespace = request.query.namespace ?? app.namespace;
       const since = request.query.since === undefined ? undefined : instantOf(request.query.since);
       if (Number.isNaN(since)) throw validationFailed([{ field: '/since', rule: 'format', message: 'must be a valid ISO 8601 UTC date and time' }]);
-      const { stores, config, clock } = app.core;
+      // Another namespace's report: read through that namespace's app (its own stores).
+      const target = namespace === app.namespace ? app : await app.namespaces.peek(namespace);
+      if (target === undefined) throw notFound('The namespace', namespace);
+      const { stores, config, clock } = target.core;
       const sources: ReportSources = {
         intents: stores.intents,
         v2Payments: stores.v2Payments,
-        listBookings: (page) => app.bookings.service.listRecent(page),
+        listBookings: (page) => target.bookings.service.listRecent(page),
         fluxpay: stores.fluxpay,
         deliveries: stores.deliveries,
         v2Max: config.v2.maxPayments,

@@ -3,7 +3,6 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type, type Static } from 'typebox';
 import { notFound } from '../../core/errors.ts';
 import { CreateFaultRuleBody, FaultRuleList, FaultRuleView } from '../../core/faults/schema.ts';
-import { DEFAULT_NAMESPACE } from '../../core/faults/service.ts';
 import { RULE_ID_PATTERN } from '../../core/faults/validation.ts';
 import type { StoredFaultRule } from '../../core/faults/model.ts';
 import { faultRuleView } from '../../core/faults/view.ts';
@@ -40,7 +39,8 @@ const ruleRoutes: FastifyPluginAsync = async (fastify) => {
   // FAULTS_ENABLED=false: no rules API at all (404, like any unknown path).
   if (faults === null) return;
   const { service } = faults;
-  const namespace = DEFAULT_NAMESPACE;
+  // Rules belong to the namespace this app serves (X-Sim-Namespace).
+  const namespace = app.namespace;
 
   app.post(
     '/rules',

@@ -3,7 +3,7 @@ import type { FastifyReply, FastifyRequest, onSendHookHandler, preValidationHook
 import fp from 'fastify-plugin';
 import { Counter } from 'prom-client';
 import type { ErrorStatus, StoredFaultRule } from '../../core/faults/model.ts';
-import { DEFAULT_NAMESPACE, FaultRuleService, type RequestFaultPlan } from '../../core/faults/service.ts';
+import { FaultRuleService, type RequestFaultPlan } from '../../core/faults/service.ts';
 import type { MatchInput } from '../../core/faults/matcher.ts';
 import { createStreams } from '../../core/random.ts';
 import { sendProblem, type ErrorShape } from '../../http/error-handler.ts';
@@ -14,8 +14,8 @@ import type { WebhookFaults } from '../../webhooks/dispatcher.ts';
  * the `fault_rule_hits_total` counter (by rule id and action; a deleted rule's series goes with
  * it), and the hooks that apply request rules to every dialect's routes. Each namespace draws
  * from its own seeded stream, `faults:<namespace>`, so rules never shift the random outcomes of
- * payments and a seeded run repeats. Namespaces other than `default` come with `X-Sim-Namespace`
- * (a later step).
+ * payments and a seeded run repeats. A namespace's app (`X-Sim-Namespace`) has its own rules,
+ * stores and streams; `app.namespace` names it.
  *
  * Every route of a dialect (a path some dialect's error shape owns; not the rules API, not the
  * ops routes or the console) gets two route hooks, added last so they run after the route's own:
@@ -98,7 +98,9 @@ export default fp<FaultsOptions>(
       onHit: (hit) => hits.inc({ rule_id: hit.ruleId, action: hit.action }),
     });
     const forget = (stored: StoredFaultRule): void => void hits.remove({ rule_id: stored.rule.id, action: stored.rule.action.type });
-    for (const rule of config.faults.rules) await service.add(DEFAULT_NAMESPACE, rule);
+    // Each namespace starts with FAULTS_FILE's rules, as the default one does.
+    const namespace = app.namespace;
+    for (const rule of config.faults.rules) await service.add(namespace, rule);
     if (config.faults.file !== undefined) app.log.info({ faults_file: config.faults.file, rules: config.faults.rules.length }, 'fault rules loaded from FAULTS_FILE');
 
     app.decorate<Faults | null>('faults', {
@@ -115,12 +117,11 @@ export default fp<FaultsOptions>(
         for (const stored of rules) forget(stored);
         return deleted;
       },
-      webhooks: { plan: (url) => service.planWebhook(DEFAULT_NAMESPACE, url), random: streams(`faults:${DEFAULT_NAMESPACE}:reorder`) },
+      webhooks: { plan: (url) => service.planWebhook(namespace, url), random: streams(`faults:${namespace}:reorder`) },
     } satisfies Faults);
 
     const wait = options.wait ?? realWait;
     const shapes = app.errorShapes;
-    const namespace = DEFAULT_NAMESPACE;
 
     const apply = async (request: FastifyRequest, reply: FastifyReply, shape: ErrorShape, plan: RequestFaultPlan): Promise<void> => {
       request.faultPlan = plan;

@@ -4,6 +4,7 @@ import { BOOKING_STATUSES } from '../../core/bookings/booking.ts';
 import { V2_STATUSES } from '../../core/v2/payment.ts';
 import type { DomainEvent } from '../../core/events.ts';
 import type { StoreStats, Stores } from '../../core/ports.ts';
+import { DEFAULT_NAMESPACE } from '../../core/faults/service.ts';
 import { ATTEMPT_OUTCOMES, attemptOutcome } from '../../webhooks/attempt.ts';
 import { isSuccess } from '../../webhooks/retry-policy.ts';
 
@@ -53,7 +54,8 @@ function dropped(reason: string | null): boolean {
 export default fp(
   async (app) => {
     const registry = new Registry();
-    collectDefaultMetrics({ register: registry });
+    // The process's own metrics once, in the root app: /metrics adds the namespaces' registries to it.
+    if (app.namespace === DEFAULT_NAMESPACE) collectDefaultMetrics({ register: registry });
     // prom-client's default GC metric observes through a PerformanceObserver it never disconnects:
     // it keeps its registry, and through the gauges' collect() the whole app, alive after close.
     // Emptying the registry at close cuts that chain (an app is built per test, per fuzz sequence).

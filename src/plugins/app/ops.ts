@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
+import { AggregatorRegistry } from 'prom-client';
 import { documented } from '../../http/openapi.ts';
 
 /**
@@ -100,15 +101,19 @@ const opsRoutes: FastifyPluginAsync = async (fastify) => {
       schema: {
         operationId: 'getMetrics',
         summary: 'Prometheus metrics',
-        description: 'The Prometheus text exposition format (version 0.0.4): HTTP, intent, booking, webhook, idempotency and store metrics, and the process’s own. Scrape it; it answers even under load shedding.',
+        description: 'The Prometheus text exposition format (version 0.0.4): HTTP, intent, booking, webhook, idempotency and store metrics, and the process’s own. Every namespace (`X-Sim-Namespace`) counts in the same series (added up). Scrape it; it answers even under load shedding.',
         tags: ['operations'],
         produces: ['text/plain'],
         response: { 200: documented(Type.String(), { description: 'The metrics.', examples: { scrape: { summary: 'An excerpt', value: METRICS_EXAMPLE } } }) },
       },
     },
     async (_request, reply) => {
-    const { registry } = app.metrics;
-    return reply.type(registry.contentType).send(await registry.metrics());
+      const { registry } = app.metrics;
+      const namespaces = await app.namespaces.metrics();
+      if (namespaces.length === 0) return reply.type(registry.contentType).send(await registry.metrics());
+      // Namespaces (X-Sim-Namespace) count in registries of their own: added up, series by series.
+      const all = [await registry.getMetricsAsJSON(), ...namespaces];
+      return reply.type(registry.contentType).send(await AggregatorRegistry.aggregate(all).metrics());
     },
   );
 

@@ -18,6 +18,8 @@ import type { Stores } from '../../core/ports.ts';
 export interface StoresOptions {
   config: Config;
   stores?: Stores | undefined;
+  /** A namespace's app (STORE=redis): the root app's client and its health; its own keys come from `config.redis.keyPrefix`. */
+  shared?: { client: Redis; storeUnavailable(): string | undefined } | undefined;
 }
 
 declare module 'fastify' {
@@ -42,6 +44,17 @@ export default fp<StoresOptions>(
       app.decorate('stores', options.stores ?? createMemoryStores(config));
       app.decorate('redis', undefined);
       app.decorate('storeUnavailable', () => undefined);
+      return;
+    }
+
+    const { shared } = options;
+    if (shared !== undefined) {
+      const closed = new AbortController();
+      app.decorate('stores', await createRedisStores(config, shared.client, closed.signal));
+      app.decorate('redis', shared.client);
+      app.decorate('storeUnavailable', shared.storeUnavailable);
+      // The client is the root app's to close.
+      app.addHook('onClose', async () => closed.abort());
       return;
     }
 

@@ -156,6 +156,7 @@ export async function registerSwagger(app: FastifyInstance, options: SwaggerOpti
         { name: 'webhooks', description: 'Webhook deliveries of every API: log, replay, test sends, disabled URLs' },
         { name: 'faults', description: 'Fault rules (/v1/sim/rules): latency, errors, lost answers, time-outs and forced outcomes for every API, and duplicated, reordered, delayed or dropped webhooks' },
         { name: 'reports', description: 'The run report (/v1/sim/report): every payment of every dialect, its webhooks and totals, as JSON or CSV' },
+        { name: 'namespaces', description: 'Namespaces (X-Sim-Namespace): isolated simulators in one process, listed and reset' },
         { name: 'operations', description: 'Health, readiness and metrics' },
         { name: 'bookings', description: 'The bookings API (source document 003): seat holds, card payments, the events inbox and the ledger; every route needs `x-user-id`' },
         { name: 'payment-service', description: 'The ticketing payment-service API (source document 004): /api/v1/payments/* behind a JWT, and /health' },
@@ -188,7 +189,8 @@ export async function registerSwagger(app: FastifyInstance, options: SwaggerOpti
     },
     transformObject: (generated) => {
       if (!('openapiObject' in generated)) throw new Error('an OpenAPI 3 document was expected');
-      return finishDocument(generated.openapiObject as Record<string, unknown>, webhooks) as typeof generated.openapiObject;
+      const namespaced = (path: string): boolean => app.errorShapes.ownerOf(path.replace(/\{[^}]+\}/g, 'x')) !== undefined;
+      return finishDocument(generated.openapiObject as Record<string, unknown>, webhooks, namespaced) as typeof generated.openapiObject;
     },
   });
   await app.register(swaggerUi, { routePrefix: '/', uiConfig: { persistAuthorization: false, displayOperationId: true } });

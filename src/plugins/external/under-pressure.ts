@@ -1,5 +1,5 @@
 import underPressure from '@fastify/under-pressure';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../../config.ts';
 import { sendProblem } from '../../http/error-handler.ts';
 
@@ -15,13 +15,29 @@ export async function registerUnderPressure(app: FastifyInstance, config: Config
     maxHeapUsedBytes: overload.maxHeapUsedBytes,
     maxRssBytes: overload.maxRssBytes,
     retryAfter: overload.retryAfterS,
-    pressureHandler: (request, reply, type) => {
-      sendProblem(reply, app.errorShapes.forUrl(request.url), {
-        status: 503,
-        code: 'OVERLOADED',
-        message: `The simulator is overloaded (${type}); retry after ${overload.retryAfterS} s.`,
-        retryAfterS: overload.retryAfterS,
-      });
-    },
+    pressureHandler: (request, reply, type) => overloaded(app, request, reply, type, overload.retryAfterS),
+  });
+}
+
+/**
+ * A namespace's app (X-Sim-Namespace) sheds load by the root app's measurements: one sampler per
+ * process, and the same thresholds for every namespace, since they share the event loop and heap.
+ */
+export function shedLoadAsRoot(app: FastifyInstance, root: FastifyInstance, config: Config): void {
+  const { overload } = config;
+  app.addHook('onRequest', (request, reply, done) => {
+    if (!root.isUnderPressure()) return done();
+    const usage = root.memoryUsage();
+    const type = usage.eventLoopDelay > overload.maxEventLoopDelayMs ? 'eventLoopDelay' : usage.heapUsed > overload.maxHeapUsedBytes ? 'heapUsedBytes' : 'rssBytes';
+    overloaded(app, request, reply, type, overload.retryAfterS);
+  });
+}
+
+function overloaded(app: FastifyInstance, request: FastifyRequest, reply: FastifyReply, type: string, retryAfterS: number): void {
+  sendProblem(reply, app.errorShapes.forUrl(request.url), {
+    status: 503,
+    code: 'OVERLOADED',
+    message: `The simulator is overloaded (${type}); retry after ${retryAfterS} s.`,
+    retryAfterS,
   });
 }

@@ -1,0 +1,329 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import type { Redis } from 'ioredis';
+import { AggregatorRegistry, type Registry } from 'prom-client';
+import { DomainError, StoreUnavailableError, validationFailed } from '../../core/errors.ts';
+import { DEFAULT_NAMESPACE } from '../../core/faults/service.ts';
+import { NAMESPACE_PATTERN, NAMESPACE_RULE } from '../../core/namespace.ts';
+import { sendProblem } from '../../http/error-handler.ts';
+import { problemOf } from '../../http/problem.ts';
+
+/**
+ * Namespaces (issue 15, `X-Sim-Namespace`): parallel CI jobs share one paysim without seeing each
+ * other. Each namespace other than `default` is a whole simulator of its own, built by `buildApp`
+ * on its first request: its own stores (memory, or Redis keys under `<prefix>ns:<name>:`), seat
+ * maps, scheduler, webhook dispatcher and delivery log, fault rules and random stream (RANDOM_SEED
+ * mixed with its name). Isolation therefore holds by construction, for every port at once, and
+ * the `default` namespace is the service exactly as it is without namespaces.
+ *
+ * - The HTTP server hands a request that names a namespace to that namespace's app (`route`,
+ *   called from the server's request listener, before the root app sees it): no per-request cost
+ *   for requests without the header. Paths no dialect owns (health, metrics, docs, console) stay
+ *   with the root app. `app.inject` reaches the root app, whose hook forwards the request the same
+ *   way (tests), and which answers what cannot be routed (a bad name, too many namespaces) in the
+ *   dialect's shape.
+ * - `reset` (DELETE /v1/sim/namespaces/{ns}) closes the namespace's app without draining it and
+ *   drops its state (Redis: its keys); its next request starts it afresh.
+ * - With Redis, the namespaces that exist are a hash shared by the replicas; each replica starts
+ *   the apps of namespaces made elsewhere (so their due work and webhooks run everywhere) and
+ *   closes those reset elsewhere, every NAMESPACE_SYNC_MS.
+ * - The drain at shutdown drains every namespace; closing the root closes them all.
+ */
+
+const NAME = new RegExp(NAMESPACE_PATTERN);
+export const NAMESPACE_HEADER = 'x-sim-namespace';
+/** How often a replica looks at the namespaces the others made or reset (STORE=redis). */
+const NAMESPACE_SYNC_MS = 1000;
+/** Seconds a client is told to wait when its namespace was being reset or the service is shutting down. */
+const NAMESPACE_RETRY_AFTER_S = 1;
+/** At most one warning this often when the shared namespace list cannot be read. */
+const SYNC_ERROR_LOG_INTERVAL_MS = 10_000;
+
+/** More namespaces than NAMESPACES_MAX: the request is refused, nothing is made. */
+export class NamespaceLimitError extends DomainError {
+  constructor(max: number) {
+    super(
+      'NAMESPACE_LIMIT',
+      max === 0
+        ? 'Namespaces are switched off (NAMESPACES_MAX=0): send no X-Sim-Namespace, or X-Sim-Namespace: default.'
+        : `${max} namespaces exist already (NAMESPACES_MAX); reset one with DELETE /v1/sim/namespaces/{namespace} or use an existing one.`,
+    );
+  }
+}
+
+export interface NamespaceInfo {
+  namespace: string;
+  /** When it was first used (ms since the epoch). */
+  createdAt: number;
+}
+
+export interface Namespaces {
+  /** The max besides `default` (NAMESPACES_MAX). */
+  readonly max: number;
+  /** The app of a namespace other than `default`, made and started on first use. Rejects with NamespaceLimitError when there is no room. */
+  get(namespace: string): Promise<FastifyInstance>;
+  /** The app of a namespace that exists in this process (`default`: the root app), without making one. */
+  peek(namespace: string): Promise<FastifyInstance | undefined>;
+  /** Every namespace that exists besides `default` (on Redis: on any replica), oldest first. */
+  list(): Promise<NamespaceInfo[]>;
+  /** Drops everything a namespace holds; whether it existed. */
+  reset(namespace: string): Promise<boolean>;
+  /**
+   * The metrics of this process's namespaces, for /metrics to add to the root's: each live one's,
+   * and the counters and histograms of those reset (so the sums never go backwards).
+   */
+  metrics(): Promise<MetricsJson[]>;
+  /** For the HTTP server: hands the request to its namespace's app and says true, or says false (the root app serves it). */
+  route(req: IncomingMessage, res: ServerResponse, fallback: (req: IncomingMessage, res: ServerResponse) => void): boolean;
+}
+
+export interface NamespacesOptions {
+  max: number;
+  /** Builds a namespace's app (not yet ready) with its own stores. */
+  build(namespace: string): Promise<FastifyInstance>;
+  /** STORE=redis: the shared client, and the root's key prefix (namespace keys are `<prefix>ns:<name>:…`). */
+  redis?: { client: Redis; keyPrefix: string } | undefined;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The namespaces of this process (the root app's registry, shared by every namespace's app). */
+    namespaces: Namespaces;
+    /** The namespace this app serves (`default` for the root app; decorated by buildApp). */
+    namespace: string;
+  }
+}
+
+/** The key prefix of a namespace's state in Redis. */
+export function namespaceKeyPrefix(rootPrefix: string, namespace: string): string {
+  return `${rootPrefix}ns:${namespace}:`;
+}
+
+/** The namespace a request names: `default` without the header; undefined when the header is not a valid name. */
+export function namespaceOf(header: string | string[] | undefined): string | undefined {
+  if (header === undefined) return DEFAULT_NAMESPACE;
+  return typeof header === 'string' && NAME.test(header) ? header : undefined;
+}
+
+/** One registry's metrics as prom-client's `getMetricsAsJSON` gives them. */
+export type MetricsJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
+
+/** What outlives a namespace in /metrics: its counts (gauges describe state, which went with it). */
+const CUMULATIVE: ReadonlySet<string> = new Set(['counter', 'histogram']);
+
+interface Entry {
+  app: Promise<FastifyInstance>;
+  /** Set once the app is ready: requests are handed over without waiting. */
+  ready: FastifyInstance | undefined;
+  createdAt: number;
+}
+
+export default fp<NamespacesOptions>(
+  async (app, options) => {
+    const { max, redis } = options;
+    const { clock } = app.core;
+    const entries = new Map<string, Entry>();
+    const hashKey = redis === undefined ? '' : `${redis.keyPrefix}namespaces`;
+    let closed = false;
+
+    const start = (namespace: string, createdAt: number): Entry => {
+      const entry: Entry = { app: Promise.resolve(undefined as never), ready: undefined, createdAt };
+      entry.app = (async () => {
+        const child = await options.build(namespace);
+        await child.ready();
+        if (closed || entries.get(namespace) !== entry) {
+          // Reset or shut down while it was being built.
+          await child.close();
+          throw new DomainError('NAMESPACE_UNAVAILABLE', `The namespace ${namespace} was reset while it was being set up; send the request again.`);
+        }
+        entry.ready = child;
+        app.log.info({ namespace }, 'namespace started');
+        return child;
+      })();
+      entry.app.catch((error: unknown) => {
+        if (entries.get(namespace) === entry) entries.delete(namespace);
+        if (!(error instanceof DomainError)) app.log.error({ err: error, namespace }, 'a namespace could not be set up');
+      });
+      entries.set(namespace, entry);
+      return entry;
+    };
+
+    const get = async (namespace: string): Promise<FastifyInstance> => {
+      // A request during a reset is served by the fresh namespace, once the old one is gone.
+      await resetting.get(namespace)?.catch(() => undefined);
+      const known = entries.get(namespace);
+      if (known !== undefined) return known.app;
+      if (closed) throw new DomainError('NAMESPACE_UNAVAILABLE', 'The service is shutting down.');
+      if (entries.size >= max) throw new NamespaceLimitError(max);
+      const createdAt = clock.now();
+      // Told to the other replicas first (a namespace they made first keeps its time); Redis away:
+      // the request fails as any store call does (STORE_UNAVAILABLE), and nothing is started.
+      if (redis !== undefined) {
+        await redis.client.hsetnx(hashKey, namespace, String(createdAt)).catch((error: unknown) => Promise.reject(new StoreUnavailableError({ cause: error })));
+        const raced = entries.get(namespace);
+        if (raced !== undefined) return raced.app;
+        if (entries.size >= max) throw new NamespaceLimitError(max);
+      }
+      const entry = start(namespace, createdAt);
+      return entry.app;
+    };
+
+    /** The counts of reset namespaces, added up. */
+    let retired: MetricsJson = [];
+    const stop = async (entry: Entry): Promise<void> => {
+      const child = await entry.app.catch(() => undefined);
+      if (child === undefined) return;
+      const counts = (await child.metrics.registry.getMetricsAsJSON()).filter((metric) => CUMULATIVE.has(String(metric.type)));
+      retired = retired.length === 0 ? counts : await AggregatorRegistry.aggregate([retired, counts]).getMetricsAsJSON();
+      await child.close();
+    };
+
+    const wipe = async (namespace: string): Promise<number> => {
+      if (redis === undefined) return 0;
+      const { client } = redis;
+      let removed = 0;
+      let cursor = '0';
+      do {
+        const [next, keys] = await client.scan(cursor, 'MATCH', `${namespaceKeyPrefix(redis.keyPrefix, namespace)}*`, 'COUNT', 1000);
+        cursor = next;
+        if (keys.length > 0) removed += await client.unlink(...keys);
+      } while (cursor !== '0');
+      return removed;
+    };
+
+    /** Resets under way: a request for the namespace waits for it, and the sync leaves it alone. */
+    const resetting = new Map<string, Promise<boolean>>();
+    const reset = async (namespace: string): Promise<boolean> => {
+      const running = resetting.get(namespace);
+      if (running !== undefined) return running;
+      const done = (async () => {
+        // Off the shared list first, so no replica starts it again while its keys go.
+        const unlisted = redis === undefined ? false : (await redis.client.hdel(hashKey, namespace)) === 1;
+        const entry = entries.get(namespace);
+        entries.delete(namespace);
+        if (entry !== undefined) await stop(entry);
+        const keys = await wipe(namespace);
+        const existed = unlisted || entry !== undefined;
+        if (existed) app.log.info({ namespace, ...(redis === undefined ? {} : { redis_keys: keys }) }, 'namespace reset');
+        return existed;
+      })();
+      resetting.set(namespace, done);
+      try {
+        return await done;
+      } finally {
+        resetting.delete(namespace);
+      }
+    };
+
+    const list = async (): Promise<NamespaceInfo[]> => {
+      if (redis === undefined) return [...entries].map(([namespace, entry]) => ({ namespace, createdAt: entry.createdAt })).sort(byAge);
+      const shared = await redis.client.hgetall(hashKey);
+      return Object.entries(shared)
+        .map(([namespace, at]) => ({ namespace, createdAt: Number(at) }))
+        .sort(byAge);
+    };
+
+    /** STORE=redis: start what other replicas made, close what they reset. */
+    let lastSyncErrorAt = Number.NEGATIVE_INFINITY;
+    const sync = async (): Promise<void> => {
+      if (redis === undefined || closed) return;
+      try {
+        const shared = await redis.client.hgetall(hashKey);
+        for (const [namespace, at] of Object.entries(shared)) {
+          if (!entries.has(namespace) && !resetting.has(namespace) && entries.size < max && NAME.test(namespace)) start(namespace, Number(at));
+        }
+        for (const [namespace, entry] of entries) {
+          if (entry.ready !== undefined && !(namespace in shared) && !resetting.has(namespace)) {
+            entries.delete(namespace);
+            await stop(entry);
+            app.log.info({ namespace }, 'namespace reset on another replica: closed here');
+          }
+        }
+      } catch (error) {
+        const now = Date.now();
+        if (now - lastSyncErrorAt < SYNC_ERROR_LOG_INTERVAL_MS) return;
+        lastSyncErrorAt = now;
+        app.log.warn({ err: error }, 'the shared list of namespaces could not be read; trying again');
+      }
+    };
+    let syncTimer: NodeJS.Timeout | undefined;
+    const scheduleSync = (): void => {
+      syncTimer = setTimeout(() => void sync().finally(() => !closed && scheduleSync()), NAMESPACE_SYNC_MS);
+      syncTimer.unref();
+    };
+
+    const shapes = app.errorShapes;
+    const route: Namespaces['route'] = (req, res, fallback) => {
+      const header = req.headers[NAMESPACE_HEADER];
+      if (header === undefined) return false;
+      const namespace = namespaceOf(header);
+      // A bad name, `default`, and the paths no dialect owns: the root app's (its hook answers a bad name).
+      if (namespace === undefined || namespace === DEFAULT_NAMESPACE || shapes.ownerOf(req.url ?? '/') === undefined) return false;
+      const ready = entries.get(namespace)?.ready;
+      if (ready !== undefined) {
+        ready.routing(req, res);
+        return true;
+      }
+      get(namespace).then(
+        (child) => child.routing(req, res),
+        // No room, or shutting down: the root app answers it (its hook tells why).
+        () => fallback(req, res),
+      );
+      return true;
+    };
+
+    const metrics = async (): Promise<MetricsJson[]> => {
+      const live = await Promise.all([...entries.values()].flatMap((e) => (e.ready === undefined ? [] : [e.ready.metrics.registry.getMetricsAsJSON()])));
+      return retired.length === 0 ? live : [...live, retired];
+    };
+    const peek = async (namespace: string): Promise<FastifyInstance | undefined> => (namespace === DEFAULT_NAMESPACE ? app : entries.get(namespace)?.app.catch(() => undefined));
+    app.decorate('namespaces', { max, get, peek, list, reset, metrics, route } satisfies Namespaces);
+
+    // What reaches the root app with a namespace: a bad name or no room (answered here, in the
+    // dialect's shape), or a request made with `inject` (handed over as the server would).
+    app.addHook('onRequest', (request, reply, done) => {
+      const header = request.headers[NAMESPACE_HEADER];
+      if (header === undefined) return done();
+      const namespace = namespaceOf(header);
+      if (namespace === DEFAULT_NAMESPACE || shapes.ownerOf(request.url) === undefined) return done();
+      const shape = shapes.forUrl(request.url);
+      if (namespace === undefined) {
+        const message = `must be ${NAMESPACE_RULE}, sent once`;
+        sendProblem(reply, shape, problemOf(validationFailed([{ field: 'X-Sim-Namespace', rule: 'pattern', message }]), { VALIDATION_FAILED: 400 }));
+        return;
+      }
+      get(namespace).then(
+        (child) => {
+          reply.hijack();
+          child.routing(request.raw, reply.raw);
+        },
+        (error: Error) => {
+          const problem = problemOf(error, { NAMESPACE_LIMIT: 409, NAMESPACE_UNAVAILABLE: 503 });
+          sendProblem(reply, shape, problem.status === 503 && problem.retryAfterS === undefined ? { ...problem, retryAfterS: NAMESPACE_RETRY_AFTER_S } : problem);
+        },
+      );
+    });
+
+    app.lifecycle.onDrain(async (budgetMs) => {
+      await Promise.all([...entries.values()].map(async (entry) => (await entry.app.catch(() => undefined))?.lifecycle.drain(budgetMs)));
+    });
+    app.addHook('onReady', async () => {
+      if (redis !== undefined) scheduleSync();
+    });
+    app.addHook('preClose', async () => {
+      closed = true;
+      clearTimeout(syncTimer);
+    });
+    app.addHook('onClose', async () => {
+      const all = [...entries.values()];
+      entries.clear();
+      await Promise.all(all.map(stop));
+    });
+  },
+  { name: 'paysim-namespaces', dependencies: ['paysim-core', 'paysim-lifecycle', 'paysim-error-shapes'] },
+);
+
+function byAge(a: NamespaceInfo, b: NamespaceInfo): number {
+  return a.createdAt - b.createdAt || (a.namespace < b.namespace ? -1 : 1);
+}

@@ -1,0 +1,86 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { buildTestApp, type TestApp } from '../helpers/app.ts';
+import { eventually as eventuallyWithin } from '../helpers/receiver.ts';
+import { withRedisServer } from '../helpers/redis.ts';
+
+/**
+ * Namespaces (issue 15, `X-Sim-Namespace`) on the Redis back end with two replicas sharing one
+ * key prefix: a namespace's state lives under `<prefix>ns:<name>:`, reads the same from either
+ * replica, is started by a replica that never saw a request for it (so its due work runs there
+ * too), and a reset on one replica deletes its keys and closes it on the other.
+ * @see issue 15 "Load-test controls", issue 14
+ */
+
+const START = Date.UTC(2026, 0, 15, 12, 0, 0);
+/** Real time allowed for what happens over Redis (a sync of the namespace list every second, a decision). */
+const REAL_TIME_BUDGET_MS = 20_000;
+
+const eventually = <T>(probe: () => Promise<T | undefined>, what: string): Promise<T> => eventuallyWithin(probe, what, REAL_TIME_BUDGET_MS);
+
+withRedisServer('namespaces on Redis', (server) => {
+  const open: TestApp[] = [];
+  afterEach(async () => {
+    await Promise.all(open.splice(0).map((t) => t.app.close()));
+  });
+
+  async function replicas(): Promise<{ a: TestApp; b: TestApp; prefix: string }> {
+    const prefix = server().newPrefix();
+    const env = { STORE: 'redis', REDIS_URL: server().url, REDIS_KEY_PREFIX: prefix };
+    const a = await buildTestApp(env, { clockStart: START });
+    open.push(a);
+    const b = await buildTestApp(env, { clockStart: START });
+    open.push(b);
+    return { a, b, prefix };
+  }
+
+  const create = (t: TestApp, namespace: string | undefined, body: object) =>
+    t.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: body, headers: namespace === undefined ? {} : { 'x-sim-namespace': namespace } });
+  const read = (t: TestApp, namespace: string | undefined, id: string) => t.app.inject({ url: `/v1/sim/intents/${id}`, headers: namespace === undefined ? {} : { 'x-sim-namespace': namespace } });
+  const keysOf = async (pattern: string): Promise<string[]> => (await server().client.keys(pattern)).sort();
+
+  describe('two replicas', { timeout: 60_000 }, () => {
+    it('a namespace made on A is read on B, keeps its keys under <prefix>ns:<name>:, and a reset on B deletes them and closes it on A', async () => {
+      const { a, b, prefix } = await replicas();
+      const created = await create(a, 'ci-r', { reservation_id: 'rsv_r', amount: 1000, scenario: 'delay', delay_ms: 60_000 });
+      expect(created.statusCode).toBe(200);
+      const id = created.json().payment_intent_id as string;
+      expect((await read(b, 'ci-r', id)).json()).toMatchObject({ payment_intent_id: id, reservation_id: 'rsv_r', status: 'PENDING' });
+      expect((await read(b, undefined, id)).statusCode).toBe(404);
+      expect((await read(a, 'ci-other', id)).statusCode).toBe(404);
+
+      const namespaced = await keysOf(`${prefix}ns:ci-r:*`);
+      expect(namespaced.length).toBeGreaterThan(0);
+      // The default namespace holds no intent (the only one is ci-r's).
+      expect((await b.app.inject({ url: '/v1/sim/intents' })).json()).toEqual({ data: [], next_cursor: null });
+      const listed = (await a.app.inject({ url: '/v1/sim/namespaces' })).json();
+      expect(listed.data.map((n: { namespace: string }) => n.namespace)).toEqual(['ci-other', 'ci-r']);
+
+      const reset = await b.app.inject({ method: 'DELETE', url: '/v1/sim/namespaces/ci-r' });
+      expect([reset.statusCode, reset.json()]).toEqual([200, { namespace: 'ci-r', existed: true }]);
+      expect(await keysOf(`${prefix}ns:ci-r:*`)).toEqual([]);
+      // Other namespaces' keys are untouched.
+      expect((await keysOf(`${prefix}ns:ci-other:*`)).length).toBeGreaterThan(0);
+      // A learns of it within a second and closes its app of ci-r.
+      await eventually(async () => ((await a.app.namespaces.peek('ci-r')) === undefined ? true : undefined), 'A closing ci-r');
+      // Named again, ci-r starts afresh (and is listed again).
+      expect((await read(a, 'ci-r', id)).statusCode).toBe(404);
+      expect((await a.app.inject({ url: '/v1/sim/namespaces' })).json().data.map((n: { namespace: string }) => n.namespace)).toEqual(['ci-other', 'ci-r']);
+    });
+
+    it('B starts a namespace it never served and runs its due work after A is gone', async () => {
+      const { a, b } = await replicas();
+      const created = await create(a, 'ci-s', { reservation_id: 'rsv_s', amount: 2500, scenario: 'delay', delay_ms: 60_000 });
+      expect(created.statusCode).toBe(200);
+      const id = created.json().payment_intent_id as string;
+      await eventually(async () => ((await b.app.namespaces.peek('ci-s')) === undefined ? undefined : true), 'B starting ci-s');
+      await a.app.close();
+      open.splice(open.indexOf(a), 1);
+      await b.clock.advance(60_000);
+      const decided = await eventually(async () => {
+        const res = await read(b, 'ci-s', id);
+        return res.json().status === 'PENDING' ? undefined : res.json();
+      }, 'the decision on B');
+      expect(decided).toMatchObject({ payment_intent_id: id, status: 'APPROVED', amount: 2500 });
+    });
+  });
+});
