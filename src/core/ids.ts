@@ -14,6 +14,20 @@ export function createIdFactory(clock: Clock): IdFactory {
   return (prefix) => `${prefix}_${ulid(clock.now())}`;
 }
 
+/**
+ * The id of the one event a record's change at `at` makes (an intent's decision), derived rather
+ * than drawn: `<prefix>_<ULID>` with `at` as its time and the random part of `recordId`'s ULID.
+ * Whichever process makes the event again (due work that ran again after its process died)
+ * gives it the same id, without storing it. Unique: a record's ULID random part is never reused
+ * by its factory at one time (it is monotonic), and two records' differ.
+ * @see issue 14 "kill -9"
+ */
+export function derivedId(prefix: IdPrefix, at: number, recordId: string): string {
+  const codes: number[] = Array.from({ length: TIME_LENGTH }, () => 0);
+  encodeTime(at, codes);
+  return `${prefix}_${String.fromCharCode(...codes)}${recordId.slice(-RANDOM_LENGTH)}`;
+}
+
 /** Crockford's base 32, the ULID alphabet. */
 const ENCODING = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
 const TIME_LENGTH = 10;
