@@ -1,4 +1,4 @@
-import { randomFillSync } from 'node:crypto';
+import { createHash, randomFillSync } from 'node:crypto';
 import type { Clock } from './clock.ts';
 
 export type IdPrefix = 'pay' | 'bk' | 'evt' | 'whd' | 'led' | 'tx' | 'ord' | 'pk' | 'cu' | 'saga' | 'sub' | 'inv' | 'whs' | 'wrt' | 'adm' | 'rule';
@@ -15,17 +15,29 @@ export function createIdFactory(clock: Clock): IdFactory {
 }
 
 /**
- * The id of the one event a record's change at `at` makes (an intent's decision), derived rather
- * than drawn: `<prefix>_<ULID>` with `at` as its time and the random part of `recordId`'s ULID.
- * Whichever process makes the event again (due work that ran again after its process died)
- * gives it the same id, without storing it. Unique: a record's ULID random part is never reused
- * by its factory at one time (it is monotonic), and two records' differ.
+ * The id of the one event a record's change at `at` makes (a decision), derived rather than
+ * drawn: `<prefix>_<ULID>` with `at` as its time, and as its random part the random part of
+ * `recordId`'s ULID, or for an id that is not one (an `/api/v2` payment's `pay_<tx_id>`) 80 bits
+ * of its SHA-256. Whichever process makes the event again (due work that ran again after its
+ * process died) gives it the same id, without storing it. Unique: a ULID's random part is never
+ * reused by its factory at one time (it is monotonic), and two records' differ.
  * @see issue 14 "kill -9"
  */
 export function derivedId(prefix: IdPrefix, at: number, recordId: string): string {
   const codes: number[] = Array.from({ length: TIME_LENGTH }, () => 0);
   encodeTime(at, codes);
-  return `${prefix}_${String.fromCharCode(...codes)}${recordId.slice(-RANDOM_LENGTH)}`;
+  const random = ENDS_WITH_ULID.test(recordId) ? recordId.slice(-RANDOM_LENGTH) : hashedRandom(recordId);
+  return `${prefix}_${String.fromCharCode(...codes)}${random}`;
+}
+
+const ENDS_WITH_ULID = /_[0-9A-HJKMNP-TV-Z]{26}$/;
+
+/** A ULID random part (16 base-32 digits, 80 bits) from the SHA-256 of `key`. */
+function hashedRandom(key: string): string {
+  const digest = createHash('sha256').update(key, 'utf8').digest();
+  let random = '';
+  for (let i = 0; i < RANDOM_LENGTH; i++) random += ENCODING[(digest[i] as number) & 31];
+  return random;
 }
 
 /** Crockford's base 32, the ULID alphabet. */
