@@ -113,7 +113,7 @@ export class V2PaymentService {
         break;
     }
     this.#publish('v2.payment_created', begun.payment, now);
-    if (decision.delayMs === 0) return { kind: 'created', payment: (await this.#decide(payment.id)) ?? begun.payment };
+    if (decision.delayMs === 0) return { kind: 'created', payment: (await this.#decideNow(payment.id, now)) ?? begun.payment };
     await scheduler.schedule(V2_DECIDE_JOB, payment.id, now + decision.delayMs);
     return begun;
   }
@@ -156,6 +156,22 @@ export class V2PaymentService {
 
   sweep(now: number): Promise<number> {
     return this.#deps.store.sweep(now);
+  }
+
+  /**
+   * The decision of a payment without a delay, made within its create. With a store shared by
+   * several processes a backstop job stands behind it (due a lease later, cancelled once the
+   * callback is queued): a process that dies after deciding and before queueing the callback, or
+   * a store that fails then, leaves it to that job, here or on another replica, which makes the
+   * same event again. Memory needs none (its callbacks die with its process).
+   */
+  async #decideNow(id: string, now: number): Promise<V2Payment | undefined> {
+    const { scheduler } = this.#deps;
+    if (!scheduler.shared) return this.#decide(id);
+    await scheduler.schedule(V2_DECIDE_JOB, id, now + scheduler.leaseMs);
+    const decided = await this.#decide(id);
+    await scheduler.cancel(V2_DECIDE_JOB, id);
+    return decided;
   }
 
   /**
