@@ -6,15 +6,18 @@ import { RedisDisabledUrls } from '../../src/adapters/redis/disabled-urls.ts';
 import { fieldsOf } from '../../src/adapters/redis/lua.ts';
 import { RedisEventStream } from '../../src/adapters/redis/event-stream.ts';
 import { RedisIntentStore } from '../../src/adapters/redis/intents.ts';
+import { RedisV2PaymentStore } from '../../src/adapters/redis/v2-payments.ts';
 import { RedisRateCap } from '../../src/adapters/redis/rate-cap.ts';
 import { RedisSchedulerStore } from '../../src/adapters/redis/scheduler.ts';
 import { systemClock, type Clock } from '../../src/core/clock.ts';
 import type { Delivery } from '../../src/core/deliveries.ts';
-import { EventBus, isDeliveryEvent, isPaymentEvent, type DomainEvent } from '../../src/core/events.ts';
+import { EventBus, isDeliveryEvent, isPaymentEvent, isV2PaymentEvent, type DomainEvent } from '../../src/core/events.ts';
 import { createIdFactory, derivedId } from '../../src/core/ids.ts';
 import { DECIDE_JOB, IntentService } from '../../src/core/intents/service.ts';
 import { createRandom } from '../../src/core/random.ts';
+import { V2PaymentService } from '../../src/core/v2/service.ts';
 import { nativeWebhookOf } from '../../src/dialects/native/webhook-payload.ts';
+import { v2CallbackOf } from '../../src/dialects/payment-server-v2/webhook-payload.ts';
 import { Scheduler } from '../../src/core/scheduler.ts';
 import { WebhookDispatcher, type DispatcherSettings } from '../../src/webhooks/dispatcher.ts';
 import { SignerRegistry } from '../../src/webhooks/signers/registry.ts';
@@ -410,6 +413,47 @@ if (!hasRedisServer) {
       expect(JSON.parse(rx.requests[0]!.body)).toMatchObject({ id: eventId, payment_intent_id: intent.id });
       expect((await b.log.list({ limit: 10, eventId })).data).toHaveLength(1);
       expect(b.errors.map((e) => [e.context, String(e.error)])).toEqual([['scheduler', 'Error: Connection is closed.']]);
+    });
+  });
+
+  describe('an /api/v2 decision made within its create (no delay) on a shared store', () => {
+    it('a callback that could not be queued fails the create; the backstop job, a lease later, queues it once with the decision’s event id', async () => {
+      const keyPrefix = redis.newPrefix();
+      const rx = await receivers.start();
+      const b = await replica(keyPrefix, { pollMs: 20, leaseMs: 300 });
+      const service = new V2PaymentService({
+        store: new RedisV2PaymentStore(b.client, { keyPrefix, ttlMs: 86_400_000, maxPayments: 1000 }),
+        scheduler: b.scheduler,
+        bus: b.bus,
+        clock: systemClock,
+        random: createRandom(1),
+        ids: createIdFactory(systemClock),
+        settings: { defaultScenario: 'approve', completeDelayMs: 0, delayDelayMs: 0, randomApproveRate: 1 },
+      });
+      b.bus.subscribe((event) => {
+        const hook = isV2PaymentEvent(event) ? v2CallbackOf(event, ['standard']) : undefined;
+        return hook === undefined ? undefined : b.dispatcher.deliver(hook);
+      });
+      const accept = b.queue.accept.bind(b.queue);
+      let failures = 0;
+      b.queue.accept = (...args) => (failures++ === 0 ? Promise.reject(new Error('Connection is closed.')) : accept(...args));
+      const request = { txId: 'tx-backstop', orderId: 1, userId: 2, amount: 3000, callbackUrl: rx.url('/callback') };
+      await expect(service.create(request)).rejects.toThrow('Connection is closed.');
+      const decided = await service.get('pay_tx-backstop');
+      expect(decided).toMatchObject({ status: 'PENDING', decidedAt: expect.any(Number) });
+      expect(await service.pendingDecisions()).toBe(1);
+      await eventually(() => (rx.requests.length === 1 ? true : undefined), 'the callback');
+      await eventually(async () => ((await service.pendingDecisions()) === 0 ? true : undefined), 'the backstop job completed');
+      const eventId = derivedId('evt', decided!.decidedAt as number, 'pay_tx-backstop');
+      expect(rx.requests[0]!.headers['webhook-id']).toBe(eventId);
+      expect(JSON.parse(rx.requests[0]!.body)).toMatchObject({ payment_id: 'pay_tx-backstop', status: 'PAYMENT_COMPLETED' });
+      expect((await b.log.list({ limit: 10, eventId })).data).toHaveLength(1);
+
+      // A create that queues its callback leaves no job behind.
+      const ok = await service.create({ ...request, txId: 'tx-ok' });
+      expect(ok).toMatchObject({ kind: 'created', payment: { decidedAt: expect.any(Number) } });
+      expect(await service.pendingDecisions()).toBe(0);
+      await eventually(() => (rx.requests.length === 2 ? true : undefined), 'the second callback');
     });
   });
 
