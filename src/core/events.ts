@@ -108,11 +108,21 @@ export type FluxPayBusEvent = FluxPayOutboxBusEvent | FluxPayCreatedEvent;
 
 export type DomainEvent = PaymentEvent | BookingEvent | BookingPaymentEvent | InboxProcessedEvent | DeliveryEvent | V2PaymentEvent | FluxPayBusEvent | WaitingRoomEvent;
 
-export type EventHandler = (event: DomainEvent) => void;
+/**
+ * A subscriber. It may answer a promise for the part of its work that makes the event's effect
+ * durable (a shared store's webhook deliveries being logged and queued): `publishDurable` hands
+ * those to the publisher; `publish` reports them if they fail. Anything else it answers is ignored.
+ */
+export type EventHandler = (event: DomainEvent) => unknown;
 
 /**
  * Delivery is synchronous and in subscription order; a failing subscriber is reported and never
  * stops the publisher or the other subscribers.
+ *
+ * An event may be published more than once, with the same id, when the due work that made it runs
+ * again (its process died, or its webhooks could not be queued, before the job was completed):
+ * subscribers see the same fact again, never a different one (at-least-once).
+ * @see issue 14 "kill -9"
  */
 export class EventBus {
   readonly #handlers = new Set<EventHandler>();
@@ -128,13 +138,33 @@ export class EventBus {
   }
 
   publish(event: DomainEvent): void {
+    const pending = this.#dispatch(event);
+    if (pending === undefined) return;
+    for (const work of pending) work.catch((error: unknown) => this.#onError(error, event));
+  }
+
+  /**
+   * Publishes, and answers what the publisher must await before its work counts as done (a due
+   * job is completed only then): the subscribers' durable parts, rejected when one failed (the
+   * job runs again). Undefined when no subscriber has any (one process in memory): nothing to await.
+   */
+  publishDurable(event: DomainEvent): Promise<void> | undefined {
+    const pending = this.#dispatch(event);
+    if (pending === undefined) return undefined;
+    return Promise.all(pending).then(() => undefined);
+  }
+
+  #dispatch(event: DomainEvent): Array<Promise<unknown>> | undefined {
+    let pending: Array<Promise<unknown>> | undefined;
     for (const handler of this.#handlers) {
       try {
-        handler(event);
+        const work = handler(event);
+        if (work instanceof Promise) (pending ??= []).push(work);
       } catch (error) {
         this.#onError(error, event);
       }
     }
+    return pending;
   }
 }
 

@@ -1,4 +1,4 @@
-import { randomFillSync } from 'node:crypto';
+import { createHash, randomFillSync } from 'node:crypto';
 import type { Clock } from './clock.ts';
 
 export type IdPrefix = 'pay' | 'bk' | 'evt' | 'whd' | 'led' | 'tx' | 'ord' | 'pk' | 'cu' | 'saga' | 'sub' | 'inv' | 'whs' | 'wrt' | 'adm' | 'rule';
@@ -78,4 +78,39 @@ function increment(digits: Uint8Array): void {
   }
   // 2^80 ULIDs in one millisecond: not on this machine.
   throw new RangeError('the random part of the ULID cannot be incremented any further');
+}
+
+/**
+ * The id of the one event a record's change at `at` makes (a decision), derived rather than
+ * drawn: `<prefix>_<ULID>` with `at` as its time, and as its random part the random part of
+ * `recordId`'s ULID, or for an id that is not one (an `/api/v2` payment's `pay_<tx_id>`) 80 bits
+ * of its SHA-256. Whichever process makes the event again (due work that ran again after its
+ * process died) gives it the same id, without storing it. Unique: a ULID's random part is never
+ * reused by its factory at one time (it is monotonic), and two records' differ.
+ * @see issue 14 "kill -9"
+ */
+export function derivedId(prefix: IdPrefix, at: number, recordId: string): string {
+  const random = ENDS_WITH_ULID.test(recordId) ? recordId.slice(-RANDOM_LENGTH) : hashedRandom(recordId);
+  return `${prefix}_${timeChars(at)}${random}`;
+}
+
+const ENDS_WITH_ULID = /_[0-9A-HJKMNP-TV-Z]{26}$/;
+const derivedTime = { at: -1, chars: '', codes: Array.from({ length: TIME_LENGTH }, () => 0) };
+
+/** The 10 time characters of a ULID at `at`; the last one is kept (decisions come in bursts within a millisecond). */
+function timeChars(at: number): string {
+  if (at !== derivedTime.at) {
+    encodeTime(at, derivedTime.codes);
+    derivedTime.chars = String.fromCharCode(...derivedTime.codes);
+    derivedTime.at = at;
+  }
+  return derivedTime.chars;
+}
+
+/** A ULID random part (16 base-32 digits, 80 bits) from the SHA-256 of `key`. */
+function hashedRandom(key: string): string {
+  const digest = createHash('sha256').update(key, 'utf8').digest();
+  let random = '';
+  for (let i = 0; i < RANDOM_LENGTH; i++) random += ENCODING[(digest[i] as number) & 31];
+  return random;
 }

@@ -197,9 +197,19 @@ export interface DeliveryQuery extends PageQuery {
   status?: DeliveryStatus | undefined;
 }
 
+/** What `insertOnce` did: logged it, found no room, or found the delivery its event already has to that URL. */
+export type InsertOnceOutcome = InsertOutcome | { ok: false; reason: 'exists'; existing: Delivery };
+
 export interface DeliveryLogStore {
   /** Logs a new delivery; full when the bound is reached and every logged delivery is unfinished. */
   insert(delivery: Delivery): Promise<InsertOutcome>;
+  /**
+   * Logs a new delivery unless its event already has one to the same URL (`exists`: that one,
+   * nothing logged). The work that makes a webhook may run again (a due job whose process died
+   * before it was completed): its webhook stays one delivery, with one event id.
+   * @see issue 14 "kill -9"
+   */
+  insertOnce(delivery: Delivery): Promise<InsertOnceOutcome>;
   get(id: string): Promise<Delivery | undefined>;
   /** Applies a change (and appends its attempt); undefined when the delivery is unknown. */
   update(id: string, change: DeliveryChange): Promise<Delivery | undefined>;
@@ -229,6 +239,13 @@ export interface DisabledUrlStore {
 export type DeliveryHandler = (delivery: Delivery, origin: string, ticket: string | null) => void;
 
 /**
+ * What `DeliveryQueue.accept` did with a new delivery: logged and queued it; logged it failed
+ * (`queue_full`: the queue refused it); logged nothing (`log_full`); or found the delivery its
+ * event already has to that URL (`exists`, nothing logged or queued).
+ */
+export type AcceptOutcome = { kind: 'queued' } | { kind: 'queue_full'; delivery: Delivery } | { kind: 'log_full' } | { kind: 'exists'; delivery: Delivery };
+
+/**
  * Deliveries waiting to be attempted, between the dispatcher that accepts them and the workers
  * that attempt them. In memory this is a hand-over within the process: a delivery goes to the
  * handler as it is queued (the dispatcher's own lanes bound it), and nothing is acknowledged. A
@@ -247,6 +264,14 @@ export interface DeliveryQueue {
    * (retries and replays always get in). The memory queue always takes it.
    */
   enqueue(delivery: Delivery, origin: string, max: number): Promise<boolean>;
+  /**
+   * Logs a new pending delivery in the delivery log, once per event and URL (as `insertOnce`),
+   * and queues it, in one step: a process that dies in between cannot leave a delivery logged
+   * that no queue holds, nor queued twice. `max` as for `enqueue`; a delivery the queue refuses
+   * is logged as failed with `queue_full` (the delivery as logged).
+   * @see issue 14 "kill -9"
+   */
+  accept(delivery: Delivery, origin: string, max: number): Promise<AcceptOutcome>;
   /** The attempt of the delivery handed over with `ticket` is over and its result is in the log. */
   ack(ticket: string): Promise<void>;
   /** The attempt of `ticket`'s delivery ended without its result recorded: leave it to be taken over, by any process. */

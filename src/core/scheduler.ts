@@ -64,6 +64,16 @@ export class Scheduler {
     this.#deps = deps;
   }
 
+  /** True when the store is shared by several processes (`pollMs` > 0): a job left unfinished here is run by another. */
+  get shared(): boolean {
+    return (this.#deps.pollMs ?? 0) > 0;
+  }
+
+  /** How long a claimed job is this process's before another may claim it. */
+  get leaseMs(): number {
+    return this.#deps.leaseMs ?? LEASE_MS;
+  }
+
   /** The handler of one kind of job. */
   register(kind: string, handler: JobHandler): void {
     if (this.#handlers.has(kind)) throw new Error(`a handler for ${kind} is already registered`);
@@ -146,7 +156,7 @@ export class Scheduler {
   async #run(): Promise<void> {
     const { clock, store } = this.#deps;
     try {
-      const jobs = await store.claimDue(clock.now(), BATCH, this.#deps.leaseMs ?? LEASE_MS);
+      const jobs = await store.claimDue(clock.now(), BATCH, this.leaseMs);
       for (const job of jobs) await this.#runOne(job);
       if (jobs.length === BATCH) {
         // More may be due: continue on a fresh timer turn, so requests get the event loop between batches.

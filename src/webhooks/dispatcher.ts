@@ -120,7 +120,7 @@ export class WebhookDispatcher {
     this.#pool = new PQueue({ concurrency: settings.concurrency });
     this.#lanes = new Lanes(this.#pool, settings.originConcurrency, (delivery) => this.#attempt(delivery));
     this.#bucket = deps.rateCap ?? (settings.maxRps > 0 ? new TokenBucket(deps.clock, settings.maxRps, bucketCapacity(settings.maxRps)) : undefined);
-    this.#queue = deps.queue ?? new MemoryDeliveryQueue();
+    this.#queue = deps.queue ?? new MemoryDeliveryQueue(deps.log);
     this.#shared = this.#queue.shared;
     this.#queue.start((delivery, origin, ticket) => {
       if (ticket !== null) {
@@ -161,16 +161,24 @@ export class WebhookDispatcher {
   /**
    * Accepts a webhook: logs it and queues its first attempt. A URL that cannot be parsed, a full
    * queue or a closing dispatcher make it a delivery that has `failed` with that reason.
+   *
+   * With a shared queue, logging and queueing are one step (`accept`), once per event and URL:
+   * the work that made the webhook may run again (its replica died before it was done), and then
+   * finds the delivery made the first time, answered as it is, with nothing sent twice. A
+   * rejection means nothing was logged nor queued (the store failed): that work runs again.
+   * @see issue 14 "kill -9"
    */
   async deliver(req: WebhookRequest): Promise<Delivery> {
     const plan = this.#deps.faults === undefined ? NO_WEBHOOK_FAULTS : await this.#deps.faults.plan(req.url);
-    const delivery = await this.#deliver(req, plan);
-    // `duplicate`: the same event, with the same id, as a second delivery (which is not duplicated again).
-    if (plan.duplicate !== null && delivery.status !== 'failed') await this.#deliver(req, duplicatePlan(plan));
+    const delivery = await this.#deliver(req, plan, false);
+    // `duplicate`: the same event, with the same id, as a second delivery (which is not duplicated
+    // again); made with the first, so not when the first was found made already.
+    if (plan.duplicate !== null && delivery.status !== 'failed' && !FOUND.has(delivery)) await this.#deliver(req, duplicatePlan(plan), true);
     return delivery;
   }
 
-  async #deliver(req: WebhookRequest, plan: WebhookFaultPlan): Promise<Delivery> {
+  /** `copy`: the second delivery of a `duplicate` rule, logged even though its event has one to the URL. */
+  async #deliver(req: WebhookRequest, plan: WebhookFaultPlan, copy: boolean): Promise<Delivery> {
     const { clock, ids, log, signers } = this.#deps;
     const unknown = req.schemes.find((name) => !signers.has(name));
     if (unknown !== undefined) throw new Error(`unknown signature scheme ${unknown}`);
@@ -203,21 +211,16 @@ export class WebhookDispatcher {
       createdAt: now,
       updatedAt: now,
     };
+    if (this.#shared && reason === null && plan === NO_WEBHOOK_FAULTS) return this.#accept(delivery, origin);
     // The slot is taken before the store is awaited, so concurrent calls cannot overshoot the bound.
     if (reason === null) {
       if (!this.#shared) this.#unfinished.add(delivery.id);
       this.#accepting++;
     }
-    const inserted = await log.insert(delivery).finally(() => {
+    const inserted = await (this.#shared && !copy ? log.insertOnce(delivery) : log.insert(delivery)).finally(() => {
       if (reason === null) this.#accepting--;
     });
-    if (!inserted.ok) {
-      this.#settle(delivery.id);
-      const failed = { ...delivery, status: 'failed' as const, failureReason: 'log_full' };
-      this.#deps.onError(new Error('the delivery log is full of unfinished deliveries'), `logging the ${req.type} webhook ${req.eventId} to ${req.url}`);
-      this.#publish('webhook.failed', failed);
-      return failed;
-    }
+    if (!inserted.ok) return inserted.reason === 'exists' ? found(inserted.existing) : this.#logFull(delivery);
     this.#publish('webhook.accepted', delivery);
     if (reason !== null) this.#publish('webhook.failed', delivery);
     else if (plan !== NO_WEBHOOK_FAULTS) return this.#sendFaulty(delivery, origin, plan);
@@ -232,6 +235,35 @@ export class WebhookDispatcher {
       if (failure !== null) return (await this.#failUnqueued(delivery, failure)) ?? delivery;
     }
     return delivery;
+  }
+
+  /** A new delivery into a shared queue: logged once per event and URL and queued, in one step. */
+  async #accept(delivery: Delivery, origin: string): Promise<Delivery> {
+    this.#accepting++;
+    const outcome = await this.#queue.accept(delivery, origin, this.#deps.settings.queueMax).finally(() => {
+      this.#accepting--;
+    });
+    switch (outcome.kind) {
+      case 'exists':
+        return found(outcome.delivery);
+      case 'log_full':
+        return this.#logFull(delivery);
+      case 'queued':
+        this.#publish('webhook.accepted', delivery);
+        return delivery;
+      case 'queue_full':
+        this.#publish('webhook.accepted', delivery);
+        this.#publish('webhook.failed', outcome.delivery);
+        return outcome.delivery;
+    }
+  }
+
+  #logFull(delivery: Delivery): Delivery {
+    this.#settle(delivery.id);
+    const failed = { ...delivery, status: 'failed' as const, failureReason: 'log_full' };
+    this.#deps.onError(new Error('the delivery log is full of unfinished deliveries'), `logging the ${delivery.type} webhook ${delivery.eventId} to ${delivery.url}`);
+    this.#publish('webhook.failed', failed);
+    return failed;
   }
 
   /**
@@ -452,6 +484,14 @@ export class WebhookDispatcher {
   #publish(type: DeliveryEventType, delivery: Delivery, attempt?: DeliveryAttempt): void {
     this.#deps.bus.publish({ id: delivery.id, type, occurredAt: this.#deps.clock.now(), delivery, ...(attempt === undefined ? {} : { attempt }) });
   }
+}
+
+/** Deliveries `deliver` found made already (the work that made them ran again), rather than made. */
+const FOUND = new WeakSet<Delivery>();
+
+function found(delivery: Delivery): Delivery {
+  FOUND.add(delivery);
+  return delivery;
 }
 
 /** The reason of a delivery its queue could not take (its store failed). */

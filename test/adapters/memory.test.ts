@@ -1,5 +1,7 @@
 import { MemoryBookingStore } from '../../src/adapters/memory/bookings.ts';
 import { MemoryDeliveryLog } from '../../src/adapters/memory/deliveries.ts';
+import { MemoryDeliveryQueue } from '../../src/adapters/memory/delivery-queue.ts';
+import type { Delivery } from '../../src/core/deliveries.ts';
 import { MemoryDisabledUrls } from '../../src/adapters/memory/disabled-urls.ts';
 import { MemoryFluxPayStore } from '../../src/adapters/memory/fluxpay.ts';
 import { MemoryFluxPaySubscriptionStore } from '../../src/adapters/memory/fluxpay-subscriptions.ts';
@@ -15,6 +17,7 @@ import { MemoryBillingStore } from '../../src/adapters/memory/fluxpay-billing.ts
 import { billingStoreContract } from './contracts/billing.contract.ts';
 import { bookingStoreContract } from './contracts/bookings.contract.ts';
 import { deliveryLogContract } from './contracts/deliveries.contract.ts';
+import { deliveryQueueContract } from './contracts/delivery-queue.contract.ts';
 import { disabledUrlStoreContract } from './contracts/disabled-urls.contract.ts';
 import { fluxPayStoreContract } from './contracts/fluxpay.contract.ts';
 import { fluxPaySubscriptionStoreContract } from './contracts/fluxpay-subscriptions.contract.ts';
@@ -35,6 +38,13 @@ bookingStoreContract('memory', ({ ttlMs, maxBookings }) => new MemoryBookingStor
 seatStoreContract('memory', (performances) => new MemorySeatStore(performances));
 ledgerStoreContract('memory', () => new MemoryLedgerStore());
 deliveryLogContract('memory', ({ ttlMs, maxDeliveries }) => new MemoryDeliveryLog({ ttlMs, maxDeliveries }));
+deliveryQueueContract('memory', async ({ maxDeliveries }) => {
+  const log = new MemoryDeliveryLog({ ttlMs: 86_400_000, maxDeliveries });
+  const queue = new MemoryDeliveryQueue(log);
+  const handed: Delivery[] = [];
+  queue.start((delivery) => handed.push(delivery));
+  return { queue, log, handed };
+});
 disabledUrlStoreContract('memory', () => new MemoryDisabledUrls());
 schedulerStoreContract('memory', () => new MemorySchedulerStore());
 v2PaymentStoreContract('memory', ({ ttlMs, maxPayments }) => new MemoryV2PaymentStore({ ttlMs, maxPayments }));

@@ -5,12 +5,19 @@ import { DELIVERY_GROUP, RedisDeliveryQueue } from '../../src/adapters/redis/del
 import { RedisDisabledUrls } from '../../src/adapters/redis/disabled-urls.ts';
 import { fieldsOf } from '../../src/adapters/redis/lua.ts';
 import { RedisEventStream } from '../../src/adapters/redis/event-stream.ts';
+import { RedisIntentStore } from '../../src/adapters/redis/intents.ts';
+import { RedisV2PaymentStore } from '../../src/adapters/redis/v2-payments.ts';
 import { RedisRateCap } from '../../src/adapters/redis/rate-cap.ts';
 import { RedisSchedulerStore } from '../../src/adapters/redis/scheduler.ts';
 import { systemClock, type Clock } from '../../src/core/clock.ts';
 import type { Delivery } from '../../src/core/deliveries.ts';
-import { EventBus, isDeliveryEvent, type DomainEvent } from '../../src/core/events.ts';
-import { createIdFactory } from '../../src/core/ids.ts';
+import { EventBus, isDeliveryEvent, isPaymentEvent, isV2PaymentEvent, type DomainEvent } from '../../src/core/events.ts';
+import { createIdFactory, derivedId } from '../../src/core/ids.ts';
+import { DECIDE_JOB, IntentService } from '../../src/core/intents/service.ts';
+import { createRandom } from '../../src/core/random.ts';
+import { V2PaymentService } from '../../src/core/v2/service.ts';
+import { nativeWebhookOf } from '../../src/dialects/native/webhook-payload.ts';
+import { v2CallbackOf } from '../../src/dialects/payment-server-v2/webhook-payload.ts';
 import { Scheduler } from '../../src/core/scheduler.ts';
 import { WebhookDispatcher, type DispatcherSettings } from '../../src/webhooks/dispatcher.ts';
 import { SignerRegistry } from '../../src/webhooks/signers/registry.ts';
@@ -54,13 +61,16 @@ if (!hasRedisServer) {
   });
 
   /** A replica's webhook side: its own connection, the shared log, scheduler, stream and (when given) rate cap. */
-  async function replica(keyPrefix: string, options: { claimIdleMs?: number; clock?: Clock; rateCap?: (client: ReturnType<TestRedis['connect']>) => RedisRateCap; settings?: Partial<DispatcherSettings> } = {}) {
+  async function replica(
+    keyPrefix: string,
+    options: { claimIdleMs?: number; clock?: Clock; rateCap?: (client: ReturnType<TestRedis['connect']>) => RedisRateCap; settings?: Partial<DispatcherSettings>; pollMs?: number; leaseMs?: number } = {},
+  ) {
     const clock = options.clock ?? systemClock;
     const client = redis.connect();
     const errors: Array<{ error: unknown; context: string }> = [];
     const onError = (error: unknown, context: string) => errors.push({ error, context });
     const log = new RedisDeliveryLog(client, { keyPrefix, ttlMs: 86_400_000, maxDeliveries: 100_000 });
-    const scheduler = new Scheduler({ clock, store: new RedisSchedulerStore(client, { keyPrefix }), onError: (error) => onError(error, 'scheduler') });
+    const scheduler = new Scheduler({ clock, store: new RedisSchedulerStore(client, { keyPrefix }), onError: (error) => onError(error, 'scheduler'), pollMs: options.pollMs, leaseMs: options.leaseMs });
     const settings = { ...SETTINGS, ...options.settings };
     const queue = await RedisDeliveryQueue.create(client, log, { keyPrefix, claimIdleMs: options.claimIdleMs ?? 30_000, readAhead: 2 * settings.concurrency, onError });
     const bus = new EventBus();
@@ -92,7 +102,7 @@ if (!hasRedisServer) {
       await agent.destroy();
     });
     const attempted = () => events.filter((e) => isDeliveryEvent(e) && e.type === 'webhook.attempted').length;
-    return { client, log, queue, rateCap, dispatcher, events, errors, attempted };
+    return { client, log, queue, rateCap, dispatcher, events, errors, attempted, bus, scheduler };
   }
 
   const webhook = (rx: Receiver, i: number) => {
@@ -327,6 +337,123 @@ if (!hasRedisServer) {
       expect(second.map((r) => r.granted).reduce((x, y) => x + y)).toBe(25);
       // A replica whose clock lags mints nothing.
       expect(await b.tryTake(5, t0 + 10)).toEqual({ granted: 0, waitMs: 1 });
+    });
+  });
+
+  describe('a decision made again (issue 14 "kill -9")', () => {
+    const SCENARIOS = { approveDelayMs: 0, failDelayMs: 0, delayDelayMs: 0, randomApproveRate: 1 };
+
+    /** A replica's intents: the service on its scheduler and bus, its decisions' webhooks handed to its dispatcher and awaited, as src/plugins/app/webhooks.ts does with a shared queue. */
+    function intentsOn(r: Awaited<ReturnType<typeof replica>>, keyPrefix: string): { store: RedisIntentStore; service: IntentService } {
+      const store = new RedisIntentStore(r.client, { keyPrefix, ttlMs: 86_400_000, maxIntents: 1000 });
+      const service = new IntentService({ store, scheduler: r.scheduler, bus: r.bus, clock: systemClock, random: createRandom(1), ids: createIdFactory(systemClock), scenarios: SCENARIOS });
+      r.bus.subscribe((event) => {
+        const hook = isPaymentEvent(event) ? nativeWebhookOf(event, ['standard']) : undefined;
+        return hook === undefined ? undefined : r.dispatcher.deliver(hook);
+      });
+      return { store, service };
+    }
+
+    it('a replica that died after deciding, before the webhook was queued: another runs the job again once its lease lapses and sends the webhook once, with the id the decision gave its event; a further run finds the delivery and sends nothing', async () => {
+      const keyPrefix = redis.newPrefix();
+      const rx = await receivers.start();
+      // Replica A: creates the intent (its job is scheduled), claims the job and decides, then dies:
+      // nothing published, nothing queued, the job not completed (its lease runs out).
+      const aClient = redis.connect();
+      cleanups.push(() => aClient.disconnect());
+      const aSched = new RedisSchedulerStore(aClient, { keyPrefix });
+      const aIntents = new RedisIntentStore(aClient, { keyPrefix, ttlMs: 86_400_000, maxIntents: 1000 });
+      const aService = new IntentService({ store: aIntents, scheduler: new Scheduler({ clock: systemClock, store: aSched, onError: () => undefined }), bus: new EventBus(), clock: systemClock, random: createRandom(1), ids: createIdFactory(systemClock), scenarios: SCENARIOS });
+      const intent = await aService.create({ reservationId: 'res_kill', amount: 5000, currency: 'KRW', scenario: 'approve', webhookUrl: rx.url('/hooks') });
+      const [claimed] = await aSched.claimDue(Date.now(), 10, 300);
+      expect(claimed).toMatchObject({ kind: DECIDE_JOB, key: intent.id });
+      const decided = await aIntents.decide(intent.id, Date.now());
+      expect(decided).toMatchObject({ ok: true, record: { status: 'APPROVED' } });
+      const decidedAt = (decided as { record: { decidedAt: number } }).record.decidedAt;
+      // Refunded before the job runs again: the event made again still says what the decision said.
+      await aIntents.refund(intent.id, 1000, decidedAt + 1);
+
+      const b = await replica(keyPrefix, { pollMs: 20, leaseMs: 300 });
+      const { service } = intentsOn(b, keyPrefix);
+      await eventually(async () => ((await service.pendingDecisions()) === 0 ? true : undefined), 'the job run again and completed');
+      await eventually(() => (rx.requests.length === 1 ? true : undefined), 'the webhook');
+      const eventId = derivedId('evt', decidedAt, intent.id);
+      expect(JSON.parse(rx.requests[0]!.body)).toMatchObject({ id: eventId, type: 'payment.approved', payment_intent_id: intent.id, status: 'APPROVED', refunded_amount: 0 });
+      expect(rx.requests[0]!.headers['webhook-id']).toBe(eventId);
+      const [delivery] = (await b.log.list({ limit: 10, eventId })).data;
+      await eventually(async () => ((await b.log.get(delivery!.id))?.status === 'delivered' ? true : undefined), 'the delivery logged delivered');
+
+      // The job again (another lapse, or a store that failed after the delivery was queued): the delivery is found, not made again.
+      await b.scheduler.schedule(DECIDE_JOB, intent.id, Date.now());
+      await eventually(async () => ((await service.pendingDecisions()) === 0 ? true : undefined), 'the second run completed');
+      const approvals = b.events.filter((e) => e.type === 'payment.approved');
+      expect(approvals.map((e) => e.id)).toEqual([eventId, eventId]);
+      expect((await b.log.list({ limit: 10, eventId })).data.map((d) => [d.id, d.status])).toEqual([[delivery!.id, 'delivered']]);
+      expect(await b.log.stats()).toMatchObject({ size: 1 });
+      expect(rx.requests).toHaveLength(1);
+      expect(b.errors).toEqual([]);
+    });
+
+    it('a webhook that cannot be queued (the store fails) leaves the decision job to run again, which queues it with the same event id', async () => {
+      const keyPrefix = redis.newPrefix();
+      const rx = await receivers.start();
+      const b = await replica(keyPrefix, { pollMs: 20, leaseMs: 300 });
+      const { service } = intentsOn(b, keyPrefix);
+      // The first accept fails as a store that is away would; the retry (the scheduler's backoff) gets through.
+      const accept = b.queue.accept.bind(b.queue);
+      let failures = 0;
+      b.queue.accept = (...args) => (failures++ === 0 ? Promise.reject(new Error('Connection is closed.')) : accept(...args));
+      const intent = await service.create({ reservationId: 'res_retry', amount: 700, currency: 'KRW', scenario: 'approve', webhookUrl: rx.url('/hooks') });
+      await eventually(() => (rx.requests.length === 1 ? true : undefined), 'the webhook');
+      await eventually(async () => ((await service.pendingDecisions()) === 0 ? true : undefined), 'the job completed');
+      const stored = await service.get(intent.id);
+      const eventId = derivedId('evt', stored.decidedAt as number, intent.id);
+      expect(failures).toBe(2);
+      expect(b.events.filter((e) => e.type === 'payment.approved').map((e) => e.id)).toEqual([eventId, eventId]);
+      expect(JSON.parse(rx.requests[0]!.body)).toMatchObject({ id: eventId, payment_intent_id: intent.id });
+      expect((await b.log.list({ limit: 10, eventId })).data).toHaveLength(1);
+      expect(b.errors.map((e) => [e.context, String(e.error)])).toEqual([['scheduler', 'Error: Connection is closed.']]);
+    });
+  });
+
+  describe('an /api/v2 decision made within its create (no delay) on a shared store', () => {
+    it('a callback that could not be queued fails the create; the backstop job, a lease later, queues it once with the decision’s event id', async () => {
+      const keyPrefix = redis.newPrefix();
+      const rx = await receivers.start();
+      const b = await replica(keyPrefix, { pollMs: 20, leaseMs: 300 });
+      const service = new V2PaymentService({
+        store: new RedisV2PaymentStore(b.client, { keyPrefix, ttlMs: 86_400_000, maxPayments: 1000 }),
+        scheduler: b.scheduler,
+        bus: b.bus,
+        clock: systemClock,
+        random: createRandom(1),
+        ids: createIdFactory(systemClock),
+        settings: { defaultScenario: 'approve', completeDelayMs: 0, delayDelayMs: 0, randomApproveRate: 1 },
+      });
+      b.bus.subscribe((event) => {
+        const hook = isV2PaymentEvent(event) ? v2CallbackOf(event, ['standard']) : undefined;
+        return hook === undefined ? undefined : b.dispatcher.deliver(hook);
+      });
+      const accept = b.queue.accept.bind(b.queue);
+      let failures = 0;
+      b.queue.accept = (...args) => (failures++ === 0 ? Promise.reject(new Error('Connection is closed.')) : accept(...args));
+      const request = { txId: 'tx-backstop', orderId: 1, userId: 2, amount: 3000, callbackUrl: rx.url('/callback') };
+      await expect(service.create(request)).rejects.toThrow('Connection is closed.');
+      const decided = await service.get('pay_tx-backstop');
+      expect(decided).toMatchObject({ status: 'PENDING', decidedAt: expect.any(Number) });
+      expect(await service.pendingDecisions()).toBe(1);
+      await eventually(() => (rx.requests.length === 1 ? true : undefined), 'the callback');
+      await eventually(async () => ((await service.pendingDecisions()) === 0 ? true : undefined), 'the backstop job completed');
+      const eventId = derivedId('evt', decided!.decidedAt as number, 'pay_tx-backstop');
+      expect(rx.requests[0]!.headers['webhook-id']).toBe(eventId);
+      expect(JSON.parse(rx.requests[0]!.body)).toMatchObject({ payment_id: 'pay_tx-backstop', status: 'PAYMENT_COMPLETED' });
+      expect((await b.log.list({ limit: 10, eventId })).data).toHaveLength(1);
+
+      // A create that queues its callback leaves no job behind.
+      const ok = await service.create({ ...request, txId: 'tx-ok' });
+      expect(ok).toMatchObject({ kind: 'created', payment: { decidedAt: expect.any(Number) } });
+      expect(await service.pendingDecisions()).toBe(0);
+      await eventually(() => (rx.requests.length === 2 ? true : undefined), 'the second callback');
     });
   });
 

@@ -1,8 +1,10 @@
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createIdFactory } from '../../src/core/ids.ts';
 import { paymentTransaction } from '../../src/core/ledger.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
 import { RedisDeliveryLog } from '../../src/adapters/redis/deliveries.ts';
+import { RedisDeliveryQueue } from '../../src/adapters/redis/delivery-queue.ts';
+import type { Delivery } from '../../src/core/deliveries.ts';
 import { RedisDisabledUrls } from '../../src/adapters/redis/disabled-urls.ts';
 import { RedisIdempotencyStore } from '../../src/adapters/redis/idempotency.ts';
 import { RedisIntentStore } from '../../src/adapters/redis/intents.ts';
@@ -11,6 +13,7 @@ import { RedisSeatStore } from '../../src/adapters/redis/seats.ts';
 import { RedisSchedulerStore } from '../../src/adapters/redis/scheduler.ts';
 import { type TestRedis, withRedisServer } from '../helpers/redis.ts';
 import { deliveryLogContract } from './contracts/deliveries.contract.ts';
+import { deliveryQueueContract } from './contracts/delivery-queue.contract.ts';
 import { disabledUrlStoreContract } from './contracts/disabled-urls.contract.ts';
 import { idempotencyStoreContract } from './contracts/idempotency.contract.ts';
 import { intentStoreContract } from './contracts/intents.contract.ts';
@@ -34,6 +37,22 @@ withRedisServer('Redis adapters', (server) => {
   intentStoreContract('redis', ({ ttlMs, maxIntents }) => new RedisIntentStore(redis.client, { keyPrefix: redis.newPrefix(), ttlMs, maxIntents }));
   idempotencyStoreContract('redis', ({ ttlMs, maxKeys }) => new RedisIdempotencyStore(redis.client, { keyPrefix: redis.newPrefix(), ttlMs, maxKeys }));
   deliveryLogContract('redis', ({ ttlMs, maxDeliveries }) => new RedisDeliveryLog(redis.client, { keyPrefix: redis.newPrefix(), ttlMs, maxDeliveries }));
+  const queues: RedisDeliveryQueue[] = [];
+  afterEach(async () => {
+    for (const queue of queues.splice(0)) await queue.stop();
+  });
+  deliveryQueueContract('redis', async ({ maxDeliveries }) => {
+    const keyPrefix = redis.newPrefix();
+    const log = new RedisDeliveryLog(redis.client, { keyPrefix, ttlMs: 86_400_000, maxDeliveries });
+    const queue = await RedisDeliveryQueue.create(redis.client, log, { keyPrefix, claimIdleMs: 30_000, readAhead: 100, onError: () => undefined });
+    queues.push(queue);
+    const handed: Delivery[] = [];
+    queue.start((delivery, _origin, ticket) => {
+      handed.push(delivery);
+      void queue.ack(ticket as string);
+    });
+    return { queue, log, handed };
+  });
   disabledUrlStoreContract('redis', () => new RedisDisabledUrls(redis.client, { keyPrefix: redis.newPrefix() }));
   ledgerStoreContract('redis', () => new RedisLedgerStore(redis.client, { keyPrefix: redis.newPrefix() }));
   seatStoreContract('redis', (performances) => RedisSeatStore.create(redis.client, { keyPrefix: redis.newPrefix() }, performances));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createIdFactory, monotonicUlid } from '../../src/core/ids.ts';
+import { createIdFactory, derivedId, monotonicUlid } from '../../src/core/ids.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
 
 const ENCODING = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
@@ -43,5 +43,30 @@ describe('ids: <prefix>_<ULID> (our own generator, src/core/ids.ts)', () => {
     const expected = (20_000 * 16) / 32;
     expect(counts.size).toBe(32);
     for (const count of counts.values()) expect(Math.abs(count - expected) / expected).toBeLessThan(0.05);
+  });
+});
+
+describe('derivedId: the id of the one event a record makes at a time (issue 14 "kill -9")', () => {
+  it('is <prefix>_<ULID> with that time and the record id’s random part, the same every time', () => {
+    const clock = new ManualClock(Date.UTC(2026, 0, 15, 12));
+    const ids = createIdFactory(clock);
+    const record = ids('pay');
+    const at = clock.now() + 200;
+    const id = derivedId('evt', at, record);
+    expect(id).toMatch(/^evt_[0-9A-HJKMNP-TV-Z]{26}$/);
+    expect(id).toBe(derivedId('evt', at, record));
+    expect(id.slice(4, 14)).toBe(createIdFactory(new ManualClock(at))('evt').slice(4, 14));
+    expect(id.slice(-16)).toBe(record.slice(-16));
+  });
+
+  it('differs between records and between times, and from every id the factory made at that time', () => {
+    const clock = new ManualClock(Date.UTC(2026, 0, 15, 12));
+    const ids = createIdFactory(clock);
+    // Records and other events made in the same millisecond as the decisions (a 0 ms delay).
+    const made = Array.from({ length: 1000 }, (_, i) => ids(i % 2 === 0 ? 'pay' : 'evt'));
+    const records = made.filter((id) => id.startsWith('pay_'));
+    const derived = records.map((id) => derivedId('evt', clock.now(), id));
+    expect(new Set([...made, ...derived]).size).toBe(1500);
+    expect(derivedId('evt', clock.now() + 1, records[0] as string)).not.toBe(derived[0]);
   });
 });

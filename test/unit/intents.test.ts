@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { DomainError } from '../../src/core/errors.ts';
 import { isPaymentEvent, type DomainEvent } from '../../src/core/events.ts';
 import type { Intent } from '../../src/core/intents/intent.ts';
+import { derivedId } from '../../src/core/ids.ts';
 import { DECIDE_JOB } from '../../src/core/intents/service.ts';
 import { errorOf, EVT_ID, PAY_ID, makeService, scriptedRandom, type Harness } from './support.ts';
 
@@ -238,6 +239,83 @@ describe('IntentService decisions', () => {
     expect(h.events).toHaveLength(10);
     for (const e of h.events) expect(e.id).toMatch(EVT_ID);
     expect(new Set(h.events.map((e) => e.id)).size).toBe(10);
+  });
+});
+
+describe('IntentService decisions made again (at least once, issue 14 "kill -9")', () => {
+  it('the decision event’s id is derived from the intent and the decision time: evt_, the decision time, the intent id’s random part', async () => {
+    const h = await makeService();
+    const intent = await decided(h, 'approve');
+    const approved = h.events[1] as (typeof h.events)[number];
+    expect(approved.id).toBe(derivedId('evt', T0 + 200, intent.id));
+    expect(approved.id).toMatch(EVT_ID);
+    expect(approved.id.slice(-16)).toBe(intent.id.slice(-16));
+  });
+
+  it('memory: nothing subscribes with a durable part, so the job completes without awaiting anything more', async () => {
+    const h = await makeService();
+    const intent = await h.service.create({ ...BASE, scenario: 'approve' });
+    expect(h.bus.publishDurable({ id: 'evt_x', type: 'payment.created', occurredAt: T0, intent })).toBeUndefined();
+  });
+
+  it('a durable part that fails leaves the job to run again: the same event (id, time, snapshot) is published again, the intent decided once, the job completed once it succeeds', async () => {
+    const h = await makeService();
+    let failures = 0;
+    const durable: string[] = [];
+    h.bus.subscribe((event) => {
+      if (event.type !== 'payment.approved') return undefined;
+      durable.push(event.id);
+      return failures++ < 2 ? Promise.reject(new Error('the delivery stream is away')) : Promise.resolve();
+    });
+    const intent = await h.service.create({ ...BASE, scenario: 'approve' });
+    await h.clock.advance(200);
+    expect(await h.service.pendingDecisions()).toBe(1);
+    // The scheduler's backoff: 100 ms, then 200 ms.
+    await h.clock.advance(100);
+    expect(await h.service.pendingDecisions()).toBe(1);
+    await h.clock.advance(200);
+    expect(await h.service.pendingDecisions()).toBe(0);
+    const approved = { ...intent, status: 'APPROVED', failureCode: null, decidedAt: T0 + 200, updatedAt: T0 + 200 };
+    expect(await h.service.get(intent.id)).toEqual(approved);
+    const eventId = derivedId('evt', T0 + 200, intent.id);
+    expect(durable).toEqual([eventId, eventId, eventId]);
+    expect(h.events.slice(1)).toEqual(Array(3).fill({ id: eventId, type: 'payment.approved', occurredAt: T0 + 200, intent: approved }));
+    await h.clock.advance(1_000_000);
+    expect(h.events).toHaveLength(4);
+  });
+
+  it('run again after a refund, the decision’s event says what the decision said (status, refunded amount, time), with its id', async () => {
+    const h = await makeService();
+    const intent = await decided(h, 'approve', 1000);
+    await h.clock.advance(10);
+    await h.service.refund(intent.id, 400);
+    // The job again, as a replica whose lease lapsed would run it.
+    await h.scheduler.schedule(DECIDE_JOB, intent.id, h.clock.now());
+    await h.clock.advance(0);
+    expect(types(h.events)).toEqual(['payment.created', 'payment.approved', 'payment.refunded', 'payment.approved']);
+    expect(h.events[3]).toEqual(h.events[1]);
+    expect(h.events[3]?.intent).toEqual({ ...intent, status: 'APPROVED', refundedAmount: 0, updatedAt: T0 + 200 });
+    expect(await h.service.get(intent.id)).toMatchObject({ status: 'PARTIALLY_REFUNDED', refundedAmount: 400, decidedAt: T0 + 200 });
+  });
+
+  it('a failed decision is made again as payment.failed with its failure code', async () => {
+    const h = await makeService();
+    const intent = await decided(h, 'fail');
+    await h.scheduler.schedule(DECIDE_JOB, intent.id, h.clock.now());
+    await h.clock.advance(0);
+    expect(types(h.events)).toEqual(['payment.created', 'payment.failed', 'payment.failed']);
+    expect(h.events[2]).toEqual(h.events[1]);
+    expect(h.events[2]?.intent).toMatchObject({ status: 'FAILED', failureCode: 'card_declined' });
+  });
+
+  it('an intent cancelled before its decision: the job run again publishes nothing', async () => {
+    const h = await makeService();
+    const intent = await h.service.create({ ...BASE, scenario: 'approve' });
+    await h.service.cancel(intent.id);
+    await h.scheduler.schedule(DECIDE_JOB, intent.id, h.clock.now());
+    await h.clock.advance(1000);
+    expect(types(h.events)).toEqual(['payment.created', 'payment.cancelled']);
+    expect(await h.service.pendingDecisions()).toBe(0);
   });
 });
 

@@ -1,6 +1,6 @@
 import { copyDelivery, isFinished, subjectKey, type Delivery, type DeliveryChange, type Subject } from '../../core/deliveries.ts';
 import { FifoQueue } from '../../core/fifo-queue.ts';
-import type { DeliveryLogStore, DeliveryQuery, InsertOutcome, Page, StoreStats } from '../../core/ports.ts';
+import type { DeliveryLogStore, DeliveryQuery, InsertOnceOutcome, InsertOutcome, Page, StoreStats } from '../../core/ports.ts';
 import { IdList, pageOf } from './id-list.ts';
 import { INSERTED } from './inserted.ts';
 import { KeyedIds } from './keyed-ids.ts';
@@ -49,6 +49,19 @@ export class MemoryDeliveryLog implements DeliveryLogStore {
     this.#byEvent.insert(delivery.eventId, delivery.id);
     this.#queueIfFinished(record);
     return INSERTED;
+  }
+
+  insertOnce(delivery: Delivery): Promise<InsertOnceOutcome> {
+    const found = this.#byEvent.get(delivery.eventId);
+    if (found !== undefined) {
+      // An event has one delivery per URL, or two with a `duplicate` fault rule: few to look at.
+      const { ids, start } = found.walkFrom(undefined);
+      for (let i = start; i >= 0; i--) {
+        const existing = this.#records.get(ids[i] as string)?.delivery;
+        if (existing?.url === delivery.url) return Promise.resolve({ ok: false, reason: 'exists', existing: copyDelivery(existing) });
+      }
+    }
+    return this.insert(delivery);
   }
 
   get(id: string): Promise<Delivery | undefined> {

@@ -1,7 +1,9 @@
 import type { Delivery } from '../../core/deliveries.ts';
-import type { DeliveryHandler, DeliveryQueue } from '../../core/ports.ts';
+import type { AcceptOutcome, DeliveryHandler, DeliveryLogStore, DeliveryQueue } from '../../core/ports.ts';
 
 const TAKEN: Promise<boolean> = Promise.resolve(true);
+const QUEUED: AcceptOutcome = Object.freeze({ kind: 'queued' });
+const LOG_FULL: AcceptOutcome = Object.freeze({ kind: 'log_full' });
 const DONE: Promise<void> = Promise.resolve();
 
 /**
@@ -9,10 +11,17 @@ const DONE: Promise<void> = Promise.resolve();
  * queued, in the same step, so memory keeps exactly the in-process behaviour it always had (the
  * lanes and the worker pool are the queue; the dispatcher bounds them before logging a delivery).
  * Nothing is held here, so nothing is acknowledged, and no promise is made per delivery.
+ * `accept` (log once and queue) needs the delivery log; the dispatcher uses it only with a shared
+ * queue, so memory's path stays the log's insert and `enqueue`.
  */
 export class MemoryDeliveryQueue implements DeliveryQueue {
   readonly shared = false;
+  readonly #log: DeliveryLogStore | undefined;
   #handler: DeliveryHandler | undefined;
+
+  constructor(log?: DeliveryLogStore) {
+    this.#log = log;
+  }
 
   start(handler: DeliveryHandler): void {
     if (this.#handler !== undefined) throw new Error('the delivery queue is already started');
@@ -23,6 +32,15 @@ export class MemoryDeliveryQueue implements DeliveryQueue {
     if (this.#handler === undefined) throw new Error('the delivery queue is not started');
     this.#handler(delivery, origin, null);
     return TAKEN;
+  }
+
+  /** One process: nothing runs between the log's insert and the hand-over that could be lost apart from the process. */
+  async accept(delivery: Delivery, origin: string): Promise<AcceptOutcome> {
+    if (this.#log === undefined) throw new Error('this delivery queue was made without the delivery log');
+    const inserted = await this.#log.insertOnce(delivery);
+    if (!inserted.ok) return inserted.reason === 'exists' ? { kind: 'exists', delivery: inserted.existing } : LOG_FULL;
+    await this.enqueue(delivery, origin);
+    return QUEUED;
   }
 
   ack(): Promise<void> {

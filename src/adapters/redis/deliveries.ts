@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import { subjectKey, type Delivery, type DeliveryAttempt, type DeliveryChange, type DeliveryStatus, type Subject } from '../../core/deliveries.ts';
-import type { DeliveryLogStore, DeliveryQuery, InsertOutcome, Page, StoreStats } from '../../core/ports.ts';
+import type { AcceptOutcome, DeliveryLogStore, DeliveryQuery, InsertOnceOutcome, InsertOutcome, Page, StoreStats } from '../../core/ports.ts';
+import { ENQUEUE } from './delivery-queue.ts';
 import { SCAN_BUDGET } from '../memory/id-list.ts';
 import { BOUNDS, COUNT_ALL, fieldsOf, sweepScript, WALK } from './lua.ts';
 import { defineScript, type Script, SWEEP_BATCH, sweepInBatches } from './connection.ts';
@@ -38,18 +39,73 @@ local function remove(id)
 end
 ${BOUNDS}`;
 
-const INSERT = `${PRELUDE}
--- ARGV: P, id, base, s, nx, fr, ua, ss, at, n, t, sk, ev, ca, max, ttl, batch
-local id, status, sk, ev, ca = ARGV[2], ARGV[4], ARGV[12], ARGV[13], ARGV[14]
-sweep(tonumber(ca) - tonumber(ARGV[16]), tonumber(ARGV[17]))
-if not makeRoom(tonumber(ARGV[15])) then return 0 end
-redis.call('HSET', rec(id), 'b', ARGV[3], 's', status, 'nx', ARGV[5], 'fr', ARGV[6], 'ua', ARGV[7], 'ss', ARGV[8],
-  'at', ARGV[9], 'n', ARGV[10], 't', ARGV[11], 'sk', sk, 'ev', ev, 'ca', ca)
-redis.call('ZADD', KEYS[1], 0, id)
-if sk ~= '' then redis.call('ZADD', P .. 'subj:' .. sk, 0, id) end
-redis.call('ZADD', P .. 'ev:' .. ev, 0, id)
-if finished(status) then redis.call('ZADD', KEYS[2], ca, id) end
+/*
+ * The insert, shared by \`insert\`, \`insertOnce\` and the delivery queue's \`accept\`.
+ * ARGV: P, id, base, s, nx, fr, ua, ss, at, n, t, sk, ev, ca, max, ttl, batch (then each script's own).
+ * \`room()\` sweeps and makes room (false: the log is full of unfinished deliveries); \`write\`
+ * logs the delivery with the given status and failure reason (JSON); \`existing(url)\` is the id
+ * of the delivery the event already has to \`url\` (an event has one per URL, or two with a
+ * \`duplicate\` fault rule: few to decode).
+ */
+const INSERT_PARTS = `${PRELUDE}
+local function room()
+  sweep(tonumber(ARGV[14]) - tonumber(ARGV[16]), tonumber(ARGV[17]))
+  return makeRoom(tonumber(ARGV[15]))
+end
+local function write(status, fr)
+  local id, sk, ev, ca = ARGV[2], ARGV[12], ARGV[13], ARGV[14]
+  redis.call('HSET', rec(id), 'b', ARGV[3], 's', status, 'nx', ARGV[5], 'fr', fr, 'ua', ARGV[7], 'ss', ARGV[8],
+    'at', ARGV[9], 'n', ARGV[10], 't', ARGV[11], 'sk', sk, 'ev', ev, 'ca', ca)
+  redis.call('ZADD', KEYS[1], 0, id)
+  if sk ~= '' then redis.call('ZADD', P .. 'subj:' .. sk, 0, id) end
+  redis.call('ZADD', P .. 'ev:' .. ev, 0, id)
+  if finished(status) then redis.call('ZADD', KEYS[2], ca, id) end
+end
+local function existing(url)
+  for _, id in ipairs(redis.call('ZRANGE', P .. 'ev:' .. ARGV[13], 0, -1)) do
+    local b = redis.call('HGET', rec(id), 'b')
+    if b and cjson.decode(b)['url'] == url then return id end
+  end
+  return nil
+end
+`;
+
+const INSERT = `${INSERT_PARTS}
+if not room() then return 0 end
+write(ARGV[4], ARGV[6])
 return 1
+`;
+
+const INSERT_ONCE = `${INSERT_PARTS}
+-- ARGV[18]: the delivery's URL
+local found = existing(ARGV[18])
+if found then return {'exists', view(found)} end
+if not room() then return {'full'} end
+write(ARGV[4], ARGV[6])
+return {'ok'}
+`;
+
+/*
+ * The delivery queue's \`accept\` (src/adapters/redis/delivery-queue.ts): \`insertOnce\` and the
+ * queue's ENQUEUE in one script. KEYS[3]: the delivery stream. ARGV[18]: the URL, ARGV[19]: the
+ * stream's group, ARGV[20]: the queue's bound. The log's room is made before the stream is
+ * touched, so a delivery is queued only if it is logged; one the queue refuses is logged failed.
+ */
+const ACCEPT = `${INSERT_PARTS}
+local function enqueue(KEYS, ARGV)
+${ENQUEUE}
+end
+local found = existing(ARGV[18])
+if found then return {'exists', view(found)} end
+if not room() then return {'log_full'} end
+local queued = enqueue({KEYS[3]}, {ARGV[19], ARGV[20], ARGV[3]})
+if type(queued) == 'table' then return queued end
+if queued == 1 then
+  write(ARGV[4], ARGV[6])
+  return {'queued'}
+end
+write('failed', '"queue_full"')
+return {'queue_full', view(ARGV[2])}
 `;
 
 const GET = `${PRELUDE}
@@ -108,7 +164,7 @@ export class RedisDeliveryLog implements DeliveryLogStore {
   readonly #options: RedisDeliveryLogOptions;
   readonly #keys: [string, string];
   readonly #p: string;
-  readonly #scripts: Record<'insert' | 'get' | 'update' | 'latest' | 'list' | 'stats' | 'sweep', Script>;
+  readonly #scripts: Record<'insert' | 'insertOnce' | 'accept' | 'get' | 'update' | 'latest' | 'list' | 'stats' | 'sweep', Script>;
 
   constructor(client: Redis, options: RedisDeliveryLogOptions) {
     this.#options = options;
@@ -116,6 +172,8 @@ export class RedisDeliveryLog implements DeliveryLogStore {
     this.#keys = [`${this.#p}all`, `${this.#p}evict`];
     this.#scripts = {
       insert: defineScript(client, 'paysimDeliveryInsert', INSERT),
+      insertOnce: defineScript(client, 'paysimDeliveryInsertOnce', INSERT_ONCE),
+      accept: defineScript(client, 'paysimDeliveryAccept', ACCEPT),
       get: defineScript(client, 'paysimDeliveryGet', GET),
       update: defineScript(client, 'paysimDeliveryUpdate', UPDATE),
       latest: defineScript(client, 'paysimDeliveryLatest', LATEST),
@@ -126,8 +184,37 @@ export class RedisDeliveryLog implements DeliveryLogStore {
   }
 
   async insert(delivery: Delivery): Promise<InsertOutcome> {
+    const inserted = await this.#scripts.insert(this.#keys, this.#insertArgs(delivery));
+    return inserted === 1 ? { ok: true } : { ok: false, reason: 'full' };
+  }
+
+  async insertOnce(delivery: Delivery): Promise<InsertOnceOutcome> {
+    const [kind, flat] = (await this.#scripts.insertOnce(this.#keys, [...this.#insertArgs(delivery), delivery.url])) as [string, string[]?];
+    if (kind === 'exists') return { ok: false, reason: 'exists', existing: decodeDelivery(flat as string[]) as Delivery };
+    return kind === 'ok' ? { ok: true } : { ok: false, reason: 'full' };
+  }
+
+  /**
+   * \`insertOnce\` and the queue's enqueue into \`stream\` (its key, group and bound), one script:
+   * the delivery queue's \`accept\` (RedisDeliveryQueue), which calls it. A NOGROUP error (the
+   * stream was deleted) changes nothing: the caller makes the group and calls again.
+   */
+  async insertOnceAndQueue(delivery: Delivery, stream: { key: string; group: string; max: number }): Promise<AcceptOutcome> {
+    const args = [...this.#insertArgs(delivery), delivery.url, stream.group, stream.max];
+    const [kind, flat] = (await this.#scripts.accept([...this.#keys, stream.key], args)) as [AcceptOutcome['kind'], string[]?];
+    switch (kind) {
+      case 'exists':
+      case 'queue_full':
+        return { kind, delivery: decodeDelivery(flat as string[]) as Delivery };
+      case 'queued':
+      case 'log_full':
+        return { kind };
+    }
+  }
+
+  #insertArgs(delivery: Delivery): Array<string | number> {
     const { ttlMs, maxDeliveries } = this.#options;
-    const inserted = await this.#scripts.insert(this.#keys, [
+    return [
       this.#p,
       delivery.id,
       JSON.stringify(delivery),
@@ -145,8 +232,7 @@ export class RedisDeliveryLog implements DeliveryLogStore {
       maxDeliveries,
       ttlMs,
       SWEEP_BATCH,
-    ]);
-    return inserted === 1 ? { ok: true } : { ok: false, reason: 'full' };
+    ];
   }
 
   async get(id: string): Promise<Delivery | undefined> {

@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import type { Delivery } from '../../core/deliveries.ts';
-import type { DeliveryHandler, DeliveryLogStore, DeliveryQueue } from '../../core/ports.ts';
+import type { AcceptOutcome, DeliveryHandler, DeliveryQueue } from '../../core/ports.ts';
+import type { RedisDeliveryLog } from './deliveries.ts';
 import { defineScript, type Script } from './connection.ts';
 
 export interface RedisDeliveryQueueOptions {
@@ -32,7 +33,7 @@ const READ_RETRY_MS = [50, 1000] as const;
  * oldest pending entry and the last entry read: those have all been acknowledged, so trimming
  * never drops a delivery that is waiting or held (`~`: only whole nodes go, cheaply).
  */
-const ENQUEUE = `
+export const ENQUEUE = `
 local group
 for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
   if g[2] == ARGV[1] then group = g end
@@ -96,7 +97,7 @@ export class RedisDeliveryQueue implements DeliveryQueue {
   readonly consumer: string;
   readonly #client: Redis;
   readonly #reader: Redis;
-  readonly #log: DeliveryLogStore;
+  readonly #log: RedisDeliveryLog;
   readonly #options: RedisDeliveryQueueOptions;
   readonly #key: string;
   readonly #enqueue: Script;
@@ -111,13 +112,13 @@ export class RedisDeliveryQueue implements DeliveryQueue {
   #nextClaimAt = 0;
 
   /** Makes the stream and its group when missing, then the queue (not yet reading: `start`). */
-  static async create(client: Redis, log: DeliveryLogStore, options: RedisDeliveryQueueOptions): Promise<RedisDeliveryQueue> {
+  static async create(client: Redis, log: RedisDeliveryLog, options: RedisDeliveryQueueOptions): Promise<RedisDeliveryQueue> {
     const queue = new RedisDeliveryQueue(client, log, options);
     await queue.#createGroup();
     return queue;
   }
 
-  private constructor(client: Redis, log: DeliveryLogStore, options: RedisDeliveryQueueOptions) {
+  private constructor(client: Redis, log: RedisDeliveryLog, options: RedisDeliveryQueueOptions) {
     this.#client = client;
     this.#reader = client.duplicate();
     // Without a listener ioredis prints every failed reconnect of this connection to stderr. An
@@ -158,6 +159,18 @@ export class RedisDeliveryQueue implements DeliveryQueue {
       if (!isNoGroup(error)) throw error;
       await this.#createGroup();
       return (await this.#enqueue([this.#key], args)) === 1;
+    }
+  }
+
+  /** The log's insert-once and this queue's ENQUEUE in one script (the log's `insertOnceAndQueue`). */
+  async accept(delivery: Delivery, _origin: string, max: number): Promise<AcceptOutcome> {
+    const stream = { key: this.#key, group: DELIVERY_GROUP, max };
+    try {
+      return await this.#log.insertOnceAndQueue(delivery, stream);
+    } catch (error) {
+      if (!isNoGroup(error)) throw error;
+      await this.#createGroup();
+      return this.#log.insertOnceAndQueue(delivery, stream);
     }
   }
 

@@ -1,7 +1,7 @@
 import type { Clock } from '../clock.ts';
 import { DomainError, notFound, storeFull, validationFailed } from '../errors.ts';
 import type { EventBus, PaymentEvent, PaymentEventType } from '../events.ts';
-import type { IdFactory } from '../ids.ts';
+import { derivedId, type IdFactory } from '../ids.ts';
 import type { IntentQuery, IntentStore, Page } from '../ports.ts';
 import type { RandomSource } from '../random.ts';
 import type { Scheduler } from '../scheduler.ts';
@@ -139,9 +139,19 @@ export class IntentService {
     return this.#deps.scheduler.pending(DECIDE_JOB);
   }
 
-  /** The due decision of one intent: applies its planned outcome if it is still PENDING. */
+  /**
+   * The due decision of one intent: applies its planned outcome if it is still PENDING, and
+   * publishes its event. The job is completed only once that event's durable effects are done (a
+   * shared store's webhook deliveries logged and queued: `publishDurable`), so a process that dies
+   * (or a store that fails) in between leaves the job to run again, here or on another replica.
+   * That run finds the intent decided and tells the same event again, with the same id (derived
+   * from the intent's id and decision time): its webhooks are queued once per event and URL, so
+   * nothing is sent as two.
+   * @see issue 14 "kill -9"
+   */
   async #decide(id: string): Promise<void> {
-    const result = await this.#deps.store.decide(id, this.#deps.clock.now());
+    const { store, clock, bus } = this.#deps;
+    const result = await store.decide(id, clock.now());
     // Not stored (yet): `create` schedules the decision before it stores the intent, and with a
     // store shared by several replicas another one can run the job while the insert is still on
     // its way (a short delay under load, or a Redis that is restarting). Throwing makes the
@@ -149,8 +159,11 @@ export class IntentService {
     // intent PENDING for good. An intent whose create failed after scheduling is never stored: its
     // job is given up after the last attempt.
     if (!result.ok && result.current === undefined) throw new Error(`intent ${id} is not stored (yet): its decision is retried`);
-    // Not PENDING any more (cancelled meanwhile): the cancel won and published its own event.
-    if (result.ok) this.#publish(result.record.status === 'APPROVED' ? 'payment.approved' : 'payment.failed', Object.freeze(result.record));
+    // Not PENDING any more and never decided (cancelled meanwhile): the cancel won and published its own event.
+    const event = result.ok ? decisionEvent(result.record) : decisionEventAgain(result.current as Intent);
+    if (event === undefined) return;
+    const durable = bus.publishDurable(event);
+    if (durable !== undefined) await durable;
   }
 
   /** `intent` is frozen, so the event's snapshot can never change, whoever else holds it. */
@@ -160,4 +173,21 @@ export class IntentService {
     if (refundAmount !== undefined) event.refundAmount = refundAmount;
     bus.publish(event);
   }
+}
+
+/** The event of a decision: its id derived from the intent's and the decision's time, so it is the same whenever it is made. */
+function decisionEvent(intent: Intent): PaymentEvent {
+  const decidedAt = intent.decidedAt ?? intent.updatedAt;
+  return { id: derivedId('evt', decidedAt, intent.id), type: intent.status === 'APPROVED' ? 'payment.approved' : 'payment.failed', occurredAt: decidedAt, intent: Object.freeze(intent) };
+}
+
+/**
+ * The event of a decision made by an earlier run of its job, made again: the same id and time,
+ * and the intent as that decision left it (a refund since does not change what the event said).
+ * Undefined for an intent that was never decided (cancelled).
+ */
+function decisionEventAgain(current: Intent): PaymentEvent | undefined {
+  const { decidedAt, planned } = current;
+  if (decidedAt === null) return undefined;
+  return decisionEvent({ ...current, status: planned.status, failureCode: planned.failureCode, refundedAmount: 0, updatedAt: decidedAt });
 }

@@ -1,7 +1,7 @@
 import type { Clock } from '../clock.ts';
 import { storeFull } from '../errors.ts';
 import type { EventBus, V2PaymentEventType } from '../events.ts';
-import type { IdFactory } from '../ids.ts';
+import { derivedId, type IdFactory } from '../ids.ts';
 import type { V2PaymentQuery, V2PaymentStore } from '../ports.ts';
 import type { RandomSource } from '../random.ts';
 import type { Scheduler } from '../scheduler.ts';
@@ -113,7 +113,7 @@ export class V2PaymentService {
         break;
     }
     this.#publish('v2.payment_created', begun.payment, now);
-    if (decision.delayMs === 0) return { kind: 'created', payment: (await this.#decide(payment.id)) ?? begun.payment };
+    if (decision.delayMs === 0) return { kind: 'created', payment: (await this.#decideNow(payment.id, now)) ?? begun.payment };
     await scheduler.schedule(V2_DECIDE_JOB, payment.id, now + decision.delayMs);
     return begun;
   }
@@ -158,13 +158,40 @@ export class V2PaymentService {
     return this.#deps.store.sweep(now);
   }
 
-  /** Auto-completion: applies the planned outcome if the payment is still PENDING and undecided. */
+  /**
+   * The decision of a payment without a delay, made within its create. With a store shared by
+   * several processes a backstop job stands behind it (due a lease later, cancelled once the
+   * callback is queued): a process that dies after deciding and before queueing the callback, or
+   * a store that fails then, leaves it to that job, here or on another replica, which makes the
+   * same event again. Memory needs none (its callbacks die with its process).
+   */
+  async #decideNow(id: string, now: number): Promise<V2Payment | undefined> {
+    const { scheduler } = this.#deps;
+    if (!scheduler.shared) return this.#decide(id);
+    await scheduler.schedule(V2_DECIDE_JOB, id, now + scheduler.leaseMs);
+    const decided = await this.#decide(id);
+    await scheduler.cancel(V2_DECIDE_JOB, id);
+    return decided;
+  }
+
+  /**
+   * Auto-completion: applies the planned outcome if the payment is still PENDING and undecided,
+   * and publishes `v2.payment_decided` (its callback). As with intents, the `v2.decide` job is
+   * completed only once the callback is logged and queued (`publishDurable`, with a shared
+   * store), and a run of a job whose process died before that finds the payment decided and
+   * makes the same event again: the same id (derived from the payment id and the decision time),
+   * the payment as the decision left it; the callback is queued once per event.
+   * @see issue 14 "kill -9"
+   */
   async #decide(id: string): Promise<V2Payment | undefined> {
     const result = await this.#deps.store.decide(id, this.#deps.clock.now());
-    // Not PENDING any more (confirmed by hand meanwhile), or decided already: nothing to do.
-    if (!result.ok) return undefined;
-    this.#publish('v2.payment_decided', result.record);
-    return result.record;
+    // Not ok: decided by an earlier run (made again), or confirmed by hand before any decision (nothing to do).
+    const decided = result.ok ? result.record : result.current?.decidedAt != null ? asDecided(result.current) : undefined;
+    if (decided === undefined) return undefined;
+    const decidedAt = decided.decidedAt as number;
+    const durable = this.#deps.bus.publishDurable({ id: derivedId('evt', decidedAt, decided.id), type: 'v2.payment_decided', occurredAt: decidedAt, payment: Object.freeze(decided) });
+    if (durable !== undefined) await durable;
+    return result.ok ? result.record : undefined;
   }
 
   /** Events carry frozen snapshots: nobody can change what an event said. */
@@ -172,4 +199,10 @@ export class V2PaymentService {
     const { bus, ids } = this.#deps;
     bus.publish({ id: ids('evt'), type, occurredAt: now, payment: Object.freeze(payment) });
   }
+}
+
+/** A decided payment as its decision left it (a confirm or an acknowledged callback since changes nothing the event said). */
+function asDecided(payment: V2Payment): V2Payment {
+  const failed = payment.planned.status === 'PAYMENT_FAILED';
+  return { ...payment, status: failed ? 'PAYMENT_FAILED' : 'PENDING', failureCode: failed ? payment.planned.failureCode : null, confirmedAt: null, completedBy: null };
 }

@@ -2,6 +2,7 @@ import fp from 'fastify-plugin';
 import type { Redis } from 'ioredis';
 import { Gauge } from 'prom-client';
 import { Agent } from 'undici';
+import type { RedisDeliveryLog } from '../../adapters/redis/deliveries.ts';
 import { RedisDeliveryQueue } from '../../adapters/redis/delivery-queue.ts';
 import { RedisRateCap } from '../../adapters/redis/rate-cap.ts';
 import type { DomainEvent } from '../../core/events.ts';
@@ -59,7 +60,8 @@ export default fp<WebhooksOptions>(
     const queue =
       redis === undefined
         ? undefined
-        : await RedisDeliveryQueue.create(redis.client, stores.deliveries, {
+        : // STORE=redis: the delivery log is the Redis one (behind the store guard), whose script `accept` runs.
+          await RedisDeliveryQueue.create(redis.client, stores.deliveries as RedisDeliveryLog, {
             keyPrefix: redis.keyPrefix,
             claimIdleMs: settings.claimIdleMs,
             // Enough to keep every worker busy, few enough that nothing waits here near the claim idle time.
@@ -105,11 +107,18 @@ export default fp<WebhooksOptions>(
       },
     });
 
+    // With a shared queue, a subscriber's delivery is the event's durable effect: due work that
+    // published the event awaits it (`publishDurable`) before its job is completed, so a replica
+    // that dies first leaves the job, and the webhook, to another. In memory nothing is awaited.
+    const shared = queue !== undefined;
     const deliverEvents = (webhookOf: (event: DomainEvent) => WebhookRequest | undefined): void => {
       bus.subscribe((event) => {
         const webhook = webhookOf(event);
-        if (webhook === undefined) return;
-        dispatcher.deliver(webhook).catch((error: unknown) => app.log.error({ err: error, event_id: event.id, event_type: event.type }, 'a webhook could not be accepted'));
+        if (webhook === undefined) return undefined;
+        const accepted = dispatcher.deliver(webhook);
+        if (shared) return accepted;
+        accepted.catch((error: unknown) => app.log.error({ err: error, event_id: event.id, event_type: event.type }, 'a webhook could not be accepted'));
+        return undefined;
       });
     };
     app.decorate('webhooks', { dispatcher, log: stores.deliveries, signers, deliverEvents });

@@ -91,6 +91,54 @@ export function deliveryLogContract(name: string, make: DeliveryLogFactory): voi
       expect(await store.latestFor({ kind: 'booking', id: 'pay_1' })).toBeUndefined();
     });
 
+    describe('insertOnce', () => {
+      it('logs a new delivery; another of the same event to the same URL is not logged, and answers the first as it is now', async () => {
+        const first = aDelivery({ eventId: 'evt_once', url: 'https://a.example/hooks' });
+        const store = await storeWith();
+        expect(await store.insertOnce(first)).toEqual({ ok: true });
+        const now: Delivery = { ...first, status: 'retrying', attempts: [attempt(T0 + 1, 503)], nextAttemptAt: T0 + 1_001, updatedAt: T0 + 1 };
+        await store.update(first.id, { status: 'retrying', attempt: attempt(T0 + 1, 503), nextAttemptAt: T0 + 1_001, failureReason: null, updatedAt: T0 + 1 });
+        const again = aDelivery({ eventId: 'evt_once', url: 'https://a.example/hooks', createdAt: T0 + 5 });
+        expect(await store.insertOnce(again)).toEqual({ ok: false, reason: 'exists', existing: now });
+        expect(await store.get(again.id)).toBeUndefined();
+        expect((await store.list({ limit: 10, eventId: 'evt_once' })).data).toEqual([now]);
+        expect(await store.stats()).toEqual({ size: 1, max: 100_000 });
+      });
+
+      it('the same event to another URL, another event to the same URL, and `insert` (a duplicate fault rule’s copy) are logged', async () => {
+        const first = aDelivery({ eventId: 'evt_once', url: 'https://a.example/hooks' });
+        const otherUrl = aDelivery({ eventId: 'evt_once', url: 'https://b.example/hooks' });
+        const otherEvent = aDelivery({ eventId: 'evt_other', url: 'https://a.example/hooks' });
+        const copy = aDelivery({ eventId: 'evt_once', url: 'https://a.example/hooks' });
+        const store = await storeWith();
+        for (const d of [first, otherUrl, otherEvent]) expect(await store.insertOnce(d)).toEqual({ ok: true });
+        expect(await store.insert(copy)).toEqual({ ok: true });
+        expect((await store.list({ limit: 10 })).data).toEqual([copy, otherEvent, otherUrl, first]);
+        // With two deliveries of the event to the URL, either one is the one found.
+        const found = await store.insertOnce(aDelivery({ eventId: 'evt_once', url: 'https://a.example/hooks' }));
+        expect(found).toEqual({ ok: false, reason: 'exists', existing: expect.objectContaining({ eventId: 'evt_once', url: 'https://a.example/hooks' }) });
+        expect([first.id, copy.id]).toContain((found as { existing: Delivery }).existing.id);
+      });
+
+      it('a log full of unfinished deliveries refuses it (full), and an existing one is found even then', async () => {
+        const store = await make({ ttlMs: HOUR, maxDeliveries: 1 });
+        const kept = aDelivery({ eventId: 'evt_kept' });
+        expect(await store.insertOnce(kept)).toEqual({ ok: true });
+        expect(await store.insertOnce(aDelivery())).toEqual({ ok: false, reason: 'full' });
+        expect(await store.insertOnce(aDelivery({ eventId: 'evt_kept' }))).toEqual({ ok: false, reason: 'exists', existing: kept });
+      });
+
+      it('50 concurrent calls for one event and URL log exactly one delivery; the others find it', async () => {
+        const store = await storeWith();
+        const tries = Array.from({ length: 50 }, () => aDelivery({ eventId: 'evt_race', url: 'https://a.example/hooks' }));
+        const results = await concurrently(50, (i) => store.insertOnce(tries[i] as Delivery));
+        const logged = results.flatMap((r, i) => (r.ok ? [tries[i] as Delivery] : []));
+        expect(logged).toHaveLength(1);
+        expect(results.filter((r) => !r.ok)).toEqual(Array(49).fill({ ok: false, reason: 'exists', existing: logged[0] }));
+        expect((await store.list({ limit: 100, eventId: 'evt_race' })).data).toEqual(logged);
+      });
+    });
+
     describe('list', () => {
       it('lists newest first and pages through every delivery exactly once', async () => {
         const deliveries = Array.from({ length: 23 }, (_, i) => aDelivery({ createdAt: T0 + i, subject: i % 3 === 0 ? null : PAY_1 }));
