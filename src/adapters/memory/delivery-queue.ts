@@ -25,6 +25,8 @@ export class MemoryDeliveryQueue implements DeliveryQueue {
     return TAKEN;
   }
 
+  begin(): void {}
+
   ack(): Promise<void> {
     return DONE;
   }
