@@ -397,7 +397,8 @@ export class WebhookDispatcher {
       // Unacknowledged, it is taken over once idle; the replica that does finds its result in the log.
       this.#deps.onError(error, `acknowledging webhook delivery ${id}`);
     } finally {
-      this.#settle(id);
+      // Its fault plan stays: a retry's attempt (from the stream, here) still follows it; #finish forgets it.
+      this.#settle(id, false);
     }
   }
 
@@ -458,9 +459,10 @@ export class WebhookDispatcher {
     this.#publish(change.status === 'delivered' ? 'webhook.delivered' : 'webhook.failed', updated ?? delivery);
   }
 
-  #settle(id: string): void {
+  /** This process is done with the delivery (the drain no longer waits for it); `forgetPlan`: its fault plan too. */
+  #settle(id: string, forgetPlan = true): void {
     this.#unfinished.delete(id);
-    this.#plans.delete(id);
+    if (forgetPlan) this.#plans.delete(id);
     if (this.#unfinished.size > 0) return;
     const waiters = this.#idleWaiters;
     this.#idleWaiters = [];
