@@ -37,12 +37,21 @@ test-unit: ## Run unit tests
 test-integration: ## Run integration tests
 	$(WITH_NODE) npx vitest run test/integration
 
-# The dialects' integration tests with every test app on STORE=redis (a redis-server started for the
-# run by test/helpers/redis-global-setup.ts, a key prefix per app): the same suites on both back ends.
+# Every integration test file that builds the app in the test process (buildTestApp and the
+# fixtures on it), with every test app on STORE=redis (a redis-server started for the run by
+# test/helpers/redis-global-setup.ts, a key prefix per app): the same suites on both back ends.
+# Not listed: the files that run the service as a child process or an image (process,
+# process-start, dist-start, dockerfile, cluster, connections, env-file, mint-token, swagger-ui,
+# newman, webhooks-shutdown: their store is what they set), redis-replicas and redis-replicas-load
+# (on Redis already), namespaces-redis (on Redis already), and event-logs (its loggers need no store).
 REDIS_TEST_FILES := $(addprefix test/integration/,$(addsuffix .test.ts,sim-api bookings-api v2-api payment-service \
-	fluxpay-api fluxpay-saga fluxpay-subscriptions fluxpay-waiting-room webhooks-api webhooks-delivery faults-rules))
+	fluxpay-api fluxpay-saga fluxpay-subscriptions fluxpay-waiting-room webhooks-api webhooks-delivery faults-rules \
+	app-release bookings-listen bookings-race console console-fluxpay console-rules deploy-files dialect-errors \
+	edge-cases faults-disabled faults-requests faults-webhooks fluxpay-outbox fluxpay-property fluxpay-race \
+	fluxpay-rate-limit listen metrics-promtool metrics-usage mix openapi openapi-examples report time-scale \
+	v2-callbacks v2-race validation-messages webhooks-load webhooks-signing namespaces))
 
-test-redis: ## Run the dialects' integration tests on the Redis back end (needs redis-server on PATH)
+test-redis: ## Run every in-process integration test on the Redis back end (needs redis-server on PATH)
 	PAYSIM_TEST_STORE=redis $(WITH_NODE) npx vitest run $(REDIS_TEST_FILES)
 
 screenshots: ## Retake the console screenshots in docs/ (the browser test, in Chromium)

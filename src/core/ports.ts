@@ -260,7 +260,8 @@ export interface DeliveryQueue {
   start(handler: DeliveryHandler): void;
   /**
    * Queues a delivery the log holds as pending, for its next attempt. With `max` > 0 a shared
-   * queue refuses it (false) when that many deliveries are already waiting or held; 0: no bound
+   * queue refuses it (false) when that many deliveries are already waiting to start (queued, or
+   * taken and not begun; attempts in flight do not count); 0: no bound
    * (retries and replays always get in). The memory queue always takes it.
    */
   enqueue(delivery: Delivery, origin: string, max: number): Promise<boolean>;
@@ -272,9 +273,17 @@ export interface DeliveryQueue {
    * @see issue 14 "kill -9"
    */
   accept(delivery: Delivery, origin: string, max: number): Promise<AcceptOutcome>;
+  /**
+   * The attempt of the delivery handed over with `ticket` starts (a worker took it): from now on
+   * it is in flight, so it no longer counts as waiting (`max` of `enqueue`), as in memory.
+   */
+  begin(ticket: string): void;
   /** The attempt of the delivery handed over with `ticket` is over and its result is in the log. */
   ack(ticket: string): Promise<void>;
-  /** The attempt of `ticket`'s delivery ended without its result recorded: leave it to be taken over, by any process. */
+  /**
+   * `ticket`'s delivery will not be attempted here (the dispatcher closed first), or its attempt
+   * ended without its result recorded: hand it back, for any process to take (after checking the log).
+   */
   release(ticket: string): void;
   /** Stops handing over deliveries (those already handed over can still be acknowledged). */
   stop(): Promise<void>;

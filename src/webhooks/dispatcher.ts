@@ -99,6 +99,8 @@ export class WebhookDispatcher {
   readonly #shared: boolean;
   /** With a shared queue: the ticket of each delivery taken from it and not yet acknowledged. */
   readonly #tickets = new Map<string, string>();
+  /** With a shared queue: the deliveries taken from it whose attempt has begun (the others go back to it at `close`). */
+  readonly #begun = new Set<string>();
   /**
    * What the drain waits for. Memory: the deliveries this process accepted that have not finished
    * (waiting, in flight, or waiting to retry). Shared queue: the deliveries it took and has not
@@ -367,11 +369,17 @@ export class WebhookDispatcher {
   /** Stops new attempts (the drain is over): waiters for a rate-cap token and the pool's queue are let go. */
   close(): void {
     this.#closed = true;
-    // Deliveries taken from a shared queue and not attempted stay unacknowledged: another replica takes them over.
     void this.#queue.stop();
     this.#bucket?.releaseAll();
     this.#lanes.clear();
     this.#pool.clear();
+    // Deliveries taken from a shared queue whose attempt never began go back to it, for another replica now.
+    for (const [id, ticket] of this.#tickets) {
+      if (this.#begun.has(id)) continue;
+      this.#tickets.delete(id);
+      this.#queue.release(ticket);
+      this.#settle(id);
+    }
   }
 
   async #retry(id: string): Promise<void> {
@@ -389,6 +397,7 @@ export class WebhookDispatcher {
   }
 
   async #attempt(delivery: Delivery): Promise<void> {
+    if (this.#tickets.size !== 0) this.#begin(delivery.id);
     let recorded = false;
     try {
       recorded = await this.#attemptOnce(delivery);
@@ -399,11 +408,20 @@ export class WebhookDispatcher {
     if (this.#tickets.size !== 0) await this.#acknowledge(delivery.id, recorded);
   }
 
-  /** Acknowledges a delivery taken from a shared queue once its result is recorded; else leaves it to be taken over. */
+  /** Tells a shared queue that the attempt of a delivery taken from it begins: it is in flight, no longer waiting. */
+  #begin(id: string): void {
+    const ticket = this.#tickets.get(id);
+    if (ticket === undefined) return;
+    this.#begun.add(id);
+    this.#queue.begin(ticket);
+  }
+
+  /** Acknowledges a delivery taken from a shared queue once its result is recorded; else hands it back to the queue. */
   async #acknowledge(id: string, recorded: boolean): Promise<void> {
     const ticket = this.#tickets.get(id);
     if (ticket === undefined) return;
     this.#tickets.delete(id);
+    this.#begun.delete(id);
     try {
       if (recorded) await this.#queue.ack(ticket);
       else this.#queue.release(ticket);
@@ -411,7 +429,8 @@ export class WebhookDispatcher {
       // Unacknowledged, it is taken over once idle; the replica that does finds its result in the log.
       this.#deps.onError(error, `acknowledging webhook delivery ${id}`);
     } finally {
-      this.#settle(id);
+      // Its fault plan stays: a retry's attempt (from the stream, here) still follows it; #finish forgets it.
+      this.#settle(id, false);
     }
   }
 
@@ -472,9 +491,10 @@ export class WebhookDispatcher {
     this.#publish(change.status === 'delivered' ? 'webhook.delivered' : 'webhook.failed', updated ?? delivery);
   }
 
-  #settle(id: string): void {
+  /** This process is done with the delivery (the drain no longer waits for it); `forgetPlan`: its fault plan too. */
+  #settle(id: string, forgetPlan = true): void {
     this.#unfinished.delete(id);
-    this.#plans.delete(id);
+    if (forgetPlan) this.#plans.delete(id);
     if (this.#unfinished.size > 0) return;
     const waiters = this.#idleWaiters;
     this.#idleWaiters = [];

@@ -1,7 +1,7 @@
 import { Agent } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RedisDeliveryLog } from '../../src/adapters/redis/deliveries.ts';
-import { DELIVERY_GROUP, RedisDeliveryQueue } from '../../src/adapters/redis/delivery-queue.ts';
+import { BUSY_SUFFIX, DELIVERY_GROUP, RedisDeliveryQueue } from '../../src/adapters/redis/delivery-queue.ts';
 import { RedisDisabledUrls } from '../../src/adapters/redis/disabled-urls.ts';
 import { fieldsOf } from '../../src/adapters/redis/lua.ts';
 import { RedisEventStream } from '../../src/adapters/redis/event-stream.ts';
@@ -175,9 +175,9 @@ if (!hasRedisServer) {
       expect(after.map((d) => [d?.status, d?.attempts.map((a) => a.statusCode)])).toEqual(deliveries.map(() => ['delivered', [200]]));
       expect(survivor.attempted()).toBe(15);
       expect(survivor.errors).toEqual([]);
-      // The dead consumer, holding nothing now, is forgotten by the group; the survivor stays.
+      // The dead consumer, holding nothing now, is forgotten by the group; the survivor stays (with the busy consumer its attempts moved to).
       await eventually(async () => ((await consumers()).includes('dying') ? undefined : true), 'the dead consumer to be forgotten', 5000);
-      expect(await consumers()).toEqual([survivor.queue.consumer]);
+      expect(await consumers()).toEqual([survivor.queue.consumer, `${survivor.queue.consumer}${BUSY_SUFFIX}`]);
     });
 
     it('a failed attempt is retried through the shared scheduler and the stream, by either replica, and delivered', async () => {
@@ -225,6 +225,64 @@ if (!hasRedisServer) {
       expect(staying.attempted()).toBe(30 - sentByLeaving);
       expect(new Set(eventIdsOf(rx))).toEqual(new Set(accepted.map((d) => d.eventId)));
       expect(rx.requests).toHaveLength(30);
+    });
+
+    it('a replica that closes hands back what it took and never began: another replica delivers it at once, not after the claim idle time', async () => {
+      const keyPrefix = redis.newPrefix();
+      const rx = await receivers.start(() => ({ status: 200, delayMs: 300 }));
+      // One attempt at a time, up to 2 more waiting: the claim idle time (30 s) is far beyond the test's wait.
+      const leaving = await replica(keyPrefix, { settings: { concurrency: 1, originConcurrency: 1 } });
+      const accepted = await Promise.all(Array.from({ length: 6 }, (_, i) => leaving.dispatcher.deliver(webhook(rx, i))));
+      await rx.waitFor(1);
+      await eventually(() => (leaving.queue.held === 3 ? true : undefined), 'the leaving replica to hold 1 in flight and 2 waiting');
+      leaving.dispatcher.close();
+      // The attempt in flight finishes and is acknowledged; the two waiting went back to the stream.
+      await eventually(() => (leaving.queue.held === 0 ? true : undefined), 'the leaving replica to hold nothing');
+      await eventually(async () => ((await pendingCount(leaving.queue.key)) === 0 ? true : undefined), 'nothing pending in the group');
+      expect(leaving.attempted()).toBe(1);
+
+      const staying = await replica(keyPrefix);
+      await eventually(async () => ((await staying.log.list({ limit: 100, status: 'delivered' })).data.length === 6 ? true : undefined), 'all 6 delivered', 5000);
+      expect(staying.attempted()).toBe(5);
+      expect(eventIdsOf(rx).sort()).toEqual(accepted.map((d) => d.eventId).sort());
+      expect(staying.errors).toEqual([]);
+    });
+
+    it('with max set, deliveries in flight (begun) do not count, as in memory; a released entry is handed back and taken by another consumer after a look at the log', async () => {
+      const keyPrefix = redis.newPrefix();
+      const rx = await receivers.start();
+      const client = redis.connect();
+      const log = new RedisDeliveryLog(client, { keyPrefix, ttlMs: 86_400_000, maxDeliveries: 1000 });
+      const queue = await RedisDeliveryQueue.create(client, log, { keyPrefix, claimIdleMs: 30_000, readAhead: 10, onError: () => undefined });
+      const tickets: string[] = [];
+      queue.start((_delivery, _origin, ticket) => tickets.push(ticket as string));
+      const now = Date.now();
+      const delivery = (i: number): Delivery => ({ ...webhook(rx, i), id: `whd_${i}`, subject: null, test: false, extraHeaders: {}, status: 'pending', attempts: [], seriesStart: 0, nextAttemptAt: null, failureReason: null, createdAt: now, updatedAt: now });
+      for (let i = 1; i <= 3; i++) await log.insert(delivery(i));
+      expect(await queue.enqueue(delivery(1), rx.origin, 2)).toBe(true);
+      await eventually(() => (tickets.length === 1 ? true : undefined), 'the first taken');
+      // Taken and not begun, it waits: one more fits under max 2.
+      expect(await queue.enqueue(delivery(2), rx.origin, 2)).toBe(true);
+      expect(await queue.enqueue(delivery(3), rx.origin, 2)).toBe(false);
+      queue.begin(tickets[0] as string);
+      // In flight now: it leaves the bound (the next command on the connection sees the move).
+      expect(await queue.enqueue(delivery(3), rx.origin, 2)).toBe(true);
+      expect(await queue.enqueue(delivery(4), rx.origin, 2)).toBe(false);
+      await eventually(() => (tickets.length === 3 ? true : undefined), 'all 3 taken');
+
+      // Released: acknowledged and appended again in one step; nothing of it stays pending here.
+      await log.update('whd_2', { status: 'delivered', attempt: { at: Date.now(), statusCode: 200, durationMs: 1, error: null }, nextAttemptAt: null, failureReason: null, updatedAt: Date.now() });
+      queue.release(tickets[1] as string);
+      queue.release(tickets[2] as string);
+      await queue.stop();
+      expect(queue.held).toBe(1);
+      expect(await pendingCount(queue.key)).toBe(1);
+      // Another consumer takes both at once; the one whose attempt was recorded meanwhile is only acknowledged.
+      const other = await replica(keyPrefix);
+      await eventually(async () => ((await pendingCount(queue.key)) === 1 && (await log.get('whd_3'))?.status === 'delivered' ? true : undefined), 'the other consumer to deliver whd_3');
+      expect(eventIdsOf(rx)).toEqual([delivery(3).eventId]);
+      expect(other.attempted()).toBe(1);
+      client.disconnect();
     });
 
     it('trimming stops at the oldest unacknowledged entry: it is never dropped, whatever was acknowledged after it', async () => {

@@ -69,4 +69,14 @@ describe('unavailableAsStoreError', () => {
     const bug = new TypeError('a bug');
     await expect(guarded.get(bug)).rejects.toBe(bug);
   });
+
+  it('calls a method replaced on the store after its first use (as the store alone would), and the original again once put back', async () => {
+    const guarded = unavailableAsStoreError(new Store());
+    expect(await guarded.get()).toBe(1);
+    const original = guarded.get;
+    guarded.get = () => Promise.reject(new Error('Connection is closed.'));
+    await expect(guarded.get()).rejects.toBeInstanceOf(StoreUnavailableError);
+    guarded.get = original;
+    expect(await guarded.get()).toBe(2);
+  });
 });

@@ -43,6 +43,8 @@ export class MemoryDeliveryQueue implements DeliveryQueue {
     return QUEUED;
   }
 
+  begin(): void {}
+
   ack(): Promise<void> {
     return DONE;
   }

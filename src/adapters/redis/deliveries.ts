@@ -88,7 +88,8 @@ return {'ok'}
 /*
  * The delivery queue's \`accept\` (src/adapters/redis/delivery-queue.ts): \`insertOnce\` and the
  * queue's ENQUEUE in one script. KEYS[3]: the delivery stream. ARGV[18]: the URL, ARGV[19]: the
- * stream's group, ARGV[20]: the queue's bound. The log's room is made before the stream is
+ * stream's group, ARGV[20]: the queue's bound, ARGV[21]: the suffix of the consumers that hold
+ * attempts in flight (not counted against the bound). The log's room is made before the stream is
  * touched, so a delivery is queued only if it is logged; one the queue refuses is logged failed.
  */
 const ACCEPT = `${INSERT_PARTS}
@@ -98,7 +99,7 @@ end
 local found = existing(ARGV[18])
 if found then return {'exists', view(found)} end
 if not room() then return {'log_full'} end
-local queued = enqueue({KEYS[3]}, {ARGV[19], ARGV[20], ARGV[3]})
+local queued = enqueue({KEYS[3]}, {ARGV[19], ARGV[20], ARGV[3], ARGV[21]})
 if type(queued) == 'table' then return queued end
 if queued == 1 then
   write(ARGV[4], ARGV[6])
@@ -199,8 +200,8 @@ export class RedisDeliveryLog implements DeliveryLogStore {
    * the delivery queue's \`accept\` (RedisDeliveryQueue), which calls it. A NOGROUP error (the
    * stream was deleted) changes nothing: the caller makes the group and calls again.
    */
-  async insertOnceAndQueue(delivery: Delivery, stream: { key: string; group: string; max: number }): Promise<AcceptOutcome> {
-    const args = [...this.#insertArgs(delivery), delivery.url, stream.group, stream.max];
+  async insertOnceAndQueue(delivery: Delivery, stream: { key: string; group: string; max: number; busySuffix: string }): Promise<AcceptOutcome> {
+    const args = [...this.#insertArgs(delivery), delivery.url, stream.group, stream.max, stream.busySuffix];
     const [kind, flat] = (await this.#scripts.accept([...this.#keys, stream.key], args)) as [AcceptOutcome['kind'], string[]?];
     switch (kind) {
       case 'exists':

@@ -11,7 +11,7 @@ export interface RedisDeliveryQueueOptions {
   keyPrefix: string;
   /** An entry a consumer has held unacknowledged for this long is taken over by another (WEBHOOK_CLAIM_IDLE_MS). */
   claimIdleMs: number;
-  /** Deliveries this consumer holds at most: taken from the stream ahead of its workers, not yet acknowledged. */
+  /** Deliveries this consumer holds at most that wait for their attempt to start (taken from the stream ahead of its workers). */
   readAhead: number;
   /** This consumer's name in the group; default: host, process id and a random suffix (one per start). */
   consumer?: string | undefined;
@@ -25,13 +25,23 @@ export const DELIVERY_GROUP = 'dispatchers';
 const MAX_BLOCK_MS = 1000;
 /** Waits after a failed read: doubling from the first, up to the last. */
 const READ_RETRY_MS = [50, 1000] as const;
+/** How often `stop` asks Redis again to cut the blocking read short (the read may reach Redis after the first ask). */
+const UNBLOCK_EVERY_MS = 20;
+/** `stop` gives up on a read that neither returns nor can be cut short (its connection is down) after the longest block and this. */
+const STOP_GRACE_MS = 1000;
+/**
+ * The suffix of the consumer that holds a consumer's entries whose attempt has started (`begin`):
+ * they are moved to it (XCLAIM), so the group's own counts tell what is in flight from what waits.
+ */
+export const BUSY_SUFFIX = ':busy';
 
 /*
- * KEYS[1]: the stream (P .. 'whq'). ARGV: group, max (0: no bound), the delivery (JSON).
- * Refuses (0) when `max` deliveries are waiting (not yet read: the group's lag) or held (read, not
- * acknowledged: its pending count). Trims, with the same XADD, the entries older than both the
- * oldest pending entry and the last entry read: those have all been acknowledged, so trimming
- * never drops a delivery that is waiting or held (`~`: only whole nodes go, cheaply).
+ * KEYS[1]: the stream (P .. 'whq'). ARGV: group, max (0: no bound), the delivery (JSON), the busy
+ * suffix. Refuses (0) when `max` deliveries wait to start: not yet read (the group's lag), or read
+ * and not started (pending, less what the consumers named `…<busy suffix>` hold: attempts in
+ * flight, which memory does not count either). Trims, with the same XADD, the entries older than
+ * both the oldest pending entry and the last entry read: those have all been acknowledged, so
+ * trimming never drops a delivery that is waiting or held (`~`: only whole nodes go, cheaply).
  */
 export const ENQUEUE = `
 local group
@@ -45,9 +55,16 @@ local pending, lag = info['pending'], info['lag']
 -- Lag is unknown after some deletions: then the whole stream counts as waiting (erring towards refusing).
 if not lag then lag = redis.call('XLEN', KEYS[1]) end
 local max = tonumber(ARGV[2])
-if max > 0 and lag + pending >= max then return 0 end
 local floor = info['last-delivered-id']
-if pending > 0 then floor = redis.call('XPENDING', KEYS[1], ARGV[1])[2] end
+if pending > 0 then
+  local summary = redis.call('XPENDING', KEYS[1], ARGV[1])
+  floor = summary[2]
+  local suffix = ARGV[4]
+  for _, c in ipairs(summary[4]) do
+    if string.sub(c[1], -#suffix) == suffix then pending = pending - tonumber(c[2]) end
+  end
+end
+if max > 0 and lag + pending >= max then return 0 end
 redis.call('XADD', KEYS[1], 'MINID', '~', floor, '*', 'd', ARGV[3])
 return 1
 `;
@@ -71,6 +88,29 @@ end
 return gone
 `;
 
+/*
+ * KEYS[1]: the stream. ARGV: group, entry id, consumer, its busy consumer. Hands an entry the
+ * consumer holds back to the group: acknowledges it and appends its delivery again (field `h`:
+ * whoever reads it checks the log first, as for a takeover), in one step, so the entry is never
+ * both gone and not re-added. An entry another consumer has taken over meanwhile is left to it.
+ * Answers 1 when handed back.
+ */
+const HAND_BACK = `
+local held = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+if #held == 0 or (held[1][2] ~= ARGV[3] and held[1][2] ~= ARGV[4]) then return 0 end
+local entry = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+if #entry == 0 then return 0 end
+local fields = entry[1][2]
+for i = 1, #fields, 2 do
+  if fields[i] == 'd' then
+    redis.call('XADD', KEYS[1], '*', 'd', fields[i + 1], 'h', '1')
+    return 1
+  end
+end
+return 0
+`;
+
 /** A consumer that holds nothing and has not read for this many claim idle times is forgotten. */
 const FORGET_AFTER_CLAIM_IDLES = 2;
 
@@ -78,23 +118,35 @@ type StreamEntry = [id: string, fields: string[] | null];
 
 /**
  * Webhook deliveries waiting to be attempted, in a Redis Stream read by one consumer group: every
- * replica's dispatcher is a consumer, takes entries as it has room for them (`readAhead`), and
- * acknowledges (XACK) an entry once its attempt is over and the result is in the delivery log. An
- * entry its consumer has held for `claimIdleMs` (it died, or stalled) is taken over by whichever
- * consumer looks first (XAUTOCLAIM, every half of that time): the taker reads the delivery in the
- * log first, and attempts it only if it is still pending with the attempts it was queued with;
- * otherwise the dead consumer had recorded its attempt, and the entry is just acknowledged. So a
- * delivery is attempted once, unless a consumer dies between sending and recording (then at least
- * once, with the same event id).
+ * replica's dispatcher is a consumer, takes entries as it has room for them (fewer than
+ * `readAhead` waiting to start: those whose attempt has started, and those waiting behind their
+ * origin's concurrency, do not fill the room, so a receiver that never answers cannot keep a
+ * healthy receiver's deliveries in the stream), and acknowledges (XACK) an entry once its attempt
+ * is over and the result is in the delivery log. An entry whose attempt starts moves to the
+ * consumer's busy consumer (`<consumer>:busy`), so the bound of `enqueue` counts only what waits.
+ * An entry its consumer has held for `claimIdleMs` (it died, or stalled) is taken over by
+ * whichever consumer looks first (XAUTOCLAIM, every half of that time): the taker reads the
+ * delivery in the log first, and attempts it only if it is still pending with the attempts it was
+ * queued with; otherwise the dead consumer had recorded its attempt, and the entry is just
+ * acknowledged. So a delivery is attempted once, unless a consumer dies between sending and
+ * recording (then at least once, with the same event id).
+ *
+ * An entry this consumer read but will not attempt (it was read as the queue stopped, or the
+ * dispatcher closed before its attempt started: `release`) is handed back to the group at once
+ * (acknowledged and appended again, one script), for any consumer to take without waiting for
+ * the claim idle time. `stop` cuts a blocking read short with CLIENT UNBLOCK, which makes it
+ * return as if it had timed out or with what it read, never lose it.
  *
  * Each entry carries the delivery as queued (field `d`, JSON), so a fresh entry needs no read of
  * the log. Blocking reads use a connection of their own (`client.duplicate()`), so they never hold
  * up the commands of the shared client. Idle times are Redis's own, in real time.
  * @see https://redis.io/docs/latest/develop/data-types/streams/ (consumer groups, XAUTOCLAIM)
+ * @see https://redis.io/docs/latest/commands/client-unblock/
  */
 export class RedisDeliveryQueue implements DeliveryQueue {
   readonly shared = true;
   readonly consumer: string;
+  readonly #busy: string;
   readonly #client: Redis;
   readonly #reader: Redis;
   readonly #log: RedisDeliveryLog;
@@ -102,12 +154,19 @@ export class RedisDeliveryQueue implements DeliveryQueue {
   readonly #key: string;
   readonly #enqueue: Script;
   readonly #forgetConsumers: Script;
+  readonly #handBackScript: Script;
   /** Entries handed to the dispatcher and not yet acknowledged or released. */
   readonly #held = new Set<string>();
+  /** Of those, the entries whose attempt has started (`begin`). */
+  readonly #started = new Set<string>();
+  /** Hand-backs under way (`stop` waits for them). */
+  readonly #handingBack = new Set<Promise<void>>();
   #handler: DeliveryHandler | undefined;
   #running = false;
   #loop: Promise<void> | undefined;
   #wakeLoop: (() => void) | undefined;
+  /** The reader connection's client id (for CLIENT UNBLOCK); unknown until read after each connect. */
+  #readerId: number | undefined;
   #claimCursor = '0-0';
   #nextClaimAt = 0;
 
@@ -125,12 +184,15 @@ export class RedisDeliveryQueue implements DeliveryQueue {
     // outage is logged once by the shared client's listener (src/plugins/app/stores.ts), and a
     // failed read is reported through `onError`.
     this.#reader.on('error', () => undefined);
+    this.#reader.on('close', () => (this.#readerId = undefined));
     this.#log = log;
     this.#options = options;
     this.#key = `${options.keyPrefix}whq`;
     this.consumer = options.consumer ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+    this.#busy = `${this.consumer}${BUSY_SUFFIX}`;
     this.#enqueue = defineScript(client, 'paysimDeliveryEnqueue', ENQUEUE);
     this.#forgetConsumers = defineScript(client, 'paysimDeliveryForgetConsumers', FORGET_CONSUMERS);
+    this.#handBackScript = defineScript(client, 'paysimDeliveryHandBack', HAND_BACK);
   }
 
   /** The stream's key. */
@@ -151,7 +213,7 @@ export class RedisDeliveryQueue implements DeliveryQueue {
   }
 
   async enqueue(delivery: Delivery, _origin: string, max: number): Promise<boolean> {
-    const args = [DELIVERY_GROUP, max, JSON.stringify(delivery)];
+    const args = [DELIVERY_GROUP, max, JSON.stringify(delivery), BUSY_SUFFIX];
     try {
       return (await this.#enqueue([this.#key], args)) === 1;
     } catch (error) {
@@ -164,7 +226,7 @@ export class RedisDeliveryQueue implements DeliveryQueue {
 
   /** The log's insert-once and this queue's ENQUEUE in one script (the log's `insertOnceAndQueue`). */
   async accept(delivery: Delivery, _origin: string, max: number): Promise<AcceptOutcome> {
-    const stream = { key: this.#key, group: DELIVERY_GROUP, max };
+    const stream = { key: this.#key, group: DELIVERY_GROUP, max, busySuffix: BUSY_SUFFIX };
     try {
       return await this.#log.insertOnceAndQueue(delivery, stream);
     } catch (error) {
@@ -174,25 +236,72 @@ export class RedisDeliveryQueue implements DeliveryQueue {
     }
   }
 
+  /** The entry's attempt starts: it leaves the room for others, and moves to the busy consumer (not awaited: the next command on the shared connection sees it). */
+  begin(ticket: string): void {
+    if (!this.#held.has(ticket) || this.#started.has(ticket)) return;
+    this.#started.add(ticket);
+    this.#wakeLoop?.();
+    // JUSTID: the entry's delivery count stays as it was. Failing, the entry only counts as waiting a while longer.
+    void this.#client.xclaim(this.#key, DELIVERY_GROUP, this.#busy, 0, ticket, 'JUSTID').catch(() => undefined);
+  }
+
   async ack(ticket: string): Promise<void> {
     this.#free(ticket);
     await this.#client.xack(this.#key, DELIVERY_GROUP, ticket);
   }
 
+  /** Hands the entry back to the group (any consumer takes it, checking the log first); if Redis cannot, it is taken over once idle. */
   release(ticket: string): void {
+    if (!this.#held.has(ticket)) return;
     this.#free(ticket);
+    this.#handBack(ticket);
   }
 
-  /** Stops reading (a blocking read is cut short); entries held stay pending until acknowledged or taken over. */
+  /**
+   * Stops reading: a blocking read is cut short (CLIENT UNBLOCK), and what the last read or claim
+   * brought is handed back to the group. Entries handed over before stay held until acknowledged
+   * or released (or taken over, if this process dies).
+   */
   async stop(): Promise<void> {
     this.#running = false;
-    this.#reader.disconnect();
     this.#wakeLoop?.();
-    await this.#loop;
+    if (this.#loop !== undefined) await this.#cutReadShort(this.#loop);
+    await Promise.all(this.#handingBack);
+    this.#reader.disconnect();
+  }
+
+  /** Asks Redis to end the reader's blocking read until the loop is over; disconnects the reader if it never is (its connection down). */
+  async #cutReadShort(loop: Promise<void>): Promise<void> {
+    let over = false;
+    void loop.finally(() => (over = true));
+    const giveUpAt = Date.now() + MAX_BLOCK_MS + STOP_GRACE_MS;
+    while (!over && Date.now() < giveUpAt) {
+      if (this.#readerId !== undefined) await this.#client.call('CLIENT', 'UNBLOCK', this.#readerId).catch(() => undefined);
+      await Promise.race([loop, sleep(UNBLOCK_EVERY_MS)]);
+    }
+    if (over) return;
+    // What that read brought, if anything, stays pending under this consumer: taken over after the claim idle time.
+    this.#reader.disconnect();
+    await loop;
   }
 
   #free(ticket: string): void {
+    this.#started.delete(ticket);
     if (this.#held.delete(ticket)) this.#wakeLoop?.();
+  }
+
+  #handBack(id: string): void {
+    const done: Promise<void> = this.#handBackScript([this.#key], [DELIVERY_GROUP, id, this.consumer, this.#busy]).then(
+      () => undefined,
+      (error: unknown) => this.#options.onError(error, `handing back delivery stream entry ${id} (it is taken over once idle)`),
+    );
+    this.#handingBack.add(done);
+    void done.finally(() => this.#handingBack.delete(done));
+  }
+
+  /** Entries this consumer may take now: fewer than `readAhead` waiting to start. */
+  #room(): number {
+    return this.#options.readAhead - (this.#held.size - this.#started.size);
   }
 
   async #createGroup(): Promise<void> {
@@ -207,13 +316,14 @@ export class RedisDeliveryQueue implements DeliveryQueue {
     let failures = 0;
     while (this.#running) {
       try {
-        if (this.#held.size >= this.#options.readAhead) {
+        if (this.#room() <= 0) {
           await new Promise<void>((resolve) => (this.#wakeLoop = resolve));
           this.#wakeLoop = undefined;
           continue;
         }
         if (Date.now() >= this.#nextClaimAt) await this.#claim();
-        if (this.#held.size < this.#options.readAhead) await this.#read(this.#options.readAhead - this.#held.size);
+        const room = this.#room();
+        if (room > 0 && this.#running) await this.#read(room);
         failures = 0;
       } catch (error) {
         if (!this.#running) return;
@@ -229,12 +339,23 @@ export class RedisDeliveryQueue implements DeliveryQueue {
   }
 
   async #read(room: number): Promise<void> {
+    if (this.#readerId === undefined) this.#readerId = (await this.#reader.call('CLIENT', 'ID')) as number;
+    if (!this.#running) return;
     const block = Math.max(1, Math.min(MAX_BLOCK_MS, this.#nextClaimAt - Date.now()));
     const reply = (await this.#reader.xreadgroup('GROUP', DELIVERY_GROUP, this.consumer, 'COUNT', room, 'BLOCK', block, 'STREAMS', this.#key, '>')) as
       | Array<[string, StreamEntry[]]>
       | null;
-    if (reply === null || !this.#running) return;
-    for (const [, entries] of reply) for (const [id, fields] of entries) this.#handOver(id, this.#decode(id, fields));
+    if (reply === null) return;
+    const takeovers: Array<Promise<void>> = [];
+    for (const [, entries] of reply) {
+      for (const [id, fields] of entries) {
+        const delivery = this.#decode(id, fields);
+        // Handed back by a consumer: like a takeover, its attempt may have been recorded meanwhile.
+        if (isHandedBack(fields)) takeovers.push(this.#takeOver(id, delivery));
+        else this.#handOver(id, delivery);
+      }
+    }
+    await Promise.all(takeovers);
   }
 
   /** Takes over entries other consumers have held for `claimIdleMs`, as many as there is room for; forgets consumers gone. */
@@ -242,7 +363,7 @@ export class RedisDeliveryQueue implements DeliveryQueue {
     this.#nextClaimAt = Date.now() + Math.max(1, Math.floor(this.#options.claimIdleMs / 2));
     await this.#forgetConsumers([this.#key], [DELIVERY_GROUP, FORGET_AFTER_CLAIM_IDLES * this.#options.claimIdleMs]);
     for (;;) {
-      const room = this.#options.readAhead - this.#held.size;
+      const room = this.#room();
       if (room <= 0 || !this.#running) return;
       const [cursor, entries] = (await this.#client.xautoclaim(this.#key, DELIVERY_GROUP, this.consumer, this.#options.claimIdleMs, this.#claimCursor, 'COUNT', room)) as [
         string,
@@ -267,7 +388,12 @@ export class RedisDeliveryQueue implements DeliveryQueue {
   }
 
   #handOver(id: string, delivery: Delivery | undefined): void {
-    if (delivery === undefined || this.#handler === undefined || !this.#running) return;
+    if (delivery === undefined) return;
+    if (this.#handler === undefined || !this.#running) {
+      // Read as the queue stopped: nobody here will attempt it, so it goes back to the group now.
+      this.#handBack(id);
+      return;
+    }
     let origin: string;
     try {
       origin = new URL(delivery.url).origin;
@@ -293,6 +419,13 @@ export class RedisDeliveryQueue implements DeliveryQueue {
       return undefined;
     }
   }
+}
+
+/** Whether an entry was handed back by a consumer (field `h`, see HAND_BACK). */
+function isHandedBack(fields: string[] | null): boolean {
+  if (fields === null) return false;
+  for (let i = 0; i < fields.length; i += 2) if (fields[i] === 'h') return true;
+  return false;
 }
 
 function isNoGroup(error: unknown): boolean {

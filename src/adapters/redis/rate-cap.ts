@@ -73,7 +73,7 @@ export class RedisRateCap implements RateCap {
   take(): Promise<void> {
     return new Promise((resolve) => {
       this.#waiters.push(resolve);
-      this.#pump();
+      void this.#pump();
     });
   }
 
@@ -93,10 +93,11 @@ export class RedisRateCap implements RateCap {
     for (const wake of this.#waiters.drain()) wake();
   }
 
-  #pump(): void {
-    if (this.#calling || this.#timer !== undefined || this.#waiters.size === 0) return;
+  /** Asks for tokens when nobody is asking or sleeping; answers when that call is over (a clock that waits for timer work waits for it). */
+  #pump(): Promise<void> | undefined {
+    if (this.#calling || this.#timer !== undefined || this.#waiters.size === 0) return undefined;
     this.#calling = true;
-    this.tryTake(this.#waiters.size, this.#options.clock.now()).then(
+    return this.tryTake(this.#waiters.size, this.#options.clock.now()).then(
       ({ granted, waitMs }) => {
         this.#calling = false;
         this.#failing = false;
@@ -115,12 +116,14 @@ export class RedisRateCap implements RateCap {
 
   #sleep(ms: number): void {
     if (ms === 0) {
-      this.#pump();
+      void this.#pump();
       return;
     }
+    // The call is returned to the clock: a manual clock (tests) that waits for timer work then fires
+    // the next token's timer within the same advance, as the process's own bucket does.
     this.#timer = this.#options.clock.schedule(ms, () => {
       this.#timer = undefined;
-      this.#pump();
+      return this.#pump();
     });
   }
 }

@@ -32,16 +32,20 @@ export function asStoreError(error: unknown): unknown {
   return isRedisUnavailable(error) ? new StoreUnavailableError({ cause: error }) : error;
 }
 
-/** `store` with every method's rejection passed through `asStoreError`; methods are wrapped once, on first use. */
+/**
+ * `store` with every method's rejection passed through `asStoreError`; each method is wrapped once,
+ * on first use. Wrappers are kept per function, not per name, so a method replaced on the store
+ * (a test standing in a failing one) is the one called, as without the guard.
+ */
 export function unavailableAsStoreError<T extends object>(store: T): T {
-  const wrapped = new Map<PropertyKey, unknown>();
+  const wrapped = new WeakMap<object, unknown>();
   return new Proxy(store, {
     get(target, property) {
       const value: unknown = Reflect.get(target, property, target);
       if (typeof value !== 'function') return value;
-      let wrapper = wrapped.get(property);
+      const method = value as (...args: unknown[]) => unknown;
+      let wrapper = wrapped.get(method);
       if (wrapper === undefined) {
-        const method = value as (...args: unknown[]) => unknown;
         wrapper = (...args: unknown[]): unknown => {
           let result: unknown;
           try {
@@ -52,7 +56,7 @@ export function unavailableAsStoreError<T extends object>(store: T): T {
           }
           return result instanceof Promise ? result.catch((error: unknown) => Promise.reject(asStoreError(error))) : result;
         };
-        wrapped.set(property, wrapper);
+        wrapped.set(method, wrapper);
       }
       return wrapper;
     },
