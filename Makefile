@@ -28,8 +28,10 @@ run: build ## Build, then start the server (dist/server.js), reading .env when i
 token: ## Print a bearer token for /api/v1/payments/process: make -s token USER=user_test_001 TTL=1h
 	@WITH_NODE_QUIET=1 $(WITH_NODE) node scripts/mint-token.ts '$(TOKEN_USER)' '$(TTL)'
 
-test: ## Run all tests
+test: ## Run all tests: the whole suite on memory, then the in-process integration suites on Redis (test-redis)
 	$(WITH_NODE) npx vitest run
+	@if command -v redis-server >/dev/null 2>&1 || [ -n "$$CI" ]; then $(MAKE) --no-print-directory test-redis; \
+	else echo "make test: the Redis run (test-redis) skipped: redis-server is not on PATH (Debian package redis-server; under CI=true it fails instead)"; fi
 
 test-unit: ## Run unit tests
 	$(WITH_NODE) npx vitest run test/unit
