@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { failingRows, formatIntentTable, intentLoad, median, serviceEnv, type IntentRow } from './bench-intents.ts';
-import { createBench, getJson, loadAverage, machine, metricLines, positiveInt, ROOT, runBench, StartError, stopChild, type ServerChild } from './bench-support.ts';
+import { createBench, getJson, loadAverage, machine, metricLines, positiveInt, ROOT, roundOrder, runBench, StartError, stopChild, type ServerChild } from './bench-support.ts';
 
 /**
  * `make bench-faults`: what the fault hooks cost `make bench`'s load (issue 15 "Performance":
@@ -120,7 +120,10 @@ async function main(): Promise<number> {
   const rounds: IntentRow[][] = [];
   for (let round = 1; round <= ROUNDS; round++) {
     const row: IntentRow[] = [];
-    for (const [i, server] of servers.entries()) row.push(await measure(`${targets[i]?.[0] ?? server.name} #${round}`, server));
+    for (const i of roundOrder(round, servers.length)) {
+      const server = servers[i] as ServerChild;
+      row[i] = await measure(`${targets[i]?.[0] ?? server.name} #${round}`, server);
+    }
     rounds.push(row);
   }
   const hits = await metricLines(servers[2] as ServerChild, 'fault_rule_hits_total{');
@@ -136,7 +139,7 @@ async function main(): Promise<number> {
   console.log('paysim bench-faults: POST /v1/sim/intent, a fresh reservation_id per request, amount 1000 (as make bench)');
   console.log(`machine: ${machine()}`);
   console.log(`load average (1/5/15 min): ${loadBefore} before, ${loadAfter} after`);
-  console.log(`load: autocannon, ${CONNECTIONS} connections; ${ROUNDS} rounds of ${DURATION_S} s per target, A/B/C in turn, after a ${WARMUP_S} s warm-up each`);
+  console.log(`load: autocannon, ${CONNECTIONS} connections; ${ROUNDS} rounds of ${DURATION_S} s per target, A/B/C in an order rotated each round (A B C, B C A, C A B: none always loaded last), after a ${WARMUP_S} s warm-up each`);
   console.log('note: autocannon runs on the same cores as the server under test; every target is the service at LOG_LEVEL=info');
   console.log(`A: FAULTS_ENABLED=false (no fault hooks); B: fault injection on, no rules; C: fault injection on, ${RULES} rules from FAULTS_FILE that do not match`);
   console.log('');

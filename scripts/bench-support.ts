@@ -284,6 +284,16 @@ export function loadAverage(): string {
 }
 
 /** Nearest-rank percentile of an ascending array. */
+/**
+ * The order in which round `round` (1-based) loads `count` targets: rotated by one each round
+ * (0 1 2, 1 2 0, 2 0 1, …). This VM slows down over a run of loads (its speed drifts by tens of
+ * per cent within a minute), so a target always loaded last would always meet the slowest machine;
+ * rotated, each target takes each place equally often over a multiple of `count` rounds.
+ */
+export function roundOrder(round: number, count: number): number[] {
+  return Array.from({ length: count }, (_, i) => (i + round - 1) % count);
+}
+
 export function percentile(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return Number.NaN;
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] as number;

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { failingRows, formatIntentTable, intentLoad, median, serviceEnv, type IntentRow } from './bench-intents.ts';
-import { createBench, loadAverage, machine, positiveInt, ROOT, runBench, stopChild, type ServerChild } from './bench-support.ts';
+import { createBench, loadAverage, machine, positiveInt, ROOT, roundOrder, runBench, stopChild, type ServerChild } from './bench-support.ts';
 
 /**
  * `make bench`: throughput and latency of `POST /v1/sim/intent`, the service against a bare Fastify
@@ -63,7 +63,10 @@ async function main(): Promise<number> {
   const rounds: IntentRow[][] = [];
   for (let round = 1; round <= ROUNDS; round++) {
     const row: IntentRow[] = [];
-    for (const [i, server] of servers.entries()) row.push(await measure(`${targets[i]?.[0] ?? server.name} #${round}`, server));
+    for (const i of roundOrder(round, servers.length)) {
+      const server = servers[i] as ServerChild;
+      row[i] = await measure(`${targets[i]?.[0] ?? server.name} #${round}`, server);
+    }
     rounds.push(row);
   }
   for (const server of servers) await stopChild(server.child);
@@ -81,7 +84,7 @@ async function main(): Promise<number> {
   console.log('paysim bench: POST /v1/sim/intent, a fresh reservation_id per request, amount 1000');
   console.log(`machine: ${machine()}`);
   console.log(`load average (1/5/15 min): ${loadBefore} before, ${loadAfter} after`);
-  console.log(`load: autocannon, ${CONNECTIONS} connections; ${ROUNDS} rounds of ${DURATION_S} s per target, targets in turn, after a ${WARMUP_S} s warm-up each`);
+  console.log(`load: autocannon, ${CONNECTIONS} connections; ${ROUNDS} rounds of ${DURATION_S} s per target, targets in an order rotated each round (so none is always loaded last), after a ${WARMUP_S} s warm-up each`);
   console.log('note: autocannon runs on the same cores as the server under test');
   console.log('"service" is the default configuration (LOG_LEVEL=info, one log line per request, stdout on /dev/null)');
   console.log('');
