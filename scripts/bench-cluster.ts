@@ -3,7 +3,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { hasRedisServer, REDIS_SERVER_MISSING, startRedisServer, type RedisServerProcess } from '../test/helpers/redis-server.ts';
 import {
-  autocannon,
   createBench,
   loadAverage,
   machine,
@@ -18,6 +17,7 @@ import {
   type AutocannonRun,
   type ServerChild,
 } from './bench-support.ts';
+import { intentRun } from './bench-intents.ts';
 
 /**
  * `make bench-cluster`: `POST /v1/sim/intent` on the memory back end (one process), on Redis (one
@@ -118,18 +118,7 @@ async function checkRoute(server: ServerChild): Promise<void> {
 }
 
 function load(server: ServerChild, durationS: number): AutocannonRun {
-  const run = autocannon({
-    url: `${server.url}/v1/sim/intent`,
-    connections: CONNECTIONS,
-    duration: durationS,
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    requests: [{ setupRequest: (request) => ({ ...request, body: intentBody() }) }],
-  });
-  const stop = () => run.stop();
-  bench.signal.addEventListener('abort', stop, { once: true });
-  run.on('done', () => bench.signal.removeEventListener('abort', stop));
-  return run;
+  return intentRun(bench, server, { connections: CONNECTIONS, seconds: durationS, body: intentBody });
 }
 
 /** CPU seconds (user + system) a process has used, from /proc; 0 once it is gone. */

@@ -31,6 +31,28 @@ export interface IntentLoad {
   measure(label: string, server: ServerChild): Promise<IntentRow>;
 }
 
+/**
+ * One autocannon run of `POST /v1/sim/intent` against `server`, each request with the body
+ * `body()` makes; stopped when the bench is interrupted (a stopping server is not hammered until
+ * the duration is over).
+ */
+export function intentRun(bench: Bench, server: ServerChild, options: { connections: number; seconds: number; body: () => string }): AutocannonRun {
+  const run = autocannon({
+    url: `${server.url}/v1/sim/intent`,
+    connections: options.connections,
+    duration: options.seconds,
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    // setupRequest rather than idReplacement: the latter precomputes Content-Length for a fixed
+    // id length, while this builds each request (and its length) from the actual body.
+    requests: [{ setupRequest: (request) => ({ ...request, body: options.body() }) }],
+  });
+  const stop = () => run.stop();
+  bench.signal.addEventListener('abort', stop, { once: true });
+  run.on('done', () => bench.signal.removeEventListener('abort', stop));
+  return run;
+}
+
 export function intentLoad(bench: Bench, options: IntentLoadOptions): IntentLoad {
   const { connections, durationS, warmupS } = options;
   /** Every request gets its own reservation id, across targets and runs, as real clients would send. */
@@ -49,23 +71,7 @@ export function intentLoad(bench: Bench, options: IntentLoadOptions): IntentLoad
     }
   };
 
-  const load = (server: ServerChild, seconds: number): AutocannonRun => {
-    const run = autocannon({
-      url: `${server.url}/v1/sim/intent`,
-      connections,
-      duration: seconds,
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      // setupRequest rather than idReplacement: the latter precomputes Content-Length for a fixed
-      // id length, while this builds each request (and its length) from the actual body.
-      requests: [{ setupRequest: (request) => ({ ...request, body: intentBody() }) }],
-    });
-    // Otherwise a stopping server would be hammered (and slowed down) until the duration is over.
-    const stop = () => run.stop();
-    bench.signal.addEventListener('abort', stop, { once: true });
-    run.on('done', () => bench.signal.removeEventListener('abort', stop));
-    return run;
-  };
+  const load = (server: ServerChild, seconds: number): AutocannonRun => intentRun(bench, server, { connections, seconds, body: intentBody });
 
   return {
     async prepare(label, script, env) {
