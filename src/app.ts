@@ -16,6 +16,7 @@ import paymentServerV2Dialect from './dialects/payment-server-v2/index.ts';
 import paymentServiceDialect from './dialects/payment-service/index.ts';
 import { sendProblem } from './http/error-handler.ts';
 import { ErrorShapes } from './http/error-shapes.ts';
+import { coalesceWrites } from './http/coalesced-writes.ts';
 import { useJsonBodies } from './http/json-body.ts';
 import { problemOf } from './http/problem.ts';
 import { useSerializers } from './http/serializers.ts';
@@ -184,6 +185,8 @@ function namespacedServer(registry: () => Namespaces | undefined): NonNullable<F
       if (req.headers[NAMESPACE_HEADER] === undefined || registry()?.route(req, res, handler) !== true) handler(req, res);
     };
     const server = createServer(settings.http ?? {}, listener);
+    // The answers of one event-loop turn are written together at its end (README "Performance").
+    coalesceWrites(server);
     if (settings.keepAliveTimeout !== undefined) server.keepAliveTimeout = settings.keepAliveTimeout;
     if (settings.requestTimeout !== undefined) server.requestTimeout = settings.requestTimeout;
     if (settings.connectionTimeout !== undefined) server.setTimeout(settings.connectionTimeout);
