@@ -33,9 +33,12 @@ import { intentRun } from './bench-intents.ts';
  * all of them share the machine's cores.
  *
  * An intent's decision (DEFAULT_APPROVE_DELAY_MS after it, 200 ms) is part of what it costs Redis:
- * after each round on Redis the counters are read only once the decisions are done. The targets
- * not under load keep polling the schedule (SCHEDULER_POLL_MS, 4 polls a second each), which adds
- * a few commands a second to every round's count; against thousands of intents that is noise.
+ * after each round on Redis the counters are read only once its decisions are done (its schedule
+ * holds no `intent.decide` job). A Redis target can end its load with a backlog of decisions that
+ * takes seconds to work off; every round starts only once no Redis target has one, so a round does
+ * not share the cores with the previous target's backlog. The targets not under load keep polling
+ * the schedule (SCHEDULER_POLL_MS, 4 polls a second each), which adds a few commands a second to
+ * every round's count; against thousands of intents that is noise.
  *
  * Exit codes: 0 when the report was produced (targets missed or not), 1 when a server failed to
  * start or more than 0.1 % of requests failed, since then the figures mean nothing.
@@ -54,8 +57,9 @@ const MAX_FAILURE_RATE = 0.001;
 const TARGET_REDIS_RATIO = 0.6;
 /** Two workers against one process, both on Redis. */
 const TARGET_WORKERS_RATIO = 1.3;
-/** Longer than the decision delay (200 ms) plus a scheduler poll (250 ms): every intent of the round is decided. */
-const DECISIONS_SETTLE_MS = 1000;
+/** How long a round waits at most for the Redis targets' decisions to be made before it starts anyway. */
+const SETTLE_TIMEOUT_MS = 60_000;
+const SETTLE_POLL_MS = 100;
 const CLOCK_TICKS_PER_S = 100;
 const CHECK_ATTEMPTS = 10;
 /**
@@ -169,8 +173,34 @@ function difference(after: Map<string, number>, before: Map<string, number>): Ma
   return result;
 }
 
-async function measure(label: string, target: Target, redis: Redis, redisServer: RedisServerProcess): Promise<Row> {
+/** Decisions not yet made in a Redis target's schedule (its `intent.decide` jobs, waiting or claimed). */
+async function pendingDecisions(redis: Redis, prefix: string): Promise<number> {
+  return Number((await redis.hget(`${prefix}sched:counts`, 'intent.decide')) ?? 0);
+}
+
+/** Waits until the targets with these key prefixes have made every decision (at most SETTLE_TIMEOUT_MS); says so when that took a while. */
+async function settle(label: string, redis: Redis, prefixes: string[]): Promise<void> {
+  const started = performance.now();
+  for (;;) {
+    bench.signal.throwIfAborted();
+    const left = sum(await Promise.all(prefixes.map((prefix) => pendingDecisions(redis, prefix))));
+    const waited = performance.now() - started;
+    if (left === 0) {
+      if (waited >= 1000) progress(`${label}: waited ${(waited / 1000).toFixed(1)} s for the Redis targets' decisions`);
+      return;
+    }
+    if (waited >= SETTLE_TIMEOUT_MS) {
+      progress(`${label}: ${left} decisions still pending after ${SETTLE_TIMEOUT_MS / 1000} s; going on`);
+      return;
+    }
+    await sleep(SETTLE_POLL_MS);
+  }
+}
+
+async function measure(label: string, target: Target, redis: Redis, redisServer: RedisServerProcess, prefixes: string[]): Promise<Row> {
   bench.signal.throwIfAborted();
+  // Not while another Redis target still works off its backlog: that would be measuring both.
+  await settle(label, redis, prefixes);
   const server = target.server as ServerChild;
   progress(`${label}: measuring ${DURATION_S} s`);
   const pids = processTree(server.child.pid);
@@ -189,7 +219,7 @@ async function measure(label: string, target: Target, redis: Redis, redisServer:
   };
   let commands: Map<string, number> | undefined;
   if (target.prefix !== undefined) {
-    await sleep(DECISIONS_SETTLE_MS);
+    await settle(label, redis, [target.prefix]);
     commands = difference(await commandCalls(redis), before.commands);
   }
   const sorted = Float64Array.from(latencies).sort();
@@ -285,12 +315,13 @@ async function main(): Promise<number> {
       { name: 'redis ×2', prefix: 'bench2:', env: serviceEnv({ STORE: 'redis', REDIS_URL: redisServer.url, REDIS_KEY_PREFIX: 'bench2:', CLUSTER_WORKERS: '2' }) },
     ];
     for (const target of targets) await prepare(target);
+    const prefixes = targets.flatMap((target) => (target.prefix === undefined ? [] : [target.prefix]));
     const rounds: Row[][] = [];
     for (let round = 1; round <= ROUNDS; round++) {
       const row: Row[] = [];
       for (const i of roundOrder(round, targets.length)) {
         const target = targets[i] as (typeof targets)[number];
-        row[i] = await measure(`${target.name} #${round}`, target, redis, redisServer);
+        row[i] = await measure(`${target.name} #${round}`, target, redis, redisServer, prefixes);
       }
       rounds.push(row);
     }
