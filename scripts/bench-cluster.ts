@@ -175,7 +175,7 @@ function difference(after: Map<string, number>, before: Map<string, number>): Ma
 
 /** Decisions not yet made in a Redis target's schedule (its `intent.decide` jobs, waiting or claimed). */
 async function pendingDecisions(redis: Redis, prefix: string): Promise<number> {
-  return Number((await redis.hget(`${prefix}sched:counts`, 'intent.decide')) ?? 0);
+  return redis.hlen(`${prefix}sched:jobs:intent.decide`);
 }
 
 /** Waits until the targets with these key prefixes have made every decision (at most SETTLE_TIMEOUT_MS); says so when that took a while. */

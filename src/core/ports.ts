@@ -358,8 +358,8 @@ export interface SchedulerStore {
    * claim returns them; a claim that is not completed in time is returned by a later claim.
    */
   claimDue(now: number, limit: number, leaseMs: number): Promise<ClaimedJob[]>;
-  /** Removes a claimed job, unless it was rescheduled or claimed again since. */
-  complete(job: ClaimedJob): Promise<void>;
+  /** Removes claimed jobs (a batch at once), each unless it was rescheduled or claimed again since its claim. */
+  complete(jobs: readonly ClaimedJob[]): Promise<void>;
   /** When the earliest job (claimed ones at their lease's end) falls due; undefined when there is none. */
   nextDueAt(): Promise<number | undefined>;
   /** Jobs of a kind, claimed or not. */

@@ -6,12 +6,15 @@ import type { ClaimedJob, SchedulerStore } from './ports.ts';
  * in the scheduler store (ordered by due time); this service keeps one timer on the injected
  * clock, armed for the earliest due time, instead of one timer per pending thing. When it fires,
  * due jobs are claimed in batches (earliest first) and handed to the handler registered for their
- * kind, one after another. A batch that fills up re-arms the timer at once rather than looping, so
- * a burst of due work never holds the event loop away from requests.
+ * kind: one after another, or up to `concurrency` at once for a store whose every call is a round
+ * trip (Redis), where one job at a time decided intents more slowly than they were created. The
+ * batch's finished jobs are completed together, in one store call. A batch that fills up re-arms
+ * the timer at once rather than looping, so a burst of due work never holds the event loop away
+ * from requests.
  *
  * A handler that throws is retried with a growing delay (its work must be idempotent), up to
  * `MAX_ATTEMPTS`, then reported and dropped. A claimed job is completed only after its handler
- * has finished, so with a store shared by several processes, a job whose process died is claimed
+ * has finished (with the rest of its batch), so with a store shared by several processes, a job whose process died is claimed
  * again when its lease lapses.
  *
  * With a store shared by several processes (`pollMs` > 0), this process's timer only knows the
@@ -35,6 +38,11 @@ export interface SchedulerDeps {
   pollMs?: number | undefined;
   /** How long a claimed job is this process's before another may claim it (default LEASE_MS): longer than any handler runs. */
   leaseMs?: number | undefined;
+  /**
+   * Jobs of a batch run at once (default 1: one after another, in due order). More suits a store
+   * whose calls are round trips: their waits overlap (and a Redis client pipelines them).
+   */
+  concurrency?: number | undefined;
 }
 
 /** Jobs claimed at once. */
@@ -157,7 +165,26 @@ export class Scheduler {
     const { clock, store } = this.#deps;
     try {
       const jobs = await store.claimDue(clock.now(), BATCH, this.leaseMs);
-      for (const job of jobs) await this.#runOne(job);
+      const finished: ClaimedJob[] = [];
+      // Lanes (one by default), each taking the next job when its last one is done. A job that
+      // cannot reach the store (to retry it later) stops the run: the lanes end, the jobs finished
+      // so far are completed, and the run reports it.
+      let failure: { error: unknown } | undefined;
+      let taken = 0;
+      const lane = async (): Promise<void> => {
+        while (taken < jobs.length && failure === undefined) {
+          try {
+            await this.#runOne(jobs[taken++] as ClaimedJob, finished);
+          } catch (error) {
+            failure ??= { error };
+          }
+        }
+      };
+      const lanes = Math.max(1, Math.min(this.#deps.concurrency ?? 1, jobs.length));
+      if (lanes === 1) await lane();
+      else await Promise.all(Array.from({ length: lanes }, lane));
+      if (finished.length > 0) await store.complete(finished);
+      if (failure !== undefined) throw failure.error;
       if (jobs.length === BATCH) {
         // More may be due: continue on a fresh timer turn, so requests get the event loop between batches.
         this.#arm(clock.now());
@@ -172,14 +199,15 @@ export class Scheduler {
     }
   }
 
-  async #runOne(job: ClaimedJob): Promise<void> {
+  /** Runs one claimed job; a job that is done (or given up) joins `finished`, to be completed with its batch. */
+  async #runOne(job: ClaimedJob, finished: ClaimedJob[]): Promise<void> {
     const { store, clock, onError } = this.#deps;
     const handler = this.#handlers.get(job.kind);
     try {
       if (handler === undefined) throw new Error(`no handler for jobs of kind ${job.kind}`);
       await handler(job.key);
       if (this.#failures.size > 0) this.#failures.delete(failureId(job));
-      await store.complete(job);
+      finished.push(job);
     } catch (error) {
       const id = failureId(job);
       const failures = (this.#failures.get(id) ?? 0) + 1;
@@ -187,7 +215,7 @@ export class Scheduler {
       onError(error, job, final);
       if (final) {
         this.#failures.delete(id);
-        await store.complete(job);
+        finished.push(job);
         return;
       }
       this.#failures.set(id, failures);

@@ -214,24 +214,44 @@ export class WebhookDispatcher {
       updatedAt: now,
     };
     if (this.#shared && reason === null && plan === NO_WEBHOOK_FAULTS) return this.#accept(delivery, origin);
-    // The slot is taken before the store is awaited, so concurrent calls cannot overshoot the bound.
+    // The slot is taken before the store is awaited and held until the queue counts the delivery
+    // (or it goes elsewhere), so concurrent calls cannot overshoot the bound: released when the
+    // log's insert ended, a decision run right behind this one found the delivery counted nowhere.
+    let holding = reason === null;
+    const release = (): void => {
+      if (holding) this.#accepting--;
+      holding = false;
+    };
     if (reason === null) {
       if (!this.#shared) this.#unfinished.add(delivery.id);
       this.#accepting++;
     }
-    const inserted = await (this.#shared && !copy ? log.insertOnce(delivery) : log.insert(delivery)).finally(() => {
-      if (reason === null) this.#accepting--;
-    });
-    if (!inserted.ok) return inserted.reason === 'exists' ? found(inserted.existing) : this.#logFull(delivery);
+    let inserted: Awaited<ReturnType<typeof log.insert>> | Awaited<ReturnType<typeof log.insertOnce>>;
+    try {
+      inserted = await (this.#shared && !copy ? log.insertOnce(delivery) : log.insert(delivery));
+    } catch (error) {
+      release();
+      throw error;
+    }
+    if (!inserted.ok) {
+      release();
+      return inserted.reason === 'exists' ? found(inserted.existing) : this.#logFull(delivery);
+    }
     this.#publish('webhook.accepted', delivery);
     if (reason !== null) this.#publish('webhook.failed', delivery);
-    else if (plan !== NO_WEBHOOK_FAULTS) return this.#sendFaulty(delivery, origin, plan);
-    else {
+    else if (plan !== NO_WEBHOOK_FAULTS) {
+      release();
+      return this.#sendFaulty(delivery, origin, plan);
+    } else {
       // Inline rather than through #enqueue: the memory hot path awaits its resolved promise and nothing more.
       let failure: string | null;
       try {
-        failure = (await this.#queue.enqueue(delivery, origin, this.#deps.settings.queueMax)) ? null : 'queue_full';
+        // The queue counts it from the call on (memory hands it to a lane at once).
+        const queued = this.#queue.enqueue(delivery, origin, this.#deps.settings.queueMax);
+        release();
+        failure = (await queued) ? null : 'queue_full';
       } catch (error) {
+        release();
         failure = unavailable(error);
       }
       if (failure !== null) return (await this.#failUnqueued(delivery, failure)) ?? delivery;

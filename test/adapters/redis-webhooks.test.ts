@@ -538,6 +538,53 @@ if (!hasRedisServer) {
       expect(read[0]?.[1].map(([, fields]) => fields[1])).toEqual(published.map((e) => e.id));
     });
 
+    /** `count` payment-like events, as the bus would carry them. */
+    const someEvents = (count: number, from = 0): DomainEvent[] =>
+      Array.from({ length: count }, (_, i) => ({ id: `evt_${from + i}`, type: 'payment.created', occurredAt: Date.UTC(2026, 10, 30) + from + i, intent: { id: `pay_${from + i}` } }) as unknown as DomainEvent);
+
+    it('appends the events of one turn together, in order, at most 256 a script run', async () => {
+      const client = redis.connect();
+      const stream = new RedisEventStream(client, { keyPrefix: redis.newPrefix(), maxLen: 10_000, onError: () => undefined });
+      const runs: number[] = [];
+      const evalsha = client.evalsha.bind(client);
+      client.evalsha = ((...args: Parameters<typeof client.evalsha>) => {
+        // sha, key count, key, cap, then 4 fields an event
+        runs.push((args.length - 4) / 4);
+        return evalsha(...args);
+      }) as typeof client.evalsha;
+      const bus = new EventBus();
+      stream.attach(bus);
+      const events = someEvents(600);
+      for (const event of events) bus.publish(event);
+      expect(runs).toEqual([256, 256]);
+      await eventually(async () => ((await client.xlen(stream.key)) === 600 ? true : undefined), 'every event in the stream');
+      expect(runs).toEqual([256, 256, 88]);
+      const entries = (await client.xrange(stream.key, '-', '+')).map(([, fields]) => fieldsOf(fields));
+      expect(entries).toEqual(events.map((e) => ({ id: e.id, type: e.type, occurred_at: new Date(e.occurredAt).toISOString(), data: JSON.stringify(e) })));
+    });
+
+    it('counts every event it could not append while Redis was unreachable, says so once, and how many once it works again', async () => {
+      const client = redis.connect();
+      const errors: string[] = [];
+      const stream = new RedisEventStream(client, { keyPrefix: redis.newPrefix(), maxLen: 10_000, onError: (error) => void errors.push((error as Error).message) });
+      const bus = new EventBus();
+      const detach = stream.attach(bus);
+      await client.quit();
+      for (const event of someEvents(3)) bus.publish(event);
+      await eventually(async () => (stream.missed === 3 ? true : undefined), 'three events missed');
+      for (const event of someEvents(2, 3)) bus.publish(event);
+      await eventually(async () => (stream.missed === 5 ? true : undefined), 'five events missed');
+      expect(errors).toEqual(['Connection is closed.']);
+      await client.connect();
+      for (const event of someEvents(1, 5)) bus.publish(event);
+      // Unsubscribing sends what is waiting at once, without waiting for the end of the turn.
+      detach();
+      await eventually(async () => (errors.length === 2 ? true : undefined), 'the report once it works again');
+      expect(errors[1]).toBe('5 event(s) were not appended while Redis was unreachable');
+      expect((await client.xrange(stream.key, '-', '+')).map(([, fields]) => fields[1])).toEqual(['evt_5']);
+      expect(stream.missed).toBe(5);
+    });
+
     it('stays capped: about EVENTS_STREAM_MAX_LEN entries, the newest ones, in order', async () => {
       const keyPrefix = redis.newPrefix();
       const bus = new EventBus();

@@ -1,4 +1,6 @@
+import { createHash } from 'node:crypto';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { defineScript } from '../../src/adapters/redis/connection.ts';
 import { createIdFactory } from '../../src/core/ids.ts';
 import { paymentTransaction } from '../../src/core/ledger.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
@@ -58,6 +60,23 @@ withRedisServer('Redis adapters', (server) => {
   seatStoreContract('redis', (performances) => RedisSeatStore.create(redis.client, { keyPrefix: redis.newPrefix() }, performances));
   schedulerStoreContract('redis', () => new RedisSchedulerStore(redis.client, { keyPrefix: redis.newPrefix() }));
 
+  it('a script Redis no longer knows (its script cache flushed, as by a restart) is loaded again by the call that needs it', async () => {
+    const client = redis.connect();
+    const script = defineScript(client, 'testEcho', `return {KEYS[1], ARGV[1], ARGV[2]}`);
+    expect(await script(['k'], ['a', 7])).toEqual(['k', 'a', '7']);
+    await client.script('FLUSH');
+    const sha = createHash('sha1').update(`return {KEYS[1], ARGV[1], ARGV[2]}`).digest('hex');
+    expect(await client.script('EXISTS', sha)).toEqual([0]);
+    expect(await script(['k2'], ['b', 8])).toEqual(['k2', 'b', '8']);
+    expect(await client.script('EXISTS', sha)).toEqual([1]);
+    // A script that fails says why, as Redis put it.
+    const failing = defineScript(client, 'testFail', `return redis.call('INCR', KEYS[1])`);
+    const text = `${redis.newPrefix()}text`;
+    await client.set(text, 'x');
+    await expect(failing([text], [])).rejects.toThrow(/ERR value is not an integer/);
+    client.disconnect();
+  });
+
   describe('RedisSchedulerStore leases across consumers', () => {
     const LEASE = 30_000;
 
@@ -77,9 +96,9 @@ withRedisServer('Redis adapters', (server) => {
       expect(taken?.token).not.toBe(claim?.token);
       // A late completion under A's token (say A was only stalled) leaves B's claim alone.
       const lateA = new RedisSchedulerStore(redis.connect(), { keyPrefix });
-      await lateA.complete(claim as NonNullable<typeof claim>);
+      await lateA.complete([claim as NonNullable<typeof claim>]);
       expect(await consumerB.count('intent.decide')).toBe(2);
-      await consumerB.complete(taken as NonNullable<typeof taken>);
+      await consumerB.complete([taken as NonNullable<typeof taken>]);
       expect(await consumerB.count('intent.decide')).toBe(1);
       expect(await consumerB.nextDueAt()).toBe(T0 + LEASE - 1 + LEASE);
     });

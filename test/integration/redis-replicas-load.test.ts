@@ -368,8 +368,7 @@ if (redisServerOrSkip('replicas on Redis under load')) {
         const undecided = last.map((res, k) => ({ ...created[k]!, read: res })).filter((x) => x.read.status !== 200 || x.read.body.status !== 'APPROVED');
         const jobs = await Promise.all(
           undecided.map(async (x) => {
-            const id = `intent.decide\n${x.res.body.payment_intent_id as string}`;
-            const member = await redis.client.hget(`${prefix}sched:members`, id);
+            const member = await redis.client.hget(`${prefix}sched:jobs:intent.decide`, x.res.body.payment_intent_id as string);
             return { member, due: member && (await redis.client.zscore(`${prefix}sched:due`, member)), lease: member && (await redis.client.zscore(`${prefix}sched:leases`, member)) };
           }),
         );

@@ -189,7 +189,7 @@ describe('Scheduler on a store shared by several processes', () => {
       schedule: (job) => healthy.schedule(job),
       cancel: (kind, key) => healthy.cancel(kind, key),
       claimDue: async (...args) => (away ? unreachable() : healthy.claimDue(...args)),
-      complete: (job) => healthy.complete(job),
+      complete: (jobs) => healthy.complete(jobs),
       nextDueAt: async () => (away ? unreachable() : healthy.nextDueAt()),
       count: (kind) => healthy.count(kind),
     };
@@ -209,5 +209,122 @@ describe('Scheduler on a store shared by several processes', () => {
     expect(ran).toEqual([100 + 2 * FAILED_RUN_RETRY_MS]);
     expect(await healthy.count('test.job')).toBe(0);
     scheduler.stop();
+  });
+});
+
+describe('Scheduler: the jobs of a batch', () => {
+  /** A store that records every `complete` call (the jobs it was given). */
+  function recordingStore(): { store: SchedulerStore; completes: string[][] } {
+    const inner = new MemorySchedulerStore();
+    const completes: string[][] = [];
+    const store: SchedulerStore = {
+      schedule: (job) => inner.schedule(job),
+      cancel: (kind, key) => inner.cancel(kind, key),
+      claimDue: (...args) => inner.claimDue(...args),
+      complete: (jobs) => {
+        completes.push(jobs.map((job) => job.key));
+        return inner.complete(jobs);
+      },
+      nextDueAt: () => inner.nextDueAt(),
+      count: (kind) => inner.count(kind),
+    };
+    return { store, completes };
+  }
+
+  /** A handler that waits for `release` and records how many of its runs overlapped at most. */
+  function slowHandler() {
+    const started: string[] = [];
+    let running = 0;
+    let most = 0;
+    const waiting: Array<() => void> = [];
+    const handler = async (key: string) => {
+      started.push(key);
+      most = Math.max(most, ++running);
+      await new Promise<void>((resolve) => waiting.push(resolve));
+      running--;
+    };
+    // Lets every waiting run end, until none waits (runs started meanwhile included).
+    const release = async () => {
+      for (let turn = 0; turn < 100 && (waiting.length > 0 || running > 0); turn++) {
+        for (const resolve of waiting.splice(0)) resolve();
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    };
+    return { handler, started, release, most: () => most };
+  }
+
+  it('run one after another by default, in due order, and are completed together in one store call', async () => {
+    const clock = new ManualClock(0);
+    const { store, completes } = recordingStore();
+    const scheduler = new Scheduler({ clock, store, onError: () => undefined });
+    const slow = slowHandler();
+    scheduler.register('test.job', slow.handler);
+    for (let i = 0; i < 10; i++) await scheduler.schedule('test.job', `k${i}`, -i);
+    const run = scheduler.runDue();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(slow.started).toEqual(['k9']);
+    await slow.release();
+    await run;
+    expect(slow.most()).toBe(1);
+    expect(slow.started).toEqual(['k9', 'k8', 'k7', 'k6', 'k5', 'k4', 'k3', 'k2', 'k1', 'k0']);
+    expect(completes).toEqual([slow.started]);
+    expect(await scheduler.pending('test.job')).toBe(0);
+  });
+
+  it('with `concurrency`, run that many at once, each lane taking the next due job; all are completed in one call', async () => {
+    const clock = new ManualClock(0);
+    const { store, completes } = recordingStore();
+    const scheduler = new Scheduler({ clock, store, onError: () => undefined, concurrency: 4 });
+    const slow = slowHandler();
+    scheduler.register('test.job', slow.handler);
+    for (let i = 0; i < 10; i++) await scheduler.schedule('test.job', `k${i}`, i - 10);
+    const run = scheduler.runDue();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(slow.started).toEqual(['k0', 'k1', 'k2', 'k3']);
+    await slow.release();
+    await run;
+    expect(slow.most()).toBe(4);
+    expect(slow.started).toEqual(Array.from({ length: 10 }, (_, i) => `k${i}`));
+    expect(completes).toHaveLength(1);
+    expect([...(completes[0] ?? [])].sort()).toEqual([...slow.started].sort());
+    expect(await scheduler.pending('test.job')).toBe(0);
+  });
+
+  it('a lane that cannot reach the store stops the run: the jobs finished by then are completed, the rest are claimed again after the lease', async () => {
+    const clock = new ManualClock(0);
+    const inner = new MemorySchedulerStore();
+    let away = false;
+    const store: SchedulerStore = {
+      schedule: async (job) => (away ? Promise.reject(new Error('connect ECONNREFUSED')) : inner.schedule(job)),
+      cancel: (kind, key) => inner.cancel(kind, key),
+      claimDue: (...args) => inner.claimDue(...args),
+      complete: (jobs) => inner.complete(jobs),
+      nextDueAt: () => inner.nextDueAt(),
+      count: (kind) => inner.count(kind),
+    };
+    const runErrors: string[] = [];
+    const scheduler = new Scheduler({ clock, store, onError: () => undefined, onRunError: (error) => void runErrors.push((error as Error).message), concurrency: 3 });
+    const ran: string[] = [];
+    scheduler.register('test.job', async (key) => {
+      ran.push(key);
+      await new Promise((resolve) => setImmediate(resolve));
+      // k1 fails, and its retry cannot be scheduled: the store went away.
+      if (key === 'k1') {
+        away = true;
+        throw new Error('handler failed');
+      }
+    });
+    for (let i = 0; i < 6; i++) await scheduler.schedule('test.job', `k${i}`, 0);
+    await scheduler.runDue();
+    expect(runErrors).toEqual(['connect ECONNREFUSED']);
+    // Each job ran at most once, k1 among them; the lanes took no job once k1's had failed.
+    expect(ran).toContain('k1');
+    expect(new Set(ran).size).toBe(ran.length);
+    expect(ran.length).toBeLessThan(6);
+    const notRun = ['k0', 'k1', 'k2', 'k3', 'k4', 'k5'].filter((key) => !ran.includes(key));
+    away = false;
+    // k1 (its retry could not be scheduled) and the jobs never run are still there; the others were completed.
+    expect(await inner.count('test.job')).toBe(1 + notRun.length);
+    expect((await inner.claimDue(LEASE_MS, 10, LEASE_MS)).map((job) => job.key)).toEqual(['k1', ...notRun]);
   });
 });

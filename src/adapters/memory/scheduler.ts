@@ -67,9 +67,11 @@ export class MemorySchedulerStore implements SchedulerStore {
     return Promise.resolve(claimed);
   }
 
-  complete(job: ClaimedJob): Promise<void> {
-    const jobs = this.#live.get(job.kind);
-    if (jobs?.get(job.key)?.token === job.token && jobs.delete(job.key)) this.#liveCount--;
+  complete(claims: readonly ClaimedJob[]): Promise<void> {
+    for (const job of claims) {
+      const jobs = this.#live.get(job.kind);
+      if (jobs?.get(job.key)?.token === job.token && jobs.delete(job.key)) this.#liveCount--;
+    }
     return Promise.resolve();
   }
 

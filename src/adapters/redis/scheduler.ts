@@ -3,76 +3,107 @@ import type { ClaimedJob, Job, SchedulerStore } from '../../core/ports.ts';
 import { defineScript, type Script } from './connection.ts';
 
 /*
- * Keys (P = prefix .. 'sched:'): KEYS[1] due (zset: member → dueAt, jobs not claimed), KEYS[2]
- * leases (zset: member → lease end, claimed jobs), KEYS[3] members (hash: job id → member),
- * KEYS[4] tokens (hash: job id → token of its claim), KEYS[5] due times (hash: job id → dueAt),
- * KEYS[6] counts (hash: kind → jobs), KEYS[7] seq (counter). A job id is kind .. '\n' .. key; its
- * member is a 16-hex-digit sequence number then the id, so jobs due at the same time sort in
- * scheduling order, and a reschedule (a new member) goes behind the jobs already due then.
+ * Keys (S = prefix .. 'sched:'): KEYS[1] S..'due' (zset: member → dueAt, jobs not claimed), KEYS[2]
+ * S..'leases' (zset: member → lease end, claimed jobs), KEYS[3] S..'seq' (counter); built from
+ * ARGV[1] = S..'jobs:', one hash per kind, S..'jobs:'..kind (key → the job's member now), so that a
+ * kind's job count is its hash's HLEN.
+ *
+ * A member is the whole job: a 16-hex-digit sequence number, its due time, a space, its kind, a
+ * newline, its key. Jobs due at the same time sort in scheduling order, and a reschedule (a new
+ * member) goes behind the jobs already due then. A claim gives the job a new member (a new
+ * sequence number, in the lease set): that member is the claim's token, so a worker whose lease
+ * lapsed, or whose job was rescheduled meanwhile, no longer holds the member its job has, and its
+ * `complete` changes nothing. Claims and completes work on whole batches, a few commands each
+ * however many jobs they hold.
  */
 const PRELUDE = `
-local function forget(id, member)
-  redis.call('ZREM', KEYS[1], member)
-  redis.call('ZREM', KEYS[2], member)
-  redis.call('HDEL', KEYS[3], id)
-  redis.call('HDEL', KEYS[4], id)
-  redis.call('HDEL', KEYS[5], id)
+local J = ARGV[1]
+-- Redis commands with many arguments, in slices well under Lua's stack limit.
+local function many(command, key, args, step)
+  for i = 1, #args, step do
+    redis.call(command, key, unpack(args, i, math.min(i + step - 1, #args)))
+  end
 end
-local function kindOf(id) return string.sub(id, 1, string.find(id, '\\n', 1, true) - 1) end
 `;
 
 const SCHEDULE = `${PRELUDE}
--- ARGV: id, dueAt
-local id = ARGV[1]
-local old = redis.call('HGET', KEYS[3], id)
+-- ARGV: J, kind, key, dueAt (as given, no space)
+local kind, key, dueAt = ARGV[2], ARGV[3], ARGV[4]
+local old = redis.call('HGET', J .. kind, key)
 if old then
-  forget(id, old)
-else
-  redis.call('HINCRBY', KEYS[6], kindOf(id), 1)
+  redis.call('ZREM', KEYS[1], old)
+  redis.call('ZREM', KEYS[2], old)
 end
-local member = string.format('%016x', redis.call('INCR', KEYS[7])) .. id
-redis.call('HSET', KEYS[3], id, member)
-redis.call('HSET', KEYS[5], id, ARGV[2])
-redis.call('ZADD', KEYS[1], ARGV[2], member)
+local member = string.format('%016x', redis.call('INCR', KEYS[3])) .. dueAt .. ' ' .. kind .. '\\n' .. key
+redis.call('HSET', J .. kind, key, member)
+redis.call('ZADD', KEYS[1], dueAt, member)
 `;
 
 const CANCEL = `${PRELUDE}
--- ARGV: id
-local member = redis.call('HGET', KEYS[3], ARGV[1])
+-- ARGV: J, kind, key
+local member = redis.call('HGET', J .. ARGV[2], ARGV[3])
 if not member then return 0 end
-forget(ARGV[1], member)
-redis.call('HINCRBY', KEYS[6], kindOf(ARGV[1]), -1)
+redis.call('ZREM', KEYS[1], member)
+redis.call('ZREM', KEYS[2], member)
+redis.call('HDEL', J .. ARGV[2], ARGV[3])
 return 1
 `;
 
-const CLAIM = `
--- ARGV: now, limit, leaseMs. Lapsed claims first (earliest lease end first), then due jobs.
-local now, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
-local leaseEnd = string.format('%d', now + tonumber(ARGV[3]))
-local claimed = {}
-local function claim(member, from)
-  redis.call('ZREM', from, member)
-  local id = string.sub(member, 17)
-  local token = tostring(redis.call('INCR', KEYS[7]))
-  redis.call('HSET', KEYS[4], id, token)
-  redis.call('ZADD', KEYS[2], leaseEnd, member)
-  claimed[#claimed + 1] = {id, redis.call('HGET', KEYS[5], id), token}
+const CLAIM = `${PRELUDE}
+-- ARGV: J, now, limit, lease end. Lapsed claims first (earliest lease end first), then due jobs.
+local limit = tonumber(ARGV[3])
+local lapsed = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[2], 'LIMIT', 0, limit)
+local due = {}
+if #lapsed < limit then due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, limit - #lapsed) end
+local n = #lapsed + #due
+if n == 0 then return {} end
+many('ZREM', KEYS[2], lapsed, 1000)
+many('ZREM', KEYS[1], due, 1000)
+local seq = redis.call('INCRBY', KEYS[3], n) - n
+local claimed, leases, byKind = {}, {}, {}
+local function claim(member)
+  seq = seq + 1
+  local job = string.sub(member, 17)
+  local new = string.format('%016x', seq) .. job
+  claimed[#claimed + 1] = new
+  leases[#leases + 1] = ARGV[4]
+  leases[#leases + 1] = new
+  local id = string.sub(job, string.find(job, ' ', 1, true) + 1)
+  local cut = string.find(id, '\\n', 1, true)
+  local kind = string.sub(id, 1, cut - 1)
+  local fields = byKind[kind]
+  if not fields then
+    fields = {}
+    byKind[kind] = fields
+  end
+  fields[#fields + 1] = string.sub(id, cut + 1)
+  fields[#fields + 1] = new
 end
-local lapsed = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, limit)
-for _, member in ipairs(lapsed) do claim(member, KEYS[2]) end
-if #claimed < limit then
-  local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, limit - #claimed)
-  for _, member in ipairs(due) do claim(member, KEYS[1]) end
-end
+for _, member in ipairs(lapsed) do claim(member) end
+for _, member in ipairs(due) do claim(member) end
+many('ZADD', KEYS[2], leases, 1000)
+for kind, fields in pairs(byKind) do many('HSET', J .. kind, fields, 1000) end
 return claimed
 `;
 
 const COMPLETE = `${PRELUDE}
--- ARGV: id, token
-if redis.call('HGET', KEYS[4], ARGV[1]) ~= ARGV[2] then return 0 end
-forget(ARGV[1], redis.call('HGET', KEYS[3], ARGV[1]))
-redis.call('HINCRBY', KEYS[6], kindOf(ARGV[1]), -1)
-return 1
+-- ARGV: J, then kind, key, token for each job
+local members, byKind = {}, {}
+for i = 2, #ARGV, 3 do
+  local kind, key, token = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  if redis.call('HGET', J .. kind, key) == token then
+    members[#members + 1] = token
+    local keys = byKind[kind]
+    if not keys then
+      keys = {}
+      byKind[kind] = keys
+    end
+    keys[#keys + 1] = key
+  end
+end
+many('ZREM', KEYS[2], members, 1000)
+for kind, keys in pairs(byKind) do many('HDEL', J .. kind, keys, 1000) end
+return #members
 `;
 
 const NEXT_DUE = `
@@ -85,8 +116,6 @@ end
 return due or lease or ''
 `;
 
-const COUNT = `return tonumber(redis.call('HGET', KEYS[6], ARGV[1]) or '0')`;
-
 /**
  * Due work in Redis, shared by every replica: a sorted set of jobs by due time and one of claimed
  * jobs by the end of their lease, each operation one Lua script. `claimDue` moves due jobs (and
@@ -95,46 +124,57 @@ const COUNT = `return tonumber(redis.call('HGET', KEYS[6], ARGV[1]) or '0')`;
  * token is still its claim's, so a worker finishing after its lease lapsed, or after the job was
  * rescheduled, changes nothing. Times are the callers' (`now`): replicas are expected to share a
  * clock within a small fraction of the lease.
+ *
+ * Commands per job: 4 to schedule it (HGET, INCR, HSET, ZADD), 1 to complete it (its HGET); a
+ * claim and a complete of a whole batch add a handful (ZRANGEBYSCORE, ZREM, INCRBY, ZADD, HSET,
+ * HDEL), however many jobs the batch holds.
  */
 export class RedisSchedulerStore implements SchedulerStore {
+  readonly #client: Redis;
   readonly #keys: string[];
+  readonly #jobs: string;
   readonly #schedule: Script;
   readonly #cancel: Script;
   readonly #claim: Script;
   readonly #complete: Script;
   readonly #nextDue: Script;
-  readonly #count: Script;
 
   constructor(client: Redis, options: { keyPrefix: string }) {
     const p = `${options.keyPrefix}sched:`;
-    this.#keys = ['due', 'leases', 'members', 'tokens', 'dueat', 'counts', 'seq'].map((name) => p + name);
+    this.#client = client;
+    this.#keys = ['due', 'leases', 'seq'].map((name) => p + name);
+    this.#jobs = `${p}jobs:`;
     this.#schedule = defineScript(client, 'paysimSchedSchedule', SCHEDULE);
     this.#cancel = defineScript(client, 'paysimSchedCancel', CANCEL);
     this.#claim = defineScript(client, 'paysimSchedClaim', CLAIM);
     this.#complete = defineScript(client, 'paysimSchedComplete', COMPLETE);
     this.#nextDue = defineScript(client, 'paysimSchedNextDue', NEXT_DUE);
-    this.#count = defineScript(client, 'paysimSchedCount', COUNT);
   }
 
   async schedule(job: Job): Promise<void> {
-    await this.#schedule(this.#keys, [jobId(job.kind, job.key), job.dueAt]);
+    // String(n) never holds a space (and for a time in ms, no exponent): the member's due time ends at its first space.
+    await this.#schedule(this.#keys, [this.#jobs, job.kind, job.key, String(job.dueAt)]);
   }
 
   async cancel(kind: string, key: string): Promise<boolean> {
-    return (await this.#cancel(this.#keys, [jobId(kind, key)])) === 1;
+    return (await this.#cancel(this.#keys, [this.#jobs, kind, key])) === 1;
   }
 
   async claimDue(now: number, limit: number, leaseMs: number): Promise<ClaimedJob[]> {
     if (limit <= 0) return [];
-    const claimed = (await this.#claim(this.#keys, [now, limit, leaseMs])) as Array<[string, string, string]>;
-    return claimed.map(([id, dueAt, token]) => {
-      const cut = id.indexOf('\n');
-      return { kind: id.slice(0, cut), key: id.slice(cut + 1), dueAt: Number(dueAt), token };
+    const claimed = (await this.#claim(this.#keys, [this.#jobs, now, limit, now + leaseMs])) as string[];
+    return claimed.map((member) => {
+      const space = member.indexOf(' ', 16);
+      const cut = member.indexOf('\n', space);
+      return { kind: member.slice(space + 1, cut), key: member.slice(cut + 1), dueAt: Number(member.slice(16, space)), token: member };
     });
   }
 
-  async complete(job: ClaimedJob): Promise<void> {
-    await this.#complete(this.#keys, [jobId(job.kind, job.key), job.token]);
+  async complete(jobs: readonly ClaimedJob[]): Promise<void> {
+    if (jobs.length === 0) return;
+    const args: string[] = [this.#jobs];
+    for (const job of jobs) args.push(job.kind, job.key, job.token);
+    await this.#complete(this.#keys, args);
   }
 
   async nextDueAt(): Promise<number | undefined> {
@@ -142,12 +182,7 @@ export class RedisSchedulerStore implements SchedulerStore {
     return next === '' ? undefined : Number(next);
   }
 
-  async count(kind: string): Promise<number> {
-    return Number(await this.#count(this.#keys, [kind]));
+  count(kind: string): Promise<number> {
+    return this.#client.hlen(this.#jobs + kind);
   }
-}
-
-/** Kinds are handler names (`intent.decide`): they never hold a newline. */
-function jobId(kind: string, key: string): string {
-  return `${kind}\n${key}`;
 }

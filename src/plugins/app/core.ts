@@ -46,6 +46,12 @@ const SWEEP_INTERVAL_MS = 60_000;
 const RUN_ERROR_LOG_INTERVAL_MS = 10_000;
 /** How often the shutdown drain looks whether the pending decisions are done. */
 const DRAIN_POLL_MS = 10;
+/**
+ * Due jobs run at once on Redis, where each job's store calls are round trips: one at a time,
+ * decisions fell behind a load of creates (a backlog of 17-40 s after 10 s of `make
+ * bench-cluster`). Memory runs them one after another, in due order.
+ */
+const REDIS_SCHEDULER_CONCURRENCY = 64;
 
 export default fp<CoreOptions>(
   async (app, options) => {
@@ -70,6 +76,7 @@ export default fp<CoreOptions>(
       },
       pollMs: config.scheduler.pollMs,
       leaseMs: config.scheduler.leaseMs,
+      concurrency: config.store.backend === 'redis' ? REDIS_SCHEDULER_CONCURRENCY : 1,
     });
     const intents = new IntentService({ store: stores.intents, scheduler, bus, clock, random, ids, scenarios: config.scenarios });
 

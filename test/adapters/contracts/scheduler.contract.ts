@@ -69,16 +69,16 @@ export function schedulerStoreContract(name: string, make: SchedulerStoreFactory
       expect(again).toMatchObject({ kind: DECIDE, key: 'a' });
       expect(again?.token).not.toBe(claim?.token);
       // The first worker finishing late must not remove the job the second one now holds.
-      await store.complete(claim as ClaimedJob);
+      await store.complete([claim as ClaimedJob]);
       expect(await store.count(DECIDE)).toBe(1);
-      await store.complete(again as ClaimedJob);
+      await store.complete([again as ClaimedJob]);
       expect(await store.count(DECIDE)).toBe(0);
     });
 
     it('complete removes a claimed job for good', async () => {
       const store = await storeWith(job('a', T0), job('b', T0 + 1));
       const claimed = await store.claimDue(T0 + 1, 10, LEASE);
-      await store.complete(claimed[0] as ClaimedJob);
+      await store.complete([claimed[0] as ClaimedJob]);
       expect(await store.count(DECIDE)).toBe(1);
       expect(await store.claimDue(T0 + 10 * LEASE, 10, LEASE)).toEqual([claimOf({ ...job('b', T0 + 1), dueAt: expect.any(Number) })]);
     });
@@ -87,10 +87,52 @@ export function schedulerStoreContract(name: string, make: SchedulerStoreFactory
       const store = await storeWith(job('a', T0));
       const [claim] = await store.claimDue(T0, 10, LEASE);
       await store.schedule(job('a', T0 + 500));
-      await store.complete(claim as ClaimedJob);
+      await store.complete([claim as ClaimedJob]);
       expect(await store.count(DECIDE)).toBe(1);
       expect(await store.nextDueAt()).toBe(T0 + 500);
       expect(await store.claimDue(T0 + 500, 10, LEASE)).toEqual([claimOf(job('a', T0 + 500))]);
+    });
+
+    it('complete takes a batch: each job whose claim is still current goes, the others stay as they are', async () => {
+      const store = await storeWith(job('again', T0 - 1), job('kept', T0), job('moved', T0), job('other', T0, EXPIRE), job('waiting', T0 + 5));
+      const [first] = await store.claimDue(T0 - 1, 1, 10);
+      const claims = await store.claimDue(T0, 10, LEASE);
+      expect(keys(claims)).toEqual([`${DECIDE}:kept`, `${DECIDE}:moved`, `${EXPIRE}:other`]);
+      // 'again' is claimed anew once its first lease lapsed, and 'moved' is rescheduled: both first claims are stale.
+      const [second] = await store.claimDue(T0 + 9, 1, LEASE);
+      expect(second).toEqual(claimOf(job('again', T0 - 1)));
+      expect(second?.token).not.toBe(first?.token);
+      await store.schedule(job('moved', T0 + 50));
+      await store.complete([first as ClaimedJob, ...claims]);
+      expect(await store.count(DECIDE)).toBe(3);
+      expect(await store.count(EXPIRE)).toBe(0);
+      const later = await store.claimDue(T0 + 50, 10, LEASE);
+      expect(later).toEqual([claimOf(job('waiting', T0 + 5)), claimOf(job('moved', T0 + 50))]);
+      await store.complete([second as ClaimedJob, ...later]);
+      expect(await store.count(DECIDE)).toBe(0);
+      expect(await store.nextDueAt()).toBeUndefined();
+    });
+
+    it('claims and completes a batch of 2,500 jobs at once, in order', async () => {
+      const store = await make();
+      await concurrently(2500, (i) => store.schedule(job(`pay_${String(i).padStart(4, '0')}`, T0 + Math.floor(i / 100))));
+      const claims = await store.claimDue(T0 + 100, 2500, LEASE);
+      expect(claims.map((c) => c.key)).toEqual(Array.from({ length: 2500 }, (_, i) => `pay_${String(i).padStart(4, '0')}`));
+      expect(claims.map((c) => c.dueAt)).toEqual(Array.from({ length: 2500 }, (_, i) => T0 + Math.floor(i / 100)));
+      expect(await store.claimDue(T0 + 100, 10, LEASE)).toEqual([]);
+      await store.complete(claims);
+      expect(await store.count(DECIDE)).toBe(0);
+      expect(await store.nextDueAt()).toBeUndefined();
+    });
+
+    it('a key may hold any character, spaces and newlines included', async () => {
+      const odd = ['a b', 'line\nbreak', ' lead', 'https://127.0.0.1:9/hook?x=1 2'];
+      const store = await storeWith(...odd.map((key, i) => job(key, T0 + i, i % 2 === 0 ? DECIDE : EXPIRE)));
+      const claims = await store.claimDue(T0 + 10, 10, LEASE);
+      expect(claims).toEqual(odd.map((key, i) => claimOf(job(key, T0 + i, i % 2 === 0 ? DECIDE : EXPIRE))));
+      await store.complete(claims);
+      expect(await store.count(DECIDE)).toBe(0);
+      expect(await store.count(EXPIRE)).toBe(0);
     });
 
     it('nextDueAt is the earliest due time, a claimed job counting at the end of its lease', async () => {
@@ -123,7 +165,7 @@ export function schedulerStoreContract(name: string, make: SchedulerStoreFactory
       expect(claim).toEqual(claimOf(job('a', T0)));
       (claim as ClaimedJob).key = 'b';
       expect(await store.count(DECIDE)).toBe(1);
-      await store.complete({ ...(claim as ClaimedJob), key: 'a' });
+      await store.complete([{ ...(claim as ClaimedJob), key: 'a' }]);
       expect(await store.count(DECIDE)).toBe(0);
     });
 
@@ -149,7 +191,7 @@ export function schedulerStoreContract(name: string, make: SchedulerStoreFactory
       it('of concurrent completes and reschedules of one claim, the reschedule survives', async () => {
         const store = await storeWith(job('a', T0));
         const [claim] = await store.claimDue(T0, 1, LEASE);
-        await concurrently(20, (i) => (i === 0 ? store.schedule(job('a', T0 + 50)) : store.complete(claim as ClaimedJob)));
+        await concurrently(20, (i) => (i === 0 ? store.schedule(job('a', T0 + 50)) : store.complete([claim as ClaimedJob])));
         expect(await store.count(DECIDE)).toBe(1);
         expect(await store.nextDueAt()).toBe(T0 + 50);
       });
