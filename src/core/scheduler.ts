@@ -14,8 +14,8 @@ import type { ClaimedJob, SchedulerStore } from './ports.ts';
  *
  * A handler that throws is retried with a growing delay (its work must be idempotent), up to
  * `MAX_ATTEMPTS`, then reported and dropped. A claimed job is completed only after its handler
- * has finished (with the rest of its batch), so with a store shared by several processes, a job whose process died is claimed
- * again when its lease lapses.
+ * has finished (with the rest of its batch), so with a store shared by several processes, a job
+ * whose process died is claimed again when its lease lapses.
  *
  * With a store shared by several processes (`pollMs` > 0), this process's timer only knows the
  * work it scheduled itself: a poll on the injected clock also claims what other processes

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { Booking, InboxEvent, PgMockData } from '../../src/core/bookings/booking.ts';
 import { PROCESS_JOB } from '../../src/core/bookings/inbox.ts';
 import { EXPIRE_JOB } from '../../src/core/bookings/service.ts';
+import { MAX_ATTEMPTS } from '../../src/core/scheduler.ts';
 import type { DomainEvent } from '../../src/core/events.ts';
 import { book, codeOf, errorOf, EVT_ID, HOLD, makeBookings, OTHER, pay, PAY_DELAY, payInput, scriptedRandom, track, USER } from './support.ts';
 
@@ -499,5 +500,18 @@ describe('bus events of payments', () => {
     expect((await h.service.get(b.id)).status).toBe('confirmed');
     expect(h.busErrors.map(({ error, event }) => [event.type, (error as Error).message])).toEqual([['booking.event_processed', 'subscriber bug']]);
     expect(h.jobErrors).toEqual([]);
+  });
+});
+
+describe('the inbox job of an event not stored (yet)', () => {
+  it('is retried with backoff rather than completed (another replica may still be writing the event), and given up after the last attempt', async () => {
+    const h = await makeBookings();
+    await h.scheduler.schedule(PROCESS_JOB, 'evt_not_written_yet', h.clock.now());
+    await h.clock.advance(0);
+    expect(h.jobErrors.map((error) => (error as Error).message)).toEqual(['inbox event evt_not_written_yet is not stored (yet): its processing is retried']);
+    expect(await h.scheduler.pending(PROCESS_JOB)).toBe(1);
+    await h.clock.advance(600_000);
+    expect(h.jobErrors).toHaveLength(MAX_ATTEMPTS);
+    expect(await h.scheduler.pending(PROCESS_JOB)).toBe(0);
   });
 });

@@ -37,8 +37,13 @@ export class InboxProcessor {
     this.#deps = deps;
     deps.scheduler.register(PROCESS_JOB, async (eventId) => {
       await this.process(eventId).catch((error: unknown) => {
-        // An event evicted with its booking has nothing left to do.
-        if (!(error instanceof DomainError && error.code === 'NOT_FOUND')) throw error;
+        // Not stored (yet): the payment schedules the job before it writes the event, and with a
+        // store shared by several replicas another one can run the job in between. Throwing makes
+        // the scheduler retry it with backoff (MAX_ATTEMPTS), as an intent's decision does;
+        // completing it here left the booking pending for good. An event evicted with its
+        // booking is given up after the last attempt.
+        if (error instanceof DomainError && error.code === 'NOT_FOUND') throw new Error(`inbox event ${eventId} is not stored (yet): its processing is retried`, { cause: error });
+        throw error;
       });
     });
   }
