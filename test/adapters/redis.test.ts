@@ -77,6 +77,36 @@ withRedisServer('Redis adapters', (server) => {
     client.disconnect();
   });
 
+  it('RedisSchedulerStore adopts the jobs of the earlier layout (a Redis kept across an upgrade), once, claimed ones due again', async () => {
+    const keyPrefix = redis.newPrefix();
+    const s = `${keyPrefix}sched:`;
+    const c = redis.client;
+    // As paysim's earlier scheduler left them: one job waiting, one claimed by an earlier replica.
+    const waiting = `${'1'.padStart(16, '0')}intent.decide\npay_old`;
+    const claimed = `${'2'.padStart(16, '0')}booking.expire\nbk old`;
+    await c.hset(`${s}members`, 'intent.decide\npay_old', waiting, 'booking.expire\nbk old', claimed);
+    await c.hset(`${s}dueat`, 'intent.decide\npay_old', String(T0 + 5), 'booking.expire\nbk old', String(T0));
+    await c.hset(`${s}tokens`, 'booking.expire\nbk old', '7');
+    await c.hset(`${s}counts`, 'intent.decide', '1', 'booking.expire', '1');
+    await c.zadd(`${s}due`, T0 + 5, waiting);
+    await c.zadd(`${s}leases`, T0 + 30_000, claimed);
+    await c.set(`${s}seq`, '7');
+    const store = new RedisSchedulerStore(c, { keyPrefix });
+    expect(await store.adoptEarlierLayout()).toBe(2);
+    expect(await c.exists(`${s}due`, `${s}leases`, `${s}members`, `${s}tokens`, `${s}dueat`, `${s}counts`)).toBe(0);
+    expect(await store.count('intent.decide')).toBe(1);
+    expect(await store.count('booking.expire')).toBe(1);
+    expect(await store.nextDueAt()).toBe(T0);
+    const claims = await store.claimDue(T0 + 5, 10, 30_000);
+    expect(claims).toEqual([
+      { kind: 'booking.expire', key: 'bk old', dueAt: T0, token: expect.any(String) },
+      { kind: 'intent.decide', key: 'pay_old', dueAt: T0 + 5, token: expect.any(String) },
+    ]);
+    await store.complete(claims);
+    expect(await store.count('intent.decide')).toBe(0);
+    expect(await store.adoptEarlierLayout()).toBe(0);
+  });
+
   describe('RedisSchedulerStore leases across consumers', () => {
     const LEASE = 30_000;
 

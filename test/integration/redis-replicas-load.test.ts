@@ -369,7 +369,7 @@ if (redisServerOrSkip('replicas on Redis under load')) {
         const jobs = await Promise.all(
           undecided.map(async (x) => {
             const member = await redis.client.hget(`${prefix}sched:jobs:intent.decide`, x.res.body.payment_intent_id as string);
-            return { member, due: member && (await redis.client.zscore(`${prefix}sched:due`, member)), lease: member && (await redis.client.zscore(`${prefix}sched:leases`, member)) };
+            return { member, due: member && (await redis.client.zscore(`${prefix}sched:queue`, member)), lease: member && (await redis.client.zscore(`${prefix}sched:claims`, member)) };
           }),
         );
         const logs = [a, b].map((p) => p.lines.filter((l) => l.level !== undefined && l.level !== 'info').map((l) => l.msg).slice(-10));

@@ -35,6 +35,9 @@ export async function createRedisStores(config: Config, client: Redis, closed?: 
   client.on('ready', layOutAgain);
   // A namespace's stores share the root's client and go before it does (their maps must not come back).
   closed?.addEventListener('abort', () => client.off('ready', layOutAgain), { once: true });
+  // Due work a Redis kept from paysim's earlier scheduler layout runs under this one.
+  const scheduler = new RedisSchedulerStore(client, { keyPrefix });
+  await scheduler.adoptEarlierLayout().catch((error: unknown) => Promise.reject(asStoreError(error)));
   const fluxpay = new RedisFluxPayStore(client, { keyPrefix, ttlMs: config.fluxpay.ttlMs, maxRecords: config.fluxpay.maxRecords });
   return guardStores({
     intents: new RedisIntentStore(client, { keyPrefix, ttlMs: config.store.intentTtlMs, maxIntents: config.store.maxIntents }),
@@ -44,7 +47,7 @@ export async function createRedisStores(config: Config, client: Redis, closed?: 
     ledger: new RedisLedgerStore(client, { keyPrefix }),
     deliveries: new RedisDeliveryLog(client, { keyPrefix, ttlMs: config.webhook.logTtlMs, maxDeliveries: config.webhook.logMax }),
     disabledUrls: new RedisDisabledUrls(client, { keyPrefix }),
-    scheduler: new RedisSchedulerStore(client, { keyPrefix }),
+    scheduler,
     v2Payments: new RedisV2PaymentStore(client, { keyPrefix, ttlMs: config.v2.paymentTtlMs, maxPayments: config.v2.maxPayments }),
     fluxpay,
     // Writes FluxPay's outbox: a subscription's change and its event are one script.

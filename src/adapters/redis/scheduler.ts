@@ -3,8 +3,8 @@ import type { ClaimedJob, Job, SchedulerStore } from '../../core/ports.ts';
 import { defineScript, type Script } from './connection.ts';
 
 /*
- * Keys (S = prefix .. 'sched:'): KEYS[1] S..'due' (zset: member → dueAt, jobs not claimed), KEYS[2]
- * S..'leases' (zset: member → lease end, claimed jobs), KEYS[3] S..'seq' (counter); built from
+ * Keys (S = prefix .. 'sched:'): KEYS[1] S..'queue' (zset: member → dueAt, jobs not claimed), KEYS[2]
+ * S..'claims' (zset: member → lease end, claimed jobs), KEYS[3] S..'seq' (counter); built from
  * ARGV[1] = S..'jobs:', one hash per kind, S..'jobs:'..kind (key → the job's member now), so that a
  * kind's job count is its hash's HLEN.
  *
@@ -106,6 +106,30 @@ for kind, keys in pairs(byKind) do many('HDEL', J .. kind, keys, 1000) end
 return #members
 `;
 
+/*
+ * The layout of paysim before this one (S..'due' and S..'leases' with members of sequence number and
+ * job id, S..'members', 'tokens', 'dueat' and 'counts' hashes): its jobs move into this layout, all
+ * due again at their due time (a claim made by the earlier version is not this version's to
+ * complete), and its keys go. KEYS: old due, old leases, old members, old tokens, old dueat, old
+ * counts, then this layout's queue and seq; ARGV[1] = J.
+ */
+const ADOPT = `
+local J = ARGV[1]
+local jobs = redis.call('HGETALL', KEYS[3])
+for i = 1, #jobs, 2 do
+  local id = jobs[i]
+  local cut = string.find(id, '\\n', 1, true)
+  if cut then
+    local dueAt = redis.call('HGET', KEYS[5], id) or '0'
+    local member = string.format('%016x', redis.call('INCR', KEYS[8])) .. dueAt .. ' ' .. id
+    redis.call('HSET', J .. string.sub(id, 1, cut - 1), string.sub(id, cut + 1), member)
+    redis.call('ZADD', KEYS[7], dueAt, member)
+  end
+end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
+return #jobs / 2
+`;
+
 const NEXT_DUE = `
 local due = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2]
 local lease = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')[2]
@@ -138,17 +162,32 @@ export class RedisSchedulerStore implements SchedulerStore {
   readonly #claim: Script;
   readonly #complete: Script;
   readonly #nextDue: Script;
+  readonly #adopt: Script;
+  readonly #earlierKeys: string[];
 
   constructor(client: Redis, options: { keyPrefix: string }) {
     const p = `${options.keyPrefix}sched:`;
     this.#client = client;
-    this.#keys = ['due', 'leases', 'seq'].map((name) => p + name);
+    this.#keys = ['queue', 'claims', 'seq'].map((name) => p + name);
+    this.#earlierKeys = [...['due', 'leases', 'members', 'tokens', 'dueat', 'counts'].map((name) => p + name), p + 'queue', p + 'seq'];
     this.#jobs = `${p}jobs:`;
     this.#schedule = defineScript(client, 'paysimSchedSchedule', SCHEDULE);
     this.#cancel = defineScript(client, 'paysimSchedCancel', CANCEL);
     this.#claim = defineScript(client, 'paysimSchedClaim', CLAIM);
     this.#complete = defineScript(client, 'paysimSchedComplete', COMPLETE);
     this.#nextDue = defineScript(client, 'paysimSchedNextDue', NEXT_DUE);
+    this.#adopt = defineScript(client, 'paysimSchedAdopt', ADOPT);
+  }
+
+  /**
+   * Moves the jobs a Redis holds in the layout of paysim's earlier versions into this one (a dev
+   * stack's Redis with an append-only file kept across an upgrade), once; the number of jobs
+   * moved. Replicas must be upgraded together: an earlier version still running keeps writing its
+   * own layout, which this one does not read.
+   */
+  async adoptEarlierLayout(): Promise<number> {
+    if ((await this.#client.exists(this.#earlierKeys[2] as string)) === 0) return 0;
+    return Number(await this.#adopt(this.#earlierKeys, [this.#jobs]));
   }
 
   async schedule(job: Job): Promise<void> {
