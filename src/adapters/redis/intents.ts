@@ -15,35 +15,53 @@ export interface RedisIntentStoreOptions {
 
 /*
  * Keys (P = prefix .. 'int:'): KEYS[1] P..'all' (zset, score 0, ids in lexical = creation order),
- * KEYS[2] P..'counts' (hash status → n), KEYS[3] P..'evict' (zset: ids of final intents → createdAt).
- * Built inside the scripts from ARGV[1] = P: P..'r:'..id (the record, a hash), P..'st:'..status and
- * P..'res:'..reservationId (zsets like 'all'). A record hash holds `b` (the intent as inserted, JSON)
- * and the fields that change or that scripts read: s, fc (JSON), ra, ua, da (JSON), amt, ps, pf (JSON),
- * rid, ca.
+ * KEYS[2] P..'evict' (zset: ids of final intents → createdAt). Built inside the scripts from
+ * ARGV[1] = P: P..'r:'..id (the record, a hash), P..'st:'..status and P..'res:'..reservationId
+ * (zsets like 'all'; the count of a status is its zset's ZCARD). A record hash holds `b` (the intent
+ * as inserted, JSON) and, always all of them, the fields that change or that scripts read: s, fc
+ * (JSON), ra, ua, da (JSON), amt, ps, pf (JSON), rid, ca. A change reads the whole record once
+ * (HGETALL), writes its fields with one HSET and answers the record it read with the change applied:
+ * every Redis call a script makes costs about a microsecond of Redis' time on top of the command,
+ * and a decision is one script per intent.
+ * (Before 2026-12-01 a hash P..'counts' held the count of each status; it is no longer read or written.)
  */
 const PRELUDE = `
 local P = ARGV[1]
-local ALL, EVICT = KEYS[1], KEYS[3]
+local ALL, EVICT = KEYS[1], KEYS[2]
 local function rec(id) return P .. 'r:' .. id end
-local function view(id) return redis.call('HGETALL', rec(id)) end
-local function setStatus(id, before, after, createdAt)
+-- A record as its HGETALL list encoded as one JSON array ('' for none): one string is far cheaper for
+-- the client to take from the reply than a list of 22.
+local function encode(flat)
+  if #flat == 0 then return '' end
+  return cjson.encode(flat)
+end
+local function view(id) return encode(redis.call('HGETALL', rec(id))) end
+-- The positions of the values in a record's HGETALL list, by field name.
+local function positions(flat)
+  local at = {}
+  for i = 1, #flat, 2 do at[flat[i]] = i + 1 end
+  return at
+end
+-- Writes {field, value, ...} to the record with one HSET and into flat, the record as read.
+local function write(id, flat, at, changes)
+  for i = 1, #changes, 2 do flat[at[changes[i]]] = changes[i + 1] end
+  redis.call('HSET', rec(id), unpack(changes))
+end
+-- Moves an intent between the status indexes (the record's own 's' is written by the caller).
+local function moveStatus(id, before, after, createdAt)
   if before == after then return end
-  redis.call('HSET', rec(id), 's', after)
-  redis.call('HINCRBY', KEYS[2], before, -1)
-  redis.call('HINCRBY', KEYS[2], after, 1)
   redis.call('ZREM', P .. 'st:' .. before, id)
   redis.call('ZADD', P .. 'st:' .. after, 0, id)
-  if before == 'PENDING' then redis.call('ZADD', KEYS[3], createdAt, id) end
+  if before == 'PENDING' then redis.call('ZADD', EVICT, createdAt, id) end
 end
 local function remove(id)
-  redis.call('ZREM', KEYS[3], id)
+  redis.call('ZREM', EVICT, id)
   local r = redis.call('HMGET', rec(id), 's', 'rid')
   if not r[1] then return 0 end
   redis.call('DEL', rec(id))
-  redis.call('ZREM', KEYS[1], id)
+  redis.call('ZREM', ALL, id)
   redis.call('ZREM', P .. 'res:' .. r[2], id)
   redis.call('ZREM', P .. 'st:' .. r[1], id)
-  redis.call('HINCRBY', KEYS[2], r[1], -1)
   return 1
 end
 ${BOUNDS}`;
@@ -58,8 +76,7 @@ redis.call('HSET', rec(id), 'b', ARGV[3], 's', status, 'fc', ARGV[5], 'ra', ARGV
 redis.call('ZADD', KEYS[1], 0, id)
 redis.call('ZADD', P .. 'res:' .. ARGV[12], 0, id)
 redis.call('ZADD', P .. 'st:' .. status, 0, id)
-redis.call('HINCRBY', KEYS[2], status, 1)
-if status ~= 'PENDING' then redis.call('ZADD', KEYS[3], ca, id) end
+if status ~= 'PENDING' then redis.call('ZADD', EVICT, ca, id) end
 return 1
 `;
 
@@ -70,46 +87,53 @@ return view(ARGV[2])
 const DECIDE = `${PRELUDE}
 -- ARGV: P, id, now
 local id, now = ARGV[2], ARGV[3]
-local r = redis.call('HMGET', rec(id), 's', 'ps', 'pf', 'ca')
-if not r[1] then return {0, {}} end
-if r[1] ~= 'PENDING' then return {0, view(id)} end
-redis.call('HSET', rec(id), 'fc', r[3], 'da', now, 'ua', now)
-setStatus(id, 'PENDING', r[2], r[4])
-return {1, view(id)}
+local flat = redis.call('HGETALL', rec(id))
+if #flat == 0 then return {0, ''} end
+local at = positions(flat)
+if flat[at.s] ~= 'PENDING' then return {0, encode(flat)} end
+local after = flat[at.ps]
+write(id, flat, at, {'fc', flat[at.pf], 'da', now, 'ua', now, 's', after})
+moveStatus(id, 'PENDING', after, flat[at.ca])
+return {1, encode(flat)}
 `;
 
 const TRANSITION = `${PRELUDE}
 -- ARGV: P, id, status, fc ('' = keep), da ('' = keep), ua, from...
 local id = ARGV[2]
-local r = redis.call('HMGET', rec(id), 's', 'ca')
-if not r[1] then return {0, {}} end
+local flat = redis.call('HGETALL', rec(id))
+if #flat == 0 then return {0, ''} end
+local at = positions(flat)
+local before = flat[at.s]
 local allowed = false
-for i = 7, #ARGV do if ARGV[i] == r[1] then allowed = true end end
-if not allowed then return {0, view(id)} end
-if ARGV[4] ~= '' then redis.call('HSET', rec(id), 'fc', ARGV[4]) end
-if ARGV[5] ~= '' then redis.call('HSET', rec(id), 'da', ARGV[5]) end
-redis.call('HSET', rec(id), 'ua', ARGV[6])
-setStatus(id, r[1], ARGV[3], r[2])
-return {1, view(id)}
+for i = 7, #ARGV do if ARGV[i] == before then allowed = true end end
+if not allowed then return {0, encode(flat)} end
+local changes = {'ua', ARGV[6], 's', ARGV[3]}
+if ARGV[4] ~= '' then changes[#changes + 1] = 'fc'; changes[#changes + 1] = ARGV[4] end
+if ARGV[5] ~= '' then changes[#changes + 1] = 'da'; changes[#changes + 1] = ARGV[5] end
+write(id, flat, at, changes)
+moveStatus(id, before, ARGV[3], flat[at.ca])
+return {1, encode(flat)}
 `;
 
 const REFUND = `${PRELUDE}
 -- ARGV: P, id, amount ('' = all that is left), now
 local id = ARGV[2]
-local r = redis.call('HMGET', rec(id), 's', 'amt', 'ra', 'ca')
-if not r[1] then return {'not_found'} end
-if r[1] ~= 'APPROVED' and r[1] ~= 'PARTIALLY_REFUNDED' then return {'invalid_state', view(id)} end
-local amount, refunded = tonumber(r[2]), tonumber(r[3])
+local flat = redis.call('HGETALL', rec(id))
+if #flat == 0 then return {'not_found'} end
+local at = positions(flat)
+local before = flat[at.s]
+if before ~= 'APPROVED' and before ~= 'PARTIALLY_REFUNDED' then return {'invalid_state', encode(flat)} end
+local amount, refunded = tonumber(flat[at.amt]), tonumber(flat[at.ra])
 local left = amount - refunded
 local refund = left
 if ARGV[3] ~= '' then refund = tonumber(ARGV[3]) end
-if refund > left then return {'exceeds', view(id), left} end
+if refund > left then return {'exceeds', encode(flat), left} end
 refunded = refunded + refund
-redis.call('HSET', rec(id), 'ra', string.format('%d', refunded), 'ua', ARGV[4])
 local after = 'PARTIALLY_REFUNDED'
 if refunded == amount then after = 'REFUNDED' end
-setStatus(id, r[1], after, r[4])
-return {'refunded', view(id), refund}
+write(id, flat, at, {'ra', string.format('%d', refunded), 'ua', ARGV[4], 's', after})
+moveStatus(id, before, after, flat[at.ca])
+return {'refunded', encode(flat), refund}
 `;
 
 const LIST = `${PRELUDE}${WALK}
@@ -129,7 +153,15 @@ return walk(key, cursor, limit, budget, function(id)
 end, view)
 `;
 
-const COUNTS = `return redis.call('HGETALL', KEYS[2])`;
+const COUNTS = `
+-- ARGV: P, the statuses; answers status, count, status, count, …
+local out = {}
+for i = 2, #ARGV do
+  out[#out + 1] = ARGV[i]
+  out[#out + 1] = redis.call('ZCARD', ARGV[1] .. 'st:' .. ARGV[i])
+end
+return out
+`;
 const STATS = COUNT_ALL;
 
 const SWEEP = sweepScript(PRELUDE);
@@ -149,7 +181,7 @@ const SWEEP = sweepScript(PRELUDE);
  */
 export class RedisIntentStore implements IntentStore {
   readonly #options: RedisIntentStoreOptions;
-  readonly #keys: [string, string, string];
+  readonly #keys: [string, string];
   readonly #p: string;
   readonly #insert: Script;
   readonly #get: Script;
@@ -164,7 +196,7 @@ export class RedisIntentStore implements IntentStore {
   constructor(client: Redis, options: RedisIntentStoreOptions) {
     this.#options = options;
     this.#p = `${options.keyPrefix}int:`;
-    this.#keys = [`${this.#p}all`, `${this.#p}counts`, `${this.#p}evict`];
+    this.#keys = [`${this.#p}all`, `${this.#p}evict`];
     this.#insert = defineScript(client, 'paysimIntentInsert', INSERT);
     this.#get = defineScript(client, 'paysimIntentGet', GET);
     this.#decide = defineScript(client, 'paysimIntentDecide', DECIDE);
@@ -200,35 +232,35 @@ export class RedisIntentStore implements IntentStore {
   }
 
   async get(id: string): Promise<Intent | undefined> {
-    return decodeIntent((await this.#get(this.#keys, [this.#p, id])) as string[]);
+    return decodeIntent((await this.#get(this.#keys, [this.#p, id])) as string);
   }
 
   async decide(id: string, now: number): Promise<Transition<Intent>> {
-    return toTransition((await this.#decide(this.#keys, [this.#p, id, now])) as [number, string[]]);
+    return toTransition((await this.#decide(this.#keys, [this.#p, id, now])) as [number, string]);
   }
 
   async transition(id: string, from: readonly IntentStatus[], patch: IntentPatch): Promise<Transition<Intent>> {
     const failureCode = patch.failureCode === undefined ? '' : JSON.stringify(patch.failureCode);
     const decidedAt = patch.decidedAt === undefined ? '' : JSON.stringify(patch.decidedAt);
-    return toTransition((await this.#transition(this.#keys, [this.#p, id, patch.status, failureCode, decidedAt, patch.updatedAt, ...from])) as [number, string[]]);
+    return toTransition((await this.#transition(this.#keys, [this.#p, id, patch.status, failureCode, decidedAt, patch.updatedAt, ...from])) as [number, string]);
   }
 
   async refund(id: string, amount: number | undefined, now: number): Promise<RefundOutcome> {
-    const [kind, flat, figure] = (await this.#refund(this.#keys, [this.#p, id, amount ?? '', now])) as [string, string[]?, number?];
+    const [kind, encoded, figure] = (await this.#refund(this.#keys, [this.#p, id, amount ?? '', now])) as [string, string?, number?];
     if (kind === 'not_found') return { kind };
-    const intent = decodeIntent(flat as string[]) as Intent;
+    const intent = decodeIntent(encoded as string) as Intent;
     if (kind === 'invalid_state') return { kind, intent };
     if (kind === 'exceeds') return { kind, intent, left: figure as number };
     return { kind: 'refunded', intent, amount: figure as number };
   }
 
   async list(query: IntentQuery): Promise<Page<Intent>> {
-    const [cursor, records] = (await this.#list(this.#keys, [this.#p, query.limit, query.cursor ?? '', query.reservationId ?? '', query.status ?? '', SCAN_BUDGET])) as [string, string[][]];
-    return { data: records.map((flat) => decodeIntent(flat) as Intent), nextCursor: cursor === '' ? null : cursor };
+    const [cursor, records] = (await this.#list(this.#keys, [this.#p, query.limit, query.cursor ?? '', query.reservationId ?? '', query.status ?? '', SCAN_BUDGET])) as [string, string[]];
+    return { data: records.map((encoded) => decodeIntent(encoded) as Intent), nextCursor: cursor === '' ? null : cursor };
   }
 
   async counts(): Promise<Record<IntentStatus, number>> {
-    const flat = (await this.#counts(this.#keys, [])) as string[];
+    const flat = (await this.#counts(this.#keys, [this.#p, ...INTENT_STATUSES])) as Array<string | number>;
     const counts = Object.fromEntries(INTENT_STATUSES.map((status) => [status, 0])) as Record<IntentStatus, number>;
     for (let i = 0; i < flat.length; i += 2) counts[flat[i] as IntentStatus] = Number(flat[i + 1]);
     return counts;
@@ -243,15 +275,15 @@ export class RedisIntentStore implements IntentStore {
   }
 }
 
-function toTransition([ok, flat]: [number, string[]]): Transition<Intent> {
-  const record = decodeIntent(flat);
+function toTransition([ok, encoded]: [number, string]): Transition<Intent> {
+  const record = decodeIntent(encoded);
   return ok === 1 ? { ok: true, record: record as Intent } : { ok: false, current: record };
 }
 
-/** A record hash (HGETALL's flat field/value list) as an intent; undefined for an empty one. */
-function decodeIntent(flat: readonly string[]): Intent | undefined {
-  if (flat.length === 0) return undefined;
-  const fields = fieldsOf(flat);
+/** A record hash (HGETALL's flat field/value list, as the scripts' `encode` answers it) as an intent; undefined for '' (none). */
+function decodeIntent(encoded: string): Intent | undefined {
+  if (encoded === '') return undefined;
+  const fields = fieldsOf(JSON.parse(encoded) as string[]);
   const base = JSON.parse(fields.b as string) as Intent;
   return {
     ...base,

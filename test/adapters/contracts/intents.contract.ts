@@ -32,6 +32,21 @@ export function intentStoreContract(name: string, make: IntentStoreFactory): voi
       expect(await store.get('pay_unknown')).toBeUndefined();
     });
 
+    it('text of any kind comes back as it went in, through get, list, decide, transition and refund', async () => {
+      // Quotes, backslashes, slashes, control characters, NUL, non-Latin text and an astral emoji.
+      const odd = 'a"b\\c/d\u0000e\u001ff\n\tg — 결제 ✓ 🎟️ </script>';
+      const intent = anIntent({ reservationId: `res_${odd}`, metadata: { [odd]: odd, note: '{"json":[1,2]}' }, webhookUrl: `http://127.0.0.1:9/h?q=${encodeURIComponent(odd)}`, planned: { status: 'FAILED', failureCode: odd } });
+      const store = await storeWith(intent);
+      expect(await store.get(intent.id)).toEqual(intent);
+      expect((await store.list({ limit: 1, reservationId: intent.reservationId })).data).toEqual([intent]);
+      const decided = await store.decide(intent.id, T0 + 200);
+      const failed = { ...intent, status: 'FAILED' as const, failureCode: odd, decidedAt: T0 + 200, updatedAt: T0 + 200 };
+      expect(decided).toEqual({ ok: true, record: failed });
+      expect(await store.transition(intent.id, ['PENDING'], { status: 'CANCELLED', updatedAt: T0 + 300 })).toEqual({ ok: false, current: failed });
+      expect(await store.refund(intent.id, 1, T0 + 300)).toEqual({ kind: 'invalid_state', intent: failed });
+      expect(await store.get(intent.id)).toEqual(failed);
+    });
+
     it('records go in and come out as copies', async () => {
       const intent = anIntent({ status: 'APPROVED', amount: 500 });
       const expected = structuredClone(intent);
