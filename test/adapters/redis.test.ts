@@ -77,6 +77,26 @@ withRedisServer('Redis adapters', (server) => {
     client.disconnect();
   });
 
+  it('RedisIntentStore: decisions sent together all fail when their one script run cannot reach Redis, and change nothing', async () => {
+    const keyPrefix = redis.newPrefix();
+    const options = { keyPrefix, ttlMs: 86_400_000, maxIntents: 1000 };
+    const client = redis.connect();
+    const store = new RedisIntentStore(client, options);
+    const ids = createIdFactory(new ManualClock(T0));
+    const intents = Array.from({ length: 3 }, () => ({
+      id: ids('pay'), reservationId: 'res_1', amount: 100, currency: 'KRW', scenario: 'approve' as const, status: 'PENDING' as const, failureCode: null, refundedAmount: 0,
+      delayMs: 200, webhookUrl: null, metadata: null, createdAt: T0, updatedAt: T0, decidedAt: null, planned: { status: 'APPROVED' as const, failureCode: null },
+    }));
+    for (const intent of intents) expect(await store.insert(intent)).toEqual({ ok: true });
+    client.disconnect();
+    const results = await Promise.allSettled(intents.map((intent) => store.decide(intent.id, T0 + 200)));
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected']);
+    expect(String((results[0] as PromiseRejectedResult).reason)).toMatch(/Connection is closed/);
+    const again = new RedisIntentStore(redis.client, options);
+    for (const intent of intents) expect(await again.get(intent.id)).toEqual(intent);
+    expect(await again.decide((intents[0] as (typeof intents)[number]).id, T0 + 300)).toEqual({ ok: true, record: { ...intents[0], status: 'APPROVED', decidedAt: T0 + 300, updatedAt: T0 + 300 } });
+  });
+
   it('RedisSchedulerStore adopts the jobs of the earlier layout (a Redis kept across an upgrade), once, claimed ones due again', async () => {
     const keyPrefix = redis.newPrefix();
     const s = `${keyPrefix}sched:`;

@@ -85,16 +85,28 @@ return view(ARGV[2])
 `;
 
 const DECIDE = `${PRELUDE}
--- ARGV: P, id, now
-local id, now = ARGV[2], ARGV[3]
-local flat = redis.call('HGETALL', rec(id))
-if #flat == 0 then return {0, ''} end
-local at = positions(flat)
-if flat[at.s] ~= 'PENDING' then return {0, encode(flat)} end
-local after = flat[at.ps]
-write(id, flat, at, {'fc', flat[at.pf], 'da', now, 'ua', now, 's', after})
-moveStatus(id, 'PENDING', after, flat[at.ca])
-return {1, encode(flat)}
+-- ARGV: P, then id, now of each decision; answers ok (1 or 0), the record (encoded) of each, in order
+local out = {}
+for i = 2, #ARGV, 2 do
+  local id, now = ARGV[i], ARGV[i + 1]
+  local flat = redis.call('HGETALL', rec(id))
+  if #flat == 0 then
+    out[#out + 1] = 0
+    out[#out + 1] = ''
+  else
+    local at = positions(flat)
+    local ok = 0
+    if flat[at.s] == 'PENDING' then
+      local after = flat[at.ps]
+      write(id, flat, at, {'fc', flat[at.pf], 'da', now, 'ua', now, 's', after})
+      moveStatus(id, 'PENDING', after, flat[at.ca])
+      ok = 1
+    end
+    out[#out + 1] = ok
+    out[#out + 1] = encode(flat)
+  end
+end
+return out
 `;
 
 const TRANSITION = `${PRELUDE}
@@ -192,6 +204,8 @@ export class RedisIntentStore implements IntentStore {
   readonly #counts: Script;
   readonly #stats: Script;
   readonly #sweep: Script;
+  /** The decisions asked for in this tick, sent together at its end (`decide`). */
+  #decisions: PendingDecision[] = [];
 
   constructor(client: Redis, options: RedisIntentStoreOptions) {
     this.#options = options;
@@ -235,9 +249,41 @@ export class RedisIntentStore implements IntentStore {
     return decodeIntent((await this.#get(this.#keys, [this.#p, id])) as string);
   }
 
-  async decide(id: string, now: number): Promise<Transition<Intent>> {
-    return toTransition((await this.#decide(this.#keys, [this.#p, id, now])) as [number, string]);
+  /**
+   * Decisions asked for in one tick (the scheduler runs a batch's jobs in lanes, so a batch's
+   * decisions come together) go to Redis in one script run, which decides each as its own guarded
+   * transition, in order: one command for up to `DECIDE_BATCH` decisions instead of one each.
+   */
+  decide(id: string, now: number): Promise<Transition<Intent>> {
+    return new Promise((resolve, reject) => {
+      if (this.#decisions.length === 0) process.nextTick(this.#sendDecisions);
+      this.#decisions.push({ id, now, resolve, reject });
+      if (this.#decisions.length >= DECIDE_BATCH) this.#sendDecisions();
+    });
   }
+
+  readonly #sendDecisions = (): void => {
+    const batch = this.#decisions;
+    if (batch.length === 0) return;
+    this.#decisions = [];
+    const args: Array<string | number> = [this.#p];
+    for (const { id, now } of batch) args.push(id, now);
+    this.#decide(this.#keys, args).then(
+      (reply) => {
+        const flat = reply as Array<number | string>;
+        batch.forEach((decision, i) => {
+          try {
+            decision.resolve(toTransition([flat[2 * i] as number, flat[2 * i + 1] as string]));
+          } catch (error) {
+            decision.reject(error);
+          }
+        });
+      },
+      (error: unknown) => {
+        for (const decision of batch) decision.reject(error);
+      },
+    );
+  };
 
   async transition(id: string, from: readonly IntentStatus[], patch: IntentPatch): Promise<Transition<Intent>> {
     const failureCode = patch.failureCode === undefined ? '' : JSON.stringify(patch.failureCode);
@@ -273,6 +319,16 @@ export class RedisIntentStore implements IntentStore {
   async sweep(now: number): Promise<number> {
     return sweepInBatches(async () => (await this.#sweep(this.#keys, [this.#p, now - this.#options.ttlMs, SWEEP_BATCH])) as [number, number]);
   }
+}
+
+/** At most this many decisions go in one script run. */
+const DECIDE_BATCH = 128;
+
+interface PendingDecision {
+  id: string;
+  now: number;
+  resolve: (transition: Transition<Intent>) => void;
+  reject: (error: unknown) => void;
 }
 
 function toTransition([ok, encoded]: [number, string]): Transition<Intent> {

@@ -102,6 +102,23 @@ export function intentStoreContract(name: string, make: IntentStoreFactory): voi
         expect(await store.get(intent.id)).toEqual(intent);
         expect(await store.decide('pay_unknown', T0)).toEqual({ ok: false, current: undefined });
       });
+
+      it('300 decisions asked at once, with unknown ids and repeats among them, each answer for its own intent', async () => {
+        const intents = Array.from({ length: 300 }, (_, i) => anIntent({ planned: i % 3 === 0 ? { status: 'FAILED', failureCode: `code_${i}` } : { status: 'APPROVED', failureCode: null } }));
+        const store = await storeWith(...intents);
+        const decided = (intent: Intent, i: number): Intent => ({ ...intent, status: intent.planned.status, failureCode: intent.planned.failureCode, decidedAt: T0 + i, updatedAt: T0 + i });
+        // Each intent decided at its own time, an unknown id after every 50th, and every 7th asked twice.
+        const asks: Array<{ id: string; now: number; expected: unknown }> = [];
+        intents.forEach((intent, i) => {
+          asks.push({ id: intent.id, now: T0 + i, expected: { ok: true, record: decided(intent, i) } });
+          if (i % 50 === 0) asks.push({ id: `pay_unknown_${i}`, now: T0, expected: { ok: false, current: undefined } });
+          if (i % 7 === 0) asks.push({ id: intent.id, now: T0 + 1000, expected: { ok: false, current: decided(intent, i) } });
+        });
+        const results = await Promise.all(asks.map(({ id, now }) => store.decide(id, now)));
+        expect(results).toEqual(asks.map(({ expected }) => expected));
+        expect(await store.counts()).toEqual({ PENDING: 0, APPROVED: 200, FAILED: 100, CANCELLED: 0, REFUNDED: 0, PARTIALLY_REFUNDED: 0 });
+        expect(await store.get((intents[299] as Intent).id)).toEqual(decided(intents[299] as Intent, 299));
+      });
     });
 
     describe('transition', () => {
