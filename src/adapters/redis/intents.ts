@@ -22,7 +22,7 @@ export interface RedisIntentStoreOptions {
  * (JSON), ra, ua, da (JSON), amt, ps, pf (JSON), rid, ca. A change reads the whole record once
  * (HGETALL), writes its fields with one HSET and answers the record it read with the change applied:
  * every Redis call a script makes costs about a microsecond of Redis' time on top of the command,
- * and a decision is one script per intent.
+ * and every intent is decided once (the decisions of one tick share one script run).
  * (Before 2026-12-01 a hash P..'counts' held the count of each status; it is no longer read or written.)
  */
 const PRELUDE = `
