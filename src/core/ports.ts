@@ -74,6 +74,11 @@ export type RefundOutcome =
 export interface IntentStore {
   /** Adds a new intent; full when the bound is reached and every stored intent is PENDING. */
   insert(intent: Intent): Promise<InsertOutcome>;
+  /**
+   * Optional, for a store that shares its back end with the scheduler's: `insert` and scheduling
+   * `job` as one atomic operation (both or, when full, neither). Callers without it schedule, then insert.
+   */
+  insertScheduled?: ((intent: Intent, job: Job) => Promise<InsertOutcome>) | undefined;
   get(id: string): Promise<Intent | undefined>;
   /** Applies the intent's planned outcome (status, failure code, decidedAt) if it is still PENDING. */
   decide(id: string, now: number): Promise<Transition<Intent>>;

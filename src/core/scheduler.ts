@@ -93,6 +93,11 @@ export class Scheduler {
     return this.#deps.store.schedule({ kind, key, dueAt }).then(() => this.#arm(dueAt));
   }
 
+  /** A job a store scheduled with its own write (`IntentStore.insertScheduled`): runs it when due, as `schedule` would. */
+  scheduled(dueAt: number): void {
+    this.#arm(dueAt);
+  }
+
   cancel(kind: string, key: string): Promise<boolean> {
     return this.#deps.store.cancel(kind, key);
   }

@@ -97,6 +97,37 @@ withRedisServer('Redis adapters', (server) => {
     expect(await again.decide((intents[0] as (typeof intents)[number]).id, T0 + 300)).toEqual({ ok: true, record: { ...intents[0], status: 'APPROVED', decidedAt: T0 + 300, updatedAt: T0 + 300 } });
   });
 
+  it('RedisIntentStore.insertScheduled writes the intent and its job in one script run, or neither when the store is full', async () => {
+    const keyPrefix = redis.newPrefix();
+    const scheduler = new RedisSchedulerStore(redis.client, { keyPrefix });
+    const store = new RedisIntentStore(redis.client, { keyPrefix, ttlMs: 86_400_000, maxIntents: 2, scheduler });
+    const plain = new RedisIntentStore(redis.client, { keyPrefix, ttlMs: 86_400_000, maxIntents: 2 });
+    expect(plain.insertScheduled).toBeUndefined();
+    const ids = createIdFactory(new ManualClock(T0));
+    const pending = () => ({
+      id: ids('pay'), reservationId: 'res_1', amount: 100, currency: 'KRW', scenario: 'approve' as const, status: 'PENDING' as const, failureCode: null, refundedAmount: 0,
+      delayMs: 200, webhookUrl: null, metadata: null, createdAt: T0, updatedAt: T0, decidedAt: null, planned: { status: 'APPROVED' as const, failureCode: null },
+    });
+    const [a, b, c] = [pending(), pending(), pending()];
+    const insertScheduled = store.insertScheduled as NonNullable<typeof store.insertScheduled>;
+    expect(await insertScheduled(a, { kind: 'intent.decide', key: a.id, dueAt: T0 + 200 })).toEqual({ ok: true });
+    // A job already scheduled for the key is replaced, as `schedule` does.
+    await scheduler.schedule({ kind: 'intent.decide', key: b.id, dueAt: T0 + 50 });
+    expect(await insertScheduled(b, { kind: 'intent.decide', key: b.id, dueAt: T0 + 300 })).toEqual({ ok: true });
+    // Full (two PENDING intents, none evictable): neither the intent nor its job.
+    expect(await insertScheduled(c, { kind: 'intent.decide', key: c.id, dueAt: T0 + 100 })).toEqual({ ok: false, reason: 'full' });
+    expect(await store.get(a.id)).toEqual(a);
+    expect(await store.get(b.id)).toEqual(b);
+    expect(await store.get(c.id)).toBeUndefined();
+    expect(await scheduler.count('intent.decide')).toBe(2);
+    expect(await scheduler.nextDueAt()).toBe(T0 + 200);
+    const claimed = await scheduler.claimDue(T0 + 1000, 10, 30_000);
+    expect(claimed.map(({ kind, key, dueAt }) => ({ kind, key, dueAt }))).toEqual([
+      { kind: 'intent.decide', key: a.id, dueAt: T0 + 200 },
+      { kind: 'intent.decide', key: b.id, dueAt: T0 + 300 },
+    ]);
+  });
+
   it('RedisSchedulerStore adopts the jobs of the earlier layout (a Redis kept across an upgrade), once, claimed ones due again', async () => {
     const keyPrefix = redis.newPrefix();
     const s = `${keyPrefix}sched:`;

@@ -1,9 +1,10 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { DomainError } from '../../src/core/errors.ts';
 import { isPaymentEvent, type DomainEvent } from '../../src/core/events.ts';
 import type { Intent } from '../../src/core/intents/intent.ts';
 import { derivedId } from '../../src/core/ids.ts';
 import { DECIDE_JOB } from '../../src/core/intents/service.ts';
+import type { IntentStore } from '../../src/core/ports.ts';
 import { errorOf, EVT_ID, PAY_ID, makeService, scriptedRandom, type Harness } from './support.ts';
 
 const T0 = Date.UTC(2026, 0, 15, 12, 0, 0);
@@ -131,6 +132,33 @@ describe('IntentService.create', () => {
     await h.clock.advance(200);
     await h.service.create(BASE);
     expect((await h.store.stats()).size).toBe(2);
+  });
+});
+
+describe('IntentService.create on a store that writes the intent and its job in one operation (insertScheduled, as Redis does)', () => {
+  it('makes that one call instead of schedule + insert, and the decision is made when due; when full, STORE_FULL and no job', async () => {
+    const h = await makeService({ store: { maxIntents: 1 } });
+    const calls: string[] = [];
+    (h.store as IntentStore).insertScheduled = async (intent, job) => {
+      calls.push(`${job.kind} ${job.key} +${job.dueAt - intent.createdAt}`);
+      const inserted = await h.store.insert(intent);
+      if (inserted.ok) await h.schedulerStore.schedule(job);
+      return inserted;
+    };
+    const schedule = vi.spyOn(h.scheduler, 'schedule');
+    const intent = await h.service.create({ ...BASE, scenario: 'approve' });
+    expect(calls).toEqual([`${DECIDE_JOB} ${intent.id} +200`]);
+    expect(schedule).not.toHaveBeenCalled();
+    const error = await errorOf(() => h.service.create(BASE));
+    expect(error).toMatchObject({ code: 'STORE_FULL', store: 'intents' });
+    expect(await h.service.pendingDecisions()).toBe(1);
+    // The job was written by the store, not by the scheduler: only its timer makes the decision on time.
+    await h.clock.advance(199);
+    expect((await h.service.get(intent.id)).status).toBe('PENDING');
+    await h.clock.advance(1);
+    expect((await h.service.get(intent.id)).status).toBe('APPROVED');
+    expect(types(h.events)).toEqual(['payment.created', 'payment.approved']);
+    expect(await h.service.pendingDecisions()).toBe(0);
   });
 });
 

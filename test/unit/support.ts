@@ -69,6 +69,8 @@ export interface Harness {
   bus: EventBus;
   store: MemoryIntentStore;
   scheduler: Scheduler;
+  /** The scheduler's store, for a stand-in that writes jobs itself. */
+  schedulerStore: MemorySchedulerStore;
   service: IntentService;
   events: PaymentEvent[];
   busErrors: Array<{ error: unknown; event: DomainEvent }>;
@@ -85,7 +87,7 @@ export async function makeService(
     if (isPaymentEvent(event)) events.push(event);
   });
   const store = new MemoryIntentStore({ ttlMs: 86_400_000, maxIntents: 1_000_000, ...options.store });
-  const { scheduler } = await startedScheduler(clock);
+  const { scheduler, store: schedulerStore } = await startedScheduler(clock);
   const service = new IntentService({
     store,
     scheduler,
@@ -95,7 +97,7 @@ export async function makeService(
     ids: createIdFactory(clock),
     scenarios: { ...SCENARIOS, ...options.scenarios },
   });
-  return { clock, bus, store, scheduler, service, events, busErrors };
+  return { clock, bus, store, scheduler, schedulerStore, service, events, busErrors };
 }
 
 // ── bookings ─────────────────────────────────────────────────────────────────────────────────

@@ -40,7 +40,8 @@ export async function createRedisStores(config: Config, client: Redis, closed?: 
   await scheduler.adoptEarlierLayout().catch((error: unknown) => Promise.reject(asStoreError(error)));
   const fluxpay = new RedisFluxPayStore(client, { keyPrefix, ttlMs: config.fluxpay.ttlMs, maxRecords: config.fluxpay.maxRecords });
   return guardStores({
-    intents: new RedisIntentStore(client, { keyPrefix, ttlMs: config.store.intentTtlMs, maxIntents: config.store.maxIntents }),
+    // Writes an intent and its decision's job in one script.
+    intents: new RedisIntentStore(client, { keyPrefix, ttlMs: config.store.intentTtlMs, maxIntents: config.store.maxIntents, scheduler }),
     idempotency: new RedisIdempotencyStore(client, { keyPrefix, ttlMs: config.idempotency.ttlMs, maxKeys: config.idempotency.maxKeys }),
     bookings: new RedisBookingStore(client, { keyPrefix, ttlMs: config.bookings.ttlMs, maxBookings: config.bookings.maxBookings }),
     seats,

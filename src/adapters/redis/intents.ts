@@ -1,15 +1,18 @@
 import type { Redis } from 'ioredis';
 import { INTENT_STATUSES, type Intent, type IntentStatus } from '../../core/intents/intent.ts';
-import type { InsertOutcome, IntentPatch, IntentQuery, IntentStore, Page, RefundOutcome, StoreStats, Transition } from '../../core/ports.ts';
+import type { InsertOutcome, IntentPatch, IntentQuery, IntentStore, Job, Page, RefundOutcome, StoreStats, Transition } from '../../core/ports.ts';
 import { SCAN_BUDGET } from '../memory/id-list.ts';
 import { BOUNDS, COUNT_ALL, fieldsOf, sweepScript, WALK } from './lua.ts';
 import { defineScript, type Script, SWEEP_BATCH, sweepInBatches } from './connection.ts';
+import { type RedisSchedulerStore, SCHEDULE_JOB } from './scheduler.ts';
 
 export interface RedisIntentStoreOptions {
   /** Prefix of every key this store writes (REDIS_KEY_PREFIX). */
   keyPrefix: string;
   ttlMs: number;
   maxIntents: number;
+  /** The scheduler store on the same Redis: with it, `insertScheduled` writes an intent and its job in one script run. */
+  scheduler?: RedisSchedulerStore | undefined;
 }
 
 
@@ -66,17 +69,30 @@ local function remove(id)
 end
 ${BOUNDS}`;
 
-const INSERT = `${PRELUDE}
--- ARGV: P, id, base, s, fc, ra, ua, da, amt, ps, pf, rid, ca, max, ttl, batch
-local id, status, ca = ARGV[2], ARGV[4], ARGV[13]
-sweep(tonumber(ca) - tonumber(ARGV[15]), tonumber(ARGV[16]))
-if not makeRoom(tonumber(ARGV[14])) then return 0 end
-redis.call('HSET', rec(id), 'b', ARGV[3], 's', status, 'fc', ARGV[5], 'ra', ARGV[6], 'ua', ARGV[7], 'da', ARGV[8],
-  'amt', ARGV[9], 'ps', ARGV[10], 'pf', ARGV[11], 'rid', ARGV[12], 'ca', ca)
-redis.call('ZADD', KEYS[1], 0, id)
-redis.call('ZADD', P .. 'res:' .. ARGV[12], 0, id)
-redis.call('ZADD', P .. 'st:' .. status, 0, id)
-if status ~= 'PENDING' then redis.call('ZADD', EVICT, ca, id) end
+const INSERT_INTENT = `
+-- ARGV: P, id, base, s, fc, ra, ua, da, amt, ps, pf, rid, ca, max, ttl, batch; 1 when stored, 0 when full
+local function insertIntent()
+  local id, status, ca = ARGV[2], ARGV[4], ARGV[13]
+  sweep(tonumber(ca) - tonumber(ARGV[15]), tonumber(ARGV[16]))
+  if not makeRoom(tonumber(ARGV[14])) then return 0 end
+  redis.call('HSET', rec(id), 'b', ARGV[3], 's', status, 'fc', ARGV[5], 'ra', ARGV[6], 'ua', ARGV[7], 'da', ARGV[8],
+    'amt', ARGV[9], 'ps', ARGV[10], 'pf', ARGV[11], 'rid', ARGV[12], 'ca', ca)
+  redis.call('ZADD', ALL, 0, id)
+  redis.call('ZADD', P .. 'res:' .. ARGV[12], 0, id)
+  redis.call('ZADD', P .. 'st:' .. status, 0, id)
+  if status ~= 'PENDING' then redis.call('ZADD', EVICT, ca, id) end
+  return 1
+end
+`;
+
+const INSERT = `${PRELUDE}${INSERT_INTENT}
+return insertIntent()
+`;
+
+/** The insert and, when it stored the intent, its job: KEYS[3..5] and ARGV[17..20] are the scheduler's (RedisSchedulerStore.jobWrite). */
+const INSERT_SCHEDULED = `${PRELUDE}${INSERT_INTENT}${SCHEDULE_JOB}
+if insertIntent() == 0 then return 0 end
+scheduleJob(KEYS[3], KEYS[4], KEYS[5], ARGV[17], ARGV[18], ARGV[19], ARGV[20])
 return 1
 `;
 
@@ -220,11 +236,30 @@ export class RedisIntentStore implements IntentStore {
     this.#counts = defineScript(client, 'paysimIntentCounts', COUNTS);
     this.#stats = defineScript(client, 'paysimIntentStats', STATS);
     this.#sweep = defineScript(client, 'paysimIntentSweep', SWEEP);
+    const { scheduler } = options;
+    if (scheduler !== undefined) {
+      const insertScheduled = defineScript(client, 'paysimIntentInsertScheduled', INSERT_SCHEDULED);
+      this.insertScheduled = async (intent, job) => {
+        const write = scheduler.jobWrite(job);
+        const stored = await insertScheduled([...this.#keys, ...write.keys], [...this.#insertArgs(intent), ...write.args]);
+        return stored === 1 ? { ok: true } : { ok: false, reason: 'full' };
+      };
+    }
   }
 
   async insert(intent: Intent): Promise<InsertOutcome> {
+    return (await this.#insert(this.#keys, this.#insertArgs(intent))) === 1 ? { ok: true } : { ok: false, reason: 'full' };
+  }
+
+  /**
+   * The intent and its job (its decision) in one script run, so neither is ever stored without the
+   * other and a create is one command; only with the scheduler's store (`options.scheduler`).
+   */
+  readonly insertScheduled?: (intent: Intent, job: Job) => Promise<InsertOutcome>;
+
+  #insertArgs(intent: Intent): Array<string | number> {
     const { ttlMs, maxIntents } = this.#options;
-    const inserted = await this.#insert(this.#keys, [
+    return [
       this.#p,
       intent.id,
       JSON.stringify(intent),
@@ -241,8 +276,7 @@ export class RedisIntentStore implements IntentStore {
       maxIntents,
       ttlMs,
       SWEEP_BATCH,
-    ]);
-    return inserted === 1 ? { ok: true } : { ok: false, reason: 'full' };
+    ];
   }
 
   async get(id: string): Promise<Intent | undefined> {

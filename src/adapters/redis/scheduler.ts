@@ -26,17 +26,27 @@ local function many(command, key, args, step)
 end
 `;
 
-const SCHEDULE = `${PRELUDE}
--- ARGV: J, kind, key, dueAt (as given, no space)
-local kind, key, dueAt = ARGV[2], ARGV[3], ARGV[4]
-local old = redis.call('HGET', J .. kind, key)
-if old then
-  redis.call('ZREM', KEYS[1], old)
-  redis.call('ZREM', KEYS[2], old)
+/**
+ * Lua: `scheduleJob(queue, claims, seq, J, kind, key, dueAt)` schedules a job, replacing its earlier
+ * schedule. Also for the scripts of other stores that schedule a job in the same run as their own
+ * write (`RedisSchedulerStore.jobWrite` gives them the keys and arguments).
+ */
+export const SCHEDULE_JOB = `
+local function scheduleJob(queue, claims, seq, J, kind, key, dueAt)
+  local old = redis.call('HGET', J .. kind, key)
+  if old then
+    redis.call('ZREM', queue, old)
+    redis.call('ZREM', claims, old)
+  end
+  local member = string.format('%016x', redis.call('INCR', seq)) .. dueAt .. ' ' .. kind .. '\\n' .. key
+  redis.call('HSET', J .. kind, key, member)
+  redis.call('ZADD', queue, dueAt, member)
 end
-local member = string.format('%016x', redis.call('INCR', KEYS[3])) .. dueAt .. ' ' .. kind .. '\\n' .. key
-redis.call('HSET', J .. kind, key, member)
-redis.call('ZADD', KEYS[1], dueAt, member)
+`;
+
+const SCHEDULE = `${PRELUDE}${SCHEDULE_JOB}
+-- ARGV: J, kind, key, dueAt (as given, no space)
+scheduleJob(KEYS[1], KEYS[2], KEYS[3], J, ARGV[2], ARGV[3], ARGV[4])
 `;
 
 const CANCEL = `${PRELUDE}
@@ -191,8 +201,14 @@ export class RedisSchedulerStore implements SchedulerStore {
   }
 
   async schedule(job: Job): Promise<void> {
+    const { keys, args } = this.jobWrite(job);
+    await this.#schedule(keys, args);
+  }
+
+  /** The keys and arguments of `scheduleJob` (SCHEDULE_JOB) for `job`, for a script that schedules it with its own write. */
+  jobWrite(job: Job): { keys: readonly string[]; args: string[] } {
     // String(n) never holds a space (and for a time in ms, no exponent): the member's due time ends at its first space.
-    await this.#schedule(this.#keys, [this.#jobs, job.kind, job.key, String(job.dueAt)]);
+    return { keys: this.#keys, args: [this.#jobs, job.kind, job.key, String(job.dueAt)] };
   }
 
   async cancel(kind: string, key: string): Promise<boolean> {

@@ -2,7 +2,7 @@ import type { Clock } from '../clock.ts';
 import { DomainError, notFound, storeFull, validationFailed } from '../errors.ts';
 import type { EventBus, PaymentEvent, PaymentEventType } from '../events.ts';
 import { derivedId, type IdFactory } from '../ids.ts';
-import type { IntentQuery, IntentStore, Page } from '../ports.ts';
+import type { InsertOutcome, IntentQuery, IntentStore, Job, Page } from '../ports.ts';
 import type { RandomSource } from '../random.ts';
 import type { Scheduler } from '../scheduler.ts';
 import { decide, type CardInput, type ForcedOutcome, type ScenarioConfig, type ScenarioRequest } from '../scenario.ts';
@@ -76,21 +76,33 @@ export class IntentService {
     };
     // Frozen, the same object can be the caller's and the event's: nobody can change either.
     Object.freeze(intent);
-    // The decision is scheduled first: a job for an intent that was never stored does nothing,
-    // while a stored intent without its job would stay PENDING forever. Both calls are made at
-    // once, the schedule first: on Redis they travel in one round trip on one connection, which
-    // runs them in that order (an executed insert means an executed schedule), and in memory
-    // neither waits. Waiting for the schedule before inserting cost a Redis round trip per create.
-    const [scheduled, inserting] = await Promise.allSettled([scheduler.schedule(DECIDE_JOB, intent.id, now + decision.delayMs), store.insert(intent)]);
-    if (scheduled.status === 'rejected') throw scheduled.reason;
-    if (inserting.status === 'rejected') throw inserting.reason;
-    const inserted = inserting.value;
-    if (!inserted.ok) {
-      await scheduler.cancel(DECIDE_JOB, intent.id);
-      throw storeFull('intents');
+    const job = { kind: DECIDE_JOB, key: intent.id, dueAt: now + decision.delayMs };
+    let inserted: InsertOutcome;
+    if (store.insertScheduled === undefined) inserted = await this.#scheduleThenInsert(intent, job);
+    else {
+      // One atomic store operation: the intent with its job, or (full) neither.
+      inserted = await store.insertScheduled(intent, job);
+      if (inserted.ok) scheduler.scheduled(job.dueAt);
     }
+    if (!inserted.ok) throw storeFull('intents');
     this.#publish('payment.created', intent, undefined, now);
     return intent;
+  }
+
+  /**
+   * For a store that cannot write the intent and its job in one operation: the decision is
+   * scheduled first, as a job for an intent that was never stored does nothing (given up after its
+   * retries), while a stored intent without its job would stay PENDING forever. Both calls are made
+   * at once, the schedule first: on Redis they would travel in one round trip on one connection,
+   * which runs them in that order; in memory neither waits. A refused insert cancels the job.
+   */
+  async #scheduleThenInsert(intent: Intent, job: Job): Promise<InsertOutcome> {
+    const { store, scheduler } = this.#deps;
+    const [scheduled, inserting] = await Promise.allSettled([scheduler.schedule(job.kind, job.key, job.dueAt), store.insert(intent)]);
+    if (scheduled.status === 'rejected') throw scheduled.reason;
+    if (inserting.status === 'rejected') throw inserting.reason;
+    if (!inserting.value.ok) await scheduler.cancel(job.kind, job.key);
+    return inserting.value;
   }
 
   async get(id: string): Promise<Intent> {
@@ -157,9 +169,9 @@ export class IntentService {
   async #decide(id: string): Promise<void> {
     const { store, clock, bus } = this.#deps;
     const result = await store.decide(id, clock.now());
-    // Not stored (yet): `create` schedules the decision before it stores the intent, and with a
-    // store shared by several replicas another one can run the job while the insert is still on
-    // its way (a short delay under load, or a Redis that is restarting). Throwing makes the
+    // Not stored (yet): without `insertScheduled`, `create` schedules the decision before it
+    // stores the intent, and with a store shared by several replicas another one can run the job
+    // while the insert is still on its way (a short delay under load, or a Redis that is restarting). Throwing makes the
     // scheduler retry it with backoff (MAX_ATTEMPTS), instead of completing the job and leaving the
     // intent PENDING for good. An intent whose create failed after scheduling is never stored: its
     // job is given up after the last attempt.
