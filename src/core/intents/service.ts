@@ -2,7 +2,7 @@ import type { Clock } from '../clock.ts';
 import { DomainError, notFound, storeFull, validationFailed } from '../errors.ts';
 import type { EventBus, PaymentEvent, PaymentEventType } from '../events.ts';
 import { derivedId, type IdFactory } from '../ids.ts';
-import type { InsertOutcome, IntentQuery, IntentStore, Job, Page } from '../ports.ts';
+import type { InsertOutcome, IntentQuery, IntentStore, Page } from '../ports.ts';
 import type { RandomSource } from '../random.ts';
 import type { Scheduler } from '../scheduler.ts';
 import { decide, type CardInput, type ForcedOutcome, type ScenarioConfig, type ScenarioRequest } from '../scenario.ts';
@@ -78,31 +78,24 @@ export class IntentService {
     Object.freeze(intent);
     const job = { kind: DECIDE_JOB, key: intent.id, dueAt: now + decision.delayMs };
     let inserted: InsertOutcome;
-    if (store.insertScheduled === undefined) inserted = await this.#scheduleThenInsert(intent, job);
-    else {
-      // One atomic store operation: the intent with its job, or (full) neither.
+    if (store.insertScheduled === undefined) {
+      // A store that cannot write the intent and its job in one operation (memory): the decision
+      // is scheduled first, as a job for an intent that was never stored does nothing (given up
+      // after its retries), while a stored intent without its job would stay PENDING forever. Both
+      // calls are made at once (neither waits in memory); a refused insert cancels the job.
+      const [scheduled, inserting] = await Promise.allSettled([scheduler.schedule(job.kind, job.key, job.dueAt), store.insert(intent)]);
+      if (scheduled.status === 'rejected') throw scheduled.reason;
+      if (inserting.status === 'rejected') throw inserting.reason;
+      inserted = inserting.value;
+      if (!inserted.ok) await scheduler.cancel(job.kind, job.key);
+    } else {
+      // One atomic store operation (Redis): the intent with its job, or (full) neither.
       inserted = await store.insertScheduled(intent, job);
       if (inserted.ok) scheduler.scheduled(job.dueAt);
     }
     if (!inserted.ok) throw storeFull('intents');
     this.#publish('payment.created', intent, undefined, now);
     return intent;
-  }
-
-  /**
-   * For a store that cannot write the intent and its job in one operation: the decision is
-   * scheduled first, as a job for an intent that was never stored does nothing (given up after its
-   * retries), while a stored intent without its job would stay PENDING forever. Both calls are made
-   * at once, the schedule first: on Redis they would travel in one round trip on one connection,
-   * which runs them in that order; in memory neither waits. A refused insert cancels the job.
-   */
-  async #scheduleThenInsert(intent: Intent, job: Job): Promise<InsertOutcome> {
-    const { store, scheduler } = this.#deps;
-    const [scheduled, inserting] = await Promise.allSettled([scheduler.schedule(job.kind, job.key, job.dueAt), store.insert(intent)]);
-    if (scheduled.status === 'rejected') throw scheduled.reason;
-    if (inserting.status === 'rejected') throw inserting.reason;
-    if (!inserting.value.ok) await scheduler.cancel(job.kind, job.key);
-    return inserting.value;
   }
 
   async get(id: string): Promise<Intent> {
