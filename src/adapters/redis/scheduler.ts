@@ -121,9 +121,9 @@ return #members
  * job id, S..'members', 'tokens', 'dueat' and 'counts' hashes): its jobs move into this layout, all
  * due again at their due time (a claim made by the earlier version is not this version's to
  * complete), and its keys go. KEYS: old due, old leases, old members, old tokens, old dueat, old
- * counts, then this layout's queue and seq; ARGV[1] = J.
+ * counts, then this layout's queue, claims and seq; ARGV[1] = J.
  */
-const ADOPT = `
+const ADOPT = `${SCHEDULE_JOB}
 local J = ARGV[1]
 local jobs = redis.call('HGETALL', KEYS[3])
 for i = 1, #jobs, 2 do
@@ -131,9 +131,7 @@ for i = 1, #jobs, 2 do
   local cut = string.find(id, '\\n', 1, true)
   if cut then
     local dueAt = redis.call('HGET', KEYS[5], id) or '0'
-    local member = string.format('%016x', redis.call('INCR', KEYS[8])) .. dueAt .. ' ' .. id
-    redis.call('HSET', J .. string.sub(id, 1, cut - 1), string.sub(id, cut + 1), member)
-    redis.call('ZADD', KEYS[7], dueAt, member)
+    scheduleJob(KEYS[7], KEYS[8], KEYS[9], J, string.sub(id, 1, cut - 1), string.sub(id, cut + 1), dueAt)
   end
 end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
@@ -179,7 +177,7 @@ export class RedisSchedulerStore implements SchedulerStore {
     const p = `${options.keyPrefix}sched:`;
     this.#client = client;
     this.#keys = ['queue', 'claims', 'seq'].map((name) => p + name);
-    this.#earlierKeys = [...['due', 'leases', 'members', 'tokens', 'dueat', 'counts'].map((name) => p + name), p + 'queue', p + 'seq'];
+    this.#earlierKeys = [...['due', 'leases', 'members', 'tokens', 'dueat', 'counts'].map((name) => p + name), ...this.#keys];
     this.#jobs = `${p}jobs:`;
     this.#schedule = defineScript(client, 'paysimSchedSchedule', SCHEDULE);
     this.#cancel = defineScript(client, 'paysimSchedCancel', CANCEL);
