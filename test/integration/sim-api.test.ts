@@ -411,6 +411,16 @@ describe('operations', () => {
     expect(res.json()).toEqual({ error: { code: 'NOT_FOUND', message: 'No route DELETE /v1/sim/nothing.', trace_id: expect.any(String) } });
   });
 
+  it('a generated request id (a UUID) gives the trace id its 32 hex digits; a given one leaves the trace id random', async () => {
+    const generated = await t.app.inject({ method: 'DELETE', url: '/v1/sim/nothing' });
+    const requestId = generated.headers['x-request-id'] as string;
+    expect(requestId).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(generated.json().error.trace_id).toBe(requestId.split('-').join(''));
+    const given = await t.app.inject({ method: 'DELETE', url: '/v1/sim/nothing', headers: { 'x-request-id': 'abc-123' } });
+    expect(given.json().error.trace_id).toMatch(/^[0-9a-f]{32}$/);
+    expect(given.json().error.trace_id).not.toBe(generated.json().error.trace_id);
+  });
+
   it('echoes a sane X-Request-Id and replaces one that is not', async () => {
     const given = await t.app.inject({ url: '/healthz', headers: { 'x-request-id': 'abc-123' } });
     expect(given.headers['x-request-id']).toBe('abc-123');

@@ -133,6 +133,28 @@ describe('IntentService.create', () => {
     await h.service.create(BASE);
     expect((await h.store.stats()).size).toBe(2);
   });
+
+  it('a store that fails: the create rejects with its error, publishes nothing, and leaves no unhandled rejection', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => void unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const h = await makeService();
+      const insertFailure = new Error('insert failed');
+      h.store.insert = () => Promise.reject(insertFailure);
+      await expect(h.service.create(BASE)).rejects.toBe(insertFailure);
+
+      // Both fail: the scheduler's error is the one reported; the insert's is handled, not thrown.
+      const scheduleFailure = new Error('schedule failed');
+      h.schedulerStore.schedule = () => Promise.reject(scheduleFailure);
+      await expect(h.service.create(BASE)).rejects.toBe(scheduleFailure);
+      expect(h.events).toEqual([]);
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
 });
 
 describe('IntentService.create on a store that writes the intent and its job in one operation (insertScheduled, as Redis does)', () => {

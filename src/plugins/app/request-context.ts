@@ -3,10 +3,11 @@ import type { IncomingMessage } from 'node:http';
 import { trace } from '@opentelemetry/api';
 import type { FastifyChildLoggerFactory } from 'fastify/types/logger.js';
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
-import type { Bindings, ChildLoggerOptions } from 'pino';
+import type { Bindings, ChildLoggerOptions, Logger } from 'pino';
 import fp from 'fastify-plugin';
 import { sendProblem } from '../../http/error-handler.ts';
 import type { ErrorShapes } from '../../http/error-shapes.ts';
+import { writeInfoLine, type FlatFields } from '../../info-line.ts';
 
 /**
  * Request id and trace id for every request, on every log line of it and in error bodies.
@@ -42,7 +43,7 @@ export function childLoggerWithTraceId(tracing: boolean): FastifyChildLoggerFact
   return (logger, bindings, options, rawReq) => {
     const raw = rawReq as TracedMessage;
     // A generated request id is 122 random bits already: its hex digits are a fine new trace id (one random draw, not two).
-    const traceId = traceIdFromHeader(raw.headers.traceparent) ?? (tracing ? undefined : (raw[GENERATED_ID]?.replaceAll('-', '') ?? newTraceId()));
+    const traceId = traceIdFromHeader(raw.headers.traceparent) ?? (tracing ? undefined : (hexOfUuid(raw[GENERATED_ID]) ?? newTraceId()));
     raw[TRACE_ID] = traceId;
     if (traceId !== undefined) bindings.trace_id = traceId;
     // A route's own level or serializers: a real child at once (no route of this service has them).
@@ -125,12 +126,12 @@ function logThrough(logger: FastifyBaseLogger, method: 'fatal' | 'error' | 'warn
 }
 
 /**
- * A request's completion line (or any line of it) through its logger: through the app's logger
- * with the request's bindings first when the request's child logger was never made, which
- * writes the same line.
+ * A request's completion line (or any line of it) through its logger: when the request's child
+ * logger was never made, written for the app's logger with the request's bindings first, which
+ * is the same line (by `writeInfoLine`'s template where pino would write what it writes).
  */
-export function logRequestLine(log: FastifyBaseLogger, fields: Record<string, unknown>, message: string): void {
-  if (log instanceof RequestLogger && !log.made) log.parent.info({ ...log.bindings, ...fields }, message);
+export function logRequestLine(log: FastifyBaseLogger, fields: FlatFields, message: string): void {
+  if (log instanceof RequestLogger && !log.made) writeInfoLine(log.parent as Logger, log.bindings as FlatFields, fields, message);
   else log.info(fields, message);
 }
 
@@ -211,5 +212,10 @@ function traceIdFromHeader(traceparent: string | string[] | undefined): string |
 
 /** randomUUID draws from a pooled entropy cache: cheaper per request than randomBytes(16). */
 function newTraceId(): string {
-  return randomUUID().replaceAll('-', '');
+  return hexOfUuid(randomUUID()) as string;
+}
+
+/** A UUID's 32 hex digits, without its dashes (by slices: a third of `replaceAll`'s cost). */
+function hexOfUuid(uuid: string | undefined): string | undefined {
+  return uuid === undefined ? undefined : uuid.slice(0, 8) + uuid.slice(9, 13) + uuid.slice(14, 18) + uuid.slice(19, 23) + uuid.slice(24);
 }
