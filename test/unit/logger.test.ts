@@ -1,8 +1,12 @@
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { stripVTControlCharacters } from 'node:util';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { loggerOptions, prettyStream } from '../../src/logger.ts';
+import { batchedStdout, loggerOptions, prettyStream } from '../../src/logger.ts';
 
 /** Both log formats share the options, redaction included; `pretty` writes human-readable lines. */
 
@@ -39,5 +43,50 @@ describe('LOG_FORMAT=pretty', () => {
     expect(out.text()).toContain('with secrets');
     expect(out.text()).toContain('[redacted]');
     expect(out.text()).not.toContain('s3cr3t');
+  });
+});
+
+describe('LOG_FORMAT=json: lines gathered in batches', () => {
+  /** sonic-boom in buffer mode on a file, as `batchedStdout` makes it on stdout. */
+  async function onFile() {
+    const dir = mkdtempSync(join(tmpdir(), 'paysim-log-'));
+    const path = join(dir, 'out.log');
+    const out = pino.destination({ dest: path, minLength: 0, sync: false, contentMode: 'buffer' });
+    await once(out, 'ready');
+    return { out, text: () => readFileSync(path, 'utf8'), cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  }
+
+  it('writes every line, in order and byte for byte (UTF-8, a line longer than a batch, a batch boundary), by the time flushSync returns', async () => {
+    const file = await onFile();
+    try {
+      const stream = batchedStdout(file.out as Parameters<typeof batchedStdout>[0]);
+      const lines = [
+        ...Array.from({ length: 600 }, (_, i) => `{"n":${i},"text":"café 💳 ${'x'.repeat(i % 300)}"}\n`),
+        `{"long":"${'é'.repeat(70_000)}"}\n`,
+        '{"last":true}\n',
+      ];
+      for (const line of lines) stream.write(line);
+      await new Promise<void>((resolve, reject) => (stream as unknown as { flush(cb: (error?: Error) => void): void }).flush((error) => (error ? reject(error) : resolve())));
+      stream.write('{"after":"flush"}\n');
+      (stream as unknown as { flushSync(): void }).flushSync();
+      expect(file.text()).toBe([...lines, '{"after":"flush"}\n'].join(''));
+    } finally {
+      file.out.destroy();
+      file.cleanup();
+    }
+  });
+
+  it('a line waits at most LOG_FLUSH_MS (100 ms) when no batch fills up', async () => {
+    const file = await onFile();
+    try {
+      const stream = batchedStdout(file.out as Parameters<typeof batchedStdout>[0]);
+      stream.write('{"alone":true}\n');
+      expect(file.text()).toBe('');
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      expect(file.text()).toBe('{"alone":true}\n');
+    } finally {
+      file.out.destroy();
+      file.cleanup();
+    }
   });
 });
