@@ -47,6 +47,11 @@ const asJsonChannel = tracingChannel('pino_asJson');
 
 /** Printable ASCII without `"` and `\`: written as is by pino's escaping and by `JSON.stringify` alike. */
 const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+/**
+ * A field name the template writes: an identifier. Others (an integer-like name, which an object
+ * enumerates before every other key whatever its place, or one that needs escaping) take pino's path.
+ */
+const KEY = /^[A-Za-z_$][\w$]*$/;
 
 /** What a logger's lines need beyond its own per-line state (time, bindings, level: read per line). */
 interface Template {
@@ -88,18 +93,17 @@ export function writeInfoLine(logger: Logger, first: FlatFields, second: FlatFie
 function format(logger: PinoInternals, template: Template, first: FlatFields, second: FlatFields, message: string): string | undefined {
   let fields = '';
   for (const key in first) {
-    const value = first[key];
-    if (value === undefined) continue;
-    // A field in both: the object spread's order and value are pino's path's.
+    // Own keys only, as the object spread copies them.
+    if (!Object.hasOwn(first, key)) continue;
+    // A key in both (even undefined in one): the spread keeps the first's position and the second's value.
     if (Object.hasOwn(second, key)) return undefined;
-    const field = formatField(template, key, value);
+    const field = formatField(template, key, first[key]);
     if (field === undefined) return undefined;
     fields += field;
   }
   for (const key in second) {
-    const value = second[key];
-    if (value === undefined) continue;
-    const field = formatField(template, key, value);
+    if (!Object.hasOwn(second, key)) continue;
+    const field = formatField(template, key, second[key]);
     if (field === undefined) return undefined;
     fields += field;
   }
@@ -107,15 +111,17 @@ function format(logger: PinoInternals, template: Template, first: FlatFields, se
   return `${level}${(logger[timeSym] as () => string)()}${logger[chindingsSym] as string}${fields}${template.messageKey}"${message}"${logger[endSym] as string}`;
 }
 
-function formatField(template: Template, key: string, value: string | number): string | undefined {
+/** `,"key":value`, '' for an undefined value (pino leaves it out), undefined when the field must take pino's path. */
+function formatField(template: Template, key: string, value: unknown): string | undefined {
   let plain = template.plainKeys.get(key);
   if (plain === undefined) {
-    plain = PLAIN.test(key) && template.serializers[key] === undefined && template.stringifiers[key] === undefined && !(key === template.errorKey && template.serializers.err !== undefined);
+    plain = KEY.test(key) && template.serializers[key] === undefined && template.stringifiers[key] === undefined && !(key === template.errorKey && template.serializers.err !== undefined);
     template.plainKeys.set(key, plain);
   }
   if (!plain) return undefined;
+  if (value === undefined) return '';
   if (typeof value === 'number') return `,"${key}":${Number.isFinite(value) ? value : 'null'}`;
-  return PLAIN.test(value) ? `,"${key}":"${value}"` : undefined;
+  return typeof value === 'string' && PLAIN.test(value) ? `,"${key}":"${value}"` : undefined;
 }
 
 /** The logger's template after checking that pino would write its lines as the template does; null when not. */

@@ -87,12 +87,14 @@ type SonicBoom = ReturnType<typeof pino.destination> & { minLength: number; dest
 export function batchedStdout(out = pino.destination({ dest: 1, minLength: 0, sync: false, contentMode: 'buffer' }) as SonicBoom): DestinationStream {
   /** Room for a full batch and the longest line that can still start one (3 bytes per UTF-16 unit at most). */
   const capacity = 2 * LOG_BUFFER_BYTES;
-  let batch = Buffer.allocUnsafe(capacity);
+  const batch = Buffer.allocUnsafe(capacity);
   let used = 0;
   const handOver = (): void => {
     if (used === 0) return;
-    const data = batch.subarray(0, used);
-    batch = Buffer.allocUnsafe(capacity);
+    // A copy of the bytes used, not the batch: a write queued behind a slow stdout holds its
+    // bytes only, and the batch is filled again at once.
+    const data = Buffer.allocUnsafe(used);
+    batch.copy(data, 0, 0, used);
     used = 0;
     out.write(data as unknown as string);
   };

@@ -87,6 +87,25 @@ describe('writeInfoLine', () => {
     expect(JSON.parse(template[0] as string).request_id).toBe('replaced');
   });
 
+  it('a key the spread would order otherwise goes through pino: in both objects (undefined in the first), integer-like', () => {
+    for (const [first, second] of [
+      [{ a: undefined, b: 'x' }, { a: 'y' }],
+      [REQUEST, { ...FIELDS, 404: 'not found' }],
+    ] as Array<[FlatFields, FlatFields]>) {
+      const { template, pino: expected, templated } = both(first, second);
+      expect(templated).toBe(false);
+      expect(template).toEqual(expected);
+    }
+  });
+
+  it('inherited fields are left out, as the spread leaves them', () => {
+    const inherited = Object.assign(Object.create({ inherited: 'no' }) as Record<string, string>, REQUEST);
+    const { template, pino: expected, templated } = both(inherited, FIELDS);
+    expect(templated).toBe(true);
+    expect(template).toEqual(expected);
+    expect(template[0]).not.toContain('inherited');
+  });
+
   it('a redacted or serialized field goes through pino, and is redacted', () => {
     const redacted = both(REQUEST, { ...FIELDS, token: 'tok_s3cr3t' });
     expect(redacted.templated).toBe(false);

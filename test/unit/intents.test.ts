@@ -144,6 +144,11 @@ describe('IntentService.create', () => {
       h.store.insert = () => Promise.reject(insertFailure);
       await expect(h.service.create(BASE)).rejects.toBe(insertFailure);
 
+      // A scheduler store that does I/O: the insert fails while the schedule is still on its way.
+      const schedule = h.schedulerStore.schedule.bind(h.schedulerStore);
+      h.schedulerStore.schedule = (job) => new Promise<void>((resolve) => setTimeout(() => resolve(schedule(job)), 20));
+      await expect(h.service.create(BASE)).rejects.toBe(insertFailure);
+
       // Both fail: the scheduler's error is the one reported; the insert's is handled, not thrown.
       const scheduleFailure = new Error('schedule failed');
       h.schedulerStore.schedule = () => Promise.reject(scheduleFailure);

@@ -56,7 +56,14 @@ describe('LOG_FORMAT=json: lines gathered in batches', () => {
     return { out, text: () => readFileSync(path, 'utf8'), cleanup: () => rmSync(dir, { recursive: true, force: true }) };
   }
 
-  it('writes every line, in order and byte for byte (UTF-8, a line longer than a batch, a batch boundary), by the time flushSync returns', async () => {
+  /** Waits until the file holds `bytes` bytes (the destination's writes run on libuv's pool). */
+  async function written(text: () => string, bytes: number): Promise<string> {
+    const deadline = Date.now() + 5000;
+    while (Buffer.byteLength(text()) < bytes && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    return text();
+  }
+
+  it('writes every line, in order and byte for byte (UTF-8, a line longer than a batch, batch boundaries)', async () => {
     const file = await onFile();
     try {
       const stream = batchedStdout(file.out as Parameters<typeof batchedStdout>[0]);
@@ -66,10 +73,26 @@ describe('LOG_FORMAT=json: lines gathered in batches', () => {
         '{"last":true}\n',
       ];
       for (const line of lines) stream.write(line);
-      await new Promise<void>((resolve, reject) => (stream as unknown as { flush(cb: (error?: Error) => void): void }).flush((error) => (error ? reject(error) : resolve())));
-      stream.write('{"after":"flush"}\n');
+      // The last line is still in the batch: flush hands it over.
+      (stream as unknown as { flush(): void }).flush();
+      const expected = lines.join('');
+      expect(await written(file.text, Buffer.byteLength(expected))).toBe(expected);
+    } finally {
+      file.out.destroy();
+      file.cleanup();
+    }
+  });
+
+  it('flushSync writes the lines still in the batch before it returns (pino calls it when the process exits)', async () => {
+    const file = await onFile();
+    try {
+      const stream = batchedStdout(file.out as Parameters<typeof batchedStdout>[0]);
+      // Less than a batch: nothing has been handed over, so no write is on its way.
+      stream.write('{"first":"ünïcode"}\n');
+      stream.write('{"second":2}\n');
+      expect(file.text()).toBe('');
       (stream as unknown as { flushSync(): void }).flushSync();
-      expect(file.text()).toBe([...lines, '{"after":"flush"}\n'].join(''));
+      expect(file.text()).toBe('{"first":"ünïcode"}\n{"second":2}\n');
     } finally {
       file.out.destroy();
       file.cleanup();
