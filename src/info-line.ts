@@ -107,8 +107,13 @@ function format(logger: PinoInternals, template: Template, first: FlatFields, se
     if (field === undefined) return undefined;
     fields += field;
   }
+  return compose(logger, template, (logger[timeSym] as () => string)(), fields, message);
+}
+
+/** pino's order: the level, the time, the logger's bindings, the fields, the message, the end. */
+function compose(logger: PinoInternals, template: Template, time: string, fields: string, message: string): string {
   const level = (logger[lsCacheSym] as Record<number, string>)[logger.levels.values.info as number] as string;
-  return `${level}${(logger[timeSym] as () => string)()}${logger[chindingsSym] as string}${fields}${template.messageKey}"${message}"${logger[endSym] as string}`;
+  return `${level}${time}${logger[chindingsSym] as string}${fields}${template.messageKey}"${message}"${logger[endSym] as string}`;
 }
 
 /** `,"key":value`, '' for an undefined value (pino leaves it out), undefined when the field must take pino's path. */
@@ -157,10 +162,9 @@ function templateOf(logger: PinoInternals, message: string): Template | null {
   const sample = { sample_text: 'GET /v1/sim/intents?limit=1', sample_number: 12.5, sample_integer: 200 };
   const time = (logger[timeSym] as () => string)();
   const expected = (logger[asJsonSym] as (obj: object, msg: string, level: number, time: string) => string).call(logger, sample, message, logger.levels.values.info as number, time);
-  const level = (logger[lsCacheSym] as Record<number, string>)[logger.levels.values.info as number];
   const fields = Object.entries(sample)
     .map(([key, value]) => formatField(template, key, value))
     .join('');
   template.plainKeys.clear();
-  return expected === `${level}${time}${logger[chindingsSym] as string}${fields}${template.messageKey}"${message}"${logger[endSym] as string}` ? template : null;
+  return expected === compose(logger, template, time, fields, message) ? template : null;
 }

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { stripVTControlCharacters } from 'node:util';
 import { pino } from 'pino';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { batchedStdout, loggerOptions, prettyStream } from '../../src/logger.ts';
 
 /** Both log formats share the options, redaction included; `pretty` writes human-readable lines. */
@@ -47,13 +47,23 @@ describe('LOG_FORMAT=pretty', () => {
 });
 
 describe('LOG_FORMAT=json: lines gathered in batches', () => {
-  /** sonic-boom in buffer mode on a file, as `batchedStdout` makes it on stdout. */
-  async function onFile() {
+  const cleanups: Array<() => void> = [];
+  afterEach(() => {
+    for (const cleanup of cleanups.splice(0)) cleanup();
+  });
+
+  /** `batchedStdout` over sonic-boom in buffer mode on a file (as it makes it on stdout), and the file's text. */
+  async function batchedToFile() {
     const dir = mkdtempSync(join(tmpdir(), 'paysim-log-'));
     const path = join(dir, 'out.log');
     const out = pino.destination({ dest: path, minLength: 0, sync: false, contentMode: 'buffer' });
     await once(out, 'ready');
-    return { out, text: () => readFileSync(path, 'utf8'), cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+    cleanups.push(() => {
+      out.destroy();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    const stream = batchedStdout(out as Parameters<typeof batchedStdout>[0]) as ReturnType<typeof batchedStdout> & { flush(): void; flushSync(): void };
+    return { stream, text: () => readFileSync(path, 'utf8') };
   }
 
   /** Waits until the file holds `bytes` bytes (the destination's writes run on libuv's pool). */
@@ -64,52 +74,34 @@ describe('LOG_FORMAT=json: lines gathered in batches', () => {
   }
 
   it('writes every line, in order and byte for byte (UTF-8, a line longer than a batch, batch boundaries)', async () => {
-    const file = await onFile();
-    try {
-      const stream = batchedStdout(file.out as Parameters<typeof batchedStdout>[0]);
-      const lines = [
-        ...Array.from({ length: 600 }, (_, i) => `{"n":${i},"text":"café 💳 ${'x'.repeat(i % 300)}"}\n`),
-        `{"long":"${'é'.repeat(70_000)}"}\n`,
-        '{"last":true}\n',
-      ];
-      for (const line of lines) stream.write(line);
-      // The last line is still in the batch: flush hands it over.
-      (stream as unknown as { flush(): void }).flush();
-      const expected = lines.join('');
-      expect(await written(file.text, Buffer.byteLength(expected))).toBe(expected);
-    } finally {
-      file.out.destroy();
-      file.cleanup();
-    }
+    const { stream, text } = await batchedToFile();
+    const lines = [
+      ...Array.from({ length: 600 }, (_, i) => `{"n":${i},"text":"café 💳 ${'x'.repeat(i % 300)}"}\n`),
+      `{"long":"${'é'.repeat(70_000)}"}\n`,
+      '{"last":true}\n',
+    ];
+    for (const line of lines) stream.write(line);
+    // The last line is still in the batch: flush hands it over.
+    stream.flush();
+    const expected = lines.join('');
+    expect(await written(text, Buffer.byteLength(expected))).toBe(expected);
   });
 
   it('flushSync writes the lines still in the batch before it returns (pino calls it when the process exits)', async () => {
-    const file = await onFile();
-    try {
-      const stream = batchedStdout(file.out as Parameters<typeof batchedStdout>[0]);
-      // Less than a batch: nothing has been handed over, so no write is on its way.
-      stream.write('{"first":"ünïcode"}\n');
-      stream.write('{"second":2}\n');
-      expect(file.text()).toBe('');
-      (stream as unknown as { flushSync(): void }).flushSync();
-      expect(file.text()).toBe('{"first":"ünïcode"}\n{"second":2}\n');
-    } finally {
-      file.out.destroy();
-      file.cleanup();
-    }
+    const { stream, text } = await batchedToFile();
+    // Less than a batch: nothing has been handed over, so no write is on its way.
+    stream.write('{"first":"ünïcode"}\n');
+    stream.write('{"second":2}\n');
+    expect(text()).toBe('');
+    stream.flushSync();
+    expect(text()).toBe('{"first":"ünïcode"}\n{"second":2}\n');
   });
 
   it('a line waits at most LOG_FLUSH_MS (100 ms) when no batch fills up', async () => {
-    const file = await onFile();
-    try {
-      const stream = batchedStdout(file.out as Parameters<typeof batchedStdout>[0]);
-      stream.write('{"alone":true}\n');
-      expect(file.text()).toBe('');
-      await new Promise((resolve) => setTimeout(resolve, 400));
-      expect(file.text()).toBe('{"alone":true}\n');
-    } finally {
-      file.out.destroy();
-      file.cleanup();
-    }
+    const { stream, text } = await batchedToFile();
+    stream.write('{"alone":true}\n');
+    expect(text()).toBe('');
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(text()).toBe('{"alone":true}\n');
   });
 });

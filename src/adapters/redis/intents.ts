@@ -63,14 +63,13 @@ export class RedisIntentStore implements IntentStore {
       const insertScheduled = defineScript(client, 'paysimIntentInsertScheduled', INSERT_SCHEDULED);
       this.insertScheduled = async (intent, job) => {
         const write = scheduler.jobWrite(job);
-        const stored = await insertScheduled([...this.#keys, ...write.keys], [...this.#insertArgs(intent), ...write.args]);
-        return stored === 1 ? { ok: true } : { ok: false, reason: 'full' };
+        return insertOutcome(await insertScheduled([...this.#keys, ...write.keys], [...this.#insertArgs(intent), ...write.args]));
       };
     }
   }
 
   async insert(intent: Intent): Promise<InsertOutcome> {
-    return (await this.#insert(this.#keys, this.#insertArgs(intent))) === 1 ? { ok: true } : { ok: false, reason: 'full' };
+    return insertOutcome(await this.#insert(this.#keys, this.#insertArgs(intent)));
   }
 
   /**
@@ -207,4 +206,9 @@ function decodeIntent(encoded: string): Intent | undefined {
     metadata: base.metadata === null ? null : Object.freeze(base.metadata),
     planned: Object.freeze(base.planned),
   };
+}
+
+/** What the insert scripts answer (1 stored, 0 full) as the port's outcome. */
+function insertOutcome(stored: unknown): InsertOutcome {
+  return stored === 1 ? { ok: true } : { ok: false, reason: 'full' };
 }
