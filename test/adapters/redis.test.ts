@@ -128,6 +128,28 @@ withRedisServer('Redis adapters', (server) => {
     ]);
   });
 
+  it('RedisIntentStore keeps no index of PENDING intents and unlinks the one an earlier version left (a Redis kept across an upgrade)', async () => {
+    const keyPrefix = redis.newPrefix();
+    const c = redis.client;
+    const store = new RedisIntentStore(c, { keyPrefix, ttlMs: 86_400_000, maxIntents: 100 });
+    const ids = createIdFactory(new ManualClock(T0));
+    const pending = () => ({
+      id: ids('pay'), reservationId: 'res_1', amount: 100, currency: 'KRW', scenario: 'approve' as const, status: 'PENDING' as const, failureCode: null, refundedAmount: 0,
+      delayMs: 200, webhookUrl: null, metadata: null, createdAt: T0, updatedAt: T0, decidedAt: null, planned: { status: 'APPROVED' as const, failureCode: null },
+    });
+    const [a, b] = [pending(), pending()];
+    for (const intent of [a, b]) expect(await store.insert(intent)).toEqual({ ok: true });
+    await store.decide(a.id, T0 + 200);
+    expect((await c.keys(`${keyPrefix}int:st:*`)).sort()).toEqual([`${keyPrefix}int:st:APPROVED`]);
+    // As an earlier version left it: its index of PENDING intents, with b, the decided a and an id long gone.
+    await c.zadd(`${keyPrefix}int:st:PENDING`, 0, a.id, 0, b.id, 0, 'pay_gone');
+    expect(await store.dropEarlierIndex()).toBe(true);
+    expect(await c.exists(`${keyPrefix}int:st:PENDING`)).toBe(0);
+    expect(await store.dropEarlierIndex()).toBe(false);
+    expect(await store.counts()).toEqual({ PENDING: 1, APPROVED: 1, FAILED: 0, CANCELLED: 0, PARTIALLY_REFUNDED: 0, REFUNDED: 0 });
+    expect(await store.list({ limit: 10, status: 'PENDING' })).toEqual({ data: [b], nextCursor: null });
+  });
+
   it('RedisSchedulerStore adopts the jobs of the earlier layout (a Redis kept across an upgrade), once, claimed ones due again', async () => {
     const keyPrefix = redis.newPrefix();
     const s = `${keyPrefix}sched:`;

@@ -172,6 +172,27 @@ if (redisServerOrSkip('replicas on Redis')) {
     });
   });
 
+  describe('a Redis kept across an upgrade', { timeout: TEST_TIMEOUT_MS }, () => {
+    it("a start unlinks the earlier versions' index of PENDING intents, and PENDING intents are listed without it", async () => {
+      const prefix = redis.newPrefix();
+      // As an earlier version left it: its index of PENDING intents, holding an id this Redis no longer has.
+      await redis.client.zadd(`${prefix}int:st:PENDING`, 0, 'pay_from_before');
+      const t = await buildTestApp({ STORE: 'redis', REDIS_URL: redis.url, REDIS_KEY_PREFIX: prefix }, { clockStart: START });
+      open.push(t);
+      expect(await redis.client.exists(`${prefix}int:st:PENDING`)).toBe(0);
+      const created = await createIntent(t, { reservation_id: 'res_upgrade', amount: 1000, scenario: 'delay', delay_ms: 60_000 });
+      expect(created.statusCode).toBe(200);
+      const listed = await inject(t, { method: 'GET', url: '/v1/sim/intents?status=PENDING' });
+      const intent = (await getIntent(t, created.json().payment_intent_id as string)).json();
+      expect(intent).toMatchObject({ reservation_id: 'res_upgrade', status: 'PENDING' });
+      // A list shows each intent as the single read does, without its webhook's delivery summary.
+      const { webhook, ...inList } = intent;
+      expect(webhook).toBeNull();
+      expect([listed.statusCode, listed.json()]).toEqual([200, { data: [inList], next_cursor: null }]);
+      expect(await redis.client.exists(`${prefix}int:st:PENDING`)).toBe(0);
+    });
+  });
+
   describe('Redis stopped and restarted', { timeout: TEST_TIMEOUT_MS }, () => {
     it('while Redis is away /readyz says why and calls answer 503 STORE_UNAVAILABLE in their dialect; after it is back, full service without a restart', async () => {
       const [a, b] = await replicas();

@@ -38,10 +38,13 @@ export async function createRedisStores(config: Config, client: Redis, closed?: 
   // Due work a Redis kept from paysim's earlier scheduler layout runs under this one.
   const scheduler = new RedisSchedulerStore(client, { keyPrefix });
   await scheduler.adoptEarlierLayout().catch((error: unknown) => Promise.reject(asStoreError(error)));
+  // An earlier version's index of PENDING intents, which this one no longer keeps.
+  const intents = new RedisIntentStore(client, { keyPrefix, ttlMs: config.store.intentTtlMs, maxIntents: config.store.maxIntents, scheduler });
+  await intents.dropEarlierIndex().catch((error: unknown) => Promise.reject(asStoreError(error)));
   const fluxpay = new RedisFluxPayStore(client, { keyPrefix, ttlMs: config.fluxpay.ttlMs, maxRecords: config.fluxpay.maxRecords });
   return guardStores({
     // Writes an intent and its decision's job in one script.
-    intents: new RedisIntentStore(client, { keyPrefix, ttlMs: config.store.intentTtlMs, maxIntents: config.store.maxIntents, scheduler }),
+    intents,
     idempotency: new RedisIdempotencyStore(client, { keyPrefix, ttlMs: config.idempotency.ttlMs, maxKeys: config.idempotency.maxKeys }),
     bookings: new RedisBookingStore(client, { keyPrefix, ttlMs: config.bookings.ttlMs, maxBookings: config.bookings.maxBookings }),
     seats,

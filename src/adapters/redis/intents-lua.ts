@@ -6,14 +6,20 @@ import { SCHEDULE_JOB } from './scheduler.ts';
  *
  * Keys (P = prefix .. 'int:'): KEYS[1] P..'all' (zset, score 0, ids in lexical = creation order),
  * KEYS[2] P..'evict' (zset: ids of final intents → createdAt). Built inside the scripts from
- * ARGV[1] = P: P..'r:'..id (the record, a hash), P..'st:'..status and P..'res:'..reservationId
- * (zsets like 'all'; the count of a status is its zset's ZCARD). A record hash holds `b` (the intent
+ * ARGV[1] = P: P..'r:'..id (the record, a hash), P..'st:'..status for each final status and
+ * P..'res:'..reservationId (zsets like 'all'; the count of a final status is its zset's ZCARD).
+ * PENDING has no index, as with memory: most intents are PENDING for a moment only, so keeping one
+ * cost a ZADD and a ZREM for every intent, about a tenth of Redis' work on one. PENDING intents are
+ * counted as 'all' less the final ones and listed by walking 'all' (or the reservation's zset),
+ * at most the scan budget a page. A record hash holds `b` (the intent
  * as inserted, JSON) and, always all of them, the fields that change or that scripts read: s, fc
  * (JSON), ra, ua, da (JSON), amt, ps, pf (JSON), rid, ca. A change reads the whole record once
  * (HGETALL), writes its fields with one HSET and answers the record it read with the change applied:
  * every Redis call a script makes costs about a microsecond of Redis' time on top of the command,
  * and every intent is decided once (the decisions of one tick share one script run).
- * (Before 2026-12-01 a hash P..'counts' held the count of each status; it is no longer read or written.)
+ * (Before 2026-12-01 a hash P..'counts' held the count of each status; it is no longer read or written.
+ * Earlier versions also kept P..'st:PENDING', an index of the PENDING intents; a start unlinks it:
+ * `RedisIntentStore.dropEarlierIndex`.)
  */
 const PRELUDE = `
 local P = ARGV[1]
@@ -38,11 +44,15 @@ local function write(id, flat, at, changes)
   redis.call('HSET', rec(id), unpack(changes))
 end
 -- Moves an intent between the status indexes (the record's own 's' is written by the caller).
+-- PENDING has no index (see above): leaving it adds to the eviction order instead.
 local function moveStatus(id, before, after, createdAt)
   if before == after then return end
-  redis.call('ZREM', P .. 'st:' .. before, id)
-  redis.call('ZADD', P .. 'st:' .. after, 0, id)
-  if before == 'PENDING' then redis.call('ZADD', EVICT, createdAt, id) end
+  if before == 'PENDING' then
+    redis.call('ZADD', EVICT, createdAt, id)
+  else
+    redis.call('ZREM', P .. 'st:' .. before, id)
+  end
+  if after ~= 'PENDING' then redis.call('ZADD', P .. 'st:' .. after, 0, id) end
 end
 local function remove(id)
   redis.call('ZREM', EVICT, id)
@@ -66,8 +76,10 @@ local function insertIntent()
     'amt', ARGV[9], 'ps', ARGV[10], 'pf', ARGV[11], 'rid', ARGV[12], 'ca', ca)
   redis.call('ZADD', ALL, 0, id)
   redis.call('ZADD', P .. 'res:' .. ARGV[12], 0, id)
-  redis.call('ZADD', P .. 'st:' .. status, 0, id)
-  if status ~= 'PENDING' then redis.call('ZADD', EVICT, ca, id) end
+  if status ~= 'PENDING' then
+    redis.call('ZADD', P .. 'st:' .. status, 0, id)
+    redis.call('ZADD', EVICT, ca, id)
+  end
   return 1
 end
 `;
@@ -157,7 +169,8 @@ local limit, cursor, rid, status, budget = tonumber(ARGV[2]), ARGV[3], ARGV[4], 
 local key = KEYS[1]
 local narrowest = nil
 if rid ~= '' then narrowest = P .. 'res:' .. rid end
-if status ~= '' then
+-- PENDING has no index: its intents are found by the walk's check of each record.
+if status ~= '' and status ~= 'PENDING' then
   local byStatus = P .. 'st:' .. status
   if narrowest == nil or redis.call('ZCARD', byStatus) < redis.call('ZCARD', narrowest) then narrowest = byStatus end
 end
@@ -169,12 +182,16 @@ end, view)
 `;
 
 export const COUNTS = `
--- ARGV: P, the statuses; answers status, count, status, count, …
-local out = {}
+-- ARGV: P, the final statuses; answers status, count, … and last 'PENDING', the intents in none of them
+local out, final = {}, 0
 for i = 2, #ARGV do
+  local count = redis.call('ZCARD', ARGV[1] .. 'st:' .. ARGV[i])
+  final = final + count
   out[#out + 1] = ARGV[i]
-  out[#out + 1] = redis.call('ZCARD', ARGV[1] .. 'st:' .. ARGV[i])
+  out[#out + 1] = count
 end
+out[#out + 1] = 'PENDING'
+out[#out + 1] = redis.call('ZCARD', KEYS[1]) - final
 return out
 `;
 export const STATS = COUNT_ALL;

@@ -20,8 +20,9 @@ export interface RedisIntentStoreOptions {
  * The intents port in Redis, one Lua script per operation (a guarded transition, a refund that
  * checks what is left, an insert that evicts to make room: each one atomic). Indexes are sorted
  * sets with one score, so ids sort lexically, which for ULIDs is creation order: one of all ids,
- * one per reservation and one per status; a filtered list walks the narrowest and checks the
- * other filter on each record, at most `SCAN_BUDGET` records a page, as memory does.
+ * one per reservation and one per final status (PENDING has none, as with memory: a PENDING list
+ * walks all ids or the reservation's); a filtered list walks the narrowest and checks the other
+ * filter on each record, at most `SCAN_BUDGET` records a page, as memory does.
  *
  * Bounds: PENDING intents are never evicted; final ones wait in a sorted set by creation time,
  * which both the TTL sweep and the size bound take from the front. Differences from memory: memory
@@ -33,6 +34,7 @@ export class RedisIntentStore implements IntentStore {
   readonly #options: RedisIntentStoreOptions;
   readonly #keys: [string, string];
   readonly #p: string;
+  readonly #client: Redis;
   readonly #insert: Script;
   readonly #get: Script;
   readonly #decide: Script;
@@ -47,6 +49,7 @@ export class RedisIntentStore implements IntentStore {
 
   constructor(client: Redis, options: RedisIntentStoreOptions) {
     this.#options = options;
+    this.#client = client;
     this.#p = `${options.keyPrefix}int:`;
     this.#keys = [`${this.#p}all`, `${this.#p}evict`];
     this.#insert = defineScript(client, 'paysimIntentInsert', INSERT);
@@ -66,6 +69,16 @@ export class RedisIntentStore implements IntentStore {
         return insertOutcome(await insertScheduled([...this.#keys, ...write.keys], [...this.#insertArgs(intent), ...write.args]));
       };
     }
+  }
+
+  /**
+   * Removes the index of PENDING intents that earlier versions kept (`int:st:PENDING`), which this
+   * one neither reads nor updates; true when there was one. UNLINK frees it in the background,
+   * however many ids it holds. As with the scheduler's layout, replicas are upgraded together: an
+   * earlier version still running would count and list PENDING intents from an index no longer kept.
+   */
+  async dropEarlierIndex(): Promise<boolean> {
+    return (await this.#client.unlink(`${this.#p}st:PENDING`)) === 1;
   }
 
   async insert(intent: Intent): Promise<InsertOutcome> {
@@ -161,7 +174,7 @@ export class RedisIntentStore implements IntentStore {
   }
 
   async counts(): Promise<Record<IntentStatus, number>> {
-    const flat = (await this.#counts(this.#keys, [this.#p, ...INTENT_STATUSES])) as Array<string | number>;
+    const flat = (await this.#counts(this.#keys, [this.#p, ...FINAL_STATUSES])) as Array<string | number>;
     const counts = Object.fromEntries(INTENT_STATUSES.map((status) => [status, 0])) as Record<IntentStatus, number>;
     for (let i = 0; i < flat.length; i += 2) counts[flat[i] as IntentStatus] = Number(flat[i + 1]);
     return counts;
@@ -175,6 +188,9 @@ export class RedisIntentStore implements IntentStore {
     return sweepInBatches(async () => (await this.#sweep(this.#keys, [this.#p, now - this.#options.ttlMs, SWEEP_BATCH])) as [number, number]);
   }
 }
+
+/** The statuses with an index of their own (PENDING has none). */
+const FINAL_STATUSES = INTENT_STATUSES.filter((status) => status !== 'PENDING');
 
 /** At most this many decisions go in one script run. */
 const DECIDE_BATCH = 128;

@@ -248,6 +248,9 @@ export function intentStoreContract(name: string, make: IntentStoreFactory): voi
         expect(await all({ reservationId: 'res_a' })).toEqual([a3, a2, a1]);
         expect(await all({ status: 'APPROVED' })).toEqual([a2, b1]);
         expect(await all({ reservationId: 'res_a', status: 'APPROVED' })).toEqual([a2]);
+        expect(await all({ status: 'PENDING' })).toEqual([a1]);
+        expect(await all({ reservationId: 'res_a', status: 'PENDING' })).toEqual([a1]);
+        expect(await all({ reservationId: 'res_b', status: 'PENDING' })).toEqual([]);
         expect(await all({ reservationId: 'res_none' })).toEqual([]);
         expect(await all({ status: 'REFUNDED' })).toEqual([]);
       });
@@ -260,6 +263,22 @@ export function intentStoreContract(name: string, make: IntentStoreFactory): voi
         expect((await store.list({ limit: 10, status: 'APPROVED' })).data).toEqual([]);
         expect((await store.list({ limit: 10, status: 'PARTIALLY_REFUNDED' })).data).toEqual([]);
         expect((await store.list({ limit: 10, status: 'REFUNDED' })).data).toEqual([{ ...intent, status: 'REFUNDED', refundedAmount: 500, updatedAt: T0 + 2 }]);
+      });
+
+      it('lists PENDING intents until they are decided or cancelled, newest first, across pages', async () => {
+        const intents = Array.from({ length: 5 }, (_, i) => anIntent({ createdAt: T0 + i }));
+        const earlier = approved({ createdAt: T0 + 5 });
+        const store = await storeWith(...intents, earlier);
+        const pending = async () => (await pageAll(2, (page) => store.list({ ...page, status: 'PENDING' }))).records;
+        expect(await pending()).toEqual(newestFirst(intents));
+        const [a, b] = intents as [Intent, Intent];
+        const decided = await store.decide(a.id, T0 + 200);
+        await store.transition(b.id, ['PENDING'], { status: 'CANCELLED', updatedAt: T0 + 300 });
+        expect(await pending()).toEqual(newestFirst(intents.slice(2)));
+        expect((await store.list({ limit: 10, status: 'CANCELLED' })).data).toEqual([{ ...b, status: 'CANCELLED', updatedAt: T0 + 300 }]);
+        const aApproved = { ...a, status: 'APPROVED', decidedAt: T0 + 200, updatedAt: T0 + 200 };
+        expect(decided).toEqual({ ok: true, record: aApproved });
+        expect((await store.list({ limit: 10, status: 'APPROVED' })).data).toEqual([earlier, aApproved]);
       });
 
       it('a filter that matches rarely over 20,000 intents finds exactly its matches by paging until the end', async () => {
