@@ -75,7 +75,8 @@ export class RedisIntentStore implements IntentStore {
    * Removes the index of PENDING intents that earlier versions kept (`int:st:PENDING`), which this
    * one neither reads nor updates; true when there was one. UNLINK frees it in the background,
    * however many ids it holds. As with the scheduler's layout, replicas are upgraded together: an
-   * earlier version still running would count and list PENDING intents from an index no longer kept.
+   * earlier version still running would count and list PENDING intents from an index no longer kept
+   * (and write it again: `sweep` unlinks it as well).
    */
   async dropEarlierIndex(): Promise<boolean> {
     return (await this.#client.unlink(`${this.#p}st:PENDING`)) === 1;
@@ -184,7 +185,9 @@ export class RedisIntentStore implements IntentStore {
     return { size: Number(await this.#stats(this.#keys, [])), max: this.#options.maxIntents };
   }
 
+  /** Also unlinks an earlier version's index of PENDING intents, which one such replica still running during an upgrade would write again. */
   async sweep(now: number): Promise<number> {
+    await this.dropEarlierIndex();
     return sweepInBatches(async () => (await this.#sweep(this.#keys, [this.#p, now - this.#options.ttlMs, SWEEP_BATCH])) as [number, number]);
   }
 }
