@@ -14,7 +14,8 @@ import { SCHEDULE_JOB } from './scheduler.ts';
  * at most the scan budget a page. A record hash holds `b` (the intent
  * as inserted, JSON) and, always all of them, the fields that change or that scripts read: s, fc
  * (JSON), ra, ua, da (JSON), amt, ps, pf (JSON), rid, ca. A change reads the whole record once
- * (HGETALL), writes its fields with one HSET and answers the record it read with the change applied:
+ * (HGETALL), writes its fields with one HSET and answers the record it read with the change applied
+ * (the fields the client reads, joined: `encode`):
  * every Redis call a script makes costs about a microsecond of Redis' time on top of the command,
  * and every intent is decided once (the decisions of one tick share one script run).
  * (Before 2026-12-01 a hash P..'counts' held the count of each status; it is no longer read or written.
@@ -25,13 +26,19 @@ const PRELUDE = `
 local P = ARGV[1]
 local ALL, EVICT = KEYS[1], KEYS[2]
 local function rec(id) return P .. 'r:' .. id end
--- A record as its HGETALL list encoded as one JSON array ('' for none): one string is far cheaper for
--- the client to take from the reply than a list of 22.
-local function encode(flat)
-  if #flat == 0 then return '' end
-  return cjson.encode(flat)
+-- A record as the client reads it: its fields b, s, fc, ra, ua and da joined by NUL bytes, one
+-- string ('' for none). One string is far cheaper for the client to take from the reply than a list
+-- (22 values cost ioredis about 9 µs, one string 2), and joining far cheaper for Redis than
+-- cjson.encode of the list (about 5 µs a decision). No value holds a NUL: b, fc and da are JSON text
+-- (JSON.stringify escapes every control character), s is a status, ra and ua are integers.
+local function encode(flat, at)
+  return flat[at.b] .. '\0' .. flat[at.s] .. '\0' .. flat[at.fc] .. '\0' .. flat[at.ra] .. '\0' .. flat[at.ua] .. '\0' .. flat[at.da]
 end
-local function view(id) return encode(redis.call('HGETALL', rec(id))) end
+local function view(id)
+  local r = redis.call('HMGET', rec(id), 'b', 's', 'fc', 'ra', 'ua', 'da')
+  if not r[1] then return '' end
+  return table.concat(r, '\0')
+end
 -- The positions of the values in a record's HGETALL list, by field name.
 local function positions(flat)
   local at = {}
@@ -118,7 +125,7 @@ for i = 2, #ARGV, 2 do
       ok = 1
     end
     out[#out + 1] = ok
-    out[#out + 1] = encode(flat)
+    out[#out + 1] = encode(flat, at)
   end
 end
 return out
@@ -133,13 +140,13 @@ local at = positions(flat)
 local before = flat[at.s]
 local allowed = false
 for i = 7, #ARGV do if ARGV[i] == before then allowed = true end end
-if not allowed then return {0, encode(flat)} end
+if not allowed then return {0, encode(flat, at)} end
 local changes = {'ua', ARGV[6], 's', ARGV[3]}
 if ARGV[4] ~= '' then changes[#changes + 1] = 'fc'; changes[#changes + 1] = ARGV[4] end
 if ARGV[5] ~= '' then changes[#changes + 1] = 'da'; changes[#changes + 1] = ARGV[5] end
 write(id, flat, at, changes)
 moveStatus(id, before, ARGV[3], flat[at.ca])
-return {1, encode(flat)}
+return {1, encode(flat, at)}
 `;
 
 export const REFUND = `${PRELUDE}
@@ -149,18 +156,18 @@ local flat = redis.call('HGETALL', rec(id))
 if #flat == 0 then return {'not_found'} end
 local at = positions(flat)
 local before = flat[at.s]
-if before ~= 'APPROVED' and before ~= 'PARTIALLY_REFUNDED' then return {'invalid_state', encode(flat)} end
+if before ~= 'APPROVED' and before ~= 'PARTIALLY_REFUNDED' then return {'invalid_state', encode(flat, at)} end
 local amount, refunded = tonumber(flat[at.amt]), tonumber(flat[at.ra])
 local left = amount - refunded
 local refund = left
 if ARGV[3] ~= '' then refund = tonumber(ARGV[3]) end
-if refund > left then return {'exceeds', encode(flat), left} end
+if refund > left then return {'exceeds', encode(flat, at), left} end
 refunded = refunded + refund
 local after = 'PARTIALLY_REFUNDED'
 if refunded == amount then after = 'REFUNDED' end
 write(id, flat, at, {'ra', string.format('%d', refunded), 'ua', ARGV[4], 's', after})
 moveStatus(id, before, after, flat[at.ca])
-return {'refunded', encode(flat), refund}
+return {'refunded', encode(flat, at), refund}
 `;
 
 export const LIST = `${PRELUDE}${WALK}

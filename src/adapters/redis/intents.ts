@@ -2,7 +2,6 @@ import type { Redis } from 'ioredis';
 import { INTENT_STATUSES, type Intent, type IntentStatus } from '../../core/intents/intent.ts';
 import type { InsertOutcome, IntentPatch, IntentQuery, IntentStore, Job, Page, RefundOutcome, StoreStats, Transition } from '../../core/ports.ts';
 import { SCAN_BUDGET } from '../memory/id-list.ts';
-import { fieldsOf } from './lua.ts';
 import { COUNTS, DECIDE, GET, INSERT, INSERT_SCHEDULED, LIST, REFUND, STATS, SWEEP, TRANSITION } from './intents-lua.ts';
 import { defineScript, type Script, SWEEP_BATCH, sweepInBatches } from './connection.ts';
 import type { RedisSchedulerStore } from './scheduler.ts';
@@ -210,18 +209,18 @@ function toTransition([ok, encoded]: [number, string]): Transition<Intent> {
   return ok === 1 ? { ok: true, record: record as Intent } : { ok: false, current: record };
 }
 
-/** A record hash (HGETALL's flat field/value list, as the scripts' `encode` answers it) as an intent; undefined for '' (none). */
+/** A record as the scripts' `encode` answers it (its fields b, s, fc, ra, ua and da joined by NUL bytes) as an intent; undefined for '' (none). */
 function decodeIntent(encoded: string): Intent | undefined {
   if (encoded === '') return undefined;
-  const fields = fieldsOf(JSON.parse(encoded) as string[]);
-  const base = JSON.parse(fields.b as string) as Intent;
+  const [b, s, fc, ra, ua, da] = encoded.split('\0') as [string, string, string, string, string, string];
+  const base = JSON.parse(b) as Intent;
   return {
     ...base,
-    status: fields.s as IntentStatus,
-    failureCode: JSON.parse(fields.fc as string) as string | null,
-    refundedAmount: Number(fields.ra),
-    updatedAt: Number(fields.ua),
-    decidedAt: JSON.parse(fields.da as string) as number | null,
+    status: s as IntentStatus,
+    failureCode: JSON.parse(fc) as string | null,
+    refundedAmount: Number(ra),
+    updatedAt: Number(ua),
+    decidedAt: JSON.parse(da) as number | null,
     metadata: base.metadata === null ? null : Object.freeze(base.metadata),
     planned: Object.freeze(base.planned),
   };
