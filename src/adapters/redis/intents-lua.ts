@@ -32,12 +32,12 @@ local function rec(id) return P .. 'r:' .. id end
 -- cjson.encode of the list (about 5 µs a decision). No value holds a NUL: b, fc and da are JSON text
 -- (JSON.stringify escapes every control character), s is a status, ra and ua are integers.
 local function encode(flat, at)
-  return flat[at.b] .. '\0' .. flat[at.s] .. '\0' .. flat[at.fc] .. '\0' .. flat[at.ra] .. '\0' .. flat[at.ua] .. '\0' .. flat[at.da]
+  return flat[at.b] .. '\\0' .. flat[at.s] .. '\\0' .. flat[at.fc] .. '\\0' .. flat[at.ra] .. '\\0' .. flat[at.ua] .. '\\0' .. flat[at.da]
 end
 local function view(id)
   local r = redis.call('HMGET', rec(id), 'b', 's', 'fc', 'ra', 'ua', 'da')
   if not r[1] then return '' end
-  return table.concat(r, '\0')
+  return table.concat(r, '\\0')
 end
 -- The positions of the values in a record's HGETALL list, by field name.
 local function positions(flat)

@@ -45,6 +45,16 @@ export function intentStoreContract(name: string, make: IntentStoreFactory): voi
       expect(await store.transition(intent.id, ['PENDING'], { status: 'CANCELLED', updatedAt: T0 + 300 })).toEqual({ ok: false, current: failed });
       expect(await store.refund(intent.id, 1, T0 + 300)).toEqual({ kind: 'invalid_state', intent: failed });
       expect(await store.get(intent.id)).toEqual(failed);
+      // A transition that applies, with odd text in its patch, and refunds that apply or exceed.
+      const pending = anIntent({ reservationId: `res_${odd}`, metadata: { [odd]: odd } });
+      const paid = anIntent({ reservationId: `res_${odd}`, metadata: { [odd]: odd }, status: 'APPROVED', decidedAt: T0 + 200, updatedAt: T0 + 200, amount: 500 });
+      for (const record of [pending, paid]) expect(await store.insert(record)).toEqual({ ok: true });
+      const cancelled = { ...pending, status: 'CANCELLED' as const, failureCode: odd, updatedAt: T0 + 400 };
+      expect(await store.transition(pending.id, ['PENDING'], { status: 'CANCELLED', failureCode: odd, updatedAt: T0 + 400 })).toEqual({ ok: true, record: cancelled });
+      const partly = { ...paid, status: 'PARTIALLY_REFUNDED' as const, refundedAmount: 100, updatedAt: T0 + 500 };
+      expect(await store.refund(paid.id, 100, T0 + 500)).toEqual({ kind: 'refunded', intent: partly, amount: 100 });
+      expect(await store.refund(paid.id, 1_000, T0 + 600)).toEqual({ kind: 'exceeds', intent: partly, left: 400 });
+      expect((await store.list({ limit: 10, reservationId: intent.reservationId })).data).toEqual([partly, cancelled, failed]);
     });
 
     it('records go in and come out as copies', async () => {
