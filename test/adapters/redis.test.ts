@@ -22,7 +22,7 @@ import { intentStoreContract } from './contracts/intents.contract.ts';
 import { ledgerStoreContract } from './contracts/ledger.contract.ts';
 import { seatStoreContract } from './contracts/seats.contract.ts';
 import { schedulerStoreContract } from './contracts/scheduler.contract.ts';
-import { T0 } from './contracts/fixtures.ts';
+import { anIntent, T0 } from './contracts/fixtures.ts';
 
 /**
  * The shared port contracts against the Redis adapters, on a private redis-server this file starts
@@ -132,12 +132,7 @@ withRedisServer('Redis adapters', (server) => {
     const keyPrefix = redis.newPrefix();
     const c = redis.client;
     const store = new RedisIntentStore(c, { keyPrefix, ttlMs: 86_400_000, maxIntents: 100 });
-    const ids = createIdFactory(new ManualClock(T0));
-    const pending = () => ({
-      id: ids('pay'), reservationId: 'res_1', amount: 100, currency: 'KRW', scenario: 'approve' as const, status: 'PENDING' as const, failureCode: null, refundedAmount: 0,
-      delayMs: 200, webhookUrl: null, metadata: null, createdAt: T0, updatedAt: T0, decidedAt: null, planned: { status: 'APPROVED' as const, failureCode: null },
-    });
-    const [a, b] = [pending(), pending()];
+    const [a, b] = [anIntent(), anIntent()];
     for (const intent of [a, b]) expect(await store.insert(intent)).toEqual({ ok: true });
     await store.decide(a.id, T0 + 200);
     expect((await c.keys(`${keyPrefix}int:st:*`)).sort()).toEqual([`${keyPrefix}int:st:APPROVED`]);
