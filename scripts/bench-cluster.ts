@@ -1,4 +1,5 @@
 import { readdirSync, readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { hasRedisServer, REDIS_SERVER_MISSING, startRedisServer, type RedisServerProcess } from '../test/helpers/redis-server.ts';
@@ -278,6 +279,18 @@ function formatTable(rows: Row[]): string {
   return table(header, cells, (column) => column > 0);
 }
 
+/** All the CPU a round used (load generator, service, redis-server), in cores. */
+const cpuTotal = (row: Row): number => row.cpu.loadGenerator + row.cpu.service + row.cpu.redis;
+
+/** Intents/s the target would do with all `cores` busy at the CPU per intent its round used. */
+const wholeMachine = (row: Row, cores: number): number => (row.rps * cores) / Math.max(cpuTotal(row), 1e-9);
+
+/** Microseconds of CPU per created intent over rounds, in total and by process (medians of the rounds). */
+function cpuPerIntent(rows: Row[]): string {
+  const per = (pick: (row: Row) => number) => median(rows.map((row) => (pick(row) * 1e6) / Math.max(row.rps, 1e-9))).toFixed(0);
+  return `${per(cpuTotal)} (${per((r) => r.cpu.loadGenerator)} + ${per((r) => r.cpu.service)} + ${per((r) => r.cpu.redis)})`;
+}
+
 /** Commands per created intent by command, over every round of the Redis targets, largest first. */
 function commandBreakdown(rows: Row[]): string {
   const totals = new Map<string, number>();
@@ -333,6 +346,12 @@ async function main(): Promise<number> {
     const workerRatios = rounds.map(([, one, two]) => (two as Row).rps / (one as Row).rps);
     const redisRatio = median(redisRatios);
     const workerRatio = median(workerRatios);
+    // What the CPU allows: a target that used all the machine's cores at the CPU per intent it
+    // used in its round would do `wholeMachine(row)` intents/s. Against the other target's measured
+    // rate, that is the most its ratio could be on this machine by filling idle cores alone.
+    const machineCores = cpus().length;
+    const redisBounds = rounds.map(([memory, one]) => wholeMachine(one as Row, machineCores) / (memory as Row).rps);
+    const workerBounds = rounds.map(([, one, two]) => wholeMachine(two as Row, machineCores) / (one as Row).rps);
     const all = rounds.flat();
     const medianOf = (name: TargetName, pick: (row: Row) => number) => median(all.filter((r) => r.target === name).map(pick));
     const redisRows = all.filter((r) => r.commands !== undefined);
@@ -364,9 +383,15 @@ async function main(): Promise<number> {
         'commands run inside scripts count as well',
     );
     console.log(`by command: ${commandBreakdown(all)}`);
+    console.log(`CPU per created intent (µs, medians; autocannon + service + redis-server): ${(['memory', 'redis', 'redis ×2'] as const).map((name) => `${name} ${cpuPerIntent(all.filter((r) => r.target === name))}`).join('; ')}`);
+    console.log(
+      `with the whole machine (${machineCores} cores) at that CPU per intent: redis at most ${median(redisBounds).toFixed(2)}× memory's measured rate (rounds ${redisBounds.map((r) => r.toFixed(2)).join(', ')}), ` +
+        `redis ×2 at most ${median(workerBounds).toFixed(2)}× one worker's (rounds ${workerBounds.map((r) => r.toFixed(2)).join(', ')}): ` +
+        'a ratio below its target here is out of reach on this machine by using idle cores alone; the CPU per intent has to fall',
+    );
     console.log(
       `what limits it: ${machine().split(', ')[1]} shared by autocannon, the service and redis-server; the cores used by the three together ` +
-        `(${medianOf('redis ×2', (r) => r.cpu.loadGenerator + r.cpu.service + r.cpu.redis).toFixed(2)} for redis ×2) against the cores there are ` +
+        `(${medianOf('redis ×2', cpuTotal).toFixed(2)} for redis ×2) against the cores there are ` +
         'say whether the machine, not the service, is the ceiling; a second worker only helps with a core to spare',
     );
     console.log('');
