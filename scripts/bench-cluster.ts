@@ -69,7 +69,8 @@ const CHECK_ATTEMPTS = 10;
  */
 const SERVICE_READY_TIMEOUT_MS = 60_000;
 
-type TargetName = 'memory' | 'redis' | 'redis ×2';
+const TARGET_NAMES = ['memory', 'redis', 'redis ×2'] as const;
+type TargetName = (typeof TARGET_NAMES)[number];
 
 interface Target {
   name: TargetName;
@@ -283,13 +284,7 @@ function formatTable(rows: Row[]): string {
 const cpuTotal = (row: Row): number => row.cpu.loadGenerator + row.cpu.service + row.cpu.redis;
 
 /** Intents/s the target would do with all `cores` busy at the CPU per intent its round used. */
-const wholeMachine = (row: Row, cores: number): number => (row.rps * cores) / Math.max(cpuTotal(row), 1e-9);
-
-/** Microseconds of CPU per created intent over rounds, in total and by process (medians of the rounds). */
-function cpuPerIntent(rows: Row[]): string {
-  const per = (pick: (row: Row) => number) => median(rows.map((row) => (pick(row) * 1e6) / Math.max(row.rps, 1e-9))).toFixed(0);
-  return `${per(cpuTotal)} (${per((r) => r.cpu.loadGenerator)} + ${per((r) => r.cpu.service)} + ${per((r) => r.cpu.redis)})`;
-}
+const wholeMachine = (row: Row, cores: number): number => (row.rps * cores) / cpuTotal(row);
 
 /** Commands per created intent by command, over every round of the Redis targets, largest first. */
 function commandBreakdown(rows: Row[]): string {
@@ -375,7 +370,7 @@ async function main(): Promise<number> {
     console.log(`ratio redis/memory = ${redisRatio.toFixed(3)} (median of the rounds; target ≥ ${TARGET_REDIS_RATIO.toFixed(2)}) ${verdict(redisRatio >= TARGET_REDIS_RATIO)}`);
     console.log(`2 workers/1 worker on redis per round: ${workerRatios.map((r) => r.toFixed(2)).join(', ')}`);
     console.log(`ratio 2 workers/1 worker = ${workerRatio.toFixed(3)} (median of the rounds; target ≥ ${TARGET_WORKERS_RATIO.toFixed(2)}) ${verdict(workerRatio >= TARGET_WORKERS_RATIO)}`);
-    for (const name of ['memory', 'redis', 'redis ×2'] as const) {
+    for (const name of TARGET_NAMES) {
       console.log(`${name}: ${medianOf(name, (r) => r.rps).toFixed(0)} intents/s, p99 ${medianOf(name, (r) => r.p99).toFixed(2)} ms (medians); cores used: ${cores(name)}`);
     }
     console.log(
@@ -383,7 +378,12 @@ async function main(): Promise<number> {
         'commands run inside scripts count as well',
     );
     console.log(`by command: ${commandBreakdown(all)}`);
-    console.log(`CPU per created intent (µs, medians; autocannon + service + redis-server): ${(['memory', 'redis', 'redis ×2'] as const).map((name) => `${name} ${cpuPerIntent(all.filter((r) => r.target === name))}`).join('; ')}`);
+    // Microseconds of CPU per created intent, in total and by process (medians of the rounds).
+    const cpuPerIntent = (name: TargetName) => {
+      const per = (pick: (row: Row) => number) => medianOf(name, (r) => (pick(r) * 1e6) / r.rps).toFixed(0);
+      return `${name} ${per(cpuTotal)} (${per((r) => r.cpu.loadGenerator)} + ${per((r) => r.cpu.service)} + ${per((r) => r.cpu.redis)})`;
+    };
+    console.log(`CPU per created intent (µs, medians; autocannon + service + redis-server): ${TARGET_NAMES.map(cpuPerIntent).join('; ')}`);
     console.log(
       `with the whole machine (${machineCores} cores) at that CPU per intent: redis at most ${median(redisBounds).toFixed(2)}× memory's measured rate (rounds ${redisBounds.map((r) => r.toFixed(2)).join(', ')}), ` +
         `redis ×2 at most ${median(workerBounds).toFixed(2)}× one worker's (rounds ${workerBounds.map((r) => r.toFixed(2)).join(', ')}): ` +
