@@ -59,7 +59,8 @@ export interface IntentQuery extends PageQuery {
 }
 
 export interface IntentPatch {
-  status: IntentStatus;
+  /** Never PENDING: an intent does not go back to it (the stores' eviction order counts on that). */
+  status: Exclude<IntentStatus, 'PENDING'>;
   failureCode?: string | null | undefined;
   decidedAt?: number | null | undefined;
   updatedAt: number;

@@ -1,7 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import type { Intent } from '../../../src/core/intents/intent.ts';
-import type { IntentQuery, IntentStore } from '../../../src/core/ports.ts';
+import type { IntentPatch, IntentQuery, IntentStore } from '../../../src/core/ports.ts';
 import { anIntent, concurrently, DAY, HOUR, MINUTE, newestFirst, pageAll, T0, tally } from './fixtures.ts';
+
+// A patch never names PENDING: an intent does not go back to it, and both stores' eviction order
+// counts on that (an intent joins it when it leaves PENDING). `make lint` checks this line.
+// @ts-expect-error PENDING is not a patch's status
+void ({ status: 'PENDING', updatedAt: T0 } satisfies IntentPatch);
 
 export interface IntentStoreOptions {
   /** Final intents older than this (from creation) may be swept. */
