@@ -1,5 +1,4 @@
-import { FifoQueue } from '../../core/fifo-queue.ts';
-import { addToTotals, CREDIT_UNIT, posting, sortTotals, type FluxPayAccountTotal, type FluxPayTransaction, type PostingKind } from '../../core/fluxpay/ledger.ts';
+import type { FluxPayTransaction } from '../../core/fluxpay/ledger.ts';
 import {
   chargeableCredits,
   compensationsLeft,
@@ -10,7 +9,6 @@ import {
   sagaDid,
   sagaSettled,
   type CreditTransaction,
-  type CreditTransactionType,
   type CreditUsage,
   type InboundEvent,
   type Order,
@@ -48,7 +46,10 @@ import type {
 } from '../../core/fluxpay/ports.ts';
 import type { Page, PageQuery, StoreStats } from '../../core/ports.ts';
 import { EvictionQueue } from './eviction-queue.ts';
-import { IdList, pageOf } from './id-list.ts';
+import { MemoryCreditBook } from './fluxpay-credits.ts';
+import { MemoryFluxPayLedger } from './fluxpay-ledger.ts';
+import { MemoryFluxPayOutbox } from './fluxpay-outbox.ts';
+import { byId, IdList, pageOf } from './id-list.ts';
 
 export interface MemoryFluxPayStoreOptions {
   /** Finished records older than this (from their creation) are evicted. */
@@ -57,21 +58,16 @@ export interface MemoryFluxPayStoreOptions {
   maxRecords: number;
 }
 
-interface CreditTotals {
-  charged: number;
-  used: number;
-  refunded: number;
-}
-
 const usageKey = (userId: string, usageId: string): string => `${userId}\n${usageId}`;
-/** Outbox keys that sort as strings in write order. */
-const seqKey = (sequence: number): string => sequence.toString(36).padStart(11, '0');
 
 /**
  * FluxPay's store in one process's memory. Every method runs to completion synchronously (the
  * promise it returns is already settled), so each is atomic: a change, its ledger transaction
  * and its outbox event are written together or not at all, and of any number of concurrent
- * operations on one record each sees the others' whole effect or none of it.
+ * operations on one record each sees the others' whole effect or none of it. Orders, payments,
+ * usages, sagas and inbound events are kept here; the ledger (./fluxpay-ledger.ts), the credit
+ * balances and transactions (./fluxpay-credits.ts) and the outbox (./fluxpay-outbox.ts) are parts
+ * it writes within the same step.
  *
  * Bounds: an order joins the eviction queue when it is final (COMPLETED or CANCELLED) and no
  * running saga holds it; it leaves with its payments and its ledger transactions (their net is
@@ -93,28 +89,15 @@ export class MemoryFluxPayStore implements FluxPayStore {
   /** Stored orders per status, kept as they change (#setOrderStatus). */
   readonly #orderCounts: OrderCounts = { PENDING: 0, PAID: 0, COMPLETED: 0, CANCELLED: 0, cancelledAfterPayment: 0 };
 
-  readonly #balances = new Map<string, number>();
-  readonly #creditTotals = new Map<string, CreditTotals>();
+  readonly #ledger = new MemoryFluxPayLedger();
+  readonly #credits = new MemoryCreditBook(this.#ledger);
   readonly #usages = new Map<string, CreditUsage>();
-  readonly #transactions = new Map<string, CreditTransaction>();
-  readonly #transactionsByUser = new Map<string, IdList>();
-  /** Credit transaction ids in write order, for the TTL sweep. */
-  readonly #transactionOrder = new FifoQueue<string>();
-
-  readonly #totals = new Map<string, FluxPayAccountTotal>();
-  readonly #ledger = new Map<string, FluxPayTransaction[]>();
-  readonly #evictedNet = new Map<string, number>();
 
   readonly #sagas = new Map<string, Saga>();
   readonly #sagaByUsage = new Map<string, string>();
   readonly #inbound = new Map<string, InboundEvent>();
 
-  readonly #outbox = new Map<string, OutboxEvent>();
-  readonly #outboxBySeq = new Map<string, OutboxEvent>();
-  readonly #outboxList = new IdList();
-  readonly #pending = new FifoQueue<string>();
-  #pendingCount = 0;
-  #sequence = 0;
+  readonly #outbox: MemoryFluxPayOutbox;
 
   readonly #finishedOrders = new EvictionQueue(
     (id: string) => this.#orders.get(id),
@@ -131,7 +114,7 @@ export class MemoryFluxPayStore implements FluxPayStore {
     (usage: CreditUsage) => usage.createdAt,
     (usage: CreditUsage) => {
       this.#usages.delete(usageKey(usage.userId, usage.usageId));
-      this.#ledger.delete(usage.creditUsageId);
+      this.#ledger.forget(usage.creditUsageId);
     },
   );
   readonly #inboundQueue = new EvictionQueue(
@@ -139,17 +122,11 @@ export class MemoryFluxPayStore implements FluxPayStore {
     (event: InboundEvent) => event.receivedAt,
     (event: InboundEvent) => this.#inbound.delete(event.eventId),
   );
-  readonly #publishedQueue = new EvictionQueue(
-    (id: string) => this.#outbox.get(id),
-    (event: OutboxEvent) => event.occurredAt,
-    (event: OutboxEvent) => this.#removeOutbox(event),
-  );
   readonly #isLiveOrder = (id: string): boolean => this.#orders.has(id);
-  readonly #isLiveOutbox = (key: string): boolean => this.#outboxBySeq.has(key);
-  readonly #isLiveTransaction = (id: string): boolean => this.#transactions.has(id);
 
   constructor(options: MemoryFluxPayStoreOptions) {
     this.#options = options;
+    this.#outbox = new MemoryFluxPayOutbox(options.maxRecords);
   }
 
   // ── orders and payments ──────────────────────────────────────────────────────────────────
@@ -247,7 +224,7 @@ export class MemoryFluxPayStore implements FluxPayStore {
     order.paymentKey = payment.paymentKey;
     order.paidAt = now;
     order.updatedAt = now;
-    this.#post('PAYMENT_APPROVED', stamp.transactionId, order.orderId, order.amount, order.currency, now);
+    this.#ledger.post('PAYMENT_APPROVED', stamp.transactionId, order.orderId, order.amount, order.currency, now);
     this.#emit(stamp, 0, 'payment.approved', `payment:${payment.paymentKey}`, { kind: 'payment', payment: copyPayment(payment) });
     return ok({ kind: 'approved', payment: copyPayment(payment), order: copyOrder(order) });
   }
@@ -264,7 +241,7 @@ export class MemoryFluxPayStore implements FluxPayStore {
   // ── credits ──────────────────────────────────────────────────────────────────────────────
 
   balance(userId: string): Promise<number> {
-    return ok(this.#balances.get(userId) ?? 0);
+    return ok(this.#credits.balance(userId));
   }
 
   chargeCredits(userId: string, orderId: string, stamp: Stamp): Promise<ChargeOutcome> {
@@ -275,7 +252,7 @@ export class MemoryFluxPayStore implements FluxPayStore {
     if (order.status !== 'PAID' || order.sagaId !== null) return ok({ kind: 'order_state', order: copyOrder(order) });
     const { now } = stamp;
     const credits = chargeableCredits(order);
-    const transaction = this.#moveCredits('CHARGE', userId, credits, stamp, { orderId, usageId: null, serviceId: order.serviceId });
+    const transaction = this.#credits.move('CHARGE', userId, credits, stamp, { orderId, usageId: null, serviceId: order.serviceId });
     order.chargedCredits = credits;
     const payment = this.#completeOrder(order, now);
     this.#emit(stamp, 0, 'credit.charged', `credit:${userId}`, { kind: 'credit', transaction: { ...transaction }, usage: null });
@@ -287,7 +264,7 @@ export class MemoryFluxPayStore implements FluxPayStore {
     const key = usageKey(input.userId, input.usageId);
     const existing = this.#usages.get(key);
     if (existing !== undefined) return ok({ kind: 'duplicate', usage: { ...existing } });
-    const balance = this.#balances.get(input.userId) ?? 0;
+    const balance = this.#credits.balance(input.userId);
     if (balance < input.amount) return ok({ kind: 'insufficient', balance, needed: input.amount });
     this.#sweepBefore(stamp.now);
     if (!this.#room(this.#usages.size, this.#usageQueue)) return ok({ kind: 'full' });
@@ -304,19 +281,7 @@ export class MemoryFluxPayStore implements FluxPayStore {
   }
 
   transactions(userId: string, page: PageQuery): Promise<Page<CreditTransaction>> {
-    const list = this.#transactionsByUser.get(userId);
-    if (list === undefined) return ok({ data: [], nextCursor: null });
-    return ok(
-      pageOf(
-        list,
-        page,
-        (id) => {
-          const tx = this.#transactions.get(id);
-          return tx === undefined ? undefined : { id, tx };
-        },
-        ({ tx }) => ({ ...tx }),
-      ),
-    );
+    return ok(this.#credits.transactions(userId, page));
   }
 
   // ── sagas ────────────────────────────────────────────────────────────────────────────────
@@ -337,11 +302,7 @@ export class MemoryFluxPayStore implements FluxPayStore {
   }
 
   creditBalances(limit: number): Promise<{ total: number; users: CreditBalance[] }> {
-    const users = [...this.#balances.keys()].sort(byId).slice(0, limit);
-    return ok({
-      total: this.#balances.size,
-      users: users.map((userId) => ({ userId, balance: this.#balances.get(userId) ?? 0, charged: 0, used: 0, refunded: 0, ...this.#creditTotals.get(userId) })),
-    });
+    return ok(this.#credits.balances(limit));
   }
 
   recentSagas(limit: number): Promise<{ total: number; sagas: Saga[] }> {
@@ -434,70 +395,25 @@ export class MemoryFluxPayStore implements FluxPayStore {
   // ── outbox ───────────────────────────────────────────────────────────────────────────────
 
   pendingOutbox(limit: number): Promise<OutboxEvent[]> {
-    const out: OutboxEvent[] = [];
-    // Published ones at the head leave the queue; the rest stay in write order.
-    for (;;) {
-      const head = this.#pending.peek();
-      if (head === undefined || this.#outbox.get(head)?.status === 'PENDING') break;
-      this.#pending.shift();
-    }
-    for (const id of this.#pending) {
-      if (out.length === limit) break;
-      const event = this.#outbox.get(id);
-      if (event?.status === 'PENDING') out.push(copyOutbox(event));
-    }
-    return ok(out);
+    return ok(this.#outbox.pending(limit));
   }
 
   markPublished(eventIds: readonly string[], now: number): Promise<number> {
-    let marked = 0;
-    for (const id of eventIds) {
-      const event = this.#outbox.get(id);
-      if (event?.status !== 'PENDING') continue;
-      event.status = 'PUBLISHED';
-      event.publishedAt = now;
-      this.#pendingCount--;
-      this.#publishedQueue.push(id);
-      marked++;
-    }
-    return ok(marked);
+    return ok(this.#outbox.markPublished(eventIds, now));
   }
 
   listOutbox(query: OutboxQuery): Promise<Page<OutboxEvent>> {
-    const cursorEvent = query.cursor === undefined ? undefined : this.#outbox.get(query.cursor);
-    // An unknown cursor (evicted, or never an id) starts from the oldest end: an empty page.
-    const cursor = query.cursor === undefined ? undefined : cursorEvent === undefined ? '' : seqKey(cursorEvent.sequence);
-    const { status } = query;
-    const page = pageOf(
-      this.#outboxList,
-      { limit: query.limit, cursor },
-      (key) => {
-        const event = this.#outboxBySeq.get(key);
-        return event === undefined ? undefined : { id: key, event };
-      },
-      ({ event }) => copyOutbox(event),
-      status === undefined ? undefined : ({ event }) => event.status === status,
-    );
-    const next = page.nextCursor === null ? null : (this.#outboxBySeq.get(page.nextCursor)?.eventId ?? null);
-    return ok({ data: page.data, nextCursor: next });
+    return ok(this.#outbox.list(query));
   }
 
   outboxStats(): Promise<{ pending: number; oldestPendingAt: number | null; published: number }> {
-    let oldest: number | null = null;
-    for (const id of this.#pending) {
-      const event = this.#outbox.get(id);
-      if (event?.status === 'PENDING') {
-        oldest = event.occurredAt;
-        break;
-      }
-    }
-    return ok({ pending: this.#pendingCount, oldestPendingAt: oldest, published: this.#outbox.size - this.#pendingCount });
+    return ok(this.#outbox.stats());
   }
 
   // ── ledger, reconciliation, bounds ───────────────────────────────────────────────────────
 
   ledger(reference: string): Promise<FluxPayTransaction[]> {
-    return ok((this.#ledger.get(reference) ?? []).map(copyTransaction));
+    return ok(this.#ledger.of(reference));
   }
 
   snapshot(): Promise<FluxPaySnapshot> {
@@ -506,11 +422,10 @@ export class MemoryFluxPayStore implements FluxPayStore {
       payments: [...this.#payments.values()].map(copyPayment),
       usages: [...this.#usages.values()].map((u) => ({ ...u })),
       sagas: [...this.#sagas.values()].map(copySaga),
-      balances: [...this.#balances].map(([userId, balance]) => ({ userId, balance })),
-      creditTotals: [...this.#creditTotals].map(([userId, t]) => ({ userId, ...t })),
-      accounts: sortTotals([...this.#totals.values()].map((t) => ({ ...t }))),
-      evictedNetCollected: Object.fromEntries(this.#evictedNet),
-      outbox: { pending: this.#pendingCount, published: this.#outbox.size - this.#pendingCount },
+      ...this.#credits.snapshot(),
+      accounts: this.#ledger.accounts(),
+      evictedNetCollected: this.#ledger.evictedNet(),
+      outbox: this.#outbox.counts(),
     });
   }
 
@@ -526,18 +441,14 @@ export class MemoryFluxPayStore implements FluxPayStore {
 
   #sweepBefore(now: number): number {
     const cutoff = now - this.#options.ttlMs;
-    let evicted = this.#finishedOrders.sweep(cutoff) + this.#finishedSagas.sweep(cutoff) + this.#usageQueue.sweep(cutoff) + this.#inboundQueue.sweep(cutoff) + this.#publishedQueue.sweep(cutoff);
-    for (;;) {
-      const id = this.#transactionOrder.peek();
-      const tx = id === undefined ? undefined : this.#transactions.get(id);
-      if (id === undefined || (tx !== undefined && tx.createdAt > cutoff)) break;
-      this.#transactionOrder.shift();
-      if (tx === undefined) continue;
-      this.#transactions.delete(id);
-      this.#transactionsByUser.get(tx.userId)?.markDead(this.#isLiveTransaction);
-      evicted++;
-    }
-    return evicted;
+    return (
+      this.#finishedOrders.sweep(cutoff) +
+      this.#finishedSagas.sweep(cutoff) +
+      this.#usageQueue.sweep(cutoff) +
+      this.#inboundQueue.sweep(cutoff) +
+      this.#outbox.sweep(cutoff) +
+      this.#credits.sweep(cutoff)
+    );
   }
 
   /** Whether one more record fits, evicting the oldest finished one when the bound is reached. */
@@ -576,7 +487,7 @@ export class MemoryFluxPayStore implements FluxPayStore {
     const amount = saga.credits ?? 0;
     const existing = this.#usages.get(usageKey(saga.userId, saga.usageId));
     if (existing !== undefined) return existing.sagaId === saga.sagaId ? null : 'PAY_003';
-    if ((this.#balances.get(saga.userId) ?? 0) < amount) return 'PAY_001';
+    if (this.#credits.balance(saga.userId) < amount) return 'PAY_001';
     if (!this.#room(this.#usages.size, this.#usageQueue)) return 'COMMON_503';
     this.#deduct({ userId: saga.userId, serviceId: saga.serviceId, usageId: saga.usageId, amount, creditUsageId }, saga.sagaId, stamp);
     return null;
@@ -655,7 +566,7 @@ export class MemoryFluxPayStore implements FluxPayStore {
     payment.status = 'CANCELLED';
     payment.cancelledAt = now;
     payment.updatedAt = now;
-    this.#post('PAYMENT_CANCELLED', transactionId, order.orderId, order.amount, order.currency, now);
+    this.#ledger.post('PAYMENT_CANCELLED', transactionId, order.orderId, order.amount, order.currency, now);
   }
 
   #deduct(input: UseInput, sagaId: string | null, stamp: Stamp): { usage: CreditUsage; transaction: CreditTransaction } {
@@ -673,7 +584,7 @@ export class MemoryFluxPayStore implements FluxPayStore {
     const key = usageKey(input.userId, input.usageId);
     this.#usages.set(key, usage);
     this.#usageQueue.push(key);
-    const transaction = this.#moveCredits('USE', input.userId, input.amount, stamp, { orderId: null, usageId: input.usageId, serviceId: input.serviceId }, usage.creditUsageId);
+    const transaction = this.#credits.move('USE', input.userId, input.amount, stamp, { orderId: null, usageId: input.usageId, serviceId: input.serviceId }, usage.creditUsageId);
     this.#emit(stamp, 0, 'credit.deducted', `credit:${input.userId}`, { kind: 'credit', transaction: { ...transaction }, usage: { ...usage } });
     return { usage, transaction };
   }
@@ -681,45 +592,9 @@ export class MemoryFluxPayStore implements FluxPayStore {
   #refund(usage: CreditUsage, stamp: Stamp, slot: number): CreditTransaction {
     usage.status = 'REFUNDED';
     usage.refundedAt = stamp.now;
-    const transaction = this.#moveCredits('REFUND', usage.userId, usage.amount, stamp, { orderId: null, usageId: usage.usageId, serviceId: usage.serviceId }, usage.creditUsageId);
+    const transaction = this.#credits.move('REFUND', usage.userId, usage.amount, stamp, { orderId: null, usageId: usage.usageId, serviceId: usage.serviceId }, usage.creditUsageId);
     this.#emit(stamp, slot, 'credit.refunded', `credit:${usage.userId}`, { kind: 'credit', transaction: { ...transaction }, usage: { ...usage } });
     return transaction;
-  }
-
-  /** A credit movement: the balance, the running totals, the credit transaction and its ledger transaction (same id). */
-  #moveCredits(
-    type: CreditTransactionType,
-    userId: string,
-    amount: number,
-    stamp: Stamp,
-    about: { orderId: string | null; usageId: string | null; serviceId: string | null },
-    reference?: string,
-  ): CreditTransaction {
-    const before = this.#balances.get(userId) ?? 0;
-    const after = type === 'USE' ? before - amount : before + amount;
-    this.#balances.set(userId, after);
-    let totals = this.#creditTotals.get(userId);
-    if (totals === undefined) this.#creditTotals.set(userId, (totals = { charged: 0, used: 0, refunded: 0 }));
-    if (type === 'CHARGE') totals.charged += amount;
-    else if (type === 'USE') totals.used += amount;
-    else totals.refunded += amount;
-    const kind: PostingKind = type === 'CHARGE' ? 'CREDIT_CHARGED' : type === 'USE' ? 'CREDIT_USED' : 'CREDIT_REFUNDED';
-    this.#post(kind, stamp.transactionId, reference ?? about.orderId ?? userId, amount, CREDIT_UNIT, stamp.now);
-    const transaction: CreditTransaction = { transactionId: stamp.transactionId, userId, type, amount, balanceAfter: after, ...about, createdAt: stamp.now };
-    this.#transactions.set(transaction.transactionId, transaction);
-    let mine = this.#transactionsByUser.get(userId);
-    if (mine === undefined) this.#transactionsByUser.set(userId, (mine = new IdList()));
-    mine.insert(transaction.transactionId);
-    this.#transactionOrder.push(transaction.transactionId);
-    return transaction;
-  }
-
-  #post(kind: PostingKind, transactionId: string, reference: string, amount: number, unit: string, now: number): void {
-    const transaction = posting(kind, transactionId, reference, amount, unit, now);
-    addToTotals(this.#totals, transaction);
-    const list = this.#ledger.get(reference);
-    if (list === undefined) this.#ledger.set(reference, [transaction]);
-    else list.push(transaction);
   }
 
   /**
@@ -728,22 +603,14 @@ export class MemoryFluxPayStore implements FluxPayStore {
    * one write and the relay publishes every FluxPay event in one order.
    */
   appendEvent(eventId: string, eventType: OutboxEventType, aggregate: string, payload: OutboxPayload, now: number): void {
-    this.#emit({ now, eventIds: [eventId], transactionId: '' }, 0, eventType, aggregate, payload);
+    this.#outbox.append(eventId, eventType, aggregate, payload, now);
   }
 
   /** Writes an outbox event with the change (the `slot`-th event id of the stamp). */
   #emit(stamp: Stamp, slot: number, eventType: OutboxEventType, aggregate: string, payload: OutboxPayload): void {
     const eventId = stamp.eventIds[slot];
     if (eventId === undefined) throw new Error(`the stamp has no event id in slot ${slot}`);
-    // At the bound the oldest published event goes; pending ones never do (the relay has not handed them over yet).
-    if (this.#outbox.size >= this.#options.maxRecords) this.#publishedQueue.evictOne();
-    const event: OutboxEvent = { eventId, eventType, aggregate, sequence: ++this.#sequence, status: 'PENDING', occurredAt: stamp.now, publishedAt: null, payload };
-    this.#outbox.set(eventId, event);
-    const key = seqKey(event.sequence);
-    this.#outboxBySeq.set(key, event);
-    this.#outboxList.insert(key);
-    this.#pending.push(eventId);
-    this.#pendingCount++;
+    this.#outbox.append(eventId, eventType, aggregate, payload, stamp.now);
   }
 
   #countOrder(order: Order, by: 1 | -1): void {
@@ -765,13 +632,7 @@ export class MemoryFluxPayStore implements FluxPayStore {
     for (const key of this.#paymentsByOrder.get(order.orderId) ?? []) this.#payments.delete(key);
     this.#paymentsByOrder.delete(order.orderId);
     // Its money postings leave with it; their net is kept, so the ledger's totals still reconcile.
-    for (const tx of this.#ledger.get(order.orderId) ?? []) {
-      if (tx.kind !== 'PAYMENT_APPROVED' && tx.kind !== 'PAYMENT_CANCELLED') continue;
-      const unit = tx.entries[0]?.unit as string;
-      const sign = tx.kind === 'PAYMENT_APPROVED' ? 1 : -1;
-      this.#evictedNet.set(unit, (this.#evictedNet.get(unit) ?? 0) + sign * (tx.entries[0]?.amount ?? 0));
-    }
-    this.#ledger.delete(order.orderId);
+    this.#ledger.forgetOrder(order.orderId);
   }
 
   #removeSaga(saga: Saga): void {
@@ -779,28 +640,8 @@ export class MemoryFluxPayStore implements FluxPayStore {
     const key = usageKey(saga.userId, saga.usageId);
     if (this.#sagaByUsage.get(key) === saga.sagaId) this.#sagaByUsage.delete(key);
   }
-
-  #removeOutbox(event: OutboxEvent): void {
-    this.#outbox.delete(event.eventId);
-    this.#outboxBySeq.delete(seqKey(event.sequence));
-    this.#outboxList.markDead(this.#isLiveOutbox);
-  }
 }
 
 function ok<T>(value: T): Promise<T> {
   return Promise.resolve(value);
-}
-
-function copyOutbox(event: OutboxEvent): OutboxEvent {
-  // Payloads are copies made when the event was written and never changed: shared.
-  return { ...event };
-}
-
-function copyTransaction(tx: FluxPayTransaction): FluxPayTransaction {
-  return { ...tx, entries: tx.entries.map((e) => ({ ...e })) };
-}
-
-/** Ids in code-unit order (as the console lists users, and as Redis sorts ULIDs). */
-function byId(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }

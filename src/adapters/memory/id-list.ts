@@ -87,3 +87,8 @@ function lowerBound(ids: readonly string[], id: string): number {
   }
   return lo;
 }
+
+/** Ids in code-unit order (as the console lists users, and as Redis sorts ULIDs). */
+export function byId(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

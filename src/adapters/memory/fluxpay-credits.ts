@@ -1,0 +1,118 @@
+import { FifoQueue } from '../../core/fifo-queue.ts';
+import { CREDIT_UNIT, type PostingKind } from '../../core/fluxpay/ledger.ts';
+import type { CreditTransaction, CreditTransactionType, Stamp } from '../../core/fluxpay/model.ts';
+import type { CreditBalance } from '../../core/fluxpay/ports.ts';
+import type { Page, PageQuery } from '../../core/ports.ts';
+import type { MemoryFluxPayLedger } from './fluxpay-ledger.ts';
+import { byId, IdList, pageOf } from './id-list.ts';
+
+interface CreditTotals {
+  charged: number;
+  used: number;
+  refunded: number;
+}
+
+/**
+ * Users' FluxPay credits in one process's memory: each user's balance and running totals (never
+ * evicted: they are users' money), and the credit transactions that moved them (evicted by TTL in
+ * write order). Every movement also posts its ledger transaction, under the same id, in the
+ * caller's synchronous step (MemoryFluxPayStore), so a balance never moves without its posting.
+ */
+export class MemoryCreditBook {
+  readonly #ledger: MemoryFluxPayLedger;
+  readonly #balances = new Map<string, number>();
+  readonly #totals = new Map<string, CreditTotals>();
+  readonly #transactions = new Map<string, CreditTransaction>();
+  readonly #byUser = new Map<string, IdList>();
+  /** Credit transaction ids in write order, for the TTL sweep. */
+  readonly #order = new FifoQueue<string>();
+  readonly #isLive = (id: string): boolean => this.#transactions.has(id);
+
+  constructor(ledger: MemoryFluxPayLedger) {
+    this.#ledger = ledger;
+  }
+
+  balance(userId: string): number {
+    return this.#balances.get(userId) ?? 0;
+  }
+
+  /**
+   * A credit movement: the balance, the running totals, the credit transaction and its ledger
+   * transaction (same id, under `reference`, else the order, else the user). The caller has
+   * checked that a USE is covered. Answers the stored transaction (the caller copies it out).
+   */
+  move(
+    type: CreditTransactionType,
+    userId: string,
+    amount: number,
+    stamp: Stamp,
+    about: { orderId: string | null; usageId: string | null; serviceId: string | null },
+    reference?: string,
+  ): CreditTransaction {
+    const before = this.balance(userId);
+    const after = type === 'USE' ? before - amount : before + amount;
+    this.#balances.set(userId, after);
+    let totals = this.#totals.get(userId);
+    if (totals === undefined) this.#totals.set(userId, (totals = { charged: 0, used: 0, refunded: 0 }));
+    if (type === 'CHARGE') totals.charged += amount;
+    else if (type === 'USE') totals.used += amount;
+    else totals.refunded += amount;
+    const kind: PostingKind = type === 'CHARGE' ? 'CREDIT_CHARGED' : type === 'USE' ? 'CREDIT_USED' : 'CREDIT_REFUNDED';
+    this.#ledger.post(kind, stamp.transactionId, reference ?? about.orderId ?? userId, amount, CREDIT_UNIT, stamp.now);
+    const transaction: CreditTransaction = { transactionId: stamp.transactionId, userId, type, amount, balanceAfter: after, ...about, createdAt: stamp.now };
+    this.#transactions.set(transaction.transactionId, transaction);
+    let mine = this.#byUser.get(userId);
+    if (mine === undefined) this.#byUser.set(userId, (mine = new IdList()));
+    mine.insert(transaction.transactionId);
+    this.#order.push(transaction.transactionId);
+    return transaction;
+  }
+
+  /** A user's credit transactions, newest first. */
+  transactions(userId: string, page: PageQuery): Page<CreditTransaction> {
+    const list = this.#byUser.get(userId);
+    if (list === undefined) return { data: [], nextCursor: null };
+    return pageOf(
+      list,
+      page,
+      (id) => {
+        const tx = this.#transactions.get(id);
+        return tx === undefined ? undefined : { id, tx };
+      },
+      ({ tx }) => ({ ...tx }),
+    );
+  }
+
+  /** The first `limit` users in id order (code units, as Redis sorts ULIDs) with their totals, and how many users there are. */
+  balances(limit: number): { total: number; users: CreditBalance[] } {
+    const users = [...this.#balances.keys()].sort(byId).slice(0, limit);
+    return {
+      total: this.#balances.size,
+      users: users.map((userId) => ({ userId, balance: this.balance(userId), charged: 0, used: 0, refunded: 0, ...this.#totals.get(userId) })),
+    };
+  }
+
+  /** Every balance and every user's running totals (FluxPaySnapshot). */
+  snapshot(): { balances: Array<{ userId: string; balance: number }>; creditTotals: Array<{ userId: string } & CreditTotals> } {
+    return {
+      balances: [...this.#balances].map(([userId, balance]) => ({ userId, balance })),
+      creditTotals: [...this.#totals].map(([userId, t]) => ({ userId, ...t })),
+    };
+  }
+
+  /** Evicts credit transactions created at or before `cutoff`; returns how many. */
+  sweep(cutoff: number): number {
+    let evicted = 0;
+    for (;;) {
+      const id = this.#order.peek();
+      const tx = id === undefined ? undefined : this.#transactions.get(id);
+      if (id === undefined || (tx !== undefined && tx.createdAt > cutoff)) break;
+      this.#order.shift();
+      if (tx === undefined) continue;
+      this.#transactions.delete(id);
+      this.#byUser.get(tx.userId)?.markDead(this.#isLive);
+      evicted++;
+    }
+    return evicted;
+  }
+}
