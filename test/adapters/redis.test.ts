@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { defineScript } from '../../src/adapters/redis/connection.ts';
+import { DEFAULT_PERFORMANCES, type Performance } from '../../src/core/bookings/performances.ts';
 import { createIdFactory } from '../../src/core/ids.ts';
 import { paymentTransaction } from '../../src/core/ledger.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
@@ -219,6 +220,32 @@ withRedisServer('Redis adapters', (server) => {
       expect(keys).toHaveLength(200);
       expect(new Set(keys).size).toBe(200);
     });
+  });
+
+  it('RedisSeatStore lays out a map and its counts in one script: replicas starting at once, and a map an earlier version left without counts', async () => {
+    const [first, second] = DEFAULT_PERFORMANCES as [Performance, Performance];
+    const total = first.rows.length * first.seatsPerRow;
+    const whole = { total, available: total, held: 0, reserved: 0 };
+    // Three replicas laying out one Redis at once: one layout, counts whole.
+    const keyPrefix = redis.newPrefix();
+    const stores = await Promise.all([0, 1, 2].map(() => RedisSeatStore.create(redis.connect(), { keyPrefix }, DEFAULT_PERFORMANCES)));
+    expect(await stores[0]!.counts(first.id)).toEqual(whole);
+    expect(await stores[0]!.hold(first.id, 2, 'bk_1', T0 + 60_000)).toEqual({ kind: 'held', seatIds: ['A1', 'A2'] });
+    // A replica starting later keeps what is held.
+    const later = await RedisSeatStore.create(redis.client, { keyPrefix }, DEFAULT_PERFORMANCES);
+    expect(await later.counts(first.id)).toEqual({ total, available: total - 2, held: 2, reserved: 0 });
+
+    // An earlier version wrote the map and its counts in two round trips: cut between them, the
+    // performance was unknown for good (every start's SET NX failed). The next start counts the map.
+    const cut = redis.newPrefix();
+    await redis.client.set(`${cut}seats:map:${first.id}`, '0'.repeat(total));
+    await redis.client.set(`${cut}seats:map:${second.id}`, `RL${'0'.repeat(second.rows.length * second.seatsPerRow - 2)}`);
+    const healed = await RedisSeatStore.create(redis.client, { keyPrefix: cut }, DEFAULT_PERFORMANCES);
+    expect(await healed.counts(first.id)).toEqual(whole);
+    const secondTotal = second.rows.length * second.seatsPerRow;
+    expect(await healed.counts(second.id)).toEqual({ total: secondTotal, available: secondTotal - 2, held: 1, reserved: 1 });
+    expect(await healed.hold(first.id, 1, 'bk_2', T0 + 60_000)).toEqual({ kind: 'held', seatIds: ['A1'] });
+    expect(await healed.counts(first.id)).toEqual({ total, available: total - 1, held: 1, reserved: 0 });
   });
 
   it('RedisLedgerStore reads every entry in the order written past one script chunk (1,000 entries)', async () => {

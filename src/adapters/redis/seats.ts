@@ -87,6 +87,25 @@ if not map then return {} end
 return {map, redis.call('HGETALL', S .. 'own:' .. perf)}
 `;
 
+/**
+ * Lays out a performance: its map where none exists (NX: one another replica laid out, and may
+ * hold seats in, stays as it is) and its counts where none exist, counted from the map as it is,
+ * so a map whose counts an earlier version failed to write (two round trips then) is whole again.
+ */
+const LAYOUT = `
+-- ARGV: S, perf, total, per; 1 when the counts were written now, 0 when they were there
+local S, perf = ARGV[1], ARGV[2]
+local mapKey, countsKey = S .. 'map:' .. perf, S .. 'n:' .. perf
+redis.call('SET', mapKey, string.rep('0', tonumber(ARGV[3])), 'NX')
+if redis.call('EXISTS', countsKey) == 1 then return 0 end
+local map = redis.call('GET', mapKey)
+local _, held = string.gsub(map, 'L', '')
+local _, reserved = string.gsub(map, 'R', '')
+local total = string.len(map)
+redis.call('HSET', countsKey, 'per', ARGV[4], 'total', total, 'available', total - held - reserved, 'held', held, 'reserved', reserved)
+return 1
+`;
+
 /** Counts of the performances named in ARGV[2..]. */
 const COUNTS = `
 local out = {}
@@ -106,7 +125,7 @@ const STATUS: Record<string, SeatStatus> = { '0': 'available', L: 'locked', R: '
  * locks them in one Lua script: no two bookings, on any replica, ever get one seat.
  *
  * `create` lays out the catalog's maps where they do not exist yet (a replica starting later
- * keeps what the others hold). Differences from memory: none in behaviour; a hold costs a read of
+ * keeps what the others hold), each with its counts in one script. Differences from memory: none in behaviour; a hold costs a read of
  * the performance's map (one byte per seat) inside Redis.
  */
 export class RedisSeatStore implements SeatStore {
@@ -128,13 +147,8 @@ export class RedisSeatStore implements SeatStore {
 
   static async create(client: Redis, options: { keyPrefix: string }, performances: readonly Performance[]): Promise<RedisSeatStore> {
     const store = new RedisSeatStore(client, options.keyPrefix, performances);
-    for (const p of performances) {
-      const total = p.rows.length * p.seatsPerRow;
-      // NX: a map another replica laid out (and may hold seats in) stays as it is.
-      if ((await client.set(`${store.#s}map:${p.id}`, '0'.repeat(total), 'NX')) === 'OK') {
-        await client.hset(`${store.#s}n:${p.id}`, { per: p.seatsPerRow, total, available: total, held: 0, reserved: 0 });
-      }
-    }
+    const layout = defineScript(client, 'paysimSeatsLayout', LAYOUT);
+    for (const p of performances) await layout([], [store.#s, p.id, p.rows.length * p.seatsPerRow, p.seatsPerRow]);
     return store;
   }
 
