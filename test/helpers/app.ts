@@ -1,9 +1,11 @@
 import type { FastifyInstance } from 'fastify';
+import { pino } from 'pino';
 import { buildApp } from '../../src/app.ts';
 import { loadConfig, type Config } from '../../src/config.ts';
 import { expect, inject } from 'vitest';
 import { isBookingEvent, isPaymentEvent, type BookingEvent, type PaymentEvent } from '../../src/core/events.ts';
 import { createRandom } from '../../src/core/random.ts';
+import { loggerOptions } from '../../src/logger.ts';
 import type { FaultWait } from '../../src/plugins/app/faults.ts';
 import { ManualClock } from './manual-clock.ts';
 
@@ -23,13 +25,19 @@ export interface TestApp {
  * it: on a machine busy with other work a test's own process can stall for a second, and a test
  * about something else must not get 503 OVERLOADED for it. The shedding tests set their own limits.
  * With PAYSIM_TEST_STORE=redis (`make test-redis`) every app is on the Redis back end (see
- * `storeEnv`), unless `env` chooses a STORE itself.
+ * `storeEnv`), unless `env` chooses a STORE itself. With `logs`, the app logs as the process
+ * does (its pino options, LOG_LEVEL) into that array, a parsed record per line; else not at all.
  */
-export async function buildTestApp(env: Record<string, string> = {}, options: { clockStart?: number; faultWait?: FaultWait } = {}): Promise<TestApp> {
+export async function buildTestApp(
+  env: Record<string, string> = {},
+  options: { clockStart?: number; faultWait?: FaultWait; logs?: Array<Record<string, unknown>> } = {},
+): Promise<TestApp> {
   const config = loadConfig({ WEBHOOK_SECRET: 'whsec_dGVzdC1zZWNyZXQtZm9yLXBheXNpbQ==', SHUTDOWN_TIMEOUT_MS: '0', RANDOM_SEED: '42', OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0', ...storeEnv(), ...env });
   // Over Redis a scheduler run takes round trips: `advance` waits for each run to end.
   const clock = new ManualClock(options.clockStart, { awaitWork: onRedis });
-  const app = await buildApp({ config, clock, random: createRandom(config.randomSeed), logger: false, faultWait: options.faultWait });
+  const { logs } = options;
+  const logger = logs === undefined ? false : pino(loggerOptions(config), { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) });
+  const app = await buildApp({ config, clock, random: createRandom(config.randomSeed), logger, faultWait: options.faultWait });
   const events: PaymentEvent[] = [];
   app.core.bus.subscribe((event) => {
     if (isPaymentEvent(event)) events.push(event);

@@ -1,8 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { InjectOptions, LightMyRequestResponse } from 'fastify';
+import { SignJWT } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 import { redisServerOrSkip, startRedis, type TestRedis } from '../helpers/redis.ts';
+import { v2Body } from '../helpers/v2.ts';
 
 /**
  * Two replicas of the whole service on one Redis (STORE=redis, one key prefix), as behind a load
@@ -232,6 +234,72 @@ if (redisServerOrSkip('replicas on Redis')) {
       expect((await getIntent(a, after.json().payment_intent_id)).json()).toMatchObject({ payment_intent_id: after.json().payment_intent_id, status: 'PENDING' });
       const booked = await inject(b, { method: 'POST', url: '/bookings', headers: { 'x-user-id': 'user_1' }, payload: { performanceId: 'perf_001', quantity: 2, paymentMethod: 'CREDIT_CARD' } });
       expect([booked.statusCode, booked.json().seatIds]).toEqual([201, ['A1', 'A2']]);
+    });
+
+    it('while Redis is away every other dialect, the report and the namespaces answer 503 in their shapes, /metrics keeps answering with the last values, one log line', async () => {
+      const jwtSecret = 'replicas-secret';
+      const logs: Array<Record<string, unknown>> = [];
+      const a = await buildTestApp({ STORE: 'redis', REDIS_URL: redis.url, REDIS_KEY_PREFIX: redis.newPrefix(), JWT_SECRET: jwtSecret }, { clockStart: START, logs });
+      open.push(a);
+      const token = await new SignJWT({ userId: 'user_1' })
+        .setProtectedHeader({ alg: 'HS256' })
+        .setExpirationTime(Math.floor(START / 1000) + 600)
+        .sign(new TextEncoder().encode(jwtSecret));
+      const booked = await inject(a, { method: 'POST', url: '/bookings', headers: { 'x-user-id': 'user_1' }, payload: { performanceId: 'perf_001', quantity: 3, paymentMethod: 'CREDIT_CARD' } });
+      expect(booked.statusCode).toBe(201);
+      const gauges = (text: string) => text.split('\n').filter((line) => /^(seats_held|seats_reserved|ledger_imbalance|store_records\{store="bookings"\}) /.test(line));
+      const before = gauges((await inject(a, { url: '/metrics' })).body);
+      expect(before).toEqual(['store_records{store="bookings"} 1', 'seats_held 3', 'seats_reserved 0', 'ledger_imbalance 0']);
+
+      await redis.pause();
+      await eventually(async () => ((await inject(a, { url: '/readyz' })).statusCode === 503 ? true : undefined), '/readyz to say Redis is unreachable');
+      const unavailable = 'The store is unavailable; retry shortly.';
+      const nativeBody = { error: { code: 'STORE_UNAVAILABLE', message: unavailable, trace_id: expect.stringMatching(/^[0-9a-f]{32}$/) } };
+      const cases: Array<[string, InjectOptions, unknown]> = [
+        ['payment service', { method: 'POST', url: '/api/v1/payments/process', headers: { authorization: `Bearer ${token}` }, payload: { reservationId: booked.json().bookingId, paymentMethod: 'kakao_pay' } }, { error: '서비스를 일시적으로 사용할 수 없습니다. 잠시 후 다시 시도해 주세요.' }],
+        ['/api/v2', { method: 'POST', url: '/api/v2/payments', payload: v2Body('tx_away', 'http://127.0.0.1:9/callback') }, { detail: unavailable }],
+        ['FluxPay', { url: '/api/v1/credits/balance?userId=user_1' }, { isSuccess: false, code: 'COMMON_503', message: unavailable, result: null }],
+        ['the report', { url: '/v1/sim/report' }, nativeBody],
+        ['the report as CSV', { url: '/v1/sim/report', headers: { accept: 'text/csv' } }, nativeBody],
+        ['the namespaces', { url: '/v1/sim/namespaces' }, nativeBody],
+        ['a namespace reset', { method: 'DELETE', url: '/v1/sim/namespaces/ci-1' }, nativeBody],
+      ];
+      const answers = await Promise.all(cases.map(([, options]) => inject(a, options)));
+      cases.forEach(([what, , body], i) => {
+        const res = answers[i] as LightMyRequestResponse;
+        expect([what, res.statusCode, res.headers['retry-after'], res.json()]).toEqual([what, 503, '1', body]);
+      });
+
+      // Prometheus still gets every metric: the gauges a store feeds keep their last values.
+      const logged = logs.length;
+      for (let scrape = 0; scrape < 2; scrape++) {
+        const metrics = await inject(a, { url: '/metrics' });
+        expect(metrics.statusCode).toBe(200);
+        expect(gauges(metrics.body)).toEqual(before);
+        expect(metrics.body).toMatch(/^http_requests_total\{method="POST",route="\/bookings",status_code="201"\} 1$/m);
+      }
+      expect(logs.slice(logged).filter((line) => String(line.msg).startsWith('metrics:')).map((line) => line.msg)).toEqual([
+        'metrics: a store could not be read; its metrics keep their last values until it can',
+      ]);
+
+      // The store sweep (once a minute) fails each time while Redis is away: logged once.
+      const intentsStore = a.app.core.stores.intents;
+      const sweepIntents = intentsStore.sweep.bind(intentsStore);
+      let sweeps = 0;
+      intentsStore.sweep = (now) => sweepIntents(now).finally(() => void (sweeps += 1));
+      await eventually(async () => {
+        if (sweeps >= 3) return true;
+        await a.clock.advance(60_000);
+        await sleep(100);
+        return undefined;
+      }, 'three sweeps while Redis is away');
+      expect(logs.filter((line) => line.msg === 'store sweep failed').map((line) => [line.level, line.failed, (line.err as { type?: string }).type])).toEqual([['error', expect.any(Number), 'StoreUnavailableError']]);
+
+      await redis.resume();
+      await eventually(async () => ((await inject(a, { url: '/readyz' })).statusCode === 200 ? true : undefined), 'readiness after Redis is back');
+      const report = await inject(a, { url: '/v1/sim/report' });
+      expect([report.statusCode, report.json().payments.map((p: { id: string }) => p.id)]).toEqual([200, [booked.json().bookingId]]);
+      expect((await inject(a, { url: '/v1/sim/namespaces' })).json()).toEqual({ data: [], max: 64 });
     });
   });
 }

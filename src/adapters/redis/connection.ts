@@ -31,11 +31,13 @@ export function createRedisClient(options: Pick<RedisConnectionOptions, 'url'>):
 
 /**
  * Waits between reconnects: 50 ms more each time, at most `RECONNECT_MAX_MS` (ioredis' default
- * goes to 2 s). A command waits for at most `maxRetriesPerRequest` reconnects, so this bounds how
- * long a call made while Redis is away takes to answer 503 STORE_UNAVAILABLE (about a second), and
- * how soon the service is back after Redis is.
+ * goes to 2 s). A command waits for at most `maxRetriesPerRequest` reconnects (with
+ * auto-pipelining, one reconnect more: measured with ioredis 6 against a closed port, 1.2 s at
+ * 200 ms, 3.0 s at 500 ms), so this bounds how long a call made while Redis is away takes to
+ * answer 503 STORE_UNAVAILABLE (about a second), and how soon the service is back after Redis is.
+ * A reconnect that is refused costs next to nothing, five a second included.
  */
-export const RECONNECT_MAX_MS = 500;
+export const RECONNECT_MAX_MS = 200;
 
 function reconnectDelay(attempt: number): number {
   return Math.min(attempt * 50, RECONNECT_MAX_MS);

@@ -4,6 +4,7 @@ import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { notFound, validationFailed } from '../../core/errors.ts';
 import { reportBatches, type ReportSources } from '../../core/report/collect.ts';
+import type { ReportRow } from '../../core/report/rows.ts';
 import { TotalsAccumulator } from '../../core/report/totals.ts';
 import { csvLine } from '../../http/csv.ts';
 import { sendProblem } from '../../http/error-handler.ts';
@@ -23,8 +24,10 @@ import { REPORT_CSV_COLUMNS, reportCsvValues, reportRowView, reportTotalsView } 
  * CI job still gets the whole report in one GET. The JSON's `totals` come last, added up as the
  * rows went by. The CSV has the rows only (one per payment, RFC 4180, a header row): the totals
  * are a different table, and a trailing section would break every CSV reader's one-table view.
- * Once the first chunk is out the status is sent: a store failing midway cuts the body short
- * (the connection is closed without the closing bracket), which a JSON parser reports.
+ * The first batch is read before the status is sent, so a store that cannot be read at all (Redis
+ * away) answers its error in the native shape (503 STORE_UNAVAILABLE with Retry-After) instead of
+ * a 200 cut short; once the status is out, a store failing midway cuts the body short (the
+ * connection is closed without the closing bracket), which a JSON parser reports.
  * @see issue 15 "Load-test controls"
  */
 
@@ -65,13 +68,22 @@ export function instantOf(text: string): number {
 
 const CONTENT_TYPES: Record<ReportFormat, string> = { json: 'application/json; charset=utf-8', csv: 'text/csv; charset=utf-8; header=present' };
 
-/** The report's chunks: a batch of rows each, with a turn of the event loop between them. */
-async function* render(format: ReportFormat, sources: ReportSources, head: { namespace: string; since: string | null; generatedAt: string }, since: number | undefined): AsyncGenerator<string> {
+/**
+ * The report's chunks: a batch of rows each, with a turn of the event loop between them. `read` is
+ * the first batch's result, read before the status was sent; `batches` gives the rest.
+ */
+async function* render(
+  format: ReportFormat,
+  read: IteratorResult<ReportRow[]>,
+  batches: AsyncIterator<ReportRow[]>,
+  head: { namespace: string; since: string | null; generatedAt: string },
+): AsyncGenerator<string> {
   const totals = new TotalsAccumulator();
   if (format === 'csv') yield csvLine(REPORT_CSV_COLUMNS);
   else yield `{"namespace":${JSON.stringify(head.namespace)},"since":${JSON.stringify(head.since)},"generated_at":${JSON.stringify(head.generatedAt)},"payments":[`;
   let first = true;
-  for await (const batch of reportBatches(sources, { since })) {
+  for (let next = read; next.done !== true; next = await batches.next()) {
+    const batch = next.value;
     let chunk = '';
     for (const row of batch) {
       totals.add(row);
@@ -126,9 +138,12 @@ const reportRoutes: FastifyPluginAsync = async (fastify) => {
         v2Max: config.v2.maxPayments,
       };
       const head = { namespace, since: since === undefined ? null : new Date(since).toISOString(), generatedAt: new Date(clock.now()).toISOString() };
+      const batches = reportBatches(sources, { since });
+      // Read before the status is sent: a store that cannot be read answers its error, not a 200.
+      const read = await batches.next();
       reply.header('Vary', 'Accept').type(CONTENT_TYPES[format]);
       // The typed reply expects the report object; a stream of its JSON is what is sent instead.
-      return (reply as FastifyReply).send(Readable.from(render(format, sources, head, since), { objectMode: false }));
+      return (reply as FastifyReply).send(Readable.from(render(format, read, batches, head), { objectMode: false }));
     },
   );
 };

@@ -60,13 +60,16 @@ export default fp(
     });
     const inbox = new InboxProcessor({ clock, ids, bus, bookings, scheduler, settlement });
 
-    const { registry } = app.metrics;
+    const { registry, fromStore } = app.metrics;
     new Gauge({
       name: 'seats_held',
       help: 'Seats locked by pending bookings, over every performance.',
       registers: [registry],
       async collect() {
-        this.set((await seats.counts())?.held ?? 0);
+        await fromStore(
+          () => seats.counts(),
+          (counts) => this.set(counts?.held ?? 0),
+        );
       },
     });
     new Gauge({
@@ -74,7 +77,10 @@ export default fp(
       help: 'Seats sold to confirmed bookings, over every performance.',
       registers: [registry],
       async collect() {
-        this.set((await seats.counts())?.reserved ?? 0);
+        await fromStore(
+          () => seats.counts(),
+          (counts) => this.set(counts?.reserved ?? 0),
+        );
       },
     });
     new Gauge({
@@ -82,7 +88,10 @@ export default fp(
       help: 'Total ledger debits minus total credits, in minor units: always 0; anything else is a bug.',
       registers: [registry],
       async collect() {
-        this.set(await ledger.imbalance());
+        await fromStore(
+          () => ledger.imbalance(),
+          (imbalance) => this.set(imbalance),
+        );
       },
     });
 

@@ -2,6 +2,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import fp from 'fastify-plugin';
 import type { Config } from '../../config.ts';
 import { systemClock, type Clock, type Timer } from '../../core/clock.ts';
+import { StoreUnavailableError } from '../../core/errors.ts';
 import { EventBus } from '../../core/events.ts';
 import { createIdFactory, type IdFactory } from '../../core/ids.ts';
 import { IntentService } from '../../core/intents/service.ts';
@@ -82,11 +83,20 @@ export default fp<CoreOptions>(
 
     const sweepers: Array<(now: number) => Promise<unknown>> = [(now) => stores.intents.sweep(now), (now) => stores.idempotency.sweep(now)];
     let sweeper: Timer | undefined;
+    /** Whether the last sweep failed for want of the store: the rest of that outage is not logged again. */
+    let sweepUnavailable = false;
     const sweep = (): void => {
       const now = clock.now();
-      void Promise.all(sweepers.map((sweepOne) => sweepOne(now).catch((error: unknown) => app.log.error({ err: error }, 'store sweep failed')))).finally(() => {
-        if (sweeper !== undefined) sweeper = clock.schedule(SWEEP_INTERVAL_MS, sweep);
-      });
+      void Promise.allSettled(sweepers.map((sweepOne) => sweepOne(now)))
+        .then((results) => {
+          const errors = results.flatMap((result) => (result.status === 'rejected' ? [result.reason as unknown] : []));
+          const unavailable = errors.length > 0 && errors.every((error) => error instanceof StoreUnavailableError);
+          if (errors.length > 0 && !(unavailable && sweepUnavailable)) app.log.error({ err: errors[0], failed: errors.length, of: sweepers.length }, 'store sweep failed');
+          sweepUnavailable = unavailable;
+        })
+        .finally(() => {
+          if (sweeper !== undefined) sweeper = clock.schedule(SWEEP_INTERVAL_MS, sweep);
+        });
     };
 
     app.decorate('core', { config, clock, random, ids, bus, stores, scheduler, intents, onSweep: (fn) => void sweepers.push(fn) });

@@ -108,7 +108,12 @@ export default fp(
       labelNames: ['status'],
       registers,
       async collect() {
-        for (const [status, count] of Object.entries(await stores.billing.counts())) this.set({ status }, count);
+        await app.metrics.fromStore(
+          () => stores.billing.counts(),
+          (counts) => {
+            for (const [status, count] of Object.entries(counts)) this.set({ status }, count);
+          },
+        );
       },
     });
 
@@ -117,7 +122,10 @@ export default fp(
       help: 'FluxPay outbox events written and not yet published.',
       registers,
       async collect() {
-        this.set((await store.outboxStats()).pending);
+        await app.metrics.fromStore(
+          () => store.outboxStats(),
+          ({ pending }) => this.set(pending),
+        );
       },
     });
     new Gauge({
@@ -125,8 +133,10 @@ export default fp(
       help: 'Age of the oldest FluxPay outbox event not yet published (0 when none waits).',
       registers,
       async collect() {
-        const { oldestPendingAt } = await store.outboxStats();
-        this.set(oldestPendingAt === null ? 0 : Math.max(0, clock.now() - oldestPendingAt) / 1000);
+        await app.metrics.fromStore(
+          () => store.outboxStats(),
+          ({ oldestPendingAt }) => this.set(oldestPendingAt === null ? 0 : Math.max(0, clock.now() - oldestPendingAt) / 1000),
+        );
       },
     });
 

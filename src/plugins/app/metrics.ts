@@ -26,6 +26,29 @@ export interface Metrics {
   idempotencyReplays: Counter;
   idempotencyConflicts: Counter;
   storeFull: Counter<'store'>;
+  /**
+   * For a metric's `collect`: `use(await read())`, except that a read that fails (Redis away)
+   * leaves the metric as it was, so the scrape still answers with every other metric. The first
+   * failure after a success is logged; the rest of that outage is not (scrapes come every few seconds).
+   */
+  fromStore<T>(read: () => Promise<T>, use: (value: T) => void): Promise<void>;
+}
+
+/** `Metrics.fromStore` over one log: one line per run of failures, whichever store and metric. */
+export function storeReader(onFirstFailure: (error: unknown) => void): Metrics['fromStore'] {
+  let failing = false;
+  return async (read, use) => {
+    let value;
+    try {
+      value = await read();
+    } catch (error) {
+      if (!failing) onFirstFailure(error);
+      failing = true;
+      return;
+    }
+    failing = false;
+    use(value);
+  };
 }
 
 declare module 'fastify' {
@@ -226,13 +249,14 @@ export default fp(
       done();
     });
 
-    registerStoreFill(app.stores, registers, (error) => app.log.error({ err: error }, 'metrics: reading a store’s stats failed'));
+    const fromStore = storeReader((error) => app.log.error({ err: error }, 'metrics: a store could not be read; its metrics keep their last values until it can'));
+    registerStoreFill(app.stores, registers, fromStore);
 
     app.errorShapes.onProblem((problem) => {
       if (problem.code === 'STORE_FULL') storeFull.inc({ store: problem.store ?? 'unknown' });
     });
 
-    app.decorate('metrics', { registry, idempotencyReplays, idempotencyConflicts, storeFull });
+    app.decorate('metrics', { registry, idempotencyReplays, idempotencyConflicts, storeFull, fromStore });
   },
   { name: 'paysim-metrics', dependencies: ['paysim-core', 'paysim-error-shapes'] },
 );
@@ -274,12 +298,12 @@ class Tally<L extends string> {
  * `store_records{store}` and `store_capacity{store}`: how full each bounded store is, read from
  * its port's `stats()` when /metrics is scraped (async: another back end may answer over the
  * network). Both gauges are read in the same scrape, so one `stats()` call per store serves them.
- * A store whose stats fail keeps its last values, and the failure is logged.
+ * A store whose stats fail keeps its last values (`fromStore`).
  */
 function registerStoreFill(
   stores: Pick<Stores, 'intents' | 'idempotency' | 'deliveries' | 'bookings' | 'v2Payments' | 'fluxpay' | 'billing'>,
   registers: Registry[],
-  onError: (error: unknown) => void,
+  fromStore: Metrics['fromStore'],
 ): void {
   const ports: Record<(typeof BOUNDED_STORES)[number], { stats(): Promise<StoreStats> }> = {
     intents: stores.intents,
@@ -293,12 +317,14 @@ function registerStoreFill(
   let reading: Promise<Array<StoreStats | undefined>> | undefined;
   const read = (): Promise<Array<StoreStats | undefined>> =>
     (reading ??= Promise.all(
-      BOUNDED_STORES.map((store) =>
-        ports[store].stats().catch((error: unknown) => {
-          onError(error);
-          return undefined;
-        }),
-      ),
+      BOUNDED_STORES.map(async (store) => {
+        let stats: StoreStats | undefined;
+        await fromStore(
+          () => ports[store].stats(),
+          (value) => (stats = value),
+        );
+        return stats;
+      }),
     ).finally(() => {
       reading = undefined;
     }));

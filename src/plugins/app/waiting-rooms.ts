@@ -38,7 +38,7 @@ export default fp(
       labelNames: ['room'],
       registers,
       async collect() {
-        await bringUpToDate();
+        await app.metrics.fromStore(bringUpToDate, () => undefined);
       },
     });
     const waitTime = new Histogram({
@@ -48,7 +48,7 @@ export default fp(
       buckets: WAIT_BUCKETS,
       registers,
       async collect() {
-        await bringUpToDate();
+        await app.metrics.fromStore(bringUpToDate, () => undefined);
       },
     });
     const service = new WaitingRoomService({
@@ -71,9 +71,10 @@ export default fp(
       labelNames: ['room'],
       registers,
       async collect() {
-        const rooms = await bringUpToDate();
-        this.reset();
-        for (const room of rooms) this.set({ room: room.roomId }, room.size);
+        await app.metrics.fromStore(bringUpToDate, (rooms) => {
+          this.reset();
+          for (const room of rooms) this.set({ room: room.roomId }, room.size);
+        });
       },
     });
     app.decorate('waitingRooms', service);
