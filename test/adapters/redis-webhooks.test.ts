@@ -180,6 +180,43 @@ if (!hasRedisServer) {
       expect(await consumers()).toEqual([survivor.queue.consumer, `${survivor.queue.consumer}${BUSY_SUFFIX}`]);
     });
 
+    it('a live consumer keeps what it holds however long its attempts wait (read-ahead full, its read loop stopped): another consumer takes none of it; once it dies, the other takes both', async () => {
+      const keyPrefix = redis.newPrefix();
+      const rx = await receivers.start();
+      const holderClient = redis.connect();
+      const log = new RedisDeliveryLog(holderClient, { keyPrefix, ttlMs: 86_400_000, maxDeliveries: 1000 });
+      const holder = await RedisDeliveryQueue.create(holderClient, log, { keyPrefix, claimIdleMs: 300, readAhead: 1, consumer: 'holder', onError: () => undefined });
+      const handed: string[] = [];
+      // whd_1's attempt begins and then waits (a rate-cap token, a slow origin); whd_2 waits behind it, filling the read-ahead.
+      holder.start((delivery, _origin, ticket) => {
+        handed.push(delivery.id);
+        if (delivery.id === 'whd_1') holder.begin(ticket as string);
+      });
+      const now = Date.now();
+      const delivery = (i: number): Delivery => ({ ...webhook(rx, i), id: `whd_${i}`, subject: null, test: false, extraHeaders: {}, status: 'pending', attempts: [], seriesStart: 0, nextAttemptAt: null, failureReason: null, createdAt: now, updatedAt: now });
+      for (const i of [1, 2]) {
+        await log.insert(delivery(i));
+        expect(await holder.enqueue(delivery(i), rx.origin, 0)).toBe(true);
+      }
+      await eventually(() => (handed.length === 2 ? true : undefined), 'the holder to take both');
+      const owners = async () => ((await redis.client.xpending(holder.key, DELIVERY_GROUP, '-', '+', 10)) as Array<[string, string]>).map(([, owner]) => owner);
+      await eventually(async () => ((await owners()).join() === 'holder:busy,holder' ? true : undefined), 'whd_1 in flight, whd_2 waiting');
+
+      // Another consumer looks for idle entries every 150 ms for 1.5 s: five claim idle times.
+      const other = await replica(keyPrefix, { claimIdleMs: 300 });
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      expect(other.attempted()).toBe(0);
+      expect(other.queue.held).toBe(0);
+      expect(await owners()).toEqual(['holder:busy', 'holder']);
+      expect(eventIdsOf(rx)).toEqual([]);
+
+      // The holder dies (no more refreshes): the other takes both over once idle and delivers each once.
+      await holder.stop();
+      holderClient.disconnect();
+      await eventually(async () => ((await pendingCount(holder.key)) === 0 && other.attempted() === 2 ? true : undefined), 'the other consumer to deliver both', 10_000);
+      expect(eventIdsOf(rx).sort()).toEqual([delivery(1).eventId, delivery(2).eventId].sort());
+    });
+
     it('a failed attempt is retried through the shared scheduler and the stream, by either replica, and delivered', async () => {
       const keyPrefix = redis.newPrefix();
       const seen = new Set<string>();

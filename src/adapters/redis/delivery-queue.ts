@@ -111,6 +111,40 @@ end
 return 0
 `;
 
+/*
+ * KEYS[1]: the stream. ARGV: group, consumer, its busy consumer, entry ids. Resets the idle time of
+ * each entry still held by the consumer or its busy consumer (XCLAIM to the same owner, JUSTID: the
+ * delivery count stays), so no other consumer takes over an entry a live consumer holds however long
+ * it waits for its attempt (its read loop stopped with its read-ahead full, a rate-cap token, a slow
+ * origin). An entry another consumer has taken over meanwhile is left to it. Answers how many.
+ */
+const REFRESH = `
+local refreshed = 0
+for i = 4, #ARGV do
+  local held = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if #held == 1 and (held[1][2] == ARGV[2] or held[1][2] == ARGV[3]) then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], held[1][2], 0, ARGV[i], 'JUSTID')
+    refreshed = refreshed + 1
+  end
+end
+return refreshed
+`;
+
+/*
+ * KEYS[1]: the stream. ARGV: group, entry id, consumer, its busy consumer. The entry's attempt
+ * starts: it moves to the busy consumer, if the consumer still holds it (one another consumer took
+ * over stays with that one). Answers 1 when moved.
+ */
+const BEGIN = `
+local held = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+if #held == 0 or held[1][2] ~= ARGV[3] then return 0 end
+redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[4], 0, ARGV[2], 'JUSTID')
+return 1
+`;
+
+/** How many times per claim idle time a consumer refreshes the idle time of the entries it holds. */
+const REFRESHES_PER_CLAIM_IDLE = 3;
+
 /** A consumer that holds nothing and has not read for this many claim idle times is forgotten. */
 const FORGET_AFTER_CLAIM_IDLES = 2;
 
@@ -124,8 +158,10 @@ type StreamEntry = [id: string, fields: string[] | null];
  * healthy receiver's deliveries in the stream), and acknowledges (XACK) an entry once its attempt
  * is over and the result is in the delivery log. An entry whose attempt starts moves to the
  * consumer's busy consumer (`<consumer>:busy`), so the bound of `enqueue` counts only what waits.
- * An entry its consumer has held for `claimIdleMs` (it died, or stalled) is taken over by
- * whichever consumer looks first (XAUTOCLAIM, every half of that time): the taker reads the
+ * A live consumer refreshes the idle time of every entry it holds three times per `claimIdleMs`
+ * (REFRESH), whether or not its read loop runs; an entry its consumer has held for `claimIdleMs`
+ * without that (it died, or its process stalled that long) is taken over by whichever consumer
+ * looks first (XAUTOCLAIM, every half of that time): the taker reads the
  * delivery in the log first, and attempts it only if it is still pending with the attempts it was
  * queued with; otherwise the dead consumer had recorded its attempt, and the entry is just
  * acknowledged. So a delivery is attempted once, unless a consumer dies between sending and
@@ -155,6 +191,10 @@ export class RedisDeliveryQueue implements DeliveryQueue {
   readonly #enqueue: Script;
   readonly #forgetConsumers: Script;
   readonly #handBackScript: Script;
+  readonly #refreshScript: Script;
+  readonly #beginScript: Script;
+  #refresher: NodeJS.Timeout | undefined;
+  #refreshing = false;
   /** Entries handed to the dispatcher and not yet acknowledged or released. */
   readonly #held = new Set<string>();
   /** Of those, the entries whose attempt has started (`begin`). */
@@ -193,6 +233,8 @@ export class RedisDeliveryQueue implements DeliveryQueue {
     this.#enqueue = defineScript(client, 'paysimDeliveryEnqueue', ENQUEUE);
     this.#forgetConsumers = defineScript(client, 'paysimDeliveryForgetConsumers', FORGET_CONSUMERS);
     this.#handBackScript = defineScript(client, 'paysimDeliveryHandBack', HAND_BACK);
+    this.#refreshScript = defineScript(client, 'paysimDeliveryRefresh', REFRESH);
+    this.#beginScript = defineScript(client, 'paysimDeliveryBegin', BEGIN);
   }
 
   /** The stream's key. */
@@ -210,6 +252,7 @@ export class RedisDeliveryQueue implements DeliveryQueue {
     this.#handler = handler;
     this.#running = true;
     this.#loop = this.#run();
+    this.#refresher = setInterval(() => this.#refresh(), Math.max(1, Math.floor(this.#options.claimIdleMs / REFRESHES_PER_CLAIM_IDLE))).unref();
   }
 
   async enqueue(delivery: Delivery, _origin: string, max: number): Promise<boolean> {
@@ -241,8 +284,8 @@ export class RedisDeliveryQueue implements DeliveryQueue {
     if (!this.#held.has(ticket) || this.#started.has(ticket)) return;
     this.#started.add(ticket);
     this.#wakeLoop?.();
-    // JUSTID: the entry's delivery count stays as it was. Failing, the entry only counts as waiting a while longer.
-    void this.#client.xclaim(this.#key, DELIVERY_GROUP, this.#busy, 0, ticket, 'JUSTID').catch(() => undefined);
+    // Failing, the entry only counts as waiting a while longer.
+    void this.#beginScript([this.#key], [DELIVERY_GROUP, ticket, this.consumer, this.#busy]).catch(() => undefined);
   }
 
   async ack(ticket: string): Promise<void> {
@@ -283,6 +326,24 @@ export class RedisDeliveryQueue implements DeliveryQueue {
     // What that read brought, if anything, stays pending under this consumer: taken over after the claim idle time.
     this.#reader.disconnect();
     await loop;
+  }
+
+  /**
+   * Keeps what this consumer holds its own (REFRESH), also after `stop` while a drain finishes what
+   * it holds; ends once nothing is held after `stop`, or the client is closed for good. A refresh
+   * that fails is not reported: the entries are then taken over once idle, which the claim handles.
+   */
+  #refresh(): void {
+    if (this.#client.status === 'end' || (!this.#running && this.#held.size === 0)) {
+      clearInterval(this.#refresher);
+      this.#refresher = undefined;
+      return;
+    }
+    if (this.#held.size === 0 || this.#refreshing) return;
+    this.#refreshing = true;
+    void this.#refreshScript([this.#key], [DELIVERY_GROUP, this.consumer, this.#busy, ...this.#held])
+      .catch(() => undefined)
+      .finally(() => (this.#refreshing = false));
   }
 
   #free(ticket: string): void {
