@@ -60,6 +60,14 @@ if (!hasRedisServer) {
     await redis?.stop();
   });
 
+  /** A bare consumer of the delivery stream named `consumer` (claim idle time 300 ms) on its own connection, with the log; the test plays its dispatcher. */
+  async function bareConsumer(keyPrefix: string, consumer: string, readAhead: number) {
+    const client = redis.connect();
+    const log = new RedisDeliveryLog(client, { keyPrefix, ttlMs: 86_400_000, maxDeliveries: 1000 });
+    const queue = await RedisDeliveryQueue.create(client, log, { keyPrefix, claimIdleMs: 300, readAhead, consumer, onError: () => undefined });
+    return { client, log, queue };
+  }
+
   /** A replica's webhook side: its own connection, the shared log, scheduler, stream and (when given) rate cap. */
   async function replica(
     keyPrefix: string,
@@ -142,9 +150,7 @@ if (!hasRedisServer) {
     it('deliveries a dying consumer held are taken over after the idle time and delivered once; those it had recorded are only acknowledged', async () => {
       const keyPrefix = redis.newPrefix();
       const rx = await receivers.start();
-      const dyingClient = redis.connect();
-      const log = new RedisDeliveryLog(dyingClient, { keyPrefix, ttlMs: 86_400_000, maxDeliveries: 1000 });
-      const dying = await RedisDeliveryQueue.create(dyingClient, log, { keyPrefix, claimIdleMs: 300, readAhead: 100, consumer: 'dying', onError: () => undefined });
+      const { client: dyingClient, log, queue: dying } = await bareConsumer(keyPrefix, 'dying', 100);
       const taken: Array<{ delivery: Delivery; ticket: string | null }> = [];
       dying.start((delivery, _origin, ticket) => taken.push({ delivery, ticket }));
       const ids = createIdFactory(systemClock);
@@ -183,9 +189,7 @@ if (!hasRedisServer) {
     it('a live consumer keeps what it holds however long its attempts wait (read-ahead full, its read loop stopped): another consumer takes none of it; once it dies, the other takes both', async () => {
       const keyPrefix = redis.newPrefix();
       const rx = await receivers.start();
-      const holderClient = redis.connect();
-      const log = new RedisDeliveryLog(holderClient, { keyPrefix, ttlMs: 86_400_000, maxDeliveries: 1000 });
-      const holder = await RedisDeliveryQueue.create(holderClient, log, { keyPrefix, claimIdleMs: 300, readAhead: 1, consumer: 'holder', onError: () => undefined });
+      const { client: holderClient, log, queue: holder } = await bareConsumer(keyPrefix, 'holder', 1);
       const handed: string[] = [];
       // whd_1's attempt begins and then waits (a rate-cap token, a slow origin); whd_2 waits behind it, filling the read-ahead.
       holder.start((delivery, _origin, ticket) => {
