@@ -7,6 +7,7 @@ import { DEFAULT_NAMESPACE } from '../core/faults/service.ts';
 import { isDeliveryEvent, type DomainEvent } from '../core/events.ts';
 import { SCENARIOS } from '../core/scenario.ts';
 import { nativePayload } from '../dialects/native/webhook-payload.ts';
+import { problemOf } from '../http/problem.ts';
 import { clearedCookie, ConsoleAuth, cookieValue, CSRF_FIELD, CSRF_HEADER, SESSION_COOKIE, sessionCookie, type Session } from './auth.ts';
 import { LiveFeed } from './feed.ts';
 import { ActivitySeries } from './series.ts';
@@ -223,7 +224,12 @@ const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options)
   app.setErrorHandler((error: FastifyError, request, reply) => {
     // Handed to the application's handler, which answers an unrouted request (404, or 405 with Allow).
     if (passedOn(request)) throw error;
-    if (error instanceof DomainError) return send(reply, errorPage(errorFrame(request), STATUS_OF[error.code] ?? 400, error.message), STATUS_OF[error.code] ?? 400);
+    if (error instanceof DomainError) {
+      // A store away or full: Retry-After as the APIs give it (problemOf's figure for that error).
+      const retryAfterS = problemOf(error, STATUS_OF).retryAfterS;
+      if (retryAfterS !== undefined) void reply.header('Retry-After', String(retryAfterS));
+      return send(reply, errorPage(errorFrame(request), STATUS_OF[error.code] ?? 400, error.message), STATUS_OF[error.code] ?? 400);
+    }
     const status = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
     if (status === 500) request.log.error({ err: error }, 'console request failed');
     return send(reply, errorPage(errorFrame(request), status, status === 500 ? 'Something went wrong; the log has the details.' : error.message), status);

@@ -1,4 +1,5 @@
 import type { Subject } from '../core/deliveries.ts';
+import { DomainError } from '../core/errors.ts';
 import type { DomainEvent } from '../core/events.ts';
 import type { Html } from './html.ts';
 
@@ -97,6 +98,12 @@ export interface PanelPage {
 }
 
 /** Counts by status group, all 0. */
+/** `undefined` when `error` says the record does not exist (NOT_FOUND); any other error (the store away) is rethrown, for the console's error page. */
+export function absentIfNotFound(error: unknown): undefined {
+  if (error instanceof DomainError && error.code === 'NOT_FOUND') return undefined;
+  throw error;
+}
+
 export function noCounts(): Record<StatusGroup, number> {
   return Object.fromEntries(STATUS_GROUPS.map((g) => [g, 0])) as Record<StatusGroup, number>;
 }

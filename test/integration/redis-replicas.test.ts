@@ -239,7 +239,7 @@ if (redisServerOrSkip('replicas on Redis')) {
     it('while Redis is away every other dialect, the report and the namespaces answer 503 in their shapes, /metrics keeps answering with the last values, one log line', async () => {
       const jwtSecret = 'replicas-secret';
       const logs: Array<Record<string, unknown>> = [];
-      const a = await buildTestApp({ STORE: 'redis', REDIS_URL: redis.url, REDIS_KEY_PREFIX: redis.newPrefix(), JWT_SECRET: jwtSecret }, { clockStart: START, logs });
+      const a = await buildTestApp({ STORE: 'redis', REDIS_URL: redis.url, REDIS_KEY_PREFIX: redis.newPrefix(), JWT_SECRET: jwtSecret, CONSOLE_ENABLED: 'true' }, { clockStart: START, logs });
       open.push(a);
       const token = await new SignJWT({ userId: 'user_1' })
         .setProtectedHeader({ alg: 'HS256' })
@@ -247,6 +247,8 @@ if (redisServerOrSkip('replicas on Redis')) {
         .sign(new TextEncoder().encode(jwtSecret));
       const booked = await inject(a, { method: 'POST', url: '/bookings', headers: { 'x-user-id': 'user_1' }, payload: { performanceId: 'perf_001', quantity: 3, paymentMethod: 'CREDIT_CARD' } });
       expect(booked.statusCode).toBe(201);
+      const intent = (await createIntent(a, { reservation_id: 'res_console', amount: 100, scenario: 'delay', delay_ms: 600_000 })).json().payment_intent_id as string;
+      expect((await inject(a, { url: `/console/payments/intent/${intent}` })).statusCode).toBe(200);
       const gauges = (text: string) => text.split('\n').filter((line) => /^(seats_held|seats_reserved|ledger_imbalance|store_records\{store="bookings"\}) /.test(line));
       const before = gauges((await inject(a, { url: '/metrics' })).body);
       expect(before).toEqual(['store_records{store="bookings"} 1', 'seats_held 3', 'seats_reserved 0', 'ledger_imbalance 0']);
@@ -269,6 +271,12 @@ if (redisServerOrSkip('replicas on Redis')) {
         const res = answers[i] as LightMyRequestResponse;
         expect([what, res.statusCode, res.headers['retry-after'], res.json()]).toEqual([what, 503, '1', body]);
       });
+      // The console: its error page, not "does not exist", for a payment it cannot read now.
+      for (const url of [`/console/payments/intent/${intent}`, `/console/payments/booking/${booked.json().bookingId}`]) {
+        const page = await inject(a, { url });
+        expect([url, page.statusCode, page.headers['retry-after'], page.headers['content-type']]).toEqual([url, 503, '1', 'text/html; charset=utf-8']);
+        expect(page.body).toContain(unavailable);
+      }
 
       // Prometheus still gets every metric: the gauges a store feeds keep their last values.
       const logged = logs.length;
@@ -298,7 +306,7 @@ if (redisServerOrSkip('replicas on Redis')) {
       await redis.resume();
       await eventually(async () => ((await inject(a, { url: '/readyz' })).statusCode === 200 ? true : undefined), 'readiness after Redis is back');
       const report = await inject(a, { url: '/v1/sim/report' });
-      expect([report.statusCode, report.json().payments.map((p: { id: string }) => p.id)]).toEqual([200, [booked.json().bookingId]]);
+      expect([report.statusCode, report.json().payments.map((p: { id: string }) => p.id)]).toEqual([200, [intent, booked.json().bookingId]]);
       expect((await inject(a, { url: '/v1/sim/namespaces' })).json()).toEqual({ data: [], max: 64 });
     });
   });

@@ -4,7 +4,7 @@ import type { BookingService } from '../../core/bookings/service.ts';
 import { isBookingEvent, type DomainEvent } from '../../core/events.ts';
 import type { LedgerStore, SeatStore } from '../../core/ports.ts';
 import { html, iso, money, raw, type Html } from '../html.ts';
-import { groupCounts, type HistoryEntry, type PaymentRow, type PaymentSource, type Panel, type PanelPage, type StatusGroup } from '../sources.ts';
+import { absentIfNotFound, groupCounts, type HistoryEntry, type PaymentRow, type PaymentSource, type Panel, type PanelPage, type StatusGroup } from '../sources.ts';
 
 /**
  * Bookings (issue 4) in the console: their payments in the payments view, and the bookings page
@@ -68,7 +68,7 @@ export function bookingSource(deps: BookingDeps): PaymentSource {
       return groupCounts((await deps.service.counts()).bookings, GROUPS);
     },
     async get(id) {
-      const booking = await deps.service.get(id).catch(() => undefined);
+      const booking = await deps.service.get(id).catch(absentIfNotFound);
       if (booking === undefined) return undefined;
       return {
         row: row(booking),

@@ -3,7 +3,7 @@ import type { Intent } from '../../core/intents/intent.ts';
 import type { IntentService } from '../../core/intents/service.ts';
 import { integer, type FormBody } from '../forms.ts';
 import { iso, money } from '../html.ts';
-import { groupCounts, type HistoryEntry, type PaymentAction, type PaymentDetail, type PaymentRow, type PaymentSource, type StatusGroup } from '../sources.ts';
+import { absentIfNotFound, groupCounts, type HistoryEntry, type PaymentAction, type PaymentDetail, type PaymentRow, type PaymentSource, type StatusGroup } from '../sources.ts';
 
 /**
  * Native payment intents (`/v1/sim`, issue 2) in the console: listed, detailed, cancelled and
@@ -69,7 +69,7 @@ export function nativeSource(intents: IntentService): PaymentSource {
     },
     async get(id) {
       if (!id.startsWith('pay_')) return undefined;
-      const intent = await intents.get(id).catch(() => undefined);
+      const intent = await intents.get(id).catch(absentIfNotFound);
       if (intent === undefined) return undefined;
       const detail: PaymentDetail = {
         row: row(intent),
