@@ -135,4 +135,45 @@ describe('the outbox relay across a restart', () => {
     expect((await store.outboxStats()).pending).toBe(0);
     scheduler.stop();
   });
+
+  it('when the store is away for the outbox and for the retry job alike (Redis down), the relay retries on a timer of its own and publishes once it is back', async () => {
+    const manual = new ManualClock();
+    const store = new MemoryFluxPayStore({ ttlMs: 86_400_000, maxRecords: 1000 });
+    await writeChanges(store, 1, 'away');
+    const away = new Error('Redis is away');
+    let storeDown = true;
+    const outboxStore = new Proxy(store, {
+      get(target, property) {
+        const value: unknown = Reflect.get(target, property, target);
+        if (property === 'pendingOutbox') return (limit: number) => (storeDown ? Promise.reject(away) : target.pendingOutbox(limit));
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const jobs = new MemorySchedulerStore();
+    const schedulerStore = new Proxy(jobs, {
+      get(target, property) {
+        const value: unknown = Reflect.get(target, property, target);
+        if (property === 'schedule') return (...args: Parameters<typeof target.schedule>) => (storeDown ? Promise.reject(away) : target.schedule(...args));
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const scheduler = new Scheduler({ clock: manual, store: schedulerStore, onError: () => {} });
+    const errors: unknown[] = [];
+    const relay = new OutboxRelay({ store: outboxStore, scheduler, clock: manual, onError: (error) => errors.push(error) });
+    const got: number[] = [];
+    relay.addPublisher(async (event) => void got.push(event.sequence));
+    await relay.run();
+    // The read failed, and so did writing the retry job: both reported; nothing published.
+    expect([got, errors]).toEqual([[], [away, away]]);
+    await manual.advance(100);
+    await relay.idle();
+    expect([got, errors.length]).toEqual([[], 4]);
+    storeDown = false;
+    // The second retry is 200 ms after the second failure.
+    await manual.advance(200);
+    await relay.idle();
+    expect(got).toEqual([1, 2, 3, 4, 5]);
+    expect((await store.outboxStats()).pending).toBe(0);
+    await relay.stop();
+  });
 });

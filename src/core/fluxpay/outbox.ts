@@ -1,4 +1,4 @@
-import type { Clock } from '../clock.ts';
+import type { Clock, Timer } from '../clock.ts';
 import type { Scheduler } from '../scheduler.ts';
 import type { OutboxEvent } from './model.ts';
 import type { FluxPayStore } from './ports.ts';
@@ -13,7 +13,8 @@ import type { FluxPayStore } from './ports.ts';
  *
  * It runs when a change is written (`kick`) and as due work (`fluxpay.outbox`) on the injected
  * clock: after a failed publication it retries with a growing delay, so nothing waits for a kick
- * that will not come.
+ * that will not come. When the retry job cannot be written either (the store that keeps due work is
+ * away, as Redis can be), the retry is a timer of this process instead.
  * @see issue 11 "Transactional outbox and outbound events"
  */
 
@@ -43,6 +44,8 @@ export class OutboxRelay {
   #again = false;
   #stopped = false;
   #failures = 0;
+  /** The retry of this process, when the scheduler could not take the retry job. */
+  #retryTimer: Timer | undefined;
 
   constructor(deps: OutboxRelayDeps, options: { registerJob?: boolean } = {}) {
     this.#deps = deps;
@@ -75,6 +78,8 @@ export class OutboxRelay {
   /** Stops after the event in progress; what is pending stays pending for the next relay. */
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#retryTimer?.cancel();
+    this.#retryTimer = undefined;
     await this.#running;
   }
 
@@ -129,7 +134,18 @@ export class OutboxRelay {
 
   async #retryLater(): Promise<void> {
     this.#failures++;
+    const { scheduler, clock, onError } = this.#deps;
     const delay = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** Math.min(this.#failures - 1, 20));
-    await this.#deps.scheduler.schedule(OUTBOX_JOB, JOB_KEY, this.#deps.clock.now() + delay).catch((error: unknown) => this.#deps.onError(error, undefined));
+    try {
+      await scheduler.schedule(OUTBOX_JOB, JOB_KEY, clock.now() + delay);
+    } catch (error) {
+      onError(error, undefined);
+      if (this.#stopped) return;
+      this.#retryTimer?.cancel();
+      this.#retryTimer = clock.schedule(delay, () => {
+        this.#retryTimer = undefined;
+        void this.run();
+      });
+    }
   }
 }
