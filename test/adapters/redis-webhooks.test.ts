@@ -326,6 +326,23 @@ if (!hasRedisServer) {
       client.disconnect();
     });
 
+    it('a stream deleted under a running queue (its key alone) is made again by the next accept and enqueue, which queue as before', async () => {
+      const keyPrefix = redis.newPrefix();
+      const rx = await receivers.start();
+      const { client, log, queue } = await bareConsumer(keyPrefix, 'lone', 10);
+      const now = Date.now();
+      const delivery = (i: number): Delivery => ({ ...webhook(rx, i), id: `whd_${i}`, subject: null, test: false, extraHeaders: {}, status: 'pending', attempts: [], seriesStart: 0, nextAttemptAt: null, failureReason: null, createdAt: now, updatedAt: now });
+      await redis.client.del(queue.key);
+      expect(await queue.accept(delivery(1), rx.origin, 0)).toEqual({ kind: 'queued' });
+      expect((await log.get('whd_1'))?.status).toBe('pending');
+      await redis.client.del(queue.key);
+      await log.insert(delivery(2));
+      expect(await queue.enqueue(delivery(2), rx.origin, 0)).toBe(true);
+      const groups = (await redis.client.xinfo('GROUPS', queue.key)) as unknown[][];
+      expect([groups.length, groups[0]?.[1], await redis.client.xlen(queue.key)]).toEqual([1, DELIVERY_GROUP, 1]);
+      client.disconnect();
+    });
+
     it('trimming stops at the oldest unacknowledged entry: it is never dropped, whatever was acknowledged after it', async () => {
       const keyPrefix = redis.newPrefix();
       const rx = await receivers.start();

@@ -44,6 +44,8 @@ export const BUSY_SUFFIX = ':busy';
  * trimming never drops a delivery that is waiting or held (`~`: only whole nodes go, cheaply).
  */
 export const ENQUEUE = `
+-- A stream deleted (its key alone, or a flush): XINFO would say 'no such key'; the caller makes the group again on NOGROUP.
+if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('NOGROUP the delivery stream does not exist') end
 local group
 for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
   if g[2] == ARGV[1] then group = g end
