@@ -97,13 +97,13 @@ export interface PanelPage {
   concerns(event: DomainEvent): boolean;
 }
 
-/** Counts by status group, all 0. */
 /** `undefined` when `error` says the record does not exist (NOT_FOUND); any other error (the store away) is rethrown, for the console's error page. */
 export function absentIfNotFound(error: unknown): undefined {
   if (error instanceof DomainError && error.code === 'NOT_FOUND') return undefined;
   throw error;
 }
 
+/** Counts by status group, all 0. */
 export function noCounts(): Record<StatusGroup, number> {
   return Object.fromEntries(STATUS_GROUPS.map((g) => [g, 0])) as Record<StatusGroup, number>;
 }

@@ -126,6 +126,11 @@ export class WebhookDispatcher {
     this.#shared = this.#queue.shared;
     this.#queue.start((delivery, origin, ticket) => {
       if (ticket !== null) {
+        // A second entry of one delivery (its retry queued twice, by a retry job run again after
+        // its lease lapsed): the delivery is attempted under the new ticket, so the earlier entry
+        // is acknowledged rather than left held, and kept from other consumers, for good.
+        const earlier = this.#tickets.get(delivery.id);
+        if (earlier !== undefined && earlier !== ticket) void this.#queue.ack(earlier).catch((error: unknown) => deps.onError(error, `acknowledging a second entry of delivery ${delivery.id}`));
         this.#tickets.set(delivery.id, ticket);
         this.#unfinished.add(delivery.id);
       }

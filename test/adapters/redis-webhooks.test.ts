@@ -64,8 +64,10 @@ if (!hasRedisServer) {
   async function bareConsumer(keyPrefix: string, consumer: string, readAhead: number) {
     const client = redis.connect();
     const log = new RedisDeliveryLog(client, { keyPrefix, ttlMs: 86_400_000, maxDeliveries: 1000 });
-    const queue = await RedisDeliveryQueue.create(client, log, { keyPrefix, claimIdleMs: 300, readAhead, consumer, onError: () => undefined });
-    return { client, log, queue };
+    const errors: string[] = [];
+    const onError = (error: unknown, context: string) => void errors.push(`${context}: ${(error as Error).message}`);
+    const queue = await RedisDeliveryQueue.create(client, log, { keyPrefix, claimIdleMs: 300, readAhead, consumer, onError });
+    return { client, log, queue, errors };
   }
 
   /** A replica's webhook side: its own connection, the shared log, scheduler, stream and (when given) rate cap. */
@@ -326,10 +328,30 @@ if (!hasRedisServer) {
       client.disconnect();
     });
 
-    it('a stream deleted under a running queue (its key alone) is made again by the next accept and enqueue, which queue as before', async () => {
+    it('two entries of one delivery reaching one dispatcher (its retry queued twice) leave nothing held: the earlier entry is acknowledged', async () => {
       const keyPrefix = redis.newPrefix();
       const rx = await receivers.start();
-      const { client, log, queue } = await bareConsumer(keyPrefix, 'lone', 10);
+      const one = await replica(keyPrefix);
+      const now = Date.now();
+      const delivery: Delivery = { ...webhook(rx, 1), id: 'whd_twice', subject: null, test: false, extraHeaders: {}, status: 'pending', attempts: [], seriesStart: 0, nextAttemptAt: null, failureReason: null, createdAt: now, updatedAt: now };
+      await one.log.insert(delivery);
+      expect(await one.queue.enqueue(delivery, rx.origin, 0)).toBe(true);
+      expect(await one.queue.enqueue(delivery, rx.origin, 0)).toBe(true);
+      await eventually(async () => ((await one.log.get('whd_twice'))?.status === 'delivered' && (await pendingCount(one.queue.key)) === 0 && one.queue.held === 0 ? true : undefined), 'delivered, nothing pending or held');
+      expect(one.errors).toEqual([]);
+    });
+
+    it('a stream deleted under a running queue (its key alone) is made again by the next accept and enqueue, which queue as before; its blocked read carries on unreported', async () => {
+      const keyPrefix = redis.newPrefix();
+      const rx = await receivers.start();
+      const { client, log, queue, errors } = await bareConsumer(keyPrefix, 'lone', 10);
+      const handed: string[] = [];
+      queue.start((delivery, _origin, ticket) => {
+        handed.push(delivery.id);
+        void queue.ack(ticket as string);
+      });
+      // Its read is blocked on the stream when the key goes.
+      await new Promise((resolve) => setTimeout(resolve, 100));
       const now = Date.now();
       const delivery = (i: number): Delivery => ({ ...webhook(rx, i), id: `whd_${i}`, subject: null, test: false, extraHeaders: {}, status: 'pending', attempts: [], seriesStart: 0, nextAttemptAt: null, failureReason: null, createdAt: now, updatedAt: now });
       await redis.client.del(queue.key);
@@ -339,7 +361,10 @@ if (!hasRedisServer) {
       await log.insert(delivery(2));
       expect(await queue.enqueue(delivery(2), rx.origin, 0)).toBe(true);
       const groups = (await redis.client.xinfo('GROUPS', queue.key)) as unknown[][];
-      expect([groups.length, groups[0]?.[1], await redis.client.xlen(queue.key)]).toEqual([1, DELIVERY_GROUP, 1]);
+      expect([groups.length, groups[0]?.[1]]).toEqual([1, DELIVERY_GROUP]);
+      await eventually(() => (handed.length === 2 ? true : undefined), 'both read and handed over');
+      expect([handed, errors]).toEqual([['whd_1', 'whd_2'], []]);
+      await queue.stop();
       client.disconnect();
     });
 

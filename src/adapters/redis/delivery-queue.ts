@@ -78,6 +78,7 @@ return 1
  * next read. Answers how many went.
  */
 const FORGET_CONSUMERS = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('NOGROUP the delivery stream does not exist') end
 local gone = 0
 for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
   local info = {}
@@ -491,8 +492,9 @@ function isHandedBack(fields: string[] | null): boolean {
   return false;
 }
 
+/** The stream or its group is gone (a flush, the key deleted): a blocked read is cut short with UNBLOCKED then. */
 function isNoGroup(error: unknown): boolean {
-  return error instanceof Error && error.message.startsWith('NOGROUP');
+  return error instanceof Error && (error.message.startsWith('NOGROUP') || error.message.startsWith('UNBLOCKED the stream key no longer exists'));
 }
 
 function sleep(ms: number): Promise<void> {

@@ -14,7 +14,8 @@ import type { FluxPayStore } from './ports.ts';
  * It runs when a change is written (`kick`) and as due work (`fluxpay.outbox`) on the injected
  * clock: after a failed publication it retries with a growing delay, so nothing waits for a kick
  * that will not come. When the retry job cannot be written either (the store that keeps due work is
- * away, as Redis can be), the retry is a timer of this process instead.
+ * away, as Redis can be), the retry is a timer of this process instead. A store that cannot be
+ * read is reported once, not at every retry of the same outage.
  * @see issue 11 "Transactional outbox and outbound events"
  */
 
@@ -46,6 +47,8 @@ export class OutboxRelay {
   #failures = 0;
   /** The retry of this process, when the scheduler could not take the retry job. */
   #retryTimer: Timer | undefined;
+  /** Whether the last read of the outbox failed: the reads that fail after it are not reported again (one report per outage). */
+  #readFailing = false;
 
   constructor(deps: OutboxRelayDeps, options: { registerJob?: boolean } = {}) {
     this.#deps = deps;
@@ -108,8 +111,10 @@ export class OutboxRelay {
         let batch: OutboxEvent[];
         try {
           batch = await store.pendingOutbox(BATCH);
+          this.#readFailing = false;
         } catch (error) {
-          onError(error, undefined);
+          if (!this.#readFailing) onError(error, undefined);
+          this.#readFailing = true;
           await this.#retryLater();
           return;
         }
@@ -134,12 +139,12 @@ export class OutboxRelay {
 
   async #retryLater(): Promise<void> {
     this.#failures++;
-    const { scheduler, clock, onError } = this.#deps;
+    const { scheduler, clock } = this.#deps;
     const delay = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** Math.min(this.#failures - 1, 20));
     try {
       await scheduler.schedule(OUTBOX_JOB, JOB_KEY, clock.now() + delay);
-    } catch (error) {
-      onError(error, undefined);
+    } catch {
+      // Not reported: the failure that brought the relay here was (the store away fails both).
       if (this.#stopped) return;
       this.#retryTimer?.cancel();
       this.#retryTimer = clock.schedule(delay, () => {

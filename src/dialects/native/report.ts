@@ -75,26 +75,31 @@ const CONTENT_TYPES: Record<ReportFormat, string> = { json: 'application/json; c
 async function* render(
   format: ReportFormat,
   read: IteratorResult<ReportRow[]>,
-  batches: AsyncIterator<ReportRow[]>,
+  batches: AsyncGenerator<ReportRow[]>,
   head: { namespace: string; since: string | null; generatedAt: string },
 ): AsyncGenerator<string> {
   const totals = new TotalsAccumulator();
   if (format === 'csv') yield csvLine(REPORT_CSV_COLUMNS);
   else yield `{"namespace":${JSON.stringify(head.namespace)},"since":${JSON.stringify(head.since)},"generated_at":${JSON.stringify(head.generatedAt)},"payments":[`;
   let first = true;
-  for (let next = read; next.done !== true; next = await batches.next()) {
-    const batch = next.value;
-    let chunk = '';
-    for (const row of batch) {
-      totals.add(row);
-      if (format === 'csv') chunk += csvLine(reportCsvValues(row));
-      else {
-        chunk += (first ? '' : ',') + JSON.stringify(reportRowView(row));
-        first = false;
+  try {
+    for (let next = read; next.done !== true; next = await batches.next()) {
+      const batch = next.value;
+      let chunk = '';
+      for (const row of batch) {
+        totals.add(row);
+        if (format === 'csv') chunk += csvLine(reportCsvValues(row));
+        else {
+          chunk += (first ? '' : ',') + JSON.stringify(reportRowView(row));
+          first = false;
+        }
       }
+      yield chunk;
+      await nextTurn();
     }
-    yield chunk;
-    await nextTurn();
+  } finally {
+    // A client gone midway: the reads stop where they are.
+    await batches.return(undefined);
   }
   if (format === 'json') yield `],"totals":${JSON.stringify(reportTotalsView(totals.result()))}}`;
 }

@@ -90,8 +90,10 @@ export default fp<CoreOptions>(
       void Promise.allSettled(sweepers.map((sweepOne) => sweepOne(now)))
         .then((results) => {
           const errors = results.flatMap((result) => (result.status === 'rejected' ? [result.reason as unknown] : []));
-          const unavailable = errors.length > 0 && errors.every((error) => error instanceof StoreUnavailableError);
-          if (errors.length > 0 && !(unavailable && sweepUnavailable)) app.log.error({ err: errors[0], failed: errors.length, of: sweepers.length }, 'store sweep failed');
+          // Another error than the store's absence (a bug) is logged every time, and first.
+          const other = errors.find((error) => !(error instanceof StoreUnavailableError));
+          const unavailable = errors.length > 0 && other === undefined;
+          if (errors.length > 0 && !(unavailable && sweepUnavailable)) app.log.error({ err: other ?? errors[0], failed: errors.length, of: sweepers.length }, 'store sweep failed');
           sweepUnavailable = unavailable;
         })
         .finally(() => {
