@@ -314,6 +314,7 @@ export class RedisDeliveryQueue implements DeliveryQueue {
     if (this.#loop !== undefined) await this.#cutReadShort(this.#loop);
     await Promise.all(this.#handingBack);
     this.#reader.disconnect();
+    this.#refreshDone();
   }
 
   /** Asks Redis to end the reader's blocking read until the loop is over; disconnects the reader if it never is (its connection down). */
@@ -337,11 +338,7 @@ export class RedisDeliveryQueue implements DeliveryQueue {
    * that fails is not reported: the entries are then taken over once idle, which the claim handles.
    */
   #refresh(): void {
-    if (this.#client.status === 'end' || (!this.#running && this.#held.size === 0)) {
-      clearInterval(this.#refresher);
-      this.#refresher = undefined;
-      return;
-    }
+    if (this.#refreshDone()) return;
     if (this.#held.size === 0 || this.#refreshing) return;
     this.#refreshing = true;
     void this.#refreshScript([this.#key], [DELIVERY_GROUP, this.consumer, this.#busy, ...this.#held])
@@ -349,9 +346,19 @@ export class RedisDeliveryQueue implements DeliveryQueue {
       .finally(() => (this.#refreshing = false));
   }
 
+  /** Ends the refreshes once they have nothing left to do (at `stop`, or when a drain frees the last entry), so a closed queue is not kept alive by its timer; true when ended. */
+  #refreshDone(): boolean {
+    if (this.#refresher === undefined) return true;
+    if (this.#client.status !== 'end' && (this.#running || this.#held.size > 0)) return false;
+    clearInterval(this.#refresher);
+    this.#refresher = undefined;
+    return true;
+  }
+
   #free(ticket: string): void {
     this.#started.delete(ticket);
     if (this.#held.delete(ticket)) this.#wakeLoop?.();
+    if (!this.#running) this.#refreshDone();
   }
 
   #handBack(id: string): void {
