@@ -319,6 +319,12 @@ export interface V2PaymentStore {
    * number of concurrent requests with one tx_id exactly one creates.
    */
   begin(payment: V2Payment): Promise<V2BeginOutcome>;
+  /**
+   * Optional: `begin` and, when it creates the payment, `job` (its decision) in one atomic step, for
+   * a store on the scheduler's own back end (Redis), so no payment is ever stored without its
+   * decision's job. Without it the service schedules the job in a second call.
+   */
+  beginScheduled?: ((payment: V2Payment, job: Job) => Promise<V2BeginOutcome>) | undefined;
   get(id: string): Promise<V2Payment | undefined>;
   /**
    * Applies the planned outcome of a PENDING payment not decided yet: a decline becomes

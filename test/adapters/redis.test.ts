@@ -14,6 +14,7 @@ import { RedisIntentStore } from '../../src/adapters/redis/intents.ts';
 import { RedisLedgerStore } from '../../src/adapters/redis/ledger.ts';
 import { RedisSeatStore } from '../../src/adapters/redis/seats.ts';
 import { RedisSchedulerStore } from '../../src/adapters/redis/scheduler.ts';
+import { RedisV2PaymentStore } from '../../src/adapters/redis/v2-payments.ts';
 import { type TestRedis, withRedisServer } from '../helpers/redis.ts';
 import { deliveryLogContract } from './contracts/deliveries.contract.ts';
 import { deliveryQueueContract } from './contracts/delivery-queue.contract.ts';
@@ -23,7 +24,7 @@ import { intentStoreContract } from './contracts/intents.contract.ts';
 import { ledgerStoreContract } from './contracts/ledger.contract.ts';
 import { seatStoreContract } from './contracts/seats.contract.ts';
 import { schedulerStoreContract } from './contracts/scheduler.contract.ts';
-import { anIntent, T0 } from './contracts/fixtures.ts';
+import { anIntent, aV2Payment, T0 } from './contracts/fixtures.ts';
 
 /**
  * The shared port contracts against the Redis adapters, on a private redis-server this file starts
@@ -126,6 +127,29 @@ withRedisServer('Redis adapters', (server) => {
     expect(claimed.map(({ kind, key, dueAt }) => ({ kind, key, dueAt }))).toEqual([
       { kind: 'intent.decide', key: a.id, dueAt: T0 + 200 },
       { kind: 'intent.decide', key: b.id, dueAt: T0 + 300 },
+    ]);
+  });
+
+  it('RedisV2PaymentStore.beginScheduled writes a new payment and its job in one script run; a repeat or a conflict schedules nothing, a full store writes neither', async () => {
+    const keyPrefix = redis.newPrefix();
+    const scheduler = new RedisSchedulerStore(redis.client, { keyPrefix });
+    const store = new RedisV2PaymentStore(redis.client, { keyPrefix, ttlMs: 86_400_000, maxPayments: 2, scheduler });
+    expect(new RedisV2PaymentStore(redis.client, { keyPrefix, ttlMs: 86_400_000, maxPayments: 2 }).beginScheduled).toBeUndefined();
+    const beginScheduled = store.beginScheduled as NonNullable<typeof store.beginScheduled>;
+    const job = (payment: { id: string }, dueAt: number) => ({ kind: 'v2.decide', key: payment.id, dueAt });
+    const [a, b, c] = [aV2Payment(), aV2Payment(), aV2Payment()];
+    expect(await beginScheduled(a, job(a, T0 + 200))).toEqual({ kind: 'created', payment: a });
+    // The same request again, and another request with its tx_id: answered, and its job left where it was.
+    expect(await beginScheduled(a, job(a, T0 + 900))).toEqual({ kind: 'existing', payment: a });
+    expect(await beginScheduled({ ...a, amount: 5 }, job(a, T0 + 900))).toEqual({ kind: 'conflict', payment: a });
+    expect(await beginScheduled(b, job(b, T0 + 300))).toEqual({ kind: 'created', payment: b });
+    // Full (two PENDING payments, none evictable): neither the payment nor its job.
+    expect(await beginScheduled(c, job(c, T0 + 100))).toEqual({ kind: 'full' });
+    expect(await store.get(c.id)).toBeUndefined();
+    const claimed = await scheduler.claimDue(T0 + 1000, 10, 30_000);
+    expect(claimed.map(({ kind, key, dueAt }) => ({ kind, key, dueAt }))).toEqual([
+      { kind: 'v2.decide', key: a.id, dueAt: T0 + 200 },
+      { kind: 'v2.decide', key: b.id, dueAt: T0 + 300 },
     ]);
   });
 

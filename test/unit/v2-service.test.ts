@@ -3,6 +3,8 @@ import { MemoryV2PaymentStore } from '../../src/adapters/memory/v2-payments.ts';
 import { EventBus, isV2PaymentEvent, type V2PaymentEvent } from '../../src/core/events.ts';
 import { createIdFactory, derivedId } from '../../src/core/ids.ts';
 import { createRandom } from '../../src/core/random.ts';
+import type { Job, V2BeginOutcome } from '../../src/core/ports.ts';
+import type { V2Payment } from '../../src/core/v2/payment.ts';
 import { V2_DECIDE_JOB, V2PaymentService } from '../../src/core/v2/service.ts';
 import { MemorySchedulerStore } from '../../src/adapters/memory/scheduler.ts';
 import { Scheduler } from '../../src/core/scheduler.ts';
@@ -18,6 +20,17 @@ import { startedScheduler } from './support.ts';
 
 const T0 = Date.UTC(2026, 0, 15, 12, 0, 0);
 const REQUEST = { txId: 'tx-1', orderId: 7, userId: 42, amount: 15_000, callbackUrl: 'https://shop.example/callback' };
+
+/** `target` with one method put in (or replaced), its own methods called on it (they use private fields). */
+function withMethod<T extends object>(target: T, name: string, method: (...args: never[]) => unknown): T {
+  return new Proxy(target, {
+    get(of, property) {
+      if (property === name) return method;
+      const value: unknown = Reflect.get(of, property, of);
+      return typeof value === 'function' ? value.bind(of) : value;
+    },
+  });
+}
 
 /** `shared`: the scheduler of a store shared by several processes (it polls), with a 30 s lease. */
 async function harness(completeDelayMs = 500, shared = false) {
@@ -75,6 +88,37 @@ describe('V2PaymentService decisions made again (at least once)', () => {
     expect(decided[0]).toMatchObject({ id: derivedId('evt', T0 + 500, 'pay_tx-1'), occurredAt: T0 + 500, payment: { status: 'PENDING', decidedAt: T0 + 500, confirmedAt: null } });
     expect(await h.service.get('pay_tx-1')).toMatchObject({ status: 'PENDING', decidedAt: T0 + 500 });
     expect(h.errors).toHaveLength(1);
+  });
+
+  it('a store that writes a new payment with its decision job in one step (Redis): no second call to schedule it; a repeat schedules nothing; the decision comes when due', async () => {
+    const clock = new ManualClock(T0);
+    const bus = new EventBus();
+    const decided: V2PaymentEvent[] = [];
+    bus.subscribe((event) => void (isV2PaymentEvent(event) && event.type === 'v2.payment_decided' && decided.push(event)));
+    const jobs = new MemorySchedulerStore();
+    const payments = new MemoryV2PaymentStore({ ttlMs: 86_400_000, maxPayments: 1000 });
+    const together: string[] = [];
+    // As the Redis store does it in one script: the payment, then (created only) its job.
+    const beginScheduled = async (payment: V2Payment, job: Job): Promise<V2BeginOutcome> => {
+      const begun = await payments.begin(payment);
+      together.push(`${begun.kind} ${job.kind} ${job.key} ${job.dueAt - T0}`);
+      if (begun.kind === 'created') await jobs.schedule(job);
+      return begun;
+    };
+    const store = withMethod(payments, 'beginScheduled', beginScheduled);
+    // The scheduler's own schedule must not be needed: it fails.
+    const schedulerStore = withMethod(jobs, 'schedule', () => Promise.reject(new Error('scheduled separately')));
+    const scheduler = new Scheduler({ clock, store: schedulerStore, onError: () => undefined });
+    await scheduler.start();
+    const service = new V2PaymentService({ store, scheduler, bus, clock, random: createRandom(1), ids: createIdFactory(clock), settings: { defaultScenario: 'approve', completeDelayMs: 500, delayDelayMs: 3000, randomApproveRate: 0.8 } });
+    expect((await service.create(REQUEST)).kind).toBe('created');
+    expect((await service.create(REQUEST)).kind).toBe('existing');
+    expect(together).toEqual([`created ${V2_DECIDE_JOB} pay_tx-1 500`, `existing ${V2_DECIDE_JOB} pay_tx-1 500`]);
+    expect(await jobs.count(V2_DECIDE_JOB)).toBe(1);
+    await clock.advance(500);
+    expect(decided.map((e) => [e.id, e.payment.decidedAt])).toEqual([[derivedId('evt', T0 + 500, 'pay_tx-1'), T0 + 500]]);
+    expect(await jobs.count(V2_DECIDE_JOB)).toBe(0);
+    scheduler.stop();
   });
 
   it('run again after its callback was acknowledged, the event says what the decision said; a decline stays a decline', async () => {

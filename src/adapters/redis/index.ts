@@ -52,7 +52,7 @@ export async function createRedisStores(config: Config, client: Redis, closed?: 
     deliveries: new RedisDeliveryLog(client, { keyPrefix, ttlMs: config.webhook.logTtlMs, maxDeliveries: config.webhook.logMax }),
     disabledUrls: new RedisDisabledUrls(client, { keyPrefix }),
     scheduler,
-    v2Payments: new RedisV2PaymentStore(client, { keyPrefix, ttlMs: config.v2.paymentTtlMs, maxPayments: config.v2.maxPayments }),
+    v2Payments: new RedisV2PaymentStore(client, { keyPrefix, ttlMs: config.v2.paymentTtlMs, maxPayments: config.v2.maxPayments, scheduler }),
     fluxpay,
     // Writes FluxPay's outbox: a subscription's change and its event are one script.
     billing: new RedisBillingStore(client, { keyPrefix, maxSubscriptions: config.fluxpay.maxBillingSubscriptions, ttlMs: config.fluxpay.ttlMs }, fluxpay.outbox),

@@ -62,11 +62,8 @@ export class RedisIntentStore implements IntentStore {
     this.#sweep = defineScript(client, 'paysimIntentSweep', SWEEP);
     const { scheduler } = options;
     if (scheduler !== undefined) {
-      const insertScheduled = defineScript(client, 'paysimIntentInsertScheduled', INSERT_SCHEDULED);
-      this.insertScheduled = async (intent, job) => {
-        const write = scheduler.jobWrite(job);
-        return insertOutcome(await insertScheduled([...this.#keys, ...write.keys], [...this.#insertArgs(intent), ...write.args]));
-      };
+      const insertScheduled = scheduler.withJob(defineScript(client, 'paysimIntentInsertScheduled', INSERT_SCHEDULED));
+      this.insertScheduled = async (intent, job) => insertOutcome(await insertScheduled(this.#keys, this.#insertArgs(intent), job));
     }
   }
 

@@ -203,6 +203,17 @@ export class RedisSchedulerStore implements SchedulerStore {
     await this.#schedule(keys, args);
   }
 
+  /**
+   * `script` (another store's write that calls `scheduleJob` with its KEYS and ARGV after its own)
+   * as a function of that store's keys and arguments and a job: the job's follow.
+   */
+  withJob(script: Script): (keys: readonly string[], args: ReadonlyArray<string | number>, job: Job) => Promise<unknown> {
+    return (keys, args, job) => {
+      const write = this.jobWrite(job);
+      return script([...keys, ...write.keys], [...args, ...write.args]);
+    };
+  }
+
   /** The keys and arguments of `scheduleJob` (SCHEDULE_JOB) for `job`, for a script that schedules it with its own write. */
   jobWrite(job: Job): { keys: readonly string[]; args: string[] } {
     // String(n) never holds a space (and for a time in ms, no exponent): the member's due time ends at its first space.

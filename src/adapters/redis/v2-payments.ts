@@ -1,8 +1,9 @@
 import type { Redis } from 'ioredis';
-import type { StoreStats, Transition, V2BeginOutcome, V2PaymentQuery, V2PaymentStore } from '../../core/ports.ts';
+import type { Job, StoreStats, Transition, V2BeginOutcome, V2PaymentQuery, V2PaymentStore } from '../../core/ports.ts';
 import { V2_STATUSES, type V2Completion, type V2Payment, type V2Status } from '../../core/v2/payment.ts';
 import { BOUNDS, COUNT_ALL, fieldsOf, sweepScript } from './lua.ts';
 import { defineScript, type Script, SWEEP_BATCH, sweepInBatches } from './connection.ts';
+import { SCHEDULE_JOB, type RedisSchedulerStore } from './scheduler.ts';
 
 export interface RedisV2PaymentStoreOptions {
   /** Prefix of every key this store writes (REDIS_KEY_PREFIX). */
@@ -10,6 +11,8 @@ export interface RedisV2PaymentStoreOptions {
   /** Finished payments older than this (from their creation) are evicted. */
   ttlMs: number;
   maxPayments: number;
+  /** The scheduler store on the same Redis: with it, `beginScheduled` writes a new payment and its decision's job in one script run. */
+  scheduler?: RedisSchedulerStore | undefined;
 }
 
 /*
@@ -47,24 +50,37 @@ local function remove(id)
 end
 ${BOUNDS}`;
 
-const BEGIN = `${PRELUDE}
+const BEGIN_PAYMENT = `
 -- ARGV: P, id, base, request, s, fc, da, co, cb, ps, pf, ca, max, ttl, batch
-local id, status, ca = ARGV[2], ARGV[5], ARGV[12]
-local request = redis.call('HGET', rec(id), 'rq')
-if request then
-  if request == ARGV[4] then return {'existing', view(id)} end
-  return {'conflict', view(id)}
+local function begin()
+  local id, status, ca = ARGV[2], ARGV[5], ARGV[12]
+  local request = redis.call('HGET', rec(id), 'rq')
+  if request then
+    if request == ARGV[4] then return {'existing', view(id)} end
+    return {'conflict', view(id)}
+  end
+  sweep(tonumber(ca) - tonumber(ARGV[14]), tonumber(ARGV[15]))
+  if not makeRoom(tonumber(ARGV[13])) then return {'full'} end
+  local q = redis.call('INCR', KEYS[4])
+  redis.call('HSET', rec(id), 'b', ARGV[3], 'rq', ARGV[4], 's', status, 'fc', ARGV[6], 'da', ARGV[7], 'co', ARGV[8], 'cb', ARGV[9],
+    'ps', ARGV[10], 'pf', ARGV[11], 'ca', ca, 'q', q)
+  redis.call('ZADD', ALL, q, id)
+  redis.call('ZADD', P .. 'st:' .. status, q, id)
+  redis.call('HINCRBY', KEYS[2], status, 1)
+  if status ~= 'PENDING' then redis.call('ZADD', EVICT, ca, id) end
+  return {'created', view(id)}
 end
-sweep(tonumber(ca) - tonumber(ARGV[14]), tonumber(ARGV[15]))
-if not makeRoom(tonumber(ARGV[13])) then return {'full'} end
-local q = redis.call('INCR', KEYS[4])
-redis.call('HSET', rec(id), 'b', ARGV[3], 'rq', ARGV[4], 's', status, 'fc', ARGV[6], 'da', ARGV[7], 'co', ARGV[8], 'cb', ARGV[9],
-  'ps', ARGV[10], 'pf', ARGV[11], 'ca', ca, 'q', q)
-redis.call('ZADD', ALL, q, id)
-redis.call('ZADD', P .. 'st:' .. status, q, id)
-redis.call('HINCRBY', KEYS[2], status, 1)
-if status ~= 'PENDING' then redis.call('ZADD', EVICT, ca, id) end
-return {'created', view(id)}
+`;
+
+const BEGIN = `${PRELUDE}${BEGIN_PAYMENT}
+return begin()
+`;
+
+/** The begin and, when it created the payment, its decision's job: KEYS[5..7] and ARGV[16..19] are the scheduler's (RedisSchedulerStore.jobWrite). */
+const BEGIN_SCHEDULED = `${PRELUDE}${BEGIN_PAYMENT}${SCHEDULE_JOB}
+local outcome = begin()
+if outcome[1] == 'created' then scheduleJob(KEYS[5], KEYS[6], KEYS[7], ARGV[16], ARGV[17], ARGV[18], ARGV[19]) end
+return outcome
 `;
 
 const GET = `${PRELUDE}
@@ -146,11 +162,27 @@ export class RedisV2PaymentStore implements V2PaymentStore {
       stats: defineScript(client, 'paysimV2Stats', COUNT_ALL),
       sweep: defineScript(client, 'paysimV2Sweep', SWEEP),
     };
+    const { scheduler } = options;
+    if (scheduler !== undefined) {
+      const beginScheduled = scheduler.withJob(defineScript(client, 'paysimV2BeginScheduled', BEGIN_SCHEDULED));
+      this.beginScheduled = async (payment, job) => beginOutcome(await beginScheduled(this.#keys, this.#beginArgs(payment), job));
+    }
   }
 
+  /**
+   * `begin` and, when it creates the payment, its decision's job, in one script run: a process
+   * killed in between cannot leave a PENDING payment that nothing will decide. Only with the
+   * scheduler's store (`options.scheduler`).
+   */
+  readonly beginScheduled?: (payment: V2Payment, job: Job) => Promise<V2BeginOutcome>;
+
   async begin(payment: V2Payment): Promise<V2BeginOutcome> {
+    return beginOutcome(await this.#scripts.begin(this.#keys, this.#beginArgs(payment)));
+  }
+
+  #beginArgs(payment: V2Payment): Array<string | number> {
     const { ttlMs, maxPayments } = this.#options;
-    const [kind, flat] = (await this.#scripts.begin(this.#keys, [
+    return [
       this.#p,
       payment.id,
       JSON.stringify(payment),
@@ -166,9 +198,7 @@ export class RedisV2PaymentStore implements V2PaymentStore {
       maxPayments,
       ttlMs,
       SWEEP_BATCH,
-    ])) as [V2BeginOutcome['kind'], string[]?];
-    if (kind === 'full') return { kind };
-    return { kind, payment: decodePayment(flat as string[]) as V2Payment };
+    ];
   }
 
   async get(id: string): Promise<V2Payment | undefined> {
@@ -222,4 +252,11 @@ function decodePayment(flat: readonly string[]): V2Payment | undefined {
     completedBy: JSON.parse(fields.cb as string) as V2Completion | null,
     planned: Object.freeze(base.planned),
   };
+}
+
+/** A begin script's answer as the port's outcome. */
+function beginOutcome(reply: unknown): V2BeginOutcome {
+  const [kind, flat] = reply as [V2BeginOutcome['kind'], string[]?];
+  if (kind === 'full') return { kind };
+  return { kind, payment: decodePayment(flat as string[]) as V2Payment };
 }

@@ -102,7 +102,11 @@ export class V2PaymentService {
     };
     // Stored first, then decided or scheduled: scheduling first would move the due time of an
     // existing payment's decision when a repeated tx_id arrives (a job is keyed by the payment).
-    const begun = await store.begin(payment);
+    // A store that can (Redis) writes a new payment with its decision's job in one step, so a
+    // process killed between the two calls cannot leave a payment that nothing will decide.
+    const job = { kind: V2_DECIDE_JOB, key: payment.id, dueAt: now + decision.delayMs };
+    const beginScheduled = decision.delayMs > 0 ? store.beginScheduled?.bind(store) : undefined;
+    const begun = beginScheduled === undefined ? await store.begin(payment) : await beginScheduled(payment, job);
     switch (begun.kind) {
       case 'full':
         throw storeFull('v2_payments');
@@ -114,7 +118,8 @@ export class V2PaymentService {
     }
     this.#publish('v2.payment_created', begun.payment, now);
     if (decision.delayMs === 0) return { kind: 'created', payment: (await this.#decideNow(payment.id, now)) ?? begun.payment };
-    await scheduler.schedule(V2_DECIDE_JOB, payment.id, now + decision.delayMs);
+    if (beginScheduled !== undefined) scheduler.scheduled(job.dueAt);
+    else await scheduler.schedule(job.kind, job.key, job.dueAt);
     return begun;
   }
 
