@@ -16,7 +16,7 @@ import { RedisSchedulerStore } from './scheduler.ts';
 import { RedisSeatStore } from './seats.ts';
 import { RedisV2PaymentStore } from './v2-payments.ts';
 import { RedisWaitingRoomStore } from './waiting-rooms.ts';
-import { asStoreError, guardStores } from './unavailable.ts';
+import { guardStores, storeCall } from './unavailable.ts';
 
 /**
  * Every port on one Redis (STORE=redis), bounded by the configuration as memory's are
@@ -28,7 +28,7 @@ import { asStoreError, guardStores } from './unavailable.ts';
 export async function createRedisStores(config: Config, client: Redis, closed?: AbortSignal): Promise<Stores> {
   const { keyPrefix } = config.redis;
   const layOutSeats = (): Promise<RedisSeatStore> => RedisSeatStore.create(client, { keyPrefix }, config.bookings.performances);
-  const seats = await layOutSeats().catch((error: unknown) => Promise.reject(asStoreError(error)));
+  const seats = await storeCall(layOutSeats());
   // A Redis that came back without its data (restarted without persistence) gets the catalog's
   // seat maps again on reconnect; maps that exist are left as they are.
   const layOutAgain = (): void => void layOutSeats().catch(() => undefined);
@@ -37,10 +37,10 @@ export async function createRedisStores(config: Config, client: Redis, closed?: 
   closed?.addEventListener('abort', () => client.off('ready', layOutAgain), { once: true });
   // Due work a Redis kept from paysim's earlier scheduler layout runs under this one.
   const scheduler = new RedisSchedulerStore(client, { keyPrefix });
-  await scheduler.adoptEarlierLayout().catch((error: unknown) => Promise.reject(asStoreError(error)));
+  await storeCall(scheduler.adoptEarlierLayout());
   // An earlier version's index of PENDING intents, which this one no longer keeps.
   const intents = new RedisIntentStore(client, { keyPrefix, ttlMs: config.store.intentTtlMs, maxIntents: config.store.maxIntents, scheduler });
-  await intents.dropEarlierIndex().catch((error: unknown) => Promise.reject(asStoreError(error)));
+  await storeCall(intents.dropEarlierIndex());
   const fluxpay = new RedisFluxPayStore(client, { keyPrefix, ttlMs: config.fluxpay.ttlMs, maxRecords: config.fluxpay.maxRecords });
   return guardStores({
     // Writes an intent and its decision's job in one script.

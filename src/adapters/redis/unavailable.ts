@@ -32,6 +32,11 @@ export function asStoreError(error: unknown): unknown {
   return isRedisUnavailable(error) ? new StoreUnavailableError({ cause: error }) : error;
 }
 
+/** `call`, a Redis call made outside the guarded stores, rejecting as they do (`asStoreError`). */
+export function storeCall<T>(call: Promise<T>): Promise<T> {
+  return call.catch((error: unknown) => Promise.reject(asStoreError(error)));
+}
+
 /**
  * `store` with every method's rejection passed through `asStoreError`; each method is wrapped once,
  * on first use. Wrappers are kept per function, not per name, so a method replaced on the store
@@ -54,7 +59,7 @@ export function unavailableAsStoreError<T extends object>(store: T): T {
           } catch (error) {
             throw asStoreError(error);
           }
-          return result instanceof Promise ? result.catch((error: unknown) => Promise.reject(asStoreError(error))) : result;
+          return result instanceof Promise ? storeCall(result) : result;
         };
         wrapped.set(method, wrapper);
       }

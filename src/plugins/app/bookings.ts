@@ -7,6 +7,7 @@ import { Catalog, type Performance } from '../../core/bookings/performances.ts';
 import { BookingService } from '../../core/bookings/service.ts';
 import { Settlement } from '../../core/bookings/settlement.ts';
 import { createRandom } from '../../core/random.ts';
+import { oncePerScrape } from './metrics.ts';
 
 /**
  * Bookings (issue 4): the booking service, its payments, the inbox processor and their shared
@@ -61,15 +62,14 @@ export default fp(
     const inbox = new InboxProcessor({ clock, ids, bus, bookings, scheduler, settlement });
 
     const { registry, fromStore } = app.metrics;
+    // One read of the seat counts per scrape feeds both seat gauges.
+    const seatCounts = oncePerScrape(() => seats.counts());
     new Gauge({
       name: 'seats_held',
       help: 'Seats locked by pending bookings, over every performance.',
       registers: [registry],
       async collect() {
-        await fromStore(
-          () => seats.counts(),
-          (counts) => this.set(counts?.held ?? 0),
-        );
+        await fromStore(seatCounts, (counts) => this.set(counts?.held ?? 0));
       },
     });
     new Gauge({
@@ -77,10 +77,7 @@ export default fp(
       help: 'Seats sold to confirmed bookings, over every performance.',
       registers: [registry],
       async collect() {
-        await fromStore(
-          () => seats.counts(),
-          (counts) => this.set(counts?.reserved ?? 0),
-        );
+        await fromStore(seatCounts, (counts) => this.set(counts?.reserved ?? 0));
       },
     });
     new Gauge({

@@ -7,6 +7,7 @@ import { UsageSagas } from '../../core/fluxpay/saga.ts';
 import { FluxPayService } from '../../core/fluxpay/service.ts';
 import { createRandom } from '../../core/random.ts';
 import { SubscriptionService } from '../../core/subscriptions/service.ts';
+import { oncePerScrape } from './metrics.ts';
 
 /**
  * FluxPay's engine (issue 11), built once per app from the core and its store ports: the
@@ -117,15 +118,14 @@ export default fp(
       },
     });
 
+    // One read of the outbox's figures per scrape feeds both outbox gauges.
+    const outboxStats = oncePerScrape(() => store.outboxStats());
     new Gauge({
       name: 'fluxpay_outbox_depth',
       help: 'FluxPay outbox events written and not yet published.',
       registers,
       async collect() {
-        await app.metrics.fromStore(
-          () => store.outboxStats(),
-          ({ pending }) => this.set(pending),
-        );
+        await app.metrics.fromStore(outboxStats, ({ pending }) => this.set(pending));
       },
     });
     new Gauge({
@@ -133,10 +133,7 @@ export default fp(
       help: 'Age of the oldest FluxPay outbox event not yet published (0 when none waits).',
       registers,
       async collect() {
-        await app.metrics.fromStore(
-          () => store.outboxStats(),
-          ({ oldestPendingAt }) => this.set(oldestPendingAt === null ? 0 : Math.max(0, clock.now() - oldestPendingAt) / 1000),
-        );
+        await app.metrics.fromStore(outboxStats, ({ oldestPendingAt }) => this.set(oldestPendingAt === null ? 0 : Math.max(0, clock.now() - oldestPendingAt) / 1000));
       },
     });
 

@@ -34,6 +34,18 @@ export interface Metrics {
   fromStore<T>(read: () => Promise<T>, use: (value: T) => void): Promise<void>;
 }
 
+/**
+ * `read` shared by the metrics of one scrape (prom-client collects them all at once): a call made
+ * while a read is in flight gets that read, so metrics fed by the same store call read it once.
+ */
+export function oncePerScrape<T>(read: () => Promise<T>): () => Promise<T> {
+  let inFlight: Promise<T> | undefined;
+  return () =>
+    (inFlight ??= read().finally(() => {
+      inFlight = undefined;
+    }));
+}
+
 /** `Metrics.fromStore` over one log: one line per run of failures, whichever store and metric. */
 export function storeReader(onFirstFailure: (error: unknown) => void): Metrics['fromStore'] {
   let failing = false;
@@ -314,9 +326,8 @@ function registerStoreFill(
     fluxpay: stores.fluxpay,
     fluxpay_billing_subscriptions: stores.billing,
   };
-  let reading: Promise<Array<StoreStats | undefined>> | undefined;
-  const read = (): Promise<Array<StoreStats | undefined>> =>
-    (reading ??= Promise.all(
+  const read = oncePerScrape(() =>
+    Promise.all(
       BOUNDED_STORES.map(async (store) => {
         let stats: StoreStats | undefined;
         await fromStore(
@@ -325,9 +336,8 @@ function registerStoreFill(
         );
         return stats;
       }),
-    ).finally(() => {
-      reading = undefined;
-    }));
+    ),
+  );
   const gauge = (name: string, help: string, field: keyof StoreStats): Gauge<'store'> =>
     new Gauge({
       name,

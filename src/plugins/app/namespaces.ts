@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Redis } from 'ioredis';
 import { AggregatorRegistry, type Registry } from 'prom-client';
-import { asStoreError } from '../../adapters/redis/unavailable.ts';
+import { storeCall } from '../../adapters/redis/unavailable.ts';
 import { DomainError, validationFailed } from '../../core/errors.ts';
 import { DEFAULT_NAMESPACE } from '../../core/faults/service.ts';
 import { NAMESPACE_PATTERN, NAMESPACE_RULE } from '../../core/namespace.ts';
@@ -161,7 +161,7 @@ export default fp<NamespacesOptions>(
       // Told to the other replicas first (a namespace they made first keeps its time); Redis away:
       // the request fails as any store call does (STORE_UNAVAILABLE), and nothing is started.
       if (redis !== undefined) {
-        await stored(redis.client.hsetnx(hashKey, namespace, String(createdAt)));
+        await storeCall(redis.client.hsetnx(hashKey, namespace, String(createdAt)));
         const raced = entries.get(namespace);
         if (raced !== undefined) return raced.app;
         if (entries.size >= max) throw new NamespaceLimitError(max);
@@ -186,9 +186,9 @@ export default fp<NamespacesOptions>(
       let removed = 0;
       let cursor = '0';
       do {
-        const [next, keys] = await stored(client.scan(cursor, 'MATCH', `${namespaceKeyPrefix(redis.keyPrefix, namespace)}*`, 'COUNT', 1000));
+        const [next, keys] = await storeCall(client.scan(cursor, 'MATCH', `${namespaceKeyPrefix(redis.keyPrefix, namespace)}*`, 'COUNT', 1000));
         cursor = next;
-        if (keys.length > 0) removed += await stored(client.unlink(...keys));
+        if (keys.length > 0) removed += await storeCall(client.unlink(...keys));
       } while (cursor !== '0');
       return removed;
     };
@@ -200,7 +200,7 @@ export default fp<NamespacesOptions>(
       if (running !== undefined) return running;
       const done = (async () => {
         // Off the shared list first, so no replica starts it again while its keys go.
-        const unlisted = redis === undefined ? false : (await stored(redis.client.hdel(hashKey, namespace))) === 1;
+        const unlisted = redis === undefined ? false : (await storeCall(redis.client.hdel(hashKey, namespace))) === 1;
         const entry = entries.get(namespace);
         entries.delete(namespace);
         if (entry !== undefined) await stop(entry);
@@ -219,7 +219,7 @@ export default fp<NamespacesOptions>(
 
     const list = async (): Promise<NamespaceInfo[]> => {
       if (redis === undefined) return [...entries].map(([namespace, entry]) => ({ namespace, createdAt: entry.createdAt })).sort(byAge);
-      const shared = await stored(redis.client.hgetall(hashKey));
+      const shared = await storeCall(redis.client.hgetall(hashKey));
       return Object.entries(shared)
         .map(([namespace, at]) => ({ namespace, createdAt: Number(at) }))
         .sort(byAge);
@@ -324,11 +324,6 @@ export default fp<NamespacesOptions>(
   },
   { name: 'paysim-namespaces', dependencies: ['paysim-core', 'paysim-lifecycle', 'paysim-error-shapes'] },
 );
-
-/** A Redis call outside the guarded stores: Redis away rejects as STORE_UNAVAILABLE (each dialect's 503), as the stores' calls do. */
-function stored<T>(call: Promise<T>): Promise<T> {
-  return call.catch((error: unknown) => Promise.reject(asStoreError(error)));
-}
 
 function byAge(a: NamespaceInfo, b: NamespaceInfo): number {
   return a.createdAt - b.createdAt || (a.namespace < b.namespace ? -1 : 1);

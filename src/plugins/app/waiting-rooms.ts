@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin';
 import { Counter, Gauge, Histogram } from 'prom-client';
 import { WaitingRoomService, type RoomView } from '../../core/waiting-room/service.ts';
+import { oncePerScrape } from './metrics.ts';
 
 /**
  * FluxPay's virtual waiting rooms (issue 12), built once per app from the core and the
@@ -25,13 +26,7 @@ export default fp(
     // A scrape first brings every room up to now, once for all three metrics: the admissions due
     // since the last request or tick are published (counted, their waits observed) before any of
     // the three is read, so the queue lengths and the admissions of one scrape agree.
-    let upToDate: Promise<RoomView[]> | undefined;
-    const bringUpToDate = (): Promise<RoomView[]> => {
-      upToDate ??= service.list().finally(() => {
-        upToDate = undefined;
-      });
-      return upToDate;
-    };
+    const bringUpToDate = oncePerScrape((): Promise<RoomView[]> => service.list());
     const admissions = new Counter({
       name: 'fluxpay_waiting_room_admissions_total',
       help: 'Users admitted from a FluxPay waiting room, by room (its rate is the admissions per second).',
