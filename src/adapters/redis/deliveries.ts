@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import { subjectKey, type Delivery, type DeliveryAttempt, type DeliveryChange, type DeliveryStatus, type Subject } from '../../core/deliveries.ts';
 import type { AcceptOutcome, DeliveryLogStore, DeliveryQuery, InsertOnceOutcome, InsertOutcome, Page, StoreStats } from '../../core/ports.ts';
-import { ENQUEUE } from './delivery-queue.ts';
+import { ENQUEUE } from './delivery-queue-lua.ts';
 import { SCAN_BUDGET } from '../memory/id-list.ts';
 import { BOUNDS, COUNT_ALL, fieldsOf, sweepScript, WALK } from './lua.ts';
 import { defineScript, type Script, SWEEP_BATCH, sweepInBatches } from './connection.ts';

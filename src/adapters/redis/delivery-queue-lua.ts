@@ -1,0 +1,122 @@
+/*
+ * The Lua scripts of the webhook delivery queue on Redis (`delivery-queue.ts`), one per atomic
+ * operation on the delivery stream and its consumer group.
+ */
+
+/** Lua: `ownerOf(stream, group, id)`, the consumer that holds entry `id` in the group (nil when none does). */
+const OWNER_OF = `
+local function ownerOf(stream, group, id)
+  local held = redis.call('XPENDING', stream, group, id, id, 1)
+  if #held == 0 then return nil end
+  return held[1][2]
+end
+`;
+
+/*
+ * KEYS[1]: the stream (P .. 'whq'). ARGV: group, max (0: no bound), the delivery (JSON), the busy
+ * suffix. Refuses (0) when `max` deliveries wait to start: not yet read (the group's lag), or read
+ * and not started (pending, less what the consumers named `…<busy suffix>` hold: attempts in
+ * flight, which memory does not count either). Trims, with the same XADD, the entries older than
+ * both the oldest pending entry and the last entry read: those have all been acknowledged, so
+ * trimming never drops a delivery that is waiting or held (`~`: only whole nodes go, cheaply).
+ */
+export const ENQUEUE = `
+-- A stream deleted (its key alone, or a flush): XINFO would say 'no such key'; the caller makes the group again on NOGROUP.
+if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('NOGROUP the delivery stream does not exist') end
+local group
+for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+  if g[2] == ARGV[1] then group = g end
+end
+if not group then return redis.error_reply('NOGROUP the delivery stream has no group ' .. ARGV[1]) end
+local info = {}
+for i = 1, #group, 2 do info[group[i]] = group[i + 1] end
+local pending, lag = info['pending'], info['lag']
+-- Lag is unknown after some deletions: then the whole stream counts as waiting (erring towards refusing).
+if not lag then lag = redis.call('XLEN', KEYS[1]) end
+local max = tonumber(ARGV[2])
+local floor = info['last-delivered-id']
+if pending > 0 then
+  local summary = redis.call('XPENDING', KEYS[1], ARGV[1])
+  floor = summary[2]
+  local suffix = ARGV[4]
+  for _, c in ipairs(summary[4]) do
+    if string.sub(c[1], -#suffix) == suffix then pending = pending - tonumber(c[2]) end
+  end
+end
+if max > 0 and lag + pending >= max then return 0 end
+redis.call('XADD', KEYS[1], 'MINID', '~', floor, '*', 'd', ARGV[3])
+return 1
+`;
+
+/*
+ * KEYS[1]: the stream. ARGV: group, idle (ms). Removes the consumers that hold nothing and have not
+ * read for `idle` (replicas gone: each start is a new consumer), in one step, so none can take an
+ * entry between the check and the removal. A live consumer removed while idle is made again by its
+ * next read. Answers how many went.
+ */
+export const FORGET_CONSUMERS = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('NOGROUP the delivery stream does not exist') end
+local gone = 0
+for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+  local info = {}
+  for i = 1, #c, 2 do info[c[i]] = c[i + 1] end
+  if info['pending'] == 0 and info['idle'] >= tonumber(ARGV[2]) then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], info['name'])
+    gone = gone + 1
+  end
+end
+return gone
+`;
+
+/*
+ * KEYS[1]: the stream. ARGV: group, entry id, consumer, its busy consumer. Hands an entry the
+ * consumer holds back to the group: acknowledges it and appends its delivery again (field `h`:
+ * whoever reads it checks the log first, as for a takeover), in one step, so the entry is never
+ * both gone and not re-added. An entry another consumer has taken over meanwhile is left to it.
+ * Answers 1 when handed back.
+ */
+export const HAND_BACK = `${OWNER_OF}
+local owner = ownerOf(KEYS[1], ARGV[1], ARGV[2])
+if owner ~= ARGV[3] and owner ~= ARGV[4] then return 0 end
+local entry = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+if #entry == 0 then return 0 end
+local fields = entry[1][2]
+for i = 1, #fields, 2 do
+  if fields[i] == 'd' then
+    redis.call('XADD', KEYS[1], '*', 'd', fields[i + 1], 'h', '1')
+    return 1
+  end
+end
+return 0
+`;
+
+/*
+ * KEYS[1]: the stream. ARGV: group, consumer, its busy consumer, entry ids. Resets the idle time of
+ * each entry still held by the consumer or its busy consumer (XCLAIM to the same owner, JUSTID: the
+ * delivery count stays), so no other consumer takes over an entry a live consumer holds however long
+ * it waits for its attempt (its read loop stopped with its read-ahead full, a rate-cap token, a slow
+ * origin). An entry another consumer has taken over meanwhile is left to it. Answers how many.
+ */
+export const REFRESH = `${OWNER_OF}
+local refreshed = 0
+for i = 4, #ARGV do
+  local owner = ownerOf(KEYS[1], ARGV[1], ARGV[i])
+  if owner == ARGV[2] or owner == ARGV[3] then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], owner, 0, ARGV[i], 'JUSTID')
+    refreshed = refreshed + 1
+  end
+end
+return refreshed
+`;
+
+/*
+ * KEYS[1]: the stream. ARGV: group, entry id, consumer, its busy consumer. The entry's attempt
+ * starts: it moves to the busy consumer, if the consumer still holds it (one another consumer took
+ * over stays with that one). Answers 1 when moved.
+ */
+export const BEGIN = `${OWNER_OF}
+if ownerOf(KEYS[1], ARGV[1], ARGV[2]) ~= ARGV[3] then return 0 end
+redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[4], 0, ARGV[2], 'JUSTID')
+return 1
+`;
