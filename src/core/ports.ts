@@ -169,6 +169,11 @@ export interface SeatStore {
   hold(performanceId: string, quantity: number, bookingId: string, until: number): Promise<HoldOutcome>;
   /** Frees every seat of a booking, locked or reserved; [] when it holds none (releasing is idempotent). */
   release(bookingId: string): Promise<string[]>;
+  /**
+   * Frees a booking's locked seats only; seats it has reserved (sold) stay its own. For a booking
+   * that no longer exists, so that sold seats are never freed; [] when it holds none locked.
+   */
+  releaseHeld(bookingId: string): Promise<string[]>;
   /** Turns a booking's locked seats into reserved ones; [] when it holds none. Idempotent. */
   reserve(bookingId: string): Promise<string[]>;
   /** Every seat of a performance, front row first; undefined for an unknown performance. */

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { Booking, BookingStatus } from '../../src/core/bookings/booking.ts';
 import type { Performance } from '../../src/core/bookings/performances.ts';
 import { EXPIRE_JOB } from '../../src/core/bookings/service.ts';
@@ -310,6 +310,75 @@ describe('the expiry job', () => {
       ['booking.confirmed', decided.id, T0 + HOLD + 4990],
     ]);
     expect(await h.seats.counts('perf_001')).toEqual({ total: 200, available: 196, held: 0, reserved: 4 });
+    expect(h.jobErrors).toEqual([]);
+  });
+});
+
+describe('a booking cut off between its hold and its insert (the store gone, the process stopped)', () => {
+  it('the insert failing: its seats stay locked until its hold ends, then its expiry job frees them', async () => {
+    const h = await makeBookings();
+    const kept = await book(h, 2);
+    await h.clock.advance(1000);
+    const insert = vi.spyOn(h.bookings, 'insert').mockRejectedValueOnce(new Error('the store is away'));
+    await expect(book(h, 3)).rejects.toThrow('the store is away');
+    insert.mockRestore();
+    const locked = (await h.seats.seatsOf('perf_001'))?.slice(2, 5);
+    expect(locked?.map((s) => [s.seatId, s.status, s.lockedUntil])).toEqual([
+      ['A3', 'locked', T0 + 1000 + HOLD],
+      ['A4', 'locked', T0 + 1000 + HOLD],
+      ['A5', 'locked', T0 + 1000 + HOLD],
+    ]);
+    const orphan = locked?.[0]?.bookingId as string;
+    expect(orphan).toMatch(BK_ID);
+    expect(await codeOf(() => h.service.get(orphan))).toBe('NOT_FOUND');
+    expect(await h.scheduler.pending(EXPIRE_JOB)).toBe(2);
+
+    await h.clock.advance(HOLD - 1000); // the kept booking's hold ends: it expires, the orphan's seats stay
+    expect(await h.seats.counts('perf_001')).toEqual({ total: 200, available: 197, held: 3, reserved: 0 });
+    await h.clock.advance(1000);
+    expect(await h.seats.counts('perf_001')).toEqual({ total: 200, available: 200, held: 0, reserved: 0 });
+    expect(await h.scheduler.pending(EXPIRE_JOB)).toBe(0);
+    expect(h.events.map((e) => [e.type, e.booking.id])).toEqual([
+      ['booking.created', kept.id],
+      ['booking.expired', kept.id],
+    ]);
+    expect(h.jobErrors).toEqual([]);
+  });
+
+  it('the expiry job failing to be scheduled: nothing is held', async () => {
+    const h = await makeBookings();
+    vi.spyOn(h.scheduler, 'schedule').mockRejectedValueOnce(new Error('the store is away'));
+    await expect(book(h, 3)).rejects.toThrow('the store is away');
+    expect(await h.seats.counts('perf_001')).toEqual({ total: 200, available: 200, held: 0, reserved: 0 });
+    expect(await h.scheduler.pending(EXPIRE_JOB)).toBe(0);
+    expect(h.published).toEqual([]);
+  });
+
+  it('a sold-out or unknown performance leaves no job behind', async () => {
+    const h = await makeBookings();
+    await book(h, 10, USER, 'perf_003');
+    await book(h, 10, USER, 'perf_003');
+    expect(await codeOf(() => book(h, 1, USER, 'perf_003'))).toBe('SOLD_OUT');
+    expect(await h.scheduler.pending(EXPIRE_JOB)).toBe(2);
+  });
+
+  it('the job of a confirmed booking evicted before its hold would have ended leaves its sold seats sold', async () => {
+    const h = await makeBookings({ store: { maxBookings: 1 } });
+    const confirmed = await book(h, 2);
+    await pay(h, confirmed);
+    await h.clock.advance(50);
+    expect((await h.service.get(confirmed.id)).status).toBe('confirmed');
+    const next = await book(h, 1);
+    expect(await codeOf(() => h.service.get(confirmed.id))).toBe('NOT_FOUND');
+    await h.clock.advance(HOLD);
+    expect((await h.seats.seatsOf('perf_001'))?.slice(0, 3)).toEqual([
+      { seatId: 'A1', row: 'A', number: 1, status: 'reserved', bookingId: confirmed.id, lockedUntil: null },
+      { seatId: 'A2', row: 'A', number: 2, status: 'reserved', bookingId: confirmed.id, lockedUntil: null },
+      { seatId: 'A3', row: 'A', number: 3, status: 'available', bookingId: null, lockedUntil: null },
+    ]);
+    expect(await h.seats.counts('perf_001')).toEqual({ total: 200, available: 198, held: 0, reserved: 2 });
+    expect((await h.service.get(next.id)).status).toBe('expired');
+    expect(await h.scheduler.pending(EXPIRE_JOB)).toBe(0);
     expect(h.jobErrors).toEqual([]);
   });
 });

@@ -32,6 +32,20 @@ function withMethod<T extends object>(target: T, name: string, method: (...args:
   });
 }
 
+/**
+ * `payments` with a `beginScheduled` that writes a new payment and its job as the Redis store's
+ * one script does (the payment, then its job if created), noting each call in `calls`.
+ */
+function writingJobsWith(payments: MemoryV2PaymentStore, jobs: MemorySchedulerStore, calls: string[]): MemoryV2PaymentStore {
+  const beginScheduled = async (payment: V2Payment, job: Job): Promise<V2BeginOutcome> => {
+    const begun = await payments.begin(payment);
+    calls.push(`${begun.kind} ${job.kind} ${job.key} ${job.dueAt - T0}`);
+    if (begun.kind === 'created') await jobs.schedule(job);
+    return begun;
+  };
+  return withMethod(payments, 'beginScheduled', beginScheduled);
+}
+
 /** `shared`: the scheduler of a store shared by several processes (it polls), with a 30 s lease. */
 async function harness(completeDelayMs = 500, shared = false) {
   const clock = new ManualClock(T0);
@@ -98,14 +112,7 @@ describe('V2PaymentService decisions made again (at least once)', () => {
     const jobs = new MemorySchedulerStore();
     const payments = new MemoryV2PaymentStore({ ttlMs: 86_400_000, maxPayments: 1000 });
     const together: string[] = [];
-    // As the Redis store does it in one script: the payment, then (created only) its job.
-    const beginScheduled = async (payment: V2Payment, job: Job): Promise<V2BeginOutcome> => {
-      const begun = await payments.begin(payment);
-      together.push(`${begun.kind} ${job.kind} ${job.key} ${job.dueAt - T0}`);
-      if (begun.kind === 'created') await jobs.schedule(job);
-      return begun;
-    };
-    const store = withMethod(payments, 'beginScheduled', beginScheduled);
+    const store = writingJobsWith(payments, jobs, together);
     // The scheduler's own schedule must not be needed: it fails.
     const schedulerStore = withMethod(jobs, 'schedule', () => Promise.reject(new Error('scheduled separately')));
     const scheduler = new Scheduler({ clock, store: schedulerStore, onError: () => undefined });
@@ -118,6 +125,34 @@ describe('V2PaymentService decisions made again (at least once)', () => {
     await clock.advance(500);
     expect(decided.map((e) => [e.id, e.payment.decidedAt])).toEqual([[derivedId('evt', T0 + 500, 'pay_tx-1'), T0 + 500]]);
     expect(await jobs.count(V2_DECIDE_JOB)).toBe(0);
+    scheduler.stop();
+  });
+
+  it('no delay, several processes, a store that writes a new payment with its job in one step: the backstop job is written with the payment, none scheduled apart', async () => {
+    const clock = new ManualClock(T0);
+    const bus = new EventBus();
+    const decided: V2PaymentEvent[] = [];
+    const jobs = new MemorySchedulerStore();
+    const pendingWhenPublished: number[] = [];
+    bus.subscribe((event) => {
+      if (!isV2PaymentEvent(event) || event.type !== 'v2.payment_decided') return undefined;
+      decided.push(event);
+      return jobs.count(V2_DECIDE_JOB).then((n) => void pendingWhenPublished.push(n));
+    });
+    const payments = new MemoryV2PaymentStore({ ttlMs: 86_400_000, maxPayments: 1000 });
+    const together: string[] = [];
+    const store = writingJobsWith(payments, jobs, together);
+    const schedulerStore = withMethod(jobs, 'schedule', () => Promise.reject(new Error('scheduled separately')));
+    const scheduler = new Scheduler({ clock, store: schedulerStore, onError: () => undefined, pollMs: 1000, leaseMs: 30_000 });
+    await scheduler.start();
+    const service = new V2PaymentService({ store, scheduler, bus, clock, random: createRandom(1), ids: createIdFactory(clock), settings: { defaultScenario: 'approve', completeDelayMs: 0, delayDelayMs: 3000, randomApproveRate: 0.8 } });
+    expect(await service.create(REQUEST)).toMatchObject({ kind: 'created', payment: { status: 'PENDING', decidedAt: T0 } });
+    expect((await service.create(REQUEST)).kind).toBe('existing');
+    expect(together).toEqual([`created ${V2_DECIDE_JOB} pay_tx-1 30000`, `existing ${V2_DECIDE_JOB} pay_tx-1 30000`]);
+    expect(pendingWhenPublished).toEqual([1]);
+    expect(await jobs.count(V2_DECIDE_JOB)).toBe(0);
+    await clock.advance(60_000);
+    expect(decided.map((e) => e.id)).toEqual([derivedId('evt', T0, 'pay_tx-1')]);
     scheduler.stop();
   });
 

@@ -76,20 +76,11 @@ export class MemorySeatStore implements SeatStore {
   }
 
   release(bookingId: string): Promise<string[]> {
-    const holding = this.#byBooking.get(bookingId);
-    if (holding === undefined) return Promise.resolve([]);
-    this.#byBooking.delete(bookingId);
-    const { map, seats } = holding;
-    for (const seat of seats) {
-      if (seat.status === 'locked') map.counts.held -= 1;
-      else if (seat.status === 'reserved') map.counts.reserved -= 1;
-      seat.status = 'available';
-      seat.bookingId = null;
-      seat.lockedUntil = null;
-      (map.freeInRow[seat.rowIndex] as number) += 1;
-    }
-    map.counts.available += seats.length;
-    return Promise.resolve(seats.map((s) => s.seatId));
+    return Promise.resolve(this.#free(bookingId, () => true));
+  }
+
+  releaseHeld(bookingId: string): Promise<string[]> {
+    return Promise.resolve(this.#free(bookingId, (seat) => seat.status === 'locked'));
   }
 
   reserve(bookingId: string): Promise<string[]> {
@@ -104,6 +95,27 @@ export class MemorySeatStore implements SeatStore {
       map.counts.reserved += 1;
     }
     return Promise.resolve(seats.map((s) => s.seatId));
+  }
+
+  /** Frees the booking's seats that `which` picks; the booking keeps the others. */
+  #free(bookingId: string, which: (seat: Seat) => boolean): string[] {
+    const holding = this.#byBooking.get(bookingId);
+    if (holding === undefined) return [];
+    const { map, seats } = holding;
+    const freed = seats.filter(which);
+    const kept = seats.filter((seat) => !which(seat));
+    if (kept.length === 0) this.#byBooking.delete(bookingId);
+    else this.#byBooking.set(bookingId, { map, seats: kept });
+    for (const seat of freed) {
+      if (seat.status === 'locked') map.counts.held -= 1;
+      else if (seat.status === 'reserved') map.counts.reserved -= 1;
+      seat.status = 'available';
+      seat.bookingId = null;
+      seat.lockedUntil = null;
+      (map.freeInRow[seat.rowIndex] as number) += 1;
+    }
+    map.counts.available += freed.length;
+    return freed.map((s) => s.seatId);
   }
 
   seatsOf(performanceId: string): Promise<SeatView[] | undefined> {

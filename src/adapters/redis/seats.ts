@@ -49,7 +49,10 @@ redis.call('HSET', S .. 'b:' .. booking, 'perf', perf, 'seats', table.concat(cho
 return {'held', chosen}
 `;
 
-/** Frees (ARGV[3] = 'release') or reserves (ARGV[3] = 'reserve') a booking's seats; answers {perf, indexes}. */
+/**
+ * Frees (ARGV[3] = 'release'), frees the locked ones of (ARGV[3] = 'release_held') or reserves
+ * (ARGV[3] = 'reserve') a booking's seats; answers {perf, indexes}: the seats freed, or all its seats.
+ */
 const SETTLE = `
 -- ARGV: S, bookingId, what
 local S, booking, what = ARGV[1], ARGV[2], ARGV[3]
@@ -59,24 +62,32 @@ local perf = b[1]
 local indexes = {}
 for index in string.gmatch(b[2], '[^,]+') do indexes[#indexes + 1] = tonumber(index) end
 local mapKey, ownKey, countsKey = S .. 'map:' .. perf, S .. 'own:' .. perf, S .. 'n:' .. perf
+if what == 'reserve' then
+  for _, index in ipairs(indexes) do
+    if redis.call('GETRANGE', mapKey, index, index) == 'L' then
+      redis.call('SETRANGE', mapKey, index, 'R')
+      redis.call('HSET', ownKey, index, booking .. '|')
+      redis.call('HINCRBY', countsKey, 'held', -1)
+      redis.call('HINCRBY', countsKey, 'reserved', 1)
+    end
+  end
+  return {perf, indexes}
+end
+local freed, kept = {}, {}
 for _, index in ipairs(indexes) do
   local status = redis.call('GETRANGE', mapKey, index, index)
-  if what == 'release' then
+  if what == 'release' or status == 'L' then
     if status == 'L' then redis.call('HINCRBY', countsKey, 'held', -1) elseif status == 'R' then redis.call('HINCRBY', countsKey, 'reserved', -1) end
     redis.call('SETRANGE', mapKey, index, '0')
     redis.call('HDEL', ownKey, index)
-  elseif status == 'L' then
-    redis.call('SETRANGE', mapKey, index, 'R')
-    redis.call('HSET', ownKey, index, booking .. '|')
-    redis.call('HINCRBY', countsKey, 'held', -1)
-    redis.call('HINCRBY', countsKey, 'reserved', 1)
+    freed[#freed + 1] = index
+  else
+    kept[#kept + 1] = index
   end
 end
-if what == 'release' then
-  redis.call('HINCRBY', countsKey, 'available', #indexes)
-  redis.call('DEL', S .. 'b:' .. booking)
-end
-return {perf, indexes}
+if #freed > 0 then redis.call('HINCRBY', countsKey, 'available', #freed) end
+if #kept == 0 then redis.call('DEL', S .. 'b:' .. booking) else redis.call('HSET', S .. 'b:' .. booking, 'seats', table.concat(kept, ',')) end
+return {perf, freed}
 `;
 
 const SEATS_OF = `
@@ -163,6 +174,10 @@ export class RedisSeatStore implements SeatStore {
     return this.#settleAs(bookingId, 'release');
   }
 
+  releaseHeld(bookingId: string): Promise<string[]> {
+    return this.#settleAs(bookingId, 'release_held');
+  }
+
   reserve(bookingId: string): Promise<string[]> {
     return this.#settleAs(bookingId, 'reserve');
   }
@@ -197,7 +212,7 @@ export class RedisSeatStore implements SeatStore {
     return sum;
   }
 
-  async #settleAs(bookingId: string, what: 'release' | 'reserve'): Promise<string[]> {
+  async #settleAs(bookingId: string, what: 'release' | 'release_held' | 'reserve'): Promise<string[]> {
     const reply = (await this.#settle([], [this.#s, bookingId, what])) as [string, number[]] | [];
     return reply.length === 0 ? [] : this.#ids(reply[0], reply[1]);
   }

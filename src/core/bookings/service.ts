@@ -66,7 +66,7 @@ export class BookingService {
   constructor(deps: BookingServiceDeps) {
     this.#deps = deps;
     deps.scheduler.register(EXPIRE_JOB, async (id) => {
-      await this.expire(id);
+      await this.#expireJob(id);
     });
   }
 
@@ -96,11 +96,17 @@ export class BookingService {
     const now = clock.now();
     const id = ids('bk');
     const expiresAt = now + config.seatHoldMs;
+    // The expiry is scheduled before the hold, so seats are never held without a job to free them,
+    // even when the process stops (or the store goes away) before the booking is written.
+    await scheduler.schedule(EXPIRE_JOB, id, expiresAt);
     const hold = await seats.hold(performance.id, input.quantity, id, expiresAt);
-    if (hold.kind === 'sold_out') {
-      throw new DomainError('SOLD_OUT', `${performance.id} has ${hold.available} seat${hold.available === 1 ? '' : 's'} left; ${input.quantity} requested.`);
+    if (hold.kind !== 'held') {
+      await scheduler.cancel(EXPIRE_JOB, id);
+      if (hold.kind === 'sold_out') {
+        throw new DomainError('SOLD_OUT', `${performance.id} has ${hold.available} seat${hold.available === 1 ? '' : 's'} left; ${input.quantity} requested.`);
+      }
+      throw notFound('Performance', performance.id);
     }
-    if (hold.kind !== 'held') throw notFound('Performance', performance.id);
     const booking: Booking = {
       id,
       userId: input.userId,
@@ -117,7 +123,6 @@ export class BookingService {
       paymentIntent: { status: 'PENDING', pgMockData: null },
       paymentInFlight: null,
     };
-    await scheduler.schedule(EXPIRE_JOB, id, expiresAt);
     const inserted = await bookings.insert(booking);
     if (!inserted.ok) {
       await seats.release(id);
@@ -156,6 +161,17 @@ export class BookingService {
   /** The due expiry of one booking: expires it if it is still pending, unpaid and its hold has lapsed. */
   async expire(id: string): Promise<Booking | undefined> {
     return this.#expireIfDue(id);
+  }
+
+  /**
+   * The `booking.expire` job: expires the booking if it is due; when no booking has the id, frees
+   * the seats locked for it, which a process stopped between its hold and its insert left behind
+   * (locked ones only: an evicted confirmed booking's sold seats stay sold).
+   */
+  async #expireJob(id: string): Promise<void> {
+    if ((await this.#expireIfDue(id)) !== undefined) return;
+    if ((await this.#deps.bookings.get(id)) !== undefined) return;
+    await this.#deps.seats.releaseHeld(id);
   }
 
   /** One booking (expired first if its hold has lapsed); NOT_FOUND when unknown. */

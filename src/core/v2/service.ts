@@ -102,10 +102,12 @@ export class V2PaymentService {
     };
     // Stored first, then decided or scheduled: scheduling first would move the due time of an
     // existing payment's decision when a repeated tx_id arrives (a job is keyed by the payment).
-    // A store that can (Redis) writes a new payment with its decision's job in one step, so a
-    // process killed between the two calls cannot leave a payment that nothing will decide.
-    const job = { kind: V2_DECIDE_JOB, key: payment.id, dueAt: now + decision.delayMs };
-    const beginScheduled = decision.delayMs > 0 ? store.beginScheduled?.bind(store) : undefined;
+    // A store that can (Redis) writes a new payment with its decision's job in one step (with no
+    // delay and several processes, the backstop job of the decision made now, a lease later), so
+    // a process killed between the two calls cannot leave a payment that nothing will decide.
+    const backstop = decision.delayMs === 0 && scheduler.shared;
+    const job = { kind: V2_DECIDE_JOB, key: payment.id, dueAt: now + (backstop ? scheduler.leaseMs : decision.delayMs) };
+    const beginScheduled = decision.delayMs > 0 || backstop ? store.beginScheduled?.bind(store) : undefined;
     const begun = beginScheduled === undefined ? await store.begin(payment) : await beginScheduled(payment, job);
     switch (begun.kind) {
       case 'full':
@@ -116,10 +118,10 @@ export class V2PaymentService {
       case 'created':
         break;
     }
-    this.#publish('v2.payment_created', begun.payment, now);
-    if (decision.delayMs === 0) return { kind: 'created', payment: (await this.#decideNow(payment.id, now)) ?? begun.payment };
     if (beginScheduled !== undefined) scheduler.scheduled(job.dueAt);
-    else await scheduler.schedule(job.kind, job.key, job.dueAt);
+    this.#publish('v2.payment_created', begun.payment, now);
+    if (decision.delayMs === 0) return { kind: 'created', payment: (await this.#decideNow(payment.id, now, beginScheduled !== undefined)) ?? begun.payment };
+    if (beginScheduled === undefined) await scheduler.schedule(job.kind, job.key, job.dueAt);
     return begun;
   }
 
@@ -170,10 +172,10 @@ export class V2PaymentService {
    * a store that fails then, leaves it to that job, here or on another replica, which makes the
    * same event again. Memory needs none (its callbacks die with its process).
    */
-  async #decideNow(id: string, now: number): Promise<V2Payment | undefined> {
+  async #decideNow(id: string, now: number, backstopScheduled: boolean): Promise<V2Payment | undefined> {
     const { scheduler } = this.#deps;
     if (!scheduler.shared) return this.#decide(id);
-    await scheduler.schedule(V2_DECIDE_JOB, id, now + scheduler.leaseMs);
+    if (!backstopScheduled) await scheduler.schedule(V2_DECIDE_JOB, id, now + scheduler.leaseMs);
     const decided = await this.#decide(id);
     await scheduler.cancel(V2_DECIDE_JOB, id);
     return decided;

@@ -102,6 +102,30 @@ export function seatStoreContract(name: string, make: SeatStoreFactory): void {
       expect(await store.counts(SMALL.id)).toEqual({ total: 10, available: 9, held: 1, reserved: 0 });
     });
 
+    it('releaseHeld frees a booking’s locked seats only: reserved ones stay its own', async () => {
+      const store = await small();
+      const held = await seatIdsOf(store, 'bk_1', 2);
+      await seatIdsOf(store, 'bk_2', 3);
+      expect(await store.reserve('bk_2')).toEqual(['A3', 'A4', 'A5']);
+      expect(await store.releaseHeld('bk_2')).toEqual([]);
+      expect(await store.releaseHeld('bk_1')).toEqual(held);
+      expect(await store.releaseHeld('bk_1')).toEqual([]);
+      expect(await store.releaseHeld('bk_unknown')).toEqual([]);
+      expect(await store.counts(SMALL.id)).toEqual({ total: 10, available: 7, held: 0, reserved: 3 });
+      expect((await store.seatsOf(SMALL.id))?.slice(0, 6)).toEqual([
+        seat('A1'),
+        seat('A2'),
+        seat('A3', 'reserved', 'bk_2'),
+        seat('A4', 'reserved', 'bk_2'),
+        seat('A5', 'reserved', 'bk_2'),
+        seat('B1'),
+      ]);
+      expect(await store.hold(SMALL.id, 2, 'bk_1', UNTIL)).toEqual({ kind: 'held', seatIds: held });
+      expect(await store.hold(SMALL.id, 1, 'bk_2', UNTIL)).toEqual({ kind: 'already_holding' });
+      expect(await store.release('bk_2')).toEqual(['A3', 'A4', 'A5']);
+      expect(await store.counts(SMALL.id)).toEqual({ total: 10, available: 8, held: 2, reserved: 0 });
+    });
+
     it('counts without a performance sum over the whole catalog', async () => {
       const store = await small();
       await seatIdsOf(store, 'bk_1', 2);
