@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 import { eventually as eventuallyWithin } from '../helpers/receiver.ts';
 import { withRedisServer } from '../helpers/redis.ts';
@@ -14,6 +14,8 @@ import { withRedisServer } from '../helpers/redis.ts';
 const START = Date.UTC(2026, 0, 15, 12, 0, 0);
 /** Real time allowed for what happens over Redis (a sync of the namespace list every second, a decision). */
 const REAL_TIME_BUDGET_MS = 20_000;
+
+const UNAVAILABLE = 'The store is unavailable; retry shortly.';
 
 const eventually = <T>(probe: () => Promise<T | undefined>, what: string): Promise<T> => eventuallyWithin(probe, what, REAL_TIME_BUDGET_MS);
 
@@ -37,6 +39,29 @@ withRedisServer('namespaces on Redis', (server) => {
     t.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: body, headers: namespace === undefined ? {} : { 'x-sim-namespace': namespace } });
   const read = (t: TestApp, namespace: string | undefined, id: string) => t.app.inject({ url: `/v1/sim/intents/${id}`, headers: namespace === undefined ? {} : { 'x-sim-namespace': namespace } });
   const keysOf = async (pattern: string): Promise<string[]> => (await server().client.keys(pattern)).sort();
+
+  it('a new namespace while Redis is away, through a listening server: one 503 in the dialect’s shape, the shared list tried once', async () => {
+    const t = await buildTestApp({ STORE: 'redis', REDIS_URL: server().url, REDIS_KEY_PREFIX: server().newPrefix() }, { clockStart: START });
+    open.push(t);
+    const redis = t.app.redis as NonNullable<typeof t.app.redis>;
+    const tried = vi.spyOn(redis, 'hsetnx').mockRejectedValue(new Error('Connection is closed.'));
+    const address = await t.app.listen({ host: '127.0.0.1', port: 0 });
+    const cases: Array<[string, RequestInit, unknown]> = [
+      ['/v1/sim/intent', { method: 'POST', body: JSON.stringify({ reservation_id: 'rsv_away', amount: 1000 }) }, { error: { code: 'STORE_UNAVAILABLE', message: UNAVAILABLE, trace_id: expect.stringMatching(/^[0-9a-f]{32}$/) } }],
+      ['/api/v1/credits/balance?userId=user_1', {}, { isSuccess: false, code: 'COMMON_503', message: UNAVAILABLE, result: null }],
+    ];
+    for (const [path, init, body] of cases) {
+      tried.mockClear();
+      const res = await fetch(`${address}${path}`, { ...init, headers: { 'content-type': 'application/json', 'x-sim-namespace': 'ci-away' }, signal: AbortSignal.timeout(10_000) });
+      expect([path, res.status, res.headers.get('retry-after'), await res.json()]).toEqual([path, 503, '1', body]);
+      expect(tried).toHaveBeenCalledTimes(1);
+    }
+    expect(await t.app.namespaces.peek('ci-away')).toBeUndefined();
+    tried.mockRestore();
+    const created = await fetch(`${address}/v1/sim/intent`, { method: 'POST', body: JSON.stringify({ reservation_id: 'rsv_back', amount: 1000 }), headers: { 'content-type': 'application/json', 'x-sim-namespace': 'ci-away' }, signal: AbortSignal.timeout(10_000) });
+    expect(created.status).toBe(200);
+    expect((await t.app.namespaces.list()).map((n) => n.namespace)).toEqual(['ci-away']);
+  });
 
   describe('two replicas', { timeout: 60_000 }, () => {
     it('a namespace made on A is read on B, keeps its keys under <prefix>ns:<name>:, and a reset on B deletes them and closes it on A', async () => {

@@ -255,6 +255,8 @@ export default fp<NamespacesOptions>(
     };
 
     const shapes = app.errorShapes;
+    /** Why `route` could not hand a request over: the root app's hook answers it without trying again. */
+    const refused = new WeakMap<IncomingMessage, unknown>();
     const route: Namespaces['route'] = (req, res, fallback) => {
       const header = req.headers[NAMESPACE_HEADER];
       if (header === undefined) return false;
@@ -268,8 +270,11 @@ export default fp<NamespacesOptions>(
       }
       get(namespace).then(
         (child) => child.routing(req, res),
-        // No room, or shutting down: the root app answers it (its hook tells why).
-        () => fallback(req, res),
+        // No room, shutting down or the store away: the root app answers it (its hook tells why).
+        (error: unknown) => {
+          refused.set(req, error);
+          fallback(req, res);
+        },
       );
       return true;
     };
@@ -294,7 +299,8 @@ export default fp<NamespacesOptions>(
         sendProblem(reply, shape, problemOf(validationFailed([{ field: 'X-Sim-Namespace', rule: 'pattern', message }]), { VALIDATION_FAILED: 400 }));
         return;
       }
-      get(namespace).then(
+      const handedOver = refused.has(request.raw) ? Promise.reject(refused.get(request.raw)) : get(namespace);
+      handedOver.then(
         (child) => {
           reply.hijack();
           child.routing(request.raw, reply.raw);
