@@ -95,6 +95,14 @@ export function derivedId(prefix: IdPrefix, at: number, recordId: string): strin
 }
 
 const ENDS_WITH_ULID = /_[0-9A-HJKMNP-TV-Z]{26}$/;
+
+/** The time (epoch ms) of a `<prefix>_<ULID>` id; undefined for an id that does not end in a ULID. */
+export function timeOfId(id: string): number | undefined {
+  if (!ENDS_WITH_ULID.test(id)) return undefined;
+  let time = 0;
+  for (const char of id.slice(-(TIME_LENGTH + RANDOM_LENGTH), -RANDOM_LENGTH)) time = time * 32 + ENCODING.indexOf(char);
+  return time <= TIME_MAX ? time : undefined;
+}
 const derivedTime = { at: -1, chars: '', codes: Array.from({ length: TIME_LENGTH }, () => 0) };
 
 /** The 10 time characters of a ULID at `at`; the last one is kept (decisions come in bursts within a millisecond). */

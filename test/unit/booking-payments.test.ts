@@ -1,3 +1,4 @@
+import { LEASE_MS } from '../../src/core/scheduler.ts';
 import { describe, expect, it } from 'vitest';
 import type { Booking, InboxEvent, PgMockData } from '../../src/core/bookings/booking.ts';
 import { PROCESS_JOB } from '../../src/core/bookings/inbox.ts';
@@ -270,11 +271,13 @@ describe('executePayment', () => {
     const booking = await book(h);
     await h.clock.advance(HOLD - 100);
     const result = h.payments.executePayment(payInput(booking));
-    await h.clock.advance(PAY_DELAY); // the expiry job runs at T0 + HOLD, while the payment is in flight
-    expect(await h.scheduler.pending(EXPIRE_JOB)).toBe(0);
+    await h.clock.advance(PAY_DELAY); // the expiry job runs at T0 + HOLD, while the payment is in flight: it looks again later
+    expect(await h.scheduler.pending(EXPIRE_JOB)).toBe(1);
     expect((await result).finalStatus).toBe('SUCCESS');
     await h.clock.advance(3000); // past the processor
     expect((await h.service.get(booking.id)).status).toBe('confirmed');
+    await h.clock.advance(LEASE_MS); // the look again finds it confirmed
+    expect(await h.scheduler.pending(EXPIRE_JOB)).toBe(0);
     expect(h.events.map((e) => e.type)).toEqual(['booking.created', 'booking.confirmed']);
     expect(h.jobErrors).toEqual([]);
   });

@@ -2,6 +2,7 @@ import { describe, expect, it, vi } from 'vitest';
 import type { Booking, BookingStatus } from '../../src/core/bookings/booking.ts';
 import type { Performance } from '../../src/core/bookings/performances.ts';
 import { EXPIRE_JOB } from '../../src/core/bookings/service.ts';
+import { LEASE_MS } from '../../src/core/scheduler.ts';
 import { DomainError } from '../../src/core/errors.ts';
 import { createRandom } from '../../src/core/random.ts';
 import { settle } from '../helpers/manual-clock.ts';
@@ -294,8 +295,8 @@ describe('the expiry job', () => {
     await h.clock.advance(HOLD - PAY_DELAY - 10);
     expect((await pay(h, decided)).finalStatus).toBe('SUCCESS'); // its event is processed at T0 + HOLD + 4990
     const direct = h.payments.confirmDirect({ userId: USER, bookingId: flying.id, paymentMethod: 'kakao_pay' }); // answers at T0 + HOLD + 990
-    await h.clock.advance(10); // T0 + HOLD: both jobs run
-    expect(await h.scheduler.pending(EXPIRE_JOB)).toBe(0);
+    await h.clock.advance(10); // T0 + HOLD: both jobs run; the one of the payment in flight looks again later
+    expect(await h.scheduler.pending(EXPIRE_JOB)).toBe(1);
     expect(h.events.map((e) => e.type)).toEqual(['booking.created', 'booking.created']);
     expect(await h.service.get(flying.id)).toMatchObject({ status: 'pending', paymentInFlight: 'direct' });
     expect(await h.service.get(decided.id)).toMatchObject({ status: 'pending', paymentInFlight: null, paymentIntent: { status: 'SUCCESS' } });
@@ -310,12 +311,15 @@ describe('the expiry job', () => {
       ['booking.confirmed', decided.id, T0 + HOLD + 4990],
     ]);
     expect(await h.seats.counts('perf_001')).toEqual({ total: 200, available: 196, held: 0, reserved: 4 });
+    await h.clock.advance(PAY_DELAY + LEASE_MS); // the look again finds it confirmed: nothing to do
+    expect(await h.scheduler.pending(EXPIRE_JOB)).toBe(0);
+    expect(h.events).toHaveLength(4);
     expect(h.jobErrors).toEqual([]);
   });
 });
 
-describe('a booking cut off between its hold and its insert (the store gone, the process stopped)', () => {
-  it('the insert failing: its seats stay locked until its hold ends, then its expiry job frees them', async () => {
+describe('what a stopped process or a failing store leaves between two calls is finished by the expiry job or the inbox', () => {
+  it('the insert failing: its seats stay locked until a lease after its hold ends, then its expiry job frees them', async () => {
     const h = await makeBookings();
     const kept = await book(h, 2);
     await h.clock.advance(1000);
@@ -335,7 +339,13 @@ describe('a booking cut off between its hold and its insert (the store gone, the
 
     await h.clock.advance(HOLD - 1000); // the kept booking's hold ends: it expires, the orphan's seats stay
     expect(await h.seats.counts('perf_001')).toEqual({ total: 200, available: 197, held: 3, reserved: 0 });
+    // The orphan's hold ends: its job finds no booking, and looks again once no insert can be under way.
     await h.clock.advance(1000);
+    expect(await h.seats.counts('perf_001')).toEqual({ total: 200, available: 197, held: 3, reserved: 0 });
+    expect(await h.scheduler.pending(EXPIRE_JOB)).toBe(1);
+    await h.clock.advance(LEASE_MS - 1);
+    expect(await h.seats.counts('perf_001')).toEqual({ total: 200, available: 197, held: 3, reserved: 0 });
+    await h.clock.advance(1);
     expect(await h.seats.counts('perf_001')).toEqual({ total: 200, available: 200, held: 0, reserved: 0 });
     expect(await h.scheduler.pending(EXPIRE_JOB)).toBe(0);
     expect(h.events.map((e) => [e.type, e.booking.id])).toEqual([
@@ -362,6 +372,81 @@ describe('a booking cut off between its hold and its insert (the store gone, the
     expect(await h.scheduler.pending(EXPIRE_JOB)).toBe(2);
   });
 
+  it('a cancel whose release failed: the booking is cancelled, and its expiry job frees the seats', async () => {
+    const h = await makeBookings();
+    const booking = await book(h, 2);
+    vi.spyOn(h.seats, 'release').mockRejectedValueOnce(new Error('the store is away'));
+    await expect(h.service.cancel({ userId: USER, bookingId: booking.id })).rejects.toThrow('the store is away');
+    expect((await h.service.get(booking.id)).status).toBe('cancelled');
+    expect(h.events.map((e) => e.type)).toEqual(['booking.created', 'booking.cancelled']);
+    expect(await h.seats.counts('perf_001')).toEqual({ total: 200, available: 198, held: 2, reserved: 0 });
+    await h.clock.advance(HOLD);
+    expect(await h.seats.counts('perf_001')).toEqual({ total: 200, available: 200, held: 0, reserved: 0 });
+    expect(await h.scheduler.pending(EXPIRE_JOB)).toBe(0);
+    expect(h.jobErrors).toEqual([]);
+  });
+
+  it('a failed payment whose release failed: the inbox’s retry finishes the settlement and frees the seats', async () => {
+    const h = await makeBookings();
+    const booking = await book(h, 2);
+    expect((await pay(h, booking, { cvv: '442' })).finalStatus).toBe('FAILURE');
+    vi.spyOn(h.seats, 'release').mockRejectedValueOnce(new Error('the store is away'));
+    await h.clock.advance(50); // the inbox: failed, then the release fails
+    expect((await h.service.get(booking.id)).status).toBe('failed');
+    expect(await h.seats.counts('perf_001')).toEqual({ total: 200, available: 198, held: 2, reserved: 0 });
+    await h.clock.advance(100); // its retry
+    expect(await h.seats.counts('perf_001')).toEqual({ total: 200, available: 200, held: 0, reserved: 0 });
+    expect((await h.service.events(booking.id)).map((e) => [e.type, e.processedAt])).toEqual([['PAYMENT_FAILED', T0 + PAY_DELAY + 150]]);
+    expect(h.events.map((e) => e.type)).toEqual(['booking.created', 'booking.failed']);
+    expect(h.jobErrors.map((error) => (error as Error).message)).toEqual(['the store is away']);
+  });
+
+  it('a payment left in flight by a process that stopped: a lease after the longest delay past the hold, it is ended and the booking expires', async () => {
+    const h = await makeBookings();
+    const booking = await book(h, 2);
+    await h.clock.advance(HOLD - 10);
+    // As a payment's process does before its delay; it stops then.
+    expect((await h.bookings.beginPayment(booking.id, USER, 'execute', h.clock.now())).kind).toBe('started');
+    await h.clock.advance(10);
+    expect(await h.service.get(booking.id)).toMatchObject({ status: 'pending', paymentInFlight: 'execute' });
+    expect(await h.scheduler.pending(EXPIRE_JOB)).toBe(1);
+    await h.clock.advance(PAY_DELAY + LEASE_MS - 1);
+    expect(await h.service.get(booking.id)).toMatchObject({ status: 'pending', paymentInFlight: 'execute' });
+    await h.clock.advance(1);
+    expect(await h.service.get(booking.id)).toMatchObject({ status: 'expired', paymentInFlight: null, paymentIntent: { status: 'PENDING' } });
+    expect(await h.seats.counts('perf_001')).toEqual({ total: 200, available: 200, held: 0, reserved: 0 });
+    expect(h.events.map((e) => [e.type, e.occurredAt])).toEqual([
+      ['booking.created', T0],
+      ['booking.expired', T0 + HOLD + PAY_DELAY + LEASE_MS],
+    ]);
+    expect(await h.scheduler.pending(EXPIRE_JOB)).toBe(0);
+    expect(h.jobErrors).toEqual([]);
+  });
+
+  it('a one-step payment recorded but not settled (the ledger away): its expiry job confirms it, seats reserved and ledger written once', async () => {
+    const h = await makeBookings();
+    const booking = await book(h, 2);
+    vi.spyOn(h.ledger, 'post').mockRejectedValueOnce(new Error('the store is away'));
+    const direct = h.payments.confirmDirect({ userId: USER, bookingId: booking.id, paymentMethod: 'kakao_pay' });
+    const failed = expect(direct).rejects.toThrow('the store is away');
+    await h.clock.advance(PAY_DELAY);
+    await failed;
+    expect(await h.service.get(booking.id)).toMatchObject({ status: 'pending', paymentInFlight: null, paymentIntent: { status: 'SUCCESS' } });
+    expect(await h.seats.counts('perf_001')).toEqual({ total: 200, available: 198, held: 2, reserved: 0 });
+    await h.clock.advance(HOLD);
+    expect(await h.service.get(booking.id)).toMatchObject({ status: 'confirmed', paymentIntent: { status: 'SUCCESS' } });
+    expect(await h.seats.counts('perf_001')).toEqual({ total: 200, available: 198, held: 0, reserved: 2 });
+    expect((await h.ledger.entries(booking.id)).map((e) => [e.account, e.direction, e.amount])).toEqual([
+      ['CUSTOMER_PAYABLE', 'DEBIT', booking.totalAmount],
+      ['MERCHANT_BALANCE', 'CREDIT', booking.totalAmount],
+    ]);
+    expect(h.events.map((e) => [e.type, e.occurredAt])).toEqual([
+      ['booking.created', T0],
+      ['booking.confirmed', T0 + HOLD],
+    ]);
+    expect(await h.scheduler.pending(EXPIRE_JOB)).toBe(0);
+  });
+
   it('the job of a confirmed booking evicted before its hold would have ended leaves its sold seats sold', async () => {
     const h = await makeBookings({ store: { maxBookings: 1 } });
     const confirmed = await book(h, 2);
@@ -370,7 +455,7 @@ describe('a booking cut off between its hold and its insert (the store gone, the
     expect((await h.service.get(confirmed.id)).status).toBe('confirmed');
     const next = await book(h, 1);
     expect(await codeOf(() => h.service.get(confirmed.id))).toBe('NOT_FOUND');
-    await h.clock.advance(HOLD);
+    await h.clock.advance(HOLD + LEASE_MS);
     expect((await h.seats.seatsOf('perf_001'))?.slice(0, 3)).toEqual([
       { seatId: 'A1', row: 'A', number: 1, status: 'reserved', bookingId: confirmed.id, lockedUntil: null },
       { seatId: 'A2', row: 'A', number: 2, status: 'reserved', bookingId: confirmed.id, lockedUntil: null },

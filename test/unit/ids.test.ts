@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createIdFactory, derivedId, monotonicUlid } from '../../src/core/ids.ts';
+import { createIdFactory, derivedId, monotonicUlid, timeOfId } from '../../src/core/ids.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
 
 const ENCODING = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
@@ -68,5 +68,21 @@ describe('derivedId: the id of the one event a record makes at a time (issue 14 
     const derived = records.map((id) => derivedId('evt', clock.now(), id));
     expect(new Set([...made, ...derived]).size).toBe(1500);
     expect(derivedId('evt', clock.now() + 1, records[0] as string)).not.toBe(derived[0]);
+  });
+});
+
+describe('timeOfId: the time an id was made', () => {
+  it('reads the time back from an id of any prefix, the largest time a ULID holds included; undefined for an id without a ULID', () => {
+    const clock = new ManualClock(Date.UTC(2026, 0, 15, 12, 0, 0));
+    const ids = createIdFactory(clock);
+    expect(timeOfId(ids('bk'))).toBe(Date.UTC(2026, 0, 15, 12, 0, 0));
+    const ulid = monotonicUlid();
+    ulid(5000);
+    expect(timeOfId(`evt_${ulid(1)}`)).toBe(5000); // time went back: the ULID keeps the last time
+    expect(timeOfId(`bk_${monotonicUlid()(2 ** 48 - 1)}`)).toBe(2 ** 48 - 1);
+    expect(timeOfId('bk_7ZZZZZZZZZ0000000000000000')).toBe(2 ** 48 - 1);
+    expect(timeOfId('bk_8000000000AAAAAAAAAAAAAAAA')).toBeUndefined(); // past 48 bits
+    for (const id of ['pay_tx-1', 'bk_', 'bk_01ARZ3NDEKTSV4RRFFQ69G5FA', 'bk_01ARZ3NDEKTSV4RRFFQ69G5FAVU']) expect(timeOfId(id)).toBeUndefined();
+    expect(timeOfId('bk_01ARZ3NDEKTSV4RRFFQ69G5FAV')).toBe(1469922850259);
   });
 });

@@ -55,7 +55,9 @@ export class InboxProcessor {
     if (event === undefined) throw notFound('Event', eventId);
     if (event.processedAt !== null) return event;
     const booking = await bookings.get(event.bookingId);
-    if (booking?.status === 'pending') {
+    // Pending: settled now. Already in the state the event leads to: settled again, which finishes
+    // a settlement cut off by a store that failed (its seats not yet freed or reserved); each step is idempotent.
+    if (booking !== undefined && (booking.status === 'pending' || booking.status === (event.type === 'PAYMENT_SUCCEEDED' ? 'confirmed' : 'failed'))) {
       if (event.type === 'PAYMENT_SUCCEEDED') await settlement.confirm(booking);
       else await settlement.fail(booking);
     }

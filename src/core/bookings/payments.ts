@@ -155,8 +155,9 @@ export class BookingPayments {
         if (kind === 'direct') throw notFound('Booking', bookingId);
         throw new DomainError('FORBIDDEN', `Booking ${bookingId} belongs to another user.`);
       case 'expired_now':
-        await seats.release(bookingId);
+        // Published as soon as it is expired; a release that fails then is done again by the expiry job.
         settlement.publish('booking.expired', begun.booking);
+        await seats.release(bookingId);
         throw expiredError(begun.booking);
       case 'expired':
         throw expiredError(begun.booking);

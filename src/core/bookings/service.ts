@@ -1,6 +1,6 @@
 import type { Clock } from '../clock.ts';
 import { DomainError, notFound, storeFull, validationFailed } from '../errors.ts';
-import type { IdFactory } from '../ids.ts';
+import { timeOfId, type IdFactory } from '../ids.ts';
 import type { BookingStore, LedgerStore, Page, PageQuery, SeatStore } from '../ports.ts';
 import type { Scheduler } from '../scheduler.ts';
 import type { SeatCounts } from '../seats.ts';
@@ -152,9 +152,10 @@ export class BookingService {
       if (result.current.status === 'cancelled') throw new DomainError('INVALID_STATE', `Booking ${current.id} is already cancelled.`);
       throw alreadyProcessed(result.current);
     }
+    // Published as soon as it is cancelled; a release that fails then is done again by the expiry job.
+    settlement.publish('booking.cancelled', result.record);
     await seats.release(current.id);
     await scheduler.cancel(EXPIRE_JOB, current.id);
-    settlement.publish('booking.cancelled', result.record);
     return result.record;
   }
 
@@ -164,14 +165,51 @@ export class BookingService {
   }
 
   /**
-   * The `booking.expire` job: expires the booking if it is due; when no booking has the id, frees
-   * the seats locked for it, which a process stopped between its hold and its insert left behind
-   * (locked ones only: an evicted confirmed booking's sold seats stay sold).
+   * The `booking.expire` job, due when the booking's hold ends. It expires the booking if it is
+   * due, and otherwise finishes what a process stopped (or a store gone) between two calls left,
+   * so that no seat stays locked for good and no paid booking stays pending:
+   * - no booking: its process stopped between the hold and the insert (or the insert failed).
+   *   Once no insert can still be under way (a lease after the hold's end), the seats locked for
+   *   it are freed; locked ones only, so the sold seats of a confirmed booking evicted since stay sold.
+   * - expired, failed or cancelled: its seats are freed again (releasing is idempotent).
+   * - a payment in flight: looked at again once the longest processing delay and a lease have
+   *   passed since the hold's end (a payment starts only within the hold); still in flight then,
+   *   its process has stopped: the payment is ended without a result and the booking expires.
+   * - paid, still pending, with no inbox event left to process (a one-step payment cut off before
+   *   its settlement): settled now, as the payment would have.
+   * Looking again is the job scheduled anew from within its run (a new claim, which the run's end
+   * leaves alone).
    */
   async #expireJob(id: string): Promise<void> {
+    const { bookings, seats, scheduler, clock, settlement, config } = this.#deps;
     if ((await this.#expireIfDue(id)) !== undefined) return;
-    if ((await this.#deps.bookings.get(id)) !== undefined) return;
-    await this.#deps.seats.releaseHeld(id);
+    const booking = await bookings.get(id);
+    const now = clock.now();
+    if (booking === undefined) {
+      const settledAt = (timeOfId(id) ?? 0) + config.seatHoldMs + scheduler.leaseMs;
+      if (now < settledAt) await scheduler.schedule(EXPIRE_JOB, id, settledAt);
+      else await seats.releaseHeld(id);
+      return;
+    }
+    if (booking.status === 'expired' || booking.status === 'failed' || booking.status === 'cancelled') {
+      await seats.release(id);
+      return;
+    }
+    if (booking.status !== 'pending') return;
+    if (booking.paymentInFlight !== null) {
+      const abandonedAt = booking.expiresAt + config.mockMaxDelayMs + scheduler.leaseMs;
+      if (now < abandonedAt) {
+        await scheduler.schedule(EXPIRE_JOB, id, abandonedAt);
+        return;
+      }
+      await bookings.abortPayment(id);
+      await this.#expireIfDue(id);
+      return;
+    }
+    if (booking.paymentIntent.status === 'PENDING') return;
+    if ((await bookings.events(id)).some((event) => event.processedAt === null)) return; // the inbox settles it
+    if (booking.paymentIntent.status === 'SUCCESS') await settlement.confirm(booking);
+    else await settlement.fail(booking);
   }
 
   /** One booking (expired first if its hold has lapsed); NOT_FOUND when unknown. */
@@ -237,8 +275,9 @@ export class BookingService {
   async #expireIfDue(id: string): Promise<Booking | undefined> {
     const expired = await this.#deps.bookings.expireIfDue(id, this.#deps.clock.now());
     if (expired === undefined) return undefined;
-    await this.#deps.seats.release(id);
+    // Published as soon as it is expired; a release that fails then is done again by the expiry job.
     this.#deps.settlement.publish('booking.expired', expired);
+    await this.#deps.seats.release(id);
     return expired;
   }
 }

@@ -55,9 +55,10 @@ export class Settlement {
   async fail(booking: Booking): Promise<Booking | undefined> {
     const { bookings, seats } = this.#deps;
     const result = await bookings.transition(booking.id, ['pending'], 'failed');
+    // Published as soon as it is failed: a release that fails then is done again by the retry.
+    if (result.ok) this.publish('booking.failed', result.record);
     const status = result.ok ? result.record.status : result.current?.status;
     if (status === 'failed') await seats.release(booking.id);
-    if (result.ok) this.publish('booking.failed', result.record);
     return result.ok ? result.record : result.current;
   }
 
