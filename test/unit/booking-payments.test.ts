@@ -287,8 +287,8 @@ describe('executePayment', () => {
     const booking = await book(h);
     await h.clock.advance(HOLD - PAY_DELAY - 10);
     await pay(h, booking, { cvv: '443' });
-    await h.clock.advance(1000); // the expiry job ran at T0 + HOLD
-    expect(await h.scheduler.pending(EXPIRE_JOB)).toBe(0);
+    await h.clock.advance(1000); // the expiry job ran at T0 + HOLD, and looks again a lease after the event is due
+    expect(await h.scheduler.pending(EXPIRE_JOB)).toBe(1);
     expect((await h.service.get(booking.id)).status).toBe('pending');
     expect((await h.service.listForUser(USER, { limit: 10 })).data.map((b) => b.status)).toEqual(['pending']);
     expect(await codeOf(() => h.service.cancel({ userId: USER, bookingId: booking.id }))).toBe('PAYMENT_ALREADY_PROCESSED');
@@ -296,6 +296,8 @@ describe('executePayment', () => {
     expect((await h.service.get(booking.id)).status).toBe('failed');
     await h.clock.advance(5000);
     expect(h.events.map((e) => e.type)).toEqual(['booking.created', 'booking.failed']);
+    await h.clock.advance(LEASE_MS);
+    expect(await h.scheduler.pending(EXPIRE_JOB)).toBe(0);
     expect(h.jobErrors).toEqual([]);
   });
 });

@@ -295,8 +295,8 @@ describe('the expiry job', () => {
     await h.clock.advance(HOLD - PAY_DELAY - 10);
     expect((await pay(h, decided)).finalStatus).toBe('SUCCESS'); // its event is processed at T0 + HOLD + 4990
     const direct = h.payments.confirmDirect({ userId: USER, bookingId: flying.id, paymentMethod: 'kakao_pay' }); // answers at T0 + HOLD + 990
-    await h.clock.advance(10); // T0 + HOLD: both jobs run; the one of the payment in flight looks again later
-    expect(await h.scheduler.pending(EXPIRE_JOB)).toBe(1);
+    await h.clock.advance(10); // T0 + HOLD: both jobs run, and look again later (a payment in flight; an event not processed yet)
+    expect(await h.scheduler.pending(EXPIRE_JOB)).toBe(2);
     expect(h.events.map((e) => e.type)).toEqual(['booking.created', 'booking.created']);
     expect(await h.service.get(flying.id)).toMatchObject({ status: 'pending', paymentInFlight: 'direct' });
     expect(await h.service.get(decided.id)).toMatchObject({ status: 'pending', paymentInFlight: null, paymentIntent: { status: 'SUCCESS' } });
@@ -402,7 +402,7 @@ describe('what a stopped process or a failing store leaves between two calls is 
   });
 
   it('a payment left in flight by a process that stopped: a lease after the longest delay past the hold, it is ended and the booking expires', async () => {
-    const h = await makeBookings();
+    const h = await makeBookings({ config: { mockMinDelayMs: 100 } });
     const booking = await book(h, 2);
     await h.clock.advance(HOLD - 10);
     // As a payment's process does before its delay; it stops then.
@@ -423,18 +423,16 @@ describe('what a stopped process or a failing store leaves between two calls is 
     expect(h.jobErrors).toEqual([]);
   });
 
-  it('a one-step payment recorded but not settled (the ledger away): its expiry job confirms it, seats reserved and ledger written once', async () => {
+  it('a one-step payment recorded but not settled (the seats’ store failing after the ledger’s write): its expiry job confirms it at once, the ledger written once', async () => {
     const h = await makeBookings();
     const booking = await book(h, 2);
-    vi.spyOn(h.ledger, 'post').mockRejectedValueOnce(new Error('the store is away'));
+    vi.spyOn(h.seats, 'reserve').mockRejectedValueOnce(new Error('the store is away'));
     const direct = h.payments.confirmDirect({ userId: USER, bookingId: booking.id, paymentMethod: 'kakao_pay' });
     const failed = expect(direct).rejects.toThrow('the store is away');
     await h.clock.advance(PAY_DELAY);
     await failed;
-    expect(await h.service.get(booking.id)).toMatchObject({ status: 'pending', paymentInFlight: null, paymentIntent: { status: 'SUCCESS' } });
-    expect(await h.seats.counts('perf_001')).toEqual({ total: 200, available: 198, held: 2, reserved: 0 });
-    await h.clock.advance(HOLD);
-    expect(await h.service.get(booking.id)).toMatchObject({ status: 'confirmed', paymentIntent: { status: 'SUCCESS' } });
+    await h.clock.advance(0); // the expiry job, scheduled now by the failed payment
+    expect(await h.service.get(booking.id)).toMatchObject({ status: 'confirmed', paymentInFlight: null, paymentIntent: { status: 'SUCCESS' } });
     expect(await h.seats.counts('perf_001')).toEqual({ total: 200, available: 198, held: 0, reserved: 2 });
     expect((await h.ledger.entries(booking.id)).map((e) => [e.account, e.direction, e.amount])).toEqual([
       ['CUSTOMER_PAYABLE', 'DEBIT', booking.totalAmount],
@@ -442,9 +440,55 @@ describe('what a stopped process or a failing store leaves between two calls is 
     ]);
     expect(h.events.map((e) => [e.type, e.occurredAt])).toEqual([
       ['booking.created', T0],
-      ['booking.confirmed', T0 + HOLD],
+      ['booking.confirmed', T0 + PAY_DELAY],
     ]);
     expect(await h.scheduler.pending(EXPIRE_JOB)).toBe(0);
+    expect(h.jobErrors).toEqual([]);
+  });
+
+  it('a payment that failed in flight (the store away) and was ended: its booking is still held, and expires at the end of its hold', async () => {
+    const h = await makeBookings();
+    const booking = await book(h, 2);
+    vi.spyOn(h.bookings, 'recordPayment').mockRejectedValueOnce(new Error('the store is away'));
+    const result = h.payments.executePayment(payInput(booking));
+    const failed = expect(result).rejects.toThrow('the store is away');
+    await h.clock.advance(PAY_DELAY);
+    await failed;
+    await h.clock.advance(0);
+    expect(await h.service.get(booking.id)).toMatchObject({ status: 'pending', paymentInFlight: null, paymentIntent: { status: 'PENDING' } });
+    expect(await h.scheduler.pending(EXPIRE_JOB)).toBe(1);
+    await h.clock.advance(HOLD - PAY_DELAY - 1);
+    expect((await h.service.get(booking.id)).status).toBe('pending');
+    await h.clock.advance(1);
+    expect(h.events.map((e) => [e.type, e.occurredAt])).toEqual([
+      ['booking.created', T0],
+      ['booking.expired', T0 + HOLD],
+    ]);
+    expect(await h.seats.counts('perf_001')).toEqual({ total: 200, available: 200, held: 0, reserved: 0 });
+    expect(await h.scheduler.pending(EXPIRE_JOB)).toBe(0);
+  });
+
+  it('a paid booking whose inbox job was given up (8 failed attempts): its expiry job schedules the processing anew a lease after it was due', async () => {
+    const h = await makeBookings();
+    const booking = await book(h, 2);
+    await h.clock.advance(HOLD - PAY_DELAY - 10);
+    const post = vi.spyOn(h.ledger, 'post');
+    for (let i = 0; i < 8; i++) post.mockRejectedValueOnce(new Error('the ledger refuses'));
+    expect((await pay(h, booking)).finalStatus).toBe('SUCCESS'); // recorded at T0 + HOLD - 10; its event due 50 ms later
+    await h.clock.advance(30_000); // 8 attempts, the last one given up
+    expect(h.jobErrors).toHaveLength(8);
+    expect(await h.service.get(booking.id)).toMatchObject({ status: 'pending', paymentIntent: { status: 'SUCCESS' } });
+    const overdueAt = T0 + HOLD - 10 + 50 + LEASE_MS;
+    await h.clock.advance(overdueAt - h.clock.now() - 1);
+    expect((await h.service.get(booking.id)).status).toBe('pending');
+    await h.clock.advance(1);
+    expect(await h.service.get(booking.id)).toMatchObject({ status: 'confirmed' });
+    expect(await h.seats.counts('perf_001')).toEqual({ total: 200, available: 198, held: 0, reserved: 2 });
+    expect((await h.service.events(booking.id)).map((e) => e.processedAt)).toEqual([overdueAt]);
+    expect((await h.ledger.entries(booking.id))).toHaveLength(2);
+    await h.clock.advance(LEASE_MS); // it looks once more, and finds it confirmed
+    expect(await h.scheduler.pending(EXPIRE_JOB)).toBe(0);
+    expect(h.jobErrors).toHaveLength(8);
   });
 
   it('the job of a confirmed booking evicted before its hold would have ended leaves its sold seats sold', async () => {

@@ -176,7 +176,8 @@ export class BookingPayments {
   /**
    * Runs `fn` after a delay drawn uniformly from [mockMinDelayMs, mockMaxDelayMs] on the injected
    * clock; with no delay, at once. If `fn` fails, the payment in flight is ended without a result
-   * and the booking's expiry is scheduled again, so it can never stay held forever.
+   * and the booking's expiry job runs at once (it finishes a payment recorded but not settled, and
+   * looks again at the end of the hold), so the booking can never stay held forever.
    */
   async #afterProcessingDelay<T>(booking: Booking, fn: () => Promise<T>): Promise<T> {
     const { mockMinDelayMs: min, mockMaxDelayMs: max } = this.#deps.config;
@@ -187,7 +188,8 @@ export class BookingPayments {
       return await fn();
     } catch (error) {
       await this.#deps.bookings.abortPayment(booking.id);
-      await this.#deps.scheduler.schedule(EXPIRE_JOB, booking.id, Math.max(booking.expiresAt, this.#deps.clock.now()));
+      // Its expiry job now: it settles a payment recorded but not settled at once, and looks again at the hold's end.
+      await this.#deps.scheduler.schedule(EXPIRE_JOB, booking.id, this.#deps.clock.now());
       throw error;
     } finally {
       this.#inFlight--;

@@ -6,6 +6,7 @@ import type { Scheduler } from '../scheduler.ts';
 import type { SeatCounts } from '../seats.ts';
 import { MAX_QUANTITY, type Booking, type BookingCounts, type InboxEvent } from './booking.ts';
 import type { Catalog, Performance } from './performances.ts';
+import { PROCESS_JOB } from './inbox.ts';
 import type { Settlement } from './settlement.ts';
 
 /**
@@ -167,14 +168,19 @@ export class BookingService {
   /**
    * The `booking.expire` job, due when the booking's hold ends. It expires the booking if it is
    * due, and otherwise finishes what a process stopped (or a store gone) between two calls left,
-   * so that no seat stays locked for good and no paid booking stays pending:
+   * looking again later until the booking is settled, so that no seat stays locked for good and no
+   * paid booking stays pending:
    * - no booking: its process stopped between the hold and the insert (or the insert failed).
    *   Once no insert can still be under way (a lease after the hold's end), the seats locked for
    *   it are freed; locked ones only, so the sold seats of a confirmed booking evicted since stay sold.
    * - expired, failed or cancelled: its seats are freed again (releasing is idempotent).
+   * - pending and unpaid before its hold ends (the job run early, to repair a payment): looked at again then.
    * - a payment in flight: looked at again once the longest processing delay and a lease have
    *   passed since the hold's end (a payment starts only within the hold); still in flight then,
-   *   its process has stopped: the payment is ended without a result and the booking expires.
+   *   its process has stopped: the payment is ended without a result, and the booking looked at again.
+   * - paid with an inbox event not processed: the inbox settles it; looked at again a lease after
+   *   the event was due, when an event still unprocessed has its processing scheduled anew (its
+   *   job may have been given up).
    * - paid, still pending, with no inbox event left to process (a one-step payment cut off before
    *   its settlement): settled now, as the payment would have.
    * Looking again is the job scheduled anew from within its run (a new claim, which the run's end
@@ -185,9 +191,10 @@ export class BookingService {
     if ((await this.#expireIfDue(id)) !== undefined) return;
     const booking = await bookings.get(id);
     const now = clock.now();
+    const lookAgainAt = (at: number): Promise<void> => scheduler.schedule(EXPIRE_JOB, id, Math.max(at, now));
     if (booking === undefined) {
       const settledAt = (timeOfId(id) ?? 0) + config.seatHoldMs + scheduler.leaseMs;
-      if (now < settledAt) await scheduler.schedule(EXPIRE_JOB, id, settledAt);
+      if (now < settledAt) await lookAgainAt(settledAt);
       else await seats.releaseHeld(id);
       return;
     }
@@ -198,16 +205,22 @@ export class BookingService {
     if (booking.status !== 'pending') return;
     if (booking.paymentInFlight !== null) {
       const abandonedAt = booking.expiresAt + config.mockMaxDelayMs + scheduler.leaseMs;
-      if (now < abandonedAt) {
-        await scheduler.schedule(EXPIRE_JOB, id, abandonedAt);
-        return;
-      }
+      if (now < abandonedAt) return lookAgainAt(abandonedAt);
       await bookings.abortPayment(id);
-      await this.#expireIfDue(id);
+      // Expired now; or recorded just before the abort (then its settlement is looked at, below).
+      return this.#expireJob(id);
+    }
+    if (booking.paymentIntent.status === 'PENDING') {
+      if (now < booking.expiresAt) await lookAgainAt(booking.expiresAt);
       return;
     }
-    if (booking.paymentIntent.status === 'PENDING') return;
-    if ((await bookings.events(id)).some((event) => event.processedAt === null)) return; // the inbox settles it
+    const unprocessed = (await bookings.events(id)).filter((event) => event.processedAt === null);
+    if (unprocessed.length > 0) {
+      const overdueAt = Math.max(...unprocessed.map((event) => event.createdAt)) + config.eventProcessingDelayMs + scheduler.leaseMs;
+      if (now < overdueAt) return lookAgainAt(overdueAt);
+      for (const event of unprocessed) await scheduler.schedule(PROCESS_JOB, event.eventId, now);
+      return lookAgainAt(now + scheduler.leaseMs);
+    }
     if (booking.paymentIntent.status === 'SUCCESS') await settlement.confirm(booking);
     else await settlement.fail(booking);
   }
