@@ -1,4 +1,6 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { SAGA_ADVANCE_JOB, SAGA_TIMEOUT_JOB } from '../../src/core/fluxpay/saga.ts';
+import type { Job } from '../../src/core/ports.ts';
 import { ULID } from '../helpers/app.ts';
 import { balanceOf, chargeCredits, errorOf, fluxpayApps, fpError, fpGet, paidOrder, postEvent, reconciliation, resultOf, usageEvent, type Json } from '../helpers/fluxpay.ts';
 
@@ -147,6 +149,55 @@ describe('compensation', () => {
     ]);
     expect(await balanceOf(t, 'user_1')).toBe(50);
     expect(resultOf(await fpGet(t, `/api/v1/orders/${order.orderId}`)).status).toBe('CANCELLED');
+    expect((await reconciliation(t)).mismatches).toEqual([]);
+  });
+
+  it('the timeout’s compensation cut by a failing store whose retry cannot be scheduled either: the timeout job runs again and the saga ends COMPENSATED', async () => {
+    const t = await app();
+    await chargeCredits(t, 'user_1', 50);
+    const { order } = await paidOrder(t);
+    const started = resultOf(await postEvent(t, usageEvent('requested', { userId: 'user_1', usageId: 'use-1', orderId: order.orderId, credits: 50 })));
+    const { fluxpay, scheduler } = t.app.core.stores;
+    vi.spyOn(fluxpay, 'runSagaStep').mockRejectedValueOnce(new Error('the store is away'));
+    const schedule = scheduler.schedule.bind(scheduler);
+    let refused = 0;
+    vi.spyOn(scheduler, 'schedule').mockImplementation((job: Job) => (job.kind === SAGA_ADVANCE_JOB && refused++ === 0 ? Promise.reject(new Error('the store is away')) : schedule(job)));
+    await t.clock.advance(TIMEOUT_MS);
+    expect(refused).toBe(1);
+    expect(resultOf(await fpGet(t, `/api/v1/sagas/${started.saga.sagaId}`)).status).toBe('COMPENSATING');
+    await t.clock.advance(100); // the timeout job's retry
+    const saga = resultOf(await fpGet(t, `/api/v1/sagas/${started.saga.sagaId}`));
+    expect([saga.status, saga.failureReason, saga.steps.map((s: Json) => `${s.step}:${s.status}`)]).toEqual([
+      'COMPENSATED',
+      'timeout',
+      ['ORDER_RESERVED:SUCCEEDED', 'CREDITS_DEDUCTED:SUCCEEDED', 'CREDITS_RESTORED:SUCCEEDED', 'PAYMENT_CANCELLED:SUCCEEDED', 'ORDER_CANCELLED:SUCCEEDED'],
+    ]);
+    expect(await balanceOf(t, 'user_1')).toBe(50);
+    expect(resultOf(await fpGet(t, `/api/v1/orders/${order.orderId}`)).status).toBe('CANCELLED');
+    expect((await reconciliation(t)).mismatches).toEqual([]);
+  });
+
+  it('a saga written by a request that failed right after (its process stopped, the store away): its deadline was armed first, and compensates it', async () => {
+    const t = await app();
+    await chargeCredits(t, 'user_1', 50);
+    const { order } = await paidOrder(t);
+    const { fluxpay, scheduler } = t.app.core.stores;
+    const startSaga = fluxpay.startSaga.bind(fluxpay);
+    vi.spyOn(fluxpay, 'startSaga').mockImplementationOnce(async (...args) => {
+      await startSaga(...args);
+      throw new Error('the store is away');
+    });
+    const failed = await postEvent(t, usageEvent('requested', { userId: 'user_1', usageId: 'use-1', orderId: order.orderId, credits: 50 }));
+    expect(failed.statusCode).toBe(500);
+    const sagaId = (await fluxpay.sagaOfUsage('user_1', 'use-1'))?.sagaId as string;
+    expect(resultOf(await fpGet(t, `/api/v1/sagas/${sagaId}`))).toMatchObject({ status: 'RUNNING', steps: [] });
+    expect(await scheduler.count(SAGA_TIMEOUT_JOB)).toBe(1);
+    await t.clock.advance(TIMEOUT_MS);
+    const saga = resultOf(await fpGet(t, `/api/v1/sagas/${sagaId}`));
+    expect([saga.status, saga.failureReason, saga.steps.map((s: Json) => `${s.step}:${s.status}`)]).toEqual(['COMPENSATED', 'timeout', ['CREDITS_RESTORED:SKIPPED', 'PAYMENT_CANCELLED:SKIPPED', 'ORDER_CANCELLED:SKIPPED']]);
+    expect(await balanceOf(t, 'user_1')).toBe(50);
+    expect(resultOf(await fpGet(t, `/api/v1/orders/${order.orderId}`)).status).toBe('PAID');
+    expect(await scheduler.count(SAGA_TIMEOUT_JOB)).toBe(0);
     expect((await reconciliation(t)).mismatches).toEqual([]);
   });
 

@@ -46,7 +46,7 @@ export class UsageSagas {
     this.#deps = deps;
     deps.scheduler.register(SAGA_TIMEOUT_JOB, (sagaId) => this.timeout(sagaId));
     deps.scheduler.register(SAGA_ADVANCE_JOB, async (sagaId) => {
-      await this.advance(sagaId);
+      await this.#advance(sagaId, true);
     });
   }
 
@@ -59,7 +59,11 @@ export class UsageSagas {
     return this.#deps.scheduler.cancel(SAGA_TIMEOUT_JOB, sagaId);
   }
 
-  /** The deadline passed: a RUNNING saga compensates. Never throws (a failure is retried as an advance). */
+  /**
+   * The deadline passed: a RUNNING saga compensates. A failure is retried as an advance; when that
+   * retry cannot be scheduled either (the store away), it throws, so the scheduler runs this job
+   * again (or, failing that too, another process once its claim lapses).
+   */
   async timeout(sagaId: string): Promise<void> {
     const { store, clock, ids } = this.#deps;
     try {
@@ -72,14 +76,22 @@ export class UsageSagas {
       await this.#deps.scheduler.schedule(SAGA_TIMEOUT_JOB, sagaId, clock.now() + this.#delay(sagaId));
       return;
     }
-    await this.advance(sagaId);
+    await this.#advance(sagaId, true);
   }
 
   /**
    * Runs the saga's next steps from its record until it waits (RUNNING with every forward step
    * done) or ends. Never throws: a failed store operation schedules another advance.
    */
-  async advance(sagaId: string): Promise<Saga | undefined> {
+  advance(sagaId: string): Promise<Saga | undefined> {
+    return this.#advance(sagaId, false);
+  }
+
+  /**
+   * `advance`; in a job (`inJob`), a retry that cannot be scheduled throws instead of being only
+   * reported, so the job is not completed with its saga left half compensated and nothing to go on.
+   */
+  async #advance(sagaId: string, inJob: boolean): Promise<Saga | undefined> {
     const { store, clock, ids, scheduler, onChange, onRetry } = this.#deps;
     let saga: Saga | undefined;
     try {
@@ -98,7 +110,12 @@ export class UsageSagas {
       }
     } catch (error) {
       onRetry(error, sagaId);
-      await scheduler.schedule(SAGA_ADVANCE_JOB, sagaId, clock.now() + this.#delay(sagaId)).catch((e: unknown) => onRetry(e, sagaId));
+      try {
+        await scheduler.schedule(SAGA_ADVANCE_JOB, sagaId, clock.now() + this.#delay(sagaId));
+      } catch (unscheduled) {
+        onRetry(unscheduled, sagaId);
+        if (inJob) throw unscheduled;
+      }
       return saga;
     }
     this.#failures.delete(sagaId);

@@ -439,7 +439,12 @@ export class FluxPayService {
       updatedAt: now,
       completedAt: null,
     };
+    // The deadline is armed before the saga is written, so no saga is ever RUNNING without one, even
+    // when the process stops (or the store fails) right after the write; a deadline whose saga was
+    // not written finds none and does nothing.
+    await this.#deps.sagas.armTimeout(saga);
     const started = await store.startSaga(saga, inbound(event, now));
+    if (started.kind !== 'started') await this.#deps.sagas.disarmTimeout(saga.sagaId);
     switch (started.kind) {
       case 'full':
         throw storeFull('fluxpay');
