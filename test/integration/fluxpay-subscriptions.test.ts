@@ -1,7 +1,8 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { CHARGE_JOB, SUBSCRIPTION_JOB } from '../../src/core/subscriptions/service.ts';
 import type { TestApp } from '../helpers/app.ts';
 import { errorOf, fluxpayApps, fpError, fpGet, fpPost, paidOrder, resultOf, SUCCESS, type Json } from '../helpers/fluxpay.ts';
 import { eventually, receiverPool } from '../helpers/receiver.ts';
@@ -385,6 +386,72 @@ describe('renewals on the manual clock', () => {
     const outbox = (resultOf(await fpGet(t, '/api/v1/outbox?limit=50')).items as Json[]).filter((e) => e.eventType.startsWith('subscription.')).reverse();
     expect(bodies.map((b) => b.eventId)).toEqual(outbox.map((e) => e.eventId));
     await eventually(() => (receiver.requests.length === 4 ? true : undefined), 'no fifth delivery');
+    await reconciled(t);
+  });
+});
+
+describe('a subscription cut off between its calls (a process stopped, the store failing): each charge’s guard settles its order a lease later', () => {
+  const LEASE = 30_000;
+  const ordersOf = async (t: TestApp): Promise<Array<[string, string, string | null]>> => {
+    const page = resultOf(await fpGet(t, '/api/v1/orders?userId=user_1&limit=100')) as Json;
+    return (page.items as Json[]).map((o): [string, string, string | null] => [o.metadata.invoiceKind as string, o.status as string, o.cancelReason as string | null]).reverse();
+  };
+
+  it('a renewal charged and not recorded: the job runs again and charges once more; the first charge is refunded by its guard', async () => {
+    const t = await app();
+    const sub = resultOf(await subscribe(t)) as Json;
+    vi.spyOn(t.app.core.stores.billing, 'update').mockRejectedValueOnce(new Error('the store is away'));
+    await advanceTo(t, '2026-02-15T12:00:00.100Z'); // the renewal, its update failing, and its retry 100 ms later
+    const renewed = resultOf(await fpGet(t, `/api/v1/subscriptions/${sub.subscriptionId}`)) as Json;
+    expect(renewed.invoices.map((i: Json) => [i.kind, i.status])).toEqual([
+      ['INITIAL', 'PAID'],
+      ['RENEWAL', 'PAID'],
+    ]);
+    // The initial order, finished a month ago, is past FLUXPAY_TTL_MS and gone.
+    expect(await ordersOf(t)).toEqual([
+      ['RENEWAL', 'PAID', null],
+      ['RENEWAL', 'COMPLETED', null],
+    ]);
+    await t.clock.advance(LEASE);
+    await t.app.fluxpay.relay.idle();
+    expect(await ordersOf(t)).toEqual([
+      ['RENEWAL', 'CANCELLED', 'subscription charge not recorded: refunded'],
+      ['RENEWAL', 'COMPLETED', null],
+    ]);
+    await reconciled(t);
+  });
+
+  it('a subscription written and its request failed after: its order is completed by the guard, and it renews', async () => {
+    const t = await app();
+    const { billing } = t.app.core.stores;
+    const create = billing.create.bind(billing);
+    vi.spyOn(billing, 'create').mockImplementationOnce(async (...args) => {
+      await create(...args);
+      throw new Error('the store is away');
+    });
+    expect((await subscribe(t)).statusCode).toBe(500);
+    const [sub] = (resultOf(await fpGet(t, '/api/v1/subscriptions?userId=user_1')) as Json).items as [Json];
+    expect(sub).toMatchObject({ status: 'ACTIVE', nextChargeAt: '2026-02-15T12:00:00.000Z' });
+    expect(await ordersOf(t)).toEqual([['INITIAL', 'PAID', null]]);
+    await t.clock.advance(LEASE);
+    expect(await ordersOf(t)).toEqual([['INITIAL', 'COMPLETED', null]]);
+    await advanceTo(t, '2026-02-15T12:00:00.000Z');
+    expect(await ordersOf(t)).toEqual([['RENEWAL', 'COMPLETED', null]]); // the initial one past FLUXPAY_TTL_MS
+    expect(((resultOf(await fpGet(t, `/api/v1/subscriptions/${sub.subscriptionId}`)) as Json).invoices as Json[]).map((i) => i.kind)).toEqual(['INITIAL', 'RENEWAL']);
+    await reconciled(t);
+  });
+
+  it('a subscription charged and never written: the charge is refunded by its guard, and its due work does nothing', async () => {
+    const t = await app();
+    vi.spyOn(t.app.core.stores.billing, 'create').mockRejectedValueOnce(new Error('the store is away'));
+    expect((await subscribe(t)).statusCode).toBe(500);
+    expect((resultOf(await fpGet(t, '/api/v1/subscriptions?userId=user_1')) as Json).items).toEqual([]);
+    expect(await ordersOf(t)).toEqual([['INITIAL', 'PAID', null]]);
+    await t.clock.advance(LEASE);
+    expect(await ordersOf(t)).toEqual([['INITIAL', 'CANCELLED', 'subscription charge not recorded: refunded']]);
+    expect(await t.app.core.scheduler.pending(SUBSCRIPTION_JOB, CHARGE_JOB)).toBe(1); // the due work of the subscription never written
+    await advanceTo(t, '2026-03-15T12:00:00.000Z');
+    expect(await t.app.core.scheduler.pending(SUBSCRIPTION_JOB, CHARGE_JOB)).toBe(0);
     await reconciled(t);
   });
 });

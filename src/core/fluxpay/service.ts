@@ -210,10 +210,16 @@ export class FluxPayService {
    * registered, its expiry checked again now): an order, a payment and its confirmation, decided by
    * `scenario` when given, like any other FluxPay payment. Approved: the order is PAID (the caller
    * completes it, or refunds it with `cancelOrder`). Declined: the payment is FAILED and the order
-   * CANCELLED, so nothing is left pending.
+   * CANCELLED, so nothing is left pending. `orderId`: the order's id, drawn by the caller (which
+   * can then look after the order whatever happens to this call).
    */
-  async chargeCard(input: CreateOrderInput, stored: CardSummary & { planned: Payment['planned'] }, request: OutcomeRequest = {}): Promise<{ approved: boolean; order: Order; payment: Payment }> {
-    const order = await this.createOrder(input);
+  async chargeCard(
+    input: CreateOrderInput,
+    stored: CardSummary & { planned: Payment['planned'] },
+    request: OutcomeRequest = {},
+    orderId?: string,
+  ): Promise<{ approved: boolean; order: Order; payment: Payment }> {
+    const order = await this.createOrder(input, orderId);
     const expiry = cardOutcome({ exp_month: stored.expMonth ?? undefined, exp_year: stored.expYear ?? undefined }, this.#deps.clock.now());
     const card = { last4: stored.last4, expMonth: stored.expMonth, expYear: stored.expYear };
     const payment = await this.#insertPayment(order.orderId, 'CARD', { card, planned: expiry.status === 'FAILED' ? expiry : stored.planned }, undefined);

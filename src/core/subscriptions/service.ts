@@ -22,11 +22,17 @@ import { activated, canceled, declined, dueAction, expired, nextDueAt, nextPerio
  * (guarded by the version it was computed from), then the order COMPLETED. A change that is
  * refused after its charge was collected (a concurrent change won, or the store is full) has its
  * order cancelled, which refunds the payment through the ledger: nobody pays for a change that did
- * not happen.
+ * not happen. A process stopped (or a store failing) between those calls is covered by a guard
+ * job scheduled before each charge, a lease later and cancelled once the charge is settled: it
+ * completes an order its subscription recorded and refunds one it did not (a renewal run again
+ * after that charges anew), and schedules the subscription's due work. A new subscription's due
+ * work is scheduled before it is written (a job of a subscription never written does nothing).
  * @see issue 12 "Subscriptions", ./subscription.ts for the rules
  */
 
 export const SUBSCRIPTION_JOB = 'fluxpay.subscription';
+/** A charge's guard, keyed by its order id: settles an order its change did not (see `#settleCharge`). */
+export const CHARGE_JOB = 'fluxpay.subscription.charge';
 /** The orders of subscription charges are of this service (document 002: orders carry their domain in metadata). */
 export const SUBSCRIPTION_SERVICE_ID = 'subscriptions';
 /** `metadata.kind` of a subscription's order. */
@@ -71,6 +77,7 @@ export class SubscriptionService {
       [...deps.settings.policy.plans.values()].map((p) => [p.planId, { policy: p, plan: { planId: p.planId, price: p.price, currency: p.currency, periodText: p.period, period: parsePeriod(p.period), timeScale: deps.settings.timeScale } }]),
     );
     deps.scheduler.register(SUBSCRIPTION_JOB, (subscriptionId) => this.runDue(subscriptionId));
+    deps.scheduler.register(CHARGE_JOB, (orderId) => this.#settleCharge(orderId));
   }
 
   plans(): PlanPolicy[] {
@@ -84,17 +91,21 @@ export class SubscriptionService {
     const stored: StoredCard = fluxpay.checkCard(input.card);
     const subscriptionId = ids('sub');
     const start = activated({ subscriptionId, userId: input.userId }, plan, clock.now());
+    await this.#scheduleNext(start);
     const charge = await this.#charge(start, 'INITIAL', plan, policy.name, stored, start.currentPeriodStart, start.currentPeriodEnd, request);
-    if (charge?.approved === false) throw new FluxPayError('PAY_002', `Payment approval failed: ${charge.invoice.failureCode ?? 'declined'}.`);
+    if (charge?.approved === false) {
+      await this.#deps.scheduler.cancel(SUBSCRIPTION_JOB, subscriptionId);
+      throw new FluxPayError('PAY_002', `Payment approval failed: ${charge.invoice.failureCode ?? 'declined'}.`);
+    }
     const now = clock.now();
     const record: SubscriptionRecord = { ...start, createdAt: now, updatedAt: now, card: stored, invoices: charge === null ? [] : [charge.invoice] };
     const created = await store.create(record, ids('evt'));
     if (created.kind === 'full') {
-      if (charge !== null) await fluxpay.cancelOrder(charge.order.orderId, 'subscription refused: the store is full');
+      if (charge !== null) await this.#refund(charge.order.orderId, 'subscription refused: the store is full');
+      await this.#deps.scheduler.cancel(SUBSCRIPTION_JOB, subscriptionId);
       throw storeFull('fluxpay_billing_subscriptions');
     }
-    if (charge !== null) await fluxpay.completeOrder(charge.order.orderId);
-    await this.#scheduleNext(created.record);
+    if (charge !== null) await this.#complete(charge.order.orderId);
     return created.record;
   }
 
@@ -161,8 +172,9 @@ export class SubscriptionService {
     };
   }
 
-  /** The scheduler's job: renew, retry or expire the subscription if that is due now; safe to run again. */
+  /** The scheduler's job: renew, retry or expire the subscription if that is due now; safe to run again. Nothing for a subscription never written. */
   async runDue(subscriptionId: string): Promise<void> {
+    if ((await this.#deps.store.get(subscriptionId)) === undefined) return;
     await this.#change(subscriptionId, async (current, now) => {
       const action = dueAction(current, now);
       if (action === null) return null;
@@ -198,7 +210,7 @@ export class SubscriptionService {
     subscriptionId: string,
     compute: (current: SubscriptionRecord, now: number) => Promise<{ next: Subscription; invoice: Invoice | null; card: StoredCard | null; eventType: SubscriptionEventType | null; order?: Order | undefined } | null>,
   ): Promise<SubscriptionRecord> {
-    const { store, fluxpay, clock, ids, relay } = this.#deps;
+    const { store, clock, ids, relay } = this.#deps;
     for (let attempt = 1; ; attempt++) {
       const current = await this.get(subscriptionId);
       const change = await compute(current, clock.now());
@@ -208,12 +220,12 @@ export class SubscriptionService {
       }
       const outcome = await store.update({ next: change.next, invoice: change.invoice, card: change.card, event: change.eventType === null ? null : { eventId: ids('evt'), eventType: change.eventType } });
       if (outcome.kind === 'updated') {
-        if (change.order !== undefined) await fluxpay.completeOrder(change.order.orderId);
         relay.kick();
         await this.#scheduleNext(outcome.record);
+        if (change.order !== undefined) await this.#complete(change.order.orderId);
         return outcome.record;
       }
-      if (change.order !== undefined) await fluxpay.cancelOrder(change.order.orderId, 'subscription changed concurrently: charge refunded');
+      if (change.order !== undefined) await this.#refund(change.order.orderId, 'subscription changed concurrently: charge refunded');
       if (outcome.kind === 'not_found') throw notFound('Subscription', subscriptionId);
       if (attempt >= MAX_ATTEMPTS) throw new FluxPayError('SUB_003', `Subscription ${subscriptionId} is being changed by other requests; try again.`);
     }
@@ -222,8 +234,11 @@ export class SubscriptionService {
   /** Charges `plan.price` for the period given; null when there is nothing to charge (a free plan, or a proration of 0). */
   async #charge(sub: Subscription, kind: InvoiceKind, plan: BillingPlan, planName: string, card: StoredCard, periodStart: number, periodEnd: number, request: OutcomeRequest = {}): Promise<Charge | null> {
     if (plan.price <= 0) return null;
-    const { fluxpay, ids, clock } = this.#deps;
+    const { fluxpay, ids, clock, scheduler } = this.#deps;
     const invoiceId = ids('inv');
+    const orderId = ids('ord');
+    // Its guard first: whatever happens to this call or its change, the order is settled.
+    await scheduler.schedule(CHARGE_JOB, orderId, clock.now() + scheduler.leaseMs);
     const { approved, order, payment } = await fluxpay.chargeCard(
       {
         userId: sub.userId,
@@ -235,7 +250,10 @@ export class SubscriptionService {
       },
       card,
       request,
+      orderId,
     );
+    // Declined: the order is CANCELLED already, nothing for its guard to do.
+    if (!approved) await scheduler.cancel(CHARGE_JOB, orderId);
     const invoice: Invoice = {
       invoiceId,
       kind,
@@ -251,6 +269,39 @@ export class SubscriptionService {
       createdAt: clock.now(),
     };
     return approved ? { approved, order, payment, invoice } : { approved, invoice };
+  }
+
+  /** The change recorded the charge: its order COMPLETED, its guard dropped. */
+  async #complete(orderId: string): Promise<void> {
+    await this.#deps.fluxpay.completeOrder(orderId);
+    await this.#deps.scheduler.cancel(CHARGE_JOB, orderId);
+  }
+
+  /** The change did not happen: its order refunded, its guard dropped. */
+  async #refund(orderId: string, reason: string): Promise<void> {
+    await this.#deps.fluxpay.cancelOrder(orderId, reason);
+    await this.#deps.scheduler.cancel(CHARGE_JOB, orderId);
+  }
+
+  /**
+   * A charge's guard, a lease after the charge (its call and change long over, or cut off): an
+   * order PAID that its subscription's invoices name is COMPLETED; one they do not name (the change
+   * never written), or one left PENDING, is cancelled, which refunds what was collected. The
+   * subscription's due work is scheduled again either way (a new one's may never have been).
+   */
+  async #settleCharge(orderId: string): Promise<void> {
+    const { fluxpay, store } = this.#deps;
+    const order = await fluxpay.getOrder(orderId).catch((error: unknown) => {
+      if (error instanceof FluxPayError && error.code === 'COMMON_404') return undefined;
+      throw error;
+    });
+    if (order === undefined || (order.status !== 'PAID' && order.status !== 'PENDING')) return;
+    const subscriptionId = order.metadata?.['subscriptionId'];
+    const record = typeof subscriptionId === 'string' ? await store.get(subscriptionId) : undefined;
+    const recorded = record?.invoices.some((invoice) => invoice.orderId === orderId && invoice.status === 'PAID') === true;
+    if (recorded && order.status === 'PAID') await fluxpay.completeOrder(orderId);
+    else await fluxpay.cancelOrder(orderId, 'subscription charge not recorded: refunded');
+    if (record !== undefined) await this.#scheduleNext(record);
   }
 
   async #scheduleNext(record: Subscription): Promise<void> {
