@@ -364,12 +364,20 @@ describe('what a stopped process or a failing store leaves between two calls is 
     expect(h.published).toEqual([]);
   });
 
-  it('a sold-out or unknown performance leaves no job behind', async () => {
+  it('a sold-out performance leaves no job behind; one that cannot be dropped (the store away) still answers SOLD_OUT, and does nothing when due', async () => {
     const h = await makeBookings();
     await book(h, 10, USER, 'perf_003');
     await book(h, 10, USER, 'perf_003');
     expect(await codeOf(() => book(h, 1, USER, 'perf_003'))).toBe('SOLD_OUT');
     expect(await h.scheduler.pending(EXPIRE_JOB)).toBe(2);
+    vi.spyOn(h.scheduler, 'cancel').mockRejectedValueOnce(new Error('the store is away'));
+    expect(await codeOf(() => book(h, 1, USER, 'perf_003'))).toBe('SOLD_OUT');
+    expect(await h.scheduler.pending(EXPIRE_JOB)).toBe(3);
+    await h.clock.advance(HOLD + LEASE_MS);
+    expect(await h.scheduler.pending(EXPIRE_JOB)).toBe(0);
+    expect(h.events.map((e) => e.type)).toEqual(['booking.created', 'booking.created', 'booking.expired', 'booking.expired']);
+    expect(await h.seats.counts('perf_003')).toEqual({ total: 20, available: 20, held: 0, reserved: 0 });
+    expect(h.jobErrors).toEqual([]);
   });
 
   it('a cancel whose release failed: the booking is cancelled, and its expiry job frees the seats', async () => {

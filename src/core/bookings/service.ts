@@ -102,7 +102,8 @@ export class BookingService {
     await scheduler.schedule(EXPIRE_JOB, id, expiresAt);
     const hold = await seats.hold(performance.id, input.quantity, id, expiresAt);
     if (hold.kind !== 'held') {
-      await scheduler.cancel(EXPIRE_JOB, id);
+      // Tidiness only: a job left behind finds no booking and nothing held for it, and does nothing.
+      await scheduler.cancel(EXPIRE_JOB, id).catch(() => undefined);
       if (hold.kind === 'sold_out') {
         throw new DomainError('SOLD_OUT', `${performance.id} has ${hold.available} seat${hold.available === 1 ? '' : 's'} left; ${input.quantity} requested.`);
       }
