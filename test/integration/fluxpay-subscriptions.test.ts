@@ -390,8 +390,9 @@ describe('renewals on the manual clock', () => {
   });
 });
 
-describe('a subscription cut off between its calls (a process stopped, the store failing): each charge’s guard settles its order a lease later', () => {
-  const LEASE = 30_000;
+describe('a subscription cut off between its calls (a process stopped, the store failing): each charge’s guard settles its order once no charge can be under way', () => {
+  /** The guard's delay: the longest confirm (DEFAULT_DELAY_DELAY_MS, 3 s) and a lease (30 s). */
+  const GUARD = 3000 + 30_000;
   const ordersOf = async (t: TestApp): Promise<Array<[string, string, string | null]>> => {
     const page = resultOf(await fpGet(t, '/api/v1/orders?userId=user_1&limit=100')) as Json;
     return (page.items as Json[]).map((o): [string, string, string | null] => [o.metadata.invoiceKind as string, o.status as string, o.cancelReason as string | null]).reverse();
@@ -412,7 +413,9 @@ describe('a subscription cut off between its calls (a process stopped, the store
       ['RENEWAL', 'PAID', null],
       ['RENEWAL', 'COMPLETED', null],
     ]);
-    await t.clock.advance(LEASE);
+    await t.clock.advance(GUARD - 101);
+    expect((await ordersOf(t))[0]).toEqual(['RENEWAL', 'PAID', null]);
+    await t.clock.advance(1);
     await t.app.fluxpay.relay.idle();
     expect(await ordersOf(t)).toEqual([
       ['RENEWAL', 'CANCELLED', 'subscription charge not recorded: refunded'],
@@ -433,11 +436,29 @@ describe('a subscription cut off between its calls (a process stopped, the store
     const [sub] = (resultOf(await fpGet(t, '/api/v1/subscriptions?userId=user_1')) as Json).items as [Json];
     expect(sub).toMatchObject({ status: 'ACTIVE', nextChargeAt: '2026-02-15T12:00:00.000Z' });
     expect(await ordersOf(t)).toEqual([['INITIAL', 'PAID', null]]);
-    await t.clock.advance(LEASE);
+    await t.clock.advance(GUARD);
     expect(await ordersOf(t)).toEqual([['INITIAL', 'COMPLETED', null]]);
     await advanceTo(t, '2026-02-15T12:00:00.000Z');
     expect(await ordersOf(t)).toEqual([['RENEWAL', 'COMPLETED', null]]); // the initial one past FLUXPAY_TTL_MS
     expect(((resultOf(await fpGet(t, `/api/v1/subscriptions/${sub.subscriptionId}`)) as Json).invoices as Json[]).map((i) => i.kind)).toEqual(['INITIAL', 'RENEWAL']);
+    await reconciled(t);
+  });
+
+  it('a delayed charge slower than a lease (X-Sim-Scenario: delay) is not taken for a cut-off one: subscribed, its order completed, for good', async () => {
+    const t = await app({ DEFAULT_DELAY_DELAY_MS: '45000' });
+    let done = false;
+    const answer = subscribe(t, {}, { 'x-sim-scenario': 'delay' }).finally(() => (done = true));
+    // The clock on by a second at a time until the confirm's 45 s delay has passed and it answers.
+    for (let i = 0; i < 60 && !done; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      await t.clock.advance(1000);
+    }
+    const sub = resultOf(await answer) as Json;
+    expect(sub).toMatchObject({ status: 'ACTIVE', invoices: [{ kind: 'INITIAL', status: 'PAID' }] });
+    expect(await ordersOf(t)).toEqual([['INITIAL', 'COMPLETED', null]]);
+    await t.clock.advance(45_000 + 30_000);
+    expect(await ordersOf(t)).toEqual([['INITIAL', 'COMPLETED', null]]);
+    expect(await t.app.core.scheduler.pending(CHARGE_JOB)).toBe(0);
     await reconciled(t);
   });
 
@@ -447,7 +468,7 @@ describe('a subscription cut off between its calls (a process stopped, the store
     expect((await subscribe(t)).statusCode).toBe(500);
     expect((resultOf(await fpGet(t, '/api/v1/subscriptions?userId=user_1')) as Json).items).toEqual([]);
     expect(await ordersOf(t)).toEqual([['INITIAL', 'PAID', null]]);
-    await t.clock.advance(LEASE);
+    await t.clock.advance(GUARD);
     expect(await ordersOf(t)).toEqual([['INITIAL', 'CANCELLED', 'subscription charge not recorded: refunded']]);
     expect(await t.app.core.scheduler.pending(SUBSCRIPTION_JOB, CHARGE_JOB)).toBe(1); // the due work of the subscription never written
     await advanceTo(t, '2026-03-15T12:00:00.000Z');

@@ -181,7 +181,7 @@ export class BookingService {
    *   its process has stopped: the payment is ended without a result, and the booking looked at again.
    * - paid with an inbox event not processed: the inbox settles it; looked at again a lease after
    *   the event was due, when an event still unprocessed has its processing scheduled anew (its
-   *   job may have been given up).
+   *   job may have been given up), and then at intervals that double.
    * - paid, still pending, with no inbox event left to process (a one-step payment cut off before
    *   its settlement): settled now, as the payment would have.
    * Looking again is the job scheduled anew from within its run (a new claim, which the run's end
@@ -220,7 +220,9 @@ export class BookingService {
       const overdueAt = Math.max(...unprocessed.map((event) => event.createdAt)) + config.eventProcessingDelayMs + scheduler.leaseMs;
       if (now < overdueAt) return lookAgainAt(overdueAt);
       for (const event of unprocessed) await scheduler.schedule(PROCESS_JOB, event.eventId, now);
-      return lookAgainAt(now + scheduler.leaseMs);
+      // Again a lease later, and then at intervals that double (as long as the event has waited),
+      // so an event whose processing keeps failing costs a run now and then, not one every lease.
+      return lookAgainAt(now + Math.max(scheduler.leaseMs, now - overdueAt));
     }
     if (booking.paymentIntent.status === 'SUCCESS') await settlement.confirm(booking);
     else await settlement.fail(booking);

@@ -146,6 +146,11 @@ export class FluxPayService {
     return created.record;
   }
 
+  /** The longest a confirm waits before it is decided (the `delay` scenario's delay, scaled). */
+  get longestConfirmDelayMs(): number {
+    return this.#deps.settings.scenarios.delayDelayMs;
+  }
+
   async getOrder(orderId: string): Promise<Order> {
     const order = await this.#deps.store.getOrder(orderId);
     if (order === undefined) throw notFound('Order', orderId);
@@ -450,7 +455,8 @@ export class FluxPayService {
     // not written finds none and does nothing.
     await this.#deps.sagas.armTimeout(saga);
     const started = await store.startSaga(saga, inbound(event, now));
-    if (started.kind !== 'started') await this.#deps.sagas.disarmTimeout(saga.sagaId);
+    // Tidiness only: a deadline left behind finds no saga and does nothing; the outcome is what counts.
+    if (started.kind !== 'started') await this.#deps.sagas.disarmTimeout(saga.sagaId).catch(() => undefined);
     switch (started.kind) {
       case 'full':
         throw storeFull('fluxpay');
@@ -464,7 +470,7 @@ export class FluxPayService {
       case 'started':
         break;
     }
-    return { eventId: event.eventId, type: event.type, duplicate: false, saga: await this.#carryOn(started.saga) };
+    return { eventId: event.eventId, type: event.type, duplicate: false, saga: await this.#carryOn(started.saga, true) };
   }
 
   async #resolved(event: UsageEvent): Promise<EventResult> {
@@ -498,17 +504,17 @@ export class FluxPayService {
 
   /**
    * Takes a saga on from its record: a running one has its deadline armed (again: the same due
-   * time) and its next steps run; a compensating one its compensations; an ended one its deadline
+   * time; `armed`: it was, just now) and its next steps run; a compensating one its compensations; an ended one its deadline
    * disarmed. Every call is safe to repeat, so a request that failed half way and is sent again
    * finishes what the first one started.
    */
-  async #carryOn(saga: Saga): Promise<Saga> {
+  async #carryOn(saga: Saga, armed = false): Promise<Saga> {
     const { sagas } = this.#deps;
     if (saga.status === 'COMPLETED' || saga.status === 'COMPENSATED') {
       await sagas.disarmTimeout(saga.sagaId);
       return saga;
     }
-    if (saga.status === 'RUNNING') await sagas.armTimeout(saga);
+    if (saga.status === 'RUNNING' && !armed) await sagas.armTimeout(saga);
     return (await sagas.advance(saga.sagaId)) ?? saga;
   }
 

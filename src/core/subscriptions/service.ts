@@ -92,9 +92,14 @@ export class SubscriptionService {
     const subscriptionId = ids('sub');
     const start = activated({ subscriptionId, userId: input.userId }, plan, clock.now());
     await this.#scheduleNext(start);
-    const charge = await this.#charge(start, 'INITIAL', plan, policy.name, stored, start.currentPeriodStart, start.currentPeriodEnd, request);
+    // Tidiness only, where nothing was written: a job of a subscription never written does nothing.
+    const dropJob = () => this.#deps.scheduler.cancel(SUBSCRIPTION_JOB, subscriptionId).catch(() => false);
+    const charge = await this.#charge(start, 'INITIAL', plan, policy.name, stored, start.currentPeriodStart, start.currentPeriodEnd, request).catch(async (error: unknown) => {
+      await dropJob();
+      throw error;
+    });
     if (charge?.approved === false) {
-      await this.#deps.scheduler.cancel(SUBSCRIPTION_JOB, subscriptionId);
+      await dropJob();
       throw new FluxPayError('PAY_002', `Payment approval failed: ${charge.invoice.failureCode ?? 'declined'}.`);
     }
     const now = clock.now();
@@ -102,7 +107,7 @@ export class SubscriptionService {
     const created = await store.create(record, ids('evt'));
     if (created.kind === 'full') {
       if (charge !== null) await this.#refund(charge.order.orderId, 'subscription refused: the store is full');
-      await this.#deps.scheduler.cancel(SUBSCRIPTION_JOB, subscriptionId);
+      await dropJob();
       throw storeFull('fluxpay_billing_subscriptions');
     }
     if (charge !== null) await this.#complete(charge.order.orderId);
@@ -237,8 +242,9 @@ export class SubscriptionService {
     const { fluxpay, ids, clock, scheduler } = this.#deps;
     const invoiceId = ids('inv');
     const orderId = ids('ord');
-    // Its guard first: whatever happens to this call or its change, the order is settled.
-    await scheduler.schedule(CHARGE_JOB, orderId, clock.now() + scheduler.leaseMs);
+    // Its guard first: whatever happens to this call or its change, the order is settled; due once
+    // the longest confirm (a delay scenario) and a lease have passed, so never while it is under way.
+    await scheduler.schedule(CHARGE_JOB, orderId, clock.now() + fluxpay.longestConfirmDelayMs + scheduler.leaseMs);
     const { approved, order, payment } = await fluxpay.chargeCard(
       {
         userId: sub.userId,
@@ -284,7 +290,7 @@ export class SubscriptionService {
   }
 
   /**
-   * A charge's guard, a lease after the charge (its call and change long over, or cut off): an
+   * A charge's guard, a lease after the longest charge (its call and change over, or cut off): an
    * order PAID that its subscription's invoices name is COMPLETED; one they do not name (the change
    * never written), or one left PENDING, is cancelled, which refunds what was collected. The
    * subscription's due work is scheduled again either way (a new one's may never have been).
@@ -299,8 +305,13 @@ export class SubscriptionService {
     const subscriptionId = order.metadata?.['subscriptionId'];
     const record = typeof subscriptionId === 'string' ? await store.get(subscriptionId) : undefined;
     const recorded = record?.invoices.some((invoice) => invoice.orderId === orderId && invoice.status === 'PAID') === true;
-    if (recorded && order.status === 'PAID') await fluxpay.completeOrder(orderId);
-    else await fluxpay.cancelOrder(orderId, 'subscription charge not recorded: refunded');
+    try {
+      if (recorded && order.status === 'PAID') await fluxpay.completeOrder(orderId);
+      else await fluxpay.cancelOrder(orderId, 'subscription charge not recorded: refunded');
+    } catch (error) {
+      // PAY_004: a usage saga holds the order (its user used it meanwhile): the saga settles it.
+      if (!(error instanceof FluxPayError && error.code === 'PAY_004')) throw error;
+    }
     if (record !== undefined) await this.#scheduleNext(record);
   }
 
