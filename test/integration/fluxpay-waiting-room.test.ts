@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { WaitingRoomAdmittedEvent } from '../../src/core/events.ts';
 import { ULID } from '../helpers/app.ts';
 import { confirm, createOrder, createPayment, errorOf, fpError, fpGet, fluxpayApps, fpPost, resultOf, SUCCESS, type Json } from '../helpers/fluxpay.ts';
@@ -160,6 +160,29 @@ describe('the order guard', () => {
     expect(resultOf(await confirm(t, await createPayment(t, placed.orderId))).status).toBe('APPROVED');
     expect(errorOf(await order(t, token))).toEqual([403, fpError('WAIT_001', `This admission token was already used (for order ${placed.orderId}); enter waiting room sale again.`)]);
     expect(ticket.userId).toBe('u2');
+  });
+});
+
+describe('the order guard when the store fails', () => {
+  it('an order not created whose token could not be given back either (the store away): the token, sent again a lease after, buys the order', async () => {
+    const t = await app();
+    await put(t, 'sale', { ...ROOM, admissionTtlSeconds: 300 });
+    const ticket = await enter(t, 'sale', 'u1');
+    await t.clock.advance(1000);
+    const token = (await ticketOf(t, 'sale', ticket.ticket)).admissionToken as string;
+    const { fluxpay, waitingRooms } = t.app.core.stores;
+    vi.spyOn(fluxpay, 'createOrder').mockRejectedValueOnce(new Error('the store is away'));
+    vi.spyOn(waitingRooms, 'releaseToken').mockRejectedValueOnce(new Error('the store is away'));
+    expect((await order(t, token)).statusCode).toBe(500);
+    expect(resultOf(await fpGet(t, '/api/v1/orders?userId=user_1')).items).toEqual([]);
+    const usedFor = (await ticketOf(t, 'sale', ticket.ticket)).usedFor as string;
+    expect(usedFor).toMatch(/^ord_/);
+    expect(errorOf(await order(t, token))).toEqual([403, fpError('WAIT_001', `This admission token was already used (for order ${usedFor}); enter waiting room sale again.`)]);
+    await t.clock.advance(30_000);
+    const placed = resultOf(await order(t, token));
+    expect(placed).toMatchObject({ status: 'PENDING', serviceId: 'ai-writer' });
+    expect(await ticketOf(t, 'sale', ticket.ticket)).toMatchObject({ status: 'ADMITTED', usedFor: placed.orderId });
+    expect(resultOf(await fpGet(t, '/api/v1/waiting-rooms/sale'))).toMatchObject({ used: 1 });
   });
 });
 

@@ -1,8 +1,8 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { MemorySchedulerStore } from '../../src/adapters/memory/scheduler.ts';
 import { MemoryWaitingRoomStore } from '../../src/adapters/memory/waiting-rooms.ts';
 import { createIdFactory } from '../../src/core/ids.ts';
-import { Scheduler } from '../../src/core/scheduler.ts';
+import { LEASE_MS, Scheduler } from '../../src/core/scheduler.ts';
 import type { RoomSettings } from '../../src/core/waiting-room/room.ts';
 import { WaitingRoomService, type WaitingRoomAdmittedEvent, type WaitingRoomChangedEvent } from '../../src/core/waiting-room/service.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
@@ -26,8 +26,9 @@ async function setup(settings = SALE) {
   };
   const events: WaitingRoomAdmittedEvent[] = [];
   const changes: WaitingRoomChangedEvent[] = [];
+  const store = new MemoryWaitingRoomStore({ maxRooms: 10, maxTickets: 100_000, ttlMs: 3_600_000 });
   const service = new WaitingRoomService({
-    store: new MemoryWaitingRoomStore({ maxRooms: 10, maxTickets: 100_000, ttlMs: 3_600_000 }),
+    store,
     scheduler,
     clock,
     ids: createIdFactory(clock),
@@ -35,7 +36,7 @@ async function setup(settings = SALE) {
     services: new Set(['svc_concert', 'svc_other']),
   });
   await service.put('sale', settings);
-  return { clock, service, events, changes, errors };
+  return { clock, service, store, events, changes, errors };
 }
 
 /** How many timers the clock fired since this call (the scheduler arms one per due job). */
@@ -146,6 +147,29 @@ describe('WaitingRoomService', () => {
     expect(await service.ticket('sale', late?.ticket.ticket as string)).toMatchObject({ status: 'EXPIRED', usedAt: null });
     expect(await service.get('sale')).toMatchObject({ used: 1, expired: 1, activeTokens: 0 });
     expect(await service.guardOrder('svc_concert', lateToken, 'ord_4', () => Promise.resolve('ord_4'))).toMatchObject({ kind: 'refused', refusal: { kind: 'expired' } });
+  });
+
+  it('a token used for an order not created whose giving back failed too (the store away): sent again a lease later, it is given back and used', async () => {
+    const { clock, service, store } = await setup({ ...SALE, admissionTtlSeconds: 300 });
+    const admitted = await service.enter('sale', 'user_a');
+    const ticket = admitted?.ticket.ticket as string;
+    const token = (await service.ticket('sale', ticket))?.admissionToken as string;
+    vi.spyOn(store, 'releaseToken').mockRejectedValueOnce(new Error('the store is away'));
+    await expect(service.guardOrder('svc_concert', token, 'ord_1', () => Promise.reject(new Error('the store is away')))).rejects.toThrow('the store is away');
+    expect(await service.ticket('sale', ticket)).toMatchObject({ status: 'ADMITTED', usedFor: 'ord_1', usedAt: T0 });
+    const orders = new Set<string>();
+    const exists = (orderId: string) => Promise.resolve(orders.has(orderId));
+    const create = (orderId: string) => () => Promise.resolve(orderId).then((id) => (orders.add(id), id));
+    // Within a lease of its use, the order could still be under way: refused.
+    await clock.advance(LEASE_MS - 1);
+    expect(await service.guardOrder('svc_concert', token, 'ord_2', create('ord_2'), exists)).toMatchObject({ kind: 'refused', refusal: { kind: 'already_used', ticket: { usedFor: 'ord_1' } } });
+    await clock.advance(1);
+    expect(await service.guardOrder('svc_concert', token, 'ord_2', create('ord_2'), exists)).toEqual({ kind: 'created', value: 'ord_2' });
+    expect(await service.ticket('sale', ticket)).toMatchObject({ status: 'ADMITTED', usedFor: 'ord_2', usedAt: T0 + LEASE_MS });
+    // Used for an order that exists: spent, however long ago.
+    await clock.advance(LEASE_MS);
+    expect(await service.guardOrder('svc_concert', token, 'ord_3', create('ord_3'), exists)).toMatchObject({ kind: 'refused', refusal: { kind: 'already_used', ticket: { usedFor: 'ord_2' } } });
+    expect(await service.get('sale')).toMatchObject({ used: 1 });
   });
 
   it('a room held at maxActive ticks when a slot frees (the first expiry, or a used token), not in a loop meanwhile', async () => {

@@ -180,13 +180,24 @@ export class WaitingRoomService {
    * (else `refused`, why: `missing`, `invalid`, `expired`, `already_used`); it is used for
    * `orderId` before `create` runs, so two orders at once cannot both have it. If `create` then
    * throws (the order was not created), the token is given back, usable again until its own
-   * expiry, and the error goes on: a token is spent only on an order that exists.
+   * expiry, and the error goes on: a token is spent only on an order that exists. A token used
+   * for an order that `exists` says is not there a lease after its use (its giving back failed
+   * too, the store away, or its process stopped in between) is given back when it is sent again.
    */
-  async guardOrder<T>(serviceId: string, token: string | undefined, orderId: string, create: () => Promise<T>): Promise<GuardedOrder<T>> {
-    const { store, clock } = this.#deps;
+  async guardOrder<T>(serviceId: string, token: string | undefined, orderId: string, create: () => Promise<T>, exists?: (orderId: string) => Promise<boolean>): Promise<GuardedOrder<T>> {
+    const { store, clock, scheduler } = this.#deps;
     const now = clock.now();
     const outcome = await store.useToken(serviceId, token, orderId, now);
     if (outcome.kind === 'unprotected') return { kind: 'created', value: await create() };
+    if (outcome.kind === 'already_used' && exists !== undefined) {
+      const { usedFor, usedAt, admissionToken } = outcome.ticket;
+      if (usedFor !== null && usedAt !== null && now >= usedAt + scheduler.leaseMs && !(await exists(usedFor))) {
+        const released = await store.releaseToken(admissionToken, usedFor, now);
+        this.#publishAdmitted(released.admitted, now);
+        // Once: given back, the token is unused (or used since, by an order too recent to question).
+        return this.guardOrder(serviceId, token, orderId, create);
+      }
+    }
     if (outcome.kind !== 'used') {
       this.#publishAdmitted(outcome.admitted, now);
       return { kind: 'refused', refusal: outcome };

@@ -58,6 +58,12 @@ function admissionRefusal(serviceId: string, guard: GuardRefusal): string {
 
 const fluxpayRoutes: FastifyPluginAsync<FluxPayRoutesOptions> = async (fastify, { idempotent, service, defaultWebhookUrl, rooms, newOrderId, subscriptions }) => {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+  /** Whether an order is stored: the waiting rooms give back a token used for one that is not. */
+  const orderExists = (orderId: string): Promise<boolean> =>
+    service.getOrder(orderId).then(
+      () => true,
+      (error: unknown) => (error instanceof FluxPayError && error.code === 'COMMON_404' ? false : Promise.reject(error)),
+    );
 
   // ── orders ──
 
@@ -78,7 +84,7 @@ const fluxpayRoutes: FastifyPluginAsync<FluxPayRoutesOptions> = async (fastify, 
     },
     async (request) => {
       const orderId = newOrderId();
-      const guarded = await rooms.guardOrder(request.body.serviceId, request.headers['x-admission-token'], orderId, () => service.createOrder(request.body, orderId));
+      const guarded = await rooms.guardOrder(request.body.serviceId, request.headers['x-admission-token'], orderId, () => service.createOrder(request.body, orderId), orderExists);
       if (guarded.kind === 'refused') throw new FluxPayError('WAIT_001', admissionRefusal(request.body.serviceId, guarded.refusal));
       return ok(orderView(guarded.value));
     },
