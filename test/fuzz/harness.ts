@@ -656,13 +656,22 @@ export async function runSequence(env: Environment, steps: readonly Step[], stat
         // subscribers. Nothing of the billing store may change (no subscription, no invoice).
         const declinedCharge = declined && pathSeen(request.url).startsWith('/api/v1/subscriptions');
         const chargeRecord = (c: Change) => declinedCharge && (c.store === 'fluxpay' || c.store === 'deliveries' || (c.store === 'scheduler' && String(c.key).startsWith('webhook.')));
-        const changes = target.changes.filter((c) => !(keyed && c.store === 'idempotency') && !(declined && c.store === 'fluxpay' && c.operation === 'confirmPayment') && !cancelled(c) && !chargeRecord(c));
+        // A job scheduled and cancelled again within the request (armed before a step that then
+        // refused: a booking's expiry before a sold-out hold, a subscription's due work and its
+        // charge's guard before a declined charge) is no change: the pair cancels out.
+        const jobOf = (c: Change & { args: unknown[] }) => (c.operation === 'schedule' ? c.key : `${String(c.args[0])}:${String(c.args[1])}`);
+        const jobsDid = (operation: string) => new Set(target.changes.filter((c) => c.store === 'scheduler' && c.operation === operation).map(jobOf));
+        const [scheduledJobs, cancelledJobs] = [jobsDid('schedule'), jobsDid('cancel')];
+        const undoneJob = (c: Change & { args: unknown[] }) => c.store === 'scheduler' && ((c.operation === 'schedule' && cancelledJobs.has(c.key)) || (c.operation === 'cancel' && scheduledJobs.has(jobOf(c))));
+        const changes = target.changes.filter((c) => !(keyed && c.store === 'idempotency') && !(declined && c.store === 'fluxpay' && c.operation === 'confirmPayment') && !cancelled(c) && !chargeRecord(c) && !undoneJob(c));
         if (keyed && target.changes.some((c) => c.store === 'idempotency' && c.operation === 'complete')) stats.idempotentFourXx++;
         if (changes.length > 0) violations.push(`a ${status} changed state: ${changes.map((c) => `${c.store}.${c.operation}(${c.key})`).join(', ')}`);
         const events = target.events.filter((e) => !(declinedCharge && (e.type.startsWith('fluxpay.') || e.type.startsWith('webhook.'))));
         if (events.length > 0) violations.push(`a ${status} published ${events.map((e) => e.type).join(', ')}`);
         const chargeCount = (k: string) => declinedCharge && (k === 'fluxpayOrders' || k === 'deliveries' || k.startsWith('jobs:webhook.'));
-        const differs = Object.keys({ ...before, ...after }).filter((k) => before[k] !== after[k] && !(k === 'idempotency' && keyed && Number(after[k]) - Number(before[k]) <= 1 && Number(after[k]) >= Number(before[k])) && !chargeCount(k));
+        // A kind of job first seen in this request has no count before it: none.
+        const counted = (snap: Record<string, unknown>, k: string) => (k.startsWith('jobs:') ? (snap[k] ?? 0) : snap[k]);
+        const differs = Object.keys({ ...before, ...after }).filter((k) => counted(before, k) !== counted(after, k) && !(k === 'idempotency' && keyed && Number(after[k]) - Number(before[k]) <= 1 && Number(after[k]) >= Number(before[k])) && !chargeCount(k));
         if (differs.length > 0) violations.push(`a ${status} changed ${differs.map((k) => `${k} ${String(before[k])} → ${String(after[k])}`).join(', ')}`);
       }
       if (status < 400 && contentType.startsWith('application/json') && request.method !== 'HEAD') {
