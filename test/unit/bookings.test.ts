@@ -499,6 +499,26 @@ describe('what a stopped process or a failing store leaves between two calls is 
     expect(h.jobErrors).toHaveLength(8);
   });
 
+  it('a paid booking whose processing keeps failing: its processing is scheduled anew at doubling intervals, not every lease', async () => {
+    const h = await makeBookings();
+    const booking = await book(h, 2);
+    vi.spyOn(h.ledger, 'post').mockRejectedValue(new Error('the ledger refuses'));
+    await h.clock.advance(HOLD - PAY_DELAY - 10);
+    await pay(h, booking); // recorded at T0 + HOLD - 10; its event due 50 ms later, tried 8 times, given up
+    const overdueAt = T0 + HOLD - 10 + 50 + LEASE_MS;
+    await h.clock.advance(overdueAt - 1 - h.clock.now()); // the hold's end: the job looks again at overdueAt
+    const attempts = () => h.jobErrors.length;
+    expect(attempts()).toBe(8);
+    // Anew at overdueAt, then a lease, a lease, 2, 4 and 8 leases later: at +0, +1, +2, +4, +8 and +16 leases.
+    const at = (leases: number) => overdueAt + leases * LEASE_MS;
+    await h.clock.advance(at(16) + 1 - h.clock.now());
+    expect(attempts()).toBe(8 + 5 * 8 + 1); // the sixth's first attempt, at once
+    await h.clock.advance(at(32) - 1 - h.clock.now());
+    expect(attempts()).toBe(8 + 6 * 8); // nothing between +16 and +32 leases but the sixth's other seven
+    expect(await h.service.get(booking.id)).toMatchObject({ status: 'pending', paymentIntent: { status: 'SUCCESS' } });
+    expect(await h.scheduler.pending(EXPIRE_JOB)).toBe(1);
+  });
+
   it('the job of a confirmed booking evicted before its hold would have ended leaves its sold seats sold', async () => {
     const h = await makeBookings({ store: { maxBookings: 1 } });
     const confirmed = await book(h, 2);
