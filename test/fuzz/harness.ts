@@ -659,10 +659,23 @@ export async function runSequence(env: Environment, steps: readonly Step[], stat
         // A job scheduled and cancelled again within the request (armed before a step that then
         // refused: a booking's expiry before a sold-out hold, a subscription's due work and its
         // charge's guard before a declined charge) is no change: the pair cancels out.
+        // Paired in call order only: a schedule, then a cancel of that job (a job that existed before
+        // and was cancelled, or moved, stays a change).
         const jobOf = (c: Change & { args: unknown[] }) => (c.operation === 'schedule' ? c.key : `${String(c.args[0])}:${String(c.args[1])}`);
-        const jobsDid = (operation: string) => new Set(target.changes.filter((c) => c.store === 'scheduler' && c.operation === operation).map(jobOf));
-        const [scheduledJobs, cancelledJobs] = [jobsDid('schedule'), jobsDid('cancel')];
-        const undoneJob = (c: Change & { args: unknown[] }) => c.store === 'scheduler' && ((c.operation === 'schedule' && cancelledJobs.has(c.key)) || (c.operation === 'cancel' && scheduledJobs.has(jobOf(c))));
+        const undone = new Set<Change>();
+        const open = new Map<string, Change>();
+        for (const c of target.changes) {
+          if (c.store !== 'scheduler') continue;
+          if (c.operation === 'schedule') open.set(jobOf(c), c);
+          else if (c.operation === 'cancel') {
+            const scheduled = open.get(jobOf(c));
+            if (scheduled !== undefined) {
+              undone.add(scheduled).add(c);
+              open.delete(jobOf(c));
+            }
+          }
+        }
+        const undoneJob = (c: Change) => undone.has(c);
         const changes = target.changes.filter((c) => !(keyed && c.store === 'idempotency') && !(declined && c.store === 'fluxpay' && c.operation === 'confirmPayment') && !cancelled(c) && !chargeRecord(c) && !undoneJob(c));
         if (keyed && target.changes.some((c) => c.store === 'idempotency' && c.operation === 'complete')) stats.idempotentFourXx++;
         if (changes.length > 0) violations.push(`a ${status} changed state: ${changes.map((c) => `${c.store}.${c.operation}(${c.key})`).join(', ')}`);

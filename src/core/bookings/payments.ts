@@ -21,8 +21,9 @@ import type { Settlement } from './settlement.ts';
  *
  * The call marks the payment in flight in one store operation with its guards (the caller's,
  * pending, unpaid, hold not lapsed), so of two concurrent payments exactly one proceeds, and
- * nothing may cancel or expire the booking meanwhile. Expiry is judged when the payment is
- * submitted: a hold that lapses during the delay does not fail it.
+ * nothing may cancel or expire the booking meanwhile (short of the expiry job ending a payment
+ * still in flight a lease after the longest delay past the hold: its process died). Expiry is
+ * judged when the payment is submitted: a hold that lapses during the delay does not fail it.
  * @see issue 4, ../../../../shared/seeds/003_2d28ecb358825d26.txt, ../../../../shared/seeds/004_bd5a7b9162ab823c.decoded.txt
  */
 

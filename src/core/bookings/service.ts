@@ -161,7 +161,7 @@ export class BookingService {
     return result.record;
   }
 
-  /** The due expiry of one booking: expires it if it is still pending, unpaid and its hold has lapsed. */
+  /** Expires one booking if it is still pending, unpaid and its hold has lapsed (the expiry job does this, and more: `#expireJob`). */
   async expire(id: string): Promise<Booking | undefined> {
     return this.#expireIfDue(id);
   }

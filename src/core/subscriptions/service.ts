@@ -23,7 +23,8 @@ import { activated, canceled, declined, dueAction, expired, nextDueAt, nextPerio
  * refused after its charge was collected (a concurrent change won, or the store is full) has its
  * order cancelled, which refunds the payment through the ledger: nobody pays for a change that did
  * not happen. A process stopped (or a store failing) between those calls is covered by a guard
- * job scheduled before each charge, a lease later and cancelled once the charge is settled: it
+ * job scheduled before each charge, due once the longest confirm and a lease have passed and
+ * cancelled once the charge is settled: it
  * completes an order its subscription recorded and refunds one it did not (a renewal run again
  * after that charges anew), and schedules the subscription's due work. A new subscription's due
  * work is scheduled before it is written (a job of a subscription never written does nothing).

@@ -74,7 +74,7 @@ const fluxpayRoutes: FastifyPluginAsync<FluxPayRoutesOptions> = async (fastify, 
         operationId: 'createFluxPayOrder',
         summary: 'Create an order (PENDING)',
         description:
-          'An order for a paid use of a service, or (`metadata.kind: CREDIT_CHARGE`) for credits. It is paid by a payment (`POST /api/v1/payments`, then `/confirm`). While an active waiting room protects `serviceId`, the `X-Admission-Token` of a ticket it admitted is required and used up by this order (403 WAIT_001 otherwise); when the order is not created after all (a refused body, a full store), the token is not spent and stays usable until it expires.',
+          'An order for a paid use of a service, or (`metadata.kind: CREDIT_CHARGE`) for credits. It is paid by a payment (`POST /api/v1/payments`, then `/confirm`). While an active waiting room protects `serviceId`, the `X-Admission-Token` of a ticket it admitted is required and used up by this order (403 WAIT_001 otherwise); when the order is not created after all (a refused body, a full store), the token is not spent and stays usable until it expires. A token whose order was not created and that could not be given back then (the store away) is given back when sent again `SCHEDULER_LEASE_MS` after its use.',
         tags,
         headers: s.OrderHeaders,
         body: withExamples(s.CreateOrderBody, ex.createOrderRequests),

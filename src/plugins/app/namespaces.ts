@@ -286,8 +286,8 @@ export default fp<NamespacesOptions>(
     const peek = async (namespace: string): Promise<FastifyInstance | undefined> => (namespace === DEFAULT_NAMESPACE ? app : entries.get(namespace)?.app.catch(() => undefined));
     app.decorate('namespaces', { max, get, peek, list, reset, metrics, route } satisfies Namespaces);
 
-    // What reaches the root app with a namespace: a bad name or no room (answered here, in the
-    // dialect's shape), or a request made with `inject` (handed over as the server would).
+    // What reaches the root app with a namespace: a bad name, no room or the store away (answered
+    // here, in the dialect's shape), or a request made with `inject` (handed over as the server would).
     app.addHook('onRequest', (request, reply, done) => {
       const header = request.headers[NAMESPACE_HEADER];
       if (header === undefined) return done();
