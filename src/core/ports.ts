@@ -160,6 +160,14 @@ export interface BookingStore {
    * TTL, with their inbox events; returns their ids so their ledger transactions can go too.
    */
   sweep(now: number): Promise<string[]>;
+  /**
+   * Ids of evicted bookings (by `insert` or `sweep`, in the same step) whose ledger transactions
+   * may still be there: at most `limit`, until `forgotten` takes them off. A process stopped
+   * between an eviction and the removal of its ledger transactions leaves them here for the next.
+   */
+  toForget(limit: number): Promise<string[]>;
+  /** Takes ids off `toForget`: their ledger transactions are gone. */
+  forgotten(ids: readonly string[]): Promise<void>;
 }
 
 // ── seats ────────────────────────────────────────────────────────────────────────────────────

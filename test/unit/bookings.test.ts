@@ -641,6 +641,23 @@ describe('bounds: eviction of finished bookings', () => {
     expect((await h.service.counts()).bookings).toEqual({ ...NONE, pending: 3 });
   });
 
+  it('an eviction whose ledger removal failed: the new booking is still made, and the next sweep removes the evicted one’s ledger transaction', async () => {
+    const h = await makeBookings({ store: { maxBookings: 3 } });
+    const { confirmed } = await mixed(h);
+    expect(await h.ledger.entries(confirmed.id)).toHaveLength(2);
+    vi.spyOn(h.ledger, 'removeReference').mockRejectedValueOnce(new Error('the store is away'));
+    const fourth = await book(h, 1);
+    expect(await codeOf(() => h.service.get(confirmed.id))).toBe('NOT_FOUND');
+    expect((await h.service.get(fourth.id)).status).toBe('pending');
+    expect(await h.ledger.entries(confirmed.id)).toHaveLength(2);
+    expect(await h.bookings.toForget(10)).toEqual([confirmed.id]);
+    expect(await h.service.sweep(h.clock.now())).toBe(0);
+    expect(await h.ledger.entries(confirmed.id)).toEqual([]);
+    expect(await h.ledger.entries()).toEqual([]);
+    expect(await h.ledger.imbalance()).toBe(0);
+    expect(await h.bookings.toForget(10)).toEqual([]);
+  });
+
   it('keeps a booking while its payment is in flight or its event is unprocessed; then it can go, ledger transaction and all', async () => {
     const h = await makeBookings({ store: { ttlMs: 0, maxBookings: 2 } });
     const decided = await book(h, 1);

@@ -39,6 +39,8 @@ interface Record {
  * is the order bookings finished; the TTL counts from creation.
  */
 export class MemoryBookingStore implements BookingStore {
+  /** Evicted bookings whose ledger transactions may still be there (`toForget`). */
+  readonly #toForget = new Set<string>();
   readonly #records = new Map<string, Record>();
   readonly #byUser = new KeyedIds();
   /** Every booking's id, in creation order (for listRecent). */
@@ -186,6 +188,20 @@ export class MemoryBookingStore implements BookingStore {
     return Promise.resolve(this.#sweep(now));
   }
 
+  toForget(limit: number): Promise<string[]> {
+    const ids: string[] = [];
+    for (const id of this.#toForget) {
+      if (ids.length >= limit) break;
+      ids.push(id);
+    }
+    return Promise.resolve(ids);
+  }
+
+  forgotten(ids: readonly string[]): Promise<void> {
+    for (const id of ids) this.#toForget.delete(id);
+    return Promise.resolve();
+  }
+
   #sweep(now: number): string[] {
     const cutoff = now - this.#options.ttlMs;
     const evicted: string[] = [];
@@ -233,6 +249,7 @@ export class MemoryBookingStore implements BookingStore {
   #remove(record: Record): void {
     const { booking } = record;
     this.#records.delete(booking.id);
+    this.#toForget.add(booking.id);
     this.#byUser.markDead(booking.userId, this.#isLive);
     this.#order.markDead(this.#isLive);
     for (const eventId of record.events) this.#events.delete(eventId);

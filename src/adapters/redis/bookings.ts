@@ -22,7 +22,8 @@ export interface RedisBookingStoreOptions {
  * '' for none, bk = its booking). A booking hash holds `b` (the booking as inserted, JSON) and the
  * fields that change or that scripts read: s (status), f (payment in flight, '' for none), ps and
  * pi (its payment intent's status, and the intent as JSON), pm (payment method), u (user), ca, ea
- * (createdAt, expiresAt), n (its unprocessed events).
+ * (createdAt, expiresAt), n (its unprocessed events). P..'forget' (set): evicted bookings whose
+ * ledger transactions may still be there (`toForget`).
  */
 const PRELUDE = `
 local P = ARGV[1]
@@ -57,6 +58,7 @@ local function remove(id)
   redis.call('ZREM', ALL, id)
   redis.call('ZREM', P .. 'u:' .. r[2], id)
   redis.call('HINCRBY', KEYS[2], r[1], -1)
+  redis.call('SADD', P .. 'forget', id)
   gone[#gone + 1] = id
   return 1
 end
@@ -201,12 +203,14 @@ const STATUSES: readonly BookingStatus[] = ['pending', 'confirmed', 'failed', 'e
  */
 export class RedisBookingStore implements BookingStore {
   readonly #options: RedisBookingStoreOptions;
+  readonly #client: Redis;
   readonly #keys: [string, string, string];
   readonly #p: string;
   readonly #scripts: Record<'insert' | 'get' | 'list' | 'begin' | 'record' | 'abort' | 'transition' | 'expire' | 'mark' | 'event' | 'events' | 'counts' | 'stats' | 'sweep', Script>;
 
   constructor(client: Redis, options: RedisBookingStoreOptions) {
     this.#options = options;
+    this.#client = client;
     this.#p = `${options.keyPrefix}bk:`;
     this.#keys = [`${this.#p}all`, `${this.#p}counts`, `${this.#p}evict`];
     this.#scripts = {
@@ -317,6 +321,14 @@ export class RedisBookingStore implements BookingStore {
       evicted.push(...ids);
       if (looked < SWEEP_BATCH) return evicted;
     }
+  }
+
+  async toForget(limit: number): Promise<string[]> {
+    return this.#client.srandmember(`${this.#p}forget`, limit);
+  }
+
+  async forgotten(ids: readonly string[]): Promise<void> {
+    if (ids.length > 0) await this.#client.srem(`${this.#p}forget`, ...ids);
   }
 
   async #list(page: PageQuery, userId?: string): Promise<Page<Booking>> {

@@ -25,6 +25,8 @@ import type { Settlement } from './settlement.ts';
  */
 
 export const EXPIRE_JOB = 'booking.expire';
+/** Evicted bookings whose ledger removal was cut off, taken up per sweep. */
+const FORGET_BATCH = 500;
 
 export interface BookingConfig {
   /** How long booked seats stay held for payment (SEAT_HOLD_MS, default 600000). */
@@ -131,7 +133,8 @@ export class BookingService {
       await scheduler.cancel(EXPIRE_JOB, id);
       throw storeFull('bookings');
     }
-    await this.#forgetLedger(inserted.evicted);
+    // Best effort: what an eviction leaves is kept to forget, and the next sweep removes it.
+    await this.#forgetLedger(inserted.evicted).catch(() => undefined);
     settlement.publish('booking.created', booking);
     return booking;
   }
@@ -263,15 +266,22 @@ export class BookingService {
     return { ...counts, seats };
   }
 
-  /** Evicts finished bookings past their TTL, and their ledger transactions; returns how many. */
+  /**
+   * Evicts finished bookings past their TTL, and their ledger transactions, with those of bookings
+   * evicted before whose removal was cut off (a process stopped, the ledger away); returns how many went.
+   */
   async sweep(now: number): Promise<number> {
     const evicted = await this.#deps.bookings.sweep(now);
     await this.#forgetLedger(evicted);
+    await this.#forgetLedger(await this.#deps.bookings.toForget(FORGET_BATCH));
     return evicted.length;
   }
 
+  /** Removes evicted bookings' ledger transactions, then takes them off the store's list of those to forget. */
   async #forgetLedger(bookingIds: readonly string[]): Promise<void> {
+    if (bookingIds.length === 0) return;
     for (const id of bookingIds) await this.#deps.ledger.removeReference(id);
+    await this.#deps.bookings.forgotten(bookingIds);
   }
 
   /** The caller's booking; NOT_FOUND when unknown, FORBIDDEN when another user's. */

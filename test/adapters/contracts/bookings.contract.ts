@@ -310,6 +310,27 @@ export function bookingStoreContract(name: string, make: BookingStoreFactory): v
         expect(await store.counts()).toEqual(counts({ pending: 1, cancelled: 1 }));
       });
 
+      it('evicted ids are kept to forget, by insert and by sweep, until forgotten', async () => {
+        const store = await make({ ttlMs: HOUR, maxBookings: 2 });
+        const [a, b] = [aBooking(), aBooking()];
+        await store.insert(a);
+        await store.insert(b);
+        expect(await store.toForget(10)).toEqual([]);
+        await store.transition(a.id, ['pending'], 'cancelled');
+        const c = aBooking();
+        expect(await store.insert(c)).toEqual({ ok: true, evicted: [a.id] });
+        expect(await store.toForget(10)).toEqual([a.id]);
+        await store.transition(b.id, ['pending'], 'cancelled');
+        expect(await store.sweep(T0 + DAY)).toEqual([b.id]);
+        expect((await store.toForget(10)).sort()).toEqual([a.id, b.id].sort());
+        expect(await store.toForget(1)).toHaveLength(1);
+        await store.forgotten([a.id, 'bk_unknown']);
+        expect(await store.toForget(10)).toEqual([b.id]);
+        await store.forgotten([b.id]);
+        await store.forgotten([]);
+        expect(await store.toForget(10)).toEqual([]);
+      });
+
       it('a finished booking with an unprocessed event stays until the event is processed', async () => {
         const store = await make({ ttlMs: HOUR, maxBookings: 1 });
         const a = aBooking();
