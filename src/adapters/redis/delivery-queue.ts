@@ -274,6 +274,16 @@ export class RedisDeliveryQueue implements DeliveryQueue {
     }
   }
 
+  /** The group on the stream if the stream exists; false when it does not (or the call failed). */
+  async #createGroupOnStream(): Promise<boolean> {
+    try {
+      await this.#client.xgroup('CREATE', this.#key, DELIVERY_GROUP, '0');
+      return true;
+    } catch (error) {
+      return String((error as Error).message).startsWith('BUSYGROUP');
+    }
+  }
+
   async #run(): Promise<void> {
     let failures = 0;
     while (this.#running) {
@@ -290,7 +300,10 @@ export class RedisDeliveryQueue implements DeliveryQueue {
       } catch (error) {
         if (!this.#running) return;
         if (isNoGroup(error)) {
-          await this.#createGroup().catch(() => undefined);
+          // The group again, on the stream as it is; a stream deleted (a namespace reset) is not
+          // made again here, where a replica about to close would leave it behind: the next
+          // enqueue or accept makes it, and the read carries on then.
+          if (!(await this.#createGroupOnStream())) await sleep(READ_RETRY_MS[0]);
           continue;
         }
         if (failures === 0) this.#options.onError(error, 'reading the webhook delivery stream');
