@@ -151,8 +151,13 @@ export class FluxPayService {
     return this.#deps.settings.scenarios.delayDelayMs;
   }
 
+  /** One order; undefined when there is none (never created, or evicted). */
+  findOrder(orderId: string): Promise<Order | undefined> {
+    return this.#deps.store.getOrder(orderId);
+  }
+
   async getOrder(orderId: string): Promise<Order> {
-    const order = await this.#deps.store.getOrder(orderId);
+    const order = await this.findOrder(orderId);
     if (order === undefined) throw notFound('Order', orderId);
     return order;
   }

@@ -298,10 +298,7 @@ export class SubscriptionService {
    */
   async #settleCharge(orderId: string): Promise<void> {
     const { fluxpay, store } = this.#deps;
-    const order = await fluxpay.getOrder(orderId).catch((error: unknown) => {
-      if (error instanceof FluxPayError && error.code === 'COMMON_404') return undefined;
-      throw error;
-    });
+    const order = await fluxpay.findOrder(orderId);
     if (order === undefined || (order.status !== 'PAID' && order.status !== 'PENDING')) return;
     const subscriptionId = order.metadata?.['subscriptionId'];
     const record = typeof subscriptionId === 'string' ? await store.get(subscriptionId) : undefined;

@@ -59,11 +59,7 @@ function admissionRefusal(serviceId: string, guard: GuardRefusal): string {
 const fluxpayRoutes: FastifyPluginAsync<FluxPayRoutesOptions> = async (fastify, { idempotent, service, defaultWebhookUrl, rooms, newOrderId, subscriptions }) => {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   /** Whether an order is stored: the waiting rooms give back a token used for one that is not. */
-  const orderExists = (orderId: string): Promise<boolean> =>
-    service.getOrder(orderId).then(
-      () => true,
-      (error: unknown) => (error instanceof FluxPayError && error.code === 'COMMON_404' ? false : Promise.reject(error)),
-    );
+  const orderExists = async (orderId: string): Promise<boolean> => (await service.findOrder(orderId)) !== undefined;
 
   // ── orders ──
 
