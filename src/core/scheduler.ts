@@ -1,4 +1,5 @@
 import type { Clock, Timer } from './clock.ts';
+import { StoreUnavailableError } from './errors.ts';
 import type { ClaimedJob, SchedulerStore } from './ports.ts';
 
 /**
@@ -13,7 +14,10 @@ import type { ClaimedJob, SchedulerStore } from './ports.ts';
  * from requests.
  *
  * A handler that throws is retried with a growing delay (its work must be idempotent), up to
- * `MAX_ATTEMPTS`, then reported and dropped. A claimed job is completed only after its handler
+ * `MAX_ATTEMPTS`, then reported and dropped. A run that failed because the store could not be
+ * reached (`StoreUnavailableError`, Redis away) says nothing about the job: it does not count
+ * towards `MAX_ATTEMPTS` (its delay still grows, to at most `RETRY_MAX_MS`), so minutes of a
+ * flapping Redis cannot make the scheduler give up a saga's compensation or a booking's expiry. A claimed job is completed only after its handler
  * has finished (with the rest of its batch), so with a store shared by several processes, a job
  * whose process died is claimed again when its lease lapses.
  *
@@ -58,8 +62,8 @@ export const FAILED_RUN_RETRY_MS = 1000;
 export class Scheduler {
   readonly #deps: SchedulerDeps;
   readonly #handlers = new Map<string, JobHandler>();
-  /** Failed runs per job (kind + key), for the retry delay. */
-  readonly #failures = new Map<string, number>();
+  /** Failed runs per job (kind + key): all of them (for the retry delay) and those that count towards MAX_ATTEMPTS. */
+  readonly #failures = new Map<string, Failures>();
   #timer: Timer | undefined;
   #pollTimer: Timer | undefined;
   #armedAt = Number.POSITIVE_INFINITY;
@@ -215,8 +219,12 @@ export class Scheduler {
       finished.push(job);
     } catch (error) {
       const id = failureId(job);
-      const failures = (this.#failures.get(id) ?? 0) + 1;
-      const final = failures >= MAX_ATTEMPTS || handler === undefined;
+      const before = this.#failures.get(id);
+      const failures: Failures = {
+        runs: (before?.runs ?? 0) + 1,
+        counted: (before?.counted ?? 0) + (isStoreUnavailable(error) ? 0 : 1),
+      };
+      const final = failures.counted >= MAX_ATTEMPTS || handler === undefined;
       onError(error, job, final);
       if (final) {
         this.#failures.delete(id);
@@ -224,10 +232,25 @@ export class Scheduler {
         return;
       }
       this.#failures.set(id, failures);
-      const retryAt = clock.now() + Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** (failures - 1));
+      const retryAt = clock.now() + Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** Math.min(failures.runs - 1, 20));
       await store.schedule({ kind: job.kind, key: job.key, dueAt: retryAt });
     }
   }
+}
+
+interface Failures {
+  /** Failed runs, whatever the cause: the retry delay grows with them. */
+  runs: number;
+  /** Failed runs that count towards MAX_ATTEMPTS: all but those of a store that could not be reached. */
+  counted: number;
+}
+
+/** True when `error`, or an error it was caused by, says the store could not be reached. */
+function isStoreUnavailable(error: unknown): boolean {
+  for (let cause = error, depth = 0; cause instanceof Error && depth < 5; cause = cause.cause, depth++) {
+    if (cause instanceof StoreUnavailableError) return true;
+  }
+  return false;
 }
 
 function failureId(job: ClaimedJob): string {

@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { StoreUnavailableError } from '../../src/core/errors.ts';
 import { SAGA_ADVANCE_JOB, SAGA_TIMEOUT_JOB } from '../../src/core/fluxpay/saga.ts';
 import type { Job } from '../../src/core/ports.ts';
 import { ULID } from '../helpers/app.ts';
@@ -15,8 +16,22 @@ import { balanceOf, chargeCredits, errorOf, fluxpayApps, fpError, fpGet, paidOrd
 const T0 = Date.UTC(2026, 0, 15, 12, 0, 0);
 const at = (ms = 0) => new Date(T0 + ms).toISOString();
 const TIMEOUT_MS = 5000;
+/** Runs of a job with the store away, in the flapping-store test: more than the scheduler's MAX_ATTEMPTS (8). */
+const OUTAGES = 12;
 
 const { app, closeAll } = fluxpayApps({ FLUXPAY_USAGE_TIMEOUT_MS: String(TIMEOUT_MS) });
+
+/** The saga of a paid order holding user_1's 50 credits, compensated in full by its timeout: credits back, order cancelled. */
+async function expectCompensatedByTimeout(t: Awaited<ReturnType<typeof app>>, sagaId: string, orderId: string): Promise<void> {
+  const saga = resultOf(await fpGet(t, `/api/v1/sagas/${sagaId}`));
+  expect([saga.status, saga.failureReason, saga.steps.map((s: Json) => `${s.step}:${s.status}`)]).toEqual([
+    'COMPENSATED',
+    'timeout',
+    ['ORDER_RESERVED:SUCCEEDED', 'CREDITS_DEDUCTED:SUCCEEDED', 'CREDITS_RESTORED:SUCCEEDED', 'PAYMENT_CANCELLED:SUCCEEDED', 'ORDER_CANCELLED:SUCCEEDED'],
+  ]);
+  expect(await balanceOf(t, 'user_1')).toBe(50);
+  expect(resultOf(await fpGet(t, `/api/v1/orders/${orderId}`)).status).toBe('CANCELLED');
+}
 afterEach(closeAll);
 
 const step = (name: string, kind: string, status: string, reason: string | null = null, ms = 0) => ({ step: name, kind, status, at: at(ms), reason });
@@ -166,14 +181,27 @@ describe('compensation', () => {
     expect(refused).toBe(1);
     expect(resultOf(await fpGet(t, `/api/v1/sagas/${started.saga.sagaId}`)).status).toBe('COMPENSATING');
     await t.clock.advance(100); // the timeout job's retry
-    const saga = resultOf(await fpGet(t, `/api/v1/sagas/${started.saga.sagaId}`));
-    expect([saga.status, saga.failureReason, saga.steps.map((s: Json) => `${s.step}:${s.status}`)]).toEqual([
-      'COMPENSATED',
-      'timeout',
-      ['ORDER_RESERVED:SUCCEEDED', 'CREDITS_DEDUCTED:SUCCEEDED', 'CREDITS_RESTORED:SUCCEEDED', 'PAYMENT_CANCELLED:SUCCEEDED', 'ORDER_CANCELLED:SUCCEEDED'],
-    ]);
-    expect(await balanceOf(t, 'user_1')).toBe(50);
-    expect(resultOf(await fpGet(t, `/api/v1/orders/${order.orderId}`)).status).toBe('CANCELLED');
+    await expectCompensatedByTimeout(t, started.saga.sagaId, order.orderId);
+    expect((await reconciliation(t)).mismatches).toEqual([]);
+  });
+
+  it('a flapping store (twelve runs of the timeout job, more than MAX_ATTEMPTS, with the store away): the job is not given up, and the saga ends COMPENSATED', async () => {
+    const t = await app();
+    await chargeCredits(t, 'user_1', 50);
+    const { order } = await paidOrder(t);
+    const started = resultOf(await postEvent(t, usageEvent('requested', { userId: 'user_1', usageId: 'use-1', orderId: order.orderId, credits: 50 })));
+    const { fluxpay, scheduler } = t.app.core.stores;
+    const runSagaStep = fluxpay.runSagaStep.bind(fluxpay);
+    let away = 0;
+    vi.spyOn(fluxpay, 'runSagaStep').mockImplementation((...args) => (away < OUTAGES ? Promise.reject(new StoreUnavailableError()) : runSagaStep(...args)));
+    const schedule = scheduler.schedule.bind(scheduler);
+    vi.spyOn(scheduler, 'schedule').mockImplementation((job: Job) => (job.kind === SAGA_ADVANCE_JOB && away < OUTAGES ? (away++, Promise.reject(new StoreUnavailableError())) : schedule(job)));
+    await t.clock.advance(TIMEOUT_MS);
+    // The job's retries come 100 ms, 200 ms, … at most 30 s apart: twelve of them within 150 s.
+    for (let s = 0; s < 150; s++) await t.clock.advance(1000);
+    expect(away).toBe(OUTAGES);
+    await expectCompensatedByTimeout(t, started.saga.sagaId, order.orderId);
+    expect(await scheduler.count(SAGA_TIMEOUT_JOB)).toBe(0);
     expect((await reconciliation(t)).mismatches).toEqual([]);
   });
 

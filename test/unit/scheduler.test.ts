@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MemorySchedulerStore } from '../../src/adapters/memory/scheduler.ts';
+import { StoreUnavailableError } from '../../src/core/errors.ts';
 import type { SchedulerStore } from '../../src/core/ports.ts';
 import { BATCH, FAILED_RUN_RETRY_MS, LEASE_MS, MAX_ATTEMPTS, Scheduler } from '../../src/core/scheduler.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
@@ -58,6 +59,45 @@ describe('Scheduler', () => {
     await scheduler.schedule('test.broken', 'y', clock.now());
     await clock.advance(600_000);
     expect(errors.filter((e) => (e as Error).message === 'always')).toHaveLength(MAX_ATTEMPTS);
+    expect(await scheduler.pending('test.broken')).toBe(0);
+  });
+
+  it('runs that failed because the store could not be reached do not count towards MAX_ATTEMPTS: the job runs on, its delay capped, until it succeeds', async () => {
+    const clock = new ManualClock(0);
+    const store = new MemorySchedulerStore();
+    const reports: Array<[string, boolean]> = [];
+    const scheduler = new Scheduler({ clock, store, onError: (error, _job, final) => reports.push([(error as Error).message, final]) });
+    await scheduler.start();
+    const attempts: number[] = [];
+    scheduler.register('test.outage', () => {
+      attempts.push(clock.now());
+      // Twenty runs with the store away (one of them wrapped by the handler), then a success.
+      if (attempts.length === 5) throw new Error('compensation step failed', { cause: new StoreUnavailableError() });
+      if (attempts.length <= 20) throw new StoreUnavailableError();
+    });
+    await scheduler.schedule('test.outage', 'saga', 0);
+    await clock.advance(3_600_000);
+    expect(attempts).toHaveLength(21);
+    // 100 ms, doubling, at most 30 s apart: 100, 200, … 25,600, then 30,000 each.
+    expect(attempts.slice(1).map((at, i) => at - (attempts[i] as number))).toEqual([100, 200, 400, 800, 1600, 3200, 6400, 12_800, 25_600, ...Array<number>(11).fill(30_000)]);
+    expect(reports).toHaveLength(20);
+    expect(reports.every(([, final]) => !final)).toBe(true);
+    expect(await scheduler.pending('test.outage')).toBe(0);
+
+    // Other failures still count, whatever outages came between them: the job is given up at the eighth.
+    const runs: string[] = [];
+    scheduler.register('test.broken', () => {
+      const failure = runs.length % 2 === 0 ? new StoreUnavailableError() : new Error('bug');
+      runs.push(failure.message);
+      throw failure;
+    });
+    reports.length = 0;
+    await scheduler.schedule('test.broken', 'x', clock.now());
+    await clock.advance(3_600_000);
+    expect(runs.filter((message) => message === 'bug')).toHaveLength(MAX_ATTEMPTS);
+    expect(runs).toHaveLength(2 * MAX_ATTEMPTS);
+    expect(reports.filter(([, final]) => final)).toEqual([['bug', true]]);
+    expect(reports.at(-1)).toEqual(['bug', true]);
     expect(await scheduler.pending('test.broken')).toBe(0);
   });
 
