@@ -266,21 +266,21 @@ export class RedisDeliveryQueue implements DeliveryQueue {
     return this.#options.readAhead - (this.#held.size - this.#started.size);
   }
 
-  async #createGroup(): Promise<void> {
+  /**
+   * Makes the consumer group (one already there is fine). For a write (`makeStream`), the stream
+   * too when it is missing; for the read loop, on the stream as it is: false when there is none
+   * (or the call failed), since a stream deleted by a namespace reset must not be made again by a
+   * replica about to close.
+   */
+  async #createGroup(makeStream = true): Promise<boolean> {
     try {
-      await this.#client.xgroup('CREATE', this.#key, DELIVERY_GROUP, '0', 'MKSTREAM');
-    } catch (error) {
-      if (!String((error as Error).message).startsWith('BUSYGROUP')) throw error;
-    }
-  }
-
-  /** The group on the stream if the stream exists; false when it does not (or the call failed). */
-  async #createGroupOnStream(): Promise<boolean> {
-    try {
-      await this.#client.xgroup('CREATE', this.#key, DELIVERY_GROUP, '0');
+      if (makeStream) await this.#client.xgroup('CREATE', this.#key, DELIVERY_GROUP, '0', 'MKSTREAM');
+      else await this.#client.xgroup('CREATE', this.#key, DELIVERY_GROUP, '0');
       return true;
     } catch (error) {
-      return String((error as Error).message).startsWith('BUSYGROUP');
+      if (String((error as Error).message).startsWith('BUSYGROUP')) return true;
+      if (makeStream) throw error;
+      return false;
     }
   }
 
@@ -303,7 +303,7 @@ export class RedisDeliveryQueue implements DeliveryQueue {
           // The group again, on the stream as it is; a stream deleted (a namespace reset) is not
           // made again here, where a replica about to close would leave it behind: the next
           // enqueue or accept makes it, and the read carries on then.
-          if (!(await this.#createGroupOnStream())) await sleep(READ_RETRY_MS[0]);
+          if (!(await this.#createGroup(false))) await sleep(READ_RETRY_MS[0]);
           continue;
         }
         if (failures === 0) this.#options.onError(error, 'reading the webhook delivery stream');
