@@ -24,6 +24,8 @@ export type ErrorCode =
 
 /** One rejected input: where it is (a JSON pointer such as `/card/cvv`) and which rule it broke. */
 export interface FieldIssue {
+  /** The part of the request it is in, named as a schema error names it: `body`, `querystring`, `params` or `headers`. */
+  in?: string;
   field: string;
   rule: string;
   message: string;
@@ -43,7 +45,7 @@ export class DomainError extends Error {
 
 export function validationFailed(details: FieldIssue[]): DomainError {
   const first = details[0];
-  const message = first === undefined ? 'The request is invalid.' : `${first.field}: ${first.message}`;
+  const message = first === undefined ? 'The request is invalid.' : `${first.in === undefined ? '' : `${first.in} `}${first.field}: ${first.message}`;
   return new DomainError('VALIDATION_FAILED', message, details);
 }
 

@@ -63,7 +63,7 @@ export interface LedgerBalance {
  */
 export function paymentTransaction(input: PaymentPosting, ids: IdFactory, now: number): LedgerTransaction {
   if (!Number.isSafeInteger(input.amount) || input.amount <= 0) {
-    throw validationFailed([{ field: '/amount', rule: 'minimum', message: 'must be a positive whole number of minor units' }]);
+    throw validationFailed([{ in: 'body', field: '/amount', rule: 'minimum', message: 'must be a positive whole number of minor units' }]);
   }
   const transactionId = ids('tx');
   const entry = (account: LedgerAccount, direction: EntryDirection): LedgerEntry => ({

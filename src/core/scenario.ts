@@ -115,6 +115,7 @@ export function decide(input: DecisionInput, config: ScenarioConfig, random: Ran
 }
 
 export const MIX_WITHOUT_WEIGHTS: FieldIssue = {
+  in: 'body',
   field: '/scenario',
   rule: 'mix_needs_weights',
   message: 'mix needs weights such as approve:90,fail:7,delay:3: send them with the request (the mix field, or the X-Sim-Mix header) or set MIX',
@@ -165,20 +166,20 @@ export function assertValidCard(card: CardInput): void {
 export function cardIssues(card: CardInput): FieldIssue[] {
   const issues: FieldIssue[] = [];
   if (card.number !== undefined && !(/^\d{12,19}$/.test(card.number) && luhnValid(card.number))) {
-    issues.push({ field: '/card/number', rule: 'incorrect_number', message: 'must be 12 to 19 digits passing the Luhn check' });
+    issues.push({ in: 'body', field: '/card/number', rule: 'incorrect_number', message: 'must be 12 to 19 digits passing the Luhn check' });
   }
   if (card.cvv !== undefined && !/^\d{3,4}$/.test(card.cvv)) {
-    issues.push({ field: '/card/cvv', rule: 'invalid_cvc', message: 'must be 3 or 4 digits' });
+    issues.push({ in: 'body', field: '/card/cvv', rule: 'invalid_cvc', message: 'must be 3 or 4 digits' });
   }
   if (card.exp_month !== undefined && !(Number.isInteger(card.exp_month) && card.exp_month >= 1 && card.exp_month <= 12)) {
-    issues.push({ field: '/card/exp_month', rule: 'invalid_expiry_month', message: 'must be an integer from 1 to 12' });
+    issues.push({ in: 'body', field: '/card/exp_month', rule: 'invalid_expiry_month', message: 'must be an integer from 1 to 12' });
   }
   if (card.exp_year !== undefined && !(Number.isInteger(card.exp_year) && card.exp_year >= 2000 && card.exp_year <= 2199)) {
-    issues.push({ field: '/card/exp_year', rule: 'invalid_expiry_year', message: 'must be a four-digit year from 2000 to 2199' });
+    issues.push({ in: 'body', field: '/card/exp_year', rule: 'invalid_expiry_year', message: 'must be a four-digit year from 2000 to 2199' });
   }
   if ((card.exp_month === undefined) !== (card.exp_year === undefined)) {
     const missing = card.exp_month === undefined ? 'exp_month' : 'exp_year';
-    issues.push({ field: `/card/${missing}`, rule: 'required_with_expiry', message: 'exp_month and exp_year are given together' });
+    issues.push({ in: 'body', field: `/card/${missing}`, rule: 'required_with_expiry', message: 'exp_month and exp_year are given together' });
   }
   return issues;
 }

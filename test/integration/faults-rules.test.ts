@@ -91,20 +91,20 @@ describe('/v1/sim/rules', () => {
     expect(res.json()).toEqual({
       error: {
         code: 'VALIDATION_FAILED',
-        message: '/probability: must be a number from 0 to 1',
+        message: 'body /probability: must be a number from 0 to 1',
         details: [
-          { field: '/probability', rule: 'maximum', message: 'must be a number from 0 to 1' },
-          { field: '/action/status', rule: 'enum', message: 'must be one of 500, 502, 503, 504, 429' },
-          { field: '/match/colour', rule: 'additionalProperties', message: 'is not a known field (a request action matches on dialect, method, route, headers, body)' },
-          { field: '/match/route', rule: 'pattern', message: 'must be a path starting with "/" (no query string, no spaces), e.g. /v1/sim/intents, /api/v1/orders/:orderId or /v1/sim/*' },
+          { in: 'body', field: '/probability', rule: 'maximum', message: 'must be a number from 0 to 1' },
+          { in: 'body', field: '/action/status', rule: 'enum', message: 'must be one of 500, 502, 503, 504, 429' },
+          { in: 'body', field: '/match/colour', rule: 'additionalProperties', message: 'is not a known field (a request action matches on dialect, method, route, headers, body)' },
+          { in: 'body', field: '/match/route', rule: 'pattern', message: 'must be a path starting with "/" (no query string, no spaces), e.g. /v1/sim/intents, /api/v1/orders/:orderId or /v1/sim/*' },
         ],
         trace_id: expect.any(String),
       },
     });
     const noAction = await post({});
-    expect(noAction.json().error.details).toEqual([{ field: '/action', rule: 'required', message: expect.any(String) }]);
+    expect(noAction.json().error.details).toEqual([{ in: 'body', field: '/action', rule: 'required', message: expect.any(String) }]);
     // An id is the service's to give (FAULTS_FILE entries only may bring their own).
-    expect((await post({ id: 'mine', action: { type: 'duplicate' } })).json().error.details).toEqual([{ field: '/id', rule: 'additionalProperties', message: expect.any(String) }]);
+    expect((await post({ id: 'mine', action: { type: 'duplicate' } })).json().error.details).toEqual([{ in: 'body', field: '/id', rule: 'additionalProperties', message: expect.any(String) }]);
     expect((await get('/v1/sim/rules')).json()).toEqual({ data: [] });
   });
 
@@ -129,8 +129,8 @@ describe('FAULTS_MAX_RULES', () => {
     expect(res.statusCode).toBe(400);
     expect(res.json().error).toEqual({
       code: 'VALIDATION_FAILED',
-      message: '/: at most 1 rules may exist at once; delete some first',
-      details: [{ field: '/', rule: 'max_rules', message: 'at most 1 rules may exist at once; delete some first' }],
+      message: 'body /: at most 1 rules may exist at once; delete some first',
+      details: [{ in: 'body', field: '/', rule: 'max_rules', message: 'at most 1 rules may exist at once; delete some first' }],
       trace_id: expect.any(String),
     });
     await del(`/v1/sim/rules/${first.id}`);

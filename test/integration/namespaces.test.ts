@@ -142,7 +142,7 @@ describe('X-Sim-Namespace: isolation', () => {
     expect([fallback.status, fallback.body.error.code, fallback.body.error.details]).toEqual([
       400,
       'VALIDATION_FAILED',
-      [{ field: '/namespace', rule: 'not_default', message: 'the default namespace cannot be reset: restart the service, or give each run a namespace of its own' }],
+      [{ in: 'params', field: '/namespace', rule: 'not_default', message: 'the default namespace cannot be reset: restart the service, or give each run a namespace of its own' }],
     ]);
     const badName = await call(s, undefined, 'DELETE', '/v1/sim/namespaces/a%20b');
     expect([badName.status, badName.body.error.message]).toEqual([400, 'params /namespace: must be 1 to 64 letters, digits, ".", "_" or "-"']);
@@ -152,11 +152,20 @@ describe('X-Sim-Namespace: isolation', () => {
     const s = await serve({ NAMESPACES_MAX: '1' });
     for (const bad of ['a b', 'x'.repeat(65), 'ns/1']) {
       const native = await call(s, bad, 'GET', '/v1/sim/intents');
-      expect([native.status, native.body.error.code, native.body.error.details]).toEqual([400, 'VALIDATION_FAILED', [{ field: 'X-Sim-Namespace', rule: 'pattern', message: 'must be 1 to 64 letters, digits, ".", "_" or "-", sent once' }]]);
+      // Named as a header, as a schema names a bad header: in each dialect's way.
+      const rule = 'must be 1 to 64 letters, digits, ".", "_" or "-", sent once';
+      expect([native.status, native.body.error.code, native.body.error.message, native.body.error.details]).toEqual([
+        400,
+        'VALIDATION_FAILED',
+        `headers /x-sim-namespace: ${rule}`,
+        [{ in: 'headers', field: '/x-sim-namespace', rule: 'pattern', message: rule }],
+      ]);
       const fluxpay = await call(s, bad, 'GET', '/api/v1/credits/balance?userId=u1');
-      expect([fluxpay.status, fluxpay.body.isSuccess, fluxpay.body.code]).toEqual([400, false, 'COMMON_400']);
+      expect([fluxpay.status, fluxpay.body.isSuccess, fluxpay.body.code, fluxpay.body.result]).toEqual([400, false, 'COMMON_400', { errors: [{ field: 'header.x-sim-namespace', reason: rule }] }]);
       const bookings = await call(s, bad, 'GET', '/bookings/my', undefined, USER);
-      expect([bookings.status, bookings.body.code]).toEqual([400, 'VALIDATION_FAILED']);
+      expect([bookings.status, bookings.body]).toEqual([400, { error: `headers /x-sim-namespace: ${rule}`, code: 'VALIDATION_FAILED' }]);
+      const v2 = await call(s, bad, 'GET', '/api/v2/payments/tx-1');
+      expect([v2.status, v2.body]).toEqual([422, { detail: [{ type: 'pattern', loc: ['header', 'x-sim-namespace'], msg: rule, input: null }] }]);
     }
     expect((await call(s, 'only-one', 'GET', '/v1/sim/intents')).status).toBe(200);
     const limit = await call(s, 'second', 'POST', '/v1/sim/intent', { reservation_id: 'rsv_2', amount: 1000 });

@@ -142,9 +142,10 @@ describe('POST /v1/sim/intent', () => {
       expect(res.headers['content-type']).toBe(JSON_TYPE);
       const { error } = res.json();
       expect(error.code).toBe('VALIDATION_FAILED');
-      expect(error.message).toEqual(expect.any(String));
+      // Schema checks and the card's own checks alike say where the value was.
+      expect(error.message).toBe(`body ${error.details[0].field}: ${error.details[0].message}`);
       expect(error.trace_id).toMatch(/^[0-9a-f]{32}$/);
-      expect(error.details).toEqual(expect.arrayContaining(details.map((d) => expect.objectContaining(d))));
+      expect(error.details).toEqual(expect.arrayContaining(details.map((d) => expect.objectContaining({ in: 'body', ...d }))));
       expect(await storedIntents(t)).toBe(0);
       expect(t.events).toEqual([]);
     });

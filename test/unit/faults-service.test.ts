@@ -79,10 +79,10 @@ describe('FaultRuleService: rules', () => {
     const { service } = setup();
     const error = await errorOf(() => service.create(NS, { probability: 3, action: { type: 'error', status: 404 } }));
     expect(error.code).toBe('VALIDATION_FAILED');
-    expect(error.message).toBe('/probability: must be a number from 0 to 1');
+    expect(error.message).toBe('body /probability: must be a number from 0 to 1');
     expect(error.details).toEqual([
-      { field: '/probability', rule: 'maximum', message: 'must be a number from 0 to 1' },
-      { field: '/action/status', rule: 'enum', message: 'must be one of 500, 502, 503, 504, 429' },
+      { in: 'body', field: '/probability', rule: 'maximum', message: 'must be a number from 0 to 1' },
+      { in: 'body', field: '/action/status', rule: 'enum', message: 'must be one of 500, 502, 503, 504, 429' },
     ]);
     expect(await service.list(NS)).toEqual([]);
   });
@@ -93,7 +93,7 @@ describe('FaultRuleService: rules', () => {
     const error = await errorOf(() => service.create(NS, { action: { type: 'duplicate' } }));
     expect(error).toBeInstanceOf(DomainError);
     expect(error.code).toBe('VALIDATION_FAILED');
-    expect(error.details).toEqual([{ field: '/', rule: 'max_rules', message: 'at most 1 rules may exist at once; delete some first' }]);
+    expect(error.details).toEqual([{ in: 'body', field: '/', rule: 'max_rules', message: 'at most 1 rules may exist at once; delete some first' }]);
   });
 
   it('a FAULTS_FILE rule keeps the id the file gives; an id taken is refused', async () => {
@@ -102,7 +102,7 @@ describe('FaultRuleService: rules', () => {
     const added = await service.add(NS, parsed);
     expect(added.rule.id).toBe('slow-intents');
     const error = await errorOf(() => service.add('other', parsed));
-    expect(error.details).toEqual([{ field: '/id', rule: 'unique', message: 'rule slow-intents exists already' }]);
+    expect(error.details).toEqual([{ in: 'body', field: '/id', rule: 'unique', message: 'rule slow-intents exists already' }]);
   });
 
   it('a relative window counts from creation', async () => {

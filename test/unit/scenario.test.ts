@@ -141,7 +141,7 @@ describe('decide: cards', () => {
     expect(error).toBeInstanceOf(DomainError);
     expect(error).toMatchObject({
       code: 'VALIDATION_FAILED',
-      details: [{ field: '/card/cvv', rule: 'invalid_cvc', message: 'must be 3 or 4 digits' }],
+      details: [{ in: 'body', field: '/card/cvv', rule: 'invalid_cvc', message: 'must be 3 or 4 digits' }],
     });
   });
 
@@ -258,8 +258,8 @@ describe('cardOutcome', () => {
 });
 
 describe('cardIssues / assertValidCard', () => {
-  const numberIssue = { field: '/card/number', rule: 'incorrect_number', message: 'must be 12 to 19 digits passing the Luhn check' };
-  const cvvIssue = { field: '/card/cvv', rule: 'invalid_cvc', message: 'must be 3 or 4 digits' };
+  const numberIssue = { in: 'body', field: '/card/number', rule: 'incorrect_number', message: 'must be 12 to 19 digits passing the Luhn check' };
+  const cvvIssue = { in: 'body', field: '/card/cvv', rule: 'invalid_cvc', message: 'must be 3 or 4 digits' };
 
   it('a valid card has no issues', () => {
     expect(cardIssues({ number: '4242424242424242', cvv: '123', exp_month: 1, exp_year: 2030 })).toEqual([]);
@@ -285,10 +285,10 @@ describe('cardIssues / assertValidCard', () => {
 
   it('exp_month without exp_year (and vice versa) is an issue on the missing field', () => {
     expect(cardIssues({ exp_month: 5 })).toEqual([
-      { field: '/card/exp_year', rule: 'required_with_expiry', message: 'exp_month and exp_year are given together' },
+      { in: 'body', field: '/card/exp_year', rule: 'required_with_expiry', message: 'exp_month and exp_year are given together' },
     ]);
     expect(cardIssues({ exp_year: 2030 })).toEqual([
-      { field: '/card/exp_month', rule: 'required_with_expiry', message: 'exp_month and exp_year are given together' },
+      { in: 'body', field: '/card/exp_month', rule: 'required_with_expiry', message: 'exp_month and exp_year are given together' },
     ]);
   });
 
@@ -296,14 +296,14 @@ describe('cardIssues / assertValidCard', () => {
     expect(cardIssues({ number: '1', cvv: '1', exp_month: 1 })).toEqual([
       numberIssue,
       cvvIssue,
-      { field: '/card/exp_year', rule: 'required_with_expiry', message: 'exp_month and exp_year are given together' },
+      { in: 'body', field: '/card/exp_year', rule: 'required_with_expiry', message: 'exp_month and exp_year are given together' },
     ]);
   });
 
   it('assertValidCard throws VALIDATION_FAILED with the CVV issue', () => {
     const error = thrown(() => assertValidCard({ number: PLAIN_CARD, cvv: '12' }));
     expect(error).toBeInstanceOf(DomainError);
-    expect(error).toMatchObject({ name: 'DomainError', code: 'VALIDATION_FAILED', message: '/card/cvv: must be 3 or 4 digits', details: [cvvIssue] });
+    expect(error).toMatchObject({ name: 'DomainError', code: 'VALIDATION_FAILED', message: 'body /card/cvv: must be 3 or 4 digits', details: [cvvIssue] });
   });
 
   it('assertValidCard throws VALIDATION_FAILED with the number issue', () => {
@@ -311,7 +311,7 @@ describe('cardIssues / assertValidCard', () => {
     expect(error).toBeInstanceOf(DomainError);
     expect(error).toMatchObject({
       code: 'VALIDATION_FAILED',
-      message: '/card/number: must be 12 to 19 digits passing the Luhn check',
+      message: 'body /card/number: must be 12 to 19 digits passing the Luhn check',
       details: [numberIssue],
     });
   });
@@ -333,9 +333,9 @@ describe('luhnValid', () => {
 
 describe('cardIssues: expiry ranges', () => {
   it.each([
-    [{ exp_month: 13, exp_year: 2030 }, [{ field: '/card/exp_month', rule: 'invalid_expiry_month', message: 'must be an integer from 1 to 12' }]],
-    [{ exp_month: 0, exp_year: 2030 }, [{ field: '/card/exp_month', rule: 'invalid_expiry_month', message: 'must be an integer from 1 to 12' }]],
-    [{ exp_month: 5, exp_year: 30 }, [{ field: '/card/exp_year', rule: 'invalid_expiry_year', message: 'must be a four-digit year from 2000 to 2199' }]],
+    [{ exp_month: 13, exp_year: 2030 }, [{ in: 'body', field: '/card/exp_month', rule: 'invalid_expiry_month', message: 'must be an integer from 1 to 12' }]],
+    [{ exp_month: 0, exp_year: 2030 }, [{ in: 'body', field: '/card/exp_month', rule: 'invalid_expiry_month', message: 'must be an integer from 1 to 12' }]],
+    [{ exp_month: 5, exp_year: 30 }, [{ in: 'body', field: '/card/exp_year', rule: 'invalid_expiry_year', message: 'must be a four-digit year from 2000 to 2199' }]],
   ] as Array<[CardInput, unknown]>)('%j', (card, issues) => {
     expect(cardIssues(card)).toEqual(issues);
   });
@@ -380,7 +380,7 @@ describe('decide: the weighted mix (issue 15)', () => {
     expect(error).toBeInstanceOf(DomainError);
     expect({ code: error.code, details: error.details }).toEqual({
       code: 'VALIDATION_FAILED',
-      details: [{ field: '/scenario', rule: 'mix_needs_weights', message: 'mix needs weights such as approve:90,fail:7,delay:3: send them with the request (the mix field, or the X-Sim-Mix header) or set MIX' }],
+      details: [{ in: 'body', field: '/scenario', rule: 'mix_needs_weights', message: 'mix needs weights such as approve:90,fail:7,delay:3: send them with the request (the mix field, or the X-Sim-Mix header) or set MIX' }],
     });
   });
 

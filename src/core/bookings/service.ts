@@ -92,7 +92,7 @@ export class BookingService {
   async book(input: BookInput): Promise<Booking> {
     const { clock, ids, seats, bookings, scheduler, settlement, config } = this.#deps;
     if (!Number.isSafeInteger(input.quantity) || input.quantity < 1 || input.quantity > MAX_QUANTITY) {
-      throw validationFailed([{ field: '/quantity', rule: 'range', message: `must be a whole number from 1 to ${MAX_QUANTITY}` }]);
+      throw validationFailed([{ in: 'body', field: '/quantity', rule: 'range', message: `must be a whole number from 1 to ${MAX_QUANTITY}` }]);
     }
     const performance = this.performance(input.performanceId);
     await scheduler.runDue();

@@ -93,7 +93,7 @@ export class FaultRuleService {
   /** Creates a rule from a request body (snake_case JSON): VALIDATION_FAILED naming every problem, as JSON pointers. */
   async create(namespace: string, body: unknown): Promise<StoredFaultRule> {
     const parsed = parseRule(body, { now: this.#deps.clock.now() });
-    if (!parsed.ok) throw validationFailed(toFieldIssues(parsed.issues));
+    if (!parsed.ok) throw validationFailed(toFieldIssues(parsed.issues).map((issue) => ({ in: 'body', ...issue })));
     return this.add(namespace, parsed.value);
   }
 
@@ -104,7 +104,7 @@ export class FaultRuleService {
     const outcome = await store.create(namespace, rule);
     this.#invalidate(namespace);
     if (!outcome.ok) {
-      if (outcome.reason === 'exists') throw validationFailed([{ field: '/id', rule: 'unique', message: `rule ${rule.id} exists already` }]);
+      if (outcome.reason === 'exists') throw validationFailed([{ in: 'body', field: '/id', rule: 'unique', message: `rule ${rule.id} exists already` }]);
       throw tooManyRules(outcome.max);
     }
     return { rule, hits: 0, matched: 0, lastHitAt: null };
@@ -281,5 +281,5 @@ export class FaultRuleService {
 
 /** The store holds its maximum of rules: a client error (delete rules first), not a 503 (rules never leave by themselves). */
 export function tooManyRules(max: number): DomainError {
-  return validationFailed([{ field: '/', rule: 'max_rules', message: `at most ${max} rules may exist at once; delete some first` }]);
+  return validationFailed([{ in: 'body', field: '/', rule: 'max_rules', message: `at most ${max} rules may exist at once; delete some first` }]);
 }

@@ -131,7 +131,7 @@ export class IntentService {
 
   async refund(id: string, amount?: number): Promise<Intent> {
     if (amount !== undefined && !(Number.isSafeInteger(amount) && amount > 0)) {
-      throw validationFailed([{ field: '/amount', rule: 'minimum', message: 'must be a positive integer' }]);
+      throw validationFailed([{ in: 'body', field: '/amount', rule: 'minimum', message: 'must be a positive integer' }]);
     }
     const result = await this.#deps.store.refund(id, amount, this.#deps.clock.now());
     switch (result.kind) {

@@ -21,7 +21,6 @@ export const bookingsErrors: ErrorShape = {
     IDEMPOTENCY_KEY_MISMATCH: 422,
   },
   render(reply, problem) {
-    const fromCore = problem.code === 'VALIDATION_FAILED' && problem.details?.[0] !== undefined && !('in' in problem.details[0]);
-    return reply.send({ error: fromCore ? `body ${problem.message}` : problem.message, code: problem.code });
+    return reply.send({ error: problem.message, code: problem.code });
   },
 };

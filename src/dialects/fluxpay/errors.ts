@@ -73,5 +73,5 @@ function fieldErrors(problem: Problem): FluxPayFieldError[] {
   const details = problem.details ?? [];
   if (details.length === 0) return [{ field: problem.code === 'BAD_URL' ? 'path' : 'body', reason: problem.message }];
   // A field given as `card.cvv` by the core stays; a JSON pointer is dotted.
-  return details.map((d) => ({ field: d.field.startsWith('/') || 'in' in d ? fieldOf({ field: d.field.startsWith('/') ? d.field : `/${d.field}`, in: 'in' in d ? d.in : undefined }) : d.field, reason: d.message }));
+  return details.map((d) => ({ field: d.field.startsWith('/') || d.in !== undefined ? fieldOf({ field: d.field.startsWith('/') ? d.field : `/${d.field}`, in: d.in }) : d.field, reason: d.message }));
 }

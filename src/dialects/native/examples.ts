@@ -383,11 +383,8 @@ export const badRule = {
   examples: {
     invalid: {
       summary: 'An unknown status and a probability above 1',
-      value: problem('VALIDATION_FAILED', '/probability: must be a number from 0 to 1', {
-        details: [
-          { field: '/probability', rule: 'maximum', message: 'must be a number from 0 to 1' },
-          { field: '/action/status', rule: 'enum', message: 'must be one of 500, 502, 503, 504, 429' },
-        ],
+      value: problem('VALIDATION_FAILED', 'body /probability: must be a number from 0 to 1', {
+        details: [detail('/probability', 'maximum', 'must be a number from 0 to 1', 'body'), detail('/action/status', 'enum', 'must be one of 500, 502, 503, 504, 429', 'body')],
       }),
     },
   },
@@ -475,8 +472,8 @@ export const badNamespace = {
     bad_name: { summary: 'Not a namespace name', value: problem('VALIDATION_FAILED', `params /namespace: must be ${NAMESPACE_RULE}`, { details: [detail('/namespace', 'pattern', `must be ${NAMESPACE_RULE}`, 'params')] }) },
     default: {
       summary: 'The default namespace',
-      value: problem('VALIDATION_FAILED', '/namespace: the default namespace cannot be reset: restart the service, or give each run a namespace of its own', {
-        details: [{ field: '/namespace', rule: 'not_default', message: 'the default namespace cannot be reset: restart the service, or give each run a namespace of its own' }],
+      value: problem('VALIDATION_FAILED', 'params /namespace: the default namespace cannot be reset: restart the service, or give each run a namespace of its own', {
+        details: [detail('/namespace', 'not_default', 'the default namespace cannot be reset: restart the service, or give each run a namespace of its own', 'params')],
       }),
     },
   },

@@ -86,7 +86,7 @@ const namespaceRoutes: FastifyPluginAsync = async (fastify) => {
     async (request) => {
       const { namespace } = request.params;
       if (namespace === DEFAULT_NAMESPACE) {
-        throw validationFailed([{ field: '/namespace', rule: 'not_default', message: 'the default namespace cannot be reset: restart the service, or give each run a namespace of its own' }]);
+        throw validationFailed([{ in: 'params', field: '/namespace', rule: 'not_default', message: 'the default namespace cannot be reset: restart the service, or give each run a namespace of its own' }]);
       }
       return { namespace, existed: await registry.reset(namespace) };
     },

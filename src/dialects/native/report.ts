@@ -129,7 +129,7 @@ const reportRoutes: FastifyPluginAsync = async (fastify) => {
       if (format === undefined) return sendProblem(reply, nativeErrors, { status: 406, code: 'NOT_ACCEPTABLE', message: 'The report is available as application/json or text/csv; the Accept header allows neither.' });
       const namespace = request.query.namespace ?? app.namespace;
       const since = request.query.since === undefined ? undefined : instantOf(request.query.since);
-      if (Number.isNaN(since)) throw validationFailed([{ field: '/since', rule: 'format', message: 'must be a valid ISO 8601 UTC date and time' }]);
+      if (Number.isNaN(since)) throw validationFailed([{ in: 'querystring', field: '/since', rule: 'format', message: 'must be a valid ISO 8601 UTC date and time' }]);
       // Another namespace's report: read through that namespace's app (its own stores).
       const target = namespace === app.namespace ? app : await app.namespaces.peek(namespace);
       if (target === undefined) throw notFound('The namespace', namespace);

@@ -68,7 +68,7 @@ function validationDetail(problem: Problem): FastApiIssue[] {
   if (broken !== undefined) return [{ type: 'json_invalid', loc: ['body', broken.position], msg: 'JSON decode error', input: {}, ctx: { error: broken.reason } }];
   const details = problem.details ?? [];
   if (details.length === 0) return [{ type: 'value_error', loc: ['body'], msg: problem.message, input: null }];
-  return details.map((d) => ({ type: d.rule, loc: [('in' in d ? locationOf(d.in) : 'body'), ...segments(d.field)], msg: d.message, input: null }));
+  return details.map((d) => ({ type: d.rule, loc: [locationOf(d.in ?? 'body'), ...segments(d.field)], msg: d.message, input: null }));
 }
 
 /** Sends FastAPI's 422 for the items of a failed validation. */

@@ -72,7 +72,7 @@ function messageOf(problem: Problem): string {
 function validationMessage(problem: Problem): string {
   const broken = problem.malformedJson;
   if (broken !== undefined) return `${MESSAGES.malformedJson} (${broken.line}행 ${broken.column}열, 위치 ${broken.position}).`;
-  const issues = (problem.details ?? []).map((d) => ({ in: 'in' in d ? d.in : 'body', field: d.field, rule: d.rule }));
+  const issues = (problem.details ?? []).map((d) => ({ in: d.in ?? 'body', field: d.field, rule: d.rule }));
   const body = issues.filter((i) => i.in === 'body');
   if (body.length === 0) return MESSAGES.badRequest;
   if (body.some((i) => i.rule === 'required' || i.rule === 'minLength')) return MESSAGES.missingFields;

@@ -296,7 +296,7 @@ export default fp<NamespacesOptions>(
       const shape = shapes.forUrl(request.url);
       if (namespace === undefined) {
         const message = `must be ${NAMESPACE_RULE}, sent once`;
-        sendProblem(reply, shape, problemOf(validationFailed([{ field: 'X-Sim-Namespace', rule: 'pattern', message }]), { VALIDATION_FAILED: 400 }));
+        sendProblem(reply, shape, problemOf(validationFailed([{ in: 'headers', field: '/x-sim-namespace', rule: 'pattern', message }]), { VALIDATION_FAILED: 400 }));
         return;
       }
       const handedOver = refused.has(request.raw) ? Promise.reject(refused.get(request.raw)) : get(namespace);
