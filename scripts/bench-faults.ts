@@ -16,9 +16,9 @@ import { createBench, getJson, loadAverage, machine, metricLines, positiveInt, R
  *     patterns and globs, and the intent route itself with a header or a body range that fails,
  *     with every action type.
  * The same `POST /v1/sim/intent` load as `make bench` (scripts/bench-intents.ts) hits them in
- * interleaved rounds, A/B/C/A/B/C…, so a busy machine's drift hits all three alike; the ratios
- * B/A and C/A are taken per round and their median is compared with the targets. Afterwards C's
- * /metrics must show no rule hit (the rules really did not match), and the matcher's own cost
+ * interleaved rounds, the order rotated each round (A B C, B C A, C A B, …), so a busy machine's
+ * drift hits all three alike; the ratios B/A and C/A are taken per round and their median is
+ * compared with the targets. Afterwards C's /metrics must show no rule hit (the rules really did not match), and the matcher's own cost
  * without HTTP is printed (scripts/bench-faults-matcher.ts).
  *
  * Exit codes: 0 when the report was produced (targets missed or not), 1 when a server failed to
