@@ -67,9 +67,10 @@ export class Scheduler {
   #timer: Timer | undefined;
   #pollTimer: Timer | undefined;
   #armedAt = Number.POSITIVE_INFINITY;
-  #running: Promise<void> | undefined;
+  /** The run in progress: it resolves with the error that ended it, if any (runs never reject). */
+  #running: Promise<unknown> | undefined;
   /** A run queued behind the one in progress, for callers that came after its claim. */
-  #next: Promise<void> | undefined;
+  #next: Promise<unknown> | undefined;
   #started = false;
 
   constructor(deps: SchedulerDeps) {
@@ -135,6 +136,21 @@ export class Scheduler {
    * that counts lapsed holds as free) await it; concurrent calls share one run.
    */
   runDue(): Promise<void> {
+    return this.#queue().then(() => undefined);
+  }
+
+  /**
+   * `runDue` for a caller whose next step needs the store: rejects with the run's error when the
+   * run could not reach the store (`StoreUnavailableError`), so the caller answers its 503 at once
+   * instead of waiting for a call of its own to fail the same way.
+   */
+  async runDueOrFail(): Promise<void> {
+    const error = await this.#queue();
+    if (isStoreUnavailable(error)) throw error;
+  }
+
+  /** A run of its own for this caller (the one in progress, if it has not claimed yet, or the next); resolves with the error that ended it. */
+  #queue(): Promise<unknown> {
     if (this.#running === undefined) {
       this.#running = this.#run().finally(() => {
         this.#running = undefined;
@@ -143,7 +159,7 @@ export class Scheduler {
     }
     this.#next ??= this.#running.then(() => {
       this.#next = undefined;
-      return this.runDue();
+      return this.#queue();
     });
     return this.#next;
   }
@@ -170,7 +186,7 @@ export class Scheduler {
     });
   }
 
-  async #run(): Promise<void> {
+  async #run(): Promise<unknown> {
     const { clock, store } = this.#deps;
     try {
       const jobs = await store.claimDue(clock.now(), BATCH, this.leaseMs);
@@ -205,7 +221,9 @@ export class Scheduler {
       // Claimed jobs not completed are claimed again when their lease lapses.
       this.#deps.onRunError?.(error);
       this.#arm(clock.now() + FAILED_RUN_RETRY_MS);
+      return error;
     }
+    return undefined;
   }
 
   /** Runs one claimed job; a job that is done (or given up) joins `finished`, to be completed with its batch. */

@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { InjectOptions, LightMyRequestResponse } from 'fastify';
 import { SignJWT } from 'jose';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { SHARED_RULES_REFRESH_MS } from '../../src/plugins/app/faults.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 import { redisServerOrSkip, startRedis, type TestRedis } from '../helpers/redis.ts';
 import { v2Body } from '../helpers/v2.ts';
@@ -174,6 +175,31 @@ if (redisServerOrSkip('replicas on Redis')) {
     });
   });
 
+  describe('fault rules on two replicas', { timeout: TEST_TIMEOUT_MS }, () => {
+    it('a rule created on A applies on B within SHARED_RULES_REFRESH_MS of B\'s clock (B had its rules compiled before); deleted on B, it stops on A as soon', async () => {
+      const [a, b] = await replicas();
+      const body = { reservation_id: 'res_rule', amount: 1000 };
+      // Both have compiled their (empty) rule sets.
+      for (const t of [a, b]) expect((await createIntent(t, body)).statusCode).toBe(200);
+      const created = await inject(a, { method: 'POST', url: '/v1/sim/rules', payload: { match: { dialect: 'native', method: 'POST', route: '/v1/sim/intent' }, action: { type: 'error', status: 503 } } });
+      expect(created.statusCode).toBe(201);
+      const ruleId = created.json().id as string;
+      const refused = (res: LightMyRequestResponse) => [res.statusCode, res.headers['x-sim-rule']];
+      expect(refused(await createIntent(a, body))).toEqual([503, ruleId]);
+      // B still uses what it compiled until its refresh time has passed; then it reads the shared revision.
+      expect(refused(await createIntent(b, body))).toEqual([200, undefined]);
+      await b.clock.advance(SHARED_RULES_REFRESH_MS);
+      expect(refused(await createIntent(b, body))).toEqual([503, ruleId]);
+      // The hits are shared.
+      expect((await inject(b, { method: 'GET', url: `/v1/sim/rules/${ruleId}` })).json()).toMatchObject({ id: ruleId, hits: 2 });
+
+      expect((await inject(b, { method: 'DELETE', url: `/v1/sim/rules/${ruleId}` })).statusCode).toBe(200);
+      expect(refused(await createIntent(b, body))).toEqual([200, undefined]);
+      await a.clock.advance(SHARED_RULES_REFRESH_MS);
+      expect(refused(await createIntent(a, body))).toEqual([200, undefined]);
+    });
+  });
+
   describe('a Redis kept across an upgrade', { timeout: TEST_TIMEOUT_MS }, () => {
     it("a start unlinks the earlier versions' index of PENDING intents, and PENDING intents are listed without it", async () => {
       const prefix = redis.newPrefix();
@@ -219,10 +245,21 @@ if (redisServerOrSkip('replicas on Redis')) {
       const read = await getIntent(a, before);
       expect([read.statusCode, read.json().error.code]).toEqual([503, 'STORE_UNAVAILABLE']);
 
+      // The booking's due work could not be run first: it answers then, without a store call of its own to wait on.
+      const { scheduler, seats } = a.app.core.stores;
+      const ownCalls = [vi.spyOn(scheduler, 'schedule'), vi.spyOn(seats, 'seatsOf'), vi.spyOn(seats, 'counts')];
       const booking = await inject(a, { method: 'POST', url: '/bookings', headers: { 'x-user-id': 'user_1' }, payload: { performanceId: 'perf_001', quantity: 2, paymentMethod: 'CREDIT_CARD' } });
       expect(booking.statusCode).toBe(503);
       expect(booking.headers['retry-after']).toBe('1');
       expect(booking.json()).toEqual({ error: 'The store is unavailable; retry shortly.', code: 'STORE_UNAVAILABLE' });
+      for (const url of ['/performances', '/performances/perf_001/seats']) {
+        const res = await inject(a, { url, headers: { 'x-user-id': 'user_1' } });
+        expect([url, res.statusCode, res.json()]).toEqual([url, 503, { error: 'The store is unavailable; retry shortly.', code: 'STORE_UNAVAILABLE' }]);
+      }
+      for (const spy of ownCalls) {
+        expect(spy).not.toHaveBeenCalled();
+        spy.mockRestore();
+      }
 
       await redis.resume();
       for (const t of [a, b]) await eventually(async () => ((await inject(t, { url: '/readyz' })).statusCode === 200 ? true : undefined), 'readiness after Redis is back');

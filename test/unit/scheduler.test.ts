@@ -367,4 +367,39 @@ describe('Scheduler: the jobs of a batch', () => {
     expect(await inner.count('test.job')).toBe(1 + notRun.length);
     expect((await inner.claimDue(LEASE_MS, 10, LEASE_MS)).map((job) => job.key)).toEqual(['k1', ...notRun]);
   });
+  it('runDueOrFail rejects with the run\'s StoreUnavailableError (the caller needs the store next), resolves after any other failure; runDue always resolves', async () => {
+    const clock = new ManualClock(0);
+    const inner = new MemorySchedulerStore();
+    let failure: Error | undefined;
+    const store: SchedulerStore = {
+      schedule: (job) => inner.schedule(job),
+      cancel: (kind, key) => inner.cancel(kind, key),
+      claimDue: (...args) => (failure === undefined ? inner.claimDue(...args) : Promise.reject(failure)),
+      complete: (jobs) => inner.complete(jobs),
+      nextDueAt: () => inner.nextDueAt(),
+      count: (kind) => inner.count(kind),
+    };
+    const runErrors: unknown[] = [];
+    const scheduler = new Scheduler({ clock, store, onError: () => undefined, onRunError: (error) => void runErrors.push(error) });
+    const ran: string[] = [];
+    scheduler.register('test.job', (key) => void ran.push(key));
+    await scheduler.schedule('test.job', 'a', 0);
+
+    const away = new StoreUnavailableError();
+    failure = away;
+    await expect(scheduler.runDue()).resolves.toBeUndefined();
+    await expect(scheduler.runDueOrFail()).rejects.toBe(away);
+    // Two callers at once: the second's run comes after the first's; both fail the same way.
+    const [first, second] = await Promise.allSettled([scheduler.runDueOrFail(), scheduler.runDueOrFail()]);
+    expect([first.status, second.status]).toEqual(['rejected', 'rejected']);
+
+    failure = new Error('ERR a script bug');
+    await expect(scheduler.runDueOrFail()).resolves.toBeUndefined();
+    expect(runErrors).toHaveLength(5);
+    expect(ran).toEqual([]);
+
+    failure = undefined;
+    await expect(scheduler.runDueOrFail()).resolves.toBeUndefined();
+    expect(ran).toEqual(['a']);
+  });
 });

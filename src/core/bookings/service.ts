@@ -95,7 +95,7 @@ export class BookingService {
       throw validationFailed([{ in: 'body', field: '/quantity', rule: 'range', message: `must be a whole number from 1 to ${MAX_QUANTITY}` }]);
     }
     const performance = this.performance(input.performanceId);
-    await scheduler.runDue();
+    await scheduler.runDueOrFail();
     const now = clock.now();
     const id = ids('bk');
     const expiresAt = now + config.seatHoldMs;

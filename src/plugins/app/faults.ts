@@ -10,6 +10,13 @@ import { sendProblem, type ErrorShape } from '../../http/error-handler.ts';
 import type { WebhookFaults } from '../../webhooks/dispatcher.ts';
 
 /**
+ * With a store shared by several replicas (Redis), how long a replica uses its compiled rules
+ * before it checks the shared revision again: a rule created, changed or deleted on one replica
+ * applies on every other within this time. One Redis call a second per namespace in use.
+ */
+export const SHARED_RULES_REFRESH_MS = 1000;
+
+/**
  * Fault injection (issue 15): the rule store and service, FAULTS_FILE's rules created at start,
  * the `fault_rule_hits_total` counter (by rule id and action; a deleted rule's series goes with
  * it), and the hooks that apply request rules to every dialect's routes. Each namespace draws
@@ -93,6 +100,8 @@ export default fp<FaultsOptions>(
     const service = new FaultRuleService({
       store: app.stores.faultRules,
       clock,
+      // With Redis the rules are shared: another replica's change is seen within a second here.
+      refreshMs: config.store.backend === 'redis' ? SHARED_RULES_REFRESH_MS : 0,
       ruleId: () => ids('rule'),
       random: (namespace) => streams(`faults:${namespace}`),
       onHit: (hit) => hits.inc({ rule_id: hit.ruleId, action: hit.action }),
