@@ -11,7 +11,12 @@ import { describeErrors, PATTERN_DESCRIPTION } from './validation.ts';
  * `describeErrors`), which needs the schema, so each compiled validator is wrapped with it.
  */
 export function useValidators(app: FastifyInstance): void {
-  app.setValidatorCompiler(({ schema, httpPart }) => described(compiled(httpPart === 'body' ? STRICT : COERCING, schema), schema));
+  app.setValidatorCompiler(validatorOf);
+}
+
+/** The validator of one part of a route (`httpPart`: body, querystring, params, headers), as every route gets it. */
+export function validatorOf({ schema, httpPart }: { schema: object; httpPart?: string | undefined }): DescribedValidator {
+  return described(compiled(httpPart === 'body' ? STRICT : COERCING, schema), schema);
 }
 
 const AJV_OPTIONS = { allErrors: true, useDefaults: true, removeAdditional: false, strict: false } as const;

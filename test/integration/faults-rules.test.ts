@@ -108,6 +108,21 @@ describe('/v1/sim/rules', () => {
     expect((await get('/v1/sim/rules')).json()).toEqual({ data: [] });
   });
 
+  it('an Idempotency-Key makes a create safe to send again: one rule, the same answer replayed; another body with the key is 422; a bad key is a 400 naming the header', async () => {
+    const send = (payload: object, key: string) => t.app.inject({ method: 'POST', url: '/v1/sim/rules', payload, headers: { 'idempotency-key': key } });
+    const body = { name: 'down once', action: { type: 'error', status: 503 } };
+    const first = await send(body, 'rule-key-1');
+    expect(first.statusCode).toBe(201);
+    const again = await send(body, 'rule-key-1');
+    expect([again.statusCode, again.headers['idempotent-replayed'], again.json()]).toEqual([201, 'true', first.json()]);
+    expect((await get('/v1/sim/rules')).json().data.map((r: { id: string }) => r.id)).toEqual([first.json().id]);
+    const other = await send({ ...body, name: 'down twice' }, 'rule-key-1');
+    expect([other.statusCode, other.json().error.code]).toEqual([422, 'IDEMPOTENCY_KEY_MISMATCH']);
+    const bad = await send(body, 'a key with spaces');
+    expect([bad.statusCode, bad.json().error.code, bad.json().error.details]).toEqual([400, 'VALIDATION_FAILED', [{ in: 'headers', field: '/idempotency-key', rule: 'pattern', message: 'must be visible ASCII characters only (no spaces)' }]]);
+    expect((await get('/v1/sim/rules')).json().data).toHaveLength(1);
+  });
+
   it('answers 400 for an id that is not a rule id, and 415 for a body that is not JSON', async () => {
     const res = await get('/v1/sim/rules/not%20an%20id');
     expect(res.statusCode).toBe(400);

@@ -71,6 +71,9 @@ describe('the outbox', () => {
     });
     expect(resultOf(await fpGet(t, '/api/v1/outbox?status=pending'))).toEqual({ items: [], nextCursor: null });
     expect(resultOf(await fpGet(t, '/api/v1/outbox?status=published&limit=3'))).toEqual({ items: page.items.slice(0, 3), nextCursor: page.items[2].eventId });
+    // The state as the events show it filters as well.
+    expect(resultOf(await fpGet(t, '/api/v1/outbox?status=PUBLISHED&limit=3'))).toEqual({ items: page.items.slice(0, 3), nextCursor: page.items[2].eventId });
+    expect(resultOf(await fpGet(t, '/api/v1/outbox?status=PENDING'))).toEqual({ items: [], nextCursor: null });
     expect(resultOf(await fpGet(t, `/api/v1/outbox?cursor=${page.items[4].eventId}`)).items).toEqual(page.items.slice(5));
     // A refusal writes no event.
     expect(errorOf(await fpPost(t, '/api/v1/credits/use', { userId: 'user_1', serviceId: 'ai-writer', usageId: 'u-2', amount: 1000 }))[0]).toBe(409);

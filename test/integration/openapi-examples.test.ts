@@ -145,20 +145,8 @@ describe('OpenAPI examples, sent to the service', () => {
     expect(res.json().result.saga.status, res.body).toBe('RUNNING');
     return { sagaId: res.json().result.saga.sagaId, usageId };
   }
-  /** The confirm example's payment and its order are made together: the first of its two ids makes both, the second takes them. */
-  let readyPair: Promise<{ orderId: string; paymentKey: string }> | undefined;
-  const ready = () => {
-    const made = readyPair;
-    if (made !== undefined) {
-      readyPair = undefined;
-      return made;
-    }
-    readyPair = fluxpayOrder().then(async (order) => ({ orderId: order.orderId, paymentKey: await fluxpayPayment(order.orderId) }));
-    return readyPair;
-  };
-
-  /** Each example id or URL, and how to make a real one for one request. */
-  const fixtures: Record<string, () => Promise<string>> = {
+  /** Each example id or URL, and how to make a real one for one request (`made`: the ids made for it so far). */
+  const fixtures: Record<string, (made: Map<string, string>) => Promise<string>> = {
     [NATIVE_IDS.pendingIntent]: async () => (await call('POST', '/v1/sim/intent', { reservation_id: 'rsv_fixture', amount: 1000, scenario: 'delay', delay_ms: 600_000 })).json().payment_intent_id,
     [NATIVE_IDS.approvedIntent]: approvedIntent,
     [NATIVE_IDS.delivery]: async () => {
@@ -200,12 +188,17 @@ describe('OpenAPI examples, sent to the service', () => {
     },
     [FLUXPAY_IDS.pendingOrder]: async () => (await fluxpayOrder()).orderId,
     [FLUXPAY_IDS.chargeOrder]: async () => (await fluxpayPaid({ orderName: '1,000 credits', amount: 10000, metadata: { kind: 'CREDIT_CHARGE', credits: 1000 } })).orderId,
-    [FLUXPAY_IDS.readyPayment]: async () => (await ready()).paymentKey,
-    [FLUXPAY_IDS.readyPaymentOrder]: async () => (await ready()).orderId,
+    // The confirm example's payment is of its order (`pendingOrder`): the payment is made for the order made for the request, which it makes first when there is none yet.
+    [FLUXPAY_IDS.readyPayment]: async (made) => {
+      if (!made.has(FLUXPAY_IDS.pendingOrder)) made.set(FLUXPAY_IDS.pendingOrder, (await fluxpayOrder()).orderId);
+      return fluxpayPayment(made.get(FLUXPAY_IDS.pendingOrder) as string);
+    },
     [FLUXPAY_IDS.approvedPayment]: async () => (await fluxpayPaid()).paymentKey,
     [FLUXPAY_IDS.saga]: async () => (await fluxpayRequested()).sagaId,
     [FLUXPAY_IDS.newUsage]: async () => fresh('usage'),
     [FLUXPAY_IDS.newEvent]: async () => fresh('evt'),
+    [FLUXPAY_IDS.completedEvent]: async () => fresh('evt'),
+    [FLUXPAY_IDS.failedEvent]: async () => fresh('evt'),
     [FLUXPAY_IDS.runningUsage]: async () => (await fluxpayRequested()).usageId,
     [FLUXPAY_IDS.deductedUsage]: async () => {
       const usageId = fresh('usage');
@@ -233,20 +226,25 @@ describe('OpenAPI examples, sent to the service', () => {
     return roomReady;
   }
 
-  /** Replaces every example id or URL in `value` (strings, recursively) with a real one made for this request. */
+  /** Replaces every example id or URL in `value` (strings, recursively, one at a time: a fixture may use the ids made before it) with a real one made for this request. */
   async function substitute(value: unknown, made: Map<string, string>): Promise<unknown> {
     if (typeof value === 'string') {
       let out = value;
       for (const [example, make] of Object.entries(fixtures)) {
         if (!out.includes(example)) continue;
-        if (!made.has(example)) made.set(example, await make());
+        if (!made.has(example)) made.set(example, await make(made));
         out = out.split(example).join(made.get(example) as string);
       }
       return out;
     }
-    if (Array.isArray(value)) return Promise.all(value.map((v) => substitute(v, made)));
+    if (Array.isArray(value)) {
+      const items: unknown[] = [];
+      for (const v of value) items.push(await substitute(v, made));
+      return items;
+    }
     if (typeof value === 'object' && value !== null) {
-      const entries = await Promise.all(Object.entries(value).map(async ([k, v]) => [k, await substitute(v, made)] as const));
+      const entries: Array<[string, unknown]> = [];
+      for (const [k, v] of Object.entries(value)) entries.push([k, await substitute(v, made)]);
       return Object.fromEntries(entries);
     }
     return value;

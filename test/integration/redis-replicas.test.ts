@@ -186,17 +186,45 @@ if (redisServerOrSkip('replicas on Redis')) {
       const ruleId = created.json().id as string;
       const refused = (res: LightMyRequestResponse) => [res.statusCode, res.headers['x-sim-rule']];
       expect(refused(await createIntent(a, body))).toEqual([503, ruleId]);
-      // B still uses what it compiled until its refresh time has passed; then it reads the shared revision.
+      // B still uses what it compiled until its refresh time has passed; then it reads the shared
+      // revision in the background (the request that starts the read does not wait for it).
       expect(refused(await createIntent(b, body))).toEqual([200, undefined]);
       await b.clock.advance(SHARED_RULES_REFRESH_MS);
-      expect(refused(await createIntent(b, body))).toEqual([503, ruleId]);
+      const beforeRead = await createIntent(b, body);
+      expect(beforeRead.statusCode).toBe(200);
+      const applied = await eventually(async () => {
+        const res = await createIntent(b, body);
+        return res.statusCode === 503 ? res : undefined;
+      }, 'B to apply the rule made on A');
+      expect(refused(applied)).toEqual([503, ruleId]);
       // The hits are shared.
       expect((await inject(b, { method: 'GET', url: `/v1/sim/rules/${ruleId}` })).json()).toMatchObject({ id: ruleId, hits: 2 });
 
       expect((await inject(b, { method: 'DELETE', url: `/v1/sim/rules/${ruleId}` })).statusCode).toBe(200);
       expect(refused(await createIntent(b, body))).toEqual([200, undefined]);
       await a.clock.advance(SHARED_RULES_REFRESH_MS);
-      expect(refused(await createIntent(a, body))).toEqual([200, undefined]);
+      await eventually(async () => ((await createIntent(a, body)).statusCode === 200 ? true : undefined), 'A to stop applying the rule deleted on B');
+    });
+
+    it('a namespace reset on B and a rule made in it again on B at once: A, which had compiled the namespace\'s old rules, applies the new one', async () => {
+      const [a, b] = await replicas();
+      const ns = { 'x-sim-namespace': 'ci-rules' };
+      const body = { reservation_id: 'res_ns_rule', amount: 1000 };
+      const rule = (status: number) => ({ match: { dialect: 'native', method: 'POST', route: '/v1/sim/intent' }, action: { type: 'error', status } });
+      const old = await inject(b, { method: 'POST', url: '/v1/sim/rules', headers: ns, payload: rule(500) });
+      expect(old.statusCode).toBe(201);
+      // A compiles the namespace's rules: the old one applies there.
+      expect((await createIntent(a, body, ns)).statusCode).toBe(500);
+      // Within one sync interval: B resets the namespace and makes it again with another rule.
+      expect((await inject(b, { method: 'DELETE', url: '/v1/sim/namespaces/ci-rules' })).statusCode).toBe(200);
+      const fresh = await inject(b, { method: 'POST', url: '/v1/sim/rules', headers: ns, payload: rule(502) });
+      expect(fresh.statusCode).toBe(201);
+      const answer = await eventually(async () => {
+        await a.clock.advance(SHARED_RULES_REFRESH_MS);
+        const res = await createIntent(a, body, ns);
+        return res.statusCode === 502 ? res : undefined;
+      }, 'A to apply the rule of the namespace made again');
+      expect(answer.headers['x-sim-rule']).toBe(fresh.json().id);
     });
   });
 
@@ -236,6 +264,10 @@ if (redisServerOrSkip('replicas on Redis')) {
         return res.statusCode === 503 && res.json().details?.store === reason ? res : undefined;
       }, '/readyz to say Redis is unreachable');
       expect(readyz.json()).toEqual({ status: 'store_unavailable', details: { store: reason } });
+      // A route that needs no store answers as ever, its fault rules due for a refresh: they are read
+      // again in the background (once a second while it fails), the ones read last go on applying.
+      await a.clock.advance(SHARED_RULES_REFRESH_MS);
+      for (let i = 0; i < 3; i++) expect((await inject(a, { url: '/health' })).json()).toEqual({ status: 'ok', service: 'payment-service' });
 
       const native = await createIntent(b, { reservation_id: 'res_5', amount: 100 });
       expect(native.statusCode).toBe(503);

@@ -304,7 +304,7 @@ describe('FaultRuleService.planRequest', () => {
     expect([await at(0), await at(1_000), await at(2_999), await at(3_000)]).toEqual([false, true, true, false]);
   });
 
-  it('replicas sharing a store: another replica\'s change is seen once refreshMs has passed', async () => {
+  it('replicas sharing a store: another replica\'s change is read in the background once refreshMs has passed, and applies once read', async () => {
     const shared = new MemoryFaultRuleStore();
     const a = setup({ store: shared });
     const b = setup({ store: shared, refreshMs: 1_000 });
@@ -312,12 +312,43 @@ describe('FaultRuleService.planRequest', () => {
     await a.service.create(NS, { action: { type: 'error', status: 500 } });
     expect(await b.service.planRequest(NS, intent())).toBe(NO_FAULTS);
     await b.clock.advance(1_000);
-    expect((await b.service.planRequest(NS, intent())).response).not.toBeNull();
+    const revisions = b.store.calls.revision;
+    // The request that finds the rules stale does not wait: it has the rules compiled last, and starts one read.
+    expect(await b.service.planRequest(NS, intent())).toBe(NO_FAULTS);
+    await new Promise((resolve) => setImmediate(resolve)); // the read, in the background
+    expect(await b.service.planRequest(NS, intent())).not.toBe(NO_FAULTS);
+    expect(b.store.calls.revision).toBe((revisions ?? 0) + 1);
     // Unchanged since: the revision is checked, the rules are not read again.
     const lists = b.store.calls.list;
     await b.clock.advance(1_000);
     await b.service.planRequest(NS, intent());
+    await b.service.planRequest(NS, intent());
     expect(b.store.calls.list).toBe(lists);
+  });
+
+  it('replicas sharing a store that is away: requests go on with the rules compiled last, and the store is asked once a refreshMs, not once a request', async () => {
+    const inner = new MemoryFaultRuleStore();
+    let away = false;
+    const store = counting(
+      new Proxy(inner, {
+        get(target, key, receiver) {
+          const value = Reflect.get(target, key, receiver) as unknown;
+          if (typeof value !== 'function') return value;
+          return (...args: unknown[]) => (away && key !== 'claimHit' ? Promise.reject(new Error('connect ECONNREFUSED')) : (value as (...a: unknown[]) => unknown).apply(target, args));
+        },
+      }),
+    );
+    const b = setup({ store, refreshMs: 1_000 });
+    await b.service.create(NS, { action: { type: 'error', status: 500 } });
+    expect((await b.service.planRequest(NS, intent())).response).not.toBeNull();
+    away = true;
+    await b.clock.advance(1_000);
+    const revisions = store.calls.revision ?? 0;
+    for (let i = 0; i < 20; i++) expect((await b.service.planRequest(NS, intent())).response).not.toBeNull();
+    expect(store.calls.revision).toBe(revisions + 1);
+    await b.clock.advance(1_000);
+    for (let i = 0; i < 20; i++) expect((await b.service.planRequest(NS, intent())).response).not.toBeNull();
+    expect(store.calls.revision).toBe(revisions + 2);
   });
 });
 

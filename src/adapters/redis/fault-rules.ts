@@ -29,9 +29,20 @@ local function find(ns, id)
   if redis.call('HGET', KEYS[1], id) ~= ns then return nil end
   return rec(id)
 end
--- One counter for every revision, so a namespace emptied and filled again never repeats one.
+-- One counter for every revision, so a namespace emptied and filled again never repeats one. It
+-- starts at Redis' time in microseconds, so a counter deleted with its namespace (a namespace
+-- reset) starts again above any revision handed out before (one a microsecond at most since):
+-- a replica that still holds an older revision of the namespace's rules reads them again.
 local function changed(ns)
-  if redis.call('ZCARD', set(ns)) > 0 then redis.call('HSET', KEYS[2], ns, redis.call('INCR', KEYS[4])) else redis.call('HDEL', KEYS[2], ns) end
+  if redis.call('ZCARD', set(ns)) > 0 then
+    if redis.call('EXISTS', KEYS[4]) == 0 then
+      local t = redis.call('TIME')
+      redis.call('SET', KEYS[4], tonumber(t[1]) * 1000000 + tonumber(t[2]))
+    end
+    redis.call('HSET', KEYS[2], ns, redis.call('INCR', KEYS[4]))
+  else
+    redis.call('HDEL', KEYS[2], ns)
+  end
 end
 `;
 

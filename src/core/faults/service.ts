@@ -37,9 +37,9 @@ export interface FaultRuleServiceDeps {
   /** The random stream of a namespace (seeded with RANDOM_SEED, one stream per namespace). */
   random: (namespace: string) => RandomSource;
   /**
-   * How long a compiled rule set is used before the store's revision is checked again, for
-   * stores shared by several replicas. 0 (the default, right for one process): this service is
-   * the only writer and recompiles on its own changes only.
+   * How long a compiled rule set is used before the store's revision is checked again (in the
+   * background: see `#fresh`), for stores shared by several replicas. 0 (the default, right for
+   * one process): this service is the only writer and recompiles on its own changes only.
    */
   refreshMs?: number;
   /** Called for every match that applied a rule (for the `rule hits` metric). */
@@ -76,6 +76,7 @@ type Mutable<T extends { ruleIds: readonly string[] }> = Omit<T, 'ruleIds'> & { 
 interface CacheEntry {
   matcher: RuleMatcher;
   revision: number;
+  /** When the revision was last read (or a read of it last began). */
   checkedAt: number;
 }
 
@@ -227,12 +228,26 @@ export class FaultRuleService {
     return true;
   }
 
-  /** The cached matcher when it may be used without asking the store. */
+  /**
+   * The cached matcher, if there is one. With a store shared by several replicas (`refreshMs` > 0)
+   * one checked more than `refreshMs` ago is still used, and the store's revision is read again in
+   * the background, one read at a time: a request never waits for a refresh, and while the store
+   * is away (the read fails) it is tried once a `refreshMs`, not once a request, and the rules
+   * compiled last go on applying.
+   */
   #fresh(namespace: string): RuleMatcher | undefined {
     const entry = this.#cache.get(namespace);
     if (entry === undefined) return undefined;
     const refreshMs = this.#deps.refreshMs ?? 0;
-    if (refreshMs > 0 && this.#deps.clock.now() - entry.checkedAt >= refreshMs) return undefined;
+    if (refreshMs > 0) {
+      const now = this.#deps.clock.now();
+      if (now - entry.checkedAt >= refreshMs && !this.#loading.has(namespace)) {
+        // The next try is refreshMs later, whatever this one does (a success replaces the entry).
+        entry.checkedAt = now;
+        // A failed read changes nothing: the store's own reporting says it is away.
+        this.#matcher(namespace).catch(() => undefined);
+      }
+    }
     return entry.matcher;
   }
 

@@ -197,7 +197,7 @@ export const bookingsErrorDocs: ErrorDocs = {
     400: { description: 'The request is invalid (`VALIDATION_FAILED`, unknown fields too).', examples: { validation_failed: { summary: 'A field breaks a rule', value: problem('VALIDATION_FAILED', 'body /quantity: must be <= 10') } } },
     401: { description: '`UNAUTHENTICATED`: no `x-user-id`, or not 1–128 characters; checked before anything else.', examples: { no_user: { summary: 'No caller', value: problem('UNAUTHENTICATED', 'The x-user-id header is required (1–128 characters).') } } },
     403: { description: '`FORBIDDEN`: another user’s booking.', examples: { forbidden: { summary: 'Not yours', value: problem('FORBIDDEN', `Booking ${EXAMPLE_IDS.toPay} belongs to another user.`) } } },
-    404: { description: '`NOT_FOUND`: no such performance or booking.', examples: { not_found: { summary: 'Unknown booking', value: problem('NOT_FOUND', `Booking ${EXAMPLE_IDS.toPay} does not exist.`) } } },
+    404: { description: '`NOT_FOUND`: no such booking (or it was evicted).', examples: { not_found: { summary: 'Unknown booking', value: problem('NOT_FOUND', `Booking ${EXAMPLE_IDS.toPay} does not exist.`) } } },
     409: {
       description: '`SOLD_OUT`, `PAYMENT_ALREADY_PROCESSED` (not pending, already paid, or a payment in flight), `INVALID_STATE`, or `IDEMPOTENCY_KEY_IN_USE`.',
       examples: { sold_out: { summary: 'Not enough seats', value: problem('SOLD_OUT', 'perf_003 has 1 seat left; 2 requested.') } },
@@ -230,7 +230,7 @@ export const badUrl = {
 };
 
 export const badListQuery = {
-  description: 'A query parameter breaks its rule (unknown parameters too), or a `cursor` that is not a booking id.',
+  description: 'A query parameter breaks its rule (unknown parameters too), or a `cursor` that is not a `bk_<ULID>` id: only its form is checked (a well-formed id of no booking of yours is not refused).',
   examples: { validation_failed: { summary: 'limit out of range', value: problem('VALIDATION_FAILED', 'querystring /limit: must be >= 1') } },
 };
 
@@ -242,6 +242,18 @@ export const bookingIdRequired = {
 export const performanceNotFound = {
   description: '`NOT_FOUND`: no such performance.',
   examples: { not_found: { summary: 'Unknown performance', value: problem('NOT_FOUND', 'Performance perf_999 does not exist.') } },
+};
+
+/** createBooking's 409: only seats or a key still running. */
+export const bookConflict = {
+  description: '`SOLD_OUT`: fewer seats are free than `quantity`; `IDEMPOTENCY_KEY_IN_USE`: a request with this key is still running.',
+  examples: { sold_out: { summary: 'Not enough seats', value: problem('SOLD_OUT', 'perf_003 has 1 seat left; 2 requested.') } },
+};
+
+/** executePayment's 400: its own body's fields. */
+export const executeInvalid = {
+  description: 'The body is invalid (`VALIDATION_FAILED`): `bookingId` and `paymentMethodToken` are required, `cvv` is 3 or 4 digits; unknown fields too.',
+  examples: { validation_failed: { summary: 'No paymentMethodToken', value: problem('VALIDATION_FAILED', "body /paymentMethodToken: must have required property 'paymentMethodToken'") } },
 };
 
 export const executeConflict = {

@@ -15,9 +15,8 @@ export const EXAMPLE_IDS = {
   pendingOrder: 'ord_01KBA7Q4A6J3M8P1T5W9Y2C4HD',
   /** A PAID CREDIT_CHARGE order of EXAMPLE_USER (charged by the example). */
   chargeOrder: 'ord_01KBA7Q4A6J3M8P1T5W9Y2C4HE',
-  /** A READY payment and its PENDING order (confirmed by the example). */
+  /** A READY payment of the PENDING order `pendingOrder` (made by the create example, confirmed by the confirm example). */
   readyPayment: 'pk_01KBA7Q4B1K4N9Q2V6X0Z3D5JE',
-  readyPaymentOrder: 'ord_01KBA7Q4A6J3M8P1T5W9Y2C4HF',
   /** An APPROVED payment (read by the example). */
   approvedPayment: 'pk_01KBA7Q4B1K4N9Q2V6X0Z3D5JF',
   saga: 'saga_01KBA7Q4C2N5R8V1X4Z7B0D3FG',
@@ -27,8 +26,11 @@ export const EXAMPLE_IDS = {
   deductedUsage: 'usage-5b21',
   /** A usage of EXAMPLE_USER whose saga runs (completed by the example). */
   runningUsage: 'usage-9c40',
-  /** A new event id. */
+  /** A new event id (the requesting event of the example saga). */
   newEvent: 'evt-client-0001',
+  /** New event ids of the completion and the failure examples: each event has its own id (the same id with another body is PAY_003). */
+  completedEvent: 'evt-client-0002',
+  failedEvent: 'evt-client-0003',
   event: 'evt_01KBA7Q4D3P6S9W2Y5A8C1E4GH',
   transaction: 'tx_01KBA7Q4D3P6S9W2Y5A8C1E4GJ',
   usage: 'cu_01KBA7Q4D3P6S9W2Y5A8C1E4GK',
@@ -36,6 +38,15 @@ export const EXAMPLE_IDS = {
   /** An ACTIVE billing subscription of EXAMPLE_USER on basic-monthly (each request gets its own). */
   billingSubscription: 'sub_01KBA7Q4F5R8T1W4Y7A0C3E6HJ',
 } as const;
+
+/** A room that exists (read, entered, its tickets polled by the examples). */
+export const EXAMPLE_ROOM = 'concert-2026';
+/** A room the PUT examples create (`created`, 201) and then change (`updated`, 200). */
+export const EXAMPLE_NEW_ROOM = 'summer-sale';
+/** A ticket of EXAMPLE_ROOM, WAITING. */
+export const EXAMPLE_TICKET = 'wrt_01KBA7Q4E4Q7T0X3Z6B9D2F5HJ';
+/** The service the example rooms protect: one of the built-in billing policy's, not one the order examples order. */
+const PROTECTED = 'image-studio';
 
 /** A subscriber's URL, on a local receiver. */
 export const EXAMPLE_SUBSCRIBER_URL = 'http://127.0.0.1:4000/fluxpay/events';
@@ -108,14 +119,14 @@ export const cancelResponses: Examples = {
 // ── payments ──
 
 export const createPaymentRequests: Examples = {
-  card: ex('Pay by card (the CVV’s last digit decides: 0, 1 or 9 approve)', { orderId: EXAMPLE_IDS.pendingOrder, method: 'CARD', card: { number: '4242424242424242', cvv: '123', expMonth: 12, expYear: 2030 } }),
+  card: ex('Pay by card (Stripe’s test number 4242… approves, whatever the CVV)', { orderId: EXAMPLE_IDS.pendingOrder, method: 'CARD', card: { number: '4242424242424242', cvv: '123', expMonth: 12, expYear: 2030 } }),
   easy_pay: ex('Pay with an easy-pay provider', { orderId: EXAMPLE_IDS.pendingOrder, method: 'EASY_PAY', easyPay: { provider: 'TOSSPAY' } }),
 };
 export const createPaymentResponses: Examples = {
   card: ex('READY, with the paymentKey a checkout widget hands the client', wrap(payment)),
   easy_pay: ex('READY', wrap({ ...payment, method: 'EASY_PAY', card: null, easyPay: { provider: 'TOSSPAY' } })),
 };
-export const confirmRequests: Examples = { approve: ex('Confirm the payment of the order’s amount', { paymentKey: EXAMPLE_IDS.readyPayment, orderId: EXAMPLE_IDS.readyPaymentOrder, amount: 15000 }) };
+export const confirmRequests: Examples = { approve: ex('Confirm the payment of the order’s amount', { paymentKey: EXAMPLE_IDS.readyPayment, orderId: EXAMPLE_IDS.pendingOrder, amount: 15000 }) };
 export const confirmResponses: Examples = { approve: ex('APPROVED; the order is PAID (event payment.approved)', wrap({ ...approved, paymentKey: EXAMPLE_IDS.readyPayment })) };
 export const getPaymentResponses: Examples = { approved: ex('An APPROVED payment', wrap(approved)) };
 
@@ -161,14 +172,14 @@ const saga = {
 };
 export const eventRequests: Examples = {
   requested: ex('A usage starts: credits are deducted (or the paid order is held)', { eventId: EXAMPLE_IDS.newEvent, type: 'service.usage.requested', userId: EXAMPLE_USER, serviceId: 'ai-writer', usageId: EXAMPLE_IDS.newUsage, credits: 10 }),
-  completed: ex('The usage succeeded: the saga completes', { eventId: EXAMPLE_IDS.newEvent, type: 'service.usage.completed', userId: EXAMPLE_USER, serviceId: 'ai-writer', usageId: EXAMPLE_IDS.runningUsage }),
-  failed: ex('The usage failed: the saga compensates', { eventId: EXAMPLE_IDS.newEvent, type: 'service.usage.failed', userId: EXAMPLE_USER, serviceId: 'ai-writer', usageId: EXAMPLE_IDS.runningUsage }),
+  completed: ex('The usage succeeded: the saga completes', { eventId: EXAMPLE_IDS.completedEvent, type: 'service.usage.completed', userId: EXAMPLE_USER, serviceId: 'ai-writer', usageId: EXAMPLE_IDS.runningUsage }),
+  failed: ex('The usage failed: the saga compensates', { eventId: EXAMPLE_IDS.failedEvent, type: 'service.usage.failed', userId: EXAMPLE_USER, serviceId: 'ai-writer', usageId: EXAMPLE_IDS.runningUsage }),
 };
 export const eventResponses: Examples = {
   requested: ex('The saga, waiting for the usage’s end', wrap({ eventId: EXAMPLE_IDS.newEvent, type: 'service.usage.requested', duplicate: false, saga })),
-  completed: ex('COMPLETED', wrap({ eventId: EXAMPLE_IDS.newEvent, type: 'service.usage.completed', duplicate: false, saga: { ...saga, usageId: EXAMPLE_IDS.runningUsage, status: 'COMPLETED', updatedAt: T1, completedAt: T1 } })),
+  completed: ex('COMPLETED', wrap({ eventId: EXAMPLE_IDS.completedEvent, type: 'service.usage.completed', duplicate: false, saga: { ...saga, usageId: EXAMPLE_IDS.runningUsage, status: 'COMPLETED', updatedAt: T1, completedAt: T1 } })),
   failed: ex('COMPENSATED: the credits are restored', wrap({
-    eventId: EXAMPLE_IDS.newEvent,
+    eventId: EXAMPLE_IDS.failedEvent,
     type: 'service.usage.failed',
     duplicate: false,
     saga: {
@@ -370,42 +381,30 @@ export function exampleWebhookHeaders(type: string): Record<string, string> {
 // ── errors ──
 
 const err = (code: string, message: string, result: unknown = null): Example => ({ summary: message, value: { isSuccess: false, code, message, result } });
+const IN_USE_TEXT = 'COMMON_409: a request with this Idempotency-Key is still being processed';
+const IN_USE = err('COMMON_409', 'A request with this Idempotency-Key is still being processed; retry later.');
 
 export const fluxpayErrorDocs: ErrorDocs = {
   schema: ErrorBody,
   byStatus: {
     400: {
-      description: 'COMMON_400: a field breaks its rule (`result.errors` lists each); PAY_005: the amount does not match the order.',
-      examples: {
-        validation_failed: err('COMMON_400', 'body/amount must be >= 1', { errors: [{ field: 'amount', reason: 'must be >= 1' }] }),
-        amount_mismatch: err('PAY_005', `amount 10000 does not match order ${EXAMPLE_IDS.pendingOrder}'s amount 15000.`),
-      },
+      description: 'COMMON_400: a field breaks its rule (`result.errors` lists each).',
+      examples: { validation_failed: err('COMMON_400', 'body /amount: must be >= 1', { errors: [{ field: 'amount', reason: 'must be >= 1' }] }) },
     },
     402: { description: 'PAY_002: the payment was declined (the payment is FAILED; the order stays PENDING, or, for a subscription’s charge, is CANCELLED and nothing changes).', examples: { declined: err('PAY_002', 'Payment approval failed: DECLINE_2.') } },
     404: {
-      description: 'COMMON_404: no such record (or it was evicted after FLUXPAY_TTL_MS), or no such route; SUB_001: no subscription plan has this id.',
-      examples: { not_found: err('COMMON_404', `Order ${EXAMPLE_IDS.pendingOrder} was not found.`), unknown_plan: err('SUB_001', 'Plan gold-monthly does not exist (plans: basic-monthly, pro-monthly, pro-yearly).') },
+      description: 'COMMON_404: no such record (or it was evicted after FLUXPAY_TTL_MS), or no such route.',
+      examples: { not_found: err('COMMON_404', `Order ${EXAMPLE_IDS.pendingOrder} was not found.`) },
     },
     403: {
       description: 'WAIT_001: the order’s service is protected by an active waiting room and the X-Admission-Token is missing, not one of its tokens, expired or already used.',
       examples: {
-        missing: err('WAIT_001', 'Service ai-writer is behind waiting room concert-2026: send the X-Admission-Token of an admitted ticket.'),
-        used: err('WAIT_001', 'This admission token was already used (for another order); enter the waiting room again.'),
+        missing: err('WAIT_001', `Service ${PROTECTED} is behind waiting room ${EXAMPLE_ROOM}: send the X-Admission-Token of an admitted ticket.`),
+        used: err('WAIT_001', `This admission token was already used (for order ${EXAMPLE_IDS.pendingOrder}); enter waiting room ${EXAMPLE_ROOM} again.`),
       },
     },
     405: { description: 'COMMON_405: the path exists with other methods (see `Allow`).', examples: { method: err('COMMON_405', 'DELETE is not allowed on /api/v1/orders; use GET, POST.') } },
-    409: {
-      description:
-        'PAY_001: insufficient credit balance; PAY_003: already processed; PAY_004: the order’s state does not allow this; SUB_002: the subscription’s state does not allow this; SUB_003: the subscription kept changing under the request (send it again); COMMON_409: a request with this Idempotency-Key is still being processed.',
-      examples: {
-        insufficient: err('PAY_001', 'Insufficient credit balance: 5, needed 10.'),
-        already_processed: err('PAY_003', `Payment ${EXAMPLE_IDS.approvedPayment} was already processed: APPROVED, CARD, amount 15000 KRW, order ${EXAMPLE_IDS.pendingOrder}.`),
-        order_state: err('PAY_004', `Order ${EXAMPLE_IDS.pendingOrder} is COMPLETED; only a PENDING or PAID order can be cancelled.`),
-        in_use: err('COMMON_409', 'A request with this Idempotency-Key is still being processed; retry later.'),
-        subscription_state: err('SUB_002', `Subscription ${EXAMPLE_IDS.billingSubscription} is EXPIRED; only an ACTIVE or PAST_DUE subscription can be canceled.`),
-        subscription_busy: err('SUB_003', `Subscription ${EXAMPLE_IDS.billingSubscription} is being changed by other requests; try again.`),
-      },
-    },
+    409: { description: `${IN_USE_TEXT}.`, examples: { in_use: IN_USE } },
     413: { description: 'COMMON_413: the body is larger than BODY_LIMIT_BYTES.', examples: { too_large: err('COMMON_413', 'The request body is larger than the limit (BODY_LIMIT_BYTES).') } },
     415: { description: 'COMMON_415: the body is not `application/json`.', examples: { media_type: err('COMMON_415', 'Send the body as application/json.') } },
     422: { description: 'COMMON_422: this Idempotency-Key was used with another body.', examples: { key_reused: err('COMMON_422', 'This Idempotency-Key was used with a different request body.') } },
@@ -425,16 +424,154 @@ export const fluxpayErrorDocs: ErrorDocs = {
   },
 };
 
+// ── each operation's own 400, 404 and 409: only what it can answer, in the words the service sends ──
+
+/** Where a schema rule was broken, and how `result.errors` names the field there. */
+const FIELD_PREFIX = { body: '', querystring: 'query.', params: 'path.' } as const;
+
+/** A schema rule broken: `body /amount: must be >= 1` (field `amount`), `querystring /limit: …` (`query.limit`), `params /orderId: …` (`path.orderId`). */
+function broken(where: keyof typeof FIELD_PREFIX, field: string, reason: string): Example {
+  return err('COMMON_400', `${where} /${field}: ${reason}`, { errors: [{ field: `${FIELD_PREFIX[where]}${field}`, reason }] });
+}
+
+/** One of the service's own checks: `card: is required when method is CARD` (the field as the check names it). */
+function refused(field: string, reason: string): Example {
+  return err('COMMON_400', `${field}: ${reason}`, { errors: [{ field, reason }] });
+}
+
+const idBroken = (param: string, prefix: string): Example => broken('params', param, `must be ${prefix}_ followed by a 26-character ULID`);
+
+interface ErrorDoc {
+  description: string;
+  examples: Examples;
+}
+const badRequest = (what: string, examples: Examples): ErrorDoc => ({ description: `COMMON_400: ${what} (\`result.errors\` lists each broken field).`, examples });
+const notFound = (message: string, description: string): ErrorDoc => ({ description: `COMMON_404: ${description}.`, examples: { not_found: err('COMMON_404', message) } });
+/** The operation's own 409 codes (none: only COMMON_409), each with an example, then COMMON_409. */
+const conflict = (codes?: string, examples: Examples = {}): ErrorDoc => ({ description: codes === undefined ? `${IN_USE_TEXT}.` : `${codes}; ${IN_USE_TEXT}.`, examples: { ...examples, in_use: IN_USE } });
+
+const EVICTED = 'or it was evicted after FLUXPAY_TTL_MS';
+const LIST_400 = badRequest('a query parameter breaks its rule (unknown parameters too)', { validation_failed: broken('querystring', 'limit', 'must be <= 100') });
+const USER_400 = badRequest('`userId` is missing or breaks its rule (unknown parameters too)', { validation_failed: broken('querystring', 'userId', "must have required property 'userId'") });
+const ORDER_404 = notFound(`Order ${EXAMPLE_IDS.pendingOrder} was not found.`, `no such order (${EVICTED})`);
+const SUBSCRIPTION_404 = notFound(`Subscription ${EXAMPLE_IDS.billingSubscription} was not found.`, 'no such subscription (an EXPIRED one is evicted FLUXPAY_TTL_MS after it expired)');
+const SUBSCRIPTION_400 = badRequest('`subscriptionId` is not a subscription id (`sub_<ULID>`)', { bad_id: idBroken('subscriptionId', 'sub') });
+const CARD_400 = refused('card.number', 'must be 12 to 19 digits passing the Luhn check');
+const UNKNOWN_PLAN = err('SUB_001', 'Plan gold-monthly does not exist (plans: basic-monthly, pro-monthly, pro-yearly).');
+const ROOM_404 = notFound('Waiting room nope-room was not found.', 'no such waiting room');
+const ROOM_400 = broken('params', 'roomId', 'must be 1–64 letters, digits, ., _ or -');
+/** A SUB_002 of the operation (its own message) and SUB_003, with COMMON_409. */
+const subscriptionConflict = (when: string, message: string): ErrorDoc =>
+  conflict(`SUB_002: ${when}; SUB_003: the subscription kept changing under the request (send it again)`, {
+    subscription_state: err('SUB_002', `Subscription ${EXAMPLE_IDS.billingSubscription} is ${message}`),
+    subscription_busy: err('SUB_003', `Subscription ${EXAMPLE_IDS.billingSubscription} is being changed by other requests; try again.`),
+  });
+
+/** Per operation (by operationId): the 400, 404 and 409 it can answer, for `errorResponses`' overrides. */
+export const fluxpayOverrides = {
+  createFluxPayOrder: {
+    400: badRequest('a field breaks its rule, or a CREDIT_CHARGE order’s `metadata.credits` is not a positive whole number', { validation_failed: broken('body', 'amount', 'must be >= 1') }),
+    409: conflict(),
+  },
+  listFluxPayOrders: { 400: badRequest('a query parameter breaks its rule (unknown parameters too; `cursor` is an order id)', { validation_failed: broken('querystring', 'limit', 'must be <= 100'), bad_cursor: broken('querystring', 'cursor', 'must be ord_ followed by a 26-character ULID') }) },
+  getFluxPayOrder: { 400: badRequest('`orderId` is not an order id (`ord_<ULID>`)', { bad_id: idBroken('orderId', 'ord') }), 404: ORDER_404 },
+  cancelFluxPayOrder: {
+    400: badRequest('`orderId` is not an order id, or the body breaks its rule (`reason` 1–200 characters, no other field)', { bad_id: idBroken('orderId', 'ord'), unknown_field: broken('body', 'note', 'is not a known field') }),
+    404: ORDER_404,
+    409: conflict('PAY_004: the order is COMPLETED or CANCELLED already, or a usage saga holds it', { order_state: err('PAY_004', `Order ${EXAMPLE_IDS.pendingOrder} is COMPLETED; only a PENDING or PAID order can be cancelled.`) }),
+  },
+  createFluxPayPayment: {
+    400: badRequest('a field breaks its rule, `card` or `easyPay` does not go with `method`, or the card is invalid (its number 12–19 digits passing the Luhn check, its CVV 3 or 4 digits, expMonth with expYear)', {
+      card_required: refused('card', 'is required when method is CARD'),
+      card_number: CARD_400,
+    }),
+    404: ORDER_404,
+    409: conflict('PAY_004: the order is not PENDING', { order_state: err('PAY_004', `Order ${EXAMPLE_IDS.pendingOrder} is PAID; a payment can be made only for a PENDING order.`) }),
+  },
+  confirmFluxPayPayment: {
+    400: {
+      description: 'COMMON_400: a field breaks its rule, or `orderId` is not the payment’s order (`result.errors` lists each broken field); PAY_005: `amount` is not the order’s amount.',
+      examples: {
+        order_mismatch: refused('orderId', `does not match payment ${EXAMPLE_IDS.readyPayment}`),
+        amount_mismatch: err('PAY_005', `amount 10000 does not match order ${EXAMPLE_IDS.pendingOrder}'s amount 15000.`),
+      },
+    },
+    404: notFound(`Payment ${EXAMPLE_IDS.readyPayment} was not found.`, `no such payment (${EVICTED})`),
+    409: conflict('PAY_003: the payment was decided already (the message says how); PAY_004: the order is not PENDING (cancelled, or paid by another payment)', {
+      already_processed: err('PAY_003', `Payment ${EXAMPLE_IDS.approvedPayment} was already processed: APPROVED, CARD, amount 15000 KRW, order ${EXAMPLE_IDS.pendingOrder}.`),
+      order_state: err('PAY_004', `Order ${EXAMPLE_IDS.pendingOrder} is CANCELLED; only a PENDING order can be paid.`),
+    }),
+  },
+  getFluxPayPayment: { 404: notFound(`Payment ${EXAMPLE_IDS.approvedPayment} was not found.`, `no such payment (${EVICTED}); a key that is not \`pk_<ULID>\` is no route (\`No route GET …\`)`) },
+  getFluxPayCreditBalance: { 400: USER_400 },
+  chargeFluxPayCredits: {
+    400: badRequest('a field breaks its rule', { validation_failed: broken('body', 'orderId', 'must be ord_ followed by a 26-character ULID') }),
+    404: notFound(`Order of user ${EXAMPLE_USER} ${EXAMPLE_IDS.chargeOrder} was not found.`, `the user has no such order (another user’s order too; ${EVICTED})`),
+    409: conflict('PAY_003: the order’s credits were charged already; PAY_004: not a CREDIT_CHARGE order, or not PAID', {
+      already_charged: err('PAY_003', `Order ${EXAMPLE_IDS.chargeOrder} was already charged: 1000 credits.`),
+      order_state: err('PAY_004', `Order ${EXAMPLE_IDS.chargeOrder} is PENDING; credits are charged from a PAID order.`),
+    }),
+  },
+  useFluxPayCredits: {
+    400: badRequest('a field breaks its rule, or without `amount` the service has no price in the billing policy', { no_price: refused('serviceId', 'translate-pro has no price in the billing policy; send amount') }),
+    409: conflict('PAY_001: the balance is short (nothing changes); PAY_003: this usage of the user was deducted already', {
+      insufficient: err('PAY_001', 'Insufficient credit balance: 5, needed 10.'),
+      already_processed: err('PAY_003', `Usage ${EXAMPLE_IDS.newUsage} of user ${EXAMPLE_USER} was already processed (${EXAMPLE_IDS.usage}, 10 credits, DEDUCTED).`),
+    }),
+  },
+  refundFluxPayCredits: {
+    400: badRequest('a field breaks its rule', { validation_failed: broken('body', 'usageId', "must have required property 'usageId'") }),
+    404: notFound(`Usage of user ${EXAMPLE_USER} usage-none was not found.`, 'the user has no usage with this id'),
+    409: conflict('PAY_003: the usage was refunded already', { already_refunded: err('PAY_003', `Usage ${EXAMPLE_IDS.deductedUsage} was already refunded.`) }),
+  },
+  listFluxPayCreditTransactions: { 400: USER_400 },
+  postFluxPayUsageEvent: {
+    400: badRequest('a field breaks its rule, or a `service.usage.requested` without `credits` or `orderId` is for a service with no price in the billing policy', { validation_failed: broken('body', 'credits', 'must be >= 1') }),
+    404: notFound(`Usage saga of user ${EXAMPLE_USER} usage-none was not found.`, 'the end (`service.usage.completed` or `.failed`) of a usage that has no saga'),
+    409: conflict('PAY_003: this eventId was received with another body, or the usage already has a saga; PAY_004: the saga is still running its steps (send the completion again shortly)', {
+      event_reused: err('PAY_003', `Event ${EXAMPLE_IDS.newEvent} was already received with another body (service.usage.requested).`),
+      saga_busy: err('PAY_004', `Saga ${EXAMPLE_IDS.saga} is still running its steps; send the completion again shortly.`),
+    }),
+  },
+  getFluxPaySaga: { 400: badRequest('`sagaId` is not a saga id (`saga_<ULID>`)', { bad_id: idBroken('sagaId', 'saga') }), 404: notFound(`Saga ${EXAMPLE_IDS.saga} was not found.`, `no such saga (${EVICTED})`) },
+  listFluxPayOutbox: { 400: LIST_400 },
+  createFluxPayWebhookSubscription: {
+    400: badRequest('a field breaks its rule (`url` an absolute http(s) URL, `events` the event types FluxPay sends)', { validation_failed: broken('body', 'url', 'must be an absolute http(s) URL') }),
+    409: conflict(),
+  },
+  createFluxPaySubscription: {
+    400: badRequest('a field breaks its rule, or the card is invalid (its number 12–19 digits passing the Luhn check, its CVV 3 or 4 digits, expMonth with expYear)', { card_number: CARD_400 }),
+    404: { description: 'SUB_001: no subscription plan has this id.', examples: { unknown_plan: UNKNOWN_PLAN } },
+    409: conflict(),
+  },
+  listFluxPaySubscriptions: { 400: LIST_400 },
+  getFluxPaySubscription: { 400: SUBSCRIPTION_400, 404: SUBSCRIPTION_404 },
+  getFluxPayEntitlements: { 400: SUBSCRIPTION_400, 404: SUBSCRIPTION_404 },
+  cancelFluxPaySubscription: {
+    400: badRequest('`subscriptionId` is not a subscription id, or the body has a field (it is empty, or none)', { bad_id: idBroken('subscriptionId', 'sub'), unknown_field: broken('body', 'reason', 'is not a known field') }),
+    404: SUBSCRIPTION_404,
+    409: subscriptionConflict('CANCELED or EXPIRED already', 'EXPIRED; only an ACTIVE or PAST_DUE subscription can be canceled.'),
+  },
+  changeFluxPaySubscriptionPlan: {
+    400: badRequest('`subscriptionId` is not a subscription id, a field breaks its rule, or the plan is billed in another currency', { bad_id: idBroken('subscriptionId', 'sub') }),
+    404: { description: 'COMMON_404: no such subscription (an EXPIRED one is evicted FLUXPAY_TTL_MS after it expired); SUB_001: no subscription plan has this id.', examples: { ...SUBSCRIPTION_404.examples, unknown_plan: UNKNOWN_PLAN } },
+    409: subscriptionConflict('not ACTIVE', 'PAST_DUE; only an ACTIVE subscription can be changed to another plan.'),
+  },
+  updateFluxPaySubscriptionCard: {
+    400: badRequest('`subscriptionId` is not a subscription id, a field breaks its rule, or the card is invalid (its number 12–19 digits passing the Luhn check, its CVV 3 or 4 digits)', { card_number: CARD_400 }),
+    404: SUBSCRIPTION_404,
+    409: subscriptionConflict('EXPIRED', 'EXPIRED; only an ACTIVE, PAST_DUE or CANCELED subscription can be given a new card.'),
+  },
+  getFluxPayWaitingRoom: { 400: badRequest('`roomId` breaks its rule', { bad_id: ROOM_400 }), 404: ROOM_404 },
+  enterFluxPayWaitingRoom: { 400: badRequest('`roomId` or the body breaks its rule', { validation_failed: broken('body', 'userId', "must have required property 'userId'") }), 404: ROOM_404 },
+  getFluxPayWaitingRoomTicket: {
+    400: badRequest('`roomId` breaks its rule, or `ticket` is not a ticket id (`wrt_<ULID>`)', { bad_id: idBroken('ticket', 'wrt') }),
+    404: notFound(`Ticket ${EXAMPLE_TICKET} was not found.`, 'no such ticket in this room (an unknown room too)'),
+  },
+} as const satisfies Record<string, Partial<Record<400 | 404 | 409, ErrorDoc>>>;
+
 // ── waiting rooms (issue 12) ──
 
-/** A room that exists (read, entered, its tickets polled by the examples). */
-export const EXAMPLE_ROOM = 'concert-2026';
-/** A room the PUT examples create (`created`, 201) and then change (`updated`, 200). */
-export const EXAMPLE_NEW_ROOM = 'summer-sale';
-/** A ticket of EXAMPLE_ROOM, WAITING. */
-export const EXAMPLE_TICKET = 'wrt_01KBA7Q4E4Q7T0X3Z6B9D2F5HJ';
-/** The service the example rooms protect: one of the built-in billing policy's, not one the order examples order. */
-const PROTECTED = 'image-studio';
 const room = {
   roomId: EXAMPLE_ROOM,
   admitPerSecond: 50,
@@ -478,7 +615,7 @@ export const putRoomErrors = {
   400: {
     description: 'COMMON_400: a field breaks its rule, or `protectedServiceIds` names a service the billing policy does not know (`result.errors` lists each); nothing changes.',
     examples: {
-      validation_failed: err('COMMON_400', 'body/admitPerSecond must be >= 0', { errors: [{ field: 'admitPerSecond', reason: 'must be >= 0' }] }),
+      validation_failed: broken('body', 'admitPerSecond', 'must be >= 0'),
       unknown_service: err('COMMON_400', `protectedServiceIds: ${unknownService}.`, { errors: [{ field: 'protectedServiceIds.0', reason: unknownService }] }),
     },
   },

@@ -314,7 +314,9 @@ export const OutboxEventView = Type.Object(
 );
 
 export const OutboxQuery = Type.Object({
-  status: Type.Optional(Type.Enum(['pending', 'published'], { examples: ['pending'] })),
+  status: Type.Optional(
+    Type.Enum(['pending', 'published', 'PENDING', 'PUBLISHED'], { description: 'Only events in this state; either case (the events show it in upper case)', examples: ['pending'] }),
+  ),
   cursor: Type.Optional(PrefixedId('evt', 'evt_<ULID>: the last eventId of the previous page')),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_PAGE_LIMIT, default: DEFAULT_PAGE_LIMIT })),
 });

@@ -61,7 +61,7 @@ const subscriptionRoutes: FastifyPluginAsync<SubscriptionRoutesOptions> = async 
         body: withExamples(s.SubscribeBody, ex.subscribeRequests),
         response: {
           200: documented(s.Wrapped(s.BillingSubscriptionView, 'FluxPayBillingSubscriptionResult'), { description: 'ACTIVE, with its first invoice.', examples: ex.subscribeResponses, headers: IDEMPOTENT }),
-          ...errors([...POST_ERRORS, 402, 404], { idempotent: true }),
+          ...errors([...POST_ERRORS, 402, 404], { idempotent: true, overrides: ex.fluxpayOverrides.createFluxPaySubscription }),
         },
       },
       ...idempotent,
@@ -78,7 +78,7 @@ const subscriptionRoutes: FastifyPluginAsync<SubscriptionRoutesOptions> = async 
         description: 'All subscriptions, or a user’s (`userId`), without their invoices; `limit` per page (default 20, at most 100), `cursor` the `nextCursor` of the previous page.',
         tags,
         querystring: s.BillingSubscriptionQuery,
-        response: { 200: documented(s.Wrapped(s.BillingSubscriptionPage, 'FluxPayBillingSubscriptionPageResult'), { description: 'A page.', examples: ex.billingListResponses }), ...errors(GET_ERRORS) },
+        response: { 200: documented(s.Wrapped(s.BillingSubscriptionPage, 'FluxPayBillingSubscriptionPageResult'), { description: 'A page.', examples: ex.billingListResponses }), ...errors(GET_ERRORS, { overrides: ex.fluxpayOverrides.listFluxPaySubscriptions }) },
       },
     },
     async (request) => {
@@ -97,7 +97,7 @@ const subscriptionRoutes: FastifyPluginAsync<SubscriptionRoutesOptions> = async 
         description: 'Every charge is an invoice (INITIAL, RENEWAL, RETRY, PRORATION) with the order and payment that made it. COMMON_404 when unknown (an EXPIRED one is evicted FLUXPAY_TTL_MS after it expired).',
         tags,
         params: s.BillingSubscriptionParams,
-        response: { 200: documented(s.Wrapped(s.BillingSubscriptionView, 'FluxPayBillingSubscriptionResult'), { description: 'The subscription.', examples: ex.billingResponses }), ...errors([...GET_ERRORS, 404]) },
+        response: { 200: documented(s.Wrapped(s.BillingSubscriptionView, 'FluxPayBillingSubscriptionResult'), { description: 'The subscription.', examples: ex.billingResponses }), ...errors([...GET_ERRORS, 404], { overrides: ex.fluxpayOverrides.getFluxPaySubscription }) },
       },
     },
     async (request) => ok(billingView(await subscriptions.get(request.params.subscriptionId))),
@@ -113,7 +113,7 @@ const subscriptionRoutes: FastifyPluginAsync<SubscriptionRoutesOptions> = async 
           'The plan’s features and its credits per period; `used` is the user’s credits deducted minus refunded since the period began (`POST /api/v1/credits/use` and usage sagas), counted from the credit transactions FluxPay holds (FLUXPAY_TTL_MS). `entitled` is false once EXPIRED.',
         tags,
         params: s.BillingSubscriptionParams,
-        response: { 200: documented(s.Wrapped(s.EntitlementsView, 'FluxPayEntitlementsResult'), { description: 'The entitlements now.', examples: ex.entitlementsResponses }), ...errors([...GET_ERRORS, 404]) },
+        response: { 200: documented(s.Wrapped(s.EntitlementsView, 'FluxPayEntitlementsResult'), { description: 'The entitlements now.', examples: ex.entitlementsResponses }), ...errors([...GET_ERRORS, 404], { overrides: ex.fluxpayOverrides.getFluxPayEntitlements }) },
       },
     },
     async (request) => ok(entitlementsView(await subscriptions.entitlements(request.params.subscriptionId))),
@@ -134,7 +134,7 @@ const subscriptionRoutes: FastifyPluginAsync<SubscriptionRoutesOptions> = async 
         body: withExamples(s.CancelSubscriptionBody, ex.cancelSubscriptionRequests),
         response: {
           200: documented(s.Wrapped(s.BillingSubscriptionView, 'FluxPayBillingSubscriptionResult'), { description: 'Canceled.', examples: ex.cancelSubscriptionResponses, headers: IDEMPOTENT }),
-          ...errors([...POST_ERRORS, 404], { idempotent: true }),
+          ...errors([...POST_ERRORS, 404], { idempotent: true, overrides: ex.fluxpayOverrides.cancelFluxPaySubscription }),
         },
       },
       ...idempotent,
@@ -156,7 +156,7 @@ const subscriptionRoutes: FastifyPluginAsync<SubscriptionRoutesOptions> = async 
         body: withExamples(s.ChangePlanBody, ex.changePlanRequests),
         response: {
           200: documented(s.Wrapped(s.BillingSubscriptionView, 'FluxPayBillingSubscriptionResult'), { description: 'Changed (or scheduled).', examples: ex.changePlanResponses, headers: IDEMPOTENT }),
-          ...errors([...POST_ERRORS, 402, 404], { idempotent: true }),
+          ...errors([...POST_ERRORS, 402, 404], { idempotent: true, overrides: ex.fluxpayOverrides.changeFluxPaySubscriptionPlan }),
         },
       },
       ...idempotent,
@@ -178,7 +178,7 @@ const subscriptionRoutes: FastifyPluginAsync<SubscriptionRoutesOptions> = async 
         body: withExamples(s.UpdateCardBody, ex.updateCardRequests),
         response: {
           200: documented(s.Wrapped(s.BillingSubscriptionView, 'FluxPayBillingSubscriptionResult'), { description: 'The new card is on file.', examples: ex.updateCardResponses, headers: IDEMPOTENT }),
-          ...errors([...POST_ERRORS, 404], { idempotent: true }),
+          ...errors([...POST_ERRORS, 404], { idempotent: true, overrides: ex.fluxpayOverrides.updateFluxPaySubscriptionCard }),
         },
       },
       ...idempotent,

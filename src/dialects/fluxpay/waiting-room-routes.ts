@@ -16,7 +16,7 @@ export interface WaitingRoomRoutesOptions {
   rooms: WaitingRoomService;
 }
 
-const errors = (statuses: number[]) => errorResponses(ex.fluxpayErrorDocs, statuses);
+const errors = (statuses: number[], options?: Parameters<typeof errorResponses>[2]) => errorResponses(ex.fluxpayErrorDocs, statuses, options);
 const tags = ['fluxpay'];
 
 const waitingRoomRoutes: FastifyPluginAsync<WaitingRoomRoutesOptions> = async (fastify, { rooms }) => {
@@ -62,7 +62,7 @@ const waitingRoomRoutes: FastifyPluginAsync<WaitingRoomRoutesOptions> = async (f
         description: 'The room brought up to now: `size` users waiting, `admitted` so far, `currentRate` admissions per second (0 while paused or inactive), `nextAdmissionAt`. COMMON_404 when unknown.',
         tags,
         params: s.RoomParams,
-        response: { 200: documented(s.Wrapped(s.RoomView, 'FluxPayWaitingRoomResult'), { description: 'The room now.', examples: ex.getRoomResponses }), ...errors([400, 404, 429, 500, 503]) },
+        response: { 200: documented(s.Wrapped(s.RoomView, 'FluxPayWaitingRoomResult'), { description: 'The room now.', examples: ex.getRoomResponses }), ...errors([400, 404, 429, 500, 503], { overrides: ex.fluxpayOverrides.getFluxPayWaitingRoom }) },
       },
     },
     async (request) => {
@@ -82,7 +82,7 @@ const waitingRoomRoutes: FastifyPluginAsync<WaitingRoomRoutesOptions> = async (f
         tags,
         params: s.RoomParams,
         body: withExamples(s.EnterBody, ex.enterRequests),
-        response: { 200: documented(s.Wrapped(s.TicketView, 'FluxPayWaitingRoomTicketResult'), { description: 'The ticket.', examples: ex.enterResponses }), ...errors([400, 404, 415, 429, 500, 503]) },
+        response: { 200: documented(s.Wrapped(s.TicketView, 'FluxPayWaitingRoomTicketResult'), { description: 'The ticket.', examples: ex.enterResponses }), ...errors([400, 404, 415, 429, 500, 503], { overrides: ex.fluxpayOverrides.enterFluxPayWaitingRoom }) },
       },
     },
     async (request) => {
@@ -101,7 +101,7 @@ const waitingRoomRoutes: FastifyPluginAsync<WaitingRoomRoutesOptions> = async (f
         description: 'WAITING with `position` (1-based) and `estimatedWaitSeconds` (whole seconds, at the current rate; null while paused); ADMITTED with `admissionToken` (send it as X-Admission-Token with POST /api/v1/orders, once) valid until `expiresAt`; EXPIRED once the token lapsed unused.',
         tags,
         params: s.TicketParams,
-        response: { 200: documented(s.Wrapped(s.TicketView, 'FluxPayWaitingRoomTicketResult'), { description: 'The ticket now.', examples: ex.ticketResponses }), ...errors([400, 404, 429, 500, 503]) },
+        response: { 200: documented(s.Wrapped(s.TicketView, 'FluxPayWaitingRoomTicketResult'), { description: 'The ticket now.', examples: ex.ticketResponses }), ...errors([400, 404, 429, 500, 503], { overrides: ex.fluxpayOverrides.getFluxPayWaitingRoomTicket }) },
       },
     },
     async (request) => {

@@ -3,6 +3,8 @@ import { NAMESPACE_RULE } from '../../core/namespace.ts';
 import { parseRule } from '../../core/faults/validation.ts';
 import { faultRuleView } from '../../core/faults/view.ts';
 import type { FaultRule } from '../../core/faults/model.ts';
+import { csvLine } from '../../http/csv.ts';
+import { REPORT_CSV_COLUMNS } from './report-views.ts';
 import { ErrorBody } from './schemas.ts';
 
 /**
@@ -39,7 +41,7 @@ export const createIntentRequests: Examples = {
     value: { reservation_id: 'rsv_1001', amount: 45000, currency: 'KRW', scenario: 'approve', webhook_url: EXAMPLE_WEBHOOK_URL, metadata: { order: 'A-1001' } },
   },
   card: {
-    summary: 'Let the card decide (CVV ending in 0, 1 or 9 approves); poll instead of a webhook',
+    summary: 'Let the card decide (no scenario): Stripe’s test number 4242… approves whatever the CVV; poll instead of a webhook',
     value: { reservation_id: 'rsv_1002', amount: 30000, card: { number: '4242424242424242', cvv: '129', exp_month: 12, exp_year: 2030 } },
   },
   delay: { summary: 'Stay PENDING for 5 s, then approve (time-outs on the caller’s side)', value: { reservation_id: 'rsv_1003', amount: 12000, scenario: 'delay', delay_ms: 5000 } },
@@ -124,8 +126,8 @@ export const listDeliveriesResponses: Examples = {
 
 export const replayResponses: Examples = {
   replay: {
-    summary: 'A new attempt series, same event id and body, queued',
-    value: { ...delivery, status: 'pending', attempts: [], created_at: '2026-11-30T09:05:00.000Z', updated_at: '2026-11-30T09:05:00.000Z' },
+    summary: 'The same delivery queued again: its earlier attempt kept, created_at unchanged, status pending',
+    value: { ...delivery, status: 'pending', updated_at: '2026-11-30T09:05:00.000Z' },
   },
 };
 
@@ -257,7 +259,8 @@ export const badUrl = {
 
 /** A list: a query parameter breaks its rule. */
 export const badListQuery = {
-  description: 'A query parameter breaks its rule (unknown parameters too), or a `cursor` that is not an id of this list.',
+  description:
+    'A query parameter breaks its rule (unknown parameters too), or a `cursor` that is not an id of this list’s kind (`pay_<ULID>` for intents, `whd_<ULID>` for deliveries): only its form is checked (a well-formed id of no intent or delivery is not refused).',
   examples: {
     validation_failed: {
       summary: 'limit out of range',
@@ -290,7 +293,7 @@ export const testWebhookInvalid = {
 };
 
 export const urlRequired = {
-  description: '`url` is required and must be an absolute http(s) URL.',
+  description: '`url` is required (1–2048 characters; unknown parameters are refused). It is not checked to be a URL: any other text is simply not disabled (404).',
   examples: {
     validation_failed: {
       summary: 'No url',
@@ -404,6 +407,14 @@ export const ruleNotFound = {
 
 const reportDeliveries = (count: number, delivered: number, failed: number, attempts: number, last: number | null) => ({ count, delivered, failed, pending: count - delivered - failed, attempts, last_status_code: last });
 
+const reportPayments = [
+  { dialect: 'native', id: EXAMPLE_IDS.approvedIntent, reference: 'rsv_1002', amount: 45000, currency: 'KRW', status: 'APPROVED', approved: true, failure_code: null, decided_by: 'approve', created_at: AT, decided_at: DECIDED_AT, deliveries: reportDeliveries(1, 0, 1, 6, 500) },
+  { dialect: 'native', id: EXAMPLE_IDS.pendingIntent, reference: 'rsv_1001', amount: 12000, currency: 'KRW', status: 'FAILED', approved: false, failure_code: 'card_declined', decided_by: 'card', created_at: AT, decided_at: DECIDED_AT, deliveries: reportDeliveries(1, 1, 0, 1, 200) },
+  { dialect: 'payment-server-v2', id: 'pay_tx-20261130-0001', reference: 'tx-20261130-0001', amount: 30000, currency: 'KRW', status: 'PAYMENT_COMPLETED', approved: true, failure_code: null, decided_by: 'approve', created_at: AT, decided_at: '2026-11-30T09:00:03.000Z', deliveries: reportDeliveries(1, 1, 0, 1, 200) },
+  { dialect: 'bookings', id: 'bk_01KBA7Q4A6J3M8P1T5W9Y2C4HD', reference: 'perf_001', amount: 100000, currency: 'KRW', status: 'confirmed', approved: true, failure_code: null, decided_by: null, created_at: AT, decided_at: '2026-11-30T09:00:01.200Z', deliveries: reportDeliveries(0, 0, 0, 0, null) },
+  { dialect: 'fluxpay', id: 'ord_01KBA7Q5B1C2D3E4F5G6H7J8K9', reference: 'Premium plan', amount: 9900, currency: 'KRW', status: 'PAID', approved: true, failure_code: null, decided_by: 'card', created_at: AT, decided_at: DECIDED_AT, deliveries: reportDeliveries(1, 1, 0, 1, 200) },
+];
+
 export const reportResponses: Examples = {
   report: {
     summary: 'Two intents (one webhook failed after its retries), a v2 payment, a booking and a FluxPay order',
@@ -411,13 +422,7 @@ export const reportResponses: Examples = {
       namespace: 'default',
       since: null,
       generated_at: '2026-11-30T09:10:00.000Z',
-      payments: [
-        { dialect: 'native', id: EXAMPLE_IDS.approvedIntent, reference: 'rsv_1002', amount: 45000, currency: 'KRW', status: 'APPROVED', approved: true, failure_code: null, decided_by: 'approve', created_at: AT, decided_at: DECIDED_AT, deliveries: reportDeliveries(1, 0, 1, 6, 500) },
-        { dialect: 'native', id: EXAMPLE_IDS.pendingIntent, reference: 'rsv_1001', amount: 12000, currency: 'KRW', status: 'FAILED', approved: false, failure_code: 'card_declined', decided_by: 'card', created_at: AT, decided_at: DECIDED_AT, deliveries: reportDeliveries(1, 1, 0, 1, 200) },
-        { dialect: 'payment-server-v2', id: 'pay_tx-20261130-0001', reference: 'tx-20261130-0001', amount: 30000, currency: 'KRW', status: 'PAYMENT_COMPLETED', approved: true, failure_code: null, decided_by: 'approve', created_at: AT, decided_at: '2026-11-30T09:00:03.000Z', deliveries: reportDeliveries(1, 1, 0, 1, 200) },
-        { dialect: 'bookings', id: 'bk_01KBA7Q4A6J3M8P1T5W9Y2C4HD', reference: 'perf_001', amount: 100000, currency: 'KRW', status: 'confirmed', approved: true, failure_code: null, decided_by: null, created_at: AT, decided_at: '2026-11-30T09:00:01.200Z', deliveries: reportDeliveries(0, 0, 0, 0, null) },
-        { dialect: 'fluxpay', id: 'ord_01KBA7Q5B1C2D3E4F5G6H7J8K9', reference: 'Premium plan', amount: 9900, currency: 'KRW', status: 'PAID', approved: true, failure_code: null, decided_by: 'card', created_at: AT, decided_at: DECIDED_AT, deliveries: reportDeliveries(1, 1, 0, 1, 200) },
-      ],
+      payments: reportPayments,
       totals: {
         payments: 5,
         by_dialect: {
@@ -430,6 +435,19 @@ export const reportResponses: Examples = {
         deliveries: { count: 4, delivered: 3, failed: 1, pending: 0, attempts: 9 },
       },
     },
+  },
+};
+
+/** The same report as CSV: REPORT_CSV_COLUMNS, then one row per payment with its deliveries' figures flattened (RFC 4180, CRLF). */
+export const reportCsvResponses: Examples = {
+  report: {
+    summary: 'The same report as CSV (Accept: text/csv): a header row, one row per payment, no totals',
+    value: [
+      csvLine(REPORT_CSV_COLUMNS),
+      ...reportPayments.map(({ deliveries: d, ...p }) =>
+        csvLine([p.dialect, p.id, p.reference, p.amount, p.currency, p.status, p.approved, p.failure_code, p.decided_by, p.created_at, p.decided_at, d.count, d.delivered, d.failed, d.pending, d.attempts, d.last_status_code]),
+      ),
+    ].join(''),
   },
 };
 

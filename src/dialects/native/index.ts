@@ -35,7 +35,7 @@ const native: FastifyPluginAsync = async (app) => {
       scope.setErrorHandler(createErrorHandler(nativeErrors));
       await scope.register(intentRoutes, { idempotent });
       await scope.register(webhookAdminRoutes, { idempotent });
-      await scope.register(ruleRoutes);
+      await scope.register(ruleRoutes, { idempotent });
       await scope.register(reportRoutes);
       await scope.register(namespaceRoutes);
     },

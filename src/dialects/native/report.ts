@@ -2,13 +2,14 @@ import { Readable } from 'node:stream';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
 import { notFound, validationFailed } from '../../core/errors.ts';
 import { reportBatches, type ReportSources } from '../../core/report/collect.ts';
 import type { ReportRow } from '../../core/report/rows.ts';
 import { TotalsAccumulator } from '../../core/report/totals.ts';
 import { csvLine } from '../../http/csv.ts';
 import { sendProblem } from '../../http/error-handler.ts';
-import { documented, errorResponses } from '../../http/openapi.ts';
+import { errorResponses, RESPONSE_HEADERS } from '../../http/openapi.ts';
 import { nativeErrors } from './errors.ts';
 import * as ex from './examples.ts';
 import { ReportQuery, ReportView } from './report-schemas.ts';
@@ -104,6 +105,23 @@ async function* render(
   if (format === 'json') yield `],"totals":${JSON.stringify(reportTotalsView(totals.result()))}}`;
 }
 
+/**
+ * The 200 in both formats: one media type each, with its own schema and example (a response
+ * schema with `content`, which @fastify/swagger documents as it is; the body is a stream, so no
+ * serializer of either schema ever runs).
+ */
+const reportOk = {
+  description: 'The report: JSON, or CSV (`text/csv; charset=utf-8; header=present`) with `Accept: text/csv`; `Vary: Accept`.',
+  headers: { 'X-Request-Id': { ...RESPONSE_HEADERS['X-Request-Id'].schema, description: RESPONSE_HEADERS['X-Request-Id'].description } },
+  content: {
+    'application/json': { schema: ReportView, examples: ex.reportResponses },
+    'text/csv': {
+      schema: Type.String({ description: `RFC 4180, CRLF line ends: a header row (${REPORT_CSV_COLUMNS.join(',')}), then one row per payment, each dialect newest first; an empty field is null. No totals.` }),
+      examples: ex.reportCsvResponses,
+    },
+  },
+};
+
 const reportRoutes: FastifyPluginAsync = async (fastify) => {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
 
@@ -119,7 +137,7 @@ const reportRoutes: FastifyPluginAsync = async (fastify) => {
         tags: ['reports'],
         querystring: ReportQuery,
         response: {
-          200: documented(ReportView, { description: 'The report (JSON; CSV with `Accept: text/csv`).', examples: ex.reportResponses }),
+          200: reportOk,
           ...errors([400, 404, 406, 500, 503], { overrides: { 400: ex.badReportQuery, 404: ex.reportNamespaceNotFound } }),
         },
       },

@@ -6,7 +6,10 @@ import { CreateFaultRuleBody, FaultRuleList, FaultRuleView } from '../../core/fa
 import { RULE_ID_PATTERN } from '../../core/faults/validation.ts';
 import type { StoredFaultRule } from '../../core/faults/model.ts';
 import { faultRuleView } from '../../core/faults/view.ts';
-import { documented, errorResponses, withExamples } from '../../http/openapi.ts';
+import type { IdempotencyHooks } from '../../http/idempotency.ts';
+import { documented, errorResponses, IDEMPOTENT, withExamples } from '../../http/openapi.ts';
+import { IdempotencyKeyHeader } from '../../http/schemas.ts';
+import { validatorOf } from '../../http/validators.ts';
 import * as ex from './examples.ts';
 
 /**
@@ -29,11 +32,16 @@ const DeletedRules = Type.Object({ deleted: Type.Integer({ minimum: 0, descripti
 /** The view's `action` is typed loosely (a record); it is one of FaultAction's members. */
 const view = (stored: StoredFaultRule) => faultRuleView(stored) as Static<typeof FaultRuleView>;
 
-/** Fastify hands the body over as parsed; the rule parser says what is wrong with it. */
-const acceptAnyBody = () => () => true;
+/** Fastify hands the body over as parsed (the rule parser says what is wrong with it); the other parts are validated as on every route. */
+const acceptAnyBody = (part: { schema: object; httpPart?: string | undefined }) => (part.httpPart === 'body' ? () => true : validatorOf(part));
 const NO_FAULTS = { faults: false } as const;
 
-const ruleRoutes: FastifyPluginAsync = async (fastify) => {
+export interface RuleRoutesOptions {
+  /** The native API's Idempotency-Key hooks: a create sent again with its key makes one rule. */
+  idempotent: IdempotencyHooks;
+}
+
+const ruleRoutes: FastifyPluginAsync<RuleRoutesOptions> = async (fastify, { idempotent }) => {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const faults = app.faults;
   // FAULTS_ENABLED=false: no rules API at all (404, like any unknown path).
@@ -52,10 +60,15 @@ const ruleRoutes: FastifyPluginAsync = async (fastify) => {
         description:
           'A rule matches requests (by dialect, method, route, headers and body fields) or webhook deliveries (by target URL prefix), applies with a `probability`, to its first `count` matches, inside its `window`, and does one `action`: `latency`, `error`, `response_lost`, `timeout` or `outcome` for requests; `duplicate`, `reorder`, `delay` or `drop_attempts` for webhooks. Every problem of the body is answered at once, as JSON pointers. Rules apply in creation order; the first applying rule of each kind (latency, outcome, answer) wins. Every answer a rule shaped carries `X-Sim-Rule` with the ids of the rules that shaped it; `fault_rule_hits_total` on /metrics counts applications by rule id. With RANDOM_SEED, probabilities and latencies come from a seeded stream of their own, so a run repeats.',
         tags: ['faults'],
+        headers: IdempotencyKeyHeader,
         body: withExamples(CreateFaultRuleBody, ex.createRuleRequests),
-        response: { 201: documented(FaultRuleView, { description: 'Created: the rule as it will be applied, defaults filled in.', examples: ex.createRuleResponses }), ...errors([400, 413, 415, 500, 503], { overrides: { 400: ex.badRule } }) },
+        response: {
+          201: documented(FaultRuleView, { description: 'Created: the rule as it will be applied, defaults filled in.', examples: ex.createRuleResponses, headers: IDEMPOTENT }),
+          ...errors([400, 409, 413, 415, 422, 500, 503], { idempotent: true, overrides: { 400: ex.badRule } }),
+        },
       },
       validatorCompiler: acceptAnyBody,
+      ...idempotent,
     },
     async (request, reply) => reply.code(201).send(view(await service.create(namespace, request.body))),
   );
@@ -102,7 +115,7 @@ const ruleRoutes: FastifyPluginAsync = async (fastify) => {
       schema: {
         operationId: 'deleteFaultRule',
         summary: 'Delete a fault rule',
-        description: 'The rule stops applying at once; the answer is the rule with its last counters. Its `fault_rule_hits_total` series leaves /metrics.',
+        description: 'The rule stops applying at once here (with Redis, on the other replicas within a second); the answer is the rule with its last counters. Its `fault_rule_hits_total` series leaves /metrics.',
         tags: ['faults'],
         params: RuleParams,
         response: { 200: documented(FaultRuleView, { description: 'Deleted: the rule as it was.', examples: ex.deleteRuleResponses }), ...errors([400, 404, 500, 503], { overrides: { 400: ex.badRuleId, 404: ex.ruleNotFound } }) },

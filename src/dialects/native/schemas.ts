@@ -15,12 +15,14 @@ export const IntentId = PrefixedId('pay');
 
 export const Card = Type.Object(
   {
-    number: Type.Optional(Type.String({ minLength: 1, maxLength: 19, description: 'Card number, digits only, Luhn-checked' })),
-    cvv: Type.Optional(Type.String({ minLength: 1, maxLength: 4, description: '3 or 4 digits; the last digit decides (0, 1, 9 approve)' })),
+    number: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 19, description: 'Card number: 12 to 19 digits passing the Luhn check (else 400, rule `incorrect_number`). Stripe’s test numbers have their own outcome, whatever the CVV' }),
+    ),
+    cvv: Type.Optional(Type.String({ minLength: 1, maxLength: 4, description: '3 or 4 digits (else 400, rule `invalid_cvc`). Unless the card expired or its number is a Stripe test number, the last digit decides: 0, 1, 9 approve; d declines with DECLINE_<d>' })),
     exp_month: Type.Optional(Type.Integer({ minimum: 1, maximum: 12 })),
     exp_year: Type.Optional(Type.Integer({ minimum: 2000, maximum: 2199 })),
   },
-  { ...Strict, title: 'Card', description: 'Card data: with it, the CVV decides the outcome instead of the scenario' },
+  { ...Strict, title: 'Card', description: 'Card data, always checked; without a `scenario` (or `mix`) the card rules decide the outcome: an expiry in the past declines `expired_card`, a Stripe test number has its outcome, otherwise the CVV’s last digit decides (no CVV approves)' },
 );
 
 export const CreateIntentBody = Type.Object(

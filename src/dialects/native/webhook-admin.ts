@@ -55,13 +55,13 @@ const webhookAdminRoutes: FastifyPluginAsync<WebhookAdminOptions> = async (fasti
         operationId: 'replayWebhookDelivery',
         summary: 'Deliver a webhook again',
         description:
-          'A new attempt series with the same event id, body and signature schemes, signed afresh. Re-enables the URL if it had answered 410 Gone. 409 `INVALID_STATE` while the delivery is still pending or retrying. No body is needed.',
+          'Delivers the same delivery record again: a new attempt series (its retries counted afresh) with the same event id, body and signature schemes, signed afresh. The record keeps its id, its `created_at` and its earlier attempts (the new ones are added to them); it is `pending` again. Re-enables the URL if it had answered 410 Gone. 409 `INVALID_STATE` while the delivery is still pending or retrying. No body is needed.',
         tags: ['webhooks'],
         headers: IdempotencyKeyHeader,
         params: DeliveryParams,
         body: EmptyBody,
         response: {
-          202: documented(DeliveryView, { description: 'Queued: the new delivery.', examples: ex.replayResponses, headers: IDEMPOTENT }),
+          202: documented(DeliveryView, { description: 'Queued again: the same delivery (its earlier attempts kept), status pending.', examples: ex.replayResponses, headers: IDEMPOTENT }),
           ...errors([400, 404, 409, 413, 415, 422, 500, 503], { idempotent: true, overrides: { 400: ex.unknownBodyField, 404: ex.deliveryNotFound, 409: ex.replayConflict } }),
         },
       },

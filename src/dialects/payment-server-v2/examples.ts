@@ -173,6 +173,14 @@ export const createConflict = {
   examples: { tx_id_reused: detail('tx_id tx_1001 was already used with a different request') },
 };
 
+/** The confirm's 422: its body has only `payment_id`. */
+export const confirmInvalid = {
+  description: 'FastAPI’s validation error: `payment_id` is missing or not a string of the allowed length, or the body has another field (`extra_forbidden`); malformed JSON is `json_invalid`; a reused `Idempotency-Key` with another body is `idempotency_key_mismatch`.',
+  examples: {
+    validation_failed: { summary: 'No payment_id', value: { detail: [{ type: 'missing', loc: ['body', 'payment_id'], msg: 'Field required', input: {} }] } },
+  },
+};
+
 /** A list's 422: a query parameter breaks its rule. */
 export const badListQuery = {
   description: 'A query parameter breaks its rule (`limit` 1–10,000, `status` one of the statuses).',

@@ -55,7 +55,7 @@ const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (fastify, { idempote
         operationId: 'createV2Payment',
         summary: 'Create a payment: auto-completed, with a signed callback',
         description:
-          'Creates payment `pay_<tx_id>` and auto-completes it after V2_COMPLETE_DELAY_MS (default 0; the original server slept 2 s): the outcome is `X-Sim-Scenario`, else V2_DEFAULT_SCENARIO (`approve`). The callback is POSTed to `callback_url`, signed (`X-Payment-Signature`), and retried by the dispatcher. The answer waits for the decision and the callback’s first attempt (at most WEBHOOK_TIMEOUT_MS): PAYMENT_COMPLETED when that attempt got a 2xx, PENDING otherwise (it becomes PAYMENT_COMPLETED when a retry succeeds or when confirmed by hand), PAYMENT_FAILED when declined. The same `tx_id` with the same body answers the same payment again (`Idempotent-Replayed: true`, no second callback); with another body it is 409.',
+          'Creates payment `pay_<tx_id>` and auto-completes it after V2_COMPLETE_DELAY_MS (default 0; the original server slept 2 s): the outcome is `X-Sim-Scenario` (or the weights of `X-Sim-Mix`), else V2_DEFAULT_SCENARIO (unset: `mix` when MIX is set, else `approve`). The callback is POSTed to `callback_url`, signed (`X-Payment-Signature`), and retried by the dispatcher. The answer waits for the decision and the callback’s first attempt (at most WEBHOOK_TIMEOUT_MS): PAYMENT_COMPLETED when that attempt got a 2xx, PENDING otherwise (it becomes PAYMENT_COMPLETED when a retry succeeds or when confirmed by hand), PAYMENT_FAILED when declined. The same `tx_id` with the same body answers the same payment again (`Idempotent-Replayed: true`, no second callback); with another body it is 409.',
         tags,
         security,
         headers: CreatePaymentHeaders,
@@ -113,7 +113,7 @@ const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (fastify, { idempote
         body: withExamples(ConfirmPaymentBody, ex.confirmRequests),
         response: {
           200: documented(ConfirmPaymentResponse, { description: 'Completed.', examples: ex.confirmResponses, headers: IDEMPOTENT }),
-          ...errors([400, 401, 404, 409, 413, 415, 422, 500, 503], { idempotent: true }),
+          ...errors([400, 401, 404, 409, 413, 415, 422, 500, 503], { idempotent: true, overrides: { 422: ex.confirmInvalid } }),
         },
       },
       ...idempotent,

@@ -238,7 +238,7 @@ export default fp<NamespacesOptions>(
           if (entry.ready !== undefined && !(namespace in shared) && !resetting.has(namespace)) {
             entries.delete(namespace);
             await stop(entry);
-            app.log.info({ namespace }, 'namespace reset on another replica: closed here');
+            app.log.info({ namespace }, 'namespace no longer in the shared list (reset on another replica, or lost by a Redis restarted without persistence): closed here');
           }
         }
       } catch (error) {
