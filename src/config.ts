@@ -342,6 +342,11 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       `Invalid configuration: CLUSTER_WORKERS=${env.CLUSTER_WORKERS} needs STORE=redis (with STORE=memory each worker would keep its own intents, keys and seats, and a request could reach a worker that does not know them)`,
     );
   }
+  const redisUrlProblem = redisUrlIssue(env.REDIS_URL);
+  if (redisUrlProblem !== undefined) {
+    // Never the value: it may hold a password.
+    throw new ConfigError(`Invalid configuration: REDIS_URL ${redisUrlProblem}, e.g. redis://user:password@host:6379/0 (the value is not shown: it may hold a password)`);
+  }
   const mix = readMix(env.MIX);
   if (env.V2_DEFAULT_SCENARIO === 'mix' && mix === undefined) {
     throw new ConfigError('Invalid configuration: V2_DEFAULT_SCENARIO=mix needs MIX (the weights, e.g. approve:90,fail:7,delay:3)');
@@ -518,6 +523,32 @@ interface AjvError {
   message?: string;
 }
 
+/**
+ * What is wrong with a REDIS_URL that has the right scheme but that the Redis client could not
+ * take (it would throw, with the URL and its password in the message); undefined when it is fine.
+ */
+function redisUrlIssue(url: string): string | undefined {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return 'is not a valid URL (a port above 65535, or an unclosed [ of an IPv6 address?)';
+  }
+  try {
+    decodeURIComponent(parsed.username);
+    decodeURIComponent(parsed.password);
+  } catch {
+    return 'has a user name or password with a % that starts no percent-encoding (write % as %25)';
+  }
+  if (!/^\/?(\d+)?$/.test(parsed.pathname)) return 'names a database that is not a number (the path is /0, /1, …)';
+  return undefined;
+}
+
+/** A URL's password replaced by ***, for a message (anything else unchanged). */
+function withoutPassword(value: unknown): unknown {
+  return typeof value === 'string' ? value.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/?#@:]*:)[^/?#@]*@/i, '$1***@') : value;
+}
+
 /** A variable's pattern in words (its `x-pattern-description`), never the regular expression. */
 function patternWords(name: string): string | undefined {
   const schema = (EnvSchema.properties as unknown as Record<string, Record<string, unknown> | undefined>)[name];
@@ -538,7 +569,7 @@ function describe(error: unknown, data: Record<string, unknown>): string {
     const words = e.keyword === 'pattern' ? patternWords(name) : undefined;
     const rule =
       e.keyword === 'const' && choices !== undefined ? `must be one of ${choices.join(', ')}` : words !== undefined ? `must be ${words}` : (e.message ?? 'is invalid');
-    const shown = SECRET_VARIABLES.has(name) ? '' : ` (got ${JSON.stringify(data[name])})`;
+    const shown = SECRET_VARIABLES.has(name) ? '' : ` (got ${JSON.stringify(withoutPassword(data[name]))})`;
     clauses.push(`${name} ${rule}${shown}`);
   }
   return `Invalid configuration: ${clauses.join('; ') || (error as Error).message}`;

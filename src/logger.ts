@@ -45,7 +45,41 @@ export function loggerOptions(config: Pick<Config, 'logLevel'>): LoggerOptions {
     redact: {
       // Explicit paths only: pino compiles them into a direct lookup, where wildcards cost a walk of
       // every logged object (a measurable share of each request's time under load).
-      paths: ['authorization', 'headers.authorization', 'req.headers.authorization', 'err.headers.authorization', 'webhookSecret', 'config.webhookSecret', 'jwtSecret', 'config.jwtSecret', 'config.v2.webhookSecret', 'config.v2.serviceAuthToken', 'serviceAuthToken', 'password', 'token'],
+      paths: [
+        'authorization',
+        'headers.authorization',
+        'headers.Authorization',
+        'headers.cookie',
+        'headers["x-csrf-token"]',
+        'req.headers.authorization',
+        'req.headers.cookie',
+        'request.headers.authorization',
+        'request.headers.cookie',
+        'err.headers.authorization',
+        // ioredis puts the command of an error reply on the error: its arguments are a script's
+        // (webhook URLs, bodies) or AUTH's (the password, when Redis refuses it on a reconnect).
+        'err.command.args',
+        'error.command.args',
+        // Node's HTTP parser puts the raw bytes of a request it cannot parse on its error (Fastify
+        // logs it at trace): the headers and body, Authorization and Cookie included.
+        'err.rawPacket',
+        'webhookSecret',
+        'config.webhookSecret',
+        'config.webhook.previousSecret',
+        'jwtSecret',
+        'config.jwtSecret',
+        'config.v2.webhookSecret',
+        'config.v2.serviceAuthToken',
+        'config.console.token',
+        'config.redis.url',
+        'config.fluxpay.webhookUrl',
+        'serviceAuthToken',
+        'password',
+        'token',
+        'body.card.number',
+        'body.card.cvv',
+        'body.cvv',
+      ],
       censor: '[redacted]',
     },
   };

@@ -248,3 +248,15 @@ describe('decisions are logged at debug', () => {
     expect(t.records.filter((r) => r.level === 'debug')).toEqual([]);
   });
 });
+
+describe('the request line', () => {
+  it('writes the URL without the query\'s secrets: a password in a URL given as a value, a value named as a secret', async () => {
+    const { app, records } = await logApp();
+    const webhook = 'https://hooks:hunter2@receiver.example/pay';
+    const res = await app.inject({ method: 'DELETE', url: `/v1/sim/webhooks/disabled-urls?url=${encodeURIComponent(webhook)}&token=s3cr3t` });
+    expect(res.statusCode).toBe(400);
+    const line = records.find((r) => r.msg === 'request completed');
+    expect(line).toMatchObject({ method: 'DELETE', url: `/v1/sim/webhooks/disabled-urls?url=${encodeURIComponent('https://hooks:***@receiver.example/pay')}&token=[redacted]`, status_code: 400 });
+    expect(JSON.stringify(records)).not.toMatch(/hunter2|s3cr3t/);
+  });
+});

@@ -634,4 +634,20 @@ describe('store back end and processes (issue 14)', () => {
     expect(error.message).toBe('Invalid configuration: REDIS_URL must be a redis:// or rediss:// URL');
     expect(error.message).not.toContain('hunter22');
   });
+
+  it.each([
+    ['redis://:hunter22@127.0.0.1:99999', 'is not a valid URL (a port above 65535, or an unclosed [ of an IPv6 address?)'],
+    ['redis://:hunter22@[::1:6379', 'is not a valid URL (a port above 65535, or an unclosed [ of an IPv6 address?)'],
+    ['redis://:hunter22%zz@127.0.0.1:6379', 'has a user name or password with a % that starts no percent-encoding (write % as %25)'],
+    ['redis://:hunter22@127.0.0.1:6379/db0', 'names a database that is not a number (the path is /0, /1, …)'],
+  ])('a REDIS_URL the Redis client could not take (%s) stops the start with one line, its password never shown', (url, problem) => {
+    const error = configError({ REDIS_URL: url });
+    expect(error.message).toBe(`Invalid configuration: REDIS_URL ${problem}, e.g. redis://user:password@host:6379/0 (the value is not shown: it may hold a password)`);
+    expect(error.message).not.toContain('hunter22');
+  });
+
+  it('a URL setting that is refused is shown without its password', () => {
+    const error = configError({ FLUXPAY_WEBHOOK_URL: 'ftp://hooks:hunter22@127.0.0.1:4000/fluxpay' });
+    expect(error.message).toBe('Invalid configuration: FLUXPAY_WEBHOOK_URL must be an absolute http(s) URL (got "ftp://hooks:***@127.0.0.1:4000/fluxpay")');
+  });
 });

@@ -44,6 +44,26 @@ describe('LOG_FORMAT=pretty', () => {
     expect(out.text()).toContain('[redacted]');
     expect(out.text()).not.toContain('s3cr3t');
   });
+
+  it.each(['pretty', 'json'])('%s: what errors carry is redacted too: the arguments of a Redis command (AUTH on a reconnect), the raw bytes of a request Node could not parse', (format) => {
+    const out = capture();
+    const logger = pino(loggerOptions({ logLevel: 'trace' }), format === 'pretty' ? prettyStream(out.stream) : out.stream);
+    // As ioredis makes it when Redis refuses the password on a reconnect.
+    const refused = Object.assign(new Error('WRONGPASS invalid username-password pair or user is disabled.'), { command: { name: 'hello', args: ['3', 'AUTH', 'default', 's3cr3t-redis-pw'] } });
+    logger.warn({ err: refused }, 'Redis is unreachable');
+    // As Node's HTTP parser makes it for a request it cannot parse (Fastify logs it at trace).
+    const packet = Buffer.from('POST /v1/sim/intent HTTP/1.1\r\nAuthorization: Bearer s3cr3t-token\r\nCookie: paysim_console=s3cr3t-session\r\nBad Header: x\r\n\r\n{"card":{"number":"4242424242424242","cvv":"123"}}');
+    logger.trace({ err: Object.assign(new Error('Parse Error: Invalid header value char'), { rawPacket: packet }) }, 'client error');
+    logger.info({ headers: { cookie: 'paysim_console=s3cr3t-session', 'x-csrf-token': 's3cr3t-csrf' }, body: { card: { number: '4242424242424242', cvv: '123' } } }, 'a request as a future line might log it');
+    logger.info({ config: { console: { token: 's3cr3t-console' }, redis: { url: 'redis://:s3cr3t-redis-pw@127.0.0.1:6379' }, webhook: { previousSecret: 'whsec_s3cr3t-old' } } }, 'config');
+    const text = out.text();
+    expect(text).toContain('WRONGPASS');
+    expect(text).toContain('Parse Error');
+    expect(text).not.toContain('s3cr3t');
+    expect(text).not.toContain('4242424242424242');
+    // The packet is not there in any form (pino writes a Buffer as its bytes).
+    expect(text).not.toContain(JSON.stringify([...packet.subarray(0, 8)]).slice(1, -1));
+  });
 });
 
 describe('LOG_FORMAT=json: lines gathered in batches', () => {

@@ -7,6 +7,7 @@ import type { Bindings, ChildLoggerOptions, Logger } from 'pino';
 import fp from 'fastify-plugin';
 import { sendProblem } from '../../http/error-handler.ts';
 import type { ErrorShapes } from '../../http/error-shapes.ts';
+import { loggedUrl } from '../../http/logged-url.ts';
 import { writeInfoLine, type FlatFields } from '../../info-line.ts';
 
 /**
@@ -191,7 +192,7 @@ export default fp<RequestContextOptions>(
     app.addHook('onResponse', (request, reply, done) => {
       logRequestLine(
         request.log,
-        { method: request.method, url: request.url, route: request.routeOptions.url, status_code: reply.statusCode, duration_ms: Math.round(reply.elapsedTime * 100) / 100 },
+        { method: request.method, url: loggedUrl(request.url), route: request.routeOptions.url, status_code: reply.statusCode, duration_ms: Math.round(reply.elapsedTime * 100) / 100 },
         'request completed',
       );
       done();

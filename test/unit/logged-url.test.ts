@@ -1,0 +1,27 @@
+import { describe, expect, it } from 'vitest';
+import { loggedUrl } from '../../src/http/logged-url.ts';
+
+/** The request line's URL: the query's secrets are not written. */
+
+describe('loggedUrl', () => {
+  it('a URL without a query string, or with nothing secret in it, is returned as it came', () => {
+    for (const url of ['/v1/sim/intents', '/v1/sim/intents?status=APPROVED&limit=20', '/api/v1/outbox?status=pending&cursor=evt_01M8', '/x?flag&y=%zz', '/v1/sim/report?since=2026-11-30T09:00:00Z']) {
+      expect(loggedUrl(url)).toBe(url);
+    }
+  });
+
+  it('a value whose name says it is a secret is left out, whatever the case of the name or its encoding', () => {
+    expect(loggedUrl('/cb?token=abc123&limit=5')).toBe('/cb?token=[redacted]&limit=5');
+    expect(loggedUrl('/cb?Access_Token=abc&_csrf=xyz&Signature=s1')).toBe('/cb?Access_Token=[redacted]&_csrf=[redacted]&Signature=[redacted]');
+    expect(loggedUrl('/cb?pass%77ord=hunter2')).toBe('/cb?pass%77ord=[redacted]');
+  });
+
+  it('a URL given as a value keeps its user name, not its password', () => {
+    const url = `/v1/sim/webhooks/disabled-urls?url=${encodeURIComponent('https://hooks:hunter2@receiver.example/pay?x=1')}`;
+    expect(loggedUrl(url)).toBe(`/v1/sim/webhooks/disabled-urls?url=${encodeURIComponent('https://hooks:***@receiver.example/pay?x=1')}`);
+    expect(loggedUrl(url)).not.toContain('hunter2');
+    // No password: unchanged.
+    const plain = `/v1/sim/webhooks/disabled-urls?url=${encodeURIComponent('https://hooks@receiver.example/pay')}`;
+    expect(loggedUrl(plain)).toBe(plain);
+  });
+});
