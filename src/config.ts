@@ -11,6 +11,7 @@ import { DEFAULT_REDIS_KEY_PREFIX, DEFAULT_REDIS_URL } from './adapters/redis/co
 import { DEFAULT_PERFORMANCES, type Performance } from './core/bookings/performances.ts';
 import { parseMix, type Mix } from './core/faults/mix.ts';
 import { SCENARIOS, type Scenario, type ScenarioConfig } from './core/scenario.ts';
+import { USERINFO_WITH_PASSWORD } from './http/logged-url.ts';
 import { MAX_TIME_SCALE, MIN_TIME_SCALE, scaled } from './core/time-scale.ts';
 
 /**
@@ -532,7 +533,7 @@ function redisUrlIssue(url: string): string | undefined {
   try {
     parsed = new URL(url);
   } catch {
-    return 'is not a valid URL (a port above 65535, or an unclosed [ of an IPv6 address?)';
+    return 'is not a valid URL (a port above 65535, an unclosed [ of an IPv6 address, or a /, ? or # in the password that is not percent-encoded?)';
   }
   try {
     decodeURIComponent(parsed.username);
@@ -540,13 +541,13 @@ function redisUrlIssue(url: string): string | undefined {
   } catch {
     return 'has a user name or password with a % that starts no percent-encoding (write % as %25)';
   }
-  if (!/^\/?(\d+)?$/.test(parsed.pathname)) return 'names a database that is not a number (the path is /0, /1, …)';
+  if (!/^\/?(\d+\/?)?$/.test(parsed.pathname)) return 'names a database that is not a number (the path is /0, /1, …)';
   return undefined;
 }
 
 /** A URL's password replaced by ***, for a message (anything else unchanged). */
 function withoutPassword(value: unknown): unknown {
-  return typeof value === 'string' ? value.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/?#@:]*:)[^/?#@]*@/i, '$1***@') : value;
+  return typeof value === 'string' ? value.replace(USERINFO_WITH_PASSWORD, '$1***@') : value;
 }
 
 /** A variable's pattern in words (its `x-pattern-description`), never the regular expression. */

@@ -29,8 +29,8 @@ const SECRET_NAMES: ReadonlySet<string> = new Set([
   'token',
 ]);
 
-/** `scheme://user:password@` at the start of a value. */
-const USERINFO_WITH_PASSWORD = /^([a-z][a-z0-9+.-]*:\/\/[^/?#@:]*:)[^/?#@]*@/i;
+/** `scheme://user:password@` at the start of a value (the password up to the last `@` before the path, which may hold `@`s). */
+export const USERINFO_WITH_PASSWORD = /^([a-z][a-z0-9+.-]*:\/\/[^/?#:]*:)[^/?#]*@/i;
 
 export const REDACTED = '[redacted]';
 
@@ -43,13 +43,17 @@ export function loggedUrl(url: string): string {
     const pair = pairs[i] as string;
     const equals = pair.indexOf('=');
     if (equals === -1) continue;
-    const name = decoded(pair.slice(0, equals)).toLowerCase();
+    const rawName = pair.slice(0, equals);
+    const name = (rawName.includes('%') || rawName.includes('+') ? decoded(rawName) : rawName).toLowerCase();
     if (SECRET_NAMES.has(name)) {
-      pairs[i] = `${pair.slice(0, equals)}=${REDACTED}`;
+      pairs[i] = `${rawName}=${REDACTED}`;
       changed = true;
       continue;
     }
-    const value = decoded(pair.slice(equals + 1));
+    // A password in a URL needs an @ (or its encoding): most values are passed over here.
+    const rawValue = pair.slice(equals + 1);
+    if (!rawValue.includes('@') && !rawValue.includes('%40')) continue;
+    const value = decoded(rawValue);
     if (USERINFO_WITH_PASSWORD.test(value)) {
       pairs[i] = `${pair.slice(0, equals)}=${encodeURIComponent(value.replace(USERINFO_WITH_PASSWORD, '$1***@'))}`;
       changed = true;
@@ -64,5 +68,17 @@ function decoded(component: string): string {
     return decodeURIComponent(component.replaceAll('+', ' '));
   } catch {
     return component;
+  }
+}
+
+export const INVALID_URL = '(invalid URL)';
+
+/** `https://host:port/path`: without user info, query and fragment, which may carry credentials. */
+export function originAndPath(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.origin === 'null' ? parsed.protocol : parsed.origin}${parsed.pathname}`;
+  } catch {
+    return INVALID_URL;
   }
 }

@@ -10,6 +10,7 @@ import type { DeliveryLogStore, DeliveryQueue, DisabledUrlStore } from '../core/
 import { MemoryDeliveryQueue } from '../adapters/memory/delivery-queue.ts';
 import type { RandomSource } from '../core/random.ts';
 import type { Scheduler } from '../core/scheduler.ts';
+import { originAndPath } from '../http/logged-url.ts';
 import { attempt } from './attempt.ts';
 import { Lanes } from './lanes.ts';
 import { nextStep, type RetrySettings } from './retry-policy.ts';
@@ -288,7 +289,7 @@ export class WebhookDispatcher {
   #logFull(delivery: Delivery): Delivery {
     this.#settle(delivery.id);
     const failed = { ...delivery, status: 'failed' as const, failureReason: 'log_full' };
-    this.#deps.onError(new Error('the delivery log is full of unfinished deliveries'), `logging the ${delivery.type} webhook ${delivery.eventId} to ${delivery.url}`);
+    this.#deps.onError(new Error('the delivery log is full of unfinished deliveries'), `logging the ${delivery.type} webhook ${delivery.eventId} to ${originAndPath(delivery.url)}`);
     this.#publish('webhook.failed', failed);
     return failed;
   }

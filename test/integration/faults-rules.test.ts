@@ -121,6 +121,12 @@ describe('/v1/sim/rules', () => {
     const bad = await send(body, 'a key with spaces');
     expect([bad.statusCode, bad.json().error.code, bad.json().error.details]).toEqual([400, 'VALIDATION_FAILED', [{ in: 'headers', field: '/idempotency-key', rule: 'pattern', message: 'must be visible ASCII characters only (no spaces)' }]]);
     expect((await get('/v1/sim/rules')).json().data).toHaveLength(1);
+    // A body that is not a rule is answered before the key is taken: not stored, the key stays free.
+    const invalid = await send({ action: { type: 'error', status: 418 } }, 'rule-key-2');
+    expect([invalid.statusCode, invalid.headers['idempotent-replayed']]).toEqual([400, undefined]);
+    const valid = await send(body, 'rule-key-2');
+    expect([valid.statusCode, valid.headers['idempotent-replayed']]).toEqual([201, undefined]);
+    expect((await get('/v1/sim/rules')).json().data).toHaveLength(2);
   });
 
   it('answers 400 for an id that is not a rule id, and 415 for a body that is not JSON', async () => {

@@ -636,14 +636,20 @@ describe('store back end and processes (issue 14)', () => {
   });
 
   it.each([
-    ['redis://:hunter22@127.0.0.1:99999', 'is not a valid URL (a port above 65535, or an unclosed [ of an IPv6 address?)'],
-    ['redis://:hunter22@[::1:6379', 'is not a valid URL (a port above 65535, or an unclosed [ of an IPv6 address?)'],
+    ['redis://:hunter22@127.0.0.1:99999', 'is not a valid URL (a port above 65535, an unclosed [ of an IPv6 address, or a /, ? or # in the password that is not percent-encoded?)'],
+    ['redis://:hunter22@[::1:6379', 'is not a valid URL (a port above 65535, an unclosed [ of an IPv6 address, or a /, ? or # in the password that is not percent-encoded?)'],
     ['redis://:hunter22%zz@127.0.0.1:6379', 'has a user name or password with a % that starts no percent-encoding (write % as %25)'],
     ['redis://:hunter22@127.0.0.1:6379/db0', 'names a database that is not a number (the path is /0, /1, …)'],
   ])('a REDIS_URL the Redis client could not take (%s) stops the start with one line, its password never shown', (url, problem) => {
     const error = configError({ REDIS_URL: url });
     expect(error.message).toBe(`Invalid configuration: REDIS_URL ${problem}, e.g. redis://user:password@host:6379/0 (the value is not shown: it may hold a password)`);
     expect(error.message).not.toContain('hunter22');
+  });
+
+  it('the REDIS_URL forms the Redis client takes are taken', () => {
+    for (const url of ['redis://localhost', 'redis://:pass@host:6379/', 'rediss://host', 'redis://[::1]:6379/0', 'redis://host:6379/0/', 'redis://host/?path=/tmp/redis.sock', 'redis://user:p%25ss@host:6380/15']) {
+      expect(loadConfig({ REDIS_URL: url }).redis.url).toBe(url);
+    }
   });
 
   it('a URL setting that is refused is shown without its password', () => {

@@ -304,7 +304,7 @@ describe('FaultRuleService.planRequest', () => {
     expect([await at(0), await at(1_000), await at(2_999), await at(3_000)]).toEqual([false, true, true, false]);
   });
 
-  it('replicas sharing a store: another replica\'s change is read in the background once refreshMs has passed, and applies once read', async () => {
+  it('replicas sharing a store: another replica\'s change applies from the first request once refreshMs has passed, however long the replica was idle', async () => {
     const shared = new MemoryFaultRuleStore();
     const a = setup({ store: shared });
     const b = setup({ store: shared, refreshMs: 1_000 });
@@ -313,11 +313,12 @@ describe('FaultRuleService.planRequest', () => {
     expect(await b.service.planRequest(NS, intent())).toBe(NO_FAULTS);
     await b.clock.advance(1_000);
     const revisions = b.store.calls.revision;
-    // The request that finds the rules stale does not wait: it has the rules compiled last, and starts one read.
-    expect(await b.service.planRequest(NS, intent())).toBe(NO_FAULTS);
-    await new Promise((resolve) => setImmediate(resolve)); // the read, in the background
     expect(await b.service.planRequest(NS, intent())).not.toBe(NO_FAULTS);
     expect(b.store.calls.revision).toBe((revisions ?? 0) + 1);
+    // Idle for a minute, then a rule made elsewhere: the first request has it.
+    await b.clock.advance(60_000);
+    await a.service.create(NS, { action: { type: 'latency', distribution: 'fixed', params: { ms: 5 } } });
+    expect((await b.service.planRequest(NS, intent())).latency).not.toBeNull();
     // Unchanged since: the revision is checked, the rules are not read again.
     const lists = b.store.calls.list;
     await b.clock.advance(1_000);
@@ -326,7 +327,7 @@ describe('FaultRuleService.planRequest', () => {
     expect(b.store.calls.list).toBe(lists);
   });
 
-  it('replicas sharing a store that is away: requests go on with the rules compiled last, and the store is asked once a refreshMs, not once a request', async () => {
+  it('replicas sharing a store that is away: requests go on with the rules compiled last (none fails), and the store is asked once a refreshMs, not once a request', async () => {
     const inner = new MemoryFaultRuleStore();
     let away = false;
     const store = counting(

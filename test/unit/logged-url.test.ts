@@ -20,6 +20,9 @@ describe('loggedUrl', () => {
     const url = `/v1/sim/webhooks/disabled-urls?url=${encodeURIComponent('https://hooks:hunter2@receiver.example/pay?x=1')}`;
     expect(loggedUrl(url)).toBe(`/v1/sim/webhooks/disabled-urls?url=${encodeURIComponent('https://hooks:***@receiver.example/pay?x=1')}`);
     expect(loggedUrl(url)).not.toContain('hunter2');
+    // A password holding @, a user name holding @: the whole password goes.
+    expect(loggedUrl(`/x?url=${encodeURIComponent('https://hooks:hunter@2025@host/p')}`)).toBe(`/x?url=${encodeURIComponent('https://hooks:***@host/p')}`);
+    expect(loggedUrl(`/x?url=${encodeURIComponent('https://me@corp:hunter2@host/p')}`)).toBe(`/x?url=${encodeURIComponent('https://me@corp:***@host/p')}`);
     // No password: unchanged.
     const plain = `/v1/sim/webhooks/disabled-urls?url=${encodeURIComponent('https://hooks@receiver.example/pay')}`;
     expect(loggedUrl(plain)).toBe(plain);

@@ -93,9 +93,14 @@ export class FaultRuleService {
 
   /** Creates a rule from a request body (snake_case JSON): VALIDATION_FAILED naming every problem, as JSON pointers. */
   async create(namespace: string, body: unknown): Promise<StoredFaultRule> {
+    return this.add(namespace, this.parse(body));
+  }
+
+  /** A request body (snake_case JSON) as the rule it describes: VALIDATION_FAILED naming every problem, as JSON pointers. */
+  parse(body: unknown): ParsedRule {
     const parsed = parseRule(body, { now: this.#deps.clock.now() });
     if (!parsed.ok) throw validationFailed(toFieldIssues(parsed.issues).map((issue) => ({ in: 'body', ...issue })));
-    return this.add(namespace, parsed.value);
+    return parsed.value;
   }
 
   /** Adds a parsed rule (FAULTS_FILE's, which may bring its own id). */
@@ -229,32 +234,35 @@ export class FaultRuleService {
   }
 
   /**
-   * The cached matcher, if there is one. With a store shared by several replicas (`refreshMs` > 0)
-   * one checked more than `refreshMs` ago is still used, and the store's revision is read again in
-   * the background, one read at a time: a request never waits for a refresh, and while the store
-   * is away (the read fails) it is tried once a `refreshMs`, not once a request, and the rules
-   * compiled last go on applying.
+   * The cached matcher when it may be used without asking the store: with a store shared by
+   * several replicas (`refreshMs` > 0), one checked less than `refreshMs` ago. A caller that gets
+   * none reads the revision (`#matcher`: one read for all callers at once), so a change made on
+   * another replica applies here within `refreshMs`, however long this replica was idle.
    */
   #fresh(namespace: string): RuleMatcher | undefined {
     const entry = this.#cache.get(namespace);
     if (entry === undefined) return undefined;
     const refreshMs = this.#deps.refreshMs ?? 0;
-    if (refreshMs > 0) {
-      const now = this.#deps.clock.now();
-      if (now - entry.checkedAt >= refreshMs && !this.#loading.has(namespace)) {
-        // The next try is refreshMs later, whatever this one does (a success replaces the entry).
-        entry.checkedAt = now;
-        // A failed read changes nothing: the store's own reporting says it is away.
-        this.#matcher(namespace).catch(() => undefined);
-      }
-    }
+    if (refreshMs > 0 && this.#deps.clock.now() - entry.checkedAt >= refreshMs) return undefined;
     return entry.matcher;
   }
 
+  /**
+   * The namespace's rules as the store has them. When the store cannot be read (Redis away) and
+   * rules were compiled before, those go on applying, and the store is asked again `refreshMs`
+   * later, not on every request: a route that needs no store does not fail with it.
+   */
   #matcher(namespace: string): Promise<RuleMatcher> {
     const loading = this.#loading.get(namespace);
     if (loading !== undefined) return loading;
-    const load = this.#load(namespace).finally(() => {
+    const load = this.#load(namespace)
+      .catch((error: unknown) => {
+        const entry = this.#cache.get(namespace);
+        if (entry === undefined) throw error;
+        entry.checkedAt = this.#deps.clock.now();
+        return entry.matcher;
+      })
+      .finally(() => {
       if (this.#loading.get(namespace) === load) this.#loading.delete(namespace);
     });
     this.#loading.set(namespace, load);

@@ -182,7 +182,7 @@ export const PAYMENT_WEBHOOKS: Readonly<Record<string, { summary: string; descri
 
 // --- errors ---
 
-const problem = (code: string, message: string, extra: Record<string, unknown> = {}) => ({ error: { code, message, ...extra, trace_id: TRACE_ID } });
+export const problem = (code: string, message: string, extra: Record<string, unknown> = {}) => ({ error: { code, message, ...extra, trace_id: TRACE_ID } });
 
 export const nativeErrorDocs: ErrorDocs = {
   schema: ErrorBody,

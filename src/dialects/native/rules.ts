@@ -1,10 +1,11 @@
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type, type Static } from 'typebox';
 import { notFound } from '../../core/errors.ts';
 import { CreateFaultRuleBody, FaultRuleList, FaultRuleView } from '../../core/faults/schema.ts';
 import { RULE_ID_PATTERN } from '../../core/faults/validation.ts';
 import type { StoredFaultRule } from '../../core/faults/model.ts';
+import type { ParsedRule } from '../../core/faults/validation.ts';
 import { faultRuleView } from '../../core/faults/view.ts';
 import type { IdempotencyHooks } from '../../http/idempotency.ts';
 import { documented, errorResponses, IDEMPOTENT, withExamples } from '../../http/openapi.ts';
@@ -41,6 +42,18 @@ export interface RuleRoutesOptions {
   idempotent: IdempotencyHooks;
 }
 
+/** The rule each create's body describes, parsed before its Idempotency-Key is taken. */
+const parsedRules = new WeakMap<FastifyRequest, ParsedRule>();
+
+const CREATE_400 = {
+  ...ex.badRule,
+  description: `${ex.badRule.description} A bad \`Idempotency-Key\` is a 400 naming the header (\`in: headers\`). Neither is stored under the key; a create refused because FAULTS_MAX_RULES rules exist (\`max_rules\`) is, like any answer: after deleting rules, send it with a new key.`,
+};
+const CREATE_409 = {
+  description: '`IDEMPOTENCY_KEY_IN_USE`: a create with this key is still running.',
+  examples: { in_use: { summary: 'The same key, still running', value: ex.problem('IDEMPOTENCY_KEY_IN_USE', 'A request with this Idempotency-Key is still being processed; retry later.') } },
+};
+
 const ruleRoutes: FastifyPluginAsync<RuleRoutesOptions> = async (fastify, { idempotent }) => {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const faults = app.faults;
@@ -64,13 +77,16 @@ const ruleRoutes: FastifyPluginAsync<RuleRoutesOptions> = async (fastify, { idem
         body: withExamples(CreateFaultRuleBody, ex.createRuleRequests),
         response: {
           201: documented(FaultRuleView, { description: 'Created: the rule as it will be applied, defaults filled in.', examples: ex.createRuleResponses, headers: IDEMPOTENT }),
-          ...errors([400, 409, 413, 415, 422, 500, 503], { idempotent: true, overrides: { 400: ex.badRule } }),
+          ...errors([400, 409, 413, 415, 422, 500, 503], { idempotent: true, overrides: { 400: CREATE_400, 409: CREATE_409 } }),
         },
       },
       validatorCompiler: acceptAnyBody,
+      // The body is parsed before the Idempotency-Key is taken, as a schema would be checked: a
+      // body that is not a rule is answered 400 and never stored under the key.
+      preValidation: async (request) => void parsedRules.set(request, service.parse(request.body)),
       ...idempotent,
     },
-    async (request, reply) => reply.code(201).send(view(await service.create(namespace, request.body))),
+    async (request, reply) => reply.code(201).send(view(await service.add(namespace, parsedRules.get(request) as ParsedRule))),
   );
 
   app.get(

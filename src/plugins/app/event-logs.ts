@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin';
 import type { Delivery } from '../../core/deliveries.ts';
 import type { DomainEvent } from '../../core/events.ts';
+import { INVALID_URL, originAndPath } from '../../http/logged-url.ts';
 import { WarningLimiter } from '../../webhooks/warning-limiter.ts';
 
 /**
@@ -18,17 +19,7 @@ export const RETRY_WARNINGS_PER_INTERVAL = 10;
 export const FAILURE_WARNINGS_PER_INTERVAL = 20;
 export const WARNING_INTERVAL_MS = 60_000;
 
-const INVALID_URL = '(invalid URL)';
-
-/** `https://host:port/path`: without user info, query and fragment, which may carry credentials. */
-export function originAndPath(url: string): string {
-  try {
-    const parsed = new URL(url);
-    return `${parsed.origin === 'null' ? parsed.protocol : parsed.origin}${parsed.pathname}`;
-  } catch {
-    return INVALID_URL;
-  }
-}
+export { originAndPath };
 
 function originOf(url: string): string {
   try {

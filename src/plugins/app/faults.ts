@@ -7,6 +7,7 @@ import { FaultRuleService, type RequestFaultPlan } from '../../core/faults/servi
 import type { MatchInput } from '../../core/faults/matcher.ts';
 import { createStreams } from '../../core/random.ts';
 import { sendProblem, type ErrorShape } from '../../http/error-handler.ts';
+import { loggedUrl } from '../../http/logged-url.ts';
 import type { WebhookFaults } from '../../webhooks/dispatcher.ts';
 
 /**
@@ -146,7 +147,7 @@ export default fp<FaultsOptions>(
         await wait(response.ms, request);
         resetConnection(request);
         // A hijacked request gets no request line of its own: this is its line.
-        request.log.info({ method: request.method, url: request.url, route: request.routeOptions.url, rule_id: plan.response?.ruleId, held_ms: response.ms }, 'fault rule timeout: connection reset');
+        request.log.info({ method: request.method, url: loggedUrl(request.url), route: request.routeOptions.url, rule_id: plan.response?.ruleId, held_ms: response.ms }, 'fault rule timeout: connection reset');
       } else {
         const retryAfterS = response.retryAfterSeconds ?? undefined;
         sendProblem(reply, shape, { status: response.status, ...ERRORS[response.status], retryAfterS });
