@@ -1,6 +1,8 @@
 import { request } from 'node:http';
+import { createServer, type AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runToExit, serverProcesses, type LogLine, type ServerProcess } from '../helpers/child.ts';
+import { REDIS_START_TIMEOUT_MS } from '../../src/plugins/app/stores.ts';
 import { redisServerOrSkip, startRedis, type TestRedis } from '../helpers/redis.ts';
 
 /**
@@ -71,6 +73,25 @@ if (redisServerOrSkip('CLUSTER_WORKERS with STORE=redis')) {
       expect(run.stdout).toBe('');
       const port = new URL(url).port;
       expect(run.stderr).toBe(`Could not start: Redis at ${url} could not be reached (connect ECONNREFUSED 127.0.0.1:${port}); start it or set REDIS_URL\n`);
+    });
+
+    it('a server that takes the connection and never answers (not Redis, or TLS on one side only) stops the start with one line too, not a stack trace', async () => {
+      const silent = createServer(() => undefined);
+      await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+      const port = (silent.address() as AddressInfo).port;
+      try {
+        for (const url of [`redis://127.0.0.1:${port}`, `rediss://127.0.0.1:${port}`]) {
+          const run = await runToExit({ WEBHOOK_SECRET: SECRET, STORE: 'redis', REDIS_URL: url }, 60_000);
+          expect([url, run.code, run.stdout, run.stderr]).toEqual([
+            url,
+            1,
+            '',
+            `Could not start: Redis at ${url} could not be reached (no answer within ${REDIS_START_TIMEOUT_MS / 1000} s: is it Redis, and does it speak TLS if and only if the URL is rediss://?); start it or set REDIS_URL\n`,
+          ]);
+        }
+      } finally {
+        silent.close();
+      }
     });
 
     it('CLUSTER_WORKERS=2 with a Redis that cannot be reached: the start fails (exit 1), each worker saying why on stderr', async () => {

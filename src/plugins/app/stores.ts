@@ -37,6 +37,13 @@ export class RedisUnreachableError extends Error {
   override name = 'RedisUnreachableError';
 }
 
+/**
+ * How long a start waits for Redis to answer: a server that takes the connection and never
+ * answers (a `rediss://` URL for a Redis without TLS, a port of something else) would otherwise
+ * hold the start until Fastify's plugin timeout (10 s), which ends it with a stack trace.
+ */
+export const REDIS_START_TIMEOUT_MS = 8000;
+
 export default fp<StoresOptions>(
   async (app, options) => {
     const { config } = options;
@@ -88,11 +95,18 @@ export default fp<StoresOptions>(
     });
 
     let stores: Stores;
+    let timer: NodeJS.Timeout | undefined;
     try {
-      stores = await createRedisStores(config, client);
+      const silent = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error('no answer')), REDIS_START_TIMEOUT_MS);
+      });
+      stores = await Promise.race([createRedisStores(config, client), silent]);
     } catch (error) {
       client.disconnect();
-      throw new RedisUnreachableError(`Redis at ${where} could not be reached (${lastError}); start it or set REDIS_URL`, { cause: error });
+      const why = connected || lastError !== 'not connected yet' ? lastError : `no answer within ${REDIS_START_TIMEOUT_MS / 1000} s: is it Redis, and does it speak TLS if and only if the URL is rediss://?`;
+      throw new RedisUnreachableError(`Redis at ${where} could not be reached (${why}); start it or set REDIS_URL`, { cause: error });
+    } finally {
+      clearTimeout(timer);
     }
     app.decorate('stores', stores);
     app.decorate('redis', client);
