@@ -17,9 +17,10 @@ import type { ClaimedJob, SchedulerStore } from './ports.ts';
  * `MAX_ATTEMPTS`, then reported and dropped. A run that failed because the store could not be
  * reached (`StoreUnavailableError`, Redis away) says nothing about the job: it does not count
  * towards `MAX_ATTEMPTS` (its delay still grows, to at most `RETRY_MAX_MS`), so minutes of a
- * flapping Redis cannot make the scheduler give up a saga's compensation or a booking's expiry. A claimed job is completed only after its handler
- * has finished (with the rest of its batch), so with a store shared by several processes, a job
- * whose process died is claimed again when its lease lapses.
+ * flapping Redis cannot make the scheduler give up a saga's compensation or a booking's expiry.
+ * A claimed job is completed only after its handler has finished (with the rest of its batch),
+ * so with a store shared by several processes, a job whose process died is claimed again when
+ * its lease lapses.
  *
  * With a store shared by several processes (`pollMs` > 0), this process's timer only knows the
  * work it scheduled itself: a poll on the injected clock also claims what other processes

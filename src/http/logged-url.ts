@@ -55,7 +55,7 @@ export function loggedUrl(url: string): string {
     if (!rawValue.includes('@') && !rawValue.includes('%40')) continue;
     const value = decoded(rawValue);
     if (USERINFO_WITH_PASSWORD.test(value)) {
-      pairs[i] = `${pair.slice(0, equals)}=${encodeURIComponent(value.replace(USERINFO_WITH_PASSWORD, '$1***@'))}`;
+      pairs[i] = `${rawName}=${encodeURIComponent(value.replace(USERINFO_WITH_PASSWORD, '$1***@'))}`;
       changed = true;
     }
   }

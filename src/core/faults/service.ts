@@ -37,9 +37,9 @@ export interface FaultRuleServiceDeps {
   /** The random stream of a namespace (seeded with RANDOM_SEED, one stream per namespace). */
   random: (namespace: string) => RandomSource;
   /**
-   * How long a compiled rule set is used before the store's revision is checked again (in the
-   * background: see `#fresh`), for stores shared by several replicas. 0 (the default, right for
-   * one process): this service is the only writer and recompiles on its own changes only.
+   * How long a compiled rule set is used before the store's revision is read again (see
+   * `#fresh`), for stores shared by several replicas. 0 (the default, right for one process):
+   * this service is the only writer and recompiles on its own changes only.
    */
   refreshMs?: number;
   /** Called for every match that applied a rule (for the `rule hits` metric). */
@@ -76,7 +76,7 @@ type Mutable<T extends { ruleIds: readonly string[] }> = Omit<T, 'ruleIds'> & { 
 interface CacheEntry {
   matcher: RuleMatcher;
   revision: number;
-  /** When the revision was last read (or a read of it last began). */
+  /** When the revision was last read (or a read of it last failed: see `#matcher`). */
   checkedAt: number;
 }
 
@@ -263,8 +263,8 @@ export class FaultRuleService {
         return entry.matcher;
       })
       .finally(() => {
-      if (this.#loading.get(namespace) === load) this.#loading.delete(namespace);
-    });
+        if (this.#loading.get(namespace) === load) this.#loading.delete(namespace);
+      });
     this.#loading.set(namespace, load);
     return load;
   }

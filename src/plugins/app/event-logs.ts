@@ -19,8 +19,6 @@ export const RETRY_WARNINGS_PER_INTERVAL = 10;
 export const FAILURE_WARNINGS_PER_INTERVAL = 20;
 export const WARNING_INTERVAL_MS = 60_000;
 
-export { originAndPath };
-
 function originOf(url: string): string {
   try {
     const parsed = new URL(url);

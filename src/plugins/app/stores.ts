@@ -44,6 +44,9 @@ export class RedisUnreachableError extends Error {
  */
 export const REDIS_START_TIMEOUT_MS = 8000;
 
+/** The reason a start gives while no attempt has failed yet. */
+const NOT_CONNECTED = 'not connected yet';
+
 export default fp<StoresOptions>(
   async (app, options) => {
     const { config } = options;
@@ -67,7 +70,7 @@ export default fp<StoresOptions>(
 
     const where = shownRedisUrl(config.redis.url);
     const client = createRedisClient(config.redis);
-    let lastError = 'not connected yet';
+    let lastError = NOT_CONNECTED;
     /** The connection is lost; `warned`: this outage was logged. */
     let down = false;
     let warned = false;
@@ -103,7 +106,7 @@ export default fp<StoresOptions>(
       stores = await Promise.race([createRedisStores(config, client), silent]);
     } catch (error) {
       client.disconnect();
-      const why = connected || lastError !== 'not connected yet' ? lastError : `no answer within ${REDIS_START_TIMEOUT_MS / 1000} s: is it Redis, and does it speak TLS if and only if the URL is rediss://?`;
+      const why = !connected && lastError === NOT_CONNECTED ? `no answer within ${REDIS_START_TIMEOUT_MS / 1000} s: is it Redis, and does it speak TLS if and only if the URL is rediss://?` : lastError;
       throw new RedisUnreachableError(`Redis at ${where} could not be reached (${why}); start it or set REDIS_URL`, { cause: error });
     } finally {
       clearTimeout(timer);
