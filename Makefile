@@ -51,9 +51,10 @@ REDIS_TEST_FILES := $(addprefix test/integration/,$(addsuffix .test.ts,sim-api b
 	app-release bookings-listen bookings-race console console-fluxpay console-rules deploy-files dialect-errors \
 	edge-cases faults-disabled faults-requests faults-webhooks fluxpay-outbox fluxpay-property fluxpay-race \
 	fluxpay-rate-limit listen metrics-promtool metrics-usage mix openapi openapi-examples report time-scale \
-	v2-callbacks v2-race validation-messages webhooks-load webhooks-signing namespaces))
+	v2-callbacks v2-race validation-messages webhooks-load webhooks-signing namespaces)) \
+	test/fuzz/api.fuzz.test.ts
 
-test-redis: ## Run every in-process integration test on the Redis back end (needs redis-server on PATH)
+test-redis: ## Run every in-process integration test and the fuzzer on the Redis back end (needs redis-server on PATH)
 	PAYSIM_TEST_STORE=redis $(WITH_NODE) npx vitest run $(REDIS_TEST_FILES)
 
 screenshots: ## Retake the console screenshots in docs/ (the browser test, in Chromium)
@@ -71,7 +72,7 @@ openapi: ## Generate the OpenAPI document (openapi/payment-sim.yaml)
 postman: ## Generate the Postman collection (postman/paysim.postman_collection.json) from the OpenAPI document
 	$(WITH_NODE) node scripts/postman.ts
 
-fuzz: ## Fuzz every route: FUZZ_REQUESTS (default 200000), FUZZ_SEED, FUZZ_PATH to replay a failure
+fuzz: ## Fuzz every route: FUZZ_REQUESTS (default 200000), FUZZ_SEED, FUZZ_PATH to replay a failure, FUZZ_STORE=redis on a private redis-server
 	$(WITH_NODE) node scripts/fuzz.ts
 
 bench: ## Benchmark payment intents

@@ -1,5 +1,6 @@
 import { formatReport, runFuzz } from '../test/fuzz/run.ts';
 import type { Stats } from '../test/fuzz/harness.ts';
+import { hasRedisServer, startRedisServer, type RedisServerProcess } from '../test/helpers/redis-server.ts';
 
 /**
  * `make fuzz`: the property-based fuzzer of test/fuzz, at length. It sends FUZZ_REQUESTS generated
@@ -13,6 +14,8 @@ import type { Stats } from '../test/fuzz/harness.ts';
  *   FUZZ_PATH      with FUZZ_SEED: replay one failure (fast-check's path, printed with it)
  *   FUZZ_SHRINK=1  shrink a failing sequence to a smaller one (slow: each try builds an app)
  *   FUZZ_STEPS     steps per sequence, one fresh app each (default 25)
+ *   FUZZ_STORE     memory (default) or redis: each sequence's app on a private redis-server that
+ *                  this script starts on a free port and stops (Debian package redis-server)
  *
  * Exit codes: 0 when no property broke, 1 when one did, 2 for bad settings.
  */
@@ -33,6 +36,15 @@ const seed = intFrom('FUZZ_SEED', Date.now() % 2_147_483_647, 0);
 const sequenceLength = intFrom('FUZZ_STEPS', 25, 1);
 const path = process.env.FUZZ_PATH === undefined || process.env.FUZZ_PATH === '' ? undefined : process.env.FUZZ_PATH;
 const shrink = process.env.FUZZ_SHRINK === '1';
+const store = process.env.FUZZ_STORE === undefined || process.env.FUZZ_STORE === '' ? 'memory' : process.env.FUZZ_STORE;
+if (store !== 'memory' && store !== 'redis') {
+  process.stderr.write(`FUZZ_STORE must be memory or redis (got ${JSON.stringify(store)})\n`);
+  process.exit(2);
+}
+if (store === 'redis' && !hasRedisServer) {
+  process.stderr.write('FUZZ_STORE=redis needs redis-server on PATH: apt-get install -y --no-install-recommends redis-server (Debian package redis-server)\n');
+  process.exit(2);
+}
 
 const started = Date.now();
 let lastLine = 0;
@@ -49,8 +61,14 @@ const progress = (stats: Stats, final = false): void => {
   );
 };
 
-process.stderr.write(`fuzz: ${path === undefined ? `${requests} requests` : `replaying path ${path}`}, seed ${seed}, ${sequenceLength} steps per sequence\n`);
-const report = await runFuzz({ seed, requests, sequenceLength, path, shrink, onRequest: (stats) => progress(stats) });
+const redis: RedisServerProcess | undefined = store === 'redis' ? await startRedisServer() : undefined;
+process.stderr.write(`fuzz: ${path === undefined ? `${requests} requests` : `replaying path ${path}`}, seed ${seed}, ${sequenceLength} steps per sequence, store ${store}${redis === undefined ? '' : ` (redis-server on port ${redis.port})`}\n`);
+let report;
+try {
+  report = await runFuzz({ seed, requests, sequenceLength, path, shrink, redisUrl: redis?.url, onRequest: (stats) => progress(stats) });
+} finally {
+  await redis?.stop();
+}
 progress(report.stats, true);
 process.stdout.write(`${formatReport(report)}\n`);
 process.exit(report.failures.length === 0 ? 0 : 1);

@@ -53,6 +53,11 @@ export interface AppOptions {
   random?: RandomSource | undefined;
   /** Stores to use instead of the configured back end. */
   stores?: Stores | undefined;
+  /**
+   * Wraps the root app's stores, whichever back end made them, before any service takes them (the
+   * fuzzer counts every store operation that changed something, on memory and on Redis).
+   */
+  wrapStores?: ((stores: Stores) => Stores) | undefined;
   /** Registers @fastify/otel's plugin when tracing is on. */
   otelPlugin?: FastifyPluginAsync | undefined;
   /** How fault rules wait (latency, timeout); tests record the planned delays instead of waiting. */
@@ -116,7 +121,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   // Before the error shapes: what they answer carries the request's trace id.
   await app.register(requestContext, { shapes });
   await app.register(errorShapes, { shapes, ignoreTrailingSlash: IGNORE_TRAILING_SLASH });
-  await app.register(stores, { config, stores: parent === undefined ? options.stores : undefined, shared: parent?.redis });
+  await app.register(stores, { config, stores: parent === undefined ? options.stores : undefined, wrap: parent === undefined ? options.wrapStores : undefined, shared: parent?.redis });
   await app.register(core, { config, clock: options.clock, random: parent === undefined ? options.random : undefined });
   if (parent === undefined) {
     const redis = app.redis === undefined ? undefined : { client: app.redis, keyPrefix: config.redis.keyPrefix };

@@ -1,4 +1,7 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { DEFAULT_REDIS_KEY_PREFIX } from '../../src/adapters/redis/connection.ts';
+import { onRedis } from '../helpers/app.ts';
 import { dialectOf, pathSeen, shapeProblem } from './harness.ts';
 import { formatReport, runFuzz } from './run.ts';
 
@@ -72,9 +75,22 @@ describe('fuzzing every route from the OpenAPI document', () => {
   it(
     `${REQUESTS} seeded requests: no 5xx, errors in the dialect's shape, no state change on a 4xx`,
     async () => {
-      const report = await runFuzz({ seed: SEED, requests: REQUESTS, sequenceLength: 25 });
+      const redisUrl = onRedis ? inject('paysimRedisUrl') : undefined;
+      const report = await runFuzz({ seed: SEED, requests: REQUESTS, sequenceLength: 25, redisUrl });
       const text = formatReport(report);
       expect(report.failures, text).toEqual([]);
+      expect(report.store).toBe(onRedis ? 'redis' : 'memory');
+      if (redisUrl !== undefined) {
+        // The apps wrote under the fuzzer's prefixes, and each sequence's keys were removed when it
+        // ended (the run's Redis is shared by the suite's files).
+        expect(report.stats.redisKeysRemoved).toBeGreaterThan(report.stats.sequences);
+        const redis = new Redis(redisUrl);
+        try {
+          expect(await redis.keys(`${DEFAULT_REDIS_KEY_PREFIX}fuzz:${process.pid}:*`)).toEqual([]);
+        } finally {
+          await redis.quit();
+        }
+      }
       expect(report.stats.requests).toBeGreaterThanOrEqual(REQUESTS);
       expect([...report.stats.byStatus.keys()].filter((status) => status >= 500)).toEqual([]);
       // Every operation was reached, and most both succeeded and failed: the generator makes

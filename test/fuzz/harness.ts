@@ -1,8 +1,9 @@
 import { createHmac } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { SignJWT } from 'jose';
+import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { createMemoryStores } from '../../src/adapters/memory/index.ts';
+import { DELIVERY_GROUP } from '../../src/adapters/redis/delivery-queue.ts';
 import { buildApp } from '../../src/app.ts';
 import { loadConfig, type Config } from '../../src/config.ts';
 import type { DomainEvent } from '../../src/core/events.ts';
@@ -76,6 +77,8 @@ export interface Environment {
   generator: GeneratorOptions;
   receiver: Receiver;
   closedPort: number;
+  /** STORE=redis: the client that reads the delivery stream's group and removes each sequence's keys. */
+  redis?: Redis | undefined;
   close(): Promise<void>;
 }
 
@@ -130,9 +133,17 @@ function receiverResponder(closed: number) {
   };
 }
 
-export async function createEnvironment(sequenceLength: number): Promise<Environment> {
-  const config = loadConfig(FUZZ_ENV);
-  const probe = await buildApp({ config, clock: new ManualClock(), logger: false });
+/**
+ * What every sequence shares. With `redisUrl` each sequence's app is on that Redis (STORE=redis),
+ * under a key prefix of its own (removed when the sequence ends), with the shared delivery stream
+ * and outbound event stream as in production; no poll of the shared schedule (the app is alone on
+ * its prefix and the manual clock drives its timer, as in the suite's Redis run).
+ */
+export async function createEnvironment(sequenceLength: number, redisUrl?: string): Promise<Environment> {
+  const config = loadConfig(redisUrl === undefined ? FUZZ_ENV : { ...FUZZ_ENV, STORE: 'redis', REDIS_URL: redisUrl, SCHEDULER_POLL_MS: '0' });
+  const redis = redisUrl === undefined ? undefined : new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  await redis?.connect();
+  const probe = await buildApp({ config: withKeyPrefix(config, 'probe'), clock: new ManualClock(), logger: false });
   let model: ApiModel;
   try {
     await probe.ready();
@@ -140,6 +151,7 @@ export async function createEnvironment(sequenceLength: number): Promise<Environ
   } finally {
     await probe.close();
   }
+  if (redis !== undefined) await removeKeys(redis, withKeyPrefix(config, 'probe').redis.keyPrefix);
   const port = await closedPort();
   const receiver = await startReceiver(receiverResponder(port));
   const tokens = await mintTokens(config.jwtSecret as string);
@@ -149,8 +161,31 @@ export async function createEnvironment(sequenceLength: number): Promise<Environ
     generator: { model, bodyLimit: config.bodyLimitBytes, users: FUZZ_USERS, tokens, sequenceLength },
     receiver,
     closedPort: port,
-    close: () => receiver.close(),
+    redis,
+    close: async () => {
+      await receiver.close();
+      await redis?.quit();
+    },
   };
+}
+
+/** The configuration with a key prefix of its own under the fuzzer's (`fuzz:<pid>:<name>:`); unchanged on memory. */
+function withKeyPrefix(config: Config, name: string): Config {
+  if (config.store.backend !== 'redis') return config;
+  return { ...config, redis: { ...config.redis, keyPrefix: `${config.redis.keyPrefix}fuzz:${process.pid}:${name}:` } };
+}
+
+/** Removes every key under `prefix` (a finished sequence's, its namespaces' included); how many there were. */
+async function removeKeys(redis: Redis, prefix: string): Promise<number> {
+  const pattern = `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`;
+  let cursor = '0';
+  let removed = 0;
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+    if (keys.length > 0) removed += await redis.unlink(...keys);
+    cursor = next;
+  } while (cursor !== '0');
+  return removed;
 }
 
 // ── instrumented stores: every store operation that changed something ───────────────────────────
@@ -171,7 +206,8 @@ const kindIs =
  * did (a guarded transition that found the wrong state changed nothing). Operations not listed are reads.
  */
 export const EFFECTS: { [S in keyof Stores]: Record<string, Judge> } = {
-  intents: { insert: ok, decide: ok, transition: ok, refund: kindIs('refunded'), sweep: positive },
+  // insertScheduled and beginScheduled: the Redis adapters' insert with its job (one script).
+  intents: { insert: ok, insertScheduled: ok, decide: ok, transition: ok, refund: kindIs('refunded'), sweep: positive },
   idempotency: { begin: kindIs('started'), complete: always, release: always, sweep: positive },
   bookings: {
     insert: ok,
@@ -188,7 +224,7 @@ export const EFFECTS: { [S in keyof Stores]: Record<string, Judge> } = {
   deliveries: { insert: ok, update: defined, sweep: positive },
   disabledUrls: { disable: always, enable: (r) => r === true },
   scheduler: { schedule: always, cancel: (r) => r === true, claimDue: nonEmpty, complete: always },
-  v2Payments: { begin: kindIs('created'), decide: ok, complete: ok, sweep: positive },
+  v2Payments: { begin: kindIs('created'), beginScheduled: kindIs('created'), decide: ok, complete: ok, sweep: positive },
   fluxpay: {
     createOrder: kindIs('created'),
     cancelOrder: kindIs('cancelled'),
@@ -422,6 +458,8 @@ export class Stats {
   readonly undocumented = new Map<string, Set<number>>();
   /** Requests whose 4xx left an idempotency record (the allowed change). */
   idempotentFourXx = 0;
+  /** STORE=redis: the keys the finished sequences left, removed with them. */
+  redisKeysRemoved = 0;
 
   record(route: string, status: number, tags: readonly string[]): void {
     this.requests++;
@@ -473,6 +511,9 @@ interface Snapshot {
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const SETTLE_LIMIT_MS = 10_000;
 
+/** Sequences started by this process (each one's key prefix on Redis). */
+let sequences = 0;
+
 /** The app of one sequence, its clock and what the instruments saw. */
 class Target {
   readonly app: FastifyInstance;
@@ -480,6 +521,8 @@ class Target {
   readonly raw: Stores;
   readonly env: Environment;
   readonly world: World;
+  /** The app's configuration: the environment's, with this sequence's key prefix on Redis. */
+  readonly config: Config;
   changes: Array<Change & { args: unknown[] }> = [];
   events: DomainEvent[] = [];
   errors: string[] = [];
@@ -487,7 +530,8 @@ class Target {
   recording = false;
   readonly jobKinds = new Set<string>();
 
-  private constructor(app: FastifyInstance, clock: ManualClock, raw: Stores, env: Environment, world: World) {
+  private constructor(app: FastifyInstance, clock: ManualClock, raw: Stores, env: Environment, world: World, config: Config) {
+    this.config = config;
     this.app = app;
     this.clock = clock;
     this.raw = raw;
@@ -496,14 +540,21 @@ class Target {
   }
 
   static async start(env: Environment): Promise<Target> {
-    const clock = new ManualClock();
-    const raw = createMemoryStores(env.config);
-    const holder: { target?: Target } = {};
-    const stores = instrument(raw, (change, args) => {
-      const { target } = holder;
-      if (change.store === 'scheduler' && change.operation === 'schedule') target?.jobKinds.add(String((args[0] as { kind?: unknown }).kind));
-      if (target?.recording === true) target.changes.push({ ...change, args });
-    });
+    sequences += 1;
+    const config = withKeyPrefix(env.config, String(sequences));
+    // Over Redis a scheduler run takes round trips: `advance` waits for each run to end.
+    const clock = new ManualClock(undefined, { awaitWork: env.redis !== undefined });
+    const holder: { target?: Target; raw?: Stores } = {};
+    const wrapStores = (raw: Stores): Stores => {
+      holder.raw = raw;
+      return instrument(raw, (change, args) => {
+        const { target } = holder;
+        if (change.store === 'scheduler' && change.operation === 'schedule') target?.jobKinds.add(String((args[0] as { kind?: unknown }).kind));
+        // The Redis adapters insert an intent or a /api/v2 payment with its job in one script.
+        if (change.operation === 'insertScheduled' || change.operation === 'beginScheduled') target?.jobKinds.add(String((args[1] as { kind?: unknown }).kind));
+        if (target?.recording === true) target.changes.push({ ...change, args });
+      });
+    };
     const logger = pino(
       { level: 'error' },
       {
@@ -512,9 +563,10 @@ class Target {
         },
       },
     );
-    const app = await buildApp({ config: env.config, clock, random: createRandom(env.config.randomSeed), logger, stores });
-    const world = new World({ receiver: env.receiver.port, closed: env.closedPort }, { perf: env.config.bookings.performances.map((p) => p.id), user: FUZZ_USERS, plan: [...env.config.fluxpay.policy.plans.keys()], room: [...env.config.fluxpay.policy.waitingRooms.keys()] });
-    const t = new Target(app, clock, raw, env, world);
+    const app = await buildApp({ config, clock, random: createRandom(config.randomSeed), logger, wrapStores });
+    const world = new World({ receiver: env.receiver.port, closed: env.closedPort }, { perf: config.bookings.performances.map((p) => p.id), user: FUZZ_USERS, plan: [...config.fluxpay.policy.plans.keys()], room: [...config.fluxpay.policy.waitingRooms.keys()] });
+    if (holder.raw === undefined) throw new Error('the app did not take the fuzzer’s instruments');
+    const t = new Target(app, clock, holder.raw, env, world, config);
     holder.target = t;
     app.core.bus.subscribe((event) => {
       if (t.recording) t.events.push(event);
@@ -524,8 +576,24 @@ class Target {
     return t;
   }
 
-  async close(): Promise<void> {
+  /** Closes the app; on Redis, removes its keys and answers how many there were. */
+  async close(): Promise<number> {
     await this.app.close();
+    return this.env.redis === undefined ? 0 : removeKeys(this.env.redis, this.config.redis.keyPrefix);
+  }
+
+  /**
+   * STORE=redis: whether the shared delivery stream has nothing left for the dispatcher (no entry
+   * unread by its group, none read and not acknowledged). Its process-local counts miss an entry
+   * appended and not yet read.
+   */
+  async #streamIdle(): Promise<boolean> {
+    const { redis } = this.env;
+    if (redis === undefined) return true;
+    const groups = (await redis.xinfo('GROUPS', `${this.config.redis.keyPrefix}whq`)) as unknown[][];
+    const group = groups.map((flat) => Object.fromEntries(Array.from({ length: flat.length / 2 }, (_, i) => [String(flat[2 * i]), flat[2 * i + 1]]))).find((g) => g.name === DELIVERY_GROUP);
+    if (group === undefined) throw new Error(`the delivery stream has no group ${DELIVERY_GROUP}`);
+    return group.pending === 0 && group.lag === 0;
   }
 
   /** Runs what is due at the current time and waits for webhook attempts in flight (real I/O to the local receiver). */
@@ -535,7 +603,7 @@ class Target {
     let idleTurns = 0;
     while (idleTurns < 2) {
       await this.clock.advance(0);
-      const idle = dispatcher.inFlight === 0 && dispatcher.queueDepth === 0;
+      const idle = dispatcher.inFlight === 0 && dispatcher.queueDepth === 0 && (await this.#streamIdle());
       idleTurns = idle ? idleTurns + 1 : 0;
       if (!idle) {
         if (Date.now() > deadline) throw new Error(`the app did not settle within ${SETTLE_LIMIT_MS} ms (webhooks in flight: ${dispatcher.inFlight}, queued: ${dispatcher.queueDepth})`);
@@ -702,7 +770,7 @@ export async function runSequence(env: Environment, steps: readonly Step[], stat
     }
     return { requests };
   } finally {
-    await target.close();
+    stats.redisKeysRemoved += await target.close();
     // The receiver keeps what it got, for tests that wait on it; the fuzzer reads none of it, and
     // 200,000 requests' worth of webhooks would fill the heap.
     env.receiver.requests.length = 0;

@@ -26,10 +26,14 @@ export interface FuzzOptions {
   maxFailures?: number;
   /** Called after every request with the statistics so far. */
   onRequest?: (stats: Stats) => void;
+  /** Runs each sequence's app on this Redis (STORE=redis) instead of memory. */
+  redisUrl?: string | undefined;
 }
 
 export interface FuzzReport {
   seed: number;
+  /** The back end each sequence's app ran on. */
+  store: 'memory' | 'redis';
   stats: Stats;
   failures: Failure[];
   operations: string[];
@@ -38,7 +42,7 @@ export interface FuzzReport {
 
 export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
   const started = Date.now();
-  const env = await createEnvironment(options.sequenceLength);
+  const env = await createEnvironment(options.sequenceLength, options.redisUrl);
   const stats = new Stats();
   const failures: Failure[] = [];
   const chunkRuns = options.chunkRuns ?? 8;
@@ -79,7 +83,7 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
   } finally {
     await env.close();
   }
-  return { seed: options.seed, stats, failures, operations: env.model.operations.map((op) => op.key), durationMs: Date.now() - started };
+  return { seed: options.seed, store: env.config.store.backend, stats, failures, operations: env.model.operations.map((op) => op.key), durationMs: Date.now() - started };
 }
 
 /** A failure as a reader needs it: what was sent, what came back, what broke, and how to replay it. */
@@ -102,7 +106,7 @@ export function formatReport(report: FuzzReport): string {
   const { stats } = report;
   const lines: string[] = [];
   const seconds = report.durationMs / 1000;
-  lines.push(`${stats.requests} requests in ${stats.sequences} sequences (${stats.advances} clock advances), ${seconds.toFixed(1)} s, ${Math.round(stats.requests / Math.max(seconds, 0.001))} requests/s, seed ${report.seed}`);
+  lines.push(`${stats.requests} requests in ${stats.sequences} sequences (${stats.advances} clock advances), ${seconds.toFixed(1)} s, ${Math.round(stats.requests / Math.max(seconds, 0.001))} requests/s, seed ${report.seed}, store ${report.store}`);
   lines.push('', 'by status:');
   for (const [status, count] of [...stats.byStatus].sort((a, b) => a[0] - b[0])) lines.push(`  ${status}  ${String(count).padStart(8)}  ${((100 * count) / Math.max(1, stats.requests)).toFixed(1).padStart(5)} %`);
   lines.push('', 'by route:');
@@ -115,6 +119,7 @@ export function formatReport(report: FuzzReport): string {
   }
   lines.push('', 'by mutation (requests carrying it):');
   lines.push(`  ${[...stats.byTag].sort((a, b) => b[1] - a[1]).map(([tag, n]) => `${tag} ${n}`).join(', ')}`);
+  if (stats.redisKeysRemoved > 0) lines.push('', `Redis keys the sequences left, removed after each: ${stats.redisKeysRemoved}`);
   if (stats.idempotentFourXx > 0) lines.push('', `4xx answers stored under their Idempotency-Key for replay (the one allowed change): ${stats.idempotentFourXx}`);
   if (stats.undocumented.size > 0) {
     lines.push('', 'statuses answered but not documented in the OpenAPI document (not a failure):');

@@ -18,6 +18,8 @@ import type { Stores } from '../../core/ports.ts';
 export interface StoresOptions {
   config: Config;
   stores?: Stores | undefined;
+  /** Wraps the stores made (or given) before they are decorated (a test's instruments). */
+  wrap?: ((stores: Stores) => Stores) | undefined;
   /** A namespace's app (STORE=redis): the root app's client and its health; its own keys come from `config.redis.keyPrefix`. */
   shared?: { client: Redis; storeUnavailable(): string | undefined } | undefined;
 }
@@ -50,8 +52,9 @@ const NOT_CONNECTED = 'not connected yet';
 export default fp<StoresOptions>(
   async (app, options) => {
     const { config } = options;
+    const wrap = options.wrap ?? ((stores: Stores) => stores);
     if (options.stores !== undefined || config.store.backend === 'memory') {
-      app.decorate('stores', options.stores ?? createMemoryStores(config));
+      app.decorate('stores', wrap(options.stores ?? createMemoryStores(config)));
       app.decorate('redis', undefined);
       app.decorate('storeUnavailable', () => undefined);
       return;
@@ -60,7 +63,7 @@ export default fp<StoresOptions>(
     const { shared } = options;
     if (shared !== undefined) {
       const closed = new AbortController();
-      app.decorate('stores', await createRedisStores(config, shared.client, closed.signal));
+      app.decorate('stores', wrap(await createRedisStores(config, shared.client, closed.signal)));
       app.decorate('redis', shared.client);
       app.decorate('storeUnavailable', shared.storeUnavailable);
       // The client is the root app's to close.
@@ -111,7 +114,7 @@ export default fp<StoresOptions>(
     } finally {
       clearTimeout(timer);
     }
-    app.decorate('stores', stores);
+    app.decorate('stores', wrap(stores));
     app.decorate('redis', client);
     app.decorate('storeUnavailable', () => (client.status === 'ready' ? undefined : `Redis at ${where} is unreachable (${lastError}); reconnecting`));
     app.addHook('onClose', async () => {
