@@ -2,7 +2,7 @@ import { describe, expect, inject, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { DEFAULT_REDIS_KEY_PREFIX } from '../../src/adapters/redis/connection.ts';
 import { onRedis } from '../helpers/app.ts';
-import { dialectOf, pathSeen, shapeProblem } from './harness.ts';
+import { AnswerLog, dialectOf, firstDifference, pathSeen, shapeProblem, type Observed } from './harness.ts';
 import { formatReport, runFuzz } from './run.ts';
 
 /**
@@ -10,7 +10,9 @@ import { formatReport, runFuzz } from './run.ts';
  * generated requests over every operation of the OpenAPI document, against the whole app.
  * Properties (test/fuzz/harness.ts): never a 5xx; every error is JSON in the shape of the dialect
  * that owns the path; a 4xx changes no state; nothing logged at error level; webhooks only ever
- * go to 127.0.0.1. `make fuzz` runs the same at 200,000 requests with a fresh seed.
+ * go to 127.0.0.1. On Redis (`make test-redis`) each sequence's app is on the run's redis-server,
+ * and the sequence is run again on memory: every answer must be the same. `make fuzz` runs the
+ * same at 200,000 requests with a fresh seed (FUZZ_STORE=redis: on Redis).
  * @see issue 8 "Fuzzing in the test suite"
  */
 
@@ -71,6 +73,47 @@ describe('the checks the fuzzer applies', () => {
   });
 });
 
+describe('the comparison of a sequence on Redis with the same on memory', () => {
+  const observed = (step: number, url: string, status: number, body: string, method = 'GET'): Observed => ({
+    step,
+    route: 'GET /v1/sim/intents/{id}',
+    tags: [],
+    request: { method, url, headers: {}, payload: undefined } as unknown as Observed['request'],
+    status,
+    contentType: 'application/json; charset=utf-8',
+    body,
+  });
+  const logOf = (...answers: Observed[]): AnswerLog => {
+    const log = new AnswerLog();
+    for (const answer of answers) log.observe(answer);
+    return log;
+  };
+  const idA = 'pay_01KF0RDQG00RCS0RCCA3GRD5WA';
+  const idB = 'pay_01KF0RDQG0AD1329DM19433GBH';
+  const other = 'bk_01KF0RDQG0XV86M9N14GERBY2G';
+
+  it('takes answers alike when only their ids (named in order of first use) and trace ids differ', () => {
+    const memory = logOf(observed(0, '/v1/sim/intents', 200, `{"payment_intent_id":"${idA}"}`, 'POST'), observed(1, `/v1/sim/intents/${idA}`, 404, '{"error":{"code":"NOT_FOUND","message":"x","trace_id":"0123456789abcdef0123456789abcdef"}}'));
+    const redis = logOf(observed(0, '/v1/sim/intents', 200, `{"payment_intent_id":"${idB}"}`, 'POST'), observed(1, `/v1/sim/intents/${idB}`, 404, '{"error":{"code":"NOT_FOUND","message":"x","trace_id":"fedcba9876543210fedcba9876543210"}}'));
+    expect(firstDifference(memory, redis)).toBeUndefined();
+  });
+
+  it('fails at the first answer that differs: its status, its body, or an id that is another one', () => {
+    const memory = logOf(observed(0, '/a', 200, `{"id":"${idA}"}`), observed(1, `/b/${idA}`, 200, '{"status":"APPROVED"}'));
+    expect(firstDifference(memory, logOf(observed(0, '/a', 200, `{"id":"${idB}"}`), observed(1, `/b/${idB}`, 404, '{"status":"APPROVED"}')))).toMatchObject({ step: 1, status: 404, request: { url: `/b/${idB}` } });
+    expect(firstDifference(memory, logOf(observed(0, '/a', 200, `{"id":"${idB}"}`), observed(1, `/b/${idB}`, 200, '{"status":"DECLINED"}')))?.violations[0]).toContain('memory and Redis answered differently');
+    // The request refers to the second id met, not the first: not the same request.
+    expect(firstDifference(memory, logOf(observed(0, '/a', 200, `{"id":"${idB}"}`), observed(1, `/b/${other}`, 200, '{"status":"APPROVED"}')))?.step).toBe(1);
+    // One run stopped sooner.
+    expect(firstDifference(memory, logOf(observed(0, '/a', 200, `{"id":"${idB}"}`)))?.step).toBe(1);
+  });
+
+  it('does not compare the answer of /metrics (the process’s own figures)', () => {
+    expect(firstDifference(logOf(observed(0, '/metrics', 200, 'process_cpu_seconds_total 0.1')), logOf(observed(0, '/metrics', 200, 'process_cpu_seconds_total 0.2')))).toBeUndefined();
+    expect(firstDifference(logOf(observed(0, '/metrics', 200, 'a')), logOf(observed(0, '/metrics', 503, 'a')))).toBeDefined();
+  });
+});
+
 describe('fuzzing every route from the OpenAPI document', () => {
   it(
     `${REQUESTS} seeded requests: no 5xx, errors in the dialect's shape, no state change on a 4xx`,
@@ -80,6 +123,8 @@ describe('fuzzing every route from the OpenAPI document', () => {
       const text = formatReport(report);
       expect(report.failures, text).toEqual([]);
       expect(report.store).toBe(onRedis ? 'redis' : 'memory');
+      // On Redis every sequence ran again on memory, and every answer was the same.
+      expect(report.stats.comparedWithMemory).toBe(onRedis ? report.stats.requests : 0);
       if (redisUrl !== undefined) {
         // The apps wrote under the fuzzer's prefixes, and each sequence's keys were removed when it
         // ended (the run's Redis is shared by the suite's files).

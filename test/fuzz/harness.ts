@@ -14,7 +14,7 @@ import { nativeErrors } from '../../src/dialects/native/errors.ts';
 import { v2Errors } from '../../src/dialects/payment-server-v2/errors.ts';
 import { fluxpayErrors } from '../../src/dialects/fluxpay/errors.ts';
 import { MESSAGES, paymentServiceErrors } from '../../src/dialects/payment-service/errors.ts';
-import { ManualClock } from '../helpers/manual-clock.ts';
+import { ManualClock, settle } from '../helpers/manual-clock.ts';
 import { closedPort, startReceiver, type Receiver } from '../helpers/receiver.ts';
 import { type GeneratorOptions } from './generators.ts';
 import { loadApiModel, type ApiModel, type OperationSpec } from './openapi.ts';
@@ -30,7 +30,9 @@ import { isForeignUrl, LOCAL_HOST, type Step } from './values.ts';
  *    same store counts before and after (bookings, seats, ledger balances, intents, deliveries,
  *    disabled URLs, due jobs). The one allowed change: a request with a well-formed
  *    Idempotency-Key may store its 4xx answer for replay, as the idempotency design says;
- * 4. nothing is logged at error level, and no webhook is ever accepted for a host other than 127.0.0.1.
+ * 4. nothing is logged at error level, and no webhook is ever accepted for a host other than 127.0.0.1;
+ * 5. on Redis (`createEnvironment` with a URL), the same sequence run again on memory gets the same
+ *    answers (`AnswerLog`, compared by the driver, test/fuzz/run.ts).
  *
  * Each sequence gets a fresh app on a manual clock with a seeded random source; the clock moves
  * only in the sequence's `advance` steps, and after every step the app is let settle (due work at
@@ -460,6 +462,8 @@ export class Stats {
   idempotentFourXx = 0;
   /** STORE=redis: the keys the finished sequences left, removed with them. */
   redisKeysRemoved = 0;
+  /** STORE=redis: answers found equal to those of the same sequences on memory. */
+  comparedWithMemory = 0;
 
   record(route: string, status: number, tags: readonly string[]): void {
     this.requests++;
@@ -596,13 +600,25 @@ class Target {
     return group.pending === 0 && group.lag === 0;
   }
 
-  /** Runs what is due at the current time and waits for webhook attempts in flight (real I/O to the local receiver). */
-  async quiesce(): Promise<void> {
+  /**
+   * Moves the clock `ms` on, letting the webhook attempts each timer sets off end before the next
+   * timer fires (as they would in real time, a millisecond or so after their job): a failed
+   * attempt schedules its retry from the time it ended, so on a clock that jumped on meanwhile
+   * the retry would fall due later, by as much as the I/O took in real time.
+   */
+  async advance(ms: number): Promise<void> {
+    await this.clock.advance(ms, () => this.quiesce(false));
+    await this.quiesce();
+  }
+
+  /** Runs what is due at the current time (unless `runDue` is false) and waits for webhook attempts in flight (real I/O to the local receiver). */
+  async quiesce(runDue = true): Promise<void> {
     const { dispatcher } = this.app.webhooks;
     const deadline = Date.now() + SETTLE_LIMIT_MS;
     let idleTurns = 0;
     while (idleTurns < 2) {
-      await this.clock.advance(0);
+      if (runDue) await this.clock.advance(0);
+      else await settle();
       const idle = dispatcher.inFlight === 0 && dispatcher.queueDepth === 0 && (await this.#streamIdle());
       idleTurns = idle ? idleTurns + 1 : 0;
       if (!idle) {
@@ -645,7 +661,7 @@ export interface SequenceResult {
 }
 
 /** Runs one sequence on a fresh app; stops at the first step that breaks a property. */
-export async function runSequence(env: Environment, steps: readonly Step[], stats: Stats, onRequest?: () => void): Promise<SequenceResult> {
+export async function runSequence(env: Environment, steps: readonly Step[], stats: Stats, onRequest?: () => void, observe?: (answer: Observed) => void): Promise<SequenceResult> {
   const target = await Target.start(env);
   let requests = 0;
   try {
@@ -655,8 +671,7 @@ export async function runSequence(env: Environment, steps: readonly Step[], stat
       if (step.kind === 'advance') {
         stats.advances++;
         target.errors = [];
-        await target.clock.advance(step.ms);
-        await target.quiesce();
+        await target.advance(step.ms);
         const failure = backgroundFailure(target, index, step.ms);
         if (failure !== undefined) return { requests, failure };
         continue;
@@ -682,6 +697,7 @@ export async function runSequence(env: Environment, steps: readonly Step[], stat
         return { requests, failure: failureOf(index, route, request, 0, `inject or settling threw: ${String((error as Error).stack ?? error)}`, [`the request could not be run: ${(error as Error).message}`], draft.tags, target.errors) };
       }
       target.recording = false;
+      observe?.({ step: index, route, tags: draft.tags, request, status: response.statusCode, contentType: String(response.headers['content-type'] ?? ''), body: response.body });
       const after = await target.snapshot();
       requests++;
       const status = response.statusCode;
@@ -792,6 +808,73 @@ function messageOf(line: string): string {
   } catch {
     return line;
   }
+}
+
+// ── the same sequence on both back ends ─────────────────────────────────────────────────────────
+
+/** One request of a sequence and its answer, as `runSequence` saw them. */
+export interface Observed {
+  step: number;
+  route: string;
+  tags: string[];
+  request: ResolvedRequest;
+  status: number;
+  contentType: string;
+  body: string;
+}
+
+/** The environment of `env` with the app on memory (same receiver, model and tokens): the other side of a comparison. */
+export function onMemory(env: Environment): Environment {
+  return { ...env, config: loadConfig(FUZZ_ENV), redis: undefined, close: () => Promise.resolve() };
+}
+
+const ID = /[0-9A-HJKMNP-TV-Z]{26}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g;
+const TRACE_ID_FIELD = /"trace_id":"[0-9a-f]{32}"/g;
+/** A webhook attempt's duration: real time. */
+const DURATION_FIELD = /"duration_ms":[0-9.e+-]+/g;
+/** /metrics as the router takes it (a trailing slash, `/.` segments). */
+const METRICS_PATH = /^\/metrics(\/\.?)*$/;
+
+/**
+ * The answers of one run of a sequence, written so that two runs compare equal when the back ends
+ * behave alike: each id (a ULID, with or without its prefix, or a UUID) is named by the order in
+ * which the run first met it, in requests and answers alike (ids are random, and a later request
+ * carries the ids earlier answers gave); an error's trace id and an attempt's `duration_ms` (real
+ * time) are left out. The answer of /metrics is not compared (the process's own CPU and memory figures).
+ */
+export class AnswerLog {
+  readonly answers: Array<{ observed: Observed; text: string }> = [];
+  readonly #names = new Map<string, string>();
+
+  readonly observe = (observed: Observed): void => {
+    const { request } = observed;
+    const payload = request.payload === undefined ? '' : typeof request.payload === 'string' ? request.payload : request.payload.toString('base64');
+    const answer = METRICS_PATH.test(pathSeen(request.url).split('?', 1)[0] ?? '') ? '(not compared)' : observed.body.replace(TRACE_ID_FIELD, '"trace_id":…').replace(DURATION_FIELD, '"duration_ms":…');
+    const text = `${request.method} ${request.url}\n${payload}\n→ ${observed.status} ${observed.contentType}\n${answer}`.replace(ID, (id) => {
+      let name = this.#names.get(id);
+      if (name === undefined) {
+        name = `<id ${this.#names.size + 1}>`;
+        this.#names.set(id, name);
+      }
+      return name;
+    });
+    this.answers.push({ observed, text });
+  };
+}
+
+/** The first request whose answer on Redis is not the one memory gave, as a failure; undefined when they all agree. */
+export function firstDifference(memory: AnswerLog, redis: AnswerLog): Failure | undefined {
+  for (let i = 0; i < Math.max(memory.answers.length, redis.answers.length); i++) {
+    const m = memory.answers[i];
+    const r = redis.answers[i];
+    if (m !== undefined && r !== undefined && m.text === r.text) continue;
+    const shown = r ?? m;
+    if (shown === undefined) return undefined;
+    const { observed } = shown;
+    const violation = `memory and Redis answered differently:\n    memory: ${truncate(m?.text ?? '(no such request)', 1500)}\n    redis:  ${truncate(r?.text ?? '(no such request)', 1500)}`;
+    return failureOf(observed.step, observed.route, observed.request, observed.status, observed.body, [violation], observed.tags, []);
+  }
+  return undefined;
 }
 
 function failureOf(step: number, route: string, request: ResolvedRequest, status: number, response: string, violations: string[], tags: string[], log: string[]): Failure {

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { sequenceArb } from './generators.ts';
-import { createEnvironment, FuzzViolation, runSequence, Stats, type Failure } from './harness.ts';
+import { AnswerLog, createEnvironment, firstDifference, FuzzViolation, onMemory, runSequence, Stats, type Failure } from './harness.ts';
 
 /**
  * The fuzzer's driver, shared by the test suite (test/fuzz/api.fuzz.test.ts) and `make fuzz`
@@ -26,7 +26,10 @@ export interface FuzzOptions {
   maxFailures?: number;
   /** Called after every request with the statistics so far. */
   onRequest?: (stats: Stats) => void;
-  /** Runs each sequence's app on this Redis (STORE=redis) instead of memory. */
+  /**
+   * Runs each sequence's app on this Redis (STORE=redis) instead of memory, then runs the sequence
+   * again on memory and fails it at the first request whose answer differs (ids and trace ids aside).
+   */
   redisUrl?: string | undefined;
 }
 
@@ -48,6 +51,8 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
   const chunkRuns = options.chunkRuns ?? 8;
   const maxFailures = options.maxFailures ?? 10;
   const sequences = sequenceArb(env.generator);
+  /** On Redis: the same sequences on memory, whose answers Redis' must match. */
+  const twin = env.redis === undefined ? undefined : onMemory(env);
   // A request in about 24 steps of 25 (the rest move the clock).
   const perRun = Math.max(1, Math.floor((options.sequenceLength * 24) / 25));
   try {
@@ -58,10 +63,18 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
       let counting = true;
       const scratch = new Stats();
       const property = fc.asyncProperty(sequences, async (steps) => {
-        const result = await runSequence(env, steps, counting ? stats : scratch, counting ? () => options.onRequest?.(stats) : undefined);
-        if (result.failure !== undefined) {
+        const answers = twin === undefined ? undefined : new AnswerLog();
+        const result = await runSequence(env, steps, counting ? stats : scratch, counting ? () => options.onRequest?.(stats) : undefined, answers?.observe);
+        let failure = result.failure;
+        if (failure === undefined && twin !== undefined && answers !== undefined) {
+          const onMemoryAnswers = new AnswerLog();
+          const again = await runSequence(twin, steps, new Stats(), undefined, onMemoryAnswers.observe);
+          failure = again.failure === undefined ? firstDifference(onMemoryAnswers, answers) : { ...again.failure, violations: again.failure.violations.map((v) => `on memory: ${v}`) };
+          if (failure === undefined && counting) stats.comparedWithMemory += answers.answers.length;
+        }
+        if (failure !== undefined) {
           counting = false;
-          throw new FuzzViolation(result.failure);
+          throw new FuzzViolation(failure);
         }
       });
       const details = await fc.check(property, {
@@ -119,6 +132,7 @@ export function formatReport(report: FuzzReport): string {
   }
   lines.push('', 'by mutation (requests carrying it):');
   lines.push(`  ${[...stats.byTag].sort((a, b) => b[1] - a[1]).map(([tag, n]) => `${tag} ${n}`).join(', ')}`);
+  if (stats.comparedWithMemory > 0) lines.push('', `answers compared with the same sequences on memory: ${stats.comparedWithMemory}`);
   if (stats.redisKeysRemoved > 0) lines.push('', `Redis keys the sequences left, removed after each: ${stats.redisKeysRemoved}`);
   if (stats.idempotentFourXx > 0) lines.push('', `4xx answers stored under their Idempotency-Key for replay (the one allowed change): ${stats.idempotentFourXx}`);
   if (stats.undocumented.size > 0) {

@@ -50,7 +50,12 @@ export class ManualClock implements Clock {
     return this.#timers.filter((t) => !t.cancelled).length;
   }
 
-  async advance(ms: number): Promise<void> {
+  /**
+   * Moves the clock `ms` on, firing what falls due. `afterEach`, when given, is awaited after each
+   * timer's work with the clock still at that timer's time: for work the timer set off that ends
+   * in real I/O (a webhook attempt, whose failure schedules its retry from the time it ended).
+   */
+  async advance(ms: number, afterEach?: () => Promise<void>): Promise<void> {
     const target = this.#now + ms;
     await settle();
     for (;;) {
@@ -61,6 +66,7 @@ export class ManualClock implements Clock {
       const work = next.fn();
       await settle();
       if (this.#awaitWork && work !== undefined) await work;
+      if (afterEach !== undefined) await afterEach();
     }
     this.#now = target;
   }

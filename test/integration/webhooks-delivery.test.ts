@@ -245,6 +245,35 @@ describe('410 Gone', () => {
   });
 });
 
+describe('retry jitter and RANDOM_SEED', () => {
+  /** The backoff of each of three retries (next attempt − the failed one) of a webhook whose receiver always fails, on an app with `seed`. */
+  async function backoffs(seed: string): Promise<number[]> {
+    const rx = await receiver(() => ({ status: 500 }));
+    const t = await app({ RANDOM_SEED: seed });
+    const id = await createIntent(t, { webhook_url: rx.url() });
+    await t.clock.advance(200);
+    const out: number[] = [];
+    let d = await deliveryOf(t, id, afterAttempts(1, 'retrying'), 'the first attempt');
+    for (let attempt = 2; attempt <= 4; attempt++) {
+      out.push(ms(d.next_attempt_at!) - ms(d.attempts.at(-1)!.at));
+      await advanceTo(t, d);
+      d = await deliveryOf(t, id, afterAttempts(attempt), `attempt ${attempt}`);
+    }
+    return out;
+  }
+
+  it('repeats with the same seed (a stream of its own, so seeded outcomes do not shift), and differs with another', async () => {
+    const first = await backoffs('42');
+    // 1 s, 2 s, 4 s, each ±20 %.
+    first.forEach((backoff, i) => {
+      expect(backoff).toBeGreaterThanOrEqual(0.8 * 1000 * 2 ** i);
+      expect(backoff).toBeLessThanOrEqual(1.2 * 1000 * 2 ** i);
+    });
+    expect(await backoffs('42')).toEqual(first);
+    expect(await backoffs('43')).not.toEqual(first);
+  });
+});
+
 describe('Retry-After', () => {
   it('503 with Retry-After: 7 → the next attempt exactly 7 s later (no jitter)', async () => {
     let n = 0;

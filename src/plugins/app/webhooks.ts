@@ -6,6 +6,7 @@ import type { RedisDeliveryLog } from '../../adapters/redis/deliveries.ts';
 import { RedisDeliveryQueue } from '../../adapters/redis/delivery-queue.ts';
 import { RedisRateCap } from '../../adapters/redis/rate-cap.ts';
 import type { DomainEvent } from '../../core/events.ts';
+import { createStreams } from '../../core/random.ts';
 import { WebhookDispatcher, type WebhookRequest } from '../../webhooks/dispatcher.ts';
 import { legacySigner } from '../../webhooks/signers/legacy.ts';
 import { SignerRegistry } from '../../webhooks/signers/registry.ts';
@@ -87,6 +88,9 @@ export default fp<WebhooksOptions>(
       faults: app.faults?.webhooks,
       queue,
       rateCap,
+      // Backoff jitter from a stream of its own: with RANDOM_SEED the retry times repeat too, and
+      // the draws never shift the payments' seeded outcomes.
+      jitter: createStreams(config.randomSeed)('webhooks:jitter'),
     });
 
     const { registry } = app.metrics;
