@@ -205,6 +205,22 @@ describe('limits of PUT /api/v1/waiting-rooms/{roomId}', () => {
     expect(resultOf(await fpGet(t, '/api/v1/waiting-rooms/sale'))).toMatchObject({ admitPerSecond: 2, protectedServiceIds: ['ai-writer'], updatedAt: iso(T0) });
   });
 
+  it('admitPerSecond above 0 and below 0.001 (a denormal once made GET answer 500): 400 COMMON_400, nothing created or changed; 0.001 admits one user every 1,000 s', async () => {
+    const t = await app();
+    const reason = 'must be 0 (paused) or from 0.001 (one admission every 1000 s) to 100000';
+    for (const admitPerSecond of [5e-324, 6e-323, 1e-13, 0.000999]) {
+      expect(errorOf(await put(t, 'sale', { ...ROOM, admitPerSecond }))).toEqual([400, fpError('COMMON_400', `admitPerSecond: ${reason}.`, { errors: [{ field: 'admitPerSecond', reason }] })]);
+    }
+    expect(errorOf(await fpGet(t, '/api/v1/waiting-rooms/sale'))[0]).toBe(404);
+    expect((await put(t, 'sale', ROOM)).statusCode).toBe(201);
+    expect(errorOf(await put(t, 'sale', { ...ROOM, admitPerSecond: 1e-5 }))[0]).toBe(400);
+    expect(resultOf(await fpGet(t, '/api/v1/waiting-rooms/sale'))).toMatchObject({ admitPerSecond: 2, updatedAt: iso(T0) });
+
+    expect((await put(t, 'slow', { ...ROOM, admitPerSecond: 0.001 })).statusCode).toBe(201);
+    for (const userId of ['user_a', 'user_b']) expect((await fpPost(t, '/api/v1/waiting-rooms/slow/enter', { userId })).statusCode).toBe(200);
+    expect(resultOf(await fpGet(t, '/api/v1/waiting-rooms/slow'))).toMatchObject({ admitPerSecond: 0.001, currentRate: 0.001, size: 1, admitted: 1, nextAdmissionAt: iso(T0 + 1_000_000) });
+  });
+
   it('FLUXPAY_MAX_WAITING_ROOMS: one room more is 409 WAIT_002 and nothing is created; existing rooms still change', async () => {
     const t = await app({ FLUXPAY_MAX_WAITING_ROOMS: '2' });
     expect((await put(t, 'one', ROOM)).statusCode).toBe(201);
@@ -331,7 +347,9 @@ describe('the billing policy’s waitingRooms and rateLimits', () => {
       writeFileSync(bad, `services:\n  chat:\n    creditsPerUse: 7\n${yaml}`);
       expect(() => loadConfig({ FLUXPAY_POLICY_FILE: bad })).toThrow(`Invalid configuration: FLUXPAY_POLICY_FILE: ${bad}: ${message}`);
     };
-    refuses('waitingRooms:\n  launch:\n    admitPerSecond: -1\n    admissionTtlSeconds: 1\n', 'waitingRooms.launch.admitPerSecond must be a number from 0 to 100000');
+    refuses('waitingRooms:\n  launch:\n    admitPerSecond: -1\n    admissionTtlSeconds: 1\n', 'waitingRooms.launch.admitPerSecond must be 0 (paused) or from 0.001 (one admission every 1000 s) to 100000');
+    refuses('waitingRooms:\n  launch:\n    admitPerSecond: 0.0001\n    admissionTtlSeconds: 1\n', 'waitingRooms.launch.admitPerSecond must be 0 (paused) or from 0.001 (one admission every 1000 s) to 100000');
+    refuses('waitingRooms:\n  launch:\n    admitPerSecond: fast\n    admissionTtlSeconds: 1\n', 'waitingRooms.launch.admitPerSecond must be a number');
     refuses('waitingRooms:\n  launch:\n    admitPerSecond: 1\n    admissionTtlSeconds: 1\n    protectedServiceIds: [nope]\n', 'waitingRooms.launch.protectedServiceIds names "nope", which is not a service of the policy');
     refuses('waitingRooms:\n  launch:\n    admitPerSecond: 1\n', 'waitingRooms.launch.admissionTtlSeconds must be a whole number from 1 to 1000000000 (got nothing)');
     refuses('rateLimits:\n  everything:\n    max: 1\n', 'rateLimits has an unknown key "everything" (allowed: orders, payments, credits, events, subscriptions, waiting-rooms, reads)');

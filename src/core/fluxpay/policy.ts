@@ -1,4 +1,5 @@
 import { parsePeriod } from '../subscriptions/period.ts';
+import { admitPerSecondProblem } from '../waiting-room/room.ts';
 
 /**
  * The billing policy: what each service charges per use, per feature, in credits, and the plans
@@ -211,7 +212,9 @@ function parseWaitingRooms(roomsIn: unknown, services: ReadonlyMap<string, Servi
     if (!isObject(raw)) throw new Error(`${where} must be a mapping`);
     onlyKeys(raw, ['admitPerSecond', 'admissionTtlSeconds', 'protectedServiceIds', 'maxActive', 'active'], where);
     const admitPerSecond = raw.admitPerSecond;
-    if (typeof admitPerSecond !== 'number' || !Number.isFinite(admitPerSecond) || admitPerSecond < 0 || admitPerSecond > 100_000) throw new Error(`${where}.admitPerSecond must be a number from 0 to 100000`);
+    if (typeof admitPerSecond !== 'number' || !Number.isFinite(admitPerSecond)) throw new Error(`${where}.admitPerSecond must be a number`);
+    const rate = admitPerSecondProblem(admitPerSecond);
+    if (rate !== undefined) throw new Error(`${where}.admitPerSecond ${rate}`);
     const protectedServiceIds = raw.protectedServiceIds ?? [];
     if (!Array.isArray(protectedServiceIds) || !protectedServiceIds.every((id) => typeof id === 'string' && ID.test(id))) throw new Error(`${where}.protectedServiceIds must be a list of service ids`);
     const unknown = (protectedServiceIds as string[]).find((id) => !services.has(id));

@@ -79,6 +79,21 @@ export function copyTicket(ticket: Ticket): Ticket {
   return { ...ticket };
 }
 
+/** The highest admission rate a room takes, per second. */
+export const MAX_ADMIT_PER_SECOND = 100_000;
+/**
+ * The lowest admission rate above 0 a room takes: one admission every 1,000 s. A lower one (a
+ * denormal such as 5e-324, say) puts the next admission past the last time a date can hold, or
+ * makes its interval infinite.
+ */
+export const MIN_ADMIT_PER_SECOND = 0.001;
+
+/** Why a room cannot admit at `value` per second; undefined for 0 (paused) and from MIN_ADMIT_PER_SECOND to MAX_ADMIT_PER_SECOND. */
+export function admitPerSecondProblem(value: number): string | undefined {
+  if (value === 0 || (value >= MIN_ADMIT_PER_SECOND && value <= MAX_ADMIT_PER_SECOND)) return undefined;
+  return `must be 0 (paused) or from ${MIN_ADMIT_PER_SECOND} (one admission every ${1 / MIN_ADMIT_PER_SECOND} s) to ${MAX_ADMIT_PER_SECOND}`;
+}
+
 /** The interval between two admissions at `admitPerSecond` (+∞ when paused or inactive). */
 export function admissionInterval(settings: Pick<RoomSettings, 'admitPerSecond' | 'active'>): number {
   return settings.active && settings.admitPerSecond > 0 ? 1000 / settings.admitPerSecond : Number.POSITIVE_INFINITY;

@@ -5,7 +5,7 @@ import type { IdFactory } from '../ids.ts';
 import type { Scheduler } from '../scheduler.ts';
 import { scaled } from '../time-scale.ts';
 import type { UseTokenOutcome, WaitingRoomStore } from './ports.ts';
-import { estimatedWaitSeconds, positionOf, ticketStatusAt, type Room, type RoomSettings, type Ticket, type TicketStatus } from './room.ts';
+import { admitPerSecondProblem, estimatedWaitSeconds, positionOf, ticketStatusAt, type Room, type RoomSettings, type Ticket, type TicketStatus } from './room.ts';
 
 /**
  * Virtual waiting rooms (issue 12): rooms created or changed while running, users entering and
@@ -116,11 +116,14 @@ export class WaitingRoomService {
 
   /**
    * Creates a room or changes a running one: `created` or `updated`. COMMON_400 when
+   * `admitPerSecond` is above 0 and below MIN_ADMIT_PER_SECOND (or out of range), or
    * `protectedServiceIds` names a service the billing policy does not know, WAIT_002 when creating
    * one room more than FLUXPAY_MAX_WAITING_ROOMS; nothing changes then.
    */
   async put(roomId: string, settings: RoomSettings): Promise<{ kind: 'created' | 'updated'; room: RoomView }> {
     const { store, clock, services } = this.#deps;
+    const rate = admitPerSecondProblem(settings.admitPerSecond);
+    if (rate !== undefined) throw new FluxPayError('COMMON_400', `admitPerSecond: ${rate}.`, [{ field: 'admitPerSecond', reason: rate }]);
     const unknown = settings.protectedServiceIds.flatMap((id, i) => (services.has(id) ? [] : [{ field: `protectedServiceIds.${i}`, id }]));
     if (unknown.length > 0) {
       const known = [...services.keys()].join(', ');

@@ -1,4 +1,5 @@
 import type { ErrorDocs, Example, Examples } from '../../http/openapi.ts';
+import { admitPerSecondProblem, MIN_ADMIT_PER_SECOND } from '../../core/waiting-room/room.ts';
 import { EXAMPLE_WEBHOOK_SECRET, EXAMPLE_WEBHOOK_TIME } from '../../plugins/external/swagger.ts';
 import { standardSigner } from '../../webhooks/signers/standard.ts';
 import { ErrorBody } from './schemas.ts';
@@ -611,11 +612,14 @@ export const putRoomRequests: Examples = {
 };
 const unknownService = '"ticket-sale" is not a service of the billing policy (its services: ai-writer, image-studio)';
 /** The PUT's own refusals: an unknown protected service (400), one room more than FLUXPAY_MAX_WAITING_ROOMS (409). */
+/** What a rate above 0 and below the least a room takes is refused with (src/core/waiting-room/room.ts). */
+const ADMIT_RATE_REASON = admitPerSecondProblem(MIN_ADMIT_PER_SECOND / 10) as string;
 export const putRoomErrors = {
   400: {
-    description: 'COMMON_400: a field breaks its rule, or `protectedServiceIds` names a service the billing policy does not know (`result.errors` lists each); nothing changes.',
+    description: 'COMMON_400: a field breaks its rule, `admitPerSecond` is above 0 and below 0.001, or `protectedServiceIds` names a service the billing policy does not know (`result.errors` lists each); nothing changes.',
     examples: {
       validation_failed: broken('body', 'admitPerSecond', 'must be >= 0'),
+      rate_too_low: err('COMMON_400', `admitPerSecond: ${ADMIT_RATE_REASON}.`, { errors: [{ field: 'admitPerSecond', reason: ADMIT_RATE_REASON }] }),
       unknown_service: err('COMMON_400', `protectedServiceIds: ${unknownService}.`, { errors: [{ field: 'protectedServiceIds.0', reason: unknownService }] }),
     },
   },

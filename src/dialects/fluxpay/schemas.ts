@@ -2,6 +2,7 @@ import { Type, type TSchema } from 'typebox';
 import { FLUXPAY_ACCOUNTS } from '../../core/fluxpay/ledger.ts';
 import { ORDER_STATUSES, OUTBOX_EVENT_TYPES, PAYMENT_METHODS, PAYMENT_STATUSES, SAGA_STATUSES, SAGA_STEPS, USAGE_EVENT_TYPES, USAGE_STATUSES, CREDIT_TRANSACTION_TYPES } from '../../core/fluxpay/model.ts';
 import { SCENARIOS } from '../../core/scenario.ts';
+import { MAX_ADMIT_PER_SECOND, MIN_ADMIT_PER_SECOND } from '../../core/waiting-room/room.ts';
 import { IdempotencyKeyHeader, IsoDateTime, PrefixedId, SimMixHeader, WebhookUrl } from '../../http/schemas.ts';
 
 /**
@@ -378,7 +379,7 @@ export const TicketParams = Type.Object({ roomId: RoomId, ticket: PrefixedId('wr
 
 export const PutRoomBody = Type.Object(
   {
-    admitPerSecond: Type.Number({ minimum: 0, maximum: 100_000, description: 'Admissions per second (0 pauses admission; the queue keeps its order)', examples: [50] }),
+    admitPerSecond: Type.Number({ minimum: 0, maximum: MAX_ADMIT_PER_SECOND, description: `Admissions per second: 0 pauses admission (the queue keeps its order), else from ${MIN_ADMIT_PER_SECOND} (one every ${1 / MIN_ADMIT_PER_SECOND} s; a rate above 0 below it: 400 COMMON_400)`, examples: [50] }),
     admissionTtlSeconds: Type.Integer({ minimum: 1, maximum: 86_400, description: 'How long an admission token stays valid once given', examples: [300] }),
     protectedServiceIds: Type.Array(ServiceId, { maxItems: 100, description: 'Services of the billing policy whose POST /api/v1/orders needs an X-Admission-Token while the room is active (another service: 400 COMMON_400)', examples: [['image-studio']] }),
     maxActive: Type.Optional(Nullable(Type.Integer({ minimum: 1, maximum: 1_000_000_000 }), 'At most this many admitted users hold a live token at once (null or absent: no limit)')),
