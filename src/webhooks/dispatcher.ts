@@ -161,6 +161,11 @@ export class WebhookDispatcher {
     return this.#lanes.waiting + this.#pool.size + this.#accepting;
   }
 
+  /** Deliveries being accepted: between their bound check and their queueing (their log insert is being awaited). */
+  get accepting(): number {
+    return this.#accepting;
+  }
+
   /** HTTP requests in flight. */
   get inFlight(): number {
     return this.#requestsInFlight;
@@ -463,6 +468,9 @@ export class WebhookDispatcher {
   /** Makes one attempt and records its result; false when the dispatcher closed first (nothing recorded). */
   async #attemptOnce(delivery: Delivery): Promise<boolean> {
     const { clock, settings, disabled, signers, agent } = this.#deps;
+    // The jitter of a retry is drawn as the attempt starts, in the order attempts are taken, not
+    // as they end: with RANDOM_SEED, attempts that overlap get the same draws on every run.
+    const draw = this.#jitter.next();
     if (this.#bucket !== undefined) await this.#bucket.take();
     if (this.#closed) return false;
     if (await disabled.isDisabled(delivery.url)) {
@@ -485,7 +493,7 @@ export class WebhookDispatcher {
     const made: DeliveryAttempt = { at, statusCode: outcome.statusCode, durationMs: outcome.durationMs, error: outcome.error };
     this.#publish('webhook.attempted', delivery, made);
     const attemptsInSeries = delivery.attempts.length + 1 - delivery.seriesStart;
-    const step = nextStep(outcome, attemptsInSeries, settings, this.#jitter);
+    const step = nextStep(outcome, attemptsInSeries, settings, { next: () => draw });
     switch (step.kind) {
       case 'delivered':
         await this.#finish(delivery, { status: 'delivered', failureReason: null, attempt: made });

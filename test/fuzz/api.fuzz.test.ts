@@ -104,6 +104,8 @@ describe('the comparison of a sequence on Redis with the same on memory', () => 
     expect(firstDifference(memory, logOf(observed(0, '/a', 200, `{"id":"${idB}"}`), observed(1, `/b/${idB}`, 200, '{"status":"DECLINED"}')))?.violations[0]).toContain('memory and Redis answered differently');
     // The request refers to the second id met, not the first: not the same request.
     expect(firstDifference(memory, logOf(observed(0, '/a', 200, `{"id":"${idB}"}`), observed(1, `/b/${other}`, 200, '{"status":"APPROVED"}')))?.step).toBe(1);
+    // The same random part but another time part (the clock the id was made at): another id.
+    expect(firstDifference(memory, logOf(observed(0, '/a', 200, `{"id":"pay_01KF0RDQG10RCS0RCCA3GRD5WA"}`), observed(1, '/b/pay_01KF0RDQG10RCS0RCCA3GRD5WA', 200, '{"status":"APPROVED"}')))?.step).toBe(0);
     // One run stopped sooner.
     expect(firstDifference(memory, logOf(observed(0, '/a', 200, `{"id":"${idB}"}`)))?.step).toBe(1);
   });

@@ -223,7 +223,8 @@ export const EFFECTS: { [S in keyof Stores]: Record<string, Judge> } = {
   },
   seats: { hold: kindIs('held'), release: nonEmpty, reserve: nonEmpty },
   ledger: { post: always, removeReference: positive },
-  deliveries: { insert: ok, update: defined, sweep: positive },
+  // insertOnceAndQueue: the Redis log's insert with its queueing (one script, the shared queue's accept); `queue_full` logs it failed.
+  deliveries: { insert: ok, insertOnce: ok, insertOnceAndQueue: kindIs('queued', 'queue_full'), update: defined, sweep: positive },
   disabledUrls: { disable: always, enable: (r) => r === true },
   scheduler: { schedule: always, cancel: (r) => r === true, claimDue: nonEmpty, complete: always },
   v2Payments: { begin: kindIs('created'), beginScheduled: kindIs('created'), decide: ok, complete: ok, sweep: positive },
@@ -587,17 +588,20 @@ class Target {
   }
 
   /**
-   * STORE=redis: whether the shared delivery stream has nothing left for the dispatcher (no entry
-   * unread by its group, none read and not acknowledged). Its process-local counts miss an entry
-   * appended and not yet read.
+   * STORE=redis: whether the shared delivery stream has nothing left for the dispatcher: its group
+   * has read up to the stream's last entry and holds none unacknowledged. (The process-local counts
+   * miss an entry appended and not yet read. Not the group's `lag`, which Redis may leave unknown.)
    */
   async #streamIdle(): Promise<boolean> {
     const { redis } = this.env;
     if (redis === undefined) return true;
-    const groups = (await redis.xinfo('GROUPS', `${this.config.redis.keyPrefix}whq`)) as unknown[][];
-    const group = groups.map((flat) => Object.fromEntries(Array.from({ length: flat.length / 2 }, (_, i) => [String(flat[2 * i]), flat[2 * i + 1]]))).find((g) => g.name === DELIVERY_GROUP);
+    const key = `${this.config.redis.keyPrefix}whq`;
+    const [[groupsError, groups], [streamError, stream]] = (await redis.multi().xinfo('GROUPS', key).xinfo('STREAM', key).exec()) as [[Error | null, unknown[][]], [Error | null, unknown[]]];
+    if (groupsError !== null || streamError !== null) throw groupsError ?? streamError;
+    const fields = (flat: unknown[]): Record<string, unknown> => Object.fromEntries(Array.from({ length: flat.length / 2 }, (_, i) => [String(flat[2 * i]), flat[2 * i + 1]]));
+    const group = groups.map(fields).find((g) => g.name === DELIVERY_GROUP);
     if (group === undefined) throw new Error(`the delivery stream has no group ${DELIVERY_GROUP}`);
-    return group.pending === 0 && group.lag === 0;
+    return group.pending === 0 && group['last-delivered-id'] === fields(stream)['last-generated-id'];
   }
 
   /**
@@ -619,7 +623,7 @@ class Target {
     while (idleTurns < 2) {
       if (runDue) await this.clock.advance(0);
       else await settle();
-      const idle = dispatcher.inFlight === 0 && dispatcher.queueDepth === 0 && (await this.#streamIdle());
+      const idle = dispatcher.inFlight === 0 && dispatcher.queueDepth === 0 && dispatcher.accepting === 0 && (await this.#streamIdle());
       idleTurns = idle ? idleTurns + 1 : 0;
       if (!idle) {
         if (Date.now() > deadline) throw new Error(`the app did not settle within ${SETTLE_LIMIT_MS} ms (webhooks in flight: ${dispatcher.inFlight}, queued: ${dispatcher.queueDepth})`);
@@ -828,7 +832,8 @@ export function onMemory(env: Environment): Environment {
   return { ...env, config: loadConfig(FUZZ_ENV), redis: undefined, close: () => Promise.resolve() };
 }
 
-const ID = /[0-9A-HJKMNP-TV-Z]{26}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g;
+/** A ULID (its time part, from the manual clock, kept; its random part named) or a UUID. */
+const ID = /(?<![0-9A-Za-z])([0-9A-HJKMNP-TV-Z]{10})[0-9A-HJKMNP-TV-Z]{16}(?![0-9A-Za-z])|(?<![0-9A-Za-z])[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(?![0-9A-Za-z])/g;
 const TRACE_ID_FIELD = /"trace_id":"[0-9a-f]{32}"/g;
 /** A webhook attempt's duration: real time. */
 const DURATION_FIELD = /"duration_ms":[0-9.e+-]+/g;
@@ -839,7 +844,7 @@ const METRICS_PATH = /^\/metrics(\/\.?)*$/;
  * The answers of one run of a sequence, written so that two runs compare equal when the back ends
  * behave alike: each id (a ULID, with or without its prefix, or a UUID) is named by the order in
  * which the run first met it, in requests and answers alike (ids are random, and a later request
- * carries the ids earlier answers gave); an error's trace id and an attempt's `duration_ms` (real
+ * carries the ids earlier answers gave; a ULID's time part, from the manual clock, is kept); an error's trace id and an attempt's `duration_ms` (real
  * time) are left out. The answer of /metrics is not compared (the process's own CPU and memory figures).
  */
 export class AnswerLog {
@@ -850,13 +855,13 @@ export class AnswerLog {
     const { request } = observed;
     const payload = request.payload === undefined ? '' : typeof request.payload === 'string' ? request.payload : request.payload.toString('base64');
     const answer = METRICS_PATH.test(pathSeen(request.url).split('?', 1)[0] ?? '') ? '(not compared)' : observed.body.replace(TRACE_ID_FIELD, '"trace_id":…').replace(DURATION_FIELD, '"duration_ms":…');
-    const text = `${request.method} ${request.url}\n${payload}\n→ ${observed.status} ${observed.contentType}\n${answer}`.replace(ID, (id) => {
+    const text = `${request.method} ${request.url}\n${payload}\n→ ${observed.status} ${observed.contentType}\n${answer}`.replace(ID, (id, time: string | undefined) => {
       let name = this.#names.get(id);
       if (name === undefined) {
         name = `<id ${this.#names.size + 1}>`;
         this.#names.set(id, name);
       }
-      return name;
+      return `${time ?? ''}${name}`;
     });
     this.answers.push({ observed, text });
   };

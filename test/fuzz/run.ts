@@ -132,7 +132,7 @@ export function formatReport(report: FuzzReport): string {
   }
   lines.push('', 'by mutation (requests carrying it):');
   lines.push(`  ${[...stats.byTag].sort((a, b) => b[1] - a[1]).map(([tag, n]) => `${tag} ${n}`).join(', ')}`);
-  if (stats.comparedWithMemory > 0) lines.push('', `answers compared with the same sequences on memory: ${stats.comparedWithMemory}`);
+  if (report.store === 'redis') lines.push('', `answers compared with the same sequences on memory: ${stats.comparedWithMemory}`);
   if (stats.redisKeysRemoved > 0) lines.push('', `Redis keys the sequences left, removed after each: ${stats.redisKeysRemoved}`);
   if (stats.idempotentFourXx > 0) lines.push('', `4xx answers stored under their Idempotency-Key for replay (the one allowed change): ${stats.idempotentFourXx}`);
   if (stats.undocumented.size > 0) {

@@ -262,7 +262,7 @@ describe('retry jitter and RANDOM_SEED', () => {
     return out;
   }
 
-  it('repeats with the same seed (a stream of its own, so seeded outcomes do not shift), and differs with another', async () => {
+  it('repeats with the same seed, and differs with another', async () => {
     const first = await backoffs('42');
     // 1 s, 2 s, 4 s, each ±20 %.
     first.forEach((backoff, i) => {
@@ -271,6 +271,27 @@ describe('retry jitter and RANDOM_SEED', () => {
     });
     expect(await backoffs('42')).toEqual(first);
     expect(await backoffs('43')).not.toEqual(first);
+  });
+
+  /** The first backoff of each of two webhooks made in one order, whose receivers fail after `delays` ms each. */
+  async function overlapping(delays: [number, number]): Promise<number[]> {
+    const t = await app({ RANDOM_SEED: '42' });
+    const ids: string[] = [];
+    for (const delayMs of delays) {
+      const rx = await receiver(() => ({ status: 500, delayMs }));
+      ids.push(await createIntent(t, { webhook_url: rx.url() }));
+    }
+    await t.clock.advance(200);
+    const out: number[] = [];
+    for (const id of ids) {
+      const d = await deliveryOf(t, id, afterAttempts(1, 'retrying'), 'the first attempt');
+      out.push(ms(d.next_attempt_at!) - ms(d.attempts[0]!.at));
+    }
+    return out;
+  }
+
+  it('draws as each attempt starts: two overlapping attempts keep their backoffs whichever ends first', async () => {
+    expect(await overlapping([300, 0])).toEqual(await overlapping([0, 300]));
   });
 });
 

@@ -611,9 +611,9 @@ export const putRoomRequests: Examples = {
   unknown_service: ex('A service the billing policy does not know: refused, nothing changes', { admitPerSecond: 100, admissionTtlSeconds: 300, protectedServiceIds: ['ticket-sale'] }),
 };
 const unknownService = '"ticket-sale" is not a service of the billing policy (its services: ai-writer, image-studio)';
-/** The PUT's own refusals: an unknown protected service (400), one room more than FLUXPAY_MAX_WAITING_ROOMS (409). */
 /** What a rate above 0 and below the least a room takes is refused with (src/core/waiting-room/room.ts). */
 const ADMIT_RATE_REASON = admitPerSecondProblem(MIN_ADMIT_PER_SECOND / 10) as string;
+/** The PUT's own refusals: a rate too low or an unknown protected service (400), one room more than FLUXPAY_MAX_WAITING_ROOMS (409). */
 export const putRoomErrors = {
   400: {
     description: 'COMMON_400: a field breaks its rule, `admitPerSecond` is above 0 and below 0.001, or `protectedServiceIds` names a service the billing policy does not know (`result.errors` lists each); nothing changes.',
