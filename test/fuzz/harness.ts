@@ -701,7 +701,7 @@ export async function runSequence(env: Environment, steps: readonly Step[], stat
         return { requests, failure: failureOf(index, route, request, 0, `inject or settling threw: ${String((error as Error).stack ?? error)}`, [`the request could not be run: ${(error as Error).message}`], draft.tags, target.errors) };
       }
       target.recording = false;
-      observe?.({ step: index, route, tags: draft.tags, request, status: response.statusCode, contentType: String(response.headers['content-type'] ?? ''), body: response.body });
+      observe?.({ step: index, route, tags: draft.tags, request, status: response.statusCode, headers: response.headers, body: response.body });
       const after = await target.snapshot();
       requests++;
       const status = response.statusCode;
@@ -823,9 +823,15 @@ export interface Observed {
   tags: string[];
   request: ResolvedRequest;
   status: number;
-  contentType: string;
+  headers: Record<string, unknown>;
   body: string;
 }
+
+/**
+ * Headers not compared: the wall-clock time, the request's random id, and the body's length (the
+ * body is compared, and its real-time `duration_ms` values vary in length).
+ */
+const UNCOMPARED_HEADERS = new Set(['date', 'x-request-id', 'content-length']);
 
 /** The environment of `env` with the app on memory (same receiver, model and tokens): the other side of a comparison. */
 export function onMemory(env: Environment): Environment {
@@ -844,7 +850,8 @@ const METRICS_PATH = /^\/metrics(\/\.?)*$/;
  * The answers of one run of a sequence, written so that two runs compare equal when the back ends
  * behave alike: each id (a ULID, with or without its prefix, or a UUID) is named by the order in
  * which the run first met it, in requests and answers alike (ids are random, and a later request
- * carries the ids earlier answers gave; a ULID's time part, from the manual clock, is kept); an error's trace id and an attempt's `duration_ms` (real
+ * carries the ids earlier answers gave; a ULID's time part, from the manual clock, is kept). Headers
+ * are compared but `date`, `x-request-id` and `content-length`; an error's trace id and an attempt's `duration_ms` (real
  * time) are left out. The answer of /metrics is not compared (the process's own CPU and memory figures).
  */
 export class AnswerLog {
@@ -854,8 +861,14 @@ export class AnswerLog {
   readonly observe = (observed: Observed): void => {
     const { request } = observed;
     const payload = request.payload === undefined ? '' : typeof request.payload === 'string' ? request.payload : request.payload.toString('base64');
-    const answer = METRICS_PATH.test(pathSeen(request.url).split('?', 1)[0] ?? '') ? '(not compared)' : observed.body.replace(TRACE_ID_FIELD, '"trace_id":…').replace(DURATION_FIELD, '"duration_ms":…');
-    const text = `${request.method} ${request.url}\n${payload}\n→ ${observed.status} ${observed.contentType}\n${answer}`.replace(ID, (id, time: string | undefined) => {
+    const metrics = METRICS_PATH.test(pathSeen(request.url).split('?', 1)[0] ?? '');
+    const answer = metrics ? '(not compared)' : observed.body.replace(TRACE_ID_FIELD, '"trace_id":…').replace(DURATION_FIELD, '"duration_ms":…');
+    const headers = Object.entries(observed.headers)
+      .filter(([name]) => !UNCOMPARED_HEADERS.has(name))
+      .sort(([a], [b]) => (a < b ? -1 : 1))
+      .map(([name, value]) => `${name}: ${Array.isArray(value) ? value.join(', ') : String(value)}`)
+      .join('\n');
+    const text = `${request.method} ${request.url}\n${payload}\n→ ${observed.status}\n${headers}\n${answer}`.replace(ID, (id, time: string | undefined) => {
       let name = this.#names.get(id);
       if (name === undefined) {
         name = `<id ${this.#names.size + 1}>`;
