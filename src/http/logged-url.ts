@@ -30,9 +30,14 @@ const SECRET_NAMES: ReadonlySet<string> = new Set([
 ]);
 
 /** `scheme://user:password@` at the start of a value (the password up to the last `@` before the path, which may hold `@`s). */
-export const USERINFO_WITH_PASSWORD = /^([a-z][a-z0-9+.-]*:\/\/[^/?#:]*:)[^/?#]*@/i;
+const USERINFO_WITH_PASSWORD = /^([a-z][a-z0-9+.-]*:\/\/[^/?#:]*:)[^/?#]*@/i;
 
 export const REDACTED = '[redacted]';
+
+/** `value` with the password of a URL at its start replaced by `***` (anything else unchanged). */
+export function withoutUrlPassword(value: string): string {
+  return value.replace(USERINFO_WITH_PASSWORD, '$1***@');
+}
 
 export function loggedUrl(url: string): string {
   const mark = url.indexOf('?');
@@ -54,8 +59,9 @@ export function loggedUrl(url: string): string {
     const rawValue = pair.slice(equals + 1);
     if (!rawValue.includes('@') && !rawValue.includes('%40')) continue;
     const value = decoded(rawValue);
-    if (USERINFO_WITH_PASSWORD.test(value)) {
-      pairs[i] = `${rawName}=${encodeURIComponent(value.replace(USERINFO_WITH_PASSWORD, '$1***@'))}`;
+    const masked = withoutUrlPassword(value);
+    if (masked !== value) {
+      pairs[i] = `${rawName}=${encodeURIComponent(masked)}`;
       changed = true;
     }
   }

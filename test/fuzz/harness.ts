@@ -145,7 +145,8 @@ export async function createEnvironment(sequenceLength: number, redisUrl?: strin
   const config = loadConfig(redisUrl === undefined ? FUZZ_ENV : { ...FUZZ_ENV, STORE: 'redis', REDIS_URL: redisUrl, SCHEDULER_POLL_MS: '0' });
   const redis = redisUrl === undefined ? undefined : new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
   await redis?.connect();
-  const probe = await buildApp({ config: withKeyPrefix(config, 'probe'), clock: new ManualClock(), logger: false });
+  const probeConfig = withKeyPrefix(config, 'probe');
+  const probe = await buildApp({ config: probeConfig, clock: new ManualClock(), logger: false });
   let model: ApiModel;
   try {
     await probe.ready();
@@ -153,7 +154,7 @@ export async function createEnvironment(sequenceLength: number, redisUrl?: strin
   } finally {
     await probe.close();
   }
-  if (redis !== undefined) await removeKeys(redis, withKeyPrefix(config, 'probe').redis.keyPrefix);
+  if (redis !== undefined) await removeKeys(redis, probeConfig.redis.keyPrefix);
   const port = await closedPort();
   const receiver = await startReceiver(receiverResponder(port));
   const tokens = await mintTokens(config.jwtSecret as string);

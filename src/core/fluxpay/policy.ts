@@ -212,7 +212,7 @@ function parseWaitingRooms(roomsIn: unknown, services: ReadonlyMap<string, Servi
     if (!isObject(raw)) throw new Error(`${where} must be a mapping`);
     onlyKeys(raw, ['admitPerSecond', 'admissionTtlSeconds', 'protectedServiceIds', 'maxActive', 'active'], where);
     const admitPerSecond = raw.admitPerSecond;
-    if (typeof admitPerSecond !== 'number' || !Number.isFinite(admitPerSecond)) throw new Error(`${where}.admitPerSecond must be a number`);
+    if (typeof admitPerSecond !== 'number') throw new Error(`${where}.admitPerSecond must be a number`);
     const rate = admitPerSecondProblem(admitPerSecond);
     if (rate !== undefined) throw new Error(`${where}.admitPerSecond ${rate}`);
     const protectedServiceIds = raw.protectedServiceIds ?? [];

@@ -88,10 +88,12 @@ export const MAX_ADMIT_PER_SECOND = 100_000;
  */
 export const MIN_ADMIT_PER_SECOND = 0.001;
 
-/** Why a room cannot admit at `value` per second; undefined for 0 (paused) and from MIN_ADMIT_PER_SECOND to MAX_ADMIT_PER_SECOND. */
+/** The rates a room takes, in words. */
+export const ADMIT_PER_SECOND_RULE = `must be 0 (paused) or from ${MIN_ADMIT_PER_SECOND} (one admission every ${1 / MIN_ADMIT_PER_SECOND} s) to ${MAX_ADMIT_PER_SECOND}`;
+
+/** Why a room cannot admit at `value` per second (ADMIT_PER_SECOND_RULE); undefined for 0 (paused) and from MIN_ADMIT_PER_SECOND to MAX_ADMIT_PER_SECOND. */
 export function admitPerSecondProblem(value: number): string | undefined {
-  if (value === 0 || (value >= MIN_ADMIT_PER_SECOND && value <= MAX_ADMIT_PER_SECOND)) return undefined;
-  return `must be 0 (paused) or from ${MIN_ADMIT_PER_SECOND} (one admission every ${1 / MIN_ADMIT_PER_SECOND} s) to ${MAX_ADMIT_PER_SECOND}`;
+  return value === 0 || (value >= MIN_ADMIT_PER_SECOND && value <= MAX_ADMIT_PER_SECOND) ? undefined : ADMIT_PER_SECOND_RULE;
 }
 
 /** The interval between two admissions at `admitPerSecond` (+∞ when paused or inactive). */

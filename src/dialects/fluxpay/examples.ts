@@ -1,5 +1,5 @@
 import type { ErrorDocs, Example, Examples } from '../../http/openapi.ts';
-import { admitPerSecondProblem, MIN_ADMIT_PER_SECOND } from '../../core/waiting-room/room.ts';
+import { ADMIT_PER_SECOND_RULE } from '../../core/waiting-room/room.ts';
 import { EXAMPLE_WEBHOOK_SECRET, EXAMPLE_WEBHOOK_TIME } from '../../plugins/external/swagger.ts';
 import { standardSigner } from '../../webhooks/signers/standard.ts';
 import { ErrorBody } from './schemas.ts';
@@ -611,15 +611,13 @@ export const putRoomRequests: Examples = {
   unknown_service: ex('A service the billing policy does not know: refused, nothing changes', { admitPerSecond: 100, admissionTtlSeconds: 300, protectedServiceIds: ['ticket-sale'] }),
 };
 const unknownService = '"ticket-sale" is not a service of the billing policy (its services: ai-writer, image-studio)';
-/** What a rate above 0 and below the least a room takes is refused with (src/core/waiting-room/room.ts). */
-const ADMIT_RATE_REASON = admitPerSecondProblem(MIN_ADMIT_PER_SECOND / 10) as string;
 /** The PUT's own refusals: a rate too low or an unknown protected service (400), one room more than FLUXPAY_MAX_WAITING_ROOMS (409). */
 export const putRoomErrors = {
   400: {
     description: 'COMMON_400: a field breaks its rule, `admitPerSecond` is above 0 and below 0.001, or `protectedServiceIds` names a service the billing policy does not know (`result.errors` lists each); nothing changes.',
     examples: {
       validation_failed: broken('body', 'admitPerSecond', 'must be >= 0'),
-      rate_too_low: err('COMMON_400', `admitPerSecond: ${ADMIT_RATE_REASON}.`, { errors: [{ field: 'admitPerSecond', reason: ADMIT_RATE_REASON }] }),
+      rate_too_low: err('COMMON_400', `admitPerSecond: ${ADMIT_PER_SECOND_RULE}.`, { errors: [{ field: 'admitPerSecond', reason: ADMIT_PER_SECOND_RULE }] }),
       unknown_service: err('COMMON_400', `protectedServiceIds: ${unknownService}.`, { errors: [{ field: 'protectedServiceIds.0', reason: unknownService }] }),
     },
   },
