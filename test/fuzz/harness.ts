@@ -14,8 +14,10 @@ import { nativeErrors } from '../../src/dialects/native/errors.ts';
 import { v2Errors } from '../../src/dialects/payment-server-v2/errors.ts';
 import { fluxpayErrors } from '../../src/dialects/fluxpay/errors.ts';
 import { MESSAGES, paymentServiceErrors } from '../../src/dialects/payment-service/errors.ts';
+import { V2_SIGNATURE_SCHEME } from '../../src/dialects/payment-server-v2/webhook-payload.ts';
+import type { SignerRegistry } from '../../src/webhooks/signers/registry.ts';
 import { ManualClock, settle } from '../helpers/manual-clock.ts';
-import { closedPort, startReceiver, type Receiver } from '../helpers/receiver.ts';
+import { closedPort, startReceiver, type ReceivedRequest, type Receiver } from '../helpers/receiver.ts';
 import { type GeneratorOptions } from './generators.ts';
 import { loadApiModel, type ApiModel, type OperationSpec } from './openapi.ts';
 import { assertLocalOnly, EgressError, resolveDraft, World, type ResolvedRequest } from './resolve.ts';
@@ -32,7 +34,8 @@ import { isForeignUrl, LOCAL_HOST, type Step } from './values.ts';
  *    Idempotency-Key may store its 4xx answer for replay, as the idempotency design says;
  * 4. nothing is logged at error level, and no webhook is ever accepted for a host other than 127.0.0.1;
  * 5. on Redis (`createEnvironment` with a URL), the same sequence run again on memory gets the same
- *    answers (`AnswerLog`, compared by the driver, test/fuzz/run.ts).
+ *    answers, and its receiver the same webhooks step by step (`AnswerLog`, compared by the driver,
+ *    test/fuzz/run.ts).
  *
  * Each sequence gets a fresh app on a manual clock with a seeded random source; the clock moves
  * only in the sequence's `advance` steps, and after every step the app is let settle (due work at
@@ -466,6 +469,8 @@ export class Stats {
   redisKeysRemoved = 0;
   /** STORE=redis: answers found equal to those of the same sequences on memory. */
   comparedWithMemory = 0;
+  /** On Redis: the webhooks the receiver got, each compared with the one memory's run brought. */
+  webhooksCompared = 0;
 
   record(route: string, status: number, tags: readonly string[]): void {
     this.requests++;
@@ -616,18 +621,23 @@ class Target {
     await this.quiesce();
   }
 
-  /** Runs what is due at the current time (unless `runDue` is false) and waits for webhook attempts in flight (real I/O to the local receiver). */
+  /**
+   * Runs what is due at the current time (unless `runDue` is false) and waits for the FluxPay
+   * outbox relay's run (on Redis it takes round trips, and its webhooks are accepted only at its
+   * end) and for webhook attempts in flight (real I/O to the local receiver).
+   */
   async quiesce(runDue = true): Promise<void> {
     const { dispatcher } = this.app.webhooks;
+    const { relay } = this.app.fluxpay;
     const deadline = Date.now() + SETTLE_LIMIT_MS;
     let idleTurns = 0;
     while (idleTurns < 2) {
       if (runDue) await this.clock.advance(0);
       else await settle();
-      const idle = dispatcher.inFlight === 0 && dispatcher.queueDepth === 0 && dispatcher.accepting === 0 && (await this.#streamIdle());
+      const idle = !relay.running && dispatcher.inFlight === 0 && dispatcher.queueDepth === 0 && dispatcher.accepting === 0 && (await this.#streamIdle());
       idleTurns = idle ? idleTurns + 1 : 0;
       if (!idle) {
-        if (Date.now() > deadline) throw new Error(`the app did not settle within ${SETTLE_LIMIT_MS} ms (webhooks in flight: ${dispatcher.inFlight}, queued: ${dispatcher.queueDepth})`);
+        if (Date.now() > deadline) throw new Error(`the app did not settle within ${SETTLE_LIMIT_MS} ms (webhooks in flight: ${dispatcher.inFlight}, queued: ${dispatcher.queueDepth}, the outbox relay ${relay.running ? 'running' : 'idle'})`);
         await sleep(1);
       }
     }
@@ -669,6 +679,14 @@ export interface SequenceResult {
 export async function runSequence(env: Environment, steps: readonly Step[], stats: Stats, onRequest?: () => void, observe?: (answer: Observed) => void): Promise<SequenceResult> {
   const target = await Target.start(env);
   let requests = 0;
+  // The webhooks the receiver got since the last step observed: every one goes to a step, a late
+  // one to the step after (where it differs from a run that had it in time).
+  let webhooksSeen = 0;
+  const newWebhooks = (): string[] => {
+    const fresh = env.receiver.requests.slice(webhooksSeen).map((request) => webhookText(request, target.app.webhooks.signers));
+    webhooksSeen += fresh.length;
+    return fresh;
+  };
   try {
     stats.sequences++;
     for (let index = 0; index < steps.length; index++) {
@@ -679,6 +697,7 @@ export async function runSequence(env: Environment, steps: readonly Step[], stat
         await target.advance(step.ms);
         const failure = backgroundFailure(target, index, step.ms);
         if (failure !== undefined) return { requests, failure };
+        observe?.({ step: index, route: `(clock +${step.ms} ms)`, tags: [], request: NO_REQUEST, status: 0, headers: {}, body: '', webhooks: newWebhooks() });
         continue;
       }
       const { draft } = step;
@@ -702,7 +721,7 @@ export async function runSequence(env: Environment, steps: readonly Step[], stat
         return { requests, failure: failureOf(index, route, request, 0, `inject or settling threw: ${String((error as Error).stack ?? error)}`, [`the request could not be run: ${(error as Error).message}`], draft.tags, target.errors) };
       }
       target.recording = false;
-      observe?.({ step: index, route, tags: draft.tags, request, status: response.statusCode, headers: response.headers, body: response.body });
+      observe?.({ step: index, route, tags: draft.tags, request, status: response.statusCode, headers: response.headers, body: response.body, webhooks: newWebhooks() });
       const after = await target.snapshot();
       requests++;
       const status = response.statusCode;
@@ -792,18 +811,21 @@ export async function runSequence(env: Environment, steps: readonly Step[], stat
     return { requests };
   } finally {
     stats.redisKeysRemoved += await target.close();
-    // The receiver keeps what it got, for tests that wait on it; the fuzzer reads none of it, and
-    // 200,000 requests' worth of webhooks would fill the heap.
+    // The receiver keeps what it got, for tests that wait on it; the fuzzer reads a step's share as
+    // the step ends (for the comparison), and 200,000 requests' worth of webhooks would fill the heap.
     env.receiver.requests.length = 0;
   }
 }
+
+/** The request of a step that sent none (a clock step). */
+export const NO_REQUEST: ResolvedRequest = { method: '-', url: '-', headers: {}, payload: undefined };
 
 function backgroundFailure(target: Target, index: number, ms: number): Failure | undefined {
   const violations: string[] = [];
   if (target.errors.length > 0) violations.push(`the app logged ${target.errors.length} error(s) while the clock moved ${ms} ms: ${target.errors.map((l) => truncate(messageOf(l), 300)).join(' | ')}`);
   if (target.egress.length > 0) violations.push(`a webhook was accepted for a host other than ${LOCAL_HOST}: ${target.egress.join(', ')}`);
   if (violations.length === 0) return undefined;
-  return failureOf(index, `(clock +${ms} ms)`, { method: '-', url: '-', headers: {}, payload: undefined }, 0, '', violations, [], target.errors);
+  return failureOf(index, `(clock +${ms} ms)`, NO_REQUEST, 0, '', violations, [], target.errors);
 }
 
 function messageOf(line: string): string {
@@ -817,7 +839,10 @@ function messageOf(line: string): string {
 
 // ── the same sequence on both back ends ─────────────────────────────────────────────────────────
 
-/** One request of a sequence and its answer, as `runSequence` saw them. */
+/**
+ * One step of a sequence as `runSequence` saw it: its request and answer (a clock step has none:
+ * method `-`, status 0), and the webhooks the receiver got while it ran and settled (`webhookText`).
+ */
 export interface Observed {
   step: number;
   route: string;
@@ -826,6 +851,44 @@ export interface Observed {
   status: number;
   headers: Record<string, unknown>;
   body: string;
+  webhooks: string[];
+}
+
+/** The headers that carry a webhook's signature, one per scheme. */
+const SIGNATURE_HEADERS = new Set(['webhook-signature', 'x-signature', 'stripe-signature', 'x-payment-signature']);
+const SCHEMES = ['standard', 'legacy', 'stripe', V2_SIGNATURE_SCHEME];
+/** A W3C traceparent's random trace and span ids (its version and flags kept). */
+const TRACEPARENT_IDS = /^([0-9a-f]{2}-)[0-9a-f]{32}-[0-9a-f]{16}(-[0-9a-f]{2})$/;
+
+/**
+ * One webhook as the receiver got it, for the comparison: its method, path, headers (sorted,
+ * `content-length` left out) and body. A signature is an HMAC of random ids, so it cannot be
+ * compared as it is: each scheme's is computed again by the app's signers from the id, time and
+ * body the receiver got, and written `(verified)` when it is the one received (else as received,
+ * which then differs). A `traceparent`'s ids (random) are left out.
+ */
+export function webhookText(request: ReceivedRequest, signers: SignerRegistry): string {
+  const header = (name: string): string | undefined => {
+    const value = request.headers[name];
+    return Array.isArray(value) ? value.join(', ') : value;
+  };
+  const id = header('webhook-id') ?? header('x-webhook-id') ?? header('x-payment-webhook-id') ?? '';
+  const stripeSeconds = /(?:^|,)t=(\d+)/.exec(header('stripe-signature') ?? '')?.[1];
+  const legacyMs = header('x-timestamp');
+  const seconds = header('webhook-timestamp') ?? stripeSeconds;
+  const at = legacyMs !== undefined ? Number(legacyMs) : seconds !== undefined ? Number(seconds) * 1000 : 0;
+  const verified = new Set<string>();
+  for (const scheme of SCHEMES) {
+    if (!signers.has(scheme)) continue;
+    const expected = Object.entries(signers.headers([scheme], id, request.body, at));
+    if (expected.every(([name, value]) => header(name) === value)) for (const [name] of expected) if (SIGNATURE_HEADERS.has(name)) verified.add(name);
+  }
+  const headers = Object.keys(request.headers)
+    .filter((name) => name !== 'content-length')
+    .sort()
+    .map((name) => `${name}: ${verified.has(name) ? '(verified)' : name === 'traceparent' ? String(header(name)).replace(TRACEPARENT_IDS, '$1<trace id>-<span id>$2') : String(header(name))}`)
+    .join('\n');
+  return `${request.method} ${request.url}\n${headers}\n${request.body}`;
 }
 
 /**
@@ -848,8 +911,8 @@ const DURATION_FIELD = /"duration_ms":[0-9.e+-]+/g;
 const METRICS_PATH = /^\/metrics(\/\.?)*$/;
 
 /**
- * The answers of one run of a sequence, written so that two runs compare equal when the back ends
- * behave alike: each id (a ULID, with or without its prefix, or a UUID) is named by the order in
+ * The answers of one run of a sequence, and the webhooks each step brought (`webhookText`), written
+ * so that two runs compare equal when the back ends behave alike: each id (a ULID, with or without its prefix, or a UUID) is named by the order in
  * which the run first met it, in requests and answers alike (ids are random, and a later request
  * carries the ids earlier answers gave; a ULID's time part, from the manual clock, is kept). Headers
  * are compared but `date`, `x-request-id` and `content-length`; an error's trace id and an attempt's `duration_ms` (real
@@ -857,6 +920,9 @@ const METRICS_PATH = /^\/metrics(\/\.?)*$/;
  */
 export class AnswerLog {
   readonly answers: Array<{ observed: Observed; text: string }> = [];
+  /** Requests answered (a clock step is an entry too, for its webhooks). */
+  requests = 0;
+  webhooks = 0;
   readonly #names = new Map<string, string>();
 
   readonly observe = (observed: Observed): void => {
@@ -877,7 +943,15 @@ export class AnswerLog {
       }
       return `${time ?? ''}${name}`;
     });
-    this.answers.push({ observed, text });
+    // Webhooks of one step may arrive in any order, so they are sorted, and their ids are not named
+    // by first use (that would depend on the order): an id met before keeps its name, a new one is
+    // `<unnamed>` (named when an answer first shows it).
+    const webhooks = observed.webhooks
+      .map((webhook) => webhook.replace(ID, (id, time: string | undefined) => `${time ?? ''}${this.#names.get(id) ?? '<unnamed>'}`))
+      .sort();
+    if (observed.request !== NO_REQUEST) this.requests++;
+    this.webhooks += webhooks.length;
+    this.answers.push({ observed, text: webhooks.length === 0 ? text : `${text}\nwebhooks received:\n${webhooks.join('\n--\n')}` });
   };
 }
 
@@ -890,10 +964,19 @@ export function firstDifference(memory: AnswerLog, redis: AnswerLog): Failure | 
     const shown = r ?? m;
     if (shown === undefined) return undefined;
     const { observed } = shown;
-    const violation = `memory and Redis answered differently:\n    memory: ${truncate(m?.text ?? '(no such request)', 1500)}\n    redis:  ${truncate(r?.text ?? '(no such request)', 1500)}`;
+    const [memoryShown, redisShown] = fromDifference(m?.text ?? '(no such request)', r?.text ?? '(no such request)');
+    const violation = `memory and Redis answered differently:\n    memory: ${truncate(memoryShown, 1500)}\n    redis:  ${truncate(redisShown, 1500)}`;
     return failureOf(observed.step, observed.route, observed.request, observed.status, observed.body, [violation], observed.tags, []);
   }
   return undefined;
+}
+
+/** Both texts, each from a little before the first character where they differ when that is far in (a long answer with its webhooks). */
+function fromDifference(a: string, b: string): [string, string] {
+  let at = 0;
+  while (at < a.length && a[at] === b[at]) at++;
+  const from = at > 1000 ? at - 500 : 0;
+  return from === 0 ? [a, b] : [`…${a.slice(from)}`, `…${b.slice(from)}`];
 }
 
 function failureOf(step: number, route: string, request: ResolvedRequest, status: number, response: string, violations: string[], tags: string[], log: string[]): Failure {

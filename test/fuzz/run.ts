@@ -70,7 +70,10 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
           const onMemoryAnswers = new AnswerLog();
           const again = await runSequence(twin, steps, new Stats(), undefined, onMemoryAnswers.observe);
           failure = again.failure === undefined ? firstDifference(onMemoryAnswers, answers) : { ...again.failure, violations: again.failure.violations.map((v) => `on memory: ${v}`) };
-          if (failure === undefined && counting) stats.comparedWithMemory += answers.answers.length;
+          if (failure === undefined && counting) {
+            stats.comparedWithMemory += answers.requests;
+            stats.webhooksCompared += answers.webhooks;
+          }
         }
         if (failure !== undefined) {
           counting = false;
@@ -132,7 +135,7 @@ export function formatReport(report: FuzzReport): string {
   }
   lines.push('', 'by mutation (requests carrying it):');
   lines.push(`  ${[...stats.byTag].sort((a, b) => b[1] - a[1]).map(([tag, n]) => `${tag} ${n}`).join(', ')}`);
-  if (report.store === 'redis') lines.push('', `answers compared with the same sequences on memory: ${stats.comparedWithMemory}`);
+  if (report.store === 'redis') lines.push('', `answers compared with the same sequences on memory: ${stats.comparedWithMemory}, and ${stats.webhooksCompared} webhooks the receiver got`);
   if (stats.redisKeysRemoved > 0) lines.push('', `Redis keys the sequences left, removed after each: ${stats.redisKeysRemoved}`);
   if (stats.idempotentFourXx > 0) lines.push('', `4xx answers stored under their Idempotency-Key for replay (the one allowed change): ${stats.idempotentFourXx}`);
   if (stats.undocumented.size > 0) {

@@ -110,6 +110,27 @@ describe('the outbox relay across a restart', () => {
     );
   });
 
+  it('says whether a run is in progress, from a kick until its last event is marked', async () => {
+    const store = new MemoryFluxPayStore({ ttlMs: 86_400_000, maxRecords: 1000 });
+    let release = (): void => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const taken: number[] = [];
+    const relay = relayOn(store, async (event) => {
+      await held;
+      taken.push(event.sequence);
+    });
+    expect(relay.running).toBe(false);
+    await writeChanges(store, 1, 'r');
+    relay.kick();
+    expect(relay.running).toBe(true);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect([relay.running, taken]).toEqual([true, []]);
+    release();
+    await relay.idle();
+    // payment.approved, credit.charged, order.completed, credit.deducted, credit.refunded, in order.
+    expect([relay.running, taken, (await store.outboxStats()).pending]).toEqual([false, [1, 2, 3, 4, 5], 0]);
+  });
+
   it('a publisher that keeps failing holds the outbox back in order, and the relay retries it on the clock', async () => {
     const manual = new ManualClock();
     const store = new MemoryFluxPayStore({ ttlMs: 86_400_000, maxRecords: 1000 });

@@ -86,6 +86,11 @@ export class OutboxRelay {
     await this.#running;
   }
 
+  /** Whether a run is in progress (read-only; for tests that wait for the relay to settle). */
+  get running(): boolean {
+    return this.#running !== undefined;
+  }
+
   /** Resolves when a run in progress has ended (for tests and the shutdown drain). */
   async idle(): Promise<void> {
     while (this.#running !== undefined) await this.#running;
