@@ -3,7 +3,7 @@ import closeWithGrace from 'close-with-grace';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { buildApp } from './app.ts';
-import { runPrimary } from './cluster.ts';
+import { GENERATED_SECRET_MARK, runPrimary } from './cluster.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { createLogger } from './logger.ts';
 import { RedisUnreachableError } from './plugins/app/stores.ts';
@@ -32,8 +32,20 @@ try {
 // A worker's lines say which worker wrote them (the primary's lines say what happened to workers).
 const logger = cluster.isWorker && cluster.worker !== undefined ? createLogger(config).child({ worker: cluster.worker.id }) : createLogger(config);
 
-if (config.clusterWorkers > 1 && cluster.isPrimary) runPrimary(config.clusterWorkers, logger);
-else await serve(config, logger);
+// A worker of a primary that generated the webhook secret: the secret it got as WEBHOOK_SECRET is still a generated one.
+if (cluster.isWorker && process.env[GENERATED_SECRET_MARK] === '1') config = { ...config, webhookSecretGenerated: true };
+
+if (config.clusterWorkers > 1 && cluster.isPrimary) {
+  warnOfGeneratedSecret(config, logger);
+  // One generated secret for all the workers: each would draw its own, and a receiver would get webhooks signed with either.
+  runPrimary(config.clusterWorkers, logger, config.webhookSecretGenerated ? { WEBHOOK_SECRET: config.webhookSecret, [GENERATED_SECRET_MARK]: '1' } : {});
+} else await serve(config, logger);
+
+/** Says once per service (by the primary of workers) that the webhook secret was generated, and what it is. */
+function warnOfGeneratedSecret(config: Config, logger: Logger): void {
+  // Logged on purpose: it is a throwaway secret and receivers need it to verify signatures.
+  if (config.webhookSecretGenerated) logger.warn({ generated_webhook_secret: config.webhookSecret }, 'WEBHOOK_SECRET is not set: webhooks are signed with this generated secret; set WEBHOOK_SECRET to a stable value');
+}
 
 /** One process serving the whole app: build it, handle signals, listen. */
 async function serve(config: Config, logger: Logger): Promise<void> {
@@ -47,10 +59,7 @@ async function serve(config: Config, logger: Logger): Promise<void> {
     process.exit(1);
   }
 
-  if (config.webhookSecretGenerated) {
-    // Logged once, on purpose: it is a throwaway secret and receivers need it to verify signatures.
-    logger.warn({ generated_webhook_secret: config.webhookSecret }, 'WEBHOOK_SECRET is not set: webhooks are signed with this generated secret; set WEBHOOK_SECRET to a stable value');
-  }
+  if (!cluster.isWorker) warnOfGeneratedSecret(config, logger);
 
   closeWithGrace({ delay: config.shutdownTimeoutMs + CLOSE_GRACE_MS + 1000, logger }, async ({ signal, err }) => {
     if (err !== undefined) logger.error({ err }, 'shutting down after an error');

@@ -1,8 +1,10 @@
 import { request } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
+import { Webhook } from 'standardwebhooks';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runToExit, serverProcesses, type LogLine, type ServerProcess } from '../helpers/child.ts';
 import { REDIS_START_TIMEOUT_MS } from '../../src/plugins/app/stores.ts';
+import { startReceiver } from '../helpers/receiver.ts';
 import { redisServerOrSkip, startRedis, type TestRedis } from '../helpers/redis.ts';
 
 /**
@@ -91,6 +93,37 @@ if (redisServerOrSkip('CLUSTER_WORKERS with STORE=redis')) {
         }
       } finally {
         silent.close();
+      }
+    });
+
+    it('CLUSTER_WORKERS=2 without WEBHOOK_SECRET: the primary generates one secret, says so once, and every worker signs with it', async () => {
+      const receiver = await startReceiver();
+      const server = servers.start({ STORE: 'redis', REDIS_URL: redis.url, REDIS_KEY_PREFIX: redis.newPrefix(), CLUSTER_WORKERS: '2' });
+      try {
+        await linesMatching(server, 2, listening);
+        const origin = await server.origin();
+        // Each request on a connection of its own reaches the next worker: both say the secret was generated.
+        for (let i = 0; i < 4; i++) {
+          const ready = await call(origin, 'GET', '/readyz');
+          expect([ready.status, (ready.json.details as Record<string, string> | undefined)?.webhook_secret]).toEqual([200, expect.stringContaining('WEBHOOK_SECRET is not set')]);
+        }
+        const created = 12;
+        for (let i = 0; i < created; i++) {
+          const res = await call(origin, 'POST', '/v1/sim/intent', { reservation_id: `res_secret_${i}`, amount: 100, scenario: 'approve', delay_ms: 0, webhook_url: receiver.url(`/hook/${i}`) });
+          expect(res.status).toBe(200);
+        }
+        const received = await receiver.waitFor(created, 60_000);
+        const warnings = server.lines.filter((l) => l.level === 'warn');
+        expect(warnings).toHaveLength(1);
+        expect(warnings[0]).toMatchObject({ msg: expect.stringContaining('WEBHOOK_SECRET is not set') });
+        expect(warnings[0]?.worker).toBeUndefined();
+        const secret = warnings[0]?.generated_webhook_secret as string;
+        expect(secret).toMatch(/^whsec_\S{16,}$/);
+        // Every one verifies with the one secret, whichever worker sent it (each reads the shared delivery stream).
+        const verifier = new Webhook(secret);
+        for (const r of received) expect(() => verifier.verify(r.body, r.headers as Record<string, string>)).not.toThrow();
+      } finally {
+        await receiver.close();
       }
     });
 
