@@ -763,7 +763,11 @@ export async function runSequence(env: Environment, steps: readonly Step[], stat
         // record: the charge's order CANCELLED and its payment FAILED, their events out to the
         // subscribers. Nothing of the billing store may change (no subscription, no invoice).
         const declinedCharge = declined && pathSeen(request.url).startsWith('/api/v1/subscriptions');
-        const chargeRecord = (c: Change) => declinedCharge && (c.store === 'fluxpay' || c.store === 'deliveries' || (c.store === 'scheduler' && String(c.key).startsWith('webhook.')));
+        const chargeRecord = (c: Change) => declinedCharge && c.store === 'fluxpay';
+        // The events a declined payment publishes go out to the webhook subscribers (FluxPay's
+        // outbox relay, waited for as the step settles): their deliveries, retry jobs, and a URL
+        // disabled by a subscriber that answered 410.
+        const declinedWebhook = (c: Change) => declined && (c.store === 'deliveries' || c.store === 'disabledUrls' || (c.store === 'scheduler' && String(c.key).startsWith('webhook.')));
         // A job scheduled and cancelled again within the request (armed before a step that then
         // refused: a booking's expiry before a sold-out hold, a subscription's due work and its
         // charge's guard before a declined charge) is no change: the pair cancels out.
@@ -784,12 +788,12 @@ export async function runSequence(env: Environment, steps: readonly Step[], stat
           }
         }
         const undoneJob = (c: Change) => undone.has(c);
-        const changes = target.changes.filter((c) => !(keyed && c.store === 'idempotency') && !(declined && c.store === 'fluxpay' && c.operation === 'confirmPayment') && !cancelled(c) && !chargeRecord(c) && !undoneJob(c));
+        const changes = target.changes.filter((c) => !(keyed && c.store === 'idempotency') && !(declined && c.store === 'fluxpay' && c.operation === 'confirmPayment') && !cancelled(c) && !chargeRecord(c) && !declinedWebhook(c) && !undoneJob(c));
         if (keyed && target.changes.some((c) => c.store === 'idempotency' && c.operation === 'complete')) stats.idempotentFourXx++;
         if (changes.length > 0) violations.push(`a ${status} changed state: ${changes.map((c) => `${c.store}.${c.operation}(${c.key})`).join(', ')}`);
-        const events = target.events.filter((e) => !(declinedCharge && (e.type.startsWith('fluxpay.') || e.type.startsWith('webhook.'))));
+        const events = target.events.filter((e) => !(declined && (e.type.startsWith('fluxpay.') || e.type.startsWith('webhook.'))));
         if (events.length > 0) violations.push(`a ${status} published ${events.map((e) => e.type).join(', ')}`);
-        const chargeCount = (k: string) => declinedCharge && (k === 'fluxpayOrders' || k === 'deliveries' || k.startsWith('jobs:webhook.'));
+        const chargeCount = (k: string) => (declinedCharge && k === 'fluxpayOrders') || (declined && (k === 'deliveries' || k === 'disabledUrls' || k.startsWith('jobs:webhook.')));
         // A kind of job first seen in this request has no count before it: none.
         const counted = (snap: Record<string, unknown>, k: string) => (k.startsWith('jobs:') ? (snap[k] ?? 0) : snap[k]);
         const differs = Object.keys({ ...before, ...after }).filter((k) => counted(before, k) !== counted(after, k) && !(k === 'idempotency' && keyed && Number(after[k]) - Number(before[k]) <= 1 && Number(after[k]) >= Number(before[k])) && !chargeCount(k));
