@@ -38,7 +38,8 @@ if (cluster.isWorker && process.env[GENERATED_SECRET_MARK] === '1') config = { .
 if (config.clusterWorkers > 1 && cluster.isPrimary) {
   warnOfGeneratedSecret(config, logger);
   // One generated secret for all the workers: each would draw its own, and a receiver would get webhooks signed with either.
-  runPrimary(config.clusterWorkers, logger, config.webhookSecretGenerated ? { WEBHOOK_SECRET: config.webhookSecret, [GENERATED_SECRET_MARK]: '1' } : {});
+  // The mark is always set, so that a value inherited from the primary's own environment never counts.
+  runPrimary(config.clusterWorkers, logger, config.webhookSecretGenerated ? { WEBHOOK_SECRET: config.webhookSecret, [GENERATED_SECRET_MARK]: '1' } : { [GENERATED_SECRET_MARK]: '0' });
 } else await serve(config, logger);
 
 /** Says once per service (by the primary of workers) that the webhook secret was generated, and what it is. */

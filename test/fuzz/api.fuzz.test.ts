@@ -8,7 +8,8 @@ import { standardSigner } from '../../src/webhooks/signers/standard.ts';
 import { stripeSigner } from '../../src/webhooks/signers/stripe.ts';
 import { paymentV2Signer } from '../../src/dialects/payment-server-v2/webhook-payload.ts';
 import type { ReceivedRequest } from '../helpers/receiver.ts';
-import { AnswerLog, dialectOf, firstDifference, pathSeen, shapeProblem, webhookText, type Observed } from './harness.ts';
+import { AnswerLog, createEnvironment, dialectOf, firstDifference, pathSeen, runSequence, shapeProblem, Stats, webhookText, type Observed } from './harness.ts';
+import { LocalUrl, PoolRef, type Step, type Value } from './values.ts';
 import { formatReport, runFuzz } from './run.ts';
 
 /**
@@ -158,13 +159,15 @@ describe('the comparison of a sequence on Redis with the same on memory', () => 
       expect(webhookText(foreign, signers)).not.toContain('(verified)');
     });
 
-    it('takes a step’s webhooks alike in any order, with their known ids named and new ones unnamed', () => {
+    it('takes a step’s webhooks alike in any order, with their ids named in the order of their sorted texts', () => {
       const create = (id: string) => observed(0, '/v1/sim/intents', 200, `{"payment_intent_id":"${id}"}`, 'POST');
       const hooks = (intentId: string, ...events: string[]) => events.map((e, i) => webhookText(received(['standard'], e, intentId, `/hook/${i}`), signers));
       const memory = logOf(create(idA), observed(1, '-', 0, '', '-', {}, hooks(idA, evtA, evtB)));
       expect(firstDifference(memory, logOf(create(idB), observed(1, '-', 0, '', '-', {}, hooks(idB, evtB, evtA).reverse())))).toBeUndefined();
       expect(memory.answers[1]?.text).toContain('"payment_intent_id":"pay_01KF0RDQG0<id 1>"');
-      expect(memory.answers[1]?.text).toContain('"id":"evt_01KF0RDQG0<unnamed>"');
+      // The new event ids, in the order of the sorted texts (/hook/0 before /hook/1), each in its header and body.
+      expect(memory.answers[1]?.text).toContain(`POST /hook/0\ncontent-type: application/json\nhost: 127.0.0.1:4000\nwebhook-id: evt_01KF0RDQG0<id 2>`);
+      expect(memory.answers[1]?.text).toContain('"id":"evt_01KF0RDQG0<id 3>"');
       // Another intent's id (not the one the step before created), a webhook missing, one more, another path or body: a difference.
       expect(firstDifference(memory, logOf(create(idB), observed(1, '-', 0, '', '-', {}, hooks(idA, evtA, evtB))))?.step).toBe(1);
       expect(firstDifference(memory, logOf(create(idB), observed(1, '-', 0, '', '-', {}, hooks(idB, evtA))))?.step).toBe(1);
@@ -174,12 +177,59 @@ describe('the comparison of a sequence on Redis with the same on memory', () => 
       const failure = firstDifference(memory, logOf(create(idB), observed(1, '-', 0, '', '-', {}, hooks(idB, evtA, evtB).map((t) => t.replace('approved', 'declined')))));
       expect(failure?.violations[0]).toContain('payment_intent.declined');
     });
+
+    it('tells a retry that keeps its event id from one with a new id, and a webhook-id that is not its body’s eventId', () => {
+      const evtC = 'evt_01KF0RDQG0CCCCCCCCCCCCCCCC';
+      const hook = (schemes: string[], eventId: string, path = '/fail') => webhookText(received(schemes, eventId, idA, path), signers);
+      const create = observed(0, '/v1/sim/intents', 200, `{"payment_intent_id":"${idA}"}`, 'POST');
+      const run = (first: string, retry: string) => logOf(create, observed(1, '-', 0, '', '-', {}, [first]), observed(2, '-', 0, '', '-', {}, [retry]));
+      expect(firstDifference(run(hook(['standard'], evtA), hook(['standard'], evtA)), run(hook(['standard'], evtB), hook(['standard'], evtB)))).toBeUndefined();
+      expect(firstDifference(run(hook(['standard'], evtA), hook(['standard'], evtA)), run(hook(['standard'], evtB), hook(['standard'], evtC)))?.step).toBe(2);
+      // The header's id and the body's: the same id in one run, two in the other.
+      const mismatched = hook(['standard'], evtB).replace(`webhook-id: ${evtB}`, `webhook-id: ${evtC}`);
+      expect(firstDifference(logOf(create, observed(1, '-', 0, '', '-', {}, [hook(['standard'], evtA)])), logOf(create, observed(1, '-', 0, '', '-', {}, [mismatched])))?.step).toBe(1);
+    });
+
+    it('leaves the new ids of webhooks whose texts are otherwise alike unnamed (their order is the arrival’s)', () => {
+      const twins = [evtA, evtB].map((e) => webhookText(received(['legacy'], e, idA), signers).replace(`x-webhook-id: ${e}`, 'x-webhook-id: -'));
+      const log = logOf(observed(0, '/v1/sim/intents', 200, `{"payment_intent_id":"${idA}"}`, 'POST'), observed(1, '-', 0, '', '-', {}, twins));
+      expect(log.answers[1]?.text.match(/evt_01KF0RDQG0<unnamed>/g)).toHaveLength(2);
+      expect(firstDifference(log, logOf(observed(0, '/v1/sim/intents', 200, `{"payment_intent_id":"${idA}"}`, 'POST'), observed(1, '-', 0, '', '-', {}, [...twins].reverse())))).toBeUndefined();
+    });
   });
 
   it('does not compare the answer of /metrics (the process’s own figures)', () => {
     expect(firstDifference(logOf(observed(0, '/metrics/', 200, 'process_cpu_seconds_total 0.1', 'GET', { 'content-length': '29' })), logOf(observed(0, '/metrics/', 200, 'process_cpu_seconds_total 0.25', 'GET', { 'content-length': '30' })))).toBeUndefined();
     expect(firstDifference(logOf(observed(0, '/metrics', 200, 'a')), logOf(observed(0, '/metrics', 503, 'a')))).toBeDefined();
   });
+});
+
+describe('the 4xx rule and a FluxPay decline', () => {
+  it('a declined confirm (402) changes what it is documented to, its webhook to a subscriber included, and nothing else', async () => {
+    const env = await createEnvironment(25);
+    try {
+      const opOf = (key: string) => env.model.operations.findIndex((op) => op.key === key);
+      const post = (key: string, value: Value): Step => ({ kind: 'request', draft: { op: opOf(key), method: 'POST', path: [{ lit: key.slice('POST '.length) }], pathSuffix: '', query: [], headers: [], body: { kind: 'json', value }, contentType: undefined, tags: [] } });
+      for (const subscriber of [false, true]) {
+        const steps: Step[] = [
+          ...(subscriber ? [post('POST /api/v1/webhook-subscriptions', { url: new LocalUrl('receiver', '/gone'), events: [] })] : []),
+          post('POST /api/v1/orders', { userId: 'user_fuzz_a', serviceId: 'ai-writer', orderName: 'x', amount: 15000 }),
+          // CVV 442: the card's decision is a decline (card_declined).
+          post('POST /api/v1/payments', { orderId: new PoolRef('ord', 0), method: 'CARD', card: { number: '4111111111111111', cvv: '442' } }),
+          post('POST /api/v1/payments/confirm', { paymentKey: new PoolRef('pk', 0), orderId: new PoolRef('ord', 0), amount: 15000 }),
+        ];
+        const log = new AnswerLog();
+        const result = await runSequence(env, steps, new Stats(), undefined, log.observe);
+        expect(result.failure, JSON.stringify(result.failure?.violations)).toBeUndefined();
+        const confirm = log.answers.find((a) => a.observed.route === 'POST /api/v1/payments/confirm');
+        expect(confirm?.observed.status).toBe(402);
+        // With a subscriber, its payment.failed webhook came in the same step; the subscriber's 410 disabled its URL.
+        expect(confirm?.observed.webhooks.map((w) => /"eventType":"([a-z.]+)"/.exec(w)?.[1])).toEqual(subscriber ? ['payment.failed'] : []);
+      }
+    } finally {
+      await env.close();
+    }
+  }, 60_000);
 });
 
 describe('fuzzing every route from the OpenAPI document', () => {

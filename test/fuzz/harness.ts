@@ -15,6 +15,7 @@ import { v2Errors } from '../../src/dialects/payment-server-v2/errors.ts';
 import { fluxpayErrors } from '../../src/dialects/fluxpay/errors.ts';
 import { MESSAGES, paymentServiceErrors } from '../../src/dialects/payment-service/errors.ts';
 import { V2_SIGNATURE_SCHEME } from '../../src/dialects/payment-server-v2/webhook-payload.ts';
+import { RETRY_JOB } from '../../src/webhooks/dispatcher.ts';
 import type { SignerRegistry } from '../../src/webhooks/signers/registry.ts';
 import { ManualClock, settle } from '../helpers/manual-clock.ts';
 import { closedPort, startReceiver, type ReceivedRequest, type Receiver } from '../helpers/receiver.ts';
@@ -764,10 +765,27 @@ export async function runSequence(env: Environment, steps: readonly Step[], stat
         // subscribers. Nothing of the billing store may change (no subscription, no invoice).
         const declinedCharge = declined && pathSeen(request.url).startsWith('/api/v1/subscriptions');
         const chargeRecord = (c: Change) => declinedCharge && c.store === 'fluxpay';
-        // The events a declined payment publishes go out to the webhook subscribers (FluxPay's
-        // outbox relay, waited for as the step settles): their deliveries, retry jobs, and a URL
-        // disabled by a subscriber that answered 410.
-        const declinedWebhook = (c: Change) => declined && (c.store === 'deliveries' || c.store === 'disabledUrls' || (c.store === 'scheduler' && String(c.key).startsWith('webhook.')));
+        // The events a declined payment publishes (FluxPay's outbox relay, waited for as the step
+        // settles: its events marked published) go out to the webhook subscribers: the deliveries
+        // of those events, their updates and retry jobs, and the URL of one a subscriber answered
+        // 410 disabled. Nothing else of the webhooks' stores.
+        const published = new Set(declined ? target.events.flatMap((e) => (e.type === 'fluxpay.event' ? [e.event.eventId] : [])) : []);
+        const declinedDeliveries = new Set<string>();
+        const declinedUrls = new Set<string>();
+        for (const c of target.changes) {
+          const delivery = c.args[0] as { id?: unknown; eventId?: unknown; url?: unknown } | undefined;
+          if (c.store === 'deliveries' && c.operation.startsWith('insert') && published.has(String(delivery?.eventId))) {
+            declinedDeliveries.add(String(delivery?.id));
+            declinedUrls.add(String(delivery?.url));
+          }
+        }
+        const declinedWebhook = (c: Change & { args: unknown[] }): boolean => {
+          if (!declined) return false;
+          if (c.store === 'fluxpay') return c.operation === 'markPublished' && (c.args[0] as readonly string[]).every((id) => published.has(id));
+          if (c.store === 'deliveries') return c.operation.startsWith('insert') ? published.has(String((c.args[0] as { eventId?: unknown }).eventId)) : c.operation === 'update' && declinedDeliveries.has(String(c.args[0]));
+          if (c.store === 'disabledUrls') return c.operation === 'disable' && declinedUrls.has(String(c.args[0]));
+          return c.store === 'scheduler' && c.operation === 'schedule' && String((c.args[0] as { kind?: unknown }).kind) === RETRY_JOB && declinedDeliveries.has(String((c.args[0] as { key?: unknown }).key));
+        };
         // A job scheduled and cancelled again within the request (armed before a step that then
         // refused: a booking's expiry before a sold-out hold, a subscription's due work and its
         // charge's guard before a declined charge) is no change: the pair cancels out.
@@ -791,7 +809,8 @@ export async function runSequence(env: Environment, steps: readonly Step[], stat
         const changes = target.changes.filter((c) => !(keyed && c.store === 'idempotency') && !(declined && c.store === 'fluxpay' && c.operation === 'confirmPayment') && !cancelled(c) && !chargeRecord(c) && !declinedWebhook(c) && !undoneJob(c));
         if (keyed && target.changes.some((c) => c.store === 'idempotency' && c.operation === 'complete')) stats.idempotentFourXx++;
         if (changes.length > 0) violations.push(`a ${status} changed state: ${changes.map((c) => `${c.store}.${c.operation}(${c.key})`).join(', ')}`);
-        const events = target.events.filter((e) => !(declined && (e.type.startsWith('fluxpay.') || e.type.startsWith('webhook.'))));
+        const declinedEvent = (e: DomainEvent) => declined && (e.type === 'fluxpay.event' ? published.has(e.event.eventId) : e.type.startsWith('webhook.') && 'delivery' in e && declinedDeliveries.has(e.delivery.id));
+        const events = target.events.filter((e) => !(declinedCharge && e.type.startsWith('fluxpay.')) && !declinedEvent(e));
         if (events.length > 0) violations.push(`a ${status} published ${events.map((e) => e.type).join(', ')}`);
         const chargeCount = (k: string) => (declinedCharge && k === 'fluxpayOrders') || (declined && (k === 'deliveries' || k === 'disabledUrls' || k.startsWith('jobs:webhook.')));
         // A kind of job first seen in this request has no count before it: none.
@@ -812,6 +831,8 @@ export async function runSequence(env: Environment, steps: readonly Step[], stat
       if (target.egress.length > 0) violations.push(`a webhook was accepted for a host other than ${LOCAL_HOST}: ${target.egress.join(', ')}`);
       if (violations.length > 0) return { requests, failure: failureOf(index, route, request, status, response.body, violations, draft.tags, target.errors) };
     }
+    // Webhooks that came in after the last step was observed (none when every step settled in time).
+    observe?.({ step: steps.length, route: '(after the last step)', tags: [], request: NO_REQUEST, status: 0, headers: {}, body: '', webhooks: newWebhooks() });
     return { requests };
   } finally {
     stats.redisKeysRemoved += await target.close();
@@ -947,12 +968,22 @@ export class AnswerLog {
       }
       return `${time ?? ''}${name}`;
     });
-    // Webhooks of one step may arrive in any order, so they are sorted, and their ids are not named
-    // by first use (that would depend on the order): an id met before keeps its name, a new one is
-    // `<unnamed>` (named when an answer first shows it).
-    const webhooks = observed.webhooks
-      .map((webhook) => webhook.replace(ID, (id, time: string | undefined) => `${time ?? ''}${this.#names.get(id) ?? '<unnamed>'}`))
-      .sort();
+    // Webhooks of one step may arrive in any order: they are sorted by their text with the ids met
+    // before named and new ones masked, and the new ids are then named in that order (so a retry
+    // that keeps its event id, or a webhook-id that is its body's eventId, is seen as such). The new
+    // ids of webhooks whose masked texts are alike stay `<unnamed>`: their order is the arrival's.
+    const masked = observed.webhooks.map((webhook) => ({ webhook, key: webhook.replace(ID, (id, time: string | undefined) => `${time ?? ''}${this.#names.get(id) ?? '<new>'}`) })).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    const alike = new Set(masked.filter((m, i) => masked[i - 1]?.key === m.key || masked[i + 1]?.key === m.key).map((m) => m.key));
+    const webhooks = masked.map(({ webhook, key }) =>
+      webhook.replace(ID, (id, time: string | undefined) => {
+        let name = this.#names.get(id);
+        if (name === undefined && !alike.has(key)) {
+          name = `<id ${this.#names.size + 1}>`;
+          this.#names.set(id, name);
+        }
+        return `${time ?? ''}${name ?? '<unnamed>'}`;
+      }),
+    );
     if (observed.request !== NO_REQUEST) this.requests++;
     this.webhooks += webhooks.length;
     this.answers.push({ observed, text: webhooks.length === 0 ? text : `${text}\nwebhooks received:\n${webhooks.join('\n--\n')}` });
