@@ -160,7 +160,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(fluxpayDialect);
   // The web console reads and acts through the services above; encapsulated, so its CSP and
   // form parsing stay under /console.
-  if (config.console.enabled && parent === undefined) await app.register(consolePlugin, { prefix: '/console', token: config.console.token, onFeed: options.onConsoleFeed });
+  if (config.console.enabled && parent === undefined) await app.register(consolePlugin, { prefix: '/console', token: config.console.token, sessionKey: config.console.sessionKey, onFeed: options.onConsoleFeed });
   return app;
 }
 

@@ -22,6 +22,9 @@ export const REPLACE_DELAY_MAX_MS = 10_000;
  */
 export const GENERATED_SECRET_MARK = 'PAYSIM_WEBHOOK_SECRET_GENERATED';
 
+/** Set in the workers' environment when CONSOLE_TOKEN is unset: the key of console sessions (base64), so that a session one worker issued is known to every other. */
+export const CONSOLE_SESSION_KEY = 'PAYSIM_CONSOLE_SESSION_KEY';
+
 /** `workerEnv`: variables added to each worker's environment. */
 export function runPrimary(workers: number, logger: Logger, workerEnv: Record<string, string> = {}): void {
   let stopping = false;

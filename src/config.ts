@@ -301,6 +301,11 @@ export interface Config {
     enabled: boolean;
     /** CONSOLE_TOKEN: when set, the console needs a login with it. */
     token: string | undefined;
+    /**
+     * Without CONSOLE_TOKEN: the key that signs session cookies, set by the primary of
+     * CLUSTER_WORKERS for all its workers (else each process draws its own).
+     */
+    sessionKey: string | undefined;
   };
 }
 
@@ -454,7 +459,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     },
     faults: { enabled: env.FAULTS_ENABLED === 'true', file: env.FAULTS_FILE, rules: faultRules, maxRules: env.FAULTS_MAX_RULES },
     namespaces: { max: env.NAMESPACES_MAX },
-    console: { enabled: env.CONSOLE_ENABLED === 'true', token: env.CONSOLE_TOKEN },
+    console: { enabled: env.CONSOLE_ENABLED === 'true', token: env.CONSOLE_TOKEN, sessionKey: undefined },
   };
 }
 

@@ -71,6 +71,8 @@ export function loggerOptions(config: Pick<Config, 'logLevel'>): LoggerOptions {
         'config.v2.webhookSecret',
         'config.v2.serviceAuthToken',
         'config.console.token',
+        'config.console.sessionKey',
+        'sessionKey',
         'config.redis.url',
         'config.fluxpay.webhookUrl',
         'serviceAuthToken',

@@ -3,7 +3,8 @@ import closeWithGrace from 'close-with-grace';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { buildApp } from './app.ts';
-import { GENERATED_SECRET_MARK, runPrimary } from './cluster.ts';
+import { randomBytes } from 'node:crypto';
+import { CONSOLE_SESSION_KEY, GENERATED_SECRET_MARK, runPrimary } from './cluster.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { createLogger } from './logger.ts';
 import { RedisUnreachableError } from './plugins/app/stores.ts';
@@ -34,12 +35,19 @@ const logger = cluster.isWorker && cluster.worker !== undefined ? createLogger(c
 
 // A worker of a primary that generated the webhook secret: the secret it got as WEBHOOK_SECRET is still a generated one.
 if (cluster.isWorker && process.env[GENERATED_SECRET_MARK] === '1') config = { ...config, webhookSecretGenerated: true };
+// A worker's console sessions are signed with its primary's key (without CONSOLE_TOKEN).
+const sessionKey = cluster.isWorker ? process.env[CONSOLE_SESSION_KEY] : undefined;
+if (sessionKey !== undefined && sessionKey !== '') config = { ...config, console: { ...config.console, sessionKey } };
 
 if (config.clusterWorkers > 1 && cluster.isPrimary) {
   warnOfGeneratedSecret(config, logger);
   // One generated secret for all the workers: each would draw its own, and a receiver would get webhooks signed with either.
   // The mark is always set, so that a value inherited from the primary's own environment never counts.
-  runPrimary(config.clusterWorkers, logger, config.webhookSecretGenerated ? { WEBHOOK_SECRET: config.webhookSecret, [GENERATED_SECRET_MARK]: '1' } : { [GENERATED_SECRET_MARK]: '0' });
+  runPrimary(config.clusterWorkers, logger, {
+    ...(config.webhookSecretGenerated ? { WEBHOOK_SECRET: config.webhookSecret, [GENERATED_SECRET_MARK]: '1' } : { [GENERATED_SECRET_MARK]: '0' }),
+    // One key for the console sessions of every worker: a session (and its CSRF token) one issued is good on the others.
+    [CONSOLE_SESSION_KEY]: config.console.token === undefined ? randomBytes(32).toString('base64') : '',
+  });
 } else await serve(config, logger);
 
 /** Says once per service (by the primary of workers) that the webhook secret was generated, and what it is. */

@@ -37,9 +37,10 @@ export class ConsoleAuth {
   readonly #key: Buffer;
   readonly #token: Buffer | undefined;
 
-  constructor(token: string | undefined) {
+  /** `sessionKey` (base64, without a token): the key the processes of one service share; else one is drawn. */
+  constructor(token: string | undefined, sessionKey?: string) {
     this.#token = token === undefined ? undefined : Buffer.from(token, 'utf8');
-    this.#key = token === undefined ? randomBytes(32) : createHmac('sha256', 'paysim-console-session').update(token).digest();
+    this.#key = token !== undefined ? createHmac('sha256', 'paysim-console-session').update(token).digest() : sessionKey !== undefined ? Buffer.from(sessionKey, 'base64') : randomBytes(32);
   }
 
   /** Whether CONSOLE_TOKEN is set: pages and actions need a logged-in session. */

@@ -49,6 +49,8 @@ declare module 'fastify' {
 
 export interface ConsoleOptions {
   token: string | undefined;
+  /** Without a token: the session key shared by a primary's workers (config.console.sessionKey). */
+  sessionKey?: string | undefined;
   /** Told the live feed (tests look whether it is subscribed to the bus). */
   onFeed?: ((feed: LiveFeed) => void) | undefined;
 }
@@ -119,7 +121,7 @@ const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options)
   const app = scope as FastifyInstance;
   const { bus, intents, stores, clock, ids, config } = app.core;
   const { dispatcher, log: deliveries } = app.webhooks;
-  const auth = new ConsoleAuth(options.token);
+  const auth = new ConsoleAuth(options.token, options.sessionKey);
   const assets = loadAssets();
 
   const bookingDeps = { service: app.bookings.service, seats: stores.seats, ledger: stores.ledger, performances: app.bookings.performances, now: () => clock.now() };

@@ -127,6 +127,34 @@ if (redisServerOrSkip('CLUSTER_WORKERS with STORE=redis')) {
       }
     });
 
+    it('CLUSTER_WORKERS=2 without CONSOLE_TOKEN: a console session (and its CSRF token) one worker issued is good on the other', async () => {
+      const server = servers.start({ WEBHOOK_SECRET: SECRET, STORE: 'redis', REDIS_URL: redis.url, REDIS_KEY_PREFIX: redis.newPrefix(), CLUSTER_WORKERS: '2' });
+      await linesMatching(server, 2, listening);
+      const origin = await server.origin();
+      const page = await fetch(`${origin}/console/rules`);
+      const cookie = String(page.headers.get('set-cookie')).split(';', 1)[0] as string;
+      const csrf = /<meta name="csrf-token" content="([^"]+)">/.exec(await page.text())?.[1] as string;
+      expect(csrf).toMatch(/^[\w-]{43}$/);
+      // Each POST on a connection of its own: the primary hands them to the workers in turn.
+      const statuses: number[] = [];
+      for (let i = 0; i < 4; i++) {
+        const res = await new Promise<number>((resolve, reject) => {
+          const body = `_csrf=${csrf}`;
+          const req = request(`${origin}/console/rules/rule_${i}/delete`, { method: 'POST', agent: false, headers: { cookie, 'content-type': 'application/x-www-form-urlencoded', 'content-length': String(body.length) } }, (r) => {
+            r.resume();
+            r.on('end', () => resolve(r.statusCode ?? 0));
+          });
+          req.on('error', reject);
+          req.end(body);
+        });
+        statuses.push(res);
+      }
+      // Past the CSRF check on both workers (no such rule: 404), never 403 (a session or CSRF token that worker did not know).
+      expect(statuses).toEqual([404, 404, 404, 404]);
+      const served = await linesMatching(server, 4, (l) => typeof l.url === 'string' && l.url.startsWith('/console/rules/rule_'));
+      expect(new Set(served.map((l) => l.worker))).toEqual(new Set([1, 2]));
+    });
+
     it('CLUSTER_WORKERS=2 with a Redis that cannot be reached: the start fails (exit 1), each worker saying why on stderr', async () => {
       const gone = await startRedis();
       const url = gone.url;

@@ -100,7 +100,7 @@ describe('loadConfig defaults', () => {
       },
       faults: { enabled: true, file: undefined, rules: [], maxRules: 1000 },
       namespaces: { max: 64 },
-      console: { enabled: true, token: undefined },
+      console: { enabled: true, token: undefined, sessionKey: undefined },
     });
     // The built-in billing policy prices at least two services and has plans.
     const { policy } = loadConfig({}).fluxpay;
@@ -292,7 +292,7 @@ describe('loadConfig values', () => {
       },
       faults: { enabled: false, file: undefined, rules: [], maxRules: 5 },
       namespaces: { max: 0 },
-      console: { enabled: false, token: 'console-token-1' },
+      console: { enabled: false, token: 'console-token-1', sessionKey: undefined },
     });
   });
 

@@ -55,7 +55,7 @@ describe('LOG_FORMAT=pretty', () => {
     const packet = Buffer.from('POST /v1/sim/intent HTTP/1.1\r\nAuthorization: Bearer s3cr3t-token\r\nCookie: paysim_console=s3cr3t-session\r\nBad Header: x\r\n\r\n{"card":{"number":"4242424242424242","cvv":"123"}}');
     logger.trace({ err: Object.assign(new Error('Parse Error: Invalid header value char'), { rawPacket: packet }) }, 'client error');
     logger.info({ headers: { cookie: 'paysim_console=s3cr3t-session', 'x-csrf-token': 's3cr3t-csrf' }, body: { card: { number: '4242424242424242', cvv: '123' } } }, 'a request as a future line might log it');
-    logger.info({ config: { console: { token: 's3cr3t-console' }, redis: { url: 'redis://:s3cr3t-redis-pw@127.0.0.1:6379' }, webhook: { previousSecret: 'whsec_s3cr3t-old' } } }, 'config');
+    logger.info({ config: { console: { token: 's3cr3t-console', sessionKey: 's3cr3t-session-key' }, redis: { url: 'redis://:s3cr3t-redis-pw@127.0.0.1:6379' }, webhook: { previousSecret: 'whsec_s3cr3t-old' } } }, 'config');
     const text = out.text();
     expect(text).toContain('WRONGPASS');
     expect(text).toContain('Parse Error');
