@@ -16,17 +16,7 @@ export const REPLACE_DELAY_MS = 500;
 /** Replacements that die before they serve (Redis away) wait twice as long each time, up to this. */
 export const REPLACE_DELAY_MAX_MS = 10_000;
 
-/**
- * Set in the workers' environment, with WEBHOOK_SECRET, when the primary generated the webhook
- * secret (WEBHOOK_SECRET unset): every worker signs with that one secret, and still says it was generated.
- */
-export const GENERATED_SECRET_MARK = 'PAYSIM_WEBHOOK_SECRET_GENERATED';
-
-/** Set in the workers' environment when CONSOLE_TOKEN is unset: the key of console sessions (base64), so that a session one worker issued is known to every other. */
-export const CONSOLE_SESSION_KEY = 'PAYSIM_CONSOLE_SESSION_KEY';
-
-/** `workerEnv`: variables added to each worker's environment. */
-export function runPrimary(workers: number, logger: Logger, workerEnv: Record<string, string> = {}): void {
+export function runPrimary(workers: number, logger: Logger): void {
   let stopping = false;
   /** Exit code once every worker has exited. */
   let exitCode = 0;
@@ -38,7 +28,7 @@ export function runPrimary(workers: number, logger: Logger, workerEnv: Record<st
 
   const start = (): void => {
     if (stopping) return;
-    const worker = cluster.fork(workerEnv);
+    const worker = cluster.fork();
     worker.once('online', () => logger.info({ worker: worker.id, worker_pid: worker.process.pid }, 'worker started'));
     worker.once('listening', () => {
       listened.add(worker);

@@ -302,8 +302,8 @@ export interface Config {
     /** CONSOLE_TOKEN: when set, the console needs a login with it. */
     token: string | undefined;
     /**
-     * Without CONSOLE_TOKEN: the key that signs session cookies, set by the primary of
-     * CLUSTER_WORKERS for all its workers (else each process draws its own).
+     * Without CONSOLE_TOKEN: the key (base64) that signs session cookies, shared on Redis by every
+     * process of a key prefix (set at start, src/plugins/app/stores.ts); undefined: each process draws its own.
      */
     sessionKey: string | undefined;
   };

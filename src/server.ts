@@ -3,8 +3,7 @@ import closeWithGrace from 'close-with-grace';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { buildApp } from './app.ts';
-import { randomBytes } from 'node:crypto';
-import { CONSOLE_SESSION_KEY, GENERATED_SECRET_MARK, runPrimary } from './cluster.ts';
+import { runPrimary } from './cluster.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { createLogger } from './logger.ts';
 import { RedisUnreachableError } from './plugins/app/stores.ts';
@@ -33,28 +32,8 @@ try {
 // A worker's lines say which worker wrote them (the primary's lines say what happened to workers).
 const logger = cluster.isWorker && cluster.worker !== undefined ? createLogger(config).child({ worker: cluster.worker.id }) : createLogger(config);
 
-// A worker of a primary that generated the webhook secret: the secret it got as WEBHOOK_SECRET is still a generated one.
-if (cluster.isWorker && process.env[GENERATED_SECRET_MARK] === '1') config = { ...config, webhookSecretGenerated: true };
-// A worker's console sessions are signed with its primary's key (without CONSOLE_TOKEN).
-const sessionKey = cluster.isWorker ? process.env[CONSOLE_SESSION_KEY] : undefined;
-if (sessionKey !== undefined && sessionKey !== '') config = { ...config, console: { ...config.console, sessionKey } };
-
-if (config.clusterWorkers > 1 && cluster.isPrimary) {
-  warnOfGeneratedSecret(config, logger);
-  // One generated secret for all the workers: each would draw its own, and a receiver would get webhooks signed with either.
-  // The mark is always set, so that a value inherited from the primary's own environment never counts.
-  runPrimary(config.clusterWorkers, logger, {
-    ...(config.webhookSecretGenerated ? { WEBHOOK_SECRET: config.webhookSecret, [GENERATED_SECRET_MARK]: '1' } : { [GENERATED_SECRET_MARK]: '0' }),
-    // One key for the console sessions of every worker: a session (and its CSRF token) one issued is good on the others.
-    [CONSOLE_SESSION_KEY]: config.console.token === undefined ? randomBytes(32).toString('base64') : '',
-  });
-} else await serve(config, logger);
-
-/** Says once per service (by the primary of workers) that the webhook secret was generated, and what it is. */
-function warnOfGeneratedSecret(config: Config, logger: Logger): void {
-  // Logged on purpose: it is a throwaway secret and receivers need it to verify signatures.
-  if (config.webhookSecretGenerated) logger.warn({ generated_webhook_secret: config.webhookSecret }, 'WEBHOOK_SECRET is not set: webhooks are signed with this generated secret; set WEBHOOK_SECRET to a stable value');
-}
+if (config.clusterWorkers > 1 && cluster.isPrimary) runPrimary(config.clusterWorkers, logger);
+else await serve(config, logger);
 
 /** One process serving the whole app: build it, handle signals, listen. */
 async function serve(config: Config, logger: Logger): Promise<void> {
@@ -68,7 +47,12 @@ async function serve(config: Config, logger: Logger): Promise<void> {
     process.exit(1);
   }
 
-  if (!cluster.isWorker) warnOfGeneratedSecret(config, logger);
+  if (config.webhookSecretGenerated) {
+    // Logged on purpose: it is a throwaway secret and receivers need it to verify signatures. On
+    // Redis it is the one every replica and worker of the key prefix shares (each says so).
+    const shared = config.store.backend === 'redis' ? ` (kept on Redis under ${config.redis.keyPrefix}generated:webhook-secret, shared by every process on that prefix)` : '';
+    logger.warn({ generated_webhook_secret: config.webhookSecret }, `WEBHOOK_SECRET is not set: webhooks are signed with this generated secret${shared}; set WEBHOOK_SECRET to a stable value`);
+  }
 
   closeWithGrace({ delay: config.shutdownTimeoutMs + CLOSE_GRACE_MS + 1000, logger }, async ({ signal, err }) => {
     if (err !== undefined) logger.error({ err }, 'shutting down after an error');

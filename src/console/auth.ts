@@ -37,7 +37,7 @@ export class ConsoleAuth {
   readonly #key: Buffer;
   readonly #token: Buffer | undefined;
 
-  /** `sessionKey` (base64, without a token): the key the processes of one service share; else one is drawn. */
+  /** `sessionKey` (base64, without a token): the key the processes of one service share on Redis; else one is drawn. */
   constructor(token: string | undefined, sessionKey?: string) {
     this.#token = token === undefined ? undefined : Buffer.from(token, 'utf8');
     this.#key = token !== undefined ? createHmac('sha256', 'paysim-console-session').update(token).digest() : sessionKey !== undefined ? Buffer.from(sessionKey, 'base64') : randomBytes(32);

@@ -49,7 +49,7 @@ declare module 'fastify' {
 
 export interface ConsoleOptions {
   token: string | undefined;
-  /** Without a token: the session key shared by a primary's workers (config.console.sessionKey). */
+  /** Without a token: the session key every process shares on Redis (config.console.sessionKey). */
   sessionKey?: string | undefined;
   /** Told the live feed (tests look whether it is subscribed to the bus). */
   onFeed?: ((feed: LiveFeed) => void) | undefined;

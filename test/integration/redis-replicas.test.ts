@@ -2,6 +2,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { InjectOptions, LightMyRequestResponse } from 'fastify';
 import { SignJWT } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { buildApp } from '../../src/app.ts';
+import { loadConfig } from '../../src/config.ts';
 import { SHARED_RULES_REFRESH_MS } from '../../src/plugins/app/faults.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 import { redisServerOrSkip, startRedis, type TestRedis } from '../helpers/redis.ts';
@@ -60,6 +62,46 @@ if (redisServerOrSkip('replicas on Redis')) {
   const getIntent = (t: TestApp, id: string) => inject(t, { method: 'GET', url: `/v1/sim/intents/${id}` });
 
   describe('two replicas on one Redis', { timeout: TEST_TIMEOUT_MS }, () => {
+    it('without WEBHOOK_SECRET and CONSOLE_TOKEN, they sign webhooks and console sessions with the values the first one generated, kept on Redis across restarts', async () => {
+      const prefix = redis.newPrefix();
+      const env = { STORE: 'redis', REDIS_URL: redis.url, REDIS_KEY_PREFIX: prefix, SHUTDOWN_TIMEOUT_MS: '0' };
+      const start = async (extra: Record<string, string> = {}) => {
+        const config = loadConfig({ ...env, ...extra });
+        const drawn = config.webhookSecret;
+        const app = await buildApp({ config, logger: false });
+        await app.ready();
+        return { app, config, drawn };
+      };
+      const a = await start();
+      const b = await start();
+      try {
+        // Each drew its own; both sign with the first one's, the /api/v2 callbacks too (PAYMENT_WEBHOOK_SECRET unset).
+        expect(b.drawn).not.toBe(a.drawn);
+        expect([a.config.webhookSecret, b.config.webhookSecret, b.config.v2.webhookSecret, b.config.webhookSecretGenerated]).toEqual([a.drawn, a.drawn, a.drawn, true]);
+        const signed = (t: typeof a) => t.app.webhooks.signers.headers(['standard', 'payment-v2'], 'evt_1', '{"x":1}', START);
+        expect(signed(b)).toEqual(signed(a));
+        expect(await redis.client.get(`${prefix}generated:webhook-secret`)).toBe(a.drawn);
+        // A console session and its CSRF token from A are good on B: past the CSRF check (no such rule: 404), not 403.
+        const page = await a.app.inject({ method: 'GET', url: '/console/rules' });
+        const cookie = String(page.headers['set-cookie']).split(';', 1)[0] as string;
+        const csrf = /<meta name="csrf-token" content="([^"]+)">/.exec(page.body)?.[1] as string;
+        const post = await b.app.inject({ method: 'POST', url: '/console/rules/rule_x/delete', headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' }, payload: `_csrf=${csrf}` });
+        expect(post.statusCode, post.body.includes("CSRF") ? "refused: CSRF" : "").toBe(404);
+        expect(b.config.console.sessionKey).toBe(a.config.console.sessionKey);
+      } finally {
+        await Promise.all([a.app.close(), b.app.close()]);
+      }
+      // A restart keeps them (Redis kept them); configured values are never replaced.
+      const again = await start();
+      const own = await start({ WEBHOOK_SECRET: 'whsec_b3duLXNlY3JldC1vZi10aGlzLXJlcGxpY2E=', PAYMENT_WEBHOOK_SECRET: 'v2-own-secret', CONSOLE_TOKEN: 'console-token-own' });
+      try {
+        expect(again.config.webhookSecret).toBe(a.drawn);
+        expect([own.config.webhookSecret, own.config.v2.webhookSecret, own.config.webhookSecretGenerated, own.config.console.sessionKey]).toEqual(['whsec_b3duLXNlY3JldC1vZi10aGlzLXJlcGxpY2E=', 'v2-own-secret', false, undefined]);
+      } finally {
+        await Promise.all([again.app.close(), own.app.close()]);
+      }
+    });
+
     it('an intent created on A is read and cancelled on B; another, approved, is refunded on A and read on B (whole bodies)', async () => {
       const [a, b] = await replicas();
       const created = await createIntent(a, { reservation_id: 'res_1', amount: 15000, scenario: 'delay', delay_ms: 60_000, metadata: { order: 'o-1' } });

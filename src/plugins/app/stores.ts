@@ -1,6 +1,8 @@
+import { randomBytes } from 'node:crypto';
 import fp from 'fastify-plugin';
 import type { Redis } from 'ioredis';
 import { createRedisClient, shownRedisUrl } from '../../adapters/redis/connection.ts';
+import { sharedGenerated } from '../../adapters/redis/generated.ts';
 import { createRedisStores } from '../../adapters/redis/index.ts';
 import { createMemoryStores } from '../../adapters/memory/index.ts';
 import type { Config } from '../../config.ts';
@@ -48,6 +50,23 @@ export const REDIS_START_TIMEOUT_MS = 8000;
 
 /** The reason a start gives while no attempt has failed yet. */
 const NOT_CONNECTED = 'not connected yet';
+
+/**
+ * STORE=redis: the values this process generated (the webhook secret without WEBHOOK_SECRET, the
+ * console's session key without CONSOLE_TOKEN) are replaced in `config`, before anything reads
+ * them, by the ones stored on Redis under the key prefix, so that every replica and worker signs
+ * with the same ones (src/adapters/redis/generated.ts).
+ */
+async function adoptSharedGenerated(config: Config, client: Redis): Promise<void> {
+  const prefix = config.redis.keyPrefix;
+  if (config.webhookSecretGenerated) {
+    const secret = await sharedGenerated(client, prefix, 'webhook-secret', config.webhookSecret);
+    // The /api/v2 callbacks' secret is the webhook secret unless PAYMENT_WEBHOOK_SECRET is set.
+    if (config.v2.webhookSecret === config.webhookSecret) config.v2.webhookSecret = secret;
+    config.webhookSecret = secret;
+  }
+  if (config.console.token === undefined) config.console.sessionKey = await sharedGenerated(client, prefix, 'console-session-key', randomBytes(32).toString('base64'));
+}
 
 export default fp<StoresOptions>(
   async (app, options) => {
@@ -113,6 +132,12 @@ export default fp<StoresOptions>(
       throw new RedisUnreachableError(`Redis at ${where} could not be reached (${why}); start it or set REDIS_URL`, { cause: error });
     } finally {
       clearTimeout(timer);
+    }
+    try {
+      await adoptSharedGenerated(config, client);
+    } catch (error) {
+      client.disconnect();
+      throw new RedisUnreachableError(`Redis at ${where} could not be reached (${lastError === NOT_CONNECTED ? (error as Error).message : lastError}); start it or set REDIS_URL`, { cause: error });
     }
     app.decorate('stores', wrap(stores));
     app.decorate('redis', client);
