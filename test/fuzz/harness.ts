@@ -782,7 +782,7 @@ export async function runSequence(env: Environment, steps: readonly Step[], stat
         const declinedWebhook = (c: Change & { args: unknown[] }): boolean => {
           if (!declined) return false;
           if (c.store === 'fluxpay') return c.operation === 'markPublished' && (c.args[0] as readonly string[]).every((id) => published.has(id));
-          if (c.store === 'deliveries') return c.operation.startsWith('insert') ? published.has(String((c.args[0] as { eventId?: unknown }).eventId)) : c.operation === 'update' && declinedDeliveries.has(String(c.args[0]));
+          if (c.store === 'deliveries') return declinedDeliveries.has(String(c.operation.startsWith('insert') ? (c.args[0] as { id?: unknown }).id : c.operation === 'update' ? c.args[0] : undefined));
           if (c.store === 'disabledUrls') return c.operation === 'disable' && declinedUrls.has(String(c.args[0]));
           return c.store === 'scheduler' && c.operation === 'schedule' && String((c.args[0] as { kind?: unknown }).kind) === RETRY_JOB && declinedDeliveries.has(String((c.args[0] as { key?: unknown }).key));
         };

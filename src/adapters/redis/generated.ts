@@ -19,6 +19,6 @@ export type GeneratedName = 'webhook-secret' | 'console-session-key';
 
 /** The value stored under `<keyPrefix>generated:<name>`, or `candidate`, stored there first when there is none (one atomic script). */
 export async function sharedGenerated(client: Redis, keyPrefix: string, name: GeneratedName, candidate: string): Promise<string> {
-  const script = defineScript(client, 'generatedGetOrSet', GET_OR_SET);
+  const script = defineScript(client, 'paysimGeneratedGetOrSet', GET_OR_SET);
   return String(await script([`${keyPrefix}generated:${name}`], [candidate]));
 }

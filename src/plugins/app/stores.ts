@@ -125,19 +125,18 @@ export default fp<StoresOptions>(
       const silent = new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new Error('no answer')), REDIS_START_TIMEOUT_MS);
       });
-      stores = await Promise.race([createRedisStores(config, client), silent]);
+      // The shared generated values are read with the stores, under the same wait and the same refusal.
+      const made = createRedisStores(config, client).then(async (redisStores) => {
+        await adoptSharedGenerated(config, client);
+        return redisStores;
+      });
+      stores = await Promise.race([made, silent]);
     } catch (error) {
       client.disconnect();
       const why = !connected && lastError === NOT_CONNECTED ? `no answer within ${REDIS_START_TIMEOUT_MS / 1000} s: is it Redis, and does it speak TLS if and only if the URL is rediss://?` : lastError;
       throw new RedisUnreachableError(`Redis at ${where} could not be reached (${why}); start it or set REDIS_URL`, { cause: error });
     } finally {
       clearTimeout(timer);
-    }
-    try {
-      await adoptSharedGenerated(config, client);
-    } catch (error) {
-      client.disconnect();
-      throw new RedisUnreachableError(`Redis at ${where} could not be reached (${lastError === NOT_CONNECTED ? (error as Error).message : lastError}); start it or set REDIS_URL`, { cause: error });
     }
     app.decorate('stores', wrap(stores));
     app.decorate('redis', client);
