@@ -1,8 +1,9 @@
 import { FifoQueue } from '../../core/fifo-queue.ts';
 import { CREDIT_UNIT, type PostingKind } from '../../core/fluxpay/ledger.ts';
-import type { CreditTransaction, CreditTransactionType, Stamp } from '../../core/fluxpay/model.ts';
-import type { CreditBalance } from '../../core/fluxpay/ports.ts';
+import type { CreditTransaction, CreditTransactionType, CreditUsage, Stamp } from '../../core/fluxpay/model.ts';
+import type { CreditBalance, UseInput } from '../../core/fluxpay/ports.ts';
 import type { Page, PageQuery } from '../../core/ports.ts';
+import { EvictionQueue } from './eviction-queue.ts';
 import type { MemoryFluxPayLedger } from './fluxpay-ledger.ts';
 import { byId, IdList, pageOf } from './id-list.ts';
 
@@ -12,11 +13,16 @@ interface CreditTotals {
   refunded: number;
 }
 
+/** The key of a usage: one per user and usageId (a saga's usage too). */
+export const usageKey = (userId: string, usageId: string): string => `${userId}\n${usageId}`;
+
 /**
  * Users' FluxPay credits in one process's memory: each user's balance and running totals (never
- * evicted: they are users' money), and the credit transactions that moved them (evicted by TTL in
- * write order). Every movement also posts its ledger transaction, under the same id, in the
- * caller's synchronous step (MemoryFluxPayStore), so a balance never moves without its posting.
+ * evicted: they are users' money), the credit transactions that moved them (evicted by TTL in
+ * write order), and the usages (one per user and usageId: a deduction and its refund; evicted by
+ * TTL, or the oldest at the bound, with their ledger postings). Every movement also posts its
+ * ledger transaction, under the same id, in the caller's synchronous step (MemoryFluxPayStore,
+ * which writes the outbox events), so a balance never moves without its posting.
  */
 export class MemoryCreditBook {
   readonly #ledger: MemoryFluxPayLedger;
@@ -27,6 +33,15 @@ export class MemoryCreditBook {
   /** Credit transaction ids in write order, for the TTL sweep. */
   readonly #order = new FifoQueue<string>();
   readonly #isLive = (id: string): boolean => this.#transactions.has(id);
+  readonly #usages = new Map<string, CreditUsage>();
+  readonly #usageQueue = new EvictionQueue(
+    (key: string) => this.#usages.get(key),
+    (usage: CreditUsage) => usage.createdAt,
+    (usage: CreditUsage) => {
+      this.#usages.delete(usageKey(usage.userId, usage.usageId));
+      this.#ledger.forget(usage.creditUsageId);
+    },
+  );
 
   constructor(ledger: MemoryFluxPayLedger) {
     this.#ledger = ledger;
@@ -68,6 +83,43 @@ export class MemoryCreditBook {
     return transaction;
   }
 
+  /** The stored usage of `usageId` by `userId` (the store's record: the caller copies it out). */
+  usage(userId: string, usageId: string): CreditUsage | undefined {
+    return this.#usages.get(usageKey(userId, usageId));
+  }
+
+  /** Whether one more usage fits under `max`, evicting the oldest at the bound. */
+  usageRoom(max: number): boolean {
+    return this.#usages.size < max || this.#usageQueue.evictOne();
+  }
+
+  /** A new usage (DEDUCTED) and its USE movement; the caller has checked the balance and made room. */
+  deduct(input: UseInput, sagaId: string | null, stamp: Stamp): { usage: CreditUsage; transaction: CreditTransaction } {
+    const usage: CreditUsage = {
+      creditUsageId: input.creditUsageId,
+      usageId: input.usageId,
+      userId: input.userId,
+      serviceId: input.serviceId,
+      amount: input.amount,
+      status: 'DEDUCTED',
+      sagaId,
+      createdAt: stamp.now,
+      refundedAt: null,
+    };
+    const key = usageKey(input.userId, input.usageId);
+    this.#usages.set(key, usage);
+    this.#usageQueue.push(key);
+    const transaction = this.move('USE', input.userId, input.amount, stamp, { orderId: null, usageId: input.usageId, serviceId: input.serviceId }, usage.creditUsageId);
+    return { usage, transaction };
+  }
+
+  /** A usage → REFUNDED, with its REFUND movement. */
+  refund(usage: CreditUsage, stamp: Stamp): CreditTransaction {
+    usage.status = 'REFUNDED';
+    usage.refundedAt = stamp.now;
+    return this.move('REFUND', usage.userId, usage.amount, stamp, { orderId: null, usageId: usage.usageId, serviceId: usage.serviceId }, usage.creditUsageId);
+  }
+
   /** A user's credit transactions, newest first. */
   transactions(userId: string, page: PageQuery): Page<CreditTransaction> {
     const list = this.#byUser.get(userId);
@@ -92,17 +144,18 @@ export class MemoryCreditBook {
     };
   }
 
-  /** Every balance and every user's running totals (FluxPaySnapshot). */
-  snapshot(): { balances: Array<{ userId: string; balance: number }>; creditTotals: Array<{ userId: string } & CreditTotals> } {
+  /** Every usage, balance and user's running totals (copies, for FluxPaySnapshot). */
+  snapshot(): { usages: CreditUsage[]; balances: Array<{ userId: string; balance: number }>; creditTotals: Array<{ userId: string } & CreditTotals> } {
     return {
+      usages: [...this.#usages.values()].map((u) => ({ ...u })),
       balances: [...this.#balances].map(([userId, balance]) => ({ userId, balance })),
       creditTotals: [...this.#totals].map(([userId, t]) => ({ userId, ...t })),
     };
   }
 
-  /** Evicts credit transactions created at or before `cutoff`; returns how many. */
+  /** Evicts usages and credit transactions created at or before `cutoff`; returns how many. */
   sweep(cutoff: number): number {
-    let evicted = 0;
+    let evicted = this.#usageQueue.sweep(cutoff);
     for (;;) {
       const id = this.#order.peek();
       const tx = id === undefined ? undefined : this.#transactions.get(id);
