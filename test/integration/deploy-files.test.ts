@@ -2,6 +2,9 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Deployment, StatefulSet } from 'kubernetes-models/apps/v1';
+import { ConfigMap, Secret, Service } from 'kubernetes-models/v1';
+import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments, stringify } from 'yaml';
 import { ENV_VARIABLES, loadConfig } from '../../src/config.ts';
@@ -19,8 +22,11 @@ import { afterAttempts, createIntent, deliveryWhen } from '../helpers/webhooks.t
  * (both Debian packages installed by .ci/run: skipped locally without them, failing under CI),
  * and the dashboard's queries through `promtool check rules`; every series and label the dashboard and the alerts query must be in a real /metrics; every
  * variable the files set must be one src/config.ts reads, and their values must pass it.
- * The Compose file is checked for its structure and its references here rather than against
- * the Compose Specification's JSON schema: no maintained npm package ships that schema.
+ * The Kubernetes manifests are checked against the Kubernetes API's types (kubernetes-models: its
+ * TypeScript interfaces, so that a field the API does not have is found as `kubectl apply`'s strict
+ * field validation would, and its JSON-schema validators). The Compose file is checked for its
+ * structure and its references here rather than against the Compose Specification's JSON
+ * schema: no maintained npm package ships that schema.
  * @see issue 14 "Running several processes"
  */
 
@@ -159,6 +165,43 @@ function manifests(file: string): Manifest[] {
 }
 const K8S = KUSTOMIZATION.resources.flatMap(manifests);
 const SECRET_EXAMPLE = manifests('secret.example.yaml');
+/** The kubernetes-models interface and class of each kind the manifests hold. */
+const KINDS: Record<string, { module: string; validate(manifest: Manifest): void }> = {
+  ConfigMap: { module: 'kubernetes-models/v1/ConfigMap', validate: (m) => new ConfigMap(m as never).validate() },
+  Secret: { module: 'kubernetes-models/v1/Secret', validate: (m) => new Secret(m as never).validate() },
+  Service: { module: 'kubernetes-models/v1/Service', validate: (m) => new Service(m as never).validate() },
+  Deployment: { module: 'kubernetes-models/apps/v1/Deployment', validate: (m) => new Deployment(m as never).validate() },
+  StatefulSet: { module: 'kubernetes-models/apps/v1/StatefulSet', validate: (m) => new StatefulSet(m as never).validate() },
+};
+
+/**
+ * What the TypeScript compiler says of each manifest written as an object literal of its kind's
+ * interface: a field the API does not have (an excess property), a value of another type, a
+ * required field missing. One line per error, `Kind/name: message`. The program is made in memory
+ * (a virtual file in test/, so `kubernetes-models` resolves from the repository's node_modules).
+ */
+function kubernetesTypeErrors(list: Manifest[]): string[] {
+  const file = join(REPO, 'test', 'kubernetes-manifests.check.ts');
+  const starts: Array<{ at: number; label: string }> = [];
+  let source = '';
+  list.forEach((manifest, index) => {
+    const kind = KINDS[manifest.kind];
+    if (kind === undefined) throw new Error(`no Kubernetes type known for kind ${manifest.kind}`);
+    starts.push({ at: source.length, label: `${manifest.kind}/${manifest.metadata.name}` });
+    source += `import type { I${manifest.kind} as T${index} } from '${kind.module}';\nexport const m${index}: T${index} = ${JSON.stringify(manifest, null, 1)};\n`;
+  });
+  const options: ts.CompilerOptions = { strict: true, noEmit: true, module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, target: ts.ScriptTarget.ES2022, skipLibCheck: true, types: [] };
+  const host = ts.createCompilerHost(options);
+  const { fileExists, readFile, getSourceFile } = host;
+  host.fileExists = (name) => name === file || fileExists.call(host, name);
+  host.readFile = (name) => (name === file ? source : readFile.call(host, name));
+  host.getSourceFile = (name, language, ...rest) => (name === file ? ts.createSourceFile(name, source, language) : getSourceFile.call(host, name, language, ...rest));
+  return ts.getPreEmitDiagnostics(ts.createProgram([file], options, host)).map((d) => {
+    const label = d.file?.fileName === file && d.start !== undefined ? starts.filter((s) => s.at <= (d.start as number)).at(-1)?.label : d.file?.fileName;
+    return `${label ?? '(no file)'}: ${ts.flattenDiagnosticMessageText(d.messageText, ' ')}`;
+  });
+}
+
 function one(kind: string, name?: string): Manifest {
   const found = K8S.filter((m) => m.kind === kind && (name === undefined || m.metadata.name === name));
   expect(found.map((m) => `${m.kind}/${m.metadata.name}`), `one ${kind} ${name ?? ''}`).toHaveLength(1);
@@ -417,6 +460,23 @@ describe('deploy/kubernetes', () => {
   it('holds a ConfigMap, the Deployment and its Service, and Redis (StatefulSet and Service)', () => {
     expect(K8S.map((m) => `${m.kind}/${m.metadata.name}`).sort()).toEqual(['ConfigMap/paysim', 'Deployment/paysim', 'Service/paysim', 'Service/paysim-redis', 'StatefulSet/paysim-redis']);
     expect(SECRET_EXAMPLE.map((m) => `${m.kind}/${m.metadata.name}`)).toEqual(['Secret/paysim']);
+  });
+
+  it('every manifest is an object of its kind as the Kubernetes API types it: known fields only, each of its type, the required ones there', () => {
+    const all = [...K8S, ...SECRET_EXAMPLE];
+    expect(kubernetesTypeErrors(all)).toEqual([]);
+    for (const manifest of all) expect(() => KINDS[manifest.kind]?.validate(manifest), `${manifest.kind}/${manifest.metadata.name}`).not.toThrow();
+    // The check finds what `kubectl apply` would refuse: a misspelt field, a number written as a string, a missing selector.
+    const broken = structuredClone(deployment) as Manifest & { spec: Record<string, unknown> };
+    const brokenContainer = (broken.spec.template as PodTemplate).spec.containers[0] as Container & Record<string, unknown>;
+    brokenContainer.readinesProbe = brokenContainer.readinessProbe;
+    broken.spec.replicas = '2' as never;
+    expect(kubernetesTypeErrors([broken])).toEqual([
+      expect.stringMatching(/^Deployment\/paysim: Type 'string' is not assignable to type 'number'/),
+      expect.stringMatching(/^Deployment\/paysim: Object literal may only specify known properties, and '"readinesProbe"' does not exist in type 'IContainer'/),
+    ]);
+    delete broken.spec.selector;
+    expect(() => KINDS.Deployment?.validate(broken)).toThrow(/^data\/spec must have required property selector, data\/spec\/replicas must be integer$/);
   });
 
   it('runs two replicas with readiness on /readyz, liveness on /healthz, on the configured port, with resources', () => {
