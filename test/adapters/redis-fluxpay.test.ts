@@ -146,6 +146,28 @@ withRedisServer('Redis FluxPay adapters', (server) => {
     expect(await store.outboxStats()).toEqual({ pending: 600, oldestPendingAt: T0, published: 0 });
   });
 
+  it('RedisFluxPayStore adopts the usages an earlier layout kept (a Redis kept across an upgrade): counted at the bound and listed, once', async () => {
+    const keyPrefix = redis.newPrefix();
+    const store = new RedisFluxPayStore(redis.client, { keyPrefix, ttlMs: DAY, maxRecords: 2 });
+    await credit(store, 'user_1', 100);
+    const use = (usageId: string) => store.useCredits({ userId: 'user_1', serviceId: 's', usageId, amount: 1, creditUsageId: ids('cu') }, stamp());
+    for (const usageId of ['u1', 'u2']) expect((await use(usageId)).kind).toBe('deducted');
+    // As an earlier version left it: the usages in the set of those that may go, and no set of all of them.
+    const all = `${keyPrefix}fp:ua`;
+    expect(await redis.client.zrange(all, '0', '-1')).toEqual(['user_1\nu1', 'user_1\nu2']);
+    await redis.client.del(all);
+    expect((await store.snapshot()).usages).toEqual([]);
+    expect(await store.adoptEarlierLayout()).toBe(2);
+    expect((await store.snapshot()).usages.map((u) => u.usageId)).toEqual(['u1', 'u2']);
+    expect(await store.adoptEarlierLayout()).toBe(0);
+    // At the bound again: a third usage evicts the oldest.
+    expect((await use('u3')).kind).toBe('deducted');
+    expect((await store.snapshot()).usages.map((u) => u.usageId)).toEqual(['u2', 'u3']);
+    expect(reconcile(await store.snapshot()).mismatches).toEqual([]);
+    // A store with no usages, or written by this version, has nothing to adopt.
+    expect(await new RedisFluxPayStore(redis.client, { keyPrefix: redis.newPrefix(), ...OPTIONS }).adoptEarlierLayout()).toBe(0);
+  });
+
   it('RedisFluxPayStore answers 1,500 seeded random operations exactly as MemoryFluxPayStore does', async () => {
     const memory = new MemoryFluxPayStore(OPTIONS);
     const [store] = replicas();

@@ -466,7 +466,8 @@ describe('deploy/kubernetes', () => {
     const all = [...K8S, ...SECRET_EXAMPLE];
     expect(kubernetesTypeErrors(all)).toEqual([]);
     for (const manifest of all) expect(() => KINDS[manifest.kind]?.validate(manifest), `${manifest.kind}/${manifest.metadata.name}`).not.toThrow();
-    // The check finds what `kubectl apply` would refuse: a misspelt field, a number written as a string, a missing selector.
+    // Each check finds what the other cannot, all of it what `kubectl apply` would refuse. The types:
+    // a misspelt field and a number written as a string (the validator passes the field over).
     const broken = structuredClone(deployment) as Manifest & { spec: Record<string, unknown> };
     const brokenContainer = (broken.spec.template as PodTemplate).spec.containers[0] as Container & Record<string, unknown>;
     brokenContainer.readinesProbe = brokenContainer.readinessProbe;
@@ -475,8 +476,17 @@ describe('deploy/kubernetes', () => {
       expect.stringMatching(/^Deployment\/paysim: Type 'string' is not assignable to type 'number'/),
       expect.stringMatching(/^Deployment\/paysim: Object literal may only specify known properties, and '"readinesProbe"' does not exist in type 'IContainer'/),
     ]);
-    delete broken.spec.selector;
-    expect(() => KINDS.Deployment?.validate(broken)).toThrow(/^data\/spec must have required property selector, data\/spec\/replicas must be integer$/);
+    expect(() => KINDS.Deployment?.validate(broken)).toThrow(/^data\/spec\/replicas must be integer$/);
+    // Both: a required field missing.
+    const unselected = structuredClone(deployment) as Manifest & { spec: Record<string, unknown> };
+    delete unselected.spec.selector;
+    expect(kubernetesTypeErrors([unselected])).toEqual([expect.stringMatching(/^Deployment\/paysim: Property '"selector"' is missing in type .* but required in type 'IDeploymentSpec'\.$/)]);
+    expect(() => KINDS.Deployment?.validate(unselected)).toThrow(/^data\/spec must have required property selector$/);
+    // The validator: a quantity that is not one (a string to the types).
+    const unmeasured = structuredClone(deployment);
+    ((unmeasured.spec?.template as PodTemplate).spec.containers[0] as Container).resources = { limits: { memory: '512 MiBs' } };
+    expect(kubernetesTypeErrors([unmeasured])).toEqual([]);
+    expect(() => KINDS.Deployment?.validate(unmeasured)).toThrow(/limits\/memory/);
   });
 
   it('runs two replicas with readiness on /readyz, liveness on /healthz, on the configured port, with resources', () => {

@@ -20,7 +20,8 @@ export const usageKey = (userId: string, usageId: string): string => `${userId}\
  * Users' FluxPay credits in one process's memory: each user's balance and running totals (never
  * evicted: they are users' money), the credit transactions that moved them (evicted by TTL in
  * write order), and the usages (one per user and usageId: a deduction and its refund; evicted by
- * TTL, or the oldest at the bound, with their ledger postings). Every movement also posts its
+ * TTL, or the oldest at the bound, with their ledger postings; a saga's usage only once the saga
+ * has ended, so that its compensation finds it to refund). Every movement also posts its
  * ledger transaction, under the same id, in the caller's synchronous step (MemoryFluxPayStore,
  * which writes the outbox events), so a balance never moves without its posting.
  */
@@ -88,12 +89,15 @@ export class MemoryCreditBook {
     return this.#usages.get(usageKey(userId, usageId));
   }
 
-  /** Whether one more usage fits under `max`, evicting the oldest at the bound. */
+  /** Whether one more usage fits under `max`, evicting the oldest that may go at the bound. */
   usageRoom(max: number): boolean {
     return this.#usages.size < max || this.#usageQueue.evictOne();
   }
 
-  /** A new usage (DEDUCTED) and its USE movement; the caller has checked the balance and made room. */
+  /**
+   * A new usage (DEDUCTED) and its USE movement; the caller has checked the balance and made room.
+   * A usage of no saga may be evicted from now on; a saga's once the saga ends (`sagaEnded`).
+   */
   deduct(input: UseInput, sagaId: string | null, stamp: Stamp): { usage: CreditUsage; transaction: CreditTransaction } {
     const usage: CreditUsage = {
       creditUsageId: input.creditUsageId,
@@ -108,9 +112,15 @@ export class MemoryCreditBook {
     };
     const key = usageKey(input.userId, input.usageId);
     this.#usages.set(key, usage);
-    this.#usageQueue.push(key);
+    if (sagaId === null) this.#usageQueue.push(key);
     const transaction = this.move('USE', input.userId, input.amount, stamp, { orderId: null, usageId: input.usageId, serviceId: input.serviceId }, usage.creditUsageId);
     return { usage, transaction };
+  }
+
+  /** The saga `sagaId` of `userId`'s `usageId` has ended: its usage, if it made one, may be evicted from now on. */
+  sagaEnded(userId: string, usageId: string, sagaId: string): void {
+    const key = usageKey(userId, usageId);
+    if (this.#usages.get(key)?.sagaId === sagaId) this.#usageQueue.push(key);
   }
 
   /** A usage → REFUNDED, with its REFUND movement. */

@@ -8,9 +8,9 @@ import { IdList, pageOf } from './id-list.ts';
 /**
  * FluxPay's orders and their payments in one process's memory, changed by MemoryFluxPayStore inside
  * its own synchronous steps (./fluxpay.ts), which checks what a change may do and writes its outbox
- * events; this part keeps the records, their indexes (all orders and each user's, newest first; the
- * payments of each order), the counts per status, the ledger postings of a payment's money, and
- * the eviction order.
+ * events; this part keeps the records, their indexes (all orders and each user's, listed newest
+ * first; the payments of each order), the counts per status and the eviction order, and posts a
+ * payment's money to the ledger (./fluxpay-ledger.ts, which keeps the postings).
  *
  * Records handed out by `get` and `payment` are the stored ones, for the store to change within its
  * step (through `setStatus` for the status, so the counts follow); the store copies them out.
@@ -114,7 +114,7 @@ export class MemoryOrderBook {
     this.#ledger.post('PAYMENT_APPROVED', stamp.transactionId, order.orderId, order.amount, order.currency, now);
   }
 
-  /** Order → COMPLETED, its approved payment → CONFIRMED; answers the order's payment. */
+  /** Order → COMPLETED, its approved payment → CONFIRMED, the order queued for eviction unless a saga holds it; answers the order's payment. */
   complete(order: Order, now: number): Payment | null {
     this.setStatus(order, 'COMPLETED');
     order.completedAt = now;
@@ -131,7 +131,9 @@ export class MemoryOrderBook {
 
   /**
    * Order → CANCELLED, an approved payment of it refunded (CANCELLED, ledger reversed); answers the
-   * order's payment. `held`: a running saga holds the order, which then stays until the saga ends.
+   * order's payment. `held`: a running saga holds the order, which then stays until the saga ends
+   * (no operation does so today: a cancel refuses an order a saga holds, and a saga cancels its order
+   * only as a compensation, once it is no longer running).
    */
   cancel(order: Order, reason: string | null, stamp: Stamp, held: boolean): Payment | null {
     const { now } = stamp;

@@ -41,7 +41,7 @@ export class MemorySagaBook {
     return this.#sagas.size;
   }
 
-  /** Whether one more saga and its inbound event fit, evicting the oldest finished ones at the bounds. */
+  /** Whether one more saga and its inbound event fit, evicting the oldest finished saga, or the oldest inbound event, at a bound. */
   room(): boolean {
     return (this.#sagas.size < this.#maxRecords || this.#finished.evictOne()) && (this.#inbound.size < this.#maxRecords || this.#inboundQueue.evictOne());
   }

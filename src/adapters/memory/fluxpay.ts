@@ -71,8 +71,8 @@ export interface MemoryFluxPayStoreOptions {
  *
  * Bounds: an order joins the eviction queue when it is final (COMPLETED or CANCELLED) and no
  * running saga holds it; it leaves with its payments and its ledger transactions (their net is
- * kept per currency, so the ledger totals still reconcile). Sagas go when final, usages and
- * inbound events by TTL (or the oldest at the bound), outbox events once published (the oldest
+ * kept per currency, so the ledger totals still reconcile). Sagas go when final, usages (a saga's
+ * once the saga has ended) and inbound events by TTL (or the oldest at the bound), outbox events once published (the oldest
  * published at the bound). Credit balances and their running totals are never evicted (they are
  * users' money), nor are pending outbox events: while the relay publishes, they stay few; a relay
  * that cannot publish for long lets them grow (see the outbox depth gauge). An insert of an order,
@@ -427,7 +427,8 @@ export class MemoryFluxPayStore implements FluxPayStore {
 
   #finishSaga(saga: Saga, status: 'COMPLETED' | 'COMPENSATED', now: number): void {
     this.#sagas.finish(saga, status, now);
-    // Its order may go now that no running saga holds it.
+    // Its usage and its order may go now that no running saga holds them.
+    this.#credits.sagaEnded(saga.userId, saga.usageId, saga.sagaId);
     const order = saga.orderId === null ? undefined : this.#orders.get(saga.orderId);
     if (order !== undefined && order.sagaId === saga.sagaId && (order.status === 'COMPLETED' || order.status === 'CANCELLED')) this.#orders.finished(order.orderId);
   }

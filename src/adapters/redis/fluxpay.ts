@@ -90,8 +90,8 @@ const NO_STAMP: Stamp = { now: 0, eventIds: [], transactionId: '' };
  * layout is shared with the billing store (./fluxpay/outbox.ts, `outbox`).
  *
  * Bounds as memory: finished orders (with their payments and ledger transactions, their net kept
- * per currency), finished sagas, usages, inbound events and published outbox events go by TTL or
- * the oldest at the bound; balances, their running totals and the account totals never go, nor do
+ * per currency), finished sagas, usages (a saga's once the saga has ended), inbound events and
+ * published outbox events go by TTL or the oldest at the bound; balances, their running totals and the account totals never go, nor do
  * pending outbox events. Differences from memory: evicted records go in the order they were created
  * (memory: the order they finished; published events: the order they occurred, memory: the order
  * they were marked); TTLs follow the callers' clock, not Redis key expiry; an insert sweeps at most
@@ -382,6 +382,16 @@ export class RedisFluxPayStore implements FluxPayStore {
 
   async stats(): Promise<StoreStats> {
     return { size: Number(await this.#run('stats', NO_STAMP)), max: this.#options.maxRecords };
+  }
+
+  /**
+   * Reads the keys an earlier version left (a Redis kept across an upgrade): that version kept
+   * every usage in the set of those that may go, where this one also keeps the set of all of them
+   * (a saga's usage stays until the saga ends). Answers how many usages it took in (0 when there
+   * was nothing to do). The usages of sagas still running then stay evictable, as they were.
+   */
+  async adoptEarlierLayout(): Promise<number> {
+    return Number(await this.#run('adoptEarlierLayout', NO_STAMP));
   }
 
   async sweep(now: number): Promise<number> {

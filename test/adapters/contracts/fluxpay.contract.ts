@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { stampOf, type InboundEvent, type Order, type Payment, type Saga, type Stamp } from '../../../src/core/fluxpay/model.ts';
-import type { FluxPayStore } from '../../../src/core/fluxpay/ports.ts';
+import type { FluxPayStore, UseOutcome } from '../../../src/core/fluxpay/ports.ts';
 import { reconcile } from '../../../src/core/fluxpay/reconcile.ts';
 import { concurrently, DAY, ids, T0, tally } from './fixtures.ts';
 
@@ -416,6 +416,44 @@ export function fluxPayStoreContract(name: string, make: FluxPayStoreFactory): v
         ]);
         expect((await store.outboxStats()).pending).toBe(4);
         await consistent(store);
+      });
+
+      it('a usage of a saga that has not ended never goes, at the bound or by TTL, so its compensation refunds it; once the saga ends it goes as the others do', async () => {
+        const store = await make({ ttlMs: DAY, maxRecords: 2 });
+        await credited(store, 'user_1', 100);
+        const saga = aSaga({ credits: 10 });
+        await store.startSaga(saga, inbound(saga));
+        expect((await store.runSagaStep(saga.sagaId, 'CREDITS_DEDUCTED', stamp(), ids('cu'))).kind).toBe('done');
+        const use = (usageId: string): Promise<UseOutcome> => store.useCredits({ userId: 'user_1', serviceId: 's', usageId, amount: 1, creditUsageId: ids('cu') }, stamp());
+        const usages = async (): Promise<string[]> => (await store.snapshot()).usages.map((u) => u.usageId).sort();
+        // At the bound (2) each new usage makes room by evicting a plain one, never the saga's.
+        for (const usageId of ['u1', 'u2', 'u3']) expect((await use(usageId)).kind).toBe('deducted');
+        expect(await usages()).toEqual([saga.usageId, 'u3'].sort());
+        // By TTL the same: the saga's usage stays while the saga has not ended.
+        expect(await store.sweep(T0 + DAY)).toBeGreaterThan(0);
+        expect(await usages()).toEqual([saga.usageId]);
+        expect((await store.resolveSaga(saga.sagaId, { to: 'COMPENSATING', reason: 'timeout' }, null, stamp())).kind).toBe('resolved');
+        expect(await store.sweep(T0 + DAY)).toBe(0);
+        for (const step of ['CREDITS_RESTORED', 'PAYMENT_CANCELLED', 'ORDER_CANCELLED'] as const) expect((await store.runSagaStep(saga.sagaId, step, stamp(), ids('cu'))).kind).toBe('done');
+        const ended = await store.getSaga(saga.sagaId);
+        expect([ended?.status, ended?.steps.map((s) => `${s.step} ${s.status}`)]).toEqual([
+          'COMPENSATED',
+          ['CREDITS_DEDUCTED SUCCEEDED', 'CREDITS_RESTORED SUCCEEDED', 'PAYMENT_CANCELLED SKIPPED', 'ORDER_CANCELLED SKIPPED'],
+        ]);
+        expect(await store.balance('user_1')).toBe(97);
+        await consistent(store);
+        // Ended: its usage goes by TTL (and at the bound) like any other.
+        expect(await store.sweep(T0 + DAY)).toBeGreaterThan(0);
+        expect(await usages()).toEqual([]);
+        // Full when only usages of running sagas are left.
+        const tight = await make({ ttlMs: DAY, maxRecords: 1 });
+        await credited(tight, 'user_1', 100);
+        const running = aSaga({ credits: 10 });
+        await tight.startSaga(running, inbound(running));
+        expect((await tight.runSagaStep(running.sagaId, 'CREDITS_DEDUCTED', stamp(), ids('cu'))).kind).toBe('done');
+        expect(await tight.useCredits({ userId: 'user_1', serviceId: 's', usageId: 'u9', amount: 1, creditUsageId: ids('cu') }, stamp())).toEqual({ kind: 'full' });
+        expect(await tight.balance('user_1')).toBe(90);
+        expect((await tight.snapshot()).usages.map((u) => u.usageId)).toEqual([running.usageId]);
       });
 
       it('finished orders go after the TTL with their payments (the ledger still reconciles); open ones never; full when only open ones are left', async () => {

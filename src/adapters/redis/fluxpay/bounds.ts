@@ -29,6 +29,11 @@ end
 export const BOUND_SCRIPTS = {
   sweep: `return sweepAll(tonumber(NOW) - TTL)`,
   stats: `return redis.call('ZCARD', P .. 'oa')`,
+  /** A store an earlier version wrote kept every usage in P..'ue' alone: P..'ua' is made from it, once. */
+  adoptEarlierLayout: `
+if redis.call('EXISTS', P .. 'ua') == 1 or redis.call('EXISTS', P .. 'ue') == 0 then return 0 end
+return redis.call('ZUNIONSTORE', P .. 'ua', 1, P .. 'ue')
+`,
   /** Everything the reconciliation compares, in one step. */
   snapshot: `
 local orders, payments, usages, sagas = {}, {}, {}, {}
@@ -36,7 +41,7 @@ for _, id in ipairs(redis.call('ZRANGE', P .. 'oa', 0, -1)) do
   orders[#orders + 1] = render(order(id))
   for _, key in ipairs(redis.call('LRANGE', P .. 'op:' .. id, 0, -1)) do payments[#payments + 1] = render(payment(key)) end
 end
-for _, member in ipairs(redis.call('ZRANGE', P .. 'ue', 0, -1)) do usages[#usages + 1] = render(usage(member)) end
+for _, member in ipairs(redis.call('ZRANGE', P .. 'ua', 0, -1)) do usages[#usages + 1] = render(usage(member)) end
 for _, id in ipairs(redis.call('ZRANGE', P .. 'sa', 0, -1)) do sagas[#sagas + 1] = render(saga(id)) end
 local pending = redis.call('ZCARD', P .. 'opend')
 return {orders, payments, usages, sagas, redis.call('HGETALL', P .. 'bal'), redis.call('HGETALL', P .. 'ct'), redis.call('HGETALL', P .. 'acct'),

@@ -4,8 +4,10 @@ import { WALK } from '../lua.ts';
  * Credits: P..'bal' (hash: userId → balance) and P..'ct' (hash: userId..'\t'..charged|used|refunded →
  * running total), never evicted (users' money). Usages: P..'u:'..userId..'\n'..usageId, a record hash
  * (./records.ts: `b`, `.status`, `.refundedAt`; plain `cu` creditUsageId, `a` amount, `sid` sagaId or
- * '', `u`, `us` usageId, `sv` serviceId) and P..'ue' (zset: userId..'\n'..usageId → createdAt; every
- * usage may go, by TTL or the oldest at the bound). Credit transactions: P..'t:'..id (`b`: the
+ * '', `u`, `us` usageId, `sv` serviceId), P..'ua' (zset: userId..'\n'..usageId → createdAt; every
+ * usage, for the bound and the snapshot) and P..'ue' (zset, the same: the usages that may go, by TTL
+ * or the oldest at the bound: one of no saga at once, a saga's once the saga has ended, so that its
+ * compensation finds it to refund). Credit transactions: P..'t:'..id (`b`: the
  * transaction, `u`: its user), P..'ut:'..userId (zset, score 0: a user's, ULIDs in write order),
  * P..'te' (zset: id → createdAt, for the TTL).
  */
@@ -39,7 +41,8 @@ local function deduct(cuid, userId, serviceId, usageId, amount, sagaId, now, eve
     .. ',"amount":' .. n(amount) .. ',"sagaId":' .. sid .. ',"createdAt":' .. now .. '}'
   redis.call('HSET', usage(member), 'b', base, '.status', '"DEDUCTED"', '.refundedAt', 'null', 'cu', cuid, 'a', n(amount), 'sid', sagaId,
     'u', userId, 'us', usageId, 'sv', serviceId)
-  redis.call('ZADD', P .. 'ue', now, member)
+  redis.call('ZADD', P .. 'ua', now, member)
+  if sagaId == '' then redis.call('ZADD', P .. 'ue', now, member) end
   local tx, after = moveCredits('USE', userId, amount, now, 'null', q(usageId), q(serviceId), cuid)
   emit(P, MAX, eventId, 'credit.deducted', 'credit:' .. userId, creditPayload(tx, member), now)
   return tx, after
@@ -54,12 +57,19 @@ local function refund(member, now, eventId)
 end
 local function removeUsage(member)
   redis.call('ZREM', P .. 'ue', member)
+  redis.call('ZREM', P .. 'ua', member)
   local cu = redis.call('HGET', usage(member), 'cu')
   if not cu then return 0 end
   redis.call('DEL', usage(member), P .. 'l:' .. cu)
   return 1
 end
-local function usageRoom() return room(P .. 'ue', P .. 'ue', removeUsage) end
+local function usageRoom() return room(P .. 'ua', P .. 'ue', removeUsage) end
+-- The saga sagaId of member has ended: its usage, if it made one, may go from now on.
+local function usageOfSagaEnded(member, sagaId)
+  if redis.call('HGET', usage(member), 'sid') ~= sagaId then return end
+  local createdAt = redis.call('ZSCORE', P .. 'ua', member)
+  if createdAt then redis.call('ZADD', P .. 'ue', createdAt, member) end
+end
 local function removeTransaction(id)
   redis.call('ZREM', P .. 'te', id)
   local user = redis.call('HGET', P .. 't:' .. id, 'u')

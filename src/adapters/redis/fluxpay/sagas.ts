@@ -99,9 +99,10 @@ local function compensate(id, step, now)
 end
 local function finishSaga(id, status, now)
   redis.call('HSET', saga(id), '.status', status, '.completedAt', now, '.updatedAt', now)
-  local s = redis.call('HMGET', saga(id), 'ca', 'o')
+  local s = redis.call('HMGET', saga(id), 'ca', 'o', 'u', 'us')
   redis.call('ZADD', P .. 'se', s[1], id)
-  -- Its order may go now that no running saga holds it.
+  -- Its usage and its order may go now that no running saga holds them.
+  usageOfSagaEnded(s[3] .. '\\n' .. s[4], id)
   if s[2] ~= '' then
     local o = redis.call('HMGET', order(s[2]), '.sagaId', '.status')
     if o[1] == q(id) and (o[2] == '"COMPLETED"' or o[2] == '"CANCELLED"') then evictable(s[2]) end
