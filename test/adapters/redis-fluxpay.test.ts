@@ -146,20 +146,31 @@ withRedisServer('Redis FluxPay adapters', (server) => {
     expect(await store.outboxStats()).toEqual({ pending: 600, oldestPendingAt: T0, published: 0 });
   });
 
-  it('RedisFluxPayStore adopts the usages an earlier layout kept (a Redis kept across an upgrade): counted at the bound and listed, once', async () => {
+  it('RedisFluxPayStore adopts the usages and inbound events an earlier layout kept (a Redis kept across an upgrade): counted at the bound and listed, once', async () => {
     const keyPrefix = redis.newPrefix();
     const store = new RedisFluxPayStore(redis.client, { keyPrefix, ttlMs: DAY, maxRecords: 2 });
     await credit(store, 'user_1', 100);
     const use = (usageId: string) => store.useCredits({ userId: 'user_1', serviceId: 's', usageId, amount: 1, creditUsageId: ids('cu') }, stamp());
     for (const usageId of ['u1', 'u2']) expect((await use(usageId)).kind).toBe('deducted');
-    // As an earlier version left it: the usages in the set of those that may go, and no set of all of them.
-    const all = `${keyPrefix}fp:ua`;
-    expect(await redis.client.zrange(all, '0', '-1')).toEqual(['user_1\nu1', 'user_1\nu2']);
-    await redis.client.del(all);
+    const saga = aSaga();
+    const event: InboundEvent = { eventId: saga.eventId, type: 'service.usage.requested', userId: saga.userId, usageId: saga.usageId, fingerprint: 'f1', sagaId: null, receivedAt: T0 };
+    expect((await store.startSaga(saga, event)).kind).toBe('started');
+    // As an earlier version left them: usages and inbound events in the sets of those that may go,
+    // no sets of all of them (and no saga's set of held events).
+    const [usagesAll, eventsAll] = [`${keyPrefix}fp:ua`, `${keyPrefix}fp:ia`];
+    expect([await redis.client.zrange(usagesAll, '0', '-1'), await redis.client.zrange(eventsAll, '0', '-1')]).toEqual([['user_1\nu1', 'user_1\nu2'], [saga.eventId]]);
+    await redis.client.del(usagesAll, eventsAll, `${keyPrefix}fp:sh:${saga.sagaId}`);
+    await redis.client.zadd(`${keyPrefix}fp:ie`, T0, saga.eventId);
     expect((await store.snapshot()).usages).toEqual([]);
-    expect(await store.adoptEarlierLayout()).toBe(2);
+    expect(await store.adoptEarlierLayout()).toBe(3);
     expect((await store.snapshot()).usages.map((u) => u.usageId)).toEqual(['u1', 'u2']);
+    expect(await redis.client.zrange(eventsAll, '0', '-1')).toEqual([saga.eventId]);
     expect(await store.adoptEarlierLayout()).toBe(0);
+    // The adopted event counts at the bound again, and may go (as the earlier version had it).
+    const second = aSaga();
+    expect((await store.startSaga(second, { ...event, eventId: second.eventId, usageId: second.usageId })).kind).toBe('started');
+    expect(await redis.client.zcard(eventsAll)).toBe(2);
+    expect(await redis.client.zrange(`${keyPrefix}fp:ie`, '0', '-1')).toEqual([saga.eventId]);
     // At the bound again: a third usage evicts the oldest.
     expect((await use('u3')).kind).toBe('deducted');
     expect((await store.snapshot()).usages.map((u) => u.usageId)).toEqual(['u2', 'u3']);

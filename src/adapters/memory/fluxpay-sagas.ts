@@ -13,14 +13,18 @@ export type Seen = { kind: 'duplicate'; event: InboundEvent; saga: Saga | undefi
  * and the eviction order. Records handed out by `get` and `ofUsage` are the stored ones, for the
  * store to change within its step; the store copies them out.
  *
- * Bounds: a saga joins the eviction queue when final (`finish`); inbound events go by TTL, or the
- * oldest at the bound.
+ * Bounds: a saga joins the eviction queue when final (`finish`), and so do the inbound events
+ * recorded for it (at once for a saga that has already ended): while a saga runs or compensates, a
+ * repeat of its events must still be found a duplicate. Those in the queue go by TTL, or the oldest
+ * at the bound.
  */
 export class MemorySagaBook {
   readonly #maxRecords: number;
   readonly #sagas = new Map<string, Saga>();
   readonly #byUsage = new Map<string, string>();
   readonly #inbound = new Map<string, InboundEvent>();
+  /** The ids of the inbound events recorded for each saga that has not ended (not evictable yet). */
+  readonly #held = new Map<string, string[]>();
   readonly #finished = new EvictionQueue(
     (id: string) => this.#sagas.get(id),
     (saga: Saga) => saga.createdAt,
@@ -70,12 +74,14 @@ export class MemorySagaBook {
     return { total: this.#sagas.size, sagas: newest.map(copySaga) };
   }
 
-  /** A saga → COMPLETED or COMPENSATED; from now on it may be evicted. */
+  /** A saga → COMPLETED or COMPENSATED; from now on it may be evicted, and so may its inbound events. */
   finish(saga: Saga, status: 'COMPLETED' | 'COMPENSATED', now: number): void {
     saga.status = status;
     saga.completedAt = now;
     saga.updatedAt = now;
     this.#finished.push(saga.sagaId);
+    for (const eventId of this.#held.get(saga.sagaId) ?? []) this.#inboundQueue.push(eventId);
+    this.#held.delete(saga.sagaId);
   }
 
   /** An inbound event (a copy). */
@@ -93,11 +99,21 @@ export class MemorySagaBook {
     return { kind: 'duplicate', event: { ...seen }, saga: saga === undefined ? undefined : copySaga(saga) };
   }
 
-  /** Remembers an inbound event (a copy); at the bound the oldest goes: a saga's end is never refused for want of room to remember it. */
+  /**
+   * Remembers an inbound event (a copy) of the saga `event.sagaId`; at the bound the oldest that may
+   * go does (a saga's end is never refused for want of room to remember it). It may go itself once
+   * its saga has ended.
+   */
   record(event: InboundEvent): void {
     if (this.#inbound.size >= this.#maxRecords) this.#inboundQueue.evictOne();
     this.#inbound.set(event.eventId, { ...event });
-    this.#inboundQueue.push(event.eventId);
+    const saga = event.sagaId === null ? undefined : this.#sagas.get(event.sagaId);
+    if (saga === undefined || saga.status === 'COMPLETED' || saga.status === 'COMPENSATED') this.#inboundQueue.push(event.eventId);
+    else {
+      const held = this.#held.get(saga.sagaId);
+      if (held === undefined) this.#held.set(saga.sagaId, [event.eventId]);
+      else held.push(event.eventId);
+    }
   }
 
   /** Evicts finished sagas and inbound events dated at or before `cutoff`; returns how many. */

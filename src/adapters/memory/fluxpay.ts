@@ -71,8 +71,8 @@ export interface MemoryFluxPayStoreOptions {
  *
  * Bounds: an order joins the eviction queue when it is final (COMPLETED or CANCELLED) and no
  * running saga holds it; it leaves with its payments and its ledger transactions (their net is
- * kept per currency, so the ledger totals still reconcile). Sagas go when final, usages (a saga's
- * once the saga has ended) and inbound events by TTL (or the oldest at the bound), outbox events once published (the oldest
+ * kept per currency, so the ledger totals still reconcile). Sagas go when final, usages and
+ * inbound events (a saga's once the saga has ended) by TTL (or the oldest at the bound), outbox events once published (the oldest
  * published at the bound). Credit balances and their running totals are never evicted (they are
  * users' money), nor are pending outbox events: while the relay publishes, they stay few; a relay
  * that cannot publish for long lets them grow (see the outbox depth gauge). An insert of an order,

@@ -90,7 +90,7 @@ const NO_STAMP: Stamp = { now: 0, eventIds: [], transactionId: '' };
  * layout is shared with the billing store (./fluxpay/outbox.ts, `outbox`).
  *
  * Bounds as memory: finished orders (with their payments and ledger transactions, their net kept
- * per currency), finished sagas, usages (a saga's once the saga has ended), inbound events and
+ * per currency), finished sagas, usages and inbound events (a saga's once the saga has ended) and
  * published outbox events go by TTL or the oldest at the bound; balances, their running totals and the account totals never go, nor do
  * pending outbox events. Differences from memory: evicted records go in the order they were created
  * (memory: the order they finished; published events: the order they occurred, memory: the order
@@ -386,9 +386,10 @@ export class RedisFluxPayStore implements FluxPayStore {
 
   /**
    * Reads the keys an earlier version left (a Redis kept across an upgrade): that version kept
-   * every usage in the set of those that may go, where this one also keeps the set of all of them
-   * (a saga's usage stays until the saga ends). Answers how many usages it took in (0 when there
-   * was nothing to do). The usages of sagas still running then stay evictable, as they were.
+   * every usage and every inbound event in the set of those that may go, where this one also keeps
+   * the set of all of them (a saga's usage and events stay until the saga ends). Answers how many
+   * records it took in (0 when there was nothing to do). Those of sagas still running then stay
+   * evictable, as they were.
    */
   async adoptEarlierLayout(): Promise<number> {
     return Number(await this.#run('adoptEarlierLayout', NO_STAMP));

@@ -42,7 +42,7 @@ export async function createRedisStores(config: Config, client: Redis, closed?: 
   const intents = new RedisIntentStore(client, { keyPrefix, ttlMs: config.store.intentTtlMs, maxIntents: config.store.maxIntents, scheduler });
   await storeCall(intents.dropEarlierIndex());
   const fluxpay = new RedisFluxPayStore(client, { keyPrefix, ttlMs: config.fluxpay.ttlMs, maxRecords: config.fluxpay.maxRecords });
-  // The usages of an earlier version's FluxPay layout, counted and listed under this one.
+  // The usages and inbound events of an earlier version's FluxPay layout, counted and listed under this one.
   await storeCall(fluxpay.adoptEarlierLayout());
   return guardStores({
     // Writes an intent and its decision's job in one script.

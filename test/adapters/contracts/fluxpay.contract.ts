@@ -456,6 +456,27 @@ export function fluxPayStoreContract(name: string, make: FluxPayStoreFactory): v
         expect((await tight.snapshot()).usages.map((u) => u.usageId)).toEqual([running.usageId]);
       });
 
+      it('the inbound events of a saga that has not ended never go, at the bound or by TTL, so a repeat is still a duplicate; once the saga ends they go as the others do', async () => {
+        const store = await make({ ttlMs: DAY, maxRecords: 2 });
+        const [saga, other] = [aSaga(), aSaga()];
+        for (const s of [saga, other]) expect((await store.startSaga(s, inbound(s))).kind).toBe('started');
+        // A resolution's event at the bound is remembered (never refused), evicting no event of a saga that has not ended.
+        const failed = { ...inbound(saga, 'f2', 'service.usage.failed'), eventId: 'failed-1' };
+        expect((await store.resolveSaga(saga.sagaId, { to: 'COMPENSATING', reason: 'USAGE_FAILED' }, failed, stamp())).kind).toBe('resolved');
+        const repeat = async (s: Saga): Promise<string> => (await store.startSaga({ ...s, sagaId: ids('saga') }, inbound(s))).kind;
+        expect([await repeat(saga), await repeat(other)]).toEqual(['duplicate', 'duplicate']);
+        await store.sweep(T0 + DAY);
+        expect([await repeat(saga), await repeat(other)]).toEqual(['duplicate', 'duplicate']);
+        expect((await store.resolveSaga(saga.sagaId, { to: 'COMPENSATING', reason: 'again' }, failed, stamp())).kind).toBe('duplicate');
+        // The saga ends: its events go by TTL with it; the other saga's stays.
+        for (const step of ['CREDITS_RESTORED', 'PAYMENT_CANCELLED', 'ORDER_CANCELLED'] as const) expect((await store.runSagaStep(saga.sagaId, step, stamp(), ids('cu'))).kind).toBe('done');
+        expect((await store.getSaga(saga.sagaId))?.status).toBe('COMPENSATED');
+        expect(await store.inboundEvent(failed.eventId)).toEqual({ ...failed, sagaId: saga.sagaId });
+        expect(await store.sweep(T0 + DAY)).toBe(3);
+        expect([await store.inboundEvent(saga.eventId), await store.inboundEvent(failed.eventId), await store.getSaga(saga.sagaId)]).toEqual([undefined, undefined, undefined]);
+        expect(await repeat(other)).toBe('duplicate');
+      });
+
       it('finished orders go after the TTL with their payments (the ledger still reconciles); open ones never; full when only open ones are left', async () => {
         const store = await make({ ttlMs: DAY, maxRecords: 2 });
         const { order } = await paid(store);

@@ -29,10 +29,17 @@ end
 export const BOUND_SCRIPTS = {
   sweep: `return sweepAll(tonumber(NOW) - TTL)`,
   stats: `return redis.call('ZCARD', P .. 'oa')`,
-  /** A store an earlier version wrote kept every usage in P..'ue' alone: P..'ua' is made from it, once. */
+  /**
+   * A store an earlier version wrote kept every usage in P..'ue' alone and every inbound event in
+   * P..'ie' alone: P..'ua' and P..'ia' (all of them) are made from those, once each.
+   */
   adoptEarlierLayout: `
-if redis.call('EXISTS', P .. 'ua') == 1 or redis.call('EXISTS', P .. 'ue') == 0 then return 0 end
-return redis.call('ZUNIONSTORE', P .. 'ua', 1, P .. 'ue')
+local adopted = 0
+for _, kind in ipairs({'u', 'i'}) do
+  local all, evictable = P .. kind .. 'a', P .. kind .. 'e'
+  if redis.call('EXISTS', all) == 0 and redis.call('EXISTS', evictable) == 1 then adopted = adopted + redis.call('ZUNIONSTORE', all, 1, evictable) end
+end
+return adopted
 `,
   /** Everything the reconciliation compares, in one step. */
   snapshot: `

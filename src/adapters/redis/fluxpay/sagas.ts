@@ -6,8 +6,10 @@ import { COMPENSATIONS } from '../../../core/fluxpay/model.ts';
  * credits or '', `plan` (its forward steps, comma-separated), `sd` (',' then step:status, for each
  * recorded step, each followed by ','), `ca`), P..'sa' (zset, score 0: every saga), P..'se' (zset:
  * finished sagas → createdAt), P..'su' (hash: userId..'\n'..usageId → sagaId). Inbound events:
- * P..'i:'..eventId (`b`, `.sagaId`; plain `fp`, its fingerprint) and P..'ie' (zset: eventId →
- * receivedAt; every one may go, by TTL or the oldest at the bound).
+ * P..'i:'..eventId (`b`, `.sagaId`; plain `fp`, its fingerprint), P..'ia' (zset: eventId →
+ * receivedAt; every one, for the bound), P..'ie' (zset, the same: those that may go, by TTL or the
+ * oldest at the bound: the events of sagas that have ended) and P..'sh:'..sagaId (set: the events
+ * recorded for a saga that has not ended, moved to P..'ie' when it ends).
  */
 export const SAGAS = `
 local function saga(id) return P .. 's:' .. id end
@@ -31,6 +33,7 @@ local function recordStep(id, step, kind, status, reason, now)
 end
 local function removeInbound(eventId)
   redis.call('ZREM', P .. 'ie', eventId)
+  redis.call('ZREM', P .. 'ia', eventId)
   return redis.call('DEL', inbound(eventId))
 end
 -- What an event id seen before did ({'conflict', event} for another body), or nil: it is new.
@@ -42,11 +45,15 @@ local function seen(eventId, fingerprint)
   if r[2] ~= 'null' then of = render(saga(unq(r[2]))) or '' end
   return {'duplicate', render(inbound(eventId)), of}
 end
--- At the bound the oldest event goes (a saga's end is never refused for want of room to remember it).
+-- At the bound the oldest event that may go does (a saga's end is never refused for want of room to
+-- remember it). The event itself may go once its saga has ended (finishSaga).
 local function recordEvent(eventId, base, fingerprint, receivedAt, sagaId)
-  room(P .. 'ie', P .. 'ie', removeInbound)
+  room(P .. 'ia', P .. 'ie', removeInbound)
   redis.call('HSET', inbound(eventId), 'b', base, '.sagaId', q(sagaId), 'fp', fingerprint)
-  redis.call('ZADD', P .. 'ie', receivedAt, eventId)
+  redis.call('ZADD', P .. 'ia', receivedAt, eventId)
+  local status = redis.call('HGET', saga(sagaId), '.status')
+  if not status or status == '"COMPLETED"' or status == '"COMPENSATED"' then redis.call('ZADD', P .. 'ie', receivedAt, eventId)
+  else redis.call('SADD', P .. 'sh:' .. sagaId, eventId) end
 end
 -- ORDER_RESERVED: the user's PAID order, held by no other saga, is now this saga's; the failure's code otherwise.
 local function reserveOrder(id)
@@ -101,7 +108,12 @@ local function finishSaga(id, status, now)
   redis.call('HSET', saga(id), '.status', status, '.completedAt', now, '.updatedAt', now)
   local s = redis.call('HMGET', saga(id), 'ca', 'o', 'u', 'us')
   redis.call('ZADD', P .. 'se', s[1], id)
-  -- Its usage and its order may go now that no running saga holds them.
+  -- Its inbound events, its usage and its order may go now that no running saga holds them.
+  for _, eventId in ipairs(redis.call('SMEMBERS', P .. 'sh:' .. id)) do
+    local receivedAt = redis.call('ZSCORE', P .. 'ia', eventId)
+    if receivedAt then redis.call('ZADD', P .. 'ie', receivedAt, eventId) end
+  end
+  redis.call('DEL', P .. 'sh:' .. id)
   usageOfSagaEnded(s[3] .. '\\n' .. s[4], id)
   if s[2] ~= '' then
     local o = redis.call('HMGET', order(s[2]), '.sagaId', '.status')
@@ -112,7 +124,7 @@ local function removeSaga(id)
   redis.call('ZREM', P .. 'se', id)
   local s = redis.call('HMGET', saga(id), 'u', 'us')
   if not s[1] then return 0 end
-  redis.call('DEL', saga(id))
+  redis.call('DEL', saga(id), P .. 'sh:' .. id)
   redis.call('ZREM', P .. 'sa', id)
   local member = s[1] .. '\\n' .. s[2]
   if redis.call('HGET', P .. 'su', member) == id then redis.call('HDEL', P .. 'su', member) end
@@ -134,7 +146,7 @@ if taken then
   if other then return {'usage_taken', other} end
 end
 sweepAll(tonumber(arg(4)) - TTL)
-if not room(P .. 'sa', P .. 'se', removeSaga) or not room(P .. 'ie', P .. 'ie', removeInbound) then return {'full'} end
+if not room(P .. 'sa', P .. 'se', removeSaga) or not room(P .. 'ia', P .. 'ie', removeInbound) then return {'full'} end
 redis.call('HSET', saga(id), unpack(ARGV, ${9 + 9}))
 redis.call('ZADD', P .. 'sa', 0, id)
 redis.call('HSET', P .. 'su', member, id)
