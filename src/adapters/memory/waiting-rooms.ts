@@ -10,7 +10,7 @@ export interface MemoryWaitingRoomStoreOptions {
   maxRooms: number;
   /** Tickets held across every room; beyond it the oldest ended ones go first, and a store of live ones refuses. */
   maxTickets: number;
-  /** Ended tickets (expired, or their token used) are kept this long after they ended. */
+  /** Ended tickets are kept this long after they ended (expired; used: when their token would have expired). */
   ttlMs: number;
 }
 
@@ -63,7 +63,8 @@ interface RoomEntry {
  * Waiting rooms in one process's memory. Each call is synchronous inside, so it is one atomic step.
  * Tickets of a user are found by room and user id, tokens by their value. Ended tickets leave after
  * the TTL (or first when the store is full), in the order they ended; waiting and admitted ones are
- * never evicted.
+ * never evicted. A used ticket counts as ended only when its token would have expired: until then
+ * the order guard may give its token back (the order was not created), so it must still be here.
  */
 export class MemoryWaitingRoomStore implements WaitingRoomStore {
   readonly #rooms = new Map<string, RoomEntry>();
@@ -80,6 +81,8 @@ export class MemoryWaitingRoomStore implements WaitingRoomStore {
     (ticket: Ticket) => this.#endedAt.get(ticket.ticket) as number,
     (ticket: Ticket) => this.#remove(ticket),
   );
+  /** Used tickets until their token's expiry, soonest first: then they join the evictable ones (#endUsed). */
+  readonly #used = new Heap<Ticket>((a, b) => (a.expiresAt as number) - (b.expiresAt as number) || a.sequence - b.sequence);
   readonly #options: MemoryWaitingRoomStoreOptions;
 
   constructor(options: MemoryWaitingRoomStoreOptions) {
@@ -127,6 +130,7 @@ export class MemoryWaitingRoomStore implements WaitingRoomStore {
     if (existing !== undefined && existing.usedAt === null && ticketStatusAt(existing, now) !== 'EXPIRED') {
       return Promise.resolve({ kind: 'existing', ...this.#result(entry, admitted, now), ticket: copyTicket(existing) });
     }
+    this.#endUsed(now);
     this.#evictable.sweep(now - this.#options.ttlMs);
     while (this.#tickets.size >= this.#options.maxTickets) {
       if (!this.#evictable.evictOne()) return Promise.resolve({ kind: 'full' });
@@ -179,7 +183,7 @@ export class MemoryWaitingRoomStore implements WaitingRoomStore {
     if (ticketStatusAt(ticket, now) === 'EXPIRED') return Promise.resolve({ kind: 'expired', ticket: copyTicket(ticket), roomIds, admitted });
     const entry = this.#rooms.get(ticket.roomId) as RoomEntry;
     useAdmission(entry.room, ticket, orderId, now);
-    this.#ended(ticket, now);
+    this.#used.push(ticket);
     return Promise.resolve({ kind: 'used', ticket: copyTicket(ticket), admitted, nextDueAt: nextAdmissionDue(entry.room, entry.queue, now) });
   }
 
@@ -202,6 +206,7 @@ export class MemoryWaitingRoomStore implements WaitingRoomStore {
   }
 
   sweep(now: number): Promise<number> {
+    this.#endUsed(now);
     return Promise.resolve(this.#evictable.sweep(now - this.#options.ttlMs));
   }
 
@@ -211,6 +216,14 @@ export class MemoryWaitingRoomStore implements WaitingRoomStore {
 
   #newQueue(): MemoryRoomQueue {
     return new MemoryRoomQueue((ticket) => this.#ended(ticket, ticket.expiresAt as number));
+  }
+
+  /** Used tickets whose token would have expired by `now` end then (one given back and not used again since is live: skipped). */
+  #endUsed(now: number): void {
+    for (let next = this.#used.peek(); next !== undefined && (next.expiresAt as number) <= now; next = this.#used.peek()) {
+      this.#used.pop();
+      if (next.usedAt !== null && this.#tickets.get(next.ticket) === next && !this.#endedAt.has(next.ticket)) this.#ended(next, next.expiresAt as number);
+    }
   }
 
   #ended(ticket: Ticket, at: number): void {

@@ -12,14 +12,14 @@ export interface RedisWaitingRoomStoreOptions {
   maxRooms: number;
   /** Tickets held across every room; beyond it the oldest ended ones go first, and a store of live ones refuses. */
   maxTickets: number;
-  /** Ended tickets (expired, or their token used) are kept this long after they ended. */
+  /** Ended tickets are kept this long after they ended (expired; used: when their token would have expired). */
   ttlMs: number;
 }
 
 /*
  * Keys (W = prefix .. 'wr:'): KEYS[1] W..'rooms' (zset: room id → creation sequence), KEYS[2]
  * W..'seq' (counter), KEYS[3] W..'tokens' (hash: admission token → ticket id), KEYS[4] W..'ended'
- * (zset: ended tickets → when they ended), KEYS[5] W..'n' (tickets held). Built in the scripts
+ * (zset: ended tickets → when they ended; a used one → its token's expiry), KEYS[5] W..'n' (tickets held). Built in the scripts
  * from ARGV[1] = W, per room: W..'room:'..id (the room hash), W..'q:'..id (zset: WAITING tickets →
  * sequence: the queue, as source document 002 keeps it), W..'act:'..id (zset: ADMITTED tickets
  * whose token is neither used nor expired → expiresAt), W..'users:'..id (hash: user → their latest
@@ -244,7 +244,8 @@ if existing and existing.ua == '' and statusAt(existing, now) ~= 'EXPIRED' then
 end
 sweep(now - tonumber(ARGV[8]), tonumber(ARGV[9]))
 while tonumber(redis.call('GET', KEYS[5]) or '0') >= tonumber(ARGV[7]) do
-  local oldest = redis.call('ZRANGE', KEYS[4], 0, 0)[1]
+  -- Only tickets ended by now: a used one waits for its token's expiry (it may be given back until then).
+  local oldest = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', ARGV[6], 'LIMIT', 0, 1)[1]
   if not oldest then
     saveRoom(R)
     return {'full'}
@@ -299,7 +300,8 @@ if statusAt(t, now) == 'EXPIRED' then return {'expired', roomIds, admitted, tick
 local R = loaded[t.r]
 redis.call('HSET', tkey(t.id), 'ua', ARGV[6], 'uf', orderId)
 redis.call('ZREM', R.active, t.id)
-ended(t.id, now)
+-- Ends, for the bounds, when its token would have expired: until then the order guard may give it back.
+ended(t.id, parse(t.xa))
 R.used = R.used + 1
 R.ac = R.ac - 1
 R.naa = math.max(R.naa, now)
@@ -346,8 +348,10 @@ type ResultReply = [Flat, Flat[], string];
  * live ticket, and a token is used at most once.
  *
  * Bounds: ended tickets (expired, or their token used) wait in a sorted set by when they ended,
- * from which both the TTL sweep and the size bound take; waiting and admitted tickets are never
- * evicted, and a room never is. Differences from memory: ended tickets go strictly in the order
+ * from which both the TTL sweep and the size bound take (only those ended by then); waiting and
+ * admitted tickets are never evicted, and a room never is. A used ticket counts as ended when its
+ * token would have expired: until then the order guard may give its token back (the order was not
+ * created), so it must still be here. Differences from memory: ended tickets go strictly in the order
  * they ended (memory: roughly, in the order it noticed); TTLs follow the callers' clock, not Redis
  * key expiry; an `enter` sweeps at most 500 tickets past the TTL (`sweep` takes them all).
  */

@@ -257,8 +257,9 @@ export function waitingRoomStoreContract(name: string, make: WaitingRoomStoreFac
         expect(await store.getTicket('room_1', (first as Ticket).ticket, T0 + 6)).toMatchObject({ room: { used: 0, activeCount: 1 }, ticket: { status: 'ADMITTED', usedAt: null, usedFor: null } });
         expect(await store.releaseToken(token, 'ord_1', T0 + 7)).toEqual({ released: false, admitted: [] });
         expect(await store.useToken('svc_concert', token, 'ord_2', T0 + 8)).toMatchObject({ kind: 'used', ticket: { usedFor: 'ord_2' } });
-        // A released ticket is live again: the sweep of ended tickets leaves it alone.
-        expect(await store.sweep(T0 + 8 + HOUR + 1)).toBe(1);
+        // Used again, it ends when its token would have expired (+10,000), not at its first use.
+        expect(await store.sweep(T0 + 10_000 + HOUR - 1)).toBe(0);
+        expect(await store.sweep(T0 + 10_000 + HOUR)).toBe(1);
       });
 
       it('releaseToken after the token’s expiry: the ticket is EXPIRED at once', async () => {
@@ -336,12 +337,31 @@ export function waitingRoomStoreContract(name: string, make: WaitingRoomStoreFac
         expect(await store.getTicket('room_1', (first as Ticket).ticket, T0 + 1_000)).toBeUndefined();
       });
 
+      it('a used ticket stays until its token would have expired, at the bound and by TTL, so that its token can be given back until then', async () => {
+        const store = await roomWith({ ...TEN_PER_S, admissionTtlSeconds: 10 }, { ...ROOMY, maxTickets: 2, ttlMs: MINUTE });
+        const [first] = await enterAll(store, 1, T0);
+        const token = (first as Ticket).admissionToken;
+        expect((await store.useToken('svc_concert', token, 'ord_1', T0 + 5)).kind).toBe('used');
+        expect((await store.enter('room_1', 'user_b', newIds(), T0 + 6)).kind).toBe('entered');
+        // At the bound the used ticket is not taken; by TTL neither; its token is given back.
+        expect(await store.enter('room_1', 'user_c', newIds(), T0 + 7)).toEqual({ kind: 'full' });
+        expect(await store.sweep(T0 + 5 + MINUTE)).toBe(0);
+        expect(await store.releaseToken(token, 'ord_1', T0 + 8)).toEqual({ released: true, admitted: [] });
+        expect((await store.useToken('svc_concert', token, 'ord_2', T0 + 9)).kind).toBe('used');
+        // Its token's expiry (+10,000) ends it: from then the bound takes it (user_b's, admitted at +100, is live until +10,100).
+        expect(await store.enter('room_1', 'user_c', newIds(), T0 + 9_999)).toEqual({ kind: 'full' });
+        expect(await store.enter('room_1', 'user_c', newIds(), T0 + 10_000)).toMatchObject({ kind: 'entered', ticket: { sequence: 3 } });
+        expect(await store.getTicket('room_1', (first as Ticket).ticket, T0 + 10_000)).toBeUndefined();
+      });
+
       it('sweep drops tickets that ended more than the TTL ago, and nothing live', async () => {
         const store = await roomWith({ ...TEN_PER_S, admissionTtlSeconds: 1 }, { ...ROOMY, maxTickets: 100, ttlMs: MINUTE });
         const [first, second] = await enterAll(store, 3, T0);
         await store.useToken('svc_concert', (first as Ticket).admissionToken, 'ord_1', T0 + 10);
-        // At +1,100 ticket 2 (admitted at +100) expires; ticket 3 (admitted at +200) is still live until +1,200.
-        expect(await store.sweep(T0 + 10 + MINUTE)).toBe(1);
+        // Ticket 1, used at +10, ends when its token would have expired (+1,000); at +1,100 ticket 2
+        // (admitted at +100) expires; ticket 3 (admitted at +200) is still live until +1,200.
+        expect(await store.sweep(T0 + 10 + MINUTE)).toBe(0);
+        expect(await store.sweep(T0 + 1_000 + MINUTE)).toBe(1);
         expect(await store.getTicket('room_1', (first as Ticket).ticket, T0 + MINUTE)).toBeUndefined();
         expect(await store.getTicket('room_1', (second as Ticket).ticket, T0 + MINUTE)).toMatchObject({ ticket: { status: 'EXPIRED' } });
         expect(await store.sweep(T0 + 1_200 + MINUTE)).toBe(2);
