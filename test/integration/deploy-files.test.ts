@@ -165,14 +165,18 @@ function manifests(file: string): Manifest[] {
 }
 const K8S = KUSTOMIZATION.resources.flatMap(manifests);
 const SECRET_EXAMPLE = manifests('secret.example.yaml');
-/** The kubernetes-models interface and class of each kind the manifests hold. */
-const KINDS: Record<string, { module: string; validate(manifest: Manifest): void }> = {
-  ConfigMap: { module: 'kubernetes-models/v1/ConfigMap', validate: (m) => new ConfigMap(m as never).validate() },
-  Secret: { module: 'kubernetes-models/v1/Secret', validate: (m) => new Secret(m as never).validate() },
-  Service: { module: 'kubernetes-models/v1/Service', validate: (m) => new Service(m as never).validate() },
-  Deployment: { module: 'kubernetes-models/apps/v1/Deployment', validate: (m) => new Deployment(m as never).validate() },
-  StatefulSet: { module: 'kubernetes-models/apps/v1/StatefulSet', validate: (m) => new StatefulSet(m as never).validate() },
-};
+/**
+ * The kubernetes-models class of each kind the manifests hold; its interface is `I<kind>` in
+ * `kubernetes-models/<apiVersion>/<kind>`.
+ */
+const MODELS: Record<string, new (data: never) => { validate(): void }> = { ConfigMap, Secret, Service, Deployment, StatefulSet };
+
+/** Runs the JSON-schema validator of the manifest's kind (throws what it finds). */
+function validateManifest(manifest: Manifest): void {
+  const Model = MODELS[manifest.kind];
+  if (Model === undefined) throw new Error(`no Kubernetes model known for kind ${manifest.kind}`);
+  new Model(manifest as never).validate();
+}
 
 /**
  * What the TypeScript compiler says of each manifest written as an object literal of its kind's
@@ -185,10 +189,9 @@ function kubernetesTypeErrors(list: Manifest[]): string[] {
   const starts: Array<{ at: number; label: string }> = [];
   let source = '';
   list.forEach((manifest, index) => {
-    const kind = KINDS[manifest.kind];
-    if (kind === undefined) throw new Error(`no Kubernetes type known for kind ${manifest.kind}`);
+    if (MODELS[manifest.kind] === undefined) throw new Error(`no Kubernetes type known for kind ${manifest.kind}`);
     starts.push({ at: source.length, label: `${manifest.kind}/${manifest.metadata.name}` });
-    source += `import type { I${manifest.kind} as T${index} } from '${kind.module}';\nexport const m${index}: T${index} = ${JSON.stringify(manifest, null, 1)};\n`;
+    source += `import type { I${manifest.kind} as T${index} } from 'kubernetes-models/${manifest.apiVersion}/${manifest.kind}';\nexport const m${index}: T${index} = ${JSON.stringify(manifest, null, 1)};\n`;
   });
   const options: ts.CompilerOptions = { strict: true, noEmit: true, module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, target: ts.ScriptTarget.ES2022, skipLibCheck: true, types: [] };
   const host = ts.createCompilerHost(options);
@@ -465,7 +468,7 @@ describe('deploy/kubernetes', () => {
   it('every manifest is an object of its kind as the Kubernetes API types it: known fields only, each of its type, the required ones there', () => {
     const all = [...K8S, ...SECRET_EXAMPLE];
     expect(kubernetesTypeErrors(all)).toEqual([]);
-    for (const manifest of all) expect(() => KINDS[manifest.kind]?.validate(manifest), `${manifest.kind}/${manifest.metadata.name}`).not.toThrow();
+    for (const manifest of all) expect(() => validateManifest(manifest), `${manifest.kind}/${manifest.metadata.name}`).not.toThrow();
     // Each check finds what the other cannot, all of it what `kubectl apply` would refuse. The types:
     // a misspelt field and a number written as a string (the validator passes the field over).
     const broken = structuredClone(deployment) as Manifest & { spec: Record<string, unknown> };
@@ -476,17 +479,17 @@ describe('deploy/kubernetes', () => {
       expect.stringMatching(/^Deployment\/paysim: Type 'string' is not assignable to type 'number'/),
       expect.stringMatching(/^Deployment\/paysim: Object literal may only specify known properties, and '"readinesProbe"' does not exist in type 'IContainer'/),
     ]);
-    expect(() => KINDS.Deployment?.validate(broken)).toThrow(/^data\/spec\/replicas must be integer$/);
+    expect(() => validateManifest(broken)).toThrow(/^data\/spec\/replicas must be integer$/);
     // Both: a required field missing.
     const unselected = structuredClone(deployment) as Manifest & { spec: Record<string, unknown> };
     delete unselected.spec.selector;
     expect(kubernetesTypeErrors([unselected])).toEqual([expect.stringMatching(/^Deployment\/paysim: Property '"selector"' is missing in type .* but required in type 'IDeploymentSpec'\.$/)]);
-    expect(() => KINDS.Deployment?.validate(unselected)).toThrow(/^data\/spec must have required property selector$/);
+    expect(() => validateManifest(unselected)).toThrow(/^data\/spec must have required property selector$/);
     // The validator: a quantity that is not one (a string to the types).
     const unmeasured = structuredClone(deployment);
     ((unmeasured.spec?.template as PodTemplate).spec.containers[0] as Container).resources = { limits: { memory: '512 MiBs' } };
     expect(kubernetesTypeErrors([unmeasured])).toEqual([]);
-    expect(() => KINDS.Deployment?.validate(unmeasured)).toThrow(/limits\/memory/);
+    expect(() => validateManifest(unmeasured)).toThrow(/limits\/memory/);
   });
 
   it('runs two replicas with readiness on /readyz, liveness on /healthz, on the configured port, with resources', () => {

@@ -27,6 +27,7 @@ export const usageKey = (userId: string, usageId: string): string => `${userId}\
  */
 export class MemoryCreditBook {
   readonly #ledger: MemoryFluxPayLedger;
+  readonly #maxUsages: number;
   readonly #balances = new Map<string, number>();
   readonly #totals = new Map<string, CreditTotals>();
   readonly #transactions = new Map<string, CreditTransaction>();
@@ -44,8 +45,10 @@ export class MemoryCreditBook {
     },
   );
 
-  constructor(ledger: MemoryFluxPayLedger) {
+  /** `maxUsages`: the bound of usages held. */
+  constructor(ledger: MemoryFluxPayLedger, maxUsages: number) {
     this.#ledger = ledger;
+    this.#maxUsages = maxUsages;
   }
 
   balance(userId: string): number {
@@ -89,9 +92,9 @@ export class MemoryCreditBook {
     return this.#usages.get(usageKey(userId, usageId));
   }
 
-  /** Whether one more usage fits under `max`, evicting the oldest that may go at the bound. */
-  usageRoom(max: number): boolean {
-    return this.#usages.size < max || this.#usageQueue.evictOne();
+  /** Whether one more usage fits, evicting the oldest that may go at the bound. */
+  usageRoom(): boolean {
+    return this.#usages.size < this.#maxUsages || this.#usageQueue.evictOne();
   }
 
   /**

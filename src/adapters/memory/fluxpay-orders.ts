@@ -19,6 +19,7 @@ import { IdList, pageOf } from './id-list.ts';
  */
 export class MemoryOrderBook {
   readonly #ledger: MemoryFluxPayLedger;
+  readonly #maxOrders: number;
   readonly #orders = new Map<string, Order>();
   readonly #all = new IdList();
   readonly #byUser = new Map<string, IdList>();
@@ -33,17 +34,19 @@ export class MemoryOrderBook {
   );
   readonly #isLive = (id: string): boolean => this.#orders.has(id);
 
-  constructor(ledger: MemoryFluxPayLedger) {
+  /** `maxOrders`: the bound of orders held. */
+  constructor(ledger: MemoryFluxPayLedger, maxOrders: number) {
     this.#ledger = ledger;
+    this.#maxOrders = maxOrders;
   }
 
   get size(): number {
     return this.#orders.size;
   }
 
-  /** Whether one more order fits under `max`, evicting the oldest finished one at the bound. */
-  room(max: number): boolean {
-    return this.#orders.size < max || this.#finished.evictOne();
+  /** Whether one more order fits, evicting the oldest finished one at the bound. */
+  room(): boolean {
+    return this.#orders.size < this.#maxOrders || this.#finished.evictOne();
   }
 
   /** Stores a copy of `order` (the caller has made room); answers the stored record. */

@@ -81,13 +81,15 @@ export interface MemoryFluxPayStoreOptions {
 export class MemoryFluxPayStore implements FluxPayStore {
   readonly #options: MemoryFluxPayStoreOptions;
   readonly #ledger = new MemoryFluxPayLedger();
-  readonly #orders = new MemoryOrderBook(this.#ledger);
-  readonly #credits = new MemoryCreditBook(this.#ledger);
+  readonly #orders: MemoryOrderBook;
+  readonly #credits: MemoryCreditBook;
   readonly #sagas: MemorySagaBook;
   readonly #outbox: MemoryFluxPayOutbox;
 
   constructor(options: MemoryFluxPayStoreOptions) {
     this.#options = options;
+    this.#orders = new MemoryOrderBook(this.#ledger, options.maxRecords);
+    this.#credits = new MemoryCreditBook(this.#ledger, options.maxRecords);
     this.#sagas = new MemorySagaBook(options.maxRecords);
     this.#outbox = new MemoryFluxPayOutbox(options.maxRecords);
   }
@@ -96,7 +98,7 @@ export class MemoryFluxPayStore implements FluxPayStore {
 
   createOrder(order: Order): Promise<CreateOutcome<Order>> {
     this.#sweepBefore(order.createdAt);
-    if (!this.#orders.room(this.#options.maxRecords)) return ok({ kind: 'full' });
+    if (!this.#orders.room()) return ok({ kind: 'full' });
     return ok({ kind: 'created', record: copyOrder(this.#orders.insert(order)) });
   }
 
@@ -194,7 +196,7 @@ export class MemoryFluxPayStore implements FluxPayStore {
     const balance = this.#credits.balance(input.userId);
     if (balance < input.amount) return ok({ kind: 'insufficient', balance, needed: input.amount });
     this.#sweepBefore(stamp.now);
-    if (!this.#credits.usageRoom(this.#options.maxRecords)) return ok({ kind: 'full' });
+    if (!this.#credits.usageRoom()) return ok({ kind: 'full' });
     const { usage, transaction } = this.#deduct(input, null, stamp);
     return ok({ kind: 'deducted', usage: { ...usage }, transaction: { ...transaction }, balance: transaction.balanceAfter });
   }
@@ -390,7 +392,7 @@ export class MemoryFluxPayStore implements FluxPayStore {
     const existing = this.#credits.usage(saga.userId, saga.usageId);
     if (existing !== undefined) return existing.sagaId === saga.sagaId ? null : 'PAY_003';
     if (this.#credits.balance(saga.userId) < amount) return 'PAY_001';
-    if (!this.#credits.usageRoom(this.#options.maxRecords)) return 'COMMON_503';
+    if (!this.#credits.usageRoom()) return 'COMMON_503';
     this.#deduct({ userId: saga.userId, serviceId: saga.serviceId, usageId: saga.usageId, amount, creditUsageId }, saga.sagaId, stamp);
     return null;
   }
