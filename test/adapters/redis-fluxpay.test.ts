@@ -179,6 +179,30 @@ withRedisServer('Redis FluxPay adapters', (server) => {
     expect(await new RedisFluxPayStore(redis.client, { keyPrefix: redis.newPrefix(), ...OPTIONS }).adoptEarlierLayout()).toBe(0);
   });
 
+  it('RedisFluxPayStore counts the credits used since a time by walking the transactions of a user some of which an earlier version wrote (not indexed by time)', async () => {
+    const keyPrefix = redis.newPrefix();
+    const store = new RedisFluxPayStore(redis.client, { keyPrefix, ttlMs: DAY, maxRecords: 100 });
+    await credit(store, 'user_1', 100);
+    await credit(store, 'user_2', 100);
+    const use = async (userId: string, usageId: string, amount: number, at: number) =>
+      expect((await store.useCredits({ userId, serviceId: 's', usageId, amount, creditUsageId: ids('cu') }, stamp(at))).kind).toBe('deducted');
+    await use('user_1', 'u1', 10, T0 + 1000);
+    await use('user_2', 'u1', 4, T0 + 1000);
+    // As an earlier version left user_1's first transactions: no `nb`, not in the time index.
+    const early = (await store.transactions('user_1', { limit: 10 })).data.map((t) => t.transactionId);
+    await redis.client.del(`${keyPrefix}fp:un:user_1`);
+    for (const id of early) await redis.client.hdel(`${keyPrefix}fp:t:${id}`, 'nb');
+    await use('user_1', 'u2', 5, T0 + 2000);
+    expect(await store.refundCredits('user_1', 'u1', stamp(T0 + 3000))).toMatchObject({ kind: 'refunded' });
+    const times = [T0, T0 + 1001, T0 + 2001, T0 + 3001];
+    expect(await Promise.all(times.map((t) => store.creditsUsedSince('user_1', t)))).toEqual([5, -5, -10, 0]);
+    expect(await Promise.all(times.map((t) => store.creditsUsedSince('user_2', t)))).toEqual([4, 0, 0, 0]);
+    // Once the earlier ones have gone (TTL), the index answers alone.
+    expect(await store.sweep(T0 + 1000 + DAY)).toBeGreaterThan(0);
+    expect(await redis.client.zcard(`${keyPrefix}fp:un:user_1`)).toBe(2);
+    expect(await Promise.all(times.map((t) => store.creditsUsedSince('user_1', t)))).toEqual([-5, -5, -10, 0]);
+  });
+
   it('RedisFluxPayStore answers 1,500 seeded random operations exactly as MemoryFluxPayStore does', async () => {
     const memory = new MemoryFluxPayStore(OPTIONS);
     const [store] = replicas();
@@ -253,6 +277,9 @@ withRedisServer('Redis FluxPay adapters', (server) => {
         const resolution = chance(0.6) ? ({ to: 'COMPLETED' } as const) : ({ to: 'COMPENSATING', reason: 'service.usage.failed' } as const);
         const reported = chance(0.7) ? event(resolution.to === 'COMPLETED' ? 'service.usage.completed' : 'service.usage.failed', saga.userId, saga.usageId) : null;
         operation = (on) => on.resolveSaga(saga.sagaId, resolution, reported, s);
+      } else if (r < 0.94) {
+        const [userId, since] = [pick(users), now - Math.floor(random.next() * 60_000)];
+        operation = (on) => on.creditsUsedSince(userId, since);
       } else {
         const [limit, at] = [1 + Math.floor(random.next() * 5), now];
         operation = async (on) => on.markPublished((await on.pendingOutbox(limit)).map((e) => e.eventId), at);

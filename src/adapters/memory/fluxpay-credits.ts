@@ -18,8 +18,9 @@ export const usageKey = (userId: string, usageId: string): string => `${userId}\
 
 /**
  * Users' FluxPay credits in one process's memory: each user's balance and running totals (never
- * evicted: they are users' money), the credit transactions that moved them (evicted by TTL in
- * write order), and the usages (one per user and usageId: a deduction and its refund; evicted by
+ * evicted: they are users' money), the credit transactions that moved them (evicted in write
+ * order, by TTL or the oldest at the bound, with each user's line of net use: see `usedSince`),
+ * and the usages (one per user and usageId: a deduction and its refund; evicted by
  * TTL, or the oldest at the bound, with their ledger postings; a saga's usage only once the saga
  * has ended, so that its compensation finds it to refund). Every movement also posts its
  * ledger transaction, under the same id, in the caller's synchronous step (MemoryFluxPayStore,
@@ -27,14 +28,17 @@ export const usageKey = (userId: string, usageId: string): string => `${userId}\
  */
 export class MemoryCreditBook {
   readonly #ledger: MemoryFluxPayLedger;
-  readonly #maxUsages: number;
+  /** The bound of usages held, and of credit transactions held. */
+  readonly #max: number;
   readonly #balances = new Map<string, number>();
   readonly #totals = new Map<string, CreditTotals>();
   readonly #transactions = new Map<string, CreditTransaction>();
   readonly #byUser = new Map<string, IdList>();
-  /** Credit transaction ids in write order, for the TTL sweep. */
+  /** Credit transaction ids in write order, the order they are evicted in (by TTL or at the bound). */
   readonly #order = new FifoQueue<string>();
   readonly #isLive = (id: string): boolean => this.#transactions.has(id);
+  /** Per user with transactions held: their times and net use, for `usedSince`. */
+  readonly #lines = new Map<string, NetUseLine>();
   readonly #usages = new Map<string, CreditUsage>();
   readonly #usageQueue = new EvictionQueue(
     (key: string) => this.#usages.get(key),
@@ -45,10 +49,10 @@ export class MemoryCreditBook {
     },
   );
 
-  /** `maxUsages`: the bound of usages held. */
-  constructor(ledger: MemoryFluxPayLedger, maxUsages: number) {
+  /** `max`: the bound of usages held, and of credit transactions held. */
+  constructor(ledger: MemoryFluxPayLedger, max: number) {
     this.#ledger = ledger;
-    this.#maxUsages = maxUsages;
+    this.#max = max;
   }
 
   balance(userId: string): number {
@@ -73,18 +77,34 @@ export class MemoryCreditBook {
     this.#balances.set(userId, after);
     let totals = this.#totals.get(userId);
     if (totals === undefined) this.#totals.set(userId, (totals = { charged: 0, used: 0, refunded: 0 }));
+    const usedBefore = totals.used - totals.refunded;
     if (type === 'CHARGE') totals.charged += amount;
     else if (type === 'USE') totals.used += amount;
     else totals.refunded += amount;
     const kind: PostingKind = type === 'CHARGE' ? 'CREDIT_CHARGED' : type === 'USE' ? 'CREDIT_USED' : 'CREDIT_REFUNDED';
     this.#ledger.post(kind, stamp.transactionId, reference ?? about.orderId ?? userId, amount, CREDIT_UNIT, stamp.now);
     const transaction: CreditTransaction = { transactionId: stamp.transactionId, userId, type, amount, balanceAfter: after, ...about, createdAt: stamp.now };
+    if (this.#transactions.size >= this.#max) this.#evictOldestTransaction();
     this.#transactions.set(transaction.transactionId, transaction);
     let mine = this.#byUser.get(userId);
     if (mine === undefined) this.#byUser.set(userId, (mine = new IdList()));
     mine.insert(transaction.transactionId);
     this.#order.push(transaction.transactionId);
+    let line = this.#lines.get(userId);
+    if (line === undefined) this.#lines.set(userId, (line = new NetUseLine()));
+    line.push(stamp.now, usedBefore);
     return transaction;
+  }
+
+  /**
+   * The user's credits deducted minus refunded by the credit transactions held that were created at
+   * or after `since`: the net use now (running totals) less the net use before the first of them,
+   * found by binary search (so an entitlements check costs the same after a million uses).
+   */
+  usedSince(userId: string, since: number): number {
+    const before = this.#lines.get(userId)?.usedBeforeFirstSince(since);
+    const totals = this.#totals.get(userId);
+    return before === undefined || totals === undefined ? 0 : totals.used - totals.refunded - before;
   }
 
   /** The stored usage of `usageId` by `userId` (the store's record: the caller copies it out). */
@@ -94,7 +114,7 @@ export class MemoryCreditBook {
 
   /** Whether one more usage fits, evicting the oldest that may go at the bound. */
   usageRoom(): boolean {
-    return this.#usages.size < this.#maxUsages || this.#usageQueue.evictOne();
+    return this.#usages.size < this.#max || this.#usageQueue.evictOne();
   }
 
   /**
@@ -172,13 +192,62 @@ export class MemoryCreditBook {
     for (;;) {
       const id = this.#order.peek();
       const tx = id === undefined ? undefined : this.#transactions.get(id);
-      if (id === undefined || (tx !== undefined && tx.createdAt > cutoff)) break;
-      this.#order.shift();
-      if (tx === undefined) continue;
-      this.#transactions.delete(id);
-      this.#byUser.get(tx.userId)?.markDead(this.#isLive);
+      if (tx === undefined || tx.createdAt > cutoff) break;
+      this.#evictOldestTransaction();
       evicted++;
     }
     return evicted;
+  }
+
+  /** Evicts the oldest credit transaction held (the first in write order), with its place in its user's line. */
+  #evictOldestTransaction(): void {
+    const id = this.#order.shift();
+    const tx = id === undefined ? undefined : this.#transactions.get(id);
+    if (id === undefined || tx === undefined) return;
+    this.#transactions.delete(id);
+    this.#byUser.get(tx.userId)?.markDead(this.#isLive);
+    const line = this.#lines.get(tx.userId);
+    if (line?.shift() === 0) this.#lines.delete(tx.userId);
+  }
+}
+
+/**
+ * One user's credit transactions held, oldest first (write order, the order they are evicted in),
+ * each as its time and the user's net use (deducted minus refunded) before it. The net use of the
+ * transactions since a time is then the running total less the entry of the first one since,
+ * which a binary search finds; entries leave from the front as their transactions are evicted.
+ */
+class NetUseLine {
+  #at: number[] = [];
+  #usedBefore: number[] = [];
+  #head = 0;
+
+  push(at: number, usedBefore: number): void {
+    this.#at.push(at);
+    this.#usedBefore.push(usedBefore);
+  }
+
+  /** Drops the oldest entry; answers how many are left. */
+  shift(): number {
+    this.#head++;
+    const left = this.#at.length - this.#head;
+    if (this.#head >= 1024 && this.#head * 2 >= this.#at.length) {
+      this.#at = this.#at.slice(this.#head);
+      this.#usedBefore = this.#usedBefore.slice(this.#head);
+      this.#head = 0;
+    }
+    return left;
+  }
+
+  /** The net use before the first entry at or after `since`; undefined when there is none. */
+  usedBeforeFirstSince(since: number): number | undefined {
+    let lo = this.#head;
+    let hi = this.#at.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((this.#at[mid] as number) < since) lo = mid + 1;
+      else hi = mid;
+    }
+    return this.#usedBefore[lo];
   }
 }

@@ -72,8 +72,8 @@ export interface MemoryFluxPayStoreOptions {
  * Bounds: an order joins the eviction queue when it is final (COMPLETED or CANCELLED) and no
  * running saga holds it; it leaves with its payments and its ledger transactions (their net is
  * kept per currency, so the ledger totals still reconcile). Sagas go when final, usages and
- * inbound events (a saga's once the saga has ended) by TTL (or the oldest at the bound), outbox events once published (the oldest
- * published at the bound). Credit balances and their running totals are never evicted (they are
+ * inbound events (a saga's once the saga has ended) and credit transactions by TTL (or the oldest
+ * at the bound), outbox events once published (the oldest published at the bound). Credit balances and their running totals are never evicted (they are
  * users' money), nor are pending outbox events: while the relay publishes, they stay few; a relay
  * that cannot publish for long lets them grow (see the outbox depth gauge). An insert of an order,
  * a usage or a saga that finds no room and nothing evictable answers `full`.
@@ -211,6 +211,10 @@ export class MemoryFluxPayStore implements FluxPayStore {
 
   transactions(userId: string, page: PageQuery): Promise<Page<CreditTransaction>> {
     return ok(this.#credits.transactions(userId, page));
+  }
+
+  creditsUsedSince(userId: string, since: number): Promise<number> {
+    return ok(this.#credits.usedSince(userId, since));
   }
 
   creditBalances(limit: number): Promise<{ total: number; users: CreditBalance[] }> {

@@ -90,8 +90,8 @@ const NO_STAMP: Stamp = { now: 0, eventIds: [], transactionId: '' };
  * layout is shared with the billing store (./fluxpay/outbox.ts, `outbox`).
  *
  * Bounds as memory: finished orders (with their payments and ledger transactions, their net kept
- * per currency), finished sagas, usages and inbound events (a saga's once the saga has ended) and
- * published outbox events go by TTL or the oldest at the bound; balances, their running totals and the account totals never go, nor do
+ * per currency), finished sagas, usages and inbound events (a saga's once the saga has ended),
+ * credit transactions and published outbox events go by TTL or the oldest at the bound; balances, their running totals and the account totals never go, nor do
  * pending outbox events. Differences from memory: evicted records go in the order they were created
  * (memory: the order they finished; published events: the order they occurred, memory: the order
  * they were marked); TTLs follow the callers' clock, not Redis key expiry; an insert sweeps at most
@@ -247,6 +247,27 @@ export class RedisFluxPayStore implements FluxPayStore {
 
   async transactions(userId: string, page: PageQuery): Promise<Page<CreditTransaction>> {
     return pageOf<CreditTransaction>(await this.#run('transactions', NO_STAMP, userId, page.limit, page.cursor ?? '', SCAN_BUDGET));
+  }
+
+  async creditsUsedSince(userId: string, since: number): Promise<number> {
+    const [kind, used] = (await this.#run('usedSince', NO_STAMP, userId, since)) as [string, number?];
+    return kind === 'used' ? (used as number) : this.#walkUsedSince(userId, since);
+  }
+
+  /** creditsUsedSince for a user with transactions an earlier version wrote (not indexed by time): a walk back to `since`. */
+  async #walkUsedSince(userId: string, since: number): Promise<number> {
+    let used = 0;
+    let cursor: string | undefined;
+    for (;;) {
+      const page = await this.transactions(userId, { cursor, limit: 100 });
+      for (const tx of page.data) {
+        if (tx.createdAt < since) return used;
+        if (tx.type === 'USE') used += tx.amount;
+        else if (tx.type === 'REFUND') used -= tx.amount;
+      }
+      if (page.nextCursor === null) return used;
+      cursor = page.nextCursor;
+    }
   }
 
   // ── sagas ────────────────────────────────────────────────────────────────────────────────

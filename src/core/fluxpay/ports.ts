@@ -200,6 +200,12 @@ export interface FluxPayStore {
   refundCredits(userId: string, usageId: string, stamp: Stamp): Promise<RefundOutcome>;
   /** A user's credit transactions, newest first. */
   transactions(userId: string, page: PageQuery): Promise<Page<CreditTransaction>>;
+  /**
+   * The user's credits deducted minus refunded by the credit transactions held that were created at
+   * or after `since` (what a walk of `transactions` back to `since` would sum), in one step and
+   * without walking them: a subscription's entitlements ask for it on every check.
+   */
+  creditsUsedSince(userId: string, since: number): Promise<number>;
   /** The balances of the first `limit` users by id (of every user with one), and how many users have one; reads balances only, never the records. */
   creditBalances(limit: number): Promise<{ total: number; users: CreditBalance[] }>;
 

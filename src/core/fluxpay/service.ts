@@ -414,6 +414,11 @@ export class FluxPayService {
     return this.#deps.store.transactions(userId, page);
   }
 
+  /** The user's credits deducted minus refunded since `since`, by the credit transactions held (FLUXPAY_TTL_MS, FLUXPAY_MAX_RECORDS). */
+  creditsUsedSince(userId: string, since: number): Promise<number> {
+    return this.#deps.store.creditsUsedSince(userId, since);
+  }
+
   // ── usage events and sagas ─────────────────────────────────────────────────────────────────
 
   /** A client service's usage event (document 002's `service.usage.*`), de-duplicated by eventId. */

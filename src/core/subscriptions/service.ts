@@ -164,7 +164,7 @@ export class SubscriptionService {
     const record = await this.get(subscriptionId);
     const policy = this.#plans.get(record.planId)?.policy;
     const included = policy?.credits ?? 0;
-    const used = await this.#creditsUsedSince(record.userId, record.currentPeriodStart);
+    const used = await this.#deps.fluxpay.creditsUsedSince(record.userId, record.currentPeriodStart);
     return {
       subscriptionId: record.subscriptionId,
       userId: record.userId,
@@ -317,22 +317,6 @@ export class SubscriptionService {
     const due = nextDueAt(record);
     if (due === null) await this.#deps.scheduler.cancel(SUBSCRIPTION_JOB, record.subscriptionId);
     else await this.#deps.scheduler.schedule(SUBSCRIPTION_JOB, record.subscriptionId, due);
-  }
-
-  /** Credits the user used (deducted minus refunded) since `since`, from the credit transactions FluxPay still holds (FLUXPAY_TTL_MS). */
-  async #creditsUsedSince(userId: string, since: number): Promise<number> {
-    let used = 0;
-    let cursor: string | undefined;
-    for (;;) {
-      const page = await this.#deps.fluxpay.transactions(userId, { cursor, limit: 100 });
-      for (const tx of page.data) {
-        if (tx.createdAt < since) return used;
-        if (tx.type === 'USE') used += tx.amount;
-        else if (tx.type === 'REFUND') used -= tx.amount;
-      }
-      if (page.nextCursor === null) return used;
-      cursor = page.nextCursor;
-    }
   }
 }
 

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { stampOf, type InboundEvent, type Order, type Payment, type Saga, type Stamp } from '../../../src/core/fluxpay/model.ts';
 import type { FluxPayStore, UseOutcome } from '../../../src/core/fluxpay/ports.ts';
 import { reconcile } from '../../../src/core/fluxpay/reconcile.ts';
+import { createRandom } from '../../../src/core/random.ts';
 import { concurrently, DAY, ids, T0, tally } from './fixtures.ts';
 
 export interface FluxPayStoreOptions {
@@ -108,9 +109,19 @@ export function fluxPayStoreContract(name: string, make: FluxPayStoreFactory): v
     return { order: confirmed.order, payment: confirmed.payment };
   }
 
-  async function credited(store: FluxPayStore, userId: string, credits: number): Promise<void> {
+  async function credited(store: FluxPayStore, userId: string, credits: number, at = T0): Promise<void> {
     const { order } = await paid(store, { userId, metadata: { kind: 'CREDIT_CHARGE', credits } });
-    expect((await store.chargeCredits(userId, order.orderId, stamp())).kind).toBe('charged');
+    expect((await store.chargeCredits(userId, order.orderId, stamp(at))).kind).toBe('charged');
+  }
+
+  /** What creditsUsedSince must answer, the long way: a walk of the user's transactions, newest first, back to `since`. */
+  async function walkedUsedSince(store: FluxPayStore, userId: string, since: number): Promise<number> {
+    let used = 0;
+    for (const tx of (await store.transactions(userId, { limit: 100_000 })).data) {
+      if (tx.createdAt < since) break;
+      used += tx.type === 'USE' ? tx.amount : tx.type === 'REFUND' ? -tx.amount : 0;
+    }
+    return used;
   }
 
   async function consistent(store: FluxPayStore): Promise<void> {
@@ -278,6 +289,52 @@ export function fluxPayStoreContract(name: string, make: FluxPayStoreFactory): v
           ['USE', 30, 0],
           ['CHARGE', 30, 30],
         ]);
+        await consistent(store);
+      });
+
+      it('creditsUsedSince: the credits deducted minus refunded by the transactions since a time, as a walk of them sums', async () => {
+        const store = await make(ROOMY);
+        await credited(store, 'user_1', 100);
+        await credited(store, 'user_2', 100);
+        const use = async (userId: string, usageId: string, amount: number, at: number) =>
+          expect((await store.useCredits({ userId, serviceId: 's', usageId, amount, creditUsageId: ids('cu') }, stamp(at))).kind).toBe('deducted');
+        await use('user_1', 'u1', 10, T0 + 1000);
+        await use('user_2', 'u1', 7, T0 + 1500);
+        await use('user_1', 'u2', 5, T0 + 2000);
+        expect((await store.refundCredits('user_1', 'u1', stamp(T0 + 3000))).kind).toBe('refunded');
+        await use('user_1', 'u3', 3, T0 + 3000);
+        const times = [T0 - 1, T0, T0 + 1000, T0 + 1001, T0 + 2000, T0 + 2001, T0 + 3000, T0 + 3001];
+        const usedSince = (userId: string) => Promise.all(times.map((t) => store.creditsUsedSince(userId, t)));
+        // A refund of a use from before `since` counts against it: the net use can be negative.
+        expect(await usedSince('user_1')).toEqual([8, 8, 8, -2, -2, -7, -7, 0]);
+        expect(await usedSince('user_2')).toEqual([7, 7, 7, 7, 0, 0, 0, 0]);
+        for (const userId of ['user_1', 'user_2']) expect(await usedSince(userId)).toEqual(await Promise.all(times.map((t) => walkedUsedSince(store, userId, t))));
+        expect(await store.creditsUsedSince('user_3', T0)).toBe(0);
+      });
+
+      it('creditsUsedSince agrees with a walk of the transactions held through 300 seeded uses, refunds, charges, evictions at the bound and sweeps', async () => {
+        const store = await make({ ttlMs: 20_000, maxRecords: 12 });
+        const random = createRandom(2026);
+        const pick = <T>(items: readonly T[]): T => items[Math.floor(random.next() * items.length)] as T;
+        const users = ['user_1', 'user_2', 'user_3'];
+        let now = T0;
+        for (const userId of users) await credited(store, userId, 1_000, now);
+        const kinds = new Set<string>();
+        for (let i = 0; i < 300; i++) {
+          now += Math.floor(random.next() * 1_500);
+          const [r, userId, usageId] = [random.next(), pick(users), `u${Math.floor(random.next() * 40)}`];
+          if (r < 0.6) kinds.add((await store.useCredits({ userId, serviceId: 's', usageId, amount: 1 + Math.floor(random.next() * 5), creditUsageId: ids('cu') }, stamp(now))).kind);
+          else if (r < 0.85) kinds.add((await store.refundCredits(userId, usageId, stamp(now))).kind);
+          else if (r < 0.92) await credited(store, userId, 20, now);
+          else kinds.add(`swept ${Math.sign(await store.sweep(now))}`);
+          for (const since of [now - Math.floor(random.next() * 30_000), now - Math.floor(random.next() * 3_000), now, now + 1]) {
+            expect(await store.creditsUsedSince(userId, since), `operation ${i}, since now − ${now - since}`).toBe(await walkedUsedSince(store, userId, since));
+          }
+        }
+        // The run went through what it is meant to compare (and the bound held: at most 12 transactions).
+        expect([...kinds]).toEqual(expect.arrayContaining(['deducted', 'duplicate', 'not_found', 'refunded', 'swept 1']));
+        const held = await Promise.all(users.map(async (u) => (await store.transactions(u, { limit: 100 })).data.length));
+        expect(held.reduce((a, b) => a + b)).toBeLessThanOrEqual(12);
         await consistent(store);
       });
 
@@ -475,6 +532,34 @@ export function fluxPayStoreContract(name: string, make: FluxPayStoreFactory): v
         expect(await store.sweep(T0 + DAY)).toBe(3);
         expect([await store.inboundEvent(saga.eventId), await store.inboundEvent(failed.eventId), await store.getSaga(saga.sagaId)]).toEqual([undefined, undefined, undefined]);
         expect(await repeat(other)).toBe('duplicate');
+      });
+
+      it('credit transactions: at most the bound, the oldest first (at the bound and by TTL); balances and totals stay; creditsUsedSince counts those held', async () => {
+        const store = await make({ ttlMs: DAY, maxRecords: 4 });
+        await credited(store, 'user_1', 100);
+        for (let i = 1; i <= 5; i++) {
+          expect((await store.useCredits({ userId: 'user_1', serviceId: 's', usageId: `u${i}`, amount: i, creditUsageId: ids('cu') }, stamp(T0 + i * 1000))).kind).toBe('deducted');
+        }
+        const held = async () => (await store.transactions('user_1', { limit: 100 })).data.map((t) => [t.type, t.amount, t.balanceAfter]);
+        // Six movements, four held: the charge and the first use went.
+        expect(await held()).toEqual([
+          ['USE', 5, 85],
+          ['USE', 4, 90],
+          ['USE', 3, 94],
+          ['USE', 2, 97],
+        ]);
+        expect([await store.creditsUsedSince('user_1', T0), await store.creditsUsedSince('user_1', T0 + 4000)]).toEqual([14, 9]);
+        // By TTL: the two created at or before T0 + 3 s.
+        expect(await store.sweep(T0 + 3000 + DAY)).toBeGreaterThan(0);
+        expect(await held()).toEqual([
+          ['USE', 5, 85],
+          ['USE', 4, 90],
+        ]);
+        expect([await store.creditsUsedSince('user_1', T0), await store.creditsUsedSince('user_1', T0 + 5001)]).toEqual([9, 0]);
+        // The money is never evicted: the balance and the running totals.
+        expect(await store.balance('user_1')).toBe(85);
+        expect(await store.creditBalances(10)).toEqual({ total: 1, users: [{ userId: 'user_1', balance: 85, charged: 100, used: 15, refunded: 0 }] });
+        await consistent(store);
       });
 
       it('finished orders go after the TTL with their payments (the ledger still reconciles); open ones never; full when only open ones are left', async () => {

@@ -8,13 +8,24 @@ import { WALK } from '../lua.ts';
  * usage, for the bound and the snapshot) and P..'ue' (zset, the same: the usages that may go, by TTL
  * or the oldest at the bound: one of no saga at once, a saga's once the saga has ended, so that its
  * compensation finds it to refund). Credit transactions: P..'t:'..id (`b`: the
- * transaction, `u`: its user), P..'ut:'..userId (zset, score 0: a user's, ULIDs in write order),
- * P..'te' (zset: id → createdAt, for the TTL).
+ * transaction, `u`: its user, `nb`: the user's net use, deducted minus refunded, before it),
+ * P..'ut:'..userId (zset, score 0: a user's, ULIDs in write order), P..'un:'..userId (zset: the
+ * same ids → createdAt, to find the first since a time) and P..'te' (zset: id → createdAt; every
+ * transaction, for the TTL and the bound: the oldest goes first).
  */
 export const CREDITS = `
 local function usage(member) return P .. 'u:' .. member end
 local TOTAL = {CHARGE = 'charged', USE = 'used', REFUND = 'refunded'}
 local POSTING = {CHARGE = 'CREDIT_CHARGED', USE = 'CREDIT_USED', REFUND = 'CREDIT_REFUNDED'}
+local function removeTransaction(id)
+  redis.call('ZREM', P .. 'te', id)
+  local user = redis.call('HGET', P .. 't:' .. id, 'u')
+  if not user then return 0 end
+  redis.call('DEL', P .. 't:' .. id)
+  redis.call('ZREM', P .. 'ut:' .. user, id)
+  redis.call('ZREM', P .. 'un:' .. user, id)
+  return 1
+end
 -- A credit movement: the balance, the running total, the ledger transaction and the credit transaction
 -- (both TX); the about* arguments are JSON. Answers the transaction's JSON and the balance after.
 local function moveCredits(kind, userId, amount, now, aboutOrder, aboutUsage, aboutService, reference)
@@ -22,12 +33,16 @@ local function moveCredits(kind, userId, amount, now, aboutOrder, aboutUsage, ab
   local signed = a
   if kind == 'USE' then signed = -a end
   local after = redis.call('HINCRBY', P .. 'bal', userId, n(signed))
+  local totals = redis.call('HMGET', P .. 'ct', userId .. '\\tused', userId .. '\\trefunded')
+  local usedBefore = tonumber(totals[1] or '0') - tonumber(totals[2] or '0')
   redis.call('HINCRBY', P .. 'ct', userId .. '\\t' .. TOTAL[kind], n(a))
   post(POSTING[kind], TX, reference, a, CREDIT, now)
   local json = '{"transactionId":' .. q(TX) .. ',"userId":' .. q(userId) .. ',"type":"' .. kind .. '","amount":' .. n(a) .. ',"balanceAfter":' .. n(after)
     .. ',"orderId":' .. aboutOrder .. ',"usageId":' .. aboutUsage .. ',"serviceId":' .. aboutService .. ',"createdAt":' .. now .. '}'
-  redis.call('HSET', P .. 't:' .. TX, 'b', json, 'u', userId)
+  room(P .. 'te', P .. 'te', removeTransaction)
+  redis.call('HSET', P .. 't:' .. TX, 'b', json, 'u', userId, 'nb', n(usedBefore))
   redis.call('ZADD', P .. 'ut:' .. userId, 0, TX)
+  redis.call('ZADD', P .. 'un:' .. userId, now, TX)
   redis.call('ZADD', P .. 'te', now, TX)
   return json, after
 end
@@ -69,14 +84,6 @@ local function usageOfSagaEnded(member, sagaId)
   if redis.call('HGET', usage(member), 'sid') ~= sagaId then return end
   local createdAt = redis.call('ZSCORE', P .. 'ua', member)
   if createdAt then redis.call('ZADD', P .. 'ue', createdAt, member) end
-end
-local function removeTransaction(id)
-  redis.call('ZREM', P .. 'te', id)
-  local user = redis.call('HGET', P .. 't:' .. id, 'u')
-  if not user then return 0 end
-  redis.call('DEL', P .. 't:' .. id)
-  redis.call('ZREM', P .. 'ut:' .. user, id)
-  return 1
 end
 `;
 
@@ -120,6 +127,20 @@ if not status then return {'not_found'} end
 if status == '"REFUNDED"' then return {'already_refunded', render(usage(member))} end
 local tx, after = refund(member, NOW, EV[1])
 return {'refunded', render(usage(member)), tx, after}
+`,
+  /**
+   * The net use since a time (the store's creditsUsedSince): the running totals less `nb` of the
+   * user's first transaction at or after it; 'walk' when some of the user's transactions are not in
+   * P..'un:' (written by an earlier version: the store then walks them).
+   */
+  usedSince: `
+-- arg: userId, since
+local user = arg(1)
+if redis.call('ZCARD', P .. 'un:' .. user) < redis.call('ZCARD', P .. 'ut:' .. user) then return {'walk'} end
+local first = redis.call('ZRANGEBYSCORE', P .. 'un:' .. user, arg(2), '+inf', 'LIMIT', 0, 1)[1]
+if not first then return {'used', 0} end
+local totals = redis.call('HMGET', P .. 'ct', user .. '\\tused', user .. '\\trefunded')
+return {'used', tonumber(totals[1] or '0') - tonumber(totals[2] or '0') - tonumber(redis.call('HGET', P .. 't:' .. first, 'nb'))}
 `,
   transactions: `${WALK}
 -- arg: userId, limit, cursor, scan budget
