@@ -2,9 +2,11 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { RedisBillingStore } from '../../src/adapters/redis/fluxpay-billing.ts';
 import { MemoryFluxPayStore } from '../../src/adapters/memory/fluxpay.ts';
 import { RedisFluxPayStore } from '../../src/adapters/redis/fluxpay.ts';
+import { createIdFactory } from '../../src/core/ids.ts';
 import { createRandom } from '../../src/core/random.ts';
+import { ManualClock } from '../helpers/manual-clock.ts';
 import { type TestRedis, withRedisServer } from '../helpers/redis.ts';
-import { compensationsLeft, SAGA_STEPS, sagaDid, stampOf, type SagaStepName, type CreditTransaction, type InboundEvent, type Order, type Payment, type Saga } from '../../src/core/fluxpay/model.ts';
+import { compensationsLeft, SAGA_STEPS, sagaDid, stampOf, type SagaStepName, type CreditTransaction, type InboundEvent, type Order, type Payment, type Saga, type Stamp } from '../../src/core/fluxpay/model.ts';
 import type { FluxPayStore } from '../../src/core/fluxpay/ports.ts';
 import { reconcile } from '../../src/core/fluxpay/reconcile.ts';
 import { canceled } from '../../src/core/subscriptions/subscription.ts';
@@ -201,6 +203,65 @@ withRedisServer('Redis FluxPay adapters', (server) => {
     expect(await store.sweep(T0 + 1000 + DAY)).toBeGreaterThan(0);
     expect(await redis.client.zcard(`${keyPrefix}fp:un:user_1`)).toBe(2);
     expect(await Promise.all(times.map((t) => store.creditsUsedSince('user_1', t)))).toEqual([-5, -5, -10, 0]);
+  });
+
+  it('RedisFluxPayStore counts and evicts credit transactions in the order written, not in id order: two workers in one millisecond, as memory does', async () => {
+    // Two processes' ids minted in one millisecond: which sorts first is chance, not write order.
+    const T1 = T0 + 60_000;
+    const [a, b] = [createIdFactory(new ManualClock(T1))('tx'), createIdFactory(new ManualClock(T1))('tx')];
+    const [first, second] = a > b ? [a, b] : [b, a];
+    const byWorker = (transactionId: string, now: number): Stamp => ({ ...stamp(now), transactionId });
+    for (const maxRecords of [1_000, 2]) {
+      const stores: FluxPayStore[] = [new RedisFluxPayStore(redis.client, { keyPrefix: redis.newPrefix(), ttlMs: DAY, maxRecords }), new MemoryFluxPayStore({ ttlMs: DAY, maxRecords })];
+      const answers = [];
+      for (const store of stores) {
+        await credit(store, 'user_1', 100);
+        for (const [usageId, amount, s] of [['u1', 10, byWorker(first, T1)], ['u2', 3, byWorker(second, T1)], ['u3', 1, stamp(T1 + 1_000)]] as const) {
+          expect((await store.useCredits({ userId: 'user_1', serviceId: 's', usageId, amount, creditUsageId: ids('cu') }, s)).kind).toBe('deducted');
+        }
+        answers.push([await store.creditsUsedSince('user_1', T0 + 1), (await store.transactions('user_1', { limit: 10 })).data.map((t) => t.amount).sort()]);
+      }
+      // Roomy: all three uses. At a bound of 2: the charge and u1, the first two written, went.
+      expect(answers).toEqual(maxRecords === 2 ? [[4, [1, 3]], [4, [1, 3]]] : [[14, [1, 10, 100, 3]], [14, [1, 10, 100, 3]]]);
+    }
+  });
+
+  it('RedisFluxPayStore: a transaction an earlier version swept without its time index entry is dropped from it, not an error', async () => {
+    const keyPrefix = redis.newPrefix();
+    const P = `${keyPrefix}fp:`;
+    const store = new RedisFluxPayStore(redis.client, { keyPrefix, ttlMs: DAY, maxRecords: 1_000 });
+    await credit(store, 'user_1', 100);
+    expect((await store.useCredits({ userId: 'user_1', serviceId: 's', usageId: 'u1', amount: 5, creditUsageId: ids('cu') }, stamp(T0 + 1_000))).kind).toBe('deducted');
+    // The earlier version's removeTransaction, as its TTL sweep ran it on the oldest (the charge): no ZREM of P..'un:'.
+    const charge = (await redis.client.zrange(`${P}te`, '0', '0'))[0] as string;
+    const earlierRemove = `local P, id = ARGV[1], ARGV[2]
+redis.call('ZREM', P .. 'te', id)
+local user = redis.call('HGET', P .. 't:' .. id, 'u')
+redis.call('DEL', P .. 't:' .. id)
+redis.call('ZREM', P .. 'ut:' .. user, id)
+return 1`;
+    expect(await redis.client.eval(earlierRemove, 0, P, charge)).toBe(1);
+    expect(await redis.client.zcard(`${P}un:user_1`)).toBe(2);
+    expect(await store.creditsUsedSince('user_1', T0 - DAY)).toBe(5);
+    expect(await redis.client.zrange(`${P}un:user_1`, '0', '-1')).toEqual([(await store.transactions('user_1', { limit: 1 })).data[0]?.transactionId]);
+  });
+
+  it('RedisFluxPayStore adopts credit transactions an earlier version scored by createdAt: scored in write order, once, and swept by their TTL as before', async () => {
+    const keyPrefix = redis.newPrefix();
+    const P = `${keyPrefix}fp:`;
+    const store = new RedisFluxPayStore(redis.client, { keyPrefix, ttlMs: DAY, maxRecords: 1_000 });
+    await credit(store, 'user_1', 100);
+    expect((await store.useCredits({ userId: 'user_1', serviceId: 's', usageId: 'u1', amount: 5, creditUsageId: ids('cu') }, stamp(T0 + 1_000))).kind).toBe('deducted');
+    // As the earlier version left them: scored by createdAt, no P..'tseq'.
+    const scored = await redis.client.zrange(`${P}te`, '0', '-1', 'WITHSCORES');
+    expect(scored.filter((_, i) => i % 2 === 1)).toEqual([String(T0 * 1000), String((T0 + 1_000) * 1000)]);
+    for (let i = 0; i < scored.length; i += 2) await redis.client.zadd(`${P}te`, Number(scored[i + 1]) / 1000, scored[i] as string);
+    await redis.client.del(`${P}tseq`);
+    expect(await store.adoptEarlierLayout()).toBe(2);
+    expect(await redis.client.zrange(`${P}te`, '0', '-1', 'WITHSCORES')).toEqual(scored);
+    expect(await store.adoptEarlierLayout()).toBe(0);
+    expect(await store.sweep(T0 + 1_000 + DAY - 1)).toBeGreaterThan(0);
+    expect((await store.transactions('user_1', { limit: 10 })).data.map((t) => t.type)).toEqual(['USE']);
   });
 
   it('RedisFluxPayStore answers 1,500 seeded random operations exactly as MemoryFluxPayStore does', async () => {

@@ -222,8 +222,9 @@ class NetUseLine {
   #usedBefore: number[] = [];
   #head = 0;
 
+  /** Appends a transaction at `at`, kept in order when the clock has stepped back (it was written after the last). */
   push(at: number, usedBefore: number): void {
-    this.#at.push(at);
+    this.#at.push(Math.max(at, this.#at[this.#at.length - 1] ?? at));
     this.#usedBefore.push(usedBefore);
   }
 

@@ -203,7 +203,10 @@ export interface FluxPayStore {
   /**
    * The user's credits deducted minus refunded by the credit transactions held that were created at
    * or after `since` (what a walk of `transactions` back to `since` would sum), in one step and
-   * without walking them: a subscription's entitlements ask for it on every check.
+   * without walking them: a subscription's entitlements ask for it on every check. "After" is the
+   * order the store wrote them in: one stamped earlier than a transaction written before it (a clock
+   * stepped back, a replica's clock behind another's) counts as of that one. Transactions are
+   * evicted in that order too, so those held are always the last ones written.
    */
   creditsUsedSince(userId: string, since: number): Promise<number>;
   /** The balances of the first `limit` users by id (of every user with one), and how many users have one; reads balances only, never the records. */

@@ -312,6 +312,16 @@ export function fluxPayStoreContract(name: string, make: FluxPayStoreFactory): v
         expect(await store.creditsUsedSince('user_3', T0)).toBe(0);
       });
 
+      it('creditsUsedSince goes by the order transactions were written: one stamped earlier than the last (a clock stepped back) counts as of the last', async () => {
+        const store = await make(ROOMY);
+        await credited(store, 'user_1', 100);
+        for (const [usageId, amount, at] of [['u1', 1, T0 + 100], ['u2', 5, T0 + 90], ['u3', 7, T0 + 95]] as const) {
+          expect((await store.useCredits({ userId: 'user_1', serviceId: 's', usageId, amount, creditUsageId: ids('cu') }, stamp(at))).kind).toBe('deducted');
+        }
+        const times = [T0 + 1, T0 + 91, T0 + 96, T0 + 100, T0 + 101];
+        expect(await Promise.all(times.map((t) => store.creditsUsedSince('user_1', t)))).toEqual([13, 13, 13, 13, 0]);
+      });
+
       it('creditsUsedSince agrees with a walk of the transactions held through 300 seeded uses, refunds, charges, evictions at the bound and sweeps', async () => {
         const store = await make({ ttlMs: 20_000, maxRecords: 12 });
         const random = createRandom(2026);

@@ -14,11 +14,13 @@ end
 local function sweepAll(cutoff)
   local kinds = {
     {P .. 'oe', removeOrder}, {P .. 'se', removeSaga}, {P .. 'ue', removeUsage}, {P .. 'ie', removeInbound},
-    {P .. 'opub', function(id) return removeEvent(P, id) end}, {P .. 'te', removeTransaction},
+    {P .. 'opub', function(id) return removeEvent(P, id) end},
+    -- Scored by write order (./credits.ts): createdAt × 1,000 and a count within the millisecond.
+    {P .. 'te', removeTransaction, cutoff * 1000 + 999},
   }
   local removed, most = 0, 0
   for _, kind in ipairs(kinds) do
-    local gone, looked = sweepSet(kind[1], cutoff, kind[2])
+    local gone, looked = sweepSet(kind[1], kind[3] or cutoff, kind[2])
     removed = removed + gone
     if looked > most then most = looked end
   end
@@ -31,13 +33,25 @@ export const BOUND_SCRIPTS = {
   stats: `return redis.call('ZCARD', P .. 'oa')`,
   /**
    * A store an earlier version wrote kept every usage in P..'ue' alone and every inbound event in
-   * P..'ie' alone: P..'ua' and P..'ia' (all of them) are made from those, once each.
+   * P..'ie' alone: P..'ua' and P..'ia' (all of them) are made from those, once each. It scored
+   * P..'te' by createdAt and had no P..'tseq': its transactions are scored in write order's units
+   * (× 1,000), once (P..'tseq' is then set, here or by the first transaction written).
    */
   adoptEarlierLayout: `
 local adopted = 0
 for _, kind in ipairs({'u', 'i'}) do
   local all, evictable = P .. kind .. 'a', P .. kind .. 'e'
   if redis.call('EXISTS', all) == 0 and redis.call('EXISTS', evictable) == 1 then adopted = adopted + redis.call('ZUNIONSTORE', all, 1, evictable) end
+end
+if redis.call('EXISTS', P .. 'tseq') == 0 then
+  local last = 0
+  local scored = redis.call('ZRANGE', P .. 'te', 0, -1, 'WITHSCORES')
+  for i = 1, #scored, 2 do
+    last = tonumber(scored[i + 1]) * 1000
+    redis.call('ZADD', P .. 'te', n(last), scored[i])
+    adopted = adopted + 1
+  end
+  redis.call('SET', P .. 'tseq', n(last))
 end
 return adopted
 `,

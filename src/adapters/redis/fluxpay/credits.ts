@@ -9,9 +9,12 @@ import { WALK } from '../lua.ts';
  * or the oldest at the bound: one of no saga at once, a saga's once the saga has ended, so that its
  * compensation finds it to refund). Credit transactions: P..'t:'..id (`b`: the
  * transaction, `u`: its user, `nb`: the user's net use, deducted minus refunded, before it),
- * P..'ut:'..userId (zset, score 0: a user's, ULIDs in write order), P..'un:'..userId (zset: the
- * same ids → createdAt, to find the first since a time) and P..'te' (zset: id → createdAt; every
- * transaction, for the TTL and the bound: the oldest goes first).
+ * P..'ut:'..userId (zset, score 0: a user's ids, for the listing), and two zsets scored by write
+ * order: P..'te' (every transaction, for the TTL and the bound: the first written goes first) and
+ * P..'un:'..userId (a user's, to find the first written since a time). The write order is
+ * P..'tseq', the last one given: a transaction's is its createdAt × 1,000, or one more than the
+ * last when that is not more (several in one millisecond, or a replica whose clock is behind), so
+ * it follows the order Redis ran the scripts in, which ids from several processes do not.
  */
 export const CREDITS = `
 local function usage(member) return P .. 'u:' .. member end
@@ -40,10 +43,12 @@ local function moveCredits(kind, userId, amount, now, aboutOrder, aboutUsage, ab
   local json = '{"transactionId":' .. q(TX) .. ',"userId":' .. q(userId) .. ',"type":"' .. kind .. '","amount":' .. n(a) .. ',"balanceAfter":' .. n(after)
     .. ',"orderId":' .. aboutOrder .. ',"usageId":' .. aboutUsage .. ',"serviceId":' .. aboutService .. ',"createdAt":' .. now .. '}'
   room(P .. 'te', P .. 'te', removeTransaction)
+  local seq = n(math.max(tonumber(now) * 1000, tonumber(redis.call('GET', P .. 'tseq') or '0') + 1))
+  redis.call('SET', P .. 'tseq', seq)
   redis.call('HSET', P .. 't:' .. TX, 'b', json, 'u', userId, 'nb', n(usedBefore))
   redis.call('ZADD', P .. 'ut:' .. userId, 0, TX)
-  redis.call('ZADD', P .. 'un:' .. userId, now, TX)
-  redis.call('ZADD', P .. 'te', now, TX)
+  redis.call('ZADD', P .. 'un:' .. userId, seq, TX)
+  redis.call('ZADD', P .. 'te', seq, TX)
   return json, after
 end
 local function creditPayload(tx, member) return '{"kind":"credit","transaction":' .. tx .. ',"usage":' .. render(usage(member)) .. '}' end
@@ -130,17 +135,27 @@ return {'refunded', render(usage(member)), tx, after}
 `,
   /**
    * The net use since a time (the store's creditsUsedSince): the running totals less `nb` of the
-   * user's first transaction at or after it; 'walk' when some of the user's transactions are not in
-   * P..'un:' (written by an earlier version: the store then walks them).
+   * user's first transaction written since then; 'walk' when the user has transactions an earlier
+   * version wrote (not in P..'un:', or without `nb`: the store then walks them). A member whose
+   * transaction is gone (an earlier version's sweep removed it without its P..'un:' entry) is dropped.
    */
   usedSince: `
 -- arg: userId, since
 local user = arg(1)
-if redis.call('ZCARD', P .. 'un:' .. user) < redis.call('ZCARD', P .. 'ut:' .. user) then return {'walk'} end
-local first = redis.call('ZRANGEBYSCORE', P .. 'un:' .. user, arg(2), '+inf', 'LIMIT', 0, 1)[1]
-if not first then return {'used', 0} end
-local totals = redis.call('HMGET', P .. 'ct', user .. '\\tused', user .. '\\trefunded')
-return {'used', tonumber(totals[1] or '0') - tonumber(totals[2] or '0') - tonumber(redis.call('HGET', P .. 't:' .. first, 'nb'))}
+local index = P .. 'un:' .. user
+if redis.call('ZCARD', index) < redis.call('ZCARD', P .. 'ut:' .. user) then return {'walk'} end
+for _ = 1, 1000 do
+  local first = redis.call('ZRANGEBYSCORE', index, tonumber(arg(2)) * 1000, '+inf', 'LIMIT', 0, 1)[1]
+  if not first then return {'used', 0} end
+  local before = redis.call('HGET', P .. 't:' .. first, 'nb')
+  if before then
+    local totals = redis.call('HMGET', P .. 'ct', user .. '\\tused', user .. '\\trefunded')
+    return {'used', tonumber(totals[1] or '0') - tonumber(totals[2] or '0') - tonumber(before)}
+  end
+  if redis.call('EXISTS', P .. 't:' .. first) == 1 then return {'walk'} end
+  redis.call('ZREM', index, first)
+end
+return {'walk'}
 `,
   transactions: `${WALK}
 -- arg: userId, limit, cursor, scan budget
