@@ -18,6 +18,14 @@ export interface StoredResponse {
   headers?: Record<string, string> | undefined;
 }
 
+/**
+ * How long a key whose request is still running is kept at least, whatever IDEMPOTENCY_TTL_MS says:
+ * a TTL shorter than a request (a fault's latency, a `delay` scenario) must not free the key for a
+ * twin while the first still runs. Longer than any request the service runs (a fault holds one at
+ * most 10 minutes), and still finite, so a claim left by a replica killed mid-request goes.
+ */
+export const IN_FLIGHT_HOLD_MS = 15 * 60_000;
+
 export type BeginResult =
   | { kind: 'started' }
   | { kind: 'replay'; response: StoredResponse }

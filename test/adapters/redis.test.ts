@@ -272,6 +272,19 @@ withRedisServer('Redis adapters', (server) => {
     expect(await healed.counts(first.id)).toEqual({ total, available: total - 1, held: 1, reserved: 0 });
   });
 
+  it('RedisIdempotencyStore: a begin past one sweep batch of expired keys (500) still finds its own key expired', async () => {
+    const store = new RedisIdempotencyStore(redis.client, { keyPrefix: redis.newPrefix(), ttlMs: 1_000, maxKeys: 10_000 });
+    const scope = 'POST /v1/sim/payment-intents';
+    // 600 keys completed at T0; 'zz' sorts after the others, so a sweep of 500 leaves it.
+    const keys = [...Array.from({ length: 600 }, (_, i) => `k${String(i).padStart(3, '0')}`), 'zz'];
+    expect(await Promise.all(keys.map((key) => store.begin(scope, key, 'fp', T0)))).toEqual(keys.map(() => ({ kind: 'started' })));
+    await Promise.all(keys.map((key) => store.complete(scope, key, { statusCode: 201, body: '{}' })));
+    // Expired: another body is a new request, not a mismatch, though the begin's own sweep stopped at 500.
+    expect(await store.begin(scope, 'zz', 'another body', T0 + 1_000)).toEqual({ kind: 'started' });
+    // The 100 the sweep left, and zz begun again.
+    expect((await store.stats()).size).toBe(101);
+  });
+
   it('RedisLedgerStore reads every entry in the order written past one script chunk (1,000 entries)', async () => {
     const ledger = new RedisLedgerStore(redis.client, { keyPrefix: redis.newPrefix() });
     const ids = createIdFactory(new ManualClock(T0));

@@ -1,4 +1,4 @@
-import type { BeginResult, StoredResponse } from '../../core/idempotency.ts';
+import { IN_FLIGHT_HOLD_MS, type BeginResult, type StoredResponse } from '../../core/idempotency.ts';
 import type { IdempotencyStore, StoreStats } from '../../core/ports.ts';
 
 export interface MemoryIdempotencyOptions {
@@ -8,6 +8,7 @@ export interface MemoryIdempotencyOptions {
 
 interface Entry {
   fingerprint: string;
+  /** begin + TTL (while its request runs, not before begin + max(TTL, IN_FLIGHT_HOLD_MS)). */
   expiresAt: number;
   response: StoredResponse | null;
   /** What the entry costs, estimated, for the byte figure. */
@@ -23,17 +24,22 @@ export const ENTRY_OVERHEAD_BYTES = 230;
 
 /**
  * Idempotency keys in one process's memory. A Map keeps insertion order, and with one TTL for
- * every key insertion order is expiry order, so the TTL sweep pops from the front. At the bound,
- * the oldest completed key goes (an in-flight one never does: its request would lose its claim).
+ * every key insertion order is expiry order, so the TTL sweep pops from the front; a key whose
+ * request still runs is passed over until IN_FLIGHT_HOLD_MS after its begin (when the TTL is
+ * shorter: those are the few requests running longer than the TTL). At the bound, the oldest
+ * completed key goes (an in-flight one never does: its request would lose its claim).
  * `stats().bytes` estimates the memory held, stored responses included.
  */
 export class MemoryIdempotencyStore implements IdempotencyStore {
   readonly #entries = new Map<string, Entry>();
   readonly #options: MemoryIdempotencyOptions;
   #bytes = 0;
+  /** How long past its expiry a key whose request still runs is kept: up to IN_FLIGHT_HOLD_MS after its begin. */
+  readonly #holdBeyondTtl: number;
 
   constructor(options: MemoryIdempotencyOptions) {
     this.#options = options;
+    this.#holdBeyondTtl = Math.max(0, IN_FLIGHT_HOLD_MS - options.ttlMs);
   }
 
   begin(scope: string, key: string, fingerprint: string, now: number): Promise<BeginResult> {
@@ -81,6 +87,7 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
     let evicted = 0;
     for (const [id, entry] of this.#entries) {
       if (entry.expiresAt > now) break;
+      if (entry.response === null && entry.expiresAt + this.#holdBeyondTtl > now) continue;
       this.#delete(id, entry);
       evicted++;
     }

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { BeginResult, StoredResponse } from '../../core/idempotency.ts';
+import { IN_FLIGHT_HOLD_MS, type BeginResult, type StoredResponse } from '../../core/idempotency.ts';
 import type { IdempotencyStore, StoreStats } from '../../core/ports.ts';
 import { ENTRY_OVERHEAD_BYTES } from '../memory/idempotency.ts';
 import { defineScript, type Script, SWEEP_BATCH, sweepInBatches } from './connection.ts';
@@ -12,9 +12,10 @@ export interface RedisIdempotencyOptions {
 }
 
 
-// Keys: KEYS[1] order (zset: entry id → expiresAt), KEYS[2] done (zset: completed entry ids → expiresAt),
-// KEYS[3] bytes (counter); ARGV[1] the prefix of entry hashes. An entry hash holds fp, exp, bytes and,
-// once completed, resp (the stored response as JSON).
+// Keys: KEYS[1] order (zset: entry id → expiresAt; an in-flight key found expired there moves to its
+// hold), KEYS[2] done (zset: completed entry ids → expiresAt), KEYS[3] bytes (counter); ARGV[1] the
+// prefix of entry hashes. An entry hash holds fp, exp, hold (begin + max(TTL, IN_FLIGHT_HOLD_MS)),
+// bytes and, once completed, resp (the stored response as JSON).
 const SWEEP = `
 local function forget(id)
   local bytes = redis.call('HGET', ARGV[1] .. id, 'bytes')
@@ -25,17 +26,31 @@ local function forget(id)
 end
 local function sweep(now, batch)
   local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, batch)
-  for _, id in ipairs(ids) do forget(id) end
-  return #ids
+  local removed = 0
+  for _, id in ipairs(ids) do
+    local hold = tonumber(redis.call('HGET', ARGV[1] .. id, 'hold') or '0')
+    if hold > tonumber(now) and not redis.call('ZSCORE', KEYS[2], id) then
+      redis.call('ZADD', KEYS[1], hold, id)
+    else
+      forget(id)
+      removed = removed + 1
+    end
+  end
+  return {removed, #ids}
 end
 `;
 
 const BEGIN = `${SWEEP}
--- ARGV: entry prefix, id, fingerprint, now, ttlMs, maxKeys, overhead bytes, sweep batch
+-- ARGV: entry prefix, id, fingerprint, now, ttlMs, maxKeys, overhead bytes, sweep batch, in-flight hold
 local id, fp, now = ARGV[2], ARGV[3], tonumber(ARGV[4])
 sweep(now, tonumber(ARGV[8]))
 local key = ARGV[1] .. id
-local entry = redis.call('HMGET', key, 'fp', 'resp')
+local entry = redis.call('HMGET', key, 'fp', 'resp', 'exp', 'hold')
+-- Expired but past the sweep's batch: gone all the same (a running request's key not before its hold).
+if entry[1] and tonumber(entry[3]) <= now and (entry[2] or tonumber(entry[4] or '0') <= now) then
+  forget(id)
+  entry = {}
+end
 if entry[1] then
   if entry[1] ~= fp then return {'mismatch'} end
   if entry[2] then return {'replay', entry[2]} end
@@ -47,7 +62,7 @@ if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[6]) then
 end
 local expires = now + tonumber(ARGV[5])
 local bytes = string.len(id) + string.len(fp) + tonumber(ARGV[7])
-redis.call('HSET', key, 'fp', fp, 'exp', expires, 'bytes', bytes)
+redis.call('HSET', key, 'fp', fp, 'exp', expires, 'hold', now + math.max(tonumber(ARGV[5]), tonumber(ARGV[9])), 'bytes', bytes)
 redis.call('ZADD', KEYS[1], expires, id)
 redis.call('INCRBY', KEYS[3], bytes)
 return {'started'}
@@ -62,6 +77,7 @@ redis.call('HSET', key, 'resp', ARGV[3])
 redis.call('HINCRBY', key, 'bytes', ARGV[4])
 redis.call('INCRBY', KEYS[3], ARGV[4])
 redis.call('ZADD', KEYS[2], entry[3], ARGV[2])
+redis.call('ZADD', KEYS[1], entry[3], ARGV[2])
 return 1
 `;
 
@@ -78,7 +94,7 @@ return 1
 
 const SWEEP_ONLY = `${SWEEP}
 -- ARGV: entry prefix, now, batch
-return sweep(tonumber(ARGV[2]), tonumber(ARGV[3]))
+return sweep(tonumber(ARGV[2]), tonumber(ARGV[3]))  -- {removed, looked at}
 `;
 
 const STATS = `
@@ -89,6 +105,8 @@ return {redis.call('ZCARD', KEYS[1]), tonumber(redis.call('GET', KEYS[3]) or '0'
  * Idempotency keys in Redis, one Lua script per port operation. Each key is a hash; a sorted set
  * orders every key by expiry (one TTL for all, so that is begin order) and a second one holds the
  * completed keys in the same order: at the bound the first of it goes, never an in-progress key.
+ * An in-progress key the sweep finds expired (a TTL shorter than its request) is moved to its hold,
+ * IN_FLIGHT_HOLD_MS after its begin, and back to its expiry when its response is stored.
  *
  * Differences from memory: expiry follows the callers' clock (`now`), not Redis's own key TTLs
  * (a test clock may sit anywhere in time), so expired keys go when a `begin` or `sweep` runs
@@ -121,7 +139,7 @@ export class RedisIdempotencyStore implements IdempotencyStore {
 
   async begin(scope: string, key: string, fingerprint: string, now: number): Promise<BeginResult> {
     const { ttlMs, maxKeys } = this.#options;
-    const reply = (await this.#begin(this.#keys, [this.#entryPrefix, entryId(scope, key), fingerprint, now, ttlMs, maxKeys, ENTRY_OVERHEAD_BYTES, SWEEP_BATCH])) as [string, string?];
+    const reply = (await this.#begin(this.#keys, [this.#entryPrefix, entryId(scope, key), fingerprint, now, ttlMs, maxKeys, ENTRY_OVERHEAD_BYTES, SWEEP_BATCH, IN_FLIGHT_HOLD_MS])) as [string, string?];
     const [kind, response] = reply;
     if (kind === 'replay') return { kind: 'replay', response: JSON.parse(response as string) as StoredResponse };
     return { kind: kind as 'started' | 'mismatch' | 'in_progress' };
@@ -142,10 +160,7 @@ export class RedisIdempotencyStore implements IdempotencyStore {
   }
 
   async sweep(now: number): Promise<number> {
-    return sweepInBatches(async () => {
-      const removed = Number(await this.#sweep(this.#keys, [this.#entryPrefix, now, SWEEP_BATCH]));
-      return [removed, removed];
-    });
+    return sweepInBatches(async () => (await this.#sweep(this.#keys, [this.#entryPrefix, now, SWEEP_BATCH])) as [number, number]);
   }
 }
 
