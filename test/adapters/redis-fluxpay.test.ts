@@ -13,7 +13,7 @@ import { canceled } from '../../src/core/subscriptions/subscription.ts';
 import type { SubscriptionRecord } from '../../src/core/subscriptions/ports.ts';
 import { aSubscription } from './contracts/billing.contract.ts';
 import { concurrently, DAY, ids, T0, tally } from './contracts/fixtures.ts';
-import { anOrder, aPayment, aSaga } from './contracts/fluxpay.contract.ts';
+import { anOrder, aPayment, aSaga, usedSince } from './contracts/fluxpay.contract.ts';
 import { billingStoreContract } from './contracts/billing.contract.ts';
 import { fluxPayStoreContract } from './contracts/fluxpay.contract.ts';
 
@@ -197,12 +197,12 @@ withRedisServer('Redis FluxPay adapters', (server) => {
     await use('user_1', 'u2', 5, T0 + 2000);
     expect(await store.refundCredits('user_1', 'u1', stamp(T0 + 3000))).toMatchObject({ kind: 'refunded' });
     const times = [T0, T0 + 1001, T0 + 2001, T0 + 3001];
-    expect(await Promise.all(times.map((t) => store.creditsUsedSince('user_1', t)))).toEqual([5, -5, -10, 0]);
-    expect(await Promise.all(times.map((t) => store.creditsUsedSince('user_2', t)))).toEqual([4, 0, 0, 0]);
+    expect(await Promise.all(times.map((t) => usedSince(store, 'user_1', t)))).toEqual([5, -5, -10, 0]);
+    expect(await Promise.all(times.map((t) => usedSince(store, 'user_2', t)))).toEqual([4, 0, 0, 0]);
     // Once the earlier ones have gone (TTL), the index answers alone.
     expect(await store.sweep(T0 + 1000 + DAY)).toBeGreaterThan(0);
     expect(await redis.client.zcard(`${keyPrefix}fp:un:user_1`)).toBe(2);
-    expect(await Promise.all(times.map((t) => store.creditsUsedSince('user_1', t)))).toEqual([-5, -5, -10, 0]);
+    expect(await Promise.all(times.map((t) => usedSince(store, 'user_1', t)))).toEqual([-5, -5, -10, 0]);
   });
 
   it('RedisFluxPayStore counts and evicts credit transactions in the order written, not in id order: two workers in one millisecond, as memory does', async () => {
@@ -219,7 +219,7 @@ withRedisServer('Redis FluxPay adapters', (server) => {
         for (const [usageId, amount, s] of [['u1', 10, byWorker(first, T1)], ['u2', 3, byWorker(second, T1)], ['u3', 1, stamp(T1 + 1_000)]] as const) {
           expect((await store.useCredits({ userId: 'user_1', serviceId: 's', usageId, amount, creditUsageId: ids('cu') }, s)).kind).toBe('deducted');
         }
-        answers.push([await store.creditsUsedSince('user_1', T0 + 1), (await store.transactions('user_1', { limit: 10 })).data.map((t) => t.amount).sort()]);
+        answers.push([await usedSince(store, 'user_1', T0 + 1), (await store.transactions('user_1', { limit: 10 })).data.map((t) => t.amount).sort()]);
       }
       // Roomy: all three uses. At a bound of 2: the charge and u1, the first two written, went.
       expect(answers).toEqual(maxRecords === 2 ? [[4, [1, 3]], [4, [1, 3]]] : [[14, [1, 10, 100, 3]], [14, [1, 10, 100, 3]]]);
@@ -242,7 +242,7 @@ redis.call('ZREM', P .. 'ut:' .. user, id)
 return 1`;
     expect(await redis.client.eval(earlierRemove, 0, P, charge)).toBe(1);
     expect(await redis.client.zcard(`${P}un:user_1`)).toBe(2);
-    expect(await store.creditsUsedSince('user_1', T0 - DAY)).toBe(5);
+    expect(await usedSince(store, 'user_1', T0 - DAY)).toBe(5);
     expect(await redis.client.zrange(`${P}un:user_1`, '0', '-1')).toEqual([(await store.transactions('user_1', { limit: 1 })).data[0]?.transactionId]);
   });
 
@@ -340,7 +340,7 @@ return 1`;
         operation = (on) => on.resolveSaga(saga.sagaId, resolution, reported, s);
       } else if (r < 0.94) {
         const [userId, since] = [pick(users), now - Math.floor(random.next() * 60_000)];
-        operation = (on) => on.creditsUsedSince(userId, since);
+        operation = (on) => on.creditsUsed(userId, since);
       } else {
         const [limit, at] = [1 + Math.floor(random.next() * 5), now];
         operation = async (on) => on.markPublished((await on.pendingOutbox(limit)).map((e) => e.eventId), at);

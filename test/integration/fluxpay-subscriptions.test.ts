@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { CHARGE_JOB, SUBSCRIPTION_JOB } from '../../src/core/subscriptions/service.ts';
 import type { TestApp } from '../helpers/app.ts';
-import { errorOf, fluxpayApps, fpError, fpGet, fpPost, paidOrder, resultOf, SUCCESS, type Json } from '../helpers/fluxpay.ts';
+import { chargeCredits, errorOf, fluxpayApps, fpError, fpGet, fpPost, paidOrder, resultOf, SUCCESS, type Json } from '../helpers/fluxpay.ts';
 import { eventually, receiverPool } from '../helpers/receiver.ts';
 import { metricSample } from '../helpers/webhooks.ts';
 
@@ -274,6 +274,33 @@ describe('cancel, change of plan, card, reads', () => {
     expect(resultOf(await fpGet(t, `/api/v1/subscriptions/${a.subscriptionId}/entitlements`)).credits).toEqual({ included: 1000, used: 0, remaining: 1000 });
     const metrics = (await t.app.inject({ url: '/metrics' })).body;
     expect([metricSample(metrics, 'fluxpay_subscriptions{status="ACTIVE"}'), metricSample(metrics, 'store_records{store="fluxpay_billing_subscriptions"}'), metricSample(metrics, 'store_capacity{store="fluxpay_billing_subscriptions"}')]).toEqual([3, 3, 50_000]);
+  });
+
+  it('entitlements count every credit used in the period though its transactions were evicted (FLUXPAY_MAX_RECORDS); a record without the period base counts those held', async () => {
+    const t = await app({ FLUXPAY_MAX_RECORDS: '5' }, { clockStart: at('2026-01-15T11:00:00.000Z') });
+    await chargeCredits(t, 'user_1', 100);
+    const use = async (from: number, count: number) => {
+      for (let i = from; i < from + count; i++) resultOf(await fpPost(t, '/api/v1/credits/use', { userId: 'user_1', serviceId: 'ai-writer', usageId: `u${i}`, amount: 1 }));
+    };
+    // Used before the subscription: not counted.
+    await use(0, 3);
+    await advanceTo(t, '2026-01-15T12:00:00.000Z');
+    const id = resultOf(await subscribe(t)).subscriptionId as string;
+    await advanceTo(t, '2026-01-20T00:00:00.000Z');
+    await use(3, 20);
+    expect((resultOf(await fpGet(t, '/api/v1/credits/transactions?userId=user_1&limit=100')).items as Json[]).length).toBe(5);
+    const entitlements = () => fpGet(t, `/api/v1/subscriptions/${id}/entitlements`);
+    expect(resultOf(await entitlements()).credits).toEqual({ included: 1000, used: 20, remaining: 980 });
+    // The next period counts from its own start.
+    await advanceTo(t, '2026-02-15T12:00:00.000Z');
+    await use(23, 7);
+    expect(resultOf(await entitlements()).credits).toEqual({ included: 1000, used: 7, remaining: 993 });
+    // A record an earlier version wrote has no base: the credit transactions held since the period began (5 of the 7).
+    const stored = (await t.app.core.stores.billing.get(id)) as Json;
+    const { creditsUsedBefore: _base, ...earlier } = stored;
+    vi.spyOn(t.app.core.stores.billing, 'get').mockResolvedValueOnce(earlier as never);
+    expect(resultOf(await entitlements()).credits).toEqual({ included: 1000, used: 5, remaining: 995 });
+    expect(resultOf(await entitlements()).credits).toEqual({ included: 1000, used: 7, remaining: 993 });
   });
 
   it('a full store answers 503 COMMON_503 and refunds the charge it had collected (the ledger nets to zero)', async () => {

@@ -1,7 +1,7 @@
 import { FifoQueue } from '../../core/fifo-queue.ts';
 import { CREDIT_UNIT, type PostingKind } from '../../core/fluxpay/ledger.ts';
 import type { CreditTransaction, CreditTransactionType, CreditUsage, Stamp } from '../../core/fluxpay/model.ts';
-import type { CreditBalance, UseInput } from '../../core/fluxpay/ports.ts';
+import type { CreditBalance, CreditsUsed, UseInput } from '../../core/fluxpay/ports.ts';
 import type { Page, PageQuery } from '../../core/ports.ts';
 import { EvictionQueue } from './eviction-queue.ts';
 import type { MemoryFluxPayLedger } from './fluxpay-ledger.ts';
@@ -19,7 +19,7 @@ export const usageKey = (userId: string, usageId: string): string => `${userId}\
 /**
  * Users' FluxPay credits in one process's memory: each user's balance and running totals (never
  * evicted: they are users' money), the credit transactions that moved them (evicted in write
- * order, by TTL or the oldest at the bound, with each user's line of net use: see `usedSince`),
+ * order, by TTL or the oldest at the bound, with each user's line of net use: see `used`),
  * and the usages (one per user and usageId: a deduction and its refund; evicted by
  * TTL, or the oldest at the bound, with their ledger postings; a saga's usage only once the saga
  * has ended, so that its compensation finds it to refund). Every movement also posts its
@@ -37,7 +37,7 @@ export class MemoryCreditBook {
   /** Credit transaction ids in write order, the order they are evicted in (by TTL or at the bound). */
   readonly #order = new FifoQueue<string>();
   readonly #isLive = (id: string): boolean => this.#transactions.has(id);
-  /** Per user with transactions held: their times and net use, for `usedSince`. */
+  /** Per user with transactions held: their times and net use, for `used`. */
   readonly #lines = new Map<string, NetUseLine>();
   readonly #usages = new Map<string, CreditUsage>();
   readonly #usageQueue = new EvictionQueue(
@@ -97,14 +97,15 @@ export class MemoryCreditBook {
   }
 
   /**
-   * The user's credits deducted minus refunded by the credit transactions held that were created at
-   * or after `since`: the net use now (running totals) less the net use before the first of them,
-   * found by binary search (so an entitlements check costs the same after a million uses).
+   * The user's credits deducted minus refunded: `total` (running totals) and `since`, by the credit
+   * transactions held that were created at or after `since`: the total less the net use before the
+   * first of them, found by binary search (so an entitlements check costs the same after a million uses).
    */
-  usedSince(userId: string, since: number): number {
-    const before = this.#lines.get(userId)?.usedBeforeFirstSince(since);
+  used(userId: string, since: number): CreditsUsed {
     const totals = this.#totals.get(userId);
-    return before === undefined || totals === undefined ? 0 : totals.used - totals.refunded - before;
+    const total = totals === undefined ? 0 : totals.used - totals.refunded;
+    const before = this.#lines.get(userId)?.usedBeforeFirstSince(since);
+    return { total, since: before === undefined ? 0 : total - before };
   }
 
   /** The stored usage of `usageId` by `userId` (the store's record: the caller copies it out). */

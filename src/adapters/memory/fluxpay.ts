@@ -29,6 +29,7 @@ import type {
   ConfirmOutcome,
   CreateOutcome,
   CreditBalance,
+  CreditsUsed,
   CreatePaymentOutcome,
   FluxPaySnapshot,
   FluxPayStore,
@@ -213,8 +214,8 @@ export class MemoryFluxPayStore implements FluxPayStore {
     return ok(this.#credits.transactions(userId, page));
   }
 
-  creditsUsedSince(userId: string, since: number): Promise<number> {
-    return ok(this.#credits.usedSince(userId, since));
+  creditsUsed(userId: string, since: number): Promise<CreditsUsed> {
+    return ok(this.#credits.used(userId, since));
   }
 
   creditBalances(limit: number): Promise<{ total: number; users: CreditBalance[] }> {

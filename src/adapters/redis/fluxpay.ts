@@ -21,6 +21,7 @@ import type {
   ConfirmOutcome,
   CreateOutcome,
   CreditBalance,
+  CreditsUsed,
   CreatePaymentOutcome,
   FluxPaySnapshot,
   FluxPayStore,
@@ -249,12 +250,12 @@ export class RedisFluxPayStore implements FluxPayStore {
     return pageOf<CreditTransaction>(await this.#run('transactions', NO_STAMP, userId, page.limit, page.cursor ?? '', SCAN_BUDGET));
   }
 
-  async creditsUsedSince(userId: string, since: number): Promise<number> {
-    const [kind, used] = (await this.#run('usedSince', NO_STAMP, userId, since)) as [string, number?];
-    return kind === 'used' ? (used as number) : this.#walkUsedSince(userId, since);
+  async creditsUsed(userId: string, since: number): Promise<CreditsUsed> {
+    const [kind, total, used] = (await this.#run('usedSince', NO_STAMP, userId, since)) as [string, number, number?];
+    return { total, since: kind === 'used' ? (used as number) : await this.#walkUsedSince(userId, since) };
   }
 
-  /** creditsUsedSince for a user with transactions an earlier version wrote (not indexed by time): a walk back to `since`. */
+  /** The use since `since` of a user with transactions an earlier version wrote (not indexed by time): a walk back to it. */
   async #walkUsedSince(userId: string, since: number): Promise<number> {
     let used = 0;
     let cursor: string | undefined;

@@ -167,6 +167,12 @@ export interface CreditBalance {
   refunded: number;
 }
 
+/** A user's net use of credits (deducted minus refunded): of all time, and since a time. */
+export interface CreditsUsed {
+  total: number;
+  since: number;
+}
+
 export interface FluxPayStore {
   // ── orders and payments ──
   createOrder(order: Order): Promise<CreateOutcome<Order>>;
@@ -201,14 +207,15 @@ export interface FluxPayStore {
   /** A user's credit transactions, newest first. */
   transactions(userId: string, page: PageQuery): Promise<Page<CreditTransaction>>;
   /**
-   * The user's credits deducted minus refunded by the credit transactions held that were created at
-   * or after `since` (what a walk of `transactions` back to `since` would sum), in one step and
-   * without walking them: a subscription's entitlements ask for it on every check. "After" is the
-   * order the store wrote them in: one stamped earlier than a transaction written before it (a clock
-   * stepped back, a replica's clock behind another's) counts as of that one. Transactions are
-   * evicted in that order too, so those held are always the last ones written.
+   * The user's credits deducted minus refunded, in one step and without walking the transactions
+   * (a subscription's entitlements ask on every check): `total`, of all time (the running totals,
+   * never evicted), and `since`, by the credit transactions held that were created at or after
+   * `since` (what a walk of `transactions` back to it would sum). "After" is the order the store
+   * wrote them in: one stamped earlier than a transaction written before it (a clock stepped back, a
+   * replica's clock behind another's) counts as of that one. Transactions are evicted in that order
+   * too, so those held are always the last ones written.
    */
-  creditsUsedSince(userId: string, since: number): Promise<number>;
+  creditsUsed(userId: string, since: number): Promise<CreditsUsed>;
   /** The balances of the first `limit` users by id (of every user with one), and how many users have one; reads balances only, never the records. */
   creditBalances(limit: number): Promise<{ total: number; users: CreditBalance[] }>;
 

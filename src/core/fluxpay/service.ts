@@ -9,7 +9,7 @@ import { FluxPayError, invalid, notFound } from './errors.ts';
 import type { OutboxRelay } from './outbox.ts';
 import { isCreditChargeOrder, type CardSummary, type CreditTransaction, type CreditUsage, type FluxPayIds, type InboundEvent, type Metadata, type Order, type OrderStatus, type OutboxEvent, type Payment, type PaymentMethod, type Saga, type UsageEventType, stampOf, OUTBOX_EVENT_TYPES } from './model.ts';
 import { priceOf, type BillingPolicy } from './policy.ts';
-import type { ConfirmDecision, FluxPayStore, FluxPaySubscriptionStore, OrderCounts, OutboxQuery, WebhookSubscription } from './ports.ts';
+import type { ConfirmDecision, CreditsUsed, FluxPayStore, FluxPaySubscriptionStore, OrderCounts, OutboxQuery, WebhookSubscription } from './ports.ts';
 import { reconcile, type ReconciliationReport } from './reconcile.ts';
 import type { UsageSagas } from './saga.ts';
 import type { SubscriptionRecord } from '../subscriptions/ports.ts';
@@ -414,9 +414,9 @@ export class FluxPayService {
     return this.#deps.store.transactions(userId, page);
   }
 
-  /** The user's credits deducted minus refunded since `since`, by the credit transactions held (FLUXPAY_TTL_MS, FLUXPAY_MAX_RECORDS). */
-  creditsUsedSince(userId: string, since: number): Promise<number> {
-    return this.#deps.store.creditsUsedSince(userId, since);
+  /** The user's credits deducted minus refunded: of all time, and since `since` by the credit transactions held (FLUXPAY_TTL_MS, FLUXPAY_MAX_RECORDS). */
+  creditsUsed(userId: string, since: number): Promise<CreditsUsed> {
+    return this.#deps.store.creditsUsed(userId, since);
   }
 
   // ── usage events and sagas ─────────────────────────────────────────────────────────────────

@@ -104,7 +104,8 @@ export class SubscriptionService {
       throw new FluxPayError('PAY_002', `Payment approval failed: ${charge.invoice.failureCode ?? 'declined'}.`);
     }
     const now = clock.now();
-    const record: SubscriptionRecord = { ...start, createdAt: now, updatedAt: now, card: stored, invoices: charge === null ? [] : [charge.invoice] };
+    const creditsUsedBefore = await this.#usedBefore(input.userId, start.currentPeriodStart);
+    const record: SubscriptionRecord = { ...start, creditsUsedBefore, createdAt: now, updatedAt: now, card: stored, invoices: charge === null ? [] : [charge.invoice] };
     const created = await store.create(record, ids('evt'));
     if (created.kind === 'full') {
       if (charge !== null) await this.#refund(charge.order.orderId, 'subscription refused: the store is full');
@@ -164,7 +165,9 @@ export class SubscriptionService {
     const record = await this.get(subscriptionId);
     const policy = this.#plans.get(record.planId)?.policy;
     const included = policy?.credits ?? 0;
-    const used = await this.#deps.fluxpay.creditsUsedSince(record.userId, record.currentPeriodStart);
+    const { total, since } = await this.#deps.fluxpay.creditsUsed(record.userId, record.currentPeriodStart);
+    // A record an earlier version wrote has no base: counted over the transactions still held.
+    const used = record.creditsUsedBefore === undefined ? since : total - record.creditsUsedBefore;
     return {
       subscriptionId: record.subscriptionId,
       userId: record.userId,
@@ -223,6 +226,11 @@ export class SubscriptionService {
       if (change === null) {
         await this.#scheduleNext(current);
         return current;
+      }
+      // A new period: its base for the credits used in it, taken now (its start is a moment ago, or
+      // days ago for a dunning retry: counted over the transactions held since then).
+      if (change.next.currentPeriodStart !== current.currentPeriodStart) {
+        change.next = { ...change.next, creditsUsedBefore: await this.#usedBefore(current.userId, change.next.currentPeriodStart) };
       }
       const outcome = await store.update({ next: change.next, invoice: change.invoice, card: change.card, event: change.eventType === null ? null : { eventId: ids('evt'), eventType: change.eventType } });
       if (outcome.kind === 'updated') {
@@ -311,6 +319,12 @@ export class SubscriptionService {
       if (!(error instanceof FluxPayError && error.code === 'PAY_004')) throw error;
     }
     if (record !== undefined) await this.#scheduleNext(record);
+  }
+
+  /** The user's credits used before `start`: the total less what the transactions held since `start` used. */
+  async #usedBefore(userId: string, start: number): Promise<number> {
+    const { total, since } = await this.#deps.fluxpay.creditsUsed(userId, start);
+    return total - since;
   }
 
   async #scheduleNext(record: Subscription): Promise<void> {

@@ -63,6 +63,12 @@ export interface Subscription {
   updatedAt: number;
   /** Bumped by every change; a store applies a change only to the version it was computed from. */
   version: number;
+  /**
+   * The user's credits used (deducted minus refunded, of all time) before `currentPeriodStart`,
+   * taken when the period began, so the period's use is the running total less this however few
+   * credit transactions are still held; absent in a record an earlier version wrote.
+   */
+  creditsUsedBefore?: number;
 }
 
 /** What the scheduler should do with a subscription at `now`. */

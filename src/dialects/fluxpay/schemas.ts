@@ -518,7 +518,7 @@ export const EntitlementsView = Type.Object(
     features: Type.Array(Type.String()),
     credits: Type.Object({
       included: Type.Integer({ description: 'The plan’s credits per period' }),
-      used: Type.Integer({ description: 'The user’s credits deducted minus refunded since periodStart (by the credit transactions held: FLUXPAY_TTL_MS, FLUXPAY_MAX_RECORDS); negative when credits used before were refunded since' }),
+      used: Type.Integer({ description: 'The user’s credits deducted minus refunded since periodStart (the running total less the use noted when the period began); negative when credits used before were refunded since' }),
       remaining: Type.Integer({ description: 'max(0, included − used)' }),
     }),
   },

@@ -110,7 +110,7 @@ const subscriptionRoutes: FastifyPluginAsync<SubscriptionRoutesOptions> = async 
         operationId: 'getFluxPayEntitlements',
         summary: 'What the subscription entitles to, and what is used',
         description:
-          'The plan’s features and its credits per period; `used` is the user’s credits deducted minus refunded since the period began (`POST /api/v1/credits/use` and usage sagas), counted over the credit transactions FluxPay holds (FLUXPAY_TTL_MS, FLUXPAY_MAX_RECORDS). `entitled` is false once EXPIRED.',
+          'The plan’s features and its credits per period; `used` is the user’s credits deducted minus refunded since the period began (`POST /api/v1/credits/use` and usage sagas), the running total less the use noted when the period began, so it counts the whole period whatever FluxPay still holds. `entitled` is false once EXPIRED.',
         tags,
         params: s.BillingSubscriptionParams,
         response: { 200: documented(s.Wrapped(s.EntitlementsView, 'FluxPayEntitlementsResult'), { description: 'The entitlements now.', examples: ex.entitlementsResponses }), ...errors([...GET_ERRORS, 404], { overrides: ex.fluxpayOverrides.getFluxPayEntitlements }) },

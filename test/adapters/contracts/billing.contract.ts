@@ -35,7 +35,8 @@ function anInvoice(sub: { periodStart: number; periodEnd: number }, overrides: P
 
 export function aSubscription(userId = 'user_1', now = T0): SubscriptionRecord {
   const sub = activated({ subscriptionId: ids('sub'), userId }, BASIC, now);
-  return { ...sub, card: { last4: '4242', expMonth: null, expYear: null, planned: { status: 'APPROVED', failureCode: null } }, invoices: [anInvoice({ periodStart: sub.currentPeriodStart, periodEnd: sub.currentPeriodEnd })] };
+  // creditsUsedBefore set: every comparison of a stored record checks that it is kept.
+  return { ...sub, creditsUsedBefore: 42, card: { last4: '4242', expMonth: null, expYear: null, planned: { status: 'APPROVED', failureCode: null } }, invoices: [anInvoice({ periodStart: sub.currentPeriodStart, periodEnd: sub.currentPeriodEnd })] };
 }
 
 export function billingStoreContract(name: string, make: BillingStoreFactory): void {

@@ -96,6 +96,11 @@ const inbound = (saga: Saga, fingerprint = 'f1', type: InboundEvent['type'] = 's
 const APPROVE = { status: 'APPROVED' as const, failureCode: null, decidedBy: 'card' as const };
 const NO_ORDERS = { PENDING: 0, PAID: 0, COMPLETED: 0, CANCELLED: 0, cancelledAfterPayment: 0 };
 
+/** creditsUsed's `since` part. */
+export async function usedSince(store: FluxPayStore, userId: string, since: number): Promise<number> {
+  return (await store.creditsUsed(userId, since)).since;
+}
+
 /** The FluxPayStore port's contract (src/core/fluxpay/ports.ts), for any adapter `make` builds fresh. */
 export function fluxPayStoreContract(name: string, make: FluxPayStoreFactory): void {
   /** A PAID order (and its APPROVED payment) in `store`. */
@@ -114,7 +119,7 @@ export function fluxPayStoreContract(name: string, make: FluxPayStoreFactory): v
     expect((await store.chargeCredits(userId, order.orderId, stamp(at))).kind).toBe('charged');
   }
 
-  /** What creditsUsedSince must answer, the long way: a walk of the user's transactions, newest first, back to `since`. */
+  /** What creditsUsed's `since` must be, the long way: a walk of the user's transactions, newest first, back to `since`. */
   async function walkedUsedSince(store: FluxPayStore, userId: string, since: number): Promise<number> {
     let used = 0;
     for (const tx of (await store.transactions(userId, { limit: 100_000 })).data) {
@@ -292,7 +297,7 @@ export function fluxPayStoreContract(name: string, make: FluxPayStoreFactory): v
         await consistent(store);
       });
 
-      it('creditsUsedSince: the credits deducted minus refunded by the transactions since a time, as a walk of them sums', async () => {
+      it('creditsUsed: the credits deducted minus refunded by the transactions since a time, as a walk of them sums', async () => {
         const store = await make(ROOMY);
         await credited(store, 'user_1', 100);
         await credited(store, 'user_2', 100);
@@ -304,25 +309,29 @@ export function fluxPayStoreContract(name: string, make: FluxPayStoreFactory): v
         expect((await store.refundCredits('user_1', 'u1', stamp(T0 + 3000))).kind).toBe('refunded');
         await use('user_1', 'u3', 3, T0 + 3000);
         const times = [T0 - 1, T0, T0 + 1000, T0 + 1001, T0 + 2000, T0 + 2001, T0 + 3000, T0 + 3001];
-        const usedSince = (userId: string) => Promise.all(times.map((t) => store.creditsUsedSince(userId, t)));
+        const usedAt = (userId: string) => Promise.all(times.map((t) => usedSince(store, userId, t)));
         // A refund of a use from before `since` counts against it: the net use can be negative.
-        expect(await usedSince('user_1')).toEqual([8, 8, 8, -2, -2, -7, -7, 0]);
-        expect(await usedSince('user_2')).toEqual([7, 7, 7, 7, 0, 0, 0, 0]);
-        for (const userId of ['user_1', 'user_2']) expect(await usedSince(userId)).toEqual(await Promise.all(times.map((t) => walkedUsedSince(store, userId, t))));
-        expect(await store.creditsUsedSince('user_3', T0)).toBe(0);
+        expect(await usedAt('user_1')).toEqual([8, 8, 8, -2, -2, -7, -7, 0]);
+        expect(await usedAt('user_2')).toEqual([7, 7, 7, 7, 0, 0, 0, 0]);
+        for (const userId of ['user_1', 'user_2']) expect(await usedAt(userId)).toEqual(await Promise.all(times.map((t) => walkedUsedSince(store, userId, t))));
+        // The total: of all time, whatever `since`.
+        expect([await store.creditsUsed('user_1', T0 + 3001), await store.creditsUsed('user_3', T0)]).toEqual([
+          { total: 8, since: 0 },
+          { total: 0, since: 0 },
+        ]);
       });
 
-      it('creditsUsedSince goes by the order transactions were written: one stamped earlier than the last (a clock stepped back) counts as of the last', async () => {
+      it('creditsUsed goes by the order transactions were written: one stamped earlier than the last (a clock stepped back) counts as of the last', async () => {
         const store = await make(ROOMY);
         await credited(store, 'user_1', 100);
         for (const [usageId, amount, at] of [['u1', 1, T0 + 100], ['u2', 5, T0 + 90], ['u3', 7, T0 + 95]] as const) {
           expect((await store.useCredits({ userId: 'user_1', serviceId: 's', usageId, amount, creditUsageId: ids('cu') }, stamp(at))).kind).toBe('deducted');
         }
         const times = [T0 + 1, T0 + 91, T0 + 96, T0 + 100, T0 + 101];
-        expect(await Promise.all(times.map((t) => store.creditsUsedSince('user_1', t)))).toEqual([13, 13, 13, 13, 0]);
+        expect(await Promise.all(times.map((t) => usedSince(store, 'user_1', t)))).toEqual([13, 13, 13, 13, 0]);
       });
 
-      it('creditsUsedSince agrees with a walk of the transactions held through 300 seeded uses, refunds, charges, evictions at the bound and sweeps', async () => {
+      it('creditsUsed agrees with a walk of the transactions held through 300 seeded uses, refunds, charges, evictions at the bound and sweeps', async () => {
         const store = await make({ ttlMs: 20_000, maxRecords: 12 });
         const random = createRandom(2026);
         const pick = <T>(items: readonly T[]): T => items[Math.floor(random.next() * items.length)] as T;
@@ -338,7 +347,7 @@ export function fluxPayStoreContract(name: string, make: FluxPayStoreFactory): v
           else if (r < 0.92) await credited(store, userId, 20, now);
           else kinds.add(`swept ${Math.sign(await store.sweep(now))}`);
           for (const since of [now - Math.floor(random.next() * 30_000), now - Math.floor(random.next() * 3_000), now, now + 1]) {
-            expect(await store.creditsUsedSince(userId, since), `operation ${i}, since now − ${now - since}`).toBe(await walkedUsedSince(store, userId, since));
+            expect(await usedSince(store, userId, since), `operation ${i}, since now − ${now - since}`).toBe(await walkedUsedSince(store, userId, since));
           }
         }
         // The run went through what it is meant to compare (and the bound held: at most 12 transactions).
@@ -544,7 +553,7 @@ export function fluxPayStoreContract(name: string, make: FluxPayStoreFactory): v
         expect(await repeat(other)).toBe('duplicate');
       });
 
-      it('credit transactions: at most the bound, the oldest first (at the bound and by TTL); balances and totals stay; creditsUsedSince counts those held', async () => {
+      it('credit transactions: at most the bound, the oldest first (at the bound and by TTL); balances and totals stay; creditsUsed counts those held', async () => {
         const store = await make({ ttlMs: DAY, maxRecords: 4 });
         await credited(store, 'user_1', 100);
         for (let i = 1; i <= 5; i++) {
@@ -558,17 +567,18 @@ export function fluxPayStoreContract(name: string, make: FluxPayStoreFactory): v
           ['USE', 3, 94],
           ['USE', 2, 97],
         ]);
-        expect([await store.creditsUsedSince('user_1', T0), await store.creditsUsedSince('user_1', T0 + 4000)]).toEqual([14, 9]);
+        expect([await usedSince(store, 'user_1', T0), await usedSince(store, 'user_1', T0 + 4000)]).toEqual([14, 9]);
         // By TTL: the two created at or before T0 + 3 s.
         expect(await store.sweep(T0 + 3000 + DAY)).toBeGreaterThan(0);
         expect(await held()).toEqual([
           ['USE', 5, 85],
           ['USE', 4, 90],
         ]);
-        expect([await store.creditsUsedSince('user_1', T0), await store.creditsUsedSince('user_1', T0 + 5001)]).toEqual([9, 0]);
+        expect([await usedSince(store, 'user_1', T0), await usedSince(store, 'user_1', T0 + 5001)]).toEqual([9, 0]);
         // The money is never evicted: the balance and the running totals.
         expect(await store.balance('user_1')).toBe(85);
         expect(await store.creditBalances(10)).toEqual({ total: 1, users: [{ userId: 'user_1', balance: 85, charged: 100, used: 15, refunded: 0 }] });
+        expect(await store.creditsUsed('user_1', T0)).toEqual({ total: 15, since: 9 });
         await consistent(store);
       });
 

@@ -134,28 +134,28 @@ local tx, after = refund(member, NOW, EV[1])
 return {'refunded', render(usage(member)), tx, after}
 `,
   /**
-   * The net use since a time (the store's creditsUsedSince): the running totals less `nb` of the
-   * user's first transaction written since then; 'walk' when the user has transactions an earlier
-   * version wrote (not in P..'un:', or without `nb`: the store then walks them). A member whose
-   * transaction is gone (an earlier version's sweep removed it without its P..'un:' entry) is dropped.
+   * The net use of all time and since a time (the store's creditsUsed): {'used', total, total less
+   * `nb` of the user's first transaction written since then}; {'walk', total} when the user has
+   * transactions an earlier version wrote (not in P..'un:', or without `nb`: the store then walks
+   * them). A member whose transaction is gone (an earlier version's sweep removed it without its
+   * P..'un:' entry) is dropped.
    */
   usedSince: `
 -- arg: userId, since
 local user = arg(1)
 local index = P .. 'un:' .. user
-if redis.call('ZCARD', index) < redis.call('ZCARD', P .. 'ut:' .. user) then return {'walk'} end
+local totals = redis.call('HMGET', P .. 'ct', user .. '\\tused', user .. '\\trefunded')
+local total = tonumber(totals[1] or '0') - tonumber(totals[2] or '0')
+if redis.call('ZCARD', index) < redis.call('ZCARD', P .. 'ut:' .. user) then return {'walk', total} end
 for _ = 1, 1000 do
   local first = redis.call('ZRANGEBYSCORE', index, tonumber(arg(2)) * 1000, '+inf', 'LIMIT', 0, 1)[1]
-  if not first then return {'used', 0} end
+  if not first then return {'used', total, 0} end
   local before = redis.call('HGET', P .. 't:' .. first, 'nb')
-  if before then
-    local totals = redis.call('HMGET', P .. 'ct', user .. '\\tused', user .. '\\trefunded')
-    return {'used', tonumber(totals[1] or '0') - tonumber(totals[2] or '0') - tonumber(before)}
-  end
-  if redis.call('EXISTS', P .. 't:' .. first) == 1 then return {'walk'} end
+  if before then return {'used', total, total - tonumber(before)} end
+  if redis.call('EXISTS', P .. 't:' .. first) == 1 then return {'walk', total} end
   redis.call('ZREM', index, first)
 end
-return {'walk'}
+return {'walk', total}
 `,
   transactions: `${WALK}
 -- arg: userId, limit, cursor, scan budget
