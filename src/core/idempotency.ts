@@ -19,12 +19,21 @@ export interface StoredResponse {
 }
 
 /**
- * How long a key whose request is still running is kept at least, whatever IDEMPOTENCY_TTL_MS says:
- * a TTL shorter than a request (a fault's latency, a `delay` scenario) must not free the key for a
- * twin while the first still runs. Longer than any request the service runs (a fault holds one at
- * most 10 minutes), and still finite, so a claim left by a replica killed mid-request goes.
+ * The margin past the longest wait a handler makes (`inFlightHoldMs`) for which a key whose request
+ * is still running is kept on Redis, whatever IDEMPOTENCY_TTL_MS says.
  */
-export const IN_FLIGHT_HOLD_MS = 15 * 60_000;
+export const IN_FLIGHT_MARGIN_MS = 15 * 60_000;
+
+/**
+ * How long after its begin a key whose request is still running is kept at least on Redis: a TTL
+ * shorter than a request (FluxPay's `delay` scenario, a booking payment's mock delay, both scaled
+ * by TIME_SCALE) must not free the key for a twin while the first still runs, and the hold must
+ * stay finite, so a claim left by a replica killed mid-request goes. (Fault latencies run before
+ * the key is taken.) Memory needs none: every request of the one process settles its key.
+ */
+export function inFlightHoldMs(longestHandlerWaitMs: number): number {
+  return longestHandlerWaitMs + IN_FLIGHT_MARGIN_MS;
+}
 
 export type BeginResult =
   | { kind: 'started' }

@@ -24,7 +24,7 @@ import { intentStoreContract } from './contracts/intents.contract.ts';
 import { ledgerStoreContract } from './contracts/ledger.contract.ts';
 import { seatStoreContract } from './contracts/seats.contract.ts';
 import { schedulerStoreContract } from './contracts/scheduler.contract.ts';
-import { anIntent, aV2Payment, T0 } from './contracts/fixtures.ts';
+import { anIntent, aV2Payment, DAY, HOUR, T0 } from './contracts/fixtures.ts';
 
 /**
  * The shared port contracts against the Redis adapters, on a private redis-server this file starts
@@ -39,7 +39,7 @@ withRedisServer('Redis adapters', (server) => {
   });
 
   intentStoreContract('redis', ({ ttlMs, maxIntents }) => new RedisIntentStore(redis.client, { keyPrefix: redis.newPrefix(), ttlMs, maxIntents }));
-  idempotencyStoreContract('redis', ({ ttlMs, maxKeys }) => new RedisIdempotencyStore(redis.client, { keyPrefix: redis.newPrefix(), ttlMs, maxKeys }));
+  idempotencyStoreContract('redis', ({ ttlMs, maxKeys }) => new RedisIdempotencyStore(redis.client, { keyPrefix: redis.newPrefix(), ttlMs, maxKeys, inFlightHoldMs: 2 * DAY }));
   deliveryLogContract('redis', ({ ttlMs, maxDeliveries }) => new RedisDeliveryLog(redis.client, { keyPrefix: redis.newPrefix(), ttlMs, maxDeliveries }));
   const queues: RedisDeliveryQueue[] = [];
   afterEach(async () => {
@@ -272,8 +272,24 @@ withRedisServer('Redis adapters', (server) => {
     expect(await healed.counts(first.id)).toEqual({ total, available: total - 1, held: 1, reserved: 0 });
   });
 
+  it('RedisIdempotencyStore: a claim whose request never settles (a replica killed mid-request) goes at its hold, by a begin or a sweep', async () => {
+    const store = new RedisIdempotencyStore(redis.client, { keyPrefix: redis.newPrefix(), ttlMs: 1_000, maxKeys: 100, inFlightHoldMs: HOUR });
+    const scope = 'POST /v1/sim/payment-intents';
+    await Promise.all(['begun', 'swept'].map((key) => store.begin(scope, key, 'fp', T0)));
+    expect(await store.sweep(T0 + HOUR - 1)).toBe(0);
+    expect(await store.begin(scope, 'begun', 'fp', T0 + HOUR - 1)).toEqual({ kind: 'in_progress' });
+    expect(await store.sweep(T0 + HOUR)).toBe(2);
+    expect(await store.begin(scope, 'begun', 'fp', T0 + HOUR)).toEqual({ kind: 'started' });
+    expect((await store.stats()).size).toBe(1);
+    // A TTL longer than the hold keeps a claim for the TTL.
+    const long = new RedisIdempotencyStore(redis.client, { keyPrefix: redis.newPrefix(), ttlMs: 2 * HOUR, maxKeys: 100, inFlightHoldMs: HOUR });
+    await long.begin(scope, 'k', 'fp', T0);
+    expect(await long.begin(scope, 'k', 'fp', T0 + 2 * HOUR - 1)).toEqual({ kind: 'in_progress' });
+    expect(await long.begin(scope, 'k', 'fp', T0 + 2 * HOUR)).toEqual({ kind: 'started' });
+  });
+
   it('RedisIdempotencyStore: a begin past one sweep batch of expired keys (500) still finds its own key expired', async () => {
-    const store = new RedisIdempotencyStore(redis.client, { keyPrefix: redis.newPrefix(), ttlMs: 1_000, maxKeys: 10_000 });
+    const store = new RedisIdempotencyStore(redis.client, { keyPrefix: redis.newPrefix(), ttlMs: 1_000, maxKeys: 10_000, inFlightHoldMs: HOUR });
     const scope = 'POST /v1/sim/payment-intents';
     // 600 keys completed at T0; 'zz' sorts after the others, so a sweep of 500 leaves it.
     const keys = [...Array.from({ length: 600 }, (_, i) => `k${String(i).padStart(3, '0')}`), 'zz'];

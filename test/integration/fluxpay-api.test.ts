@@ -417,6 +417,20 @@ describe('idempotency and the shared prefix', () => {
     expect(errorOf(await fpPost(t, '/api/v1/orders', { ...orderBody, amount: 1 }, headers))).toEqual([422, fpError('COMMON_422', 'This Idempotency-Key was used with a different request body.')]);
   });
 
+  it('a confirm held 20 minutes by the delay scenario keeps its Idempotency-Key past a 1 s IDEMPOTENCY_TTL_MS: a twin is refused, not run beside it', async () => {
+    // 600 s of delay × TIME_SCALE 2: longer than the margin of 15 minutes alone.
+    const t = await app({ IDEMPOTENCY_TTL_MS: '1000', DEFAULT_DELAY_DELAY_MS: '600000', TIME_SCALE: '2' });
+    const payment = await createPayment(t, (await createOrder(t)).orderId);
+    const headers = { 'idempotency-key': 'confirm-1', 'x-sim-scenario': 'delay' };
+    const before = t.clock.pendingTimers;
+    const first = confirm(t, payment, headers);
+    await untilScheduled(t, before);
+    await t.clock.advance(20 * 60_000 - 1);
+    expect(errorOf(await confirm(t, payment, headers))).toEqual([409, fpError('COMMON_409', 'A request with this Idempotency-Key is still being processed; retry later.')]);
+    await t.clock.advance(1);
+    expect(resultOf(await first)).toMatchObject({ status: 'APPROVED', decidedBy: 'delay' });
+  });
+
   it('under /api/v1/payments: FluxPay answers its own paths, the payment service (document 004) every other one', async () => {
     const t = await app();
     expect(errorOf(await t.app.inject({ method: 'GET', url: '/api/v1/payments' }))).toEqual([405, fpError('COMMON_405', 'GET is not allowed on /api/v1/payments; use POST.')]);

@@ -1,4 +1,4 @@
-import { IN_FLIGHT_HOLD_MS, type BeginResult, type StoredResponse } from '../../core/idempotency.ts';
+import type { BeginResult, StoredResponse } from '../../core/idempotency.ts';
 import type { IdempotencyStore, StoreStats } from '../../core/ports.ts';
 
 export interface MemoryIdempotencyOptions {
@@ -8,7 +8,6 @@ export interface MemoryIdempotencyOptions {
 
 interface Entry {
   fingerprint: string;
-  /** begin + TTL (while its request runs, not before begin + max(TTL, IN_FLIGHT_HOLD_MS)). */
   expiresAt: number;
   response: StoredResponse | null;
   /** What the entry costs, estimated, for the byte figure. */
@@ -24,33 +23,34 @@ export const ENTRY_OVERHEAD_BYTES = 230;
 
 /**
  * Idempotency keys in one process's memory. A Map keeps insertion order, and with one TTL for
- * every key insertion order is expiry order, so the TTL sweep pops from the front; a key whose
- * request still runs is passed over until IN_FLIGHT_HOLD_MS after its begin (when the TTL is
- * shorter: those are the few requests running longer than the TTL). At the bound, the oldest
- * completed key goes (an in-flight one never does: its request would lose its claim).
- * `stats().bytes` estimates the memory held, stored responses included.
+ * every key insertion order is expiry order, so the TTL sweep pops from the front. A key whose
+ * request still runs when its TTL ends (a TTL shorter than the request) moves to a second Map
+ * instead, where the sweep never looks: it stays until its request stores its answer (which then
+ * goes at once: its time is up) or releases it. Every request of the one process settles its key,
+ * so nothing stays there longer than a request runs. At the bound, the oldest completed key goes
+ * (an in-flight one never does: its request would lose its claim). `stats().bytes` estimates the
+ * memory held, stored responses included.
  */
 export class MemoryIdempotencyStore implements IdempotencyStore {
   readonly #entries = new Map<string, Entry>();
+  /** Keys past their TTL whose requests still run. */
+  readonly #overdue = new Map<string, Entry>();
   readonly #options: MemoryIdempotencyOptions;
   #bytes = 0;
-  /** How long past its expiry a key whose request still runs is kept: up to IN_FLIGHT_HOLD_MS after its begin. */
-  readonly #holdBeyondTtl: number;
 
   constructor(options: MemoryIdempotencyOptions) {
     this.#options = options;
-    this.#holdBeyondTtl = Math.max(0, IN_FLIGHT_HOLD_MS - options.ttlMs);
   }
 
   begin(scope: string, key: string, fingerprint: string, now: number): Promise<BeginResult> {
     this.#sweep(now);
     const id = entryId(scope, key);
-    const entry = this.#entries.get(id);
+    const entry = this.#entries.get(id) ?? this.#overdue.get(id);
     if (entry !== undefined) {
       if (entry.fingerprint !== fingerprint) return Promise.resolve({ kind: 'mismatch' });
       return Promise.resolve(entry.response === null ? { kind: 'in_progress' } : { kind: 'replay', response: copyResponse(entry.response) });
     }
-    if (this.#entries.size >= this.#options.maxKeys) this.#evictOldestCompleted();
+    if (this.#entries.size + this.#overdue.size >= this.#options.maxKeys) this.#evictOldestCompleted();
     const bytes = id.length + fingerprint.length + ENTRY_OVERHEAD_BYTES;
     this.#entries.set(id, { fingerprint, expiresAt: now + this.#options.ttlMs, response: null, bytes });
     this.#bytes += bytes;
@@ -58,7 +58,11 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
   }
 
   complete(scope: string, key: string, response: StoredResponse): Promise<void> {
-    const entry = this.#entries.get(entryId(scope, key));
+    const id = entryId(scope, key);
+    const overdue = this.#overdue.get(id);
+    // Its time is up: the answer would be swept at once.
+    if (overdue !== undefined) this.#forget(this.#overdue, id, overdue);
+    const entry = this.#entries.get(id);
     if (entry !== undefined && entry.response === null) {
       entry.response = copyResponse(response);
       const extra = response.body.length;
@@ -70,13 +74,15 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
 
   release(scope: string, key: string): Promise<void> {
     const id = entryId(scope, key);
+    const overdue = this.#overdue.get(id);
+    if (overdue !== undefined) this.#forget(this.#overdue, id, overdue);
     const entry = this.#entries.get(id);
-    if (entry?.response === null) this.#delete(id, entry);
+    if (entry?.response === null) this.#forget(this.#entries, id, entry);
     return Promise.resolve();
   }
 
   stats(): Promise<StoreStats & { bytes: number }> {
-    return Promise.resolve({ size: this.#entries.size, max: this.#options.maxKeys, bytes: this.#bytes });
+    return Promise.resolve({ size: this.#entries.size + this.#overdue.size, max: this.#options.maxKeys, bytes: this.#bytes });
   }
 
   sweep(now: number): Promise<number> {
@@ -87,8 +93,12 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
     let evicted = 0;
     for (const [id, entry] of this.#entries) {
       if (entry.expiresAt > now) break;
-      if (entry.response === null && entry.expiresAt + this.#holdBeyondTtl > now) continue;
-      this.#delete(id, entry);
+      this.#entries.delete(id);
+      if (entry.response === null) {
+        this.#overdue.set(id, entry);
+        continue;
+      }
+      this.#bytes -= entry.bytes;
       evicted++;
     }
     return evicted;
@@ -97,13 +107,13 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
   #evictOldestCompleted(): void {
     for (const [id, entry] of this.#entries) {
       if (entry.response === null) continue;
-      this.#delete(id, entry);
+      this.#forget(this.#entries, id, entry);
       return;
     }
   }
 
-  #delete(id: string, entry: Entry): void {
-    this.#entries.delete(id);
+  #forget(map: Map<string, Entry>, id: string, entry: Entry): void {
+    map.delete(id);
     this.#bytes -= entry.bytes;
   }
 }

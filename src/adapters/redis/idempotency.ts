@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { IN_FLIGHT_HOLD_MS, type BeginResult, type StoredResponse } from '../../core/idempotency.ts';
+import type { BeginResult, StoredResponse } from '../../core/idempotency.ts';
 import type { IdempotencyStore, StoreStats } from '../../core/ports.ts';
 import { ENTRY_OVERHEAD_BYTES } from '../memory/idempotency.ts';
 import { defineScript, type Script, SWEEP_BATCH, sweepInBatches } from './connection.ts';
@@ -9,12 +9,14 @@ export interface RedisIdempotencyOptions {
   keyPrefix: string;
   ttlMs: number;
   maxKeys: number;
+  /** A key whose request still runs is kept at least this long after its begin (core/idempotency.ts `inFlightHoldMs`). */
+  inFlightHoldMs: number;
 }
 
 
 // Keys: KEYS[1] order (zset: entry id → expiresAt; an in-flight key found expired there moves to its
 // hold), KEYS[2] done (zset: completed entry ids → expiresAt), KEYS[3] bytes (counter); ARGV[1] the
-// prefix of entry hashes. An entry hash holds fp, exp, hold (begin + max(TTL, IN_FLIGHT_HOLD_MS)),
+// prefix of entry hashes. An entry hash holds fp, exp, hold (begin + max(TTL, the in-flight hold)),
 // bytes and, once completed, resp (the stored response as JSON).
 const SWEEP = `
 local function forget(id)
@@ -106,7 +108,8 @@ return {redis.call('ZCARD', KEYS[1]), tonumber(redis.call('GET', KEYS[3]) or '0'
  * orders every key by expiry (one TTL for all, so that is begin order) and a second one holds the
  * completed keys in the same order: at the bound the first of it goes, never an in-progress key.
  * An in-progress key the sweep finds expired (a TTL shorter than its request) is moved to its hold,
- * IN_FLIGHT_HOLD_MS after its begin, and back to its expiry when its response is stored.
+ * `inFlightHoldMs` after its begin (a replica killed mid-request leaves its claims until then), and
+ * back to its expiry when its response is stored.
  *
  * Differences from memory: expiry follows the callers' clock (`now`), not Redis's own key TTLs
  * (a test clock may sit anywhere in time), so expired keys go when a `begin` or `sweep` runs
@@ -138,8 +141,8 @@ export class RedisIdempotencyStore implements IdempotencyStore {
   }
 
   async begin(scope: string, key: string, fingerprint: string, now: number): Promise<BeginResult> {
-    const { ttlMs, maxKeys } = this.#options;
-    const reply = (await this.#begin(this.#keys, [this.#entryPrefix, entryId(scope, key), fingerprint, now, ttlMs, maxKeys, ENTRY_OVERHEAD_BYTES, SWEEP_BATCH, IN_FLIGHT_HOLD_MS])) as [string, string?];
+    const { ttlMs, maxKeys, inFlightHoldMs } = this.#options;
+    const reply = (await this.#begin(this.#keys, [this.#entryPrefix, entryId(scope, key), fingerprint, now, ttlMs, maxKeys, ENTRY_OVERHEAD_BYTES, SWEEP_BATCH, inFlightHoldMs])) as [string, string?];
     const [kind, response] = reply;
     if (kind === 'replay') return { kind: 'replay', response: JSON.parse(response as string) as StoredResponse };
     return { kind: kind as 'started' | 'mismatch' | 'in_progress' };

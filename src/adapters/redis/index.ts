@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Config } from '../../config.ts';
 import type { Stores } from '../../core/ports.ts';
+import { inFlightHoldMs } from '../../core/idempotency.ts';
 import { RedisBookingStore } from './bookings.ts';
 import { RedisDeliveryLog } from './deliveries.ts';
 import { RedisDisabledUrls } from './disabled-urls.ts';
@@ -47,7 +48,13 @@ export async function createRedisStores(config: Config, client: Redis, closed?: 
   return guardStores({
     // Writes an intent and its decision's job in one script.
     intents,
-    idempotency: new RedisIdempotencyStore(client, { keyPrefix, ttlMs: config.idempotency.ttlMs, maxKeys: config.idempotency.maxKeys }),
+    idempotency: new RedisIdempotencyStore(client, {
+      keyPrefix,
+      ttlMs: config.idempotency.ttlMs,
+      maxKeys: config.idempotency.maxKeys,
+      // The waits inside handlers while a key is held: a FluxPay confirm's `delay` scenario, a booking payment's mock delay.
+      inFlightHoldMs: inFlightHoldMs(Math.max(config.scenarios.delayDelayMs, config.bookings.mockMaxDelayMs)),
+    }),
     bookings: new RedisBookingStore(client, { keyPrefix, ttlMs: config.bookings.ttlMs, maxBookings: config.bookings.maxBookings }),
     seats,
     ledger: new RedisLedgerStore(client, { keyPrefix }),
