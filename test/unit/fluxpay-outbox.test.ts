@@ -205,3 +205,49 @@ describe('the outbox relay across a restart', () => {
     await relay.stop();
   });
 });
+
+describe('the outbox relay and a change written as a run ends', () => {
+  it('a kick that comes while a run is ending is never lost: the change it reports is published without another write', async () => {
+    const lost: number[] = [];
+    // The change is written (and kicks) a chosen number of microtask turns after the run's last read found nothing.
+    for (let turns = 0; turns <= 12; turns++) {
+      const memory = new MemoryFluxPayStore({ ttlMs: 86_400_000, maxRecords: 100_000 });
+      const now = clock.now();
+      const orderId = ids('ord');
+      await memory.createOrder({ orderId, userId: 'user_1', serviceId: 's', orderName: 'o', amount: 100, currency: 'KRW', metadata: null, status: 'PENDING', paymentKey: null, sagaId: null, chargedCredits: null, cancelReason: null, createdAt: now, updatedAt: now, paidAt: null, completedAt: null, cancelledAt: null });
+      const payment: Payment = { paymentKey: ids('pk'), orderId, userId: 'user_1', amount: 100, currency: 'KRW', method: 'EASY_PAY', card: null, easyPay: { provider: 'X' }, status: 'READY', failureCode: null, decidedBy: null, planned: { status: 'APPROVED', failureCode: null }, createdAt: now, updatedAt: now, approvedAt: null, confirmedAt: null, failedAt: null, cancelledAt: null };
+      await memory.createPayment(payment);
+      const late: { relay?: OutboxRelay } = {};
+      let armed = true;
+      const store = new Proxy(memory, {
+        get(target, property) {
+          const value: unknown = Reflect.get(target, property, target);
+          if (property !== 'pendingOutbox') return typeof value === 'function' ? value.bind(target) : value;
+          return async (limit: number) => {
+            const pending = await target.pendingOutbox(limit);
+            if (armed && pending.length === 0) {
+              armed = false;
+              let step: Promise<void> = Promise.resolve();
+              for (let i = 0; i < turns; i++) step = step.then(() => undefined);
+              void step.then(() => {
+                // The memory store writes the change and its event within the call.
+                void target.confirmPayment({ paymentKey: payment.paymentKey, orderId, amount: 100, decision: { status: 'APPROVED', failureCode: null, decidedBy: 'approve' } }, stampOf(ids, now));
+                late.relay?.kick();
+              });
+            }
+            return pending;
+          };
+        },
+      });
+      const relay = relayOn(store, async () => {});
+      late.relay = relay;
+      await relay.run();
+      // Let the late change and its kick happen, and any run they started end.
+      for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+      await relay.idle();
+      if ((await memory.outboxStats()).pending > 0) lost.push(turns);
+      await relay.stop();
+    }
+    expect(lost).toEqual([]);
+  });
+});

@@ -100,46 +100,51 @@ export class OutboxRelay {
     // Yields first, so `#running` is set before anything below can end the run.
     await Promise.resolve();
     try {
-      await this.#publishAll();
+      let published: boolean;
+      do {
+        this.#again = false;
+        published = await this.#publishAll();
+        // The last check of `#again` and the end of the run (the finally) are one synchronous step:
+        // a kick that came while the run was ending (it only set `#again`) runs it again, and one
+        // after it starts a new run. (Checked inside `#publishAll`, the await back to here left a
+        // gap in which a kick was lost, and its event stayed pending until the next write.)
+      } while (published && this.#again && !this.#stopped);
     } finally {
-      // In the same synchronous step as the last check of `#again`: a kick after it starts a new run.
       this.#running = undefined;
     }
   }
 
-  async #publishAll(): Promise<void> {
+  /** Publishes until nothing is pending; false when it stopped early (stopped, or a failure: retried later). */
+  async #publishAll(): Promise<boolean> {
     const { store, clock, onError, onPublished } = this.#deps;
-    do {
-      this.#again = false;
-      for (;;) {
-        if (this.#stopped) return;
-        let batch: OutboxEvent[];
+    for (;;) {
+      if (this.#stopped) return false;
+      let batch: OutboxEvent[];
+      try {
+        batch = await store.pendingOutbox(BATCH);
+        this.#readFailing = false;
+      } catch (error) {
+        if (!this.#readFailing) onError(error, undefined);
+        this.#readFailing = true;
+        await this.#retryLater();
+        return false;
+      }
+      if (batch.length === 0) return true;
+      for (const event of batch) {
+        if (this.#stopped) return false;
         try {
-          batch = await store.pendingOutbox(BATCH);
-          this.#readFailing = false;
+          for (const publish of this.#publishers) await publish(event);
+          const now = clock.now();
+          await store.markPublished([event.eventId], now);
+          onPublished?.(event, now);
+          this.#failures = 0;
         } catch (error) {
-          if (!this.#readFailing) onError(error, undefined);
-          this.#readFailing = true;
+          onError(error, event);
           await this.#retryLater();
-          return;
-        }
-        if (batch.length === 0) break;
-        for (const event of batch) {
-          if (this.#stopped) return;
-          try {
-            for (const publish of this.#publishers) await publish(event);
-            const now = clock.now();
-            await store.markPublished([event.eventId], now);
-            onPublished?.(event, now);
-            this.#failures = 0;
-          } catch (error) {
-            onError(error, event);
-            await this.#retryLater();
-            return;
-          }
+          return false;
         }
       }
-    } while (this.#again);
+    }
   }
 
   async #retryLater(): Promise<void> {
