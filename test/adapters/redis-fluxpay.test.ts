@@ -1,4 +1,4 @@
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { RedisBillingStore } from '../../src/adapters/redis/fluxpay-billing.ts';
 import { MemoryFluxPayStore } from '../../src/adapters/memory/fluxpay.ts';
 import { RedisFluxPayStore } from '../../src/adapters/redis/fluxpay.ts';
@@ -224,6 +224,30 @@ withRedisServer('Redis FluxPay adapters', (server) => {
       // Roomy: all three uses. At a bound of 2: the charge and u1, the first two written, went.
       expect(answers).toEqual(maxRecords === 2 ? [[4, [1, 3]], [4, [1, 3]]] : [[14, [1, 10, 100, 3]], [14, [1, 10, 100, 3]]]);
     }
+  });
+
+  it('RedisFluxPayStore.creditsUsed walking an earlier layout: a use written during the walk is counted in both parts or in neither', async () => {
+    const keyPrefix = redis.newPrefix();
+    const store = new RedisFluxPayStore(redis.client, { keyPrefix, ttlMs: DAY, maxRecords: 100 });
+    await credit(store, 'user_1', 100);
+    const use = async (usageId: string, amount: number, at: number) =>
+      expect((await store.useCredits({ userId: 'user_1', serviceId: 's', usageId, amount, creditUsageId: ids('cu') }, stamp(at))).kind).toBe('deducted');
+    await use('u1', 10, T0 + 1_000);
+    // As an earlier version left them: not in the time index, no `nb`; so creditsUsed walks them.
+    for (const tx of (await store.transactions('user_1', { limit: 10 })).data) await redis.client.hdel(`${keyPrefix}fp:t:${tx.transactionId}`, 'nb');
+    await redis.client.del(`${keyPrefix}fp:un:user_1`);
+    // Another request's use of 7 lands while the walk reads its first page.
+    const walk = store.transactions.bind(store);
+    let raced = false;
+    vi.spyOn(store, 'transactions').mockImplementation(async (userId, page) => {
+      if (!raced) {
+        raced = true;
+        await use('u2', 7, T0 + 5_000);
+      }
+      return walk(userId, page);
+    });
+    // A period starting at T0 + 5 s: its base (total − since) is the 10 used before it.
+    expect(await store.creditsUsed('user_1', T0 + 5_000)).toEqual({ total: 17, since: 7 });
   });
 
   it('RedisFluxPayStore: a transaction an earlier version swept without its time index entry is dropped from it, not an error', async () => {

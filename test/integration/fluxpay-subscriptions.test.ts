@@ -303,6 +303,27 @@ describe('cancel, change of plan, card, reads', () => {
     expect(resultOf(await entitlements()).credits).toEqual({ included: 1000, used: 7, remaining: 993 });
   });
 
+  it('a period a paid dunning retry starts days after it began counts the credits used since its start, though their transactions were swept', async () => {
+    const t = await app();
+    await chargeCredits(t, 'user_1', 100);
+    const id = resultOf(await subscribe(t)).subscriptionId as string;
+    resultOf(await fpPost(t, `/api/v1/subscriptions/${id}/card`, { card: DECLINES }));
+    const entitlements = async () => resultOf(await fpGet(t, `/api/v1/subscriptions/${id}/entitlements`));
+    // 02-15 12:00: the renewal is declined (PAST_DUE; retries 02-16 and 02-18). 10 credits used after it, while still entitled.
+    await advanceTo(t, '2026-02-15T13:00:00.000Z');
+    for (let i = 0; i < 10; i++) resultOf(await fpPost(t, '/api/v1/credits/use', { userId: 'user_1', serviceId: 'ai-writer', usageId: `u${i}`, amount: 1 }));
+    expect(await entitlements()).toMatchObject({ status: 'PAST_DUE', periodStart: '2026-01-15T12:00:00.000Z', credits: { used: 10 } });
+    // The first retry is declined; the transactions go after FLUXPAY_TTL_MS (1 day); the card is fixed.
+    await advanceTo(t, '2026-02-17T00:00:00.000Z');
+    await t.app.core.stores.fluxpay.sweep(t.clock.now());
+    expect(resultOf(await fpGet(t, '/api/v1/credits/transactions?userId=user_1')).items).toEqual([]);
+    resultOf(await fpPost(t, `/api/v1/subscriptions/${id}/card`, { card: GOOD }));
+    // 02-18: the retry is paid; the new period starts where the unpaid one ended, and holds the 10.
+    await advanceTo(t, '2026-02-18T13:00:00.000Z');
+    resultOf(await fpPost(t, '/api/v1/credits/use', { userId: 'user_1', serviceId: 'ai-writer', usageId: 'u10', amount: 2 }));
+    expect(await entitlements()).toMatchObject({ status: 'ACTIVE', periodStart: '2026-02-15T12:00:00.000Z', credits: { included: 1000, used: 12, remaining: 988 } });
+  });
+
   it('a full store answers 503 COMMON_503 and refunds the charge it had collected (the ledger nets to zero)', async () => {
     const t = await app({ FLUXPAY_MAX_BILLING_SUBSCRIPTIONS: '1' });
     resultOf(await subscribe(t));

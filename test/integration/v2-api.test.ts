@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { TestApp } from '../helpers/app.ts';
+import { untilScheduled, type TestApp } from '../helpers/app.ts';
 import { closedPort } from '../helpers/receiver.ts';
 import { confirmV2, createV2, getV2, ISO_MS, paymentOf, v2Body, v2Deliveries, v2DeliveryWhen } from '../helpers/v2.ts';
 import { metricSample, webhookFixtures } from '../helpers/webhooks.ts';
@@ -291,6 +291,26 @@ describe('POST /api/v2/payments', () => {
     expect((await confirmV2(t, 'pay_tx_a')).statusCode).toBe(200);
     expect((await createV2(t, v2Body('tx_c', rx.url()))).statusCode).toBe(200);
     expect((await getV2(t, 'pay_tx_a')).statusCode).toBe(404);
+  });
+});
+
+describe('an Idempotency-Key held by a create that waits', () => {
+  it('a create held 20 minutes by V2_COMPLETE_DELAY_MS keeps its key past a 1 s IDEMPOTENCY_TTL_MS: another body with it is refused, not run', async () => {
+    const rx = await receiver();
+    // 600 s × TIME_SCALE 2, then the callback's first attempt: longer than the margin of 15 minutes alone.
+    const t = await app({ IDEMPOTENCY_TTL_MS: '1000', V2_COMPLETE_DELAY_MS: '600000', TIME_SCALE: '2' });
+    const headers = { 'idempotency-key': 'order-1-pay' };
+    const before = t.clock.pendingTimers;
+    const first = createV2(t, v2Body('tx_a', rx.url()), headers);
+    await untilScheduled(t, before);
+    await t.clock.advance(16 * 60_000);
+    const twin = await createV2(t, v2Body('tx_b', rx.url()), headers);
+    expect([twin.statusCode, twin.json()]).toEqual([
+      422,
+      { detail: [{ type: 'idempotency_key_mismatch', loc: ['header', 'idempotency-key'], msg: 'This Idempotency-Key was used with a different request body.', input: 'order-1-pay' }] },
+    ]);
+    await t.clock.advance(5 * 60_000);
+    expect([(await first).statusCode, (await getV2(t, 'pay_tx_b')).statusCode]).toEqual([200, 404]);
   });
 });
 

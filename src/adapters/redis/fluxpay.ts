@@ -251,8 +251,16 @@ export class RedisFluxPayStore implements FluxPayStore {
   }
 
   async creditsUsed(userId: string, since: number): Promise<CreditsUsed> {
-    const [kind, total, used] = (await this.#run('usedSince', NO_STAMP, userId, since)) as [string, number, number?];
-    return { total, since: kind === 'used' ? (used as number) : await this.#walkUsedSince(userId, since) };
+    for (let attempt = 1; ; attempt++) {
+      // {'used', total, since} or {'walk', total, the credits moved in all}.
+      const [kind, total, third] = (await this.#run('usedSince', NO_STAMP, userId, since)) as [string, number, number];
+      if (kind === 'used') return { total, since: third };
+      // A walk takes several round trips: it agrees with the total only if no credit moved meanwhile
+      // (else a period's base taken from the two would count that movement twice or not at all).
+      const walked = await this.#walkUsedSince(userId, since);
+      const [kindAfter, , movedAfter] = (await this.#run('usedSince', NO_STAMP, userId, since)) as [string, number, number];
+      if ((kindAfter === 'walk' && movedAfter === third) || attempt === 5) return { total, since: walked };
+    }
   }
 
   /** The use since `since` of a user with transactions an earlier version wrote (not indexed by time): a walk back to it. */

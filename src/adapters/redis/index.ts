@@ -52,8 +52,7 @@ export async function createRedisStores(config: Config, client: Redis, closed?: 
       keyPrefix,
       ttlMs: config.idempotency.ttlMs,
       maxKeys: config.idempotency.maxKeys,
-      // The waits inside handlers while a key is held: a FluxPay confirm's `delay` scenario, a booking payment's mock delay.
-      inFlightHoldMs: inFlightHoldMs(Math.max(config.scenarios.delayDelayMs, config.bookings.mockMaxDelayMs)),
+      inFlightHoldMs: inFlightHoldMs(longestHandlerWaitMs(config)),
     }),
     bookings: new RedisBookingStore(client, { keyPrefix, ttlMs: config.bookings.ttlMs, maxBookings: config.bookings.maxBookings }),
     seats,
@@ -70,4 +69,15 @@ export async function createRedisStores(config: Config, client: Redis, closed?: 
     rateLimits: new RedisRateLimitStore(client, { keyPrefix, maxKeys: config.fluxpay.rateLimitMaxKeys }),
     faultRules: new RedisFaultRuleStore(client, { keyPrefix, maxRules: config.faults.maxRules }),
   });
+}
+
+/**
+ * The longest a request waits inside its handler, while its Idempotency-Key is held: a FluxPay
+ * confirm's `delay` scenario, a booking payment's mock delay, and a `/api/v2` create, which waits
+ * for its decision (V2_COMPLETE_DELAY_MS) and then its callback's first attempt (at most
+ * WEBHOOK_TIMEOUT_MS). Delays are scaled by TIME_SCALE already. (Fault latencies run before the
+ * key is taken; native intents are decided by the scheduler, not in the request.)
+ */
+export function longestHandlerWaitMs(config: Config): number {
+  return Math.max(config.scenarios.delayDelayMs, config.bookings.mockMaxDelayMs, config.v2.completeDelayMs + config.webhook.timeoutMs);
 }

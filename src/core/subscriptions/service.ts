@@ -227,11 +227,7 @@ export class SubscriptionService {
         await this.#scheduleNext(current);
         return current;
       }
-      // A new period: its base for the credits used in it, taken now (its start is a moment ago, or
-      // days ago for a dunning retry: counted over the transactions held since then).
-      if (change.next.currentPeriodStart !== current.currentPeriodStart) {
-        change.next = { ...change.next, creditsUsedBefore: await this.#usedBefore(current.userId, change.next.currentPeriodStart) };
-      }
+      change.next = await this.#withCreditsBase(current, change.next);
       const outcome = await store.update({ next: change.next, invoice: change.invoice, card: change.card, event: change.eventType === null ? null : { eventId: ids('evt'), eventType: change.eventType } });
       if (outcome.kind === 'updated') {
         relay.kick();
@@ -319,6 +315,21 @@ export class SubscriptionService {
       if (!(error instanceof FluxPayError && error.code === 'PAY_004')) throw error;
     }
     if (record !== undefined) await this.#scheduleNext(record);
+  }
+
+  /**
+   * A change that starts a period gets the base of the credits used in it: taken now (its start is
+   * a moment ago), or, for a dunning retry that starts it where the unpaid period ended, days ago,
+   * the one noted when that renewal was first declined (the period's end): `creditsUsedBeforeEnd`.
+   */
+  async #withCreditsBase(current: Subscription, next: Subscription): Promise<Subscription> {
+    const { creditsUsedBeforeEnd: noted, ...rest } = next;
+    if (next.currentPeriodStart !== current.currentPeriodStart) {
+      const base = noted !== undefined && next.currentPeriodStart === current.currentPeriodEnd ? noted : await this.#usedBefore(current.userId, next.currentPeriodStart);
+      return { ...rest, creditsUsedBefore: base };
+    }
+    if (next.status === 'PAST_DUE' && noted === undefined) return { ...next, creditsUsedBeforeEnd: await this.#usedBefore(current.userId, current.currentPeriodEnd) };
+    return next.status === 'PAST_DUE' ? next : rest;
   }
 
   /** The user's credits used before `start`: the total less what the transactions held since `start` used. */

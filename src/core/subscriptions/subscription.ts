@@ -69,6 +69,12 @@ export interface Subscription {
    * credit transactions are still held; absent in a record an earlier version wrote.
    */
   creditsUsedBefore?: number;
+  /**
+   * When PAST_DUE: the user's credits used before `currentPeriodEnd`, taken when its renewal was
+   * first declined (at the period's end), for the period a paid retry starts there, days later,
+   * when the credit transactions since then may have gone.
+   */
+  creditsUsedBeforeEnd?: number;
 }
 
 /** What the scheduler should do with a subscription at `now`. */

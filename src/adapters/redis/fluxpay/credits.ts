@@ -135,27 +135,29 @@ return {'refunded', render(usage(member)), tx, after}
 `,
   /**
    * The net use of all time and since a time (the store's creditsUsed): {'used', total, total less
-   * `nb` of the user's first transaction written since then}; {'walk', total} when the user has
-   * transactions an earlier version wrote (not in P..'un:', or without `nb`: the store then walks
-   * them). A member whose transaction is gone (an earlier version's sweep removed it without its
-   * P..'un:' entry) is dropped.
+   * `nb` of the user's first transaction written since then}; {'walk', total, the credits moved in
+   * all (charged + used + refunded: grows with every movement)} when the user has transactions an
+   * earlier version wrote (not in P..'un:', or without `nb`: the store then walks them). A member
+   * whose transaction is gone (an earlier version's sweep removed it without its P..'un:' entry) is
+   * dropped.
    */
   usedSince: `
 -- arg: userId, since
 local user = arg(1)
 local index = P .. 'un:' .. user
-local totals = redis.call('HMGET', P .. 'ct', user .. '\\tused', user .. '\\trefunded')
+local totals = redis.call('HMGET', P .. 'ct', user .. '\\tused', user .. '\\trefunded', user .. '\\tcharged')
 local total = tonumber(totals[1] or '0') - tonumber(totals[2] or '0')
-if redis.call('ZCARD', index) < redis.call('ZCARD', P .. 'ut:' .. user) then return {'walk', total} end
+local function walk() return {'walk', total, tonumber(totals[1] or '0') + tonumber(totals[2] or '0') + tonumber(totals[3] or '0')} end
+if redis.call('ZCARD', index) < redis.call('ZCARD', P .. 'ut:' .. user) then return walk() end
 for _ = 1, 1000 do
   local first = redis.call('ZRANGEBYSCORE', index, tonumber(arg(2)) * 1000, '+inf', 'LIMIT', 0, 1)[1]
   if not first then return {'used', total, 0} end
   local before = redis.call('HGET', P .. 't:' .. first, 'nb')
   if before then return {'used', total, total - tonumber(before)} end
-  if redis.call('EXISTS', P .. 't:' .. first) == 1 then return {'walk', total} end
+  if redis.call('EXISTS', P .. 't:' .. first) == 1 then return walk() end
   redis.call('ZREM', index, first)
 end
-return {'walk', total}
+return walk()
 `,
   transactions: `${WALK}
 -- arg: userId, limit, cursor, scan budget
