@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ConfigError, ENV_VARIABLES, loadConfig } from '../../src/config.ts';
 import { DEFAULT_PERFORMANCES } from '../../src/core/bookings/performances.ts';
+import { longestHandlerWaitMs } from '../../src/adapters/redis/index.ts';
 
 const GENERATED_SECRET = /^whsec_[A-Za-z0-9+/]{32}$/;
 
@@ -655,5 +656,18 @@ describe('store back end and processes (issue 14)', () => {
   it('a URL setting that is refused is shown without its password', () => {
     const error = configError({ FLUXPAY_WEBHOOK_URL: 'ftp://hooks:hunter22@127.0.0.1:4000/fluxpay' });
     expect(error.message).toBe('Invalid configuration: FLUXPAY_WEBHOOK_URL must be an absolute http(s) URL (got "ftp://hooks:***@127.0.0.1:4000/fluxpay")');
+  });
+});
+
+describe('the longest wait inside a handler (the Redis hold of a running request’s Idempotency-Key)', () => {
+  it('counts each wait a request can make while its key is held, scaled by TIME_SCALE', () => {
+    // Defaults: a FluxPay subscription change of five attempts, each a 3 s `delay` confirm.
+    expect(longestHandlerWaitMs(loadConfig({}))).toBe(5 * 3_000);
+    // A /api/v2 create decided by the `delay` scenario waits it, then its callback's first attempt.
+    const base = { DEFAULT_DELAY_DELAY_MS: '1000', MOCK_MAX_DELAY_MS: '1500', WEBHOOK_TIMEOUT_MS: '10000' };
+    expect(longestHandlerWaitMs(loadConfig(base))).toBe(1_000 + 10_000);
+    expect(longestHandlerWaitMs(loadConfig({ ...base, V2_COMPLETE_DELAY_MS: '30000' }))).toBe(30_000 + 10_000);
+    expect(longestHandlerWaitMs(loadConfig({ ...base, MOCK_MIN_DELAY_MS: '0', MOCK_MAX_DELAY_MS: '90000' }))).toBe(90_000);
+    expect(longestHandlerWaitMs(loadConfig({ ...base, DEFAULT_DELAY_DELAY_MS: '600000', TIME_SCALE: '2' }))).toBe(5 * 1_200_000);
   });
 });

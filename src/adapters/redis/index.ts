@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import type { Config } from '../../config.ts';
 import type { Stores } from '../../core/ports.ts';
 import { inFlightHoldMs } from '../../core/idempotency.ts';
+import { MAX_ATTEMPTS } from '../../core/subscriptions/service.ts';
 import { RedisBookingStore } from './bookings.ts';
 import { RedisDeliveryLog } from './deliveries.ts';
 import { RedisDisabledUrls } from './disabled-urls.ts';
@@ -73,11 +74,13 @@ export async function createRedisStores(config: Config, client: Redis, closed?: 
 
 /**
  * The longest a request waits inside its handler, while its Idempotency-Key is held: a FluxPay
- * confirm's `delay` scenario, a booking payment's mock delay, and a `/api/v2` create, which waits
- * for its decision (V2_COMPLETE_DELAY_MS) and then its callback's first attempt (at most
- * WEBHOOK_TIMEOUT_MS). Delays are scaled by TIME_SCALE already. (Fault latencies run before the
- * key is taken; native intents are decided by the scheduler, not in the request.)
+ * confirm's `delay` scenario (a subscription change charges once per attempt, up to MAX_ATTEMPTS
+ * when it loses races), a booking payment's mock delay, and a `/api/v2` create, which waits for
+ * its decision (V2_COMPLETE_DELAY_MS, or the `delay` scenario's) and then its callback's first
+ * attempt (at most WEBHOOK_TIMEOUT_MS). Delays are scaled by TIME_SCALE already. (Fault latencies
+ * run before the key is taken; native intents are decided by the scheduler, not in the request.)
  */
 export function longestHandlerWaitMs(config: Config): number {
-  return Math.max(config.scenarios.delayDelayMs, config.bookings.mockMaxDelayMs, config.v2.completeDelayMs + config.webhook.timeoutMs);
+  const { scenarios, bookings, v2, webhook } = config;
+  return Math.max(scenarios.delayDelayMs * MAX_ATTEMPTS, bookings.mockMaxDelayMs, Math.max(v2.completeDelayMs, scenarios.delayDelayMs) + webhook.timeoutMs);
 }

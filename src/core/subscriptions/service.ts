@@ -38,8 +38,8 @@ export const CHARGE_JOB = 'fluxpay.subscription.charge';
 export const SUBSCRIPTION_SERVICE_ID = 'subscriptions';
 /** `metadata.kind` of a subscription's order. */
 export const SUBSCRIPTION_ORDER_KIND = 'SUBSCRIPTION';
-/** A change that loses a race is computed again from the new version this many times. */
-const MAX_ATTEMPTS = 5;
+/** A change that loses a race is computed again from the new version this many times (each may charge, and wait a `delay` scenario's delay). */
+export const MAX_ATTEMPTS = 5;
 
 export interface SubscriptionDeps {
   store: SubscriptionStore;
