@@ -10,6 +10,8 @@ import { paymentV2Signer } from '../../src/dialects/payment-server-v2/webhook-pa
 import type { ReceivedRequest } from '../helpers/receiver.ts';
 import { AnswerLog, createEnvironment, dialectOf, firstDifference, pathSeen, runSequence, shapeProblem, Stats, webhookText, type Observed } from './harness.ts';
 import { LocalUrl, PoolRef, type Step, type Value } from './values.ts';
+import { cutAt } from './generators.ts';
+import { assertLocalOnly, EgressError } from './resolve.ts';
 import { formatReport, runFuzz } from './run.ts';
 
 /**
@@ -29,6 +31,14 @@ const SEED = 20_261_130;
 const REQUESTS = Number(process.env.FUZZ_CI_REQUESTS ?? (onRedis ? 5_000 : 10_000));
 
 describe('the checks the fuzzer applies', () => {
+  it('a body cut short never cuts a URL (the runner refuses any host but 127.0.0.1, and "http://127.0." is one)', () => {
+    const json = JSON.stringify({ amount: 1000, webhook_url: 'http://127.0.0.1:1/ok', callback_url: 'https://127.0.0.1:2/cb' });
+    const request = (payload: string) => ({ method: 'POST', url: '/v1/sim/intent', headers: {}, payload });
+    for (let length = 1; length <= json.length; length++) expect(() => assertLocalOnly(request(cutAt(json, length))), `cut at ${length}`).not.toThrow();
+    expect([json.slice(0, 43), cutAt(json, 43)]).toEqual(['{"amount":1000,"webhook_url":"http://127.0.', '{"amount":1000,"webhook_url":"']);
+    expect(() => assertLocalOnly(request(json.slice(0, 43)))).toThrow(EgressError);
+  });
+
   it('knows which dialect owns a path, as the router sees it', () => {
     expect(dialectOf(pathSeen('/v1/sim/intents/x?y=1'))).toBe('native');
     expect(dialectOf(pathSeen('/bookings/my'))).toBe('bookings');
