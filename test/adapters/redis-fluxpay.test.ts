@@ -13,7 +13,7 @@ import { canceled } from '../../src/core/subscriptions/subscription.ts';
 import type { SubscriptionRecord } from '../../src/core/subscriptions/ports.ts';
 import { aSubscription } from './contracts/billing.contract.ts';
 import { concurrently, DAY, ids, T0, tally } from './contracts/fixtures.ts';
-import { anOrder, aPayment, aSaga, usedSince } from './contracts/fluxpay.contract.ts';
+import { anOrder, aPayment, aSaga, deducted, usedSince } from './contracts/fluxpay.contract.ts';
 import { billingStoreContract } from './contracts/billing.contract.ts';
 import { fluxPayStoreContract } from './contracts/fluxpay.contract.ts';
 
@@ -186,15 +186,13 @@ withRedisServer('Redis FluxPay adapters', (server) => {
     const store = new RedisFluxPayStore(redis.client, { keyPrefix, ttlMs: DAY, maxRecords: 100 });
     await credit(store, 'user_1', 100);
     await credit(store, 'user_2', 100);
-    const use = async (userId: string, usageId: string, amount: number, at: number) =>
-      expect((await store.useCredits({ userId, serviceId: 's', usageId, amount, creditUsageId: ids('cu') }, stamp(at))).kind).toBe('deducted');
-    await use('user_1', 'u1', 10, T0 + 1000);
-    await use('user_2', 'u1', 4, T0 + 1000);
+    await deducted(store, 'user_1', 'u1', 10, T0 + 1000);
+    await deducted(store, 'user_2', 'u1', 4, T0 + 1000);
     // As an earlier version left user_1's first transactions: no `nb`, not in the time index.
     const early = (await store.transactions('user_1', { limit: 10 })).data.map((t) => t.transactionId);
     await redis.client.del(`${keyPrefix}fp:un:user_1`);
     for (const id of early) await redis.client.hdel(`${keyPrefix}fp:t:${id}`, 'nb');
-    await use('user_1', 'u2', 5, T0 + 2000);
+    await deducted(store, 'user_1', 'u2', 5, T0 + 2000);
     expect(await store.refundCredits('user_1', 'u1', stamp(T0 + 3000))).toMatchObject({ kind: 'refunded' });
     const times = [T0, T0 + 1001, T0 + 2001, T0 + 3001];
     expect(await Promise.all(times.map((t) => usedSince(store, 'user_1', t)))).toEqual([5, -5, -10, 0]);
@@ -216,9 +214,7 @@ withRedisServer('Redis FluxPay adapters', (server) => {
       const answers = [];
       for (const store of stores) {
         await credit(store, 'user_1', 100);
-        for (const [usageId, amount, s] of [['u1', 10, byWorker(first, T1)], ['u2', 3, byWorker(second, T1)], ['u3', 1, stamp(T1 + 1_000)]] as const) {
-          expect((await store.useCredits({ userId: 'user_1', serviceId: 's', usageId, amount, creditUsageId: ids('cu') }, s)).kind).toBe('deducted');
-        }
+        for (const [usageId, amount, s] of [['u1', 10, byWorker(first, T1)], ['u2', 3, byWorker(second, T1)], ['u3', 1, stamp(T1 + 1_000)]] as const) await deducted(store, 'user_1', usageId, amount, s);
         answers.push([await usedSince(store, 'user_1', T0 + 1), (await store.transactions('user_1', { limit: 10 })).data.map((t) => t.amount).sort()]);
       }
       // Roomy: all three uses. At a bound of 2: the charge and u1, the first two written, went.
@@ -230,9 +226,7 @@ withRedisServer('Redis FluxPay adapters', (server) => {
     const keyPrefix = redis.newPrefix();
     const store = new RedisFluxPayStore(redis.client, { keyPrefix, ttlMs: DAY, maxRecords: 100 });
     await credit(store, 'user_1', 100);
-    const use = async (usageId: string, amount: number, at: number) =>
-      expect((await store.useCredits({ userId: 'user_1', serviceId: 's', usageId, amount, creditUsageId: ids('cu') }, stamp(at))).kind).toBe('deducted');
-    await use('u1', 10, T0 + 1_000);
+    await deducted(store, 'user_1', 'u1', 10, T0 + 1_000);
     // As an earlier version left them: not in the time index, no `nb`; so creditsUsed walks them.
     for (const tx of (await store.transactions('user_1', { limit: 10 })).data) await redis.client.hdel(`${keyPrefix}fp:t:${tx.transactionId}`, 'nb');
     await redis.client.del(`${keyPrefix}fp:un:user_1`);
@@ -242,7 +236,7 @@ withRedisServer('Redis FluxPay adapters', (server) => {
     vi.spyOn(store, 'transactions').mockImplementation(async (userId, page) => {
       if (!raced) {
         raced = true;
-        await use('u2', 7, T0 + 5_000);
+        await deducted(store, 'user_1', 'u2', 7, T0 + 5_000);
       }
       return walk(userId, page);
     });
@@ -255,7 +249,7 @@ withRedisServer('Redis FluxPay adapters', (server) => {
     const P = `${keyPrefix}fp:`;
     const store = new RedisFluxPayStore(redis.client, { keyPrefix, ttlMs: DAY, maxRecords: 1_000 });
     await credit(store, 'user_1', 100);
-    expect((await store.useCredits({ userId: 'user_1', serviceId: 's', usageId: 'u1', amount: 5, creditUsageId: ids('cu') }, stamp(T0 + 1_000))).kind).toBe('deducted');
+    await deducted(store, 'user_1', 'u1', 5, T0 + 1_000);
     // The earlier version's removeTransaction, as its TTL sweep ran it on the oldest (the charge): no ZREM of P..'un:'.
     const charge = (await redis.client.zrange(`${P}te`, '0', '0'))[0] as string;
     const earlierRemove = `local P, id = ARGV[1], ARGV[2]
@@ -275,7 +269,7 @@ return 1`;
     const P = `${keyPrefix}fp:`;
     const store = new RedisFluxPayStore(redis.client, { keyPrefix, ttlMs: DAY, maxRecords: 1_000 });
     await credit(store, 'user_1', 100);
-    expect((await store.useCredits({ userId: 'user_1', serviceId: 's', usageId: 'u1', amount: 5, creditUsageId: ids('cu') }, stamp(T0 + 1_000))).kind).toBe('deducted');
+    await deducted(store, 'user_1', 'u1', 5, T0 + 1_000);
     // As the earlier version left them: scored by createdAt, no P..'tseq'.
     const scored = await redis.client.zrange(`${P}te`, '0', '-1', 'WITHSCORES');
     expect(scored.filter((_, i) => i % 2 === 1)).toEqual([String(T0 * 1000), String((T0 + 1_000) * 1000)]);

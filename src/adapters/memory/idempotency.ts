@@ -93,12 +93,12 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
     let evicted = 0;
     for (const [id, entry] of this.#entries) {
       if (entry.expiresAt > now) break;
-      this.#entries.delete(id);
       if (entry.response === null) {
+        this.#entries.delete(id);
         this.#overdue.set(id, entry);
         continue;
       }
-      this.#bytes -= entry.bytes;
+      this.#forget(this.#entries, id, entry);
       evicted++;
     }
     return evicted;

@@ -328,8 +328,9 @@ export class SubscriptionService {
       const base = noted !== undefined && next.currentPeriodStart === current.currentPeriodEnd ? noted : await this.#usedBefore(current.userId, next.currentPeriodStart);
       return { ...rest, creditsUsedBefore: base };
     }
-    if (next.status === 'PAST_DUE' && noted === undefined) return { ...next, creditsUsedBeforeEnd: await this.#usedBefore(current.userId, current.currentPeriodEnd) };
-    return next.status === 'PAST_DUE' ? next : rest;
+    // Only a PAST_DUE subscription keeps the note: taken at its first declined renewal, then kept.
+    if (next.status !== 'PAST_DUE') return rest;
+    return noted !== undefined ? next : { ...next, creditsUsedBeforeEnd: await this.#usedBefore(current.userId, current.currentPeriodEnd) };
   }
 
   /** The user's credits used before `start`: the total less what the transactions held since `start` used. */

@@ -96,6 +96,12 @@ const inbound = (saga: Saga, fingerprint = 'f1', type: InboundEvent['type'] = 's
 const APPROVE = { status: 'APPROVED' as const, failureCode: null, decidedBy: 'card' as const };
 const NO_ORDERS = { PENDING: 0, PAID: 0, COMPLETED: 0, CANCELLED: 0, cancelledAfterPayment: 0 };
 
+/** A use of `amount` credits by `userId` at `at` (a time, or a whole stamp), which must be deducted. */
+export async function deducted(store: FluxPayStore, userId: string, usageId: string, amount: number, at: number | Stamp = T0): Promise<void> {
+  const s = typeof at === 'number' ? stamp(at) : at;
+  expect((await store.useCredits({ userId, serviceId: 's', usageId, amount, creditUsageId: ids('cu') }, s)).kind).toBe('deducted');
+}
+
 /** creditsUsed's `since` part. */
 export async function usedSince(store: FluxPayStore, userId: string, since: number): Promise<number> {
   return (await store.creditsUsed(userId, since)).since;
@@ -301,13 +307,11 @@ export function fluxPayStoreContract(name: string, make: FluxPayStoreFactory): v
         const store = await make(ROOMY);
         await credited(store, 'user_1', 100);
         await credited(store, 'user_2', 100);
-        const use = async (userId: string, usageId: string, amount: number, at: number) =>
-          expect((await store.useCredits({ userId, serviceId: 's', usageId, amount, creditUsageId: ids('cu') }, stamp(at))).kind).toBe('deducted');
-        await use('user_1', 'u1', 10, T0 + 1000);
-        await use('user_2', 'u1', 7, T0 + 1500);
-        await use('user_1', 'u2', 5, T0 + 2000);
+        await deducted(store, 'user_1', 'u1', 10, T0 + 1000);
+        await deducted(store, 'user_2', 'u1', 7, T0 + 1500);
+        await deducted(store, 'user_1', 'u2', 5, T0 + 2000);
         expect((await store.refundCredits('user_1', 'u1', stamp(T0 + 3000))).kind).toBe('refunded');
-        await use('user_1', 'u3', 3, T0 + 3000);
+        await deducted(store, 'user_1', 'u3', 3, T0 + 3000);
         const times = [T0 - 1, T0, T0 + 1000, T0 + 1001, T0 + 2000, T0 + 2001, T0 + 3000, T0 + 3001];
         const usedAt = (userId: string) => Promise.all(times.map((t) => usedSince(store, userId, t)));
         // A refund of a use from before `since` counts against it: the net use can be negative.
@@ -324,9 +328,7 @@ export function fluxPayStoreContract(name: string, make: FluxPayStoreFactory): v
       it('creditsUsed goes by the order transactions were written: one stamped earlier than the last (a clock stepped back) counts as of the last', async () => {
         const store = await make(ROOMY);
         await credited(store, 'user_1', 100);
-        for (const [usageId, amount, at] of [['u1', 1, T0 + 100], ['u2', 5, T0 + 90], ['u3', 7, T0 + 95]] as const) {
-          expect((await store.useCredits({ userId: 'user_1', serviceId: 's', usageId, amount, creditUsageId: ids('cu') }, stamp(at))).kind).toBe('deducted');
-        }
+        for (const [usageId, amount, at] of [['u1', 1, T0 + 100], ['u2', 5, T0 + 90], ['u3', 7, T0 + 95]] as const) await deducted(store, 'user_1', usageId, amount, at);
         const times = [T0 + 1, T0 + 91, T0 + 96, T0 + 100, T0 + 101];
         expect(await Promise.all(times.map((t) => usedSince(store, 'user_1', t)))).toEqual([13, 13, 13, 13, 0]);
       });
@@ -556,9 +558,7 @@ export function fluxPayStoreContract(name: string, make: FluxPayStoreFactory): v
       it('credit transactions: at most the bound, the oldest first (at the bound and by TTL); balances and totals stay; creditsUsed counts those held', async () => {
         const store = await make({ ttlMs: DAY, maxRecords: 4 });
         await credited(store, 'user_1', 100);
-        for (let i = 1; i <= 5; i++) {
-          expect((await store.useCredits({ userId: 'user_1', serviceId: 's', usageId: `u${i}`, amount: i, creditUsageId: ids('cu') }, stamp(T0 + i * 1000))).kind).toBe('deducted');
-        }
+        for (let i = 1; i <= 5; i++) await deducted(store, 'user_1', `u${i}`, i, T0 + i * 1000);
         const held = async () => (await store.transactions('user_1', { limit: 100 })).data.map((t) => [t.type, t.amount, t.balanceAfter]);
         // Six movements, four held: the charge and the first use went.
         expect(await held()).toEqual([

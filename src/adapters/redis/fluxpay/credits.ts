@@ -146,8 +146,9 @@ return {'refunded', render(usage(member)), tx, after}
 local user = arg(1)
 local index = P .. 'un:' .. user
 local totals = redis.call('HMGET', P .. 'ct', user .. '\\tused', user .. '\\trefunded', user .. '\\tcharged')
-local total = tonumber(totals[1] or '0') - tonumber(totals[2] or '0')
-local function walk() return {'walk', total, tonumber(totals[1] or '0') + tonumber(totals[2] or '0') + tonumber(totals[3] or '0')} end
+local used, refunded, charged = tonumber(totals[1] or '0'), tonumber(totals[2] or '0'), tonumber(totals[3] or '0')
+local total = used - refunded
+local function walk() return {'walk', total, used + refunded + charged} end
 if redis.call('ZCARD', index) < redis.call('ZCARD', P .. 'ut:' .. user) then return walk() end
 for _ = 1, 1000 do
   local first = redis.call('ZRANGEBYSCORE', index, tonumber(arg(2)) * 1000, '+inf', 'LIMIT', 0, 1)[1]
