@@ -154,6 +154,11 @@ export class EventBus {
     return Promise.all(pending).then(() => undefined);
   }
 
+  /** Reports a failure of an event's durable effects that its publisher does not throw (a backstop job makes the event again), as `publish` reports its own. */
+  report(error: unknown, event: DomainEvent): void {
+    this.#onError(error, event);
+  }
+
   #dispatch(event: DomainEvent): Array<Promise<unknown>> | undefined {
     let pending: Array<Promise<unknown>> | undefined;
     for (const handler of this.#handlers) {

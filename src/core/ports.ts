@@ -87,6 +87,16 @@ export interface IntentStore {
   transition(id: string, from: readonly IntentStatus[], patch: IntentPatch): Promise<Transition<Intent>>;
   /** Refunds `amount` (default: all that is left) of an APPROVED or PARTIALLY_REFUNDED intent, never more than is left. */
   refund(id: string, amount: number | undefined, now: number): Promise<RefundOutcome>;
+  /**
+   * Optional, for a store that shares its back end with the scheduler's: a cancel (PENDING →
+   * CANCELLED at `now`, as `transition`) and, when it succeeds, `job` scheduled, as one atomic operation.
+   */
+  cancelScheduled?: ((id: string, now: number, job: Job) => Promise<Transition<Intent>>) | undefined;
+  /**
+   * Optional, likewise: `refund` and, when it refunds, `job` scheduled under the key
+   * `refundJobKey(job.key, refunded in all after it, its amount, now)`, as one atomic operation.
+   */
+  refundScheduled?: ((id: string, amount: number | undefined, now: number, job: Job) => Promise<RefundOutcome>) | undefined;
   /** Newest first. A page may hold fewer than `limit` records and still have a `nextCursor` when a filter's scan was cut short. */
   list(query: IntentQuery): Promise<Page<Intent>>;
   /** How many stored intents are in each status, over all of them (kept as they change: cheap). */

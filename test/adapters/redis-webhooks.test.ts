@@ -13,7 +13,7 @@ import { systemClock, type Clock } from '../../src/core/clock.ts';
 import type { Delivery } from '../../src/core/deliveries.ts';
 import { EventBus, isDeliveryEvent, isPaymentEvent, isV2PaymentEvent, type DomainEvent } from '../../src/core/events.ts';
 import { createIdFactory, derivedId } from '../../src/core/ids.ts';
-import { DECIDE_JOB, IntentService } from '../../src/core/intents/service.ts';
+import { CANCEL_EVENT_JOB, DECIDE_JOB, IntentService, REFUND_EVENT_JOB, refundJobKey } from '../../src/core/intents/service.ts';
 import { createRandom } from '../../src/core/random.ts';
 import { V2PaymentService } from '../../src/core/v2/service.ts';
 import { nativeWebhookOf } from '../../src/dialects/native/webhook-payload.ts';
@@ -113,6 +113,14 @@ if (!hasRedisServer) {
     });
     const attempted = () => events.filter((e) => isDeliveryEvent(e) && e.type === 'webhook.attempted').length;
     return { client, log, queue, rateCap, dispatcher, events, errors, attempted, bus, scheduler };
+  }
+
+  /** Makes the replica's first accept (a delivery logged and queued) fail as a store that is away would; the count of accepts so far. */
+  function failFirstAccept(r: Awaited<ReturnType<typeof replica>>): () => number {
+    const accept = r.queue.accept.bind(r.queue);
+    let calls = 0;
+    r.queue.accept = (...args) => (calls++ === 0 ? Promise.reject(new Error('Connection is closed.')) : accept(...args));
+    return () => calls;
   }
 
   const webhook = (rx: Receiver, i: number) => {
@@ -485,12 +493,12 @@ if (!hasRedisServer) {
     });
   });
 
-  describe('a decision made again (issue 14 "kill -9")', () => {
+  describe('an event made again by its due work (issue 14 "kill -9")', () => {
     const SCENARIOS = { approveDelayMs: 0, failDelayMs: 0, delayDelayMs: 0, randomApproveRate: 1 };
 
     /** A replica's intents: the service on its scheduler and bus, its decisions' webhooks handed to its dispatcher and awaited, as src/plugins/app/webhooks.ts does with a shared queue. */
     function intentsOn(r: Awaited<ReturnType<typeof replica>>, keyPrefix: string): { store: RedisIntentStore; service: IntentService } {
-      const store = new RedisIntentStore(r.client, { keyPrefix, ttlMs: 86_400_000, maxIntents: 1000 });
+      const store = new RedisIntentStore(r.client, { keyPrefix, ttlMs: 86_400_000, maxIntents: 1000, scheduler: new RedisSchedulerStore(r.client, { keyPrefix }) });
       const service = new IntentService({ store, scheduler: r.scheduler, bus: r.bus, clock: systemClock, random: createRandom(1), ids: createIdFactory(systemClock), scenarios: SCENARIOS });
       r.bus.subscribe((event) => {
         const hook = isPaymentEvent(event) ? nativeWebhookOf(event, ['standard']) : undefined;
@@ -545,19 +553,121 @@ if (!hasRedisServer) {
       const b = await replica(keyPrefix, { pollMs: 20, leaseMs: 300 });
       const { service } = intentsOn(b, keyPrefix);
       // The first accept fails as a store that is away would; the retry (the scheduler's backoff) gets through.
-      const accept = b.queue.accept.bind(b.queue);
-      let failures = 0;
-      b.queue.accept = (...args) => (failures++ === 0 ? Promise.reject(new Error('Connection is closed.')) : accept(...args));
+      const accepts = failFirstAccept(b);
       const intent = await service.create({ reservationId: 'res_retry', amount: 700, currency: 'KRW', scenario: 'approve', webhookUrl: rx.url('/hooks') });
       await eventually(() => (rx.requests.length === 1 ? true : undefined), 'the webhook');
       await eventually(async () => ((await service.pendingDecisions()) === 0 ? true : undefined), 'the job completed');
       const stored = await service.get(intent.id);
       const eventId = derivedId('evt', stored.decidedAt as number, intent.id);
-      expect(failures).toBe(2);
+      expect(accepts()).toBe(2);
       expect(b.events.filter((e) => e.type === 'payment.approved').map((e) => e.id)).toEqual([eventId, eventId]);
       expect(JSON.parse(rx.requests[0]!.body)).toMatchObject({ id: eventId, payment_intent_id: intent.id });
       expect((await b.log.list({ limit: 10, eventId })).data).toHaveLength(1);
       expect(b.errors.map((e) => [e.context, String(e.error)])).toEqual([['scheduler', 'Error: Connection is closed.']]);
+    });
+    it('a replica that died after a cancel and two refunds, before their webhooks were queued: another makes each event again once its job is due, with the id the change gave it, once', async () => {
+      const keyPrefix = redis.newPrefix();
+      const rx = await receivers.start();
+      // Replica A writes the changes with their backstop jobs (due 300 ms later), then dies: nothing published.
+      const aClient = redis.connect();
+      cleanups.push(() => aClient.disconnect());
+      const aSched = new RedisSchedulerStore(aClient, { keyPrefix });
+      const aIntents = new RedisIntentStore(aClient, { keyPrefix, ttlMs: 86_400_000, maxIntents: 1000, scheduler: aSched });
+      const aService = new IntentService({ store: aIntents, scheduler: new Scheduler({ clock: systemClock, store: aSched, onError: () => undefined }), bus: new EventBus(), clock: systemClock, random: createRandom(1), ids: createIdFactory(systemClock), scenarios: SCENARIOS });
+      const pending = await aService.create({ reservationId: 'res_cancel', amount: 2000, currency: 'KRW', scenario: 'delay', delayMs: 600_000, webhookUrl: rx.url('/hooks') });
+      const approved = await aService.create({ reservationId: 'res_refund', amount: 5000, currency: 'KRW', scenario: 'approve', webhookUrl: rx.url('/hooks'), metadata: { order: 'o-9' } });
+      await aIntents.decide(approved.id, Date.now());
+      await aSched.cancel(DECIDE_JOB, approved.id);
+      const at = Date.now();
+      const cancelled = await aIntents.cancelScheduled!(pending.id, at, { kind: CANCEL_EVENT_JOB, key: pending.id, dueAt: at + 300 });
+      expect(cancelled).toMatchObject({ ok: true, record: { status: 'CANCELLED', updatedAt: at } });
+      expect(await aIntents.refundScheduled!(approved.id, 1000, at + 1, { kind: REFUND_EVENT_JOB, key: approved.id, dueAt: at + 300 })).toMatchObject({ kind: 'refunded', amount: 1000 });
+      expect(await aIntents.refundScheduled!(approved.id, undefined, at + 2, { kind: REFUND_EVENT_JOB, key: approved.id, dueAt: at + 300 })).toMatchObject({ kind: 'refunded', amount: 4000 });
+      // Refused changes write no job.
+      expect(await aIntents.cancelScheduled!(pending.id, at + 3, { kind: CANCEL_EVENT_JOB, key: 'never', dueAt: at })).toMatchObject({ ok: false });
+      expect(await aIntents.refundScheduled!(approved.id, 1, at + 3, { kind: REFUND_EVENT_JOB, key: 'never', dueAt: at })).toMatchObject({ kind: 'invalid_state' });
+      // The jobs' keys, as the script wrote them, are the ones the service cancels (refundJobKey).
+      const jobKeys = async (kind: string) => (await redis.client.hkeys(`${keyPrefix}sched:jobs:${kind}`)).sort();
+      expect(await jobKeys(CANCEL_EVENT_JOB)).toEqual([pending.id]);
+      expect(await jobKeys(REFUND_EVENT_JOB)).toEqual([refundJobKey(approved.id, 1000, 1000, at + 1), refundJobKey(approved.id, 5000, 4000, at + 2)].sort());
+
+      const b = await replica(keyPrefix, { pollMs: 20, leaseMs: 300 });
+      const { service } = intentsOn(b, keyPrefix);
+      await eventually(() => (rx.requests.length === 3 ? true : undefined), 'the three webhooks');
+      const iso = (t: number) => new Date(t).toISOString();
+      const body = (intent: typeof pending, id: string, type: string, t: number, status: string, refunded: number) => ({
+        id,
+        type,
+        created_at: iso(t),
+        payment_intent_id: intent.id,
+        reservation_id: intent.reservationId,
+        amount: intent.amount,
+        currency: 'KRW',
+        status,
+        failure_code: null,
+        refunded_amount: refunded,
+        ts: iso(t),
+        metadata: intent.metadata,
+      });
+      const expected = [
+        body(pending, derivedId('evt', at, pending.id), 'payment.cancelled', at, 'CANCELLED', 0),
+        body(approved, derivedId('evt', at + 1, `${approved.id}/1000`), 'payment.refunded', at + 1, 'PARTIALLY_REFUNDED', 1000),
+        body(approved, derivedId('evt', at + 2, `${approved.id}/5000`), 'payment.refunded', at + 2, 'REFUNDED', 5000),
+      ];
+      const received = rx.requests.map((r) => JSON.parse(r.body) as { id: string });
+      expect(received.sort((x, y) => x.id.localeCompare(y.id))).toEqual(expected.sort((x, y) => x.id.localeCompare(y.id)));
+      expect(rx.requests.map((r) => r.headers['webhook-id']).sort()).toEqual(expected.map((e) => e.id).sort());
+      await eventually(async () => ((await jobKeys(CANCEL_EVENT_JOB)).length + (await jobKeys(REFUND_EVENT_JOB)).length === 0 ? true : undefined), 'the jobs completed');
+
+      // The jobs again (a lease that lapsed after the deliveries were queued): the deliveries are found, none made again.
+      await b.scheduler.schedule(CANCEL_EVENT_JOB, pending.id, Date.now());
+      await b.scheduler.schedule(REFUND_EVENT_JOB, refundJobKey(approved.id, 1000, 1000, at + 1), Date.now());
+      await eventually(async () => ((await jobKeys(CANCEL_EVENT_JOB)).length + (await jobKeys(REFUND_EVENT_JOB)).length === 0 ? true : undefined), 'the second runs completed');
+      expect(b.events.filter((e) => e.type === 'payment.cancelled' || e.type === 'payment.refunded')).toHaveLength(5);
+      expect(await b.log.stats()).toMatchObject({ size: 3 });
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(rx.requests).toHaveLength(3);
+      expect(await service.pendingDecisions()).toBe(1);
+      expect(b.errors).toEqual([]);
+    });
+
+    it('a cancel and a refund answered on a shared store: each webhook once, no job left; one whose webhook cannot be queued still answers, and its job queues it', async () => {
+      const keyPrefix = redis.newPrefix();
+      const rx = await receivers.start();
+      const b = await replica(keyPrefix, { pollMs: 20, leaseMs: 300 });
+      const { service } = intentsOn(b, keyPrefix);
+      const jobs = async () => (await b.scheduler.pending(CANCEL_EVENT_JOB, REFUND_EVENT_JOB));
+      const one = await service.create({ reservationId: 'res_1', amount: 3000, currency: 'KRW', scenario: 'delay', delayMs: 600_000, webhookUrl: rx.url('/hooks') });
+      expect(await service.cancel(one.id)).toMatchObject({ status: 'CANCELLED' });
+      expect(await jobs()).toBe(0);
+      const two = await service.create({ reservationId: 'res_2', amount: 3000, currency: 'KRW', scenario: 'approve', webhookUrl: rx.url('/hooks') });
+      await eventually(async () => ((await service.get(two.id)).status === 'APPROVED' ? true : undefined), 'the approval');
+      expect(await service.refund(two.id, 500)).toMatchObject({ status: 'PARTIALLY_REFUNDED', refundedAmount: 500 });
+      expect(await jobs()).toBe(0);
+
+      // The delivery stream fails once, as a store that is away would: the refund is still answered.
+      const accepts = failFirstAccept(b);
+      const refundedAt = Date.now();
+      const rest = await service.refund(two.id);
+      expect(rest).toMatchObject({ status: 'REFUNDED', refundedAmount: 3000 });
+      expect(await jobs()).toBe(1);
+      await eventually(() => (rx.requests.length === 4 ? true : undefined), 'four webhooks');
+      await eventually(async () => ((await jobs()) === 0 ? true : undefined), 'the backstop job completed');
+      const received = rx.requests.map((r) => JSON.parse(r.body) as { id: string; type: string; refunded_amount: number; payment_intent_id: string });
+      expect(received.map((r) => [r.type, r.payment_intent_id, r.refunded_amount]).sort()).toEqual(
+        [
+          ['payment.cancelled', one.id, 0],
+          ['payment.approved', two.id, 0],
+          ['payment.refunded', two.id, 500],
+          ['payment.refunded', two.id, 3000],
+        ].sort(),
+      );
+      const last = received.find((r) => r.refunded_amount === 3000);
+      expect(last?.id).toBe(derivedId('evt', rest.updatedAt, `${two.id}/3000`));
+      expect(rest.updatedAt).toBeGreaterThanOrEqual(refundedAt);
+      expect(accepts()).toBe(2);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(rx.requests).toHaveLength(4);
     });
   });
 
@@ -579,9 +689,7 @@ if (!hasRedisServer) {
         const hook = isV2PaymentEvent(event) ? v2CallbackOf(event, ['standard']) : undefined;
         return hook === undefined ? undefined : b.dispatcher.deliver(hook);
       });
-      const accept = b.queue.accept.bind(b.queue);
-      let failures = 0;
-      b.queue.accept = (...args) => (failures++ === 0 ? Promise.reject(new Error('Connection is closed.')) : accept(...args));
+      const accepts = failFirstAccept(b);
       const request = { txId: 'tx-backstop', orderId: 1, userId: 2, amount: 3000, callbackUrl: rx.url('/callback') };
       await expect(service.create(request)).rejects.toThrow('Connection is closed.');
       const decided = await service.get('pay_tx-backstop');

@@ -3,7 +3,7 @@ import { DomainError } from '../../src/core/errors.ts';
 import { isPaymentEvent, type DomainEvent } from '../../src/core/events.ts';
 import type { Intent } from '../../src/core/intents/intent.ts';
 import { derivedId } from '../../src/core/ids.ts';
-import { DECIDE_JOB } from '../../src/core/intents/service.ts';
+import { CANCEL_EVENT_JOB, DECIDE_JOB, REFUND_EVENT_JOB, refundJobKey } from '../../src/core/intents/service.ts';
 import type { IntentStore } from '../../src/core/ports.ts';
 import { errorOf, EVT_ID, PAY_ID, makeService, scriptedRandom, type Harness } from './support.ts';
 
@@ -382,7 +382,8 @@ describe('IntentService.cancel', () => {
     const cancelled = await h.service.cancel(intent.id);
     expect(cancelled).toEqual({ ...intent, status: 'CANCELLED', updatedAt: T0 + 50 });
     expect(await h.service.pendingDecisions()).toBe(0);
-    expect(h.events[1]).toEqual({ id: expect.stringMatching(EVT_ID), type: 'payment.cancelled', occurredAt: T0 + 50, intent: cancelled });
+    // Its id derived from the intent's and the cancel's time: a backstop job on a shared store makes the same.
+    expect(h.events[1]).toEqual({ id: derivedId('evt', T0 + 50, intent.id), type: 'payment.cancelled', occurredAt: T0 + 50, intent: cancelled });
 
     await h.clock.advance(86_400_000);
     expect((await h.service.get(intent.id)).status).toBe('CANCELLED');
@@ -429,7 +430,7 @@ describe('IntentService.refund', () => {
     await h.clock.advance(10);
     const refunded = await h.service.refund(intent.id);
     expect(refunded).toEqual({ ...intent, status: 'REFUNDED', refundedAmount: 1000, decidedAt: T0 + 200, updatedAt: T0 + 210 });
-    expect(h.events.at(-1)).toEqual({ id: expect.stringMatching(EVT_ID), type: 'payment.refunded', occurredAt: T0 + 210, refundAmount: 1000, intent: refunded });
+    expect(h.events.at(-1)).toEqual({ id: derivedId('evt', T0 + 210, `${intent.id}/1000`), type: 'payment.refunded', occurredAt: T0 + 210, refundAmount: 1000, intent: refunded });
   });
 
   it('partial → PARTIALLY_REFUNDED, then the rest → REFUNDED, each with its own event', async () => {
@@ -587,5 +588,120 @@ describe('failing subscribers', () => {
     off();
     await h.clock.advance(200);
     expect(seen).toEqual(['payment.created']);
+  });
+});
+
+describe('a cancel or a refund on a store shared by several processes (issue 14 "kill -9")', () => {
+  /** The count of `kind` jobs whenever a payment.cancelled or payment.refunded is published, and the subscriber failing (as a store that is away) for the first `failing` of them. */
+  function watch(h: Harness, kind: string, failing = 0) {
+    const pending: number[] = [];
+    let failed = 0;
+    h.bus.subscribe((event) => {
+      if (event.type !== 'payment.cancelled' && event.type !== 'payment.refunded') return undefined;
+      return h.schedulerStore.count(kind).then((n) => {
+        pending.push(n);
+        if (failed++ < failing) throw new Error('the delivery stream is away');
+      });
+    });
+    return pending;
+  }
+
+  it('a cancel writes its backstop job with the change and cancels it once the event’s webhooks are queued; nothing is made again', async () => {
+    const h = await makeService({ shared: true });
+    const pending = watch(h, CANCEL_EVENT_JOB);
+    const intent = await h.service.create({ ...BASE, scenario: 'approve' });
+    await h.clock.advance(50);
+    const cancelled = await h.service.cancel(intent.id);
+    expect(cancelled).toEqual({ ...intent, status: 'CANCELLED', updatedAt: T0 + 50 });
+    expect(pending).toEqual([1]);
+    expect(await h.schedulerStore.count(CANCEL_EVENT_JOB)).toBe(0);
+    expect(await h.service.pendingDecisions()).toBe(0);
+    await h.clock.advance(60_000);
+    expect(h.events.slice(1)).toEqual([{ id: derivedId('evt', T0 + 50, intent.id), type: 'payment.cancelled', occurredAt: T0 + 50, intent: cancelled }]);
+    expect(h.busErrors).toEqual([]);
+  });
+
+  it('a cancel whose webhook cannot be queued still answers the cancelled intent; its job makes the same event a lease later, once', async () => {
+    const h = await makeService({ shared: true });
+    const pending = watch(h, CANCEL_EVENT_JOB, 1);
+    const intent = await h.service.create({ ...BASE, scenario: 'approve' });
+    await h.clock.advance(50);
+    const cancelled = await h.service.cancel(intent.id);
+    expect(cancelled.status).toBe('CANCELLED');
+    expect(h.busErrors.map((e) => [String(e.error), e.event.type])).toEqual([['Error: the delivery stream is away', 'payment.cancelled']]);
+    expect(await h.schedulerStore.count(CANCEL_EVENT_JOB)).toBe(1);
+    await h.clock.advance(29_999);
+    expect(types(h.events)).toEqual(['payment.created', 'payment.cancelled']);
+    await h.clock.advance(1);
+    expect(types(h.events)).toEqual(['payment.created', 'payment.cancelled', 'payment.cancelled']);
+    expect(h.events[2]).toEqual(h.events[1]);
+    expect(h.events[1]).toEqual({ id: derivedId('evt', T0 + 50, intent.id), type: 'payment.cancelled', occurredAt: T0 + 50, intent: cancelled });
+    expect(pending).toEqual([1, 1]);
+    expect(await h.schedulerStore.count(CANCEL_EVENT_JOB)).toBe(0);
+    await h.clock.advance(60_000);
+    expect(h.events).toHaveLength(3);
+  });
+
+  it('a cancel refused (not PENDING) writes no job', async () => {
+    const h = await makeService({ shared: true });
+    const intent = await decided(h, 'approve');
+    expect(await errorOf(() => h.service.cancel(intent.id))).toMatchObject({ code: 'INVALID_STATE' });
+    expect(await h.schedulerStore.count(CANCEL_EVENT_JOB)).toBe(0);
+  });
+
+  it('refunds whose webhooks cannot be queued: each job, keyed by the refund, makes that refund’s event again as the refund left the intent, after a later refund too', async () => {
+    const h = await makeService({ shared: true });
+    const pending = watch(h, REFUND_EVENT_JOB, 2);
+    const intent = await decided(h, 'approve', 1000);
+    await h.clock.advance(10);
+    const partly = await h.service.refund(intent.id, 300);
+    await h.clock.advance(5);
+    const rest = await h.service.refund(intent.id);
+    expect([partly.status, rest.status]).toEqual(['PARTIALLY_REFUNDED', 'REFUNDED']);
+    expect(pending).toEqual([1, 2]);
+    expect(h.busErrors).toHaveLength(2);
+    const first = { id: derivedId('evt', T0 + 210, `${intent.id}/300`), type: 'payment.refunded', occurredAt: T0 + 210, refundAmount: 300, intent: { ...intent, status: 'PARTIALLY_REFUNDED', refundedAmount: 300, updatedAt: T0 + 210 } };
+    const second = { id: derivedId('evt', T0 + 215, `${intent.id}/1000`), type: 'payment.refunded', occurredAt: T0 + 215, refundAmount: 700, intent: { ...intent, status: 'REFUNDED', refundedAmount: 1000, updatedAt: T0 + 215 } };
+    expect(h.events.slice(2)).toEqual([first, second]);
+    await h.clock.advance(30_000);
+    expect(h.events.slice(2)).toEqual([first, second, first, second]);
+    expect(await h.schedulerStore.count(REFUND_EVENT_JOB)).toBe(0);
+    await h.clock.advance(60_000);
+    expect(h.events).toHaveLength(6);
+  });
+
+  it('a refund whose webhook is queued cancels its job (the key it was written under)', async () => {
+    const h = await makeService({ shared: true });
+    const pending = watch(h, REFUND_EVENT_JOB);
+    const intent = await decided(h, 'approve', 1000);
+    await h.service.refund(intent.id, 250);
+    expect(pending).toEqual([1]);
+    expect(await h.schedulerStore.count(REFUND_EVENT_JOB)).toBe(0);
+    await h.clock.advance(60_000);
+    expect(types(h.events)).toEqual(['payment.created', 'payment.approved', 'payment.refunded']);
+  });
+
+  it('a refund job whose intent is no longer stored does nothing', async () => {
+    const h = await makeService({ shared: true });
+    await h.scheduler.schedule(REFUND_EVENT_JOB, refundJobKey('pay_gone', 100, 100, T0), T0);
+    await h.scheduler.schedule(CANCEL_EVENT_JOB, 'pay_gone', T0);
+    await h.clock.advance(0);
+    expect(h.events).toEqual([]);
+    expect([await h.schedulerStore.count(REFUND_EVENT_JOB), await h.schedulerStore.count(CANCEL_EVENT_JOB)]).toEqual([0, 0]);
+  });
+
+  it('memory (a scheduler of this process alone): no backstop job is ever scheduled, the events are published at once', async () => {
+    const h = await makeService();
+    const scheduled: string[] = [];
+    const schedule = h.schedulerStore.schedule.bind(h.schedulerStore);
+    h.schedulerStore.schedule = (job) => {
+      scheduled.push(job.kind);
+      return schedule(job);
+    };
+    const intent = await decided(h, 'approve', 1000);
+    await h.service.refund(intent.id, 100);
+    await h.service.cancel((await h.service.create(BASE)).id);
+    expect(scheduled).toEqual([DECIDE_JOB, DECIDE_JOB]);
+    expect(types(h.events)).toEqual(['payment.created', 'payment.approved', 'payment.refunded', 'payment.created', 'payment.cancelled']);
   });
 });

@@ -12,7 +12,9 @@ import { Settlement } from '../../src/core/bookings/settlement.ts';
 import { DomainError } from '../../src/core/errors.ts';
 import { EventBus, isBookingEvent, isPaymentEvent, type BookingEvent, type DomainEvent, type PaymentEvent } from '../../src/core/events.ts';
 import { createIdFactory } from '../../src/core/ids.ts';
-import { IntentService } from '../../src/core/intents/service.ts';
+import type { Intent } from '../../src/core/intents/intent.ts';
+import { IntentService, refundJobKey } from '../../src/core/intents/service.ts';
+import type { Job, RefundOutcome, Transition } from '../../src/core/ports.ts';
 import { createRandom, type RandomSource } from '../../src/core/random.ts';
 import { Scheduler } from '../../src/core/scheduler.ts';
 import type { ScenarioConfig } from '../../src/core/scenario.ts';
@@ -64,6 +66,15 @@ export async function startedScheduler(clock: ManualClock): Promise<{ scheduler:
   return { scheduler, store, errors };
 }
 
+/** `startedScheduler` as a store shared by several processes has it: polling every second, a 30 s lease. */
+export async function sharedScheduler(clock: ManualClock): Promise<{ scheduler: Scheduler; store: MemorySchedulerStore; errors: unknown[] }> {
+  const store = new MemorySchedulerStore();
+  const errors: unknown[] = [];
+  const scheduler = new Scheduler({ clock, store, onError: (error) => errors.push(error), pollMs: 1000, leaseMs: 30_000 });
+  await scheduler.start();
+  return { scheduler, store, errors };
+}
+
 export interface Harness {
   clock: ManualClock;
   bus: EventBus;
@@ -76,8 +87,34 @@ export interface Harness {
   busErrors: Array<{ error: unknown; event: DomainEvent }>;
 }
 
+/**
+ * A memory intent store with the `cancelScheduled` and `refundScheduled` of a store shared with the
+ * scheduler's (the Redis one's scripts): the change, then its job when it was made.
+ */
+export class JobWritingIntentStore extends MemoryIntentStore {
+  readonly #jobs: MemorySchedulerStore;
+
+  constructor(options: MemoryIntentStoreOptions, jobs: MemorySchedulerStore) {
+    super(options);
+    this.#jobs = jobs;
+  }
+
+  readonly cancelScheduled = async (id: string, now: number, job: Job): Promise<Transition<Intent>> => {
+    const result = await this.transition(id, ['PENDING'], { status: 'CANCELLED', updatedAt: now });
+    if (result.ok) await this.#jobs.schedule(job);
+    return result;
+  };
+
+  readonly refundScheduled = async (id: string, amount: number | undefined, now: number, job: Job): Promise<RefundOutcome> => {
+    const result = await this.refund(id, amount, now);
+    if (result.kind === 'refunded') await this.#jobs.schedule({ ...job, key: refundJobKey(job.key, result.intent.refundedAmount, result.amount, now) });
+    return result;
+  };
+}
+
+/** `shared`: the scheduler of a store shared by several processes (it polls, 30 s lease) and a store that writes its jobs (`JobWritingIntentStore`). */
 export async function makeService(
-  options: { scenarios?: Partial<ScenarioConfig>; store?: Partial<MemoryIntentStoreOptions>; random?: RandomSource; seed?: number } = {},
+  options: { scenarios?: Partial<ScenarioConfig>; store?: Partial<MemoryIntentStoreOptions>; random?: RandomSource; seed?: number; shared?: boolean } = {},
 ): Promise<Harness> {
   const clock = new ManualClock();
   const busErrors: Harness['busErrors'] = [];
@@ -86,8 +123,9 @@ export async function makeService(
   bus.subscribe((event) => {
     if (isPaymentEvent(event)) events.push(event);
   });
-  const store = new MemoryIntentStore({ ttlMs: 86_400_000, maxIntents: 1_000_000, ...options.store });
-  const { scheduler, store: schedulerStore } = await startedScheduler(clock);
+  const storeOptions = { ttlMs: 86_400_000, maxIntents: 1_000_000, ...options.store };
+  const { scheduler, store: schedulerStore } = options.shared === true ? await sharedScheduler(clock) : await startedScheduler(clock);
+  const store = options.shared === true ? new JobWritingIntentStore(storeOptions, schedulerStore) : new MemoryIntentStore(storeOptions);
   const service = new IntentService({
     store,
     scheduler,

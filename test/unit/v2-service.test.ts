@@ -9,7 +9,7 @@ import { V2_DECIDE_JOB, V2PaymentService } from '../../src/core/v2/service.ts';
 import { MemorySchedulerStore } from '../../src/adapters/memory/scheduler.ts';
 import { Scheduler } from '../../src/core/scheduler.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
-import { startedScheduler } from './support.ts';
+import { sharedScheduler, startedScheduler } from './support.ts';
 
 /**
  * The /api/v2 decision made again (issue 14 "kill -9"): a `v2.decide` job that runs again (its
@@ -65,13 +65,6 @@ async function harness(completeDelayMs = 500, shared = false) {
     settings: { defaultScenario: 'approve', completeDelayMs, delayDelayMs: 3000, randomApproveRate: 0.8 },
   });
   return { clock, bus, events, scheduler, errors, service };
-}
-
-async function sharedScheduler(clock: ManualClock): Promise<{ scheduler: Scheduler; errors: unknown[] }> {
-  const errors: unknown[] = [];
-  const scheduler = new Scheduler({ clock, store: new MemorySchedulerStore(), onError: (error) => errors.push(error), pollMs: 1000, leaseMs: 30_000 });
-  await scheduler.start();
-  return { scheduler, errors };
 }
 
 describe('V2PaymentService decisions made again (at least once)', () => {

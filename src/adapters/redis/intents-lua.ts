@@ -131,43 +131,77 @@ end
 return out
 `;
 
-export const TRANSITION = `${PRELUDE}
--- ARGV: P, id, status, fc ('' = keep), da ('' = keep), ua, from...
-local id = ARGV[2]
-local flat = redis.call('HGETALL', rec(id))
-if #flat == 0 then return {0, ''} end
-local at = positions(flat)
-local before = flat[at.s]
-local allowed = false
-for i = 7, #ARGV do if ARGV[i] == before then allowed = true end end
-if not allowed then return {0, encode(flat, at)} end
-local changes = {'ua', ARGV[6], 's', ARGV[3]}
-if ARGV[4] ~= '' then changes[#changes + 1] = 'fc'; changes[#changes + 1] = ARGV[4] end
-if ARGV[5] ~= '' then changes[#changes + 1] = 'da'; changes[#changes + 1] = ARGV[5] end
-write(id, flat, at, changes)
-moveStatus(id, before, ARGV[3], flat[at.ca])
-return {1, encode(flat, at)}
+const TRANSITION_INTENT = `
+-- Sets status (and fc, da when not '') and ua if the intent's status is a key of 'from'; answers {ok, the record encoded}.
+local function transitionIntent(id, status, fc, da, ua, from)
+  local flat = redis.call('HGETALL', rec(id))
+  if #flat == 0 then return {0, ''} end
+  local at = positions(flat)
+  local before = flat[at.s]
+  if not from[before] then return {0, encode(flat, at)} end
+  local changes = {'ua', ua, 's', status}
+  if fc ~= '' then changes[#changes + 1] = 'fc'; changes[#changes + 1] = fc end
+  if da ~= '' then changes[#changes + 1] = 'da'; changes[#changes + 1] = da end
+  write(id, flat, at, changes)
+  moveStatus(id, before, status, flat[at.ca])
+  return {1, encode(flat, at)}
+end
 `;
 
-export const REFUND = `${PRELUDE}
+export const TRANSITION = `${PRELUDE}${TRANSITION_INTENT}
+-- ARGV: P, id, status, fc ('' = keep), da ('' = keep), ua, from...
+local from = {}
+for i = 7, #ARGV do from[ARGV[i]] = true end
+return transitionIntent(ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], from)
+`;
+
+/** PENDING → CANCELLED and, when it was PENDING, the backstop job: KEYS[3..5] and ARGV[4..7] are the scheduler's (RedisSchedulerStore.jobWrite). */
+export const CANCEL_SCHEDULED = `${PRELUDE}${TRANSITION_INTENT}${SCHEDULE_JOB}
+-- ARGV: P, id, now, J, kind, key, dueAt
+local result = transitionIntent(ARGV[2], 'CANCELLED', '', '', ARGV[3], {PENDING = true})
+if result[1] == 1 then scheduleJob(KEYS[3], KEYS[4], KEYS[5], ARGV[4], ARGV[5], ARGV[6], ARGV[7]) end
+return result
+`;
+
+const REFUND_INTENT = `
+-- Answers the reply ({'refunded', record, amount} or why not) and, when refunded, the total refunded after it.
+local function refundIntent(id, requested, now)
+  local flat = redis.call('HGETALL', rec(id))
+  if #flat == 0 then return {'not_found'} end
+  local at = positions(flat)
+  local before = flat[at.s]
+  if before ~= 'APPROVED' and before ~= 'PARTIALLY_REFUNDED' then return {'invalid_state', encode(flat, at)} end
+  local amount, refunded = tonumber(flat[at.amt]), tonumber(flat[at.ra])
+  local left = amount - refunded
+  local refund = left
+  if requested ~= '' then refund = tonumber(requested) end
+  if refund > left then return {'exceeds', encode(flat, at), left} end
+  refunded = refunded + refund
+  local after = 'PARTIALLY_REFUNDED'
+  if refunded == amount then after = 'REFUNDED' end
+  write(id, flat, at, {'ra', string.format('%d', refunded), 'ua', now, 's', after})
+  moveStatus(id, before, after, flat[at.ca])
+  return {'refunded', encode(flat, at), refund}, refunded
+end
+`;
+
+export const REFUND = `${PRELUDE}${REFUND_INTENT}
 -- ARGV: P, id, amount ('' = all that is left), now
-local id = ARGV[2]
-local flat = redis.call('HGETALL', rec(id))
-if #flat == 0 then return {'not_found'} end
-local at = positions(flat)
-local before = flat[at.s]
-if before ~= 'APPROVED' and before ~= 'PARTIALLY_REFUNDED' then return {'invalid_state', encode(flat, at)} end
-local amount, refunded = tonumber(flat[at.amt]), tonumber(flat[at.ra])
-local left = amount - refunded
-local refund = left
-if ARGV[3] ~= '' then refund = tonumber(ARGV[3]) end
-if refund > left then return {'exceeds', encode(flat, at), left} end
-refunded = refunded + refund
-local after = 'PARTIALLY_REFUNDED'
-if refunded == amount then after = 'REFUNDED' end
-write(id, flat, at, {'ra', string.format('%d', refunded), 'ua', ARGV[4], 's', after})
-moveStatus(id, before, after, flat[at.ca])
-return {'refunded', encode(flat, at), refund}
+return (refundIntent(ARGV[2], ARGV[3], ARGV[4]))
+`;
+
+/**
+ * The refund and, when it refunded, its backstop job under the key job key/refunded after/amount/now
+ * (refundJobKey in src/core/intents/service.ts): KEYS[3..5] and ARGV[5..8] are the scheduler's.
+ */
+export const REFUND_SCHEDULED = `${PRELUDE}${REFUND_INTENT}${SCHEDULE_JOB}
+-- ARGV: P, id, amount ('' = all that is left), now, J, kind, key, dueAt
+local reply, refunded = refundIntent(ARGV[2], ARGV[3], ARGV[4])
+if reply[1] == 'refunded' then
+  local key = ARGV[7] .. '/' .. string.format('%d', refunded) .. '/' .. string.format('%d', reply[3]) .. '/' .. ARGV[4]
+  scheduleJob(KEYS[3], KEYS[4], KEYS[5], ARGV[5], ARGV[6], key, ARGV[8])
+end
+return reply
 `;
 
 export const LIST = `${PRELUDE}${WALK}

@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import { INTENT_STATUSES, type Intent, type IntentStatus } from '../../core/intents/intent.ts';
 import type { InsertOutcome, IntentPatch, IntentQuery, IntentStore, Job, Page, RefundOutcome, StoreStats, Transition } from '../../core/ports.ts';
 import { SCAN_BUDGET } from '../memory/id-list.ts';
-import { COUNTS, DECIDE, GET, INSERT, INSERT_SCHEDULED, LIST, REFUND, STATS, SWEEP, TRANSITION } from './intents-lua.ts';
+import { CANCEL_SCHEDULED, COUNTS, DECIDE, GET, INSERT, INSERT_SCHEDULED, LIST, REFUND, REFUND_SCHEDULED, STATS, SWEEP, TRANSITION } from './intents-lua.ts';
 import { defineScript, type Script, SWEEP_BATCH, sweepInBatches } from './connection.ts';
 import type { RedisSchedulerStore } from './scheduler.ts';
 
@@ -11,7 +11,7 @@ export interface RedisIntentStoreOptions {
   keyPrefix: string;
   ttlMs: number;
   maxIntents: number;
-  /** The scheduler store on the same Redis: with it, `insertScheduled` writes an intent and its job in one script run. */
+  /** The scheduler store on the same Redis: with it, `insertScheduled`, `cancelScheduled` and `refundScheduled` write an intent and its job in one script run. */
   scheduler?: RedisSchedulerStore | undefined;
 }
 
@@ -64,6 +64,10 @@ export class RedisIntentStore implements IntentStore {
     if (scheduler !== undefined) {
       const insertScheduled = scheduler.withJob(defineScript(client, 'paysimIntentInsertScheduled', INSERT_SCHEDULED));
       this.insertScheduled = async (intent, job) => insertOutcome(await insertScheduled(this.#keys, this.#insertArgs(intent), job));
+      const cancelScheduled = scheduler.withJob(defineScript(client, 'paysimIntentCancelScheduled', CANCEL_SCHEDULED));
+      this.cancelScheduled = async (id, now, job) => toTransition((await cancelScheduled(this.#keys, [this.#p, id, now], job)) as [number, string]);
+      const refundScheduled = scheduler.withJob(defineScript(client, 'paysimIntentRefundScheduled', REFUND_SCHEDULED));
+      this.refundScheduled = async (id, amount, now, job) => refundOutcome(await refundScheduled(this.#keys, [this.#p, id, amount ?? '', now], job));
     }
   }
 
@@ -87,6 +91,12 @@ export class RedisIntentStore implements IntentStore {
    * other and a create is one command; only with the scheduler's store (`options.scheduler`).
    */
   readonly insertScheduled?: (intent: Intent, job: Job) => Promise<InsertOutcome>;
+
+  /** A cancel and its event's backstop job in one script run; only with the scheduler's store. */
+  readonly cancelScheduled?: (id: string, now: number, job: Job) => Promise<Transition<Intent>>;
+
+  /** A refund and its event's backstop job (keyed by `refundJobKey`) in one script run; only with the scheduler's store. */
+  readonly refundScheduled?: (id: string, amount: number | undefined, now: number, job: Job) => Promise<RefundOutcome>;
 
   #insertArgs(intent: Intent): Array<string | number> {
     const { ttlMs, maxIntents } = this.#options;
@@ -157,12 +167,7 @@ export class RedisIntentStore implements IntentStore {
   }
 
   async refund(id: string, amount: number | undefined, now: number): Promise<RefundOutcome> {
-    const [kind, encoded, figure] = (await this.#refund(this.#keys, [this.#p, id, amount ?? '', now])) as [string, string?, number?];
-    if (kind === 'not_found') return { kind };
-    const intent = decodeIntent(encoded as string) as Intent;
-    if (kind === 'invalid_state') return { kind, intent };
-    if (kind === 'exceeds') return { kind, intent, left: figure as number };
-    return { kind: 'refunded', intent, amount: figure as number };
+    return refundOutcome(await this.#refund(this.#keys, [this.#p, id, amount ?? '', now]));
   }
 
   async list(query: IntentQuery): Promise<Page<Intent>> {
@@ -226,4 +231,13 @@ function decodeIntent(encoded: string): Intent | undefined {
 /** What the insert scripts answer (1 stored, 0 full) as the port's outcome. */
 function insertOutcome(stored: unknown): InsertOutcome {
   return stored === 1 ? { ok: true } : { ok: false, reason: 'full' };
+}
+
+function refundOutcome(reply: unknown): RefundOutcome {
+  const [kind, encoded, figure] = reply as [string, string?, number?];
+  if (kind === 'not_found') return { kind };
+  const intent = decodeIntent(encoded as string) as Intent;
+  if (kind === 'invalid_state') return { kind, intent };
+  if (kind === 'exceeds') return { kind, intent, left: figure as number };
+  return { kind: 'refunded', intent, amount: figure as number };
 }

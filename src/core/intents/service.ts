@@ -2,7 +2,7 @@ import type { Clock } from '../clock.ts';
 import { DomainError, notFound, storeFull, validationFailed } from '../errors.ts';
 import type { EventBus, PaymentEvent, PaymentEventType } from '../events.ts';
 import { derivedId, type IdFactory } from '../ids.ts';
-import type { InsertOutcome, IntentQuery, IntentStore, Page } from '../ports.ts';
+import type { InsertOutcome, IntentQuery, IntentStore, Job, Page } from '../ports.ts';
 import type { RandomSource } from '../random.ts';
 import type { Scheduler } from '../scheduler.ts';
 import { decide, type CardInput, type ForcedOutcome, type ScenarioConfig, type ScenarioRequest } from '../scenario.ts';
@@ -19,6 +19,19 @@ import type { Intent, IntentStatus } from './intent.ts';
  */
 
 export const DECIDE_JOB = 'intent.decide';
+/** The backstop of a cancel's event on a shared store (key: the intent's id): makes `payment.cancelled` again. */
+export const CANCEL_EVENT_JOB = 'intent.cancel_event';
+/** The backstop of a refund's event on a shared store (key: `refundJobKey`): makes that refund's `payment.refunded` again. */
+export const REFUND_EVENT_JOB = 'intent.refund_event';
+
+/**
+ * The key of a refund's backstop job: the intent's id, what it had refunded in all after this
+ * refund (which names the refund: the total only grows), this refund's amount and its time. A
+ * store's `refundScheduled` writes it in the same form.
+ */
+export function refundJobKey(id: string, refundedAfter: number, amount: number, at: number): string {
+  return `${id}/${refundedAfter}/${amount}/${at}`;
+}
 
 export interface CreateIntentInput {
   reservationId: string;
@@ -50,6 +63,8 @@ export class IntentService {
   constructor(deps: IntentServiceDeps) {
     this.#deps = deps;
     deps.scheduler.register(DECIDE_JOB, (id) => this.#decide(id));
+    deps.scheduler.register(CANCEL_EVENT_JOB, (id) => this.#cancelledAgain(id));
+    deps.scheduler.register(REFUND_EVENT_JOB, (key) => this.#refundedAgain(key));
   }
 
   /** Creates a PENDING intent and schedules its decision. STORE_FULL when the store holds only PENDING intents. */
@@ -118,22 +133,44 @@ export class IntentService {
     return this.#deps.store.counts();
   }
 
+  /**
+   * PENDING → CANCELLED, with `payment.cancelled`. With a store shared by several processes, the
+   * cancel schedules a backstop job in the same step (due a lease later, cancelled once the event's
+   * webhook is logged and queued), as a decision has its job: a process killed after cancelling,
+   * or a store that fails then, leaves the webhook to that job, here or on another replica, which
+   * makes the same event again (its id derived from the intent's and the cancel's time).
+   * @see issue 14 "kill -9"
+   */
   async cancel(id: string): Promise<Intent> {
-    const result = await this.#deps.store.transition(id, ['PENDING'], { status: 'CANCELLED', updatedAt: this.#deps.clock.now() });
+    const { store, scheduler, clock } = this.#deps;
+    const now = clock.now();
+    const backstop = scheduler.shared ? store.cancelScheduled?.bind(store) : undefined;
+    const job = { kind: CANCEL_EVENT_JOB, key: id, dueAt: now + scheduler.leaseMs };
+    const result = backstop === undefined ? await store.transition(id, ['PENDING'], { status: 'CANCELLED', updatedAt: now }) : await backstop(id, now, job);
     if (!result.ok) {
       if (result.current === undefined) throw notFound('Payment intent', id);
       throw new DomainError('INVALID_STATE', `Payment intent ${id} is ${result.current.status}; only a PENDING intent can be cancelled.`);
     }
-    await this.#deps.scheduler.cancel(DECIDE_JOB, id);
-    this.#publish('payment.cancelled', result.record);
-    return result.record;
+    if (backstop !== undefined) scheduler.scheduled(job.dueAt);
+    await scheduler.cancel(DECIDE_JOB, id);
+    const cancelled = Object.freeze(result.record);
+    await this.#publishBacked(cancelEvent(cancelled), backstop === undefined ? undefined : job);
+    return cancelled;
   }
 
+  /**
+   * Refunds `amount` (all that is left without one), with `payment.refunded`; with a shared store
+   * backed by a job as a cancel is (its key names the refund: `refundJobKey`).
+   */
   async refund(id: string, amount?: number): Promise<Intent> {
     if (amount !== undefined && !(Number.isSafeInteger(amount) && amount > 0)) {
       throw validationFailed([{ in: 'body', field: '/amount', rule: 'minimum', message: 'must be a positive integer' }]);
     }
-    const result = await this.#deps.store.refund(id, amount, this.#deps.clock.now());
+    const { store, scheduler, clock } = this.#deps;
+    const now = clock.now();
+    const backstop = scheduler.shared ? store.refundScheduled?.bind(store) : undefined;
+    const job = { kind: REFUND_EVENT_JOB, key: id, dueAt: now + scheduler.leaseMs };
+    const result = backstop === undefined ? await store.refund(id, amount, now) : await backstop(id, amount, now, job);
     switch (result.kind) {
       case 'not_found':
         throw notFound('Payment intent', id);
@@ -143,7 +180,9 @@ export class IntentService {
         throw new DomainError('REFUND_EXCEEDS_AMOUNT', `A refund of ${amount ?? result.left} exceeds the ${result.left} left to refund on ${id}.`);
       case 'refunded': {
         const refunded = Object.freeze(result.intent);
-        this.#publish('payment.refunded', refunded, result.amount);
+        if (backstop !== undefined) scheduler.scheduled(job.dueAt);
+        const backing = backstop === undefined ? undefined : { ...job, key: refundJobKey(id, refunded.refundedAmount, result.amount, now) };
+        await this.#publishBacked(refundEvent(refunded, result.amount, now), backing);
         return refunded;
       }
     }
@@ -181,6 +220,42 @@ export class IntentService {
     if (durable !== undefined) await durable;
   }
 
+  /**
+   * A cancel's or a refund's event. With a backstop job (`backing`, a shared store) the event's
+   * durable effects are awaited and then the job is cancelled; when they fail the job stays, to
+   * make the event again a lease later, and the request still answers what it did (the change is
+   * stored: a client that retried a refund on a 503 would refund twice).
+   */
+  async #publishBacked(event: PaymentEvent, backing: Job | undefined): Promise<void> {
+    const { bus, scheduler } = this.#deps;
+    if (backing === undefined) {
+      bus.publish(event);
+      return;
+    }
+    try {
+      await bus.publishDurable(event);
+      await scheduler.cancel(backing.kind, backing.key);
+    } catch (error) {
+      bus.report(error, event);
+    }
+  }
+
+  /** A cancel's backstop job: the cancel's event again (nothing when the intent is no longer stored). */
+  async #cancelledAgain(id: string): Promise<void> {
+    const intent = await this.#deps.store.get(id);
+    if (intent?.status !== 'CANCELLED') return;
+    await this.#deps.bus.publishDurable(cancelEvent(intent));
+  }
+
+  /** A refund's backstop job: that refund's event again, the intent as the refund left it (nothing when it is no longer stored). */
+  async #refundedAgain(key: string): Promise<void> {
+    const [id = '', refundedAfter, amount, at] = key.split('/').map((part, i) => (i === 0 ? part : Number(part))) as [string, number, number, number];
+    const intent = await this.#deps.store.get(id);
+    if (intent === undefined || intent.refundedAmount < refundedAfter) return;
+    const status = refundedAfter === intent.amount ? 'REFUNDED' : 'PARTIALLY_REFUNDED';
+    await this.#deps.bus.publishDurable(refundEvent(Object.freeze({ ...intent, status, refundedAmount: refundedAfter, updatedAt: at }), amount, at));
+  }
+
   /** `intent` is frozen, so the event's snapshot can never change, whoever else holds it. */
   #publish(type: PaymentEventType, intent: Readonly<Intent>, refundAmount?: number, now = this.#deps.clock.now()): void {
     const { bus, ids } = this.#deps;
@@ -194,6 +269,16 @@ export class IntentService {
 function decisionEvent(intent: Intent): PaymentEvent {
   const decidedAt = intent.decidedAt ?? intent.updatedAt;
   return { id: derivedId('evt', decidedAt, intent.id), type: intent.status === 'APPROVED' ? 'payment.approved' : 'payment.failed', occurredAt: decidedAt, intent: Object.freeze(intent) };
+}
+
+/** The event of a cancel: its id derived from the intent's and the cancel's time (an intent cancelled is never decided), so a backstop job makes the same. */
+function cancelEvent(intent: Readonly<Intent>): PaymentEvent {
+  return { id: derivedId('evt', intent.updatedAt, intent.id), type: 'payment.cancelled', occurredAt: intent.updatedAt, intent };
+}
+
+/** The event of a refund: its id derived from the refund's time and key (the intent's id and its total after it), so a backstop job makes the same. */
+function refundEvent(intent: Readonly<Intent>, amount: number, at: number): PaymentEvent {
+  return { id: derivedId('evt', at, `${intent.id}/${intent.refundedAmount}`), type: 'payment.refunded', occurredAt: at, intent, refundAmount: amount };
 }
 
 /**
