@@ -1,5 +1,5 @@
 import type { Clock } from '../core/clock.ts';
-import type { DomainEvent } from '../core/events.ts';
+import { isMadeAgain, type DomainEvent } from '../core/events.ts';
 import { isSuccess } from '../webhooks/retry-policy.ts';
 import { LATENCY_BUCKETS, latencyBucket, percentileMs } from './latency-buckets.ts';
 
@@ -93,6 +93,7 @@ export class ActivitySeries {
 
   /** The bus subscriber: the events that carry a decision or a webhook attempt, each counted once. */
   onEvent(event: DomainEvent): void {
+    if (isMadeAgain(event)) return;
     switch (event.type) {
       case 'payment.approved':
         this.decision('intent', 'approved', event.occurredAt);

@@ -24,6 +24,8 @@ export interface PaymentEvent {
   intent: Readonly<Intent>;
   /** For `payment.refunded`: the amount of this refund (the intent carries the running total). */
   refundAmount?: number;
+  /** Made again (`isMadeAgain`). */
+  again?: true;
 }
 
 export type BookingEventType = 'booking.created' | 'booking.confirmed' | 'booking.failed' | 'booking.expired' | 'booking.cancelled';
@@ -78,6 +80,8 @@ export interface V2PaymentEvent {
   type: V2PaymentEventType;
   occurredAt: number;
   payment: Readonly<V2Payment>;
+  /** Made again (`isMadeAgain`). */
+  again?: true;
 }
 
 /**
@@ -171,6 +175,18 @@ export class EventBus {
     }
     return pending;
   }
+}
+
+/**
+ * An event made again by due work that ran again (a decision's job whose first run was cut off or
+ * could not queue its webhooks, a cancel's or a refund's backstop job): the same id and the same
+ * fact as the first making, told for the subscribers whose effect must be durable (webhooks, the
+ * outbound event stream: at least once). Counts and feeds of this process skip it: the first
+ * making was counted here, or by a process that died with its counts.
+ * @see issue 14 "kill -9"
+ */
+export function isMadeAgain(event: DomainEvent): boolean {
+  return 'again' in event && event.again === true;
 }
 
 export function isPaymentEvent(event: DomainEvent): event is PaymentEvent {

@@ -689,7 +689,7 @@ if (!hasRedisServer) {
         const hook = isV2PaymentEvent(event) ? v2CallbackOf(event, ['standard']) : undefined;
         return hook === undefined ? undefined : b.dispatcher.deliver(hook);
       });
-      const accepts = failFirstAccept(b);
+      failFirstAccept(b);
       const request = { txId: 'tx-backstop', orderId: 1, userId: 2, amount: 3000, callbackUrl: rx.url('/callback') };
       await expect(service.create(request)).rejects.toThrow('Connection is closed.');
       const decided = await service.get('pay_tx-backstop');

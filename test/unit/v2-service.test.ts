@@ -91,7 +91,7 @@ describe('V2PaymentService decisions made again (at least once)', () => {
     expect(await h.service.pendingDecisions()).toBe(0);
     const decided = h.events.filter((e) => e.type === 'v2.payment_decided');
     expect(decided).toHaveLength(2);
-    expect(decided[1]).toEqual(decided[0]);
+    expect(decided[1]).toEqual({ ...decided[0], again: true });
     expect(decided[0]).toMatchObject({ id: derivedId('evt', T0 + 500, 'pay_tx-1'), occurredAt: T0 + 500, payment: { status: 'PENDING', decidedAt: T0 + 500, confirmedAt: null } });
     expect(await h.service.get('pay_tx-1')).toMatchObject({ status: 'PENDING', decidedAt: T0 + 500 });
     expect(h.errors).toHaveLength(1);
@@ -164,8 +164,8 @@ describe('V2PaymentService decisions made again (at least once)', () => {
       ['pay_tx-1', 'PENDING', null, null],
       ['pay_tx-2', 'PAYMENT_FAILED', 'card_declined', null],
     ]);
-    expect(decided[2]).toEqual(decided[0]);
-    expect(decided[3]).toEqual(decided[1]);
+    expect(decided[2]).toEqual({ ...decided[0], again: true });
+    expect(decided[3]).toEqual({ ...decided[1], again: true });
     expect(await h.service.get('pay_tx-1')).toMatchObject({ status: 'PAYMENT_COMPLETED', completedBy: 'callback' });
   });
 
@@ -202,7 +202,7 @@ describe('V2PaymentService decisions made again (at least once)', () => {
     await h.clock.advance(1);
     const decided = h.events.filter((e) => e.type === 'v2.payment_decided');
     expect(decided).toHaveLength(2);
-    expect(decided[1]).toEqual(decided[0]);
+    expect(decided[1]).toEqual({ ...decided[0], again: true });
     expect(decided[0]?.id).toBe(derivedId('evt', T0, 'pay_tx-1'));
     expect(await h.service.pendingDecisions()).toBe(0);
   });

@@ -152,7 +152,9 @@ export class IntentService {
       throw new DomainError('INVALID_STATE', `Payment intent ${id} is ${result.current.status}; only a PENDING intent can be cancelled.`);
     }
     if (backstop !== undefined) scheduler.scheduled(job.dueAt);
-    await scheduler.cancel(DECIDE_JOB, id);
+    // Stored: nothing after this fails the request (a retry would be refused, 409). A decision's job
+    // left by a store that failed here finds the intent CANCELLED and ends without a word.
+    await scheduler.cancel(DECIDE_JOB, id).catch(() => false);
     const cancelled = Object.freeze(result.record);
     await this.#publishBacked(cancelEvent(cancelled), backstop === undefined ? undefined : job);
     return cancelled;
@@ -244,7 +246,7 @@ export class IntentService {
   async #cancelledAgain(id: string): Promise<void> {
     const intent = await this.#deps.store.get(id);
     if (intent?.status !== 'CANCELLED') return;
-    await this.#deps.bus.publishDurable(cancelEvent(intent));
+    await this.#deps.bus.publishDurable({ ...cancelEvent(intent), again: true });
   }
 
   /** A refund's backstop job: that refund's event again, the intent as the refund left it (nothing when it is no longer stored). */
@@ -253,7 +255,7 @@ export class IntentService {
     const intent = await this.#deps.store.get(id);
     if (intent === undefined || intent.refundedAmount < refundedAfter) return;
     const status = refundedAfter === intent.amount ? 'REFUNDED' : 'PARTIALLY_REFUNDED';
-    await this.#deps.bus.publishDurable(refundEvent(Object.freeze({ ...intent, status, refundedAmount: refundedAfter, updatedAt: at }), amount, at));
+    await this.#deps.bus.publishDurable({ ...refundEvent(Object.freeze({ ...intent, status, refundedAmount: refundedAfter, updatedAt: at }), amount, at), again: true });
   }
 
   /** `intent` is frozen, so the event's snapshot can never change, whoever else holds it. */
@@ -289,5 +291,5 @@ function refundEvent(intent: Readonly<Intent>, amount: number, at: number): Paym
 function decisionEventAgain(current: Intent): PaymentEvent | undefined {
   const { decidedAt, planned } = current;
   if (decidedAt === null) return undefined;
-  return decisionEvent({ ...current, status: planned.status, failureCode: planned.failureCode, refundedAmount: 0, updatedAt: decidedAt });
+  return { ...decisionEvent({ ...current, status: planned.status, failureCode: planned.failureCode, refundedAmount: 0, updatedAt: decidedAt }), again: true };
 }

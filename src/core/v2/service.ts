@@ -1,6 +1,6 @@
 import type { Clock } from '../clock.ts';
 import { storeFull } from '../errors.ts';
-import type { EventBus, V2PaymentEventType } from '../events.ts';
+import type { EventBus, V2PaymentEvent, V2PaymentEventType } from '../events.ts';
 import { derivedId, type IdFactory } from '../ids.ts';
 import type { V2PaymentQuery, V2PaymentStore } from '../ports.ts';
 import type { RandomSource } from '../random.ts';
@@ -196,7 +196,9 @@ export class V2PaymentService {
     const decided = result.ok ? result.record : result.current?.decidedAt != null ? asDecided(result.current) : undefined;
     if (decided === undefined) return undefined;
     const decidedAt = decided.decidedAt as number;
-    const durable = this.#deps.bus.publishDurable({ id: derivedId('evt', decidedAt, decided.id), type: 'v2.payment_decided', occurredAt: decidedAt, payment: Object.freeze(decided) });
+    const event: V2PaymentEvent = { id: derivedId('evt', decidedAt, decided.id), type: 'v2.payment_decided', occurredAt: decidedAt, payment: Object.freeze(decided) };
+    if (!result.ok) event.again = true;
+    const durable = this.#deps.bus.publishDurable(event);
     if (durable !== undefined) await durable;
     return result.ok ? result.record : undefined;
   }

@@ -2,7 +2,7 @@ import fp from 'fastify-plugin';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type LabelValues } from 'prom-client';
 import { BOOKING_STATUSES } from '../../core/bookings/booking.ts';
 import { V2_STATUSES } from '../../core/v2/payment.ts';
-import type { DomainEvent } from '../../core/events.ts';
+import { isMadeAgain, type DomainEvent } from '../../core/events.ts';
 import type { StoreStats, Stores } from '../../core/ports.ts';
 import { DEFAULT_NAMESPACE } from '../../core/faults/service.ts';
 import { ATTEMPT_OUTCOMES, attemptOutcome } from '../../webhooks/attempt.ts';
@@ -197,6 +197,8 @@ export default fp(
     });
 
     app.core.bus.subscribe((event: DomainEvent) => {
+      // An event made again was counted when first made (or by a process that died with its counts).
+      if (isMadeAgain(event)) return;
       switch (event.type) {
         case 'payment.created':
           createdTally.inc(event.intent.scenario, 'scenario', event.intent.scenario);
