@@ -81,7 +81,8 @@ withRedisServer('cancel and refund backstops on Redis', (server) => {
     expect(metric(metrics, 'refunded_amount_total{currency="KRW"}')).toBe(400);
     expect(metric(metrics, 'payment_intents_finalized_total{status="CANCELLED"}')).toBe(1);
 
-    // The outbound event stream: at least once; a consumer de-duplicates on the id (the repeat says `again`).
+    // The outbound event stream: at least once; a consumer de-duplicates on the id (here the repeat
+    // says `again`; with the first append failed too, the entry marked `again` would be the only one).
     await eventually(async () => ((await server().client.xlen(`${prefix}events`)) >= 7 ? true : undefined), 'the stream entries');
     const entries = (await server().client.xrange(`${prefix}events`, '-', '+')).map(([, fields]) => Object.fromEntries(fields.reduce<string[][]>((pairs, v, i) => (i % 2 === 0 ? [...pairs, [v]] : (pairs.at(-1)!.push(v), pairs)), [])) as Record<string, string>);
     const changes = entries.filter((e) => e.type === 'payment.refunded' || e.type === 'payment.cancelled');

@@ -78,6 +78,9 @@ describe('the console’s activity series', () => {
     // Not decisions: creation, cancel, refund, completion, other FluxPay events, deliveries.
     for (const type of ['payment.created', 'payment.cancelled', 'payment.refunded', 'v2.payment_created', 'v2.payment_completed', 'booking.confirmed', 'webhook.delivered', 'webhook.failed']) series.onEvent(ev.other(type, T0 + 1500));
     series.onEvent(ev.fluxpay('credit.charged', T0 + 1500, T0 + 1500));
+    // Made again (a decision's job run again): counted when first made, not twice.
+    series.onEvent({ ...ev.intent('approved', T0), again: true } as DomainEvent);
+    series.onEvent({ ...ev.v2('PAYMENT_FAILED', T0 + 1500), again: true } as DomainEvent);
     const w = series.read();
     expect(w.seconds.length).toBe(WINDOW_SECONDS);
     expect([w.seconds[0], w.seconds.at(-1)]).toEqual([T0 + 1000 - (WINDOW_SECONDS - 1) * 1000, T0 + 1000]);

@@ -5,7 +5,7 @@ import type { Intent } from '../../src/core/intents/intent.ts';
 import { derivedId } from '../../src/core/ids.ts';
 import { CANCEL_EVENT_JOB, DECIDE_JOB, REFUND_EVENT_JOB, refundJobKey } from '../../src/core/intents/service.ts';
 import type { IntentStore } from '../../src/core/ports.ts';
-import { errorOf, EVT_ID, PAY_ID, makeService, scriptedRandom, type Harness } from './support.ts';
+import { decidingTwice, errorOf, EVT_ID, PAY_ID, makeService, scriptedRandom, type Harness } from './support.ts';
 
 const T0 = Date.UTC(2026, 0, 15, 12, 0, 0);
 const BASE = { reservationId: 'res_1', amount: 1000, currency: 'EUR' };
@@ -358,11 +358,22 @@ describe('IntentService decisions made again (at least once, issue 14 "kill -9")
   it('a failed decision is made again as payment.failed with its failure code', async () => {
     const h = await makeService();
     const intent = await decided(h, 'fail');
+    // A run again comes a retry's backoff or a lease later, never in the decision's millisecond.
+    await h.clock.advance(1);
     await h.scheduler.schedule(DECIDE_JOB, intent.id, h.clock.now());
     await h.clock.advance(0);
     expect(types(h.events)).toEqual(['payment.created', 'payment.failed', 'payment.failed']);
     expect(h.events[2]).toEqual({ ...h.events[1], again: true });
     expect(h.events[2]?.intent).toMatchObject({ status: 'FAILED', failureCode: 'card_declined' });
+  });
+
+  it('a decision whose reply was lost and whose script ran again (a client that resends after a reconnect) is the first making, not marked again', async () => {
+    const h = await makeService();
+    decidingTwice(h.store);
+    const intent = await h.service.create({ ...BASE, scenario: 'approve' });
+    await h.clock.advance(200);
+    expect(h.events.slice(1)).toEqual([{ id: derivedId('evt', T0 + 200, intent.id), type: 'payment.approved', occurredAt: T0 + 200, intent: { ...intent, status: 'APPROVED', decidedAt: T0 + 200, updatedAt: T0 + 200 } }]);
+    expect(await h.service.pendingDecisions()).toBe(0);
   });
 
   it('an intent cancelled before its decision: the job run again publishes nothing', async () => {
@@ -683,12 +694,16 @@ describe('a cancel or a refund on a store shared by several processes (issue 14 
     expect(types(h.events)).toEqual(['payment.created', 'payment.approved', 'payment.refunded']);
   });
 
-  it('a refund job whose intent is no longer stored does nothing', async () => {
+  it('a job whose intent is no longer stored, or whose key names no refund or cancel of it, does nothing', async () => {
     const h = await makeService({ shared: true });
-    await h.scheduler.schedule(REFUND_EVENT_JOB, refundJobKey('pay_gone', 100, 100, T0), T0);
-    await h.scheduler.schedule(CANCEL_EVENT_JOB, 'pay_gone', T0);
+    const approved = await decided(h, 'approve', 1000);
+    await h.scheduler.schedule(REFUND_EVENT_JOB, refundJobKey('pay_gone', 100, 100, T0), h.clock.now());
+    await h.scheduler.schedule(CANCEL_EVENT_JOB, 'pay_gone', h.clock.now());
+    await h.scheduler.schedule(REFUND_EVENT_JOB, refundJobKey(approved.id, 100, 100, T0), h.clock.now());
+    await h.scheduler.schedule(REFUND_EVENT_JOB, approved.id, h.clock.now());
+    await h.scheduler.schedule(CANCEL_EVENT_JOB, approved.id, h.clock.now());
     await h.clock.advance(0);
-    expect(h.events).toEqual([]);
+    expect(types(h.events)).toEqual(['payment.created', 'payment.approved']);
     expect([await h.schedulerStore.count(REFUND_EVENT_JOB), await h.schedulerStore.count(CANCEL_EVENT_JOB)]).toEqual([0, 0]);
   });
 

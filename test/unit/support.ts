@@ -66,6 +66,15 @@ export async function startedScheduler(clock: ManualClock): Promise<{ scheduler:
   return { scheduler, store, errors };
 }
 
+/** Makes `store.decide` run twice and answer the second run, as a client that sends a script again after its reply was lost (ioredis after a reconnect). */
+export function decidingTwice<T>(store: { decide(id: string, now: number): Promise<T> }): void {
+  const decide = store.decide.bind(store);
+  store.decide = async (id, now) => {
+    await decide(id, now);
+    return decide(id, now);
+  };
+}
+
 /** `startedScheduler` as a store shared by several processes has it: polling every second, a 30 s lease. */
 export async function sharedScheduler(clock: ManualClock): Promise<{ scheduler: Scheduler; store: MemorySchedulerStore; errors: unknown[] }> {
   const store = new MemorySchedulerStore();

@@ -9,7 +9,7 @@ import { V2_DECIDE_JOB, V2PaymentService } from '../../src/core/v2/service.ts';
 import { MemorySchedulerStore } from '../../src/adapters/memory/scheduler.ts';
 import { Scheduler } from '../../src/core/scheduler.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
-import { sharedScheduler, startedScheduler } from './support.ts';
+import { decidingTwice, sharedScheduler, startedScheduler } from './support.ts';
 
 /**
  * The /api/v2 decision made again (issue 14 "kill -9"): a `v2.decide` job that runs again (its
@@ -55,8 +55,9 @@ async function harness(completeDelayMs = 500, shared = false) {
     if (isV2PaymentEvent(event)) events.push(event);
   });
   const { scheduler, errors } = shared ? await sharedScheduler(clock) : await startedScheduler(clock);
+  const store = new MemoryV2PaymentStore({ ttlMs: 86_400_000, maxPayments: 1000 });
   const service = new V2PaymentService({
-    store: new MemoryV2PaymentStore({ ttlMs: 86_400_000, maxPayments: 1000 }),
+    store,
     scheduler,
     bus,
     clock,
@@ -64,7 +65,7 @@ async function harness(completeDelayMs = 500, shared = false) {
     ids: createIdFactory(clock),
     settings: { defaultScenario: 'approve', completeDelayMs, delayDelayMs: 3000, randomApproveRate: 0.8 },
   });
-  return { clock, bus, events, scheduler, errors, service };
+  return { clock, bus, events, scheduler, errors, service, store };
 }
 
 describe('V2PaymentService decisions made again (at least once)', () => {
@@ -155,6 +156,7 @@ describe('V2PaymentService decisions made again (at least once)', () => {
     await h.service.create({ ...REQUEST, txId: 'tx-2' }, 'fail');
     await h.clock.advance(500);
     await h.service.acknowledge('pay_tx-1');
+    await h.clock.advance(1);
     for (const id of ['pay_tx-1', 'pay_tx-2']) await h.scheduler.schedule(V2_DECIDE_JOB, id, h.clock.now());
     await h.clock.advance(0);
     const decided = h.events.filter((e) => e.type === 'v2.payment_decided');
@@ -167,6 +169,15 @@ describe('V2PaymentService decisions made again (at least once)', () => {
     expect(decided[2]).toEqual({ ...decided[0], again: true });
     expect(decided[3]).toEqual({ ...decided[1], again: true });
     expect(await h.service.get('pay_tx-1')).toMatchObject({ status: 'PAYMENT_COMPLETED', completedBy: 'callback' });
+  });
+
+  it('a decision whose reply was lost and whose script ran again (a client that resends after a reconnect) is the first making, not marked again', async () => {
+    const h = await harness();
+    decidingTwice(h.store);
+    await h.service.create(REQUEST);
+    await h.clock.advance(500);
+    const decided = h.events.filter((e) => e.type === 'v2.payment_decided');
+    expect(decided).toEqual([{ id: derivedId('evt', T0 + 500, 'pay_tx-1'), type: 'v2.payment_decided', occurredAt: T0 + 500, payment: expect.objectContaining({ status: 'PENDING', decidedAt: T0 + 500 }) }]);
   });
 
   it('a payment confirmed by hand before any decision: the job run again publishes nothing', async () => {

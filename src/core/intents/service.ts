@@ -1,6 +1,6 @@
 import type { Clock } from '../clock.ts';
 import { DomainError, notFound, storeFull, validationFailed } from '../errors.ts';
-import type { EventBus, PaymentEvent, PaymentEventType } from '../events.ts';
+import type { EventBus, PaymentEvent } from '../events.ts';
 import { derivedId, type IdFactory } from '../ids.ts';
 import type { InsertOutcome, IntentQuery, IntentStore, Job, Page } from '../ports.ts';
 import type { RandomSource } from '../random.ts';
@@ -114,7 +114,7 @@ export class IntentService {
       if (inserted.ok) scheduler.scheduled(job.dueAt);
     }
     if (!inserted.ok) throw storeFull('intents');
-    this.#publish('payment.created', intent, undefined, now);
+    this.#publishCreated(intent, now);
     return intent;
   }
 
@@ -207,7 +207,8 @@ export class IntentService {
    */
   async #decide(id: string): Promise<void> {
     const { store, clock, bus } = this.#deps;
-    const result = await store.decide(id, clock.now());
+    const now = clock.now();
+    const result = await store.decide(id, now);
     // Not stored (yet): without `insertScheduled`, `create` schedules the decision before it
     // stores the intent, and with a store shared by several replicas another one can run the job
     // while the insert is still on its way (a short delay under load, or a Redis that is restarting). Throwing makes the
@@ -216,7 +217,9 @@ export class IntentService {
     // job is given up after the last attempt.
     if (!result.ok && result.current === undefined) throw new Error(`intent ${id} is not stored (yet): its decision is retried`);
     // Not PENDING any more and never decided (cancelled meanwhile): the cancel won and published its own event.
-    const event = result.ok ? decisionEvent(result.record) : decisionEventAgain(result.current as Intent);
+    // Decided at this run's own time: this run's write, whose reply was lost and whose script the
+    // client sent again after a reconnect (ioredis does): the first making, not one made again.
+    const event = result.ok ? decisionEvent(result.record) : decisionEventAgain(result.current as Intent, result.current?.decidedAt !== now);
     if (event === undefined) return;
     const durable = bus.publishDurable(event);
     if (durable !== undefined) await durable;
@@ -251,19 +254,19 @@ export class IntentService {
 
   /** A refund's backstop job: that refund's event again, the intent as the refund left it (nothing when it is no longer stored). */
   async #refundedAgain(key: string): Promise<void> {
-    const [id = '', refundedAfter, amount, at] = key.split('/').map((part, i) => (i === 0 ? part : Number(part))) as [string, number, number, number];
+    const [id = '', ...figures] = key.split('/');
+    const [refundedAfter = Number.NaN, amount = Number.NaN, at = Number.NaN] = figures.map(Number);
     const intent = await this.#deps.store.get(id);
-    if (intent === undefined || intent.refundedAmount < refundedAfter) return;
+    // Not stored, or (never from refundJobKey) a key that names no refund of it: nothing to make.
+    if (intent === undefined || !(intent.refundedAmount >= refundedAfter)) return;
     const status = refundedAfter === intent.amount ? 'REFUNDED' : 'PARTIALLY_REFUNDED';
     await this.#deps.bus.publishDurable({ ...refundEvent(Object.freeze({ ...intent, status, refundedAmount: refundedAfter, updatedAt: at }), amount, at), again: true });
   }
 
-  /** `intent` is frozen, so the event's snapshot can never change, whoever else holds it. */
-  #publish(type: PaymentEventType, intent: Readonly<Intent>, refundAmount?: number, now = this.#deps.clock.now()): void {
+  /** `payment.created`: `intent` is frozen, so the event's snapshot can never change, whoever else holds it. */
+  #publishCreated(intent: Readonly<Intent>, now: number): void {
     const { bus, ids } = this.#deps;
-    const event: PaymentEvent = { id: ids('evt'), type, occurredAt: now, intent };
-    if (refundAmount !== undefined) event.refundAmount = refundAmount;
-    bus.publish(event);
+    bus.publish({ id: ids('evt'), type: 'payment.created', occurredAt: now, intent });
   }
 }
 
@@ -284,12 +287,15 @@ function refundEvent(intent: Readonly<Intent>, amount: number, at: number): Paym
 }
 
 /**
- * The event of a decision made by an earlier run of its job, made again: the same id and time,
- * and the intent as that decision left it (a refund since does not change what the event said).
- * Undefined for an intent that was never decided (cancelled).
+ * The event of a decision found made (by an earlier run of its job, `again`; or by this run,
+ * whose reply was lost), made again: the same id and time, and the intent as that decision left
+ * it (a refund since does not change what the event said). Undefined for an intent that was
+ * never decided (cancelled).
  */
-function decisionEventAgain(current: Intent): PaymentEvent | undefined {
+function decisionEventAgain(current: Intent, again: boolean): PaymentEvent | undefined {
   const { decidedAt, planned } = current;
   if (decidedAt === null) return undefined;
-  return { ...decisionEvent({ ...current, status: planned.status, failureCode: planned.failureCode, refundedAmount: 0, updatedAt: decidedAt }), again: true };
+  const event = decisionEvent({ ...current, status: planned.status, failureCode: planned.failureCode, refundedAmount: 0, updatedAt: decidedAt });
+  if (again) event.again = true;
+  return event;
 }

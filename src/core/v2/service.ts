@@ -191,16 +191,19 @@ export class V2PaymentService {
    * @see issue 14 "kill -9"
    */
   async #decide(id: string): Promise<V2Payment | undefined> {
-    const result = await this.#deps.store.decide(id, this.#deps.clock.now());
+    const now = this.#deps.clock.now();
+    const result = await this.#deps.store.decide(id, now);
     // Not ok: decided by an earlier run (made again), or confirmed by hand before any decision (nothing to do).
     const decided = result.ok ? result.record : result.current?.decidedAt != null ? asDecided(result.current) : undefined;
     if (decided === undefined) return undefined;
     const decidedAt = decided.decidedAt as number;
     const event: V2PaymentEvent = { id: derivedId('evt', decidedAt, decided.id), type: 'v2.payment_decided', occurredAt: decidedAt, payment: Object.freeze(decided) };
-    if (!result.ok) event.again = true;
+    // Made again, unless decided at this run's own time: its own write, whose reply was lost and
+    // whose script the client sent again after a reconnect (as with intents).
+    if (!result.ok && decidedAt !== now) event.again = true;
     const durable = this.#deps.bus.publishDurable(event);
     if (durable !== undefined) await durable;
-    return result.ok ? result.record : undefined;
+    return event.again === true ? undefined : decided;
   }
 
   /** Events carry frozen snapshots: nobody can change what an event said. */
