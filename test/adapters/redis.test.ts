@@ -99,6 +99,55 @@ withRedisServer('Redis adapters', (server) => {
     expect(await again.decide((intents[0] as (typeof intents)[number]).id, T0 + 300)).toEqual({ ok: true, record: { ...intents[0], status: 'APPROVED', decidedAt: T0 + 300, updatedAt: T0 + 300 } });
   });
 
+  it('RedisIntentStore: a refund or a cancel whose script the client sent twice (its reply lost, sent again after a reconnect) is applied once and answered alike; another call is a call of its own', async () => {
+    const keyPrefix = redis.newPrefix();
+    const client = redis.connect();
+    const scheduler = new RedisSchedulerStore(client, { keyPrefix });
+    const store = new RedisIntentStore(client, { keyPrefix, ttlMs: 86_400_000, maxIntents: 100, scheduler });
+    /** Runs `call` with every script it sends run twice, the second run's reply answered (what ioredis' resend does). */
+    type Send = (...args: unknown[]) => Promise<unknown>;
+    const sending = client as unknown as { evalsha: Send; eval: Send };
+    const sentTwice = async <T>(call: () => Promise<T>): Promise<T> => {
+      // Both ways a script is sent (EVALSHA, and EVAL when Redis does not hold it yet).
+      const [evalsha, evalLua] = [sending.evalsha.bind(client), sending.eval.bind(client)];
+      const twice =
+        (send: Send): Send =>
+        async (...args) => {
+          await send(...args);
+          return send(...args);
+        };
+      sending.evalsha = twice(evalsha);
+      sending.eval = twice(evalLua);
+      try {
+        return await call();
+      } finally {
+        sending.evalsha = evalsha;
+        sending.eval = evalLua;
+      }
+    };
+    const approved = anIntent({ amount: 1000, status: 'APPROVED', decidedAt: T0 + 200, updatedAt: T0 + 200 });
+    const pending = anIntent({ amount: 1000 });
+    await store.insert(approved);
+    await store.insert(pending);
+    const job = (key: string) => ({ kind: 'intent.refund_event', key, dueAt: T0 + 30_000 });
+
+    const refund = await sentTwice(() => store.refundScheduled!(approved.id, 300, T0 + 300, job(approved.id)));
+    expect(refund).toEqual({ kind: 'refunded', amount: 300, intent: { ...approved, status: 'PARTIALLY_REFUNDED', refundedAmount: 300, updatedAt: T0 + 300 } });
+    const plain = await sentTwice(() => store.refund(approved.id, undefined, T0 + 400));
+    expect(plain).toEqual({ kind: 'refunded', amount: 700, intent: { ...approved, status: 'REFUNDED', refundedAmount: 1000, updatedAt: T0 + 400 } });
+    expect(await store.get(approved.id)).toMatchObject({ status: 'REFUNDED', refundedAmount: 1000 });
+    expect((await redis.client.hkeys(`${keyPrefix}sched:jobs:intent.refund_event`)).sort()).toEqual([`${approved.id}/300/300/${T0 + 300}`]);
+    // A second call of the same amount is its own call: refused, as nothing is left.
+    expect(await store.refund(approved.id, 300, T0 + 500)).toMatchObject({ kind: 'invalid_state' });
+
+    const cancel = await sentTwice(() => store.cancelScheduled!(pending.id, T0 + 600, { kind: 'intent.cancel_event', key: pending.id, dueAt: T0 + 30_600 }));
+    expect(cancel).toEqual({ ok: true, record: { ...pending, status: 'CANCELLED', updatedAt: T0 + 600 } });
+    // Another cancel (its own token) is refused.
+    expect(await store.cancelScheduled!(pending.id, T0 + 600, { kind: 'intent.cancel_event', key: pending.id, dueAt: T0 + 30_600 })).toMatchObject({ ok: false, current: { status: 'CANCELLED' } });
+    expect(await store.counts()).toMatchObject({ REFUNDED: 1, CANCELLED: 1, PENDING: 0 });
+    client.disconnect();
+  });
+
   it('RedisIntentStore.insertScheduled writes the intent and its job in one script run, or neither when the store is full', async () => {
     const keyPrefix = redis.newPrefix();
     const scheduler = new RedisSchedulerStore(redis.client, { keyPrefix });

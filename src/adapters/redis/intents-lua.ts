@@ -13,7 +13,8 @@ import { SCHEDULE_JOB } from './scheduler.ts';
  * counted as 'all' less the final ones and listed by walking 'all' (or the reservation's zset),
  * at most the scan budget a page. A record hash holds `b` (the intent
  * as inserted, JSON) and, always all of them, the fields that change or that scripts read: s, fc
- * (JSON), ra, ua, da (JSON), amt, ps, pf (JSON), rid, ca. A change reads the whole record once
+ * (JSON), ra, ua, da (JSON), amt, ps, pf (JSON), rid, ca; after a refund rt and rl (the call's token
+ * and amount), after a cancel ct (its call's token), which tell a call sent again. A change reads the whole record once
  * (HGETALL), writes its fields with one HSET and answers the record it read with the change applied
  * (the fields the client reads, joined: `encode`):
  * every Redis call a script makes costs about a microsecond of Redis' time on top of the command,
@@ -155,20 +156,31 @@ for i = 7, #ARGV do from[ARGV[i]] = true end
 return transitionIntent(ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], from)
 `;
 
-/** PENDING → CANCELLED and, when it was PENDING, the backstop job: KEYS[3..5] and ARGV[4..7] are the scheduler's (RedisSchedulerStore.jobWrite). */
+/** PENDING → CANCELLED and, when it was PENDING, the backstop job: KEYS[3..5] and ARGV[5..8] are the scheduler's (RedisSchedulerStore.jobWrite). */
 export const CANCEL_SCHEDULED = `${PRELUDE}${TRANSITION_INTENT}${SCHEDULE_JOB}
--- ARGV: P, id, now, J, kind, key, dueAt
-local result = transitionIntent(ARGV[2], 'CANCELLED', '', '', ARGV[3], {PENDING = true})
-if result[1] == 1 then scheduleJob(KEYS[3], KEYS[4], KEYS[5], ARGV[4], ARGV[5], ARGV[6], ARGV[7]) end
+-- ARGV: P, id, now, token (the call's, unique), J, kind, key, dueAt
+local id, token = ARGV[2], ARGV[4]
+-- This call's own cancel, run again: the client sent the script again after its reply was lost
+-- (ioredis resends unanswered commands after a reconnect). The same answer, not a refusal.
+if redis.call('HGET', rec(id), 'ct') == token then return {1, view(id)} end
+local result = transitionIntent(id, 'CANCELLED', '', '', ARGV[3], {PENDING = true})
+if result[1] == 1 then
+  redis.call('HSET', rec(id), 'ct', token)
+  scheduleJob(KEYS[3], KEYS[4], KEYS[5], ARGV[5], ARGV[6], ARGV[7], ARGV[8])
+end
 return result
 `;
 
 const REFUND_INTENT = `
 -- Answers the reply ({'refunded', record, amount} or why not) and, when refunded, the total refunded after it.
-local function refundIntent(id, requested, now)
+-- token: the call's own (unique); a refund records the last one (rt) and its amount (rl), so that the
+-- same call run again (the client sent the script again after its reply was lost: ioredis resends
+-- unanswered commands after a reconnect) answers that refund instead of refunding twice.
+local function refundIntent(id, requested, now, token)
   local flat = redis.call('HGETALL', rec(id))
   if #flat == 0 then return {'not_found'} end
   local at = positions(flat)
+  if at.rt and flat[at.rt] == token then return {'refunded', encode(flat, at), tonumber(flat[at.rl])}, tonumber(flat[at.ra]) end
   local before = flat[at.s]
   if before ~= 'APPROVED' and before ~= 'PARTIALLY_REFUNDED' then return {'invalid_state', encode(flat, at)} end
   local amount, refunded = tonumber(flat[at.amt]), tonumber(flat[at.ra])
@@ -180,26 +192,27 @@ local function refundIntent(id, requested, now)
   local after = 'PARTIALLY_REFUNDED'
   if refunded == amount then after = 'REFUNDED' end
   write(id, flat, at, {'ra', string.format('%d', refunded), 'ua', now, 's', after})
+  redis.call('HSET', rec(id), 'rt', token, 'rl', string.format('%d', refund))
   moveStatus(id, before, after, flat[at.ca])
   return {'refunded', encode(flat, at), refund}, refunded
 end
 `;
 
 export const REFUND = `${PRELUDE}${REFUND_INTENT}
--- ARGV: P, id, amount ('' = all that is left), now
-return (refundIntent(ARGV[2], ARGV[3], ARGV[4]))
+-- ARGV: P, id, amount ('' = all that is left), now, token
+return (refundIntent(ARGV[2], ARGV[3], ARGV[4], ARGV[5]))
 `;
 
 /**
  * The refund and, when it refunded, its backstop job under the key job key/refunded after/amount/now
- * (refundJobKey in src/core/intents/service.ts): KEYS[3..5] and ARGV[5..8] are the scheduler's.
+ * (refundJobKey in src/core/intents/service.ts): KEYS[3..5] and ARGV[6..9] are the scheduler's.
  */
 export const REFUND_SCHEDULED = `${PRELUDE}${REFUND_INTENT}${SCHEDULE_JOB}
--- ARGV: P, id, amount ('' = all that is left), now, J, kind, key, dueAt
-local reply, refunded = refundIntent(ARGV[2], ARGV[3], ARGV[4])
+-- ARGV: P, id, amount ('' = all that is left), now, token, J, kind, key, dueAt
+local reply, refunded = refundIntent(ARGV[2], ARGV[3], ARGV[4], ARGV[5])
 if reply[1] == 'refunded' then
-  local key = ARGV[7] .. '/' .. string.format('%d', refunded) .. '/' .. string.format('%d', reply[3]) .. '/' .. ARGV[4]
-  scheduleJob(KEYS[3], KEYS[4], KEYS[5], ARGV[5], ARGV[6], key, ARGV[8])
+  local key = ARGV[8] .. '/' .. string.format('%d', refunded) .. '/' .. string.format('%d', reply[3]) .. '/' .. ARGV[4]
+  scheduleJob(KEYS[3], KEYS[4], KEYS[5], ARGV[6], ARGV[7], key, ARGV[9])
 end
 return reply
 `;

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { INTENT_STATUSES, type Intent, type IntentStatus } from '../../core/intents/intent.ts';
 import type { InsertOutcome, IntentPatch, IntentQuery, IntentStore, Job, Page, RefundOutcome, StoreStats, Transition } from '../../core/ports.ts';
@@ -65,9 +66,9 @@ export class RedisIntentStore implements IntentStore {
       const insertScheduled = scheduler.withJob(defineScript(client, 'paysimIntentInsertScheduled', INSERT_SCHEDULED));
       this.insertScheduled = async (intent, job) => insertOutcome(await insertScheduled(this.#keys, this.#insertArgs(intent), job));
       const cancelScheduled = scheduler.withJob(defineScript(client, 'paysimIntentCancelScheduled', CANCEL_SCHEDULED));
-      this.cancelScheduled = async (id, now, job) => toTransition((await cancelScheduled(this.#keys, [this.#p, id, now], job)) as [number, string]);
+      this.cancelScheduled = async (id, now, job) => toTransition((await cancelScheduled(this.#keys, [this.#p, id, now, randomUUID()], job)) as [number, string]);
       const refundScheduled = scheduler.withJob(defineScript(client, 'paysimIntentRefundScheduled', REFUND_SCHEDULED));
-      this.refundScheduled = async (id, amount, now, job) => refundOutcome(await refundScheduled(this.#keys, [this.#p, id, amount ?? '', now], job));
+      this.refundScheduled = async (id, amount, now, job) => refundOutcome(await refundScheduled(this.#keys, [this.#p, id, amount ?? '', now, randomUUID()], job));
     }
   }
 
@@ -166,8 +167,13 @@ export class RedisIntentStore implements IntentStore {
     return toTransition((await this.#transition(this.#keys, [this.#p, id, patch.status, failureCode, decidedAt, patch.updatedAt, ...from])) as [number, string]);
   }
 
+  /**
+   * Each call carries a token of its own, kept on the record with its refund (`rt`, `rl`): a call
+   * whose reply was lost, which ioredis sends again after reconnecting, then answers that refund
+   * instead of refunding a second time (the same for `cancelScheduled`, whose token is `ct`).
+   */
   async refund(id: string, amount: number | undefined, now: number): Promise<RefundOutcome> {
-    return refundOutcome(await this.#refund(this.#keys, [this.#p, id, amount ?? '', now]));
+    return refundOutcome(await this.#refund(this.#keys, [this.#p, id, amount ?? '', now, randomUUID()]));
   }
 
   async list(query: IntentQuery): Promise<Page<Intent>> {
