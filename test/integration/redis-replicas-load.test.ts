@@ -172,15 +172,22 @@ if (redisServerOrSkip('replicas on Redis under load')) {
         expect(res.status).toBe(200);
         expect(res.body).toMatchObject({ finalStatus: n < 30 ? 'SUCCESS' : 'FAILURE', bookingId: paying[n]!.res.body.bookingId });
       });
-      // The inbox processor (due work on either replica) confirms 30 and fails 10.
+      // The inbox processor (due work on either replica) confirms 30 and fails 10. A confirmation
+      // sells the seats before it writes the booking's status, so both are waited for.
+      const statuses = () =>
+        Promise.all(
+          paying.map(async ({ i }, n) => {
+            const mine = await call(on(i + n), 'GET', '/bookings/my', undefined, { 'x-user-id': `racer_${i}` });
+            return mine.body.map((b: { bookingId: string; status: string }) => [b.bookingId, b.status]) as Array<[string, string]>;
+          }),
+        );
+      const expected = paying.map(({ res }, n) => [[res.body.bookingId as string, n < 30 ? 'confirmed' : 'failed']]);
       await settled(async () => {
         const map = await call(origins[0], 'GET', '/performances/replica_hall/seats', undefined, { 'x-user-id': 'auditor' });
-        return map.body.counts.reserved === 30 && map.body.counts.available === 10 ? true : undefined;
+        if (map.body.counts.reserved !== 30 || map.body.counts.available !== 10) return undefined;
+        return (await statuses()).every((mine, n) => mine.length === 1 && mine[0]![1] === expected[n]![0]![1]) ? true : undefined;
       }, 'the payments to be settled');
-      for (const [n, { res, i }] of paying.entries()) {
-        const mine = await call(on(i + n), 'GET', '/bookings/my', undefined, { 'x-user-id': `racer_${i}` });
-        expect(mine.body.map((b: { bookingId: string; status: string }) => [b.bookingId, b.status])).toEqual([[res.body.bookingId, n < 30 ? 'confirmed' : 'failed']]);
-      }
+      expect(await statuses()).toEqual(expected);
       const total = 30 * SEAT_PRICE;
       const balances = {
         balances: [
