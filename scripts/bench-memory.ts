@@ -233,6 +233,7 @@ async function bookings(
       expiresAt: now + 600_000,
       paymentIntent: { status: 'PENDING', pgMockData: null },
       paymentInFlight: null,
+      settledAt: null,
     };
     await store.insert(booking);
     await store.beginPayment(booking.id, booking.userId, 'execute', now);
@@ -246,7 +247,7 @@ async function bookings(
       processedAt: null,
     });
     await ledger.post(paymentTransaction({ reference: booking.id, amount: 60000, currency: 'KRW' }, ids, now));
-    await store.transition(booking.id, ['pending'], 'confirmed');
+    await store.transition(booking.id, ['pending'], 'confirmed', now);
     await store.markEventProcessed(eventId, now);
   }
   return { store, ledger };

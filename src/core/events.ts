@@ -36,6 +36,8 @@ export interface BookingEvent {
   type: BookingEventType;
   occurredAt: number;
   booking: Readonly<Booking>;
+  /** Made again (`isMadeAgain`). */
+  again?: true;
 }
 
 /** The gateway answered a booking's payment: `execute` (document 003, by card) or `direct` (document 004). */

@@ -143,7 +143,7 @@ export interface BookingStore {
   listRecent(page: PageQuery): Promise<Page<Booking>>;
   /**
    * Marks a payment in flight on the caller's pending, unpaid booking whose hold has not lapsed
-   * (a lapsed one is expired in the same step). Of two concurrent calls exactly one starts.
+   * (a lapsed one is expired in the same step, `settledAt` = `now`). Of two concurrent calls exactly one starts.
    */
   beginPayment(id: string, userId: string, kind: PaymentKind, now: number): Promise<BeginPaymentOutcome>;
   /**
@@ -153,9 +153,9 @@ export interface BookingStore {
   recordPayment(id: string, paymentIntent: BookingPaymentIntent, event: InboxEvent, paymentMethod?: string): Promise<Booking | undefined>;
   /** Ends a payment in flight without a result (its guards failed after the delay). */
   abortPayment(id: string): Promise<void>;
-  /** Sets `to` if the booking is in one of `from` and no payment is in flight (`unpaid`: and its payment is PENDING). */
-  transition(id: string, from: readonly BookingStatus[], to: BookingStatus, options?: { unpaid?: boolean }): Promise<Transition<Booking>>;
-  /** Expires a pending, unpaid booking without a payment in flight whose hold has lapsed; the booking if it did. */
+  /** Sets `to` (and `settledAt` = `at`) if the booking is in one of `from` and no payment is in flight (`unpaid`: and its payment is PENDING). */
+  transition(id: string, from: readonly BookingStatus[], to: BookingStatus, at: number, options?: { unpaid?: boolean }): Promise<Transition<Booking>>;
+  /** Expires (`settledAt` = `now`) a pending, unpaid booking without a payment in flight whose hold has lapsed; the booking if it did. */
   expireIfDue(id: string, now: number): Promise<Booking | undefined>;
   /** Marks an inbox event processed; `first` is false when it already was. */
   markEventProcessed(eventId: string, now: number): Promise<{ first: boolean; event: InboxEvent } | undefined>;

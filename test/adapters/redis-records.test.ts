@@ -88,7 +88,7 @@ withRedisServer('Redis adapters of records', (server) => {
       const begun = await Promise.all(Array.from({ length: 100 }, (_, i) => (i % 2 === 0 ? a : b).beginPayment(booking.id, 'user_1', 'execute', T0 + 1)));
       expect(tally(begun)).toEqual({ started: 1, already_processed: 99 });
       // While the payment is in flight no cancel goes through, on either replica.
-      const cancels = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? a : b).transition(booking.id, ['pending'], 'cancelled')));
+      const cancels = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? a : b).transition(booking.id, ['pending'], 'cancelled', T0 + 2)));
       expect(cancels.filter((c) => c.ok)).toHaveLength(0);
       const event = anInboxEvent(booking.id);
       const recorded = await Promise.all([a.recordPayment(booking.id, { status: 'SUCCESS', pgMockData: null }, event), b.recordPayment(booking.id, { status: 'SUCCESS', pgMockData: null }, anInboxEvent(booking.id))]);

@@ -1,15 +1,16 @@
 import { afterEach, expect, it, vi } from 'vitest';
 import type { RedisDeliveryLog } from '../../src/adapters/redis/deliveries.ts';
 import { derivedId } from '../../src/core/ids.ts';
+import { EXPIRE_JOB } from '../../src/core/bookings/settlement.ts';
 import { CANCEL_EVENT_JOB, DECIDE_JOB, REFUND_EVENT_JOB } from '../../src/core/intents/service.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 import { eventually as eventuallyWithin, receiverPool } from '../helpers/receiver.ts';
 import { withRedisServer } from '../helpers/redis.ts';
 
 /**
- * A native cancel or refund on the Redis back end as several replicas run it (the shared
- * schedule polled, as in production; the other Redis suites run one app alone without the poll):
- * its backstop job stands behind its webhook. A webhook that cannot be queued fails nothing the
+ * A native cancel or refund, and a booking's status event, on the Redis back end as several
+ * replicas run it (the shared schedule polled, as in production; the other Redis suites run one
+ * app alone without the poll): its backstop job stands behind its webhook. A webhook that cannot be queued fails nothing the
  * client sees: the change is answered, the job sends the webhook a lease later with the id the
  * change gave its event, and the metrics count the change once.
  * @see issue 14 "kill -9", README "Nothing lost at a kill"
@@ -30,8 +31,8 @@ withRedisServer('cancel and refund backstops on Redis', (server) => {
     await receivers.closeAll();
   });
 
-  async function replica(prefix: string): Promise<TestApp> {
-    const t = await buildTestApp({ STORE: 'redis', REDIS_URL: server().url, REDIS_KEY_PREFIX: prefix, SCHEDULER_POLL_MS: '1000', SCHEDULER_LEASE_MS: String(LEASE_MS) }, { clockStart: START });
+  async function replica(prefix: string, env: Record<string, string> = {}): Promise<TestApp> {
+    const t = await buildTestApp({ STORE: 'redis', REDIS_URL: server().url, REDIS_KEY_PREFIX: prefix, SCHEDULER_POLL_MS: '1000', SCHEDULER_LEASE_MS: String(LEASE_MS), ...env }, { clockStart: START });
     open.push(t);
     return t;
   }
@@ -122,5 +123,45 @@ withRedisServer('cancel and refund backstops on Redis', (server) => {
     await eventually(async () => ((await t.app.core.intents.pendingDecisions()) === 0 ? true : undefined), 'the decision’s job ran');
     expect((await t.app.inject({ url: `/v1/sim/intents/${pending}` })).json<{ status: string }>().status).toBe('CANCELLED');
     expect(rx.requests.map((r) => (JSON.parse(r.body) as { type: string }).type)).toEqual(['payment.cancelled']);
+  });
+
+  it('a booking cancel and an inbox confirmation whose webhooks cannot be queued: the cancel answers 200, the booking is confirmed; a lease later the expiry job sends each webhook once, with the id its booking and settle time give it; bookings_total counts each once', async () => {
+    const prefix = server().newPrefix();
+    const t = await replica(prefix, { MOCK_MIN_DELAY_MS: '0', MOCK_MAX_DELAY_MS: '0' });
+    const rx = await receivers.start();
+    const hook = rx.url('/hooks');
+    const book = async (user: string): Promise<string> => {
+      const res = await t.app.inject({ method: 'POST', url: '/bookings', headers: { 'x-user-id': user }, payload: { performanceId: 'perf_001', quantity: 1, paymentMethod: 'CREDIT_CARD', webhookUrl: hook } });
+      expect(res.statusCode).toBe(201);
+      return res.json<{ bookingId: string }>().bookingId;
+    };
+    const toCancel = await book('user_cancel');
+    const toPay = await book('user_pay');
+    await t.clock.advance(10);
+
+    const log = t.app.webhooks.log as RedisDeliveryLog;
+    vi.spyOn(log, 'insertOnceAndQueue').mockRejectedValueOnce(new Error('Connection is closed.')).mockRejectedValueOnce(new Error('Connection is closed.'));
+    const cancel = await t.app.inject({ method: 'DELETE', url: '/bookings/my', headers: { 'x-user-id': 'user_cancel' }, payload: { bookingId: toCancel } });
+    expect(cancel.statusCode).toBe(200);
+    const pay = await t.app.inject({ method: 'POST', url: '/payments/execute', headers: { 'x-user-id': 'user_pay' }, payload: { bookingId: toPay, paymentMethodToken: 'tok_visa_creditCard', cvv: '120' } });
+    expect([pay.statusCode, pay.json<{ finalStatus: string }>().finalStatus]).toEqual([200, 'SUCCESS']);
+    await t.clock.advance(50); // the events inbox's job
+    const statusOf = async (user: string) => (await t.app.inject({ url: '/bookings/my', headers: { 'x-user-id': user } })).json<Array<{ status: string }>>()[0]?.status;
+    await eventually(async () => ((await statusOf('user_pay')) === 'confirmed' ? true : undefined), 'the confirmation');
+    expect(await statusOf('user_cancel')).toBe('cancelled');
+    expect(rx.requests).toHaveLength(0);
+    expect(await t.app.core.scheduler.pending(EXPIRE_JOB)).toBe(2);
+
+    await t.clock.advance(LEASE_MS);
+    await eventually(async () => (rx.requests.length === 2 ? true : undefined), 'the two webhooks from the expiry jobs');
+    await eventually(async () => ((await t.app.core.scheduler.pending(EXPIRE_JOB)) === 0 ? true : undefined), 'the expiry jobs completed');
+    const bodies = rx.requests.map((r) => JSON.parse(r.body) as Record<string, unknown>).sort((x, y) => String(x.type).localeCompare(String(y.type)));
+    const common = { userId: expect.any(String), performanceId: 'perf_001', quantity: 1, totalAmount: 30000, currency: 'KRW', paymentMethod: 'CREDIT_CARD', failureCode: null };
+    expect(bodies).toEqual([
+      { ...common, id: derivedId('evt', START + 10, toCancel), type: 'booking.cancelled', createdAt: new Date(START + 10).toISOString(), bookingId: toCancel, userId: 'user_cancel', seatIds: ['A1'], status: 'cancelled', paymentStatus: 'PENDING' },
+      { ...common, id: derivedId('evt', START + 60, toPay), type: 'booking.confirmed', createdAt: new Date(START + 60).toISOString(), bookingId: toPay, userId: 'user_pay', seatIds: ['A2'], status: 'confirmed', paymentStatus: 'SUCCESS' },
+    ]);
+    const metrics = (await t.app.inject({ url: '/metrics' })).body;
+    expect(['pending', 'cancelled', 'confirmed'].map((status) => metric(metrics, `bookings_total{status="${status}"}`))).toEqual([2, 1, 1]);
   });
 });

@@ -5,6 +5,7 @@ import { PROCESS_JOB } from '../../src/core/bookings/inbox.ts';
 import { EXPIRE_JOB } from '../../src/core/bookings/service.ts';
 import { MAX_ATTEMPTS } from '../../src/core/scheduler.ts';
 import type { DomainEvent } from '../../src/core/events.ts';
+import { derivedId } from '../../src/core/ids.ts';
 import { book, codeOf, errorOf, EVT_ID, HOLD, makeBookings, OTHER, pay, PAY_DELAY, payInput, scriptedRandom, track, USER } from './support.ts';
 
 /**
@@ -67,7 +68,7 @@ describe('executePayment', () => {
     expect((await h.service.get(booking.id)).status).toBe('pending');
     await h.clock.advance(1);
     const confirmed = await h.service.get(booking.id);
-    expect(confirmed).toEqual({ ...decided, status: 'confirmed' });
+    expect(confirmed).toEqual({ ...decided, status: 'confirmed', settledAt: T0 + PAY_DELAY + 50 });
     const processed = { ...event!, processedAt: T0 + PAY_DELAY + 50 };
     expect(await h.service.events(booking.id)).toEqual([processed]);
     expect((await h.seats.seatsOf('perf_001'))?.slice(0, 2).map((s) => [s.seatId, s.status, s.bookingId, s.lockedUntil])).toEqual([
@@ -105,7 +106,7 @@ describe('executePayment', () => {
     expect((await h.service.events(booking.id))[0]).toMatchObject({ type: 'PAYMENT_FAILED', details: { failureCode: 'DECLINE_2' }, processedAt: null });
     await h.clock.advance(50);
     const failed = await h.service.get(booking.id);
-    expect(failed).toEqual({ ...booking, status: 'failed', paymentIntent: { status: 'FAILURE', pgMockData } });
+    expect(failed).toEqual({ ...booking, status: 'failed', paymentIntent: { status: 'FAILURE', pgMockData }, settledAt: T0 + PAY_DELAY + 50 });
     expect(await h.seats.counts('perf_001')).toEqual({ total: 200, available: 200, held: 0, reserved: 0 });
     expect(await h.ledger.entries()).toEqual([]);
     expect(h.published.map(summary)).toEqual([
@@ -234,8 +235,8 @@ describe('executePayment', () => {
         code: 'BOOKING_EXPIRED',
         message: `Booking ${booking.id} expired at 2026-01-15T12:10:00.000Z.`,
       });
-      const expired = { ...booking, status: 'expired' };
-      expect(h.events.slice(1)).toEqual([{ id: expect.stringMatching(EVT_ID), type: 'booking.expired', occurredAt: T0 + HOLD, booking: expired }]);
+      const expired = { ...booking, status: 'expired', settledAt: T0 + HOLD };
+      expect(h.events.slice(1)).toEqual([{ id: derivedId('evt', T0 + HOLD, booking.id), type: 'booking.expired', occurredAt: T0 + HOLD, booking: expired }]);
       expect(await h.service.get(booking.id)).toEqual(expired);
       expect((await h.seats.counts('perf_001'))?.held).toBe(0);
       expect(await codeOf(() => h.payments.executePayment(payInput(booking)))).toBe('BOOKING_EXPIRED');
@@ -383,7 +384,7 @@ describe('confirmDirect', () => {
     const pgMockData: PgMockData = { isSuccess: true, failureCode: null, processedAt: T0 + PAY_DELAY };
     const decided: Booking = { ...booking, paymentMethod: 'kakao_pay', paymentIntent: { status: 'SUCCESS', pgMockData } };
     const confirmed = state.value!;
-    expect(confirmed).toEqual({ ...decided, status: 'confirmed' });
+    expect(confirmed).toEqual({ ...decided, status: 'confirmed', settledAt: T0 + PAY_DELAY });
     expect(await h.service.get(booking.id)).toEqual(confirmed);
     expect(await h.seats.counts('perf_001')).toMatchObject({ held: 0, reserved: 3 });
     expect(await h.ledger.balances()).toEqual([

@@ -4,6 +4,7 @@ import type { Performance } from '../../src/core/bookings/performances.ts';
 import { EXPIRE_JOB } from '../../src/core/bookings/service.ts';
 import { LEASE_MS } from '../../src/core/scheduler.ts';
 import { DomainError } from '../../src/core/errors.ts';
+import { derivedId } from '../../src/core/ids.ts';
 import { createRandom } from '../../src/core/random.ts';
 import { settle } from '../helpers/manual-clock.ts';
 import { allForUser, book, codeOf, errorOf, EVT_ID, HOLD, makeBookings, OTHER, pay, PAY_DELAY, payInput, ULID, USER, type BookingHarness } from './support.ts';
@@ -38,6 +39,7 @@ describe('book', () => {
       expiresAt: T0 + HOLD,
       paymentIntent: { status: 'PENDING', pgMockData: null },
       paymentInFlight: null,
+      settledAt: null,
     });
     expect((await h.seats.seatsOf('perf_001'))?.slice(0, 3)).toEqual([
       { seatId: 'A1', row: 'A', number: 1, status: 'locked', bookingId: booking.id, lockedUntil: T0 + HOLD },
@@ -158,10 +160,10 @@ describe('cancel', () => {
     const booking = await book(h);
     await h.clock.advance(10);
     const cancelled = await h.service.cancel({ userId: USER, bookingId: booking.id });
-    expect(cancelled).toEqual({ ...booking, status: 'cancelled' });
+    expect(cancelled).toEqual({ ...booking, status: 'cancelled', settledAt: T0 + 10 });
     expect(await h.service.get(booking.id)).toEqual(cancelled);
     expect((await h.seats.counts('perf_001'))?.held).toBe(0);
-    expect(h.events.slice(1)).toEqual([{ id: expect.stringMatching(EVT_ID), type: 'booking.cancelled', occurredAt: T0 + 10, booking: cancelled }]);
+    expect(h.events.slice(1)).toEqual([{ id: derivedId('evt', T0 + 10, booking.id), type: 'booking.cancelled', occurredAt: T0 + 10, booking: cancelled }]);
     expect(await h.scheduler.pending(EXPIRE_JOB)).toBe(0);
     expect((await book(h)).seatIds).toEqual(['A1', 'A2']);
     expect((await h.service.counts()).bookings).toEqual({ ...NONE, pending: 1, cancelled: 1 });
@@ -218,13 +220,13 @@ describe('the expiry job', () => {
     expect(h.events.map((e) => e.type)).toEqual(['booking.created', 'booking.created']);
     expect((await h.seats.counts('perf_001'))?.held).toBe(3);
     await h.clock.advance(1); // T0 + HOLD
-    expect(h.events.slice(2)).toEqual([{ id: expect.stringMatching(EVT_ID), type: 'booking.expired', occurredAt: T0 + HOLD, booking: { ...first, status: 'expired' } }]);
+    expect(h.events.slice(2)).toEqual([{ id: derivedId('evt', T0 + HOLD, first.id), type: 'booking.expired', occurredAt: T0 + HOLD, booking: { ...first, status: 'expired', settledAt: T0 + HOLD } }]);
     expect((await h.seats.counts('perf_001'))?.held).toBe(1);
     await h.clock.advance(499);
     expect(h.events).toHaveLength(3);
     await h.clock.advance(1); // T0 + 500 + HOLD
     expect(h.events.slice(3)).toEqual([
-      { id: expect.stringMatching(EVT_ID), type: 'booking.expired', occurredAt: T0 + 500 + HOLD, booking: { ...second, status: 'expired' } },
+      { id: derivedId('evt', T0 + 500 + HOLD, second.id), type: 'booking.expired', occurredAt: T0 + 500 + HOLD, booking: { ...second, status: 'expired', settledAt: T0 + 500 + HOLD } },
     ]);
     expect(await h.seats.counts('perf_001')).toEqual({ total: 200, available: 200, held: 0, reserved: 0 });
     expect((await h.service.counts()).bookings).toEqual({ ...NONE, expired: 2 });
@@ -234,7 +236,7 @@ describe('the expiry job', () => {
     expect(h.jobErrors).toEqual([]);
   });
 
-  it('one job per booking: cancelling drops it, a confirmed booking’s job does nothing; with no job run, a read still expires on the spot', async () => {
+  it('one job per booking until it is settled: cancelling, confirming and expiring on a read drop it; with no job run, a read still expires on the spot', async () => {
     const h = await makeBookings();
     const cancelled = await book(h);
     const paid = await book(h);
@@ -245,21 +247,22 @@ describe('the expiry job', () => {
     const direct = h.payments.confirmDirect({ userId: USER, bookingId: paid.id, paymentMethod: 'kakao_pay' });
     await h.clock.advance(PAY_DELAY);
     expect((await direct).status).toBe('confirmed');
-    expect(await h.scheduler.pending(EXPIRE_JOB)).toBe(2);
+    expect(await h.scheduler.pending(EXPIRE_JOB)).toBe(1);
 
     h.scheduler.stop();
     await h.clock.advance(HOLD);
     expect(h.events.filter((e) => e.type === 'booking.expired')).toEqual([]);
-    expect(await h.scheduler.pending(EXPIRE_JOB)).toBe(2);
+    expect(await h.scheduler.pending(EXPIRE_JOB)).toBe(1);
     const read = await h.service.get(lapsed.id);
-    expect(read).toEqual({ ...lapsed, status: 'expired' });
+    expect(read).toEqual({ ...lapsed, status: 'expired', settledAt: T0 + PAY_DELAY + HOLD });
     expect(h.events.filter((e) => e.type === 'booking.expired')).toEqual([
-      { id: expect.stringMatching(EVT_ID), type: 'booking.expired', occurredAt: T0 + PAY_DELAY + HOLD, booking: read },
+      { id: derivedId('evt', T0 + PAY_DELAY + HOLD, lapsed.id), type: 'booking.expired', occurredAt: T0 + PAY_DELAY + HOLD, booking: read },
     ]);
+    expect(await h.scheduler.pending(EXPIRE_JOB)).toBe(0);
     expect((await h.seats.counts('perf_001'))?.held).toBe(0);
 
     await h.scheduler.start();
-    await h.clock.advance(0); // both late jobs run now, and find nothing to do
+    await h.clock.advance(0); // no job is left to run
     expect(await h.scheduler.pending(EXPIRE_JOB)).toBe(0);
     expect(h.events.filter((e) => e.type === 'booking.expired')).toHaveLength(1);
     expect((await h.service.get(paid.id)).status).toBe('confirmed');
@@ -276,7 +279,7 @@ describe('the expiry job', () => {
     await h.clock.advance(HOLD - 1);
     for (const b of booked) expect(await h.service.expire(b.id)).toBeUndefined();
     await h.clock.advance(1);
-    for (const b of booked) expect(await h.service.expire(b.id)).toEqual({ ...b, status: 'expired' });
+    for (const b of booked) expect(await h.service.expire(b.id)).toEqual({ ...b, status: 'expired', settledAt: T0 + HOLD });
     for (const b of booked) expect(await h.service.expire(b.id)).toBeUndefined();
     expect(await h.service.expire('bk_nope')).toBeUndefined();
     expect(h.events.filter((e) => e.type === 'booking.expired').map((e) => e.booking.id)).toEqual(booked.map((b) => b.id));
@@ -785,10 +788,10 @@ describe('queries', () => {
     const b = await book(h, 2);
     await book(h, 1, OTHER);
     await h.clock.advance(HOLD - 500);
-    const expired = { ...a, status: 'expired' };
+    const expired = { ...a, status: 'expired', settledAt: T0 + HOLD + 500 };
     expect(await h.service.listForUser(USER, { limit: 10 })).toEqual({ data: [b, expired], nextCursor: null });
     expect(h.events.filter((e) => e.type === 'booking.expired')).toEqual([
-      { id: expect.stringMatching(EVT_ID), type: 'booking.expired', occurredAt: T0 + HOLD + 500, booking: expired },
+      { id: derivedId('evt', T0 + HOLD + 500, a.id), type: 'booking.expired', occurredAt: T0 + HOLD + 500, booking: expired },
     ]);
     expect(await h.service.listForUser(USER, { limit: 1 })).toEqual({ data: [b], nextCursor: b.id });
     expect(await h.service.listForUser(USER, { limit: 1, cursor: b.id })).toEqual({ data: [expired], nextCursor: null });

@@ -163,6 +163,9 @@ export interface BookingHarness {
   seats: MemorySeatStore;
   ledger: MemoryLedgerStore;
   scheduler: Scheduler;
+  /** The scheduler's store, to look at the jobs. */
+  schedulerStore: MemorySchedulerStore;
+  settlement: Settlement;
   service: BookingService;
   payments: BookingPayments;
   inbox: InboxProcessor;
@@ -175,9 +178,12 @@ export interface BookingHarness {
   jobErrors: unknown[];
 }
 
-/** The booking services wired as src/plugins/app/bookings.ts wires them, over memory stores, a manual clock and a started scheduler. */
+/**
+ * The booking services wired as src/plugins/app/bookings.ts wires them, over memory stores, a
+ * manual clock and a started scheduler (`shared`: one polling as a store shared by several processes does).
+ */
 export async function makeBookings(
-  options: { config?: Partial<BookingConfig>; store?: Partial<MemoryBookingStoreOptions>; random?: RandomSource; performances?: readonly Performance[] } = {},
+  options: { config?: Partial<BookingConfig>; store?: Partial<MemoryBookingStoreOptions>; random?: RandomSource; performances?: readonly Performance[]; shared?: boolean } = {},
 ): Promise<BookingHarness> {
   const clock = new ManualClock();
   const busErrors: BookingHarness['busErrors'] = [];
@@ -193,14 +199,14 @@ export async function makeBookings(
   const bookings = new MemoryBookingStore({ ttlMs: 86_400_000, maxBookings: 1_000_000, ...options.store });
   const seats = new MemorySeatStore(performances);
   const ledger = new MemoryLedgerStore();
-  const { scheduler, errors: jobErrors } = await startedScheduler(clock);
+  const { scheduler, store: schedulerStore, errors: jobErrors } = options.shared === true ? await sharedScheduler(clock) : await startedScheduler(clock);
   const config = { ...BOOKING_CONFIG, ...options.config };
-  const settlement = new Settlement({ clock, ids, bus, bookings, seats, ledger });
+  const settlement = new Settlement({ clock, ids, bus, bookings, seats, ledger, scheduler });
   const service = new BookingService({ clock, ids, bookings, seats, ledger, scheduler, settlement, catalog: new Catalog(performances), config });
   const random = options.random ?? createRandom(1);
   const payments = new BookingPayments({ clock, random, ids, bus, bookings, seats, scheduler, settlement, config });
   const inbox = new InboxProcessor({ clock, ids, bus, bookings, scheduler, settlement });
-  return { clock, bus, bookings, seats, ledger, scheduler, service, payments, inbox, events, published, busErrors, jobErrors };
+  return { clock, bus, bookings, seats, ledger, scheduler, schedulerStore, settlement, service, payments, inbox, events, published, busErrors, jobErrors };
 }
 
 export function book(h: BookingHarness, quantity = 2, userId = USER, performanceId = 'perf_001'): Promise<Booking> {

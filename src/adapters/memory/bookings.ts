@@ -98,7 +98,7 @@ export class MemoryBookingStore implements BookingStore {
     if (booking.status === 'expired') return Promise.resolve({ kind: 'expired', booking: copyBooking(booking) });
     if (!isUnpaid(booking)) return Promise.resolve({ kind: 'already_processed', booking: copyBooking(booking) });
     if (now >= booking.expiresAt) {
-      this.#setStatus(record, 'expired');
+      this.#setStatus(record, 'expired', now);
       return Promise.resolve({ kind: 'expired_now', booking: copyBooking(booking) });
     }
     booking.paymentInFlight = kind;
@@ -134,20 +134,20 @@ export class MemoryBookingStore implements BookingStore {
     return Promise.resolve();
   }
 
-  transition(id: string, from: readonly BookingStatus[], to: BookingStatus, options: { unpaid?: boolean } = {}): Promise<Transition<Booking>> {
+  transition(id: string, from: readonly BookingStatus[], to: BookingStatus, at: number, options: { unpaid?: boolean } = {}): Promise<Transition<Booking>> {
     const record = this.#records.get(id);
     if (record === undefined) return Promise.resolve({ ok: false, current: undefined });
     const { booking } = record;
     const allowed = from.includes(booking.status) && booking.paymentInFlight === null && (options.unpaid !== true || isUnpaid(booking));
     if (!allowed) return Promise.resolve({ ok: false, current: copyBooking(booking) });
-    this.#setStatus(record, to);
+    this.#setStatus(record, to, at);
     return Promise.resolve({ ok: true, record: copyBooking(booking) });
   }
 
   expireIfDue(id: string, now: number): Promise<Booking | undefined> {
     const record = this.#records.get(id);
     if (record === undefined || !isUnpaid(record.booking) || now < record.booking.expiresAt) return Promise.resolve(undefined);
-    this.#setStatus(record, 'expired');
+    this.#setStatus(record, 'expired', now);
     return Promise.resolve(copyBooking(record.booking));
   }
 
@@ -213,10 +213,12 @@ export class MemoryBookingStore implements BookingStore {
     return evicted;
   }
 
-  #setStatus(record: Record, status: BookingStatus): void {
+  /** Every status change leaves pending, at `at`. */
+  #setStatus(record: Record, status: BookingStatus, at: number): void {
     this.#statusCounts[record.booking.status] -= 1;
     this.#statusCounts[status] += 1;
     record.booking.status = status;
+    record.booking.settledAt = at;
     this.#queueIfFinished(record);
   }
 

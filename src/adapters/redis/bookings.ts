@@ -22,7 +22,7 @@ export interface RedisBookingStoreOptions {
  * '' for none, bk = its booking). A booking hash holds `b` (the booking as inserted, JSON) and the
  * fields that change or that scripts read: s (status), f (payment in flight, '' for none), ps and
  * pi (its payment intent's status, and the intent as JSON), pm (payment method), u (user), ca, ea
- * (createdAt, expiresAt), n (its unprocessed events). P..'forget' (set): evicted bookings whose
+ * (createdAt, expiresAt), n (its unprocessed events), sa (settledAt, once it left pending). P..'forget' (set): evicted bookings whose
  * ledger transactions may still be there (`toForget`).
  */
 const PRELUDE = `
@@ -43,8 +43,8 @@ local function requeue(id)
   local r = redis.call('HMGET', rec(id), 's', 'f', 'n', 'ca')
   if r[1] ~= 'pending' and r[2] == '' and r[3] == '0' then redis.call('ZADD', EVICT, r[4], id) else redis.call('ZREM', EVICT, id) end
 end
-local function setStatus(id, before, after)
-  redis.call('HSET', rec(id), 's', after)
+local function setStatus(id, before, after, at)
+  redis.call('HSET', rec(id), 's', after, 'sa', at)
   redis.call('HINCRBY', KEYS[2], before, -1)
   redis.call('HINCRBY', KEYS[2], after, 1)
   requeue(id)
@@ -98,7 +98,7 @@ if r.u ~= ARGV[3] then return {'forbidden', view(id)} end
 if r.s == 'expired' then return {'expired', view(id)} end
 if not unpaid(r) then return {'already_processed', view(id)} end
 if tonumber(ARGV[5]) >= r.ea then
-  setStatus(id, r.s, 'expired')
+  setStatus(id, r.s, 'expired', ARGV[5])
   return {'expired_now', view(id)}
 end
 redis.call('HSET', rec(id), 'f', ARGV[4])
@@ -134,14 +134,14 @@ return 1
 `;
 
 const TRANSITION = `${PRELUDE}
--- ARGV: P, id, to, unpaid ('1'), from...
+-- ARGV: P, id, to, unpaid ('1'), at, from...
 local id = ARGV[2]
 local r = load(id)
 if not r then return {0, {}} end
 local allowed = false
-for i = 5, #ARGV do if ARGV[i] == r.s then allowed = true end end
+for i = 6, #ARGV do if ARGV[i] == r.s then allowed = true end end
 if not allowed or r.f ~= '' or (ARGV[4] == '1' and not unpaid(r)) then return {0, view(id)} end
-setStatus(id, r.s, ARGV[3])
+setStatus(id, r.s, ARGV[3], ARGV[5])
 return {1, view(id)}
 `;
 
@@ -150,7 +150,7 @@ const EXPIRE_IF_DUE = `${PRELUDE}
 local id = ARGV[2]
 local r = load(id)
 if not r or not unpaid(r) or tonumber(ARGV[3]) < r.ea then return {} end
-setStatus(id, r.s, 'expired')
+setStatus(id, r.s, 'expired', ARGV[3])
 return view(id)
 `;
 
@@ -280,8 +280,8 @@ export class RedisBookingStore implements BookingStore {
     await this.#scripts.abort(this.#keys, [this.#p, id]);
   }
 
-  async transition(id: string, from: readonly BookingStatus[], to: BookingStatus, options: { unpaid?: boolean } = {}): Promise<Transition<Booking>> {
-    const [ok, flat] = (await this.#scripts.transition(this.#keys, [this.#p, id, to, options.unpaid === true ? '1' : '0', ...from])) as [number, string[]];
+  async transition(id: string, from: readonly BookingStatus[], to: BookingStatus, at: number, options: { unpaid?: boolean } = {}): Promise<Transition<Booking>> {
+    const [ok, flat] = (await this.#scripts.transition(this.#keys, [this.#p, id, to, options.unpaid === true ? '1' : '0', at, ...from])) as [number, string[]];
     const booking = decodeBooking(flat);
     return ok === 1 ? { ok: true, record: booking as Booking } : { ok: false, current: booking };
   }
@@ -350,6 +350,8 @@ function decodeBooking(flat: readonly string[]): Booking | undefined {
     paymentMethod: fields.pm as string,
     paymentIntent: JSON.parse(fields.pi as string) as BookingPaymentIntent,
     paymentInFlight: fields.f === '' ? null : (fields.f as PaymentKind),
+    // A record written before settledAt was kept has none (nor one in `b`): null.
+    settledAt: fields.sa === undefined ? null : Number(fields.sa),
   };
 }
 

@@ -52,6 +52,12 @@ export interface Booking {
    * pay, cancel or expire the booking: of two concurrent payments exactly one proceeds.
    */
   paymentInFlight: PaymentKind | null;
+  /**
+   * Epoch ms: when it left pending (confirmed, failed, expired or cancelled); null while pending.
+   * Its status event's id and time are derived from it, so the event made again (a backstop job,
+   * a settlement run again) is the same event.
+   */
+  settledAt: number | null;
 }
 
 export type InboxEventType = 'PAYMENT_SUCCEEDED' | 'PAYMENT_FAILED';

@@ -122,9 +122,12 @@ export class BookingPayments {
    */
   async confirmDirect(input: ConfirmDirectInput): Promise<Booking> {
     const booking = await this.#begin(input.bookingId, input.userId, 'direct');
-    const { clock, ids, bus, settlement } = this.#deps;
+    const { clock, ids, bus, scheduler, settlement } = this.#deps;
     return this.#afterProcessingDelay(booking, async () => {
       const now = clock.now();
+      // With a shared store, its expiry job is brought forward to a lease from now: it settles a
+      // payment recorded but not settled, and makes the confirmation's event again (Settlement.finish).
+      if (scheduler.shared) await scheduler.schedule(EXPIRE_JOB, booking.id, now + scheduler.leaseMs);
       const pgMockData: PgMockData = { isSuccess: true, failureCode: null, processedAt: now };
       const event: InboxEvent = {
         eventId: ids('evt'),
@@ -144,7 +147,7 @@ export class BookingPayments {
 
   /** The guards of a payment's call, and its in-flight mark, in one store operation. */
   async #begin(bookingId: string, userId: string, kind: PaymentKind): Promise<Booking> {
-    const { bookings, seats, clock, settlement } = this.#deps;
+    const { bookings, clock, settlement } = this.#deps;
     const begun = await bookings.beginPayment(bookingId, userId, kind, clock.now());
     switch (begun.kind) {
       case 'started':
@@ -156,9 +159,7 @@ export class BookingPayments {
         if (kind === 'direct') throw notFound('Booking', bookingId);
         throw new DomainError('FORBIDDEN', `Booking ${bookingId} belongs to another user.`);
       case 'expired_now':
-        // Published as soon as it is expired; a release that fails then is done again by the expiry job.
-        settlement.publish('booking.expired', begun.booking);
-        await seats.release(bookingId);
+        await settlement.finish(begun.booking);
         throw expiredError(begun.booking);
       case 'expired':
         throw expiredError(begun.booking);

@@ -4,10 +4,10 @@ import { timeOfId, type IdFactory } from '../ids.ts';
 import type { BookingStore, LedgerStore, Page, PageQuery, SeatStore } from '../ports.ts';
 import type { Scheduler } from '../scheduler.ts';
 import type { SeatCounts } from '../seats.ts';
-import { MAX_QUANTITY, type Booking, type BookingCounts, type InboxEvent } from './booking.ts';
+import { isUnpaid, MAX_QUANTITY, type Booking, type BookingCounts, type InboxEvent } from './booking.ts';
 import type { Catalog, Performance } from './performances.ts';
 import { PROCESS_JOB } from './inbox.ts';
-import type { Settlement } from './settlement.ts';
+import { EXPIRE_JOB, type Settlement } from './settlement.ts';
 
 /**
  * Bookings: seat holds, cancellation, expiry, queries and bounds. Paying is `payments.ts`;
@@ -24,7 +24,7 @@ import type { Settlement } from './settlement.ts';
  * @see issue 4, issue 7, ../../../../shared/seeds/003_2d28ecb358825d26.txt
  */
 
-export const EXPIRE_JOB = 'booking.expire';
+export { EXPIRE_JOB };
 /** Evicted bookings whose ledger removal was cut off, taken up per sweep. */
 const FORGET_BATCH = 500;
 
@@ -126,6 +126,7 @@ export class BookingService {
       expiresAt,
       paymentIntent: { status: 'PENDING', pgMockData: null },
       paymentInFlight: null,
+      settledAt: null,
     };
     const inserted = await bookings.insert(booking);
     if (!inserted.ok) {
@@ -135,7 +136,7 @@ export class BookingService {
     }
     // Best effort: what an eviction leaves is kept to forget, and the next sweep removes it.
     await this.#forgetLedger(inserted.evicted).catch(() => undefined);
-    settlement.publish('booking.created', booking);
+    settlement.created(booking);
     return booking;
   }
 
@@ -143,24 +144,26 @@ export class BookingService {
    * Cancels the caller's pending booking and releases its seats; `booking.cancelled`.
    * NOT_FOUND, FORBIDDEN (another user's), BOOKING_EXPIRED, PAYMENT_ALREADY_PROCESSED (confirmed,
    * failed, paid or a payment in flight), INVALID_STATE (already cancelled).
+   *
+   * With a store shared by several processes, the booking's expiry job is brought forward to a
+   * lease from now first (when its hold ends later): the backstop of the cancel's event (`Settlement.finish`).
    */
   async cancel(input: CancelInput): Promise<Booking> {
-    const { bookings, seats, scheduler, settlement } = this.#deps;
+    const { bookings, scheduler, settlement, clock } = this.#deps;
     const found = await this.#owned(input.bookingId, input.userId);
     if (found.status === 'cancelled') throw new DomainError('INVALID_STATE', `Booking ${found.id} is already cancelled.`);
     const current = (await this.#expireIfDue(found.id)) ?? found;
     if (current.status === 'expired') throw expiredError(current);
-    const result = await bookings.transition(current.id, ['pending'], 'cancelled', { unpaid: true });
+    const backstopAt = clock.now() + scheduler.leaseMs;
+    if (scheduler.shared && isUnpaid(current) && backstopAt < current.expiresAt) await scheduler.schedule(EXPIRE_JOB, current.id, backstopAt);
+    const result = await bookings.transition(current.id, ['pending'], 'cancelled', clock.now(), { unpaid: true });
     if (!result.ok) {
       if (result.current === undefined) throw notFound('Booking', current.id);
       if (result.current.status === 'expired') throw expiredError(result.current);
       if (result.current.status === 'cancelled') throw new DomainError('INVALID_STATE', `Booking ${current.id} is already cancelled.`);
       throw alreadyProcessed(result.current);
     }
-    // Published as soon as it is cancelled; a release that fails then is done again by the expiry job.
-    settlement.publish('booking.cancelled', result.record);
-    await seats.release(current.id);
-    await scheduler.cancel(EXPIRE_JOB, current.id);
+    await settlement.finish(result.record);
     return result.record;
   }
 
@@ -177,7 +180,8 @@ export class BookingService {
    * - no booking: its process stopped between the hold and the insert (or the insert failed).
    *   Once no insert can still be under way (a lease after the hold's end), the seats locked for
    *   it are freed; locked ones only, so the sold seats of a confirmed booking evicted since stay sold.
-   * - expired, failed or cancelled: its seats are freed again (releasing is idempotent).
+   * - confirmed, expired, failed or cancelled: what follows is done again (`Settlement.finish`:
+   *   its event made again when the store is shared, its seats freed again, as releasing is idempotent).
    * - pending and unpaid before its hold ends (the job run early, to repair a payment): looked at again then.
    * - a payment in flight: looked at again once the longest processing delay and a lease have
    *   passed since the hold's end (a payment starts only within the hold); still in flight then,
@@ -202,11 +206,7 @@ export class BookingService {
       else await seats.releaseHeld(id);
       return;
     }
-    if (booking.status === 'expired' || booking.status === 'failed' || booking.status === 'cancelled') {
-      await seats.release(id);
-      return;
-    }
-    if (booking.status !== 'pending') return;
+    if (booking.status !== 'pending') return settlement.finish(booking, true);
     if (booking.paymentInFlight !== null) {
       const abandonedAt = booking.expiresAt + config.mockMaxDelayMs + scheduler.leaseMs;
       if (now < abandonedAt) return lookAgainAt(abandonedAt);
@@ -301,9 +301,7 @@ export class BookingService {
   async #expireIfDue(id: string): Promise<Booking | undefined> {
     const expired = await this.#deps.bookings.expireIfDue(id, this.#deps.clock.now());
     if (expired === undefined) return undefined;
-    // Published as soon as it is expired; a release that fails then is done again by the expiry job.
-    this.#deps.settlement.publish('booking.expired', expired);
-    await this.#deps.seats.release(id);
+    await this.#deps.settlement.finish(expired);
     return expired;
   }
 }

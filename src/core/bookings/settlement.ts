@@ -1,19 +1,31 @@
 import type { Clock } from '../clock.ts';
-import type { BookingEventType, EventBus } from '../events.ts';
-import type { IdFactory } from '../ids.ts';
+import type { BookingEvent, BookingEventType, EventBus } from '../events.ts';
+import { derivedId, type IdFactory } from '../ids.ts';
 import { paymentTransaction } from '../ledger.ts';
-import type { BookingStore, LedgerStore, SeatStore } from '../ports.ts';
+import type { BookingStore, LedgerStore, SeatStore, Transition } from '../ports.ts';
+import type { Scheduler } from '../scheduler.ts';
 import { copyBooking, type Booking } from './booking.ts';
 
 /**
- * The end of a booking's payment, shared by the inbox processor (document 003) and the one-step
- * payment (document 004): confirm (ledger transaction, seats sold, status confirmed) or fail
- * (status failed, seats freed), each published on the bus.
+ * The end of a booking: its payment's settlement, shared by the inbox processor (document 003) and
+ * the one-step payment (document 004), confirm (ledger transaction, seats sold, status confirmed)
+ * or fail (status failed, seats freed); and `finish`, which every way out of pending (these two,
+ * a cancel, an expiry) ends with: the status event told, the seats freed, the expiry job cancelled.
  *
  * Each step is idempotent, so a settlement that runs twice (a retried job) does the work once:
  * the ledger posts one transaction per booking, reserving and releasing seats repeat harmlessly,
  * and the status change is guarded (`pending` only).
+ *
+ * With a store shared by several processes, the booking's `booking.expire` job is its status
+ * event's backstop, as a native cancel has its job: it stays until the event's durable effects are
+ * done (its webhook logged and queued), so a process killed in between (or a store that fails
+ * then) leaves the event to that job, here or on another replica, which makes the same event
+ * again (its id and time derived from the booking's id and `settledAt`). A settlement run again
+ * (a job whose process died) that finds the booking already in its state makes it again too.
+ * @see issue 14 "kill -9"
  */
+
+export const EXPIRE_JOB = 'booking.expire';
 
 export interface SettlementDeps {
   clock: Clock;
@@ -22,7 +34,10 @@ export interface SettlementDeps {
   bookings: BookingStore;
   seats: SeatStore;
   ledger: LedgerStore;
+  scheduler: Scheduler;
 }
+
+type SettledEventType = Exclude<BookingEventType, 'booking.created'>;
 
 export class Settlement {
   readonly #deps: SettlementDeps;
@@ -40,31 +55,86 @@ export class Settlement {
     const { clock, ids, bookings, seats, ledger } = this.#deps;
     await ledger.post(paymentTransaction({ reference: booking.id, amount: booking.totalAmount, currency: booking.currency }, ids, clock.now()));
     await seats.reserve(booking.id);
-    const result = await bookings.transition(booking.id, ['pending'], 'confirmed');
-    if (result.ok) {
-      this.publish('booking.confirmed', result.record);
-      return result.record;
+    const at = clock.now();
+    const result = await bookings.transition(booking.id, ['pending'], 'confirmed', at);
+    const settled = settledBy(result, 'confirmed', at, this.#deps.scheduler.shared);
+    if (settled !== undefined) {
+      await this.finish(settled.booking, settled.again);
+      return settled.booking;
     }
-    if (result.current?.status !== 'confirmed') {
-      await ledger.removeReference(booking.id);
-      await seats.release(booking.id);
-    }
-    return result.current;
-  }
-
-  async fail(booking: Booking): Promise<Booking | undefined> {
-    const { bookings, seats } = this.#deps;
-    const result = await bookings.transition(booking.id, ['pending'], 'failed');
-    // Published as soon as it is failed: a release that fails then is done again by the retry.
-    if (result.ok) this.publish('booking.failed', result.record);
-    const status = result.ok ? result.record.status : result.current?.status;
-    if (status === 'failed') await seats.release(booking.id);
+    await ledger.removeReference(booking.id);
+    await seats.release(booking.id);
     return result.ok ? result.record : result.current;
   }
 
-  publish(type: BookingEventType, booking: Booking): void {
+  async fail(booking: Booking): Promise<Booking | undefined> {
+    const at = this.#deps.clock.now();
+    const result = await this.#deps.bookings.transition(booking.id, ['pending'], 'failed', at);
+    const settled = settledBy(result, 'failed', at, this.#deps.scheduler.shared);
+    if (settled !== undefined) await this.finish(settled.booking, settled.again);
+    return result.ok ? result.record : result.current;
+  }
+
+  /**
+   * What follows a booking's leaving pending (`booking` as it left it): its status event, then its
+   * seats freed (failed, expired, cancelled; releasing is idempotent), then its expiry job cancelled,
+   * its work done. With a shared store the event's durable effects are awaited first; when they
+   * fail, the failure is reported and the expiry job (re)scheduled a lease later, to make the event
+   * again, and the caller goes on (the change is stored: a client answered 503 would retry a
+   * change already made). `again`: the event is made again (not counted twice), and with one
+   * process only, where nothing is lost, it is not made at all.
+   */
+  async finish(booking: Booking, again = false): Promise<void> {
+    const { bus, seats, scheduler, clock } = this.#deps;
+    const event = again && !scheduler.shared ? undefined : statusEvent(booking, again);
+    let told = true;
+    if (event !== undefined && !scheduler.shared) bus.publish(event);
+    else if (event !== undefined) {
+      try {
+        await bus.publishDurable(event);
+      } catch (error) {
+        told = false;
+        bus.report(error, event);
+        await scheduler.schedule(EXPIRE_JOB, booking.id, clock.now() + scheduler.leaseMs);
+      }
+    }
+    if (booking.status !== 'confirmed') await seats.release(booking.id);
+    // Tidiness only when it fails: the job finds the booking settled, makes its event again (sent once per URL) and ends.
+    if (told) await scheduler.cancel(EXPIRE_JOB, booking.id).catch(() => false);
+  }
+
+  /** `booking.created` (not a webhook: told on the bus alone). */
+  created(booking: Booking): void {
     const { bus, clock, ids } = this.#deps;
     // A snapshot of its own: what the caller is handed may be changed by the caller.
-    bus.publish({ id: ids('evt'), type, occurredAt: clock.now(), booking: copyBooking(booking) });
+    bus.publish({ id: ids('evt'), type: 'booking.created', occurredAt: clock.now(), booking: copyBooking(booking) });
   }
+}
+
+/**
+ * The settled booking of a transition to `to` at `at`: the booking it stored; or, refused, the
+ * booking found already in `to` (a second run: its event made again). With a shared store, one
+ * settled at `at` itself is this call's own write whose reply was lost and whose script the client
+ * sent again after a reconnect (ioredis does): the first making. (Two runs racing in the same
+ * millisecond then both count it; the webhook still goes once, its id being derived.) Undefined
+ * when it is in another state.
+ */
+function settledBy(result: Transition<Booking>, to: Booking['status'], at: number, shared: boolean): { booking: Booking; again: boolean } | undefined {
+  if (result.ok) return { booking: result.record, again: false };
+  if (result.current?.status !== to) return undefined;
+  return { booking: result.current, again: !(shared && result.current.settledAt === at) };
+}
+
+/**
+ * The event of a booking that left pending: `booking.<status>`, its id derived from the booking's
+ * id and `settledAt`, which is its time, so the event made again is the same event. A booking
+ * settled before `settledAt` was kept has none: its event cannot be made again (undefined).
+ */
+export function statusEvent(booking: Booking, again = false): BookingEvent | undefined {
+  if (booking.status === 'pending' || booking.settledAt === null) return undefined;
+  const type: SettledEventType = `booking.${booking.status}`;
+  // A snapshot of its own: what the caller is handed may be changed by the caller.
+  const event: BookingEvent = { id: derivedId('evt', booking.settledAt, booking.id), type, occurredAt: booking.settledAt, booking: copyBooking(booking) };
+  if (again) event.again = true;
+  return event;
 }

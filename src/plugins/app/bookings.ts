@@ -43,7 +43,7 @@ export default fp(
       mockMaxDelayMs: settings.mockMaxDelayMs,
     };
     const { bookings, seats, ledger } = stores;
-    const settlement = new Settlement({ clock, ids, bus, bookings, seats, ledger });
+    const settlement = new Settlement({ clock, ids, bus, bookings, seats, ledger, scheduler });
     const catalog = new Catalog(settings.performances);
     const service = new BookingService({ clock, ids, bookings, seats, ledger, scheduler, settlement, catalog, config: bookingConfig });
     const payments = new BookingPayments({

@@ -11,6 +11,8 @@ export interface BookingStoreOptions {
 
 export type BookingStoreFactory = (options: BookingStoreOptions) => Promise<BookingStore> | BookingStore;
 
+/** When the tests' transitions settle a booking: it is kept as its `settledAt`. */
+const SETTLED = T0 + 5;
 const PAID: BookingPaymentIntent = { status: 'SUCCESS', pgMockData: { isSuccess: true, failureCode: null, processedAt: T0 + MINUTE } };
 
 function counts(partial: Partial<BookingCounts['bookings']>, paymentsInFlight = 0, unprocessedEvents = 0): BookingCounts {
@@ -77,8 +79,8 @@ export function bookingStoreContract(name: string, make: BookingStoreFactory): v
     it('listRecent lists every booking newest first, whoever its user and whatever its status, and pages through each once', async () => {
       const all = Array.from({ length: 7 }, (_, i) => aBooking({ createdAt: T0 + i, userId: `user_${i % 3}` }));
       const store = await storeWith(...all);
-      await store.transition(all[2]!.id, ['pending'], 'cancelled');
-      const expected = newestFirst(all).map((b) => (b.id === all[2]!.id ? { ...b, status: 'cancelled' as const } : b));
+      await store.transition(all[2]!.id, ['pending'], 'cancelled', SETTLED);
+      const expected = newestFirst(all).map((b) => (b.id === all[2]!.id ? { ...b, status: 'cancelled' as const, settledAt: SETTLED } : b));
       expect(await store.listRecent({ limit: 3 })).toEqual({ data: expected.slice(0, 3), nextCursor: expect.any(String) });
       expect((await pageAll(3, (page) => store.listRecent(page))).records).toEqual(expected);
       expect(await (await make({ ttlMs: DAY, maxBookings: 10 })).listRecent({ limit: 3 })).toEqual({ data: [], nextCursor: null });
@@ -105,7 +107,7 @@ export function bookingStoreContract(name: string, make: BookingStoreFactory): v
       it('expires a booking whose hold has lapsed (now >= expiresAt), then says it is expired', async () => {
         const booking = aBooking();
         const store = await storeWith(booking);
-        const expired: Booking = { ...booking, status: 'expired' };
+        const expired: Booking = { ...booking, status: 'expired', settledAt: booking.expiresAt };
         expect(await store.beginPayment(booking.id, 'user_1', 'execute', booking.expiresAt)).toEqual({ kind: 'expired_now', booking: expired });
         expect(await store.get(booking.id)).toEqual(expired);
         expect(await store.beginPayment(booking.id, 'user_1', 'execute', booking.expiresAt)).toEqual({ kind: 'expired', booking: expired });
@@ -120,8 +122,8 @@ export function bookingStoreContract(name: string, make: BookingStoreFactory): v
         await store.recordPayment(booking.id, PAID, anInboxEvent(booking.id));
         const paid: Booking = { ...booking, paymentIntent: PAID };
         expect(await store.beginPayment(booking.id, 'user_1', 'direct', T0 + 3)).toEqual({ kind: 'already_processed', booking: paid });
-        await store.transition(booking.id, ['pending'], 'confirmed');
-        expect(await store.beginPayment(booking.id, 'user_1', 'direct', T0 + 4)).toEqual({ kind: 'already_processed', booking: { ...paid, status: 'confirmed' } });
+        await store.transition(booking.id, ['pending'], 'confirmed', SETTLED);
+        expect(await store.beginPayment(booking.id, 'user_1', 'direct', T0 + 4)).toEqual({ kind: 'already_processed', booking: { ...paid, status: 'confirmed', settledAt: SETTLED } });
       });
     });
 
@@ -175,11 +177,11 @@ export function bookingStoreContract(name: string, make: BookingStoreFactory): v
       it('transition sets `to` from an allowed status, and refuses any other', async () => {
         const booking = aBooking();
         const store = await storeWith(booking);
-        expect(await store.transition(booking.id, ['confirmed'], 'cancelled')).toEqual({ ok: false, current: booking });
-        const cancelled: Booking = { ...booking, status: 'cancelled' };
-        expect(await store.transition(booking.id, ['pending'], 'cancelled')).toEqual({ ok: true, record: cancelled });
+        expect(await store.transition(booking.id, ['confirmed'], 'cancelled', SETTLED)).toEqual({ ok: false, current: booking });
+        const cancelled: Booking = { ...booking, status: 'cancelled', settledAt: SETTLED };
+        expect(await store.transition(booking.id, ['pending'], 'cancelled', SETTLED)).toEqual({ ok: true, record: cancelled });
         expect(await store.get(booking.id)).toEqual(cancelled);
-        expect(await store.transition('bk_unknown', ['pending'], 'cancelled')).toEqual({ ok: false, current: undefined });
+        expect(await store.transition('bk_unknown', ['pending'], 'cancelled', SETTLED)).toEqual({ ok: false, current: undefined });
         expect(await store.counts()).toEqual(counts({ cancelled: 1 }));
       });
 
@@ -187,21 +189,21 @@ export function bookingStoreContract(name: string, make: BookingStoreFactory): v
         const booking = aBooking();
         const store = await storeWith(booking);
         await store.beginPayment(booking.id, 'user_1', 'execute', T0 + 1);
-        expect(await store.transition(booking.id, ['pending'], 'cancelled')).toEqual({ ok: false, current: { ...booking, paymentInFlight: 'execute' } });
+        expect(await store.transition(booking.id, ['pending'], 'cancelled', SETTLED)).toEqual({ ok: false, current: { ...booking, paymentInFlight: 'execute' } });
         await store.recordPayment(booking.id, PAID, anInboxEvent(booking.id));
         const paid: Booking = { ...booking, paymentIntent: PAID };
-        expect(await store.transition(booking.id, ['pending'], 'cancelled', { unpaid: true })).toEqual({ ok: false, current: paid });
-        expect(await store.transition(booking.id, ['pending'], 'confirmed')).toEqual({ ok: true, record: { ...paid, status: 'confirmed' } });
+        expect(await store.transition(booking.id, ['pending'], 'cancelled', SETTLED, { unpaid: true })).toEqual({ ok: false, current: paid });
+        expect(await store.transition(booking.id, ['pending'], 'confirmed', SETTLED)).toEqual({ ok: true, record: { ...paid, status: 'confirmed', settledAt: SETTLED } });
         const unpaid = aBooking();
         await store.insert(unpaid);
-        expect(await store.transition(unpaid.id, ['pending'], 'cancelled', { unpaid: true })).toEqual({ ok: true, record: { ...unpaid, status: 'cancelled' } });
+        expect(await store.transition(unpaid.id, ['pending'], 'cancelled', SETTLED, { unpaid: true })).toEqual({ ok: true, record: { ...unpaid, status: 'cancelled', settledAt: SETTLED } });
       });
 
       it('expireIfDue expires a pending, unpaid booking once its hold has lapsed, only then', async () => {
         const booking = aBooking();
         const store = await storeWith(booking);
         expect(await store.expireIfDue(booking.id, booking.expiresAt - 1)).toBeUndefined();
-        const expired: Booking = { ...booking, status: 'expired' };
+        const expired: Booking = { ...booking, status: 'expired', settledAt: booking.expiresAt };
         expect(await store.expireIfDue(booking.id, booking.expiresAt)).toEqual(expired);
         expect(await store.get(booking.id)).toEqual(expired);
         expect(await store.expireIfDue(booking.id, booking.expiresAt + 1)).toBeUndefined();
@@ -264,7 +266,7 @@ export function bookingStoreContract(name: string, make: BookingStoreFactory): v
           i % 3 === 0
             ? store.beginPayment(booking.id, 'user_1', 'execute', booking.expiresAt - 1).then((r) => r.kind === 'started')
             : i % 3 === 1
-              ? store.transition(booking.id, ['pending'], 'cancelled', { unpaid: true }).then((r) => r.ok)
+              ? store.transition(booking.id, ['pending'], 'cancelled', SETTLED, { unpaid: true }).then((r) => r.ok)
               : store.expireIfDue(booking.id, booking.expiresAt).then((r) => r !== undefined),
         );
         expect(results.filter(Boolean)).toHaveLength(1);
@@ -298,15 +300,15 @@ export function bookingStoreContract(name: string, make: BookingStoreFactory): v
         await store.insert(a);
         await store.insert(b);
         const event = await pay(store, a, anInboxEvent(a.id, { processedAt: T0 + MINUTE }));
-        await store.transition(a.id, ['pending'], 'confirmed');
-        await store.transition(b.id, ['pending'], 'cancelled');
+        await store.transition(a.id, ['pending'], 'confirmed', SETTLED);
+        await store.transition(b.id, ['pending'], 'cancelled', SETTLED);
         const c = aBooking();
         expect(await store.insert(c)).toEqual({ ok: true, evicted: [a.id] });
         expect(await store.get(a.id)).toBeUndefined();
         expect(await store.event(event.eventId)).toBeUndefined();
         expect(await store.events(a.id)).toEqual([]);
-        expect((await store.listForUser('user_1', { limit: 10 })).data).toEqual([c, { ...b, status: 'cancelled' }]);
-        expect((await store.listRecent({ limit: 10 })).data).toEqual([c, { ...b, status: 'cancelled' }]);
+        expect((await store.listForUser('user_1', { limit: 10 })).data).toEqual([c, { ...b, status: 'cancelled', settledAt: SETTLED }]);
+        expect((await store.listRecent({ limit: 10 })).data).toEqual([c, { ...b, status: 'cancelled', settledAt: SETTLED }]);
         expect(await store.counts()).toEqual(counts({ pending: 1, cancelled: 1 }));
       });
 
@@ -316,11 +318,11 @@ export function bookingStoreContract(name: string, make: BookingStoreFactory): v
         await store.insert(a);
         await store.insert(b);
         expect(await store.toForget(10)).toEqual([]);
-        await store.transition(a.id, ['pending'], 'cancelled');
+        await store.transition(a.id, ['pending'], 'cancelled', SETTLED);
         const c = aBooking();
         expect(await store.insert(c)).toEqual({ ok: true, evicted: [a.id] });
         expect(await store.toForget(10)).toEqual([a.id]);
-        await store.transition(b.id, ['pending'], 'cancelled');
+        await store.transition(b.id, ['pending'], 'cancelled', SETTLED);
         expect(await store.sweep(T0 + DAY)).toEqual([b.id]);
         expect((await store.toForget(10)).sort()).toEqual([a.id, b.id].sort());
         expect(await store.toForget(1)).toHaveLength(1);
@@ -336,7 +338,7 @@ export function bookingStoreContract(name: string, make: BookingStoreFactory): v
         const a = aBooking();
         await store.insert(a);
         const event = await pay(store, a);
-        await store.transition(a.id, ['pending'], 'confirmed');
+        await store.transition(a.id, ['pending'], 'confirmed', SETTLED);
         expect(await store.insert(aBooking())).toEqual({ ok: false, reason: 'full' });
         expect(await store.sweep(T0 + DAY)).toEqual([]);
         await store.markEventProcessed(event.eventId, T0 + 2 * MINUTE);
@@ -350,7 +352,7 @@ export function bookingStoreContract(name: string, make: BookingStoreFactory): v
         const oldPending = aBooking();
         const younger = aBooking({ createdAt: T0 + 30 * MINUTE, expiresAt: T0 + 40 * MINUTE });
         for (const booking of [old, oldPending, younger]) await store.insert(booking);
-        await store.transition(old.id, ['pending'], 'cancelled');
+        await store.transition(old.id, ['pending'], 'cancelled', SETTLED);
         await store.expireIfDue(younger.id, T0 + 40 * MINUTE);
         expect(await store.sweep(T0 + HOUR - 1)).toEqual([]);
         expect(await store.sweep(T0 + HOUR + 1)).toEqual([old.id]);

@@ -57,6 +57,7 @@ export function aBooking(overrides: Partial<Booking> = {}): Booking {
     expiresAt: T0 + 10 * MINUTE,
     paymentIntent: { status: 'PENDING', pgMockData: null },
     paymentInFlight: null,
+    settledAt: null,
     ...overrides,
   };
 }
