@@ -164,4 +164,33 @@ withRedisServer('cancel and refund backstops on Redis', (server) => {
     const metrics = (await t.app.inject({ url: '/metrics' })).body;
     expect(['pending', 'cancelled', 'confirmed'].map((status) => metric(metrics, `bookings_total{status="${status}"}`))).toEqual([2, 1, 1]);
   });
+
+  it('FluxPay: events a replica wrote and never published (its relay gone, as at a kill) are published by another replica’s poll of the outbox, once, and counted once', async () => {
+    const prefix = server().newPrefix();
+    const rx = await receivers.start();
+    const env = { FLUXPAY_WEBHOOK_URL: rx.url('/fluxpay') };
+    const a = await replica(prefix, env);
+    const b = await replica(prefix, env);
+    await a.app.fluxpay.relay.stop();
+    const fp = async (path: string, body: object) => {
+      const res = await a.app.inject({ method: 'POST', url: path, payload: body });
+      expect([res.statusCode, res.json<{ code: string }>().code], res.body).toEqual([200, 'SUCCESS']);
+      return res.json<{ result: Record<string, string> }>().result;
+    };
+    const order = await fp('/api/v1/orders', { userId: 'user_poll', serviceId: 'ai-writer', orderName: '100 credits', amount: 1000, metadata: { kind: 'CREDIT_CHARGE', credits: 100 } });
+    const payment = await fp('/api/v1/payments', { orderId: order.orderId, method: 'CARD', card: { number: '4242424242424242', cvv: '123', expMonth: 12, expYear: 2030 } });
+    await fp('/api/v1/payments/confirm', { paymentKey: payment.paymentKey, orderId: order.orderId, amount: 1000 });
+    const pending = (await a.app.stores.fluxpay.outboxStats()).pending;
+    expect(pending).toBeGreaterThan(0);
+    expect(rx.requests).toHaveLength(0);
+
+    await b.clock.advance(1000); // one poll of B's relay
+    await eventually(async () => (rx.requests.length === pending ? true : undefined), 'the events published by B');
+    expect((await b.app.stores.fluxpay.outboxStats()).pending).toBe(0);
+    const types = rx.requests.map((r) => (JSON.parse(r.body) as { eventType: string }).eventType);
+    expect(types).toContain('payment.approved');
+    expect(new Set(rx.requests.map((r) => r.headers['webhook-id'])).size).toBe(pending);
+    const published = metric((await b.app.inject({ url: '/metrics' })).body, 'fluxpay_outbox_published_total{event_type="payment.approved"}');
+    expect(published).toBe(1);
+  });
 });

@@ -251,3 +251,53 @@ describe('the outbox relay and a change written as a run ends', () => {
     expect(lost).toEqual([]);
   });
 });
+
+describe('the outbox relay on an outbox shared by several processes (issue 14 "kill -9")', () => {
+  /** A relay as a process of its own runs it: a scheduler that is never started, `pollMs` as given, and what it counted as published. */
+  function processRelay(store: FluxPayStore, pollMs: number | undefined, taken: string[]) {
+    const scheduler = new Scheduler({ clock, store: new MemorySchedulerStore(), onError: () => {} });
+    const counted: string[] = [];
+    const relay = new OutboxRelay({ store, scheduler, clock, onError: () => {}, onPublished: (event) => counted.push(event.eventId), pollMs });
+    relay.addPublisher(async (event) => {
+      taken.push(event.eventId);
+      // A publication that takes a moment (a Redis round trip): the other process's relay reads the same event meanwhile.
+      await new Promise((resolve) => setImmediate(resolve));
+    });
+    return { relay, counted };
+  }
+
+  it('with pollMs, events another process wrote and never kicked for (it was killed) are published within one poll; without, they wait for a kick', async () => {
+    for (const pollMs of [250, undefined]) {
+      const store = new MemoryFluxPayStore({ ttlMs: 86_400_000, maxRecords: 100_000 });
+      const taken: string[] = [];
+      const { relay, counted } = processRelay(store, pollMs, taken);
+      relay.start();
+      await relay.idle();
+      await writeChanges(store, 3, `poll-${pollMs ?? 0}`);
+      const written = (await store.pendingOutbox(100)).map((event) => event.eventId);
+      expect(written.length).toBeGreaterThan(5);
+      await clock.advance(249);
+      await relay.idle();
+      expect(taken).toEqual([]);
+      await clock.advance(1);
+      await relay.idle();
+      expect([taken, counted, (await store.outboxStats()).pending]).toEqual(pollMs === undefined ? [[], [], written.length] : [written, written, 0]);
+      await relay.stop();
+    }
+  });
+
+  it('two processes’ relays on one outbox: each event is counted published once, by the relay whose mark made it so', async () => {
+    const store = new MemoryFluxPayStore({ ttlMs: 86_400_000, maxRecords: 100_000 });
+    await writeChanges(store, 6, 'two');
+    const written = (await store.pendingOutbox(100)).map((event) => event.eventId);
+    const taken: string[] = [];
+    const a = processRelay(store, 250, taken);
+    const b = processRelay(store, 250, taken);
+    await Promise.all([a.relay.run(), b.relay.run()]);
+    expect((await store.outboxStats()).pending).toBe(0);
+    // Both took some events (each delivery is sent once per URL by the delivery log), but each is counted once.
+    expect(taken.length).toBeGreaterThan(written.length);
+    expect([...a.counted, ...b.counted].sort()).toEqual([...written].sort());
+    await Promise.all([a.relay.stop(), b.relay.stop()]);
+  });
+});

@@ -16,7 +16,14 @@ import type { FluxPayStore } from './ports.ts';
  * that will not come. When the retry job cannot be written either (the store that keeps due work is
  * away, as Redis can be), the retry is a timer of this process instead. A store that cannot be
  * read is reported once, not at every retry of the same outage.
- * @see issue 11 "Transactional outbox and outbound events"
+ *
+ * With an outbox shared by several processes (`pollMs` > 0, Redis), it also polls: a process
+ * killed after writing a change but before its relay ran, or while its relay was between
+ * publishing an event and marking it, leaves the event pending, and no kick of that process will
+ * come; the other processes' polls publish it (at least once, with the same eventId). Relays of
+ * several processes may publish one event at once: the delivery log sends it once per URL, and
+ * only the relay whose mark changed it counts it as published (`onPublished`).
+ * @see issue 11 "Transactional outbox and outbound events", issue 14 "kill -9"
  */
 
 export const OUTBOX_JOB = 'fluxpay.outbox';
@@ -34,8 +41,10 @@ export interface OutboxRelayDeps {
   clock: Clock;
   /** Told about a publication that failed (it will be retried). */
   onError: (error: unknown, event: OutboxEvent | undefined) => void;
-  /** Told about each event marked published. */
+  /** Told about each event this relay marked published (not one another relay marked first). */
   onPublished?: (event: OutboxEvent, publishedAt: number) => void;
+  /** How often to look for pending events written by other processes (0 or unset: never; an outbox of this process alone needs none). */
+  pollMs?: number | undefined;
 }
 
 export class OutboxRelay {
@@ -49,6 +58,7 @@ export class OutboxRelay {
   #retryTimer: Timer | undefined;
   /** Whether the last read of the outbox failed: the reads that fail after it are not reported again (one report per outage). */
   #readFailing = false;
+  #pollTimer: Timer | undefined;
 
   constructor(deps: OutboxRelayDeps, options: { registerJob?: boolean } = {}) {
     this.#deps = deps;
@@ -64,6 +74,25 @@ export class OutboxRelay {
   kick(): void {
     if (this.#stopped) return;
     void this.run();
+  }
+
+  /** Starts polling (with `pollMs`), after a first run. */
+  start(): void {
+    this.kick();
+    this.#armPoll();
+  }
+
+  /** The next poll, one interval after the previous one's run ended. */
+  #armPoll(): void {
+    const { pollMs, clock } = this.#deps;
+    if (pollMs === undefined || pollMs <= 0 || this.#stopped) return;
+    this.#pollTimer = clock.schedule(pollMs, () => {
+      this.#pollTimer = undefined;
+      // Returned for a manual clock to wait on (runs never reject).
+      return this.run()
+        .catch(() => undefined)
+        .then(() => this.#armPoll());
+    });
   }
 
   /** Publishes every pending event, in order; concurrent calls share one run (and one more after it). */
@@ -83,6 +112,8 @@ export class OutboxRelay {
     this.#stopped = true;
     this.#retryTimer?.cancel();
     this.#retryTimer = undefined;
+    this.#pollTimer?.cancel();
+    this.#pollTimer = undefined;
     await this.#running;
   }
 
@@ -135,8 +166,8 @@ export class OutboxRelay {
         try {
           for (const publish of this.#publishers) await publish(event);
           const now = clock.now();
-          await store.markPublished([event.eventId], now);
-          onPublished?.(event, now);
+          // 0: another process's relay published it meanwhile, and counted it.
+          if ((await store.markPublished([event.eventId], now)) > 0) onPublished?.(event, now);
           this.#failures = 0;
         } catch (error) {
           onError(error, event);

@@ -56,6 +56,8 @@ export default fp(
       store,
       scheduler,
       clock,
+      // Shared by several replicas (Redis): as often as the scheduler looks for others' work.
+      pollMs: config.scheduler.pollMs,
       onError: (error, event) => {
         publishFailures.inc();
         app.log.error({ err: error, event_id: event?.eventId, event_type: event?.eventType }, 'fluxpay: publishing the outbox failed; it will be retried');
@@ -139,8 +141,8 @@ export default fp(
 
     app.core.onSweep((now) => store.sweep(now));
     app.core.onSweep((now) => stores.billing.sweep(now));
-    // What was written before a restart is published once the app is up (the scheduler has started).
-    app.addHook('onReady', async () => relay.kick());
+    // What was written before a restart is published once the app is up (the scheduler has started); with a shared outbox, polled from then on.
+    app.addHook('onReady', async () => relay.start());
     app.lifecycle.onDrain(async (budgetMs) => {
       const deadline = Date.now() + budgetMs;
       let left = (await store.outboxStats()).pending;
