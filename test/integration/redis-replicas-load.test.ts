@@ -15,7 +15,7 @@ import { redisServerOrSkip, startRedis, type TestRedis } from '../helpers/redis.
  * prefix) on one private redis-server with AOF, under load, over real HTTP on 127.0.0.1, a client
  * alternating between them: the seat race and the ledger, FluxPay's credit race, a replica killed
  * with SIGKILL in the middle of a load of intents with webhooks (of cancels and refunds, of booking
- * cancels and payments), and Redis stopped and started
+ * cancels and payments, of FluxPay confirms), and Redis stopped and started
  * again under a load of creates. Nothing here is timed: the loads are bounded in count, and each
  * wait is for a state, with a generous bound for a busy machine.
  * @see issue 14 "Tests"
@@ -449,6 +449,62 @@ if (redisServerOrSkip('replicas on Redis under load')) {
       expect(mine.map((res) => res.body[0].status)).toEqual([...expected.values()]);
       // Figures, not assertions (the requests include those for changes the killed replica stored but never answered).
       console.info(`kill -9 after ${KILL_AFTER} answers: ${done.length} booking cancels and payments answered 200, ${rx.requests.length} booking webhook requests, ${repeats} repeats of an answered one, 0 lost`);
+    });
+
+    it('kill -9 of the replica taking a load of FluxPay payment confirms (the other idle, so no write of its own runs its relay): every confirm answered 200 has its payment.approved at the receiver, published by the survivor’s poll of the outbox, one eventId each, none lost', async () => {
+      const rx = await receivers.start(() => ({ status: 200, body: 'ok', delayMs: 10 }));
+      const { a, origins } = await replicas({ ...KILL_ENV, FLUXPAY_WEBHOOK_URL: rx.url('/fluxpay') });
+      const COUNT = 150;
+      const KILL_AFTER = 60;
+      const fp = async (path: string, body: object) => {
+        const res = await call(origins[0], 'POST', path, body);
+        expect([res.status, res.body.code], JSON.stringify(res.body)).toEqual([200, 'SUCCESS']);
+        return res.body.result;
+      };
+      // Before the load, on A: an order and a READY payment each.
+      const payments = await pool(COUNT, 16, async (i) => {
+        const order = await fp('/api/v1/orders', { userId: `fp_${i}`, serviceId: 'ai-writer', orderName: `order ${i}`, amount: 1000 + i });
+        const payment = await fp('/api/v1/payments', { orderId: order.orderId, method: 'CARD', card: { number: '4242424242424242', cvv: '123', expMonth: 12, expYear: 2030 } });
+        return { orderId: order.orderId as string, paymentKey: payment.paymentKey as string, amount: 1000 + i };
+      });
+
+      // The load, all on A, killed in the middle; B is sent nothing.
+      let answered = 0;
+      const results = await pool(COUNT, 24, async (i) => {
+        const { orderId, paymentKey, amount } = payments[i]!;
+        try {
+          const res = await call(origins[0], 'POST', '/api/v1/payments/confirm', { paymentKey, orderId, amount });
+          if (res.status === 200 && ++answered === KILL_AFTER) a.kill('SIGKILL');
+          return { paymentKey, res };
+        } catch (error) {
+          return { paymentKey, error };
+        }
+      });
+      await a.exited;
+      expect(a.exit).toEqual({ code: null, signal: 'SIGKILL' });
+      const done = results.filter((r) => r.res?.status === 200);
+      for (const r of done) expect(r.res!.body.result).toMatchObject({ paymentKey: r.paymentKey, status: 'APPROVED' });
+      expect(done.length).toBeGreaterThanOrEqual(KILL_AFTER);
+
+      type Envelope = { eventId: string; eventType: string; data: { paymentKey: string; status: string } };
+      const approvals = () => rx.requests.map((req) => ({ req, body: JSON.parse(req.body) as Envelope })).filter(({ body }) => body.eventType === 'payment.approved');
+      const arrived = () => new Set(approvals().map(({ body }) => body.data.paymentKey));
+      await everyArrived(
+        done.map((r) => r.paymentKey),
+        arrived,
+      );
+      let repeats = 0;
+      for (const { paymentKey } of done) {
+        const got = approvals().filter(({ body }) => body.data.paymentKey === paymentKey);
+        for (const { req, body } of got) {
+          expect([body.eventId, body.data.status, req.headers['webhook-id']]).toEqual([got[0]!.body.eventId, 'APPROVED', got[0]!.body.eventId]);
+          expect(req.body).toBe(got[0]!.req.body);
+        }
+        repeats += got.length - 1;
+      }
+      // Nothing left pending in the shared outbox, though the survivor was never written to.
+      await settled(async () => ((await call(origins[1], 'GET', '/api/v1/outbox?status=pending')).body.result.items.length === 0 ? true : undefined), 'the outbox published');
+      console.info(`kill -9 after ${KILL_AFTER} answers: ${done.length} FluxPay confirms answered 200, ${approvals().length} payment.approved requests, ${repeats} repeats of an answered one, 0 lost`);
     });
 
     it('Redis stopped and started again under a load of creates: 503 STORE_UNAVAILABLE while it is away, no crash, full service after, and every create answered 200 is there and decided', async () => {
