@@ -6,7 +6,7 @@ import { RedisRateLimitStore } from '../../src/adapters/redis/rate-limits.ts';
 import { RedisV2PaymentStore } from '../../src/adapters/redis/v2-payments.ts';
 import { RedisWaitingRoomStore } from '../../src/adapters/redis/waiting-rooms.ts';
 import type { RoomSettings } from '../../src/core/waiting-room/room.ts';
-import { type TestRedis, withRedisServer } from '../helpers/redis.ts';
+import { sentTwice, type TestRedis, withRedisServer } from '../helpers/redis.ts';
 import { bookingStoreContract } from './contracts/bookings.contract.ts';
 import { faultRuleStoreContract } from './contracts/fault-rules.contract.ts';
 import { fluxPaySubscriptionStoreContract } from './contracts/fluxpay-subscriptions.contract.ts';
@@ -98,6 +98,34 @@ withRedisServer('Redis adapters of records', (server) => {
       const marks = await Promise.all(Array.from({ length: 100 }, (_, i) => (i % 2 === 0 ? a : b).markEventProcessed((written[0] as { eventId: string }).eventId, T0 + i)));
       expect(marks.filter((m) => m?.first === true)).toHaveLength(1);
       expect(await b.counts()).toEqual({ bookings: { pending: 1, confirmed: 0, failed: 0, expired: 0, cancelled: 0 }, paymentsInFlight: 0, unprocessedEvents: 0 });
+    });
+
+    it('bookings: a call whose script the client sent twice (its reply lost, sent again after a reconnect) answers what it did; another call is a call of its own', async () => {
+      const redis = server();
+      const client = redis.connect();
+      const store = new RedisBookingStore(client, { keyPrefix: redis.newPrefix(), ttlMs: DAY, maxBookings: 100 });
+      const [paid, cancelled, lapsed, late] = [aBooking(), aBooking(), aBooking(), aBooking()];
+      for (const booking of [paid, cancelled, lapsed, late]) await store.insert(booking);
+
+      expect(await sentTwice(client, () => store.beginPayment(paid.id, 'user_1', 'execute', T0 + 1))).toEqual({ kind: 'started', booking: { ...paid, paymentInFlight: 'execute' } });
+      const event = anInboxEvent(paid.id);
+      const intent = { status: 'SUCCESS' as const, pgMockData: null };
+      const recorded = { ...paid, paymentIntent: intent };
+      expect(await sentTwice(client, () => store.recordPayment(paid.id, intent, event))).toEqual(recorded);
+      expect(await store.events(paid.id)).toEqual([event]);
+      expect(await sentTwice(client, () => store.transition(paid.id, ['pending'], 'confirmed', T0 + 2))).toEqual({ ok: true, record: { ...recorded, status: 'confirmed', settledAt: T0 + 2 } });
+      expect(await sentTwice(client, () => store.transition(cancelled.id, ['pending'], 'cancelled', T0 + 3, { unpaid: true }))).toEqual({ ok: true, record: { ...cancelled, status: 'cancelled', settledAt: T0 + 3 } });
+      const expired = { ...lapsed, status: 'expired' as const, settledAt: lapsed.expiresAt };
+      expect(await sentTwice(client, () => store.expireIfDue(lapsed.id, lapsed.expiresAt))).toEqual(expired);
+      expect(await sentTwice(client, () => store.beginPayment(late.id, 'user_1', 'direct', late.expiresAt))).toEqual({ kind: 'expired_now', booking: { ...late, status: 'expired', settledAt: late.expiresAt } });
+      expect(await store.counts()).toEqual({ bookings: { pending: 0, confirmed: 1, failed: 0, expired: 2, cancelled: 1 }, paymentsInFlight: 0, unprocessedEvents: 1 });
+
+      // Other calls, each with its own token, are refused as before.
+      expect(await store.transition(cancelled.id, ['pending'], 'cancelled', T0 + 3, { unpaid: true })).toEqual({ ok: false, current: { ...cancelled, status: 'cancelled', settledAt: T0 + 3 } });
+      expect(await store.expireIfDue(lapsed.id, lapsed.expiresAt)).toBeUndefined();
+      expect(await store.beginPayment(late.id, 'user_1', 'direct', late.expiresAt)).toEqual({ kind: 'expired', booking: { ...late, status: 'expired', settledAt: late.expiresAt } });
+      expect(await store.recordPayment(paid.id, intent, anInboxEvent(paid.id))).toBeUndefined();
+      client.disconnect();
     });
 
     it('v2 payments: 200 begins of one tx_id through two replicas create one payment', async () => {

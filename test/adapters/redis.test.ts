@@ -15,7 +15,7 @@ import { RedisLedgerStore } from '../../src/adapters/redis/ledger.ts';
 import { RedisSeatStore } from '../../src/adapters/redis/seats.ts';
 import { RedisSchedulerStore } from '../../src/adapters/redis/scheduler.ts';
 import { RedisV2PaymentStore } from '../../src/adapters/redis/v2-payments.ts';
-import { type TestRedis, withRedisServer } from '../helpers/redis.ts';
+import { sentTwice, type TestRedis, withRedisServer } from '../helpers/redis.ts';
 import { deliveryLogContract } from './contracts/deliveries.contract.ts';
 import { deliveryQueueContract } from './contracts/delivery-queue.contract.ts';
 import { disabledUrlStoreContract } from './contracts/disabled-urls.contract.ts';
@@ -104,43 +104,22 @@ withRedisServer('Redis adapters', (server) => {
     const client = redis.connect();
     const scheduler = new RedisSchedulerStore(client, { keyPrefix });
     const store = new RedisIntentStore(client, { keyPrefix, ttlMs: 86_400_000, maxIntents: 100, scheduler });
-    /** Runs `call` with every script it sends run twice, the second run's reply answered (what ioredis' resend does). */
-    type Send = (...args: unknown[]) => Promise<unknown>;
-    const sending = client as unknown as { evalsha: Send; eval: Send };
-    const sentTwice = async <T>(call: () => Promise<T>): Promise<T> => {
-      // Both ways a script is sent (EVALSHA, and EVAL when Redis does not hold it yet).
-      const [evalsha, evalLua] = [sending.evalsha.bind(client), sending.eval.bind(client)];
-      const twice =
-        (send: Send): Send =>
-        async (...args) => {
-          await send(...args);
-          return send(...args);
-        };
-      sending.evalsha = twice(evalsha);
-      sending.eval = twice(evalLua);
-      try {
-        return await call();
-      } finally {
-        sending.evalsha = evalsha;
-        sending.eval = evalLua;
-      }
-    };
     const approved = anIntent({ amount: 1000, status: 'APPROVED', decidedAt: T0 + 200, updatedAt: T0 + 200 });
     const pending = anIntent({ amount: 1000 });
     await store.insert(approved);
     await store.insert(pending);
     const job = (key: string) => ({ kind: 'intent.refund_event', key, dueAt: T0 + 30_000 });
 
-    const refund = await sentTwice(() => store.refundScheduled!(approved.id, 300, T0 + 300, job(approved.id)));
+    const refund = await sentTwice(client, () => store.refundScheduled!(approved.id, 300, T0 + 300, job(approved.id)));
     expect(refund).toEqual({ kind: 'refunded', amount: 300, intent: { ...approved, status: 'PARTIALLY_REFUNDED', refundedAmount: 300, updatedAt: T0 + 300 } });
-    const plain = await sentTwice(() => store.refund(approved.id, undefined, T0 + 400));
+    const plain = await sentTwice(client, () => store.refund(approved.id, undefined, T0 + 400));
     expect(plain).toEqual({ kind: 'refunded', amount: 700, intent: { ...approved, status: 'REFUNDED', refundedAmount: 1000, updatedAt: T0 + 400 } });
     expect(await store.get(approved.id)).toMatchObject({ status: 'REFUNDED', refundedAmount: 1000 });
     expect((await redis.client.hkeys(`${keyPrefix}sched:jobs:intent.refund_event`)).sort()).toEqual([`${approved.id}/300/300/${T0 + 300}`]);
     // A second call of the same amount is its own call: refused, as nothing is left.
     expect(await store.refund(approved.id, 300, T0 + 500)).toMatchObject({ kind: 'invalid_state' });
 
-    const cancel = await sentTwice(() => store.cancelScheduled!(pending.id, T0 + 600, { kind: 'intent.cancel_event', key: pending.id, dueAt: T0 + 30_600 }));
+    const cancel = await sentTwice(client, () => store.cancelScheduled!(pending.id, T0 + 600, { kind: 'intent.cancel_event', key: pending.id, dueAt: T0 + 30_600 }));
     expect(cancel).toEqual({ ok: true, record: { ...pending, status: 'CANCELLED', updatedAt: T0 + 600 } });
     // Another cancel (its own token) is refused.
     expect(await store.cancelScheduled!(pending.id, T0 + 600, { kind: 'intent.cancel_event', key: pending.id, dueAt: T0 + 30_600 })).toMatchObject({ ok: false, current: { status: 'CANCELLED' } });

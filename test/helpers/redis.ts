@@ -97,3 +97,29 @@ export function withRedisServer(title: string, body: (server: () => TestRedis) =
     return redis;
   });
 }
+
+/**
+ * Runs `call` with every script it sends on `client` run twice, the second run's reply answered:
+ * what ioredis does when a connection drops after Redis ran a command but before its reply came
+ * (it sends the command again on the new connection). Both ways a script is sent are covered
+ * (EVALSHA, and EVAL when Redis does not hold it yet).
+ */
+export async function sentTwice<T>(client: Redis, call: () => Promise<T>): Promise<T> {
+  type Send = (...args: unknown[]) => Promise<unknown>;
+  const sending = client as unknown as { evalsha: Send; eval: Send };
+  const [evalsha, evalLua] = [sending.evalsha.bind(client), sending.eval.bind(client)];
+  const twice =
+    (send: Send): Send =>
+    async (...args) => {
+      await send(...args);
+      return send(...args);
+    };
+  sending.evalsha = twice(evalsha);
+  sending.eval = twice(evalLua);
+  try {
+    return await call();
+  } finally {
+    sending.evalsha = evalsha;
+    sending.eval = evalLua;
+  }
+}

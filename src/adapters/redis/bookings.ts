@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Booking, BookingCounts, BookingPaymentIntent, BookingStatus, InboxEvent, PaymentKind } from '../../core/bookings/booking.ts';
 import type { BeginPaymentOutcome, BookingStore, Page, PageQuery, StoreStats, Transition } from '../../core/ports.ts';
@@ -22,7 +23,8 @@ export interface RedisBookingStoreOptions {
  * '' for none, bk = its booking). A booking hash holds `b` (the booking as inserted, JSON) and the
  * fields that change or that scripts read: s (status), f (payment in flight, '' for none), ps and
  * pi (its payment intent's status, and the intent as JSON), pm (payment method), u (user), ca, ea
- * (createdAt, expiresAt), n (its unprocessed events), sa (settledAt, once it left pending). P..'forget' (set): evicted bookings whose
+ * (createdAt, expiresAt), n (its unprocessed events), sa (settledAt, once it left pending), ct (the
+ * token of the last call that changed its status or payment: `callToken`). P..'forget' (set): evicted bookings whose
  * ledger transactions may still be there (`toForget`).
  */
 const PRELUDE = `
@@ -34,17 +36,17 @@ local function view(id) return redis.call('HGETALL', rec(id)) end
 local function eventView(eventId) return redis.call('HGETALL', P .. 'e:' .. eventId) end
 local function unpaid(r) return r.s == 'pending' and r.ps == 'PENDING' and r.f == '' end
 local function load(id)
-  local r = redis.call('HMGET', rec(id), 's', 'f', 'ps', 'u', 'ea')
+  local r = redis.call('HMGET', rec(id), 's', 'f', 'ps', 'u', 'ea', 'ct')
   if not r[1] then return nil end
-  return {s = r[1], f = r[2], ps = r[3], u = r[4], ea = tonumber(r[5])}
+  return {s = r[1], f = r[2], ps = r[3], u = r[4], ea = tonumber(r[5]), ct = r[6]}
 end
 -- Finished, with no payment in flight and every inbox event processed: in EVICT by createdAt, else not.
 local function requeue(id)
   local r = redis.call('HMGET', rec(id), 's', 'f', 'n', 'ca')
   if r[1] ~= 'pending' and r[2] == '' and r[3] == '0' then redis.call('ZADD', EVICT, r[4], id) else redis.call('ZREM', EVICT, id) end
 end
-local function setStatus(id, before, after, at)
-  redis.call('HSET', rec(id), 's', after, 'sa', at)
+local function setStatus(id, before, after, at, token)
+  redis.call('HSET', rec(id), 's', after, 'sa', at, 'ct', token)
   redis.call('HINCRBY', KEYS[2], before, -1)
   redis.call('HINCRBY', KEYS[2], after, 1)
   requeue(id)
@@ -90,28 +92,32 @@ return walk(key, ARGV[3], tonumber(ARGV[2]), tonumber(ARGV[4]), function(id) ret
 `;
 
 const BEGIN_PAYMENT = `${PRELUDE}
--- ARGV: P, id, userId, kind, now
+-- ARGV: P, id, userId, kind, now, call token
 local id = ARGV[2]
 local r = load(id)
 if not r then return {'not_found'} end
+-- This call, run again (its reply lost): what it did.
+if r.ct == ARGV[6] and r.s == 'expired' then return {'expired_now', view(id)} end
+if r.ct == ARGV[6] and r.f == ARGV[4] then return {'started', view(id)} end
 if r.u ~= ARGV[3] then return {'forbidden', view(id)} end
 if r.s == 'expired' then return {'expired', view(id)} end
 if not unpaid(r) then return {'already_processed', view(id)} end
 if tonumber(ARGV[5]) >= r.ea then
-  setStatus(id, r.s, 'expired', ARGV[5])
+  setStatus(id, r.s, 'expired', ARGV[5], ARGV[6])
   return {'expired_now', view(id)}
 end
-redis.call('HSET', rec(id), 'f', ARGV[4])
+redis.call('HSET', rec(id), 'f', ARGV[4], 'ct', ARGV[6])
 redis.call('HINCRBY', KEYS[2], 'inflight', 1)
 return {'started', view(id)}
 `;
 
 const RECORD_PAYMENT = `${PRELUDE}
--- ARGV: P, id, payment status, payment intent, payment method ('' = keep), eventId, event, processedAt ('' = not yet)
+-- ARGV: P, id, payment status, payment intent, payment method ('' = keep), eventId, event, processedAt ('' = not yet), call token
 local id, eventId, processedAt = ARGV[2], ARGV[6], ARGV[8]
 local r = load(id)
+if r and r.ct == ARGV[9] then return view(id) end
 if not r or r.s ~= 'pending' or r.f == '' then return {} end
-redis.call('HSET', rec(id), 'f', '', 'ps', ARGV[3], 'pi', ARGV[4])
+redis.call('HSET', rec(id), 'f', '', 'ps', ARGV[3], 'pi', ARGV[4], 'ct', ARGV[9])
 if ARGV[5] ~= '' then redis.call('HSET', rec(id), 'pm', ARGV[5]) end
 redis.call('HINCRBY', KEYS[2], 'inflight', -1)
 redis.call('HSET', P .. 'e:' .. eventId, 'b', ARGV[7], 'pa', processedAt, 'bk', id)
@@ -134,23 +140,25 @@ return 1
 `;
 
 const TRANSITION = `${PRELUDE}
--- ARGV: P, id, to, unpaid ('1'), at, from...
+-- ARGV: P, id, to, unpaid ('1'), at, call token, from...
 local id = ARGV[2]
 local r = load(id)
 if not r then return {0, {}} end
+if r.ct == ARGV[6] then return {1, view(id)} end
 local allowed = false
-for i = 6, #ARGV do if ARGV[i] == r.s then allowed = true end end
+for i = 7, #ARGV do if ARGV[i] == r.s then allowed = true end end
 if not allowed or r.f ~= '' or (ARGV[4] == '1' and not unpaid(r)) then return {0, view(id)} end
-setStatus(id, r.s, ARGV[3], ARGV[5])
+setStatus(id, r.s, ARGV[3], ARGV[5], ARGV[6])
 return {1, view(id)}
 `;
 
 const EXPIRE_IF_DUE = `${PRELUDE}
--- ARGV: P, id, now
+-- ARGV: P, id, now, call token
 local id = ARGV[2]
 local r = load(id)
+if r and r.ct == ARGV[4] then return view(id) end
 if not r or not unpaid(r) or tonumber(ARGV[3]) < r.ea then return {} end
-setStatus(id, r.s, 'expired', ARGV[3])
+setStatus(id, r.s, 'expired', ARGV[3], ARGV[4])
 return view(id)
 `;
 
@@ -265,14 +273,14 @@ export class RedisBookingStore implements BookingStore {
   }
 
   async beginPayment(id: string, userId: string, kind: PaymentKind, now: number): Promise<BeginPaymentOutcome> {
-    const [outcome, flat] = (await this.#scripts.begin(this.#keys, [this.#p, id, userId, kind, now])) as [BeginPaymentOutcome['kind'], string[]?];
+    const [outcome, flat] = (await this.#scripts.begin(this.#keys, [this.#p, id, userId, kind, now, callToken()])) as [BeginPaymentOutcome['kind'], string[]?];
     if (outcome === 'not_found') return { kind: outcome };
     return { kind: outcome, booking: decodeBooking(flat as string[]) as Booking };
   }
 
   async recordPayment(id: string, paymentIntent: BookingPaymentIntent, event: InboxEvent, paymentMethod?: string): Promise<Booking | undefined> {
     const intent: BookingPaymentIntent = { status: paymentIntent.status, pgMockData: paymentIntent.pgMockData === null ? null : { ...paymentIntent.pgMockData } };
-    const args = [this.#p, id, intent.status, JSON.stringify(intent), paymentMethod ?? '', event.eventId, JSON.stringify(event), event.processedAt ?? ''];
+    const args = [this.#p, id, intent.status, JSON.stringify(intent), paymentMethod ?? '', event.eventId, JSON.stringify(event), event.processedAt ?? '', callToken()];
     return decodeBooking((await this.#scripts.record(this.#keys, args)) as string[]);
   }
 
@@ -281,13 +289,13 @@ export class RedisBookingStore implements BookingStore {
   }
 
   async transition(id: string, from: readonly BookingStatus[], to: BookingStatus, at: number, options: { unpaid?: boolean } = {}): Promise<Transition<Booking>> {
-    const [ok, flat] = (await this.#scripts.transition(this.#keys, [this.#p, id, to, options.unpaid === true ? '1' : '0', at, ...from])) as [number, string[]];
+    const [ok, flat] = (await this.#scripts.transition(this.#keys, [this.#p, id, to, options.unpaid === true ? '1' : '0', at, callToken(), ...from])) as [number, string[]];
     const booking = decodeBooking(flat);
     return ok === 1 ? { ok: true, record: booking as Booking } : { ok: false, current: booking };
   }
 
   async expireIfDue(id: string, now: number): Promise<Booking | undefined> {
-    return decodeBooking((await this.#scripts.expire(this.#keys, [this.#p, id, now])) as string[]);
+    return decodeBooking((await this.#scripts.expire(this.#keys, [this.#p, id, now, callToken()])) as string[]);
   }
 
   async markEventProcessed(eventId: string, now: number): Promise<{ first: boolean; event: InboxEvent } | undefined> {
@@ -337,6 +345,17 @@ export class RedisBookingStore implements BookingStore {
     const [cursor, records] = (await this.#scripts.list(this.#keys, args)) as [string, string[][]];
     return { data: records.map((flat) => decodeBooking(flat) as Booking), nextCursor: cursor === '' ? null : cursor };
   }
+}
+
+/**
+ * A token of one call that changes a booking (begin, record, transition, expire), kept on the
+ * record when it changes it: the same call run again, as ioredis sends a command again whose reply
+ * a dropped connection lost, finds its token and answers what it did (started, recorded, moved,
+ * expired) instead of refusing its own change (which would answer a client 409 for its own cancel
+ * or payment, and leave its event to the backstop job). Another call has a token of its own.
+ */
+function callToken(): string {
+  return randomUUID();
 }
 
 /** A booking hash (HGETALL's flat list) as a booking; undefined for an empty one. */

@@ -14,7 +14,9 @@ import type { Settlement } from './settlement.ts';
  *
  * Idempotent: the settlement runs before the event is marked processed and every step of it is
  * idempotent, so an event applied twice (a retried job, or a direct call) writes one ledger
- * transaction and publishes one status event. A booking already in the state its event leads to
+ * transaction and makes one status event (with a store shared by several processes, the second
+ * run makes it again, marked `again`, for a first making whose process may have died before its
+ * webhook was queued: `Settlement.finish`). A booking already in the state its event leads to
  * is settled again (a run cut off after the status change, its seats not yet freed or sold, is
  * finished so); a booking in any other state is left as it is.
  * @see issue 4 "Events inbox", ../../../../shared/seeds/003_2d28ecb358825d26.txt

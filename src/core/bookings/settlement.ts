@@ -57,7 +57,7 @@ export class Settlement {
     await seats.reserve(booking.id);
     const at = clock.now();
     const result = await bookings.transition(booking.id, ['pending'], 'confirmed', at);
-    const settled = settledBy(result, 'confirmed', at, this.#deps.scheduler.shared);
+    const settled = settledBy(result, 'confirmed');
     if (settled !== undefined) {
       await this.finish(settled.booking, settled.again);
       return settled.booking;
@@ -70,7 +70,7 @@ export class Settlement {
   async fail(booking: Booking): Promise<Booking | undefined> {
     const at = this.#deps.clock.now();
     const result = await this.#deps.bookings.transition(booking.id, ['pending'], 'failed', at);
-    const settled = settledBy(result, 'failed', at, this.#deps.scheduler.shared);
+    const settled = settledBy(result, 'failed');
     if (settled !== undefined) await this.finish(settled.booking, settled.again);
     return result.ok ? result.record : result.current;
   }
@@ -112,17 +112,15 @@ export class Settlement {
 }
 
 /**
- * The settled booking of a transition to `to` at `at`: the booking it stored; or, refused, the
- * booking found already in `to` (a second run: its event made again). With a shared store, one
- * settled at `at` itself is this call's own write whose reply was lost and whose script the client
- * sent again after a reconnect (ioredis does): the first making. (Two runs racing in the same
- * millisecond then both count it; the webhook still goes once, its id being derived.) Undefined
- * when it is in another state.
+ * The settled booking of a transition to `to`: the booking it stored; or, refused, the booking
+ * found already in `to` (a second run: its event made again). Undefined when it is in another
+ * state. (The same call run again by the Redis client after a lost reply is answered as stored by
+ * the store itself: its call token.)
  */
-function settledBy(result: Transition<Booking>, to: Booking['status'], at: number, shared: boolean): { booking: Booking; again: boolean } | undefined {
+function settledBy(result: Transition<Booking>, to: Booking['status']): { booking: Booking; again: boolean } | undefined {
   if (result.ok) return { booking: result.record, again: false };
   if (result.current?.status !== to) return undefined;
-  return { booking: result.current, again: !(shared && result.current.settledAt === at) };
+  return { booking: result.current, again: true };
 }
 
 /**

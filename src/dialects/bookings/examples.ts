@@ -1,3 +1,4 @@
+import { derivedId } from '../../core/ids.ts';
 import type { ErrorDocs, Examples } from '../../http/openapi.ts';
 import { BookingsErrorBody } from './schemas.ts';
 
@@ -151,7 +152,8 @@ export const balancesResponses: Examples = {
 // --- the webhook the bookings API sends ---
 
 const webhookBody = {
-  id: 'evt_01KBA7Q4E8R1T4W7Z0B3D6F9HJ',
+  // As the service makes it: the time the booking left pending and its id's random part.
+  id: derivedId('evt', Date.parse(APPLIED_AT), EXAMPLE_IDS.confirmed),
   type: 'booking.confirmed',
   createdAt: APPLIED_AT,
   bookingId: EXAMPLE_IDS.confirmed,
