@@ -5,7 +5,7 @@ import { RedisFluxPayStore } from '../../src/adapters/redis/fluxpay.ts';
 import { createIdFactory } from '../../src/core/ids.ts';
 import { createRandom } from '../../src/core/random.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
-import { type TestRedis, withRedisServer } from '../helpers/redis.ts';
+import { sentTwice, type TestRedis, withRedisServer } from '../helpers/redis.ts';
 import { compensationsLeft, SAGA_STEPS, sagaDid, stampOf, type SagaStepName, type CreditTransaction, type InboundEvent, type Order, type Payment, type Saga, type Stamp } from '../../src/core/fluxpay/model.ts';
 import type { FluxPayStore } from '../../src/core/fluxpay/ports.ts';
 import { reconcile } from '../../src/core/fluxpay/reconcile.ts';
@@ -130,6 +130,26 @@ withRedisServer('Redis FluxPay adapters', (server) => {
       ]);
       expect(reconcile(await store.snapshot()).mismatches).toEqual([]);
     });
+  });
+
+  it('RedisFluxPayStore.markPublished whose script the client sent twice (its reply lost, sent again after a reconnect) counts what it marked; another relay’s mark of the same events counts none', async () => {
+    const keyPrefix = redis.newPrefix();
+    const client = redis.connect();
+    const [store, other] = [new RedisFluxPayStore(client, { keyPrefix, ...OPTIONS }), new RedisFluxPayStore(redis.connect(), { keyPrefix, ...OPTIONS })];
+    const orders = [anOrder(), anOrder()];
+    for (const order of orders) await store.createOrder(order);
+    for (const order of orders) await store.cancelOrder(order.orderId, null, stamp());
+    const events = (await store.pendingOutbox(10)).map((event) => event.eventId);
+    expect(events).toHaveLength(2);
+    expect(await sentTwice(client, () => store.markPublished(events, T0 + 5))).toBe(2);
+    expect(await other.markPublished(events, T0 + 6)).toBe(0);
+    expect(await store.markPublished(events, T0 + 7)).toBe(0);
+    expect(await store.outboxStats()).toEqual({ pending: 0, oldestPendingAt: null, published: 2 });
+    expect((await store.listOutbox({ limit: 10 })).data.map((event) => [event.status, event.publishedAt])).toEqual([
+      ['PUBLISHED', T0 + 5],
+      ['PUBLISHED', T0 + 5],
+    ]);
+    client.disconnect();
   });
 
   it('RedisFluxPayStore sweeps past one script batch (500 of a kind): every finished order goes, pending events stay', async () => {

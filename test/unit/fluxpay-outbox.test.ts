@@ -300,4 +300,72 @@ describe('the outbox relay on an outbox shared by several processes (issue 14 "k
     expect([...a.counted, ...b.counted].sort()).toEqual([...written].sort());
     await Promise.all([a.relay.stop(), b.relay.stop()]);
   });
+
+  it('the poll does not hurry a failed publication’s retry (its delay grows): the failures reported are those without the poll; once the outbox is readable and empty again, the poll goes on', async () => {
+    const reported: number[] = [];
+    for (const pollMs of [undefined, 250]) {
+      const manual = new ManualClock();
+      const store = new MemoryFluxPayStore({ ttlMs: 86_400_000, maxRecords: 1000 });
+      await writeChanges(store, 1, `fail-${pollMs ?? 0}`);
+      const scheduler = new Scheduler({ clock: manual, store: new MemorySchedulerStore(), onError: () => {} });
+      await scheduler.start();
+      let failing = true;
+      const errors: unknown[] = [];
+      const relay = new OutboxRelay({ store, scheduler, clock: manual, onError: (error) => errors.push(error), pollMs });
+      const got: string[] = [];
+      relay.addPublisher(async (event) => {
+        if (failing) throw new Error('the delivery stream refuses writes');
+        got.push(event.eventId);
+      });
+      relay.start();
+      await manual.advance(30_000);
+      await relay.idle();
+      reported.push(errors.length);
+      failing = false;
+      await manual.advance(30_000);
+      await relay.idle();
+      expect((await store.outboxStats()).pending).toBe(0);
+      // Written afterwards with no kick (another process): the poll, going on, publishes it.
+      const before = got.length;
+      await writeChanges(store, 1, `after-${pollMs ?? 0}`);
+      await manual.advance(250);
+      await relay.idle();
+      expect(got.length > before).toBe(pollMs !== undefined);
+      await relay.stop();
+      scheduler.stop();
+    }
+    expect(reported[1]).toBe(reported[0]);
+    expect(reported[0]).toBeLessThan(12);
+  });
+
+  it('after reads of the outbox failed (the store away) and it came back empty, the poll goes on: what another process writes then is published within a poll', async () => {
+    const manual = new ManualClock();
+    const store = new MemoryFluxPayStore({ ttlMs: 86_400_000, maxRecords: 1000 });
+    let down = true;
+    const outboxStore = new Proxy(store, {
+      get(target, property) {
+        const value: unknown = Reflect.get(target, property, target);
+        if (property === 'pendingOutbox') return (limit: number) => (down ? Promise.reject(new Error('Redis is away')) : target.pendingOutbox(limit));
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const scheduler = new Scheduler({ clock: manual, store: new MemorySchedulerStore(), onError: () => {} });
+    await scheduler.start();
+    const relay = new OutboxRelay({ store: outboxStore, scheduler, clock: manual, onError: () => {}, pollMs: 250 });
+    const got: string[] = [];
+    relay.addPublisher(async (event) => void got.push(event.eventId));
+    relay.start();
+    await manual.advance(1000);
+    down = false;
+    await manual.advance(60_000);
+    await relay.idle();
+    expect(got).toEqual([]);
+    await writeChanges(store, 1, 'back');
+    await manual.advance(250);
+    await relay.idle();
+    expect(got.length).toBeGreaterThan(0);
+    expect((await store.outboxStats()).pending).toBe(0);
+    await relay.stop();
+    scheduler.stop();
+  });
 });

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { sortTotals, type FluxPayAccount, type FluxPayAccountTotal, type FluxPayTransaction } from '../../core/fluxpay/ledger.ts';
 import {
@@ -359,7 +360,8 @@ export class RedisFluxPayStore implements FluxPayStore {
 
   async markPublished(eventIds: readonly string[], now: number): Promise<number> {
     if (eventIds.length === 0) return 0;
-    return Number(await this.#outboxScripts.mark([], [this.#p, now, ...eventIds]));
+    // A token of this call (MARK): run again after a lost reply, it still counts what it marked.
+    return Number(await this.#outboxScripts.mark([], [this.#p, now, randomUUID(), ...eventIds]));
   }
 
   async listOutbox(query: OutboxQuery): Promise<Page<OutboxEvent>> {

@@ -88,6 +88,12 @@ export class OutboxRelay {
     if (pollMs === undefined || pollMs <= 0 || this.#stopped) return;
     this.#pollTimer = clock.schedule(pollMs, () => {
       this.#pollTimer = undefined;
+      // Not while a failed publication waits for its retry (scheduled with a growing delay): the
+      // poll would retry it every interval, and report every failure.
+      if (this.#failures > 0) {
+        this.#armPoll();
+        return undefined;
+      }
       // Returned for a manual clock to wait on (runs never reject).
       return this.run()
         .catch(() => undefined)
@@ -160,7 +166,11 @@ export class OutboxRelay {
         await this.#retryLater();
         return false;
       }
-      if (batch.length === 0) return true;
+      if (batch.length === 0) {
+        // Nothing left to publish: an earlier failure (a read while the store was away) no longer holds the poll back.
+        this.#failures = 0;
+        return true;
+      }
       for (const event of batch) {
         if (this.#stopped) return false;
         try {

@@ -55,14 +55,21 @@ for _, id in ipairs(redis.call('ZRANGE', O .. 'opend', 0, limit - 1)) do out[#ou
 return out
 `;
 
+/*
+ * An event marked keeps the call's token (mk): the same call run again (its reply lost, sent again
+ * by ioredis after a reconnect) counts the events it marked, as the first run did, instead of
+ * answering that another relay marked them (which would leave them counted by no relay).
+ */
 export const MARK = `
--- ARGV: O, now, eventId...
-local O, now, marked = ARGV[1], ARGV[2], 0
-for i = 3, #ARGV do
+-- ARGV: O, now, call token, eventId...
+local O, now, token, marked = ARGV[1], ARGV[2], ARGV[3], 0
+for i = 4, #ARGV do
   local id = ARGV[i]
   if redis.call('ZREM', O .. 'opend', id) == 1 then
-    redis.call('HSET', O .. 'e:' .. id, '.status', '"PUBLISHED"', '.publishedAt', now)
+    redis.call('HSET', O .. 'e:' .. id, '.status', '"PUBLISHED"', '.publishedAt', now, 'mk', token)
     redis.call('ZADD', O .. 'opub', redis.call('HGET', O .. 'e:' .. id, 'at'), id)
+    marked = marked + 1
+  elseif redis.call('HGET', O .. 'e:' .. id, 'mk') == token then
     marked = marked + 1
   end
 end
