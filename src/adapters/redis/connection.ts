@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 
 /** Where the Redis back end lives: `REDIS_URL` (default redis://127.0.0.1:6379) and the prefix of every key (`REDIS_KEY_PREFIX`, default `paysim:`). */
@@ -88,4 +88,16 @@ export async function sweepInBatches(run: () => Promise<[number, number]>): Prom
     removed += gone;
     if (looked < SWEEP_BATCH) return removed;
   }
+}
+
+/**
+ * A token of one store call whose script changes a record, for the script to keep on what it
+ * changed: the same call run again, as ioredis sends a command again whose reply a dropped
+ * connection lost, finds its token and answers what it did, instead of doing it twice (a second
+ * refund) or refusing its own change (a 409 for its own cancel or payment, an outbox event counted
+ * by no relay). Another call has a token of its own. Used by intents' refunds and cancels (`rt`,
+ * `ct`), bookings' begin, record, transition and expiry (`ct`) and the outbox's marks (`mk`).
+ */
+export function callToken(): string {
+  return randomUUID();
 }

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { sortTotals, type FluxPayAccount, type FluxPayAccountTotal, type FluxPayTransaction } from '../../core/fluxpay/ledger.ts';
 import {
@@ -39,7 +38,7 @@ import type {
 } from '../../core/fluxpay/ports.ts';
 import type { Page, PageQuery, StoreStats } from '../../core/ports.ts';
 import { SCAN_BUDGET } from '../memory/id-list.ts';
-import { defineScript, type Script, SWEEP_BATCH, sweepInBatches } from './connection.ts';
+import { callToken, defineScript, type Script, SWEEP_BATCH, sweepInBatches } from './connection.ts';
 import { BOUND_SCRIPTS, BOUNDS } from './fluxpay/bounds.ts';
 import { CREDIT_SCRIPTS, CREDITS } from './fluxpay/credits.ts';
 import { HEAD } from './fluxpay/head.ts';
@@ -360,8 +359,8 @@ export class RedisFluxPayStore implements FluxPayStore {
 
   async markPublished(eventIds: readonly string[], now: number): Promise<number> {
     if (eventIds.length === 0) return 0;
-    // A token of this call (MARK): run again after a lost reply, it still counts what it marked.
-    return Number(await this.#outboxScripts.mark([], [this.#p, now, randomUUID(), ...eventIds]));
+    // MARK keeps the call's token: run again after a lost reply, it still counts what it marked.
+    return Number(await this.#outboxScripts.mark([], [this.#p, now, callToken(), ...eventIds]));
   }
 
   async listOutbox(query: OutboxQuery): Promise<Page<OutboxEvent>> {

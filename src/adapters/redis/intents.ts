@@ -1,10 +1,9 @@
-import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { INTENT_STATUSES, type Intent, type IntentStatus } from '../../core/intents/intent.ts';
 import type { InsertOutcome, IntentPatch, IntentQuery, IntentStore, Job, Page, RefundOutcome, StoreStats, Transition } from '../../core/ports.ts';
 import { SCAN_BUDGET } from '../memory/id-list.ts';
 import { CANCEL_SCHEDULED, COUNTS, DECIDE, GET, INSERT, INSERT_SCHEDULED, LIST, REFUND, REFUND_SCHEDULED, STATS, SWEEP, TRANSITION } from './intents-lua.ts';
-import { defineScript, type Script, SWEEP_BATCH, sweepInBatches } from './connection.ts';
+import { callToken, defineScript, type Script, SWEEP_BATCH, sweepInBatches } from './connection.ts';
 import type { RedisSchedulerStore } from './scheduler.ts';
 
 export interface RedisIntentStoreOptions {
@@ -66,9 +65,9 @@ export class RedisIntentStore implements IntentStore {
       const insertScheduled = scheduler.withJob(defineScript(client, 'paysimIntentInsertScheduled', INSERT_SCHEDULED));
       this.insertScheduled = async (intent, job) => insertOutcome(await insertScheduled(this.#keys, this.#insertArgs(intent), job));
       const cancelScheduled = scheduler.withJob(defineScript(client, 'paysimIntentCancelScheduled', CANCEL_SCHEDULED));
-      this.cancelScheduled = async (id, now, job) => toTransition((await cancelScheduled(this.#keys, [this.#p, id, now, randomUUID()], job)) as [number, string]);
+      this.cancelScheduled = async (id, now, job) => toTransition((await cancelScheduled(this.#keys, [this.#p, id, now, callToken()], job)) as [number, string]);
       const refundScheduled = scheduler.withJob(defineScript(client, 'paysimIntentRefundScheduled', REFUND_SCHEDULED));
-      this.refundScheduled = async (id, amount, now, job) => refundOutcome(await refundScheduled(this.#keys, [this.#p, id, amount ?? '', now, randomUUID()], job));
+      this.refundScheduled = async (id, amount, now, job) => refundOutcome(await refundScheduled(this.#keys, [this.#p, id, amount ?? '', now, callToken()], job));
     }
   }
 
@@ -173,7 +172,7 @@ export class RedisIntentStore implements IntentStore {
    * instead of refunding a second time (the same for `cancelScheduled`, whose token is `ct`).
    */
   async refund(id: string, amount: number | undefined, now: number): Promise<RefundOutcome> {
-    return refundOutcome(await this.#refund(this.#keys, [this.#p, id, amount ?? '', now, randomUUID()]));
+    return refundOutcome(await this.#refund(this.#keys, [this.#p, id, amount ?? '', now, callToken()]));
   }
 
   async list(query: IntentQuery): Promise<Page<Intent>> {

@@ -154,9 +154,9 @@ export class BookingService {
     if (found.status === 'cancelled') throw new DomainError('INVALID_STATE', `Booking ${found.id} is already cancelled.`);
     const current = (await this.#expireIfDue(found.id)) ?? found;
     if (current.status === 'expired') throw expiredError(current);
-    const backstopAt = clock.now() + scheduler.leaseMs;
-    if (scheduler.shared && isUnpaid(current) && backstopAt < current.expiresAt) await scheduler.schedule(EXPIRE_JOB, current.id, backstopAt);
-    const result = await bookings.transition(current.id, ['pending'], 'cancelled', clock.now(), { unpaid: true });
+    const now = clock.now();
+    if (scheduler.shared && isUnpaid(current) && now + scheduler.leaseMs < current.expiresAt) await scheduler.schedule(EXPIRE_JOB, current.id, now + scheduler.leaseMs);
+    const result = await bookings.transition(current.id, ['pending'], 'cancelled', now, { unpaid: true });
     if (!result.ok) {
       if (result.current === undefined) throw notFound('Booking', current.id);
       if (result.current.status === 'expired') throw expiredError(result.current);

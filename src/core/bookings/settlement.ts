@@ -86,10 +86,11 @@ export class Settlement {
    */
   async finish(booking: Booking, again = false): Promise<void> {
     const { bus, seats, scheduler, clock } = this.#deps;
-    const event = again && !scheduler.shared ? undefined : statusEvent(booking, again);
+    const event = statusEvent(booking, again);
     let told = true;
-    if (event !== undefined && !scheduler.shared) bus.publish(event);
-    else if (event !== undefined) {
+    if (!scheduler.shared) {
+      if (event !== undefined && !again) bus.publish(event);
+    } else if (event !== undefined) {
       try {
         await bus.publishDurable(event);
       } catch (error) {
