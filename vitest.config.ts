@@ -1,8 +1,34 @@
+import { availableParallelism } from 'node:os';
 import { defineConfig } from 'vitest/config';
+
+/**
+ * The test files that start processes of their own: the service as a child process (or several,
+ * with node:cluster or as replicas), redis-servers they stop and kill, Chromium, newman, tsc. Each
+ * one keeps both cores of a CI machine busy by itself, and their kill, drain and shutdown tests
+ * are about timing, so they run one at a time, after the others. Every other file builds the app
+ * in its own process and runs two at a time.
+ */
+export const PROCESS_TEST_FILES = [
+  'test/browser/console.test.ts',
+  ...[
+    'cluster',
+    'connections',
+    'dist-start',
+    'dockerfile',
+    'env-file',
+    'mint-token',
+    'newman',
+    'process',
+    'process-start',
+    'redis-replicas',
+    'redis-replicas-load',
+    'swagger-ui',
+    'webhooks-shutdown',
+  ].map((name) => `test/integration/${name}.test.ts`),
+];
 
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
     environment: 'node',
     pool: 'forks',
     // Starts a redis-server for the run only when PAYSIM_TEST_STORE=redis (`make test-redis`).
@@ -10,6 +36,13 @@ export default defineConfig({
     testTimeout: 20_000,
     hookTimeout: 20_000,
     reporters: ['default'],
+    // Each project names its files (an include set here would be added to each project's own).
+    projects: [
+      // At least two files at a time (vitest's default leaves one core free, which on a 2-core CI
+      // machine is one file at a time); the process files wait until these are done.
+      { extends: true, test: { name: 'in-process', include: ['test/**/*.test.ts'], exclude: PROCESS_TEST_FILES, isolate: false, maxWorkers: Math.max(2, availableParallelism() - 1), sequence: { groupOrder: 0 } } },
+      { extends: true, test: { name: 'processes', include: PROCESS_TEST_FILES, maxWorkers: 1, sequence: { groupOrder: 1 } } },
+    ],
     coverage: {
       provider: 'v8',
       include: ['src/**'],
