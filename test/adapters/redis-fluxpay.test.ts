@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { RedisBillingStore } from '../../src/adapters/redis/fluxpay-billing.ts';
 import { MemoryFluxPayStore } from '../../src/adapters/memory/fluxpay.ts';
-import { RedisFluxPayStore } from '../../src/adapters/redis/fluxpay.ts';
+import { RedisFluxPayStore, REPLY_KEPT_MS } from '../../src/adapters/redis/fluxpay.ts';
 import { createIdFactory } from '../../src/core/ids.ts';
 import { createRandom } from '../../src/core/random.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
@@ -149,6 +149,51 @@ withRedisServer('Redis FluxPay adapters', (server) => {
       ['PUBLISHED', T0 + 5],
       ['PUBLISHED', T0 + 5],
     ]);
+    client.disconnect();
+  });
+
+  it('RedisFluxPayStore: a create, confirm, complete, cancel, credit charge, use and refund whose script the client sent twice (its reply lost, sent again after a reconnect) is applied once and answered as the first run; the same call made again is its own', async () => {
+    const keyPrefix = redis.newPrefix();
+    const client = redis.connect();
+    const store = new RedisFluxPayStore(client, { keyPrefix, ...OPTIONS });
+    const order = anOrder({ userId: 'user_1', amount: 1000, metadata: { kind: 'CREDIT_CHARGE', credits: 50 } });
+    expect(await sentTwice(client, () => store.createOrder(order))).toEqual({ kind: 'created', record: order });
+    expect(await store.orderCounts()).toMatchObject({ PENDING: 1 });
+    const payment = aPayment(order);
+    await store.createPayment(payment);
+    const confirm = { paymentKey: payment.paymentKey, orderId: order.orderId, amount: 1000, decision: APPROVE };
+    const confirmed = await sentTwice(client, () => store.confirmPayment(confirm, stamp(T0 + 1)));
+    expect(confirmed).toMatchObject({ kind: 'approved', payment: { status: 'APPROVED' }, order: { status: 'PAID' } });
+    expect(await store.confirmPayment(confirm, stamp(T0 + 2))).toMatchObject({ kind: 'already_processed' });
+    const charged = await sentTwice(client, () => store.chargeCredits('user_1', order.orderId, stamp(T0 + 3)));
+    expect(charged).toMatchObject({ kind: 'charged', balance: 50, order: { status: 'COMPLETED' } });
+    expect(await store.chargeCredits('user_1', order.orderId, stamp(T0 + 4))).toMatchObject({ kind: 'already_charged' });
+    const use = { userId: 'user_1', serviceId: 's', usageId: 'u1', amount: 10, creditUsageId: ids('cu') };
+    expect(await sentTwice(client, () => store.useCredits(use, stamp(T0 + 5)))).toMatchObject({ kind: 'deducted', balance: 40 });
+    expect(await store.useCredits(use, stamp(T0 + 6))).toMatchObject({ kind: 'duplicate' });
+    expect(await sentTwice(client, () => store.refundCredits('user_1', 'u1', stamp(T0 + 7)))).toMatchObject({ kind: 'refunded', balance: 50 });
+    expect(await store.refundCredits('user_1', 'u1', stamp(T0 + 8))).toMatchObject({ kind: 'already_refunded' });
+    expect(await store.balance('user_1')).toBe(50);
+
+    const plain = anOrder({ userId: 'user_2', amount: 500 });
+    await store.createOrder(plain);
+    const plainPayment = aPayment(plain);
+    await store.createPayment(plainPayment);
+    await store.confirmPayment({ paymentKey: plainPayment.paymentKey, orderId: plain.orderId, amount: 500, decision: APPROVE }, stamp(T0 + 9));
+    expect(await sentTwice(client, () => store.completeOrder(plain.orderId, stamp(T0 + 10)))).toMatchObject({ kind: 'completed', order: { status: 'COMPLETED' } });
+    expect(await store.completeOrder(plain.orderId, stamp(T0 + 11))).toMatchObject({ kind: 'order_state' });
+    const cancelled = anOrder({ userId: 'user_3' });
+    await store.createOrder(cancelled);
+    expect(await sentTwice(client, () => store.cancelOrder(cancelled.orderId, 'changed my mind', stamp(T0 + 12)))).toMatchObject({ kind: 'cancelled', order: { status: 'CANCELLED' }, payment: null });
+    expect(await store.cancelOrder(cancelled.orderId, null, stamp(T0 + 13))).toMatchObject({ kind: 'order_state' });
+
+    // Each change wrote its event once, and the ledger balances.
+    expect((await store.pendingOutbox(20)).map((e) => e.eventType)).toEqual(['payment.approved', 'credit.charged', 'order.completed', 'credit.deducted', 'credit.refunded', 'payment.approved', 'order.completed', 'order.cancelled']);
+    expect(reconcile(await store.snapshot())).toMatchObject({ mismatches: [], duplicateCharges: 0, credits: { totalBalance: 50, charged: 50, used: 10, refunded: 10 } });
+    // One reply kept per call of those kinds (13, refusals included), each going by itself.
+    const kept = await client.keys(`${keyPrefix}fp:reply:*`);
+    expect(kept).toHaveLength(13);
+    for (const key of kept) expect(await client.pttl(key)).toBeGreaterThan(REPLY_KEPT_MS - 5_000);
     client.disconnect();
   });
 
@@ -416,6 +461,26 @@ return 1`;
     expect(await comparable(store)).toEqual(before);
     expect(await store.sweep(now + DAY)).toBe(await memory.sweep(now + DAY));
     expect(await comparable(store)).toEqual(await comparable(memory));
+  });
+
+  it('RedisBillingStore: a create and an update whose script the client sent twice (their replies lost, sent again after a reconnect) are applied once, counted once, their events written once, and answered as the first run', async () => {
+    const keyPrefix = redis.newPrefix();
+    const client = redis.connect();
+    const fluxpay = new RedisFluxPayStore(client, { keyPrefix, ...OPTIONS });
+    const billing = new RedisBillingStore(client, { keyPrefix, maxSubscriptions: 100, ttlMs: DAY }, fluxpay.outbox);
+    const sub = aSubscription();
+    expect(await sentTwice(client, () => billing.create(sub, 'evt_created'))).toEqual({ kind: 'created', record: sub });
+    const next = canceled(sub, T0 + 1) as SubscriptionRecord;
+    const update = { next, invoice: null, card: null, event: { eventId: 'evt_canceled', eventType: 'subscription.canceled' as const } };
+    expect(await sentTwice(client, () => billing.update(update))).toEqual({ kind: 'updated', record: next });
+    expect(await billing.counts()).toEqual({ ACTIVE: 0, PAST_DUE: 0, CANCELED: 1, EXPIRED: 0 });
+    expect((await fluxpay.pendingOutbox(10)).map((e) => [e.sequence, e.eventId])).toEqual([
+      [1, 'evt_created'],
+      [2, 'evt_canceled'],
+    ]);
+    // Another update of that version (its own call) is a conflict.
+    expect(await billing.update({ ...update, event: { eventId: 'evt_again', eventType: 'subscription.canceled' } })).toEqual({ kind: 'conflict', record: next });
+    client.disconnect();
   });
 
   describe('RedisBillingStore across replicas', () => {

@@ -81,6 +81,20 @@ withRedisServer('Redis adapters of records', (server) => {
       expect((await b.getRoom('room_1', T0 + 1))?.room).toMatchObject({ used: 1, activeCount: 0 });
     });
 
+    it('waiting room: a token use whose script the client sent twice (its reply lost, sent again after a reconnect) is used once, for its order, and answered as the first run', async () => {
+      const redis = server();
+      const client = redis.connect();
+      const store = new RedisWaitingRoomStore(client, { keyPrefix: redis.newPrefix(), maxRooms: 10, maxTickets: 100, ttlMs: HOUR });
+      await store.putRoom('room_1', { ...ROOM, admitPerSecond: 10 }, T0);
+      await store.enter('room_1', 'user_1', { ticket: 'wrt_1', admissionToken: 'adm_1' }, T0);
+      const used = await sentTwice(client, () => store.useToken('svc_concert', 'adm_1', 'ord_1', T0 + 1));
+      expect(used).toMatchObject({ kind: 'used', ticket: { admissionToken: 'adm_1', usedFor: 'ord_1', usedAt: T0 + 1 } });
+      expect((await store.getRoom('room_1', T0 + 1))?.room).toMatchObject({ used: 1, activeCount: 0 });
+      // Another order with that token is refused.
+      expect(await store.useToken('svc_concert', 'adm_1', 'ord_2', T0 + 2)).toMatchObject({ kind: 'already_used', ticket: { usedFor: 'ord_1' } });
+      client.disconnect();
+    });
+
     it('bookings: two replicas paying, cancelling and processing the inbox event of one booking at once', async () => {
       const [a, b] = replicas(2, (client, keyPrefix) => new RedisBookingStore(client, { keyPrefix, ttlMs: DAY, maxBookings: 100 })) as [RedisBookingStore, RedisBookingStore];
       const booking = aBooking();

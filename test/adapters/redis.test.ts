@@ -24,7 +24,7 @@ import { intentStoreContract } from './contracts/intents.contract.ts';
 import { ledgerStoreContract } from './contracts/ledger.contract.ts';
 import { seatStoreContract } from './contracts/seats.contract.ts';
 import { schedulerStoreContract } from './contracts/scheduler.contract.ts';
-import { anIntent, aV2Payment, DAY, HOUR, T0 } from './contracts/fixtures.ts';
+import { aDelivery, anIntent, aV2Payment, DAY, HOUR, T0 } from './contracts/fixtures.ts';
 
 /**
  * The shared port contracts against the Redis adapters, on a private redis-server this file starts
@@ -124,6 +124,54 @@ withRedisServer('Redis adapters', (server) => {
     // Another cancel (its own token) is refused.
     expect(await store.cancelScheduled!(pending.id, T0 + 600, { kind: 'intent.cancel_event', key: pending.id, dueAt: T0 + 30_600 })).toMatchObject({ ok: false, current: { status: 'CANCELLED' } });
     expect(await store.counts()).toMatchObject({ REFUNDED: 1, CANCELLED: 1, PENDING: 0 });
+    client.disconnect();
+  });
+
+  it('a create, an idempotency begin, a seat hold and a delivery insert whose script the client sent twice (its reply lost, sent again after a reconnect) are applied once and answered as the first run; another call is a call of its own', async () => {
+    const keyPrefix = redis.newPrefix();
+    const client = redis.connect();
+    const scheduler = new RedisSchedulerStore(client, { keyPrefix });
+    const intents = new RedisIntentStore(client, { keyPrefix, ttlMs: 86_400_000, maxIntents: 100, scheduler });
+    const pending = anIntent({ amount: 1000 });
+    const scheduled = anIntent({ amount: 2000 });
+    expect(await sentTwice(client, () => intents.insert(pending))).toEqual({ ok: true });
+    const decide = { kind: 'intent.decide', key: scheduled.id, dueAt: T0 + 200 };
+    expect(await sentTwice(client, () => intents.insertScheduled!(scheduled, decide))).toEqual({ ok: true });
+    expect(await intents.counts()).toMatchObject({ PENDING: 2 });
+    // Its job scheduled once: one sequence number drawn, one entry queued.
+    expect([await client.get(`${keyPrefix}sched:seq`), await client.zcard(`${keyPrefix}sched:queue`), await client.hkeys(`${keyPrefix}sched:jobs:intent.decide`)]).toEqual(['1', 1, [scheduled.id]]);
+    // Decided since, the same insert run once more leaves the decision as it is.
+    const decided = { ...pending, status: 'APPROVED' as const, decidedAt: T0 + 200, updatedAt: T0 + 200 };
+    expect(await intents.decide(pending.id, T0 + 200)).toEqual({ ok: true, record: decided });
+    expect(await intents.insert(pending)).toEqual({ ok: true });
+    expect(await intents.get(pending.id)).toEqual(decided);
+    expect(await intents.counts()).toMatchObject({ PENDING: 1, APPROVED: 1 });
+
+    const idempotency = new RedisIdempotencyStore(client, { keyPrefix, ttlMs: DAY, maxKeys: 100, inFlightHoldMs: 2 * DAY });
+    expect(await sentTwice(client, () => idempotency.begin('POST /v1/sim/intent', 'key-1', 'fp', T0))).toEqual({ kind: 'started' });
+    expect(await idempotency.begin('POST /v1/sim/intent', 'key-1', 'fp', T0 + 1)).toEqual({ kind: 'in_progress' });
+    expect(await idempotency.stats()).toMatchObject({ size: 1 });
+
+    const SMALL: Performance = { id: 'perf_small', title: 'A small room', venue: 'Test hall', startsAt: '2026-03-01T10:00:00.000Z', rows: ['A', 'B'], seatsPerRow: 5, priceMinor: 10_000, currency: 'KRW' };
+    const seats = await RedisSeatStore.create(client, { keyPrefix }, [SMALL]);
+    const held = await sentTwice(client, () => seats.hold(SMALL.id, 2, 'bk_twice', T0 + HOUR));
+    expect(held).toEqual({ kind: 'held', seatIds: ['A1', 'A2'] });
+    expect(await seats.counts(SMALL.id)).toEqual({ total: 10, available: 8, held: 2, reserved: 0 });
+    expect(await seats.hold(SMALL.id, 2, 'bk_twice', T0 + HOUR)).toEqual({ kind: 'already_holding' });
+    expect(await seats.hold(SMALL.id, 1, 'bk_other', T0 + HOUR)).toEqual({ kind: 'held', seatIds: ['A3'] });
+
+    const log = new RedisDeliveryLog(client, { keyPrefix, ttlMs: DAY, maxDeliveries: 100 });
+    const first = aDelivery({ eventId: 'evt_twice', url: 'https://a.example/hooks' });
+    expect(await sentTwice(client, () => log.insertOnce(first))).toEqual({ ok: true });
+    expect(await sentTwice(client, () => log.insert(aDelivery({ id: 'whd_plain' })))).toEqual({ ok: true });
+    // Another delivery of that event to that URL is refused, and answered the first.
+    expect(await log.insertOnce({ ...first, id: 'whd_other' })).toEqual({ ok: false, reason: 'exists', existing: first });
+    const queue = await RedisDeliveryQueue.create(client, log, { keyPrefix, claimIdleMs: 30_000, readAhead: 100, onError: () => undefined });
+    const accepted = aDelivery({ eventId: 'evt_accepted', url: 'https://a.example/hooks' });
+    expect(await sentTwice(client, () => queue.accept(accepted, 'https://a.example', 0))).toEqual({ kind: 'queued' });
+    expect(await client.xlen(queue.key)).toBe(1);
+    expect(await log.stats()).toMatchObject({ size: 3 });
+    await queue.stop();
     client.disconnect();
   });
 

@@ -96,7 +96,9 @@ export async function sweepInBatches(run: () => Promise<[number, number]>): Prom
  * connection lost, finds its token and answers what it did, instead of doing it twice (a second
  * refund) or refusing its own change (a 409 for its own cancel or payment, an outbox event counted
  * by no relay). Another call has a token of its own. Used by intents' refunds and cancels (`rt`,
- * `ct`), bookings' begin, record, transition and expiry (`ct`) and the outbox's marks (`mk`).
+ * `ct`), bookings' begin, record, transition and expiry (`ct`), the outbox's marks (`mk`),
+ * idempotency begins, seat holds and billing updates (`ct`), and FluxPay's changes whose reply is
+ * kept under it (`fluxpay.ts`, `KEEPS_REPLY`).
  */
 export function callToken(): string {
   return randomUUID();

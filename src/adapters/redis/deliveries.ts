@@ -71,6 +71,9 @@ end
 `;
 
 const INSERT = `${INSERT_PARTS}
+-- The id is new with each insert: there already, it is this very insert run again (its reply lost,
+-- ioredis sent it again).
+if redis.call('EXISTS', rec(ARGV[2])) == 1 then return 1 end
 if not room() then return 0 end
 write(ARGV[4], ARGV[6])
 return 1
@@ -79,6 +82,8 @@ return 1
 const INSERT_ONCE = `${INSERT_PARTS}
 -- ARGV[18]: the delivery's URL
 local found = existing(ARGV[18])
+-- Its own new id: this very insert run again (its reply lost, ioredis sent it again).
+if found == ARGV[2] then return {'ok'} end
 if found then return {'exists', view(found)} end
 if not room() then return {'full'} end
 write(ARGV[4], ARGV[6])
@@ -97,6 +102,13 @@ local function enqueue(KEYS, ARGV)
 ${ENQUEUE}
 end
 local found = existing(ARGV[18])
+-- Its own new id: this very accept run again (its reply lost, ioredis sent it again); it answers
+-- what it did, without queueing the delivery twice.
+if found == ARGV[2] then
+  local own = redis.call('HMGET', rec(found), 's', 'fr')
+  if own[1] == 'failed' and own[2] == '"queue_full"' then return {'queue_full', view(found)} end
+  return {'queued'}
+end
 if found then return {'exists', view(found)} end
 if not room() then return {'log_full'} end
 local queued = enqueue({KEYS[3]}, {ARGV[19], ARGV[20], ARGV[3], ARGV[21]})

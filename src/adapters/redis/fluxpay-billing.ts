@@ -5,7 +5,7 @@ import { MAX_INVOICES, type SubscriptionChange, type SubscriptionQuery, type Sub
 import { SUBSCRIPTION_STATUSES, type Subscription, type SubscriptionStatus } from '../../core/subscriptions/subscription.ts';
 import { copyRecord } from '../memory/fluxpay-billing.ts';
 import { SCAN_BUDGET } from '../memory/id-list.ts';
-import { defineScript, type Script, SWEEP_BATCH, sweepInBatches } from './connection.ts';
+import { callToken, defineScript, type Script, SWEEP_BATCH, sweepInBatches } from './connection.ts';
 import { OUTBOX, type RedisOutbox } from './fluxpay/outbox.ts';
 import { RECORDS } from './fluxpay/records.ts';
 import { BOUNDS, COUNT_ALL, WALK } from './lua.ts';
@@ -23,7 +23,8 @@ export interface RedisBillingStoreOptions {
  * Keys (B = prefix .. 'bill:'): KEYS[1] B..'all' (zset, score 0: ids in creation order), KEYS[2]
  * B..'exp' (zset: EXPIRED subscriptions → when they expired), KEYS[3] B..'counts' (hash: status → n).
  * Built in the scripts from ARGV[1] = B: B..'r:'..id (hash: `s` the subscription's JSON without
- * its ids, `card` JSON; plain `u` userId, `v` version, `st` status), B..'inv:'..id (list: its
+ * its ids, `card` JSON; plain `u` userId, `v` version, `st` status, `ct` the call token of the
+ * last update), B..'inv:'..id (list: its
  * invoices' JSON, oldest first) and B..'user:'..userId (zset like 'all'). ARGV[2], ARGV[3]: the
  * FluxPay outbox's prefix and bound (./fluxpay/outbox.ts), where a change writes its event.
  */
@@ -55,6 +56,9 @@ ${BOUNDS}`;
 const CREATE = `${PRELUDE}
 -- ARGV: B, O, outbox bound, id, userId, s, card, version, status, createdAt, eventId, max, ttl, batch, invoice...
 local id, user, status, ca = ARGV[4], ARGV[5], ARGV[9], ARGV[10]
+-- The id is new with each create: there already, it is this very create run again (its reply
+-- lost, ioredis sent it again), which must not count it or publish its event twice.
+if redis.call('EXISTS', rec(id)) == 1 then return 1 end
 sweep(tonumber(ca) - tonumber(ARGV[13]), tonumber(ARGV[14]))
 if not makeRoom(tonumber(ARGV[12])) then return 0 end
 redis.call('HSET', rec(id), 's', ARGV[6], 'card', ARGV[7], 'u', user, 'v', ARGV[8], 'st', status)
@@ -69,12 +73,14 @@ return 1
 
 const UPDATE = `${PRELUDE}
 -- ARGV: B, O, outbox bound, id, s, version, status, expired at (or updatedAt), updatedAt, card ('' = keep),
--- invoice ('' = none), invoices kept, eventId ('' = none), eventType
+-- invoice ('' = none), invoices kept, eventId ('' = none), eventType, call token
 local id, version, status = ARGV[4], tonumber(ARGV[6]), ARGV[7]
-local r = redis.call('HMGET', rec(id), 'v', 'st')
+local r = redis.call('HMGET', rec(id), 'v', 'st', 'ct')
 if not r[1] then return {'not_found'} end
+-- This very update run again (its reply lost, ioredis sent it again): it answers what it did.
+if tonumber(r[1]) == version and r[3] == ARGV[15] then return {'updated', view(id)} end
 if tonumber(r[1]) ~= version - 1 then return {'conflict', view(id)} end
-redis.call('HSET', rec(id), 's', ARGV[5], 'v', ARGV[6], 'st', status)
+redis.call('HSET', rec(id), 's', ARGV[5], 'v', ARGV[6], 'st', status, 'ct', ARGV[15])
 if ARGV[10] ~= '' then redis.call('HSET', rec(id), 'card', ARGV[10]) end
 if ARGV[11] ~= '' then
   redis.call('RPUSH', B .. 'inv:' .. id, ARGV[11])
@@ -180,6 +186,7 @@ export class RedisBillingStore implements SubscriptionStore {
       MAX_INVOICES,
       change.event?.eventId ?? '',
       change.event?.eventType ?? '',
+      callToken(),
     ];
     const [kind, json] = (await this.#scripts.update(this.#keys, [...this.#head, ...args])) as [string, string?];
     if (kind === 'not_found') return { kind };

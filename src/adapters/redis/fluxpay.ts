@@ -79,6 +79,32 @@ function preludeOf(name: string): string {
 const NO_STAMP: Stamp = { now: 0, eventIds: [], transactionId: '' };
 
 /**
+ * The changes whose script, run a second time (its reply lost, ioredis sent it again after a
+ * reconnect), would answer otherwise than the first run did: a payment confirmed, an order
+ * cancelled or completed, credits charged, used or refunded would answer PAY_003/PAY_004 to the
+ * very call that made the change. Each such call carries a token (last argument); its script keeps
+ * its reply under `<fp>reply:<token>` for `REPLY_KEPT_MS` (Redis' own expiry: ioredis sends a
+ * command again within a few reconnects, about a second, or fails it), and a run that finds it
+ * answers it without changing anything.
+ */
+const KEEPS_REPLY: ReadonlySet<string> = new Set(['cancel', 'confirm', 'complete', 'charge', 'use', 'refund']);
+export const REPLY_KEPT_MS = 10_000;
+
+function keepingReply(body: string): string {
+  return `
+local REPLY = P .. 'reply:' .. ARGV[#ARGV]
+local kept = redis.call('GET', REPLY)
+if kept then return cmsgpack.unpack(kept) end
+local function change()
+${body}
+end
+local reply = change()
+redis.call('SET', REPLY, cmsgpack.pack(reply), 'PX', ${REPLY_KEPT_MS})
+return reply
+`;
+}
+
+/**
  * FluxPay's store in Redis, shared by every replica (issue 14). Each port method is one Lua
  * script, so a change, its ledger transaction and its outbox event are written together or not at
  * all, and of concurrent operations on one record (on any replica) each sees the others' whole
@@ -114,7 +140,7 @@ export class RedisFluxPayStore implements FluxPayStore {
     this.outbox = { prefix: this.#p, maxEvents: options.maxRecords };
     const scripts: Partial<Record<ScriptName, Script>> = {};
     for (const [name, body] of Object.entries(SCRIPTS)) {
-      scripts[name as ScriptName] = defineScript(client, `paysimFluxPay_${name}`, `${preludeOf(name)}${body}`);
+      scripts[name as ScriptName] = defineScript(client, `paysimFluxPay_${name}`, `${preludeOf(name)}${KEEPS_REPLY.has(name) ? keepingReply(body) : body}`);
     }
     this.#scripts = scripts as Record<ScriptName, Script>;
     this.#outboxScripts = {
@@ -434,7 +460,8 @@ export class RedisFluxPayStore implements FluxPayStore {
   #run(name: ScriptName, stamp: Stamp, ...args: Array<string | number>): Promise<unknown> {
     const { maxRecords, ttlMs } = this.#options;
     const [a = '', b = '', c = ''] = stamp.eventIds;
-    return this.#scripts[name]([], [this.#p, maxRecords, ttlMs, SWEEP_BATCH, stamp.now, stamp.transactionId, a, b, c, ...args]);
+    const all = [this.#p, maxRecords, ttlMs, SWEEP_BATCH, stamp.now, stamp.transactionId, a, b, c, ...args];
+    return this.#scripts[name]([], KEEPS_REPLY.has(name) ? [...all, callToken()] : all);
   }
 }
 

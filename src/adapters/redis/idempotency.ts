@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import type { BeginResult, StoredResponse } from '../../core/idempotency.ts';
 import type { IdempotencyStore, StoreStats } from '../../core/ports.ts';
 import { ENTRY_OVERHEAD_BYTES } from '../memory/idempotency.ts';
-import { defineScript, type Script, SWEEP_BATCH, sweepInBatches } from './connection.ts';
+import { callToken, defineScript, type Script, SWEEP_BATCH, sweepInBatches } from './connection.ts';
 
 export interface RedisIdempotencyOptions {
   /** Prefix of every key this store writes (REDIS_KEY_PREFIX). */
@@ -17,7 +17,8 @@ export interface RedisIdempotencyOptions {
 // Keys: KEYS[1] order (zset: entry id → expiresAt; an in-flight key found expired there moves to its
 // hold), KEYS[2] done (zset: completed entry ids → expiresAt), KEYS[3] bytes (counter); ARGV[1] the
 // prefix of entry hashes. An entry hash holds fp, exp, hold (begin + max(TTL, the in-flight hold)),
-// bytes and, once completed, resp (the stored response as JSON).
+// bytes, ct (the call token of the begin that made it) and, once completed, resp (the stored
+// response as JSON).
 const SWEEP = `
 local function forget(id)
   local bytes = redis.call('HGET', ARGV[1] .. id, 'bytes')
@@ -43,11 +44,11 @@ end
 `;
 
 const BEGIN = `${SWEEP}
--- ARGV: entry prefix, id, fingerprint, now, ttlMs, maxKeys, overhead bytes, sweep batch, in-flight hold
+-- ARGV: entry prefix, id, fingerprint, now, ttlMs, maxKeys, overhead bytes, sweep batch, in-flight hold, call token
 local id, fp, now = ARGV[2], ARGV[3], tonumber(ARGV[4])
 sweep(now, tonumber(ARGV[8]))
 local key = ARGV[1] .. id
-local entry = redis.call('HMGET', key, 'fp', 'resp', 'exp', 'hold')
+local entry = redis.call('HMGET', key, 'fp', 'resp', 'exp', 'hold', 'ct')
 -- Expired but past the sweep's batch: gone all the same (a running request's key not before its hold).
 if entry[1] and tonumber(entry[3]) <= now and (entry[2] or tonumber(entry[4] or '0') <= now) then
   forget(id)
@@ -56,6 +57,8 @@ end
 if entry[1] then
   if entry[1] ~= fp then return {'mismatch'} end
   if entry[2] then return {'replay', entry[2]} end
+  -- This very begin run again (its reply lost, ioredis sent it again): the request is its own.
+  if entry[5] == ARGV[10] then return {'started'} end
   return {'in_progress'}
 end
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[6]) then
@@ -64,7 +67,7 @@ if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[6]) then
 end
 local expires = now + tonumber(ARGV[5])
 local bytes = string.len(id) + string.len(fp) + tonumber(ARGV[7])
-redis.call('HSET', key, 'fp', fp, 'exp', expires, 'hold', now + math.max(tonumber(ARGV[5]), tonumber(ARGV[9])), 'bytes', bytes)
+redis.call('HSET', key, 'fp', fp, 'exp', expires, 'hold', now + math.max(tonumber(ARGV[5]), tonumber(ARGV[9])), 'bytes', bytes, 'ct', ARGV[10])
 redis.call('ZADD', KEYS[1], expires, id)
 redis.call('INCRBY', KEYS[3], bytes)
 return {'started'}
@@ -142,7 +145,7 @@ export class RedisIdempotencyStore implements IdempotencyStore {
 
   async begin(scope: string, key: string, fingerprint: string, now: number): Promise<BeginResult> {
     const { ttlMs, maxKeys, inFlightHoldMs } = this.#options;
-    const reply = (await this.#begin(this.#keys, [this.#entryPrefix, entryId(scope, key), fingerprint, now, ttlMs, maxKeys, ENTRY_OVERHEAD_BYTES, SWEEP_BATCH, inFlightHoldMs])) as [string, string?];
+    const reply = (await this.#begin(this.#keys, [this.#entryPrefix, entryId(scope, key), fingerprint, now, ttlMs, maxKeys, ENTRY_OVERHEAD_BYTES, SWEEP_BATCH, inFlightHoldMs, callToken()])) as [string, string?];
     const [kind, response] = reply;
     if (kind === 'replay') return { kind: 'replay', response: JSON.parse(response as string) as StoredResponse };
     return { kind: kind as 'started' | 'mismatch' | 'in_progress' };

@@ -75,9 +75,12 @@ end
 ${BOUNDS}`;
 
 const INSERT_INTENT = `
--- ARGV: P, id, base, s, fc, ra, ua, da, amt, ps, pf, rid, ca, max, ttl, batch; 1 when stored, 0 when full
+-- ARGV: P, id, base, s, fc, ra, ua, da, amt, ps, pf, rid, ca, max, ttl, batch; 1 when stored, 0 when full,
+-- 2 when there already: the id is new with each create, so that is this very insert run again (its
+-- reply lost, ioredis sent it again), which must not write the intent over its decision since
 local function insertIntent()
   local id, status, ca = ARGV[2], ARGV[4], ARGV[13]
+  if redis.call('EXISTS', rec(id)) == 1 then return 2 end
   sweep(tonumber(ca) - tonumber(ARGV[15]), tonumber(ARGV[16]))
   if not makeRoom(tonumber(ARGV[14])) then return 0 end
   redis.call('HSET', rec(id), 'b', ARGV[3], 's', status, 'fc', ARGV[5], 'ra', ARGV[6], 'ua', ARGV[7], 'da', ARGV[8],
@@ -93,13 +96,15 @@ end
 `;
 
 export const INSERT = `${PRELUDE}${INSERT_INTENT}
-return insertIntent()
+return math.min(insertIntent(), 1)
 `;
 
 /** The insert and, when it stored the intent, its job: KEYS[3..5] and ARGV[17..20] are the scheduler's (RedisSchedulerStore.jobWrite). */
 export const INSERT_SCHEDULED = `${PRELUDE}${INSERT_INTENT}${SCHEDULE_JOB}
-if insertIntent() == 0 then return 0 end
-scheduleJob(KEYS[3], KEYS[4], KEYS[5], ARGV[17], ARGV[18], ARGV[19], ARGV[20])
+local inserted = insertIntent()
+if inserted == 0 then return 0 end
+-- Run again: its job was scheduled by the first run (and may have run since).
+if inserted == 1 then scheduleJob(KEYS[3], KEYS[4], KEYS[5], ARGV[17], ARGV[18], ARGV[19], ARGV[20]) end
 return 1
 `;
 

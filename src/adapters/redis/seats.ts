@@ -2,21 +2,30 @@ import type { Redis } from 'ioredis';
 import { seatId, type Performance } from '../../core/bookings/performances.ts';
 import type { SeatStore } from '../../core/ports.ts';
 import type { HoldOutcome, SeatCounts, SeatStatus, SeatView } from '../../core/seats.ts';
-import { defineScript, type Script } from './connection.ts';
+import { callToken, defineScript, type Script } from './connection.ts';
 
 /*
  * Per performance (S = prefix .. 'seats:'): S..'map:'..perf, a string of one byte per seat, row by
  * row front to back ('0' available, 'L' locked, 'R' reserved); S..'own:'..perf, a hash seat index →
  * bookingId .. '|' .. lockedUntil ('' once reserved); S..'n:'..perf, a hash of the counts (total,
  * available, held, reserved) and the row width (per). Per booking: S..'b:'..bookingId, a hash with
- * its performance and its seat indexes (comma-separated). Every script gets S as ARGV[1].
+ * its performance, its seat indexes (comma-separated) and the call token of the hold (ct). Every script gets S as ARGV[1].
  */
 const HOLD = `
--- ARGV: S, perf, quantity, bookingId, until
+-- ARGV: S, perf, quantity, bookingId, until, call token
 local S, perf, quantity, booking = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local n = redis.call('HMGET', S .. 'n:' .. perf, 'per', 'available')
 if not n[1] then return {'unknown_performance'} end
-if redis.call('EXISTS', S .. 'b:' .. booking) == 1 then return {'already_holding'} end
+local holding = redis.call('HMGET', S .. 'b:' .. booking, 'seats', 'ct')
+if holding[1] then
+  -- This very hold run again (its reply lost, ioredis sent it again): it answers what it held.
+  if holding[2] == ARGV[6] then
+    local chosen = {}
+    for index in string.gmatch(holding[1], '[^,]+') do chosen[#chosen + 1] = tonumber(index) end
+    return {'held', chosen}
+  end
+  return {'already_holding'}
+end
 local per, available = tonumber(n[1]), tonumber(n[2])
 if quantity == nil or quantity < 1 or quantity ~= math.floor(quantity) or available < quantity then return {'sold_out', available} end
 local map = redis.call('GET', S .. 'map:' .. perf)
@@ -45,7 +54,7 @@ for _, index in ipairs(chosen) do
 end
 redis.call('HINCRBY', S .. 'n:' .. perf, 'available', -quantity)
 redis.call('HINCRBY', S .. 'n:' .. perf, 'held', quantity)
-redis.call('HSET', S .. 'b:' .. booking, 'perf', perf, 'seats', table.concat(chosen, ','))
+redis.call('HSET', S .. 'b:' .. booking, 'perf', perf, 'seats', table.concat(chosen, ','), 'ct', ARGV[6])
 return {'held', chosen}
 `;
 
@@ -164,7 +173,7 @@ export class RedisSeatStore implements SeatStore {
   }
 
   async hold(performanceId: string, quantity: number, bookingId: string, until: number): Promise<HoldOutcome> {
-    const [kind, figure] = (await this.#hold([], [this.#s, performanceId, quantity, bookingId, until])) as [string, (number | number[])?];
+    const [kind, figure] = (await this.#hold([], [this.#s, performanceId, quantity, bookingId, until, callToken()])) as [string, (number | number[])?];
     if (kind === 'held') return { kind, seatIds: this.#ids(performanceId, figure as number[]) };
     if (kind === 'sold_out') return { kind, available: figure as number };
     return { kind: kind as 'unknown_performance' | 'already_holding' };

@@ -294,7 +294,12 @@ if #roomIds == 0 then return {'unprotected'} end
 if ARGV[3] ~= '1' then return {'missing', roomIds, admitted} end
 local t = loadTicket(redis.call('HGET', KEYS[3], token) or nil)
 if not t or not loaded[t.r] or t.st == 'WAITING' then return {'invalid', roomIds, admitted} end
-if t.ua ~= '' then return {'already_used', roomIds, admitted, ticketView(t.id)} end
+if t.ua ~= '' then
+  -- Used for this very order (its id is new with each order): this use run again (its reply lost,
+  -- ioredis sent it again) answers what it did.
+  if t.uf == orderId then return {'used', roomIds, admitted, ticketView(t.id), nextDue(loaded[t.r], now)} end
+  return {'already_used', roomIds, admitted, ticketView(t.id)}
+end
 if statusAt(t, now) == 'EXPIRED' then return {'expired', roomIds, admitted, ticketView(t.id)} end
 -- room.ts useAdmission: the slot is free from now.
 local R = loaded[t.r]

@@ -83,6 +83,9 @@ export const ORDER_SCRIPTS = {
   create: `
 -- arg: orderId, userId, paymentKey (JSON), status (JSON), then the record's fields
 local id = arg(1)
+-- The id is new with each order: there already, it is this very create run again (its reply lost,
+-- ioredis sent it again), which must not count it twice.
+if redis.call('EXISTS', order(id)) == 1 then return 1 end
 sweepAll(tonumber(NOW) - TTL)
 if not room(P .. 'oa', P .. 'oe', removeOrder) then return 0 end
 redis.call('HSET', order(id), unpack(ARGV, ${9 + 5}))
