@@ -1,7 +1,8 @@
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { RedisBillingStore } from '../../src/adapters/redis/fluxpay-billing.ts';
 import { MemoryFluxPayStore } from '../../src/adapters/memory/fluxpay.ts';
-import { RedisFluxPayStore, REPLY_KEPT_MS } from '../../src/adapters/redis/fluxpay.ts';
+import { RESENT_WITHIN_MS } from '../../src/adapters/redis/connection.ts';
+import { RedisFluxPayStore } from '../../src/adapters/redis/fluxpay.ts';
 import { createIdFactory } from '../../src/core/ids.ts';
 import { createRandom } from '../../src/core/random.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
@@ -193,7 +194,7 @@ withRedisServer('Redis FluxPay adapters', (server) => {
     // One reply kept per call of those kinds (13, refusals included), each going by itself.
     const kept = await client.keys(`${keyPrefix}fp:reply:*`);
     expect(kept).toHaveLength(13);
-    for (const key of kept) expect(await client.pttl(key)).toBeGreaterThan(REPLY_KEPT_MS - 5_000);
+    for (const key of kept) expect(await client.pttl(key)).toBeGreaterThan(RESENT_WITHIN_MS - 5_000);
     client.disconnect();
   });
 

@@ -127,7 +127,7 @@ withRedisServer('Redis adapters', (server) => {
     client.disconnect();
   });
 
-  it('a create, an idempotency begin, a seat hold and a delivery insert whose script the client sent twice (its reply lost, sent again after a reconnect) are applied once and answered as the first run; another call is a call of its own', async () => {
+  it('a create, an idempotency begin, a seat hold, a delivery insert and a delivery queued whose script the client sent twice (its reply lost, sent again after a reconnect) are applied once and answered as the first run; another call is a call of its own', async () => {
     const keyPrefix = redis.newPrefix();
     const client = redis.connect();
     const scheduler = new RedisSchedulerStore(client, { keyPrefix });
@@ -170,6 +170,9 @@ withRedisServer('Redis adapters', (server) => {
     const accepted = aDelivery({ eventId: 'evt_accepted', url: 'https://a.example/hooks' });
     expect(await sentTwice(client, () => queue.accept(accepted, 'https://a.example', 0))).toEqual({ kind: 'queued' });
     expect(await client.xlen(queue.key)).toBe(1);
+    // A retry queued (ENQUEUE, with a token of its own): once.
+    expect(await sentTwice(client, () => queue.enqueue(accepted, 'https://a.example', 0))).toBe(true);
+    expect(await client.xlen(queue.key)).toBe(2);
     expect(await log.stats()).toMatchObject({ size: 3 });
     await queue.stop();
     client.disconnect();
@@ -227,6 +230,33 @@ withRedisServer('Redis adapters', (server) => {
       { kind: 'v2.decide', key: a.id, dueAt: T0 + 200 },
       { kind: 'v2.decide', key: b.id, dueAt: T0 + 300 },
     ]);
+  });
+
+  it('an /api/v2 begin and completion and a delivery update whose script the client sent twice (its reply lost, sent again after a reconnect) are applied once and answered as the first run', async () => {
+    const keyPrefix = redis.newPrefix();
+    const client = redis.connect();
+    const scheduler = new RedisSchedulerStore(client, { keyPrefix });
+    const store = new RedisV2PaymentStore(client, { keyPrefix, ttlMs: DAY, maxPayments: 10, scheduler });
+    const [a, b] = [aV2Payment(), aV2Payment()];
+    const job = (payment: { id: string }) => ({ kind: 'v2.decide', key: payment.id, dueAt: T0 + 200 });
+    expect(await sentTwice(client, () => store.beginScheduled!(a, job(a)))).toEqual({ kind: 'created', payment: a });
+    expect(await sentTwice(client, () => store.begin(b))).toEqual({ kind: 'created', payment: b });
+    // Another request with that tx_id is a repeat; the job was scheduled once.
+    expect(await store.beginScheduled!(a, job(a))).toEqual({ kind: 'existing', payment: a });
+    expect([await client.get(`${keyPrefix}sched:seq`), await client.zcard(`${keyPrefix}sched:queue`)]).toEqual(['1', 1]);
+    const completed = { ...b, status: 'PAYMENT_COMPLETED' as const, confirmedAt: T0 + 50, completedBy: 'manual' as const };
+    expect(await sentTwice(client, () => store.complete(b.id, 'manual', T0 + 50))).toEqual({ ok: true, record: completed });
+    expect(await store.complete(b.id, 'manual', T0 + 60)).toEqual({ ok: false, current: completed });
+    expect(await store.counts()).toMatchObject({ PENDING: 1, PAYMENT_COMPLETED: 1 });
+
+    const log = new RedisDeliveryLog(client, { keyPrefix, ttlMs: DAY, maxDeliveries: 10 });
+    const delivery = aDelivery();
+    await log.insert(delivery);
+    const attempt = { at: T0 + 1, statusCode: 503, durationMs: 5, error: null };
+    const retrying = await sentTwice(client, () => log.update(delivery.id, { status: 'retrying', attempt, nextAttemptAt: T0 + 1_001, failureReason: null, updatedAt: T0 + 1 }));
+    expect(retrying?.attempts).toHaveLength(1);
+    expect(await log.get(delivery.id)).toEqual(retrying);
+    client.disconnect();
   });
 
   it('RedisIntentStore keeps no index of PENDING intents and unlinks the one an earlier version left (a Redis kept across an upgrade)', async () => {

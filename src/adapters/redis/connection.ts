@@ -100,6 +100,13 @@ export async function sweepInBatches(run: () => Promise<[number, number]>): Prom
  * idempotency begins, seat holds and billing updates (`ct`), and FluxPay's changes whose reply is
  * kept under it (`fluxpay.ts`, `KEEPS_REPLY`).
  */
+/**
+ * How long a call kept by its token alone (a FluxPay change's reply, a delivery queued) is
+ * recognised when run again: ioredis sends a command again within a couple of reconnects (about a
+ * second, `RECONNECT_MAX_MS`) or fails it, so ten seconds is ample. Redis' own expiry (`PX`).
+ */
+export const RESENT_WITHIN_MS = 10_000;
+
 export function callToken(): string {
   return randomUUID();
 }

@@ -4,7 +4,7 @@ import type { AcceptOutcome, DeliveryLogStore, DeliveryQuery, InsertOnceOutcome,
 import { ENQUEUE } from './delivery-queue-lua.ts';
 import { SCAN_BUDGET } from '../memory/id-list.ts';
 import { BOUNDS, COUNT_ALL, fieldsOf, sweepScript, WALK } from './lua.ts';
-import { defineScript, type Script, SWEEP_BATCH, sweepInBatches } from './connection.ts';
+import { callToken, defineScript, type Script, SWEEP_BATCH, sweepInBatches } from './connection.ts';
 
 export interface RedisDeliveryLogOptions {
   /** Prefix of every key this store writes (REDIS_KEY_PREFIX). */
@@ -126,17 +126,19 @@ return view(ARGV[2])
 `;
 
 const UPDATE = `${PRELUDE}
--- ARGV: P, id, status, nx, fr, ua, newSeries ('1'), attempt (JSON, '' = none)
+-- ARGV: P, id, status, nx, fr, ua, newSeries ('1'), attempt (JSON, '' = none), call token
 local id, status = ARGV[2], ARGV[3]
-local r = redis.call('HMGET', rec(id), 'n', 'at', 'ca')
+local r = redis.call('HMGET', rec(id), 'n', 'at', 'ca', 'ut')
 if not r[1] then return {} end
+-- This very update run again (its reply lost, ioredis sent it again): its attempt is logged once.
+if r[4] == ARGV[9] then return view(id) end
 local n, attempts = tonumber(r[1]), r[2]
 if ARGV[7] == '1' then redis.call('HSET', rec(id), 'ss', n) end
 if ARGV[8] ~= '' then
   if n == 0 then attempts = '[' .. ARGV[8] .. ']' else attempts = string.sub(attempts, 1, -2) .. ',' .. ARGV[8] .. ']' end
   n = n + 1
 end
-redis.call('HSET', rec(id), 's', status, 'nx', ARGV[4], 'fr', ARGV[5], 'ua', ARGV[6], 'at', attempts, 'n', n)
+redis.call('HSET', rec(id), 's', status, 'nx', ARGV[4], 'fr', ARGV[5], 'ua', ARGV[6], 'at', attempts, 'n', n, 'ut', ARGV[9])
 if finished(status) then redis.call('ZADD', KEYS[2], r[3], id) else redis.call('ZREM', KEYS[2], id) end
 return view(id)
 `;
@@ -254,7 +256,7 @@ export class RedisDeliveryLog implements DeliveryLogStore {
 
   async update(id: string, change: DeliveryChange): Promise<Delivery | undefined> {
     const attempt = change.attempt === undefined ? '' : JSON.stringify(attemptOf(change.attempt));
-    const args = [this.#p, id, change.status, JSON.stringify(change.nextAttemptAt), JSON.stringify(change.failureReason), change.updatedAt, change.newSeries === true ? '1' : '0', attempt];
+    const args = [this.#p, id, change.status, JSON.stringify(change.nextAttemptAt), JSON.stringify(change.failureReason), change.updatedAt, change.newSeries === true ? '1' : '0', attempt, callToken()];
     return decodeDelivery((await this.#scripts.update(this.#keys, args)) as string[]);
   }
 

@@ -4,7 +4,7 @@ import type { Redis } from 'ioredis';
 import type { Delivery } from '../../core/deliveries.ts';
 import type { AcceptOutcome, DeliveryHandler, DeliveryQueue } from '../../core/ports.ts';
 import type { RedisDeliveryLog } from './deliveries.ts';
-import { defineScript, type Script } from './connection.ts';
+import { callToken, defineScript, type Script } from './connection.ts';
 import { BEGIN, ENQUEUE, FORGET_CONSUMERS, HAND_BACK, REFRESH } from './delivery-queue-lua.ts';
 
 export interface RedisDeliveryQueueOptions {
@@ -150,7 +150,7 @@ export class RedisDeliveryQueue implements DeliveryQueue {
   }
 
   async enqueue(delivery: Delivery, _origin: string, max: number): Promise<boolean> {
-    const args = [DELIVERY_GROUP, max, JSON.stringify(delivery), BUSY_SUFFIX];
+    const args = [DELIVERY_GROUP, max, JSON.stringify(delivery), BUSY_SUFFIX, callToken()];
     try {
       return (await this.#enqueue([this.#key], args)) === 1;
     } catch (error) {

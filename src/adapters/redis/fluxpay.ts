@@ -38,7 +38,7 @@ import type {
 } from '../../core/fluxpay/ports.ts';
 import type { Page, PageQuery, StoreStats } from '../../core/ports.ts';
 import { SCAN_BUDGET } from '../memory/id-list.ts';
-import { callToken, defineScript, type Script, SWEEP_BATCH, sweepInBatches } from './connection.ts';
+import { callToken, defineScript, RESENT_WITHIN_MS, type Script, SWEEP_BATCH, sweepInBatches } from './connection.ts';
 import { BOUND_SCRIPTS, BOUNDS } from './fluxpay/bounds.ts';
 import { CREDIT_SCRIPTS, CREDITS } from './fluxpay/credits.ts';
 import { HEAD } from './fluxpay/head.ts';
@@ -83,12 +83,10 @@ const NO_STAMP: Stamp = { now: 0, eventIds: [], transactionId: '' };
  * reconnect), would answer otherwise than the first run did: a payment confirmed, an order
  * cancelled or completed, credits charged, used or refunded would answer PAY_003/PAY_004 to the
  * very call that made the change. Each such call carries a token (last argument); its script keeps
- * its reply under `<fp>reply:<token>` for `REPLY_KEPT_MS` (Redis' own expiry: ioredis sends a
- * command again within a few reconnects, about a second, or fails it), and a run that finds it
+ * its reply under `<fp>reply:<token>` for `RESENT_WITHIN_MS`, and a run that finds it
  * answers it without changing anything.
  */
 const KEEPS_REPLY: ReadonlySet<string> = new Set(['cancel', 'confirm', 'complete', 'charge', 'use', 'refund']);
-export const REPLY_KEPT_MS = 10_000;
 
 function keepingReply(body: string): string {
   return `
@@ -99,7 +97,7 @@ local function change()
 ${body}
 end
 local reply = change()
-redis.call('SET', REPLY, cmsgpack.pack(reply), 'PX', ${REPLY_KEPT_MS})
+redis.call('SET', REPLY, cmsgpack.pack(reply), 'PX', ${RESENT_WITHIN_MS})
 return reply
 `;
 }

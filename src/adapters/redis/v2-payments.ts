@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import type { Job, StoreStats, Transition, V2BeginOutcome, V2PaymentQuery, V2PaymentStore } from '../../core/ports.ts';
 import { V2_STATUSES, type V2Completion, type V2Payment, type V2Status } from '../../core/v2/payment.ts';
 import { BOUNDS, COUNT_ALL, fieldsOf, sweepScript } from './lua.ts';
-import { defineScript, type Script, SWEEP_BATCH, sweepInBatches } from './connection.ts';
+import { callToken, defineScript, type Script, SWEEP_BATCH, sweepInBatches } from './connection.ts';
 import { SCHEDULE_JOB, type RedisSchedulerStore } from './scheduler.ts';
 
 export interface RedisV2PaymentStoreOptions {
@@ -22,7 +22,8 @@ export interface RedisV2PaymentStoreOptions {
  * P..'st:'..status (zsets like 'all'). Ids (`pay_<tx_id>`) say nothing about when a payment was
  * made, so the sets are scored by a sequence number. A payment hash holds `b` (the payment as
  * begun, JSON), `rq` (its request fields, JSON: what makes a repeat the same request) and the
- * fields that change or that scripts read: s, fc, da, co, cb (JSON), ps and pf (the plan), ca, q.
+ * fields that change or that scripts read: s, fc, da, co, cb (JSON), ps and pf (the plan), ca, q,
+ * and ct, the call token of its begin or completion (connection.ts `callToken`).
  */
 const PRELUDE = `
 local P = ARGV[1]
@@ -51,19 +52,21 @@ end
 ${BOUNDS}`;
 
 const BEGIN_PAYMENT = `
--- ARGV: P, id, base, request, s, fc, da, co, cb, ps, pf, ca, max, ttl, batch
+-- ARGV: P, id, base, request, s, fc, da, co, cb, ps, pf, ca, max, ttl, batch, call token
 local function begin()
   local id, status, ca = ARGV[2], ARGV[5], ARGV[12]
-  local request = redis.call('HGET', rec(id), 'rq')
-  if request then
-    if request == ARGV[4] then return {'existing', view(id)} end
+  local there = redis.call('HMGET', rec(id), 'rq', 'ct')
+  if there[1] then
+    -- This very begin run again (its reply lost, ioredis sent it again): created, once.
+    if there[2] == ARGV[16] then return {'created', view(id), 'again'} end
+    if there[1] == ARGV[4] then return {'existing', view(id)} end
     return {'conflict', view(id)}
   end
   sweep(tonumber(ca) - tonumber(ARGV[14]), tonumber(ARGV[15]))
   if not makeRoom(tonumber(ARGV[13])) then return {'full'} end
   local q = redis.call('INCR', KEYS[4])
   redis.call('HSET', rec(id), 'b', ARGV[3], 'rq', ARGV[4], 's', status, 'fc', ARGV[6], 'da', ARGV[7], 'co', ARGV[8], 'cb', ARGV[9],
-    'ps', ARGV[10], 'pf', ARGV[11], 'ca', ca, 'q', q)
+    'ps', ARGV[10], 'pf', ARGV[11], 'ca', ca, 'q', q, 'ct', ARGV[16])
   redis.call('ZADD', ALL, q, id)
   redis.call('ZADD', P .. 'st:' .. status, q, id)
   redis.call('HINCRBY', KEYS[2], status, 1)
@@ -76,10 +79,10 @@ const BEGIN = `${PRELUDE}${BEGIN_PAYMENT}
 return begin()
 `;
 
-/** The begin and, when it created the payment, its decision's job: KEYS[5..7] and ARGV[16..19] are the scheduler's (RedisSchedulerStore.jobWrite). */
+/** The begin and, when it created the payment, its decision's job: KEYS[5..7] and ARGV[17..20] are the scheduler's (RedisSchedulerStore.jobWrite). */
 const BEGIN_SCHEDULED = `${PRELUDE}${BEGIN_PAYMENT}${SCHEDULE_JOB}
 local outcome = begin()
-if outcome[1] == 'created' then scheduleJob(KEYS[5], KEYS[6], KEYS[7], ARGV[16], ARGV[17], ARGV[18], ARGV[19]) end
+if outcome[1] == 'created' and not outcome[3] then scheduleJob(KEYS[5], KEYS[6], KEYS[7], ARGV[17], ARGV[18], ARGV[19], ARGV[20]) end
 return outcome
 `;
 
@@ -102,17 +105,19 @@ return {1, view(id)}
 `;
 
 const COMPLETE = `${PRELUDE}
--- ARGV: P, id, by (callback | manual), now
+-- ARGV: P, id, by (callback | manual), now, call token
 local id, by = ARGV[2], ARGV[3]
-local r = redis.call('HMGET', rec(id), 's', 'da', 'ps')
+local r = redis.call('HMGET', rec(id), 's', 'da', 'ps', 'ct')
 if not r[1] then return {0, {}} end
+-- This very completion run again (its reply lost, ioredis sent it again): it answers that it completed.
+if r[4] == ARGV[5] then return {1, view(id)} end
 if r[1] ~= 'PENDING' then return {0, view(id)} end
 local confirmedAt = ARGV[4]
 if by == 'callback' then
   if r[2] == 'null' or r[3] ~= 'PAYMENT_COMPLETED' then return {0, view(id)} end
   confirmedAt = r[2]
 end
-redis.call('HSET', rec(id), 'co', confirmedAt, 'cb', cjson.encode(by))
+redis.call('HSET', rec(id), 'co', confirmedAt, 'cb', cjson.encode(by), 'ct', ARGV[5])
 setStatus(id, 'PENDING', 'PAYMENT_COMPLETED')
 return {1, view(id)}
 `;
@@ -198,6 +203,7 @@ export class RedisV2PaymentStore implements V2PaymentStore {
       maxPayments,
       ttlMs,
       SWEEP_BATCH,
+      callToken(),
     ];
   }
 
@@ -210,7 +216,7 @@ export class RedisV2PaymentStore implements V2PaymentStore {
   }
 
   async complete(id: string, by: V2Completion, now: number): Promise<Transition<V2Payment>> {
-    return toTransition((await this.#scripts.complete(this.#keys, [this.#p, id, by, now])) as [number, string[]]);
+    return toTransition((await this.#scripts.complete(this.#keys, [this.#p, id, by, now, callToken()])) as [number, string[]]);
   }
 
   async list(query: V2PaymentQuery): Promise<V2Payment[]> {
