@@ -95,6 +95,16 @@ withRedisServer('Redis adapters of records', (server) => {
       client.disconnect();
     });
 
+    it('FluxPay webhook subscriptions: an add whose script the client sent twice fills the last place once and answers created', async () => {
+      const redis = server();
+      const client = redis.connect();
+      const store = new RedisFluxPaySubscriptionStore(client, { keyPrefix: redis.newPrefix(), maxSubscriptions: 1 });
+      const subscription = { subscriptionId: 'whs_twice', url: 'http://127.0.0.1:1/hooks', events: [], createdAt: T0 };
+      expect(await sentTwice(client, () => store.add(subscription))).toEqual({ kind: 'created', record: subscription });
+      expect(await store.list()).toEqual([subscription]);
+      client.disconnect();
+    });
+
     it('bookings: two replicas paying, cancelling and processing the inbox event of one booking at once', async () => {
       const [a, b] = replicas(2, (client, keyPrefix) => new RedisBookingStore(client, { keyPrefix, ttlMs: DAY, maxBookings: 100 })) as [RedisBookingStore, RedisBookingStore];
       const booking = aBooking();

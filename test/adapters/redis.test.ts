@@ -163,7 +163,12 @@ withRedisServer('Redis adapters', (server) => {
     const log = new RedisDeliveryLog(client, { keyPrefix, ttlMs: DAY, maxDeliveries: 100 });
     const first = aDelivery({ eventId: 'evt_twice', url: 'https://a.example/hooks' });
     expect(await sentTwice(client, () => log.insertOnce(first))).toEqual({ ok: true });
-    expect(await sentTwice(client, () => log.insert(aDelivery({ id: 'whd_plain' })))).toEqual({ ok: true });
+    const plain = aDelivery({ id: 'whd_plain' });
+    expect(await sentTwice(client, () => log.insert(plain))).toEqual({ ok: true });
+    // Run again after its first attempt was logged, the insert leaves the attempt where it is.
+    const attempted = await log.update(plain.id, { status: 'retrying', attempt: { at: T0 + 1, statusCode: 503, durationMs: 5, error: null }, nextAttemptAt: T0 + 1_001, failureReason: null, updatedAt: T0 + 1 });
+    expect(await log.insert(plain)).toEqual({ ok: true });
+    expect(await log.get(plain.id)).toEqual(attempted);
     // Another delivery of that event to that URL is refused, and answered the first.
     expect(await log.insertOnce({ ...first, id: 'whd_other' })).toEqual({ ok: false, reason: 'exists', existing: first });
     const queue = await RedisDeliveryQueue.create(client, log, { keyPrefix, claimIdleMs: 30_000, readAhead: 100, onError: () => undefined });
@@ -173,7 +178,12 @@ withRedisServer('Redis adapters', (server) => {
     // A retry queued (ENQUEUE, with a token of its own): once.
     expect(await sentTwice(client, () => queue.enqueue(accepted, 'https://a.example', 0))).toBe(true);
     expect(await client.xlen(queue.key)).toBe(2);
-    expect(await log.stats()).toMatchObject({ size: 3 });
+    // Refused by a full queue (two wait, at most 2): logged failed once, and answered so both times.
+    const refused = aDelivery({ eventId: 'evt_refused', url: 'https://a.example/hooks' });
+    const answer = await sentTwice(client, () => queue.accept(refused, 'https://a.example', 2));
+    expect(answer).toEqual({ kind: 'queue_full', delivery: { ...refused, status: 'failed', failureReason: 'queue_full' } });
+    expect([await client.xlen(queue.key), (await log.list({ limit: 10, eventId: 'evt_refused' })).data]).toEqual([2, [answer.kind === 'queue_full' ? answer.delivery : undefined]]);
+    expect(await log.stats()).toMatchObject({ size: 4 });
     await queue.stop();
     client.disconnect();
   });

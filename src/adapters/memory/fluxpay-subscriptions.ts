@@ -14,7 +14,8 @@ export class MemoryFluxPaySubscriptionStore implements FluxPaySubscriptionStore 
   }
 
   add(subscription: WebhookSubscription): Promise<CreateOutcome<WebhookSubscription>> {
-    if (this.#subscriptions.size >= this.#options.maxSubscriptions) return Promise.resolve({ kind: 'full' });
+    // An id already there is written again, never refused at the bound (as the Redis store: there, an add run twice).
+    if (this.#subscriptions.size >= this.#options.maxSubscriptions && !this.#subscriptions.has(subscription.subscriptionId)) return Promise.resolve({ kind: 'full' });
     const stored = copy(subscription);
     this.#subscriptions.set(stored.subscriptionId, stored);
     return Promise.resolve({ kind: 'created', record: copy(stored) });

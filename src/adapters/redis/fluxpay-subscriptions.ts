@@ -13,8 +13,10 @@ export interface RedisFluxPaySubscriptionOptions {
  * KEYS[2] S..'order' (zset: id → creation sequence), KEYS[3] S..'seq' (counter).
  */
 const ADD = `
--- ARGV: id, JSON, max. An id added again keeps its place (as a Map's key does).
-if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
+-- ARGV: id, JSON, max. An id added again keeps its place (as a Map's key does) and is never
+-- refused at the bound: ids are new with each add, so that is this very add run again (its reply
+-- lost, ioredis sent it again), which must not answer full for the subscription it stored.
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 if not redis.call('ZSCORE', KEYS[2], ARGV[1]) then redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[3]), ARGV[1]) end
 return 1

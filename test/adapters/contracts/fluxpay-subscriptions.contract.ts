@@ -18,6 +18,8 @@ export function fluxPaySubscriptionStoreContract(name: string, make: FluxPaySubs
       expect(await store.add(a)).toEqual({ kind: 'created', record: a });
       expect(await store.add(b)).toEqual({ kind: 'created', record: b });
       expect(await store.add(aSubscription())).toEqual({ kind: 'full' });
+      // One already there (on Redis: an add run again, its reply lost) is not refused, and keeps its place.
+      expect(await store.add(b)).toEqual({ kind: 'created', record: b });
       expect(await store.list()).toEqual([a, b]);
       expect(await store.get(a.subscriptionId)).toEqual(a);
       expect(await store.get('whs_unknown')).toBeUndefined();
