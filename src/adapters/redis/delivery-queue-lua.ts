@@ -18,9 +18,10 @@ end
  * KEYS[1]: the stream (P .. 'whq'). ARGV: group, max (0: no bound), the delivery (JSON), the busy
  * suffix, and a call token (none inside ACCEPT, which has a guard of its own): a call found by its
  * token (KEYS[1]..':tok:'..token, kept RESENT_WITHIN_MS) is this very enqueue run again (its reply
- * lost, ioredis sent it again) and answers 1 without queueing the delivery twice. Refuses (0) when `max` deliveries wait to start: not yet read (the group's lag), or read
- * and not started (pending, less what the consumers named `…<busy suffix>` hold: attempts in
- * flight, which memory does not count either). Trims, with the same XADD, the entries older than
+ * lost, ioredis sent it again) and answers 1 without queueing the delivery twice. Refuses (0)
+ * when `max` deliveries wait to start: not yet read (the group's lag), or read and not started
+ * (pending, less what the consumers named `…<busy suffix>` hold: attempts in flight, which memory
+ * does not count either). Trims, with the same XADD, the entries older than
  * both the oldest pending entry and the last entry read: those have all been acknowledged, so
  * trimming never drops a delivery that is waiting or held (`~`: only whole nodes go, cheaply).
  */

@@ -84,7 +84,8 @@ const NO_STAMP: Stamp = { now: 0, eventIds: [], transactionId: '' };
  * cancelled or completed, credits charged, used or refunded would answer PAY_003/PAY_004 to the
  * very call that made the change. Each such call carries a token (last argument); its script keeps
  * its reply under `<fp>reply:<token>` for `RESENT_WITHIN_MS`, and a run that finds it
- * answers it without changing anything.
+ * answers it without changing anything. A run later than that (Redis taking the connection but
+ * loading for longer) answers as it did before (the scripts' own checks refuse the change again).
  */
 const KEEPS_REPLY: ReadonlySet<string> = new Set(['cancel', 'confirm', 'complete', 'charge', 'use', 'refund']);
 
