@@ -5,6 +5,8 @@ import { RedisFluxPaySubscriptionStore } from '../../src/adapters/redis/fluxpay-
 import { RedisRateLimitStore } from '../../src/adapters/redis/rate-limits.ts';
 import { RedisV2PaymentStore } from '../../src/adapters/redis/v2-payments.ts';
 import { RedisWaitingRoomStore } from '../../src/adapters/redis/waiting-rooms.ts';
+import type { FaultRule } from '../../src/core/faults/model.ts';
+import { parseRule } from '../../src/core/faults/validation.ts';
 import type { RoomSettings } from '../../src/core/waiting-room/room.ts';
 import { sentTwice, type TestRedis, withRedisServer } from '../helpers/redis.ts';
 import { bookingStoreContract } from './contracts/bookings.contract.ts';
@@ -92,6 +94,23 @@ withRedisServer('Redis adapters of records', (server) => {
       expect((await store.getRoom('room_1', T0 + 1))?.room).toMatchObject({ used: 1, activeCount: 0 });
       // Another order with that token is refused.
       expect(await store.useToken('svc_concert', 'adm_1', 'ord_2', T0 + 2)).toMatchObject({ kind: 'already_used', ticket: { usedFor: 'ord_1' } });
+      client.disconnect();
+    });
+
+    it('fault rules: a create and claims whose script the client sent twice make the rule once and count each match and hit once, answered as the first run', async () => {
+      const redis = server();
+      const client = redis.connect();
+      const store = new RedisFaultRuleStore(client, { keyPrefix: redis.newPrefix(), maxRules: 10 });
+      const parsed = parseRule({ action: { type: 'error', status: 503 }, count: 2 }, { now: T0 });
+      if (!parsed.ok) throw new Error(JSON.stringify(parsed.issues));
+      const rule = { ...parsed.value.input, id: 'rule_twice', createdAt: T0 } as FaultRule;
+      expect(await sentTwice(client, () => store.create('default', rule))).toEqual({ ok: true });
+      expect(await store.create('default', rule)).toEqual({ ok: false, reason: 'exists' });
+      expect(await sentTwice(client, () => store.claimHit('default', rule.id, true, T0 + 1))).toEqual({ kind: 'applied', hits: 1 });
+      expect(await sentTwice(client, () => store.claimHit('default', rule.id, false, T0 + 2))).toEqual({ kind: 'skipped', reason: 'probability' });
+      expect(await sentTwice(client, () => store.claimHit('default', rule.id, true, T0 + 3))).toEqual({ kind: 'applied', hits: 2 });
+      expect(await sentTwice(client, () => store.claimHit('default', rule.id, true, T0 + 4))).toEqual({ kind: 'skipped', reason: 'exhausted' });
+      expect(await store.get('default', rule.id)).toMatchObject({ hits: 2, matched: 4, lastHitAt: T0 + 3 });
       client.disconnect();
     });
 

@@ -3,7 +3,7 @@ import type { FaultRule, StoredFaultRule } from '../../core/faults/model.ts';
 import type { ClaimOutcome, CreateRuleOutcome, FaultRuleStore, RuleCounters } from '../../core/faults/ports.ts';
 import type { StoreStats } from '../../core/ports.ts';
 import { fieldsOf } from './lua.ts';
-import { defineScript, type Script } from './connection.ts';
+import { callToken, defineScript, type Script } from './connection.ts';
 
 export interface RedisFaultRuleStoreOptions {
   /** Prefix of every key this store writes (REDIS_KEY_PREFIX). */
@@ -18,7 +18,8 @@ export interface RedisFaultRuleStoreOptions {
  * KEYS[3] F..'seq' (counter of creations), KEYS[4] F..'revseq' (counter of revisions). Built in
  * the scripts from ARGV[1] = F: F..'ns:'..namespace (zset: rule id → creation sequence) and
  * F..'r:'..id (the rule hash: b = the rule as created (JSON), en ('1' | '0'), cnt (its count, ''
- * for none), hits, matched, lh (lastHitAt, '' for none)).
+ * for none), hits, matched, lh (lastHitAt, '' for none), ct (its create's call token), mt and mo
+ * (the last claim's call token and outcome)).
  */
 const PRELUDE = `
 local F = ARGV[1]
@@ -47,12 +48,16 @@ end
 `;
 
 const CREATE = `${PRELUDE}
--- ARGV: F, namespace, id, rule JSON, enabled, count ('' = none), max
+-- ARGV: F, namespace, id, rule JSON, enabled, count ('' = none), max, call token
 local ns, id = ARGV[2], ARGV[3]
-if redis.call('HEXISTS', KEYS[1], id) == 1 then return 'exists' end
+if redis.call('HEXISTS', KEYS[1], id) == 1 then
+  -- This very create run again (its reply lost, ioredis sent it again): it made the rule.
+  if redis.call('HGET', rec(id), 'ct') == ARGV[8] then return 'ok' end
+  return 'exists'
+end
 if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[7]) then return 'full' end
 redis.call('HSET', KEYS[1], id, ns)
-redis.call('HSET', rec(id), 'b', ARGV[4], 'en', ARGV[5], 'cnt', ARGV[6], 'hits', 0, 'matched', 0, 'lh', '')
+redis.call('HSET', rec(id), 'b', ARGV[4], 'en', ARGV[5], 'cnt', ARGV[6], 'hits', 0, 'matched', 0, 'lh', '', 'ct', ARGV[8])
 redis.call('ZADD', set(ns), redis.call('INCR', KEYS[3]), id)
 changed(ns)
 return 'ok'
@@ -107,14 +112,22 @@ return #ids
 `;
 
 const CLAIM_HIT = `${PRELUDE}
--- ARGV: F, namespace, id, sampled ('1' | '0'), now
+-- ARGV: F, namespace, id, sampled ('1' | '0'), now, call token. The rule keeps the last claim's
+-- token and outcome (mt, mo): that very claim run again (its reply lost, ioredis sent it again)
+-- answers its outcome without counting the match or the hit twice.
 local key = find(ARGV[2], ARGV[3])
 if not key then return {'gone'} end
-local r = redis.call('HMGET', key, 'en', 'cnt', 'hits')
+local r = redis.call('HMGET', key, 'en', 'cnt', 'hits', 'mt', 'mo')
+if r[4] == ARGV[6] then
+  if r[5] == 'applied' then return {'applied', tonumber(r[3])} end
+  return {r[5]}
+end
 if r[1] ~= '1' then return {'gone'} end
 redis.call('HINCRBY', key, 'matched', 1)
-if ARGV[4] ~= '1' then return {'probability'} end
-if r[2] ~= '' and tonumber(r[3]) >= tonumber(r[2]) then return {'exhausted'} end
+local outcome = 'applied'
+if ARGV[4] ~= '1' then outcome = 'probability' elseif r[2] ~= '' and tonumber(r[3]) >= tonumber(r[2]) then outcome = 'exhausted' end
+redis.call('HSET', key, 'mt', ARGV[6], 'mo', outcome)
+if outcome ~= 'applied' then return {outcome} end
 redis.call('HSET', key, 'lh', ARGV[5])
 return {'applied', redis.call('HINCRBY', key, 'hits', 1)}
 `;
@@ -165,7 +178,7 @@ export class RedisFaultRuleStore implements FaultRuleStore {
   }
 
   async create(namespace: string, rule: FaultRule): Promise<CreateRuleOutcome> {
-    const args = [this.#f, namespace, rule.id, JSON.stringify(rule), rule.enabled ? '1' : '0', rule.count ?? '', this.#options.maxRules];
+    const args = [this.#f, namespace, rule.id, JSON.stringify(rule), rule.enabled ? '1' : '0', rule.count ?? '', this.#options.maxRules, callToken()];
     const outcome = (await this.#scripts.create(this.#keys, args)) as 'ok' | 'exists' | 'full';
     if (outcome === 'ok') return { ok: true };
     return outcome === 'full' ? { ok: false, reason: 'full', max: this.#options.maxRules } : { ok: false, reason: 'exists' };
@@ -192,7 +205,7 @@ export class RedisFaultRuleStore implements FaultRuleStore {
   }
 
   async claimHit(namespace: string, id: string, sampled: boolean, now: number): Promise<ClaimOutcome> {
-    const [kind, hits] = (await this.#scripts.claimHit(this.#keys, [this.#f, namespace, id, sampled ? '1' : '0', now])) as [string, number?];
+    const [kind, hits] = (await this.#scripts.claimHit(this.#keys, [this.#f, namespace, id, sampled ? '1' : '0', now, callToken()])) as [string, number?];
     if (kind === 'gone') return { kind };
     if (kind === 'applied') return { kind, hits: hits as number };
     return { kind: 'skipped', reason: kind as 'probability' | 'exhausted' };
