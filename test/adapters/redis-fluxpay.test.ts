@@ -153,7 +153,7 @@ withRedisServer('Redis FluxPay adapters', (server) => {
     client.disconnect();
   });
 
-  it('RedisFluxPayStore: a create, confirm, complete, cancel, credit charge, use and refund whose script the client sent twice (its reply lost, sent again after a reconnect) is applied once and answered as the first run; the same call made again is its own', async () => {
+  it('RedisFluxPayStore: a create, confirm, complete, cancel, credit charge, use, refund and saga start whose script the client sent twice (its reply lost, sent again after a reconnect) is applied once and answered as the first run; the same call made again is its own', async () => {
     const keyPrefix = redis.newPrefix();
     const client = redis.connect();
     const store = new RedisFluxPayStore(client, { keyPrefix, ...OPTIONS });
@@ -191,6 +191,11 @@ withRedisServer('Redis FluxPay adapters', (server) => {
     // Each change wrote its event once, and the ledger balances.
     expect((await store.pendingOutbox(20)).map((e) => e.eventType)).toEqual(['payment.approved', 'credit.charged', 'order.completed', 'credit.deducted', 'credit.refunded', 'payment.approved', 'order.completed', 'order.cancelled']);
     expect(reconcile(await store.snapshot())).toMatchObject({ mismatches: [], duplicateCharges: 0, credits: { totalBalance: 50, charged: 50, used: 10, refunded: 10 } });
+    // A usage saga's start: started once; the same event again is a duplicate.
+    const saga = aSaga();
+    const event = { eventId: saga.eventId, type: 'service.usage.requested' as const, userId: saga.userId, usageId: saga.usageId, fingerprint: 'f', sagaId: null, receivedAt: T0 };
+    expect(await sentTwice(client, () => store.startSaga(saga, event))).toMatchObject({ kind: 'started', saga: { sagaId: saga.sagaId } });
+    expect(await store.startSaga({ ...saga, sagaId: ids('saga') }, event)).toMatchObject({ kind: 'duplicate' });
     // One reply kept per call of those kinds (13, refusals included), each going by itself.
     const kept = await client.keys(`${keyPrefix}fp:reply:*`);
     expect(kept).toHaveLength(13);

@@ -83,12 +83,13 @@ withRedisServer('Redis adapters of records', (server) => {
       expect((await b.getRoom('room_1', T0 + 1))?.room).toMatchObject({ used: 1, activeCount: 0 });
     });
 
-    it('waiting room: a token use whose script the client sent twice (its reply lost, sent again after a reconnect) is used once, for its order, and answered as the first run', async () => {
+    it('waiting room: an entry and a token use whose script the client sent twice (its reply lost, sent again after a reconnect) enter once and use the token once, for its order, answered as the first run', async () => {
       const redis = server();
       const client = redis.connect();
       const store = new RedisWaitingRoomStore(client, { keyPrefix: redis.newPrefix(), maxRooms: 10, maxTickets: 100, ttlMs: HOUR });
       await store.putRoom('room_1', { ...ROOM, admitPerSecond: 10 }, T0);
-      await store.enter('room_1', 'user_1', { ticket: 'wrt_1', admissionToken: 'adm_1' }, T0);
+      expect(await sentTwice(client, () => store.enter('room_1', 'user_1', { ticket: 'wrt_1', admissionToken: 'adm_1' }, T0))).toMatchObject({ kind: 'entered', ticket: { ticket: 'wrt_1', sequence: 1 } });
+      expect(await store.enter('room_1', 'user_1', { ticket: 'wrt_2', admissionToken: 'adm_2' }, T0)).toMatchObject({ kind: 'existing', ticket: { ticket: 'wrt_1' } });
       const used = await sentTwice(client, () => store.useToken('svc_concert', 'adm_1', 'ord_1', T0 + 1));
       expect(used).toMatchObject({ kind: 'used', ticket: { admissionToken: 'adm_1', usedFor: 'ord_1', usedAt: T0 + 1 } });
       expect((await store.getRoom('room_1', T0 + 1))?.room).toMatchObject({ used: 1, activeCount: 0 });

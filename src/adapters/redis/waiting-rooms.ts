@@ -240,7 +240,10 @@ local existing = loadTicket(redis.call('HGET', users, userId) or nil)
 if existing and existing.ua == '' and statusAt(existing, now) ~= 'EXPIRED' then
   saveRoom(R)
   local out = result(R, admitted, now)
-  return {'existing', out[1], out[2], out[3], ticketView(existing.id)}
+  -- Its own new ticket: this very entry run again (its reply lost, ioredis sent it again).
+  local kind = 'existing'
+  if existing.id == ticketId then kind = 'entered' end
+  return {kind, out[1], out[2], out[3], ticketView(existing.id)}
 end
 sweep(now - tonumber(ARGV[8]), tonumber(ARGV[9]))
 while tonumber(redis.call('GET', KEYS[5]) or '0') >= tonumber(ARGV[7]) do

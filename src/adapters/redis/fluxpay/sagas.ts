@@ -137,6 +137,10 @@ export const SAGA_SCRIPTS = {
   start: `
 -- arg: sagaId, userId, usageId, createdAt, eventId, event base, fingerprint, receivedAt, then the saga's fields
 local id, userId, usageId = arg(1), arg(2), arg(3)
+-- The saga id is new with each start: the event recorded for it is this very start run again (its
+-- reply lost, ioredis sent it again), which started the saga.
+local recorded = redis.call('HMGET', inbound(arg(5)), '.sagaId', 'fp')
+if recorded[1] == q(id) and recorded[2] == arg(7) then return {'started'} end
 local earlier = seen(arg(5), arg(7))
 if earlier then return earlier end
 local member = userId .. '\\n' .. usageId
