@@ -8,7 +8,7 @@ import { RedisWaitingRoomStore } from '../../src/adapters/redis/waiting-rooms.ts
 import type { FaultRule } from '../../src/core/faults/model.ts';
 import { parseRule } from '../../src/core/faults/validation.ts';
 import type { RoomSettings } from '../../src/core/waiting-room/room.ts';
-import { sentTwice, type TestRedis, withRedisServer } from '../helpers/redis.ts';
+import { sentTogetherTwice, sentTwice, type TestRedis, withRedisServer } from '../helpers/redis.ts';
 import { bookingStoreContract } from './contracts/bookings.contract.ts';
 import { faultRuleStoreContract } from './contracts/fault-rules.contract.ts';
 import { fluxPaySubscriptionStoreContract } from './contracts/fluxpay-subscriptions.contract.ts';
@@ -112,6 +112,12 @@ withRedisServer('Redis adapters of records', (server) => {
       expect(await sentTwice(client, () => store.claimHit('default', rule.id, true, T0 + 3))).toEqual({ kind: 'applied', hits: 2 });
       expect(await sentTwice(client, () => store.claimHit('default', rule.id, true, T0 + 4))).toEqual({ kind: 'skipped', reason: 'exhausted' });
       expect(await store.get('default', rule.id)).toMatchObject({ hits: 2, matched: 4, lastHitAt: T0 + 3 });
+      // Several claims of one rule waiting at once, all sent again: each counted once.
+      const other = { ...rule, id: 'rule_together', count: 3 } as FaultRule;
+      await store.create('default', other);
+      const claims = await sentTogetherTwice(client, [() => store.claimHit('default', other.id, true, T0 + 5), () => store.claimHit('default', other.id, true, T0 + 5), () => store.claimHit('default', other.id, false, T0 + 5)]);
+      expect(claims).toEqual([{ kind: 'applied', hits: 1 }, { kind: 'applied', hits: 2 }, { kind: 'skipped', reason: 'probability' }]);
+      expect(await store.get('default', other.id)).toMatchObject({ hits: 2, matched: 3 });
       client.disconnect();
     });
 

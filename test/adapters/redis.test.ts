@@ -15,7 +15,7 @@ import { RedisLedgerStore } from '../../src/adapters/redis/ledger.ts';
 import { RedisSeatStore } from '../../src/adapters/redis/seats.ts';
 import { RedisSchedulerStore } from '../../src/adapters/redis/scheduler.ts';
 import { RedisV2PaymentStore } from '../../src/adapters/redis/v2-payments.ts';
-import { sentTwice, type TestRedis, withRedisServer } from '../helpers/redis.ts';
+import { sentTogetherTwice, sentTwice, type TestRedis, withRedisServer } from '../helpers/redis.ts';
 import { deliveryLogContract } from './contracts/deliveries.contract.ts';
 import { deliveryQueueContract } from './contracts/delivery-queue.contract.ts';
 import { disabledUrlStoreContract } from './contracts/disabled-urls.contract.ts';
@@ -99,11 +99,16 @@ withRedisServer('Redis adapters', (server) => {
     expect(await again.decide((intents[0] as (typeof intents)[number]).id, T0 + 300)).toEqual({ ok: true, record: { ...intents[0], status: 'APPROVED', decidedAt: T0 + 300, updatedAt: T0 + 300 } });
   });
 
-  it('RedisIntentStore: a refund or a cancel whose script the client sent twice (its reply lost, sent again after a reconnect) is applied once and answered alike; another call is a call of its own', async () => {
+  /** An intent store with the scheduler's on a connection of its own and a key prefix of its own. */
+  function scheduledIntents(): { keyPrefix: string; client: TestRedis['client']; store: RedisIntentStore } {
     const keyPrefix = redis.newPrefix();
     const client = redis.connect();
     const scheduler = new RedisSchedulerStore(client, { keyPrefix });
-    const store = new RedisIntentStore(client, { keyPrefix, ttlMs: 86_400_000, maxIntents: 100, scheduler });
+    return { keyPrefix, client, store: new RedisIntentStore(client, { keyPrefix, ttlMs: 86_400_000, maxIntents: 100, scheduler }) };
+  }
+
+  it('RedisIntentStore: a refund or a cancel whose script the client sent twice (its reply lost, sent again after a reconnect) is applied once and answered alike; another call is a call of its own', async () => {
+    const { keyPrefix, client, store } = scheduledIntents();
     const approved = anIntent({ amount: 1000, status: 'APPROVED', decidedAt: T0 + 200, updatedAt: T0 + 200 });
     const pending = anIntent({ amount: 1000 });
     await store.insert(approved);
@@ -124,6 +129,23 @@ withRedisServer('Redis adapters', (server) => {
     // Another cancel (its own token) is refused.
     expect(await store.cancelScheduled!(pending.id, T0 + 600, { kind: 'intent.cancel_event', key: pending.id, dueAt: T0 + 30_600 })).toMatchObject({ ok: false, current: { status: 'CANCELLED' } });
     expect(await store.counts()).toMatchObject({ REFUNDED: 1, CANCELLED: 1, PENDING: 0 });
+    client.disconnect();
+  });
+
+  it('RedisIntentStore: several refunds of one intent sent again together (a dropped connection with all of them waiting) each refund once and answer as their first run', async () => {
+    const { keyPrefix, client, store } = scheduledIntents();
+    const approved = anIntent({ amount: 1000, status: 'APPROVED', decidedAt: T0 + 200, updatedAt: T0 + 200 });
+    await store.insert(approved);
+    const job = (amount: number) => ({ kind: 'intent.refund_event', key: `${approved.id}:${amount}`, dueAt: T0 + 30_000 });
+    const replies = await sentTogetherTwice(client, [
+      () => store.refundScheduled!(approved.id, 300, T0 + 300, job(300)),
+      () => store.refundScheduled!(approved.id, 200, T0 + 300, job(200)),
+      () => store.refund(approved.id, 100, T0 + 300),
+    ]);
+    expect(replies.map((r) => (r.kind === 'refunded' ? r.amount : r.kind))).toEqual([300, 200, 100]);
+    expect(await store.get(approved.id)).toMatchObject({ status: 'PARTIALLY_REFUNDED', refundedAmount: 600 });
+    // Each backstop job once, keyed by the total after its own refund.
+    expect((await client.hkeys(`${keyPrefix}sched:jobs:intent.refund_event`)).sort()).toEqual([`${approved.id}:200/500/200/${T0 + 300}`, `${approved.id}:300/300/300/${T0 + 300}`]);
     client.disconnect();
   });
 

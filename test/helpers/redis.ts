@@ -123,3 +123,37 @@ export async function sentTwice<T>(client: Redis, call: () => Promise<T>): Promi
     sending.eval = evalLua;
   }
 }
+
+/**
+ * Runs `calls` at once, each of which sends one script on `client`, run once as sent; once every
+ * call's script has run, each is sent again, in the order they ran, and its second reply is the
+ * one the call gets: what ioredis does when a connection with several commands waiting for
+ * their replies drops (it sends them all again, in order, on the new connection).
+ */
+export async function sentTogetherTwice<T>(client: Redis, calls: ReadonlyArray<() => Promise<T>>): Promise<T[]> {
+  type Send = (...args: unknown[]) => Promise<unknown>;
+  const sending = client as unknown as { evalsha: Send; eval: Send };
+  const [evalsha, evalLua] = [sending.evalsha.bind(client), sending.eval.bind(client)];
+  let ran = 0;
+  let resend!: () => void;
+  const allRan = new Promise<void>((resolve) => {
+    resend = resolve;
+  });
+  const held =
+    (send: Send): Send =>
+    async (...args) => {
+      // A send that fails (NOSCRIPT: the adapter then sends EVAL) fails as it would.
+      await send(...args);
+      if (++ran === calls.length) resend();
+      await allRan;
+      return send(...args);
+    };
+  sending.evalsha = held(evalsha);
+  sending.eval = held(evalLua);
+  try {
+    return await Promise.all(calls.map((call) => call()));
+  } finally {
+    sending.evalsha = evalsha;
+    sending.eval = evalLua;
+  }
+}

@@ -3,7 +3,7 @@ import type { FaultRule, StoredFaultRule } from '../../core/faults/model.ts';
 import type { ClaimOutcome, CreateRuleOutcome, FaultRuleStore, RuleCounters } from '../../core/faults/ports.ts';
 import type { StoreStats } from '../../core/ports.ts';
 import { fieldsOf } from './lua.ts';
-import { callToken, defineScript, type Script } from './connection.ts';
+import { callToken, defineScript, RESENT_WITHIN_MS, type Script } from './connection.ts';
 
 export interface RedisFaultRuleStoreOptions {
   /** Prefix of every key this store writes (REDIS_KEY_PREFIX). */
@@ -18,8 +18,8 @@ export interface RedisFaultRuleStoreOptions {
  * KEYS[3] F..'seq' (counter of creations), KEYS[4] F..'revseq' (counter of revisions). Built in
  * the scripts from ARGV[1] = F: F..'ns:'..namespace (zset: rule id → creation sequence) and
  * F..'r:'..id (the rule hash: b = the rule as created (JSON), en ('1' | '0'), cnt (its count, ''
- * for none), hits, matched, lh (lastHitAt, '' for none), ct (its create's call token), mt and mo
- * (the last claim's call token and outcome)).
+ * for none), hits, matched, lh (lastHitAt, '' for none), ct (its create's call token)), and
+ * F..'claim:'..token (a claim's outcome, kept RESENT_WITHIN_MS: CLAIM_HIT).
  */
 const PRELUDE = `
 local F = ARGV[1]
@@ -112,24 +112,31 @@ return #ids
 `;
 
 const CLAIM_HIT = `${PRELUDE}
--- ARGV: F, namespace, id, sampled ('1' | '0'), now, call token. The rule keeps the last claim's
--- token and outcome (mt, mo): that very claim run again (its reply lost, ioredis sent it again)
--- answers its outcome without counting the match or the hit twice.
+-- ARGV: F, namespace, id, sampled ('1' | '0'), now, call token. Each claim keeps its outcome for
+-- RESENT_WITHIN_MS under its token (F..'claim:'..token: the hit count when applied): that very
+-- claim run again (its reply lost, ioredis sent it again, and several claims of one rule may be
+-- waiting at once) answers its outcome without counting the match or the hit twice.
+local kept = F .. 'claim:' .. ARGV[6]
+local was = redis.call('GET', kept)
+if was then
+  if tonumber(was) then return {'applied', tonumber(was)} end
+  return {was}
+end
 local key = find(ARGV[2], ARGV[3])
 if not key then return {'gone'} end
-local r = redis.call('HMGET', key, 'en', 'cnt', 'hits', 'mt', 'mo')
-if r[4] == ARGV[6] then
-  if r[5] == 'applied' then return {'applied', tonumber(r[3])} end
-  return {r[5]}
-end
+local r = redis.call('HMGET', key, 'en', 'cnt', 'hits')
 if r[1] ~= '1' then return {'gone'} end
 redis.call('HINCRBY', key, 'matched', 1)
-local outcome = 'applied'
+local outcome
 if ARGV[4] ~= '1' then outcome = 'probability' elseif r[2] ~= '' and tonumber(r[3]) >= tonumber(r[2]) then outcome = 'exhausted' end
-redis.call('HSET', key, 'mt', ARGV[6], 'mo', outcome)
-if outcome ~= 'applied' then return {outcome} end
+if outcome then
+  redis.call('SET', kept, outcome, 'PX', ${RESENT_WITHIN_MS})
+  return {outcome}
+end
 redis.call('HSET', key, 'lh', ARGV[5])
-return {'applied', redis.call('HINCRBY', key, 'hits', 1)}
+local hits = redis.call('HINCRBY', key, 'hits', 1)
+redis.call('SET', kept, hits, 'PX', ${RESENT_WITHIN_MS})
+return {'applied', hits}
 `;
 
 const COUNTERS = `${PRELUDE}

@@ -13,8 +13,9 @@ import { SCHEDULE_JOB } from './scheduler.ts';
  * counted as 'all' less the final ones and listed by walking 'all' (or the reservation's zset),
  * at most the scan budget a page. A record hash holds `b` (the intent
  * as inserted, JSON) and, always all of them, the fields that change or that scripts read: s, fc
- * (JSON), ra, ua, da (JSON), amt, ps, pf (JSON), rid, ca; after a refund rt and rl (the call's token
- * and amount), after a cancel ct (its call's token), which tell a call sent again. A change reads the whole record once
+ * (JSON), ra, ua, da (JSON), amt, ps, pf (JSON), rid, ca; after each refund a field 'rt:'..token
+ * (its amount and the total after it), after a cancel ct (its call's token), which tell a call sent
+ * again. A change reads the whole record once
  * (HGETALL), writes its fields with one HSET and answers the record it read with the change applied
  * (the fields the client reads, joined: `encode`):
  * every Redis call a script makes costs about a microsecond of Redis' time on top of the command,
@@ -178,13 +179,21 @@ return result
 
 const REFUND_INTENT = `
 -- Answers the reply ({'refunded', record, amount} or why not) and, when refunded, the total refunded after it.
--- token: the call's own (unique); a refund records the last one (rt) and its amount (rl), so that the
--- same call run again (the client sent the script again after its reply was lost: ioredis resends
--- unanswered commands after a reconnect) answers that refund instead of refunding twice.
+-- token: the call's own (unique); a refund keeps it on the record as the field 'rt:'..token, whose
+-- value is its amount and the total refunded after it ('amount/total'), so that the same call run
+-- again (the client sent the script again after its reply was lost: ioredis resends unanswered
+-- commands after a reconnect, several refunds of one intent among them) answers that refund instead
+-- of refunding twice. (Versions before 2026-12-02 kept the last refund's only, in rt and rl.)
 local function refundIntent(id, requested, now, token)
   local flat = redis.call('HGETALL', rec(id))
   if #flat == 0 then return {'not_found'} end
   local at = positions(flat)
+  local mine = at['rt:' .. token]
+  if mine then
+    mine = flat[mine]
+    local amount, total = string.match(mine, '^(%d+)/(%d+)$')
+    return {'refunded', encode(flat, at), tonumber(amount)}, tonumber(total)
+  end
   if at.rt and flat[at.rt] == token then return {'refunded', encode(flat, at), tonumber(flat[at.rl])}, tonumber(flat[at.ra]) end
   local before = flat[at.s]
   if before ~= 'APPROVED' and before ~= 'PARTIALLY_REFUNDED' then return {'invalid_state', encode(flat, at)} end
@@ -197,7 +206,7 @@ local function refundIntent(id, requested, now, token)
   local after = 'PARTIALLY_REFUNDED'
   if refunded == amount then after = 'REFUNDED' end
   write(id, flat, at, {'ra', string.format('%d', refunded), 'ua', now, 's', after})
-  redis.call('HSET', rec(id), 'rt', token, 'rl', string.format('%d', refund))
+  redis.call('HSET', rec(id), 'rt:' .. token, string.format('%d/%d', refund, refunded))
   moveStatus(id, before, after, flat[at.ca])
   return {'refunded', encode(flat, at), refund}, refunded
 end
