@@ -11,6 +11,7 @@ import type { Delivery } from '../../src/core/deliveries.ts';
 import { RedisDisabledUrls } from '../../src/adapters/redis/disabled-urls.ts';
 import { RedisIdempotencyStore } from '../../src/adapters/redis/idempotency.ts';
 import { RedisIntentStore } from '../../src/adapters/redis/intents.ts';
+import { REFUND_TOKENS } from '../../src/adapters/redis/intents-lua.ts';
 import { RedisLedgerStore } from '../../src/adapters/redis/ledger.ts';
 import { RedisSeatStore } from '../../src/adapters/redis/seats.ts';
 import { RedisSchedulerStore } from '../../src/adapters/redis/scheduler.ts';
@@ -142,10 +143,20 @@ withRedisServer('Redis adapters', (server) => {
       () => store.refundScheduled!(approved.id, 200, T0 + 300, job(200)),
       () => store.refund(approved.id, 100, T0 + 300),
     ]);
-    expect(replies.map((r) => (r.kind === 'refunded' ? r.amount : r.kind))).toEqual([300, 200, 100]);
+    // Each answered with the intent as its own refund left it (the first run's answer).
+    const after = (refunded: number) => ({ ...approved, status: 'PARTIALLY_REFUNDED', refundedAmount: refunded, updatedAt: T0 + 300 });
+    expect(replies).toEqual([
+      { kind: 'refunded', amount: 300, intent: after(300) },
+      { kind: 'refunded', amount: 200, intent: after(500) },
+      { kind: 'refunded', amount: 100, intent: after(600) },
+    ]);
     expect(await store.get(approved.id)).toMatchObject({ status: 'PARTIALLY_REFUNDED', refundedAmount: 600 });
     // Each backstop job once, keyed by the total after its own refund.
     expect((await client.hkeys(`${keyPrefix}sched:jobs:intent.refund_event`)).sort()).toEqual([`${approved.id}:200/500/200/${T0 + 300}`, `${approved.id}:300/300/300/${T0 + 300}`]);
+    // The tokens of the intent's last REFUND_TOKENS refunds are kept beside it, no more.
+    expect(await client.llen(`${keyPrefix}int:rts:${approved.id}`)).toBe(3);
+    for (let i = 0; i < REFUND_TOKENS + 5; i++) await store.refund(approved.id, 1, T0 + 400);
+    expect(await client.llen(`${keyPrefix}int:rts:${approved.id}`)).toBe(REFUND_TOKENS);
     client.disconnect();
   });
 

@@ -136,15 +136,22 @@ export async function sentTogetherTwice<T>(client: Redis, calls: ReadonlyArray<(
   const [evalsha, evalLua] = [sending.evalsha.bind(client), sending.eval.bind(client)];
   let ran = 0;
   let resend!: () => void;
-  const allRan = new Promise<void>((resolve) => {
+  let fail!: (error: Error) => void;
+  const allRan = new Promise<void>((resolve, reject) => {
     resend = resolve;
+    fail = reject;
   });
+  // A call that sends no script would hold the others for ever: fail them instead.
+  const timer = setTimeout(() => fail(new Error(`sentTogetherTwice: ${ran} of ${calls.length} calls ran a script within 5 s`)), 5_000);
   const held =
     (send: Send): Send =>
     async (...args) => {
       // A send that fails (NOSCRIPT: the adapter then sends EVAL) fails as it would.
       await send(...args);
-      if (++ran === calls.length) resend();
+      if (++ran === calls.length) {
+        clearTimeout(timer);
+        resend();
+      }
       await allRan;
       return send(...args);
     };
@@ -153,6 +160,7 @@ export async function sentTogetherTwice<T>(client: Redis, calls: ReadonlyArray<(
   try {
     return await Promise.all(calls.map((call) => call()));
   } finally {
+    clearTimeout(timer);
     sending.evalsha = evalsha;
     sending.eval = evalLua;
   }

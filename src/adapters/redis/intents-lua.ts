@@ -13,10 +13,9 @@ import { SCHEDULE_JOB } from './scheduler.ts';
  * counted as 'all' less the final ones and listed by walking 'all' (or the reservation's zset),
  * at most the scan budget a page. A record hash holds `b` (the intent
  * as inserted, JSON) and, always all of them, the fields that change or that scripts read: s, fc
- * (JSON), ra, ua, da (JSON), amt, ps, pf (JSON), rid, ca; after each refund a field 'rt:'..token
- * (its amount and the total after it), after a cancel ct (its call's token), which tell a call sent
- * again. A change reads the whole record once
- * (HGETALL), writes its fields with one HSET and answers the record it read with the change applied
+ * (JSON), ra, ua, da (JSON), amt, ps, pf (JSON), rid, ca; after a cancel ct (its call's token),
+ * and beside it P..'rts:'..id (the call tokens of its last refunds), which tell a call sent
+ * again. A change reads the whole record once (HGETALL), writes its fields with one HSET and answers the record it read with the change applied
  * (the fields the client reads, joined: `encode`):
  * every Redis call a script makes costs about a microsecond of Redis' time on top of the command,
  * and every intent is decided once (the decisions of one tick share one script run).
@@ -67,7 +66,7 @@ local function remove(id)
   redis.call('ZREM', EVICT, id)
   local r = redis.call('HMGET', rec(id), 's', 'rid')
   if not r[1] then return 0 end
-  redis.call('DEL', rec(id))
+  redis.call('DEL', rec(id), P .. 'rts:' .. id)
   redis.call('ZREM', ALL, id)
   redis.call('ZREM', P .. 'res:' .. r[2], id)
   redis.call('ZREM', P .. 'st:' .. r[1], id)
@@ -177,22 +176,33 @@ end
 return result
 `;
 
+/**
+ * How many of an intent's last refunds a refund sent again is recognised among: the refunds that
+ * can wait for their replies at once on one intent (a connection's commands are sent again together).
+ */
+export const REFUND_TOKENS = 16;
+
 const REFUND_INTENT = `
 -- Answers the reply ({'refunded', record, amount} or why not) and, when refunded, the total refunded after it.
--- token: the call's own (unique); a refund keeps it on the record as the field 'rt:'..token, whose
--- value is its amount and the total refunded after it ('amount/total'), so that the same call run
--- again (the client sent the script again after its reply was lost: ioredis resends unanswered
--- commands after a reconnect, several refunds of one intent among them) answers that refund instead
--- of refunding twice. (Versions before 2026-12-02 kept the last refund's only, in rt and rl.)
+-- token: the call's own (unique). A refund notes it in P..'rts:'..id, a list of the intent's last
+-- REFUND_TOKENS refunds ('token amount total', newest first), so that the same call run again (the
+-- client sent the script again after its reply was lost: ioredis resends unanswered commands after
+-- a reconnect, several refunds of one intent among them) answers that refund, with the intent as it
+-- left it, instead of refunding twice. (Versions before 2026-12-02 kept the last refund's only, on
+-- the record: rt and rl, still read.)
 local function refundIntent(id, requested, now, token)
   local flat = redis.call('HGETALL', rec(id))
   if #flat == 0 then return {'not_found'} end
   local at = positions(flat)
-  local mine = at['rt:' .. token]
-  if mine then
-    mine = flat[mine]
-    local amount, total = string.match(mine, '^(%d+)/(%d+)$')
-    return {'refunded', encode(flat, at), tonumber(amount)}, tonumber(total)
+  for _, entry in ipairs(redis.call('LRANGE', P .. 'rts:' .. id, 0, -1)) do
+    local t, amount, total = string.match(entry, '^(%S+) (%d+) (%d+)$')
+    if t == token then
+      -- The intent as this refund left it (later ones may have refunded more since).
+      local state = 'PARTIALLY_REFUNDED'
+      if total == flat[at.amt] then state = 'REFUNDED' end
+      flat[at.ra], flat[at.s], flat[at.ua] = total, state, now
+      return {'refunded', encode(flat, at), tonumber(amount)}, tonumber(total)
+    end
   end
   if at.rt and flat[at.rt] == token then return {'refunded', encode(flat, at), tonumber(flat[at.rl])}, tonumber(flat[at.ra]) end
   local before = flat[at.s]
@@ -206,7 +216,8 @@ local function refundIntent(id, requested, now, token)
   local after = 'PARTIALLY_REFUNDED'
   if refunded == amount then after = 'REFUNDED' end
   write(id, flat, at, {'ra', string.format('%d', refunded), 'ua', now, 's', after})
-  redis.call('HSET', rec(id), 'rt:' .. token, string.format('%d/%d', refund, refunded))
+  redis.call('LPUSH', P .. 'rts:' .. id, token .. ' ' .. string.format('%d', refund) .. ' ' .. string.format('%d', refunded))
+  redis.call('LTRIM', P .. 'rts:' .. id, 0, ${REFUND_TOKENS - 1})
   moveStatus(id, before, after, flat[at.ca])
   return {'refunded', encode(flat, at), refund}, refunded
 end

@@ -167,9 +167,10 @@ export class RedisIntentStore implements IntentStore {
   }
 
   /**
-   * Each call carries a token of its own, kept on the record with its refund (`rt`, `rl`): a call
-   * whose reply was lost, which ioredis sends again after reconnecting, then answers that refund
-   * instead of refunding a second time (the same for `cancelScheduled`, whose token is `ct`).
+   * Each call carries a token of its own, kept with its refund beside the record (`rts:<id>`, the
+   * intent's last `REFUND_TOKENS` refunds): a call whose reply was lost, which ioredis sends again
+   * after reconnecting, then answers that refund, with the intent as it left it, instead of refunding
+   * a second time (the same for `cancelScheduled`, whose token is `ct`).
    */
   async refund(id: string, amount: number | undefined, now: number): Promise<RefundOutcome> {
     return refundOutcome(await this.#refund(this.#keys, [this.#p, id, amount ?? '', now, callToken()]));
