@@ -3,8 +3,6 @@
  * operation on the delivery stream and its consumer group.
  */
 
-import { RESENT_WITHIN_MS } from './connection.ts';
-
 /** Lua: `ownerOf(stream, group, id)`, the consumer that holds entry `id` in the group (nil when none does). */
 const OWNER_OF = `
 local function ownerOf(stream, group, id)
@@ -16,13 +14,11 @@ end
 
 /*
  * KEYS[1]: the stream (P .. 'whq'). ARGV: group, max (0: no bound), the delivery (JSON), the busy
- * suffix, and a call token (none inside ACCEPT, which has a guard of its own): a call found by its
- * token (KEYS[1]..':tok:'..token, kept RESENT_WITHIN_MS) is this very enqueue run again (its reply
- * lost, ioredis sent it again) and answers 1 without queueing the delivery twice. Refuses (0)
- * when `max` deliveries wait to start: not yet read (the group's lag), or read and not started
- * (pending, less what the consumers named `…<busy suffix>` hold: attempts in flight, which memory
- * does not count either). Trims, with the same XADD, the entries older than
- * both the oldest pending entry and the last entry read: those have all been acknowledged, so
+ * suffix (run alone, a call token too: delivery-queue.ts wraps it in `keepingReply`, so a retry sent
+ * again is not queued twice; ACCEPT, which embeds it, has a guard of its own). Refuses (0) when
+ * `max` deliveries wait to start: not yet read (the group's lag), or read and not started (pending,
+ * less what the consumers named `…<busy suffix>` hold: attempts in flight, which memory does not
+ * count either). Trims, with the same XADD, the entries older than both the oldest pending entry and the last entry read: those have all been acknowledged, so
  * trimming never drops a delivery that is waiting or held (`~`: only whole nodes go, cheaply).
  */
 export const ENQUEUE = `
@@ -48,10 +44,8 @@ if pending > 0 then
     if string.sub(c[1], -#suffix) == suffix then pending = pending - tonumber(c[2]) end
   end
 end
-if ARGV[5] and redis.call('EXISTS', KEYS[1] .. ':tok:' .. ARGV[5]) == 1 then return 1 end
 if max > 0 and lag + pending >= max then return 0 end
 redis.call('XADD', KEYS[1], 'MINID', '~', floor, '*', 'd', ARGV[3])
-if ARGV[5] then redis.call('SET', KEYS[1] .. ':tok:' .. ARGV[5], 1, 'PX', ${RESENT_WITHIN_MS}) end
 return 1
 `;
 

@@ -6,6 +6,7 @@ import type { AcceptOutcome, DeliveryHandler, DeliveryQueue } from '../../core/p
 import type { RedisDeliveryLog } from './deliveries.ts';
 import { callToken, defineScript, type Script } from './connection.ts';
 import { BEGIN, ENQUEUE, FORGET_CONSUMERS, HAND_BACK, REFRESH } from './delivery-queue-lua.ts';
+import { keepingReply } from './lua.ts';
 
 export interface RedisDeliveryQueueOptions {
   /** Prefix of every key this queue writes (REDIS_KEY_PREFIX). */
@@ -124,7 +125,7 @@ export class RedisDeliveryQueue implements DeliveryQueue {
     this.#key = `${options.keyPrefix}whq`;
     this.consumer = options.consumer ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
     this.#busy = `${this.consumer}${BUSY_SUFFIX}`;
-    this.#enqueue = defineScript(client, 'paysimDeliveryEnqueue', ENQUEUE);
+    this.#enqueue = defineScript(client, 'paysimDeliveryEnqueue', keepingReply("KEYS[1] .. ':tok:'", ENQUEUE));
     this.#forgetConsumers = defineScript(client, 'paysimDeliveryForgetConsumers', FORGET_CONSUMERS);
     this.#handBackScript = defineScript(client, 'paysimDeliveryHandBack', HAND_BACK);
     this.#refreshScript = defineScript(client, 'paysimDeliveryRefresh', REFRESH);

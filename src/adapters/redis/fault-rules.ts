@@ -2,8 +2,8 @@ import type { Redis } from 'ioredis';
 import type { FaultRule, StoredFaultRule } from '../../core/faults/model.ts';
 import type { ClaimOutcome, CreateRuleOutcome, FaultRuleStore, RuleCounters } from '../../core/faults/ports.ts';
 import type { StoreStats } from '../../core/ports.ts';
-import { fieldsOf } from './lua.ts';
-import { callToken, defineScript, RESENT_WITHIN_MS, type Script } from './connection.ts';
+import { fieldsOf, keepingReply } from './lua.ts';
+import { callToken, defineScript, type Script } from './connection.ts';
 
 export interface RedisFaultRuleStoreOptions {
   /** Prefix of every key this store writes (REDIS_KEY_PREFIX). */
@@ -19,7 +19,7 @@ export interface RedisFaultRuleStoreOptions {
  * the scripts from ARGV[1] = F: F..'ns:'..namespace (zset: rule id → creation sequence) and
  * F..'r:'..id (the rule hash: b = the rule as created (JSON), en ('1' | '0'), cnt (its count, ''
  * for none), hits, matched, lh (lastHitAt, '' for none), ct (its create's call token)), and
- * F..'claim:'..token (a claim's outcome, kept RESENT_WITHIN_MS: CLAIM_HIT).
+ * F..'claim:'..token (a claim's reply, kept a while: CLAIM_HIT).
  */
 const PRELUDE = `
 local F = ARGV[1]
@@ -111,33 +111,19 @@ changed(ns)
 return #ids
 `;
 
-const CLAIM_HIT = `${PRELUDE}
--- ARGV: F, namespace, id, sampled ('1' | '0'), now, call token. Each claim keeps its outcome for
--- RESENT_WITHIN_MS under its token (F..'claim:'..token: the hit count when applied): that very
--- claim run again (its reply lost, ioredis sent it again, and several claims of one rule may be
--- waiting at once) answers its outcome without counting the match or the hit twice.
-local kept = F .. 'claim:' .. ARGV[6]
-local was = redis.call('GET', kept)
-if was then
-  if tonumber(was) then return {'applied', tonumber(was)} end
-  return {was}
-end
+/** Its reply kept under its call's token (the last argument; lua.ts `keepingReply`): several claims of one rule may be sent again together. */
+const CLAIM_HIT = `${PRELUDE}${keepingReply("F .. 'claim:'", `
+-- ARGV: F, namespace, id, sampled ('1' | '0'), now, call token
 local key = find(ARGV[2], ARGV[3])
 if not key then return {'gone'} end
 local r = redis.call('HMGET', key, 'en', 'cnt', 'hits')
 if r[1] ~= '1' then return {'gone'} end
 redis.call('HINCRBY', key, 'matched', 1)
-local outcome
-if ARGV[4] ~= '1' then outcome = 'probability' elseif r[2] ~= '' and tonumber(r[3]) >= tonumber(r[2]) then outcome = 'exhausted' end
-if outcome then
-  redis.call('SET', kept, outcome, 'PX', ${RESENT_WITHIN_MS})
-  return {outcome}
-end
+if ARGV[4] ~= '1' then return {'probability'} end
+if r[2] ~= '' and tonumber(r[3]) >= tonumber(r[2]) then return {'exhausted'} end
 redis.call('HSET', key, 'lh', ARGV[5])
-local hits = redis.call('HINCRBY', key, 'hits', 1)
-redis.call('SET', kept, hits, 'PX', ${RESENT_WITHIN_MS})
-return {'applied', hits}
-`;
+return {'applied', redis.call('HINCRBY', key, 'hits', 1)}
+`)}`;
 
 const COUNTERS = `${PRELUDE}
 local out = {}

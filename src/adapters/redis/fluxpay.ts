@@ -38,10 +38,11 @@ import type {
 } from '../../core/fluxpay/ports.ts';
 import type { Page, PageQuery, StoreStats } from '../../core/ports.ts';
 import { SCAN_BUDGET } from '../memory/id-list.ts';
-import { callToken, defineScript, RESENT_WITHIN_MS, type Script, SWEEP_BATCH, sweepInBatches } from './connection.ts';
+import { callToken, defineScript, type Script, SWEEP_BATCH, sweepInBatches } from './connection.ts';
 import { BOUND_SCRIPTS, BOUNDS } from './fluxpay/bounds.ts';
 import { CREDIT_SCRIPTS, CREDITS } from './fluxpay/credits.ts';
 import { HEAD } from './fluxpay/head.ts';
+import { keepingReply } from './lua.ts';
 import { ORDER_SCRIPTS, ORDERS } from './fluxpay/orders.ts';
 import { fluxPayPrefix, LIST as OUTBOX_LIST, MARK, PENDING, STATS as OUTBOX_STATS, type RedisOutbox } from './fluxpay/outbox.ts';
 import { recordFields } from './fluxpay/records.ts';
@@ -82,26 +83,11 @@ const NO_STAMP: Stamp = { now: 0, eventIds: [], transactionId: '' };
  * The changes whose script, run a second time (its reply lost, ioredis sent it again after a
  * reconnect), would answer otherwise than the first run did: a payment confirmed, an order
  * cancelled or completed, credits charged, used or refunded would answer PAY_003/PAY_004 to the
- * very call that made the change. Each such call carries a token (last argument); its script keeps
- * its reply under `<fp>reply:<token>` for `RESENT_WITHIN_MS`, and a run that finds it
- * answers it without changing anything. A run later than that (Redis taking the connection but
- * loading for longer) answers as it did before (the scripts' own checks refuse the change again).
+ * very call that made the change. Each such call carries a token and its script keeps its reply
+ * under `<fp>reply:<token>` (lua.ts `keepingReply`). A run later than that (Redis taking the
+ * connection but loading for longer) answers as before (the scripts' own checks refuse the change again).
  */
 const KEEPS_REPLY: ReadonlySet<string> = new Set(['cancel', 'confirm', 'complete', 'charge', 'use', 'refund']);
-
-function keepingReply(body: string): string {
-  return `
-local REPLY = P .. 'reply:' .. ARGV[#ARGV]
-local kept = redis.call('GET', REPLY)
-if kept then return cmsgpack.unpack(kept) end
-local function change()
-${body}
-end
-local reply = change()
-redis.call('SET', REPLY, cmsgpack.pack(reply), 'PX', ${RESENT_WITHIN_MS})
-return reply
-`;
-}
 
 /**
  * FluxPay's store in Redis, shared by every replica (issue 14). Each port method is one Lua
@@ -139,7 +125,7 @@ export class RedisFluxPayStore implements FluxPayStore {
     this.outbox = { prefix: this.#p, maxEvents: options.maxRecords };
     const scripts: Partial<Record<ScriptName, Script>> = {};
     for (const [name, body] of Object.entries(SCRIPTS)) {
-      scripts[name as ScriptName] = defineScript(client, `paysimFluxPay_${name}`, `${preludeOf(name)}${KEEPS_REPLY.has(name) ? keepingReply(body) : body}`);
+      scripts[name as ScriptName] = defineScript(client, `paysimFluxPay_${name}`, `${preludeOf(name)}${KEEPS_REPLY.has(name) ? keepingReply("P .. 'reply:'", body) : body}`);
     }
     this.#scripts = scripts as Record<ScriptName, Script>;
     this.#outboxScripts = {

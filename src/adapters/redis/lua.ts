@@ -1,3 +1,5 @@
+import { RESENT_WITHIN_MS } from './connection.ts';
+
 /**
  * Lua shared by the adapters' scripts. `walk` pages newest first through a sorted set whose
  * members all have score 0 (so they sort lexically, which for ULIDs is creation order), after
@@ -66,3 +68,25 @@ return sweep(tonumber(ARGV[2]), tonumber(ARGV[3]))
 
 /** The script of a store's `stats`: how many records `ALL` (KEYS[1]) holds. */
 export const COUNT_ALL = `return redis.call('ZCARD', KEYS[1])`;
+
+/**
+ * A script whose second run (its reply lost, ioredis sent it again after a reconnect) must answer
+ * what the first did and change nothing more, where nothing on the records tells it (several calls
+ * on one record may be sent again together): the call's token is its last argument, and `body`'s
+ * reply is kept RESENT_WITHIN_MS (Redis' own expiry) under `<keyPrefix><token>`, where `keyPrefix`
+ * is a Lua expression; a run that finds it answers it. An error reply is not kept (the caller may
+ * mend what it says and send the same call again). A run later than that answers as `body` does.
+ */
+export function keepingReply(keyPrefix: string, body: string): string {
+  return `
+local KEPT = ${keyPrefix} .. ARGV[#ARGV]
+local kept = redis.call('GET', KEPT)
+if kept then return cmsgpack.unpack(kept) end
+local function run()
+${body}
+end
+local reply = run()
+if type(reply) ~= 'table' or not reply.err then redis.call('SET', KEPT, cmsgpack.pack(reply), 'PX', ${RESENT_WITHIN_MS}) end
+return reply
+`;
+}
