@@ -18,6 +18,12 @@ export const REDIS_SERVER_MISSING =
 export interface RedisServerOptions {
   /** AOF on (fsync every second, flushed on SIGTERM), so a `pause` and `resume` keep the data. */
   appendOnly?: boolean;
+  /**
+   * A slow load on a small data set: each key loaded at start waits this long (Redis'
+   * `key-load-delay`), and Redis answers clients meanwhile (`LOADING`) every kilobyte
+   * (`loading-process-events-interval-bytes`; by default every 2 MB, so not at all for a small one).
+   */
+  keyLoadDelayMicros?: number;
 }
 
 export interface RedisServerProcess {
@@ -30,8 +36,12 @@ export interface RedisServerProcess {
   stop(): Promise<void>;
   /** Stops the server (SIGTERM: with `appendOnly`, what it acknowledged is on disk) and keeps its port and directory. */
   pause(): Promise<void>;
-  /** Starts the server again on the same port and directory (with `appendOnly`, with its data). */
-  resume(): Promise<void>;
+  /**
+   * Starts the server again on the same port and directory (with `appendOnly`, with its data).
+   * Resolves once it has loaded its data; with `loaded: false` as soon as it takes connections
+   * (before it loads: it answers `LOADING` meanwhile).
+   */
+  resume(options?: { loaded?: boolean }): Promise<void>;
 }
 
 function freePort(): Promise<number> {
@@ -45,13 +55,17 @@ function freePort(): Promise<number> {
   });
 }
 
-/** Resolves once the server says it accepts connections; rejects when it exits first (a port taken meanwhile). */
-function started(child: ChildProcess): Promise<void> {
+/** Its log's line once it has loaded its data; `Server initialized` comes once it listens, before it loads. */
+const READY = 'Ready to accept connections';
+const LISTENING = 'Server initialized';
+
+/** Resolves once the server's log says `line` (by default: it has loaded its data); rejects when it exits first (a port taken meanwhile). */
+function started(child: ChildProcess, line = READY): Promise<void> {
   return new Promise((resolve, reject) => {
     let output = '';
     const onData = (chunk: string) => {
       output += chunk;
-      if (output.includes('Ready to accept connections')) {
+      if (output.includes(line)) {
         child.stdout?.off('data', onData);
         child.off('exit', onExit);
         resolve();
@@ -67,7 +81,10 @@ function started(child: ChildProcess): Promise<void> {
 function spawnServer(port: number, dir: string, options: RedisServerOptions): ChildProcess {
   return spawn(
     'redis-server',
-    ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', options.appendOnly === true ? 'yes' : 'no', '--dir', dir, '--daemonize', 'no', '--loglevel', 'notice'],
+    [
+      ...['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', options.appendOnly === true ? 'yes' : 'no', '--dir', dir, '--daemonize', 'no', '--loglevel', 'notice'],
+      ...(options.keyLoadDelayMicros === undefined ? [] : ['--key-load-delay', String(options.keyLoadDelayMicros), '--loading-process-events-interval-bytes', '1024']),
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
 }
@@ -117,9 +134,9 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
       rmSync(dir, { recursive: true, force: true });
     },
     pause: () => stopped(running),
-    async resume() {
+    async resume({ loaded = true } = {}) {
       const again = spawnServer(port, dir, options);
-      await started(again);
+      await started(again, loaded ? READY : LISTENING);
       running = drained(again);
     },
   };

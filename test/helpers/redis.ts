@@ -39,8 +39,8 @@ export interface TestRedis {
   stop(): Promise<void>;
   /** Stops the server (SIGTERM: with `appendOnly`, what it acknowledged is on disk) and keeps its port and directory. */
   pause(): Promise<void>;
-  /** Starts the server again on the same port and directory (with `appendOnly`, with its data). */
-  resume(): Promise<void>;
+  /** Starts the server again on the same port and directory (with `appendOnly`, with its data); `loaded: false`: before it has loaded it (redis-server.ts). */
+  resume(options?: { loaded?: boolean }): Promise<void>;
 }
 
 export async function startRedis(options: RedisServerOptions = {}): Promise<TestRedis> {
@@ -65,7 +65,7 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Test
       await server.stop();
     },
     pause: () => server.pause(),
-    resume: () => server.resume(),
+    resume: (resumeOptions) => server.resume(resumeOptions),
   };
 }
 

@@ -4,6 +4,7 @@ import { SignJWT } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { buildApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
+import { redisLoading } from '../../src/adapters/redis/connection.ts';
 import { SHARED_RULES_REFRESH_MS } from '../../src/plugins/app/faults.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 import { redisServerOrSkip, startRedis, type TestRedis } from '../helpers/redis.ts';
@@ -281,6 +282,65 @@ if (redisServerOrSkip('replicas on Redis')) {
       expect(webhook).toBeNull();
       expect([listed.statusCode, listed.json()]).toEqual([200, { data: [inList], next_cursor: null }]);
       expect(await redis.client.exists(`${prefix}int:st:PENDING`)).toBe(0);
+    });
+  });
+
+  describe('Redis loading its data set after a restart', { timeout: TEST_TIMEOUT_MS }, () => {
+    it('while it loads, /readyz says how far it is and calls answer 503 STORE_UNAVAILABLE at once, not after the load; then full service with what it had; a start meanwhile waits for the load, saying so', async () => {
+      // A Redis of its own, slow to load: 20,000 keys at 200 µs each take 4 s or more.
+      const slow = await startRedis({ appendOnly: true, keyLoadDelayMicros: 200 });
+      try {
+        const env = { STORE: 'redis', REDIS_URL: slow.url, REDIS_KEY_PREFIX: 'load:' };
+        const a = await buildTestApp(env, { clockStart: START });
+        open.push(a);
+        const before = (await createIntent(a, { reservation_id: 'res_load', amount: 700, scenario: 'delay', delay_ms: 60_000 })).json().payment_intent_id as string;
+        const beforeBody = (await getIntent(a, before)).json();
+        const filler = slow.client.pipeline();
+        for (let i = 0; i < 20_000; i++) filler.set(`filler:${i}`, 'x');
+        await filler.exec();
+
+        await slow.pause();
+        await slow.resume({ loaded: false });
+        const client = a.app.redis as NonNullable<typeof a.app.redis>;
+        const loadingNow = async () => (await redisLoading(client).catch(() => undefined)) !== undefined;
+        const port = new URL(slow.url).port;
+        const readyz = await eventually(async () => {
+          const res = await inject(a, { url: '/readyz' });
+          return res.statusCode === 503 && String(res.json().details?.store).includes('is loading') ? res : undefined;
+        }, '/readyz to say Redis is loading');
+        expect(readyz.json()).toEqual({
+          status: 'store_unavailable',
+          details: { store: expect.stringMatching(new RegExp(`^Redis at redis://127\\.0\\.0\\.1:${port} is loading its data set \\(\\d+ % loaded\\)$`)) },
+        });
+
+        const during = await createIntent(a, { reservation_id: 'res_load_2', amount: 100 });
+        const read = await getIntent(a, before);
+        // Both answered while Redis still loads: neither waited for the load (before, they did, and then answered 200).
+        expect(await loadingNow()).toBe(true);
+        expect(during.statusCode).toBe(503);
+        expect(during.headers['retry-after']).toBe('1');
+        expect(during.json()).toEqual({ error: { code: 'STORE_UNAVAILABLE', message: 'The store is unavailable; retry shortly.', trace_id: expect.stringMatching(/^[0-9a-f]{32}$/) } });
+        expect([read.statusCode, read.json().error.code]).toEqual([503, 'STORE_UNAVAILABLE']);
+
+        // A replica started now waits for the load before it serves, and says how far it is.
+        const logs: Array<Record<string, unknown>> = [];
+        const b = await buildTestApp(env, { clockStart: START, logs });
+        open.push(b);
+        const waited = logs.filter((line) => String(line.msg).startsWith('Redis is loading'));
+        expect(waited.length).toBeGreaterThan(0);
+        expect(waited[0]).toMatchObject({ level: 'info', redis: slow.url, msg: expect.stringMatching(/^Redis is loading its data set \(\d+ % loaded\); the start waits for it$/) });
+        expect(await loadingNow()).toBe(false);
+
+        await eventually(async () => ((await inject(a, { url: '/readyz' })).statusCode === 200 ? true : undefined), 'readiness after the load');
+        expect((await inject(a, { url: '/readyz' })).json()).toEqual({ status: 'ready' });
+        expect((await getIntent(b, before)).json()).toEqual(beforeBody);
+        const after = await createIntent(a, { reservation_id: 'res_load_3', amount: 100, scenario: 'delay', delay_ms: 60_000 });
+        expect(after.statusCode).toBe(200);
+        expect((await getIntent(b, after.json().payment_intent_id)).json()).toMatchObject({ payment_intent_id: after.json().payment_intent_id, status: 'PENDING' });
+      } finally {
+        await Promise.all(open.splice(0).map((t) => t.app.close()));
+        await slow.stop();
+      }
     });
   });
 

@@ -84,8 +84,8 @@ const NO_STAMP: Stamp = { now: 0, eventIds: [], transactionId: '' };
  * reconnect), would answer otherwise than the first run did: a payment confirmed, an order
  * cancelled or completed, credits charged, used or refunded would answer PAY_003/PAY_004 to the
  * very call that made the change. Each such call carries a token and its script keeps its reply
- * under `<fp>reply:<token>` (lua.ts `keepingReply`). A run later than that (Redis taking the
- * connection but loading for longer) answers as before (the scripts' own checks refuse the change again).
+ * under `<fp>reply:<token>` (lua.ts `keepingReply`). A run later than that (behind a proxy that
+ * takes connections while Redis is away) answers as before (the scripts' own checks refuse the change again).
  */
 const KEEPS_REPLY: ReadonlySet<string> = new Set(['cancel', 'confirm', 'complete', 'charge', 'use', 'refund']);
 

@@ -53,9 +53,9 @@ const opsRoutes: FastifyPluginAsync = async (fastify) => {
       config: exemptFromShedding,
       schema: {
         operationId: 'getReadiness',
-        summary: 'Readiness: 503 while shutting down or while the store is unreachable',
+        summary: 'Readiness: 503 while shutting down or while the store is unreachable or loading',
         description:
-          'For a readiness probe: 200 `ready`; 503 `shutting_down` once SIGTERM arrived (the drain is under way); 503 `store_unavailable` while Redis (STORE=redis) cannot be reached, with the reason in `details.store` (the service reconnects by itself and is ready again when Redis is). `details` also names configuration an operator should fix, such as an unset WEBHOOK_SECRET.',
+          'For a readiness probe: 200 `ready`; 503 `shutting_down` once SIGTERM arrived (the drain is under way); 503 `store_unavailable` while Redis (STORE=redis) cannot be reached or is still loading its data set after a restart, with the reason in `details.store` (the service reconnects by itself and is ready again when Redis is). `details` also names configuration an operator should fix, such as an unset WEBHOOK_SECRET.',
         tags: ['operations'],
         response: {
           200: documented(Readiness, {
@@ -69,12 +69,16 @@ const opsRoutes: FastifyPluginAsync = async (fastify) => {
             },
           }),
           503: documented(Readiness, {
-            description: 'Shutting down, or the store is unreachable: send no more traffic.',
+            description: 'Shutting down, or the store is unreachable or loading: send no more traffic.',
             examples: {
               shutting_down: { summary: 'Draining', value: { status: 'shutting_down' } },
               store_unavailable: {
                 summary: 'Redis is unreachable',
                 value: { status: 'store_unavailable', details: { store: 'Redis at redis://127.0.0.1:6379 is unreachable (connect ECONNREFUSED 127.0.0.1:6379); reconnecting' } },
+              },
+              store_loading: {
+                summary: 'Redis is loading its data set',
+                value: { status: 'store_unavailable', details: { store: 'Redis at redis://127.0.0.1:6379 is loading its data set (43 % loaded)' } },
               },
             },
           }),

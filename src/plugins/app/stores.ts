@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import fp from 'fastify-plugin';
 import type { Redis } from 'ioredis';
-import { createRedisClient, shownRedisUrl } from '../../adapters/redis/connection.ts';
+import { createRedisClient, redisLoading, shownLoading, shownRedisUrl, type RedisLoading } from '../../adapters/redis/connection.ts';
 import { sharedGenerated } from '../../adapters/redis/generated.ts';
 import { createRedisStores } from '../../adapters/redis/index.ts';
 import { createMemoryStores } from '../../adapters/memory/index.ts';
@@ -13,8 +14,10 @@ import type { Stores } from '../../core/ports.ts';
  * default), or one Redis shared by every replica. With Redis, one client serves every adapter
  * (decorated as `app.redis`), the seat maps are laid out before the first request, and the client
  * is closed when the app closes. The client reconnects by itself; while it cannot reach Redis,
- * store calls answer STORE_UNAVAILABLE and `storeUnavailable()` says why (for /readyz). Tests may
- * pass stores of their own (a contract suite's adapter, say).
+ * or Redis is still loading its data set (it refuses commands meanwhile), store calls answer
+ * STORE_UNAVAILABLE and `storeUnavailable()` says why (for /readyz). A start waits for a Redis
+ * that is loading, with a line on progress. Tests may pass stores of their own (a contract suite's
+ * adapter, say).
  */
 
 export interface StoresOptions {
@@ -50,6 +53,11 @@ export const REDIS_START_TIMEOUT_MS = 8000;
 
 /** The reason a start gives while no attempt has failed yet. */
 const NOT_CONNECTED = 'not connected yet';
+
+/** How often Redis is asked whether it is still loading its data set, at start and after a reconnect. */
+export const LOADING_POLL_MS = 250;
+/** How often a start that waits for Redis to load says how far it is. */
+const LOADING_LOG_EVERY_MS = 5000;
 
 /**
  * STORE=redis: the values this process generated (the webhook secret without WEBHOOK_SECRET, the
@@ -112,24 +120,68 @@ export default fp<StoresOptions>(
       down = true;
       lastError = 'the connection closed';
     });
+    /** What Redis said last about loading its data set, asked at each connection until it is done; undefined when it serves. */
+    let loading: RedisLoading | undefined;
+    let watching = false;
+    /** The start waits for a load itself (below); `closing`: the app closes. */
+    let started = false;
+    let closing = false;
+    const watchLoading = async (): Promise<void> => {
+      if (watching) return;
+      watching = true;
+      let told = false;
+      try {
+        while (!closing && client.status === 'ready') {
+          // A failed question (the connection lost again) is the status' to tell.
+          loading = await redisLoading(client).catch(() => undefined);
+          if (loading === undefined) break;
+          if (!told) app.log.warn({ redis: where }, `Redis is loading its data set (${shownLoading(loading)}): store calls answer 503 STORE_UNAVAILABLE until it is done`);
+          told = true;
+          await sleep(LOADING_POLL_MS, undefined, { ref: false });
+        }
+        if (told && loading === undefined && client.status === 'ready') app.log.info({ redis: where }, 'Redis has loaded its data set');
+      } finally {
+        watching = false;
+      }
+    };
     client.on('ready', () => {
       connected = true;
       if (warned) app.log.info({ redis: where }, 'Redis is reachable again');
       down = false;
       warned = false;
+      if (started) void watchLoading();
     });
 
     let stores: Stores;
     let timer: NodeJS.Timeout | undefined;
     try {
+      /** Rejects once Redis has said nothing for REDIS_START_TIMEOUT_MS; `heard` starts that wait again. */
+      let heard = (): void => undefined;
       const silent = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error('no answer')), REDIS_START_TIMEOUT_MS);
+        heard = () => {
+          clearTimeout(timer);
+          timer = setTimeout(() => reject(new Error('no answer')), REDIS_START_TIMEOUT_MS);
+        };
       });
-      // The shared generated values are read with the stores, under the same wait and the same refusal.
-      const made = createRedisStores(config, client).then(async (redisStores) => {
+      heard();
+      // A Redis loading its data set answers, but refuses the stores' commands until it is done: wait for it.
+      const made = (async () => {
+        let toldAt = Number.NEGATIVE_INFINITY;
+        for (;;) {
+          const progress = await redisLoading(client);
+          heard();
+          if (progress === undefined) break;
+          if (Date.now() - toldAt >= LOADING_LOG_EVERY_MS) {
+            app.log.info({ redis: where }, `Redis is loading its data set (${shownLoading(progress)}); the start waits for it`);
+            toldAt = Date.now();
+          }
+          await sleep(LOADING_POLL_MS);
+        }
+        const redisStores = await createRedisStores(config, client);
+        // The shared generated values are read with the stores, under the same wait and the same refusal.
         await adoptSharedGenerated(config, client);
         return redisStores;
-      });
+      })();
       stores = await Promise.race([made, silent]);
     } catch (error) {
       client.disconnect();
@@ -138,10 +190,15 @@ export default fp<StoresOptions>(
     } finally {
       clearTimeout(timer);
     }
+    started = true;
     app.decorate('stores', wrap(stores));
     app.decorate('redis', client);
-    app.decorate('storeUnavailable', () => (client.status === 'ready' ? undefined : `Redis at ${where} is unreachable (${lastError}); reconnecting`));
+    app.decorate('storeUnavailable', () => {
+      if (client.status !== 'ready') return `Redis at ${where} is unreachable (${lastError}); reconnecting`;
+      return loading === undefined ? undefined : `Redis at ${where} is loading its data set (${shownLoading(loading)})`;
+    });
     app.addHook('onClose', async () => {
+      closing = true;
       // QUIT lets the replies of commands already sent arrive; a client that is away has nothing to wait for.
       if (client.status === 'ready') await client.quit().catch(() => client.disconnect());
       else client.disconnect();

@@ -1,0 +1,121 @@
+import { once } from 'node:events';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRedisClient, redisLoading } from '../../src/adapters/redis/connection.ts';
+import { redisServerOrSkip, startRedis, type TestRedis } from '../helpers/redis.ts';
+
+/**
+ * The service's Redis client (`createRedisClient`) against a Redis that restarts and loads its data
+ * set slowly (20,000 keys at 200 µs each: 4 s or more), behind a TCP proxy this file runs, which
+ * can lose one reply (as a connection that drops after Redis ran a command and before its reply
+ * came back) and take connections while Redis is away (as a proxy or load balancer in front of
+ * Redis does).
+ */
+
+/** Where a test wants the proxy: forwarding, or taking connections and closing them at once (no Redis behind it). */
+interface TestProxy {
+  url: string;
+  /** The next reply from Redis is not passed on: the client's connection is closed instead. Resolves once that happened. */
+  loseNextReply(): Promise<void>;
+  /** From now on connections are taken and closed at once (`true`) or passed to Redis again (`false`). */
+  refuse(refusing: boolean): void;
+  close(): Promise<void>;
+}
+
+async function startProxy(upstreamPort: number): Promise<TestProxy> {
+  let refusing = false;
+  let losing: (() => void) | undefined;
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((client) => {
+    sockets.add(client);
+    client.on('close', () => sockets.delete(client));
+    client.on('error', () => undefined);
+    if (refusing) {
+      client.destroy();
+      return;
+    }
+    const upstream = createConnection({ host: '127.0.0.1', port: upstreamPort });
+    sockets.add(upstream);
+    upstream.on('close', () => {
+      sockets.delete(upstream);
+      client.destroy();
+    });
+    upstream.on('error', () => undefined);
+    client.on('close', () => upstream.destroy());
+    client.on('data', (chunk) => upstream.write(chunk));
+    upstream.on('data', (chunk) => {
+      const lost = losing;
+      if (lost === undefined) {
+        client.write(chunk);
+        return;
+      }
+      losing = undefined;
+      refusing = true;
+      client.destroy();
+      upstream.destroy();
+      lost();
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    loseNextReply: () => new Promise<void>((resolve) => (losing = resolve)),
+    refuse: (value) => {
+      refusing = value;
+    },
+    async close() {
+      for (const socket of sockets) socket.destroy();
+      server.close();
+      await once(server, 'close');
+    },
+  };
+}
+
+if (redisServerOrSkip('the Redis client')) {
+  describe('the Redis client against a Redis that loads its data set after a restart', () => {
+    let slow: TestRedis;
+    beforeAll(async () => {
+      slow = await startRedis({ appendOnly: true, keyLoadDelayMicros: 200 });
+      const filler = slow.client.pipeline();
+      for (let i = 0; i < 20_000; i++) filler.set(`filler:${i}`, 'x');
+      await filler.exec();
+    });
+    afterAll(async () => {
+      await slow?.stop();
+    });
+
+    it('a command whose reply was lost is sent again on the next connection, which Redis refuses while it loads (an error, never run twice); before, the client held it until the load ended and ran it again then', { timeout: 60_000 }, async () => {
+      const proxy = await startProxy(Number(new URL(slow.url).port));
+      const client = createRedisClient({ url: proxy.url });
+      client.on('error', () => undefined);
+      try {
+        await client.set('counter', '0');
+        const lost = proxy.loseNextReply();
+        const incremented = client.incr('counter').then(
+          (value) => ({ value }),
+          (error: unknown) => ({ error: String((error as Error).message) }),
+        );
+        await lost;
+        // Redis ran the INCR (its reply lost), and stops and starts again (AOF: it keeps the 1), slow to load.
+        await slow.pause();
+        await slow.resume({ loaded: false });
+        proxy.refuse(false);
+
+        expect(await incremented).toEqual({ error: 'LOADING Redis is loading the dataset in memory' });
+        // Answered while Redis still loads: the client did not wait for the load.
+        expect(await redisLoading(client)).toEqual({ percent: expect.any(Number) });
+        for (;;) {
+          if ((await redisLoading(client)) === undefined) break;
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+        expect(await client.get('counter')).toBe('1');
+        expect(await slow.client.get('counter')).toBe('1');
+      } finally {
+        client.disconnect();
+        await proxy.close();
+      }
+    });
+  });
+}
