@@ -98,6 +98,30 @@ withRedisServer('Redis adapters of records', (server) => {
       client.disconnect();
     });
 
+    it('waiting room: a PUT that makes a room, a read that admits and a token given back, each sent twice, answer as the first run (created, the tickets admitted, released)', async () => {
+      const redis = server();
+      const client = redis.connect();
+      const keyPrefix = redis.newPrefix();
+      const store = new RedisWaitingRoomStore(client, { keyPrefix, maxRooms: 10, maxTickets: 100, ttlMs: HOUR });
+      expect(await sentTwice(client, () => store.putRoom('room_1', { ...ROOM, admitPerSecond: 0 }, T0))).toMatchObject({ kind: 'created', admitted: [] });
+      for (const user of ['user_1', 'user_2']) await store.enter('room_1', user, { ticket: `wrt_${user}`, admissionToken: `adm_${user}` }, T0);
+      // Admission starts (10 a second): a PUT that admits the first at once, sent twice, tells of it.
+      const started = await sentTwice(client, () => store.putRoom('room_1', { ...ROOM, admitPerSecond: 10 }, T0 + 1));
+      expect(started).toMatchObject({ kind: 'updated', admitted: [{ ticket: 'wrt_user_1', status: 'ADMITTED', admittedAt: T0 + 1 }] });
+      // A read 100 ms on admits the second; sent twice, it still says so (a second run admits nobody).
+      const read = await sentTwice(client, () => store.getRoom('room_1', T0 + 101));
+      expect(read?.admitted).toMatchObject([{ ticket: 'wrt_user_2', status: 'ADMITTED', admittedAt: T0 + 101 }]);
+      expect(read?.room).toMatchObject({ entered: 2, admitted: 2, activeCount: 2 });
+      // A read that admits nobody keeps nothing: the only replies kept are the three above.
+      expect(await sentTwice(client, () => store.getRoom('room_1', T0 + 102))).toMatchObject({ admitted: [] });
+      const used = await store.useToken('svc_concert', 'adm_user_1', 'ord_1', T0 + 200);
+      expect(used).toMatchObject({ kind: 'used' });
+      expect(await sentTwice(client, () => store.releaseToken('adm_user_1', 'ord_1', T0 + 300))).toEqual({ released: true, admitted: [] });
+      expect((await store.getRoom('room_1', T0 + 300))?.room).toMatchObject({ used: 0, activeCount: 2 });
+      expect(await client.keys(`${keyPrefix}wr:kept:*`)).toHaveLength(4);
+      client.disconnect();
+    });
+
     it('fault rules: a create and claims whose script the client sent twice make the rule once and count each match and hit once, answered as the first run', async () => {
       const redis = server();
       const client = redis.connect();
@@ -118,16 +142,27 @@ withRedisServer('Redis adapters of records', (server) => {
       const claims = await sentTogetherTwice(client, [() => store.claimHit('default', other.id, true, T0 + 5), () => store.claimHit('default', other.id, true, T0 + 5), () => store.claimHit('default', other.id, false, T0 + 5)]);
       expect(claims).toEqual([{ kind: 'applied', hits: 1 }, { kind: 'applied', hits: 2 }, { kind: 'skipped', reason: 'probability' }]);
       expect(await store.get('default', other.id)).toMatchObject({ hits: 2, matched: 3 });
+      // A delete and a namespace's delete, sent twice, answer as they did: the rule deleted, the rules counted.
+      expect(await sentTwice(client, () => store.delete('default', rule.id))).toBe(true);
+      expect(await store.delete('default', rule.id)).toBe(false);
+      await store.create('other', { ...rule, id: 'rule_other_1' } as FaultRule);
+      await store.create('other', { ...rule, id: 'rule_other_2' } as FaultRule);
+      expect(await sentTwice(client, () => store.deleteAll('other'))).toBe(2);
+      expect(await store.list('other')).toEqual([]);
+      expect(await store.list('default')).toMatchObject([{ rule: { id: other.id } }]);
       client.disconnect();
     });
 
-    it('FluxPay webhook subscriptions: an add whose script the client sent twice fills the last place once and answers created', async () => {
+    it('FluxPay webhook subscriptions: an add whose script the client sent twice fills the last place once and answers created; a remove sent twice answers removed', async () => {
       const redis = server();
       const client = redis.connect();
       const store = new RedisFluxPaySubscriptionStore(client, { keyPrefix: redis.newPrefix(), maxSubscriptions: 1 });
       const subscription = { subscriptionId: 'whs_twice', url: 'http://127.0.0.1:1/hooks', events: [], createdAt: T0 };
       expect(await sentTwice(client, () => store.add(subscription))).toEqual({ kind: 'created', record: subscription });
       expect(await store.list()).toEqual([subscription]);
+      expect(await sentTwice(client, () => store.remove(subscription.subscriptionId))).toBe(true);
+      expect(await store.remove(subscription.subscriptionId)).toBe(false);
+      expect(await store.list()).toEqual([]);
       client.disconnect();
     });
 

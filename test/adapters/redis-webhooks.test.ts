@@ -25,7 +25,7 @@ import { standardSigner } from '../../src/webhooks/signers/standard.ts';
 import { inCi } from '../helpers/promtool.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
 import { eventually, receiverPool, type Receiver } from '../helpers/receiver.ts';
-import { hasRedisServer, REDIS_SERVER_MISSING, startRedis, type TestRedis } from '../helpers/redis.ts';
+import { hasRedisServer, REDIS_SERVER_MISSING, sentTwice, startRedis, type TestRedis } from '../helpers/redis.ts';
 import { makeService } from '../unit/support.ts';
 
 /**
@@ -743,8 +743,8 @@ if (!hasRedisServer) {
       const runs: number[] = [];
       const evalsha = client.evalsha.bind(client);
       client.evalsha = ((...args: Parameters<typeof client.evalsha>) => {
-        // sha, key count, key, cap, then 4 fields an event
-        runs.push((args.length - 4) / 4);
+        // sha, key count, key, cap, 4 fields an event, then the call token
+        runs.push((args.length - 5) / 4);
         return evalsha(...args);
       }) as typeof client.evalsha;
       const bus = new EventBus();
@@ -756,6 +756,22 @@ if (!hasRedisServer) {
       expect(runs).toEqual([256, 256, 88]);
       const entries = (await client.xrange(stream.key, '-', '+')).map(([, fields]) => fieldsOf(fields));
       expect(entries).toEqual(events.map((e) => ({ id: e.id, type: e.type, occurred_at: new Date(e.occurredAt).toISOString(), data: JSON.stringify(e) })));
+    });
+
+    it('a batch whose script the client sent twice (its reply lost, sent again after a reconnect) is appended once', async () => {
+      const client = redis.connect();
+      const stream = new RedisEventStream(client, { keyPrefix: redis.newPrefix(), maxLen: 10_000, onError: () => undefined });
+      const bus = new EventBus();
+      stream.attach(bus);
+      const events = someEvents(3);
+      await sentTwice(client, async () => {
+        for (const event of events) bus.publish(event);
+        stream.flush();
+        await eventually(async () => ((await client.exists(stream.key)) === 1 ? true : undefined), 'the batch in the stream');
+      });
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect((await client.xrange(stream.key, '-', '+')).map(([, fields]) => fields[1])).toEqual(['evt_0', 'evt_1', 'evt_2']);
+      client.disconnect();
     });
 
     it('counts every event it could not append while Redis was unreachable, says so once, and how many once it works again', async () => {

@@ -1,17 +1,22 @@
 import type { Redis } from 'ioredis';
 import type { DomainEvent, EventBus } from '../../core/events.ts';
-import { defineScript, type Script } from './connection.ts';
+import { callToken, defineScript, type Script } from './connection.ts';
+import { keepingReply } from './lua.ts';
 
 /** The events of one turn of the event loop, appended by one script run (at most this many a run). */
 const APPEND_BATCH = 256;
 
-const APPEND = `
--- ARGV: maxLen, then id, type, occurred_at, data of each event, in order
-for i = 2, #ARGV, 4 do
+/** Its reply kept under its call's token (lua.ts `keepingReply`): run again, it would append the batch a second time. */
+const APPEND = keepingReply(
+  "KEYS[1] .. ':kept:'",
+  `
+-- ARGV: maxLen, then id, type, occurred_at, data of each event, in order, then the call token
+for i = 2, #ARGV - 1, 4 do
   redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'id', ARGV[i], 'type', ARGV[i + 1], 'occurred_at', ARGV[i + 2], 'data', ARGV[i + 3])
 end
-return (#ARGV - 1) / 4
-`;
+return (#ARGV - 2) / 4
+`,
+);
 
 export interface RedisEventStreamOptions {
   /** Prefix of every key this stream writes (REDIS_KEY_PREFIX): the stream is `<prefix>events`. */
@@ -39,7 +44,7 @@ export class RedisEventStream {
   readonly #options: RedisEventStreamOptions;
   readonly #key: string;
   readonly #keys: [string];
-  /** The next script run's arguments: the stream's cap, then the waiting events' fields (4 each). */
+  /** The next script run's arguments: the stream's cap, then the waiting events' fields (4 each); its call token is added as it goes. */
   #args: string[];
   #waiting = 0;
   #missed = 0;
@@ -82,6 +87,7 @@ export class RedisEventStream {
     const count = this.#waiting;
     if (count === 0) return;
     const args = this.#args;
+    args.push(callToken());
     this.#args = [String(this.#options.maxLen)];
     this.#waiting = 0;
     this.#append(this.#keys, args).then(

@@ -19,7 +19,7 @@ export interface RedisFaultRuleStoreOptions {
  * the scripts from ARGV[1] = F: F..'ns:'..namespace (zset: rule id → creation sequence) and
  * F..'r:'..id (the rule hash: b = the rule as created (JSON), en ('1' | '0'), cnt (its count, ''
  * for none), hits, matched, lh (lastHitAt, '' for none), ct (its create's call token)), and
- * F..'claim:'..token (a claim's reply, kept a while: CLAIM_HIT).
+ * F..'claim:'..token and F..'del:'..token (a claim's and a delete's reply, kept a while).
  */
 const PRELUDE = `
 local F = ARGV[1]
@@ -86,8 +86,9 @@ end
 return redis.call('HGETALL', key)
 `;
 
-const DELETE = `${PRELUDE}
--- ARGV: F, namespace, id
+/** Its reply kept under its call's token (lua.ts `keepingReply`): the rule is gone, so a second run would answer 404 to the delete that removed it. */
+const DELETE = `${PRELUDE}${keepingReply("F .. 'del:'", `
+-- ARGV: F, namespace, id, call token
 local ns, id = ARGV[2], ARGV[3]
 local key = find(ns, id)
 if not key then return 0 end
@@ -96,10 +97,11 @@ redis.call('HDEL', KEYS[1], id)
 redis.call('ZREM', set(ns), id)
 changed(ns)
 return 1
-`;
+`)}`;
 
-const DELETE_ALL = `${PRELUDE}
--- ARGV: F, namespace
+/** Its reply kept under its call's token, as DELETE's: a second run would count no rule deleted. */
+const DELETE_ALL = `${PRELUDE}${keepingReply("F .. 'del:'", `
+-- ARGV: F, namespace, call token
 local ns = ARGV[2]
 local ids = redis.call('ZRANGE', set(ns), 0, -1)
 for _, id in ipairs(ids) do
@@ -109,7 +111,7 @@ end
 redis.call('DEL', set(ns))
 changed(ns)
 return #ids
-`;
+`)}`;
 
 /** Its reply kept under its call's token (the last argument; lua.ts `keepingReply`): several claims of one rule may be sent again together. */
 const CLAIM_HIT = `${PRELUDE}${keepingReply("F .. 'claim:'", `
@@ -190,11 +192,11 @@ export class RedisFaultRuleStore implements FaultRuleStore {
   }
 
   async delete(namespace: string, id: string): Promise<boolean> {
-    return (await this.#scripts.delete(this.#keys, [this.#f, namespace, id])) === 1;
+    return (await this.#scripts.delete(this.#keys, [this.#f, namespace, id, callToken()])) === 1;
   }
 
   async deleteAll(namespace: string): Promise<number> {
-    return Number(await this.#scripts.deleteAll(this.#keys, [this.#f, namespace]));
+    return Number(await this.#scripts.deleteAll(this.#keys, [this.#f, namespace, callToken()]));
   }
 
   async claimHit(namespace: string, id: string, sampled: boolean, now: number): Promise<ClaimOutcome> {

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { CreateOutcome, FluxPaySubscriptionStore, WebhookSubscription } from '../../core/fluxpay/ports.ts';
-import { defineScript, type Script } from './connection.ts';
+import { callToken, defineScript, type Script } from './connection.ts';
+import { keepingReply } from './lua.ts';
 
 export interface RedisFluxPaySubscriptionOptions {
   /** Prefix of every key this store writes (REDIS_KEY_PREFIX). */
@@ -10,7 +11,8 @@ export interface RedisFluxPaySubscriptionOptions {
 
 /*
  * Keys (S = prefix .. 'fpsubs:'): KEYS[1] S..'r' (hash: subscription id → the subscription, JSON),
- * KEYS[2] S..'order' (zset: id → creation sequence), KEYS[3] S..'seq' (counter).
+ * KEYS[2] S..'order' (zset: id → creation sequence), KEYS[3] S..'seq' (counter); S..'r:del:'..token
+ * (a remove's reply, kept a while).
  */
 const ADD = `
 -- ARGV: id, JSON, max. An id added again keeps its place (as a Map's key does) and is never
@@ -31,10 +33,15 @@ for _, id in ipairs(ids) do out[#out + 1] = redis.call('HGET', KEYS[1], id) end
 return out
 `;
 
-const REMOVE = `
+/** Its reply kept under its call's token (lua.ts `keepingReply`): the subscription is gone, so a second run would answer 404 to the delete that removed it. */
+const REMOVE = keepingReply(
+  "KEYS[1] .. ':del:'",
+  `
+-- ARGV: id, call token
 redis.call('ZREM', KEYS[2], ARGV[1])
 return redis.call('HDEL', KEYS[1], ARGV[1])
-`;
+`,
+);
 
 /**
  * FluxPay's webhook subscriptions (`whs_`) in Redis, shared by every replica: one hash of the
@@ -75,7 +82,7 @@ export class RedisFluxPaySubscriptionStore implements FluxPaySubscriptionStore {
   }
 
   async remove(subscriptionId: string): Promise<boolean> {
-    return (await this.#scripts.remove(this.#keys, [subscriptionId])) === 1;
+    return (await this.#scripts.remove(this.#keys, [subscriptionId, callToken()])) === 1;
   }
 }
 

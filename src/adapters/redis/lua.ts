@@ -72,12 +72,15 @@ export const COUNT_ALL = `return redis.call('ZCARD', KEYS[1])`;
 /**
  * A script whose second run (its reply lost, ioredis sent it again after a reconnect) must answer
  * what the first did and change nothing more, where nothing on the records tells it (several calls
- * on one record may be sent again together): the call's token is its last argument, and `body`'s
- * reply is kept RESENT_WITHIN_MS (Redis' own expiry) under `<keyPrefix><token>`, where `keyPrefix`
- * is a Lua expression; a run that finds it answers it. An error reply is not kept (the caller may
- * mend what it says and send the same call again). A run later than that answers as `body` does.
+ * on one record may be sent again together, or the record is gone): the call's token is its last
+ * argument, and `body`'s reply is kept RESENT_WITHIN_MS (Redis' own expiry) under
+ * `<keyPrefix><token>`, where `keyPrefix` is a Lua expression; a run that finds it answers it. An
+ * error reply is not kept (the caller may mend what it says and send the same call again). A run
+ * later than that answers as `body` does. `keepIf`, a Lua expression of `reply`, keeps only the
+ * replies a second run would not give again (a read that admitted tickets: a second run admits
+ * none), so a script run on every poll writes a key only when it changed something.
  */
-export function keepingReply(keyPrefix: string, body: string): string {
+export function keepingReply(keyPrefix: string, body: string, keepIf = 'true'): string {
   return `
 local KEPT = ${keyPrefix} .. ARGV[#ARGV]
 local kept = redis.call('GET', KEPT)
@@ -86,7 +89,7 @@ local function run()
 ${body}
 end
 local reply = run()
-if type(reply) ~= 'table' or not reply.err then redis.call('SET', KEPT, cmsgpack.pack(reply), 'PX', ${RESENT_WITHIN_MS}) end
+if (type(reply) ~= 'table' or not reply.err) and (${keepIf}) then redis.call('SET', KEPT, cmsgpack.pack(reply), 'PX', ${RESENT_WITHIN_MS}) end
 return reply
 `;
 }

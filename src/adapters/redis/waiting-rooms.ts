@@ -2,8 +2,8 @@ import type { Redis } from 'ioredis';
 import type { StoreStats } from '../../core/ports.ts';
 import type { EnterOutcome, RoomResult, UseTokenOutcome, WaitingRoomStore } from '../../core/waiting-room/ports.ts';
 import type { Room, RoomSettings, Ticket, TicketStatus } from '../../core/waiting-room/room.ts';
-import { fieldsOf } from './lua.ts';
-import { defineScript, type Script, SWEEP_BATCH, sweepInBatches } from './connection.ts';
+import { fieldsOf, keepingReply } from './lua.ts';
+import { callToken, defineScript, type Script, SWEEP_BATCH, sweepInBatches } from './connection.ts';
 
 export interface RedisWaitingRoomStoreOptions {
   /** Prefix of every key this store writes (REDIS_KEY_PREFIX). */
@@ -23,7 +23,7 @@ export interface RedisWaitingRoomStoreOptions {
  * from ARGV[1] = W, per room: W..'room:'..id (the room hash), W..'q:'..id (zset: WAITING tickets →
  * sequence: the queue, as source document 002 keeps it), W..'act:'..id (zset: ADMITTED tickets
  * whose token is neither used nor expired → expiresAt), W..'users:'..id (hash: user → their latest
- * ticket); per ticket: W..'t:'..id (the ticket hash).
+ * ticket); per ticket: W..'t:'..id (the ticket hash); W..'kept:'..token (a call's reply, kept a while: lua.ts `keepingReply`).
  *
  * Room hash: id, aps, ttl, psi (JSON), ma ('' = none), act ('1' | '0'), ca, ua, ent, adm, exp, used, ac,
  * laa ('' = none), naa ('inf' | '-inf' | a number). Ticket hash: id, r, u, sq, st, ea, aa, tk, xa,
@@ -171,8 +171,9 @@ local function protects(R, serviceId)
 end
 `;
 
-const PUT_ROOM = `${PRELUDE}
--- ARGV: W, roomId, now, maxRooms, aps, ttl, psi (JSON), ma ('' = none), active ('1' | '0')
+/** Its reply kept under its call's token (lua.ts `keepingReply`): a second run would answer `updated` (200) to the PUT that made the room, and no admissions. */
+const PUT_ROOM = `${PRELUDE}${keepingReply("W .. 'kept:'", `
+-- ARGV: W, roomId, now, maxRooms, aps, ttl, psi (JSON), ma ('' = none), active ('1' | '0'), call token
 local roomId, now = ARGV[2], tonumber(ARGV[3])
 local key = W .. 'room:' .. roomId
 local R = loadRoom(roomId)
@@ -204,20 +205,22 @@ for _, id in ipairs(admitDue(R, now)) do admitted[#admitted + 1] = id end
 saveRoom(R)
 local out = result(R, admitted, now)
 return {'updated', out[1], out[2], out[3]}
-`;
+`)}`;
 
-const GET_ROOM = `${PRELUDE}
--- ARGV: W, roomId, now
+/** Its reply kept under its call's token when it admitted tickets (a second run admits none, so they would go unpublished). */
+const GET_ROOM = `${PRELUDE}${keepingReply("W .. 'kept:'", `
+-- ARGV: W, roomId, now, call token
 local now = tonumber(ARGV[3])
 local R = loadRoom(ARGV[2])
 if not R then return {} end
 local admitted = admitDue(R, now)
 saveRoom(R)
 return result(R, admitted, now)
-`;
+`, '#reply > 0 and #reply[2] > 0')}`;
 
-const LIST_ROOMS = `${PRELUDE}
--- ARGV: W, now. Admitted tickets as they were right after their room's admissions (memory copies them then).
+/** Kept as GET_ROOM's, when it admitted tickets. */
+const LIST_ROOMS = `${PRELUDE}${keepingReply("W .. 'kept:'", `
+-- ARGV: W, now, call token. Admitted tickets as they were right after their room's admissions (memory copies them then).
 local now = tonumber(ARGV[2])
 local rooms, admitted = {}, {}
 for _, roomId in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
@@ -227,10 +230,11 @@ for _, roomId in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   rooms[#rooms + 1] = roomView(roomId)
 end
 return {rooms, admitted}
-`;
+`, '#reply[2] > 0')}`;
 
-const ENTER = `${PRELUDE}
--- ARGV: W, roomId, userId, ticketId, token, now, maxTickets, ttl, batch
+/** Kept as GET_ROOM's, when it admitted tickets (its own new ticket, found again, answers `entered` in any case). */
+const ENTER = `${PRELUDE}${keepingReply("W .. 'kept:'", `
+-- ARGV: W, roomId, userId, ticketId, token, now, maxTickets, ttl, batch, call token
 local roomId, userId, ticketId, token, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
 local R = loadRoom(roomId)
 if not R then return {'no_room'} end
@@ -266,10 +270,11 @@ for _, id in ipairs(admitDue(R, now)) do admitted[#admitted + 1] = id end
 saveRoom(R)
 local out = result(R, admitted, now)
 return {'entered', out[1], out[2], out[3], ticketView(ticketId)}
-`;
+`, 'reply[3] ~= nil and #reply[3] > 0')}`;
 
-const GET_TICKET = `${PRELUDE}
--- ARGV: W, roomId, ticketId, now
+/** Kept as GET_ROOM's, when it admitted tickets. */
+const GET_TICKET = `${PRELUDE}${keepingReply("W .. 'kept:'", `
+-- ARGV: W, roomId, ticketId, now, call token
 local now = tonumber(ARGV[4])
 local R = loadRoom(ARGV[2])
 local t = loadTicket(ARGV[3])
@@ -278,10 +283,11 @@ local admitted = admitDue(R, now)
 saveRoom(R)
 local out = result(R, admitted, now)
 return {out[1], out[2], out[3], ticketView(t.id)}
-`;
+`, '#reply > 0 and #reply[2] > 0')}`;
 
-const USE_TOKEN = `${PRELUDE}
--- ARGV: W, serviceId, has token ('1' | '0'), token, orderId, now
+/** Kept as GET_ROOM's, when it admitted tickets (a use for its own order, found again, answers `used` in any case). */
+const USE_TOKEN = `${PRELUDE}${keepingReply("W .. 'kept:'", `
+-- ARGV: W, serviceId, has token ('1' | '0'), token, orderId, now, call token
 local serviceId, token, orderId, now = ARGV[2], ARGV[4], ARGV[5], tonumber(ARGV[6])
 local roomIds, admitted, loaded = {}, {}, {}
 for _, roomId in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
@@ -315,10 +321,11 @@ R.ac = R.ac - 1
 R.naa = math.max(R.naa, now)
 saveRoom(R)
 return {'used', roomIds, admitted, ticketView(t.id), nextDue(R, now)}
-`;
+`, 'reply[3] ~= nil and #reply[3] > 0')}`;
 
-const RELEASE_TOKEN = `${PRELUDE}
--- ARGV: W, token, orderId, now
+/** Its reply kept under its call's token: a second run would answer not released to the call that gave the token back, and no admissions. */
+const RELEASE_TOKEN = `${PRELUDE}${keepingReply("W .. 'kept:'", `
+-- ARGV: W, token, orderId, now, call token
 local now = tonumber(ARGV[4])
 local t = loadTicket(redis.call('HGET', KEYS[3], ARGV[2]) or nil)
 if not t or t.ua == '' or t.uf ~= ARGV[3] then return {0, {}} end
@@ -334,7 +341,7 @@ R.ac = R.ac + 1
 for _, id in ipairs(admitDue(R, now)) do admitted[#admitted + 1] = id end
 saveRoom(R)
 return {1, views(admitted)}
-`;
+`)}`;
 
 const SWEEP = `${PRELUDE}
 -- ARGV: W, cutoff, batch
@@ -387,38 +394,38 @@ export class RedisWaitingRoomStore implements WaitingRoomStore {
   }
 
   async putRoom(roomId: string, settings: RoomSettings, now: number): Promise<(RoomResult & { kind: 'created' | 'updated' }) | { kind: 'full'; maxRooms: number }> {
-    const args = [this.#w, roomId, now, this.#options.maxRooms, settings.admitPerSecond, settings.admissionTtlSeconds, JSON.stringify(settings.protectedServiceIds), settings.maxActive ?? '', settings.active ? '1' : '0'];
+    const args = [this.#w, roomId, now, this.#options.maxRooms, settings.admitPerSecond, settings.admissionTtlSeconds, JSON.stringify(settings.protectedServiceIds), settings.maxActive ?? '', settings.active ? '1' : '0', callToken()];
     const [kind, ...rest] = (await this.#scripts.putRoom(this.#keys, args)) as ['full' | 'created' | 'updated', ...ResultReply];
     if (kind === 'full') return { kind, maxRooms: this.#options.maxRooms };
     return { kind, ...decodeResult(rest) };
   }
 
   async getRoom(roomId: string, now: number): Promise<RoomResult | undefined> {
-    const reply = (await this.#scripts.getRoom(this.#keys, [this.#w, roomId, now])) as ResultReply | [];
+    const reply = (await this.#scripts.getRoom(this.#keys, [this.#w, roomId, now, callToken()])) as ResultReply | [];
     return reply.length === 0 ? undefined : decodeResult(reply);
   }
 
   async listRooms(now: number): Promise<{ rooms: Room[]; admitted: Ticket[] }> {
-    const [rooms, admitted] = (await this.#scripts.listRooms(this.#keys, [this.#w, now])) as [Flat[], Flat[]];
+    const [rooms, admitted] = (await this.#scripts.listRooms(this.#keys, [this.#w, now, callToken()])) as [Flat[], Flat[]];
     return { rooms: rooms.map(decodeRoom), admitted: admitted.map(decodeTicket) };
   }
 
   async enter(roomId: string, userId: string, ids: { ticket: string; admissionToken: string }, now: number): Promise<EnterOutcome> {
-    const args = [this.#w, roomId, userId, ids.ticket, ids.admissionToken, now, this.#options.maxTickets, this.#options.ttlMs, SWEEP_BATCH];
+    const args = [this.#w, roomId, userId, ids.ticket, ids.admissionToken, now, this.#options.maxTickets, this.#options.ttlMs, SWEEP_BATCH, callToken()];
     const [kind, room, admitted, nextDue, ticket] = (await this.#scripts.enter(this.#keys, args)) as ['no_room' | 'full' | 'entered' | 'existing', ...ResultReply, Flat];
     if (kind === 'no_room' || kind === 'full') return { kind };
     return { kind, ...decodeResult([room, admitted, nextDue]), ticket: decodeTicket(ticket) };
   }
 
   async getTicket(roomId: string, ticket: string, now: number): Promise<(RoomResult & { ticket: Ticket }) | undefined> {
-    const reply = (await this.#scripts.getTicket(this.#keys, [this.#w, roomId, ticket, now])) as [...ResultReply, Flat] | [];
+    const reply = (await this.#scripts.getTicket(this.#keys, [this.#w, roomId, ticket, now, callToken()])) as [...ResultReply, Flat] | [];
     if (reply.length === 0) return undefined;
     const [room, admitted, nextDue, found] = reply;
     return { ...decodeResult([room, admitted, nextDue]), ticket: decodeTicket(found) };
   }
 
   async useToken(serviceId: string, token: string | undefined, orderId: string, now: number): Promise<UseTokenOutcome> {
-    const args = [this.#w, serviceId, token === undefined ? '0' : '1', token ?? '', orderId, now];
+    const args = [this.#w, serviceId, token === undefined ? '0' : '1', token ?? '', orderId, now, callToken()];
     const [kind, roomIds, flats, ticket, nextDue] = (await this.#scripts.useToken(this.#keys, args)) as [UseTokenOutcome['kind'], string[]?, Flat[]?, Flat?, string?];
     if (kind === 'unprotected') return { kind };
     const admitted = (flats as Flat[]).map(decodeTicket);
@@ -428,7 +435,7 @@ export class RedisWaitingRoomStore implements WaitingRoomStore {
   }
 
   async releaseToken(token: string, orderId: string, now: number): Promise<{ released: boolean; admitted: Ticket[] }> {
-    const [released, admitted] = (await this.#scripts.releaseToken(this.#keys, [this.#w, token, orderId, now])) as [number, Flat[]];
+    const [released, admitted] = (await this.#scripts.releaseToken(this.#keys, [this.#w, token, orderId, now, callToken()])) as [number, Flat[]];
     return { released: released === 1, admitted: admitted.map(decodeTicket) };
   }
 
