@@ -97,6 +97,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     logController: new LogController({ requestIdLogLabel: 'request_id', disableRequestLogging: true }),
     // The error-shapes plugin answers 503 while closing, in the dialect's shape.
     return503OnClosing: false,
+    // No limit on a plugin's start (Fastify's default is 10 s): the stores' plugin waits for a Redis
+    // that is loading its data set, however long that takes, and bounds a silent one itself
+    // (REDIS_START_TIMEOUT_MS of silence); no other plugin waits on anything.
+    pluginTimeout: 0,
     routerOptions: { ignoreTrailingSlash: IGNORE_TRAILING_SLASH },
     requestTimeout: config.http.requestTimeoutMs,
     keepAliveTimeout: config.http.keepAliveTimeoutMs,

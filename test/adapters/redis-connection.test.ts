@@ -1,7 +1,8 @@
 import { once } from 'node:events';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRedisClient, redisLoading } from '../../src/adapters/redis/connection.ts';
+import { Redis } from 'ioredis';
+import { createRedisClient, redisLoading, shownLoading } from '../../src/adapters/redis/connection.ts';
 import { redisServerOrSkip, startRedis, type TestRedis } from '../helpers/redis.ts';
 
 /**
@@ -116,6 +117,24 @@ if (redisServerOrSkip('the Redis client')) {
         client.disconnect();
         await proxy.close();
       }
+    });
+
+    it('whether Redis loads is asked with PING, which an ACL that refuses INFO allows; how far, with INFO, unsaid then', async () => {
+      await slow.client.call('ACL', 'SETUSER', 'noinfo', 'on', '>secret', '~*', '&*', '+@all', '-info');
+      const port = new URL(slow.url).port;
+      const limited = new Redis(`redis://noinfo:secret@127.0.0.1:${port}`, { enableReadyCheck: false });
+      try {
+        await expect(limited.info('persistence')).rejects.toThrow(/^NOPERM/);
+        expect(await redisLoading(limited)).toBeUndefined();
+      } finally {
+        limited.disconnect();
+      }
+      // A loading Redis that will not say how far it is.
+      const refusing = { ping: () => Promise.reject(new Error('LOADING Redis is loading the dataset in memory')), info: () => Promise.reject(new Error('NOPERM no permission')) } as unknown as Redis;
+      const loading = await redisLoading(refusing);
+      expect(loading).toEqual({ percent: undefined });
+      expect(shownLoading(loading!)).toBe('how far, Redis does not say');
+      expect(shownLoading({ percent: 43.7 })).toBe('43 % loaded');
     });
   });
 }

@@ -30,24 +30,39 @@ export function redisOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): Redis
  * load ends, so a request waited as long as the load (11 s of a 17 s load, measured) and a command
  * whose reply a dropped connection lost was run again then, however late. Without it the commands
  * go at once and Redis refuses them (`LOADING`, never run), which the adapters answer as
- * STORE_UNAVAILABLE; `redisLoading` tells /readyz and the start that Redis is loading.
+ * STORE_UNAVAILABLE; `redisLoading` tells /readyz and the start that Redis is loading. (ioredis'
+ * 'ready' event no longer means that Redis serves: the stores' plugin emits `LOADED` when a load
+ * it saw ends.)
  */
 export function createRedisClient(options: Pick<RedisConnectionOptions, 'url'>): Redis {
   return new Redis(options.url, { maxRetriesPerRequest: 2, enableAutoPipelining: true, enableReadyCheck: false, retryStrategy: reconnectDelay });
 }
 
-/** Redis loading its data set (after a restart, from its AOF or RDB): how far it is, as its `INFO persistence` says. */
+/** Redis loading its data set (after a restart, from its AOF or RDB): how far it is, when its `INFO persistence` says. */
 export interface RedisLoading {
-  /** Share loaded, 0–100. */
-  percent: number;
+  /** Share loaded, 0–100; undefined when Redis would not say (`INFO` refused to the user by an ACL). */
+  percent: number | undefined;
 }
 
-/** Whether Redis is loading its data set now (it refuses other commands meanwhile), from `INFO persistence`. */
+/** Redis' refusal of a command while it loads its data set. */
+export function isLoadingError(error: unknown): boolean {
+  return error instanceof Error && error.message.startsWith('LOADING ');
+}
+
+/**
+ * Whether Redis is loading its data set now: a `PING`, which it refuses meanwhile (`LOADING`), then
+ * `INFO persistence` for how far it is. Rejects as the `PING` does otherwise (Redis unreachable).
+ */
 export async function redisLoading(client: Redis): Promise<RedisLoading | undefined> {
-  const info = await client.info('persistence');
-  const field = (name: string): string | undefined => new RegExp(`^${name}:(.*)$`, 'm').exec(info)?.[1]?.trim();
-  if (field('loading') !== '1') return undefined;
-  return { percent: Number(field('loading_loaded_perc') ?? 0) };
+  try {
+    await client.ping();
+    return undefined;
+  } catch (error) {
+    if (!isLoadingError(error)) throw error;
+  }
+  const info = await client.info('persistence').catch(() => '');
+  const percent = /^loading_loaded_perc:(.*)$/m.exec(info)?.[1];
+  return { percent: percent === undefined ? undefined : Number(percent) };
 }
 
 /**
@@ -55,8 +70,17 @@ export async function redisLoading(client: Redis): Promise<RedisLoading | undefi
  * left (`loading_eta_seconds`), which said "about 1 s left" at 3 % of a 10 s load.
  */
 export function shownLoading(loading: RedisLoading): string {
-  return `${Math.floor(loading.percent)} % loaded`;
+  return loading.percent === undefined ? 'how far, Redis does not say' : `${Math.floor(loading.percent)} % loaded`;
 }
+
+/**
+ * Events of the service's own on its Redis client (not ioredis'): a store call that Redis refused
+ * because it is loading its data set (`LOADING_SEEN`: it may have started on a live connection, a
+ * replica's resync, where no reconnect tells), and the end of a load the stores' plugin watched
+ * (`LOADED`: what is laid out on each reconnect is laid out again then).
+ */
+export const LOADING_SEEN = 'paysim:loading-seen';
+export const LOADED = 'paysim:loaded';
 
 /**
  * Waits between reconnects: 50 ms more each time, at most `RECONNECT_MAX_MS` (ioredis' default

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { isLoadingError, LOADED, LOADING_SEEN } from './connection.ts';
 import type { Config } from '../../config.ts';
 import type { Stores } from '../../core/ports.ts';
 import { inFlightHoldMs } from '../../core/idempotency.ts';
@@ -24,8 +25,10 @@ import { guardStores, storeCall } from './unavailable.ts';
  * Every port on one Redis (STORE=redis), bounded by the configuration as memory's are
  * (src/adapters/memory/index.ts takes the same settings), each key under `config.redis.keyPrefix`.
  * Lays out what must exist before the first request (the seat maps of the catalog, where missing,
- * and again on every reconnect), so it needs Redis to answer; a connection failure rejects with
- * STORE_UNAVAILABLE. Every port's calls map connection failures to STORE_UNAVAILABLE.
+ * and again on every reconnect and at the end of a load the stores' plugin saw: `LOADED`), so it
+ * needs Redis to answer; a connection failure rejects with STORE_UNAVAILABLE. Every port's calls
+ * map connection failures to STORE_UNAVAILABLE; one refused because Redis is loading its data set
+ * is told on the client (`LOADING_SEEN`), for the stores' plugin to watch the load.
  */
 export async function createRedisStores(config: Config, client: Redis, closed?: AbortSignal): Promise<Stores> {
   const { keyPrefix } = config.redis;
@@ -33,10 +36,19 @@ export async function createRedisStores(config: Config, client: Redis, closed?: 
   const seats = await storeCall(layOutSeats());
   // A Redis that came back without its data (restarted without persistence) gets the catalog's
   // seat maps again on reconnect; maps that exist are left as they are.
+  // On a Redis still loading its data this is refused (`LOADING`), and done again when the load ends.
   const layOutAgain = (): void => void layOutSeats().catch(() => undefined);
   client.on('ready', layOutAgain);
+  client.on(LOADED, layOutAgain);
   // A namespace's stores share the root's client and go before it does (their maps must not come back).
-  closed?.addEventListener('abort', () => client.off('ready', layOutAgain), { once: true });
+  closed?.addEventListener(
+    'abort',
+    () => {
+      client.off('ready', layOutAgain);
+      client.off(LOADED, layOutAgain);
+    },
+    { once: true },
+  );
   // Due work a Redis kept from paysim's earlier scheduler layout runs under this one.
   const scheduler = new RedisSchedulerStore(client, { keyPrefix });
   await storeCall(scheduler.adoptEarlierLayout());
@@ -46,6 +58,9 @@ export async function createRedisStores(config: Config, client: Redis, closed?: 
   const fluxpay = new RedisFluxPayStore(client, { keyPrefix, ttlMs: config.fluxpay.ttlMs, maxRecords: config.fluxpay.maxRecords });
   // The usages and inbound events of an earlier version's FluxPay layout, counted and listed under this one.
   await storeCall(fluxpay.adoptEarlierLayout());
+  const onFailure = (error: unknown): void => {
+    if (isLoadingError(error)) client.emit(LOADING_SEEN);
+  };
   return guardStores({
     // Writes an intent and its decision's job in one script.
     intents,
@@ -69,7 +84,7 @@ export async function createRedisStores(config: Config, client: Redis, closed?: 
     waitingRooms: new RedisWaitingRoomStore(client, { keyPrefix, maxRooms: config.fluxpay.maxWaitingRooms, maxTickets: config.fluxpay.maxWaitingTickets, ttlMs: config.fluxpay.waitingTicketTtlMs }),
     rateLimits: new RedisRateLimitStore(client, { keyPrefix, maxKeys: config.fluxpay.rateLimitMaxKeys }),
     faultRules: new RedisFaultRuleStore(client, { keyPrefix, maxRules: config.faults.maxRules }),
-  });
+  }, onFailure);
 }
 
 /**

@@ -38,11 +38,12 @@ export function storeCall<T>(call: Promise<T>): Promise<T> {
 }
 
 /**
- * `store` with every method's rejection passed through `asStoreError`; each method is wrapped once,
- * on first use. Wrappers are kept per function, not per name, so a method replaced on the store
- * (a test standing in a failing one) is the one called, as without the guard.
+ * `store` with every method's rejection passed through `asStoreError` (and shown to `onFailure`
+ * first); each method is wrapped once, on first use. Wrappers are kept per function, not per name,
+ * so a method replaced on the store (a test standing in a failing one) is the one called, as
+ * without the guard.
  */
-export function unavailableAsStoreError<T extends object>(store: T): T {
+export function unavailableAsStoreError<T extends object>(store: T, onFailure?: (error: unknown) => void): T {
   const wrapped = new WeakMap<object, unknown>();
   return new Proxy(store, {
     get(target, property) {
@@ -57,9 +58,14 @@ export function unavailableAsStoreError<T extends object>(store: T): T {
             // The target, not the proxy, as `this`: the adapters keep their state in private fields.
             result = method.apply(target, args);
           } catch (error) {
+            onFailure?.(error);
             throw asStoreError(error);
           }
-          return result instanceof Promise ? storeCall(result) : result;
+          if (!(result instanceof Promise)) return result;
+          return result.catch((error: unknown) => {
+            onFailure?.(error);
+            return Promise.reject(asStoreError(error));
+          });
         };
         wrapped.set(method, wrapper);
       }
@@ -68,9 +74,9 @@ export function unavailableAsStoreError<T extends object>(store: T): T {
   });
 }
 
-/** Every port of `stores` guarded by `unavailableAsStoreError`. */
-export function guardStores(stores: Stores): Stores {
+/** Every port of `stores` guarded by `unavailableAsStoreError`, each failure shown to `onFailure`. */
+export function guardStores(stores: Stores, onFailure?: (error: unknown) => void): Stores {
   const guarded = {} as Record<keyof Stores, object>;
-  for (const [port, store] of Object.entries(stores) as Array<[keyof Stores, object]>) guarded[port] = unavailableAsStoreError(store);
+  for (const [port, store] of Object.entries(stores) as Array<[keyof Stores, object]>) guarded[port] = unavailableAsStoreError(store, onFailure);
   return guarded as unknown as Stores;
 }

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import fp from 'fastify-plugin';
 import type { Redis } from 'ioredis';
-import { createRedisClient, redisLoading, shownLoading, shownRedisUrl, type RedisLoading } from '../../adapters/redis/connection.ts';
+import { createRedisClient, LOADED, LOADING_SEEN, redisLoading, shownLoading, shownRedisUrl, type RedisLoading } from '../../adapters/redis/connection.ts';
 import { sharedGenerated } from '../../adapters/redis/generated.ts';
 import { createRedisStores } from '../../adapters/redis/index.ts';
 import { createMemoryStores } from '../../adapters/memory/index.ts';
@@ -34,7 +34,7 @@ declare module 'fastify' {
     stores: Stores;
     /** The Redis client of STORE=redis; undefined with memory. */
     redis: Redis | undefined;
-    /** Why the store cannot be used now (Redis unreachable), or undefined when it can. */
+    /** Why the store cannot be used now (Redis unreachable, or loading its data set), or undefined when it can. */
     storeUnavailable(): string | undefined;
   }
 }
@@ -122,6 +122,8 @@ export default fp<StoresOptions>(
     });
     /** What Redis said last about loading its data set, asked at each connection until it is done; undefined when it serves. */
     let loading: RedisLoading | undefined;
+    /** A new connection whose first question (is Redis loading?) has no answer yet: not ready until it has. */
+    let checking = false;
     let watching = false;
     /** The start waits for a load itself (below); `closing`: the app closes. */
     let started = false;
@@ -134,12 +136,16 @@ export default fp<StoresOptions>(
         while (!closing && client.status === 'ready') {
           // A failed question (the connection lost again) is the status' to tell.
           loading = await redisLoading(client).catch(() => undefined);
+          checking = false;
           if (loading === undefined) break;
           if (!told) app.log.warn({ redis: where }, `Redis is loading its data set (${shownLoading(loading)}): store calls answer 503 STORE_UNAVAILABLE until it is done`);
           told = true;
           await sleep(LOADING_POLL_MS, undefined, { ref: false });
         }
-        if (told && loading === undefined && client.status === 'ready') app.log.info({ redis: where }, 'Redis has loaded its data set');
+        if (told && loading === undefined && client.status === 'ready') {
+          app.log.info({ redis: where }, 'Redis has loaded its data set');
+          client.emit(LOADED);
+        }
       } finally {
         watching = false;
       }
@@ -149,6 +155,12 @@ export default fp<StoresOptions>(
       if (warned) app.log.info({ redis: where }, 'Redis is reachable again');
       down = false;
       warned = false;
+      if (!started) return;
+      checking = true;
+      void watchLoading();
+    });
+    // A store call refused because Redis loads: a load on a live connection (a replica's resync) gets watched too.
+    client.on(LOADING_SEEN, () => {
       if (started) void watchLoading();
     });
 
@@ -185,7 +197,14 @@ export default fp<StoresOptions>(
       stores = await Promise.race([made, silent]);
     } catch (error) {
       client.disconnect();
-      const why = !connected && lastError === NOT_CONNECTED ? `no answer within ${REDIS_START_TIMEOUT_MS / 1000} s: is it Redis, and does it speak TLS if and only if the URL is rediss://?` : lastError;
+      const silentServer = error instanceof Error && error.message === 'no answer';
+      const why = silentServer
+        ? `no answer within ${REDIS_START_TIMEOUT_MS / 1000} s${connected ? '' : ': is it Redis, and does it speak TLS if and only if the URL is rediss://?'}`
+        : lastError !== NOT_CONNECTED
+          ? lastError
+          : error instanceof Error
+            ? error.message
+            : String(error);
       throw new RedisUnreachableError(`Redis at ${where} could not be reached (${why}); start it or set REDIS_URL`, { cause: error });
     } finally {
       clearTimeout(timer);
@@ -195,6 +214,7 @@ export default fp<StoresOptions>(
     app.decorate('redis', client);
     app.decorate('storeUnavailable', () => {
       if (client.status !== 'ready') return `Redis at ${where} is unreachable (${lastError}); reconnecting`;
+      if (checking) return `Redis at ${where} took the connection; asking whether it serves`;
       return loading === undefined ? undefined : `Redis at ${where} is loading its data set (${shownLoading(loading)})`;
     });
     app.addHook('onClose', async () => {
