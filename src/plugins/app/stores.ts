@@ -125,11 +125,16 @@ export default fp<StoresOptions>(
     /** A new connection whose first question (is Redis loading?) has no answer yet: not ready until it has. */
     let checking = false;
     let watching = false;
+    /** Asked to watch while watching (a reconnect meanwhile): ask again once this watch ends. */
+    let again = false;
     /** The start waits for a load itself (below); `closing`: the app closes. */
     let started = false;
     let closing = false;
     const watchLoading = async (): Promise<void> => {
-      if (watching) return;
+      if (watching) {
+        again = true;
+        return;
+      }
       watching = true;
       let told = false;
       try {
@@ -148,6 +153,10 @@ export default fp<StoresOptions>(
         }
       } finally {
         watching = false;
+        if (again && !closing) {
+          again = false;
+          void watchLoading();
+        }
       }
     };
     client.on('ready', () => {
