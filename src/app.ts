@@ -39,6 +39,7 @@ import waitingRooms from './plugins/app/waiting-rooms.ts';
 import webhooks from './plugins/app/webhooks.ts';
 import { registerSwagger } from './plugins/external/swagger.ts';
 import { registerUnderPressure, shedLoadAsRoot } from './plugins/external/under-pressure.ts';
+import { openRedis } from './adapters/redis/watched-client.ts';
 
 /**
  * Builds the whole service as one Fastify instance. `server.ts` owns the process (signals,
@@ -97,10 +98,6 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     logController: new LogController({ requestIdLogLabel: 'request_id', disableRequestLogging: true }),
     // The error-shapes plugin answers 503 while closing, in the dialect's shape.
     return503OnClosing: false,
-    // No limit on a plugin's start (Fastify's default is 10 s): the stores' plugin waits for a Redis
-    // that is loading its data set, however long that takes, and bounds a silent one itself
-    // (REDIS_START_TIMEOUT_MS of silence); no other plugin waits on anything.
-    pluginTimeout: 0,
     routerOptions: { ignoreTrailingSlash: IGNORE_TRAILING_SLASH },
     requestTimeout: config.http.requestTimeoutMs,
     keepAliveTimeout: config.http.keepAliveTimeoutMs,
@@ -116,55 +113,65 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     },
   } as FastifyServerOptions);
 
-  app.decorate('namespace', parent?.name ?? DEFAULT_NAMESPACE);
-  useValidators(app);
-  useSerializers(app);
-  useJsonBodies(app);
-  await app.register(lifecycle);
-  if (options.otelPlugin !== undefined) await app.register(options.otelPlugin);
-  // Before the error shapes: what they answer carries the request's trace id.
-  await app.register(requestContext, { shapes });
-  await app.register(errorShapes, { shapes, ignoreTrailingSlash: IGNORE_TRAILING_SLASH });
-  await app.register(stores, { config, stores: parent === undefined ? options.stores : undefined, wrap: parent === undefined ? options.wrapStores : undefined, shared: parent?.redis });
-  await app.register(core, { config, clock: options.clock, random: parent === undefined ? options.random : undefined });
-  if (parent === undefined) {
-    const redis = app.redis === undefined ? undefined : { client: app.redis, keyPrefix: config.redis.keyPrefix };
-    const shared = app.redis === undefined ? undefined : { client: app.redis, storeUnavailable: () => app.storeUnavailable() };
-    await app.register(namespacesPlugin, {
-      max: config.namespaces.max,
-      redis,
-      build: (name) => buildApp({ ...options, logger: namespaceLogger(options.logger, name), namespace: { name, root: app, registry: app.namespaces, redis: shared } }),
-    });
-    namespaces = app.namespaces;
-  } else app.decorate('namespaces', parent.registry);
-  await app.register(metrics);
-  await app.register(faults, { wait: options.faultWait });
-  // STORE=redis: deliveries wait in the shared stream, the rate cap is shared, and every event is
-  // also appended to the outbound events stream.
-  const shared = app.redis === undefined ? undefined : { client: app.redis, keyPrefix: config.redis.keyPrefix };
-  await app.register(webhooks, { redis: shared });
-  if (shared !== undefined) await app.register(eventStream, shared);
-  await app.register(eventLogs);
-  await app.register(bookings);
-  await app.register(v2Payments);
-  await app.register(fluxpay);
-  await app.register(waitingRooms);
-  if (parent === undefined) await registerUnderPressure(app, config);
-  else shedLoadAsRoot(app, parent.root, config);
-  // A namespace's app serves only the dialects' paths: the docs, health and metrics are the root's.
-  if (parent === undefined) {
-    await registerSwagger(app, { publicUrl: config.publicUrl });
-    await app.register(opsRoutes);
-  } else app.decorate('apiDocs', { webhook: () => undefined });
+  try {
+    app.decorate('namespace', parent?.name ?? DEFAULT_NAMESPACE);
+    useValidators(app);
+    useSerializers(app);
+    useJsonBodies(app);
+    await app.register(lifecycle);
+    if (options.otelPlugin !== undefined) await app.register(options.otelPlugin);
+    // Before the error shapes: what they answer carries the request's trace id.
+    await app.register(requestContext, { shapes });
+    await app.register(errorShapes, { shapes, ignoreTrailingSlash: IGNORE_TRAILING_SLASH });
+    // The root's Redis client, opened and waited for here, outside any plugin: a start waits for a
+    // Redis loading its data set however long it takes, past Fastify's 10 s for a plugin's start.
+    const connection = parent === undefined && options.stores === undefined && config.store.backend === 'redis' ? await openRedis(config.redis, app.log) : undefined;
+    await app.register(stores, { config, stores: parent === undefined ? options.stores : undefined, wrap: parent === undefined ? options.wrapStores : undefined, shared: parent?.redis, connection });
+    await app.register(core, { config, clock: options.clock, random: parent === undefined ? options.random : undefined });
+    if (parent === undefined) {
+      const redis = app.redis === undefined ? undefined : { client: app.redis, keyPrefix: config.redis.keyPrefix };
+      const shared = app.redis === undefined ? undefined : { client: app.redis, storeUnavailable: () => app.storeUnavailable() };
+      await app.register(namespacesPlugin, {
+        max: config.namespaces.max,
+        redis,
+        build: (name) => buildApp({ ...options, logger: namespaceLogger(options.logger, name), namespace: { name, root: app, registry: app.namespaces, redis: shared } }),
+      });
+      namespaces = app.namespaces;
+    } else app.decorate('namespaces', parent.registry);
+    await app.register(metrics);
+    await app.register(faults, { wait: options.faultWait });
+    // STORE=redis: deliveries wait in the shared stream, the rate cap is shared, and every event is
+    // also appended to the outbound events stream.
+    const shared = app.redis === undefined ? undefined : { client: app.redis, keyPrefix: config.redis.keyPrefix };
+    await app.register(webhooks, { redis: shared });
+    if (shared !== undefined) await app.register(eventStream, shared);
+    await app.register(eventLogs);
+    await app.register(bookings);
+    await app.register(v2Payments);
+    await app.register(fluxpay);
+    await app.register(waitingRooms);
+    if (parent === undefined) await registerUnderPressure(app, config);
+    else shedLoadAsRoot(app, parent.root, config);
+    // A namespace's app serves only the dialects' paths: the docs, health and metrics are the root's.
+    if (parent === undefined) {
+      await registerSwagger(app, { publicUrl: config.publicUrl });
+      await app.register(opsRoutes);
+    } else app.decorate('apiDocs', { webhook: () => undefined });
 
-  await app.register(nativeDialect);
-  await app.register(bookingsDialect);
-  await app.register(paymentServiceDialect);
-  await app.register(paymentServerV2Dialect);
-  await app.register(fluxpayDialect);
-  // The web console reads and acts through the services above; encapsulated, so its CSP and
-  // form parsing stay under /console.
-  if (config.console.enabled && parent === undefined) await app.register(consolePlugin, { prefix: '/console', token: config.console.token, sessionKey: config.console.sessionKey, onFeed: options.onConsoleFeed });
+    await app.register(nativeDialect);
+    await app.register(bookingsDialect);
+    await app.register(paymentServiceDialect);
+    await app.register(paymentServerV2Dialect);
+    await app.register(fluxpayDialect);
+    // The web console reads and acts through the services above; encapsulated, so its CSP and
+    // form parsing stay under /console.
+    if (config.console.enabled && parent === undefined) await app.register(consolePlugin, { prefix: '/console', token: config.console.token, sessionKey: config.console.sessionKey, onFeed: options.onConsoleFeed });
+  } catch (error) {
+    // A start that failed part way: what its plugins set up so far goes with it (their onClose
+    // hooks: a namespace's listeners on the shared Redis client, the root's client).
+    await app.close().catch(() => undefined);
+    throw error;
+  }
   return app;
 }
 

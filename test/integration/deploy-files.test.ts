@@ -133,6 +133,7 @@ interface Container {
   env?: Array<{ name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string } } }>;
   readinessProbe?: { httpGet?: { path: string; port: string | number } };
   livenessProbe?: { httpGet?: { path: string; port: string | number } };
+  startupProbe?: { httpGet?: { path: string; port: string | number }; periodSeconds?: number; failureThreshold?: number };
   resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
   volumeMounts?: Array<{ name: string; mountPath: string }>;
 }
@@ -282,6 +283,7 @@ describe('the service the files describe', () => {
     const container = deployment.spec?.template?.spec.containers[0] as Container;
     probes.add(container.readinessProbe?.httpGet?.path as string);
     probes.add(container.livenessProbe?.httpGet?.path as string);
+    probes.add(container.startupProbe?.httpGet?.path as string);
     for (const backend of HAPROXY_BACKENDS) {
       const check = HAPROXY_SECTIONS.get(backend)?.find((l) => l.startsWith('option httpchk'));
       probes.add(check?.split(/\s+/).at(-1) as string);
@@ -492,13 +494,15 @@ describe('deploy/kubernetes', () => {
     expect(() => validateManifest(unmeasured)).toThrow(/limits\/memory/);
   });
 
-  it('runs two replicas with readiness on /readyz, liveness on /healthz, on the configured port, with resources', () => {
+  it('runs two replicas with readiness on /readyz, liveness on /healthz after a start of up to 10 minutes (a Redis loading its data set), on the configured port, with resources', () => {
     expect(deployment.spec?.replicas).toBe(2);
     expect(pod.spec.containers).toHaveLength(1);
     const port = Number(configMap.data?.PORT);
     expect(container.ports).toEqual([{ name: 'http', containerPort: port }]);
     expect(container.readinessProbe?.httpGet).toEqual({ path: '/readyz', port: 'http' });
     expect(container.livenessProbe?.httpGet).toEqual({ path: '/healthz', port: 'http' });
+    expect(container.startupProbe?.httpGet).toEqual({ path: '/healthz', port: 'http' });
+    expect((container.startupProbe?.periodSeconds ?? 10) * (container.startupProbe?.failureThreshold ?? 3)).toBe(600);
     expect(container.resources?.requests).toMatchObject({ cpu: expect.any(String), memory: expect.any(String) });
     expect(container.resources?.limits).toMatchObject({ memory: expect.any(String) });
     expect(deployment.spec?.selector?.matchLabels).toEqual(pod.metadata.labels);

@@ -4,7 +4,7 @@ import { SignJWT } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { buildApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
-import { redisLoading } from '../../src/adapters/redis/connection.ts';
+import { LOADED, LOADING_SEEN, redisLoading } from '../../src/adapters/redis/connection.ts';
 import { SHARED_RULES_REFRESH_MS } from '../../src/plugins/app/faults.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 import { redisServerOrSkip, startRedis, type TestRedis } from '../helpers/redis.ts';
@@ -282,6 +282,40 @@ if (redisServerOrSkip('replicas on Redis')) {
       expect(webhook).toBeNull();
       expect([listed.statusCode, listed.json()]).toEqual([200, { data: [inList], next_cursor: null }]);
       expect(await redis.client.exists(`${prefix}int:st:PENDING`)).toBe(0);
+    });
+  });
+
+  describe('namespaces on the shared client', { timeout: TEST_TIMEOUT_MS }, () => {
+    it('add no listeners of their own to it however many start, leave none behind when their start fails, and a namespace reset is not laid out again at a reconnect or the end of a load', async () => {
+      const warnings: string[] = [];
+      const onWarning = (warning: Error) => warnings.push(`${warning.name}: ${warning.message}`);
+      process.on('warning', onWarning);
+      try {
+        const prefix = redis.newPrefix();
+        const t = await buildTestApp({ STORE: 'redis', REDIS_URL: redis.url, REDIS_KEY_PREFIX: prefix }, { clockStart: START });
+        open.push(t);
+        const client = t.app.redis as NonNullable<typeof t.app.redis>;
+        const counts = () => [client.listenerCount('ready'), client.listenerCount(LOADED), client.listenerCount(LOADING_SEEN)];
+        const inNamespace = (namespace: string, reservation: string) =>
+          inject(t, { method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: reservation, amount: 100 }, headers: { 'x-sim-namespace': namespace } });
+        expect((await inNamespace('ns0', 'r0')).statusCode).toBe(200);
+        const withOne = counts();
+        for (let i = 1; i < 12; i++) expect((await inNamespace(`ns${i}`, `r${i}`)).statusCode).toBe(200);
+        expect(counts()).toEqual(withOne);
+        // A namespace whose start fails after its stores were made: its webhook stream's key holds a string.
+        await redis.client.set(`${prefix}ns:broken:whq`, 'x');
+        for (let i = 0; i < 3; i++) expect((await inNamespace('broken', `b${i}`)).statusCode).toBe(500);
+        expect(counts()).toEqual(withOne);
+        await t.app.namespaces.reset('broken');
+        expect(await redis.client.keys(`${prefix}ns:broken:*`)).toEqual([]);
+        client.emit('ready');
+        client.emit(LOADED);
+        await sleep(300);
+        expect(await redis.client.keys(`${prefix}ns:broken:*`)).toEqual([]);
+        expect(warnings.filter((w) => w.startsWith('MaxListenersExceededWarning'))).toEqual([]);
+      } finally {
+        process.off('warning', onWarning);
+      }
     });
   });
 

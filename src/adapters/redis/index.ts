@@ -38,17 +38,6 @@ export async function createRedisStores(config: Config, client: Redis, closed?: 
   // seat maps again on reconnect; maps that exist are left as they are.
   // On a Redis still loading its data this is refused (`LOADING`), and done again when the load ends.
   const layOutAgain = (): void => void layOutSeats().catch(() => undefined);
-  client.on('ready', layOutAgain);
-  client.on(LOADED, layOutAgain);
-  // A namespace's stores share the root's client and go before it does (their maps must not come back).
-  closed?.addEventListener(
-    'abort',
-    () => {
-      client.off('ready', layOutAgain);
-      client.off(LOADED, layOutAgain);
-    },
-    { once: true },
-  );
   // Due work a Redis kept from paysim's earlier scheduler layout runs under this one.
   const scheduler = new RedisSchedulerStore(client, { keyPrefix });
   await storeCall(scheduler.adoptEarlierLayout());
@@ -61,6 +50,10 @@ export async function createRedisStores(config: Config, client: Redis, closed?: 
   const onFailure = (error: unknown): void => {
     if (isLoadingError(error)) client.emit(LOADING_SEEN);
   };
+  // Once every await above is over (a start that failed on one leaves nothing behind): a namespace's
+  // stores share the root's client and go before it does (their maps must not come back).
+  const forget = whenServedAgain(client, layOutAgain);
+  closed?.addEventListener('abort', forget, { once: true });
   return guardStores({
     // Writes an intent and its decision's job in one script.
     intents,
@@ -85,6 +78,27 @@ export async function createRedisStores(config: Config, client: Redis, closed?: 
     rateLimits: new RedisRateLimitStore(client, { keyPrefix, maxKeys: config.fluxpay.rateLimitMaxKeys }),
     faultRules: new RedisFaultRuleStore(client, { keyPrefix, maxRules: config.faults.maxRules }),
   }, onFailure);
+}
+
+/** Per client, what to lay out again on each reconnect and at the end of a load: one listener of each kind for all the namespaces' stores. */
+const layouts = new WeakMap<Redis, Set<() => void>>();
+
+/** Runs `layOut` on each reconnect of `client` and at the end of each load (`LOADED`); answers the function that stops it. */
+function whenServedAgain(client: Redis, layOut: () => void): () => void {
+  let all = layouts.get(client);
+  if (all === undefined) {
+    const each = new Set<() => void>();
+    const run = (): void => {
+      for (const f of each) f();
+    };
+    client.on('ready', run);
+    client.on(LOADED, run);
+    layouts.set(client, each);
+    all = each;
+  }
+  const mine = all;
+  mine.add(layOut);
+  return () => void mine.delete(layOut);
 }
 
 /**

@@ -131,8 +131,14 @@ export default fp<NamespacesOptions>(
     const start = (namespace: string, createdAt: number): Entry => {
       const entry: Entry = { app: Promise.resolve(undefined as never), ready: undefined, createdAt };
       entry.app = (async () => {
+        // A build that fails closes what it set up (buildApp); a ready that fails, here.
         const child = await options.build(namespace);
-        await child.ready();
+        try {
+          await child.ready();
+        } catch (error) {
+          await child.close().catch(() => undefined);
+          throw error;
+        }
         if (closed || entries.get(namespace) !== entry) {
           // Reset or shut down while it was being built.
           await child.close();

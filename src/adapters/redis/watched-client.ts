@@ -1,0 +1,200 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Redis } from 'ioredis';
+import type { FastifyBaseLogger } from 'fastify';
+import { createRedisClient, LOADED, LOADING_SEEN, redisLoading, shownLoading, shownRedisUrl, type RedisConnectionOptions, type RedisLoading } from './connection.ts';
+
+/** A start that cannot reach Redis: told on one line, like a bad configuration. */
+export class RedisUnreachableError extends Error {
+  override name = 'RedisUnreachableError';
+}
+
+/**
+ * How long a start waits for Redis to answer: a server that takes the connection and never
+ * answers (a `rediss://` URL for a Redis without TLS, a port of something else) would otherwise
+ * hold the start for good. A Redis that answers, loading its data set, is waited for however long.
+ */
+export const REDIS_START_TIMEOUT_MS = 8000;
+
+/** How often Redis is asked whether it is still loading its data set, at start and after a reconnect. */
+export const LOADING_POLL_MS = 250;
+/** How often a start that waits for Redis to load says how far it is. */
+const LOADING_LOG_EVERY_MS = 5000;
+
+/** The reason a start gives while no attempt has failed yet. */
+const NOT_CONNECTED = 'not connected yet';
+
+/**
+ * The process's one Redis client (STORE=redis), watched: its outages logged once each, and whether
+ * Redis serves (reachable, and not loading its data set) known for /readyz.
+ */
+export interface WatchedRedis {
+  readonly client: Redis;
+  /** The URL without its password, for logs and /readyz. */
+  readonly where: string;
+  /** Why the store cannot be used now (Redis unreachable, or loading its data set), or undefined when it can. */
+  unavailable(): string | undefined;
+  /** The start is over: from now on each reconnect, and each call refused while Redis loads, is watched. */
+  serve(): void;
+  /** `error` of the rest of the start, with the client closed, as one line. */
+  failed(error: unknown): RedisUnreachableError;
+  /** Closes the client: QUIT when connected (the replies of commands already sent still arrive). */
+  close(): Promise<void>;
+}
+
+/**
+ * Opens the client and waits until Redis serves: its first answer within REDIS_START_TIMEOUT_MS,
+ * then, while it loads its data set, however long the load takes (each answer starts that wait
+ * again), with a line on progress every 5 s. Done before the app's plugins start (buildApp), so
+ * Fastify's limit on a plugin's start (10 s) never cuts a long load short. Rejects with
+ * `RedisUnreachableError` (the client closed) when Redis cannot be reached.
+ */
+export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, log: FastifyBaseLogger): Promise<WatchedRedis> {
+  const where = shownRedisUrl(options.url);
+  const client = createRedisClient(options);
+  let lastError = NOT_CONNECTED;
+  /** The connection is lost; `warned`: this outage was logged. */
+  let down = false;
+  let warned = false;
+  /** Before the first connection, a failure is the start's to tell (one line), not a warning. */
+  let connected = false;
+  // Without a listener ioredis prints every failed reconnect; one line per outage is enough.
+  client.on('error', (error: Error) => {
+    lastError = error.message;
+    down = true;
+    if (warned || !connected) return;
+    warned = true;
+    log.warn({ err: error, redis: where }, 'Redis is unreachable: store calls answer 503 STORE_UNAVAILABLE until it is back; reconnecting');
+  });
+  client.on('close', () => {
+    // Each failed reconnect closes too: keep the reason the last attempt gave.
+    if (down || client.status === 'end') return;
+    down = true;
+    lastError = 'the connection closed';
+  });
+
+  /** What Redis said last about loading its data set, asked at each connection until it is done; undefined when it serves. */
+  let loading: RedisLoading | undefined;
+  /** A new connection whose first question (is Redis loading?) has no answer yet: not ready until it has. */
+  let checking = false;
+  let watching = false;
+  /** Asked to watch while watching (a reconnect meanwhile): ask again once this watch ends. */
+  let again = false;
+  /** The start waits for a load itself (below); `closing`: the client closes. */
+  let serving = false;
+  let closing = false;
+  const watchLoading = async (): Promise<void> => {
+    if (watching) {
+      again = true;
+      return;
+    }
+    watching = true;
+    let told = false;
+    try {
+      while (!closing && client.status === 'ready') {
+        // A failed question (the connection lost again) is the status' to tell.
+        loading = await redisLoading(client).catch(() => undefined);
+        checking = false;
+        if (loading === undefined) break;
+        if (!told) log.warn({ redis: where }, `Redis is loading its data set (${shownLoading(loading)}): store calls answer 503 STORE_UNAVAILABLE until it is done`);
+        told = true;
+        await sleep(LOADING_POLL_MS, undefined, { ref: false });
+      }
+      if (told && loading === undefined && client.status === 'ready') {
+        log.info({ redis: where }, 'Redis has loaded its data set');
+        client.emit(LOADED);
+      }
+    } finally {
+      watching = false;
+      if (again && !closing) {
+        again = false;
+        void watchLoading();
+      }
+    }
+  };
+  client.on('ready', () => {
+    connected = true;
+    if (warned) log.info({ redis: where }, 'Redis is reachable again');
+    down = false;
+    warned = false;
+    if (!serving) return;
+    checking = true;
+    void watchLoading();
+  });
+  // A store call refused because Redis loads: a load on a live connection (a replica's resync) gets watched too.
+  client.on(LOADING_SEEN, () => {
+    if (serving) void watchLoading();
+  });
+
+  const failed = (error: unknown): RedisUnreachableError => {
+    closing = true;
+    client.disconnect();
+    const silentServer = error instanceof SilentRedis;
+    const why = silentServer
+      ? `no answer within ${REDIS_START_TIMEOUT_MS / 1000} s${connected ? '' : ': is it Redis, and does it speak TLS if and only if the URL is rediss://?'}`
+      : lastError !== NOT_CONNECTED
+        ? lastError
+        : error instanceof Error
+          ? error.message
+          : String(error);
+    return new RedisUnreachableError(`Redis at ${where} could not be reached (${why}); start it or set REDIS_URL`, { cause: error });
+  };
+
+  await untilSilentFor(REDIS_START_TIMEOUT_MS, async (heard) => {
+    let toldAt = Number.NEGATIVE_INFINITY;
+    for (;;) {
+      const progress = await redisLoading(client);
+      heard();
+      if (progress === undefined) return;
+      if (Date.now() - toldAt >= LOADING_LOG_EVERY_MS) {
+        log.info({ redis: where }, `Redis is loading its data set (${shownLoading(progress)}); the start waits for it`);
+        toldAt = Date.now();
+      }
+      await sleep(LOADING_POLL_MS);
+    }
+  }).catch((error: unknown) => Promise.reject(failed(error)));
+
+  return {
+    client,
+    where,
+    unavailable() {
+      if (client.status !== 'ready') return `Redis at ${where} is unreachable (${lastError}); reconnecting`;
+      if (checking) return `Redis at ${where} took the connection; asking whether it serves`;
+      return loading === undefined ? undefined : `Redis at ${where} is loading its data set (${shownLoading(loading)})`;
+    },
+    serve() {
+      serving = true;
+    },
+    failed,
+    async close() {
+      closing = true;
+      if (client.status === 'ready') await client.quit().catch(() => client.disconnect());
+      else client.disconnect();
+    },
+  };
+}
+
+/** Redis said nothing for REDIS_START_TIMEOUT_MS. */
+class SilentRedis extends Error {
+  override name = 'SilentRedis';
+}
+
+/**
+ * `work`, rejected with `SilentRedis` once `silentMs` pass without a call of its `heard` (it is
+ * called once at the start): a start's bound on a Redis that says nothing, not on one that answers.
+ */
+export async function untilSilentFor<T>(silentMs: number, work: (heard: () => void) => Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  let heard = (): void => undefined;
+  const silent = new Promise<never>((_, reject) => {
+    heard = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => reject(new SilentRedis('no answer')), silentMs);
+    };
+  });
+  heard();
+  try {
+    return await Promise.race([work(heard), silent]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
