@@ -125,7 +125,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     await app.register(errorShapes, { shapes, ignoreTrailingSlash: IGNORE_TRAILING_SLASH });
     // The root's Redis client, opened and waited for here, outside any plugin: a start waits for a
     // Redis loading its data set however long it takes, past Fastify's 10 s for a plugin's start.
+    // Closed with the app, after what uses it (hooks run in reverse), and at a start that fails.
     const connection = parent === undefined && options.stores === undefined && config.store.backend === 'redis' ? await openRedis(config.redis, app.log) : undefined;
+    if (connection !== undefined) app.addHook('onClose', () => connection.close());
     await app.register(stores, { config, stores: parent === undefined ? options.stores : undefined, wrap: parent === undefined ? options.wrapStores : undefined, shared: parent?.redis, connection });
     await app.register(core, { config, clock: options.clock, random: parent === undefined ? options.random : undefined });
     if (parent === undefined) {

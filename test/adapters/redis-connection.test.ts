@@ -3,7 +3,10 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { createRedisClient, redisLoading, shownLoading } from '../../src/adapters/redis/connection.ts';
+import { pino } from 'pino';
+import { openRedis } from '../../src/adapters/redis/watched-client.ts';
 import { redisServerOrSkip, startRedis, type TestRedis } from '../helpers/redis.ts';
+import { startRedisServer } from '../helpers/redis-server.ts';
 
 /**
  * The service's Redis client (`createRedisClient`) against a Redis that restarts and loads its data
@@ -135,6 +138,26 @@ if (redisServerOrSkip('the Redis client')) {
       expect(loading).toEqual({ percent: undefined });
       expect(shownLoading(loading!)).toBe('how far, Redis does not say');
       expect(shownLoading({ percent: 43.7 })).toBe('43 % loaded');
+    });
+  });
+
+  describe('the service\'s watched client (openRedis)', () => {
+    it('closes even when Redis has gone silent (paused): QUIT is given a while, then the connection is dropped', { timeout: 30_000 }, async () => {
+      const server = await startRedisServer();
+      try {
+        const watched = await openRedis({ url: server.url }, pino({ level: 'silent' }));
+        expect(watched.unavailable()).toBeUndefined();
+        server.child.kill('SIGSTOP');
+        // Before, the close waited for QUIT's answer for good. Now it returns, and ioredis destroys
+        // the socket a little later (its disconnectTimeout) if Redis does not close it.
+        const ended = once(watched.client, 'end');
+        await watched.close();
+        await ended;
+        expect(watched.client.status).toBe('end');
+      } finally {
+        server.child.kill('SIGCONT');
+        await server.stop();
+      }
     });
   });
 }

@@ -994,7 +994,7 @@ export class AnswerLog {
       }),
     );
     if (observed.request !== NO_REQUEST) this.requests++;
-    for (const line of gone) webhooks.push(`${line} (one or more, not compared: a 410 path)`);
+    for (const line of gone) webhooks.push(`${line} (one or more: which and how many are not compared, a 410 path)`);
     this.webhooks += webhooks.length;
     this.answers.push({ observed, text: webhooks.length === 0 ? text : `${text}\nwebhooks received:\n${webhooks.join('\n--\n')}` });
   };

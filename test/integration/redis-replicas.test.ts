@@ -302,10 +302,15 @@ if (redisServerOrSkip('replicas on Redis')) {
         const withOne = counts();
         for (let i = 1; i < 12; i++) expect((await inNamespace(`ns${i}`, `r${i}`)).statusCode).toBe(200);
         expect(counts()).toEqual(withOne);
-        // A namespace whose start fails after its stores were made: its webhook stream's key holds a string.
+        // A namespace whose start fails after its stores were made: its webhook stream's key holds a
+        // string. It leaves no listener, and no connection (its stream reader's), behind.
+        const connections = async () => String(await redis.client.call('CLIENT', 'LIST')).trim().split('\n').length;
+        const before = await connections();
         await redis.client.set(`${prefix}ns:broken:whq`, 'x');
         for (let i = 0; i < 3; i++) expect((await inNamespace('broken', `b${i}`)).statusCode).toBe(500);
         expect(counts()).toEqual(withOne);
+        // (A closed connection leaves Redis' list once Redis has seen it close.)
+        await eventually(async () => ((await connections()) === before ? true : undefined), 'the failed starts\' connections gone');
         await t.app.namespaces.reset('broken');
         expect(await redis.client.keys(`${prefix}ns:broken:*`)).toEqual([]);
         client.emit('ready');

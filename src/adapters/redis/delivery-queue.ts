@@ -108,7 +108,13 @@ export class RedisDeliveryQueue implements DeliveryQueue {
   /** Makes the stream and its group when missing, then the queue (not yet reading: `start`). */
   static async create(client: Redis, log: RedisDeliveryLog, options: RedisDeliveryQueueOptions): Promise<RedisDeliveryQueue> {
     const queue = new RedisDeliveryQueue(client, log, options);
-    await queue.#createGroup();
+    try {
+      await queue.#createGroup();
+    } catch (error) {
+      // A start that fails here (a namespace's, say) must not leave the reading connection open.
+      queue.#reader.disconnect();
+      throw error;
+    }
     return queue;
   }
 
@@ -116,7 +122,7 @@ export class RedisDeliveryQueue implements DeliveryQueue {
     this.#client = client;
     this.#reader = client.duplicate();
     // Without a listener ioredis prints every failed reconnect of this connection to stderr. An
-    // outage is logged once by the shared client's listener (src/plugins/app/stores.ts), and a
+    // outage is logged once by the shared client's listener (src/adapters/redis/watched-client.ts), and a
     // failed read is reported through `onError`.
     this.#reader.on('error', () => undefined);
     this.#reader.on('close', () => (this.#readerId = undefined));

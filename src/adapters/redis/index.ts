@@ -38,22 +38,31 @@ export async function createRedisStores(config: Config, client: Redis, closed?: 
   // seat maps again on reconnect; maps that exist are left as they are.
   // On a Redis still loading its data this is refused (`LOADING`), and done again when the load ends.
   const layOutAgain = (): void => void layOutSeats().catch(() => undefined);
-  // Due work a Redis kept from paysim's earlier scheduler layout runs under this one.
-  const scheduler = new RedisSchedulerStore(client, { keyPrefix });
-  await storeCall(scheduler.adoptEarlierLayout());
-  // An earlier version's index of PENDING intents, which this one no longer keeps.
-  const intents = new RedisIntentStore(client, { keyPrefix, ttlMs: config.store.intentTtlMs, maxIntents: config.store.maxIntents, scheduler });
-  await storeCall(intents.dropEarlierIndex());
-  const fluxpay = new RedisFluxPayStore(client, { keyPrefix, ttlMs: config.fluxpay.ttlMs, maxRecords: config.fluxpay.maxRecords });
-  // The usages and inbound events of an earlier version's FluxPay layout, counted and listed under this one.
-  await storeCall(fluxpay.adoptEarlierLayout());
+  // From the first layout on (a reconnect during the awaits below lays out again too); a start that
+  // fails on one of them leaves nothing behind. A namespace's stores share the root's client and go
+  // before it does (their maps must not come back).
+  const forget = whenServedAgain(client, layOutAgain);
+  closed?.addEventListener('abort', forget, { once: true });
+  let scheduler: RedisSchedulerStore;
+  let intents: RedisIntentStore;
+  let fluxpay: RedisFluxPayStore;
+  try {
+    // Due work a Redis kept from paysim's earlier scheduler layout runs under this one.
+    scheduler = new RedisSchedulerStore(client, { keyPrefix });
+    await storeCall(scheduler.adoptEarlierLayout());
+    // An earlier version's index of PENDING intents, which this one no longer keeps.
+    intents = new RedisIntentStore(client, { keyPrefix, ttlMs: config.store.intentTtlMs, maxIntents: config.store.maxIntents, scheduler });
+    await storeCall(intents.dropEarlierIndex());
+    fluxpay = new RedisFluxPayStore(client, { keyPrefix, ttlMs: config.fluxpay.ttlMs, maxRecords: config.fluxpay.maxRecords });
+    // The usages and inbound events of an earlier version's FluxPay layout, counted and listed under this one.
+    await storeCall(fluxpay.adoptEarlierLayout());
+  } catch (error) {
+    forget();
+    throw error;
+  }
   const onFailure = (error: unknown): void => {
     if (isLoadingError(error)) client.emit(LOADING_SEEN);
   };
-  // Once every await above is over (a start that failed on one leaves nothing behind): a namespace's
-  // stores share the root's client and go before it does (their maps must not come back).
-  const forget = whenServedAgain(client, layOutAgain);
-  closed?.addEventListener('abort', forget, { once: true });
   return guardStores({
     // Writes an intent and its decision's job in one script.
     intents,

@@ -20,6 +20,9 @@ export const LOADING_POLL_MS = 250;
 /** How often a start that waits for Redis to load says how far it is. */
 const LOADING_LOG_EVERY_MS = 5000;
 
+/** How long a close waits for Redis to answer QUIT before it drops the connection. */
+const QUIT_WITHIN_MS = 2000;
+
 /** The reason a start gives while no attempt has failed yet. */
 const NOT_CONNECTED = 'not connected yet';
 
@@ -37,15 +40,16 @@ export interface WatchedRedis {
   serve(): void;
   /** `error` of the rest of the start, with the client closed, as one line. */
   failed(error: unknown): RedisUnreachableError;
-  /** Closes the client: QUIT when connected (the replies of commands already sent still arrive). */
+  /** Closes the client: QUIT when connected (the replies of commands already sent still arrive), for at most QUIT_WITHIN_MS. */
   close(): Promise<void>;
 }
 
 /**
  * Opens the client and waits until Redis serves: its first answer within REDIS_START_TIMEOUT_MS,
  * then, while it loads its data set, however long the load takes (each answer starts that wait
- * again), with a line on progress every 5 s. Done before the app's plugins start (buildApp), so
- * Fastify's limit on a plugin's start (10 s) never cuts a long load short. Rejects with
+ * again), with a line on progress every 5 s. Done by buildApp before it registers the stores
+ * plugin, outside any plugin, so Fastify's limit on a plugin's start (10 s) never cuts a long load
+ * short. buildApp closes it with the app. Rejects with
  * `RedisUnreachableError` (the client closed) when Redis cannot be reached.
  */
 export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, log: FastifyBaseLogger): Promise<WatchedRedis> {
@@ -167,8 +171,16 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
     failed,
     async close() {
       closing = true;
-      if (client.status === 'ready') await client.quit().catch(() => client.disconnect());
-      else client.disconnect();
+      if (client.status !== 'ready') {
+        client.disconnect();
+        return;
+      }
+      // A Redis that went silent (paused, or a partition) never answers QUIT: the close would hang.
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, QUIT_WITHIN_MS)));
+      await Promise.race([client.quit().then(() => undefined, () => undefined), late]);
+      clearTimeout(timer);
+      if ((client.status as string) !== 'end') client.disconnect();
     },
   };
 }

@@ -11,9 +11,9 @@ import type { Stores } from '../../core/ports.ts';
 /**
  * The back end behind the store ports, chosen once at start (STORE): this process's memory (the
  * default), or one Redis shared by every replica. With Redis, one client serves every adapter
- * (decorated as `app.redis`, opened by buildApp before the plugins start: `openRedis`, which
- * waits for a Redis that is loading its data set), the seat maps are laid out before the first
- * request, and the client is closed when the app closes. The client reconnects by itself; while
+ * (decorated as `app.redis`, opened by buildApp before it registers this plugin: `openRedis`,
+ * which waits for a Redis that is loading its data set, and closed by buildApp with the app), and
+ * the seat maps are laid out before the first request. The client reconnects by itself; while
  * it cannot reach Redis, or Redis is still loading its data set (it refuses commands meanwhile),
  * store calls answer STORE_UNAVAILABLE and `storeUnavailable()` says why (for /readyz). Tests may
  * pass stores of their own (a contract suite's adapter, say).
@@ -28,7 +28,7 @@ export interface StoresOptions {
   wrap?: ((stores: Stores) => Stores) | undefined;
   /** A namespace's app (STORE=redis): the root app's client and its health; its own keys come from `config.redis.keyPrefix`. */
   shared?: { client: Redis; storeUnavailable(): string | undefined } | undefined;
-  /** The root app's client (STORE=redis), opened and waited for by buildApp; closed with the app, or at a failed start. */
+  /** The root app's client (STORE=redis), opened and waited for by buildApp, which closes it with the app. */
   connection?: WatchedRedis | undefined;
 }
 
@@ -99,7 +99,6 @@ export default fp<StoresOptions>(
     app.decorate('stores', wrap(stores));
     app.decorate('redis', client);
     app.decorate('storeUnavailable', () => connection.unavailable());
-    app.addHook('onClose', () => connection.close());
   },
   { name: 'paysim-stores' },
 );
