@@ -122,6 +122,18 @@ withRedisServer('Redis adapters of records', (server) => {
       client.disconnect();
     });
 
+    it('waiting room: an entry refused as full that admitted a ticket on the way, sent twice, still answers that admission (a second run admits nobody)', async () => {
+      const redis = server();
+      const client = redis.connect();
+      const store = new RedisWaitingRoomStore(client, { keyPrefix: redis.newPrefix(), maxRooms: 10, maxTickets: 2, ttlMs: HOUR });
+      await store.putRoom('room_1', { ...ROOM, admitPerSecond: 10 }, T0);
+      for (const user of ['user_1', 'user_2']) await store.enter('room_1', user, { ticket: `wrt_${user}`, admissionToken: `adm_${user}` }, T0);
+      const refused = await sentTwice(client, () => store.enter('room_1', 'user_3', { ticket: 'wrt_3', admissionToken: 'adm_3' }, T0 + 150));
+      expect(refused).toMatchObject({ kind: 'full', admitted: [{ ticket: 'wrt_user_2', status: 'ADMITTED', admittedAt: T0 + 100 }], nextDueAt: null, room: { entered: 2, admitted: 2 } });
+      expect(await store.getTicket('room_1', 'wrt_3', T0 + 150)).toBeUndefined();
+      client.disconnect();
+    });
+
     it('fault rules: a create and claims whose script the client sent twice make the rule once and count each match and hit once, answered as the first run', async () => {
       const redis = server();
       const client = redis.connect();

@@ -6,6 +6,7 @@ import { LEASE_MS, Scheduler } from '../../src/core/scheduler.ts';
 import type { RoomSettings } from '../../src/core/waiting-room/room.ts';
 import { WaitingRoomService, type WaitingRoomAdmittedEvent, type WaitingRoomChangedEvent } from '../../src/core/waiting-room/service.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
+import { errorOf } from './support.ts';
 
 const T0 = Date.UTC(2026, 10, 30, 9, 0, 0);
 const SALE: RoomSettings = { admitPerSecond: 500, admissionTtlSeconds: 120, protectedServiceIds: ['svc_concert'], maxActive: null, active: true };
@@ -16,7 +17,7 @@ afterEach(async () => {
   stop = undefined;
 });
 
-async function setup(settings = SALE) {
+async function setup(settings = SALE, maxTickets = 100_000) {
   const clock = new ManualClock(T0);
   const errors: unknown[] = [];
   const scheduler = new Scheduler({ clock, store: new MemorySchedulerStore(), onError: (error) => errors.push(error) });
@@ -26,7 +27,7 @@ async function setup(settings = SALE) {
   };
   const events: WaitingRoomAdmittedEvent[] = [];
   const changes: WaitingRoomChangedEvent[] = [];
-  const store = new MemoryWaitingRoomStore({ maxRooms: 10, maxTickets: 100_000, ttlMs: 3_600_000 });
+  const store = new MemoryWaitingRoomStore({ maxRooms: 10, maxTickets, ttlMs: 3_600_000 });
   const service = new WaitingRoomService({
     store,
     scheduler,
@@ -36,7 +37,7 @@ async function setup(settings = SALE) {
     services: new Set(['svc_concert', 'svc_other']),
   });
   await service.put('sale', settings);
-  return { clock, service, store, events, changes, errors };
+  return { clock, scheduler, service, store, events, changes, errors };
 }
 
 /** How many timers the clock fired since this call (the scheduler arms one per due job). */
@@ -204,5 +205,23 @@ describe('WaitingRoomService', () => {
     await clock.advance(200);
     expect(events.map((e) => e.admittedAt - T0)).toEqual([...Array.from({ length: 11 }, (_, i) => i * 100), ...Array.from({ length: 19 }, (_, i) => 1_010 + i * 10)]);
     expect((await service.list()).map((r) => [r.roomId, r.size, r.admitted])).toEqual([['sale', 0, 30]]);
+  });
+
+  it('an entry refused with STORE_FULL publishes the admissions it made on the way, before the tick that would have made them', async () => {
+    const { clock, scheduler, service, events, errors } = await setup({ ...SALE, admitPerSecond: 10 }, 3);
+    const entered = await Promise.all(['user_a', 'user_b', 'user_c'].map((user) => service.enter('sale', user)));
+    expect(events.map((e) => e.ticket)).toEqual([entered[0]?.ticket.ticket]);
+    // The room's tick (due at +100) does not run: the entry below is first to find b and c due.
+    scheduler.stop();
+    await clock.advance(250);
+    expect(await errorOf(() => service.enter('sale', 'user_x'))).toMatchObject({ code: 'STORE_FULL', store: 'waiting_room_tickets' });
+    expect(events.map((e) => [e.ticket, e.admittedAt - T0, e.occurredAt - T0])).toEqual([
+      [entered[0]?.ticket.ticket, 0, 0],
+      [entered[1]?.ticket.ticket, 100, 250],
+      [entered[2]?.ticket.ticket, 200, 250],
+    ]);
+    expect(await service.get('sale')).toMatchObject({ size: 0, entered: 3, admitted: 3, activeTokens: 3 });
+    expect(events).toHaveLength(3);
+    expect(errors).toEqual([]);
   });
 });

@@ -133,7 +133,7 @@ export class MemoryWaitingRoomStore implements WaitingRoomStore {
     this.#endUsed(now);
     this.#evictable.sweep(now - this.#options.ttlMs);
     while (this.#tickets.size >= this.#options.maxTickets) {
-      if (!this.#evictable.evictOne()) return Promise.resolve({ kind: 'full' });
+      if (!this.#evictable.evictOne()) return Promise.resolve({ kind: 'full', ...this.#result(entry, admitted, now) });
     }
     const { room } = entry;
     room.entered += 1;

@@ -254,8 +254,10 @@ while tonumber(redis.call('GET', KEYS[5]) or '0') >= tonumber(ARGV[7]) do
   -- Only tickets ended by now: a used one waits for its token's expiry (it may be given back until then).
   local oldest = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', ARGV[6], 'LIMIT', 0, 1)[1]
   if not oldest then
+    -- Refused, but what fell due was admitted: answered as a room's reply (and kept) for the service to publish.
     saveRoom(R)
-    return {'full'}
+    local out = result(R, admitted, now)
+    return {'full', out[1], out[2], out[3]}
   end
   removeTicket(oldest)
 end
@@ -413,7 +415,8 @@ export class RedisWaitingRoomStore implements WaitingRoomStore {
   async enter(roomId: string, userId: string, ids: { ticket: string; admissionToken: string }, now: number): Promise<EnterOutcome> {
     const args = [this.#w, roomId, userId, ids.ticket, ids.admissionToken, now, this.#options.maxTickets, this.#options.ttlMs, SWEEP_BATCH, callToken()];
     const [kind, room, admitted, nextDue, ticket] = (await this.#scripts.enter(this.#keys, args)) as ['no_room' | 'full' | 'entered' | 'existing', ...ResultReply, Flat];
-    if (kind === 'no_room' || kind === 'full') return { kind };
+    if (kind === 'no_room') return { kind };
+    if (kind === 'full') return { kind, ...decodeResult([room, admitted, nextDue]) };
     return { kind, ...decodeResult([room, admitted, nextDue]), ticket: decodeTicket(ticket) };
   }
 

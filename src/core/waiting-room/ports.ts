@@ -47,7 +47,8 @@ export interface RoomResult {
   nextDueAt: number | null;
 }
 
-export type EnterOutcome = (RoomResult & { kind: 'entered' | 'existing'; ticket: Ticket }) | { kind: 'no_room' } | { kind: 'full' };
+/** `full` carries the room as the refused entry left it: the tickets it admitted on the way (due by `now`) are admitted all the same, and must be published. */
+export type EnterOutcome = (RoomResult & { kind: 'entered' | 'existing'; ticket: Ticket }) | { kind: 'no_room' } | (RoomResult & { kind: 'full' });
 
 export type UseTokenOutcome =
   | { kind: 'unprotected' }

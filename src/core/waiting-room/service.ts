@@ -163,8 +163,9 @@ export class WaitingRoomService {
     const now = clock.now();
     const outcome = await store.enter(roomId, userId, { ticket: ids('wrt'), admissionToken: ids('adm') }, now);
     if (outcome.kind === 'no_room') return undefined;
-    if (outcome.kind === 'full') throw storeFull('waiting_room_tickets');
+    // A refused entry may still have admitted the tickets that fell due: they are published as any others.
     await this.#settle(roomId, outcome);
+    if (outcome.kind === 'full') throw storeFull('waiting_room_tickets');
     if (outcome.kind === 'entered') this.#publishChanged('waiting_room.entered', roomId, now);
     return { kind: outcome.kind, ticket: ticketView(outcome.room, outcome.ticket, now) };
   }

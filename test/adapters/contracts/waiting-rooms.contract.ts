@@ -329,7 +329,7 @@ export function waitingRoomStoreContract(name: string, make: WaitingRoomStoreFac
       it('a store of live tickets refuses a new one; ended tickets are evicted first, oldest ended first', async () => {
         const store = await roomWith({ ...TEN_PER_S, admissionTtlSeconds: 1 }, { ...ROOMY, maxTickets: 3, ttlMs: HOUR });
         const [first] = await enterAll(store, 3, T0);
-        expect(await store.enter('room_1', 'user_x', newIds(), T0 + 1)).toEqual({ kind: 'full' });
+        expect(await store.enter('room_1', 'user_x', newIds(), T0 + 1)).toEqual({ kind: 'full', ...(await store.getRoom('room_1', T0 + 1)) });
         expect(await store.stats()).toEqual({ size: 3, max: 3 });
         // Ticket 1 expires at +1,000: then it is the one evicted.
         const entered = await store.enter('room_1', 'user_x', newIds(), T0 + 1_000);
@@ -337,19 +337,45 @@ export function waitingRoomStoreContract(name: string, make: WaitingRoomStoreFac
         expect(await store.getTicket('room_1', (first as Ticket).ticket, T0 + 1_000)).toBeUndefined();
       });
 
+      it('a refused entry still admits what fell due, and answers those admissions (once) with the room as it left it', async () => {
+        const store = await roomWith(TEN_PER_S, { ...ROOMY, maxTickets: 3 });
+        const [first, second, third] = (await enterAll(store, 3, T0)) as [Ticket, Ticket, Ticket];
+        expect([first.status, second.status, third.status]).toEqual(['ADMITTED', 'WAITING', 'WAITING']);
+        // Due at +100 and +200; nobody asked until this entry at +250, refused: three live tickets.
+        const refused = await store.enter('room_1', 'user_x', newIds(), T0 + 250);
+        const room = await store.getRoom('room_1', T0 + 250);
+        expect(room?.admitted).toEqual([]);
+        expect(refused).toEqual({
+          kind: 'full',
+          room: room?.room,
+          admitted: [
+            { ...second, status: 'ADMITTED', admittedAt: T0 + 100, expiresAt: T0 + 60_100 },
+            { ...third, status: 'ADMITTED', admittedAt: T0 + 200, expiresAt: T0 + 60_200 },
+          ],
+          nextDueAt: null,
+        });
+        expect(room?.room).toMatchObject({ entered: 3, admitted: 3, activeCount: 3 });
+        expect((await store.getTicket('room_1', second.ticket, T0 + 251))?.ticket).toMatchObject({ status: 'ADMITTED', admittedAt: T0 + 100 });
+        expect(await store.stats()).toEqual({ size: 3, max: 3 });
+      });
+
       it('a used ticket stays until its token would have expired, at the bound and by TTL, so that its token can be given back until then', async () => {
         const store = await roomWith({ ...TEN_PER_S, admissionTtlSeconds: 10 }, { ...ROOMY, maxTickets: 2, ttlMs: MINUTE });
         const [first] = await enterAll(store, 1, T0);
         const token = (first as Ticket).admissionToken;
         expect((await store.useToken('svc_concert', token, 'ord_1', T0 + 5)).kind).toBe('used');
-        expect((await store.enter('room_1', 'user_b', newIds(), T0 + 6)).kind).toBe('entered');
+        const second = await store.enter('room_1', 'user_b', newIds(), T0 + 6);
+        if (second.kind !== 'entered') throw new Error(`enter: ${second.kind}`);
         // At the bound the used ticket is not taken; by TTL neither; its token is given back.
-        expect(await store.enter('room_1', 'user_c', newIds(), T0 + 7)).toEqual({ kind: 'full' });
+        expect(await store.enter('room_1', 'user_c', newIds(), T0 + 7)).toEqual({ kind: 'full', ...(await store.getRoom('room_1', T0 + 7)) });
         expect(await store.sweep(T0 + 5 + MINUTE)).toBe(0);
         expect(await store.releaseToken(token, 'ord_1', T0 + 8)).toEqual({ released: true, admitted: [] });
         expect((await store.useToken('svc_concert', token, 'ord_2', T0 + 9)).kind).toBe('used');
         // Its token's expiry (+10,000) ends it: from then the bound takes it (user_b's, admitted at +100, is live until +10,100).
-        expect(await store.enter('room_1', 'user_c', newIds(), T0 + 9_999)).toEqual({ kind: 'full' });
+        // Refused, the entry admits user_b's ticket, due at +100 with nobody asking since.
+        const refused = await store.enter('room_1', 'user_c', newIds(), T0 + 9_999);
+        const room = await store.getRoom('room_1', T0 + 9_999);
+        expect(refused).toEqual({ kind: 'full', room: room?.room, admitted: [{ ...second.ticket, status: 'ADMITTED', admittedAt: T0 + 100, expiresAt: T0 + 10_100 }], nextDueAt: null });
         expect(await store.enter('room_1', 'user_c', newIds(), T0 + 10_000)).toMatchObject({ kind: 'entered', ticket: { sequence: 3 } });
         expect(await store.getTicket('room_1', (first as Ticket).ticket, T0 + 10_000)).toBeUndefined();
       });
