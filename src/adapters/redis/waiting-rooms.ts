@@ -239,15 +239,17 @@ local roomId, userId, ticketId, token, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5],
 local R = loadRoom(roomId)
 if not R then return {'no_room'} end
 local admitted = admitDue(R, now)
+-- Rendered now: the sweep and the bound below may remove a ticket this very call admitted and ended
+-- (a backlog nobody asked about for longer than the TTL), whose admission is published all the same.
+local shown = views(admitted)
 local users = W .. 'users:' .. roomId
 local existing = loadTicket(redis.call('HGET', users, userId) or nil)
 if existing and existing.ua == '' and statusAt(existing, now) ~= 'EXPIRED' then
   saveRoom(R)
-  local out = result(R, admitted, now)
   -- Its own new ticket: this very entry run again (its reply lost, ioredis sent it again).
   local kind = 'existing'
   if existing.id == ticketId then kind = 'entered' end
-  return {kind, out[1], out[2], out[3], ticketView(existing.id)}
+  return {kind, roomView(R.id), shown, nextDue(R, now), ticketView(existing.id)}
 end
 sweep(now - tonumber(ARGV[8]), tonumber(ARGV[9]))
 while tonumber(redis.call('GET', KEYS[5]) or '0') >= tonumber(ARGV[7]) do
@@ -256,8 +258,7 @@ while tonumber(redis.call('GET', KEYS[5]) or '0') >= tonumber(ARGV[7]) do
   if not oldest then
     -- Refused, but what fell due was admitted: answered as a room's reply (and kept) for the service to publish.
     saveRoom(R)
-    local out = result(R, admitted, now)
-    return {'full', out[1], out[2], out[3]}
+    return {'full', roomView(R.id), shown, nextDue(R, now)}
   end
   removeTicket(oldest)
 end
@@ -268,10 +269,9 @@ redis.call('HSET', users, userId, ticketId)
 redis.call('HSET', KEYS[3], token, ticketId)
 redis.call('ZADD', R.q, num(R.ent), ticketId)
 redis.call('INCR', KEYS[5])
-for _, id in ipairs(admitDue(R, now)) do admitted[#admitted + 1] = id end
+for _, id in ipairs(admitDue(R, now)) do shown[#shown + 1] = ticketView(id) end
 saveRoom(R)
-local out = result(R, admitted, now)
-return {'entered', out[1], out[2], out[3], ticketView(ticketId)}
+return {'entered', roomView(R.id), shown, nextDue(R, now), ticketView(ticketId)}
 `, 'reply[3] ~= nil and #reply[3] > 0')}`;
 
 /** Kept as GET_ROOM's, when it admitted tickets. */

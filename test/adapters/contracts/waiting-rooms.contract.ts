@@ -359,6 +359,22 @@ export function waitingRoomStoreContract(name: string, make: WaitingRoomStoreFac
         expect(await store.stats()).toEqual({ size: 3, max: 3 });
       });
 
+      it('an entry long after the last call admits the backlog and answers each admission, even of a ticket that ended and was swept in the same call', async () => {
+        const store = await roomWith({ ...TEN_PER_S, admissionTtlSeconds: 1 }, { ...ROOMY, ttlMs: MINUTE });
+        const [, second, third] = (await enterAll(store, 3, T0)) as [Ticket, Ticket, Ticket];
+        // An hour on: b and c were due at +100 and +200, their tokens expired a second later, a minute past that they are swept.
+        const entered = await store.enter('room_1', 'user_x', newIds(), T0 + HOUR);
+        if (entered.kind !== 'entered') throw new Error(`enter: ${entered.kind}`);
+        expect(entered.admitted).toEqual([
+          { ...second, status: 'EXPIRED', admittedAt: T0 + 100, expiresAt: T0 + 1_100 },
+          { ...third, status: 'EXPIRED', admittedAt: T0 + 200, expiresAt: T0 + 1_200 },
+          { ...entered.ticket, status: 'ADMITTED', admittedAt: T0 + HOUR, expiresAt: T0 + HOUR + 1_000 },
+        ]);
+        expect(entered.room).toMatchObject({ entered: 4, admitted: 4, expired: 3, activeCount: 1 });
+        expect(await store.getTicket('room_1', second.ticket, T0 + HOUR)).toBeUndefined();
+        expect(await store.stats()).toEqual({ size: 1, max: ROOMY.maxTickets });
+      });
+
       it('a used ticket stays until its token would have expired, at the bound and by TTL, so that its token can be given back until then', async () => {
         const store = await roomWith({ ...TEN_PER_S, admissionTtlSeconds: 10 }, { ...ROOMY, maxTickets: 2, ttlMs: MINUTE });
         const [first] = await enterAll(store, 1, T0);
