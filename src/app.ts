@@ -39,7 +39,7 @@ import waitingRooms from './plugins/app/waiting-rooms.ts';
 import webhooks from './plugins/app/webhooks.ts';
 import { registerSwagger } from './plugins/external/swagger.ts';
 import { registerUnderPressure, shedLoadAsRoot } from './plugins/external/under-pressure.ts';
-import { openRedis } from './adapters/redis/watched-client.ts';
+import { lostDuringStart, openRedis } from './adapters/redis/watched-client.ts';
 
 /**
  * Builds the whole service as one Fastify instance. `server.ts` owns the process (signals,
@@ -172,7 +172,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     // A start that failed part way: what its plugins set up so far goes with it (their onClose
     // hooks: a namespace's listeners on the shared Redis client, the root's client).
     await app.close().catch(() => undefined);
-    throw error;
+    throw parent === undefined && config.store.backend === 'redis' ? lostDuringStart(error, config.redis.url) : error;
   }
   return app;
 }

@@ -6,7 +6,7 @@ import { buildApp } from './app.ts';
 import { runPrimary } from './cluster.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { createLogger } from './logger.ts';
-import { RedisUnreachableError } from './plugins/app/stores.ts';
+import { lostDuringStart, RedisUnreachableError } from './plugins/app/stores.ts';
 import { describeStartError } from './start-error.ts';
 import { startTracing } from './tracing.ts';
 
@@ -75,7 +75,7 @@ async function serve(config: Config, logger: Logger): Promise<void> {
   } catch (error) {
     // Port taken, HOST not an address here, no permission: the operator's to fix, told like a bad
     // configuration (one line on stderr), not as a fatal log record with a stack.
-    process.stderr.write(`${describeStartError(error, config)}\n`);
+    process.stderr.write(`${describeStartError(config.store.backend === 'redis' ? lostDuringStart(error, config.redis.url) : error, config)}\n`);
     process.exit(1);
   }
 }

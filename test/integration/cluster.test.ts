@@ -1,5 +1,5 @@
 import { request } from 'node:http';
-import { createServer, type AddressInfo } from 'node:net';
+import { createConnection, createServer, type AddressInfo, type Socket } from 'node:net';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runToExit, serverProcesses, type LogLine, type ServerProcess } from '../helpers/child.ts';
@@ -95,6 +95,47 @@ if (redisServerOrSkip('CLUSTER_WORKERS with STORE=redis')) {
         );
       } finally {
         silent.close();
+      }
+    });
+
+    it('a Redis that goes away part way through the start, after it answered, stops the start with one line too, not a stack trace (exit 1)', async () => {
+      // A proxy in front of the test's Redis that, when the start first creates the webhook stream's
+      // consumer group (XGROUP, after the stores are laid out), drops every connection and stops listening.
+      const sockets = new Set<Socket>();
+      const commands: string[] = [];
+      let gone = false;
+      const proxy = createServer((client) => {
+        sockets.add(client);
+        client.on('error', () => undefined);
+        const upstream = createConnection({ host: '127.0.0.1', port: Number(new URL(redis.url).port) });
+        sockets.add(upstream);
+        upstream.on('error', () => undefined);
+        upstream.on('close', () => client.destroy());
+        client.on('close', () => upstream.destroy());
+        upstream.on('data', (chunk) => client.write(chunk));
+        client.on('data', (chunk) => {
+          const text = chunk.toString('latin1');
+          for (const [, name] of text.matchAll(/\*\d+\r\n\$\d+\r\n([A-Za-z]+)\r\n/g)) commands.push((name as string).toLowerCase());
+          if (gone || !/XGROUP/i.test(text)) {
+            upstream.write(chunk);
+            return;
+          }
+          gone = true;
+          proxy.close();
+          for (const socket of sockets) socket.destroy();
+        });
+      });
+      await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+      const url = `redis://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+      try {
+        const run = await runToExit({ WEBHOOK_SECRET: SECRET, STORE: 'redis', REDIS_URL: url, REDIS_KEY_PREFIX: redis.newPrefix() }, 60_000);
+        expect([run.code, run.stderr]).toEqual([1, `Could not start: Redis at ${url} stopped answering during the start (the connection was lost and could not be made again); start it or set REDIS_URL\n`]);
+        // It had answered: the start's scripts ran before the group was asked for.
+        expect(commands.slice(0, commands.indexOf('xgroup') + 1)).toEqual(expect.arrayContaining(['ping', 'evalsha', 'xgroup']));
+        expect(gone).toBe(true);
+      } finally {
+        proxy.close();
+        for (const socket of sockets) socket.destroy();
       }
     });
 

@@ -19,7 +19,7 @@ import type { Stores } from '../../core/ports.ts';
  * pass stores of their own (a contract suite's adapter, say).
  */
 
-export { REDIS_START_TIMEOUT_MS, RedisUnreachableError } from '../../adapters/redis/watched-client.ts';
+export { lostDuringStart, REDIS_START_TIMEOUT_MS, RedisUnreachableError } from '../../adapters/redis/watched-client.ts';
 
 export interface StoresOptions {
   config: Config;
