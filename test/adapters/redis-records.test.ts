@@ -12,7 +12,7 @@ import { sentTogetherTwice, sentTwice, type TestRedis, withRedisServer } from '.
 import { bookingStoreContract } from './contracts/bookings.contract.ts';
 import { faultRuleStoreContract } from './contracts/fault-rules.contract.ts';
 import { fluxPaySubscriptionStoreContract } from './contracts/fluxpay-subscriptions.contract.ts';
-import { aBooking, anInboxEvent, aV2Payment, DAY, HOUR, T0, tally } from './contracts/fixtures.ts';
+import { aBooking, anInboxEvent, aV2Payment, DAY, HOUR, MINUTE, T0, tally } from './contracts/fixtures.ts';
 import { rateLimitStoreContract } from './contracts/rate-limits.contract.ts';
 import { v2PaymentStoreContract } from './contracts/v2-payments.contract.ts';
 import { waitingRoomStoreContract } from './contracts/waiting-rooms.contract.ts';
@@ -131,6 +131,32 @@ withRedisServer('Redis adapters of records', (server) => {
       const refused = await sentTwice(client, () => store.enter('room_1', 'user_3', { ticket: 'wrt_3', admissionToken: 'adm_3' }, T0 + 150));
       expect(refused).toMatchObject({ kind: 'full', admitted: [{ ticket: 'wrt_user_2', status: 'ADMITTED', admittedAt: T0 + 100 }], nextDueAt: null, room: { entered: 2, admitted: 2 } });
       expect(await store.getTicket('room_1', 'wrt_3', T0 + 150)).toBeUndefined();
+      client.disconnect();
+    });
+
+    it('waiting room: an entry refused as full after its own sweep removed tickets it had just admitted still answers those admissions (a bound lowered on the same Redis)', async () => {
+      const redis = server();
+      const client = redis.connect();
+      const keyPrefix = redis.newPrefix();
+      const roomy = new RedisWaitingRoomStore(client, { keyPrefix, maxRooms: 10, maxTickets: 10, ttlMs: MINUTE });
+      await roomy.putRoom('room_1', { ...ROOM, admitPerSecond: 10, admissionTtlSeconds: 1 }, T0);
+      await roomy.putRoom('room_2', { ...ROOM, admitPerSecond: 0 }, T0);
+      for (const user of ['a', 'b', 'c']) await roomy.enter('room_1', user, { ticket: `wrt_${user}`, admissionToken: `adm_${user}` }, T0);
+      // Two tickets that stay WAITING (room_2 admits nobody): live, never evicted.
+      for (const user of ['d', 'e']) await roomy.enter('room_2', user, { ticket: `wrt_${user}`, admissionToken: `adm_${user}` }, T0);
+      // Restarted with a bound of 2: an hour on, b and c are admitted (and long expired), then swept with a; d and e fill the store.
+      const tight = new RedisWaitingRoomStore(client, { keyPrefix, maxRooms: 10, maxTickets: 2, ttlMs: MINUTE });
+      const refused = await tight.enter('room_1', 'x', { ticket: 'wrt_x', admissionToken: 'adm_x' }, T0 + HOUR);
+      expect(refused).toMatchObject({
+        kind: 'full',
+        admitted: [
+          { ticket: 'wrt_b', userId: 'b', status: 'EXPIRED', admittedAt: T0 + 100, expiresAt: T0 + 1_100 },
+          { ticket: 'wrt_c', userId: 'c', status: 'EXPIRED', admittedAt: T0 + 200, expiresAt: T0 + 1_200 },
+        ],
+        nextDueAt: null,
+      });
+      expect(await tight.getTicket('room_1', 'wrt_b', T0 + HOUR)).toBeUndefined();
+      expect(await tight.stats()).toEqual({ size: 2, max: 2 });
       client.disconnect();
     });
 

@@ -98,45 +98,26 @@ if (redisServerOrSkip('CLUSTER_WORKERS with STORE=redis')) {
       }
     });
 
-    it('a Redis that goes away part way through the start, after it answered, stops the start with one line too, not a stack trace (exit 1)', async () => {
-      // A proxy in front of the test's Redis that, when the start first creates the webhook stream's
-      // consumer group (XGROUP, after the stores are laid out), drops every connection and stops listening.
-      const sockets = new Set<Socket>();
-      const commands: string[] = [];
-      let gone = false;
-      const proxy = createServer((client) => {
-        sockets.add(client);
-        client.on('error', () => undefined);
-        const upstream = createConnection({ host: '127.0.0.1', port: Number(new URL(redis.url).port) });
-        sockets.add(upstream);
-        upstream.on('error', () => undefined);
-        upstream.on('close', () => client.destroy());
-        client.on('close', () => upstream.destroy());
-        upstream.on('data', (chunk) => client.write(chunk));
-        client.on('data', (chunk) => {
-          const text = chunk.toString('latin1');
-          for (const [, name] of text.matchAll(/\*\d+\r\n\$\d+\r\n([A-Za-z]+)\r\n/g)) commands.push((name as string).toLowerCase());
-          if (gone || !/XGROUP/i.test(text)) {
-            upstream.write(chunk);
-            return;
-          }
-          gone = true;
-          proxy.close();
-          for (const socket of sockets) socket.destroy();
-        });
-      });
-      await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
-      const url = `redis://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+    // XGROUP: the webhook stream's consumer group, made as buildApp registers the webhooks plugin;
+    // XAUTOCLAIM: the first take-over of the stream's pending deliveries, in an onReady hook (listen).
+    it.each(['XGROUP', 'XAUTOCLAIM'])('a Redis that goes away part way through the start, after it answered (at its first %s), stops the start with one line too, not a stack trace (exit 1)', async (command) => {
+      const proxy = await proxyDroppingAt(Number(new URL(redis.url).port), command);
       try {
-        const run = await runToExit({ WEBHOOK_SECRET: SECRET, STORE: 'redis', REDIS_URL: url, REDIS_KEY_PREFIX: redis.newPrefix() }, 60_000);
-        expect([run.code, run.stderr]).toEqual([1, `Could not start: Redis at ${url} stopped answering during the start (the connection was lost and could not be made again); start it or set REDIS_URL\n`]);
-        // It had answered: the start's scripts ran before the group was asked for.
-        expect(commands.slice(0, commands.indexOf('xgroup') + 1)).toEqual(expect.arrayContaining(['ping', 'evalsha', 'xgroup']));
-        expect(gone).toBe(true);
+        const run = await runToExit({ WEBHOOK_SECRET: SECRET, STORE: 'redis', REDIS_URL: proxy.url, REDIS_KEY_PREFIX: redis.newPrefix() }, 60_000);
+        expect([run.code, run.stderr]).toEqual([1, `Could not start: Redis at ${proxy.url} stopped answering during the start (the connection was lost and could not be made again); start it or set REDIS_URL\n`]);
+        // It had answered: the start's scripts ran before the command that found it gone.
+        expect(proxy.commands).toEqual(expect.arrayContaining(['ping', 'evalsha', command.toLowerCase()]));
+        expect(proxy.commands.at(-1)).toBe(command.toLowerCase());
+        expect(run.stdout).not.toContain('Server listening');
       } finally {
         proxy.close();
-        for (const socket of sockets) socket.destroy();
       }
+    });
+
+    it('a HOST that does not resolve is told as such with STORE=redis too, not blamed on Redis', async () => {
+      const run = await runToExit({ WEBHOOK_SECRET: SECRET, STORE: 'redis', REDIS_URL: redis.url, REDIS_KEY_PREFIX: redis.newPrefix(), HOST: '999.1.1.1' }, 60_000);
+      expect(run.code).toBe(1);
+      expect(run.stderr).toMatch(/^Could not start: HOST 999\.1\.1\.1 is neither an IP address nor a name that resolves \((ENOTFOUND|EAI_AGAIN|EAI_FAIL|EAI_NONAME)\); set HOST to [^\n]*\n$/);
     });
 
     it('CLUSTER_WORKERS=2 without WEBHOOK_SECRET: the workers share one generated secret on Redis, each says which, and every webhook verifies with it', async () => {
@@ -251,4 +232,42 @@ if (redisServerOrSkip('CLUSTER_WORKERS with STORE=redis')) {
       expect(server.lines.at(-1)).toMatchObject({ msg: 'every worker has exited', exit_code: 0 });
     });
   });
+}
+
+/**
+ * A TCP proxy in front of Redis at `upstreamPort` that, when a client first sends `command`, drops
+ * every connection and stops listening (Redis gone for good); `commands` lists the commands it saw.
+ */
+async function proxyDroppingAt(upstreamPort: number, command: string): Promise<{ url: string; commands: string[]; close(): void }> {
+  const sockets = new Set<Socket>();
+  const commands: string[] = [];
+  let gone = false;
+  const proxy = createServer((client) => {
+    sockets.add(client);
+    client.on('error', () => undefined);
+    const upstream = createConnection({ host: '127.0.0.1', port: upstreamPort });
+    sockets.add(upstream);
+    upstream.on('error', () => undefined);
+    upstream.on('close', () => client.destroy());
+    client.on('close', () => upstream.destroy());
+    upstream.on('data', (chunk) => client.write(chunk));
+    client.on('data', (chunk) => {
+      if (gone) return;
+      for (const [, name] of chunk.toString('latin1').matchAll(/\*\d+\r\n\$\d+\r\n([A-Za-z]+)\r\n/g)) {
+        commands.push((name as string).toLowerCase());
+        if ((name as string).toUpperCase() !== command) continue;
+        gone = true;
+        proxy.close();
+        for (const socket of sockets) socket.destroy();
+        return;
+      }
+      upstream.write(chunk);
+    });
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+  const close = (): void => {
+    proxy.close();
+    for (const socket of sockets) socket.destroy();
+  };
+  return { url: `redis://127.0.0.1:${(proxy.address() as AddressInfo).port}`, commands, close };
 }

@@ -18,13 +18,17 @@ const SOCKET_CODES: ReadonlySet<string> = new Set(['ECONNREFUSED', 'ECONNRESET',
  */
 const UNAVAILABLE_MESSAGES = /^(Connection is closed\.|Stream isn't writeable|Reached the max retries per request limit|LOADING |MASTERDOWN |TRYAGAIN )/;
 
+/** True when `error` is ioredis giving up on a command or Redis saying it cannot serve: never another module's error. */
+export function isRedisGivingUp(error: unknown): boolean {
+  return error instanceof Error && (error.name === 'MaxRetriesPerRequestError' || UNAVAILABLE_MESSAGES.test(error.message));
+}
+
 /** True when `error` says Redis could not be reached, rather than that it refused the command. */
 export function isRedisUnavailable(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
-  if (error.name === 'MaxRetriesPerRequestError') return true;
+  if (isRedisGivingUp(error)) return true;
   const code = (error as { code?: unknown }).code;
-  if (typeof code === 'string' && SOCKET_CODES.has(code)) return true;
-  return UNAVAILABLE_MESSAGES.test(error.message);
+  return typeof code === 'string' && SOCKET_CODES.has(code);
 }
 
 /** `error` as the core's STORE_UNAVAILABLE when Redis could not be reached; unchanged otherwise. */

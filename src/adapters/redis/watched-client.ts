@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import type { FastifyBaseLogger } from 'fastify';
 import { StoreUnavailableError } from '../../core/errors.ts';
 import { createRedisClient, LOADED, LOADING_SEEN, redisLoading, shownLoading, shownRedisUrl, type RedisConnectionOptions, type RedisLoading } from './connection.ts';
-import { isRedisUnavailable } from './unavailable.ts';
+import { isRedisGivingUp } from './unavailable.ts';
 
 /** A start that cannot reach Redis: told on one line, like a bad configuration. */
 export class RedisUnreachableError extends Error {
@@ -14,12 +14,13 @@ export class RedisUnreachableError extends Error {
  * `error`, which stopped a start, as a RedisUnreachableError when it says Redis went away after it
  * first answered (a call of a plugin's start given up by ioredis, or refused as STORE_UNAVAILABLE by
  * the guarded stores), so that the start ends on one line like an unreachable Redis; anything else
- * unchanged (a bug keeps its stack).
+ * unchanged: a bug keeps its stack, and a socket error of the service's own (a HOST that does not
+ * resolve, a port in use) is not Redis' (only ioredis' own words count, not bare socket codes).
  */
 export function lostDuringStart(error: unknown, url: string): unknown {
   const cause = error instanceof StoreUnavailableError ? error.cause : error;
-  if (error instanceof RedisUnreachableError || !isRedisUnavailable(cause)) return error;
-  const why = (cause as Error).name === 'MaxRetriesPerRequestError' ? 'the connection was lost and could not be made again' : (cause as Error).message;
+  if (!(error instanceof StoreUnavailableError) && !isRedisGivingUp(error)) return error;
+  const why = !(cause instanceof Error) ? 'it stopped answering' : cause.name === 'MaxRetriesPerRequestError' ? 'the connection was lost and could not be made again' : cause.message;
   return new RedisUnreachableError(`Redis at ${shownRedisUrl(url)} stopped answering during the start (${why}); start it or set REDIS_URL`, { cause: error });
 }
 
