@@ -251,6 +251,30 @@ withRedisServer('Redis adapters of records', (server) => {
       client.disconnect();
     });
 
+    it('bookings: an insert and an inbox mark whose script the client sent twice store and count the booking once (at the bound too, not refused as full) and answer the mark as first', async () => {
+      const redis = server();
+      const client = redis.connect();
+      const store = new RedisBookingStore(client, { keyPrefix: redis.newPrefix(), ttlMs: DAY, maxBookings: 2 });
+      const [first, last] = [aBooking(), aBooking()];
+      expect(await sentTwice(client, () => store.insert(first))).toEqual({ ok: true, evicted: [] });
+      // The second fills the store: its second run must not find it full (the caller would free the seats of a stored booking).
+      expect(await sentTwice(client, () => store.insert(last))).toEqual({ ok: true, evicted: [] });
+      expect(await store.get(last.id)).toEqual(last);
+      expect(await store.counts()).toEqual({ bookings: { pending: 2, confirmed: 0, failed: 0, expired: 0, cancelled: 0 }, paymentsInFlight: 0, unprocessedEvents: 0 });
+      await store.transition(first.id, ['pending'], 'cancelled', T0 + 1);
+      expect((await store.counts()).bookings).toEqual({ pending: 1, confirmed: 0, failed: 0, expired: 0, cancelled: 1 });
+
+      await store.beginPayment(last.id, 'user_1', 'execute', T0 + 1);
+      const event = anInboxEvent(last.id);
+      await store.recordPayment(last.id, { status: 'SUCCESS', pgMockData: null }, event);
+      // First, as the first run answered: else booking.event_processed would never be published.
+      expect(await sentTwice(client, () => store.markEventProcessed(event.eventId, T0 + 2))).toEqual({ first: true, event: { ...event, processedAt: T0 + 2 } });
+      expect((await store.counts()).unprocessedEvents).toBe(0);
+      // Another mark of that event is not first.
+      expect(await store.markEventProcessed(event.eventId, T0 + 3)).toEqual({ first: false, event: { ...event, processedAt: T0 + 2 } });
+      client.disconnect();
+    });
+
     it('v2 payments: 200 begins of one tx_id through two replicas create one payment', async () => {
       const [a, b] = replicas(2, (client, keyPrefix) => new RedisV2PaymentStore(client, { keyPrefix, ttlMs: DAY, maxPayments: 1_000 })) as [RedisV2PaymentStore, RedisV2PaymentStore];
       const payment = aV2Payment();

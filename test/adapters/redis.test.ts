@@ -361,6 +361,25 @@ withRedisServer('Redis adapters', (server) => {
   describe('RedisSchedulerStore leases across consumers', () => {
     const LEASE = 30_000;
 
+    it('a claim whose script the client sent twice (its reply lost) hands over the jobs its first run claimed, not an empty batch that would leave them to wait out the lease', async () => {
+      const keyPrefix = redis.newPrefix();
+      const client = redis.connect();
+      const store = new RedisSchedulerStore(client, { keyPrefix });
+      await store.schedule({ kind: 'intent.decide', key: 'pay_1', dueAt: T0 });
+      await store.schedule({ kind: 'intent.decide', key: 'pay_2', dueAt: T0 + 5 });
+      const claimed = await sentTwice(client, () => store.claimDue(T0 + 5, 10, LEASE));
+      expect(claimed.map((j) => [j.kind, j.key, j.dueAt])).toEqual([
+        ['intent.decide', 'pay_1', T0],
+        ['intent.decide', 'pay_2', T0 + 5],
+      ]);
+      // Claimed once: completed under those tokens, nothing is left; an empty claim keeps nothing.
+      await store.complete(claimed);
+      expect(await sentTwice(client, () => store.claimDue(T0 + LEASE + 5, 10, LEASE))).toEqual([]);
+      expect(await client.keys(`${keyPrefix}sched:kept:*`)).toHaveLength(1);
+      expect(await store.nextDueAt()).toBeUndefined();
+      client.disconnect();
+    });
+
     it('a job claimed by a consumer that died is claimed by another once the lease lapses, and only then', async () => {
       const keyPrefix = redis.newPrefix();
       const dying = redis.connect();

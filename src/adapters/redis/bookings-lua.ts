@@ -57,6 +57,10 @@ ${BOUNDS}`;
 export const INSERT = `${PRELUDE}
 -- ARGV: P, id, base, status, inFlight, payment status, payment intent, payment method, user, createdAt, expiresAt, max, ttl, batch
 local id, status, inFlight, user, ca = ARGV[2], ARGV[4], ARGV[5], ARGV[9], ARGV[10]
+-- The id is new with each create: there already, this is that very insert run again (its reply
+-- lost, ioredis sent it again), which must neither count the booking twice nor, at the bound, refuse
+-- the booking it stored (the caller would free its seats). Its evictions are in P..'forget'.
+if redis.call('EXISTS', rec(id)) == 1 then return {1, {}} end
 sweep(tonumber(ca) - tonumber(ARGV[13]), tonumber(ARGV[14]))
 if not makeRoom(tonumber(ARGV[12])) then return {0} end
 redis.call('HSET', rec(id), 'b', ARGV[3], 's', status, 'f', inFlight, 'ps', ARGV[6], 'pi', ARGV[7], 'pm', ARGV[8], 'u', user, 'ca', ca, 'ea', ARGV[11], 'n', 0)
@@ -151,12 +155,16 @@ return view(id)
 `;
 
 export const MARK_PROCESSED = `${PRELUDE}
--- ARGV: P, eventId, now
+-- ARGV: P, eventId, now, token (the call's: a mark run again, its reply lost, answers first as the
+-- first run did, else booking.event_processed would never be published)
 local key = P .. 'e:' .. ARGV[2]
-local e = redis.call('HMGET', key, 'pa', 'bk')
+local e = redis.call('HMGET', key, 'pa', 'bk', 'mt')
 if not e[1] then return {0, {}} end
-if e[1] ~= '' then return {0, eventView(ARGV[2])} end
-redis.call('HSET', key, 'pa', ARGV[3])
+if e[1] ~= '' then
+  if e[3] == ARGV[4] then return {1, eventView(ARGV[2])} end
+  return {0, eventView(ARGV[2])}
+end
+redis.call('HSET', key, 'pa', ARGV[3], 'mt', ARGV[4])
 redis.call('HINCRBY', KEYS[2], 'unprocessed', -1)
 if redis.call('EXISTS', rec(e[2])) == 1 then
   redis.call('HINCRBY', rec(e[2]), 'n', -1)

@@ -119,7 +119,7 @@ export class RedisBookingStore implements BookingStore {
   }
 
   async markEventProcessed(eventId: string, now: number): Promise<{ first: boolean; event: InboxEvent } | undefined> {
-    const [first, flat] = (await this.#scripts.mark(this.#keys, [this.#p, eventId, now])) as [number, string[]];
+    const [first, flat] = (await this.#scripts.mark(this.#keys, [this.#p, eventId, now, callToken()])) as [number, string[]];
     const event = decodeEvent(flat);
     return event === undefined ? undefined : { first: first === 1, event };
   }

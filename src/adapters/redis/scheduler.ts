@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { ClaimedJob, Job, SchedulerStore } from '../../core/ports.ts';
-import { defineScript, type Script } from './connection.ts';
+import { callToken, defineScript, type Script } from './connection.ts';
+import { keepingReply } from './lua.ts';
 
 /*
  * Keys (S = prefix .. 'sched:'): KEYS[1] S..'queue' (zset: member → dueAt, jobs not claimed), KEYS[2]
@@ -59,8 +60,13 @@ redis.call('HDEL', J .. ARGV[2], ARGV[3])
 return 1
 `;
 
-const CLAIM = `${PRELUDE}
--- ARGV: J, now, limit, lease end. Lapsed claims first (earliest lease end first), then due jobs.
+/**
+ * A claim's reply is kept under its call's token when it claimed jobs: a claim run again (its reply
+ * lost, ioredis sent it again) finds nothing due, and the jobs it had moved into leases would wait
+ * out a whole lease before anyone ran them (an intent decided 30 s late).
+ */
+const CLAIM = `${PRELUDE}${keepingReply('ARGV[5]', `
+-- ARGV: J, now, limit, lease end, kept-reply prefix, call token. Lapsed claims first (earliest lease end first), then due jobs.
 local limit = tonumber(ARGV[3])
 local lapsed = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[2], 'LIMIT', 0, limit)
 local due = {}
@@ -94,7 +100,7 @@ for _, member in ipairs(due) do claim(member) end
 many('ZADD', KEYS[2], leases, 1000)
 for kind, fields in pairs(byKind) do many('HSET', J .. kind, fields, 1000) end
 return claimed
-`;
+`, '#reply > 0')}`;
 
 const COMPLETE = `${PRELUDE}
 -- ARGV: J, then kind, key, token for each job
@@ -159,7 +165,7 @@ return due or lease or ''
  *
  * Commands per job: 4 to schedule it (HGET, INCR, HSET, ZADD), 1 to complete it (its HGET); a
  * claim and a complete of a whole batch add a handful (ZRANGEBYSCORE, ZREM, INCRBY, ZADD, HSET,
- * HDEL), however many jobs the batch holds.
+ * HDEL; a claim's GET of a kept reply, and its SET when it claimed jobs), however many jobs the batch holds.
  */
 export class RedisSchedulerStore implements SchedulerStore {
   readonly #client: Redis;
@@ -172,6 +178,8 @@ export class RedisSchedulerStore implements SchedulerStore {
   readonly #nextDue: Script;
   readonly #adopt: Script;
   readonly #earlierKeys: string[];
+  /** Prefix of the claims' kept replies (`keepingReply`). */
+  readonly #kept: string;
 
   constructor(client: Redis, options: { keyPrefix: string }) {
     const p = `${options.keyPrefix}sched:`;
@@ -179,6 +187,7 @@ export class RedisSchedulerStore implements SchedulerStore {
     this.#keys = ['queue', 'claims', 'seq'].map((name) => p + name);
     this.#earlierKeys = [...['due', 'leases', 'members', 'tokens', 'dueat', 'counts'].map((name) => p + name), ...this.#keys];
     this.#jobs = `${p}jobs:`;
+    this.#kept = `${p}kept:`;
     this.#schedule = defineScript(client, 'paysimSchedSchedule', SCHEDULE);
     this.#cancel = defineScript(client, 'paysimSchedCancel', CANCEL);
     this.#claim = defineScript(client, 'paysimSchedClaim', CLAIM);
@@ -226,7 +235,7 @@ export class RedisSchedulerStore implements SchedulerStore {
 
   async claimDue(now: number, limit: number, leaseMs: number): Promise<ClaimedJob[]> {
     if (limit <= 0) return [];
-    const claimed = (await this.#claim(this.#keys, [this.#jobs, now, limit, now + leaseMs])) as string[];
+    const claimed = (await this.#claim(this.#keys, [this.#jobs, now, limit, now + leaseMs, this.#kept, callToken()])) as string[];
     return claimed.map((member) => {
       const space = member.indexOf(' ', 16);
       const cut = member.indexOf('\n', space);
