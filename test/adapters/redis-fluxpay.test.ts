@@ -203,6 +203,28 @@ withRedisServer('Redis FluxPay adapters', (server) => {
     client.disconnect();
   });
 
+  it('RedisFluxPayStore: a saga step and a saga resolution whose script the client sent twice answer as the first run (failed, resolved), not refused or duplicate (the service counts a saga as finished by the call whose step ended it)', async () => {
+    const keyPrefix = redis.newPrefix();
+    const client = redis.connect();
+    const store = new RedisFluxPayStore(client, { keyPrefix, ...OPTIONS });
+    const usage = (saga: Saga, type: InboundEvent['type'], eventId = saga.eventId): InboundEvent => ({ eventId, type, userId: saga.userId, usageId: saga.usageId, fingerprint: `f-${eventId}`, sagaId: null, receivedAt: T0 });
+    // No credits: its one forward step fails, and the saga compensates.
+    const failing = aSaga({ userId: 'user_poor', plan: ['CREDITS_DEDUCTED'] });
+    await store.startSaga(failing, usage(failing, 'service.usage.requested'));
+    const step = await sentTwice(client, () => store.runSagaStep(failing.sagaId, 'CREDITS_DEDUCTED', stamp(T0 + 1), ids('cu')));
+    expect(step).toMatchObject({ kind: 'failed', reason: 'PAY_001', saga: { status: 'COMPENSATING', steps: [{ step: 'CREDITS_DEDUCTED', status: 'FAILED' }] } });
+    expect((await store.runSagaStep(failing.sagaId, 'CREDITS_DEDUCTED', stamp(T0 + 2), ids('cu'))).kind).toBe('refused');
+    // The client says the usage failed: resolved once, its event remembered.
+    const ended = aSaga({ userId: 'user_poor', plan: ['CREDITS_DEDUCTED'] });
+    await store.startSaga(ended, usage(ended, 'service.usage.requested'));
+    const end = usage(ended, 'service.usage.failed', `end-${ended.sagaId}`);
+    const resolved = await sentTwice(client, () => store.resolveSaga(ended.sagaId, { to: 'COMPENSATING', reason: 'client_failed' }, end, stamp(T0 + 3)));
+    expect(resolved).toMatchObject({ kind: 'resolved', saga: { sagaId: ended.sagaId, status: 'COMPENSATING', failureReason: 'client_failed' } });
+    expect(await store.resolveSaga(ended.sagaId, { to: 'COMPENSATING', reason: 'client_failed' }, end, stamp(T0 + 4))).toMatchObject({ kind: 'duplicate', event: { eventId: end.eventId, sagaId: ended.sagaId } });
+    expect(await client.keys(`${keyPrefix}fp:reply:*`)).toHaveLength(4);
+    client.disconnect();
+  });
+
   it('RedisFluxPayStore sweeps past one script batch (500 of a kind): every finished order goes, pending events stay', async () => {
     const [store] = replicas();
     const orders = Array.from({ length: 600 }, () => anOrder());

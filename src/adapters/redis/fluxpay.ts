@@ -83,11 +83,13 @@ const NO_STAMP: Stamp = { now: 0, eventIds: [], transactionId: '' };
  * The changes whose script, run a second time (its reply lost, ioredis sent it again after a
  * reconnect), would answer otherwise than the first run did: a payment confirmed, an order
  * cancelled or completed, credits charged, used or refunded would answer PAY_003/PAY_004 to the
- * very call that made the change. Each such call carries a token and its script keeps its reply
+ * very call that made the change; a saga's step would answer refused or already (its step's
+ * outcome lost: a compensation ending the saga not counted as finished), a saga's resolution by the
+ * client's event a duplicate of its own event. Each such call carries a token and its script keeps its reply
  * under `<fp>reply:<token>` (lua.ts `keepingReply`). A run later than that (behind a proxy that
  * takes connections while Redis is away) answers as before (the scripts' own checks refuse the change again).
  */
-const KEEPS_REPLY: ReadonlySet<string> = new Set(['cancel', 'confirm', 'complete', 'charge', 'use', 'refund']);
+const KEEPS_REPLY: ReadonlySet<string> = new Set(['cancel', 'confirm', 'complete', 'charge', 'use', 'refund', 'step', 'resolve']);
 
 /**
  * FluxPay's store in Redis, shared by every replica (issue 14). Each port method is one Lua
