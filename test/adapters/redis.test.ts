@@ -8,6 +8,7 @@ import { ManualClock } from '../helpers/manual-clock.ts';
 import { RedisDeliveryLog } from '../../src/adapters/redis/deliveries.ts';
 import { RedisDeliveryQueue } from '../../src/adapters/redis/delivery-queue.ts';
 import type { Delivery } from '../../src/core/deliveries.ts';
+import type { ClaimedJob } from '../../src/core/ports.ts';
 import { RedisDisabledUrls } from '../../src/adapters/redis/disabled-urls.ts';
 import { RedisIdempotencyStore } from '../../src/adapters/redis/idempotency.ts';
 import { RedisIntentStore } from '../../src/adapters/redis/intents.ts';
@@ -374,9 +375,36 @@ withRedisServer('Redis adapters', (server) => {
       ]);
       // Claimed once: completed under those tokens, nothing is left; an empty claim keeps nothing.
       await store.complete(claimed);
+      // The claim's kept reply and each schedule's.
+      expect(await client.keys(`${keyPrefix}sched:kept:*`)).toHaveLength(3);
       expect(await sentTwice(client, () => store.claimDue(T0 + LEASE + 5, 10, LEASE))).toEqual([]);
-      expect(await client.keys(`${keyPrefix}sched:kept:*`)).toHaveLength(1);
+      expect(await client.keys(`${keyPrefix}sched:kept:*`)).toHaveLength(3);
       expect(await store.nextDueAt()).toBeUndefined();
+      client.disconnect();
+    });
+
+    it('a schedule sent again together with a claim of its job (one dropped connection) leaves the job to run once; a cancel sent again with a schedule leaves the schedule', async () => {
+      const keyPrefix = redis.newPrefix();
+      const client = redis.connect();
+      const store = new RedisSchedulerStore(client, { keyPrefix });
+      const job = { kind: 'booking.expire', key: 'bk_1', dueAt: T0 };
+      // First runs: the schedule, then the claim of the job it queued; then both again, in that order.
+      const [, claimed] = await sentTogetherTwice<unknown>(client, [() => store.schedule(job), () => store.claimDue(T0, 10, LEASE)]);
+      expect((claimed as ClaimedJob[]).map((j) => [j.kind, j.key, j.dueAt])).toEqual([['booking.expire', 'bk_1', T0]]);
+      await store.complete(claimed as ClaimedJob[]);
+      // Ran and completed once: nothing left to claim, even after the lease.
+      expect(await store.count('booking.expire')).toBe(0);
+      expect(await store.claimDue(T0 + LEASE + 1, 10, LEASE)).toEqual([]);
+      // A cancel, then a schedule of the same job, both sent again: the cancel answers its first
+      // run's true and the job stays scheduled, once.
+      await store.schedule({ ...job, dueAt: T0 + 5 });
+      // Redis holds the cancel's script already, so both are sent (and run) in the order called.
+      expect(await store.cancel('booking.expire', 'bk_none')).toBe(false);
+      const [cancelled] = await sentTogetherTwice<unknown>(client, [() => store.cancel('booking.expire', 'bk_1'), () => store.schedule({ ...job, dueAt: T0 + 10 })]);
+      expect(cancelled).toBe(true);
+      expect(await store.count('booking.expire')).toBe(1);
+      expect(await store.nextDueAt()).toBe(T0 + 10);
+      expect((await store.claimDue(T0 + 10, 10, LEASE)).map((j) => [j.key, j.dueAt])).toEqual([['bk_1', T0 + 10]]);
       client.disconnect();
     });
 

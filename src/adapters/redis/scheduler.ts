@@ -45,20 +45,27 @@ local function scheduleJob(queue, claims, seq, J, kind, key, dueAt)
 end
 `;
 
-const SCHEDULE = `${PRELUDE}${SCHEDULE_JOB}
--- ARGV: J, kind, key, dueAt (as given, no space)
+/*
+ * A schedule and a cancel keep their replies under their call's token (`keepingReply`): run again
+ * (its reply lost, ioredis sent it again), a schedule would put back a job that a replica had
+ * claimed, or run and completed, since its first run (the job run twice: a claim sent again with
+ * it answers the member the schedule then replaced), and a cancel would drop a job scheduled since.
+ */
+const SCHEDULE = `${PRELUDE}${SCHEDULE_JOB}${keepingReply('ARGV[5]', `
+-- ARGV: J, kind, key, dueAt (as given, no space), kept-reply prefix, call token
 scheduleJob(KEYS[1], KEYS[2], KEYS[3], J, ARGV[2], ARGV[3], ARGV[4])
-`;
+return 1
+`)}`;
 
-const CANCEL = `${PRELUDE}
--- ARGV: J, kind, key
+const CANCEL = `${PRELUDE}${keepingReply('ARGV[4]', `
+-- ARGV: J, kind, key, kept-reply prefix, call token
 local member = redis.call('HGET', J .. ARGV[2], ARGV[3])
 if not member then return 0 end
 redis.call('ZREM', KEYS[1], member)
 redis.call('ZREM', KEYS[2], member)
 redis.call('HDEL', J .. ARGV[2], ARGV[3])
 return 1
-`;
+`)}`;
 
 /**
  * A claim's reply is kept under its call's token when it claimed jobs: a claim run again (its reply
@@ -163,9 +170,10 @@ return due or lease or ''
  * rescheduled, changes nothing. Times are the callers' (`now`): replicas are expected to share a
  * clock within a small fraction of the lease.
  *
- * Commands per job: 4 to schedule it (HGET, INCR, HSET, ZADD), 1 to complete it (its HGET); a
- * claim and a complete of a whole batch add a handful (ZRANGEBYSCORE, ZREM, INCRBY, ZADD, HSET,
- * HDEL; a claim's GET of a kept reply, and its SET when it claimed jobs), however many jobs the batch holds.
+ * Commands per job: 4 to schedule it (HGET, INCR, HSET, ZADD; 6 on its own, with the GET and SET
+ * of its kept reply), 1 to complete it (its HGET); a claim and a complete of a whole batch add a
+ * handful (ZRANGEBYSCORE, ZREM, INCRBY, ZADD, HSET, HDEL; a claim's GET of a kept reply, and its
+ * SET when it claimed jobs), however many jobs the batch holds.
  */
 export class RedisSchedulerStore implements SchedulerStore {
   readonly #client: Redis;
@@ -209,7 +217,7 @@ export class RedisSchedulerStore implements SchedulerStore {
 
   async schedule(job: Job): Promise<void> {
     const { keys, args } = this.jobWrite(job);
-    await this.#schedule(keys, args);
+    await this.#schedule(keys, [...args, this.#kept, callToken()]);
   }
 
   /**
@@ -230,7 +238,7 @@ export class RedisSchedulerStore implements SchedulerStore {
   }
 
   async cancel(kind: string, key: string): Promise<boolean> {
-    return (await this.#cancel(this.#keys, [this.#jobs, kind, key])) === 1;
+    return (await this.#cancel(this.#keys, [this.#jobs, kind, key, this.#kept, callToken()])) === 1;
   }
 
   async claimDue(now: number, limit: number, leaseMs: number): Promise<ClaimedJob[]> {
