@@ -89,7 +89,13 @@ const NO_STAMP: Stamp = { now: 0, eventIds: [], transactionId: '' };
  * under `<fp>reply:<token>` (lua.ts `keepingReply`). A run later than that (behind a proxy that
  * takes connections while Redis is away) answers as before (the scripts' own checks refuse the change again).
  */
-const KEEPS_REPLY: ReadonlySet<string> = new Set(['cancel', 'confirm', 'complete', 'charge', 'use', 'refund', 'step', 'resolve']);
+const KEEPS_REPLY: ReadonlyMap<string, string> = new Map([
+  ...['cancel', 'confirm', 'complete', 'charge', 'use', 'refund'].map((name): [string, string] => [name, 'true']),
+  // Only the replies of a run that changed something (keepIf): a step or resolution refused, already
+  // made, busy, a duplicate or of no saga answers the same run again, and is asked on every advance.
+  ['step', "reply[1] == 'done' or reply[1] == 'failed'"],
+  ['resolve', "reply[1] == 'resolved' or (reply[1] == 'final' and arg(4) == '1')"],
+]);
 
 /**
  * FluxPay's store in Redis, shared by every replica (issue 14). Each port method is one Lua
@@ -127,7 +133,7 @@ export class RedisFluxPayStore implements FluxPayStore {
     this.outbox = { prefix: this.#p, maxEvents: options.maxRecords };
     const scripts: Partial<Record<ScriptName, Script>> = {};
     for (const [name, body] of Object.entries(SCRIPTS)) {
-      scripts[name as ScriptName] = defineScript(client, `paysimFluxPay_${name}`, `${preludeOf(name)}${KEEPS_REPLY.has(name) ? keepingReply("P .. 'reply:'", body) : body}`);
+      scripts[name as ScriptName] = defineScript(client, `paysimFluxPay_${name}`, `${preludeOf(name)}${KEEPS_REPLY.has(name) ? keepingReply("P .. 'reply:'", body, KEEPS_REPLY.get(name)) : body}`);
     }
     this.#scripts = scripts as Record<ScriptName, Script>;
     this.#outboxScripts = {
