@@ -10,8 +10,9 @@ import { paymentV2Signer } from '../../src/dialects/payment-server-v2/webhook-pa
 import type { ReceivedRequest } from '../helpers/receiver.ts';
 import { AnswerLog, createEnvironment, dialectOf, firstDifference, pathSeen, runSequence, shapeProblem, Stats, webhookText, type Observed } from './harness.ts';
 import { LocalUrl, PoolRef, type Step, type Value } from './values.ts';
-import { cutAt } from './generators.ts';
-import { assertLocalOnly, EgressError } from './resolve.ts';
+import fc from 'fast-check';
+import { cutAt, unknownRouteArb, type GeneratorOptions } from './generators.ts';
+import { assertLocalOnly, EgressError, resolveDraft, World } from './resolve.ts';
 import { formatReport, runFuzz } from './run.ts';
 
 /**
@@ -37,6 +38,16 @@ describe('the checks the fuzzer applies', () => {
     for (let length = 1; length <= json.length; length++) expect(() => assertLocalOnly(request(cutAt(json, length))), `cut at ${length}`).not.toThrow();
     expect([json.slice(0, 43), cutAt(json, 43)]).toEqual(['{"amount":1000,"webhook_url":"http://127.0.', '{"amount":1000,"webhook_url":"']);
     expect(() => assertLocalOnly(request(json.slice(0, 43)))).toThrow(EgressError);
+  });
+
+  it('an unknown route is one path on 127.0.0.1 whatever its generated segments hold (one such as `\\%7#`, sent as written, named a host: "the request could not be run")', () => {
+    const options = { model: { operations: [] }, bodyLimit: 1024, users: ['user_a'], tokens: { valid: [], invalid: [] }, sequenceLength: 1 } as unknown as GeneratorOptions;
+    const world = new World({ receiver: 1, closed: 2 });
+    const urls = fc.sample(unknownRouteArb(options), { seed: 5870, numRuns: 20_000 }).map((draft) => resolveDraft(draft, world, 1024).url);
+    for (const url of urls) expect(new URL(url, 'http://127.0.0.1').host, url).toBe('127.0.0.1');
+    // The broken escapes and the traversal are still sent as written.
+    expect(urls.some((url) => url.includes('/%E0%A4%A'))).toBe(true);
+    expect(urls.some((url) => url.includes('/../'))).toBe(true);
   });
 
   it('knows which dialect owns a path, as the router sees it', () => {

@@ -337,6 +337,13 @@ export function validDraftArb(options: GeneratorOptions, index: number): fc.Arbi
   );
 }
 
+/**
+ * Segments of unknown paths sent as written (a traversal, percent-escapes broken on purpose); any
+ * other segment is percent-encoded, so a generated one that holds `%` beside `\` or `#` stays one
+ * path (as sent raw it is no URL at all: `/\%7#` names a host).
+ */
+const RAW_SEGMENTS: ReadonlySet<string> = new Set(['..', '%00', '%2F', '%E0%A4%A']);
+
 /** A request to a path no operation has: under a documented prefix, or anywhere. */
 export function unknownRouteArb(options: GeneratorOptions): fc.Arbitrary<Draft> {
   const prefixes = [...new Set(options.model.operations.flatMap((op) => [`/${op.segments[0] && 'literal' in op.segments[0] ? op.segments[0].literal : ''}`, op.path.replace(/\/\{[^}]+\}.*$/, '')]))];
@@ -350,7 +357,7 @@ export function unknownRouteArb(options: GeneratorOptions): fc.Arbitrary<Draft> 
     .map(({ prefix, tail, method, user }): Draft => ({
       op: -1,
       method,
-      path: [{ lit: prefix }, ...tail.flatMap((t): PathPiece[] => (/%|\.\./.test(t) ? [{ raw: `/${t}` }] : [{ lit: '/' }, { value: t }]))],
+      path: [{ lit: prefix }, ...tail.flatMap((t): PathPiece[] => (RAW_SEGMENTS.has(t) ? [{ raw: `/${t}` }] : [{ lit: '/' }, { value: t }]))],
       pathSuffix: '',
       query: [],
       headers: user === undefined ? [] : [{ name: 'x-user-id', values: [user] }],
