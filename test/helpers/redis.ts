@@ -125,6 +125,36 @@ export async function sentTwice<T>(client: Redis, call: () => Promise<T>): Promi
 }
 
 /**
+ * The first command `call` sends on `client` (a script by default; `commands` names the methods
+ * that send it) runs once and its reply is lost; `meanwhile` then runs (another replica's calls,
+ * on connections of its own), and the command is sent again, its second reply the one `call`
+ * gets: a reply lost on a dropped connection while another replica carried on, then ioredis
+ * sending the command again on its new connection.
+ */
+export async function resentAfter<T>(client: Redis, call: () => Promise<T>, meanwhile: () => Promise<unknown>, commands: readonly string[] = ['evalsha', 'eval']): Promise<T> {
+  type Send = (...args: unknown[]) => Promise<unknown>;
+  const sending = client as unknown as Record<string, Send>;
+  const originals = commands.map((name) => [name, (sending[name] as Send).bind(client)] as const);
+  const restore = (): void => {
+    for (const [name, send] of originals) sending[name] = send;
+  };
+  for (const [name, send] of originals) {
+    sending[name] = async (...args) => {
+      // A send that fails (NOSCRIPT: the adapter then sends EVAL) fails as it would.
+      await send(...args);
+      restore();
+      await meanwhile();
+      return send(...args);
+    };
+  }
+  try {
+    return await call();
+  } finally {
+    restore();
+  }
+}
+
+/**
  * Runs `calls` at once, each of which sends one script on `client`, run once as sent; once every
  * call's script has run, each is sent again, in the order they ran, and its second reply is the
  * one the call gets: what ioredis does when a connection with several commands waiting for

@@ -1,4 +1,4 @@
-import { BOUNDS, WALK } from './lua.ts';
+import { BOUNDS, keepingReply, WALK } from './lua.ts';
 
 /*
  * The Lua scripts of the bookings port on Redis (`bookings.ts`), one per atomic operation.
@@ -121,15 +121,15 @@ end
 return view(id)
 `;
 
-export const ABORT_PAYMENT = `${PRELUDE}
--- ARGV: P, id
+export const ABORT_PAYMENT = `${PRELUDE}${keepingReply("P .. 'kept:'", `
+-- ARGV: P, id, call token
 local r = load(ARGV[2])
 if not r or r.f == '' then return 0 end
 redis.call('HSET', rec(ARGV[2]), 'f', '')
 redis.call('HINCRBY', KEYS[2], 'inflight', -1)
 requeue(ARGV[2])
 return 1
-`;
+`)}`;
 
 export const TRANSITION = `${PRELUDE}
 -- ARGV: P, id, to, unpaid ('1'), at, call token, from...

@@ -105,7 +105,7 @@ export class RedisBookingStore implements BookingStore {
   }
 
   async abortPayment(id: string): Promise<void> {
-    await this.#scripts.abort(this.#keys, [this.#p, id]);
+    await this.#scripts.abort(this.#keys, [this.#p, id, callToken()]);
   }
 
   async transition(id: string, from: readonly BookingStatus[], to: BookingStatus, at: number, options: { unpaid?: boolean } = {}): Promise<Transition<Booking>> {

@@ -4,7 +4,7 @@ import type { AcceptOutcome, DeliveryLogStore, DeliveryQuery, InsertOnceOutcome,
 import { ENQUEUE } from './delivery-queue-lua.ts';
 import { SCAN_BUDGET } from '../memory/id-list.ts';
 import { BOUNDS, COUNT_ALL, fieldsOf, sweepScript, WALK } from './lua.ts';
-import { callToken, defineScript, type Script, SWEEP_BATCH, sweepInBatches } from './connection.ts';
+import { callToken, defineScript, RESENT_WITHIN_MS, type Script, SWEEP_BATCH, sweepInBatches } from './connection.ts';
 
 export interface RedisDeliveryLogOptions {
   /** Prefix of every key this store writes (REDIS_KEY_PREFIX). */
@@ -19,7 +19,8 @@ export interface RedisDeliveryLogOptions {
  * P..'r:'..id (the record hash), P..'subj:'..subjectKey and P..'ev:'..eventId (zsets like 'all').
  * A record hash holds `b` (the delivery as logged, JSON) and the fields that change or that the
  * scripts read: s, nx (JSON), fr (JSON), ua, ss, at (the attempts, a JSON array), n (how many),
- * t ('1': a test send), sk (subject key, '' without one), ev, ca.
+ * t ('1': a test send), sk (subject key, '' without one), ev, ca, ut (its last update's call
+ * token); P..'kept:'..token (an update's mark, kept a while).
  */
 const PRELUDE = `
 local P = ARGV[1]
@@ -130,8 +131,12 @@ const UPDATE = `${PRELUDE}
 local id, status = ARGV[2], ARGV[3]
 local r = redis.call('HMGET', rec(id), 'n', 'at', 'ca', 'ut')
 if not r[1] then return {} end
--- This very update run again (its reply lost, ioredis sent it again): its attempt is logged once.
+-- This very update run again (its reply lost, ioredis sent it again): its attempt is logged once,
+-- and an update made between the two runs (another replica's retry delivered it) stands: its mark
+-- is kept ${RESENT_WITHIN_MS} ms under its call's token (a mark, not the reply: the reply is the whole
+-- delivery, body included, and every attempt updates it), ut on the record for a run later than that.
 if r[4] == ARGV[9] then return view(id) end
+if not redis.call('SET', P .. 'kept:' .. ARGV[9], '1', 'PX', ${RESENT_WITHIN_MS}, 'NX') then return view(id) end
 local n, attempts = tonumber(r[1]), r[2]
 if ARGV[7] == '1' then redis.call('HSET', rec(id), 'ss', n) end
 if ARGV[8] ~= '' then

@@ -19,7 +19,8 @@ export interface RedisFaultRuleStoreOptions {
  * the scripts from ARGV[1] = F: F..'ns:'..namespace (zset: rule id → creation sequence) and
  * F..'r:'..id (the rule hash: b = the rule as created (JSON), en ('1' | '0'), cnt (its count, ''
  * for none), hits, matched, lh (lastHitAt, '' for none), ct (its create's call token)), and
- * F..'claim:'..token and F..'del:'..token (a claim's and a delete's reply, kept a while).
+ * F..'claim:'..token, F..'del:'..token, F..'create:'..token and F..'set:'..token (a claim's, a
+ * delete's, a create's and an enable's or disable's reply, kept a while).
  */
 const PRELUDE = `
 local F = ARGV[1]
@@ -47,7 +48,7 @@ local function changed(ns)
 end
 `;
 
-const CREATE = `${PRELUDE}
+const CREATE = `${PRELUDE}${keepingReply("F .. 'create:'", `
 -- ARGV: F, namespace, id, rule JSON, enabled, count ('' = none), max, call token
 local ns, id = ARGV[2], ARGV[3]
 if redis.call('HEXISTS', KEYS[1], id) == 1 then
@@ -61,7 +62,7 @@ redis.call('HSET', rec(id), 'b', ARGV[4], 'en', ARGV[5], 'cnt', ARGV[6], 'hits',
 redis.call('ZADD', set(ns), redis.call('INCR', KEYS[3]), id)
 changed(ns)
 return 'ok'
-`;
+`)}`;
 
 const GET = `${PRELUDE}
 local key = find(ARGV[2], ARGV[3])
@@ -75,8 +76,8 @@ for _, id in ipairs(redis.call('ZRANGE', set(ARGV[2]), 0, -1)) do out[#out + 1] 
 return out
 `;
 
-const SET_ENABLED = `${PRELUDE}
--- ARGV: F, namespace, id, enabled ('1' | '0')
+const SET_ENABLED = `${PRELUDE}${keepingReply("F .. 'set:'", `
+-- ARGV: F, namespace, id, enabled ('1' | '0'), call token
 local key = find(ARGV[2], ARGV[3])
 if not key then return {} end
 if redis.call('HGET', key, 'en') ~= ARGV[4] then
@@ -84,7 +85,7 @@ if redis.call('HGET', key, 'en') ~= ARGV[4] then
   changed(ARGV[2])
 end
 return redis.call('HGETALL', key)
-`;
+`)}`;
 
 /** Its reply kept under its call's token (lua.ts `keepingReply`): the rule is gone, so a second run would answer 404 to the delete that removed it. */
 const DELETE = `${PRELUDE}${keepingReply("F .. 'del:'", `
@@ -188,7 +189,7 @@ export class RedisFaultRuleStore implements FaultRuleStore {
   }
 
   async setEnabled(namespace: string, id: string, enabled: boolean): Promise<StoredFaultRule | undefined> {
-    return decodeRule((await this.#scripts.setEnabled(this.#keys, [this.#f, namespace, id, enabled ? '1' : '0'])) as string[]);
+    return decodeRule((await this.#scripts.setEnabled(this.#keys, [this.#f, namespace, id, enabled ? '1' : '0', callToken()])) as string[]);
   }
 
   async delete(namespace: string, id: string): Promise<boolean> {

@@ -8,7 +8,7 @@ import { SCAN_BUDGET } from '../memory/id-list.ts';
 import { callToken, defineScript, type Script, SWEEP_BATCH, sweepInBatches } from './connection.ts';
 import { OUTBOX, type RedisOutbox } from './fluxpay/outbox.ts';
 import { RECORDS } from './fluxpay/records.ts';
-import { BOUNDS, COUNT_ALL, WALK } from './lua.ts';
+import { BOUNDS, COUNT_ALL, keepingReply, WALK } from './lua.ts';
 
 export interface RedisBillingStoreOptions {
   /** Prefix of every key this store writes (REDIS_KEY_PREFIX); its keys are under `<keyPrefix>bill:`. */
@@ -71,7 +71,7 @@ emitChange(ARGV[11], 'subscription.activated', id, ca)
 return 1
 `;
 
-const UPDATE = `${PRELUDE}
+const UPDATE = `${PRELUDE}${keepingReply("B .. 'kept:'", `
 -- ARGV: B, O, outbox bound, id, s, version, status, expired at (or updatedAt), updatedAt, card ('' = keep),
 -- invoice ('' = none), invoices kept, eventId ('' = none), eventType, call token
 local id, version, status = ARGV[4], tonumber(ARGV[6]), ARGV[7]
@@ -93,7 +93,7 @@ end
 if status == 'EXPIRED' and r[2] ~= 'EXPIRED' then redis.call('ZADD', EVICT, ARGV[8], id) end
 if ARGV[13] ~= '' then emitChange(ARGV[13], ARGV[14], id, ARGV[9]) end
 return {'updated', view(id)}
-`;
+`)}`;
 
 const GET = `${PRELUDE}
 return view(ARGV[4]) or ''

@@ -14,15 +14,15 @@ export interface RedisFluxPaySubscriptionOptions {
  * KEYS[2] S..'order' (zset: id → creation sequence), KEYS[3] S..'seq' (counter); S..'r:del:'..token
  * (a remove's reply, kept a while).
  */
-const ADD = `
--- ARGV: id, JSON, max. An id added again keeps its place (as a Map's key does) and is never
+const ADD = keepingReply("KEYS[1] .. ':add:'", `
+-- ARGV: id, JSON, max, call token. An id added again keeps its place (as a Map's key does) and is never
 -- refused at the bound: ids are new with each add, so that is this very add run again (its reply
 -- lost, ioredis sent it again), which must not answer full for the subscription it stored.
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 if not redis.call('ZSCORE', KEYS[2], ARGV[1]) then redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[3]), ARGV[1]) end
 return 1
-`;
+`);
 
 const GET = `return redis.call('HGET', KEYS[1], ARGV[1]) or ''`;
 
@@ -68,7 +68,7 @@ export class RedisFluxPaySubscriptionStore implements FluxPaySubscriptionStore {
 
   async add(subscription: WebhookSubscription): Promise<CreateOutcome<WebhookSubscription>> {
     const stored = copy(subscription);
-    const added = await this.#scripts.add(this.#keys, [stored.subscriptionId, JSON.stringify(stored), this.#options.maxSubscriptions]);
+    const added = await this.#scripts.add(this.#keys, [stored.subscriptionId, JSON.stringify(stored), this.#options.maxSubscriptions, callToken()]);
     return added === 1 ? { kind: 'created', record: stored } : { kind: 'full' };
   }
 

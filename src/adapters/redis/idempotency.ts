@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import type { BeginResult, StoredResponse } from '../../core/idempotency.ts';
 import type { IdempotencyStore, StoreStats } from '../../core/ports.ts';
 import { ENTRY_OVERHEAD_BYTES } from '../memory/idempotency.ts';
+import { keepingReply } from './lua.ts';
 import { callToken, defineScript, type Script, SWEEP_BATCH, sweepInBatches } from './connection.ts';
 
 export interface RedisIdempotencyOptions {
@@ -86,8 +87,8 @@ redis.call('ZADD', KEYS[1], entry[3], ARGV[2])
 return 1
 `;
 
-const RELEASE = `
--- ARGV: entry prefix, id
+const RELEASE = keepingReply("ARGV[1] .. 'kept:'", `
+-- ARGV: entry prefix, id, call token
 local key = ARGV[1] .. ARGV[2]
 local entry = redis.call('HMGET', key, 'fp', 'resp', 'bytes')
 if not entry[1] or entry[2] then return 0 end
@@ -95,7 +96,7 @@ redis.call('DECRBY', KEYS[3], entry[3])
 redis.call('DEL', key)
 redis.call('ZREM', KEYS[1], ARGV[2])
 return 1
-`;
+`);
 
 const SWEEP_ONLY = `${SWEEP}
 -- ARGV: entry prefix, now, batch
@@ -157,7 +158,7 @@ export class RedisIdempotencyStore implements IdempotencyStore {
   }
 
   async release(scope: string, key: string): Promise<void> {
-    await this.#release(this.#keys, [this.#entryPrefix, entryId(scope, key)]);
+    await this.#release(this.#keys, [this.#entryPrefix, entryId(scope, key), callToken()]);
   }
 
   async stats(): Promise<StoreStats & { bytes: number }> {

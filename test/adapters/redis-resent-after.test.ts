@@ -1,0 +1,173 @@
+import type { Redis } from 'ioredis';
+import { expect, it } from 'vitest';
+import { RedisBookingStore } from '../../src/adapters/redis/bookings.ts';
+import { RedisDeliveryLog } from '../../src/adapters/redis/deliveries.ts';
+import { RedisDisabledUrls } from '../../src/adapters/redis/disabled-urls.ts';
+import { RedisFaultRuleStore } from '../../src/adapters/redis/fault-rules.ts';
+import { RedisBillingStore } from '../../src/adapters/redis/fluxpay-billing.ts';
+import { RedisFluxPayStore } from '../../src/adapters/redis/fluxpay.ts';
+import { RedisFluxPaySubscriptionStore } from '../../src/adapters/redis/fluxpay-subscriptions.ts';
+import { RedisIdempotencyStore } from '../../src/adapters/redis/idempotency.ts';
+import type { FaultRule } from '../../src/core/faults/model.ts';
+import { parseRule } from '../../src/core/faults/validation.ts';
+import type { SubscriptionRecord } from '../../src/core/subscriptions/ports.ts';
+import { canceled } from '../../src/core/subscriptions/subscription.ts';
+import { resentAfter, sentTogetherTwice, withRedisServer } from '../helpers/redis.ts';
+import { aSubscription } from './contracts/billing.contract.ts';
+import { aBooking, aDelivery, anInboxEvent, DAY, T0 } from './contracts/fixtures.ts';
+
+/*
+ * A call whose reply was lost (the connection dropped after its script ran) is sent again by
+ * ioredis on its next connection; meanwhile another replica may have changed the same record. The
+ * second run must change nothing: not write its change over the later one, nor bring back what
+ * was deleted since. Each test here fails without its store's kept reply (or mark).
+ */
+withRedisServer('Redis scripts sent again after another replica changed their record', (server) => {
+  /** Two replicas' connections to one Redis, under one prefix. */
+  function twoReplicas(): { keyPrefix: string; a: Redis; b: Redis } {
+    const redis = server();
+    return { keyPrefix: redis.newPrefix(), a: redis.connect(), b: redis.connect() };
+  }
+
+  function aRule(id: string): FaultRule {
+    const parsed = parseRule({ action: { type: 'error', status: 503 } }, { now: T0 });
+    if (!parsed.ok) throw new Error(JSON.stringify(parsed.issues));
+    return { ...parsed.value.input, id, createdAt: T0 } as FaultRule;
+  }
+
+  it('delivery log: an update to retrying sent again after another replica retried and delivered leaves it delivered, each attempt logged once', async () => {
+    const { keyPrefix, a, b } = twoReplicas();
+    const logA = new RedisDeliveryLog(a, { keyPrefix, ttlMs: DAY, maxDeliveries: 100 });
+    const logB = new RedisDeliveryLog(b, { keyPrefix, ttlMs: DAY, maxDeliveries: 100 });
+    const delivery = aDelivery();
+    await logA.insert(delivery);
+    const failed = { at: T0 + 1, statusCode: 503, durationMs: 5, error: null };
+    const delivered = { at: T0 + 20, statusCode: 200, durationMs: 5, error: null };
+    const answered = await resentAfter(
+      a,
+      () => logA.update(delivery.id, { status: 'retrying', attempt: failed, nextAttemptAt: T0 + 11, failureReason: null, updatedAt: T0 + 1 }),
+      async () => {
+        // B's retry job (due 10 ms later, as under TIME_SCALE=0.01): pending, attempted, delivered.
+        await logB.update(delivery.id, { status: 'pending', nextAttemptAt: null, failureReason: null, updatedAt: T0 + 12 });
+        await logB.update(delivery.id, { status: 'delivered', attempt: delivered, nextAttemptAt: null, failureReason: null, updatedAt: T0 + 20 });
+      },
+    );
+    const expected = { ...delivery, status: 'delivered', attempts: [failed, delivered], nextAttemptAt: null, failureReason: null, updatedAt: T0 + 20 };
+    // The second run answers the delivery as it is now.
+    expect(answered).toEqual(expected);
+    expect(await logB.get(delivery.id)).toEqual(expected);
+    // Finished: evictable again (a delivery left unfinished is never evicted).
+    expect(await b.zscore(`${keyPrefix}dlv:evict`, delivery.id)).toBe(String(delivery.createdAt));
+  });
+
+  it('delivery log: two updates of one delivery sent again together log each attempt once', async () => {
+    const { keyPrefix, a } = twoReplicas();
+    const log = new RedisDeliveryLog(a, { keyPrefix, ttlMs: DAY, maxDeliveries: 100 });
+    const delivery = aDelivery();
+    await log.insert(delivery);
+    // Redis holds the update's script already: both are sent, and run, in the order called.
+    await log.update(delivery.id, { status: 'pending', nextAttemptAt: null, failureReason: null, updatedAt: T0 });
+    const failed = { at: T0 + 1, statusCode: 503, durationMs: 5, error: null };
+    const delivered = { at: T0 + 2, statusCode: 200, durationMs: 5, error: null };
+    await sentTogetherTwice<unknown>(a, [
+      () => log.update(delivery.id, { status: 'retrying', attempt: failed, nextAttemptAt: T0 + 11, failureReason: null, updatedAt: T0 + 1 }),
+      () => log.update(delivery.id, { status: 'delivered', attempt: delivered, nextAttemptAt: null, failureReason: null, updatedAt: T0 + 2 }),
+    ]);
+    expect(await log.get(delivery.id)).toMatchObject({ status: 'delivered', attempts: [failed, delivered] });
+    // A mark per update, not the delivery itself.
+    const marks = await a.keys(`${keyPrefix}dlv:kept:*`);
+    expect(marks).toHaveLength(3);
+    for (const mark of marks) expect(await a.get(mark)).toBe('1');
+  });
+
+  it('idempotency: a release (after a 5xx) sent again after the client’s retry began on another replica leaves that retry’s claim, so a third request waits for it', async () => {
+    const { keyPrefix, a, b } = twoReplicas();
+    const options = { keyPrefix, ttlMs: DAY, maxKeys: 100, inFlightHoldMs: 2 * DAY };
+    const storeA = new RedisIdempotencyStore(a, options);
+    const storeB = new RedisIdempotencyStore(b, options);
+    expect(await storeA.begin('POST /v1/sim/intent', 'k1', 'fp', T0)).toEqual({ kind: 'started' });
+    await resentAfter(
+      a,
+      () => storeA.release('POST /v1/sim/intent', 'k1'),
+      async () => expect(await storeB.begin('POST /v1/sim/intent', 'k1', 'fp', T0 + 5)).toEqual({ kind: 'started' }),
+    );
+    expect(await storeB.begin('POST /v1/sim/intent', 'k1', 'fp', T0 + 6)).toEqual({ kind: 'in_progress' });
+    expect((await storeB.stats()).size).toBe(1);
+  });
+
+  it('bookings: a payment’s abort sent again after another payment of the booking began leaves that payment in flight, and its result is recorded', async () => {
+    const { keyPrefix, a, b } = twoReplicas();
+    const storeA = new RedisBookingStore(a, { keyPrefix, ttlMs: DAY, maxBookings: 100 });
+    const storeB = new RedisBookingStore(b, { keyPrefix, ttlMs: DAY, maxBookings: 100 });
+    const booking = aBooking();
+    await storeA.insert(booking);
+    expect((await storeA.beginPayment(booking.id, 'user_1', 'execute', T0 + 1)).kind).toBe('started');
+    await resentAfter(
+      a,
+      () => storeA.abortPayment(booking.id),
+      async () => expect((await storeB.beginPayment(booking.id, 'user_1', 'direct', T0 + 2)).kind).toBe('started'),
+    );
+    expect((await storeB.get(booking.id))?.paymentInFlight).toBe('direct');
+    const recorded = await storeB.recordPayment(booking.id, { status: 'SUCCESS', pgMockData: null }, anInboxEvent(booking.id));
+    expect(recorded?.paymentIntent.status).toBe('SUCCESS');
+  });
+
+  it('fault rules: a disable sent again after another replica enabled the rule leaves it enabled; a create sent again after the namespace was emptied does not bring the rule back', async () => {
+    const { keyPrefix, a, b } = twoReplicas();
+    const rulesA = new RedisFaultRuleStore(a, { keyPrefix, maxRules: 10 });
+    const rulesB = new RedisFaultRuleStore(b, { keyPrefix, maxRules: 10 });
+    const toggled = aRule('rule_toggle');
+    await rulesA.create('default', toggled);
+    const disabled = await resentAfter(
+      a,
+      () => rulesA.setEnabled('default', toggled.id, false),
+      () => rulesB.setEnabled('default', toggled.id, true),
+    );
+    // The disable's own answer, the rule as it left it.
+    expect(disabled?.rule.enabled).toBe(false);
+    expect((await rulesB.get('default', toggled.id))?.rule.enabled).toBe(true);
+    const created = await resentAfter(a, () => rulesA.create('ns1', aRule('rule_reset')), () => rulesB.deleteAll('ns1'));
+    expect(created).toEqual({ ok: true });
+    expect(await rulesB.list('ns1')).toEqual([]);
+    expect(await rulesB.get('ns1', 'rule_reset')).toBeUndefined();
+  });
+
+  it('disabled URLs: an enable sent again after a 410 disabled the URL anew leaves it disabled; a disable sent again after an enable leaves it enabled', async () => {
+    const { keyPrefix, a, b } = twoReplicas();
+    const urlsA = new RedisDisabledUrls(a, { keyPrefix });
+    const urlsB = new RedisDisabledUrls(b, { keyPrefix });
+    const url = 'http://127.0.0.1:9/gone';
+    await urlsA.disable(url, T0);
+    expect(await resentAfter(a, () => urlsA.enable(url), () => urlsB.disable(url, T0 + 5))).toBe(true);
+    expect(await urlsB.list()).toEqual([{ url, disabledAt: T0 + 5 }]);
+    await resentAfter(a, () => urlsA.disable(url, T0 + 6), () => urlsB.enable(url));
+    expect(await urlsB.isDisabled(url)).toBe(false);
+  });
+
+  it('billing: an update sent again after another replica changed the subscription answers updated (the service refunds a charge it is told lost), and the later change stands', async () => {
+    const { keyPrefix, a, b } = twoReplicas();
+    const billingOf = (client: Redis) => new RedisBillingStore(client, { keyPrefix, maxSubscriptions: 100, ttlMs: DAY }, new RedisFluxPayStore(client, { keyPrefix, ttlMs: DAY, maxRecords: 1000 }).outbox);
+    const [billingA, billingB] = [billingOf(a), billingOf(b)];
+    const sub = aSubscription();
+    await billingA.create(sub, 'evt_created');
+    const next = canceled(sub, T0 + 1) as SubscriptionRecord;
+    const later = { ...next, version: next.version + 1, updatedAt: T0 + 2 };
+    const outcome = await resentAfter(
+      a,
+      () => billingA.update({ next, invoice: null, card: null, event: { eventId: 'evt_a', eventType: 'subscription.canceled' } }),
+      async () => expect((await billingB.update({ next: later, invoice: null, card: null, event: null })).kind).toBe('updated'),
+    );
+    expect(outcome).toEqual({ kind: 'updated', record: next });
+    expect(await billingB.get(sub.subscriptionId)).toEqual(later);
+  });
+
+  it('FluxPay webhook subscriptions: an add sent again after the subscription was removed does not bring it back', async () => {
+    const { keyPrefix, a, b } = twoReplicas();
+    const subsA = new RedisFluxPaySubscriptionStore(a, { keyPrefix, maxSubscriptions: 10 });
+    const subsB = new RedisFluxPaySubscriptionStore(b, { keyPrefix, maxSubscriptions: 10 });
+    const subscription = { subscriptionId: 'whs_1', url: 'http://127.0.0.1:9/hook', events: ['order.completed'], createdAt: T0 };
+    const added = await resentAfter(a, () => subsA.add(subscription as never), () => subsB.remove('whs_1'));
+    expect(added).toEqual({ kind: 'created', record: subscription });
+    expect(await subsB.list()).toEqual([]);
+  });
+});
