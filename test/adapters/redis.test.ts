@@ -134,6 +134,25 @@ withRedisServer('Redis adapters', (server) => {
     client.disconnect();
   });
 
+  it('RedisIntentStore: a refund sent again together with a claim of its backstop job (one dropped connection) leaves the job to run once', async () => {
+    const { keyPrefix, client, store } = scheduledIntents();
+    const scheduler = new RedisSchedulerStore(client, { keyPrefix });
+    const approved = anIntent({ amount: 1000, status: 'APPROVED', decidedAt: T0 + 200, updatedAt: T0 + 200 });
+    await store.insert(approved);
+    const job = { kind: 'intent.refund_event', key: approved.id, dueAt: T0 + 1_000 };
+    // Redis holds both scripts already, so both are sent (and run) in the order called.
+    expect(await store.refundScheduled!('pay_none', 1, T0, job)).toEqual({ kind: 'not_found' });
+    expect(await scheduler.claimDue(T0, 1, 1_000)).toEqual([]);
+    const [refund, claimed] = await sentTogetherTwice<unknown>(client, [() => store.refundScheduled!(approved.id, 300, T0 + 300, job), () => scheduler.claimDue(T0 + 1_000, 10, 1_000)]);
+    expect(refund).toEqual({ kind: 'refunded', amount: 300, intent: { ...approved, status: 'PARTIALLY_REFUNDED', refundedAmount: 300, updatedAt: T0 + 300 } });
+    expect((claimed as ClaimedJob[]).map((j) => [j.kind, j.key])).toEqual([['intent.refund_event', `${approved.id}/300/300/${T0 + 300}`]]);
+    await scheduler.complete(claimed as ClaimedJob[]);
+    // Ran and completed once: nothing left to claim, even after the lease.
+    expect(await scheduler.count('intent.refund_event')).toBe(0);
+    expect(await scheduler.claimDue(T0 + 5_000, 10, 1_000)).toEqual([]);
+    client.disconnect();
+  });
+
   it('RedisIntentStore: several refunds of one intent sent again together (a dropped connection with all of them waiting) each refund once and answer as their first run', async () => {
     const { keyPrefix, client, store } = scheduledIntents();
     const approved = anIntent({ amount: 1000, status: 'APPROVED', decidedAt: T0 + 200, updatedAt: T0 + 200 });

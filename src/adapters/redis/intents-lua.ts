@@ -183,7 +183,8 @@ return result
 export const REFUND_TOKENS = 16;
 
 const REFUND_INTENT = `
--- Answers the reply ({'refunded', record, amount} or why not) and, when refunded, the total refunded after it.
+-- Answers the reply ({'refunded', record, amount} or why not) and, when refunded, the total refunded
+-- after it, and true when this was the refund run again (found by its token: nothing changed now).
 -- token: the call's own (unique). A refund notes it in P..'rts:'..id, a list of the intent's last
 -- REFUND_TOKENS refunds ('token amount total', newest first), so that the same call run again (the
 -- client sent the script again after its reply was lost: ioredis resends unanswered commands after
@@ -201,10 +202,10 @@ local function refundIntent(id, requested, now, token)
       local state = 'PARTIALLY_REFUNDED'
       if total == flat[at.amt] then state = 'REFUNDED' end
       flat[at.ra], flat[at.s], flat[at.ua] = total, state, now
-      return {'refunded', encode(flat, at), tonumber(amount)}, tonumber(total)
+      return {'refunded', encode(flat, at), tonumber(amount)}, tonumber(total), true
     end
   end
-  if at.rt and flat[at.rt] == token then return {'refunded', encode(flat, at), tonumber(flat[at.rl])}, tonumber(flat[at.ra]) end
+  if at.rt and flat[at.rt] == token then return {'refunded', encode(flat, at), tonumber(flat[at.rl])}, tonumber(flat[at.ra]), true end
   local before = flat[at.s]
   if before ~= 'APPROVED' and before ~= 'PARTIALLY_REFUNDED' then return {'invalid_state', encode(flat, at)} end
   local amount, refunded = tonumber(flat[at.amt]), tonumber(flat[at.ra])
@@ -234,8 +235,9 @@ return (refundIntent(ARGV[2], ARGV[3], ARGV[4], ARGV[5]))
  */
 export const REFUND_SCHEDULED = `${PRELUDE}${REFUND_INTENT}${SCHEDULE_JOB}
 -- ARGV: P, id, amount ('' = all that is left), now, token, J, kind, key, dueAt
-local reply, refunded = refundIntent(ARGV[2], ARGV[3], ARGV[4], ARGV[5])
-if reply[1] == 'refunded' then
+local reply, refunded, again = refundIntent(ARGV[2], ARGV[3], ARGV[4], ARGV[5])
+-- Run again, its job was scheduled by the first run (a replica may have claimed, or run, it since).
+if reply[1] == 'refunded' and not again then
   local key = ARGV[8] .. '/' .. string.format('%d', refunded) .. '/' .. string.format('%d', reply[3]) .. '/' .. ARGV[4]
   scheduleJob(KEYS[3], KEYS[4], KEYS[5], ARGV[6], ARGV[7], key, ARGV[9])
 end
