@@ -416,6 +416,11 @@ export class WebhookDispatcher {
   async #retry(id: string): Promise<void> {
     const { log, clock } = this.#deps;
     const found = await log.get(id);
+    // Its job is scheduled before the delivery is marked retrying (marked first, a schedule that
+    // failed would leave it retrying with no job). A job that runs in between (due at once, as
+    // after `Retry-After: 0`, and claimed by another replica) finds it still pending: it fails, so
+    // the scheduler runs it again shortly, instead of ending with nothing left to retry the delivery.
+    if (found?.status === 'pending') throw new Error(`webhook delivery ${id} is not marked retrying yet: its retry is run again`);
     if (found?.status !== 'retrying') return;
     if (this.#closed) return;
     const delivery = await log.update(id, { status: 'pending', nextAttemptAt: null, failureReason: null, updatedAt: clock.now() });
