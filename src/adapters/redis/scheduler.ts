@@ -170,8 +170,8 @@ return due or lease or ''
  * rescheduled, changes nothing. Times are the callers' (`now`): replicas are expected to share a
  * clock within a small fraction of the lease.
  *
- * Commands per job: 4 to schedule it (HGET, INCR, HSET, ZADD; 6 on its own, with the GET and SET
- * of its kept reply), 1 to complete it (its HGET); a claim and a complete of a whole batch add a
+ * Commands per job: 4 to schedule it (HGET, INCR, HSET, ZADD; 2 ZREMs more when it had a schedule,
+ * and the GET and SET of its kept reply on its own), 1 to complete it (its HGET); a claim and a complete of a whole batch add a
  * handful (ZRANGEBYSCORE, ZREM, INCRBY, ZADD, HSET, HDEL; a claim's GET of a kept reply, and its
  * SET when it claimed jobs), however many jobs the batch holds.
  */
@@ -186,7 +186,7 @@ export class RedisSchedulerStore implements SchedulerStore {
   readonly #nextDue: Script;
   readonly #adopt: Script;
   readonly #earlierKeys: string[];
-  /** Prefix of the claims' kept replies (`keepingReply`). */
+  /** Prefix of the kept replies of claims, schedules and cancels (`keepingReply`). */
   readonly #kept: string;
 
   constructor(client: Redis, options: { keyPrefix: string }) {
