@@ -242,6 +242,12 @@ export interface DeliveryLogStore {
   get(id: string): Promise<Delivery | undefined>;
   /** Applies a change (and appends its attempt); undefined when the delivery is unknown. */
   update(id: string, change: DeliveryChange): Promise<Delivery | undefined>;
+  /**
+   * `update` and, when it made the change, schedules `job`, in one operation: a store shared with
+   * other processes' schedulers (Redis), so that no replica runs a delivery's retry job before the
+   * delivery is marked retrying. Absent: the caller schedules the job first, then updates.
+   */
+  updateScheduled?: ((id: string, change: DeliveryChange, job: Job) => Promise<Delivery | undefined>) | undefined;
   /** The newest delivery of a subject that is not a test send. */
   latestFor(subject: Subject): Promise<Delivery | undefined>;
   list(query: DeliveryQuery): Promise<Page<Delivery>>;

@@ -327,13 +327,12 @@ export class WebhookDispatcher {
 
   /** The first attempt of a delivery that webhook rules shape: later (`delay`), held and shuffled with its target's others (`reorder`), or now. */
   async #sendFaulty(delivery: Delivery, origin: string, plan: WebhookFaultPlan): Promise<Delivery> {
-    const { clock, scheduler, log } = this.#deps;
+    const { clock } = this.#deps;
     if (plan.dropAttempts !== null || plan.reorder !== null) this.#plans.set(delivery.id, plan);
     const { at } = firstSend(plan, delivery.createdAt);
     if (at > delivery.createdAt) {
       // Waits like a retry does (due work), so the delay shows as its next_attempt_at.
-      await scheduler.schedule(RETRY_JOB, delivery.id, at);
-      return (await log.update(delivery.id, { status: 'retrying', nextAttemptAt: at, failureReason: null, updatedAt: clock.now() })) ?? delivery;
+      return (await this.#retryAt(delivery.id, { status: 'retrying', nextAttemptAt: at, failureReason: null, updatedAt: clock.now() }, at)) ?? delivery;
     }
     return (await this.#firstAttempt(delivery, origin, this.#deps.settings.queueMax)) ?? delivery;
   }
@@ -416,13 +415,14 @@ export class WebhookDispatcher {
   async #retry(id: string): Promise<void> {
     const { log, clock } = this.#deps;
     const found = await log.get(id);
-    // Its job is scheduled before the delivery is marked retrying (marked first, a schedule that
-    // failed would leave it retrying with no job). A job that runs in between (due at once, as
-    // after `Retry-After: 0`, and claimed by another replica) finds it still pending: it fails, so
-    // the scheduler runs it again shortly, instead of ending with nothing left to retry the delivery.
-    if (found?.status === 'pending') throw new Error(`webhook delivery ${id} is not marked retrying yet: its retry is run again`);
     if (found?.status !== 'retrying') return;
-    if (this.#closed) return;
+    if (this.#closed) {
+      // Closing (its scheduler stops after it): on a shared scheduler the retry is handed back, due
+      // now, for another replica or this one's next start; ended here, the job would be completed
+      // and the delivery left retrying with nothing to retry it.
+      if (this.#deps.scheduler.shared) await this.#deps.scheduler.schedule(RETRY_JOB, id, clock.now());
+      return;
+    }
     const delivery = await log.update(id, { status: 'pending', nextAttemptAt: null, failureReason: null, updatedAt: clock.now() });
     if (delivery === undefined) return;
     if (!this.#shared) this.#unfinished.add(id);
@@ -514,12 +514,29 @@ export class WebhookDispatcher {
       case 'retry': {
         const now = clock.now();
         const nextAttemptAt = now + step.delayMs;
-        await this.#deps.scheduler.schedule(RETRY_JOB, delivery.id, nextAttemptAt);
-        const updated = await this.#deps.log.update(delivery.id, { status: 'retrying', attempt: made, nextAttemptAt, failureReason: null, updatedAt: now });
+        const updated = await this.#retryAt(delivery.id, { status: 'retrying', attempt: made, nextAttemptAt, failureReason: null, updatedAt: now }, nextAttemptAt);
         if (updated !== undefined) this.#publish('webhook.retry_scheduled', updated);
         return true;
       }
     }
+  }
+
+  /**
+   * Marks a delivery retrying (`change`) with its retry's job due `at`. With a log shared with other
+   * processes' schedulers (Redis), both in one store call: scheduled first, the job could be run by
+   * another replica before the mark (due at once, as after `Retry-After: 0`), find the delivery
+   * still pending and end, leaving it retrying with no job for good. Otherwise the job first (a
+   * mark without its job would wait for ever), then the mark.
+   */
+  async #retryAt(id: string, change: DeliveryChange, at: number): Promise<Delivery | undefined> {
+    const { log, scheduler } = this.#deps;
+    if (log.updateScheduled !== undefined && scheduler.shared) {
+      const updated = await log.updateScheduled(id, change, { kind: RETRY_JOB, key: id, dueAt: at });
+      scheduler.scheduled(at);
+      return updated;
+    }
+    await scheduler.schedule(RETRY_JOB, id, at);
+    return log.update(id, change);
   }
 
   async #finish(delivery: Delivery, change: Pick<DeliveryChange, 'status' | 'failureReason' | 'attempt'>): Promise<void> {

@@ -8,8 +8,10 @@ import { RedisBillingStore } from '../../src/adapters/redis/fluxpay-billing.ts';
 import { RedisFluxPayStore } from '../../src/adapters/redis/fluxpay.ts';
 import { RedisFluxPaySubscriptionStore } from '../../src/adapters/redis/fluxpay-subscriptions.ts';
 import { RedisIdempotencyStore } from '../../src/adapters/redis/idempotency.ts';
+import { RedisSchedulerStore } from '../../src/adapters/redis/scheduler.ts';
 import type { FaultRule } from '../../src/core/faults/model.ts';
 import { parseRule } from '../../src/core/faults/validation.ts';
+import type { ClaimedJob } from '../../src/core/ports.ts';
 import type { SubscriptionRecord } from '../../src/core/subscriptions/ports.ts';
 import { canceled } from '../../src/core/subscriptions/subscription.ts';
 import { resentAfter, sentTogetherTwice, withRedisServer } from '../helpers/redis.ts';
@@ -78,6 +80,27 @@ withRedisServer('Redis scripts sent again after another replica changed their re
     const marks = await a.keys(`${keyPrefix}dlv:kept:*`);
     expect(marks).toHaveLength(3);
     for (const mark of marks) expect(await a.get(mark)).toBe('1');
+  });
+
+  it('delivery log: a retry’s mark with its job (one script run) sent again together with a claim of the job schedules it once, and an unknown delivery gets no job', async () => {
+    const { keyPrefix, a } = twoReplicas();
+    const scheduler = new RedisSchedulerStore(a, { keyPrefix });
+    const log = new RedisDeliveryLog(a, { keyPrefix, ttlMs: DAY, maxDeliveries: 100, scheduler });
+    const delivery = aDelivery();
+    await log.insert(delivery);
+    const job = { kind: 'webhook.retry', key: delivery.id, dueAt: T0 + 11 };
+    const failed = { at: T0 + 1, statusCode: 503, durationMs: 5, error: null };
+    const change = { status: 'retrying' as const, attempt: failed, nextAttemptAt: T0 + 11, failureReason: null, updatedAt: T0 + 1 };
+    // Redis holds both scripts already, so both are sent (and run) in the order called.
+    expect(await log.updateScheduled!('whd_none', change, { ...job, key: 'whd_none' })).toBeUndefined();
+    expect(await scheduler.count('webhook.retry')).toBe(0);
+    expect(await scheduler.claimDue(T0, 1, 1_000)).toEqual([]);
+    const [marked, claimed] = await sentTogetherTwice<unknown>(a, [() => log.updateScheduled!(delivery.id, change, job), () => scheduler.claimDue(T0 + 11, 10, 1_000)]);
+    expect(marked).toEqual({ ...delivery, status: 'retrying', attempts: [failed], nextAttemptAt: T0 + 11, updatedAt: T0 + 1 });
+    expect((claimed as ClaimedJob[]).map((j) => [j.kind, j.key])).toEqual([['webhook.retry', delivery.id]]);
+    await scheduler.complete(claimed as ClaimedJob[]);
+    expect(await scheduler.count('webhook.retry')).toBe(0);
+    expect(await scheduler.claimDue(T0 + 5_000, 10, 1_000)).toEqual([]);
   });
 
   it('idempotency: a release (after a 5xx) sent again after the client’s retry began on another replica leaves that retry’s claim, so a third request waits for it', async () => {

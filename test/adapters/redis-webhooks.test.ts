@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RedisDeliveryLog } from '../../src/adapters/redis/deliveries.ts';
@@ -10,7 +11,7 @@ import { RedisV2PaymentStore } from '../../src/adapters/redis/v2-payments.ts';
 import { RedisRateCap } from '../../src/adapters/redis/rate-cap.ts';
 import { RedisSchedulerStore } from '../../src/adapters/redis/scheduler.ts';
 import { systemClock, type Clock } from '../../src/core/clock.ts';
-import type { Delivery } from '../../src/core/deliveries.ts';
+import type { Delivery, DeliveryChange } from '../../src/core/deliveries.ts';
 import { EventBus, isDeliveryEvent, isPaymentEvent, isV2PaymentEvent, type DomainEvent } from '../../src/core/events.ts';
 import { createIdFactory, derivedId } from '../../src/core/ids.ts';
 import { CANCEL_EVENT_JOB, DECIDE_JOB, IntentService, REFUND_EVENT_JOB, refundJobKey } from '../../src/core/intents/service.ts';
@@ -19,7 +20,7 @@ import { V2PaymentService } from '../../src/core/v2/service.ts';
 import { nativeWebhookOf } from '../../src/dialects/native/webhook-payload.ts';
 import { v2CallbackOf } from '../../src/dialects/payment-server-v2/webhook-payload.ts';
 import { Scheduler } from '../../src/core/scheduler.ts';
-import { WebhookDispatcher, type DispatcherSettings } from '../../src/webhooks/dispatcher.ts';
+import { RETRY_JOB, WebhookDispatcher, type DispatcherSettings } from '../../src/webhooks/dispatcher.ts';
 import { SignerRegistry } from '../../src/webhooks/signers/registry.ts';
 import { standardSigner } from '../../src/webhooks/signers/standard.ts';
 import { inCi } from '../helpers/promtool.ts';
@@ -79,8 +80,10 @@ if (!hasRedisServer) {
     const client = redis.connect();
     const errors: Array<{ error: unknown; context: string }> = [];
     const onError = (error: unknown, context: string) => errors.push({ error, context });
-    const log = new RedisDeliveryLog(client, { keyPrefix, ttlMs: 86_400_000, maxDeliveries: 100_000 });
-    const scheduler = new Scheduler({ clock, store: new RedisSchedulerStore(client, { keyPrefix }), onError: (error) => onError(error, 'scheduler'), pollMs: options.pollMs, leaseMs: options.leaseMs });
+    const schedulerStore = new RedisSchedulerStore(client, { keyPrefix });
+    // As the app has it (adapters/redis/index.ts): a retry's mark and its job in one script run.
+    const log = new RedisDeliveryLog(client, { keyPrefix, ttlMs: 86_400_000, maxDeliveries: 100_000, scheduler: schedulerStore });
+    const scheduler = new Scheduler({ clock, store: schedulerStore, onError: (error) => onError(error, 'scheduler'), pollMs: options.pollMs, leaseMs: options.leaseMs });
     const settings = { ...SETTINGS, ...options.settings };
     const queue = await RedisDeliveryQueue.create(client, log, { keyPrefix, claimIdleMs: options.claimIdleMs ?? 30_000, readAhead: 2 * settings.concurrency, onError });
     const bus = new EventBus();
@@ -126,6 +129,16 @@ if (!hasRedisServer) {
   const webhook = (rx: Receiver, i: number) => {
     const eventId = `evt_${String(i).padStart(26, '0')}`;
     return { eventId, type: 'payment.approved', url: rx.url(), body: JSON.stringify({ id: eventId, n: i }), schemes: ['standard'] };
+  };
+  /** A receiver's answers: `first` to each event's first request, 200 to its retry. */
+  const firstFails = (first: { status: number; headers?: Record<string, string> }) => {
+    const answered = new Set<string>();
+    return (req: { body: string }): { status: number; headers?: Record<string, string> } => {
+      const id = (JSON.parse(req.body) as { id: string }).id;
+      if (answered.has(id)) return { status: 200 };
+      answered.add(id);
+      return first;
+    };
   };
   const eventIdsOf = (rx: Receiver) => rx.requests.map((r) => (JSON.parse(r.body) as { id: string }).id);
   const pendingCount = async (key: string) => ((await redis.client.xpending(key, DELIVERY_GROUP)) as [number, ...unknown[]])[0];
@@ -233,14 +246,7 @@ if (!hasRedisServer) {
 
     it('a failed attempt is retried through the shared scheduler and the stream, by either replica, and delivered', async () => {
       const keyPrefix = redis.newPrefix();
-      const seen = new Set<string>();
-      // Each event's first request fails; the retry is answered 200.
-      const rx = await receivers.start((req) => {
-        const id = (JSON.parse(req.body) as { id: string }).id;
-        if (seen.has(id)) return { status: 200 };
-        seen.add(id);
-        return { status: 500 };
-      });
+      const rx = await receivers.start(firstFails({ status: 500 }));
       const settings = { backoffMs: 20, backoffMaxMs: 100 };
       const a = await replica(keyPrefix, { settings });
       const b = await replica(keyPrefix, { settings });
@@ -255,6 +261,48 @@ if (!hasRedisServer) {
       expect(rx.requests).toHaveLength(40);
       expect(a.attempted() + b.attempted()).toBe(40);
       expect([...a.errors, ...b.errors]).toEqual([]);
+    });
+
+    it('a retry due at once is never run before its delivery is marked retrying, however slow the mark: both are one script run (no replica finds it still pending and drops it)', async () => {
+      const keyPrefix = redis.newPrefix();
+      const rx = await receivers.start(firstFails({ status: 503, headers: { 'retry-after': '0' } }));
+      const a = await replica(keyPrefix, { pollMs: 5 });
+      const b = await replica(keyPrefix, { pollMs: 5 });
+      // Each mark (with its job, or after it) reaches Redis 300 ms late: a store slow to answer while the other replica polls.
+      for (const r of [a, b]) {
+        for (const method of ['update', 'updateScheduled'] as const) {
+          const write = r.log[method]?.bind(r.log) as ((...args: unknown[]) => Promise<unknown>) | undefined;
+          if (write === undefined) continue;
+          (r.log as unknown as Record<string, unknown>)[method] = async (...args: unknown[]) => {
+            if ((args[1] as DeliveryChange).status === 'retrying') await sleep(300);
+            return write(...args);
+          };
+        }
+      }
+      const accepted = await Promise.all(Array.from({ length: 4 }, (_, i) => (i % 2 === 0 ? a : b).dispatcher.deliver(webhook(rx, i))));
+      await eventually(async () => ((await a.log.list({ limit: 100, status: 'delivered' })).data.length === 4 ? true : undefined), '4 deliveries delivered on their retry', 10_000);
+      const logged = await Promise.all(accepted.map((d) => a.log.get(d.id)));
+      expect(logged.map((d) => d?.attempts.map((x) => x.statusCode))).toEqual(accepted.map(() => [503, 200]));
+      expect(await redis.client.hlen(`${keyPrefix}sched:jobs:${RETRY_JOB}`)).toBe(0);
+      expect([...a.errors, ...b.errors]).toEqual([]);
+    });
+
+    it('a replica that closes hands a retry it claims back to the shared scheduler: another replica delivers it, not left retrying', async () => {
+      const keyPrefix = redis.newPrefix();
+      let calls = 0;
+      const rx = await receivers.start(() => (calls++ === 0 ? { status: 500 } : { status: 200 }));
+      const leaving = await replica(keyPrefix, { pollMs: 10, settings: { backoffMs: 200, backoffMaxMs: 200 } });
+      const delivery = await leaving.dispatcher.deliver(webhook(rx, 0));
+      await eventually(async () => ((await leaving.log.get(delivery.id))?.status === 'retrying' ? true : undefined), 'the first attempt failed');
+      // Closed, its scheduler still running (the app stops it after the dispatcher): it claims the retry when due.
+      leaving.dispatcher.close();
+      await sleep(600);
+      leaving.scheduler.stop();
+      expect(rx.requests).toHaveLength(1);
+      const staying = await replica(keyPrefix, { pollMs: 10 });
+      await eventually(async () => ((await staying.log.get(delivery.id))?.status === 'delivered' ? true : undefined), 'the retry delivered by the other replica', 5_000);
+      expect((await staying.log.get(delivery.id))?.attempts.map((x) => x.statusCode)).toEqual([500, 200]);
+      expect(staying.errors).toEqual([]);
     });
 
     it('a draining replica finishes what it holds and leaves what it has not read to the others', async () => {

@@ -126,34 +126,6 @@ describe('attempts, retries and replays', () => {
     expect(events.map((e) => e.type)).toEqual(['webhook.accepted', 'webhook.attempted', 'webhook.retry_scheduled', 'webhook.attempted', 'webhook.delivered']);
   });
 
-  it('a retry job that runs before its delivery is marked retrying (due at once, claimed by another replica) is run again, and the delivery is retried', async () => {
-    const { clock, dispatcher, agent, log, events } = await makeDispatcher();
-    const pool = agent.get(ORIGIN);
-    pool.intercept({ path: '/hooks', method: 'POST' }).reply(500, 'boom');
-    pool.intercept({ path: '/hooks', method: 'POST' }).reply(200, 'ok');
-    // The mark waits until the retry's job has run (a store slow to answer while another replica's scheduler claims the job).
-    let mark!: () => void;
-    const marked = new Promise<void>((resolve) => (mark = resolve));
-    const update = log.update.bind(log);
-    let held = 0;
-    log.update = async (id, change) => {
-      if (change.status === 'retrying' && held++ === 0) await marked;
-      return update(id, change);
-    };
-    const delivery = await dispatcher.deliver(request());
-    await until(log, delivery.id, (status, attempts) => status === 'pending' && attempts === 0 && held === 1);
-    // The job falls due and runs while the delivery is still pending.
-    await clock.advance(1000);
-    expect((await log.get(delivery.id))?.status).toBe('pending');
-    mark();
-    await until(log, delivery.id, (status) => status === 'retrying');
-    // Run again once the scheduler's retry delay (100 ms) has passed: the second attempt delivers.
-    await clock.advance(100);
-    const delivered = await until(log, delivery.id, (status) => status === 'delivered');
-    expect(delivered.attempts.map((a) => a.statusCode)).toEqual([500, 200]);
-    expect(events.map((e) => e.type)).toEqual(['webhook.accepted', 'webhook.attempted', 'webhook.retry_scheduled', 'webhook.attempted', 'webhook.delivered']);
-  });
-
   it('a replay is signed with the schemes stored with the delivery, whatever the others', async () => {
     const { dispatcher, agent, log } = await makeDispatcher();
     const seen: Array<Record<string, unknown>> = [];

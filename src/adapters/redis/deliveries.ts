@@ -1,9 +1,10 @@
 import type { Redis } from 'ioredis';
 import { subjectKey, type Delivery, type DeliveryAttempt, type DeliveryChange, type DeliveryStatus, type Subject } from '../../core/deliveries.ts';
-import type { AcceptOutcome, DeliveryLogStore, DeliveryQuery, InsertOnceOutcome, InsertOutcome, Page, StoreStats } from '../../core/ports.ts';
+import type { AcceptOutcome, DeliveryLogStore, DeliveryQuery, InsertOnceOutcome, InsertOutcome, Job, Page, StoreStats } from '../../core/ports.ts';
 import { ENQUEUE } from './delivery-queue-lua.ts';
 import { SCAN_BUDGET } from '../memory/id-list.ts';
 import { BOUNDS, COUNT_ALL, fieldsOf, sweepScript, WALK } from './lua.ts';
+import { SCHEDULE_JOB, type RedisSchedulerStore } from './scheduler.ts';
 import { callToken, defineScript, RESENT_WITHIN_MS, type Script, SWEEP_BATCH, sweepInBatches } from './connection.ts';
 
 export interface RedisDeliveryLogOptions {
@@ -11,6 +12,8 @@ export interface RedisDeliveryLogOptions {
   keyPrefix: string;
   ttlMs: number;
   maxDeliveries: number;
+  /** The scheduler store on the same Redis: with it, `updateScheduled` writes a change and its job in one script run. */
+  scheduler?: RedisSchedulerStore | undefined;
 }
 
 /*
@@ -126,26 +129,40 @@ const GET = `${PRELUDE}
 return view(ARGV[2])
 `;
 
-const UPDATE = `${PRELUDE}
+const UPDATE_DELIVERY = `
 -- ARGV: P, id, status, nx, fr, ua, newSeries ('1'), attempt (JSON, '' = none), call token
-local id, status = ARGV[2], ARGV[3]
-local r = redis.call('HMGET', rec(id), 'n', 'at', 'ca', 'ut')
-if not r[1] then return {} end
--- This very update run again (its reply lost, ioredis sent it again): its attempt is logged once,
--- and an update made between the two runs (another replica's retry delivered it) stands: its mark
--- is kept ${RESENT_WITHIN_MS} ms under its call's token (a mark, not the reply: the reply is the whole
--- delivery, body included, and every attempt updates it), ut on the record for a run later than that.
-if r[4] == ARGV[9] then return view(id) end
-if not redis.call('SET', P .. 'kept:' .. ARGV[9], '1', 'PX', ${RESENT_WITHIN_MS}, 'NX') then return view(id) end
-local n, attempts = tonumber(r[1]), r[2]
-if ARGV[7] == '1' then redis.call('HSET', rec(id), 'ss', n) end
-if ARGV[8] ~= '' then
-  if n == 0 then attempts = '[' .. ARGV[8] .. ']' else attempts = string.sub(attempts, 1, -2) .. ',' .. ARGV[8] .. ']' end
-  n = n + 1
+-- Answers the delivery as it is after the run, and true when this run made the change.
+local function updateDelivery()
+  local id, status = ARGV[2], ARGV[3]
+  local r = redis.call('HMGET', rec(id), 'n', 'at', 'ca', 'ut')
+  if not r[1] then return {} end
+  -- This very update run again (its reply lost, ioredis sent it again): its attempt is logged once,
+  -- and an update made between the two runs (another replica's retry delivered it) stands: its mark
+  -- is kept ${RESENT_WITHIN_MS} ms under its call's token (a mark, not the reply: the reply is the whole
+  -- delivery, body included, and every attempt updates it), ut on the record for a run later than that.
+  if r[4] == ARGV[9] then return view(id) end
+  if not redis.call('SET', P .. 'kept:' .. ARGV[9], '1', 'PX', ${RESENT_WITHIN_MS}, 'NX') then return view(id) end
+  local n, attempts = tonumber(r[1]), r[2]
+  if ARGV[7] == '1' then redis.call('HSET', rec(id), 'ss', n) end
+  if ARGV[8] ~= '' then
+    if n == 0 then attempts = '[' .. ARGV[8] .. ']' else attempts = string.sub(attempts, 1, -2) .. ',' .. ARGV[8] .. ']' end
+    n = n + 1
+  end
+  redis.call('HSET', rec(id), 's', status, 'nx', ARGV[4], 'fr', ARGV[5], 'ua', ARGV[6], 'at', attempts, 'n', n, 'ut', ARGV[9])
+  if finished(status) then redis.call('ZADD', KEYS[2], r[3], id) else redis.call('ZREM', KEYS[2], id) end
+  return view(id), true
 end
-redis.call('HSET', rec(id), 's', status, 'nx', ARGV[4], 'fr', ARGV[5], 'ua', ARGV[6], 'at', attempts, 'n', n, 'ut', ARGV[9])
-if finished(status) then redis.call('ZADD', KEYS[2], r[3], id) else redis.call('ZREM', KEYS[2], id) end
-return view(id)
+`;
+
+const UPDATE = `${PRELUDE}${UPDATE_DELIVERY}
+return (updateDelivery())
+`;
+
+/** The update and, when this run made it, its job: KEYS[3..5] and ARGV[10..13] are the scheduler's (RedisSchedulerStore.jobWrite). */
+const UPDATE_SCHEDULED = `${PRELUDE}${UPDATE_DELIVERY}${SCHEDULE_JOB}
+local reply, changed = updateDelivery()
+if changed then scheduleJob(KEYS[3], KEYS[4], KEYS[5], ARGV[10], ARGV[11], ARGV[12], ARGV[13]) end
+return reply
 `;
 
 const LATEST = `${PRELUDE}${WALK}
@@ -201,6 +218,11 @@ export class RedisDeliveryLog implements DeliveryLogStore {
       stats: defineScript(client, 'paysimDeliveryStats', STATS),
       sweep: defineScript(client, 'paysimDeliverySweep', SWEEP),
     };
+    const { scheduler } = options;
+    if (scheduler !== undefined) {
+      const updateScheduled = scheduler.withJob(defineScript(client, 'paysimDeliveryUpdateScheduled', UPDATE_SCHEDULED));
+      this.updateScheduled = async (id, change, job) => decodeDelivery((await updateScheduled(this.#keys, this.#updateArgs(id, change), job)) as string[]);
+    }
   }
 
   async insert(delivery: Delivery): Promise<InsertOutcome> {
@@ -260,9 +282,15 @@ export class RedisDeliveryLog implements DeliveryLogStore {
   }
 
   async update(id: string, change: DeliveryChange): Promise<Delivery | undefined> {
+    return decodeDelivery((await this.#scripts.update(this.#keys, this.#updateArgs(id, change))) as string[]);
+  }
+
+  /** A change and its job in one script run (the job scheduled only by the run that made the change); only with the scheduler's store. */
+  readonly updateScheduled?: (id: string, change: DeliveryChange, job: Job) => Promise<Delivery | undefined>;
+
+  #updateArgs(id: string, change: DeliveryChange): Array<string | number> {
     const attempt = change.attempt === undefined ? '' : JSON.stringify(attemptOf(change.attempt));
-    const args = [this.#p, id, change.status, JSON.stringify(change.nextAttemptAt), JSON.stringify(change.failureReason), change.updatedAt, change.newSeries === true ? '1' : '0', attempt, callToken()];
-    return decodeDelivery((await this.#scripts.update(this.#keys, args)) as string[]);
+    return [this.#p, id, change.status, JSON.stringify(change.nextAttemptAt), JSON.stringify(change.failureReason), change.updatedAt, change.newSeries === true ? '1' : '0', attempt, callToken()];
   }
 
   async latestFor(subject: Subject): Promise<Delivery | undefined> {

@@ -75,7 +75,7 @@ export async function createRedisStores(config: Config, client: Redis, closed?: 
     bookings: new RedisBookingStore(client, { keyPrefix, ttlMs: config.bookings.ttlMs, maxBookings: config.bookings.maxBookings }),
     seats,
     ledger: new RedisLedgerStore(client, { keyPrefix }),
-    deliveries: new RedisDeliveryLog(client, { keyPrefix, ttlMs: config.webhook.logTtlMs, maxDeliveries: config.webhook.logMax }),
+    deliveries: new RedisDeliveryLog(client, { keyPrefix, ttlMs: config.webhook.logTtlMs, maxDeliveries: config.webhook.logMax, scheduler }),
     disabledUrls: new RedisDisabledUrls(client, { keyPrefix }),
     scheduler,
     v2Payments: new RedisV2PaymentStore(client, { keyPrefix, ttlMs: config.v2.paymentTtlMs, maxPayments: config.v2.maxPayments, scheduler }),
