@@ -34,6 +34,8 @@ import { bucketCapacity, TokenBucket, type RateCap } from './token-bucket.ts';
  */
 
 export const RETRY_JOB = 'webhook.retry';
+/** How much later a closing dispatcher's retry job is due again when it hands it back. */
+const HAND_BACK_MS = 1_000;
 
 const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
 
@@ -417,10 +419,12 @@ export class WebhookDispatcher {
     const found = await log.get(id);
     if (found?.status !== 'retrying') return;
     if (this.#closed) {
-      // Closing (its scheduler stops after it): on a shared scheduler the retry is handed back, due
-      // now, for another replica or this one's next start; ended here, the job would be completed
-      // and the delivery left retrying with nothing to retry it.
-      if (this.#deps.scheduler.shared) await this.#deps.scheduler.schedule(RETRY_JOB, id, clock.now());
+      // Closing (the app stops its scheduler within milliseconds): with a shared queue (Redis) the
+      // retry is handed back for another replica or this process's next start, due HAND_BACK_MS
+      // later, so that this process's scheduler does not claim it again meanwhile; ended here, its
+      // job would be completed and the delivery left retrying with nothing to retry it. A hand-back
+      // that fails (the store closing too) leaves the job claimed until its lease lapses.
+      if (this.#shared) await this.#deps.scheduler.schedule(RETRY_JOB, id, clock.now() + HAND_BACK_MS).catch(() => undefined);
       return;
     }
     const delivery = await log.update(id, { status: 'pending', nextAttemptAt: null, failureReason: null, updatedAt: clock.now() });
@@ -522,15 +526,15 @@ export class WebhookDispatcher {
   }
 
   /**
-   * Marks a delivery retrying (`change`) with its retry's job due `at`. With a log shared with other
-   * processes' schedulers (Redis), both in one store call: scheduled first, the job could be run by
-   * another replica before the mark (due at once, as after `Retry-After: 0`), find the delivery
-   * still pending and end, leaving it retrying with no job for good. Otherwise the job first (a
-   * mark without its job would wait for ever), then the mark.
+   * Marks a delivery retrying (`change`) with its retry's job due `at`. With a log that can (Redis,
+   * shared with other processes' schedulers), both in one store call: scheduled first, the job
+   * could be run by another replica before the mark (due at once, as after `Retry-After: 0`), find
+   * the delivery still pending and end, leaving it retrying with no job for good. Otherwise the job
+   * first (a mark without its job would wait for ever), then the mark.
    */
   async #retryAt(id: string, change: DeliveryChange, at: number): Promise<Delivery | undefined> {
     const { log, scheduler } = this.#deps;
-    if (log.updateScheduled !== undefined && scheduler.shared) {
+    if (log.updateScheduled !== undefined) {
       const updated = await log.updateScheduled(id, change, { kind: RETRY_JOB, key: id, dueAt: at });
       scheduler.scheduled(at);
       return updated;

@@ -291,7 +291,14 @@ if (!hasRedisServer) {
       const keyPrefix = redis.newPrefix();
       let calls = 0;
       const rx = await receivers.start(() => (calls++ === 0 ? { status: 500 } : { status: 200 }));
-      const leaving = await replica(keyPrefix, { pollMs: 10, settings: { backoffMs: 200, backoffMaxMs: 200 } });
+      // Its scheduler runs on its own timer (no polling: SCHEDULER_POLL_MS=0 is allowed on Redis).
+      const leaving = await replica(keyPrefix, { settings: { backoffMs: 200, backoffMaxMs: 200 } });
+      const schedule = leaving.scheduler.schedule.bind(leaving.scheduler);
+      const handedBack: string[] = [];
+      leaving.scheduler.schedule = (kind, key, dueAt) => {
+        if (kind === RETRY_JOB && dueAt > systemClock.now() + 500) handedBack.push(`${kind} ${key}`);
+        return schedule(kind, key, dueAt);
+      };
       const delivery = await leaving.dispatcher.deliver(webhook(rx, 0));
       await eventually(async () => ((await leaving.log.get(delivery.id))?.status === 'retrying' ? true : undefined), 'the first attempt failed');
       // Closed, its scheduler still running (the app stops it after the dispatcher): it claims the retry when due.
@@ -299,6 +306,8 @@ if (!hasRedisServer) {
       await sleep(600);
       leaving.scheduler.stop();
       expect(rx.requests).toHaveLength(1);
+      // Once: handed back due a second later, so this replica (closing) does not claim it again.
+      expect(handedBack).toEqual([`${RETRY_JOB} ${delivery.id}`]);
       const staying = await replica(keyPrefix, { pollMs: 10 });
       await eventually(async () => ((await staying.log.get(delivery.id))?.status === 'delivered' ? true : undefined), 'the retry delivered by the other replica', 5_000);
       expect((await staying.log.get(delivery.id))?.attempts.map((x) => x.statusCode)).toEqual([500, 200]);

@@ -229,7 +229,8 @@ export const EFFECTS: { [S in keyof Stores]: Record<string, Judge> } = {
   seats: { hold: kindIs('held'), release: nonEmpty, reserve: nonEmpty },
   ledger: { post: always, removeReference: positive },
   // insertOnceAndQueue: the Redis log's insert with its queueing (one script, the shared queue's accept); `queue_full` logs it failed.
-  deliveries: { insert: ok, insertOnce: ok, insertOnceAndQueue: kindIs('queued', 'queue_full'), update: defined, sweep: positive },
+  // updateScheduled: the Redis log's change with its retry job (one script).
+  deliveries: { insert: ok, insertOnce: ok, insertOnceAndQueue: kindIs('queued', 'queue_full'), update: defined, updateScheduled: defined, sweep: positive },
   disabledUrls: { disable: always, enable: (r) => r === true },
   scheduler: { schedule: always, cancel: (r) => r === true, claimDue: nonEmpty, complete: always },
   v2Payments: { begin: kindIs('created'), beginScheduled: kindIs('created'), decide: ok, complete: ok, sweep: positive },
@@ -564,6 +565,8 @@ class Target {
         if (change.store === 'scheduler' && change.operation === 'schedule') target?.jobKinds.add(String((args[0] as { kind?: unknown }).kind));
         // The Redis adapters insert an intent or a /api/v2 payment with its job in one script.
         if (change.operation === 'insertScheduled' || change.operation === 'beginScheduled') target?.jobKinds.add(String((args[1] as { kind?: unknown }).kind));
+        // The Redis log marks a delivery retrying with its retry job in one script.
+        if (change.store === 'deliveries' && change.operation === 'updateScheduled') target?.jobKinds.add(String((args[2] as { kind?: unknown }).kind));
         if (target?.recording === true) target.changes.push({ ...change, args });
       });
     };
@@ -782,7 +785,7 @@ export async function runSequence(env: Environment, steps: readonly Step[], stat
         const declinedWebhook = (c: Change & { args: unknown[] }): boolean => {
           if (!declined) return false;
           if (c.store === 'fluxpay') return c.operation === 'markPublished' && (c.args[0] as readonly string[]).every((id) => published.has(id));
-          if (c.store === 'deliveries') return declinedDeliveries.has(String(c.operation.startsWith('insert') ? (c.args[0] as { id?: unknown }).id : c.operation === 'update' ? c.args[0] : undefined));
+          if (c.store === 'deliveries') return declinedDeliveries.has(String(c.operation.startsWith('insert') ? (c.args[0] as { id?: unknown }).id : c.operation.startsWith('update') ? c.args[0] : undefined));
           if (c.store === 'disabledUrls') return c.operation === 'disable' && declinedUrls.has(String(c.args[0]));
           return c.store === 'scheduler' && c.operation === 'schedule' && String((c.args[0] as { kind?: unknown }).kind) === RETRY_JOB && declinedDeliveries.has(String((c.args[0] as { key?: unknown }).key));
         };
