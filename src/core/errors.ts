@@ -79,3 +79,11 @@ export class StoreUnavailableError extends DomainError {
     if (options?.cause !== undefined) this.cause = options.cause;
   }
 }
+
+/** True when `error`, or an error it was caused by, says the store could not be reached. */
+export function isStoreUnavailable(error: unknown): boolean {
+  for (let cause = error, depth = 0; cause instanceof Error && depth < 5; cause = cause.cause, depth++) {
+    if (cause instanceof StoreUnavailableError) return true;
+  }
+  return false;
+}

@@ -1,5 +1,5 @@
 import type { Clock, Timer } from './clock.ts';
-import { StoreUnavailableError } from './errors.ts';
+import { isStoreUnavailable } from './errors.ts';
 import type { ClaimedJob, SchedulerStore } from './ports.ts';
 
 /**
@@ -262,14 +262,6 @@ interface Failures {
   runs: number;
   /** Failed runs that count towards MAX_ATTEMPTS: all but those of a store that could not be reached. */
   counted: number;
-}
-
-/** True when `error`, or an error it was caused by, says the store could not be reached. */
-function isStoreUnavailable(error: unknown): boolean {
-  for (let cause = error, depth = 0; cause instanceof Error && depth < 5; cause = cause.cause, depth++) {
-    if (cause instanceof StoreUnavailableError) return true;
-  }
-  return false;
 }
 
 function failureId(job: ClaimedJob): string {

@@ -2,7 +2,7 @@ import PQueue from 'p-queue';
 import type { Dispatcher as UndiciDispatcher } from 'undici';
 import type { Clock } from '../core/clock.ts';
 import { isFinished, type Delivery, type DeliveryAttempt, type DeliveryChange, type Subject } from '../core/deliveries.ts';
-import { DomainError, notFound } from '../core/errors.ts';
+import { DomainError, isStoreUnavailable, notFound } from '../core/errors.ts';
 import { dropsAttempt, duplicatePlan, firstSend, NO_WEBHOOK_FAULTS, ReorderHold, type WebhookFaultPlan } from '../core/faults/webhook-policy.ts';
 import type { DeliveryEventType, EventBus } from '../core/events.ts';
 import type { IdFactory } from '../core/ids.ts';
@@ -423,8 +423,13 @@ export class WebhookDispatcher {
       // retry is handed back for another replica or this process's next start, due HAND_BACK_MS
       // later, so that this process's scheduler does not claim it again meanwhile; ended here, its
       // job would be completed and the delivery left retrying with nothing to retry it. A hand-back
-      // that fails (the store closing too) leaves the job claimed until its lease lapses.
-      if (this.#shared) await this.#deps.scheduler.schedule(RETRY_JOB, id, clock.now() + HAND_BACK_MS).catch(() => undefined);
+      // that cannot reach the store (closing too) leaves the job claimed until its lease lapses; any
+      // other failure is the job's (the scheduler's retry), as completing it would lose the retry.
+      if (this.#shared) {
+        await this.#deps.scheduler.schedule(RETRY_JOB, id, clock.now() + HAND_BACK_MS).catch((error: unknown) => {
+          if (!isStoreUnavailable(error)) throw error;
+        });
+      }
       return;
     }
     const delivery = await log.update(id, { status: 'pending', nextAttemptAt: null, failureReason: null, updatedAt: clock.now() });

@@ -287,27 +287,36 @@ if (!hasRedisServer) {
       expect([...a.errors, ...b.errors]).toEqual([]);
     });
 
-    it('a replica that closes hands a retry it claims back to the shared scheduler: another replica delivers it, not left retrying', async () => {
+    it.each([
+      ['its scheduler on its own timer (SCHEDULER_POLL_MS=0, allowed on Redis)', undefined, false],
+      ['its scheduler polling every 10 ms', 10, false],
+      // Refused for another reason than the store being away (an out-of-memory Redis): the job fails, is run again and handed back then.
+      ['its first hand-back refused by Redis', undefined, true],
+    ])('a replica that closes, %s, hands a retry it claims back: another replica delivers it, not left retrying', async (_, pollMs, refuseFirst) => {
       const keyPrefix = redis.newPrefix();
       let calls = 0;
       const rx = await receivers.start(() => (calls++ === 0 ? { status: 500 } : { status: 200 }));
-      // Its scheduler runs on its own timer (no polling: SCHEDULER_POLL_MS=0 is allowed on Redis).
-      const leaving = await replica(keyPrefix, { settings: { backoffMs: 200, backoffMaxMs: 200 } });
+      const leaving = await replica(keyPrefix, { pollMs, settings: { backoffMs: 200, backoffMaxMs: 200 } });
+      let closed = false;
       const schedule = leaving.scheduler.schedule.bind(leaving.scheduler);
       const handedBack: string[] = [];
       leaving.scheduler.schedule = (kind, key, dueAt) => {
-        if (kind === RETRY_JOB && dueAt > systemClock.now() + 500) handedBack.push(`${kind} ${key}`);
+        if (!closed) return schedule(kind, key, dueAt);
+        handedBack.push(`${kind} ${key}`);
+        if (refuseFirst && handedBack.length === 1) return Promise.reject(new Error("OOM command not allowed when used memory > 'maxmemory'."));
         return schedule(kind, key, dueAt);
       };
       const delivery = await leaving.dispatcher.deliver(webhook(rx, 0));
       await eventually(async () => ((await leaving.log.get(delivery.id))?.status === 'retrying' ? true : undefined), 'the first attempt failed');
       // Closed, its scheduler still running (the app stops it after the dispatcher): it claims the retry when due.
       leaving.dispatcher.close();
+      closed = true;
       await sleep(600);
       leaving.scheduler.stop();
       expect(rx.requests).toHaveLength(1);
-      // Once: handed back due a second later, so this replica (closing) does not claim it again.
-      expect(handedBack).toEqual([`${RETRY_JOB} ${delivery.id}`]);
+      // Once (twice when the first was refused: run again 100 ms later): due a second later, so this replica (closing) does not claim it again meanwhile.
+      expect(handedBack).toEqual(Array.from({ length: refuseFirst ? 2 : 1 }, () => `${RETRY_JOB} ${delivery.id}`));
+      expect(leaving.errors.map((e) => `${e.context}: ${(e.error as Error).message}`)).toEqual(refuseFirst ? ["scheduler: OOM command not allowed when used memory > 'maxmemory'."] : []);
       const staying = await replica(keyPrefix, { pollMs: 10 });
       await eventually(async () => ((await staying.log.get(delivery.id))?.status === 'delivered' ? true : undefined), 'the retry delivered by the other replica', 5_000);
       expect((await staying.log.get(delivery.id))?.attempts.map((x) => x.statusCode)).toEqual([500, 200]);
