@@ -334,7 +334,7 @@ export class WebhookDispatcher {
     const { at } = firstSend(plan, delivery.createdAt);
     if (at > delivery.createdAt) {
       // Waits like a retry does (due work), so the delay shows as its next_attempt_at.
-      return (await this.#retryAt(delivery.id, { status: 'retrying', nextAttemptAt: at, failureReason: null, updatedAt: clock.now() }, at)) ?? delivery;
+      return (await this.#retryAt(delivery.id, { status: 'retrying', nextAttemptAt: at, failureReason: null, updatedAt: clock.now() })) ?? delivery;
     }
     return (await this.#firstAttempt(delivery, origin, this.#deps.settings.queueMax)) ?? delivery;
   }
@@ -523,7 +523,7 @@ export class WebhookDispatcher {
       case 'retry': {
         const now = clock.now();
         const nextAttemptAt = now + step.delayMs;
-        const updated = await this.#retryAt(delivery.id, { status: 'retrying', attempt: made, nextAttemptAt, failureReason: null, updatedAt: now }, nextAttemptAt);
+        const updated = await this.#retryAt(delivery.id, { status: 'retrying', attempt: made, nextAttemptAt, failureReason: null, updatedAt: now });
         if (updated !== undefined) this.#publish('webhook.retry_scheduled', updated);
         return true;
       }
@@ -531,14 +531,15 @@ export class WebhookDispatcher {
   }
 
   /**
-   * Marks a delivery retrying (`change`) with its retry's job due `at`. With a log that can (Redis,
-   * shared with other processes' schedulers), both in one store call: scheduled first, the job
+   * Marks a delivery retrying (`change`) with its retry's job due at its `nextAttemptAt`. With a log
+   * that can (Redis, shared with other processes' schedulers), both in one store call: scheduled first, the job
    * could be run by another replica before the mark (due at once, as after `Retry-After: 0`), find
    * the delivery still pending and end, leaving it retrying with no job for good. Otherwise the job
    * first (a mark without its job would wait for ever), then the mark.
    */
-  async #retryAt(id: string, change: DeliveryChange, at: number): Promise<Delivery | undefined> {
+  async #retryAt(id: string, change: DeliveryChange & { nextAttemptAt: number }): Promise<Delivery | undefined> {
     const { log, scheduler } = this.#deps;
+    const at = change.nextAttemptAt;
     if (log.updateScheduled !== undefined) {
       const updated = await log.updateScheduled(id, change, { kind: RETRY_JOB, key: id, dueAt: at });
       scheduler.scheduled(at);

@@ -133,7 +133,8 @@ export class RedisFluxPayStore implements FluxPayStore {
     this.outbox = { prefix: this.#p, maxEvents: options.maxRecords };
     const scripts: Partial<Record<ScriptName, Script>> = {};
     for (const [name, body] of Object.entries(SCRIPTS)) {
-      scripts[name as ScriptName] = defineScript(client, `paysimFluxPay_${name}`, `${preludeOf(name)}${KEEPS_REPLY.has(name) ? keepingReply("P .. 'reply:'", body, KEEPS_REPLY.get(name)) : body}`);
+      const keepIf = KEEPS_REPLY.get(name);
+      scripts[name as ScriptName] = defineScript(client, `paysimFluxPay_${name}`, `${preludeOf(name)}${keepIf === undefined ? body : keepingReply("P .. 'reply:'", body, keepIf)}`);
     }
     this.#scripts = scripts as Record<ScriptName, Script>;
     this.#outboxScripts = {
