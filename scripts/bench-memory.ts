@@ -168,9 +168,10 @@ async function idempotencyKeys(count = COUNT, store: IdempotencyStore = new Memo
   for (let n = 0; n < count; n++) {
     const request = body(n);
     const key = `order-${n}-pay-${(n * 7919) % 100000}`;
-    await store.begin('POST /v1/sim/intent', key, fingerprint(request), now);
+    const begun = await store.begin('POST /v1/sim/intent', key, fingerprint(request), now);
+    if (begun.kind !== 'started') throw new Error(`expected key ${key} to start, it was ${begun.kind}`);
     const response = JSON.stringify({ payment_intent_id: `pay_01JD${String(n).padStart(22, '0')}`, status: 'PENDING', next: 'webhook' });
-    await store.complete('POST /v1/sim/intent', key, { statusCode: 200, body: JSON.parse(JSON.stringify(response)) as string });
+    await store.complete('POST /v1/sim/intent', key, begun.claim, { statusCode: 200, body: JSON.parse(JSON.stringify(response)) as string });
   }
   return store;
 }

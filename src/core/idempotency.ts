@@ -36,7 +36,12 @@ export function inFlightHoldMs(longestHandlerWaitMs: number): number {
 }
 
 export type BeginResult =
-  | { kind: 'started' }
+  /**
+   * The key is this request's: `claim` names this begin, and the request's `complete` or `release`
+   * passes it back, so it settles only its own claim, never one another request made of the same
+   * key since (after its hold lapsed, or a call of it sent again late by a Redis client).
+   */
+  | { kind: 'started'; claim: string }
   | { kind: 'replay'; response: StoredResponse }
   | { kind: 'mismatch' }
   | { kind: 'in_progress' };

@@ -111,10 +111,13 @@ export interface IntentStore {
 export interface IdempotencyStore {
   /** Claims `key` in `scope` for a request with this body fingerprint, or says why not. */
   begin(scope: string, key: string, fingerprint: string, now: number): Promise<BeginResult>;
-  /** Stores the response of a request `begin` started. */
-  complete(scope: string, key: string, response: StoredResponse): Promise<void>;
-  /** Forgets a started request that ended without a response worth replaying (a 5xx), so it can be retried. */
-  release(scope: string, key: string): Promise<void>;
+  /** Stores the response of the request whose `begin` made `claim`; nothing when the key is no longer that claim. */
+  complete(scope: string, key: string, claim: string, response: StoredResponse): Promise<void>;
+  /**
+   * Forgets the started request whose `begin` made `claim` (it ended without a response worth
+   * replaying, a 5xx), so it can be retried; nothing when the key is no longer that claim.
+   */
+  release(scope: string, key: string, claim: string): Promise<void>;
   stats(): Promise<StoreStats & { bytes: number }>;
   sweep(now: number): Promise<number>;
 }

@@ -38,6 +38,8 @@ export interface IdempotencyHookOptions {
 interface Claim {
   scope: string;
   key: string;
+  /** The store's name for this request's begin: settling it touches this claim only. */
+  claim: string;
   settled: boolean;
 }
 
@@ -63,7 +65,7 @@ export function idempotencyHooks(options: IdempotencyHookOptions): IdempotencyHo
     const result = await store.begin(scope, key, fingerprint(request.body), clock.now());
     switch (result.kind) {
       case 'started':
-        claims.set(request, { scope, key, settled: false });
+        claims.set(request, { scope, key, claim: result.claim, settled: false });
         return true;
       case 'replay':
         options.onReplay?.();
@@ -94,7 +96,7 @@ export function idempotencyHooks(options: IdempotencyHookOptions): IdempotencyHo
       const held = claims.get(request);
       if (held === undefined || held.settled) return done(null, payload);
       held.settled = true;
-      const settle = reply.statusCode >= 500 || typeof payload !== 'string' ? store.release(held.scope, held.key) : store.complete(held.scope, held.key, { statusCode: reply.statusCode, body: payload });
+      const settle = reply.statusCode >= 500 || typeof payload !== 'string' ? store.release(held.scope, held.key, held.claim) : store.complete(held.scope, held.key, held.claim, { statusCode: reply.statusCode, body: payload });
       settle.then(
         () => done(null, payload),
         (error: Error) => {

@@ -108,11 +108,12 @@ withRedisServer('Redis scripts sent again after another replica changed their re
     const options = { keyPrefix, ttlMs: DAY, maxKeys: 100, inFlightHoldMs: 2 * DAY };
     const storeA = new RedisIdempotencyStore(a, options);
     const storeB = new RedisIdempotencyStore(b, options);
-    expect(await storeA.begin('POST /v1/sim/intent', 'k1', 'fp', T0)).toEqual({ kind: 'started' });
+    const first = await storeA.begin('POST /v1/sim/intent', 'k1', 'fp', T0);
+    if (first.kind !== 'started') throw new Error(`the first begin was ${first.kind}`);
     await resentAfter(
       a,
-      () => storeA.release('POST /v1/sim/intent', 'k1'),
-      async () => expect(await storeB.begin('POST /v1/sim/intent', 'k1', 'fp', T0 + 5)).toEqual({ kind: 'started' }),
+      () => storeA.release('POST /v1/sim/intent', 'k1', first.claim),
+      async () => expect(await storeB.begin('POST /v1/sim/intent', 'k1', 'fp', T0 + 5)).toEqual({ kind: 'started', claim: expect.any(String) }),
     );
     expect(await storeB.begin('POST /v1/sim/intent', 'k1', 'fp', T0 + 6)).toEqual({ kind: 'in_progress' });
     expect((await storeB.stats()).size).toBe(1);

@@ -201,7 +201,7 @@ withRedisServer('Redis adapters', (server) => {
     expect(await intents.counts()).toMatchObject({ PENDING: 1, APPROVED: 1 });
 
     const idempotency = new RedisIdempotencyStore(client, { keyPrefix, ttlMs: DAY, maxKeys: 100, inFlightHoldMs: 2 * DAY });
-    expect(await sentTwice(client, () => idempotency.begin('POST /v1/sim/intent', 'key-1', 'fp', T0))).toEqual({ kind: 'started' });
+    expect(await sentTwice(client, () => idempotency.begin('POST /v1/sim/intent', 'key-1', 'fp', T0))).toEqual({ kind: 'started', claim: expect.any(String) });
     expect(await idempotency.begin('POST /v1/sim/intent', 'key-1', 'fp', T0 + 1)).toEqual({ kind: 'in_progress' });
     expect(await idempotency.stats()).toMatchObject({ size: 1 });
 
@@ -494,13 +494,33 @@ withRedisServer('Redis adapters', (server) => {
     expect(await store.sweep(T0 + HOUR - 1)).toBe(0);
     expect(await store.begin(scope, 'begun', 'fp', T0 + HOUR - 1)).toEqual({ kind: 'in_progress' });
     expect(await store.sweep(T0 + HOUR)).toBe(2);
-    expect(await store.begin(scope, 'begun', 'fp', T0 + HOUR)).toEqual({ kind: 'started' });
+    expect(await store.begin(scope, 'begun', 'fp', T0 + HOUR)).toEqual({ kind: 'started', claim: expect.any(String) });
     expect((await store.stats()).size).toBe(1);
     // A TTL longer than the hold keeps a claim for the TTL.
     const long = new RedisIdempotencyStore(redis.client, { keyPrefix: redis.newPrefix(), ttlMs: 2 * HOUR, maxKeys: 100, inFlightHoldMs: HOUR });
     await long.begin(scope, 'k', 'fp', T0);
     expect(await long.begin(scope, 'k', 'fp', T0 + 2 * HOUR - 1)).toEqual({ kind: 'in_progress' });
-    expect(await long.begin(scope, 'k', 'fp', T0 + 2 * HOUR)).toEqual({ kind: 'started' });
+    expect(await long.begin(scope, 'k', 'fp', T0 + 2 * HOUR)).toEqual({ kind: 'started', claim: expect.any(String) });
+  });
+
+  it('RedisIdempotencyStore: a request still running when its key’s hold lapsed neither stores its answer over the claim another request made since nor releases it', async () => {
+    const store = new RedisIdempotencyStore(redis.client, { keyPrefix: redis.newPrefix(), ttlMs: 1_000, maxKeys: 100, inFlightHoldMs: HOUR });
+    const scope = 'POST /v1/sim/payment-intents';
+    const slow = await store.begin(scope, 'k', 'fp', T0);
+    const slowRelease = await store.begin(scope, 'r', 'fp', T0);
+    // The hold lapsed: the client's retries take the keys (on another replica, say).
+    const retry = await store.begin(scope, 'k', 'fp', T0 + HOUR);
+    const retryR = await store.begin(scope, 'r', 'fp', T0 + HOUR);
+    expect([slow, slowRelease, retry, retryR]).toEqual(Array.from({ length: 4 }, () => ({ kind: 'started', claim: expect.any(String) })));
+    if (slow.kind !== 'started' || slowRelease.kind !== 'started' || retry.kind !== 'started') throw new Error('not started');
+    // The slow requests end now: their answer and their release are not the retries'.
+    await store.complete(scope, 'k', slow.claim, { statusCode: 201, body: '{"id":"the slow one"}' });
+    await store.release(scope, 'r', slowRelease.claim);
+    expect(await store.begin(scope, 'k', 'fp', T0 + HOUR + 1)).toEqual({ kind: 'in_progress' });
+    expect(await store.begin(scope, 'r', 'fp', T0 + HOUR + 1)).toEqual({ kind: 'in_progress' });
+    await store.complete(scope, 'k', retry.claim, { statusCode: 201, body: '{"id":"the retry"}' });
+    expect(await store.begin(scope, 'k', 'fp', T0 + HOUR + 2)).toEqual({ kind: 'replay', response: { statusCode: 201, body: '{"id":"the retry"}' } });
+    expect((await store.stats()).size).toBe(2);
   });
 
   it('RedisIdempotencyStore: a begin past one sweep batch of expired keys (500) still finds its own key expired', async () => {
@@ -508,10 +528,11 @@ withRedisServer('Redis adapters', (server) => {
     const scope = 'POST /v1/sim/payment-intents';
     // 600 keys completed at T0; 'zz' sorts after the others, so a sweep of 500 leaves it.
     const keys = [...Array.from({ length: 600 }, (_, i) => `k${String(i).padStart(3, '0')}`), 'zz'];
-    expect(await Promise.all(keys.map((key) => store.begin(scope, key, 'fp', T0)))).toEqual(keys.map(() => ({ kind: 'started' })));
-    await Promise.all(keys.map((key) => store.complete(scope, key, { statusCode: 201, body: '{}' })));
+    const begun = await Promise.all(keys.map((key) => store.begin(scope, key, 'fp', T0)));
+    expect(begun).toEqual(keys.map(() => ({ kind: 'started', claim: expect.any(String) })));
+    await Promise.all(keys.map((key, i) => store.complete(scope, key, (begun[i] as { claim: string }).claim, { statusCode: 201, body: '{}' })));
     // Expired: another body is a new request, not a mismatch, though the begin's own sweep stopped at 500.
-    expect(await store.begin(scope, 'zz', 'another body', T0 + 1_000)).toEqual({ kind: 'started' });
+    expect(await store.begin(scope, 'zz', 'another body', T0 + 1_000)).toEqual({ kind: 'started', claim: expect.any(String) });
     // The 100 the sweep left, and zz begun again.
     expect((await store.stats()).size).toBe(101);
   });

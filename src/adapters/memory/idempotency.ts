@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { BeginResult, StoredResponse } from '../../core/idempotency.ts';
 import type { IdempotencyStore, StoreStats } from '../../core/ports.ts';
 
@@ -10,6 +11,8 @@ interface Entry {
   fingerprint: string;
   expiresAt: number;
   response: StoredResponse | null;
+  /** The begin that made it: only its request's complete or release settles it. */
+  claim: string;
   /** What the entry costs, estimated, for the byte figure. */
   bytes: number;
 }
@@ -52,19 +55,21 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
     }
     if (this.#entries.size + this.#overdue.size >= this.#options.maxKeys) this.#evictOldestCompleted();
     const bytes = id.length + fingerprint.length + ENTRY_OVERHEAD_BYTES;
-    this.#entries.set(id, { fingerprint, expiresAt: now + this.#options.ttlMs, response: null, bytes });
+    const claim = randomUUID();
+    this.#entries.set(id, { fingerprint, expiresAt: now + this.#options.ttlMs, response: null, claim, bytes });
     this.#bytes += bytes;
-    return Promise.resolve({ kind: 'started' });
+    return Promise.resolve({ kind: 'started', claim });
   }
 
-  complete(scope: string, key: string, response: StoredResponse): Promise<void> {
+  complete(scope: string, key: string, claim: string, response: StoredResponse): Promise<void> {
     const id = entryId(scope, key);
     const overdue = this.#overdue.get(id);
     // Its time is up: the answer would be swept at once.
-    if (overdue !== undefined) this.#forget(this.#overdue, id, overdue);
+    if (overdue?.claim === claim) this.#forget(this.#overdue, id, overdue);
     const entry = this.#entries.get(id);
-    if (entry !== undefined && entry.response === null) {
+    if (entry !== undefined && entry.response === null && entry.claim === claim) {
       entry.response = copyResponse(response);
+      entry.claim = ''; // settled: no call settles it again
       const extra = response.body.length;
       entry.bytes += extra;
       this.#bytes += extra;
@@ -72,12 +77,12 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
     return Promise.resolve();
   }
 
-  release(scope: string, key: string): Promise<void> {
+  release(scope: string, key: string, claim: string): Promise<void> {
     const id = entryId(scope, key);
     const overdue = this.#overdue.get(id);
-    if (overdue !== undefined) this.#forget(this.#overdue, id, overdue);
+    if (overdue?.claim === claim) this.#forget(this.#overdue, id, overdue);
     const entry = this.#entries.get(id);
-    if (entry?.response === null) this.#forget(this.#entries, id, entry);
+    if (entry?.response === null && entry.claim === claim) this.#forget(this.#entries, id, entry);
     return Promise.resolve();
   }
 

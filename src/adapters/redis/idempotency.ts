@@ -2,7 +2,6 @@ import type { Redis } from 'ioredis';
 import type { BeginResult, StoredResponse } from '../../core/idempotency.ts';
 import type { IdempotencyStore, StoreStats } from '../../core/ports.ts';
 import { ENTRY_OVERHEAD_BYTES } from '../memory/idempotency.ts';
-import { keepingReply } from './lua.ts';
 import { callToken, defineScript, type Script, SWEEP_BATCH, sweepInBatches } from './connection.ts';
 
 export interface RedisIdempotencyOptions {
@@ -74,11 +73,14 @@ redis.call('INCRBY', KEYS[3], bytes)
 return {'started'}
 `;
 
+// A complete or release settles only the claim its begin made (ct): a claim the key's hold let go,
+// taken since by another request, is that request's; so is one a release sent again late (ioredis
+// resends a call whose reply was lost) would find after the client's retry began.
 const COMPLETE = `
--- ARGV: entry prefix, id, response JSON, body length
+-- ARGV: entry prefix, id, response JSON, body length, claim
 local key = ARGV[1] .. ARGV[2]
-local entry = redis.call('HMGET', key, 'fp', 'resp', 'exp')
-if not entry[1] or entry[2] then return 0 end
+local entry = redis.call('HMGET', key, 'fp', 'resp', 'exp', 'ct')
+if not entry[1] or entry[2] or entry[4] ~= ARGV[5] then return 0 end
 redis.call('HSET', key, 'resp', ARGV[3])
 redis.call('HINCRBY', key, 'bytes', ARGV[4])
 redis.call('INCRBY', KEYS[3], ARGV[4])
@@ -87,16 +89,16 @@ redis.call('ZADD', KEYS[1], entry[3], ARGV[2])
 return 1
 `;
 
-const RELEASE = keepingReply("ARGV[1] .. 'kept:'", `
--- ARGV: entry prefix, id, call token
+const RELEASE = `
+-- ARGV: entry prefix, id, claim
 local key = ARGV[1] .. ARGV[2]
-local entry = redis.call('HMGET', key, 'fp', 'resp', 'bytes')
-if not entry[1] or entry[2] then return 0 end
+local entry = redis.call('HMGET', key, 'fp', 'resp', 'bytes', 'ct')
+if not entry[1] or entry[2] or entry[4] ~= ARGV[3] then return 0 end
 redis.call('DECRBY', KEYS[3], entry[3])
 redis.call('DEL', key)
 redis.call('ZREM', KEYS[1], ARGV[2])
 return 1
-`);
+`;
 
 const SWEEP_ONLY = `${SWEEP}
 -- ARGV: entry prefix, now, batch
@@ -146,19 +148,22 @@ export class RedisIdempotencyStore implements IdempotencyStore {
 
   async begin(scope: string, key: string, fingerprint: string, now: number): Promise<BeginResult> {
     const { ttlMs, maxKeys, inFlightHoldMs } = this.#options;
-    const reply = (await this.#begin(this.#keys, [this.#entryPrefix, entryId(scope, key), fingerprint, now, ttlMs, maxKeys, ENTRY_OVERHEAD_BYTES, SWEEP_BATCH, inFlightHoldMs, callToken()])) as [string, string?];
+    // The begin's call token is its claim: a begin sent again finds it and is started too.
+    const claim = callToken();
+    const reply = (await this.#begin(this.#keys, [this.#entryPrefix, entryId(scope, key), fingerprint, now, ttlMs, maxKeys, ENTRY_OVERHEAD_BYTES, SWEEP_BATCH, inFlightHoldMs, claim])) as [string, string?];
     const [kind, response] = reply;
     if (kind === 'replay') return { kind: 'replay', response: JSON.parse(response as string) as StoredResponse };
-    return { kind: kind as 'started' | 'mismatch' | 'in_progress' };
+    if (kind === 'started') return { kind, claim };
+    return { kind: kind as 'mismatch' | 'in_progress' };
   }
 
-  async complete(scope: string, key: string, response: StoredResponse): Promise<void> {
+  async complete(scope: string, key: string, claim: string, response: StoredResponse): Promise<void> {
     const stored: StoredResponse = response.headers === undefined ? { statusCode: response.statusCode, body: response.body } : { statusCode: response.statusCode, body: response.body, headers: response.headers };
-    await this.#complete(this.#keys, [this.#entryPrefix, entryId(scope, key), JSON.stringify(stored), response.body.length]);
+    await this.#complete(this.#keys, [this.#entryPrefix, entryId(scope, key), JSON.stringify(stored), response.body.length, claim]);
   }
 
-  async release(scope: string, key: string): Promise<void> {
-    await this.#release(this.#keys, [this.#entryPrefix, entryId(scope, key), callToken()]);
+  async release(scope: string, key: string, claim: string): Promise<void> {
+    await this.#release(this.#keys, [this.#entryPrefix, entryId(scope, key), claim]);
   }
 
   async stats(): Promise<StoreStats & { bytes: number }> {

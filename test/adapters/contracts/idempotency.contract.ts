@@ -13,6 +13,14 @@ export type IdempotencyStoreFactory = (options: IdempotencyStoreOptions) => Prom
 
 const SCOPE = 'POST /v1/sim/payment-intents';
 const CREATED: StoredResponse = { statusCode: 201, body: '{"id":"pay_1"}', headers: { location: '/v1/sim/payment-intents/pay_1' } };
+/** A begin that started its request: its claim is the store's own name for it. */
+const STARTED = { kind: 'started', claim: expect.any(String) as unknown };
+
+/** The claim of a begin that started. */
+function claimOf(result: BeginResult): string {
+  if (result.kind !== 'started') throw new Error(`expected the begin to start, it was ${result.kind}`);
+  return result.claim;
+}
 
 /** The IdempotencyStore port's contract (src/core/ports.ts), for any adapter `make` builds fresh. */
 export function idempotencyStoreContract(name: string, make: IdempotencyStoreFactory): void {
@@ -20,53 +28,74 @@ export function idempotencyStoreContract(name: string, make: IdempotencyStoreFac
 
   /** A key begun and completed at `now`. */
   async function completed(store: IdempotencyStore, key: string, now = T0, response = CREATED): Promise<void> {
-    expect(await store.begin(SCOPE, key, 'fp', now)).toEqual({ kind: 'started' });
-    await store.complete(SCOPE, key, response);
+    await store.complete(SCOPE, key, claimOf(await store.begin(SCOPE, key, 'fp', now)), response);
   }
 
   describe(`IdempotencyStore contract: ${name}`, () => {
     it('starts a new key; a twin is in progress until the response is stored, then replays it', async () => {
       const store = await roomy();
-      expect(await store.begin(SCOPE, 'k1', 'fp', T0)).toEqual({ kind: 'started' });
+      const started = await store.begin(SCOPE, 'k1', 'fp', T0);
+      expect(started).toEqual(STARTED);
       expect(await store.begin(SCOPE, 'k1', 'fp', T0 + 1)).toEqual({ kind: 'in_progress' });
-      await store.complete(SCOPE, 'k1', CREATED);
+      await store.complete(SCOPE, 'k1', claimOf(started), CREATED);
       expect(await store.begin(SCOPE, 'k1', 'fp', T0 + 2)).toEqual({ kind: 'replay', response: CREATED });
       expect(await store.begin(SCOPE, 'k1', 'fp', T0 + 3)).toEqual({ kind: 'replay', response: CREATED });
     });
 
     it('a different body under the same key is a mismatch, in progress or completed', async () => {
       const store = await roomy();
-      await store.begin(SCOPE, 'k1', 'fp', T0);
+      const claim = claimOf(await store.begin(SCOPE, 'k1', 'fp', T0));
       expect(await store.begin(SCOPE, 'k1', 'other', T0)).toEqual({ kind: 'mismatch' });
-      await store.complete(SCOPE, 'k1', CREATED);
+      await store.complete(SCOPE, 'k1', claim, CREATED);
       expect(await store.begin(SCOPE, 'k1', 'other', T0)).toEqual({ kind: 'mismatch' });
     });
 
     it('keys are scoped: the same key in another scope is another request', async () => {
       const store = await roomy();
       await completed(store, 'k1');
-      expect(await store.begin('POST /api/v1/payments', 'k1', 'other', T0)).toEqual({ kind: 'started' });
+      expect(await store.begin('POST /api/v1/payments', 'k1', 'other', T0)).toEqual(STARTED);
       expect(await store.begin(SCOPE, 'k1', 'fp', T0)).toEqual({ kind: 'replay', response: CREATED });
     });
 
     it('complete stores only the response of a started request, and only the first', async () => {
       const store = await roomy();
-      await store.complete(SCOPE, 'never-begun', CREATED);
-      expect(await store.begin(SCOPE, 'never-begun', 'fp', T0)).toEqual({ kind: 'started' });
-      await completed(store, 'k1');
-      await store.complete(SCOPE, 'k1', { statusCode: 500, body: 'late' });
+      await store.complete(SCOPE, 'never-begun', 'a claim never made', CREATED);
+      expect(await store.begin(SCOPE, 'never-begun', 'fp', T0)).toEqual(STARTED);
+      const claim = claimOf(await store.begin(SCOPE, 'k1', 'fp', T0));
+      await store.complete(SCOPE, 'k1', claim, CREATED);
+      await store.complete(SCOPE, 'k1', claim, { statusCode: 500, body: 'late' });
       expect(await store.begin(SCOPE, 'k1', 'fp', T0)).toEqual({ kind: 'replay', response: CREATED });
     });
 
     it('release forgets an in-progress key only', async () => {
       const store = await roomy();
-      await store.begin(SCOPE, 'k1', 'fp', T0);
-      await store.release(SCOPE, 'k1');
-      expect(await store.begin(SCOPE, 'k1', 'other', T0 + 1)).toEqual({ kind: 'started' });
-      await completed(store, 'k2');
-      await store.release(SCOPE, 'k2');
+      await store.release(SCOPE, 'k1', claimOf(await store.begin(SCOPE, 'k1', 'fp', T0)));
+      expect(await store.begin(SCOPE, 'k1', 'other', T0 + 1)).toEqual(STARTED);
+      const claim = claimOf(await store.begin(SCOPE, 'k2', 'fp', T0));
+      await store.complete(SCOPE, 'k2', claim, CREATED);
+      await store.release(SCOPE, 'k2', claim);
       expect(await store.begin(SCOPE, 'k2', 'fp', T0 + 2)).toEqual({ kind: 'replay', response: CREATED });
-      await store.release(SCOPE, 'unknown');
+      await store.release(SCOPE, 'unknown', claim);
+      expect((await store.stats()).size).toBe(2);
+    });
+
+    it('complete and release settle only the claim their begin made: another claim of the key, or none, is left as it is', async () => {
+      const store = await roomy();
+      const first = claimOf(await store.begin(SCOPE, 'k1', 'fp', T0));
+      // A later claim of the key, as made after the first's hold lapsed (or a call sent again late), is not the first's.
+      const other = claimOf(await store.begin(SCOPE, 'k2', 'fp', T0));
+      expect(other).not.toBe(first);
+      await store.release(SCOPE, 'k1', other);
+      await store.complete(SCOPE, 'k1', other, { statusCode: 200, body: 'not this request' });
+      expect(await store.begin(SCOPE, 'k1', 'fp', T0 + 1)).toEqual({ kind: 'in_progress' });
+      await store.release(SCOPE, 'k1', first);
+      const second = claimOf(await store.begin(SCOPE, 'k1', 'fp', T0 + 2));
+      // The first request's claim is gone: its late answer or release leaves the second's.
+      await store.complete(SCOPE, 'k1', first, { statusCode: 200, body: 'late' });
+      await store.release(SCOPE, 'k1', first);
+      expect(await store.begin(SCOPE, 'k1', 'fp', T0 + 3)).toEqual({ kind: 'in_progress' });
+      await store.complete(SCOPE, 'k1', second, CREATED);
+      expect(await store.begin(SCOPE, 'k1', 'fp', T0 + 4)).toEqual({ kind: 'replay', response: CREATED });
       expect((await store.stats()).size).toBe(2);
     });
 
@@ -120,38 +149,47 @@ export function idempotencyStoreContract(name: string, make: IdempotencyStoreFac
         // The completed key goes; the running one stays while its request runs (see below).
         expect(await store.sweep(T0 + HOUR + 1)).toBe(1);
         expect(await store.stats()).toMatchObject({ size: 2, max: 100 });
-        expect(await store.begin(SCOPE, 'done', 'fp', T0 + HOUR + 1)).toEqual({ kind: 'started' });
+        expect(await store.begin(SCOPE, 'done', 'fp', T0 + HOUR + 1)).toEqual(STARTED);
         expect(await store.begin(SCOPE, 'later', 'fp', T0 + HOUR + 1)).toEqual({ kind: 'in_progress' });
         expect(await store.begin(SCOPE, 'running', 'fp', T0 + HOUR + 1)).toEqual({ kind: 'in_progress' });
       });
 
       it('a TTL shorter than a request: its key is kept while it runs, then goes once it has stored its answer or released it', async () => {
         const store = await make({ ttlMs: 1_000, maxKeys: 100 });
-        await store.begin(SCOPE, 'slow', 'fp', T0);
-        await store.begin(SCOPE, 'failing', 'fp', T0);
+        const slow = claimOf(await store.begin(SCOPE, 'slow', 'fp', T0));
+        const failing = claimOf(await store.begin(SCOPE, 'failing', 'fp', T0));
         await completed(store, 'quick', T0);
         // At the TTL: the completed key goes; the two running ones stay, so a twin is still refused.
         expect(await store.sweep(T0 + 1_000)).toBe(1);
         expect(await store.begin(SCOPE, 'slow', 'fp', T0 + 1_000)).toEqual({ kind: 'in_progress' });
-        expect(await store.begin(SCOPE, 'quick', 'fp', T0 + 1_000)).toEqual({ kind: 'started' });
+        const quick = await store.begin(SCOPE, 'quick', 'fp', T0 + 1_000);
+        expect(quick).toEqual(STARTED);
         expect((await store.stats()).size).toBe(3);
         // Half an hour on (a request held by a long delay scenario): still refused.
         expect(await store.sweep(T0 + 30 * MINUTE)).toBe(0);
         expect(await store.begin(SCOPE, 'slow', 'another body', T0 + 30 * MINUTE)).toEqual({ kind: 'mismatch' });
         // It ends: its answer is stored, and as the key's TTL counts from its begin, it goes.
-        await store.complete(SCOPE, 'slow', CREATED);
-        expect(await store.begin(SCOPE, 'slow', 'fp', T0 + 30 * MINUTE)).toEqual({ kind: 'started' });
-        await store.release(SCOPE, 'failing');
-        expect(await store.begin(SCOPE, 'failing', 'fp', T0 + 30 * MINUTE)).toEqual({ kind: 'started' });
+        await store.complete(SCOPE, 'slow', slow, CREATED);
+        const slowAgain = await store.begin(SCOPE, 'slow', 'fp', T0 + 30 * MINUTE);
+        expect(slowAgain).toEqual(STARTED);
+        await store.release(SCOPE, 'failing', failing);
+        const failingAgain = await store.begin(SCOPE, 'failing', 'fp', T0 + 30 * MINUTE);
+        expect(failingAgain).toEqual(STARTED);
         await store.sweep(T0 + 30 * MINUTE + 1_000);
-        await Promise.all(['slow', 'failing', 'quick'].map((key) => store.release(SCOPE, key)));
+        await Promise.all(
+          [
+            ['slow', slowAgain],
+            ['failing', failingAgain],
+            ['quick', quick],
+          ].map(([key, begun]) => store.release(SCOPE, key as string, claimOf(begun as BeginResult))),
+        );
         expect(await store.stats()).toMatchObject({ size: 0, bytes: 0 });
       });
 
       it('an expired key starts afresh without a sweep', async () => {
         const store = await make({ ttlMs: HOUR, maxKeys: 100 });
         await completed(store, 'k1', T0);
-        expect(await store.begin(SCOPE, 'k1', 'new-body', T0 + HOUR + 1)).toEqual({ kind: 'started' });
+        expect(await store.begin(SCOPE, 'k1', 'new-body', T0 + HOUR + 1)).toEqual(STARTED);
       });
 
       it('at the bound the oldest completed key goes, never an in-progress one', async () => {
@@ -159,19 +197,19 @@ export function idempotencyStoreContract(name: string, make: IdempotencyStoreFac
         await store.begin(SCOPE, 'running', 'fp', T0);
         await completed(store, 'oldest-done', T0 + 1);
         await completed(store, 'newer-done', T0 + 2);
-        expect(await store.begin(SCOPE, 'fourth', 'fp', T0 + 3)).toEqual({ kind: 'started' });
+        expect(await store.begin(SCOPE, 'fourth', 'fp', T0 + 3)).toEqual(STARTED);
         expect(await store.stats()).toMatchObject({ size: 3, max: 3 });
         expect(await store.begin(SCOPE, 'running', 'fp', T0 + 4)).toEqual({ kind: 'in_progress' });
         expect(await store.begin(SCOPE, 'newer-done', 'fp', T0 + 4)).toEqual({ kind: 'replay', response: CREATED });
         expect(await store.begin(SCOPE, 'fourth', 'fp', T0 + 4)).toEqual({ kind: 'in_progress' });
-        expect(await store.begin(SCOPE, 'oldest-done', 'fp', T0 + 4)).toEqual({ kind: 'started' });
+        expect(await store.begin(SCOPE, 'oldest-done', 'fp', T0 + 4)).toEqual(STARTED);
       });
 
       it('a store full of in-progress keys still starts new ones rather than drop a claim', async () => {
         const store = await make({ ttlMs: DAY, maxKeys: 2 });
         await store.begin(SCOPE, 'a', 'fp', T0);
         await store.begin(SCOPE, 'b', 'fp', T0);
-        expect(await store.begin(SCOPE, 'c', 'fp', T0)).toEqual({ kind: 'started' });
+        expect(await store.begin(SCOPE, 'c', 'fp', T0)).toEqual(STARTED);
         expect(await store.begin(SCOPE, 'a', 'fp', T0)).toEqual({ kind: 'in_progress' });
         expect(await store.begin(SCOPE, 'b', 'fp', T0)).toEqual({ kind: 'in_progress' });
       });
@@ -179,14 +217,13 @@ export function idempotencyStoreContract(name: string, make: IdempotencyStoreFac
       it('stats().bytes grows with stored response bodies and shrinks when keys go', async () => {
         const store = await make({ ttlMs: HOUR, maxKeys: 100 });
         const empty = (await store.stats()).bytes;
-        await store.begin(SCOPE, 'k1', 'fp', T0);
+        const k1 = claimOf(await store.begin(SCOPE, 'k1', 'fp', T0));
         const begun = (await store.stats()).bytes;
         expect(begun).toBeGreaterThan(empty);
-        await store.complete(SCOPE, 'k1', { statusCode: 200, body: 'x'.repeat(10_000) });
+        await store.complete(SCOPE, 'k1', k1, { statusCode: 200, body: 'x'.repeat(10_000) });
         const withBody = (await store.stats()).bytes;
         expect(withBody).toBeGreaterThanOrEqual(begun + 10_000);
-        await store.begin(SCOPE, 'k2', 'fp', T0 + 1);
-        await store.release(SCOPE, 'k2');
+        await store.release(SCOPE, 'k2', claimOf(await store.begin(SCOPE, 'k2', 'fp', T0 + 1)));
         expect((await store.stats()).bytes).toBe(withBody);
         expect(await store.sweep(T0 + 2 * HOUR)).toBe(1);
         expect(await store.stats()).toEqual({ size: 0, max: 100, bytes: empty });
@@ -195,8 +232,7 @@ export function idempotencyStoreContract(name: string, make: IdempotencyStoreFac
       it('release gives back what the key held', async () => {
         const store = await roomy();
         const empty = (await store.stats()).bytes;
-        await store.begin(SCOPE, 'k1', 'fp', T0);
-        await store.release(SCOPE, 'k1');
+        await store.release(SCOPE, 'k1', claimOf(await store.begin(SCOPE, 'k1', 'fp', T0)));
         expect(await store.stats()).toEqual({ size: 0, max: 1_000, bytes: empty });
       });
     });
