@@ -1,5 +1,6 @@
 import type { Clock, Timer } from './clock.ts';
 import { isStoreUnavailable } from './errors.ts';
+import { FailureCounts } from './failure-counts.ts';
 import type { ClaimedJob, SchedulerStore } from './ports.ts';
 
 /**
@@ -63,8 +64,12 @@ export const FAILED_RUN_RETRY_MS = 1000;
 export class Scheduler {
   readonly #deps: SchedulerDeps;
   readonly #handlers = new Map<string, JobHandler>();
-  /** Failed runs per job (kind + key): all of them (for the retry delay) and those that count towards MAX_ATTEMPTS. */
-  readonly #failures = new Map<string, Failures>();
+  /**
+   * Failed runs per job (kind + key): all of them (for the retry delay) and those that count
+   * towards MAX_ATTEMPTS. Kept until the job succeeds here, or twice as long as its retry and
+   * another process's lease of it could take after its last failure here (done elsewhere, or cancelled).
+   */
+  readonly #failures: FailureCounts<Failures>;
   #timer: Timer | undefined;
   #pollTimer: Timer | undefined;
   #armedAt = Number.POSITIVE_INFINITY;
@@ -76,6 +81,7 @@ export class Scheduler {
 
   constructor(deps: SchedulerDeps) {
     this.#deps = deps;
+    this.#failures = new FailureCounts(2 * (RETRY_MAX_MS + this.leaseMs));
   }
 
   /** True when the store is shared by several processes (`pollMs` > 0): a job left unfinished here is run by another. */
@@ -238,7 +244,8 @@ export class Scheduler {
       finished.push(job);
     } catch (error) {
       const id = failureId(job);
-      const before = this.#failures.get(id);
+      const now = clock.now();
+      const before = this.#failures.get(id, now);
       const failures: Failures = {
         runs: (before?.runs ?? 0) + 1,
         counted: (before?.counted ?? 0) + (isStoreUnavailable(error) ? 0 : 1),
@@ -250,8 +257,8 @@ export class Scheduler {
         finished.push(job);
         return;
       }
-      this.#failures.set(id, failures);
-      const retryAt = clock.now() + Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** Math.min(failures.runs - 1, 20));
+      this.#failures.set(id, failures, now);
+      const retryAt = now + Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** Math.min(failures.runs - 1, 20));
       await store.schedule({ kind: job.kind, key: job.key, dueAt: retryAt });
     }
   }

@@ -1,4 +1,5 @@
 import type { Clock } from '../clock.ts';
+import { FailureCounts } from '../failure-counts.ts';
 import type { Scheduler } from '../scheduler.ts';
 import { compensationsLeft, sagaDid, stampOf, type FluxPayIds, type Saga, type SagaStepName } from './model.ts';
 import type { FluxPayStore } from './ports.ts';
@@ -39,11 +40,12 @@ export interface SagaDeps {
 
 export class UsageSagas {
   readonly #deps: SagaDeps;
-  /** Failed advances per saga, for the retry delay. */
-  readonly #failures = new Map<string, number>();
+  /** Failed advances per saga, for the retry delay, until one succeeds here (or, advanced elsewhere, well after the last failure here). */
+  readonly #failures: FailureCounts<number>;
 
   constructor(deps: SagaDeps) {
     this.#deps = deps;
+    this.#failures = new FailureCounts(2 * (RETRY_MAX_MS + deps.scheduler.leaseMs));
     deps.scheduler.register(SAGA_TIMEOUT_JOB, (sagaId) => this.timeout(sagaId));
     deps.scheduler.register(SAGA_ADVANCE_JOB, async (sagaId) => {
       await this.#advance(sagaId, true);
@@ -97,12 +99,18 @@ export class UsageSagas {
     try {
       saga = await store.getSaga(sagaId);
       for (;;) {
-        if (saga === undefined) return undefined;
+        if (saga === undefined) {
+          this.#failures.delete(sagaId);
+          return undefined;
+        }
         const step = nextStep(saga);
         if (step === undefined) break;
         const outcome = await store.runSagaStep(sagaId, step, stampOf(ids, clock.now()), ids('cu'));
         onChange();
-        if (outcome.kind === 'not_found') return undefined;
+        if (outcome.kind === 'not_found') {
+          this.#failures.delete(sagaId);
+          return undefined;
+        }
         if (outcome.kind === 'refused') break;
         // Counted once: by the call whose step ended it.
         if (outcome.kind === 'done' && outcome.saga.status === 'COMPENSATED') this.#deps.onFinished?.(outcome.saga);
@@ -134,8 +142,9 @@ export class UsageSagas {
   }
 
   #delay(sagaId: string): number {
-    const failures = (this.#failures.get(sagaId) ?? 0) + 1;
-    this.#failures.set(sagaId, failures);
+    const now = this.#deps.clock.now();
+    const failures = (this.#failures.get(sagaId, now) ?? 0) + 1;
+    this.#failures.set(sagaId, failures, now);
     return Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** Math.min(failures - 1, 20));
   }
 }
