@@ -5,6 +5,8 @@
  * the same store ran it to the end, or it was cancelled or went with its record. So an entry whose
  * last failure is older than `forgetAfterMs` (longer than any retry here waits, plus the lease
  * another process holds it under) goes too, and a later failure of the same item counts from one.
+ * Counts age only while the store answers: a run that cannot reach it keeps them all (`keepAll`),
+ * so an outage, however long, neither resets a job's attempts nor its delay.
  * Without that, such entries stayed for the process's life, and an item of the same name failing
  * again much later carried the old count (a job given up at its first failure).
  *
@@ -40,6 +42,11 @@ export class FailureCounts<T> {
       if (entry.at > before) break;
       this.#entries.delete(key);
     }
+  }
+
+  /** Every item's failures as of `now` (no item can have run meanwhile: the store could not be reached). */
+  keepAll(now: number): void {
+    for (const entry of this.#entries.values()) entry.at = now;
   }
 
   delete(id: string): void {

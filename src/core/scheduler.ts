@@ -227,6 +227,7 @@ export class Scheduler {
     } catch (error) {
       // Claimed jobs not completed are claimed again when their lease lapses.
       this.#deps.onRunError?.(error);
+      if (isStoreUnavailable(error)) this.#failures.keepAll(clock.now());
       this.#arm(clock.now() + FAILED_RUN_RETRY_MS);
       return error;
     }

@@ -3,6 +3,7 @@ import { MemorySchedulerStore } from '../../src/adapters/memory/scheduler.ts';
 import { StoreUnavailableError } from '../../src/core/errors.ts';
 import { FailureCounts } from '../../src/core/failure-counts.ts';
 import type { FluxPayStore } from '../../src/core/fluxpay/ports.ts';
+import type { SchedulerStore } from '../../src/core/ports.ts';
 import { SAGA_ADVANCE_JOB, UsageSagas } from '../../src/core/fluxpay/saga.ts';
 import { MAX_ATTEMPTS, Scheduler } from '../../src/core/scheduler.ts';
 import { aSaga } from '../adapters/contracts/fluxpay.contract.ts';
@@ -27,6 +28,15 @@ describe('FailureCounts', () => {
     counts.delete('c');
     counts.delete('never');
     expect(counts.size).toBe(0);
+  });
+
+  it('keepAll holds every item’s failures as of now, so they age from then', () => {
+    const counts = new FailureCounts<number>(1_000);
+    counts.set('a', 3, 0);
+    counts.set('b', 1, 200);
+    counts.keepAll(900);
+    counts.set('c', 1, 1_800);
+    expect([counts.size, counts.get('a', 1_899), counts.get('b', 1_899), counts.get('a', 1_900)]).toEqual([3, 3, 1, undefined]);
   });
 });
 
@@ -66,6 +76,41 @@ describe('failures counted by one process of several on a shared store', () => {
     await clock.advance(100);
     expect(await store.count('test.job')).toBe(0);
     here.stop();
+  });
+
+  it('a store that cannot be reached for minutes keeps a job’s failures: one short of MAX_ATTEMPTS, it is given up at its next failure after the outage', async () => {
+    const clock = new ManualClock(0);
+    const jobs = new MemorySchedulerStore();
+    let away = false;
+    /** The store, refusing every call while `away`. */
+    const reachable = <T>(call: () => Promise<T>): Promise<T> => (away ? Promise.reject(new StoreUnavailableError()) : call());
+    const store: SchedulerStore = {
+      schedule: (job) => reachable(() => jobs.schedule(job)),
+      cancel: (kind, key) => reachable(() => jobs.cancel(kind, key)),
+      claimDue: (now, limit, leaseMs) => reachable(() => jobs.claimDue(now, limit, leaseMs)),
+      complete: (claimed) => reachable(() => jobs.complete(claimed)),
+      nextDueAt: () => reachable(() => jobs.nextDueAt()),
+      count: (kind) => reachable(() => jobs.count(kind)),
+    };
+    const finals: boolean[] = [];
+    let failedRuns = 0;
+    const scheduler = new Scheduler({ clock, store, onError: (_error, _job, final) => finals.push(final), onRunError: () => failedRuns++ });
+    scheduler.register('test.job', () => {
+      throw new Error('a bug in the handler');
+    });
+    await scheduler.start();
+    await scheduler.schedule('test.job', 'k', 0);
+    await clock.advance(6_300);
+    expect(finals).toEqual(Array.from({ length: MAX_ATTEMPTS - 1 }, () => false));
+    away = true;
+    await clock.advance(3 * MINUTE);
+    // A run a second, each refused.
+    expect(failedRuns).toBeGreaterThanOrEqual(170);
+    away = false;
+    await clock.advance(15_000);
+    expect(finals.slice(MAX_ATTEMPTS - 1)).toEqual([true]);
+    expect(await store.count('test.job')).toBe(0);
+    scheduler.stop();
   });
 
   it('a saga whose advance failed here and that another process advanced, or that went, starts its retry delay afresh', async () => {
