@@ -1,8 +1,10 @@
 import type { FastifyReply, FastifyRequest, onSendHookHandler, preHandlerHookHandler } from 'fastify';
 import type { Clock } from '../core/clock.ts';
+import { isStoreUnavailable } from '../core/errors.ts';
 import { fingerprint } from '../core/idempotency.ts';
 import type { IdempotencyStore } from '../core/ports.ts';
 import { sendProblem, type ErrorShape } from './error-handler.ts';
+import type { LateSettles } from './late-settles.ts';
 
 /**
  * Route hooks that make a POST idempotent under the `Idempotency-Key` header. They run after
@@ -27,6 +29,8 @@ export interface IdempotencyHooks {
 export interface IdempotencyHookOptions {
   store: IdempotencyStore;
   clock: Clock;
+  /** Where a settle the store could not take (Redis away) waits to be tried again. */
+  lateSettles: LateSettles;
   /** The dialect's error shape, for 422 IDEMPOTENCY_KEY_MISMATCH and 409 IDEMPOTENCY_KEY_IN_USE. */
   shape: ErrorShape;
   onReplay?: () => void;
@@ -96,13 +100,18 @@ export function idempotencyHooks(options: IdempotencyHookOptions): IdempotencyHo
       const held = claims.get(request);
       if (held === undefined || held.settled) return done(null, payload);
       held.settled = true;
-      const settle = reply.statusCode >= 500 || typeof payload !== 'string' ? store.release(held.scope, held.key, held.claim) : store.complete(held.scope, held.key, held.claim, { statusCode: reply.statusCode, body: payload });
-      settle.then(
+      // Only what the settle needs: one tried again later holds no request or reply.
+      const { scope, key, claim } = held;
+      const { statusCode } = reply;
+      const settle = statusCode >= 500 || typeof payload !== 'string' ? () => store.release(scope, key, claim) : () => store.complete(scope, key, claim, { statusCode, body: payload });
+      settle().then(
         () => done(null, payload),
         (error: Error) => {
           // The store went away during the request (Redis): the answer still goes out as it is
-          // (a 503 stays a 503; a created intent is not hidden behind a 500). The key stays begun.
-          request.log.error({ err: error }, 'the Idempotency-Key could not be settled in the store');
+          // (a 503 stays a 503; a created intent is not hidden behind a 500), and the settle is
+          // tried again until the store takes it. Anything else leaves the key begun until its TTL.
+          if (isStoreUnavailable(error) && options.lateSettles.add(settle)) request.log.warn({ err: error }, 'the Idempotency-Key could not be settled: the store is unreachable; it is tried again until it can be');
+          else request.log.error({ err: error }, 'the Idempotency-Key could not be settled in the store');
           done(null, payload);
         },
       );

@@ -39,6 +39,7 @@ const bookings: FastifyPluginAsync = async (app) => {
     const idempotent = idempotencyHooks({
       store: stores.idempotency,
       clock,
+      lateSettles: app.core.lateSettles,
       shape: bookingsErrors,
       onReplay: () => app.metrics.idempotencyReplays.inc(),
       onConflict: () => app.metrics.idempotencyConflicts.inc(),

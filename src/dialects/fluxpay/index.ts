@@ -35,6 +35,7 @@ const fluxpay: FastifyPluginAsync = async (app) => {
     const idempotent = idempotencyHooks({
       store: stores.idempotency,
       clock,
+      lateSettles: app.core.lateSettles,
       shape: fluxpayErrors,
       onReplay: () => app.metrics.idempotencyReplays.inc(),
       onConflict: () => app.metrics.idempotencyConflicts.inc(),

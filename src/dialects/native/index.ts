@@ -25,6 +25,7 @@ const native: FastifyPluginAsync = async (app) => {
   const idempotent = idempotencyHooks({
     store: stores.idempotency,
     clock,
+    lateSettles: app.core.lateSettles,
     shape: nativeErrors,
     onReplay: () => app.metrics.idempotencyReplays.inc(),
     onConflict: () => app.metrics.idempotencyConflicts.inc(),

@@ -73,6 +73,7 @@ const paymentServerV2: FastifyPluginAsync = async (app) => {
     const idempotent = idempotencyHooks({
       store: stores.idempotency,
       clock,
+      lateSettles: app.core.lateSettles,
       shape: v2Errors,
       onReplay: () => app.metrics.idempotencyReplays.inc(),
       onConflict: () => app.metrics.idempotencyConflicts.inc(),

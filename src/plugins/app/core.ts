@@ -9,6 +9,7 @@ import { IntentService } from '../../core/intents/service.ts';
 import type { Stores } from '../../core/ports.ts';
 import { createRandom, type RandomSource } from '../../core/random.ts';
 import { Scheduler } from '../../core/scheduler.ts';
+import { LateSettles } from '../../http/late-settles.ts';
 
 /**
  * The service's core, built once per app from the configuration and the stores: clock, random
@@ -25,6 +26,8 @@ export interface Core {
   stores: Stores;
   scheduler: Scheduler;
   intents: IntentService;
+  /** Idempotency-Key settles the store could not take (Redis away), tried again until it can (closed with the app). */
+  lateSettles: LateSettles;
   /** Adds a store to the periodic TTL sweep (every SWEEP_INTERVAL_MS on the injected clock). */
   onSweep(sweeper: (now: number) => Promise<unknown>): void;
 }
@@ -101,7 +104,8 @@ export default fp<CoreOptions>(
         });
     };
 
-    app.decorate('core', { config, clock, random, ids, bus, stores, scheduler, intents, onSweep: (fn) => void sweepers.push(fn) });
+    const lateSettles = new LateSettles(clock, app.log);
+    app.decorate('core', { config, clock, random, ids, bus, stores, scheduler, intents, lateSettles, onSweep: (fn) => void sweepers.push(fn) });
 
     app.addHook('onReady', async () => {
       sweeper = clock.schedule(SWEEP_INTERVAL_MS, sweep);
@@ -120,6 +124,7 @@ export default fp<CoreOptions>(
       else app.log.info('shutdown: every pending intent was decided');
     });
     app.addHook('onClose', async () => {
+      lateSettles.close();
       sweeper?.cancel();
       sweeper = undefined;
       scheduler.stop();

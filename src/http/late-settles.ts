@@ -1,0 +1,74 @@
+import type { FastifyBaseLogger } from 'fastify';
+import type { Clock, Timer } from '../core/clock.ts';
+import { isStoreUnavailable } from '../core/errors.ts';
+
+/** The first retry of a settle the store could not take; each next one waits twice as long, up to LATE_SETTLE_MAX_MS. */
+export const LATE_SETTLE_FIRST_MS = 250;
+export const LATE_SETTLE_MAX_MS = 5_000;
+/**
+ * Settles waiting at once, at most. Only a request whose key was taken before the store went
+ * away, and that ended while it was away, waits (during the outage a begin is refused, 503, and
+ * takes nothing), so they are about as many as requests were in flight then.
+ */
+export const LATE_SETTLES_MAX = 1_000;
+
+/**
+ * Idempotency-Key settles (a request's answer stored, or its key given back after a 5xx) that the
+ * store refused because it could not be reached (Redis away): each is tried again, 250 ms later
+ * and then at doubling intervals of at most 5 s, until the store takes it or the app closes. A late
+ * settle is safe: it touches only its own request's claim of the key (`IdempotencyStore`), never
+ * one another request made since. Without it the key stayed begun, and the client's retry with it
+ * (what a 503 asks for) was refused 409 IDEMPOTENCY_KEY_IN_USE until the key's TTL (24 h by default)
+ * or its hold had passed. A settle still waiting when the app closes is dropped, the key left to
+ * its TTL, as before; so is one beyond LATE_SETTLES_MAX (logged).
+ */
+export class LateSettles {
+  readonly #clock: Clock;
+  readonly #log: FastifyBaseLogger;
+  readonly #timers = new Set<Timer>();
+  #closed = false;
+
+  constructor(clock: Clock, log: FastifyBaseLogger) {
+    this.#clock = clock;
+    this.#log = log;
+  }
+
+  /** Settles waiting for their next try. */
+  get pending(): number {
+    return this.#timers.size;
+  }
+
+  /** Tries `settle` again later, until it is taken; false when it cannot wait (the app closes, or too many wait). */
+  add(settle: () => Promise<void>): boolean {
+    if (this.#closed) return false;
+    if (this.#timers.size >= LATE_SETTLES_MAX) {
+      this.#log.warn({ waiting: this.#timers.size }, 'an Idempotency-Key the store could not settle is not tried again: too many wait; it stays begun until its TTL');
+      return false;
+    }
+    this.#wait(settle, LATE_SETTLE_FIRST_MS);
+    return true;
+  }
+
+  /** Drops every settle still waiting (the app closes). */
+  close(): void {
+    this.#closed = true;
+    for (const timer of this.#timers) timer.cancel();
+    this.#timers.clear();
+  }
+
+  #wait(settle: () => Promise<void>, delayMs: number): void {
+    const timer = this.#clock.schedule(delayMs, () => {
+      this.#timers.delete(timer);
+      if (this.#closed) return;
+      return settle().then(
+        () => undefined,
+        (error: unknown) => {
+          if (this.#closed) return;
+          if (isStoreUnavailable(error)) this.#wait(settle, Math.min(LATE_SETTLE_MAX_MS, delayMs * 2));
+          else this.#log.error({ err: error }, 'an Idempotency-Key settle tried again failed; the key stays begun until its TTL');
+        },
+      );
+    });
+    this.#timers.add(timer);
+  }
+}

@@ -1,0 +1,58 @@
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { StoreUnavailableError } from '../../src/core/errors.ts';
+import { LATE_SETTLES_MAX, LateSettles } from '../../src/http/late-settles.ts';
+import { ManualClock } from '../helpers/manual-clock.ts';
+
+function settles(clock: ManualClock): { late: LateSettles; logs: Array<Record<string, unknown>> } {
+  const logs: Array<Record<string, unknown>> = [];
+  const log = pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) });
+  return { late: new LateSettles(clock, log), logs };
+}
+
+describe('LateSettles', () => {
+  it('tries a settle the store refused as unreachable again, 250 ms later, then at doubling intervals of at most 5 s, until it is taken', async () => {
+    const clock = new ManualClock(0);
+    const { late } = settles(clock);
+    const tries: number[] = [];
+    expect(
+      late.add(() => {
+        tries.push(clock.now());
+        return tries.length < 7 ? Promise.reject(new StoreUnavailableError()) : Promise.resolve();
+      }),
+    ).toBe(true);
+    await clock.advance(60_000);
+    expect(tries).toEqual([250, 750, 1_750, 3_750, 7_750, 12_750, 17_750]);
+    expect(late.pending).toBe(0);
+  });
+
+  it('gives up a settle that failed otherwise, with an error line; refuses more than LATE_SETTLES_MAX at once, with a warning', async () => {
+    const clock = new ManualClock(0);
+    const { late, logs } = settles(clock);
+    late.add(() => Promise.reject(new Error('a bug')));
+    await clock.advance(10_000);
+    expect(late.pending).toBe(0);
+    expect(logs.map((l) => [l.level, l.msg])).toEqual([[50, 'an Idempotency-Key settle tried again failed; the key stays begun until its TTL']]);
+    for (let i = 0; i < LATE_SETTLES_MAX; i++) expect(late.add(() => Promise.resolve())).toBe(true);
+    expect(late.add(() => Promise.resolve())).toBe(false);
+    expect(logs.at(-1)).toMatchObject({ level: 40, waiting: LATE_SETTLES_MAX });
+    await clock.advance(250);
+    expect(late.pending).toBe(0);
+    expect(late.add(() => Promise.resolve())).toBe(true);
+  });
+
+  it('a close drops every settle still waiting, and takes no more', async () => {
+    const clock = new ManualClock(0);
+    const { late } = settles(clock);
+    let tries = 0;
+    late.add(() => {
+      tries++;
+      return Promise.reject(new StoreUnavailableError());
+    });
+    await clock.advance(250);
+    late.close();
+    expect([late.pending, late.add(() => Promise.resolve())]).toEqual([0, false]);
+    await clock.advance(60_000);
+    expect(tries).toBe(1);
+  });
+});
