@@ -44,9 +44,17 @@ export class FailureCounts<T> {
     }
   }
 
-  /** Every item's failures as of `now` (no item can have run meanwhile: the store could not be reached). */
+  /**
+   * Every item's failures as of `now` (no item can have run meanwhile: the store could not be
+   * reached), but for those already past `forgetAfterMs`, which go: an outage keeps counts, it
+   * does not bring back those forgotten before it.
+   */
   keepAll(now: number): void {
-    for (const entry of this.#entries.values()) entry.at = now;
+    const before = now - this.#forgetAfterMs;
+    for (const [key, entry] of this.#entries) {
+      if (entry.at <= before) this.#entries.delete(key);
+      else entry.at = now;
+    }
   }
 
   delete(id: string): void {

@@ -49,6 +49,17 @@ interface Claim {
 
 const claims = new WeakMap<FastifyRequest, Claim>();
 
+/**
+ * The call that settles a request's key: its answer stored, or (a 5xx, or an answer that is not a
+ * string) the key given back. Made out here, apart from the hook's closures, so that one tried
+ * again later (`LateSettles`) holds only these values, not the request, its body or its reply.
+ */
+function settleOf(store: IdempotencyStore, held: Claim, statusCode: number, payload: unknown): () => Promise<void> {
+  const { scope, key, claim } = held;
+  if (statusCode >= 500 || typeof payload !== 'string') return () => store.release(scope, key, claim);
+  return () => store.complete(scope, key, claim, { statusCode, body: payload });
+}
+
 /** The operation a request stands for: method, route pattern and its normalised parameters. */
 export function operationOf(request: FastifyRequest): string {
   const params = request.params as Record<string, string> | undefined;
@@ -100,10 +111,7 @@ export function idempotencyHooks(options: IdempotencyHookOptions): IdempotencyHo
       const held = claims.get(request);
       if (held === undefined || held.settled) return done(null, payload);
       held.settled = true;
-      // Only what the settle needs: one tried again later holds no request or reply.
-      const { scope, key, claim } = held;
-      const { statusCode } = reply;
-      const settle = statusCode >= 500 || typeof payload !== 'string' ? () => store.release(scope, key, claim) : () => store.complete(scope, key, claim, { statusCode, body: payload });
+      const settle = settleOf(store, held, reply.statusCode, payload);
       settle().then(
         () => done(null, payload),
         (error: Error) => {

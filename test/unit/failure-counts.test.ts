@@ -11,6 +11,22 @@ import { ManualClock } from '../helpers/manual-clock.ts';
 
 const MINUTE = 60_000;
 
+/** A scheduler store that refuses every call as unreachable while `away.now`, and the jobs behind it. */
+function refusingStore(): { jobs: MemorySchedulerStore; store: SchedulerStore; away: { now: boolean } } {
+  const jobs = new MemorySchedulerStore();
+  const away = { now: false };
+  const reachable = <T>(call: () => Promise<T>): Promise<T> => (away.now ? Promise.reject(new StoreUnavailableError()) : call());
+  const store: SchedulerStore = {
+    schedule: (job) => reachable(() => jobs.schedule(job)),
+    cancel: (kind, key) => reachable(() => jobs.cancel(kind, key)),
+    claimDue: (now, limit, leaseMs) => reachable(() => jobs.claimDue(now, limit, leaseMs)),
+    complete: (claimed) => reachable(() => jobs.complete(claimed)),
+    nextDueAt: () => reachable(() => jobs.nextDueAt()),
+    count: (kind) => reachable(() => jobs.count(kind)),
+  };
+  return { jobs, store, away };
+}
+
 describe('FailureCounts', () => {
   it('keeps an item’s failures until forgetAfterMs after its last one; a later failure of another item drops it', () => {
     const counts = new FailureCounts<number>(1_000);
@@ -37,6 +53,14 @@ describe('FailureCounts', () => {
     counts.keepAll(900);
     counts.set('c', 1, 1_800);
     expect([counts.size, counts.get('a', 1_899), counts.get('b', 1_899), counts.get('a', 1_900)]).toEqual([3, 3, 1, undefined]);
+  });
+
+  it('keepAll does not bring back an item forgotten before it (past forgetAfterMs, still held until a failure swept)', () => {
+    const counts = new FailureCounts<number>(1_000);
+    counts.set('old', 7, 0);
+    counts.set('recent', 2, 500);
+    counts.keepAll(1_200);
+    expect([counts.size, counts.get('old', 1_200), counts.get('recent', 2_199)]).toEqual([1, undefined, 2]);
   });
 });
 
@@ -80,18 +104,7 @@ describe('failures counted by one process of several on a shared store', () => {
 
   it('a store that cannot be reached for minutes keeps a job’s failures: one short of MAX_ATTEMPTS, it is given up at its next failure after the outage', async () => {
     const clock = new ManualClock(0);
-    const jobs = new MemorySchedulerStore();
-    let away = false;
-    /** The store, refusing every call while `away`. */
-    const reachable = <T>(call: () => Promise<T>): Promise<T> => (away ? Promise.reject(new StoreUnavailableError()) : call());
-    const store: SchedulerStore = {
-      schedule: (job) => reachable(() => jobs.schedule(job)),
-      cancel: (kind, key) => reachable(() => jobs.cancel(kind, key)),
-      claimDue: (now, limit, leaseMs) => reachable(() => jobs.claimDue(now, limit, leaseMs)),
-      complete: (claimed) => reachable(() => jobs.complete(claimed)),
-      nextDueAt: () => reachable(() => jobs.nextDueAt()),
-      count: (kind) => reachable(() => jobs.count(kind)),
-    };
+    const { store, away } = refusingStore();
     const finals: boolean[] = [];
     let failedRuns = 0;
     const scheduler = new Scheduler({ clock, store, onError: (_error, _job, final) => finals.push(final), onRunError: () => failedRuns++ });
@@ -102,15 +115,43 @@ describe('failures counted by one process of several on a shared store', () => {
     await scheduler.schedule('test.job', 'k', 0);
     await clock.advance(6_300);
     expect(finals).toEqual(Array.from({ length: MAX_ATTEMPTS - 1 }, () => false));
-    away = true;
+    away.now = true;
     await clock.advance(3 * MINUTE);
     // A run a second, each refused.
     expect(failedRuns).toBeGreaterThanOrEqual(170);
-    away = false;
+    away.now = false;
     await clock.advance(15_000);
     expect(finals.slice(MAX_ATTEMPTS - 1)).toEqual([true]);
     expect(await store.count('test.job')).toBe(0);
     scheduler.stop();
+  });
+
+  it('a job done elsewhere, then minutes later a run that cannot reach the store: the job’s old failures stay forgotten', async () => {
+    const clock = new ManualClock(0);
+    const { jobs, store, away } = refusingStore();
+    const finals: boolean[] = [];
+    const here = new Scheduler({ clock, store, onError: (_error, _job, final) => finals.push(final), onRunError: () => undefined });
+    let failing = true;
+    here.register('test.job', () => {
+      if (failing) throw new Error('the receiver is down');
+    });
+    await here.start();
+    await here.schedule('test.job', 'k', 0);
+    await clock.advance(6_300);
+    expect(finals).toEqual(Array.from({ length: MAX_ATTEMPTS - 1 }, () => false));
+    // Taken off here (done by another process, or cancelled); five quiet minutes; then one run refused.
+    await jobs.cancel('test.job', 'k');
+    await clock.advance(5 * MINUTE);
+    away.now = true;
+    await here.runDue();
+    away.now = false;
+    await here.schedule('test.job', 'k', clock.now());
+    await clock.advance(0);
+    expect(finals.slice(MAX_ATTEMPTS - 1)).toEqual([false]);
+    failing = false;
+    await clock.advance(100);
+    expect(await jobs.count('test.job')).toBe(0);
+    here.stop();
   });
 
   it('a saga whose advance failed here and that another process advanced, or that went, starts its retry delay afresh', async () => {

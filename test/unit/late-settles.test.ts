@@ -1,6 +1,12 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import Fastify, { type FastifyRequest } from 'fastify';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { StoreUnavailableError } from '../../src/core/errors.ts';
+import type { IdempotencyStore } from '../../src/core/ports.ts';
+import { nativeErrors } from '../../src/dialects/native/errors.ts';
+import { idempotencyHooks } from '../../src/http/idempotency.ts';
 import { LATE_SETTLES_MAX, LateSettles } from '../../src/http/late-settles.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
 
@@ -54,5 +60,35 @@ describe('LateSettles', () => {
     expect([late.pending, late.add(() => Promise.resolve())]).toEqual([0, false]);
     await clock.advance(60_000);
     expect(tries).toBe(1);
+  });
+});
+
+describe('a settle waiting to be tried again', () => {
+  it('holds neither the request nor its body nor its reply', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const clock = new ManualClock(0);
+    const late = new LateSettles(clock, pino({ level: 'silent' }));
+    const refused = () => Promise.reject(new StoreUnavailableError());
+    const store: IdempotencyStore = { begin: () => Promise.resolve({ kind: 'started', claim: 'c1' }), complete: refused, release: refused, stats: () => Promise.resolve({ size: 0, max: 0, bytes: 0 }), sweep: () => Promise.resolve(0) };
+    const hooks = idempotencyHooks({ store, clock, lateSettles: late, shape: nativeErrors });
+    const app = Fastify();
+    let request: WeakRef<FastifyRequest> | undefined;
+    app.post('/x', { preHandler: hooks.preHandler, onSend: hooks.onSend }, (req) => {
+      request = new WeakRef(req);
+      return Promise.resolve({ ok: true });
+    });
+    try {
+      const res = await app.inject({ method: 'POST', url: '/x', payload: { big: 'x'.repeat(1_000_000) }, headers: { 'idempotency-key': 'k' } });
+      expect([res.statusCode, late.pending]).toEqual([200, 1]);
+      for (let i = 0; i < 5; i++) {
+        await new Promise((resolve) => setImmediate(resolve));
+        gc();
+      }
+      expect(request?.deref()).toBeUndefined();
+    } finally {
+      late.close();
+      await app.close();
+    }
   });
 });
