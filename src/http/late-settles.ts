@@ -26,6 +26,8 @@ export class LateSettles {
   readonly #clock: Clock;
   readonly #log: FastifyBaseLogger;
   readonly #timers = new Set<Timer>();
+  /** Settles whose try is out (a call to the store not answered yet). */
+  #trying = 0;
   #closed = false;
 
   constructor(clock: Clock, log: FastifyBaseLogger) {
@@ -33,23 +35,23 @@ export class LateSettles {
     this.#log = log;
   }
 
-  /** Settles waiting for their next try. */
+  /** Settles waiting for their next try, or for the answer to this one. */
   get pending(): number {
-    return this.#timers.size;
+    return this.#timers.size + this.#trying;
   }
 
   /** Tries `settle` again later, until it is taken; false when it cannot wait (the app closes, or too many wait). */
   add(settle: () => Promise<void>): boolean {
     if (this.#closed) return false;
-    if (this.#timers.size >= LATE_SETTLES_MAX) {
-      this.#log.warn({ waiting: this.#timers.size }, 'an Idempotency-Key the store could not settle is not tried again: too many wait; it stays begun until its TTL');
+    if (this.pending >= LATE_SETTLES_MAX) {
+      this.#log.warn({ waiting: this.pending }, 'an Idempotency-Key the store could not settle is not tried again: too many wait; it stays begun until its TTL');
       return false;
     }
     this.#wait(settle, LATE_SETTLE_FIRST_MS);
     return true;
   }
 
-  /** Drops every settle still waiting (the app closes). */
+  /** Drops every settle still waiting (the app closes); a try already out ends as it will, and is not tried again. */
   close(): void {
     this.#closed = true;
     for (const timer of this.#timers) timer.cancel();
@@ -60,9 +62,13 @@ export class LateSettles {
     const timer = this.#clock.schedule(delayMs, () => {
       this.#timers.delete(timer);
       if (this.#closed) return;
+      this.#trying++;
       return settle().then(
-        () => undefined,
+        () => {
+          this.#trying--;
+        },
         (error: unknown) => {
+          this.#trying--;
           if (this.#closed) return;
           if (isStoreUnavailable(error)) this.#wait(settle, Math.min(LATE_SETTLE_MAX_MS, delayMs * 2));
           else this.#log.error({ err: error }, 'an Idempotency-Key settle tried again failed; the key stays begun until its TTL');

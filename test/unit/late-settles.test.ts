@@ -92,3 +92,21 @@ describe('a settle waiting to be tried again', () => {
     }
   });
 });
+
+describe('LateSettles while a try is out', () => {
+  it('counts a settle whose call the store has not answered yet, towards pending and the cap', async () => {
+    const clock = new ManualClock(0);
+    const { late } = settles(clock);
+    let answer: (() => void) | undefined;
+    late.add(() => new Promise<void>((resolve) => (answer = resolve)));
+    const advanced = clock.advance(250);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(late.pending).toBe(1);
+    for (let i = 1; i < LATE_SETTLES_MAX; i++) late.add(() => Promise.resolve());
+    expect(late.add(() => Promise.resolve())).toBe(false);
+    answer?.();
+    await advanced;
+    await clock.advance(250);
+    expect(late.pending).toBe(0);
+  });
+});
