@@ -136,11 +136,6 @@ export class UsageSagas {
     this.#deps.onFinished?.(saga);
   }
 
-  /** Sagas waiting for a retry of a failed step. */
-  retrying(): number {
-    return this.#failures.size;
-  }
-
   #delay(sagaId: string): number {
     const now = this.#deps.clock.now();
     const failures = (this.#failures.get(sagaId, now) ?? 0) + 1;
