@@ -142,6 +142,49 @@ if (redisServerOrSkip('the Redis client')) {
   });
 
   describe('the service\'s watched client (openRedis)', () => {
+    /** A watched client on a redis-server of its own, its log lines collected. */
+    async function watchedWithLogs() {
+      const server = await startRedisServer();
+      const logs: Array<Record<string, unknown>> = [];
+      const watched = await openRedis({ url: server.url }, pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) }));
+      const warnings = () => logs.filter((l) => l.level === 40).map((l) => l.msg);
+      return { server, watched, warnings };
+    }
+    const UNREACHABLE = 'Redis is unreachable: store calls answer 503 STORE_UNAVAILABLE until it is back; reconnecting';
+
+    it('an outage that begins during the start is not warned of as reconnecting (the start tells it, on its own line) until the start is over; then once', { timeout: 30_000 }, async () => {
+      const { server, watched, warnings } = await watchedWithLogs();
+      try {
+        watched.serve();
+        await server.stop();
+        await once(watched.client, 'error');
+        await new Promise((resolve) => setTimeout(resolve, 700));
+        expect(warnings()).toEqual([]);
+        // The start went on and ended (the outage did not stop it): the outage is the service's to tell now.
+        watched.started();
+        await new Promise((resolve) => setTimeout(resolve, 700));
+        expect(warnings()).toEqual([UNREACHABLE]);
+      } finally {
+        await watched.close();
+      }
+    });
+
+    it('an outage after the start is warned of at once, once', { timeout: 30_000 }, async () => {
+      const { server, watched, warnings } = await watchedWithLogs();
+      try {
+        watched.serve();
+        watched.started();
+        expect(warnings()).toEqual([]);
+        await server.stop();
+        await once(watched.client, 'error');
+        expect(warnings()).toEqual([UNREACHABLE]);
+        await new Promise((resolve) => setTimeout(resolve, 700));
+        expect(warnings()).toEqual([UNREACHABLE]);
+      } finally {
+        await watched.close();
+      }
+    });
+
     it('closes even when Redis has gone silent (paused): QUIT is given a while, then the connection is dropped', { timeout: 30_000 }, async () => {
       const server = await startRedisServer();
       try {

@@ -115,6 +115,8 @@ if (redisServerOrSkip('CLUSTER_WORKERS with STORE=redis')) {
         expect(proxy.commands).toEqual(expect.arrayContaining(['ping', 'evalsha', command.toLowerCase()]));
         expect(proxy.commands.at(-1)).toBe(command.toLowerCase());
         expect(run.stdout).not.toContain('Server listening');
+        // Nor a warning that it reconnects, just before it exits.
+        expect(run.stdout).not.toContain('Redis is unreachable');
       } finally {
         proxy.close();
       }

@@ -52,8 +52,14 @@ export interface WatchedRedis {
   readonly where: string;
   /** Why the store cannot be used now (Redis unreachable, or loading its data set), or undefined when it can. */
   unavailable(): string | undefined;
-  /** The start is over: from now on each reconnect, and each call refused while Redis loads, is watched. */
+  /** The stores are made: from now on each reconnect, and each call refused while Redis loads, is watched. */
   serve(): void;
+  /**
+   * The whole start is over (every onReady hook has run): an outage is warned of from now on, and
+   * one that began during the start and still lasts is warned of now. Before, a start that loses
+   * Redis ends on its own line (`lostDuringStart`), not on a warning that it reconnects.
+   */
+  started(): void;
   /** `error` of the rest of the start, with the client closed, as one line. */
   failed(error: unknown): RedisUnreachableError;
   /** Closes the client: QUIT when connected (the replies of commands already sent still arrive), for at most QUIT_WITHIN_MS. */
@@ -75,15 +81,22 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
   /** The connection is lost; `warned`: this outage was logged. */
   let down = false;
   let warned = false;
-  /** Before the first connection, a failure is the start's to tell (one line), not a warning. */
+  /** Redis has answered once (a start that never reached it says so: `failed`). */
   let connected = false;
-  // Without a listener ioredis prints every failed reconnect; one line per outage is enough.
-  client.on('error', (error: Error) => {
-    lastError = error.message;
-    down = true;
-    if (warned || !connected) return;
+  /** Until the start is over, a failure is the start's to tell (one line), not a warning. */
+  let isStarted = false;
+  const warnUnreachable = (error: unknown): void => {
     warned = true;
     log.warn({ err: error, redis: where }, 'Redis is unreachable: store calls answer 503 STORE_UNAVAILABLE until it is back; reconnecting');
+  };
+  // Without a listener ioredis prints every failed reconnect; one line per outage is enough.
+  let lastErrorSeen: unknown;
+  client.on('error', (error: Error) => {
+    lastError = error.message;
+    lastErrorSeen = error;
+    down = true;
+    if (warned || !isStarted) return;
+    warnUnreachable(error);
   });
   client.on('close', () => {
     // Each failed reconnect closes too: keep the reason the last attempt gave.
@@ -183,6 +196,10 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
     },
     serve() {
       serving = true;
+    },
+    started() {
+      isStarted = true;
+      if (down && !warned && client.status !== 'ready') warnUnreachable(lastErrorSeen ?? new Error(lastError));
     },
     failed,
     async close() {
