@@ -523,6 +523,11 @@ if (redisServerOrSkip('replicas on Redis')) {
       const report = await inject(a, { url: '/v1/sim/report' });
       expect([report.statusCode, report.json().payments.map((p: { id: string }) => p.id)]).toEqual([200, [intent, booked.json().bookingId]]);
       expect((await inject(a, { url: '/v1/sim/namespaces' })).json()).toEqual({ data: [], max: 64 });
+      // The outage, told once as it began and once as it ended.
+      expect(logs.filter((line) => String(line.msg).startsWith('Redis is')).map((line) => [line.level, line.msg])).toEqual([
+        ['warn', 'Redis is unreachable: store calls answer 503 STORE_UNAVAILABLE until it is back; reconnecting'],
+        ['info', 'Redis is reachable again'],
+      ]);
     });
   });
 }

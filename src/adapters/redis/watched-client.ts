@@ -103,6 +103,7 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
     if (down || client.status === 'end') return;
     down = true;
     lastError = 'the connection closed';
+    lastErrorSeen = undefined;
   });
 
   /** What Redis said last about loading its data set, asked at each connection until it is done; undefined when it serves. */
