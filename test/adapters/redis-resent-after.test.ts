@@ -119,6 +119,25 @@ withRedisServer('Redis scripts sent again after another replica changed their re
     expect((await storeB.stats()).size).toBe(1);
   });
 
+  it('idempotency: a begin sent again after its replica’s mark of life lapsed sets the mark again: another replica does not take the running key', async () => {
+    const { keyPrefix, a, b } = twoReplicas();
+    const options = { keyPrefix, ttlMs: DAY, maxKeys: 100, inFlightHoldMs: 2 * DAY, aliveMs: 60_000 };
+    const storeA = new RedisIdempotencyStore(a, options);
+    const storeB = new RedisIdempotencyStore(b, options);
+    const begun = await resentAfter(
+      a,
+      () => storeA.begin('POST /v1/sim/intent', 'k1', 'fp', T0),
+      // The resend comes later than the mark's life (behind a proxy): the mark is gone meanwhile.
+      async () => {
+        const marks = await b.keys(`${keyPrefix}idem:alive:*`);
+        expect(marks).toHaveLength(1);
+        await b.del(...marks);
+      },
+    );
+    expect(begun).toEqual({ kind: 'started', claim: expect.any(String) });
+    expect(await storeB.begin('POST /v1/sim/intent', 'k1', 'fp', T0 + 1)).toEqual({ kind: 'in_progress' });
+  });
+
   it('bookings: a payment’s abort sent again after another payment of the booking began leaves that payment in flight, and its result is recorded', async () => {
     const { keyPrefix, a, b } = twoReplicas();
     const storeA = new RedisBookingStore(a, { keyPrefix, ttlMs: DAY, maxBookings: 100 });

@@ -1,4 +1,6 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createHash } from 'node:crypto';
+import { loadConfig } from '../../src/config.ts';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { defineScript } from '../../src/adapters/redis/connection.ts';
 import { DEFAULT_PERFORMANCES, type Performance } from '../../src/core/bookings/performances.ts';
@@ -13,6 +15,7 @@ import { RedisDisabledUrls } from '../../src/adapters/redis/disabled-urls.ts';
 import { RedisIdempotencyStore } from '../../src/adapters/redis/idempotency.ts';
 import { RedisIntentStore } from '../../src/adapters/redis/intents.ts';
 import { REFUND_TOKENS } from '../../src/adapters/redis/intents-lua.ts';
+import { createRedisStores } from '../../src/adapters/redis/index.ts';
 import { RedisLedgerStore } from '../../src/adapters/redis/ledger.ts';
 import { RedisSeatStore } from '../../src/adapters/redis/seats.ts';
 import { RedisSchedulerStore } from '../../src/adapters/redis/scheduler.ts';
@@ -33,6 +36,9 @@ import { aDelivery, anIntent, aV2Payment, DAY, HOUR, T0 } from './contracts/fixt
  * (test/helpers/redis.ts). Every store a suite makes gets a key prefix of its own, so tests never
  * see each other's keys. Skipped without redis-server locally; in CI its absence fails.
  */
+
+/** A begin that started its request, with its claim. */
+const STARTED = { kind: 'started', claim: expect.any(String) as unknown };
 
 withRedisServer('Redis adapters', (server) => {
   let redis: TestRedis;
@@ -501,6 +507,80 @@ withRedisServer('Redis adapters', (server) => {
     await long.begin(scope, 'k', 'fp', T0);
     expect(await long.begin(scope, 'k', 'fp', T0 + 2 * HOUR - 1)).toEqual({ kind: 'in_progress' });
     expect(await long.begin(scope, 'k', 'fp', T0 + 2 * HOUR)).toEqual({ kind: 'started', claim: expect.any(String) });
+  });
+
+  it('RedisIdempotencyStore: a key in progress on a replica that died (its mark of life lapsed) is free for the retry; one on a live replica stays in progress, its mark renewed while it runs', async () => {
+    const keyPrefix = redis.newPrefix();
+    const options = { keyPrefix, ttlMs: DAY, maxKeys: 100, inFlightHoldMs: DAY, aliveMs: 900 };
+    const killed = new AbortController();
+    const dying = new RedisIdempotencyStore(redis.client, { ...options, closed: killed.signal });
+    const living = new RedisIdempotencyStore(redis.client, options);
+    const other = new RedisIdempotencyStore(redis.client, options);
+    const scope = 'POST /v1/sim/intent';
+    const begun = await dying.begin(scope, 'on-the-dying', 'fp', T0);
+    const running = await living.begin(scope, 'on-the-living', 'fp', T0);
+    expect([begun, running]).toEqual([STARTED, STARTED]);
+    expect(await other.begin(scope, 'on-the-dying', 'fp', T0 + 1)).toEqual({ kind: 'in_progress' });
+    // The dying replica stops renewing its mark (as a killed process does); the living one renews
+    // its own every 300 ms while its request runs, over twice the mark's life.
+    killed.abort();
+    await sleep(2_000);
+    const retry = await other.begin(scope, 'on-the-dying', 'fp', T0 + 2);
+    expect(retry).toEqual(STARTED);
+    expect(await other.begin(scope, 'on-the-living', 'fp', T0 + 2)).toEqual({ kind: 'in_progress' });
+    // The dead request's late answer is not the retry's.
+    await dying.complete(scope, 'on-the-dying', (begun as { claim: string }).claim, { statusCode: 200, body: '{"from":"the dead"}' });
+    await other.complete(scope, 'on-the-dying', (retry as { claim: string }).claim, { statusCode: 200, body: '{"from":"the retry"}' });
+    expect(await living.begin(scope, 'on-the-dying', 'fp', T0 + 3)).toEqual({ kind: 'replay', response: { statusCode: 200, body: '{"from":"the retry"}' } });
+    // Settled: the living replica stops renewing; nothing of its runs.
+    expect(living.running).toBe(1);
+    await living.complete(scope, 'on-the-living', (running as { claim: string }).claim, { statusCode: 201, body: '{}' });
+    expect(living.running).toBe(0);
+    expect((await other.stats()).size).toBe(2);
+  });
+
+  it('RedisIdempotencyStore: a replica’s own key in progress stays its own though its mark lapsed (Redis away longer than the mark), and the mark is set again as Redis serves again', async () => {
+    const keyPrefix = redis.newPrefix();
+    const store = new RedisIdempotencyStore(redis.client, { keyPrefix, ttlMs: DAY, maxKeys: 100, inFlightHoldMs: DAY, aliveMs: 60_000 });
+    const mark = async () => redis.client.keys(`${keyPrefix}idem:alive:*`);
+    expect(await store.begin('POST /v1/sim/intent', 'k', 'fp', T0)).toEqual(STARTED);
+    expect(await mark()).toHaveLength(1);
+    await redis.client.del(...(await mark()));
+    // The client's retry reaches the replica that runs the request: still in progress, not a twin.
+    expect(await store.begin('POST /v1/sim/intent', 'k', 'fp', T0 + 1)).toEqual({ kind: 'in_progress' });
+    store.servedAgain();
+    await sleep(50);
+    expect(await mark()).toHaveLength(1);
+  });
+
+  it('RedisIdempotencyStore: once every request with a key is settled, the mark is no longer renewed, nor set as Redis serves again', async () => {
+    const keyPrefix = redis.newPrefix();
+    const store = new RedisIdempotencyStore(redis.client, { keyPrefix, ttlMs: DAY, maxKeys: 100, inFlightHoldMs: DAY, aliveMs: 300 });
+    const begun = await store.begin('POST /v1/sim/intent', 'k', 'fp', T0);
+    expect(begun).toEqual(STARTED);
+    await store.complete('POST /v1/sim/intent', 'k', (begun as { claim: string }).claim, { statusCode: 200, body: '{}' });
+    await sleep(700);
+    store.servedAgain();
+    await sleep(50);
+    expect(await redis.client.keys(`${keyPrefix}idem:alive:*`)).toEqual([]);
+  });
+
+  it('the stores set their replica’s mark of life again when the client is ready again (a reconnect), while a request with a key runs', async () => {
+    const client = redis.connect();
+    const keyPrefix = redis.newPrefix();
+    const closed = new AbortController();
+    const stores = await createRedisStores(loadConfig({ STORE: 'redis', REDIS_KEY_PREFIX: keyPrefix }), client, closed.signal);
+    try {
+      expect(await stores.idempotency.begin('POST /v1/sim/intent', 'k', 'fp', T0)).toEqual(STARTED);
+      const mark = async () => redis.client.keys(`${keyPrefix}idem:alive:*`);
+      await redis.client.del(...(await mark()));
+      client.emit('ready');
+      await sleep(50);
+      expect(await mark()).toHaveLength(1);
+    } finally {
+      closed.abort();
+      client.disconnect();
+    }
   });
 
   it('RedisIdempotencyStore: a request still running when its key’s hold lapsed neither stores its answer over the claim another request made since nor releases it', async () => {

@@ -3,6 +3,7 @@ import type { BeginResult, StoredResponse } from '../../core/idempotency.ts';
 import type { IdempotencyStore, StoreStats } from '../../core/ports.ts';
 import { ENTRY_OVERHEAD_BYTES } from '../memory/idempotency.ts';
 import { callToken, defineScript, type Script, SWEEP_BATCH, sweepInBatches } from './connection.ts';
+import { isRedisUnavailable } from './unavailable.ts';
 
 export interface RedisIdempotencyOptions {
   /** Prefix of every key this store writes (REDIS_KEY_PREFIX). */
@@ -11,14 +12,26 @@ export interface RedisIdempotencyOptions {
   maxKeys: number;
   /** A key whose request still runs is kept at least this long after its begin (core/idempotency.ts `inFlightHoldMs`). */
   inFlightHoldMs: number;
+  /** How long this process's mark of life lasts unless renewed (REPLICA_ALIVE_MS; tests shorten it). */
+  aliveMs?: number | undefined;
+  /** The app closes: the mark is no longer renewed. */
+  closed?: AbortSignal | undefined;
 }
+
+/**
+ * How long a replica's mark of life (`<prefix>idem:alive:<replica>`) lasts unless renewed. While
+ * a request with a key runs, its replica renews the mark every third of this; a key begun by a
+ * replica whose mark has lapsed (killed, or cut off from Redis that long) is free for the client's
+ * retry, instead of held until its TTL (24 h by default) or hold.
+ */
+export const REPLICA_ALIVE_MS = 15_000;
 
 
 // Keys: KEYS[1] order (zset: entry id → expiresAt; an in-flight key found expired there moves to its
 // hold), KEYS[2] done (zset: completed entry ids → expiresAt), KEYS[3] bytes (counter); ARGV[1] the
 // prefix of entry hashes. An entry hash holds fp, exp, hold (begin + max(TTL, the in-flight hold)),
-// bytes, ct (the call token of the begin that made it) and, once completed, resp (the stored
-// response as JSON).
+// bytes, ct (the call token of the begin that made it), rp (the replica it runs on, whose mark of
+// life is <prefix>idem:alive:<rp>) and, once completed, resp (the stored response as JSON).
 const SWEEP = `
 local function forget(id)
   local bytes = redis.call('HGET', ARGV[1] .. id, 'bytes')
@@ -44,21 +57,33 @@ end
 `;
 
 const BEGIN = `${SWEEP}
--- ARGV: entry prefix, id, fingerprint, now, ttlMs, maxKeys, overhead bytes, sweep batch, in-flight hold, call token
+-- ARGV: entry prefix, id, fingerprint, now, ttlMs, maxKeys, overhead bytes, sweep batch, in-flight hold, call token,
+-- replica, prefix of marks of life, mark's life (ms)
 local id, fp, now = ARGV[2], ARGV[3], tonumber(ARGV[4])
 sweep(now, tonumber(ARGV[8]))
 local key = ARGV[1] .. id
-local entry = redis.call('HMGET', key, 'fp', 'resp', 'exp', 'hold', 'ct')
+local entry = redis.call('HMGET', key, 'fp', 'resp', 'exp', 'hold', 'ct', 'rp')
 -- Expired but past the sweep's batch: gone all the same (a running request's key not before its hold).
 if entry[1] and tonumber(entry[3]) <= now and (entry[2] or tonumber(entry[4] or '0') <= now) then
+  forget(id)
+  entry = {}
+end
+-- This very begin run again (its reply lost, ioredis sent it again): the request is its own, and
+-- its replica alive (however late the resend, its mark is set again).
+if entry[1] and not entry[2] and entry[5] == ARGV[10] then
+  redis.call('SET', ARGV[12] .. ARGV[11], '1', 'PX', ARGV[13])
+  return {'started'}
+end
+-- Its request ran on another replica, no longer alive (killed): nobody will settle it; the key is
+-- free. (This replica's own keys are its own to settle, whatever its mark says after an outage;
+-- entries of versions before 2026-12-03 have no rp and wait for their hold.)
+if entry[1] and not entry[2] and entry[6] and entry[6] ~= ARGV[11] and redis.call('EXISTS', ARGV[12] .. entry[6]) == 0 then
   forget(id)
   entry = {}
 end
 if entry[1] then
   if entry[1] ~= fp then return {'mismatch'} end
   if entry[2] then return {'replay', entry[2]} end
-  -- This very begin run again (its reply lost, ioredis sent it again): the request is its own.
-  if entry[5] == ARGV[10] then return {'started'} end
   return {'in_progress'}
 end
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[6]) then
@@ -67,7 +92,8 @@ if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[6]) then
 end
 local expires = now + tonumber(ARGV[5])
 local bytes = string.len(id) + string.len(fp) + tonumber(ARGV[7])
-redis.call('HSET', key, 'fp', fp, 'exp', expires, 'hold', now + math.max(tonumber(ARGV[5]), tonumber(ARGV[9])), 'bytes', bytes, 'ct', ARGV[10])
+redis.call('HSET', key, 'fp', fp, 'exp', expires, 'hold', now + math.max(tonumber(ARGV[5]), tonumber(ARGV[9])), 'bytes', bytes, 'ct', ARGV[10], 'rp', ARGV[11])
+redis.call('SET', ARGV[12] .. ARGV[11], '1', 'PX', ARGV[13])
 redis.call('ZADD', KEYS[1], expires, id)
 redis.call('INCRBY', KEYS[3], bytes)
 return {'started'}
@@ -114,8 +140,15 @@ return {redis.call('ZCARD', KEYS[1]), tonumber(redis.call('GET', KEYS[3]) or '0'
  * orders every key by expiry (one TTL for all, so that is begin order) and a second one holds the
  * completed keys in the same order: at the bound the first of it goes, never an in-progress key.
  * An in-progress key the sweep finds expired (a TTL shorter than its request) is moved to its hold,
- * `inFlightHoldMs` after its begin (a replica killed mid-request leaves its claims until then), and
- * back to its expiry when its response is stored.
+ * `inFlightHoldMs` after its begin, and back to its expiry when its response is stored.
+ *
+ * A replica killed mid-request never settles its keys. Each begin notes its replica on the key,
+ * and while this process has a request with a key running it keeps a mark of life
+ * (`<prefix>idem:alive:<replica>`, REPLICA_ALIVE_MS, renewed every third of it on real time); a
+ * begin that finds a key in progress whose replica's mark has lapsed takes the key, so the client's
+ * retry runs within about 15 s of the kill instead of waiting for the key's TTL. A replica whose
+ * event loop stalls, or that is cut off from Redis, for that long loses its claims the same way:
+ * the retry may then run beside it (its own settle is then a no-op, being another claim's key).
  *
  * Differences from memory: expiry follows the callers' clock (`now`), not Redis's own key TTLs
  * (a test clock may sit anywhere in time), so expired keys go when a `begin` or `sweep` runs
@@ -133,12 +166,24 @@ export class RedisIdempotencyStore implements IdempotencyStore {
   readonly #release: Script;
   readonly #sweep: Script;
   readonly #stats: Script;
+  readonly #client: Redis;
+  /** This process's name on the keys it begins, and its mark of life. */
+  readonly #replica = callToken();
+  readonly #alivePrefix: string;
+  readonly #aliveMs: number;
+  /** Claims of requests still running here (begun, not yet settled): the mark of life is renewed while there are any. */
+  readonly #running = new Set<string>();
+  #renewal: NodeJS.Timeout | undefined;
 
   constructor(client: Redis, options: RedisIdempotencyOptions) {
     this.#options = options;
+    this.#client = client;
     const p = `${options.keyPrefix}idem:`;
     this.#keys = [`${p}order`, `${p}done`, `${p}bytes`];
     this.#entryPrefix = `${p}e:`;
+    this.#alivePrefix = `${p}alive:`;
+    this.#aliveMs = options.aliveMs ?? REPLICA_ALIVE_MS;
+    options.closed?.addEventListener('abort', () => this.#stopRenewal(), { once: true });
     this.#begin = defineScript(client, 'paysimIdemBegin', BEGIN);
     this.#complete = defineScript(client, 'paysimIdemComplete', COMPLETE);
     this.#release = defineScript(client, 'paysimIdemRelease', RELEASE);
@@ -150,20 +195,74 @@ export class RedisIdempotencyStore implements IdempotencyStore {
     const { ttlMs, maxKeys, inFlightHoldMs } = this.#options;
     // The begin's call token is its claim: a begin sent again finds it and is started too.
     const claim = callToken();
-    const reply = (await this.#begin(this.#keys, [this.#entryPrefix, entryId(scope, key), fingerprint, now, ttlMs, maxKeys, ENTRY_OVERHEAD_BYTES, SWEEP_BATCH, inFlightHoldMs, claim])) as [string, string?];
+    const reply = (await this.#begin(this.#keys, [this.#entryPrefix, entryId(scope, key), fingerprint, now, ttlMs, maxKeys, ENTRY_OVERHEAD_BYTES, SWEEP_BATCH, inFlightHoldMs, claim, this.#replica, this.#alivePrefix, this.#aliveMs])) as [string, string?];
     const [kind, response] = reply;
     if (kind === 'replay') return { kind: 'replay', response: JSON.parse(response as string) as StoredResponse };
-    if (kind === 'started') return { kind, claim };
+    if (kind === 'started') {
+      this.#run(claim);
+      return { kind, claim };
+    }
     return { kind: kind as 'mismatch' | 'in_progress' };
   }
 
-  async complete(scope: string, key: string, claim: string, response: StoredResponse): Promise<void> {
+  complete(scope: string, key: string, claim: string, response: StoredResponse): Promise<void> {
     const stored: StoredResponse = response.headers === undefined ? { statusCode: response.statusCode, body: response.body } : { statusCode: response.statusCode, body: response.body, headers: response.headers };
-    await this.#complete(this.#keys, [this.#entryPrefix, entryId(scope, key), JSON.stringify(stored), response.body.length, claim]);
+    return this.#settled(claim, this.#complete(this.#keys, [this.#entryPrefix, entryId(scope, key), JSON.stringify(stored), response.body.length, claim]));
   }
 
-  async release(scope: string, key: string, claim: string): Promise<void> {
-    await this.#release(this.#keys, [this.#entryPrefix, entryId(scope, key), claim]);
+  release(scope: string, key: string, claim: string): Promise<void> {
+    return this.#settled(claim, this.#release(this.#keys, [this.#entryPrefix, entryId(scope, key), claim]));
+  }
+
+  /**
+   * Redis serves again (a reconnect, or the end of a load): after an outage the mark may have
+   * lapsed, so it is set again at once while requests with a key run here, not at the next renewal.
+   */
+  servedAgain(): void {
+    if (this.#running.size > 0 && this.#options.closed?.aborted !== true) this.#renew();
+  }
+
+  /** Requests with a key running here (begun on this store, not yet settled). */
+  get running(): number {
+    return this.#running.size;
+  }
+
+  /** A request with a key runs here: the mark of life is renewed until it is settled. */
+  #run(claim: string): void {
+    this.#running.add(claim);
+    if (this.#renewal !== undefined || this.#options.closed?.aborted === true) return;
+    this.#renewal = setInterval(() => this.#renew(), Math.max(1, Math.floor(this.#aliveMs / 3)));
+    this.#renewal.unref();
+  }
+
+  #renew(): void {
+    void this.#client.set(this.#alivePrefix + this.#replica, '1', 'PX', this.#aliveMs).catch(() => undefined);
+  }
+
+  /**
+   * A settle's call: once the store took it (or refused it for good), the claim no longer runs
+   * here. One Redis could not take is tried again (LateSettles) and stays this replica's meanwhile
+   * (its mark renewed as Redis answers), so the client's retry waits for the answer rather than
+   * running the operation again.
+   */
+  async #settled(claim: string, call: Promise<unknown>): Promise<void> {
+    try {
+      await call;
+    } catch (error) {
+      if (!isRedisUnavailable(error)) this.#done(claim);
+      throw error;
+    }
+    this.#done(claim);
+  }
+
+  #done(claim: string): void {
+    if (!this.#running.delete(claim) || this.#running.size > 0) return;
+    this.#stopRenewal();
+  }
+
+  #stopRenewal(): void {
+    clearInterval(this.#renewal);
+    this.#renewal = undefined;
   }
 
   async stats(): Promise<StoreStats & { bytes: number }> {

@@ -63,15 +63,20 @@ export async function createRedisStores(config: Config, client: Redis, closed?: 
   const onFailure = (error: unknown): void => {
     if (isLoadingError(error)) client.emit(LOADING_SEEN);
   };
+  const idempotency = new RedisIdempotencyStore(client, {
+    keyPrefix,
+    ttlMs: config.idempotency.ttlMs,
+    maxKeys: config.idempotency.maxKeys,
+    inFlightHoldMs: inFlightHoldMs(longestHandlerWaitMs(config)),
+    closed,
+  });
+  // Its replica's mark of life, set again as soon as Redis serves again.
+  const forgetMark = whenServedAgain(client, () => idempotency.servedAgain());
+  closed?.addEventListener('abort', forgetMark, { once: true });
   return guardStores({
     // Writes an intent and its decision's job in one script.
     intents,
-    idempotency: new RedisIdempotencyStore(client, {
-      keyPrefix,
-      ttlMs: config.idempotency.ttlMs,
-      maxKeys: config.idempotency.maxKeys,
-      inFlightHoldMs: inFlightHoldMs(longestHandlerWaitMs(config)),
-    }),
+    idempotency,
     bookings: new RedisBookingStore(client, { keyPrefix, ttlMs: config.bookings.ttlMs, maxBookings: config.bookings.maxBookings }),
     seats,
     ledger: new RedisLedgerStore(client, { keyPrefix }),
@@ -89,10 +94,10 @@ export async function createRedisStores(config: Config, client: Redis, closed?: 
   }, onFailure);
 }
 
-/** Per client, what to lay out again on each reconnect and at the end of a load: one listener of each kind for all the namespaces' stores. */
+/** Per client, what to do again on each reconnect and at the end of a load (seat maps laid out, marks of life set): one listener of each kind for all the namespaces' stores. */
 const layouts = new WeakMap<Redis, Set<() => void>>();
 
-/** Runs `layOut` on each reconnect of `client` and at the end of each load (`LOADED`); answers the function that stops it. */
+/** Runs `layOut` (or any such step) on each reconnect of `client` and at the end of each load (`LOADED`); answers the function that stops it. */
 function whenServedAgain(client: Redis, layOut: () => void): () => void {
   let all = layouts.get(client);
   if (all === undefined) {

@@ -85,10 +85,12 @@ export default fp<StoresOptions>(
     if (connection === undefined) throw new Error('STORE=redis: buildApp opens the Redis client (openRedis) before the stores plugin');
     const { client } = connection;
     let stores: Stores;
+    const closed = new AbortController();
+    app.addHook('onClose', async () => closed.abort());
     try {
       // Redis serves (openRedis waited for it): the stores, and the shared generated values, under the same bound on silence.
       stores = await untilSilentFor(REDIS_START_TIMEOUT_MS, async () => {
-        const redisStores = await createRedisStores(config, client);
+        const redisStores = await createRedisStores(config, client, closed.signal);
         await adoptSharedGenerated(config, client);
         return redisStores;
       });
