@@ -507,6 +507,35 @@ if (redisServerOrSkip('replicas on Redis under load')) {
       console.info(`kill -9 after ${KILL_AFTER} answers: ${done.length} FluxPay confirms answered 200, ${approvals().length} payment.approved requests, ${repeats} repeats of an answered one, 0 lost`);
     });
 
+    it('kill -9 of a replica with a request in flight under an Idempotency-Key: the client’s retry on the survivor is refused IDEMPOTENCY_KEY_IN_USE only until the killed replica’s mark of life lapses, then runs', async () => {
+      // Card payments wait a minute in the mock gateway, their key held all along.
+      const { a, origins } = await replicas({ ...KILL_ENV, MOCK_MIN_DELAY_MS: '60000', MOCK_MAX_DELAY_MS: '60000' });
+      const user = { 'x-user-id': 'user_keyed' };
+      const booked = await call(origins[0], 'POST', '/bookings', { performanceId: 'perf_001', quantity: 1, paymentMethod: 'CREDIT_CARD' }, user);
+      expect(booked.status, JSON.stringify(booked.body)).toBe(201);
+      const payment = { bookingId: booked.body.bookingId as string, paymentMethodToken: 'tok_visa_creditCard', cvv: '120' };
+      const keyed = { ...user, 'idempotency-key': 'pay-once' };
+      const inUse = (res: Answer) => res.status === 409 && JSON.stringify(res.body).includes('IDEMPOTENCY_KEY_IN_USE');
+      // The payment runs on A; the same request on B is refused while it does.
+      const inFlight = call(origins[0], 'POST', '/payments/execute', payment, keyed).catch((error: unknown) => error);
+      await settled(async () => (inUse(await call(origins[1], 'POST', '/payments/execute', payment, keyed)) ? true : undefined), 'the key taken on A');
+      a.kill('SIGKILL');
+      const killedAt = Date.now();
+      await a.exited;
+      expect(await inFlight).toBeInstanceOf(Error);
+      // The client retries on B: refused while A's mark lasts (at most 15 s), then run; before, until the key's TTL (24 h).
+      let refused = 0;
+      const retried = await settled(async () => {
+        const res = await call(origins[1], 'POST', '/payments/execute', payment, keyed);
+        if (!inUse(res)) return res;
+        refused++;
+        await sleep(250);
+        return undefined;
+      }, 'the retry run, not refused IDEMPOTENCY_KEY_IN_USE');
+      expect(inUse(retried)).toBe(false);
+      console.info(`kill -9 with a keyed payment in flight: the retry on the survivor ran ${Date.now() - killedAt} ms after the kill (${refused} refused before), answering ${retried.status} ${JSON.stringify(retried.body)}`);
+    });
+
     it('Redis stopped and started again under a load of creates: 503 STORE_UNAVAILABLE while it is away, no crash, full service after, and every create answered 200 is there and decided', async () => {
       // A decision claimed just before Redis stopped, whose handler then failed, stays claimed
       // until its lease lapses: a short lease keeps the wait for it short.
