@@ -511,7 +511,7 @@ withRedisServer('Redis adapters', (server) => {
 
   it('RedisIdempotencyStore: a key in progress on a replica that died (its mark of life lapsed) is free for the retry; one on a live replica stays in progress, its mark renewed while it runs', async () => {
     const keyPrefix = redis.newPrefix();
-    const options = { keyPrefix, ttlMs: DAY, maxKeys: 100, inFlightHoldMs: DAY, aliveMs: 900 };
+    const options = { keyPrefix, ttlMs: DAY, maxKeys: 100, inFlightHoldMs: DAY, aliveMs: 1_500 };
     const killed = new AbortController();
     const dying = new RedisIdempotencyStore(redis.client, { ...options, closed: killed.signal });
     const living = new RedisIdempotencyStore(redis.client, options);
@@ -522,9 +522,9 @@ withRedisServer('Redis adapters', (server) => {
     expect([begun, running]).toEqual([STARTED, STARTED]);
     expect(await other.begin(scope, 'on-the-dying', 'fp', T0 + 1)).toEqual({ kind: 'in_progress' });
     // The dying replica stops renewing its mark (as a killed process does); the living one renews
-    // its own every 300 ms while its request runs, over twice the mark's life.
+    // its own every 500 ms while its request runs, over twice the mark's life.
     killed.abort();
-    await sleep(2_000);
+    await sleep(3_500);
     const retry = await other.begin(scope, 'on-the-dying', 'fp', T0 + 2);
     expect(retry).toEqual(STARTED);
     expect(await other.begin(scope, 'on-the-living', 'fp', T0 + 2)).toEqual({ kind: 'in_progress' });
