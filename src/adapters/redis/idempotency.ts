@@ -63,6 +63,8 @@ local id, fp, now = ARGV[2], ARGV[3], tonumber(ARGV[4])
 sweep(now, tonumber(ARGV[8]))
 local key = ARGV[1] .. id
 local entry = redis.call('HMGET', key, 'fp', 'resp', 'exp', 'hold', 'ct', 'rp')
+-- This replica's mark of life, set (or set again) by each begin it starts.
+local function markAlive() redis.call('SET', ARGV[12] .. ARGV[11], '1', 'PX', ARGV[13]) end
 -- Expired but past the sweep's batch: gone all the same (a running request's key not before its hold).
 if entry[1] and tonumber(entry[3]) <= now and (entry[2] or tonumber(entry[4] or '0') <= now) then
   forget(id)
@@ -71,7 +73,7 @@ end
 -- This very begin run again (its reply lost, ioredis sent it again): the request is its own, and
 -- its replica alive (however late the resend, its mark is set again).
 if entry[1] and not entry[2] and entry[5] == ARGV[10] then
-  redis.call('SET', ARGV[12] .. ARGV[11], '1', 'PX', ARGV[13])
+  markAlive()
   return {'started'}
 end
 -- Its request ran on another replica, no longer alive (killed): nobody will settle it; the key is
@@ -93,7 +95,7 @@ end
 local expires = now + tonumber(ARGV[5])
 local bytes = string.len(id) + string.len(fp) + tonumber(ARGV[7])
 redis.call('HSET', key, 'fp', fp, 'exp', expires, 'hold', now + math.max(tonumber(ARGV[5]), tonumber(ARGV[9])), 'bytes', bytes, 'ct', ARGV[10], 'rp', ARGV[11])
-redis.call('SET', ARGV[12] .. ARGV[11], '1', 'PX', ARGV[13])
+markAlive()
 redis.call('ZADD', KEYS[1], expires, id)
 redis.call('INCRBY', KEYS[3], bytes)
 return {'started'}
