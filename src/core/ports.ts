@@ -118,6 +118,11 @@ export interface IdempotencyStore {
    * replaying, a 5xx), so it can be retried; nothing when the key is no longer that claim.
    */
   release(scope: string, key: string, claim: string): Promise<void>;
+  /**
+   * This process will not settle `claim` (the store could not take its settle, and it is not
+   * tried again): it no longer counts as running here. The key stays as the store has it.
+   */
+  abandon(claim: string): void;
   stats(): Promise<StoreStats & { bytes: number }>;
   sweep(now: number): Promise<number>;
 }

@@ -119,7 +119,10 @@ export function idempotencyHooks(options: IdempotencyHookOptions): IdempotencyHo
           // (a 503 stays a 503; a created intent is not hidden behind a 500), and the settle is
           // tried again until the store takes it. Anything else leaves the key begun until its TTL.
           if (isStoreUnavailable(error) && options.lateSettles.add(settle)) request.log.warn({ err: error }, 'the Idempotency-Key could not be settled: the store is unreachable; it is tried again until it can be');
-          else request.log.error({ err: error }, 'the Idempotency-Key could not be settled in the store');
+          else {
+            store.abandon(held.claim);
+            request.log.error({ err: error }, 'the Idempotency-Key could not be settled in the store');
+          }
           done(null, payload);
         },
       );

@@ -565,6 +565,26 @@ withRedisServer('Redis adapters', (server) => {
     expect(await redis.client.keys(`${keyPrefix}idem:alive:*`)).toEqual([]);
   });
 
+  it('RedisIdempotencyStore: a claim whose settle was given up (abandon) no longer counts as running: the mark is no longer renewed for it, and its key stays begun', async () => {
+    const keyPrefix = redis.newPrefix();
+    const store = new RedisIdempotencyStore(redis.client, { keyPrefix, ttlMs: DAY, maxKeys: 100, inFlightHoldMs: DAY, aliveMs: 300 });
+    const other = new RedisIdempotencyStore(redis.client, { keyPrefix, ttlMs: DAY, maxKeys: 100, inFlightHoldMs: DAY, aliveMs: 300 });
+    const begun = await store.begin('POST /v1/sim/intent', 'k', 'fp', T0);
+    if (begun.kind !== 'started') throw new Error('not started');
+    await sleep(700);
+    expect([store.running, await redis.client.keys(`${keyPrefix}idem:alive:*`)]).toEqual([1, [expect.any(String)]]);
+    store.abandon(begun.claim);
+    store.abandon(begun.claim);
+    expect(store.running).toBe(0);
+    await sleep(700);
+    store.servedAgain();
+    await sleep(50);
+    expect(await redis.client.keys(`${keyPrefix}idem:alive:*`)).toEqual([]);
+    // The key itself is as it was: begun, this replica's (whose mark has now lapsed: another takes it).
+    expect(await store.begin('POST /v1/sim/intent', 'k', 'fp', T0 + 1)).toEqual({ kind: 'in_progress' });
+    expect(await other.begin('POST /v1/sim/intent', 'k', 'fp', T0 + 2)).toEqual(STARTED);
+  });
+
   it('the stores set their replica’s mark of life again when the client is ready again (a reconnect), while a request with a key runs', async () => {
     const client = redis.connect();
     const keyPrefix = redis.newPrefix();

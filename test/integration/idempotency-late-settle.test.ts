@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { StoreUnavailableError } from '../../src/core/errors.ts';
-import { LATE_SETTLE_FIRST_MS } from '../../src/http/late-settles.ts';
+import { LATE_SETTLE_FIRST_MS, LATE_SETTLES_MAX } from '../../src/http/late-settles.ts';
 import { buildTestApp, storedIntents, type TestApp } from '../helpers/app.ts';
 
 /*
@@ -98,5 +98,23 @@ describe('an Idempotency-Key the store could not settle (Redis away as the reque
     expect(t.app.core.lateSettles.pending).toBe(0);
     await t.clock.advance(60_000);
     expect(completes.calls).toBe(1);
+  });
+
+  it('a settle that cannot wait (LATE_SETTLES_MAX already wait) is given up at the store: its claim no longer counts as running here', async () => {
+    const store = t.app.core.stores.idempotency;
+    const running = () => ('running' in store ? (store.running as number) : 0);
+    for (let i = 0; i < LATE_SETTLES_MAX; i++) t.app.core.lateSettles.add(() => Promise.reject(new StoreUnavailableError()));
+    const abandoned = vi.spyOn(store, 'abandon');
+    const begins = vi.spyOn(store, 'begin');
+    refusedWhile('complete', () => true);
+    expect((await create('late-5')).statusCode).toBe(200);
+    const begun = (await begins.mock.results[0]?.value) as { kind: string; claim: string };
+    expect(begun).toEqual({ kind: 'started', claim: expect.any(String) });
+    expect(abandoned.mock.calls).toEqual([[begun.claim]]);
+    expect([t.app.core.lateSettles.pending, running()]).toEqual([LATE_SETTLES_MAX, 0]);
+    expect(logs.filter((l) => typeof l.msg === 'string' && l.msg.includes('Idempotency-Key')).map((l) => [l.level, l.msg])).toEqual([
+      ['warn', 'an Idempotency-Key the store could not settle is not tried again: too many wait; it stays begun until its TTL'],
+      ['error', 'the Idempotency-Key could not be settled in the store'],
+    ]);
   });
 });

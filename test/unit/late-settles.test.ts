@@ -70,7 +70,7 @@ describe('a settle waiting to be tried again', () => {
     const clock = new ManualClock(0);
     const late = new LateSettles(clock, pino({ level: 'silent' }));
     const refused = () => Promise.reject(new StoreUnavailableError());
-    const store: IdempotencyStore = { begin: () => Promise.resolve({ kind: 'started', claim: 'c1' }), complete: refused, release: refused, stats: () => Promise.resolve({ size: 0, max: 0, bytes: 0 }), sweep: () => Promise.resolve(0) };
+    const store: IdempotencyStore = { begin: () => Promise.resolve({ kind: 'started', claim: 'c1' }), complete: refused, release: refused, abandon: () => undefined, stats: () => Promise.resolve({ size: 0, max: 0, bytes: 0 }), sweep: () => Promise.resolve(0) };
     const hooks = idempotencyHooks({ store, clock, lateSettles: late, shape: nativeErrors });
     const app = Fastify();
     let request: WeakRef<FastifyRequest> | undefined;

@@ -86,6 +86,11 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
     return Promise.resolve();
   }
 
+  /** Memory never refuses a settle, and keeps nothing per running request besides its entry. */
+  abandon(): void {
+    // nothing to do
+  }
+
   stats(): Promise<StoreStats & { bytes: number }> {
     return Promise.resolve({ size: this.#entries.size + this.#overdue.size, max: this.#options.maxKeys, bytes: this.#bytes });
   }

@@ -217,6 +217,15 @@ export class RedisIdempotencyStore implements IdempotencyStore {
   }
 
   /**
+   * The claim's settle was given up (LateSettles could not keep it): it stops counting as running
+   * here, so the mark of life is no longer renewed for it. Its key stays begun until its TTL, or
+   * until this replica's mark lapses (its other requests settled, or the process gone).
+   */
+  abandon(claim: string): void {
+    this.#done(claim);
+  }
+
+  /**
    * Redis serves again (a reconnect, or the end of a load): after an outage the mark may have
    * lapsed, so it is set again at once while requests with a key run here, not at the next renewal.
    */
