@@ -10,7 +10,6 @@ import type { DeliveryLogStore, DeliveryQueue, DisabledUrlStore } from '../core/
 import { MemoryDeliveryQueue } from '../adapters/memory/delivery-queue.ts';
 import type { RandomSource } from '../core/random.ts';
 import type { Scheduler } from '../core/scheduler.ts';
-import { originAndPath } from '../http/logged-url.ts';
 import { attempt } from './attempt.ts';
 import { Lanes } from './lanes.ts';
 import { nextStep, type RetrySettings } from './retry-policy.ts';
@@ -293,10 +292,10 @@ export class WebhookDispatcher {
     }
   }
 
+  /** Dropped: the log holds only unfinished deliveries. Logged by the event-logs plugin (the first of each minute at error, then a count). */
   #logFull(delivery: Delivery): Delivery {
     this.#settle(delivery.id);
     const failed = { ...delivery, status: 'failed' as const, failureReason: 'log_full' };
-    this.#deps.onError(new Error('the delivery log is full of unfinished deliveries'), `logging the ${delivery.type} webhook ${delivery.eventId} to ${originAndPath(delivery.url)}`);
     this.#publish('webhook.failed', failed);
     return failed;
   }

@@ -6,7 +6,7 @@ import { loadConfig } from '../../src/config.ts';
 import { createRandom } from '../../src/core/random.ts';
 import { loggerOptions } from '../../src/logger.ts';
 import { originAndPath } from '../../src/http/logged-url.ts';
-import { FAILURE_WARNINGS_PER_INTERVAL, RETRY_WARNINGS_PER_INTERVAL, WARNING_INTERVAL_MS } from '../../src/plugins/app/event-logs.ts';
+import { FAILURE_WARNINGS_PER_INTERVAL, LOG_FULL_MSG, RETRY_WARNINGS_PER_INTERVAL, WARNING_INTERVAL_MS } from '../../src/plugins/app/event-logs.ts';
 import { ISO, ULID } from '../helpers/app.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
 import { eventually, receiverPool } from '../helpers/receiver.ts';
@@ -201,6 +201,45 @@ describe('webhook trouble is logged at warn', () => {
     expect(withMsg(t, 'webhook delivery failed')).toHaveLength(FAILURE_WARNINGS_PER_INTERVAL);
     await t.app.close();
     expect(withMsg(t, /^webhook failure warnings suppressed/)).toMatchObject([{ level: 'warn', origin: rx.origin, suppressed: 2 }]);
+  });
+
+  it('webhooks dropped because the delivery log is full: the first of a minute at error, with its delivery, then one line with the count of the rest', async () => {
+    const rx = await receivers.start(() => ({ status: 503 }));
+    // Two deliveries retrying (their retries 2 minutes away) fill the log; every later webhook is dropped.
+    const t = await logApp({ WEBHOOK_LOG_MAX: '2', WEBHOOK_BACKOFF_MS: '120000', WEBHOOK_BACKOFF_MAX_MS: '120000' });
+    for (let i = 0; i < 2; i++) await createIntent(t, { reservation_id: `res_kept_${i}`, webhook_url: rx.url('/hook') });
+    await t.clock.advance(200);
+    await eventually(() => (t.count('webhook.retry_scheduled') === 2 ? true : undefined), 'two deliveries retrying');
+    const start = t.clock.now();
+    const dropped = 25;
+    for (let i = 0; i < dropped; i++) await createIntent(t, { reservation_id: `res_dropped_${i}`, webhook_url: rx.url('/hook') });
+    await t.clock.advance(200);
+    await eventually(() => (t.count('webhook.failed') === dropped ? true : undefined), `${dropped} webhooks dropped`);
+    const errors = t.records.filter((r) => r.level === 'error');
+    expect(errors).toEqual([
+      {
+        level: 'error',
+        time: expect.stringMatching(ISO),
+        service: 'paysim',
+        msg: LOG_FULL_MSG,
+        delivery_id: expect.stringMatching(WHD_ID),
+        event_type: 'payment.approved',
+        subject: expect.stringMatching(/^intent:pay_/),
+        url: `${rx.origin}/hook`,
+        attempt: 0,
+        reason: 'log_full',
+      },
+    ]);
+    // Neither a failure warning per drop nor any other line about them.
+    expect(withMsg(t, 'webhook delivery failed')).toEqual([]);
+    // The minute began with the first drop (the decisions ran 200 ms after `start`).
+    await t.clock.advance(start + 200 + WARNING_INTERVAL_MS - t.clock.now() - 1);
+    expect(t.records.filter((r) => r.level === 'error')).toHaveLength(1);
+    await t.clock.advance(1);
+    const since = new Date(start + 200).toISOString();
+    expect(t.records.filter((r) => r.level === 'error').slice(1)).toEqual([
+      { level: 'error', time: expect.stringMatching(ISO), service: 'paysim', msg: `webhooks dropped as the delivery log was full: ${dropped - 1} more since ${since}`, reason: 'log_full', suppressed: dropped - 1, since },
+    ]);
   });
 
   it('the target is logged as origin and path: never user info, query or fragment', () => {

@@ -11,6 +11,8 @@ import { WarningLimiter } from '../../webhooks/warning-limiter.ts';
  *   410, a retry scheduled after a failed attempt; each with the delivery id, the target (origin and
  *   path only: no credentials, no query string), the attempt number and the reason. Retry and
  *   failure warnings are rate-limited per receiver origin, with a summary of what was left out;
+ * - a webhook dropped because the delivery log was full (`log_full`) at error, the first of each
+ *   minute, then the count of the rest;
  * - decisions at debug: an intent decided, a booking's payment decided.
  */
 
@@ -18,6 +20,10 @@ import { WarningLimiter } from '../../webhooks/warning-limiter.ts';
 export const RETRY_WARNINGS_PER_INTERVAL = 10;
 export const FAILURE_WARNINGS_PER_INTERVAL = 20;
 export const WARNING_INTERVAL_MS = 60_000;
+/** A webhook dropped because the delivery log was full: the first of each interval at error, then a count. */
+export const LOG_FULL_ERRORS_PER_INTERVAL = 1;
+export const LOG_FULL_MSG =
+  'webhook dropped: the delivery log is full of unfinished deliveries (WEBHOOK_LOG_MAX), so new webhooks are dropped until some finish; deliveries are made slower than webhooks (WEBHOOK_MAX_RPS, or receivers that fail): raise those, or make fewer';
 
 function originOf(url: string): string {
   try {
@@ -63,6 +69,11 @@ export default fp(
     const failures = new WarningLimiter(clock, { limit: FAILURE_WARNINGS_PER_INTERVAL, intervalMs: WARNING_INTERVAL_MS }, (origin, suppressed, since) =>
       log.warn({ origin, suppressed, since: iso(since) }, `webhook failure warnings suppressed: ${suppressed} more failed deliveries to ${origin} since ${iso(since)}`),
     );
+    // One delivery log for every receiver: a load that outruns the deliveries drops every new
+    // webhook, thousands a second, so only the first of a minute is logged, then their count.
+    const logFull = new WarningLimiter(clock, { limit: LOG_FULL_ERRORS_PER_INTERVAL, intervalMs: WARNING_INTERVAL_MS }, (_key, suppressed, since) =>
+      log.error({ reason: 'log_full', suppressed, since: iso(since) }, `webhooks dropped as the delivery log was full: ${suppressed} more since ${iso(since)}`),
+    );
 
     const retryScheduled = (delivery: Readonly<Delivery>): void => {
       if (!retries.allow(originOf(delivery.url))) return;
@@ -81,6 +92,10 @@ export default fp(
           { url: fields.url, delivery_id: delivery.id, reason: 'HTTP 410 Gone' },
           'webhook URL disabled: deliveries to it fail as endpoint_disabled until it is re-enabled (DELETE /v1/sim/webhooks/disabled-urls?url=…)',
         );
+        return;
+      }
+      if (reason === 'log_full') {
+        if (logFull.allow(reason)) log.error({ ...deliveryFields(delivery), reason }, LOG_FULL_MSG);
         return;
       }
       if (!failures.allow(originOf(delivery.url))) return;
@@ -117,6 +132,7 @@ export default fp(
     app.addHook('onClose', async () => {
       retries.flush();
       failures.flush();
+      logFull.flush();
     });
   },
   { name: 'paysim-event-logs', dependencies: ['paysim-core'] },
