@@ -19,8 +19,9 @@ export const LATE_SETTLES_MAX = 1_000;
  * settle is safe: it touches only its own request's claim of the key (`IdempotencyStore`), never
  * one another request made since. Without it the key stayed begun, and the client's retry with it
  * (what a 503 asks for) was refused 409 IDEMPOTENCY_KEY_IN_USE until the key's TTL (24 h by default)
- * or its hold had passed. A settle still waiting when the app closes is dropped, the key left to
- * its TTL, as before; so is one beyond LATE_SETTLES_MAX (logged).
+ * or its hold had passed. A settle still waiting when the app closes is dropped, as is one beyond
+ * LATE_SETTLES_MAX (logged): its key stays begun until its TTL with one process, and with Redis
+ * until another replica takes it once this one's mark of life has lapsed.
  */
 export class LateSettles {
   readonly #clock: Clock;
@@ -44,7 +45,7 @@ export class LateSettles {
   add(settle: () => Promise<void>): boolean {
     if (this.#closed) return false;
     if (this.pending >= LATE_SETTLES_MAX) {
-      this.#log.warn({ waiting: this.pending }, 'an Idempotency-Key the store could not settle is not tried again: too many wait; it stays begun until its TTL');
+      this.#log.warn({ waiting: this.pending }, 'an Idempotency-Key the store could not settle is not tried again: too many wait; it stays begun until its TTL, or with Redis until this replica’s mark of life lapses');
       return false;
     }
     this.#wait(settle, LATE_SETTLE_FIRST_MS);
@@ -71,7 +72,7 @@ export class LateSettles {
           this.#trying--;
           if (this.#closed) return;
           if (isStoreUnavailable(error)) this.#wait(settle, Math.min(LATE_SETTLE_MAX_MS, delayMs * 2));
-          else this.#log.error({ err: error }, 'an Idempotency-Key settle tried again failed; the key stays begun until its TTL');
+          else this.#log.error({ err: error }, 'an Idempotency-Key settle tried again failed; the key stays begun until its TTL, or with Redis until this replica’s mark of life lapses');
         },
       );
     });

@@ -582,7 +582,10 @@ withRedisServer('Redis adapters', (server) => {
     expect(await redis.client.keys(`${keyPrefix}idem:alive:*`)).toEqual([]);
     // The key itself is as it was: begun, this replica's (whose mark has now lapsed: another takes it).
     expect(await store.begin('POST /v1/sim/intent', 'k', 'fp', T0 + 1)).toEqual({ kind: 'in_progress' });
-    expect(await other.begin('POST /v1/sim/intent', 'k', 'fp', T0 + 2)).toEqual(STARTED);
+    const taken = await other.begin('POST /v1/sim/intent', 'k', 'fp', T0 + 2);
+    expect(taken).toEqual(STARTED);
+    await other.release('POST /v1/sim/intent', 'k', (taken as { claim: string }).claim);
+    expect(other.running).toBe(0);
   });
 
   it('the stores set their replica’s mark of life again when the client is ready again (a reconnect), while a request with a key runs', async () => {

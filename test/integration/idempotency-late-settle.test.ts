@@ -113,7 +113,7 @@ describe('an Idempotency-Key the store could not settle (Redis away as the reque
     expect(abandoned.mock.calls).toEqual([[begun.claim]]);
     expect([t.app.core.lateSettles.pending, running()]).toEqual([LATE_SETTLES_MAX, 0]);
     expect(logs.filter((l) => typeof l.msg === 'string' && l.msg.includes('Idempotency-Key')).map((l) => [l.level, l.msg])).toEqual([
-      ['warn', 'an Idempotency-Key the store could not settle is not tried again: too many wait; it stays begun until its TTL'],
+      ['warn', 'an Idempotency-Key the store could not settle is not tried again: too many wait; it stays begun until its TTL, or with Redis until this replica’s mark of life lapses'],
       ['error', 'the Idempotency-Key could not be settled in the store'],
     ]);
   });

@@ -38,7 +38,7 @@ describe('LateSettles', () => {
     late.add(() => Promise.reject(new Error('a bug')));
     await clock.advance(10_000);
     expect(late.pending).toBe(0);
-    expect(logs.map((l) => [l.level, l.msg])).toEqual([[50, 'an Idempotency-Key settle tried again failed; the key stays begun until its TTL']]);
+    expect(logs.map((l) => [l.level, l.msg])).toEqual([[50, 'an Idempotency-Key settle tried again failed; the key stays begun until its TTL, or with Redis until this replica’s mark of life lapses']]);
     for (let i = 0; i < LATE_SETTLES_MAX; i++) expect(late.add(() => Promise.resolve())).toBe(true);
     expect(late.add(() => Promise.resolve())).toBe(false);
     expect(logs.at(-1)).toMatchObject({ level: 40, waiting: LATE_SETTLES_MAX });

@@ -86,7 +86,7 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
     return Promise.resolve();
   }
 
-  /** Memory never refuses a settle, and keeps nothing per running request besides its entry. */
+  /** Nothing to forget: memory keeps nothing per running request besides its entry, which stays as it is. */
   abandon(): void {
     // nothing to do
   }

@@ -99,6 +99,19 @@ export function idempotencyStoreContract(name: string, make: IdempotencyStoreFac
       expect((await store.stats()).size).toBe(2);
     });
 
+    it('abandon leaves the key as it is (begun: a twin is in progress) and may be called again, or for a claim settled already', async () => {
+      const store = await roomy();
+      const claim = claimOf(await store.begin(SCOPE, 'k', 'fp', T0));
+      store.abandon(claim);
+      store.abandon(claim);
+      expect(await store.begin(SCOPE, 'k', 'fp', T0 + 1)).toEqual({ kind: 'in_progress' });
+      const done = claimOf(await store.begin(SCOPE, 'd', 'fp', T0));
+      await store.complete(SCOPE, 'd', done, CREATED);
+      store.abandon(done);
+      expect(await store.begin(SCOPE, 'd', 'fp', T0 + 1)).toEqual({ kind: 'replay', response: CREATED });
+      expect((await store.stats()).size).toBe(2);
+    });
+
     it('responses go in and come out as copies, headers included', async () => {
       const store = await roomy();
       const response: StoredResponse = { statusCode: 201, body: '{"id":"pay_1"}', headers: { location: '/pay_1' } };
