@@ -59,7 +59,7 @@ export interface DispatcherDeps {
   settings: DispatcherSettings;
   /** For backoff jitter; separate from the scenario engine's source so seeded outcomes stay stable. */
   jitter?: RandomSource | undefined;
-  /** Told about what cannot be put anywhere else (a log that refused a delivery, a failing store). */
+  /** Told about what cannot be put anywhere else (a failing store). A log that refused a delivery is a `webhook.failed` event (`log_full`). */
   onError: (error: unknown, context: string) => void;
   /** Webhook fault rules (issue 15): what they do to a new delivery to `url`, decided once when it is created. */
   faults?: WebhookFaults | undefined;

@@ -10,6 +10,7 @@ import { FAILURE_WARNINGS_PER_INTERVAL, LOG_FULL_MSG, RETRY_WARNINGS_PER_INTERVA
 import { ISO, ULID } from '../helpers/app.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
 import { eventually, receiverPool } from '../helpers/receiver.ts';
+import { metricSample } from '../helpers/webhooks.ts';
 
 /**
  * What the log says about webhook trouble (warn) and decisions (debug): the records themselves,
@@ -227,9 +228,15 @@ describe('webhook trouble is logged at warn', () => {
         subject: expect.stringMatching(/^intent:pay_/),
         url: `${rx.origin}/hook`,
         attempt: 0,
+        event_id: expect.stringMatching(/^evt_/),
         reason: 'log_full',
       },
     ]);
+    // The dropped delivery is in no log; its event is the one of the intent it came from.
+    const first = errors[0] as LogRecord;
+    expect((await t.app.inject({ method: 'GET', url: `/v1/sim/webhooks/deliveries/${String(first.delivery_id)}` })).statusCode).toBe(404);
+    const metrics = (await t.app.inject({ method: 'GET', url: '/metrics' })).body;
+    expect(metricSample(metrics, 'webhook_deliveries_total{result="dropped"}')).toBe(dropped);
     // Neither a failure warning per drop nor any other line about them.
     expect(withMsg(t, 'webhook delivery failed')).toEqual([]);
     // The minute began with the first drop (the decisions ran 200 ms after `start`).
@@ -240,6 +247,13 @@ describe('webhook trouble is logged at warn', () => {
     expect(t.records.filter((r) => r.level === 'error').slice(1)).toEqual([
       { level: 'error', time: expect.stringMatching(ISO), service: 'paysim', msg: `webhooks dropped as the delivery log was full: ${dropped - 1} more since ${since}`, reason: 'log_full', suppressed: dropped - 1, since },
     ]);
+    // A new minute: its first drop is logged again; what it left out is told at close.
+    for (let i = 0; i < 3; i++) await createIntent(t, { reservation_id: `res_later_${i}`, webhook_url: rx.url('/hook') });
+    await t.clock.advance(200);
+    await eventually(() => (t.count('webhook.failed') === dropped + 3 ? true : undefined), 'three more dropped');
+    expect(t.records.filter((r) => r.level === 'error').map((r) => r.msg)).toEqual([LOG_FULL_MSG, expect.stringMatching(/^webhooks dropped as the delivery log was full: 24 more/), LOG_FULL_MSG]);
+    await t.app.close();
+    expect(t.records.filter((r) => r.level === 'error').slice(3)).toMatchObject([{ msg: expect.stringMatching(/^webhooks dropped as the delivery log was full: 2 more since /), suppressed: 2 }]);
   });
 
   it('the target is logged as origin and path: never user info, query or fragment', () => {

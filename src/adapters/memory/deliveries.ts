@@ -21,7 +21,7 @@ interface Record {
  * failed) are ever evicted: they join the eviction queue when they finish, in that order; a
  * replayed delivery leaves it by being unfinished and joins again when it finishes. A log full of
  * unfinished deliveries refuses new ones (`full`), and the dispatcher fails such a delivery
- * loudly rather than drop one it already accepted.
+ * (`log_full`, logged at error by the event-logs plugin) rather than drop one it already accepted.
  * Lists walk the creation-ordered list of all deliveries, or the one of a subject or of an event.
  */
 export class MemoryDeliveryLog implements DeliveryLogStore {

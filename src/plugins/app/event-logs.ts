@@ -23,7 +23,7 @@ export const WARNING_INTERVAL_MS = 60_000;
 /** A webhook dropped because the delivery log was full: the first of each interval at error, then a count. */
 export const LOG_FULL_ERRORS_PER_INTERVAL = 1;
 export const LOG_FULL_MSG =
-  'webhook dropped: the delivery log is full of unfinished deliveries (WEBHOOK_LOG_MAX), so new webhooks are dropped until some finish; deliveries are made slower than webhooks (WEBHOOK_MAX_RPS, or receivers that fail): raise those, or make fewer';
+  'webhook dropped: the delivery log is full of unfinished deliveries (WEBHOOK_LOG_MAX), so new webhooks are dropped until some finish; raise WEBHOOK_MAX_RPS or WEBHOOK_LOG_MAX, fix failing receivers, or send fewer webhooks';
 
 function originOf(url: string): string {
   try {
@@ -95,7 +95,8 @@ export default fp(
         return;
       }
       if (reason === 'log_full') {
-        if (logFull.allow(reason)) log.error({ ...deliveryFields(delivery), reason }, LOG_FULL_MSG);
+        // The delivery is in no log: its event id says which webhook never went out.
+        if (logFull.allow(reason)) log.error({ ...deliveryFields(delivery), event_id: delivery.eventId, reason }, LOG_FULL_MSG);
         return;
       }
       if (!failures.allow(originOf(delivery.url))) return;
