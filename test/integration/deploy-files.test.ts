@@ -332,6 +332,8 @@ describe('docker-compose.yml', () => {
     const command = (redis.command ?? []).join(' ');
     expect(command).toMatch(/--appendonly yes\b/);
     expect(command).toMatch(/--maxmemory-policy noeviction\b/);
+    // At its maxmemory a full Redis refuses writes (paysim answers 503) rather than growing without end.
+    expect(command).toMatch(/--maxmemory 3gb\b/);
     expect(mounts(redis)).toEqual([{ source: 'redis-data', target: '/data', bind: false }]);
     expect(redis.healthcheck?.test).toEqual(['CMD', 'redis-cli', 'ping']);
   });
@@ -535,6 +537,11 @@ describe('deploy/kubernetes', () => {
     const c = pods.spec.containers[0] as Container;
     expect((c.args ?? []).join(' ')).toMatch(/--appendonly yes\b/);
     expect((c.args ?? []).join(' ')).toMatch(/--maxmemory-policy noeviction\b/);
+    // A maxmemory below the memory limit, with room for an AOF rewrite: Redis refuses writes (paysim answers 503) before the kubelet kills it.
+    const maxmemory = /--maxmemory (\d+)gb\b/.exec((c.args ?? []).join(' '));
+    const limit = /^(\d+)Gi$/.exec(c.resources?.limits?.memory ?? '');
+    expect([maxmemory?.[1], limit?.[1]]).toEqual(['3', '4']);
+    expect(Number(maxmemory?.[1]) * 1000 ** 3).toBeLessThanOrEqual(0.75 * Number(limit?.[1]) * 1024 ** 3);
     expect(c.volumeMounts).toEqual([{ name: 'data', mountPath: '/data' }]);
     expect(redis.spec?.volumeClaimTemplates?.map((v) => v.metadata.name)).toEqual(['data']);
     expect(one('Service', 'paysim-redis').spec?.selector).toEqual(pods.metadata.labels);

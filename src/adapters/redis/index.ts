@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
-import { isLoadingError, LOADED, LOADING_SEEN } from './connection.ts';
+import { isLoadingError, LOADED, LOADING_SEEN, redisVersionIssue, shownRedisUrl } from './connection.ts';
+import { RedisUnreachableError } from './watched-client.ts';
 import type { Config } from '../../config.ts';
 import type { Stores } from '../../core/ports.ts';
 import { inFlightHoldMs } from '../../core/idempotency.ts';
@@ -19,7 +20,7 @@ import { RedisSchedulerStore } from './scheduler.ts';
 import { RedisSeatStore } from './seats.ts';
 import { RedisV2PaymentStore } from './v2-payments.ts';
 import { RedisWaitingRoomStore } from './waiting-rooms.ts';
-import { guardStores, storeCall } from './unavailable.ts';
+import { guardStores, isRedisRefusingWrites, storeCall } from './unavailable.ts';
 
 /**
  * Every port on one Redis (STORE=redis), bounded by the configuration as memory's are
@@ -30,8 +31,11 @@ import { guardStores, storeCall } from './unavailable.ts';
  * map connection failures to STORE_UNAVAILABLE; one refused because Redis is loading its data set
  * is told on the client (`LOADING_SEEN`), for the stores' plugin to watch the load.
  */
-export async function createRedisStores(config: Config, client: Redis, closed?: AbortSignal): Promise<Stores> {
+/** `onRefused`: told of each call Redis refused because it takes no writes for now (full, unable to persist). */
+export async function createRedisStores(config: Config, client: Redis, closed?: AbortSignal, onRefused?: (error: Error) => void): Promise<Stores> {
   const { keyPrefix } = config.redis;
+  const tooOld = redisVersionIssue(await storeCall(client.info('server')));
+  if (tooOld !== undefined) throw new RedisUnreachableError(`Redis at ${shownRedisUrl(config.redis.url)} ${tooOld}`);
   const layOutSeats = (): Promise<RedisSeatStore> => RedisSeatStore.create(client, { keyPrefix }, config.bookings.performances);
   const seats = await storeCall(layOutSeats());
   // A Redis that came back without its data (restarted without persistence) gets the catalog's
@@ -62,6 +66,7 @@ export async function createRedisStores(config: Config, client: Redis, closed?: 
   }
   const onFailure = (error: unknown): void => {
     if (isLoadingError(error)) client.emit(LOADING_SEEN);
+    else if (onRefused !== undefined && isRedisRefusingWrites(error)) onRefused(error as Error);
   };
   const idempotency = new RedisIdempotencyStore(client, {
     keyPrefix,

@@ -1,3 +1,4 @@
+import type { FastifyBaseLogger } from 'fastify';
 import { StoreUnavailableError } from '../../core/errors.ts';
 import type { Stores } from '../../core/ports.ts';
 
@@ -5,7 +6,8 @@ import type { Stores } from '../../core/ports.ts';
  * The one place where Redis' connection failures become the core's STORE_UNAVAILABLE: every
  * method of every Redis-backed port is wrapped, so a call made while Redis is away rejects with
  * `StoreUnavailableError` (each dialect renders it as its 503 with `Retry-After`) instead of an
- * ioredis error that would be a 500. Anything else (a Lua error, a bug) passes unchanged.
+ * ioredis error that would be a 500; so does a Redis that takes no writes for now (full, unable to
+ * persist). Anything else (a Lua error, a bug) passes unchanged.
  */
 
 /** System errors of a socket that cannot reach Redis or lost it. */
@@ -23,10 +25,27 @@ export function isRedisGivingUp(error: unknown): boolean {
   return error instanceof Error && (error.name === 'MaxRetriesPerRequestError' || UNAVAILABLE_MESSAGES.test(error.message));
 }
 
-/** True when `error` says Redis could not be reached, rather than that it refused the command. */
+/**
+ * Redis' replies when it takes no writes for now, whatever the command: over its `maxmemory` with
+ * `noeviction` (`OOM`), unable to persist (`MISCONF`: an AOF or RDB write failed, a full disk), a
+ * replica (`READONLY`, after a failover the client has not followed yet), too few replicas
+ * (`NOREPLICAS`). Reads still work; a write is refused before it changes anything (scripts declare
+ * their flags, `scriptFlags`).
+ */
+const REFUSING_WRITES = /^(OOM |MISCONF |READONLY |NOREPLICAS )/;
+
+/** True when `error` is Redis refusing writes for now (`REFUSING_WRITES`). */
+export function isRedisRefusingWrites(error: unknown): boolean {
+  return error instanceof Error && REFUSING_WRITES.test(error.message);
+}
+
+/**
+ * True when `error` says Redis could not be reached, or takes no writes for now, rather than that
+ * it refused this command: either way the call may be made again later (STORE_UNAVAILABLE, 503).
+ */
 export function isRedisUnavailable(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
-  if (isRedisGivingUp(error)) return true;
+  if (isRedisGivingUp(error) || isRedisRefusingWrites(error)) return true;
   const code = (error as { code?: unknown }).code;
   return typeof code === 'string' && SOCKET_CODES.has(code);
 }
@@ -83,4 +102,32 @@ export function guardStores(stores: Stores, onFailure?: (error: unknown) => void
   const guarded = {} as Record<keyof Stores, object>;
   for (const [port, store] of Object.entries(stores) as Array<[keyof Stores, object]>) guarded[port] = unavailableAsStoreError(store, onFailure);
   return guarded as unknown as Stores;
+}
+
+/** At most one line per this interval says Redis refuses writes. */
+export const REFUSAL_LOG_INTERVAL_MS = 60_000;
+
+/** What to do about each kind of refusal. */
+export function refusalHint(message: string): string {
+  if (message.startsWith('OOM ')) return 'Redis is over its maxmemory: give it more memory, or lower the store bounds (README: "Redis memory")';
+  if (message.startsWith('MISCONF ')) return 'Redis cannot write its AOF or RDB file: see its log (a full disk?)';
+  return 'Redis answers as a replica, or has too few replicas: point REDIS_URL at the primary';
+}
+
+/**
+ * Logs that Redis refuses writes (`isRedisRefusingWrites`) at error, at most once per
+ * REFUSAL_LOG_INTERVAL_MS with how many calls it refused since the last line: a full Redis
+ * refuses every create, thousands a second under a load test.
+ */
+export function refusalLog(log: FastifyBaseLogger, now: () => number = Date.now): (error: Error) => void {
+  let lastAt = Number.NEGATIVE_INFINITY;
+  let refused = 0;
+  return (error) => {
+    refused++;
+    const at = now();
+    if (at - lastAt < REFUSAL_LOG_INTERVAL_MS) return;
+    lastAt = at;
+    log.error({ err: error, refused }, `Redis refuses writes: calls that write answer 503 STORE_UNAVAILABLE until it takes them again; ${refusalHint(error.message)}`);
+    refused = 0;
+  };
 }

@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import type { FastifyBaseLogger } from 'fastify';
 import { StoreUnavailableError } from '../../core/errors.ts';
 import { createRedisClient, LOADED, LOADING_SEEN, redisLoading, shownLoading, shownRedisUrl, type RedisConnectionOptions, type RedisLoading } from './connection.ts';
-import { isRedisGivingUp } from './unavailable.ts';
+import { isRedisGivingUp, isRedisRefusingWrites, refusalHint } from './unavailable.ts';
 
 /** A start that cannot reach Redis: told on one line, like a bad configuration. */
 export class RedisUnreachableError extends Error {
@@ -20,6 +20,7 @@ export class RedisUnreachableError extends Error {
 export function lostDuringStart(error: unknown, url: string): unknown {
   const cause = error instanceof StoreUnavailableError ? error.cause : error;
   if (!(error instanceof StoreUnavailableError) && !isRedisGivingUp(error)) return error;
+  if (isRedisRefusingWrites(cause)) return new RedisUnreachableError(`Redis at ${shownRedisUrl(url)} refuses writes (${(cause as Error).message}); ${refusalHint((cause as Error).message)}`, { cause: error });
   const why = !(cause instanceof Error) ? 'it stopped answering' : cause.name === 'MaxRetriesPerRequestError' ? 'the connection was lost and could not be made again' : cause.message;
   return new RedisUnreachableError(`Redis at ${shownRedisUrl(url)} stopped answering during the start (${why}); start it or set REDIS_URL`, { cause: error });
 }
@@ -162,6 +163,9 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
   const failed = (error: unknown): RedisUnreachableError => {
     closing = true;
     client.disconnect();
+    // Already said in full (a Redis too old for the service), or Redis answers but takes no writes.
+    if (error instanceof RedisUnreachableError) return error;
+    if (isRedisRefusingWrites(error instanceof StoreUnavailableError ? error.cause : error)) return lostDuringStart(error, options.url) as RedisUnreachableError;
     const silentServer = error instanceof SilentRedis;
     const why = silentServer
       ? `no answer within ${REDIS_START_TIMEOUT_MS / 1000} s${connected ? '' : ': is it Redis, and does it speak TLS if and only if the URL is rediss://?'}`

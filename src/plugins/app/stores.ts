@@ -3,6 +3,7 @@ import fp from 'fastify-plugin';
 import type { Redis } from 'ioredis';
 import { sharedGenerated } from '../../adapters/redis/generated.ts';
 import { createRedisStores } from '../../adapters/redis/index.ts';
+import { refusalLog } from '../../adapters/redis/unavailable.ts';
 import { REDIS_START_TIMEOUT_MS, untilSilentFor, type WatchedRedis } from '../../adapters/redis/watched-client.ts';
 import { createMemoryStores } from '../../adapters/memory/index.ts';
 import type { Config } from '../../config.ts';
@@ -73,7 +74,7 @@ export default fp<StoresOptions>(
     const { shared } = options;
     if (shared !== undefined) {
       const closed = new AbortController();
-      app.decorate('stores', wrap(await createRedisStores(config, shared.client, closed.signal)));
+      app.decorate('stores', wrap(await createRedisStores(config, shared.client, closed.signal, refusalLog(app.log))));
       app.decorate('redis', shared.client);
       app.decorate('storeUnavailable', shared.storeUnavailable);
       // The client is the root app's to close.
@@ -90,7 +91,7 @@ export default fp<StoresOptions>(
     try {
       // Redis serves (openRedis waited for it): the stores, and the shared generated values, under the same bound on silence.
       stores = await untilSilentFor(REDIS_START_TIMEOUT_MS, async () => {
-        const redisStores = await createRedisStores(config, client, closed.signal);
+        const redisStores = await createRedisStores(config, client, closed.signal, refusalLog(app.log));
         await adoptSharedGenerated(config, client);
         return redisStores;
       });
