@@ -114,71 +114,20 @@ export type Script = (keys: readonly string[], args: ReadonlyArray<string | numb
  * `lua` as a function of its keys and arguments, run with EVALSHA; when Redis does not know the
  * script (its first use, or Redis restarted and lost its script cache) the call is made again with
  * EVAL, which also loads it. `name` names the script for the reader of its call site; Redis knows
- * it by its SHA-1. The script is declared with its flags (`withFlags`; `flags` overrides what its
- * text suggests).
+ * it by its SHA-1.
  *
  * Not ioredis' `defineCommand`: every auto-pipelined batch of commands is a new ioredis Pipeline,
  * and a Pipeline copies every defined command onto itself as it is built (about 200 properties
  * for this service's scripts, for each batch): under `make bench-cluster` that was 3 % of the
  * service's time and much of its garbage.
  */
-export function defineScript(client: Redis, _name: string, body: string, flags?: ScriptFlags): Script {
-  const lua = withFlags(body, flags);
+export function defineScript(client: Redis, _name: string, lua: string): Script {
   const sha = createHash('sha1').update(lua).digest('hex');
   return (keys, args) =>
     client.evalsha(sha, keys.length, ...keys, ...args).catch((error: unknown) => {
       if (error instanceof Error && error.message.startsWith('NOSCRIPT')) return client.eval(lua, keys.length, ...keys, ...args);
       throw error;
     });
-}
-
-/** Commands that only read. */
-const READS: ReadonlySet<string> = new Set(['EXISTS', 'GET', 'GETRANGE', 'HEXISTS', 'HGET', 'HGETALL', 'HLEN', 'HMGET', 'LRANGE', 'SMEMBERS', 'TIME', 'XINFO', 'XLEN', 'XPENDING', 'XRANGE', 'ZCARD', 'ZRANGE', 'ZRANGEBYSCORE', 'ZREVRANGE', 'ZREVRANGEBYLEX', 'ZREVRANGEBYSCORE', 'ZSCORE']);
-/** Commands that write but only ever free memory. */
-const FREES: ReadonlySet<string> = new Set(['DEL', 'HDEL', 'UNLINK', 'ZREM']);
-
-/**
- * The flags Redis (7.0 and later) is told a script has, from the commands its text calls:
- * `no-writes` when it only reads, `allow-oom` when it only reads and frees memory, none otherwise.
- * A script whose command is not a literal (`redis.call(command, …)`) may write.
- *
- * Declared (a `#!lua` first line), a script that may write is refused at its start while Redis is
- * over its `maxmemory` (`OOM command not allowed…`), so it changes nothing. Undeclared, Redis
- * refused only its first command that needs memory, after the ones before it had run: a claim of
- * due work could take a job out of the due set and fail to put it among the claimed ones. Reads
- * (a record, the stores' figures for /metrics) and sweeps still run while Redis is full.
- * @see https://redis.io/docs/latest/develop/interact/programmability/lua-api/#script-flags
- */
-export type ScriptFlags = 'no-writes' | 'allow-oom' | '';
-
-export function scriptFlags(lua: string): ScriptFlags {
-  let writes = false;
-  let grows = false;
-  for (const call of lua.matchAll(/redis\.p?call\(\s*(?:'([A-Za-z|]+)'|"([A-Za-z|]+)"|([^,)]*))/g)) {
-    const name = (call[1] ?? call[2])?.toUpperCase();
-    if (name !== undefined && READS.has(name)) continue;
-    writes = true;
-    if (name === undefined || !FREES.has(name)) grows = true;
-  }
-  if (!writes) return 'no-writes';
-  return grows ? '' : 'allow-oom';
-}
-
-/**
- * `lua` with its `#!lua` line and its flags: `flags` when given (a script that only reads, though its
- * text holds helpers that write, as a shared prelude does), else those `scriptFlags` finds.
- */
-export function withFlags(lua: string, declared?: ScriptFlags): string {
-  const flags = declared ?? scriptFlags(lua);
-  return `#!lua${flags === '' ? '' : ` flags=${flags}`}\n${lua}`;
-}
-
-/** What is wrong with the Redis that `INFO server` describes, for the service: undefined when nothing. */
-export function redisVersionIssue(info: string): string | undefined {
-  const version = /^redis_version:(\d+)\.(\d+)\S*/m.exec(info);
-  if (version === null) return undefined;
-  if (Number(version[1]) >= 7) return undefined;
-  return `is Redis ${version[0].slice('redis_version:'.length)}; paysim needs Redis 7.0 or later (its scripts declare their flags to Redis, a \`#!lua\` line)`;
 }
 
 /** At most this many expired records go per script run (an insert after a long pause stays short); a store's `sweep` loops. */

@@ -161,13 +161,13 @@ export class RedisFaultRuleStore implements FaultRuleStore {
     this.#keys = ['ids', 'rev', 'seq', 'revseq'].map((name) => this.#f + name);
     this.#scripts = {
       create: defineScript(client, 'paysimFaultsCreate', CREATE),
-      get: defineScript(client, 'paysimFaultsGet', GET, 'no-writes'),
-      list: defineScript(client, 'paysimFaultsList', LIST, 'no-writes'),
+      get: defineScript(client, 'paysimFaultsGet', GET),
+      list: defineScript(client, 'paysimFaultsList', LIST),
       setEnabled: defineScript(client, 'paysimFaultsSetEnabled', SET_ENABLED),
       delete: defineScript(client, 'paysimFaultsDelete', DELETE),
       deleteAll: defineScript(client, 'paysimFaultsDeleteAll', DELETE_ALL),
       claimHit: defineScript(client, 'paysimFaultsClaimHit', CLAIM_HIT),
-      counters: defineScript(client, 'paysimFaultsCounters', COUNTERS, 'no-writes'),
+      counters: defineScript(client, 'paysimFaultsCounters', COUNTERS),
       revision: defineScript(client, 'paysimFaultsRevision', REVISION),
       stats: defineScript(client, 'paysimFaultsStats', STATS),
     };

@@ -146,9 +146,9 @@ export class RedisBillingStore implements SubscriptionStore {
     this.#scripts = {
       create: defineScript(client, 'paysimBillingCreate', CREATE),
       update: defineScript(client, 'paysimBillingUpdate', UPDATE),
-      get: defineScript(client, 'paysimBillingGet', GET, 'no-writes'),
-      list: defineScript(client, 'paysimBillingList', LIST, 'no-writes'),
-      snapshot: defineScript(client, 'paysimBillingSnapshot', SNAPSHOT, 'no-writes'),
+      get: defineScript(client, 'paysimBillingGet', GET),
+      list: defineScript(client, 'paysimBillingList', LIST),
+      snapshot: defineScript(client, 'paysimBillingSnapshot', SNAPSHOT),
       counts: defineScript(client, 'paysimBillingCounts', COUNTS),
       stats: defineScript(client, 'paysimBillingStats', COUNT_ALL),
       sweep: defineScript(client, 'paysimBillingSweep', SWEEP),

@@ -61,14 +61,6 @@ const SCRIPTS = { ...ORDER_SCRIPTS, ...CREDIT_SCRIPTS, ...SAGA_SCRIPTS, ...BOUND
 type ScriptName = keyof typeof SCRIPTS;
 
 /**
- * The scripts that only read, though their prelude holds helpers that write: declared `no-writes`
- * (`defineScript`), so they run while Redis is over its maxmemory. A write reached in one of them
- * would fail ("Write commands are not allowed from read-only scripts"). `usedSince` is not one: it
- * drops an index entry whose transaction has gone.
- */
-const READ_ONLY: ReadonlySet<string> = new Set(['getOrder', 'getPayment', 'getSaga', 'list', 'recent', 'stats', 'counts', 'balances', 'snapshot', 'transactions', 'ofUsage']);
-
-/**
  * A script is a prelude (the helpers and the functions of each aggregate, in the order they call
  * each other) and its own part. Each function a prelude defines is a closure made on every run
  * (about 15 µs for all of them), so a script gets only the layers it calls: an order's operations
@@ -142,7 +134,7 @@ export class RedisFluxPayStore implements FluxPayStore {
     const scripts: Partial<Record<ScriptName, Script>> = {};
     for (const [name, body] of Object.entries(SCRIPTS)) {
       const keepIf = KEEPS_REPLY.get(name);
-      scripts[name as ScriptName] = defineScript(client, `paysimFluxPay_${name}`, `${preludeOf(name)}${keepIf === undefined ? body : keepingReply("P .. 'reply:'", body, keepIf)}`, READ_ONLY.has(name) ? 'no-writes' : undefined);
+      scripts[name as ScriptName] = defineScript(client, `paysimFluxPay_${name}`, `${preludeOf(name)}${keepIf === undefined ? body : keepingReply("P .. 'reply:'", body, keepIf)}`);
     }
     this.#scripts = scripts as Record<ScriptName, Script>;
     this.#outboxScripts = {

@@ -1,6 +1,5 @@
 import type { Redis } from 'ioredis';
-import { isLoadingError, LOADED, LOADING_SEEN, redisVersionIssue, shownRedisUrl } from './connection.ts';
-import { RedisUnreachableError } from './watched-client.ts';
+import { isLoadingError, LOADED, LOADING_SEEN } from './connection.ts';
 import type { Config } from '../../config.ts';
 import type { Stores } from '../../core/ports.ts';
 import { inFlightHoldMs } from '../../core/idempotency.ts';
@@ -34,8 +33,6 @@ import { guardStores, isRedisRefusingWrites, storeCall } from './unavailable.ts'
 /** `onRefused`: told of each call Redis refused because it takes no writes for now (full, unable to persist). */
 export async function createRedisStores(config: Config, client: Redis, closed?: AbortSignal, onRefused?: (error: Error) => void): Promise<Stores> {
   const { keyPrefix } = config.redis;
-  const tooOld = redisVersionIssue(await storeCall(client.info('server')));
-  if (tooOld !== undefined) throw new RedisUnreachableError(`Redis at ${shownRedisUrl(config.redis.url)} ${tooOld}`);
   const layOutSeats = (): Promise<RedisSeatStore> => RedisSeatStore.create(client, { keyPrefix }, config.bookings.performances);
   const seats = await storeCall(layOutSeats());
   // A Redis that came back without its data (restarted without persistence) gets the catalog's

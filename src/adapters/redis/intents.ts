@@ -52,11 +52,11 @@ export class RedisIntentStore implements IntentStore {
     this.#p = `${options.keyPrefix}int:`;
     this.#keys = [`${this.#p}all`, `${this.#p}evict`];
     this.#insert = defineScript(client, 'paysimIntentInsert', INSERT);
-    this.#get = defineScript(client, 'paysimIntentGet', GET, 'no-writes');
+    this.#get = defineScript(client, 'paysimIntentGet', GET);
     this.#decide = defineScript(client, 'paysimIntentDecide', DECIDE);
     this.#transition = defineScript(client, 'paysimIntentTransition', TRANSITION);
     this.#refund = defineScript(client, 'paysimIntentRefund', REFUND);
-    this.#list = defineScript(client, 'paysimIntentList', LIST, 'no-writes');
+    this.#list = defineScript(client, 'paysimIntentList', LIST);
     this.#counts = defineScript(client, 'paysimIntentCounts', COUNTS);
     this.#stats = defineScript(client, 'paysimIntentStats', STATS);
     this.#sweep = defineScript(client, 'paysimIntentSweep', SWEEP);

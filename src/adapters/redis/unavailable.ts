@@ -29,8 +29,8 @@ export function isRedisGivingUp(error: unknown): boolean {
  * Redis' replies when it takes no writes for now, whatever the command: over its `maxmemory` with
  * `noeviction` (`OOM`), unable to persist (`MISCONF`: an AOF or RDB write failed, a full disk), a
  * replica (`READONLY`, after a failover the client has not followed yet), too few replicas
- * (`NOREPLICAS`). Reads still work; a write is refused before it changes anything (scripts declare
- * their flags, `scriptFlags`).
+ * (`NOREPLICAS`). Reads still work. A script is refused at its first command that needs memory
+ * unless it has written before it (Redis then lets it finish): either way it is whole or not at all.
  */
 const REFUSING_WRITES = /^(OOM |MISCONF |READONLY |NOREPLICAS )/;
 

@@ -159,10 +159,10 @@ export class RedisV2PaymentStore implements V2PaymentStore {
     this.#keys = ['all', 'counts', 'evict', 'seq'].map((name) => this.#p + name);
     this.#scripts = {
       begin: defineScript(client, 'paysimV2Begin', BEGIN),
-      get: defineScript(client, 'paysimV2Get', GET, 'no-writes'),
+      get: defineScript(client, 'paysimV2Get', GET),
       decide: defineScript(client, 'paysimV2Decide', DECIDE),
       complete: defineScript(client, 'paysimV2Complete', COMPLETE),
-      list: defineScript(client, 'paysimV2List', LIST, 'no-writes'),
+      list: defineScript(client, 'paysimV2List', LIST),
       counts: defineScript(client, 'paysimV2Counts', COUNTS),
       stats: defineScript(client, 'paysimV2Stats', COUNT_ALL),
       sweep: defineScript(client, 'paysimV2Sweep', SWEEP),

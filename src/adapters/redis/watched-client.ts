@@ -163,8 +163,7 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
   const failed = (error: unknown): RedisUnreachableError => {
     closing = true;
     client.disconnect();
-    // Already said in full (a Redis too old for the service), or Redis answers but takes no writes.
-    if (error instanceof RedisUnreachableError) return error;
+    // Redis answers, but takes no writes: say so, not that it could not be reached.
     if (isRedisRefusingWrites(error instanceof StoreUnavailableError ? error.cause : error)) return lostDuringStart(error, options.url) as RedisUnreachableError;
     const silentServer = error instanceof SilentRedis;
     const why = silentServer
