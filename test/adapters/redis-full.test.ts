@@ -44,14 +44,17 @@ if (redisServerOrSkip('a Redis over its maxmemory')) describe('a Redis over its 
   it('writes answer 503 STORE_UNAVAILABLE with Retry-After in each dialect’s shape; reads, /readyz and /metrics work; due work waits and is done once Redis takes writes again; one error line says why', async () => {
     const logs: Array<Record<string, unknown>> = [];
     const prefix = 'full:';
-    const t: TestApp = await buildTestApp({ STORE: 'redis', REDIS_URL: server.url, REDIS_KEY_PREFIX: prefix, SCHEDULER_POLL_MS: '0' }, { logs });
+    const t: TestApp = await buildTestApp({ STORE: 'redis', REDIS_URL: server.url, REDIS_KEY_PREFIX: prefix, SCHEDULER_POLL_MS: '0', IDEMPOTENCY_TTL_MS: '1000' }, { logs });
     try {
-      const created = await t.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'res_full_1', amount: 1000, scenario: 'approve' } });
+      const created = await t.app.inject({ method: 'POST', url: '/v1/sim/intent', headers: { 'idempotency-key': 'full-1' }, payload: { reservation_id: 'res_full_1', amount: 1000, scenario: 'approve' } });
       expect(created.statusCode).toBe(200);
       const id = created.json().payment_intent_id as string;
+      const others = 11;
+      for (let i = 0; i < others; i++) expect((await t.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: `res_full_other_${i}`, amount: 1000 } })).statusCode).toBe(200);
 
       await admin.config('SET', 'maxmemory', '1');
-      // The decision is due; its claim is refused, and it is not lost.
+      // The decisions are due: claimed (the claim's first write frees memory, so Redis lets it
+      // finish), each refused at its first write, and none lost.
       await t.clock.advance(1_000);
       const native = await t.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'res_full_2', amount: 1000 } });
       expect([native.statusCode, native.headers['retry-after'], native.json()]).toEqual([
@@ -70,7 +73,10 @@ if (redisServerOrSkip('a Redis over its maxmemory')) describe('a Redis over its 
       const read = await t.app.inject({ method: 'GET', url: `/v1/sim/intents/${id}` });
       expect([read.statusCode, read.json().status]).toEqual([200, 'PENDING']);
       const metrics = await t.app.inject({ method: 'GET', url: '/metrics' });
-      expect([metrics.statusCode, metricSample(metrics.body, 'store_records{store="intents"}')]).toEqual([200, 1]);
+      expect([metrics.statusCode, metricSample(metrics.body, 'store_records{store="intents"}')]).toEqual([200, 1 + others]);
+      // The sweep still frees room: the key, past its TTL, goes.
+      expect(await t.app.core.stores.idempotency.sweep(t.clock.now())).toBe(1);
+      expect((await t.app.core.stores.idempotency.stats()).size).toBe(0);
       // Nothing the refused calls asked for is there.
       expect(await admin.exists(`${prefix}int:res:res_full_2`)).toBe(0);
       expect(await admin.hget(`${prefix}int:r:${id}`, 's')).toBe('PENDING');
@@ -79,9 +85,13 @@ if (redisServerOrSkip('a Redis over its maxmemory')) describe('a Redis over its 
       expect(refusals.map((l) => [l.level, l.msg])).toEqual([
         ['error', 'Redis refuses writes: calls that write answer 503 STORE_UNAVAILABLE until it takes them again; Redis is over its maxmemory: give it more memory, or lower the store bounds (README: "Redis memory")'],
       ]);
-      // Besides it, only what could not be done and is done later: no 500, no other failure. (The
+      // The twelve decisions that failed: one line (not one each), at warn.
+      expect(logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('due work')).map((l) => [l.level, l.msg, l.job_kind])).toEqual([
+        ['warn', 'due work could not be done: the store is unavailable; it will be retried', 'intent.decide'],
+      ]);
+      // Besides them, only what could not be done and is done later: no 500, no other failure. (The
       // waiting rooms' figures for /metrics come from a script that admits due tickets: a write.)
-      const expected = new Set(['due work failed; it will be retried', 'event stream: appending to the event stream failed', 'metrics: a store could not be read; its metrics keep their last values until it can']);
+      const expected = new Set(['event stream: appending to the event stream failed', 'metrics: a store could not be read; its metrics keep their last values until it can']);
       expect(logs.filter((l) => l.level === 'error' && l !== refusals[0] && !expected.has(l.msg as string))).toEqual([]);
 
       // Room again: the decision comes, and writes are taken.

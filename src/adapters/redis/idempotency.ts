@@ -35,10 +35,12 @@ export const REPLICA_ALIVE_MS = 15_000;
 const SWEEP = `
 local function forget(id)
   local bytes = redis.call('HGET', ARGV[1] .. id, 'bytes')
-  if bytes then redis.call('DECRBY', KEYS[3], bytes) end
   redis.call('DEL', ARGV[1] .. id)
   redis.call('ZREM', KEYS[1], id)
   redis.call('ZREM', KEYS[2], id)
+  -- Last: Redis over its maxmemory refuses a script's first write if it needs memory (DECRBY may),
+  -- and lets one that has written go on, so a sweep still frees room on a full Redis.
+  if bytes then redis.call('DECRBY', KEYS[3], bytes) end
 end
 local function sweep(now, batch)
   local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, batch)

@@ -2,7 +2,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import fp from 'fastify-plugin';
 import type { Config } from '../../config.ts';
 import { systemClock, type Clock, type Timer } from '../../core/clock.ts';
-import { StoreUnavailableError } from '../../core/errors.ts';
+import { isStoreUnavailable, StoreUnavailableError } from '../../core/errors.ts';
 import { EventBus } from '../../core/events.ts';
 import { createIdFactory, type IdFactory } from '../../core/ids.ts';
 import { IntentService } from '../../core/intents/service.ts';
@@ -66,11 +66,26 @@ export default fp<CoreOptions>(
     const ids = createIdFactory(clock);
     const bus = new EventBus((error, event) => app.log.error({ err: error, event_id: event.id, event_type: event.type }, 'event subscriber failed'));
     let lastRunErrorLogAt = Number.NEGATIVE_INFINITY;
+    let lastJobErrorLogAt = Number.NEGATIVE_INFINITY;
+    /** Due jobs that failed as the store was unavailable since the last line that said so. */
+    let unavailableJobs = 0;
     const scheduler = new Scheduler({
       clock,
       store: stores.scheduler,
-      onError: (error, job, final) =>
-        app.log.error({ err: error, job_kind: job.kind, job_key: job.key }, final ? 'due work failed for the last time; giving up' : 'due work failed; it will be retried'),
+      onError: (error, job, final) => {
+        if (!final && isStoreUnavailable(error)) {
+          // Redis refuses writes (full) but serves the claims: every due job fails, up to 64 at a
+          // time, for as long as it lasts. One line per RUN_ERROR_LOG_INTERVAL_MS, with the count.
+          unavailableJobs++;
+          const now = clock.now();
+          if (now - lastJobErrorLogAt < RUN_ERROR_LOG_INTERVAL_MS) return;
+          lastJobErrorLogAt = now;
+          app.log.warn({ err: error, job_kind: job.kind, job_key: job.key, failed: unavailableJobs }, 'due work could not be done: the store is unavailable; it will be retried');
+          unavailableJobs = 0;
+          return;
+        }
+        app.log.error({ err: error, job_kind: job.kind, job_key: job.key }, final ? 'due work failed for the last time; giving up' : 'due work failed; it will be retried');
+      },
       onRunError: (error) => {
         // Every poll fails while the store is away: one line per RUN_ERROR_LOG_INTERVAL_MS is enough.
         const now = clock.now();
