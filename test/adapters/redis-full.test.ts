@@ -1,4 +1,5 @@
 import { Redis } from 'ioredis';
+import { RedisIdempotencyStore } from '../../src/adapters/redis/idempotency.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 import { eventually } from '../helpers/receiver.ts';
@@ -41,6 +42,23 @@ if (redisServerOrSkip('a Redis over its maxmemory')) describe('a Redis over its 
     }
   });
 
+  it('an Idempotency-Key taken on a full Redis (its begin swept an expired key first, so Redis let it finish) is given back there too', async () => {
+    const store = new RedisIdempotencyStore(admin, { keyPrefix: 'full-idem:', ttlMs: 1_000, maxKeys: 100, inFlightHoldMs: 1_000 });
+    const scope = 'POST /v1/sim/intent';
+    const old = await store.begin(scope, 'old', 'fp', 0);
+    if (old.kind !== 'started') throw new Error('not started');
+    await store.complete(scope, 'old', old.claim, { statusCode: 200, body: '{}' });
+    await admin.config('SET', 'maxmemory', '1');
+    try {
+      const taken = await store.begin(scope, 'new', 'fp', 5_000);
+      if (taken.kind !== 'started') throw new Error('not started');
+      await store.release(scope, 'new', taken.claim);
+      expect(await store.stats()).toEqual({ size: 0, max: 100, bytes: 0 });
+    } finally {
+      await admin.config('SET', 'maxmemory', '0');
+    }
+  });
+
   it('writes answer 503 STORE_UNAVAILABLE with Retry-After in each dialect’s shape; reads, /readyz and /metrics work; due work waits and is done once Redis takes writes again; one error line says why', async () => {
     const logs: Array<Record<string, unknown>> = [];
     const prefix = 'full:';
@@ -77,6 +95,13 @@ if (redisServerOrSkip('a Redis over its maxmemory')) describe('a Redis over its 
       // The sweep still frees room: the key, past its TTL, goes.
       expect(await t.app.core.stores.idempotency.sweep(t.clock.now())).toBe(1);
       expect((await t.app.core.stores.idempotency.stats()).size).toBe(0);
+      // A keyed create: its key is taken (the begin's sweep deletes first, so Redis lets it finish),
+      // the create is refused, and its key given back at once: the client's retry gets the 503 again, not 409.
+      for (let i = 0; i < 2; i++) {
+        const keyed = await t.app.inject({ method: 'POST', url: '/v1/sim/intent', headers: { 'idempotency-key': 'full-2' }, payload: { reservation_id: 'res_full_3', amount: 1000 } });
+        expect([keyed.statusCode, keyed.json().error.code]).toEqual([503, 'STORE_UNAVAILABLE']);
+      }
+      expect(t.app.core.lateSettles.pending).toBe(0);
       // Nothing the refused calls asked for is there.
       expect(await admin.exists(`${prefix}int:res:res_full_2`)).toBe(0);
       expect(await admin.hget(`${prefix}int:r:${id}`, 's')).toBe('PENDING');
@@ -89,6 +114,7 @@ if (redisServerOrSkip('a Redis over its maxmemory')) describe('a Redis over its 
       expect(logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('due work')).map((l) => [l.level, l.msg, l.job_kind])).toEqual([
         ['warn', 'due work could not be done: the store is unavailable; it will be retried', 'intent.decide'],
       ]);
+      expect(logs.find((l) => l.msg === 'due work could not be done: the store is unavailable; it will be retried')?.failed).toBe(1);
       // Besides them, only what could not be done and is done later: no 500, no other failure. (The
       // waiting rooms' figures for /metrics come from a script that admits due tickets: a write.)
       const expected = new Set(['event stream: appending to the event stream failed', 'metrics: a store could not be read; its metrics keep their last values until it can']);

@@ -124,9 +124,10 @@ const RELEASE = `
 local key = ARGV[1] .. ARGV[2]
 local entry = redis.call('HMGET', key, 'fp', 'resp', 'bytes', 'ct')
 if not entry[1] or entry[2] or entry[4] ~= ARGV[3] then return 0 end
-redis.call('DECRBY', KEYS[3], entry[3])
 redis.call('DEL', key)
 redis.call('ZREM', KEYS[1], ARGV[2])
+-- Last, as in forget: a full Redis lets the release finish once it has deleted.
+redis.call('DECRBY', KEYS[3], entry[3])
 return 1
 `;
 
