@@ -1,4 +1,8 @@
+import { once } from 'node:events';
+import { createConnection, createServer, type Socket } from 'node:net';
 import { Redis } from 'ioredis';
+import { createRedisClient } from '../../src/adapters/redis/connection.ts';
+import { isRedisUnavailable } from '../../src/adapters/redis/unavailable.ts';
 import { RedisIdempotencyStore } from '../../src/adapters/redis/idempotency.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
@@ -131,6 +135,63 @@ if (redisServerOrSkip('a Redis over its maxmemory')) describe('a Redis over its 
     } finally {
       await admin.config('SET', 'maxmemory', '0');
       await t.app.close();
+    }
+  });
+});
+
+/** A TCP proxy to one of two Redis ports; `to` points new connections at another (as a failover moves a name). */
+async function switchingProxy(port: number): Promise<{ url: string; to(port: number): void; close(): Promise<void> }> {
+  let upstream = port;
+  const sockets = new Set<Socket>();
+  const server = createServer((client) => {
+    const target = createConnection({ host: '127.0.0.1', port: upstream });
+    for (const socket of [client, target]) {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+      socket.on('error', () => undefined);
+    }
+    client.pipe(target).pipe(client);
+    client.on('close', () => target.destroy());
+    target.on('close', () => client.destroy());
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    url: `redis://127.0.0.1:${(server.address() as { port: number }).port}`,
+    to: (next) => {
+      upstream = next;
+    },
+    async close() {
+      for (const socket of sockets) socket.destroy();
+      server.close();
+      await once(server, 'close');
+    },
+  };
+}
+
+if (redisServerOrSkip('a Redis that became a replica (a failover)')) describe('a Redis that became a replica (a failover)', () => {
+  it('a write it refuses (READONLY) answers as unavailable, and the client connects again: through a name that now leads to the new primary, the next write is taken', async () => {
+    const primary = await startRedisServer();
+    const demoted = await startRedisServer();
+    const admin = new Redis(demoted.url);
+    await admin.replicaof('127.0.0.1', String(primary.port));
+    const proxy = await switchingProxy(demoted.port);
+    const client = createRedisClient({ url: proxy.url });
+    try {
+      const refused = (await client.set('k', 'v').catch((error: unknown) => error)) as Error;
+      expect([refused.message.startsWith('READONLY '), isRedisUnavailable(refused)]).toEqual([true, true]);
+      // The failover moved the name; the connection open on the old primary is dropped, and the next one reaches the new.
+      proxy.to(primary.port);
+      await eventually(async () => ((await client.set('k', 'v').catch(() => 'refused')) === 'OK' ? true : undefined), 'a write taken by the new primary', 5_000);
+      const check = new Redis(primary.url);
+      expect(await check.get('k')).toBe('v');
+      check.disconnect();
+    } finally {
+      client.disconnect();
+      admin.disconnect();
+      await proxy.close();
+      await demoted.stop();
+      await primary.stop();
     }
   });
 });

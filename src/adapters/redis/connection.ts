@@ -35,7 +35,18 @@ export function redisOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): Redis
  * it saw ends.)
  */
 export function createRedisClient(options: Pick<RedisConnectionOptions, 'url'>): Redis {
-  return new Redis(options.url, { maxRetriesPerRequest: 2, enableAutoPipelining: true, enableReadyCheck: false, retryStrategy: reconnectDelay });
+  return new Redis(options.url, { maxRetriesPerRequest: 2, enableAutoPipelining: true, enableReadyCheck: false, retryStrategy: reconnectDelay, reconnectOnError: isReadonly });
+}
+
+/**
+ * A reply of a replica to a write (`READONLY`): after a failover the open connection stays on the
+ * old primary, now a replica, which refuses every write. The client connects again, so that a
+ * `REDIS_URL` whose name follows the primary (a managed Redis, a Service in front of Sentinel)
+ * reaches the new one. The refused call itself is not sent again: it answers 503 (STORE_UNAVAILABLE)
+ * and its client retries.
+ */
+function isReadonly(error: Error): boolean {
+  return error.message.startsWith('READONLY');
 }
 
 /** Redis loading its data set (after a restart, from its AOF or RDB): how far it is, when its `INFO persistence` says. */

@@ -28,7 +28,7 @@ export function isRedisGivingUp(error: unknown): boolean {
 /**
  * Redis' replies when it takes no writes for now, whatever the command: over its `maxmemory` with
  * `noeviction` (`OOM`), unable to persist (`MISCONF`: an AOF or RDB write failed, a full disk), a
- * replica (`READONLY`, after a failover the client has not followed yet), too few replicas
+ * replica (`READONLY`, after a failover: the client connects again, `createRedisClient`), too few replicas
  * (`NOREPLICAS`). Reads still work. A script is refused at its first command that needs memory
  * unless it has written before it (Redis then lets it finish): either way it is whole or not at all.
  */
