@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { StoreUnavailableError } from '../../core/errors.ts';
+import { CountingThrottle } from '../../log-throttle.ts';
 import type { Stores } from '../../core/ports.ts';
 
 /**
@@ -105,7 +106,7 @@ export function guardStores(stores: Stores, onFailure?: (error: unknown) => void
 }
 
 /** At most one line per this interval says Redis refuses writes. */
-export const REFUSAL_LOG_INTERVAL_MS = 60_000;
+const REFUSAL_LOG_INTERVAL_MS = 60_000;
 
 /** What to do about each kind of refusal. */
 export function refusalHint(message: string): string {
@@ -120,14 +121,10 @@ export function refusalHint(message: string): string {
  * refuses every create, thousands a second under a load test.
  */
 export function refusalLog(log: FastifyBaseLogger, now: () => number = Date.now): (error: Error) => void {
-  let lastAt = Number.NEGATIVE_INFINITY;
-  let refused = 0;
+  const throttle = new CountingThrottle(REFUSAL_LOG_INTERVAL_MS, now);
   return (error) => {
-    refused++;
-    const at = now();
-    if (at - lastAt < REFUSAL_LOG_INTERVAL_MS) return;
-    lastAt = at;
+    const refused = throttle.take();
+    if (refused === undefined) return;
     log.error({ err: error, refused }, `Redis refuses writes: calls that write answer 503 STORE_UNAVAILABLE until it takes them again; ${refusalHint(error.message)}`);
-    refused = 0;
   };
 }

@@ -10,6 +10,11 @@ export class RedisUnreachableError extends Error {
   override name = 'RedisUnreachableError';
 }
 
+/** What Redis said, under the STORE_UNAVAILABLE the guarded stores made of it. */
+function redisCause(error: unknown): unknown {
+  return error instanceof StoreUnavailableError ? error.cause : error;
+}
+
 /**
  * `error`, which stopped a start, as a RedisUnreachableError when it says Redis went away after it
  * first answered (a call of a plugin's start given up by ioredis, or refused as STORE_UNAVAILABLE by
@@ -18,7 +23,7 @@ export class RedisUnreachableError extends Error {
  * resolve, a port in use) is not Redis' (only ioredis' own words count, not bare socket codes).
  */
 export function lostDuringStart(error: unknown, url: string): unknown {
-  const cause = error instanceof StoreUnavailableError ? error.cause : error;
+  const cause = redisCause(error);
   if (!(error instanceof StoreUnavailableError) && !isRedisGivingUp(error)) return error;
   if (isRedisRefusingWrites(cause)) return new RedisUnreachableError(`Redis at ${shownRedisUrl(url)} refuses writes (${(cause as Error).message}); ${refusalHint((cause as Error).message)}`, { cause: error });
   const why = !(cause instanceof Error) ? 'it stopped answering' : cause.name === 'MaxRetriesPerRequestError' ? 'the connection was lost and could not be made again' : cause.message;
@@ -164,7 +169,7 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
     closing = true;
     client.disconnect();
     // Redis answers, but takes no writes: say so, not that it could not be reached.
-    if (isRedisRefusingWrites(error instanceof StoreUnavailableError ? error.cause : error)) return lostDuringStart(error, options.url) as RedisUnreachableError;
+    if (isRedisRefusingWrites(redisCause(error))) return lostDuringStart(error, options.url) as RedisUnreachableError;
     const silentServer = error instanceof SilentRedis;
     const why = silentServer
       ? `no answer within ${REDIS_START_TIMEOUT_MS / 1000} s${connected ? '' : ': is it Redis, and does it speak TLS if and only if the URL is rediss://?'}`

@@ -10,6 +10,7 @@ import type { Stores } from '../../core/ports.ts';
 import { createRandom, type RandomSource } from '../../core/random.ts';
 import { Scheduler } from '../../core/scheduler.ts';
 import { LateSettles } from '../../http/late-settles.ts';
+import { CountingThrottle } from '../../log-throttle.ts';
 
 /**
  * The service's core, built once per app from the configuration and the stores: clock, random
@@ -46,7 +47,7 @@ declare module 'fastify' {
 
 /** How often the stores drop expired entries when nothing else touches them. */
 const SWEEP_INTERVAL_MS = 60_000;
-/** At most one warning this often about due work that could not be claimed (the store is away). */
+/** At most one warning this often about due work that could not be claimed, or done, as the store is unavailable. */
 const RUN_ERROR_LOG_INTERVAL_MS = 10_000;
 /** How often the shutdown drain looks whether the pending decisions are done. */
 const DRAIN_POLL_MS = 10;
@@ -65,33 +66,23 @@ export default fp<CoreOptions>(
     const random = options.random ?? createRandom(config.randomSeed);
     const ids = createIdFactory(clock);
     const bus = new EventBus((error, event) => app.log.error({ err: error, event_id: event.id, event_type: event.type }, 'event subscriber failed'));
-    let lastRunErrorLogAt = Number.NEGATIVE_INFINITY;
-    let lastJobErrorLogAt = Number.NEGATIVE_INFINITY;
-    /** Due jobs that failed as the store was unavailable since the last line that said so. */
-    let unavailableJobs = 0;
+    // While the store is away every poll fails, and while it refuses writes (Redis full) every due
+    // job, up to 64 at a time: one line per RUN_ERROR_LOG_INTERVAL_MS of each.
+    const runErrors = new CountingThrottle(RUN_ERROR_LOG_INTERVAL_MS, () => clock.now());
+    const unavailableJobs = new CountingThrottle(RUN_ERROR_LOG_INTERVAL_MS, () => clock.now());
     const scheduler = new Scheduler({
       clock,
       store: stores.scheduler,
       onError: (error, job, final) => {
         if (!final && isStoreUnavailable(error)) {
-          // Redis refuses writes (full) but serves the claims: every due job fails, up to 64 at a
-          // time, for as long as it lasts. One line per RUN_ERROR_LOG_INTERVAL_MS, with the count.
-          unavailableJobs++;
-          const now = clock.now();
-          if (now - lastJobErrorLogAt < RUN_ERROR_LOG_INTERVAL_MS) return;
-          lastJobErrorLogAt = now;
-          app.log.warn({ err: error, job_kind: job.kind, job_key: job.key, failed: unavailableJobs }, 'due work could not be done: the store is unavailable; it will be retried');
-          unavailableJobs = 0;
+          const failed = unavailableJobs.take();
+          if (failed !== undefined) app.log.warn({ err: error, job_kind: job.kind, job_key: job.key, failed }, 'due work could not be done: the store is unavailable; it will be retried');
           return;
         }
         app.log.error({ err: error, job_kind: job.kind, job_key: job.key }, final ? 'due work failed for the last time; giving up' : 'due work failed; it will be retried');
       },
       onRunError: (error) => {
-        // Every poll fails while the store is away: one line per RUN_ERROR_LOG_INTERVAL_MS is enough.
-        const now = clock.now();
-        if (now - lastRunErrorLogAt < RUN_ERROR_LOG_INTERVAL_MS) return;
-        lastRunErrorLogAt = now;
-        app.log.warn({ err: error }, 'due work could not be claimed from the store; trying again');
+        if (runErrors.take() !== undefined) app.log.warn({ err: error }, 'due work could not be claimed from the store; trying again');
       },
       pollMs: config.scheduler.pollMs,
       leaseMs: config.scheduler.leaseMs,
