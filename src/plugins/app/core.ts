@@ -47,7 +47,7 @@ declare module 'fastify' {
 
 /** How often the stores drop expired entries when nothing else touches them. */
 const SWEEP_INTERVAL_MS = 60_000;
-/** At most one warning this often about due work that could not be claimed, or done, as the store is unavailable. */
+/** At most one line this often about due work that could not be claimed, or done, and events whose subscribers failed, as the store is unavailable. */
 const RUN_ERROR_LOG_INTERVAL_MS = 10_000;
 /** How often the shutdown drain looks whether the pending decisions are done. */
 const DRAIN_POLL_MS = 10;
@@ -65,11 +65,18 @@ export default fp<CoreOptions>(
     const clock = options.clock ?? systemClock;
     const random = options.random ?? createRandom(config.randomSeed);
     const ids = createIdFactory(clock);
-    const bus = new EventBus((error, event) => app.log.error({ err: error, event_id: event.id, event_type: event.type }, 'event subscriber failed'));
-    // While the store is away every poll fails, and while it refuses writes (Redis full) every due
-    // job, up to 64 at a time: one line per RUN_ERROR_LOG_INTERVAL_MS of each.
+    // While the store is away every poll fails, while it refuses writes (Redis full) every due
+    // job, up to 64 at a time, and the durable part (webhooks logged and queued) of every event
+    // published meanwhile: one line per RUN_ERROR_LOG_INTERVAL_MS of each, with the count since.
     const runErrors = new CountingThrottle(RUN_ERROR_LOG_INTERVAL_MS, () => clock.now());
     const unavailableJobs = new CountingThrottle(RUN_ERROR_LOG_INTERVAL_MS, () => clock.now());
+    const unavailableEvents = new CountingThrottle(RUN_ERROR_LOG_INTERVAL_MS, () => clock.now());
+    const bus = new EventBus((error, event) => {
+      const fields = { err: error, event_id: event.id, event_type: event.type };
+      if (!isStoreUnavailable(error)) return app.log.error(fields, 'event subscriber failed');
+      const failed = unavailableEvents.take();
+      if (failed !== undefined) app.log.error({ ...fields, failed }, 'event subscriber failed: the store is unavailable');
+    });
     const scheduler = new Scheduler({
       clock,
       store: stores.scheduler,
