@@ -63,6 +63,26 @@ if (redisServerOrSkip('a Redis over its maxmemory')) describe('a Redis over its 
     }
   });
 
+  it('the idempotency sweep frees expired keys on a full Redis even when a running request’s expired key comes first', async () => {
+    const store = new RedisIdempotencyStore(admin, { keyPrefix: 'full-sweep:', ttlMs: 1_000, maxKeys: 100, inFlightHoldMs: 10_000 });
+    const scope = 'POST /v1/sim/intent';
+    // Still running past its TTL (expired at 1,000, held until 10,000), then one completed (expired at 1,010).
+    const running = await store.begin(scope, 'running', 'fp', 0);
+    const done = await store.begin(scope, 'done', 'fp', 10);
+    if (running.kind !== 'started' || done.kind !== 'started') throw new Error('not started');
+    await store.complete(scope, 'done', done.claim, { statusCode: 200, body: '{}' });
+    await admin.config('SET', 'maxmemory', '1');
+    try {
+      // Before 2026-12-03 the running key's move to its hold was the script's first write: refused, nothing freed.
+      expect(await store.sweep(2_000)).toBe(1);
+      expect((await store.stats()).size).toBe(1);
+      expect(await admin.zscore('full-sweep:idem:order', `${scope}\nrunning`)).toBe('10000');
+    } finally {
+      await admin.config('SET', 'maxmemory', '0');
+      await store.release(scope, 'running', running.claim);
+    }
+  });
+
   it('writes answer 503 STORE_UNAVAILABLE with Retry-After in each dialect’s shape; reads, /readyz and /metrics work; due work waits and is done once Redis takes writes again; one error line says why', async () => {
     const logs: Array<Record<string, unknown>> = [];
     const prefix = 'full:';

@@ -44,16 +44,20 @@ local function forget(id)
 end
 local function sweep(now, batch)
   local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, batch)
-  local removed = 0
+  local removed, held = 0, {}
   for _, id in ipairs(ids) do
     local hold = tonumber(redis.call('HGET', ARGV[1] .. id, 'hold') or '0')
     if hold > tonumber(now) and not redis.call('ZSCORE', KEYS[2], id) then
-      redis.call('ZADD', KEYS[1], hold, id)
+      held[#held + 1] = hold
+      held[#held + 1] = id
     else
       forget(id)
       removed = removed + 1
     end
   end
+  -- Running requests' keys move to their hold after the deletes: a ZADD first would be refused on
+  -- a full Redis, and this sweep would stall on them, freeing nothing, until their hold passed.
+  for i = 1, #held, 2 do redis.call('ZADD', KEYS[1], held[i], held[i + 1]) end
   return {removed, #ids}
 end
 `;
