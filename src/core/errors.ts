@@ -53,18 +53,22 @@ export function notFound(what: string, id: string): DomainError {
   return new DomainError('NOT_FOUND', `${what} ${id} does not exist.`);
 }
 
+/** The stores that can refuse a request with STORE_FULL (the `store` label of `store_full_total`). */
+export const FULL_STORES = ['intents', 'bookings', 'v2_payments', 'fluxpay', 'fluxpay_subscriptions', 'fluxpay_billing_subscriptions', 'waiting_room_tickets'] as const;
+export type FullStore = (typeof FULL_STORES)[number];
+
 /** A bounded store that is full of unfinished work it must not evict (nothing may go to make room). */
 export class StoreFullError extends DomainError {
   /** Which store: `intents`, `bookings`, … */
-  readonly store: string;
+  readonly store: FullStore;
 
-  constructor(store: string) {
+  constructor(store: FullStore) {
     super('STORE_FULL', `The ${store} store is full of unfinished work; retry shortly.`);
     this.store = store;
   }
 }
 
-export function storeFull(store: string): StoreFullError {
+export function storeFull(store: FullStore): StoreFullError {
   return new StoreFullError(store);
 }
 

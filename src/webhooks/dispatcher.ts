@@ -158,7 +158,8 @@ export class WebhookDispatcher {
   }
 
   /** Deliveries queued for a worker, plus new ones being logged (so concurrent calls cannot overshoot the bound). */
-  #waitingToStart(): number {
+  /** Deliveries waiting to start in this process: what `queueMax` bounds when the queue is this process's own (memory). */
+  get waitingToStart(): number {
     return this.#lanes.waiting + this.#pool.size + this.#accepting;
   }
 
@@ -205,7 +206,7 @@ export class WebhookDispatcher {
       reason = `invalid_url: ${(error as Error).message}`;
     }
     if (reason === null && this.#closed) reason = 'shutting_down';
-    else if (reason === null && this.#waitingToStart() >= this.#deps.settings.queueMax) reason = 'queue_full';
+    else if (reason === null && this.waitingToStart >= this.#deps.settings.queueMax) reason = 'queue_full';
     const delivery: Delivery = {
       id: ids('whd'),
       eventId: req.eventId,

@@ -220,7 +220,7 @@ describe('the service the files describe', () => {
   let metrics: Map<string, Set<string>>;
   beforeAll(async () => {
     rx = await startReceiver();
-    // STORE_MAX_INTENTS=1 so that a second pending intent is refused: store_full_total has a series.
+    // STORE_MAX_INTENTS=1 so that a second pending intent is refused: store_full_total counts one.
     t = await buildTestApp({ STORE_MAX_INTENTS: '1', WEBHOOK_MAX_RPS: '0' });
     const id = await createIntent(t, { scenario: 'approve', webhook_url: rx.url('/hook') });
     await t.clock.advance(10_000);
@@ -267,13 +267,12 @@ describe('the service the files describe', () => {
       'webhook_attempts_total',
       'webhook_delivery_latency_seconds_bucket',
       'webhook_queue_depth',
-      'store_records',
-      'store_capacity',
+      'webhook_queue_waiting',
+      'store_fill_ratio',
     ]) {
       expect(drawn.has(name), name).toBe(true);
     }
     expect(DASHBOARD_EXPRS.some(({ expr }) => queryNames(expr).labels.has('route') && expr.includes('http_request_duration_seconds_bucket'))).toBe(true);
-    expect(DASHBOARD_EXPRS.some(({ expr }) => /store_records\s*\/\s*store_capacity/.test(expr))).toBe(true);
   });
 
   it('answers the probes the files use: /readyz and /healthz 200, /metrics at the scraped path', async () => {

@@ -1,5 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { TestApp } from '../helpers/app.ts';
+import { FULL_STORES } from '../../src/core/errors.ts';
+import { onRedis, type TestApp } from '../helpers/app.ts';
+import { eventually } from '../helpers/receiver.ts';
 import { hasPromtool, inCi, PROMTOOL_MISSING, promtoolCheckMetrics } from '../helpers/promtool.ts';
 import { afterAttempts, createIntent, deliveryWhen, metricSample, webhookFixtures } from '../helpers/webhooks.ts';
 
@@ -89,6 +91,26 @@ describe('end-to-end webhook latency', () => {
   });
 });
 
+describe('webhook deliveries waiting to start', () => {
+  it('webhook_queue_waiting counts what WEBHOOK_QUEUE_MAX bounds: with Redis the shared stream’s, not only what this replica read', async () => {
+    const rx = await receiver(() => ({ hang: true }));
+    const t = await app({ WEBHOOK_CONCURRENCY: '1', WEBHOOK_TIMEOUT_MS: '30000' });
+    for (let i = 0; i < 6; i++) await createIntent(t, { reservation_id: `r-q-${i}`, scenario: 'approve', webhook_url: rx.url() });
+    await t.clock.advance(200);
+    await rx.waitFor(1);
+    // One attempt in flight (the receiver never answers), five waiting: with Redis, at most two of
+    // them read by this replica (its read-ahead), the rest still in the stream.
+    const waiting = await eventually(async () => {
+      const text = await metricsText(t);
+      const value = metricSample(text, 'webhook_queue_waiting');
+      return value === 5 ? text : undefined;
+    }, 'five deliveries waiting to start');
+    expect(metricSample(waiting, 'webhook_in_flight')).toBe(1);
+    expect(metricSample(waiting, 'webhook_queue_depth')).toBe(onRedis ? 2 : 5);
+    expect(rx.requests).toHaveLength(1);
+  });
+});
+
 describe('store fill', () => {
   it('store_records and store_capacity per bounded store, read when scraped', async () => {
     const rx = await receiver();
@@ -97,6 +119,9 @@ describe('store fill', () => {
     const stores = ['intents', 'idempotency_keys', 'webhook_deliveries', 'bookings', 'v2_payments'];
     expect(stores.map((s) => metricSample(empty, `store_records{store="${s}"}`))).toEqual([0, 0, 0, 0, 0]);
     expect(stores.map((s) => metricSample(empty, `store_capacity{store="${s}"}`))).toEqual([50, 40, 30, 20, 10]);
+    expect(stores.map((s) => metricSample(empty, `store_fill_ratio{store="${s}"}`))).toEqual([0, 0, 0, 0, 0]);
+    // Every store that can refuse with STORE_FULL has its series from the start, so rate() sees the first refusals.
+    expect(FULL_STORES.map((s) => metricSample(empty, `store_full_total{store="${s}"}`))).toEqual(FULL_STORES.map(() => 0));
 
     for (let i = 0; i < 3; i++) {
       const res = await t.app.inject({ method: 'POST', url: '/v1/sim/intent', headers: { 'idempotency-key': `key-${i}` }, payload: { reservation_id: `r-${i}`, amount: 100, webhook_url: rx.url() } });
@@ -113,8 +138,21 @@ describe('store fill', () => {
     const text = await metricsText(t);
     expect(stores.map((s) => metricSample(text, `store_records{store="${s}"}`))).toEqual([4, 3, 4, 1, 1]);
     expect(stores.map((s) => metricSample(text, `store_capacity{store="${s}"}`))).toEqual([50, 40, 30, 20, 10]);
+    expect(stores.map((s) => metricSample(text, `store_fill_ratio{store="${s}"}`))).toEqual([4 / 50, 3 / 40, 4 / 30, 1 / 20, 1 / 10]);
     expect(text).toContain('# TYPE store_records gauge');
     expect(text).toContain('# TYPE store_capacity gauge');
+    expect(text).toContain('# TYPE store_fill_ratio gauge');
+  });
+
+  it('store_fill_ratio is the fullest namespace’s, where the records and bounds /metrics adds up hide it', async () => {
+    const t = await app({ STORE_MAX_INTENTS: '2' });
+    const create = (n: number) =>
+      t.app.inject({ method: 'POST', url: '/v1/sim/intent', headers: { 'x-sim-namespace': 'loadtest' }, payload: { reservation_id: `r-ns-${n}`, amount: 100, scenario: 'delay' } });
+    expect([(await create(1)).statusCode, (await create(2)).statusCode]).toEqual([200, 200]);
+    const full = await create(3);
+    expect([full.statusCode, full.json().error.code]).toEqual([503, 'STORE_FULL']);
+    const text = await metricsText(t);
+    expect(['store_records', 'store_capacity', 'store_fill_ratio', 'store_full_total'].map((m) => metricSample(text, `${m}{store="intents"}`))).toEqual([2, 4, 1, 1]);
   });
 
   it.skipIf(!hasPromtool && !inCi)('the new families pass promtool check metrics', async () => {

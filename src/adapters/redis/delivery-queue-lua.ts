@@ -13,40 +13,63 @@ end
 `;
 
 /*
+ * Lua: `waitingOf(stream, group, busySuffix)`, the deliveries waiting to start in the group: not yet
+ * read (the group's lag), or read and not started (pending, less what the consumers named
+ * `…<busy suffix>` hold: attempts in flight, which memory does not count either); and, second, the
+ * id below which every entry has been acknowledged (older than both the oldest pending entry and
+ * the last entry read). An error reply (NOGROUP) when the stream or its group is missing.
+ */
+const WAITING_OF = `
+local function waitingOf(stream, group, suffix)
+  -- A stream deleted (its key alone, or a flush): XINFO would say 'no such key'; the caller makes the group again on NOGROUP.
+  if redis.call('EXISTS', stream) == 0 then return redis.error_reply('NOGROUP the delivery stream does not exist') end
+  local found
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', stream)) do
+    if g[2] == group then found = g end
+  end
+  if not found then return redis.error_reply('NOGROUP the delivery stream has no group ' .. group) end
+  local info = {}
+  for i = 1, #found, 2 do info[found[i]] = found[i + 1] end
+  local pending, lag = info['pending'], info['lag']
+  -- Lag is unknown after some deletions: then the whole stream counts as waiting (erring towards refusing).
+  if not lag then lag = redis.call('XLEN', stream) end
+  local floor = info['last-delivered-id']
+  if pending > 0 then
+    local summary = redis.call('XPENDING', stream, group)
+    floor = summary[2]
+    for _, c in ipairs(summary[4]) do
+      if string.sub(c[1], -#suffix) == suffix then pending = pending - tonumber(c[2]) end
+    end
+  end
+  return lag + pending, floor
+end
+`;
+
+/*
  * KEYS[1]: the stream (P .. 'whq'). ARGV: group, max (0: no bound), the delivery (JSON), the busy
  * suffix (run alone, a call token too: delivery-queue.ts wraps it in `keepingReply`, so a retry sent
  * again is not queued twice; ACCEPT, which embeds it, has a guard of its own). Refuses (0) when
- * `max` deliveries wait to start: not yet read (the group's lag), or read and not started (pending,
- * less what the consumers named `…<busy suffix>` hold: attempts in flight, which memory does not
- * count either). Trims, with the same XADD, the entries older than both the oldest pending entry and the last entry read: those have all been acknowledged, so
- * trimming never drops a delivery that is waiting or held (`~`: only whole nodes go, cheaply).
+ * `max` deliveries wait to start (`waitingOf`). Trims, with the same XADD, the entries below
+ * `waitingOf`'s floor: those have all been acknowledged, so trimming never drops a delivery that
+ * is waiting or held (`~`: only whole nodes go, cheaply).
  */
-export const ENQUEUE = `
--- A stream deleted (its key alone, or a flush): XINFO would say 'no such key'; the caller makes the group again on NOGROUP.
-if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('NOGROUP the delivery stream does not exist') end
-local group
-for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
-  if g[2] == ARGV[1] then group = g end
-end
-if not group then return redis.error_reply('NOGROUP the delivery stream has no group ' .. ARGV[1]) end
-local info = {}
-for i = 1, #group, 2 do info[group[i]] = group[i + 1] end
-local pending, lag = info['pending'], info['lag']
--- Lag is unknown after some deletions: then the whole stream counts as waiting (erring towards refusing).
-if not lag then lag = redis.call('XLEN', KEYS[1]) end
+export const ENQUEUE = `${WAITING_OF}
+local waiting, floor = waitingOf(KEYS[1], ARGV[1], ARGV[4])
+if type(waiting) == 'table' then return waiting end
 local max = tonumber(ARGV[2])
-local floor = info['last-delivered-id']
-if pending > 0 then
-  local summary = redis.call('XPENDING', KEYS[1], ARGV[1])
-  floor = summary[2]
-  local suffix = ARGV[4]
-  for _, c in ipairs(summary[4]) do
-    if string.sub(c[1], -#suffix) == suffix then pending = pending - tonumber(c[2]) end
-  end
-end
-if max > 0 and lag + pending >= max then return 0 end
+if max > 0 and waiting >= max then return 0 end
 redis.call('XADD', KEYS[1], 'MINID', '~', floor, '*', 'd', ARGV[3])
 return 1
+`;
+
+/*
+ * KEYS[1]: the stream. ARGV: group, the busy suffix. Reads only: the deliveries waiting to start
+ * (`waitingOf`, what ENQUEUE bounds), 0 when the stream or its group is missing (nothing waits).
+ */
+export const WAITING = `${WAITING_OF}
+local waiting = waitingOf(KEYS[1], ARGV[1], ARGV[2])
+if type(waiting) == 'table' then return 0 end
+return waiting
 `;
 
 /*

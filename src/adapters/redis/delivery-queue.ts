@@ -5,7 +5,7 @@ import type { Delivery } from '../../core/deliveries.ts';
 import type { AcceptOutcome, DeliveryHandler, DeliveryQueue } from '../../core/ports.ts';
 import type { RedisDeliveryLog } from './deliveries.ts';
 import { callToken, defineScript, type Script } from './connection.ts';
-import { BEGIN, ENQUEUE, FORGET_CONSUMERS, HAND_BACK, REFRESH } from './delivery-queue-lua.ts';
+import { BEGIN, ENQUEUE, FORGET_CONSUMERS, HAND_BACK, REFRESH, WAITING } from './delivery-queue-lua.ts';
 import { keepingReply } from './lua.ts';
 
 export interface RedisDeliveryQueueOptions {
@@ -88,6 +88,7 @@ export class RedisDeliveryQueue implements DeliveryQueue {
   readonly #handBackScript: Script;
   readonly #refreshScript: Script;
   readonly #beginScript: Script;
+  readonly #waitingScript: Script;
   #refresher: NodeJS.Timeout | undefined;
   #refreshing = false;
   /** Entries handed to the dispatcher and not yet acknowledged or released. */
@@ -136,11 +137,20 @@ export class RedisDeliveryQueue implements DeliveryQueue {
     this.#handBackScript = defineScript(client, 'paysimDeliveryHandBack', HAND_BACK);
     this.#refreshScript = defineScript(client, 'paysimDeliveryRefresh', REFRESH);
     this.#beginScript = defineScript(client, 'paysimDeliveryBegin', BEGIN);
+    this.#waitingScript = defineScript(client, 'paysimDeliveryWaiting', WAITING);
   }
 
   /** The stream's key. */
   get key(): string {
     return this.#key;
+  }
+
+  /**
+   * Deliveries waiting to start across every consumer of the group (queued and not read yet, or read
+   * and not started): what `enqueue`'s `max` bounds, the same whichever replica asks.
+   */
+  async waiting(): Promise<number> {
+    return (await this.#waitingScript([this.#key], [DELIVERY_GROUP, BUSY_SUFFIX])) as number;
   }
 
   /** Deliveries this consumer holds (taken, not acknowledged). */

@@ -3,6 +3,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type LabelV
 import { BOOKING_STATUSES } from '../../core/bookings/booking.ts';
 import { V2_STATUSES } from '../../core/v2/payment.ts';
 import { isMadeAgain, type DomainEvent } from '../../core/events.ts';
+import { FULL_STORES } from '../../core/errors.ts';
 import type { StoreStats, Stores } from '../../core/ports.ts';
 import { DEFAULT_NAMESPACE } from '../../core/faults/service.ts';
 import { ATTEMPT_OUTCOMES, attemptOutcome } from '../../webhooks/attempt.ts';
@@ -143,6 +144,7 @@ export default fp(
     const idempotencyReplays = new Counter({ name: 'idempotency_replays_total', help: 'Requests answered with a stored response because their Idempotency-Key was seen before.', registers });
     const idempotencyConflicts = new Counter({ name: 'idempotency_conflicts_total', help: 'Requests refused because their Idempotency-Key was in use or used with another body.', registers });
     const storeFull = new Counter({ name: 'store_full_total', help: 'Requests refused with 503 STORE_FULL because a store was full of unfinished work, by store.', labelNames: ['store'], registers });
+    for (const store of FULL_STORES) storeFull.inc({ store }, 0);
 
     const bookings = new Counter({ name: 'bookings_total', help: 'Bookings that reached each status: pending when created, then confirmed, failed, expired or cancelled.', labelNames: ['status'], registers });
     for (const status of BOOKING_STATUSES) bookings.inc({ status }, 0);
@@ -356,5 +358,20 @@ function registerStoreFill(
     });
   gauge('store_records', 'Records held by each bounded store: intents, idempotency_keys, webhook_deliveries (the delivery log), bookings, v2_payments.', 'size');
   gauge('store_capacity', 'The bound of each store (STORE_MAX_INTENTS, IDEMPOTENCY_MAX_KEYS, WEBHOOK_LOG_MAX, BOOKINGS_MAX, V2_PAYMENTS_MAX): store_records / store_capacity is its fill.', 'max');
+  // /metrics adds up the namespaces' series: records over capacity of the sums hides one namespace that is full.
+  new Gauge({
+    name: 'store_fill_ratio',
+    help: 'store_records / store_capacity of each bounded store (0 to 1); with namespaces (X-Sim-Namespace), the fullest one’s.',
+    labelNames: ['store'],
+    registers,
+    aggregator: 'max',
+    async collect() {
+      const stats = await read();
+      BOUNDED_STORES.forEach((store, i) => {
+        const one = stats[i];
+        if (one !== undefined && one.max > 0) this.set({ store }, one.size / one.max);
+      });
+    },
+  });
 }
 

@@ -102,6 +102,16 @@ export default fp<WebhooksOptions>(
         this.set(dispatcher.queueDepth);
       },
     });
+    const { fromStore } = app.metrics;
+    new Gauge({
+      name: 'webhook_queue_waiting',
+      help: 'Webhook deliveries waiting to start, the figure WEBHOOK_QUEUE_MAX bounds: in memory this process’s; with Redis the shared delivery stream’s (queued and not read by any replica, or read and not started), the same on every replica (take the max, not the sum).',
+      registers: [registry],
+      async collect() {
+        if (queue === undefined) this.set(dispatcher.waitingToStart);
+        else await fromStore(() => queue.waiting(), (waiting) => this.set(waiting));
+      },
+    });
     new Gauge({
       name: 'webhook_in_flight',
       help: 'Webhook attempts in flight.',
