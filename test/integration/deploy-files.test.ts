@@ -136,6 +136,7 @@ interface Container {
   startupProbe?: { httpGet?: { path: string; port: string | number }; periodSeconds?: number; failureThreshold?: number };
   resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
   volumeMounts?: Array<{ name: string; mountPath: string }>;
+  lifecycle?: { preStop?: { exec?: { command: string[] } } };
 }
 interface PodTemplate {
   metadata: { labels: Record<string, string> };
@@ -517,8 +518,13 @@ describe('deploy/kubernetes', () => {
     expect(env).toMatchObject({ STORE: 'redis' });
     const config = loadConfig(env);
     expect(config.webhookSecretGenerated).toBe(false);
-    // SIGTERM's drain ends before the kubelet's SIGKILL.
-    expect((pod.spec.terminationGracePeriodSeconds ?? 30) * 1000).toBeGreaterThan(config.shutdownTimeoutMs);
+    // SIGTERM waits for the preStop sleep (the pod's endpoints gone from every node's proxy), and
+    // its drain, with the process's own second and a half after it, ends before the kubelet's SIGKILL.
+    const preStop = container.lifecycle?.preStop?.exec?.command ?? [];
+    expect(preStop).toEqual(['sleep', expect.stringMatching(/^\d+$/)]);
+    const preStopMs = Number(preStop[1]) * 1000;
+    expect(preStopMs).toBeGreaterThanOrEqual(5_000);
+    expect((pod.spec.terminationGracePeriodSeconds ?? 30) * 1000).toBeGreaterThan(preStopMs + config.shutdownTimeoutMs + 1_500);
   });
 
   it('the Service selects the pods on the named port; REDIS_URL names the Redis Service', () => {
