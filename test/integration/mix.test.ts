@@ -119,7 +119,7 @@ describe('/api/v2 and FluxPay: X-Sim-Scenario: mix with X-Sim-Mix', () => {
     // FastAPI's shape, as for a bad X-Sim-Scenario: 422, the header's loc.
     expect([bad.statusCode, bad.json()]).toEqual([
       422,
-      { detail: [{ type: 'mix', loc: ['header', 'x-sim-mix'], msg: 'must be weighted outcomes such as approve:90,fail:7,delay:3 (outcomes: approve, fail, delay); "approve" is not name:weight', input: null }] },
+      { detail: [{ type: 'mix', loc: ['header', 'x-sim-mix'], msg: 'must be weighted outcomes such as approve:90,fail:7,delay:3 (outcomes: approve, fail, delay); "approve" is not name:weight', input: 'approve' }] },
     ]);
     expect((await t.app.inject({ method: 'GET', url: '/api/v2/payments/pay_tx_mix_3' })).statusCode).toBe(404);
   });

@@ -165,7 +165,7 @@ describe('X-Sim-Namespace: isolation', () => {
       const bookings = await call(s, bad, 'GET', '/bookings/my', undefined, USER);
       expect([bookings.status, bookings.body]).toEqual([400, { error: `headers /x-sim-namespace: ${rule}`, code: 'VALIDATION_FAILED' }]);
       const v2 = await call(s, bad, 'GET', '/api/v2/payments/tx-1');
-      expect([v2.status, v2.body]).toEqual([422, { detail: [{ type: 'pattern', loc: ['header', 'x-sim-namespace'], msg: rule, input: null }] }]);
+      expect([v2.status, v2.body]).toEqual([422, { detail: [{ type: 'pattern', loc: ['header', 'x-sim-namespace'], msg: rule, input: bad }] }]);
     }
     expect((await call(s, 'only-one', 'GET', '/v1/sim/intents')).status).toBe(200);
     const limit = await call(s, 'second', 'POST', '/v1/sim/intent', { reservation_id: 'rsv_2', amount: 1000 });

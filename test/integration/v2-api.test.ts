@@ -262,6 +262,13 @@ describe('POST /api/v2/payments', () => {
       ]);
     });
 
+    it('X-Sim-Scenario: mix without weights (no X-Sim-Mix, no MIX) is a header problem with the header as its input', async () => {
+      const t = await app();
+      const res = await createV2(t, v2Body('tx_1', URL), { 'x-sim-scenario': 'mix' });
+      expect([res.statusCode, res.json()]).toEqual([422, { detail: [{ type: 'mix_needs_weights', loc: ['header', 'x-sim-scenario'], msg: 'mix needs weights such as approve:90,fail:7,delay:3: send them with the request (the mix field, or the X-Sim-Mix header) or set MIX', input: 'mix' }] }]);
+      expect((await t.app.stores.v2Payments.stats()).size).toBe(0);
+    });
+
     it.each([
       ['malformed JSON: json_invalid at the position where it broke', '{"tx_id": "t",', [{ type: 'json_invalid', loc: ['body', 14], msg: 'JSON decode error', input: {}, ctx: { error: 'Unexpected end of input (expected a property name in double quotes)' } }]],
       ['no body', '', [{ type: 'missing', loc: ['body'], msg: 'Field required', input: null }]],

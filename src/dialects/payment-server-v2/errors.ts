@@ -1,5 +1,5 @@
 import type { ErrorObject } from 'ajv';
-import type { FastifyReply } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ErrorShape } from '../../http/error-handler.ts';
 import type { Problem } from '../../http/problem.ts';
 
@@ -53,7 +53,7 @@ export const v2Errors: ErrorShape = {
 };
 
 function detailOf(reply: FastifyReply, problem: Problem): string | FastApiIssue[] {
-  if (problem.code === 'VALIDATION_FAILED') return validationDetail(problem);
+  if (problem.code === 'VALIDATION_FAILED') return validationDetail(reply.request, problem);
   if (problem.code === 'IDEMPOTENCY_KEY_MISMATCH') {
     // Every 422 of this API is a list, as FastAPI's are: the key is the input that does not fit.
     const key = reply.request.headers['idempotency-key'];
@@ -63,12 +63,24 @@ function detailOf(reply: FastifyReply, problem: Problem): string | FastApiIssue[
 }
 
 /** A problem that did not come from the route's schema (the schema's own errors are turned into items by `fastApiIssues`). */
-function validationDetail(problem: Problem): FastApiIssue[] {
+function validationDetail(request: FastifyRequest, problem: Problem): FastApiIssue[] {
   const broken = problem.malformedJson;
   if (broken !== undefined) return [{ type: 'json_invalid', loc: ['body', broken.position], msg: 'JSON decode error', input: {}, ctx: { error: broken.reason } }];
   const details = problem.details ?? [];
   if (details.length === 0) return [{ type: 'value_error', loc: ['body'], msg: problem.message, input: null }];
-  return details.map((d) => ({ type: d.rule, loc: [locationOf(d.in ?? 'body'), ...segments(d.field)], msg: d.message, input: null }));
+  return details.map((d) => {
+    const path = segments(d.field);
+    return { type: d.rule, loc: [locationOf(d.in ?? 'body'), ...path], msg: d.message, input: inputOf(request, d.in ?? 'body', path) };
+  });
+}
+
+/** What the request sent at `path` of `where` (as pydantic's `input`); null when it sent nothing there. */
+function inputOf(request: FastifyRequest, where: string, path: readonly string[]): unknown {
+  const value =
+    where === 'headers'
+      ? request.headers[path[0]?.toLowerCase() ?? '']
+      : valueAt(where === 'querystring' ? request.query : where === 'params' ? request.params : request.body, path);
+  return value ?? null;
 }
 
 /** Sends FastAPI's 422 for the items of a failed validation. */
