@@ -6,7 +6,7 @@ import { DomainError, notFound, validationFailed } from '../core/errors.ts';
 import { DEFAULT_NAMESPACE } from '../core/faults/service.ts';
 import { isDeliveryEvent, type DomainEvent } from '../core/events.ts';
 import { SCENARIOS } from '../core/scenario.ts';
-import { nativePayload } from '../dialects/native/webhook-payload.ts';
+import { sendTestWebhook } from '../dialects/native/webhook-payload.ts';
 import { problemOf } from '../http/problem.ts';
 import { clearedCookie, ConsoleAuth, cookieValue, CSRF_FIELD, CSRF_HEADER, SESSION_COOKIE, sessionCookie, type Session } from './auth.ts';
 import { LiveFeed } from './feed.ts';
@@ -379,11 +379,8 @@ const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options)
     const intent = await intents.get(text(body, 'payment_intent_id', { max: 64, required: true }) as string);
     const type = oneOf(body, 'type', ['payment.approved', 'payment.failed'] as const) ?? 'payment.approved';
     const url = httpUrl(body, 'webhook_url', true) as string;
-    const approved = type === 'payment.approved';
-    const eventId = ids('evt');
-    // The same test send as POST /v1/sim/webhook/test: the intent as if just decided, marked `test`.
-    const snapshot = { ...intent, status: approved ? ('APPROVED' as const) : ('FAILED' as const), failureCode: approved ? null : (intent.failureCode ?? 'card_declined') };
-    await dispatcher.deliver({ eventId, type, url, body: nativePayload(eventId, type, clock.now(), snapshot), subject: { kind: 'intent', id: intent.id }, schemes: config.webhook.schemes, test: true });
+    // The same test send as POST /v1/sim/webhook/test.
+    await sendTestWebhook({ dispatcher, ids, clock, schemes: config.webhook.schemes }, intent, type, url);
     return reply.redirect(withNotice('/console/webhooks', 'test_sent'), 303);
   });
 

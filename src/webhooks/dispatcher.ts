@@ -371,6 +371,10 @@ export class WebhookDispatcher {
     return this.#deps.disabled.enable(url);
   }
 
+  isUrlDisabled(url: string): Promise<boolean> {
+    return this.#deps.disabled.isDisabled(url);
+  }
+
   /**
    * Keeps delivering (waiting, rate-limited and retrying deliveries alike) until every delivery
    * this process accepted has finished, or `budgetMs` of real time has passed. Returns the

@@ -167,14 +167,15 @@ describe('POST /v1/sim/webhooks/deliveries/{id}/replay', () => {
 });
 
 describe('POST /v1/sim/webhook/test', () => {
-  it('202 {"sent":true}; the receiver gets the intent as FAILED, signed, with a fresh event id', async () => {
+  it('202 {"sent":true, "delivery_id"}; the receiver gets the intent as FAILED, signed, with a fresh event id', async () => {
     const rx = await receiver();
     const t = await app({}, Date.now());
     const intentId = await createIntent(t, { reservation_id: 'res_test', amount: 4200, currency: 'EUR', metadata: { k: 'v' } });
     await t.clock.advance(200);
     const res = await t.app.inject({ method: 'POST', url: '/v1/sim/webhook/test', payload: { payment_intent_id: intentId, type: 'payment.failed', webhook_url: rx.url('/test-hook') } });
     expect(res.statusCode).toBe(202);
-    expect(res.body).toBe('{"sent":true}');
+    expect(res.json()).toEqual({ sent: true, delivery_id: expect.stringMatching(/^whd_/) });
+    const deliveryId = res.json().delivery_id as string;
     const at = new Date(t.clock.now()).toISOString();
 
     const [req] = await rx.waitFor(1);
@@ -199,7 +200,44 @@ describe('POST /v1/sim/webhook/test', () => {
     expect((await t.app.inject({ url: `/v1/sim/intents/${intentId}` })).json().status).toBe('APPROVED');
     // The test send is in the delivery log like any webhook.
     const d = await deliveryWhen(t, `?event_id=${body.id}`, afterAttempts(1, 'delivered'), 'the test delivery');
-    expect(d).toMatchObject({ type: 'payment.failed', url: rx.url('/test-hook'), payment_intent_id: intentId });
+    expect(d).toMatchObject({ id: deliveryId, type: 'payment.failed', url: rx.url('/test-hook'), payment_intent_id: intentId });
+  });
+
+  it('409 INVALID_STATE for a URL disabled after a 410, nothing logged nor sent; once re-enabled it is sent', async () => {
+    const rx = await receiver(() => ({ status: 410 }));
+    const t = await app();
+    const intentId = await createIntent(t, {});
+    const send = () => t.app.inject({ method: 'POST', url: '/v1/sim/webhook/test', payload: { payment_intent_id: intentId, type: 'payment.approved', webhook_url: rx.url('/gone') } });
+    expect((await send()).statusCode).toBe(202);
+    await deliveryWhen(t, `?payment_intent_id=${intentId}`, afterAttempts(1, 'failed'), 'the 410');
+    const refused = await send();
+    expect([refused.statusCode, refused.json()]).toEqual([
+      409,
+      { error: { code: 'INVALID_STATE', message: `${rx.url('/gone')} is disabled since it answered 410 Gone: re-enable it (DELETE /v1/sim/webhooks/disabled-urls?url=…) to send to it again.`, trace_id: expect.any(String) } },
+    ]);
+    expect((await listDeliveries(t)).data).toHaveLength(1);
+    expect(rx.requests).toHaveLength(1);
+
+    rx.respond(() => ({ status: 200 }));
+    expect((await t.app.inject({ method: 'DELETE', url: `/v1/sim/webhooks/disabled-urls?url=${encodeURIComponent(rx.url('/gone'))}` })).statusCode).toBe(200);
+    const again = await send();
+    expect([again.statusCode, again.json().sent]).toEqual([202, true]);
+    await deliveryWhen(t, `?payment_intent_id=${intentId}&status=delivered`, afterAttempts(1, 'delivered'), 'sent once re-enabled');
+  });
+
+  it('202 {"sent":false} with the reason when the delivery failed at once: WEBHOOK_QUEUE_MAX deliveries already wait', async () => {
+    const rx = await receiver(() => ({ hang: true }));
+    const t = await app({ WEBHOOK_CONCURRENCY: '1', WEBHOOK_QUEUE_MAX: '1', WEBHOOK_TIMEOUT_MS: '30000' });
+    const intentId = await createIntent(t, {});
+    const send = () => t.app.inject({ method: 'POST', url: '/v1/sim/webhook/test', payload: { payment_intent_id: intentId, type: 'payment.approved', webhook_url: rx.url() } });
+    expect((await send()).json().sent).toBe(true);
+    await rx.waitFor(1);
+    // The first in flight, the second waits (the bound), the third is refused by the queue.
+    expect((await send()).json().sent).toBe(true);
+    const full = await send();
+    expect([full.statusCode, full.json()]).toEqual([202, { sent: false, delivery_id: expect.stringMatching(/^whd_/), failure_reason: 'queue_full' }]);
+    const logged = (await listDeliveries(t, `?payment_intent_id=${intentId}`)).data.find((d) => d.id === full.json().delivery_id);
+    expect(logged).toMatchObject({ status: 'failed', failure_reason: 'queue_full', attempts: [] });
   });
 
   it('payment.approved: status APPROVED, failure_code null, even for a PENDING intent', async () => {

@@ -135,7 +135,10 @@ export const testWebhookRequests: Examples = {
   approved: { summary: 'Send payment.approved for an intent to a local receiver', value: { payment_intent_id: EXAMPLE_IDS.approvedIntent, type: 'payment.approved', webhook_url: EXAMPLE_WEBHOOK_URL } },
 };
 
-export const testWebhookResponses: Examples = { approved: { summary: 'Queued for delivery', value: { sent: true } } };
+export const testWebhookResponses: Examples = {
+  approved: { summary: 'Queued for delivery', value: { sent: true, delivery_id: EXAMPLE_IDS.delivery } },
+  queue_full: { summary: 'Logged as failed at once: WEBHOOK_QUEUE_MAX deliveries already wait', value: { sent: false, delivery_id: EXAMPLE_IDS.delivery, failure_reason: 'queue_full' } },
+};
 
 export const disabledUrlsResponses: Examples = {
   list: { summary: 'One URL, disabled when it answered 410', value: { data: [{ url: EXAMPLE_GONE_URL, disabled_at: '2026-11-30T09:00:02.000Z' }] } },
@@ -288,6 +291,16 @@ export const testWebhookInvalid = {
       value: problem('VALIDATION_FAILED', 'body /type: must be one of payment.approved, payment.failed', {
         details: [detail('/type', 'enum', 'must be one of payment.approved, payment.failed', 'body')],
       }),
+    },
+  },
+};
+
+export const testWebhookConflict = {
+  description: '`INVALID_STATE`: the URL is disabled (it answered 410 Gone; nothing is logged); `IDEMPOTENCY_KEY_IN_USE`.',
+  examples: {
+    disabled: {
+      summary: 'The URL is disabled',
+      value: problem('INVALID_STATE', `${EXAMPLE_WEBHOOK_URL} is disabled since it answered 410 Gone: re-enable it (DELETE /v1/sim/webhooks/disabled-urls?url=…) to send to it again.`),
     },
   },
 };

@@ -178,7 +178,14 @@ export const EnableUrlQuery = Type.Object({ url: Type.String({ minLength: 1, max
 
 export const EnabledUrl = Type.Object({ url: Type.String(), enabled: Type.Literal(true) }, { title: 'EnabledUrl' });
 
-export const TestWebhookSent = Type.Object({ sent: Type.Literal(true) }, { title: 'TestWebhookSent' });
+export const TestWebhookSent = Type.Object(
+  {
+    sent: Type.Boolean({ description: 'true: logged and queued; false: logged as failed at once (`failure_reason`)' }),
+    delivery_id: Type.String({ description: 'The delivery in the log (GET /v1/sim/webhooks/deliveries?event_id=… finds it too)' }),
+    failure_reason: Type.Optional(Type.String({ description: 'Why it failed at once: `queue_full`, `shutting_down`, or `log_full` (the log is full of unfinished deliveries: not kept, its id answers 404)' })),
+  },
+  { title: 'TestWebhookSent' },
+);
 
 /** The body of the native API's webhooks (documented under the document's `webhooks`). */
 export const PaymentWebhook = Type.Object(

@@ -8,7 +8,7 @@ import * as ex from './examples.ts';
 import { emptyBodyIsObject } from './intents.ts';
 import { DeliveryList, DeliveryParams, DeliveryView, DisabledUrls, EmptyBody, EnabledUrl, EnableUrlQuery, ListDeliveriesQuery, TestWebhookBody, TestWebhookSent } from './schemas.ts';
 import { deliveryView, iso } from './views.ts';
-import { nativePayload } from './webhook-payload.ts';
+import { sendTestWebhook } from './webhook-payload.ts';
 
 /**
  * The webhook administration routes of the native API (`/v1/sim/webhooks…`, `/v1/sim/webhook/test`):
@@ -82,8 +82,8 @@ const webhookAdminRoutes: FastifyPluginAsync<WebhookAdminOptions> = async (fasti
         headers: IdempotencyKeyHeader,
         body: withExamples(TestWebhookBody, ex.testWebhookRequests),
         response: {
-          202: documented(TestWebhookSent, { description: 'Queued for delivery.', examples: ex.testWebhookResponses, headers: IDEMPOTENT }),
-          ...errors([400, 404, 409, 413, 415, 422, 500, 503], { idempotent: true, overrides: { 400: ex.testWebhookInvalid } }),
+          202: documented(TestWebhookSent, { description: 'Logged and queued for delivery (`sent: true`), or logged as failed at once with its reason (`sent: false`: `queue_full`, `shutting_down`, `log_full`, the last not kept in the log).', examples: ex.testWebhookResponses, headers: IDEMPOTENT }),
+          ...errors([400, 404, 409, 413, 415, 422, 500, 503], { idempotent: true, overrides: { 400: ex.testWebhookInvalid, 409: ex.testWebhookConflict } }),
         },
       },
       ...idempotent,
@@ -91,19 +91,10 @@ const webhookAdminRoutes: FastifyPluginAsync<WebhookAdminOptions> = async (fasti
     async (request, reply) => {
       const { payment_intent_id: id, type, webhook_url: url } = request.body;
       const intent = await intents.get(id);
-      const approved = type === 'payment.approved';
-      const eventId = ids('evt');
-      const snapshot = { ...intent, status: approved ? ('APPROVED' as const) : ('FAILED' as const), failureCode: approved ? null : (intent.failureCode ?? 'card_declined') };
-      await dispatcher.deliver({
-        eventId,
-        type,
-        url,
-        body: nativePayload(eventId, type, clock.now(), snapshot),
-        subject: { kind: 'intent', id: intent.id },
-        schemes: config.webhook.schemes,
-        test: true,
-      });
-      return reply.code(202).send({ sent: true as const });
+      const delivery = await sendTestWebhook({ dispatcher, ids, clock, schemes: config.webhook.schemes }, intent, type, url);
+      // Failed at once (the queue full, the service shutting down): logged so, with its reason.
+      if (delivery.status === 'failed') return reply.code(202).send({ sent: false, delivery_id: delivery.id, failure_reason: delivery.failureReason ?? 'unknown' });
+      return reply.code(202).send({ sent: true, delivery_id: delivery.id });
     },
   );
 

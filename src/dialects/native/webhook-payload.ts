@@ -1,6 +1,10 @@
+import type { Clock } from '../../core/clock.ts';
+import type { Delivery } from '../../core/deliveries.ts';
+import { DomainError } from '../../core/errors.ts';
 import type { PaymentEvent, PaymentEventType } from '../../core/events.ts';
+import type { IdFactory } from '../../core/ids.ts';
 import type { Intent } from '../../core/intents/intent.ts';
-import type { WebhookRequest } from '../../webhooks/dispatcher.ts';
+import type { WebhookDispatcher, WebhookRequest } from '../../webhooks/dispatcher.ts';
 
 /**
  * The native API's webhook: source document 000's fields at the top level (`type`,
@@ -41,4 +45,36 @@ export function nativeWebhookOf(event: PaymentEvent, schemes: readonly string[])
     subject: { kind: 'intent', id: event.intent.id },
     schemes,
   };
+}
+
+/** The events POST /v1/sim/webhook/test (and the console's form) may send. */
+export type TestWebhookType = 'payment.approved' | 'payment.failed';
+
+/**
+ * A test send (POST /v1/sim/webhook/test, the console's form): the intent as if it had just been
+ * decided `type`, to `url`, in the delivery log like any webhook and marked `test`; the intent
+ * itself is left as it is. A URL disabled after a 410 is refused (INVALID_STATE), nothing logged:
+ * the send would only end `failed` (`endpoint_disabled`) without an attempt.
+ */
+export async function sendTestWebhook(
+  deps: { dispatcher: WebhookDispatcher; ids: IdFactory; clock: Clock; schemes: readonly string[] },
+  intent: Readonly<Intent>,
+  type: TestWebhookType,
+  url: string,
+): Promise<Delivery> {
+  if (await deps.dispatcher.isUrlDisabled(url)) {
+    throw new DomainError('INVALID_STATE', `${url} is disabled since it answered 410 Gone: re-enable it (DELETE /v1/sim/webhooks/disabled-urls?url=…) to send to it again.`);
+  }
+  const approved = type === 'payment.approved';
+  const eventId = deps.ids('evt');
+  const snapshot = { ...intent, status: approved ? ('APPROVED' as const) : ('FAILED' as const), failureCode: approved ? null : (intent.failureCode ?? 'card_declined') };
+  return deps.dispatcher.deliver({
+    eventId,
+    type,
+    url,
+    body: nativePayload(eventId, type, deps.clock.now(), snapshot),
+    subject: { kind: 'intent', id: intent.id },
+    schemes: deps.schemes,
+    test: true,
+  });
 }
