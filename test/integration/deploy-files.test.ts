@@ -415,6 +415,47 @@ describe('docker-compose.yml', () => {
   });
 });
 
+describe('what the dashboard and the alerts say, evaluated by promtool on made-up series (promtool test rules)', () => {
+  it.skipIf(!hasPromtool && !inCi)('the 5xx ratio reads 0 before any 5xx (not No data); the queue alert fires on the shared backlog each replica reports, counted once', () => {
+    if (!hasPromtool) throw new Error(PROMTOOL_MISSING);
+    const errorRatio = DASHBOARD_EXPRS.find(({ expr }) => expr.includes('status_code=~"5.."'));
+    expect(errorRatio, 'a panel of the 5xx ratio').toBeDefined();
+    const dir = mkdtempSync(join(tmpdir(), 'paysim-rules-test-'));
+    try {
+      const file = join(dir, 'tests.yml');
+      writeFileSync(
+        file,
+        stringify({
+          rule_files: RULE_FILES.map((f) => join(REPO, f)),
+          evaluation_interval: '1m',
+          tests: [
+            {
+              interval: '1m',
+              input_series: [
+                { series: 'http_requests_total{method="GET",route="/v1/sim/intents",status_code="200",replica="paysim-1"}', values: '0+60x20' },
+                // Both replicas report the same shared stream, growing by 200 a minute.
+                { series: 'webhook_queue_waiting{replica="paysim-1"}', values: '0+200x20' },
+                { series: 'webhook_queue_waiting{replica="paysim-2"}', values: '0+200x20' },
+              ],
+              promql_expr_test: [{ expr: errorRatio?.expr ?? '', eval_time: '10m', exp_samples: [{ labels: '{}', value: 0 }] }],
+              alert_rule_test: [
+                // Over 1,000 from 6 minutes on, for 5 minutes: firing at 11.
+                { eval_time: '10m', alertname: 'PaysimWebhookQueueGrowing', exp_alerts: [] },
+                { eval_time: '15m', alertname: 'PaysimWebhookQueueGrowing', exp_alerts: [{ exp_labels: { severity: 'warning' }, exp_annotations: { summary: '3000 webhook deliveries wait to start and the queue keeps growing (WEBHOOK_QUEUE_MAX refuses more)' } }] },
+              ],
+            },
+          ],
+        }),
+      );
+      const run = spawnSync('promtool', ['test', 'rules', file], { encoding: 'utf8' });
+      expect(`${run.stdout}${run.stderr}`).toContain('SUCCESS');
+      expect(run.status, `${run.stdout}${run.stderr}`).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 // ---------------------------------------------------------------- HAProxy
 
 const hasHaproxy = spawnSync('haproxy', ['-v'], { stdio: 'ignore' }).error === undefined;
