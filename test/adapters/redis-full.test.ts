@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { createConnection, createServer, type Socket } from 'node:net';
 import { Redis } from 'ioredis';
-import { createRedisClient } from '../../src/adapters/redis/connection.ts';
+import { createRedisClient, SWEEP_BATCH } from '../../src/adapters/redis/connection.ts';
 import { isRedisUnavailable } from '../../src/adapters/redis/unavailable.ts';
 import { RedisIdempotencyStore } from '../../src/adapters/redis/idempotency.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -80,6 +80,27 @@ if (redisServerOrSkip('a Redis over its maxmemory')) describe('a Redis over its 
     } finally {
       await admin.config('SET', 'maxmemory', '0');
       await store.release(scope, 'running', running.claim);
+    }
+  });
+
+  it('the idempotency sweep gets past a whole batch of running requests’ expired keys on a full Redis, and frees what follows', async () => {
+    const store = new RedisIdempotencyStore(admin, { keyPrefix: 'full-sweep-batch:', ttlMs: 1_000, maxKeys: 10_000, inFlightHoldMs: 10_000 });
+    const scope = 'POST /v1/sim/intent';
+    // A whole sweep batch of requests still running past their TTL (expired at 1,000, held until 10,000), then one completed (expired at 1,010).
+    const running = await Promise.all(Array.from({ length: SWEEP_BATCH }, (_, i) => store.begin(scope, `running-${i}`, 'fp', 0)));
+    const done = await store.begin(scope, 'done', 'fp', 10);
+    if (done.kind !== 'started' || running.some((r) => r.kind !== 'started')) throw new Error('not started');
+    await store.complete(scope, 'done', done.claim, { statusCode: 200, body: '{}' });
+    await admin.config('SET', 'maxmemory', '1');
+    try {
+      // Before, the first run's first write was a running key's move to its hold: refused, and each sweep failed on the same batch.
+      expect(await store.sweep(2_000)).toBe(1);
+      expect((await store.stats()).size).toBe(SWEEP_BATCH);
+      // Left where they were, to be moved by a sweep once Redis takes writes again.
+      expect(await admin.zscore('full-sweep-batch:idem:order', `${scope}\nrunning-0`)).toBe('1000');
+    } finally {
+      await admin.config('SET', 'maxmemory', '0');
+      for (const [i, r] of running.entries()) if (r.kind === 'started') await store.release(scope, `running-${i}`, r.claim);
     }
   });
 
