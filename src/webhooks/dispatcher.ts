@@ -157,8 +157,11 @@ export class WebhookDispatcher {
     return this.#lanes.waiting + this.#pool.size + (this.#bucket?.waiting ?? 0);
   }
 
-  /** Deliveries queued for a worker, plus new ones being logged (so concurrent calls cannot overshoot the bound). */
-  /** Deliveries waiting to start in this process: what `queueMax` bounds when the queue is this process's own (memory). */
+  /**
+   * Deliveries waiting to start in this process: queued for a worker, plus new ones being logged (so
+   * concurrent calls cannot overshoot the bound); what `queueMax` bounds when the queue is this
+   * process's own (memory).
+   */
   get waitingToStart(): number {
     return this.#lanes.waiting + this.#pool.size + this.#accepting;
   }

@@ -416,7 +416,7 @@ describe('docker-compose.yml', () => {
 });
 
 describe('what the dashboard and the alerts say, evaluated by promtool on made-up series (promtool test rules)', () => {
-  it.skipIf(!hasPromtool && !inCi)('the 5xx ratio reads 0 before any 5xx (not No data); the queue alert fires on the shared backlog each replica reports, counted once', () => {
+  it.skipIf(!hasPromtool && !inCi)('the 5xx ratio reads 0 before any 5xx (not No data); the queue alert fires on the shared backlog each replica reports, counted once, growing or pinned; the STORE_FULL alert on refusals', () => {
     if (!hasPromtool) throw new Error(PROMTOOL_MISSING);
     const errorRatio = DASHBOARD_EXPRS.find(({ expr }) => expr.includes('status_code=~"5.."'));
     expect(errorRatio, 'a panel of the 5xx ratio').toBeDefined();
@@ -433,15 +433,29 @@ describe('what the dashboard and the alerts say, evaluated by promtool on made-u
               interval: '1m',
               input_series: [
                 { series: 'http_requests_total{method="GET",route="/v1/sim/intents",status_code="200",replica="paysim-1"}', values: '0+60x20' },
-                // Both replicas report the same shared stream, growing by 200 a minute.
-                { series: 'webhook_queue_waiting{replica="paysim-1"}', values: '0+200x20' },
-                { series: 'webhook_queue_waiting{replica="paysim-2"}', values: '0+200x20' },
+                { series: 'store_full_total{store="intents",replica="paysim-1"}', values: '0x20 3x20' },
+                // Both replicas report the same shared stream, growing by 200 a minute, then pinned
+                // at 3,000 from minute 15 (as at WEBHOOK_QUEUE_MAX), then drained from minute 30.
+                { series: 'webhook_queue_waiting{replica="paysim-1"}', values: '0+200x15 3000x15 0x10' },
+                { series: 'webhook_queue_waiting{replica="paysim-2"}', values: '0+200x15 3000x15 0x10' },
               ],
               promql_expr_test: [{ expr: errorRatio?.expr ?? '', eval_time: '10m', exp_samples: [{ labels: '{}', value: 0 }] }],
               alert_rule_test: [
-                // Over 1,000 from 6 minutes on, for 5 minutes: firing at 11.
+                // Over 1,000 from 6 minutes on, for 5 minutes: firing at 11, still while it is pinned, not once drained.
                 { eval_time: '10m', alertname: 'PaysimWebhookQueueGrowing', exp_alerts: [] },
-                { eval_time: '15m', alertname: 'PaysimWebhookQueueGrowing', exp_alerts: [{ exp_labels: { severity: 'warning' }, exp_annotations: { summary: '3000 webhook deliveries wait to start and the queue keeps growing (WEBHOOK_QUEUE_MAX refuses more)' } }] },
+                ...[15, 28].map((minute) => ({
+                  eval_time: `${minute}m`,
+                  alertname: 'PaysimWebhookQueueGrowing',
+                  exp_alerts: [{ exp_labels: { severity: 'warning' }, exp_annotations: { summary: '3000 webhook deliveries wait to start and the queue does not shrink (at WEBHOOK_QUEUE_MAX new ones fail queue_full)' } }],
+                })),
+                { eval_time: '35m', alertname: 'PaysimWebhookQueueGrowing', exp_alerts: [] },
+                // A refusal with 503 STORE_FULL fires at once, named by its store.
+                { eval_time: '10m', alertname: 'PaysimStoreFull', exp_alerts: [] },
+                {
+                  eval_time: '22m',
+                  alertname: 'PaysimStoreFull',
+                  exp_alerts: [{ exp_labels: { severity: 'warning', store: 'intents' }, exp_annotations: { summary: 'Requests were refused with 503 STORE_FULL: store intents is full of unfinished work (raise its bound, or let work finish sooner)' } }],
+                },
               ],
             },
           ],
