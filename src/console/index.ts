@@ -380,8 +380,10 @@ const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options)
     const type = oneOf(body, 'type', ['payment.approved', 'payment.failed'] as const) ?? 'payment.approved';
     const url = httpUrl(body, 'webhook_url', true) as string;
     // The same test send as POST /v1/sim/webhook/test.
-    await sendTestWebhook({ dispatcher, ids, clock, schemes: config.webhook.schemes }, intent, type, url);
-    return reply.redirect(withNotice('/console/webhooks', 'test_sent'), 303);
+    const delivery = await sendTestWebhook({ dispatcher, ids, clock, schemes: config.webhook.schemes }, intent, type, url);
+    // Failed at once: says why (a reason without a notice of its own shows none rather than a wrong one).
+    const notice = delivery.status === 'failed' ? `test_${delivery.failureReason ?? 'failed'}` : 'test_sent';
+    return reply.redirect(withNotice('/console/webhooks', notice), 303);
   });
 
   // ── fault rules: through FaultRuleService and the same delete as DELETE /v1/sim/rules/{id} ──

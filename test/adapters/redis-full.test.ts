@@ -104,6 +104,21 @@ if (redisServerOrSkip('a Redis over its maxmemory')) describe('a Redis over its 
     }
   });
 
+  it('a sweep leaves running keys in place only when Redis is full: another refusal (a replica’s READONLY) is the sweep’s error', async () => {
+    const store = new RedisIdempotencyStore(admin, { keyPrefix: 'full-sweep-ro:', ttlMs: 1_000, maxKeys: 100, inFlightHoldMs: 10_000 });
+    const scope = 'POST /v1/sim/intent';
+    const running = await store.begin(scope, 'running', 'fp', 0);
+    if (running.kind !== 'started') throw new Error('not started');
+    // A replica of nothing that answers: it keeps its data and refuses writes.
+    await admin.call('REPLICAOF', '127.0.0.1', '1');
+    try {
+      await expect(store.sweep(2_000)).rejects.toThrow(/^READONLY /);
+    } finally {
+      await admin.call('REPLICAOF', 'NO', 'ONE');
+      await store.release(scope, 'running', running.claim);
+    }
+  });
+
   it('writes answer 503 STORE_UNAVAILABLE with Retry-After in each dialect’s shape; reads, /readyz and /metrics work; due work waits and is done once Redis takes writes again; one error line says why', async () => {
     const logs: Array<Record<string, unknown>> = [];
     const prefix = 'full:';

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Delivery } from '../../src/core/deliveries.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
+import { eventually, startReceiver } from '../helpers/receiver.ts';
 
 /**
  * The console's server side without a browser (test/browser/console.test.ts drives it in
@@ -114,6 +115,39 @@ describe('the console on the server', () => {
     const unknown = await t.app.inject({ method: 'GET', url: '/console/payments/intent/pay_nope' });
     expect(unknown.statusCode).toBe(404);
     expect(unknown.body).toContain('Payment pay_nope does not exist (or is no longer kept).');
+  });
+
+  it('says what became of a test webhook: queued, not sent (the queue full: in the log as failed), or refused for a disabled URL', async () => {
+    const rx = await startReceiver((req) => (req.url === '/gone' ? { status: 410 } : { hang: true }));
+    try {
+      t = await buildTestApp({ WEBHOOK_CONCURRENCY: '1', WEBHOOK_QUEUE_MAX: '1', WEBHOOK_TIMEOUT_MS: '30000', WEBHOOK_MAX_RPS: '0' });
+      const { cookie, csrf } = await session(t.app);
+      const made = await t.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'R-test', amount: 100 } });
+      const id = (made.json() as { payment_intent_id: string }).payment_intent_id;
+      const send = (url: string) =>
+        t!.app.inject({ method: 'POST', url: '/console/webhooks/test', headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' }, payload: `_csrf=${csrf}&payment_intent_id=${id}&type=payment.approved&webhook_url=${encodeURIComponent(url)}` });
+      const notice = async (url: string) => {
+        const res = await send(url);
+        expect(res.statusCode).toBe(303);
+        const page = await t!.app.inject({ method: 'GET', url: String(res.headers.location), headers: { cookie } });
+        return /class="notice notice-ok"[^>]*>([^<]*)</.exec(page.body)?.[1];
+      };
+      // A URL that answered 410 is disabled: the form is then refused with why and what to do.
+      expect(await notice(rx.url('/gone'))).toBe('Test webhook queued.');
+      await rx.waitFor(1);
+      await eventually(async () => ((await t!.app.webhooks.dispatcher.isUrlDisabled(rx.url('/gone'))) ? true : undefined), 'the URL disabled');
+      const refused = await send(rx.url('/gone'));
+      expect(refused.statusCode).toBe(409);
+      expect(refused.body).toContain(`${rx.url('/gone')} is disabled since it answered 410 Gone: re-enable it (DELETE /v1/sim/webhooks/disabled-urls?url=…, or the console&#39;s Webhooks page) to send to it again.`);
+
+      expect(await notice(rx.url('/hang'))).toBe('Test webhook queued.');
+      await rx.waitFor(2);
+      // One in flight, the next waits (WEBHOOK_QUEUE_MAX), the one after fails at once.
+      expect(await notice(rx.url('/hang'))).toBe('Test webhook queued.');
+      expect(await notice(rx.url('/hang'))).toBe('Test webhook not sent: WEBHOOK_QUEUE_MAX deliveries already wait to start. It is in the log as failed (queue_full).');
+    } finally {
+      await rx.close();
+    }
   });
 
   it('counts payments by status over everything stored, beyond the newest 500 it lists; a search counts only what it scanned, and says so', async () => {

@@ -213,7 +213,7 @@ describe('POST /v1/sim/webhook/test', () => {
     const refused = await send();
     expect([refused.statusCode, refused.json()]).toEqual([
       409,
-      { error: { code: 'INVALID_STATE', message: `${rx.url('/gone')} is disabled since it answered 410 Gone: re-enable it (DELETE /v1/sim/webhooks/disabled-urls?url=…) to send to it again.`, trace_id: expect.any(String) } },
+      { error: { code: 'INVALID_STATE', message: `${rx.url('/gone')} is disabled since it answered 410 Gone: re-enable it (DELETE /v1/sim/webhooks/disabled-urls?url=…, or the console's Webhooks page) to send to it again.`, trace_id: expect.any(String) } },
     ]);
     expect((await listDeliveries(t)).data).toHaveLength(1);
     expect(rx.requests).toHaveLength(1);

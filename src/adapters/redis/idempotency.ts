@@ -59,11 +59,15 @@ local function sweep(now, batch, offset)
   -- Running requests' keys move to their hold after the deletes, so that a full Redis, which
   -- refuses a script's first write if it needs memory, lets the moves through once a delete has
   -- gone first. A batch of running requests' keys only cannot move them there: they are left in
-  -- place (pcall), counted, and the sweep's next run starts past them, so it frees what follows.
+  -- place (pcall: that refusal alone), counted, and the sweep's next run starts past them, so it
+  -- frees what follows. Any other error is the script's as before.
   local left = 0
   for i = 1, #held, 2 do
     local moved = redis.pcall('ZADD', KEYS[1], held[i], held[i + 1])
-    if type(moved) == 'table' and moved.err then left = left + 1 end
+    if type(moved) == 'table' and moved.err then
+      if string.sub(moved.err, 1, 3) ~= 'OOM' then error(moved) end
+      left = left + 1
+    end
   end
   return {removed, #ids, left}
 end

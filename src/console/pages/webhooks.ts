@@ -20,6 +20,9 @@ export const NOTICES: Readonly<Record<string, string>> = {
   replayed: 'Replay queued.',
   enabled: 'URL re-enabled.',
   test_sent: 'Test webhook queued.',
+  test_queue_full: 'Test webhook not sent: WEBHOOK_QUEUE_MAX deliveries already wait to start. It is in the log as failed (queue_full).',
+  test_shutting_down: 'Test webhook not sent: the service is shutting down. It is in the log as failed (shutting_down).',
+  test_log_full: 'Test webhook not sent: the delivery log is full of unfinished deliveries (WEBHOOK_LOG_MAX), so it was not kept.',
 };
 
 export interface WebhookFilters {

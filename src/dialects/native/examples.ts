@@ -300,7 +300,7 @@ export const testWebhookConflict = {
   examples: {
     disabled: {
       summary: 'The URL is disabled',
-      value: problem('INVALID_STATE', `${EXAMPLE_WEBHOOK_URL} is disabled since it answered 410 Gone: re-enable it (DELETE /v1/sim/webhooks/disabled-urls?url=…) to send to it again.`),
+      value: problem('INVALID_STATE', `${EXAMPLE_WEBHOOK_URL} is disabled since it answered 410 Gone: re-enable it (DELETE /v1/sim/webhooks/disabled-urls?url=…, or the console's Webhooks page) to send to it again.`),
     },
   },
 };

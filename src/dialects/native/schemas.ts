@@ -180,8 +180,8 @@ export const EnabledUrl = Type.Object({ url: Type.String(), enabled: Type.Litera
 
 export const TestWebhookSent = Type.Object(
   {
-    sent: Type.Boolean({ description: 'true: logged and queued; false: logged as failed at once (`failure_reason`)' }),
-    delivery_id: Type.String({ description: 'The delivery in the log (GET /v1/sim/webhooks/deliveries?event_id=… finds it too)' }),
+    sent: Type.Boolean({ description: 'true: logged and queued; false: failed at once (`failure_reason`), logged as failed unless the log was full' }),
+    delivery_id: Type.String({ description: 'The delivery, as GET /v1/sim/webhooks/deliveries?payment_intent_id=… lists it (marked `test`); POST /v1/sim/webhooks/deliveries/{id}/replay sends it again once it has ended' }),
     failure_reason: Type.Optional(Type.String({ description: 'Why it failed at once: `queue_full`, `shutting_down`, or `log_full` (the log is full of unfinished deliveries: not kept, its id answers 404)' })),
   },
   { title: 'TestWebhookSent' },

@@ -63,7 +63,7 @@ export async function sendTestWebhook(
   url: string,
 ): Promise<Delivery> {
   if (await deps.dispatcher.isUrlDisabled(url)) {
-    throw new DomainError('INVALID_STATE', `${url} is disabled since it answered 410 Gone: re-enable it (DELETE /v1/sim/webhooks/disabled-urls?url=…) to send to it again.`);
+    throw new DomainError('INVALID_STATE', `${url} is disabled since it answered 410 Gone: re-enable it (DELETE /v1/sim/webhooks/disabled-urls?url=…, or the console's Webhooks page) to send to it again.`);
   }
   const approved = type === 'payment.approved';
   const eventId = deps.ids('evt');
