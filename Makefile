@@ -51,7 +51,7 @@ REDIS_TEST_FILES := $(addprefix test/integration/,$(addsuffix .test.ts,sim-api b
 	app-release bookings-listen bookings-race console console-fluxpay console-rules deploy-files dialect-errors \
 	edge-cases faults-disabled faults-requests faults-webhooks fluxpay-outbox fluxpay-property fluxpay-race \
 	fluxpay-rate-limit listen metrics-promtool metrics-usage mix openapi openapi-examples report time-scale \
-	v2-callbacks v2-race validation-messages webhooks-load webhooks-signing namespaces coalesced-writes idempotency-late-settle)) \
+	v2-callbacks v2-race validation-messages webhooks-load webhooks-signing namespaces coalesced-writes idempotency-late-settle drain-report)) \
 	test/fuzz/api.fuzz.test.ts
 
 test-redis: ## Run every in-process integration test and the fuzzer on the Redis back end (needs redis-server on PATH)

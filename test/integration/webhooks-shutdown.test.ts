@@ -118,6 +118,9 @@ describe('SIGTERM with webhook deliveries under way', () => {
     expect(warn).toMatchObject({ unfinished_deliveries: 2 });
     expect(new Set(warn!.delivery_ids as string[])).toEqual(new Set(all.map((d) => d.id)));
     expect(server.lines.map((l) => l.msg)).toContain('shutdown complete');
+    // The attempt cut by the process's own close (its connections destroyed) is no failure of the
+    // receiver: no retry is scheduled for a process that is exiting, nor logged as one.
+    expect(server.lines.filter((l) => l.level === 'warn' || l.level === 'error').map((l) => l.msg)).toEqual(['shutdown: webhook deliveries still unfinished when the drain budget ran out']);
   });
 
   // Regression: the webhook drain ran beside the intent drain and missed the deliveries it created.
