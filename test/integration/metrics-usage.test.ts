@@ -1,3 +1,4 @@
+import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FULL_STORES } from '../../src/core/errors.ts';
 import { onRedis, type TestApp } from '../helpers/app.ts';
@@ -88,6 +89,33 @@ describe('end-to-end webhook latency', () => {
     expect((await t.app.inject({ method: 'POST', url: `/v1/sim/webhooks/deliveries/${delivered.id}/replay` })).statusCode).toBe(202);
     await deliveryWhen(t, `?payment_intent_id=${a}`, afterAttempts(3, 'delivered'), 'a replayed');
     expect(metricSample(await metricsText(t), 'webhook_delivery_latency_seconds_count')).toBe(1);
+  });
+});
+
+describe('requests whose client went away', () => {
+  it('are counted in http_requests_total as 499 (no response was sent), once, though their work was done', async () => {
+    // An /api/v2 payment answers once decided: with the delay scenario, ten minutes on.
+    const t = await app({ DEFAULT_DELAY_DELAY_MS: '600000' });
+    await t.app.listen({ port: 0, host: '127.0.0.1' });
+    const address = t.app.server.address() as AddressInfo;
+    const client = new AbortController();
+    const sent = fetch(`http://127.0.0.1:${address.port}/api/v2/payments`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-sim-scenario': 'delay' },
+      body: JSON.stringify({ tx_id: 'tx_gone', order_id: 1, user_id: 1, amount: 100, callback_url: 'http://127.0.0.1:9/unused' }),
+      signal: client.signal,
+    }).catch((error: unknown) => error);
+    await eventually(async () => ((await t.app.v2Payments.pendingDecisions()) === 1 ? true : undefined), 'the payment made');
+    client.abort();
+    await sent;
+    const sample = 'http_requests_total{method="POST",route="/api/v2/payments",status_code="499"}';
+    await eventually(async () => (metricSample(await metricsText(t), sample) === 1 ? true : undefined), 'the abandoned request counted');
+    // Its answer, when the decision comes, is sent to no one and not counted again.
+    await t.clock.advance(600_000);
+    expect(await t.app.v2Payments.pendingDecisions()).toBe(0);
+    const text = await metricsText(t);
+    expect(metricSample(text, sample)).toBe(1);
+    expect(text.match(/^http_requests_total\{method="POST",route="\/api\/v2\/payments",.*$/gm)).toEqual([`${sample} 1`]);
   });
 });
 

@@ -70,6 +70,8 @@ declare module 'fastify' {
   }
 }
 
+/** The status an abandoned request is counted under (nginx's "client closed request"): no response was sent. */
+const CLIENT_CLOSED_REQUEST = 499;
 const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 /** Processing lag is EVENT_PROCESSING_DELAY_MS (50 ms by default) plus timer slack. */
 const LAG_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -257,11 +259,27 @@ export default fp(
       }
     });
 
+    // A client that went away before its answer (a load generator's timeout, or its end): no
+    // response is sent, so onResponse never runs, though the request may have done its work (an
+    // intent made). Counted as nginx's 499 (client closed request); no duration to observe.
+    const abandoned = new WeakSet<object>();
     app.addHook('onResponse', (request, reply, done) => {
+      if (abandoned.has(request)) return done();
       // The route pattern, never the raw path: raw paths carry ids and would explode cardinality.
       const labels = { method: request.method, route: request.routeOptions.url ?? 'unmatched', status_code: reply.statusCode };
       requestTally.incLabels(`${labels.method} ${labels.status_code} ${labels.route}`, labels);
       duration.observe(labels, reply.elapsedTime / 1000);
+      done();
+    });
+    app.addHook('onRequest', (request, reply, done) => {
+      // Closed before the answer was all written: the client went away (or the server closed the
+      // connection at shutdown). Fastify's onRequestAbort misses a request whose body had arrived.
+      reply.raw.once('close', () => {
+        if (reply.raw.writableFinished) return;
+        abandoned.add(request);
+        const labels = { method: request.method, route: request.routeOptions.url ?? 'unmatched', status_code: CLIENT_CLOSED_REQUEST };
+        requestTally.incLabels(`${labels.method} ${labels.status_code} ${labels.route}`, labels);
+      });
       done();
     });
 
