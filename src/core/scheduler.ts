@@ -139,21 +139,6 @@ export class Scheduler {
   }
 
   /**
-   * Resolves once no run of this process is in progress (its claimed jobs done or failed), or at
-   * `deadline` (epoch ms, real time) if that comes first. With a shared store, that is all the
-   * due work a draining process has in hand: the rest is the other processes' (or the next start's).
-   */
-  async idle(deadline: number): Promise<void> {
-    while (this.#running !== undefined || this.#next !== undefined) {
-      const left = deadline - Date.now();
-      if (left <= 0) return;
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([this.#next ?? this.#running, new Promise<void>((resolve) => (timer = setTimeout(resolve, left).unref()))]);
-      clearTimeout(timer);
-    }
-  }
-
-  /**
    * Runs every job due now. Callers that must see due work done before they go on (a booking
    * that counts lapsed holds as free) await it; concurrent calls share one run.
    */

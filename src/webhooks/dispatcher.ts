@@ -510,11 +510,11 @@ export class WebhookDispatcher {
       outcome = await attempt({ url: delivery.url, body: delivery.body, headers, timeoutMs: settings.timeoutMs, agent, deliveryId: delivery.id, eventType: delivery.type }).finally(() => {
         this.#requestsInFlight--;
       });
+      // Cut by this process's own close (its connections destroyed after the drain), not by the
+      // receiver: not an attempt to record nor a failure to retry. Left as the log has it (the
+      // drain reported it); a shared queue's entry goes back to the group at once.
+      if (this.#closed && outcome.statusCode === null) return false;
     }
-    // Cut by this process's own close (its connections destroyed after the drain), not by the
-    // receiver: not an attempt to record nor a failure to retry. Left as the log has it (the
-    // drain reported it); a shared queue's entry goes back to the group at once.
-    if (this.#closed && outcome.statusCode === null) return false;
     const made: DeliveryAttempt = { at, statusCode: outcome.statusCode, durationMs: outcome.durationMs, error: outcome.error };
     this.#publish('webhook.attempted', delivery, made);
     const attemptsInSeries = delivery.attempts.length + 1 - delivery.seriesStart;

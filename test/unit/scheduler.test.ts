@@ -25,28 +25,6 @@ describe('Scheduler', () => {
     expect(clock.pendingTimers).toBe(0);
   });
 
-  it('idle: resolves once the run in progress (its claimed jobs) is done, or at the deadline if that comes first', async () => {
-    const clock = new ManualClock(0);
-    const { scheduler } = await startedScheduler(clock);
-    let finish: () => void = () => {};
-    const ran: string[] = [];
-    scheduler.register('test.job', (key) => new Promise<void>((resolve) => (finish = () => resolve(void ran.push(key)))));
-    await scheduler.schedule('test.job', 'k1', 0);
-    await scheduler.idle(Date.now() + 1000); // nothing running yet: at once
-    const run = scheduler.runDue();
-    // The job is claimed and waits: a deadline already passed does not wait for it.
-    await scheduler.idle(Date.now() - 1);
-    expect(ran).toEqual([]);
-    let idle = false;
-    const waiting = scheduler.idle(Date.now() + 10_000).then(() => (idle = true));
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    expect(idle).toBe(false);
-    finish();
-    await waiting;
-    expect(ran).toEqual(['k1']);
-    await run;
-  });
-
   it('rescheduling moves a job, cancelling removes it, and an earlier job re-arms the timer', async () => {
     const clock = new ManualClock(0);
     const { scheduler } = await startedScheduler(clock);

@@ -102,19 +102,6 @@ export default fp(
         const { paymentsInFlight, unprocessedEvents } = await bookings.counts();
         return { paymentsInFlight, unprocessedEvents };
       };
-      const { scheduler } = app.core;
-      if (scheduler.shared) {
-        // As the intents' drain (core.ts): the inbox's events are the shared scheduler's, whichever replica runs.
-        await scheduler.idle(deadline);
-        const pending = await unfinished().catch(() => undefined);
-        if (pending !== undefined && pending.paymentsInFlight + pending.unprocessedEvents > 0) {
-          app.log.info(
-            { payments_in_flight: pending.paymentsInFlight, unprocessed_events: pending.unprocessedEvents },
-            'shutdown: booking payments or events still unfinished are left on the shared scheduler, for the other replicas (or the next start)',
-          );
-        }
-        return;
-      }
       let left = await unfinished();
       while (left.paymentsInFlight + left.unprocessedEvents > 0 && Date.now() < deadline) {
         await delay(Math.min(DRAIN_POLL_MS, deadline - Date.now()), undefined, { ref: false });

@@ -44,21 +44,15 @@ export default fp(
     app.lifecycle.onDrain(async (budgetMs) => {
       // Real time, like the other drainers: a test's manual clock never moves on its own.
       const deadline = Date.now() + budgetMs;
-      const { scheduler } = app.core;
-      if (scheduler.shared) {
-        // As the intents' drain (core.ts): the decisions are the shared scheduler's, whichever replica runs.
-        await scheduler.idle(deadline);
-        const pending = await service.pendingDecisions().catch(() => undefined);
-        if (pending !== undefined && pending > 0) app.log.info({ pending_v2_payments: pending }, 'shutdown: v2 payments still undecided are left on the shared scheduler, for the other replicas (or the next start)');
-        return;
-      }
       let left = await service.pendingDecisions();
       while (left > 0 && Date.now() < deadline) {
         await delay(Math.min(DRAIN_POLL_MS, deadline - Date.now()), undefined, { ref: false });
         left = await service.pendingDecisions();
       }
-      if (left > 0) app.log.warn({ pending_v2_payments: left }, 'shutdown: v2 payments still undecided when the drain budget ran out');
-      else app.log.info('shutdown: every v2 payment was decided');
+      if (left === 0) app.log.info('shutdown: every v2 payment was decided');
+      // As the intents' (core.ts): with a shared scheduler, the others' (or the next start's).
+      else if (app.core.scheduler.shared) app.log.info({ pending_v2_payments: left }, 'shutdown: v2 payments still undecided when the drain budget ran out are left on the shared scheduler, for the other replicas (or the next start)');
+      else app.log.warn({ pending_v2_payments: left }, 'shutdown: v2 payments still undecided when the drain budget ran out');
     });
   },
   { name: 'paysim-v2-payments', dependencies: ['paysim-core', 'paysim-lifecycle'] },
