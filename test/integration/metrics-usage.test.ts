@@ -116,6 +116,10 @@ describe('requests whose client went away', () => {
     const text = await metricsText(t);
     expect(metricSample(text, sample)).toBe(1);
     expect(text.match(/^http_requests_total\{method="POST",route="\/api\/v2\/payments",.*$/gm)).toEqual([`${sample} 1`]);
+    // Requests answered are counted once, under their status, whether over a socket or injected.
+    await fetch(`http://127.0.0.1:${address.port}/healthz`).then((res) => res.text());
+    for (let i = 0; i < 2; i++) await t.app.inject({ url: '/healthz' });
+    expect((await metricsText(t)).match(/^http_requests_total\{method="GET",route="\/healthz",.*$/gm)).toEqual(['http_requests_total{method="GET",route="/healthz",status_code="200"} 3']);
   });
 });
 

@@ -272,10 +272,13 @@ export default fp(
       done();
     });
     app.addHook('onRequest', (request, reply, done) => {
-      // Closed before the answer was all written: the client went away (or the server closed the
-      // connection at shutdown). Fastify's onRequestAbort misses a request whose body had arrived.
+      // Closed before an answer was written: the client went away, or the connection was cut (a
+      // fault rule's response_lost or timeout, a 408 that Node writes straight to the socket, the
+      // close at shutdown). Fastify's onRequestAbort misses a request whose body had arrived.
+      // `writableEnded`: the answer was ended (onResponse counts it, even if its bytes were still
+      // on their way: light-my-request's inject closes before its writes complete).
       reply.raw.once('close', () => {
-        if (reply.raw.writableFinished) return;
+        if (reply.raw.writableEnded) return;
         abandoned.add(request);
         const labels = { method: request.method, route: request.routeOptions.url ?? 'unmatched', status_code: CLIENT_CLOSED_REQUEST };
         requestTally.incLabels(`${labels.method} ${labels.status_code} ${labels.route}`, labels);
