@@ -1,4 +1,5 @@
 import fp from 'fastify-plugin';
+import type { FastifyRequest } from 'fastify';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type LabelValues } from 'prom-client';
 import { BOOKING_STATUSES } from '../../core/bookings/booking.ts';
 import { V2_STATUSES } from '../../core/v2/payment.ts';
@@ -263,12 +264,15 @@ export default fp(
     // response is sent, so onResponse never runs, though the request may have done its work (an
     // intent made). Counted as nginx's 499 (client closed request); no duration to observe.
     const abandoned = new WeakSet<object>();
-    app.addHook('onResponse', (request, reply, done) => {
-      if (abandoned.has(request)) return done();
+    /** Counts one request under `status`; its labels, for the duration. */
+    const countRequest = (request: FastifyRequest, status: number) => {
       // The route pattern, never the raw path: raw paths carry ids and would explode cardinality.
-      const labels = { method: request.method, route: request.routeOptions.url ?? 'unmatched', status_code: reply.statusCode };
+      const labels = { method: request.method, route: request.routeOptions.url ?? 'unmatched', status_code: status };
       requestTally.incLabels(`${labels.method} ${labels.status_code} ${labels.route}`, labels);
-      duration.observe(labels, reply.elapsedTime / 1000);
+      return labels;
+    };
+    app.addHook('onResponse', (request, reply, done) => {
+      if (!abandoned.has(request)) duration.observe(countRequest(request, reply.statusCode), reply.elapsedTime / 1000);
       done();
     });
     app.addHook('onRequest', (request, reply, done) => {
@@ -280,8 +284,7 @@ export default fp(
       reply.raw.once('close', () => {
         if (reply.raw.writableEnded) return;
         abandoned.add(request);
-        const labels = { method: request.method, route: request.routeOptions.url ?? 'unmatched', status_code: CLIENT_CLOSED_REQUEST };
-        requestTally.incLabels(`${labels.method} ${labels.status_code} ${labels.route}`, labels);
+        countRequest(request, CLIENT_CLOSED_REQUEST);
       });
       done();
     });
@@ -382,7 +385,7 @@ function registerStoreFill(
   // /metrics adds up the namespaces' series: records over capacity of the sums hides one namespace that is full.
   new Gauge({
     name: 'store_fill_ratio',
-    help: 'store_records / store_capacity of each bounded store (0 to 1); with namespaces (X-Sim-Namespace), the fullest one’s.',
+    help: 'store_records / store_capacity of each bounded store (idempotency_keys can pass 1 while more requests run than its bound); with namespaces (X-Sim-Namespace), the fullest one’s.',
     labelNames: ['store'],
     registers,
     aggregator: 'max',

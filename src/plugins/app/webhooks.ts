@@ -146,12 +146,10 @@ export default fp<WebhooksOptions>(
       const counts: Record<string, number> = {};
       for (const delivery of left) counts[delivery.status] = (counts[delivery.status] ?? 0) + 1;
       const ids = { delivery_ids: left.slice(0, MAX_IDS_LOGGED).map((d) => d.id), ...(left.length > MAX_IDS_LOGGED ? { delivery_ids_truncated: true } : {}) };
-      if (queue !== undefined) {
-        // Shared: what it held goes back to the queue (or is taken over once idle), its retries stay on the shared scheduler.
-        app.log.info({ unfinished_deliveries: left.length, by_status: counts, ...ids }, 'shutdown: webhook deliveries this replica held are left to the other replicas (or the next start)');
-        return;
-      }
-      app.log.warn({ unfinished_deliveries: left.length, by_status: counts, ...ids }, 'shutdown: webhook deliveries still unfinished when the drain budget ran out');
+      const fields = { unfinished_deliveries: left.length, by_status: counts, ...ids };
+      // Shared: what it held goes back to the queue (or is taken over once idle), its retries stay on the shared scheduler.
+      if (queue !== undefined) app.log.info(fields, 'shutdown: webhook deliveries this replica held are left to the other replicas (or the next start)');
+      else app.log.warn(fields, 'shutdown: webhook deliveries still unfinished when the drain budget ran out');
     }, 'delivery');
 
     app.core.onSweep((now) => stores.deliveries.sweep(now));
