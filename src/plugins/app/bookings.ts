@@ -1,4 +1,3 @@
-import { setTimeout as delay } from 'node:timers/promises';
 import fp from 'fastify-plugin';
 import { Gauge } from 'prom-client';
 import { InboxProcessor } from '../../core/bookings/inbox.ts';
@@ -7,6 +6,7 @@ import { Catalog, type Performance } from '../../core/bookings/performances.ts';
 import { BookingService } from '../../core/bookings/service.ts';
 import { Settlement } from '../../core/bookings/settlement.ts';
 import { createRandom } from '../../core/random.ts';
+import { waitUntil } from './lifecycle.ts';
 import { oncePerScrape } from './metrics.ts';
 
 /**
@@ -28,9 +28,6 @@ declare module 'fastify' {
     bookings: Bookings;
   }
 }
-
-/** How often the shutdown drain looks whether payments and events are done. */
-const DRAIN_POLL_MS = 10;
 
 export default fp(
   async (app) => {
@@ -96,17 +93,11 @@ export default fp(
     app.core.onSweep((now) => service.sweep(now));
 
     app.lifecycle.onDrain(async (budgetMs) => {
-      // Real time, like the other drainers: a test's manual clock never moves on its own.
-      const deadline = Date.now() + budgetMs;
-      const unfinished = async (): Promise<{ paymentsInFlight: number; unprocessedEvents: number }> => {
-        const { paymentsInFlight, unprocessedEvents } = await bookings.counts();
-        return { paymentsInFlight, unprocessedEvents };
-      };
-      let left = await unfinished();
-      while (left.paymentsInFlight + left.unprocessedEvents > 0 && Date.now() < deadline) {
-        await delay(Math.min(DRAIN_POLL_MS, deadline - Date.now()), undefined, { ref: false });
-        left = await unfinished();
-      }
+      const left = await waitUntil(
+        budgetMs,
+        () => bookings.counts(),
+        (counts) => counts.paymentsInFlight + counts.unprocessedEvents === 0,
+      );
       const counts = { payments_in_flight: left.paymentsInFlight, unprocessed_events: left.unprocessedEvents };
       if (left.paymentsInFlight + left.unprocessedEvents === 0) {
         app.log.info('shutdown: every booking payment and inbox event was processed');

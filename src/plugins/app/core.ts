@@ -1,4 +1,3 @@
-import { setTimeout as delay } from 'node:timers/promises';
 import fp from 'fastify-plugin';
 import type { Config } from '../../config.ts';
 import { systemClock, type Clock, type Timer } from '../../core/clock.ts';
@@ -11,6 +10,7 @@ import { createRandom, type RandomSource } from '../../core/random.ts';
 import { Scheduler } from '../../core/scheduler.ts';
 import { LateSettles } from '../../http/late-settles.ts';
 import { CountingThrottle } from '../../log-throttle.ts';
+import { waitUntil } from './lifecycle.ts';
 
 /**
  * The service's core, built once per app from the configuration and the stores: clock, random
@@ -49,8 +49,6 @@ declare module 'fastify' {
 const SWEEP_INTERVAL_MS = 60_000;
 /** At most one line this often about due work that could not be claimed, or done, and events whose subscribers failed, as the store is unavailable. */
 const RUN_ERROR_LOG_INTERVAL_MS = 10_000;
-/** How often the shutdown drain looks whether the pending decisions are done. */
-const DRAIN_POLL_MS = 10;
 /**
  * Due jobs run at once on Redis, where each job's store calls are round trips: one at a time,
  * decisions fell behind a load of creates (a backlog of 17-40 s after 10 s of `make
@@ -126,13 +124,7 @@ export default fp<CoreOptions>(
     });
 
     app.lifecycle.onDrain(async (budgetMs) => {
-      // Real time: a test's manual clock never moves on its own.
-      const deadline = Date.now() + budgetMs;
-      let left = await intents.pendingDecisions();
-      while (left > 0 && Date.now() < deadline) {
-        await delay(Math.min(DRAIN_POLL_MS, deadline - Date.now()), undefined, { ref: false });
-        left = await intents.pendingDecisions();
-      }
+      const left = await waitUntil(budgetMs, () => intents.pendingDecisions(), (pending) => pending === 0);
       if (left === 0) app.log.info('shutdown: every pending intent was decided');
       // Shared (Redis): the count is every replica's, and the rest is due work on the shared
       // scheduler, which whichever replica runs (or the next start) makes: nothing is lost.

@@ -1,4 +1,3 @@
-import { setTimeout as delay } from 'node:timers/promises';
 import fp from 'fastify-plugin';
 import { Counter, Gauge, Histogram } from 'prom-client';
 import { fluxPayIds } from '../../core/fluxpay/model.ts';
@@ -7,6 +6,7 @@ import { UsageSagas } from '../../core/fluxpay/saga.ts';
 import { FluxPayService } from '../../core/fluxpay/service.ts';
 import { createRandom } from '../../core/random.ts';
 import { SubscriptionService } from '../../core/subscriptions/service.ts';
+import { waitUntil } from './lifecycle.ts';
 import { oncePerScrape } from './metrics.ts';
 
 /**
@@ -30,7 +30,6 @@ declare module 'fastify' {
   }
 }
 
-const DRAIN_POLL_MS = 10;
 const LAG_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
 export default fp(
@@ -144,13 +143,12 @@ export default fp(
     // What was written before a restart is published once the app is up (the scheduler has started); with a shared outbox, polled from then on.
     app.addHook('onReady', async () => relay.start());
     app.lifecycle.onDrain(async (budgetMs) => {
-      const deadline = Date.now() + budgetMs;
-      let left = (await store.outboxStats()).pending;
-      while (left > 0 && Date.now() < deadline) {
-        relay.kick();
-        await delay(Math.min(DRAIN_POLL_MS, deadline - Date.now()), undefined, { ref: false });
-        left = (await store.outboxStats()).pending;
-      }
+      const left = await waitUntil(
+        budgetMs,
+        async () => (await store.outboxStats()).pending,
+        (pending) => pending === 0,
+        () => relay.kick(),
+      );
       if (left > 0) app.log.warn({ pending_outbox_events: left }, 'shutdown: FluxPay outbox events still unpublished when the drain budget ran out (they stay in the outbox)');
       else app.log.info('shutdown: the FluxPay outbox is published');
     });

@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import fp from 'fastify-plugin';
 
 /**
@@ -26,6 +27,25 @@ export interface Lifecycle {
 }
 
 const PHASES: readonly DrainPhase[] = ['producers', 'delivery'];
+
+/** How often `waitUntil` reads again what a drainer waits for. */
+const DRAIN_POLL_MS = 10;
+
+/**
+ * A drainer's wait: reads what is left (`read`) until `done` says it is, or `budgetMs` of real
+ * time runs out (a test's manual clock never moves on its own), every 10 ms, and answers the last
+ * reading, for the drainer's end line. `beforeWait` runs before each wait (to hurry the work on).
+ */
+export async function waitUntil<T>(budgetMs: number, read: () => Promise<T>, done: (left: T) => boolean, beforeWait?: () => void): Promise<T> {
+  const deadline = Date.now() + budgetMs;
+  let left = await read();
+  while (!done(left) && Date.now() < deadline) {
+    beforeWait?.();
+    await delay(Math.min(DRAIN_POLL_MS, deadline - Date.now()), undefined, { ref: false });
+    left = await read();
+  }
+  return left;
+}
 
 declare module 'fastify' {
   interface FastifyInstance {

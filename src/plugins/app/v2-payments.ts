@@ -1,7 +1,7 @@
-import { setTimeout as delay } from 'node:timers/promises';
 import fp from 'fastify-plugin';
 import { createRandom } from '../../core/random.ts';
 import { V2PaymentService } from '../../core/v2/service.ts';
+import { waitUntil } from './lifecycle.ts';
 
 /**
  * Payments of the Payment Server v3 API (issue 10): the service, built once per app from the core
@@ -14,9 +14,6 @@ declare module 'fastify' {
     v2Payments: V2PaymentService;
   }
 }
-
-/** How often the shutdown drain looks whether the pending decisions are done. */
-const DRAIN_POLL_MS = 10;
 
 export default fp(
   async (app) => {
@@ -42,13 +39,7 @@ export default fp(
     app.core.onSweep((now) => service.sweep(now));
 
     app.lifecycle.onDrain(async (budgetMs) => {
-      // Real time, like the other drainers: a test's manual clock never moves on its own.
-      const deadline = Date.now() + budgetMs;
-      let left = await service.pendingDecisions();
-      while (left > 0 && Date.now() < deadline) {
-        await delay(Math.min(DRAIN_POLL_MS, deadline - Date.now()), undefined, { ref: false });
-        left = await service.pendingDecisions();
-      }
+      const left = await waitUntil(budgetMs, () => service.pendingDecisions(), (pending) => pending === 0);
       if (left === 0) app.log.info('shutdown: every v2 payment was decided');
       // As the intents' (core.ts): with a shared scheduler, the others' (or the next start's).
       else if (app.core.scheduler.shared) app.log.info({ pending_v2_payments: left }, 'shutdown: v2 payments still undecided when the drain budget ran out are left on the shared scheduler, for the other replicas (or the next start)');
