@@ -4,7 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { createRedisClient, redisLoading, shownLoading } from '../../src/adapters/redis/connection.ts';
 import { pino } from 'pino';
-import { openRedis } from '../../src/adapters/redis/watched-client.ts';
+import { isRedisUnavailable, RedisNotServingError } from '../../src/adapters/redis/unavailable.ts';
+import { FAIL_FAST_AFTER_MS, openRedis, SILENT_AFTER_MS } from '../../src/adapters/redis/watched-client.ts';
 import { redisServerOrSkip, startRedis, type TestRedis } from '../helpers/redis.ts';
 import { startRedisServer } from '../helpers/redis-server.ts';
 
@@ -148,7 +149,26 @@ if (redisServerOrSkip('the Redis client')) {
       const logs: Array<Record<string, unknown>> = [];
       const watched = await openRedis({ url: server.url }, pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) }));
       const warnings = () => logs.filter((l) => l.level === 40).map((l) => l.msg);
-      return { server, watched, warnings };
+      const infos = () => logs.filter((l) => l.level === 30).map((l) => l.msg);
+      return { server, watched, warnings, infos };
+    }
+    /** Polls `check` every 20 ms for at most `withinMs`; the time it took. */
+    async function until(check: () => boolean, withinMs: number, what: string): Promise<number> {
+      const started = Date.now();
+      while (!check()) {
+        if (Date.now() - started > withinMs) throw new Error(`not within ${withinMs} ms: ${what}`);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      return Date.now() - started;
+    }
+    /** How a call ended: its value, or its error's class and message, and after how long. */
+    async function outcome(call: Promise<unknown>): Promise<{ value?: unknown; error?: string; notServing?: boolean; unavailable?: boolean; tookMs: number }> {
+      const started = Date.now();
+      try {
+        return { value: await call, tookMs: Date.now() - started };
+      } catch (error) {
+        return { error: (error as Error).message, notServing: error instanceof RedisNotServingError, unavailable: isRedisUnavailable(error), tookMs: Date.now() - started };
+      }
     }
     const UNREACHABLE = 'Redis is unreachable: store calls answer 503 STORE_UNAVAILABLE until it is back; reconnecting';
 
@@ -182,6 +202,64 @@ if (redisServerOrSkip('the Redis client')) {
         expect(warnings()).toEqual([UNREACHABLE]);
       } finally {
         await watched.close();
+      }
+    });
+
+    it('a Redis that goes silent (paused, the connection open) is found by its unanswered PING: /readyz says so, calls made then fail at once and never run, one sent before fails at its time-out and runs when Redis answers again, which is told', { timeout: 30_000 }, async () => {
+      const { server, watched, warnings, infos } = await watchedWithLogs();
+      try {
+        watched.serve();
+        watched.started();
+        await watched.client.set('counter', '0');
+        server.child.kill('SIGSTOP');
+        const sentBefore = outcome(watched.client.incr('counter'));
+        // Found within SILENT_AFTER_MS and a look or two (every 500 ms); before, never: ready all along, every call held.
+        const foundMs = await until(() => watched.unavailable() !== undefined, SILENT_AFTER_MS + 3000, 'the silence found');
+        expect(foundMs).toBeGreaterThanOrEqual(SILENT_AFTER_MS - 600);
+        expect(watched.unavailable()).toMatch(new RegExp(`^Redis at ${server.url} has not answered for \\d+ s \\(paused, overloaded, or cut off by the network\\)$`));
+        expect(warnings()).toEqual(['Redis has not answered for 2 s (paused, overloaded, or cut off by the network): store calls answer 503 STORE_UNAVAILABLE until it answers; those sent before may still run when it does']);
+        // Sent before the silence was found: it fails once its time-out (3 s) is up, as STORE_UNAVAILABLE too.
+        // (Auto-pipelined calls wait for the batch in flight: the next batch goes once it has failed.)
+        expect(await sentBefore).toEqual({ error: 'Command timed out', notServing: false, unavailable: true, tookMs: expect.any(Number) });
+        const refused = await outcome(watched.client.incr('counter'));
+        expect(refused).toEqual({ error: expect.stringMatching(new RegExp(`^Redis at ${server.url} has not answered for \\d+ s$`)), notServing: true, unavailable: true, tookMs: expect.any(Number) });
+        expect(refused.tookMs).toBeLessThan(200);
+
+        server.child.kill('SIGCONT');
+        await until(() => watched.unavailable() === undefined, 3000, 'Redis answering again');
+        expect(infos()).toContain('Redis answers again');
+        // The INCR sent before ran when Redis read it; the one refused was never sent.
+        expect(await watched.client.get('counter')).toBe('1');
+        expect(warnings()).toHaveLength(1);
+      } finally {
+        server.child.kill('SIGCONT');
+        await watched.close();
+        await server.stop();
+      }
+    });
+
+    it('a lost connection: calls wait for reconnects in its first second (a blip costs no call), then fail at once, not after reconnects', { timeout: 30_000 }, async () => {
+      const { server, watched } = await watchedWithLogs();
+      try {
+        watched.serve();
+        watched.started();
+        await server.pause();
+        await once(watched.client, 'error');
+        const early = await outcome(watched.client.get('k'));
+        expect(early).toMatchObject({ notServing: false, unavailable: true });
+        // Past FAIL_FAST_AFTER_MS since the loss: no reconnect is waited for.
+        await new Promise((resolve) => setTimeout(resolve, FAIL_FAST_AFTER_MS));
+        const port = new URL(server.url).port;
+        const late = await outcome(watched.client.get('k'));
+        expect(late).toEqual({ error: `Redis at ${server.url} is unreachable (connect ECONNREFUSED 127.0.0.1:${port})`, notServing: true, unavailable: true, tookMs: expect.any(Number) });
+        expect(late.tookMs).toBeLessThan(100);
+        // Back: calls run again.
+        await server.resume();
+        await until(() => watched.unavailable() === undefined, 5000, 'Redis reachable again');
+        expect(await watched.client.set('k', 'v')).toBe('OK');
+      } finally {
+        await watched.close();
+        await server.stop();
       }
     });
 

@@ -41,6 +41,9 @@ export interface TestRedis {
   pause(): Promise<void>;
   /** Starts the server again on the same port and directory (with `appendOnly`, with its data); `loaded: false`: before it has loaded it (redis-server.ts). */
   resume(options?: { loaded?: boolean }): Promise<void>;
+  /** Makes the server silent (SIGSTOP: connections stay open, nothing is answered) until `thaw` (SIGCONT). */
+  freeze(): void;
+  thaw(): void;
 }
 
 export async function startRedis(options: RedisServerOptions = {}): Promise<TestRedis> {
@@ -66,6 +69,8 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Test
     },
     pause: () => server.pause(),
     resume: (resumeOptions) => server.resume(resumeOptions),
+    freeze: () => void server.child.kill('SIGSTOP'),
+    thaw: () => void server.child.kill('SIGCONT'),
   };
 }
 

@@ -395,6 +395,57 @@ if (redisServerOrSkip('replicas on Redis')) {
     });
   });
 
+  describe('Redis silent (paused, its connections open)', { timeout: TEST_TIMEOUT_MS }, () => {
+    it('/readyz says so within a few seconds, calls answer 503 STORE_UNAVAILABLE in their dialect and are not run later, one warning; answering again, full service without a restart', async () => {
+      const logs: Array<Record<string, unknown>> = [];
+      const env = { STORE: 'redis', REDIS_URL: redis.url, REDIS_KEY_PREFIX: redis.newPrefix() };
+      const a = await buildTestApp(env, { clockStart: START, logs });
+      open.push(a);
+      const b = await buildTestApp(env, { clockStart: START });
+      open.push(b);
+      expect((await createIntent(a, { reservation_id: 'res_silent_0', amount: 100, scenario: 'delay', delay_ms: 60_000 })).statusCode).toBe(200);
+      redis.freeze();
+      try {
+        // Before, /readyz said ready for as long as Redis was silent, and every call waited for it.
+        const readyz = await eventually(async () => {
+          const res = await inject(a, { url: '/readyz' });
+          return res.statusCode === 503 ? res : undefined;
+        }, '/readyz to say Redis is silent');
+        expect(readyz.json()).toEqual({ status: 'store_unavailable', details: { store: expect.stringMatching(new RegExp(`^Redis at ${redis.url} has not answered for \\d+ s \\(paused, overloaded, or cut off by the network\\)$`)) } });
+        for (const t of [a, b]) await eventually(async () => ((await inject(t, { url: '/readyz' })).statusCode === 503 ? true : undefined), 'both replicas not ready');
+
+        // A call waits at most for the batch of commands in flight to time out (3 s), then answers 503.
+        const started = Date.now();
+        const native = await createIntent(a, { reservation_id: 'res_silent_1', amount: 100 });
+        expect(Date.now() - started).toBeLessThan(5_000);
+        expect([native.statusCode, native.headers['retry-after']]).toEqual([503, '1']);
+        expect(native.json()).toEqual({ error: { code: 'STORE_UNAVAILABLE', message: 'The store is unavailable; retry shortly.', trace_id: expect.stringMatching(/^[0-9a-f]{32}$/) } });
+        const booking = await inject(b, { method: 'POST', url: '/bookings', headers: { 'x-user-id': 'user_silent' }, payload: { performanceId: 'perf_001', quantity: 1, paymentMethod: 'CREDIT_CARD' } });
+        expect([booking.statusCode, booking.headers['retry-after'], booking.json()]).toEqual([503, '1', { error: 'The store is unavailable; retry shortly.', code: 'STORE_UNAVAILABLE' }]);
+        const v2 = await inject(b, { method: 'GET', url: '/api/v2/payments/pay_tx_silent' });
+        expect([v2.statusCode, v2.headers['retry-after'], v2.json()]).toEqual([503, '1', { detail: 'The store is unavailable; retry shortly.' }]);
+        // Once found silent, calls answer at once.
+        const again = Date.now();
+        expect((await createIntent(b, { reservation_id: 'res_silent_2', amount: 100 })).statusCode).toBe(503);
+        expect(Date.now() - again).toBeLessThan(1_000);
+        // One line on Redis (the parts that poll it say their own, as for a Redis stopped).
+        expect(logs.filter((l) => String(l.msg).startsWith('Redis')).map((l) => [l.level, l.msg])).toEqual([
+          ['warn', 'Redis has not answered for 2 s (paused, overloaded, or cut off by the network): store calls answer 503 STORE_UNAVAILABLE until it answers; those sent before may still run when it does'],
+        ]);
+      } finally {
+        redis.thaw();
+      }
+      for (const t of [a, b]) await eventually(async () => ((await inject(t, { url: '/readyz' })).statusCode === 200 ? true : undefined), 'readiness after Redis answers again');
+      expect(logs.filter((l) => String(l.msg).startsWith('Redis')).map((l) => [l.level, l.msg]).slice(1)).toEqual([['info', 'Redis answers again']]);
+      // The creates refused while it was silent were never sent: none of them ran when it answered again.
+      for (const reservation of ['res_silent_1', 'res_silent_2']) {
+        const listed = await inject(a, { url: `/v1/sim/intents?reservation_id=${reservation}` });
+        expect([reservation, listed.statusCode, listed.json().data]).toEqual([reservation, 200, []]);
+      }
+      expect((await createIntent(b, { reservation_id: 'res_silent_3', amount: 100, scenario: 'delay', delay_ms: 60_000 })).statusCode).toBe(200);
+    });
+  });
+
   describe('Redis stopped and restarted', { timeout: TEST_TIMEOUT_MS }, () => {
     it('while Redis is away /readyz says why and calls answer 503 STORE_UNAVAILABLE in their dialect; after it is back, full service without a restart', async () => {
       const [a, b] = await replicas();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isRedisUnavailable, unavailableAsStoreError } from '../../src/adapters/redis/unavailable.ts';
+import { isRedisUnavailable, RedisNotServingError, unavailableAsStoreError } from '../../src/adapters/redis/unavailable.ts';
 import { StoreUnavailableError } from '../../src/core/errors.ts';
 
 /** The one place where Redis' connection failures become STORE_UNAVAILABLE. @see issue 14 "Redis unavailable" */
@@ -23,6 +23,8 @@ describe('isRedisUnavailable', () => {
     ['ETIMEDOUT', coded('ETIMEDOUT')],
     ['offline queue off', new Error("Stream isn't writeable and enableOfflineQueue options is false")],
     ['Redis loading its AOF', named('ReplyError', 'LOADING Redis is loading the dataset in memory')],
+    ['no reply within commandTimeout (Redis silent)', new Error('Command timed out')],
+    ['not sent: Redis known silent or unreachable', new RedisNotServingError('Redis at redis://127.0.0.1:6379 has not answered for 2 s')],
   ])('%s: unavailable', (_what, error) => {
     expect(isRedisUnavailable(error)).toBe(true);
   });
@@ -31,6 +33,7 @@ describe('isRedisUnavailable', () => {
     ['a Lua error', named('ReplyError', 'ERR user_script:3: attempt to compare nil with number')],
     ['a wrong type', named('ReplyError', 'WRONGTYPE Operation against a key holding the wrong kind of value')],
     ['a plain bug', new TypeError("Cannot read properties of undefined (reading 'id')")],
+    ['a reply that only begins like a time-out', named('ReplyError', 'Command timed out while waiting for the lock')],
     ['not an error', 'ECONNREFUSED'],
   ])('%s: passes unchanged', (_what, error) => {
     expect(isRedisUnavailable(error)).toBe(false);

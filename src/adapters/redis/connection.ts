@@ -35,8 +35,26 @@ export function redisOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): Redis
  * it saw ends.)
  */
 export function createRedisClient(options: Pick<RedisConnectionOptions, 'url'>): Redis {
-  return new Redis(options.url, { maxRetriesPerRequest: 2, enableAutoPipelining: true, enableReadyCheck: false, retryStrategy: reconnectDelay, reconnectOnError: isReadonly });
+  return new Redis(options.url, {
+    maxRetriesPerRequest: 2,
+    commandTimeout: COMMAND_TIMEOUT_MS,
+    enableAutoPipelining: true,
+    enableReadyCheck: false,
+    retryStrategy: reconnectDelay,
+    reconnectOnError: isReadonly,
+  });
 }
+
+/**
+ * How long a command waits for its reply before it fails (ioredis' `commandTimeout`, whose error
+ * the guarded stores answer as STORE_UNAVAILABLE): a Redis that stops answering without closing
+ * the connection (paused, swapping, cut off by the network) would otherwise hold each call, and
+ * the request that made it, for as long as it is silent. Such a command was sent, so Redis may
+ * still run it when it answers again (README: "Redis silent"). Well above the delivery queue's
+ * blocking reads (at most 1 s) and any script's run; the process' own watch (`openRedis`) tells a
+ * silent Redis sooner and fails the calls made after that at once.
+ */
+export const COMMAND_TIMEOUT_MS = 3000;
 
 /**
  * A reply of a replica to a write (`READONLY`): after a failover the open connection stays on the

@@ -15,15 +15,24 @@ import type { Stores } from '../../core/ports.ts';
 const SOCKET_CODES: ReadonlySet<string> = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ECONNABORTED']);
 
 /**
- * ioredis' own words for a command it gave up on: the connection closed under it, or it waited
- * for `maxRetriesPerRequest` reconnects; Redis' replies while it cannot serve (loading its AOF
- * after a restart, a replica without its primary).
+ * ioredis' own words for a command it gave up on: the connection closed under it, it waited
+ * for `maxRetriesPerRequest` reconnects, or for its reply longer than `COMMAND_TIMEOUT_MS`; Redis'
+ * replies while it cannot serve (loading its AOF after a restart, a replica without its primary).
  */
-const UNAVAILABLE_MESSAGES = /^(Connection is closed\.|Stream isn't writeable|Reached the max retries per request limit|LOADING |MASTERDOWN |TRYAGAIN )/;
+const UNAVAILABLE_MESSAGES = /^(Connection is closed\.|Stream isn't writeable|Reached the max retries per request limit|Command timed out$|LOADING |MASTERDOWN |TRYAGAIN )/;
+
+/**
+ * A command the process did not send because it knows Redis cannot answer it now: silent (a PING
+ * unanswered for `SILENT_AFTER_MS`) or unreachable for `FAIL_FAST_AFTER_MS` already
+ * (`watched-client.ts`). The call answers 503 STORE_UNAVAILABLE at once, and nothing of it runs later.
+ */
+export class RedisNotServingError extends Error {
+  override name = 'RedisNotServingError';
+}
 
 /** True when `error` is ioredis giving up on a command or Redis saying it cannot serve: never another module's error. */
 export function isRedisGivingUp(error: unknown): boolean {
-  return error instanceof Error && (error.name === 'MaxRetriesPerRequestError' || UNAVAILABLE_MESSAGES.test(error.message));
+  return error instanceof Error && (error.name === 'MaxRetriesPerRequestError' || error instanceof RedisNotServingError || UNAVAILABLE_MESSAGES.test(error.message));
 }
 
 /**

@@ -1,9 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Redis } from 'ioredis';
+import { Command, type Redis } from 'ioredis';
 import type { FastifyBaseLogger } from 'fastify';
 import { StoreUnavailableError } from '../../core/errors.ts';
 import { createRedisClient, LOADED, LOADING_SEEN, redisLoading, shownLoading, shownRedisUrl, type RedisConnectionOptions, type RedisLoading } from './connection.ts';
-import { isRedisGivingUp, isRedisRefusingWrites, refusalHint } from './unavailable.ts';
+import { isRedisGivingUp, isRedisRefusingWrites, RedisNotServingError, refusalHint } from './unavailable.ts';
 
 /** A start that cannot reach Redis: told on one line, like a bad configuration. */
 export class RedisUnreachableError extends Error {
@@ -44,6 +44,27 @@ const LOADING_LOG_EVERY_MS = 5000;
 
 /** How long a close waits for Redis to answer QUIT before it drops the connection. */
 const QUIT_WITHIN_MS = 2000;
+
+/** How often a serving process asks Redis whether it still answers (a PING) and looks whether it has. */
+const LIVENESS_EVERY_MS = 500;
+
+/**
+ * A PING unanswered this long: Redis is silent (paused, swapping, cut off by the network with the
+ * connection still open, which no socket error tells). /readyz then fails and says so, and calls
+ * fail at once (`RedisNotServingError`, 503 STORE_UNAVAILABLE) until it answers again; those sent
+ * before it was found silent fail when their `COMMAND_TIMEOUT_MS` is up.
+ */
+export const SILENT_AFTER_MS = 2000;
+
+/**
+ * A connection lost this long: calls fail at once (`RedisNotServingError`) instead of waiting for
+ * reconnects in ioredis' offline queue. A call made within the first second of an outage still
+ * waits for a couple of reconnects, so a blip of Redis costs no request.
+ */
+export const FAIL_FAST_AFTER_MS = 1000;
+
+/** ioredis' states between a lost connection and the next one open, when a command would wait in its offline queue. */
+const RECONNECTING: ReadonlySet<string> = new Set(['close', 'reconnecting', 'connecting']);
 
 /** The reason a start gives while no attempt has failed yet. */
 const NOT_CONNECTED = 'not connected yet';
@@ -87,6 +108,8 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
   /** The connection is lost; `warned`: this outage was logged. */
   let down = false;
   let warned = false;
+  /** When the connection was lost (undefined while it is up). */
+  let downSince: number | undefined;
   /** Redis has answered once (a start that never reached it says so: `failed`). */
   let connected = false;
   /** Until the start is over, a failure is the start's to tell (one line), not a warning. */
@@ -101,10 +124,15 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
     lastError = error.message;
     lastErrorSeen = error;
     down = true;
+    downSince ??= Date.now();
     if (warned || !isStarted) return;
     warnUnreachable(error);
   });
   client.on('close', () => {
+    // A lost connection is told as such, not as silence.
+    unansweredSince = undefined;
+    silentSince = undefined;
+    downSince ??= Date.now();
     // Each failed reconnect closes too: keep the reason the last attempt gave.
     if (down || client.status === 'end') return;
     down = true;
@@ -155,6 +183,8 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
     connected = true;
     if (warned) log.info({ redis: where }, 'Redis is reachable again');
     down = false;
+    downSince = undefined;
+    unansweredSince = undefined;
     warned = false;
     if (!serving) return;
     checking = true;
@@ -165,8 +195,64 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
     if (serving) void watchLoading();
   });
 
+  /** When the oldest PING still unanswered was sent (undefined when each was answered). */
+  let unansweredSince: number | undefined;
+  /** When Redis was found silent (a PING unanswered for SILENT_AFTER_MS); undefined while it answers. */
+  let silentSince: number | undefined;
+  const silentFor = (): string => `${Math.round((Date.now() - (silentSince ?? Date.now()) + SILENT_AFTER_MS) / 1000)} s`;
+  /** ioredis' own send, past the gate below. */
+  const send = client.sendCommand.bind(client);
+  const answered = (): void => {
+    unansweredSince = undefined;
+    if (silentSince === undefined) return;
+    log.info({ redis: where, silent_for: silentFor() }, 'Redis answers again');
+    silentSince = undefined;
+  };
+  const ping = (): void => {
+    unansweredSince ??= Date.now();
+    // Past the gate: its answer is what tells that Redis answers again.
+    // An error reply (LOADING while it loads its data set) is an answer too; a time-out or a lost connection is not.
+    void (send(new Command('ping')) as Promise<unknown>).then(answered, (error: unknown) => {
+      if (error instanceof Error && error.name === 'ReplyError') answered();
+    });
+  };
+  let liveness: NodeJS.Timeout | undefined;
+  const watchLiveness = (): void => {
+    liveness = setInterval(() => {
+      if (closing || client.status !== 'ready') return;
+      const since = unansweredSince;
+      // While silent, a PING each time: the first one answered says Redis is back.
+      if (since === undefined || silentSince !== undefined) ping();
+      if (since === undefined || silentSince !== undefined || Date.now() - since < SILENT_AFTER_MS) return;
+      // After a stall of this process the answer may have arrived unread: look again once pending I/O is handled.
+      setImmediate(() => {
+        if (closing || unansweredSince !== since || silentSince !== undefined || client.status !== 'ready') return;
+        silentSince = Date.now();
+        log.warn({ redis: where }, `Redis has not answered for ${SILENT_AFTER_MS / 1000} s (paused, overloaded, or cut off by the network): store calls answer 503 STORE_UNAVAILABLE until it answers; those sent before may still run when it does`);
+      });
+    }, LIVENESS_EVERY_MS);
+    liveness.unref();
+  };
+  /** Why a command is not sent now (Redis silent, or unreachable for FAIL_FAST_AFTER_MS), or undefined to send it. */
+  const notServing = (): string | undefined => {
+    if (!serving || closing) return undefined;
+    if (client.status === 'ready') return silentSince === undefined ? undefined : `Redis at ${where} has not answered for ${silentFor()}`;
+    // Only while no connection is open: a new one's handshake (status 'connect') goes through.
+    if (!RECONNECTING.has(client.status)) return undefined;
+    if (downSince !== undefined && Date.now() - downSince >= FAIL_FAST_AFTER_MS) return `Redis at ${where} is unreachable (${lastError})`;
+    return undefined;
+  };
+  // Every command of the client (the stores', scripts', auto-pipelined batches') passes here.
+  client.sendCommand = ((command: Command, ...rest: unknown[]): unknown => {
+    const reason = notServing();
+    if (reason === undefined) return Reflect.apply(send, client, [command, ...rest]);
+    command.reject(new RedisNotServingError(reason));
+    return command.promise;
+  }) as Redis['sendCommand'];
+
   const failed = (error: unknown): RedisUnreachableError => {
     closing = true;
+    clearInterval(liveness);
     client.disconnect();
     // Redis answers, but takes no writes: say so, not that it could not be reached.
     if (isRedisRefusingWrites(redisCause(error))) return lostDuringStart(error, options.url) as RedisUnreachableError;
@@ -200,11 +286,13 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
     where,
     unavailable() {
       if (client.status !== 'ready') return `Redis at ${where} is unreachable (${lastError}); reconnecting`;
+      if (silentSince !== undefined) return `Redis at ${where} has not answered for ${silentFor()} (paused, overloaded, or cut off by the network)`;
       if (checking) return `Redis at ${where} took the connection; asking whether it serves`;
       return loading === undefined ? undefined : `Redis at ${where} is loading its data set (${shownLoading(loading)})`;
     },
     serve() {
       serving = true;
+      watchLiveness();
     },
     started() {
       isStarted = true;
@@ -213,6 +301,7 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
     failed,
     async close() {
       closing = true;
+      clearInterval(liveness);
       if (client.status !== 'ready') {
         client.disconnect();
         return;
