@@ -447,6 +447,31 @@ if (redisServerOrSkip('replicas on Redis')) {
   });
 
   describe('Redis stopped and restarted', { timeout: TEST_TIMEOUT_MS }, () => {
+    it('an /api/v2 create waiting for its decision when Redis goes away answers 503 in FastAPI’s shape within seconds, not after the outage; the payment is there after, and a retry answers it', async () => {
+      const [a] = await replicas();
+      // Its decision is due in 3 s (DEFAULT_DELAY_DELAY_MS) of the replica's manual clock, which does not move: the create waits for it.
+      const started = Date.now();
+      const creating = inject(a, { method: 'POST', url: '/api/v2/payments', headers: { 'x-sim-scenario': 'delay' }, payload: v2Body('tx_away', 'http://127.0.0.1:9/unused') });
+      await eventually(async () => ((await a.app.v2Payments.pendingDecisions()) === 1 ? true : undefined), 'the payment stored, its decision pending');
+      await redis.pause();
+      try {
+        const answered = await creating;
+        // Before, it waited for the whole outage (and the decision after it).
+        expect(Date.now() - started).toBeLessThan(10_000);
+        expect([answered.statusCode, answered.headers['retry-after'], answered.json()]).toEqual([503, '1', { detail: 'The store is unavailable; retry shortly.' }]);
+      } finally {
+        await redis.resume();
+      }
+      await eventually(async () => ((await inject(a, { url: '/readyz' })).statusCode === 200 ? true : undefined), 'readiness after Redis is back');
+      const read = await inject(a, { url: '/api/v2/payments/pay_tx_away' });
+      expect([read.statusCode, read.json().status]).toEqual([200, 'PENDING']);
+      // A retry with the same tx_id answers the payment (its status now), and it is decided when due.
+      const retried = await inject(a, { method: 'POST', url: '/api/v2/payments', payload: v2Body('tx_away', 'http://127.0.0.1:9/unused') });
+      expect([retried.statusCode, retried.headers['idempotent-replayed'], retried.json()]).toEqual([200, 'true', { ok: true, tx_id: 'tx_away', status: 'PENDING', payment_id: 'pay_tx_away' }]);
+      await a.clock.advance(3_000);
+      await eventually(async () => ((await a.app.v2Payments.pendingDecisions()) === 0 ? true : undefined), 'the payment decided');
+    });
+
     it('while Redis is away /readyz says why and calls answer 503 STORE_UNAVAILABLE in their dialect; after it is back, full service without a restart', async () => {
       const [a, b] = await replicas();
       const before = (await createIntent(a, { reservation_id: 'res_4', amount: 1200, scenario: 'delay', delay_ms: 60_000 })).json().payment_intent_id as string;

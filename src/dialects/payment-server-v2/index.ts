@@ -53,7 +53,7 @@ const paymentServerV2: FastifyPluginAsync = async (app) => {
   app.errorShapes.register(v2Errors);
   app.webhooks.signers.register(paymentV2Signer(config.v2.webhookSecret, config.v2.serviceAuthToken));
   const schemes = Object.freeze([V2_SIGNATURE_SCHEME, ...config.v2.extraSchemes]);
-  const waits = new CallbackWaits(config.webhook.timeoutMs);
+  const waits = new CallbackWaits(config.webhook.timeoutMs, () => app.storeUnavailable());
 
   await app.register(async (scope) => {
     const base = createErrorHandler(v2Errors);

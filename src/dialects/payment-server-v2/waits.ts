@@ -9,7 +9,12 @@
  * answer what the first one answers. The waits end on bus events (the dialect's subscriber calls
  * `decided` and `settle`), so nothing polls; the bound is a real-time timer, as the attempt's own
  * timeout is. A wait is process-local: with several replicas, a repeat that reaches another one
- * answers the payment's current status at once.
+ * answers the payment's current status at once. While the store is unavailable (Redis away or
+ * silent) no decision can be made, so the waits end (looked at every 250 ms while any is open):
+ * the route's read of the payment then answers 503 STORE_UNAVAILABLE, or, Redis back already,
+ * its status then (PENDING), as the original answered a payment whose callback had not succeeded;
+ * the payment is decided and its callback sent once the store is back, and a retry with the same
+ * tx_id answers it. Before 2026-12-03 the request waited as long as the outage.
  * @see issue 10 "Endpoints"
  */
 
@@ -20,12 +25,20 @@ interface Wait {
   timer: NodeJS.Timeout | undefined;
 }
 
+/** How often open waits look whether the store is unavailable. */
+const STORE_CHECK_MS = 250;
+
 export class CallbackWaits {
   readonly #waits = new Map<string, Wait>();
   readonly #boundMs: number;
+  readonly #storeUnavailable: () => string | undefined;
+  /** Looks at the store while any wait is open. */
+  #storeCheck: NodeJS.Timeout | undefined;
 
-  constructor(boundMs: number) {
+  /** `storeUnavailable`: why the store cannot be used now (`app.storeUnavailable`), undefined when it can. */
+  constructor(boundMs: number, storeUnavailable: () => string | undefined = () => undefined) {
     this.#boundMs = boundMs;
+    this.#storeUnavailable = storeUnavailable;
   }
 
   /** Waits open right now (creates answering soon). */
@@ -44,6 +57,12 @@ export class CallbackWaits {
     const done = new Promise<void>((r) => (resolve = r));
     const wait: Wait = { id, done, resolve, timer: undefined };
     this.#waits.set(id, wait);
+    if (this.#storeCheck === undefined) {
+      this.#storeCheck = setInterval(() => {
+        if (this.#storeUnavailable() !== undefined) this.close();
+      }, STORE_CHECK_MS);
+      this.#storeCheck.unref();
+    }
     return wait;
   }
 
@@ -75,6 +94,10 @@ export class CallbackWaits {
     this.#waits.delete(wait.id);
     if (wait.timer !== undefined) clearTimeout(wait.timer);
     wait.resolve();
+    if (this.#waits.size === 0) {
+      clearInterval(this.#storeCheck);
+      this.#storeCheck = undefined;
+    }
   }
 }
 
