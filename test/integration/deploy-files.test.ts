@@ -1,6 +1,9 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import type { AddressInfo, Server as NetServer } from 'node:net';
+import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { Deployment, StatefulSet } from 'kubernetes-models/apps/v1';
 import { ConfigMap, Secret, Service } from 'kubernetes-models/v1';
@@ -12,7 +15,7 @@ import { buildTestApp, type TestApp } from '../helpers/app.ts';
 import { REPO } from '../helpers/child.ts';
 import { exportedSeries, queryNames } from '../helpers/promql.ts';
 import { hasPromtool, inCi, PROMTOOL_MISSING } from '../helpers/promtool.ts';
-import { eventually, startReceiver, type Receiver } from '../helpers/receiver.ts';
+import { closedPort, eventually, startReceiver, type Receiver } from '../helpers/receiver.ts';
 import { afterAttempts, createIntent, deliveryWhen } from '../helpers/webhooks.ts';
 
 /**
@@ -483,7 +486,7 @@ describe(`the balancer (${HAPROXY_FILE})`, () => {
       const lines = HAPROXY_SECTIONS.get(backend) ?? [];
       expect(lines, backend).toContain('option httpchk GET /readyz');
       expect(lines.some((l) => /^default-server\b.*\bcheck\b/.test(l)), `${backend} checks its servers`).toBe(true);
-      const servers = lines.filter((l) => l.startsWith('server ')).map((l) => l.split(/\s+/).slice(1, 3));
+      const servers = lines.filter((l) => l.startsWith('server ') && !/\bbackup\b/.test(l)).map((l) => l.split(/\s+/).slice(1, 3));
       expect(servers, backend).toEqual(REPLICAS.map((name) => [name, `${name}:8080`]));
     }
   });
@@ -497,6 +500,70 @@ describe(`the balancer (${HAPROXY_FILE})`, () => {
     expect(HAPROXY_SECTIONS.get('backend console')?.some((l) => l.startsWith('cookie '))).toBe(true);
     // The balancer listens where Compose publishes it.
     expect(HAPROXY_SECTIONS.get('frontend paysim')).toContain('bind :8080');
+  });
+
+  it.skipIf(!hasHaproxy && !inCi)('runs: with no replica ready (Redis away), the requests still reach them and clients get their 503 with Retry-After, not HAProxy\u2019s page; with one ready, only that one', { timeout: 30_000 }, async () => {
+    if (!hasHaproxy) throw new Error(HAPROXY_MISSING);
+    // Two stand-ins for the replicas: /readyz as they answer it while Redis is away (or ready), the rest a native 503.
+    let ready = [false, false];
+    const replicas = await Promise.all(
+      [0, 1].map(async (index) => {
+        const server = createServer((request, response) => {
+          if (request.url === '/readyz') {
+            response.writeHead(ready[index] ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: ready[index] ? 'ready' : 'store_unavailable' }));
+            return;
+          }
+          if (ready[index]) response.writeHead(200, { 'content-type': 'application/json', 'x-replica': String(index) }).end('{"ok":true}');
+          else response.writeHead(503, { 'content-type': 'application/json', 'retry-after': '1', 'x-replica': String(index) }).end('{"error":{"code":"STORE_UNAVAILABLE"}}');
+        });
+        server.listen(0, '127.0.0.1');
+        await once(server, 'listening');
+        return server;
+      }),
+    );
+    const portOf = (server: NetServer): number => (server.address() as AddressInfo).port;
+    const [front, stats] = await Promise.all([closedPort(), closedPort()]);
+    // The file as it is, on this machine's addresses, its checks quicker (200 ms instead of 2 s).
+    const config = read(HAPROXY_FILE)
+      .replaceAll('paysim-1:8080', `127.0.0.1:${portOf(replicas[0]!)}`)
+      .replaceAll('paysim-2:8080', `127.0.0.1:${portOf(replicas[1]!)}`)
+      .replace('bind :8080', `bind 127.0.0.1:${front}`)
+      .replace('bind :8404', `bind 127.0.0.1:${stats}`)
+      .replaceAll('inter 2s', 'inter 200ms');
+    const dir = mkdtempSync(join(tmpdir(), 'paysim-haproxy-'));
+    writeFileSync(join(dir, 'haproxy.cfg'), config);
+    const haproxy = spawn('haproxy', ['-db', '-f', join(dir, 'haproxy.cfg')], { stdio: 'ignore' });
+    const get = async (path: string): Promise<{ status: number; retryAfter: string | null; replica: string | null; body: string }> => {
+      const res = await fetch(`http://127.0.0.1:${front}${path}`);
+      return { status: res.status, retryAfter: res.headers.get('retry-after'), replica: res.headers.get('x-replica'), body: await res.text() };
+    };
+    try {
+      // Both replicas fail their checks (fall 2: a few hundred ms): the backups, the same replicas, answer.
+      const unready = await eventually(async () => {
+        const res = await get('/v1/sim/intents/pay_x').catch(() => undefined);
+        return res !== undefined && res.replica !== null ? res : undefined;
+      }, 'HAProxy up', 10_000);
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      const answers = [];
+      for (let i = 0; i < 4; i++) answers.push(await get('/v1/sim/intents/pay_x'));
+      expect(unready.status).toBe(503);
+      expect(answers.map((a) => [a.status, a.retryAfter, a.body])).toEqual(Array.from({ length: 4 }, () => [503, '1', '{"error":{"code":"STORE_UNAVAILABLE"}}']));
+      // Both backups take requests (option allbackups).
+      expect(new Set(answers.map((a) => a.replica))).toEqual(new Set(['0', '1']));
+
+      // One replica ready again (rise 2): only it is sent requests; the backups wait.
+      ready = [false, true];
+      // (Its backup twin answers 200 as soon as it is ready; the checks take it back as active within rise 2.)
+      await eventually(async () => ((await get('/v1/sim/intents/pay_x')).status === 200 ? true : undefined), 'the ready replica in use', 10_000);
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      const later = [];
+      for (let i = 0; i < 4; i++) later.push(await get('/v1/sim/intents/pay_x'));
+      expect(later.map((a) => [a.status, a.replica])).toEqual(Array.from({ length: 4 }, () => [200, '1']));
+    } finally {
+      haproxy.kill('SIGTERM');
+      await Promise.all(replicas.map((server) => new Promise((resolve) => server.close(resolve))));
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it.skipIf(!hasHaproxy && !inCi)('passes haproxy -c (the replicas\u2019 names resolve only inside Compose)', () => {
