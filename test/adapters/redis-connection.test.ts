@@ -263,6 +263,33 @@ if (redisServerOrSkip('the Redis client')) {
       }
     });
 
+    it('a new connection to a silent Redis: not "unreachable" with the last error, but taken and not answered yet; then serves', { timeout: 30_000 }, async () => {
+      const { server, watched } = await watchedWithLogs();
+      try {
+        watched.serve();
+        watched.started();
+        server.child.kill('SIGSTOP');
+        // A reconnect: the kernel takes the connection for the stopped process, which answers nothing.
+        watched.client.disconnect(true);
+        await until(() => watched.unavailable() !== undefined && !watched.unavailable()!.includes('has not answered for'), 5000, 'the new connection seen');
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        expect([watched.client.status, watched.unavailable()]).toEqual(['connect', `Redis at ${server.url} took the connection and has not answered yet`]);
+        // A second after the connection was lost, calls are not queued for it: 503 at once, nothing run later.
+        await new Promise((resolve) => setTimeout(resolve, FAIL_FAST_AFTER_MS));
+        const refused = await outcome(watched.client.set('late', 'x'));
+        expect(refused).toEqual({ error: `Redis at ${server.url} took the connection and has not answered yet`, notServing: true, unavailable: true, tookMs: expect.any(Number) });
+        expect(refused.tookMs).toBeLessThan(200);
+        server.child.kill('SIGCONT');
+        await until(() => watched.unavailable() === undefined, 5000, 'Redis serving');
+        expect(await watched.client.ping()).toBe('PONG');
+        expect(await watched.client.exists('late')).toBe(0);
+      } finally {
+        server.child.kill('SIGCONT');
+        await watched.close();
+        await server.stop();
+      }
+    });
+
     it('closes even when Redis has gone silent (paused): QUIT is given a while, then the connection is dropped', { timeout: 30_000 }, async () => {
       const server = await startRedisServer();
       try {

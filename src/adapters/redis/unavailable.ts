@@ -30,6 +30,11 @@ export class RedisNotServingError extends Error {
   override name = 'RedisNotServingError';
 }
 
+/** True when `error` is ioredis' time-out of a command that Redis did not answer within `COMMAND_TIMEOUT_MS`. */
+export function isCommandTimeout(error: unknown): boolean {
+  return error instanceof Error && error.message === 'Command timed out';
+}
+
 /** True when `error` is ioredis giving up on a command or Redis saying it cannot serve: never another module's error. */
 export function isRedisGivingUp(error: unknown): boolean {
   return error instanceof Error && (error.name === 'MaxRetriesPerRequestError' || error instanceof RedisNotServingError || UNAVAILABLE_MESSAGES.test(error.message));

@@ -3,7 +3,7 @@ import { Command, type Redis } from 'ioredis';
 import type { FastifyBaseLogger } from 'fastify';
 import { StoreUnavailableError } from '../../core/errors.ts';
 import { createRedisClient, LOADED, LOADING_SEEN, redisLoading, shownLoading, shownRedisUrl, type RedisConnectionOptions, type RedisLoading } from './connection.ts';
-import { isRedisGivingUp, isRedisRefusingWrites, RedisNotServingError, refusalHint } from './unavailable.ts';
+import { isCommandTimeout, isRedisGivingUp, isRedisRefusingWrites, RedisNotServingError, refusalHint } from './unavailable.ts';
 
 /** A start that cannot reach Redis: told on one line, like a bad configuration. */
 export class RedisUnreachableError extends Error {
@@ -63,8 +63,11 @@ export const SILENT_AFTER_MS = 2000;
  */
 export const FAIL_FAST_AFTER_MS = 1000;
 
-/** ioredis' states between a lost connection and the next one open, when a command would wait in its offline queue. */
-const RECONNECTING: ReadonlySet<string> = new Set(['close', 'reconnecting', 'connecting']);
+/**
+ * ioredis' states between a lost connection and the next one serving, when a command would wait in
+ * its offline queue: `connect` is a connection taken whose handshake has no answer yet.
+ */
+const RECONNECTING: ReadonlySet<string> = new Set(['close', 'reconnecting', 'connecting', 'connect']);
 
 /** The reason a start gives while no attempt has failed yet. */
 const NOT_CONNECTED = 'not connected yet';
@@ -233,18 +236,21 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
     }, LIVENESS_EVERY_MS);
     liveness.unref();
   };
-  /** Why a command is not sent now (Redis silent, or unreachable for FAIL_FAST_AFTER_MS), or undefined to send it. */
-  const notServing = (): string | undefined => {
+  /**
+   * Why `command` is not sent now (Redis silent, or without a connection that answers for
+   * FAIL_FAST_AFTER_MS), or undefined to send it. A new connection's handshake always goes.
+   */
+  const notServing = (command: Command): string | undefined => {
     if (!serving || closing) return undefined;
     if (client.status === 'ready') return silentSince === undefined ? undefined : `Redis at ${where} has not answered for ${silentFor()}`;
-    // Only while no connection is open: a new one's handshake (status 'connect') goes through.
+    if (client.status === 'connect' && Command.checkFlag('HANDSHAKE_COMMANDS', command.name)) return undefined;
     if (!RECONNECTING.has(client.status)) return undefined;
-    if (downSince !== undefined && Date.now() - downSince >= FAIL_FAST_AFTER_MS) return `Redis at ${where} is unreachable (${lastError})`;
+    if (downSince !== undefined && Date.now() - downSince >= FAIL_FAST_AFTER_MS) return client.status === 'connect' ? `Redis at ${where} took the connection and has not answered yet` : `Redis at ${where} is unreachable (${lastError})`;
     return undefined;
   };
   // Every command of the client (the stores', scripts', auto-pipelined batches') passes here.
   client.sendCommand = ((command: Command, ...rest: unknown[]): unknown => {
-    const reason = notServing();
+    const reason = notServing(command);
     if (reason === undefined) return Reflect.apply(send, client, [command, ...rest]);
     command.reject(new RedisNotServingError(reason));
     return command.promise;
@@ -270,7 +276,9 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
   await untilSilentFor(REDIS_START_TIMEOUT_MS, async (heard) => {
     let toldAt = Number.NEGATIVE_INFINITY;
     for (;;) {
-      const progress = await redisLoading(client);
+      // A PING unanswered within its time-out is asked again: the start's own bound is on silence, above.
+      const progress = await redisLoading(client).catch((error: unknown) => (isCommandTimeout(error) ? UNANSWERED : Promise.reject(error)));
+      if (progress === UNANSWERED) continue;
       heard();
       if (progress === undefined) return;
       if (Date.now() - toldAt >= LOADING_LOG_EVERY_MS) {
@@ -285,6 +293,8 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
     client,
     where,
     unavailable() {
+      // Connected, its first exchange unanswered (Redis silent, or loading a data set without answering meanwhile).
+      if (client.status === 'connect') return `Redis at ${where} took the connection and has not answered yet`;
       if (client.status !== 'ready') return `Redis at ${where} is unreachable (${lastError}); reconnecting`;
       if (silentSince !== undefined) return `Redis at ${where} has not answered for ${silentFor()} (paused, overloaded, or cut off by the network)`;
       if (checking) return `Redis at ${where} took the connection; asking whether it serves`;
@@ -315,6 +325,9 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
     },
   };
 }
+
+/** A start's PING that Redis did not answer within its time-out. */
+const UNANSWERED = Symbol('unanswered');
 
 /** Redis said nothing for REDIS_START_TIMEOUT_MS. */
 class SilentRedis extends Error {
