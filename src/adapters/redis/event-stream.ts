@@ -23,8 +23,10 @@ export interface RedisEventStreamOptions {
   keyPrefix: string;
   /** Entries kept, about (EVENTS_STREAM_MAX_LEN): `MAXLEN ~` trims whole nodes, so up to a node more stay. */
   maxLen: number;
-  /** Told when appending starts failing (once per outage) and how many events were missed when it works again. */
+  /** Told when appending starts failing (once per outage). */
   onError: (error: unknown, context: string) => void;
+  /** Told, once appending works again after it failed, how many events were not appended meanwhile. */
+  onMissed: (count: number) => void;
 }
 
 /**
@@ -93,7 +95,7 @@ export class RedisEventStream {
     this.#append(this.#keys, args).then(
       () => {
         if (this.#failing === 0) return;
-        this.#options.onError(new Error(`${this.#failing} event(s) were not appended while Redis was unreachable`), 'appending to the event stream');
+        this.#options.onMissed(this.#failing);
         this.#failing = 0;
       },
       (error: unknown) => {

@@ -21,6 +21,7 @@ export default fp<EventStreamOptions>(
       keyPrefix: options.keyPrefix,
       maxLen: app.core.config.eventsStream.maxLen,
       onError: (error, context) => app.log.error({ err: error }, `event stream: ${context} failed`),
+      onMissed: (count) => app.log.error({ missed_events: count }, `event stream: appending works again; ${count} event(s) published while Redis was unreachable are not in the stream (event_stream_missed_events counts them)`),
     });
     const detach = stream.attach(app.core.bus);
     new Gauge({
