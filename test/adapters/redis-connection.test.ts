@@ -218,9 +218,9 @@ if (redisServerOrSkip('the Redis client')) {
         expect(foundMs).toBeGreaterThanOrEqual(SILENT_AFTER_MS - 600);
         expect(watched.unavailable()).toMatch(new RegExp(`^Redis at ${server.url} has not answered for \\d+ s \\(paused, overloaded, or cut off by the network\\)$`));
         expect(warnings()).toEqual(['Redis has not answered for 2 s (paused, overloaded, or cut off by the network): store calls answer 503 STORE_UNAVAILABLE until it answers; those sent before may still run when it does']);
-        // Sent before the silence was found: it fails once its time-out (3 s) is up, as STORE_UNAVAILABLE too.
+        // Sent before the silence was found: it fails as it is found, as STORE_UNAVAILABLE too.
         // (Auto-pipelined calls wait for the batch in flight: the next batch goes once it has failed.)
-        expect(await sentBefore).toEqual({ error: 'Command timed out', notServing: false, unavailable: true, tookMs: expect.any(Number) });
+        expect(await sentBefore).toEqual({ error: expect.stringMatching(new RegExp(`^Redis at ${server.url} has not answered for \\d+ s$`)), notServing: true, unavailable: true, tookMs: expect.any(Number) });
         const refused = await outcome(watched.client.incr('counter'));
         expect(refused).toEqual({ error: expect.stringMatching(new RegExp(`^Redis at ${server.url} has not answered for \\d+ s$`)), notServing: true, unavailable: true, tookMs: expect.any(Number) });
         expect(refused.tookMs).toBeLessThan(200);
@@ -231,6 +231,59 @@ if (redisServerOrSkip('the Redis client')) {
         // The INCR sent before ran when Redis read it; the one refused was never sent.
         expect(await watched.client.get('counter')).toBe('1');
         expect(warnings()).toHaveLength(1);
+      } finally {
+        server.child.kill('SIGCONT');
+        await watched.close();
+        await server.stop();
+      }
+    });
+
+    it('a stall of this process longer than a command’s wait (3.5 s of busy loop) fails nothing Redis answered meanwhile, nor is Redis taken for silent', { timeout: 30_000 }, async () => {
+      const { server, watched, warnings } = await watchedWithLogs();
+      try {
+        watched.serve();
+        watched.started();
+        await watched.client.set('stalled', '0');
+        // Let a liveness PING be out, then stall: its answer and the INCR's wait unread in the socket.
+        await new Promise((resolve) => setTimeout(resolve, 600));
+        const incremented = outcome(watched.client.incr('stalled'));
+        await new Promise((resolve) => setImmediate(resolve));
+        const until = Date.now() + 3_500;
+        while (Date.now() < until) {
+          // busy: no timer, no I/O
+        }
+        // Before 2026-12-03 (a 3 s commandTimeout) this was 'Command timed out', a 503 for a write that happened.
+        expect(await incremented).toEqual({ value: 1, tookMs: expect.any(Number) });
+        await new Promise((resolve) => setTimeout(resolve, 1_000));
+        expect([watched.unavailable(), warnings()]).toEqual([undefined, []]);
+      } finally {
+        await watched.close();
+        await server.stop();
+      }
+    });
+
+    it('an auto-pipelined batch is let through or refused whole: a CLIENT command in it is not a handshake, and no later reply goes to the wrong call', { timeout: 30_000 }, async () => {
+      const { server, watched } = await watchedWithLogs();
+      try {
+        watched.serve();
+        watched.started();
+        await watched.client.set('b1', 'one');
+        server.child.kill('SIGSTOP');
+        // A new connection the stopped Redis' kernel takes (once ioredis has destroyed the old one,
+        // which the stopped process never closes): ioredis waits in 'connect' for its handshake.
+        watched.client.disconnect(true);
+        await until(() => watched.client.status === 'connect', 8000, 'a new connection taken');
+        await new Promise((resolve) => setTimeout(resolve, FAIL_FAST_AFTER_MS + 300));
+        expect(watched.client.status).toBe('connect');
+        // One batch (same tick): an upper-case CLIENT, as the delivery queue sends it, and a GET.
+        const [unblock, read] = [outcome(watched.client.call('CLIENT', 'UNBLOCK', '12345')), outcome(watched.client.get('b1'))];
+        // Before, the CLIENT went (as if a handshake) and the GET did not: the half batch was never written.
+        expect(await unblock).toMatchObject({ notServing: true });
+        expect(await read).toMatchObject({ notServing: true });
+        server.child.kill('SIGCONT');
+        await until(() => watched.unavailable() === undefined, 5000, 'Redis serving');
+        // Replies go to their own calls.
+        expect(await Promise.all([watched.client.get('b1'), watched.client.ping(), watched.client.set('b2', 'two'), watched.client.get('b2')])).toEqual(['one', 'PONG', 'OK', 'two']);
       } finally {
         server.child.kill('SIGCONT');
         await watched.close();

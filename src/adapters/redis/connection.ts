@@ -46,15 +46,15 @@ export function createRedisClient(options: Pick<RedisConnectionOptions, 'url'>):
 }
 
 /**
- * How long a command waits for its reply before it fails (ioredis' `commandTimeout`, whose error
- * the guarded stores answer as STORE_UNAVAILABLE): a Redis that stops answering without closing
- * the connection (paused, swapping, cut off by the network) would otherwise hold each call, and
- * the request that made it, for as long as it is silent. Such a command was sent, so Redis may
- * still run it when it answers again (README: "Redis silent"). Well above the delivery queue's
- * blocking reads (at most 1 s) and any script's run; the process' own watch (`openRedis`) tells a
- * silent Redis sooner and fails the calls made after that at once.
+ * The last bound on a command's wait for its reply (ioredis' `commandTimeout`, whose error the
+ * guarded stores answer as STORE_UNAVAILABLE), for a connection the process' own watch does not
+ * look at: one whose first exchange goes unanswered (a silent Redis took it). On a serving
+ * connection the watch (`openRedis`) finds a silent Redis sooner (2 s) and fails what is in flight
+ * then. Long, because ioredis' timer runs before the reply waiting in the socket is read: a stall
+ * of this process as long as it (a VM paused, a throttled container) would fail commands Redis ran.
+ * The delivery queue's blocking reader has none (`delivery-queue.ts`).
  */
-export const COMMAND_TIMEOUT_MS = 3000;
+export const COMMAND_TIMEOUT_MS = 10_000;
 
 /**
  * A reply of a replica to a write (`READONLY`): after a failover the open connection stays on the

@@ -121,7 +121,9 @@ export class RedisDeliveryQueue implements DeliveryQueue {
 
   private constructor(client: Redis, log: RedisDeliveryLog, options: RedisDeliveryQueueOptions) {
     this.#client = client;
-    this.#reader = client.duplicate();
+    // No command time-out: its blocking read is bounded by its BLOCK, and a read timed out while
+    // Redis is silent would still run when Redis answers, taking entries whose reply nobody reads.
+    this.#reader = client.duplicate({ commandTimeout: undefined });
     // Without a listener ioredis prints every failed reconnect of this connection to stderr. An
     // outage is logged once by the shared client's listener (src/adapters/redis/watched-client.ts), and a
     // failed read is reported through `onError`.

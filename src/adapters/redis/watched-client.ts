@@ -205,6 +205,8 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
   const silentFor = (): string => `${Math.round((Date.now() - (silentSince ?? Date.now()) + SILENT_AFTER_MS) / 1000)} s`;
   /** ioredis' own send, past the gate below. */
   const send = client.sendCommand.bind(client);
+  /** Commands sent (written, or queued for the connection) and maybe unanswered: failed when Redis is found silent. */
+  let sent: Command[] = [];
   const answered = (): void => {
     unansweredSince = undefined;
     if (silentSince === undefined) return;
@@ -222,6 +224,7 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
   let liveness: NodeJS.Timeout | undefined;
   const watchLiveness = (): void => {
     liveness = setInterval(() => {
+      sent = sent.filter((command) => !isSettled(command));
       if (closing || client.status !== 'ready') return;
       const since = unansweredSince;
       // While silent, a PING each time: the first one answered says Redis is back.
@@ -232,26 +235,49 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
         if (closing || unansweredSince !== since || silentSince !== undefined || client.status !== 'ready') return;
         silentSince = Date.now();
         log.warn({ redis: where }, `Redis has not answered for ${SILENT_AFTER_MS / 1000} s (paused, overloaded, or cut off by the network): store calls answer 503 STORE_UNAVAILABLE until it answers; those sent before may still run when it does`);
+        // What was sent and is unanswered fails now (its reply, if Redis ever sends it, is dropped).
+        const unanswered = sent;
+        sent = [];
+        for (const command of unanswered) if (!isSettled(command)) command.reject(new RedisNotServingError(`Redis at ${where} has not answered for ${silentFor()}`));
       });
     }, LIVENESS_EVERY_MS);
     liveness.unref();
   };
   /**
    * Why `command` is not sent now (Redis silent, or without a connection that answers for
-   * FAIL_FAST_AFTER_MS), or undefined to send it. A new connection's handshake always goes.
+   * FAIL_FAST_AFTER_MS), or undefined to send it. A new connection's handshake always goes (its
+   * commands come alone, as ioredis sends them; one in a batch is the batch's).
    */
-  const notServing = (command: Command): string | undefined => {
+  const notServing = (command: Command, batched: boolean): string | undefined => {
     if (!serving || closing) return undefined;
     if (client.status === 'ready') return silentSince === undefined ? undefined : `Redis at ${where} has not answered for ${silentFor()}`;
-    if (client.status === 'connect' && Command.checkFlag('HANDSHAKE_COMMANDS', command.name)) return undefined;
+    if (client.status === 'connect' && !batched && Command.checkFlag('HANDSHAKE_COMMANDS', command.name)) return undefined;
     if (!RECONNECTING.has(client.status)) return undefined;
     if (downSince !== undefined && Date.now() - downSince >= FAIL_FAST_AFTER_MS) return client.status === 'connect' ? `Redis at ${where} took the connection and has not answered yet` : `Redis at ${where} is unreachable (${lastError})`;
     return undefined;
   };
+  /**
+   * The decision on each auto-pipelined batch, taken at its first command: a batch's text goes to
+   * the socket only once every command of it is written, so half a batch let through (the time
+   * crossing FAIL_FAST_AFTER_MS as it is sent) would be queued and never written, and each later
+   * reply would go to the wrong call.
+   */
+  const batches = new WeakMap<object, { reason: string | undefined }>();
   // Every command of the client (the stores', scripts', auto-pipelined batches') passes here.
-  client.sendCommand = ((command: Command, ...rest: unknown[]): unknown => {
-    const reason = notServing(command);
-    if (reason === undefined) return Reflect.apply(send, client, [command, ...rest]);
+  client.sendCommand = ((command: Command, stream?: unknown, ...rest: unknown[]): unknown => {
+    let reason: string | undefined;
+    if (typeof stream === 'object' && stream !== null) {
+      let batch = batches.get(stream);
+      if (batch === undefined) {
+        batch = { reason: notServing(command, true) };
+        batches.set(stream, batch);
+      }
+      reason = batch.reason;
+    } else reason = notServing(command, false);
+    if (reason === undefined) {
+      if (serving) sent.push(command);
+      return Reflect.apply(send, client, [command, stream, ...rest]);
+    }
     command.reject(new RedisNotServingError(reason));
     return command.promise;
   }) as Redis['sendCommand'];
@@ -324,6 +350,11 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
       if ((client.status as string) !== 'end') client.disconnect();
     },
   };
+}
+
+/** Whether ioredis has settled `command` (answered, failed or timed out): its `isSettled`, untyped. */
+function isSettled(command: Command): boolean {
+  return (command as Command & { isSettled?: boolean }).isSettled === true;
 }
 
 /** A start's PING that Redis did not answer within its time-out. */

@@ -10,7 +10,8 @@
  * `decided` and `settle`), so nothing polls; the bound is a real-time timer, as the attempt's own
  * timeout is. A wait is process-local: with several replicas, a repeat that reaches another one
  * answers the payment's current status at once. While the store is unavailable (Redis away or
- * silent) no decision can be made, so the waits end (looked at every 250 ms while any is open):
+ * silent) no decision can be made, so the waits end once it has been so for a second (looked at
+ * every 250 ms while any is open; a reconnect's blip ends none):
  * the route's read of the payment then answers 503 STORE_UNAVAILABLE, or, Redis back already,
  * its status then (PENDING), as the original answered a payment whose callback had not succeeded;
  * the payment is decided and its callback sent once the store is back, and a retry with the same
@@ -27,6 +28,8 @@ interface Wait {
 
 /** How often open waits look whether the store is unavailable. */
 const STORE_CHECK_MS = 250;
+/** How long the store must have been unavailable, at every look, for the waits to end. */
+const STORE_GONE_MS = 1000;
 
 export class CallbackWaits {
   readonly #waits = new Map<string, Wait>();
@@ -34,6 +37,8 @@ export class CallbackWaits {
   readonly #storeUnavailable: () => string | undefined;
   /** Looks at the store while any wait is open. */
   #storeCheck: NodeJS.Timeout | undefined;
+  /** Since when the store has been unavailable at every look (undefined: it was available at the last one). */
+  #storeGoneSince: number | undefined;
 
   /** `storeUnavailable`: why the store cannot be used now (`app.storeUnavailable`), undefined when it can. */
   constructor(boundMs: number, storeUnavailable: () => string | undefined = () => undefined) {
@@ -59,7 +64,8 @@ export class CallbackWaits {
     this.#waits.set(id, wait);
     if (this.#storeCheck === undefined) {
       this.#storeCheck = setInterval(() => {
-        if (this.#storeUnavailable() !== undefined) this.close();
+        if (this.#storeUnavailable() === undefined) this.#storeGoneSince = undefined;
+        else if (Date.now() - (this.#storeGoneSince ??= Date.now()) >= STORE_GONE_MS) this.close();
       }, STORE_CHECK_MS);
       this.#storeCheck.unref();
     }
@@ -97,6 +103,7 @@ export class CallbackWaits {
     if (this.#waits.size === 0) {
       clearInterval(this.#storeCheck);
       this.#storeCheck = undefined;
+      this.#storeGoneSince = undefined;
     }
   }
 }
