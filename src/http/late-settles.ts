@@ -12,8 +12,28 @@ export const LATE_SETTLE_MAX_MS = 5_000;
  */
 export const LATE_SETTLES_MAX = 1_000;
 
+/** What a late write is, for its log lines: when it cannot wait, and when a try fails for another reason than the store's absence. */
+export interface LateWriteKind {
+  dropped: string;
+  failed: string;
+}
+
+/** An Idempotency-Key's settle (the default kind). */
+export const IDEMPOTENCY_SETTLE: LateWriteKind = {
+  dropped: 'an Idempotency-Key the store could not settle is not tried again: too many wait; it stays begun until its TTL, or with Redis until this replica’s mark of life lapses',
+  failed: 'an Idempotency-Key settle tried again failed; the key stays begun until its TTL, or with Redis until this replica’s mark of life lapses',
+};
+
+/** The end of a booking payment that the store's outage cut short (src/core/bookings/payments.ts). */
+export const BOOKING_PAYMENT_ABANDON: LateWriteKind = {
+  dropped: 'a booking payment that the store’s outage cut short is not ended later: too many writes wait; its booking stays in payment until its hold has passed',
+  failed: 'ending a booking payment that the store’s outage cut short failed; its booking stays in payment until its hold has passed',
+};
+
 /**
- * Idempotency-Key settles (a request's answer stored, or its key given back after a 5xx) that the
+ * Writes the store refused because it could not be reached (Redis away), tried again: chiefly
+ * Idempotency-Key settles (a request's answer stored, or its key given back after a 5xx), and the
+ * end of a booking payment an outage cut short (`BOOKING_PAYMENT_ABANDON`). Those the
  * store refused because it could not be reached (Redis away): each is tried again, 250 ms later
  * and then at doubling intervals of at most 5 s, until the store takes it or the app closes. A late
  * settle is safe: it touches only its own request's claim of the key (`IdempotencyStore`), never
@@ -42,13 +62,13 @@ export class LateSettles {
   }
 
   /** Tries `settle` again later, until it is taken; false when it cannot wait (the app closes, or too many wait). */
-  add(settle: () => Promise<void>): boolean {
+  add(settle: () => Promise<void>, kind: LateWriteKind = IDEMPOTENCY_SETTLE): boolean {
     if (this.#closed) return false;
     if (this.pending >= LATE_SETTLES_MAX) {
-      this.#log.warn({ waiting: this.pending }, 'an Idempotency-Key the store could not settle is not tried again: too many wait; it stays begun until its TTL, or with Redis until this replica’s mark of life lapses');
+      this.#log.warn({ waiting: this.pending }, kind.dropped);
       return false;
     }
-    this.#wait(settle, LATE_SETTLE_FIRST_MS);
+    this.#wait(settle, LATE_SETTLE_FIRST_MS, kind);
     return true;
   }
 
@@ -59,7 +79,7 @@ export class LateSettles {
     this.#timers.clear();
   }
 
-  #wait(settle: () => Promise<void>, delayMs: number): void {
+  #wait(settle: () => Promise<void>, delayMs: number, kind: LateWriteKind): void {
     const timer = this.#clock.schedule(delayMs, () => {
       this.#timers.delete(timer);
       if (this.#closed) return;
@@ -71,8 +91,8 @@ export class LateSettles {
         (error: unknown) => {
           this.#trying--;
           if (this.#closed) return;
-          if (isStoreUnavailable(error)) this.#wait(settle, Math.min(LATE_SETTLE_MAX_MS, delayMs * 2));
-          else this.#log.error({ err: error }, 'an Idempotency-Key settle tried again failed; the key stays begun until its TTL, or with Redis until this replica’s mark of life lapses');
+          if (isStoreUnavailable(error)) this.#wait(settle, Math.min(LATE_SETTLE_MAX_MS, delayMs * 2), kind);
+          else this.#log.error({ err: error }, kind.failed);
         },
       );
     });

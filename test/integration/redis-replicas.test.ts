@@ -447,6 +447,38 @@ if (redisServerOrSkip('replicas on Redis')) {
   });
 
   describe('Redis stopped and restarted', { timeout: TEST_TIMEOUT_MS }, () => {
+    it('a booking payment cut short by the outage answers 503, and once Redis is back its retry is taken (not refused as in progress until the hold has passed)', async () => {
+      const [a] = await replicas({ MOCK_MIN_DELAY_MS: '1000', MOCK_MAX_DELAY_MS: '1000' });
+      const headers = { 'x-user-id': 'user_cut' };
+      const booked = await inject(a, { method: 'POST', url: '/bookings', headers, payload: { performanceId: 'perf_001', quantity: 1, paymentMethod: 'CREDIT_CARD' } });
+      expect(booked.statusCode).toBe(201);
+      const bookingId = booked.json().bookingId as string;
+      const pay = () => inject(a, { method: 'POST', url: '/payments/execute', headers, payload: { bookingId, paymentMethodToken: 'tok_visa', cvv: '120' } });
+      // In flight: its processing delay (1 s of the replica's clock) runs after Redis has gone.
+      const cut = pay();
+      await eventually(async () => ((await a.app.bookings.service.counts()).paymentsInFlight === 1 ? true : undefined), 'the payment in flight');
+      await redis.pause();
+      try {
+        await a.clock.advance(1_000);
+        const answered = await cut;
+        expect([answered.statusCode, answered.headers['retry-after'], answered.json()]).toEqual([503, '1', { error: 'The store is unavailable; retry shortly.', code: 'STORE_UNAVAILABLE' }]);
+      } finally {
+        await redis.resume();
+      }
+      await eventually(async () => ((await inject(a, { url: '/readyz' })).statusCode === 200 ? true : undefined), 'readiness after Redis is back');
+      // The payment's end is tried again (250 ms, then doubling, on the replica's clock) and taken now.
+      await eventually(async () => {
+        await a.clock.advance(500);
+        return (await a.app.bookings.service.counts()).paymentsInFlight === 0 ? true : undefined;
+      }, 'the cut payment ended');
+      const retried = pay();
+      await eventually(async () => ((await a.app.bookings.service.counts()).paymentsInFlight === 1 ? true : undefined), 'the retry in flight');
+      await a.clock.advance(1_000);
+      const paid = await retried;
+      // Before, 409 PAYMENT_ALREADY_PROCESSED ("already in progress") until the hold had passed.
+      expect([paid.statusCode, paid.json().finalStatus]).toEqual([200, 'SUCCESS']);
+    });
+
     it('an /api/v2 create waiting for its decision when Redis goes away answers 503 in FastAPI’s shape within seconds, not after the outage; the payment is there after, and a retry answers it', async () => {
       const [a] = await replicas();
       // Its decision is due in 3 s (DEFAULT_DELAY_DELAY_MS) of the replica's manual clock, which does not move: the create waits for it.

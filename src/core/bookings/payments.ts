@@ -1,5 +1,5 @@
 import type { Clock } from '../clock.ts';
-import { DomainError, notFound, validationFailed, type FieldIssue } from '../errors.ts';
+import { DomainError, isStoreUnavailable, notFound, validationFailed, type FieldIssue } from '../errors.ts';
 import type { EventBus } from '../events.ts';
 import type { IdFactory } from '../ids.ts';
 import type { BookingStore, SeatStore } from '../ports.ts';
@@ -37,6 +37,11 @@ export interface BookingPaymentsDeps {
   scheduler: Scheduler;
   settlement: Settlement;
   config: BookingConfig;
+  /**
+   * Tries a write the store could not take (it is unavailable) again later, until it can (the
+   * app's `LateSettles`); false when it cannot wait. Unset: such a write is not tried again.
+   */
+  retryWhenStoreIsBack?: ((write: () => Promise<void>) => boolean) | undefined;
 }
 
 export interface ExecutePaymentInput {
@@ -179,7 +184,10 @@ export class BookingPayments {
    * Runs `fn` after a delay drawn uniformly from [mockMinDelayMs, mockMaxDelayMs] on the injected
    * clock; with no delay, at once. If `fn` fails, the payment in flight is ended without a result
    * and the booking's expiry job runs at once (it finishes a payment recorded but not settled, and
-   * looks again at the end of the hold), so the booking can never stay held forever.
+   * looks again at the end of the hold), so the booking can never stay held forever. When the store
+   * cannot take that either (Redis went away during the payment: the client gets 503 and retries),
+   * it is tried again until it can (`retryWhenStoreIsBack`): before 2026-12-03 the payment stayed
+   * in flight, and each retry was refused as in progress, until the hold had passed.
    */
   async #afterProcessingDelay<T>(booking: Booking, fn: () => Promise<T>): Promise<T> {
     const { mockMinDelayMs: min, mockMaxDelayMs: max } = this.#deps.config;
@@ -189,9 +197,17 @@ export class BookingPayments {
       if (delayMs > 0) await new Promise<void>((resolve) => this.#deps.clock.schedule(delayMs, resolve));
       return await fn();
     } catch (error) {
-      await this.#deps.bookings.abortPayment(booking.id);
-      // Its expiry job now: it settles a payment recorded but not settled at once, and looks again at the hold's end.
-      await this.#deps.scheduler.schedule(EXPIRE_JOB, booking.id, this.#deps.clock.now());
+      const abandon = async (): Promise<void> => {
+        await this.#deps.bookings.abortPayment(booking.id);
+        // Its expiry job now: it settles a payment recorded but not settled at once, and looks again at the hold's end.
+        await this.#deps.scheduler.schedule(EXPIRE_JOB, booking.id, this.#deps.clock.now());
+      };
+      try {
+        await abandon();
+      } catch (abandonError) {
+        // Safe later too: a payment in flight blocks any other one, and the abort ends only the one in flight.
+        if (!isStoreUnavailable(abandonError) || this.#deps.retryWhenStoreIsBack?.(abandon) !== true) throw abandonError;
+      }
       throw error;
     } finally {
       this.#inFlight--;

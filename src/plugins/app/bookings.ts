@@ -6,6 +6,7 @@ import { Catalog, type Performance } from '../../core/bookings/performances.ts';
 import { BookingService } from '../../core/bookings/service.ts';
 import { Settlement } from '../../core/bookings/settlement.ts';
 import { createRandom } from '../../core/random.ts';
+import { BOOKING_PAYMENT_ABANDON } from '../../http/late-settles.ts';
 import { waitUntil } from './lifecycle.ts';
 import { oncePerScrape } from './metrics.ts';
 
@@ -55,6 +56,7 @@ export default fp(
       scheduler,
       settlement,
       config: bookingConfig,
+      retryWhenStoreIsBack: (write) => app.core.lateSettles.add(write, BOOKING_PAYMENT_ABANDON),
     });
     const inbox = new InboxProcessor({ clock, ids, bus, bookings, scheduler, settlement });
 
