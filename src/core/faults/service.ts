@@ -73,6 +73,9 @@ const NO_FAULTS_RESOLVED = Promise.resolve(NO_FAULTS);
 /** A plan being filled in. */
 type Mutable<T extends { ruleIds: readonly string[] }> = Omit<T, 'ruleIds'> & { ruleIds: string[] };
 
+/** How long a caller with rules compiled before waits for a read of the store's revision (real time) before it goes on with those. */
+const STALE_WAIT_MS = 100;
+
 interface CacheEntry {
   matcher: RuleMatcher;
   revision: number;
@@ -84,6 +87,8 @@ export class FaultRuleService {
   readonly #deps: FaultRuleServiceDeps;
   readonly #cache = new Map<string, CacheEntry>();
   readonly #loading = new Map<string, Promise<RuleMatcher>>();
+  /** When each read of the store in #loading started (real time): how long callers with rules compiled before may still wait for it. */
+  readonly #loadStartedAt = new WeakMap<Promise<RuleMatcher>, number>();
   /** Bumped by every change this service makes, so a load that started before it is not cached after it. */
   #generation = 0;
 
@@ -250,11 +255,26 @@ export class FaultRuleService {
   /**
    * The namespace's rules as the store has them. When the store cannot be read (Redis away) and
    * rules were compiled before, those go on applying, and the store is asked again `refreshMs`
-   * later, not on every request: a route that needs no store does not fail with it.
+   * later, not on every request: a route that needs no store does not fail with it. Nor does it
+   * wait on a store slow to answer (Redis silent, before it is found so): with rules compiled
+   * before, callers wait for a read at most STALE_WAIT_MS of real time from its start, then go on
+   * with those while it goes on (before 2026-12-03 such a request waited as long as the read, 2.5 s
+   * at the start of a silence, a helper measured).
    */
   #matcher(namespace: string): Promise<RuleMatcher> {
-    const loading = this.#loading.get(namespace);
-    if (loading !== undefined) return loading;
+    const load = this.#loading.get(namespace) ?? this.#startLoad(namespace);
+    const stale = this.#cache.get(namespace);
+    if (stale === undefined) return load;
+    const left = STALE_WAIT_MS - (Date.now() - (this.#loadStartedAt.get(load) ?? Date.now()));
+    if (left <= 0) return Promise.resolve(stale.matcher);
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<RuleMatcher>((resolve) => {
+      timer = setTimeout(() => resolve(stale.matcher), left);
+    });
+    return Promise.race([load, late]).finally(() => clearTimeout(timer));
+  }
+
+  #startLoad(namespace: string): Promise<RuleMatcher> {
     const load = this.#load(namespace)
       .catch((error: unknown) => {
         const entry = this.#cache.get(namespace);
@@ -266,6 +286,7 @@ export class FaultRuleService {
         if (this.#loading.get(namespace) === load) this.#loading.delete(namespace);
       });
     this.#loading.set(namespace, load);
+    this.#loadStartedAt.set(load, Date.now());
     return load;
   }
 
