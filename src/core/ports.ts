@@ -159,8 +159,12 @@ export interface BookingStore {
    * and writes its inbox event, in one step. Undefined unless the booking is pending with a payment in flight.
    */
   recordPayment(id: string, paymentIntent: BookingPaymentIntent, event: InboxEvent, paymentMethod?: string): Promise<Booking | undefined>;
-  /** Ends a payment in flight without a result (its guards failed after the delay). */
-  abortPayment(id: string): Promise<void>;
+  /**
+   * Ends a payment in flight without a result (its guards failed after the delay). `token`, the same
+   * for every try of one abort: a try run twice (its reply lost) ends the payment once, not a later
+   * one begun meanwhile (a store whose replies can be lost keeps what it did under it; default: new).
+   */
+  abortPayment(id: string, token?: string): Promise<void>;
   /** Sets `to` (and `settledAt` = `at`) if the booking is in one of `from` and no payment is in flight (`unpaid`: and its payment is PENDING). */
   transition(id: string, from: readonly BookingStatus[], to: BookingStatus, at: number, options?: { unpaid?: boolean }): Promise<Transition<Booking>>;
   /** Expires (`settledAt` = `now`) a pending, unpaid booking without a payment in flight whose hold has lapsed; the booking if it did. */

@@ -138,13 +138,19 @@ withRedisServer('Redis scripts sent again after another replica changed their re
     expect(await storeB.begin('POST /v1/sim/intent', 'k1', 'fp', T0 + 1)).toEqual({ kind: 'in_progress' });
   });
 
-  it('bookings: a payment’s abort sent again after another payment of the booking began leaves that payment in flight, and its result is recorded', async () => {
+  /** A booking with a payment in flight, in the stores of two replicas. */
+  async function aPaymentInFlight() {
     const { keyPrefix, a, b } = twoReplicas();
     const storeA = new RedisBookingStore(a, { keyPrefix, ttlMs: DAY, maxBookings: 100 });
     const storeB = new RedisBookingStore(b, { keyPrefix, ttlMs: DAY, maxBookings: 100 });
     const booking = aBooking();
     await storeA.insert(booking);
     expect((await storeA.beginPayment(booking.id, 'user_1', 'execute', T0 + 1)).kind).toBe('started');
+    return { a, storeA, storeB, booking };
+  }
+
+  it('bookings: a payment’s abort sent again after another payment of the booking began leaves that payment in flight, and its result is recorded', async () => {
+    const { a, storeA, storeB, booking } = await aPaymentInFlight();
     await resentAfter(
       a,
       () => storeA.abortPayment(booking.id),
@@ -153,6 +159,17 @@ withRedisServer('Redis scripts sent again after another replica changed their re
     expect((await storeB.get(booking.id))?.paymentInFlight).toBe('direct');
     const recorded = await storeB.recordPayment(booking.id, { status: 'SUCCESS', pgMockData: null }, anInboxEvent(booking.id));
     expect(recorded?.paymentIntent.status).toBe('SUCCESS');
+  });
+
+  it('bookings: a later try of one abort (its token again: the first ran, its answer lost) leaves the payment begun since in flight', async () => {
+    const { storeA, storeB, booking } = await aPaymentInFlight();
+    await storeA.abortPayment(booking.id, 'abort-token-1');
+    expect((await storeB.beginPayment(booking.id, 'user_1', 'direct', T0 + 2)).kind).toBe('started');
+    await storeA.abortPayment(booking.id, 'abort-token-1');
+    expect((await storeB.get(booking.id))?.paymentInFlight).toBe('direct');
+    // Another abort (a token of its own) ends it.
+    await storeA.abortPayment(booking.id);
+    expect((await storeB.get(booking.id))?.paymentInFlight).toBeNull();
   });
 
   it('fault rules: a disable sent again after another replica enabled the rule leaves it enabled; a create sent again after the namespace was emptied does not bring the rule back', async () => {

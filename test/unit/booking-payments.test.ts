@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { LEASE_MS } from '../../src/core/scheduler.ts';
 import { describe, expect, it } from 'vitest';
 import type { Booking, InboxEvent, PgMockData } from '../../src/core/bookings/booking.ts';
@@ -6,7 +7,11 @@ import { EXPIRE_JOB } from '../../src/core/bookings/service.ts';
 import { MAX_ATTEMPTS } from '../../src/core/scheduler.ts';
 import type { DomainEvent } from '../../src/core/events.ts';
 import { derivedId } from '../../src/core/ids.ts';
-import { book, codeOf, errorOf, EVT_ID, HOLD, makeBookings, OTHER, pay, PAY_DELAY, payInput, scriptedRandom, track, USER } from './support.ts';
+import { BookingPayments } from '../../src/core/bookings/payments.ts';
+import { StoreUnavailableError } from '../../src/core/errors.ts';
+import { createIdFactory } from '../../src/core/ids.ts';
+import { createRandom } from '../../src/core/random.ts';
+import { book, BOOKING_CONFIG, codeOf, errorOf, EVT_ID, HOLD, makeBookings, OTHER, pay, PAY_DELAY, payInput, scriptedRandom, track, USER } from './support.ts';
 
 /**
  * Paying bookings (executePayment, confirmDirect), the inbox processor and the bus events of
@@ -519,5 +524,102 @@ describe('the inbox job of an event not stored (yet)', () => {
     await h.clock.advance(600_000);
     expect(h.jobErrors).toHaveLength(MAX_ATTEMPTS);
     expect(await h.scheduler.pending(PROCESS_JOB)).toBe(0);
+  });
+});
+
+/** `target` with some methods replaced; the others called on it (its private fields need it as `this`). */
+function withMethods<T extends object>(target: T, overrides: Partial<Record<keyof T, unknown>>): T {
+  return new Proxy(target, {
+    get(object, key) {
+      if (Object.hasOwn(overrides, key)) return overrides[key as keyof T];
+      const value: unknown = Reflect.get(object, key, object);
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(object) : value;
+    },
+  });
+}
+
+describe('a payment cut short while the store is unavailable (Redis away)', () => {
+  /**
+   * The harness's store, its recordPayment failing STORE_UNAVAILABLE while `away`, and its
+   * abortPayment as a store whose answers can be lost: a token it ran before is not run again (as
+   * the Redis adapter keeps the reply under it); `lose` runs the next abort and fails its answer.
+   */
+  function outage(h: Awaited<ReturnType<typeof makeBookings>>) {
+    const store = h.bookings;
+    const state = { away: true, lose: false, aborts: [] as string[], failSchedule: false };
+    const ran = new Set<string>();
+    const bookings = withMethods(store, {
+      recordPayment: (...args: Parameters<typeof store.recordPayment>) => (state.away ? Promise.reject(new StoreUnavailableError()) : store.recordPayment(...args)),
+      abortPayment: async (id: string, token: string = randomUUID()) => {
+        state.aborts.push(token);
+        if (!ran.has(token)) await store.abortPayment(id);
+        ran.add(token);
+        if (state.lose) {
+          state.lose = false;
+          throw new StoreUnavailableError();
+        }
+        if (state.away) throw new StoreUnavailableError();
+      },
+    });
+    const scheduler = withMethods(h.scheduler, {
+      schedule: (...args: Parameters<typeof h.scheduler.schedule>) => (state.failSchedule ? Promise.reject(new StoreUnavailableError()) : h.scheduler.schedule(...args)),
+    });
+    const late: Array<() => Promise<void>> = [];
+    const payments = new BookingPayments({
+      clock: h.clock,
+      random: createRandom(1),
+      ids: createIdFactory(h.clock),
+      bus: h.bus,
+      bookings,
+      seats: h.seats,
+      scheduler,
+      settlement: h.settlement,
+      config: { ...BOOKING_CONFIG, mockMinDelayMs: PAY_DELAY, mockMaxDelayMs: PAY_DELAY },
+      retryWhenStoreIsBack: (write) => late.push(write) > 0,
+    });
+    return { state, late, payments, store };
+  }
+
+  it('its abort ran but its answer was lost: the try again later does not end the client’s next payment, begun meanwhile', async () => {
+    const h = await makeBookings();
+    const booking = await book(h);
+    const { state, late, payments, store } = outage(h);
+    state.lose = true;
+    const cut = track(payments.executePayment(payInput(booking)));
+    await h.clock.advance(PAY_DELAY);
+    expect([cut.settled, (cut.error as { code?: string }).code]).toEqual([true, 'STORE_UNAVAILABLE']);
+    expect(late).toHaveLength(1);
+    // Back: the abort had run, so the client's retry begins.
+    state.away = false;
+    const retried = track(payments.executePayment(payInput(booking)));
+    await h.clock.advance(PAY_DELAY / 2);
+    expect((await store.get(booking.id))?.paymentInFlight).toBe('execute');
+    await late[0]!();
+    // Before, the later try (a new token) ended the retry's payment: a third could begin beside it.
+    expect((await store.get(booking.id))?.paymentInFlight).toBe('execute');
+    expect(new Set(state.aborts).size).toBe(1);
+    await h.clock.advance(PAY_DELAY / 2);
+    expect((retried.value as { finalStatus: string } | undefined)?.finalStatus).toBe('SUCCESS');
+  });
+
+  it('its abort taken and its expiry job not: only the job is tried again', async () => {
+    const h = await makeBookings();
+    const booking = await book(h);
+    const { state, late, payments, store } = outage(h);
+    state.away = false;
+    state.failSchedule = true;
+    const cut = track(payments.executePayment({ ...payInput(booking) }));
+    // recordPayment fails once (away at its time), then the store is back but the scheduler's write is not.
+    state.away = true;
+    await h.clock.advance(PAY_DELAY);
+    expect((cut.error as { code?: string }).code).toBe('STORE_UNAVAILABLE');
+    expect(late).toHaveLength(1);
+    state.away = false;
+    await late[0]!();
+    state.failSchedule = false;
+    expect(late).toHaveLength(2);
+    await late[1]!();
+    expect(state.aborts).toHaveLength(2);
+    expect((await store.get(booking.id))?.paymentInFlight).toBeNull();
   });
 });

@@ -104,8 +104,8 @@ export class RedisBookingStore implements BookingStore {
     return decodeBooking((await this.#scripts.record(this.#keys, args)) as string[]);
   }
 
-  async abortPayment(id: string): Promise<void> {
-    await this.#scripts.abort(this.#keys, [this.#p, id, callToken()]);
+  async abortPayment(id: string, token: string = callToken()): Promise<void> {
+    await this.#scripts.abort(this.#keys, [this.#p, id, token]);
   }
 
   async transition(id: string, from: readonly BookingStatus[], to: BookingStatus, at: number, options: { unpaid?: boolean } = {}): Promise<Transition<Booking>> {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Clock } from '../clock.ts';
 import { DomainError, isStoreUnavailable, notFound, validationFailed, type FieldIssue } from '../errors.ts';
 import type { EventBus } from '../events.ts';
@@ -197,21 +198,37 @@ export class BookingPayments {
       if (delayMs > 0) await new Promise<void>((resolve) => this.#deps.clock.schedule(delayMs, resolve));
       return await fn();
     } catch (error) {
-      const abandon = async (): Promise<void> => {
-        await this.#deps.bookings.abortPayment(booking.id);
+      // One token for every try of the abort: a try that ran but whose answer was lost is not run
+      // again by the next (which would end the client's next payment, begun once this one ended).
+      const token = randomUUID();
+      await this.#writeOrLater(
+        () => this.#deps.bookings.abortPayment(booking.id, token),
         // Its expiry job now: it settles a payment recorded but not settled at once, and looks again at the hold's end.
-        await this.#deps.scheduler.schedule(EXPIRE_JOB, booking.id, this.#deps.clock.now());
-      };
-      try {
-        await abandon();
-      } catch (abandonError) {
-        // Safe later too: a payment in flight blocks any other one, and the abort ends only the one in flight.
-        if (!isStoreUnavailable(abandonError) || this.#deps.retryWhenStoreIsBack?.(abandon) !== true) throw abandonError;
-      }
+        () => this.#deps.scheduler.schedule(EXPIRE_JOB, booking.id, this.#deps.clock.now()),
+      );
       throw error;
     } finally {
       this.#inFlight--;
     }
+  }
+
+  /**
+   * Runs `write`, then `next`; one that the store cannot take now (unavailable) is tried again until
+   * it can (`retryWhenStoreIsBack`), each on its own, so one done is not done again because the next
+   * failed. Rejects with any other failure, or when a write cannot wait.
+   */
+  async #writeOrLater(write: () => Promise<void>, next?: () => Promise<void>): Promise<void> {
+    try {
+      await write();
+    } catch (error) {
+      const later = async (): Promise<void> => {
+        await write();
+        if (next !== undefined) await this.#writeOrLater(next);
+      };
+      if (!isStoreUnavailable(error) || this.#deps.retryWhenStoreIsBack?.(later) !== true) throw error;
+      return;
+    }
+    if (next !== undefined) await this.#writeOrLater(next);
   }
 
   /**
