@@ -4,7 +4,13 @@ import { isStoreUnavailable } from '../core/errors.ts';
 
 /** The first retry of a settle the store could not take; each next one waits twice as long, up to LATE_SETTLE_MAX_MS. */
 export const LATE_SETTLE_FIRST_MS = 250;
-export const LATE_SETTLE_MAX_MS = 5_000;
+/**
+ * At most a second between tries: once the store is back a late write is taken within a second (a
+ * keyed retry runs, a cut booking payment's retry is taken). A try while Redis is away costs next to
+ * nothing (not sent: `RedisNotServingError`), and the next try of a write that ran but whose answer
+ * was lost comes well within the kept reply's 10 s (`RESENT_WITHIN_MS`). 5 s before 2026-12-03.
+ */
+export const LATE_SETTLE_MAX_MS = 1_000;
 /**
  * Settles waiting at once, at most. Only a request whose key was taken before the store went
  * away, and that ended while it was away, waits (during the outage a begin is refused, 503, and
@@ -35,7 +41,7 @@ export const BOOKING_PAYMENT_ABANDON: LateWriteKind = {
  * Idempotency-Key settles (a request's answer stored, or its key given back after a 5xx), and the
  * end of a booking payment an outage cut short (`BOOKING_PAYMENT_ABANDON`). Those the
  * store refused because it could not be reached (Redis away): each is tried again, 250 ms later
- * and then at doubling intervals of at most 5 s, until the store takes it or the app closes. A late
+ * and then at doubling intervals of at most 1 s, until the store takes it or the app closes. A late
  * settle is safe: it touches only its own request's claim of the key (`IdempotencyStore`), never
  * one another request made since. Without it the key stayed begun, and the client's retry with it
  * (what a 503 asks for) was refused 409 IDEMPOTENCY_KEY_IN_USE until the key's TTL (24 h by default)
