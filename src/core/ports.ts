@@ -153,18 +153,20 @@ export interface BookingStore {
    * Marks a payment in flight on the caller's pending, unpaid booking whose hold has not lapsed
    * (a lapsed one is expired in the same step, `settledAt` = `now`). Of two concurrent calls exactly one starts.
    */
-  beginPayment(id: string, userId: string, kind: PaymentKind, now: number): Promise<BeginPaymentOutcome>;
+  /** `token`: this payment's (new when unset), kept with it while in flight: `abortPayment(id, token)` ends this payment only. */
+  beginPayment(id: string, userId: string, kind: PaymentKind, now: number, token?: string): Promise<BeginPaymentOutcome>;
   /**
    * Ends the payment in flight: records its result (and the method it was paid with, when given)
    * and writes its inbox event, in one step. Undefined unless the booking is pending with a payment in flight.
    */
   recordPayment(id: string, paymentIntent: BookingPaymentIntent, event: InboxEvent, paymentMethod?: string): Promise<Booking | undefined>;
   /**
-   * Ends a payment in flight without a result (its guards failed after the delay). `token`, the same
-   * for every try of one abort: a try run twice (its reply lost) ends the payment once, not a later
-   * one begun meanwhile (a store whose replies can be lost keeps what it did under it; default: new).
+   * Ends a payment in flight without a result (its guards failed after the delay). With `begunWith`
+   * (the token its `beginPayment` was given), only while that payment is the one in flight: a try
+   * made again, however late (its answer lost, or the store away meanwhile), never ends a payment
+   * begun since. Without, whichever is in flight (the expiry job's backstop, once the hold passed).
    */
-  abortPayment(id: string, token?: string): Promise<void>;
+  abortPayment(id: string, begunWith?: string): Promise<void>;
   /** Sets `to` (and `settledAt` = `at`) if the booking is in one of `from` and no payment is in flight (`unpaid`: and its payment is PENDING). */
   transition(id: string, from: readonly BookingStatus[], to: BookingStatus, at: number, options?: { unpaid?: boolean }): Promise<Transition<Booking>>;
   /** Expires (`settledAt` = `now`) a pending, unpaid booking without a payment in flight whose hold has lapsed; the booking if it did. */

@@ -138,14 +138,14 @@ withRedisServer('Redis scripts sent again after another replica changed their re
     expect(await storeB.begin('POST /v1/sim/intent', 'k1', 'fp', T0 + 1)).toEqual({ kind: 'in_progress' });
   });
 
-  /** A booking with a payment in flight, in the stores of two replicas. */
-  async function aPaymentInFlight() {
+  /** A booking with a payment in flight (begun with `token`, when given), in the stores of two replicas. */
+  async function aPaymentInFlight(token?: string) {
     const { keyPrefix, a, b } = twoReplicas();
     const storeA = new RedisBookingStore(a, { keyPrefix, ttlMs: DAY, maxBookings: 100 });
     const storeB = new RedisBookingStore(b, { keyPrefix, ttlMs: DAY, maxBookings: 100 });
     const booking = aBooking();
     await storeA.insert(booking);
-    expect((await storeA.beginPayment(booking.id, 'user_1', 'execute', T0 + 1)).kind).toBe('started');
+    expect((await storeA.beginPayment(booking.id, 'user_1', 'execute', T0 + 1, token)).kind).toBe('started');
     return { a, storeA, storeB, booking };
   }
 
@@ -161,13 +161,14 @@ withRedisServer('Redis scripts sent again after another replica changed their re
     expect(recorded?.paymentIntent.status).toBe('SUCCESS');
   });
 
-  it('bookings: a later try of one abort (its token again: the first ran, its answer lost) leaves the payment begun since in flight', async () => {
-    const { storeA, storeB, booking } = await aPaymentInFlight();
-    await storeA.abortPayment(booking.id, 'abort-token-1');
-    expect((await storeB.beginPayment(booking.id, 'user_1', 'direct', T0 + 2)).kind).toBe('started');
-    await storeA.abortPayment(booking.id, 'abort-token-1');
+  it('bookings: an abort naming its payment (the begin\u2019s token), tried again however late, leaves a payment begun since in flight; one naming none ends it', async () => {
+    const { storeA, storeB, booking } = await aPaymentInFlight('payment-A');
+    await storeA.abortPayment(booking.id, 'payment-A');
+    expect((await storeB.beginPayment(booking.id, 'user_1', 'direct', T0 + 2, 'payment-B')).kind).toBe('started');
+    // A's abort again, as a late try whose first answer was lost: no time window (a kept reply lasts 10 s).
+    await storeA.abortPayment(booking.id, 'payment-A');
     expect((await storeB.get(booking.id))?.paymentInFlight).toBe('direct');
-    // Another abort (a token of its own) ends it.
+    // The expiry job's backstop names none: it ends whichever is in flight.
     await storeA.abortPayment(booking.id);
     expect((await storeB.get(booking.id))?.paymentInFlight).toBeNull();
   });

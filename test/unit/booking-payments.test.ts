@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { LEASE_MS } from '../../src/core/scheduler.ts';
 import { describe, expect, it } from 'vitest';
 import type { Booking, InboxEvent, PgMockData } from '../../src/core/bookings/booking.ts';
@@ -541,19 +540,17 @@ function withMethods<T extends object>(target: T, overrides: Partial<Record<keyo
 describe('a payment cut short while the store is unavailable (Redis away)', () => {
   /**
    * The harness's store, its recordPayment failing STORE_UNAVAILABLE while `away`, and its
-   * abortPayment as a store whose answers can be lost: a token it ran before is not run again (as
-   * the Redis adapter keeps the reply under it); `lose` runs the next abort and fails its answer.
+   * abortPayment as a store whose answers can be lost: `lose` runs the next abort and fails its
+   * answer; while `away`, an abort runs and fails its answer too.
    */
   function outage(h: Awaited<ReturnType<typeof makeBookings>>) {
     const store = h.bookings;
-    const state = { away: true, lose: false, aborts: [] as string[], failSchedule: false };
-    const ran = new Set<string>();
+    const state = { away: true, lose: false, aborts: [] as Array<string | undefined>, failSchedule: false, queueFull: false };
     const bookings = withMethods(store, {
       recordPayment: (...args: Parameters<typeof store.recordPayment>) => (state.away ? Promise.reject(new StoreUnavailableError()) : store.recordPayment(...args)),
-      abortPayment: async (id: string, token: string = randomUUID()) => {
-        state.aborts.push(token);
-        if (!ran.has(token)) await store.abortPayment(id);
-        ran.add(token);
+      abortPayment: async (id: string, begunWith?: string) => {
+        state.aborts.push(begunWith);
+        await store.abortPayment(id, begunWith);
         if (state.lose) {
           state.lose = false;
           throw new StoreUnavailableError();
@@ -575,7 +572,7 @@ describe('a payment cut short while the store is unavailable (Redis away)', () =
       scheduler,
       settlement: h.settlement,
       config: { ...BOOKING_CONFIG, mockMinDelayMs: PAY_DELAY, mockMaxDelayMs: PAY_DELAY },
-      retryWhenStoreIsBack: (write) => late.push(write) > 0,
+      retryWhenStoreIsBack: (write) => !state.queueFull && late.push(write) > 0,
     });
     return { state, late, payments, store };
   }
@@ -595,8 +592,10 @@ describe('a payment cut short while the store is unavailable (Redis away)', () =
     await h.clock.advance(PAY_DELAY / 2);
     expect((await store.get(booking.id))?.paymentInFlight).toBe('execute');
     await late[0]!();
-    // Before, the later try (a new token) ended the retry's payment: a third could begin beside it.
+    // Before, the later try ended the retry's payment (a third could begin beside it): each try had
+    // a new token, and then one kept by Redis for 10 s only. Now it names the payment it ends.
     expect((await store.get(booking.id))?.paymentInFlight).toBe('execute');
+    expect(state.aborts).toHaveLength(2);
     expect(new Set(state.aborts).size).toBe(1);
     await h.clock.advance(PAY_DELAY / 2);
     expect((retried.value as { finalStatus: string } | undefined)?.finalStatus).toBe('SUCCESS');
@@ -621,5 +620,27 @@ describe('a payment cut short while the store is unavailable (Redis away)', () =
     await late[1]!();
     expect(state.aborts).toHaveLength(2);
     expect((await store.get(booking.id))?.paymentInFlight).toBeNull();
+  });
+
+  it('its abort taken and its expiry job not, with no room to wait on its own: tried again whole, the abort not done again', async () => {
+    const h = await makeBookings();
+    const booking = await book(h);
+    const { state, late, payments } = outage(h);
+    state.away = false;
+    state.failSchedule = true;
+    const cut = track(payments.executePayment(payInput(booking)));
+    state.away = true;
+    await h.clock.advance(PAY_DELAY);
+    expect((cut.error as { code?: string }).code).toBe('STORE_UNAVAILABLE');
+    expect(late).toHaveLength(1);
+    state.away = false;
+    state.queueFull = true;
+    // The abort is taken; the job is refused and cannot wait on its own: the whole write is tried again.
+    await expect(late[0]!()).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+    await expect(late[0]!()).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+    state.failSchedule = false;
+    await late[0]!();
+    // Before, each try ran the abort again (then, past Redis' 10 s, for real: a payment begun since).
+    expect(state.aborts).toHaveLength(2);
   });
 });

@@ -27,6 +27,8 @@ interface Record {
   unprocessed: number;
   /** In the eviction queue now (so it is queued once). */
   queued: boolean;
+  /** The token the payment in flight was begun with (`abortPayment`'s `begunWith`). */
+  paymentToken?: string | undefined;
 }
 
 /**
@@ -90,7 +92,7 @@ export class MemoryBookingStore implements BookingStore {
     return Promise.resolve(pageOf(this.#order, page, (id) => this.#records.get(id)?.booking, copyBooking));
   }
 
-  beginPayment(id: string, userId: string, kind: PaymentKind, now: number): Promise<BeginPaymentOutcome> {
+  beginPayment(id: string, userId: string, kind: PaymentKind, now: number, token?: string): Promise<BeginPaymentOutcome> {
     const record = this.#records.get(id);
     if (record === undefined) return Promise.resolve({ kind: 'not_found' });
     const { booking } = record;
@@ -102,6 +104,7 @@ export class MemoryBookingStore implements BookingStore {
       return Promise.resolve({ kind: 'expired_now', booking: copyBooking(booking) });
     }
     booking.paymentInFlight = kind;
+    record.paymentToken = token;
     this.#inFlight++;
     return Promise.resolve({ kind: 'started', booking: copyBooking(booking) });
   }
@@ -124,9 +127,9 @@ export class MemoryBookingStore implements BookingStore {
     return Promise.resolve(copyBooking(booking));
   }
 
-  abortPayment(id: string): Promise<void> {
+  abortPayment(id: string, begunWith?: string): Promise<void> {
     const record = this.#records.get(id);
-    if (record !== undefined && record.booking.paymentInFlight !== null) {
+    if (record !== undefined && record.booking.paymentInFlight !== null && (begunWith === undefined || record.paymentToken === begunWith)) {
       record.booking.paymentInFlight = null;
       this.#inFlight--;
       this.#queueIfFinished(record);

@@ -122,9 +122,11 @@ return view(id)
 `;
 
 export const ABORT_PAYMENT = `${PRELUDE}${keepingReply("P .. 'kept:'", `
--- ARGV: P, id, call token
+-- ARGV: P, id, the token the payment was begun with ('' = whichever is in flight), call token
 local r = load(ARGV[2])
 if not r or r.f == '' then return 0 end
+-- Another payment than the one meant: the begin's token is kept in ct while it is in flight.
+if ARGV[3] ~= '' and r.ct ~= ARGV[3] then return 0 end
 redis.call('HSET', rec(ARGV[2]), 'f', '')
 redis.call('HINCRBY', KEYS[2], 'inflight', -1)
 requeue(ARGV[2])

@@ -92,8 +92,8 @@ export class RedisBookingStore implements BookingStore {
     return this.#list(page);
   }
 
-  async beginPayment(id: string, userId: string, kind: PaymentKind, now: number): Promise<BeginPaymentOutcome> {
-    const [outcome, flat] = (await this.#scripts.begin(this.#keys, [this.#p, id, userId, kind, now, callToken()])) as [BeginPaymentOutcome['kind'], string[]?];
+  async beginPayment(id: string, userId: string, kind: PaymentKind, now: number, token: string = callToken()): Promise<BeginPaymentOutcome> {
+    const [outcome, flat] = (await this.#scripts.begin(this.#keys, [this.#p, id, userId, kind, now, token])) as [BeginPaymentOutcome['kind'], string[]?];
     if (outcome === 'not_found') return { kind: outcome };
     return { kind: outcome, booking: decodeBooking(flat as string[]) as Booking };
   }
@@ -104,8 +104,8 @@ export class RedisBookingStore implements BookingStore {
     return decodeBooking((await this.#scripts.record(this.#keys, args)) as string[]);
   }
 
-  async abortPayment(id: string, token: string = callToken()): Promise<void> {
-    await this.#scripts.abort(this.#keys, [this.#p, id, token]);
+  async abortPayment(id: string, begunWith?: string): Promise<void> {
+    await this.#scripts.abort(this.#keys, [this.#p, id, begunWith ?? '', callToken()]);
   }
 
   async transition(id: string, from: readonly BookingStatus[], to: BookingStatus, at: number, options: { unpaid?: boolean } = {}): Promise<Transition<Booking>> {

@@ -100,9 +100,9 @@ export class BookingPayments {
   async executePayment(input: ExecutePaymentInput): Promise<ExecutePaymentResult> {
     const natural = this.#paymentOutcome(input.paymentMethodToken, input.cvv);
     const outcome = input.forced === undefined ? natural : forcedOutcome(input.forced);
-    const booking = await this.#begin(input.bookingId, input.userId, 'execute');
+    const { booking, token } = await this.#begin(input.bookingId, input.userId, 'execute');
     const { clock, ids, bus, scheduler, config } = this.#deps;
-    return this.#afterProcessingDelay(booking, async () => {
+    return this.#afterProcessingDelay(booking, token, async () => {
       const now = clock.now();
       const pgMockData: PgMockData = { isSuccess: outcome.status === 'APPROVED', failureCode: outcome.failureCode, processedAt: now };
       const event: InboxEvent = {
@@ -127,9 +127,9 @@ export class BookingPayments {
    * BOOKING_EXPIRED, PAYMENT_ALREADY_PROCESSED. Of two concurrent calls exactly one succeeds.
    */
   async confirmDirect(input: ConfirmDirectInput): Promise<Booking> {
-    const booking = await this.#begin(input.bookingId, input.userId, 'direct');
+    const { booking, token } = await this.#begin(input.bookingId, input.userId, 'direct');
     const { clock, ids, bus, scheduler, settlement } = this.#deps;
-    return this.#afterProcessingDelay(booking, async () => {
+    return this.#afterProcessingDelay(booking, token, async () => {
       const now = clock.now();
       // With a shared store, its expiry job is brought forward to a lease from now: it settles a
       // payment recorded but not settled, and makes the confirmation's event again (Settlement.finish).
@@ -152,12 +152,14 @@ export class BookingPayments {
   }
 
   /** The guards of a payment's call, and its in-flight mark, in one store operation. */
-  async #begin(bookingId: string, userId: string, kind: PaymentKind): Promise<Booking> {
+  /** Begins the payment, with a token of its own (what its abort names, `#afterProcessingDelay`). */
+  async #begin(bookingId: string, userId: string, kind: PaymentKind): Promise<{ booking: Booking; token: string }> {
     const { bookings, clock, settlement } = this.#deps;
-    const begun = await bookings.beginPayment(bookingId, userId, kind, clock.now());
+    const token = randomUUID();
+    const begun = await bookings.beginPayment(bookingId, userId, kind, clock.now(), token);
     switch (begun.kind) {
       case 'started':
-        return begun.booking;
+        return { booking: begun.booking, token };
       case 'not_found':
         throw notFound('Booking', bookingId);
       case 'forbidden':
@@ -190,7 +192,7 @@ export class BookingPayments {
    * it is tried again until it can (`retryWhenStoreIsBack`): before 2026-12-03 the payment stayed
    * in flight, and each retry was refused as in progress, until the hold had passed.
    */
-  async #afterProcessingDelay<T>(booking: Booking, fn: () => Promise<T>): Promise<T> {
+  async #afterProcessingDelay<T>(booking: Booking, token: string, fn: () => Promise<T>): Promise<T> {
     const { mockMinDelayMs: min, mockMaxDelayMs: max } = this.#deps.config;
     const delayMs = max <= min ? min : min + Math.floor(this.#deps.random.next() * (max - min + 1));
     this.#inFlight++;
@@ -198,9 +200,8 @@ export class BookingPayments {
       if (delayMs > 0) await new Promise<void>((resolve) => this.#deps.clock.schedule(delayMs, resolve));
       return await fn();
     } catch (error) {
-      // One token for every try of the abort: a try that ran but whose answer was lost is not run
-      // again by the next (which would end the client's next payment, begun once this one ended).
-      const token = randomUUID();
+      // This payment's abort only (its begin's token): a try made again, however late (its answer
+      // lost, or Redis away meanwhile), never ends the client's next payment, begun since.
       await this.#writeOrLater(
         () => this.#deps.bookings.abortPayment(booking.id, token),
         // Its expiry job now: it settles a payment recorded but not settled at once, and looks again at the hold's end.
@@ -221,8 +222,11 @@ export class BookingPayments {
     try {
       await write();
     } catch (error) {
+      let written = false;
       const later = async (): Promise<void> => {
-        await write();
+        // Tried again whole when `next` cannot wait on its own: `write`, once done, is not done again.
+        if (!written) await write();
+        written = true;
         if (next !== undefined) await this.#writeOrLater(next);
       };
       if (!isStoreUnavailable(error) || this.#deps.retryWhenStoreIsBack?.(later) !== true) throw error;
