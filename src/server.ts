@@ -2,6 +2,7 @@ import cluster from 'node:cluster';
 import closeWithGrace from 'close-with-grace';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { generatedKey } from './adapters/redis/generated.ts';
 import { buildApp } from './app.ts';
 import { runPrimary } from './cluster.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
@@ -50,7 +51,7 @@ async function serve(config: Config, logger: Logger): Promise<void> {
   if (config.webhookSecretGenerated) {
     // Logged on purpose: it is a throwaway secret and receivers need it to verify signatures. On
     // Redis it is the one every replica and worker of the key prefix shares (each says so).
-    const shared = config.store.backend === 'redis' ? ` (kept on Redis under ${config.redis.keyPrefix}generated:webhook-secret, shared by every process on that prefix)` : '';
+    const shared = config.store.backend === 'redis' ? ` (kept on Redis under ${generatedKey(config.redis.keyPrefix, 'webhook-secret')}, shared by every process on that prefix)` : '';
     logger.warn({ generated_webhook_secret: config.webhookSecret }, `WEBHOOK_SECRET is not set: webhooks are signed with this generated secret${shared}; set WEBHOOK_SECRET to a stable value`);
   }
 

@@ -17,8 +17,13 @@ return ARGV[1]
 
 export type GeneratedName = 'webhook-secret' | 'console-session-key';
 
-/** The value stored under `<keyPrefix>generated:<name>`, or `candidate`, stored there first when there is none (one atomic script). */
+/** Where the value `name` is kept on Redis (also named in logs and /readyz). */
+export function generatedKey(keyPrefix: string, name: GeneratedName): string {
+  return `${keyPrefix}generated:${name}`;
+}
+
+/** The value stored under `generatedKey`, or `candidate`, stored there first when there is none (one atomic script). */
 export async function sharedGenerated(client: Redis, keyPrefix: string, name: GeneratedName, candidate: string): Promise<string> {
   const script = defineScript(client, 'paysimGeneratedGetOrSet', GET_OR_SET);
-  return String(await script([`${keyPrefix}generated:${name}`], [candidate]));
+  return String(await script([generatedKey(keyPrefix, name)], [candidate]));
 }

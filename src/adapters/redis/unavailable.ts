@@ -19,7 +19,7 @@ const SOCKET_CODES: ReadonlySet<string> = new Set(['ECONNREFUSED', 'ECONNRESET',
  * for `maxRetriesPerRequest` reconnects, or for its reply longer than `COMMAND_TIMEOUT_MS`; Redis'
  * replies while it cannot serve (loading its AOF after a restart, a replica without its primary).
  */
-const UNAVAILABLE_MESSAGES = /^(Connection is closed\.|Stream isn't writeable|Reached the max retries per request limit|Command timed out$|LOADING |MASTERDOWN |TRYAGAIN )/;
+const UNAVAILABLE_MESSAGES = /^(Connection is closed\.|Stream isn't writeable|Reached the max retries per request limit|LOADING |MASTERDOWN |TRYAGAIN )/;
 
 /**
  * A command the process did not send because it knows Redis cannot answer it now: silent (a PING
@@ -37,7 +37,7 @@ export function isCommandTimeout(error: unknown): boolean {
 
 /** True when `error` is ioredis giving up on a command or Redis saying it cannot serve: never another module's error. */
 export function isRedisGivingUp(error: unknown): boolean {
-  return error instanceof Error && (error.name === 'MaxRetriesPerRequestError' || error instanceof RedisNotServingError || UNAVAILABLE_MESSAGES.test(error.message));
+  return error instanceof Error && (error.name === 'MaxRetriesPerRequestError' || error instanceof RedisNotServingError || isCommandTimeout(error) || UNAVAILABLE_MESSAGES.test(error.message));
 }
 
 /**

@@ -50,9 +50,9 @@ const LIVENESS_EVERY_MS = 500;
 
 /**
  * A PING unanswered this long: Redis is silent (paused, swapping, cut off by the network with the
- * connection still open, which no socket error tells). /readyz then fails and says so, and calls
- * fail at once (`RedisNotServingError`, 503 STORE_UNAVAILABLE) until it answers again; those sent
- * before it was found silent fail when their `COMMAND_TIMEOUT_MS` is up.
+ * connection still open, which no socket error tells). /readyz then fails and says so, the commands
+ * in flight fail, and calls fail at once (`RedisNotServingError`, 503 STORE_UNAVAILABLE) until it
+ * answers again.
  */
 export const SILENT_AFTER_MS = 2000;
 
@@ -108,11 +108,9 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
   const where = shownRedisUrl(options.url);
   const client = createRedisClient(options);
   let lastError = NOT_CONNECTED;
-  /** The connection is lost; `warned`: this outage was logged. */
-  let down = false;
-  let warned = false;
-  /** When the connection was lost (undefined while it is up). */
+  /** When the connection was lost (undefined while it is up); `warned`: this outage was logged. */
   let downSince: number | undefined;
+  let warned = false;
   /** Redis has answered once (a start that never reached it says so: `failed`). */
   let connected = false;
   /** Until the start is over, a failure is the start's to tell (one line), not a warning. */
@@ -126,7 +124,6 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
   client.on('error', (error: Error) => {
     lastError = error.message;
     lastErrorSeen = error;
-    down = true;
     downSince ??= Date.now();
     if (warned || !isStarted) return;
     warnUnreachable(error);
@@ -135,10 +132,9 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
     // A lost connection is told as such, not as silence.
     unansweredSince = undefined;
     silentSince = undefined;
-    downSince ??= Date.now();
     // Each failed reconnect closes too: keep the reason the last attempt gave.
-    if (down || client.status === 'end') return;
-    down = true;
+    if (downSince !== undefined || client.status === 'end') return;
+    downSince = Date.now();
     lastError = 'the connection closed';
     lastErrorSeen = undefined;
   });
@@ -185,7 +181,6 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
   client.on('ready', () => {
     connected = true;
     if (warned) log.info({ redis: where }, 'Redis is reachable again');
-    down = false;
     downSince = undefined;
     unansweredSince = undefined;
     warned = false;
@@ -332,7 +327,7 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
     },
     started() {
       isStarted = true;
-      if (down && !warned && client.status !== 'ready') warnUnreachable(lastErrorSeen ?? new Error(lastError));
+      if (downSince !== undefined && !warned && client.status !== 'ready') warnUnreachable(lastErrorSeen ?? new Error(lastError));
     },
     failed,
     async close() {
