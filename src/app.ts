@@ -40,7 +40,7 @@ import webhooks from './plugins/app/webhooks.ts';
 import { registerSwagger } from './plugins/external/swagger.ts';
 import { registerUnderPressure, shedLoadAsRoot } from './plugins/external/under-pressure.ts';
 import { lostDuringStart, openRedis } from './adapters/redis/watched-client.ts';
-import { warnIfEvicting } from './adapters/redis/eviction.ts';
+import { checkRedisServer } from './adapters/redis/server-check.ts';
 
 /**
  * Builds the whole service as one Fastify instance. `server.ts` owns the process (signals,
@@ -130,7 +130,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     const connection = parent === undefined && options.stores === undefined && config.store.backend === 'redis' ? await openRedis(config.redis, app.log) : undefined;
     if (connection !== undefined) {
       app.addHook('onClose', () => connection.close());
-      await warnIfEvicting(connection.client, connection.where, app.log);
+      await checkRedisServer(connection.client, connection.where, app.log);
     }
     await app.register(stores, { config, stores: parent === undefined ? options.stores : undefined, wrap: parent === undefined ? options.wrapStores : undefined, shared: parent?.redis, connection });
     await app.register(core, { config, clock: options.clock, random: parent === undefined ? options.random : undefined });

@@ -1,9 +1,33 @@
+import { once } from 'node:events';
+import { createConnection, createServer, type AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { evictionOf, evictionWarning } from '../../src/adapters/redis/eviction.ts';
+import { evictionOf, evictionWarning, redisVersionOf, versionRefusal } from '../../src/adapters/redis/server-check.ts';
 import { buildTestApp } from '../helpers/app.ts';
 import { redisServerOrSkip } from '../helpers/redis.ts';
 import { startRedisServer, type RedisServerProcess } from '../helpers/redis-server.ts';
+
+/*
+ * A Redis older than 7.0 (Ubuntu 22.04's and Debian 11's packages are 6.0): before 2026-12-03 a
+ * start on one went on, and the webhook delivery queue then failed on its streams' commands.
+ */
+
+describe('the Redis version a start asks for', () => {
+  it('reads redis_version from INFO server (Valkey says the Redis version it matches there)', () => {
+    expect(redisVersionOf('# Server\r\nredis_version:7.0.15\r\nredis_git_sha1:00000000\r\n')).toBe('7.0.15');
+    expect(redisVersionOf('# Server\r\nredis_version:7.2.4\r\nserver_name:valkey\r\nvalkey_version:8.0.1\r\n')).toBe('7.2.4');
+    expect(redisVersionOf('# Server\r\n')).toBeUndefined();
+  });
+
+  it('refuses what is older than 7.0 with one line that names the version and what to do, and takes 7.0 and later', () => {
+    for (const version of ['7.0.0', '7.0.15', '7.2.4', '7.4.1', '8.0.2', '10.1.0']) expect(versionRefusal(version, 'redis://r:6379')).toBeUndefined();
+    for (const version of ['6.2.14', '6.0.16', '5.0.7', '2.8.0']) {
+      expect(versionRefusal(version, 'redis://r:6379')).toBe(
+        `Redis at redis://r:6379 is version ${version}; paysim needs Redis 7.0 or later (its webhook delivery queue reads the consumer group's lag, which XINFO GROUPS gives from 7.0): upgrade it, or set REDIS_URL to another`,
+      );
+    }
+  });
+});
 
 /*
  * A Redis that drops keys to make room (a `maxmemory` with a policy other than `noeviction`, as a
@@ -75,6 +99,37 @@ if (redisServerOrSkip('a Redis that evicts keys when full')) describe('a Redis t
     expect(await startWarnings('0', 'allkeys-lru')).toEqual([]);
   });
 
+  it('a start on a Redis that says it is 6.2 ends on one line that says what is needed, and leaves nothing behind', async () => {
+    // The real server behind a proxy that changes its INFO server's version line only (same length, so the reply's size holds).
+    const real = redisVersionOf(await admin.info('server'))!;
+    const older = `6.2.${'9'.repeat(real.length - 4)}`;
+    const proxy = createServer((client) => {
+      const upstream = createConnection({ host: '127.0.0.1', port: server.port });
+      client.pipe(upstream);
+      upstream.on('data', (chunk: Buffer) => client.write(chunk.toString('latin1').replace(`redis_version:${real}`, `redis_version:${older}`), 'latin1'));
+      const end = (): void => {
+        client.destroy();
+        upstream.destroy();
+      };
+      client.on('close', end).on('error', end);
+      upstream.on('close', end).on('error', end);
+    });
+    proxy.listen(0, '127.0.0.1');
+    await once(proxy, 'listening');
+    const url = `redis://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+    try {
+      await expect(buildTestApp({ STORE: 'redis', REDIS_URL: url, REDIS_KEY_PREFIX: 'old-version:', SCHEDULER_POLL_MS: '0' })).rejects.toMatchObject({
+        name: 'RedisUnreachableError',
+        message: `Redis at ${url} is version ${older}; paysim needs Redis 7.0 or later (its webhook delivery queue reads the consumer group's lag, which XINFO GROUPS gives from 7.0): upgrade it, or set REDIS_URL to another`,
+      });
+      // Refused before the stores were made: no key of the prefix written.
+      expect(await admin.keys('old-version:*')).toEqual([]);
+    } finally {
+      proxy.close();
+      await once(proxy, 'close');
+    }
+  });
+
   it('a user whom an ACL refuses INFO (as some hosted Redis do) starts and serves, the policy unchecked, said at debug', async () => {
     await admin.config('SET', 'maxmemory', '100mb');
     await admin.config('SET', 'maxmemory-policy', 'allkeys-lru');
@@ -89,7 +144,7 @@ if (redisServerOrSkip('a Redis that evicts keys when full')) describe('a Redis t
       await admin.config('SET', 'maxmemory', '0');
     }
     expect(logs.filter((l) => typeof l.msg === 'string' && /evicts keys|eviction policy/.test(l.msg)).map((l) => [l.level, l.msg, l.redis])).toEqual([
-      ['debug', 'Redis did not answer INFO memory: its eviction policy is not checked', server.url.replace('redis://', 'redis://noinfo:***@')],
+      ['debug', 'Redis did not answer INFO: its version and eviction policy are not checked', server.url.replace('redis://', 'redis://noinfo:***@')],
     ]);
     expect(JSON.stringify(logs)).not.toContain('noinfo-pass');
   });

@@ -1,0 +1,85 @@
+import type { FastifyBaseLogger } from 'fastify';
+import type { Redis } from 'ioredis';
+import { RedisUnreachableError } from './watched-client.ts';
+
+/**
+ * What a start asks of the Redis it reached, once (`checkRedisServer`): its version, which must be
+ * 7.0 or later, and whether it drops keys when full, which it warns of.
+ */
+
+/** The oldest Redis the back end runs on: its delivery queue reads a consumer group's `lag` from `XINFO GROUPS`, which Redis gives from 7.0. */
+export const MIN_REDIS_VERSION: readonly [number, number] = [7, 0];
+
+/** `INFO server`'s `redis_version` (Valkey says the Redis version it matches there), or undefined when missing. */
+export function redisVersionOf(info: string): string | undefined {
+  return /^redis_version:(\S+?)\r?$/m.exec(info)?.[1];
+}
+
+/** The start's refusal of a Redis older than MIN_REDIS_VERSION, or undefined when `version` will do. */
+export function versionRefusal(version: string, where: string): string | undefined {
+  const [major = 0, minor = 0] = version.split('.').map((part) => Number.parseInt(part, 10));
+  const [minMajor, minMinor] = MIN_REDIS_VERSION;
+  if (major > minMajor || (major === minMajor && minor >= minMinor)) return undefined;
+  return (
+    `Redis at ${where} is version ${version}; paysim needs Redis ${minMajor}.${minMinor} or later ` +
+    "(its webhook delivery queue reads the consumer group's lag, which XINFO GROUPS gives from 7.0): upgrade it, or set REDIS_URL to another"
+  );
+}
+
+/**
+ * What Redis does when it is full, from its `INFO memory`: its `maxmemory` (0: no limit) and
+ * `maxmemory-policy`. Undefined when Redis would not say (`INFO` refused to the user by an ACL, or
+ * renamed away, as some hosted Redis do).
+ */
+export interface RedisEviction {
+  maxmemory: number;
+  policy: string;
+}
+
+/** `INFO memory`'s text as the two fields; undefined when either is missing. */
+export function evictionOf(info: string): RedisEviction | undefined {
+  const maxmemory = /^maxmemory:(\d+)\r?$/m.exec(info)?.[1];
+  const policy = /^maxmemory_policy:(\S+)\r?$/m.exec(info)?.[1];
+  return maxmemory === undefined || policy === undefined ? undefined : { maxmemory: Number(maxmemory), policy };
+}
+
+/**
+ * The warning for a Redis that may drop keys to make room, or undefined when it never does: with
+ * `maxmemory` 0 (no limit) or the policy `noeviction`, a full Redis refuses writes, which the
+ * service answers 503 STORE_UNAVAILABLE. Any other policy drops keys without a word: an `allkeys-*`
+ * one any record, index, due job or waiting delivery; a `volatile-*` one the keys with a time to
+ * live, which here are what makes a call sent again by the client after a lost reply answer what it
+ * did (a second refund otherwise) and the mark of a replica alive (its running Idempotency-Keys are
+ * taken for a dead replica's without it).
+ */
+export function evictionWarning(eviction: RedisEviction, where: string): string | undefined {
+  if (eviction.maxmemory === 0 || eviction.policy === 'noeviction') return undefined;
+  return (
+    `Redis at ${where} evicts keys when full (maxmemory ${eviction.maxmemory} bytes, maxmemory-policy ${eviction.policy}): ` +
+    'records, due work and webhook deliveries could then vanish without a word; set maxmemory-policy noeviction, so that a full Redis refuses writes and calls answer 503 (README: "Redis memory")'
+  );
+}
+
+/**
+ * Asks Redis once, at the start, for its `INFO server` and `INFO memory`: rejects with
+ * `RedisUnreachableError` (one line, the start ends) when it is older than MIN_REDIS_VERSION, and
+ * logs `evictionWarning` at warn when it evicts. When Redis will not say (`INFO` refused to the user
+ * by an ACL, or renamed away, as some hosted Redis do), a line at debug and the start goes on. A
+ * policy changed later (`CONFIG SET`) is not seen.
+ */
+export async function checkRedisServer(client: Redis, where: string, log: FastifyBaseLogger): Promise<void> {
+  let server: string;
+  let memory: string;
+  try {
+    [server, memory] = await Promise.all([client.info('server'), client.info('memory')]);
+  } catch (error) {
+    log.debug({ err: error, redis: where }, 'Redis did not answer INFO: its version and eviction policy are not checked');
+    return;
+  }
+  const version = redisVersionOf(server);
+  const refusal = version === undefined ? undefined : versionRefusal(version, where);
+  if (refusal !== undefined) throw new RedisUnreachableError(refusal);
+  const eviction = evictionOf(memory);
+  const warning = eviction === undefined ? undefined : evictionWarning(eviction, where);
+  if (warning !== undefined) log.warn({ redis: where, maxmemory: eviction?.maxmemory, maxmemoryPolicy: eviction?.policy }, warning);
+}
