@@ -4,6 +4,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { evictionOf, evictionWarning, redisVersionOf, versionRefusal } from '../../src/adapters/redis/server-check.ts';
 import { buildTestApp } from '../helpers/app.ts';
+import { startReceiver } from '../helpers/receiver.ts';
 import { redisServerOrSkip } from '../helpers/redis.ts';
 import { startRedisServer, type RedisServerProcess } from '../helpers/redis-server.ts';
 
@@ -128,6 +129,30 @@ if (redisServerOrSkip('a Redis that evicts keys when full')) describe('a Redis t
       proxy.close();
       await once(proxy, 'close');
     }
+  });
+
+  it('a user with only its keys and the categories the README names (no INFO, no CLIENT, no @admin) serves: intents, their webhooks, bookings, FluxPay, /readyz', async () => {
+    await admin.acl('SETUSER', 'least', 'on', '>least-pass', 'resetkeys', '~least:*', 'resetchannels', '-@all', '+@read', '+@write', '+@scripting', '+@stream', '+@connection');
+    const url = server.url.replace('redis://', 'redis://least:least-pass@');
+    const rx = await startReceiver();
+    const logs: Array<Record<string, unknown>> = [];
+    const t = await buildTestApp({ STORE: 'redis', REDIS_URL: url, REDIS_KEY_PREFIX: 'least:', SCHEDULER_POLL_MS: '50', DEFAULT_APPROVE_DELAY_MS: '0' }, { logs, clockStart: Date.now() });
+    try {
+      const created = await t.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'res_least', amount: 1000, webhook_url: rx.url() } });
+      expect(created.statusCode).toBe(200);
+      await t.clock.advance(1_000);
+      await rx.waitFor(1);
+      expect(JSON.parse(rx.requests[0]!.body)).toMatchObject({ type: 'payment.approved', payment_intent_id: created.json().payment_intent_id, status: 'APPROVED' });
+      const booking = await t.app.inject({ method: 'POST', url: '/bookings', headers: { 'x-user-id': 'user_1' }, payload: { performanceId: 'perf_001', quantity: 2, paymentMethod: 'CREDIT_CARD' } });
+      expect(booking.statusCode).toBe(201);
+      const order = await t.app.inject({ method: 'POST', url: '/api/v1/orders', headers: { 'idempotency-key': 'least-order-1' }, payload: { userId: 'user_1', serviceId: 'ai-writer', orderName: 'least', amount: 1000 } });
+      expect(order.statusCode).toBeLessThan(300);
+      expect((await t.app.inject({ method: 'GET', url: '/readyz' })).json()).toEqual({ status: 'ready' });
+    } finally {
+      await t.app.close();
+      await rx.close();
+    }
+    expect(logs.filter((l) => l.level === 'error' || l.level === 'warn')).toEqual([]);
   });
 
   it('a user whom an ACL refuses INFO (as some hosted Redis do) starts and serves, the policy unchecked, said at debug', async () => {

@@ -74,10 +74,10 @@ if (!hasRedisServer) {
   /** A replica's webhook side: its own connection, the shared log, scheduler, stream and (when given) rate cap. */
   async function replica(
     keyPrefix: string,
-    options: { claimIdleMs?: number; clock?: Clock; rateCap?: (client: ReturnType<TestRedis['connect']>) => RedisRateCap; settings?: Partial<DispatcherSettings>; pollMs?: number; leaseMs?: number } = {},
+    options: { claimIdleMs?: number; clock?: Clock; rateCap?: (client: ReturnType<TestRedis['connect']>) => RedisRateCap; settings?: Partial<DispatcherSettings>; pollMs?: number; leaseMs?: number; url?: string } = {},
   ) {
     const clock = options.clock ?? systemClock;
-    const client = redis.connect();
+    const client = redis.connect(options.url);
     const errors: Array<{ error: unknown; context: string }> = [];
     const onError = (error: unknown, context: string) => errors.push({ error, context });
     const schedulerStore = new RedisSchedulerStore(client, { keyPrefix });
@@ -413,6 +413,27 @@ if (!hasRedisServer) {
       expect(await one.queue.enqueue(delivery, rx.origin, 0)).toBe(true);
       await eventually(async () => ((await one.log.get('whd_twice'))?.status === 'delivered' && (await pendingCount(one.queue.key)) === 0 && one.queue.held === 0 ? true : undefined), 'delivered, nothing pending or held');
       expect(one.errors).toEqual([]);
+    });
+
+    it('a Redis user refused CLIENT (an ACL without it, as hosted Redis have) still delivers; one refused CLIENT UNBLOCK (no @admin) asks once at a stop, then waits for the read', async () => {
+      const users = { nocli: ['+@all', '-client'], noadmin: ['+@all', '-@admin'] } as const;
+      for (const [user, rights] of Object.entries(users)) {
+        await redis.client.acl('SETUSER', user, 'on', `>${user}-pass`, '~*', '&*', ...rights);
+        const keyPrefix = redis.newPrefix();
+        const rx = await receivers.start();
+        const r = await replica(keyPrefix, { url: redis.url.replace('redis://', `redis://${user}:${user}-pass@`) });
+        const accepted = await Promise.all(Array.from({ length: 5 }, (_, i) => r.dispatcher.deliver(webhook(rx, i))));
+        // Before 2026-12-03 a user without CLIENT ID never read the stream: nothing was sent.
+        await rx.waitFor(5);
+        expect(eventIdsOf(rx).sort()).toEqual(accepted.map((d) => d.eventId).sort());
+        await redis.client.config('RESETSTAT');
+        await r.queue.stop();
+        const stats = await redis.client.info('commandstats');
+        const unblocks = /^cmdstat_client\|unblock:calls=(\d+),.*rejected_calls=(\d+)/m.exec(stats);
+        // nocli: never asked (it has no id); noadmin: refused once, not every 20 ms until the read ended.
+        expect([user, Number(unblocks?.[1] ?? 0) + Number(unblocks?.[2] ?? 0)]).toEqual([user, user === 'nocli' ? 0 : 1]);
+        expect(r.errors).toEqual([]);
+      }
     });
 
     it('a stream deleted under a running queue (its key alone) is made again by the next accept and enqueue, not by its read loop; they queue as before, and its read carries on unreported', async () => {

@@ -34,8 +34,8 @@ export interface TestRedis {
   client: Redis;
   /** A key prefix no other caller of this server has been given: one per store under test. */
   newPrefix(): string;
-  /** A new client, closed by `stop`. */
-  connect(): Redis;
+  /** A new client, closed by `stop`; to `url` when given (the server's, with a user and password). */
+  connect(url?: string): Redis;
   stop(): Promise<void>;
   /** Stops the server (SIGTERM: with `appendOnly`, what it acknowledged is on disk) and keeps its port and directory. */
   pause(): Promise<void>;
@@ -50,8 +50,8 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Test
   const server = await startRedisServer(options);
   const { url } = server;
   const clients: Redis[] = [];
-  const connect = (): Redis => {
-    const client = new Redis(url, { maxRetriesPerRequest: 1 });
+  const connect = (to: string = url): Redis => {
+    const client = new Redis(to, { maxRetriesPerRequest: 1 });
     // While a test has paused the server, failed reconnects are expected: no "Unhandled error event" noise.
     client.on('error', () => undefined);
     clients.push(client);

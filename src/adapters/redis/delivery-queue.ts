@@ -101,8 +101,14 @@ export class RedisDeliveryQueue implements DeliveryQueue {
   #running = false;
   #loop: Promise<void> | undefined;
   #wakeLoop: (() => void) | undefined;
-  /** The reader connection's client id (for CLIENT UNBLOCK); unknown until read after each connect. */
-  #readerId: number | undefined;
+  /**
+   * The reader connection's client id (for CLIENT UNBLOCK); unknown until read after each connect;
+   * null when Redis refuses CLIENT ID to this user (an ACL without it, or the command renamed away,
+   * as some hosted Redis have it): the reader reads all the same, and `stop` waits for its read.
+   */
+  #readerId: number | null | undefined;
+  /** Redis refused CLIENT UNBLOCK to this user (an ACL without `@admin`): `stop` waits for the read instead of asking again. */
+  #unblockRefused = false;
   #claimCursor = '0-0';
   #nextClaimAt = 0;
 
@@ -233,8 +239,13 @@ export class RedisDeliveryQueue implements DeliveryQueue {
     void loop.finally(() => (over = true));
     const giveUpAt = Date.now() + MAX_BLOCK_MS + STOP_GRACE_MS;
     while (!over && Date.now() < giveUpAt) {
-      if (this.#readerId !== undefined) await this.#client.call('CLIENT', 'UNBLOCK', this.#readerId).catch(() => undefined);
-      await Promise.race([loop, sleep(UNBLOCK_EVERY_MS)]);
+      const readerId = this.#readerId;
+      if (readerId !== undefined && readerId !== null && !this.#unblockRefused) {
+        await this.#client.call('CLIENT', 'UNBLOCK', readerId).catch((error: unknown) => {
+          if (isRefusedToUser(error)) this.#unblockRefused = true;
+        });
+      }
+      await Promise.race([loop, sleep(this.#unblockRefused || readerId === null ? giveUpAt - Date.now() : UNBLOCK_EVERY_MS)]);
     }
     if (over) return;
     // What that read brought, if anything, stays pending under this consumer: taken over after the claim idle time.
@@ -333,7 +344,9 @@ export class RedisDeliveryQueue implements DeliveryQueue {
   }
 
   async #read(room: number): Promise<void> {
-    if (this.#readerId === undefined) this.#readerId = (await this.#reader.call('CLIENT', 'ID')) as number;
+    if (this.#readerId === undefined) {
+      this.#readerId = (await this.#reader.call('CLIENT', 'ID').catch((error: unknown) => (isRefusedToUser(error) ? null : Promise.reject(error)))) as number | null;
+    }
     if (!this.#running) return;
     const block = Math.max(1, Math.min(MAX_BLOCK_MS, this.#nextClaimAt - Date.now()));
     const reply = (await this.#reader.xreadgroup('GROUP', DELIVERY_GROUP, this.consumer, 'COUNT', room, 'BLOCK', block, 'STREAMS', this.#key, '>')) as
@@ -429,4 +442,12 @@ function isNoGroup(error: unknown): boolean {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+/**
+ * Redis' refusal of a command to this connection's user, not a failure of Redis: an ACL without it
+ * (`NOPERM`), or a command renamed away in its configuration (`ERR unknown command`).
+ */
+function isRefusedToUser(error: unknown): boolean {
+  return error instanceof Error && /^(NOPERM |ERR unknown command)/.test(error.message);
 }
