@@ -156,7 +156,13 @@ const EnvSchema = Type.Object({
     STORE_BACKENDS.map((backend) => Type.Literal(backend)),
     { default: 'memory' },
   ),
-  REDIS_URL: Type.String({ maxLength: 4096, pattern: '^rediss?://[^\\s]*$', 'x-pattern-description': 'a redis:// or rediss:// URL', default: DEFAULT_REDIS_URL }),
+  REDIS_URL: Type.String({
+    maxLength: 4096,
+    // The scheme in any case, as the Redis client takes it; no white space (a value read from a file keeps its last newline).
+    pattern: '^[Rr][Ee][Dd][Ii][Ss][Ss]?://[^\\s]*$',
+    'x-pattern-description': 'a redis:// or rediss:// URL, without spaces or line breaks (a value read from a file keeps its last newline)',
+    default: DEFAULT_REDIS_URL,
+  }),
   // Every key the service writes starts with it, so replicas of one deployment share keys and other deployments on the same Redis do not.
   REDIS_KEY_PREFIX: Type.String({ maxLength: 200, pattern: '^[\\x21-\\x7E]*$', 'x-pattern-description': 'visible ASCII characters (no spaces)', default: DEFAULT_REDIS_KEY_PREFIX }),
   // Unset: DEFAULT_REDIS_SCHEDULER_POLL_MS with STORE=redis, 0 (off) with memory, where nobody else schedules.
@@ -403,7 +409,8 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     otel: { endpoint: env.OTEL_EXPORTER_OTLP_ENDPOINT, serviceName: env.OTEL_SERVICE_NAME },
     idempotency: { ttlMs: env.IDEMPOTENCY_TTL_MS, maxKeys: env.IDEMPOTENCY_MAX_KEYS },
     store: { backend: env.STORE, intentTtlMs: env.INTENT_TTL_MS, maxIntents: env.STORE_MAX_INTENTS },
-    redis: { url: env.REDIS_URL, keyPrefix: env.REDIS_KEY_PREFIX },
+    // The scheme in lower case: the Redis client takes REDISS:// for a plain connection (its TLS test is case-sensitive).
+    redis: { url: env.REDIS_URL.replace(/^[a-z]+:/i, (scheme) => scheme.toLowerCase()), keyPrefix: env.REDIS_KEY_PREFIX },
     scheduler: { pollMs: env.SCHEDULER_POLL_MS ?? (env.STORE === 'redis' ? DEFAULT_REDIS_SCHEDULER_POLL_MS : 0), leaseMs: env.SCHEDULER_LEASE_MS },
     clusterWorkers: env.CLUSTER_WORKERS,
     bodyLimitBytes: env.BODY_LIMIT_BYTES,

@@ -2,11 +2,47 @@ import { once } from 'node:events';
 import { createConnection, createServer, type AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { shownRedisUrl } from '../../src/adapters/redis/connection.ts';
 import { evictionOf, evictionWarning, redisVersionOf, versionRefusal } from '../../src/adapters/redis/server-check.ts';
+import { startRefusal } from '../../src/adapters/redis/watched-client.ts';
 import { buildTestApp } from '../helpers/app.ts';
 import { startReceiver } from '../helpers/receiver.ts';
 import { redisServerOrSkip } from '../helpers/redis.ts';
 import { startRedisServer, type RedisServerProcess } from '../helpers/redis-server.ts';
+
+/*
+ * REDIS_URL as logs, /readyz and start errors show it, and what a start that reached a Redis which
+ * refused it says. Before 2026-12-03 a password given as `?password=` (ioredis takes it) was shown
+ * as it was, and every refusal read "could not be reached …; start it or set REDIS_URL".
+ */
+describe('REDIS_URL shown, and a refused start in words', () => {
+  it.each([
+    ['redis://:s3cr3t@127.0.0.1:6379/3', 'redis://:***@127.0.0.1:6379/3'],
+    ['redis://app:s3cr3t@redis:6379', 'redis://app:***@redis:6379'],
+    // A password written without its colon: Redis takes it as a user name, and it is hidden all the same.
+    ['redis://s3cr3t@redis:6379', 'redis://***@redis:6379'],
+    ['redis://127.0.0.1:6379/?password=s3cr3t', 'redis://127.0.0.1:6379/?password=***'],
+    ['rediss://redis:6380/?username=app&password=s3cr3t&db=2&family=6', 'rediss://redis:6380/?username=***&password=***&db=2&family=6'],
+    ['redis://redis:6379/?sentinelPassword=s3cr3t&password=a&password=b', 'redis://redis:6379/?sentinelPassword=***&password=***'],
+    ['redis://127.0.0.1:6379', 'redis://127.0.0.1:6379'],
+  ])('%s is shown as %s', (url, shown) => {
+    expect(shownRedisUrl(url)).toBe(shown);
+  });
+
+  it('says what Redis refused and what to set, on one line', () => {
+    const at = 'redis://app:***@r:6379';
+    expect(startRefusal(at, 'WRONGPASS invalid username-password pair or user is disabled.')).toBe(
+      `Redis at ${at} refused the user or password (WRONGPASS invalid username-password pair or user is disabled.); set the ones it knows in REDIS_URL`,
+    );
+    expect(startRefusal(at, 'NOAUTH HELLO must be called with the client already authenticated')).toBe(
+      `Redis at ${at} asks for a password (NOAUTH HELLO must be called with the client already authenticated); put it in REDIS_URL: redis://:password@host, or redis://user:password@host for an ACL user`,
+    );
+    expect(startRefusal(at, "NOPERM User app has no permissions to run the 'evalsha' command")).toBe(
+      `Redis at ${at} refuses this user a command or key that paysim needs (NOPERM User app has no permissions to run the 'evalsha' command); give it the keys under REDIS_KEY_PREFIX and the commands the README names (Running several replicas)`,
+    );
+    expect(startRefusal(at, 'connect ECONNREFUSED 127.0.0.1:6379')).toBe(`Redis at ${at} could not be reached (connect ECONNREFUSED 127.0.0.1:6379); start it or set REDIS_URL`);
+  });
+});
 
 /*
  * A Redis older than 7.0 (Ubuntu 22.04's and Debian 11's packages are 6.0): before 2026-12-03 a
@@ -54,7 +90,7 @@ describe('what INFO memory says about eviction', () => {
   });
 });
 
-if (redisServerOrSkip('a Redis that evicts keys when full')) describe('a Redis that evicts keys when full', () => {
+if (redisServerOrSkip('what a start asks of a real Redis')) describe('what a start asks of a real Redis (its database, version and eviction policy) and how it says Redis refused it', () => {
   let server: RedisServerProcess;
   let admin: Redis;
   beforeAll(async () => {
@@ -153,6 +189,49 @@ if (redisServerOrSkip('a Redis that evicts keys when full')) describe('a Redis t
       await rx.close();
     }
     expect(logs.filter((l) => l.level === 'error' || l.level === 'warn')).toEqual([]);
+  });
+
+  it('a start that Redis refuses (a wrong password, also as ?password=; a user without scripts; keys outside its patterns) ends on one line saying which, its password never shown', async () => {
+    await admin.acl('SETUSER', 'noscripts', 'on', '>noscripts-pass', '~*', '&*', '+@all', '-@scripting');
+    await admin.acl('SETUSER', 'otherkeys', 'on', '>otherkeys-pass', 'resetkeys', '~other:*', '&*', '+@all');
+    const at = server.url.replace('redis://', '');
+    const cases: Array<[string, string, string]> = [
+      [`redis://least:wrong-pass-1@${at}`, `redis://least:***@${at}`, 'refused the user or password (WRONGPASS invalid username-password pair or user is disabled.); set the ones it knows in REDIS_URL'],
+      [`redis://${at}/?username=least&password=wrong-pass-2`, `redis://${at}/?username=***&password=***`, 'refused the user or password (WRONGPASS invalid username-password pair or user is disabled.); set the ones it knows in REDIS_URL'],
+      [`redis://noscripts:noscripts-pass@${at}`, `redis://noscripts:***@${at}`, "refuses this user a command or key that paysim needs (NOPERM this user has no permissions to run the 'evalsha' command); give it the keys under REDIS_KEY_PREFIX and the commands the README names (Running several replicas)"],
+      [`redis://otherkeys:otherkeys-pass@${at}`, `redis://otherkeys:***@${at}`, 'refuses this user a command or key that paysim needs ('],
+    ];
+    for (const [url, shown, says] of cases) {
+      const refused = await buildTestApp({ STORE: 'redis', REDIS_URL: url, REDIS_KEY_PREFIX: 'refused:', SCHEDULER_POLL_MS: '0' }).then(
+        () => new Error('started'),
+        (error: unknown) => error as Error,
+      );
+      expect([refused.name, refused.message.startsWith(`Redis at ${shown} ${says}`), refused.message]).toEqual(['RedisUnreachableError', true, expect.any(String)]);
+      expect(refused.message).not.toMatch(/wrong-pass|noscripts-pass|otherkeys-pass/);
+      expect(refused.message).not.toContain('\n');
+    }
+  });
+
+  it('a database REDIS_URL names is used; one Redis refuses ends the start on one line instead of going on in database 0', async () => {
+    const three = new Redis(`${server.url}/3`);
+    try {
+      const t = await buildTestApp({ STORE: 'redis', REDIS_URL: `${server.url}/3`, REDIS_KEY_PREFIX: 'db3:', SCHEDULER_POLL_MS: '0' });
+      try {
+        expect((await t.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'res_db3', amount: 1000 } })).statusCode).toBe(200);
+      } finally {
+        await t.app.close();
+      }
+      expect((await three.keys('db3:*')).length).toBeGreaterThan(0);
+      expect(await admin.keys('db3:*')).toEqual([]);
+    } finally {
+      three.disconnect();
+    }
+    await expect(buildTestApp({ STORE: 'redis', REDIS_URL: `${server.url}/42`, REDIS_KEY_PREFIX: 'db42:', SCHEDULER_POLL_MS: '0' })).rejects.toMatchObject({
+      name: 'RedisUnreachableError',
+      message: `Redis at ${server.url}/42 refused database 42 (ERR DB index is out of range): the database number of REDIS_URL must be below Redis' "databases" (16 unless configured otherwise), and an ACL user needs SELECT; the keys would go to database 0`,
+    });
+    // Before 2026-12-03 the start went on, and wrote to database 0.
+    expect(await admin.keys('db42:*')).toEqual([]);
   });
 
   it('a user whom an ACL refuses INFO (as some hosted Redis do) starts and serves, the policy unchecked, said at debug', async () => {

@@ -632,8 +632,16 @@ describe('store back end and processes (issue 14)', () => {
 
   it('never echoes REDIS_URL, which may carry a password', () => {
     const error = configError({ REDIS_URL: 'http://user:hunter22@redis:6379' });
-    expect(error.message).toBe('Invalid configuration: REDIS_URL must be a redis:// or rediss:// URL');
+    expect(error.message).toBe('Invalid configuration: REDIS_URL must be a redis:// or rediss:// URL, without spaces or line breaks (a value read from a file keeps its last newline)');
     expect(error.message).not.toContain('hunter22');
+  });
+
+  it('a REDIS_URL with a line break (read from a file) is refused saying so; a scheme in capitals is taken, in lower case (the Redis client takes REDISS:// for a plain connection)', () => {
+    expect(configError({ REDIS_URL: 'redis://:hunter22@redis:6379\n' }).message).toBe(
+      'Invalid configuration: REDIS_URL must be a redis:// or rediss:// URL, without spaces or line breaks (a value read from a file keeps its last newline)',
+    );
+    expect(loadConfig({ REDIS_URL: 'REDISS://:Pass@Host:6380/2' }).redis.url).toBe('rediss://:Pass@Host:6380/2');
+    expect(loadConfig({ REDIS_URL: 'Redis://host' }).redis.url).toBe('redis://host');
   });
 
   it.each([

@@ -125,11 +125,20 @@ function reconnectDelay(attempt: number): number {
   return Math.min(attempt * 50, RECONNECT_MAX_MS);
 }
 
-/** `url` without its password, for logs and /readyz. */
+/** Options of a REDIS_URL's query that are shown as they are: none of the others (`password`, `username`, `sentinelPassword`, …) is. */
+const SHOWN_URL_OPTIONS: ReadonlySet<string> = new Set(['db', 'family']);
+
+/**
+ * `url` without its password, for logs and /readyz: the password, a user part without one (a
+ * password written without its colon, which Redis then takes as a user name), and the value of
+ * every query option but the database and address family (ioredis takes `?password=` too).
+ */
 export function shownRedisUrl(url: string): string {
   try {
     const parsed = new URL(url);
     if (parsed.password !== '') parsed.password = '***';
+    else if (parsed.username !== '') parsed.username = '***';
+    for (const name of new Set(parsed.searchParams.keys())) if (!SHOWN_URL_OPTIONS.has(name)) parsed.searchParams.set(name, '***');
     return parsed.toString().replace(/\/$/, '');
   } catch {
     return 'REDIS_URL';

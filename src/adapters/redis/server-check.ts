@@ -3,8 +3,9 @@ import type { Redis } from 'ioredis';
 import { RedisUnreachableError } from './watched-client.ts';
 
 /**
- * What a start asks of the Redis it reached, once (`checkRedisServer`): its version, which must be
- * 7.0 or later, and whether it drops keys when full, which it warns of.
+ * What a start asks of the Redis it reached, once (`checkRedisServer`): that the database REDIS_URL
+ * names is the one in use, its version, which must be 7.0 or later, and whether it drops keys when
+ * full, which it warns of.
  */
 
 /** The oldest Redis the back end runs on: its delivery queue reads a consumer group's `lag` from `XINFO GROUPS`, which Redis gives from 7.0. */
@@ -61,6 +62,26 @@ export function evictionWarning(eviction: RedisEviction, where: string): string 
 }
 
 /**
+ * Selects the database REDIS_URL names (other than 0) once more, to see it taken: ioredis selects it
+ * on each connection but only emits Redis' refusal (a number not below its `databases`, 16 unless
+ * configured otherwise; an ACL without SELECT), and carries on in database 0, where another
+ * deployment's keys may be. Rejects with `RedisUnreachableError` then.
+ */
+async function checkDatabase(client: Redis, where: string): Promise<void> {
+  const db = client.options.db ?? 0;
+  if (db === 0) return;
+  try {
+    await client.select(db);
+  } catch (error) {
+    const refusal = error instanceof Error ? error.message : String(error);
+    throw new RedisUnreachableError(
+      `Redis at ${where} refused database ${db} (${refusal}): the database number of REDIS_URL must be below Redis' "databases" (16 unless configured otherwise), and an ACL user needs SELECT; the keys would go to database 0`,
+      { cause: error },
+    );
+  }
+}
+
+/**
  * Asks Redis once, at the start, for its `INFO server` and `INFO memory`: rejects with
  * `RedisUnreachableError` (one line, the start ends) when it is older than MIN_REDIS_VERSION, and
  * logs `evictionWarning` at warn when it evicts. When Redis will not say (`INFO` refused to the user
@@ -68,6 +89,7 @@ export function evictionWarning(eviction: RedisEviction, where: string): string 
  * policy changed later (`CONFIG SET`) is not seen.
  */
 export async function checkRedisServer(client: Redis, where: string, log: FastifyBaseLogger): Promise<void> {
+  await checkDatabase(client, where);
   let server: string;
   let memory: string;
   try {

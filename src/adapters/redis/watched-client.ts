@@ -291,7 +291,7 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
         : error instanceof Error
           ? error.message
           : String(error);
-    return new RedisUnreachableError(`Redis at ${where} could not be reached (${why}); start it or set REDIS_URL`, { cause: error });
+    return new RedisUnreachableError(startRefusal(where, oneLine(why)), { cause: error });
   };
 
   await untilSilentFor(REDIS_START_TIMEOUT_MS, async (heard) => {
@@ -345,6 +345,25 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
       if ((client.status as string) !== 'end') client.disconnect();
     },
   };
+}
+
+/** `text` on one line: OpenSSL's errors, among others, carry line breaks. */
+function oneLine(text: string): string {
+  return text.replace(/\s*[\r\n]+\s*/g, ' ').trim();
+}
+
+/**
+ * Why a start that reached no serving Redis ends, in words with what to do: Redis refused the
+ * credentials or asked for some, refused this user a command or a key (its ACL), or could not be
+ * reached at all.
+ */
+export function startRefusal(where: string, why: string): string {
+  if (/^WRONGPASS /.test(why)) return `Redis at ${where} refused the user or password (${why}); set the ones it knows in REDIS_URL`;
+  if (/^NOAUTH /.test(why)) return `Redis at ${where} asks for a password (${why}); put it in REDIS_URL: redis://:password@host, or redis://user:password@host for an ACL user`;
+  if (/^NOPERM |can't access at least one of the keys/.test(why)) {
+    return `Redis at ${where} refuses this user a command or key that paysim needs (${why}); give it the keys under REDIS_KEY_PREFIX and the commands the README names (Running several replicas)`;
+  }
+  return `Redis at ${where} could not be reached (${why}); start it or set REDIS_URL`;
 }
 
 /** Whether ioredis has settled `command` (answered, failed or timed out): its `isSettled`, untyped. */
