@@ -9,6 +9,8 @@ import { SHARED_RULES_REFRESH_MS } from '../../src/plugins/app/faults.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 import { redisServerOrSkip, startRedis, type TestRedis } from '../helpers/redis.ts';
 import { v2Body } from '../helpers/v2.ts';
+import { startReceiver } from '../helpers/receiver.ts';
+import { LOOK_AFTER_DUE_MS } from '../../src/dialects/payment-server-v2/waits.ts';
 
 /**
  * Two replicas of the whole service on one Redis (STORE=redis, one key prefix), as behind a load
@@ -215,6 +217,33 @@ if (redisServerOrSkip('replicas on Redis')) {
       expect(Date.parse(decided.decided_at)).toBeGreaterThanOrEqual(START + 5000);
       expect(b.events.filter((e) => e.intent.id === id).map((e) => e.type)).toEqual(['payment.approved']);
       expect(await b.app.core.scheduler.pending('intent.decide')).toBe(0);
+    });
+  });
+
+  describe('an /api/v2 create on one replica whose payment the other decides', { timeout: TEST_TIMEOUT_MS }, () => {
+    it('answers once the other replica has decided it and its callback completed it, by reading its payment past the due time (before 2026-12-03 it never answered)', async () => {
+      const [a, b] = await replicas();
+      const rx = await startReceiver();
+      try {
+        // A takes no more deliveries from the shared stream: B makes the callback's attempt, whose events A never sees.
+        await a.app.webhooks.dispatcher.drain(1_000);
+        const creating = inject(a, { method: 'POST', url: '/api/v2/payments', headers: { 'x-sim-scenario': 'delay' }, payload: v2Body('tx_other', rx.url('/callback')) });
+        await eventually(async () => ((await b.app.v2Payments.pendingDecisions()) === 1 ? true : undefined), 'the payment stored, its decision due in 3 s');
+        // Only B's clock reaches the due time: B's scheduler takes the job.
+        await b.clock.advance(3_000);
+        await eventually(async () => {
+          if ((await inject(b, { url: '/api/v2/payments/pay_tx_other' })).json().status === 'PAYMENT_COMPLETED') return true;
+          await b.clock.advance(250);
+          return undefined;
+        }, 'B to decide the payment and its callback to complete it');
+        expect(rx.requests).toHaveLength(1);
+        // A's clock past the due time (its scheduler finds the job done): its wait reads the payment.
+        await a.clock.advance(3_000 + LOOK_AFTER_DUE_MS);
+        const answered = await Promise.race([creating, sleep(10_000).then(() => undefined)]);
+        expect([answered?.statusCode, answered?.json()]).toEqual([200, { ok: true, tx_id: 'tx_other', status: 'PAYMENT_COMPLETED', payment_id: 'pay_tx_other' }]);
+      } finally {
+        await rx.close();
+      }
     });
   });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CallbackWaits } from '../../src/dialects/payment-server-v2/waits.ts';
+import { CallbackWaits, LOOK_AFTER_DUE_MS, type LookedUp } from '../../src/dialects/payment-server-v2/waits.ts';
 
 /** What POST /api/v2/payments waits for, against a store that goes away: a blip ends no wait, an outage of a second does. */
 describe('CallbackWaits and the store', () => {
@@ -30,5 +30,62 @@ describe('CallbackWaits and the store', () => {
     waits.settle('pay_tx_3');
     expect(await settledWithin(wait.done, 100)).toBe(true);
     expect(waits.size).toBe(0);
+  });
+
+  /** Waits whose overdue payments are read from `found` (by id) on a clock the test sets; the ids read, in order. */
+  function lookingWaits(boundMs: number, found: Map<string, LookedUp | Error>) {
+    const clock = { now: 10_000 };
+    const reads: string[] = [];
+    const waits = new CallbackWaits(boundMs, () => undefined, {
+      now: () => clock.now,
+      look: async (id) => {
+        reads.push(id);
+        const answer = found.get(id);
+        if (answer instanceof Error) throw answer;
+        return answer;
+      },
+    });
+    return { waits, clock, reads };
+  }
+
+  it('a wait whose payment another replica decided (no event here) reads it once past its due time: final ends it, decided starts what is left of its bound, gone ends it', async () => {
+    const found = new Map<string, LookedUp | Error>([
+      ['pay_final', { decidedAt: 10_000, final: true }],
+      ['pay_decided', { decidedAt: 10_100, final: false }],
+      ['pay_gone', undefined],
+    ]);
+    const { waits, clock, reads } = lookingWaits(1_000, found);
+    const final = waits.open('pay_final');
+    const decided = waits.open('pay_decided');
+    const gone = waits.open('pay_gone');
+    for (const wait of [final, decided, gone]) waits.expect(wait, 10_000);
+    // Not past due + LOOK_AFTER_DUE_MS yet: nothing read.
+    clock.now = 10_000 + LOOK_AFTER_DUE_MS - 1;
+    expect(await settledWithin(final.done, 600)).toBe(false);
+    expect(reads).toEqual([]);
+    clock.now = 10_000 + LOOK_AFTER_DUE_MS + 200;
+    expect(await settledWithin(Promise.all([final.done, gone.done]).then(() => undefined), 600)).toBe(true);
+    // Decided 350 ms ago on the service's clock: 650 ms of its 1,000 ms bound left (read again meanwhile, for its completion).
+    expect(await settledWithin(decided.done, 300)).toBe(false);
+    expect(await settledWithin(decided.done, 900)).toBe(true);
+    expect(reads.filter((id) => id === 'pay_decided').length).toBeGreaterThanOrEqual(1);
+    expect(waits.size).toBe(0);
+  });
+
+  it('a failed read is made again at the next check; a wait its own events end first reads nothing', async () => {
+    const found = new Map<string, LookedUp | Error>([['pay_flaky', new Error('Connection is closed.')]]);
+    const { waits, clock, reads } = lookingWaits(5_000, found);
+    const flaky = waits.open('pay_flaky');
+    const local = waits.open('pay_local');
+    waits.expect(flaky, 10_000);
+    waits.expect(local, 10_000);
+    waits.settle('pay_local');
+    clock.now = 20_000;
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    expect(await settledWithin(flaky.done, 0)).toBe(false);
+    found.set('pay_flaky', { decidedAt: 19_000, final: true });
+    expect(await settledWithin(flaky.done, 600)).toBe(true);
+    expect(reads.length).toBeGreaterThanOrEqual(2);
+    expect(new Set(reads)).toEqual(new Set(['pay_flaky']));
   });
 });

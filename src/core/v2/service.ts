@@ -47,7 +47,8 @@ export interface V2ServiceDeps {
   settings: V2Settings;
 }
 
-export type V2CreateOutcome = { kind: 'created' | 'existing' | 'conflict'; payment: V2Payment };
+/** `decisionDueAt`, of a payment created: when its decision is due (now for one decided within the create), on the service's clock. */
+export type V2CreateOutcome = { kind: 'created'; payment: V2Payment; decisionDueAt: number } | { kind: 'existing' | 'conflict'; payment: V2Payment };
 
 export type V2ConfirmOutcome = { kind: 'confirmed'; payment: V2Payment } | { kind: 'not_found' } | { kind: 'not_pending'; payment: V2Payment };
 
@@ -120,9 +121,9 @@ export class V2PaymentService {
     }
     if (beginScheduled !== undefined) scheduler.scheduled(job.dueAt);
     this.#publish('v2.payment_created', begun.payment, now);
-    if (decision.delayMs === 0) return { kind: 'created', payment: (await this.#decideNow(payment.id, now, beginScheduled !== undefined)) ?? begun.payment };
+    if (decision.delayMs === 0) return { kind: 'created', payment: (await this.#decideNow(payment.id, now, beginScheduled !== undefined)) ?? begun.payment, decisionDueAt: now };
     if (beginScheduled === undefined) await scheduler.schedule(job.kind, job.key, job.dueAt);
-    return begun;
+    return { kind: 'created', payment: begun.payment, decisionDueAt: job.dueAt };
   }
 
   get(id: string): Promise<V2Payment | undefined> {

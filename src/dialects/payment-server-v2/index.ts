@@ -53,7 +53,14 @@ const paymentServerV2: FastifyPluginAsync = async (app) => {
   app.errorShapes.register(v2Errors);
   app.webhooks.signers.register(paymentV2Signer(config.v2.webhookSecret, config.v2.serviceAuthToken));
   const schemes = Object.freeze([V2_SIGNATURE_SCHEME, ...config.v2.extraSchemes]);
-  const waits = new CallbackWaits(config.webhook.timeoutMs, () => app.storeUnavailable());
+  // An overdue wait reads its payment: another replica may have decided it and sent its callback.
+  const waits = new CallbackWaits(config.webhook.timeoutMs, () => app.storeUnavailable(), {
+    now: () => clock.now(),
+    look: async (id) => {
+      const payment = await service.get(id);
+      return payment === undefined ? undefined : { decidedAt: payment.decidedAt, final: payment.status !== 'PENDING' };
+    },
+  });
 
   await app.register(async (scope) => {
     const base = createErrorHandler(v2Errors);

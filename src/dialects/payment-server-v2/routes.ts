@@ -93,7 +93,10 @@ const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (fastify, { idempote
         // Created here while a twin's wait was open happens only with a store that does not
         // order concurrent calls as they came (another back end): then this answers the status
         // the payment has now, without waiting.
-        await wait?.done;
+        if (wait !== undefined && outcome.kind === 'created') {
+          waits.expect(wait, outcome.decisionDueAt);
+          await wait.done;
+        }
       }
       const payment = (await service.get(id)) ?? outcome.payment;
       return { ok: true as const, tx_id: payment.txId, status: payment.status, payment_id: payment.id };

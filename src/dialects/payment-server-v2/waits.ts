@@ -16,6 +16,15 @@
  * its status then (PENDING), as the original answered a payment whose callback had not succeeded;
  * the payment is decided and its callback sent once the store is back, and a retry with the same
  * tx_id answers it. Before 2026-12-03 the request waited as long as the outage.
+ *
+ * With several replicas on one store, the decision's job and the callback's attempt may be another
+ * replica's, whose events this process never sees: a wait whose decision is due (`expect`) and has
+ * not ended by `LOOK_AFTER_DUE_MS` past it reads its payment (`look`) at each store check, until it
+ * ends: decided, its bound starts from the decision; final (completed or failed) or gone (the store
+ * lost it), it ends. One read at a time per wait; a wait its own events end first reads nothing. Before
+ * 2026-12-03 such a wait ended only when the store went away (a helper: creates with a delay
+ * unanswered after 70 s, their payments completed). A failed first attempt on another replica
+ * leaves the payment PENDING: the wait ends at its bound after the decision.
  * @see issue 10 "Endpoints"
  */
 
@@ -24,26 +33,46 @@ interface Wait {
   readonly done: Promise<void>;
   resolve(): void;
   timer: NodeJS.Timeout | undefined;
+  /** When its decision is due, on the service's clock (`expect`); undefined until the create says. */
+  dueAt: number | undefined;
+  /** A read of its payment is under way (`look`). */
+  looking: boolean;
 }
 
-/** How often open waits look whether the store is unavailable. */
+/** What the store says of a payment waited for: undefined when it holds none (lost, or evicted). */
+export type LookedUp = { decidedAt: number | null; final: boolean } | undefined;
+
+/** How a wait reads its payment when its own events are late: the service's clock, and the read. */
+export interface WaitLookUp {
+  now(): number;
+  look(id: string): Promise<LookedUp>;
+}
+
+/** How often open waits look whether the store is unavailable, and read the payments of overdue ones. */
 const STORE_CHECK_MS = 250;
 /** How long the store must have been unavailable, at every look, for the waits to end. */
 const STORE_GONE_MS = 1000;
+/** How long past its decision's due time (service clock) a wait not ended yet reads its payment. */
+export const LOOK_AFTER_DUE_MS = 250;
 
 export class CallbackWaits {
   readonly #waits = new Map<string, Wait>();
   readonly #boundMs: number;
   readonly #storeUnavailable: () => string | undefined;
+  readonly #lookUp: WaitLookUp | undefined;
   /** Looks at the store while any wait is open. */
   #storeCheck: NodeJS.Timeout | undefined;
   /** Since when the store has been unavailable at every look (undefined: it was available at the last one). */
   #storeGoneSince: number | undefined;
 
-  /** `storeUnavailable`: why the store cannot be used now (`app.storeUnavailable`), undefined when it can. */
-  constructor(boundMs: number, storeUnavailable: () => string | undefined = () => undefined) {
+  /**
+   * `storeUnavailable`: why the store cannot be used now (`app.storeUnavailable`), undefined when it
+   * can; `lookUp`: how an overdue wait reads its payment (none: waits end by their events only).
+   */
+  constructor(boundMs: number, storeUnavailable: () => string | undefined = () => undefined, lookUp?: WaitLookUp) {
     this.#boundMs = boundMs;
     this.#storeUnavailable = storeUnavailable;
+    this.#lookUp = lookUp;
   }
 
   /** Waits open right now (creates answering soon). */
@@ -60,16 +89,23 @@ export class CallbackWaits {
   open(id: string): Wait {
     let resolve!: () => void;
     const done = new Promise<void>((r) => (resolve = r));
-    const wait: Wait = { id, done, resolve, timer: undefined };
+    const wait: Wait = { id, done, resolve, timer: undefined, dueAt: undefined, looking: false };
     this.#waits.set(id, wait);
     if (this.#storeCheck === undefined) {
       this.#storeCheck = setInterval(() => {
-        if (this.#storeUnavailable() === undefined) this.#storeGoneSince = undefined;
-        else if (Date.now() - (this.#storeGoneSince ??= Date.now()) >= STORE_GONE_MS) this.close();
+        if (this.#storeUnavailable() === undefined) {
+          this.#storeGoneSince = undefined;
+          this.#lookAtOverdue();
+        } else if (Date.now() - (this.#storeGoneSince ??= Date.now()) >= STORE_GONE_MS) this.close();
       }, STORE_CHECK_MS);
       this.#storeCheck.unref();
     }
     return wait;
+  }
+
+  /** The payment of `wait` is created, its decision due at `dueAt` (service clock): past it, the wait may read its payment. */
+  expect(wait: Wait, dueAt: number): void {
+    wait.dueAt = dueAt;
   }
 
   /** Ends a wait that turned out not to be needed (the tx_id had a payment already, or the create failed). */
@@ -77,11 +113,14 @@ export class CallbackWaits {
     if (this.#waits.get(wait.id) === wait) this.#end(wait);
   }
 
-  /** The payment was decided and its callback is on its way: the wait ends at its first attempt, or after the bound. */
-  decided(id: string): void {
+  /**
+   * The payment was decided and its callback is on its way: the wait ends at its first attempt, or
+   * after the bound (counted from now, or what is left of it `sinceMs` after the decision).
+   */
+  decided(id: string, sinceMs = 0): void {
     const wait = this.#waits.get(id);
     if (wait === undefined || wait.timer !== undefined) return;
-    wait.timer = setTimeout(() => this.settle(id), this.#boundMs);
+    wait.timer = setTimeout(() => this.settle(id), Math.max(0, this.#boundMs - sinceMs));
     wait.timer.unref();
   }
 
@@ -94,6 +133,27 @@ export class CallbackWaits {
   /** Ends every wait (the app closes). */
   close(): void {
     for (const wait of [...this.#waits.values()]) this.#end(wait);
+  }
+
+  /** Reads the payment of each wait past its due time that is not reading already, and ends or bounds it by what it finds. */
+  #lookAtOverdue(): void {
+    const lookUp = this.#lookUp;
+    if (lookUp === undefined) return;
+    const now = lookUp.now();
+    for (const wait of this.#waits.values()) {
+      if (wait.looking || wait.dueAt === undefined || now < wait.dueAt + LOOK_AFTER_DUE_MS) continue;
+      wait.looking = true;
+      lookUp.look(wait.id).then(
+        (found) => {
+          wait.looking = false;
+          if (this.#waits.get(wait.id) !== wait) return;
+          if (found === undefined || found.final) this.#end(wait);
+          else if (found.decidedAt !== null) this.decided(wait.id, Math.max(0, lookUp.now() - found.decidedAt));
+        },
+        // A failed read (the store away): the next check reads again, or the store's own bound ends the wait.
+        () => (wait.looking = false),
+      );
+    }
   }
 
   #end(wait: Wait): void {
