@@ -11,11 +11,37 @@ import { callToken, defineScript, type Script } from './connection.ts';
  * available, held, reserved) and the row width (per). Per booking: S..'b:'..bookingId, a hash with
  * its performance, its seat indexes (comma-separated) and the call token of the hold (ct). Every script gets S as ARGV[1].
  */
-const HOLD = `
--- ARGV: S, perf, quantity, bookingId, until, call token
+/**
+ * Lays out a performance of the catalog whose map or counts are missing: its map where none exists
+ * (NX: one another replica laid out, and may hold seats in, stays as it is) and its counts, counted
+ * from the map, where none exist or the map is new, so a map whose counts an earlier version failed
+ * to write (two round trips then) is whole again. Run at the start, on each reconnect and at the end
+ * of a load (LAYOUT), and by the scripts that find a performance missing: a Redis that lost its
+ * data with the connections open (FLUSHALL, FLUSHDB, a key deleted) fires no reconnect (before
+ * 2026-12-03 every booking then answered 404 and the seat reads 500, until a reconnect).
+ */
+const ENSURE = `
+local function ensure(S, perf, total, per)
+  local mapKey, countsKey = S .. 'map:' .. perf, S .. 'n:' .. perf
+  local laid = redis.call('SET', mapKey, string.rep('0', tonumber(total)), 'NX')
+  if not laid and redis.call('EXISTS', countsKey) == 1 then return end
+  local map = redis.call('GET', mapKey)
+  local _, held = string.gsub(map, 'L', '')
+  local _, reserved = string.gsub(map, 'R', '')
+  local size = string.len(map)
+  redis.call('HSET', countsKey, 'per', per, 'total', size, 'available', size - held - reserved, 'held', held, 'reserved', reserved)
+end
+`;
+
+const HOLD = `${ENSURE}
+-- ARGV: S, perf, quantity, bookingId, until, call token, total and row width ('' when the catalog has no such performance)
 local S, perf, quantity, booking = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local n = redis.call('HMGET', S .. 'n:' .. perf, 'per', 'available')
-if not n[1] then return {'unknown_performance'} end
+if not n[1] or redis.call('EXISTS', S .. 'map:' .. perf) == 0 then
+  if ARGV[7] == '' then return {'unknown_performance'} end
+  ensure(S, perf, ARGV[7], ARGV[8])
+  n = redis.call('HMGET', S .. 'n:' .. perf, 'per', 'available')
+end
 local holding = redis.call('HMGET', S .. 'b:' .. booking, 'seats', 'ct')
 if holding[1] then
   -- This very hold run again (its reply lost, ioredis sent it again): it answers what it held.
@@ -99,38 +125,33 @@ if #kept == 0 then redis.call('DEL', S .. 'b:' .. booking) else redis.call('HSET
 return {perf, freed}
 `;
 
-const SEATS_OF = `
--- ARGV: S, perf
+const SEATS_OF = `${ENSURE}
+-- ARGV: S, perf, total, row width
 local S, perf = ARGV[1], ARGV[2]
 local map = redis.call('GET', S .. 'map:' .. perf)
-if not map then return {} end
+if not map then
+  ensure(S, perf, ARGV[3], ARGV[4])
+  map = redis.call('GET', S .. 'map:' .. perf)
+end
 return {map, redis.call('HGETALL', S .. 'own:' .. perf)}
 `;
 
-/**
- * Lays out a performance: its map where none exists (NX: one another replica laid out, and may
- * hold seats in, stays as it is) and its counts where none exist, counted from the map as it is,
- * so a map whose counts an earlier version failed to write (two round trips then) is whole again.
- */
-const LAYOUT = `
--- ARGV: S, perf, total, per; 1 when the counts were written now, 0 when they were there
-local S, perf = ARGV[1], ARGV[2]
-local mapKey, countsKey = S .. 'map:' .. perf, S .. 'n:' .. perf
-redis.call('SET', mapKey, string.rep('0', tonumber(ARGV[3])), 'NX')
-if redis.call('EXISTS', countsKey) == 1 then return 0 end
-local map = redis.call('GET', mapKey)
-local _, held = string.gsub(map, 'L', '')
-local _, reserved = string.gsub(map, 'R', '')
-local total = string.len(map)
-redis.call('HSET', countsKey, 'per', ARGV[4], 'total', total, 'available', total - held - reserved, 'held', held, 'reserved', reserved)
-return 1
+/** Lays out a performance (`ensure`): at the start, on each reconnect and at the end of a load. */
+const LAYOUT = `${ENSURE}
+-- ARGV: S, perf, total, per
+ensure(ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 `;
 
-/** Counts of the performances named in ARGV[2..]. */
-const COUNTS = `
+/** Counts of the performances named in ARGV[2..], each followed by its total and row width (for `ensure`). */
+const COUNTS = `${ENSURE}
 local out = {}
-for i = 2, #ARGV do
-  local n = redis.call('HMGET', ARGV[1] .. 'n:' .. ARGV[i], 'total', 'available', 'held', 'reserved')
+for i = 2, #ARGV, 3 do
+  local key = ARGV[1] .. 'n:' .. ARGV[i]
+  local n = redis.call('HMGET', key, 'total', 'available', 'held', 'reserved')
+  if not n[1] then
+    ensure(ARGV[1], ARGV[i], ARGV[i + 1], ARGV[i + 2])
+    n = redis.call('HMGET', key, 'total', 'available', 'held', 'reserved')
+  end
   out[#out + 1] = {tonumber(n[1]), tonumber(n[2]), tonumber(n[3]), tonumber(n[4])}
 end
 return out
@@ -173,7 +194,9 @@ export class RedisSeatStore implements SeatStore {
   }
 
   async hold(performanceId: string, quantity: number, bookingId: string, until: number): Promise<HoldOutcome> {
-    const [kind, figure] = (await this.#hold([], [this.#s, performanceId, quantity, bookingId, until, callToken()])) as [string, (number | number[])?];
+    const p = this.#performances.get(performanceId);
+    const layout = p === undefined ? ['', ''] : [p.rows.length * p.seatsPerRow, p.seatsPerRow];
+    const [kind, figure] = (await this.#hold([], [this.#s, performanceId, quantity, bookingId, until, callToken(), ...layout])) as [string, (number | number[])?];
     if (kind === 'held') return { kind, seatIds: this.#ids(performanceId, figure as number[]) };
     if (kind === 'sold_out') return { kind, available: figure as number };
     return { kind: kind as 'unknown_performance' | 'already_holding' };
@@ -193,8 +216,8 @@ export class RedisSeatStore implements SeatStore {
 
   async seatsOf(performanceId: string): Promise<SeatView[] | undefined> {
     const performance = this.#performances.get(performanceId);
-    const reply = (await this.#seatsOf([], [this.#s, performanceId])) as [string, string[]] | [];
-    if (performance === undefined || reply.length === 0) return undefined;
+    if (performance === undefined) return undefined;
+    const reply = (await this.#seatsOf([], [this.#s, performanceId, performance.rows.length * performance.seatsPerRow, performance.seatsPerRow])) as [string, string[]];
     const [map, owners] = reply;
     const ownerOf = new Map<number, string>();
     for (let i = 0; i < owners.length; i += 2) ownerOf.set(Number(owners[i]), owners[i + 1] as string);
@@ -210,7 +233,11 @@ export class RedisSeatStore implements SeatStore {
   async counts(performanceId?: string): Promise<SeatCounts | undefined> {
     if (performanceId !== undefined && !this.#performances.has(performanceId)) return undefined;
     const ids = performanceId === undefined ? [...this.#performances.keys()] : [performanceId];
-    const rows = (await this.#counts([], [this.#s, ...ids])) as Array<[number, number, number, number]>;
+    const named = ids.flatMap((id) => {
+      const p = this.#performances.get(id) as Performance;
+      return [id, p.rows.length * p.seatsPerRow, p.seatsPerRow];
+    });
+    const rows = (await this.#counts([], [this.#s, ...named])) as Array<[number, number, number, number]>;
     const sum: SeatCounts = { total: 0, available: 0, held: 0, reserved: 0 };
     for (const [total, available, held, reserved] of rows) {
       sum.total += total;
