@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { InjectOptions, LightMyRequestResponse } from 'fastify';
 import { SignJWT } from 'jose';
@@ -270,6 +273,47 @@ if (redisServerOrSkip('replicas on Redis')) {
       expect([third.statusCode, third.json().seatIds]).toEqual([201, ['A3', 'A4']]);
       const perf1 = ((await inject(b, { url: '/performances', headers: user })).json() as Array<{ performanceId: string; seats: { total: number; held: number } }>).find((p) => p.performanceId === 'perf_001');
       expect(perf1?.seats.held).toBe(4);
+    });
+  });
+
+  describe('a waiting room of the billing policy that Redis lost', { timeout: TEST_TIMEOUT_MS }, () => {
+    it('is made again from the policy by the call that finds it missing, with one warning: orders of its service are guarded again, it is read and listed (before 2026-12-03 orders went through unguarded)', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'paysim-policy-'));
+      const policy = join(dir, 'policy.yaml');
+      writeFileSync(policy, 'services:\n  chat:\n    creditsPerUse: 7\nwaitingRooms:\n  launch:\n    admitPerSecond: 0.001\n    admissionTtlSeconds: 120\n    protectedServiceIds: [chat]\n');
+      try {
+        const logs: Array<Record<string, unknown>> = [];
+        const shared = { STORE: 'redis', REDIS_URL: redis.url, REDIS_KEY_PREFIX: redis.newPrefix(), FLUXPAY_POLICY_FILE: policy };
+        const a = await buildTestApp(shared, { clockStart: START, logs });
+        open.push(a);
+        const b = await buildTestApp(shared, { clockStart: START });
+        open.push(b);
+        const order = (t: TestApp) => inject(t, { method: 'POST', url: '/api/v1/orders', payload: { userId: 'user_1', serviceId: 'chat', orderName: 'x', amount: 1000 } });
+        expect([(await order(a)).json().code]).toEqual(['WAIT_001']);
+        await redis.client.flushdb();
+        // The order finds the room missing and makes it again before it is guarded.
+        expect([(await order(a)).json().code]).toEqual(['WAIT_001']);
+        expect(logs.filter((l) => l.level === 'warn').map((l) => [l.msg, l.room])).toEqual([
+          ['waiting room launch, declared in the billing policy, was not in the store (Redis lost its data?): made again from the policy, with no one waiting', 'launch'],
+        ]);
+        const room = await inject(b, { url: '/api/v1/waiting-rooms/launch' });
+        expect([room.statusCode, room.json().result]).toEqual([200, expect.objectContaining({ roomId: 'launch', admitPerSecond: 0.001, protectedServiceIds: ['chat'], size: 0 })]);
+        // Lost again: a read on B makes it again; so does a scrape of /metrics, which lists the rooms.
+        await redis.client.flushdb();
+        await sleep(1_000);
+        expect((await inject(b, { url: '/api/v1/waiting-rooms/launch' })).statusCode).toBe(200);
+        await redis.client.flushdb();
+        await sleep(1_000);
+        expect((await inject(a, { url: '/metrics' })).body).toContain('fluxpay_waiting_room_queue_length{room="launch"} 0');
+        expect(await b.app.core.stores.waitingRooms.getRoom('launch', START)).toBeDefined();
+        // And an entry (a room made anew admits its first entrant at once).
+        await redis.client.flushdb();
+        await sleep(1_000);
+        const entered = await inject(b, { method: 'POST', url: '/api/v1/waiting-rooms/launch/enter', payload: { userId: 'user_2' } });
+        expect([entered.statusCode, entered.json().result]).toEqual([200, expect.objectContaining({ roomId: 'launch', userId: 'user_2', status: 'ADMITTED', position: 0 })]);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     });
   });
 

@@ -55,7 +55,17 @@ export interface WaitingRoomServiceDeps {
    * admission rules stay as they are; views give the settings back as they were put.
    */
   timeScale?: number | undefined;
+  /**
+   * The rooms the billing policy declares (made at start): one the store turns out not to hold
+   * (a Redis that lost its data: FLUSHALL, a restart without persistence; no route deletes a room)
+   * is made again from the policy by the call that finds it missing, and `onRestored` is told.
+   */
+  declared?: ReadonlyMap<string, RoomSettings>;
+  onRestored?: (roomId: string) => void;
 }
+
+/** A declared room is looked for in the store at most this often (real time) by the calls that found it missing. */
+const RESTORE_LOOK_EVERY_MS = 1000;
 
 /** A ticket as its holder sees it at one moment. */
 export interface TicketView {
@@ -104,10 +114,17 @@ export type GuardedOrder<T> = { kind: 'refused'; refusal: GuardRefusal } | { kin
 export class WaitingRoomService {
   readonly #deps: WaitingRoomServiceDeps;
   readonly #scale: number;
+  /** Per service, the declared rooms whose policy protects it. */
+  readonly #declaredFor = new Map<string, string[]>();
+  /** When each declared room was last looked for by `#restoreDeclared` (real time). */
+  readonly #lookedFor = new Map<string, number>();
 
   constructor(deps: WaitingRoomServiceDeps) {
     this.#deps = deps;
     this.#scale = deps.timeScale ?? 1;
+    for (const [roomId, settings] of deps.declared ?? []) {
+      for (const serviceId of settings.protectedServiceIds) this.#declaredFor.set(serviceId, [...(this.#declaredFor.get(serviceId) ?? []), roomId]);
+    }
     deps.scheduler.register(WAITING_ROOM_TICK_JOB, async (roomId) => {
       const result = await deps.store.getRoom(roomId, deps.clock.now());
       if (result !== undefined) await this.#settle(roomId, result);
@@ -144,7 +161,8 @@ export class WaitingRoomService {
 
   async get(roomId: string): Promise<RoomView | undefined> {
     const now = this.#deps.clock.now();
-    const result = await this.#deps.store.getRoom(roomId, now);
+    let result = await this.#deps.store.getRoom(roomId, now);
+    if (result === undefined && (await this.#restoreDeclared([roomId]))) result = await this.#deps.store.getRoom(roomId, now);
     if (result === undefined) return undefined;
     await this.#settle(roomId, result);
     return roomView(result.room, now, this.#scale);
@@ -152,8 +170,13 @@ export class WaitingRoomService {
 
   async list(): Promise<RoomView[]> {
     const now = this.#deps.clock.now();
-    const { rooms, admitted } = await this.#deps.store.listRooms(now);
+    let { rooms, admitted } = await this.#deps.store.listRooms(now);
     this.#publishAdmitted(admitted, now);
+    const listed = new Set(rooms.map((room) => room.roomId));
+    if (await this.#restoreDeclared([...(this.#deps.declared?.keys() ?? [])].filter((roomId) => !listed.has(roomId)))) {
+      ({ rooms, admitted } = await this.#deps.store.listRooms(now));
+      this.#publishAdmitted(admitted, now);
+    }
     return rooms.map((room) => roomView(room, now, this.#scale));
   }
 
@@ -161,7 +184,9 @@ export class WaitingRoomService {
   async enter(roomId: string, userId: string): Promise<EnterResult | undefined> {
     const { store, clock, ids } = this.#deps;
     const now = clock.now();
-    const outcome = await store.enter(roomId, userId, { ticket: ids('wrt'), admissionToken: ids('adm') }, now);
+    const issued = { ticket: ids('wrt'), admissionToken: ids('adm') };
+    let outcome = await store.enter(roomId, userId, issued, now);
+    if (outcome.kind === 'no_room' && (await this.#restoreDeclared([roomId]))) outcome = await store.enter(roomId, userId, issued, now);
     if (outcome.kind === 'no_room') return undefined;
     // A refused entry may still have admitted the tickets that fell due: they are published as any others.
     await this.#settle(roomId, outcome);
@@ -191,7 +216,9 @@ export class WaitingRoomService {
   async guardOrder<T>(serviceId: string, token: string | undefined, orderId: string, create: () => Promise<T>, exists?: (orderId: string) => Promise<boolean>): Promise<GuardedOrder<T>> {
     const { store, clock, scheduler } = this.#deps;
     const now = clock.now();
-    const outcome = await store.useToken(serviceId, token, orderId, now);
+    let outcome = await store.useToken(serviceId, token, orderId, now);
+    // A room the policy declares to protect this service, lost by the store: made again, and asked again.
+    if (outcome.kind === 'unprotected' && (await this.#restoreDeclared(this.#declaredFor.get(serviceId) ?? []))) outcome = await store.useToken(serviceId, token, orderId, now);
     if (outcome.kind === 'unprotected') return { kind: 'created', value: await create() };
     if (outcome.kind === 'already_used' && exists !== undefined) {
       const { usedFor, usedAt, admissionToken } = outcome.ticket;
@@ -215,6 +242,32 @@ export class WaitingRoomService {
       this.#publishAdmitted(released.admitted, clock.now());
       throw error;
     }
+  }
+
+  /**
+   * Makes again, from the policy, each declared room of `roomIds` that the store does not hold, each
+   * looked for at most once per RESTORE_LOOK_EVERY_MS (a policy room a PUT no longer has protect a
+   * service costs that service's orders one read a second); true when it made one. A room found is
+   * brought up to now as any read does (its admissions published).
+   */
+  async #restoreDeclared(roomIds: readonly string[]): Promise<boolean> {
+    const { declared, store, clock } = this.#deps;
+    let restored = false;
+    for (const roomId of roomIds) {
+      const settings = declared?.get(roomId);
+      const lookedAt = this.#lookedFor.get(roomId);
+      if (settings === undefined || (lookedAt !== undefined && Date.now() - lookedAt < RESTORE_LOOK_EVERY_MS)) continue;
+      this.#lookedFor.set(roomId, Date.now());
+      const found = await store.getRoom(roomId, clock.now());
+      if (found !== undefined) {
+        await this.#settle(roomId, found);
+        continue;
+      }
+      await this.put(roomId, settings);
+      this.#deps.onRestored?.(roomId);
+      restored = true;
+    }
+    return restored;
   }
 
   /**

@@ -54,6 +54,8 @@ export default fp(
       publish: (event) => bus.publish(event),
       services: config.fluxpay.policy.services,
       timeScale: config.timeScale,
+      declared: new Map([...config.fluxpay.policy.waitingRooms.values()].map(({ roomId, ...settings }) => [roomId, settings])),
+      onRestored: (roomId) => app.log.warn({ room: roomId }, `waiting room ${roomId}, declared in the billing policy, was not in the store (Redis lost its data?): made again from the policy, with no one waiting`),
     });
     bus.subscribe((event) => {
       if (event.type !== 'waiting_room.admitted') return;
