@@ -14,6 +14,7 @@ import { redisServerOrSkip, startRedis, type TestRedis } from '../helpers/redis.
 import { v2Body } from '../helpers/v2.ts';
 import { startReceiver } from '../helpers/receiver.ts';
 import { LOOK_AFTER_DUE_MS } from '../../src/dialects/payment-server-v2/waits.ts';
+import { GENERATED_CHECK_MS } from '../../src/adapters/redis/generated.ts';
 
 /**
  * Two replicas of the whole service on one Redis (STORE=redis, one key prefix), as behind a load
@@ -273,6 +274,35 @@ if (redisServerOrSkip('replicas on Redis')) {
       expect([third.statusCode, third.json().seatIds]).toEqual([201, ['A3', 'A4']]);
       const perf1 = ((await inject(b, { url: '/performances', headers: user })).json() as Array<{ performanceId: string; seats: { total: number; held: number } }>).find((p) => p.performanceId === 'perf_001');
       expect(perf1?.seats.held).toBe(4);
+    });
+  });
+
+  describe('generated values that Redis lost', { timeout: TEST_TIMEOUT_MS }, () => {
+    it('the running replicas store theirs again within GENERATED_CHECK_MS, with one warning, so a replica started after takes it; one that finds another value says so once', async () => {
+      const logs: Array<Record<string, unknown>> = [];
+      const env = { STORE: 'redis', REDIS_URL: redis.url, REDIS_KEY_PREFIX: redis.newPrefix(), WEBHOOK_SECRET: '' };
+      const a = await buildTestApp(env, { clockStart: START, logs });
+      open.push(a);
+      const key = `${a.config.redis.keyPrefix}generated:webhook-secret`;
+      const secret = a.config.webhookSecret;
+      expect(await redis.client.get(key)).toBe(secret);
+      await redis.client.flushdb();
+      await eventually(async () => ((await redis.client.get(key)) === secret ? true : undefined), 'A to store its secret again');
+      const b = await buildTestApp(env, { clockStart: START });
+      open.push(b);
+      // Before 2026-12-03, B drew a secret of its own, and webhooks were signed with two.
+      expect(b.config.webhookSecret).toBe(secret);
+      const warned = () => logs.filter((l) => l.level === 'warn').map((l) => l.msg);
+      expect(warned()).toEqual([
+        `the generated webhook secret was missing from Redis (${key}: Redis lost its data?): this process stored its own again, which replicas started from now on take`,
+        `the generated console session key was missing from Redis (${a.config.redis.keyPrefix}generated:console-session-key: Redis lost its data?): this process stored its own again, which replicas started from now on take`,
+      ]);
+      // Another value there (a replica started before A stored its own back): said once, however many checks.
+      await redis.client.set(key, 'whsec_b3RoZXItcmVwbGljYS1zZWNyZXQ=');
+      await sleep(2 * GENERATED_CHECK_MS + 500);
+      expect(warned().slice(2)).toEqual([
+        `the generated webhook secret on Redis (${key}) is not this process' (Redis lost it, and another process stored its own): replicas sign webhooks with different secrets until they restart; set WEBHOOK_SECRET`,
+      ]);
     });
   });
 

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import fp from 'fastify-plugin';
 import type { Redis } from 'ioredis';
-import { sharedGenerated } from '../../adapters/redis/generated.ts';
+import { keepGenerated, sharedGenerated, type GeneratedName } from '../../adapters/redis/generated.ts';
 import { createRedisStores } from '../../adapters/redis/index.ts';
 import { refusalLog } from '../../adapters/redis/unavailable.ts';
 import { REDIS_START_TIMEOUT_MS, untilSilentFor, type WatchedRedis } from '../../adapters/redis/watched-client.ts';
@@ -49,15 +49,21 @@ declare module 'fastify' {
  * them, by the ones stored on Redis under the key prefix, so that every replica and worker signs
  * with the same ones (src/adapters/redis/generated.ts).
  */
-async function adoptSharedGenerated(config: Config, client: Redis): Promise<void> {
+async function adoptSharedGenerated(config: Config, client: Redis): Promise<Map<GeneratedName, string>> {
   const prefix = config.redis.keyPrefix;
+  const adopted = new Map<GeneratedName, string>();
   if (config.webhookSecretGenerated) {
     const secret = await sharedGenerated(client, prefix, 'webhook-secret', config.webhookSecret);
     // The /api/v2 callbacks' secret is the webhook secret unless PAYMENT_WEBHOOK_SECRET is set.
     if (config.v2.webhookSecret === config.webhookSecret) config.v2.webhookSecret = secret;
     config.webhookSecret = secret;
+    adopted.set('webhook-secret', secret);
   }
-  if (config.console.token === undefined) config.console.sessionKey = await sharedGenerated(client, prefix, 'console-session-key', randomBytes(32).toString('base64'));
+  if (config.console.token === undefined) {
+    config.console.sessionKey = await sharedGenerated(client, prefix, 'console-session-key', randomBytes(32).toString('base64'));
+    adopted.set('console-session-key', config.console.sessionKey);
+  }
+  return adopted;
 }
 
 export default fp<StoresOptions>(
@@ -86,18 +92,19 @@ export default fp<StoresOptions>(
     if (connection === undefined) throw new Error('STORE=redis: buildApp opens the Redis client (openRedis) before the stores plugin');
     const { client } = connection;
     let stores: Stores;
+    let generated: Map<GeneratedName, string>;
     const closed = new AbortController();
     app.addHook('onClose', async () => closed.abort());
     try {
       // Redis serves (openRedis waited for it): the stores, and the shared generated values, under the same bound on silence.
-      stores = await untilSilentFor(REDIS_START_TIMEOUT_MS, async () => {
+      [stores, generated] = await untilSilentFor(REDIS_START_TIMEOUT_MS, async () => {
         const redisStores = await createRedisStores(config, client, closed.signal, refusalLog(app.log));
-        await adoptSharedGenerated(config, client);
-        return redisStores;
+        return [redisStores, await adoptSharedGenerated(config, client)] as const;
       });
     } catch (error) {
       throw connection.failed(error);
     }
+    if (generated.size > 0) closed.signal.addEventListener('abort', keepGenerated(client, config.redis.keyPrefix, generated, app.log), { once: true });
     connection.serve();
     app.decorate('stores', wrap(stores));
     app.decorate('redis', client);
