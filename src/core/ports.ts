@@ -208,6 +208,11 @@ export interface SeatStore {
   releaseHeld(bookingId: string): Promise<string[]>;
   /** Turns a booking's locked seats into reserved ones; [] when it holds none. Idempotent. */
   reserve(bookingId: string): Promise<string[]>;
+  /**
+   * The booking was evicted: its entry goes, unless it still has locked seats (they are freed
+   * first, by `releaseHeld`); its seats stay as they are, sold ones sold. Idempotent.
+   */
+  forget(bookingId: string): Promise<void>;
   /** Every seat of a performance, front row first; undefined for an unknown performance. */
   seatsOf(performanceId: string): Promise<SeatView[] | undefined>;
   /** Counts of one performance (undefined when unknown), or summed over all. */

@@ -493,6 +493,29 @@ withRedisServer('Redis adapters', (server) => {
     expect(await healed.counts(first.id)).toEqual({ total, available: total - 1, held: 1, reserved: 0 });
   });
 
+  it('RedisSeatStore: a map Redis lost alone (its owners and bookings kept) is laid out anew, and a booking of the old map frees or reserves none of the seats given since (before 2026-12-03 a seat could be sold twice)', async () => {
+    const SMALL: Performance = { id: 'perf_small', title: 'A small room', venue: 'Test hall', startsAt: '2026-03-01T10:00:00.000Z', rows: ['A', 'B'], seatsPerRow: 5, priceMinor: 10_000, currency: 'KRW' };
+    const keyPrefix = redis.newPrefix();
+    const store = await RedisSeatStore.create(redis.client, { keyPrefix }, [SMALL]);
+    const until = T0 + 60_000;
+    expect(await store.hold(SMALL.id, 2, 'bk_x', until)).toEqual({ kind: 'held', seatIds: ['A1', 'A2'] });
+    await redis.client.del(`${keyPrefix}seats:map:${SMALL.id}`);
+    expect(await store.hold(SMALL.id, 2, 'bk_y', until)).toEqual({ kind: 'held', seatIds: ['A1', 'A2'] });
+    // X's expiry frees nothing of Y's, and its reserve takes none.
+    expect(await store.releaseHeld('bk_x')).toEqual([]);
+    expect(await store.reserve('bk_x')).toEqual([]);
+    expect(await store.hold(SMALL.id, 2, 'bk_z', until)).toEqual({ kind: 'held', seatIds: ['A3', 'A4'] });
+    expect(await store.reserve('bk_y')).toEqual(['A1', 'A2']);
+    expect(await store.counts(SMALL.id)).toEqual({ total: 10, available: 6, held: 2, reserved: 2 });
+    expect(await store.release('bk_x')).toEqual([]);
+    expect((await store.seatsOf(SMALL.id))?.slice(0, 4).map((s) => [s.seatId, s.status, s.bookingId])).toEqual([
+      ['A1', 'reserved', 'bk_y'],
+      ['A2', 'reserved', 'bk_y'],
+      ['A3', 'locked', 'bk_z'],
+      ['A4', 'locked', 'bk_z'],
+    ]);
+  });
+
   it('RedisIdempotencyStore: a claim whose request never settles (a replica killed mid-request) goes at its hold, by a begin or a sweep', async () => {
     const store = new RedisIdempotencyStore(redis.client, { keyPrefix: redis.newPrefix(), ttlMs: 1_000, maxKeys: 100, inFlightHoldMs: HOUR });
     const scope = 'POST /v1/sim/payment-intents';

@@ -656,6 +656,8 @@ describe('bounds (BOOKING_TTL_MS, BOOKINGS_MAX)', () => {
     const third = await book(3); // a third booking: the oldest finished one makes room
     expect((await myBookings()).map((b: { bookingId: string }) => b.bookingId)).toEqual([third, second]);
     expect((await get(`/ledger?bookingId=${first}`)).statusCode).toBe(404);
+    // Its seats' entry went with it (before 2026-12-03 it stayed for good): nothing of it can be freed.
+    expect(await t.app.stores.seats.release(first)).toEqual([]);
     expect((await get('/ledger/balances')).json()).toEqual({
       balances: [
         { account: 'CUSTOMER_PAYABLE', currency: 'KRW', debits: 60000, credits: 0, balance: 60000 },
@@ -680,6 +682,8 @@ describe('bounds (BOOKING_TTL_MS, BOOKINGS_MAX)', () => {
     expect(await myBookings()).toEqual([]);
     expect((await get('/ledger/balances')).json()).toEqual({ balances: [], imbalance: 0 });
     expect((await t.app.stores.bookings.stats()).size).toBe(0);
+    expect(await t.app.stores.seats.release(second)).toEqual([]);
+    expect(await seatCounts()).toEqual({ total: 200, available: 197, held: 0, reserved: 3 });
   });
 });
 

@@ -97,6 +97,12 @@ export class MemorySeatStore implements SeatStore {
     return Promise.resolve(seats.map((s) => s.seatId));
   }
 
+  forget(bookingId: string): Promise<void> {
+    const holding = this.#byBooking.get(bookingId);
+    if (holding !== undefined && holding.seats.every((seat) => seat.status !== 'locked')) this.#byBooking.delete(bookingId);
+    return Promise.resolve();
+  }
+
   /** Frees the booking's seats that `which` picks; the booking keeps the others. */
   #free(bookingId: string, which: (seat: Seat) => boolean): string[] {
     const holding = this.#byBooking.get(bookingId);

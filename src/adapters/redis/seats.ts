@@ -24,6 +24,8 @@ const ENSURE = `
 local function ensure(S, perf, total, per)
   local mapKey, countsKey = S .. 'map:' .. perf, S .. 'n:' .. perf
   local laid = redis.call('SET', mapKey, string.rep('0', tonumber(total)), 'NX')
+  -- A new map: who held the seats of the map it replaces no longer holds any (SETTLE checks owners).
+  if laid then redis.call('DEL', S .. 'own:' .. perf) end
   if not laid and redis.call('EXISTS', countsKey) == 1 then return end
   local map = redis.call('GET', mapKey)
   local _, held = string.gsub(map, 'L', '')
@@ -87,6 +89,8 @@ return {'held', chosen}
 /**
  * Frees (ARGV[3] = 'release'), frees the locked ones of (ARGV[3] = 'release_held') or reserves
  * (ARGV[3] = 'reserve') a booking's seats; answers {perf, indexes}: the seats freed, or all its seats.
+ * Only the seats the booking still owns (S..'own:'..perf) count: a map laid out anew after Redis
+ * lost it (`ensure`) may have given them to another booking since.
  */
 const SETTLE = `
 -- ARGV: S, bookingId, what
@@ -94,14 +98,18 @@ local S, booking, what = ARGV[1], ARGV[2], ARGV[3]
 local b = redis.call('HMGET', S .. 'b:' .. booking, 'perf', 'seats')
 if not b[1] then return {} end
 local perf = b[1]
-local indexes = {}
-for index in string.gmatch(b[2], '[^,]+') do indexes[#indexes + 1] = tonumber(index) end
 local mapKey, ownKey, countsKey = S .. 'map:' .. perf, S .. 'own:' .. perf, S .. 'n:' .. perf
+local owner = booking .. '|'
+local indexes = {}
+for index in string.gmatch(b[2], '[^,]+') do
+  local own = redis.call('HGET', ownKey, index)
+  if own and string.sub(own, 1, #owner) == owner then indexes[#indexes + 1] = tonumber(index) end
+end
 if what == 'reserve' then
   for _, index in ipairs(indexes) do
     if redis.call('GETRANGE', mapKey, index, index) == 'L' then
       redis.call('SETRANGE', mapKey, index, 'R')
-      redis.call('HSET', ownKey, index, booking .. '|')
+      redis.call('HSET', ownKey, index, owner)
       redis.call('HINCRBY', countsKey, 'held', -1)
       redis.call('HINCRBY', countsKey, 'reserved', 1)
     end
@@ -123,6 +131,21 @@ end
 if #freed > 0 then redis.call('HINCRBY', countsKey, 'available', #freed) end
 if #kept == 0 then redis.call('DEL', S .. 'b:' .. booking) else redis.call('HSET', S .. 'b:' .. booking, 'seats', table.concat(kept, ',')) end
 return {perf, freed}
+`;
+
+/** Drops an evicted booking's entry (S..'b:'..bookingId) unless it still owns a locked seat. */
+const FORGET = `
+-- ARGV: S, bookingId
+local S, booking = ARGV[1], ARGV[2]
+local b = redis.call('HMGET', S .. 'b:' .. booking, 'perf', 'seats')
+if not b[1] then return 0 end
+local mapKey, ownKey, owner = S .. 'map:' .. b[1], S .. 'own:' .. b[1], booking .. '|'
+for index in string.gmatch(b[2], '[^,]+') do
+  local own = redis.call('HGET', ownKey, index)
+  if own and string.sub(own, 1, #owner) == owner and redis.call('GETRANGE', mapKey, index, index) == 'L' then return 0 end
+end
+redis.call('DEL', S .. 'b:' .. booking)
+return 1
 `;
 
 const SEATS_OF = `${ENSURE}
@@ -176,6 +199,7 @@ export class RedisSeatStore implements SeatStore {
   readonly #settle: Script;
   readonly #seatsOf: Script;
   readonly #counts: Script;
+  readonly #forget: Script;
 
   private constructor(client: Redis, keyPrefix: string, performances: readonly Performance[]) {
     this.#s = `${keyPrefix}seats:`;
@@ -184,6 +208,7 @@ export class RedisSeatStore implements SeatStore {
     this.#settle = defineScript(client, 'paysimSeatsSettle', SETTLE);
     this.#seatsOf = defineScript(client, 'paysimSeatsOf', SEATS_OF);
     this.#counts = defineScript(client, 'paysimSeatsCounts', COUNTS);
+    this.#forget = defineScript(client, 'paysimSeatsForget', FORGET);
   }
 
   static async create(client: Redis, options: { keyPrefix: string }, performances: readonly Performance[]): Promise<RedisSeatStore> {
@@ -212,6 +237,10 @@ export class RedisSeatStore implements SeatStore {
 
   reserve(bookingId: string): Promise<string[]> {
     return this.#settleAs(bookingId, 'reserve');
+  }
+
+  async forget(bookingId: string): Promise<void> {
+    await this.#forget([], [this.#s, bookingId]);
   }
 
   async seatsOf(performanceId: string): Promise<SeatView[] | undefined> {

@@ -277,10 +277,16 @@ export class BookingService {
     return evicted.length;
   }
 
-  /** Removes evicted bookings' ledger transactions, then takes them off the store's list of those to forget. */
+  /**
+   * Removes evicted bookings' ledger transactions and their seats' entries (the seats stay as they
+   * are: sold ones sold), then takes them off the store's list of those to forget.
+   */
   async #forgetLedger(bookingIds: readonly string[]): Promise<void> {
     if (bookingIds.length === 0) return;
-    for (const id of bookingIds) await this.#deps.ledger.removeReference(id);
+    for (const id of bookingIds) {
+      await this.#deps.ledger.removeReference(id);
+      await this.#deps.seats.forget(id);
+    }
     await this.#deps.bookings.forgotten(bookingIds);
   }
 

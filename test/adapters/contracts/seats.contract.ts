@@ -102,6 +102,21 @@ export function seatStoreContract(name: string, make: SeatStoreFactory): void {
       expect(await store.counts(SMALL.id)).toEqual({ total: 10, available: 9, held: 1, reserved: 0 });
     });
 
+    it('forget drops an evicted booking’s entry, its sold seats staying sold; a booking with locked seats is kept (they are freed first)', async () => {
+      const store = await small();
+      const locked = await seatIdsOf(store, 'bk_1', 2);
+      await seatIdsOf(store, 'bk_2', 3);
+      await store.reserve('bk_2');
+      await store.forget('bk_2');
+      await store.forget('bk_1');
+      await store.forget('bk_unknown');
+      // Gone: nothing of it is freed any more (before 2026-12-03 the entry stayed for good).
+      expect(await store.release('bk_2')).toEqual([]);
+      expect(await store.counts(SMALL.id)).toEqual({ total: 10, available: 5, held: 2, reserved: 3 });
+      expect((await store.seatsOf(SMALL.id))?.slice(2, 5)).toEqual([seat('A3', 'reserved', 'bk_2'), seat('A4', 'reserved', 'bk_2'), seat('A5', 'reserved', 'bk_2')]);
+      expect(await store.releaseHeld('bk_1')).toEqual(locked);
+    });
+
     it('releaseHeld frees a booking’s locked seats only: reserved ones stay its own', async () => {
       const store = await small();
       const held = await seatIdsOf(store, 'bk_1', 2);
