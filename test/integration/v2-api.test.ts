@@ -1,4 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { buildApp } from '../../src/app.ts';
+import { loadConfig } from '../../src/config.ts';
 import { untilScheduled, type TestApp } from '../helpers/app.ts';
 import { closedPort } from '../helpers/receiver.ts';
 import { confirmV2, createV2, getV2, ISO_MS, paymentOf, v2Body, v2Deliveries, v2DeliveryWhen } from '../helpers/v2.ts';
@@ -298,6 +300,24 @@ describe('POST /api/v2/payments', () => {
     expect((await confirmV2(t, 'pay_tx_a')).statusCode).toBe(200);
     expect((await createV2(t, v2Body('tx_c', rx.url()))).statusCode).toBe(200);
     expect((await getV2(t, 'pay_tx_a')).statusCode).toBe(404);
+  });
+});
+
+describe('POST /api/v2/payments on the real clock (its wait reads the payment once overdue)', () => {
+  it('a declined payment answers once its callback’s first attempt is over, not at the first read that finds it PAYMENT_FAILED', async () => {
+    const rx = await receiver(() => ({ hang: true }));
+    const real = await buildApp({ config: loadConfig({ WEBHOOK_SECRET: 'whsec_dGVzdC1zZWNyZXQtZm9yLXBheXNpbQ==', WEBHOOK_TIMEOUT_MS: '1000', WEBHOOK_MAX_RPS: '0', SHUTDOWN_TIMEOUT_MS: '0' }), logger: false });
+    try {
+      await real.ready();
+      const started = Date.now();
+      const res = await real.inject({ method: 'POST', url: '/api/v2/payments', headers: { 'x-sim-scenario': 'fail' }, payload: v2Body('tx_real_fail', rx.url()) });
+      expect([res.statusCode, res.json()]).toEqual([200, { ok: true, tx_id: 'tx_real_fail', status: 'PAYMENT_FAILED', payment_id: 'pay_tx_real_fail' }]);
+      // The attempt's time-out is 1 s; the first read comes a quarter second after the decision (answered then in a first version of it).
+      expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+      expect(rx.requests).toHaveLength(1);
+    } finally {
+      await real.close();
+    }
   });
 });
 

@@ -48,10 +48,10 @@ describe('CallbackWaits and the store', () => {
     return { waits, clock, reads };
   }
 
-  it('a wait whose payment another replica decided (no event here) reads it once past its due time: final ends it, decided starts what is left of its bound, gone ends it', async () => {
+  it('a wait whose payment another replica decided (no event here) reads it once past its due time: completed ends it, decided (approved or declined) starts what is left of its bound, gone ends it', async () => {
     const found = new Map<string, LookedUp | Error>([
-      ['pay_final', { decidedAt: 10_000, final: true }],
-      ['pay_decided', { decidedAt: 10_100, final: false }],
+      ['pay_final', { decidedAt: 10_000, completed: true }],
+      ['pay_decided', { decidedAt: 10_100, completed: false }],
       ['pay_gone', undefined],
     ]);
     const { waits, clock, reads } = lookingWaits(1_000, found);
@@ -83,7 +83,7 @@ describe('CallbackWaits and the store', () => {
     clock.now = 20_000;
     await new Promise((resolve) => setTimeout(resolve, 600));
     expect(await settledWithin(flaky.done, 0)).toBe(false);
-    found.set('pay_flaky', { decidedAt: 19_000, final: true });
+    found.set('pay_flaky', { decidedAt: 19_000, completed: true });
     expect(await settledWithin(flaky.done, 600)).toBe(true);
     expect(reads.length).toBeGreaterThanOrEqual(2);
     expect(new Set(reads)).toEqual(new Set(['pay_flaky']));

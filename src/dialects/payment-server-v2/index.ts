@@ -58,7 +58,7 @@ const paymentServerV2: FastifyPluginAsync = async (app) => {
     now: () => clock.now(),
     look: async (id) => {
       const payment = await service.get(id);
-      return payment === undefined ? undefined : { decidedAt: payment.decidedAt, final: payment.status !== 'PENDING' };
+      return payment === undefined ? undefined : { decidedAt: payment.decidedAt, completed: payment.status === 'PAYMENT_COMPLETED' };
     },
   });
 

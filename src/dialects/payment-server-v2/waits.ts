@@ -20,8 +20,10 @@
  * With several replicas on one store, the decision's job and the callback's attempt may be another
  * replica's, whose events this process never sees: a wait whose decision is due (`expect`) and has
  * not ended by `LOOK_AFTER_DUE_MS` past it reads its payment (`look`) at each store check, until it
- * ends: decided, its bound starts from the decision; final (completed or failed) or gone (the store
- * lost it), it ends. One read at a time per wait; a wait its own events end first reads nothing. Before
+ * ends: decided (approved and waiting for its callback, or declined), its bound starts from the
+ * decision, so a declined payment's callback has its attempt as on one replica; completed (its
+ * callback acknowledged) or gone (the store lost it), it ends. One read at a time per wait; a wait
+ * its own events end first reads nothing. Before
  * 2026-12-03 such a wait ended only when the store went away (a helper: creates with a delay
  * unanswered after 70 s, their payments completed). A failed first attempt on another replica
  * leaves the payment PENDING: the wait ends at its bound after the decision.
@@ -40,7 +42,7 @@ interface Wait {
 }
 
 /** What the store says of a payment waited for: undefined when it holds none (lost, or evicted). */
-export type LookedUp = { decidedAt: number | null; final: boolean } | undefined;
+export type LookedUp = { decidedAt: number | null; completed: boolean } | undefined;
 
 /** How a wait reads its payment when its own events are late: the service's clock, and the read. */
 export interface WaitLookUp {
@@ -147,7 +149,7 @@ export class CallbackWaits {
         (found) => {
           wait.looking = false;
           if (this.#waits.get(wait.id) !== wait) return;
-          if (found === undefined || found.final) this.#end(wait);
+          if (found === undefined || found.completed) this.#end(wait);
           else if (found.decidedAt !== null) this.decided(wait.id, Math.max(0, lookUp.now() - found.decidedAt));
         },
         // A failed read (the store away): the next check reads again, or the store's own bound ends the wait.
