@@ -224,3 +224,61 @@ describe('WaitingRoomService', () => {
     expect(errors).toEqual([]);
   });
 });
+
+describe('a room the billing policy declares, lost by the store', () => {
+  /** A service over a store that holds no room (as after a Redis flush), each store call a couple of milliseconds late, as over Redis. */
+  async function lostRoom() {
+    const clock = new ManualClock(T0);
+    const scheduler = new Scheduler({ clock, store: new MemorySchedulerStore(), onError: () => undefined });
+    await scheduler.start();
+    stop = async () => scheduler.stop();
+    const store = new MemoryWaitingRoomStore({ maxRooms: 10, maxTickets: 1000, ttlMs: 3_600_000 });
+    const rawPut = store.putRoom.bind(store);
+    /** Run once just before the next write of a room (`beforeWrite.next`): another replica's PUT landing then. */
+    const beforeWrite: { next: (() => Promise<unknown>) | undefined } = { next: undefined };
+    for (const method of ['useToken', 'createRoom', 'getRoom', 'putRoom'] as const) {
+      const call = store[method].bind(store) as (...args: unknown[]) => Promise<unknown>;
+      (store as unknown as Record<string, unknown>)[method] = async (...args: unknown[]) => {
+        await new Promise((resolve) => setTimeout(resolve, 2));
+        const landing = method === 'createRoom' || method === 'putRoom' ? beforeWrite.next : undefined;
+        beforeWrite.next = landing === undefined ? beforeWrite.next : undefined;
+        await landing?.();
+        return call(...args);
+      };
+    }
+    const restored: Array<[string, string]> = [];
+    const service = new WaitingRoomService({
+      store,
+      scheduler,
+      clock,
+      ids: createIdFactory(clock),
+      publish: () => undefined,
+      services: new Set(['svc_concert', 'svc_other']),
+      declared: new Map([['sale', SALE]]),
+      onRestored: (roomId, outcome) => restored.push([roomId, outcome]),
+    });
+    return { service, restored, rawPut, beforeWrite };
+  }
+
+  it('a burst of orders that finds it missing: one makes it again, every one waits for that and is guarded (none goes through without a token)', async () => {
+    const { service, restored } = await lostRoom();
+    let created = 0;
+    const outcomes = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => service.guardOrder('svc_concert', undefined, `ord_${i}`, async () => (created += 1))),
+    );
+    // Before, only the first waited for the room to be made again: 49 were created unguarded.
+    expect([created, outcomes.map((o) => (o.kind === 'refused' ? o.refusal.kind : o.kind))]).toEqual([0, Array.from({ length: 50 }, () => 'missing')]);
+    expect(restored).toEqual([['sale', 'created']]);
+    // An order of a service it does not protect is not held up by it.
+    expect(await service.guardOrder('svc_other', undefined, 'ord_other', async () => 'made')).toEqual({ kind: 'created', value: 'made' });
+  });
+
+  it('made by a PUT (another replica, a user) just before it is made again: left as that PUT made it, nothing warned', async () => {
+    const { service, restored, rawPut, beforeWrite } = await lostRoom();
+    beforeWrite.next = () => rawPut('sale', { ...SALE, admitPerSecond: 0, protectedServiceIds: ['svc_other'] }, T0);
+    // The room no longer protects svc_concert: its order is made, and the room keeps the PUT's settings.
+    expect(await service.guardOrder('svc_concert', undefined, 'ord_1', async () => 'made')).toEqual({ kind: 'created', value: 'made' });
+    expect((await service.get('sale'))?.protectedServiceIds).toEqual(['svc_other']);
+    expect(restored).toEqual([]);
+  });
+});

@@ -104,6 +104,11 @@ export class MemoryWaitingRoomStore implements WaitingRoomStore {
     return Promise.resolve({ kind: 'updated', ...this.#result(entry, admitted, now) });
   }
 
+  createRoom(roomId: string, settings: RoomSettings, now: number): Promise<(RoomResult & { kind: 'created' }) | { kind: 'exists' } | { kind: 'full'; maxRooms: number }> {
+    if (this.#rooms.has(roomId)) return Promise.resolve({ kind: 'exists' });
+    return this.putRoom(roomId, settings, now) as Promise<(RoomResult & { kind: 'created' }) | { kind: 'full'; maxRooms: number }>;
+  }
+
   getRoom(roomId: string, now: number): Promise<RoomResult | undefined> {
     const entry = this.#rooms.get(roomId);
     if (entry === undefined) return Promise.resolve(undefined);

@@ -173,10 +173,11 @@ end
 
 /** Its reply kept under its call's token (lua.ts `keepingReply`): a second run would answer `updated` (200) to the PUT that made the room, and no admissions. */
 const PUT_ROOM = `${PRELUDE}${keepingReply("W .. 'kept:'", `
--- ARGV: W, roomId, now, maxRooms, aps, ttl, psi (JSON), ma ('' = none), active ('1' | '0'), call token
+-- ARGV: W, roomId, now, maxRooms, aps, ttl, psi (JSON), ma ('' = none), active ('1' | '0'), create only ('1' | ''), call token
 local roomId, now = ARGV[2], tonumber(ARGV[3])
 local key = W .. 'room:' .. roomId
 local R = loadRoom(roomId)
+if R and ARGV[10] == '1' then return {'exists'} end
 if not R then
   if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return {'full'} end
   local paused = not (ARGV[9] == '1' and tonumber(ARGV[5]) > 0)
@@ -396,10 +397,21 @@ export class RedisWaitingRoomStore implements WaitingRoomStore {
   }
 
   async putRoom(roomId: string, settings: RoomSettings, now: number): Promise<(RoomResult & { kind: 'created' | 'updated' }) | { kind: 'full'; maxRooms: number }> {
-    const args = [this.#w, roomId, now, this.#options.maxRooms, settings.admitPerSecond, settings.admissionTtlSeconds, JSON.stringify(settings.protectedServiceIds), settings.maxActive ?? '', settings.active ? '1' : '0', callToken()];
-    const [kind, ...rest] = (await this.#scripts.putRoom(this.#keys, args)) as ['full' | 'created' | 'updated', ...ResultReply];
+    const [kind, ...rest] = await this.#put(roomId, settings, now, false);
     if (kind === 'full') return { kind, maxRooms: this.#options.maxRooms };
-    return { kind, ...decodeResult(rest) };
+    return { kind: kind as 'created' | 'updated', ...decodeResult(rest) };
+  }
+
+  async createRoom(roomId: string, settings: RoomSettings, now: number): Promise<(RoomResult & { kind: 'created' }) | { kind: 'exists' } | { kind: 'full'; maxRooms: number }> {
+    const [kind, ...rest] = await this.#put(roomId, settings, now, true);
+    if (kind === 'full') return { kind, maxRooms: this.#options.maxRooms };
+    if (kind === 'exists') return { kind };
+    return { kind: 'created', ...decodeResult(rest) };
+  }
+
+  async #put(roomId: string, settings: RoomSettings, now: number, createOnly: boolean): Promise<['full' | 'created' | 'updated' | 'exists', ...ResultReply]> {
+    const args = [this.#w, roomId, now, this.#options.maxRooms, settings.admitPerSecond, settings.admissionTtlSeconds, JSON.stringify(settings.protectedServiceIds), settings.maxActive ?? '', settings.active ? '1' : '0', createOnly ? '1' : '', callToken()];
+    return (await this.#scripts.putRoom(this.#keys, args)) as ['full' | 'created' | 'updated' | 'exists', ...ResultReply];
   }
 
   async getRoom(roomId: string, now: number): Promise<RoomResult | undefined> {

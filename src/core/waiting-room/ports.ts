@@ -12,6 +12,8 @@ import type { Room, RoomSettings, Ticket } from './room.ts';
 export interface WaitingRoomStore {
   /** Creates a room or changes a running one (its queue keeps its order); `full` when creating one more than the store's maximum of rooms. */
   putRoom(roomId: string, settings: RoomSettings, now: number): Promise<(RoomResult & { kind: 'created' | 'updated' }) | { kind: 'full'; maxRooms: number }>;
+  /** Creates a room only where none exists (`exists` otherwise: nothing changed); `full` as for `putRoom`. */
+  createRoom(roomId: string, settings: RoomSettings, now: number): Promise<(RoomResult & { kind: 'created' }) | { kind: 'exists' } | { kind: 'full'; maxRooms: number }>;
   getRoom(roomId: string, now: number): Promise<RoomResult | undefined>;
   /** Every room, in creation order. */
   listRooms(now: number): Promise<{ rooms: Room[]; admitted: Ticket[] }>;

@@ -61,10 +61,11 @@ export interface WaitingRoomServiceDeps {
    * is made again from the policy by the call that finds it missing, and `onRestored` is told.
    */
   declared?: ReadonlyMap<string, RoomSettings>;
-  onRestored?: (roomId: string) => void;
+  /** A declared room found missing was made again (`created`), or could not be (`full`: FLUXPAY_MAX_WAITING_ROOMS rooms made since). */
+  onRestored?: (roomId: string, outcome: 'created' | 'full') => void;
 }
 
-/** A declared room is looked for in the store at most this often (real time) by the calls that found it missing. */
+/** A declared room is made again at most this often (real time) by the calls that found it missing; their burst shares one try. */
 const RESTORE_LOOK_EVERY_MS = 1000;
 
 /** A ticket as its holder sees it at one moment. */
@@ -116,8 +117,8 @@ export class WaitingRoomService {
   readonly #scale: number;
   /** Per service, the declared rooms whose policy protects it. */
   readonly #declaredFor = new Map<string, string[]>();
-  /** When each declared room was last looked for by `#restoreDeclared` (real time). */
-  readonly #lookedFor = new Map<string, number>();
+  /** Per declared room, the last restore (`#restoreDeclared`) and when it began (real time). */
+  readonly #restores = new Map<string, { at: number; done: Promise<boolean> }>();
 
   constructor(deps: WaitingRoomServiceDeps) {
     this.#deps = deps;
@@ -245,29 +246,40 @@ export class WaitingRoomService {
   }
 
   /**
-   * Makes again, from the policy, each declared room of `roomIds` that the store does not hold, each
-   * looked for at most once per RESTORE_LOOK_EVERY_MS (a policy room a PUT no longer has protect a
-   * service costs that service's orders one read a second); true when it made one. A room found is
-   * brought up to now as any read does (its admissions published).
+   * Makes again, from the policy, each declared room of `roomIds` that the store does not hold
+   * (create only: a room another replica or a PUT made meanwhile is left as it is); true when one
+   * of them exists now, so the caller asks the store again. One restore per room at a time, its
+   * outcome shared by the calls of the next RESTORE_LOOK_EVERY_MS: the calls of a burst that found
+   * the room missing all wait for it and ask again, none goes on unguarded. A store that fails it
+   * fails the caller (an order is refused rather than made unguarded). A policy room a PUT no longer
+   * has protect a service costs that service's orders one more read.
    */
   async #restoreDeclared(roomIds: readonly string[]): Promise<boolean> {
-    const { declared, store, clock } = this.#deps;
-    let restored = false;
+    let exists = false;
     for (const roomId of roomIds) {
-      const settings = declared?.get(roomId);
-      const lookedAt = this.#lookedFor.get(roomId);
-      if (settings === undefined || (lookedAt !== undefined && Date.now() - lookedAt < RESTORE_LOOK_EVERY_MS)) continue;
-      this.#lookedFor.set(roomId, Date.now());
-      const found = await store.getRoom(roomId, clock.now());
-      if (found !== undefined) {
-        await this.#settle(roomId, found);
-        continue;
+      const settings = this.#deps.declared?.get(roomId);
+      if (settings === undefined) continue;
+      let restore = this.#restores.get(roomId);
+      if (restore === undefined || Date.now() - restore.at >= RESTORE_LOOK_EVERY_MS) {
+        restore = { at: Date.now(), done: this.#restoreOne(roomId, settings) };
+        this.#restores.set(roomId, restore);
       }
-      await this.put(roomId, settings);
-      this.#deps.onRestored?.(roomId);
-      restored = true;
+      if (await restore.done) exists = true;
     }
-    return restored;
+    return exists;
+  }
+
+  /** Creates the declared room `roomId` where it is missing; true when it exists now. */
+  async #restoreOne(roomId: string, settings: RoomSettings): Promise<boolean> {
+    const { store, clock } = this.#deps;
+    const now = clock.now();
+    const made = await store.createRoom(roomId, effective(settings, this.#scale), now);
+    if (made.kind === 'exists') return true;
+    this.#deps.onRestored?.(roomId, made.kind);
+    if (made.kind === 'full') return false;
+    await this.#settle(roomId, made);
+    this.#publishChanged('waiting_room.changed', roomId, now);
+    return true;
   }
 
   /**

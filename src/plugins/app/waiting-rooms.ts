@@ -46,6 +46,8 @@ export default fp(
         await app.metrics.fromStore(bringUpToDate, () => undefined);
       },
     });
+    /** Declared rooms that could not be made again (the store full of rooms), warned of once. */
+    const unmade = new Set<string>();
     const service = new WaitingRoomService({
       store: stores.waitingRooms,
       scheduler,
@@ -55,7 +57,18 @@ export default fp(
       services: config.fluxpay.policy.services,
       timeScale: config.timeScale,
       declared: new Map([...config.fluxpay.policy.waitingRooms.values()].map(({ roomId, ...settings }) => [roomId, settings])),
-      onRestored: (roomId) => app.log.warn({ room: roomId }, `waiting room ${roomId}, declared in the billing policy, was not in the store (Redis lost its data?): made again from the policy, with no one waiting`),
+      onRestored: (roomId, outcome) => {
+        // A store full of rooms refuses each try (once a second per call that finds it missing): said once until it is made.
+        if (outcome === 'full' && unmade.has(roomId)) return;
+        if (outcome === 'full') unmade.add(roomId);
+        else unmade.delete(roomId);
+        app.log.warn(
+          { room: roomId },
+          outcome === 'created'
+            ? `waiting room ${roomId}, declared in the billing policy, was not in the store (Redis lost its data?): made again from the policy, with no one waiting`
+            : `waiting room ${roomId}, declared in the billing policy, is not in the store (Redis lost its data?) and cannot be made again: FLUXPAY_MAX_WAITING_ROOMS rooms exist; orders of its services are not guarded by it`,
+        );
+      },
     });
     bus.subscribe((event) => {
       if (event.type !== 'waiting_room.admitted') return;

@@ -92,6 +92,16 @@ export function waitingRoomStoreContract(name: string, make: WaitingRoomStoreFac
         expect((await store.listRooms(T0 + 1)).rooms.map((r) => r.roomId)).toEqual(['room_1', 'room_2']);
       });
 
+      it('createRoom creates only where no room is: an existing one is left as it is (`exists`), and `full` as putRoom', async () => {
+        const store = await make({ ...ROOMY, maxRooms: 2 });
+        expect(await store.createRoom('room_1', TEN_PER_S, T0)).toMatchObject({ kind: 'created', room: { roomId: 'room_1', admitPerSecond: 10 }, admitted: [] });
+        await store.putRoom('room_1', { ...TEN_PER_S, admitPerSecond: 0, protectedServiceIds: [] }, T0 + 1);
+        expect(await store.createRoom('room_1', TEN_PER_S, T0 + 2)).toEqual({ kind: 'exists' });
+        expect((await store.getRoom('room_1', T0 + 2))?.room).toMatchObject({ admitPerSecond: 0, protectedServiceIds: [] });
+        await store.putRoom('room_2', TEN_PER_S, T0);
+        expect(await store.createRoom('room_3', TEN_PER_S, T0)).toEqual({ kind: 'full', maxRooms: 2 });
+      });
+
       it('listRooms: every room in creation order', async () => {
         const store = await roomWith(TEN_PER_S);
         await store.putRoom('room_0', { ...TEN_PER_S, admitPerSecond: 1 }, T0 + 1);
