@@ -3,7 +3,7 @@ import { createConnection, createServer, type AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { shownRedisUrl } from '../../src/adapters/redis/connection.ts';
-import { evictionOf, evictionWarning, redisVersionOf, versionRefusal } from '../../src/adapters/redis/server-check.ts';
+import { checkRedisServer, evictionOf, evictionWarning, redisVersionOf, versionRefusal } from '../../src/adapters/redis/server-check.ts';
 import { startRefusal } from '../../src/adapters/redis/watched-client.ts';
 import { buildTestApp } from '../helpers/app.ts';
 import { startReceiver } from '../helpers/receiver.ts';
@@ -48,6 +48,14 @@ describe('REDIS_URL shown, and a refused start in words', () => {
  * A Redis older than 7.0 (Ubuntu 22.04's and Debian 11's packages are 6.0): before 2026-12-03 a
  * start on one went on, and the webhook delivery queue then failed on its streams' commands.
  */
+
+describe('the database a start selects again', () => {
+  it('only Redis refusing it is told as a refused database; a connection lost meanwhile is the start’s own failure, unchanged', async () => {
+    const lost = new Error('Connection is closed.');
+    const client = { options: { db: 3 }, select: () => Promise.reject(lost) } as unknown as Parameters<typeof checkRedisServer>[0];
+    await expect(checkRedisServer(client, 'redis://r:6379/3', {} as Parameters<typeof checkRedisServer>[2])).rejects.toBe(lost);
+  });
+});
 
 describe('the Redis version a start asks for', () => {
   it('reads redis_version from INFO server (Valkey says the Redis version it matches there)', () => {
@@ -194,12 +202,15 @@ if (redisServerOrSkip('what a start asks of a real Redis')) describe('what a sta
   it('a start that Redis refuses (a wrong password, also as ?password=; a user without scripts; keys outside its patterns) ends on one line saying which, its password never shown', async () => {
     await admin.acl('SETUSER', 'noscripts', 'on', '>noscripts-pass', '~*', '&*', '+@all', '-@scripting');
     await admin.acl('SETUSER', 'otherkeys', 'on', '>otherkeys-pass', 'resetkeys', '~other:*', '&*', '+@all');
+    await admin.acl('SETUSER', 'nohset', 'on', '>nohset-pass', '~*', '&*', '+@all', '-hset');
     const at = server.url.replace('redis://', '');
     const cases: Array<[string, string, string]> = [
       [`redis://least:wrong-pass-1@${at}`, `redis://least:***@${at}`, 'refused the user or password (WRONGPASS invalid username-password pair or user is disabled.); set the ones it knows in REDIS_URL'],
       [`redis://${at}/?username=least&password=wrong-pass-2`, `redis://${at}/?username=***&password=***`, 'refused the user or password (WRONGPASS invalid username-password pair or user is disabled.); set the ones it knows in REDIS_URL'],
       [`redis://noscripts:noscripts-pass@${at}`, `redis://noscripts:***@${at}`, "refuses this user a command or key that paysim needs (NOPERM this user has no permissions to run the 'evalsha' command); give it the keys under REDIS_KEY_PREFIX and the commands the README names (Running several replicas)"],
       [`redis://otherkeys:otherkeys-pass@${at}`, `redis://otherkeys:***@${at}`, 'refuses this user a command or key that paysim needs ('],
+      // A command refused inside a script (Redis words it otherwise than NOPERM).
+      [`redis://nohset:nohset-pass@${at}`, `redis://nohset:***@${at}`, 'refuses this user a command or key that paysim needs ('],
     ];
     for (const [url, shown, says] of cases) {
       const refused = await buildTestApp({ STORE: 'redis', REDIS_URL: url, REDIS_KEY_PREFIX: 'refused:', SCHEDULER_POLL_MS: '0' }).then(
@@ -207,7 +218,7 @@ if (redisServerOrSkip('what a start asks of a real Redis')) describe('what a sta
         (error: unknown) => error as Error,
       );
       expect([refused.name, refused.message.startsWith(`Redis at ${shown} ${says}`), refused.message]).toEqual(['RedisUnreachableError', true, expect.any(String)]);
-      expect(refused.message).not.toMatch(/wrong-pass|noscripts-pass|otherkeys-pass/);
+      expect(refused.message).not.toMatch(/wrong-pass|noscripts-pass|otherkeys-pass|nohset-pass/);
       expect(refused.message).not.toContain('\n');
     }
   });

@@ -73,7 +73,9 @@ async function checkDatabase(client: Redis, where: string): Promise<void> {
   try {
     await client.select(db);
   } catch (error) {
-    const refusal = error instanceof Error ? error.message : String(error);
+    // Redis' refusal only (out of range, or an ACL without SELECT); another failure (the connection lost) is the start's to tell.
+    if (!(error instanceof Error) || !/^(ERR|NOPERM) /.test(error.message)) throw error;
+    const refusal = error.message;
     throw new RedisUnreachableError(
       `Redis at ${where} refused database ${db} (${refusal}): the database number of REDIS_URL must be below Redis' "databases" (16 unless configured otherwise), and an ACL user needs SELECT; the keys would go to database 0`,
       { cause: error },

@@ -360,7 +360,7 @@ function oneLine(text: string): string {
 export function startRefusal(where: string, why: string): string {
   if (/^WRONGPASS /.test(why)) return `Redis at ${where} refused the user or password (${why}); set the ones it knows in REDIS_URL`;
   if (/^NOAUTH /.test(why)) return `Redis at ${where} asks for a password (${why}); put it in REDIS_URL: redis://:password@host, or redis://user:password@host for an ACL user`;
-  if (/^NOPERM |can't access at least one of the keys/.test(why)) {
+  if (/^NOPERM |can't access at least one of the keys|can't run this command or subcommand/.test(why)) {
     return `Redis at ${where} refuses this user a command or key that paysim needs (${why}); give it the keys under REDIS_KEY_PREFIX and the commands the README names (Running several replicas)`;
   }
   return `Redis at ${where} could not be reached (${why}); start it or set REDIS_URL`;
