@@ -91,3 +91,14 @@ export function isStoreUnavailable(error: unknown): boolean {
   }
   return false;
 }
+
+/**
+ * Due work whose record is not stored yet: with a store shared by replicas, another replica can
+ * run a job between its scheduling and the write it follows (an inbox event, an intent's insert).
+ * The scheduler retries it with backoff as any failure, but the log says so at debug until the
+ * last attempt: it is the expected end of a race, not a fault (a soak showed 27 error lines with
+ * stacks in 20 minutes of two replicas' bookings, each settled on its next attempt).
+ */
+export class NotStoredYetError extends Error {
+  override name = 'NotStoredYetError';
+}

@@ -1,5 +1,5 @@
 import type { Clock } from '../clock.ts';
-import { DomainError, notFound } from '../errors.ts';
+import { DomainError, notFound, NotStoredYetError } from '../errors.ts';
 import type { EventBus } from '../events.ts';
 import type { IdFactory } from '../ids.ts';
 import type { BookingStore } from '../ports.ts';
@@ -45,7 +45,7 @@ export class InboxProcessor {
         // the scheduler retry it with backoff (MAX_ATTEMPTS), as an intent's decision does;
         // completing it here left the booking pending for good. An event evicted with its
         // booking is given up after the last attempt.
-        if (error instanceof DomainError && error.code === 'NOT_FOUND') throw new Error(`inbox event ${eventId} is not stored (yet): its processing is retried`, { cause: error });
+        if (error instanceof DomainError && error.code === 'NOT_FOUND') throw new NotStoredYetError(`inbox event ${eventId} is not stored (yet): its processing is retried`, { cause: error });
         throw error;
       });
     });

@@ -1,5 +1,5 @@
 import type { Clock } from '../clock.ts';
-import { DomainError, notFound, storeFull, validationFailed } from '../errors.ts';
+import { DomainError, notFound, NotStoredYetError, storeFull, validationFailed } from '../errors.ts';
 import type { EventBus, PaymentEvent } from '../events.ts';
 import { derivedId, type IdFactory } from '../ids.ts';
 import type { InsertOutcome, IntentQuery, IntentStore, Job, Page } from '../ports.ts';
@@ -215,7 +215,7 @@ export class IntentService {
     // scheduler retry it with backoff (MAX_ATTEMPTS), instead of completing the job and leaving the
     // intent PENDING for good. An intent whose create failed after scheduling is never stored: its
     // job is given up after the last attempt.
-    if (!result.ok && result.current === undefined) throw new Error(`intent ${id} is not stored (yet): its decision is retried`);
+    if (!result.ok && result.current === undefined) throw new NotStoredYetError(`intent ${id} is not stored (yet): its decision is retried`);
     // Not PENDING any more and never decided (cancelled meanwhile): the cancel won and published its own event.
     // Decided at this run's own time: this run's write, whose reply was lost and whose script the
     // client sent again after a reconnect (ioredis does): the first making, not one made again.

@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin';
 import type { Config } from '../../config.ts';
 import { systemClock, type Clock, type Timer } from '../../core/clock.ts';
-import { isStoreUnavailable, StoreUnavailableError } from '../../core/errors.ts';
+import { isStoreUnavailable, NotStoredYetError, StoreUnavailableError } from '../../core/errors.ts';
 import { EventBus } from '../../core/events.ts';
 import { createIdFactory, type IdFactory } from '../../core/ids.ts';
 import { IntentService } from '../../core/intents/service.ts';
@@ -84,6 +84,8 @@ export default fp<CoreOptions>(
           if (failed !== undefined) app.log.warn({ err: error, job_kind: job.kind, job_key: job.key, failed }, 'due work could not be done: the store is unavailable; it will be retried');
           return;
         }
+        // The expected end of a race between replicas: said at debug until the last attempt.
+        if (!final && error instanceof NotStoredYetError) return app.log.debug({ err: error, job_kind: job.kind, job_key: job.key }, 'due work found its record not stored yet; it will be retried');
         app.log.error({ err: error, job_kind: job.kind, job_key: job.key }, final ? 'due work failed for the last time; giving up' : 'due work failed; it will be retried');
       },
       onRunError: (error) => {
