@@ -516,6 +516,21 @@ withRedisServer('Redis adapters', (server) => {
     ]);
   });
 
+  it('RedisSeatStore: a booking released while its map is lost frees nothing and leaves no short map behind; the map comes back whole at the next read', async () => {
+    const SMALL: Performance = { id: 'perf_small', title: 'A small room', venue: 'Test hall', startsAt: '2026-03-01T10:00:00.000Z', rows: ['A', 'B'], seatsPerRow: 5, priceMinor: 10_000, currency: 'KRW' };
+    const keyPrefix = redis.newPrefix();
+    const store = await RedisSeatStore.create(redis.client, { keyPrefix }, [SMALL]);
+    expect((await store.hold(SMALL.id, 2, 'bk_x', T0 + 60_000)).kind).toBe('held');
+    await redis.client.del(`${keyPrefix}seats:map:${SMALL.id}`);
+    // Before, the release wrote into the missing key: a map of 2 seats padded with NULs, counts of 12 of 10.
+    expect(await store.releaseHeld('bk_x')).toEqual([]);
+    expect(await store.release('bk_x')).toEqual([]);
+    expect(await redis.client.exists(`${keyPrefix}seats:map:${SMALL.id}`)).toBe(0);
+    expect(await store.counts(SMALL.id)).toEqual({ total: 10, available: 10, held: 0, reserved: 0 });
+    expect(await store.seatsOf(SMALL.id)).toHaveLength(10);
+    expect(await store.hold(SMALL.id, 3, 'bk_y', T0 + 60_000)).toEqual({ kind: 'held', seatIds: ['A1', 'A2', 'A3'] });
+  });
+
   it('RedisIdempotencyStore: a claim whose request never settles (a replica killed mid-request) goes at its hold, by a begin or a sweep', async () => {
     const store = new RedisIdempotencyStore(redis.client, { keyPrefix: redis.newPrefix(), ttlMs: 1_000, maxKeys: 100, inFlightHoldMs: HOUR });
     const scope = 'POST /v1/sim/payment-intents';

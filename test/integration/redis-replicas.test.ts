@@ -275,6 +275,35 @@ if (redisServerOrSkip('replicas on Redis')) {
       const perf1 = ((await inject(b, { url: '/performances', headers: user })).json() as Array<{ performanceId: string; seats: { total: number; held: number } }>).find((p) => p.performanceId === 'perf_001');
       expect(perf1?.seats.held).toBe(4);
     });
+
+    it('a seat map lost alone under pending bookings: their seats may be held again by others, and a payment of the old map fails its booking instead of confirming seats another has (before 2026-12-03 both were confirmed)', async () => {
+      const [a, b] = await replicas({ MOCK_MIN_DELAY_MS: '0', MOCK_MAX_DELAY_MS: '0' });
+      const user = { 'x-user-id': 'user_lost' };
+      const book = async (t: TestApp) => {
+        const res = await inject(t, { method: 'POST', url: '/bookings', headers: user, payload: { performanceId: 'perf_003', quantity: 2, paymentMethod: 'CREDIT_CARD' } });
+        expect(res.statusCode).toBe(201);
+        return res.json() as { bookingId: string; seatIds: string[] };
+      };
+      const pay = (t: TestApp, bookingId: string) => inject(t, { method: 'POST', url: '/payments/execute', headers: user, payload: { bookingId, paymentMethodToken: 'tok_visa_creditCard', cvv: '120' } });
+      const x = await book(a);
+      await redis.client.del(`${a.config.redis.keyPrefix}seats:map:perf_003`);
+      const y = await book(b);
+      expect(y.seatIds).toEqual(x.seatIds);
+      await pay(a, x.bookingId);
+      await pay(b, y.bookingId);
+      // The payments' events are processed as due work, by either replica.
+      const statuses = await eventually(async () => {
+        const mine = (await inject(a, { url: '/bookings/my', headers: user })).json() as Array<{ bookingId: string; status: string }>;
+        if (mine.every((bk) => bk.status !== 'pending')) return new Map(mine.map((bk) => [bk.bookingId, bk.status]));
+        await Promise.all([a.clock.advance(100), b.clock.advance(100)]);
+        return undefined;
+      }, 'both payments processed');
+      expect(statuses).toEqual(new Map([[x.bookingId, 'failed'], [y.bookingId, 'confirmed']]));
+      expect((await inject(b, { url: `/ledger?bookingId=${x.bookingId}`, headers: user })).json()).toEqual([]);
+      const seats = (await inject(b, { url: '/performances/perf_003/seats', headers: user })).json() as { counts: object; seats: Array<{ seatId: string; status: string; bookingId: string | null }> };
+      expect(seats.seats.filter((s) => s.status !== 'available').map((s) => [s.seatId, s.status, s.bookingId])).toEqual(y.seatIds.map((id) => [id, 'reserved', y.bookingId]));
+      expect(seats.counts).toEqual({ total: seats.seats.length, available: seats.seats.length - 2, held: 0, reserved: 2 });
+    });
   });
 
   describe('generated values that Redis lost', { timeout: TEST_TIMEOUT_MS }, () => {

@@ -225,41 +225,41 @@ describe('WaitingRoomService', () => {
   });
 });
 
-describe('a room the billing policy declares, lost by the store', () => {
-  /** A service over a store that holds no room (as after a Redis flush), each store call a couple of milliseconds late, as over Redis. */
-  async function lostRoom() {
-    const clock = new ManualClock(T0);
-    const scheduler = new Scheduler({ clock, store: new MemorySchedulerStore(), onError: () => undefined });
-    await scheduler.start();
-    stop = async () => scheduler.stop();
-    const store = new MemoryWaitingRoomStore({ maxRooms: 10, maxTickets: 1000, ttlMs: 3_600_000 });
-    const rawPut = store.putRoom.bind(store);
-    /** Run once just before the next write of a room (`beforeWrite.next`): another replica's PUT landing then. */
-    const beforeWrite: { next: (() => Promise<unknown>) | undefined } = { next: undefined };
-    for (const method of ['useToken', 'createRoom', 'getRoom', 'putRoom'] as const) {
-      const call = store[method].bind(store) as (...args: unknown[]) => Promise<unknown>;
-      (store as unknown as Record<string, unknown>)[method] = async (...args: unknown[]) => {
-        await new Promise((resolve) => setTimeout(resolve, 2));
-        const landing = method === 'createRoom' || method === 'putRoom' ? beforeWrite.next : undefined;
-        beforeWrite.next = landing === undefined ? beforeWrite.next : undefined;
-        await landing?.();
-        return call(...args);
-      };
-    }
-    const restored: Array<[string, string]> = [];
-    const service = new WaitingRoomService({
-      store,
-      scheduler,
-      clock,
-      ids: createIdFactory(clock),
-      publish: () => undefined,
-      services: new Set(['svc_concert', 'svc_other']),
-      declared: new Map([['sale', SALE]]),
-      onRestored: (roomId, outcome) => restored.push([roomId, outcome]),
-    });
-    return { service, restored, rawPut, beforeWrite };
+/** A service over a store that holds no room (as after a Redis flush), each store call a couple of milliseconds late, as over Redis. */
+async function lostRoom() {
+  const clock = new ManualClock(T0);
+  const scheduler = new Scheduler({ clock, store: new MemorySchedulerStore(), onError: () => undefined });
+  await scheduler.start();
+  stop = async () => scheduler.stop();
+  const store = new MemoryWaitingRoomStore({ maxRooms: 10, maxTickets: 1000, ttlMs: 3_600_000 });
+  const rawPut = store.putRoom.bind(store);
+  /** Run once just before the next write of a room (`beforeWrite.next`): another replica's PUT landing then. */
+  const beforeWrite: { next: (() => Promise<unknown>) | undefined } = { next: undefined };
+  for (const method of ['useToken', 'createRoom', 'getRoom', 'putRoom'] as const) {
+    const call = store[method].bind(store) as (...args: unknown[]) => Promise<unknown>;
+    (store as unknown as Record<string, unknown>)[method] = async (...args: unknown[]) => {
+      await new Promise((resolve) => setTimeout(resolve, 2));
+      const landing = method === 'createRoom' || method === 'putRoom' ? beforeWrite.next : undefined;
+      beforeWrite.next = landing === undefined ? beforeWrite.next : undefined;
+      await landing?.();
+      return call(...args);
+    };
   }
+  const restored: Array<[string, string]> = [];
+  const service = new WaitingRoomService({
+    store,
+    scheduler,
+    clock,
+    ids: createIdFactory(clock),
+    publish: () => undefined,
+    services: new Set(['svc_concert', 'svc_other']),
+    declared: new Map([['sale', SALE]]),
+    onRestored: (roomId, outcome) => restored.push([roomId, outcome]),
+  });
+  return { service, restored, rawPut, beforeWrite };
+}
 
+describe('a room the billing policy declares, lost by the store', () => {
   it('a burst of orders that finds it missing: one makes it again, every one waits for that and is guarded (none goes through without a token)', async () => {
     const { service, restored } = await lostRoom();
     let created = 0;
@@ -280,5 +280,16 @@ describe('a room the billing policy declares, lost by the store', () => {
     expect(await service.guardOrder('svc_concert', undefined, 'ord_1', async () => 'made')).toEqual({ kind: 'created', value: 'made' });
     expect((await service.get('sale'))?.protectedServiceIds).toEqual(['svc_other']);
     expect(restored).toEqual([]);
+  });
+});
+
+describe('a failed restore of a declared room', () => {
+  it('fails its call, and the next call tries again at once (it is not shared on for a second)', async () => {
+    const { service, beforeWrite } = await lostRoom();
+    beforeWrite.next = () => Promise.reject(new Error('Connection is closed.'));
+    await expect(service.guardOrder('svc_concert', undefined, 'ord_1', async () => 'made')).rejects.toThrow('Connection is closed.');
+    // Before, this one got the first try's error again without asking the store.
+    const second = await service.guardOrder('svc_concert', undefined, 'ord_2', async () => 'made');
+    expect(second.kind === 'refused' ? second.refusal.kind : second.kind).toBe('missing');
   });
 });

@@ -99,6 +99,12 @@ local b = redis.call('HMGET', S .. 'b:' .. booking, 'perf', 'seats')
 if not b[1] then return {} end
 local perf = b[1]
 local mapKey, ownKey, countsKey = S .. 'map:' .. perf, S .. 'own:' .. perf, S .. 'n:' .. perf
+-- The map lost (Redis lost it alone): the booking holds nothing any more, and the owners of the lost
+-- map go; the next hold or read lays the map out anew. (A SETRANGE here would make a short map padded with NULs.)
+if redis.call('EXISTS', mapKey) == 0 then
+  redis.call('DEL', S .. 'b:' .. booking, ownKey)
+  return {}
+end
 local owner = booking .. '|'
 local indexes = {}
 for index in string.gmatch(b[2], '[^,]+') do
@@ -171,7 +177,7 @@ local out = {}
 for i = 2, #ARGV, 3 do
   local key = ARGV[1] .. 'n:' .. ARGV[i]
   local n = redis.call('HMGET', key, 'total', 'available', 'held', 'reserved')
-  if not n[1] then
+  if not n[1] or redis.call('EXISTS', ARGV[1] .. 'map:' .. ARGV[i]) == 0 then
     ensure(ARGV[1], ARGV[i], ARGV[i + 1], ARGV[i + 2])
     n = redis.call('HMGET', key, 'total', 'available', 'held', 'reserved')
   end

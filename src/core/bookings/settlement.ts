@@ -49,12 +49,18 @@ export class Settlement {
   /**
    * Ledger first: it is the step that validates, so a refusal leaves seats and status untouched.
    * A booking found no longer pending (which a payment's hold prevents) gets its ledger
-   * transaction and seats undone, unless it is already confirmed (a second run).
+   * transaction and seats undone, unless it is already confirmed (a second run); one whose seats
+   * are no longer its own fails, its ledger transaction undone.
    */
   async confirm(booking: Booking): Promise<Booking | undefined> {
     const { clock, ids, bookings, seats, ledger } = this.#deps;
     await ledger.post(paymentTransaction({ reference: booking.id, amount: booking.totalAmount, currency: booking.currency }, ids, clock.now()));
-    await seats.reserve(booking.id);
+    // Fewer seats reserved than booked: they were lost (Redis lost the seat map alone, and a hold
+    // may have been given them since), so the booking is not confirmed: its payment undone, it fails.
+    if ((await seats.reserve(booking.id)).length < booking.quantity) {
+      await ledger.removeReference(booking.id);
+      return this.fail(booking);
+    }
     const at = clock.now();
     const result = await bookings.transition(booking.id, ['pending'], 'confirmed', at);
     const settled = settledBy(result, 'confirmed');

@@ -261,8 +261,13 @@ export class WaitingRoomService {
       if (settings === undefined) continue;
       let restore = this.#restores.get(roomId);
       if (restore === undefined || Date.now() - restore.at >= RESTORE_LOOK_EVERY_MS) {
-        restore = { at: Date.now(), done: this.#restoreOne(roomId, settings) };
-        this.#restores.set(roomId, restore);
+        const made = { at: Date.now(), done: this.#restoreOne(roomId, settings) };
+        this.#restores.set(roomId, made);
+        // A failed try (the store away) is not shared on: the next call tries again.
+        made.done.catch(() => {
+          if (this.#restores.get(roomId) === made) this.#restores.delete(roomId);
+        });
+        restore = made;
       }
       if (await restore.done) exists = true;
     }
