@@ -251,6 +251,30 @@ if (redisServerOrSkip('replicas on Redis')) {
     });
   });
 
+  describe('an /api/v2 create on one replica whose declined payment the other decides and calls back', { timeout: TEST_TIMEOUT_MS }, () => {
+    it('answers PAYMENT_FAILED once the other replica’s first attempt is recorded, not at the bound WEBHOOK_TIMEOUT_MS after the decision', async () => {
+      const [a, b] = await replicas({ V2_COMPLETE_DELAY_MS: '3000', WEBHOOK_TIMEOUT_MS: '20000' });
+      const rx = await startReceiver();
+      try {
+        await a.app.webhooks.dispatcher.drain(1_000);
+        const creating = inject(a, { method: 'POST', url: '/api/v2/payments', headers: { 'x-sim-scenario': 'fail' }, payload: v2Body('tx_declined', rx.url('/callback')) });
+        await eventually(async () => ((await b.app.v2Payments.pendingDecisions()) === 1 ? true : undefined), 'the payment stored, its decision due in 3 s');
+        await b.clock.advance(3_000);
+        await eventually(async () => {
+          if (rx.requests.length === 1) return true;
+          await b.clock.advance(250);
+          return undefined;
+        }, 'B to decide the payment and make its callback’s attempt');
+        await a.clock.advance(3_000 + LOOK_AFTER_DUE_MS);
+        // The bound is 20 s: before 2026-12-03 the create waited for it.
+        const answered = await Promise.race([creating, sleep(10_000).then(() => undefined)]);
+        expect([answered?.statusCode, answered?.json()]).toEqual([200, { ok: true, tx_id: 'tx_declined', status: 'PAYMENT_FAILED', payment_id: 'pay_tx_declined' }]);
+      } finally {
+        await rx.close();
+      }
+    });
+  });
+
   describe('Redis losing its data with the connections open (FLUSHDB, a key deleted)', { timeout: TEST_TIMEOUT_MS }, () => {
     it('bookings, the performances and their seats work at once on both replicas: the maps are laid out again by the calls that find them missing (before 2026-12-03: 404 and 500 until a reconnect)', async () => {
       const [a, b] = await replicas();

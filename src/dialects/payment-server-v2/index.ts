@@ -53,12 +53,20 @@ const paymentServerV2: FastifyPluginAsync = async (app) => {
   app.errorShapes.register(v2Errors);
   app.webhooks.signers.register(paymentV2Signer(config.v2.webhookSecret, config.v2.serviceAuthToken));
   const schemes = Object.freeze([V2_SIGNATURE_SCHEME, ...config.v2.extraSchemes]);
-  // An overdue wait reads its payment: another replica may have decided it and sent its callback.
+  // An overdue wait reads its payment: another replica may have decided it and made its callback's
+  // attempt. Its answer is then known once the payment is completed, or once the first attempt is
+  // over for a declined payment (its status stays) or failed for an approved one (PENDING); an
+  // approved payment whose attempt succeeded is completed by the replica that made it, a moment later.
   const waits = new CallbackWaits(config.webhook.timeoutMs, () => app.storeUnavailable(), {
     now: () => clock.now(),
     look: async (id) => {
       const payment = await service.get(id);
-      return payment === undefined ? undefined : { decidedAt: payment.decidedAt, completed: payment.status === 'PAYMENT_COMPLETED' };
+      if (payment === undefined) return undefined;
+      if (payment.status === 'PAYMENT_COMPLETED') return { decidedAt: payment.decidedAt, completed: true };
+      if (payment.decidedAt === null) return { decidedAt: null, completed: false };
+      const first = (await app.webhooks.log.latestFor({ kind: V2_SUBJECT_KIND, id }))?.attempts[0];
+      const answered = first !== undefined && (payment.status === 'PAYMENT_FAILED' || !isSuccess(first));
+      return { decidedAt: payment.decidedAt, completed: answered };
     },
   });
 

@@ -21,9 +21,9 @@
  * replica's, whose events this process never sees: a wait whose decision is due (`expect`) and has
  * not ended by `LOOK_AFTER_DUE_MS` past it reads its payment (`look`) at each store check, until it
  * ends: decided (approved and waiting for its callback, or declined), its bound starts from the
- * decision, so a declined payment's callback has its attempt as on one replica; completed (its
- * callback acknowledged) or gone (the store lost it), it ends. One read at a time per wait; a wait
- * its own events end first reads nothing. Before
+ * decision; completed (its callback acknowledged, or its first attempt over where that settles the
+ * answer: any for a declined payment, a failed one for an approved payment) or gone (the store
+ * lost it), it ends. One read at a time per wait; a wait its own events end first reads nothing. Before
  * 2026-12-03 such a wait ended only when the store went away (a helper: creates with a delay
  * unanswered after 70 s, their payments completed). A failed first attempt on another replica
  * leaves the payment PENDING: the wait ends at its bound after the decision.
@@ -41,7 +41,11 @@ interface Wait {
   looking: boolean;
 }
 
-/** What the store says of a payment waited for: undefined when it holds none (lost, or evicted). */
+/**
+ * What the store says of a payment waited for: undefined when it holds none (lost, or evicted);
+ * `completed` when its answer is known (completed, or its callback's first attempt over as the
+ * local events would have told: index.ts).
+ */
 export type LookedUp = { decidedAt: number | null; completed: boolean } | undefined;
 
 /** How a wait reads its payment when its own events are late: the service's clock, and the read. */
