@@ -12,7 +12,7 @@ import { SHARED_RULES_REFRESH_MS } from '../../src/plugins/app/faults.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 import { redisServerOrSkip, startRedis, type TestRedis } from '../helpers/redis.ts';
 import { v2Body } from '../helpers/v2.ts';
-import { startReceiver } from '../helpers/receiver.ts';
+import { startReceiver, type Receiver } from '../helpers/receiver.ts';
 import { LOOK_AFTER_DUE_MS } from '../../src/dialects/payment-server-v2/waits.ts';
 import { GENERATED_CHECK_MS } from '../../src/adapters/redis/generated.ts';
 
@@ -225,53 +225,54 @@ if (redisServerOrSkip('replicas on Redis')) {
   });
 
   describe('an /api/v2 create on one replica whose payment the other decides', { timeout: TEST_TIMEOUT_MS }, () => {
-    it('answers once the other replica has decided it and its callback completed it, by reading its payment past the due time (before 2026-12-03 it never answered)', async () => {
-      const [a, b] = await replicas();
+    /**
+     * A creates `txId` (its own deliveries drained: B makes the callback's attempt, whose events A
+     * never sees); only B's clock reaches the decision, due in 3 s, and moves on until `done`; then
+     * A's clock passes the due time (its scheduler finds the job done) and its wait reads the
+     * payment. A's answer, or undefined after 10 s.
+     */
+    async function createdOnADecidedByB(env: Record<string, string>, scenario: string, txId: string, done: (b: TestApp, rx: Receiver) => Promise<boolean>, what: string) {
+      const [a, b] = await replicas(env);
       const rx = await startReceiver();
       try {
-        // A takes no more deliveries from the shared stream: B makes the callback's attempt, whose events A never sees.
         await a.app.webhooks.dispatcher.drain(1_000);
-        const creating = inject(a, { method: 'POST', url: '/api/v2/payments', headers: { 'x-sim-scenario': 'delay' }, payload: v2Body('tx_other', rx.url('/callback')) });
+        const creating = inject(a, { method: 'POST', url: '/api/v2/payments', headers: { 'x-sim-scenario': scenario }, payload: v2Body(txId, rx.url('/callback')) });
         await eventually(async () => ((await b.app.v2Payments.pendingDecisions()) === 1 ? true : undefined), 'the payment stored, its decision due in 3 s');
-        // Only B's clock reaches the due time: B's scheduler takes the job.
         await b.clock.advance(3_000);
         await eventually(async () => {
-          if ((await inject(b, { url: '/api/v2/payments/pay_tx_other' })).json().status === 'PAYMENT_COMPLETED') return true;
+          if (await done(b, rx)) return true;
           await b.clock.advance(250);
           return undefined;
-        }, 'B to decide the payment and its callback to complete it');
-        expect(rx.requests).toHaveLength(1);
-        // A's clock past the due time (its scheduler finds the job done): its wait reads the payment.
+        }, what);
         await a.clock.advance(3_000 + LOOK_AFTER_DUE_MS);
-        const answered = await Promise.race([creating, sleep(10_000).then(() => undefined)]);
-        expect([answered?.statusCode, answered?.json()]).toEqual([200, { ok: true, tx_id: 'tx_other', status: 'PAYMENT_COMPLETED', payment_id: 'pay_tx_other' }]);
+        return { answered: await Promise.race([creating, sleep(10_000).then(() => undefined)]), rx };
       } finally {
         await rx.close();
       }
-    });
-  });
+    }
 
-  describe('an /api/v2 create on one replica whose declined payment the other decides and calls back', { timeout: TEST_TIMEOUT_MS }, () => {
-    it('answers PAYMENT_FAILED once the other replica’s first attempt is recorded, not at the bound WEBHOOK_TIMEOUT_MS after the decision', async () => {
-      const [a, b] = await replicas({ V2_COMPLETE_DELAY_MS: '3000', WEBHOOK_TIMEOUT_MS: '20000' });
-      const rx = await startReceiver();
-      try {
-        await a.app.webhooks.dispatcher.drain(1_000);
-        const creating = inject(a, { method: 'POST', url: '/api/v2/payments', headers: { 'x-sim-scenario': 'fail' }, payload: v2Body('tx_declined', rx.url('/callback')) });
-        await eventually(async () => ((await b.app.v2Payments.pendingDecisions()) === 1 ? true : undefined), 'the payment stored, its decision due in 3 s');
-        await b.clock.advance(3_000);
-        await eventually(async () => {
-          if (rx.requests.length === 1) return true;
-          await b.clock.advance(250);
-          return undefined;
-        }, 'B to decide the payment and make its callback’s attempt');
-        await a.clock.advance(3_000 + LOOK_AFTER_DUE_MS);
-        // The bound is 20 s: before 2026-12-03 the create waited for it.
-        const answered = await Promise.race([creating, sleep(10_000).then(() => undefined)]);
-        expect([answered?.statusCode, answered?.json()]).toEqual([200, { ok: true, tx_id: 'tx_declined', status: 'PAYMENT_FAILED', payment_id: 'pay_tx_declined' }]);
-      } finally {
-        await rx.close();
-      }
+    it('answers once the other replica has decided it and its callback completed it, by reading its payment past the due time (before 2026-12-03 it never answered)', async () => {
+      const { answered, rx } = await createdOnADecidedByB(
+        {},
+        'delay',
+        'tx_other',
+        async (b) => (await inject(b, { url: '/api/v2/payments/pay_tx_other' })).json().status === 'PAYMENT_COMPLETED',
+        'B to decide the payment and its callback to complete it',
+      );
+      expect(rx.requests).toHaveLength(1);
+      expect([answered?.statusCode, answered?.json()]).toEqual([200, { ok: true, tx_id: 'tx_other', status: 'PAYMENT_COMPLETED', payment_id: 'pay_tx_other' }]);
+    });
+
+    it('a declined one answers PAYMENT_FAILED once the other replica’s first attempt is recorded, not at the bound WEBHOOK_TIMEOUT_MS after the decision', async () => {
+      // The bound is 20 s: before 2026-12-03 the create waited for it.
+      const { answered } = await createdOnADecidedByB(
+        { V2_COMPLETE_DELAY_MS: '3000', WEBHOOK_TIMEOUT_MS: '20000' },
+        'fail',
+        'tx_declined',
+        async (_b, rx) => rx.requests.length === 1,
+        'B to decide the payment and make its callback’s attempt',
+      );
+      expect([answered?.statusCode, answered?.json()]).toEqual([200, { ok: true, tx_id: 'tx_declined', status: 'PAYMENT_FAILED', payment_id: 'pay_tx_declined' }]);
     });
   });
 

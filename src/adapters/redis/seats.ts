@@ -86,13 +86,21 @@ redis.call('HSET', S .. 'b:' .. booking, 'perf', perf, 'seats', table.concat(cho
 return {'held', chosen}
 `;
 
+/** Whether `booking` still owns seat `index` of the performance whose owners are `ownKey` (its entry there is `booking|…`). */
+const OWNS = `
+local function owns(ownKey, index, booking)
+  local own = redis.call('HGET', ownKey, index)
+  return own ~= false and string.sub(own, 1, #booking + 1) == booking .. '|'
+end
+`;
+
 /**
  * Frees (ARGV[3] = 'release'), frees the locked ones of (ARGV[3] = 'release_held') or reserves
  * (ARGV[3] = 'reserve') a booking's seats; answers {perf, indexes}: the seats freed, or all its seats.
  * Only the seats the booking still owns (S..'own:'..perf) count: a map laid out anew after Redis
  * lost it (`ensure`) may have given them to another booking since.
  */
-const SETTLE = `
+const SETTLE = `${OWNS}
 -- ARGV: S, bookingId, what
 local S, booking, what = ARGV[1], ARGV[2], ARGV[3]
 local b = redis.call('HMGET', S .. 'b:' .. booking, 'perf', 'seats')
@@ -108,8 +116,7 @@ end
 local owner = booking .. '|'
 local indexes = {}
 for index in string.gmatch(b[2], '[^,]+') do
-  local own = redis.call('HGET', ownKey, index)
-  if own and string.sub(own, 1, #owner) == owner then indexes[#indexes + 1] = tonumber(index) end
+  if owns(ownKey, index, booking) then indexes[#indexes + 1] = tonumber(index) end
 end
 if what == 'reserve' then
   for _, index in ipairs(indexes) do
@@ -140,15 +147,14 @@ return {perf, freed}
 `;
 
 /** Drops an evicted booking's entry (S..'b:'..bookingId) unless it still owns a locked seat. */
-const FORGET = `
+const FORGET = `${OWNS}
 -- ARGV: S, bookingId
 local S, booking = ARGV[1], ARGV[2]
 local b = redis.call('HMGET', S .. 'b:' .. booking, 'perf', 'seats')
 if not b[1] then return 0 end
-local mapKey, ownKey, owner = S .. 'map:' .. b[1], S .. 'own:' .. b[1], booking .. '|'
+local mapKey, ownKey = S .. 'map:' .. b[1], S .. 'own:' .. b[1]
 for index in string.gmatch(b[2], '[^,]+') do
-  local own = redis.call('HGET', ownKey, index)
-  if own and string.sub(own, 1, #owner) == owner and redis.call('GETRANGE', mapKey, index, index) == 'L' then return 0 end
+  if owns(ownKey, index, booking) and redis.call('GETRANGE', mapKey, index, index) == 'L' then return 0 end
 end
 redis.call('DEL', S .. 'b:' .. booking)
 return 1
@@ -220,13 +226,13 @@ export class RedisSeatStore implements SeatStore {
   static async create(client: Redis, options: { keyPrefix: string }, performances: readonly Performance[]): Promise<RedisSeatStore> {
     const store = new RedisSeatStore(client, options.keyPrefix, performances);
     const layout = defineScript(client, 'paysimSeatsLayout', LAYOUT);
-    for (const p of performances) await layout([], [store.#s, p.id, p.rows.length * p.seatsPerRow, p.seatsPerRow]);
+    for (const p of performances) await layout([], [store.#s, p.id, ...layoutOf(p)]);
     return store;
   }
 
   async hold(performanceId: string, quantity: number, bookingId: string, until: number): Promise<HoldOutcome> {
     const p = this.#performances.get(performanceId);
-    const layout = p === undefined ? ['', ''] : [p.rows.length * p.seatsPerRow, p.seatsPerRow];
+    const layout = p === undefined ? ['', ''] : layoutOf(p);
     const [kind, figure] = (await this.#hold([], [this.#s, performanceId, quantity, bookingId, until, callToken(), ...layout])) as [string, (number | number[])?];
     if (kind === 'held') return { kind, seatIds: this.#ids(performanceId, figure as number[]) };
     if (kind === 'sold_out') return { kind, available: figure as number };
@@ -252,7 +258,7 @@ export class RedisSeatStore implements SeatStore {
   async seatsOf(performanceId: string): Promise<SeatView[] | undefined> {
     const performance = this.#performances.get(performanceId);
     if (performance === undefined) return undefined;
-    const reply = (await this.#seatsOf([], [this.#s, performanceId, performance.rows.length * performance.seatsPerRow, performance.seatsPerRow])) as [string, string[]];
+    const reply = (await this.#seatsOf([], [this.#s, performanceId, ...layoutOf(performance)])) as [string, string[]];
     const [map, owners] = reply;
     const ownerOf = new Map<number, string>();
     for (let i = 0; i < owners.length; i += 2) ownerOf.set(Number(owners[i]), owners[i + 1] as string);
@@ -268,10 +274,7 @@ export class RedisSeatStore implements SeatStore {
   async counts(performanceId?: string): Promise<SeatCounts | undefined> {
     if (performanceId !== undefined && !this.#performances.has(performanceId)) return undefined;
     const ids = performanceId === undefined ? [...this.#performances.keys()] : [performanceId];
-    const named = ids.flatMap((id) => {
-      const p = this.#performances.get(id) as Performance;
-      return [id, p.rows.length * p.seatsPerRow, p.seatsPerRow];
-    });
+    const named = ids.flatMap((id) => [id, ...layoutOf(this.#performances.get(id) as Performance)]);
     const rows = (await this.#counts([], [this.#s, ...named])) as Array<[number, number, number, number]>;
     const sum: SeatCounts = { total: 0, available: 0, held: 0, reserved: 0 };
     for (const [total, available, held, reserved] of rows) {
@@ -292,4 +295,9 @@ export class RedisSeatStore implements SeatStore {
     const performance = this.#performances.get(performanceId) as Performance;
     return indexes.map((index) => seatId(performance.rows[Math.floor(index / performance.seatsPerRow)] as string, (index % performance.seatsPerRow) + 1));
   }
+}
+
+/** A performance's layout as the scripts take it (`ensure`): its number of seats and its row width. */
+function layoutOf(p: Performance): [number, number] {
+  return [p.rows.length * p.seatsPerRow, p.seatsPerRow];
 }
