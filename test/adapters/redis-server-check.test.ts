@@ -3,7 +3,7 @@ import { createConnection, createServer, type AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { shownRedisUrl } from '../../src/adapters/redis/connection.ts';
-import { checkRedisServer, evictionOf, evictionWarning, redisVersionOf, versionRefusal } from '../../src/adapters/redis/server-check.ts';
+import { checkRedisServer, clusterRefusal, evictionOf, evictionWarning, isClusterNode, redisVersionOf, versionRefusal } from '../../src/adapters/redis/server-check.ts';
 import { startRefusal } from '../../src/adapters/redis/watched-client.ts';
 import { buildTestApp } from '../helpers/app.ts';
 import { startReceiver } from '../helpers/receiver.ts';
@@ -52,7 +52,8 @@ describe('REDIS_URL shown, and a refused start in words', () => {
 describe('the database a start selects again', () => {
   it('only Redis refusing it is told as a refused database; a connection lost meanwhile is the start’s own failure, unchanged', async () => {
     const lost = new Error('Connection is closed.');
-    const client = { options: { db: 3 }, select: () => Promise.reject(lost) } as unknown as Parameters<typeof checkRedisServer>[0];
+    // INFO answered with no section it reads: the start goes on to the database.
+    const client = { options: { db: 3 }, info: () => Promise.resolve(''), select: () => Promise.reject(lost) } as unknown as Parameters<typeof checkRedisServer>[0];
     await expect(checkRedisServer(client, 'redis://r:6379/3', {} as Parameters<typeof checkRedisServer>[2])).rejects.toBe(lost);
   });
 });
@@ -72,6 +73,40 @@ describe('the Redis version a start asks for', () => {
       );
     }
   });
+});
+
+describe('a node of a Redis Cluster', () => {
+  it('is read from INFO cluster', () => {
+    expect(isClusterNode('# Cluster\r\ncluster_enabled:1\r\n')).toBe(true);
+    expect(isClusterNode('# Cluster\r\ncluster_enabled:0\r\n')).toBe(false);
+    expect(isClusterNode('')).toBe(false);
+  });
+
+  /*
+   * Before 2026-12-04 a start on one ended on its first script's "non local key" refusal, told as
+   * "could not be reached …; start it or set REDIS_URL".
+   */
+  if (redisServerOrSkip('a start on a node of a real Redis Cluster')) {
+    it('a start on one ends on one line that says why and what to use instead, with nothing written, whatever database REDIS_URL names', async () => {
+      const node = await startRedisServer({ extraArgs: ['--cluster-enabled', 'yes'] });
+      const admin = new Redis(node.url);
+      try {
+        for (const url of [node.url, `${node.url}/3`]) {
+          await expect(buildTestApp({ STORE: 'redis', REDIS_URL: url, REDIS_KEY_PREFIX: 'cluster-node:', SCHEDULER_POLL_MS: '0' })).rejects.toMatchObject({
+            name: 'RedisUnreachableError',
+            message: clusterRefusal(url),
+          });
+        }
+        expect(clusterRefusal('redis://r:6379')).toBe(
+          'Redis at redis://r:6379 is a node of a Redis Cluster (cluster_enabled:1); paysim needs one Redis server, not Redis Cluster: each store operation is one script over several keys, which a cluster runs only when they share a hash slot. Set REDIS_URL to a standalone Redis (a primary with replicas and Sentinel will do) or a managed Redis with cluster mode disabled',
+        );
+        expect(await admin.dbsize()).toBe(0);
+      } finally {
+        admin.disconnect();
+        await node.stop();
+      }
+    });
+  }
 });
 
 /*
@@ -259,7 +294,7 @@ if (redisServerOrSkip('what a start asks of a real Redis')) describe('what a sta
       await admin.config('SET', 'maxmemory', '0');
     }
     expect(logs.filter((l) => typeof l.msg === 'string' && /evicts keys|eviction policy/.test(l.msg)).map((l) => [l.level, l.msg, l.redis])).toEqual([
-      ['debug', 'Redis did not answer INFO: its version and eviction policy are not checked', server.url.replace('redis://', 'redis://noinfo:***@')],
+      ['debug', 'Redis did not answer INFO: its version, cluster mode and eviction policy are not checked', server.url.replace('redis://', 'redis://noinfo:***@')],
     ]);
     expect(JSON.stringify(logs)).not.toContain('noinfo-pass');
   });

@@ -24,6 +24,8 @@ export interface RedisServerOptions {
    * (`loading-process-events-interval-bytes`; by default every 2 MB, so not at all for a small one).
    */
   keyLoadDelayMicros?: number;
+  /** More of redis-server's options, as its command line takes them (`['--cluster-enabled', 'yes']`). */
+  extraArgs?: readonly string[];
 }
 
 export interface RedisServerProcess {
@@ -84,6 +86,7 @@ function spawnServer(port: number, dir: string, options: RedisServerOptions): Ch
     [
       ...['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', options.appendOnly === true ? 'yes' : 'no', '--dir', dir, '--daemonize', 'no', '--loglevel', 'notice'],
       ...(options.keyLoadDelayMicros === undefined ? [] : ['--key-load-delay', String(options.keyLoadDelayMicros), '--loading-process-events-interval-bytes', '1024']),
+      ...(options.extraArgs ?? []),
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );

@@ -3,9 +3,9 @@ import type { Redis } from 'ioredis';
 import { RedisUnreachableError } from './watched-client.ts';
 
 /**
- * What a start asks of the Redis it reached, once (`checkRedisServer`): that the database REDIS_URL
- * names is the one in use, its version, which must be 7.0 or later, and whether it drops keys when
- * full, which it warns of.
+ * What a start asks of the Redis it reached, once (`checkRedisServer`): its version, which must be
+ * 7.0 or later, that it is not a node of a Redis Cluster, that the database REDIS_URL names is the
+ * one in use, and whether it drops keys when full, which it warns of.
  */
 
 /** The oldest Redis the back end runs on: its delivery queue reads a consumer group's `lag` from `XINFO GROUPS`, which Redis gives from 7.0. */
@@ -24,6 +24,24 @@ export function versionRefusal(version: string, where: string): string | undefin
   return (
     `Redis at ${where} is version ${version}; paysim needs Redis ${minMajor}.${minMinor} or later ` +
     "(its webhook delivery queue reads the consumer group's lag, which XINFO GROUPS gives from 7.0): upgrade it, or set REDIS_URL to another"
+  );
+}
+
+/** Whether `INFO cluster` says the server runs as a node of a Redis Cluster (`cluster_enabled:1`). */
+export function isClusterNode(info: string): boolean {
+  return /^cluster_enabled:1\r?$/m.test(info);
+}
+
+/**
+ * The start's refusal of a node of a Redis Cluster. Before 2026-12-04 a start on one ended on the
+ * first script's `ERR Script attempted to access a non local key` (or `CROSSSLOT`), told as
+ * "could not be reached; start it".
+ */
+export function clusterRefusal(where: string): string {
+  return (
+    `Redis at ${where} is a node of a Redis Cluster (cluster_enabled:1); paysim needs one Redis server, not Redis Cluster: ` +
+    'each store operation is one script over several keys, which a cluster runs only when they share a hash slot. ' +
+    'Set REDIS_URL to a standalone Redis (a primary with replicas and Sentinel will do) or a managed Redis with cluster mode disabled'
   );
 }
 
@@ -84,25 +102,28 @@ async function checkDatabase(client: Redis, where: string): Promise<void> {
 }
 
 /**
- * Asks Redis once, at the start, for its `INFO server` and `INFO memory`: rejects with
- * `RedisUnreachableError` (one line, the start ends) when it is older than MIN_REDIS_VERSION, and
- * logs `evictionWarning` at warn when it evicts. When Redis will not say (`INFO` refused to the user
- * by an ACL, or renamed away, as some hosted Redis do), a line at debug and the start goes on. A
- * policy changed later (`CONFIG SET`) is not seen.
+ * Asks Redis once, at the start, for its `INFO server`, `INFO cluster` and `INFO memory`: rejects
+ * with `RedisUnreachableError` (one line, the start ends, nothing written) when it is older than
+ * MIN_REDIS_VERSION or a node of a Redis Cluster, or refuses the database REDIS_URL names; logs
+ * `evictionWarning` at warn when it evicts. When Redis will not say (`INFO` refused to the user by
+ * an ACL, or renamed away, as some hosted Redis do), a line at debug and the start goes on (the
+ * database is checked all the same). A policy changed later (`CONFIG SET`) is not seen.
  */
 export async function checkRedisServer(client: Redis, where: string, log: FastifyBaseLogger): Promise<void> {
-  await checkDatabase(client, where);
-  let server: string;
-  let memory: string;
+  let info: [server: string, cluster: string, memory: string] | undefined;
   try {
-    [server, memory] = await Promise.all([client.info('server'), client.info('memory')]);
+    info = await Promise.all([client.info('server'), client.info('cluster'), client.info('memory')]);
   } catch (error) {
-    log.debug({ err: error, redis: where }, 'Redis did not answer INFO: its version and eviction policy are not checked');
-    return;
+    log.debug({ err: error, redis: where }, 'Redis did not answer INFO: its version, cluster mode and eviction policy are not checked');
   }
+  if (info === undefined) return checkDatabase(client, where);
+  const [server, cluster, memory] = info;
   const version = redisVersionOf(server);
   const refusal = version === undefined ? undefined : versionRefusal(version, where);
   if (refusal !== undefined) throw new RedisUnreachableError(refusal);
+  // Before the database: a cluster node refuses any but 0, and the cluster is what to change.
+  if (isClusterNode(cluster)) throw new RedisUnreachableError(clusterRefusal(where));
+  await checkDatabase(client, where);
   const eviction = evictionOf(memory);
   const warning = eviction === undefined ? undefined : evictionWarning(eviction, where);
   if (warning !== undefined) log.warn({ redis: where, maxmemory: eviction?.maxmemory, maxmemoryPolicy: eviction?.policy }, warning);
