@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { envSchema } from 'env-schema';
 import { Type, type Static } from 'typebox';
 import { loadPolicyFile } from './adapters/fluxpay-policy-file.ts';
-import { loadFaultsFile } from './adapters/faults-file.ts';
+import { readFaultsFile } from './adapters/faults-file.ts';
 import { loadPerformancesFile } from './adapters/performances-file.ts';
 import type { ParsedRule } from './core/faults/validation.ts';
 import type { BillingPolicy } from './core/fluxpay/policy.ts';
@@ -297,6 +297,8 @@ export interface Config {
     /** FAULTS_FILE, when set; `rules` are then its rules, read and checked at start (relative windows count from the start). */
     file: string | undefined;
     rules: readonly ParsedRule[];
+    /** The file's fingerprint (its text's SHA-256, 32 hex digits; '' without a file): on Redis its rules are made once per content (FaultRuleStore.declare). */
+    fingerprint: string;
     /** Rules held at once in each namespace (FAULTS_MAX_RULES). */
     maxRules: number;
   };
@@ -368,7 +370,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   if (env.FAULTS_ENABLED === 'false' && env.FAULTS_FILE !== undefined) {
     throw new ConfigError('Invalid configuration: FAULTS_FILE is set but FAULTS_ENABLED=false would never apply its rules (unset one of them)');
   }
-  const faultRules = env.FAULTS_FILE === undefined ? [] : readFaults(env.FAULTS_FILE, env.FAULTS_MAX_RULES);
+  const faultsFile = env.FAULTS_FILE === undefined ? { rules: [], fingerprint: '' } : readFaults(env.FAULTS_FILE, env.FAULTS_MAX_RULES);
   const secret = env.WEBHOOK_SECRET ?? `whsec_${randomBytes(24).toString('base64')}`;
   // Every simulated duration read here is scaled once, here (issue 15); network times and retention TTLs are not.
   const sim = (ms: number) => scaled(ms, env.TIME_SCALE);
@@ -464,7 +466,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       waitingTicketTtlMs: env.FLUXPAY_WAITING_TICKET_TTL_MS,
       rateLimitMaxKeys: env.FLUXPAY_RATE_LIMIT_MAX_KEYS,
     },
-    faults: { enabled: env.FAULTS_ENABLED === 'true', file: env.FAULTS_FILE, rules: faultRules, maxRules: env.FAULTS_MAX_RULES },
+    faults: { enabled: env.FAULTS_ENABLED === 'true', file: env.FAULTS_FILE, rules: faultsFile.rules, fingerprint: faultsFile.fingerprint, maxRules: env.FAULTS_MAX_RULES },
     namespaces: { max: env.NAMESPACES_MAX },
     console: { enabled: env.CONSOLE_ENABLED === 'true', token: env.CONSOLE_TOKEN, sessionKey: undefined },
   };
@@ -519,15 +521,15 @@ function readMix(text: string | undefined): Mix | undefined {
   return parsed.mix;
 }
 
-function readFaults(path: string, maxRules: number): ParsedRule[] {
-  let rules: ParsedRule[];
+function readFaults(path: string, maxRules: number): { rules: ParsedRule[]; fingerprint: string } {
+  let file: { rules: ParsedRule[]; fingerprint: string };
   try {
-    rules = loadFaultsFile(path, Date.now());
+    file = readFaultsFile(path, Date.now());
   } catch (error) {
     throw new ConfigError(`Invalid configuration: ${(error as Error).message.replace(/\s*\n\s*/g, ' ')}`, { cause: error });
   }
-  if (rules.length > maxRules) throw new ConfigError(`Invalid configuration: FAULTS_FILE holds ${rules.length} rules, more than FAULTS_MAX_RULES (${maxRules})`);
-  return rules;
+  if (file.rules.length > maxRules) throw new ConfigError(`Invalid configuration: FAULTS_FILE holds ${file.rules.length} rules, more than FAULTS_MAX_RULES (${maxRules})`);
+  return file;
 }
 
 interface AjvError {

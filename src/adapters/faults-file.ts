@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { parseFaultsFile, type ParsedRule } from '../core/faults/validation.ts';
@@ -11,6 +12,14 @@ import { parseFaultsFile, type ParsedRule } from '../core/faults/validation.ts';
  * @see issue 15 "Rules" (loaded at start from FAULTS_FILE)
  */
 export function loadFaultsFile(path: string, now: number): ParsedRule[] {
+  return readFaultsFile(path, now).rules;
+}
+
+/**
+ * `loadFaultsFile`'s rules with the file's fingerprint (SHA-256 of its text, 32 hex digits): with
+ * a shared store the rules are made once for each content of the file (FaultRuleStore.declare).
+ */
+export function readFaultsFile(path: string, now: number): { rules: ParsedRule[]; fingerprint: string } {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -25,7 +34,7 @@ export function loadFaultsFile(path: string, now: number): ParsedRule[] {
     throw new Error(`FAULTS_FILE: ${path} is not valid ${json ? 'JSON' : 'YAML'}: ${oneLine(error)}`, { cause: error });
   }
   try {
-    return parseFaultsFile(document, now);
+    return { rules: parseFaultsFile(document, now), fingerprint: createHash('sha256').update(text).digest('hex').slice(0, 32) };
   } catch (error) {
     throw new Error(`FAULTS_FILE: ${oneLine(error)}`, { cause: error });
   }

@@ -257,7 +257,7 @@ export const EFFECTS: { [S in keyof Stores]: Record<string, Judge> } = {
   // (a refused request is still traffic, as with any gateway's limiter): a hit is not a change of state.
   rateLimits: { sweep: positive },
   // A claim counts the match even when the rule does not apply: any claim changed a counter.
-  faultRules: { create: ok, setEnabled: defined, delete: (r) => r === true, deleteAll: positive, claimHit: (r) => (r as { kind?: string } | undefined)?.kind !== 'gone' },
+  faultRules: { create: ok, declare: kindIs('applied'), setEnabled: defined, delete: (r) => r === true, deleteAll: positive, claimHit: (r) => (r as { kind?: string } | undefined)?.kind !== 'gone' },
 };
 
 export interface Change {

@@ -425,6 +425,83 @@ if (redisServerOrSkip('replicas on Redis')) {
       expect(refused(await createIntent(a, body))).toEqual([200, undefined]);
     });
 
+    it('FAULTS_FILE: the second replica starts, the file\'s rules are made once, and a restart with the same file keeps them as the API left them; a changed file replaces them (before 2026-12-04 the second start ended on "rule slow-intents exists already")', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'paysim-faults-'));
+      const file = join(dir, 'faults.yaml');
+      const rules = (status: number) =>
+        ['rules:', '  - id: slow-intents', '    match: { dialect: native, method: GET }', '    action: { type: latency, distribution: fixed, params: { ms: 1 } }', '  - match: { dialect: native, method: POST, route: /v1/sim/intent }', `    action: { type: error, status: ${status} }`, ''].join('\n');
+      writeFileSync(file, rules(503));
+      try {
+        const logs: Array<Record<string, unknown>> = [];
+        const shared = { STORE: 'redis', REDIS_URL: redis.url, REDIS_KEY_PREFIX: redis.newPrefix(), FAULTS_FILE: file };
+        const a = await buildTestApp(shared, { clockStart: START });
+        open.push(a);
+        let b = await buildTestApp(shared, { clockStart: START, logs });
+        open.push(b);
+        const listed = async (t: TestApp, headers: Record<string, string> = {}) =>
+          ((await inject(t, { url: '/v1/sim/rules', headers })).json().data as Array<{ id: string; enabled: boolean; action: { status?: number } }>).map((r) => [r.id === 'slow-intents' ? r.id : 'generated', r.enabled, r.action.status ?? null]);
+        expect(await listed(b)).toEqual([
+          ['slow-intents', true, null],
+          ['generated', true, 503],
+        ]);
+        expect(logs.filter((l) => typeof l.faults_file === 'string').map((l) => [l.level, l.msg, l.rules])).toEqual([
+          ['info', 'fault rules of FAULTS_FILE already made from this file (by another replica, or before a restart): kept as they are, with their counters and as the API left them', 2],
+        ]);
+        // Through A: one disabled, the other deleted; B restarts with the same file and does not make them again.
+        const generated = ((await inject(a, { url: '/v1/sim/rules' })).json().data as Array<{ id: string }>)[1]!.id;
+        expect(await a.app.faults?.service.setEnabled('default', 'slow-intents', false)).toMatchObject({ rule: { enabled: false } });
+        expect((await inject(a, { method: 'DELETE', url: `/v1/sim/rules/${generated}` })).statusCode).toBe(200);
+        await b.app.close();
+        b = await buildTestApp(shared, { clockStart: START });
+        open.push(b);
+        expect(await listed(b)).toEqual([['slow-intents', false, null]]);
+        expect((await createIntent(b, { reservation_id: 'res_ff', amount: 1000 })).statusCode).toBe(200);
+        // A namespace: made on A, then started on B (from the shared list, or by its request); the file's rules once there too.
+        const ns = { 'x-sim-namespace': 'ci-faults-file' };
+        expect(await listed(a, ns)).toEqual([
+          ['slow-intents', true, null],
+          ['generated', true, 503],
+        ]);
+        expect(await listed(b, ns)).toEqual([
+          ['slow-intents', true, null],
+          ['generated', true, 503],
+        ]);
+        // A new content of the file (a rolling update): its rules replace those the earlier one made.
+        writeFileSync(file, rules(502));
+        await b.app.close();
+        b = await buildTestApp(shared, { clockStart: START, logs });
+        open.push(b);
+        expect(await listed(b)).toEqual([
+          ['slow-intents', true, null],
+          ['generated', true, 502],
+        ]);
+        expect(logs.filter((l) => typeof l.faults_file === 'string').at(-1)).toMatchObject({ level: 'info', msg: 'fault rules loaded from FAULTS_FILE, replacing 1 made from an earlier content of the file or with an id it gives', rules: 2, replaced: 1 });
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    it('FAULTS_FILE changed while the rules made through the API fill FAULTS_MAX_RULES: the start ends on one line, the rules as they were', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'paysim-faults-'));
+      const file = join(dir, 'faults.yaml');
+      const rule = (status: number) => [`  - match: { dialect: native, method: POST }`, `    action: { type: error, status: ${status} }`];
+      writeFileSync(file, ['rules:', ...rule(503), ''].join('\n'));
+      try {
+        const shared = { STORE: 'redis', REDIS_URL: redis.url, REDIS_KEY_PREFIX: redis.newPrefix(), FAULTS_FILE: file, FAULTS_MAX_RULES: '2' };
+        const a = await buildTestApp(shared, { clockStart: START });
+        open.push(a);
+        expect((await inject(a, { method: 'POST', url: '/v1/sim/rules', payload: { match: { dialect: 'fluxpay' }, action: { type: 'error', status: 500 } } })).statusCode).toBe(201);
+        writeFileSync(file, ['rules:', ...rule(502), ...rule(504), ''].join('\n'));
+        await expect(buildTestApp(shared, { clockStart: START })).rejects.toThrow(
+          'FAULTS_FILE: its 2 rules do not fit: at most 2 rules may exist at once (FAULTS_MAX_RULES); delete some with DELETE /v1/sim/rules, or raise FAULTS_MAX_RULES',
+        );
+        const statuses = ((await inject(a, { url: '/v1/sim/rules' })).json().data as Array<{ action: { status: number } }>).map((r) => r.action.status);
+        expect(statuses).toEqual([503, 500]);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
     it('a namespace reset on B and a rule made in it again on B at once: A, which had compiled the namespace\'s old rules, applies the new one', async () => {
       const [a, b] = await replicas();
       const ns = { 'x-sim-namespace': 'ci-rules' };

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -99,7 +100,7 @@ describe('loadConfig defaults', () => {
         waitingTicketTtlMs: 3_600_000,
         rateLimitMaxKeys: 100_000,
       },
-      faults: { enabled: true, file: undefined, rules: [], maxRules: 1000 },
+      faults: { enabled: true, file: undefined, rules: [], fingerprint: '', maxRules: 1000 },
       namespaces: { max: 64 },
       console: { enabled: true, token: undefined, sessionKey: undefined },
     });
@@ -291,7 +292,7 @@ describe('loadConfig values', () => {
         waitingTicketTtlMs: 1000,
         rateLimitMaxKeys: 7,
       },
-      faults: { enabled: false, file: undefined, rules: [], maxRules: 5 },
+      faults: { enabled: false, file: undefined, rules: [], fingerprint: '', maxRules: 5 },
       namespaces: { max: 0 },
       console: { enabled: false, token: 'console-token-1', sessionKey: undefined },
     });
@@ -423,7 +424,7 @@ describe('webhook configuration rules', () => {
     expect(() => loadConfig({ FAULTS_ENABLED: 'false', FAULTS_FILE: '/nonexistent/faults.yaml' })).toThrow(
       'Invalid configuration: FAULTS_FILE is set but FAULTS_ENABLED=false would never apply its rules (unset one of them)',
     );
-    expect(loadConfig({ FAULTS_ENABLED: 'false' }).faults).toEqual({ enabled: false, file: undefined, rules: [], maxRules: 1000 });
+    expect(loadConfig({ FAULTS_ENABLED: 'false' }).faults).toEqual({ enabled: false, file: undefined, rules: [], fingerprint: '', maxRules: 1000 });
   });
 
   it('FLUXPAY_DUNNING_DELAYS: ISO 8601 durations (weeks to seconds), positive and increasing', () => {
@@ -536,6 +537,11 @@ describe('fault rules configuration (FAULTS_FILE, FAULTS_MAX_RULES)', () => {
       ['slow-intents', { type: 'latency', distribution: { kind: 'fixed', ms: 50 } }],
       [undefined, { type: 'error', status: 503, retryAfterSeconds: null }],
     ]);
+    // Its text's SHA-256: the same text gives the same fingerprint, any other byte another.
+    const text = 'rules:\n  - id: slow-intents\n    match: { route: /v1/sim/intent }\n    action: { type: latency, distribution: fixed, params: { ms: 50 } }\n  - action: { type: error, status: 503 }\n';
+    expect(config.faults.fingerprint).toBe(createHash('sha256').update(text).digest('hex').slice(0, 32));
+    expect(loadConfig({ FAULTS_FILE: file('same.yaml', text) }).faults.fingerprint).toBe(config.faults.fingerprint);
+    expect(loadConfig({ FAULTS_FILE: file('commented.yaml', `# a comment\n${text}`) }).faults.fingerprint).not.toBe(config.faults.fingerprint);
   });
 
   it('stops the start with one line naming FAULTS_FILE and the rule at fault', () => {

@@ -274,6 +274,7 @@ describe('FaultRuleService.planRequest', () => {
       setEnabled: (ns, id, enabled) => memory.setEnabled(ns, id, enabled),
       delete: (ns, id) => memory.delete(ns, id),
       deleteAll: (ns) => memory.deleteAll(ns),
+      declare: (ns, fingerprint, rules) => memory.declare(ns, fingerprint, rules),
       claimHit: (ns, id, sampled, now) => memory.claimHit(ns, id, sampled, now),
       counters: (ns) => memory.counters(ns),
       revision: (ns) => memory.revision(ns),

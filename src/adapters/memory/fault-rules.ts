@@ -1,5 +1,5 @@
 import { copyRule, copyStored, type FaultRule, type StoredFaultRule } from '../../core/faults/model.ts';
-import type { ClaimOutcome, CreateRuleOutcome, FaultRuleStore, RuleCounters } from '../../core/faults/ports.ts';
+import type { ClaimOutcome, CreateRuleOutcome, DeclareRulesOutcome, FaultRuleStore, RuleCounters } from '../../core/faults/ports.ts';
 import type { StoreStats } from '../../core/ports.ts';
 
 export interface MemoryFaultRuleStoreOptions {
@@ -20,6 +20,8 @@ export class MemoryFaultRuleStore implements FaultRuleStore {
   /** Every rule id of every namespace: ids are unique across namespaces. */
   readonly #ids = new Set<string>();
   readonly #revisions = new Map<string, number>();
+  /** Per namespace, the last declaration (`declare`): its fingerprint and the ids it made. */
+  readonly #declared = new Map<string, { fingerprint: string; ids: string[] }>();
   #revision = 0;
   readonly #options: MemoryFaultRuleStoreOptions;
 
@@ -30,6 +32,13 @@ export class MemoryFaultRuleStore implements FaultRuleStore {
   create(namespace: string, rule: FaultRule): Promise<CreateRuleOutcome> {
     if (this.#ids.has(rule.id)) return Promise.resolve({ ok: false, reason: 'exists' });
     if (this.#ids.size >= this.#options.maxRules) return Promise.resolve({ ok: false, reason: 'full', max: this.#options.maxRules });
+    this.#add(namespace, rule);
+    this.#changed(namespace);
+    return Promise.resolve({ ok: true });
+  }
+
+  /** Adds the rule (its id checked free) after the namespace's others, with zero counters. */
+  #add(namespace: string, rule: FaultRule): void {
     let rules = this.#namespaces.get(namespace);
     if (rules === undefined) {
       rules = new Map();
@@ -37,8 +46,6 @@ export class MemoryFaultRuleStore implements FaultRuleStore {
     }
     rules.set(rule.id, { rule: copyRule(rule), hits: 0, matched: 0, lastHitAt: null });
     this.#ids.add(rule.id);
-    this.#changed(namespace);
-    return Promise.resolve({ ok: true });
   }
 
   get(namespace: string, id: string): Promise<StoredFaultRule | undefined> {
@@ -77,6 +84,27 @@ export class MemoryFaultRuleStore implements FaultRuleStore {
     this.#namespaces.delete(namespace);
     this.#changed(namespace);
     return Promise.resolve(rules.size);
+  }
+
+  declare(namespace: string, fingerprint: string, rules: readonly FaultRule[]): Promise<DeclareRulesOutcome> {
+    const last = this.#declared.get(namespace);
+    if (last?.fingerprint === fingerprint) return Promise.resolve({ kind: 'kept' });
+    const own = this.#namespaces.get(namespace);
+    const going = new Set((last?.ids ?? []).filter((id) => own?.has(id) === true));
+    for (const rule of rules) {
+      if (own?.has(rule.id) === true) going.add(rule.id);
+      else if (this.#ids.has(rule.id)) return Promise.resolve({ kind: 'exists', id: rule.id });
+    }
+    if (this.#ids.size - going.size + rules.length > this.#options.maxRules) return Promise.resolve({ kind: 'full', max: this.#options.maxRules });
+    for (const id of going) {
+      own?.delete(id);
+      this.#ids.delete(id);
+    }
+    if (own?.size === 0) this.#namespaces.delete(namespace);
+    for (const rule of rules) this.#add(namespace, rule);
+    this.#declared.set(namespace, { fingerprint, ids: rules.map((rule) => rule.id) });
+    this.#changed(namespace);
+    return Promise.resolve({ kind: 'applied', replaced: going.size });
   }
 
   claimHit(namespace: string, id: string, sampled: boolean, now: number): Promise<ClaimOutcome> {

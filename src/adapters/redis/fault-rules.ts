@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { FaultRule, StoredFaultRule } from '../../core/faults/model.ts';
-import type { ClaimOutcome, CreateRuleOutcome, FaultRuleStore, RuleCounters } from '../../core/faults/ports.ts';
+import type { ClaimOutcome, CreateRuleOutcome, DeclareRulesOutcome, FaultRuleStore, RuleCounters } from '../../core/faults/ports.ts';
 import type { StoreStats } from '../../core/ports.ts';
 import { fieldsOf, keepingReply } from './lua.ts';
 import { callToken, defineScript, type Script } from './connection.ts';
@@ -15,7 +15,9 @@ export interface RedisFaultRuleStoreOptions {
 /*
  * Keys (F = prefix .. 'faults:'): KEYS[1] F..'ids' (hash: rule id → its namespace: ids are unique
  * across namespaces), KEYS[2] F..'rev' (hash: namespace → revision; none for an empty namespace),
- * KEYS[3] F..'seq' (counter of creations), KEYS[4] F..'revseq' (counter of revisions). Built in
+ * KEYS[3] F..'seq' (counter of creations), KEYS[4] F..'revseq' (counter of revisions), KEYS[5]
+ * F..'declared' (hash: namespace → its last declaration of FAULTS_FILE's rules, JSON: fp, the
+ * file's fingerprint, and ids, the rules it made). Built in
  * the scripts from ARGV[1] = F: F..'ns:'..namespace (zset: rule id → creation sequence) and
  * F..'r:'..id (the rule hash: b = the rule as created (JSON), en ('1' | '0'), cnt (its count, ''
  * for none), hits, matched, lh (lastHitAt, '' for none), ct (its create's call token)), and
@@ -62,6 +64,48 @@ redis.call('HSET', rec(id), 'b', ARGV[4], 'en', ARGV[5], 'cnt', ARGV[6], 'hits',
 redis.call('ZADD', set(ns), redis.call('INCR', KEYS[3]), id)
 changed(ns)
 return 'ok'
+`)}`;
+
+/** Its reply kept under its call's token: a second run would answer `kept`. */
+const DECLARE = `${PRELUDE}${keepingReply("F .. 'create:'", `
+-- ARGV: F, namespace, fingerprint, max, n, then n times (id, rule JSON, enabled, count ('' = none)), call token
+local ns, fp, n = ARGV[2], ARGV[3], tonumber(ARGV[5])
+local raw = redis.call('HGET', KEYS[5], ns)
+local last = raw and cjson.decode(raw)
+if last and last.fp == fp then return {'kept'} end
+local going, count = {}, 0
+local function goes(id)
+  if not going[id] then going[id], count = true, count + 1 end
+end
+if last then
+  for _, id in ipairs(last.ids) do
+    if redis.call('HGET', KEYS[1], id) == ns then goes(id) end
+  end
+end
+local ids = {}
+for i = 0, n - 1 do
+  local id = ARGV[6 + i * 4]
+  local owner = redis.call('HGET', KEYS[1], id)
+  if owner == ns then goes(id) elseif owner then return {'exists', id} end
+  ids[#ids + 1] = id
+end
+if redis.call('HLEN', KEYS[1]) - count + n > tonumber(ARGV[4]) then return {'full'} end
+for id in pairs(going) do
+  redis.call('DEL', rec(id))
+  redis.call('HDEL', KEYS[1], id)
+  redis.call('ZREM', set(ns), id)
+end
+for i = 0, n - 1 do
+  local at = 6 + i * 4
+  local id = ARGV[at]
+  redis.call('HSET', KEYS[1], id, ns)
+  redis.call('HSET', rec(id), 'b', ARGV[at + 1], 'en', ARGV[at + 2], 'cnt', ARGV[at + 3], 'hits', 0, 'matched', 0, 'lh', '', 'ct', ARGV[#ARGV])
+  redis.call('ZADD', set(ns), redis.call('INCR', KEYS[3]), id)
+end
+-- An empty list would be encoded as an object ({}), read back as an empty table all the same.
+redis.call('HSET', KEYS[5], ns, cjson.encode({fp = fp, ids = ids}))
+changed(ns)
+return {'applied', count}
 `)}`;
 
 const GET = `${PRELUDE}
@@ -153,14 +197,15 @@ export class RedisFaultRuleStore implements FaultRuleStore {
   readonly #options: RedisFaultRuleStoreOptions;
   readonly #keys: string[];
   readonly #f: string;
-  readonly #scripts: Record<'create' | 'get' | 'list' | 'setEnabled' | 'delete' | 'deleteAll' | 'claimHit' | 'counters' | 'revision' | 'stats', Script>;
+  readonly #scripts: Record<'create' | 'declare' | 'get' | 'list' | 'setEnabled' | 'delete' | 'deleteAll' | 'claimHit' | 'counters' | 'revision' | 'stats', Script>;
 
   constructor(client: Redis, options: RedisFaultRuleStoreOptions) {
     this.#options = options;
     this.#f = `${options.keyPrefix}faults:`;
-    this.#keys = ['ids', 'rev', 'seq', 'revseq'].map((name) => this.#f + name);
+    this.#keys = ['ids', 'rev', 'seq', 'revseq', 'declared'].map((name) => this.#f + name);
     this.#scripts = {
       create: defineScript(client, 'paysimFaultsCreate', CREATE),
+      declare: defineScript(client, 'paysimFaultsDeclare', DECLARE),
       get: defineScript(client, 'paysimFaultsGet', GET),
       list: defineScript(client, 'paysimFaultsList', LIST),
       setEnabled: defineScript(client, 'paysimFaultsSetEnabled', SET_ENABLED),
@@ -178,6 +223,15 @@ export class RedisFaultRuleStore implements FaultRuleStore {
     const outcome = (await this.#scripts.create(this.#keys, args)) as 'ok' | 'exists' | 'full';
     if (outcome === 'ok') return { ok: true };
     return outcome === 'full' ? { ok: false, reason: 'full', max: this.#options.maxRules } : { ok: false, reason: 'exists' };
+  }
+
+  async declare(namespace: string, fingerprint: string, rules: readonly FaultRule[]): Promise<DeclareRulesOutcome> {
+    const each = rules.flatMap((rule) => [rule.id, JSON.stringify(rule), rule.enabled ? '1' : '0', rule.count ?? '']);
+    const [kind, detail] = (await this.#scripts.declare(this.#keys, [this.#f, namespace, fingerprint, this.#options.maxRules, rules.length, ...each, callToken()])) as [string, (number | string)?];
+    if (kind === 'kept') return { kind };
+    if (kind === 'full') return { kind, max: this.#options.maxRules };
+    if (kind === 'exists') return { kind, id: detail as string };
+    return { kind: 'applied', replaced: detail as number };
   }
 
   async get(namespace: string, id: string): Promise<StoredFaultRule | undefined> {

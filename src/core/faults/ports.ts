@@ -22,6 +22,16 @@ export interface FaultRuleStore {
   /** Removes every rule of the namespace; returns how many. */
   deleteAll(namespace: string): Promise<number>;
   /**
+   * FAULTS_FILE's rules, made once for each content of the file (`fingerprint`) in one step:
+   * `kept` (nothing changed) when the namespace's rules were last declared with this fingerprint,
+   * by any process on the store: the rules stay as the API left them. Otherwise the rules the last
+   * declaration made that are still there, and rules of the namespace with an id of `rules`, go;
+   * `rules` are created after the others; `applied` says how many went. `full` when that would
+   * hold more than the store's maximum, `exists` when an id of `rules` is another namespace's:
+   * nothing changed then. A namespace emptied (`deleteAll`) keeps its declaration.
+   */
+  declare(namespace: string, fingerprint: string, rules: readonly FaultRule[]): Promise<DeclareRulesOutcome>;
+  /**
    * Counts one match of the rule's filters (`matched`, whatever the outcome) and decides whether
    * it applies: it does when `sampled` (it passed the rule's probability, drawn by the caller from
    * the namespace's seeded stream) and the rule has applied fewer than `count` times; then `hits`
@@ -39,6 +49,8 @@ export interface FaultRuleStore {
   /** Rules held across every namespace, and the most the store holds. */
   stats(): Promise<StoreStats>;
 }
+
+export type DeclareRulesOutcome = { kind: 'applied'; replaced: number } | { kind: 'kept' } | { kind: 'full'; max: number } | { kind: 'exists'; id: string };
 
 export type CreateRuleOutcome = { ok: true } | { ok: false; reason: 'full'; max: number } | { ok: false; reason: 'exists' };
 

@@ -4,7 +4,7 @@ import type { RandomSource } from '../random.ts';
 import { sample } from './distributions.ts';
 import type { Distribution, FaultRule, RequestAction, StoredFaultRule } from './model.ts';
 import { EMPTY_MATCHER, RuleMatcher, type CompiledRequestRule, type CompiledWebhookRule, type MatchInput, type RequestSlot } from './matcher.ts';
-import type { FaultRuleStore } from './ports.ts';
+import type { DeclareRulesOutcome, FaultRuleStore } from './ports.ts';
 import { parseRule, toFieldIssues, type ParsedRule } from './validation.ts';
 import { NO_WEBHOOK_FAULTS, type WebhookFaultPlan } from './webhook-policy.ts';
 
@@ -108,7 +108,7 @@ export class FaultRuleService {
     return parsed.value;
   }
 
-  /** Adds a parsed rule (FAULTS_FILE's, which may bring its own id). */
+  /** Adds a parsed rule (a request's; FAULTS_FILE's go through `declare`). */
   async add(namespace: string, parsed: ParsedRule): Promise<StoredFaultRule> {
     const { store, clock, ruleId } = this.#deps;
     const rule = { ...parsed.input, id: parsed.id ?? ruleId(), createdAt: clock.now() } as FaultRule;
@@ -119,6 +119,18 @@ export class FaultRuleService {
       throw tooManyRules(outcome.max);
     }
     return { rule, hits: 0, matched: 0, lastHitAt: null };
+  }
+
+  /**
+   * FAULTS_FILE's rules in `namespace`, made once for each content of the file (`fingerprint`):
+   * see FaultRuleStore.declare. A rule without an id in the file gets a new one.
+   */
+  async declare(namespace: string, parsed: readonly ParsedRule[], fingerprint: string): Promise<DeclareRulesOutcome> {
+    const { store, clock, ruleId } = this.#deps;
+    const rules = parsed.map((rule) => ({ ...rule.input, id: rule.id ?? ruleId(), createdAt: clock.now() }) as FaultRule);
+    const outcome = await store.declare(namespace, fingerprint, rules);
+    if (outcome.kind === 'applied') this.#invalidate(namespace);
+    return outcome;
   }
 
   get(namespace: string, id: string): Promise<StoredFaultRule | undefined> {

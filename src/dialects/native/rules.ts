@@ -150,7 +150,7 @@ const ruleRoutes: FastifyPluginAsync<RuleRoutesOptions> = async (fastify, { idem
       schema: {
         operationId: 'deleteFaultRules',
         summary: 'Delete every fault rule',
-        description: 'The simulator behaves as configured again (FAULTS_FILE’s rules go too, until the next start).',
+        description: 'The simulator behaves as configured again (FAULTS_FILE’s rules go too, until the next start; with STORE=redis until the file changes).',
         tags: ['faults'],
         response: { 200: documented(DeletedRules, { description: 'How many rules were deleted.', examples: ex.deleteRulesResponses }), ...errors([500, 503]) },
       },

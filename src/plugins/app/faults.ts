@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { FastifyReply, FastifyRequest, onSendHookHandler, preValidationHookHandler, RouteOptions } from 'fastify';
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest, onSendHookHandler, preValidationHookHandler, RouteOptions } from 'fastify';
 import fp from 'fastify-plugin';
 import { Counter } from 'prom-client';
+import type { Config } from '../../config.ts';
 import type { ErrorStatus, StoredFaultRule } from '../../core/faults/model.ts';
 import { FaultRuleService, type RequestFaultPlan } from '../../core/faults/service.ts';
 import type { MatchInput } from '../../core/faults/matcher.ts';
@@ -108,10 +109,9 @@ export default fp<FaultsOptions>(
       onHit: (hit) => hits.inc({ rule_id: hit.ruleId, action: hit.action }),
     });
     const forget = (stored: StoredFaultRule): void => void hits.remove({ rule_id: stored.rule.id, action: stored.rule.action.type });
-    // Each namespace starts with FAULTS_FILE's rules, as the default one does.
+    // Each namespace starts with FAULTS_FILE's rules, as the default one does (on Redis, once per content of the file).
     const namespace = app.namespace;
-    for (const rule of config.faults.rules) await service.add(namespace, rule);
-    if (config.faults.file !== undefined) app.log.info({ faults_file: config.faults.file, rules: config.faults.rules.length }, 'fault rules loaded from FAULTS_FILE');
+    if (config.faults.file !== undefined) await declareFileRules(app.log, service, namespace, config.faults);
 
     app.decorate<Faults | null>('faults', {
       service,
@@ -206,4 +206,27 @@ function resetConnection(request: FastifyRequest): void {
   if (socket === null || socket.destroyed) return;
   if (typeof socket.resetAndDestroy === 'function') socket.resetAndDestroy();
   else socket.destroy();
+}
+
+/**
+ * FAULTS_FILE's rules in `namespace`, made once for each content of the file: the start of a
+ * process with a shared store (Redis) whose rules another replica made from this file already,
+ * or this one before a restart, keeps them as they are (with their counters, and as the API left
+ * them); a changed file replaces the rules the earlier one made. On memory every start makes them.
+ * A file that cannot be applied (too many rules, an id another namespace holds) ends the start on
+ * one line.
+ */
+async function declareFileRules(log: FastifyBaseLogger, service: FaultRuleService, namespace: string, faults: Config['faults']): Promise<void> {
+  const outcome = await service.declare(namespace, faults.rules, faults.fingerprint);
+  const where = { faults_file: faults.file, rules: faults.rules.length };
+  if (outcome.kind === 'applied') {
+    const replaced = outcome.replaced === 0 ? '' : `, replacing ${outcome.replaced} made from an earlier content of the file or with an id it gives`;
+    log.info({ ...where, replaced: outcome.replaced }, `fault rules loaded from FAULTS_FILE${replaced}`);
+  } else if (outcome.kind === 'kept') {
+    log.info(where, 'fault rules of FAULTS_FILE already made from this file (by another replica, or before a restart): kept as they are, with their counters and as the API left them');
+  } else if (outcome.kind === 'full') {
+    throw new Error(`FAULTS_FILE: its ${faults.rules.length} rules do not fit: at most ${outcome.max} rules may exist at once (FAULTS_MAX_RULES); delete some with DELETE /v1/sim/rules, or raise FAULTS_MAX_RULES`);
+  } else {
+    throw new Error(`FAULTS_FILE: rule id ${outcome.id} is another namespace's rule; give the file's rule another id`);
+  }
 }

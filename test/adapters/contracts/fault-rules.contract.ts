@@ -127,6 +127,90 @@ export function faultRuleStoreContract(name: string, make: FaultRuleStoreFactory
       });
     });
 
+    /*
+     * FAULTS_FILE's rules on a store several replicas share: before 2026-12-04 each start added
+     * them (a second replica's start ended on "rule … exists already" for a rule with an id, and
+     * a rule without one was added once per replica start).
+     */
+    describe('declare (FAULTS_FILE)', () => {
+      /** The namespace's rules as [id, enabled, hits]. */
+      async function rulesOf(store: FaultRuleStore, namespace = 'default'): Promise<Array<[string, boolean, number]>> {
+        return (await store.list(namespace)).map((s) => [s.rule.id, s.rule.enabled, s.hits]);
+      }
+
+      it('makes the rules after the others once per fingerprint: the same fingerprint again keeps them as the API left them', async () => {
+        const store = await make(ROOMY);
+        const api = aRule({}, 'api-made');
+        await store.create('default', api);
+        const file = [aRule({ name: 'slow' }, 'slow-intents'), aRule({ count: 2 }, 'rule_generated_1')];
+        const before = await store.revision('default');
+        expect(await store.declare('default', 'fp-1', file)).toEqual({ kind: 'applied', replaced: 0 });
+        expect(await store.revision('default')).toBeGreaterThan(before);
+        expect(await store.list('default')).toEqual([api, ...file].map((rule) => ({ rule, hits: 0, matched: 0, lastHitAt: null })));
+        // The API at work on them: one hit, one disabled, one deleted.
+        await store.claimHit('default', 'slow-intents', true, T0 + 1);
+        await store.setEnabled('default', 'slow-intents', false);
+        await store.delete('default', 'rule_generated_1');
+        const revision = await store.revision('default');
+        // Another replica's start, or a restart, with the same file (its own ids for rules without one).
+        expect(await store.declare('default', 'fp-1', [aRule({ name: 'slow' }, 'slow-intents'), aRule({ count: 2 }, 'rule_generated_2')])).toEqual({ kind: 'kept' });
+        expect(await rulesOf(store)).toEqual([
+          ['api-made', true, 0],
+          ['slow-intents', false, 1],
+        ]);
+        expect(await store.revision('default')).toBe(revision);
+        // Emptied through the API: the declaration stays, the rules do not come back.
+        await store.deleteAll('default');
+        expect(await store.declare('default', 'fp-1', file)).toEqual({ kind: 'kept' });
+        expect(await store.list('default')).toEqual([]);
+      });
+
+      it('another fingerprint replaces the rules the last one made that are still there, and the namespace’s rules with an id it gives; others stay', async () => {
+        const store = await make(ROOMY);
+        await store.declare('default', 'fp-1', [aRule({}, 'kept-id'), aRule({}, 'rule_old_1'), aRule({}, 'rule_old_2')]);
+        await store.delete('default', 'rule_old_2');
+        await store.claimHit('default', 'kept-id', true, T0 + 1);
+        await store.create('default', aRule({}, 'api-made'));
+        await store.create('default', aRule({}, 'api-named-in-file'));
+        const changed = [aRule({ probability: 0.5 }, 'kept-id'), aRule({}, 'api-named-in-file'), aRule({}, 'rule_new_1')];
+        // kept-id, rule_old_1 (the last declaration's), api-named-in-file (an id of the new one): three went.
+        expect(await store.declare('default', 'fp-2', changed)).toEqual({ kind: 'applied', replaced: 3 });
+        expect(await store.list('default')).toEqual([aRule({}, 'api-made'), ...changed].map((rule) => ({ rule: { ...rule, createdAt: T0 }, hits: 0, matched: 0, lastHitAt: null })));
+        expect(await store.stats()).toEqual({ size: 4, max: 1_000 });
+        expect(await store.declare('default', 'fp-2', changed)).toEqual({ kind: 'kept' });
+      });
+
+      it('each namespace has its own declaration', async () => {
+        const store = await make(ROOMY);
+        expect(await store.declare('ci-1', 'fp-1', [aRule({}, 'ci-1-slow')])).toEqual({ kind: 'applied', replaced: 0 });
+        expect(await store.declare('ci-2', 'fp-1', [aRule({}, 'ci-2-slow')])).toEqual({ kind: 'applied', replaced: 0 });
+        expect(await store.declare('ci-1', 'fp-1', [aRule({}, 'ci-1-slow')])).toEqual({ kind: 'kept' });
+        expect((await rulesOf(store, 'ci-2')).map(([id]) => id)).toEqual(['ci-2-slow']);
+      });
+
+      it('full or an id another namespace holds: refused, nothing changed', async () => {
+        const store = await make({ maxRules: 3 });
+        await store.declare('default', 'fp-1', [aRule({}, 'a'), aRule({}, 'b')]);
+        await store.create('other', aRule({}, 'theirs'));
+        // Replacing a and b with four would hold 5 of 3.
+        expect(await store.declare('default', 'fp-2', [aRule({}, 'a'), aRule({}, 'c'), aRule({}, 'd'), aRule({}, 'e')])).toEqual({ kind: 'full', max: 3 });
+        expect(await store.declare('default', 'fp-2', [aRule({}, 'theirs')])).toEqual({ kind: 'exists', id: 'theirs' });
+        expect((await rulesOf(store)).map(([id]) => id)).toEqual(['a', 'b']);
+        // Replacing two with two fits: 1 + 2 of 3.
+        expect(await store.declare('default', 'fp-2', [aRule({}, 'a'), aRule({}, 'c')])).toEqual({ kind: 'applied', replaced: 2 });
+        expect(await store.stats()).toEqual({ size: 3, max: 3 });
+        expect(await store.declare('default', 'fp-1', [aRule({}, 'a'), aRule({}, 'b')])).toEqual({ kind: 'applied', replaced: 2 });
+        expect((await rulesOf(store)).map(([id]) => id)).toEqual(['a', 'b']);
+      });
+
+      it('two starts at once with one file make its rules once', async () => {
+        const store = await make(ROOMY);
+        const outcomes = await concurrently(10, (i) => store.declare('default', 'fp-1', [aRule({}, 'slow'), aRule({}, `rule_gen_${i}`)]));
+        expect(tally(outcomes)).toEqual({ applied: 1, kept: 9 });
+        expect(await store.stats()).toEqual({ size: 2, max: 1_000 });
+      });
+    });
+
     describe('claimHit', () => {
       it('counts every match; applies those that passed the probability; `count` caps what applies', async () => {
         const store = await make(ROOMY);
