@@ -252,7 +252,7 @@ export const EFFECTS: { [S in keyof Stores]: Record<string, Judge> } = {
   },
   fluxpaySubscriptions: { add: kindIs('created'), remove: (r) => r === true },
   billing: { create: kindIs('created'), update: kindIs('updated'), sweep: positive },
-  waitingRooms: { putRoom: kindIs('created', 'updated'), enter: kindIs('entered'), useToken: kindIs('used'), releaseToken: (r) => (r as { released?: boolean } | undefined)?.released === true, sweep: positive },
+  waitingRooms: { putRoom: kindIs('created', 'updated'), createRoom: kindIs('created'), declareRoom: kindIs('created', 'updated'), enter: kindIs('entered'), useToken: kindIs('used'), releaseToken: (r) => (r as { released?: boolean } | undefined)?.released === true, sweep: positive },
   // Every request a FluxPay route receives counts against its client's limit, whatever the answer
   // (a refused request is still traffic, as with any gateway's limiter): a hit is not a change of state.
   rateLimits: { sweep: positive },

@@ -401,6 +401,40 @@ if (redisServerOrSkip('replicas on Redis')) {
     });
   });
 
+  describe('a waiting room of the billing policy changed by a PUT', { timeout: TEST_TIMEOUT_MS }, () => {
+    it('a replica started later keeps what the PUT changed and who waits; a changed declaration in the policy applies at the next start (before 2026-12-04 every start PUT the policy\'s settings again)', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'paysim-policy-'));
+      const policy = join(dir, 'policy.yaml');
+      const declared = (admitPerSecond: number) => `services:\n  chat:\n    creditsPerUse: 7\nwaitingRooms:\n  launch:\n    admitPerSecond: ${admitPerSecond}\n    admissionTtlSeconds: 120\n    protectedServiceIds: [chat]\n`;
+      writeFileSync(policy, declared(0.001));
+      try {
+        const shared = { STORE: 'redis', REDIS_URL: redis.url, REDIS_KEY_PREFIX: redis.newPrefix(), FLUXPAY_POLICY_FILE: policy };
+        const a = await buildTestApp(shared, { clockStart: START });
+        open.push(a);
+        for (const userId of ['user_1', 'user_2', 'user_3']) expect((await inject(a, { method: 'POST', url: '/api/v1/waiting-rooms/launch/enter', payload: { userId } })).statusCode).toBe(200);
+        const put = await inject(a, { method: 'PUT', url: '/api/v1/waiting-rooms/launch', payload: { admitPerSecond: 0, admissionTtlSeconds: 60, protectedServiceIds: ['chat'], active: false } });
+        expect(put.statusCode).toBe(200);
+        const room = async (t: TestApp) => {
+          const { admitPerSecond, admissionTtlSeconds, active, size, entered } = (await inject(t, { url: '/api/v1/waiting-rooms/launch' })).json().result;
+          return { admitPerSecond, admissionTtlSeconds, active, size, entered };
+        };
+        const afterPut = { admitPerSecond: 0, admissionTtlSeconds: 60, active: false, size: 2, entered: 3 };
+        expect(await room(a)).toEqual(afterPut);
+        // A second replica (a scale-up, a restart) with the same policy: the room stays as the PUT left it.
+        const b = await buildTestApp(shared, { clockStart: START });
+        open.push(b);
+        expect(await room(b)).toEqual(afterPut);
+        // The policy's declaration of the room changed (a rolling update): it applies, the queue kept.
+        writeFileSync(policy, declared(0.002));
+        const c = await buildTestApp(shared, { clockStart: START });
+        open.push(c);
+        expect(await room(c)).toEqual({ admitPerSecond: 0.002, admissionTtlSeconds: 120, active: true, size: 2, entered: 3 });
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  });
+
   describe('fault rules on two replicas', { timeout: TEST_TIMEOUT_MS }, () => {
     it('a rule created on A applies on B within SHARED_RULES_REFRESH_MS of B\'s clock (B had its rules compiled before); deleted on B, it stops on A as soon', async () => {
       const [a, b] = await replicas();

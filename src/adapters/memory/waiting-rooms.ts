@@ -57,6 +57,8 @@ class MemoryRoomQueue implements RoomQueue {
 interface RoomEntry {
   room: Room;
   queue: MemoryRoomQueue;
+  /** The fingerprint of the billing policy's declaration it was last made or changed from (`declareRoom`). */
+  declared?: string;
 }
 
 /**
@@ -90,23 +92,34 @@ export class MemoryWaitingRoomStore implements WaitingRoomStore {
   }
 
   putRoom(roomId: string, settings: RoomSettings, now: number): Promise<(RoomResult & { kind: 'created' | 'updated' }) | { kind: 'full'; maxRooms: number }> {
+    return Promise.resolve(this.#put(roomId, settings, now));
+  }
+
+  createRoom(roomId: string, settings: RoomSettings, now: number, declared?: string): Promise<(RoomResult & { kind: 'created' }) | { kind: 'exists' } | { kind: 'full'; maxRooms: number }> {
+    if (this.#rooms.has(roomId)) return Promise.resolve({ kind: 'exists' });
+    return Promise.resolve(this.#put(roomId, settings, now, declared) as (RoomResult & { kind: 'created' }) | { kind: 'full'; maxRooms: number });
+  }
+
+  declareRoom(roomId: string, settings: RoomSettings, fingerprint: string, now: number): Promise<(RoomResult & { kind: 'created' | 'updated' }) | { kind: 'kept' } | { kind: 'full'; maxRooms: number }> {
+    if (this.#rooms.get(roomId)?.declared === fingerprint) return Promise.resolve({ kind: 'kept' });
+    return Promise.resolve(this.#put(roomId, settings, now, fingerprint));
+  }
+
+  /** Creates or changes the room; `declared`, when given, becomes its declaration's fingerprint. */
+  #put(roomId: string, settings: RoomSettings, now: number, declared?: string): (RoomResult & { kind: 'created' | 'updated' }) | { kind: 'full'; maxRooms: number } {
     const entry = this.#rooms.get(roomId);
     if (entry === undefined) {
-      if (this.#rooms.size >= this.#options.maxRooms) return Promise.resolve({ kind: 'full', maxRooms: this.#options.maxRooms });
-      const created: RoomEntry = { room: newRoom(roomId, settings, now), queue: this.#newQueue() };
+      if (this.#rooms.size >= this.#options.maxRooms) return { kind: 'full', maxRooms: this.#options.maxRooms };
+      const created: RoomEntry = { room: newRoom(roomId, settings, now), queue: this.#newQueue(), declared };
       this.#rooms.set(roomId, created);
-      return Promise.resolve({ kind: 'created', ...this.#result(created, [], now) });
+      return { kind: 'created', ...this.#result(created, [], now) };
     }
+    if (declared !== undefined) entry.declared = declared;
     const admitted = admitDue(entry.room, entry.queue, now);
     applySettings(entry.room, settings, now);
     // New settings may admit at once (a higher rate, a room made active).
     admitted.push(...admitDue(entry.room, entry.queue, now));
-    return Promise.resolve({ kind: 'updated', ...this.#result(entry, admitted, now) });
-  }
-
-  createRoom(roomId: string, settings: RoomSettings, now: number): Promise<(RoomResult & { kind: 'created' }) | { kind: 'exists' } | { kind: 'full'; maxRooms: number }> {
-    if (this.#rooms.has(roomId)) return Promise.resolve({ kind: 'exists' });
-    return this.putRoom(roomId, settings, now) as Promise<(RoomResult & { kind: 'created' }) | { kind: 'full'; maxRooms: number }>;
+    return { kind: 'updated', ...this.#result(entry, admitted, now) };
   }
 
   getRoom(roomId: string, now: number): Promise<RoomResult | undefined> {

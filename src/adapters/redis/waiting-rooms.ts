@@ -26,7 +26,8 @@ export interface RedisWaitingRoomStoreOptions {
  * ticket); per ticket: W..'t:'..id (the ticket hash); W..'kept:'..token (a call's reply, kept a while: lua.ts `keepingReply`).
  *
  * Room hash: id, aps, ttl, psi (JSON), ma ('' = none), act ('1' | '0'), ca, ua, ent, adm, exp, used, ac,
- * laa ('' = none), naa ('inf' | '-inf' | a number). Ticket hash: id, r, u, sq, st, ea, aa, tk, xa,
+ * laa ('' = none), naa ('inf' | '-inf' | a number), dec (the fingerprint of the billing policy's declaration it was
+ * last made or changed from; none for a room only PUT). Ticket hash: id, r, u, sq, st, ea, aa, tk, xa,
  * ua, uf ('' = null). Numbers the scripts compute are written with %.17g: times may be fractional
  * (1000 / admitPerSecond), and Lua's own number-to-string conversion keeps only 14 digits.
  */
@@ -173,11 +174,13 @@ end
 
 /** Its reply kept under its call's token (lua.ts `keepingReply`): a second run would answer `updated` (200) to the PUT that made the room, and no admissions. */
 const PUT_ROOM = `${PRELUDE}${keepingReply("W .. 'kept:'", `
--- ARGV: W, roomId, now, maxRooms, aps, ttl, psi (JSON), ma ('' = none), active ('1' | '0'), create only ('1' | ''), call token
-local roomId, now = ARGV[2], tonumber(ARGV[3])
+-- ARGV: W, roomId, now, maxRooms, aps, ttl, psi (JSON), ma ('' = none), active ('1' | '0'),
+-- mode ('' a PUT, 'create' create only, 'declare' the billing policy's at a start), declaration ('' none), call token
+local roomId, now, mode, declared = ARGV[2], tonumber(ARGV[3]), ARGV[10], ARGV[11]
 local key = W .. 'room:' .. roomId
 local R = loadRoom(roomId)
-if R and ARGV[10] == '1' then return {'exists'} end
+if R and mode == 'create' then return {'exists'} end
+if R and mode == 'declare' and redis.call('HGET', key, 'dec') == declared then return {'kept'} end
 if not R then
   if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return {'full'} end
   local paused = not (ARGV[9] == '1' and tonumber(ARGV[5]) > 0)
@@ -185,6 +188,7 @@ if not R then
   if paused then naa = 'inf' end
   redis.call('HSET', key, 'id', roomId, 'aps', ARGV[5], 'ttl', ARGV[6], 'psi', ARGV[7], 'ma', ARGV[8], 'act', ARGV[9], 'ca', ARGV[3], 'ua', ARGV[3],
     'ent', 0, 'adm', 0, 'exp', 0, 'used', 0, 'ac', 0, 'laa', '', 'naa', naa)
+  if declared ~= '' then redis.call('HSET', key, 'dec', declared) end
   redis.call('ZADD', KEYS[1], redis.call('INCR', KEYS[2]), roomId)
   local created = loadRoom(roomId)
   local out = result(created, {}, now)
@@ -193,6 +197,7 @@ end
 local admitted = admitDue(R, now)
 -- room.ts applySettings
 redis.call('HSET', key, 'aps', ARGV[5], 'ttl', ARGV[6], 'psi', ARGV[7], 'ma', ARGV[8], 'act', ARGV[9])
+if declared ~= '' then redis.call('HSET', key, 'dec', declared) end
 R.aps, R.ttl, R.psi, R.ma, R.act, R.ua = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7], orNil(ARGV[8]), ARGV[9] == '1', ARGV[3]
 local every = interval(R)
 if every == INF then
@@ -397,21 +402,28 @@ export class RedisWaitingRoomStore implements WaitingRoomStore {
   }
 
   async putRoom(roomId: string, settings: RoomSettings, now: number): Promise<(RoomResult & { kind: 'created' | 'updated' }) | { kind: 'full'; maxRooms: number }> {
-    const [kind, ...rest] = await this.#put(roomId, settings, now, false);
+    const [kind, ...rest] = await this.#put(roomId, settings, now);
     if (kind === 'full') return { kind, maxRooms: this.#options.maxRooms };
     return { kind: kind as 'created' | 'updated', ...decodeResult(rest) };
   }
 
-  async createRoom(roomId: string, settings: RoomSettings, now: number): Promise<(RoomResult & { kind: 'created' }) | { kind: 'exists' } | { kind: 'full'; maxRooms: number }> {
-    const [kind, ...rest] = await this.#put(roomId, settings, now, true);
+  async createRoom(roomId: string, settings: RoomSettings, now: number, declared?: string): Promise<(RoomResult & { kind: 'created' }) | { kind: 'exists' } | { kind: 'full'; maxRooms: number }> {
+    const [kind, ...rest] = await this.#put(roomId, settings, now, 'create', declared);
     if (kind === 'full') return { kind, maxRooms: this.#options.maxRooms };
     if (kind === 'exists') return { kind };
     return { kind: 'created', ...decodeResult(rest) };
   }
 
-  async #put(roomId: string, settings: RoomSettings, now: number, createOnly: boolean): Promise<['full' | 'created' | 'updated' | 'exists', ...ResultReply]> {
-    const args = [this.#w, roomId, now, this.#options.maxRooms, settings.admitPerSecond, settings.admissionTtlSeconds, JSON.stringify(settings.protectedServiceIds), settings.maxActive ?? '', settings.active ? '1' : '0', createOnly ? '1' : '', callToken()];
-    return (await this.#scripts.putRoom(this.#keys, args)) as ['full' | 'created' | 'updated' | 'exists', ...ResultReply];
+  async declareRoom(roomId: string, settings: RoomSettings, fingerprint: string, now: number): Promise<(RoomResult & { kind: 'created' | 'updated' }) | { kind: 'kept' } | { kind: 'full'; maxRooms: number }> {
+    const [kind, ...rest] = await this.#put(roomId, settings, now, 'declare', fingerprint);
+    if (kind === 'full') return { kind, maxRooms: this.#options.maxRooms };
+    if (kind === 'kept') return { kind };
+    return { kind: kind as 'created' | 'updated', ...decodeResult(rest) };
+  }
+
+  async #put(roomId: string, settings: RoomSettings, now: number, mode: '' | 'create' | 'declare' = '', declared = ''): Promise<['full' | 'created' | 'updated' | 'exists' | 'kept', ...ResultReply]> {
+    const args = [this.#w, roomId, now, this.#options.maxRooms, settings.admitPerSecond, settings.admissionTtlSeconds, JSON.stringify(settings.protectedServiceIds), settings.maxActive ?? '', settings.active ? '1' : '0', mode, declared, callToken()];
+    return (await this.#scripts.putRoom(this.#keys, args)) as ['full' | 'created' | 'updated' | 'exists' | 'kept', ...ResultReply];
   }
 
   async getRoom(roomId: string, now: number): Promise<RoomResult | undefined> {

@@ -12,8 +12,18 @@ import type { Room, RoomSettings, Ticket } from './room.ts';
 export interface WaitingRoomStore {
   /** Creates a room or changes a running one (its queue keeps its order); `full` when creating one more than the store's maximum of rooms. */
   putRoom(roomId: string, settings: RoomSettings, now: number): Promise<(RoomResult & { kind: 'created' | 'updated' }) | { kind: 'full'; maxRooms: number }>;
-  /** Creates a room only where none exists (`exists` otherwise: nothing changed); `full` as for `putRoom`. */
-  createRoom(roomId: string, settings: RoomSettings, now: number): Promise<(RoomResult & { kind: 'created' }) | { kind: 'exists' } | { kind: 'full'; maxRooms: number }>;
+  /**
+   * Creates a room only where none exists (`exists` otherwise: nothing changed); `full` as for
+   * `putRoom`. A room of the billing policy is created with its `declared` fingerprint (see `declareRoom`).
+   */
+  createRoom(roomId: string, settings: RoomSettings, now: number, declared?: string): Promise<(RoomResult & { kind: 'created' }) | { kind: 'exists' } | { kind: 'full'; maxRooms: number }>;
+  /**
+   * A room the billing policy declares, at a start: created where none exists, `kept` (nothing
+   * changed) when the room was last declared with this fingerprint (by any process on the store,
+   * whatever a `putRoom` changed since), else changed as `putRoom` does; the room keeps
+   * `fingerprint` as its declaration. `full` as for `putRoom`.
+   */
+  declareRoom(roomId: string, settings: RoomSettings, fingerprint: string, now: number): Promise<(RoomResult & { kind: 'created' | 'updated' }) | { kind: 'kept' } | { kind: 'full'; maxRooms: number }>;
   getRoom(roomId: string, now: number): Promise<RoomResult | undefined>;
   /** Every room, in creation order. */
   listRooms(now: number): Promise<{ rooms: Room[]; admitted: Ticket[] }>;

@@ -160,6 +160,22 @@ export class WaitingRoomService {
     return { kind: result.kind, room: roomView(result.room, now, this.#scale) };
   }
 
+  /**
+   * A room the billing policy declares, at a start: created, or changed to the policy's settings
+   * only when the policy changed since the room was last made or changed from it (`kept` else), so
+   * a restart, a scale-up or a second replica keeps what a PUT changed. WAIT_002 as for `put`.
+   */
+  async declare(roomId: string, settings: RoomSettings): Promise<'created' | 'updated' | 'kept'> {
+    const now = this.#deps.clock.now();
+    const running = effective(settings, this.#scale);
+    const result = await this.#deps.store.declareRoom(roomId, running, declarationOf(running), now);
+    if (result.kind === 'full') throw new FluxPayError('WAIT_002', `Waiting room ${roomId} of the billing policy was not created: there are ${result.maxRooms} rooms already, the most FLUXPAY_MAX_WAITING_ROOMS allows.`);
+    if (result.kind === 'kept') return 'kept';
+    await this.#settle(roomId, result);
+    this.#publishChanged('waiting_room.changed', roomId, now);
+    return result.kind;
+  }
+
   async get(roomId: string): Promise<RoomView | undefined> {
     const now = this.#deps.clock.now();
     let result = await this.#deps.store.getRoom(roomId, now);
@@ -278,7 +294,8 @@ export class WaitingRoomService {
   async #restoreOne(roomId: string, settings: RoomSettings): Promise<boolean> {
     const { store, clock } = this.#deps;
     const now = clock.now();
-    const made = await store.createRoom(roomId, effective(settings, this.#scale), now);
+    const running = effective(settings, this.#scale);
+    const made = await store.createRoom(roomId, running, now, declarationOf(running));
     if (made.kind === 'exists') return true;
     this.#deps.onRestored?.(roomId, made.kind);
     if (made.kind === 'full') return false;
@@ -314,6 +331,12 @@ export class WaitingRoomService {
 function effective(settings: RoomSettings, scale: number): RoomSettings {
   if (scale === 1) return settings;
   return { ...settings, admitPerSecond: settings.admitPerSecond / scale, admissionTtlSeconds: scaled(settings.admissionTtlSeconds * 1000, scale) / 1000 };
+}
+
+/** The fingerprint of a declared room's settings as it runs them: the next start compares it (WaitingRoomStore.declareRoom). */
+function declarationOf(settings: RoomSettings): string {
+  const { admitPerSecond, admissionTtlSeconds, protectedServiceIds, maxActive, active } = settings;
+  return JSON.stringify([admitPerSecond, admissionTtlSeconds, protectedServiceIds, maxActive, active]);
 }
 
 /** A figure scaled and scaled back, without the last bits of binary rounding (50 / 0.01 × 0.01 reads 50). */

@@ -89,10 +89,11 @@ export default fp(
     });
     app.decorate('waitingRooms', service);
 
-    // Rooms the billing policy declares exist from the start (a PUT may change them later).
+    // Rooms the billing policy declares exist from the start (a PUT may change them later, and a
+    // restart keeps what it changed unless the policy's declaration of the room changed meanwhile).
     for (const room of config.fluxpay.policy.waitingRooms.values()) {
       const { roomId, ...settings } = room;
-      await service.put(roomId, settings);
+      await service.declare(roomId, settings);
     }
     app.core.onSweep((now) => stores.waitingRooms.sweep(now));
     app.core.onSweep((now) => stores.rateLimits.sweep(now));

@@ -102,6 +102,44 @@ export function waitingRoomStoreContract(name: string, make: WaitingRoomStoreFac
         expect(await store.createRoom('room_3', TEN_PER_S, T0)).toEqual({ kind: 'full', maxRooms: 2 });
       });
 
+      /*
+       * A room of the billing policy at each start: before 2026-12-04 every start PUT it, so a
+       * restart, a scale-up or the second replica undid what an operator's PUT had changed.
+       */
+      it('declareRoom creates, then keeps the room whatever a PUT changed while the declaration is the same; another declaration changes it as a PUT, its queue kept', async () => {
+        const store = await make({ ...ROOMY, maxRooms: 2 });
+        expect(await store.declareRoom('room_1', TEN_PER_S, 'decl-1', T0)).toMatchObject({ kind: 'created', room: { roomId: 'room_1', admitPerSecond: 10, active: true }, admitted: [] });
+        await enterAll(store, 3, T0);
+        await store.putRoom('room_1', { ...TEN_PER_S, admitPerSecond: 1, active: false }, T0 + 1);
+        expect(await store.declareRoom('room_1', TEN_PER_S, 'decl-1', T0 + 2)).toEqual({ kind: 'kept' });
+        expect((await store.getRoom('room_1', T0 + 2))?.room).toMatchObject({ admitPerSecond: 1, active: false, entered: 3, updatedAt: T0 + 1 });
+        const changed = { ...TEN_PER_S, admitPerSecond: 20 };
+        expect(await store.declareRoom('room_1', changed, 'decl-2', T0 + 3)).toMatchObject({ kind: 'updated', room: { admitPerSecond: 20, active: true, entered: 3, updatedAt: T0 + 3 } });
+        expect(await store.declareRoom('room_1', changed, 'decl-2', T0 + 4)).toEqual({ kind: 'kept' });
+        // A room only PUT has no declaration: the first declaration changes it.
+        await store.putRoom('room_2', { ...TEN_PER_S, admitPerSecond: 1 }, T0);
+        expect(await store.declareRoom('room_2', TEN_PER_S, 'decl-1', T0 + 5)).toMatchObject({ kind: 'updated', room: { admitPerSecond: 10 } });
+        expect(await store.declareRoom('room_3', TEN_PER_S, 'decl-1', T0)).toEqual({ kind: 'full', maxRooms: 2 });
+      });
+
+      it('createRoom with a declaration: the next declareRoom with it keeps the room', async () => {
+        const store = await make(ROOMY);
+        await store.createRoom('room_1', TEN_PER_S, T0, 'decl-1');
+        await store.putRoom('room_1', { ...TEN_PER_S, active: false }, T0 + 1);
+        expect(await store.declareRoom('room_1', TEN_PER_S, 'decl-1', T0 + 2)).toEqual({ kind: 'kept' });
+        expect((await store.getRoom('room_1', T0 + 2))?.room.active).toBe(false);
+        // Without one (a room made create-only by hand), the declaration changes it.
+        await store.createRoom('room_2', { ...TEN_PER_S, active: false }, T0);
+        expect(await store.declareRoom('room_2', TEN_PER_S, 'decl-1', T0 + 2)).toMatchObject({ kind: 'updated', room: { active: true } });
+      });
+
+      it('starts at once with one declaration change the room once', async () => {
+        const store = await make(ROOMY);
+        await store.putRoom('room_1', { ...TEN_PER_S, admitPerSecond: 1 }, T0);
+        const outcomes = await concurrently(10, () => store.declareRoom('room_1', TEN_PER_S, 'decl-1', T0 + 1));
+        expect(tally(outcomes)).toEqual({ updated: 1, kept: 9 });
+      });
+
       it('listRooms: every room in creation order', async () => {
         const store = await roomWith(TEN_PER_S);
         await store.putRoom('room_0', { ...TEN_PER_S, admitPerSecond: 1 }, T0 + 1);
