@@ -78,6 +78,8 @@ export class Scheduler {
   /** A run queued behind the one in progress, for callers that came after its claim. */
   #next: Promise<unknown> | undefined;
   #started = false;
+  /** Set by `quiesce`: runs claim nothing. */
+  #quiesced = false;
 
   constructor(deps: SchedulerDeps) {
     this.#deps = deps;
@@ -127,6 +129,19 @@ export class Scheduler {
     this.#armPoll();
     const next = await this.#deps.store.nextDueAt();
     if (next !== undefined) this.#arm(next);
+  }
+
+  /**
+   * Claims no more due work, for good, and waits for the run in progress (its jobs done and
+   * completed): the end of a drain on a shared store, whose other replicas (or the next start)
+   * run what comes due from now on. Before 2026-12-04 a stopping replica claimed due work until
+   * its close, after its webhook dispatcher had closed: a decision made then could not queue its
+   * webhook, and its job waited out the lease (30 s) before another replica made it again.
+   */
+  async quiesce(): Promise<void> {
+    this.stop();
+    this.#quiesced = true;
+    await this.#running;
   }
 
   stop(): void {
@@ -195,6 +210,7 @@ export class Scheduler {
 
   async #run(): Promise<unknown> {
     const { clock, store } = this.#deps;
+    if (this.#quiesced) return undefined;
     try {
       const jobs = await store.claimDue(clock.now(), BATCH, this.leaseMs);
       const finished: ClaimedJob[] = [];

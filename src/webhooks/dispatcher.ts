@@ -99,6 +99,8 @@ export class WebhookDispatcher {
   readonly #queue: DeliveryQueue;
   /** The queue is shared by several processes: what this one must finish is what it took from it. */
   readonly #shared: boolean;
+  /** The shared queue's stop, once the drain has begun (`stopTaking`). */
+  #stoppedTaking: Promise<void> | undefined;
   /** With a shared queue: the ticket of each delivery taken from it and not yet acknowledged. */
   readonly #tickets = new Map<string, string>();
   /** With a shared queue: the deliveries taken from it whose attempt has begun (the others go back to it at `close`). */
@@ -379,6 +381,19 @@ export class WebhookDispatcher {
   }
 
   /**
+   * A shared queue: takes no more deliveries from it, from the start of the drain (SIGTERM), so
+   * that what this process has not taken is the other replicas' to send (or the next start's) and
+   * what it holds has the whole drain to finish; it goes on with those. Nothing to do in memory.
+   * Before 2026-12-04 the replica read on until the drain's delivery phase, which under load began
+   * with the budget spent, and the close then cut the attempts it had just started (each sent twice).
+   */
+  stopTaking(): Promise<void> {
+    if (!this.#shared) return Promise.resolve();
+    this.#stoppedTaking ??= this.#queue.stop();
+    return this.#stoppedTaking;
+  }
+
+  /**
    * Keeps delivering (waiting, rate-limited and retrying deliveries alike) until every delivery
    * this process accepted has finished, or `budgetMs` of real time has passed. Returns the
    * deliveries still unfinished then.
@@ -387,7 +402,7 @@ export class WebhookDispatcher {
     // Deliveries held for reordering go now: the drain is for sending what was accepted.
     this.#reorder?.close();
     // A shared queue keeps what this process has not taken for the other replicas (or the next start).
-    if (this.#shared) await this.#queue.stop();
+    await this.stopTaking();
     if (this.#unfinished.size > 0) {
       let timer: NodeJS.Timeout | undefined;
       await new Promise<void>((resolve) => {

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestApp } from '../helpers/app.ts';
 import { redisServerOrSkip } from '../helpers/redis.ts';
-import { eventually } from '../helpers/receiver.ts';
+import { eventually, startReceiver } from '../helpers/receiver.ts';
 import { startRedisServer, type RedisServerProcess } from '../helpers/redis-server.ts';
 
 /*
@@ -39,6 +39,68 @@ if (redisServerOrSkip('the drain on a shared store')) describe('the drain on a s
       }, 'the decision made');
       await drained;
       expect(logs.filter((l) => typeof l.msg === 'string' && l.msg.includes('intent')).map((l) => [l.level, l.msg])).toEqual([['info', 'shutdown: every pending intent was decided']]);
+      expect((await other.app.inject({ url: `/v1/sim/intents/${made.json().payment_intent_id as string}` })).json().status).toBe('APPROVED');
+    } finally {
+      await draining.app.close();
+      await other.app.close();
+    }
+  });
+
+  /*
+   * A rolling restart under load (a helper's, 2026-12-03): the replica read the delivery stream on
+   * through its drain's first phase, which waits for every replica's pending intents and so took
+   * the whole budget; the close then cut the attempts it had just begun, each sent twice.
+   */
+  it('takes no delivery from the shared stream once its drain has begun: a webhook queued meanwhile is sent by the next replica to read it', async () => {
+    const rx = await startReceiver();
+    // An intent due in ten minutes keeps the producers' phase busy for the whole budget.
+    const env = { ...SHARED(), REDIS_KEY_PREFIX: 'drain-stream:', DEFAULT_APPROVE_DELAY_MS: '0', DEFAULT_DELAY_DELAY_MS: '600000' };
+    const draining = await buildTestApp(env, { clockStart: Date.now() });
+    let next: Awaited<ReturnType<typeof buildTestApp>> | undefined;
+    try {
+      expect((await draining.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'r-busy', amount: 100, scenario: 'delay' } })).statusCode).toBe(200);
+      const drained = draining.app.lifecycle.drain(1_500);
+      // Decided at once on the draining replica: its webhook goes to the shared stream.
+      const made = await draining.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'r-late', amount: 100, webhook_url: rx.url() } });
+      expect(made.statusCode).toBe(200);
+      const id = made.json().payment_intent_id as string;
+      await eventually(async () => {
+        await draining.clock.advance(10);
+        return (await draining.app.inject({ url: `/v1/sim/intents/${id}` })).json().status === 'APPROVED' ? true : undefined;
+      }, 'the decision');
+      await drained;
+      await draining.app.close();
+      expect(rx.requests).toEqual([]);
+      // Nothing lost: the next replica to read the stream sends it.
+      next = await buildTestApp(env, { clockStart: Date.now() });
+      const [received] = await rx.waitFor(1);
+      expect(JSON.parse(received!.body)).toMatchObject({ type: 'payment.approved', payment_intent_id: id });
+    } finally {
+      await draining.app.close();
+      await next?.app.close();
+      await rx.close();
+    }
+  });
+
+  it('claims no due work once its producers have drained: what comes due then is the other replicas’ at once, not after a lease', async () => {
+    const env = { ...SHARED(), REDIS_KEY_PREFIX: 'drain-quiet:', DEFAULT_APPROVE_DELAY_MS: '0' };
+    const draining = await buildTestApp(env, { clockStart: Date.now() });
+    const other = await buildTestApp(env, { clockStart: Date.now() });
+    // The other replica's clock stands still until the draining one has closed.
+    try {
+      await draining.app.lifecycle.drain(300);
+      // A request the draining replica still answers: its decision comes due at once.
+      const made = await draining.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'r-quiet', amount: 100 } });
+      expect(made.statusCode).toBe(200);
+      await draining.clock.advance(1_000);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(await draining.app.core.stores.scheduler.count('intent.decide')).toBe(1);
+      await draining.app.close();
+      // Not claimed, so no lease to wait out: the other replica's next poll decides it.
+      await eventually(async () => {
+        await other.clock.advance(100);
+        return (await other.app.core.intents.pendingDecisions()) === 0 ? true : undefined;
+      }, 'the other replica to decide it', 3_000);
       expect((await other.app.inject({ url: `/v1/sim/intents/${made.json().payment_intent_id as string}` })).json().status).toBe('APPROVED');
     } finally {
       await draining.app.close();

@@ -133,6 +133,9 @@ export default fp<CoreOptions>(
       else if (scheduler.shared) app.log.info({ pending_intents: left }, 'shutdown: intents still pending when the drain budget ran out are left on the shared scheduler, for the other replicas (or the next start)');
       else app.log.warn({ pending_intents: left }, 'shutdown: intents still pending when the drain budget ran out');
     });
+    // Shared: once the producers have drained, this replica claims no more due work (the others
+    // run it), so nothing it claims meets a closed webhook dispatcher.
+    if (scheduler.shared) app.lifecycle.onDrain(() => scheduler.quiesce(), 'delivery');
     app.addHook('onClose', async () => {
       lateSettles.close();
       sweeper?.cancel();

@@ -137,6 +137,8 @@ export default fp<WebhooksOptions>(
     };
     app.decorate('webhooks', { dispatcher, log: stores.deliveries, signers, deliverEvents });
 
+    // Shared: from the drain's start this replica takes no more deliveries; the others send them.
+    if (queue !== undefined) app.lifecycle.onDrain(() => dispatcher.stopTaking());
     app.lifecycle.onDrain(async (budgetMs) => {
       const left = await dispatcher.drain(budgetMs);
       if (left.length === 0) {
