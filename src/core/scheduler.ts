@@ -134,7 +134,7 @@ export class Scheduler {
   /**
    * Claims no more due work, for good, and waits for the run in progress (its jobs done and
    * completed): the end of a drain on a shared store, whose other replicas (or the next start)
-   * run what comes due from now on. Before 2026-12-04 a stopping replica claimed due work until
+   * run what comes due from now on. Before 2026-12-03 a stopping replica claimed due work until
    * its close, after its webhook dispatcher had closed: a decision made then could not queue its
    * webhook, and its job waited out the lease (30 s) before another replica made it again.
    */

@@ -384,7 +384,7 @@ export class WebhookDispatcher {
    * A shared queue: takes no more deliveries from it, from the start of the drain (SIGTERM), so
    * that what this process has not taken is the other replicas' to send (or the next start's) and
    * what it holds has the whole drain to finish; it goes on with those. Nothing to do in memory.
-   * Before 2026-12-04 the replica read on until the drain's delivery phase, which under load began
+   * Before 2026-12-03 the replica read on until the drain's delivery phase, which under load began
    * with the budget spent, and the close then cut the attempts it had just started (each sent twice).
    */
   stopTaking(): Promise<void> {

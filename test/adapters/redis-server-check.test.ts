@@ -83,7 +83,7 @@ describe('a node of a Redis Cluster', () => {
   });
 
   /*
-   * Before 2026-12-04 a start on one ended on its first script's "non local key" refusal, told as
+   * Before 2026-12-03 a start on one ended on its first script's "non local key" refusal, told as
    * "could not be reached …; start it or set REDIS_URL".
    */
   if (redisServerOrSkip('a start on a node of a real Redis Cluster')) {
@@ -210,7 +210,7 @@ if (redisServerOrSkip('what a start asks of a real Redis')) describe('what a sta
     }
   });
 
-  it('a user with only its keys and the categories the README names (no INFO, no CLIENT, no @admin) serves: intents, their webhooks, bookings, FluxPay, /readyz', async () => {
+  it('a user with only its keys and the categories the README names (no INFO, no CLIENT, no @admin, no @fast) serves: intents, their webhooks, bookings, FluxPay, fault rules, /readyz', async () => {
     await admin.acl('SETUSER', 'least', 'on', '>least-pass', 'resetkeys', '~least:*', 'resetchannels', '-@all', '+@read', '+@write', '+@scripting', '+@stream', '+@connection');
     const url = server.url.replace('redis://', 'redis://least:least-pass@');
     const rx = await startReceiver();
@@ -226,6 +226,11 @@ if (redisServerOrSkip('what a start asks of a real Redis')) describe('what a sta
       expect(booking.statusCode).toBe(201);
       const order = await t.app.inject({ method: 'POST', url: '/api/v1/orders', headers: { 'idempotency-key': 'least-order-1' }, payload: { userId: 'user_1', serviceId: 'ai-writer', orderName: 'least', amount: 1000 } });
       expect(order.statusCode).toBeLessThan(300);
+      // Fault rules on a fresh prefix: their first revision used Redis' TIME (@fast) before 2026-12-03, so these answered 500.
+      const rule = await t.app.inject({ method: 'POST', url: '/v1/sim/rules', payload: { match: { dialect: 'fluxpay' }, action: { type: 'error', status: 503 } } });
+      expect(rule.statusCode).toBe(201);
+      expect((await t.app.inject({ method: 'POST', url: '/api/v1/orders', headers: { 'idempotency-key': 'least-order-2' }, payload: { userId: 'user_1', serviceId: 'ai-writer', orderName: 'least', amount: 1000 } })).statusCode).toBe(503);
+      expect((await t.app.inject({ method: 'DELETE', url: '/v1/sim/rules' })).statusCode).toBe(200);
       expect((await t.app.inject({ method: 'GET', url: '/readyz' })).json()).toEqual({ status: 'ready' });
     } finally {
       await t.app.close();

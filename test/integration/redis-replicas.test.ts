@@ -402,7 +402,7 @@ if (redisServerOrSkip('replicas on Redis')) {
   });
 
   describe('a waiting room of the billing policy changed by a PUT', { timeout: TEST_TIMEOUT_MS }, () => {
-    it('a replica started later keeps what the PUT changed and who waits; a changed declaration in the policy applies at the next start (before 2026-12-04 every start PUT the policy\'s settings again)', async () => {
+    it('a replica started later keeps what the PUT changed and who waits; a changed declaration in the policy applies at the next start (before 2026-12-03 every start PUT the policy\'s settings again)', async () => {
       const dir = mkdtempSync(join(tmpdir(), 'paysim-policy-'));
       const policy = join(dir, 'policy.yaml');
       const declared = (admitPerSecond: number) => `services:\n  chat:\n    creditsPerUse: 7\nwaitingRooms:\n  launch:\n    admitPerSecond: ${admitPerSecond}\n    admissionTtlSeconds: 120\n    protectedServiceIds: [chat]\n`;
@@ -459,7 +459,7 @@ if (redisServerOrSkip('replicas on Redis')) {
       expect(refused(await createIntent(a, body))).toEqual([200, undefined]);
     });
 
-    it('FAULTS_FILE: the second replica starts, the file\'s rules are made once, and a restart with the same file keeps them as the API left them; a changed file replaces them (before 2026-12-04 the second start ended on "rule slow-intents exists already")', async () => {
+    it('FAULTS_FILE: the second replica starts, the file\'s rules are made once, and a restart with the same file keeps them as the API left them; a changed file replaces them (before 2026-12-03 the second start ended on "rule slow-intents exists already")', async () => {
       const dir = mkdtempSync(join(tmpdir(), 'paysim-faults-'));
       const file = join(dir, 'faults.yaml');
       const rules = (status: number) =>

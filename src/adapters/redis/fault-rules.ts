@@ -34,14 +34,14 @@ local function find(ns, id)
   return rec(id)
 end
 -- One counter for every revision, so a namespace emptied and filled again never repeats one. It
--- starts at Redis' time in microseconds, so a counter deleted with its namespace (a namespace
--- reset) starts again above any revision handed out before (one a microsecond at most since):
--- a replica that still holds an older revision of the namespace's rules reads them again.
+-- starts at the caller's time in microseconds (the script's last argument but one: Redis' TIME is
+-- refused to ACL users without @fast), so a counter deleted with its namespace (a namespace reset)
+-- starts again above any revision handed out before (one a microsecond at most since, clocks in
+-- sync): a replica that still holds an older revision of the namespace's rules reads them again.
 local function changed(ns)
   if redis.call('ZCARD', set(ns)) > 0 then
     if redis.call('EXISTS', KEYS[4]) == 0 then
-      local t = redis.call('TIME')
-      redis.call('SET', KEYS[4], tonumber(t[1]) * 1000000 + tonumber(t[2]))
+      redis.call('SET', KEYS[4], ARGV[#ARGV - 1])
     end
     redis.call('HSET', KEYS[2], ns, redis.call('INCR', KEYS[4]))
   else
@@ -51,16 +51,16 @@ end
 `;
 
 const CREATE = `${PRELUDE}${keepingReply("F .. 'create:'", `
--- ARGV: F, namespace, id, rule JSON, enabled, count ('' = none), max, call token
+-- ARGV: F, namespace, id, rule JSON, enabled, count ('' = none), max, clock (µs), call token
 local ns, id = ARGV[2], ARGV[3]
 if redis.call('HEXISTS', KEYS[1], id) == 1 then
   -- This very create run again (its reply lost, ioredis sent it again): it made the rule.
-  if redis.call('HGET', rec(id), 'ct') == ARGV[8] then return 'ok' end
+  if redis.call('HGET', rec(id), 'ct') == ARGV[9] then return 'ok' end
   return 'exists'
 end
 if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[7]) then return 'full' end
 redis.call('HSET', KEYS[1], id, ns)
-redis.call('HSET', rec(id), 'b', ARGV[4], 'en', ARGV[5], 'cnt', ARGV[6], 'hits', 0, 'matched', 0, 'lh', '', 'ct', ARGV[8])
+redis.call('HSET', rec(id), 'b', ARGV[4], 'en', ARGV[5], 'cnt', ARGV[6], 'hits', 0, 'matched', 0, 'lh', '', 'ct', ARGV[9])
 redis.call('ZADD', set(ns), redis.call('INCR', KEYS[3]), id)
 changed(ns)
 return 'ok'
@@ -68,7 +68,7 @@ return 'ok'
 
 /** Its reply kept under its call's token: a second run would answer `kept`. */
 const DECLARE = `${PRELUDE}${keepingReply("F .. 'create:'", `
--- ARGV: F, namespace, fingerprint, max, n, then n times (id, rule JSON, enabled, count ('' = none)), call token
+-- ARGV: F, namespace, fingerprint, max, n, then n times (id, rule JSON, enabled, count ('' = none)), clock (µs), call token
 local ns, fp, n = ARGV[2], ARGV[3], tonumber(ARGV[5])
 local raw = redis.call('HGET', KEYS[5], ns)
 local last = raw and cjson.decode(raw)
@@ -121,7 +121,7 @@ return out
 `;
 
 const SET_ENABLED = `${PRELUDE}${keepingReply("F .. 'set:'", `
--- ARGV: F, namespace, id, enabled ('1' | '0'), call token
+-- ARGV: F, namespace, id, enabled ('1' | '0'), clock (µs), call token
 local key = find(ARGV[2], ARGV[3])
 if not key then return {} end
 if redis.call('HGET', key, 'en') ~= ARGV[4] then
@@ -133,7 +133,7 @@ return redis.call('HGETALL', key)
 
 /** Its reply kept under its call's token (lua.ts `keepingReply`): the rule is gone, so a second run would answer 404 to the delete that removed it. */
 const DELETE = `${PRELUDE}${keepingReply("F .. 'del:'", `
--- ARGV: F, namespace, id, call token
+-- ARGV: F, namespace, id, clock (µs), call token
 local ns, id = ARGV[2], ARGV[3]
 local key = find(ns, id)
 if not key then return 0 end
@@ -146,7 +146,7 @@ return 1
 
 /** Its reply kept under its call's token, as DELETE's: a second run would count no rule deleted. */
 const DELETE_ALL = `${PRELUDE}${keepingReply("F .. 'del:'", `
--- ARGV: F, namespace, call token
+-- ARGV: F, namespace, clock (µs), call token
 local ns = ARGV[2]
 local ids = redis.call('ZRANGE', set(ns), 0, -1)
 for _, id in ipairs(ids) do
@@ -219,7 +219,7 @@ export class RedisFaultRuleStore implements FaultRuleStore {
   }
 
   async create(namespace: string, rule: FaultRule): Promise<CreateRuleOutcome> {
-    const args = [this.#f, namespace, rule.id, JSON.stringify(rule), rule.enabled ? '1' : '0', rule.count ?? '', this.#options.maxRules, callToken()];
+    const args = [this.#f, namespace, rule.id, JSON.stringify(rule), rule.enabled ? '1' : '0', rule.count ?? '', this.#options.maxRules, ...changeTail()];
     const outcome = (await this.#scripts.create(this.#keys, args)) as 'ok' | 'exists' | 'full';
     if (outcome === 'ok') return { ok: true };
     return outcome === 'full' ? { ok: false, reason: 'full', max: this.#options.maxRules } : { ok: false, reason: 'exists' };
@@ -227,7 +227,7 @@ export class RedisFaultRuleStore implements FaultRuleStore {
 
   async declare(namespace: string, fingerprint: string, rules: readonly FaultRule[]): Promise<DeclareRulesOutcome> {
     const each = rules.flatMap((rule) => [rule.id, JSON.stringify(rule), rule.enabled ? '1' : '0', rule.count ?? '']);
-    const [kind, detail] = (await this.#scripts.declare(this.#keys, [this.#f, namespace, fingerprint, this.#options.maxRules, rules.length, ...each, callToken()])) as [string, (number | string)?];
+    const [kind, detail] = (await this.#scripts.declare(this.#keys, [this.#f, namespace, fingerprint, this.#options.maxRules, rules.length, ...each, ...changeTail()])) as [string, (number | string)?];
     if (kind === 'kept') return { kind };
     if (kind === 'full') return { kind, max: this.#options.maxRules };
     if (kind === 'exists') return { kind, id: detail as string };
@@ -243,15 +243,15 @@ export class RedisFaultRuleStore implements FaultRuleStore {
   }
 
   async setEnabled(namespace: string, id: string, enabled: boolean): Promise<StoredFaultRule | undefined> {
-    return decodeRule((await this.#scripts.setEnabled(this.#keys, [this.#f, namespace, id, enabled ? '1' : '0', callToken()])) as string[]);
+    return decodeRule((await this.#scripts.setEnabled(this.#keys, [this.#f, namespace, id, enabled ? '1' : '0', ...changeTail()])) as string[]);
   }
 
   async delete(namespace: string, id: string): Promise<boolean> {
-    return (await this.#scripts.delete(this.#keys, [this.#f, namespace, id, callToken()])) === 1;
+    return (await this.#scripts.delete(this.#keys, [this.#f, namespace, id, ...changeTail()])) === 1;
   }
 
   async deleteAll(namespace: string): Promise<number> {
-    return Number(await this.#scripts.deleteAll(this.#keys, [this.#f, namespace, callToken()]));
+    return Number(await this.#scripts.deleteAll(this.#keys, [this.#f, namespace, ...changeTail()]));
   }
 
   async claimHit(namespace: string, id: string, sampled: boolean, now: number): Promise<ClaimOutcome> {
@@ -273,6 +273,11 @@ export class RedisFaultRuleStore implements FaultRuleStore {
   async stats(): Promise<StoreStats> {
     return { size: Number(await this.#scripts.stats(this.#keys, [])), max: this.#options.maxRules };
   }
+}
+
+/** The last two arguments of a script that may change a namespace's revision: this process's clock in microseconds (where a new revision counter starts), and the call's token. */
+function changeTail(): [number, string] {
+  return [Date.now() * 1000, callToken()];
 }
 
 /** A rule hash (HGETALL's flat list) as a stored rule; undefined for an empty one. */

@@ -33,7 +33,7 @@ export function isClusterNode(info: string): boolean {
 }
 
 /**
- * The start's refusal of a node of a Redis Cluster. Before 2026-12-04 a start on one ended on the
+ * The start's refusal of a node of a Redis Cluster. Before 2026-12-03 a start on one ended on the
  * first script's `ERR Script attempted to access a non local key` (or `CROSSSLOT`), told as
  * "could not be reached; start it".
  */

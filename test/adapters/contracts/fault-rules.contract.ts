@@ -128,7 +128,7 @@ export function faultRuleStoreContract(name: string, make: FaultRuleStoreFactory
     });
 
     /*
-     * FAULTS_FILE's rules on a store several replicas share: before 2026-12-04 each start added
+     * FAULTS_FILE's rules on a store several replicas share: before 2026-12-03 each start added
      * them (a second replica's start ended on "rule … exists already" for a rule with an id, and
      * a rule without one was added once per replica start).
      */

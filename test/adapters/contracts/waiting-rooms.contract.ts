@@ -103,7 +103,7 @@ export function waitingRoomStoreContract(name: string, make: WaitingRoomStoreFac
       });
 
       /*
-       * A room of the billing policy at each start: before 2026-12-04 every start PUT it, so a
+       * A room of the billing policy at each start: before 2026-12-03 every start PUT it, so a
        * restart, a scale-up or the second replica undid what an operator's PUT had changed.
        */
       it('declareRoom creates, then keeps the room whatever a PUT changed while the declaration is the same; another declaration changes it as a PUT, its queue kept', async () => {
