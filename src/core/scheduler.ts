@@ -78,8 +78,6 @@ export class Scheduler {
   /** A run queued behind the one in progress, for callers that came after its claim. */
   #next: Promise<unknown> | undefined;
   #started = false;
-  /** Set by `quiesce`: runs claim nothing. */
-  #quiesced = false;
 
   constructor(deps: SchedulerDeps) {
     this.#deps = deps;
@@ -132,16 +130,19 @@ export class Scheduler {
   }
 
   /**
-   * Claims no more due work, for good, and waits for the run in progress (its jobs done and
-   * completed): the end of a drain on a shared store, whose other replicas (or the next start)
-   * run what comes due from now on. Before 2026-12-03 a stopping replica claimed due work until
-   * its close, after its webhook dispatcher had closed: a decision made then could not queue its
-   * webhook, and its job waited out the lease (30 s) before another replica made it again.
+   * `stop`, then waits for the run in progress (its jobs done and completed), at most `waitMs`:
+   * the close, before the webhook dispatcher closes. Before 2026-12-03 the timers ran on until the
+   * scheduler's own close, after the dispatcher's: a decision made then could not queue its
+   * webhook, and on Redis its job waited out the lease (30 s) before another replica made it
+   * again. A caller's `runDue` (a request still running) still runs.
    */
-  async quiesce(): Promise<void> {
+  async quiesce(waitMs: number): Promise<void> {
     this.stop();
-    this.#quiesced = true;
-    await this.#running;
+    const running = this.#running;
+    if (running === undefined) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([running, new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)))]);
+    clearTimeout(timer);
   }
 
   stop(): void {
@@ -210,7 +211,6 @@ export class Scheduler {
 
   async #run(): Promise<unknown> {
     const { clock, store } = this.#deps;
-    if (this.#quiesced) return undefined;
     try {
       const jobs = await store.claimDue(clock.now(), BATCH, this.leaseMs);
       const finished: ClaimedJob[] = [];

@@ -33,6 +33,9 @@ import { bucketCapacity, TokenBucket, type RateCap } from './token-bucket.ts';
  */
 
 export const RETRY_JOB = 'webhook.retry';
+/** Beside an attempt's time-out, what a drain keeps to record an attempt that ended (`drainReserveMs`). */
+const DRAIN_RECORD_MARGIN_MS = 500;
+
 /** How much later a closing dispatcher's retry job is due again when it hands it back. */
 const HAND_BACK_MS = 1_000;
 
@@ -99,8 +102,8 @@ export class WebhookDispatcher {
   readonly #queue: DeliveryQueue;
   /** The queue is shared by several processes: what this one must finish is what it took from it. */
   readonly #shared: boolean;
-  /** The shared queue's stop, once the drain has begun (`stopTaking`). */
-  #stoppedTaking: Promise<void> | undefined;
+  /** Real time after which an attempt of a delivery taken from a shared queue is not begun but handed back (set by the drain). */
+  #beginBy = Number.POSITIVE_INFINITY;
   /** With a shared queue: the ticket of each delivery taken from it and not yet acknowledged. */
   readonly #tickets = new Map<string, string>();
   /** With a shared queue: the deliveries taken from it whose attempt has begun (the others go back to it at `close`). */
@@ -381,16 +384,12 @@ export class WebhookDispatcher {
   }
 
   /**
-   * A shared queue: takes no more deliveries from it, from the start of the drain (SIGTERM), so
-   * that what this process has not taken is the other replicas' to send (or the next start's) and
-   * what it holds has the whole drain to finish; it goes on with those. Nothing to do in memory.
-   * Before 2026-12-03 the replica read on until the drain's delivery phase, which under load began
-   * with the budget spent, and the close then cut the attempts it had just started (each sent twice).
+   * What a drain with a shared queue keeps of its budget for the attempts it has begun: the
+   * longest an attempt takes (WEBHOOK_TIMEOUT_MS) and a margin to record it. The lifecycle ends
+   * the producers' phase that much before the budget's end (at most half of it goes so).
    */
-  stopTaking(): Promise<void> {
-    if (!this.#shared) return Promise.resolve();
-    this.#stoppedTaking ??= this.#queue.stop();
-    return this.#stoppedTaking;
+  get drainReserveMs(): number {
+    return this.#shared ? this.#deps.settings.timeoutMs + DRAIN_RECORD_MARGIN_MS : 0;
   }
 
   /**
@@ -401,8 +400,13 @@ export class WebhookDispatcher {
   async drain(budgetMs: number): Promise<Delivery[]> {
     // Deliveries held for reordering go now: the drain is for sending what was accepted.
     this.#reorder?.close();
-    // A shared queue keeps what this process has not taken for the other replicas (or the next start).
-    await this.stopTaking();
+    if (this.#shared) {
+      // A shared queue keeps what this process has not taken for the other replicas (or the next
+      // start), and an attempt begins only while it can end within the budget: one the close would
+      // cut is sent twice (before 2026-12-03 a rolling restart under load did so 24–64 times a stop).
+      this.#beginBy = Date.now() + budgetMs - this.drainReserveMs;
+      await this.#queue.stop();
+    }
     if (this.#unfinished.size > 0) {
       let timer: NodeJS.Timeout | undefined;
       await new Promise<void>((resolve) => {
@@ -464,6 +468,11 @@ export class WebhookDispatcher {
   }
 
   async #attempt(delivery: Delivery): Promise<void> {
+    if (this.#tickets.has(delivery.id) && Date.now() > this.#beginBy) {
+      // Too late in the drain to end before the close: back to the queue, for another replica.
+      await this.#acknowledge(delivery.id, false);
+      return;
+    }
     if (this.#tickets.size !== 0) this.#begin(delivery.id);
     let recorded = false;
     try {

@@ -191,6 +191,10 @@ withRedisServer('Redis scripts sent again after another replica changed their re
     expect(created).toEqual({ ok: true });
     expect(await rulesB.list('ns1')).toEqual([]);
     expect(await rulesB.get('ns1', 'rule_reset')).toBeUndefined();
+    // FAULTS_FILE's rules: sent again after they were deleted, the declaration answers what it did and brings nothing back.
+    const declared = await resentAfter(a, () => rulesA.declare('ns2', 'fp-1', [aRule('rule_file')]), () => rulesB.deleteAll('ns2'));
+    expect(declared).toEqual({ kind: 'applied', replaced: 0 });
+    expect(await rulesB.list('ns2')).toEqual([]);
   });
 
   it('disabled URLs: an enable sent again after a 410 disabled the URL anew leaves it disabled; a disable sent again after an enable leaves it enabled', async () => {

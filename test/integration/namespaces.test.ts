@@ -183,6 +183,26 @@ describe('X-Sim-Namespace: isolation', () => {
     expect((await call(off, 'default', 'GET', '/v1/sim/intents')).status).toBe(200);
   });
 
+  /*
+   * A namespace first named during the drain (SIGTERM): before 2026-12-03 its app was started and
+   * never drained (the drain had listed the namespaces as it began), so the close cut what it was
+   * doing (its webhook attempts: sent twice on Redis). A code review found it.
+   */
+  it('during the drain a namespace not started yet is refused, 503 with Retry-After in the dialect\'s shape; one already started is served', async () => {
+    // An intent due in ten minutes keeps the drain busy for its budget.
+    const s = await serve({ DEFAULT_DELAY_DELAY_MS: '600000' });
+    expect((await call(s, 'early', 'POST', '/v1/sim/intent', { reservation_id: 'rsv_early', amount: 1000 })).status).toBe(200);
+    expect((await call(s, undefined, 'POST', '/v1/sim/intent', { reservation_id: 'rsv_busy', amount: 1000, scenario: 'delay' })).status).toBe(200);
+    const drained = s.t.app.lifecycle.drain(1_000);
+    const late = await call(s, 'late', 'POST', '/v1/sim/intent', { reservation_id: 'rsv_late', amount: 1000 });
+    expect([late.status, late.headers.get('retry-after'), late.body.error.code, late.body.error.message]).toEqual([503, '1', 'NAMESPACE_UNAVAILABLE', 'The service is shutting down.']);
+    const lateV2 = await call(s, 'late', 'GET', '/api/v2/payments/tx-1');
+    expect([lateV2.status, lateV2.headers.get('retry-after')]).toEqual([503, '1']);
+    expect((await call(s, 'early', 'GET', '/v1/sim/intents')).status).toBe(200);
+    await drained;
+    expect((await call(s, undefined, 'GET', '/v1/sim/namespaces')).body.data.map((n: Json) => n.namespace)).toEqual(['early']);
+  });
+
   it('/metrics adds every namespace up, and a reset namespace keeps its counts (counters never go back)', async () => {
     const s = await serve();
     for (const ns of [undefined, 'm-1', 'm-2', 'm-2']) expect((await call(s, ns, 'POST', '/v1/sim/intent', { reservation_id: 'rsv_m', amount: 1000, scenario: 'approve' })).status).toBe(200);

@@ -47,6 +47,8 @@ declare module 'fastify' {
 
 /** How often the stores drop expired entries when nothing else touches them. */
 const SWEEP_INTERVAL_MS = 60_000;
+/** How long the close waits for the scheduler's run in progress (its jobs not completed by then are claimed again once their lease lapses). */
+const QUIESCE_WAIT_MS = 1_000;
 /** At most one line this often about due work that could not be claimed, or done, and events whose subscribers failed, as the store is unavailable. */
 const RUN_ERROR_LOG_INTERVAL_MS = 10_000;
 /**
@@ -133,9 +135,9 @@ export default fp<CoreOptions>(
       else if (scheduler.shared) app.log.info({ pending_intents: left }, 'shutdown: intents still pending when the drain budget ran out are left on the shared scheduler, for the other replicas (or the next start)');
       else app.log.warn({ pending_intents: left }, 'shutdown: intents still pending when the drain budget ran out');
     });
-    // Shared: once the producers have drained, this replica claims no more due work (the others
-    // run it), so nothing it claims meets a closed webhook dispatcher.
-    if (scheduler.shared) app.lifecycle.onDrain(() => scheduler.quiesce(), 'delivery');
+    // Before any onClose hook (the webhook dispatcher's among them): nothing claimed from now on
+    // meets a closed dispatcher; what comes due is the other replicas' (or the next start's).
+    app.addHook('preClose', () => scheduler.quiesce(QUIESCE_WAIT_MS));
     app.addHook('onClose', async () => {
       lateSettles.close();
       sweeper?.cancel();

@@ -22,6 +22,11 @@ export interface Lifecycle {
   closing: boolean;
   /** Registers work to finish before the server closes (pending decisions, queued webhooks). */
   onDrain(drainer: Drainer, phase?: DrainPhase): void;
+  /**
+   * The delivery phase needs this much of the budget (attempts begun by then end within it): the
+   * producers' phase ends that much earlier, at most half the budget earlier. Default 0.
+   */
+  reserveForDelivery(ms: number): void;
   /** Marks the service not ready and runs the drainers, phase by phase, within `budgetMs` of real time in all. */
   drain(budgetMs: number): Promise<void>;
 }
@@ -56,15 +61,18 @@ declare module 'fastify' {
 export default fp(
   async (app) => {
     const drainers: Array<{ drainer: Drainer; phase: DrainPhase }> = [];
+    let deliveryReserveMs = 0;
     const lifecycle: Lifecycle = {
       shuttingDown: false,
       closing: false,
       onDrain: (drainer, phase = 'producers') => void drainers.push({ drainer, phase }),
+      reserveForDelivery: (ms) => void (deliveryReserveMs = Math.max(deliveryReserveMs, ms)),
       async drain(budgetMs) {
         lifecycle.shuttingDown = true;
         const deadline = Date.now() + budgetMs;
+        const reserved = Math.min(deliveryReserveMs, budgetMs / 2);
         for (const phase of PHASES) {
-          const left = Math.max(0, deadline - Date.now());
+          const left = Math.max(0, deadline - Date.now() - (phase === 'producers' ? reserved : 0));
           // A drainer that fails (its store is unreachable) is reported; the others and the close go on.
           await Promise.all(
             drainers.filter((d) => d.phase === phase).map((d) => d.drainer(left).catch((error: unknown) => app.log.error({ err: error, phase }, 'shutdown: draining failed; closing without it'))),

@@ -161,7 +161,8 @@ export default fp<NamespacesOptions>(
       await resetting.get(namespace)?.catch(() => undefined);
       const known = entries.get(namespace);
       if (known !== undefined) return known.app;
-      if (closed) throw new DomainError('NAMESPACE_UNAVAILABLE', 'The service is shutting down.');
+      // None is started once the drain has begun: its app would not be drained (its deliveries cut by the close).
+      if (closed || app.lifecycle.shuttingDown) throw new DomainError('NAMESPACE_UNAVAILABLE', 'The service is shutting down.');
       if (entries.size >= max) throw new NamespaceLimitError(max);
       const createdAt = clock.now();
       // Told to the other replicas first (a namespace they made first keeps its time); Redis away:
@@ -234,7 +235,7 @@ export default fp<NamespacesOptions>(
     /** STORE=redis: start what other replicas made, close what they reset. */
     let lastSyncErrorAt = Number.NEGATIVE_INFINITY;
     const sync = async (): Promise<void> => {
-      if (redis === undefined || closed) return;
+      if (redis === undefined || closed || app.lifecycle.shuttingDown) return;
       try {
         const shared = await redis.client.hgetall(hashKey);
         for (const [namespace, at] of Object.entries(shared)) {

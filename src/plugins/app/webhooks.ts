@@ -137,8 +137,8 @@ export default fp<WebhooksOptions>(
     };
     app.decorate('webhooks', { dispatcher, log: stores.deliveries, signers, deliverEvents });
 
-    // Shared: from the drain's start this replica takes no more deliveries; the others send them.
-    if (queue !== undefined) app.lifecycle.onDrain(() => dispatcher.stopTaking());
+    // Shared: the producers' phase leaves the delivery phase time for the attempts begun by then.
+    app.lifecycle.reserveForDelivery(dispatcher.drainReserveMs);
     app.lifecycle.onDrain(async (budgetMs) => {
       const left = await dispatcher.drain(budgetMs);
       if (left.length === 0) {
