@@ -15,6 +15,7 @@ import { v2Body } from '../helpers/v2.ts';
 import { startReceiver, type Receiver } from '../helpers/receiver.ts';
 import { LOOK_AFTER_DUE_MS } from '../../src/dialects/payment-server-v2/waits.ts';
 import { GENERATED_CHECK_MS } from '../../src/adapters/redis/generated.ts';
+import { DATA_LOSS_CHECK_MS } from '../../src/adapters/redis/data-loss.ts';
 
 /**
  * Two replicas of the whole service on one Redis (STORE=redis, one key prefix), as behind a load
@@ -331,6 +332,45 @@ if (redisServerOrSkip('replicas on Redis')) {
     });
   });
 
+  describe('a Redis that lost its data, told', { timeout: TEST_TIMEOUT_MS }, () => {
+    it('each replica warns once per loss within DATA_LOSS_CHECK_MS and counts it in redis_data_losses_total; a replica started after says nothing (before 2026-12-03 nothing did)', async () => {
+      const logsA: Array<Record<string, unknown>> = [];
+      const logsB: Array<Record<string, unknown>> = [];
+      const env = { STORE: 'redis', REDIS_URL: redis.url, REDIS_KEY_PREFIX: redis.newPrefix() };
+      const a = await buildTestApp(env, { clockStart: START, logs: logsA });
+      open.push(a);
+      const b = await buildTestApp(env, { clockStart: START, logs: logsB });
+      open.push(b);
+      const key = `${a.config.redis.keyPrefix}meta:epoch`;
+      const losses = (logs: Array<Record<string, unknown>>) => logs.filter((l) => String(l.msg).startsWith("Redis lost paysim's data")).map((l) => [l.level, l.losses]);
+      const counted = async (t: TestApp) => /^redis_data_losses_total (\d+)$/m.exec((await inject(t, { url: '/metrics' })).body)?.[1];
+      expect([await counted(a), await counted(b)]).toEqual(['0', '0']);
+      const made = await createIntent(a, { reservation_id: 'res_lost', amount: 1000 });
+      await redis.client.flushdb();
+      await eventually(async () => (losses(logsA).length === 1 && losses(logsB).length === 1 ? true : undefined), 'both replicas to tell the loss');
+      expect([losses(logsA), losses(logsB)]).toEqual([[['warn', 1]], [['warn', 1]]]);
+      // One of them stored the mark again; the other took it: the next checks say nothing more.
+      expect(await redis.client.exists(key)).toBe(1);
+      const message = logsA.find((l) => String(l.msg).startsWith("Redis lost paysim's data"))?.msg;
+      expect(message).toMatch(
+        new RegExp(
+          `^Redis lost paysim's data \\(${key} was (missing|made anew by another process): FLUSHALL or FLUSHDB, a restart without persistence, or eviction\\): the intents, bookings, payments, due work and webhook deliveries made before are gone, and their reads answer 404; keep Redis' data with an AOF \\(appendonly yes\\) and maxmemory-policy noeviction \\(README: "Redis memory"\\)$`,
+        ),
+      );
+      expect((await getIntent(b, made.json().payment_intent_id as string)).statusCode).toBe(404);
+      await sleep(DATA_LOSS_CHECK_MS + 500);
+      expect([losses(logsA).length, losses(logsB).length, await counted(a), await counted(b)]).toEqual([1, 1, '1', '1']);
+      // A replica started after the loss knows nothing of it.
+      const logsC: Array<Record<string, unknown>> = [];
+      const c = await buildTestApp(env, { clockStart: START, logs: logsC });
+      open.push(c);
+      // Lost again: told again.
+      await redis.client.flushdb();
+      await eventually(async () => (losses(logsA).length === 2 && losses(logsC).length === 1 ? true : undefined), 'the second loss told');
+      expect(await counted(a)).toBe('2');
+    });
+  });
+
   describe('generated values that Redis lost', { timeout: TEST_TIMEOUT_MS }, () => {
     it('the running replicas store theirs again within GENERATED_CHECK_MS, with one warning, so a replica started after takes it; one that finds another value says so once', async () => {
       const logs: Array<Record<string, unknown>> = [];
@@ -346,7 +386,8 @@ if (redisServerOrSkip('replicas on Redis')) {
       open.push(b);
       // Before 2026-12-03, B drew a secret of its own, and webhooks were signed with two.
       expect(b.config.webhookSecret).toBe(secret);
-      const warned = () => logs.filter((l) => l.level === 'warn').map((l) => l.msg);
+      // The loss itself is told too (its own test below).
+      const warned = () => logs.filter((l) => l.level === 'warn' && !String(l.msg).startsWith("Redis lost paysim's data")).map((l) => l.msg);
       expect(warned()).toEqual([
         `the generated webhook secret was missing from Redis (${key}: Redis lost its data?): this process stored its own again, which replicas started from now on take`,
         `the generated console session key was missing from Redis (${a.config.redis.keyPrefix}generated:console-session-key: Redis lost its data?): this process stored its own again, which replicas started from now on take`,
@@ -377,7 +418,7 @@ if (redisServerOrSkip('replicas on Redis')) {
         await redis.client.flushdb();
         // The order finds the room missing and makes it again before it is guarded.
         expect([(await order(a)).json().code]).toEqual(['WAIT_001']);
-        expect(logs.filter((l) => l.level === 'warn').map((l) => [l.msg, l.room])).toEqual([
+        expect(logs.filter((l) => l.level === 'warn' && !String(l.msg).startsWith("Redis lost paysim's data")).map((l) => [l.msg, l.room])).toEqual([
           ['waiting room launch, declared in the billing policy, was not in the store (Redis lost its data?): made again from the policy, with no one waiting', 'launch'],
         ]);
         const room = await inject(b, { url: '/api/v1/waiting-rooms/launch' });

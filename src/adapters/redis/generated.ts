@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { Redis } from 'ioredis';
 import { defineScript } from './connection.ts';
+import { everyIntervalOnce } from './periodic.ts';
 
 /**
  * Values a process draws at random when they are not configured (the webhook secret without
@@ -48,7 +49,6 @@ const WHAT: Record<GeneratedName, { what: string; split: string }> = {
  */
 export function keepGenerated(client: Redis, keyPrefix: string, values: ReadonlyMap<GeneratedName, string>, log: FastifyBaseLogger): () => void {
   const split = new Set<GeneratedName>();
-  let checking = false;
   const check = async (): Promise<void> => {
     for (const [name, value] of values) {
       const key = generatedKey(keyPrefix, name);
@@ -62,13 +62,5 @@ export function keepGenerated(client: Redis, keyPrefix: string, values: Readonly
       } else if (found === value) split.delete(name);
     }
   };
-  const timer = setInterval(() => {
-    if (checking) return;
-    checking = true;
-    void check()
-      .catch(() => undefined)
-      .finally(() => (checking = false));
-  }, GENERATED_CHECK_MS);
-  timer.unref();
-  return () => clearInterval(timer);
+  return everyIntervalOnce(GENERATED_CHECK_MS, check);
 }

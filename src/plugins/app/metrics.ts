@@ -106,6 +106,20 @@ export default fp(
     for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) registry.removeSingleMetric(name);
     const registers = [registry];
 
+    // STORE=redis: the times this process saw Redis lose its data (adapters/redis/data-loss.ts).
+    const dataLosses = app.redisDataLosses;
+    if (dataLosses !== undefined) {
+      new Counter({
+        name: 'redis_data_losses_total',
+        help: 'Times this process saw Redis lose paysim’s data (FLUSHALL or FLUSHDB, a restart without persistence, eviction): what was made before is gone.',
+        registers,
+        collect() {
+          this.reset();
+          this.inc(dataLosses());
+        },
+      });
+    }
+
     // Counted per request (or per intent): tallied in plain numbers, added to the counters when they are read.
     const requestTally = new Tally<'method' | 'route' | 'status_code'>();
     const createdTally = new Tally<'scenario'>();

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import fp from 'fastify-plugin';
 import type { Redis } from 'ioredis';
+import { watchDataLoss, type DataLossWatch } from '../../adapters/redis/data-loss.ts';
 import { keepGenerated, sharedGenerated, type GeneratedName } from '../../adapters/redis/generated.ts';
 import { createRedisStores } from '../../adapters/redis/index.ts';
 import { refusalLog } from '../../adapters/redis/unavailable.ts';
@@ -38,6 +39,8 @@ declare module 'fastify' {
     stores: Stores;
     /** The Redis client of STORE=redis; undefined with memory. */
     redis: Redis | undefined;
+    /** STORE=redis, the root app: how many times this process saw Redis lose its data (`watchDataLoss`); undefined otherwise. */
+    redisDataLosses: (() => number) | undefined;
     /** Why the store cannot be used now (Redis unreachable, or loading its data set), or undefined when it can. */
     storeUnavailable(): string | undefined;
   }
@@ -73,6 +76,7 @@ export default fp<StoresOptions>(
     if (options.stores !== undefined || config.store.backend === 'memory') {
       app.decorate('stores', wrap(options.stores ?? createMemoryStores(config)));
       app.decorate('redis', undefined);
+      app.decorate('redisDataLosses', undefined);
       app.decorate('storeUnavailable', () => undefined);
       return;
     }
@@ -82,6 +86,7 @@ export default fp<StoresOptions>(
       const closed = new AbortController();
       app.decorate('stores', wrap(await createRedisStores(config, shared.client, closed.signal, refusalLog(app.log))));
       app.decorate('redis', shared.client);
+      app.decorate('redisDataLosses', undefined);
       app.decorate('storeUnavailable', shared.storeUnavailable);
       // The client is the root app's to close.
       app.addHook('onClose', async () => closed.abort());
@@ -93,21 +98,24 @@ export default fp<StoresOptions>(
     const { client } = connection;
     let stores: Stores;
     let generated: Map<GeneratedName, string>;
+    let dataLoss: DataLossWatch;
     const closed = new AbortController();
     app.addHook('onClose', async () => closed.abort());
     try {
-      // Redis serves (openRedis waited for it): the stores, and the shared generated values, under the same bound on silence.
-      [stores, generated] = await untilSilentFor(REDIS_START_TIMEOUT_MS, async () => {
+      // Redis serves (openRedis waited for it): the stores, the shared generated values and the mark of its data, under the same bound on silence.
+      [stores, generated, dataLoss] = await untilSilentFor(REDIS_START_TIMEOUT_MS, async () => {
         const redisStores = await createRedisStores(config, client, closed.signal, refusalLog(app.log));
-        return [redisStores, await adoptSharedGenerated(config, client)] as const;
+        return [redisStores, await adoptSharedGenerated(config, client), await watchDataLoss(client, config.redis.keyPrefix, app.log)] as const;
       });
     } catch (error) {
       throw connection.failed(error);
     }
+    closed.signal.addEventListener('abort', dataLoss.stop, { once: true });
     if (generated.size > 0) closed.signal.addEventListener('abort', keepGenerated(client, config.redis.keyPrefix, generated, app.log), { once: true });
     connection.serve();
     app.decorate('stores', wrap(stores));
     app.decorate('redis', client);
+    app.decorate('redisDataLosses', () => dataLoss.losses);
     app.decorate('storeUnavailable', () => connection.unavailable());
   },
   { name: 'paysim-stores' },
