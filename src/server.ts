@@ -7,6 +7,7 @@ import { buildApp } from './app.ts';
 import { runPrimary } from './cluster.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { createLogger } from './logger.ts';
+import { QUIESCE_WAIT_MS } from './plugins/app/core.ts';
 import { lostDuringStart, RedisUnreachableError } from './plugins/app/stores.ts';
 import { describeStartError } from './start-error.ts';
 import { startTracing } from './tracing.ts';
@@ -55,7 +56,8 @@ async function serve(config: Config, logger: Logger): Promise<void> {
     logger.warn({ generated_webhook_secret: config.webhookSecret }, `WEBHOOK_SECRET is not set: webhooks are signed with this generated secret${shared}; set WEBHOOK_SECRET to a stable value`);
   }
 
-  closeWithGrace({ delay: config.shutdownTimeoutMs + CLOSE_GRACE_MS + 1000, logger }, async ({ signal, err }) => {
+  // The drain's budget, the requests' grace, the scheduler's last run at the close (at most QUIESCE_WAIT_MS), and a second for the rest of the close.
+  closeWithGrace({ delay: config.shutdownTimeoutMs + CLOSE_GRACE_MS + QUIESCE_WAIT_MS + 1000, logger }, async ({ signal, err }) => {
     if (err !== undefined) logger.error({ err }, 'shutting down after an error');
     else logger.info({ signal }, 'shutting down');
     await app.lifecycle.drain(config.shutdownTimeoutMs);

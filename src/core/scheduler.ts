@@ -1,5 +1,5 @@
 import type { Clock, Timer } from './clock.ts';
-import { isStoreUnavailable } from './errors.ts';
+import { isStoreUnavailable, StoreUnavailableError } from './errors.ts';
 import { FailureCounts } from './failure-counts.ts';
 import type { ClaimedJob, SchedulerStore } from './ports.ts';
 
@@ -78,6 +78,8 @@ export class Scheduler {
   /** A run queued behind the one in progress, for callers that came after its claim. */
   #next: Promise<unknown> | undefined;
   #started = false;
+  /** Set by `quiesce`: runs claim nothing, and take no further job of a batch. */
+  #stopping = false;
 
   constructor(deps: SchedulerDeps) {
     this.#deps = deps;
@@ -130,18 +132,21 @@ export class Scheduler {
   }
 
   /**
-   * `stop`, then waits for the run in progress (its jobs done and completed), at most `waitMs`:
-   * the close, before the webhook dispatcher closes. Before 2026-12-03 the timers ran on until the
-   * scheduler's own close, after the dispatcher's: a decision made then could not queue its
-   * webhook, and on Redis its job waited out the lease (30 s) before another replica made it
-   * again. A caller's `runDue` (a request still running) still runs.
+   * For good: `stop`, no run claims anything from now on (a caller's `runDueOrFail` rejects with
+   * STORE_UNAVAILABLE, its client told to retry elsewhere), the runs in progress or queued take no
+   * further job of what they claimed (each left is scheduled again as it was, free for another
+   * replica at once), and waits for them, at most `waitMs`. The close, before the webhook
+   * dispatcher closes: before 2026-12-03 the timers ran on until the scheduler's own close, after
+   * the dispatcher's, and a decision made then could not queue its webhook (on Redis its job waited
+   * out the lease, 30 s, before another replica made it again).
    */
   async quiesce(waitMs: number): Promise<void> {
     this.stop();
-    const running = this.#running;
-    if (running === undefined) return;
+    this.#stopping = true;
+    const runs = [this.#running, this.#next].filter((run) => run !== undefined);
+    if (runs.length === 0) return;
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([running, new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)))]);
+    await Promise.race([Promise.all(runs), new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)))]);
     clearTimeout(timer);
   }
 
@@ -211,6 +216,7 @@ export class Scheduler {
 
   async #run(): Promise<unknown> {
     const { clock, store } = this.#deps;
+    if (this.#stopping) return new StoreUnavailableError();
     try {
       const jobs = await store.claimDue(clock.now(), BATCH, this.leaseMs);
       const finished: ClaimedJob[] = [];
@@ -220,7 +226,7 @@ export class Scheduler {
       let failure: { error: unknown } | undefined;
       let taken = 0;
       const lane = async (): Promise<void> => {
-        while (taken < jobs.length && failure === undefined) {
+        while (taken < jobs.length && failure === undefined && !this.#stopping) {
           try {
             await this.#runOne(jobs[taken++] as ClaimedJob, finished);
           } catch (error) {
@@ -232,6 +238,8 @@ export class Scheduler {
       if (lanes === 1) await lane();
       else await Promise.all(Array.from({ length: lanes }, lane));
       if (finished.length > 0) await store.complete(finished);
+      // Quiesced meanwhile: the jobs not taken are free again, for another replica (or the next start).
+      if (this.#stopping && taken < jobs.length) await Promise.all(jobs.slice(taken).map(({ kind, key, dueAt }) => store.schedule({ kind, key, dueAt })));
       if (failure !== undefined) throw failure.error;
       if (jobs.length === BATCH) {
         // More may be due: continue on a fresh timer turn, so requests get the event loop between batches.

@@ -393,6 +393,15 @@ export class WebhookDispatcher {
   }
 
   /**
+   * A shared queue, as a drain that ends at `deadline` (real time) begins: from then on an attempt
+   * of a delivery taken from it begins only while it can end before the deadline (else it is
+   * handed back), whichever phase of the drain it comes in.
+   */
+  drainEndsAt(deadline: number): void {
+    if (this.#shared) this.#beginBy = Math.min(this.#beginBy, deadline - this.drainReserveMs);
+  }
+
+  /**
    * Keeps delivering (waiting, rate-limited and retrying deliveries alike) until every delivery
    * this process accepted has finished, or `budgetMs` of real time has passed. Returns the
    * deliveries still unfinished then.
@@ -400,17 +409,19 @@ export class WebhookDispatcher {
   async drain(budgetMs: number): Promise<Delivery[]> {
     // Deliveries held for reordering go now: the drain is for sending what was accepted.
     this.#reorder?.close();
+    const endAt = Date.now() + budgetMs;
     if (this.#shared) {
       // A shared queue keeps what this process has not taken for the other replicas (or the next
       // start), and an attempt begins only while it can end within the budget: one the close would
       // cut is sent twice (before 2026-12-03 a rolling restart under load did so 24–64 times a stop).
-      this.#beginBy = Date.now() + budgetMs - this.drainReserveMs;
+      this.drainEndsAt(endAt);
       await this.#queue.stop();
     }
     if (this.#unfinished.size > 0) {
       let timer: NodeJS.Timeout | undefined;
       await new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, budgetMs);
+        // The budget counts from the drain's call: a slow stop of the reader (CLIENT UNBLOCK refused) is part of it.
+        timer = setTimeout(resolve, Math.max(0, endAt - Date.now()));
         timer.unref();
         this.#idleWaiters.push(resolve);
       });
@@ -516,7 +527,11 @@ export class WebhookDispatcher {
     // The jitter of a retry is drawn as the attempt starts, in the order attempts are taken, not
     // as they end: with RANDOM_SEED, attempts that overlap get the same draws on every run.
     const draw = this.#jitter.next();
-    if (this.#bucket !== undefined) await this.#bucket.take();
+    if (this.#bucket !== undefined) {
+      await this.#bucket.take();
+      // A token that came too late in a drain for the attempt to end before the close: handed back (not recorded).
+      if (this.#tickets.has(delivery.id) && Date.now() > this.#beginBy) return false;
+    }
     if (this.#closed) return false;
     if (await disabled.isDisabled(delivery.url)) {
       await this.#finish(delivery, { status: 'failed', failureReason: 'endpoint_disabled' });

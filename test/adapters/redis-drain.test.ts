@@ -119,6 +119,48 @@ if (redisServerOrSkip('the drain on a shared store')) describe('the drain on a s
     }
   });
 
+  it('under a rate cap, a delivery whose token comes too late in the drain is handed back, not begun (and cut by the close: a code review saw it sent twice); each is sent once', async () => {
+    const rx = await startReceiver(() => ({ status: 200, body: 'ok', delayMs: 800 }));
+    const env = { ...SHARED(), REDIS_KEY_PREFIX: 'drain-capped:', DEFAULT_APPROVE_DELAY_MS: '0', WEBHOOK_TIMEOUT_MS: '1000', WEBHOOK_MAX_RPS: '2', WEBHOOK_ORIGIN_CONCURRENCY: '8' };
+    const draining = await buildTestApp(env, { clockStart: Date.now() });
+    let next: Awaited<ReturnType<typeof buildTestApp>> | undefined;
+    const ids: string[] = [];
+    try {
+      for (let i = 0; i < 14; i++) {
+        const made = await draining.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: `r-capped-${i}`, amount: 100, webhook_url: rx.url() } });
+        ids.push(made.json().payment_intent_id as string);
+      }
+      const drainedFrom = Date.now();
+      const drained = draining.app.lifecycle.drain(3_000);
+      let draining_ = true;
+      void drained.finally(() => (draining_ = false));
+      // Its clock (the rate cap's) moves with real time.
+      while (draining_) {
+        await draining.clock.advance(Math.max(0, Date.now() - draining.clock.now()));
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      await draining.app.close();
+      // The draining replica's attempts (a token every 500 ms) all began before the drain's deadline
+      // less WEBHOOK_TIMEOUT_MS and the margin (1,500 ms), so none could be cut by the close.
+      const closedAt = Date.now();
+      const sentByIt = rx.requests.filter((request) => request.receivedAt <= closedAt).map((request) => request.receivedAt - drainedFrom);
+      expect(sentByIt.filter((at) => at > 1_500 + 100)).toEqual([]);
+      const nextApp = await buildTestApp(env, { clockStart: Date.now() });
+      next = nextApp;
+      await eventually(async () => {
+        await nextApp.clock.advance(Math.max(0, Date.now() - nextApp.clock.now()));
+        return rx.requests.length >= ids.length ? true : undefined;
+      }, 'every webhook', 20_000);
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      const sent = rx.requests.map((request) => (JSON.parse(request.body) as { payment_intent_id: string }).payment_intent_id);
+      expect([...sent].sort()).toEqual([...ids].sort());
+    } finally {
+      await draining.app.close();
+      await next?.app.close();
+      await rx.close();
+    }
+  });
+
   it('claims no due work once its close has begun, before its dispatcher closes: a decision due then is the other replica’s', async () => {
     // A user refused CLIENT UNBLOCK (as hosted Redis give): the close of the delivery stream's
     // reader waits up to a second for its blocking read, a second in which the dispatcher is closed.

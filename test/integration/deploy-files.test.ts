@@ -11,6 +11,7 @@ import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments, stringify } from 'yaml';
 import { ENV_VARIABLES, loadConfig } from '../../src/config.ts';
+import { QUIESCE_WAIT_MS } from '../../src/plugins/app/core.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 import { REPO } from '../helpers/child.ts';
 import { exportedSeries, queryNames } from '../helpers/promql.ts';
@@ -642,12 +643,13 @@ describe('deploy/kubernetes', () => {
     const config = loadConfig(env);
     expect(config.webhookSecretGenerated).toBe(false);
     // SIGTERM waits for the preStop sleep (the pod's endpoints gone from every node's proxy), and
-    // its drain, with the process's own second and a half after it, ends before the kubelet's SIGKILL.
+    // its drain, with the process's own close after it (the requests' grace, the scheduler's last
+    // run, a second), ends before the kubelet's SIGKILL.
     const preStop = container.lifecycle?.preStop?.exec?.command ?? [];
     expect(preStop).toEqual(['sleep', expect.stringMatching(/^\d+$/)]);
     const preStopMs = Number(preStop[1]) * 1000;
     expect(preStopMs).toBeGreaterThanOrEqual(5_000);
-    expect((pod.spec.terminationGracePeriodSeconds ?? 30) * 1000).toBeGreaterThan(preStopMs + config.shutdownTimeoutMs + 1_500);
+    expect((pod.spec.terminationGracePeriodSeconds ?? 30) * 1000).toBeGreaterThan(preStopMs + config.shutdownTimeoutMs + 1_500 + QUIESCE_WAIT_MS);
   });
 
   it('the Service selects the pods on the named port; REDIS_URL names the Redis Service', () => {

@@ -311,6 +311,54 @@ describe('Scheduler: the jobs of a batch', () => {
     expect(await scheduler.pending('test.job')).toBe(0);
   });
 
+  /*
+   * The close quiesces the scheduler before the webhook dispatcher closes. A code review of the
+   * first version found that a run queued behind the one in progress still claimed after it, and
+   * that the lanes went on taking the batch's jobs after the wait: decisions made then found the
+   * dispatcher closed, and on Redis their webhooks were lost.
+   */
+  it('quiesce: the run in progress takes no further job (those left are free again at once), a run queued behind it claims nothing, a caller is told STORE_UNAVAILABLE', async () => {
+    const clock = new ManualClock(0);
+    const { store, completes } = recordingStore();
+    const scheduler = new Scheduler({ clock, store, onError: () => undefined });
+    const slow = slowHandler();
+    scheduler.register('test.job', slow.handler);
+    for (let i = 0; i < 4; i++) await scheduler.schedule('test.job', `k${i}`, i - 10);
+    const run = scheduler.runDue();
+    await new Promise((resolve) => setImmediate(resolve));
+    // A timer's run, queued behind the one in progress.
+    const queued = scheduler.runDue();
+    expect(slow.started).toEqual(['k0']);
+    const quiesced = scheduler.quiesce(5_000);
+    await slow.release();
+    await Promise.all([run, queued, quiesced]);
+    expect(slow.started).toEqual(['k0']);
+    expect(completes).toEqual([['k0']]);
+    // The three not taken are due again, unclaimed: another process claims them now.
+    const other = new Scheduler({ clock, store, onError: () => undefined });
+    const ran: string[] = [];
+    other.register('test.job', async (key) => void ran.push(key));
+    await other.runDue();
+    expect(ran).toEqual(['k1', 'k2', 'k3']);
+    await expect(scheduler.runDueOrFail()).rejects.toBeInstanceOf(StoreUnavailableError);
+  });
+
+  it('quiesce waits for the run in progress at most its wait', async () => {
+    const clock = new ManualClock(0);
+    const { store } = recordingStore();
+    const scheduler = new Scheduler({ clock, store, onError: () => undefined });
+    const slow = slowHandler();
+    scheduler.register('test.job', slow.handler);
+    await scheduler.schedule('test.job', 'k0', -1);
+    const run = scheduler.runDue();
+    await new Promise((resolve) => setImmediate(resolve));
+    // The run never ends until released: quiesce returns all the same.
+    await scheduler.quiesce(50);
+    expect(slow.started).toEqual(['k0']);
+    await slow.release();
+    await run;
+  });
+
   it('with `concurrency`, run that many at once, each lane taking the next due job; all are completed in one call', async () => {
     const clock = new ManualClock(0);
     const { store, completes } = recordingStore();

@@ -48,7 +48,7 @@ declare module 'fastify' {
 /** How often the stores drop expired entries when nothing else touches them. */
 const SWEEP_INTERVAL_MS = 60_000;
 /** How long the close waits for the scheduler's run in progress (its jobs not completed by then are claimed again once their lease lapses). */
-const QUIESCE_WAIT_MS = 1_000;
+export const QUIESCE_WAIT_MS = 1_000;
 /** At most one line this often about due work that could not be claimed, or done, and events whose subscribers failed, as the store is unavailable. */
 const RUN_ERROR_LOG_INTERVAL_MS = 10_000;
 /**

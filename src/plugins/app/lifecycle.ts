@@ -20,6 +20,8 @@ export interface Lifecycle {
   shuttingDown: boolean;
   /** Set when the server closes, after the drain: new requests get 503 in their dialect's shape. */
   closing: boolean;
+  /** When the drain's budget ends (epoch ms, real time), once it has begun. */
+  drainDeadline: number | undefined;
   /** Registers work to finish before the server closes (pending decisions, queued webhooks). */
   onDrain(drainer: Drainer, phase?: DrainPhase): void;
   /**
@@ -65,11 +67,13 @@ export default fp(
     const lifecycle: Lifecycle = {
       shuttingDown: false,
       closing: false,
+      drainDeadline: undefined,
       onDrain: (drainer, phase = 'producers') => void drainers.push({ drainer, phase }),
       reserveForDelivery: (ms) => void (deliveryReserveMs = Math.max(deliveryReserveMs, ms)),
       async drain(budgetMs) {
         lifecycle.shuttingDown = true;
         const deadline = Date.now() + budgetMs;
+        lifecycle.drainDeadline = deadline;
         const reserved = Math.min(deliveryReserveMs, budgetMs / 2);
         for (const phase of PHASES) {
           const left = Math.max(0, deadline - Date.now() - (phase === 'producers' ? reserved : 0));

@@ -137,8 +137,10 @@ export default fp<WebhooksOptions>(
     };
     app.decorate('webhooks', { dispatcher, log: stores.deliveries, signers, deliverEvents });
 
-    // Shared: the producers' phase leaves the delivery phase time for the attempts begun by then.
+    // Shared: the producers' phase leaves the delivery phase time for the attempts begun by then,
+    // and from the drain's start no attempt begins that could not end before its deadline.
     app.lifecycle.reserveForDelivery(dispatcher.drainReserveMs);
+    if (queue !== undefined) app.lifecycle.onDrain(async () => dispatcher.drainEndsAt(app.lifecycle.drainDeadline ?? Date.now()));
     app.lifecycle.onDrain(async (budgetMs) => {
       const left = await dispatcher.drain(budgetMs);
       if (left.length === 0) {
