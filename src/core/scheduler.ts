@@ -132,7 +132,7 @@ export class Scheduler {
   }
 
   /**
-   * For good: `stop`, no run claims anything from now on (a caller's `runDueOrFail` rejects with
+   * For good: `stop`, and on a shared store no run claims anything from now on (a caller's `runDueOrFail` rejects with
    * STORE_UNAVAILABLE, its client told to retry elsewhere), the runs in progress or queued take no
    * further job of what they claimed (each left is scheduled again as it was, free for another
    * replica at once), and waits for them, at most `waitMs`. The close, before the webhook
@@ -142,7 +142,8 @@ export class Scheduler {
    */
   async quiesce(waitMs: number): Promise<void> {
     this.stop();
-    this.#stopping = true;
+    // In memory nothing outlives the process: a caller's run still runs (its answer stays right).
+    this.#stopping = this.shared;
     const runs = [this.#running, this.#next].filter((run) => run !== undefined);
     if (runs.length === 0) return;
     let timer: NodeJS.Timeout | undefined;

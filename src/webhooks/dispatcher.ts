@@ -104,6 +104,9 @@ export class WebhookDispatcher {
   readonly #shared: boolean;
   /** Real time after which an attempt of a delivery taken from a shared queue is not begun but handed back (set by the drain). */
   #beginBy = Number.POSITIVE_INFINITY;
+  #beginByTimer: NodeJS.Timeout | undefined;
+  /** The shared queue's reader stopped (`#stopTaking`). */
+  #stoppedTaking: Promise<void> | undefined;
   /** With a shared queue: the ticket of each delivery taken from it and not yet acknowledged. */
   readonly #tickets = new Map<string, string>();
   /** With a shared queue: the deliveries taken from it whose attempt has begun (the others go back to it at `close`). */
@@ -398,7 +401,22 @@ export class WebhookDispatcher {
    * handed back), whichever phase of the drain it comes in.
    */
   drainEndsAt(deadline: number): void {
-    if (this.#shared) this.#beginBy = Math.min(this.#beginBy, deadline - this.drainReserveMs);
+    if (!this.#shared || deadline - this.drainReserveMs >= this.#beginBy) return;
+    this.#beginBy = deadline - this.drainReserveMs;
+    // From then on it reads nothing (all it read would go back), and deliveries waiting for a rate-cap
+    // token go back without one (the token is every replica's: the others send them).
+    clearTimeout(this.#beginByTimer);
+    this.#beginByTimer = setTimeout(() => {
+      void this.#stopTaking();
+      this.#bucket?.releaseAll();
+    }, Math.max(0, this.#beginBy - Date.now()));
+    this.#beginByTimer.unref();
+  }
+
+  /** Stops reading from a shared queue (once): what it has not read is the other replicas' (or the next start's). */
+  #stopTaking(): Promise<void> {
+    this.#stoppedTaking ??= this.#queue.stop();
+    return this.#stoppedTaking;
   }
 
   /**
@@ -415,7 +433,7 @@ export class WebhookDispatcher {
       // start), and an attempt begins only while it can end within the budget: one the close would
       // cut is sent twice (before 2026-12-03 a rolling restart under load did so 24–64 times a stop).
       this.drainEndsAt(endAt);
-      await this.#queue.stop();
+      await this.#stopTaking();
     }
     if (this.#unfinished.size > 0) {
       let timer: NodeJS.Timeout | undefined;
@@ -438,6 +456,7 @@ export class WebhookDispatcher {
   /** Stops new attempts (the drain is over): waiters for a rate-cap token and the pool's queue are let go. */
   close(): void {
     this.#closed = true;
+    clearTimeout(this.#beginByTimer);
     void this.#queue.stop();
     this.#bucket?.releaseAll();
     this.#lanes.clear();

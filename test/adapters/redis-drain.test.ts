@@ -161,6 +161,33 @@ if (redisServerOrSkip('the drain on a shared store')) describe('the drain on a s
     }
   });
 
+  it('stops reading the stream once no attempt may begin, though its producers still drain: nothing read only to be handed back (a third review found the loop)', async () => {
+    const rx = await startReceiver();
+    // WEBHOOK_TIMEOUT_MS 1,000: attempts may begin until 500 ms of a 2,000 ms drain, whose producers' phase (busy with an intent due in ten minutes) runs until 1,000 ms.
+    const env = { ...SHARED(), REDIS_KEY_PREFIX: 'drain-loop:', DEFAULT_APPROVE_DELAY_MS: '0', DEFAULT_DELAY_DELAY_MS: '600000', WEBHOOK_TIMEOUT_MS: '1000' };
+    const draining = await buildTestApp(env, { clockStart: Date.now() });
+    const admin = new Redis(server.url);
+    try {
+      expect((await draining.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'r-loop-busy', amount: 100, scenario: 'delay' } })).statusCode).toBe(200);
+      const drainedFrom = Date.now();
+      const drained = draining.app.lifecycle.drain(2_000);
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      for (let i = 0; i < 3; i++) {
+        expect((await draining.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: `r-loop-${i}`, amount: 100, webhook_url: rx.url() } })).statusCode).toBe(200);
+      }
+      await draining.clock.advance(10);
+      await drained;
+      expect(Date.now() - drainedFrom).toBeGreaterThanOrEqual(1_000);
+      // Their three entries wait in the stream, unread; each read and handed back would have appended one more.
+      expect(await admin.xlen('drain-loop:whq')).toBe(3);
+      expect(rx.requests).toEqual([]);
+    } finally {
+      admin.disconnect();
+      await draining.app.close();
+      await rx.close();
+    }
+  });
+
   it('claims no due work once its close has begun, before its dispatcher closes: a decision due then is the other replica’s', async () => {
     // A user refused CLIENT UNBLOCK (as hosted Redis give): the close of the delivery stream's
     // reader waits up to a second for its blocking read, a second in which the dispatcher is closed.

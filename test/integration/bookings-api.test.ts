@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { BookingEvent } from '../../src/core/events.ts';
 import { settle } from '../helpers/manual-clock.ts';
 import { eventually } from '../helpers/receiver.ts';
-import { buildTestApp, ISO, recordBookingEvents, ULID, untilScheduled, type TestApp } from '../helpers/app.ts';
+import { buildTestApp, ISO, onRedis, recordBookingEvents, ULID, untilScheduled, type TestApp } from '../helpers/app.ts';
 
 /**
  * The bookings API (document 003) through `inject`: every route and error with whole bodies,
@@ -715,7 +715,8 @@ describe('shutdown', () => {
     const { paying } = await paymentInFlight();
     const started = Date.now();
     await t.app.lifecycle.drain(100);
-    expect(Date.now() - started).toBeGreaterThanOrEqual(90);
+    // On Redis the producers' phase leaves the delivery phase its reserve: at most half the budget.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(onRedis ? 45 : 90);
     expect((await t.app.bookings.service.counts()).paymentsInFlight).toBe(1);
     await t.clock.advance(1000);
     expect((await paying).statusCode).toBe(200);

@@ -317,10 +317,11 @@ describe('Scheduler: the jobs of a batch', () => {
    * that the lanes went on taking the batch's jobs after the wait: decisions made then found the
    * dispatcher closed, and on Redis their webhooks were lost.
    */
-  it('quiesce: the run in progress takes no further job (those left are free again at once), a run queued behind it claims nothing, a caller is told STORE_UNAVAILABLE', async () => {
+  it('quiesce on a shared store: the run in progress takes no further job (those left are free again at once), a run queued behind it claims nothing, a caller is told STORE_UNAVAILABLE', async () => {
     const clock = new ManualClock(0);
     const { store, completes } = recordingStore();
-    const scheduler = new Scheduler({ clock, store, onError: () => undefined });
+    // Shared (it polls): in memory a caller's run still runs after quiesce (below).
+    const scheduler = new Scheduler({ clock, store, onError: () => undefined, pollMs: 250 });
     const slow = slowHandler();
     scheduler.register('test.job', slow.handler);
     for (let i = 0; i < 4; i++) await scheduler.schedule('test.job', `k${i}`, i - 10);
@@ -341,6 +342,21 @@ describe('Scheduler: the jobs of a batch', () => {
     await other.runDue();
     expect(ran).toEqual(['k1', 'k2', 'k3']);
     await expect(scheduler.runDueOrFail()).rejects.toBeInstanceOf(StoreUnavailableError);
+  });
+
+  it('quiesce in memory: the timers stop, a caller’s run still runs (nothing outlives the process; its answer stays right)', async () => {
+    const clock = new ManualClock(0);
+    const { store } = recordingStore();
+    const scheduler = new Scheduler({ clock, store, onError: () => undefined });
+    const ran: string[] = [];
+    scheduler.register('test.job', async (key) => void ran.push(key));
+    await scheduler.start();
+    await scheduler.schedule('test.job', 'k0', 100);
+    await scheduler.quiesce(50);
+    await clock.advance(200);
+    expect(ran).toEqual([]);
+    await scheduler.runDueOrFail();
+    expect(ran).toEqual(['k0']);
   });
 
   it('quiesce waits for the run in progress at most its wait', async () => {
