@@ -498,7 +498,7 @@ export class WebhookDispatcher {
   }
 
   async #attempt(delivery: Delivery): Promise<void> {
-    if (this.#tickets.has(delivery.id) && Date.now() > this.#beginBy) {
+    if (this.#tickets.has(delivery.id) && Date.now() >= this.#beginBy) {
       // Too late in the drain to end before the close: back to the queue, for another replica.
       await this.#acknowledge(delivery.id, false);
       return;
@@ -549,7 +549,7 @@ export class WebhookDispatcher {
     if (this.#bucket !== undefined) {
       await this.#bucket.take();
       // A token that came too late in a drain for the attempt to end before the close: handed back (not recorded).
-      if (this.#tickets.has(delivery.id) && Date.now() > this.#beginBy) return false;
+      if (this.#tickets.has(delivery.id) && Date.now() >= this.#beginBy) return false;
     }
     if (this.#closed) return false;
     if (await disabled.isDisabled(delivery.url)) {
