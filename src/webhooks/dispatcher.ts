@@ -498,7 +498,7 @@ export class WebhookDispatcher {
   }
 
   async #attempt(delivery: Delivery): Promise<void> {
-    if (this.#tickets.has(delivery.id) && Date.now() >= this.#beginBy) {
+    if (this.#tooLateToBegin(delivery.id)) {
       // Too late in the drain to end before the close: back to the queue, for another replica.
       await this.#acknowledge(delivery.id, false);
       return;
@@ -512,6 +512,11 @@ export class WebhookDispatcher {
       this.#deps.onError(error, `webhook delivery ${delivery.id}`);
     }
     if (this.#tickets.size !== 0) await this.#acknowledge(delivery.id, recorded);
+  }
+
+  /** A delivery taken from a shared queue whose attempt, begun now, might not end before the drain's close (`drainEndsAt`). */
+  #tooLateToBegin(id: string): boolean {
+    return this.#tickets.has(id) && Date.now() >= this.#beginBy;
   }
 
   /** Tells a shared queue that the attempt of a delivery taken from it begins: it is in flight, no longer waiting. */
@@ -549,7 +554,7 @@ export class WebhookDispatcher {
     if (this.#bucket !== undefined) {
       await this.#bucket.take();
       // A token that came too late in a drain for the attempt to end before the close: handed back (not recorded).
-      if (this.#tickets.has(delivery.id) && Date.now() >= this.#beginBy) return false;
+      if (this.#tooLateToBegin(delivery.id)) return false;
     }
     if (this.#closed) return false;
     if (await disabled.isDisabled(delivery.url)) {

@@ -33,6 +33,17 @@ local function find(ns, id)
   if redis.call('HGET', KEYS[1], id) ~= ns then return nil end
   return rec(id)
 end
+-- A rule added after the namespace's others, with zero counters (ct: its create's call token).
+local function add(ns, id, body, en, cnt, ct)
+  redis.call('HSET', KEYS[1], id, ns)
+  redis.call('HSET', rec(id), 'b', body, 'en', en, 'cnt', cnt, 'hits', 0, 'matched', 0, 'lh', '', 'ct', ct)
+  redis.call('ZADD', set(ns), redis.call('INCR', KEYS[3]), id)
+end
+local function remove(ns, id)
+  redis.call('DEL', rec(id))
+  redis.call('HDEL', KEYS[1], id)
+  redis.call('ZREM', set(ns), id)
+end
 -- One counter for every revision, so a namespace emptied and filled again never repeats one. It
 -- starts at the caller's time in microseconds (the script's last argument but one: Redis' TIME is
 -- refused to ACL users without @fast), so a counter deleted with its namespace (a namespace reset)
@@ -59,9 +70,7 @@ if redis.call('HEXISTS', KEYS[1], id) == 1 then
   return 'exists'
 end
 if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[7]) then return 'full' end
-redis.call('HSET', KEYS[1], id, ns)
-redis.call('HSET', rec(id), 'b', ARGV[4], 'en', ARGV[5], 'cnt', ARGV[6], 'hits', 0, 'matched', 0, 'lh', '', 'ct', ARGV[9])
-redis.call('ZADD', set(ns), redis.call('INCR', KEYS[3]), id)
+add(ns, id, ARGV[4], ARGV[5], ARGV[6], ARGV[9])
 changed(ns)
 return 'ok'
 `)}`;
@@ -90,17 +99,10 @@ for i = 0, n - 1 do
   ids[#ids + 1] = id
 end
 if redis.call('HLEN', KEYS[1]) - count + n > tonumber(ARGV[4]) then return {'full'} end
-for id in pairs(going) do
-  redis.call('DEL', rec(id))
-  redis.call('HDEL', KEYS[1], id)
-  redis.call('ZREM', set(ns), id)
-end
+for id in pairs(going) do remove(ns, id) end
 for i = 0, n - 1 do
   local at = 6 + i * 4
-  local id = ARGV[at]
-  redis.call('HSET', KEYS[1], id, ns)
-  redis.call('HSET', rec(id), 'b', ARGV[at + 1], 'en', ARGV[at + 2], 'cnt', ARGV[at + 3], 'hits', 0, 'matched', 0, 'lh', '', 'ct', ARGV[#ARGV])
-  redis.call('ZADD', set(ns), redis.call('INCR', KEYS[3]), id)
+  add(ns, ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3], ARGV[#ARGV])
 end
 -- An empty list would be encoded as an object ({}), read back as an empty table all the same.
 redis.call('HSET', KEYS[5], ns, cjson.encode({fp = fp, ids = ids}))
@@ -135,11 +137,8 @@ return redis.call('HGETALL', key)
 const DELETE = `${PRELUDE}${keepingReply("F .. 'del:'", `
 -- ARGV: F, namespace, id, clock (µs), call token
 local ns, id = ARGV[2], ARGV[3]
-local key = find(ns, id)
-if not key then return 0 end
-redis.call('DEL', key)
-redis.call('HDEL', KEYS[1], id)
-redis.call('ZREM', set(ns), id)
+if not find(ns, id) then return 0 end
+remove(ns, id)
 changed(ns)
 return 1
 `)}`;

@@ -110,9 +110,8 @@ export class FaultRuleService {
 
   /** Adds a parsed rule (a request's; FAULTS_FILE's go through `declare`). */
   async add(namespace: string, parsed: ParsedRule): Promise<StoredFaultRule> {
-    const { store, clock, ruleId } = this.#deps;
-    const rule = { ...parsed.input, id: parsed.id ?? ruleId(), createdAt: clock.now() } as FaultRule;
-    const outcome = await store.create(namespace, rule);
+    const rule = this.#ruleOf(parsed);
+    const outcome = await this.#deps.store.create(namespace, rule);
     this.#invalidate(namespace);
     if (!outcome.ok) {
       if (outcome.reason === 'exists') throw validationFailed([{ in: 'body', field: '/id', rule: 'unique', message: `rule ${rule.id} exists already` }]);
@@ -126,11 +125,14 @@ export class FaultRuleService {
    * see FaultRuleStore.declare. A rule without an id in the file gets a new one.
    */
   async declare(namespace: string, parsed: readonly ParsedRule[], fingerprint: string): Promise<DeclareRulesOutcome> {
-    const { store, clock, ruleId } = this.#deps;
-    const rules = parsed.map((rule) => ({ ...rule.input, id: rule.id ?? ruleId(), createdAt: clock.now() }) as FaultRule);
-    const outcome = await store.declare(namespace, fingerprint, rules);
+    const outcome = await this.#deps.store.declare(namespace, fingerprint, parsed.map((rule) => this.#ruleOf(rule)));
     if (outcome.kind === 'applied') this.#invalidate(namespace);
     return outcome;
+  }
+
+  /** The rule to store: its own id (FAULTS_FILE's) or a new one, made now. */
+  #ruleOf(parsed: ParsedRule): FaultRule {
+    return { ...parsed.input, id: parsed.id ?? this.#deps.ruleId(), createdAt: this.#deps.clock.now() } as FaultRule;
   }
 
   get(namespace: string, id: string): Promise<StoredFaultRule | undefined> {

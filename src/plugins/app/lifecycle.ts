@@ -7,7 +7,8 @@ import fp from 'fastify-plugin';
  * in-flight requests finish.
  */
 
-export type Drainer = (budgetMs: number) => Promise<void>;
+/** `budgetMs`: the drainer's phase's share of the budget; `deadline`: when the whole drain's budget ends (epoch ms, real time). */
+export type Drainer = (budgetMs: number, deadline: number) => Promise<void>;
 
 /**
  * Producers (pending decisions, payments in flight) drain first, then delivery: the webhooks
@@ -20,8 +21,6 @@ export interface Lifecycle {
   shuttingDown: boolean;
   /** Set when the server closes, after the drain: new requests get 503 in their dialect's shape. */
   closing: boolean;
-  /** When the drain's budget ends (epoch ms, real time), once it has begun. */
-  drainDeadline: number | undefined;
   /** Registers work to finish before the server closes (pending decisions, queued webhooks). */
   onDrain(drainer: Drainer, phase?: DrainPhase): void;
   /**
@@ -67,19 +66,17 @@ export default fp(
     const lifecycle: Lifecycle = {
       shuttingDown: false,
       closing: false,
-      drainDeadline: undefined,
       onDrain: (drainer, phase = 'producers') => void drainers.push({ drainer, phase }),
       reserveForDelivery: (ms) => void (deliveryReserveMs = Math.max(deliveryReserveMs, ms)),
       async drain(budgetMs) {
         lifecycle.shuttingDown = true;
         const deadline = Date.now() + budgetMs;
-        lifecycle.drainDeadline = deadline;
         const reserved = Math.min(deliveryReserveMs, budgetMs / 2);
         for (const phase of PHASES) {
           const left = Math.max(0, deadline - Date.now() - (phase === 'producers' ? reserved : 0));
           // A drainer that fails (its store is unreachable) is reported; the others and the close go on.
           await Promise.all(
-            drainers.filter((d) => d.phase === phase).map((d) => d.drainer(left).catch((error: unknown) => app.log.error({ err: error, phase }, 'shutdown: draining failed; closing without it'))),
+            drainers.filter((d) => d.phase === phase).map((d) => d.drainer(left, deadline).catch((error: unknown) => app.log.error({ err: error, phase }, 'shutdown: draining failed; closing without it'))),
           );
         }
       },
