@@ -420,6 +420,12 @@ export interface SchedulerStore {
   claimDue(now: number, limit: number, leaseMs: number): Promise<ClaimedJob[]>;
   /** Removes claimed jobs (a batch at once), each unless it was rescheduled or claimed again since its claim. */
   complete(jobs: readonly ClaimedJob[]): Promise<void>;
+  /**
+   * Gives claimed jobs back, each due again at its `dueAt` (as claimed, or a retry's later time) and
+   * free for the next claim at once, unless it was cancelled, rescheduled or claimed again since its
+   * claim: then it stays as that left it. Sent twice, the second changes nothing.
+   */
+  release(jobs: readonly ClaimedJob[]): Promise<void>;
   /** When the earliest job (claimed ones at their lease's end) falls due; undefined when there is none. */
   nextDueAt(): Promise<number | undefined>;
   /** Jobs of a kind, claimed or not. */

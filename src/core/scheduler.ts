@@ -239,8 +239,9 @@ export class Scheduler {
       if (lanes === 1) await lane();
       else await Promise.all(Array.from({ length: lanes }, lane));
       if (finished.length > 0) await store.complete(finished);
-      // Quiesced meanwhile: the jobs not taken are free again, for another replica (or the next start).
-      if (this.#stopping && taken < jobs.length) await Promise.all(jobs.slice(taken).map(({ kind, key, dueAt }) => store.schedule({ kind, key, dueAt })));
+      // Quiesced meanwhile: the jobs not taken are free again, for another replica (or the next start),
+      // but for those cancelled or rescheduled since the claim (a cancel made meanwhile stays made).
+      if (this.#stopping && taken < jobs.length) await store.release(jobs.slice(taken));
       if (failure !== undefined) throw failure.error;
       if (jobs.length === BATCH) {
         // More may be due: continue on a fresh timer turn, so requests get the event loop between batches.
@@ -285,7 +286,8 @@ export class Scheduler {
       }
       this.#failures.set(id, failures, now);
       const retryAt = now + Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** Math.min(failures.runs - 1, 20));
-      await store.schedule({ kind: job.kind, key: job.key, dueAt: retryAt });
+      // Unless cancelled, rescheduled or claimed again (its lease lapsed) while the handler ran: that stands.
+      await store.release([{ ...job, dueAt: retryAt }]);
     }
   }
 }

@@ -21,6 +21,7 @@ function refusingStore(): { jobs: MemorySchedulerStore; store: SchedulerStore; a
     cancel: (kind, key) => reachable(() => jobs.cancel(kind, key)),
     claimDue: (now, limit, leaseMs) => reachable(() => jobs.claimDue(now, limit, leaseMs)),
     complete: (claimed) => reachable(() => jobs.complete(claimed)),
+    release: (claimed) => reachable(() => jobs.release(claimed)),
     nextDueAt: () => reachable(() => jobs.nextDueAt()),
     count: (kind) => reachable(() => jobs.count(kind)),
   };

@@ -62,6 +62,32 @@ describe('Scheduler', () => {
     expect(await scheduler.pending('test.broken')).toBe(0);
   });
 
+  it('a handler that throws is not retried when its job was cancelled, rescheduled or claimed again while it ran: that stands (before 2026-12-04 the retry undid it)', async () => {
+    const clock = new ManualClock(0);
+    const store = new MemorySchedulerStore();
+    const scheduler = new Scheduler({ clock, store, onError: () => undefined, leaseMs: 1_000 });
+    const runs: Array<[string, number]> = [];
+    scheduler.register('test.job', async (key) => {
+      runs.push([key, clock.now()]);
+      if (runs.length > 3) return;
+      if (key === 'cancelled') await scheduler.cancel('test.job', key);
+      if (key === 'moved') await scheduler.schedule('test.job', key, 50_000);
+      // Its lease lapses meanwhile and another process claims it.
+      if (key === 'taken') expect(await store.claimDue(clock.now() + 1_000, 1, 30_000)).toHaveLength(1);
+      throw new Error('handler failed');
+    });
+    for (const key of ['cancelled', 'moved', 'taken']) await scheduler.schedule('test.job', key, 0);
+    await scheduler.runDue();
+    expect(runs).toEqual([['cancelled', 0], ['moved', 0], ['taken', 0]]);
+    // Not 100 ms later (the first retry's delay): 'moved' at its new time, 'taken' by the other claim's process.
+    expect(await scheduler.pending('test.job')).toBe(2);
+    expect(await store.nextDueAt()).toBe(31_000);
+    await clock.advance(50_000);
+    await scheduler.runDue();
+    expect(runs.slice(3)).toEqual([['taken', 50_000], ['moved', 50_000]]);
+    expect(await scheduler.pending('test.job')).toBe(0);
+  });
+
   it('runs that failed because the store could not be reached do not count towards MAX_ATTEMPTS: the job runs on, its delay capped, until it succeeds', async () => {
     const clock = new ManualClock(0);
     const store = new MemorySchedulerStore();
@@ -230,6 +256,7 @@ describe('Scheduler on a store shared by several processes', () => {
       cancel: (kind, key) => healthy.cancel(kind, key),
       claimDue: async (...args) => (away ? unreachable() : healthy.claimDue(...args)),
       complete: (jobs) => healthy.complete(jobs),
+      release: (jobs) => healthy.release(jobs),
       nextDueAt: async () => (away ? unreachable() : healthy.nextDueAt()),
       count: (kind) => healthy.count(kind),
     };
@@ -265,6 +292,7 @@ describe('Scheduler: the jobs of a batch', () => {
         completes.push(jobs.map((job) => job.key));
         return inner.complete(jobs);
       },
+      release: (jobs) => inner.release(jobs),
       nextDueAt: () => inner.nextDueAt(),
       count: (kind) => inner.count(kind),
     };
@@ -317,16 +345,21 @@ describe('Scheduler: the jobs of a batch', () => {
    * that the lanes went on taking the batch's jobs after the wait: decisions made then found the
    * dispatcher closed, and on Redis their webhooks were lost.
    */
-  it('quiesce on a shared store: the run in progress takes no further job (those left are free again at once), a run queued behind it claims nothing, a caller is told STORE_UNAVAILABLE', async () => {
+  /** A shared scheduler (it polls: in memory a caller's run still runs after quiesce, below) running k0 of k0–k3, all due, until `slow.release()`. */
+  async function runningSharedBatch() {
     const clock = new ManualClock(0);
     const { store, completes } = recordingStore();
-    // Shared (it polls): in memory a caller's run still runs after quiesce (below).
     const scheduler = new Scheduler({ clock, store, onError: () => undefined, pollMs: 250 });
     const slow = slowHandler();
     scheduler.register('test.job', slow.handler);
     for (let i = 0; i < 4; i++) await scheduler.schedule('test.job', `k${i}`, i - 10);
     const run = scheduler.runDue();
     await new Promise((resolve) => setImmediate(resolve));
+    return { clock, store, completes, scheduler, slow, run };
+  }
+
+  it('quiesce on a shared store: the run in progress takes no further job (those left are free again at once), a run queued behind it claims nothing, a caller is told STORE_UNAVAILABLE', async () => {
+    const { clock, store, completes, scheduler, slow, run } = await runningSharedBatch();
     // A timer's run, queued behind the one in progress.
     const queued = scheduler.runDue();
     expect(slow.started).toEqual(['k0']);
@@ -342,6 +375,27 @@ describe('Scheduler: the jobs of a batch', () => {
     await other.runDue();
     expect(ran).toEqual(['k1', 'k2', 'k3']);
     await expect(scheduler.runDueOrFail()).rejects.toBeInstanceOf(StoreUnavailableError);
+  });
+
+  it('quiesce gives back the jobs not taken, but for those cancelled or rescheduled while the run ran (before 2026-12-04 it scheduled them again as claimed)', async () => {
+    const { clock, store, scheduler, slow, run } = await runningSharedBatch();
+    expect(slow.started).toEqual(['k0']);
+    // While k0 runs: k2 is cancelled (say, its intent was), k3 moved to later.
+    expect(await scheduler.cancel('test.job', 'k2')).toBe(true);
+    await scheduler.schedule('test.job', 'k3', 1_000);
+    const quiesced = scheduler.quiesce(5_000);
+    await slow.release();
+    await Promise.all([run, quiesced]);
+    expect(await scheduler.pending('test.job')).toBe(2);
+    const other = new Scheduler({ clock, store, onError: () => undefined });
+    const ran: string[] = [];
+    other.register('test.job', async (key) => void ran.push(key));
+    await other.runDue();
+    expect(ran).toEqual(['k1']);
+    await clock.advance(1_000);
+    await other.runDue();
+    expect(ran).toEqual(['k1', 'k3']);
+    expect(await scheduler.pending('test.job')).toBe(0);
   });
 
   it('quiesce in memory: the timers stop, a caller’s run still runs (nothing outlives the process; its answer stays right)', async () => {
@@ -403,6 +457,7 @@ describe('Scheduler: the jobs of a batch', () => {
       cancel: (kind, key) => inner.cancel(kind, key),
       claimDue: (...args) => inner.claimDue(...args),
       complete: (jobs) => inner.complete(jobs),
+      release: async (jobs) => (away ? Promise.reject(new Error('connect ECONNREFUSED')) : inner.release(jobs)),
       nextDueAt: () => inner.nextDueAt(),
       count: (kind) => inner.count(kind),
     };
@@ -440,6 +495,7 @@ describe('Scheduler: the jobs of a batch', () => {
       cancel: (kind, key) => inner.cancel(kind, key),
       claimDue: (...args) => (failure === undefined ? inner.claimDue(...args) : Promise.reject(failure)),
       complete: (jobs) => inner.complete(jobs),
+      release: (jobs) => inner.release(jobs),
       nextDueAt: () => inner.nextDueAt(),
       count: (kind) => inner.count(kind),
     };

@@ -75,6 +75,10 @@ export class MemorySchedulerStore implements SchedulerStore {
     return Promise.resolve();
   }
 
+  async release(claims: readonly ClaimedJob[]): Promise<void> {
+    for (const job of claims) if (this.#live.get(job.kind)?.get(job.key)?.token === job.token) await this.schedule(job);
+  }
+
   nextDueAt(): Promise<number | undefined> {
     const top = this.#top()?.dueAt;
     const lease = this.#firstLiveClaim()?.leaseEnd;

@@ -130,6 +130,23 @@ return #members
 `;
 
 /*
+ * A job is given back only while its claim's token is its member: sent again (its reply lost), the
+ * first run gave it a new member, and the second changes nothing.
+ */
+const RELEASE = `${PRELUDE}${SCHEDULE_JOB}
+-- ARGV: J, then kind, key, token, dueAt for each job
+local n = 0
+for i = 2, #ARGV, 4 do
+  local kind, key = ARGV[i], ARGV[i + 1]
+  if redis.call('HGET', J .. kind, key) == ARGV[i + 2] then
+    scheduleJob(KEYS[1], KEYS[2], KEYS[3], J, kind, key, ARGV[i + 3])
+    n = n + 1
+  end
+end
+return n
+`;
+
+/*
  * The layout of paysim before this one (S..'due' and S..'leases' with members of sequence number and
  * job id, S..'members', 'tokens', 'dueat' and 'counts' hashes): its jobs move into this layout, all
  * due again at their due time (a claim made by the earlier version is not this version's to
@@ -171,7 +188,8 @@ return due or lease or ''
  * clock within a small fraction of the lease.
  *
  * Commands per job: 4 to schedule it (HGET, INCR, HSET, ZADD; 2 ZREMs more when it had a schedule,
- * and the GET and SET of its kept reply on its own), 1 to complete it (its HGET); a claim and a complete of a whole batch add a
+ * and the GET and SET of its kept reply on its own), 1 to complete it (its HGET), 8 to give it back
+ * (`release`: its HGET, then a schedule's); a claim and a complete of a whole batch add a
  * handful (ZRANGEBYSCORE, ZREM, INCRBY, ZADD, HSET, HDEL; a claim's GET of a kept reply, and its
  * SET when it claimed jobs), however many jobs the batch holds.
  */
@@ -183,6 +201,7 @@ export class RedisSchedulerStore implements SchedulerStore {
   readonly #cancel: Script;
   readonly #claim: Script;
   readonly #complete: Script;
+  readonly #release: Script;
   readonly #nextDue: Script;
   readonly #adopt: Script;
   readonly #earlierKeys: string[];
@@ -200,6 +219,7 @@ export class RedisSchedulerStore implements SchedulerStore {
     this.#cancel = defineScript(client, 'paysimSchedCancel', CANCEL);
     this.#claim = defineScript(client, 'paysimSchedClaim', CLAIM);
     this.#complete = defineScript(client, 'paysimSchedComplete', COMPLETE);
+    this.#release = defineScript(client, 'paysimSchedRelease', RELEASE);
     this.#nextDue = defineScript(client, 'paysimSchedNextDue', NEXT_DUE);
     this.#adopt = defineScript(client, 'paysimSchedAdopt', ADOPT);
   }
@@ -256,6 +276,14 @@ export class RedisSchedulerStore implements SchedulerStore {
     const args: string[] = [this.#jobs];
     for (const job of jobs) args.push(job.kind, job.key, job.token);
     await this.#complete(this.#keys, args);
+  }
+
+  async release(jobs: readonly ClaimedJob[]): Promise<void> {
+    if (jobs.length === 0) return;
+    const args: string[] = [this.#jobs];
+    // String(n) never holds a space: see jobWrite.
+    for (const job of jobs) args.push(job.kind, job.key, job.token, String(job.dueAt));
+    await this.#release(this.#keys, args);
   }
 
   async nextDueAt(): Promise<number | undefined> {

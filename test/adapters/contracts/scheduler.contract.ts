@@ -113,6 +113,44 @@ export function schedulerStoreContract(name: string, make: SchedulerStoreFactory
       expect(await store.nextDueAt()).toBeUndefined();
     });
 
+    it('release gives claimed jobs back, each due at its dueAt (as claimed, or later) and free for the next claim at once', async () => {
+      const store = await storeWith(job('a', T0), job('b', T0), job('c', T0 + 5));
+      const claims = await store.claimDue(T0, 10, LEASE);
+      expect(keys(claims)).toEqual([`${DECIDE}:a`, `${DECIDE}:b`]);
+      await store.release([claims[0] as ClaimedJob, { ...(claims[1] as ClaimedJob), dueAt: T0 + 100 }]);
+      expect(await store.count(DECIDE)).toBe(3);
+      expect(await store.nextDueAt()).toBe(T0);
+      const again = await store.claimDue(T0, 10, LEASE);
+      expect(again).toEqual([claimOf(job('a', T0))]);
+      expect(again[0]?.token).not.toBe(claims[0]?.token);
+      expect(await store.claimDue(T0 + 100, 10, LEASE)).toEqual([claimOf(job('c', T0 + 5)), claimOf(job('b', T0 + 100))]);
+    });
+
+    it('release leaves a job cancelled, rescheduled or claimed again since its claim as that left it; sent again, it changes nothing', async () => {
+      const store = await storeWith(job('again', T0 - 1), job('cancelled', T0), job('moved', T0), job('twice', T0));
+      const [first] = await store.claimDue(T0 - 1, 1, 10);
+      const claims = await store.claimDue(T0, 10, LEASE);
+      expect(keys(claims)).toEqual([`${DECIDE}:cancelled`, `${DECIDE}:moved`, `${DECIDE}:twice`]);
+      // 'again' is claimed anew once its first lease lapsed; 'cancelled' goes, 'moved' is rescheduled.
+      const [second] = await store.claimDue(T0 + 9, 1, LEASE);
+      expect(second).toEqual(claimOf(job('again', T0 - 1)));
+      expect(await store.cancel(DECIDE, 'cancelled')).toBe(true);
+      await store.schedule(job('moved', T0 + 500));
+      await store.release([first as ClaimedJob, ...claims]);
+      expect(await store.count(DECIDE)).toBe(3);
+      // Only 'twice' is free now: 'again' is the second claim's, 'moved' due later.
+      const [third, ...none] = await store.claimDue(T0 + 9, 10, LEASE);
+      expect([third, ...none]).toEqual([claimOf(job('twice', T0))]);
+      // The release sent again (its reply lost): 'twice' stays the third claim's.
+      await store.release([claims[2] as ClaimedJob]);
+      expect(await store.claimDue(T0 + 499, 10, LEASE)).toEqual([]);
+      const [moved] = await store.claimDue(T0 + 500, 10, LEASE);
+      expect(moved).toEqual(claimOf(job('moved', T0 + 500)));
+      await store.complete([second, third, moved] as ClaimedJob[]);
+      expect(await store.count(DECIDE)).toBe(0);
+      expect(await store.nextDueAt()).toBeUndefined();
+    });
+
     it('claims and completes a batch of 2,500 jobs at once, in order', async () => {
       const store = await make();
       await concurrently(2500, (i) => store.schedule(job(`pay_${String(i).padStart(4, '0')}`, T0 + Math.floor(i / 100))));
