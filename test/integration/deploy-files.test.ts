@@ -17,6 +17,7 @@ import { REPO } from '../helpers/child.ts';
 import { exportedSeries, queryNames } from '../helpers/promql.ts';
 import { hasPromtool, inCi, PROMTOOL_MISSING } from '../helpers/promtool.ts';
 import { closedPort, eventually, startReceiver, type Receiver } from '../helpers/receiver.ts';
+import { hasRedisServer, REDIS_SERVER_MISSING, startRedis } from '../helpers/redis.ts';
 import { afterAttempts, createIntent, deliveryWhen } from '../helpers/webhooks.ts';
 
 /**
@@ -240,6 +241,17 @@ describe('the service the files describe', () => {
       return /^webhook_delivery_latency_seconds_count 1$/m.test(text) ? text : undefined;
     }, 'the delivery latency observed');
     metrics = exportedSeries(body);
+    // Series only a Redis app exports (redis_*), from one on a redis-server of its own.
+    if (hasRedisServer) {
+      const redis = await startRedis();
+      try {
+        const onRedis = await buildTestApp({ STORE: 'redis', REDIS_URL: redis.url, REDIS_KEY_PREFIX: redis.newPrefix() });
+        for (const [name, labels] of exportedSeries((await onRedis.app.inject({ url: '/metrics' })).body)) if (!metrics.has(name)) metrics.set(name, labels);
+        await onRedis.app.close();
+      } finally {
+        await redis.stop();
+      }
+    }
   });
   afterAll(async () => {
     await rx?.close();
@@ -256,6 +268,10 @@ describe('the service the files describe', () => {
     for (const name of series) {
       // `up` is Prometheus's own series per target, with the target's labels only.
       if (name === 'up') continue;
+      if (name.startsWith('redis_') && !hasRedisServer) {
+        if (inCi) throw new Error(REDIS_SERVER_MISSING);
+        continue;
+      }
       expect(metrics.has(name), `${name} is in /metrics`).toBe(true);
       for (const label of metrics.get(name) ?? []) known.add(label);
     }
@@ -420,7 +436,7 @@ describe('docker-compose.yml', () => {
 });
 
 describe('what the dashboard and the alerts say, evaluated by promtool on made-up series (promtool test rules)', () => {
-  it.skipIf(!hasPromtool && !inCi)('the 5xx ratio reads 0 before any 5xx (not No data); the backlog alert fires on the shared queue each replica reports, growing or pinned and jittering; the STORE_FULL alert on refusals', () => {
+  it.skipIf(!hasPromtool && !inCi)('the 5xx ratio reads 0 before any 5xx (not No data); the backlog alert fires on the shared queue each replica reports, growing or pinned and jittering; the STORE_FULL alert on refusals; the data-loss alert once per loss', () => {
     if (!hasPromtool) throw new Error(PROMTOOL_MISSING);
     const errorRatio = DASHBOARD_EXPRS.find(({ expr }) => expr.includes('status_code=~"5.."'));
     expect(errorRatio, 'a panel of the 5xx ratio').toBeDefined();
@@ -444,6 +460,9 @@ describe('what the dashboard and the alerts say, evaluated by promtool on made-u
                 // and new ones come), then drained from minute 30.
                 { series: 'webhook_queue_waiting{replica="paysim-1"}', values: PINNED },
                 { series: 'webhook_queue_waiting{replica="paysim-2"}', values: PINNED },
+                // Both replicas see one loss at minute 20; paysim-2 restarts at minute 40 (its count back to 0).
+                { series: 'redis_data_losses_total{replica="paysim-1"}', values: '0x19 1x40' },
+                { series: 'redis_data_losses_total{replica="paysim-2"}', values: '0x19 1x20 0x20' },
               ],
               promql_expr_test: [{ expr: errorRatio?.expr ?? '', eval_time: '10m', exp_samples: [{ labels: '{}', value: 0 }] }],
               alert_rule_test: [
@@ -461,6 +480,18 @@ describe('what the dashboard and the alerts say, evaluated by promtool on made-u
                   alertname: 'PaysimStoreFull',
                   exp_alerts: [{ exp_labels: { severity: 'warning', store: 'intents' }, exp_annotations: { summary: 'Requests were refused with 503 STORE_FULL: store intents is full of unfinished work (raise its bound, or let work finish sooner)' } }],
                 },
+                // The loss fires one alert (not one per replica) for 10 minutes; a restart's reset fires none.
+                ...[19, 31, 45].map((minute) => ({ eval_time: `${minute}m`, alertname: 'PaysimRedisDataLost', exp_alerts: [] })),
+                ...[20, 29].map((minute) => ({
+                  eval_time: `${minute}m`,
+                  alertname: 'PaysimRedisDataLost',
+                  exp_alerts: [
+                    {
+                      exp_labels: { severity: 'critical' },
+                      exp_annotations: { summary: "Redis lost paysim's data (FLUSHALL or FLUSHDB, a restart without persistence, or eviction): what was made before is gone; keep it with an AOF and maxmemory-policy noeviction" },
+                    },
+                  ],
+                })),
               ],
             },
           ],
