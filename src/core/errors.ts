@@ -17,6 +17,8 @@ export type ErrorCode =
   | 'STORE_FULL'
   /** The shared store (Redis) cannot be reached; retry later (503). */
   | 'STORE_UNAVAILABLE'
+  /** The process is closing (SIGTERM); retry on another instance (503). */
+  | 'SHUTTING_DOWN'
   /** More namespaces (X-Sim-Namespace) than NAMESPACES_MAX (409). */
   | 'NAMESPACE_LIMIT'
   /** The namespace was reset while it was being set up, or the service is shutting down; retry (503). */
@@ -78,9 +80,23 @@ export function storeFull(store: FullStore): StoreFullError {
  * adapters raise it; each dialect renders it as its 503.
  */
 export class StoreUnavailableError extends DomainError {
-  constructor(options?: { cause?: unknown }) {
-    super('STORE_UNAVAILABLE', 'The store is unavailable; retry shortly.');
+  constructor(options?: { cause?: unknown }, code: 'STORE_UNAVAILABLE' | 'SHUTTING_DOWN' = 'STORE_UNAVAILABLE', message = 'The store is unavailable; retry shortly.') {
+    super(code, message);
     if (options?.cause !== undefined) this.cause = options.cause;
+  }
+}
+
+/** What a request gets from a process that is closing. */
+export const SHUTTING_DOWN_MESSAGE = 'The simulator is shutting down; retry on another instance.';
+
+/**
+ * The store is this process's no more: it is closing (a shared scheduler quiesced at the close,
+ * `Scheduler.quiesce`). A StoreUnavailableError for what handles one (nothing of it counts as a
+ * failure of the work); the client gets 503 SHUTTING_DOWN, as a request arriving then does.
+ */
+export class ShuttingDownError extends StoreUnavailableError {
+  constructor() {
+    super(undefined, 'SHUTTING_DOWN', SHUTTING_DOWN_MESSAGE);
   }
 }
 

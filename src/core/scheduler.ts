@@ -1,5 +1,5 @@
 import type { Clock, Timer } from './clock.ts';
-import { isStoreUnavailable, StoreUnavailableError } from './errors.ts';
+import { isStoreUnavailable, ShuttingDownError } from './errors.ts';
 import { FailureCounts } from './failure-counts.ts';
 import type { ClaimedJob, SchedulerStore } from './ports.ts';
 
@@ -133,7 +133,7 @@ export class Scheduler {
 
   /**
    * For good: `stop`, and on a shared store no run claims anything from now on (a caller's `runDueOrFail` rejects with
-   * STORE_UNAVAILABLE, its client told to retry elsewhere), the runs in progress or queued take no
+   * a ShuttingDownError, 503 SHUTTING_DOWN, its client told to retry elsewhere; before 2026-12-04 STORE_UNAVAILABLE), the runs in progress or queued take no
    * further job of what they claimed (each left is scheduled again as it was, free for another
    * replica at once), and waits for them, at most `waitMs`. The close, before the webhook
    * dispatcher closes: before 2026-12-03 the timers ran on until the scheduler's own close, after
@@ -217,7 +217,7 @@ export class Scheduler {
 
   async #run(): Promise<unknown> {
     const { clock, store } = this.#deps;
-    if (this.#stopping) return new StoreUnavailableError();
+    if (this.#stopping) return new ShuttingDownError();
     try {
       const jobs = await store.claimDue(clock.now(), BATCH, this.leaseMs);
       const finished: ClaimedJob[] = [];

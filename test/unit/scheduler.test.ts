@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MemorySchedulerStore } from '../../src/adapters/memory/scheduler.ts';
-import { StoreUnavailableError } from '../../src/core/errors.ts';
+import { ShuttingDownError, StoreUnavailableError } from '../../src/core/errors.ts';
 import type { SchedulerStore } from '../../src/core/ports.ts';
 import { BATCH, FAILED_RUN_RETRY_MS, LEASE_MS, MAX_ATTEMPTS, Scheduler } from '../../src/core/scheduler.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
@@ -358,7 +358,7 @@ describe('Scheduler: the jobs of a batch', () => {
     return { clock, store, completes, scheduler, slow, run };
   }
 
-  it('quiesce on a shared store: the run in progress takes no further job (those left are free again at once), a run queued behind it claims nothing, a caller is told STORE_UNAVAILABLE', async () => {
+  it('quiesce on a shared store: the run in progress takes no further job (those left are free again at once), a run queued behind it claims nothing, a caller is told SHUTTING_DOWN (a StoreUnavailableError: nothing of it counts as the work failing)', async () => {
     const { clock, store, completes, scheduler, slow, run } = await runningSharedBatch();
     // A timer's run, queued behind the one in progress.
     const queued = scheduler.runDue();
@@ -374,7 +374,10 @@ describe('Scheduler: the jobs of a batch', () => {
     other.register('test.job', async (key) => void ran.push(key));
     await other.runDue();
     expect(ran).toEqual(['k1', 'k2', 'k3']);
-    await expect(scheduler.runDueOrFail()).rejects.toBeInstanceOf(StoreUnavailableError);
+    const told = await scheduler.runDueOrFail().then(() => undefined, (error: unknown) => error);
+    expect(told).toBeInstanceOf(ShuttingDownError);
+    expect(told).toBeInstanceOf(StoreUnavailableError);
+    expect(told).toMatchObject({ code: 'SHUTTING_DOWN', message: 'The simulator is shutting down; retry on another instance.' });
   });
 
   it('quiesce gives back the jobs not taken, but for those cancelled or rescheduled while the run ran (before 2026-12-04 it scheduled them again as claimed)', async () => {

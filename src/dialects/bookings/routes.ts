@@ -165,7 +165,7 @@ const bookingRoutes: FastifyPluginAsync<BookingRoutesOptions> = async (fastify, 
         await service.cancel({ userId: userOf(request), bookingId: request.body.bookingId });
       } catch (error) {
         // Document 003 answers 400 whatever the reason; the code keeps the reason.
-        if (error instanceof DomainError && error.code !== 'STORE_FULL' && error.code !== 'STORE_UNAVAILABLE') return sendProblem(reply, bookingsErrors, { ...problemOf(error, bookingsErrors.statusOf), status: 400 });
+        if (error instanceof DomainError && error.code !== 'STORE_FULL' && error.code !== 'STORE_UNAVAILABLE' && error.code !== 'SHUTTING_DOWN') return sendProblem(reply, bookingsErrors, { ...problemOf(error, bookingsErrors.statusOf), status: 400 });
         throw error;
       }
       return { message: BOOKING_CANCELLED_MESSAGE };

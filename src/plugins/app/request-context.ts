@@ -5,6 +5,7 @@ import type { FastifyChildLoggerFactory } from 'fastify/types/logger.js';
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
 import type { Bindings, ChildLoggerOptions, Logger } from 'pino';
 import fp from 'fastify-plugin';
+import { SHUTTING_DOWN_MESSAGE } from '../../core/errors.ts';
 import { sendProblem } from '../../http/error-handler.ts';
 import type { ErrorShapes } from '../../http/error-shapes.ts';
 import { loggedUrl } from '../../http/logged-url.ts';
@@ -178,7 +179,7 @@ export default fp<RequestContextOptions>(
       bindRequestContext(request, reply);
       if (lifecycle.closing) {
         reply.header('connection', 'close');
-        return sendProblem(reply, shapes.forUrl(request.url), { status: 503, code: 'SHUTTING_DOWN', message: 'The simulator is shutting down; retry on another instance.', retryAfterS: 1 });
+        return sendProblem(reply, shapes.forUrl(request.url), { status: 503, code: 'SHUTTING_DOWN', message: SHUTTING_DOWN_MESSAGE, retryAfterS: 1 });
       }
       if (request.url.length > MAX_URL_LENGTH) {
         return sendProblem(reply, shapes.forUrl(request.url), { status: 414, code: 'URI_TOO_LONG', message: `The request URL is longer than ${MAX_URL_LENGTH} characters.` });
