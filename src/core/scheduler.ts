@@ -243,6 +243,9 @@ export class Scheduler {
       // but for those cancelled or rescheduled since the claim (a cancel made meanwhile stays made).
       if (this.#stopping && taken < jobs.length) await store.release(jobs.slice(taken));
       if (failure !== undefined) throw failure.error;
+      // Quiesced while it ran, with due work left undone (given back, or a full batch's next jobs):
+      // a caller that needs it done is told, as one queued behind it is.
+      if (this.#stopping && (taken < jobs.length || jobs.length === BATCH)) return new ShuttingDownError();
       if (jobs.length === BATCH) {
         // More may be due: continue on a fresh timer turn, so requests get the event loop between batches.
         this.#arm(clock.now());

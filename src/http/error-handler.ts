@@ -39,6 +39,8 @@ export function sendProblem(reply: FastifyReply, shape: ErrorShape, problem: Pro
   reply.server.errorShapes?.notify(problem);
   reply.code(shape.statusFor?.(problem) ?? problem.status).type('application/json; charset=utf-8');
   if (problem.retryAfterS !== undefined) reply.header('retry-after', String(problem.retryAfterS));
+  // The process is closing: the client's next request goes to another instance (as refused at the door, or by a quiesced scheduler).
+  if (problem.code === 'SHUTTING_DOWN') reply.header('connection', 'close');
   for (const [name, value] of Object.entries(problem.headers ?? {})) reply.header(name, value);
   return shape.render(reply, problem);
 }

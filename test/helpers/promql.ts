@@ -32,8 +32,8 @@ export function queryNames(expr: string): QueryNames {
     for (const name of list.split(',')) if (name.trim() !== '') labels.add(name.trim());
     return ' ';
   });
-  // Range and subquery durations ([5m], [$__rate_interval], [1h:5m]) and numbers (1e-9, 0.99).
-  rest = rest.replace(/\[[^\]]*\]/g, ' ').replace(/(?<![a-zA-Z0-9_:])\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/g, ' ');
+  // Range and subquery durations ([5m], [$__rate_interval], [1h:5m]), offsets (offset 10m, offset -1h30m) and numbers (1e-9, 0.99).
+  rest = rest.replace(/\[[^\]]*\]/g, ' ').replace(/\boffset\s+-?(?:\d+(?:ms|[smhdwy]))+/gi, ' ').replace(/(?<![a-zA-Z0-9_:])\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/g, ' ');
   const series = new Set<string>();
   for (const m of rest.matchAll(IDENTIFIER)) {
     const name = m[0];

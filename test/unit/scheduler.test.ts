@@ -345,15 +345,19 @@ describe('Scheduler: the jobs of a batch', () => {
    * that the lanes went on taking the batch's jobs after the wait: decisions made then found the
    * dispatcher closed, and on Redis their webhooks were lost.
    */
-  /** A shared scheduler (it polls: in memory a caller's run still runs after quiesce, below) running k0 of k0–k3, all due, until `slow.release()`. */
-  async function runningSharedBatch() {
+  /**
+   * A shared scheduler (it polls: in memory a caller's run still runs after quiesce, below) running
+   * k0 of k0–k3, all due, until `slow.release()`; the run is `start`'s (a timer's by default), and
+   * `run` resolves with what its caller is told.
+   */
+  async function runningSharedBatch(start: (scheduler: Scheduler) => Promise<unknown> = (scheduler) => scheduler.runDue()) {
     const clock = new ManualClock(0);
     const { store, completes } = recordingStore();
     const scheduler = new Scheduler({ clock, store, onError: () => undefined, pollMs: 250 });
     const slow = slowHandler();
     scheduler.register('test.job', slow.handler);
     for (let i = 0; i < 4; i++) await scheduler.schedule('test.job', `k${i}`, i - 10);
-    const run = scheduler.runDue();
+    const run = start(scheduler);
     await new Promise((resolve) => setImmediate(resolve));
     return { clock, store, completes, scheduler, slow, run };
   }
@@ -378,6 +382,26 @@ describe('Scheduler: the jobs of a batch', () => {
     expect(told).toBeInstanceOf(ShuttingDownError);
     expect(told).toBeInstanceOf(StoreUnavailableError);
     expect(told).toMatchObject({ code: 'SHUTTING_DOWN', message: 'The simulator is shutting down; retry on another instance.' });
+  });
+
+  it('quiesce during a caller’s own run: the caller is told SHUTTING_DOWN when due work was left undone (a code review found it told nothing: a booking went on with lapsed holds still held)', async () => {
+    const { scheduler, slow } = await runningSharedBatch();
+    // A caller's run, queued behind the one in progress (which may already have claimed: its jobs).
+    const caller = scheduler.runDueOrFail().then(() => undefined, (error: unknown) => error);
+    const quiesced = scheduler.quiesce(5_000);
+    await slow.release();
+    await quiesced;
+    expect(await caller).toBeInstanceOf(ShuttingDownError);
+
+    // The caller's own run is the one in progress: its lanes stop, the jobs not taken go back.
+    const own = await runningSharedBatch((scheduler) => scheduler.runDueOrFail().then(() => undefined, (error: unknown) => error));
+    expect(own.slow.started).toEqual(['k0']);
+    const ownQuiesced = own.scheduler.quiesce(5_000);
+    await own.slow.release();
+    await ownQuiesced;
+    expect(await own.run).toBeInstanceOf(ShuttingDownError);
+    expect(own.slow.started).toEqual(['k0']);
+    expect(await own.scheduler.pending('test.job')).toBe(3);
   });
 
   it('quiesce gives back the jobs not taken, but for those cancelled or rescheduled while the run ran (before 2026-12-04 it scheduled them again as claimed)', async () => {

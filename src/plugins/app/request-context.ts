@@ -178,7 +178,6 @@ export default fp<RequestContextOptions>(
     app.addHook('onRequest', (request, reply, done) => {
       bindRequestContext(request, reply);
       if (lifecycle.closing) {
-        reply.header('connection', 'close');
         return sendProblem(reply, shapes.forUrl(request.url), { status: 503, code: 'SHUTTING_DOWN', message: SHUTTING_DOWN_MESSAGE, retryAfterS: 1 });
       }
       if (request.url.length > MAX_URL_LENGTH) {
