@@ -277,6 +277,31 @@ if (redisServerOrSkip('replicas on Redis')) {
     });
   });
 
+  describe('an /api/v2 create repeated on the other replica while the first waits', { timeout: TEST_TIMEOUT_MS }, () => {
+    it('the repeat waits for the same answer (PAYMENT_COMPLETED), as a twin in one process does; a repeat after the answer replays it at once (a helper: before 2026-12-04 it answered PENDING at once)', async () => {
+      const [a, b] = await replicas({ V2_COMPLETE_DELAY_MS: '1000' });
+      const rx = await startReceiver();
+      try {
+        const create = (t: TestApp) => inject(t, { method: 'POST', url: '/api/v2/payments', payload: v2Body('tx_twin', rx.url('/callback')) });
+        const first = create(a);
+        await eventually(async () => ((await b.app.v2Payments.pendingDecisions()) === 1 ? true : undefined), 'the payment stored, its decision due in 1 s');
+        const repeat = create(b);
+        // Neither answers before the decision, however long they wait (B's store checks read it PENDING, undecided).
+        expect(await Promise.race([repeat.then(() => 'answered'), sleep(3 * LOOK_AFTER_DUE_MS + 200).then(() => 'waiting')])).toBe('waiting');
+        await Promise.all([a.clock.advance(1_000), b.clock.advance(1_000)]);
+        const completed = { ok: true, tx_id: 'tx_twin', status: 'PAYMENT_COMPLETED', payment_id: 'pay_tx_twin' };
+        const [one, two] = await Promise.all([first, repeat]);
+        expect([one.statusCode, one.headers['idempotent-replayed'], one.json()]).toEqual([200, undefined, completed]);
+        expect([two.statusCode, two.headers['idempotent-replayed'], two.json()]).toEqual([200, 'true', completed]);
+        expect(rx.requests).toHaveLength(1);
+        const later = await create(b);
+        expect([later.statusCode, later.headers['idempotent-replayed'], later.json()]).toEqual([200, 'true', completed]);
+      } finally {
+        await rx.close();
+      }
+    });
+  });
+
   describe('Redis losing its data with the connections open (FLUSHDB, a key deleted)', { timeout: TEST_TIMEOUT_MS }, () => {
     it('bookings, the performances and their seats work at once on both replicas: the maps are laid out again by the calls that find them missing (before 2026-12-03: 404 and 500 until a reconnect)', async () => {
       const [a, b] = await replicas();

@@ -72,6 +72,31 @@ describe('CallbackWaits and the store', () => {
     expect(waits.size).toBe(0);
   });
 
+  it('follow (a repeat whose first request is another replica’s): waits only while the answer is to come; undecided, it reads from the next check until completed; decided, what is left of its bound', async () => {
+    const found = new Map<string, LookedUp | Error>([
+      ['pay_done', { decidedAt: 9_000, completed: true }],
+      ['pay_bound_over', { decidedAt: 8_000, completed: false }],
+      ['pay_gone', undefined],
+      ['pay_undecided', { decidedAt: null, completed: false }],
+      ['pay_decided', { decidedAt: 9_700, completed: false }],
+      ['pay_broken', new Error('Connection is closed.')],
+    ]);
+    const { waits } = lookingWaits(1_000, found);
+    for (const id of ['pay_done', 'pay_bound_over', 'pay_gone']) expect(await waits.follow(waits.open(id))).toBe(false);
+    await expect(waits.follow(waits.open('pay_broken'))).rejects.toThrow('Connection is closed.');
+    expect(waits.size).toBe(0);
+    const undecided = waits.open('pay_undecided');
+    const decided = waits.open('pay_decided');
+    expect([await waits.follow(undecided), await waits.follow(decided)]).toEqual([true, true]);
+    // Decided 300 ms ago: 700 ms of its bound left (its reads find it not completed meanwhile).
+    expect(await settledWithin(decided.done, 450)).toBe(false);
+    expect(await settledWithin(decided.done, 600)).toBe(true);
+    expect(await settledWithin(undecided.done, 300)).toBe(false);
+    found.set('pay_undecided', { decidedAt: 10_000, completed: true });
+    expect(await settledWithin(undecided.done, 600)).toBe(true);
+    expect(waits.size).toBe(0);
+  });
+
   it('a failed read is made again at the next check; a wait its own events end first reads nothing', async () => {
     const found = new Map<string, LookedUp | Error>([['pay_flaky', new Error('Connection is closed.')]]);
     const { waits, clock, reads } = lookingWaits(5_000, found);

@@ -86,9 +86,10 @@ const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (fastify, { idempote
         return sendProblem(reply, v2Errors, { status: 409, code: 'TX_ID_CONFLICT', message: `tx_id ${b.tx_id} was already used with a different request` });
       }
       if (outcome.kind === 'existing') {
-        if (wait !== undefined) waits.drop(wait);
         reply.header('idempotent-replayed', 'true');
-        await twin;
+        // No twin here: the first request is another replica's, or over; this one follows the payment in the store while its answer is still to come.
+        if (twin !== undefined) await twin;
+        else if (wait !== undefined && (await waits.follow(wait))) await wait.done;
       } else {
         // Created here while a twin's wait was open happens only with a store that does not
         // order concurrent calls as they came (another back end): then this answers the status

@@ -9,7 +9,7 @@
  * answer what the first one answers. The waits end on bus events (the dialect's subscriber calls
  * `decided` and `settle`), so nothing polls; the bound is a real-time timer, as the attempt's own
  * timeout is. A wait is process-local: with several replicas, a repeat that reaches another one
- * answers the payment's current status at once. While the store is unavailable (Redis away or
+ * while the first still waits follows the payment in the store (`follow`). While the store is unavailable (Redis away or
  * silent) no decision can be made, so the waits end once it has been so for a second (looked at
  * every 250 ms while any is open; a reconnect's blip ends none):
  * the route's read of the payment then answers 503 STORE_UNAVAILABLE, or, Redis back already,
@@ -112,6 +112,34 @@ export class CallbackWaits {
   /** The payment of `wait` is created, its decision due at `dueAt` (service clock): past it, the wait may read its payment. */
   expect(wait: Wait, dueAt: number): void {
     wait.dueAt = dueAt;
+  }
+
+  /**
+   * The wait of a repeat whose payment existed with no wait here: its first request is another
+   * replica's (or over). Unless the payment's answer is known already (completed, its callback's
+   * first attempt over, or its bound passed since the decision), the wait follows the payment as an
+   * overdue one does (reading it from the next store check on, its own events ending it sooner):
+   * the repeat answers what the first request answers, as a twin in the same process does. Whether
+   * it waits (when it does not, the wait is dropped). Before 2026-12-04 such a repeat answered the
+   * payment's status at once (PENDING, while the first waited for PAYMENT_COMPLETED).
+   */
+  async follow(wait: Wait): Promise<boolean> {
+    const lookUp = this.#lookUp;
+    let found: LookedUp;
+    try {
+      found = lookUp === undefined ? undefined : await lookUp.look(wait.id);
+    } catch (error) {
+      this.drop(wait);
+      throw error;
+    }
+    const now = lookUp?.now() ?? 0;
+    if (lookUp === undefined || found === undefined || found.completed || (found.decidedAt !== null && now - found.decidedAt >= this.#boundMs)) {
+      this.drop(wait);
+      return false;
+    }
+    wait.dueAt = now - LOOK_AFTER_DUE_MS;
+    if (found.decidedAt !== null) this.decided(wait.id, now - found.decidedAt);
+    return true;
   }
 
   /** Ends a wait that turned out not to be needed (the tx_id had a payment already, or the create failed). */
