@@ -25,9 +25,9 @@ withRedisServer('namespaces on Redis', (server) => {
     await Promise.all(open.splice(0).map((t) => t.app.close()));
   });
 
-  async function replicas(): Promise<{ a: TestApp; b: TestApp; prefix: string }> {
+  async function replicas(extra: Record<string, string> = {}): Promise<{ a: TestApp; b: TestApp; prefix: string }> {
     const prefix = server().newPrefix();
-    const env = { STORE: 'redis', REDIS_URL: server().url, REDIS_KEY_PREFIX: prefix };
+    const env = { STORE: 'redis', REDIS_URL: server().url, REDIS_KEY_PREFIX: prefix, ...extra };
     const a = await buildTestApp(env, { clockStart: START });
     open.push(a);
     const b = await buildTestApp(env, { clockStart: START });
@@ -44,7 +44,11 @@ withRedisServer('namespaces on Redis', (server) => {
     const t = await buildTestApp({ STORE: 'redis', REDIS_URL: server().url, REDIS_KEY_PREFIX: server().newPrefix() }, { clockStart: START });
     open.push(t);
     const redis = t.app.redis as NonNullable<typeof t.app.redis>;
-    const tried = vi.spyOn(redis, 'hsetnx').mockRejectedValue(new Error('Connection is closed.'));
+    // The shared list's script fails as with Redis away; the root app's own scripts run on.
+    const evalsha = redis.evalsha.bind(redis);
+    const listKey = `${t.config.redis.keyPrefix}namespaces`;
+    const tried = vi.spyOn(redis, 'evalsha').mockImplementation(((...args: Parameters<typeof evalsha>) =>
+      args.includes(listKey) ? Promise.reject(new Error('Connection is closed.')) : evalsha(...args)) as typeof evalsha);
     const address = await t.app.listen({ host: '127.0.0.1', port: 0 });
     const cases: Array<[string, RequestInit, unknown]> = [
       ['/v1/sim/intent', { method: 'POST', body: JSON.stringify({ reservation_id: 'rsv_away', amount: 1000 }) }, { error: { code: 'STORE_UNAVAILABLE', message: UNAVAILABLE, trace_id: expect.stringMatching(/^[0-9a-f]{32}$/) } }],
@@ -54,7 +58,7 @@ withRedisServer('namespaces on Redis', (server) => {
       tried.mockClear();
       const res = await fetch(`${address}${path}`, { ...init, headers: { 'content-type': 'application/json', 'x-sim-namespace': 'ci-away' }, signal: AbortSignal.timeout(10_000) });
       expect([path, res.status, res.headers.get('retry-after'), await res.json()]).toEqual([path, 503, '1', body]);
-      expect(tried).toHaveBeenCalledTimes(1);
+      expect(tried.mock.calls.filter((call) => call.includes(listKey))).toHaveLength(1);
     }
     expect(await t.app.namespaces.peek('ci-away')).toBeUndefined();
     tried.mockRestore();
@@ -90,6 +94,66 @@ withRedisServer('namespaces on Redis', (server) => {
       // Named again, ci-r starts afresh (and is listed again).
       expect((await read(a, 'ci-r', id)).statusCode).toBe(404);
       expect((await a.app.inject({ url: '/v1/sim/namespaces' })).json().data.map((n: { namespace: string }) => n.namespace)).toEqual(['ci-other', 'ci-r']);
+    });
+
+    it('NAMESPACES_MAX bounds the shared list, whichever replica makes them: a burst across both makes exactly that many, each served on both (a helper: before 2026-12-04 each replica counted its own, and refused ones stayed listed)', async () => {
+      const { a, b } = await replicas({ NAMESPACES_MAX: '3' });
+      const names = Array.from({ length: 10 }, (_, i) => `ci-burst-${i}`);
+      const answers = await Promise.all(names.map((name, i) => create(i % 2 === 0 ? a : b, name, { reservation_id: `rsv_${name}`, amount: 1000 })));
+      const made = names.filter((_, i) => answers[i]?.statusCode === 200);
+      expect(made).toHaveLength(3);
+      expect(answers.filter((res) => res.statusCode === 409).map((res) => res.json().error.code)).toEqual(Array(7).fill('NAMESPACE_LIMIT'));
+      expect((await a.app.namespaces.list()).map((n) => n.namespace).sort()).toEqual([...made].sort());
+      for (const name of made) for (const t of [a, b]) expect((await t.app.inject({ url: '/v1/sim/intents', headers: { 'x-sim-namespace': name } })).statusCode).toBe(200);
+      // One more, on either replica: refused, nothing listed.
+      expect((await create(b, 'ci-burst-more', { reservation_id: 'rsv_more', amount: 1000 })).statusCode).toBe(409);
+      expect(await b.app.namespaces.list()).toHaveLength(3);
+    });
+
+    it('the report of a namespace another replica made a moment ago is read at once, not 404 until the sync (a helper: about a second before 2026-12-04)', async () => {
+      const { a, b } = await replicas();
+      expect((await create(a, 'ci-fresh', { reservation_id: 'rsv_fresh', amount: 1500 })).statusCode).toBe(200);
+      const report = await b.app.inject({ url: '/v1/sim/report?namespace=ci-fresh' });
+      expect([report.statusCode, report.json().namespace]).toEqual([200, 'ci-fresh']);
+      expect((await b.app.inject({ url: '/v1/sim/report?namespace=ci-never' })).statusCode).toBe(404);
+    });
+
+    it('a request on A right after a reset on B is served by a fresh namespace whose work runs (a helper: before 2026-12-04 A’s old app took it and was then closed, its intent never decided)', async () => {
+      const { a, b } = await replicas();
+      expect((await create(a, 'ci-again', { reservation_id: 'rsv_old', amount: 1000 })).statusCode).toBe(200);
+      await eventually(async () => ((await b.app.namespaces.peek('ci-again')) === undefined ? undefined : true), 'B starting ci-again');
+      const reset = await b.app.inject({ method: 'DELETE', url: '/v1/sim/namespaces/ci-again' });
+      expect([reset.statusCode, reset.json()]).toEqual([200, { namespace: 'ci-again', existed: true }]);
+      const created = await create(a, 'ci-again', { reservation_id: 'rsv_new', amount: 2000, scenario: 'delay', delay_ms: 1_000 });
+      expect(created.statusCode).toBe(200);
+      const id = created.json().payment_intent_id as string;
+      expect((await a.app.namespaces.list()).map((n) => n.namespace)).toEqual(['ci-again']);
+      // Past a sync of the list (each second), the namespace still runs on A: its decision is made.
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      await a.clock.advance(1_000);
+      const decided = await eventually(async () => {
+        const res = await read(a, 'ci-again', id);
+        return res.json().status === 'PENDING' ? undefined : res.json();
+      }, 'the decision on A');
+      expect(decided).toMatchObject({ payment_intent_id: id, status: 'APPROVED', amount: 2000 });
+      expect((await read(b, 'ci-again', id)).json()).toMatchObject({ status: 'APPROVED' });
+    });
+
+    it('a request on A while B’s reset is still deleting the keys waits for its end, and what it makes is kept', async () => {
+      const { a, b } = await replicas();
+      expect((await create(b, 'ci-wait', { reservation_id: 'rsv_before', amount: 1000 })).statusCode).toBe(200);
+      await eventually(async () => ((await a.app.namespaces.peek('ci-wait')) === undefined ? undefined : true), 'A starting ci-wait');
+      const resetting = b.app.inject({ method: 'DELETE', url: '/v1/sim/namespaces/ci-wait' });
+      // A's sync has closed its app of it: the reset is under way, its keys not deleted yet.
+      await eventually(async () => ((await a.app.namespaces.peek('ci-wait')) === undefined ? true : undefined), 'A closing ci-wait');
+      let resetDone = false;
+      void resetting.then(() => (resetDone = true));
+      const created = await create(a, 'ci-wait', { reservation_id: 'rsv_during', amount: 3000 });
+      expect([created.statusCode, resetDone]).toEqual([200, true]);
+      expect((await resetting).json()).toEqual({ namespace: 'ci-wait', existed: true });
+      const id = created.json().payment_intent_id as string;
+      expect((await read(b, 'ci-wait', id)).json()).toMatchObject({ payment_intent_id: id, amount: 3000 });
+      expect((await a.app.inject({ url: '/v1/sim/intents', headers: { 'x-sim-namespace': 'ci-wait' } })).json().data.map((i: { reservation_id: string }) => i.reservation_id)).toEqual(['rsv_during']);
     });
 
     it('B starts a namespace it never served and runs its due work after A is gone', async () => {

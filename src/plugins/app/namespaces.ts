@@ -1,8 +1,11 @@
+import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Redis } from 'ioredis';
 import { AggregatorRegistry, type Registry } from 'prom-client';
+import { defineScript, type Script } from '../../adapters/redis/connection.ts';
 import { storeCall } from '../../adapters/redis/unavailable.ts';
 import { DomainError, validationFailed } from '../../core/errors.ts';
 import { DEFAULT_NAMESPACE } from '../../core/faults/service.ts';
@@ -40,6 +43,43 @@ const NAMESPACE_SYNC_MS = 1000;
 const NAMESPACE_RETRY_AFTER_S = 1;
 /** At most one warning this often when the shared namespace list cannot be read. */
 const SYNC_ERROR_LOG_INTERVAL_MS = 10_000;
+/**
+ * STORE=redis: how long a reset waits, once the namespace is off the shared list, before it deletes
+ * its keys: every other replica's sync (each NAMESPACE_SYNC_MS) closes its app of it meanwhile, so
+ * that no request after the reset's answer is served by one (its work would be wiped, or orphaned).
+ */
+const RESET_SETTLE_MS = NAMESPACE_SYNC_MS + 500;
+/** STORE=redis: how long a request waits for a reset under way on another replica before it is answered 503 (retry). */
+const RESET_WAIT_MAX_MS = 10_000;
+/** How often a request waiting for a reset on another replica asks again. */
+const RESET_POLL_MS = 50;
+/** A reset's mark older than this is a replica's that died while resetting: no longer waited for. */
+const RESET_MARK_STALE_MS = 30_000;
+
+/*
+ * The shared list (STORE=redis): KEYS[1] the namespaces (name → createdAt), KEYS[2] the resets under
+ * way (name → their mark: the real time they began, a dash, a token).
+ */
+/** A namespace named for the first time here: 1 listed now, 0 listed already (elsewhere, or by this call sent again), -1 no room, -2 being reset. ARGV: name, createdAt, max, now, mark's stale age. */
+const REGISTER = `
+local mark = redis.call('HGET', KEYS[2], ARGV[1])
+if mark and tonumber(ARGV[4]) - tonumber(string.match(mark, '^%d+')) < tonumber(ARGV[5]) then return -2 end
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 0 end
+if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then return -1 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+`;
+/** A reset begins: off the list, marked as under way. Whether it was listed. ARGV: name, mark. */
+const BEGIN_RESET = `
+local listed = redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+return listed
+`;
+/** A reset ends: its mark goes, unless another reset of the name marked it since. ARGV: name, mark. */
+const END_RESET = `
+if redis.call('HGET', KEYS[2], ARGV[1]) == ARGV[2] then redis.call('HDEL', KEYS[2], ARGV[1]) end
+return 1
+`;
 
 /** More namespaces than NAMESPACES_MAX: the request is refused, nothing is made. */
 export class NamespaceLimitError extends DomainError {
@@ -126,6 +166,11 @@ export default fp<NamespacesOptions>(
     const { clock } = app.core;
     const entries = new Map<string, Entry>();
     const hashKey = redis === undefined ? '' : `${redis.keyPrefix}namespaces`;
+    const listKeys = redis === undefined ? [] : [hashKey, `${redis.keyPrefix}namespaces:resetting`];
+    const scripts =
+      redis === undefined
+        ? undefined
+        : { register: defineScript(redis.client, 'paysimNamespaceRegister', REGISTER), beginReset: defineScript(redis.client, 'paysimNamespaceBeginReset', BEGIN_RESET), endReset: defineScript(redis.client, 'paysimNamespaceEndReset', END_RESET) };
     let closed = false;
 
     const start = (namespace: string, createdAt: number): Entry => {
@@ -163,18 +208,34 @@ export default fp<NamespacesOptions>(
       if (known !== undefined) return known.app;
       // None is started once the drain has begun: its app would not be drained (its deliveries cut by the close).
       if (closed || app.lifecycle.shuttingDown) throw new DomainError('NAMESPACE_UNAVAILABLE', 'The service is shutting down.');
-      if (entries.size >= max) throw new NamespaceLimitError(max);
+      // With Redis the bound is the shared list's, whichever replicas made them (before 2026-12-04 each
+      // replica counted its own: two replicas held twice NAMESPACES_MAX, and refused namespaces stayed listed).
+      if (max === 0 || (scripts === undefined && entries.size >= max)) throw new NamespaceLimitError(max);
       const createdAt = clock.now();
-      // Told to the other replicas first (a namespace they made first keeps its time); Redis away:
-      // the request fails as any store call does (STORE_UNAVAILABLE), and nothing is started.
-      if (redis !== undefined) {
-        await storeCall(redis.client.hsetnx(hashKey, namespace, String(createdAt)));
+      if (scripts !== undefined) {
+        await listed(namespace, createdAt);
         const raced = entries.get(namespace);
         if (raced !== undefined) return raced.app;
-        if (entries.size >= max) throw new NamespaceLimitError(max);
       }
       const entry = start(namespace, createdAt);
       return entry.app;
+    };
+
+    /**
+     * STORE=redis: the namespace on the shared list (a namespace another replica made first keeps
+     * its time), once no reset of it is under way on another replica; Redis away: the request fails
+     * as any store call does (STORE_UNAVAILABLE), and nothing is started.
+     */
+    const listed = async (namespace: string, createdAt: number): Promise<void> => {
+      const register = scripts?.register as Script;
+      const giveUpAt = Date.now() + RESET_WAIT_MAX_MS;
+      for (;;) {
+        const made = Number(await storeCall(register(listKeys, [namespace, String(createdAt), max, Date.now(), RESET_MARK_STALE_MS])));
+        if (made === -1) throw new NamespaceLimitError(max);
+        if (made !== -2) return;
+        if (Date.now() >= giveUpAt) throw new DomainError('NAMESPACE_UNAVAILABLE', `The namespace ${namespace} is being reset on another replica; send the request again.`);
+        await delay(RESET_POLL_MS);
+      }
     };
 
     /** The counts of reset namespaces, added up. */
@@ -206,12 +267,22 @@ export default fp<NamespacesOptions>(
       const running = resetting.get(namespace);
       if (running !== undefined) return running;
       const done = (async () => {
-        // Off the shared list first, so no replica starts it again while its keys go.
-        const unlisted = redis === undefined ? false : (await storeCall(redis.client.hdel(hashKey, namespace))) === 1;
+        // Off the shared list first and marked as under way, so that no replica starts it again
+        // while its keys go (a request there waits for the reset's end, as here).
+        const mark = `${Date.now()}-${randomUUID().slice(0, 8)}`;
+        const unlisted = scripts === undefined ? false : Number(await storeCall(scripts.beginReset(listKeys, [namespace, mark]))) === 1;
         const entry = entries.get(namespace);
         entries.delete(namespace);
-        if (entry !== undefined) await stop(entry);
-        const keys = await wipe(namespace);
+        let keys: number;
+        try {
+          if (entry !== undefined) await stop(entry);
+          // The other replicas close their apps of it meanwhile (before 2026-12-04 a request right
+          // after the reset's answer could reach one's old app: its payment never decided).
+          if (scripts !== undefined) await delay(RESET_SETTLE_MS);
+          keys = await wipe(namespace);
+        } finally {
+          if (scripts !== undefined) await storeCall(scripts.endReset(listKeys, [namespace, mark])).catch(() => undefined);
+        }
         const existed = unlisted || entry !== undefined;
         if (existed) app.log.info({ namespace, ...(redis === undefined ? {} : { redis_keys: keys }) }, 'namespace reset');
         return existed;
@@ -239,7 +310,8 @@ export default fp<NamespacesOptions>(
       try {
         const shared = await redis.client.hgetall(hashKey);
         for (const [namespace, at] of Object.entries(shared)) {
-          if (!entries.has(namespace) && !resetting.has(namespace) && entries.size < max && NAME.test(namespace)) start(namespace, Number(at));
+          // The shared list holds NAMESPACES_MAX at most (REGISTER): each listed one runs here too.
+          if (!entries.has(namespace) && !resetting.has(namespace) && NAME.test(namespace)) start(namespace, Number(at));
         }
         for (const [namespace, entry] of entries) {
           if (entry.ready !== undefined && !(namespace in shared) && !resetting.has(namespace)) {
@@ -290,7 +362,14 @@ export default fp<NamespacesOptions>(
       const live = await Promise.all([...entries.values()].flatMap((e) => (e.ready === undefined ? [] : [e.ready.metrics.registry.getMetricsAsJSON()])));
       return retired.length === 0 ? live : [...live, retired];
     };
-    const peek = async (namespace: string): Promise<FastifyInstance | undefined> => (namespace === DEFAULT_NAMESPACE ? app : entries.get(namespace)?.app.catch(() => undefined));
+    const peek = async (namespace: string): Promise<FastifyInstance | undefined> => {
+      if (namespace === DEFAULT_NAMESPACE) return app;
+      const known = entries.get(namespace);
+      if (known !== undefined) return known.app.catch(() => undefined);
+      // Listed by another replica and not started here yet (its sync would within a second): started now.
+      if (redis === undefined || (await storeCall(redis.client.hexists(hashKey, namespace))) === 0) return undefined;
+      return get(namespace).catch(() => undefined);
+    };
     app.decorate('namespaces', { max, get, peek, list, reset, metrics, route } satisfies Namespaces);
 
     // What reaches the root app with a namespace: a bad name, no room or the store away (answered
