@@ -865,11 +865,15 @@ if (redisServerOrSkip('replicas on Redis')) {
       await eventually(async () => ((await inject(a, { url: '/readyz' })).statusCode === 200 ? true : undefined), 'readiness after Redis is back');
       const read = await inject(a, { url: '/api/v2/payments/pay_tx_away' });
       expect([read.statusCode, read.json().status]).toEqual([200, 'PENDING']);
-      // A retry with the same tx_id answers the payment (its status now), and it is decided when due.
-      const retried = await inject(a, { method: 'POST', url: '/api/v2/payments', payload: v2Body('tx_away', 'http://127.0.0.1:9/unused') });
-      expect([retried.statusCode, retried.headers['idempotent-replayed'], retried.json()]).toEqual([200, 'true', { ok: true, tx_id: 'tx_away', status: 'PENDING', payment_id: 'pay_tx_away' }]);
+      // A retry with the same tx_id waits for the payment as the first request would have (since
+      // 2026-12-04: it follows the payment in the store), until its decision and its callback's
+      // first attempt (refused here: PENDING).
+      const retrying = inject(a, { method: 'POST', url: '/api/v2/payments', payload: v2Body('tx_away', 'http://127.0.0.1:9/unused') });
+      expect(await Promise.race([retrying.then(() => 'answered'), sleep(3 * LOOK_AFTER_DUE_MS + 200).then(() => 'waiting')])).toBe('waiting');
       await a.clock.advance(3_000);
-      await eventually(async () => ((await a.app.v2Payments.pendingDecisions()) === 0 ? true : undefined), 'the payment decided');
+      const retried = await retrying;
+      expect([retried.statusCode, retried.headers['idempotent-replayed'], retried.json()]).toEqual([200, 'true', { ok: true, tx_id: 'tx_away', status: 'PENDING', payment_id: 'pay_tx_away' }]);
+      expect(await a.app.v2Payments.pendingDecisions()).toBe(0);
     });
 
     it('while Redis is away /readyz says why and calls answer 503 STORE_UNAVAILABLE in their dialect; after it is back, full service without a restart', async () => {
