@@ -23,27 +23,141 @@ if (redisServerOrSkip('the drain on a shared store')) describe('the drain on a s
   // The scheduler polls the shared store (as on Redis by default; the test runs on Redis set it to 0).
   const SHARED = (): Record<string, string> => ({ STORE: 'redis', REDIS_URL: server.url, SCHEDULER_POLL_MS: '50' });
 
-  it('waits for the shared scheduler’s pending decisions that come due within its budget, whichever replica makes them', async () => {
+  /** Waits for `work`, moving each app's clock with real time meanwhile (their schedulers run what comes due). */
+  async function movingClocks<T>(work: Promise<T>, apps: ReadonlyArray<Awaited<ReturnType<typeof buildTestApp>>>): Promise<T> {
+    let done = false;
+    void work.finally(() => (done = true)).catch(() => undefined);
+    while (!done) {
+      for (const t of apps) await t.clock.advance(Math.max(0, Date.now() - t.clock.now()));
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    return work;
+  }
+
+  it('alone, it waits for the shared scheduler’s pending decisions that come due within its budget, another replica’s among them', async () => {
     const logs: Array<Record<string, unknown>> = [];
     const env = { ...SHARED(), REDIS_KEY_PREFIX: 'drain-wait:' };
     const other = await buildTestApp(env, { clockStart: Date.now() });
     const draining = await buildTestApp(env, { logs, clockStart: Date.now() });
     try {
-      // Another replica's intent, due in 300 ms of real time: the draining replica's scheduler (it
-      // polls the shared store) makes it while it drains; the drain waits for it.
+      // Another replica's intent, due in 300 ms of real time; that replica is gone since: the
+      // draining replica's scheduler (it polls the shared store) makes it while it drains, and the drain waits for it.
       const made = await other.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'r-wait', amount: 100, scenario: 'delay', delay_ms: 300 } });
       expect(made.statusCode).toBe(200);
+      await other.app.close();
       const drained = draining.app.lifecycle.drain(10_000);
       await eventually(async () => {
         await draining.clock.advance(Math.max(0, Date.now() - draining.clock.now()));
-        return (await other.app.core.intents.pendingDecisions()) === 0 ? true : undefined;
+        return (await draining.app.core.intents.pendingDecisions()) === 0 ? true : undefined;
       }, 'the decision made');
       await drained;
+      expect(draining.app.lifecycle.handingOff).toBe(false);
       expect(logs.filter((l) => typeof l.msg === 'string' && l.msg.includes('intent')).map((l) => [l.level, l.msg])).toEqual([['info', 'shutdown: every pending intent was decided']]);
-      expect((await other.app.inject({ url: `/v1/sim/intents/${made.json().payment_intent_id as string}` })).json().status).toBe('APPROVED');
+      expect((await draining.app.inject({ url: `/v1/sim/intents/${made.json().payment_intent_id as string}` })).json().status).toBe('APPROVED');
     } finally {
       await draining.app.close();
       await other.app.close();
+    }
+  });
+
+  /*
+   * Before 2026-12-04 a replica stopped under load waited its whole budget for every replica's
+   * pending work (a rolling restart took replicas × SHUTDOWN_TIMEOUT_MS): with another replica
+   * alive, that work is the other's, and the drain waits only for what is its own.
+   */
+  it('with another replica alive, it hands its shared work off: the drain ends well within its budget, the other makes its decisions and sends each webhook once', async () => {
+    const rx = await startReceiver();
+    const logs: Array<Record<string, unknown>> = [];
+    const env = { ...SHARED(), REDIS_KEY_PREFIX: 'drain-hand-off:' };
+    const other = await buildTestApp(env, { clockStart: Date.now() });
+    const draining = await buildTestApp(env, { logs, clockStart: Date.now() });
+    try {
+      const ids: string[] = [];
+      for (let i = 0; i < 5; i++) {
+        const made = await draining.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: `r-hand-${i}`, amount: 100, scenario: 'delay', delay_ms: 500, webhook_url: rx.url() } });
+        ids.push(made.json().payment_intent_id as string);
+      }
+      const started = Date.now();
+      await draining.app.lifecycle.drain(10_000);
+      const took = Date.now() - started;
+      await draining.app.close();
+      // The budget was 10 s; nothing of its own was in flight.
+      expect(took).toBeLessThan(3_000);
+      expect(draining.app.lifecycle.handingOff).toBe(true);
+      const shutdown = logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('shutdown:'));
+      expect(shutdown.find((l) => l.other_replicas !== undefined)).toMatchObject({ level: 'info', other_replicas: 1 });
+      expect(shutdown.find((l) => l.pending_intents !== undefined)).toMatchObject({ level: 'info', pending_intents: 5, msg: 'shutdown: intents still pending are left on the shared scheduler, for the other replicas' });
+      await eventually(async () => {
+        await other.clock.advance(100);
+        return rx.requests.length >= 5 ? true : undefined;
+      }, 'the webhooks from the other replica');
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(rx.requests.map((r) => (JSON.parse(r.body) as { payment_intent_id: string }).payment_intent_id).sort()).toEqual([...ids].sort());
+    } finally {
+      await draining.app.close();
+      await other.app.close();
+      await rx.close();
+    }
+  });
+
+  it('handing off, it still waits for its own requests: an /api/v2 create waiting for its answer here gets it before the close', async () => {
+    const rx = await startReceiver();
+    const env = { ...SHARED(), REDIS_KEY_PREFIX: 'drain-own-v2:', V2_COMPLETE_DELAY_MS: '300' };
+    const other = await buildTestApp(env, { clockStart: Date.now() });
+    const draining = await buildTestApp(env, { clockStart: Date.now() });
+    try {
+      const creating = draining.app.inject({ method: 'POST', url: '/api/v2/payments', payload: { tx_id: 'tx_own', order_id: 1, user_id: 1, amount: 100, callback_url: rx.url('/callback') } });
+      await eventually(async () => ((await other.app.v2Payments.pendingDecisions()) === 1 ? true : undefined), 'the payment stored');
+      await movingClocks(draining.app.lifecycle.drain(10_000), [draining, other]);
+      expect(draining.app.lifecycle.handingOff).toBe(true);
+      await draining.app.close();
+      const answered = await creating;
+      expect([answered.statusCode, answered.json()]).toEqual([200, { ok: true, tx_id: 'tx_own', status: 'PAYMENT_COMPLETED', payment_id: 'pay_tx_own' }]);
+      expect(rx.requests).toHaveLength(1);
+    } finally {
+      await draining.app.close();
+      await other.app.close();
+      await rx.close();
+    }
+  });
+
+  it('handing off, it still waits for a booking payment in flight on its own timer, answered before the close', async () => {
+    const env = { ...SHARED(), REDIS_KEY_PREFIX: 'drain-own-booking:', MOCK_MIN_DELAY_MS: '400', MOCK_MAX_DELAY_MS: '400' };
+    const other = await buildTestApp(env, { clockStart: Date.now() });
+    const draining = await buildTestApp(env, { clockStart: Date.now() });
+    try {
+      const user = { 'x-user-id': 'user_own' };
+      const booked = await draining.app.inject({ method: 'POST', url: '/bookings', headers: user, payload: { performanceId: 'perf_001', quantity: 1, paymentMethod: 'CREDIT_CARD' } });
+      const bookingId = booked.json().bookingId as string;
+      const paying = draining.app.inject({ method: 'POST', url: '/payments/execute', headers: user, payload: { bookingId, paymentMethodToken: 'tok_visa_creditCard', cvv: '120' } });
+      await eventually(async () => (draining.app.bookings.payments.inFlight === 1 ? true : undefined), 'the payment in flight');
+      await movingClocks(draining.app.lifecycle.drain(10_000), [draining, other]);
+      expect(draining.app.lifecycle.handingOff).toBe(true);
+      await draining.app.close();
+      const paid = await paying;
+      expect([paid.statusCode, paid.json().finalStatus, paid.json().bookingId]).toEqual([200, 'SUCCESS', bookingId]);
+    } finally {
+      await draining.app.close();
+      await other.app.close();
+    }
+  });
+
+  it('two replicas stopped at once: one hands off, the last to ask drains as if alone and makes the decisions', async () => {
+    const logsA: Array<Record<string, unknown>> = [];
+    const logsB: Array<Record<string, unknown>> = [];
+    const env = { ...SHARED(), REDIS_KEY_PREFIX: 'drain-both:' };
+    const a = await buildTestApp(env, { logs: logsA, clockStart: Date.now() });
+    const b = await buildTestApp(env, { logs: logsB, clockStart: Date.now() });
+    try {
+      const made = await a.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'r-both', amount: 100, scenario: 'delay', delay_ms: 300 } });
+      await movingClocks(Promise.all([a.app.lifecycle.drain(5_000), b.app.lifecycle.drain(5_000)]), [a, b]);
+      expect([a.app.lifecycle.handingOff, b.app.lifecycle.handingOff].sort()).toEqual([false, true]);
+      const alone = a.app.lifecycle.handingOff ? b : a;
+      expect((await alone.app.inject({ url: `/v1/sim/intents/${made.json().payment_intent_id as string}` })).json().status).toBe('APPROVED');
+      expect([...logsA, ...logsB].filter((l) => l.msg === 'shutdown: every pending intent was decided')).toHaveLength(1);
+    } finally {
+      await a.app.close();
+      await b.app.close();
     }
   });
 
@@ -223,14 +337,15 @@ if (redisServerOrSkip('the drain on a shared store')) describe('the drain on a s
     const logs: Array<Record<string, unknown>> = [];
     // Decisions due in ten minutes; booking payments answered at once, their results processed ten minutes later.
     const env = { ...SHARED(), REDIS_KEY_PREFIX: 'drain:', DEFAULT_DELAY_DELAY_MS: '600000', EVENT_PROCESSING_DELAY_MS: '600000', MOCK_MIN_DELAY_MS: '0', MOCK_MAX_DELAY_MS: '0' };
-    const other = await buildTestApp(env);
+    // Alone (another replica alive, it would hand its shared work off: above).
     const draining = await buildTestApp(env, { logs });
+    const other = draining;
     // Answered once its payment is decided, ten minutes on: not awaited (the app's close ends it).
     const v2 = other.app
       .inject({ method: 'POST', url: '/api/v2/payments', headers: { 'x-sim-scenario': 'delay' }, payload: { tx_id: 'tx_drain', order_id: 1, user_id: 1, amount: 100, callback_url: 'http://127.0.0.1:9/unused' } })
       .catch(() => undefined);
     try {
-      // Another replica's load: an intent, a v2 payment and a booking's payment result left pending.
+      // Its load: an intent, a v2 payment and a booking's payment result left pending.
       expect((await other.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'r-drain', amount: 100, scenario: 'delay' } })).statusCode).toBe(200);
       const booked = await other.app.inject({ method: 'POST', url: '/bookings', headers: { 'x-user-id': 'user_drain' }, payload: { performanceId: 'perf_001', quantity: 1, paymentMethod: 'CREDIT_CARD' } });
       expect(booked.statusCode).toBe(201);
@@ -254,7 +369,6 @@ if (redisServerOrSkip('the drain on a shared store')) describe('the drain on a s
       expect(await other.app.core.intents.pendingDecisions()).toBe(1);
     } finally {
       await draining.app.close();
-      await other.app.close();
       await v2;
     }
   });

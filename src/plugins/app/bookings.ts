@@ -95,14 +95,18 @@ export default fp(
     app.core.onSweep((now) => service.sweep(now));
 
     app.lifecycle.onDrain(async (budgetMs) => {
+      // Handing off, only the payments on this process's own timers are waited for.
+      const { handingOff } = app.lifecycle;
       const left = await waitUntil(
         budgetMs,
         () => bookings.counts(),
-        (counts) => counts.paymentsInFlight + counts.unprocessedEvents === 0,
+        (counts) => (handingOff ? payments.inFlight === 0 : counts.paymentsInFlight + counts.unprocessedEvents === 0),
       );
       const counts = { payments_in_flight: left.paymentsInFlight, unprocessed_events: left.unprocessedEvents };
       if (left.paymentsInFlight + left.unprocessedEvents === 0) {
         app.log.info('shutdown: every booking payment and inbox event was processed');
+      } else if (handingOff && payments.inFlight === 0) {
+        app.log.info(counts, 'shutdown: booking payments or events still unfinished are the other replicas’ (their payments, or due work on the shared scheduler)');
       } else if (app.core.scheduler.shared && payments.inFlight === 0) {
         // Shared (Redis): the counts are every replica's; the inbox's events are due work on the
         // shared scheduler, and the payments in flight are the others' (each waits on the timer of

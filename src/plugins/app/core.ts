@@ -128,10 +128,12 @@ export default fp<CoreOptions>(
     });
 
     app.lifecycle.onDrain(async (budgetMs) => {
-      const left = await waitUntil(budgetMs, () => intents.pendingDecisions(), (pending) => pending === 0);
+      // Handing off (others alive on a shared store), it reads once, for its end line, and waits for none.
+      const left = await waitUntil(app.lifecycle.handingOff ? 0 : budgetMs, () => intents.pendingDecisions(), (pending) => pending === 0);
       if (left === 0) app.log.info('shutdown: every pending intent was decided');
       // Shared (Redis): the count is every replica's, and the rest is due work on the shared
       // scheduler, which whichever replica runs (or the next start) makes: nothing is lost.
+      else if (app.lifecycle.handingOff) app.log.info({ pending_intents: left }, 'shutdown: intents still pending are left on the shared scheduler, for the other replicas');
       else if (scheduler.shared) app.log.info({ pending_intents: left }, 'shutdown: intents still pending when the drain budget ran out are left on the shared scheduler, for the other replicas (or the next start)');
       else app.log.warn({ pending_intents: left }, 'shutdown: intents still pending when the drain budget ran out');
     });

@@ -143,13 +143,15 @@ export default fp(
     // What was written before a restart is published once the app is up (the scheduler has started); with a shared outbox, polled from then on.
     app.addHook('onReady', async () => relay.start());
     app.lifecycle.onDrain(async (budgetMs) => {
+      // Handing off, the shared outbox is published by the others' relays.
       const left = await waitUntil(
-        budgetMs,
+        app.lifecycle.handingOff ? 0 : budgetMs,
         async () => (await store.outboxStats()).pending,
         (pending) => pending === 0,
         () => relay.kick(),
       );
-      if (left > 0) app.log.warn({ pending_outbox_events: left }, 'shutdown: FluxPay outbox events still unpublished when the drain budget ran out (they stay in the outbox)');
+      if (left > 0 && app.lifecycle.handingOff) app.log.info({ pending_outbox_events: left }, 'shutdown: FluxPay outbox events still unpublished are left in the shared outbox, for the other replicas to publish');
+      else if (left > 0) app.log.warn({ pending_outbox_events: left }, 'shutdown: FluxPay outbox events still unpublished when the drain budget ran out (they stay in the outbox)');
       else app.log.info('shutdown: the FluxPay outbox is published');
     });
     app.addHook('onClose', async () => relay.stop());

@@ -1,4 +1,5 @@
 import { setTimeout as delay } from 'node:timers/promises';
+import type { FastifyBaseLogger } from 'fastify';
 import fp from 'fastify-plugin';
 
 /**
@@ -19,6 +20,12 @@ export type DrainPhase = 'producers' | 'delivery';
 export interface Lifecycle {
   /** Set when the drain starts: readiness fails, the server still answers. */
   shuttingDown: boolean;
+  /**
+   * Set as the drain starts (`handOffWhen`): the store is shared and another replica is alive to do
+   * this one's shared work (due decisions, the delivery stream), so drainers wait only for what is
+   * this process's own (payments in flight on its timers, attempts it began).
+   */
+  handingOff: boolean;
   /** Set when the server closes, after the drain: new requests get 503 in their dialect's shape. */
   closing: boolean;
   /** Registers work to finish before the server closes (pending decisions, queued webhooks). */
@@ -28,9 +35,17 @@ export interface Lifecycle {
    * producers' phase ends that much earlier, at most half the budget earlier. Default 0.
    */
   reserveForDelivery(ms: number): void;
-  /** Marks the service not ready and runs the drainers, phase by phase, within `budgetMs` of real time in all. */
-  drain(budgetMs: number): Promise<void>;
+  /** How a drain learns whether it hands its shared work off (asked once, as it starts; unset: never). */
+  handOffWhen(othersAlive: () => Promise<boolean>): void;
+  /**
+   * Marks the service not ready and runs the drainers, phase by phase, within `budgetMs` of real
+   * time in all; `handOff` given (a namespace's app, told by the root's drain) instead of asking.
+   */
+  drain(budgetMs: number, options?: { handOff?: boolean }): Promise<void>;
 }
+
+/** The most a drain waits to learn whether others are alive (a Redis away answers late or never: no hand-off). */
+export const HAND_OFF_CHECK_MS = 500;
 
 const PHASES: readonly DrainPhase[] = ['producers', 'delivery'];
 
@@ -53,6 +68,21 @@ export async function waitUntil<T>(budgetMs: number, read: () => Promise<T>, don
   return left;
 }
 
+/** Whether others are alive to take this replica's shared work: false without a check, or when it fails or is late. */
+async function askOthers(check: (() => Promise<boolean>) | undefined, withinMs: number, log: FastifyBaseLogger): Promise<boolean> {
+  if (check === undefined) return false;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), withinMs)));
+  try {
+    return await Promise.race([check(), late]);
+  } catch (error) {
+    log.warn({ err: error }, 'shutdown: whether other replicas are alive could not be learned; draining as if alone');
+    return false;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 declare module 'fastify' {
   interface FastifyInstance {
     lifecycle: Lifecycle;
@@ -63,15 +93,20 @@ export default fp(
   async (app) => {
     const drainers: Array<{ drainer: Drainer; phase: DrainPhase }> = [];
     let deliveryReserveMs = 0;
+    let othersAlive: (() => Promise<boolean>) | undefined;
     const lifecycle: Lifecycle = {
       shuttingDown: false,
+      handingOff: false,
       closing: false,
       onDrain: (drainer, phase = 'producers') => void drainers.push({ drainer, phase }),
       reserveForDelivery: (ms) => void (deliveryReserveMs = Math.max(deliveryReserveMs, ms)),
-      async drain(budgetMs) {
+      handOffWhen: (check) => void (othersAlive = check),
+      async drain(budgetMs, options = {}) {
         lifecycle.shuttingDown = true;
         const deadline = Date.now() + budgetMs;
-        const reserved = Math.min(deliveryReserveMs, budgetMs / 2);
+        lifecycle.handingOff = options.handOff ?? (await askOthers(othersAlive, Math.min(HAND_OFF_CHECK_MS, budgetMs), app.log));
+        // Handing off, the producers' phase ends at once: nothing to keep for the delivery phase.
+        const reserved = lifecycle.handingOff ? 0 : Math.min(deliveryReserveMs, budgetMs / 2);
         for (const phase of PHASES) {
           const left = Math.max(0, deadline - Date.now() - (phase === 'producers' ? reserved : 0));
           // A drainer that fails (its store is unreachable) is reported; the others and the close go on.

@@ -401,7 +401,8 @@ export default fp<NamespacesOptions>(
     // Each namespace's app drains within the root's whole budget (its deadline), not only the
     // root's producers' phase: its own phases leave its deliveries their reserve.
     app.lifecycle.onDrain(async (_budgetMs, deadline) => {
-      await Promise.all([...entries.values()].map(async (entry) => (await entry.app.catch(() => undefined))?.lifecycle.drain(Math.max(0, deadline - Date.now()))));
+      const handOff = app.lifecycle.handingOff;
+      await Promise.all([...entries.values()].map(async (entry) => (await entry.app.catch(() => undefined))?.lifecycle.drain(Math.max(0, deadline - Date.now()), { handOff })));
     });
     app.addHook('onReady', async () => {
       if (redis !== undefined) scheduleSync();

@@ -39,9 +39,10 @@ export default fp(
     app.core.onSweep((now) => service.sweep(now));
 
     app.lifecycle.onDrain(async (budgetMs) => {
-      const left = await waitUntil(budgetMs, () => service.pendingDecisions(), (pending) => pending === 0);
+      const left = await waitUntil(app.lifecycle.handingOff ? 0 : budgetMs, () => service.pendingDecisions(), (pending) => pending === 0);
       if (left === 0) app.log.info('shutdown: every v2 payment was decided');
       // As the intents' (core.ts): with a shared scheduler, the others' (or the next start's).
+      else if (app.lifecycle.handingOff) app.log.info({ pending_v2_payments: left }, 'shutdown: v2 payments still undecided are left on the shared scheduler, for the other replicas');
       else if (app.core.scheduler.shared) app.log.info({ pending_v2_payments: left }, 'shutdown: v2 payments still undecided when the drain budget ran out are left on the shared scheduler, for the other replicas (or the next start)');
       else app.log.warn({ pending_v2_payments: left }, 'shutdown: v2 payments still undecided when the drain budget ran out');
     });

@@ -140,7 +140,8 @@ export default fp<WebhooksOptions>(
     // Shared: the producers' phase leaves the delivery phase time for the attempts begun by then,
     // and from the drain's start no attempt begins that could not end before its deadline.
     app.lifecycle.reserveForDelivery(dispatcher.drainReserveMs);
-    if (queue !== undefined) app.lifecycle.onDrain(async (_budgetMs, deadline) => dispatcher.drainEndsAt(deadline));
+    // Handing off, it reads no more at once: what it has not begun goes back to the others now.
+    if (queue !== undefined) app.lifecycle.onDrain(async (_budgetMs, deadline) => dispatcher.drainEndsAt(app.lifecycle.handingOff ? Date.now() + dispatcher.drainReserveMs : deadline));
     app.lifecycle.onDrain(async (budgetMs) => {
       const left = await dispatcher.drain(budgetMs);
       if (left.length === 0) {
