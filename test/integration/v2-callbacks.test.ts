@@ -205,4 +205,19 @@ describe('the receiver of a real socket', () => {
     await v2DeliveryWhen(t, 'pay_tx_gone', (x) => x.status === 'failed' && x.failure_reason === 'gone', 'the delivery gone');
     expect((await t.app.inject({ url: '/v1/sim/webhooks/disabled-urls' })).json().data).toEqual([{ url: rx.url('/gone'), disabled_at: ISO_MS(T0) }]);
   });
+
+  it('to a disabled URL (no attempt made): the create and a repeat of it both answer PENDING at once, not after WEBHOOK_TIMEOUT_MS (a code review: before 2026-12-04 the repeat waited the whole bound)', async () => {
+    const rx: Receiver = await receiver(() => ({ status: 410 }));
+    const t = await app({ WEBHOOK_TIMEOUT_MS: '20000' });
+    await createV2(t, v2Body('tx_gone_first', rx.url('/gone')));
+    await v2DeliveryWhen(t, 'pay_tx_gone_first', (x) => x.status === 'failed', 'the URL disabled');
+    const pending = { ok: true, tx_id: 'tx_disabled', status: 'PENDING', payment_id: 'pay_tx_disabled' };
+    for (const label of ['create', 'repeat']) {
+      const started = Date.now();
+      const res = await createV2(t, v2Body('tx_disabled', rx.url('/gone')));
+      expect([label, res.statusCode, res.json()]).toEqual([label, 200, pending]);
+      expect(Date.now() - started, label).toBeLessThan(10_000);
+    }
+    expect((await v2Deliveries(t, 'pay_tx_disabled')).map((d) => [d.status, d.attempts.length])).toEqual([['failed', 0]]);
+  });
 });

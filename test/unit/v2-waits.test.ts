@@ -97,6 +97,22 @@ describe('CallbackWaits and the store', () => {
     expect(waits.size).toBe(0);
   });
 
+  it('follow: a decision stamped ahead of this clock (another replica’s clock is ahead) waits the bound, not the bound and the skew; a wait ended while its payment was read follows nothing', async () => {
+    const found = new Map<string, LookedUp | Error>([['pay_skewed', { decidedAt: 12_000, completed: false }]]);
+    const { waits } = lookingWaits(500, found);
+    const skewed = waits.open('pay_skewed');
+    expect(await waits.follow(skewed)).toBe(true);
+    expect(await settledWithin(skewed.done, 800)).toBe(true);
+    // The store went away during the read: close() ended the wait; a later wait of the id is not armed by it.
+    const ended = waits.open('pay_skewed');
+    const following = waits.follow(ended);
+    waits.close();
+    const later = waits.open('pay_skewed');
+    expect(await following).toBe(false);
+    expect(await settledWithin(later.done, 800)).toBe(false);
+    waits.close();
+  });
+
   it('a failed read is made again at the next check; a wait its own events end first reads nothing', async () => {
     const found = new Map<string, LookedUp | Error>([['pay_flaky', new Error('Connection is closed.')]]);
     const { waits, clock, reads } = lookingWaits(5_000, found);

@@ -65,8 +65,10 @@ const paymentServerV2: FastifyPluginAsync = async (app) => {
       if (payment === undefined) return undefined;
       if (payment.status === 'PAYMENT_COMPLETED') return { decidedAt: payment.decidedAt, completed: true };
       if (payment.decidedAt === null) return { decidedAt: null, completed: false };
-      const first = (await app.webhooks.log.latestFor({ kind: V2_SUBJECT_KIND, id }))?.attempts[0];
-      const answered = first !== undefined && (payment.status === 'PAYMENT_FAILED' || !isSuccess(first));
+      const delivery = await app.webhooks.log.latestFor({ kind: V2_SUBJECT_KIND, id });
+      const first = delivery?.attempts[0];
+      // A delivery failed without an attempt (its endpoint disabled, the log full) ends the first request's wait too (webhook.failed).
+      const answered = delivery?.status === 'failed' || (first !== undefined && (payment.status === 'PAYMENT_FAILED' || !isSuccess(first)));
       return { decidedAt: payment.decidedAt, completed: answered };
     },
   });

@@ -132,13 +132,17 @@ export class CallbackWaits {
       this.drop(wait);
       throw error;
     }
+    // Ended meanwhile (the store went away, the app closes): nothing to follow.
+    if (this.#waits.get(wait.id) !== wait) return false;
     const now = lookUp?.now() ?? 0;
-    if (lookUp === undefined || found === undefined || found.completed || (found.decidedAt !== null && now - found.decidedAt >= this.#boundMs)) {
+    // Another replica's clock may be ahead of this one's: a decision "in the future" was made just now.
+    const sinceDecided = found?.decidedAt === null || found === undefined ? 0 : Math.max(0, now - found.decidedAt);
+    if (lookUp === undefined || found === undefined || found.completed || (found.decidedAt !== null && sinceDecided >= this.#boundMs)) {
       this.drop(wait);
       return false;
     }
     wait.dueAt = now - LOOK_AFTER_DUE_MS;
-    if (found.decidedAt !== null) this.decided(wait.id, now - found.decidedAt);
+    if (found.decidedAt !== null) this.decided(wait.id, sinceDecided);
     return true;
   }
 
