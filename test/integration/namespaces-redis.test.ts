@@ -60,8 +60,9 @@ withRedisServer('namespaces on Redis', (server) => {
       expect([path, res.status, res.headers.get('retry-after'), await res.json()]).toEqual([path, 503, '1', body]);
       expect(tried.mock.calls.filter((call) => call.includes(listKey))).toHaveLength(1);
     }
-    expect(await t.app.namespaces.peek('ci-away')).toBeUndefined();
     tried.mockRestore();
+    // Nothing was listed or started.
+    expect(await t.app.namespaces.peek('ci-away')).toBeUndefined();
     const created = await fetch(`${address}/v1/sim/intent`, { method: 'POST', body: JSON.stringify({ reservation_id: 'rsv_back', amount: 1000 }), headers: { 'content-type': 'application/json', 'x-sim-namespace': 'ci-away' }, signal: AbortSignal.timeout(10_000) });
     expect(created.status).toBe(200);
     expect((await t.app.namespaces.list()).map((n) => n.namespace)).toEqual(['ci-away']);
@@ -154,6 +155,77 @@ withRedisServer('namespaces on Redis', (server) => {
       const id = created.json().payment_intent_id as string;
       expect((await read(b, 'ci-wait', id)).json()).toMatchObject({ payment_intent_id: id, amount: 3000 });
       expect((await a.app.inject({ url: '/v1/sim/intents', headers: { 'x-sim-namespace': 'ci-wait' } })).json().data.map((i: { reservation_id: string }) => i.reservation_id)).toEqual(['rsv_during']);
+    });
+
+    it('two resets of one namespace at once: a request after the first answer waits for the second’s end, and what it makes is kept (a code review: before, the later reset’s end let it in while the other still deleted keys)', async () => {
+      const { a, b, prefix } = await replicas();
+      expect((await create(a, 'ci-twice', { reservation_id: 'rsv_old', amount: 1000 })).statusCode).toBe(200);
+      // A's deletion of the keys is slow (a large namespace): its first SCAN answers 1.5 s late.
+      const redisA = a.app.redis as NonNullable<typeof a.app.redis>;
+      const scan = (redisA.scan as (...args: unknown[]) => Promise<unknown>).bind(redisA);
+      let slowed = false;
+      const spied = vi.spyOn(redisA, 'scan').mockImplementation((async (...args: unknown[]) => {
+        if (!slowed && String(args[2]).includes('ci-twice')) {
+          slowed = true;
+          await new Promise((resolve) => setTimeout(resolve, 1_500));
+        }
+        return scan(...args);
+      }) as never);
+      const first = a.app.inject({ method: 'DELETE', url: '/v1/sim/namespaces/ci-twice' });
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const second = await b.app.inject({ method: 'DELETE', url: '/v1/sim/namespaces/ci-twice' });
+      // The namespace was there to reset (its first reset under way).
+      expect(second.json()).toEqual({ namespace: 'ci-twice', existed: true });
+      let firstDone = false;
+      void first.then(() => (firstDone = true));
+      const created = await create(b, 'ci-twice', { reservation_id: 'rsv_new', amount: 2000 });
+      expect([created.statusCode, firstDone]).toEqual([200, true]);
+      spied.mockRestore();
+      const id = created.json().payment_intent_id as string;
+      expect((await read(a, 'ci-twice', id)).json()).toMatchObject({ payment_intent_id: id, amount: 2000 });
+      expect(await keysOf(`${prefix}namespaces:resetting:*`)).toEqual([]);
+    });
+
+    it('a reset whose reply was lost (Redis ran it) leaves no mark behind: the namespace is made again at once, not after 10 s of waiting and a 503 (a code review)', async () => {
+      const { a, b, prefix } = await replicas();
+      expect((await create(a, 'ci-lost', { reservation_id: 'rsv_old', amount: 1000 })).statusCode).toBe(200);
+      const redisA = a.app.redis as NonNullable<typeof a.app.redis>;
+      const resettingKey = `${prefix}namespaces:resetting:ci-lost`;
+      // The reset's first script runs (EVALSHA, or EVAL when Redis does not hold it yet), its reply lost with the connection.
+      const losingReply = <K extends 'evalsha' | 'eval'>(command: K) => {
+        const send = (redisA[command] as (...args: unknown[]) => Promise<unknown>).bind(redisA);
+        return vi.spyOn(redisA, command).mockImplementation((async (...args: unknown[]) => {
+          const reply = await send(...args);
+          if (args.includes(resettingKey) && (await redisA.exists(resettingKey)) === 1) throw new Error('Connection is closed.');
+          return reply;
+        }) as never);
+      };
+      const spies = [losingReply('evalsha'), losingReply('eval')];
+      const reset = await a.app.inject({ method: 'DELETE', url: '/v1/sim/namespaces/ci-lost' });
+      for (const spy of spies) spy.mockRestore();
+      expect(reset.statusCode).toBe(503);
+      expect(await keysOf(resettingKey)).toEqual([]);
+      const started = Date.now();
+      expect((await create(b, 'ci-lost', { reservation_id: 'rsv_again', amount: 1000 })).statusCode).toBe(200);
+      expect(Date.now() - started).toBeLessThan(5_000);
+    });
+
+    it('an app listed anew since it started here (reset and made again while this replica’s syncs failed) is closed and started afresh at the next sync (a code review: it was kept for good)', async () => {
+      const { a, b } = await replicas();
+      expect((await create(a, 'ci-missed', { reservation_id: 'rsv_old', amount: 1000 })).statusCode).toBe(200);
+      const old = await eventually(async () => b.app.namespaces.peek('ci-missed'), 'B starting ci-missed');
+      // B's syncs fail while A resets the namespace and makes it again.
+      const redisB = b.app.redis as NonNullable<typeof b.app.redis>;
+      const spied = vi.spyOn(redisB, 'hgetall').mockRejectedValue(new Error('Connection is closed.'));
+      expect((await a.app.inject({ method: 'DELETE', url: '/v1/sim/namespaces/ci-missed' })).statusCode).toBe(200);
+      expect((await create(a, 'ci-missed', { reservation_id: 'rsv_new', amount: 1000 })).statusCode).toBe(200);
+      spied.mockRestore();
+      const fresh = await eventually(async () => {
+        const now = await b.app.namespaces.peek('ci-missed');
+        return now !== undefined && now !== old ? now : undefined;
+      }, 'B closing its old app and starting the namespace afresh');
+      expect(fresh).not.toBe(old);
+      expect((await b.app.inject({ url: '/v1/sim/intents', headers: { 'x-sim-namespace': 'ci-missed' } })).json().data.map((i: { reservation_id: string }) => i.reservation_id)).toEqual(['rsv_new']);
     });
 
     it('B starts a namespace it never served and runs its due work after A is gone', async () => {

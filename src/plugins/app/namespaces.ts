@@ -57,29 +57,44 @@ const RESET_POLL_MS = 50;
 const RESET_MARK_STALE_MS = 30_000;
 
 /*
- * The shared list (STORE=redis): KEYS[1] the namespaces (name → createdAt), KEYS[2] the resets under
- * way (name → their mark: the real time they began, a dash, a token).
+ * The shared list (STORE=redis): KEYS[1] the namespaces (name → what it was listed as: its
+ * createdAt, a dash and a token, so that each listing is told from the one before a reset), KEYS[2]
+ * the name's resets under way (a sorted set: each reset's token, scored by the real time it began;
+ * two resets of one name at once each keep their own, and a request waits for both).
  */
-/** A namespace named for the first time here: 1 listed now, 0 listed already (elsewhere, or by this call sent again), -1 no room, -2 being reset. ARGV: name, createdAt, max, now, mark's stale age. */
+/**
+ * A namespace named here: [1, listed as] listed now, [0, listed as] listed already (elsewhere, or
+ * by this call sent again), [-1] no room, [-2] being reset, [-3] not listed and `only listed`.
+ * ARGV: name, listed as, max, now, a reset's stale age, only listed ('1' or '0').
+ */
 const REGISTER = `
-local mark = redis.call('HGET', KEYS[2], ARGV[1])
-if mark and tonumber(ARGV[4]) - tonumber(string.match(mark, '^%d+')) < tonumber(ARGV[5]) then return -2 end
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 0 end
-if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then return -1 end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', tonumber(ARGV[4]) - tonumber(ARGV[5]))
+if redis.call('ZCARD', KEYS[2]) > 0 then return {-2} end
+local listed = redis.call('HGET', KEYS[1], ARGV[1])
+if listed then return {0, listed} end
+if ARGV[6] == '1' then return {-3} end
+if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then return {-1} end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-return 1
+return {1, ARGV[2]}
 `;
-/** A reset begins: off the list, marked as under way. Whether it was listed. ARGV: name, mark. */
+/** A reset begins: off the list, its token among the name's resets. Whether there was something to reset (listed, or another reset under way: also when this call is sent again). ARGV: name, token, now. */
 const BEGIN_RESET = `
 local listed = redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-return listed
+local others = redis.call('ZCARD', KEYS[2])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
+if listed == 1 or others > 0 then return 1 end
+return 0
 `;
-/** A reset ends: its mark goes, unless another reset of the name marked it since. ARGV: name, mark. */
+/** A reset ends: its token goes (the others' stay). ARGV: name, token. */
 const END_RESET = `
-if redis.call('HGET', KEYS[2], ARGV[1]) == ARGV[2] then redis.call('HDEL', KEYS[2], ARGV[1]) end
+redis.call('ZREM', KEYS[2], ARGV[2])
 return 1
 `;
+
+/** When a namespace listed as `listedAs` (`<createdAt>-<token>`, or a bare createdAt written by versions before 2026-12-04) was made. */
+function createdAtOf(listedAs: string): number {
+  return Number.parseInt(listedAs, 10);
+}
 
 /** More namespaces than NAMESPACES_MAX: the request is refused, nothing is made. */
 export class NamespaceLimitError extends DomainError {
@@ -158,6 +173,8 @@ interface Entry {
   /** Set once the app is ready: requests are handed over without waiting. */
   ready: FastifyInstance | undefined;
   createdAt: number;
+  /** STORE=redis: what the shared list held for it when this app was started; another value there means it was reset and made again since. */
+  listedAs: string | undefined;
 }
 
 export default fp<NamespacesOptions>(
@@ -166,15 +183,15 @@ export default fp<NamespacesOptions>(
     const { clock } = app.core;
     const entries = new Map<string, Entry>();
     const hashKey = redis === undefined ? '' : `${redis.keyPrefix}namespaces`;
-    const listKeys = redis === undefined ? [] : [hashKey, `${redis.keyPrefix}namespaces:resetting`];
+    const listKeys = (namespace: string): string[] => [hashKey, `${redis?.keyPrefix ?? ''}namespaces:resetting:${namespace}`];
     const scripts =
       redis === undefined
         ? undefined
         : { register: defineScript(redis.client, 'paysimNamespaceRegister', REGISTER), beginReset: defineScript(redis.client, 'paysimNamespaceBeginReset', BEGIN_RESET), endReset: defineScript(redis.client, 'paysimNamespaceEndReset', END_RESET) };
     let closed = false;
 
-    const start = (namespace: string, createdAt: number): Entry => {
-      const entry: Entry = { app: Promise.resolve(undefined as never), ready: undefined, createdAt };
+    const start = (namespace: string, createdAt: number, listedAs?: string): Entry => {
+      const entry: Entry = { app: Promise.resolve(undefined as never), ready: undefined, createdAt, listedAs };
       entry.app = (async () => {
         // A build that fails closes what it set up (buildApp); a ready that fails, here.
         const child = await options.build(namespace);
@@ -201,7 +218,8 @@ export default fp<NamespacesOptions>(
       return entry;
     };
 
-    const get = async (namespace: string): Promise<FastifyInstance> => {
+    /** The app of a namespace (undefined only with `onlyListed`, for one not listed). */
+    const obtain = async (namespace: string, onlyListed: boolean): Promise<FastifyInstance | undefined> => {
       // A request during a reset is served by the fresh namespace, once the old one is gone.
       await resetting.get(namespace)?.catch(() => undefined);
       const known = entries.get(namespace);
@@ -211,28 +229,30 @@ export default fp<NamespacesOptions>(
       // With Redis the bound is the shared list's, whichever replicas made them (before 2026-12-04 each
       // replica counted its own: two replicas held twice NAMESPACES_MAX, and refused namespaces stayed listed).
       if (max === 0 || (scripts === undefined && entries.size >= max)) throw new NamespaceLimitError(max);
-      const createdAt = clock.now();
-      if (scripts !== undefined) {
-        await listed(namespace, createdAt);
-        const raced = entries.get(namespace);
-        if (raced !== undefined) return raced.app;
-      }
-      const entry = start(namespace, createdAt);
-      return entry.app;
+      if (scripts === undefined) return start(namespace, clock.now()).app;
+      const listedAs = await listed(namespace, `${clock.now()}-${randomUUID().slice(0, 8)}`, onlyListed);
+      if (listedAs === undefined) return undefined;
+      const raced = entries.get(namespace);
+      if (raced !== undefined) return raced.app;
+      return start(namespace, createdAtOf(listedAs), listedAs).app;
     };
+
+    const get = async (namespace: string): Promise<FastifyInstance> => (await obtain(namespace, false)) as FastifyInstance;
 
     /**
      * STORE=redis: the namespace on the shared list (a namespace another replica made first keeps
-     * its time), once no reset of it is under way on another replica; Redis away: the request fails
-     * as any store call does (STORE_UNAVAILABLE), and nothing is started.
+     * its time), once no reset of it is under way on another replica, and what it is listed as
+     * (undefined: not listed, and `onlyListed`); Redis away: the request fails as any store call
+     * does (STORE_UNAVAILABLE), and nothing is started.
      */
-    const listed = async (namespace: string, createdAt: number): Promise<void> => {
+    const listed = async (namespace: string, listedAs: string, onlyListed: boolean): Promise<string | undefined> => {
       const register = scripts?.register as Script;
       const giveUpAt = Date.now() + RESET_WAIT_MAX_MS;
       for (;;) {
-        const made = Number(await storeCall(register(listKeys, [namespace, String(createdAt), max, Date.now(), RESET_MARK_STALE_MS])));
+        const [made, as] = (await storeCall(register(listKeys(namespace), [namespace, listedAs, max, Date.now(), RESET_MARK_STALE_MS, onlyListed ? '1' : '0']))) as [number, string?];
         if (made === -1) throw new NamespaceLimitError(max);
-        if (made !== -2) return;
+        if (made === -3) return undefined;
+        if (made !== -2) return as;
         if (Date.now() >= giveUpAt) throw new DomainError('NAMESPACE_UNAVAILABLE', `The namespace ${namespace} is being reset on another replica; send the request again.`);
         await delay(RESET_POLL_MS);
       }
@@ -267,21 +287,25 @@ export default fp<NamespacesOptions>(
       const running = resetting.get(namespace);
       if (running !== undefined) return running;
       const done = (async () => {
-        // Off the shared list first and marked as under way, so that no replica starts it again
-        // while its keys go (a request there waits for the reset's end, as here).
-        const mark = `${Date.now()}-${randomUUID().slice(0, 8)}`;
-        const unlisted = scripts === undefined ? false : Number(await storeCall(scripts.beginReset(listKeys, [namespace, mark]))) === 1;
+        // Its app here first (requests wait for the reset: `resetting`); then off the shared list
+        // and marked as under way, so that no replica starts it again while its keys go (a request
+        // there waits for the reset's end, as here). The mark goes whatever happens, a lost reply included.
         const entry = entries.get(namespace);
         entries.delete(namespace);
+        if (entry !== undefined) await stop(entry);
+        const token = randomUUID();
+        let unlisted = false;
         let keys: number;
         try {
-          if (entry !== undefined) await stop(entry);
-          // The other replicas close their apps of it meanwhile (before 2026-12-04 a request right
-          // after the reset's answer could reach one's old app: its payment never decided).
-          if (scripts !== undefined) await delay(RESET_SETTLE_MS);
+          if (scripts !== undefined) {
+            unlisted = Number(await storeCall(scripts.beginReset(listKeys(namespace), [namespace, token, Date.now()]))) === 1;
+            // The other replicas close their apps of it meanwhile (before 2026-12-04 a request right
+            // after the reset's answer could reach one's old app: its payment never decided).
+            await delay(RESET_SETTLE_MS);
+          }
           keys = await wipe(namespace);
         } finally {
-          if (scripts !== undefined) await storeCall(scripts.endReset(listKeys, [namespace, mark])).catch(() => undefined);
+          if (scripts !== undefined) await storeCall(scripts.endReset(listKeys(namespace), [namespace, token])).catch(() => undefined);
         }
         const existed = unlisted || entry !== undefined;
         if (existed) app.log.info({ namespace, ...(redis === undefined ? {} : { redis_keys: keys }) }, 'namespace reset');
@@ -299,7 +323,7 @@ export default fp<NamespacesOptions>(
       if (redis === undefined) return [...entries].map(([namespace, entry]) => ({ namespace, createdAt: entry.createdAt })).sort(byAge);
       const shared = await storeCall(redis.client.hgetall(hashKey));
       return Object.entries(shared)
-        .map(([namespace, at]) => ({ namespace, createdAt: Number(at) }))
+        .map(([namespace, at]) => ({ namespace, createdAt: createdAtOf(at) }))
         .sort(byAge);
     };
 
@@ -311,14 +335,22 @@ export default fp<NamespacesOptions>(
         const shared = await redis.client.hgetall(hashKey);
         for (const [namespace, at] of Object.entries(shared)) {
           // The shared list holds NAMESPACES_MAX at most (REGISTER): each listed one runs here too.
-          if (!entries.has(namespace) && !resetting.has(namespace) && NAME.test(namespace)) start(namespace, Number(at));
+          if (!entries.has(namespace) && !resetting.has(namespace) && NAME.test(namespace)) start(namespace, createdAtOf(at), at);
         }
         for (const [namespace, entry] of entries) {
-          if (entry.ready !== undefined && !(namespace in shared) && !resetting.has(namespace)) {
-            entries.delete(namespace);
-            await stop(entry);
-            app.log.info({ namespace }, 'namespace no longer in the shared list (reset on another replica, or lost by a Redis restarted without persistence): closed here');
-          }
+          if (entry.ready === undefined || resetting.has(namespace)) continue;
+          const listedAs = shared[namespace];
+          // Not listed (reset elsewhere), or listed anew since this app started (reset and made again
+          // elsewhere, a sync of this replica missed meanwhile): this app's state is gone.
+          if (listedAs !== undefined && (entry.listedAs === undefined || listedAs === entry.listedAs)) continue;
+          entries.delete(namespace);
+          await stop(entry);
+          app.log.info(
+            { namespace },
+            listedAs === undefined
+              ? 'namespace no longer in the shared list (reset on another replica, or lost by a Redis restarted without persistence): closed here'
+              : 'namespace reset and made again on another replica since it started here: closed here, started afresh at the next sync or request',
+          );
         }
       } catch (error) {
         const now = Date.now();
@@ -366,9 +398,10 @@ export default fp<NamespacesOptions>(
       if (namespace === DEFAULT_NAMESPACE) return app;
       const known = entries.get(namespace);
       if (known !== undefined) return known.app.catch(() => undefined);
-      // Listed by another replica and not started here yet (its sync would within a second): started now.
-      if (redis === undefined || (await storeCall(redis.client.hexists(hashKey, namespace))) === 0) return undefined;
-      return get(namespace).catch(() => undefined);
+      // Listed by another replica and not started here yet (its sync would within a second): started
+      // now, never listed by a peek. Shutting down, or Redis away: its error (503).
+      if (redis === undefined || max === 0) return undefined;
+      return obtain(namespace, true);
     };
     app.decorate('namespaces', { max, get, peek, list, reset, metrics, route } satisfies Namespaces);
 
