@@ -1,4 +1,5 @@
 import cluster from 'node:cluster';
+import { setTimeout as delay } from 'node:timers/promises';
 import closeWithGrace from 'close-with-grace';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -21,6 +22,8 @@ import { startTracing } from './tracing.ts';
 
 /** After the drain, requests still in flight get this long to finish before their connections are closed. */
 const CLOSE_GRACE_MS = 500;
+/** How long a start whose listen failed waits for its app to close before it exits. */
+const START_FAILED_CLOSE_MS = 2000;
 
 let config: Config;
 try {
@@ -79,6 +82,9 @@ async function serve(config: Config, logger: Logger): Promise<void> {
     // Port taken, HOST not an address here, no permission: the operator's to fix, told like a bad
     // configuration (one line on stderr), not as a fatal log record with a stack.
     process.stderr.write(`${describeStartError(config.store.backend === 'redis' ? lostDuringStart(error, config.redis.url) : error, config)}\n`);
+    // What the ready app set up goes (with Redis: its mark of life, which the other replicas would
+    // otherwise count as alive for seconds), within a bound.
+    await Promise.race([app.close().catch(() => undefined), delay(START_FAILED_CLOSE_MS, undefined, { ref: false })]);
     process.exit(1);
   }
 }

@@ -43,7 +43,7 @@ export interface ReplicaMarks {
   readonly id: string;
   /** Stops renewing the mark, takes it away, and answers the number of other replicas alive. */
   leave(): Promise<number>;
-  /** Stops renewing the mark (at the close: it lapses unless `leave` took it away). */
+  /** Stops renewing the mark for good (it lapses unless `leave` takes it away). */
   stop(): void;
 }
 
@@ -66,18 +66,33 @@ export async function markReplica(client: Redis, keyPrefix: string, options: Rep
   const keys = [replicasKey(keyPrefix)];
   const beat: Script = defineScript(client, 'paysimReplicaBeat', BEAT);
   const leave: Script = defineScript(client, 'paysimReplicaLeave', LEAVE);
+  let left = false;
+  /** The beat in flight: a leave waits for it (a beat sent again after NOSCRIPT would land after the leave and set the mark again). */
+  let beating: Promise<unknown> = Promise.resolve();
   const renew = async (): Promise<void> => {
+    if (left) return;
     const now = Date.now();
-    await beat(keys, [id, now, now + markMs]);
+    beating = beat(keys, [id, now, now + markMs]);
+    await beating;
   };
   await renew();
-  const stop = everyIntervalOnce(options.beatMs ?? REPLICA_BEAT_MS, renew);
+  const stopBeating = everyIntervalOnce(options.beatMs ?? REPLICA_BEAT_MS, renew);
+  const stop = (): void => {
+    left = true;
+    stopBeating();
+  };
   return {
     id,
     async leave() {
       stop();
+      await beating.catch(() => undefined);
       return Number(await leave(keys, [id, Date.now()]));
     },
     stop,
   };
+}
+
+/** The replicas alive (their marks not lapsed), for a process that keeps no mark of its own (its scheduler does not poll). */
+export async function othersAlive(client: Redis, keyPrefix: string): Promise<number> {
+  return client.zcount(replicasKey(keyPrefix), Date.now(), '+inf');
 }

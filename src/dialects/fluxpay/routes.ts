@@ -178,7 +178,8 @@ const fluxpayRoutes: FastifyPluginAsync<FluxPayRoutesOptions> = async (fastify, 
       ...idempotent,
     },
     async (request) => {
-      const { payment } = await service.confirmPayment(request.body, { scenario: scenarioFromHeaders(request.headers, app.core.config.scenarios.mix), forced: request.faultPlan?.outcome ?? undefined });
+      // Held (a `delay` scenario waits inside): the drain waits for it, so that it is answered before the close.
+      const { payment } = await app.lifecycle.hold(service.confirmPayment(request.body, { scenario: scenarioFromHeaders(request.headers, app.core.config.scenarios.mix), forced: request.faultPlan?.outcome ?? undefined }));
       return ok(paymentView(payment));
     },
   );

@@ -3,7 +3,6 @@ import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } f
 import { isDeliveryEvent, isV2PaymentEvent } from '../../core/events.ts';
 import { createErrorHandler, sendProblem } from '../../http/error-handler.ts';
 import { idempotencyHooks } from '../../http/idempotency.ts';
-import { waitUntil } from '../../plugins/app/lifecycle.ts';
 import { isSuccess } from '../../webhooks/retry-policy.ts';
 import { DETAILS, fastApiIssues, sendValidation, v2Errors } from './errors.ts';
 import { exampleCallbackHeaders, V2_CALLBACKS } from './examples.ts';
@@ -133,13 +132,6 @@ const paymentServerV2: FastifyPluginAsync = async (app) => {
     }
   });
   app.addHook('onClose', async () => waits.close());
-  // Handing off (others alive on a shared store: lifecycle.ts), the drain no longer waits for the
-  // shared decisions; the creates waiting in this process are its own requests, answered before it closes.
-  app.lifecycle.onDrain(async (budgetMs) => {
-    if (!app.lifecycle.handingOff) return;
-    const left = await waitUntil(budgetMs, async () => waits.size, (open) => open === 0);
-    if (left > 0) app.log.warn({ waiting_v2_creates: left }, 'shutdown: v2 creates still waiting for their answer when the drain budget ran out (their clients get the connection closed; a retry with the same tx_id answers on another replica)');
-  });
 
   for (const [type, doc] of Object.entries(V2_CALLBACKS) as Array<[keyof typeof V2_CALLBACKS, (typeof V2_CALLBACKS)[keyof typeof V2_CALLBACKS]]>) {
     const headers = exampleCallbackHeaders(type);

@@ -88,15 +88,16 @@ const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (fastify, { idempote
       if (outcome.kind === 'existing') {
         reply.header('idempotent-replayed', 'true');
         // No twin here: the first request is another replica's, or over; this one follows the payment in the store while its answer is still to come.
-        if (twin !== undefined) await twin;
-        else if (wait !== undefined && (await waits.follow(wait))) await wait.done;
+        // Held: the drain waits for it (lifecycle.ts), so that it is answered before the close.
+        if (twin !== undefined) await app.lifecycle.hold(twin);
+        else if (wait !== undefined && (await waits.follow(wait))) await app.lifecycle.hold(wait.done);
       } else {
         // Created here while a twin's wait was open happens only with a store that does not
         // order concurrent calls as they came (another back end): then this answers the status
         // the payment has now, without waiting.
         if (wait !== undefined && outcome.kind === 'created') {
           waits.expect(wait, outcome.decisionDueAt);
-          await wait.done;
+          await app.lifecycle.hold(wait.done);
         }
       }
       const payment = (await service.get(id)) ?? outcome.payment;

@@ -35,8 +35,16 @@ export interface Lifecycle {
    * producers' phase ends that much earlier, at most half the budget earlier. Default 0.
    */
   reserveForDelivery(ms: number): void;
-  /** How a drain learns whether it hands its shared work off (asked once, as it starts; unset: never). */
-  handOffWhen(othersAlive: () => Promise<boolean>): void;
+  /** How a drain learns whether it hands its shared work off: the number of other replicas alive to take it (asked once, as it starts; unset: never). */
+  handOffWhen(othersAlive: () => Promise<number>): void;
+  /**
+   * Work a request waits for inside this process before it answers (an /api/v2 create's callback, a
+   * delayed FluxPay confirm): the drain's producers' phase waits for it, handing off or not, so
+   * that the request is answered before the close. Answers `work`.
+   */
+  hold<T>(work: Promise<T>): Promise<T>;
+  /** Requests waiting inside this process now (`hold`). */
+  readonly held: number;
   /**
    * Marks the service not ready and runs the drainers, phase by phase, within `budgetMs` of real
    * time in all; `handOff` given (a namespace's app, told by the root's drain) instead of asking.
@@ -69,12 +77,19 @@ export async function waitUntil<T>(budgetMs: number, read: () => Promise<T>, don
 }
 
 /** Whether others are alive to take this replica's shared work: false without a check, or when it fails or is late. */
-async function askOthers(check: (() => Promise<boolean>) | undefined, withinMs: number, log: FastifyBaseLogger): Promise<boolean> {
+async function askOthers(check: (() => Promise<number>) | undefined, withinMs: number, log: FastifyBaseLogger): Promise<boolean> {
   if (check === undefined) return false;
   let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), withinMs)));
+  const late = new Promise<number>((resolve) => (timer = setTimeout(() => resolve(0), withinMs)));
   try {
-    return await Promise.race([check(), late]);
+    const others = await Promise.race([check(), late]);
+    if (others > 0) {
+      log.info(
+        { other_replicas: others },
+        'shutdown: other replicas are alive: the due work and the webhook deliveries this one has not begun are left to them; it waits only for its own (attempts it began, payments on its timers, requests waiting in it)',
+      );
+    }
+    return others > 0;
   } catch (error) {
     log.warn({ err: error }, 'shutdown: whether other replicas are alive could not be learned; draining as if alone');
     return false;
@@ -93,7 +108,8 @@ export default fp(
   async (app) => {
     const drainers: Array<{ drainer: Drainer; phase: DrainPhase }> = [];
     let deliveryReserveMs = 0;
-    let othersAlive: (() => Promise<boolean>) | undefined;
+    let othersAlive: (() => Promise<number>) | undefined;
+    let held = 0;
     const lifecycle: Lifecycle = {
       shuttingDown: false,
       handingOff: false,
@@ -101,6 +117,13 @@ export default fp(
       onDrain: (drainer, phase = 'producers') => void drainers.push({ drainer, phase }),
       reserveForDelivery: (ms) => void (deliveryReserveMs = Math.max(deliveryReserveMs, ms)),
       handOffWhen: (check) => void (othersAlive = check),
+      hold(work) {
+        held++;
+        return work.finally(() => held--);
+      },
+      get held() {
+        return held;
+      },
       async drain(budgetMs, options = {}) {
         lifecycle.shuttingDown = true;
         const deadline = Date.now() + budgetMs;
@@ -117,6 +140,10 @@ export default fp(
       },
     };
     app.decorate('lifecycle', lifecycle);
+    lifecycle.onDrain(async (budgetMs) => {
+      const left = await waitUntil(budgetMs, async () => held, (n) => n === 0);
+      if (left > 0) app.log.warn({ waiting_requests: left }, 'shutdown: requests still waiting for their answer when the drain budget ran out (their connections are closed; a retry answers on another replica or after the restart)');
+    });
     app.addHook('preClose', async () => {
       lifecycle.shuttingDown = true;
       lifecycle.closing = true;

@@ -3,7 +3,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import fp from 'fastify-plugin';
 import type { Redis } from 'ioredis';
 import { watchDataLoss, type DataLossWatch } from '../../adapters/redis/data-loss.ts';
-import { markReplica, type ReplicaMarks } from '../../adapters/redis/replicas.ts';
+import { markReplica, othersAlive, type ReplicaMarks } from '../../adapters/redis/replicas.ts';
 import { keepGenerated, sharedGenerated, type GeneratedName } from '../../adapters/redis/generated.ts';
 import { createRedisStores } from '../../adapters/redis/index.ts';
 import { refusalLog } from '../../adapters/redis/unavailable.ts';
@@ -104,35 +104,32 @@ export default fp<StoresOptions>(
     let stores: Stores;
     let generated: Map<GeneratedName, string>;
     let dataLoss: DataLossWatch;
-    let replicas: ReplicaMarks;
     const closed = new AbortController();
     app.addHook('onClose', async () => closed.abort());
     try {
       // Redis serves (openRedis waited for it): the stores, the shared generated values and the mark of its data, under the same bound on silence.
-      [stores, generated, dataLoss, replicas] = await untilSilentFor(REDIS_START_TIMEOUT_MS, async () => {
+      [stores, generated, dataLoss] = await untilSilentFor(REDIS_START_TIMEOUT_MS, async () => {
         const redisStores = await createRedisStores(config, client, closed.signal, refusalLog(app.log));
-        return [redisStores, await adoptSharedGenerated(config, client), await watchDataLoss(client, config.redis.keyPrefix, app.log), await markReplica(client, config.redis.keyPrefix)] as const;
+        return [redisStores, await adoptSharedGenerated(config, client), await watchDataLoss(client, config.redis.keyPrefix, app.log)] as const;
       });
     } catch (error) {
       throw connection.failed(error);
     }
     closed.signal.addEventListener('abort', dataLoss.stop, { once: true });
-    // A drain (SIGTERM) takes this replica's mark away first and learns whether others are alive to
-    // do its shared work (adapters/redis/replicas.ts); a close without one (a failed start, a test)
-    // takes it away too, within a bound (Redis away: it lapses by itself).
-    app.lifecycle.handOffWhen(async () => {
-      const others = await replicas.leave();
-      if (others > 0) {
-        app.log.info(
-          { other_replicas: others },
-          'shutdown: other replicas are alive: the due work and the webhook deliveries this one has not begun are left to them; it waits only for its own (payments on its timers, attempts it began)',
-        );
-      }
-      return others > 0;
-    });
+    // A replica that takes others' due work (its scheduler polls the shared store: SCHEDULER_POLL_MS
+    // > 0) keeps a mark of life once it is ready (adapters/redis/replicas.ts); a drain (SIGTERM)
+    // takes it away and counts the others alive to leave its shared work to. A close (a failed
+    // start, a test) takes it away too, within a bound (Redis away: it lapses by itself).
+    let replicas: ReplicaMarks | undefined;
+    if (config.scheduler.pollMs > 0) {
+      app.addHook('onReady', async () => {
+        replicas = await markReplica(client, config.redis.keyPrefix);
+      });
+    }
+    app.lifecycle.handOffWhen(async () => (replicas === undefined ? othersAlive(client, config.redis.keyPrefix) : replicas.leave()));
     app.addHook('onClose', async () => {
-      replicas.stop();
-      await Promise.race([replicas.leave().catch(() => undefined), delay(REPLICA_LEAVE_WAIT_MS, undefined, { ref: false })]);
+      replicas?.stop();
+      await Promise.race([replicas?.leave().catch(() => undefined), delay(REPLICA_LEAVE_WAIT_MS, undefined, { ref: false })]);
     });
     if (generated.size > 0) closed.signal.addEventListener('abort', keepGenerated(client, config.redis.keyPrefix, generated, app.log), { once: true });
     connection.serve();
