@@ -228,6 +228,43 @@ withRedisServer('namespaces on Redis', (server) => {
       expect((await b.app.inject({ url: '/v1/sim/intents', headers: { 'x-sim-namespace': 'ci-missed' } })).json().data.map((i: { reservation_id: string }) => i.reservation_id)).toEqual(['rsv_new']);
     });
 
+    it('a namespace listed by a version before 2026-12-04 (its createdAt alone) is listed and started as any; a new listing keeps that form (a code review: a dashed value made earlier replicas answer 500 during an upgrade)', async () => {
+      const { a, b, prefix } = await replicas();
+      const at = Date.UTC(2026, 0, 15, 11, 0, 0);
+      await server().client.hset(`${prefix}namespaces`, 'ci-earlier', String(at));
+      expect((await b.app.inject({ url: '/v1/sim/namespaces' })).json().data).toEqual([{ namespace: 'ci-earlier', created_at: new Date(at).toISOString() }]);
+      expect(await b.app.namespaces.peek('ci-earlier')).toBeDefined();
+      expect((await create(a, 'ci-later', { reservation_id: 'rsv_later', amount: 1000 })).statusCode).toBe(200);
+      expect(await server().client.hget(`${prefix}namespaces`, 'ci-later')).toMatch(/^\d+$/);
+    });
+
+    it('a sync that waits on closing an app reset elsewhere leaves alone a namespace a request started here meanwhile (a code review: it closed it, not in the list it had read)', async () => {
+      const logs: Array<Record<string, unknown>> = [];
+      const prefix = server().newPrefix();
+      const env = { STORE: 'redis', REDIS_URL: server().url, REDIS_KEY_PREFIX: prefix };
+      const a = await buildTestApp(env, { clockStart: START });
+      open.push(a);
+      const b = await buildTestApp(env, { clockStart: START, logs });
+      open.push(b);
+      expect((await create(a, 'ci-gone', { reservation_id: 'rsv_gone', amount: 1000 })).statusCode).toBe(200);
+      const gone = await eventually(async () => b.app.namespaces.peek('ci-gone'), 'B starting ci-gone');
+      // B's close of its app of ci-gone takes a second.
+      const close = gone!.close.bind(gone);
+      let closing = false;
+      vi.spyOn(gone!, 'close').mockImplementation((async () => {
+        closing = true;
+        await new Promise((resolve) => setTimeout(resolve, 1_500));
+        return close();
+      }) as never);
+      const reset = a.app.inject({ method: 'DELETE', url: '/v1/sim/namespaces/ci-gone' });
+      await eventually(async () => (closing ? true : undefined), 'B’s sync closing ci-gone');
+      // While that sync waits on the close: a request here makes a namespace.
+      expect((await create(b, 'ci-meanwhile', { reservation_id: 'rsv_meanwhile', amount: 1000 })).statusCode).toBe(200);
+      expect((await reset).statusCode).toBe(200);
+      await new Promise((resolve) => setTimeout(resolve, 2_500));
+      expect(logs.filter((l) => l.namespace === 'ci-meanwhile' && String(l.msg).includes('closed here'))).toEqual([]);
+    });
+
     it('B starts a namespace it never served and runs its due work after A is gone', async () => {
       const { a, b } = await replicas();
       const created = await create(a, 'ci-s', { reservation_id: 'rsv_s', amount: 2500, scenario: 'delay', delay_ms: 60_000 });

@@ -57,29 +57,37 @@ const RESET_POLL_MS = 50;
 const RESET_MARK_STALE_MS = 30_000;
 
 /*
- * The shared list (STORE=redis): KEYS[1] the namespaces (name → what it was listed as: its
- * createdAt, a dash and a token, so that each listing is told from the one before a reset), KEYS[2]
- * the name's resets under way (a sorted set: each reset's token, scored by the real time it began;
- * two resets of one name at once each keep their own, and a request waits for both).
+ * The shared list (STORE=redis): KEYS[1] the namespaces (name → createdAt, as every version reads
+ * it), KEYS[2] the name's resets under way (a sorted set: each reset's token, scored by the real
+ * time it began; two resets of one name at once each keep their own, and a request waits for
+ * both), KEYS[3] each listing's token (name → token), so that a listing is told from the one before
+ * a reset (a name listed by a version before 2026-12-04 has none: its createdAt stands for it).
  */
 /**
- * A namespace named here: [1, listed as] listed now, [0, listed as] listed already (elsewhere, or
- * by this call sent again), [-1] no room, [-2] being reset, [-3] not listed and `only listed`.
- * ARGV: name, listed as, max, now, a reset's stale age, only listed ('1' or '0').
+ * A namespace named here: [1, listing, createdAt] listed now, [0, listing, createdAt] listed
+ * already (elsewhere, or by this call sent again), [-1] no room, [-2] being reset, [-3] not listed
+ * and `only listed`. ARGV: name, createdAt, token, max, now, a reset's stale age, only listed ('1' or '0').
  */
 const REGISTER = `
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', tonumber(ARGV[4]) - tonumber(ARGV[5]))
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', tonumber(ARGV[5]) - tonumber(ARGV[6]))
 if redis.call('ZCARD', KEYS[2]) > 0 then return {-2} end
-local listed = redis.call('HGET', KEYS[1], ARGV[1])
-if listed then return {0, listed} end
-if ARGV[6] == '1' then return {-3} end
-if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then return {-1} end
+local at = redis.call('HGET', KEYS[1], ARGV[1])
+if at then return {0, redis.call('HGET', KEYS[3], ARGV[1]) or at, at} end
+if ARGV[7] == '1' then return {-3} end
+if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[4]) then return {-1} end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-return {1, ARGV[2]}
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
+return {1, ARGV[3], ARGV[2]}
 `;
-/** A reset begins: off the list, its token among the name's resets. Whether there was something to reset (listed, or another reset under way: also when this call is sent again). ARGV: name, token, now. */
+/**
+ * A reset begins: off the list, its token among the name's resets. Whether there was something to
+ * reset (listed, or another live reset under way: also when this call is sent again). ARGV: name,
+ * token, now, a reset's stale age.
+ */
 const BEGIN_RESET = `
 local listed = redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', tonumber(ARGV[3]) - tonumber(ARGV[4]))
 local others = redis.call('ZCARD', KEYS[2])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
 if listed == 1 or others > 0 then return 1 end
@@ -90,11 +98,6 @@ const END_RESET = `
 redis.call('ZREM', KEYS[2], ARGV[2])
 return 1
 `;
-
-/** When a namespace listed as `listedAs` (`<createdAt>-<token>`, or a bare createdAt written by versions before 2026-12-04) was made. */
-function createdAtOf(listedAs: string): number {
-  return Number.parseInt(listedAs, 10);
-}
 
 /** More namespaces than NAMESPACES_MAX: the request is refused, nothing is made. */
 export class NamespaceLimitError extends DomainError {
@@ -173,8 +176,10 @@ interface Entry {
   /** Set once the app is ready: requests are handed over without waiting. */
   ready: FastifyInstance | undefined;
   createdAt: number;
-  /** STORE=redis: what the shared list held for it when this app was started; another value there means it was reset and made again since. */
+  /** STORE=redis: the listing's token when this app was started (or its createdAt, listed by an earlier version); another one there means it was reset and made again since. */
   listedAs: string | undefined;
+  /** Order of start in this process: a sync leaves alone what started after it read the list. */
+  seq: number;
 }
 
 export default fp<NamespacesOptions>(
@@ -183,7 +188,9 @@ export default fp<NamespacesOptions>(
     const { clock } = app.core;
     const entries = new Map<string, Entry>();
     const hashKey = redis === undefined ? '' : `${redis.keyPrefix}namespaces`;
-    const listKeys = (namespace: string): string[] => [hashKey, `${redis?.keyPrefix ?? ''}namespaces:resetting:${namespace}`];
+    const listingsKey = `${redis?.keyPrefix ?? ''}namespaces:listings`;
+    const listKeys = (namespace: string): string[] => [hashKey, `${redis?.keyPrefix ?? ''}namespaces:resetting:${namespace}`, listingsKey];
+    let started = 0;
     const scripts =
       redis === undefined
         ? undefined
@@ -191,7 +198,7 @@ export default fp<NamespacesOptions>(
     let closed = false;
 
     const start = (namespace: string, createdAt: number, listedAs?: string): Entry => {
-      const entry: Entry = { app: Promise.resolve(undefined as never), ready: undefined, createdAt, listedAs };
+      const entry: Entry = { app: Promise.resolve(undefined as never), ready: undefined, createdAt, listedAs, seq: ++started };
       entry.app = (async () => {
         // A build that fails closes what it set up (buildApp); a ready that fails, here.
         const child = await options.build(namespace);
@@ -230,11 +237,11 @@ export default fp<NamespacesOptions>(
       // replica counted its own: two replicas held twice NAMESPACES_MAX, and refused namespaces stayed listed).
       if (max === 0 || (scripts === undefined && entries.size >= max)) throw new NamespaceLimitError(max);
       if (scripts === undefined) return start(namespace, clock.now()).app;
-      const listedAs = await listed(namespace, `${clock.now()}-${randomUUID().slice(0, 8)}`, onlyListed);
-      if (listedAs === undefined) return undefined;
+      const listing = await listed(namespace, clock.now(), onlyListed);
+      if (listing === undefined) return undefined;
       const raced = entries.get(namespace);
       if (raced !== undefined) return raced.app;
-      return start(namespace, createdAtOf(listedAs), listedAs).app;
+      return start(namespace, listing.createdAt, listing.listedAs).app;
     };
 
     const get = async (namespace: string): Promise<FastifyInstance> => (await obtain(namespace, false)) as FastifyInstance;
@@ -245,14 +252,15 @@ export default fp<NamespacesOptions>(
      * (undefined: not listed, and `onlyListed`); Redis away: the request fails as any store call
      * does (STORE_UNAVAILABLE), and nothing is started.
      */
-    const listed = async (namespace: string, listedAs: string, onlyListed: boolean): Promise<string | undefined> => {
+    const listed = async (namespace: string, createdAt: number, onlyListed: boolean): Promise<{ listedAs: string; createdAt: number } | undefined> => {
       const register = scripts?.register as Script;
       const giveUpAt = Date.now() + RESET_WAIT_MAX_MS;
+      const token = randomUUID();
       for (;;) {
-        const [made, as] = (await storeCall(register(listKeys(namespace), [namespace, listedAs, max, Date.now(), RESET_MARK_STALE_MS, onlyListed ? '1' : '0']))) as [number, string?];
+        const [made, listedAs, at] = (await storeCall(register(listKeys(namespace), [namespace, createdAt, token, max, Date.now(), RESET_MARK_STALE_MS, onlyListed ? '1' : '0']))) as [number, string?, string?];
         if (made === -1) throw new NamespaceLimitError(max);
         if (made === -3) return undefined;
-        if (made !== -2) return as;
+        if (made !== -2) return { listedAs: listedAs as string, createdAt: Number(at) };
         if (Date.now() >= giveUpAt) throw new DomainError('NAMESPACE_UNAVAILABLE', `The namespace ${namespace} is being reset on another replica; send the request again.`);
         await delay(RESET_POLL_MS);
       }
@@ -298,7 +306,7 @@ export default fp<NamespacesOptions>(
         let keys: number;
         try {
           if (scripts !== undefined) {
-            unlisted = Number(await storeCall(scripts.beginReset(listKeys(namespace), [namespace, token, Date.now()]))) === 1;
+            unlisted = Number(await storeCall(scripts.beginReset(listKeys(namespace), [namespace, token, Date.now(), RESET_MARK_STALE_MS]))) === 1;
             // The other replicas close their apps of it meanwhile (before 2026-12-04 a request right
             // after the reset's answer could reach one's old app: its payment never decided).
             await delay(RESET_SETTLE_MS);
@@ -323,7 +331,7 @@ export default fp<NamespacesOptions>(
       if (redis === undefined) return [...entries].map(([namespace, entry]) => ({ namespace, createdAt: entry.createdAt })).sort(byAge);
       const shared = await storeCall(redis.client.hgetall(hashKey));
       return Object.entries(shared)
-        .map(([namespace, at]) => ({ namespace, createdAt: createdAtOf(at) }))
+        .map(([namespace, at]) => ({ namespace, createdAt: Number(at) }))
         .sort(byAge);
     };
 
@@ -332,14 +340,17 @@ export default fp<NamespacesOptions>(
     const sync = async (): Promise<void> => {
       if (redis === undefined || closed || app.lifecycle.shuttingDown) return;
       try {
-        const shared = await redis.client.hgetall(hashKey);
+        const readAfter = started;
+        const [shared, listings] = await Promise.all([redis.client.hgetall(hashKey), redis.client.hgetall(listingsKey)]);
+        const listingOf = (namespace: string): string | undefined => listings[namespace] ?? shared[namespace];
         for (const [namespace, at] of Object.entries(shared)) {
           // The shared list holds NAMESPACES_MAX at most (REGISTER): each listed one runs here too.
-          if (!entries.has(namespace) && !resetting.has(namespace) && NAME.test(namespace)) start(namespace, createdAtOf(at), at);
+          if (!entries.has(namespace) && !resetting.has(namespace) && NAME.test(namespace)) start(namespace, Number(at), listingOf(namespace));
         }
         for (const [namespace, entry] of entries) {
-          if (entry.ready === undefined || resetting.has(namespace)) continue;
-          const listedAs = shared[namespace];
+          // Started after the list was read (a request's, while this sync waited on a close): not in it yet.
+          if (entry.ready === undefined || resetting.has(namespace) || entry.seq > readAfter) continue;
+          const listedAs = namespace in shared ? listingOf(namespace) : undefined;
           // Not listed (reset elsewhere), or listed anew since this app started (reset and made again
           // elsewhere, a sync of this replica missed meanwhile): this app's state is gone.
           if (listedAs !== undefined && (entry.listedAs === undefined || listedAs === entry.listedAs)) continue;
