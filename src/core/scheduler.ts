@@ -134,8 +134,8 @@ export class Scheduler {
   /**
    * For good: `stop`, and on a shared store no run claims anything from now on (a caller's `runDueOrFail` rejects with
    * a ShuttingDownError, 503 SHUTTING_DOWN, its client told to retry elsewhere; before 2026-12-04 STORE_UNAVAILABLE), the runs in progress or queued take no
-   * further job of what they claimed (each left is scheduled again as it was, free for another
-   * replica at once), and waits for them, at most `waitMs`. The close, before the webhook
+   * further job of what they claimed (each left is given back as it was, free for another replica
+   * at once, unless cancelled or rescheduled since), and waits for them, at most `waitMs`. The close, before the webhook
    * dispatcher closes: before 2026-12-03 the timers ran on until the scheduler's own close, after
    * the dispatcher's, and a decision made then could not queue its webhook (on Redis its job waited
    * out the lease, 30 s, before another replica made it again).

@@ -23,7 +23,7 @@ export interface Lifecycle {
   /**
    * Set as the drain starts (`handOffWhen`): the store is shared and another replica is alive to do
    * this one's shared work (due decisions, the delivery stream), so drainers wait only for what is
-   * this process's own (payments in flight on its timers, attempts it began).
+   * this process's own (payments in flight on its timers, attempts it began, requests it holds).
    */
   handingOff: boolean;
   /** Set when the server closes, after the drain: new requests get 503 in their dialect's shape. */
