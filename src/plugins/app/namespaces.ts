@@ -5,8 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Redis } from 'ioredis';
 import { AggregatorRegistry, type Registry } from 'prom-client';
-import { defineScript, type Script } from '../../adapters/redis/connection.ts';
-import { storeCall } from '../../adapters/redis/unavailable.ts';
+import { namespaceKeyPrefix, RedisNamespaceList, type Listing } from '../../adapters/redis/namespace-list.ts';
 import { DomainError, validationFailed } from '../../core/errors.ts';
 import { DEFAULT_NAMESPACE } from '../../core/faults/service.ts';
 import { NAMESPACE_PATTERN, NAMESPACE_RULE } from '../../core/namespace.ts';
@@ -53,52 +52,6 @@ const RESET_SETTLE_MS = NAMESPACE_SYNC_MS + 500;
 const RESET_WAIT_MAX_MS = 10_000;
 /** How often a request waiting for a reset on another replica asks again. */
 const RESET_POLL_MS = 50;
-/** A reset's mark older than this is a replica's that died while resetting: no longer waited for. */
-const RESET_MARK_STALE_MS = 30_000;
-
-/*
- * The shared list (STORE=redis): KEYS[1] the namespaces (name → createdAt, as every version reads
- * it), KEYS[2] the name's resets under way (a sorted set: each reset's token, scored by the real
- * time it began; two resets of one name at once each keep their own, and a request waits for
- * both), KEYS[3] each listing's token (name → token), so that a listing is told from the one before
- * a reset (a name listed by a version before 2026-12-04 has none: its createdAt stands for it).
- */
-/**
- * A namespace named here: [1, listing, createdAt] listed now, [0, listing, createdAt] listed
- * already (elsewhere, or by this call sent again), [-1] no room, [-2] being reset, [-3] not listed
- * and `only listed`. ARGV: name, createdAt, token, max, now, a reset's stale age, only listed ('1' or '0').
- */
-const REGISTER = `
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', tonumber(ARGV[5]) - tonumber(ARGV[6]))
-if redis.call('ZCARD', KEYS[2]) > 0 then return {-2} end
-local at = redis.call('HGET', KEYS[1], ARGV[1])
-if at then return {0, redis.call('HGET', KEYS[3], ARGV[1]) or at, at} end
-if ARGV[7] == '1' then return {-3} end
-if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[4]) then return {-1} end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
-return {1, ARGV[3], ARGV[2]}
-`;
-/**
- * A reset begins: off the list, its token among the name's resets. Whether there was something to
- * reset (listed, or another live reset under way: also when this call is sent again). ARGV: name,
- * token, now, a reset's stale age.
- */
-const BEGIN_RESET = `
-local listed = redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('HDEL', KEYS[3], ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', tonumber(ARGV[3]) - tonumber(ARGV[4]))
-local others = redis.call('ZCARD', KEYS[2])
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
-if listed == 1 or others > 0 then return 1 end
-return 0
-`;
-/** A reset ends: its token goes (the others' stay). ARGV: name, token. */
-const END_RESET = `
-redis.call('ZREM', KEYS[2], ARGV[2])
-return 1
-`;
-
 /** More namespaces than NAMESPACES_MAX: the request is refused, nothing is made. */
 export class NamespaceLimitError extends DomainError {
   constructor(max: number) {
@@ -154,10 +107,7 @@ declare module 'fastify' {
   }
 }
 
-/** The key prefix of a namespace's state in Redis. */
-export function namespaceKeyPrefix(rootPrefix: string, namespace: string): string {
-  return `${rootPrefix}ns:${namespace}:`;
-}
+export { namespaceKeyPrefix };
 
 /** The namespace a request names: `default` without the header; undefined when the header is not a valid name. */
 export function namespaceOf(header: string | string[] | undefined): string | undefined {
@@ -187,14 +137,9 @@ export default fp<NamespacesOptions>(
     const { max, redis } = options;
     const { clock } = app.core;
     const entries = new Map<string, Entry>();
-    const hashKey = redis === undefined ? '' : `${redis.keyPrefix}namespaces`;
-    const listingsKey = `${redis?.keyPrefix ?? ''}namespaces:listings`;
-    const listKeys = (namespace: string): string[] => [hashKey, `${redis?.keyPrefix ?? ''}namespaces:resetting:${namespace}`, listingsKey];
+    /** STORE=redis: the namespaces every replica of the key prefix sees. */
+    const shared = redis === undefined ? undefined : new RedisNamespaceList(redis.client, redis.keyPrefix);
     let started = 0;
-    const scripts =
-      redis === undefined
-        ? undefined
-        : { register: defineScript(redis.client, 'paysimNamespaceRegister', REGISTER), beginReset: defineScript(redis.client, 'paysimNamespaceBeginReset', BEGIN_RESET), endReset: defineScript(redis.client, 'paysimNamespaceEndReset', END_RESET) };
     let closed = false;
 
     const start = (namespace: string, createdAt: number, listedAs?: string): Entry => {
@@ -235,8 +180,8 @@ export default fp<NamespacesOptions>(
       if (closed || app.lifecycle.shuttingDown) throw new DomainError('NAMESPACE_UNAVAILABLE', 'The service is shutting down.');
       // With Redis the bound is the shared list's, whichever replicas made them (before 2026-12-04 each
       // replica counted its own: two replicas held twice NAMESPACES_MAX, and refused namespaces stayed listed).
-      if (max === 0 || (scripts === undefined && entries.size >= max)) throw new NamespaceLimitError(max);
-      if (scripts === undefined) return start(namespace, clock.now()).app;
+      if (max === 0 || (shared === undefined && entries.size >= max)) throw new NamespaceLimitError(max);
+      if (shared === undefined) return start(namespace, clock.now()).app;
       const listing = await listed(namespace, clock.now(), onlyListed);
       if (listing === undefined) return undefined;
       const raced = entries.get(namespace);
@@ -252,15 +197,15 @@ export default fp<NamespacesOptions>(
      * (undefined: not listed, and `onlyListed`); Redis away: the request fails as any store call
      * does (STORE_UNAVAILABLE), and nothing is started.
      */
-    const listed = async (namespace: string, createdAt: number, onlyListed: boolean): Promise<{ listedAs: string; createdAt: number } | undefined> => {
-      const register = scripts?.register as Script;
+    const listed = async (namespace: string, createdAt: number, onlyListed: boolean): Promise<Listing | undefined> => {
+      const list = shared as RedisNamespaceList;
       const giveUpAt = Date.now() + RESET_WAIT_MAX_MS;
       const token = randomUUID();
       for (;;) {
-        const [made, listedAs, at] = (await storeCall(register(listKeys(namespace), [namespace, createdAt, token, max, Date.now(), RESET_MARK_STALE_MS, onlyListed ? '1' : '0']))) as [number, string?, string?];
-        if (made === -1) throw new NamespaceLimitError(max);
-        if (made === -3) return undefined;
-        if (made !== -2) return { listedAs: listedAs as string, createdAt: Number(at) };
+        const outcome = await list.register(namespace, createdAt, token, max, onlyListed);
+        if (outcome.kind === 'full') throw new NamespaceLimitError(max);
+        if (outcome.kind === 'not_listed') return undefined;
+        if (outcome.kind === 'listed') return outcome.listing;
         if (Date.now() >= giveUpAt) throw new DomainError('NAMESPACE_UNAVAILABLE', `The namespace ${namespace} is being reset on another replica; send the request again.`);
         await delay(RESET_POLL_MS);
       }
@@ -274,19 +219,6 @@ export default fp<NamespacesOptions>(
       const counts = (await child.metrics.registry.getMetricsAsJSON()).filter((metric) => CUMULATIVE.has(String(metric.type)));
       retired = retired.length === 0 ? counts : await AggregatorRegistry.aggregate([retired, counts]).getMetricsAsJSON();
       await child.close();
-    };
-
-    const wipe = async (namespace: string): Promise<number> => {
-      if (redis === undefined) return 0;
-      const { client } = redis;
-      let removed = 0;
-      let cursor = '0';
-      do {
-        const [next, keys] = await storeCall(client.scan(cursor, 'MATCH', `${namespaceKeyPrefix(redis.keyPrefix, namespace)}*`, 'COUNT', 1000));
-        cursor = next;
-        if (keys.length > 0) removed += await storeCall(client.unlink(...keys));
-      } while (cursor !== '0');
-      return removed;
     };
 
     /** Resets under way: a request for the namespace waits for it, and the sync leaves it alone. */
@@ -305,18 +237,18 @@ export default fp<NamespacesOptions>(
         let unlisted = false;
         let keys: number;
         try {
-          if (scripts !== undefined) {
-            unlisted = Number(await storeCall(scripts.beginReset(listKeys(namespace), [namespace, token, Date.now(), RESET_MARK_STALE_MS]))) === 1;
+          if (shared !== undefined) {
+            unlisted = await shared.beginReset(namespace, token);
             // The other replicas close their apps of it meanwhile (before 2026-12-04 a request right
             // after the reset's answer could reach one's old app: its payment never decided).
             await delay(RESET_SETTLE_MS);
-          }
-          keys = await wipe(namespace);
+            keys = await shared.wipe(namespace);
+          } else keys = 0;
         } finally {
-          if (scripts !== undefined) await storeCall(scripts.endReset(listKeys(namespace), [namespace, token])).catch(() => undefined);
+          await shared?.endReset(namespace, token).catch(() => undefined);
         }
         const existed = unlisted || entry !== undefined;
-        if (existed) app.log.info({ namespace, ...(redis === undefined ? {} : { redis_keys: keys }) }, 'namespace reset');
+        if (existed) app.log.info({ namespace, ...(shared === undefined ? {} : { redis_keys: keys }) }, 'namespace reset');
         return existed;
       })();
       resetting.set(namespace, done);
@@ -328,29 +260,25 @@ export default fp<NamespacesOptions>(
     };
 
     const list = async (): Promise<NamespaceInfo[]> => {
-      if (redis === undefined) return [...entries].map(([namespace, entry]) => ({ namespace, createdAt: entry.createdAt })).sort(byAge);
-      const shared = await storeCall(redis.client.hgetall(hashKey));
-      return Object.entries(shared)
-        .map(([namespace, at]) => ({ namespace, createdAt: Number(at) }))
-        .sort(byAge);
+      if (shared === undefined) return [...entries].map(([namespace, entry]) => ({ namespace, createdAt: entry.createdAt })).sort(byAge);
+      return [...(await shared.all())].map(([namespace, listing]) => ({ namespace, createdAt: listing.createdAt })).sort(byAge);
     };
 
     /** STORE=redis: start what other replicas made, close what they reset. */
     let lastSyncErrorAt = Number.NEGATIVE_INFINITY;
     const sync = async (): Promise<void> => {
-      if (redis === undefined || closed || app.lifecycle.shuttingDown) return;
+      if (shared === undefined || closed || app.lifecycle.shuttingDown) return;
       try {
         const readAfter = started;
-        const [shared, listings] = await Promise.all([redis.client.hgetall(hashKey), redis.client.hgetall(listingsKey)]);
-        const listingOf = (namespace: string): string | undefined => listings[namespace] ?? shared[namespace];
-        for (const [namespace, at] of Object.entries(shared)) {
-          // The shared list holds NAMESPACES_MAX at most (REGISTER): each listed one runs here too.
-          if (!entries.has(namespace) && !resetting.has(namespace) && NAME.test(namespace)) start(namespace, Number(at), listingOf(namespace));
+        const listed = await shared.all();
+        for (const [namespace, listing] of listed) {
+          // The shared list holds NAMESPACES_MAX at most (its script): each listed one runs here too.
+          if (!entries.has(namespace) && !resetting.has(namespace) && NAME.test(namespace)) start(namespace, listing.createdAt, listing.listedAs);
         }
         for (const [namespace, entry] of entries) {
           // Started after the list was read (a request's, while this sync waited on a close): not in it yet.
           if (entry.ready === undefined || resetting.has(namespace) || entry.seq > readAfter) continue;
-          const listedAs = namespace in shared ? listingOf(namespace) : undefined;
+          const listedAs = listed.get(namespace)?.listedAs;
           // Not listed (reset elsewhere), or listed anew since this app started (reset and made again
           // elsewhere, a sync of this replica missed meanwhile): this app's state is gone.
           if (listedAs !== undefined && (entry.listedAs === undefined || listedAs === entry.listedAs)) continue;
@@ -411,7 +339,7 @@ export default fp<NamespacesOptions>(
       if (known !== undefined) return known.app.catch(() => undefined);
       // Listed by another replica and not started here yet (its sync would within a second): started
       // now, never listed by a peek. Shutting down, or Redis away: its error (503).
-      if (redis === undefined || max === 0) return undefined;
+      if (shared === undefined || max === 0) return undefined;
       return obtain(namespace, true);
     };
     app.decorate('namespaces', { max, get, peek, list, reset, metrics, route } satisfies Namespaces);
@@ -449,7 +377,7 @@ export default fp<NamespacesOptions>(
       await Promise.all([...entries.values()].map(async (entry) => (await entry.app.catch(() => undefined))?.lifecycle.drain(Math.max(0, deadline - Date.now()), { handOff })));
     });
     app.addHook('onReady', async () => {
-      if (redis !== undefined) scheduleSync();
+      if (shared !== undefined) scheduleSync();
     });
     app.addHook('preClose', async () => {
       closed = true;
