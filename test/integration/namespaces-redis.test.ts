@@ -39,6 +39,12 @@ withRedisServer('namespaces on Redis', (server) => {
     t.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: body, headers: namespace === undefined ? {} : { 'x-sim-namespace': namespace } });
   const read = (t: TestApp, namespace: string | undefined, id: string) => t.app.inject({ url: `/v1/sim/intents/${id}`, headers: namespace === undefined ? {} : { 'x-sim-namespace': namespace } });
   const keysOf = async (pattern: string): Promise<string[]> => (await server().client.keys(pattern)).sort();
+  /** The intent once it is no longer PENDING, read in a namespace on a replica. */
+  const decidedOn = (t: TestApp, namespace: string, id: string, what: string) =>
+    eventually(async () => {
+      const res = await read(t, namespace, id);
+      return res.json().status === 'PENDING' ? undefined : res.json();
+    }, what);
 
   it('a new namespace while Redis is away, through a listening server: one 503 in the dialect’s shape, the shared list tried once', async () => {
     const t = await buildTestApp({ STORE: 'redis', REDIS_URL: server().url, REDIS_KEY_PREFIX: server().newPrefix() }, { clockStart: START });
@@ -132,10 +138,7 @@ withRedisServer('namespaces on Redis', (server) => {
       // Past a sync of the list (each second), the namespace still runs on A: its decision is made.
       await new Promise((resolve) => setTimeout(resolve, 1_500));
       await a.clock.advance(1_000);
-      const decided = await eventually(async () => {
-        const res = await read(a, 'ci-again', id);
-        return res.json().status === 'PENDING' ? undefined : res.json();
-      }, 'the decision on A');
+      const decided = await decidedOn(a, 'ci-again', id, 'the decision on A');
       expect(decided).toMatchObject({ payment_intent_id: id, status: 'APPROVED', amount: 2000 });
       expect((await read(b, 'ci-again', id)).json()).toMatchObject({ status: 'APPROVED' });
     });
@@ -274,10 +277,7 @@ withRedisServer('namespaces on Redis', (server) => {
       await a.app.close();
       open.splice(open.indexOf(a), 1);
       await b.clock.advance(60_000);
-      const decided = await eventually(async () => {
-        const res = await read(b, 'ci-s', id);
-        return res.json().status === 'PENDING' ? undefined : res.json();
-      }, 'the decision on B');
+      const decided = await decidedOn(b, 'ci-s', id, 'the decision on B');
       expect(decided).toMatchObject({ payment_intent_id: id, status: 'APPROVED', amount: 2500 });
     });
   });

@@ -17,7 +17,7 @@ import { storeCall } from './unavailable.ts';
  */
 
 /** A reset's token older than this is a replica's that died while resetting: no longer waited for. */
-export const RESET_MARK_STALE_MS = 30_000;
+const RESET_MARK_STALE_MS = 30_000;
 
 /**
  * [1, listing, createdAt] listed now, [0, listing, createdAt] listed already (elsewhere, or by this
@@ -116,11 +116,6 @@ export class RedisNamespaceList {
   async all(): Promise<Map<string, Listing>> {
     const [list, listings] = await Promise.all([storeCall(this.#client.hgetall(this.#list)), storeCall(this.#client.hgetall(this.#listings))]);
     return new Map(Object.entries(list).map(([namespace, at]) => [namespace, { createdAt: Number(at), listedAs: listings[namespace] ?? at }]));
-  }
-
-  /** Whether `namespace` is listed. */
-  async has(namespace: string): Promise<boolean> {
-    return (await storeCall(this.#client.hexists(this.#list, namespace))) === 1;
   }
 
   /** Deletes a namespace's keys; how many went. */

@@ -188,8 +188,8 @@ return due or lease or ''
  * clock within a small fraction of the lease.
  *
  * Commands per job: 4 to schedule it (HGET, INCR, HSET, ZADD; 2 ZREMs more when it had a schedule,
- * and the GET and SET of its kept reply on its own), 1 to complete it (its HGET), 8 to give it back
- * (`release`: its HGET, then a schedule's); a claim and a complete of a whole batch add a
+ * and the GET and SET of its kept reply on its own), 1 to complete it (its HGET), 7 to give it back
+ * (`release`: its HGET, then a reschedule's 6); a claim and a complete of a whole batch add a
  * handful (ZRANGEBYSCORE, ZREM, INCRBY, ZADD, HSET, HDEL; a claim's GET of a kept reply, and its
  * SET when it claimed jobs), however many jobs the batch holds.
  */

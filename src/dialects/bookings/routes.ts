@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { DomainError } from '../../core/errors.ts';
+import { DomainError, StoreFullError, StoreUnavailableError } from '../../core/errors.ts';
 import type { SeatCounts } from '../../core/seats.ts';
 import { sendProblem } from '../../http/error-handler.ts';
 import type { IdempotencyHooks } from '../../http/idempotency.ts';
@@ -165,7 +165,8 @@ const bookingRoutes: FastifyPluginAsync<BookingRoutesOptions> = async (fastify, 
         await service.cancel({ userId: userOf(request), bookingId: request.body.bookingId });
       } catch (error) {
         // Document 003 answers 400 whatever the reason; the code keeps the reason.
-        if (error instanceof DomainError && error.code !== 'STORE_FULL' && error.code !== 'STORE_UNAVAILABLE' && error.code !== 'SHUTTING_DOWN') return sendProblem(reply, bookingsErrors, { ...problemOf(error, bookingsErrors.statusOf), status: 400 });
+        // The store full or away, or the process closing, stay 503s.
+        if (error instanceof DomainError && !(error instanceof StoreFullError || error instanceof StoreUnavailableError)) return sendProblem(reply, bookingsErrors, { ...problemOf(error, bookingsErrors.statusOf), status: 400 });
         throw error;
       }
       return { message: BOOKING_CANCELLED_MESSAGE };

@@ -127,7 +127,7 @@ export class CallbackWaits {
     const lookUp = this.#lookUp;
     let found: LookedUp;
     try {
-      found = lookUp === undefined ? undefined : await lookUp.look(wait.id);
+      found = await lookUp?.look(wait.id);
     } catch (error) {
       this.drop(wait);
       throw error;
@@ -136,8 +136,8 @@ export class CallbackWaits {
     if (this.#waits.get(wait.id) !== wait) return false;
     const now = lookUp?.now() ?? 0;
     // Another replica's clock may be ahead of this one's: a decision "in the future" was made just now.
-    const sinceDecided = found?.decidedAt === null || found === undefined ? 0 : Math.max(0, now - found.decidedAt);
-    if (lookUp === undefined || found === undefined || found.completed || (found.decidedAt !== null && sinceDecided >= this.#boundMs)) {
+    const sinceDecided = found?.decidedAt == null ? 0 : Math.max(0, now - found.decidedAt);
+    if (found === undefined || found.completed || (found.decidedAt !== null && sinceDecided >= this.#boundMs)) {
       this.drop(wait);
       return false;
     }

@@ -53,7 +53,7 @@ export interface Lifecycle {
 }
 
 /** The most a drain waits to learn whether others are alive (a Redis away answers late or never: no hand-off). */
-export const HAND_OFF_CHECK_MS = 500;
+const HAND_OFF_CHECK_MS = 500;
 
 const PHASES: readonly DrainPhase[] = ['producers', 'delivery'];
 

@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Redis } from 'ioredis';
 import { AggregatorRegistry, type Registry } from 'prom-client';
-import { namespaceKeyPrefix, RedisNamespaceList, type Listing } from '../../adapters/redis/namespace-list.ts';
+import { RedisNamespaceList, type Listing } from '../../adapters/redis/namespace-list.ts';
 import { DomainError, validationFailed } from '../../core/errors.ts';
 import { DEFAULT_NAMESPACE } from '../../core/faults/service.ts';
 import { NAMESPACE_PATTERN, NAMESPACE_RULE } from '../../core/namespace.ts';
@@ -107,7 +107,6 @@ declare module 'fastify' {
   }
 }
 
-export { namespaceKeyPrefix };
 
 /** The namespace a request names: `default` without the header; undefined when the header is not a valid name. */
 export function namespaceOf(header: string | string[] | undefined): string | undefined {

@@ -128,8 +128,8 @@ export default fp<StoresOptions>(
     }
     app.lifecycle.handOffWhen(async () => (replicas === undefined ? othersAlive(client, config.redis.keyPrefix) : replicas.leave()));
     app.addHook('onClose', async () => {
-      replicas?.stop();
-      await Promise.race([replicas?.leave().catch(() => undefined), delay(REPLICA_LEAVE_WAIT_MS, undefined, { ref: false })]);
+      // leave() stops the beats first.
+      if (replicas !== undefined) await Promise.race([replicas.leave().catch(() => undefined), delay(REPLICA_LEAVE_WAIT_MS, undefined, { ref: false })]);
     });
     if (generated.size > 0) closed.signal.addEventListener('abort', keepGenerated(client, config.redis.keyPrefix, generated, app.log), { once: true });
     connection.serve();
