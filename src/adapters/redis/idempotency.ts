@@ -121,11 +121,18 @@ return {'started'}
 // A complete or release settles only the claim its begin made (ct): a claim the key's hold let go,
 // taken since by another request, is that request's; so is one a release sent again late (ioredis
 // resends a call whose reply was lost) would find after the client's retry began.
-const COMPLETE = `
+const COMPLETE = `${SWEEP}
 -- ARGV: entry prefix, id, response JSON, body length, claim
 local key = ARGV[1] .. ARGV[2]
 local entry = redis.call('HMGET', key, 'fp', 'resp', 'exp', 'ct')
 if not entry[1] or entry[2] or entry[4] ~= ARGV[5] then return 0 end
+-- Its time is up (a sweep found it expired while its request ran and moved it to its hold): the
+-- answer would be swept at once, so the key goes now, as memory's does (before 2026-12-04 it stayed
+-- counted in store_records until the next sweep).
+if tonumber(redis.call('ZSCORE', KEYS[1], ARGV[2]) or entry[3]) ~= tonumber(entry[3]) then
+  forget(ARGV[2])
+  return 1
+end
 redis.call('HSET', key, 'resp', ARGV[3])
 redis.call('HINCRBY', key, 'bytes', ARGV[4])
 redis.call('INCRBY', KEYS[3], ARGV[4])

@@ -183,6 +183,8 @@ export function idempotencyStoreContract(name: string, make: IdempotencyStoreFac
         expect(await store.begin(SCOPE, 'slow', 'another body', T0 + 30 * MINUTE)).toEqual({ kind: 'mismatch' });
         // It ends: its answer is stored, and as the key's TTL counts from its begin, it goes.
         await store.complete(SCOPE, 'slow', slow, CREATED);
+        // Its time was up: it no longer counts (the running 'failing' and the new 'quick' do).
+        expect((await store.stats()).size).toBe(2);
         const slowAgain = await store.begin(SCOPE, 'slow', 'fp', T0 + 30 * MINUTE);
         expect(slowAgain).toEqual(STARTED);
         await store.release(SCOPE, 'failing', failing);
