@@ -117,6 +117,12 @@ export class WebhookDispatcher {
    * acknowledged (the others are in the queue or on the shared scheduler, for any replica).
    */
   readonly #unfinished = new Set<string>();
+  /**
+   * With a shared queue: the deliveries whose attempt, made during the drain, could not have its
+   * result recorded (the store failed). Their entries stay held in the queue until another replica
+   * (or the next start) takes them over once idle, and sends them again; the drain's end line says so.
+   */
+  readonly #unrecorded = new Set<string>();
   #idleWaiters: Array<() => void> = [];
   #requestsInFlight = 0;
   /** Deliveries between their bound check and their queueing (their log insert is being awaited). */
@@ -453,6 +459,11 @@ export class WebhookDispatcher {
     return left;
   }
 
+  /** The deliveries counted in `#unrecorded` (at most `limit` ids) and how many there were. */
+  unrecordedInDrain(limit: number): { count: number; ids: string[] } {
+    return { count: this.#unrecorded.size, ids: [...this.#unrecorded].slice(0, limit) };
+  }
+
   /** Stops new attempts (the drain is over): waiters for a rate-cap token and the pool's queue are let go. */
   close(): void {
     this.#closed = true;
@@ -510,6 +521,9 @@ export class WebhookDispatcher {
     } catch (error) {
       // A store that failed mid-attempt: the delivery stays as the log last saw it, and is reported by the drain.
       this.#deps.onError(error, `webhook delivery ${delivery.id}`);
+      // Taken from a shared queue in the drain: its entry waits for a takeover (before 2026-12-04 the
+      // drain's end line then said that every delivery had finished).
+      if (this.#tickets.has(delivery.id) && this.#beginBy !== Number.POSITIVE_INFINITY) this.#unrecorded.add(delivery.id);
     }
     if (this.#tickets.size !== 0) await this.#acknowledge(delivery.id, recorded);
   }

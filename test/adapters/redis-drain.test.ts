@@ -283,6 +283,36 @@ if (redisServerOrSkip('the drain on a shared store')) describe('the drain on a s
     }
   });
 
+  it('Redis gone in the drain: an attempt made then whose result cannot be recorded is named, left to a takeover, and the end line no longer says every delivery finished (a user test found it)', async () => {
+    const own = await startRedisServer();
+    const logs: Array<Record<string, unknown>> = [];
+    // The attempt is in flight (400 ms) when Redis stops: its result cannot be recorded.
+    const rx = await startReceiver(() => ({ status: 200, body: 'ok', delayMs: 400 }));
+    const env = { STORE: 'redis', REDIS_URL: own.url, SCHEDULER_POLL_MS: '50', REDIS_KEY_PREFIX: 'drain-unrecorded:', DEFAULT_APPROVE_DELAY_MS: '0', WEBHOOK_TIMEOUT_MS: '1500' };
+    const t = await buildTestApp(env, { logs, clockStart: Date.now() });
+    try {
+      const made = await t.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'r-unrecorded', amount: 100, webhook_url: rx.url() } });
+      expect(made.statusCode).toBe(200);
+      await eventually(async () => {
+        await t.clock.advance(10);
+        return rx.requests.length === 1 ? true : undefined;
+      }, 'the attempt in flight');
+      const ids = (await t.app.webhooks.log.list({ limit: 10 })).data.map((d) => d.id);
+      expect(ids).toHaveLength(1);
+      const drained = t.app.lifecycle.drain(5_000);
+      await own.pause();
+      await drained;
+      const shutdown = logs.filter((l) => l.msg === 'shutdown: every webhook delivery finished' || l.unrecorded_deliveries !== undefined);
+      expect(shutdown.map((l) => [l.level, l.msg, l.unrecorded_deliveries, l.delivery_ids])).toEqual([
+        ['warn', 'shutdown: webhook attempts made in the drain whose results could not be recorded (the store failed): the other replicas (or the next start) take these deliveries over once idle and send them again, with the same event ids', 1, ids],
+      ]);
+    } finally {
+      await t.app.close();
+      await rx.close();
+      await own.stop();
+    }
+  });
+
   it('under a rate cap, a delivery whose token comes too late in the drain is handed back, not begun (and cut by the close: a code review saw it sent twice); each is sent once', async () => {
     const rx = await startReceiver(() => ({ status: 200, body: 'ok', delayMs: 800 }));
     const env = { ...SHARED(), REDIS_KEY_PREFIX: 'drain-capped:', DEFAULT_APPROVE_DELAY_MS: '0', WEBHOOK_TIMEOUT_MS: '1000', WEBHOOK_MAX_RPS: '2', WEBHOOK_ORIGIN_CONCURRENCY: '8' };

@@ -144,8 +144,15 @@ export default fp<WebhooksOptions>(
     if (queue !== undefined) app.lifecycle.onDrain(async (_budgetMs, deadline) => dispatcher.drainEndsAt(app.lifecycle.handingOff ? Date.now() + dispatcher.drainReserveMs : deadline));
     app.lifecycle.onDrain(async (budgetMs) => {
       const left = await dispatcher.drain(budgetMs);
+      const unrecorded = dispatcher.unrecordedInDrain(MAX_IDS_LOGGED);
+      if (unrecorded.count > 0) {
+        app.log.warn(
+          { unrecorded_deliveries: unrecorded.count, delivery_ids: unrecorded.ids, ...(unrecorded.count > MAX_IDS_LOGGED ? { delivery_ids_truncated: true } : {}) },
+          'shutdown: webhook attempts made in the drain whose results could not be recorded (the store failed): the other replicas (or the next start) take these deliveries over once idle and send them again, with the same event ids',
+        );
+      }
       if (left.length === 0) {
-        app.log.info('shutdown: every webhook delivery finished');
+        if (unrecorded.count === 0) app.log.info('shutdown: every webhook delivery finished');
         return;
       }
       const counts: Record<string, number> = {};
