@@ -406,6 +406,21 @@ describe('operations', () => {
     expect(closing.json()).toEqual({ status: 'shutting_down' });
   });
 
+  it('/readyz once the server closes (new requests refused): still 503 {"status":"shutting_down"}, not a 500 (a balancer\'s check in the close window saw one)', async () => {
+    const own = await buildTestApp();
+    try {
+      own.app.lifecycle.shuttingDown = true;
+      own.app.lifecycle.closing = true;
+      const readyz = await own.app.inject({ url: '/readyz' });
+      expect([readyz.statusCode, readyz.json()]).toEqual([503, { status: 'shutting_down' }]);
+      // Any other request: the dialect's 503.
+      const other = await own.app.inject({ url: '/v1/sim/intents' });
+      expect([other.statusCode, other.headers.connection, other.json().error.code]).toEqual([503, 'close', 'SHUTTING_DOWN']);
+    } finally {
+      await own.app.close();
+    }
+  });
+
   it('answers unknown routes with the native 404 envelope', async () => {
     const res = await t.app.inject({ method: 'DELETE', url: '/v1/sim/nothing?x=1' });
     expect(res.statusCode).toBe(404);

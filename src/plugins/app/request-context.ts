@@ -177,7 +177,8 @@ export default fp<RequestContextOptions>(
     // is built only when one fails.
     app.addHook('onRequest', (request, reply, done) => {
       bindRequestContext(request, reply);
-      if (lifecycle.closing) {
+      // /readyz says so itself, in its own shape (before 2026-12-04 its 503 schema refused the dialect's error body: a 500).
+      if (lifecycle.closing && request.routeOptions.url !== '/readyz') {
         return sendProblem(reply, shapes.forUrl(request.url), { status: 503, code: 'SHUTTING_DOWN', message: SHUTTING_DOWN_MESSAGE, retryAfterS: 1 });
       }
       if (request.url.length > MAX_URL_LENGTH) {
