@@ -11,6 +11,7 @@ import { defineConfig } from 'vitest/config';
 export const PROCESS_TEST_FILES = [
   'test/browser/console.test.ts',
   ...[
+    'balancer-restart',
     'cluster',
     'connections',
     'dist-start',

@@ -94,6 +94,7 @@ const EnvSchema = Type.Object({
   HTTP_KEEP_ALIVE_TIMEOUT_MS: Count(72_000, 1, 3_600_000),
   HTTP_CONNECTION_TIMEOUT_MS: Ms(0, 3_600_000),
   SHUTDOWN_TIMEOUT_MS: Ms(10_000, 3_600_000),
+  SHUTDOWN_DELAY_MS: Ms(0, 600_000),
   OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: Ms(1000, 600_000),
   OVERLOAD_MAX_HEAP_USED_BYTES: Count(0),
   OVERLOAD_MAX_RSS_BYTES: Count(0, 0, Number.MAX_SAFE_INTEGER),
@@ -237,6 +238,8 @@ export interface Config {
     connectionTimeoutMs: number;
   };
   shutdownTimeoutMs: number;
+  /** On SIGTERM/SIGINT, /readyz answers 503 this long before the drain begins, while everything else runs as usual (a load balancer takes the replica out first). */
+  shutdownDelayMs: number;
   overload: { maxEventLoopDelayMs: number; maxHeapUsedBytes: number; maxRssBytes: number; retryAfterS: number };
   bookings: {
     /** PERFORMANCES_FILE, when set; `performances` is then its catalog, read and validated at start. */
@@ -423,6 +426,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       connectionTimeoutMs: env.HTTP_CONNECTION_TIMEOUT_MS,
     },
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
+    shutdownDelayMs: env.SHUTDOWN_DELAY_MS,
     overload: {
       maxEventLoopDelayMs: env.OVERLOAD_MAX_EVENT_LOOP_DELAY_MS,
       maxHeapUsedBytes: env.OVERLOAD_MAX_HEAP_USED_BYTES,

@@ -59,10 +59,17 @@ async function serve(config: Config, logger: Logger): Promise<void> {
     logger.warn({ generated_webhook_secret: config.webhookSecret }, `WEBHOOK_SECRET is not set: webhooks are signed with this generated secret${shared}; set WEBHOOK_SECRET to a stable value`);
   }
 
-  // The drain's budget, the requests' grace, the scheduler's last run at the close (at most QUIESCE_WAIT_MS), and a second for the rest of the close.
-  closeWithGrace({ delay: config.shutdownTimeoutMs + CLOSE_GRACE_MS + QUIESCE_WAIT_MS + 1000, logger }, async ({ signal, err }) => {
+  // The delay before the drain, the drain's budget, the requests' grace, the scheduler's last run at the close (at most QUIESCE_WAIT_MS), and a second for the rest of the close.
+  closeWithGrace({ delay: config.shutdownDelayMs + config.shutdownTimeoutMs + CLOSE_GRACE_MS + QUIESCE_WAIT_MS + 1000, logger }, async ({ signal, err }) => {
     if (err !== undefined) logger.error({ err }, 'shutting down after an error');
     else logger.info({ signal }, 'shutting down');
+    // Behind a load balancer: not ready, still serving, until its checks have taken this replica out
+    // (before 2026-12-04 a stop that handed its work off ended before HAProxy's checks noticed, and
+    // requests it sent meanwhile met the close: a 503 SHUTTING_DOWN or a reset connection). Not after an error.
+    if (err === undefined && config.shutdownDelayMs > 0) {
+      logger.info({ shutdown_delay_ms: config.shutdownDelayMs }, 'shutting down: /readyz answers 503 for SHUTDOWN_DELAY_MS while requests are served as usual, then the drain begins');
+      await app.lifecycle.leave(config.shutdownDelayMs);
+    }
     await app.lifecycle.drain(config.shutdownTimeoutMs);
     // Idle keep-alive connections go at once; a connection that never completed its request (or a
     // request still running) gets a short grace, then is closed, so it cannot hold the exit.

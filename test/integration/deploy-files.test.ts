@@ -333,8 +333,22 @@ describe('docker-compose.yml', () => {
     const env = replicaEnv('paysim-1');
     expect(env).toMatchObject({ STORE: 'redis', REDIS_URL: 'redis://redis:6379' });
     expect(first?.environment?.WEBHOOK_SECRET).toMatch(/^\$\{WEBHOOK_SECRET:-whsec_[A-Za-z0-9+/=]+\}$/);
-    // Longer than the drain's default budget (SHUTDOWN_TIMEOUT_MS): docker stop must not SIGKILL it.
-    expect(Number.parseInt(first?.stop_grace_period ?? '0', 10) * 1000).toBeGreaterThan(loadConfig(env).shutdownTimeoutMs);
+    // Longer than the delay before the drain, the drain's budget and the close (the requests' grace,
+    // the scheduler's last run, a second): docker stop must not SIGKILL it.
+    const config = loadConfig(env);
+    expect(Number.parseInt(first?.stop_grace_period ?? '0', 10) * 1000).toBeGreaterThan(config.shutdownDelayMs + config.shutdownTimeoutMs + 1_500 + QUIESCE_WAIT_MS);
+  });
+
+  it('a stopping replica stays in the balancer\u2019s checks long enough to be taken out before it closes (SHUTDOWN_DELAY_MS against HAProxy\u2019s inter and fall)', () => {
+    const { shutdownDelayMs } = loadConfig(replicaEnv('paysim-1'));
+    for (const backend of HAPROXY_BACKENDS) {
+      const checks = (HAPROXY_SECTIONS.get(backend) ?? []).find((l) => l.startsWith('default-server ')) ?? '';
+      const inter = /\binter (\d+)s\b/.exec(checks)?.[1];
+      const fall = /\bfall (\d+)\b/.exec(checks)?.[1];
+      expect([inter, fall], backend).toEqual([expect.any(String), expect.any(String)]);
+      // The first failing check comes within one interval, the last of `fall` that much later; half a second to spare.
+      expect(shutdownDelayMs, backend).toBeGreaterThanOrEqual(Number(fall) * Number(inter) * 1000 + 500);
+    }
   });
 
   it('sets only variables the service reads, to values its configuration accepts', () => {
@@ -683,7 +697,7 @@ describe('deploy/kubernetes', () => {
     expect(preStop).toEqual(['sleep', expect.stringMatching(/^\d+$/)]);
     const preStopMs = Number(preStop[1]) * 1000;
     expect(preStopMs).toBeGreaterThanOrEqual(5_000);
-    expect((pod.spec.terminationGracePeriodSeconds ?? 30) * 1000).toBeGreaterThan(preStopMs + config.shutdownTimeoutMs + 1_500 + QUIESCE_WAIT_MS);
+    expect((pod.spec.terminationGracePeriodSeconds ?? 30) * 1000).toBeGreaterThan(preStopMs + config.shutdownDelayMs + config.shutdownTimeoutMs + 1_500 + QUIESCE_WAIT_MS);
   });
 
   it('the Service selects the pods on the named port; REDIS_URL names the Redis Service', () => {

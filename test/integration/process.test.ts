@@ -169,6 +169,26 @@ describe('graceful shutdown', () => {
     expect(server.lines).toContainEqual(expect.objectContaining({ msg: 'shutting down', signal: 'SIGTERM' }));
   });
 
+  it('SIGTERM with SHUTDOWN_DELAY_MS: /readyz answers 503 for that long while requests are served as usual (creates too), then the drain, then exit 0', async () => {
+    const server = start({ WEBHOOK_SECRET: SECRET, SHUTDOWN_DELAY_MS: '1500' });
+    const readyz = await server.url('/readyz');
+    expect((await fetch(readyz)).status).toBe(200);
+    const sentAt = Date.now();
+    server.kill('SIGTERM');
+    await server.waitForLine((l) => l.msg === 'shutting down: /readyz answers 503 for SHUTDOWN_DELAY_MS while requests are served as usual, then the drain begins');
+    // Within the delay: not ready, and everything else as before (a create is decided as usual).
+    const notReady = await fetch(readyz);
+    expect([notReady.status, await notReady.text()]).toEqual([503, '{"status":"shutting_down"}']);
+    const id = await createIntent(server, { reservation_id: 'r-leaving', amount: 100, scenario: 'delay', delay_ms: 2500 });
+    const read = await fetch(await server.url(`/v1/sim/intents/${id}`));
+    expect([read.status, await read.json()]).toEqual([200, expect.objectContaining({ payment_intent_id: id, status: 'PENDING' })]);
+    expect(await server.waitForExit(10_000)).toEqual({ code: 0, signal: null });
+    expect(Date.now() - sentAt).toBeGreaterThanOrEqual(2500);
+    // The intent made in the delay, due after it, was decided by the drain that followed.
+    expect(server.lines).toContainEqual(expect.objectContaining({ msg: 'shutdown: every pending intent was decided' }));
+    expect(server.lines.find((l) => l.shutdown_delay_ms !== undefined)).toMatchObject({ level: 'info', shutdown_delay_ms: 1500 });
+  });
+
   it('SIGTERM with a drain budget shorter than the pending work: warns and still exits 0', async () => {
     const server = start({ WEBHOOK_SECRET: SECRET, SHUTDOWN_TIMEOUT_MS: '600' });
     await createIntent(server, { reservation_id: 'r-long', amount: 100, scenario: 'delay', delay_ms: 60_000 });

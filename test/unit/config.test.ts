@@ -61,6 +61,7 @@ describe('loadConfig defaults', () => {
       bodyLimitBytes: 65_536,
       http: { requestTimeoutMs: 30_000, headersTimeoutMs: 10_000, keepAliveTimeoutMs: 72_000, connectionTimeoutMs: 0 },
       shutdownTimeoutMs: 10_000,
+      shutdownDelayMs: 0,
       overload: { maxEventLoopDelayMs: 1000, maxHeapUsedBytes: 0, maxRssBytes: 0, retryAfterS: 1 },
       bookings: {
         performancesFile: undefined,
@@ -175,6 +176,7 @@ describe('loadConfig values', () => {
       HTTP_KEEP_ALIVE_TIMEOUT_MS: '4000',
       HTTP_CONNECTION_TIMEOUT_MS: '60000',
       SHUTDOWN_TIMEOUT_MS: '0',
+      SHUTDOWN_DELAY_MS: '5000',
       OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0',
       OVERLOAD_MAX_HEAP_USED_BYTES: '100000000',
       OVERLOAD_MAX_RSS_BYTES: '200000000',
@@ -254,6 +256,7 @@ describe('loadConfig values', () => {
       bodyLimitBytes: 1024,
       http: { requestTimeoutMs: 5000, headersTimeoutMs: 2000, keepAliveTimeoutMs: 4000, connectionTimeoutMs: 60_000 },
       shutdownTimeoutMs: 0,
+      shutdownDelayMs: 5000,
       overload: { maxEventLoopDelayMs: 0, maxHeapUsedBytes: 100_000_000, maxRssBytes: 200_000_000, retryAfterS: 30 },
       bookings: {
         performancesFile: undefined,

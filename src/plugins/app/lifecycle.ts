@@ -21,6 +21,13 @@ export interface Lifecycle {
   /** Set when the drain starts: readiness fails, the server still answers. */
   shuttingDown: boolean;
   /**
+   * Set by `leave`, before the drain (SHUTDOWN_DELAY_MS): readiness fails and nothing else changes,
+   * so a load balancer checking /readyz takes the replica out while it still serves everything.
+   */
+  leaving: boolean;
+  /** Fails readiness (`leaving`) for `delayMs` of real time while the service runs as usual, then resolves. */
+  leave(delayMs: number): Promise<void>;
+  /**
    * Set as the drain starts (`handOffWhen`): the store is shared and another replica is alive to do
    * this one's shared work (due decisions, the delivery stream), so drainers wait only for what is
    * this process's own (payments in flight on its timers, attempts it began, requests it holds).
@@ -112,6 +119,11 @@ export default fp(
     let held = 0;
     const lifecycle: Lifecycle = {
       shuttingDown: false,
+      leaving: false,
+      async leave(delayMs) {
+        lifecycle.leaving = true;
+        await delay(delayMs);
+      },
       handingOff: false,
       closing: false,
       onDrain: (drainer, phase = 'producers') => void drainers.push({ drainer, phase }),

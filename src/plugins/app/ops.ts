@@ -95,7 +95,7 @@ const opsRoutes: FastifyPluginAsync = async (fastify) => {
       }
       const unavailable = app.storeUnavailable();
       if (unavailable !== undefined) details.store = unavailable;
-      const status = app.lifecycle.shuttingDown ? ('shutting_down' as const) : unavailable !== undefined ? ('store_unavailable' as const) : ('ready' as const);
+      const status = app.lifecycle.shuttingDown || app.lifecycle.leaving ? ('shutting_down' as const) : unavailable !== undefined ? ('store_unavailable' as const) : ('ready' as const);
       const body = { status, ...(Object.keys(details).length > 0 ? { details } : {}) };
       return reply.code(status === 'ready' ? 200 : 503).send(body);
     },
