@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { START_GRACE_MS } from '../../src/plugins/external/under-pressure.ts';
 import { buildTestApp, storedIntents, ULID, type TestApp } from '../helpers/app.ts';
 
 const PAY_ID = new RegExp(`^pay_${ULID}$`);
@@ -478,6 +479,37 @@ describe('operations', () => {
     expect(text).toContain('idempotency_conflicts_total 1');
     expect(text).toContain('process_cpu_seconds_total');
     expect(text).toContain('nodejs_eventloop_lag_seconds');
+  });
+
+  it('sheds no load for event-loop delay in its first START_GRACE_MS once ready (the samples then can hold the start\'s own stall), and does after', { timeout: 15_000 }, async () => {
+    // Any delay sampled above a millisecond sheds: a stall certainly does.
+    const loaded = await buildTestApp({ OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '1' });
+    // In the root app and in a namespace's (which sheds by the root's samples).
+    const create = async (i: number, namespace?: string) =>
+      (await loaded.app.inject({ method: 'POST', url: '/v1/sim/intent', headers: namespace === undefined ? {} : { 'x-sim-namespace': namespace }, payload: { reservation_id: `r-stall-${i}`, amount: 1 } })).statusCode;
+    /** Blocks the event loop for longer than a sample (1 s): under-pressure's sample, overdue, comes next and holds it. */
+    const stall = async () => {
+      const until = Date.now() + 1_050;
+      while (Date.now() < until);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    };
+    try {
+      await loaded.app.ready();
+      // The namespace's app is built before the stall (its build is not what is measured).
+      const readyFor = Date.now();
+      expect(await create(0, 'stall')).toBe(200);
+      await stall();
+      expect(Date.now() - readyFor).toBeLessThan(START_GRACE_MS);
+      // Under START_GRACE_MS after ready: served.
+      expect([await create(1), await create(2, 'stall')]).toEqual([200, 200]);
+      await new Promise((resolve) => setTimeout(resolve, START_GRACE_MS));
+      await stall();
+      expect(await create(4, 'stall')).toBe(503);
+      const later = await loaded.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'r-stall-3', amount: 1 } });
+      expect([later.statusCode, later.json().error.code, later.json().error.message]).toEqual([503, 'OVERLOADED', expect.stringContaining('eventLoopDelay')]);
+    } finally {
+      await loaded.app.close();
+    }
   });
 
   it('sheds load with 503 OVERLOADED and Retry-After, but keeps answering health and metrics', async () => {

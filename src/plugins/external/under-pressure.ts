@@ -10,13 +10,32 @@ import { sendProblem } from '../../http/error-handler.ts';
  */
 export async function registerUnderPressure(app: FastifyInstance, config: Config): Promise<void> {
   const { overload } = config;
+  app.addHook('onReady', async () => void READY_AT.set(app, Date.now()));
   await app.register(underPressure, {
     maxEventLoopDelay: overload.maxEventLoopDelayMs,
     maxHeapUsedBytes: overload.maxHeapUsedBytes,
     maxRssBytes: overload.maxRssBytes,
     retryAfter: overload.retryAfterS,
-    pressureHandler: (request, reply, type) => overloaded(app, request, reply, type, overload.retryAfterS),
+    // Returning nothing lets the request through.
+    pressureHandler: (request, reply, type) => (type === 'eventLoopDelay' && startingUp(app) ? undefined : overloaded(app, request, reply, type, overload.retryAfterS)),
   });
+}
+
+/**
+ * How long after the app is ready its event-loop delay is not a reason to shed: under-pressure
+ * samples the delay once a second from its registration, so the samples that last until then can
+ * hold the start's own stall (loading modules, compiling routes and schemas: more than a second on
+ * a busy machine), not load. Before 2026-12-04 the first requests of a load that began as a replica
+ * became ready could all be answered 503 OVERLOADED (a rolling restart behind HAProxy: 68 creates
+ * in 20 ms, on two replicas just started).
+ */
+export const START_GRACE_MS = 2_000;
+const READY_AT = new WeakMap<FastifyInstance, number>();
+
+/** Whether the root app `app` became ready less than START_GRACE_MS ago (or is not ready yet). */
+function startingUp(app: FastifyInstance): boolean {
+  const readyAt = READY_AT.get(app);
+  return readyAt === undefined || Date.now() - readyAt < START_GRACE_MS;
 }
 
 /**
@@ -29,6 +48,7 @@ export function shedLoadAsRoot(app: FastifyInstance, root: FastifyInstance, conf
     if (!root.isUnderPressure()) return done();
     const usage = root.memoryUsage();
     const type = usage.eventLoopDelay > overload.maxEventLoopDelayMs ? 'eventLoopDelay' : usage.heapUsed > overload.maxHeapUsedBytes ? 'heapUsedBytes' : 'rssBytes';
+    if (type === 'eventLoopDelay' && startingUp(root)) return done();
     overloaded(app, request, reply, type, overload.retryAfterS);
   });
 }
