@@ -512,6 +512,20 @@ describe('operations', () => {
     }
   });
 
+  it('in its first START_GRACE_MS a heap over its bound still sheds, the event-loop delay over its own notwithstanding', async () => {
+    const loaded = await buildTestApp({ OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '1', OVERLOAD_MAX_HEAP_USED_BYTES: '1' });
+    try {
+      await loaded.app.ready();
+      const until = Date.now() + 1_050;
+      while (Date.now() < until);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      const res = await loaded.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'r-heap', amount: 1 } });
+      expect([res.statusCode, res.json().error.code, res.json().error.message]).toEqual([503, 'OVERLOADED', 'The simulator is overloaded (heapUsedBytes); retry after 1 s.']);
+    } finally {
+      await loaded.app.close();
+    }
+  });
+
   it('sheds load with 503 OVERLOADED and Retry-After, but keeps answering health and metrics', async () => {
     const loaded = await buildTestApp({ OVERLOAD_MAX_HEAP_USED_BYTES: '1', OVERLOAD_RETRY_AFTER_S: '7' });
     try {

@@ -16,8 +16,11 @@ export async function registerUnderPressure(app: FastifyInstance, config: Config
     maxHeapUsedBytes: overload.maxHeapUsedBytes,
     maxRssBytes: overload.maxRssBytes,
     retryAfter: overload.retryAfterS,
-    // Returning nothing lets the request through.
-    pressureHandler: (request, reply, type) => (type === 'eventLoopDelay' && startingUp(app) ? undefined : overloaded(app, request, reply, type, overload.retryAfterS)),
+    // Under a threshold's pressure; shed unless that is only the event-loop delay at the start.
+    pressureHandler: (request, reply) => {
+      const reason = shedding(app, overload);
+      if (reason !== undefined) overloaded(app, request, reply, reason, overload.retryAfterS);
+    },
   });
 }
 
@@ -45,12 +48,22 @@ function startingUp(app: FastifyInstance): boolean {
 export function shedLoadAsRoot(app: FastifyInstance, root: FastifyInstance, config: Config): void {
   const { overload } = config;
   app.addHook('onRequest', (request, reply, done) => {
-    if (!root.isUnderPressure()) return done();
-    const usage = root.memoryUsage();
-    const type = usage.eventLoopDelay > overload.maxEventLoopDelayMs ? 'eventLoopDelay' : usage.heapUsed > overload.maxHeapUsedBytes ? 'heapUsedBytes' : 'rssBytes';
-    if (type === 'eventLoopDelay' && startingUp(root)) return done();
-    overloaded(app, request, reply, type, overload.retryAfterS);
+    const reason = root.isUnderPressure() ? shedding(root, overload) : undefined;
+    if (reason === undefined) return done();
+    overloaded(app, request, reply, reason, overload.retryAfterS);
   });
+}
+
+/**
+ * Why the root app `root` sheds a request now: the first threshold (set, not 0) its last samples
+ * exceed, the event-loop delay only once the start's grace is over; undefined: none.
+ */
+function shedding(root: FastifyInstance, overload: Config['overload']): string | undefined {
+  const usage = root.memoryUsage();
+  if (overload.maxEventLoopDelayMs > 0 && usage.eventLoopDelay > overload.maxEventLoopDelayMs && !startingUp(root)) return 'eventLoopDelay';
+  if (overload.maxHeapUsedBytes > 0 && usage.heapUsed > overload.maxHeapUsedBytes) return 'heapUsedBytes';
+  if (overload.maxRssBytes > 0 && usage.rssBytes > overload.maxRssBytes) return 'rssBytes';
+  return undefined;
 }
 
 function overloaded(app: FastifyInstance, request: FastifyRequest, reply: FastifyReply, type: string, retryAfterS: number): void {
