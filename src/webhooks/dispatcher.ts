@@ -118,9 +118,10 @@ export class WebhookDispatcher {
    */
   readonly #unfinished = new Set<string>();
   /**
-   * With a shared queue: the deliveries whose attempt, made during the drain, could not have its
-   * result recorded (the store failed). Their entries stay held in the queue until another replica
-   * (or the next start) takes them over once idle, and sends them again; the drain's end line says so.
+   * With a shared queue: the deliveries whose last attempt here, in the drain, failed on the store
+   * (its result, or the check before it, not recorded), so that another replica (or the next start)
+   * takes each over and sends it, again if that attempt had reached the receiver; the drain's end
+   * line names them. An attempt made here since (the delivery read again) takes it off.
    */
   readonly #unrecorded = new Set<string>();
   #idleWaiters: Array<() => void> = [];
@@ -515,14 +516,15 @@ export class WebhookDispatcher {
       return;
     }
     if (this.#tickets.size !== 0) this.#begin(delivery.id);
+    this.#unrecorded.delete(delivery.id);
     let recorded = false;
     try {
       recorded = await this.#attemptOnce(delivery);
     } catch (error) {
       // A store that failed mid-attempt: the delivery stays as the log last saw it, and is reported by the drain.
       this.#deps.onError(error, `webhook delivery ${delivery.id}`);
-      // Taken from a shared queue in the drain: its entry waits for a takeover (before 2026-12-04 the
-      // drain's end line then said that every delivery had finished).
+      // Taken from a shared queue in the drain: another replica sends it (before 2026-12-04 the drain's
+      // end line then said that every delivery had finished).
       if (this.#tickets.has(delivery.id) && this.#beginBy !== Number.POSITIVE_INFINITY) this.#unrecorded.add(delivery.id);
     }
     if (this.#tickets.size !== 0) await this.#acknowledge(delivery.id, recorded);

@@ -283,34 +283,69 @@ if (redisServerOrSkip('the drain on a shared store')) describe('the drain on a s
     }
   });
 
-  it('Redis gone in the drain: an attempt made then whose result cannot be recorded is named, left to a takeover, and the end line no longer says every delivery finished (a user test found it)', async () => {
+  /**
+   * A replica alone on a Redis of its own, with one webhook attempt in flight (its receiver answers
+   * after `receiverDelayMs`); `work` gets them, and everything is stopped after it.
+   */
+  async function withAttemptInFlight(
+    prefix: string,
+    receiverDelayMs: number,
+    work: (setup: { own: RedisServerProcess; t: Awaited<ReturnType<typeof buildTestApp>>; rx: Awaited<ReturnType<typeof startReceiver>>; logs: Array<Record<string, unknown>>; endLines: () => Array<Record<string, unknown>> }) => Promise<void>,
+  ): Promise<void> {
     const own = await startRedisServer();
     const logs: Array<Record<string, unknown>> = [];
-    // The attempt is in flight (400 ms) when Redis stops: its result cannot be recorded.
-    const rx = await startReceiver(() => ({ status: 200, body: 'ok', delayMs: 400 }));
-    const env = { STORE: 'redis', REDIS_URL: own.url, SCHEDULER_POLL_MS: '50', REDIS_KEY_PREFIX: 'drain-unrecorded:', DEFAULT_APPROVE_DELAY_MS: '0', WEBHOOK_TIMEOUT_MS: '1500' };
+    const rx = await startReceiver(() => ({ status: 200, body: 'ok', delayMs: receiverDelayMs }));
+    const env = { STORE: 'redis', REDIS_URL: own.url, SCHEDULER_POLL_MS: '50', REDIS_KEY_PREFIX: prefix, DEFAULT_APPROVE_DELAY_MS: '0', WEBHOOK_TIMEOUT_MS: String(receiverDelayMs + 1_000) };
     const t = await buildTestApp(env, { logs, clockStart: Date.now() });
     try {
-      const made = await t.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'r-unrecorded', amount: 100, webhook_url: rx.url() } });
+      const made = await t.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: `r-${prefix}`, amount: 100, webhook_url: rx.url() } });
       expect(made.statusCode).toBe(200);
       await eventually(async () => {
         await t.clock.advance(10);
         return rx.requests.length === 1 ? true : undefined;
       }, 'the attempt in flight');
-      const ids = (await t.app.webhooks.log.list({ limit: 10 })).data.map((d) => d.id);
-      expect(ids).toHaveLength(1);
-      const drained = t.app.lifecycle.drain(5_000);
-      await own.pause();
-      await drained;
-      const shutdown = logs.filter((l) => l.msg === 'shutdown: every webhook delivery finished' || l.unrecorded_deliveries !== undefined);
-      expect(shutdown.map((l) => [l.level, l.msg, l.unrecorded_deliveries, l.delivery_ids])).toEqual([
-        ['warn', 'shutdown: webhook attempts made in the drain whose results could not be recorded (the store failed): the other replicas (or the next start) take these deliveries over once idle and send them again, with the same event ids', 1, ids],
-      ]);
+      // The drain's end lines about the webhooks.
+      const endLines = () => logs.filter((l) => l.msg === 'shutdown: every webhook delivery finished' || l.unrecorded_deliveries !== undefined);
+      await work({ own, t, rx, logs, endLines });
     } finally {
       await t.app.close();
       await rx.close();
       await own.stop();
     }
+  }
+
+  it('Redis gone in the drain: an attempt made then whose result cannot be recorded is named, left to a takeover, and the end line no longer says every delivery finished (a user test found it)', async () => {
+    // The attempt is in flight (400 ms) when Redis stops: its result cannot be recorded.
+    await withAttemptInFlight('drain-unrecorded:', 400, async ({ own, t, endLines }) => {
+      const ids = (await t.app.webhooks.log.list({ limit: 10 })).data.map((d) => d.id);
+      expect(ids).toHaveLength(1);
+      const drained = t.app.lifecycle.drain(5_000);
+      await own.pause();
+      await drained;
+      expect(endLines().map((l) => [l.level, l.msg, l.unrecorded_deliveries, l.delivery_ids])).toEqual([
+        ['warn', 'shutdown: webhook deliveries whose attempt in the drain failed on the store, their results not recorded: the other replicas (or the next start) take them over and send them, again with the same event ids where the attempt had reached the receiver', 1, ids],
+      ]);
+    });
+  });
+
+  it('a store failure in the drain that this replica outlives: the delivery read again and recorded here is no longer named (a code review)', async () => {
+    await withAttemptInFlight('drain-recorded-later:', 300, async ({ t, rx, endLines }) => {
+      // The attempt's result fails to be recorded once; the delivery goes back to the stream and is read again here.
+      const log = t.app.webhooks.log;
+      const update = log.update.bind(log);
+      let failed = false;
+      log.update = async (...args) => {
+        if (failed) return update(...args);
+        failed = true;
+        throw new Error('the store failed once');
+      };
+      // A request held in this process keeps the producers' phase, and the stream's reader, going for 1.5 s.
+      void t.app.lifecycle.hold(new Promise((resolve) => setTimeout(resolve, 1_500)));
+      await t.app.lifecycle.drain(5_000);
+      const [delivery] = (await log.list({ limit: 10 })).data;
+      expect([failed, rx.requests.length, delivery?.status]).toEqual([true, 2, 'delivered']);
+      expect(endLines().map((l) => [l.level, l.msg])).toEqual([['info', 'shutdown: every webhook delivery finished']]);
+    });
   });
 
   it('under a rate cap, a delivery whose token comes too late in the drain is handed back, not begun (and cut by the close: a code review saw it sent twice); each is sent once', async () => {

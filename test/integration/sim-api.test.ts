@@ -413,7 +413,7 @@ describe('operations', () => {
       own.app.lifecycle.shuttingDown = true;
       own.app.lifecycle.closing = true;
       const readyz = await own.app.inject({ url: '/readyz' });
-      expect([readyz.statusCode, readyz.json()]).toEqual([503, { status: 'shutting_down' }]);
+      expect([readyz.statusCode, readyz.headers.connection, readyz.json()]).toEqual([503, 'close', { status: 'shutting_down' }]);
       // Any other request: the dialect's 503.
       const other = await own.app.inject({ url: '/v1/sim/intents' });
       expect([other.statusCode, other.headers.connection, other.json().error.code]).toEqual([503, 'close', 'SHUTTING_DOWN']);

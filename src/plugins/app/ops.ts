@@ -56,7 +56,7 @@ const opsRoutes: FastifyPluginAsync = async (fastify) => {
         operationId: 'getReadiness',
         summary: 'Readiness: 503 while shutting down or while the store is unreachable or loading',
         description:
-          'For a readiness probe: 200 `ready`; 503 `shutting_down` once SIGTERM arrived (the drain is under way); 503 `store_unavailable` while Redis (STORE=redis) cannot be reached or is still loading its data set after a restart, with the reason in `details.store` (the service reconnects by itself and is ready again when Redis is). `details` also names configuration an operator should fix, such as an unset WEBHOOK_SECRET.',
+          'For a readiness probe: 200 `ready`; 503 `shutting_down` once SIGTERM arrived (for SHUTDOWN_DELAY_MS while every other request is still served as usual, so a load balancer takes the replica out; then while the drain is under way, and once the server closes); 503 `store_unavailable` while Redis (STORE=redis) cannot be reached or is still loading its data set after a restart, with the reason in `details.store` (the service reconnects by itself and is ready again when Redis is). `details` also names configuration an operator should fix, such as an unset WEBHOOK_SECRET.',
         tags: ['operations'],
         response: {
           200: documented(Readiness, {
@@ -72,7 +72,7 @@ const opsRoutes: FastifyPluginAsync = async (fastify) => {
           503: documented(Readiness, {
             description: 'Shutting down, or the store is unreachable or loading: send no more traffic.',
             examples: {
-              shutting_down: { summary: 'Draining', value: { status: 'shutting_down' } },
+              shutting_down: { summary: 'Shutting down (leaving the balancer, draining or closing)', value: { status: 'shutting_down' } },
               store_unavailable: {
                 summary: 'Redis is unreachable',
                 value: { status: 'store_unavailable', details: { store: 'Redis at redis://127.0.0.1:6379 is unreachable (connect ECONNREFUSED 127.0.0.1:6379); reconnecting' } },
@@ -97,6 +97,8 @@ const opsRoutes: FastifyPluginAsync = async (fastify) => {
       if (unavailable !== undefined) details.store = unavailable;
       const status = app.lifecycle.shuttingDown || app.lifecycle.leaving ? ('shutting_down' as const) : unavailable !== undefined ? ('store_unavailable' as const) : ('ready' as const);
       const body = { status, ...(Object.keys(details).length > 0 ? { details } : {}) };
+      // Closing: the checker's connection goes too, as with every request refused then.
+      if (app.lifecycle.closing) reply.header('connection', 'close');
       return reply.code(status === 'ready' ? 200 : 503).send(body);
     },
   );

@@ -148,7 +148,7 @@ export default fp<WebhooksOptions>(
       if (unrecorded.count > 0) {
         app.log.warn(
           { unrecorded_deliveries: unrecorded.count, delivery_ids: unrecorded.ids, ...(unrecorded.count > MAX_IDS_LOGGED ? { delivery_ids_truncated: true } : {}) },
-          'shutdown: webhook attempts made in the drain whose results could not be recorded (the store failed): the other replicas (or the next start) take these deliveries over once idle and send them again, with the same event ids',
+          'shutdown: webhook deliveries whose attempt in the drain failed on the store, their results not recorded: the other replicas (or the next start) take them over and send them, again with the same event ids where the attempt had reached the receiver',
         );
       }
       if (left.length === 0) {
