@@ -121,7 +121,7 @@ export class WebhookDispatcher {
    * With a shared queue: the deliveries whose last attempt here, in the drain, failed on the store
    * (its result, or the check before it, not recorded), so that another replica (or the next start)
    * takes each over and sends it, again if that attempt had reached the receiver; the drain's end
-   * line names them. An attempt made here since (the delivery read again) takes it off.
+   * line names them. An attempt made and recorded here since (the delivery read again) takes it off.
    */
   readonly #unrecorded = new Set<string>();
   #idleWaiters: Array<() => void> = [];
@@ -516,7 +516,6 @@ export class WebhookDispatcher {
       return;
     }
     if (this.#tickets.size !== 0) this.#begin(delivery.id);
-    this.#unrecorded.delete(delivery.id);
     let recorded = false;
     try {
       recorded = await this.#attemptOnce(delivery);
@@ -527,6 +526,9 @@ export class WebhookDispatcher {
       // end line then said that every delivery had finished).
       if (this.#tickets.has(delivery.id) && this.#beginBy !== Number.POSITIVE_INFINITY) this.#unrecorded.add(delivery.id);
     }
+    // Recorded since (read again here): no longer another's to send. One handed back unmade (its rate-cap
+    // token too late, the dispatcher closed) still is.
+    if (recorded) this.#unrecorded.delete(delivery.id);
     if (this.#tickets.size !== 0) await this.#acknowledge(delivery.id, recorded);
   }
 

@@ -290,12 +290,13 @@ if (redisServerOrSkip('the drain on a shared store')) describe('the drain on a s
   async function withAttemptInFlight(
     prefix: string,
     receiverDelayMs: number,
-    work: (setup: { own: RedisServerProcess; t: Awaited<ReturnType<typeof buildTestApp>>; rx: Awaited<ReturnType<typeof startReceiver>>; logs: Array<Record<string, unknown>>; endLines: () => Array<Record<string, unknown>> }) => Promise<void>,
+    work: (setup: { own: RedisServerProcess; t: Awaited<ReturnType<typeof buildTestApp>>; rx: Awaited<ReturnType<typeof startReceiver>>; endLines: () => Array<Record<string, unknown>> }) => Promise<void>,
+    moreEnv: Record<string, string> = {},
   ): Promise<void> {
     const own = await startRedisServer();
     const logs: Array<Record<string, unknown>> = [];
     const rx = await startReceiver(() => ({ status: 200, body: 'ok', delayMs: receiverDelayMs }));
-    const env = { STORE: 'redis', REDIS_URL: own.url, SCHEDULER_POLL_MS: '50', REDIS_KEY_PREFIX: prefix, DEFAULT_APPROVE_DELAY_MS: '0', WEBHOOK_TIMEOUT_MS: String(receiverDelayMs + 1_000) };
+    const env = { STORE: 'redis', REDIS_URL: own.url, SCHEDULER_POLL_MS: '50', REDIS_KEY_PREFIX: prefix, DEFAULT_APPROVE_DELAY_MS: '0', WEBHOOK_TIMEOUT_MS: String(receiverDelayMs + 1_000), ...moreEnv };
     const t = await buildTestApp(env, { logs, clockStart: Date.now() });
     try {
       const made = await t.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: `r-${prefix}`, amount: 100, webhook_url: rx.url() } });
@@ -306,7 +307,7 @@ if (redisServerOrSkip('the drain on a shared store')) describe('the drain on a s
       }, 'the attempt in flight');
       // The drain's end lines about the webhooks.
       const endLines = () => logs.filter((l) => l.msg === 'shutdown: every webhook delivery finished' || l.unrecorded_deliveries !== undefined);
-      await work({ own, t, rx, logs, endLines });
+      await work({ own, t, rx, endLines });
     } finally {
       await t.app.close();
       await rx.close();
@@ -328,24 +329,47 @@ if (redisServerOrSkip('the drain on a shared store')) describe('the drain on a s
     });
   });
 
+  /**
+   * The in-flight attempt's result fails to be recorded once (its delivery goes back to the stream
+   * and is read again here), then the drain runs with its producers' phase, and the stream's reader,
+   * kept going 1.5 s by a request held in the process; answers whether the failure happened.
+   */
+  async function drainAfterOneFailedRecord(t: Awaited<ReturnType<typeof buildTestApp>>): Promise<boolean> {
+    const log = t.app.webhooks.log;
+    const update = log.update.bind(log);
+    let failed = false;
+    log.update = async (...args) => {
+      if (failed) return update(...args);
+      failed = true;
+      throw new Error('the store failed once');
+    };
+    void t.app.lifecycle.hold(new Promise((resolve) => setTimeout(resolve, 1_500)));
+    await t.app.lifecycle.drain(5_000);
+    return failed;
+  }
+
   it('a store failure in the drain that this replica outlives: the delivery read again and recorded here is no longer named (a code review)', async () => {
     await withAttemptInFlight('drain-recorded-later:', 300, async ({ t, rx, endLines }) => {
-      // The attempt's result fails to be recorded once; the delivery goes back to the stream and is read again here.
-      const log = t.app.webhooks.log;
-      const update = log.update.bind(log);
-      let failed = false;
-      log.update = async (...args) => {
-        if (failed) return update(...args);
-        failed = true;
-        throw new Error('the store failed once');
-      };
-      // A request held in this process keeps the producers' phase, and the stream's reader, going for 1.5 s.
-      void t.app.lifecycle.hold(new Promise((resolve) => setTimeout(resolve, 1_500)));
-      await t.app.lifecycle.drain(5_000);
-      const [delivery] = (await log.list({ limit: 10 })).data;
+      const failed = await drainAfterOneFailedRecord(t);
+      const [delivery] = (await t.app.webhooks.log.list({ limit: 10 })).data;
       expect([failed, rx.requests.length, delivery?.status]).toEqual([true, 2, 'delivered']);
       expect(endLines().map((l) => [l.level, l.msg])).toEqual([['info', 'shutdown: every webhook delivery finished']]);
     });
+  });
+
+  it('read again but handed back unmade (its rate-cap token too late in the drain): still named, for the others to send (a second code review)', async () => {
+    // One attempt a second, on the app's clock, which stands still: the second attempt's token never comes.
+    await withAttemptInFlight(
+      'drain-handed-back-unmade:',
+      300,
+      async ({ t, rx, endLines }) => {
+        const failed = await drainAfterOneFailedRecord(t);
+        const [delivery] = (await t.app.webhooks.log.list({ limit: 10 })).data;
+        expect([failed, rx.requests.length, delivery?.status]).toEqual([true, 1, 'pending']);
+        expect(endLines().map((l) => [l.level, l.unrecorded_deliveries, l.delivery_ids])).toEqual([['warn', 1, [delivery?.id]]]);
+      },
+      { WEBHOOK_MAX_RPS: '1' },
+    );
   });
 
   it('under a rate cap, a delivery whose token comes too late in the drain is handed back, not begun (and cut by the close: a code review saw it sent twice); each is sent once', async () => {

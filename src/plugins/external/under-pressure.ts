@@ -16,9 +16,10 @@ export async function registerUnderPressure(app: FastifyInstance, config: Config
     maxHeapUsedBytes: overload.maxHeapUsedBytes,
     maxRssBytes: overload.maxRssBytes,
     retryAfter: overload.retryAfterS,
-    // Under a threshold's pressure; shed unless that is only the event-loop delay at the start.
-    pressureHandler: (request, reply) => {
-      const reason = shedding(app, overload);
+    // Under a threshold's pressure; shed unless that is only the event-loop delay at the start. A
+    // reason `shedding` does not weigh (none other is configured) sheds under its own name.
+    pressureHandler: (request, reply, type) => {
+      const reason = THRESHOLDS.has(type) ? shedding(app, overload) : type;
       if (reason !== undefined) overloaded(app, request, reply, reason, overload.retryAfterS);
     },
   });
@@ -34,11 +35,18 @@ export async function registerUnderPressure(app: FastifyInstance, config: Config
  */
 export const START_GRACE_MS = 2_000;
 const READY_AT = new WeakMap<FastifyInstance, number>();
+/** The reasons under-pressure gives that `shedding` weighs again. */
+const THRESHOLDS: ReadonlySet<string> = new Set(['eventLoopDelay', 'heapUsedBytes', 'rssBytes']);
+
+/** When the root app `app`'s start's grace ends (epoch ms; undefined before it is ready). */
+export function startGraceEndsAt(app: FastifyInstance): number | undefined {
+  const readyAt = READY_AT.get(app);
+  return readyAt === undefined ? undefined : readyAt + START_GRACE_MS;
+}
 
 /** Whether the root app `app` became ready less than START_GRACE_MS ago (or is not ready yet). */
 function startingUp(app: FastifyInstance): boolean {
-  const readyAt = READY_AT.get(app);
-  return readyAt === undefined || Date.now() - readyAt < START_GRACE_MS;
+  return Date.now() < (startGraceEndsAt(app) ?? Number.POSITIVE_INFINITY);
 }
 
 /**
