@@ -6,8 +6,10 @@ import type { Logger } from 'pino';
  * (node:cluster; the primary accepts connections and hands them out in turn). Each worker is the
  * whole service (`server.ts` again), with the same configuration; the state they share lives in
  * Redis (the configuration refuses N > 1 with STORE=memory). The primary serves nothing itself:
- * it replaces a worker that dies, forwards SIGTERM to every worker (each drains as a single
- * process does; SIGINT, from a terminal, reaches them by itself) and exits when the last one has.
+ * it replaces a worker that dies, forwards SIGTERM (and SIGHUP, SIGQUIT, SIGUSR2) to every worker
+ * (each drains as a single process does; SIGINT, from a terminal, reaches them by itself) and exits
+ * when the last one has. A second signal is passed on too, and ends the workers at once, exit 1, as
+ * it ends a single process.
  * @see issue 14 "Running several processes"
  */
 
@@ -60,15 +62,29 @@ export function runPrimary(workers: number, logger: Logger): void {
       process.exit(exitCode);
     }
   });
-  process.on('SIGTERM', () => {
-    if (stopping) return;
-    logger.info({ signal: 'SIGTERM', workers: Object.keys(cluster.workers ?? {}).length }, 'shutting down: SIGTERM is passed to every worker');
-    stop('SIGTERM');
-  });
+  // The signals a single process shuts down on (close-with-grace), passed on. A second one ends the
+  // workers at once, as it ends a single process, and the primary exits 1 once they have (before
+  // 2026-12-04 it was ignored, the workers' delay and drain running on, and any signal but SIGTERM
+  // and SIGINT ended the primary and its workers without a drain).
+  for (const signal of ['SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR2'] as const) {
+    process.on(signal, () => {
+      if (stopping) {
+        exitCode = 1;
+        logger.error({ signal }, `second ${signal}: passed to every worker, which exits at once`);
+      } else {
+        logger.info({ signal, workers: Object.keys(cluster.workers ?? {}).length }, `shutting down: ${signal} is passed to every worker`);
+      }
+      stop(signal);
+    });
+  }
   // Ctrl-C in a terminal reaches every process of the group, the workers included: passing it on
-  // would be their second signal, which makes them exit at once instead of draining.
+  // would be their second signal, which makes them exit at once instead of draining. A second
+  // Ctrl-C reaches them too, and they exit at once.
   process.on('SIGINT', () => {
-    if (stopping) return;
+    if (stopping) {
+      exitCode = 1;
+      return;
+    }
     stopping = true;
     logger.info({ signal: 'SIGINT' }, 'shutting down: waiting for the workers, which got SIGINT too');
   });

@@ -243,6 +243,26 @@ if (redisServerOrSkip('CLUSTER_WORKERS with STORE=redis')) {
       expect(server.lines.filter((l) => l.msg === 'shutdown complete').map((l) => l.worker).sort()).toEqual([2, 3]);
       expect(server.lines.at(-1)).toMatchObject({ msg: 'every worker has exited', exit_code: 0 });
     });
+
+    it('CLUSTER_WORKERS=2: SIGHUP shuts down as SIGTERM does (passed to every worker, which begins its SHUTDOWN_DELAY_MS), and a second signal ends them at once, exit 1, as in one process', async () => {
+      const server = servers.start({ WEBHOOK_SECRET: SECRET, STORE: 'redis', REDIS_URL: redis.url, REDIS_KEY_PREFIX: redis.newPrefix(), CLUSTER_WORKERS: '2', SHUTDOWN_DELAY_MS: '20000' });
+      await linesMatching(server, 2, listening);
+      server.kill('SIGHUP');
+      const leaving = await linesMatching(server, 2, (l) => l.msg === 'shutting down' && l.signal === 'SIGHUP');
+      expect(leaving.map((l) => l.worker).sort()).toEqual([1, 2]);
+      await linesMatching(server, 2, (l) => l.shutdown_delay_ms === 20_000);
+      const secondAt = Date.now();
+      server.kill('SIGTERM');
+      // Well within the 20 s delay: the workers exit at once.
+      expect(await server.waitForExit(15_000)).toEqual({ code: 1, signal: null });
+      expect(Date.now() - secondAt).toBeLessThan(10_000);
+      expect(server.lines.filter((l) => l.worker === undefined).map((l) => [l.level, l.msg, l.signal ?? l.exit_code])).toEqual([
+        ['info', 'starting 2 workers on one port', undefined],
+        ['info', 'shutting down: SIGHUP is passed to every worker', 'SIGHUP'],
+        ['error', 'second SIGTERM: passed to every worker, which exits at once', 'SIGTERM'],
+        ['info', 'every worker has exited', 1],
+      ]);
+    });
   });
 }
 
