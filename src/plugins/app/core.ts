@@ -1,3 +1,4 @@
+import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Config } from '../../config.ts';
 import { systemClock, type Clock, type Timer } from '../../core/clock.ts';
@@ -10,7 +11,7 @@ import { createRandom, type RandomSource } from '../../core/random.ts';
 import { Scheduler } from '../../core/scheduler.ts';
 import { LateSettles } from '../../http/late-settles.ts';
 import { CountingThrottle } from '../../log-throttle.ts';
-import { waitUntil } from './lifecycle.ts';
+import { waitUntil, type Drainer } from './lifecycle.ts';
 
 /**
  * The service's core, built once per app from the configuration and the stores: clock, random
@@ -49,6 +50,24 @@ declare module 'fastify' {
 const SWEEP_INTERVAL_MS = 60_000;
 /** How long the close waits for the scheduler's run in progress (its jobs not completed by then are claimed again once their lease lapses). */
 export const QUIESCE_WAIT_MS = 1_000;
+
+/**
+ * A drainer for decisions due on the scheduler (`pending()` of them): it waits for none left within
+ * its budget, or, handing off (others alive on a shared store), reads once for its end line and
+ * waits for none. What is left on a shared scheduler (Redis: the count is every replica's) is due
+ * work that whichever replica runs (or the next start) makes, told at info; in memory, a warning.
+ */
+export function drainDecisions(app: FastifyInstance, pending: () => Promise<number>, lines: { field: string; done: string; left: string }): Drainer {
+  return async (budgetMs) => {
+    const { handingOff } = app.lifecycle;
+    const left = await waitUntil(handingOff ? 0 : budgetMs, pending, (n) => n === 0);
+    const fields = { [lines.field]: left };
+    if (left === 0) app.log.info(`shutdown: ${lines.done}`);
+    else if (handingOff) app.log.info(fields, `shutdown: ${lines.left} are left on the shared scheduler, for the other replicas`);
+    else if (app.core.scheduler.shared) app.log.info(fields, `shutdown: ${lines.left} when the drain budget ran out are left on the shared scheduler, for the other replicas (or the next start)`);
+    else app.log.warn(fields, `shutdown: ${lines.left} when the drain budget ran out`);
+  };
+}
 /** At most one line this often about due work that could not be claimed, or done, and events whose subscribers failed, as the store is unavailable. */
 const RUN_ERROR_LOG_INTERVAL_MS = 10_000;
 /**
@@ -127,16 +146,7 @@ export default fp<CoreOptions>(
       await scheduler.start();
     });
 
-    app.lifecycle.onDrain(async (budgetMs) => {
-      // Handing off (others alive on a shared store), it reads once, for its end line, and waits for none.
-      const left = await waitUntil(app.lifecycle.handingOff ? 0 : budgetMs, () => intents.pendingDecisions(), (pending) => pending === 0);
-      if (left === 0) app.log.info('shutdown: every pending intent was decided');
-      // Shared (Redis): the count is every replica's, and the rest is due work on the shared
-      // scheduler, which whichever replica runs (or the next start) makes: nothing is lost.
-      else if (app.lifecycle.handingOff) app.log.info({ pending_intents: left }, 'shutdown: intents still pending are left on the shared scheduler, for the other replicas');
-      else if (scheduler.shared) app.log.info({ pending_intents: left }, 'shutdown: intents still pending when the drain budget ran out are left on the shared scheduler, for the other replicas (or the next start)');
-      else app.log.warn({ pending_intents: left }, 'shutdown: intents still pending when the drain budget ran out');
-    });
+    app.lifecycle.onDrain(drainDecisions(app, () => intents.pendingDecisions(), { field: 'pending_intents', done: 'every pending intent was decided', left: 'intents still pending' }));
     // Before any onClose hook (the webhook dispatcher's among them): nothing claimed from now on
     // meets a closed dispatcher; what comes due is the other replicas' (or the next start's).
     app.addHook('preClose', () => scheduler.quiesce(QUIESCE_WAIT_MS));

@@ -86,10 +86,9 @@ export async function waitUntil<T>(budgetMs: number, read: () => Promise<T>, don
 /** Whether others are alive to take this replica's shared work: false without a check, or when it fails or is late. */
 async function askOthers(check: (() => Promise<number>) | undefined, withinMs: number, log: FastifyBaseLogger): Promise<boolean> {
   if (check === undefined) return false;
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<number>((resolve) => (timer = setTimeout(() => resolve(0), withinMs)));
   try {
-    const others = await Promise.race([check(), late]);
+    // Late: none (the timer, unref'd, is left to fire).
+    const others = await Promise.race([check(), delay(withinMs, 0, { ref: false })]);
     if (others > 0) {
       log.info(
         { other_replicas: others },
@@ -100,8 +99,6 @@ async function askOthers(check: (() => Promise<number>) | undefined, withinMs: n
   } catch (error) {
     log.warn({ err: error }, 'shutdown: whether other replicas are alive could not be learned; draining as if alone');
     return false;
-  } finally {
-    clearTimeout(timer);
   }
 }
 

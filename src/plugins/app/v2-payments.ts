@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin';
 import { createRandom } from '../../core/random.ts';
 import { V2PaymentService } from '../../core/v2/service.ts';
-import { waitUntil } from './lifecycle.ts';
+import { drainDecisions } from './core.ts';
 
 /**
  * Payments of the Payment Server v3 API (issue 10): the service, built once per app from the core
@@ -38,14 +38,7 @@ export default fp(
     app.decorate('v2Payments', service);
     app.core.onSweep((now) => service.sweep(now));
 
-    app.lifecycle.onDrain(async (budgetMs) => {
-      const left = await waitUntil(app.lifecycle.handingOff ? 0 : budgetMs, () => service.pendingDecisions(), (pending) => pending === 0);
-      if (left === 0) app.log.info('shutdown: every v2 payment was decided');
-      // As the intents' (core.ts): with a shared scheduler, the others' (or the next start's).
-      else if (app.lifecycle.handingOff) app.log.info({ pending_v2_payments: left }, 'shutdown: v2 payments still undecided are left on the shared scheduler, for the other replicas');
-      else if (app.core.scheduler.shared) app.log.info({ pending_v2_payments: left }, 'shutdown: v2 payments still undecided when the drain budget ran out are left on the shared scheduler, for the other replicas (or the next start)');
-      else app.log.warn({ pending_v2_payments: left }, 'shutdown: v2 payments still undecided when the drain budget ran out');
-    });
+    app.lifecycle.onDrain(drainDecisions(app, () => service.pendingDecisions(), { field: 'pending_v2_payments', done: 'every v2 payment was decided', left: 'v2 payments still undecided' }));
   },
   { name: 'paysim-v2-payments', dependencies: ['paysim-core', 'paysim-lifecycle'] },
 );
