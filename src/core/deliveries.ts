@@ -55,6 +55,19 @@ export interface DeliveryChange {
   updatedAt: number;
 }
 
+/** The delivery as `change` leaves it (what a store's update makes of it), a new object. */
+export function changedDelivery(delivery: Delivery, change: DeliveryChange): Delivery {
+  return {
+    ...delivery,
+    status: change.status,
+    nextAttemptAt: change.nextAttemptAt,
+    failureReason: change.failureReason,
+    updatedAt: change.updatedAt,
+    seriesStart: change.newSeries === true ? delivery.attempts.length : delivery.seriesStart,
+    attempts: change.attempt === undefined ? delivery.attempts : [...delivery.attempts, { ...change.attempt }],
+  };
+}
+
 export function isFinished(delivery: Pick<Delivery, 'status'>): boolean {
   return delivery.status === 'delivered' || delivery.status === 'failed';
 }

@@ -262,6 +262,12 @@ export interface DeliveryLogStore {
   /** Applies a change (and appends its attempt); undefined when the delivery is unknown. */
   update(id: string, change: DeliveryChange): Promise<Delivery | undefined>;
   /**
+   * `update`, only while the delivery is as `expect` says (one of its statuses, that many
+   * attempts), checked and applied in one step: of two callers that read it alike, one changes
+   * it. `changed`: false when it was not as expected (the delivery as it is); undefined when unknown.
+   */
+  updateIf(id: string, expect: DeliveryExpectation, change: DeliveryChange): Promise<{ delivery: Delivery; changed: boolean } | undefined>;
+  /**
    * `update` and, when it made the change, schedules `job`, in one operation: a store shared with
    * other processes' schedulers (Redis), so that no replica runs a delivery's retry job before the
    * delivery is marked retrying. Absent: the caller schedules the job first, then updates.
@@ -297,6 +303,18 @@ export type DeliveryHandler = (delivery: Delivery, origin: string, ticket: strin
  * (`queue_full`: the queue refused it); logged nothing (`log_full`); or found the delivery its
  * event already has to that URL (`exists`, nothing logged or queued).
  */
+/** What a conditional change expects of a delivery: one of these statuses, with this many attempts. */
+export interface DeliveryExpectation {
+  statuses: readonly DeliveryStatus[];
+  attempts: number;
+}
+
+/**
+ * The outcome of `requeue`: `queued` (the delivery as changed), `moved` (it was no longer as read:
+ * nothing changed nor queued; the delivery as it is), `gone` (no longer logged).
+ */
+export type RequeueOutcome = { kind: 'queued'; delivery: Delivery } | { kind: 'moved'; delivery: Delivery } | { kind: 'gone' };
+
 export type AcceptOutcome = { kind: 'queued' } | { kind: 'queue_full'; delivery: Delivery } | { kind: 'log_full' } | { kind: 'exists'; delivery: Delivery };
 
 /**
@@ -327,6 +345,15 @@ export interface DeliveryQueue {
    * @see issue 14 "kill -9"
    */
   accept(delivery: Delivery, origin: string, max: number): Promise<AcceptOutcome>;
+  /**
+   * Moves a logged delivery, as last read (`read`: its status and attempts), to pending by
+   * `change` and queues it for its next attempt, in one step and without a bound: a retry when
+   * due, a replay. A process that dies in between cannot leave it pending with no queue holding
+   * it, two callers that read it alike do not both queue it (`moved` for the second), and a call
+   * sent again after a lost reply answers what the first run did.
+   * @see issue 14 "kill -9"
+   */
+  requeue(read: Delivery, change: DeliveryChange): Promise<RequeueOutcome>;
   /**
    * The attempt of the delivery handed over with `ticket` starts (a worker took it): from now on
    * it is in flight, so it no longer counts as waiting (`max` of `enqueue`), as in memory.

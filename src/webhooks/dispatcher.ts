@@ -6,7 +6,7 @@ import { DomainError, isStoreUnavailable, notFound } from '../core/errors.ts';
 import { dropsAttempt, duplicatePlan, firstSend, NO_WEBHOOK_FAULTS, ReorderHold, type WebhookFaultPlan } from '../core/faults/webhook-policy.ts';
 import type { DeliveryEventType, EventBus } from '../core/events.ts';
 import type { IdFactory } from '../core/ids.ts';
-import type { DeliveryLogStore, DeliveryQueue, DisabledUrlStore } from '../core/ports.ts';
+import type { DeliveryLogStore, DeliveryQueue, DisabledUrlStore, RequeueOutcome } from '../core/ports.ts';
 import { MemoryDeliveryQueue } from '../adapters/memory/delivery-queue.ts';
 import type { RandomSource } from '../core/random.ts';
 import type { Scheduler } from '../core/scheduler.ts';
@@ -70,6 +70,8 @@ export interface DispatcherDeps {
   queue?: DeliveryQueue | undefined;
   /** The rate cap; default: a token bucket of this process at `settings.maxRps` (none when it is 0). */
   rateCap?: RateCap | undefined;
+  /** Fault plans of deliveries kept at most, the oldest forgotten first; default 10,000. */
+  maxFaultPlans?: number | undefined;
 }
 
 export interface WebhookFaults {
@@ -80,6 +82,8 @@ export interface WebhookFaults {
 
 /** Deliveries held for reordering at most; beyond it a delivery is sent at once (never dropped). */
 const MAX_REORDER_HELD = 10_000;
+/** Fault plans kept at most (`#keepPlan`): more than any queue here holds at once (WEBHOOK_QUEUE_MAX defaults to 10,000). */
+const MAX_FAULT_PLANS = 10_000;
 
 export interface WebhookRequest {
   eventId: string;
@@ -109,6 +113,8 @@ export class WebhookDispatcher {
   #stoppedTaking: Promise<void> | undefined;
   /** With a shared queue: the ticket of each delivery taken from it and not yet acknowledged. */
   readonly #tickets = new Map<string, string>();
+  /** With a shared queue: the ticket each delivery handed over came with. */
+  readonly #ticketOf = new WeakMap<Delivery, string>();
   /** With a shared queue: the deliveries taken from it whose attempt has begun (the others go back to it at `close`). */
   readonly #begun = new Set<string>();
   /**
@@ -146,9 +152,12 @@ export class WebhookDispatcher {
         // A second entry of one delivery (its retry queued twice, by a retry job run again after
         // its lease lapsed): the delivery is attempted under the new ticket, so the earlier entry
         // is acknowledged rather than left held, and kept from other consumers, for good.
+        // The delivery as handed over under the earlier entry, still waiting in its lane, is then
+        // passed over there (`#superseded`): before 2026-12-04 both were attempted.
         const earlier = this.#tickets.get(delivery.id);
         if (earlier !== undefined && earlier !== ticket) void this.#queue.ack(earlier).catch((error: unknown) => deps.onError(error, `acknowledging a second entry of delivery ${delivery.id}`));
         this.#tickets.set(delivery.id, ticket);
+        this.#ticketOf.set(delivery, ticket);
         this.#unfinished.add(delivery.id);
       }
       this.#lanes.push(origin, delivery);
@@ -244,7 +253,7 @@ export class WebhookDispatcher {
       createdAt: now,
       updatedAt: now,
     };
-    if (this.#shared && reason === null && plan === NO_WEBHOOK_FAULTS) return this.#accept(delivery, origin);
+    if (this.#shared && reason === null && !copy && !heldBy(plan)) return this.#accept(delivery, origin, plan);
     // The slot is taken before the store is awaited and held until the queue counts the delivery
     // (or it goes elsewhere), so concurrent calls cannot overshoot the bound: released when the
     // log's insert ended, a decision run right behind this one found the delivery counted nowhere.
@@ -290,12 +299,19 @@ export class WebhookDispatcher {
     return delivery;
   }
 
-  /** A new delivery into a shared queue: logged once per event and URL and queued, in one step. */
-  async #accept(delivery: Delivery, origin: string): Promise<Delivery> {
+  /**
+   * A new delivery into a shared queue: logged once per event and URL and queued, in one step; with
+   * a `drop_attempts` plan too, which this process keeps for the attempts it makes (before
+   * 2026-12-04 a delivery that any webhook rule shaped was logged, then queued: a replica that died
+   * in between left it pending, queued nowhere, and the work run again found it made).
+   */
+  async #accept(delivery: Delivery, origin: string, plan: WebhookFaultPlan): Promise<Delivery> {
+    if (plan.dropAttempts !== null) this.#keepPlan(delivery.id, plan);
     this.#accepting++;
     const outcome = await this.#queue.accept(delivery, origin, this.#deps.settings.queueMax).finally(() => {
       this.#accepting--;
     });
+    if (outcome.kind !== 'queued') this.#plans.delete(delivery.id);
     switch (outcome.kind) {
       case 'exists':
         return found(outcome.delivery);
@@ -348,7 +364,7 @@ export class WebhookDispatcher {
   /** The first attempt of a delivery that webhook rules shape: later (`delay`), held and shuffled with its target's others (`reorder`), or now. */
   async #sendFaulty(delivery: Delivery, origin: string, plan: WebhookFaultPlan): Promise<Delivery> {
     const { clock } = this.#deps;
-    if (plan.dropAttempts !== null || plan.reorder !== null) this.#plans.set(delivery.id, plan);
+    if (plan.dropAttempts !== null || plan.reorder !== null) this.#keepPlan(delivery.id, plan);
     const { at } = firstSend(plan, delivery.createdAt);
     if (at > delivery.createdAt) {
       // Waits like a retry does (due work), so the delay shows as its next_attempt_at.
@@ -373,12 +389,36 @@ export class WebhookDispatcher {
     const { log, disabled, clock } = this.#deps;
     const found = await log.get(id);
     if (found === undefined) throw notFound('Webhook delivery', id);
-    if (!isFinished(found)) throw new DomainError('INVALID_STATE', `Webhook delivery ${id} is ${found.status}; only a delivered or failed delivery can be replayed.`);
+    if (!isFinished(found)) throw notReplayable(found);
     await disabled.enable(found.url);
-    const delivery = await log.update(id, { status: 'pending', nextAttemptAt: null, failureReason: null, newSeries: true, updatedAt: clock.now() });
-    if (delivery === undefined) throw notFound('Webhook delivery', id);
-    if (!this.#shared) this.#unfinished.add(id);
-    return (await this.#enqueue(delivery, new URL(delivery.url).origin, 0)) ?? delivery;
+    // Marked pending and queued in one step, only while it is as read: of two replays at once one
+    // starts a series, the other is refused (before 2026-12-04 both did, and it went out twice at
+    // once); on Redis a replica that dies in between cannot leave it pending with nothing to send it.
+    const outcome = await this.#requeue(found, { status: 'pending', nextAttemptAt: null, failureReason: null, newSeries: true, updatedAt: clock.now() });
+    if (outcome.kind === 'gone') throw notFound('Webhook delivery', id);
+    if (outcome.kind === 'moved') {
+      throw isFinished(outcome.delivery) ? new DomainError('INVALID_STATE', `Webhook delivery ${id} changed while it was being replayed; read it and replay it again.`) : notReplayable(outcome.delivery);
+    }
+    return outcome.delivery;
+  }
+
+  /**
+   * The queue's \`requeue\`, counted as unfinished here from before the hand-over (memory: its attempt
+   * may end before the call returns) until it is known not to be this process's to finish.
+   */
+  async #requeue(read: Delivery, change: DeliveryChange): Promise<RequeueOutcome> {
+    const id = read.id;
+    const counted = !this.#shared && !this.#unfinished.has(id);
+    if (counted) this.#unfinished.add(id);
+    let outcome: RequeueOutcome;
+    try {
+      outcome = await this.#queue.requeue(read, change);
+    } catch (error) {
+      if (counted) this.#settle(id, false);
+      throw error;
+    }
+    if (counted && (outcome.kind === 'gone' || (outcome.kind === 'moved' && isFinished(outcome.delivery)))) this.#settle(id, false);
+    return outcome;
   }
 
   disabledUrls(): Promise<Array<{ url: string; disabledAt: number }>> {
@@ -500,22 +540,35 @@ export class WebhookDispatcher {
       }
       return;
     }
-    const delivery = await log.update(id, { status: 'pending', nextAttemptAt: null, failureReason: null, updatedAt: clock.now() });
-    if (delivery === undefined) return;
-    if (!this.#shared) this.#unfinished.add(id);
-    const origin = new URL(delivery.url).origin;
-    // A delayed first attempt (a `delay` rule) may also be held for reordering.
-    if (delivery.attempts.length === 0 && this.#plans.has(id)) await this.#firstAttempt(delivery, origin, 0);
-    else await this.#enqueue(delivery, origin, 0);
+    const change = { status: 'pending' as const, nextAttemptAt: null, failureReason: null, updatedAt: clock.now() };
+    // A delayed first attempt (a `delay` rule) may also be held for reordering (this process's hold).
+    if (found.attempts.length === 0 && this.#plans.get(id)?.reorder != null) {
+      const delivery = await log.update(id, change);
+      if (delivery === undefined) return;
+      if (!this.#shared) this.#unfinished.add(id);
+      await this.#firstAttempt(delivery, new URL(delivery.url).origin, 0);
+      return;
+    }
+    // Marked pending and queued in one step, only while still retrying as read: a job run again
+    // (its replica died, or a store call's reply was lost) finds it queued, and queues it no second
+    // time. A failure is the job's (the scheduler runs it again): whether it took effect is unknown,
+    // so the delivery is not marked failed (before 2026-12-04 a retry was marked pending, then
+    // queued: a replica that died in between left it pending with nothing to send it, for good, and
+    // a lost reply of the queueing marked failed a delivery another replica then delivered).
+    await this.#requeue(found, change);
   }
 
   async #attempt(delivery: Delivery): Promise<void> {
-    if (this.#tooLateToBegin(delivery.id)) {
+    if (this.#superseded(delivery)) return;
+    // The ticket it was handed over with (a shared queue's), which its end acknowledges: a later
+    // entry of it that came while it was in flight is that entry's own to acknowledge.
+    const ticket = this.#ticketOf.get(delivery);
+    if (ticket !== undefined && this.#tooLateToBegin(delivery.id)) {
       // Too late in the drain to end before the close: back to the queue, for another replica.
-      await this.#acknowledge(delivery.id, false);
+      await this.#acknowledge(delivery.id, ticket, false);
       return;
     }
-    if (this.#tickets.size !== 0) this.#begin(delivery.id);
+    if (ticket !== undefined) this.#begin(delivery.id, ticket);
     let recorded = false;
     try {
       recorded = await this.#attemptOnce(delivery);
@@ -524,12 +577,21 @@ export class WebhookDispatcher {
       this.#deps.onError(error, `webhook delivery ${delivery.id}`);
       // Taken from a shared queue in the drain: another replica sends it (before 2026-12-04 the drain's
       // end line then said that every delivery had finished).
-      if (this.#tickets.has(delivery.id) && this.#beginBy !== Number.POSITIVE_INFINITY) this.#unrecorded.add(delivery.id);
+      if (ticket !== undefined && this.#beginBy !== Number.POSITIVE_INFINITY) this.#unrecorded.add(delivery.id);
     }
     // Recorded since (read again here): no longer another's to send. One handed back unmade (its rate-cap
     // token too late, the dispatcher closed) still is.
     if (recorded) this.#unrecorded.delete(delivery.id);
-    if (this.#tickets.size !== 0) await this.#acknowledge(delivery.id, recorded);
+    if (ticket !== undefined) await this.#acknowledge(delivery.id, ticket, recorded);
+  }
+
+  /**
+   * Handed over from a shared queue under a ticket that is no longer the delivery's: a later entry
+   * of it came while this one waited (acknowledged then), and is attempted instead.
+   */
+  #superseded(delivery: Delivery): boolean {
+    const ticket = this.#ticketOf.get(delivery);
+    return ticket !== undefined && this.#tickets.get(delivery.id) !== ticket;
   }
 
   /** A delivery taken from a shared queue whose attempt, begun now, might not end before the drain's close (`drainEndsAt`). */
@@ -538,19 +600,21 @@ export class WebhookDispatcher {
   }
 
   /** Tells a shared queue that the attempt of a delivery taken from it begins: it is in flight, no longer waiting. */
-  #begin(id: string): void {
-    const ticket = this.#tickets.get(id);
-    if (ticket === undefined) return;
+  #begin(id: string, ticket: string): void {
     this.#begun.add(id);
     this.#queue.begin(ticket);
   }
 
-  /** Acknowledges a delivery taken from a shared queue once its result is recorded; else hands it back to the queue. */
-  async #acknowledge(id: string, recorded: boolean): Promise<void> {
-    const ticket = this.#tickets.get(id);
-    if (ticket === undefined) return;
-    this.#tickets.delete(id);
-    this.#begun.delete(id);
+  /**
+   * Acknowledges a delivery taken from a shared queue once its result is recorded; else hands it
+   * back to the queue. The delivery is this process's no longer, unless a later entry of it came meanwhile.
+   */
+  async #acknowledge(id: string, ticket: string, recorded: boolean): Promise<void> {
+    const current = this.#tickets.get(id) === ticket;
+    if (current) {
+      this.#tickets.delete(id);
+      this.#begun.delete(id);
+    }
     try {
       if (recorded) await this.#queue.ack(ticket);
       else this.#queue.release(ticket);
@@ -559,7 +623,7 @@ export class WebhookDispatcher {
       this.#deps.onError(error, `acknowledging webhook delivery ${id}`);
     } finally {
       // Its fault plan stays: a retry's attempt (from the stream, here) still follows it; #finish forgets it.
-      this.#settle(id, false);
+      if (current) this.#settle(id, false);
     }
   }
 
@@ -649,6 +713,16 @@ export class WebhookDispatcher {
     this.#publish(change.status === 'delivered' ? 'webhook.delivered' : 'webhook.failed', updated ?? delivery);
   }
 
+  /**
+   * Keeps a delivery's fault plan for its attempts here, at most `maxFaultPlans`: with a shared queue a
+   * delivery another replica finishes leaves its plan here (before 2026-12-04 for good); the oldest
+   * goes first, and its delivery's later attempts here are then made as without the rule.
+   */
+  #keepPlan(id: string, plan: WebhookFaultPlan): void {
+    if (this.#plans.size >= (this.#deps.maxFaultPlans ?? MAX_FAULT_PLANS)) this.#plans.delete(this.#plans.keys().next().value as string);
+    this.#plans.set(id, plan);
+  }
+
   /** This process is done with the delivery (the drain no longer waits for it); `forgetPlan`: its fault plan too. */
   #settle(id: string, forgetPlan = true): void {
     this.#unfinished.delete(id);
@@ -662,6 +736,15 @@ export class WebhookDispatcher {
   #publish(type: DeliveryEventType, delivery: Delivery, attempt?: DeliveryAttempt): void {
     this.#deps.bus.publish({ id: delivery.id, type, occurredAt: this.#deps.clock.now(), delivery, ...(attempt === undefined ? {} : { attempt }) });
   }
+}
+
+function notReplayable(delivery: Delivery): DomainError {
+  return new DomainError('INVALID_STATE', `Webhook delivery ${delivery.id} is ${delivery.status}; only a delivered or failed delivery can be replayed.`);
+}
+
+/** A plan that holds a new delivery back in this process (`delay`, `reorder`) before its first attempt. */
+function heldBy(plan: WebhookFaultPlan): boolean {
+  return plan.delay !== null || plan.reorder !== null;
 }
 
 /** Deliveries `deliver` found made already (the work that made them ran again), rather than made. */

@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { queryObjects } from 'node:v8';
 import { Agent } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RedisDeliveryLog } from '../../src/adapters/redis/deliveries.ts';
@@ -12,6 +13,7 @@ import { RedisRateCap } from '../../src/adapters/redis/rate-cap.ts';
 import { RedisSchedulerStore } from '../../src/adapters/redis/scheduler.ts';
 import { systemClock, type Clock } from '../../src/core/clock.ts';
 import type { Delivery, DeliveryChange } from '../../src/core/deliveries.ts';
+import type { WebhookFaultPlan } from '../../src/core/faults/webhook-policy.ts';
 import { EventBus, isDeliveryEvent, isPaymentEvent, isV2PaymentEvent, type DomainEvent } from '../../src/core/events.ts';
 import { createIdFactory, derivedId } from '../../src/core/ids.ts';
 import { CANCEL_EVENT_JOB, DECIDE_JOB, IntentService, REFUND_EVENT_JOB, refundJobKey } from '../../src/core/intents/service.ts';
@@ -20,7 +22,7 @@ import { V2PaymentService } from '../../src/core/v2/service.ts';
 import { nativeWebhookOf } from '../../src/dialects/native/webhook-payload.ts';
 import { v2CallbackOf } from '../../src/dialects/payment-server-v2/webhook-payload.ts';
 import { Scheduler } from '../../src/core/scheduler.ts';
-import { RETRY_JOB, WebhookDispatcher, type DispatcherSettings } from '../../src/webhooks/dispatcher.ts';
+import { RETRY_JOB, WebhookDispatcher, type DispatcherSettings, type WebhookFaults } from '../../src/webhooks/dispatcher.ts';
 import { SignerRegistry } from '../../src/webhooks/signers/registry.ts';
 import { standardSigner } from '../../src/webhooks/signers/standard.ts';
 import { inCi } from '../helpers/promtool.ts';
@@ -74,7 +76,17 @@ if (!hasRedisServer) {
   /** A replica's webhook side: its own connection, the shared log, scheduler, stream and (when given) rate cap. */
   async function replica(
     keyPrefix: string,
-    options: { claimIdleMs?: number; clock?: Clock; rateCap?: (client: ReturnType<TestRedis['connect']>) => RedisRateCap; settings?: Partial<DispatcherSettings>; pollMs?: number; leaseMs?: number; url?: string } = {},
+    options: {
+      claimIdleMs?: number;
+      clock?: Clock;
+      rateCap?: (client: ReturnType<TestRedis['connect']>) => RedisRateCap;
+      settings?: Partial<DispatcherSettings>;
+      pollMs?: number;
+      leaseMs?: number;
+      url?: string;
+      faults?: WebhookFaults;
+      maxFaultPlans?: number;
+    } = {},
   ) {
     const clock = options.clock ?? systemClock;
     const client = redis.connect(options.url);
@@ -106,6 +118,8 @@ if (!hasRedisServer) {
       onError,
       queue,
       rateCap,
+      faults: options.faults,
+      maxFaultPlans: options.maxFaultPlans,
     });
     await scheduler.start();
     cleanups.push(async () => {
@@ -140,6 +154,14 @@ if (!hasRedisServer) {
       return first;
     };
   };
+  /** A `drop_attempts` plan (the first attempt lost) of its own class, so that the live ones can be counted (`queryObjects`). */
+  class DropFirst implements WebhookFaultPlan {
+    readonly ruleIds = ['rule_drop'];
+    readonly duplicate = null;
+    readonly reorder = null;
+    readonly delay = null;
+    readonly dropAttempts = { ruleId: 'rule_drop', n: 1 };
+  }
   const eventIdsOf = (rx: Receiver) => rx.requests.map((r) => (JSON.parse(r.body) as { id: string }).id);
   const pendingCount = async (key: string) => ((await redis.client.xpending(key, DELIVERY_GROUP)) as [number, ...unknown[]])[0];
 
@@ -323,6 +345,138 @@ if (!hasRedisServer) {
       expect(staying.errors).toEqual([]);
     });
 
+    /**
+     * Makes the replica's first store write that moves a delivery to pending (a retry when due, a
+     * replay) take effect and then `die` (the replica dies before its reply: the call never returns,
+     * its scheduler stops without completing the job) or `lose` its reply (the call fails as a
+     * command timed out would). Such writes are the queue's requeue (since 2026-12-04) or, before,
+     * the log's pending mark and the queue's enqueue after it. Answers how many such writes were seen.
+     */
+    function afterFirstPendingWrite(r: Awaited<ReturnType<typeof replica>>, mode: 'die' | 'lose'): () => number {
+      let seen = 0;
+      const after = async <T,>(write: Promise<T>): Promise<T> => {
+        const result = await write;
+        if (seen++ !== 0) return result;
+        if (mode === 'lose') throw new Error('Command timed out');
+        r.scheduler.stop();
+        return new Promise<T>(() => undefined);
+      };
+      const requeue = r.queue.requeue.bind(r.queue);
+      r.queue.requeue = (read, change) => after(requeue(read, change));
+      const update = r.log.update.bind(r.log);
+      r.log.update = (id, change) => (change.status === 'pending' && change.attempt === undefined ? after(update(id, change)) : update(id, change));
+      const enqueue = r.queue.enqueue.bind(r.queue);
+      r.queue.enqueue = (delivery, origin, max) => (delivery.attempts.length > 0 ? after(enqueue(delivery, origin, max)) : enqueue(delivery, origin, max));
+      return () => seen;
+    }
+
+    it('a replica that dies in the middle of a retry (its first write for it made) leaves it to another: delivered, not left pending with nothing to send it', async () => {
+      const keyPrefix = redis.newPrefix();
+      const rx = await receivers.start(firstFails({ status: 500 }));
+      const settings = { backoffMs: 50, backoffMaxMs: 50 };
+      const dying = await replica(keyPrefix, { settings, leaseMs: 1000, pollMs: 20 });
+      const writes = afterFirstPendingWrite(dying, 'die');
+      const delivery = await dying.dispatcher.deliver(webhook(rx, 0));
+      await eventually(async () => (writes() > 0 ? true : undefined), 'the retry to be under way');
+      const staying = await replica(keyPrefix, { settings, leaseMs: 1000, pollMs: 20 });
+      await eventually(async () => ((await staying.log.get(delivery.id))?.status === 'delivered' ? true : undefined), 'the retry delivered', 5_000);
+      expect((await staying.log.get(delivery.id))?.attempts.map((x) => x.statusCode)).toEqual([500, 200]);
+      expect(eventIdsOf(rx)).toEqual([delivery.eventId, delivery.eventId]);
+      // The job, run again by the other replica once the lease lapsed, found it queued: none left.
+      await eventually(async () => ((await redis.client.hlen(`${keyPrefix}sched:jobs:${RETRY_JOB}`)) === 0 ? true : undefined), 'no retry job left', 3_000);
+      expect(staying.errors).toEqual([]);
+    });
+
+    it('a retry whose queueing took effect but lost its reply: the job runs again and finds it queued; delivered once more, not failed', async () => {
+      const keyPrefix = redis.newPrefix();
+      const rx = await receivers.start(firstFails({ status: 500 }));
+      const one = await replica(keyPrefix, { settings: { backoffMs: 50, backoffMaxMs: 50 }, pollMs: 20 });
+      const writes = afterFirstPendingWrite(one, 'lose');
+      const delivery = await one.dispatcher.deliver(webhook(rx, 0));
+      await eventually(async () => ((await one.log.get(delivery.id))?.status === 'delivered' ? true : undefined), 'the retry delivered', 5_000);
+      expect(writes()).toBe(1);
+      const logged = await one.log.get(delivery.id);
+      expect([logged?.status, logged?.failureReason, logged?.attempts.map((x) => x.statusCode)]).toEqual(['delivered', null, [500, 200]]);
+      expect(eventIdsOf(rx)).toEqual([delivery.eventId, delivery.eventId]);
+      expect(one.events.filter((e) => isDeliveryEvent(e) && e.type === 'webhook.failed')).toEqual([]);
+      // The job's failure is the scheduler's to report and run again.
+      expect(one.errors.map((e) => `${e.context}: ${(e.error as Error).message}`)).toEqual(['scheduler: Command timed out']);
+    });
+
+    it('a replay on a replica that dies in its middle (its first write made) is sent by another, and the delivery can be replayed again', async () => {
+      const keyPrefix = redis.newPrefix();
+      const rx = await receivers.start(() => ({ status: 200 }));
+      const dying = await replica(keyPrefix);
+      const staying = await replica(keyPrefix);
+      const delivery = await staying.dispatcher.deliver(webhook(rx, 0));
+      await eventually(async () => ((await staying.log.get(delivery.id))?.status === 'delivered' ? true : undefined), 'the first delivery');
+      afterFirstPendingWrite(dying, 'die');
+      void dying.dispatcher.replay(delivery.id);
+      await eventually(async () => ((await staying.log.get(delivery.id))?.attempts.length === 2 ? true : undefined), 'the replay sent', 5_000);
+      const replayed = await staying.log.get(delivery.id);
+      expect([replayed?.status, replayed?.seriesStart]).toEqual(['delivered', 1]);
+      expect((await staying.dispatcher.replay(delivery.id)).status).toBe('pending');
+      await eventually(async () => (rx.requests.length === 3 ? true : undefined), 'the second replay sent');
+      expect(eventIdsOf(rx)).toEqual([delivery.eventId, delivery.eventId, delivery.eventId]);
+    });
+
+    it('two replays of one delivery at once on two replicas: one starts a series, the other is refused (INVALID_STATE); it goes out once more', async () => {
+      const keyPrefix = redis.newPrefix();
+      const rx = await receivers.start(() => ({ status: 200 }));
+      const a = await replica(keyPrefix);
+      const b = await replica(keyPrefix);
+      const delivery = await a.dispatcher.deliver(webhook(rx, 0));
+      await eventually(async () => ((await a.log.get(delivery.id))?.status === 'delivered' ? true : undefined), 'the first delivery');
+      const outcomes = await Promise.allSettled([a.dispatcher.replay(delivery.id), b.dispatcher.replay(delivery.id)]);
+      expect(outcomes.map((o) => o.status).sort()).toEqual(['fulfilled', 'rejected']);
+      const refused = outcomes.find((o) => o.status === 'rejected') as PromiseRejectedResult;
+      expect((refused.reason as { code: string }).code).toBe('INVALID_STATE');
+      await eventually(async () => ((await a.log.get(delivery.id))?.status === 'delivered' ? true : undefined), 'the replay delivered');
+      await sleep(300);
+      expect(rx.requests).toHaveLength(2);
+      expect((await a.log.get(delivery.id))?.attempts).toHaveLength(2);
+    });
+
+    it('a delivery a drop_attempts rule shapes is logged and queued in one step: a replica that dies right after leaves it queued, and the work run again on another finds it, sent once', async () => {
+      const keyPrefix = redis.newPrefix();
+      const rx = await receivers.start(() => ({ status: 200 }));
+      const faults: WebhookFaults = { plan: () => Promise.resolve(new DropFirst()), random: createRandom(1) };
+      const dying = await replica(keyPrefix, { faults });
+      // It reads nothing (the other replica does), and dies right after its first write of the delivery.
+      await dying.queue.stop();
+      let writes = 0;
+      const die = async <T,>(write: Promise<T>): Promise<T> => {
+        await write;
+        writes++;
+        return new Promise<T>(() => undefined);
+      };
+      const accept = dying.queue.accept.bind(dying.queue);
+      dying.queue.accept = (...args) => die(accept(...args));
+      const insertOnce = dying.log.insertOnce.bind(dying.log);
+      dying.log.insertOnce = (delivery) => die(insertOnce(delivery));
+      void dying.dispatcher.deliver(webhook(rx, 0));
+      await eventually(() => (writes === 1 ? true : undefined), 'the delivery written');
+      const staying = await replica(keyPrefix);
+      const again = await staying.dispatcher.deliver(webhook(rx, 0));
+      await eventually(async () => ((await staying.log.get(again.id))?.status === 'delivered' ? true : undefined), 'the delivery sent by the other replica');
+      expect((await staying.log.get(again.id))?.attempts.map((x) => x.statusCode)).toEqual([200]);
+      expect(eventIdsOf(rx)).toEqual([again.eventId]);
+    });
+
+    it('a replica keeps the fault plans of at most maxFaultPlans deliveries: those other replicas finished go, the oldest first', async () => {
+      const keyPrefix = redis.newPrefix();
+      const rx = await receivers.start(() => ({ status: 200 }));
+      const accepting = await replica(keyPrefix, { faults: { plan: () => Promise.resolve(new DropFirst()), random: createRandom(1) }, maxFaultPlans: 5 });
+      // Another replica makes every attempt.
+      await accepting.queue.stop();
+      const other = await replica(keyPrefix);
+      // Plans other tests left alive (a replica that died in the middle of an accept) are not this one's.
+      const before = queryObjects(DropFirst, { format: 'count' }) as number;
+      for (let i = 0; i < 20; i++) await accepting.dispatcher.deliver(webhook(rx, i));
+      await eventually(async () => ((await other.log.list({ limit: 100, status: 'delivered' })).data.length === 20 ? true : undefined), '20 deliveries sent by the other replica');
+      expect((queryObjects(DropFirst, { format: 'count' }) as number) - before).toBe(5);
+    });
+
     it('a draining replica finishes what it holds and leaves what it has not read to the others', async () => {
       const keyPrefix = redis.newPrefix();
       const rx = await receivers.start(() => ({ status: 200, delayMs: 20 }));
@@ -402,16 +556,23 @@ if (!hasRedisServer) {
       client.disconnect();
     });
 
-    it('two entries of one delivery reaching one dispatcher (its retry queued twice) leave nothing held: the earlier entry is acknowledged', async () => {
+    it('two entries of one delivery reaching one dispatcher (its retry queued twice) leave nothing held: the earlier entry is acknowledged, and the delivery is sent once', async () => {
       const keyPrefix = redis.newPrefix();
-      const rx = await receivers.start();
-      const one = await replica(keyPrefix);
+      // The first delivery is answered after 300 ms, which keeps its origin's one lane busy while both entries come.
+      const rx = await receivers.start((req) => ((JSON.parse(req.body) as { n: number }).n === 0 ? { status: 200, delayMs: 300 } : { status: 200 }));
+      const one = await replica(keyPrefix, { settings: { originConcurrency: 1 } });
+      const blocker = await one.dispatcher.deliver(webhook(rx, 0));
+      await eventually(() => (rx.requests.length === 1 ? true : undefined), 'the first delivery in flight');
       const now = Date.now();
       const delivery: Delivery = { ...webhook(rx, 1), id: 'whd_twice', subject: null, test: false, extraHeaders: {}, status: 'pending', attempts: [], seriesStart: 0, nextAttemptAt: null, failureReason: null, createdAt: now, updatedAt: now };
       await one.log.insert(delivery);
       expect(await one.queue.enqueue(delivery, rx.origin, 0)).toBe(true);
       expect(await one.queue.enqueue(delivery, rx.origin, 0)).toBe(true);
+      await eventually(async () => ((await one.log.get(blocker.id))?.status === 'delivered' ? true : undefined), 'the first delivery');
       await eventually(async () => ((await one.log.get('whd_twice'))?.status === 'delivered' && (await pendingCount(one.queue.key)) === 0 && one.queue.held === 0 ? true : undefined), 'delivered, nothing pending or held');
+      await one.dispatcher.drain(1_000);
+      expect(rx.requests).toHaveLength(2);
+      expect((await one.log.get('whd_twice'))?.attempts.map((x) => x.statusCode)).toEqual([200]);
       expect(one.errors).toEqual([]);
     });
 

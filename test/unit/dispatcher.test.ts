@@ -146,6 +146,21 @@ describe('attempts, retries and replays', () => {
     }
   });
 
+  it('two replays of one delivery at once (a double click): one starts a series, the other is INVALID_STATE; it goes out once more', async () => {
+    const { dispatcher, agent, log, events } = await makeDispatcher();
+    agent.get(ORIGIN).intercept({ path: '/hooks', method: 'POST' }).reply(200, 'ok').times(2);
+    const delivery = await dispatcher.deliver(request());
+    await until(log, delivery.id, (status) => status === 'delivered');
+    const outcomes = await Promise.allSettled([dispatcher.replay(delivery.id), dispatcher.replay(delivery.id)]);
+    expect(outcomes[0]).toMatchObject({ status: 'fulfilled', value: { id: delivery.id, status: 'pending', seriesStart: 1 } });
+    expect(outcomes[1]).toMatchObject({ status: 'rejected', reason: { code: 'INVALID_STATE' } });
+    const replayed = await until(log, delivery.id, (status) => status === 'delivered');
+    expect([replayed.attempts.length, replayed.seriesStart]).toEqual([2, 1]);
+    // The second replay would have been a third request, which the agent no longer answers.
+    await dispatcher.drain(1_000);
+    expect(events.filter((e) => e.type === 'webhook.attempted')).toHaveLength(2);
+  });
+
   it('replaying a delivery that is not finished is INVALID_STATE; an unknown one NOT_FOUND', async () => {
     const { dispatcher, agent, log } = await makeDispatcher();
     agent.get(ORIGIN).intercept({ path: '/hooks', method: 'POST' }).reply(500, 'boom').persist();

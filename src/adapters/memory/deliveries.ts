@@ -1,6 +1,6 @@
 import { copyDelivery, isFinished, subjectKey, type Delivery, type DeliveryChange, type Subject } from '../../core/deliveries.ts';
 import { FifoQueue } from '../../core/fifo-queue.ts';
-import type { DeliveryLogStore, DeliveryQuery, InsertOnceOutcome, InsertOutcome, Page, StoreStats } from '../../core/ports.ts';
+import type { DeliveryExpectation, DeliveryLogStore, DeliveryQuery, InsertOnceOutcome, InsertOutcome, Page, StoreStats } from '../../core/ports.ts';
 import { IdList, pageOf } from './id-list.ts';
 import { INSERTED } from './inserted.ts';
 import { KeyedIds } from './keyed-ids.ts';
@@ -71,7 +71,18 @@ export class MemoryDeliveryLog implements DeliveryLogStore {
 
   update(id: string, change: DeliveryChange): Promise<Delivery | undefined> {
     const record = this.#records.get(id);
+    return Promise.resolve(record === undefined ? undefined : this.#apply(record, change));
+  }
+
+  updateIf(id: string, expect: DeliveryExpectation, change: DeliveryChange): Promise<{ delivery: Delivery; changed: boolean } | undefined> {
+    const record = this.#records.get(id);
     if (record === undefined) return Promise.resolve(undefined);
+    const { delivery } = record;
+    if (!expect.statuses.includes(delivery.status) || delivery.attempts.length !== expect.attempts) return Promise.resolve({ delivery: copyDelivery(delivery), changed: false });
+    return Promise.resolve({ delivery: this.#apply(record, change), changed: true });
+  }
+
+  #apply(record: Record, change: DeliveryChange): Delivery {
     const { delivery } = record;
     if (change.newSeries === true) delivery.seriesStart = delivery.attempts.length;
     if (change.attempt !== undefined) delivery.attempts = [...delivery.attempts, { ...change.attempt }];
@@ -80,7 +91,7 @@ export class MemoryDeliveryLog implements DeliveryLogStore {
     delivery.failureReason = change.failureReason;
     delivery.updatedAt = change.updatedAt;
     this.#queueIfFinished(record);
-    return Promise.resolve(copyDelivery(delivery));
+    return copyDelivery(delivery);
   }
 
   latestFor(subject: Subject): Promise<Delivery | undefined> {

@@ -1,10 +1,11 @@
-import type { Delivery } from '../../core/deliveries.ts';
-import type { AcceptOutcome, DeliveryHandler, DeliveryLogStore, DeliveryQueue } from '../../core/ports.ts';
+import type { Delivery, DeliveryChange } from '../../core/deliveries.ts';
+import type { AcceptOutcome, DeliveryHandler, DeliveryLogStore, DeliveryQueue, RequeueOutcome } from '../../core/ports.ts';
 
 const TAKEN: Promise<boolean> = Promise.resolve(true);
 const QUEUED: AcceptOutcome = Object.freeze({ kind: 'queued' });
 const LOG_FULL: AcceptOutcome = Object.freeze({ kind: 'log_full' });
 const DONE: Promise<void> = Promise.resolve();
+const GONE: RequeueOutcome = Object.freeze({ kind: 'gone' });
 
 /**
  * The delivery queue of one process: a delivery is handed to the dispatcher's lanes as it is
@@ -41,6 +42,16 @@ export class MemoryDeliveryQueue implements DeliveryQueue {
     if (!inserted.ok) return inserted.reason === 'exists' ? { kind: 'exists', delivery: inserted.existing } : LOG_FULL;
     await this.enqueue(delivery, origin);
     return QUEUED;
+  }
+
+  /** One process: the log's conditional update, then the hand-over, with nothing between them to lose. */
+  async requeue(read: Delivery, change: DeliveryChange): Promise<RequeueOutcome> {
+    if (this.#log === undefined) throw new Error('this delivery queue was made without the delivery log');
+    const updated = await this.#log.updateIf(read.id, { statuses: [read.status], attempts: read.attempts.length }, change);
+    if (updated === undefined) return GONE;
+    if (!updated.changed) return { kind: 'moved', delivery: updated.delivery };
+    await this.enqueue(updated.delivery, new URL(updated.delivery.url).origin);
+    return { kind: 'queued', delivery: updated.delivery };
   }
 
   begin(): void {}

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { subjectKey, type Delivery, type DeliveryAttempt, type DeliveryChange, type DeliveryStatus, type Subject } from '../../core/deliveries.ts';
-import type { AcceptOutcome, DeliveryLogStore, DeliveryQuery, InsertOnceOutcome, InsertOutcome, Job, Page, StoreStats } from '../../core/ports.ts';
+import type { AcceptOutcome, DeliveryExpectation, DeliveryLogStore, DeliveryQuery, InsertOnceOutcome, InsertOutcome, Job, Page, StoreStats } from '../../core/ports.ts';
 import { ENQUEUE } from './delivery-queue-lua.ts';
 import { SCAN_BUDGET } from '../memory/id-list.ts';
 import { BOUNDS, COUNT_ALL, fieldsOf, sweepScript, WALK } from './lua.ts';
@@ -130,19 +130,29 @@ return view(ARGV[2])
 `;
 
 const UPDATE_DELIVERY = `
--- ARGV: P, id, status, nx, fr, ua, newSeries ('1'), attempt (JSON, '' = none), call token
--- Answers the delivery as it is after the run, and true when this run made the change.
-local function updateDelivery()
+-- ARGV: P, id, status, nx, fr, ua, newSeries ('1'), attempt (JSON, '' = none), call token.
+-- \`expect\` (nil: none): {statuses = a set, attempts = a count}, what the delivery must be for the
+-- change to be made; \`before\` (nil: none) runs once the change is to be made, before it is: an
+-- error reply from it ends the run with nothing changed. Answers the delivery as it is after the
+-- run (the error reply instead, if any), and true when this run made the change, 'again' when an
+-- earlier run of this call did, false when it did not (the delivery not as expected, or \`before\` failed).
+local function updateDelivery(expect, before)
   local id, status = ARGV[2], ARGV[3]
-  local r = redis.call('HMGET', rec(id), 'n', 'at', 'ca', 'ut')
+  local r = redis.call('HMGET', rec(id), 'n', 'at', 'ca', 'ut', 's')
   if not r[1] then return {} end
   -- This very update run again (its reply lost, ioredis sent it again): its attempt is logged once,
   -- and an update made between the two runs (another replica's retry delivered it) stands: its mark
   -- is kept ${RESENT_WITHIN_MS} ms under its call's token (a mark, not the reply: the reply is the whole
   -- delivery, body included, and every attempt updates it), ut on the record for a run later than that.
-  if r[4] == ARGV[9] then return view(id) end
-  if not redis.call('SET', P .. 'kept:' .. ARGV[9], '1', 'PX', ${RESENT_WITHIN_MS}, 'NX') then return view(id) end
+  local kept = P .. 'kept:' .. ARGV[9]
+  if r[4] == ARGV[9] or redis.call('EXISTS', kept) == 1 then return view(id), 'again' end
   local n, attempts = tonumber(r[1]), r[2]
+  if expect and (not expect.statuses[r[5]] or n ~= expect.attempts) then return view(id), false end
+  if before then
+    local failed = before()
+    if failed then return failed, false end
+  end
+  redis.call('SET', kept, '1', 'PX', ${RESENT_WITHIN_MS})
   if ARGV[7] == '1' then redis.call('HSET', rec(id), 'ss', n) end
   if ARGV[8] ~= '' then
     if n == 0 then attempts = '[' .. ARGV[8] .. ']' else attempts = string.sub(attempts, 1, -2) .. ',' .. ARGV[8] .. ']' end
@@ -151,6 +161,12 @@ local function updateDelivery()
   redis.call('HSET', rec(id), 's', status, 'nx', ARGV[4], 'fr', ARGV[5], 'ua', ARGV[6], 'at', attempts, 'n', n, 'ut', ARGV[9])
   if finished(status) then redis.call('ZADD', KEYS[2], r[3], id) else redis.call('ZREM', KEYS[2], id) end
   return view(id), true
+end
+-- ARGV[10]: the statuses expected (joined by ','), ARGV[11]: the attempts expected.
+local function expected()
+  local statuses = {}
+  for status in string.gmatch(ARGV[10], '[^,]+') do statuses[status] = true end
+  return { statuses = statuses, attempts = tonumber(ARGV[11]) }
 end
 `;
 
@@ -161,8 +177,36 @@ return (updateDelivery())
 /** The update and, when this run made it, its job: KEYS[3..5] and ARGV[10..13] are the scheduler's (RedisSchedulerStore.jobWrite). */
 const UPDATE_SCHEDULED = `${PRELUDE}${UPDATE_DELIVERY}${SCHEDULE_JOB}
 local reply, changed = updateDelivery()
-if changed then scheduleJob(KEYS[3], KEYS[4], KEYS[5], ARGV[10], ARGV[11], ARGV[12], ARGV[13]) end
+if changed == true then scheduleJob(KEYS[3], KEYS[4], KEYS[5], ARGV[10], ARGV[11], ARGV[12], ARGV[13]) end
 return reply
+`;
+
+/** \`updateIf\`: answers {1 or 0 (changed or not), the delivery}, or {} when unknown. */
+const UPDATE_IF = `${PRELUDE}${UPDATE_DELIVERY}
+local reply, changed = updateDelivery(expected())
+if #reply == 0 then return {} end
+return { changed and 1 or 0, reply }
+`;
+
+/*
+ * The delivery queue's \`requeue\` (src/adapters/redis/delivery-queue.ts): \`updateIf\` and the
+ * queue's ENQUEUE (without a bound) in one script, the entry added only by the run that makes the
+ * change. KEYS[3]: the delivery stream. ARGV[12]: the stream's group, ARGV[13]: the delivery as
+ * queued (JSON), ARGV[14]: the busy suffix. Answers as UPDATE_IF; NOGROUP (the stream was deleted)
+ * with nothing changed.
+ */
+const REQUEUE = `${PRELUDE}${UPDATE_DELIVERY}
+local function enqueue(KEYS, ARGV)
+${ENQUEUE}
+end
+local reply, changed = updateDelivery(expected(), function()
+  local queued = enqueue({KEYS[3]}, {ARGV[12], '0', ARGV[13], ARGV[14]})
+  if type(queued) == 'table' then return queued end
+  return nil
+end)
+if reply.err then return reply end
+if #reply == 0 then return {} end
+return { changed and 1 or 0, reply }
 `;
 
 const LATEST = `${PRELUDE}${WALK}
@@ -201,7 +245,7 @@ export class RedisDeliveryLog implements DeliveryLogStore {
   readonly #options: RedisDeliveryLogOptions;
   readonly #keys: [string, string];
   readonly #p: string;
-  readonly #scripts: Record<'insert' | 'insertOnce' | 'accept' | 'get' | 'update' | 'latest' | 'list' | 'stats' | 'sweep', Script>;
+  readonly #scripts: Record<'insert' | 'insertOnce' | 'accept' | 'get' | 'update' | 'updateIf' | 'requeue' | 'latest' | 'list' | 'stats' | 'sweep', Script>;
 
   constructor(client: Redis, options: RedisDeliveryLogOptions) {
     this.#options = options;
@@ -213,6 +257,8 @@ export class RedisDeliveryLog implements DeliveryLogStore {
       accept: defineScript(client, 'paysimDeliveryAccept', ACCEPT),
       get: defineScript(client, 'paysimDeliveryGet', GET),
       update: defineScript(client, 'paysimDeliveryUpdate', UPDATE),
+      updateIf: defineScript(client, 'paysimDeliveryUpdateIf', UPDATE_IF),
+      requeue: defineScript(client, 'paysimDeliveryRequeue', REQUEUE),
       latest: defineScript(client, 'paysimDeliveryLatest', LATEST),
       list: defineScript(client, 'paysimDeliveryList', LIST),
       stats: defineScript(client, 'paysimDeliveryStats', STATS),
@@ -285,6 +331,28 @@ export class RedisDeliveryLog implements DeliveryLogStore {
     return decodeDelivery((await this.#scripts.update(this.#keys, this.#updateArgs(id, change))) as string[]);
   }
 
+  async updateIf(id: string, expect: DeliveryExpectation, change: DeliveryChange): Promise<{ delivery: Delivery; changed: boolean } | undefined> {
+    const reply = (await this.#scripts.updateIf(this.#keys, [...this.#updateArgs(id, change), expect.statuses.join(','), expect.attempts])) as [number, string[]] | [];
+    return changedOf(reply);
+  }
+
+  /**
+   * \`updateIf\` and, when it makes the change, the queue's enqueue of \`queued\` (the delivery as
+   * changed) into \`stream\` (its key, group), one script: the delivery queue's \`requeue\`
+   * (RedisDeliveryQueue), which calls it. A NOGROUP error (the stream was deleted) changes
+   * nothing: the caller makes the group and calls again.
+   */
+  async updateIfAndQueue(
+    id: string,
+    expect: DeliveryExpectation,
+    change: DeliveryChange,
+    queued: Delivery,
+    stream: { key: string; group: string; busySuffix: string },
+  ): Promise<{ delivery: Delivery; changed: boolean } | undefined> {
+    const args = [...this.#updateArgs(id, change), expect.statuses.join(','), expect.attempts, stream.group, JSON.stringify(queued), stream.busySuffix];
+    return changedOf((await this.#scripts.requeue([...this.#keys, stream.key], args)) as [number, string[]] | []);
+  }
+
   /** A change and its job in one script run (the job scheduled only by the run that made the change); only with the scheduler's store. */
   readonly updateScheduled?: (id: string, change: DeliveryChange, job: Job) => Promise<Delivery | undefined>;
 
@@ -316,6 +384,11 @@ export class RedisDeliveryLog implements DeliveryLogStore {
 /** Only the attempt's own fields, in a fixed order. */
 function attemptOf(attempt: DeliveryAttempt): DeliveryAttempt {
   return { at: attempt.at, statusCode: attempt.statusCode, durationMs: attempt.durationMs, error: attempt.error };
+}
+
+function changedOf(reply: [number, string[]] | []): { delivery: Delivery; changed: boolean } | undefined {
+  if (reply.length === 0) return undefined;
+  return { delivery: decodeDelivery(reply[1]) as Delivery, changed: reply[0] === 1 };
 }
 
 function decodeDelivery(flat: readonly string[]): Delivery | undefined {

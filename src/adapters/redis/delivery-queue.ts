@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
-import type { Delivery } from '../../core/deliveries.ts';
-import type { AcceptOutcome, DeliveryHandler, DeliveryQueue } from '../../core/ports.ts';
+import { changedDelivery, type Delivery, type DeliveryChange } from '../../core/deliveries.ts';
+import type { AcceptOutcome, DeliveryHandler, DeliveryQueue, RequeueOutcome } from '../../core/ports.ts';
 import type { RedisDeliveryLog } from './deliveries.ts';
 import { callToken, defineScript, type Script } from './connection.ts';
 import { BEGIN, ENQUEUE, FORGET_CONSUMERS, HAND_BACK, REFRESH, WAITING } from './delivery-queue-lua.ts';
@@ -196,6 +196,23 @@ export class RedisDeliveryQueue implements DeliveryQueue {
       await this.#createGroup();
       return this.#log.insertOnceAndQueue(delivery, stream);
     }
+  }
+
+  /** The log's \`updateIf\` and this queue's ENQUEUE in one script (the log's \`updateIfAndQueue\`). */
+  async requeue(read: Delivery, change: DeliveryChange): Promise<RequeueOutcome> {
+    const expect = { statuses: [read.status], attempts: read.attempts.length };
+    const queued = changedDelivery(read, change);
+    const stream = { key: this.#key, group: DELIVERY_GROUP, busySuffix: BUSY_SUFFIX };
+    let updated;
+    try {
+      updated = await this.#log.updateIfAndQueue(read.id, expect, change, queued, stream);
+    } catch (error) {
+      if (!isNoGroup(error)) throw error;
+      await this.#createGroup();
+      updated = await this.#log.updateIfAndQueue(read.id, expect, change, queued, stream);
+    }
+    if (updated === undefined) return { kind: 'gone' };
+    return { kind: updated.changed ? 'queued' : 'moved', delivery: updated.delivery };
   }
 
   /** The entry's attempt starts: it leaves the room for others, and moves to the busy consumer (not awaited: the next command on the shared connection sees it). */

@@ -55,6 +55,21 @@ export function deliveryLogContract(name: string, make: DeliveryLogFactory): voi
       expect(retried).toEqual({ ...pending, status: 'delivered', seriesStart: 2, attempts: [...delivery.attempts, attempt(T0 + HOUR + 5)], nextAttemptAt: null, updatedAt: T0 + HOUR + 5 });
     });
 
+    it('updateIf changes a delivery only while it has one of the statuses and the attempts expected; of 20 calls at once that read it alike, one does', async () => {
+      const delivery = aDelivery({ status: 'failed', attempts: [attempt(T0, 500)], failureReason: 'http_500' });
+      const store = await storeWith(delivery);
+      const pending: Delivery = { ...delivery, status: 'pending', seriesStart: 1, nextAttemptAt: T0 + HOUR, failureReason: null, updatedAt: T0 + HOUR };
+      // Another status, or as many attempts as not: nothing changed, the delivery as it is.
+      expect(await store.updateIf(delivery.id, { statuses: ['retrying'], attempts: 1 }, replayed(T0 + HOUR))).toEqual({ delivery, changed: false });
+      expect(await store.updateIf(delivery.id, { statuses: ['delivered', 'failed'], attempts: 2 }, replayed(T0 + HOUR))).toEqual({ delivery, changed: false });
+      expect(await store.get(delivery.id)).toEqual(delivery);
+      const outcomes = await concurrently(20, () => store.updateIf(delivery.id, { statuses: ['delivered', 'failed'], attempts: 1 }, replayed(T0 + HOUR)));
+      expect(outcomes.filter((o) => o?.changed === true)).toEqual([{ delivery: pending, changed: true }]);
+      expect(outcomes.filter((o) => o?.changed === false)).toEqual(Array(19).fill({ delivery: pending, changed: false }));
+      expect(await store.get(delivery.id)).toEqual(pending);
+      expect(await store.updateIf('whd_unknown', { statuses: ['pending'], attempts: 0 }, delivered(T0))).toBeUndefined();
+    });
+
     it('records go in and come out as copies', async () => {
       const delivery = aDelivery();
       const expected = structuredClone(delivery);

@@ -58,6 +58,26 @@ export function deliveryQueueContract(name: string, make: DeliveryQueueFactory):
       expect(await handedThrough(started, marker)).toEqual([(queued[0] as Delivery).id, marker.id]);
     });
 
+    it('requeue moves a delivery as read to pending and hands it over; one no longer as read (20 calls at once that read it alike, or a change since) is moved, neither changed nor queued', async () => {
+      const started = await make({ maxDeliveries: 1000 });
+      const first = aDelivery({ eventId: 'evt_requeue', url: URL_A });
+      expect(await started.queue.accept(first, ORIGIN_A, 0)).toEqual({ kind: 'queued' });
+      const failedAt = first.createdAt + 10;
+      const failed = await started.log.update(first.id, { status: 'failed', attempt: { at: failedAt, statusCode: 500, durationMs: 3, error: null }, nextAttemptAt: null, failureReason: 'http_500', updatedAt: failedAt });
+      const replay = { status: 'pending' as const, nextAttemptAt: null, failureReason: null, newSeries: true, updatedAt: failedAt + 5 };
+      const pending: Delivery = { ...(failed as Delivery), status: 'pending', seriesStart: 1, failureReason: null, updatedAt: failedAt + 5 };
+      const outcomes = await concurrently(20, () => started.queue.requeue(failed as Delivery, replay));
+      expect(outcomes.filter((o) => o.kind === 'queued')).toEqual([{ kind: 'queued', delivery: pending }]);
+      expect(outcomes.filter((o) => o.kind !== 'queued')).toEqual(Array(19).fill({ kind: 'moved', delivery: pending }));
+      expect(await started.log.get(first.id)).toEqual(pending);
+      // As read before the replay (failed): moved since.
+      expect(await started.queue.requeue(failed as Delivery, replay)).toEqual({ kind: 'moved', delivery: pending });
+      expect(await started.queue.requeue({ ...(failed as Delivery), id: 'whd_unknown' }, replay)).toEqual({ kind: 'gone' });
+      const marker = aDelivery({ eventId: 'evt_marker', url: URL_A });
+      expect(await handedThrough(started, marker)).toEqual([first.id, first.id, marker.id]);
+      expect(started.handed[1]).toEqual(pending);
+    });
+
     it('a log full of unfinished deliveries: log_full, nothing logged nor queued', async () => {
       const started = await make({ maxDeliveries: 1 });
       const kept = aDelivery({ eventId: 'evt_kept', url: URL_A });
