@@ -33,19 +33,22 @@ export class MalformedJsonError extends SyntaxError {
 
 export function useJsonBodies(app: FastifyInstance): void {
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
-    const text = body as string;
-    if (text.length === 0 || (text.length < 16 && text.trim() === '')) return done(null, undefined);
-    let value: unknown;
-    try {
-      value = secureJson.parse(text, undefined, PARSE_OPTIONS);
-    } catch (error) {
-      return done(bodyError(text, error), undefined);
-    }
-    const lone = loneSurrogate(text);
-    if (lone !== undefined) return done(new MalformedJsonError(text, lone.position, lone.reason), undefined);
-    done(null, value);
-  });
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJsonBody);
+}
+
+/** The parser of `useJsonBodies`, for a scope that reads other content types as JSON too. */
+export function parseJsonBody(_request: unknown, body: string | Buffer, done: (error: Error | null, value?: unknown) => void): void {
+  const text = body as string;
+  if (text.length === 0 || (text.length < 16 && text.trim() === '')) return done(null, undefined);
+  let value: unknown;
+  try {
+    value = secureJson.parse(text, undefined, PARSE_OPTIONS);
+  } catch (error) {
+    return done(bodyError(text, error), undefined);
+  }
+  const lone = loneSurrogate(text);
+  if (lone !== undefined) return done(new MalformedJsonError(text, lone.position, lone.reason), undefined);
+  done(null, value);
 }
 
 /** A `\uXXXX` escape that names one half of a surrogate pair, a high one at least 0xD800. */

@@ -281,6 +281,28 @@ describe('POST /api/v2/payments', () => {
       expect([res.statusCode, res.headers['content-type'], res.json()]).toEqual([422, JSON_TYPE, { detail }]);
     });
 
+    it('a body without Content-Type, or application/…+json, is read as JSON, as FastAPI reads it; another type is 415', async () => {
+      const t = await app();
+      const sent = (txId: string, headers: Record<string, string>, payload = JSON.stringify(v2Body(txId, URL))) =>
+        t.app.inject({ method: 'POST', url: '/api/v2/payments', headers: { 'x-sim-scenario': 'fail', ...headers }, payload });
+      for (const [txId, headers] of [
+        ['tx_none', {}],
+        ['tx_merge', { 'content-type': 'application/merge-patch+json' }],
+        ['tx_charset', { 'content-type': 'Application/JSON; charset=UTF-8' }],
+      ] as const) {
+        const res = await sent(txId, headers);
+        expect([res.statusCode, res.json()], txId).toEqual([200, expect.objectContaining({ tx_id: txId, status: 'PAYMENT_FAILED' })]);
+        expect((await t.app.stores.v2Payments.get(`pay_${txId}`))?.status, txId).toBe('PAYMENT_FAILED');
+      }
+      const broken = await sent('tx_broken', {}, '{"tx_id": ');
+      expect([broken.statusCode, broken.json()]).toEqual([422, { detail: [{ type: 'json_invalid', loc: ['body', 10], msg: 'JSON decode error', input: {}, ctx: { error: 'Unexpected end of input (expected a value)' } }] }]);
+      for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'application/jsonx']) {
+        const refused = await sent('tx_refused', { 'content-type': type });
+        expect([refused.statusCode, refused.json()], type).toEqual([415, { detail: 'Send the body as application/json.' }]);
+      }
+      expect((await t.app.stores.v2Payments.stats()).size).toBe(3);
+    });
+
     it('413 and 415 in FastAPI’s shape', async () => {
       const t = await app({ BODY_LIMIT_BYTES: '1024' });
       const big = await createV2(t, v2Body('t'.repeat(2000), URL));

@@ -10,6 +10,7 @@ import v2Routes from './routes.ts';
 import { V2Callback } from './schemas.ts';
 import { paymentV2Signer, V2_SIGNATURE_SCHEME, V2_SUBJECT_KIND, v2CallbackOf } from './webhook-payload.ts';
 import { CallbackWaits } from './waits.ts';
+import { useFastApiBodies } from './bodies.ts';
 
 /**
  * The Payment Server v3 API (source document 001), under `/api/v2`: payments auto-completed with
@@ -73,6 +74,7 @@ const paymentServerV2: FastifyPluginAsync = async (app) => {
   });
 
   await app.register(async (scope) => {
+    useFastApiBodies(scope);
     const base = createErrorHandler(v2Errors);
     scope.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
       if (error.validation !== undefined) return sendValidation(reply, fastApiIssues(error.validation, error.validationContext ?? 'body', validatedData(request, error.validationContext ?? 'body')));
