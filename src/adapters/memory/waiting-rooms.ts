@@ -19,6 +19,11 @@ class MemoryRoomQueue implements RoomQueue {
   readonly waiting = new FifoQueue<Ticket>();
   /** Admitted tickets whose token is not used or expired yet; used ones are skipped when they surface. */
   readonly #active = new Heap<Ticket>((a, b) => (a.expiresAt as number) - (b.expiresAt as number) || a.sequence - b.sequence);
+  /**
+   * The tickets in #active, used ones not yet skipped included: a token given back before it
+   * surfaced is still there, and pushing it again would expire it twice (Redis' ZADD cannot).
+   */
+  readonly #inActive = new Set<Ticket>();
   readonly #ended: (ticket: Ticket) => void;
 
   constructor(ended: (ticket: Ticket) => void) {
@@ -31,12 +36,12 @@ class MemoryRoomQueue implements RoomQueue {
 
   admitHead(ticket: Ticket): void {
     this.waiting.shift();
-    this.#active.push(ticket);
+    this.#push(ticket);
   }
 
   /** An admitted ticket whose token was given back: active again until its expiry. */
   reactivate(ticket: Ticket): void {
-    this.#active.push(ticket);
+    if (!this.#inActive.has(ticket)) this.#push(ticket);
   }
 
   firstToExpire(): Ticket | undefined {
@@ -44,13 +49,20 @@ class MemoryRoomQueue implements RoomQueue {
       const first = this.#active.peek();
       if (first === undefined || first.usedAt === null) return first;
       this.#active.pop();
+      this.#inActive.delete(first);
     }
   }
 
   expire(ticket: Ticket): void {
     if (this.#active.peek() === ticket) this.#active.pop();
     else this.#active.remove(ticket);
+    this.#inActive.delete(ticket);
     this.#ended(ticket);
+  }
+
+  #push(ticket: Ticket): void {
+    this.#active.push(ticket);
+    this.#inActive.add(ticket);
   }
 }
 

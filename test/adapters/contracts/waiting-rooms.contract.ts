@@ -347,6 +347,27 @@ export function waitingRoomStoreContract(name: string, make: WaitingRoomStoreFac
         expect(next?.room).toMatchObject({ admitted: 5, used: 1, expired: 2, activeCount: 2 });
         expect(next?.nextDueAt).toBeNull(); // nobody waits
       });
+
+      /*
+       * A code review found memory keeping a used token among the active ones (skipped only when it
+       * came first) and adding it again when it was given back: it expired twice, `expired` counted
+       * 3, activeCount went to -1 and the full room admitted a third user.
+       */
+      it('maxActive: a token used and given back while another expires first is expired once, and the room still admits no more than maxActive', async () => {
+        const store = await roomWith({ ...TEN_PER_S, admissionTtlSeconds: 30, maxActive: 2 });
+        const [, second] = (await enterAll(store, 2, T0)) as [Ticket, Ticket];
+        // Admitted at +100, ticket 2 expires at +30,100, after ticket 1 (+30,000).
+        expect(await store.useToken('svc_concert', second.admissionToken, 'ord_1', T0 + 10_000)).toMatchObject({ kind: 'used', ticket: { admittedAt: T0 + 100 } });
+        expect(await store.releaseToken(second.admissionToken, 'ord_1', T0 + 20_000)).toEqual({ released: true, admitted: [] });
+        expect((await store.getRoom('room_1', T0 + MINUTE))?.room).toMatchObject({ admitted: 2, used: 0, expired: 2, activeCount: 0 });
+        const late = [];
+        for (const user of ['user_c', 'user_d', 'user_e']) late.push(await store.enter('room_1', user, newIds(), T0 + MINUTE));
+        expect(late.map((o) => (o.kind === 'entered' ? o.ticket.status : o.kind))).toEqual(['ADMITTED', 'WAITING', 'WAITING']);
+        // user_d at the rate's next slot; user_e only when user_c's token expires (+90,000).
+        const full = await store.getRoom('room_1', T0 + MINUTE + 1_000);
+        expect(full?.admitted.map((t) => [t.userId, t.admittedAt])).toEqual([['user_d', T0 + MINUTE + 100]]);
+        expect(full).toMatchObject({ room: { admitted: 4, expired: 2, activeCount: 2 }, nextDueAt: T0 + MINUTE + 30_000 });
+      });
     });
 
     describe('under concurrent calls', () => {
