@@ -5,6 +5,7 @@ import { MAX_INVOICES, type SubscriptionChange, type SubscriptionQuery, type Sub
 import type { SubscriptionStatus } from '../../core/subscriptions/subscription.ts';
 import { EvictionQueue } from './eviction-queue.ts';
 import { IdList, pageOf } from './id-list.ts';
+import { KeyedIds } from './keyed-ids.ts';
 
 /** Where the events of a change are written, in the same synchronous step (MemoryFluxPayStore.appendEvent). */
 export interface OutboxWriter {
@@ -36,7 +37,8 @@ export class MemoryBillingStore implements SubscriptionStore {
   readonly #outbox: OutboxWriter;
   readonly #records = new Map<string, SubscriptionRecord>();
   readonly #all = new IdList();
-  readonly #byUser = new Map<string, IdList>();
+  /** Each user's subscriptions; a user leaves with the last one held. */
+  readonly #byUser = new KeyedIds();
   readonly #expired = new EvictionQueue(
     (id: string) => this.#records.get(id),
     (record: SubscriptionRecord) => record.expiredAt ?? record.updatedAt,
@@ -55,9 +57,7 @@ export class MemoryBillingStore implements SubscriptionStore {
     const stored = copyRecord(record);
     this.#records.set(stored.subscriptionId, stored);
     this.#all.insert(stored.subscriptionId);
-    let mine = this.#byUser.get(stored.userId);
-    if (mine === undefined) this.#byUser.set(stored.userId, (mine = new IdList()));
-    mine.insert(stored.subscriptionId);
+    this.#byUser.insert(stored.userId, stored.subscriptionId);
     this.#outbox.appendEvent(eventId, 'subscription.activated', `subscription:${stored.subscriptionId}`, { kind: 'subscription', subscription: copyRecord(stored) }, stored.createdAt);
     return ok({ kind: 'created', record: copyRecord(stored) });
   }
@@ -119,7 +119,7 @@ export class MemoryBillingStore implements SubscriptionStore {
   #remove(record: SubscriptionRecord): void {
     this.#records.delete(record.subscriptionId);
     this.#all.markDead(this.#isLive);
-    this.#byUser.get(record.userId)?.markDead(this.#isLive);
+    this.#byUser.markDead(record.userId, this.#isLive);
   }
 }
 

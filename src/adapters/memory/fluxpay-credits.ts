@@ -5,7 +5,8 @@ import type { CreditBalance, CreditsUsed, UseInput } from '../../core/fluxpay/po
 import type { Page, PageQuery } from '../../core/ports.ts';
 import { EvictionQueue } from './eviction-queue.ts';
 import type { MemoryFluxPayLedger } from './fluxpay-ledger.ts';
-import { byId, IdList, pageOf } from './id-list.ts';
+import { byId, pageOf } from './id-list.ts';
+import { KeyedIds } from './keyed-ids.ts';
 
 interface CreditTotals {
   charged: number;
@@ -33,7 +34,8 @@ export class MemoryCreditBook {
   readonly #balances = new Map<string, number>();
   readonly #totals = new Map<string, CreditTotals>();
   readonly #transactions = new Map<string, CreditTransaction>();
-  readonly #byUser = new Map<string, IdList>();
+  /** Each user's credit transactions held; a user leaves with the last one (the balance and totals stay). */
+  readonly #byUser = new KeyedIds();
   /** Credit transaction ids in write order, the order they are evicted in (by TTL or at the bound). */
   readonly #order = new FifoQueue<string>();
   readonly #isLive = (id: string): boolean => this.#transactions.has(id);
@@ -86,9 +88,7 @@ export class MemoryCreditBook {
     const transaction: CreditTransaction = { transactionId: stamp.transactionId, userId, type, amount, balanceAfter: after, ...about, createdAt: stamp.now };
     if (this.#transactions.size >= this.#max) this.#evictOldestTransaction();
     this.#transactions.set(transaction.transactionId, transaction);
-    let mine = this.#byUser.get(userId);
-    if (mine === undefined) this.#byUser.set(userId, (mine = new IdList()));
-    mine.insert(transaction.transactionId);
+    this.#byUser.insert(userId, transaction.transactionId);
     this.#order.push(transaction.transactionId);
     let line = this.#lines.get(userId);
     if (line === undefined) this.#lines.set(userId, (line = new NetUseLine()));
@@ -206,7 +206,7 @@ export class MemoryCreditBook {
     const tx = id === undefined ? undefined : this.#transactions.get(id);
     if (id === undefined || tx === undefined) return;
     this.#transactions.delete(id);
-    this.#byUser.get(tx.userId)?.markDead(this.#isLive);
+    this.#byUser.markDead(tx.userId, this.#isLive);
     const line = this.#lines.get(tx.userId);
     if (line?.shift() === 0) this.#lines.delete(tx.userId);
   }

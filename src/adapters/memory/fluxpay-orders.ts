@@ -4,6 +4,7 @@ import type { Page } from '../../core/ports.ts';
 import { EvictionQueue } from './eviction-queue.ts';
 import type { MemoryFluxPayLedger } from './fluxpay-ledger.ts';
 import { IdList, pageOf } from './id-list.ts';
+import { KeyedIds } from './keyed-ids.ts';
 
 /**
  * FluxPay's orders and their payments in one process's memory, changed by MemoryFluxPayStore inside
@@ -22,7 +23,8 @@ export class MemoryOrderBook {
   readonly #maxOrders: number;
   readonly #orders = new Map<string, Order>();
   readonly #all = new IdList();
-  readonly #byUser = new Map<string, IdList>();
+  /** Each user's orders; a user leaves with the last one held. */
+  readonly #byUser = new KeyedIds();
   readonly #payments = new Map<string, Payment>();
   readonly #paymentsByOrder = new Map<string, string[]>();
   /** Stored orders per status, kept as they change (setStatus). */
@@ -55,9 +57,7 @@ export class MemoryOrderBook {
     this.#orders.set(stored.orderId, stored);
     this.#count(stored, 1);
     this.#all.insert(stored.orderId);
-    let mine = this.#byUser.get(stored.userId);
-    if (mine === undefined) this.#byUser.set(stored.userId, (mine = new IdList()));
-    mine.insert(stored.orderId);
+    this.#byUser.insert(stored.userId, stored.orderId);
     return stored;
   }
 
@@ -182,7 +182,7 @@ export class MemoryOrderBook {
     this.#orders.delete(order.orderId);
     this.#count(order, -1);
     this.#all.markDead(this.#isLive);
-    this.#byUser.get(order.userId)?.markDead(this.#isLive);
+    this.#byUser.markDead(order.userId, this.#isLive);
     for (const key of this.#paymentsByOrder.get(order.orderId) ?? []) this.#payments.delete(key);
     this.#paymentsByOrder.delete(order.orderId);
     // Its money postings leave with it; their net is kept, so the ledger's totals still reconcile.
