@@ -76,6 +76,8 @@ const EnvSchema = Type.Object({
   WEBHOOK_BACKOFF_MAX_MS: Ms(60_000, 86_400_000),
   WEBHOOK_LOG_TTL_MS: Ms(86_400_000),
   WEBHOOK_LOG_MAX: Count(100_000, 1),
+  // URLs disabled after a 410 held at most; past it the URL disabled first is re-enabled.
+  WEBHOOK_MAX_DISABLED_URLS: Count(10_000, 1),
   // With Redis (issue 14): a delivery its replica has held unacknowledged this long is taken over by another.
   // Unset: 30 s, or twice WEBHOOK_TIMEOUT_MS when that is longer.
   WEBHOOK_CLAIM_IDLE_MS: Type.Optional(Type.Integer({ minimum: 100, maximum: 3_600_000 })),
@@ -207,6 +209,8 @@ export interface Config {
     queueMax: number;
     logTtlMs: number;
     logMax: number;
+    /** WEBHOOK_MAX_DISABLED_URLS: URLs disabled after a 410 held at most; past it the one disabled first is re-enabled. */
+    maxDisabledUrls: number;
     /** With a shared (Redis) delivery queue: held unacknowledged this long, a delivery is taken over by another replica. */
     claimIdleMs: number;
   };
@@ -408,6 +412,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       queueMax: env.WEBHOOK_QUEUE_MAX,
       logTtlMs: env.WEBHOOK_LOG_TTL_MS,
       logMax: env.WEBHOOK_LOG_MAX,
+      maxDisabledUrls: env.WEBHOOK_MAX_DISABLED_URLS,
       claimIdleMs: env.WEBHOOK_CLAIM_IDLE_MS ?? Math.max(30_000, 2 * env.WEBHOOK_TIMEOUT_MS),
     },
     eventsStream: { maxLen: env.EVENTS_STREAM_MAX_LEN },

@@ -45,7 +45,7 @@ deliveryQueueContract('memory', async ({ maxDeliveries }) => {
   queue.start((delivery) => handed.push(delivery));
   return { queue, log, handed };
 });
-disabledUrlStoreContract('memory', () => new MemoryDisabledUrls());
+disabledUrlStoreContract('memory', ({ maxUrls }) => new MemoryDisabledUrls({ maxUrls }));
 schedulerStoreContract('memory', () => new MemorySchedulerStore());
 v2PaymentStoreContract('memory', ({ ttlMs, maxPayments }) => new MemoryV2PaymentStore({ ttlMs, maxPayments }));
 fluxPayStoreContract('memory', ({ ttlMs, maxRecords }) => new MemoryFluxPayStore({ ttlMs, maxRecords }));

@@ -199,8 +199,8 @@ withRedisServer('Redis scripts sent again after another replica changed their re
 
   it('disabled URLs: an enable sent again after a 410 disabled the URL anew leaves it disabled; a disable sent again after an enable leaves it enabled', async () => {
     const { keyPrefix, a, b } = twoReplicas();
-    const urlsA = new RedisDisabledUrls(a, { keyPrefix });
-    const urlsB = new RedisDisabledUrls(b, { keyPrefix });
+    const urlsA = new RedisDisabledUrls(a, { keyPrefix, maxUrls: 1000 });
+    const urlsB = new RedisDisabledUrls(b, { keyPrefix, maxUrls: 1000 });
     const url = 'http://127.0.0.1:9/gone';
     await urlsA.disable(url, T0);
     expect(await resentAfter(a, () => urlsA.enable(url), () => urlsB.disable(url, T0 + 5))).toBe(true);

@@ -110,7 +110,7 @@ if (!hasRedisServer) {
       ids: createIdFactory(clock),
       bus,
       log,
-      disabled: new RedisDisabledUrls(client, { keyPrefix }),
+      disabled: new RedisDisabledUrls(client, { keyPrefix, maxUrls: 1000 }),
       scheduler,
       agent,
       signers,

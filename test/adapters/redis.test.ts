@@ -65,10 +65,29 @@ withRedisServer('Redis adapters', (server) => {
     });
     return { queue, log, handed };
   });
-  disabledUrlStoreContract('redis', () => new RedisDisabledUrls(redis.client, { keyPrefix: redis.newPrefix() }));
+  disabledUrlStoreContract('redis', ({ maxUrls }) => new RedisDisabledUrls(redis.client, { keyPrefix: redis.newPrefix(), maxUrls }));
   ledgerStoreContract('redis', () => new RedisLedgerStore(redis.client, { keyPrefix: redis.newPrefix() }));
   seatStoreContract('redis', (performances) => RedisSeatStore.create(redis.client, { keyPrefix: redis.newPrefix() }, performances));
   schedulerStoreContract('redis', () => new RedisSchedulerStore(redis.client, { keyPrefix: redis.newPrefix() }));
+
+  it('RedisDisabledUrls: URLs disabled by a version that kept no order are placed first, oldest disabledAt first, by the next disable, and go first at the bound; so are an older replica’s changes made since', async () => {
+    const keyPrefix = redis.newPrefix();
+    const hash = `${keyPrefix}disabled-urls`;
+    const sorted = async (store: RedisDisabledUrls) => (await store.list()).map((u) => u.url).sort();
+    await redis.client.hset(hash, { 'http://x.test/': T0 + 5, 'http://y.test/': T0, 'http://z.test/': T0 + 9 });
+    const store = new RedisDisabledUrls(redis.client, { keyPrefix, maxUrls: 4 });
+    await store.disable('http://n1.test/', T0 + 100);
+    expect(await sorted(store)).toEqual(['http://n1.test/', 'http://x.test/', 'http://y.test/', 'http://z.test/']);
+    await store.disable('http://n2.test/', T0 + 101);
+    expect(await store.isDisabled('http://y.test/')).toBe(false);
+    expect(await redis.client.zrange(`${hash}:order`, '0', '-1')).toEqual(['http://x.test/', 'http://z.test/', 'http://n1.test/', 'http://n2.test/']);
+    // An older replica enables x and disables w (the hash alone): w goes first, x leaves the order.
+    await redis.client.hdel(hash, 'http://x.test/');
+    await redis.client.hsetnx(hash, 'http://w.test/', T0 + 200);
+    await store.disable('http://n3.test/', T0 + 300);
+    expect(await sorted(store)).toEqual(['http://n1.test/', 'http://n2.test/', 'http://n3.test/', 'http://z.test/']);
+    expect(await redis.client.zrange(`${hash}:order`, '0', '-1')).toEqual(['http://z.test/', 'http://n1.test/', 'http://n2.test/', 'http://n3.test/']);
+  });
 
   it('a script Redis no longer knows (its script cache flushed, as by a restart) is loaded again by the call that needs it', async () => {
     const client = redis.connect();

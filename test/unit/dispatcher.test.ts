@@ -46,7 +46,7 @@ async function makeDispatcher(options: { logMax?: number } = {}) {
     ids: createIdFactory(clock),
     bus,
     log,
-    disabled: new MemoryDisabledUrls(),
+    disabled: new MemoryDisabledUrls({ maxUrls: 1000 }),
     scheduler,
     agent,
     signers,

@@ -26,7 +26,7 @@ export function createMemoryStores(config: Config): Stores {
     seats: new MemorySeatStore(config.bookings.performances),
     ledger: new MemoryLedgerStore(),
     deliveries: new MemoryDeliveryLog({ ttlMs: config.webhook.logTtlMs, maxDeliveries: config.webhook.logMax }),
-    disabledUrls: new MemoryDisabledUrls(),
+    disabledUrls: new MemoryDisabledUrls({ maxUrls: config.webhook.maxDisabledUrls }),
     scheduler: new MemorySchedulerStore(),
     v2Payments: new MemoryV2PaymentStore({ ttlMs: config.v2.paymentTtlMs, maxPayments: config.v2.maxPayments }),
     fluxpay,

@@ -83,7 +83,7 @@ export async function createRedisStores(config: Config, client: Redis, closed?: 
     seats,
     ledger: new RedisLedgerStore(client, { keyPrefix }),
     deliveries: new RedisDeliveryLog(client, { keyPrefix, ttlMs: config.webhook.logTtlMs, maxDeliveries: config.webhook.logMax, scheduler }),
-    disabledUrls: new RedisDisabledUrls(client, { keyPrefix }),
+    disabledUrls: new RedisDisabledUrls(client, { keyPrefix, maxUrls: config.webhook.maxDisabledUrls }),
     scheduler,
     v2Payments: new RedisV2PaymentStore(client, { keyPrefix, ttlMs: config.v2.paymentTtlMs, maxPayments: config.v2.maxPayments, scheduler }),
     fluxpay,

@@ -104,7 +104,7 @@ const webhookAdminRoutes: FastifyPluginAsync<WebhookAdminOptions> = async (fasti
       schema: {
         operationId: 'listDisabledWebhookUrls',
         summary: 'URLs disabled after answering 410 Gone',
-        description: 'A receiver that answers 410 Gone disables its URL: nothing more is sent to it until it is re-enabled here or a delivery to it is replayed.',
+        description: 'A receiver that answers 410 Gone disables its URL: nothing more is sent to it until it is re-enabled here or a delivery to it is replayed. At most WEBHOOK_MAX_DISABLED_URLS URLs (10,000) stay disabled: past it, the URL disabled first is re-enabled.',
         tags: ['webhooks'],
         response: { 200: documented(DisabledUrls, { description: 'The disabled URLs.', examples: ex.disabledUrlsResponses }), ...errors([500, 503]) },
       },
