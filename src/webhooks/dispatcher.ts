@@ -70,7 +70,7 @@ export interface DispatcherDeps {
   queue?: DeliveryQueue | undefined;
   /** The rate cap; default: a token bucket of this process at `settings.maxRps` (none when it is 0). */
   rateCap?: RateCap | undefined;
-  /** Fault plans of deliveries kept at most, the oldest forgotten first; default 10,000. */
+  /** With a shared queue, the fault plans of deliveries kept at most, the oldest forgotten first; default `settings.queueMax`. */
   maxFaultPlans?: number | undefined;
 }
 
@@ -82,8 +82,6 @@ export interface WebhookFaults {
 
 /** Deliveries held for reordering at most; beyond it a delivery is sent at once (never dropped). */
 const MAX_REORDER_HELD = 10_000;
-/** Fault plans kept at most (`#keepPlan`): more than any queue here holds at once (WEBHOOK_QUEUE_MAX defaults to 10,000). */
-const MAX_FAULT_PLANS = 10_000;
 
 export interface WebhookRequest {
   eventId: string;
@@ -115,7 +113,7 @@ export class WebhookDispatcher {
   readonly #tickets = new Map<string, string>();
   /** With a shared queue: the ticket each delivery handed over came with. */
   readonly #ticketOf = new WeakMap<Delivery, string>();
-  /** With a shared queue: the deliveries taken from it whose attempt has begun (the others go back to it at `close`). */
+  /** With a shared queue: the tickets of the deliveries taken from it whose attempt has begun (the others go back to it at `close`). */
   readonly #begun = new Set<string>();
   /**
    * What the drain waits for. Memory: the deliveries this process accepted that have not finished
@@ -515,7 +513,7 @@ export class WebhookDispatcher {
     this.#pool.clear();
     // Deliveries taken from a shared queue whose attempt never began go back to it, for another replica now.
     for (const [id, ticket] of this.#tickets) {
-      if (this.#begun.has(id)) continue;
+      if (this.#begun.has(ticket)) continue;
       this.#tickets.delete(id);
       this.#queue.release(ticket);
       this.#settle(id);
@@ -543,10 +541,11 @@ export class WebhookDispatcher {
     const change = { status: 'pending' as const, nextAttemptAt: null, failureReason: null, updatedAt: clock.now() };
     // A delayed first attempt (a `delay` rule) may also be held for reordering (this process's hold).
     if (found.attempts.length === 0 && this.#plans.get(id)?.reorder != null) {
-      const delivery = await log.update(id, change);
-      if (delivery === undefined) return;
+      // Only while still retrying as read: a job run again finds it taken.
+      const updated = await log.updateIf(id, { statuses: ['retrying'], attempts: 0 }, change);
+      if (updated?.changed !== true) return;
       if (!this.#shared) this.#unfinished.add(id);
-      await this.#firstAttempt(delivery, new URL(delivery.url).origin, 0);
+      await this.#firstAttempt(updated.delivery, new URL(updated.delivery.url).origin, 0);
       return;
     }
     // Marked pending and queued in one step, only while still retrying as read: a job run again
@@ -568,7 +567,7 @@ export class WebhookDispatcher {
       await this.#acknowledge(delivery.id, ticket, false);
       return;
     }
-    if (ticket !== undefined) this.#begin(delivery.id, ticket);
+    if (ticket !== undefined) this.#begin(ticket);
     let recorded = false;
     try {
       recorded = await this.#attemptOnce(delivery);
@@ -600,8 +599,8 @@ export class WebhookDispatcher {
   }
 
   /** Tells a shared queue that the attempt of a delivery taken from it begins: it is in flight, no longer waiting. */
-  #begin(id: string, ticket: string): void {
-    this.#begun.add(id);
+  #begin(ticket: string): void {
+    this.#begun.add(ticket);
     this.#queue.begin(ticket);
   }
 
@@ -611,10 +610,8 @@ export class WebhookDispatcher {
    */
   async #acknowledge(id: string, ticket: string, recorded: boolean): Promise<void> {
     const current = this.#tickets.get(id) === ticket;
-    if (current) {
-      this.#tickets.delete(id);
-      this.#begun.delete(id);
-    }
+    if (current) this.#tickets.delete(id);
+    this.#begun.delete(ticket);
     try {
       if (recorded) await this.#queue.ack(ticket);
       else this.#queue.release(ticket);
@@ -714,12 +711,13 @@ export class WebhookDispatcher {
   }
 
   /**
-   * Keeps a delivery's fault plan for its attempts here, at most `maxFaultPlans`: with a shared queue a
-   * delivery another replica finishes leaves its plan here (before 2026-12-04 for good); the oldest
-   * goes first, and its delivery's later attempts here are then made as without the rule.
+   * Keeps a delivery's fault plan for its attempts here. With a shared queue a delivery another
+   * replica finishes leaves its plan here (before 2026-12-04 for good), so at most `maxFaultPlans`
+   * are kept (WEBHOOK_QUEUE_MAX by default), the oldest forgotten first: its delivery's later
+   * attempts here are then made as without the rule. Memory forgets each as its delivery ends.
    */
   #keepPlan(id: string, plan: WebhookFaultPlan): void {
-    if (this.#plans.size >= (this.#deps.maxFaultPlans ?? MAX_FAULT_PLANS)) this.#plans.delete(this.#plans.keys().next().value as string);
+    if (this.#shared && this.#plans.size >= (this.#deps.maxFaultPlans ?? this.#deps.settings.queueMax)) this.#plans.delete(this.#plans.keys().next().value as string);
     this.#plans.set(id, plan);
   }
 

@@ -53,10 +53,16 @@ export class Lanes<T> {
       const item = lane.waiting.shift() as T;
       this.#waiting--;
       lane.active++;
-      void this.#pool.add(() => this.#run(item)).finally(() => {
-        lane.active--;
-        this.#pump(origin, lane);
-      });
+      // A task the pool's clear() drops (a close with tasks still queued) rejects with an AbortError: not an error here.
+      void this.#pool
+        .add(() => this.#run(item))
+        .finally(() => {
+          lane.active--;
+          this.#pump(origin, lane);
+        })
+        .catch((error: unknown) => {
+          if (!(error instanceof Error && error.name === 'AbortError')) throw error;
+        });
     }
     if (lane.active === 0 && lane.waiting.size === 0 && this.#lanes.get(origin) === lane) this.#lanes.delete(origin);
   }

@@ -1,10 +1,13 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { MockAgent } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryDeliveryLog } from '../../src/adapters/memory/deliveries.ts';
 import { MemoryDisabledUrls } from '../../src/adapters/memory/disabled-urls.ts';
+import type { Delivery } from '../../src/core/deliveries.ts';
 import { EventBus, isDeliveryEvent, type DeliveryEvent } from '../../src/core/events.ts';
+import type { DeliveryHandler, DeliveryQueue } from '../../src/core/ports.ts';
 import { createIdFactory } from '../../src/core/ids.ts';
-import { WebhookDispatcher, type WebhookRequest } from '../../src/webhooks/dispatcher.ts';
+import { WebhookDispatcher, type WebhookFaults, type WebhookRequest } from '../../src/webhooks/dispatcher.ts';
 import { legacySigner } from '../../src/webhooks/signers/legacy.ts';
 import { SignerRegistry } from '../../src/webhooks/signers/registry.ts';
 import { standardSigner } from '../../src/webhooks/signers/standard.ts';
@@ -26,7 +29,7 @@ afterEach(async () => {
   for (const agent of agents.splice(0)) await agent.close();
 });
 
-async function makeDispatcher(options: { logMax?: number } = {}) {
+async function makeDispatcher(options: { logMax?: number; faults?: WebhookFaults; maxFaultPlans?: number } = {}) {
   const clock = new ManualClock(Date.UTC(2026, 0, 15, 12, 0, 0));
   const { scheduler } = await startedScheduler(clock);
   const bus = new EventBus();
@@ -53,6 +56,8 @@ async function makeDispatcher(options: { logMax?: number } = {}) {
     settings: SETTINGS,
     jitter: scriptedRandom(0.5, 0.5, 0.5, 0.5),
     onError: (error, context) => errors.push({ error, context }),
+    faults: options.faults,
+    maxFaultPlans: options.maxFaultPlans,
   });
   return { clock, dispatcher, agent, log, events, errors };
 }
@@ -161,6 +166,20 @@ describe('attempts, retries and replays', () => {
     expect(events.filter((e) => e.type === 'webhook.attempted')).toHaveLength(2);
   });
 
+  it('a drop_attempts plan holds for every attempt of its delivery on memory, however many deliveries came after it (the bound on plans is for a shared queue)', async () => {
+    const dropTwo = { ruleIds: ['rule_drop'], duplicate: null, reorder: null, delay: null, dropAttempts: { ruleId: 'rule_drop', n: 2 } };
+    const { clock, dispatcher, agent, log } = await makeDispatcher({ faults: { plan: () => Promise.resolve(dropTwo), random: scriptedRandom(0.5) }, maxFaultPlans: 1 });
+    agent.get(ORIGIN).intercept({ path: '/hooks', method: 'POST' }).reply(200, 'ok').persist();
+    const first = await dispatcher.deliver(request());
+    await until(log, first.id, (status) => status === 'retrying');
+    // Another delivery with a plan of its own, past the bound of one.
+    const second = await dispatcher.deliver(request({ eventId: 'evt_01JBBBBBBBBBBBBBBBBBBBBBBB' }));
+    await until(log, second.id, (status) => status === 'retrying');
+    await clock.advance(1000);
+    const retried = await until(log, first.id, (status, attempts) => status === 'retrying' && attempts === 2);
+    expect(retried.attempts.map((a) => a.error)).toEqual(['network_error: dropped by fault rule rule_drop', 'network_error: dropped by fault rule rule_drop']);
+  });
+
   it('replaying a delivery that is not finished is INVALID_STATE; an unknown one NOT_FOUND', async () => {
     const { dispatcher, agent, log } = await makeDispatcher();
     agent.get(ORIGIN).intercept({ path: '/hooks', method: 'POST' }).reply(500, 'boom').persist();
@@ -168,5 +187,95 @@ describe('attempts, retries and replays', () => {
     await until(log, delivery.id, (status) => status === 'retrying');
     await expect(dispatcher.replay(delivery.id)).rejects.toMatchObject({ code: 'INVALID_STATE' });
     await expect(dispatcher.replay('whd_01JAAAAAAAAAAAAAAAAAAAAAAA')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+});
+
+/** A shared queue that records what the dispatcher tells it about its tickets (as RedisDeliveryQueue is told). */
+class RecordingQueue implements DeliveryQueue {
+  readonly shared = true;
+  handler: DeliveryHandler = () => undefined;
+  readonly calls: string[] = [];
+  start(handler: DeliveryHandler): void {
+    this.handler = handler;
+  }
+  enqueue(): Promise<boolean> {
+    return Promise.resolve(true);
+  }
+  accept(): never {
+    throw new Error('not used here');
+  }
+  requeue(): never {
+    throw new Error('not used here');
+  }
+  begin(ticket: string): void {
+    this.calls.push(`begin ${ticket}`);
+  }
+  ack(ticket: string): Promise<void> {
+    this.calls.push(`ack ${ticket}`);
+    return Promise.resolve();
+  }
+  release(ticket: string): void {
+    this.calls.push(`release ${ticket}`);
+  }
+  stop(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+describe('with a shared queue', () => {
+  it('close hands back a later entry of a delivery that never began, though an earlier entry of it had (its ack under way)', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 0, 15, 12, 0, 0));
+    const { scheduler } = await startedScheduler(clock);
+    const agent = new MockAgent();
+    agent.disableNetConnect();
+    agents.push(agent);
+    agent.get(ORIGIN).intercept({ path: '/hooks', method: 'POST' }).reply(200, 'ok').persist();
+    agent.get('http://slow.test').intercept({ path: '/hooks', method: 'POST' }).reply(200, 'ok').delay(3000);
+    const signers = new SignerRegistry();
+    signers.register(standardSigner(['whsec_dGVzdA==']));
+    const log = new MemoryDeliveryLog({ ttlMs: 86_400_000, maxDeliveries: 100 });
+    const queue = new RecordingQueue();
+    const dispatcher = new WebhookDispatcher({
+      clock,
+      ids: createIdFactory(clock),
+      bus: new EventBus(),
+      log,
+      disabled: new MemoryDisabledUrls({ maxUrls: 10 }),
+      scheduler,
+      agent,
+      signers,
+      settings: { ...SETTINGS, concurrency: 1, originConcurrency: 1 },
+      onError: () => undefined,
+      queue,
+    });
+    const now = clock.now();
+    const logged = (id: string, url: string): Delivery => ({ ...request({ url, eventId: `evt_${id}` }), id, subject: null, test: false, extraHeaders: {}, status: 'pending', attempts: [], seriesStart: 0, nextAttemptAt: null, failureReason: null, createdAt: now, updatedAt: now });
+    const delivery = logged('whd_d', `${ORIGIN}/hooks`);
+    const slow = logged('whd_slow', 'http://slow.test/hooks');
+    for (const d of [delivery, slow]) await log.insert(d);
+    // The first entry's result is recorded, and its reply held back (a slow store round trip).
+    let recorded = (): void => undefined;
+    const recordedSeen = new Promise<void>((resolve) => (recorded = resolve));
+    let letGo = (): void => undefined;
+    const held = new Promise<void>((resolve) => (letGo = resolve));
+    const update = log.update.bind(log);
+    log.update = async (id, change) => {
+      const out = await update(id, change);
+      if (id === delivery.id && change.status === 'delivered') {
+        recorded();
+        await held;
+      }
+      return out;
+    };
+    queue.handler({ ...delivery }, ORIGIN, 'T1');
+    await recordedSeen;
+    // Meanwhile a slow delivery takes the one worker next, and a later entry of the first (its replay) comes behind it.
+    queue.handler({ ...slow }, 'http://slow.test', 'TX');
+    await update(delivery.id, { status: 'pending', nextAttemptAt: null, failureReason: null, newSeries: true, updatedAt: now });
+    queue.handler({ ...delivery }, ORIGIN, 'T2');
+    letGo();
+    for (let i = 0; i < 200 && !queue.calls.includes('begin TX'); i++) await sleep(5);
+    dispatcher.close();
+    expect(queue.calls).toEqual(['begin T1', 'ack T1', 'ack T1', 'begin TX', 'release T2']);
   });
 });

@@ -93,7 +93,7 @@ export function webhooksPage(
 <tbody>${deliveries.map((d) => deliveryRow(ctx, d, back))}</tbody></table></div>`}</div></section>
 <div class="split">
 <section class="card" aria-labelledby="dis-h"><h2 id="dis-h">Disabled URLs</h2>
-<div id="disabled-urls" data-topics="webhooks">${disabled.length === 0 ? html`<p>No URL is disabled. A receiver that answers 410 Gone is disabled until re-enabled here.</p>` : html`<ul class="disabled">${disabled.map(
+<div id="disabled-urls" data-topics="webhooks">${disabled.length === 0 ? html`<p>No URL is disabled. A receiver that answers 410 Gone is disabled until re-enabled here (or until WEBHOOK_MAX_DISABLED_URLS later ones push it out).</p>` : html`<ul class="disabled">${disabled.map(
       (u) => html`<li><span class="url">${u.url}</span> <small>since ${iso(u.disabledAt)}</small> <form method="post" action="/console/webhooks/enable" class="inline">${csrfInput(ctx)}<input type="hidden" name="url" value="${u.url}"><button type="submit" aria-label="Re-enable ${u.url}">Re-enable</button></form></li>`,
     )}</ul>`}</div></section>
 <section class="card" aria-labelledby="test-h"><h2 id="test-h">Send a test webhook</h2>

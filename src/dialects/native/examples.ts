@@ -246,7 +246,7 @@ export const refundUnprocessable = {
 };
 
 export const replayConflict = {
-  description: '`INVALID_STATE`: the delivery is still pending or retrying; `IDEMPOTENCY_KEY_IN_USE`.',
+  description: '`INVALID_STATE`: the delivery is still pending or retrying, or another replay of it came first; `IDEMPOTENCY_KEY_IN_USE`.',
   examples: { unfinished: { summary: 'Still retrying', value: problem('INVALID_STATE', `Webhook delivery ${EXAMPLE_IDS.delivery} is retrying; only a delivered or failed delivery can be replayed.`) } },
 };
 

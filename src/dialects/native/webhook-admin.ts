@@ -55,7 +55,7 @@ const webhookAdminRoutes: FastifyPluginAsync<WebhookAdminOptions> = async (fasti
         operationId: 'replayWebhookDelivery',
         summary: 'Deliver a webhook again',
         description:
-          'Delivers the same delivery record again: a new attempt series (its retries counted afresh) with the same event id, body and signature schemes, signed afresh. The record keeps its id, its `created_at` and its earlier attempts (the new ones are added to them); it is `pending` again. Re-enables the URL if it had answered 410 Gone. 409 `INVALID_STATE` while the delivery is still pending or retrying. No body is needed.',
+          'Delivers the same delivery record again: a new attempt series (its retries counted afresh) with the same event id, body and signature schemes, signed afresh. The record keeps its id, its `created_at` and its earlier attempts (the new ones are added to them); it is `pending` again. Re-enables the URL if it had answered 410 Gone. 409 `INVALID_STATE` while the delivery is still pending or retrying, and to the second of two replays made at once (or one that found the delivery changed under it). No body is needed.',
         tags: ['webhooks'],
         headers: IdempotencyKeyHeader,
         params: DeliveryParams,
