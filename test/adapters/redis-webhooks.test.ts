@@ -403,13 +403,19 @@ if (!hasRedisServer) {
       expect(one.errors.map((e) => `${e.context}: ${(e.error as Error).message}`)).toEqual(['scheduler: Command timed out']);
     });
 
-    it('a replay on a replica that dies in its middle (its first write made) is sent by another, and the delivery can be replayed again', async () => {
+    /** Two replicas on one prefix and a receiver that answers 200, with one delivery made and delivered by the second. */
+    async function twoReplicasOneDelivered() {
       const keyPrefix = redis.newPrefix();
       const rx = await receivers.start(() => ({ status: 200 }));
-      const dying = await replica(keyPrefix);
-      const staying = await replica(keyPrefix);
-      const delivery = await staying.dispatcher.deliver(webhook(rx, 0));
-      await eventually(async () => ((await staying.log.get(delivery.id))?.status === 'delivered' ? true : undefined), 'the first delivery');
+      const first = await replica(keyPrefix);
+      const second = await replica(keyPrefix);
+      const delivery = await second.dispatcher.deliver(webhook(rx, 0));
+      await eventually(async () => ((await second.log.get(delivery.id))?.status === 'delivered' ? true : undefined), 'the first delivery');
+      return { rx, first, second, delivery };
+    }
+
+    it('a replay on a replica that dies in its middle (its first write made) is sent by another, and the delivery can be replayed again', async () => {
+      const { rx, first: dying, second: staying, delivery } = await twoReplicasOneDelivered();
       afterFirstPendingWrite(dying, 'die');
       void dying.dispatcher.replay(delivery.id);
       await eventually(async () => ((await staying.log.get(delivery.id))?.attempts.length === 2 ? true : undefined), 'the replay sent', 5_000);
@@ -421,12 +427,7 @@ if (!hasRedisServer) {
     });
 
     it('two replays of one delivery at once on two replicas: one starts a series, the other is refused (INVALID_STATE); it goes out once more', async () => {
-      const keyPrefix = redis.newPrefix();
-      const rx = await receivers.start(() => ({ status: 200 }));
-      const a = await replica(keyPrefix);
-      const b = await replica(keyPrefix);
-      const delivery = await a.dispatcher.deliver(webhook(rx, 0));
-      await eventually(async () => ((await a.log.get(delivery.id))?.status === 'delivered' ? true : undefined), 'the first delivery');
+      const { rx, first: a, second: b, delivery } = await twoReplicasOneDelivered();
       const outcomes = await Promise.allSettled([a.dispatcher.replay(delivery.id), b.dispatcher.replay(delivery.id)]);
       expect(outcomes.map((o) => o.status).sort()).toEqual(['fulfilled', 'rejected']);
       const refused = outcomes.find((o) => o.status === 'rejected') as PromiseRejectedResult;
