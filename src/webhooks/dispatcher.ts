@@ -115,6 +115,13 @@ export class WebhookDispatcher {
   readonly #ticketOf = new WeakMap<Delivery, string>();
   /** With a shared queue: the tickets of the deliveries taken from it whose attempt has begun (the others go back to it at `close`). */
   readonly #begun = new Set<string>();
+  /** With a shared queue: the deliveries whose attempt is in flight here, with its ticket and its end (recorded or not). */
+  readonly #inFlight = new Map<string, { ticket: string; end: PromiseWithResolvers<void> }>();
+  /**
+   * With a shared queue: deliveries handed over while an attempt of theirs was in flight here, with
+   * that attempt's end, after which they are read again before their own (`#unchanged`).
+   */
+  readonly #recheck = new WeakMap<Delivery, Promise<void>>();
   /**
    * What the drain waits for. Memory: the deliveries this process accepted that have not finished
    * (waiting, in flight, or waiting to retry). Shared queue: the deliveries it took and has not
@@ -152,8 +159,15 @@ export class WebhookDispatcher {
         // is acknowledged rather than left held, and kept from other consumers, for good.
         // The delivery as handed over under the earlier entry, still waiting in its lane, is then
         // passed over there (`#superseded`): before 2026-12-04 both were attempted.
+        // An entry whose attempt is in flight is acknowledged by that attempt's end, and the later
+        // entry's delivery is read again once it has ended (`#unchanged`): before 2026-12-04 (later
+        // that day) it was sent again after it, even when the receiver had answered 2xx.
         const earlier = this.#tickets.get(delivery.id);
-        if (earlier !== undefined && earlier !== ticket) void this.#queue.ack(earlier).catch((error: unknown) => deps.onError(error, `acknowledging a second entry of delivery ${delivery.id}`));
+        const inFlight = this.#inFlight.get(delivery.id);
+        if (inFlight !== undefined) this.#recheck.set(delivery, inFlight.end.promise);
+        if (earlier !== undefined && earlier !== ticket && earlier !== inFlight?.ticket) {
+          void this.#queue.ack(earlier).catch((error: unknown) => deps.onError(error, `acknowledging a second entry of delivery ${delivery.id}`));
+        }
         this.#tickets.set(delivery.id, ticket);
         this.#ticketOf.set(delivery, ticket);
         this.#unfinished.add(delivery.id);
@@ -557,17 +571,20 @@ export class WebhookDispatcher {
     await this.#requeue(found, change);
   }
 
-  async #attempt(delivery: Delivery): Promise<void> {
-    if (this.#superseded(delivery)) return;
+  async #attempt(handed: Delivery): Promise<void> {
+    if (this.#superseded(handed)) return;
     // The ticket it was handed over with (a shared queue's), which its end acknowledges: a later
     // entry of it that came while it was in flight is that entry's own to acknowledge.
-    const ticket = this.#ticketOf.get(delivery);
+    const ticket = this.#ticketOf.get(handed);
+    const inFlight = this.#recheck.get(handed);
+    const delivery = ticket !== undefined && inFlight !== undefined ? await this.#unchanged(handed, ticket, inFlight) : handed;
+    if (delivery === undefined) return;
     if (ticket !== undefined && this.#tooLateToBegin(delivery.id)) {
       // Too late in the drain to end before the close: back to the queue, for another replica.
       await this.#acknowledge(delivery.id, ticket, false);
       return;
     }
-    if (ticket !== undefined) this.#begin(ticket);
+    if (ticket !== undefined) this.#begin(delivery.id, ticket);
     let recorded = false;
     try {
       recorded = await this.#attemptOnce(delivery);
@@ -585,6 +602,27 @@ export class WebhookDispatcher {
   }
 
   /**
+   * A delivery handed over while an attempt of it was in flight here, once that attempt has ended:
+   * the log's, when the attempt left it as handed over (pending, with as many attempts); else its
+   * entry is acknowledged (that attempt, recorded, was the delivery's) and nothing is answered. A
+   * store that fails: the entry is handed back to the queue, whose next taker reads the log first.
+   */
+  async #unchanged(handed: Delivery, ticket: string, inFlight: Promise<void>): Promise<Delivery | undefined> {
+    await inFlight;
+    let current: Delivery | undefined;
+    try {
+      current = await this.#deps.log.get(handed.id);
+    } catch (error) {
+      this.#deps.onError(error, `reading webhook delivery ${handed.id} again`);
+      await this.#acknowledge(handed.id, ticket, false);
+      return undefined;
+    }
+    if (current?.status === 'pending' && current.attempts.length === handed.attempts.length) return current;
+    await this.#acknowledge(handed.id, ticket, true);
+    return undefined;
+  }
+
+  /**
    * Handed over from a shared queue under a ticket that is no longer the delivery's: a later entry
    * of it came while this one waited (acknowledged then), and is attempted instead.
    */
@@ -599,8 +637,9 @@ export class WebhookDispatcher {
   }
 
   /** Tells a shared queue that the attempt of a delivery taken from it begins: it is in flight, no longer waiting. */
-  #begin(ticket: string): void {
+  #begin(id: string, ticket: string): void {
     this.#begun.add(ticket);
+    this.#inFlight.set(id, { ticket, end: Promise.withResolvers<void>() });
     this.#queue.begin(ticket);
   }
 
@@ -612,6 +651,11 @@ export class WebhookDispatcher {
     const current = this.#tickets.get(id) === ticket;
     if (current) this.#tickets.delete(id);
     this.#begun.delete(ticket);
+    const inFlight = this.#inFlight.get(id);
+    if (inFlight?.ticket === ticket) {
+      this.#inFlight.delete(id);
+      inFlight.end.resolve();
+    }
     try {
       if (recorded) await this.#queue.ack(ticket);
       else this.#queue.release(ticket);

@@ -577,6 +577,25 @@ if (!hasRedisServer) {
       expect(one.errors).toEqual([]);
     });
 
+    it('a second entry of one delivery that comes while its first attempt is in flight is not sent again once that attempt is recorded: its entry is acknowledged', async () => {
+      const keyPrefix = redis.newPrefix();
+      // The first attempt is answered after 300 ms: the second entry comes while it is in flight.
+      const rx = await receivers.start(() => ({ status: 200, delayMs: 300 }));
+      const one = await replica(keyPrefix, { settings: { originConcurrency: 2 } });
+      const now = Date.now();
+      const delivery: Delivery = { ...webhook(rx, 1), id: 'whd_inflight', subject: null, test: false, extraHeaders: {}, status: 'pending', attempts: [], seriesStart: 0, nextAttemptAt: null, failureReason: null, createdAt: now, updatedAt: now };
+      await one.log.insert(delivery);
+      expect(await one.queue.enqueue(delivery, rx.origin, 0)).toBe(true);
+      await eventually(() => (rx.requests.length === 1 ? true : undefined), 'the first attempt in flight');
+      expect(await one.queue.enqueue(delivery, rx.origin, 0)).toBe(true);
+      await eventually(async () => ((await one.log.get('whd_inflight'))?.status === 'delivered' && (await pendingCount(one.queue.key)) === 0 && one.queue.held === 0 ? true : undefined), 'delivered, nothing pending or held');
+      await one.dispatcher.drain(1_000);
+      // Before 2026-12-04 the second entry's delivery was attempted after the first: two requests, two attempts.
+      expect(rx.requests).toHaveLength(1);
+      expect((await one.log.get('whd_inflight'))?.attempts.map((x) => x.statusCode)).toEqual([200]);
+      expect(one.errors).toEqual([]);
+    });
+
     it('a Redis user refused CLIENT (an ACL without it, as hosted Redis have) still delivers; one refused CLIENT UNBLOCK (no @admin) asks once at a stop, then waits for the read', async () => {
       const users = { nocli: ['+@all', '-client'], noadmin: ['+@all', '-@admin'] } as const;
       for (const [user, rights] of Object.entries(users)) {

@@ -276,6 +276,7 @@ describe('with a shared queue', () => {
     letGo();
     for (let i = 0; i < 200 && !queue.calls.includes('begin TX'); i++) await sleep(5);
     dispatcher.close();
-    expect(queue.calls).toEqual(['begin T1', 'ack T1', 'ack T1', 'begin TX', 'release T2']);
+    // T1 is acknowledged once, by its attempt's end (before 2026-12-04 T2's coming acknowledged it too, while in flight).
+    expect(queue.calls).toEqual(['begin T1', 'ack T1', 'begin TX', 'release T2']);
   });
 });
