@@ -11,6 +11,7 @@ import { MemoryDeliveryQueue } from '../adapters/memory/delivery-queue.ts';
 import type { RandomSource } from '../core/random.ts';
 import type { Scheduler } from '../core/scheduler.ts';
 import { attempt } from './attempt.ts';
+import { QueueHoldings } from './holdings.ts';
 import { Lanes } from './lanes.ts';
 import { nextStep, type RetrySettings } from './retry-policy.ts';
 import type { SignerRegistry } from './signers/registry.ts';
@@ -109,19 +110,8 @@ export class WebhookDispatcher {
   #beginByTimer: NodeJS.Timeout | undefined;
   /** The shared queue's reader stopped (`#stopTaking`). */
   #stoppedTaking: Promise<void> | undefined;
-  /** With a shared queue: the ticket of each delivery taken from it and not yet acknowledged. */
-  readonly #tickets = new Map<string, string>();
-  /** With a shared queue: the ticket each delivery handed over came with. */
-  readonly #ticketOf = new WeakMap<Delivery, string>();
-  /** With a shared queue: the tickets of the deliveries taken from it whose attempt has begun (the others go back to it at `close`). */
-  readonly #begun = new Set<string>();
-  /** With a shared queue: the deliveries whose attempt is in flight here, with its ticket and its end (recorded or not). */
-  readonly #inFlight = new Map<string, { ticket: string; end: PromiseWithResolvers<void> }>();
-  /**
-   * With a shared queue: deliveries handed over while an attempt of theirs was in flight here, with
-   * that attempt's end, after which they are read again before their own (`#unchanged`).
-   */
-  readonly #recheck = new WeakMap<Delivery, Promise<void>>();
+  /** With a shared queue: the deliveries taken from it and not yet acknowledged, under their tickets. */
+  readonly #holdings: QueueHoldings;
   /**
    * What the drain waits for. Memory: the deliveries this process accepted that have not finished
    * (waiting, in flight, or waiting to retry). Shared queue: the deliveries it took and has not
@@ -152,24 +142,10 @@ export class WebhookDispatcher {
     this.#bucket = deps.rateCap ?? (settings.maxRps > 0 ? new TokenBucket(deps.clock, settings.maxRps, bucketCapacity(settings.maxRps)) : undefined);
     this.#queue = deps.queue ?? new MemoryDeliveryQueue(deps.log);
     this.#shared = this.#queue.shared;
+    this.#holdings = new QueueHoldings(this.#queue, deps.onError);
     this.#queue.start((delivery, origin, ticket) => {
       if (ticket !== null) {
-        // A second entry of one delivery (its retry queued twice, by a retry job run again after
-        // its lease lapsed): the delivery is attempted under the new ticket, so the earlier entry
-        // is acknowledged rather than left held, and kept from other consumers, for good.
-        // The delivery as handed over under the earlier entry, still waiting in its lane, is then
-        // passed over there (`#superseded`): before 2026-12-04 both were attempted.
-        // An entry whose attempt is in flight is acknowledged by that attempt's end, and the later
-        // entry's delivery is read again once it has ended (`#unchanged`): before 2026-12-04 (later
-        // that day) it was sent again after it, even when the receiver had answered 2xx.
-        const earlier = this.#tickets.get(delivery.id);
-        const inFlight = this.#inFlight.get(delivery.id);
-        if (inFlight !== undefined) this.#recheck.set(delivery, inFlight.end.promise);
-        if (earlier !== undefined && earlier !== ticket && earlier !== inFlight?.ticket) {
-          void this.#queue.ack(earlier).catch((error: unknown) => deps.onError(error, `acknowledging a second entry of delivery ${delivery.id}`));
-        }
-        this.#tickets.set(delivery.id, ticket);
-        this.#ticketOf.set(delivery, ticket);
+        this.#holdings.take(delivery, ticket);
         this.#unfinished.add(delivery.id);
       }
       this.#lanes.push(origin, delivery);
@@ -526,12 +502,7 @@ export class WebhookDispatcher {
     this.#lanes.clear();
     this.#pool.clear();
     // Deliveries taken from a shared queue whose attempt never began go back to it, for another replica now.
-    for (const [id, ticket] of this.#tickets) {
-      if (this.#begun.has(ticket)) continue;
-      this.#tickets.delete(id);
-      this.#queue.release(ticket);
-      this.#settle(id);
-    }
+    for (const id of this.#holdings.releaseWaiting()) this.#settle(id);
   }
 
   async #retry(id: string): Promise<void> {
@@ -572,11 +543,11 @@ export class WebhookDispatcher {
   }
 
   async #attempt(handed: Delivery): Promise<void> {
-    if (this.#superseded(handed)) return;
+    if (this.#holdings.superseded(handed)) return;
     // The ticket it was handed over with (a shared queue's), which its end acknowledges: a later
     // entry of it that came while it was in flight is that entry's own to acknowledge.
-    const ticket = this.#ticketOf.get(handed);
-    const inFlight = this.#recheck.get(handed);
+    const ticket = this.#holdings.ticketOf(handed);
+    const inFlight = this.#holdings.inFlightBefore(handed);
     const delivery = ticket !== undefined && inFlight !== undefined ? await this.#unchanged(handed, ticket, inFlight) : handed;
     if (delivery === undefined) return;
     if (ticket !== undefined && this.#tooLateToBegin(delivery.id)) {
@@ -584,7 +555,7 @@ export class WebhookDispatcher {
       await this.#acknowledge(delivery.id, ticket, false);
       return;
     }
-    if (ticket !== undefined) this.#begin(delivery.id, ticket);
+    if (ticket !== undefined) this.#holdings.begin(delivery.id, ticket);
     let recorded = false;
     try {
       recorded = await this.#attemptOnce(delivery);
@@ -609,6 +580,8 @@ export class WebhookDispatcher {
    */
   async #unchanged(handed: Delivery, ticket: string, inFlight: Promise<void>): Promise<Delivery | undefined> {
     await inFlight;
+    // A later entry of it came meanwhile (this one was acknowledged then): that one is read instead.
+    if (this.#holdings.superseded(handed)) return undefined;
     let current: Delivery | undefined;
     try {
       current = await this.#deps.log.get(handed.id);
@@ -622,25 +595,9 @@ export class WebhookDispatcher {
     return undefined;
   }
 
-  /**
-   * Handed over from a shared queue under a ticket that is no longer the delivery's: a later entry
-   * of it came while this one waited (acknowledged then), and is attempted instead.
-   */
-  #superseded(delivery: Delivery): boolean {
-    const ticket = this.#ticketOf.get(delivery);
-    return ticket !== undefined && this.#tickets.get(delivery.id) !== ticket;
-  }
-
   /** A delivery taken from a shared queue whose attempt, begun now, might not end before the drain's close (`drainEndsAt`). */
   #tooLateToBegin(id: string): boolean {
-    return this.#tickets.has(id) && Date.now() >= this.#beginBy;
-  }
-
-  /** Tells a shared queue that the attempt of a delivery taken from it begins: it is in flight, no longer waiting. */
-  #begin(id: string, ticket: string): void {
-    this.#begun.add(ticket);
-    this.#inFlight.set(id, { ticket, end: Promise.withResolvers<void>() });
-    this.#queue.begin(ticket);
+    return this.#holdings.holds(id) && Date.now() >= this.#beginBy;
   }
 
   /**
@@ -648,24 +605,8 @@ export class WebhookDispatcher {
    * back to the queue. The delivery is this process's no longer, unless a later entry of it came meanwhile.
    */
   async #acknowledge(id: string, ticket: string, recorded: boolean): Promise<void> {
-    const current = this.#tickets.get(id) === ticket;
-    if (current) this.#tickets.delete(id);
-    this.#begun.delete(ticket);
-    const inFlight = this.#inFlight.get(id);
-    if (inFlight?.ticket === ticket) {
-      this.#inFlight.delete(id);
-      inFlight.end.resolve();
-    }
-    try {
-      if (recorded) await this.#queue.ack(ticket);
-      else this.#queue.release(ticket);
-    } catch (error) {
-      // Unacknowledged, it is taken over once idle; the replica that does finds its result in the log.
-      this.#deps.onError(error, `acknowledging webhook delivery ${id}`);
-    } finally {
-      // Its fault plan stays: a retry's attempt (from the stream, here) still follows it; #finish forgets it.
-      if (current) this.#settle(id, false);
-    }
+    // Its fault plan stays: a retry's attempt (from the stream, here) still follows it; #finish forgets it.
+    if (await this.#holdings.end(id, ticket, recorded)) this.#settle(id, false);
   }
 
   /** Makes one attempt and records its result; false when the dispatcher closed first (nothing recorded). */

@@ -5,7 +5,6 @@ import { MemoryDeliveryLog } from '../../src/adapters/memory/deliveries.ts';
 import { MemoryDisabledUrls } from '../../src/adapters/memory/disabled-urls.ts';
 import type { Delivery } from '../../src/core/deliveries.ts';
 import { EventBus, isDeliveryEvent, type DeliveryEvent } from '../../src/core/events.ts';
-import type { DeliveryHandler, DeliveryQueue } from '../../src/core/ports.ts';
 import { createIdFactory } from '../../src/core/ids.ts';
 import { WebhookDispatcher, type WebhookFaults, type WebhookRequest } from '../../src/webhooks/dispatcher.ts';
 import { legacySigner } from '../../src/webhooks/signers/legacy.ts';
@@ -13,6 +12,7 @@ import { SignerRegistry } from '../../src/webhooks/signers/registry.ts';
 import { standardSigner } from '../../src/webhooks/signers/standard.ts';
 import { stripeSigner } from '../../src/webhooks/signers/stripe.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
+import { RecordingQueue } from '../helpers/recording-queue.ts';
 import { scriptedRandom, startedScheduler } from './support.ts';
 
 /**
@@ -189,38 +189,6 @@ describe('attempts, retries and replays', () => {
     await expect(dispatcher.replay('whd_01JAAAAAAAAAAAAAAAAAAAAAAA')).rejects.toMatchObject({ code: 'NOT_FOUND' });
   });
 });
-
-/** A shared queue that records what the dispatcher tells it about its tickets (as RedisDeliveryQueue is told). */
-class RecordingQueue implements DeliveryQueue {
-  readonly shared = true;
-  handler: DeliveryHandler = () => undefined;
-  readonly calls: string[] = [];
-  start(handler: DeliveryHandler): void {
-    this.handler = handler;
-  }
-  enqueue(): Promise<boolean> {
-    return Promise.resolve(true);
-  }
-  accept(): never {
-    throw new Error('not used here');
-  }
-  requeue(): never {
-    throw new Error('not used here');
-  }
-  begin(ticket: string): void {
-    this.calls.push(`begin ${ticket}`);
-  }
-  ack(ticket: string): Promise<void> {
-    this.calls.push(`ack ${ticket}`);
-    return Promise.resolve();
-  }
-  release(ticket: string): void {
-    this.calls.push(`release ${ticket}`);
-  }
-  stop(): Promise<void> {
-    return Promise.resolve();
-  }
-}
 
 describe('with a shared queue', () => {
   it('close hands back a later entry of a delivery that never began, though an earlier entry of it had (its ack under way)', async () => {
