@@ -123,10 +123,18 @@ export class RedisNamespaceList {
     let removed = 0;
     let cursor = '0';
     do {
-      const [next, keys] = await storeCall(this.#client.scan(cursor, 'MATCH', `${namespaceKeyPrefix(this.#keyPrefix, namespace)}*`, 'COUNT', 1000));
+      const [next, keys] = await storeCall(this.#client.scan(cursor, 'MATCH', `${globEscaped(namespaceKeyPrefix(this.#keyPrefix, namespace))}*`, 'COUNT', 1000));
       cursor = next;
       if (keys.length > 0) removed += await storeCall(this.#client.unlink(...keys));
     } while (cursor !== '0');
     return removed;
   }
+}
+
+/**
+ * `text` as a glob pattern of SCAN MATCH that matches it alone: REDIS_KEY_PREFIX may hold `*`, `?`,
+ * `[`, `]` and `\` (before 2026-12-04 a reset under prefix `t[1]:` deleted prefix `t1:`'s keys and kept its own).
+ */
+export function globEscaped(text: string): string {
+  return text.replace(/[*?[\]\\]/g, '\\$&');
 }
