@@ -17,6 +17,7 @@ import { RedisIntentStore } from '../../src/adapters/redis/intents.ts';
 import { REFUND_TOKENS } from '../../src/adapters/redis/intents-lua.ts';
 import { createRedisStores } from '../../src/adapters/redis/index.ts';
 import { RedisLedgerStore } from '../../src/adapters/redis/ledger.ts';
+import { RedisRateLimitStore } from '../../src/adapters/redis/rate-limits.ts';
 import { RedisSeatStore } from '../../src/adapters/redis/seats.ts';
 import { RedisSchedulerStore } from '../../src/adapters/redis/scheduler.ts';
 import { RedisV2PaymentStore } from '../../src/adapters/redis/v2-payments.ts';
@@ -263,6 +264,19 @@ withRedisServer('Redis adapters', (server) => {
     expect([await client.xlen(queue.key), (await log.list({ limit: 10, eventId: 'evt_refused' })).data]).toEqual([2, [answer.kind === 'queue_full' ? answer.delivery : undefined]]);
     expect(await log.stats()).toMatchObject({ size: 4 });
     await queue.stop();
+    client.disconnect();
+  });
+
+  it('RedisRateLimitStore: a hit whose script the client sent twice (its reply lost, sent again after a reconnect) counts one request and answers as its first run, as memory counts it', async () => {
+    const client = redis.connect();
+    const store = new RedisRateLimitStore(client, { keyPrefix: redis.newPrefix(), maxKeys: 10 });
+    expect(await store.hit('client|payments', 60_000, T0)).toEqual({ current: 1, resetAt: T0 + 60_000 });
+    // Before 2026-12-04 the second run counted it again: 3, and the next hit 4 (a client refused one request early).
+    expect(await sentTwice(client, () => store.hit('client|payments', 60_000, T0 + 1))).toEqual({ current: 2, resetAt: T0 + 60_000 });
+    expect(await store.hit('client|payments', 60_000, T0 + 2)).toEqual({ current: 3, resetAt: T0 + 60_000 });
+    // A window that starts anew is a hit like the others: counted once.
+    expect(await sentTwice(client, () => store.hit('client|payments', 60_000, T0 + 60_000))).toEqual({ current: 1, resetAt: T0 + 120_000 });
+    expect(await store.hit('client|payments', 60_000, T0 + 60_001)).toEqual({ current: 2, resetAt: T0 + 120_000 });
     client.disconnect();
   });
 

@@ -1,7 +1,8 @@
 import type { Redis } from 'ioredis';
 import type { StoreStats } from '../../core/ports.ts';
 import type { RateLimitStore, RateLimitWindow } from '../../core/rate-limit/ports.ts';
-import { defineScript, type Script, SWEEP_BATCH, sweepInBatches } from './connection.ts';
+import { callToken, defineScript, type Script, SWEEP_BATCH, sweepInBatches } from './connection.ts';
+import { keepingReply } from './lua.ts';
 
 export interface RedisRateLimitStoreOptions {
   /** Prefix of every key this store writes (REDIS_KEY_PREFIX). */
@@ -23,8 +24,15 @@ local function forget(key)
 end
 `;
 
-const HIT = `${FORGET}
--- ARGV: key, windowMs, now, maxKeys. Answers {count, resetAt} (resetAt as a string: a Lua number would come back truncated).
+/*
+ * ARGV: key, windowMs, now, maxKeys, token. Answers {count, resetAt} (resetAt as a string: a Lua
+ * number would come back truncated). Kept under R..'n:kept:'..token: a hit sent again after a lost
+ * reply answers the count it got, not the next one (before 2026-12-04 one request counted twice,
+ * refused a request early).
+ */
+const HIT = keepingReply(
+  "KEYS[1] .. ':kept:'",
+  `${FORGET}
 local key, now = ARGV[1], tonumber(ARGV[3])
 local ends = redis.call('ZSCORE', KEYS[2], key)
 if ends and tonumber(ends) > now then return {redis.call('HINCRBY', KEYS[1], key, 1), ends} end
@@ -38,7 +46,8 @@ redis.call('HSET', KEYS[1], key, 1)
 redis.call('ZADD', KEYS[2], resetAt, key)
 redis.call('ZADD', KEYS[3], redis.call('INCR', KEYS[4]), key)
 return {1, resetAt}
-`;
+`,
+);
 
 const SWEEP = `${FORGET}
 -- ARGV: now, batch. Windows that ended at or before now; answers {removed, looked at} (the same here).
@@ -73,7 +82,7 @@ export class RedisRateLimitStore implements RateLimitStore {
   }
 
   async hit(key: string, windowMs: number, now: number): Promise<RateLimitWindow> {
-    const [current, resetAt] = (await this.#hit(this.#keys, [key, windowMs, now, this.#options.maxKeys])) as [number, string];
+    const [current, resetAt] = (await this.#hit(this.#keys, [key, windowMs, now, this.#options.maxKeys, callToken()])) as [number, string];
     return { current, resetAt: Number(resetAt) };
   }
 
