@@ -196,6 +196,29 @@ describe('WaitingRoomService', () => {
     expect(ticks()).toBeLessThanOrEqual(3);
   });
 
+  it('a room held at maxActive: a waiting ticket estimates its wait by the live tokens\' expiry as well as by the rate, and a used token shortens it', async () => {
+    const { clock, service } = await setup({ ...SALE, admitPerSecond: 1, admissionTtlSeconds: 300, maxActive: 2 });
+    const a = await service.enter('sale', 'user_a');
+    await clock.advance(1_000);
+    await service.enter('sale', 'user_b');
+    const c = await service.enter('sale', 'user_c');
+    const d = await service.enter('sale', 'user_d');
+    const e = await service.enter('sale', 'user_e');
+    const wait = async (ticket: typeof c): Promise<unknown> => (await service.ticket('sale', ticket?.ticket.ticket as string))?.estimatedWaitSeconds;
+    // user_a admitted at +0 and user_b at +1 s hold both slots until +301 s at the latest: user_c and
+    // user_d wait for them (300 s from now), user_e for a slot's second turn (600 s). Before
+    // 2026-12-04 they read 0, 1 and 2 s: the rate's estimate alone.
+    expect([await wait(c), await wait(d), await wait(e)]).toEqual([300, 300, 600]);
+    await clock.advance(100_000);
+    expect([await wait(c), await wait(d), await wait(e)]).toEqual([200, 200, 500]);
+    // user_a's token used: a slot is free, user_c is admitted at once (by the rate) and the others move up.
+    const token = (await service.ticket('sale', a?.ticket.ticket as string))?.admissionToken as string;
+    expect(await service.guardOrder('svc_concert', token, 'ord_1', () => Promise.resolve('ord_1'))).toMatchObject({ kind: 'created' });
+    await clock.advance(1);
+    expect((await service.ticket('sale', c?.ticket.ticket as string))?.status).toBe('ADMITTED');
+    expect([await wait(d), await wait(e)]).toEqual([300, 300]);
+  });
+
   it('a room changed while running: the new rate from the change on, the queue in order', async () => {
     const { clock, service, events } = await setup({ ...SALE, admitPerSecond: 10 });
     for (let i = 0; i < 30; i++) await service.enter('sale', `user_${i}`);

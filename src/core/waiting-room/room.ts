@@ -246,14 +246,24 @@ export function positionOf(room: Room, ticket: Ticket): number {
 }
 
 /**
- * Seconds until a waiting ticket at `position` is admitted at the current rate, rounded up; null
- * while admission is paused or the room is inactive. It ignores `maxActive`, whose slots free up as
- * users act.
+ * Seconds until a waiting ticket at `position` is admitted, rounded up; null while admission is
+ * paused or the room is inactive. At the current rate, and with `maxActive` the later of that and
+ * of its slots: past the slots free now, a ticket waits for live tokens to expire, counted as if
+ * none were used (every live token expires by the last admission's time plus
+ * `admissionTtlSeconds`, and each slot then admits one user per `admissionTtlSeconds`), so a used
+ * token admits sooner. Before 2026-12-04 it ignored `maxActive`: a room held at it read 0 s for minutes.
  */
 export function estimatedWaitSeconds(room: Room, position: number, now: number): number | null {
   if (position === 0) return 0;
   const interval = admissionInterval(room);
   if (interval === Number.POSITIVE_INFINITY) return null;
   const first = Math.max(0, room.nextAdmissionAt - now);
-  return Math.ceil((first + (position - 1) * interval) / 1000);
+  let wait = first + (position - 1) * interval;
+  const free = room.maxActive === null ? position : room.maxActive - room.activeCount;
+  if (position > free && room.maxActive !== null && room.lastAdmittedAt !== null) {
+    const ttl = room.admissionTtlSeconds * 1000;
+    const waves = Math.ceil((position - free) / room.maxActive);
+    wait = Math.max(wait, room.lastAdmittedAt + ttl - now + (waves - 1) * ttl);
+  }
+  return Math.ceil(wait / 1000);
 }
