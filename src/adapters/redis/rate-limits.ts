@@ -2,7 +2,6 @@ import type { Redis } from 'ioredis';
 import type { StoreStats } from '../../core/ports.ts';
 import type { RateLimitStore, RateLimitWindow } from '../../core/rate-limit/ports.ts';
 import { callToken, defineScript, type Script, SWEEP_BATCH, sweepInBatches } from './connection.ts';
-import { keepingReply } from './lua.ts';
 
 export interface RedisRateLimitStoreOptions {
   /** Prefix of every key this store writes (REDIS_KEY_PREFIX). */
@@ -14,28 +13,34 @@ export interface RedisRateLimitStoreOptions {
 /*
  * Keys (R = prefix .. 'rl:'): KEYS[1] R..'n' (hash: key → requests in its window), KEYS[2] R..'ends'
  * (zset: key → when its window ends), KEYS[3] R..'starts' (zset: key → the sequence number of its
- * window's start, for eviction), KEYS[4] R..'seq' (counter).
+ * window's start, for eviction), KEYS[4] R..'seq' (counter), KEYS[5] R..'tok' (hash: key → the call
+ * token of its last hit).
  */
 const FORGET = `
 local function forget(key)
   redis.call('HDEL', KEYS[1], key)
   redis.call('ZREM', KEYS[2], key)
   redis.call('ZREM', KEYS[3], key)
+  redis.call('HDEL', KEYS[5], key)
 end
 `;
 
 /*
  * ARGV: key, windowMs, now, maxKeys, token. Answers {count, resetAt} (resetAt as a string: a Lua
- * number would come back truncated). Kept under R..'n:kept:'..token: a hit sent again after a lost
- * reply answers the count it got, not the next one (before 2026-12-04 one request counted twice,
- * refused a request early).
+ * number would come back truncated). A hit sent again after a lost reply (ioredis sends it again on
+ * its next connection) finds its token as the key's last and answers the count as it is, not the
+ * next one: before 2026-12-04 it counted its request twice, and a client was refused a request
+ * early. Only the last hit's token is kept (one field per key, no key per call): a hit of the same
+ * key by another replica in between makes the second run count again.
  */
-const HIT = keepingReply(
-  "KEYS[1] .. ':kept:'",
-  `${FORGET}
-local key, now = ARGV[1], tonumber(ARGV[3])
+const HIT = `${FORGET}
+local key, now, token = ARGV[1], tonumber(ARGV[3]), ARGV[5]
 local ends = redis.call('ZSCORE', KEYS[2], key)
-if ends and tonumber(ends) > now then return {redis.call('HINCRBY', KEYS[1], key, 1), ends} end
+if ends and tonumber(ends) > now then
+  if redis.call('HGET', KEYS[5], key) == token then return {tonumber(redis.call('HGET', KEYS[1], key)), ends} end
+  redis.call('HSET', KEYS[5], key, token)
+  return {redis.call('HINCRBY', KEYS[1], key, 1), ends}
+end
 if ends then
   forget(key)
 elseif redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[4]) then
@@ -43,11 +48,11 @@ elseif redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[4]) then
 end
 local resetAt = string.format('%.17g', now + tonumber(ARGV[2]))
 redis.call('HSET', KEYS[1], key, 1)
+redis.call('HSET', KEYS[5], key, token)
 redis.call('ZADD', KEYS[2], resetAt, key)
 redis.call('ZADD', KEYS[3], redis.call('INCR', KEYS[4]), key)
 return {1, resetAt}
-`,
-);
+`;
 
 const SWEEP = `${FORGET}
 -- ARGV: now, batch. Windows that ended at or before now; answers {removed, looked at} (the same here).
@@ -75,7 +80,7 @@ export class RedisRateLimitStore implements RateLimitStore {
   constructor(client: Redis, options: RedisRateLimitStoreOptions) {
     this.#options = options;
     const r = `${options.keyPrefix}rl:`;
-    this.#keys = ['n', 'ends', 'starts', 'seq'].map((name) => r + name);
+    this.#keys = ['n', 'ends', 'starts', 'seq', 'tok'].map((name) => r + name);
     this.#hit = defineScript(client, 'paysimRateLimitHit', HIT);
     this.#sweep = defineScript(client, 'paysimRateLimitSweep', SWEEP);
     this.#stats = defineScript(client, 'paysimRateLimitStats', STATS);
