@@ -203,6 +203,47 @@ withRedisServer('Redis FluxPay adapters', (server) => {
     client.disconnect();
   });
 
+  it('RedisFluxPayStore.createPayment whose script the client sent twice (its reply lost, sent again after a reconnect) is made and counted once, and answered created even when that run filled the bound', async () => {
+    const keyPrefix = redis.newPrefix();
+    const client = redis.connect();
+    const store = new RedisFluxPayStore(client, { keyPrefix, ttlMs: DAY, maxRecords: 2 });
+    const held = async (): Promise<[string | null, number]> => [await client.get(`${keyPrefix}fp:pn`), (await store.snapshot()).payments.length];
+    const order = anOrder();
+    await store.createOrder(order);
+    const first = aPayment(order);
+    expect(await sentTwice(client, () => store.createPayment(first))).toEqual({ kind: 'created', payment: first });
+    expect(await held()).toEqual(['1', 1]);
+    expect(await client.lrange(`${keyPrefix}fp:op:${order.orderId}`, 0, -1)).toEqual([first.paymentKey]);
+    // The second payment fills the bound (2): its second run is the same payment, not one past it.
+    const second = aPayment(order);
+    expect(await sentTwice(client, () => store.createPayment(second))).toEqual({ kind: 'created', payment: second });
+    expect(await held()).toEqual(['2', 2]);
+    expect(await store.createPayment(aPayment(order))).toEqual({ kind: 'full' });
+    // Cancelled and swept, the order takes its two payments out of the count; a new one fits.
+    await store.cancelOrder(order.orderId, null, stamp());
+    expect(await store.sweep(T0 + DAY)).toBe(1);
+    expect(await held()).toEqual(['0', 0]);
+    const later = anOrder({ createdAt: T0 + DAY, updatedAt: T0 + DAY });
+    await store.createOrder(later);
+    expect((await sentTwice(client, () => store.createPayment(aPayment(later)))).kind).toBe('created');
+    expect(await held()).toEqual(['1', 1]);
+    client.disconnect();
+  });
+
+  it('RedisFluxPayStore adopts the payments an earlier layout held without counting them (a Redis kept across an upgrade): counted at the bound, once', async () => {
+    const keyPrefix = redis.newPrefix();
+    const store = new RedisFluxPayStore(redis.client, { keyPrefix, ttlMs: DAY, maxRecords: 3 });
+    const orders = [anOrder(), anOrder()];
+    for (const order of orders) await store.createOrder(order);
+    for (const order of [orders[0], orders[0], orders[1]] as Order[]) expect((await store.createPayment(aPayment(order))).kind).toBe('created');
+    // As an earlier version left them: no count of payments held.
+    await redis.client.del(`${keyPrefix}fp:pn`);
+    expect(await store.adoptEarlierLayout()).toBe(3);
+    expect(await redis.client.get(`${keyPrefix}fp:pn`)).toBe('3');
+    expect(await store.adoptEarlierLayout()).toBe(0);
+    expect(await store.createPayment(aPayment(orders[1] as Order))).toEqual({ kind: 'full' });
+  });
+
   it('RedisFluxPayStore: a saga step and a saga resolution whose script the client sent twice answer as the first run (failed, resolved), not refused or duplicate (the service counts a saga as finished by the call whose step ended it)', async () => {
     const keyPrefix = redis.newPrefix();
     const client = redis.connect();

@@ -293,6 +293,41 @@ describe('payments', () => {
     expect([report.duplicateCharges, report.payments.APPROVED, report.mismatches]).toEqual([0, 1, []]);
   });
 
+  it('payments are bounded by FLUXPAY_MAX_RECORDS: one past it while an open order holds them all is 503 COMMON_503 with Retry-After (as a full store of orders answers), nothing stored; once that order is finished it makes room', async () => {
+    const t = await app({ FLUXPAY_MAX_RECORDS: '3' });
+    const order = await createOrder(t);
+    // Declined by the CVV rule: the order stays PENDING, payable again (a load test retrying payments).
+    for (let i = 0; i < 3; i++) {
+      const payment = await createPayment(t, order.orderId, { card: { number: '4111111111111111', cvv: '442' } });
+      expect(errorOf(await confirm(t, payment))[0]).toBe(402);
+    }
+    const full = await fpPost(t, '/api/v1/payments', { orderId: order.orderId, method: 'CARD', card: { number: '4242424242424242', cvv: '123' } });
+    expect([full.statusCode, full.headers, full.json()]).toEqual([
+      503,
+      {
+        'x-request-id': expect.any(String),
+        'ratelimit-limit': '100000',
+        'ratelimit-remaining': '99993',
+        'ratelimit-reset': '1',
+        'content-type': 'application/json; charset=utf-8',
+        'retry-after': '1',
+        'content-length': '126',
+        date: expect.any(String),
+        connection: 'keep-alive',
+      },
+      fpError('COMMON_503', 'The fluxpay store is full of unfinished work; retry shortly.'),
+    ]);
+    expect((await t.app.inject({ url: '/metrics' })).body).toMatch(/^store_full_total\{store="fluxpay"\} 1$/m);
+    expect((await reconciliation(t)).payments.total).toBe(3);
+    expect(resultOf(await fpGet(t, `/api/v1/orders/${order.orderId}`)).status).toBe('PENDING');
+    // Cancelled, the order is finished: the next payment evicts it with its three.
+    resultOf(await fpPost(t, `/api/v1/orders/${order.orderId}/cancel`, {}));
+    const other = await createOrder(t);
+    expect(await createPayment(t, other.orderId)).toEqual(expectedPayment(other.orderId));
+    expect(errorOf(await fpGet(t, `/api/v1/orders/${order.orderId}`))[0]).toBe(404);
+    expect((await reconciliation(t)).payments.total).toBe(1);
+  });
+
   it('GET an unknown payment key is COMMON_404', async () => {
     const t = await app();
     expect(errorOf(await fpGet(t, '/api/v1/payments/pk_01KBA7Q4B1K4N9Q2V6X0Z3D5JE'))).toEqual([404, fpError('COMMON_404', 'Payment pk_01KBA7Q4B1K4N9Q2V6X0Z3D5JE was not found.')]);

@@ -17,6 +17,8 @@ import { KeyedIds } from './keyed-ids.ts';
  * step (through `setStatus` for the status, so the counts follow); the store copies them out.
  * Bounds: an order joins the eviction queue once it is final and no running saga holds it
  * (`finished`); it leaves with its payments and its ledger postings (their net kept per currency).
+ * Orders and payments are bounded each (`room`, `paymentRoom`): a PENDING order takes any number
+ * of payments (a declined one leaves it PENDING), which must not grow without limit.
  */
 export class MemoryOrderBook {
   readonly #ledger: MemoryFluxPayLedger;
@@ -36,7 +38,7 @@ export class MemoryOrderBook {
   );
   readonly #isLive = (id: string): boolean => this.#orders.has(id);
 
-  /** `maxOrders`: the bound of orders held. */
+  /** `maxOrders`: the bound of orders held, and of payments held. */
   constructor(ledger: MemoryFluxPayLedger, maxOrders: number) {
     this.#ledger = ledger;
     this.#maxOrders = maxOrders;
@@ -91,7 +93,17 @@ export class MemoryOrderBook {
     this.#count(order, 1);
   }
 
-  /** Stores a copy of `payment` under its order (which the caller has found PENDING); answers the stored record. */
+  /**
+   * Whether one more payment fits: payments held count against the same bound as orders (each), so
+   * at the bound the oldest finished orders go, with their payments, until one fits; false when only
+   * open orders hold payments. The payments held are the map's size: no scan below the bound.
+   */
+  paymentRoom(): boolean {
+    while (this.#payments.size >= this.#maxOrders) if (!this.#finished.evictOne()) return false;
+    return true;
+  }
+
+  /** Stores a copy of `payment` under its order (which the caller has found PENDING and made room for); answers the stored record. */
   insertPayment(payment: Payment): Payment {
     const stored = copyPayment(payment);
     this.#payments.set(stored.paymentKey, stored);

@@ -54,7 +54,7 @@ import { MemorySagaBook } from './fluxpay-sagas.ts';
 export interface MemoryFluxPayStoreOptions {
   /** Finished records older than this (from their creation) are evicted. */
   ttlMs: number;
-  /** Orders held at most; also the bound of sagas, usages, inbound events and outbox events, each. */
+  /** Orders held at most; also the bound of payments, sagas, usages, inbound events and outbox events, each. */
   maxRecords: number;
 }
 
@@ -77,7 +77,8 @@ export interface MemoryFluxPayStoreOptions {
  * at the bound), outbox events once published (the oldest published at the bound). Credit balances and their running totals are never evicted (they are
  * users' money), nor are pending outbox events: while the relay publishes, they stay few; a relay
  * that cannot publish for long lets them grow (see the outbox depth gauge). An insert of an order,
- * a usage or a saga that finds no room and nothing evictable answers `full`.
+ * a payment, a usage or a saga that finds no room and nothing evictable answers `full` (a payment
+ * makes room by evicting the oldest finished orders, which take their payments with them).
  */
 export class MemoryFluxPayStore implements FluxPayStore {
   readonly #options: MemoryFluxPayStoreOptions;
@@ -129,6 +130,7 @@ export class MemoryFluxPayStore implements FluxPayStore {
     const order = this.#orders.get(payment.orderId);
     if (order === undefined) return ok({ kind: 'order_not_found' });
     if (order.status !== 'PENDING') return ok({ kind: 'order_state', order: copyOrder(order) });
+    if (!this.#orders.paymentRoom()) return ok({ kind: 'full' });
     return ok({ kind: 'created', payment: copyPayment(this.#orders.insertPayment(payment)) });
   }
 

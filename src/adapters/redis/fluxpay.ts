@@ -53,7 +53,7 @@ export interface RedisFluxPayStoreOptions {
   keyPrefix: string;
   /** Finished records older than this (from their creation) are evicted. */
   ttlMs: number;
-  /** Orders held at most; also the bound of sagas, usages, inbound events and outbox events, each. */
+  /** Orders held at most; also the bound of payments, sagas, usages, inbound events and outbox events, each. */
   maxRecords: number;
 }
 
@@ -109,7 +109,8 @@ const KEEPS_REPLY: ReadonlyMap<string, string> = new Map([
  * The outbox's sequence is one counter (INCR), so its order is write order across replicas; its
  * layout is shared with the billing store (./fluxpay/outbox.ts, `outbox`).
  *
- * Bounds as memory: finished orders (with their payments and ledger transactions, their net kept
+ * Bounds as memory: payments count against the bound as orders do (a payment at the bound evicts
+ * the oldest finished orders with theirs); finished orders (with their payments and ledger transactions, their net kept
  * per currency), finished sagas, usages and inbound events (a saga's once the saga has ended),
  * credit transactions and published outbox events go by TTL or the oldest at the bound; balances, their running totals and the account totals never go, nor do
  * pending outbox events. Differences from memory: evicted records go in the order they were created
@@ -187,6 +188,7 @@ export class RedisFluxPayStore implements FluxPayStore {
     const [kind, order] = (await this.#run('createPayment', NO_STAMP, payment.orderId, payment.paymentKey, ...fields)) as [string, string?];
     if (kind === 'created') return { kind, payment: { ...payment, card: payment.card && { ...payment.card }, easyPay: payment.easyPay && { ...payment.easyPay } } };
     if (kind === 'order_state') return { kind, order: parse<Order>(order) };
+    if (kind === 'full') return { kind };
     return { kind: 'order_not_found' };
   }
 

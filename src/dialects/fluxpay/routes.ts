@@ -151,7 +151,7 @@ const fluxpayRoutes: FastifyPluginAsync<FluxPayRoutesOptions> = async (fastify, 
         operationId: 'createFluxPayPayment',
         summary: 'Create a payment (READY) for a PENDING order',
         description:
-          'Returns the `paymentKey` a checkout widget would hand the client (Toss Payments’ flow). The card rules plan the outcome now (Stripe’s test numbers; else the CVV’s last digit: 0, 1, 9 approve, d declines with DECLINE_<d>; an expired card declines); the card itself is not kept (only its last four digits). PAY_004 unless the order is PENDING.',
+          'Returns the `paymentKey` a checkout widget would hand the client (Toss Payments’ flow). The card rules plan the outcome now (Stripe’s test numbers; else the CVV’s last digit: 0, 1, 9 approve, d declines with DECLINE_<d>; an expired card declines); the card itself is not kept (only its last four digits). PAY_004 unless the order is PENDING. Payments held are bounded by FLUXPAY_MAX_RECORDS (all orders’ together; a declined payment stays with its PENDING order): at the bound the oldest finished orders are evicted with their payments, and when only open orders hold them the answer is 503 COMMON_503 with `Retry-After`.',
         tags,
         headers: IdempotencyKeyHeader,
         body: withExamples(s.CreatePaymentBody, ex.createPaymentRequests),

@@ -582,6 +582,57 @@ export function fluxPayStoreContract(name: string, make: FluxPayStoreFactory): v
         await consistent(store);
       });
 
+      it('payments count against the bound as orders do: past it a payment is full while open orders hold them all; an order finished and evicted (at the bound or by TTL) takes its payments along, and payments are made again', async () => {
+        const store = await make({ ttlMs: DAY, maxRecords: 10 });
+        const DECLINE = { status: 'FAILED' as const, failureCode: 'DECLINE_2', decidedBy: 'card' as const };
+        const held = async (): Promise<[number, number, number]> => {
+          const snapshot = await store.snapshot();
+          return [snapshot.orders.length, snapshot.payments.length, (await store.stats()).size];
+        };
+        // A declined payment leaves its order PENDING, payable again (a load test retrying payments).
+        const open = anOrder();
+        await store.createOrder(open);
+        const made: Payment[] = [];
+        for (let i = 0; i < 10; i++) {
+          const payment = aPayment(open);
+          expect((await store.createPayment(payment)).kind).toBe('created');
+          expect((await store.confirmPayment({ paymentKey: payment.paymentKey, orderId: open.orderId, amount: open.amount, decision: DECLINE }, stamp())).kind).toBe('failed');
+          made.push(payment);
+        }
+        const refused = aPayment(open);
+        expect(await store.createPayment(refused)).toEqual({ kind: 'full' });
+        expect(await store.getPayment(refused.paymentKey)).toBeUndefined();
+        // Orders still fit (two of ten), but not their payments: only an open order holds them.
+        const other = anOrder();
+        expect((await store.createOrder(other)).kind).toBe('created');
+        expect(await store.createPayment(aPayment(other))).toEqual({ kind: 'full' });
+        expect(await held()).toEqual([2, 10, 2]);
+        expect(await store.stats()).toEqual({ size: 2, max: 10 });
+        // Cancelled, the order holding them is finished: the next payment evicts it with its ten.
+        expect((await store.cancelOrder(open.orderId, null, stamp())).kind).toBe('cancelled');
+        const next = aPayment(other);
+        expect(await store.createPayment(next)).toEqual({ kind: 'created', payment: next });
+        expect([await store.getOrder(open.orderId), await store.getPayment(made[0]?.paymentKey ?? '')]).toEqual([undefined, undefined]);
+        expect(await held()).toEqual([1, 1, 1]);
+        expect(await store.orderCounts()).toEqual({ ...NO_ORDERS, PENDING: 1 });
+        // Nine more fit, then full again.
+        for (let i = 0; i < 9; i++) expect((await store.createPayment(aPayment(other))).kind).toBe('created');
+        expect(await store.createPayment(aPayment(other))).toEqual({ kind: 'full' });
+        expect(await held()).toEqual([1, 10, 1]);
+        // By TTL: paid and completed, the order is swept with its ten payments.
+        expect((await store.confirmPayment({ paymentKey: next.paymentKey, orderId: other.orderId, amount: other.amount, decision: APPROVE }, stamp())).kind).toBe('approved');
+        expect((await store.completeOrder(other.orderId, stamp())).kind).toBe('completed');
+        expect(await store.sweep(T0 + DAY)).toBeGreaterThan(0);
+        expect(await held()).toEqual([0, 0, 0]);
+        const later = anOrder({ createdAt: T0 + DAY, updatedAt: T0 + DAY });
+        await store.createOrder(later);
+        for (let i = 0; i < 10; i++) expect((await store.createPayment(aPayment(later))).kind).toBe('created');
+        expect(await store.createPayment(aPayment(later))).toEqual({ kind: 'full' });
+        expect(await held()).toEqual([1, 10, 1]);
+        expect(await store.stats()).toEqual({ size: 1, max: 10 });
+        await consistent(store);
+      });
+
       it('finished orders go after the TTL with their payments (the ledger still reconciles); open ones never; full when only open ones are left', async () => {
         const store = await make({ ttlMs: DAY, maxRecords: 2 });
         const { order } = await paid(store);

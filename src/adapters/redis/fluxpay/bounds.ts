@@ -35,7 +35,9 @@ export const BOUND_SCRIPTS = {
    * A store an earlier version wrote kept every usage in P..'ue' alone and every inbound event in
    * P..'ie' alone: P..'ua' and P..'ia' (all of them) are made from those, once each. It scored
    * P..'te' by createdAt and had no P..'tseq': its transactions are scored in write order's units
-   * (× 1,000), once (P..'tseq' is then set, here or by the first transaction written).
+   * (× 1,000), once (P..'tseq' is then set, here or by the first transaction written). It kept no
+   * count of payments held, P..'pn': counted from each order's list of payments, once (it is then
+   * set, here or by the first payment made).
    */
   adoptEarlierLayout: `
 local adopted = 0
@@ -52,6 +54,14 @@ if redis.call('EXISTS', P .. 'tseq') == 0 then
     adopted = adopted + 1
   end
   redis.call('SET', P .. 'tseq', n(last))
+end
+if redis.call('EXISTS', P .. 'pn') == 0 then
+  local held = 0
+  for _, id in ipairs(redis.call('ZRANGE', P .. 'oa', 0, -1)) do held = held + redis.call('LLEN', P .. 'op:' .. id) end
+  if held > 0 then
+    redis.call('SET', P .. 'pn', n(held))
+    adopted = adopted + held
+  end
 end
 return adopted
 `,

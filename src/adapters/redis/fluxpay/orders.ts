@@ -9,7 +9,8 @@ import { WALK } from '../lua.ts';
  * running saga holds → createdAt), P..'oc' (hash: status → orders, and cancelledAfterPayment).
  * Payments: P..'p:'..paymentKey (`b`, `.status`, `.failureCode`, `.decidedBy`, `.updatedAt`,
  * `.approvedAt`, `.confirmedAt`, `.failedAt`, `.cancelledAt`; plain `o`, its orderId) and
- * P..'op:'..orderId (list: its payment keys). A payment lives exactly as long as its order.
+ * P..'op:'..orderId (list: its payment keys), P..'pn' (payments held, a count kept with every insert
+ * and removal). A payment lives exactly as long as its order.
  */
 export const ORDERS = `
 local function order(id) return P .. 'o:' .. id end
@@ -66,7 +67,9 @@ local function removeOrder(id)
   redis.call('DEL', order(id))
   redis.call('ZREM', P .. 'oa', id)
   redis.call('ZREM', P .. 'ou:' .. r[3], id)
-  for _, key in ipairs(redis.call('LRANGE', P .. 'op:' .. id, 0, -1)) do redis.call('DEL', payment(key)) end
+  local keys = redis.call('LRANGE', P .. 'op:' .. id, 0, -1)
+  for _, key in ipairs(keys) do redis.call('DEL', payment(key)) end
+  if #keys > 0 then redis.call('DECRBY', P .. 'pn', #keys) end
   -- Its money postings leave with it; their net is kept, so the ledger's totals still reconcile.
   for _, json in ipairs(redis.call('LRANGE', P .. 'l:' .. id, 0, -1)) do
     local tx = cjson.decode(json)
@@ -75,6 +78,16 @@ local function removeOrder(id)
   end
   redis.call('DEL', P .. 'op:' .. id, P .. 'l:' .. id)
   return 1
+end
+-- Whether one more payment fits: payments count against MAX as orders do (each); at the bound the
+-- oldest finished orders go, with their payments, until one fits; false when only open orders hold them.
+local function paymentRoom()
+  while tonumber(redis.call('GET', P .. 'pn') or '0') >= MAX do
+    local oldest = redis.call('ZRANGE', P .. 'oe', 0, 0)[1]
+    if not oldest then return false end
+    removeOrder(oldest)
+  end
+  return true
 end
 `;
 
@@ -121,11 +134,16 @@ return {'cancelled', render(order(id)), paid}
   createPayment: `
 -- arg: orderId, paymentKey, then the record's fields
 local orderId, key = arg(1), arg(2)
+-- The key is new with each payment: there already, it is this very create run again (its reply
+-- lost, ioredis sent it again), which must neither count it twice nor answer otherwise.
+if redis.call('EXISTS', payment(key)) == 1 then return {'created'} end
 local status = redis.call('HGET', order(orderId), '.status')
 if not status then return {'order_not_found'} end
 if status ~= '"PENDING"' then return {'order_state', render(order(orderId))} end
-if redis.call('EXISTS', payment(key)) == 0 then redis.call('RPUSH', P .. 'op:' .. orderId, key) end
+if not paymentRoom() then return {'full'} end
+redis.call('RPUSH', P .. 'op:' .. orderId, key)
 redis.call('HSET', payment(key), unpack(ARGV, ${9 + 3}))
+redis.call('INCR', P .. 'pn')
 return {'created'}
 `,
   getPayment: `return render(payment(arg(1))) or ''`,
