@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { eventually, receiverPool, type ReceivedRequest } from '../helpers/receiver.ts';
 import { hasPromtool, inCi, PROMTOOL_MISSING, promtoolCheckMetrics } from '../helpers/promtool.ts';
 import { metricSample } from '../helpers/webhooks.ts';
-import { chargeCredits, errorOf, fluxpayApps, fpError, fpGet, fpPost, paidOrder, postEvent, resultOf, usageEvent, type Json } from '../helpers/fluxpay.ts';
+import { chargeCredits, errorOf, fluxpayApps, fpError, fpGet, fpPost, paidOrder, postEvent, resultOf, SUCCESS, usageEvent, type Json } from '../helpers/fluxpay.ts';
 
 /**
  * The transactional outbox and FluxPay's outbound events (issue 11): every state change's event
@@ -160,6 +160,60 @@ describe('webhook subscriptions', () => {
       return found.length === 1 && found[0]?.status === 'delivered' ? found : undefined;
     }, 'the delivery logged as delivered');
     expect(log[0]).toMatchObject({ type: 'payment.approved', url: rx.url('/default'), event_id: JSON.parse((req as ReceivedRequest).body).eventId });
+  });
+
+  it('DELETE /api/v1/webhook-subscriptions/{id} answers the subscription; later events go to the others only, a delivery already made keeps its retries; GET and DELETE of it then 404', async () => {
+    // The removed subscription's receiver refuses its first delivery, so that delivery is still retrying when it is removed.
+    const gone = await receivers.start((req) => (req.index === 0 ? { status: 503, body: 'busy' } : { status: 200, body: 'ok' }));
+    const kept = await receivers.start();
+    const t = await app({}, { clockStart: Date.now() });
+    const removed = resultOf(await fpPost(t, '/api/v1/webhook-subscriptions', { url: gone.url('/gone'), events: ['payment.approved'] }));
+    const other = resultOf(await fpPost(t, '/api/v1/webhook-subscriptions', { url: kept.url('/kept'), events: ['payment.approved'] }));
+    expect((await fpGet(t, `/api/v1/webhook-subscriptions/${removed.subscriptionId}`)).json()).toEqual({ ...SUCCESS, result: removed });
+    await paidOrder(t);
+    await t.app.fluxpay.relay.idle();
+    const [first] = await gone.waitFor(1);
+    await kept.waitFor(1);
+    const firstEventId = first?.headers['webhook-id'];
+
+    const res = await t.app.inject({ method: 'DELETE', url: `/api/v1/webhook-subscriptions/${removed.subscriptionId}` });
+    expect([res.statusCode, res.json()]).toEqual([200, { isSuccess: true, code: 'SUCCESS', message: 'Request succeeded.', result: { subscriptionId: removed.subscriptionId, url: gone.url('/gone'), events: ['payment.approved'], createdAt: removed.createdAt } }]);
+    const notFound = { isSuccess: false, code: 'COMMON_404', message: `Webhook subscription ${removed.subscriptionId} was not found.`, result: null };
+    for (const method of ['DELETE', 'GET'] as const) {
+      const again = await t.app.inject({ method, url: `/api/v1/webhook-subscriptions/${removed.subscriptionId}` });
+      expect([method, again.statusCode, again.json()]).toEqual([method, 404, notFound]);
+    }
+    expect(resultOf(await fpGet(t, '/api/v1/webhook-subscriptions'))).toEqual({ items: [other], defaultUrl: null });
+
+    const { payment } = await paidOrder(t);
+    await t.app.fluxpay.relay.idle();
+    const [, second] = await kept.waitFor(2);
+    expect(JSON.parse(second?.body ?? '{}')).toMatchObject({ eventType: 'payment.approved', data: { paymentKey: payment.paymentKey } });
+    // The first delivery to the removed subscription is retried (the backoff is about 1 s) and delivered; the second event never went to it.
+    await t.clock.advance(2000);
+    const retried = await gone.waitFor(2);
+    expect(retried.map((r) => r.headers['webhook-id'])).toEqual([firstEventId, firstEventId]);
+    const log = await eventually(async () => {
+      const deliveries = (await t.app.inject({ url: '/v1/sim/webhooks/deliveries?limit=20' })).json().data as Json[];
+      const toGone = deliveries.filter((d) => d.url === gone.url('/gone'));
+      return toGone.length === 1 && toGone[0]?.status === 'delivered' ? deliveries : undefined;
+    }, 'the removed subscription’s one delivery delivered');
+    expect(log.filter((d) => d.url === gone.url('/gone')).map((d) => [d.event_id, d.attempts.length])).toEqual([[firstEventId, 2]]);
+    expect(log.filter((d) => d.url === kept.url('/kept'))).toHaveLength(2);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(gone.requests).toHaveLength(2);
+  });
+
+  it('GET and DELETE of a subscription id that is not one are COMMON_400 naming path.subscriptionId', async () => {
+    const t = await app();
+    for (const method of ['DELETE', 'GET'] as const) {
+      const res = await t.app.inject({ method, url: '/api/v1/webhook-subscriptions/sub_01KBA7Q4D3P6S9W2Y5A8C1E4GM' });
+      expect([method, res.statusCode, res.json()]).toEqual([
+        method,
+        400,
+        fpError('COMMON_400', 'params /subscriptionId: must be whs_ followed by a 26-character ULID', { errors: [{ field: 'path.subscriptionId', reason: 'must be whs_ followed by a 26-character ULID' }] }),
+      ]);
+    }
   });
 
   it('bad subscriptions are COMMON_400 and nothing is stored', async () => {

@@ -206,6 +206,12 @@ describe('OpenAPI examples, sent to the service', () => {
       return usageId;
     },
     [EXAMPLE_SUBSCRIBER_URL]: async () => receiver.url('/fluxpay/events'),
+    // A webhook subscription of its own for each request (a DELETE example removes the one it names).
+    [FLUXPAY_IDS.subscription]: async () => {
+      const res = await call('POST', '/api/v1/webhook-subscriptions', { url: receiver.url('/fluxpay/fixture'), events: ['order.cancelled'] });
+      expect(res.statusCode, res.body).toBe(200);
+      return res.json().result.subscriptionId as string;
+    },
     [FLUXPAY_IDS.billingSubscription]: async () => {
       const res = await call('POST', '/api/v1/subscriptions', { userId: FLUXPAY_USER, planId: 'basic-monthly', card: { number: '4242424242424242', cvv: '123', expMonth: 12, expYear: 2030 } });
       expect(res.statusCode, res.body).toBe(200);

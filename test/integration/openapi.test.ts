@@ -73,7 +73,7 @@ describe('OpenAPI document', () => {
         'POST /api/v1/orders', 'GET /api/v1/orders', 'GET /api/v1/orders/{orderId}', 'POST /api/v1/orders/{orderId}/cancel',
         'POST /api/v1/payments', 'POST /api/v1/payments/confirm', 'GET /api/v1/payments/{paymentKey}',
         'GET /api/v1/credits/balance', 'POST /api/v1/credits/charge', 'POST /api/v1/credits/use', 'POST /api/v1/credits/refund', 'GET /api/v1/credits/transactions',
-        'POST /api/v1/events', 'GET /api/v1/sagas/{sagaId}', 'GET /api/v1/outbox', 'POST /api/v1/webhook-subscriptions', 'GET /api/v1/webhook-subscriptions', 'GET /api/v1/reconciliation',
+        'POST /api/v1/events', 'GET /api/v1/sagas/{sagaId}', 'GET /api/v1/outbox', 'POST /api/v1/webhook-subscriptions', 'GET /api/v1/webhook-subscriptions', 'GET /api/v1/webhook-subscriptions/{subscriptionId}', 'DELETE /api/v1/webhook-subscriptions/{subscriptionId}', 'GET /api/v1/reconciliation',
         'PUT /api/v1/waiting-rooms/{roomId}', 'GET /api/v1/waiting-rooms/{roomId}', 'POST /api/v1/waiting-rooms/{roomId}/enter', 'GET /api/v1/waiting-rooms/{roomId}/tickets/{ticket}',
         'GET /api/v1/subscriptions/plans', 'POST /api/v1/subscriptions', 'GET /api/v1/subscriptions', 'GET /api/v1/subscriptions/{subscriptionId}', 'GET /api/v1/subscriptions/{subscriptionId}/entitlements',
         'POST /api/v1/subscriptions/{subscriptionId}/cancel', 'POST /api/v1/subscriptions/{subscriptionId}/change-plan', 'POST /api/v1/subscriptions/{subscriptionId}/card',

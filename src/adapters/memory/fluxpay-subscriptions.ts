@@ -30,8 +30,10 @@ export class MemoryFluxPaySubscriptionStore implements FluxPaySubscriptionStore 
     return Promise.resolve([...this.#subscriptions.values()].map(copy));
   }
 
-  remove(subscriptionId: string): Promise<boolean> {
-    return Promise.resolve(this.#subscriptions.delete(subscriptionId));
+  remove(subscriptionId: string): Promise<WebhookSubscription | undefined> {
+    const found = this.#subscriptions.get(subscriptionId);
+    this.#subscriptions.delete(subscriptionId);
+    return Promise.resolve(found === undefined ? undefined : copy(found));
   }
 }
 

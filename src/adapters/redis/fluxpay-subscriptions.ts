@@ -33,13 +33,20 @@ for _, id in ipairs(ids) do out[#out + 1] = redis.call('HGET', KEYS[1], id) end
 return out
 `;
 
-/** Its reply kept under its call's token (lua.ts `keepingReply`): the subscription is gone, so a second run would answer 404 to the delete that removed it. */
+/**
+ * Answers the subscription removed (its JSON), '' when there was none. Its reply kept under its
+ * call's token (lua.ts `keepingReply`): the subscription is gone, so a second run would answer 404
+ * to the delete that removed it.
+ */
 const REMOVE = keepingReply(
   "KEYS[1] .. ':del:'",
   `
 -- ARGV: id, call token
+local json = redis.call('HGET', KEYS[1], ARGV[1])
+if not json then return '' end
 redis.call('ZREM', KEYS[2], ARGV[1])
-return redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[1], ARGV[1])
+return json
 `,
 );
 
@@ -81,8 +88,9 @@ export class RedisFluxPaySubscriptionStore implements FluxPaySubscriptionStore {
     return ((await this.#scripts.list(this.#keys, [])) as string[]).map(decode);
   }
 
-  async remove(subscriptionId: string): Promise<boolean> {
-    return (await this.#scripts.remove(this.#keys, [subscriptionId, callToken()])) === 1;
+  async remove(subscriptionId: string): Promise<WebhookSubscription | undefined> {
+    const json = (await this.#scripts.remove(this.#keys, [subscriptionId, callToken()])) as string;
+    return json === '' ? undefined : decode(json);
   }
 }
 

@@ -270,10 +270,11 @@ export interface WebhookSubscription {
 }
 
 export interface FluxPaySubscriptionStore {
-  /** Adds a subscription; full when the bound is reached. */
+  /** Adds a subscription; full when the bound is reached (a removal makes room). */
   add(subscription: WebhookSubscription): Promise<CreateOutcome<WebhookSubscription>>;
   get(subscriptionId: string): Promise<WebhookSubscription | undefined>;
   /** In creation order. */
   list(): Promise<WebhookSubscription[]>;
-  remove(subscriptionId: string): Promise<boolean>;
+  /** Removes a subscription in one step and answers it as it was; undefined when there is none (never was, or removed already). */
+  remove(subscriptionId: string): Promise<WebhookSubscription | undefined>;
 }

@@ -547,6 +547,23 @@ export class FluxPayService {
     return this.#deps.subscriptions.list();
   }
 
+  async getSubscription(subscriptionId: string): Promise<WebhookSubscription> {
+    const found = await this.#deps.subscriptions.get(subscriptionId);
+    if (found === undefined) throw notFound('Webhook subscription', subscriptionId);
+    return found;
+  }
+
+  /**
+   * Removes a webhook subscription (one store call) and answers it as it was; COMMON_404 when there
+   * is none. Events the relay publishes afterwards no longer go to it (it lists the subscribers at
+   * each publication); deliveries already handed to the dispatcher keep going.
+   */
+  async unsubscribe(subscriptionId: string): Promise<WebhookSubscription> {
+    const removed = await this.#deps.subscriptions.remove(subscriptionId);
+    if (removed === undefined) throw notFound('Webhook subscription', subscriptionId);
+    return removed;
+  }
+
   /** `subscriptions`: read after this store's snapshot (see reconcile.ts). */
   async reconcile(subscriptions?: () => Promise<readonly SubscriptionRecord[]>): Promise<ReconciliationReport> {
     const snapshot = await this.#deps.store.snapshot();

@@ -218,6 +218,8 @@ export const subscriptionRequests: Examples = { credits: ex('Credit events to on
 const subscription = { subscriptionId: EXAMPLE_IDS.subscription, url: EXAMPLE_SUBSCRIBER_URL, events: ['credit.charged', 'credit.deducted', 'credit.refunded'], createdAt: T };
 export const subscriptionResponses: Examples = { credits: ex('Subscribed', wrap(subscription)) };
 export const subscriptionListResponses: Examples = { list: ex('Every subscription, and FLUXPAY_WEBHOOK_URL', wrap({ items: [subscription], defaultUrl: null })) };
+export const getSubscriptionResponses: Examples = { subscription: ex('The subscription', wrap(subscription)) };
+export const deleteSubscriptionResponses: Examples = { deleted: ex('Deleted: the subscription as it was', wrap(subscription)) };
 export const reconciliationResponses: Examples = {
   consistent: ex(
     'Everything agrees',
@@ -457,6 +459,8 @@ const USER_400 = badRequest('`userId` is missing or breaks its rule (unknown par
 const ORDER_404 = notFound(`Order ${EXAMPLE_IDS.pendingOrder} was not found.`, `no such order (${EVICTED})`);
 const SUBSCRIPTION_404 = notFound(`Subscription ${EXAMPLE_IDS.billingSubscription} was not found.`, 'no such subscription (an EXPIRED one is evicted FLUXPAY_TTL_MS after it expired)');
 const SUBSCRIPTION_400 = badRequest('`subscriptionId` is not a subscription id (`sub_<ULID>`)', { bad_id: idBroken('subscriptionId', 'sub') });
+const WEBHOOK_SUBSCRIPTION_404 = notFound(`Webhook subscription ${EXAMPLE_IDS.subscription} was not found.`, 'no such webhook subscription (never created, or deleted)');
+const WEBHOOK_SUBSCRIPTION_400 = badRequest('`subscriptionId` is not a webhook subscription id (`whs_<ULID>`)', { bad_id: idBroken('subscriptionId', 'whs') });
 const CARD_400 = refused('card.number', 'must be 12 to 19 digits passing the Luhn check');
 const UNKNOWN_PLAN = err('SUB_001', 'Plan gold-monthly does not exist (plans: basic-monthly, pro-monthly, pro-yearly).');
 const ROOM_404 = notFound('Waiting room nope-room was not found.', 'no such waiting room');
@@ -540,6 +544,8 @@ export const fluxpayOverrides = {
     400: badRequest('a field breaks its rule (`url` an absolute http(s) URL, `events` the event types FluxPay sends)', { validation_failed: broken('body', 'url', 'must be an absolute http(s) URL') }),
     409: conflict(),
   },
+  getFluxPayWebhookSubscription: { 400: WEBHOOK_SUBSCRIPTION_400, 404: WEBHOOK_SUBSCRIPTION_404 },
+  deleteFluxPayWebhookSubscription: { 400: WEBHOOK_SUBSCRIPTION_400, 404: WEBHOOK_SUBSCRIPTION_404 },
   createFluxPaySubscription: {
     400: badRequest('a field breaks its rule, or the card is invalid (its number 12–19 digits passing the Luhn check, its CVV 3 or 4 digits, expMonth with expYear)', { card_number: CARD_400 }),
     404: { description: 'SUB_001: no subscription plan has this id.', examples: { unknown_plan: UNKNOWN_PLAN } },

@@ -393,6 +393,37 @@ const fluxpayRoutes: FastifyPluginAsync<FluxPayRoutesOptions> = async (fastify, 
   );
 
   app.get(
+    '/api/v1/webhook-subscriptions/:subscriptionId',
+    {
+      schema: {
+        operationId: 'getFluxPayWebhookSubscription',
+        summary: 'One subscription',
+        description: 'COMMON_404 when unknown (never created, or deleted).',
+        tags,
+        params: s.WebhookSubscriptionParams,
+        response: { 200: documented(s.Wrapped(s.SubscriptionView, 'FluxPaySubscriptionResult'), { description: 'The subscription.', examples: ex.getSubscriptionResponses }), ...errors([400, 404, 500, 503], { overrides: ex.fluxpayOverrides.getFluxPayWebhookSubscription }) },
+      },
+    },
+    async (request) => ok(subscriptionView(await service.getSubscription(request.params.subscriptionId))),
+  );
+
+  app.delete(
+    '/api/v1/webhook-subscriptions/:subscriptionId',
+    {
+      schema: {
+        operationId: 'deleteFluxPayWebhookSubscription',
+        summary: 'Delete a subscription',
+        description:
+          'Events the outbox relay publishes from now on are not sent to it (with STORE=redis, on every replica); deliveries already made to it (in the delivery log) keep their retries. Its place under FLUXPAY_MAX_SUBSCRIPTIONS is free at once. The answer is the subscription as it was; COMMON_404 when unknown (never created, or deleted already: a second DELETE).',
+        tags,
+        params: s.WebhookSubscriptionParams,
+        response: { 200: documented(s.Wrapped(s.SubscriptionView, 'FluxPaySubscriptionResult'), { description: 'Deleted: the subscription as it was.', examples: ex.deleteSubscriptionResponses }), ...errors([400, 404, 500, 503], { overrides: ex.fluxpayOverrides.deleteFluxPayWebhookSubscription }) },
+      },
+    },
+    async (request) => ok(subscriptionView(await service.unsubscribe(request.params.subscriptionId))),
+  );
+
+  app.get(
     '/api/v1/reconciliation',
     {
       schema: {

@@ -336,6 +336,8 @@ export const SubscriptionView = Type.Object(
   { title: 'FluxPaySubscription' },
 );
 
+export const WebhookSubscriptionParams = Type.Object({ subscriptionId: PrefixedId('whs', 'A webhook subscription: whs_<ULID>', 'whs_01KBA7Q4D3P6S9W2Y5A8C1E4GM') });
+
 export const SubscriptionList = Type.Object({ items: Type.Array(SubscriptionView), defaultUrl: Nullable(Type.String(), 'FLUXPAY_WEBHOOK_URL: receives every event') }, { title: 'FluxPaySubscriptionList' });
 
 const Count = Type.Integer({ minimum: 0 });

@@ -23,14 +23,49 @@ export function fluxPaySubscriptionStoreContract(name: string, make: FluxPaySubs
       expect(await store.list()).toEqual([a, b]);
       expect(await store.get(a.subscriptionId)).toEqual(a);
       expect(await store.get('whs_unknown')).toBeUndefined();
-      expect(await store.remove(a.subscriptionId)).toBe(true);
-      expect(await store.remove(a.subscriptionId)).toBe(false);
+      expect(await store.remove(a.subscriptionId)).toEqual(a);
+      expect(await store.remove(a.subscriptionId)).toBeUndefined();
       expect(await store.get(a.subscriptionId)).toBeUndefined();
       expect(await store.list()).toEqual([b]);
       // A removal makes room; the newcomer goes last.
       const c = aSubscription({ createdAt: T0 + 1 });
       expect(await store.add(c)).toEqual({ kind: 'created', record: c });
       expect(await store.list()).toEqual([b, c]);
+    });
+
+    it('a remove answers the subscription as it was (a copy), frees its place under the bound, and leaves the others in their order', async () => {
+      const store = await make({ maxSubscriptions: 3 });
+      const [a, b, c] = [aSubscription({ url: 'http://127.0.0.1:1/a' }), aSubscription({ url: 'http://127.0.0.1:1/b', events: [] }), aSubscription({ url: 'http://127.0.0.1:1/c' })];
+      for (const s of [a, b, c]) await store.add(s);
+      expect(await store.add(aSubscription())).toEqual({ kind: 'full' });
+      // An id never added removes nothing.
+      expect(await store.remove('whs_unknown')).toBeUndefined();
+      expect(await store.list()).toEqual([a, b, c]);
+      const removed = await store.remove(b.subscriptionId);
+      expect(removed).toEqual(b);
+      (removed as WebhookSubscription).url = 'http://127.0.0.1:1/mutated';
+      expect(await store.list()).toEqual([a, c]);
+      expect(await store.get(b.subscriptionId)).toBeUndefined();
+      // Its place is free: one more fits, then the store is full again.
+      const d = aSubscription({ url: 'http://127.0.0.1:1/d' });
+      expect(await store.add(d)).toEqual({ kind: 'created', record: d });
+      expect(await store.add(aSubscription())).toEqual({ kind: 'full' });
+      expect(await store.list()).toEqual([a, c, d]);
+      // Every one removed: the store is empty, and as many fit as before.
+      for (const s of [a, c, d]) expect(await store.remove(s.subscriptionId)).toEqual(s);
+      expect(await store.list()).toEqual([]);
+      const again = [aSubscription(), aSubscription(), aSubscription()];
+      for (const s of again) expect((await store.add(s)).kind).toBe('created');
+      expect(await store.list()).toEqual(again);
+    });
+
+    it('of 20 concurrent removes of one subscription exactly one answers it', async () => {
+      const store = await make({ maxSubscriptions: 10 });
+      const a = aSubscription();
+      await store.add(a);
+      const removed = await concurrently(20, () => store.remove(a.subscriptionId));
+      expect(removed.filter((r) => r !== undefined)).toEqual([a]);
+      expect(await store.list()).toEqual([]);
     });
 
     it('lists in creation order, not in id order', async () => {
