@@ -283,6 +283,7 @@ export interface Config {
     schemes: readonly SignatureScheme[];
     ttlMs: number;
     maxRecords: number;
+    /** FLUXPAY_MAX_SUBSCRIPTIONS: webhook subscriptions (`whs_`) held at most; they never expire, one more is a 409 until some are deleted. */
     maxSubscriptions: number;
     /** FLUXPAY_MAX_BILLING_SUBSCRIPTIONS: billing subscriptions (`sub_`) held at most. */
     maxBillingSubscriptions: number;

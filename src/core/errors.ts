@@ -56,7 +56,8 @@ export function notFound(what: string, id: string): DomainError {
 }
 
 /** The stores that can refuse a request with STORE_FULL (the `store` label of `store_full_total`). */
-export const FULL_STORES = ['intents', 'bookings', 'v2_payments', 'fluxpay', 'fluxpay_subscriptions', 'fluxpay_billing_subscriptions', 'waiting_room_tickets'] as const;
+/** Not FluxPay's webhook subscriptions: they never expire, so one more is a 409 that says to delete some (core/fluxpay/service.ts). */
+export const FULL_STORES = ['intents', 'bookings', 'v2_payments', 'fluxpay', 'fluxpay_billing_subscriptions', 'waiting_room_tickets'] as const;
 export type FullStore = (typeof FULL_STORES)[number];
 
 /** A bounded store that is full of unfinished work it must not evict (nothing may go to make room). */

@@ -204,6 +204,32 @@ describe('webhook subscriptions', () => {
     expect(gone.requests).toHaveLength(2);
   });
 
+  it('beyond FLUXPAY_MAX_SUBSCRIPTIONS a subscription is refused with 409 COMMON_409 saying to delete some (not a 503 to retry); a DELETE makes room', async () => {
+    const t = await app({ FLUXPAY_MAX_SUBSCRIPTIONS: '2' });
+    const subscribe = (path: string, key: string) => fpPost(t, '/api/v1/webhook-subscriptions', { url: `http://127.0.0.1:9/${path}`, events: [] }, { 'idempotency-key': key });
+    const first = resultOf(await subscribe('a', 'k-a'));
+    const second = resultOf(await subscribe('b', 'k-b'));
+    const refusal = {
+      isSuccess: false,
+      code: 'COMMON_409',
+      message:
+        'No webhook subscription was created: FLUXPAY_MAX_SUBSCRIPTIONS (2) exist already, and they never expire. Delete those no longer needed (DELETE /api/v1/webhook-subscriptions/{subscriptionId}; GET /api/v1/webhook-subscriptions lists them), then subscribe again.',
+      result: null,
+    };
+    const refused = await subscribe('c', 'k-c');
+    expect([refused.statusCode, refused.headers['retry-after'], refused.json()]).toEqual([409, undefined, refusal]);
+    expect(resultOf(await fpGet(t, '/api/v1/webhook-subscriptions')).items).toEqual([first, second]);
+    expect(resultOf(await t.app.inject({ method: 'DELETE', url: `/api/v1/webhook-subscriptions/${first.subscriptionId}` }))).toEqual(first);
+    // The refused request's key replays its answer (a 4xx is stored with the key); a new key subscribes.
+    const replayed = await subscribe('c', 'k-c');
+    expect([replayed.statusCode, replayed.headers['idempotent-replayed'], replayed.json()]).toEqual([409, 'true', refusal]);
+    const third = resultOf(await subscribe('c', 'k-c2'));
+    expect(resultOf(await fpGet(t, '/api/v1/webhook-subscriptions')).items).toEqual([second, third]);
+    expect(errorOf(await subscribe('d', 'k-d'))).toEqual([409, refusal]);
+    // Not counted as a full store: FluxPay's webhook subscriptions have no store_full_total series.
+    expect((await fpGet(t, '/metrics')).body).not.toMatch(/store_full_total\{store="fluxpay_subscriptions"\}/);
+  });
+
   it('GET and DELETE of a subscription id that is not one are COMMON_400 naming path.subscriptionId', async () => {
     const t = await app();
     for (const method of ['DELETE', 'GET'] as const) {

@@ -18,6 +18,8 @@ export const FLUXPAY_STATUS = {
   PAY_005: 400,
   COMMON_400: 400,
   COMMON_404: 404,
+  /** A webhook subscription beyond FLUXPAY_MAX_SUBSCRIPTIONS (they never expire: only a DELETE makes room, a retry would not help). */
+  COMMON_409: 409,
   /** Issue 12: an order of a service a waiting room protects, without a valid admission token. */
   WAIT_001: 403,
   /** Issue 12: no subscription plan has this id. */
@@ -57,4 +59,12 @@ export function invalid(field: string, reason: string): FluxPayError {
 
 export function notFound(what: string, id: string): FluxPayError {
   return new FluxPayError('COMMON_404', `${what} ${id} was not found.`);
+}
+
+/** A webhook subscription beyond FLUXPAY_MAX_SUBSCRIPTIONS (`max`): what to do about it. */
+export function subscriptionLimit(max: number): FluxPayError {
+  return new FluxPayError(
+    'COMMON_409',
+    `No webhook subscription was created: FLUXPAY_MAX_SUBSCRIPTIONS (${max}) exist already, and they never expire. Delete those no longer needed (DELETE /api/v1/webhook-subscriptions/{subscriptionId}; GET /api/v1/webhook-subscriptions lists them), then subscribe again.`,
+  );
 }

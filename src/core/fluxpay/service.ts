@@ -5,7 +5,7 @@ import { fingerprint } from '../idempotency.ts';
 import type { Page } from '../ports.ts';
 import type { RandomSource } from '../random.ts';
 import { cardIssues, cardOutcome, decide, forcedOutcome, type OutcomeRequest, type ScenarioConfig } from '../scenario.ts';
-import { FluxPayError, invalid, notFound } from './errors.ts';
+import { FluxPayError, invalid, notFound, subscriptionLimit } from './errors.ts';
 import type { OutboxRelay } from './outbox.ts';
 import { isCreditChargeOrder, type CardSummary, type CreditTransaction, type CreditUsage, type FluxPayIds, type InboundEvent, type Metadata, type Order, type OrderStatus, type OutboxEvent, type Payment, type PaymentMethod, type Saga, type UsageEventType, stampOf, OUTBOX_EVENT_TYPES } from './model.ts';
 import { priceOf, type BillingPolicy } from './policy.ts';
@@ -28,6 +28,8 @@ export interface FluxPaySettings {
   usageTimeoutMs: number;
   scenarios: ScenarioConfig;
   policy: BillingPolicy;
+  /** FLUXPAY_MAX_SUBSCRIPTIONS: webhook subscriptions held at once (named in the refusal of one more). */
+  maxSubscriptions: number;
 }
 
 export interface FluxPayDeps {
@@ -539,7 +541,8 @@ export class FluxPayService {
     const unknown = events.find((e) => !(OUTBOX_EVENT_TYPES as readonly string[]).includes(e));
     if (unknown !== undefined) throw invalid('events', `${unknown} is not an event FluxPay sends (${OUTBOX_EVENT_TYPES.join(', ')})`);
     const added = await subscriptions.add({ subscriptionId: ids('whs'), url, events: Object.freeze([...new Set(events)]), createdAt: clock.now() });
-    if (added.kind === 'full') throw storeFull('fluxpay_subscriptions');
+    // Not a 503 STORE_FULL: subscriptions never expire, so only a DELETE makes room and a retry alone never succeeds.
+    if (added.kind === 'full') throw subscriptionLimit(this.#deps.settings.maxSubscriptions);
     return added.record;
   }
 

@@ -1,4 +1,5 @@
 import type { ErrorDocs, Example, Examples } from '../../http/openapi.ts';
+import { subscriptionLimit } from '../../core/fluxpay/errors.ts';
 import { ADMIT_PER_SECOND_RULE } from '../../core/waiting-room/room.ts';
 import { EXAMPLE_WEBHOOK_SECRET, EXAMPLE_WEBHOOK_TIME } from '../../plugins/external/swagger.ts';
 import { standardSigner } from '../../webhooks/signers/standard.ts';
@@ -542,7 +543,9 @@ export const fluxpayOverrides = {
   listFluxPayOutbox: { 400: LIST_400 },
   createFluxPayWebhookSubscription: {
     400: badRequest('a field breaks its rule (`url` an absolute http(s) URL, `events` the event types FluxPay sends)', { validation_failed: broken('body', 'url', 'must be an absolute http(s) URL') }),
-    409: conflict(),
+    409: conflict('COMMON_409: FLUXPAY_MAX_SUBSCRIPTIONS subscriptions exist (they never expire): delete those no longer needed, then subscribe again (with a new Idempotency-Key: the refused request’s key replays the refusal)', {
+      subscription_limit: err('COMMON_409', subscriptionLimit(100).message),
+    }),
   },
   getFluxPayWebhookSubscription: { 400: WEBHOOK_SUBSCRIPTION_400, 404: WEBHOOK_SUBSCRIPTION_404 },
   deleteFluxPayWebhookSubscription: { 400: WEBHOOK_SUBSCRIPTION_400, 404: WEBHOOK_SUBSCRIPTION_404 },

@@ -367,7 +367,8 @@ const fluxpayRoutes: FastifyPluginAsync<FluxPayRoutesOptions> = async (fastify, 
       schema: {
         operationId: 'createFluxPayWebhookSubscription',
         summary: 'Subscribe a URL to events',
-        description: 'Events of the listed types (all when empty) are POSTed to `url` as `{eventId, eventType, occurredAt, data}`, signed with FLUXPAY_SIGNATURE_SCHEMES (Standard Webhooks by default), retried by the dispatcher.',
+        description:
+          'Events of the listed types (all when empty) are POSTed to `url` as `{eventId, eventType, occurredAt, data}`, signed with FLUXPAY_SIGNATURE_SCHEMES (Standard Webhooks by default), retried by the dispatcher. A subscription never expires: it stays until deleted (`DELETE /api/v1/webhook-subscriptions/{subscriptionId}`). Beyond FLUXPAY_MAX_SUBSCRIPTIONS (default 100) this answers 409 COMMON_409 and creates nothing, until some are deleted (a retry alone would never succeed, so it is not a 503).',
         tags,
         headers: IdempotencyKeyHeader,
         body: withExamples(s.SubscriptionBody, ex.subscriptionRequests),

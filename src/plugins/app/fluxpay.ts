@@ -90,7 +90,7 @@ export default fp(
       // Its own generator, so FluxPay traffic does not shift the seeded sequence of other APIs' outcomes.
       random: createRandom(config.randomSeed),
       ids,
-      settings: { usageTimeoutMs: config.fluxpay.usageTimeoutMs, scenarios: config.scenarios, policy: config.fluxpay.policy },
+      settings: { usageTimeoutMs: config.fluxpay.usageTimeoutMs, scenarios: config.scenarios, policy: config.fluxpay.policy, maxSubscriptions: config.fluxpay.maxSubscriptions },
       bus,
     });
     const subscriptions = new SubscriptionService({
