@@ -262,11 +262,14 @@ withRedisServer('Redis FluxPay adapters', (server) => {
     const resolved = await sentTwice(client, () => store.resolveSaga(ended.sagaId, { to: 'COMPENSATING', reason: 'client_failed' }, end, stamp(T0 + 3)));
     expect(resolved).toMatchObject({ kind: 'resolved', saga: { sagaId: ended.sagaId, status: 'COMPENSATING', failureReason: 'client_failed' } });
     expect(await store.resolveSaga(ended.sagaId, { to: 'COMPENSATING', reason: 'client_failed' }, end, stamp(T0 + 4))).toMatchObject({ kind: 'duplicate', event: { eventId: end.eventId, sagaId: ended.sagaId } });
-    // A saga already ended told of by another event of the client's: final, not a duplicate of itself.
-    const late = usage(ended, 'service.usage.completed', `late-${ended.sagaId}`);
-    expect(await sentTwice(client, () => store.resolveSaga(ended.sagaId, { to: 'COMPLETED' }, late, stamp(T0 + 5)))).toMatchObject({ kind: 'final', saga: { sagaId: ended.sagaId, status: 'COMPENSATING' } });
+    // A saga already ended told of by another event of the client's that agrees: final, not a duplicate of itself.
+    const late = usage(ended, 'service.usage.failed', `late-${ended.sagaId}`);
+    expect(await sentTwice(client, () => store.resolveSaga(ended.sagaId, { to: 'COMPENSATING', reason: 'client_failed' }, late, stamp(T0 + 5)))).toMatchObject({ kind: 'final', saga: { sagaId: ended.sagaId, status: 'COMPENSATING' } });
+    // One that contradicts it: contradicted, each run alike (nothing recorded).
+    const contradicting = usage(ended, 'service.usage.completed', `contra-${ended.sagaId}`);
+    expect(await sentTwice(client, () => store.resolveSaga(ended.sagaId, { to: 'COMPLETED' }, contradicting, stamp(T0 + 5)))).toMatchObject({ kind: 'contradicted', saga: { sagaId: ended.sagaId, status: 'COMPENSATING' } });
     // Kept: the failed step, the resolution and the late event's final; a run that changed nothing
-    // (the refused step, the duplicate, a step refused again) keeps nothing.
+    // (the refused step, the duplicate, the contradicted end, a step refused again) keeps nothing.
     expect(await sentTwice(client, () => store.runSagaStep(failing.sagaId, 'CREDITS_DEDUCTED', stamp(T0 + 6), ids('cu')))).toMatchObject({ kind: 'refused' });
     expect(await sentTwice(client, () => store.resolveSaga(ended.sagaId, { to: 'COMPLETED' }, null, stamp(T0 + 7)))).toMatchObject({ kind: 'final' });
     expect(await client.keys(`${keyPrefix}fp:reply:*`)).toHaveLength(3);

@@ -153,8 +153,10 @@ describe('random usage flows with failures injected into the saga’s steps', ()
         // Steps that failed are retried on the clock (well within the usage timeout).
         for (let i = 0; i < 20; i++) await t.clock.advance(100);
 
-        // End them as each flow says, in rounds: an end answered PAY_004 (its saga's steps are
-        // still being retried) is sent again after the clock has moved on.
+        // End them as each flow says, in rounds: an end answered PAY_004 because its saga's steps are
+        // still being retried is sent again after the clock has moved on; one answered PAY_004
+        // because it contradicts how the saga ended (a completion after the failure, or of a saga
+        // compensated for short credits) is done with.
         const queues = started.map((s) => {
           const end = (type: 'completed' | 'failed') => ({ eventId: `evt-${++eventSeq}`, type: `service.usage.${type}`, userId: s.user, serviceId: 'ai-writer', usageId: s.usageId });
           const completed = end('completed');
@@ -164,11 +166,25 @@ describe('random usage flows with failures injected into the saga’s steps', ()
         for (let round = 0; queues.some((q) => q.length > 0); round++) {
           expect(round, 'ends still refused as busy').toBeLessThan(200);
           await Promise.all(
-            queues.map(async (queue) => {
+            queues.map(async (queue, n) => {
               while (queue.length > 0) {
-                const res = await send('/api/v1/events', queue[0] as Json);
-                if (res.statusCode === 409 && res.json().code === 'PAY_004') return;
-                result(res);
+                const event = queue[0] as Json;
+                const res = await send('/api/v1/events', event);
+                const { usageId, user, sagaId, flow } = started[n] as (typeof started)[number];
+                // The completion after a failure is never a success.
+                const refused = flow.end === 'failedThenCompleted' && event.type === 'service.usage.completed';
+                if (res.statusCode === 409 && res.json().code === 'PAY_004') {
+                  const { message } = res.json() as Json;
+                  if (String(message).endsWith('send the completion again shortly.')) return;
+                  expect([event.type, message]).toEqual([
+                    'service.usage.completed',
+                    expect.stringMatching(new RegExp(`^Usage ${usageId} of user ${user} cannot be completed: its saga ${sagaId} is COMPENSAT(ING|ED) \\((service\\.usage\\.failed|PAY_001)\\), its charge undone\\.$`)),
+                  ]);
+                  expect(refused || result(await call('GET', `/api/v1/sagas/${sagaId}`)).failureReason === 'PAY_001', flow.end).toBe(true);
+                } else {
+                  result(res);
+                  expect(refused, `${flow.end}: ${res.body}`).toBe(false);
+                }
                 queue.shift();
               }
             }),

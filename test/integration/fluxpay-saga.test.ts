@@ -2,8 +2,8 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { StoreUnavailableError } from '../../src/core/errors.ts';
 import { SAGA_ADVANCE_JOB, SAGA_TIMEOUT_JOB } from '../../src/core/fluxpay/saga.ts';
 import type { Job } from '../../src/core/ports.ts';
-import { ULID } from '../helpers/app.ts';
-import { balanceOf, chargeCredits, errorOf, fluxpayApps, fpError, fpGet, paidOrder, postEvent, reconciliation, resultOf, usageEvent, type Json } from '../helpers/fluxpay.ts';
+import { onRedis, ULID } from '../helpers/app.ts';
+import { balanceOf, chargeCredits, errorOf, fluxpayApps, fpError, fpGet, paidOrder, postEvent, reconciliation, resultOf, SUCCESS, usageEvent, type Json } from '../helpers/fluxpay.ts';
 
 /**
  * The usage saga (issue 11 "The usage saga"), black-box: `POST /api/v1/events` with document
@@ -33,6 +33,14 @@ async function expectCompensatedByTimeout(t: Awaited<ReturnType<typeof app>>, sa
   expect(resultOf(await fpGet(t, `/api/v1/orders/${orderId}`)).status).toBe('CANCELLED');
 }
 afterEach(closeAll);
+
+/** A usage (use-1) of user_1 given 50 credits, holding a paid order and deducting all 50: the saga `expectCompensatedByTimeout` expects. */
+async function usageHoldingAll(t: Awaited<ReturnType<typeof app>>): Promise<{ order: Json; payment: Json; started: Json }> {
+  await chargeCredits(t, 'user_1', 50);
+  const { order, payment } = await paidOrder(t);
+  const started = resultOf(await postEvent(t, usageEvent('requested', { userId: 'user_1', usageId: 'use-1', orderId: order.orderId, credits: 50 })));
+  return { order, payment, started };
+}
 
 const step = (name: string, kind: string, status: string, reason: string | null = null, ms = 0) => ({ step: name, kind, status, at: at(ms), reason });
 
@@ -139,18 +147,19 @@ describe('compensation', () => {
       updatedAt: at(250),
     });
     expect(resultOf(await fpGet(t, `/api/v1/payments/${payment.paymentKey}`))).toEqual({ ...payment, status: 'CANCELLED', cancelledAt: at(250), updatedAt: at(250) });
-    // A completion after the compensation changes nothing.
-    const late = resultOf(await postEvent(t, usageEvent('completed', { userId: 'user_1', usageId: 'use-1' })));
-    expect([late.duplicate, late.saga]).toEqual([false, failed.saga]);
+    // A completion after the compensation is refused and changes nothing.
+    expect(errorOf(await postEvent(t, usageEvent('completed', { userId: 'user_1', usageId: 'use-1' })))).toEqual([
+      409,
+      fpError('PAY_004', `Usage use-1 of user user_1 cannot be completed: its saga ${sagaId} is COMPENSATED (service.usage.failed), its charge undone.`),
+    ]);
+    expect(resultOf(await fpGet(t, `/api/v1/sagas/${sagaId}`))).toEqual(failed.saga);
     const report = await reconciliation(t);
     expect([report.consistent, report.sagas, report.orders.CANCELLED, report.payments.CANCELLED]).toEqual([true, { total: 1, running: 0, completed: 0, compensating: 0, compensated: 1 }, 1, 1]);
   });
 
   it('no completion within FLUXPAY_USAGE_TIMEOUT_MS: compensated by the timeout, on the injected clock', async () => {
     const t = await app();
-    await chargeCredits(t, 'user_1', 50);
-    const { order } = await paidOrder(t);
-    const started = resultOf(await postEvent(t, usageEvent('requested', { userId: 'user_1', usageId: 'use-1', orderId: order.orderId, credits: 50 })));
+    const { order, started } = await usageHoldingAll(t);
     expect(await balanceOf(t, 'user_1')).toBe(0);
     await t.clock.advance(TIMEOUT_MS - 1);
     expect(resultOf(await fpGet(t, `/api/v1/sagas/${started.saga.sagaId}`)).status).toBe('RUNNING');
@@ -169,9 +178,7 @@ describe('compensation', () => {
 
   it('the timeout’s compensation cut by a failing store whose retry cannot be scheduled either: the timeout job runs again and the saga ends COMPENSATED', async () => {
     const t = await app();
-    await chargeCredits(t, 'user_1', 50);
-    const { order } = await paidOrder(t);
-    const started = resultOf(await postEvent(t, usageEvent('requested', { userId: 'user_1', usageId: 'use-1', orderId: order.orderId, credits: 50 })));
+    const { order, started } = await usageHoldingAll(t);
     const { fluxpay, scheduler } = t.app.core.stores;
     vi.spyOn(fluxpay, 'runSagaStep').mockRejectedValueOnce(new Error('the store is away'));
     const schedule = scheduler.schedule.bind(scheduler);
@@ -187,9 +194,7 @@ describe('compensation', () => {
 
   it('a flapping store (twelve runs of the timeout job, more than MAX_ATTEMPTS, with the store away): the job is not given up, and the saga ends COMPENSATED', async () => {
     const t = await app();
-    await chargeCredits(t, 'user_1', 50);
-    const { order } = await paidOrder(t);
-    const started = resultOf(await postEvent(t, usageEvent('requested', { userId: 'user_1', usageId: 'use-1', orderId: order.orderId, credits: 50 })));
+    const { order, started } = await usageHoldingAll(t);
     const { fluxpay, scheduler } = t.app.core.stores;
     const runSagaStep = fluxpay.runSagaStep.bind(fluxpay);
     let away = 0;
@@ -293,5 +298,94 @@ describe('events', () => {
       fpError('COMMON_400', 'serviceId: unpriced has no price in the billing policy; send amount', { errors: [{ field: 'serviceId', reason: 'unpriced has no price in the billing policy; send amount' }] }),
     ]);
     expect((await reconciliation(t)).sagas.total).toBe(0);
+  });
+});
+
+describe('an end event that contradicts how the saga ended', () => {
+  it('service.usage.completed after the timeout compensated the saga is PAY_004 and changes nothing, sent again too; a failed then agrees and is answered as before', async () => {
+    const t = await app();
+    const { order, payment, started } = await usageHoldingAll(t);
+    const sagaId = started.saga.sagaId as string;
+    await t.clock.advance(TIMEOUT_MS);
+    await expectCompensatedByTimeout(t, sagaId, order.orderId);
+    const compensated = resultOf(await fpGet(t, `/api/v1/sagas/${sagaId}`));
+    const late = usageEvent('completed', { userId: 'user_1', usageId: 'use-1' });
+    const refusal = [409, fpError('PAY_004', `Usage use-1 of user user_1 cannot be completed: its saga ${sagaId} is COMPENSATED (timeout), its charge undone.`)];
+    expect(errorOf(await postEvent(t, late))).toEqual(refusal);
+    // The same event again: refused again (not a duplicate's success).
+    expect(errorOf(await postEvent(t, late))).toEqual(refusal);
+    expect(resultOf(await fpGet(t, `/api/v1/sagas/${sagaId}`))).toEqual(compensated);
+    expect(resultOf(await fpGet(t, `/api/v1/payments/${payment.paymentKey}`)).status).toBe('CANCELLED');
+    await expectCompensatedByTimeout(t, sagaId, order.orderId);
+    // A failure agrees with the outcome: answered as it was, the saga as it is.
+    const failed = usageEvent('failed', { userId: 'user_1', usageId: 'use-1' });
+    const agreed = await postEvent(t, failed);
+    expect(agreed.json()).toEqual({ ...SUCCESS, result: { eventId: failed.eventId, type: 'service.usage.failed', duplicate: false, saga: compensated } });
+    expect((await postEvent(t, failed)).json()).toEqual({ ...SUCCESS, result: { eventId: failed.eventId, type: 'service.usage.failed', duplicate: true, saga: compensated } });
+    // Another completion of a saga whose forward step could not run (PAY_001): refused as well.
+    const short = resultOf(await postEvent(t, usageEvent('requested', { userId: 'user_1', usageId: 'use-2', credits: 51 })));
+    expect(errorOf(await postEvent(t, usageEvent('completed', { userId: 'user_1', usageId: 'use-2' })))).toEqual([
+      409,
+      fpError('PAY_004', `Usage use-2 of user user_1 cannot be completed: its saga ${short.saga.sagaId} is COMPENSATED (PAY_001), its charge undone.`),
+    ]);
+    expect((await reconciliation(t)).mismatches).toEqual([]);
+  });
+
+  it('service.usage.failed after completed is PAY_004 and changes nothing, sent again too; another completion agrees and is answered as before', async () => {
+    const t = await app();
+    const { order, payment } = await paidOrder(t);
+    const started = resultOf(await postEvent(t, usageEvent('requested', { userId: 'user_1', usageId: 'use-1', orderId: order.orderId })));
+    const sagaId = started.saga.sagaId as string;
+    const done = resultOf(await postEvent(t, usageEvent('completed', { userId: 'user_1', usageId: 'use-1' }))).saga as Json;
+    expect(done.status).toBe('COMPLETED');
+    const failed = usageEvent('failed', { userId: 'user_1', usageId: 'use-1' });
+    const refusal = [409, fpError('PAY_004', `Usage use-1 of user user_1 cannot fail: its saga ${sagaId} is COMPLETED, its charge kept.`)];
+    expect(errorOf(await postEvent(t, failed))).toEqual(refusal);
+    expect(errorOf(await postEvent(t, failed))).toEqual(refusal);
+    expect(resultOf(await fpGet(t, `/api/v1/sagas/${sagaId}`))).toEqual(done);
+    expect([resultOf(await fpGet(t, `/api/v1/orders/${order.orderId}`)).status, resultOf(await fpGet(t, `/api/v1/payments/${payment.paymentKey}`)).status]).toEqual(['COMPLETED', 'CONFIRMED']);
+    // A second completion (its own eventId) agrees: answered as before, a success that changed nothing.
+    const again = usageEvent('completed', { userId: 'user_1', usageId: 'use-1' });
+    expect((await postEvent(t, again)).json()).toEqual({ ...SUCCESS, result: { eventId: again.eventId, type: 'service.usage.completed', duplicate: false, saga: done } });
+    expect((await postEvent(t, again)).json()).toEqual({ ...SUCCESS, result: { eventId: again.eventId, type: 'service.usage.completed', duplicate: true, saga: done } });
+    // The refused event was not recorded (a 4xx changes nothing): its id is free.
+    expect((await postEvent(t, { ...failed, type: 'service.usage.completed' })).json()).toEqual({ ...SUCCESS, result: { eventId: failed.eventId, type: 'service.usage.completed', duplicate: false, saga: done } });
+    expect((await reconciliation(t)).mismatches).toEqual([]);
+  });
+
+  it(`completed and failed at once${onRedis ? ', on two replicas of one Redis prefix' : ''}: exactly one succeeds, the other is PAY_004; the order and payment agree with the one that did`, async () => {
+    const a = await app();
+    const b = onRedis ? await app({ REDIS_KEY_PREFIX: a.config.redis.keyPrefix }) : a;
+    for (let k = 0; k < 6; k++) {
+      const { order, payment } = await paidOrder(a);
+      const usageId = `use-${k}`;
+      const sagaId = resultOf(await postEvent(a, usageEvent('requested', { userId: 'user_1', usageId, orderId: order.orderId }))).saga.sagaId as string;
+      const completed = usageEvent('completed', { userId: 'user_1', usageId });
+      const failed = usageEvent('failed', { userId: 'user_1', usageId });
+      // Each event in turn on each replica.
+      const [onA, onB] = k % 2 === 0 ? [completed, failed] : [failed, completed];
+      const answers = await Promise.all([postEvent(a, onA), postEvent(b, onB)]);
+      const byEvent = new Map([onA, onB].map((event, i) => [event.type as string, answers[i] as (typeof answers)[number]]));
+      const won = [...byEvent].filter(([, res]) => res.statusCode === 200);
+      expect(won, answers.map((res) => res.body).join('\n')).toHaveLength(1);
+      const [winner] = won[0] as [string, (typeof answers)[number]];
+      const saga = resultOf(await fpGet(a, `/api/v1/sagas/${sagaId}`));
+      const orderNow = resultOf(await fpGet(b, `/api/v1/orders/${order.orderId}`)).status;
+      const paymentNow = resultOf(await fpGet(b, `/api/v1/payments/${payment.paymentKey}`)).status;
+      if (winner === 'service.usage.completed') {
+        expect((byEvent.get(winner) as (typeof answers)[number]).json()).toEqual({ ...SUCCESS, result: { eventId: completed.eventId, type: winner, duplicate: false, saga } });
+        expect(errorOf(byEvent.get('service.usage.failed') as (typeof answers)[number])).toEqual([409, fpError('PAY_004', `Usage ${usageId} of user user_1 cannot fail: its saga ${sagaId} is COMPLETED, its charge kept.`)]);
+        expect([saga.status, orderNow, paymentNow]).toEqual(['COMPLETED', 'COMPLETED', 'CONFIRMED']);
+      } else {
+        expect((byEvent.get(winner) as (typeof answers)[number]).json()).toEqual({ ...SUCCESS, result: { eventId: failed.eventId, type: winner, duplicate: false, saga } });
+        // Refused as soon as the failure was decided: the compensation may not have ended yet.
+        expect(errorOf(byEvent.get('service.usage.completed') as (typeof answers)[number])).toEqual([
+          409,
+          fpError('PAY_004', new RegExp(`^Usage ${usageId} of user user_1 cannot be completed: its saga ${sagaId} is COMPENSAT(ING|ED) \\(service\\.usage\\.failed\\), its charge undone\\.$`)),
+        ]);
+        expect([saga.status, orderNow, paymentNow]).toEqual(['COMPENSATED', 'CANCELLED', 'CANCELLED']);
+      }
+    }
+    expect((await reconciliation(a)).mismatches).toEqual([]);
   });
 });

@@ -5,6 +5,7 @@ import {
   copyOrder,
   copyPayment,
   copySaga,
+  endContradicts,
   isCreditChargeOrder,
   sagaDid,
   sagaSettled,
@@ -294,7 +295,9 @@ export class MemoryFluxPayStore implements FluxPayStore {
     if (saga === undefined) return ok({ kind: 'not_found' });
     const { now } = stamp;
     if (saga.status !== 'RUNNING') {
-      if (event !== null) this.#sagas.record({ ...event, sagaId });
+      if (event === null) return ok({ kind: 'final', saga: copySaga(saga) });
+      if (endContradicts(resolution.to, saga.status)) return ok({ kind: 'contradicted', saga: copySaga(saga) });
+      this.#sagas.record({ ...event, sagaId });
       return ok({ kind: 'final', saga: copySaga(saga) });
     }
     if (resolution.to === 'COMPENSATING') {

@@ -363,6 +363,7 @@ export class RedisFluxPayStore implements FluxPayStore {
       case 'resolved':
       case 'busy':
       case 'final':
+      case 'contradicted':
         return { kind, saga: parse<Saga>(record) };
       default:
         return seenOutcome(kind, record, other);

@@ -265,6 +265,16 @@ export function sagaSettled(saga: Pick<Saga, 'steps'>, step: SagaStepName): bool
   return saga.steps.some((s) => s.step === step && s.status !== 'FAILED');
 }
 
+/**
+ * Whether an end reported for a saga that has ended contradicts how it ended: a completion of a
+ * saga COMPENSATING or COMPENSATED (its charge undone), a failure of a COMPLETED one (its charge
+ * kept). The outcome never changes once decided (COMPENSATING only goes on to COMPENSATED).
+ */
+export function endContradicts(to: 'COMPLETED' | 'COMPENSATING', status: SagaStatus): boolean {
+  if (status === 'RUNNING') return false;
+  return to === 'COMPLETED' ? status !== 'COMPLETED' : status === 'COMPLETED';
+}
+
 /** The compensations a compensating saga still has to run, in order. */
 export function compensationsLeft(saga: Pick<Saga, 'steps' | 'orderId'>): SagaStepName[] {
   return COMPENSATIONS.filter((step) => !sagaSettled(saga, step));

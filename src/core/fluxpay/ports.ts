@@ -135,8 +135,15 @@ export type ResolveOutcome =
   | { kind: 'not_found' }
   /** The saga's forward steps are still running: it cannot complete yet. */
   | { kind: 'busy'; saga: Saga }
-  /** Already COMPLETED, COMPENSATING or COMPENSATED: nothing changed (the event is recorded). */
-  | { kind: 'final'; saga: Saga };
+  /** Already COMPLETED, COMPENSATING or COMPENSATED, as the event (if any) says: nothing changed (the event is recorded). */
+  | { kind: 'final'; saga: Saga }
+  /**
+   * The client's event contradicts how the saga ended (model.ts `endContradicts`: completed of a
+   * saga COMPENSATING or COMPENSATED, failed of a COMPLETED one): nothing changed, and the event is
+   * not recorded, so a repeat of it is answered so again. Decided in the same step as a resolution,
+   * so of two contradicting events at once one resolves and the other is this.
+   */
+  | { kind: 'contradicted'; saga: Saga };
 
 export interface OutboxQuery extends PageQuery {
   status?: OutboxEvent['status'] | undefined;

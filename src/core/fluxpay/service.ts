@@ -504,6 +504,10 @@ export class FluxPayService {
         return { eventId: event.eventId, type: event.type, duplicate: true, saga: outcome.saga === undefined ? undefined : await this.#carryOn(outcome.saga) };
       case 'busy':
         throw new FluxPayError('PAY_004', `Saga ${outcome.saga.sagaId} is still running its steps; send the completion again shortly.`);
+      case 'contradicted':
+        // Ended otherwise before (by the timeout, a step that could not run, or the other end event:
+        // the store operation decided which came first), so a client never reads a completion of a usage whose charge was undone.
+        throw contradiction(event, outcome.saga);
       case 'final':
         return { eventId: event.eventId, type: event.type, duplicate: false, saga: await this.#carryOn(outcome.saga) };
       case 'resolved':
@@ -576,6 +580,17 @@ export class FluxPayService {
   #changed(): void {
     this.#deps.relay.kick();
   }
+}
+
+/**
+ * PAY_004 (the order's state does not allow this), as for a completion that comes too early: the
+ * event does not fit the state of the saga and of its order. Not PAY_003 (already processed), which
+ * a client may take for a repeat of its own request that succeeded.
+ */
+function contradiction(event: UsageEvent, saga: Saga): FluxPayError {
+  const usage = `Usage ${event.usageId} of user ${event.userId}`;
+  if (saga.status === 'COMPLETED') return new FluxPayError('PAY_004', `${usage} cannot fail: its saga ${saga.sagaId} is COMPLETED, its charge kept.`);
+  return new FluxPayError('PAY_004', `${usage} cannot be completed: its saga ${saga.sagaId} is ${saga.status} (${saga.failureReason ?? 'failed'}), its charge undone.`);
 }
 
 function inbound(event: UsageEvent, now: number): InboundEvent {

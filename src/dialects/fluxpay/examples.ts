@@ -534,10 +534,15 @@ export const fluxpayOverrides = {
   postFluxPayUsageEvent: {
     400: badRequest('a field breaks its rule, or a `service.usage.requested` without `credits` or `orderId` is for a service with no price in the billing policy', { validation_failed: broken('body', 'credits', 'must be >= 1') }),
     404: notFound(`Usage saga of user ${EXAMPLE_USER} usage-none was not found.`, 'the end (`service.usage.completed` or `.failed`) of a usage that has no saga'),
-    409: conflict('PAY_003: this eventId was received with another body, or the usage already has a saga; PAY_004: the saga is still running its steps (send the completion again shortly)', {
-      event_reused: err('PAY_003', `Event ${EXAMPLE_IDS.newEvent} was already received with another body (service.usage.requested).`),
-      saga_busy: err('PAY_004', `Saga ${EXAMPLE_IDS.saga} is still running its steps; send the completion again shortly.`),
-    }),
+    409: conflict(
+      'PAY_003: this eventId was received with another body, or the usage already has a saga; PAY_004: the saga is still running its steps (send the completion again shortly), or the event contradicts how the saga ended (`completed` of a compensated saga: its charge was undone, do not deliver the usage; `failed` of a completed one)',
+      {
+        event_reused: err('PAY_003', `Event ${EXAMPLE_IDS.newEvent} was already received with another body (service.usage.requested).`),
+        saga_busy: err('PAY_004', `Saga ${EXAMPLE_IDS.saga} is still running its steps; send the completion again shortly.`),
+        completed_after_compensation: err('PAY_004', `Usage ${EXAMPLE_IDS.runningUsage} of user ${EXAMPLE_USER} cannot be completed: its saga ${EXAMPLE_IDS.saga} is COMPENSATED (timeout), its charge undone.`),
+        failed_after_completion: err('PAY_004', `Usage ${EXAMPLE_IDS.runningUsage} of user ${EXAMPLE_USER} cannot fail: its saga ${EXAMPLE_IDS.saga} is COMPLETED, its charge kept.`),
+      },
+    ),
   },
   getFluxPaySaga: { 400: badRequest('`sagaId` is not a saga id (`saga_<ULID>`)', { bad_id: idBroken('sagaId', 'saga') }), 404: notFound(`Saga ${EXAMPLE_IDS.saga} was not found.`, `no such saga (${EVICTED})`) },
   listFluxPayOutbox: { 400: LIST_400 },

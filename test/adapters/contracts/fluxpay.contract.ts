@@ -457,6 +457,37 @@ export function fluxPayStoreContract(name: string, make: FluxPayStoreFactory): v
         expect((await store.pendingOutbox(10)).map((e) => e.eventType)).toEqual(['payment.approved', 'order.completed']);
         await consistent(store);
       });
+
+      it('resolve an ended saga: an end that agrees is final and recorded; one that contradicts it is contradicted, changes nothing and is not recorded', async () => {
+        const store = await make(ROOMY);
+        const event = (s: Saga, eventId: string, type: InboundEvent['type']): InboundEvent => ({ ...inbound(s, eventId, type), eventId });
+        // A completed saga: a failure contradicts it, another completion agrees.
+        const { order } = await paid(store);
+        const completed = aSaga({ orderId: order.orderId, credits: null, plan: ['ORDER_RESERVED'] });
+        await store.startSaga(completed, inbound(completed));
+        await store.runSagaStep(completed.sagaId, 'ORDER_RESERVED', stamp(), ids('cu'));
+        await store.resolveSaga(completed.sagaId, { to: 'COMPLETED' }, event(completed, 'c-1', 'service.usage.completed'), stamp());
+        const done = await store.getSaga(completed.sagaId);
+        const failure = event(completed, 'c-2', 'service.usage.failed');
+        for (let i = 0; i < 2; i++) expect(await store.resolveSaga(completed.sagaId, { to: 'COMPENSATING', reason: 'service.usage.failed' }, failure, stamp())).toEqual({ kind: 'contradicted', saga: done });
+        expect([await store.inboundEvent('c-2'), await store.getSaga(completed.sagaId), (await store.getOrder(order.orderId))?.status]).toEqual([undefined, done, 'COMPLETED']);
+        expect(await store.resolveSaga(completed.sagaId, { to: 'COMPLETED' }, event(completed, 'c-3', 'service.usage.completed'), stamp())).toEqual({ kind: 'final', saga: done });
+        expect((await store.inboundEvent('c-3'))?.sagaId).toBe(completed.sagaId);
+        // A compensating saga (and then compensated): a completion contradicts it, a failure agrees.
+        const compensating = aSaga();
+        await store.startSaga(compensating, inbound(compensating));
+        await store.resolveSaga(compensating.sagaId, { to: 'COMPENSATING', reason: 'timeout' }, null, stamp());
+        const late = event(compensating, 'k-1', 'service.usage.completed');
+        expect(await store.resolveSaga(compensating.sagaId, { to: 'COMPLETED' }, late, stamp())).toMatchObject({ kind: 'contradicted', saga: { status: 'COMPENSATING', failureReason: 'timeout' } });
+        for (const step of ['CREDITS_RESTORED', 'PAYMENT_CANCELLED', 'ORDER_CANCELLED'] as const) await store.runSagaStep(compensating.sagaId, step, stamp(), ids('cu'));
+        expect(await store.resolveSaga(compensating.sagaId, { to: 'COMPLETED' }, late, stamp())).toMatchObject({ kind: 'contradicted', saga: { status: 'COMPENSATED', failureReason: 'timeout' } });
+        expect(await store.inboundEvent('k-1')).toBeUndefined();
+        expect(await store.resolveSaga(compensating.sagaId, { to: 'COMPENSATING', reason: 'service.usage.failed' }, event(compensating, 'k-2', 'service.usage.failed'), stamp())).toMatchObject({
+          kind: 'final',
+          saga: { status: 'COMPENSATED', failureReason: 'timeout' },
+        });
+        await consistent(store);
+      });
     });
 
     describe('outbox', () => {

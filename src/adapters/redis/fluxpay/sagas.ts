@@ -214,6 +214,9 @@ local s = redis.call('HMGET', saga(id), '.status', 'plan', 'o')
 if not s[1] then return {'not_found'} end
 local function remember() if withEvent then recordEvent(arg(5), arg(6), arg(7), arg(8), id) end end
 if s[1] ~= '"RUNNING"' then
+  -- The client's end contradicts how the saga ended (completed of a compensating or compensated
+  -- saga, failed of a completed one): nothing changes, the event is not recorded (model.ts endContradicts).
+  if withEvent and ((arg(2) == 'COMPLETED') ~= (s[1] == '"COMPLETED"')) then return {'contradicted', render(saga(id))} end
   remember()
   return {'final', render(saga(id))}
 end
