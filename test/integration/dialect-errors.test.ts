@@ -237,9 +237,14 @@ describe('a request without a Host header', () => {
         socket.on('end', () => resolve(text));
         socket.on('error', reject);
       });
+    const message = 'An HTTP/1.1 request needs a Host header.';
+    const missing = 'is required in an HTTP/1.1 request';
+    // The header is named where a dialect names fields: native's details, FluxPay's result.errors (header.<name>).
+    const nativeBody = native('BAD_REQUEST', message);
     for (const [path, body] of [
-      ['/v1/sim/intents', native('BAD_REQUEST', 'An HTTP/1.1 request needs a Host header.')],
-      ['/bookings/my', bookings('BAD_REQUEST', 'An HTTP/1.1 request needs a Host header.')],
+      ['/v1/sim/intents', { error: { ...nativeBody.error, details: [{ in: 'headers', field: '/host', rule: 'required', message: missing }] } }],
+      ['/bookings/my', bookings('BAD_REQUEST', message)],
+      ['/api/v1/credits/balance?userId=user_1', { isSuccess: false, code: 'COMMON_400', message, result: { errors: [{ field: 'header.host', reason: missing }] } }],
     ] as const) {
       const text = await raw(path);
       expect(text).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);

@@ -12,9 +12,11 @@ import {
   fluxpayApps,
   fpPost,
   paidOrder,
+  postEvent,
   reconciliation,
   resultOf,
   SUCCESS,
+  usageEvent,
   type Json,
 } from '../helpers/fluxpay.ts';
 
@@ -354,7 +356,7 @@ describe('credits', () => {
     expect(await balanceOf(t, 'user_1')).toBe(1000);
   });
 
-  it('charge without metadata.credits adds the amount; refusals: another user’s (404), not a charge order, not PAID (PAY_004)', async () => {
+  it('charge without metadata.credits adds the amount; refusals: another user’s (404), not a charge order, not PAID, held by a running usage saga (PAY_004, each saying which)', async () => {
     const t = await app();
     const { order } = await paidOrder(t, { amount: 500, metadata: { kind: 'CREDIT_CHARGE' } });
     expect(errorOf(await fpPost(t, '/api/v1/credits/charge', { userId: 'user_2', orderId: order.orderId }))[0]).toBe(404);
@@ -366,6 +368,14 @@ describe('credits', () => {
     ]);
     const unpaid = await createOrder(t, { metadata: { kind: 'CREDIT_CHARGE', credits: 5 } });
     expect(errorOf(await fpPost(t, '/api/v1/credits/charge', { userId: 'user_1', orderId: unpaid.orderId }))).toEqual([409, fpError('PAY_004', `Order ${unpaid.orderId} is PENDING; credits are charged from a PAID order.`)]);
+    // PAID, but held by a running usage saga (it pays for that usage): the message says so, not that it is PAID.
+    const held = await paidOrder(t, { metadata: { kind: 'CREDIT_CHARGE', credits: 5 } });
+    const requested = resultOf(await postEvent(t, usageEvent('requested', { userId: 'user_1', usageId: 'held', orderId: held.order.orderId })));
+    expect(requested.saga.status).toBe('RUNNING');
+    expect(errorOf(await fpPost(t, '/api/v1/credits/charge', { userId: 'user_1', orderId: held.order.orderId }))).toEqual([
+      409,
+      fpError('PAY_004', `Order ${held.order.orderId} is held by usage saga ${requested.saga.sagaId}; credits are charged from a PAID order that no usage saga holds.`),
+    ]);
     expect(await balanceOf(t, 'user_1')).toBe(500);
   });
 

@@ -295,7 +295,8 @@ describe('events', () => {
     ]);
     expect(errorOf(await postEvent(t, usageEvent('requested', { userId: 'user_1', usageId: 'u', serviceId: 'unpriced' })))).toEqual([
       400,
-      fpError('COMMON_400', 'serviceId: unpriced has no price in the billing policy; send amount', { errors: [{ field: 'serviceId', reason: 'unpriced has no price in the billing policy; send amount' }] }),
+      // The field of an event that gives the price is `credits` (`amount` is /api/v1/credits/use's).
+      fpError('COMMON_400', 'serviceId: unpriced has no price in the billing policy; send credits', { errors: [{ field: 'serviceId', reason: 'unpriced has no price in the billing policy; send credits' }] }),
     ]);
     expect((await reconciliation(t)).sagas.total).toBe(0);
   });

@@ -366,6 +366,9 @@ export class FluxPayService {
       case 'already_charged':
         throw new FluxPayError('PAY_003', `Order ${orderId} was already charged: ${outcome.order.chargedCredits ?? 0} credits.`);
       case 'order_state':
+        if (outcome.order.status === 'PAID' && outcome.order.sagaId !== null) {
+          throw new FluxPayError('PAY_004', `Order ${orderId} is held by usage saga ${outcome.order.sagaId}; credits are charged from a PAID order that no usage saga holds.`);
+        }
         throw new FluxPayError('PAY_004', `Order ${orderId} is ${outcome.order.status}; credits are charged from a PAID order.`);
       case 'charged':
         this.#changed();
@@ -373,11 +376,14 @@ export class FluxPayService {
     }
   }
 
-  /** The price of a use: `amount`, else the service's creditsPerUse from the billing policy. */
-  priceOf(serviceId: string, amount: number | undefined): number {
+  /**
+   * The price of a use: `amount`, else the service's creditsPerUse from the billing policy.
+   * `field`: the request's field that gives the price instead (`credits` in a usage event), for the refusal.
+   */
+  priceOf(serviceId: string, amount: number | undefined, field = 'amount'): number {
     if (amount !== undefined) return amount;
     const price = priceOf(this.#deps.settings.policy, serviceId);
-    if (price === undefined) throw invalid('serviceId', `${serviceId} has no price in the billing policy; send amount`);
+    if (price === undefined) throw invalid('serviceId', `${serviceId} has no price in the billing policy; send ${field}`);
     return price;
   }
 
@@ -443,7 +449,7 @@ export class FluxPayService {
   async #requested(event: UsageEvent): Promise<EventResult> {
     const { store, clock, ids, settings } = this.#deps;
     const orderId = event.orderId ?? null;
-    const credits = event.credits ?? (orderId === null ? this.priceOf(event.serviceId, undefined) : null);
+    const credits = event.credits ?? (orderId === null ? this.priceOf(event.serviceId, undefined, 'credits') : null);
     const now = clock.now();
     const saga: Saga = {
       sagaId: ids('saga'),
