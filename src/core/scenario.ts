@@ -152,6 +152,18 @@ export function cardOutcome(card: CardInput, now: number): Outcome {
   return card.cvv === undefined ? APPROVED : cvvOutcome(card.cvv);
 }
 
+/**
+ * Every failure code a card decides by itself (a test number, an expired card, a declining CVV
+ * digit), for the metrics that count by it from the start. A fault rule's `outcome` may add others.
+ */
+export const CARD_FAILURE_CODES: readonly string[] = [
+  ...new Set([
+    'expired_card',
+    ...[...TEST_CARDS.values()].flatMap((outcome) => (outcome.failureCode === null ? [] : [outcome.failureCode])),
+    ...'0123456789'.split('').flatMap((digit) => (APPROVING_CVV_DIGITS.has(digit) ? [] : [`DECLINE_${digit}`])),
+  ]),
+];
+
 export function cvvOutcome(cvv: string): Outcome {
   const last = cvv.at(-1) ?? '';
   return APPROVING_CVV_DIGITS.has(last) ? APPROVED : failed(`DECLINE_${last}`);

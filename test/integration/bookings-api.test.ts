@@ -608,7 +608,12 @@ describe('metrics after a flow', () => {
     await book(4); // held after the others expired
 
     const text = (await get('/metrics')).body;
-    const lines = text.split('\n').filter((l: string) => /^(bookings_total|seats_held|seats_reserved|payments_executed_total|ledger_imbalance|booking_event_processing_lag_seconds_(count|sum))/.test(l));
+    // The other failure codes a card decides are there at 0 from the start (not listed here).
+    const unused = /^payments_executed_total\{result="failure",failure_code="[^"]+"\} 0$/;
+    expect(text).toMatch(/^payments_executed_total\{result="failure",failure_code="DECLINE_3"\} 0$/m);
+    const lines = text
+      .split('\n')
+      .filter((l: string) => /^(bookings_total|seats_held|seats_reserved|payments_executed_total|ledger_imbalance|booking_event_processing_lag_seconds_(count|sum))/.test(l) && !unused.test(l));
     expect(lines).toEqual([
       'bookings_total{status="pending"} 6',
       'bookings_total{status="confirmed"} 1',

@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin';
 import { Counter, Gauge, Histogram } from 'prom-client';
-import { fluxPayIds } from '../../core/fluxpay/model.ts';
+import { fluxPayIds, OUTBOX_EVENT_TYPES } from '../../core/fluxpay/model.ts';
 import { OutboxRelay } from '../../core/fluxpay/outbox.ts';
 import { UsageSagas } from '../../core/fluxpay/saga.ts';
 import { FluxPayService } from '../../core/fluxpay/service.ts';
@@ -40,6 +40,7 @@ export default fp(
     const registers = [app.metrics.registry];
 
     const published = new Counter({ name: 'fluxpay_outbox_published_total', help: 'FluxPay outbox events published to the subscribers, by event type.', labelNames: ['event_type'], registers });
+    for (const eventType of OUTBOX_EVENT_TYPES) published.inc({ event_type: eventType }, 0);
     const publishDelay = new Histogram({
       name: 'fluxpay_outbox_publish_delay_seconds',
       help: 'Time from a FluxPay state change (its outbox event written) to the event published.',

@@ -3,6 +3,7 @@ import type { FastifyRequest } from 'fastify';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type LabelValues } from 'prom-client';
 import { BOOKING_STATUSES } from '../../core/bookings/booking.ts';
 import { V2_STATUSES } from '../../core/v2/payment.ts';
+import { CARD_FAILURE_CODES, SCENARIOS } from '../../core/scenario.ts';
 import { isMadeAgain, type DomainEvent } from '../../core/events.ts';
 import { FULL_STORES } from '../../core/errors.ts';
 import type { StoreStats, Stores } from '../../core/ports.ts';
@@ -79,6 +80,8 @@ const LAG_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 2.5, 5,
 const ATTEMPT_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 /** Event to delivered: the approve delay is not in it, queueing and retries are (backoffs of seconds to minutes). */
 const DELIVERY_LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800];
+/** The statuses an intent leaves PENDING for (`payment_intents_finalized_total`). */
+const FINALIZED_STATUSES = ['APPROVED', 'FAILED', 'CANCELLED'] as const;
 /** The bounded stores whose fill is exported, by the `store` label (intents, bookings and v2_payments as in store_full_total). */
 const BOUNDED_STORES = ['intents', 'idempotency_keys', 'webhook_deliveries', 'bookings', 'v2_payments', 'fluxpay', 'fluxpay_billing_subscriptions'] as const;
 /** Failure reasons that mean the delivery was never attempted because there was no room or time. */
@@ -140,7 +143,7 @@ export default fp(
       buckets: DURATION_BUCKETS,
       registers,
     });
-    new Counter({
+    const created = new Counter({
       name: 'payment_intents_created_total',
       help: 'Payment intents created, by the scenario that decides them (card when the card data does).',
       labelNames: ['scenario'],
@@ -149,7 +152,7 @@ export default fp(
         createdTally.addTo(this);
       },
     });
-    new Counter({
+    const finalized = new Counter({
       name: 'payment_intents_finalized_total',
       help: 'Payment intents that left PENDING, by the status they reached.',
       labelNames: ['status'],
@@ -158,6 +161,10 @@ export default fp(
         finalizedTally.addTo(this);
       },
     });
+    // Every series of a known label value is there from the start, at 0: a series born at its first
+    // increment loses that increment to rate() and increase() (they need two samples).
+    for (const scenario of [...SCENARIOS, 'card']) created.inc({ scenario }, 0);
+    for (const status of FINALIZED_STATUSES) finalized.inc({ status }, 0);
     const idempotencyReplays = new Counter({ name: 'idempotency_replays_total', help: 'Requests answered with a stored response because their Idempotency-Key was seen before.', registers });
     const idempotencyConflicts = new Counter({ name: 'idempotency_conflicts_total', help: 'Requests refused because their Idempotency-Key was in use or used with another body.', registers });
     const storeFull = new Counter({ name: 'store_full_total', help: 'Requests refused with 503 STORE_FULL because a store was full of unfinished work, by store.', labelNames: ['store'], registers });
@@ -172,6 +179,7 @@ export default fp(
       registers,
     });
     payments.inc({ result: 'success', failure_code: 'none' }, 0);
+    for (const failureCode of CARD_FAILURE_CODES) payments.inc({ result: 'failure', failure_code: failureCode }, 0);
     const v2Payments = new Counter({
       name: 'v2_payments_total',
       help: 'Payments of the /api/v2 API that reached each status: PENDING when created, then PAYMENT_COMPLETED (callback acknowledged or confirmed by hand) or PAYMENT_FAILED (declined).',
@@ -214,6 +222,7 @@ export default fp(
       buckets: ATTEMPT_BUCKETS,
       registers,
     });
+    for (const outcome of ['success', 'failure']) attemptDuration.zero({ outcome });
 
     app.core.bus.subscribe((event: DomainEvent) => {
       // An event made again was counted when first made (or by a process that died with its counts).

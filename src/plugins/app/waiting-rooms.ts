@@ -46,6 +46,12 @@ export default fp(
         await app.metrics.fromStore(bringUpToDate, () => undefined);
       },
     });
+    // The rooms the billing policy declares are known from the start: their series are there at 0
+    // (a room made through the API is counted from its first admission).
+    for (const { roomId } of config.fluxpay.policy.waitingRooms.values()) {
+      admissions.inc({ room: roomId }, 0);
+      waitTime.zero({ room: roomId });
+    }
     /** Declared rooms that could not be made again (the store full of rooms), warned of once. */
     const unmade = new Set<string>();
     const service = new WaitingRoomService({
