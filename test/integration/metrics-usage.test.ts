@@ -1,8 +1,8 @@
 import type { AddressInfo } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { FULL_STORES } from '../../src/core/errors.ts';
 import { OUTBOX_EVENT_TYPES } from '../../src/core/fluxpay/model.ts';
-import { onRedis, type TestApp } from '../helpers/app.ts';
+import { buildTestApp, onRedis, type TestApp } from '../helpers/app.ts';
 import { eventually } from '../helpers/receiver.ts';
 import { hasPromtool, inCi, PROMTOOL_MISSING, promtoolCheckMetrics } from '../helpers/promtool.ts';
 import { afterAttempts, createIntent, deliveryWhen, metricSample, webhookFixtures } from '../helpers/webhooks.ts';
@@ -240,5 +240,31 @@ describe('counters with a known set of label values', () => {
     expect(metricSample(text, 'payment_intents_created_total{scenario="fail"}')).toBe(1);
     expect(metricSample(text, 'payment_intents_finalized_total{status="FAILED"}')).toBe(1);
     expect(text.match(/^payment_intents_finalized_total\{status="FAILED"\}/gm)).toHaveLength(1);
+  });
+});
+
+describe('request durations', () => {
+  it('a 7 s fault-rule latency lands in the le="10" bucket, not only in +Inf', async () => {
+    // The rule's wait moves the clock Fastify times requests with (performance.now) by its delay, at once.
+    let waited = 0;
+    const realNow = performance.now.bind(performance);
+    const now = vi.spyOn(performance, 'now').mockImplementation(() => realNow() + waited);
+    try {
+      const t = await buildTestApp({}, { faultWait: async (ms) => void (waited += ms) });
+      try {
+        const rule = await t.app.inject({ method: 'POST', url: '/v1/sim/rules', payload: { match: { route: '/v1/sim/intent' }, action: { type: 'latency', distribution: 'fixed', params: { ms: 7000 } } } });
+        expect(rule.statusCode, rule.body).toBe(201);
+        const res = await t.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'rsv_slow', amount: 1000 } });
+        expect(res.statusCode).toBe(200);
+        const text = await metricsText(t);
+        const bucket = (le: string) => metricSample(text, `http_request_duration_seconds_bucket{le="${le}",method="POST",route="/v1/sim/intent",status_code="200"}`);
+        expect(metricSample(text, 'http_request_duration_seconds_sum{method="POST",route="/v1/sim/intent",status_code="200"}')).toBeGreaterThanOrEqual(7);
+        expect([bucket('5'), bucket('10'), bucket('600'), bucket('+Inf')]).toEqual([0, 1, 1, 1]);
+      } finally {
+        await t.app.close();
+      }
+    } finally {
+      now.mockRestore();
+    }
   });
 });

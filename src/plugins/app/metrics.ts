@@ -74,7 +74,12 @@ declare module 'fastify' {
 
 /** The status an abandoned request is counted under (nginx's "client closed request"): no response was sent. */
 const CLIENT_CLOSED_REQUEST = 499;
-const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+/**
+ * Up to 600 s: a fault rule's latency adds seconds to minutes, and a /api/v2 create or a FluxPay
+ * confirm may wait up to 600 s; a histogram that ended at 5 s put them all in +Inf, and
+ * histogram_quantile() then answers 5 s for any quantile above them.
+ */
+const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
 /** Processing lag is EVENT_PROCESSING_DELAY_MS (50 ms by default) plus timer slack. */
 const LAG_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const ATTEMPT_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
