@@ -124,6 +124,27 @@ describe('requests whose client went away', () => {
   });
 });
 
+describe('a stream closed by its client', () => {
+  it('the console’s live feed, read and closed (a tab closed), is counted under the 200 it answered, not as a 499', async () => {
+    const t = await app();
+    await t.app.listen({ port: 0, host: '127.0.0.1' });
+    const address = t.app.server.address() as AddressInfo;
+    const client = new AbortController();
+    const res = await fetch(`http://127.0.0.1:${address.port}/console/events`, { signal: client.signal });
+    expect([res.status, res.headers.get('content-type')]).toEqual([200, 'text/event-stream; charset=utf-8']);
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    const first = await reader.read();
+    expect(new TextDecoder().decode(first.value)).toContain('event: hello');
+    client.abort();
+    await reader.closed.catch(() => undefined);
+    const series = (text: string) => text.match(/^http_requests_total\{method="GET",route="\/console\/events",.*$/gm);
+    await eventually(async () => (series(await metricsText(t)) !== null ? true : undefined), 'the closed stream counted');
+    expect(series(await metricsText(t))).toEqual(['http_requests_total{method="GET",route="/console/events",status_code="200"} 1']);
+    // No response time: a stream's lifetime is not one.
+    expect(await metricsText(t)).not.toContain('http_request_duration_seconds_count{method="GET",route="/console/events"');
+  });
+});
+
 describe('webhook deliveries waiting to start', () => {
   it('webhook_queue_waiting counts what WEBHOOK_QUEUE_MAX bounds: with Redis the shared stream’s, not only what this replica read', async () => {
     const rx = await receiver(() => ({ hang: true }));

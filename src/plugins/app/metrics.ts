@@ -309,10 +309,13 @@ export default fp(
       // close at shutdown). Fastify's onRequestAbort misses a request whose body had arrived.
       // `writableEnded`: the answer was ended (onResponse counts it, even if its bytes were still
       // on their way: light-my-request's inject closes before its writes complete).
+      // `headersSent`: the answer had begun (its status line written) and was never ended: a stream
+      // (the console's live feed, closed with its tab) or a body cut short. Counted by the status
+      // it answered; no duration (a stream's lifetime is not a response time).
       reply.raw.once('close', () => {
         if (reply.raw.writableEnded) return;
         abandoned.add(request);
-        countRequest(request, CLIENT_CLOSED_REQUEST);
+        countRequest(request, reply.raw.headersSent ? reply.raw.statusCode : CLIENT_CLOSED_REQUEST);
       });
       done();
     });
