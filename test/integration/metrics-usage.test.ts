@@ -253,6 +253,12 @@ describe('counters with a known set of label values', () => {
     expect(text).not.toContain('failure_code="DECLINE_0"');
   });
 
+  it('ready: 1 while /readyz answers 200 (with Redis stopped or silent, 0: test/integration/redis-replicas.test.ts)', async () => {
+    const text = await metricsText(await app());
+    expect(metricSample(text, 'ready')).toBe(1);
+    expect(text).toContain('# TYPE ready gauge');
+  });
+
   it('add their first event to the 0 (one series, counted once)', async () => {
     const t = await app();
     await createIntent(t, { scenario: 'fail' });

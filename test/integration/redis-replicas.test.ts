@@ -66,6 +66,11 @@ if (redisServerOrSkip('replicas on Redis')) {
   }
 
   const inject = (t: TestApp, options: InjectOptions): Promise<LightMyRequestResponse> => t.app.inject(options);
+  /** The `ready` gauge of a /metrics text. */
+  const readyGauge = (text: string): number | undefined => {
+    const line = /^ready (\S+)$/m.exec(text);
+    return line === null ? undefined : Number(line[1]);
+  };
   const createIntent = (t: TestApp, body: object, headers: Record<string, string> = {}) => inject(t, { method: 'POST', url: '/v1/sim/intent', payload: body, headers });
   const getIntent = (t: TestApp, id: string) => inject(t, { method: 'GET', url: `/v1/sim/intents/${id}` });
 
@@ -781,6 +786,9 @@ if (redisServerOrSkip('replicas on Redis')) {
         }, '/readyz to say Redis is silent');
         expect(readyz.json()).toEqual({ status: 'store_unavailable', details: { store: expect.stringMatching(new RegExp(`^Redis at ${redis.url} has not answered for \\d+ s \\(paused, overloaded, or cut off by the network\\)$`)) } });
         for (const t of [a, b]) await eventually(async () => ((await inject(t, { url: '/readyz' })).statusCode === 503 ? true : undefined), 'both replicas not ready');
+        // Prometheus sees it too: /metrics still answers, its `ready` gauge 0 (before, nothing it exported said so).
+        const silentMetrics = await inject(a, { url: '/metrics' });
+        expect([silentMetrics.statusCode, readyGauge(silentMetrics.body)]).toEqual([200, 0]);
 
         // A call waits at most for the batch of commands in flight to time out (3 s), then answers 503.
         const started = Date.now();
@@ -804,6 +812,7 @@ if (redisServerOrSkip('replicas on Redis')) {
         redis.thaw();
       }
       for (const t of [a, b]) await eventually(async () => ((await inject(t, { url: '/readyz' })).statusCode === 200 ? true : undefined), 'readiness after Redis answers again');
+      expect(readyGauge((await inject(a, { url: '/metrics' })).body)).toBe(1);
       expect(logs.filter((l) => String(l.msg).startsWith('Redis')).map((l) => [l.level, l.msg]).slice(1)).toEqual([['info', 'Redis answers again']]);
       // The creates refused while it was silent were never sent: none of them ran when it answered again.
       for (const reservation of ['res_silent_1', 'res_silent_2']) {
