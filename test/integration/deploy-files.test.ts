@@ -110,6 +110,32 @@ const DASHBOARD = JSON.parse(read(join(DASHBOARD_DIR, 'paysim.json'))) as Dashbo
 const DASHBOARD_EXPRS = DASHBOARD.panels.flatMap((p) => (p.targets ?? []).map((t) => ({ name: `dashboard "${p.title}"`, expr: t.expr })));
 const GRAFANA_PROVISIONING = mountedFile('grafana', '/etc/grafana/provisioning');
 
+interface PanelDetail {
+  title: string;
+  targets: Array<{ refId: string; expr: string }>;
+  fieldConfig: {
+    defaults: { thresholds?: { steps: Array<{ color: string; value: number | null }> }; custom?: { stacking?: { mode: string } } };
+    overrides: Array<{ matcher: { id: string; options: string }; properties: Array<{ id: string; value: unknown }> }>;
+  };
+}
+/** The dashboard's panel titled `title`, with its field configuration. */
+function panel(title: string): PanelDetail {
+  const found = (DASHBOARD.panels as unknown as PanelDetail[]).filter((p) => p.title === title);
+  expect(found, `one panel "${title}"`).toHaveLength(1);
+  return found[0] as PanelDetail;
+}
+/** A panel's queries drawn stacked: the panel stacks, and no override of the query's refId unstacks it. */
+function stackedExprs(p: PanelDetail): string[] {
+  const unstacked = new Set(
+    p.fieldConfig.overrides
+      .filter((o) => o.matcher.id === 'byFrameRefID' && o.properties.some((prop) => prop.id === 'custom.stacking' && (prop.value as { mode?: string }).mode === 'none'))
+      .map((o) => o.matcher.options),
+  );
+  return p.fieldConfig.defaults.custom?.stacking?.mode === 'normal' ? p.targets.filter((t) => !unstacked.has(t.refId)).map((t) => t.expr) : [];
+}
+const LEDGER_TILE = panel('Ledger imbalance');
+const V2_STATUS_PANEL = panel('/api/v2 payments by status');
+
 const haproxyLines = read(HAPROXY_FILE)
   .split('\n')
   .map((line) => line.replace(/#.*$/, '').trim())
@@ -424,6 +450,23 @@ describe('docker-compose.yml', () => {
     expect([...uids]).toEqual(['prometheus']);
   });
 
+  it('the ledger tile shows the largest imbalance in absolute value, red from 1; PaysimLedgerImbalance is one alert on it', () => {
+    expect(LEDGER_TILE.targets.map((t) => t.expr)).toEqual(['max(abs(ledger_imbalance))']);
+    expect(LEDGER_TILE.fieldConfig.defaults.thresholds?.steps).toEqual([
+      { color: 'green', value: null },
+      { color: 'red', value: 1 },
+    ]);
+    expect(ALERT_EXPRS.filter((a) => a.name.endsWith(': PaysimLedgerImbalance')).map((a) => a.expr)).toEqual(['max(abs(ledger_imbalance)) != 0']);
+  });
+
+  it('the /api/v2 panel stacks the final statuses only: PENDING (counted at creation) is a line of its own', () => {
+    const stacked = stackedExprs(V2_STATUS_PANEL);
+    expect(stacked.length).toBeGreaterThan(0);
+    for (const expr of stacked) expect(expr).toContain('status!="PENDING"');
+    const unstacked = V2_STATUS_PANEL.targets.filter((t) => !stacked.includes(t.expr)).map((t) => t.expr);
+    expect(unstacked).toEqual(['sum(rate(v2_payments_total{status="PENDING"}[$__rate_interval]))']);
+  });
+
   it.skipIf(!hasPromtool && !inCi)('the Prometheus config and its rules pass promtool check config', () => {
     if (!hasPromtool) throw new Error(PROMTOOL_MISSING);
     const run = spawnSync('promtool', ['check', 'config', PROMETHEUS_FILE], { cwd: REPO, encoding: 'utf8' });
@@ -450,7 +493,7 @@ describe('docker-compose.yml', () => {
 });
 
 describe('what the dashboard and the alerts say, evaluated by promtool on made-up series (promtool test rules)', () => {
-  it.skipIf(!hasPromtool && !inCi)('the 5xx ratio reads 0 before any 5xx (not No data); the backlog alert fires on the shared queue each replica reports, growing or pinned and jittering; the STORE_FULL alert on refusals; the data-loss alert once per loss', () => {
+  it.skipIf(!hasPromtool && !inCi)('the 5xx ratio reads 0 before any 5xx (not No data); the backlog alert fires on the shared queue each replica reports, growing or pinned and jittering; the STORE_FULL alert on refusals; the data-loss alert once per loss; the ledger tile and alert on a negative shared ledger beside a memory replica’s 0 (one alert); the /api/v2 stack counts each payment once', () => {
     if (!hasPromtool) throw new Error(PROMTOOL_MISSING);
     const errorRatio = DASHBOARD_EXPRS.find(({ expr }) => expr.includes('status_code=~"5.."'));
     expect(errorRatio, 'a panel of the 5xx ratio').toBeDefined();
@@ -479,9 +522,36 @@ describe('what the dashboard and the alerts say, evaluated by promtool on made-u
                 { series: 'redis_data_losses_total{replica="paysim-2"}', values: '0x19 1x20 0x20' },
                 // paysim-3 starts at minute 50 and sees a loss before its first scrape.
                 { series: 'redis_data_losses_total{replica="paysim-3"}', values: '_x50 1x20' },
+                // The shared ledger (Redis) goes 30,000 short at minute 10: both Redis replicas say so; a
+                // memory replica, with a ledger of its own, says 0.
+                ...[
+                  ['paysim-1', '0x9 -30000x20'],
+                  ['paysim-2', '0x9 -30000x20'],
+                  ['memory-1', '0x30'],
+                ].map(([replica, values]) => ({ series: `ledger_imbalance{replica="${replica}"}`, values })),
+                // /api/v2: 2 payments a second created (PENDING), each ending PAYMENT_COMPLETED (1.5) or PAYMENT_FAILED (0.5).
+                ...[
+                  ['PENDING', 120],
+                  ['PAYMENT_COMPLETED', 90],
+                  ['PAYMENT_FAILED', 30],
+                ].map(([status, perMinute]) => ({ series: `v2_payments_total{status="${status}",replica="paysim-1"}`, values: `0+${perMinute}x20` })),
               ],
-              promql_expr_test: [{ expr: errorRatio?.expr ?? '', eval_time: '10m', exp_samples: [{ labels: '{}', value: 0 }] }],
+              promql_expr_test: [
+                { expr: errorRatio?.expr ?? '', eval_time: '10m', exp_samples: [{ labels: '{}', value: 0 }] },
+                // The ledger tile: 0 before, 30,000 (red: at least 1) after, though it is negative and a memory replica says 0.
+                { expr: LEDGER_TILE.targets[0]?.expr ?? '', eval_time: '5m', exp_samples: [{ labels: '{}', value: 0 }] },
+                { expr: LEDGER_TILE.targets[0]?.expr ?? '', eval_time: '15m', exp_samples: [{ labels: '{}', value: 30_000 }] },
+                // The /api/v2 panel's stack adds up to the payments that ended (2 a second), each counted once: not 4 (PENDING stacked too).
+                { expr: `sum(${stackedExprs(V2_STATUS_PANEL).map((e) => `(${e.replaceAll('$__rate_interval', '5m')})`).join(' or ')})`, eval_time: '15m', exp_samples: [{ labels: '{}', value: 2 }] },
+              ],
               alert_rule_test: [
+                // One alert for the one shared ledger, not one per replica; whichever sign.
+                { eval_time: '5m', alertname: 'PaysimLedgerImbalance', exp_alerts: [] },
+                {
+                  eval_time: '15m',
+                  alertname: 'PaysimLedgerImbalance',
+                  exp_alerts: [{ exp_labels: { severity: 'critical' }, exp_annotations: { summary: "The ledger's debits and credits differ (by 30000 at most, in absolute value): a bug" } }],
+                },
                 // Over 1,000 from minute 6: firing once it has been for 10 minutes, still while it is pinned, not once drained.
                 ...[10, 15, 35].map((minute) => ({ eval_time: `${minute}m`, alertname: 'PaysimWebhookBacklog', exp_alerts: [] })),
                 ...[17, 22, 28].map((minute) => ({
@@ -641,7 +711,8 @@ describe('deploy/kubernetes', () => {
     expect(SECRET_EXAMPLE.map((m) => `${m.kind}/${m.metadata.name}`)).toEqual(['Secret/paysim']);
   });
 
-  it('every manifest is an object of its kind as the Kubernetes API types it: known fields only, each of its type, the required ones there', () => {
+  // A TypeScript program over kubernetes-models' types: 22 s once on a loaded machine.
+  it('every manifest is an object of its kind as the Kubernetes API types it: known fields only, each of its type, the required ones there', { timeout: 90_000 }, () => {
     const all = [...K8S, ...SECRET_EXAMPLE];
     expect(kubernetesTypeErrors(all)).toEqual([]);
     for (const manifest of all) expect(() => validateManifest(manifest), `${manifest.kind}/${manifest.metadata.name}`).not.toThrow();
