@@ -4,6 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import type { AddressInfo, Server as NetServer } from 'node:net';
 import { createServer } from 'node:http';
+import { createServer as createTcpServer } from 'node:net';
 import { join } from 'node:path';
 import { Deployment, StatefulSet } from 'kubernetes-models/apps/v1';
 import { ConfigMap, Secret, Service } from 'kubernetes-models/v1';
@@ -162,7 +163,7 @@ interface Container {
   ports: Array<{ name: string; containerPort: number }>;
   envFrom?: Array<{ configMapRef?: { name: string } }>;
   env?: Array<{ name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string } } }>;
-  readinessProbe?: { httpGet?: { path: string; port: string | number } };
+  readinessProbe?: { httpGet?: { path: string; port: string | number }; exec?: { command: string[] } };
   livenessProbe?: { httpGet?: { path: string; port: string | number } };
   startupProbe?: { httpGet?: { path: string; port: string | number }; periodSeconds?: number; failureThreshold?: number };
   resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
@@ -395,7 +396,8 @@ describe('docker-compose.yml', () => {
     // At its maxmemory a full Redis refuses writes (paysim answers 503) rather than growing without end.
     expect(command).toMatch(/--maxmemory 3gb\b/);
     expect(mounts(redis)).toEqual([{ source: 'redis-data', target: '/data', bind: false }]);
-    expect(redis.healthcheck?.test).toEqual(['CMD', 'redis-cli', 'ping']);
+    // PONG, not redis-cli's exit status, which is 0 on an error reply too (LOADING): see "the Redis health checks" below.
+    expect(redis.healthcheck?.test).toEqual(['CMD-SHELL', REDIS_PING_CHECK]);
   });
 
   it('orders the start with health conditions on services that have a healthcheck', () => {
@@ -589,6 +591,43 @@ describe('what the dashboard and the alerts say, evaluated by promtool on made-u
       expect(run.status, `${run.stdout}${run.stderr}`).toBe(0);
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+// ---------------------------------------------------------------- Redis health checks
+
+/** Compose's Redis healthcheck and the Kubernetes Redis readiness probe, in a shell. */
+const REDIS_PING_CHECK = 'redis-cli ping | grep -q PONG';
+const hasRedisCli = spawnSync('redis-cli', ['--version'], { stdio: 'ignore' }).error === undefined;
+
+describe('the Redis health checks', () => {
+  /** The exit status of `command` in a shell (not spawnSync: the fake Redis below answers from this process). */
+  const exitOf = async (command: string): Promise<number | null> => {
+    const child = spawn('sh', ['-c', command], { stdio: 'ignore', timeout: 10_000 });
+    const [code] = (await once(child, 'exit')) as [number | null];
+    return code;
+  };
+  /** The check's exit status, its redis-cli pointed at `port` on this machine. */
+  const checkAt = (port: number) => exitOf(REDIS_PING_CHECK.replace('redis-cli', `redis-cli -h 127.0.0.1 -p ${port}`));
+
+  it.skipIf(!hasRedisCli || !hasRedisServer)('pass on PONG only: a Redis loading its data set (an error reply, on which redis-cli ping exits 0) fails them', async () => {
+    // A Redis that is loading its AOF answers every command with an error.
+    const fake = createTcpServer((socket) => socket.once('data', () => socket.end('-LOADING Redis is loading the dataset in memory\r\n')));
+    fake.listen(0, '127.0.0.1');
+    await once(fake, 'listening');
+    try {
+      const port = (fake.address() as AddressInfo).port;
+      expect(await exitOf(`redis-cli -h 127.0.0.1 -p ${port} ping`), 'redis-cli ping alone').toBe(0);
+      expect(await checkAt(port)).toBe(1);
+    } finally {
+      await new Promise((resolve) => fake.close(resolve));
+    }
+    const redis = await startRedis();
+    try {
+      expect(await checkAt(Number(new URL(redis.url).port))).toBe(0);
+    } finally {
+      await redis.stop();
     }
   });
 });
@@ -792,6 +831,7 @@ describe('deploy/kubernetes', () => {
     expect([maxmemory?.[1], limit?.[1]]).toEqual(['3', '5']);
     // Redis reads `gb` as 1024³ bytes, as Kubernetes reads `Gi`.
     expect(Number(maxmemory?.[1]) / Number(limit?.[1])).toBeLessThanOrEqual(0.6);
+    expect(c.readinessProbe?.exec?.command).toEqual(['sh', '-c', REDIS_PING_CHECK]);
     expect(c.volumeMounts).toEqual([{ name: 'data', mountPath: '/data' }]);
     expect(redis.spec?.volumeClaimTemplates?.map((v) => v.metadata.name)).toEqual(['data']);
     expect(one('Service', 'paysim-redis').spec?.selector).toEqual(pods.metadata.labels);
