@@ -340,6 +340,9 @@ describe('the billing policy’s waitingRooms and rateLimits', () => {
     expect(config.fluxpay.policy.rateLimits.reads).toEqual({ max: 100_000, windowSeconds: 1 });
     const t = await app({ FLUXPAY_POLICY_FILE: good });
     expect(resultOf(await fpGet(t, '/api/v1/waiting-rooms/launch'))).toMatchObject({ admitPerSecond: 10, admissionTtlSeconds: 120, protectedServiceIds: ['chat'], active: true, maxActive: null });
+    // Its admissions and waits are series from the start, at 0 (rate() misses a series' first increment).
+    const metrics = (await t.app.inject({ url: '/metrics' })).body;
+    expect([metricSample(metrics, 'fluxpay_waiting_room_admissions_total{room="launch"}'), metricSample(metrics, 'fluxpay_waiting_room_wait_seconds_count{room="launch"}')]).toEqual([0, 0]);
     expect(errorOf(await order(t, undefined, { ...orderBody, serviceId: 'chat' }))[1]).toMatchObject({ code: 'WAIT_001' });
 
     const bad = join(dir, 'bad.yaml');
