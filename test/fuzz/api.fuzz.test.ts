@@ -303,7 +303,11 @@ describe('fuzzing every route from the OpenAPI document', () => {
         // answered 410). Each needs its chain to land in few steps; sim-api and webhooks-api cover them.
         'POST /v1/sim/intents/{id}/cancel', 'POST /v1/sim/intents/{id}/refund', 'POST /v1/sim/webhooks/deliveries/{id}/replay', 'DELETE /v1/sim/webhooks/disabled-urls'];
       const chainedMissing = chained.filter((op) => report.operations.includes(op) && !succeeded.includes(op)).length;
-      expect(succeeded.length, text).toBeGreaterThanOrEqual(report.operations.length - 3 - chainedMissing);
+      // Which operations succeed is the memory run's check, over its 10,000 requests: the Redis run is
+      // the first half of the same sequences, each answer the same as memory's (compared above), and
+      // whether half of them reach every success is the seed's luck (2026-12-04: two routes added to
+      // the document shifted the sequences, and 5,000 and 7,000 requests missed five on both back ends).
+      if (redisUrl === undefined) expect(succeeded.length, text).toBeGreaterThanOrEqual(report.operations.length - 3 - chainedMissing);
       expect(refused.length, text).toBeGreaterThanOrEqual(report.operations.length - 3);
       process.stdout.write(`${text.split('\n', 1)[0]}\n`);
     },
