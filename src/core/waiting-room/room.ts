@@ -259,11 +259,11 @@ export function estimatedWaitSeconds(room: Room, position: number, now: number):
   if (interval === Number.POSITIVE_INFINITY) return null;
   const first = Math.max(0, room.nextAdmissionAt - now);
   let wait = first + (position - 1) * interval;
-  const free = room.maxActive === null ? position : room.maxActive - room.activeCount;
-  if (position > free && room.maxActive !== null && room.lastAdmittedAt !== null) {
+  // Past the slots free now, the ticket waits for slots to free up (`maxActive` of them per TTL).
+  const beyondFree = room.maxActive === null ? 0 : position - (room.maxActive - room.activeCount);
+  if (room.maxActive !== null && room.lastAdmittedAt !== null && beyondFree > 0) {
     const ttl = room.admissionTtlSeconds * 1000;
-    const waves = Math.ceil((position - free) / room.maxActive);
-    wait = Math.max(wait, room.lastAdmittedAt + ttl - now + (waves - 1) * ttl);
+    wait = Math.max(wait, room.lastAdmittedAt + ttl - now + (Math.ceil(beyondFree / room.maxActive) - 1) * ttl);
   }
   return Math.ceil(wait / 1000);
 }

@@ -3,6 +3,7 @@ import type { FastifyRequest } from 'fastify';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type LabelValues } from 'prom-client';
 import { BOOKING_STATUSES } from '../../core/bookings/booking.ts';
 import { V2_STATUSES } from '../../core/v2/payment.ts';
+import type { IntentStatus } from '../../core/intents/intent.ts';
 import { CARD_FAILURE_CODES, SCENARIOS } from '../../core/scenario.ts';
 import { isMadeAgain, type DomainEvent } from '../../core/events.ts';
 import { FULL_STORES } from '../../core/errors.ts';
@@ -86,7 +87,7 @@ const ATTEMPT_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 /** Event to delivered: the approve delay is not in it, queueing and retries are (backoffs of seconds to minutes). */
 const DELIVERY_LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800];
 /** The statuses an intent leaves PENDING for (`payment_intents_finalized_total`). */
-const FINALIZED_STATUSES = ['APPROVED', 'FAILED', 'CANCELLED'] as const;
+const FINALIZED_STATUSES: readonly IntentStatus[] = ['APPROVED', 'FAILED', 'CANCELLED'];
 /** The bounded stores whose fill is exported, by the `store` label (intents, bookings and v2_payments as in store_full_total). */
 const BOUNDED_STORES = ['intents', 'idempotency_keys', 'webhook_deliveries', 'bookings', 'v2_payments', 'fluxpay', 'fluxpay_billing_subscriptions'] as const;
 /** Failure reasons that mean the delivery was never attempted because there was no room or time. */
