@@ -33,8 +33,11 @@ export async function buildTestApp(
   options: { clockStart?: number; faultWait?: FaultWait; logs?: Array<Record<string, unknown>> } = {},
 ): Promise<TestApp> {
   const config = loadConfig({ WEBHOOK_SECRET: 'whsec_dGVzdC1zZWNyZXQtZm9yLXBheXNpbQ==', SHUTDOWN_TIMEOUT_MS: '0', RANDOM_SEED: '42', OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0', ...storeEnv(), ...env });
-  // Over Redis a scheduler run takes round trips: `advance` waits for each run to end.
-  const clock = new ManualClock(options.clockStart, { awaitWork: onRedis });
+  // Over Redis a scheduler run takes round trips: `advance` waits for each run to end. Whether the
+  // app is on Redis is its configuration's (a Redis test file in the memory run chooses STORE=redis
+  // itself): before, only PAYSIM_TEST_STORE=redis, and such a file's clock could end an `advance`
+  // while a run it fired was still claiming, the job that run then armed never fired.
+  const clock = new ManualClock(options.clockStart, { awaitWork: config.store.backend === 'redis' });
   const { logs } = options;
   const logger = logs === undefined ? false : pino(loggerOptions(config), { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) });
   const app = await buildApp({ config, clock, random: createRandom(config.randomSeed), logger, faultWait: options.faultWait });
