@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ULID, untilScheduled } from '../helpers/app.ts';
+import { metricSample } from '../helpers/webhooks.ts';
 import {
   balanceOf,
   chargeCredits,
@@ -319,7 +320,12 @@ describe('payments', () => {
       },
       fpError('COMMON_503', 'The fluxpay store is full of unfinished work; retry shortly.'),
     ]);
-    expect((await t.app.inject({ url: '/metrics' })).body).toMatch(/^store_full_total\{store="fluxpay"\} 1$/m);
+    const metrics = (await t.app.inject({ url: '/metrics' })).body;
+    expect(metrics).toMatch(/^store_full_total\{store="fluxpay"\} 1$/m);
+    // Each of the two bounds has its fill: one order, three payments, of three each.
+    const fill = (text: string) => ['records', 'capacity'].flatMap((family) => ['fluxpay', 'fluxpay_payments'].map((store) => metricSample(text, `store_${family}{store="${store}"}`)));
+    expect(fill(metrics)).toEqual([1, 3, 3, 3]);
+    expect(metricSample(metrics, 'store_fill_ratio{store="fluxpay_payments"}')).toBe(1);
     expect((await reconciliation(t)).payments.total).toBe(3);
     expect(resultOf(await fpGet(t, `/api/v1/orders/${order.orderId}`)).status).toBe('PENDING');
     // Cancelled, the order is finished: the next payment evicts it with its three.
@@ -328,6 +334,7 @@ describe('payments', () => {
     expect(await createPayment(t, other.orderId)).toEqual(expectedPayment(other.orderId));
     expect(errorOf(await fpGet(t, `/api/v1/orders/${order.orderId}`))[0]).toBe(404);
     expect((await reconciliation(t)).payments.total).toBe(1);
+    expect(fill((await t.app.inject({ url: '/metrics' })).body)).toEqual([1, 1, 3, 3]);
   });
 
   it('GET an unknown payment key is COMMON_404', async () => {

@@ -48,6 +48,11 @@ export class MemoryOrderBook {
     return this.#orders.size;
   }
 
+  /** Payments held (bounded by `maxOrders` too). */
+  get paymentCount(): number {
+    return this.#payments.size;
+  }
+
   /** Whether one more order fits, evicting the oldest finished one at the bound. */
   room(): boolean {
     return this.#orders.size < this.#maxOrders || this.#finished.evictOne();

@@ -375,6 +375,10 @@ export class MemoryFluxPayStore implements FluxPayStore {
     return ok({ size: this.#orders.size, max: this.#options.maxRecords });
   }
 
+  paymentStats(): Promise<StoreStats> {
+    return ok({ size: this.#orders.paymentCount, max: this.#options.maxRecords });
+  }
+
   sweep(now: number): Promise<number> {
     return ok(this.#sweepBefore(now));
   }

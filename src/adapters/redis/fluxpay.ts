@@ -438,6 +438,10 @@ export class RedisFluxPayStore implements FluxPayStore {
     return { size: Number(await this.#run('stats', NO_STAMP)), max: this.#options.maxRecords };
   }
 
+  async paymentStats(): Promise<StoreStats> {
+    return { size: Number(await this.#run('paymentStats', NO_STAMP)), max: this.#options.maxRecords };
+  }
+
   /**
    * Reads the keys an earlier version left (a Redis kept across an upgrade): that version kept
    * every usage and every inbound event in the set of those that may go, where this one also keeps

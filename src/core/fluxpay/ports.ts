@@ -262,7 +262,10 @@ export interface FluxPayStore {
   /** A reference's ledger transactions, in the order written. */
   ledger(reference: string): Promise<FluxPayTransaction[]>;
   snapshot(): Promise<FluxPaySnapshot>;
+  /** Orders held, and their bound (FLUXPAY_MAX_RECORDS). */
   stats(): Promise<StoreStats>;
+  /** Payments held, and their bound (FLUXPAY_MAX_RECORDS, the same as orders'). */
+  paymentStats(): Promise<StoreStats>;
   /** Evicts finished records older than the TTL (orders with their payments, sagas, usages, events; published outbox events); returns how many. */
   sweep(now: number): Promise<number>;
 }

@@ -616,9 +616,10 @@ export function fluxPayStoreContract(name: string, make: FluxPayStoreFactory): v
       it('payments count against the bound as orders do: past it a payment is full while open orders hold them all; an order finished and evicted (at the bound or by TTL) takes its payments along, and payments are made again', async () => {
         const store = await make({ ttlMs: DAY, maxRecords: 10 });
         const DECLINE = { status: 'FAILED' as const, failureCode: 'DECLINE_2', decidedBy: 'card' as const };
-        const held = async (): Promise<[number, number, number]> => {
+        // Orders and payments in the snapshot, then as stats() and paymentStats() count them.
+        const held = async (): Promise<[number, number, number, number]> => {
           const snapshot = await store.snapshot();
-          return [snapshot.orders.length, snapshot.payments.length, (await store.stats()).size];
+          return [snapshot.orders.length, snapshot.payments.length, (await store.stats()).size, (await store.paymentStats()).size];
         };
         // A declined payment leaves its order PENDING, payable again (a load test retrying payments).
         const open = anOrder();
@@ -637,29 +638,30 @@ export function fluxPayStoreContract(name: string, make: FluxPayStoreFactory): v
         const other = anOrder();
         expect((await store.createOrder(other)).kind).toBe('created');
         expect(await store.createPayment(aPayment(other))).toEqual({ kind: 'full' });
-        expect(await held()).toEqual([2, 10, 2]);
+        expect(await held()).toEqual([2, 10, 2, 10]);
         expect(await store.stats()).toEqual({ size: 2, max: 10 });
+        expect(await store.paymentStats()).toEqual({ size: 10, max: 10 });
         // Cancelled, the order holding them is finished: the next payment evicts it with its ten.
         expect((await store.cancelOrder(open.orderId, null, stamp())).kind).toBe('cancelled');
         const next = aPayment(other);
         expect(await store.createPayment(next)).toEqual({ kind: 'created', payment: next });
         expect([await store.getOrder(open.orderId), await store.getPayment(made[0]?.paymentKey ?? '')]).toEqual([undefined, undefined]);
-        expect(await held()).toEqual([1, 1, 1]);
+        expect(await held()).toEqual([1, 1, 1, 1]);
         expect(await store.orderCounts()).toEqual({ ...NO_ORDERS, PENDING: 1 });
         // Nine more fit, then full again.
         for (let i = 0; i < 9; i++) expect((await store.createPayment(aPayment(other))).kind).toBe('created');
         expect(await store.createPayment(aPayment(other))).toEqual({ kind: 'full' });
-        expect(await held()).toEqual([1, 10, 1]);
+        expect(await held()).toEqual([1, 10, 1, 10]);
         // By TTL: paid and completed, the order is swept with its ten payments.
         expect((await store.confirmPayment({ paymentKey: next.paymentKey, orderId: other.orderId, amount: other.amount, decision: APPROVE }, stamp())).kind).toBe('approved');
         expect((await store.completeOrder(other.orderId, stamp())).kind).toBe('completed');
         expect(await store.sweep(T0 + DAY)).toBeGreaterThan(0);
-        expect(await held()).toEqual([0, 0, 0]);
+        expect(await held()).toEqual([0, 0, 0, 0]);
         const later = anOrder({ createdAt: T0 + DAY, updatedAt: T0 + DAY });
         await store.createOrder(later);
         for (let i = 0; i < 10; i++) expect((await store.createPayment(aPayment(later))).kind).toBe('created');
         expect(await store.createPayment(aPayment(later))).toEqual({ kind: 'full' });
-        expect(await held()).toEqual([1, 10, 1]);
+        expect(await held()).toEqual([1, 10, 1, 10]);
         expect(await store.stats()).toEqual({ size: 1, max: 10 });
         await consistent(store);
       });

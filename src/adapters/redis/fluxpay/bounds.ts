@@ -31,6 +31,8 @@ end
 export const BOUND_SCRIPTS = {
   sweep: `return sweepAll(tonumber(NOW) - TTL)`,
   stats: `return redis.call('ZCARD', P .. 'oa')`,
+  /** Payments held: P..'pn', the count every insert and eviction keeps (0 before the first payment). */
+  paymentStats: `return tonumber(redis.call('GET', P .. 'pn') or '0')`,
   /**
    * A store an earlier version wrote kept every usage in P..'ue' alone and every inbound event in
    * P..'ie' alone: P..'ua' and P..'ia' (all of them) are made from those, once each. It scored
