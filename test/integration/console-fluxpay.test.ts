@@ -244,7 +244,7 @@ describe('the FluxPay page', () => {
     const t = await apps.app();
     const page = fluxpayPage(deps(t));
     const byId = Object.fromEntries(page.panels.map((p) => [p.id, p]));
-    expect(Object.keys(byId)).toEqual(['fluxpay-credits', 'fluxpay-sagas', 'fluxpay-outbox', 'fluxpay-reconciliation', 'fluxpay-waiting-rooms']);
+    expect(Object.keys(byId)).toEqual(['fluxpay-credits', 'fluxpay-sagas', 'fluxpay-outbox', 'fluxpay-subscriptions', 'fluxpay-reconciliation', 'fluxpay-waiting-rooms']);
     expect((await byId['fluxpay-credits']!.render()).text).toBe('<p>No credits charged yet.</p>');
     expect((await byId['fluxpay-sagas']!.render()).text).toBe('<p>No usage sagas yet.</p>');
     await chargeCredits(t, 'user_s', 20);
@@ -255,6 +255,29 @@ describe('the FluxPay page', () => {
     expect((await byId['fluxpay-reconciliation']!.render()).text).toContain('<p class="imbalance ok" data-mismatches="0">Mismatches: <strong>0</strong> — orders, payments, credits, sagas and the ledger agree</p>');
     const html = (await t.app.inject({ method: 'GET', url: '/console/fluxpay' })).body;
     for (const id of Object.keys(byId)) expect(html).toContain(`<div id="${id}" data-topics="fluxpay">`);
+  });
+
+  it('lists the webhook subscriptions (URL linked to its deliveries, events, created) and FLUXPAY_WEBHOOK_URL; a deleted one is gone', async () => {
+    const subscriptionsOf = (t: TestApp, defaultWebhookUrl?: string) => fluxpayPage({ ...deps(t), defaultWebhookUrl }).panels.find((p) => p.id === 'fluxpay-subscriptions')!;
+    const t = await apps.app();
+    expect((await subscriptionsOf(t).render()).text).toBe('<p class="figures">FLUXPAY_WEBHOOK_URL: — (not set)</p><p>No webhook subscriptions.</p>');
+    const typed = resultOf(await fpPost(t, '/api/v1/webhook-subscriptions', { url: 'http://127.0.0.1:9/credits?a=1&b=2', events: ['credit.charged', 'credit.deducted'] }));
+    const every = resultOf(await fpPost(t, '/api/v1/webhook-subscriptions', { url: 'http://127.0.0.1:9/all', events: [] }));
+    const link = (url: string, shown: string) => `<a href="/console/webhooks?target=${encodeURIComponent(url)}"><code>${shown}</code></a>`;
+    const row = (sub: Json, url: string, events: string) => `<tr data-subscription="${sub.subscriptionId}"><td><code>${sub.subscriptionId}</code></td><td>${url}</td><td>${events}</td><td>${sub.createdAt}</td></tr>`;
+    const table = (rows: string) =>
+      `<div class="scroll" tabindex="0"><table><thead><tr><th scope="col">Subscription</th><th scope="col">URL</th><th scope="col">Events</th><th scope="col">Created</th></tr></thead><tbody>${rows}</tbody></table></div>`;
+    const fallback = `<p class="figures">FLUXPAY_WEBHOOK_URL: ${link('http://127.0.0.1:9/default', 'http://127.0.0.1:9/default')}</p>`;
+    expect((await subscriptionsOf(t, 'http://127.0.0.1:9/default').render()).text).toBe(
+      fallback + table(row(typed, link('http://127.0.0.1:9/credits?a=1&b=2', 'http://127.0.0.1:9/credits?a=1&amp;b=2'), 'credit.charged, credit.deducted') + row(every, link('http://127.0.0.1:9/all', 'http://127.0.0.1:9/all'), 'every type')),
+    );
+    expect((await t.app.inject({ method: 'DELETE', url: `/api/v1/webhook-subscriptions/${typed.subscriptionId as string}` })).statusCode).toBe(200);
+    expect((await subscriptionsOf(t, 'http://127.0.0.1:9/default').render()).text).toBe(fallback + table(row(every, link('http://127.0.0.1:9/all', 'http://127.0.0.1:9/all'), 'every type')));
+    // The page the console serves has the panel, with the app's FLUXPAY_WEBHOOK_URL (unset here).
+    const page = (await t.app.inject({ method: 'GET', url: '/console/fluxpay' })).body;
+    expect(page).toContain('<div id="fluxpay-subscriptions" data-topics="fluxpay">');
+    expect(page).toContain('FLUXPAY_WEBHOOK_URL: — (not set)');
+    expect(page).toContain(`<tr data-subscription="${every.subscriptionId}">`);
   });
 
   it('pages the outbox and filters it by pending or published', async () => {

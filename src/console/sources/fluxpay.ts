@@ -29,6 +29,8 @@ export interface FluxPayConsoleDeps {
   service: FluxPayService;
   store: FluxPayStore;
   rooms: WaitingRoomService;
+  /** FLUXPAY_WEBHOOK_URL: where every event goes besides the subscriptions' URLs. */
+  defaultWebhookUrl?: string | undefined;
 }
 
 /** Outbox events scanned (newest first) for the events of one order. */
@@ -240,6 +242,26 @@ function outbox(deps: FluxPayConsoleDeps): Panel {
   };
 }
 
+/**
+ * The webhook subscriptions (`POST /api/v1/webhook-subscriptions`), each URL linked to its
+ * deliveries on the Webhooks page, and FLUXPAY_WEBHOOK_URL. Bounded by FLUXPAY_MAX_SUBSCRIPTIONS.
+ */
+function subscriptions(deps: FluxPayConsoleDeps): Panel {
+  return {
+    id: 'fluxpay-subscriptions',
+    title: 'Webhook subscriptions',
+    async render() {
+      const subs = await deps.service.listSubscriptions();
+      const target = (url: string): Html => html`<a href="/console/webhooks${query({ target: url })}"><code>${url}</code></a>`;
+      const fallback = html`<p class="figures">FLUXPAY_WEBHOOK_URL: ${deps.defaultWebhookUrl === undefined ? raw('— (not set)') : target(deps.defaultWebhookUrl)}</p>`;
+      if (subs.length === 0) return html`${fallback}<p>No webhook subscriptions.</p>`;
+      return html`${fallback}<div class="scroll" tabindex="0"><table><thead><tr><th scope="col">Subscription</th><th scope="col">URL</th><th scope="col">Events</th><th scope="col">Created</th></tr></thead><tbody>${subs.map(
+        (sub) => html`<tr data-subscription="${sub.subscriptionId}"><td><code>${sub.subscriptionId}</code></td><td>${target(sub.url)}</td><td>${sub.events.length === 0 ? 'every type' : sub.events.join(', ')}</td><td>${iso(sub.createdAt)}</td></tr>`,
+      )}</tbody></table></div>`;
+    },
+  };
+}
+
 function reconciliation(deps: FluxPayConsoleDeps): Panel {
   return {
     id: 'fluxpay-reconciliation',
@@ -262,7 +284,7 @@ export function fluxpayPage(deps: FluxPayConsoleDeps): PanelPage {
     path: 'fluxpay',
     title: 'FluxPay',
     topic: 'fluxpay',
-    panels: [credits(deps), sagas(deps), outbox(deps), reconciliation(deps), waitingRoomsPanel(deps.rooms)],
+    panels: [credits(deps), sagas(deps), outbox(deps), subscriptions(deps), reconciliation(deps), waitingRoomsPanel(deps.rooms)],
     concerns: (event: DomainEvent) => isFluxPayEvent(event) || isWaitingRoomEvent(event),
   };
 }
