@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { sample } from '../../src/core/faults/distributions.ts';
 import { createStreams } from '../../src/core/random.ts';
 import { buildTestApp, storedIntents, type TestApp } from '../helpers/app.ts';
+import { eventually } from '../helpers/receiver.ts';
 
 /**
  * Request fault rules (issue 15) applied to every dialect: matching, latency, error, timeout,
@@ -80,6 +81,44 @@ describe('error: the status, Retry-After and a body in the dialect’s own shape
     const del = await t.app.inject({ method: 'DELETE', url: '/v1/sim/rules' });
     expect(del.json()).toEqual({ deleted: 1 });
     expect((await intent()).statusCode).toBe(200);
+  });
+
+  it('a rule on /v1/sim/** leaves the simulator’s own routes alone: the webhook delivery log, replays, test sends, disabled URLs, the report and the namespaces answer as without it', async () => {
+    await start();
+    const id = await rule({ match: { route: '/v1/sim/**' }, action: { type: 'error', status: 503 } });
+    expect((await t.app.inject({ url: '/v1/sim/intents' })).statusCode).toBe(503);
+    const answers = async () => {
+      const got: Array<[string, number, unknown, string | undefined]> = [];
+      for (const [method, url, payload] of [
+        ['GET', '/v1/sim/webhooks/deliveries', undefined],
+        ['GET', '/v1/sim/webhooks/disabled-urls', undefined],
+        ['DELETE', '/v1/sim/webhooks/disabled-urls?url=http%3A%2F%2F127.0.0.1%3A9%2Fhooks', undefined],
+        ['POST', '/v1/sim/webhooks/deliveries/whd_01KBA7Q4B1K4N9Q2V6X0Z3D5JE/replay', {}],
+        ['POST', '/v1/sim/webhook/test', { payment_intent_id: 'pay_01KBA7Q4B1K4N9Q2V6X0Z3D5JE', type: 'payment.approved', webhook_url: 'http://127.0.0.1:9/hooks' }],
+        ['GET', '/v1/sim/namespaces', undefined],
+      ] as const) {
+        const res = await t.app.inject({ method, url, ...(payload === undefined ? {} : { payload }) });
+        got.push([`${method} ${url}`, res.statusCode, res.json(), res.headers['x-sim-rule'] as string | undefined]);
+      }
+      return got;
+    };
+    const shaped = await answers();
+    expect(shaped.map(([, , , rule]) => rule)).toEqual(shaped.map(() => undefined));
+    const docs = await Promise.all(['/openapi.json', '/docs', '/healthz', '/metrics'].map(async (url) => (await t.app.inject({ url })).statusCode));
+    expect(docs).toEqual([200, 302, 200, 200]);
+    expect((await ruleView(id)).matched).toBe(1);
+    // The same answers as with no rule at all (ids and trace ids aside).
+    await t.app.inject({ method: 'DELETE', url: '/v1/sim/rules' });
+    const plain = (answers: Array<[string, number, unknown, string | undefined]>) => JSON.stringify(answers).replace(/"trace_id":"[^"]*"/g, '');
+    expect(plain(shaped)).toBe(plain(await answers()));
+    expect(shaped.map(([what, status]) => [what, status])).toEqual([
+      ['GET /v1/sim/webhooks/deliveries', 200],
+      ['GET /v1/sim/webhooks/disabled-urls', 200],
+      ['DELETE /v1/sim/webhooks/disabled-urls?url=http%3A%2F%2F127.0.0.1%3A9%2Fhooks', 404],
+      ['POST /v1/sim/webhooks/deliveries/whd_01KBA7Q4B1K4N9Q2V6X0Z3D5JE/replay', 404],
+      ['POST /v1/sim/webhook/test', 404],
+      ['GET /v1/sim/namespaces', 200],
+    ]);
   });
 });
 
@@ -158,6 +197,21 @@ describe('latency', () => {
     expect(Math.abs(at(0.5) - 200) / 200).toBeLessThan(0.1);
     expect(Math.abs(at(0.99) - 2000) / 2000).toBeLessThan(0.1);
   }, 120_000);
+
+  it('in real time (no seam): a client that gives up before the delay ends does not cut it short; the payment is made when the delay ends, as a slow gateway carries out a request whose client gave up', async () => {
+    t = await buildTestApp();
+    await rule({ match: { route: '/v1/sim/intent' }, action: { type: 'latency', distribution: 'fixed', params: { ms: 800 } } });
+    const base = await listen();
+    const sentAt = Date.now();
+    const body = JSON.stringify({ reservation_id: 'rsv_gone', amount: 15000 });
+    const sent = request(`${base}/v1/sim/intent`, { method: 'POST', dispatcher: agent, headers: { 'content-type': 'application/json' }, body, signal: AbortSignal.timeout(100) });
+    await expect(sent).rejects.toThrow();
+    // Well before the delay ends (from the send), nothing is made: the client's leaving did not end the wait.
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, sentAt + 400 - Date.now())));
+    expect(await storedIntents(t)).toBe(0);
+    await eventually(async () => ((await storedIntents(t)) === 1 ? true : undefined), 'the intent made when the delay ended', 5000);
+    expect(Date.now() - sentAt).toBeGreaterThanOrEqual(800);
+  });
 });
 
 describe('outcome: the core decision of matching payments', () => {

@@ -769,6 +769,10 @@ if (redisServerOrSkip('replicas on Redis')) {
       const b = await buildTestApp(env, { clockStart: START });
       open.push(b);
       expect((await createIntent(a, { reservation_id: 'res_silent_0', amount: 100, scenario: 'delay', delay_ms: 60_000 })).statusCode).toBe(200);
+      // A rule for one client's requests to a route that needs no store (its application is counted in Redis).
+      const rule = await inject(a, { method: 'POST', url: '/v1/sim/rules', payload: { match: { route: '/health', headers: { 'x-test-case': 'silent' } }, action: { type: 'latency', distribution: 'fixed', params: { ms: 1 } } } });
+      expect(rule.statusCode).toBe(201);
+      expect((await inject(a, { url: '/health', headers: { 'x-test-case': 'silent' } })).headers['x-sim-rule']).toBe(rule.json().id);
       redis.freeze();
       try {
         // A route that needs no store, its fault rules due for a refresh whose read Redis does not
@@ -778,6 +782,9 @@ if (redisServerOrSkip('replicas on Redis')) {
         const asked = Date.now();
         expect((await inject(a, { url: '/health' })).json()).toEqual({ status: 'ok', service: 'payment-service' });
         expect(Date.now() - asked).toBeLessThan(1_000);
+        // A request the rule matches cannot count its application: 503 in its dialect's shape, not the rule's fault (README "Webhooks with Redis").
+        const matched = await inject(a, { url: '/health', headers: { 'x-test-case': 'silent' } });
+        expect([matched.statusCode, matched.headers['retry-after'], matched.headers['x-sim-rule'], matched.json()]).toEqual([503, '1', undefined, { error: '서비스를 일시적으로 사용할 수 없습니다. 잠시 후 다시 시도해 주세요.' }]);
 
         // Before, /readyz said ready for as long as Redis was silent, and every call waited for it.
         const readyz = await eventually(async () => {

@@ -96,7 +96,7 @@ export const CreateFaultRuleBody = Type.Object(
     enabled: Type.Optional(Type.Boolean({ default: true })),
     match: Type.Optional(FaultMatch),
     probability: Type.Optional(Type.Number({ minimum: 0, maximum: 1, default: 1, description: 'Chance that a match applies the rule' })),
-    count: Type.Optional(Type.Union([Type.Integer({ minimum: 1, maximum: MAX_COUNT }), Type.Null()], { description: 'Apply to the first N matches only' })),
+    count: Type.Optional(Type.Union([Type.Integer({ minimum: 1, maximum: MAX_COUNT }), Type.Null()], { description: 'Apply at most N times (to the matches that passed the probability); null: no limit. What is left: the rule’s remaining' })),
     window: Type.Optional(Type.Union([Type.Object({ from: Type.Optional(Instant), until: Type.Optional(Instant) }, Strict), Type.Null()], { description: 'When the rule applies: from inclusive, until exclusive' })),
     action: FaultAction,
   },

@@ -12,9 +12,13 @@ import { sendTestWebhook } from './webhook-payload.ts';
 
 /**
  * The webhook administration routes of the native API (`/v1/sim/webhooks…`, `/v1/sim/webhook/test`):
- * the delivery log of every dialect's webhooks, replays, test sends and disabled URLs.
+ * the delivery log of every dialect's webhooks, replays, test sends and disabled URLs. Fault rules
+ * never shape them (`config.faults: false`), as the rules API: a "gateway down" rule on `/v1/sim/**`
+ * leaves the log readable while it runs (before 2026-12-04 these answered the rule's 503).
  * @see issue 3 "Operating it"
  */
+
+const NO_FAULTS = { faults: false } as const;
 
 export interface WebhookAdminOptions {
   idempotent: IdempotencyHooks;
@@ -30,6 +34,7 @@ const webhookAdminRoutes: FastifyPluginAsync<WebhookAdminOptions> = async (fasti
   app.get(
     '/webhooks/deliveries',
     {
+      config: NO_FAULTS,
       schema: {
         operationId: 'listWebhookDeliveries',
         summary: 'List webhook deliveries, newest first',
@@ -51,6 +56,7 @@ const webhookAdminRoutes: FastifyPluginAsync<WebhookAdminOptions> = async (fasti
   app.post(
     '/webhooks/deliveries/:id/replay',
     {
+      config: NO_FAULTS,
       schema: {
         operationId: 'replayWebhookDelivery',
         summary: 'Deliver a webhook again',
@@ -74,6 +80,7 @@ const webhookAdminRoutes: FastifyPluginAsync<WebhookAdminOptions> = async (fasti
   app.post(
     '/webhook/test',
     {
+      config: NO_FAULTS,
       schema: {
         operationId: 'sendTestWebhook',
         summary: 'Send a test webhook for an intent to any URL',
@@ -101,6 +108,7 @@ const webhookAdminRoutes: FastifyPluginAsync<WebhookAdminOptions> = async (fasti
   app.get(
     '/webhooks/disabled-urls',
     {
+      config: NO_FAULTS,
       schema: {
         operationId: 'listDisabledWebhookUrls',
         summary: 'URLs disabled after answering 410 Gone',
@@ -115,6 +123,7 @@ const webhookAdminRoutes: FastifyPluginAsync<WebhookAdminOptions> = async (fasti
   app.delete(
     '/webhooks/disabled-urls',
     {
+      config: NO_FAULTS,
       schema: {
         operationId: 'enableWebhookUrl',
         summary: 'Re-enable a URL disabled after 410 Gone',

@@ -43,8 +43,12 @@ export const SHARED_RULES_REFRESH_MS = 1000;
  * users who never inject faults.
  */
 
-/** How a fault waits (latency, timeout): real time, given up when the client goes away. Tests pass their own. */
-export type FaultWait = (ms: number, request: FastifyRequest) => Promise<void>;
+/**
+ * How a fault waits (latency, timeout): real time. `endsWithClient`: given up when the client goes
+ * away (a timeout's hold: nothing is left to reset). A latency's wait is not: the route runs after
+ * it, as a slow gateway carries out a request whose client gave up. Tests pass their own.
+ */
+export type FaultWait = (ms: number, request: FastifyRequest, endsWithClient: boolean) => Promise<void>;
 
 export interface FaultsOptions {
   wait?: FaultWait | undefined;
@@ -136,7 +140,9 @@ export default fp<FaultsOptions>(
     const apply = async (request: FastifyRequest, reply: FastifyReply, shape: ErrorShape, plan: RequestFaultPlan): Promise<void> => {
       request.faultPlan = plan;
       reply.header('x-sim-rule', plan.ruleIds.join(', '));
-      if (plan.latency !== null) await wait(plan.latency.ms, request);
+      // Waited out even if the client goes away meanwhile: the route then runs when the delay ends,
+      // not at once (before 2026-12-04 a client that timed out early saw the payment made early).
+      if (plan.latency !== null) await wait(plan.latency.ms, request, false);
       const response = plan.response?.action;
       if (response === undefined) return;
       // response_lost: the route runs; loseAnswer (onSend) reads the plan and resets instead of answering.
@@ -144,7 +150,7 @@ export default fp<FaultsOptions>(
       if (response.type === 'timeout') {
         // Nothing is committed: the route never runs, and the client sees its connection reset.
         reply.hijack();
-        await wait(response.ms, request);
+        await wait(response.ms, request, true);
         resetConnection(request);
         // A hijacked request gets no request line of its own: this is its line.
         request.log.info({ method: request.method, url: loggedUrl(request.url), route: request.routeOptions.url, rule_id: plan.response?.ruleId, held_ms: response.ms }, 'fault rule timeout: connection reset');
@@ -186,8 +192,9 @@ function hooksOf<T>(hooks: T | T[] | undefined): T[] {
   return hooks === undefined ? [] : Array.isArray(hooks) ? hooks : [hooks];
 }
 
-/** Waits `ms` of real time; resolves early when the client closes the connection. */
-const realWait: FaultWait = async (ms, request) => {
+/** Waits `ms` of real time; with `endsWithClient`, resolves early when the client closes the connection. */
+const realWait: FaultWait = async (ms, request, endsWithClient) => {
+  if (!endsWithClient) return sleep(ms, undefined, { ref: false });
   const gone = new AbortController();
   const onClose = (): void => gone.abort();
   request.raw.socket?.once('close', onClose);
