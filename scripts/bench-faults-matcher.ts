@@ -37,6 +37,7 @@ const INPUT: MatchInput = {
   path: '/v1/sim/intent',
   headers: { host: 'localhost:3000', 'content-type': 'application/json', 'content-length': '96', 'idempotency-key': 'k-1', 'user-agent': 'autocannon' },
   body: { reservation_id: 'res_1', amount: 50_000, currency: 'KRW', scenario: 'approve', card: { number: '4242424242424242', cvv: '123' } },
+  takesOutcome: true,
 };
 
 let sequence = 0;

@@ -51,3 +51,11 @@ function mixOf(text: string, field: string, where: 'body' | 'headers'): Mix {
 function invalid(issue: ValidationIssue): DomainError {
   return new DomainError('VALIDATION_FAILED', `${issue.in} ${issue.field}: ${issue.message}`, [issue]);
 }
+
+/**
+ * The route options of a route that takes a fault rule's `outcome` (it creates or decides a
+ * payment and hands `request.faultPlan.outcome` to the core's decision): outcome rules match
+ * these routes only (plugins/app/faults.ts). Native intents, /api/v2 payments, the bookings API's
+ * /payments/execute, FluxPay's confirm, subscribe and change-plan; README lists them.
+ */
+export const TAKES_OUTCOME = { config: { faultOutcome: true } } as const;

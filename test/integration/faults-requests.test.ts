@@ -1,5 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import type { LightMyRequestResponse } from 'fastify';
+import { SignJWT } from 'jose';
 import { Agent, request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { sample } from '../../src/core/faults/distributions.ts';
@@ -274,6 +275,85 @@ describe('outcome: the core decision of matching payments', () => {
     const charged = await rule({ match: { dialect: 'fluxpay', route: '/api/v1/subscriptions' }, action: { type: 'outcome', failure_code: 'do_not_honor' } });
     const subscribed = await post('/api/v1/subscriptions', { userId: 'user_forced', planId: plan.planId, card: { number: '4111111111111111', cvv: '120', expMonth: 12, expYear: 2030 } });
     expect([subscribed.statusCode, subscribed.headers['x-sim-rule'], subscribed.json().code, subscribed.json().message]).toEqual([402, charged, 'PAY_002', expect.stringContaining('do_not_honor')]);
+  });
+});
+
+describe('outcome rules match only the routes that take an outcome', () => {
+  const metricOf = async (id: string) => (await t.app.inject({ url: '/metrics' })).body.match(new RegExp(`^fault_rule_hits_total\\{rule_id="${id}",action="outcome"\\} .*$`, 'm'))?.[0];
+  const unspent = (id: string, match: unknown, failureCode: string, count: number | null) => ({
+    id,
+    name: null,
+    enabled: true,
+    target: 'request',
+    match,
+    probability: 1,
+    count,
+    window: { from: null, until: null },
+    action: { type: 'outcome', failure_code: failureCode },
+    hits: 0,
+    matched: 0,
+    remaining: count,
+    created_at: expect.any(String),
+    last_hit_at: null,
+  });
+
+  it('bookings: POST /bookings is not matched (no X-Sim-Rule, count kept); the payment it then executes is decided by the rule', async () => {
+    await start({ MOCK_MIN_DELAY_MS: '0', MOCK_MAX_DELAY_MS: '0' });
+    const match = { dialect: 'bookings', method: null, route: null, headers: { 'x-test-case': 'f1' }, body: {} };
+    const id = await rule({ match: { dialect: 'bookings', headers: { 'x-test-case': 'f1' } }, count: 1, action: { type: 'outcome', failure_code: 'card_declined' } });
+    const headers = { 'x-user-id': 'u_f1', 'x-test-case': 'f1' };
+    const booked = await t.app.inject({ method: 'POST', url: '/bookings', headers, payload: { performanceId: 'perf_002', quantity: 1, paymentMethod: 'CREDIT_CARD' } });
+    expect([booked.statusCode, booked.headers['x-sim-rule']]).toEqual([201, undefined]);
+    const bookingId = booked.json().bookingId as string;
+    expect(booked.json()).toEqual({ message: 'Booking and payment intent created. Please proceed to payment execution.', bookingId, totalAmount: 30000, seatIds: ['A1'], expiresAt: expect.any(String) });
+    expect(await ruleView(id)).toEqual(unspent(id, match, 'card_declined', 1));
+    expect(await metricOf(id)).toBeUndefined();
+
+    const paid = t.app.inject({ method: 'POST', url: '/payments/execute', headers, payload: { bookingId, paymentMethodToken: 'tok_visa', cvv: '120' } });
+    await t.clock.advance(0);
+    const res = await paid;
+    expect([res.statusCode, res.headers['x-sim-rule']]).toEqual([200, id]);
+    expect(res.json()).toEqual({ message: 'Payment simulation finished with status: FAILURE', finalStatus: 'FAILURE', bookingId, pgMockData: { isSuccess: false, failureCode: 'card_declined', processedAt: expect.any(String) } });
+    expect(await ruleView(id)).toEqual({ ...unspent(id, match, 'card_declined', 1), hits: 1, matched: 1, remaining: 0, last_hit_at: expect.any(String) });
+    expect(await metricOf(id)).toBe(`fault_rule_hits_total{rule_id="${id}",action="outcome"} 1`);
+  });
+
+  it('native: GET /v1/sim/intents is not matched; the next POST /v1/sim/intent is declined by the rule', async () => {
+    await start();
+    const match = { dialect: 'native', method: null, route: null, headers: {}, body: {} };
+    const id = await rule({ match: { dialect: 'native' }, count: 1, action: { type: 'outcome', failure_code: 'insufficient_funds' } });
+    const list = await t.app.inject({ url: '/v1/sim/intents' });
+    expect([list.statusCode, list.headers['x-sim-rule']]).toEqual([200, undefined]);
+    expect(list.json().data).toEqual([]);
+    expect(await ruleView(id)).toEqual(unspent(id, match, 'insufficient_funds', 1));
+    expect(await metricOf(id)).toBeUndefined();
+
+    const created = await intent({ scenario: 'approve' });
+    expect([created.statusCode, created.headers['x-sim-rule']]).toEqual([200, id]);
+    await t.clock.advance(1000);
+    const read = (await t.app.inject({ url: `/v1/sim/intents/${created.json().payment_intent_id}` })).json();
+    expect(read).toMatchObject({ status: 'FAILED', failure_code: 'insufficient_funds', scenario: 'approve' });
+    expect(await ruleView(id)).toEqual({ ...unspent(id, match, 'insufficient_funds', 1), hits: 1, matched: 1, remaining: 0, last_hit_at: expect.any(String) });
+    expect(await metricOf(id)).toBe(`fault_rule_hits_total{rule_id="${id}",action="outcome"} 1`);
+  });
+
+  it('payment-service: /api/v1/payments/process always pays (document 004 has no decline), so an outcome rule never matches it; a latency rule beside it still applies', async () => {
+    const secret = 'a-secret-of-the-payment-service-test';
+    await start({ MOCK_MIN_DELAY_MS: '0', MOCK_MAX_DELAY_MS: '0', JWT_SECRET: secret });
+    const match = { dialect: 'payment-service', method: null, route: null, headers: {}, body: {} };
+    const id = await rule({ match: { dialect: 'payment-service' }, action: { type: 'outcome', failure_code: 'card_declined' } });
+    const slow = await rule({ match: { dialect: 'payment-service' }, action: { type: 'latency', distribution: 'fixed', params: { ms: 7 } } });
+    const booked = await t.app.inject({ method: 'POST', url: '/bookings', headers: { 'x-user-id': 'u_ps' }, payload: { performanceId: 'perf_002', quantity: 1, paymentMethod: 'CREDIT_CARD' } });
+    const bookingId = booked.json().bookingId as string;
+    const now = Math.floor(t.clock.now() / 1000);
+    const token = await new SignJWT({ userId: 'u_ps' }).setProtectedHeader({ alg: 'HS256' }).setIssuedAt(now).setExpirationTime(now + 3600).sign(new TextEncoder().encode(secret));
+    const paid = t.app.inject({ method: 'POST', url: '/api/v1/payments/process', headers: { authorization: `Bearer ${token}` }, payload: { reservationId: bookingId, paymentMethod: 'naver_pay' } });
+    await t.clock.advance(0);
+    const res = await paid;
+    expect([res.statusCode, res.headers['x-sim-rule'], waits]).toEqual([200, slow, [7]]);
+    expect(res.json()).toEqual({ success: true, message: '결제가 완료되었습니다.', payment: { reservationId: bookingId, paymentMethod: '네이버페이', totalAmount: 30000, paidAt: expect.any(String) }, reservation: { performanceId: 'perf_002', seats: ['A1'] } });
+    expect(await ruleView(id)).toEqual(unspent(id, match, 'card_declined', null));
+    expect(await metricOf(id)).toBeUndefined();
   });
 });
 

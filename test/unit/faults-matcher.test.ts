@@ -7,6 +7,7 @@ import { ruleFrom, T0 } from './faults-support.ts';
 const TIMEOUT = { type: 'timeout', ms: 1_000 };
 
 const request = (overrides: Partial<MatchInput> = {}): MatchInput => ({
+  takesOutcome: true,
   dialect: 'native',
   method: 'POST',
   routePattern: '/v1/sim/intents',
@@ -205,6 +206,9 @@ describe('RuleMatcher: requests', () => {
     ];
     const matcher = RuleMatcher.compile(actions.map((action) => ruleFrom({ action })));
     expect(matcher.matchRequest(request(), T0).map((c) => c.slot)).toEqual(['latency', 'outcome', 'response', 'response', 'response']);
+    // A route that takes no outcome (it creates or decides no payment): the outcome rule does not match it.
+    expect(matcher.matchRequest(request({ takesOutcome: false }), T0).map((c) => c.slot)).toEqual(['latency', 'response', 'response', 'response']);
+    expect(RuleMatcher.compile([ruleFrom({ action: { type: 'outcome', approve: true } })]).matchRequest(request({ method: 'GET', takesOutcome: false }), T0)).toEqual([]);
   });
 
   it('many dialect and method names (more than it keeps buckets for) still match correctly', () => {

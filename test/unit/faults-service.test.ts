@@ -14,6 +14,7 @@ import { T0 } from './faults-support.ts';
 const NS = 'default';
 
 const intent = (overrides: Partial<MatchInput> = {}): MatchInput => ({
+  takesOutcome: true,
   dialect: 'native',
   method: 'POST',
   routePattern: '/v1/sim/intents',

@@ -24,6 +24,12 @@ export interface MatchInput {
   headers: Readonly<Record<string, string | readonly string[] | undefined>>;
   /** The parsed JSON body, if any. */
   body?: unknown;
+  /**
+   * Whether the route takes an `outcome` (it creates or decides a payment and hands the rule's
+   * decision to the core: the routes with `config.faultOutcome`). On any other route an outcome
+   * rule does not match at all: it is neither matched nor applied, and its `count` is kept.
+   */
+  takesOutcome: boolean;
 }
 
 /** The three things a request rule can do to one answer; one rule at most fills each. */
@@ -169,6 +175,7 @@ interface Bucket {
 function collect(candidates: readonly CompiledRequestRule[] | undefined, input: MatchInput, path: string, now: number, matched: CompiledRequestRule[] | undefined): CompiledRequestRule[] | undefined {
   if (candidates === undefined) return matched;
   for (const compiled of candidates) {
+    if (compiled.slot === 'outcome' && !input.takesOutcome) continue;
     if (now < compiled.from || now >= compiled.until) continue;
     // A literal route was matched by the map lookup; routeMatches holds for it too.
     if (compiled.route !== null && compiled.route.kind === 'regex' && !routeMatches(compiled.route, path, input.routePattern)) continue;

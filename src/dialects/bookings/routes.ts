@@ -6,6 +6,7 @@ import { sendProblem } from '../../http/error-handler.ts';
 import type { IdempotencyHooks } from '../../http/idempotency.ts';
 import { documented, errorResponses, IDEMPOTENT, SECURITY, withExamples } from '../../http/openapi.ts';
 import { problemOf } from '../../http/problem.ts';
+import { TAKES_OUTCOME } from '../../http/scenario.ts';
 import { bookingsErrors } from './errors.ts';
 import * as ex from './examples.ts';
 import {
@@ -104,6 +105,7 @@ const bookingRoutes: FastifyPluginAsync<BookingRoutesOptions> = async (fastify, 
         },
       },
       ...idempotent,
+      ...TAKES_OUTCOME,
     },
     async (request) => {
       const b = request.body;

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { scenarioFromHeaders } from '../../http/scenario.ts';
+import { scenarioFromHeaders, TAKES_OUTCOME } from '../../http/scenario.ts';
 import type { FluxPayService } from '../../core/fluxpay/service.ts';
 import type { SubscriptionService } from '../../core/subscriptions/service.ts';
 import { FluxPayError } from '../../core/fluxpay/errors.ts';
@@ -176,6 +176,7 @@ const fluxpayRoutes: FastifyPluginAsync<FluxPayRoutesOptions> = async (fastify, 
         response: { 200: documented(s.Wrapped(s.PaymentView, 'FluxPayPaymentResult'), { description: 'Approved.', examples: ex.confirmResponses, headers: IDEMPOTENT }), ...errors([...POST_ERRORS, 402, 404], { idempotent: true, overrides: ex.fluxpayOverrides.confirmFluxPayPayment }) },
       },
       ...idempotent,
+      ...TAKES_OUTCOME,
     },
     async (request) => {
       // Held (a `delay` scenario waits inside): the drain waits for it, so that it is answered before the close.

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { scenarioFromHeaders } from '../../http/scenario.ts';
+import { scenarioFromHeaders, TAKES_OUTCOME } from '../../http/scenario.ts';
 import type { SubscriptionService } from '../../core/subscriptions/service.ts';
 import type { IdempotencyHooks } from '../../http/idempotency.ts';
 import { IdempotencyKeyHeader } from '../../http/schemas.ts';
@@ -65,6 +65,7 @@ const subscriptionRoutes: FastifyPluginAsync<SubscriptionRoutesOptions> = async 
         },
       },
       ...idempotent,
+      ...TAKES_OUTCOME,
     },
     async (request) => ok(billingView(await subscriptions.subscribe(request.body, { scenario: scenarioFromHeaders(request.headers, app.core.config.scenarios.mix), forced: request.faultPlan?.outcome ?? undefined }))),
   );
@@ -160,6 +161,7 @@ const subscriptionRoutes: FastifyPluginAsync<SubscriptionRoutesOptions> = async 
         },
       },
       ...idempotent,
+      ...TAKES_OUTCOME,
     },
     async (request) => ok(billingView(await subscriptions.changePlan(request.params.subscriptionId, request.body.planId, { scenario: scenarioFromHeaders(request.headers, app.core.config.scenarios.mix), forced: request.faultPlan?.outcome ?? undefined }))),
   );

@@ -3,7 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Intent } from '../../core/intents/intent.ts';
 import type { IdempotencyHooks } from '../../http/idempotency.ts';
 import { documented, errorResponses, IDEMPOTENT, withExamples } from '../../http/openapi.ts';
-import { requestedScenario } from '../../http/scenario.ts';
+import { requestedScenario, TAKES_OUTCOME } from '../../http/scenario.ts';
 import { IdempotencyKeyHeader } from '../../http/schemas.ts';
 import * as ex from './examples.ts';
 import { CreateIntentBody, CreateIntentResponse, EmptyBody, intentParams, IntentList, IntentView, IntentWithWebhook, ListIntentsQuery, RefundBody } from './schemas.ts';
@@ -48,6 +48,7 @@ const intentRoutes: FastifyPluginAsync<IntentRoutesOptions> = async (fastify, { 
         },
       },
       ...idempotent,
+      ...TAKES_OUTCOME,
     },
     async (request) => {
       const b = request.body;

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { scenarioFromHeaders } from '../../http/scenario.ts';
+import { scenarioFromHeaders, TAKES_OUTCOME } from '../../http/scenario.ts';
 import { v2PaymentId, type V2Payment } from '../../core/v2/payment.ts';
 import type { V2PaymentService } from '../../core/v2/service.ts';
 import { sendProblem } from '../../http/error-handler.ts';
@@ -66,6 +66,7 @@ const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (fastify, { idempote
         },
       },
       ...idempotent,
+      ...TAKES_OUTCOME,
     },
     async (request, reply) => {
       const b = request.body;

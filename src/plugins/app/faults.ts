@@ -32,7 +32,10 @@ export const SHARED_RULES_REFRESH_MS = 1000;
  *   planned. With no request rule this is one check and nothing else. Then `X-Sim-Rule` names
  *   the applying rules; `latency` waits; `error` answers in the dialect's shape with
  *   `Retry-After`; `timeout` holds the connection, then resets it; `outcome` is left on the
- *   request for the route to hand to the core's decision (native intents, /api/v2 payments).
+ *   request for the route to hand to the core's decision. Outcome rules match only the routes
+ *   that do so (`config.faultOutcome`: native intents, /api/v2 payments, the bookings API's
+ *   /payments/execute, FluxPay's confirm, subscribe and change-plan); on any other route they
+ *   are not matched, so they spend no `count` and send no `X-Sim-Rule`.
  * - onSend, after the route's own (so an idempotent route has stored its answer): a
  *   `response_lost` request has its connection reset instead of answered; what the handler
  *   committed stays committed.
@@ -85,6 +88,11 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** false: rules never shape this route's answers (the rules API itself). */
     faults?: boolean;
+    /**
+     * true: the route creates or decides a payment and hands `faultPlan.outcome` to the core's
+     * decision. `outcome` rules match these routes only (README: the outcome action's list).
+     */
+    faultOutcome?: boolean;
   }
 }
 
@@ -164,7 +172,15 @@ export default fp<FaultsOptions>(
       // The hot path: no request rule at all.
       if (service.hasNoRequestRules(namespace)) return done();
       const shape = shapes.forUrl(request.url);
-      const input: MatchInput = { dialect: shape.name, method: request.method, routePattern: request.routeOptions.url, path: request.url, headers: request.headers, body: request.body };
+      const input: MatchInput = {
+        dialect: shape.name,
+        method: request.method,
+        routePattern: request.routeOptions.url,
+        path: request.url,
+        headers: request.headers,
+        body: request.body,
+        takesOutcome: request.routeOptions.config.faultOutcome === true,
+      };
       const peeked = service.peekRequest(namespace, input);
       if (peeked !== undefined && peeked.ruleIds.length === 0) return done();
       service
