@@ -267,7 +267,7 @@ describe('outcome: the core decision of matching payments', () => {
     expect([declined.statusCode, declined.headers['x-sim-rule'], declined.json().code, declined.json().message]).toEqual([402, declines, 'PAY_002', expect.stringContaining('insufficient_funds')]);
     const approved = await post('/api/v1/payments/confirm', await payFor('123'), { 'x-test-case': 'approves', 'x-sim-scenario': 'fail' });
     expect([approved.statusCode, approved.headers['x-sim-rule']]).toEqual([200, approves]);
-    expect(approved.json().result).toMatchObject({ status: 'APPROVED', failureCode: null, decidedBy: 'fail' });
+    expect(approved.json().result).toMatchObject({ status: 'APPROVED', failureCode: null, decidedBy: 'rule' });
     const untouched = await post('/api/v1/payments/confirm', await payFor('120'));
     expect([untouched.statusCode, untouched.headers['x-sim-rule'], untouched.json().result.status]).toEqual([200, undefined, 'APPROVED']);
 
@@ -275,6 +275,59 @@ describe('outcome: the core decision of matching payments', () => {
     const charged = await rule({ match: { dialect: 'fluxpay', route: '/api/v1/subscriptions' }, action: { type: 'outcome', failure_code: 'do_not_honor' } });
     const subscribed = await post('/api/v1/subscriptions', { userId: 'user_forced', planId: plan.planId, card: { number: '4111111111111111', cvv: '120', expMonth: 12, expYear: 2030 } });
     expect([subscribed.statusCode, subscribed.headers['x-sim-rule'], subscribed.json().code, subscribed.json().message]).toEqual([402, charged, 'PAY_002', expect.stringContaining('do_not_honor')]);
+  });
+
+  it('FluxPay: a payment a rule decided reads decidedBy "rule", declined over an approving 4242 card or approved over X-Sim-Scenario: fail; without the rule the card decides', async () => {
+    await start();
+    const post = (url: string, payload: unknown, headers: Record<string, string> = {}): Promise<LightMyRequestResponse> => t.app.inject({ method: 'POST', url, payload: payload as object, headers });
+    const payFor = async () => {
+      const order = (await post('/api/v1/orders', { userId: 'user_f7', serviceId: 'image-studio', orderName: 'F7', amount: 5000, currency: 'KRW' })).json().result;
+      const payment = (await post('/api/v1/payments', { orderId: order.orderId, method: 'CARD', card: { number: '4242424242424242', cvv: '123', expMonth: 12, expYear: 2030 } })).json().result;
+      return { paymentKey: payment.paymentKey as string, orderId: order.orderId as string, amount: 5000 };
+    };
+    const read = async (paymentKey: string) => (await t.app.inject({ url: `/api/v1/payments/${paymentKey}` })).json();
+    const viewOf = (p: { paymentKey: string; orderId: string }, status: string, failureCode: string | null, decidedBy: string) => ({
+      isSuccess: true,
+      code: 'SUCCESS',
+      message: 'Request succeeded.',
+      result: {
+        paymentKey: p.paymentKey,
+        orderId: p.orderId,
+        userId: 'user_f7',
+        amount: 5000,
+        currency: 'KRW',
+        method: 'CARD',
+        card: { last4: '4242', expMonth: 12, expYear: 2030 },
+        easyPay: null,
+        status,
+        failureCode,
+        decidedBy,
+        createdAt: expect.any(String),
+        updatedAt: expect.any(String),
+        approvedAt: status === 'APPROVED' ? expect.any(String) : null,
+        confirmedAt: null,
+        failedAt: status === 'FAILED' ? expect.any(String) : null,
+        cancelledAt: null,
+      },
+    });
+    const declines = await rule({ match: { dialect: 'fluxpay', headers: { 'x-test-case': 'f7' } }, action: { type: 'outcome', failure_code: 'card_declined' } });
+    const approves = await rule({ match: { dialect: 'fluxpay', headers: { 'x-test-case': 'f7-approve' } }, action: { type: 'outcome', approve: true } });
+
+    const first = await payFor();
+    const declined = await post('/api/v1/payments/confirm', first, { 'x-test-case': 'f7' });
+    expect([declined.statusCode, declined.headers['x-sim-rule'], declined.json()]).toEqual([402, declines, { isSuccess: false, code: 'PAY_002', message: 'Payment approval failed: card_declined.', result: null }]);
+    expect(await read(first.paymentKey)).toEqual(viewOf(first, 'FAILED', 'card_declined', 'rule'));
+
+    const second = await payFor();
+    const approved = await post('/api/v1/payments/confirm', second, { 'x-test-case': 'f7-approve', 'x-sim-scenario': 'fail' });
+    expect([approved.statusCode, approved.headers['x-sim-rule']]).toEqual([200, approves]);
+    expect(approved.json()).toEqual(viewOf(second, 'APPROVED', null, 'rule'));
+    expect(await read(second.paymentKey)).toEqual(viewOf(second, 'APPROVED', null, 'rule'));
+
+    const third = await payFor();
+    const untouched = await post('/api/v1/payments/confirm', third);
+    expect([untouched.statusCode, untouched.headers['x-sim-rule']]).toEqual([200, undefined]);
+    expect(await read(third.paymentKey)).toEqual(viewOf(third, 'APPROVED', null, 'card'));
   });
 });
 

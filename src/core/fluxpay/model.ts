@@ -78,6 +78,9 @@ export interface CardSummary {
   expYear: number | null;
 }
 
+/** What decides a payment: a scenario, the card rules, or a fault rule's `outcome` (issue 15), which beats both. */
+export type PaymentDecisionSource = DecisionSource | 'rule';
+
 export interface Payment {
   paymentKey: string;
   orderId: string;
@@ -90,8 +93,8 @@ export interface Payment {
   status: PaymentStatus;
   /** Why it failed (`card_declined`, `DECLINE_2`, …); null otherwise. */
   failureCode: string | null;
-  /** What decided the outcome: `X-Sim-Scenario`, or the card rules (`card`); null until decided. */
-  decidedBy: DecisionSource | null;
+  /** What decided the outcome: a fault rule's `outcome` (`rule`), else `X-Sim-Scenario`, else the card rules (`card`; `approve` for EASY_PAY); null until decided. */
+  decidedBy: PaymentDecisionSource | null;
   /** The outcome the card rules gave at creation (applied at confirm unless `X-Sim-Scenario` says otherwise). Never shown. */
   planned: Readonly<{ status: 'APPROVED'; failureCode: null } | { status: 'FAILED'; failureCode: string }>;
   createdAt: number;

@@ -307,7 +307,7 @@ export class FluxPayService {
   /**
    * Confirms a READY payment (Toss Payments' confirm): `X-Sim-Scenario` decides when given
    * (`delay`, named or picked by a `mix`, answers after DEFAULT_DELAY_DELAY_MS on the clock, approved), else the outcome the
-   * card rules planned; a fault rule's `outcome` (`request.forced`) beats both. Approved: payment
+   * card rules planned; a fault rule's `outcome` (`request.forced`) beats both (`decidedBy: rule`). Approved: payment
    * APPROVED, order PAID. Declined: PAY_002 with the failure code, payment FAILED (the order stays
    * PENDING for another payment).
    */
@@ -320,10 +320,10 @@ export class FluxPayService {
     const { scenario, forced } = request;
     if (scenario === undefined) {
       const planned = forced === undefined ? payment.planned : forcedOutcome(forced);
-      decision = { ...planned, decidedBy: payment.method === 'CARD' ? 'card' : 'approve' };
+      decision = { ...planned, decidedBy: forced !== undefined ? 'rule' : payment.method === 'CARD' ? 'card' : 'approve' };
     } else {
       const decided = decide({ scenario, forced }, settings.scenarios, random, clock.now());
-      decision = { ...decided.outcome, decidedBy: decided.source };
+      decision = { ...decided.outcome, decidedBy: forced !== undefined ? 'rule' : decided.source };
       if (decided.delayed && decided.delayMs > 0) await new Promise<void>((resolve) => clock.schedule(decided.delayMs, resolve));
     }
     const outcome = await store.confirmPayment({ ...input, decision }, stampOf(ids, clock.now()));

@@ -156,7 +156,7 @@ export const PaymentView = Type.Object(
     easyPay: Nullable(Type.Object({ provider: Type.String() })),
     status: Type.Enum(PAYMENT_STATUSES, { title: 'FluxPayPaymentStatus', description: 'READY → APPROVED → CONFIRMED | CANCELLED; READY → FAILED' }),
     failureCode: Nullable(Type.String(), 'Why it failed: card_declined, DECLINE_<d>, expired_card, …'),
-    decidedBy: Nullable(Type.String(), 'What decided the outcome: the X-Sim-Scenario (approve, fail, delay, random, mix), card, or approve (EASY_PAY)'),
+    decidedBy: Nullable(Type.String(), 'What decided the outcome: rule (a fault rule’s outcome, which beats the others), else the X-Sim-Scenario (approve, fail, delay, random, mix), else card, or approve (EASY_PAY); null until decided'),
     createdAt: IsoDateTime,
     updatedAt: IsoDateTime,
     approvedAt: IsoOrNull('When it was approved'),
