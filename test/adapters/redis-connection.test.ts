@@ -262,6 +262,24 @@ if (redisServerOrSkip('the Redis client')) {
       }
     });
 
+    it('a Redis busy with a long queue of this process’s commands (40 scripts of 100 ms, 4 s in all), answering one every 100 ms, is not taken for silent: every call answers, no warning (before 2026-12-04 its PING, behind them, went 2 s unanswered and the rest failed, 503)', { timeout: 30_000 }, async () => {
+      const { server, watched, warnings } = await watchedWithLogs();
+      try {
+        watched.serve();
+        watched.started();
+        // Each script runs 100 ms of Redis' time; sent at once, the liveness PING waits behind them.
+        // Each is larger than Redis reads at once (16 KB), so it answers each as it is run, not the batch at its end.
+        const busy = "local t = redis.call('TIME'); local start = t[1] * 1000000 + t[2]; repeat t = redis.call('TIME') until t[1] * 1000000 + t[2] - start >= 100000; return 1";
+        const padding = 'x'.repeat(20_000);
+        const calls = await Promise.all(Array.from({ length: 40 }, () => outcome(watched.client.eval(busy, 0, padding))));
+        expect(calls.filter((call) => call.value !== 1)).toEqual([]);
+        expect([watched.unavailable(), warnings()]).toEqual([undefined, []]);
+      } finally {
+        await watched.close();
+        await server.stop();
+      }
+    });
+
     it('an auto-pipelined batch is let through or refused whole: a CLIENT command in it is not a handshake, and no later reply goes to the wrong call', { timeout: 30_000 }, async () => {
       const { server, watched } = await watchedWithLogs();
       try {

@@ -49,8 +49,8 @@ const QUIT_WITHIN_MS = 2000;
 const LIVENESS_EVERY_MS = 500;
 
 /**
- * A PING unanswered this long: Redis is silent (paused, swapping, cut off by the network with the
- * connection still open, which no socket error tells). /readyz then fails and says so, the commands
+ * A PING unanswered this long, with nothing else read from Redis for as long: Redis is silent (paused,
+ * swapping, cut off by the network with the connection still open, which no socket error tells). /readyz then fails and says so, the commands
  * in flight fail, and calls fail at once (`RedisNotServingError`, 503 STORE_UNAVAILABLE) until it
  * answers again.
  */
@@ -195,6 +195,18 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
 
   /** When the oldest PING still unanswered was sent (undefined when each was answered). */
   let unansweredSince: number | undefined;
+  /**
+   * When this process last read anything from Redis on the connection (replies to any command). A
+   * PING waits behind every command sent before it: behind a long queue of this process's own (a
+   * burst of 10,000 calls) it may go unanswered for seconds while Redis answers the others, busy
+   * and not silent. Before 2026-12-04 such a PING alone made Redis silent, and every call in flight failed (503).
+   */
+  let heardAt = Date.now();
+  client.on('connect', () => {
+    client.stream.on('data', () => {
+      heardAt = Date.now();
+    });
+  });
   /** When Redis was found silent (a PING unanswered for SILENT_AFTER_MS); undefined while it answers. */
   let silentSince: number | undefined;
   const silentFor = (): string => `${Math.round((Date.now() - (silentSince ?? Date.now()) + SILENT_AFTER_MS) / 1000)} s`;
@@ -228,6 +240,8 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
       // After a stall of this process the answer may have arrived unread: look again once pending I/O is handled.
       setImmediate(() => {
         if (closing || unansweredSince !== since || silentSince !== undefined || client.status !== 'ready') return;
+        // Still answering the commands sent before the PING: busy, not silent (the PING waits on).
+        if (Date.now() - heardAt < SILENT_AFTER_MS) return;
         silentSince = Date.now();
         log.warn({ redis: where }, `Redis has not answered for ${SILENT_AFTER_MS / 1000} s (paused, overloaded, or cut off by the network): store calls answer 503 STORE_UNAVAILABLE until it answers; those sent before may still run when it does`);
         // What was sent and is unanswered fails now (its reply, if Redis ever sends it, is dropped).
