@@ -224,8 +224,11 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
     unansweredSince ??= Date.now();
     // Past the gate: its answer is what tells that Redis answers again.
     // An error reply (LOADING while it loads its data set) is an answer too; a time-out or a lost connection is not.
+    const askedAt = unansweredSince;
     void (send(new Command('ping')) as Promise<unknown>).then(answered, (error: unknown) => {
       if (error instanceof Error && error.name === 'ReplyError') answered();
+      // Timed out (10 s) behind a queue Redis was still answering (not found silent): the next look asks again.
+      else if (isCommandTimeout(error) && silentSince === undefined && unansweredSince === askedAt) unansweredSince = undefined;
     });
   };
   let liveness: NodeJS.Timeout | undefined;
