@@ -73,6 +73,15 @@ describe('error: the status, Retry-After and a body in the dialect’s own shape
     expect(res.json()).toEqual(body);
   });
 
+  it('payment-service: a 429 says so, in Korean as its other messages (before: the 400 "잘못된 요청입니다.")', async () => {
+    await start();
+    const id = await rule({ match: { dialect: 'payment-service', headers: { 'x-test-case': 'f4' } }, action: { type: 'error', status: 429 } });
+    const res = await t.app.inject({ url: '/api/v1/payments/methods', headers: { 'x-test-case': 'f4' } });
+    expect([res.statusCode, res.headers['content-type'], res.headers['x-sim-rule'], res.headers['retry-after']]).toEqual([429, 'application/json; charset=utf-8', id, '1']);
+    expect(res.json()).toEqual({ error: '요청이 너무 많습니다. 잠시 후 다시 시도해 주세요.' });
+    expect((await t.app.inject({ url: '/metrics' })).body.split('\n').filter((line) => line.startsWith('fault_rule_hits_total{'))).toEqual([`fault_rule_hits_total{rule_id="${id}",action="error"} 1`]);
+  });
+
   it('creates nothing: a native create answered 503 stored no intent, and a rule on /v1/sim/** leaves the rules API alone', async () => {
     await start();
     const id = await rule({ match: { route: '/v1/sim/**' }, action: { type: 'error', status: 503 } });

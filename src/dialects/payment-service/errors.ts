@@ -32,6 +32,9 @@ export const MESSAGES = {
   uriTooLong: '요청 URI가 너무 깁니다.',
   overloaded: '서버가 과부하 상태입니다. 잠시 후 다시 시도해 주세요.',
   unavailable: '서비스를 일시적으로 사용할 수 없습니다. 잠시 후 다시 시도해 주세요.',
+  // Paysim's own: the original (document 004) never answers 429 and has no text for it; this one
+  // is written as its other "try again shortly" messages are (a fault rule's 429, with Retry-After).
+  tooManyRequests: '요청이 너무 많습니다. 잠시 후 다시 시도해 주세요.',
   internal: '결제 처리 중 오류가 발생했습니다.',
 } as const;
 
@@ -62,6 +65,8 @@ function messageOf(problem: Problem): string {
       return MESSAGES.uriTooLong;
     case 415:
       return MESSAGES.unsupportedMediaType;
+    case 429:
+      return MESSAGES.tooManyRequests;
     case 503:
       return problem.code === 'OVERLOADED' ? MESSAGES.overloaded : MESSAGES.unavailable;
     default:
