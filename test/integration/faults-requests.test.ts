@@ -4,6 +4,7 @@ import { SignJWT } from 'jose';
 import { Agent, request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { sample } from '../../src/core/faults/distributions.ts';
+import type { FaultRule } from '../../src/core/faults/model.ts';
 import { createStreams } from '../../src/core/random.ts';
 import { buildTestApp, storedIntents, type TestApp } from '../helpers/app.ts';
 import { eventually } from '../helpers/receiver.ts';
@@ -71,6 +72,48 @@ describe('error: the status, Retry-After and a body in the dialect’s own shape
     expect(res.headers['x-sim-rule']).toBe(id);
     expect(res.headers['retry-after']).toBe(retryAfter === null ? (status === 429 ? '1' : undefined) : String(retryAfter));
     expect(res.json()).toEqual(body);
+  });
+
+  it('a 503 without retry_after_seconds carries Retry-After: 1 in every dialect, as a 429 does (its body says to use it); a 500, 502 or 504 without one carries none, and no body names it', async () => {
+    await start();
+    const routes = [
+      ['native', '/v1/sim/intents'],
+      ['bookings', '/performances'],
+      ['payment-service', '/api/v1/payments/methods'],
+      ['payment-server-v2', '/api/v2/pending-payments'],
+      ['fluxpay', '/api/v1/orders/ord_01KBA7Q4C8D2F6H0J4M8P2R6T0'],
+    ] as const;
+    const unavailable = 'The payment gateway is unavailable; retry after Retry-After seconds.';
+    const bodies = (code: string, message: string, korean: string) => [
+      { error: { code, message, trace_id: expect.any(String) } },
+      { error: message, code },
+      { error: korean },
+      { detail: message },
+      { isSuccess: false, code: `COMMON_${code === 'SERVICE_UNAVAILABLE' ? 503 : code === 'BAD_GATEWAY' ? 502 : 504}`, message, result: null },
+    ];
+    const cases = [
+      [503, '1', bodies('SERVICE_UNAVAILABLE', unavailable, '서비스를 일시적으로 사용할 수 없습니다. 잠시 후 다시 시도해 주세요.')],
+      [502, undefined, bodies('BAD_GATEWAY', 'The payment gateway answered badly; the request may be retried.', '결제 처리 중 오류가 발생했습니다.')],
+      [504, undefined, bodies('GATEWAY_TIMEOUT', 'The payment gateway did not answer in time; the request may be retried.', '결제 처리 중 오류가 발생했습니다.')],
+    ] as const;
+    for (const [status, retryAfter, expected] of cases) {
+      const id = await rule({ match: { headers: { 'x-test-case': `f${status}` } }, action: { type: 'error', status } });
+      expect((await ruleView(id)).action).toEqual({ type: 'error', status, retry_after_seconds: retryAfter === undefined ? null : 1 });
+      const seen = [];
+      for (const [, url] of routes) {
+        const res = await t.app.inject({ url, headers: { 'x-test-case': `f${status}`, 'x-user-id': 'u1' } });
+        seen.push([res.statusCode, res.headers['content-type'], res.headers['x-sim-rule'], res.headers['retry-after'], res.json()]);
+      }
+      expect(seen).toEqual(expected.map((body) => [status, 'application/json; charset=utf-8', id, retryAfter, body]));
+      expect((await t.app.inject({ url: '/metrics' })).body).toContain(`fault_rule_hits_total{rule_id="${id}",action="error"} 5\n`);
+    }
+    // A 503 rule stored without one (by a version before 2026-12-04, kept in Redis or from FAULTS_FILE) is sent and shown with 1 too.
+    await t.app.inject({ method: 'DELETE', url: '/v1/sim/rules' });
+    const earlier = await t.app.stores.faultRules.create('default', { id: 'rule_earlier', createdAt: t.clock.now(), enabled: true, name: null, target: 'request', match: { dialect: null, method: null, route: null, headers: {}, body: {} }, probability: 1, count: null, window: { from: null, until: null }, action: { type: 'error', status: 503, retryAfterSeconds: null } } satisfies FaultRule);
+    expect(earlier).toMatchObject({ ok: true });
+    const res = await t.app.inject({ url: '/v1/sim/intents' });
+    expect([res.statusCode, res.headers['x-sim-rule'], res.headers['retry-after'], res.json()]).toEqual([503, 'rule_earlier', '1', { error: { code: 'SERVICE_UNAVAILABLE', message: unavailable, trace_id: expect.any(String) } }]);
+    expect((await ruleView('rule_earlier')).action).toEqual({ type: 'error', status: 503, retry_after_seconds: 1 });
   });
 
   it('payment-service: a 429 says so, in Korean as its other messages (before: the 400 "잘못된 요청입니다.")', async () => {

@@ -542,7 +542,7 @@ describe('fault rules configuration (FAULTS_FILE, FAULTS_MAX_RULES)', () => {
     expect(config.faults.file).toBe(path);
     expect(config.faults.rules.map((r) => [r.id, r.input.action])).toEqual([
       ['slow-intents', { type: 'latency', distribution: { kind: 'fixed', ms: 50 } }],
-      [undefined, { type: 'error', status: 503, retryAfterSeconds: null }],
+      [undefined, { type: 'error', status: 503, retryAfterSeconds: 1 }],
     ]);
     // Its text's SHA-256: the same text gives the same fingerprint, any other byte another.
     const text = 'rules:\n  - id: slow-intents\n    match: { route: /v1/sim/intent }\n    action: { type: latency, distribution: fixed, params: { ms: 50 } }\n  - action: { type: error, status: 503 }\n';

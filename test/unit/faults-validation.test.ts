@@ -84,9 +84,11 @@ describe('parseRule: valid rules', () => {
     });
   });
 
-  it('a 429 without retry_after_seconds says 1 (throttling always says when to come back); other statuses say nothing unless given', () => {
+  it('a 429 or 503 without retry_after_seconds says 1 (throttling and unavailability always say when to come back); 500, 502 and 504 say nothing unless given', () => {
     expect(parsed(VALID.throttle).input.action).toEqual({ type: 'error', status: 429, retryAfterSeconds: 1 });
-    expect(parsed({ action: { type: 'error', status: 502 } }).input.action).toEqual({ type: 'error', status: 502, retryAfterSeconds: null });
+    expect(parsed({ action: { type: 'error', status: 503 } }).input.action).toEqual({ type: 'error', status: 503, retryAfterSeconds: 1 });
+    expect(parsed({ action: { type: 'error', status: 503, retry_after_seconds: null } }).input.action).toEqual({ type: 'error', status: 503, retryAfterSeconds: 1 });
+    for (const status of [500, 502, 504]) expect(parsed({ action: { type: 'error', status } }).input.action).toEqual({ type: 'error', status, retryAfterSeconds: null });
     expect(parsed(VALID.error).input.action).toEqual({ type: 'error', status: 503, retryAfterSeconds: 5 });
   });
 

@@ -33,8 +33,14 @@ export const ACTION_TYPES = [...REQUEST_ACTIONS, ...WEBHOOK_ACTIONS] as const;
 
 /** The longest latency, delay, timeout or reorder window a rule may ask for (10 minutes, as `delay_ms`). */
 export const MAX_DURATION_MS = 600_000;
-/** `Retry-After` of a 429 rule that gives none: a throttling answer always says when to come back. */
-export const DEFAULT_RETRY_AFTER_SECONDS_429 = 1;
+/**
+ * `Retry-After` of a 429 or 503 rule that gives none: a throttling or unavailable answer always
+ * says when to come back (its body tells the client to use the header). A 500, 502 or 504 rule
+ * sends one only when it gives one; their bodies never mention it.
+ */
+export const DEFAULT_RETRY_AFTER_SECONDS = 1;
+/** The statuses that always carry `Retry-After`. */
+const RETRY_AFTER_STATUSES: ReadonlySet<number> = new Set<ErrorStatus>([429, 503]);
 export const MAX_RETRY_AFTER_SECONDS = 86_400;
 export const MAX_DROP_ATTEMPTS = 100;
 export const MAX_COUNT = 1_000_000_000;
@@ -144,4 +150,13 @@ export function copyRule<T extends FaultRule>(rule: T): T {
 
 export function copyStored(stored: StoredFaultRule): StoredFaultRule {
   return { rule: copyRule(stored.rule), hits: stored.hits, matched: stored.matched, lastHitAt: stored.lastHitAt };
+}
+
+/**
+ * The `Retry-After` (seconds) an `error` action sends, or null for none: its own, else 1 for a
+ * 429 or 503. Rules made now store that 1 (validation.ts); a 503 rule stored by a version before
+ * 2026-12-04 (Redis, FAULTS_FILE kept) has null, and is sent and shown with 1 too.
+ */
+export function retryAfterSecondsOf(action: { status: ErrorStatus; retryAfterSeconds: number | null }): number | null {
+  return action.retryAfterSeconds ?? (RETRY_AFTER_STATUSES.has(action.status) ? DEFAULT_RETRY_AFTER_SECONDS : null);
 }

@@ -43,7 +43,7 @@ export const FaultAction = Type.Union(
       'error',
       {
         status: Type.Union(ERROR_STATUSES.map((s) => Type.Literal(s)), { description: '500, 502, 503, 504 or 429' }),
-        retry_after_seconds: Type.Optional(Type.Union([Type.Integer({ minimum: 0, maximum: MAX_RETRY_AFTER_SECONDS }), Type.Null()], { description: 'Sent as Retry-After; a 429 without one says 1' })),
+        retry_after_seconds: Type.Optional(Type.Union([Type.Integer({ minimum: 0, maximum: MAX_RETRY_AFTER_SECONDS }), Type.Null()], { description: 'Sent as Retry-After; a 429 or 503 without one says 1 (a 500, 502 or 504 without one sends no Retry-After)' })),
       },
       "Request: answered with this status and an error body in the dialect's shape; nothing is committed.",
     ),

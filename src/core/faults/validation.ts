@@ -1,7 +1,6 @@
 import type { FieldIssue } from '../errors.ts';
 import {
   ACTION_TYPES,
-  DEFAULT_RETRY_AFTER_SECONDS_429,
   DISTRIBUTIONS,
   ERROR_STATUSES,
   FAULT_DIALECTS,
@@ -15,6 +14,7 @@ import {
   MAX_HEADER_CONDITIONS,
   MAX_RELATIVE_WINDOW_MS,
   MAX_RETRY_AFTER_SECONDS,
+  retryAfterSecondsOf,
   type BodyCondition,
   type Distribution,
   type ErrorStatus,
@@ -220,8 +220,7 @@ function parseAction(c: Checker, json: unknown): ParsedAction | undefined {
       const status = c.required(raw, 'status', path) ? c.oneOf(raw.status, at('status'), ERROR_STATUSES) : undefined;
       const given = raw.retry_after_seconds === undefined || raw.retry_after_seconds === null ? null : c.integer(raw.retry_after_seconds, at('retry_after_seconds'), 0, MAX_RETRY_AFTER_SECONDS);
       if (status === undefined || given === undefined) return undefined;
-      const retryAfterSeconds = given ?? (status === 429 ? DEFAULT_RETRY_AFTER_SECONDS_429 : null);
-      return { target: 'request', action: { type, status: status as ErrorStatus, retryAfterSeconds } };
+      return { target: 'request', action: { type, status: status as ErrorStatus, retryAfterSeconds: retryAfterSecondsOf({ status: status as ErrorStatus, retryAfterSeconds: given }) } };
     }
     case 'response_lost':
       c.onlyKeys(raw, path, ['type']);

@@ -1,4 +1,4 @@
-import type { BodyCondition, Distribution, FaultRule, HeaderCondition, RequestAction, StoredFaultRule, WebhookAction } from './model.ts';
+import { retryAfterSecondsOf, type BodyCondition, type Distribution, type FaultRule, type HeaderCondition, type RequestAction, type StoredFaultRule, type WebhookAction } from './model.ts';
 
 /**
  * A rule as the native API (`/v1/sim/rules`) and the console show it: the snake_case JSON it was
@@ -88,7 +88,7 @@ export function actionJson(action: RequestAction | WebhookAction): Record<string
     case 'delay':
       return { type: action.type, ...distributionJson(action.distribution) };
     case 'error':
-      return { type: action.type, status: action.status, retry_after_seconds: action.retryAfterSeconds };
+      return { type: action.type, status: action.status, retry_after_seconds: retryAfterSecondsOf(action) };
     case 'timeout':
       return { type: action.type, ms: action.ms };
     case 'outcome':

@@ -3,7 +3,7 @@ import type { FastifyBaseLogger, FastifyReply, FastifyRequest, onSendHookHandler
 import fp from 'fastify-plugin';
 import { Counter } from 'prom-client';
 import type { Config } from '../../config.ts';
-import type { ErrorStatus, StoredFaultRule } from '../../core/faults/model.ts';
+import { retryAfterSecondsOf, type ErrorStatus, type StoredFaultRule } from '../../core/faults/model.ts';
 import { FaultRuleService, type RequestFaultPlan } from '../../core/faults/service.ts';
 import type { MatchInput } from '../../core/faults/matcher.ts';
 import { createStreams } from '../../core/random.ts';
@@ -57,7 +57,11 @@ export interface FaultsOptions {
   wait?: FaultWait | undefined;
 }
 
-/** The core code and message of each `error` status, before the dialect renders them. */
+/**
+ * The core code and message of each `error` status, before the dialect renders them. A 429 and a
+ * 503 always carry `Retry-After` (`retryAfterSecondsOf`), so their messages point at it; a 500,
+ * 502 or 504 carries it only when its rule gives one, so theirs never do.
+ */
 const ERRORS: Readonly<Record<ErrorStatus, { code: string; message: string }>> = {
   500: { code: 'INTERNAL', message: 'Something went wrong on our side; the request may be retried.' },
   502: { code: 'BAD_GATEWAY', message: 'The payment gateway answered badly; the request may be retried.' },
@@ -163,7 +167,7 @@ export default fp<FaultsOptions>(
         // A hijacked request gets no request line of its own: this is its line.
         request.log.info({ method: request.method, url: loggedUrl(request.url), route: request.routeOptions.url, rule_id: plan.response?.ruleId, held_ms: response.ms }, 'fault rule timeout: connection reset');
       } else {
-        const retryAfterS = response.retryAfterSeconds ?? undefined;
+        const retryAfterS = retryAfterSecondsOf(response) ?? undefined;
         sendProblem(reply, shape, { status: response.status, ...ERRORS[response.status], retryAfterS });
       }
     };
