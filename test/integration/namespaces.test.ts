@@ -216,6 +216,26 @@ describe('X-Sim-Namespace: isolation', () => {
     expect((await call(s, 'm-2', 'POST', '/v1/sim/intent', { reservation_id: 'rsv_m', amount: 1000 })).status).toBe(200);
     expect(await created()).toBe('http_requests_total{method="POST",route="/v1/sim/intent",status_code="200"} 5');
   });
+
+  it('a reset namespace takes its rules\' fault_rule_hits_total series with it (its rules are gone); the other namespaces\' stay', async () => {
+    const s = await serve();
+    const ruleIn = async (ns: string): Promise<string> => {
+      const made = await call(s, ns, 'POST', '/v1/sim/rules', { match: { headers: { 'x-test-case': 'f2' } }, action: { type: 'error', status: 503 } });
+      expect(made.status).toBe(201);
+      const id = made.body.id as string;
+      const res = await call(s, ns, 'GET', '/v1/sim/intents', undefined, { 'x-test-case': 'f2' });
+      expect([res.status, res.headers.get('retry-after'), res.headers.get('x-sim-rule'), res.body]).toEqual([503, '1', id, { error: { code: 'SERVICE_UNAVAILABLE', message: 'The payment gateway is unavailable; retry after Retry-After seconds.', trace_id: expect.any(String) } }]);
+      return id;
+    };
+    const gone = await ruleIn('ci-f2-a');
+    const kept = await ruleIn('ci-f2-b');
+    const series = async (): Promise<string[]> => (await (await fetch(`${s.base}/metrics`)).text()).split('\n').filter((line) => line.startsWith('fault_rule_hits_total{'));
+    expect((await series()).sort()).toEqual([`fault_rule_hits_total{rule_id="${gone}",action="error"} 1`, `fault_rule_hits_total{rule_id="${kept}",action="error"} 1`].sort());
+    const reset = await call(s, undefined, 'DELETE', '/v1/sim/namespaces/ci-f2-a');
+    expect([reset.status, reset.body]).toEqual([200, { namespace: 'ci-f2-a', existed: true }]);
+    expect(await series()).toEqual([`fault_rule_hits_total{rule_id="${kept}",action="error"} 1`]);
+    expect((await call(s, 'ci-f2-a', 'GET', `/v1/sim/rules/${gone}`)).status).toBe(404);
+  });
 });
 
 describe('X-Sim-Namespace: determinism with RANDOM_SEED', () => {

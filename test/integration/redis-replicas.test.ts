@@ -530,6 +530,55 @@ if (redisServerOrSkip('replicas on Redis')) {
       expect(refused(await createIntent(a, body))).toEqual([200, undefined]);
     });
 
+    it('a rule deleted on B (one, or all of them) leaves A\'s /metrics as soon as A reads the shared revision again, at its next scrape a refresh later with no request in between', async () => {
+      const [a, b] = await replicas();
+      const series = async (t: TestApp): Promise<string[]> => (await inject(t, { url: '/metrics' })).body.split('\n').filter((line) => line.startsWith('fault_rule_hits_total{'));
+      const hitOnBoth = async (): Promise<string> => {
+        const created = await inject(a, { method: 'POST', url: '/v1/sim/rules', payload: { match: { headers: { 'x-test-case': 'f2' } }, action: { type: 'error', status: 503 } } });
+        expect(created.statusCode).toBe(201);
+        const id = created.json().id as string;
+        for (const t of [a, b]) {
+          await t.clock.advance(SHARED_RULES_REFRESH_MS);
+          const res = await inject(t, { url: '/v1/sim/intents', headers: { 'x-test-case': 'f2' } });
+          expect([res.statusCode, res.headers['retry-after'], res.headers['x-sim-rule'], res.json()]).toEqual([503, '1', id, { error: { code: 'SERVICE_UNAVAILABLE', message: 'The payment gateway is unavailable; retry after Retry-After seconds.', trace_id: expect.any(String) } }]);
+        }
+        for (const t of [a, b]) expect(await series(t)).toEqual([`fault_rule_hits_total{rule_id="${id}",action="error"} 1`]);
+        return id;
+      };
+      // One rule, deleted on B: gone from B's /metrics at once, from A's once its rules are due for a refresh.
+      const one = await hitOnBoth();
+      const deleted = await inject(b, { method: 'DELETE', url: `/v1/sim/rules/${one}` });
+      expect([deleted.statusCode, deleted.json().id]).toEqual([200, one]);
+      expect(await series(b)).toEqual([]);
+      expect(await series(a)).toEqual([`fault_rule_hits_total{rule_id="${one}",action="error"} 1`]);
+      await a.clock.advance(SHARED_RULES_REFRESH_MS);
+      expect(await series(a)).toEqual([]);
+      expect((await inject(a, { url: `/v1/sim/rules/${one}` })).statusCode).toBe(404);
+      // Every rule, deleted on B.
+      const all = await hitOnBoth();
+      expect((await inject(b, { method: 'DELETE', url: '/v1/sim/rules' })).json()).toEqual({ deleted: 1 });
+      expect(await series(b)).toEqual([]);
+      await a.clock.advance(SHARED_RULES_REFRESH_MS);
+      expect(await series(a)).toEqual([]);
+      expect((await inject(a, { url: `/v1/sim/rules/${all}` })).statusCode).toBe(404);
+    });
+
+    it('a namespace reset on B takes the series of its rules out of A\'s /metrics once A has closed its app of it', async () => {
+      const [a, b] = await replicas();
+      const ns = { 'x-sim-namespace': 'ci-f2' };
+      const made = await inject(b, { method: 'POST', url: '/v1/sim/rules', headers: ns, payload: { match: { headers: { 'x-test-case': 'f2' } }, action: { type: 'error', status: 503 } } });
+      expect(made.statusCode).toBe(201);
+      const id = made.json().id as string;
+      const res = await inject(a, { url: '/v1/sim/intents', headers: { ...ns, 'x-test-case': 'f2' } });
+      expect([res.statusCode, res.headers['retry-after'], res.headers['x-sim-rule']]).toEqual([503, '1', id]);
+      const series = async (): Promise<string[]> => (await inject(a, { url: '/metrics' })).body.split('\n').filter((line) => line.startsWith('fault_rule_hits_total{'));
+      expect(await series()).toEqual([`fault_rule_hits_total{rule_id="${id}",action="error"} 1`]);
+      expect((await inject(b, { method: 'DELETE', url: '/v1/sim/namespaces/ci-f2' })).json()).toEqual({ namespace: 'ci-f2', existed: true });
+      // A's sync closes its app of the namespace (the reset waits 1.5 s for it before it answers; a loaded machine may be later).
+      await eventually(async () => ((await series()).length === 0 ? true : undefined), 'the series to leave A\'s /metrics');
+      expect(await series()).toEqual([]);
+    });
+
     it('FAULTS_FILE: the second replica starts, the file\'s rules are made once, and a restart with the same file keeps them as the API left them; a changed file replaces them (before 2026-12-03 the second start ended on "rule slow-intents exists already")', async () => {
       const dir = mkdtempSync(join(tmpdir(), 'paysim-faults-'));
       const file = join(dir, 'faults.yaml');

@@ -44,6 +44,12 @@ export interface FaultRuleServiceDeps {
   refreshMs?: number;
   /** Called for every match that applied a rule (for the `rule hits` metric). */
   onHit?: (hit: RuleHit) => void;
+  /**
+   * Called with the ids of the namespace's rules each time they are read from the store (a first
+   * read, or a revision that changed: a rule made, changed or deleted, here or on another
+   * replica), so the `rule hits` metric drops the series of rules that no longer exist.
+   */
+  onRules?: (namespace: string, ids: ReadonlySet<string>) => void;
 }
 
 export interface RuleHit {
@@ -310,13 +316,18 @@ export class FaultRuleService {
     const entry = this.#cache.get(namespace);
     const revision = await store.revision(namespace);
     let matcher: RuleMatcher;
+    let ids: ReadonlySet<string> | undefined;
     if (entry !== undefined && entry.revision === revision) matcher = entry.matcher;
     else {
       const rules = await store.list(namespace);
       matcher = rules.length === 0 ? EMPTY_MATCHER : RuleMatcher.compile(rules.map((s) => s.rule));
+      ids = new Set(rules.map((s) => s.rule.id));
     }
-    // A change made meanwhile by this service invalidated the namespace: do not cache what may predate it.
-    if (generation === this.#generation) this.#remember(namespace, { matcher, revision, checkedAt: clock.now() });
+    // A change made meanwhile by this service invalidated the namespace: do not cache (nor report) what may predate it.
+    if (generation === this.#generation) {
+      this.#remember(namespace, { matcher, revision, checkedAt: clock.now() });
+      if (ids !== undefined) this.#deps.onRules?.(namespace, ids);
+    }
     return matcher;
   }
 

@@ -74,7 +74,7 @@ const namespaceRoutes: FastifyPluginAsync = async (fastify) => {
         operationId: 'resetNamespace',
         summary: 'Reset a namespace',
         description:
-          'Drops everything the namespace holds — payments of every API, bookings and seat maps, the ledger, idempotency keys, fault rules, the webhook log and the deliveries still waiting (never sent), its due work — and starts its random stream again. Its next request finds it empty, as on a fresh start (with FAULTS_FILE’s rules). Answered once it is done; a request to it while it is reset waits for the fresh one. With STORE=redis it takes about 1.5 s: every replica closes its app of the namespace before its keys go. `default` cannot be reset (restart the service, or give each run a namespace of its own).',
+          'Drops everything the namespace holds — payments of every API, bookings and seat maps, the ledger, idempotency keys, fault rules (and their `fault_rule_hits_total` series in /metrics, the only counts a reset takes out of its sums), the webhook log and the deliveries still waiting (never sent), its due work — and starts its random stream again. Its next request finds it empty, as on a fresh start (with FAULTS_FILE’s rules). Answered once it is done; a request to it while it is reset waits for the fresh one. With STORE=redis it takes about 1.5 s: every replica closes its app of the namespace before its keys go. `default` cannot be reset (restart the service, or give each run a namespace of its own).',
         tags: ['namespaces'],
         params: NamespaceParams,
         response: {

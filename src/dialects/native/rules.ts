@@ -130,7 +130,7 @@ const ruleRoutes: FastifyPluginAsync<RuleRoutesOptions> = async (fastify, { idem
       schema: {
         operationId: 'deleteFaultRule',
         summary: 'Delete a fault rule',
-        description: 'The rule stops applying at once here (with Redis, on the other replicas within a second); the answer is the rule with its last counters. Its `fault_rule_hits_total` series leaves /metrics.',
+        description: 'The rule stops applying at once here (with Redis, on the other replicas within a second); the answer is the rule with its last counters. Its `fault_rule_hits_total` series leaves /metrics: here at once; with Redis, on the other replicas when they next read the shared rules (a second after their last read, at a request or a /metrics scrape).',
         tags: ['faults'],
         params: RuleParams,
         response: { 200: documented(FaultRuleView, { description: 'Deleted: the rule as it was.', examples: ex.deleteRuleResponses }), ...errors([400, 404, 500, 503], { overrides: { 400: ex.badRuleId, 404: ex.ruleNotFound } }) },
@@ -150,7 +150,7 @@ const ruleRoutes: FastifyPluginAsync<RuleRoutesOptions> = async (fastify, { idem
       schema: {
         operationId: 'deleteFaultRules',
         summary: 'Delete every fault rule',
-        description: 'The simulator behaves as configured again (FAULTS_FILE’s rules go too, until the next start; with STORE=redis until the file changes).',
+        description: 'The simulator behaves as configured again (FAULTS_FILE’s rules go too, until the next start; with STORE=redis until the file changes). Their `fault_rule_hits_total` series leave /metrics, as a single delete’s do.',
         tags: ['faults'],
         response: { 200: documented(DeletedRules, { description: 'How many rules were deleted.', examples: ex.deleteRulesResponses }), ...errors([500, 503]) },
       },

@@ -21,8 +21,10 @@ export const SHARED_RULES_REFRESH_MS = 1000;
 /**
  * Fault injection (issue 15): the rule store and service, FAULTS_FILE's rules created at start,
  * the `fault_rule_hits_total` counter (by rule id and action; a deleted rule's series goes with
- * it), and the hooks that apply request rules to every dialect's routes. Each namespace draws
- * from its own seeded stream, `faults:<namespace>`, so rules never shift the random outcomes of
+ * it: at once on the replica that deleted it, on another when it next reads the shared rules,
+ * which a /metrics scrape does too; a reset namespace's series go in namespaces.ts), and the
+ * hooks that apply request rules to every dialect's routes. Each namespace draws from its own
+ * seeded stream, `faults:<namespace>`, so rules never shift the random outcomes of
  * payments and a seeded run repeats. A namespace's app (`X-Sim-Namespace`) has its own rules,
  * stores and streams; `app.namespace` names it.
  *
@@ -108,25 +110,46 @@ export default fp<FaultsOptions>(
       app.decorate('faults', null);
       return;
     }
+    const namespace = app.namespace;
+    const shared = config.store.backend === 'redis';
+    /** The series this app's counter holds: rule id → action. */
+    const series = new Map<string, string>();
+    // A scrape on Redis first reads the shared revision when it is due (as a request does), so
+    // the series of a rule deleted on another replica leave even while no request comes here.
     const hits = new Counter({
       name: 'fault_rule_hits_total',
-      help: 'Requests and webhook deliveries a fault rule applied to, by rule id and action.',
+      help: 'Requests and webhook deliveries a fault rule applied to, by rule id and action; a rule deleted (on any replica, or with its namespace) takes its series with it.',
       labelNames: ['rule_id', 'action'],
       registers: [app.metrics.registry],
+      async collect() {
+        if (shared && series.size > 0) await app.metrics.fromStore(() => service.matcher(namespace), () => undefined);
+      },
     });
+    const forget = (ruleId: string): void => {
+      const action = series.get(ruleId);
+      if (action === undefined) return;
+      series.delete(ruleId);
+      hits.remove({ rule_id: ruleId, action });
+    };
     const streams = createStreams(config.randomSeed);
     const service = new FaultRuleService({
       store: app.stores.faultRules,
       clock,
       // With Redis the rules are shared: another replica's change is seen within a second here.
-      refreshMs: config.store.backend === 'redis' ? SHARED_RULES_REFRESH_MS : 0,
+      refreshMs: shared ? SHARED_RULES_REFRESH_MS : 0,
       ruleId: () => ids('rule'),
       random: (namespace) => streams(`faults:${namespace}`),
-      onHit: (hit) => hits.inc({ rule_id: hit.ruleId, action: hit.action }),
+      onHit: (hit) => {
+        series.set(hit.ruleId, hit.action);
+        hits.inc({ rule_id: hit.ruleId, action: hit.action });
+      },
+      // The rules as the store has them (after a change here, or one another replica made): the series of every other rule go.
+      onRules: (ruleNamespace, ruleIds) => {
+        if (ruleNamespace !== namespace) return;
+        for (const ruleId of [...series.keys()]) if (!ruleIds.has(ruleId)) forget(ruleId);
+      },
     });
-    const forget = (stored: StoredFaultRule): void => void hits.remove({ rule_id: stored.rule.id, action: stored.rule.action.type });
     // Each namespace starts with FAULTS_FILE's rules, as the default one does (on Redis, once per content of the file).
-    const namespace = app.namespace;
     if (config.faults.file !== undefined) await declareFileRules(app.log, service, namespace, config.faults);
 
     app.decorate<Faults | null>('faults', {
@@ -134,13 +157,12 @@ export default fp<FaultsOptions>(
       async delete(namespace, id) {
         const stored = await service.get(namespace, id);
         if (stored === undefined || !(await service.delete(namespace, id))) return undefined;
-        forget(stored);
+        forget(stored.rule.id);
         return stored;
       },
       async deleteAll(namespace) {
-        const rules = await service.list(namespace);
         const deleted = await service.deleteAll(namespace);
-        for (const stored of rules) forget(stored);
+        for (const ruleId of [...series.keys()]) forget(ruleId);
         return deleted;
       },
       webhooks: { plan: (url) => service.planWebhook(namespace, url), random: streams(`faults:${namespace}:reorder`) },

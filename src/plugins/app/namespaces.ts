@@ -119,6 +119,11 @@ export type MetricsJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
 
 /** What outlives a namespace in /metrics: its counts (gauges describe state, which went with it). */
 const CUMULATIVE: ReadonlySet<string> = new Set(['counter', 'histogram']);
+/**
+ * Counts that go with the namespace all the same: each series of `fault_rule_hits_total` is one
+ * rule's, and a rule's series leaves /metrics with the rule (the namespace's rules go with it).
+ */
+const GONE_WITH_THE_NAMESPACE: ReadonlySet<string> = new Set(['fault_rule_hits_total']);
 
 interface Entry {
   app: Promise<FastifyInstance>;
@@ -215,7 +220,7 @@ export default fp<NamespacesOptions>(
     const stop = async (entry: Entry): Promise<void> => {
       const child = await entry.app.catch(() => undefined);
       if (child === undefined) return;
-      const counts = (await child.metrics.registry.getMetricsAsJSON()).filter((metric) => CUMULATIVE.has(String(metric.type)));
+      const counts = (await child.metrics.registry.getMetricsAsJSON()).filter((metric) => CUMULATIVE.has(String(metric.type)) && !GONE_WITH_THE_NAMESPACE.has(metric.name));
       retired = retired.length === 0 ? counts : await AggregatorRegistry.aggregate([retired, counts]).getMetricsAsJSON();
       await child.close();
     };
