@@ -59,3 +59,10 @@ function invalid(issue: ValidationIssue): DomainError {
  * /payments/execute, FluxPay's confirm, subscribe and change-plan; README lists them.
  */
 export const TAKES_OUTCOME = { config: { faultOutcome: true } } as const;
+
+/**
+ * The route config of the simulator's own routes (the rules API, the namespaces, the run report,
+ * the webhook administration): fault rules never shape them (plugins/app/faults.ts), so a rule on
+ * `/v1/sim/**` cannot lock its own removal out nor hide the log; README lists them.
+ */
+export const NO_FAULTS = { faults: false } as const;

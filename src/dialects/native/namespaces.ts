@@ -5,6 +5,7 @@ import { validationFailed } from '../../core/errors.ts';
 import { DEFAULT_NAMESPACE } from '../../core/faults/service.ts';
 import { NAMESPACE_PATTERN, NAMESPACE_RULE } from '../../core/namespace.ts';
 import { documented, errorResponses } from '../../http/openapi.ts';
+import { NO_FAULTS } from '../../http/scenario.ts';
 import * as ex from './examples.ts';
 
 /**
@@ -16,7 +17,6 @@ import * as ex from './examples.ts';
  */
 
 const errors = (statuses: number[], options?: Parameters<typeof errorResponses>[2]) => errorResponses(ex.nativeErrorDocs, statuses, options);
-const NO_FAULTS = { faults: false } as const;
 
 const NamespaceParams = Type.Object({
   namespace: Type.String({ pattern: NAMESPACE_PATTERN, 'x-pattern-description': NAMESPACE_RULE, description: 'The namespace, as `X-Sim-Namespace` names it', examples: ['ci-job-1842'] }),

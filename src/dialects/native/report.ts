@@ -10,6 +10,7 @@ import { TotalsAccumulator } from '../../core/report/totals.ts';
 import { csvLine } from '../../http/csv.ts';
 import { sendProblem } from '../../http/error-handler.ts';
 import { errorResponses, RESPONSE_HEADERS } from '../../http/openapi.ts';
+import { NO_FAULTS } from '../../http/scenario.ts';
 import { nativeErrors } from './errors.ts';
 import * as ex from './examples.ts';
 import { ReportQuery, ReportView } from './report-schemas.ts';
@@ -128,7 +129,7 @@ const reportRoutes: FastifyPluginAsync = async (fastify) => {
   app.get(
     '/report',
     {
-      config: { faults: false },
+      config: NO_FAULTS,
       schema: {
         operationId: 'getRunReport',
         summary: 'What the simulator did: every payment, its webhooks, and totals',

@@ -8,6 +8,7 @@ import type { StoredFaultRule } from '../../core/faults/model.ts';
 import { faultRuleView } from '../../core/faults/view.ts';
 import type { IdempotencyHooks } from '../../http/idempotency.ts';
 import { documented, errorResponses, IDEMPOTENT, withExamples } from '../../http/openapi.ts';
+import { NO_FAULTS } from '../../http/scenario.ts';
 import { IdempotencyKeyHeader } from '../../http/schemas.ts';
 import { validatorOf } from '../../http/validators.ts';
 import * as ex from './examples.ts';
@@ -34,7 +35,6 @@ const view = (stored: StoredFaultRule) => faultRuleView(stored) as Static<typeof
 
 /** Fastify hands the body over as parsed (the rule parser says what is wrong with it); the other parts are validated as on every route. */
 const acceptAnyBody = (part: { schema: object; httpPart?: string | undefined }) => (part.httpPart === 'body' ? () => true : validatorOf(part));
-const NO_FAULTS = { faults: false } as const;
 
 export interface RuleRoutesOptions {
   /** The native API's Idempotency-Key hooks: a create sent again with its key makes one rule. */

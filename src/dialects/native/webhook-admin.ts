@@ -3,6 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { notFound } from '../../core/errors.ts';
 import type { IdempotencyHooks } from '../../http/idempotency.ts';
 import { documented, errorResponses, IDEMPOTENT, withExamples } from '../../http/openapi.ts';
+import { NO_FAULTS } from '../../http/scenario.ts';
 import { IdempotencyKeyHeader } from '../../http/schemas.ts';
 import * as ex from './examples.ts';
 import { emptyBodyIsObject } from './intents.ts';
@@ -17,8 +18,6 @@ import { sendTestWebhook } from './webhook-payload.ts';
  * leaves the log readable while it runs (before 2026-12-04 these answered the rule's 503).
  * @see issue 3 "Operating it"
  */
-
-const NO_FAULTS = { faults: false } as const;
 
 export interface WebhookAdminOptions {
   idempotent: IdempotencyHooks;
