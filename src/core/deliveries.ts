@@ -34,6 +34,12 @@ export interface Delivery {
   extraHeaders: Readonly<Record<string, string>>;
   /** The signers' names (`standard`, `legacy`, …), chosen when the delivery was made; a replay signs the same way. */
   schemes: readonly string[];
+  /**
+   * A `drop_attempts` fault rule's plan for the delivery (issue 15), decided when it was made and
+   * logged with it, so that whichever replica makes an attempt loses the first `n` of its first
+   * series; absent without such a rule.
+   */
+  dropAttempts?: { ruleId: string; n: number } | undefined;
   status: DeliveryStatus;
   attempts: readonly DeliveryAttempt[];
   /** Index in `attempts` where the current attempt series (first try or a replay) started. */

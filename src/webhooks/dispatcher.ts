@@ -130,7 +130,7 @@ export class WebhookDispatcher {
   /** Deliveries between their bound check and their queueing (their log insert is being awaited). */
   #accepting = 0;
   #closed = false;
-  /** The fault plans of this process's unfinished deliveries that have one (none without webhook rules). */
+  /** The fault plans of this process's unfinished deliveries held for reordering (`#keepPlan`; none without such a rule). */
   readonly #plans = new Map<string, WebhookFaultPlan>();
   readonly #reorder: ReorderHold<Delivery> | undefined;
 
@@ -241,7 +241,9 @@ export class WebhookDispatcher {
       createdAt: now,
       updatedAt: now,
     };
-    if (this.#shared && reason === null && !copy && !heldBy(plan)) return this.#accept(delivery, origin, plan);
+    // Logged with the delivery, so that every replica's attempts follow it (a property only where a rule sets it).
+    if (plan.dropAttempts !== null) delivery.dropAttempts = plan.dropAttempts;
+    if (this.#shared && reason === null && !copy && !heldBy(plan)) return this.#accept(delivery, origin);
     // The slot is taken before the store is awaited and held until the queue counts the delivery
     // (or it goes elsewhere), so concurrent calls cannot overshoot the bound: released when the
     // log's insert ended, a decision run right behind this one found the delivery counted nowhere.
@@ -289,17 +291,15 @@ export class WebhookDispatcher {
 
   /**
    * A new delivery into a shared queue: logged once per event and URL and queued, in one step; with
-   * a `drop_attempts` plan too, which this process keeps for the attempts it makes (before
-   * 2026-12-04 a delivery that any webhook rule shaped was logged, then queued: a replica that died
-   * in between left it pending, queued nowhere, and the work run again found it made).
+   * a `drop_attempts` or `duplicate` plan too (before 2026-12-04 a delivery that any webhook rule
+   * shaped was logged, then queued: a replica that died in between left it pending, queued nowhere,
+   * and the work run again found it made).
    */
-  async #accept(delivery: Delivery, origin: string, plan: WebhookFaultPlan): Promise<Delivery> {
-    if (plan.dropAttempts !== null) this.#keepPlan(delivery.id, plan);
+  async #accept(delivery: Delivery, origin: string): Promise<Delivery> {
     this.#accepting++;
     const outcome = await this.#queue.accept(delivery, origin, this.#deps.settings.queueMax).finally(() => {
       this.#accepting--;
     });
-    if (outcome.kind !== 'queued') this.#plans.delete(delivery.id);
     switch (outcome.kind) {
       case 'exists':
         return found(outcome.delivery);
@@ -352,7 +352,7 @@ export class WebhookDispatcher {
   /** The first attempt of a delivery that webhook rules shape: later (`delay`), held and shuffled with its target's others (`reorder`), or now. */
   async #sendFaulty(delivery: Delivery, origin: string, plan: WebhookFaultPlan): Promise<Delivery> {
     const { clock } = this.#deps;
-    if (plan.dropAttempts !== null || plan.reorder !== null) this.#keepPlan(delivery.id, plan);
+    if (plan.reorder !== null) this.#keepPlan(delivery.id, plan);
     const { at } = firstSend(plan, delivery.createdAt);
     if (at > delivery.createdAt) {
       // Waits like a retry does (due work), so the delay shows as its next_attempt_at.
@@ -627,11 +627,12 @@ export class WebhookDispatcher {
     }
     const at = clock.now();
     const headers = { ...delivery.extraHeaders, ...signers.headers(delivery.schemes, delivery.eventId, delivery.body, at) };
-    const plan = this.#plans.get(delivery.id);
     let outcome;
-    if (plan !== undefined && dropsAttempt(plan, delivery.attempts.length + 1)) {
-      // `drop_attempts`: lost as if by the network, so the retry policy runs as against a flaky receiver.
-      outcome = { statusCode: null, error: `network_error: dropped by fault rule ${plan.dropAttempts?.ruleId ?? ''}`, retryAfterMs: null, durationMs: 0 };
+    const drop = delivery.dropAttempts;
+    if (drop !== undefined && delivery.seriesStart === 0 && dropsAttempt(drop, delivery.attempts.length + 1)) {
+      // `drop_attempts`: lost as if by the network, so the retry policy runs as against a flaky receiver
+      // (in the first series only: a replay's attempts go out).
+      outcome = { statusCode: null, error: `network_error: dropped by fault rule ${drop.ruleId}`, retryAfterMs: null, durationMs: 0 };
     } else {
       this.#requestsInFlight++;
       outcome = await attempt({ url: delivery.url, body: delivery.body, headers, timeoutMs: settings.timeoutMs, agent, deliveryId: delivery.id, eventType: delivery.type }).finally(() => {
@@ -696,10 +697,10 @@ export class WebhookDispatcher {
   }
 
   /**
-   * Keeps a delivery's fault plan for its attempts here. With a shared queue a delivery another
-   * replica finishes leaves its plan here (before 2026-12-04 for good), so at most `maxFaultPlans`
-   * are kept (WEBHOOK_QUEUE_MAX by default), the oldest forgotten first: its delivery's later
-   * attempts here are then made as without the rule. Memory forgets each as its delivery ends.
+   * Keeps the fault plan of a delivery held here for reordering (a `drop_attempts` plan is logged
+   * with its delivery instead). With a shared queue a delivery another replica finishes leaves its
+   * plan here (before 2026-12-04 for good), so at most `maxFaultPlans` are kept (WEBHOOK_QUEUE_MAX
+   * by default), the oldest forgotten first. Memory forgets each as its delivery ends.
    */
   #keepPlan(id: string, plan: WebhookFaultPlan): void {
     if (this.#shared && this.#plans.size >= (this.#deps.maxFaultPlans ?? this.#deps.settings.queueMax)) this.#plans.delete(this.#plans.keys().next().value as string);

@@ -460,15 +460,47 @@ if (!hasRedisServer) {
       const staying = await replica(keyPrefix);
       const again = await staying.dispatcher.deliver(webhook(rx, 0));
       await eventually(async () => ((await staying.log.get(again.id))?.status === 'delivered' ? true : undefined), 'the delivery sent by the other replica');
-      expect((await staying.log.get(again.id))?.attempts.map((x) => x.statusCode)).toEqual([200]);
+      // The plan was logged with the delivery: the other replica loses its first attempt, as the rule says.
+      expect((await staying.log.get(again.id))?.attempts.map((x) => x.statusCode)).toEqual([null, 200]);
       expect(eventIdsOf(rx)).toEqual([again.eventId]);
     });
 
-    it('a replica keeps the fault plans of at most maxFaultPlans deliveries: those other replicas finished go, the oldest first', async () => {
+    it('a drop_attempts rule holds on every replica: the attempts another replica makes are lost too, the first n of them, and the next delivers', async () => {
+      const keyPrefix = redis.newPrefix();
+      const rx = await receivers.start(() => ({ status: 200 }));
+      const dropTwo: WebhookFaultPlan = { ruleIds: ['rule_drop'], duplicate: null, reorder: null, delay: null, dropAttempts: { ruleId: 'rule_drop', n: 2 } };
+      const settings = { backoffMs: 50, backoffMaxMs: 50 };
+      const accepting = await replica(keyPrefix, { faults: { plan: () => Promise.resolve(dropTwo), random: createRandom(1) }, settings, pollMs: 20 });
+      // Another replica, with no plan of its own, makes every attempt.
+      await accepting.queue.stop();
+      const other = await replica(keyPrefix, { settings, pollMs: 20 });
+      const delivery = await accepting.dispatcher.deliver(webhook(rx, 0));
+      await eventually(async () => ((await other.log.get(delivery.id))?.status === 'delivered' ? true : undefined), 'delivered by the other replica', 5_000);
+      const done = await other.log.get(delivery.id);
+      expect(done?.attempts.map((a) => [a.statusCode, a.error])).toEqual([
+        [null, 'network_error: dropped by fault rule rule_drop'],
+        [null, 'network_error: dropped by fault rule rule_drop'],
+        [200, null],
+      ]);
+      expect([accepting.attempted(), other.attempted()]).toEqual([0, 3]);
+      expect(eventIdsOf(rx)).toEqual([delivery.eventId]);
+      // A replay is a new series: its attempt goes out.
+      await other.dispatcher.replay(delivery.id);
+      await eventually(async () => ((await other.log.get(delivery.id))?.attempts.length === 4 ? true : undefined), 'the replay made');
+      expect((await other.log.get(delivery.id))?.attempts.map((a) => a.statusCode)).toEqual([null, null, 200, 200]);
+    });
+
+    it('a replica keeps the fault plans of at most maxFaultPlans deliveries held for reordering: those other replicas finished go, the oldest first', async () => {
       const keyPrefix = redis.newPrefix();
       const rx = await receivers.start(() => ({ status: 200 }));
       // Plans of a class of their own, so that no other test's count among them.
-      class BoundPlan extends DropFirst {}
+      class BoundPlan implements WebhookFaultPlan {
+        readonly ruleIds = ['rule_reorder'];
+        readonly duplicate = null;
+        readonly reorder = { ruleId: 'rule_reorder', windowMs: 10 };
+        readonly delay = null;
+        readonly dropAttempts = null;
+      }
       const accepting = await replica(keyPrefix, { faults: { plan: () => Promise.resolve(new BoundPlan()), random: createRandom(1) }, maxFaultPlans: 5 });
       // Another replica makes every attempt.
       await accepting.queue.stop();

@@ -14,8 +14,8 @@ const PLAN: WebhookFaultPlan = {
 
 describe('a delivery plan', () => {
   it('drop_attempts n: the first n attempts are lost, the next goes out', () => {
-    expect([1, 2, 3, 4].map((attempt) => dropsAttempt(PLAN, attempt))).toEqual([true, true, false, false]);
-    expect(dropsAttempt(NO_WEBHOOK_FAULTS, 1)).toBe(false);
+    expect([1, 2, 3, 4].map((attempt) => dropsAttempt(PLAN.dropAttempts, attempt))).toEqual([true, true, false, false]);
+    expect(dropsAttempt(NO_WEBHOOK_FAULTS.dropAttempts, 1)).toBe(false);
   });
 
   it('delay and duplicate: the first attempt waits the delay; the event goes out twice; the duplicate is not duplicated again', () => {

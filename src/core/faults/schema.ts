@@ -60,7 +60,7 @@ export const FaultAction = Type.Union(
     Action('duplicate', {}, 'Webhook: the same event, with the same id, is sent twice.'),
     Action('reorder', { window_ms: Type.Integer({ minimum: 1, maximum: MAX_DURATION_MS, description: "Deliveries to one target are held this long from the first, then sent shuffled" }) }, 'Webhook: deliveries arrive out of order.'),
     Action('delay', WithDistribution, 'Webhook: the first attempt waits a sampled delay.'),
-    Action('drop_attempts', { n: Type.Integer({ minimum: 1, maximum: MAX_DROP_ATTEMPTS, description: 'The first n attempts of each delivery are lost' }) }, 'Webhook: attempts fail as if the network lost them, so retries happen.'),
+    Action('drop_attempts', { n: Type.Integer({ minimum: 1, maximum: MAX_DROP_ATTEMPTS, description: 'The first n attempts of each delivery are lost, whichever replica makes them (a replay\'s attempts go out)' }) }, 'Webhook: attempts fail as if the network lost them, so retries happen.'),
   ],
   { title: 'FaultAction', description: `type: ${ACTION_TYPES.join(' | ')}` },
 );

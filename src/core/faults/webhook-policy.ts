@@ -29,9 +29,9 @@ export interface WebhookFaultPlan {
 
 export const NO_WEBHOOK_FAULTS: WebhookFaultPlan = Object.freeze({ ruleIds: Object.freeze([]) as readonly string[], duplicate: null, reorder: null, delay: null, dropAttempts: null });
 
-/** Whether attempt `attempt` (1 for the first) is to be lost: the first `n` are. */
-export function dropsAttempt(plan: WebhookFaultPlan, attempt: number): boolean {
-  return plan.dropAttempts !== null && attempt <= plan.dropAttempts.n;
+/** Whether attempt `attempt` (1 for the first) is to be lost under a `drop_attempts` plan (a delivery's `dropAttempts`): the first `n` are. */
+export function dropsAttempt(drop: WebhookFaultPlan['dropAttempts'] | undefined, attempt: number): boolean {
+  return drop != null && attempt <= drop.n;
 }
 
 /** When the first attempt of a delivery created at `now` is due (the delay added), and how many times the event goes out. */
