@@ -1,4 +1,5 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import type { TSchema } from 'typebox';
 import type { ErrorCode } from '../core/errors.ts';
 import type { ErrorShapes } from './error-shapes.ts';
 import { problemOf, type Problem } from './problem.ts';
@@ -30,6 +31,8 @@ export interface ErrorShape {
   readonly statusOf: Partial<Record<ErrorCode, number>>;
   /** The status of a problem when the dialect's API answers it with another (FastAPI answers bad input with 422, not 400). */
   statusFor?(problem: Problem): number;
+  /** The schema of the bodies `render` writes (but for the dialect's own kinds, as FastAPI's 422): what the OpenAPI document shows for answers no route lists (a fault rule's). */
+  readonly schema: TSchema;
   /** Writes `problem` in the dialect's shape (status and headers are set by `sendProblem`). */
   render(reply: FastifyReply, problem: Problem): FastifyReply;
 }
@@ -43,6 +46,24 @@ export function sendProblem(reply: FastifyReply, shape: ErrorShape, problem: Pro
   if (problem.code === 'SHUTTING_DOWN') reply.header('connection', 'close');
   for (const [name, value] of Object.entries(problem.headers ?? {})) reply.header(name, value);
   return shape.render(reply, problem);
+}
+
+/**
+ * The body `shape` writes for `problem`, as `sendProblem` sends it to a request with the trace id
+ * `traceId` and no headers: the OpenAPI document's examples of answers no route schema lists
+ * (a fault rule's) are the service's own.
+ */
+export function renderedBody(shape: ErrorShape, problem: Problem, traceId: string): unknown {
+  let body: unknown;
+  const reply = {
+    request: { traceId, headers: {} },
+    send(payload: unknown) {
+      body = payload;
+      return reply;
+    },
+  };
+  shape.render(reply as unknown as FastifyReply, problem);
+  return body;
 }
 
 /** The Fastify error handler of a dialect: every error becomes a problem in the dialect's shape; a 500 is logged, never shown. */

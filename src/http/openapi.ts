@@ -75,9 +75,17 @@ export const RESPONSE_HEADERS = {
     description: 'Seconds until the current window ends and the count starts again.',
     schema: { type: 'string', pattern: '^[0-9]+$', examples: ['1'] },
   },
+  'X-Sim-Rule': {
+    description:
+      'Present when fault rules (`/v1/sim/rules`) shaped this answer (a latency, an error, an outcome): the ids of the rules that applied, in creation order, separated by `, `. Any answer of an operation rules can shape may carry it; the simulator’s own routes never do.',
+    schema: { type: 'string', examples: ['rule_01M8P2N817W7HSN9R5DPH91VN7'] },
+  },
 } as const satisfies Record<string, HeaderDoc>;
 
 export type ResponseHeader = keyof typeof RESPONSE_HEADERS;
+
+/** The trace id of the examples' error bodies (the native envelope's `trace_id`). */
+export const EXAMPLE_TRACE_ID = '2f6f0a524b7e4d1c9a530f1c27f3a9b4';
 
 export interface ResponseDoc {
   description: string;
@@ -133,6 +141,57 @@ export function errorResponses(docs: ErrorDocs, statuses: readonly number[], opt
     return [status, documented(base.schema ?? docs.schema, { description: override.description ?? base.description, examples: override.examples ?? base.examples, headers })] as const;
   });
   return Object.fromEntries(entries);
+}
+
+/**
+ * An answer a route may give that none of its handlers writes (a fault rule's `error`), documented
+ * on every route it can come from by `withExtraAnswers`.
+ */
+export interface ExtraAnswer {
+  status: number;
+  /** The response's description where the route documents no such status. */
+  description: string;
+  /** A sentence appended to the description where it does. */
+  also: string;
+  /** Its example, under `name` (left out where an example of the status has the same value). */
+  name: string;
+  example: Example;
+  /** Its own headers. */
+  headers: readonly ResponseHeader[];
+}
+
+type DocumentedSchema = TSchema & { headers?: Record<string, unknown>; 'x-response-description'?: string; 'x-examples'?: Examples };
+
+/**
+ * A route's documented responses (`schema.response`, each made by `documented`) with `answers`:
+ * a status the route does not document gets its own response in `errorSchema` (the dialect's),
+ * with the answer's headers and those every documented response of the route has (X-Request-Id,
+ * FluxPay's RateLimit-*: what the route's hooks put on every answer, this one included); a status
+ * it documents keeps its schema and gets the answer's headers, example and sentence. `everyAnswer`:
+ * headers any answer of the route may carry. The schemas passed in are left as they are.
+ */
+export function withExtraAnswers(response: Readonly<Record<string, TSchema>>, errorSchema: TSchema, answers: readonly ExtraAnswer[], everyAnswer: readonly ResponseHeader[]): Record<string, TSchema> {
+  const documentedResponses = Object.values(response) as DocumentedSchema[];
+  const headerSets = documentedResponses.map((schema) => Object.keys(schema.headers ?? {}));
+  const common = (headerSets[0] ?? ['X-Request-Id']).filter((name): name is ResponseHeader => name in RESPONSE_HEADERS && headerSets.every((names) => names.includes(name)));
+  const out: Record<string, TSchema> = { ...response };
+  for (const answer of answers) {
+    const key = String(answer.status);
+    const existing = out[key] as DocumentedSchema | undefined;
+    if (existing === undefined) {
+      const schema = documented(errorSchema, { description: answer.description, examples: { [answer.name]: answer.example } });
+      out[key] = withHeaders(schema, [...answer.headers, ...common.filter((name) => name !== 'X-Request-Id')]);
+      continue;
+    }
+    const examples = existing['x-examples'] ?? {};
+    const known = Object.values(examples).some((e) => isDeepStrictEqual(e.value, answer.example.value));
+    const missing = answer.headers.filter((name) => !(name in (existing.headers ?? {})));
+    out[key] = withHeaders(
+      { ...existing, 'x-response-description': `${existing['x-response-description'] ?? ''} ${answer.also}`.trim(), 'x-examples': known ? examples : { ...examples, [answer.name]: answer.example } },
+      missing,
+    );
+  }
+  return Object.fromEntries(Object.entries(out).map(([status, schema]) => [status, withHeaders(schema, everyAnswer)]));
 }
 
 // --- the document as a whole ---

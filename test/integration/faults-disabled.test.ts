@@ -53,5 +53,12 @@ describe('FAULTS_ENABLED', () => {
     expect(res.json()).toEqual({ payment_intent_id: expect.stringMatching(/^pay_/), status: 'PENDING', next: 'poll' });
     expect(await storedIntents(t)).toBe(1);
     expect(await t.app.inject({ url: '/metrics' }).then((m) => m.body)).not.toContain('fault_rule_hits_total');
+
+    // The served OpenAPI document shows no rule's answers: no 502 or 504, no fault_rule example, no X-Sim-Rule.
+    const doc = (await t.app.inject({ url: '/openapi.json' })).json();
+    const create = doc.paths['/v1/sim/intent'].post;
+    expect(Object.keys(create.responses)).toEqual(['200', '400', '409', '413', '415', '422', '500', '503']);
+    const text = JSON.stringify(doc.paths);
+    expect([text.includes('"502"'), text.includes('"504"'), text.includes('"fault_rule":'), text.includes('X-Sim-Rule')]).toEqual([false, false, false, false]);
   });
 });

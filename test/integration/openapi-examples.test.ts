@@ -7,6 +7,8 @@ import { createRuleRequests, EXAMPLE_GONE_URL, EXAMPLE_IDS as NATIVE_IDS, EXAMPL
 import { EXAMPLE_CALLBACK_URL, EXAMPLE_DOWN_CALLBACK_URL, EXAMPLE_IDS as V2_IDS } from '../../src/dialects/payment-server-v2/examples.ts';
 import { EXAMPLE_BOOKING_ID } from '../../src/dialects/payment-service/examples.ts';
 import { EXAMPLE_IDS as FLUXPAY_IDS, EXAMPLE_NEW_ROOM, EXAMPLE_ROOM, EXAMPLE_SUBSCRIBER_URL, EXAMPLE_TICKET, EXAMPLE_USER as FLUXPAY_USER } from '../../src/dialects/fluxpay/examples.ts';
+import { ERROR_STATUSES } from '../../src/core/faults/model.ts';
+import { EXAMPLE_TRACE_ID } from '../../src/http/openapi.ts';
 import { isHttpUrl } from '../../src/http/validators.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 import { closedPort, eventually, startReceiver, type Receiver } from '../helpers/receiver.ts';
@@ -46,7 +48,22 @@ interface Operation {
   parameters?: Parameter[];
   security?: Array<Record<string, string[]>>;
   requestBody?: { required?: boolean; content: Record<string, MediaObject> };
-  responses: Record<string, { description: string; content?: Record<string, MediaObject> }>;
+  responses: Record<string, { description: string; headers?: Record<string, unknown>; content?: Record<string, MediaObject> }>;
+}
+
+/** The simulator's own operations, which fault rules never shape (README, fault rules: the rules API, the webhook administration, the report, the namespaces, the ops routes). */
+const NEVER_SHAPED = [
+  'GET /healthz', 'GET /readyz', 'GET /metrics',
+  'GET /v1/sim/webhooks/deliveries', 'POST /v1/sim/webhooks/deliveries/{id}/replay', 'POST /v1/sim/webhook/test', 'GET /v1/sim/webhooks/disabled-urls', 'DELETE /v1/sim/webhooks/disabled-urls',
+  'POST /v1/sim/rules', 'GET /v1/sim/rules', 'GET /v1/sim/rules/{id}', 'DELETE /v1/sim/rules/{id}', 'DELETE /v1/sim/rules',
+  'GET /v1/sim/report', 'GET /v1/sim/namespaces', 'DELETE /v1/sim/namespaces/{namespace}',
+];
+
+/** The native envelope's trace id is the request's: the examples carry a fixed one. */
+function withExampleTraceId(body: unknown): unknown {
+  if (Array.isArray(body)) return body.map(withExampleTraceId);
+  if (typeof body !== 'object' || body === null) return body;
+  return Object.fromEntries(Object.entries(body).map(([k, v]) => [k, k === 'trace_id' && typeof v === 'string' ? EXAMPLE_TRACE_ID : withExampleTraceId(v)]));
 }
 
 /** Shapes agree where both are known (a null or an empty array on one side matches anything): the same fields, values of the same types. */
@@ -404,5 +421,84 @@ describe('OpenAPI examples, sent to the service', () => {
       types.add(body.type);
     }
     expect([...types].sort()).toEqual(expect.arrayContaining(['booking.cancelled', 'booking.confirmed', 'payment.approved', 'payment.refunded', 'v2.payment.completed', 'fluxpay.payment.approved', 'fluxpay.credit.charged', 'fluxpay.credit.deducted', 'fluxpay.order.completed']));
+  });
+  /** The request of an operation with its parameters' examples as they are (a rule answers before anything is looked up), its credentials and `headers`. */
+  function faultRequest(path: string, method: string, op: Operation, headers: Record<string, string>) {
+    let url = path;
+    const query = new URLSearchParams();
+    for (const p of op.parameters ?? []) {
+      if (p.example === undefined) continue;
+      if (p.in === 'path') url = url.replace(`{${p.name}}`, encodeURIComponent(String(p.example)));
+      if (p.in === 'query') query.set(p.name, String(p.example));
+    }
+    const all = { ...headers };
+    for (const requirement of op.security ?? []) {
+      if ('userId' in requirement) all['x-user-id'] = EXAMPLE_USER;
+      if ('bearerAuth' in requirement) all.authorization = `Bearer ${token}`;
+    }
+    return t.app.inject({ method: method.toUpperCase() as 'GET', url: query.size === 0 ? url : `${url}?${query}`, headers: all });
+  }
+
+  async function faultRule(status: number, testCase: string): Promise<string> {
+    const res = await t.app.inject({ method: 'POST', url: '/v1/sim/rules', payload: { match: { headers: { 'x-test-case': testCase } }, action: { type: 'error', status } } });
+    expect(res.statusCode, res.body).toBe(201);
+    return res.json().id as string;
+  }
+
+  it("a fault rule's error answers, each status on every operation rules shape, are documented: the schema, the example, Retry-After, X-Sim-Rule", async () => {
+    const shaped = operations().filter(({ path, method }) => !NEVER_SHAPED.includes(`${method.toUpperCase()} ${path}`));
+    expect(shaped.length).toBe(operations().length - NEVER_SHAPED.length);
+    const problems: string[] = [];
+    for (const status of ERROR_STATUSES) {
+      const testCase = `openapi-fault-${status}`;
+      const id = await faultRule(status, testCase);
+      for (const { path, method, op } of shaped) {
+        const res = await faultRequest(path, method, op, { 'x-test-case': testCase });
+        const what = `${op.operationId} ${status}`;
+        const response = op.responses[String(status)];
+        if (res.statusCode !== status) problems.push(`${what}: answered ${res.statusCode} ${res.body.slice(0, 200)}`);
+        if (response === undefined) {
+          problems.push(`${what}: not documented`);
+          continue;
+        }
+        const [contentType, media] = Object.entries(response.content ?? {})[0] ?? [];
+        expect(res.headers['content-type'], what).toMatch(new RegExp(`^${contentType ?? 'none'}`));
+        const body = res.json();
+        expectValid(media?.schema, body, what);
+        const examples = Object.values(media?.examples ?? {}).map((e) => e.value);
+        if (!examples.some((e) => JSON.stringify(e) === JSON.stringify(withExampleTraceId(body)))) problems.push(`${what}: no example is the answer ${res.body}`);
+        const documentedHeaders = Object.keys(response.headers ?? {});
+        // Sent with this answer: X-Sim-Rule, Retry-After (429 and 503 without retry_after_seconds: 1), and what every answer of the route carries.
+        const sent = ['X-Request-Id', 'X-Sim-Rule', ...(status === 429 || status === 503 ? ['Retry-After'] : []), ...documentedHeaders.filter((h) => h.startsWith('RateLimit-'))];
+        for (const name of sent) if (res.headers[name.toLowerCase()] === undefined) problems.push(`${what}: no ${name} in the answer`);
+        for (const name of ['X-Sim-Rule', 'Retry-After']) if (!documentedHeaders.includes(name)) problems.push(`${what}: ${name} not documented`);
+        expect(res.headers['x-sim-rule'], what).toBe(id);
+        if (res.headers['retry-after'] !== undefined && res.headers['retry-after'] !== (status === 429 || status === 503 ? '1' : undefined)) problems.push(`${what}: Retry-After ${String(res.headers['retry-after'])}`);
+        // Every other response of the operation may carry X-Sim-Rule too (a latency rule's answer does).
+        for (const [other, r] of Object.entries(op.responses)) if (!Object.keys(r.headers ?? {}).includes('X-Sim-Rule')) problems.push(`${op.operationId} ${other}: X-Sim-Rule not documented`);
+      }
+    }
+    expect(problems).toEqual([]);
+  }, 60_000);
+
+  it('the operations rules never shape list none of it, and a rule does not shape them', async () => {
+    const own = operations().filter(({ path, method }) => NEVER_SHAPED.includes(`${method.toUpperCase()} ${path}`));
+    expect(own.map(({ path, method }) => `${method.toUpperCase()} ${path}`).sort()).toEqual([...NEVER_SHAPED].sort());
+    const problems: string[] = [];
+    for (const { path, method, op } of own) {
+      for (const [status, r] of Object.entries(op.responses)) {
+        if (Object.keys(r.headers ?? {}).includes('X-Sim-Rule')) problems.push(`${op.operationId} ${status}: X-Sim-Rule`);
+        if (['429', '502', '504'].includes(status)) problems.push(`${op.operationId}: ${status}`);
+        if (Object.values(r.content ?? {}).some((m) => m.examples?.fault_rule !== undefined)) problems.push(`${op.operationId} ${status}: a fault_rule example`);
+        if (r.description.includes('fault rule’s `error` action')) problems.push(`${op.operationId} ${status}: describes a fault rule's answer`);
+      }
+      // A rule of its own for each request (DELETE /v1/sim/rules takes every rule).
+      const testCase = `openapi-own-${op.operationId}`;
+      await faultRule(502, testCase);
+      const res = await faultRequest(path, method, op, { 'x-test-case': testCase });
+      if (res.statusCode === 502 || res.headers['x-sim-rule'] !== undefined) problems.push(`${op.operationId}: shaped, ${res.statusCode} ${String(res.headers['x-sim-rule'])}`);
+    }
+    expect(problems).toEqual([]);
+    await t.app.inject({ method: 'DELETE', url: '/v1/sim/rules' });
   });
 });

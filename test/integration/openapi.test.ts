@@ -86,7 +86,8 @@ describe('OpenAPI document', () => {
     const create = doc.paths['/v1/sim/intent']!.post!;
     expect(create.requestBody).toMatchObject({ required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/CreateIntentRequest' } } } });
     expect(doc.components.schemas.CreateIntentRequest).toMatchObject({ type: 'object', additionalProperties: false, required: ['reservation_id', 'amount'] });
-    expect(Object.keys(create.responses ?? {})).toEqual(['200', '400', '409', '413', '415', '422', '500', '503']);
+    // 429, 502 and 504 are a fault rule's answers (500 and 503 the route's own too).
+    expect(Object.keys(create.responses ?? {})).toEqual(['200', '400', '409', '413', '415', '422', '429', '500', '502', '503', '504']);
   });
 
   it('every operation has an operationId, a summary, a description, and responses with descriptions, headers and content types', async () => {
@@ -124,11 +125,13 @@ describe('OpenAPI document', () => {
       }
     }
     expect(problems).toEqual([]);
-    expect(Object.keys(doc.components.headers).sort()).toEqual(['Idempotent-Replayed', 'Link', 'RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset', 'Retry-After', 'WWW-Authenticate', 'X-Next-Cursor', 'X-Request-Id']);
-    expect(Object.keys(doc.paths['/api/v1/orders']!.post!.responses!['429']!.headers!)).toEqual(['X-Request-Id', 'Retry-After', 'RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset']);
-    expect(Object.keys(doc.paths['/api/v2/payments']!.post!.responses!['401']!.headers!)).toEqual(['X-Request-Id', 'WWW-Authenticate', 'Idempotent-Replayed']);
+    expect(Object.keys(doc.components.headers).sort()).toEqual(['Idempotent-Replayed', 'Link', 'RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset', 'Retry-After', 'WWW-Authenticate', 'X-Next-Cursor', 'X-Request-Id', 'X-Sim-Rule']);
+    expect(Object.keys(doc.paths['/api/v1/orders']!.post!.responses!['429']!.headers!)).toEqual(['X-Request-Id', 'Retry-After', 'RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset', 'X-Sim-Rule']);
+    // A fault rule's 502 on a FluxPay route: what every answer of it carries, Retry-After, X-Sim-Rule.
+    expect(Object.keys(doc.paths['/api/v1/orders']!.post!.responses!['502']!.headers!)).toEqual(['X-Request-Id', 'Retry-After', 'RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset', 'X-Sim-Rule']);
+    expect(Object.keys(doc.paths['/api/v2/payments']!.post!.responses!['401']!.headers!)).toEqual(['X-Request-Id', 'WWW-Authenticate', 'Idempotent-Replayed', 'X-Sim-Rule']);
     expect(Object.keys(doc.paths['/metrics']!.get!.responses!['200']!.content!)).toEqual(['text/plain']);
-    expect(Object.keys(doc.paths['/bookings/my']!.get!.responses!['200']!.headers!)).toEqual(['X-Request-Id', 'X-Next-Cursor', 'Link']);
+    expect(Object.keys(doc.paths['/bookings/my']!.get!.responses!['200']!.headers!)).toEqual(['X-Request-Id', 'X-Next-Cursor', 'Link', 'X-Sim-Rule']);
   });
 
   it('declares bearer JWT and x-user-id as security schemes, and the routes that need them', async () => {

@@ -1,4 +1,5 @@
 import type { ErrorShape } from '../../http/error-handler.ts';
+import { BookingsErrorBody } from './schemas.ts';
 
 /**
  * The bookings API's error shape (document 003): `{"error": "<message>", "code": "<CODE>"}`.
@@ -7,6 +8,7 @@ import type { ErrorShape } from '../../http/error-handler.ts';
  * @see issue 4 "The bookings API", ../../../../shared/seeds/003_2d28ecb358825d26.txt
  */
 export const bookingsErrors: ErrorShape = {
+  schema: BookingsErrorBody,
   name: 'bookings',
   prefixes: ['/bookings', '/payments', '/performances', '/events', '/ledger'],
   statusOf: {

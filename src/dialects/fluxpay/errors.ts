@@ -2,6 +2,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { FLUXPAY_STATUS, FluxPayError, type FluxPayFieldError } from '../../core/fluxpay/errors.ts';
 import { createErrorHandler, sendProblem, type ErrorShape } from '../../http/error-handler.ts';
 import type { Problem } from '../../http/problem.ts';
+import { ErrorBody } from './schemas.ts';
 
 /**
  * The FluxPay API's error shape (source document 002): the wrapper
@@ -26,6 +27,7 @@ export const FLUXPAY_PREFIXES = ['/api/v1/orders', '/api/v1/credits', '/api/v1/e
 export const FLUXPAY_PAYMENT_PATHS: readonly RegExp[] = [/^\/api\/v1\/payments\/?$/, /^\/api\/v1\/payments\/confirm\/?$/, /^\/api\/v1\/payments\/pk_[^/]*\/?$/];
 
 export const fluxpayErrors: ErrorShape = {
+  schema: ErrorBody,
   name: 'fluxpay',
   prefixes: FLUXPAY_PREFIXES,
   paths: FLUXPAY_PAYMENT_PATHS,

@@ -1,4 +1,5 @@
 import type { ErrorShape } from '../../http/error-handler.ts';
+import { ErrorBody } from './schemas.ts';
 
 /**
  * The native API's error envelope: `{"error": {"code", "message", "details"?, "trace_id"}}`.
@@ -6,6 +7,7 @@ import type { ErrorShape } from '../../http/error-handler.ts';
  * @see issue 2 "Errors"
  */
 export const nativeErrors: ErrorShape = {
+  schema: ErrorBody,
   name: 'native',
   prefixes: ['/v1/sim'],
   statusOf: {

@@ -1,4 +1,4 @@
-import type { ErrorDocs, Examples } from '../../http/openapi.ts';
+import { EXAMPLE_TRACE_ID, type ErrorDocs, type Examples } from '../../http/openapi.ts';
 import { NAMESPACE_RULE } from '../../core/namespace.ts';
 import { parseRule } from '../../core/faults/validation.ts';
 import { faultRuleView } from '../../core/faults/view.ts';
@@ -33,7 +33,7 @@ export const EXAMPLE_GONE_URL = 'http://127.0.0.1:4000/webhooks/retired';
 
 const AT = '2026-11-30T09:00:00.000Z';
 const DECIDED_AT = '2026-11-30T09:00:00.200Z';
-const TRACE_ID = '2f6f0a524b7e4d1c9a530f1c27f3a9b4';
+const TRACE_ID = EXAMPLE_TRACE_ID;
 
 export const createIntentRequests: Examples = {
   approve: {

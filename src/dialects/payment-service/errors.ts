@@ -1,5 +1,6 @@
 import type { ErrorShape } from '../../http/error-handler.ts';
 import type { Problem } from '../../http/problem.ts';
+import { PaymentServiceErrorBody } from './schemas.ts';
 
 /**
  * The ticketing payment-service API's error shape (document 004): `{"error": "<message>"}`, in
@@ -39,6 +40,7 @@ export const MESSAGES = {
 } as const;
 
 export const paymentServiceErrors: ErrorShape = {
+  schema: PaymentServiceErrorBody,
   name: 'payment-service',
   prefixes: ['/api/v1/payments', '/health'],
   statusOf: { VALIDATION_FAILED: 400 },

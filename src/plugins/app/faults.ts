@@ -3,11 +3,14 @@ import type { FastifyBaseLogger, FastifyReply, FastifyRequest, onSendHookHandler
 import fp from 'fastify-plugin';
 import { Counter } from 'prom-client';
 import type { Config } from '../../config.ts';
-import { retryAfterSecondsOf, type ErrorStatus, type StoredFaultRule } from '../../core/faults/model.ts';
+import { ERROR_STATUSES, retryAfterSecondsOf, type ErrorStatus, type StoredFaultRule } from '../../core/faults/model.ts';
 import { FaultRuleService, type RequestFaultPlan } from '../../core/faults/service.ts';
 import type { MatchInput } from '../../core/faults/matcher.ts';
 import { createStreams } from '../../core/random.ts';
-import { sendProblem, type ErrorShape } from '../../http/error-handler.ts';
+import { renderedBody, sendProblem, type ErrorShape } from '../../http/error-handler.ts';
+import type { ErrorShapes } from '../../http/error-shapes.ts';
+import { EXAMPLE_TRACE_ID, type ExtraAnswer } from '../../http/openapi.ts';
+import type { Problem } from '../../http/problem.ts';
 import { loggedUrl } from '../../http/logged-url.ts';
 import type { WebhookFaults } from '../../webhooks/dispatcher.ts';
 
@@ -71,6 +74,49 @@ const ERRORS: Readonly<Record<ErrorStatus, { code: string; message: string }>> =
   504: { code: 'GATEWAY_TIMEOUT', message: 'The payment gateway did not answer in time; the request may be retried.' },
   429: { code: 'RATE_LIMITED', message: 'Too many requests; retry after Retry-After seconds.' },
 };
+
+/** The problem an `error` rule answers, before the dialect renders it. */
+function faultProblem(status: ErrorStatus, retryAfterS: number | undefined): Problem {
+  return { status, ...ERRORS[status], retryAfterS };
+}
+
+/**
+ * Whether fault rules shape a route: not one no dialect owns (the ops routes, the console, the
+ * docs) nor one with NO_FAULTS (the simulator's own routes). The plugin's hooks and the OpenAPI
+ * document's fault answers (plugins/external/swagger.ts) both go by it.
+ */
+export function shapedByFaults(route: { url: string; config?: { faults?: boolean } | undefined }, shapes: ErrorShapes): boolean {
+  return route.config?.faults !== false && shapes.ownerOf(route.url) !== undefined;
+}
+
+/** What an `error` rule's answer is, in the OpenAPI document's words. */
+const ANSWER_WORDS: Readonly<Record<ErrorStatus, string>> = {
+  500: 'an internal error',
+  502: 'the gateway answered badly',
+  503: 'the gateway is unavailable',
+  504: 'the gateway did not answer in time',
+  429: 'too many requests',
+};
+
+/**
+ * The answers of `error` rules in `shape`, as the OpenAPI document shows them on every route rules
+ * shape (plugins/external/swagger.ts): each status, its headers, and the body `apply` sends (the
+ * dialect's own rendering of it, with the examples' trace id).
+ */
+export function faultAnswers(shape: ErrorShape): ExtraAnswer[] {
+  return ERROR_STATUSES.map((status) => {
+    const always = retryAfterSecondsOf({ status, retryAfterSeconds: null }) !== null;
+    const retry = always ? 'retry after `Retry-After` seconds, the rule’s `retry_after_seconds` or 1' : 'the request may be retried; `Retry-After` only when the rule gives `retry_after_seconds`';
+    return {
+      status,
+      description: `A fault rule’s \`error\` action (\`X-Sim-Rule\` names it): ${ANSWER_WORDS[status]}. Nothing was done; ${retry}.`,
+      also: `Also a fault rule’s \`error\` action (\`X-Sim-Rule\` names it): nothing was done; ${retry}.`,
+      name: 'fault_rule',
+      example: { summary: `A fault rule’s error action (status ${status})`, value: renderedBody(shape, faultProblem(status, undefined), EXAMPLE_TRACE_ID) },
+      headers: ['Retry-After'],
+    };
+  });
+}
 
 export interface Faults {
   service: FaultRuleService;
@@ -190,7 +236,7 @@ export default fp<FaultsOptions>(
         request.log.info({ method: request.method, url: loggedUrl(request.url), route: request.routeOptions.url, rule_id: plan.response?.ruleId, held_ms: response.ms }, 'fault rule timeout: connection reset');
       } else {
         const retryAfterS = retryAfterSecondsOf(response) ?? undefined;
-        sendProblem(reply, shape, { status: response.status, ...ERRORS[response.status], retryAfterS });
+        sendProblem(reply, shape, faultProblem(response.status, retryAfterS));
       }
     };
 
@@ -222,7 +268,7 @@ export default fp<FaultsOptions>(
     };
 
     app.addHook('onRoute', (route: RouteOptions) => {
-      if (route.config?.faults === false || shapes.ownerOf(route.url) === undefined) return;
+      if (!shapedByFaults(route, shapes)) return;
       route.preValidation = [...hooksOf(route.preValidation), plan];
       route.onSend = [...hooksOf(route.onSend), loseAnswer];
     });

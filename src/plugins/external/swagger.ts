@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
-import swagger from '@fastify/swagger';
+import swagger, { type SwaggerTransform } from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
 import type { TSchema } from 'typebox';
-import { finishDocument, SECURITY, type Examples } from '../../http/openapi.ts';
+import { finishDocument, SECURITY, withExtraAnswers, type Examples } from '../../http/openapi.ts';
+import { faultAnswers, shapedByFaults } from '../app/faults.ts';
 import { legacySigner } from '../../webhooks/signers/legacy.ts';
 import { standardSigner } from '../../webhooks/signers/standard.ts';
 import { stripeSigner } from '../../webhooks/signers/stripe.ts';
@@ -124,6 +125,15 @@ function webhookPathItem(event: string, doc: WebhookDoc): Record<string, unknown
   };
 }
 
+/** A route's path with each `:name` parameter replaced by the first example of its schema (else `x`). */
+function examplePath(url: string, params: unknown): string {
+  const properties = (params as { properties?: Record<string, { examples?: unknown[] }> } | undefined)?.properties ?? {};
+  return url.replace(/:([A-Za-z_][A-Za-z0-9_]*)/g, (_match, name: string) => {
+    const example = properties[name]?.examples?.[0];
+    return typeof example === 'string' ? example : 'x';
+  });
+}
+
 export interface SwaggerOptions {
   /** Where clients reach the service: the document's `servers`. */
   publicUrl: string;
@@ -137,6 +147,25 @@ export async function registerSwagger(app: FastifyInstance, options: SwaggerOpti
       webhooks[event] = webhookPathItem(event, doc);
     },
   } satisfies ApiDocs);
+
+  // Every route fault rules shape (shapedByFaults: the faults plugin's own test) documents what an
+  // `error` rule answers on it, and that any of its answers may carry X-Sim-Rule; the simulator's
+  // own routes do not. Added to the route's swaggerTransform (after its own, when it has one).
+  // The dialect whose shape the answers take is the one that owns the documented path with its
+  // parameters' examples in it, as it is for a request (FluxPay's `/api/v1/payments/pk_…` is one
+  // route with the payment service's other paths under it).
+  app.addHook('onRoute', (route) => {
+    const own = route.config?.swaggerTransform;
+    if (app.faults === null || !shapedByFaults(route, app.errorShapes) || own === false) return;
+    const transform: SwaggerTransform = (input) => {
+      const out = own === undefined ? { schema: input.schema, url: input.url } : own(input);
+      const response = out.schema.response as Record<string, TSchema> | undefined;
+      const shape = app.errorShapes.ownerOf(examplePath(out.url, out.schema.params));
+      if (response === undefined || shape === undefined) return out;
+      return { ...out, schema: { ...out.schema, response: withExtraAnswers(response, shape.schema, faultAnswers(shape), ['X-Sim-Rule']) } };
+    };
+    route.config = { ...route.config, swaggerTransform: transform };
+  });
 
   await app.register(swagger, {
     openapi: {
