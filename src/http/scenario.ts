@@ -56,7 +56,9 @@ function invalid(issue: ValidationIssue): DomainError {
  * The route options of a route that takes a fault rule's `outcome` (it creates or decides a
  * payment and hands `request.faultPlan.outcome` to the core's decision): outcome rules match
  * these routes only (plugins/app/faults.ts). Native intents, /api/v2 payments, the bookings API's
- * /payments/execute, FluxPay's confirm, subscribe and change-plan; README lists them.
+ * /payments/execute, FluxPay's confirm, subscribe and change-plan; README lists them. They are
+ * core/faults/outcome-routes.ts's OUTCOME_ROUTES, which validation matches outcome rules against:
+ * the faults plugin refuses to start when the two differ.
  */
 export const TAKES_OUTCOME = { config: { faultOutcome: true } } as const;
 

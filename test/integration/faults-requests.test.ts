@@ -442,11 +442,16 @@ describe('outcome rules match only the routes that take an outcome', () => {
     expect(await metricOf(id)).toBe(`fault_rule_hits_total{rule_id="${id}",action="outcome"} 1`);
   });
 
-  it('payment-service: /api/v1/payments/process always pays (document 004 has no decline), so an outcome rule never matches it; a latency rule beside it still applies', async () => {
+  it('payment-service: /api/v1/payments/process always pays (document 004 has no decline), so an outcome rule never matches it (one is refused since 2026-12-04; one stored before is kept, unmatched); a latency rule beside it still applies', async () => {
     const secret = 'a-secret-of-the-payment-service-test';
     await start({ MOCK_MIN_DELAY_MS: '0', MOCK_MAX_DELAY_MS: '0', JWT_SECRET: secret });
     const match = { dialect: 'payment-service', method: null, route: null, headers: {}, body: {} };
-    const id = await rule({ match: { dialect: 'payment-service' }, action: { type: 'outcome', failure_code: 'card_declined' } });
+    const refused = await t.app.inject({ method: 'POST', url: '/v1/sim/rules', payload: { match: { dialect: 'payment-service' }, action: { type: 'outcome', failure_code: 'card_declined' } } });
+    expect([refused.statusCode, refused.json().error.details]).toEqual([400, [{ field: '/match', rule: 'outcome_route', message: expect.stringMatching(/^matches none of the routes an outcome rule applies on/), in: 'body' }]]);
+    // As a version before 2026-12-04 stored it (kept in Redis, or made from FAULTS_FILE).
+    const id = 'rule_earlier';
+    const stored = await t.app.stores.faultRules.create('default', { id, createdAt: t.clock.now(), enabled: true, name: null, target: 'request', match: { ...match, dialect: 'payment-service' }, probability: 1, count: null, window: { from: null, until: null }, action: { type: 'outcome', failureCode: 'card_declined' } } satisfies FaultRule);
+    expect(stored).toMatchObject({ ok: true });
     const slow = await rule({ match: { dialect: 'payment-service' }, action: { type: 'latency', distribution: 'fixed', params: { ms: 7 } } });
     const booked = await t.app.inject({ method: 'POST', url: '/bookings', headers: { 'x-user-id': 'u_ps' }, payload: { performanceId: 'perf_002', quantity: 1, paymentMethod: 'CREDIT_CARD' } });
     const bookingId = booked.json().bookingId as string;

@@ -108,6 +108,31 @@ describe('/v1/sim/rules', () => {
     expect((await get('/v1/sim/rules')).json()).toEqual({ data: [] });
   });
 
+  it('answers 400 for a rule that could never apply (2026-12-04): an outcome rule that matches no route taking an outcome, a window already over; stores nothing', async () => {
+    const routes = 'POST /v1/sim/intent (native), POST /api/v2/payments (payment-server-v2), POST /payments/execute (bookings), POST /api/v1/payments/confirm (fluxpay), POST /api/v1/subscriptions (fluxpay), POST /api/v1/subscriptions/:subscriptionId/change-plan (fluxpay)';
+    const never = `matches none of the routes an outcome rule applies on, so the rule would never apply: its dialect, method and route must allow one of ${routes}`;
+    const ended = `must be later than the rule's creation (${at()}): a window that has already ended never applies`;
+    const res = await post({ match: { dialect: 'bookings', method: 'GET' }, window: { until: new Date(t.clock.now() - 1).toISOString() }, action: { type: 'outcome', failure_code: 'card_declined' } });
+    expect([res.statusCode, res.headers['content-type']]).toEqual([400, JSON_TYPE]);
+    expect(res.json()).toEqual({
+      error: {
+        code: 'VALIDATION_FAILED',
+        message: `body /window/until: ${ended}`,
+        details: [
+          { in: 'body', field: '/window/until', rule: 'window', message: ended },
+          { in: 'body', field: '/match', rule: 'outcome_route', message: never },
+        ],
+        trace_id: expect.any(String),
+      },
+    });
+    expect((await post({ match: { route: '/bookings' }, action: { type: 'outcome', approve: true } })).json().error.details).toEqual([{ in: 'body', field: '/match', rule: 'outcome_route', message: never }]);
+    expect((await post({ window: { until: 0 }, action: { type: 'duplicate' } })).json().error.details).toEqual([{ in: 'body', field: '/window/until', rule: 'window', message: ended }]);
+    expect((await get('/v1/sim/rules')).json()).toEqual({ data: [] });
+    // A dialect with an outcome route, or no route at all, is a rule that can apply.
+    expect((await post({ match: { dialect: 'bookings' }, action: { type: 'outcome', approve: true } })).statusCode).toBe(201);
+    expect((await post({ match: { headers: { 'x-test-case': 'f1' } }, action: { type: 'outcome', approve: true } })).statusCode).toBe(201);
+  });
+
   it('an Idempotency-Key makes a create safe to send again: one rule, the same answer replayed; another body with the key is 422; a bad key is a 400 naming the header', async () => {
     const send = (payload: object, key: string) => t.app.inject({ method: 'POST', url: '/v1/sim/rules', payload, headers: { 'idempotency-key': key } });
     const body = { name: 'down once', action: { type: 'error', status: 503 } };

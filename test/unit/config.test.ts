@@ -555,6 +555,11 @@ describe('fault rules configuration (FAULTS_FILE, FAULTS_MAX_RULES)', () => {
     const bad = file('bad.json', JSON.stringify({ rules: [{ action: { type: 'latency', distribution: 'fixed', params: { ms: 1 } } }, { action: { type: 'error', status: 418 } }] }));
     expect(configError({ FAULTS_FILE: bad }).message).toBe('Invalid configuration: FAULTS_FILE: rules[1].action.status must be one of 500, 502, 503, 504, 429');
     expect(configError({ FAULTS_FILE: '/nonexistent/faults.yaml' }).message).toBe("Invalid configuration: FAULTS_FILE: cannot read /nonexistent/faults.yaml: ENOENT: no such file or directory, open '/nonexistent/faults.yaml'");
+    // A rule that could never apply (2026-12-04): its window ended before the start, or an outcome rule on no route that takes one.
+    const over = file('over.yaml', 'rules:\n  - window: { until: "2026-01-01T00:00:00Z" }\n    action: { type: timeout, ms: 5 }\n');
+    expect(configError({ FAULTS_FILE: over }).message).toMatch(/^Invalid configuration: FAULTS_FILE: rules\[0\]\.window\.until must be later than the rule's creation \(\d{4}-\d\d-\d\dT[\d:.]+Z\): a window that has already ended never applies$/);
+    const nowhere = file('nowhere.yaml', 'rules:\n  - match: { dialect: bookings, method: GET }\n    action: { type: outcome, approve: true }\n');
+    expect(configError({ FAULTS_FILE: nowhere }).message).toMatch(/^Invalid configuration: FAULTS_FILE: rules\[0\]\.match matches none of the routes an outcome rule applies on, so the rule would never apply: its dialect, method and route must allow one of POST \/v1\/sim\/intent \(native\), .*\(fluxpay\)$/);
     const two = file('two.yaml', 'rules:\n  - action: { type: duplicate }\n  - action: { type: duplicate }\n');
     expect(configError({ FAULTS_FILE: two, FAULTS_MAX_RULES: '1' }).message).toBe('Invalid configuration: FAULTS_FILE holds 2 rules, more than FAULTS_MAX_RULES (1)');
     expect(configError({ FAULTS_MAX_RULES: '0' }).message).toBe('Invalid configuration: FAULTS_MAX_RULES must be >= 1 (got "0")');

@@ -109,7 +109,7 @@ describe('parseRule: valid rules', () => {
 
   it('a window bound is an ISO time (any zone) or ms after creation', () => {
     expect(parsed({ window: { from: 1_000 }, action: { type: 'duplicate' } }).input.window).toEqual({ from: T0 + 1_000, until: null });
-    expect(parsed({ window: { until: '2026-01-15T21:00:00+09:00' }, action: { type: 'duplicate' } }).input.window).toEqual({ from: null, until: T0 });
+    expect(parsed({ window: { until: '2026-01-15T22:00:00+09:00' }, action: { type: 'duplicate' } }).input.window).toEqual({ from: null, until: T0 + 3_600_000 });
   });
 
   it('an id only where allowed (FAULTS_FILE)', () => {
@@ -189,6 +189,70 @@ describe('parseRule: problems, each with its path', () => {
     expect(toFieldIssues(issues).map((i) => i.field)).toEqual(['/action/status', '/match/headers/a~1b~0c', '/rules/2/action']);
     expect(toFieldIssues(issues, '/body').map((i) => i.field)[0]).toBe('/body/action/status');
     expect(pointer([])).toBe('');
+  });
+});
+
+describe('parseRule: a rule that could never apply is refused (2026-12-04)', () => {
+  const OUTCOME_ONLY = {
+    path: ['match'],
+    rule: 'outcome_route',
+    message:
+      'matches none of the routes an outcome rule applies on, so the rule would never apply: its dialect, method and route must allow one of POST /v1/sim/intent (native), POST /api/v2/payments (payment-server-v2), POST /payments/execute (bookings), POST /api/v1/payments/confirm (fluxpay), POST /api/v1/subscriptions (fluxpay), POST /api/v1/subscriptions/:subscriptionId/change-plan (fluxpay)',
+  };
+  const outcome = (match: unknown) => parseRule({ match, action: { type: 'outcome', failure_code: 'card_declined' } }, { now: T0 });
+
+  it.each([
+    ['bookings GET (the brief’s example)', { dialect: 'bookings', method: 'GET' }],
+    ['a route only bookings’ POST /bookings answers', { route: '/bookings' }],
+    ['the payment service, whose /process always pays', { dialect: 'payment-service' }],
+    ['GET on any dialect', { method: 'GET' }],
+    ['FluxPay’s order reads', { dialect: 'fluxpay', route: '/api/v1/orders/:orderId' }],
+    ['a native route of another dialect', { dialect: 'native', route: '/api/v2/payments' }],
+    ['the intents list (plural)', { route: '/v1/sim/intents' }],
+    ['a subscription’s cancel', { route: '/api/v1/subscriptions/*/cancel' }],
+    ['two segments where change-plan has one', { route: '/api/v1/subscriptions/a/b/change-plan' }],
+    ['a glob under no outcome route', { route: '/api/v1/orders/**' }],
+    ['an outcome route with another method', { method: 'PUT', route: '/payments/execute' }],
+    ['a param segment that cannot be “change-plan”', { route: '/api/v1/subscriptions/:id/cancel' }],
+  ])('%s', (_name, match) => {
+    expect(outcome(match)).toEqual({ ok: false, issues: [OUTCOME_ONLY] });
+  });
+
+  it.each([
+    ['no match at all', undefined],
+    ['headers and body only', { headers: { 'x-test-case': 'f1' }, body: { amount: { gte: 1 } } }],
+    ['a dialect that has an outcome route', { dialect: 'native' }],
+    ['bookings (its /payments/execute)', { dialect: 'bookings' }],
+    ['POST on any dialect', { method: 'POST' }],
+    ['a literal route', { route: '/v1/sim/intent' }],
+    ['a literal route with a trailing slash', { dialect: 'bookings', method: 'POST', route: '/payments/execute/' }],
+    ['a glob over all', { route: '/**' }],
+    ['a glob over a dialect', { dialect: 'fluxpay', route: '/api/**' }],
+    ['a one-segment glob', { route: '/v1/sim/*' }],
+    ['a pattern with another parameter name', { route: '/api/v1/subscriptions/:id/change-plan' }],
+    ['a concrete subscription', { route: '/api/v1/subscriptions/sub_01KB/change-plan' }],
+    ['a glob inside the parameter', { route: '/api/v1/subscriptions/sub_*/change-plan' }],
+    ['** across the parameter', { route: '/api/v1/subscriptions/**/change-plan' }],
+    ['a percent escape (the raw path of an escaped request)', { route: '/v1/sim/%69ntent' }],
+  ])('accepts %s', (_name, match) => {
+    expect(outcome(match).ok).toBe(true);
+  });
+
+  it('a window that has ended: an ISO time before creation, at creation, or 0 ms after it', () => {
+    const ended = { path: ['window', 'until'], rule: 'window', message: "must be later than the rule's creation (2026-01-15T12:00:00.000Z): a window that has already ended never applies" };
+    for (const window of [{ until: '2026-01-15T11:59:59.999Z' }, { until: '2026-01-15T21:00:00+09:00' }, { until: 0 }, { from: '2026-01-15T11:00:00Z', until: '2026-01-15T11:30:00Z' }]) {
+      expect(parseRule({ window, action: { type: 'timeout', ms: 5 } }, { now: T0 }), JSON.stringify(window)).toEqual({ ok: false, issues: [ended] });
+      expect(parseRule({ window, action: { type: 'duplicate' } }, { now: T0 }), JSON.stringify(window)).toEqual({ ok: false, issues: [ended] });
+    }
+    // One that began before and ends after creation, or ends 1 ms after it, is fine.
+    expect(parsed({ window: { from: '2026-01-15T11:00:00Z', until: 1 }, action: { type: 'duplicate' } }).input.window).toEqual({ from: T0 - 3_600_000, until: T0 + 1 });
+  });
+
+  it('FAULTS_FILE: the same mistakes end the start with one line (its windows count from the start)', () => {
+    expect(() => parseFaultsFile({ rules: [VALID.timeout, { window: { until: '2026-01-01T00:00:00Z' }, action: { type: 'timeout', ms: 5 } }] }, T0)).toThrow(
+      new Error("rules[1].window.until must be later than the rule's creation (2026-01-15T12:00:00.000Z): a window that has already ended never applies"),
+    );
+    expect(() => parseFaultsFile({ rules: [{ match: { dialect: 'bookings', method: 'GET' }, action: { type: 'outcome', approve: true } }] }, T0)).toThrow(new Error(`rules[0].match ${OUTCOME_ONLY.message}`));
   });
 });
 

@@ -1,4 +1,4 @@
-import type { BodyCondition, FaultRule, HeaderCondition, RequestRule, RuleWindow, WebhookRule } from './model.ts';
+import type { BodyCondition, FaultRule, HeaderCondition, RequestMatch, RequestRule, RuleWindow, WebhookRule } from './model.ts';
 import { compileRoute, MAX_PATTERN_PATH, requestPath, routeMatches, type CompiledRoute } from './route.ts';
 
 /**
@@ -133,7 +133,7 @@ export class RuleMatcher {
     if (cached !== undefined) return cached;
     const bucket: Bucket = { size: 0, byPath: new Map(), patterned: [], anyPattern: null, unrouted: [] };
     for (const c of this.#request) {
-      if ((c.rule.match.dialect !== null && c.rule.match.dialect !== dialect) || (c.rule.match.method !== null && c.rule.match.method !== method)) continue;
+      if (!matchesDialectAndMethod(c.rule.match, dialect, method)) continue;
       bucket.size++;
       if (c.route === null) bucket.unrouted.push(c);
       else if (c.route.kind === 'regex') bucket.patterned.push(c);
@@ -199,6 +199,11 @@ function compileRequestRule(rule: RequestRule, index: number): CompiledRequestRu
     headers: Object.entries(match.headers),
     body: Object.entries(match.body).map(([field, condition]) => [field.split('.'), condition] as const),
   };
+}
+
+/** Whether a request rule's `dialect` and `method` (null: any) let it match a request of this dialect and method. */
+export function matchesDialectAndMethod(match: Pick<RequestMatch, 'dialect' | 'method'>, dialect: string, method: string): boolean {
+  return (match.dialect === null || match.dialect === dialect) && (match.method === null || match.method === method);
 }
 
 export function inWindow(window: RuleWindow, now: number): boolean {

@@ -55,7 +55,7 @@ export const FaultAction = Type.Union(
         approve: Type.Optional(Type.Literal(true, { description: 'Force approval' })),
         failure_code: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_]{1,64}$', 'x-pattern-description': '1–64 letters, digits or "_"', description: 'Force a failure with this code' })),
       },
-      'Request: forces the decision of the payment the request creates or decides. Only POST /v1/sim/intent, POST /api/v2/payments, POST /payments/execute and FluxPay’s POST /api/v1/payments/confirm, POST /api/v1/subscriptions and POST /api/v1/subscriptions/{id}/change-plan take an outcome; on any other request the rule does not match (not counted in matched or hits, its count kept). Exactly one of approve and failure_code.',
+      'Request: forces the decision of the payment the request creates or decides. Only POST /v1/sim/intent, POST /api/v2/payments, POST /payments/execute and FluxPay’s POST /api/v1/payments/confirm, POST /api/v1/subscriptions and POST /api/v1/subscriptions/{id}/change-plan take an outcome; on any other request the rule does not match (not counted in matched or hits, its count kept), and a rule whose match.dialect, match.method and match.route allow none of these routes is refused (400, /match, rule outcome_route). Exactly one of approve and failure_code.',
     ),
     Action('duplicate', {}, 'Webhook: the same event, with the same id, is sent twice.'),
     Action('reorder', { window_ms: Type.Integer({ minimum: 1, maximum: MAX_DURATION_MS, description: "Deliveries to one target are held this long from the first, then sent shuffled" }) }, 'Webhook: deliveries arrive out of order.'),
@@ -97,7 +97,7 @@ export const CreateFaultRuleBody = Type.Object(
     match: Type.Optional(FaultMatch),
     probability: Type.Optional(Type.Number({ minimum: 0, maximum: 1, default: 1, description: 'Chance that a match applies the rule' })),
     count: Type.Optional(Type.Union([Type.Integer({ minimum: 1, maximum: MAX_COUNT }), Type.Null()], { description: 'Apply at most N times (to the matches that passed the probability); null: no limit. What is left: the rule’s remaining' })),
-    window: Type.Optional(Type.Union([Type.Object({ from: Type.Optional(Instant), until: Type.Optional(Instant) }, Strict), Type.Null()], { description: 'When the rule applies: from inclusive, until exclusive' })),
+    window: Type.Optional(Type.Union([Type.Object({ from: Type.Optional(Instant), until: Type.Optional(Instant) }, Strict), Type.Null()], { description: 'When the rule applies: from inclusive, until exclusive; until must be later than the rule’s creation (a window already over is refused: 400, /window/until)' })),
     action: FaultAction,
   },
   {

@@ -28,12 +28,14 @@ import {
   type WebhookAction,
   type WebhookMatch,
 } from './model.ts';
+import { canMatchOutcomeRoute, OUTCOME_ROUTE_LIST } from './outcome-routes.ts';
 import { routeIssue } from './route.ts';
 
 /**
  * Reads a rule from its snake_case JSON (a body of `POST /v1/sim/rules`, an entry of FAULTS_FILE)
  * into the model, checking everything a schema cannot say (a range's bounds in order, p99 above
- * p50, a window that ends after it starts, which match fields go with which action). Every
+ * p50, a window that ends after it starts and after the rule is made, which match fields go with
+ * which action, an outcome rule that can match a route taking an outcome). Every
  * problem is reported, each with its path, so an API answer lists them all and the file loader
  * names the first in one line. The JSON is described in schema.ts (TypeBox, for OpenAPI).
  * @see issue 15 "Rules"
@@ -106,7 +108,10 @@ export function parseRule(json: unknown, options: ParseRuleOptions): ParseResult
   let input: FaultRuleInput | undefined;
   if (action.target === 'request') {
     const match = parseRequestMatch(c, rule.match ?? {});
-    if (match !== undefined) input = { ...common, target: 'request', match, action: action.action };
+    // An outcome rule applies only on the routes that take an outcome: one that can match none of them would never apply.
+    if (match !== undefined && action.action.type === 'outcome' && !canMatchOutcomeRoute(match)) {
+      c.issue(['match'], 'outcome_route', `matches none of the routes an outcome rule applies on, so the rule would never apply: its dialect, method and route must allow one of ${OUTCOME_ROUTE_LIST}`);
+    } else if (match !== undefined) input = { ...common, target: 'request', match, action: action.action };
   } else {
     const match = parseWebhookMatch(c, rule.match ?? {});
     if (match !== undefined) input = { ...common, target: 'webhook', match, action: action.action };
@@ -178,6 +183,11 @@ function parseWindow(c: Checker, json: unknown, now: number): RuleWindow | undef
   if (from === undefined || until === undefined) return undefined;
   if (from !== null && until !== null && until <= from) {
     c.issue(['window', 'until'], 'window', 'must be after window.from');
+    return undefined;
+  }
+  // A window over before the rule exists never opens (an ISO time in the past, or 0 ms after creation).
+  if (until !== null && until <= now) {
+    c.issue(['window', 'until'], 'window', `must be later than the rule's creation (${new Date(now).toISOString()}): a window that has already ended never applies`);
     return undefined;
   }
   return { from, until };

@@ -6,6 +6,7 @@ import type { Config } from '../../config.ts';
 import { ERROR_STATUSES, retryAfterSecondsOf, type ErrorStatus, type StoredFaultRule } from '../../core/faults/model.ts';
 import { FaultRuleService, type RequestFaultPlan } from '../../core/faults/service.ts';
 import type { MatchInput } from '../../core/faults/matcher.ts';
+import { OUTCOME_ROUTES, outcomeRouteOf, type OutcomeRoute } from '../../core/faults/outcome-routes.ts';
 import { createStreams } from '../../core/random.ts';
 import { renderedBody, sendProblem, type ErrorShape } from '../../http/error-handler.ts';
 import type { ErrorShapes } from '../../http/error-shapes.ts';
@@ -267,10 +268,24 @@ export default fp<FaultsOptions>(
       done(null, payload);
     };
 
+    // The routes marked TAKES_OUTCOME are exactly OUTCOME_ROUTES (what validation lets an outcome rule match): checked here, as they are registered.
+    const outcomeRoutes = new Set<OutcomeRoute>();
     app.addHook('onRoute', (route: RouteOptions) => {
+      const owner = shapes.ownerOf(route.url)?.name;
+      for (const method of hooksOf(route.method)) {
+        const listed = outcomeRouteOf(owner, method, route.url);
+        const marked = route.config?.faultOutcome === true;
+        if (marked && listed === undefined) throw new Error(`${method} ${route.url} takes a fault rule's outcome but is not in OUTCOME_ROUTES (core/faults/outcome-routes.ts): list it there, or outcome rules for it are refused`);
+        if (!marked && listed !== undefined) throw new Error(`${method} ${route.url} is in OUTCOME_ROUTES (core/faults/outcome-routes.ts) but does not take a fault rule's outcome (TAKES_OUTCOME)`);
+        if (listed !== undefined) outcomeRoutes.add(listed);
+      }
       if (!shapedByFaults(route, shapes)) return;
       route.preValidation = [...hooksOf(route.preValidation), plan];
       route.onSend = [...hooksOf(route.onSend), loseAnswer];
+    });
+    app.addHook('onReady', async () => {
+      const missing = OUTCOME_ROUTES.filter((r) => !outcomeRoutes.has(r));
+      if (missing.length > 0) throw new Error(`OUTCOME_ROUTES (core/faults/outcome-routes.ts) lists routes no dialect registers with TAKES_OUTCOME: ${missing.map((r) => `${r.method} ${r.route}`).join(', ')}`);
     });
   },
   { name: 'paysim-faults', dependencies: ['paysim-core', 'paysim-metrics'] },
