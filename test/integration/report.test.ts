@@ -216,6 +216,69 @@ describe('GET /v1/sim/report', () => {
     expect(made.failing.requests).toHaveLength(3);
   });
 
+  it('decided_by is rule for every payment a fault rule’s outcome decided, in every dialect (before 2026-12-04 only FluxPay’s; the others named their scenario, card or null); the intent’s own scenario is unchanged', async () => {
+    // V2_COMPLETE_DELAY_MS and a delay_ms leave time for a manual confirm and a cancel before the decision.
+    const t = await fixtures.app({ V2_COMPLETE_DELAY_MS: '5000' });
+    const ok = await fixtures.receiver();
+    const t0 = t.clock.now();
+    const rule = async (match: Json, action: Json) => {
+      const res = await t.app.inject({ method: 'POST', url: '/v1/sim/rules', payload: { match, action: { type: 'outcome', ...action } } });
+      expect(res.statusCode, res.body).toBe(201);
+    };
+    const byRule = { 'x-test-case': 'by-rule' };
+    await rule({ headers: byRule, body: { scenario: 'approve' } }, { failure_code: 'insufficient_funds' });
+    await rule({ headers: byRule }, { approve: true });
+    const intent = async (body: Json, headers: Record<string, string> = {}) => {
+      const res = await t.app.inject({ method: 'POST', url: '/v1/sim/intent', headers, payload: { reservation_id: 'rsv_rule', amount: 1000, currency: 'KRW', ...body } });
+      expect(res.statusCode, res.body).toBe(200);
+      return res.json().payment_intent_id as string;
+    };
+    const declinedByRule = await intent({ scenario: 'approve' }, byRule);
+    const approvedByRule = await intent({ scenario: 'fail' }, byRule);
+    const cancelledFirst = await intent({ scenario: 'fail', delay_ms: 60_000 }, byRule);
+    const byScenario = await intent({ scenario: 'fail' });
+    expect((await t.app.inject({ method: 'POST', url: `/v1/sim/intents/${cancelledFirst}/cancel` })).statusCode).toBe(200);
+    // Each create answers once its payment is decided (or confirmed): sent now, awaited after the clock has moved.
+    const v2Creates = [
+      createV2(t, v2Body('tx-rule-1', ok.url('/v2')), { ...byRule, 'x-sim-scenario': 'fail' }),
+      createV2(t, v2Body('tx-rule-2', ok.url('/v2')), byRule),
+      createV2(t, v2Body('tx-plain', ok.url('/v2')), { 'x-sim-scenario': 'fail' }),
+    ];
+    const book = async (user: string) => (await t.app.inject({ method: 'POST', url: '/bookings', headers: { 'x-user-id': user }, payload: { performanceId: 'perf_001', quantity: 1, paymentMethod: 'CREDIT_CARD' } })).json().bookingId as string;
+    const bookingByRule = await book('user_r');
+    const bookingByCvv = await book('user_c');
+    // CVV 120 approves: the rule (approve) and the CVV agree, and still the rule decided it.
+    for (const [bookingId, user, headers] of [[bookingByRule, 'user_r', byRule], [bookingByCvv, 'user_c', {}]] as const) {
+      const res = await t.app.inject({ method: 'POST', url: '/payments/execute', headers: { 'x-user-id': user, ...headers }, payload: { bookingId, paymentMethodToken: 'tok_chargeDeclined', cvv: '120' } });
+      expect(res.statusCode, res.body).toBe(200);
+    }
+    const order = await createOrder(t, { orderName: 'Ruled', amount: 5000 });
+    expect((await confirm(t, await createPayment(t, order.orderId), { ...byRule, 'x-sim-scenario': 'fail' })).statusCode).toBe(200);
+    await t.clock.advance(1000);
+    // The second v2 payment is confirmed by hand before its decision: the confirm decided it, not the rule.
+    expect((await t.app.inject({ method: 'POST', url: '/api/v2/confirm-payment', payload: { payment_id: 'pay_tx-rule-2' } })).statusCode).toBe(200);
+    await t.clock.advance(10_000);
+    expect((await Promise.all(v2Creates)).map((res) => res.statusCode)).toEqual([200, 200, 200]);
+
+    // By id: payments created at the same instant are listed in an order of each store's own.
+    const rows = Object.fromEntries(((await report(t)).json().payments as Json[]).map((p) => [p.id, [p.dialect, p.status, p.failure_code, p.decided_by, p.decided_at]]));
+    const at = (ms: number) => iso(t0 + ms);
+    expect(rows).toEqual({
+      [byScenario]: ['native', 'FAILED', 'card_declined', 'fail', at(0)],
+      [cancelledFirst]: ['native', 'CANCELLED', null, 'fail', null],
+      [approvedByRule]: ['native', 'APPROVED', null, 'rule', at(0)],
+      [declinedByRule]: ['native', 'FAILED', 'insufficient_funds', 'rule', at(0)],
+      'pay_tx-plain': ['payment-server-v2', 'PAYMENT_FAILED', 'card_declined', 'fail', at(5000)],
+      'pay_tx-rule-2': ['payment-server-v2', 'PAYMENT_COMPLETED', null, 'approve', at(1000)],
+      'pay_tx-rule-1': ['payment-server-v2', 'PAYMENT_COMPLETED', null, 'rule', at(5000)],
+      [bookingByCvv]: ['bookings', 'failed', 'card_declined', null, at(0)],
+      [bookingByRule]: ['bookings', 'confirmed', null, 'rule', at(0)],
+      [order.orderId]: ['fluxpay', 'PAID', null, 'rule', at(0)],
+    });
+    // The intent's API still shows the scenario it was asked for.
+    expect((await t.app.inject({ url: `/v1/sim/intents/${declinedByRule}` })).json()).toMatchObject({ scenario: 'approve', status: 'FAILED', failure_code: 'insufficient_funds' });
+  });
+
   it('Accept: text/csv answers RFC 4180 CSV: a header row and one row per payment, equal to the JSON rows (parsed back strictly)', async () => {
     const made = await makePayments();
     const json = (await report(made.t)).json() as Json;

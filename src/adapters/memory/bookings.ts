@@ -1,5 +1,6 @@
 import {
   copyBooking,
+  copyPaymentIntent,
   copyEvent,
   isUnpaid,
   type Booking,
@@ -115,7 +116,7 @@ export class MemoryBookingStore implements BookingStore {
     const { booking } = record;
     booking.paymentInFlight = null;
     this.#inFlight--;
-    booking.paymentIntent = { status: paymentIntent.status, pgMockData: paymentIntent.pgMockData === null ? null : { ...paymentIntent.pgMockData } };
+    booking.paymentIntent = copyPaymentIntent(paymentIntent);
     if (paymentMethod !== undefined) booking.paymentMethod = paymentMethod;
     const stored = copyEvent(event);
     this.#events.set(stored.eventId, stored);

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { Booking, BookingCounts, BookingPaymentIntent, BookingStatus, InboxEvent, PaymentKind } from '../../core/bookings/booking.ts';
+import { copyPaymentIntent, type Booking, type BookingCounts, type BookingPaymentIntent, type BookingStatus, type InboxEvent, type PaymentKind } from '../../core/bookings/booking.ts';
 import type { BeginPaymentOutcome, BookingStore, Page, PageQuery, StoreStats, Transition } from '../../core/ports.ts';
 import { SCAN_BUDGET } from '../memory/id-list.ts';
 import { ABORT_PAYMENT, BEGIN_PAYMENT, COUNTS, EVENT, EVENTS, EXPIRE_IF_DUE, GET, INSERT, LIST, MARK_PROCESSED, RECORD_PAYMENT, SWEEP, TRANSITION } from './bookings-lua.ts';
@@ -99,7 +99,7 @@ export class RedisBookingStore implements BookingStore {
   }
 
   async recordPayment(id: string, paymentIntent: BookingPaymentIntent, event: InboxEvent, paymentMethod?: string): Promise<Booking | undefined> {
-    const intent: BookingPaymentIntent = { status: paymentIntent.status, pgMockData: paymentIntent.pgMockData === null ? null : { ...paymentIntent.pgMockData } };
+    const intent: BookingPaymentIntent = copyPaymentIntent(paymentIntent);
     const args = [this.#p, id, intent.status, JSON.stringify(intent), paymentMethod ?? '', event.eventId, JSON.stringify(event), event.processedAt ?? '', callToken()];
     return decodeBooking((await this.#scripts.record(this.#keys, args)) as string[]);
   }

@@ -26,6 +26,12 @@ export interface PgMockData {
 export interface BookingPaymentIntent {
   status: BookingPaymentStatus;
   pgMockData: PgMockData | null;
+  /**
+   * true when a fault rule's `outcome` decided the payment (issue 15), whatever the token and CVV
+   * said; absent otherwise, and in records stored before 2026-12-04. Never shown by the bookings
+   * API; the run report's `decided_by` reads it.
+   */
+  decidedByRule?: true;
 }
 
 export interface Booking {
@@ -90,8 +96,13 @@ export interface BookingCounts {
 }
 
 export function copyBooking(booking: Booking): Booking {
-  const { pgMockData } = booking.paymentIntent;
-  return { ...booking, seatIds: [...booking.seatIds], paymentIntent: { status: booking.paymentIntent.status, pgMockData: pgMockData === null ? null : { ...pgMockData } } };
+  return { ...booking, seatIds: [...booking.seatIds], paymentIntent: copyPaymentIntent(booking.paymentIntent) };
+}
+
+/** A copy of a booking's payment intent: its gateway answer copied, the rule mark kept when set. */
+export function copyPaymentIntent(paymentIntent: BookingPaymentIntent): BookingPaymentIntent {
+  const { status, pgMockData, decidedByRule } = paymentIntent;
+  return { status, pgMockData: pgMockData === null ? null : { ...pgMockData }, ...(decidedByRule === true ? { decidedByRule } : {}) };
 }
 
 export function copyEvent(event: InboxEvent): InboxEvent {

@@ -115,7 +115,7 @@ export class BookingPayments {
       };
       // Scheduled before it is written: a job for an event never written does nothing.
       await scheduler.schedule(PROCESS_JOB, event.eventId, now + config.eventProcessingDelayMs);
-      const recorded = await this.#record(booking, { status: pgMockData.isSuccess ? 'SUCCESS' : 'FAILURE', pgMockData }, event);
+      const recorded = await this.#record(booking, { status: pgMockData.isSuccess ? 'SUCCESS' : 'FAILURE', pgMockData, ...(input.forced === undefined ? {} : { decidedByRule: true }) }, event);
       bus.publish({ id: ids('evt'), type: 'booking.payment_decided', occurredAt: now, booking: recorded, kind: 'execute', isSuccess: pgMockData.isSuccess, failureCode: pgMockData.failureCode });
       return { finalStatus: pgMockData.isSuccess ? 'SUCCESS' : 'FAILURE', bookingId: booking.id, pgMockData };
     });

@@ -32,6 +32,13 @@ export interface Intent {
    * object per outcome, so a million declines are not a million objects).
    */
   planned: Readonly<{ status: 'APPROVED' | 'FAILED'; failureCode: string | null }>;
+  /**
+   * true when a fault rule's `outcome` planned it (issue 15), whatever the scenario or card said;
+   * absent otherwise, and in records stored before 2026-12-04 (Redis keeps them). Immutable, as
+   * `planned`. Never shown by the API (`scenario` stays what was asked for); the run report's
+   * `decided_by` reads it (`rule` once decided).
+   */
+  decidedByRule?: true;
 }
 
 /** A copy a caller may change without touching the stored record (metadata and planned outcome are frozen, hence shared). */

@@ -88,6 +88,7 @@ export class IntentService {
       updatedAt: now,
       decidedAt: null,
       planned: decision.outcome,
+      ...(input.forced === undefined ? {} : { decidedByRule: true }),
     };
     // Frozen, the same object can be the caller's and the event's: nobody can change either.
     Object.freeze(intent);

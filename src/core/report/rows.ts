@@ -48,7 +48,12 @@ export interface ReportRow {
   /** The money was collected at some point (refunded or cancelled later or not). */
   approved: boolean;
   failureCode: string | null;
-  /** The scenario, `card` or `mix` that decided it; null where the dialect does not keep it (bookings) or nothing decided yet. */
+  /**
+   * What decided it: `rule` when a fault rule's `outcome` did (every dialect; once the payment is
+   * decided), else the scenario, `card` or `mix` (native and v2 name it before the decision too);
+   * FluxPay's own `decidedBy`; null for bookings a rule did not decide (their CVV rule decides)
+   * and where nothing decided yet.
+   */
   decidedBy: string | null;
   createdAt: number;
   decidedAt: number | null;
@@ -90,7 +95,7 @@ export function intentRow(intent: Intent, deliveries: DeliverySummary): ReportRo
     status: intent.status,
     approved: APPROVED_INTENT.has(intent.status),
     failureCode: intent.failureCode,
-    decidedBy: intent.scenario,
+    decidedBy: intent.decidedByRule === true && intent.decidedAt !== null ? 'rule' : intent.scenario,
     createdAt: intent.createdAt,
     decidedAt: intent.decidedAt,
     deliveries,
@@ -110,7 +115,8 @@ export function v2Row(payment: V2Payment, deliveries: DeliverySummary): ReportRo
     status: payment.status,
     approved: payment.status === 'PAYMENT_COMPLETED',
     failureCode: payment.failureCode,
-    decidedBy: payment.scenario,
+    // A manual confirm of an undecided payment completes it without its planned outcome: not the rule's.
+    decidedBy: payment.decidedByRule === true && payment.decidedAt !== null ? 'rule' : payment.scenario,
     createdAt: payment.createdAt,
     // A manual confirm of an undecided payment decides it.
     decidedAt: payment.decidedAt ?? payment.confirmedAt,
@@ -129,7 +135,7 @@ export function bookingRow(booking: Booking, deliveries: DeliverySummary): Repor
     status: booking.status,
     approved: booking.paymentIntent.status === 'SUCCESS',
     failureCode: pg?.failureCode ?? null,
-    decidedBy: null,
+    decidedBy: booking.paymentIntent.decidedByRule === true ? 'rule' : null,
     createdAt: booking.createdAt,
     decidedAt: pg?.processedAt ?? null,
     deliveries,

@@ -50,6 +50,13 @@ export interface V2Payment extends V2PaymentRequest {
    * the record so whichever process runs the due decision can apply it. Never shown. Frozen: copies share it.
    */
   planned: Readonly<{ status: 'PAYMENT_COMPLETED' | 'PAYMENT_FAILED'; failureCode: string | null }>;
+  /**
+   * true when a fault rule's `outcome` planned it (issue 15), whatever the scenario or card said;
+   * absent otherwise, and in records stored before 2026-12-04 (Redis keeps them). Immutable, as
+   * `planned`. Never shown by the API (nor is `scenario`); the run report's
+   * `decided_by` reads it (`rule` once decided).
+   */
+  decidedByRule?: true;
 }
 
 /** The id of the payment a `tx_id` makes, as the original server named it. */

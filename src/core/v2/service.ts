@@ -100,6 +100,7 @@ export class V2PaymentService {
       confirmedAt: null,
       completedBy: null,
       planned: decision.outcome.status === 'APPROVED' ? COMPLETES : fails(decision.outcome.failureCode),
+      ...(forced === undefined ? {} : { decidedByRule: true }),
     };
     // Stored first, then decided or scheduled: scheduling first would move the due time of an
     // existing payment's decision when a repeated tx_id arrives (a job is keyed by the payment).

@@ -57,7 +57,7 @@ export const ReportRowView = Type.Object(
     status: Type.String({ description: 'The final state, in the dialect’s words: an intent’s status, a v2 payment’s status, a booking’s status, a FluxPay order’s status' }),
     approved: Type.Boolean({ description: 'The money was collected (even if refunded or cancelled since)' }),
     failure_code: Type.Union([Type.String(), Type.Null()]),
-    decided_by: Type.Union([Type.String(), Type.Null()], { description: 'approve | fail | delay | random | mix | card, or rule for a FluxPay payment a fault rule decided (native intents and /api/v2 payments name their scenario or card); null for bookings and undecided payments' }),
+    decided_by: Type.Union([Type.String(), Type.Null()], { description: 'rule when a fault rule’s outcome decided the payment, in every dialect (before 2026-12-04 only FluxPay’s said so); else approve | fail | delay | random | mix | card: the scenario, mix or card data that decided it (native intents and /api/v2 payments name it before the decision too, and an /api/v2 payment confirmed by hand before its decision keeps it); null for bookings their CVV rule decided, and for FluxPay payments not decided yet' }),
     created_at: IsoDateTime,
     decided_at: Type.Union([IsoDateTime, Type.Null()]),
     deliveries: ReportDeliveries,

@@ -141,6 +141,19 @@ export function bookingStoreContract(name: string, make: BookingStoreFactory): v
         expect(await store.counts()).toEqual(counts({ pending: 1 }, 0, 1));
       });
 
+      it('recordPayment keeps the mark of a payment a fault rule decided; one without it (as every one stored before 2026-12-04) reads without it', async () => {
+        const ruled = aBooking({ id: 'bk_ruled' });
+        const plain = aBooking({ id: 'bk_plain' });
+        const store = await storeWith(ruled, plain);
+        for (const booking of [ruled, plain]) await store.beginPayment(booking.id, 'user_1', 'execute', T0 + 1);
+        const byRule = { ...PAID, decidedByRule: true as const };
+        expect((await store.recordPayment(ruled.id, byRule, anInboxEvent(ruled.id)))?.paymentIntent).toEqual(byRule);
+        expect((await store.get(ruled.id))?.paymentIntent).toEqual(byRule);
+        await store.recordPayment(plain.id, PAID, anInboxEvent(plain.id));
+        expect((await store.get(plain.id))?.paymentIntent).toEqual(PAID);
+        expect('decidedByRule' in ((await store.get(plain.id)) as Booking).paymentIntent).toBe(false);
+      });
+
       it('recordPayment does nothing without a payment in flight', async () => {
         const booking = aBooking();
         const store = await storeWith(booking);

@@ -37,6 +37,20 @@ export function intentStoreContract(name: string, make: IntentStoreFactory): voi
       expect(await store.get('pay_unknown')).toBeUndefined();
     });
 
+    it('keeps the mark of an intent a fault rule decided, through get, decide and list; an intent without it (as every one stored before 2026-12-04) reads without it', async () => {
+      const ruled = anIntent({ id: 'pay_ruled', decidedByRule: true });
+      const plain = anIntent({ id: 'pay_plain' });
+      const store = await storeWith(ruled, plain);
+      expect(await store.get(ruled.id)).toEqual(ruled);
+      expect(await store.decide(ruled.id, T0 + 100)).toEqual({ ok: true, record: { ...ruled, status: 'APPROVED', updatedAt: T0 + 100, decidedAt: T0 + 100 } });
+      const listed = (await store.list({ limit: 10 })).data;
+      expect(listed.map((i) => [i.id, i.decidedByRule]).sort()).toEqual([
+        ['pay_plain', undefined],
+        ['pay_ruled', true],
+      ]);
+      expect('decidedByRule' in ((await store.get(plain.id)) as Intent)).toBe(false);
+    });
+
     it('text of any kind comes back as it went in, through get, list, decide, transition and refund', async () => {
       // Quotes, backslashes, slashes, control characters, NUL, non-Latin text and an astral emoji.
       const odd = 'a"b\\c/d\u0000e\u001ff\n\tg — 결제 ✓ 🎟️ </script>';

@@ -33,6 +33,15 @@ export function v2PaymentStoreContract(name: string, make: V2PaymentStoreFactory
         expect(await store.get('pay_unknown')).toBeUndefined();
       });
 
+      it('keeps the mark of a payment a fault rule decided, through get and decide; one without it (as every one stored before 2026-12-04) reads without it', async () => {
+        const ruled = aV2Payment({ txId: 'tx_ruled', id: 'pay_tx_ruled', decidedByRule: true });
+        const plain = aV2Payment({ txId: 'tx_plain', id: 'pay_tx_plain' });
+        const store = await storeWith(ROOMY, ruled, plain);
+        expect(await store.get(ruled.id)).toEqual(ruled);
+        expect((await store.get(ruled.id))?.decidedByRule).toBe(true);
+        expect('decidedByRule' in ((await store.get(plain.id)) as V2Payment)).toBe(false);
+      });
+
       it('the same request again finds the payment as it is now; another request with the tx_id is a conflict', async () => {
         const payment = aV2Payment();
         const store = await storeWith(ROOMY, payment);
