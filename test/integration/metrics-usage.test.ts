@@ -122,6 +122,24 @@ describe('requests whose client went away', () => {
     for (let i = 0; i < 2; i++) await t.app.inject({ url: '/healthz' });
     expect((await metricsText(t)).match(/^http_requests_total\{method="GET",route="\/healthz",.*$/gm)).toEqual(['http_requests_total{method="GET",route="/healthz",status_code="200"} 3']);
   });
+
+  it('a request whose answer a response_lost rule lost is counted as 499, once: its intent made, its answer sent to no one', async () => {
+    const t = await app();
+    await t.app.listen({ port: 0, host: '127.0.0.1' });
+    const address = t.app.server.address() as AddressInfo;
+    const rule = await t.app.inject({ method: 'POST', url: '/v1/sim/rules', payload: { match: { route: '/v1/sim/intent' }, count: 1, action: { type: 'response_lost' } } });
+    expect(rule.statusCode).toBe(201);
+    const sent = await fetch(`http://127.0.0.1:${address.port}/v1/sim/intent`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ reservation_id: 'rsv_lost', amount: 100 }),
+    }).catch((error: unknown) => error);
+    expect(sent).toBeInstanceOf(TypeError); // fetch failed: the connection was reset
+    expect((await t.app.inject({ url: '/v1/sim/intents?reservation_id=rsv_lost' })).json().data).toHaveLength(1);
+    const sample = 'http_requests_total{method="POST",route="/v1/sim/intent",status_code="499"}';
+    await eventually(async () => (metricSample(await metricsText(t), sample) === 1 ? true : undefined), 'the lost answer counted');
+    expect((await metricsText(t)).match(/^http_requests_total\{method="POST",route="\/v1\/sim\/intent",.*$/gm)).toEqual([`${sample} 1`]);
+  });
 });
 
 describe('a stream closed by its client', () => {

@@ -300,8 +300,12 @@ export default fp(
       requestTally.incLabels(`${labels.method} ${labels.status_code} ${labels.route}`, labels);
       return labels;
     };
+    const answered = new WeakSet<object>();
     app.addHook('onResponse', (request, reply, done) => {
-      if (!abandoned.has(request)) duration.observe(countRequest(request, reply.statusCode), reply.elapsedTime / 1000);
+      if (!abandoned.has(request)) {
+        answered.add(request);
+        duration.observe(countRequest(request, reply.statusCode), reply.elapsedTime / 1000);
+      }
       done();
     });
     app.addHook('onRequest', (request, reply, done) => {
@@ -313,10 +317,14 @@ export default fp(
       // `headersSent`: the answer had begun (its status line written) and was never ended: a stream
       // (the console's live feed, closed with its tab) or a body cut short. Counted by the status
       // it answered; no duration (a stream's lifetime is not a response time).
+      // A fault rule's response_lost resets the connection as the answer is sent (onSend), and the
+      // answer is then ended on the reset socket: sent to no one, so a 499 too (before 2026-12-04 it
+      // was not counted at all).
       reply.raw.once('close', () => {
-        if (reply.raw.writableEnded) return;
+        const lost = request.faultPlan?.response?.action.type === 'response_lost';
+        if (answered.has(request) || (reply.raw.writableEnded && !lost)) return;
         abandoned.add(request);
-        countRequest(request, reply.raw.headersSent ? reply.raw.statusCode : CLIENT_CLOSED_REQUEST);
+        countRequest(request, reply.raw.headersSent && !lost ? reply.raw.statusCode : CLIENT_CLOSED_REQUEST);
       });
       done();
     });
