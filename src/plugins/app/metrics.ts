@@ -95,6 +95,11 @@ const DROPPED_REASONS: ReadonlySet<string> = new Set(['queue_full', 'shutting_do
 /** `queue_unavailable: …`: the shared (Redis) delivery queue could not take it. */
 const UNQUEUED = 'queue_unavailable';
 
+/** A `response_lost` fault rule shaped the request: its answer goes to no one (a 499). */
+function lostByRule(request: FastifyRequest): boolean {
+  return request.faultPlan?.response?.action.type === 'response_lost';
+}
+
 function dropped(reason: string | null): boolean {
   return reason !== null && (DROPPED_REASONS.has(reason) || reason.startsWith(UNQUEUED));
 }
@@ -300,10 +305,11 @@ export default fp(
       requestTally.incLabels(`${labels.method} ${labels.status_code} ${labels.route}`, labels);
       return labels;
     };
+    /** Requests a `response_lost` rule shaped that onResponse counted: their close counts them no second time. */
     const answered = new WeakSet<object>();
     app.addHook('onResponse', (request, reply, done) => {
       if (!abandoned.has(request)) {
-        answered.add(request);
+        if (lostByRule(request)) answered.add(request);
         duration.observe(countRequest(request, reply.statusCode), reply.elapsedTime / 1000);
       }
       done();
@@ -321,7 +327,7 @@ export default fp(
       // answer is then ended on the reset socket: sent to no one, so a 499 too (before 2026-12-04 it
       // was not counted at all).
       reply.raw.once('close', () => {
-        const lost = request.faultPlan?.response?.action.type === 'response_lost';
+        const lost = lostByRule(request);
         if (answered.has(request) || (reply.raw.writableEnded && !lost)) return;
         abandoned.add(request);
         countRequest(request, reply.raw.headersSent && !lost ? reply.raw.statusCode : CLIENT_CLOSED_REQUEST);
