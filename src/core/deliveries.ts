@@ -37,7 +37,8 @@ export interface Delivery {
   /**
    * A `drop_attempts` fault rule's plan for the delivery (issue 15), decided when it was made and
    * logged with it, so that whichever replica makes an attempt loses the first `n` of its first
-   * series; absent without such a rule.
+   * series; absent without such a rule, and gone once the delivery is replayed (a replay's attempts
+   * go out, also those of a delivery that failed before its first attempt).
    */
   dropAttempts?: { ruleId: string; n: number } | undefined;
   status: DeliveryStatus;
@@ -63,7 +64,7 @@ export interface DeliveryChange {
 
 /** The delivery as `change` leaves it (what a store's update makes of it), a new object. */
 export function changedDelivery(delivery: Delivery, change: DeliveryChange): Delivery {
-  return {
+  const changed: Delivery = {
     ...delivery,
     status: change.status,
     nextAttemptAt: change.nextAttemptAt,
@@ -72,6 +73,9 @@ export function changedDelivery(delivery: Delivery, change: DeliveryChange): Del
     seriesStart: change.newSeries === true ? delivery.attempts.length : delivery.seriesStart,
     attempts: change.attempt === undefined ? delivery.attempts : [...delivery.attempts, { ...change.attempt }],
   };
+  // A new series (a replay) goes out: the `drop_attempts` plan was the first series' (the stores drop it too).
+  if (change.newSeries === true) delete changed.dropAttempts;
+  return changed;
 }
 
 export function isFinished(delivery: Pick<Delivery, 'status'>): boolean {

@@ -88,3 +88,24 @@ describe('webhook fault rules', () => {
     expect(received).not.toEqual(held);
   });
 });
+
+describe('drop_attempts and replays', () => {
+  it('a replay of a delivery that failed before any attempt (endpoint_disabled) goes out: the rule lost the first series only', async () => {
+    const t = await app();
+    const r = await receiver(() => ({ status: 410 }));
+    const url = r.url('/hooks');
+    const first = await createIntent(t, { scenario: 'approve', webhook_url: url });
+    await t.clock.advance(200);
+    await deliveryWhen(t, `?payment_intent_id=${first}`, afterAttempts(1, 'failed'), 'the 410');
+    r.respond(() => ({ status: 200 }));
+    await rule(t, { match: { url_prefix: r.origin }, action: { type: 'drop_attempts', n: 1 } });
+    const second = await createIntent(t, { scenario: 'approve', webhook_url: url });
+    await t.clock.advance(200);
+    const blocked = await deliveryWhen(t, `?payment_intent_id=${second}`, (d) => d.status === 'failed', 'blocked');
+    expect(blocked).toMatchObject({ failure_reason: 'endpoint_disabled', attempts: [] });
+    const replay = await t.app.inject({ method: 'POST', url: `/v1/sim/webhooks/deliveries/${blocked.id}/replay` });
+    expect(replay.statusCode, replay.body).toBe(202);
+    const done = await deliveryWhen(t, `?payment_intent_id=${second}`, (d) => d.status !== 'pending', 'replayed', 5000);
+    expect(done.attempts.map((a) => a.status_code)).toEqual([200]);
+  });
+});

@@ -84,7 +84,11 @@ export class MemoryDeliveryLog implements DeliveryLogStore {
 
   #apply(record: Record, change: DeliveryChange): Delivery {
     const { delivery } = record;
-    if (change.newSeries === true) delivery.seriesStart = delivery.attempts.length;
+    if (change.newSeries === true) {
+      delivery.seriesStart = delivery.attempts.length;
+      // A replay's attempts go out: the `drop_attempts` plan was the first series'.
+      delete delivery.dropAttempts;
+    }
     if (change.attempt !== undefined) delivery.attempts = [...delivery.attempts, { ...change.attempt }];
     delivery.status = change.status;
     delivery.nextAttemptAt = change.nextAttemptAt;

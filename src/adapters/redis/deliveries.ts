@@ -153,7 +153,14 @@ local function updateDelivery(expect, before)
     if failed then return failed, false end
   end
   redis.call('SET', kept, '1', 'PX', ${RESENT_WITHIN_MS})
-  if ARGV[7] == '1' then redis.call('HSET', rec(id), 'ss', n) end
+  if ARGV[7] == '1' then
+    redis.call('HSET', rec(id), 'ss', n)
+    -- A replay's attempts go out: the first series' \`drop_attempts\` plan leaves the record (never
+    -- the JSON's first field, which is id; a string's quotes are escaped, and a rule id has no braces).
+    local b = redis.call('HGET', rec(id), 'b')
+    local plain = string.gsub(b, ',"dropAttempts":%b{}', '', 1)
+    if plain ~= b then redis.call('HSET', rec(id), 'b', plain) end
+  end
   if ARGV[8] ~= '' then
     if n == 0 then attempts = '[' .. ARGV[8] .. ']' else attempts = string.sub(attempts, 1, -2) .. ',' .. ARGV[8] .. ']' end
     n = n + 1

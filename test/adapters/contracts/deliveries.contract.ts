@@ -55,6 +55,19 @@ export function deliveryLogContract(name: string, make: DeliveryLogFactory): voi
       expect(retried).toEqual({ ...pending, status: 'delivered', seriesStart: 2, attempts: [...delivery.attempts, attempt(T0 + HOUR + 5)], nextAttemptAt: null, updatedAt: T0 + HOUR + 5 });
     });
 
+    it('a replay drops the first series’ drop_attempts plan (also of a delivery that failed before any attempt); other changes keep it', async () => {
+      const dropAttempts = { ruleId: 'rule_file-1.x', n: 2 };
+      const delivery = aDelivery({ status: 'pending', dropAttempts });
+      const store = await storeWith(delivery);
+      const failed = await store.update(delivery.id, { status: 'failed', nextAttemptAt: null, failureReason: 'endpoint_disabled', updatedAt: T0 + 1 });
+      expect(failed).toEqual({ ...delivery, status: 'failed', failureReason: 'endpoint_disabled', updatedAt: T0 + 1 });
+      const { dropAttempts: _plan, ...plain } = delivery;
+      const pending: Delivery = { ...plain, status: 'pending', seriesStart: 0, nextAttemptAt: T0 + HOUR, failureReason: null, updatedAt: T0 + HOUR };
+      expect(await store.update(delivery.id, replayed(T0 + HOUR))).toEqual(pending);
+      expect(await store.get(delivery.id)).toEqual(pending);
+      expect(await store.update(delivery.id, delivered(T0 + HOUR + 5))).toEqual({ ...pending, status: 'delivered', attempts: [attempt(T0 + HOUR + 5)], nextAttemptAt: null, updatedAt: T0 + HOUR + 5 });
+    });
+
     it('updateIf changes a delivery only while it has one of the statuses and the attempts expected; of 20 calls at once that read it alike, one does', async () => {
       const delivery = aDelivery({ status: 'failed', attempts: [attempt(T0, 500)], failureReason: 'http_500' });
       const store = await storeWith(delivery);
