@@ -305,6 +305,8 @@ export interface Config {
     /** FAULTS_FILE, when set; `rules` are then its rules, read and checked at start (relative windows count from the start). */
     file: string | undefined;
     rules: readonly ParsedRule[];
+    /** The file as read (undefined without one): each namespace makes its rules from it at its creation, relative windows counted from then. */
+    document: unknown;
     /** The file's fingerprint (its text's SHA-256, 32 hex digits; '' without a file): on Redis its rules are made once per content (FaultRuleStore.declare). */
     fingerprint: string;
     /** Rules held at once in each namespace (FAULTS_MAX_RULES). */
@@ -378,7 +380,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   if (env.FAULTS_ENABLED === 'false' && env.FAULTS_FILE !== undefined) {
     throw new ConfigError('Invalid configuration: FAULTS_FILE is set but FAULTS_ENABLED=false would never apply its rules (unset one of them)');
   }
-  const faultsFile = env.FAULTS_FILE === undefined ? { rules: [], fingerprint: '' } : readFaults(env.FAULTS_FILE, env.FAULTS_MAX_RULES);
+  const faultsFile = env.FAULTS_FILE === undefined ? { rules: [], fingerprint: '', document: undefined } : readFaults(env.FAULTS_FILE, env.FAULTS_MAX_RULES);
   const secret = env.WEBHOOK_SECRET ?? `whsec_${randomBytes(24).toString('base64')}`;
   // Every simulated duration read here is scaled once, here (issue 15); network times and retention TTLs are not.
   const sim = (ms: number) => scaled(ms, env.TIME_SCALE);
@@ -476,7 +478,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       waitingTicketTtlMs: env.FLUXPAY_WAITING_TICKET_TTL_MS,
       rateLimitMaxKeys: env.FLUXPAY_RATE_LIMIT_MAX_KEYS,
     },
-    faults: { enabled: env.FAULTS_ENABLED === 'true', file: env.FAULTS_FILE, rules: faultsFile.rules, fingerprint: faultsFile.fingerprint, maxRules: env.FAULTS_MAX_RULES },
+    faults: { enabled: env.FAULTS_ENABLED === 'true', file: env.FAULTS_FILE, rules: faultsFile.rules, document: faultsFile.document, fingerprint: faultsFile.fingerprint, maxRules: env.FAULTS_MAX_RULES },
     namespaces: { max: env.NAMESPACES_MAX },
     console: { enabled: env.CONSOLE_ENABLED === 'true', token: env.CONSOLE_TOKEN, sessionKey: undefined },
   };
@@ -531,8 +533,8 @@ function readMix(text: string | undefined): Mix | undefined {
   return parsed.mix;
 }
 
-function readFaults(path: string, maxRules: number): { rules: ParsedRule[]; fingerprint: string } {
-  let file: { rules: ParsedRule[]; fingerprint: string };
+function readFaults(path: string, maxRules: number): { rules: ParsedRule[]; fingerprint: string; document: unknown } {
+  let file: { rules: ParsedRule[]; fingerprint: string; document: unknown };
   try {
     file = readFaultsFile(path, Date.now());
   } catch (error) {

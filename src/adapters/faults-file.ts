@@ -17,9 +17,11 @@ export function loadFaultsFile(path: string, now: number): ParsedRule[] {
 
 /**
  * `loadFaultsFile`'s rules with the file's fingerprint (SHA-256 of its text, 32 hex digits): with
- * a shared store the rules are made once for each content of the file (FaultRuleStore.declare).
+ * a shared store the rules are made once for each content of the file (FaultRuleStore.declare);
+ * and the document as read, whose rules each namespace makes anew (`parseFaultsFile` at its
+ * creation: relative windows count from it).
  */
-export function readFaultsFile(path: string, now: number): { rules: ParsedRule[]; fingerprint: string } {
+export function readFaultsFile(path: string, now: number): { rules: ParsedRule[]; fingerprint: string; document: unknown } {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -34,7 +36,7 @@ export function readFaultsFile(path: string, now: number): { rules: ParsedRule[]
     throw new Error(`FAULTS_FILE: ${path} is not valid ${json ? 'JSON' : 'YAML'}: ${oneLine(error)}`, { cause: error });
   }
   try {
-    return { rules: parseFaultsFile(document, now), fingerprint: createHash('sha256').update(text).digest('hex').slice(0, 32) };
+    return { rules: parseFaultsFile(document, now), fingerprint: createHash('sha256').update(text).digest('hex').slice(0, 32), document };
   } catch (error) {
     throw new Error(`FAULTS_FILE: ${oneLine(error)}`, { cause: error });
   }

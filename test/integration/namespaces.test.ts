@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 import { eventually, receiverPool } from '../helpers/receiver.ts';
@@ -215,6 +218,47 @@ describe('X-Sim-Namespace: isolation', () => {
     expect(await created()).toBe('http_requests_total{method="POST",route="/v1/sim/intent",status_code="200"} 4');
     expect((await call(s, 'm-2', 'POST', '/v1/sim/intent', { reservation_id: 'rsv_m', amount: 1000 })).status).toBe(200);
     expect(await created()).toBe('http_requests_total{method="POST",route="/v1/sim/intent",status_code="200"} 5');
+  });
+
+  it('each namespace makes FAULTS_FILE\'s rules as of its creation: relative windows count from it, and a rule whose window is over is left out, with a warning', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'paysim-ns-faults-'));
+    try {
+      const path = join(dir, 'faults.yaml');
+      const rules = [
+        { id: 'short', window: { until: 3000 }, action: { type: 'timeout', ms: 5 } },
+        { id: 'dated', window: { until: '2026-01-15T12:00:10.000Z' }, action: { type: 'duplicate' } },
+        { id: 'always', action: { type: 'duplicate' } },
+      ];
+      writeFileSync(path, JSON.stringify({ rules }));
+      const logs: Array<Record<string, unknown>> = [];
+      const s = await serve({ FAULTS_FILE: path }, { clockStart: Date.parse('2026-01-15T12:00:00.000Z'), logs });
+      const windows = async (ns: string | undefined) => {
+        const res = await call(s, ns, 'GET', '/v1/sim/rules');
+        expect(res.status).toBe(200);
+        return (res.body.data as Array<{ id: string; window: { from: string | null; until: string | null } }>).map((rule) => [rule.id, rule.window.until]);
+      };
+      expect(await windows(undefined)).toEqual([
+        ['short', '2026-01-15T12:00:03.000Z'],
+        ['dated', '2026-01-15T12:00:10.000Z'],
+        ['always', null],
+      ]);
+      await s.t.clock.advance(5_000);
+      expect(await windows('ci-late')).toEqual([
+        ['short', '2026-01-15T12:00:08.000Z'],
+        ['dated', '2026-01-15T12:00:10.000Z'],
+        ['always', null],
+      ]);
+      await s.t.clock.advance(6_000);
+      expect(await windows('ci-later')).toEqual([
+        ['short', '2026-01-15T12:00:14.000Z'],
+        ['always', null],
+      ]);
+      expect(logs.filter((line) => line.level === 'warn' && line.faults_file === path).map((line) => [line.namespace, line.rule, line.until, line.msg])).toEqual([
+        ['ci-later', 'dated', '2026-01-15T12:00:10.000Z', 'FAULTS_FILE rule dated not made: its window ended at 2026-01-15T12:00:10.000Z, before the rules were made; remove it from the file or move its window'],
+      ]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('a reset namespace takes its rules\' fault_rule_hits_total series with it (its rules are gone); the other namespaces\' stay', async () => {

@@ -2,7 +2,7 @@ import { Value } from 'typebox/value';
 import { describe, expect, it } from 'vitest';
 import { CreateFaultRuleBody, FaultRuleView } from '../../src/core/faults/schema.ts';
 import { faultRuleView } from '../../src/core/faults/view.ts';
-import { dotted, parseFaultsFile, parseRule, pointer, toFieldIssues, type RuleIssue } from '../../src/core/faults/validation.ts';
+import { dotted, parseFaultsFile, parseRule, pointer, toFieldIssues, windowEnded, type RuleIssue } from '../../src/core/faults/validation.ts';
 import type { FaultRule } from '../../src/core/faults/model.ts';
 import { T0 } from './faults-support.ts';
 
@@ -248,10 +248,14 @@ describe('parseRule: a rule that could never apply is refused (2026-12-04)', () 
     expect(parsed({ window: { from: '2026-01-15T11:00:00Z', until: 1 }, action: { type: 'duplicate' } }).input.window).toEqual({ from: T0 - 3_600_000, until: T0 + 1 });
   });
 
-  it('FAULTS_FILE: the same mistakes end the start with one line (its windows count from the start)', () => {
-    expect(() => parseFaultsFile({ rules: [VALID.timeout, { window: { until: '2026-01-01T00:00:00Z' }, action: { type: 'timeout', ms: 5 } }] }, T0)).toThrow(
-      new Error("rules[1].window.until must be later than the rule's creation (2026-01-15T12:00:00.000Z): a window that has already ended never applies"),
-    );
+  it('FAULTS_FILE: an outcome rule on no such route ends the start with one line; a window over by then is kept, for the plugin to leave out (windowEnded)', () => {
+    const rules = parseFaultsFile({ rules: [VALID.timeout, { window: { until: '2026-01-01T00:00:00Z' }, action: { type: 'timeout', ms: 5 } }, { window: { until: 0 }, action: { type: 'duplicate' } }] }, T0);
+    expect(rules.map((rule) => [rule.input.window.until, windowEnded(rule, T0)])).toEqual([
+      [null, false],
+      [Date.parse('2026-01-01T00:00:00Z'), true],
+      [T0, true],
+    ]);
+    expect(windowEnded(parsed({ window: { until: 1 }, action: { type: 'duplicate' } }), T0)).toBe(false);
     expect(() => parseFaultsFile({ rules: [{ match: { dialect: 'bookings', method: 'GET' }, action: { type: 'outcome', approve: true } }] }, T0)).toThrow(new Error(`rules[0].match ${OUTCOME_ONLY.message}`));
   });
 });

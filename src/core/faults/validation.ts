@@ -59,6 +59,11 @@ export interface ParseRuleOptions {
   now: number;
   /** FAULTS_FILE entries may carry their own `id` (so `X-Sim-Rule` names them as the file does); API bodies may not. */
   allowId?: boolean;
+  /**
+   * A window already over at `now` is kept (FAULTS_FILE's rules, made anew in each namespace: the
+   * caller leaves such a rule out, `windowEnded`) rather than refused (an API body).
+   */
+  keepEnded?: boolean;
 }
 
 export interface ParsedRule {
@@ -93,7 +98,7 @@ export function parseRule(json: unknown, options: ParseRuleOptions): ParseResult
   const enabled = rule.enabled === undefined ? true : c.boolean(rule.enabled, ['enabled']);
   const probability = rule.probability === undefined ? 1 : c.number(rule.probability, ['probability'], { min: 0, max: 1 });
   const count = rule.count === undefined || rule.count === null ? null : c.integer(rule.count, ['count'], 1, MAX_COUNT);
-  const window = rule.window === undefined || rule.window === null ? { from: null, until: null } : parseWindow(c, rule.window, options.now);
+  const window = rule.window === undefined || rule.window === null ? { from: null, until: null } : parseWindow(c, rule.window, options.now, options.keepEnded === true);
   const action = c.required(rule, 'action', []) ? parseAction(c, rule.action) : undefined;
   const common = { name, enabled: enabled ?? true, probability: probability ?? 1, count: count ?? null, window: window ?? { from: null, until: null } };
   if (action === undefined) {
@@ -136,7 +141,7 @@ export function parseFaultsFile(document: unknown, now: number): ParsedRule[] {
   if (rules.length > MAX_FILE_RULES) throw new Error(`rules must hold at most ${MAX_FILE_RULES} rules`);
   const seen = new Set<string>();
   return rules.map((json, i) => {
-    const parsed = parseRule(json, { now, allowId: true });
+    const parsed = parseRule(json, { now, allowId: true, keepEnded: true });
     if (!parsed.ok) throw new Error(describeIssue({ ...(parsed.issues[0] as RuleIssue), path: ['rules', i, ...(parsed.issues[0] as RuleIssue).path] }));
     const { id } = parsed.value;
     if (id !== undefined) {
@@ -145,6 +150,11 @@ export function parseFaultsFile(document: unknown, now: number): ParsedRule[] {
     }
     return parsed.value;
   });
+}
+
+/** Whether the rule's window is over at `now` (its `until` passed): it would never apply. */
+export function windowEnded(rule: ParsedRule, now: number): boolean {
+  return rule.input.window.until !== null && rule.input.window.until <= now;
 }
 
 /** The issues as the API's `details`: JSON pointers under `base` (`/action/status`). */
@@ -175,7 +185,7 @@ export function describeIssue(issue: RuleIssue): string {
 
 // ── parts ───────────────────────────────────────────────────────────────────────────────────────
 
-function parseWindow(c: Checker, json: unknown, now: number): RuleWindow | undefined {
+function parseWindow(c: Checker, json: unknown, now: number, keepEnded: boolean): RuleWindow | undefined {
   const window = c.object(json, ['window'], ['from', 'until']);
   if (window === undefined) return undefined;
   const from = window.from === undefined || window.from === null ? null : parseInstant(c, window.from, ['window', 'from'], now);
@@ -186,7 +196,7 @@ function parseWindow(c: Checker, json: unknown, now: number): RuleWindow | undef
     return undefined;
   }
   // A window over before the rule exists never opens (an ISO time in the past, or 0 ms after creation).
-  if (until !== null && until <= now) {
+  if (until !== null && until <= now && !keepEnded) {
     c.issue(['window', 'until'], 'window', `must be later than the rule's creation (${new Date(now).toISOString()}): a window that has already ended never applies`);
     return undefined;
   }

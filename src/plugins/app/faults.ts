@@ -6,6 +6,7 @@ import type { Config } from '../../config.ts';
 import { ERROR_STATUSES, retryAfterSecondsOf, type ErrorStatus, type StoredFaultRule } from '../../core/faults/model.ts';
 import { FaultRuleService, type RequestFaultPlan } from '../../core/faults/service.ts';
 import type { MatchInput } from '../../core/faults/matcher.ts';
+import { parseFaultsFile, windowEnded } from '../../core/faults/validation.ts';
 import { OUTCOME_ROUTES, outcomeRouteOf, type OutcomeRoute } from '../../core/faults/outcome-routes.ts';
 import { createStreams } from '../../core/random.ts';
 import { renderedBody, sendProblem, type ErrorShape } from '../../http/error-handler.ts';
@@ -197,7 +198,7 @@ export default fp<FaultsOptions>(
       },
     });
     // Each namespace starts with FAULTS_FILE's rules, as the default one does (on Redis, once per content of the file).
-    if (config.faults.file !== undefined) await declareFileRules(app.log, service, namespace, config.faults);
+    if (config.faults.file !== undefined) await declareFileRules(app.log, service, namespace, config.faults, clock.now());
 
     app.decorate<Faults | null>('faults', {
       service,
@@ -326,9 +327,19 @@ function resetConnection(request: FastifyRequest): void {
  * A file that cannot be applied (too many rules, an id another namespace holds) ends the start on
  * one line.
  */
-async function declareFileRules(log: FastifyBaseLogger, service: FaultRuleService, namespace: string, faults: Config['faults']): Promise<void> {
-  const outcome = await service.declare(namespace, faults.rules, faults.fingerprint);
-  const where = { faults_file: faults.file, rules: faults.rules.length };
+async function declareFileRules(log: FastifyBaseLogger, service: FaultRuleService, namespace: string, faults: Config['faults'], now: number): Promise<void> {
+  // Read as of this namespace's creation (checked at start, so nothing new can be wrong): relative
+  // windows count from it, and a rule whose window is over by now is left out, logged (before
+  // 2026-12-04 every namespace got the rules as read at start, windows and all).
+  const parsed = parseFaultsFile(faults.document, now);
+  const rules = parsed.filter((rule) => !windowEnded(rule, now));
+  parsed.forEach((rule, i) => {
+    if (rules.includes(rule)) return;
+    const until = new Date(rule.input.window.until as number).toISOString();
+    log.warn({ faults_file: faults.file, rule: rule.id ?? `rules[${i}]`, until }, `FAULTS_FILE rule ${rule.id ?? `rules[${i}]`} not made: its window ended at ${until}, before the rules were made; remove it from the file or move its window`);
+  });
+  const outcome = await service.declare(namespace, rules, faults.fingerprint);
+  const where = { faults_file: faults.file, rules: rules.length };
   if (outcome.kind === 'applied') {
     const replaced = outcome.replaced === 0 ? '' : `, replacing ${outcome.replaced} made from an earlier content of the file or with an id it gives`;
     log.info({ ...where, replaced: outcome.replaced }, `fault rules loaded from FAULTS_FILE${replaced}`);
