@@ -112,10 +112,11 @@ export function lineChart(options: { id: string; title: string; unit: string; st
   <figcaption>${title}</figcaption>
   <svg viewBox="0 0 ${W} ${H}" role="img" aria-labelledby="${id}-t ${id}-d" preserveAspectRatio="xMidYMid meet">
     <title id="${id}-t">${title}</title>
-    <desc id="${id}-d">Last ${Math.round((starts.length * ((starts[1] ?? 0) - (starts[0] ?? 0))) / 60_000)} minutes. Latest: ${latest.join('; ')}.</desc>
+    <desc id="${id}-d">Last ${Math.round((starts.length * ((starts[1] ?? 0) - (starts[0] ?? 0))) / 60_000)} minutes (times in UTC). Latest: ${latest.join('; ')}.</desc>
     ${ticks.map((t) => html`<line class="grid" x1="${PAD.left}" x2="${W - PAD.right}" y1="${y(t).toFixed(1)}" y2="${y(t).toFixed(1)}"/><text class="axis" x="${PAD.left - 6}" y="${(y(t) + 4).toFixed(1)}" text-anchor="end">${fmt(t)}</text>`)}
     ${starts.map((s, i) => (i % labelEvery === 0 ? html`<text class="axis" x="${x(i).toFixed(1)}" y="${H - 8}" text-anchor="middle">${clock(s)}</text>` : ''))}
     <text class="axis" x="${PAD.left - 6}" y="12" text-anchor="end">${unit}</text>
+    <text class="axis" x="${W - PAD.right}" y="12" text-anchor="end">time (UTC)</text>
     ${paths}
   </svg>
   <ul class="chart-legend">${series.map((s) => html`<li><span class="swatch ${s.cls}" aria-hidden="true"></span>${s.name}</li>`)}</ul>

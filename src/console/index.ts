@@ -6,6 +6,7 @@ import { DomainError, notFound, validationFailed } from '../core/errors.ts';
 import { DEFAULT_NAMESPACE } from '../core/faults/service.ts';
 import { isDeliveryEvent, type DomainEvent } from '../core/events.ts';
 import { SCENARIOS } from '../core/scenario.ts';
+import { FLUXPAY_SUBJECT_KIND } from '../dialects/fluxpay/webhook-payload.ts';
 import { sendTestWebhook } from '../dialects/native/webhook-payload.ts';
 import { problemOf } from '../http/problem.ts';
 import { clearedCookie, ConsoleAuth, cookieValue, CSRF_FIELD, CSRF_HEADER, SESSION_COOKIE, sessionCookie, type Session } from './auth.ts';
@@ -15,13 +16,13 @@ import { httpUrl, integer, oneOf, parseForm, text, type FormBody } from './forms
 import type { Html } from './html.ts';
 import type { PageContext } from './layout.ts';
 import { chartsPage, errorPage, loginPage, panelPage } from './pages/other.ts';
-import { detailPage, listPayments, NOTICES as PAYMENT_NOTICES, paymentsPage } from './pages/payments.ts';
+import { detailPage, listPayments, NOTICES as PAYMENT_NOTICES, paymentsPage, readPaymentFilters } from './pages/payments.ts';
 import { NOTICES as RULE_NOTICES, rulesPage } from './pages/rules.ts';
-import { listDeliveries, NOTICES as WEBHOOK_NOTICES, webhooksPage } from './pages/webhooks.ts';
-import { bookingSource, bookingsPage } from './sources/bookings.ts';
+import { listDeliveries, NOTICES as WEBHOOK_NOTICES, readWebhookFilters, webhooksPage } from './pages/webhooks.ts';
+import { BOOKING_SUBJECT, bookingSource, bookingsPage } from './sources/bookings.ts';
 import { fluxpayPage, fluxpaySource } from './sources/fluxpay.ts';
-import { nativeSource } from './sources/native.ts';
-import { v2Source } from './sources/v2.ts';
+import { INTENT_SUBJECT, nativeSource } from './sources/native.ts';
+import { V2_SUBJECT, v2Source } from './sources/v2.ts';
 import type { PanelPage, PaymentSource, Topic } from './sources.ts';
 
 /**
@@ -96,6 +97,12 @@ function backPath(value: string | undefined, fallback: string): string {
   return value !== undefined && /^\/console(\/[\w\-./%]*)?(\?[\w\-.=&%+:]*)?$/.test(value) ? value : fallback;
 }
 
+/** A core error as a page says it: a form field's rule is its own sentence, which names the field (not "amount: amount must …", the APIs' form). */
+function messageOf(error: DomainError): string {
+  const first = error.details?.[0];
+  return error.code === 'VALIDATION_FAILED' && first !== undefined && first.message.startsWith(`${first.field} `) ? first.message : error.message;
+}
+
 function isRead(method: string): boolean {
   return method === 'GET' || method === 'HEAD';
 }
@@ -116,6 +123,9 @@ function withNotice(path: string, code: string): string {
 function send(reply: FastifyReply, body: Html, status = 200): FastifyReply {
   return reply.code(status).header('content-type', 'text/html; charset=utf-8').header('cache-control', 'no-store').send(body.text);
 }
+
+/** The delivery log's subject kinds, for the Webhooks page's subject filter. */
+const SUBJECT_KINDS = [INTENT_SUBJECT, V2_SUBJECT, BOOKING_SUBJECT, FLUXPAY_SUBJECT_KIND] as const;
 
 const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options) => {
   const app = scope as FastifyInstance;
@@ -230,7 +240,7 @@ const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options)
       // A store away or full: Retry-After as the APIs give it (problemOf's figure for that error).
       const retryAfterS = problemOf(error, STATUS_OF).retryAfterS;
       if (retryAfterS !== undefined) void reply.header('Retry-After', String(retryAfterS));
-      return send(reply, errorPage(errorFrame(request), STATUS_OF[error.code] ?? 400, error.message), STATUS_OF[error.code] ?? 400);
+      return send(reply, errorPage(errorFrame(request), STATUS_OF[error.code] ?? 400, messageOf(error)), STATUS_OF[error.code] ?? 400);
     }
     const status = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
     if (status === 500) request.log.error({ err: error }, 'console request failed');
@@ -290,9 +300,8 @@ const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options)
   };
 
   app.get('/payments', { schema: HIDE }, async (request, reply) => {
-    const q = request.query as { dialect?: string; status?: string; q?: string };
-    const filters = { dialect: q.dialect, status: q.status, q: q.q?.slice(0, 200) };
-    return send(reply, paymentsPage(context(request), sources, filters, await listPayments(sources, filters), messages(request, PAYMENT_NOTICES)));
+    const { filters, invalid } = readPaymentFilters(sources, request.query as Record<string, string | undefined>);
+    return send(reply, paymentsPage(context(request), sources, filters, await listPayments(sources, filters), { ...messages(request, PAYMENT_NOTICES), invalid }));
   });
 
   const sourceOf = (dialect: string): PaymentSource => {
@@ -357,10 +366,10 @@ const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options)
 
   // ── webhooks ─────────────────────────────────────────────────────────────────────────────
   app.get('/webhooks', { schema: HIDE }, async (request, reply) => {
-    const q = request.query as { status?: string; target?: string; subject?: string };
-    const filters = { status: q.status, target: q.target?.slice(0, 2048), subject: q.subject?.slice(0, 300) };
+    const { filters, invalid, form } = readWebhookFilters(request.query as Record<string, string | undefined>, SUBJECT_KINDS);
     const back = backPath(request.url.replace(/([?&])notice=[^&]*&?/, '$1').replace(/[?&]$/, ''), '/console/webhooks');
-    return send(reply, webhooksPage(context(request), filters, await listDeliveries(deliveries, filters), await dispatcher.disabledUrls(), back, messages(request, WEBHOOK_NOTICES)));
+    const [listed, stats, disabled] = await Promise.all([listDeliveries(deliveries, filters), deliveries.stats(), dispatcher.disabledUrls()]);
+    return send(reply, webhooksPage(context(request), { form, filters, invalid, listed, total: stats.size }, disabled, back, messages(request, WEBHOOK_NOTICES)));
   });
 
   app.post('/webhooks/:id/replay', { schema: HIDE }, async (request, reply) => {

@@ -74,6 +74,8 @@ export interface PaymentSource {
   /** Every stored payment of this source by status group: exact, from counts the store keeps (no scan). */
   counts(): Promise<Record<StatusGroup, number>>;
   get(id: string): Promise<PaymentDetail | undefined>;
+  /** The row of the payment with exactly this id (or another id it is known by, as a FluxPay paymentKey), however old: one lookup, for the search. */
+  find(id: string): Promise<PaymentRow | undefined>;
   /** Runs an action through the dialect's service; the message to show, or throws a DomainError. */
   act?(id: string, action: string, input: Readonly<Record<string, string>>): Promise<string>;
   /** Whether a bus event changes what this source lists. */

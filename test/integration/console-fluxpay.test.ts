@@ -288,11 +288,23 @@ describe('the FluxPay page', () => {
     const first = (await outbox.render({})).text;
     expect(first).toContain('Pending <strong data-outbox="pending">0</strong> · published <strong data-outbox="published">42</strong>');
     expect(first.match(/<tr data-event=/g)).toHaveLength(25);
-    const next = /<a href="\/console\/fluxpay\?outbox_cursor=([^"]+)">Older events →<\/a>/.exec(first)?.[1];
+    const next = /<p><a href="\/console\/fluxpay\?outbox_cursor=([^"]+)" data-page="older">Older events →<\/a><\/p>$/.exec(first)?.[1];
     expect(next).toBeDefined();
     const second = (await outbox.render({ outbox_cursor: decodeURIComponent(next!) })).text;
     expect(second.match(/<tr data-event=/g)).toHaveLength(17);
-    expect(second).not.toContain('Older events');
+    // An older page links back to the first, and has no older one.
+    expect(second.endsWith('</tbody></table></div><p><a href="/console/fluxpay" data-page="newest">← Newest events</a></p>')).toBe(true);
+    const published = (await outbox.render({ outbox_status: 'PUBLISHED', outbox_cursor: decodeURIComponent(next!) })).text;
+    expect(published.endsWith('</tbody></table></div><p><a href="/console/fluxpay?outbox_status=PUBLISHED" data-page="newest">← Newest events</a></p>')).toBe(true);
+    // A cursor the API would refuse (400) is said to be invalid, and the newest events are shown.
+    const bogus = (await outbox.render({ outbox_cursor: 'bogus', outbox_status: 'sent' })).text;
+    expect(bogus.startsWith(
+      '<p class="notice notice-error" role="alert">Outbox status “sent” is not one of PENDING, PUBLISHED: not applied.</p>' +
+        '<p class="notice notice-error" role="alert">Outbox cursor “bogus” is invalid: it must be evt_ followed by a 26-character ULID (an Older events link’s). Showing the newest events.</p>' +
+        '<p class="figures">Pending <strong data-outbox="pending">0</strong> · published <strong data-outbox="published">42</strong></p>',
+    )).toBe(true);
+    expect(bogus.match(/<tr data-event=/g)).toHaveLength(25);
+    expect((await t.app.inject({ method: 'GET', url: '/api/v1/outbox?cursor=bogus' })).statusCode).toBe(400);
     expect((await outbox.render({ outbox_status: 'PENDING' })).text).toContain('<p>No outbox events.</p>');
     expect((await outbox.render({ outbox_status: 'PUBLISHED' })).text.match(/<tr data-event=/g)).toHaveLength(25);
     // Through the route, with the page's query string.

@@ -89,7 +89,7 @@ describe('the console on the server', () => {
       t!.app.inject({ method: 'POST', url: '/console/payments/new/intent', headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' }, payload });
     const bad = await post(`_csrf=${csrf}&reservation_id=R1&amount=12.5&currency=KRW&scenario=approve`);
     expect(bad.statusCode).toBe(400);
-    expect(bad.body).toContain('<p class="notice notice-error" role="alert">amount: amount must be a whole number from 1 to 100000000000</p>');
+    expect(bad.body).toContain('<p class="notice notice-error" role="alert">amount must be a whole number from 1 to 100000000000</p>');
     const badScenario = await post(`_csrf=${csrf}&reservation_id=R1&amount=100&scenario=maybe`);
     expect(badScenario.statusCode).toBe(400);
     expect(badScenario.body).toContain('scenario must be one of approve, fail, delay, random, mix');
@@ -160,16 +160,96 @@ describe('the console on the server', () => {
     const countsOf = (body: string) => Object.fromEntries([...body.matchAll(/<strong data-count="(\w+)">(\d+)<\/strong>/g)].map((m) => [m[1], Number(m[2])]));
     const page = (await t.app.inject({ method: 'GET', url: '/console/payments?dialect=intent' })).body;
     expect(countsOf(page)).toEqual({ pending: 499, completed: 0, failed: 20, cancelled: 1, refunded: 0 });
-    expect(page).toContain('<p class="hint" data-counts-cover="all">Counts: every payment stored.</p>');
+    expect(page).toContain('<p class="hint" data-counts-cover="all">Counts: every stored payment of Native intents (/v1/sim).</p>');
     expect(page.match(/<tr data-id=/g)).toHaveLength(100);
-    expect(page).toContain('<p class="hint">Newest 100 shown (of the newest 500 of each dialect).</p>');
+    expect(page).toMatch(/<p class="hint" data-shown="100">100 shown, newest first \(of the newest 500 of each dialect\)\. <a href="\/console\/payments\?dialect=intent&amp;cursor=\d+%7Epay_\w+" data-page="older">Older →<\/a><\/p>/);
     // All dialects together: the others have nothing yet.
     expect(countsOf((await t.app.inject({ method: 'GET', url: '/console/payments' })).body)).toEqual({ pending: 499, completed: 0, failed: 20, cancelled: 1, refunded: 0 });
     // The failed ones are the oldest 20, not among the newest 500 listed: a search finds none of them.
     const searched = (await t.app.inject({ method: 'GET', url: '/console/payments?dialect=intent&q=R-count-1' })).body;
-    expect(searched).toContain('<p class="hint" data-counts-cover="scanned">Counts: only the payments matching the search among the newest 500 of each dialect.</p>');
+    expect(searched).toContain('<p class="hint" data-counts-cover="scanned">Counts: only the payments matching the search among the newest 500 of Native intents (/v1/sim).</p>');
     // Of the newest 500 (R-count-20 … 519) only R-count-100 … 199 match; R-count-1 and 10 … 19 are older.
     expect(countsOf(searched)).toEqual({ pending: 100, completed: 0, failed: 0, cancelled: 0, refunded: 0 });
+  });
+
+  it('finds a payment by its exact id however old it is (a lookup before the scan), in any dialect', async () => {
+    t = await buildTestApp();
+    const { intents } = t.app.core;
+    const oldest = await intents.create({ reservationId: 'R-oldest', amount: 100, currency: 'KRW', scenario: 'delay', delayMs: 600_000 });
+    for (let i = 0; i < 500; i++) await intents.create({ reservationId: `R-new-${i}`, amount: 100, currency: 'KRW', scenario: 'delay', delayMs: 600_000 });
+    const v2 = await t.app.inject({ method: 'POST', url: '/api/v2/payments', payload: { tx_id: 'tx-exact', order_id: 1, user_id: 1, amount: 1000, callback_url: 'http://127.0.0.1:9/cb' } });
+    expect(v2.statusCode, v2.body).toBe(200);
+    const v2Id = (v2.json() as { payment_id: string }).payment_id;
+    const ids = (body: string) => [...body.matchAll(/<tr data-id="([^"]+)">/g)].map((m) => m[1]);
+    const search = async (query: string) => (await t!.app.inject({ method: 'GET', url: `/console/payments${query}` })).body;
+
+    const found = await search(`?q=${oldest.id}`);
+    expect(ids(found)).toEqual([oldest.id]);
+    expect(found).toContain('<p class="hint" data-counts-cover="scanned">Counts: only the payments matching the search among the newest 500 of each dialect, and the one whose id it is.</p>');
+    expect(found).toContain(
+      '<p class="hint" data-shown="1">1 shown, newest first (of the newest 500 of each dialect, and the payment whose id the search is). Payments older than the newest 500 of each dialect are found by exact id only.</p>',
+    );
+    expect(found).toContain('<strong data-count="pending">1</strong>');
+    expect(ids(await search(`?dialect=intent&status=pending&q=${oldest.id}`))).toEqual([oldest.id]);
+    expect(await search(`?dialect=intent&status=completed&q=${oldest.id}`)).toContain('<p>No payments match.</p>');
+    expect(await search(`?dialect=v2&q=${oldest.id}`)).toContain('<p>No payments match.</p>');
+    // A part of an id is not an id: searched among the newest 500 only.
+    expect(await search(`?q=${oldest.id.slice(4)}`)).toContain('<p>No payments match.</p>');
+    expect(ids(await search(`?q=${v2Id}`))).toEqual([v2Id]);
+  });
+
+  it('pages the payments 100 at a time with Older and Newest links, to the end of the newest 500 of each dialect, and says where the list ends', async () => {
+    t = await buildTestApp();
+    const made: Array<{ id: string; createdAt: number }> = [];
+    for (let i = 0; i < 520; i++) {
+      const intent = await t.app.core.intents.create({ reservationId: `R-page-${i}`, amount: 100, currency: 'KRW', scenario: 'delay', delayMs: 600_000 });
+      made.push({ id: intent.id, createdAt: intent.createdAt });
+    }
+    const newest = made.reverse();
+    const iso = (ms: number) => new Date(ms).toISOString();
+    const cursor = (n: number) => `${newest[n - 1]!.createdAt}~${newest[n - 1]!.id}`;
+    const list = async (query: string) => {
+      const body = (await t!.app.inject({ method: 'GET', url: `/console/payments${query}` })).body;
+      return { ids: [...body.matchAll(/<tr data-id="([^"]+)">/g)].map((m) => m[1]), footer: /<p class="hint" data-shown="\d+">.*?<\/p>/.exec(body)?.[0] };
+    };
+    const first = await list('?dialect=intent');
+    expect(first.ids).toEqual(newest.slice(0, 100).map((p) => p.id));
+    expect(first.footer).toBe(`<p class="hint" data-shown="100">100 shown, newest first (of the newest 500 of each dialect). <a href="/console/payments?dialect=intent&amp;cursor=${cursor(100).replace("~", "%7E")}" data-page="older">Older →</a></p>`);
+    const second = await list(`?dialect=intent&cursor=${cursor(100).replace("~", "%7E")}`);
+    expect(second.ids).toEqual(newest.slice(100, 200).map((p) => p.id));
+    expect(second.footer).toBe(
+      `<p class="hint" data-shown="100">100 shown, newest first, older than ${iso(newest[99]!.createdAt)} (<code>${newest[99]!.id}</code>) (of the newest 500 of each dialect). <a href="/console/payments?dialect=intent" data-page="newest">← Newest</a> <a href="/console/payments?dialect=intent&amp;cursor=${cursor(200).replace("~", "%7E")}" data-page="older">Older →</a></p>`,
+    );
+    const last = await list(`?dialect=intent&cursor=${cursor(400).replace("~", "%7E")}`);
+    expect(last.ids).toEqual(newest.slice(400, 500).map((p) => p.id));
+    expect(last.footer).toBe(
+      `<p class="hint" data-shown="100">100 shown, newest first, older than ${iso(newest[399]!.createdAt)} (<code>${newest[399]!.id}</code>) (of the newest 500 of each dialect). Older payments are beyond the newest 500 of each dialect that this list reads: search by exact id to find one, or use the dialect’s API. <a href="/console/payments?dialect=intent" data-page="newest">← Newest</a></p>`,
+    );
+    // One of those beyond: found by its id.
+    expect((await list(`?q=${newest[510]!.id}`)).ids).toEqual([newest[510]!.id]);
+    const bad = (await t.app.inject({ method: 'GET', url: '/console/payments?cursor=nope' })).body;
+    expect(bad).toContain('<p class="notice notice-error" role="alert">Cursor “nope” is invalid (an Older link’s: a time and an id): showing the newest payments.</p>');
+  });
+
+  it('says a dialect or status the page does not offer is not applied (none shown selected); status=all is every status', async () => {
+    t = await buildTestApp();
+    const made = await t.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'R-filter', amount: 100, scenario: 'delay', delay_ms: 600_000 } });
+    const id = (made.json() as { payment_intent_id: string }).payment_intent_id;
+    const page = async (query: string) => (await t!.app.inject({ method: 'GET', url: `/console/payments${query}` })).body;
+    const errors = (body: string) => [...body.matchAll(/<p class="notice notice-error" role="alert">(.*?)<\/p>/g)].map((m) => m[1]);
+    const select = (body: string, name: string) => new RegExp(`<select id="f-${name}" name="${name}">(.*?)</select>`).exec(body)?.[1];
+    const statusAll =
+      '<option value="" selected>all</option><option value="pending">pending</option><option value="completed">completed</option><option value="failed">failed</option><option value="cancelled">cancelled</option><option value="refunded">refunded</option>';
+
+    const all = await page('?dialect=intent&status=all');
+    expect(errors(all)).toEqual([]);
+    expect(select(all, 'status')).toBe(statusAll);
+    expect(all).toContain(`<tr data-id="${id}">`);
+    const bogus = await page('?dialect=nope&status=bogus');
+    expect(errors(bogus)).toEqual(['Dialect “nope” is not one of intent, v2, booking, fluxpay: not applied.', 'Status “bogus” is not one of pending, completed, failed, cancelled, refunded: not applied.']);
+    expect(select(bogus, 'status')).toBe(statusAll);
+    expect(select(bogus, 'dialect')).toContain('<option value="" selected>all</option>');
+    expect(bogus).toContain(`<tr data-id="${id}">`);
   });
 
   it('lists every booking, newest first, whoever booked it and whatever became of it: on the bookings page and in the payments view', async () => {
@@ -228,9 +308,9 @@ describe('the console on the server', () => {
     expect(points('line-failed').filter(([, y]) => y !== 192)).toEqual([[587, 108]]); // 12:00:02: 1 / s
     expect(page).toContain('<figcaption>Decisions per second by outcome (last 10 minutes, 3 decisions)</figcaption>');
     expect(page).toContain('<figcaption>Webhook success rate (10 s intervals, 4 attempts)</figcaption>');
-    expect(page).toContain('<desc id="chart-webhook-rate-d">Last 10 minutes. Latest: success %: 75.</desc>');
+    expect(page).toContain('<desc id="chart-webhook-rate-d">Last 10 minutes (times in UTC). Latest: success %: 75.</desc>');
     // 4.2 ms counts as at most 5; 200 ms falls in 192–207.
-    expect(page).toContain('<desc id="chart-webhook-latency-d">Last 10 minutes. Latest: p50 ms: 5; p95 ms: 207; p99 ms: 207.</desc>');
+    expect(page).toContain('<desc id="chart-webhook-latency-d">Last 10 minutes (times in UTC). Latest: p50 ms: 5; p95 ms: 207; p99 ms: 207.</desc>');
     expect(page).toContain('<p id="charts-totals">3 decisions (2 approved, 1 failed); 4 webhook attempts, 3 succeeded (75.0 %); attempt latency p50 5 ms, p95 207 ms, p99 207 ms.</p>');
     expect(page).toContain('<tr data-dialect="intent"><th scope="row">Native intents (/v1/sim)</th><td class="num">2</td><td class="num">1</td></tr>');
     expect(page).toContain('<tr data-dialect="v2"><th scope="row">Payment Server v3 (/api/v2)</th><td class="num">0</td><td class="num">0</td></tr>');

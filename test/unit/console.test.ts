@@ -86,7 +86,11 @@ describe('console charts', () => {
     const chart = lineChart({ id: 'c', title: 'T', unit: '%', starts: [0, 10_000, 20_000, 30_000, 40_000, 50_000], series: [{ name: 'rate', cls: 'line-approved', values: [100, 50, null, 0, null, null] }], fixedMax: 100 }).text;
     expect(chart).toContain('<path class="line-approved" d="M48.0,24.0 L164.0,108.0 M396.0,192.0" fill="none"/>');
     expect(chart.match(/<circle [^>]+>/g)).toEqual(['<circle class="line-approved" cx="396.0" cy="192.0" r="2.5" fill="none"/>']);
-    expect(chart).toContain('<desc id="c-d">Last 1 minutes. Latest: rate: 0.</desc>');
+    expect(chart).toContain('<desc id="c-d">Last 1 minutes (times in UTC). Latest: rate: 0.</desc>');
+    // The time axis says its zone.
+    expect(chart).toContain(
+      '<text class="axis" x="48.0" y="212" text-anchor="middle">00:00:00</text><text class="axis" x="280.0" y="212" text-anchor="middle">00:00:20</text><text class="axis" x="512.0" y="212" text-anchor="middle">00:00:40</text>\n    <text class="axis" x="42" y="12" text-anchor="end">%</text>\n    <text class="axis" x="628" y="12" text-anchor="end">time (UTC)</text>',
+    );
     expect(chart).toContain('<p class="chart-summary">Latest: rate: 0</p>');
   });
 });

@@ -20,6 +20,14 @@ export interface PaymentFilters {
   dialect?: string | undefined;
   status?: string | undefined;
   q?: string | undefined;
+  /** Payments listed after this one (an Older link's `cursor`: its creation time and id). */
+  before?: { at: number; id: string } | undefined;
+}
+
+/** An Older link's cursor: the creation time (epoch ms) and the id of the last payment shown. */
+const CURSOR = /^(\d{1,15})~(.{1,200})$/;
+function cursorOf(row: PaymentRow): string {
+  return `${row.createdAt}~${row.id}`;
 }
 
 export const NOTICES: Readonly<Record<string, string>> = {
@@ -30,29 +38,78 @@ export const NOTICES: Readonly<Record<string, string>> = {
   cancel_order: 'Order cancelled.',
 };
 
+/** The filters of the page's query string; a dialect or status the page does not offer is left out and said in `invalid` (`all` is the empty choice). */
+export function readPaymentFilters(sources: readonly PaymentSource[], q: Readonly<Record<string, string | undefined>>): { filters: PaymentFilters; invalid: string[] } {
+  const invalid: string[] = [];
+  const choice = (name: string, value: string | undefined, allowed: readonly string[]): string | undefined => {
+    const v = (value ?? '').trim();
+    if (v === '' || v === 'all') return undefined;
+    if (allowed.includes(v)) return v;
+    invalid.push(`${name} “${v.slice(0, 100)}” is not one of ${allowed.join(', ')}: not applied.`);
+    return undefined;
+  };
+  const dialect = choice('Dialect', q.dialect, sources.map((s) => s.dialect));
+  const status = choice('Status', q.status, STATUS_GROUPS);
+  const search = (q.q ?? '').trim().slice(0, 200);
+  const given = (q.cursor ?? '').trim();
+  const cursor = CURSOR.exec(given);
+  if (given !== '' && cursor === null) invalid.push(`Cursor “${given.slice(0, 100)}” is invalid (an Older link’s: a time and an id): showing the newest payments.`);
+  const before = cursor === null ? undefined : { at: Number(cursor[1]), id: cursor[2] as string };
+  return { filters: { dialect, status, q: search === '' ? undefined : search, before }, invalid };
+}
+
 export interface Listed {
   rows: PaymentRow[];
   counts: Record<StatusGroup, number>;
   /** What the counts cover: every stored payment (of the chosen dialect), or only the newest SCAN_PER_SOURCE of each source that match the search. */
   countsCover: 'all' | 'scanned';
+  /** The search is a payment's exact id, found by a lookup (wherever it is among the stored ones). */
+  foundById: boolean;
+  /** The cursor of the next page (older payments among those read); null on the last. */
+  older: string | null;
+  /** A dialect has more payments than the newest SCAN_PER_SOURCE read: the last page is not the oldest stored. */
+  truncated: boolean;
 }
 
+/** What an id looks like (a search with spaces or longer than any id is not looked up). */
+const ID_LIKE = /^[^\s]{1,128}$/;
+
 /**
- * The list is the newest SCAN_PER_SOURCE of each source, filtered; the counts are exact over
+ * The list is the newest SCAN_PER_SOURCE of each source, filtered, SHOWN a page (from the
+ * filters' `before`, an Older link's cursor, within those rows); the counts are exact over
  * everything stored (the sources' kept counts) unless a search narrows them, which no store can
- * count: then they are over the rows scanned, and the page says so.
+ * count: then they are over the rows scanned, and the page says so. A search that is a payment's
+ * exact id (in any dialect: pay_…, bk_…, an /api/v2 id, a FluxPay orderId or paymentKey) finds it
+ * by a lookup first, however old it is.
  */
 export async function listPayments(sources: readonly PaymentSource[], filters: PaymentFilters): Promise<Listed> {
   const chosen = sources.filter((s) => filters.dialect === undefined || filters.dialect === '' || s.dialect === filters.dialect);
-  const needle = (filters.q ?? '').trim().toLowerCase();
-  const [all, stored] = await Promise.all([Promise.all(chosen.map((s) => s.list(SCAN_PER_SOURCE))).then((lists) => lists.flat()), needle === '' ? Promise.all(chosen.map((s) => s.counts())) : undefined]);
-  const matching = needle === '' ? all : all.filter((r) => r.id.toLowerCase().includes(needle) || r.reference.toLowerCase().includes(needle));
+  const search = (filters.q ?? '').trim();
+  const needle = search.toLowerCase();
+  const [lists, stored, exact] = await Promise.all([
+    Promise.all(chosen.map((s) => s.list(SCAN_PER_SOURCE))),
+    needle === '' ? Promise.all(chosen.map((s) => s.counts())) : undefined,
+    ID_LIKE.test(search) ? Promise.all(chosen.map((s) => s.find(search))).then((found) => found.filter((r) => r !== undefined)) : [],
+  ]);
+  const all = lists.flat();
+  const scanned = needle === '' ? all : all.filter((r) => r.id.toLowerCase().includes(needle) || r.reference.toLowerCase().includes(needle));
+  const seen = new Set(scanned.map((r) => `${r.dialect}/${r.id}`));
+  const matching = [...scanned, ...exact.filter((r) => !seen.has(`${r.dialect}/${r.id}`))];
   const counts = noCounts();
   if (stored === undefined) for (const r of matching) counts[r.group]++;
   else for (const c of stored) for (const g of STATUS_GROUPS) counts[g] += c[g];
-  const rows = matching.filter((r) => filters.status === undefined || filters.status === '' || r.group === filters.status);
+  const { before } = filters;
+  const rows = matching.filter((r) => (filters.status === undefined || filters.status === '' || r.group === filters.status) && (before === undefined || r.createdAt < before.at || (r.createdAt === before.at && r.id < before.id)));
   rows.sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : -1));
-  return { rows: rows.slice(0, SHOWN), counts, countsCover: stored === undefined ? 'scanned' : 'all' };
+  const shown = rows.slice(0, SHOWN);
+  return {
+    rows: shown,
+    counts,
+    countsCover: stored === undefined ? 'scanned' : 'all',
+    foundById: exact.length > 0,
+    older: rows.length > SHOWN ? cursorOf(shown.at(-1) as PaymentRow) : null,
+    truncated: lists.some((l) => l.length >= SCAN_PER_SOURCE),
+  };
 }
 
 function badge(group: StatusGroup, status: string): Html {
@@ -107,30 +164,46 @@ function createForms(ctx: PageContext, error: string | undefined): Html {
 </section>`;
 }
 
-function table(listed: Listed, sources: readonly PaymentSource[]): Html {
+/** How many rows the list shows, from where, and the links to older ones and back to the newest. */
+function footer(listed: Listed, filters: PaymentFilters): Html {
+  const link = (cursor: string | undefined): string => `/console/payments${query({ dialect: filters.dialect, status: filters.status, q: filters.q, cursor })}`;
+  const from = filters.before === undefined ? '' : html`, older than ${iso(filters.before.at)} (<code>${filters.before.id}</code>)`;
+  const newest = filters.before === undefined ? '' : html` <a href="${link(undefined)}" data-page="newest">← Newest</a>`;
+  const older = listed.older === null ? '' : html` <a href="${link(listed.older)}" data-page="older">Older →</a>`;
+  const end =
+    listed.older === null && listed.truncated
+      ? filters.q === undefined
+        ? html` Older payments are beyond the newest ${SCAN_PER_SOURCE} of each dialect that this list reads: search by exact id to find one, or use the dialect’s API.`
+        : html` Payments older than the newest ${SCAN_PER_SOURCE} of each dialect are found by exact id only.`
+      : '';
+  return html`<p class="hint" data-shown="${String(listed.rows.length)}">${listed.rows.length} shown, newest first${from} (of the newest ${SCAN_PER_SOURCE} of each dialect${listed.foundById ? ', and the payment whose id the search is' : ''}).${end}${newest}${older}</p>`;
+}
+
+function table(listed: Listed, sources: readonly PaymentSource[], filters: PaymentFilters): Html {
   const label = new Map(sources.map((s) => [s.dialect, s.label]));
+  const dialect = filters.dialect === undefined ? undefined : label.get(filters.dialect);
   const cover =
     listed.countsCover === 'all'
-      ? html`<p class="hint" data-counts-cover="all">Counts: every payment stored.</p>`
-      : html`<p class="hint" data-counts-cover="scanned">Counts: only the payments matching the search among the newest ${SCAN_PER_SOURCE} of each dialect.</p>`;
+      ? html`<p class="hint" data-counts-cover="all">Counts: ${dialect === undefined ? 'every payment stored' : html`every stored payment of ${dialect}`}.</p>`
+      : html`<p class="hint" data-counts-cover="scanned">Counts: only the payments matching the search among the newest ${SCAN_PER_SOURCE} of ${dialect ?? 'each dialect'}${listed.foundById ? ', and the one whose id it is' : ''}.</p>`;
   const counts = html`<ul class="counts" aria-label="Counts by status">${STATUS_GROUPS.map((g) => html`<li><span class="badge badge-${g}">${g}</span> <strong data-count="${g}">${listed.counts[g]}</strong></li>`)}</ul>${cover}`;
-  if (listed.rows.length === 0) return html`${counts}<p>No payments match.</p>`;
+  if (listed.rows.length === 0) return html`${counts}<p>No payments match${filters.before === undefined ? '' : ' on this page'}.</p>${filters.before === undefined ? '' : footer(listed, filters)}`;
   return html`${counts}<div class="scroll" tabindex="0"><table class="payments">
 <caption class="visually-hidden">Payments, newest first</caption>
 <thead><tr><th scope="col">Id</th><th scope="col">Dialect</th><th scope="col">Reference</th><th scope="col">Amount</th><th scope="col">Status</th><th scope="col">Created</th></tr></thead>
 <tbody>${listed.rows.map(
     (r) => html`<tr data-id="${r.id}"><td><a href="/console/payments/${r.dialect}/${encodeURIComponent(r.id)}"><code>${r.id}</code></a></td><td>${label.get(r.dialect) ?? r.dialect}</td><td class="ref">${r.reference}</td><td class="num">${money(r.amount, r.currency)}</td><td>${badge(r.group, r.status)}</td><td><time datetime="${iso(r.createdAt)}">${iso(r.createdAt)}</time></td></tr>`,
   )}</tbody></table></div>
-<p class="hint">Newest ${listed.rows.length} shown (of the newest ${SCAN_PER_SOURCE} of each dialect).</p>`;
+${footer(listed, filters)}`;
 }
 
-export function paymentsPage(ctx: PageContext, sources: readonly PaymentSource[], filters: PaymentFilters, listed: Listed, messages: { notice?: string; error?: string }): Html {
+export function paymentsPage(ctx: PageContext, sources: readonly PaymentSource[], filters: PaymentFilters, listed: Listed, messages: { notice?: string; error?: string; invalid?: readonly string[] }): Html {
   return page(ctx, {
     title: 'Payments',
     active: 'payments',
     body: html`${notice('ok', messages.notice)}<div class="split">
-<section class="card" aria-labelledby="list-h"><h2 id="list-h">All payments</h2>${filtersForm(sources, filters)}
-<div id="payments-list" data-topics="payments">${table(listed, sources)}</div></section>
+<section class="card" aria-labelledby="list-h"><h2 id="list-h">All payments</h2>${(messages.invalid ?? []).map((text) => notice('error', text))}${filtersForm(sources, filters)}
+<div id="payments-list" data-topics="payments">${table(listed, sources, filters)}</div></section>
 ${createForms(ctx, messages.error)}
 </div>`,
   });

@@ -1,6 +1,6 @@
-import type { Delivery } from '../../core/deliveries.ts';
-import type { DeliveryLogStore } from '../../core/ports.ts';
-import { html, iso, type Html } from '../html.ts';
+import type { Delivery, Subject } from '../../core/deliveries.ts';
+import type { DeliveryLogStore, Page } from '../../core/ports.ts';
+import { html, iso, query, type Html } from '../html.ts';
 import { csrfInput, notice, page, type PageContext } from '../layout.ts';
 import { attemptsTable, deliveryStatus } from './payments.ts';
 
@@ -13,8 +13,14 @@ import { attemptsTable, deliveryStatus } from './payments.ts';
  */
 
 export const WEBHOOK_FILTERS = ['failed', 'pending', 'delivered'] as const;
-const SCANNED = 1000;
-const SHOWN = 100;
+/** Deliveries a page shows at most. */
+export const SHOWN = 100;
+/** Deliveries the console looks at for one page (those the store hands back for the status and subject chosen) before it stops and offers to continue. */
+export const SCAN_BUDGET = 5000;
+/** Store reads for one page at most (each read's own walk is bounded by the store: SCAN_BUDGET in src/adapters/memory/id-list.ts). */
+const MAX_READS = 20;
+const BATCH = 500;
+const CURSOR = /^whd_[0-9A-HJKMNP-TV-Z]{26}$/;
 
 export const NOTICES: Readonly<Record<string, string>> = {
   replayed: 'Replay queued.',
@@ -26,37 +32,97 @@ export const NOTICES: Readonly<Record<string, string>> = {
 };
 
 export interface WebhookFilters {
-  status?: string | undefined;
+  status?: (typeof WEBHOOK_FILTERS)[number] | undefined;
   target?: string | undefined;
-  subject?: string | undefined;
+  subject?: Subject | undefined;
+  /** Deliveries older than this one (exclusive): a later page, or a search continued. */
+  cursor?: string | undefined;
 }
 
-export async function listDeliveries(log: DeliveryLogStore, filters: WebhookFilters): Promise<Delivery[]> {
-  const subject = filters.subject?.includes(':') === true ? { kind: filters.subject.slice(0, filters.subject.indexOf(':')), id: filters.subject.slice(filters.subject.indexOf(':') + 1) } : undefined;
+/** The filters of the page's query string; a value that is not one the page offers is left out and said in `invalid`. */
+export function readWebhookFilters(q: Readonly<Record<string, string | undefined>>, subjectKinds: readonly string[]): { filters: WebhookFilters; invalid: string[]; form: Record<string, string> } {
+  const invalid: string[] = [];
+  const filters: WebhookFilters = {};
+  const status = (q.status ?? '').trim();
+  if (status !== '' && status !== 'all') {
+    if ((WEBHOOK_FILTERS as readonly string[]).includes(status)) filters.status = status as WebhookFilters['status'];
+    else invalid.push(`Status “${status.slice(0, 100)}” is not one of ${WEBHOOK_FILTERS.join(', ')}: not applied.`);
+  }
+  const target = (q.target ?? '').trim().slice(0, 2048);
+  if (target !== '') filters.target = target;
+  const subject = (q.subject ?? '').trim().slice(0, 300);
+  const colon = subject.indexOf(':');
+  if (subject !== '') {
+    const kind = subject.slice(0, Math.max(0, colon));
+    if (colon > 0 && colon < subject.length - 1 && subjectKinds.includes(kind)) filters.subject = { kind, id: subject.slice(colon + 1) };
+    else invalid.push(`Subject “${subject}” is not kind:id with a kind of ${subjectKinds.join(', ')}: not applied.`);
+  }
+  const cursor = (q.cursor ?? '').trim();
+  if (cursor !== '') {
+    if (CURSOR.test(cursor)) filters.cursor = cursor;
+    else invalid.push(`Cursor “${cursor.slice(0, 100)}” is invalid (a delivery id, whd_ and 26 characters, from an Older link): showing the newest deliveries.`);
+  }
+  return { filters, invalid, form: { status: filters.status ?? '', target: filters.target ?? '', subject: filters.subject === undefined ? '' : subject } };
+}
+
+export interface DeliveryPage {
+  deliveries: Delivery[];
+  /** Deliveries looked at (handed back by the store for the status and subject chosen, then checked against the target). */
+  looked: number;
+  /** Where the page stopped: older deliveries are on a next page (`full`) or were not searched (`budget`); null at the log's end. */
+  next: { cursor: string; why: 'full' | 'budget' } | null;
+}
+
+/**
+ * One newest-first page of the log from the filters' cursor. The status and the subject are the
+ * store's own query (its indexes); "pending or retrying" merges the store's two status queries;
+ * the target URL, which no store indexes, is checked here on each delivery the store hands back.
+ * At most SCAN_BUDGET deliveries looked at and MAX_READS reads: when either runs out before the
+ * page is full, `next` says where the search stopped so the page can offer to continue there.
+ */
+export async function listDeliveries(log: DeliveryLogStore, filters: WebhookFilters): Promise<DeliveryPage> {
+  const { subject } = filters;
+  const read = async (cursor: string | undefined): Promise<Page<Delivery>> => {
+    if (filters.status !== 'pending') return log.list({ limit: BATCH, cursor, subject, status: filters.status });
+    const parts = await Promise.all((['pending', 'retrying'] as const).map((status) => log.list({ limit: BATCH, cursor, subject, status })));
+    return mergedPage(parts);
+  };
+  const target = filters.target ?? '';
   const found: Delivery[] = [];
-  let cursor: string | undefined;
-  let scanned = 0;
-  const target = (filters.target ?? '').trim();
-  while (scanned < SCANNED && found.length < SHOWN) {
-    const page = await log.list({ limit: 200, cursor, subject, status: filters.status === 'failed' || filters.status === 'delivered' ? filters.status : undefined });
-    scanned += page.data.length;
+  let cursor = filters.cursor;
+  let looked = 0;
+  for (let reads = 0; ; reads++) {
+    if (reads === MAX_READS || looked >= SCAN_BUDGET) return { deliveries: found, looked, next: { cursor: cursor as string, why: 'budget' } };
+    const page = await read(cursor);
     for (const d of page.data) {
-      if (filters.status === 'pending' && d.status !== 'pending' && d.status !== 'retrying') continue;
+      looked++;
       if (target !== '' && !d.url.includes(target)) continue;
       found.push(d);
+      if (found.length === SHOWN) return { deliveries: found, looked, next: d === page.data.at(-1) && page.nextCursor === null ? null : { cursor: d.id, why: 'full' } };
     }
-    if (page.nextCursor === null) break;
+    if (page.nextCursor === null) return { deliveries: found, looked, next: null };
     cursor = page.nextCursor;
   }
-  return found.slice(0, SHOWN);
 }
 
-function filtersForm(filters: WebhookFilters): Html {
+/**
+ * Two newest-first pages read from the same cursor, as one: each covers everything from the
+ * cursor down to its `nextCursor` (a full page's last id, or where the store's walk stopped), so
+ * the union is exact down to the higher of the two; what either holds below it is read again
+ * from there.
+ */
+export function mergedPage(parts: ReadonlyArray<Page<Delivery>>): Page<Delivery> {
+  const bound = parts.reduce((b, p) => (p.nextCursor !== null && p.nextCursor > b ? p.nextCursor : b), '');
+  const data = parts.flatMap((p) => p.data.filter((d) => d.id >= bound)).sort((a, b) => (a.id < b.id ? 1 : -1));
+  return { data, nextCursor: bound === '' ? null : bound };
+}
+
+function filtersForm(filters: Readonly<Record<string, string>>): Html {
   const options = [['', 'all'], ...WEBHOOK_FILTERS.map((f) => [f, f === 'pending' ? 'pending or retrying' : f])] as const;
   return html`<form class="filters" method="get" action="/console/webhooks" data-remember="webhooks" role="search" aria-label="Filter deliveries">
-  <div class="field"><label for="w-status">Status</label><select id="w-status" name="status">${options.map(([v, l]) => html`<option value="${v}"${v === (filters.status ?? '') ? html` selected` : ''}>${l}</option>`)}</select></div>
-  <div class="field"><label for="w-target">Target URL contains</label><input id="w-target" name="target" type="search" value="${filters.target ?? ''}" maxlength="2048"></div>
-  <div class="field"><label for="w-subject">Subject (kind:id)</label><input id="w-subject" name="subject" type="search" value="${filters.subject ?? ''}" maxlength="300"></div>
+  <div class="field"><label for="w-status">Status</label><select id="w-status" name="status">${options.map(([v, l]) => html`<option value="${v}"${v === filters.status ? html` selected` : ''}>${l}</option>`)}</select></div>
+  <div class="field"><label for="w-target">Target URL contains</label><input id="w-target" name="target" type="search" value="${filters.target}" maxlength="2048"></div>
+  <div class="field"><label for="w-subject">Subject (kind:id)</label><input id="w-subject" name="subject" type="search" value="${filters.subject}" maxlength="300"></div>
   <div class="field buttons"><button type="submit">Filter</button> <a href="/console/webhooks?status=&amp;target=&amp;subject=" data-clear-filters="webhooks">Clear</a></div>
 </form>`;
 }
@@ -74,23 +140,40 @@ function deliveryRow(ctx: PageContext, d: Delivery, back: string): Html {
 <td>${finished ? html`<form method="post" action="/console/webhooks/${encodeURIComponent(d.id)}/replay" class="inline">${csrfInput(ctx)}<input type="hidden" name="back" value="${back}"><button type="submit" aria-label="Replay ${d.id}">Replay</button></form>` : ''}</td></tr>`;
 }
 
+/** What the list says under its table: how many it shows, and where the next page or the rest of the search starts. */
+function listFooter(form: Readonly<Record<string, string>>, filters: WebhookFilters, listed: DeliveryPage, total: number): Html {
+  const link = (cursor: string | undefined): string => `/console/webhooks${query({ ...form, cursor })}`;
+  const newest = filters.cursor === undefined ? html`` : html` <a href="${link(undefined)}" data-page="newest">← Newest</a>`;
+  const filtered = filters.status !== undefined || filters.subject !== undefined || filters.target !== undefined;
+  const where = filters.cursor === undefined ? 'newest first' : html`newest first, older than <code>${filters.cursor}</code>`;
+  const shown = html`<p class="hint" data-shown="${String(listed.deliveries.length)}">${listed.deliveries.length} deliveries shown, ${where}${filtered ? ' (filtered)' : ''}; ${total} in the log.${newest}${
+    listed.next?.why === 'full' ? html` <a href="${link(listed.next.cursor)}" data-page="older">Older →</a>` : ''
+  }</p>`;
+  if (listed.next?.why !== 'budget') return shown;
+  const scope = filters.status !== undefined || filters.subject !== undefined ? ' of that status and subject' : '';
+  return html`${shown}<p class="notice" role="status" data-search-stopped="${listed.next.cursor}">Looked at the ${filters.cursor === undefined ? 'newest ' : ''}${listed.looked} deliveries${scope}${
+    filters.cursor === undefined ? '' : ' older than the cursor'
+  } and stopped, back to <code>${listed.next.cursor}</code>; ${listed.deliveries.length} matched. Older deliveries were not searched: <a href="${link(listed.next.cursor)}" data-page="continue">continue the search →</a></p>`;
+}
+
 export function webhooksPage(
   ctx: PageContext,
-  filters: WebhookFilters,
-  deliveries: Delivery[],
+  view: { form: Readonly<Record<string, string>>; filters: WebhookFilters; invalid: readonly string[]; listed: DeliveryPage; total: number },
   disabled: Array<{ url: string; disabledAt: number }>,
   back: string,
   messages: { notice?: string; error?: string },
 ): Html {
+  const { form, filters, invalid, listed, total } = view;
+  const deliveries = listed.deliveries;
   return page(ctx, {
     title: 'Webhooks',
     active: 'webhooks',
     body: html`${notice('ok', messages.notice)}${notice('error', messages.error)}
-<section class="card" aria-labelledby="log-h"><h2 id="log-h">Delivery log</h2>${filtersForm(filters)}
-<div id="deliveries" data-topics="webhooks">${deliveries.length === 0 ? html`<p>No deliveries match.</p>` : html`<div class="scroll" tabindex="0"><table class="deliveries">
+<section class="card" aria-labelledby="log-h"><h2 id="log-h">Delivery log</h2>${invalid.map((text) => notice('error', text))}${filtersForm(form)}
+<div id="deliveries" data-topics="webhooks">${deliveries.length === 0 ? html`<p>No deliveries match${filters.cursor === undefined ? '' : ' on this page'}.</p>` : html`<div class="scroll" tabindex="0"><table class="deliveries">
 <caption class="visually-hidden">Webhook deliveries, newest first</caption>
 <thead><tr><th scope="col">Delivery</th><th scope="col">Target</th><th scope="col">Subject</th><th scope="col">Status</th><th scope="col">Last attempt</th><th scope="col">Attempts</th><th scope="col">Action</th></tr></thead>
-<tbody>${deliveries.map((d) => deliveryRow(ctx, d, back))}</tbody></table></div>`}</div></section>
+<tbody>${deliveries.map((d) => deliveryRow(ctx, d, back))}</tbody></table></div>`}${listFooter(form, filters, listed, total)}</div></section>
 <div class="split">
 <section class="card" aria-labelledby="dis-h"><h2 id="dis-h">Disabled URLs</h2>
 <div id="disabled-urls" data-topics="webhooks">${disabled.length === 0 ? html`<p>No URL is disabled. A receiver that answers 410 Gone is disabled until re-enabled here (or until WEBHOOK_MAX_DISABLED_URLS later ones push it out).</p>` : html`<ul class="disabled">${disabled.map(

@@ -67,6 +67,10 @@ export function bookingSource(deps: BookingDeps): PaymentSource {
     async counts() {
       return groupCounts((await deps.service.counts()).bookings, GROUPS);
     },
+    async find(id) {
+      const booking = await deps.service.get(id).catch(absentIfNotFound);
+      return booking === undefined ? undefined : row(booking);
+    },
     async get(id) {
       const booking = await deps.service.get(id).catch(absentIfNotFound);
       if (booking === undefined) return undefined;

@@ -115,6 +115,14 @@ function actions(order: Order): PaymentAction[] {
   return [];
 }
 
+/** An order by its orderId, or by its payment's paymentKey. */
+async function orderOf(store: FluxPayStore, id: string): Promise<Order | undefined> {
+  const order = await store.getOrder(id);
+  if (order !== undefined || !id.startsWith('pk_')) return order;
+  const payment = await store.getPayment(id);
+  return payment === undefined ? undefined : store.getOrder(payment.orderId);
+}
+
 export function fluxpaySource(deps: FluxPayConsoleDeps): PaymentSource {
   const { service, store } = deps;
   return {
@@ -127,13 +135,12 @@ export function fluxpaySource(deps: FluxPayConsoleDeps): PaymentSource {
       const c = await service.orderCounts();
       return { pending: c.PENDING, completed: c.PAID + c.COMPLETED, failed: 0, cancelled: c.CANCELLED - c.cancelledAfterPayment, refunded: c.cancelledAfterPayment };
     },
+    async find(id) {
+      const order = await orderOf(store, id);
+      return order === undefined ? undefined : row(order);
+    },
     async get(id) {
-      let order = await store.getOrder(id);
-      // A paymentKey opens its order.
-      if (order === undefined && id.startsWith('pk_')) {
-        const payment = await store.getPayment(id);
-        if (payment !== undefined) order = await store.getOrder(payment.orderId);
-      }
+      const order = await orderOf(store, id);
       if (order === undefined) return undefined;
       const payment = order.paymentKey === null ? undefined : await store.getPayment(order.paymentKey);
       const events = await eventsOf(service, order.orderId);
@@ -219,21 +226,31 @@ function sagas(deps: FluxPayConsoleDeps): Panel {
 }
 
 const OUTBOX_STATUSES = ['PENDING', 'PUBLISHED'] as const;
+const OUTBOX_CURSOR = /^evt_[0-9A-HJKMNP-TV-Z]{26}$/;
 
 function outbox(deps: FluxPayConsoleDeps): Panel {
   return {
     id: 'fluxpay-outbox',
     title: 'Outbox',
     async render(q = {}) {
-      const status = (OUTBOX_STATUSES as readonly string[]).includes(q.outbox_status ?? '') ? (q.outbox_status as OutboxEvent['status']) : undefined;
-      const cursor = q.outbox_cursor === undefined || q.outbox_cursor === '' ? undefined : q.outbox_cursor.slice(0, 64);
+      const invalid: string[] = [];
+      const givenStatus = (q.outbox_status ?? '').trim();
+      const status = (OUTBOX_STATUSES as readonly string[]).includes(givenStatus) ? (givenStatus as OutboxEvent['status']) : undefined;
+      if (status === undefined && givenStatus !== '' && givenStatus !== 'all') invalid.push(`Outbox status “${givenStatus.slice(0, 100)}” is not one of ${OUTBOX_STATUSES.join(', ')}: not applied.`);
+      const givenCursor = (q.outbox_cursor ?? '').trim();
+      // The API's rule for the same cursor (GET /api/v1/outbox answers 400 for another).
+      const cursor = OUTBOX_CURSOR.test(givenCursor) ? givenCursor : undefined;
+      if (cursor === undefined && givenCursor !== '') invalid.push(`Outbox cursor “${givenCursor.slice(0, 100)}” is invalid: it must be evt_ followed by a 26-character ULID (an Older events link’s). Showing the newest events.`);
       const stats = await deps.store.outboxStats();
       const page = await deps.service.listOutbox({ limit: OUTBOX_PAGE, cursor, status });
-      const link = (params: Record<string, string | undefined>, label: string): Html => html`<a href="/console/fluxpay${query(params)}">${label}</a>`;
+      const link = (params: Record<string, string | undefined>, label: string, rel?: string): Html => html`<a href="/console/fluxpay${query(params)}"${rel === undefined ? '' : html` data-page="${rel}"`}>${label}</a>`;
+      const notices = invalid.map((text) => html`<p class="notice notice-error" role="alert">${text}</p>`);
       const filters = html`<p class="filters">Show: ${link({}, 'all')} · ${link({ outbox_status: 'PENDING' }, 'pending')} · ${link({ outbox_status: 'PUBLISHED' }, 'published')}${status === undefined ? '' : html` (showing ${status.toLowerCase()})`}</p>`;
-      const figures = html`<p class="figures">Pending <strong data-outbox="pending">${stats.pending}</strong> · published <strong data-outbox="published">${stats.published}</strong>${stats.oldestPendingAt === null ? '' : html` · oldest pending since ${iso(stats.oldestPendingAt)}`}</p>`;
-      if (page.data.length === 0) return html`${figures}${filters}<p>No outbox events${cursor === undefined ? '' : ' on this page'}.</p>`;
-      const next = page.nextCursor === null ? html`` : html`<p>${link({ outbox_status: status, outbox_cursor: page.nextCursor }, 'Older events →')}</p>`;
+      const figures = html`${notices}<p class="figures">Pending <strong data-outbox="pending">${stats.pending}</strong> · published <strong data-outbox="published">${stats.published}</strong>${stats.oldestPendingAt === null ? '' : html` · oldest pending since ${iso(stats.oldestPendingAt)}`}</p>`;
+      const first = cursor === undefined ? html`` : link({ outbox_status: status }, '← Newest events', 'newest');
+      if (page.data.length === 0) return html`${figures}${filters}<p>No outbox events${cursor === undefined ? '' : ' on this page'}.</p>${cursor === undefined ? '' : html`<p>${first}</p>`}`;
+      const older = page.nextCursor === null ? html`` : link({ outbox_status: status, outbox_cursor: page.nextCursor }, 'Older events →', 'older');
+      const next = cursor === undefined && page.nextCursor === null ? html`` : html`<p>${first}${cursor !== undefined && page.nextCursor !== null ? ' · ' : ''}${older}</p>`;
       return html`${figures}${filters}<div class="scroll" tabindex="0"><table><thead><tr><th scope="col">#</th><th scope="col">Event</th><th scope="col">Type</th><th scope="col">Aggregate</th><th scope="col">Status</th><th scope="col">Occurred</th><th scope="col">Published</th></tr></thead><tbody>${page.data.map(
         (e) =>
           html`<tr data-event="${e.eventId}"><td class="num">${e.sequence}</td><td><a href="/console/webhooks${query({ subject: `${FLUXPAY_SUBJECT_KIND}:${e.eventId}` })}"><code>${e.eventId}</code></a></td><td>${e.eventType}</td><td>${e.aggregate}</td><td><span class="badge badge-${e.status === 'PUBLISHED' ? 'completed' : 'pending'}" data-status="${e.status}">${e.status}</span></td><td>${iso(e.occurredAt)}</td><td>${iso(e.publishedAt) || '—'}</td></tr>`,

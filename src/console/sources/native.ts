@@ -67,6 +67,11 @@ export function nativeSource(intents: IntentService): PaymentSource {
     async counts() {
       return groupCounts(await intents.counts(), GROUPS);
     },
+    async find(id) {
+      if (!id.startsWith('pay_')) return undefined;
+      const intent = await intents.get(id).catch(absentIfNotFound);
+      return intent === undefined ? undefined : row(intent);
+    },
     async get(id) {
       if (!id.startsWith('pay_')) return undefined;
       const intent = await intents.get(id).catch(absentIfNotFound);

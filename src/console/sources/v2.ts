@@ -56,6 +56,10 @@ export function v2Source(service: V2PaymentService): PaymentSource {
     async counts() {
       return groupCounts(await service.counts(), GROUPS);
     },
+    async find(id) {
+      const payment = await service.get(id);
+      return payment === undefined ? undefined : row(payment);
+    },
     async get(id) {
       const payment = await service.get(id);
       if (payment === undefined) return undefined;
