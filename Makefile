@@ -48,7 +48,7 @@ test-integration: ## Run integration tests
 # (on Redis already), namespaces-redis (on Redis already), and event-logs (its loggers need no store).
 REDIS_TEST_FILES := $(addprefix test/integration/,$(addsuffix .test.ts,sim-api bookings-api v2-api payment-service \
 	fluxpay-api fluxpay-saga fluxpay-subscriptions fluxpay-waiting-room webhooks-api webhooks-delivery faults-rules \
-	app-release bookings-listen bookings-race console console-fluxpay console-rules deploy-files dialect-errors \
+	app-release bookings-listen bookings-race console console-fluxpay console-rules console-sessions deploy-files dialect-errors \
 	edge-cases faults-disabled faults-requests faults-webhooks fluxpay-outbox fluxpay-property fluxpay-race \
 	fluxpay-rate-limit listen metrics-promtool metrics-usage mix openapi openapi-examples report time-scale \
 	v2-callbacks v2-race validation-messages webhooks-load webhooks-signing namespaces coalesced-writes idempotency-late-settle drain-report)) \

@@ -172,7 +172,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     await app.register(fluxpayDialect);
     // The web console reads and acts through the services above; encapsulated, so its CSP and
     // form parsing stay under /console.
-    if (config.console.enabled && parent === undefined) await app.register(consolePlugin, { prefix: '/console', token: config.console.token, sessionKey: config.console.sessionKey, onFeed: options.onConsoleFeed });
+    if (config.console.enabled && parent === undefined) await app.register(consolePlugin, { prefix: '/console', token: config.console.token, sessionKey: config.console.sessionKey, sessionTtlMs: config.console.sessionTtlMs, maxLoginFailures: config.console.maxLoginFailures, onFeed: options.onConsoleFeed });
     // Added last, so it runs after every other onReady hook (the scheduler's first run among them;
     // each is the root's, added by a fastify-plugin plugin: an encapsulated plugin's would run after
     // this one): the start is over, and an outage of Redis is the service's to report from now on.

@@ -34,6 +34,12 @@ export type StoreBackend = (typeof STORE_BACKENDS)[number];
 const CHOICES: Readonly<Record<string, readonly string[]>> = { LOG_LEVEL: LOG_LEVELS, LOG_FORMAT: LOG_FORMATS, V2_DEFAULT_SCENARIO: SCENARIOS, V2_REQUIRE_AUTH: ['true', 'false'], CONSOLE_ENABLED: ['true', 'false'], FAULTS_ENABLED: ['true', 'false'], STORE: STORE_BACKENDS };
 /** Variables whose value is never repeated in an error message (REDIS_URL may carry a password). */
 const SECRET_VARIABLES: ReadonlySet<string> = new Set(['WEBHOOK_SECRET', 'WEBHOOK_SECRET_PREVIOUS', 'JWT_SECRET', 'PAYMENT_WEBHOOK_SECRET', 'SERVICE_AUTH_TOKEN', 'CONSOLE_TOKEN', 'REDIS_URL']);
+/**
+ * Logged-out console sessions remembered at once, each until it would have expired (a log out
+ * needs a logged-in session: 100,000 in one session lifetime is far beyond any use); past it the
+ * one that expires first goes, and would pass for live again until its expiry.
+ */
+export const CONSOLE_MAX_REVOKED_SESSIONS = 100_000;
 /** How often a scheduler on a shared store looks for work other replicas scheduled (SCHEDULER_POLL_MS unset, STORE=redis). */
 export const DEFAULT_REDIS_SCHEDULER_POLL_MS = 250;
 const SCHEME_LIST = '(standard|legacy|stripe)\\s*(,\\s*(standard|legacy|stripe)\\s*)*';
@@ -154,6 +160,10 @@ const EnvSchema = Type.Object({
   CONSOLE_ENABLED: Type.Union([Type.Literal('true'), Type.Literal('false')], { default: 'true' }),
   // When set, the console asks for it (a login form) before showing anything.
   CONSOLE_TOKEN: Type.Optional(Type.String({ minLength: 8, maxLength: 4096 })),
+  // How long a console login lasts (12 h); a log out ends it earlier, on every replica.
+  CONSOLE_SESSION_TTL_MS: Count(43_200_000, 60_000, 86_400_000 * 365),
+  // Failed console logins from one client address within a minute before its logins are refused (429) until the minute ends.
+  CONSOLE_MAX_LOGIN_FAILURES: Count(10, 1, 1_000_000),
   // The back end behind the store ports, and several processes (issue 14).
   STORE: Type.Union(
     STORE_BACKENDS.map((backend) => Type.Literal(backend)),
@@ -324,6 +334,12 @@ export interface Config {
      * process of a key prefix (set at start, src/plugins/app/stores.ts); undefined: each process draws its own.
      */
     sessionKey: string | undefined;
+    /** CONSOLE_SESSION_TTL_MS: how long a logged-in session lasts. */
+    sessionTtlMs: number;
+    /** CONSOLE_MAX_LOGIN_FAILURES: failed logins per client address and minute before its logins are refused until the minute ends. */
+    maxLoginFailures: number;
+    /** Logged-out sessions remembered at once (until their expiry): the constant CONSOLE_MAX_REVOKED_SESSIONS. */
+    maxRevokedSessions: number;
   };
 }
 
@@ -480,7 +496,14 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     },
     faults: { enabled: env.FAULTS_ENABLED === 'true', file: env.FAULTS_FILE, rules: faultsFile.rules, document: faultsFile.document, fingerprint: faultsFile.fingerprint, maxRules: env.FAULTS_MAX_RULES },
     namespaces: { max: env.NAMESPACES_MAX },
-    console: { enabled: env.CONSOLE_ENABLED === 'true', token: env.CONSOLE_TOKEN, sessionKey: undefined },
+    console: {
+      enabled: env.CONSOLE_ENABLED === 'true',
+      token: env.CONSOLE_TOKEN,
+      sessionKey: undefined,
+      sessionTtlMs: env.CONSOLE_SESSION_TTL_MS,
+      maxLoginFailures: env.CONSOLE_MAX_LOGIN_FAILURES,
+      maxRevokedSessions: CONSOLE_MAX_REVOKED_SESSIONS,
+    },
   };
 }
 

@@ -1,16 +1,21 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /**
- * The console's session and CSRF tokens, stateless so any replica can check them.
+ * The console's session and CSRF tokens, signed so any replica can check them.
  *
- * A session is a cookie `<nonce>.<level>.<mac>`, MAC'd with a key derived from CONSOLE_TOKEN (or,
- * without one, from a random key made at start: anonymous sessions only protect against CSRF).
- * `level` is `1` after a login with CONSOLE_TOKEN, `0` for an anonymous session. The cookie is
- * HttpOnly and SameSite=Strict, so page scripts cannot read it and other sites cannot send it.
- * A state-changing request must also carry the session's CSRF token (a MAC of its nonce) in a form
- * field or the `x-csrf-token` header: the double protection the issue asks for.
- * Hand-written rather than @fastify/cookie + @fastify/csrf-protection (+ a session store): one
- * cookie, two MACs, and no per-session state to keep or share between replicas.
+ * A logged-in session is a cookie `<nonce>.1.<expiresAt>.<mac>` (expiresAt: epoch ms, the login
+ * plus CONSOLE_SESSION_TTL_MS), an anonymous one `<nonce>.0.<mac>`; each MAC'd with a key derived
+ * from CONSOLE_TOKEN (or, without one, from a random key made at start, shared on Redis: anonymous
+ * sessions only protect against CSRF, grant nothing and do not expire). The cookie is HttpOnly and
+ * SameSite=Strict, so page scripts cannot read it and other sites cannot send it; a logged-in one
+ * has a Max-Age to its expiry. A state-changing request must also carry the session's CSRF token
+ * (a MAC of its nonce) in a form field or the `x-csrf-token` header: the double protection the
+ * issue asks for. The only per-session state is a logged-out session's nonce, kept until its
+ * expiry (RevokedSessionStore, on Redis for every replica); the plugin checks it, not this class.
+ * Hand-written rather than @fastify/cookie + @fastify/csrf-protection + a session store: one
+ * cookie, two MACs, and state only for sessions ended early.
+ * Cookies of versions before 2026-12-04 (`<nonce>.1.<mac>`, which never expired) are refused: a
+ * log in again.
  * @see issue 13 "Safety"
  */
 
@@ -18,9 +23,14 @@ export const SESSION_COOKIE = 'paysim_console';
 export const CSRF_FIELD = '_csrf';
 export const CSRF_HEADER = 'x-csrf-token';
 
+/** How long a logged-in session lasts unless CONSOLE_SESSION_TTL_MS says otherwise (12 hours). */
+export const DEFAULT_SESSION_TTL_MS = 12 * 3_600_000;
+
 export interface Session {
   nonce: string;
   authenticated: boolean;
+  /** A logged-in session's expiry (epoch ms); an anonymous session has none. */
+  expiresAt?: number;
 }
 
 function mac(key: Buffer, text: string): string {
@@ -36,10 +46,15 @@ function same(a: string, b: string): boolean {
 export class ConsoleAuth {
   readonly #key: Buffer;
   readonly #token: Buffer | undefined;
+  readonly #ttlMs: number;
 
-  /** `sessionKey` (base64, without a token): the key the processes of one service share on Redis; else one is drawn. */
-  constructor(token: string | undefined, sessionKey?: string) {
+  /**
+   * `sessionKey` (base64, without a token): the key the processes of one service share on Redis; else one is drawn.
+   * `ttlMs`: how long a logged-in session lasts (CONSOLE_SESSION_TTL_MS).
+   */
+  constructor(token: string | undefined, sessionKey?: string, ttlMs = DEFAULT_SESSION_TTL_MS) {
     this.#token = token === undefined ? undefined : Buffer.from(token, 'utf8');
+    this.#ttlMs = ttlMs;
     this.#key = token !== undefined ? createHmac('sha256', 'paysim-console-session').update(token).digest() : sessionKey !== undefined ? Buffer.from(sessionKey, 'base64') : randomBytes(32);
   }
 
@@ -55,20 +70,32 @@ export class ConsoleAuth {
     return bytes.length === this.#token.length && timingSafeEqual(bytes, this.#token);
   }
 
-  /** A new session cookie value. */
-  issue(authenticated: boolean): { value: string; session: Session } {
-    const nonce = randomBytes(18).toString('base64url');
-    const level = authenticated ? '1' : '0';
-    return { value: `${nonce}.${level}.${mac(this.#key, `session:${nonce}:${level}`)}`, session: { nonce, authenticated } };
+  /** How long a logged-in session lasts (ms). */
+  get ttlMs(): number {
+    return this.#ttlMs;
   }
 
-  /** The session a cookie value stands for; undefined when it is missing, malformed or forged. */
-  verify(value: string | undefined): Session | undefined {
+  /** A new session cookie value; a logged-in one expires `ttlMs` after `now`. */
+  issue(authenticated: boolean, now: number): { value: string; session: Session } {
+    const nonce = randomBytes(18).toString('base64url');
+    if (!authenticated) return { value: `${nonce}.0.${mac(this.#key, `session:${nonce}:0`)}`, session: { nonce, authenticated } };
+    const expiresAt = now + this.#ttlMs;
+    return { value: `${nonce}.1.${expiresAt}.${mac(this.#key, `session:${nonce}:1:${expiresAt}`)}`, session: { nonce, authenticated, expiresAt } };
+  }
+
+  /** The session a cookie value stands for at `now`; undefined when it is missing, malformed, forged or expired. */
+  verify(value: string | undefined, now: number): Session | undefined {
     if (value === undefined) return undefined;
-    const [nonce, level, given, extra] = value.split('.');
-    if (nonce === undefined || given === undefined || extra !== undefined || (level !== '0' && level !== '1')) return undefined;
-    if (!same(given, mac(this.#key, `session:${nonce}:${level}`))) return undefined;
-    return { nonce, authenticated: level === '1' };
+    const parts = value.split('.');
+    const [nonce, level] = parts;
+    if (nonce === undefined || nonce === '') return undefined;
+    if (level === '0' && parts.length === 3) {
+      return same(parts[2] as string, mac(this.#key, `session:${nonce}:0`)) ? { nonce, authenticated: false } : undefined;
+    }
+    if (level !== '1' || parts.length !== 4 || !/^\d{1,15}$/.test(parts[2] as string)) return undefined;
+    const expiresAt = Number(parts[2]);
+    if (!same(parts[3] as string, mac(this.#key, `session:${nonce}:1:${expiresAt}`)) || expiresAt <= now) return undefined;
+    return { nonce, authenticated: true, expiresAt };
   }
 
   csrfToken(session: Session): string {
@@ -90,8 +117,10 @@ export function cookieValue(header: string | undefined, name: string): string | 
   return undefined;
 }
 
-export function sessionCookie(value: string, secure: boolean): string {
-  return `${SESSION_COOKIE}=${value}; Path=/console; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}`;
+/** The Set-Cookie of a session: a logged-in one with a Max-Age to its expiry (`maxAgeMs` from now), an anonymous one for the browser's session. */
+export function sessionCookie(value: string, secure: boolean, maxAgeMs?: number): string {
+  const maxAge = maxAgeMs === undefined ? '' : `; Max-Age=${Math.max(0, Math.floor(maxAgeMs / 1000))}`;
+  return `${SESSION_COOKIE}=${value}; Path=/console; HttpOnly; SameSite=Strict${maxAge}${secure ? '; Secure' : ''}`;
 }
 
 export function clearedCookie(): string {

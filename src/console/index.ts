@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import helmet from '@fastify/helmet';
+import { normalizeIP } from '@fastify/rate-limit';
 import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { DomainError, notFound, validationFailed } from '../core/errors.ts';
 import { DEFAULT_NAMESPACE } from '../core/faults/service.ts';
@@ -52,6 +53,10 @@ export interface ConsoleOptions {
   token: string | undefined;
   /** Without a token: the session key every process shares on Redis (config.console.sessionKey). */
   sessionKey?: string | undefined;
+  /** How long a logged-in session lasts (config.console.sessionTtlMs; default DEFAULT_SESSION_TTL_MS). */
+  sessionTtlMs?: number | undefined;
+  /** Failed logins per client address and LOGIN_WINDOW_MS before its logins are refused (config.console.maxLoginFailures; default 10). */
+  maxLoginFailures?: number | undefined;
   /** Told the live feed (tests look whether it is subscribed to the bus). */
   onFeed?: ((feed: LiveFeed) => void) | undefined;
 }
@@ -62,6 +67,8 @@ const HIDE = { hide: true } as const;
 const LOGIN_PATH = '/console/login';
 /** Paths reachable without a logged-in session (the login form and what it needs). */
 const OPEN_PATHS: ReadonlySet<string> = new Set([LOGIN_PATH, '/console/assets/console.css']);
+/** The window failed logins are counted in, per client address. */
+const LOGIN_WINDOW_MS = 60_000;
 /** Form bodies are small; anything bigger is not from these forms. */
 const FORM_BODY_LIMIT = 16_384;
 
@@ -131,7 +138,9 @@ const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options)
   const app = scope as FastifyInstance;
   const { bus, intents, stores, clock, ids, config } = app.core;
   const { dispatcher, log: deliveries } = app.webhooks;
-  const auth = new ConsoleAuth(options.token, options.sessionKey);
+  const auth = new ConsoleAuth(options.token, options.sessionKey, options.sessionTtlMs);
+  const maxLoginFailures = options.maxLoginFailures ?? 10;
+  app.core.onSweep((now) => stores.revokedSessions.sweep(now));
   const assets = loadAssets();
 
   const bookingDeps = { service: app.bookings.service, seats: stores.seats, ledger: stores.ledger, performances: app.bookings.performances, now: () => clock.now() };
@@ -203,12 +212,15 @@ const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options)
   app.addHook('onRequest', async (request, reply) => {
     if (passedOn(request)) return;
     const path = request.url.split('?', 1)[0] as string;
-    let session = auth.verify(cookieValue(request.headers.cookie, SESSION_COOKIE));
+    const now = clock.now();
+    let session = auth.verify(cookieValue(request.headers.cookie, SESSION_COOKIE), now);
+    // Logged out (on any replica): as no session. Only logged-in sessions end early.
+    if (session?.authenticated === true && (await stores.revokedSessions.isRevoked(session.nonce, now))) session = undefined;
     if (auth.required && session?.authenticated !== true && path !== LOGIN_PATH) session = undefined;
     // Not on asset requests: a first visit's parallel requests would each set another cookie,
     // and the page's CSRF token belongs to the one its own answer set.
     if (session === undefined && (!auth.required || path === LOGIN_PATH) && !path.startsWith('/console/assets/')) {
-      const issued = auth.issue(false);
+      const issued = auth.issue(false, now);
       session = issued.session;
       reply.header('set-cookie', sessionCookie(issued.value, request.protocol === 'https'));
     }
@@ -268,15 +280,44 @@ const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options)
     if (!auth.required || request.consoleSession?.authenticated === true) return reply.redirect(next, 303);
     return send(reply, loginPage(undefined, next, context(request).csrf));
   });
+  // Every attempt counts in its address' window (the rate-limit store, shared by the replicas on
+  // Redis); a success ends the window, so what it counts is the failures since the last success.
+  // Past maxLoginFailures, a login is refused with 429 until the window ends, whatever its token.
   app.post('/login', { schema: HIDE }, async (request, reply) => {
     const body = (request.body ?? {}) as FormBody;
     const next = backPath(body.next, '/console/payments');
     if (!auth.required) return reply.redirect(next, 303);
-    if (!auth.tokenMatches(body.token ?? '')) return send(reply, loginPage('Wrong token.', next, context(request).csrf), 401);
-    const issued = auth.issue(true);
-    return reply.header('set-cookie', sessionCookie(issued.value, request.protocol === 'https')).redirect(next, 303);
+    const address = request.ip;
+    const key = `console-login:${normalizeIP(address)}`;
+    const now = clock.now();
+    const window = await stores.rateLimits.hit(key, LOGIN_WINDOW_MS, now);
+    if (window.current > maxLoginFailures) {
+      const retryAfterS = Math.max(1, Math.ceil((window.resetAt - now) / 1000));
+      // Once per window (the first refusal; the count is shared, so one replica says it), not per attempt of a flood.
+      if (window.current === maxLoginFailures + 1) {
+        request.log.warn({ address, retryAfterS }, `console login refused: ${maxLoginFailures} failed logins from ${address} within a minute; logins from it are refused for ${retryAfterS} s`);
+      }
+      const message = `Too many failed logins from your address: try again in ${retryAfterS} s.`;
+      return send(reply.header('Retry-After', String(retryAfterS)), loginPage(message, next, context(request).csrf), 429);
+    }
+    if (!auth.tokenMatches(body.token ?? '')) {
+      request.log.warn({ address, failures: window.current }, `console login failed: wrong token from ${address}`);
+      return send(reply, loginPage('Wrong token.', next, context(request).csrf), 401);
+    }
+    await stores.rateLimits.reset(key);
+    const issued = auth.issue(true, now);
+    request.log.info({ address }, `console login from ${address}`);
+    return reply.header('set-cookie', sessionCookie(issued.value, request.protocol === 'https', auth.ttlMs)).redirect(next, 303);
   });
-  app.post('/logout', { schema: HIDE }, async (_request, reply) => reply.header('set-cookie', clearedCookie()).redirect('/console/login', 303));
+  // Ends a logged-in session on every replica: its nonce is kept as revoked until its expiry.
+  app.post('/logout', { schema: HIDE }, async (request, reply) => {
+    const session = request.consoleSession;
+    if (session?.expiresAt !== undefined) {
+      await stores.revokedSessions.revoke(session.nonce, session.expiresAt);
+      request.log.info({ address: request.ip }, `console logout from ${request.ip}`);
+    }
+    return reply.header('set-cookie', clearedCookie()).redirect('/console/login', 303);
+  });
 
   app.get('/', { schema: HIDE }, async (_request, reply) => reply.redirect('/console/payments', 303));
 

@@ -459,6 +459,25 @@ export interface SchedulerStore {
   count(kind: string): Promise<number>;
 }
 
+// ── console sessions ended by a log out ──────────────────────────────────────────────────────
+
+/**
+ * The web console's sessions that were logged out before their expiry: a session cookie is signed
+ * and carries its expiry (src/console/auth.ts), so only an early end needs state, shared by every
+ * replica. An id is kept until the session would have expired, then forgotten (`sweep`; a lookup
+ * past it answers false). Bounded: past `max` ids, the one that expires first goes (with one
+ * session lifetime, the one revoked first; its session would pass for live again until its expiry).
+ */
+export interface RevokedSessionStore {
+  /** Marks the session `id` as ended until `until` (its expiry, epoch ms). Sent twice, the second changes nothing. */
+  revoke(id: string, until: number): Promise<void>;
+  /** Whether the session `id` was ended and would not have expired by `now`. */
+  isRevoked(id: string, now: number): Promise<boolean>;
+  /** Forgets ids whose `until` is at or before `now`; returns how many. */
+  sweep(now: number): Promise<number>;
+  stats(): Promise<StoreStats>;
+}
+
 /** Every port, as one back end provides them. */
 export interface Stores {
   intents: IntentStore;
@@ -481,4 +500,6 @@ export interface Stores {
   rateLimits: RateLimitStore;
   /** Issue 15's fault rules and their hit counters (src/core/faults/ports.ts). */
   faultRules: FaultRuleStore;
+  /** The web console's logged-out sessions (src/console/auth.ts). */
+  revokedSessions: RevokedSessionStore;
 }

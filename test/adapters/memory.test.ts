@@ -11,6 +11,7 @@ import { MemoryLedgerStore } from '../../src/adapters/memory/ledger.ts';
 import { MemorySchedulerStore } from '../../src/adapters/memory/scheduler.ts';
 import { MemorySeatStore } from '../../src/adapters/memory/seats.ts';
 import { MemoryRateLimitStore } from '../../src/adapters/memory/rate-limits.ts';
+import { MemoryRevokedSessions } from '../../src/adapters/memory/revoked-sessions.ts';
 import { MemoryV2PaymentStore } from '../../src/adapters/memory/v2-payments.ts';
 import { MemoryWaitingRoomStore } from '../../src/adapters/memory/waiting-rooms.ts';
 import { MemoryBillingStore } from '../../src/adapters/memory/fluxpay-billing.ts';
@@ -27,6 +28,7 @@ import { ledgerStoreContract } from './contracts/ledger.contract.ts';
 import { schedulerStoreContract } from './contracts/scheduler.contract.ts';
 import { seatStoreContract } from './contracts/seats.contract.ts';
 import { rateLimitStoreContract } from './contracts/rate-limits.contract.ts';
+import { revokedSessionStoreContract } from './contracts/revoked-sessions.contract.ts';
 import { v2PaymentStoreContract } from './contracts/v2-payments.contract.ts';
 import { waitingRoomStoreContract } from './contracts/waiting-rooms.contract.ts';
 
@@ -56,3 +58,4 @@ billingStoreContract('memory', ({ maxSubscriptions, ttlMs }) => {
 });
 waitingRoomStoreContract('memory', ({ maxRooms, maxTickets, ttlMs }) => new MemoryWaitingRoomStore({ maxRooms, maxTickets, ttlMs }));
 rateLimitStoreContract('memory', ({ maxKeys }) => new MemoryRateLimitStore({ maxKeys }));
+revokedSessionStoreContract('memory', ({ max }) => new MemoryRevokedSessions({ max }));

@@ -3,6 +3,7 @@ import { RedisBookingStore } from '../../src/adapters/redis/bookings.ts';
 import { RedisFaultRuleStore } from '../../src/adapters/redis/fault-rules.ts';
 import { RedisFluxPaySubscriptionStore } from '../../src/adapters/redis/fluxpay-subscriptions.ts';
 import { RedisRateLimitStore } from '../../src/adapters/redis/rate-limits.ts';
+import { RedisRevokedSessions } from '../../src/adapters/redis/revoked-sessions.ts';
 import { RedisV2PaymentStore } from '../../src/adapters/redis/v2-payments.ts';
 import { RedisWaitingRoomStore } from '../../src/adapters/redis/waiting-rooms.ts';
 import type { FaultRule } from '../../src/core/faults/model.ts';
@@ -14,6 +15,7 @@ import { faultRuleStoreContract } from './contracts/fault-rules.contract.ts';
 import { fluxPaySubscriptionStoreContract } from './contracts/fluxpay-subscriptions.contract.ts';
 import { aBooking, anInboxEvent, aV2Payment, DAY, HOUR, MINUTE, T0, tally } from './contracts/fixtures.ts';
 import { rateLimitStoreContract } from './contracts/rate-limits.contract.ts';
+import { revokedSessionStoreContract } from './contracts/revoked-sessions.contract.ts';
 import { v2PaymentStoreContract } from './contracts/v2-payments.contract.ts';
 import { waitingRoomStoreContract } from './contracts/waiting-rooms.contract.ts';
 
@@ -30,6 +32,7 @@ withRedisServer('Redis adapters of records', (server) => {
   v2PaymentStoreContract('redis', ({ ttlMs, maxPayments }) => new RedisV2PaymentStore(server().client, { keyPrefix: server().newPrefix(), ttlMs, maxPayments }));
   waitingRoomStoreContract('redis', ({ maxRooms, maxTickets, ttlMs }) => new RedisWaitingRoomStore(server().client, { keyPrefix: server().newPrefix(), maxRooms, maxTickets, ttlMs }));
   rateLimitStoreContract('redis', ({ maxKeys }) => new RedisRateLimitStore(server().client, { keyPrefix: server().newPrefix(), maxKeys }));
+  revokedSessionStoreContract('redis', ({ max }) => new RedisRevokedSessions(server().client, { keyPrefix: server().newPrefix(), max }));
   fluxPaySubscriptionStoreContract('redis', ({ maxSubscriptions }) => new RedisFluxPaySubscriptionStore(server().client, { keyPrefix: server().newPrefix(), maxSubscriptions }));
   faultRuleStoreContract('redis', ({ maxRules }) => new RedisFaultRuleStore(server().client, { keyPrefix: server().newPrefix(), maxRules }));
 

@@ -434,7 +434,7 @@ describe('the console on the server', () => {
     const login = await postLogin(t.app, form.cookie, `_csrf=${encodeURIComponent(form.csrf)}&token=${TOKEN}`);
     expect([login.statusCode, login.headers.location]).toEqual([303, '/console/payments']);
     const cookie = String(login.headers['set-cookie']).split(';', 1)[0] as string;
-    expect(cookie).toMatch(/^paysim_console=[\w-]+\.1\.[\w-]+$/);
+    expect(cookie).toMatch(/^paysim_console=[\w-]+\.1\.\d+\.[\w-]+$/);
     expect(cookie.split('.', 1)[0]).not.toBe(form.cookie.split('.', 1)[0]);
     expect((await t.app.inject({ method: 'GET', url: '/console/payments', headers: { cookie } })).statusCode).toBe(200);
   });

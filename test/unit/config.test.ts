@@ -104,7 +104,7 @@ describe('loadConfig defaults', () => {
       },
       faults: { enabled: true, file: undefined, rules: [], document: undefined, fingerprint: '', maxRules: 1000 },
       namespaces: { max: 64 },
-      console: { enabled: true, token: undefined, sessionKey: undefined },
+      console: { enabled: true, token: undefined, sessionKey: undefined, sessionTtlMs: 43_200_000, maxLoginFailures: 10, maxRevokedSessions: 100_000 },
     });
     // The built-in billing policy prices at least two services and has plans.
     const { policy } = loadConfig({}).fluxpay;
@@ -215,6 +215,8 @@ describe('loadConfig values', () => {
       FAULTS_ENABLED: 'false',
       CONSOLE_ENABLED: 'false',
       CONSOLE_TOKEN: 'console-token-1',
+      CONSOLE_SESSION_TTL_MS: '3600000',
+      CONSOLE_MAX_LOGIN_FAILURES: '5',
       STORE: 'redis',
       REDIS_URL: 'rediss://:s3cret@redis.internal:6380/2',
       REDIS_KEY_PREFIX: 'loadtest-7:',
@@ -300,7 +302,7 @@ describe('loadConfig values', () => {
       },
       faults: { enabled: false, file: undefined, rules: [], document: undefined, fingerprint: '', maxRules: 5 },
       namespaces: { max: 0 },
-      console: { enabled: false, token: 'console-token-1', sessionKey: undefined },
+      console: { enabled: false, token: 'console-token-1', sessionKey: undefined, sessionTtlMs: 3_600_000, maxLoginFailures: 5, maxRevokedSessions: 100_000 },
     });
   });
 
@@ -424,6 +426,12 @@ describe('webhook configuration rules', () => {
   it('never echoes CONSOLE_TOKEN, and CONSOLE_ENABLED is true or false', () => {
     expect(() => loadConfig({ CONSOLE_TOKEN: 'short' })).toThrow(/^Invalid configuration: CONSOLE_TOKEN must NOT have fewer than 8 characters$/);
     expect(() => loadConfig({ CONSOLE_ENABLED: 'yes' })).toThrow('Invalid configuration: CONSOLE_ENABLED must be one of true, false (got "yes")');
+  });
+
+  it('CONSOLE_SESSION_TTL_MS is at least a minute, CONSOLE_MAX_LOGIN_FAILURES at least 1', () => {
+    expect(() => loadConfig({ CONSOLE_SESSION_TTL_MS: '59999' })).toThrow('Invalid configuration: CONSOLE_SESSION_TTL_MS must be >= 60000 (got "59999")');
+    expect(() => loadConfig({ CONSOLE_SESSION_TTL_MS: '12h' })).toThrow('Invalid configuration: CONSOLE_SESSION_TTL_MS must be integer (got "12h")');
+    expect(() => loadConfig({ CONSOLE_MAX_LOGIN_FAILURES: '0' })).toThrow('Invalid configuration: CONSOLE_MAX_LOGIN_FAILURES must be >= 1 (got "0")');
   });
 
   it('FAULTS_ENABLED is true or false, and false refuses a FAULTS_FILE it would never apply', () => {

@@ -2,8 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { lineChart, niceMax } from '../../src/console/charts.ts';
 import { LiveFeed } from '../../src/console/feed.ts';
 import { escapeHtml, html, raw } from '../../src/console/html.ts';
-import { ConsoleAuth, cookieValue } from '../../src/console/auth.ts';
+import { ConsoleAuth, cookieValue, sessionCookie } from '../../src/console/auth.ts';
 import { EventBus, type DomainEvent } from '../../src/core/events.ts';
+
+const T0 = Date.UTC(2026, 11, 4, 12, 0, 0);
 
 describe('console html', () => {
   it('escapes every interpolated value, keeps html`` fragments, and drops null, undefined and false', () => {
@@ -62,18 +64,36 @@ describe('console session and CSRF tokens', () => {
   it('verifies its own cookies only, and ties the CSRF token to the session', () => {
     const auth = new ConsoleAuth('token-1234');
     const other = new ConsoleAuth('token-5678');
-    const { value, session } = auth.issue(true);
-    expect(auth.verify(value)).toEqual(session);
-    expect(other.verify(value)).toBeUndefined();
-    expect(auth.verify(value.replace('.1.', '.0.'))).toBeUndefined();
-    expect(auth.verify(`${value}.x`)).toBeUndefined();
+    const { value, session } = auth.issue(true, T0);
+    expect(auth.verify(value, T0)).toEqual(session);
+    expect(other.verify(value, T0)).toBeUndefined();
+    expect(auth.verify(value.replace('.1.', '.0.'), T0)).toBeUndefined();
+    expect(auth.verify(`${value}.x`, T0)).toBeUndefined();
     expect(auth.csrfMatches(session, auth.csrfToken(session))).toBe(true);
-    expect(auth.csrfMatches(auth.issue(true).session, auth.csrfToken(session))).toBe(false);
+    expect(auth.csrfMatches(auth.issue(true, T0).session, auth.csrfToken(session))).toBe(false);
     expect(auth.csrfMatches(session, undefined)).toBe(false);
     expect(auth.tokenMatches('token-1234')).toBe(true);
     expect(auth.tokenMatches('token-123')).toBe(false);
     expect(new ConsoleAuth(undefined).tokenMatches('')).toBe(false);
     expect(cookieValue('a=1; paysim_console=v.0.m; b=2', 'paysim_console')).toBe('v.0.m');
+  });
+
+  it('a logged-in session carries its expiry, signed: refused from then on, or with the expiry changed; an anonymous one does not expire', () => {
+    const auth = new ConsoleAuth('token-1234', undefined, 60_000);
+    const { value, session } = auth.issue(true, T0);
+    expect(session).toEqual({ nonce: expect.stringMatching(/^[\w-]{24}$/), authenticated: true, expiresAt: T0 + 60_000 });
+    expect(value).toBe(`${session.nonce}.1.${T0 + 60_000}.${value.split('.')[3]}`);
+    expect(auth.verify(value, T0 + 59_999)).toEqual(session);
+    expect(auth.verify(value, T0 + 60_000)).toBeUndefined();
+    expect(auth.verify(value.replace(`.${T0 + 60_000}.`, `.${T0 + 120_000}.`), T0 + 60_000)).toBeUndefined();
+    // A logged-in cookie of a version before the expiry (`<nonce>.1.<mac>`) is refused.
+    const [nonce, , , mac] = value.split('.');
+    expect(auth.verify(`${nonce}.1.${mac}`, T0)).toBeUndefined();
+    const anonymous = auth.issue(false, T0);
+    expect(anonymous.value).toMatch(/^[\w-]{24}\.0\.[\w-]{43}$/);
+    expect(auth.verify(anonymous.value, T0 + 365 * 86_400_000)).toEqual({ nonce: anonymous.session.nonce, authenticated: false });
+    expect(sessionCookie(value, false, 60_000)).toBe(`paysim_console=${value}; Path=/console; HttpOnly; SameSite=Strict; Max-Age=60`);
+    expect(sessionCookie(anonymous.value, true)).toBe(`paysim_console=${anonymous.value}; Path=/console; HttpOnly; SameSite=Strict; Secure`);
   });
 });
 

@@ -13,6 +13,7 @@ import { MemoryLedgerStore } from './ledger.ts';
 import { MemorySchedulerStore } from './scheduler.ts';
 import { MemorySeatStore } from './seats.ts';
 import { MemoryRateLimitStore } from './rate-limits.ts';
+import { MemoryRevokedSessions } from './revoked-sessions.ts';
 import { MemoryV2PaymentStore } from './v2-payments.ts';
 import { MemoryWaitingRoomStore } from './waiting-rooms.ts';
 
@@ -36,5 +37,6 @@ export function createMemoryStores(config: Config): Stores {
     waitingRooms: new MemoryWaitingRoomStore({ maxRooms: config.fluxpay.maxWaitingRooms, maxTickets: config.fluxpay.maxWaitingTickets, ttlMs: config.fluxpay.waitingTicketTtlMs }),
     rateLimits: new MemoryRateLimitStore({ maxKeys: config.fluxpay.rateLimitMaxKeys }),
     faultRules: new MemoryFaultRuleStore({ maxRules: config.faults.maxRules }),
+    revokedSessions: new MemoryRevokedSessions({ max: config.console.maxRevokedSessions }),
   };
 }

@@ -31,6 +31,11 @@ export class MemoryRateLimitStore implements RateLimitStore {
     return Promise.resolve({ ...started });
   }
 
+  reset(key: string): Promise<void> {
+    this.#windows.delete(key);
+    return Promise.resolve();
+  }
+
   stats(): Promise<StoreStats> {
     return Promise.resolve({ size: this.#windows.size, max: this.#options.maxKeys });
   }

@@ -15,6 +15,7 @@ import { RedisIdempotencyStore } from './idempotency.ts';
 import { RedisIntentStore } from './intents.ts';
 import { RedisLedgerStore } from './ledger.ts';
 import { RedisRateLimitStore } from './rate-limits.ts';
+import { RedisRevokedSessions } from './revoked-sessions.ts';
 import { RedisSchedulerStore } from './scheduler.ts';
 import { RedisSeatStore } from './seats.ts';
 import { RedisV2PaymentStore } from './v2-payments.ts';
@@ -93,6 +94,7 @@ export async function createRedisStores(config: Config, client: Redis, closed?: 
     waitingRooms: new RedisWaitingRoomStore(client, { keyPrefix, maxRooms: config.fluxpay.maxWaitingRooms, maxTickets: config.fluxpay.maxWaitingTickets, ttlMs: config.fluxpay.waitingTicketTtlMs }),
     rateLimits: new RedisRateLimitStore(client, { keyPrefix, maxKeys: config.fluxpay.rateLimitMaxKeys }),
     faultRules: new RedisFaultRuleStore(client, { keyPrefix, maxRules: config.faults.maxRules }),
+    revokedSessions: new RedisRevokedSessions(client, { keyPrefix, max: config.console.maxRevokedSessions }),
   }, onFailure);
 }
 

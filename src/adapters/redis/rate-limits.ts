@@ -63,6 +63,12 @@ return {#keys, #keys}
 
 const STATS = `return redis.call('ZCARD', KEYS[3])`;
 
+// ARGV: key. Its window ends: the next hit starts a new one.
+const RESET = `${FORGET}
+forget(ARGV[1])
+return 1
+`;
+
 /**
  * Rate-limit windows in Redis, shared by every replica, so N replicas enforce one limit, not N.
  * `hit` counts a request, or starts the key's window anew when it ended (evicting the least
@@ -76,6 +82,7 @@ export class RedisRateLimitStore implements RateLimitStore {
   readonly #hit: Script;
   readonly #sweep: Script;
   readonly #stats: Script;
+  readonly #reset: Script;
 
   constructor(client: Redis, options: RedisRateLimitStoreOptions) {
     this.#options = options;
@@ -84,11 +91,16 @@ export class RedisRateLimitStore implements RateLimitStore {
     this.#hit = defineScript(client, 'paysimRateLimitHit', HIT);
     this.#sweep = defineScript(client, 'paysimRateLimitSweep', SWEEP);
     this.#stats = defineScript(client, 'paysimRateLimitStats', STATS);
+    this.#reset = defineScript(client, 'paysimRateLimitReset', RESET);
   }
 
   async hit(key: string, windowMs: number, now: number): Promise<RateLimitWindow> {
     const [current, resetAt] = (await this.#hit(this.#keys, [key, windowMs, now, this.#options.maxKeys, callToken()])) as [number, string];
     return { current, resetAt: Number(resetAt) };
+  }
+
+  async reset(key: string): Promise<void> {
+    await this.#reset(this.#keys, [key]);
   }
 
   async stats(): Promise<StoreStats> {

@@ -12,6 +12,8 @@ export interface RateLimitStore {
    * lasts `windowMs`. Returns the count in the current window, and when that window ends.
    */
   hit(key: string, windowMs: number, now: number): Promise<RateLimitWindow>;
+  /** Ends `key`'s window: its next hit starts a new one at 1 (the console's login, after a success). */
+  reset(key: string): Promise<void>;
   stats(): Promise<StoreStats>;
   /** Drops windows that ended before `now`; returns how many. */
   sweep(now: number): Promise<number>;

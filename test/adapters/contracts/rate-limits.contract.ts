@@ -22,6 +22,18 @@ export function rateLimitStoreContract(name: string, make: RateLimitStoreFactory
       expect(await store.hit('k', 1_000, T0 + 1_000)).toEqual({ current: 1, resetAt: T0 + 2_000 });
     });
 
+    it('reset ends a key\'s window: its next hit starts a new one at 1; other keys keep counting; a reset of an unknown key changes nothing', async () => {
+      const store = await make({ maxKeys: 100 });
+      await store.hit('console-login:10.0.0.1', 60_000, T0);
+      await store.hit('console-login:10.0.0.1', 60_000, T0 + 1);
+      await store.hit('console-login:10.0.0.2', 60_000, T0 + 2);
+      await store.reset('console-login:10.0.0.1');
+      await store.reset('nobody');
+      expect(await store.stats()).toEqual({ size: 1, max: 100 });
+      expect(await store.hit('console-login:10.0.0.1', 60_000, T0 + 3)).toEqual({ current: 1, resetAt: T0 + 60_003 });
+      expect(await store.hit('console-login:10.0.0.2', 60_000, T0 + 4)).toEqual({ current: 2, resetAt: T0 + 60_002 });
+    });
+
     it('200 hits at once count 200, each a distinct count', async () => {
       const store = await make({ maxKeys: 100 });
       const windows = await concurrently(200, () => store.hit('burst', 60_000, T0));

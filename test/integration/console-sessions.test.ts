@@ -1,0 +1,212 @@
+import type { InjectOptions, LightMyRequestResponse } from 'fastify';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { buildTestApp, storedIntents, type TestApp } from '../helpers/app.ts';
+import { redisServerOrSkip, startRedis, type TestRedis } from '../helpers/redis.ts';
+
+/**
+ * The console's sessions with CONSOLE_TOKEN (a user test, 2026-12-04: a logged-out cookie still
+ * opened every page and made payments, sessions never expired, and logins were neither limited nor
+ * logged): a log out ends the session on the server, on every replica; a session expires
+ * CONSOLE_SESSION_TTL_MS after its login; failed logins are logged and, past
+ * CONSOLE_MAX_LOGIN_FAILURES within a minute from one address, refused with 429 until the minute
+ * ends. On memory, and on Redis with PAYSIM_TEST_STORE=redis; two replicas on one Redis below.
+ */
+
+const TOKEN = 'a-console-token-77';
+const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
+const TOO_MANY = /<p class="notice notice-error" role="alert">Too many failed logins from your address: try again in (\d+) s\.<\/p>/;
+
+let open: TestApp[] = [];
+afterEach(async () => {
+  await Promise.all(open.map((t) => t.app.close()));
+  open = [];
+});
+
+async function start(env: Record<string, string> = {}, logs?: Array<Record<string, unknown>>): Promise<TestApp> {
+  const t = await buildTestApp({ CONSOLE_TOKEN: TOKEN, ...env }, logs === undefined ? {} : { logs });
+  open.push(t);
+  return t;
+}
+
+const cookieOf = (res: LightMyRequestResponse): string => String(res.headers['set-cookie']).split(';', 1)[0] as string;
+
+/** The login form's anonymous session and its CSRF token. */
+async function loginForm(t: TestApp): Promise<{ cookie: string; csrf: string }> {
+  const page = await t.app.inject({ method: 'GET', url: '/console/login' });
+  expect(page.statusCode).toBe(200);
+  return { cookie: cookieOf(page), csrf: /<input type="hidden" name="_csrf" value="([^"]+)">/.exec(page.body)?.[1] as string };
+}
+
+/** A login with `token` from `remoteAddress` (inject's default 127.0.0.1). */
+async function postLogin(t: TestApp, token: string, remoteAddress?: string): Promise<LightMyRequestResponse> {
+  const form = await loginForm(t);
+  const options: InjectOptions = { method: 'POST', url: '/console/login', headers: { ...FORM, cookie: form.cookie }, payload: `_csrf=${form.csrf}&token=${token}` };
+  return t.app.inject(remoteAddress === undefined ? options : { ...options, remoteAddress });
+}
+
+/** A logged-in session: its cookie and the CSRF token of a page. */
+async function logIn(t: TestApp): Promise<{ cookie: string; csrf: string; setCookie: string }> {
+  const login = await postLogin(t, TOKEN);
+  expect([login.statusCode, login.headers.location]).toEqual([303, '/console/payments']);
+  const cookie = cookieOf(login);
+  const page = await t.app.inject({ method: 'GET', url: '/console/payments', headers: { cookie } });
+  expect(page.statusCode).toBe(200);
+  return { cookie, csrf: /<meta name="csrf-token" content="([^"]+)">/.exec(page.body)?.[1] as string, setCookie: String(login.headers['set-cookie']) };
+}
+
+function logOut(t: TestApp, session: { cookie: string; csrf: string }): Promise<LightMyRequestResponse> {
+  return t.app.inject({ method: 'POST', url: '/console/logout', headers: { ...FORM, cookie: session.cookie }, payload: `_csrf=${session.csrf}` });
+}
+
+function createIntent(t: TestApp, session: { cookie: string; csrf: string }): Promise<LightMyRequestResponse> {
+  return t.app.inject({ method: 'POST', url: '/console/payments/new/intent', headers: { ...FORM, cookie: session.cookie }, payload: `_csrf=${session.csrf}&reservation_id=after_logout&amount=1000` });
+}
+
+/** What a request without a (live) session gets: the login form for a page, 401 for an action or the feed. */
+async function expectLoggedOut(t: TestApp, session: { cookie: string; csrf: string }): Promise<void> {
+  const page = await t.app.inject({ method: 'GET', url: '/console/payments', headers: { cookie: session.cookie } });
+  expect([page.statusCode, page.headers.location]).toEqual([303, '/console/login?next=%2Fconsole%2Fpayments']);
+  expect((await t.app.inject({ method: 'GET', url: '/console/events', headers: { cookie: session.cookie } })).statusCode).toBe(401);
+  const action = await createIntent(t, session);
+  expect(action.statusCode).toBe(401);
+  expect(action.body).toContain('Log in first: this console needs CONSOLE_TOKEN.');
+  // The login form opens again, with a new anonymous session.
+  const form = await t.app.inject({ method: 'GET', url: '/console/login', headers: { cookie: session.cookie } });
+  expect(form.statusCode).toBe(200);
+  expect(cookieOf(form)).toMatch(/^paysim_console=[\w-]+\.0\.[\w-]+$/);
+}
+
+describe('console sessions', () => {
+  it('a log out ends the session on the server: the saved cookie opens no page and, with its CSRF token, makes no payment; a new login works', async () => {
+    const t = await start();
+    const session = await logIn(t);
+    expect(session.cookie).toMatch(/^paysim_console=[\w-]{24}\.1\.\d{13}\.[\w-]{43}$/);
+    const out = await logOut(t, session);
+    expect([out.statusCode, out.headers.location, out.headers['set-cookie']]).toEqual([303, '/console/login', 'paysim_console=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0']);
+    await expectLoggedOut(t, session);
+    expect(await storedIntents(t)).toBe(0);
+    // Logging out again with it changes nothing: 401, as without a session.
+    expect((await logOut(t, session)).statusCode).toBe(401);
+    const again = await logIn(t);
+    expect(again.cookie).not.toBe(session.cookie);
+    const made = await createIntent(t, again);
+    expect([made.statusCode, made.headers.location]).toEqual([303, expect.stringMatching(/^\/console\/payments\/intent\/pay_\w+\?notice=created$/)]);
+    expect(await storedIntents(t)).toBe(1);
+  });
+
+  it('a session expires CONSOLE_SESSION_TTL_MS after its login (its cookie’s Max-Age too): then the login form, as without a cookie', async () => {
+    const t = await start({ CONSOLE_SESSION_TTL_MS: '60000' });
+    const session = await logIn(t);
+    expect(session.setCookie).toMatch(/^paysim_console=[\w.-]+; Path=\/console; HttpOnly; SameSite=Strict; Max-Age=60$/);
+    expect(session.cookie.split('.')[2]).toBe(String(t.clock.now() + 60_000));
+    await t.clock.advance(59_999);
+    expect((await t.app.inject({ method: 'GET', url: '/console/payments', headers: { cookie: session.cookie } })).statusCode).toBe(200);
+    await t.clock.advance(1);
+    await expectLoggedOut(t, session);
+    expect(await storedIntents(t)).toBe(0);
+  });
+
+  it('the default lifetime is 12 hours', async () => {
+    const t = await start();
+    const { setCookie, cookie } = await logIn(t);
+    expect(setCookie).toMatch(/; Max-Age=43200$/);
+    expect(cookie.split('.')[2]).toBe(String(t.clock.now() + 43_200_000));
+  });
+
+  it('each failed login is logged at warn with the address, never the token; past 10 within a minute the address gets 429 with Retry-After, even with the right token, until the minute ends', async () => {
+    const logs: Array<Record<string, unknown>> = [];
+    const t = await start({}, logs);
+    const wrong = (i: number) => `wrong-token-${i}-secret`;
+    for (let i = 1; i <= 10; i++) {
+      const res = await postLogin(t, wrong(i));
+      expect([i, res.statusCode, res.headers['set-cookie']]).toEqual([i, 401, undefined]);
+      expect(res.body).toContain('<p class="notice notice-error" role="alert">Wrong token.</p>');
+    }
+    const failed = logs.filter((r) => String(r.msg).startsWith('console login failed'));
+    expect(failed.map((r) => [r.level, r.msg, r.address, r.failures])).toEqual(Array.from({ length: 10 }, (_, i) => ['warn', 'console login failed: wrong token from 127.0.0.1', '127.0.0.1', i + 1]));
+    expect(JSON.stringify(logs)).not.toMatch(/wrong-token|a-console-token/);
+
+    const refused = await postLogin(t, TOKEN);
+    expect([refused.statusCode, refused.headers['retry-after'], refused.headers['set-cookie']]).toEqual([429, '60', undefined]);
+    expect(TOO_MANY.exec(refused.body)?.[1]).toBe('60');
+    expect(refused.body).toContain('<form method="post" action="/console/login"');
+    expect(logs.findLast((r) => String(r.msg).startsWith('console login refused'))).toMatchObject({ level: 'warn', address: '127.0.0.1', retryAfterS: 60, msg: 'console login refused: 10 failed logins from 127.0.0.1 within a minute; logins from it are refused for 60 s' });
+    // Another address is not refused.
+    expect((await postLogin(t, TOKEN, '10.1.2.3')).statusCode).toBe(303);
+
+    await t.clock.advance(30_000);
+    const later = await postLogin(t, TOKEN);
+    expect([later.statusCode, later.headers['retry-after']]).toEqual([429, '30']);
+    // The refusal is logged once per window, not per attempt.
+    expect(logs.filter((r) => String(r.msg).startsWith('console login refused'))).toHaveLength(1);
+    await t.clock.advance(30_000);
+    const done = await postLogin(t, TOKEN);
+    expect([done.statusCode, done.headers.location]).toEqual([303, '/console/payments']);
+    expect(logs.filter((r) => r.msg === 'console login from 127.0.0.1')).toHaveLength(1);
+    expect(JSON.stringify(logs)).not.toMatch(/wrong-token|a-console-token/);
+  });
+
+  it('a success before the limit starts the count again: 9 failures, a login, 10 failures answer 401, the next 429', async () => {
+    const t = await start({ CONSOLE_MAX_LOGIN_FAILURES: '10' });
+    for (let i = 0; i < 9; i++) expect((await postLogin(t, 'wrong-token')).statusCode).toBe(401);
+    expect((await postLogin(t, TOKEN)).statusCode).toBe(303);
+    for (let i = 0; i < 10; i++) expect((await postLogin(t, 'wrong-token')).statusCode).toBe(401);
+    expect((await postLogin(t, TOKEN)).statusCode).toBe(429);
+  });
+
+  it('CONSOLE_MAX_LOGIN_FAILURES sets the limit', async () => {
+    const t = await start({ CONSOLE_MAX_LOGIN_FAILURES: '2' });
+    expect([(await postLogin(t, 'wrong-token')).statusCode, (await postLogin(t, 'wrong-token')).statusCode, (await postLogin(t, TOKEN)).statusCode]).toEqual([401, 401, 429]);
+  });
+});
+
+if (redisServerOrSkip('console sessions on two replicas')) {
+  describe('console sessions on two replicas on one Redis', { timeout: 90_000 }, () => {
+    let redis: TestRedis;
+    beforeAll(async () => {
+      redis = await startRedis();
+    });
+    afterAll(async () => {
+      await redis?.stop();
+    });
+
+    async function replicas(): Promise<[TestApp, TestApp]> {
+      const env = { STORE: 'redis', REDIS_URL: redis.url, REDIS_KEY_PREFIX: redis.newPrefix(), SCHEDULER_POLL_MS: '0' };
+      return [await start(env), await start(env)];
+    }
+
+    it('a session made on A works on B; logged out on B, it is dead on A, for pages and actions', async () => {
+      const [a, b] = await replicas();
+      const session = await logIn(a);
+      expect((await b.app.inject({ method: 'GET', url: '/console/payments', headers: { cookie: session.cookie } })).statusCode).toBe(200);
+      expect((await logOut(b, session)).statusCode).toBe(303);
+      await expectLoggedOut(a, session);
+      await expectLoggedOut(b, session);
+      expect(await storedIntents(a)).toBe(0);
+      expect(await redis.client.zcard(`${a.config.redis.keyPrefix}console:revoked-sessions`)).toBe(1);
+    });
+
+    it('failed logins count for both: 5 on A and 5 on B, then A answers 429 to the right token', async () => {
+      const [a, b] = await replicas();
+      for (let i = 0; i < 5; i++) expect([(await postLogin(a, 'wrong-token')).statusCode, (await postLogin(b, 'wrong-token')).statusCode]).toEqual([401, 401]);
+      const refused = await postLogin(a, TOKEN);
+      expect([refused.statusCode, refused.headers['retry-after']]).toEqual([429, '60']);
+    });
+
+    it('while Redis is away a logged-in page answers 503 with Retry-After (its session cannot be checked), not the page', async () => {
+      const [a] = await replicas();
+      const session = await logIn(a);
+      await redis.pause();
+      try {
+        const deadline = Date.now() + 20_000;
+        let res: LightMyRequestResponse;
+        do res = await a.app.inject({ method: 'GET', url: '/console/charts', headers: { cookie: session.cookie } });
+        while (res.statusCode !== 503 && Date.now() < deadline);
+        expect([res.statusCode, res.headers['retry-after']]).toEqual([503, '1']);
+        expect(res.body).toContain('The store is unavailable; retry shortly.');
+      } finally {
+        await redis.resume();
+      }
+    });
+  });
+}
