@@ -47,11 +47,71 @@ export function iso(ms: number | null | undefined): string {
   return ms === null || ms === undefined ? '' : new Date(ms).toISOString();
 }
 
-/** `12.34 EUR`; currencies without minor units (KRW, JPY) as integers. */
-const ZERO_DECIMAL: ReadonlySet<string> = new Set(['KRW', 'JPY', 'VND', 'CLP', 'ISK', 'XAF', 'XOF', 'UGX', 'PYG', 'RWF']);
+/**
+ * The ISO 4217 minor unit where the platform's Intl (ICU's CLDR data) shows another number of
+ * digits: CLDR rounds these to what is used in practice (0 for HUF, IDR, COP, PKR, IQD…), but an
+ * amount the APIs hold is in ISO 4217 minor units (`amount: 12345` in HUF is 123.45 HUF). Every
+ * other code takes Intl's digits (0 for KRW, JPY, KMF, XPF; 3 for BHD, KWD, JOD, OMR, TND; 2 for
+ * most, and for a code Intl does not know). test/unit/console-money.test.ts checks this list
+ * against Intl and ISO 4217, so a change of either shows.
+ */
+export const ISO_DIGITS_UNLIKE_CLDR: Readonly<Record<string, number>> = {
+  AFN: 2, ALL: 2, COP: 2, HUF: 2, IDR: 2, IQD: 3, IRR: 2, KPW: 2, LAK: 2, LBP: 2, MGA: 2, MMK: 2, PKR: 2, SLL: 2, SOS: 2, SYP: 2, YER: 2,
+};
+/** Digits when the code is not one Intl can take (not three letters): the commonest minor unit. */
+const FALLBACK_DIGITS = 2;
+const digitsKnown = new Map<string, number>();
+const MAX_KNOWN = 512;
+
+/** The number of minor-unit digits of an ISO 4217 currency code. */
+export function minorDigits(currency: string): number {
+  const code = currency.toUpperCase();
+  const known = digitsKnown.get(code);
+  if (known !== undefined) return known;
+  let digits = ISO_DIGITS_UNLIKE_CLDR[code];
+  if (digits === undefined) {
+    try {
+      digits = new Intl.NumberFormat('en-US', { style: 'currency', currency: code }).resolvedOptions().maximumFractionDigits ?? FALLBACK_DIGITS;
+    } catch {
+      digits = FALLBACK_DIGITS; // not a well-formed code: Intl refuses it
+    }
+  }
+  if (digitsKnown.size >= MAX_KNOWN) digitsKnown.clear();
+  digitsKnown.set(code, digits);
+  return digits;
+}
+
+const grouped = new Map<number, Intl.NumberFormat>();
+function groupedFormat(digits: number): Intl.NumberFormat {
+  let format = grouped.get(digits);
+  if (format === undefined) {
+    format = new Intl.NumberFormat('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits, useGrouping: true });
+    grouped.set(digits, format);
+  }
+  return format;
+}
+
+/**
+ * An amount in minor units (as every API holds it; KRW has none, so the Korean dialects' whole
+ * won are its minor units) as the currency's major units, with thousands separators:
+ * `1,234.56 USD`, `150,000 KRW`, `12.345 BHD`, `-60,000 KRW`. Exact: the decimal is built from
+ * the integer's digits (Intl formats a decimal string as it is), never by dividing a float.
+ */
 export function money(amount: number, currency: string): string {
-  if (ZERO_DECIMAL.has(currency.toUpperCase())) return `${amount.toLocaleString('en-US')} ${currency}`;
-  return `${(amount / 100).toFixed(2)} ${currency}`;
+  return `${decimal(amount, minorDigits(currency))} ${currency}`;
+}
+
+/** A whole number with thousands separators (`12,000`): counts and credits. */
+export function wholeNumber(n: number): string {
+  return groupedFormat(0).format(n);
+}
+
+function decimal(amount: number, digits: number): string {
+  if (!Number.isSafeInteger(amount)) return groupedFormat(digits).format(amount / 10 ** digits);
+  const sign = amount < 0 ? '-' : '';
+  const units = String(Math.abs(amount)).padStart(digits + 1, '0');
+  const text = digits === 0 ? units : `${units.slice(0, -digits)}.${units.slice(-digits)}`;
+  return groupedFormat(digits).format(`${sign}${text}` as Intl.StringNumericLiteral);
 }
 
 /** A query string from the non-empty values. */

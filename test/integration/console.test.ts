@@ -150,6 +150,30 @@ describe('the console on the server', () => {
     }
   });
 
+  it('shows amounts as the API means them: minor units in the currency’s major units (3 digits for BHD, none for KRW), with thousands separators, the ledger included', async () => {
+    t = await buildTestApp({ MOCK_MIN_DELAY_MS: '0', MOCK_MAX_DELAY_MS: '0', EVENT_PROCESSING_DELAY_MS: '0' });
+    const made = await t.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'R-bhd', amount: 1234567, currency: 'BHD', scenario: 'delay' } });
+    const id = (made.json() as { payment_intent_id: string }).payment_intent_id;
+    const listed = (await t.app.inject({ method: 'GET', url: '/console/payments?dialect=intent' })).body;
+    expect(listed).toContain(`<td class="ref">R-bhd</td><td class="num">1,234.567 BHD</td>`);
+    const detail = (await t.app.inject({ method: 'GET', url: `/console/payments/intent/${id}` })).body;
+    expect(detail).toContain('<div><dt>Amount</dt><dd>1,234.567 BHD</dd></div><div><dt>Refunded</dt><dd>0.000 BHD</dd></div>');
+    // A booking paid in KRW (whole won: its minor unit): the ledger as the other tables show amounts.
+    const booked = await t.app.inject({ method: 'POST', url: '/bookings', headers: { 'x-user-id': 'user_m' }, payload: { performanceId: 'perf_001', quantity: 5, paymentMethod: 'CREDIT_CARD' } });
+    const { bookingId, totalAmount } = booked.json() as { bookingId: string; totalAmount: number };
+    expect(totalAmount).toBe(150000);
+    const paid = await t.app.inject({ method: 'POST', url: '/payments/execute', headers: { 'x-user-id': 'user_m' }, payload: { bookingId, paymentMethodToken: 'tok_visa', cvv: '100' } });
+    expect(paid.statusCode, paid.body).toBe(200);
+    await t.clock.advance(10);
+    expect((await t.app.inject({ method: 'GET', url: '/bookings/my', headers: { 'x-user-id': 'user_m' } })).json()).toMatchObject([{ bookingId, status: 'confirmed' }]);
+    const bookings = (await t.app.inject({ method: 'GET', url: '/console/bookings' })).body;
+    expect(/<div id="ledger" data-topics="bookings">[^]*?<tbody>([^]*?)<\/tbody>/.exec(bookings)?.[1]).toBe(
+      '<tr><td>CUSTOMER_PAYABLE</td><td>KRW</td><td class="num">150,000 KRW</td><td class="num">0 KRW</td><td class="num">150,000 KRW</td></tr>' +
+        '<tr><td>MERCHANT_BALANCE</td><td>KRW</td><td class="num">0 KRW</td><td class="num">150,000 KRW</td><td class="num">-150,000 KRW</td></tr>',
+    );
+    expect(bookings).toContain(`<td class="num">150,000 KRW</td><td><span class="badge badge-completed" data-status="confirmed">confirmed</span>`);
+  });
+
   it('counts payments by status over everything stored, beyond the newest 500 it lists; a search counts only what it scanned, and says so', async () => {
     t = await buildTestApp();
     const { intents } = t.app.core;

@@ -3,7 +3,7 @@ import type { Performance } from '../../core/bookings/performances.ts';
 import type { BookingService } from '../../core/bookings/service.ts';
 import { isBookingEvent, type DomainEvent } from '../../core/events.ts';
 import type { LedgerStore, SeatStore } from '../../core/ports.ts';
-import { html, iso, money, raw, type Html } from '../html.ts';
+import { html, iso, money, raw, wholeNumber, type Html } from '../html.ts';
 import { absentIfNotFound, groupCounts, type HistoryEntry, type PaymentRow, type PaymentSource, type Panel, type PanelPage, type StatusGroup } from '../sources.ts';
 
 /**
@@ -138,7 +138,7 @@ function inbox(deps: BookingDeps): Panel {
       events.sort((a, b) => b.createdAt - a.createdAt);
       if (events.length === 0) return html`<p>No inbox events yet.</p>`;
       return html`<div class="scroll" tabindex="0"><table><thead><tr><th scope="col">Event</th><th scope="col">Type</th><th scope="col">Booking</th><th scope="col">Amount</th><th scope="col">Created</th><th scope="col">Processed</th><th scope="col">Lag</th></tr></thead><tbody>${events.slice(0, 100).map(
-        (e) => html`<tr><td><code>${e.eventId}</code></td><td>${e.type}</td><td><a href="/console/payments/booking/${e.bookingId}">${e.bookingId}</a></td><td>${money(e.details.amount, e.details.currency)}</td><td>${iso(e.createdAt)}</td><td>${e.processedAt === null ? html`<span class="badge badge-pending">unprocessed</span>` : iso(e.processedAt)}</td><td>${e.processedAt === null ? '' : `${e.processedAt - e.createdAt} ms`}</td></tr>`,
+        (e) => html`<tr><td><code>${e.eventId}</code></td><td>${e.type}</td><td><a href="/console/payments/booking/${e.bookingId}">${e.bookingId}</a></td><td class="num">${money(e.details.amount, e.details.currency)}</td><td>${iso(e.createdAt)}</td><td>${e.processedAt === null ? html`<span class="badge badge-pending">unprocessed</span>` : iso(e.processedAt)}</td><td>${e.processedAt === null ? '' : `${e.processedAt - e.createdAt} ms`}</td></tr>`,
       )}</tbody></table></div>`;
     },
   };
@@ -170,9 +170,9 @@ function ledger(deps: BookingDeps): Panel {
         balances.length === 0
           ? html`<p>No ledger entries yet.</p>`
           : html`<div class="scroll" tabindex="0"><table><thead><tr><th scope="col">Account</th><th scope="col">Currency</th><th scope="col">Debits</th><th scope="col">Credits</th><th scope="col">Balance</th></tr></thead><tbody>${balances.map(
-              (b) => html`<tr><td>${b.account}</td><td>${b.currency}</td><td>${b.debits}</td><td>${b.credits}</td><td>${b.balance}</td></tr>`,
+              (b) => html`<tr><td>${b.account}</td><td>${b.currency}</td><td class="num">${money(b.debits, b.currency)}</td><td class="num">${money(b.credits, b.currency)}</td><td class="num">${money(b.balance, b.currency)}</td></tr>`,
             )}</tbody></table></div>`;
-      return html`${table}<p class="imbalance ${imbalance === 0 ? 'ok' : 'bad'}" data-imbalance="${String(imbalance)}">Imbalance (total debits − total credits): <strong>${imbalance}</strong>${imbalance === 0 ? raw(' — balanced') : raw(' — <strong>a bug</strong>: it must be 0')}</p>`;
+      return html`${table}<p class="imbalance ${imbalance === 0 ? 'ok' : 'bad'}" data-imbalance="${String(imbalance)}">Imbalance (total debits − total credits): <strong>${wholeNumber(imbalance)}</strong>${imbalance === 0 ? raw(' — balanced') : raw(' — <strong>a bug</strong>: it must be 0')}</p>`;
     },
   };
 }

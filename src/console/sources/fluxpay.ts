@@ -7,7 +7,7 @@ import type { FluxPayService } from '../../core/fluxpay/service.ts';
 import type { WaitingRoomService } from '../../core/waiting-room/service.ts';
 import { FLUXPAY_SUBJECT_KIND } from '../../dialects/fluxpay/webhook-payload.ts';
 import { text, type FormBody } from '../forms.ts';
-import { html, iso, money, query, raw, type Html } from '../html.ts';
+import { html, iso, money, query, raw, wholeNumber, type Html } from '../html.ts';
 import type { HistoryEntry, PaymentAction, PaymentDetail, PaymentRow, PaymentSource, Panel, PanelPage, StatusGroup } from '../sources.ts';
 import { isWaitingRoomEvent, waitingRoomsPanel } from './waiting-rooms.ts';
 
@@ -74,7 +74,7 @@ function history(order: Order, payment: Payment | undefined): HistoryEntry[] {
     entries.push({ at: payment.createdAt, status: 'PENDING', event: 'fluxpay.payment_created', note: `payment ${payment.paymentKey} READY (${payment.method})` });
     if (payment.approvedAt !== null) entries.push({ at: payment.approvedAt, status: 'PAID', event: 'payment.approved', note: `approved (decided by ${payment.decidedBy ?? '—'})` });
   }
-  if (order.completedAt !== null) entries.push({ at: order.completedAt, status: 'COMPLETED', event: 'order.completed', note: order.chargedCredits === null ? 'completed' : `${order.chargedCredits} credits charged` });
+  if (order.completedAt !== null) entries.push({ at: order.completedAt, status: 'COMPLETED', event: 'order.completed', note: order.chargedCredits === null ? 'completed' : `${wholeNumber(order.chargedCredits)} credits charged` });
   if (order.cancelledAt !== null) entries.push({ at: order.cancelledAt, status: 'CANCELLED', event: 'order.cancelled', note: `cancelled${order.cancelReason === null ? '' : `: ${order.cancelReason}`}${order.paymentKey === null ? '' : '; payment refunded'}` });
   return entries.sort((a, b) => a.at - b.at);
 }
@@ -197,7 +197,7 @@ function credits(deps: FluxPayConsoleDeps): Panel {
       if (users.length === 0) return html`<p>No credits charged yet.</p>`;
       return html`<div class="scroll" tabindex="0"><table><thead><tr><th scope="col">User</th><th scope="col">Balance</th><th scope="col">Charged</th><th scope="col">Used</th><th scope="col">Refunded</th></tr></thead><tbody>${users.map(
         (b) =>
-          html`<tr data-user="${b.userId}"><td>${b.userId}</td><td class="num" data-balance="${String(b.balance)}">${b.balance}</td><td class="num">${b.charged}</td><td class="num">${b.used}</td><td class="num">${b.refunded}</td></tr>`,
+          html`<tr data-user="${b.userId}"><td>${b.userId}</td><td class="num" data-balance="${String(b.balance)}">${wholeNumber(b.balance)}</td><td class="num">${wholeNumber(b.charged)}</td><td class="num">${wholeNumber(b.used)}</td><td class="num">${wholeNumber(b.refunded)}</td></tr>`,
       )}</tbody></table></div>${more(total, users.length)}`;
     },
   };
@@ -217,7 +217,7 @@ function sagas(deps: FluxPayConsoleDeps): Panel {
       if (shown.length === 0) return html`<p>No usage sagas yet.</p>`;
       return html`<div class="scroll" tabindex="0"><table><thead><tr><th scope="col">Saga</th><th scope="col">User · usage</th><th scope="col">Order</th><th scope="col">Credits</th><th scope="col">Status</th><th scope="col">Steps</th><th scope="col">Deadline</th></tr></thead><tbody>${shown.map(
         (s) =>
-          html`<tr data-saga="${s.sagaId}"><td><code>${s.sagaId}</code></td><td>${s.userId} · ${s.usageId}</td><td>${s.orderId === null ? '—' : html`<a href="/console/payments/fluxpay/${encodeURIComponent(s.orderId)}">${s.orderId}</a>`}</td><td class="num">${s.credits ?? '—'}</td><td>${sagaBadge(s)}${s.failureReason === null ? '' : html` <small>${s.failureReason}</small>`}</td><td><ol class="steps">${
+          html`<tr data-saga="${s.sagaId}"><td><code>${s.sagaId}</code></td><td>${s.userId} · ${s.usageId}</td><td>${s.orderId === null ? '—' : html`<a href="/console/payments/fluxpay/${encodeURIComponent(s.orderId)}">${s.orderId}</a>`}</td><td class="num">${s.credits === null ? '—' : wholeNumber(s.credits)}</td><td>${sagaBadge(s)}${s.failureReason === null ? '' : html` <small>${s.failureReason}</small>`}</td><td><ol class="steps">${
             s.steps.length === 0 ? html`<li>none yet (plan: ${s.plan.join(', ') || '—'})</li>` : s.steps.map((step) => html`<li data-step="${step.step}">${step.step} <small>${step.kind.toLowerCase()} · ${step.status}${step.reason === null ? '' : ` · ${step.reason}`}</small></li>`)
           }</ol></td><td>${s.status === 'RUNNING' ? iso(s.deadlineAt) : '—'}</td></tr>`,
       )}</tbody></table></div>${more(total, shown.length)}`;
@@ -291,7 +291,7 @@ function reconciliation(deps: FluxPayConsoleDeps): Panel {
           ? html``
           : html`<ul class="mismatches">${report.mismatches.slice(0, MISMATCHES_SHOWN).map((m) => html`<li><strong>${m.kind}</strong> ${m.subject}: ${m.message}</li>`)}</ul>${more(count, Math.min(count, MISMATCHES_SHOWN))}`;
       return html`<p class="imbalance ${count === 0 ? 'ok' : 'bad'}" data-mismatches="${String(count)}">Mismatches: <strong>${count}</strong>${count === 0 ? raw(' — orders, payments, credits, sagas and the ledger agree') : raw(' — <strong>a bug</strong>: it must be 0')}</p>
-<p>Orders ${report.orders.total} · payments ${report.payments.total} · duplicate charges <strong data-duplicates="${String(report.duplicateCharges)}">${report.duplicateCharges}</strong> · users with credits ${report.credits.users} (${report.credits.totalBalance} credits held) · sagas ${report.sagas.total} (${report.sagas.running} running)</p>${list}`;
+<p>Orders ${report.orders.total} · payments ${report.payments.total} · duplicate charges <strong data-duplicates="${String(report.duplicateCharges)}">${report.duplicateCharges}</strong> · users with credits ${report.credits.users} (${wholeNumber(report.credits.totalBalance)} credits held) · sagas ${report.sagas.total} (${report.sagas.running} running)</p>${list}`;
     },
   };
 }

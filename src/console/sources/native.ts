@@ -52,7 +52,7 @@ function actions(intent: Intent): PaymentAction[] {
   if (intent.status === 'PENDING') return [{ name: 'cancel', label: 'Cancel intent' }];
   if (intent.status === 'APPROVED' || intent.status === 'PARTIALLY_REFUNDED') {
     const left = intent.amount - intent.refundedAmount;
-    return [{ name: 'refund', label: 'Refund', fields: [{ name: 'amount', label: 'Refund amount (minor units)', type: 'number', required: false, hint: `empty: all that is left (${left})` }] }];
+    return [{ name: 'refund', label: 'Refund', fields: [{ name: 'amount', label: 'Refund amount (minor units)', type: 'number', required: false, hint: `empty: all that is left (${left}, ${money(left, intent.currency)})` }] }];
   }
   return [];
 }
