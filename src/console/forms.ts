@@ -1,4 +1,6 @@
-import { validationFailed } from '../core/errors.ts';
+import { DomainError, validationFailed } from '../core/errors.ts';
+import { MAX_MIX_WEIGHT, MIX_OUTCOMES, parseMix, type Mix } from '../core/faults/mix.ts';
+import { SCENARIOS, type ScenarioRequest } from '../core/scenario.ts';
 
 /**
  * Reading the console's HTML form fields (every value a string) into the values the services
@@ -59,4 +61,43 @@ export function parseForm(body: string): Record<string, string> {
   const out: Record<string, string> = Object.create(null) as Record<string, string>;
   for (const [key, value] of new URLSearchParams(body)) out[key] = value;
   return out;
+}
+
+/** The form fields of the weights of scenario `mix`, one per outcome: `mix_approve`, `mix_fail`, `mix_delay`. */
+export const MIX_WEIGHT_FIELDS = MIX_OUTCOMES.map((outcome) => [outcome, `mix_${outcome}`] as const);
+
+/**
+ * The create forms' scenario: the one chosen, or for `mix` the weights given in the form (sent as
+ * the API's `mix`: each payment picks an outcome with probability weight / total), else the MIX
+ * setting's (`defaultMix`); weights with the default scenario (the /api/v2 form's) mean mix, as
+ * the API takes a mix without a scenario. Refused in the console's words, before anything is made: weights with
+ * another scenario, a weight that is not a whole number from 0 to MAX_MIX_WEIGHT, all weights 0,
+ * and mix with no weights when MIX is not set.
+ */
+export function scenarioChoice(body: FormBody, defaultMix: Mix | undefined): ScenarioRequest | undefined {
+  const scenario = oneOf(body, 'scenario', SCENARIOS);
+  const given: string[] = [];
+  for (const [outcome, name] of MIX_WEIGHT_FIELDS) {
+    const value = (body[name] ?? '').trim();
+    if (value === '') continue;
+    if (!/^\d+$/.test(value) || Number(value) > MAX_MIX_WEIGHT) throw refused(`The ${outcome} weight must be a whole number from 0 to ${MAX_MIX_WEIGHT.toLocaleString('en-US')}.`);
+    given.push(`${outcome}:${value}`);
+  }
+  // As the API takes a mix without a scenario: weights with the default scenario mean mix.
+  if (scenario !== 'mix' && (scenario !== undefined || given.length === 0)) {
+    if (given.length > 0) throw refused(`Mix weights are for scenario mix, and the scenario chosen is ${scenario}: choose mix, or empty the weights.`);
+    return scenario;
+  }
+  if (given.length === 0) {
+    if (defaultMix === undefined) throw refused('Scenario mix needs weights: give approve, fail or delay a weight (MIX is not set, so there are no default weights).');
+    return 'mix';
+  }
+  const parsed = parseMix(given.join(','));
+  // The fields give each outcome once with a valid weight: only all-zero weights are left to refuse.
+  if (!parsed.ok) throw refused('Scenario mix needs at least one weight above 0.');
+  return parsed.mix;
+}
+
+function refused(message: string): DomainError {
+  return new DomainError('VALIDATION_FAILED', message);
 }

@@ -8,12 +8,13 @@ import { DEFAULT_NAMESPACE } from '../core/faults/service.ts';
 import { isDeliveryEvent, type DomainEvent } from '../core/events.ts';
 import { SCENARIOS } from '../core/scenario.ts';
 import { FLUXPAY_SUBJECT_KIND } from '../dialects/fluxpay/webhook-payload.ts';
+import { formatMix } from '../core/faults/mix.ts';
 import { sendTestWebhook } from '../dialects/native/webhook-payload.ts';
 import { problemOf } from '../http/problem.ts';
 import { clearedCookie, ConsoleAuth, cookieValue, CSRF_FIELD, CSRF_HEADER, SESSION_COOKIE, sessionCookie, type Session } from './auth.ts';
 import { LiveFeed } from './feed.ts';
 import { ActivitySeries } from './series.ts';
-import { httpUrl, integer, oneOf, parseForm, text, type FormBody } from './forms.ts';
+import { httpUrl, integer, oneOf, parseForm, scenarioChoice, text, type FormBody } from './forms.ts';
 import type { Html } from './html.ts';
 import type { PageContext } from './layout.ts';
 import { chartsPage, errorPage, loginPage, panelPage } from './pages/other.ts';
@@ -334,6 +335,8 @@ const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options)
   });
 
   // ── payments ─────────────────────────────────────────────────────────────────────────────
+  /** The MIX setting's weights, which the create forms' scenario mix takes when no weights are given. */
+  const defaultMix = config.scenarios.mix === undefined ? undefined : formatMix(config.scenarios.mix);
   const messages = (request: FastifyRequest, notices: Readonly<Record<string, string>>): { notice?: string } => {
     const code = (request.query as { notice?: string }).notice;
     const text = code === undefined ? undefined : notices[code];
@@ -342,7 +345,7 @@ const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options)
 
   app.get('/payments', { schema: HIDE }, async (request, reply) => {
     const { filters, invalid } = readPaymentFilters(sources, request.query as Record<string, string | undefined>);
-    return send(reply, paymentsPage(context(request), sources, filters, await listPayments(sources, filters), { ...messages(request, PAYMENT_NOTICES), invalid }));
+    return send(reply, paymentsPage(context(request), sources, filters, await listPayments(sources, filters), { ...messages(request, PAYMENT_NOTICES), invalid }, defaultMix));
   });
 
   const sourceOf = (dialect: string): PaymentSource => {
@@ -381,7 +384,7 @@ const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options)
       reservationId: text(body, 'reservation_id', { max: 128, required: true }) as string,
       amount: integer(body, 'amount', { min: 1, max: 100_000_000_000, required: true }) as number,
       currency: text(body, 'currency', { max: 3, pattern: /^[A-Z]{3}$/, rule: 'three upper-case letters' }) ?? 'KRW',
-      scenario: card === undefined ? oneOf(body, 'scenario', SCENARIOS) : undefined,
+      scenario: card === undefined ? scenarioChoice(body, config.scenarios.mix) : undefined,
       delayMs: integer(body, 'delay_ms', { min: 0, max: 600_000 }),
       card,
       webhookUrl: httpUrl(body, 'webhook_url'),
@@ -399,7 +402,7 @@ const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options)
         amount: integer(body, 'amount', { min: 1, max: 100_000_000_000, required: true }) as number,
         callbackUrl: httpUrl(body, 'callback_url', true) as string,
       },
-      oneOf(body, 'scenario', SCENARIOS),
+      scenarioChoice(body, config.scenarios.mix),
     );
     if (outcome.kind === 'conflict') throw new DomainError('INVALID_STATE', `tx_id ${outcome.payment.txId} already has a payment made by another request.`);
     return reply.redirect(withNotice(`/console/payments/v2/${encodeURIComponent(outcome.payment.id)}`, 'created'), 303);

@@ -184,6 +184,34 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
     await page.close();
   }, TIMEOUT);
 
+  it('creates an intent decided by scenario mix with the weights of the form (MIX not set), and says in its own words when weights are missing', async () => {
+    const errorsBefore = consoleErrors.length;
+    const page = await newPage();
+    await page.goto(`${served.origin}/console/payments`);
+    const form = page.getByRole('group', { name: 'Native intent (/v1/sim)' });
+    await form.getByLabel('Reservation id').fill('R-console-mix');
+    await form.getByLabel('Scenario').selectOption('mix');
+    await form.getByRole('button', { name: 'Create intent' }).click();
+    await expect.poll(() => page.locator('.notice-error').innerText()).toBe('Scenario mix needs weights: give approve, fail or delay a weight (MIX is not set, so there are no default weights).');
+    expect(((await api('GET', '/v1/sim/intents')).json as { data: Array<{ reservation_id: string }> }).data.filter((i) => i.reservation_id === 'R-console-mix')).toEqual([]);
+
+    await page.goto(`${served.origin}/console/payments`);
+    await form.getByLabel('Reservation id').fill('R-console-mix');
+    await form.getByLabel('Scenario').selectOption('mix');
+    const weights = form.getByRole('group', { name: 'Mix weights (scenario mix)' });
+    expect(await weights.locator('small').innerText()).toBe('Each payment picks an outcome with probability weight / total. Needed for mix: MIX is not set.');
+    await weights.getByLabel('approve').fill('0');
+    await weights.getByLabel('fail').fill('1');
+    await form.getByRole('button', { name: 'Create intent' }).click();
+    await page.waitForURL(/\/console\/payments\/intent\/pay_[0-9A-Z]{26}\?notice=created$/);
+    const id = /\/(pay_[0-9A-Z]{26})\?/.exec(page.url())?.[1] as string;
+    await page.locator('#payment-status [data-status="FAILED"]').waitFor({ timeout: 3000 });
+    expect((await api('GET', `/v1/sim/intents/${id}`)).json).toMatchObject({ reservation_id: 'R-console-mix', scenario: 'mix', status: 'FAILED' });
+    await page.close();
+    // The browser and htmx report the refusal's 400; nothing else.
+    expect(consoleErrors.splice(errorsBefore).filter((m) => !/status of 400|Error Code 400/.test(m))).toEqual([]);
+  }, TIMEOUT);
+
   it('shows payments made through the API in the decisions chart live, without a reload', async () => {
     const page = await newPage();
     await page.goto(`${served.origin}/console/charts`);

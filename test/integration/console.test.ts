@@ -104,6 +104,54 @@ describe('the console on the server', () => {
     expect(good.headers.location).toBe(`/console/payments/intent/${listed.data[0]?.payment_intent_id}?notice=created`);
   });
 
+  it('makes payments decided by scenario mix from the create forms: with the form’s weights, or MIX’s when it is set and none are given; refuses in its own words', async () => {
+    type Intent = { reservation_id: string; scenario: string; status: string };
+    const intentsOf = async (): Promise<Array<[string, string, string]>> =>
+      ((await t!.app.inject({ method: 'GET', url: '/v1/sim/intents' })).json() as { data: Intent[] }).data.map((i) => [i.reservation_id, i.scenario, i.status]);
+    // MIX not set: the form says so, and the weights given decide.
+    t = await buildTestApp({ DEFAULT_FAIL_DELAY_MS: '0' });
+    let { cookie, csrf } = await session(t.app);
+    const page = (await t.app.inject({ method: 'GET', url: '/console/payments', headers: { cookie } })).body;
+    expect(page).toContain(
+      '<fieldset class="weights"><legend>Mix weights (scenario mix)</legend>\n      <div class="field"><label for="c-mix-approve">approve</label><input id="c-mix-approve" name="mix_approve" type="number" min="0" max="1000000" step="1" inputmode="numeric" aria-describedby="c-mix-hint"></div>',
+    );
+    expect(page).toContain('<small id="c-mix-hint">Each payment picks an outcome with probability weight / total. Needed for mix: MIX is not set.</small>');
+    const post = (path: string, payload: string) => t!.app.inject({ method: 'POST', url: `/console/payments/new/${path}`, headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' }, payload: `_csrf=${csrf}&${payload}` });
+    const refusals: Array<[string, string]> = [
+      ['scenario=mix', 'Scenario mix needs weights: give approve, fail or delay a weight (MIX is not set, so there are no default weights).'],
+      ['scenario=mix&mix_approve=0&mix_fail=0&mix_delay=', 'Scenario mix needs at least one weight above 0.'],
+      ['scenario=mix&mix_fail=1.5', 'The fail weight must be a whole number from 0 to 1,000,000.'],
+      ['scenario=approve&mix_fail=1', 'Mix weights are for scenario mix, and the scenario chosen is approve: choose mix, or empty the weights.'],
+    ];
+    for (const [form, message] of refusals) {
+      const res = await post('intent', `reservation_id=R-mix&amount=100&${form}`);
+      expect([res.statusCode, /<p class="notice notice-error" role="alert">([^<]*)<\/p>/.exec(res.body)?.[1]]).toEqual([400, message]);
+    }
+    expect(await intentsOf()).toEqual([]);
+    expect((await post('intent', 'reservation_id=R-mix-fail&amount=100&scenario=mix&mix_approve=0&mix_fail=1&mix_delay=0')).statusCode).toBe(303);
+    const v2 = await post('v2', 'tx_id=tx-mix-1&order_id=1&user_id=1&amount=100&callback_url=http%3A%2F%2F127.0.0.1%3A9%2Fcb&scenario=mix&mix_fail=3');
+    expect(v2.statusCode).toBe(303);
+    // Weights with the /api/v2 form's default scenario mean mix, as X-Sim-Mix without X-Sim-Scenario does.
+    expect((await post('v2', 'tx_id=tx-mix-2&order_id=1&user_id=1&amount=100&callback_url=http%3A%2F%2F127.0.0.1%3A9%2Fcb&scenario=&mix_fail=3')).statusCode).toBe(303);
+    await t.clock.advance(10);
+    expect(await intentsOf()).toEqual([['R-mix-fail', 'mix', 'FAILED']]);
+    for (const tx of ['tx-mix-1', 'tx-mix-2']) expect((await t.app.v2Payments.get(`pay_${tx}`))).toMatchObject({ scenario: 'mix', status: 'PAYMENT_FAILED' });
+    await t.app.close();
+
+    // MIX set: mix without weights takes its weights; weights given still win.
+    t = await buildTestApp({ MIX: 'fail:1', DEFAULT_FAIL_DELAY_MS: '0', DEFAULT_APPROVE_DELAY_MS: '0' });
+    ({ cookie, csrf } = await session(t.app));
+    expect((await t.app.inject({ method: 'GET', url: '/console/payments', headers: { cookie } })).body).toContain('<small id="v-mix-hint">Each payment picks an outcome with probability weight / total. Empty: the MIX setting’s fail:1.</small>');
+    expect((await post('intent', 'reservation_id=R-mix-setting&amount=100&scenario=mix')).statusCode).toBe(303);
+    await t.clock.advance(10);
+    expect((await post('intent', 'reservation_id=R-mix-form&amount=100&scenario=mix&mix_approve=1')).statusCode).toBe(303);
+    await t.clock.advance(10);
+    expect(await intentsOf()).toEqual([
+      ['R-mix-form', 'mix', 'APPROVED'],
+      ['R-mix-setting', 'mix', 'FAILED'],
+    ]);
+  });
+
   it('refuses an action on a payment in a state that does not allow it, through the service', async () => {
     t = await buildTestApp();
     const { cookie, csrf } = await session(t.app);

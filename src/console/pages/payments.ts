@@ -1,5 +1,7 @@
 import type { Delivery } from '../../core/deliveries.ts';
+import { MAX_MIX_WEIGHT } from '../../core/faults/mix.ts';
 import { SCENARIOS } from '../../core/scenario.ts';
+import { MIX_WEIGHT_FIELDS } from '../forms.ts';
 import { html, iso, money, query, type Html } from '../html.ts';
 import { csrfInput, notice, page, type PageContext } from '../layout.ts';
 import { noCounts, STATUS_GROUPS, type PaymentDetail, type PaymentRow, type PaymentSource, type StatusGroup } from '../sources.ts';
@@ -129,7 +131,19 @@ function filtersForm(sources: readonly PaymentSource[], filters: PaymentFilters)
 </form>`;
 }
 
-function createForms(ctx: PageContext, error: string | undefined): Html {
+/**
+ * The weights of scenario mix (forms.ts scenarioChoice reads them): one field per outcome, empty by
+ * default; the hint says what empty means, the MIX setting's weights or, without MIX, nothing.
+ */
+function mixWeights(prefix: string, defaultMix: string | undefined): Html {
+  const hint = `${prefix}-mix-hint`;
+  return html`<fieldset class="weights"><legend>Mix weights (scenario mix)</legend>
+      ${MIX_WEIGHT_FIELDS.map(([outcome, name]) => html`<div class="field"><label for="${prefix}-mix-${outcome}">${outcome}</label><input id="${prefix}-mix-${outcome}" name="${name}" type="number" min="0" max="${String(MAX_MIX_WEIGHT)}" step="1" inputmode="numeric" aria-describedby="${hint}"></div>`)}
+      <small id="${hint}">Each payment picks an outcome with probability weight / total. ${defaultMix === undefined ? 'Needed for mix: MIX is not set.' : `Empty: the MIX setting’s ${defaultMix}.`}</small>
+    </fieldset>`;
+}
+
+function createForms(ctx: PageContext, error: string | undefined, defaultMix: string | undefined): Html {
   return html`<section class="card create" aria-labelledby="create-h">
   <h2 id="create-h">Create a payment</h2>
   ${notice('error', error)}
@@ -140,6 +154,7 @@ function createForms(ctx: PageContext, error: string | undefined): Html {
     <div class="field"><label for="c-amount">Amount (minor units)</label><input id="c-amount" name="amount" type="number" min="1" required value="10000"></div>
     <div class="field"><label for="c-cur">Currency</label><input id="c-cur" name="currency" value="KRW" pattern="[A-Z]{3}" maxlength="3" required></div>
     <div class="field"><label for="c-scn">Scenario</label><select id="c-scn" name="scenario">${SCENARIOS.map((s) => html`<option value="${s}">${s}</option>`)}</select></div>
+    ${mixWeights('c', defaultMix)}
     <div class="field"><label for="c-delay">Delay (ms, optional)</label><input id="c-delay" name="delay_ms" type="number" min="0" max="600000"></div>
     <details><summary>Pay by card instead (the CVV decides)</summary>
       <div class="field"><label for="c-card">Card number</label><input id="c-card" name="card_number" inputmode="numeric" maxlength="19" autocomplete="off"></div>
@@ -158,6 +173,7 @@ function createForms(ctx: PageContext, error: string | undefined): Html {
     <div class="field"><label for="v-amount">Amount (KRW)</label><input id="v-amount" name="amount" type="number" min="1" required value="10000"></div>
     <div class="field"><label for="v-cb">Callback URL</label><input id="v-cb" name="callback_url" type="url" required maxlength="2048"></div>
     <div class="field"><label for="v-scn">Scenario</label><select id="v-scn" name="scenario"><option value="">default (V2_DEFAULT_SCENARIO)</option>${SCENARIOS.map((s) => html`<option value="${s}">${s}</option>`)}</select></div>
+    ${mixWeights('v', defaultMix)}
     <button type="submit">Create payment</button>
     </fieldset>
   </form>
@@ -197,14 +213,15 @@ function table(listed: Listed, sources: readonly PaymentSource[], filters: Payme
 ${footer(listed, filters)}`;
 }
 
-export function paymentsPage(ctx: PageContext, sources: readonly PaymentSource[], filters: PaymentFilters, listed: Listed, messages: { notice?: string; error?: string; invalid?: readonly string[] }): Html {
+/** `defaultMix`: the MIX setting's weights as text (`approve:90,fail:7,delay:3`), or undefined when MIX is not set. */
+export function paymentsPage(ctx: PageContext, sources: readonly PaymentSource[], filters: PaymentFilters, listed: Listed, messages: { notice?: string; error?: string; invalid?: readonly string[] }, defaultMix?: string): Html {
   return page(ctx, {
     title: 'Payments',
     active: 'payments',
     body: html`${notice('ok', messages.notice)}<div class="split">
 <section class="card" aria-labelledby="list-h"><h2 id="list-h">All payments</h2>${(messages.invalid ?? []).map((text) => notice('error', text))}${filtersForm(sources, filters)}
 <div id="payments-list" data-topics="payments">${table(listed, sources, filters)}</div></section>
-${createForms(ctx, messages.error)}
+${createForms(ctx, messages.error, defaultMix)}
 </div>`,
   });
 }
