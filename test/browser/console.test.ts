@@ -7,6 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/app.ts';
+import { StoreUnavailableError } from '../../src/core/errors.ts';
 import { loadConfig } from '../../src/config.ts';
 import type { LiveFeed } from '../../src/console/feed.ts';
 import { CHROMIUM_MISSING, chromiumPath, inCi } from '../helpers/chromium.ts';
@@ -276,6 +277,49 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
     await page.getByLabel('Updates').selectOption('live');
     await live(page);
     await page.close();
+  }, TIMEOUT);
+
+  it('says when a 5-second refresh fails (the store away: 503), keeps the rows it has, retries, and clears the notice when a refresh succeeds', async () => {
+    const errorsBefore = consoleErrors.length;
+    const page = await newPage();
+    await page.goto(`${served.origin}/console/payments?dialect=intent&status=&q=`);
+    await page.getByLabel('Updates').selectOption('5s');
+    const status = page.locator('#live-status');
+    await expect.poll(() => status.innerText()).toBe('Refreshing every 5 s');
+    await mark(page);
+    const before = await api('POST', '/v1/sim/intent', { reservation_id: 'R-before-outage', amount: 100, scenario: 'delay' });
+    const beforeId = (before.json as { payment_intent_id: string }).payment_intent_id;
+    await page.locator(`tr[data-id="${beforeId}"]`).waitFor({ timeout: 6000 });
+    // The intents store answers as a Redis store does while Redis is away.
+    const store = served.app.core.stores.intents;
+    const { list } = store;
+    store.list = () => Promise.reject(new StoreUnavailableError());
+    try {
+      await expect.poll(() => status.getAttribute('data-state'), { timeout: 6000, interval: 100 }).toBe('error');
+      expect(await status.innerText()).toBe('Refresh failed: error 503 · The store is unavailable; retry shortly. Retrying every 5 s.');
+      expect([await status.getAttribute('role'), await status.getAttribute('aria-live')]).toEqual(['status', 'polite']);
+      // What it showed stays, under the notice; still the same document.
+      expect(await page.locator(`tr[data-id="${beforeId}"]`).count()).toBe(1);
+      expect(await stillMarked(page)).toBe(true);
+      // It keeps trying on its schedule, and keeps saying so.
+      const refreshed = Number(await page.evaluate<string>('document.body.dataset.refreshed'));
+      await expect.poll(async () => Number(await page.evaluate<string>('document.body.dataset.refreshed')), { timeout: 6000, interval: 100 }).toBeGreaterThan(refreshed);
+      expect(await status.getAttribute('data-state')).toBe('error');
+    } finally {
+      store.list = list;
+    }
+    const after = await api('POST', '/v1/sim/intent', { reservation_id: 'R-after-outage', amount: 100, scenario: 'delay' });
+    const afterId = (after.json as { payment_intent_id: string }).payment_intent_id;
+    await expect.poll(() => status.getAttribute('data-state'), { timeout: 6000, interval: 100 }).toBe('slow');
+    expect(await status.innerText()).toBe('Refreshing every 5 s');
+    expect(await page.locator(`tr[data-id="${afterId}"]`).count()).toBe(1);
+    expect(await stillMarked(page)).toBe(true);
+    expect((await axe(page)).length).toBe(0);
+    await page.getByLabel('Updates').selectOption('live');
+    await live(page);
+    await page.close();
+    // The browser reports the 503 answers it got; nothing else.
+    expect(consoleErrors.splice(errorsBefore).filter((m) => !/status of 503/.test(m))).toEqual([]);
   }, TIMEOUT);
 
   it('falls back to polling every second when the browser has no event stream', async () => {
@@ -723,5 +767,30 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console with CONSO
       const found = await p.evaluate<Array<{ id: string; impact: string }>>('axe.run().then((r) => r.violations)');
       return found.filter((v) => v.impact === 'serious' || v.impact === 'critical');
     }
+  }, TIMEOUT);
+
+  it('says when the session ended under an open page (its refresh sent to the login form), with a link to log in again', async () => {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const page = await context.newPage();
+    await page.goto(`${served.origin}/console/payments?dialect=&status=&q=`);
+    await page.getByLabel('Console token').fill(TOKEN);
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await page.waitForURL(`${served.origin}/console/payments?dialect=&status=&q=`);
+    await page.getByLabel('Updates').selectOption('5s');
+    const status = page.locator('#live-status');
+    await expect.poll(() => status.innerText()).toBe('Refreshing every 5 s');
+    // The session cookie gone (as after a log out elsewhere, or an expiry): the next refresh is sent to the login form.
+    await context.clearCookies();
+    await expect.poll(() => status.getAttribute('data-state'), { timeout: 6000, interval: 100 }).toBe('error');
+    expect(await status.innerText()).toBe('Session ended: log in again');
+    const link = status.getByRole('link', { name: 'log in again' });
+    expect(await link.getAttribute('href')).toBe('/console/login?next=%2Fconsole%2Fpayments%3Fdialect%3D%26status%3D%26q%3D');
+    expect(await page.locator('h1').innerText()).toBe('Payments');
+    await link.click();
+    await page.getByLabel('Console token').fill(TOKEN);
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await page.waitForURL(`${served.origin}/console/payments?dialect=&status=&q=`);
+    await expect.poll(() => status.innerText()).toBe('Refreshing every 5 s');
+    await context.close();
   }, TIMEOUT);
 });

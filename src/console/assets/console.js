@@ -1,7 +1,7 @@
 // paysim console: live updates (Server-Sent Events, polling as the fallback, a pause switch and
 // the 5-second refresh of the original console), remembered settings and filters, hold countdowns.
 // No inline script anywhere (the CSP forbids it): this file and htmx are all the page runs.
-/* global document, location, localStorage, fetch, setTimeout, setInterval, clearInterval, DOMParser, Element, EventSource, URLSearchParams, htmx -- a browser script, run by the console page */
+/* global document, location, localStorage, fetch, setTimeout, clearTimeout, setInterval, clearInterval, URL, DOMParser, Element, EventSource, URLSearchParams, htmx -- a browser script, run by the console page */
 (() => {
   'use strict';
   const SETTINGS_KEY = 'paysim.console.settings';
@@ -11,6 +11,7 @@
   const SLOW_POLL_MS = 5000;
   /** A change arriving while a refresh runs is folded into one more refresh after it. */
   const MIN_GAP_MS = 200;
+  const LOGIN_PATH = '/console/login';
 
   const load = () => {
     try {
@@ -30,11 +31,74 @@
   let refreshing = false;
   let lastRefresh = 0;
 
-  const setStatus = (text, state) => {
+  /** What the mode shows while refreshes succeed ('Live', 'Refreshing every 5 s'…). */
+  let modeStatus = null;
+  /** Why the last refresh failed (null once one succeeds): shown instead of the mode, with a log-in link when the session ended. */
+  let failure = null;
+  /** While live and failing: the next try (the 5-second schedule; the event stream may tell nothing for long). */
+  let retryTimer = null;
+
+  const showStatus = () => {
     const el = document.getElementById('live-status');
-    if (el === null) return;
-    el.textContent = text;
-    el.dataset.state = state;
+    if (el === null || modeStatus === null) return;
+    const shown = failure === null ? modeStatus : { text: failure.text, state: 'error' };
+    el.textContent = shown.text;
+    if (failure !== null && failure.login) {
+      const link = document.createElement('a');
+      link.href = '/console/login?next=' + encodeURIComponent(location.pathname + location.search);
+      link.textContent = 'log in again';
+      el.append(' ', link);
+    }
+    el.dataset.state = shown.state;
+  };
+
+  const setStatus = (text, state) => {
+    modeStatus = { text, state };
+    showStatus();
+  };
+
+  /** A refresh failed: say so (the status is an aria-live region), and keep trying on the schedule. */
+  const retrying = () => (pollTimer !== null && settings.mode !== '5s' ? 'Retrying every second.' : 'Retrying every 5 s.');
+
+  const failed = (text, login = false) => {
+    if (settings.paused) return;
+    const changed = failure === null || failure.text !== text;
+    failure = { text, login };
+    if (changed) showStatus();
+    if (source !== null && retryTimer === null) {
+      retryTimer = setTimeout(() => {
+        retryTimer = null;
+        if (failure !== null && source !== null) refresh(null);
+      }, SLOW_POLL_MS);
+    }
+  };
+
+  const succeeded = () => {
+    if (failure === null) return;
+    failure = null;
+    showStatus();
+  };
+
+  /** The answer of a refresh: its HTML, or null after saying why it cannot be used. */
+  const answered = (res) => {
+    const ended = res.status === 401 || (res.redirected && new URL(res.url, location.href).pathname === LOGIN_PATH);
+    if (ended) {
+      failed('Session ended:', true);
+      return Promise.resolve(null);
+    }
+    if (res.ok) return res.text();
+    // The console's error page says why in its notice (`The store is unavailable; retry shortly.`).
+    return res.text().then(
+      (text) => {
+        const why = new DOMParser().parseFromString(text, 'text/html').querySelector('.notice-error');
+        failed(`Refresh failed: error ${res.status}${why === null ? '' : ' · ' + why.textContent.trim()} ${retrying()}`);
+        return null;
+      },
+      () => {
+        failed(`Refresh failed: error ${res.status}. ${retrying()}`);
+        return null;
+      },
+    );
   };
 
   /**
@@ -73,9 +137,10 @@
         ready.length === 0
           ? Promise.resolve()
           : fetch(url, { headers: { 'x-console-refresh': '1' }, credentials: 'same-origin' })
-              .then((res) => (res.ok && location.pathname + location.search === url ? res.text() : null))
+              .then((res) => (location.pathname + location.search === url ? answered(res) : null))
               .then((text) => {
                 if (text === null) return;
+                succeeded();
                 const fresh = new DOMParser().parseFromString(text, 'text/html');
                 for (const el of ready) {
                   const next = fresh.getElementById(el.id);
@@ -92,7 +157,8 @@
                   if (typeof htmx !== 'undefined') htmx.process(adopted);
                 }
               })
-              .catch(() => undefined);
+              // No answer at all: the service is down or unreachable.
+              .catch(() => failed(`Refresh failed: the service did not answer. ${retrying()}`));
       const jobs = [job];
       Promise.all(jobs).finally(() => {
         lastRefresh = Date.now();
@@ -118,6 +184,8 @@
     pollTimer = null;
     if (regionTimer !== null) clearInterval(regionTimer);
     regionTimer = null;
+    if (retryTimer !== null) clearTimeout(retryTimer);
+    retryTimer = null;
   };
 
   /** The topics of the regions on the page marked `data-poll` (none on most pages: then nothing is fetched). */
@@ -134,7 +202,10 @@
 
   const start = () => {
     stop();
-    if (settings.paused) return setStatus('Paused', 'paused');
+    if (settings.paused) {
+      failure = null; // nothing is refreshed while paused: the next refresh tells again
+      return setStatus('Paused', 'paused');
+    }
     if (settings.mode === '5s') return poll(SLOW_POLL_MS, 'Refreshing every 5 s', 'slow');
     if (typeof EventSource === 'undefined') return poll(FALLBACK_POLL_MS, 'Polling every second (no event stream)', 'polling');
     source = new EventSource('/console/events');
@@ -181,6 +252,7 @@
     }
     const status = document.getElementById('live-status');
     if (status !== null && status.dataset.state === undefined) {
+      if (modeStatus !== null) return showStatus(); // a boosted navigation's new header: what the page knows
       status.textContent = settings.paused ? 'Paused' : source !== null && source.readyState === EventSource.OPEN ? 'Live' : pollTimer !== null ? (settings.mode === '5s' ? 'Refreshing every 5 s' : 'Polling every second') : 'Connecting…';
       status.dataset.state = settings.paused ? 'paused' : 'live';
     }
