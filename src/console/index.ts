@@ -6,7 +6,6 @@ import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, F
 import { DomainError, notFound, validationFailed } from '../core/errors.ts';
 import { DEFAULT_NAMESPACE } from '../core/faults/service.ts';
 import { isDeliveryEvent, type DomainEvent } from '../core/events.ts';
-import { SCENARIOS } from '../core/scenario.ts';
 import { FLUXPAY_SUBJECT_KIND } from '../dialects/fluxpay/webhook-payload.ts';
 import { formatMix } from '../core/faults/mix.ts';
 import { sendTestWebhook } from '../dialects/native/webhook-payload.ts';
