@@ -40,6 +40,12 @@ const SECRET_VARIABLES: ReadonlySet<string> = new Set(['WEBHOOK_SECRET', 'WEBHOO
  * one that expires first goes, and would pass for live again until its expiry.
  */
 export const CONSOLE_MAX_REVOKED_SESSIONS = 100_000;
+/**
+ * Client addresses whose failed console logins are counted at once, in a store of their own (not
+ * FluxPay's rate-limit windows, which any client can fill with new X-Client-Id values and so
+ * would reset the count); beyond it the oldest window goes first.
+ */
+export const CONSOLE_MAX_LOGIN_ADDRESSES = 100_000;
 /** How often a scheduler on a shared store looks for work other replicas scheduled (SCHEDULER_POLL_MS unset, STORE=redis). */
 export const DEFAULT_REDIS_SCHEDULER_POLL_MS = 250;
 const SCHEME_LIST = '(standard|legacy|stripe)\\s*(,\\s*(standard|legacy|stripe)\\s*)*';

@@ -141,6 +141,7 @@ const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options)
   const auth = new ConsoleAuth(options.token, options.sessionKey, options.sessionTtlMs);
   const maxLoginFailures = options.maxLoginFailures ?? 10;
   app.core.onSweep((now) => stores.revokedSessions.sweep(now));
+  app.core.onSweep((now) => stores.consoleLogins.sweep(now));
   const assets = loadAssets();
 
   const bookingDeps = { service: app.bookings.service, seats: stores.seats, ledger: stores.ledger, performances: app.bookings.performances, now: () => clock.now() };
@@ -280,8 +281,8 @@ const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options)
     if (!auth.required || request.consoleSession?.authenticated === true) return reply.redirect(next, 303);
     return send(reply, loginPage(undefined, next, context(request).csrf));
   });
-  // Every attempt counts in its address' window (the rate-limit store, shared by the replicas on
-  // Redis); a success ends the window, so what it counts is the failures since the last success.
+  // Every attempt counts in its address' window (a rate-limit store of its own, shared by the
+  // replicas on Redis: in FluxPay's, new X-Client-Id values could push it out); a success ends the window, so what it counts is the failures since the last success.
   // Past maxLoginFailures, a login is refused with 429 until the window ends, whatever its token.
   app.post('/login', { schema: HIDE }, async (request, reply) => {
     const body = (request.body ?? {}) as FormBody;
@@ -290,7 +291,7 @@ const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options)
     const address = request.ip;
     const key = `console-login:${normalizeIP(address)}`;
     const now = clock.now();
-    const window = await stores.rateLimits.hit(key, LOGIN_WINDOW_MS, now);
+    const window = await stores.consoleLogins.hit(key, LOGIN_WINDOW_MS, now);
     if (window.current > maxLoginFailures) {
       const retryAfterS = Math.max(1, Math.ceil((window.resetAt - now) / 1000));
       // Once per window (the first refusal; the count is shared, so one replica says it), not per attempt of a flood.
@@ -304,7 +305,7 @@ const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options)
       request.log.warn({ address, failures: window.current }, `console login failed: wrong token from ${address}`);
       return send(reply, loginPage('Wrong token.', next, context(request).csrf), 401);
     }
-    await stores.rateLimits.reset(key);
+    await stores.consoleLogins.reset(key);
     const issued = auth.issue(true, now);
     request.log.info({ address }, `console login from ${address}`);
     return reply.header('set-cookie', sessionCookie(issued.value, request.protocol === 'https', auth.ttlMs)).redirect(next, 303);

@@ -502,4 +502,6 @@ export interface Stores {
   faultRules: FaultRuleStore;
   /** The web console's logged-out sessions (src/console/auth.ts). */
   revokedSessions: RevokedSessionStore;
+  /** The web console's failed logins per client address, in one-minute windows: a rate-limit store of their own (CONSOLE_MAX_LOGIN_ADDRESSES). */
+  consoleLogins: RateLimitStore;
 }

@@ -255,11 +255,12 @@ export const EFFECTS: { [S in keyof Stores]: Record<string, Judge> } = {
   waitingRooms: { putRoom: kindIs('created', 'updated'), createRoom: kindIs('created'), declareRoom: kindIs('created', 'updated'), enter: kindIs('entered'), useToken: kindIs('used'), releaseToken: (r) => (r as { released?: boolean } | undefined)?.released === true, sweep: positive },
   // Every request a FluxPay route receives counts against its client's limit, whatever the answer
   // (a refused request is still traffic, as with any gateway's limiter): a hit is not a change of state.
-  // reset: the console's successful login ends its address' window of failures.
   rateLimits: { reset: always, sweep: positive },
   // A claim counts the match even when the rule does not apply: any claim changed a counter.
   faultRules: { create: ok, declare: kindIs('applied'), setEnabled: defined, delete: (r) => r === true, deleteAll: positive, claimHit: (r) => (r as { kind?: string } | undefined)?.kind !== 'gone' },
   revokedSessions: { revoke: always, sweep: positive },
+  // reset: the console's successful login ends its address' window of failures.
+  consoleLogins: { reset: always, sweep: positive },
 };
 
 export interface Change {

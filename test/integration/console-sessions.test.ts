@@ -154,6 +154,14 @@ describe('console sessions', () => {
     expect((await postLogin(t, TOKEN)).statusCode).toBe(429);
   });
 
+  it('FluxPay clients cannot push the count out: with FLUXPAY_RATE_LIMIT_MAX_KEYS=1, requests of new X-Client-Id values after 2 failures leave the third attempt refused', async () => {
+    const t = await start({ CONSOLE_MAX_LOGIN_FAILURES: '2', FLUXPAY_RATE_LIMIT_MAX_KEYS: '1' });
+    for (let i = 0; i < 2; i++) expect((await postLogin(t, 'wrong-token')).statusCode).toBe(401);
+    // Each new client's window of FluxPay's rate limits (one key at most) pushes out the oldest.
+    for (let i = 0; i < 3; i++) expect((await t.app.inject({ url: '/api/v1/outbox', headers: { 'x-client-id': `evict-${i}` } })).statusCode).toBe(200);
+    expect((await postLogin(t, TOKEN)).statusCode).toBe(429);
+  });
+
   it('CONSOLE_MAX_LOGIN_FAILURES sets the limit', async () => {
     const t = await start({ CONSOLE_MAX_LOGIN_FAILURES: '2' });
     expect([(await postLogin(t, 'wrong-token')).statusCode, (await postLogin(t, 'wrong-token')).statusCode, (await postLogin(t, TOKEN)).statusCode]).toEqual([401, 401, 429]);

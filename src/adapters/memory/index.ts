@@ -1,4 +1,4 @@
-import type { Config } from '../../config.ts';
+import { CONSOLE_MAX_LOGIN_ADDRESSES, type Config } from '../../config.ts';
 import type { Stores } from '../../core/ports.ts';
 import { MemoryBookingStore } from './bookings.ts';
 import { MemoryDeliveryLog } from './deliveries.ts';
@@ -38,5 +38,6 @@ export function createMemoryStores(config: Config): Stores {
     rateLimits: new MemoryRateLimitStore({ maxKeys: config.fluxpay.rateLimitMaxKeys }),
     faultRules: new MemoryFaultRuleStore({ maxRules: config.faults.maxRules }),
     revokedSessions: new MemoryRevokedSessions({ max: config.console.maxRevokedSessions }),
+    consoleLogins: new MemoryRateLimitStore({ maxKeys: CONSOLE_MAX_LOGIN_ADDRESSES }),
   };
 }

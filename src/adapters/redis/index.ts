@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { isLoadingError, LOADED, LOADING_SEEN } from './connection.ts';
-import type { Config } from '../../config.ts';
+import { CONSOLE_MAX_LOGIN_ADDRESSES, type Config } from '../../config.ts';
 import type { Stores } from '../../core/ports.ts';
 import { inFlightHoldMs } from '../../core/idempotency.ts';
 import { MAX_ATTEMPTS } from '../../core/subscriptions/service.ts';
@@ -95,6 +95,8 @@ export async function createRedisStores(config: Config, client: Redis, closed?: 
     rateLimits: new RedisRateLimitStore(client, { keyPrefix, maxKeys: config.fluxpay.rateLimitMaxKeys }),
     faultRules: new RedisFaultRuleStore(client, { keyPrefix, maxRules: config.faults.maxRules }),
     revokedSessions: new RedisRevokedSessions(client, { keyPrefix, max: config.console.maxRevokedSessions }),
+    // Its keys under <prefix>console:rl:, apart from FluxPay's <prefix>rl: windows.
+    consoleLogins: new RedisRateLimitStore(client, { keyPrefix: `${keyPrefix}console:`, maxKeys: CONSOLE_MAX_LOGIN_ADDRESSES }),
   }, onFailure);
 }
 
