@@ -104,6 +104,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     requestTimeout: config.http.requestTimeoutMs,
     keepAliveTimeout: config.http.keepAliveTimeoutMs,
     connectionTimeout: config.http.connectionTimeoutMs,
+    trustProxy: config.http.trustProxy,
     // A request without Host reaches the app, which answers a JSON 400 instead of Node's empty one.
     http: { requireHostHeader: false, headersTimeout: config.http.headersTimeoutMs, connectionsCheckingInterval: Math.min(1000, config.http.headersTimeoutMs) },
     // The root app's server: a request naming a namespace (X-Sim-Namespace) goes to that namespace's app.

@@ -1,5 +1,6 @@
 import { Temporal } from 'temporal-polyfill';
 import { randomBytes } from 'node:crypto';
+import { isIP } from 'node:net';
 import { envSchema } from 'env-schema';
 import { Type, type Static } from 'typebox';
 import { loadPolicyFile } from './adapters/fluxpay-policy-file.ts';
@@ -107,6 +108,8 @@ const EnvSchema = Type.Object({
   HTTP_HEADERS_TIMEOUT_MS: Count(10_000, 1, 3_600_000),
   HTTP_KEEP_ALIVE_TIMEOUT_MS: Count(72_000, 1, 3_600_000),
   HTTP_CONNECTION_TIMEOUT_MS: Ms(0, 3_600_000),
+  // Which proxies' X-Forwarded-For to believe for the client's address: false (default), true, or addresses/CIDRs/range names.
+  TRUST_PROXY: Type.Optional(Type.String({ minLength: 1, maxLength: 2048 })),
   SHUTDOWN_TIMEOUT_MS: Ms(10_000, 3_600_000),
   SHUTDOWN_DELAY_MS: Ms(0, 600_000),
   OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: Ms(1000, 600_000),
@@ -256,6 +259,14 @@ export interface Config {
     keepAliveTimeoutMs: number;
     /** A socket with no activity at all is closed after this (0: never). */
     connectionTimeoutMs: number;
+    /**
+     * TRUST_PROXY, as Fastify's `trustProxy` takes it: whose X-Forwarded-For gives the client's
+     * address (`request.ip`: FluxPay's per-address rate limits, the console's failed logins, the
+     * logs). false: none (the socket's address); true: any; else the proxies at these addresses,
+     * CIDRs or proxy-addr's range names (loopback, linklocal, uniquelocal). Not a hop count: this
+     * Fastify trusts no proxy for one (it cannot check the nearest peer).
+     */
+    trustProxy: boolean | string[];
   };
   shutdownTimeoutMs: number;
   /** On SIGTERM/SIGINT, /readyz answers 503 this long before the drain begins, while everything else runs as usual (a load balancer takes the replica out first). */
@@ -454,6 +465,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       headersTimeoutMs: env.HTTP_HEADERS_TIMEOUT_MS,
       keepAliveTimeoutMs: env.HTTP_KEEP_ALIVE_TIMEOUT_MS,
       connectionTimeoutMs: env.HTTP_CONNECTION_TIMEOUT_MS,
+      trustProxy: parseTrustProxy(env.TRUST_PROXY),
     },
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
     shutdownDelayMs: env.SHUTDOWN_DELAY_MS,
@@ -560,6 +572,27 @@ function readMix(text: string | undefined): Mix | undefined {
   const parsed = parseMix(text);
   if (!parsed.ok) throw new ConfigError(`Invalid configuration: MIX ${parsed.message} (got "${text}")`);
   return parsed.mix;
+}
+
+/** proxy-addr's names for address ranges (https://github.com/jshttp/proxy-addr#proxyaddrreq-trust). */
+const PROXY_RANGES: ReadonlySet<string> = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+/** TRUST_PROXY: `false` (unset), `true`, or a comma-separated list of IP addresses, CIDRs and range names. */
+function parseTrustProxy(value: string | undefined): boolean | string[] {
+  if (value === undefined || value === 'false') return false;
+  if (value === 'true') return true;
+  const entries = value.split(',').map((entry) => entry.trim());
+  const bad = entries.find((entry) => {
+    if (PROXY_RANGES.has(entry)) return false;
+    const [address, bits, extra] = entry.split('/');
+    const version = isIP(address ?? '');
+    if (version === 0 || extra !== undefined) return true;
+    return bits !== undefined && (!/^\d{1,3}$/.test(bits) || Number(bits) > (version === 4 ? 32 : 128));
+  });
+  if (bad === undefined) return entries;
+  throw new ConfigError(
+    `Invalid configuration: TRUST_PROXY must be true, false, or IP addresses, CIDRs and the names loopback, linklocal, uniquelocal separated by commas (got ${JSON.stringify(value)})`,
+  );
 }
 
 function readFaults(path: string, maxRules: number): { rules: ParsedRule[]; fingerprint: string; document: unknown } {

@@ -37,10 +37,11 @@ async function loginForm(t: TestApp): Promise<{ cookie: string; csrf: string }> 
   return { cookie: cookieOf(page), csrf: /<input type="hidden" name="_csrf" value="([^"]+)">/.exec(page.body)?.[1] as string };
 }
 
-/** A login with `token` from `remoteAddress` (inject's default 127.0.0.1). */
-async function postLogin(t: TestApp, token: string, remoteAddress?: string): Promise<LightMyRequestResponse> {
+/** A login with `token` from `remoteAddress` (inject's default 127.0.0.1), through a proxy that says it came from `forwardedFor`. */
+async function postLogin(t: TestApp, token: string, remoteAddress?: string, forwardedFor?: string): Promise<LightMyRequestResponse> {
   const form = await loginForm(t);
-  const options: InjectOptions = { method: 'POST', url: '/console/login', headers: { ...FORM, cookie: form.cookie }, payload: `_csrf=${form.csrf}&token=${token}` };
+  const proxied = forwardedFor === undefined ? {} : { 'x-forwarded-for': forwardedFor };
+  const options: InjectOptions = { method: 'POST', url: '/console/login', headers: { ...FORM, ...proxied, cookie: form.cookie }, payload: `_csrf=${form.csrf}&token=${token}` };
   return t.app.inject(remoteAddress === undefined ? options : { ...options, remoteAddress });
 }
 
@@ -160,6 +161,18 @@ describe('console sessions', () => {
     // Each new client's window of FluxPay's rate limits (one key at most) pushes out the oldest.
     for (let i = 0; i < 3; i++) expect((await t.app.inject({ url: '/api/v1/outbox', headers: { 'x-client-id': `evict-${i}` } })).statusCode).toBe(200);
     expect((await postLogin(t, TOKEN)).statusCode).toBe(429);
+  });
+
+  it('behind a balancer on a private network with TRUST_PROXY=uniquelocal the failures count per address it saw (the one it appended to X-Forwarded-For); without it, per the balancer\'s', async () => {
+    const proxied = await start({ CONSOLE_MAX_LOGIN_FAILURES: '2', TRUST_PROXY: 'uniquelocal' });
+    // A client's own X-Forwarded-For entry (here 198.51.100.9, spoofed) is left of the balancer's and is not believed.
+    for (let i = 0; i < 2; i++) expect((await postLogin(proxied, 'wrong-token', '10.0.0.2', `198.51.100.9, 203.0.113.7`)).statusCode).toBe(401);
+    expect((await postLogin(proxied, TOKEN, '10.0.0.2', '198.51.100.9, 203.0.113.7')).statusCode).toBe(429);
+    expect((await postLogin(proxied, TOKEN, '10.0.0.2', '198.51.100.9, 203.0.113.8')).statusCode).toBe(303);
+    await proxied.app.close();
+    const direct = await start({ CONSOLE_MAX_LOGIN_FAILURES: '2' });
+    for (let i = 0; i < 2; i++) expect((await postLogin(direct, 'wrong-token', '10.0.0.2', '203.0.113.7')).statusCode).toBe(401);
+    expect((await postLogin(direct, TOKEN, '10.0.0.2', '203.0.113.8')).statusCode).toBe(429);
   });
 
   it('CONSOLE_MAX_LOGIN_FAILURES sets the limit', async () => {

@@ -60,7 +60,7 @@ describe('loadConfig defaults', () => {
       scheduler: { pollMs: 0, leaseMs: 30_000 },
       clusterWorkers: 1,
       bodyLimitBytes: 65_536,
-      http: { requestTimeoutMs: 30_000, headersTimeoutMs: 10_000, keepAliveTimeoutMs: 72_000, connectionTimeoutMs: 0 },
+      http: { requestTimeoutMs: 30_000, headersTimeoutMs: 10_000, keepAliveTimeoutMs: 72_000, connectionTimeoutMs: 0, trustProxy: false },
       shutdownTimeoutMs: 10_000,
       shutdownDelayMs: 0,
       overload: { maxEventLoopDelayMs: 1000, maxHeapUsedBytes: 0, maxRssBytes: 0, retryAfterS: 1 },
@@ -177,6 +177,7 @@ describe('loadConfig values', () => {
       HTTP_HEADERS_TIMEOUT_MS: '2000',
       HTTP_KEEP_ALIVE_TIMEOUT_MS: '4000',
       HTTP_CONNECTION_TIMEOUT_MS: '60000',
+      TRUST_PROXY: 'uniquelocal',
       SHUTDOWN_TIMEOUT_MS: '0',
       SHUTDOWN_DELAY_MS: '5000',
       OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0',
@@ -259,7 +260,7 @@ describe('loadConfig values', () => {
       scheduler: { pollMs: 100, leaseMs: 5000 },
       clusterWorkers: 4,
       bodyLimitBytes: 1024,
-      http: { requestTimeoutMs: 5000, headersTimeoutMs: 2000, keepAliveTimeoutMs: 4000, connectionTimeoutMs: 60_000 },
+      http: { requestTimeoutMs: 5000, headersTimeoutMs: 2000, keepAliveTimeoutMs: 4000, connectionTimeoutMs: 60_000, trustProxy: ['uniquelocal'] },
       shutdownTimeoutMs: 0,
       shutdownDelayMs: 5000,
       overload: { maxEventLoopDelayMs: 0, maxHeapUsedBytes: 100_000_000, maxRssBytes: 200_000_000, retryAfterS: 30 },
@@ -426,6 +427,21 @@ describe('webhook configuration rules', () => {
   it('never echoes CONSOLE_TOKEN, and CONSOLE_ENABLED is true or false', () => {
     expect(() => loadConfig({ CONSOLE_TOKEN: 'short' })).toThrow(/^Invalid configuration: CONSOLE_TOKEN must NOT have fewer than 8 characters$/);
     expect(() => loadConfig({ CONSOLE_ENABLED: 'yes' })).toThrow('Invalid configuration: CONSOLE_ENABLED must be one of true, false (got "yes")');
+  });
+
+  it('TRUST_PROXY: false, true, or addresses, CIDRs and range names; anything else (a hop count too) stops the start with one line', () => {
+    expect(['false', 'true', '10.0.0.0/8, 127.0.0.1', '::1,fd00::/8', 'loopback,uniquelocal'].map((value) => loadConfig({ TRUST_PROXY: value }).http.trustProxy)).toEqual([
+      false,
+      true,
+      ['10.0.0.0/8', '127.0.0.1'],
+      ['::1', 'fd00::/8'],
+      ['loopback', 'uniquelocal'],
+    ]);
+    for (const value of ['1', 'yes', '10.0.0.0/33', '10.0.0.300', 'fd00::/129', '10.0.0.0/8/1', '10.0.0.1,', 'private']) {
+      expect(configError({ TRUST_PROXY: value }).message, value).toBe(
+        `Invalid configuration: TRUST_PROXY must be true, false, or IP addresses, CIDRs and the names loopback, linklocal, uniquelocal separated by commas (got ${JSON.stringify(value)})`,
+      );
+    }
   });
 
   it('CONSOLE_SESSION_TTL_MS is at least a minute, CONSOLE_MAX_LOGIN_FAILURES at least 1', () => {
