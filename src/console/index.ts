@@ -282,8 +282,9 @@ const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options)
     return send(reply, loginPage(undefined, next, context(request).csrf));
   });
   // Every attempt counts in its address' window (a rate-limit store of its own, shared by the
-  // replicas on Redis: in FluxPay's, new X-Client-Id values could push it out); a success ends the window, so what it counts is the failures since the last success.
-  // Past maxLoginFailures, a login is refused with 429 until the window ends, whatever its token.
+  // replicas on Redis: in FluxPay's, new X-Client-Id values could push it out); a success ends the
+  // window, so what it counts is the failures since the last success. Past maxLoginFailures, a
+  // login is refused with 429 until the window ends, whatever its token.
   app.post('/login', { schema: HIDE }, async (request, reply) => {
     const body = (request.body ?? {}) as FormBody;
     const next = backPath(body.next, '/console/payments');

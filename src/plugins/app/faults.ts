@@ -331,12 +331,12 @@ async function declareFileRules(log: FastifyBaseLogger, service: FaultRuleServic
   // Read as of this namespace's creation (checked at start, so nothing new can be wrong): relative
   // windows count from it, and a rule whose window is over by now is left out, logged (before
   // 2026-12-04 every namespace got the rules as read at start, windows and all).
-  const parsed = parseFaultsFile(faults.document, now);
-  const rules = parsed.filter((rule) => !windowEnded(rule, now));
-  parsed.forEach((rule, i) => {
-    if (rules.includes(rule)) return;
+  const rules = parseFaultsFile(faults.document, now).filter((rule, i) => {
+    if (!windowEnded(rule, now)) return true;
+    const name = rule.id ?? `rules[${i}]`;
     const until = new Date(rule.input.window.until as number).toISOString();
-    log.warn({ faults_file: faults.file, rule: rule.id ?? `rules[${i}]`, until }, `FAULTS_FILE rule ${rule.id ?? `rules[${i}]`} not made: its window ended at ${until}, before the rules were made; remove it from the file or move its window`);
+    log.warn({ faults_file: faults.file, rule: name, until }, `FAULTS_FILE rule ${name} not made: its window ended at ${until}, before the rules were made; remove it from the file or move its window`);
+    return false;
   });
   const outcome = await service.declare(namespace, rules, faults.fingerprint);
   const where = { faults_file: faults.file, rules: rules.length };
