@@ -12,6 +12,7 @@ import { sendTestWebhook } from '../dialects/native/webhook-payload.ts';
 import { problemOf } from '../http/problem.ts';
 import { clearedCookie, ConsoleAuth, cookieValue, CSRF_FIELD, CSRF_HEADER, SESSION_COOKIE, sessionCookie, type Session } from './auth.ts';
 import { LiveFeed } from './feed.ts';
+import { SessionStreams } from './session-streams.ts';
 import { ActivitySeries } from './series.ts';
 import { httpUrl, integer, oneOf, parseForm, scenarioChoice, text, type FormBody } from './forms.ts';
 import type { Html } from './html.ts';
@@ -167,7 +168,12 @@ const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options)
   const unsubscribeSeries = bus.subscribe((event) => series.onEvent(event));
   app.addHook('onClose', async () => unsubscribeSeries());
   const feed = new LiveFeed(bus, topicsOf);
-  app.addHook('preClose', async () => feed.close());
+  // The streams of logged-in sessions end with their session (a log out here or on another replica, an expiry).
+  const sessionStreams = new SessionStreams({ now: () => clock.now(), isRevoked: (nonce, now) => stores.revokedSessions.isRevoked(nonce, now) });
+  app.addHook('preClose', async () => {
+    sessionStreams.close();
+    feed.close();
+  });
   options.onFeed?.(feed);
 
   // Headers for the console only: a CSP with no inline script or style, no framing, no referrer.
@@ -316,6 +322,7 @@ const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options)
     const session = request.consoleSession;
     if (session?.expiresAt !== undefined) {
       await stores.revokedSessions.revoke(session.nonce, session.expiresAt);
+      sessionStreams.endSession(session.nonce);
       request.log.info({ address: request.ip }, `console logout from ${request.ip}`);
     }
     return reply.header('set-cookie', clearedCookie()).redirect('/console/login', 303);
@@ -330,9 +337,21 @@ const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options)
     raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
     raw.flushHeaders();
     const remove = feed.add({ write: (chunk) => void raw.write(chunk), end: () => raw.end() });
-    // The response closes when the browser goes (or the feed ends it); a socket error ends it too.
-    raw.on('close', remove);
-    raw.on('error', remove);
+    const session = request.consoleSession;
+    const forget =
+      session?.expiresAt === undefined
+        ? undefined
+        : sessionStreams.add(session.nonce, session.expiresAt, () => {
+            remove();
+            raw.end();
+          });
+    // The response closes when the browser goes (or the feed or the session ends it); a socket error ends it too.
+    const closed = (): void => {
+      remove();
+      forget?.();
+    };
+    raw.on('close', closed);
+    raw.on('error', closed);
   });
 
   // ── payments ─────────────────────────────────────────────────────────────────────────────

@@ -1,3 +1,4 @@
+import type { AddressInfo } from 'node:net';
 import type { InjectOptions, LightMyRequestResponse } from 'fastify';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestApp, storedIntents, type TestApp } from '../helpers/app.ts';
@@ -77,7 +78,44 @@ async function expectLoggedOut(t: TestApp, session: { cookie: string; csrf: stri
   expect(cookieOf(form)).toMatch(/^paysim_console=[\w-]+\.0\.[\w-]+$/);
 }
 
+/** The session's live feed, open over real HTTP: resolves `ended` with the time it took to end from `since()`. */
+async function openFeed(t: TestApp, cookie: string): Promise<{ ended: Promise<void> }> {
+  if (t.app.server.address() === null) await t.app.listen({ port: 0, host: '127.0.0.1' });
+  const { port } = t.app.server.address() as AddressInfo;
+  const res = await fetch(`http://127.0.0.1:${port}/console/events`, { headers: { cookie } });
+  expect(res.status).toBe(200);
+  const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+  expect(new TextDecoder().decode((await reader.read()).value)).toContain('event: hello');
+  const ended = (async () => {
+    for (;;) if ((await reader.read()).done) return;
+  })();
+  return { ended };
+}
+
+/** Whether `ended` settles within `ms` of real time. */
+async function endsWithin(ended: Promise<void>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  const result = await Promise.race([ended.then(() => true), late]);
+  clearTimeout(timer);
+  return result;
+}
+
 describe('console sessions', () => {
+  it('an open live feed ends with its session: at once at a log out, and at its expiry within the next look (5 s)', async () => {
+    const t = await start({ CONSOLE_SESSION_TTL_MS: '60000' });
+    const first = await logIn(t);
+    const feed = await openFeed(t, first.cookie);
+    expect(await endsWithin(feed.ended, 300)).toBe(false);
+    expect((await logOut(t, first)).statusCode).toBe(303);
+    expect(await endsWithin(feed.ended, 2_000)).toBe(true);
+
+    const second = await logIn(t);
+    const expiring = await openFeed(t, second.cookie);
+    await t.clock.advance(60_000);
+    expect(await endsWithin(expiring.ended, 7_000)).toBe(true);
+  });
+
   it('a log out ends the session on the server: the saved cookie opens no page and, with its CSRF token, makes no payment; a new login works', async () => {
     const t = await start();
     const session = await logIn(t);
@@ -205,6 +243,14 @@ if (redisServerOrSkip('console sessions on two replicas')) {
       await expectLoggedOut(b, session);
       expect(await storedIntents(a)).toBe(0);
       expect(await redis.client.zcard(`${a.config.redis.keyPrefix}console:revoked-sessions`)).toBe(1);
+    });
+
+    it('a live feed open on A ends within the next look (5 s) once its session logs out on B', async () => {
+      const [a, b] = await replicas();
+      const session = await logIn(a);
+      const feed = await openFeed(a, session.cookie);
+      expect((await logOut(b, session)).statusCode).toBe(303);
+      expect(await endsWithin(feed.ended, 7_000)).toBe(true);
     });
 
     it('failed logins count for both: 5 on A and 5 on B, then A answers 429 to the right token', async () => {
