@@ -10,6 +10,19 @@ import { SCENARIOS, type ScenarioRequest } from '../core/scenario.ts';
 
 export type FormBody = Readonly<Record<string, string>>;
 
+/**
+ * A list filter's value from a page's query string: empty or `all` is every one (undefined); one
+ * the page does not offer is said in `invalid` (as `<name> “<value>” is not one of …: not
+ * applied.`) and not applied.
+ */
+export function offeredChoice<T extends string>(name: string, value: string | undefined, allowed: readonly T[], invalid: string[]): T | undefined {
+  const v = (value ?? '').trim();
+  if (v === '' || v === 'all') return undefined;
+  if ((allowed as readonly string[]).includes(v)) return v as T;
+  invalid.push(`${name} “${v.slice(0, 100)}” is not one of ${allowed.join(', ')}: not applied.`);
+  return undefined;
+}
+
 export function text(body: FormBody, name: string, options: { max: number; required?: boolean; pattern?: RegExp; rule?: string }): string | undefined {
   const value = (body[name] ?? '').trim();
   if (value === '') {

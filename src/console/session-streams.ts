@@ -1,6 +1,6 @@
 /**
  * The live-feed streams (`/console/events`) of logged-in sessions, ended when their session ends:
- * at once when it logs out on this replica, and within `checkMs` when it expires or logs out on
+ * at once when it logs out on this replica, and within SESSION_CHECK_MS when it expires or logs out on
  * another (the revocation is shared, the streams are each replica's own). A session is checked
  * once per look whatever its number of streams; a store that cannot answer leaves the stream open
  * (the next look asks again). Without this an open stream went on sending change notices after a
@@ -20,7 +20,6 @@ export interface SessionStreamsDeps {
   now: () => number;
   /** Whether the session was logged out (on any replica). */
   isRevoked: (nonce: string, now: number) => Promise<boolean>;
-  checkMs?: number | undefined;
 }
 
 export class SessionStreams {
@@ -33,13 +32,6 @@ export class SessionStreams {
     this.#deps = deps;
   }
 
-  /** Streams open now, of every session. */
-  get size(): number {
-    let n = 0;
-    for (const tracked of this.#sessions.values()) n += tracked.ends.size;
-    return n;
-  }
-
   /** Tracks a stream of the session; `end` ends it. Returns what forgets it (its close). */
   add(nonce: string, expiresAt: number, end: () => void): () => void {
     let tracked = this.#sessions.get(nonce);
@@ -48,7 +40,7 @@ export class SessionStreams {
       this.#sessions.set(nonce, tracked);
     }
     tracked.ends.add(end);
-    this.#timer ??= setInterval(() => void this.#check(), this.#deps.checkMs ?? SESSION_CHECK_MS).unref();
+    this.#timer ??= setInterval(() => void this.#check(), SESSION_CHECK_MS).unref();
     return () => this.#forget(nonce, end);
   }
 

@@ -1,7 +1,7 @@
 import type { Delivery } from '../../core/deliveries.ts';
 import { MAX_MIX_WEIGHT } from '../../core/faults/mix.ts';
 import { SCENARIOS } from '../../core/scenario.ts';
-import { MIX_WEIGHT_FIELDS } from '../forms.ts';
+import { MIX_WEIGHT_FIELDS, offeredChoice } from '../forms.ts';
 import { html, iso, money, query, type Html } from '../html.ts';
 import { csrfInput, notice, page, type PageContext } from '../layout.ts';
 import { noCounts, STATUS_GROUPS, type PaymentDetail, type PaymentRow, type PaymentSource, type StatusGroup } from '../sources.ts';
@@ -43,15 +43,8 @@ export const NOTICES: Readonly<Record<string, string>> = {
 /** The filters of the page's query string; a dialect or status the page does not offer is left out and said in `invalid` (`all` is the empty choice). */
 export function readPaymentFilters(sources: readonly PaymentSource[], q: Readonly<Record<string, string | undefined>>): { filters: PaymentFilters; invalid: string[] } {
   const invalid: string[] = [];
-  const choice = (name: string, value: string | undefined, allowed: readonly string[]): string | undefined => {
-    const v = (value ?? '').trim();
-    if (v === '' || v === 'all') return undefined;
-    if (allowed.includes(v)) return v;
-    invalid.push(`${name} “${v.slice(0, 100)}” is not one of ${allowed.join(', ')}: not applied.`);
-    return undefined;
-  };
-  const dialect = choice('Dialect', q.dialect, sources.map((s) => s.dialect));
-  const status = choice('Status', q.status, STATUS_GROUPS);
+  const dialect = offeredChoice('Dialect', q.dialect, sources.map((s) => s.dialect), invalid);
+  const status = offeredChoice('Status', q.status, STATUS_GROUPS, invalid);
   const search = (q.q ?? '').trim().slice(0, 200);
   const given = (q.cursor ?? '').trim();
   const cursor = CURSOR.exec(given);

@@ -1,6 +1,7 @@
 import type { Delivery, Subject } from '../../core/deliveries.ts';
 import type { DeliveryLogStore, Page } from '../../core/ports.ts';
 import { html, iso, query, type Html } from '../html.ts';
+import { offeredChoice } from '../forms.ts';
 import { csrfInput, notice, page, type PageContext } from '../layout.ts';
 import { attemptsTable, deliveryStatus } from './payments.ts';
 
@@ -43,11 +44,8 @@ export interface WebhookFilters {
 export function readWebhookFilters(q: Readonly<Record<string, string | undefined>>, subjectKinds: readonly string[]): { filters: WebhookFilters; invalid: string[]; form: Record<string, string> } {
   const invalid: string[] = [];
   const filters: WebhookFilters = {};
-  const status = (q.status ?? '').trim();
-  if (status !== '' && status !== 'all') {
-    if ((WEBHOOK_FILTERS as readonly string[]).includes(status)) filters.status = status as WebhookFilters['status'];
-    else invalid.push(`Status “${status.slice(0, 100)}” is not one of ${WEBHOOK_FILTERS.join(', ')}: not applied.`);
-  }
+  const status = offeredChoice('Status', q.status, WEBHOOK_FILTERS, invalid);
+  if (status !== undefined) filters.status = status;
   const target = (q.target ?? '').trim().slice(0, 2048);
   if (target !== '') filters.target = target;
   const subject = (q.subject ?? '').trim().slice(0, 300);

@@ -6,7 +6,8 @@ import type { FluxPayStore } from '../../core/fluxpay/ports.ts';
 import type { FluxPayService } from '../../core/fluxpay/service.ts';
 import type { WaitingRoomService } from '../../core/waiting-room/service.ts';
 import { FLUXPAY_SUBJECT_KIND } from '../../dialects/fluxpay/webhook-payload.ts';
-import { text, type FormBody } from '../forms.ts';
+import { offeredChoice, text, type FormBody } from '../forms.ts';
+import { notice } from '../layout.ts';
 import { html, iso, money, query, raw, wholeNumber, type Html } from '../html.ts';
 import type { HistoryEntry, PaymentAction, PaymentDetail, PaymentRow, PaymentSource, Panel, PanelPage, StatusGroup } from '../sources.ts';
 import { isWaitingRoomEvent, waitingRoomsPanel } from './waiting-rooms.ts';
@@ -234,9 +235,7 @@ function outbox(deps: FluxPayConsoleDeps): Panel {
     title: 'Outbox',
     async render(q = {}) {
       const invalid: string[] = [];
-      const givenStatus = (q.outbox_status ?? '').trim();
-      const status = (OUTBOX_STATUSES as readonly string[]).includes(givenStatus) ? (givenStatus as OutboxEvent['status']) : undefined;
-      if (status === undefined && givenStatus !== '' && givenStatus !== 'all') invalid.push(`Outbox status “${givenStatus.slice(0, 100)}” is not one of ${OUTBOX_STATUSES.join(', ')}: not applied.`);
+      const status = offeredChoice('Outbox status', q.outbox_status, OUTBOX_STATUSES, invalid);
       const givenCursor = (q.outbox_cursor ?? '').trim();
       // The API's rule for the same cursor (GET /api/v1/outbox answers 400 for another).
       const cursor = OUTBOX_CURSOR.test(givenCursor) ? givenCursor : undefined;
@@ -244,7 +243,7 @@ function outbox(deps: FluxPayConsoleDeps): Panel {
       const stats = await deps.store.outboxStats();
       const page = await deps.service.listOutbox({ limit: OUTBOX_PAGE, cursor, status });
       const link = (params: Record<string, string | undefined>, label: string, rel?: string): Html => html`<a href="/console/fluxpay${query(params)}"${rel === undefined ? '' : html` data-page="${rel}"`}>${label}</a>`;
-      const notices = invalid.map((text) => html`<p class="notice notice-error" role="alert">${text}</p>`);
+      const notices = invalid.map((text) => notice('error', text));
       const filters = html`<p class="filters">Show: ${link({}, 'all')} · ${link({ outbox_status: 'PENDING' }, 'pending')} · ${link({ outbox_status: 'PUBLISHED' }, 'published')}${status === undefined ? '' : html` (showing ${status.toLowerCase()})`}</p>`;
       const figures = html`${notices}<p class="figures">Pending <strong data-outbox="pending">${stats.pending}</strong> · published <strong data-outbox="published">${stats.published}</strong>${stats.oldestPendingAt === null ? '' : html` · oldest pending since ${iso(stats.oldestPendingAt)}`}</p>`;
       const first = cursor === undefined ? html`` : link({ outbox_status: status }, '← Newest events', 'newest');
