@@ -442,6 +442,10 @@ export class WebhookDispatcher {
     // token go back without one (the token is every replica's: the others send them).
     clearTimeout(this.#beginByTimer);
     this.#beginByTimer = setTimeout(() => {
+      // A timer can fire a little before the wall clock reads its time (libuv counts from a cached
+      // millisecond): the attempts it wakes must find it too late all the same (before 2026-12-04 one
+      // woken then went out, and the close could cut it).
+      this.#beginBy = Math.min(this.#beginBy, Date.now());
       void this.#stopTaking();
       this.#bucket?.releaseAll();
     }, Math.max(0, this.#beginBy - Date.now()));

@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { buildTestApp } from '../helpers/app.ts';
 import { confirm, createOrder, createPayment, resultOf } from '../helpers/fluxpay.ts';
 import { redisServerOrSkip } from '../helpers/redis.ts';
@@ -359,19 +359,47 @@ if (redisServerOrSkip('the drain on a shared store')) describe('the drain on a s
     });
   });
 
-  it('read again but handed back unmade (its rate-cap token too late in the drain): still named, for the others to send (a second code review)', async () => {
-    // One attempt a second, on the app's clock, which stands still: the second attempt's token never comes.
+  /**
+   * The in-flight attempt's result fails to be recorded once, and the delivery, read again, waits for
+   * a rate-cap token that never comes (one a second, on the app's clock, which stands still) until the
+   * drain lets it go as too late. With `wallClockLagMs`, the wall clock reads that much behind from
+   * the moment the drain's time to stop beginning attempts is set: its timer fires before
+   * `Date.now()` reaches that time, as a Node timer can by a millisecond (the CI of 2026-12-03 saw the
+   * attempt go out then).
+   */
+  async function handedBackUnmade(prefix: string, wallClockLagMs: number): Promise<void> {
     await withAttemptInFlight(
-      'drain-handed-back-unmade:',
+      prefix,
       300,
       async ({ t, rx, endLines }) => {
-        const failed = await drainAfterOneFailedRecord(t);
-        const [delivery] = (await t.app.webhooks.log.list({ limit: 10 })).data;
-        expect([failed, rx.requests.length, delivery?.status]).toEqual([true, 1, 'pending']);
-        expect(endLines().map((l) => [l.level, l.unrecorded_deliveries, l.delivery_ids])).toEqual([['warn', 1, [delivery?.id]]]);
+        const dispatcher = t.app.webhooks.dispatcher;
+        const drainEndsAt = dispatcher.drainEndsAt.bind(dispatcher);
+        dispatcher.drainEndsAt = (deadline) => {
+          drainEndsAt(deadline);
+          if (wallClockLagMs > 0 && !vi.isMockFunction(Date.now)) {
+            const realNow = Date.now.bind(Date);
+            vi.spyOn(Date, 'now').mockImplementation(() => realNow() - wallClockLagMs);
+          }
+        };
+        try {
+          const failed = await drainAfterOneFailedRecord(t);
+          const [delivery] = (await t.app.webhooks.log.list({ limit: 10 })).data;
+          expect([failed, rx.requests.length, delivery?.status]).toEqual([true, 1, 'pending']);
+          expect(endLines().map((l) => [l.level, l.unrecorded_deliveries, l.delivery_ids])).toEqual([['warn', 1, [delivery?.id]]]);
+        } finally {
+          vi.restoreAllMocks();
+        }
       },
       { WEBHOOK_MAX_RPS: '1' },
     );
+  }
+
+  it('read again but handed back unmade (its rate-cap token too late in the drain): still named, for the others to send (a second code review)', async () => {
+    await handedBackUnmade('drain-handed-back-unmade:', 0);
+  });
+
+  it('the drain\'s timer firing before the wall clock reads its time: the attempt it wakes is still handed back unmade (a CI run saw it made)', async () => {
+    await handedBackUnmade('drain-timer-early:', 30);
   });
 
   it('under a rate cap, a delivery whose token comes too late in the drain is handed back, not begun (and cut by the close: a code review saw it sent twice); each is sent once', async () => {
