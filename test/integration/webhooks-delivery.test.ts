@@ -408,9 +408,8 @@ describe('isolation', () => {
     for (let i = 0; i < 6; i++) healthyIds.push(await createIntent(t, { reservation_id: `ok${i}`, webhook_url: healthy.url() }));
     await t.clock.advance(200);
 
-    const started = Date.now();
-    await healthy.waitFor(6, 3000);
-    expect(Date.now() - started).toBeLessThan(1500);
+    // Well before the slow receiver's 30 s time-out would free the pool (not a bound in ms: the machine's load is not the test's).
+    await healthy.waitFor(6, 10_000);
     for (const id of healthyIds) await deliveryOf(t, id, afterAttempts(1, 'delivered'), `healthy delivery ${id}`);
     // The slow receiver holds only its origin's share of the pool (2 of 4).
     await slow.waitFor(2);
