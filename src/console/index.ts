@@ -100,9 +100,12 @@ const STATUS_OF: Readonly<Record<string, number>> = {
   STORE_UNAVAILABLE: 503,
 };
 
-/** A same-console path to go back to after an action (never another origin). */
+/** A same-console path to go back to after an action (never another origin, nor a path outside the console). */
 function backPath(value: string | undefined, fallback: string): string {
-  return value !== undefined && /^\/console(\/[\w\-./%]*)?(\?[\w\-.=&%+:]*)?$/.test(value) ? value : fallback;
+  if (value === undefined || !/^\/console(\/[\w\-./%]*)?(\?[\w\-.=&%+:]*)?$/.test(value)) return fallback;
+  // Dot segments (`/console/../x`, `%2e%2e` too) are resolved as the browser would, then the path must still be the console's.
+  const resolved = new URL(value, 'http://console.invalid');
+  return resolved.pathname === '/console' || resolved.pathname.startsWith('/console/') ? `${resolved.pathname}${resolved.search}` : fallback;
 }
 
 /** A core error as a page says it: a form field's rule is its own sentence, which names the field (not "amount: amount must …", the APIs' form). */

@@ -474,6 +474,11 @@ describe('the console on the server', () => {
     // An off-site `next` is never followed.
     const offsite = await postLogin(t.app, form.cookie, `_csrf=${form.csrf}&token=${TOKEN}&next=https%3A%2F%2Fevil.example%2F`);
     expect(offsite.headers.location).toBe('/console/payments');
+    // Nor a path that leaves the console by dot segments (before 2026-12-04 `/console/../x` went to `/x`); one that stays is resolved.
+    const nexts = ['/console/../metrics', '/console/%2e%2e/metrics', '/console/payments/../../x?y=1', '/console/./charts', '/console/webhooks/../charts?status=all'];
+    const locations = [];
+    for (const next of nexts) locations.push((await postLogin(t.app, form.cookie, `_csrf=${form.csrf}&token=${TOKEN}&next=${encodeURIComponent(next)}`)).headers.location);
+    expect(locations).toEqual(['/console/payments', '/console/payments', '/console/payments', '/console/charts', '/console/charts?status=all']);
   });
 
   it('with CONSOLE_TOKEN: the login form carries a CSRF token, and a login without it (or with another session’s) is refused', async () => {
