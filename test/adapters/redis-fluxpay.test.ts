@@ -534,6 +534,7 @@ return 1`;
         outbox: [await on.outboxStats(), await on.listOutbox({ limit: 10_000 })],
         transactions: await Promise.all(users.map((u) => on.transactions(u, { limit: 10_000 }))),
         ledgers: await Promise.all(orders.map((o) => on.ledger(o.orderId))),
+        orderOutbox: await Promise.all(orders.map((o) => on.orderOutbox(o.orderId, 200))),
       };
     };
     const before = await comparable(memory);

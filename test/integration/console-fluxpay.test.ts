@@ -1,6 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { fluxpayPage, fluxpaySource } from '../../src/console/sources/fluxpay.ts';
 import type { DomainEvent } from '../../src/core/events.ts';
+import { stampOf } from '../../src/core/fluxpay/model.ts';
+import type { FluxPayStore } from '../../src/core/fluxpay/ports.ts';
+import { aPayment, anOrder } from '../adapters/contracts/fluxpay.contract.ts';
+import { ids, T0 } from '../adapters/contracts/fixtures.ts';
 import { chargeCredits, confirm, createOrder, createPayment, fluxpayApps, fpGet, fpPost, resultOf, usageEvent, postEvent, type Json } from '../helpers/fluxpay.ts';
 import type { TestApp } from '../helpers/app.ts';
 
@@ -152,6 +156,56 @@ describe('FluxPay orders in the payments view', () => {
       'Outbox events': `payment.approved ${approved?.eventId} (PUBLISHED)`,
     });
     expect(detail?.actions.map((a) => [a.name, a.label])).toEqual([['cancel_order', 'Cancel order (refunds its payment)']]);
+  });
+
+  it("shows every outbox event of an order on its detail page, however many newer events of other orders the outbox holds", async () => {
+    const t = await apps.app();
+    const order = await createOrder(t, { userId: 'u-old', orderName: 'old one' });
+    resultOf(await confirm(t, await createPayment(t, order.orderId)));
+    const approved = (await t.app.fluxpay.service.listOutbox({ limit: 1 })).data[0];
+    // 1,250 newer events of other orders (a payment.approved each), written through the store.
+    const store = t.app.core.stores.fluxpay;
+    for (let i = 0; i < 1250; i++) {
+      const other = anOrder();
+      const payment = aPayment(other);
+      await store.createOrder(other);
+      await store.createPayment(payment);
+      const decision = { status: 'APPROVED', failureCode: null, decidedBy: 'card' } as const;
+      expect((await store.confirmPayment({ paymentKey: payment.paymentKey, orderId: other.orderId, amount: other.amount, decision }, stampOf(ids, T0))).kind).toBe('approved');
+    }
+    resultOf(await fpPost(t, `/api/v1/orders/${order.orderId}/cancel`, { reason: 'late' }));
+    const cancelled = (await t.app.fluxpay.service.listOutbox({ limit: 1 })).data[0];
+    await t.app.fluxpay.relay.idle();
+    expect((await store.outboxStats()).published).toBe(1252);
+    const page = await t.app.inject({ method: 'GET', url: `/console/payments/fluxpay/${order.orderId}` });
+    expect(page.statusCode).toBe(200);
+    expect(/<dt>Outbox events<\/dt><dd>([^<]*)<\/dd>/.exec(page.body)?.[1]).toBe(`payment.approved ${approved?.eventId} (PUBLISHED), order.cancelled ${cancelled?.eventId} (PUBLISHED)`);
+    expect(page.body).toContain(`<dt>Deliveries shown</dt><dd>those of its latest event, ${cancelled?.eventId}</dd>`);
+  });
+
+  it("asks the outbox for an order's newest 200 events and says when it holds more", async () => {
+    const t = await apps.app();
+    const order = await createOrder(t);
+    resultOf(await confirm(t, await createPayment(t, order.orderId)));
+    resultOf(await fpPost(t, `/api/v1/orders/${order.orderId}/cancel`, {}));
+    await t.app.fluxpay.relay.idle();
+    const real = t.app.core.stores.fluxpay;
+    const asked: number[] = [];
+    const store = new Proxy(real, {
+      get(target, key) {
+        if (key === 'orderOutbox')
+          return async (orderId: string, limit: number) => {
+            asked.push(limit);
+            return { ...(await target.orderOutbox(orderId, limit)), total: 250 };
+          };
+        const value: unknown = Reflect.get(target, key);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    }) as FluxPayStore;
+    const [approved, cancelled] = (await real.orderOutbox(order.orderId, 200)).events;
+    const detail = await fluxpaySource({ ...deps(t), store }).get(order.orderId);
+    expect(asked).toEqual([200]);
+    expect(Object.fromEntries(detail?.fields ?? [])['Outbox events']).toBe(`the newest 2 of 250: payment.approved ${approved?.eventId} (PUBLISHED), order.cancelled ${cancelled?.eventId} (PUBLISHED)`);
   });
 
   it('cancels an order from the detail page through the service (refunding its payment), and refuses it once cancelled', async () => {

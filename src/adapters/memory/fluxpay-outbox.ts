@@ -1,5 +1,5 @@
 import { FifoQueue } from '../../core/fifo-queue.ts';
-import type { OutboxEvent, OutboxEventType, OutboxPayload } from '../../core/fluxpay/model.ts';
+import { outboxOrderIds, type OutboxEvent, type OutboxEventType, type OutboxPayload } from '../../core/fluxpay/model.ts';
 import type { OutboxQuery } from '../../core/fluxpay/ports.ts';
 import type { Page } from '../../core/ports.ts';
 import { EvictionQueue } from './eviction-queue.ts';
@@ -14,7 +14,8 @@ const seqKey = (sequence: number): string => sequence.toString(36).padStart(11, 
  * Events are numbered in write order; the relay takes the pending ones in that order and marks
  * them published. Bounds: at `maxEvents` the oldest published event goes, and published events go
  * by TTL; pending ones never do (the relay has not handed them over yet), so a relay that cannot
- * publish for long lets them grow (see the outbox depth gauge).
+ * publish for long lets them grow (see the outbox depth gauge). Each event is also listed under the
+ * orders it is about (outboxOrderIds) while it is held, so an order's events are read directly.
  */
 export class MemoryFluxPayOutbox {
   readonly #maxEvents: number;
@@ -23,6 +24,8 @@ export class MemoryFluxPayOutbox {
   readonly #list = new IdList();
   /** Event ids in write order; published ones leave from the head as the relay asks. */
   readonly #pending = new FifoQueue<string>();
+  /** orderId → the ids of the events about it, in write order; an event leaves with its removal. */
+  readonly #byOrder = new Map<string, string[]>();
   #pendingCount = 0;
   #sequence = 0;
   readonly #published = new EvictionQueue(
@@ -46,6 +49,22 @@ export class MemoryFluxPayOutbox {
     this.#list.insert(key);
     this.#pending.push(eventId);
     this.#pendingCount++;
+    for (const orderId of outboxOrderIds(payload)) {
+      const ids = this.#byOrder.get(orderId);
+      if (ids === undefined) this.#byOrder.set(orderId, [eventId]);
+      else ids.push(eventId);
+    }
+  }
+
+  /** The newest `limit` events about an order, oldest first, and how many are held. */
+  ofOrder(orderId: string, limit: number): { events: OutboxEvent[]; total: number } {
+    const ids = this.#byOrder.get(orderId) ?? [];
+    const events: OutboxEvent[] = [];
+    for (const id of ids.slice(Math.max(0, ids.length - limit))) {
+      const event = this.#events.get(id);
+      if (event !== undefined) events.push(copyOutbox(event));
+    }
+    return { events, total: ids.length };
   }
 
   pending(limit: number): OutboxEvent[] {
@@ -122,6 +141,13 @@ export class MemoryFluxPayOutbox {
     this.#events.delete(event.eventId);
     this.#bySeq.delete(seqKey(event.sequence));
     this.#list.markDead(this.#isLive);
+    for (const orderId of outboxOrderIds(event.payload)) {
+      const ids = this.#byOrder.get(orderId);
+      const at = ids?.indexOf(event.eventId) ?? -1;
+      if (ids === undefined || at < 0) continue;
+      ids.splice(at, 1);
+      if (ids.length === 0) this.#byOrder.delete(orderId);
+    }
   }
 }
 

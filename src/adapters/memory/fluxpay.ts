@@ -340,6 +340,10 @@ export class MemoryFluxPayStore implements FluxPayStore {
     return ok(this.#outbox.stats());
   }
 
+  orderOutbox(orderId: string, limit: number): Promise<{ events: OutboxEvent[]; total: number }> {
+    return ok(this.#outbox.ofOrder(orderId, limit));
+  }
+
   /**
    * Writes one outbox event, synchronously, inside the caller's step: for memory stores that share
    * this outbox (billing subscriptions, ./fluxpay-billing.ts), so their change and its event are

@@ -48,8 +48,17 @@ local function remove(id)
   redis.call('HINCRBY', KEYS[3], r[2], -1)
   return 1
 end
+-- The event is about the orders of the invoices its record carries (outboxOrderIds).
 local function emitChange(eventId, eventType, id, now)
-  emit(O, OMAX, eventId, eventType, 'subscription:' .. id, '{"kind":"subscription","subscription":' .. view(id) .. '}', now)
+  local orders, seen = {}, {}
+  for _, invoice in ipairs(redis.call('LRANGE', B .. 'inv:' .. id, 0, -1)) do
+    local orderId = cjson.decode(invoice).orderId
+    if not seen[orderId] then
+      seen[orderId] = true
+      orders[#orders + 1] = orderId
+    end
+  end
+  emit(O, OMAX, eventId, eventType, 'subscription:' .. id, '{"kind":"subscription","subscription":' .. view(id) .. '}', now, orders)
 end
 ${BOUNDS}`;
 

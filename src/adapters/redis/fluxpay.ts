@@ -44,7 +44,7 @@ import { CREDIT_SCRIPTS, CREDITS } from './fluxpay/credits.ts';
 import { HEAD } from './fluxpay/head.ts';
 import { keepingReply } from './lua.ts';
 import { ORDER_SCRIPTS, ORDERS } from './fluxpay/orders.ts';
-import { fluxPayPrefix, LIST as OUTBOX_LIST, MARK, PENDING, STATS as OUTBOX_STATS, type RedisOutbox } from './fluxpay/outbox.ts';
+import { fluxPayPrefix, LIST as OUTBOX_LIST, MARK, OF_ORDER, PENDING, STATS as OUTBOX_STATS, type RedisOutbox } from './fluxpay/outbox.ts';
 import { recordFields } from './fluxpay/records.ts';
 import { SAGA_SCRIPTS, SAGAS } from './fluxpay/sagas.ts';
 
@@ -125,7 +125,7 @@ export class RedisFluxPayStore implements FluxPayStore {
   readonly #options: RedisFluxPayStoreOptions;
   readonly #p: string;
   readonly #scripts: Record<ScriptName, Script>;
-  readonly #outboxScripts: Record<'pending' | 'mark' | 'list' | 'stats', Script>;
+  readonly #outboxScripts: Record<'pending' | 'mark' | 'list' | 'ofOrder' | 'stats', Script>;
 
   constructor(client: Redis, options: RedisFluxPayStoreOptions) {
     this.#client = client;
@@ -142,6 +142,7 @@ export class RedisFluxPayStore implements FluxPayStore {
       pending: defineScript(client, 'paysimFluxPayOutboxPending', PENDING),
       mark: defineScript(client, 'paysimFluxPayOutboxMark', MARK),
       list: defineScript(client, 'paysimFluxPayOutboxList', OUTBOX_LIST),
+      ofOrder: defineScript(client, 'paysimFluxPayOutboxOfOrder', OF_ORDER),
       stats: defineScript(client, 'paysimFluxPayOutboxStats', OUTBOX_STATS),
     };
   }
@@ -389,6 +390,11 @@ export class RedisFluxPayStore implements FluxPayStore {
   async listOutbox(query: OutboxQuery): Promise<Page<OutboxEvent>> {
     const status = query.status === undefined ? '' : JSON.stringify(query.status);
     return pageOf<OutboxEvent>(await this.#outboxScripts.list([], [this.#p, query.limit, query.cursor ?? '', status, SCAN_BUDGET]));
+  }
+
+  async orderOutbox(orderId: string, limit: number): Promise<{ events: OutboxEvent[]; total: number }> {
+    const [total, events] = (await this.#outboxScripts.ofOrder([], [this.#p, orderId, limit])) as [number, string[]];
+    return { events: events.map((json) => parse<OutboxEvent>(json)), total };
   }
 
   async outboxStats(): Promise<{ pending: number; oldestPendingAt: number | null; published: number }> {

@@ -1,7 +1,7 @@
 import { DomainError } from '../../core/errors.ts';
 import { isFluxPayEvent, type DomainEvent } from '../../core/events.ts';
 import { FluxPayError } from '../../core/fluxpay/errors.ts';
-import type { Order, OutboxEvent, Payment, Saga } from '../../core/fluxpay/model.ts';
+import type { Order, Payment, Saga } from '../../core/fluxpay/model.ts';
 import type { FluxPayStore } from '../../core/fluxpay/ports.ts';
 import type { FluxPayService } from '../../core/fluxpay/service.ts';
 import type { WaitingRoomService } from '../../core/waiting-room/service.ts';
@@ -18,8 +18,9 @@ import { isWaitingRoomEvent, waitingRoomsPanel } from './waiting-rooms.ts';
  * the waiting rooms: ./waiting-rooms.ts).
  * Orders are read and cancelled through the same FluxPayService as the API; balances and sagas
  * come from the store's bounded listings (creditBalances, recentSagas: never every record, which
- * with Redis would hold the server for the whole read), the outbox from its listing, and only the
- * reconciliation figure from the whole snapshot.
+ * with Redis would hold the server for the whole read), the outbox from its listing, an order's
+ * outbox events from the outbox's index by order (orderOutbox), and only the reconciliation figure
+ * from the whole snapshot.
  *
  * Live: the service tells the bus of each order and payment created, and the outbox relay of each
  * event it publishes (`fluxpay.*`, src/core/events.ts), and the waiting-room service of each
@@ -34,8 +35,8 @@ export interface FluxPayConsoleDeps {
   defaultWebhookUrl?: string | undefined;
 }
 
-/** Outbox events scanned (newest first) for the events of one order. */
-const EVENT_SCAN = 1000;
+/** Outbox events an order's detail shows at most (its newest; an order has a handful, a subscription's order a few dozen). */
+const ORDER_EVENTS = 200;
 /** Rows a panel shows at most (the rest are counted). */
 const PANEL_ROWS = 100;
 const SAGAS_SHOWN = 50;
@@ -80,35 +81,6 @@ function history(order: Order, payment: Payment | undefined): HistoryEntry[] {
   return entries.sort((a, b) => a.at - b.at);
 }
 
-/** Whether an outbox event is about an order (its payment, its order events, the credits it charged). */
-function aboutOrder(event: OutboxEvent, orderId: string): boolean {
-  const p = event.payload;
-  switch (p.kind) {
-    case 'payment':
-      return p.payment.orderId === orderId;
-    case 'order':
-      return p.order.orderId === orderId;
-    case 'credit':
-      return p.transaction.orderId === orderId;
-    case 'subscription':
-      return p.subscription.invoices.some((i) => i.orderId === orderId);
-  }
-}
-
-/** The outbox events of one order, oldest first (among the newest EVENT_SCAN of the outbox). */
-async function eventsOf(service: FluxPayService, orderId: string): Promise<OutboxEvent[]> {
-  const out: OutboxEvent[] = [];
-  let cursor: string | undefined;
-  for (let scanned = 0; scanned < EVENT_SCAN; ) {
-    const page = await service.listOutbox({ limit: 250, cursor });
-    for (const event of page.data) if (aboutOrder(event, orderId)) out.push(event);
-    scanned += page.data.length;
-    if (page.nextCursor === null || page.data.length === 0) break;
-    cursor = page.nextCursor;
-  }
-  return out.reverse();
-}
-
 function actions(order: Order): PaymentAction[] {
   if ((order.status === 'PENDING' || order.status === 'PAID') && order.sagaId === null) {
     return [{ name: 'cancel_order', label: order.status === 'PAID' ? 'Cancel order (refunds its payment)' : 'Cancel order', fields: [{ name: 'reason', label: 'Reason', type: 'text', required: false, hint: 'optional' }] }];
@@ -144,8 +116,10 @@ export function fluxpaySource(deps: FluxPayConsoleDeps): PaymentSource {
       const order = await orderOf(store, id);
       if (order === undefined) return undefined;
       const payment = order.paymentKey === null ? undefined : await store.getPayment(order.paymentKey);
-      const events = await eventsOf(service, order.orderId);
+      // The outbox's index of the order's events (outboxOrderIds), however old: never a scan of the outbox.
+      const { events, total } = await store.orderOutbox(order.orderId, ORDER_EVENTS);
       const latest = events.at(-1);
+      const shownEvents = events.map((e) => `${e.eventType} ${e.eventId} (${e.status})`).join(', ');
       const detail: PaymentDetail = {
         row: row(order),
         fields: [
@@ -159,7 +133,7 @@ export function fluxpaySource(deps: FluxPayConsoleDeps): PaymentSource {
           ['Credits charged', order.chargedCredits === null ? '—' : String(order.chargedCredits)],
           ['Created', iso(order.createdAt)],
           ['Paid', iso(order.paidAt) || '—'],
-          ['Outbox events', events.length === 0 ? '—' : events.map((e) => `${e.eventType} ${e.eventId} (${e.status})`).join(', ')],
+          ['Outbox events', events.length === 0 ? '—' : total > events.length ? `the newest ${events.length} of ${total}: ${shownEvents}` : shownEvents],
           ['Deliveries shown', latest === undefined ? '— (no event yet)' : `those of its latest event, ${latest.eventId}`],
           ...Object.entries(order.metadata ?? {}).map(([key, value]) => [`metadata.${key}`, typeof value === 'string' ? value : JSON.stringify(value)] as const),
         ],

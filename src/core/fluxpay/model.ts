@@ -218,6 +218,25 @@ export type OutboxPayload =
   | { kind: 'credit'; transaction: CreditTransaction; usage: CreditUsage | null }
   | { kind: 'subscription'; subscription: SubscriptionRecord };
 
+/**
+ * The orders an outbox event is about, from its payload alone (so a store indexes the event under
+ * them when it writes it): a payment's order, an order event's order, the order a credit charge
+ * bought (credit.deducted and credit.refunded name none: a usage is not an order), and the orders
+ * of the invoices a subscription event's record carries (the newest MAX_INVOICES).
+ */
+export function outboxOrderIds(payload: OutboxPayload): string[] {
+  switch (payload.kind) {
+    case 'payment':
+      return [payload.payment.orderId];
+    case 'order':
+      return [payload.order.orderId];
+    case 'credit':
+      return payload.transaction.orderId === null ? [] : [payload.transaction.orderId];
+    case 'subscription':
+      return [...new Set(payload.subscription.invoices.map((invoice) => invoice.orderId))];
+  }
+}
+
 /** An event written with the state change it reports, published later by the relay. */
 export interface OutboxEvent {
   /** `evt_<ULID>` */

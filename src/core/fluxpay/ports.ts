@@ -255,6 +255,12 @@ export interface FluxPayStore {
   markPublished(eventIds: readonly string[], now: number): Promise<number>;
   /** Newest first; cursor is an eventId. */
   listOutbox(query: OutboxQuery): Promise<Page<OutboxEvent>>;
+  /**
+   * The events about one order (outboxOrderIds), read from an index the outbox keeps with each
+   * write and loses with each event it drops (bound, TTL): the newest `limit` of them, oldest
+   * first, and how many it holds for the order.
+   */
+  orderOutbox(orderId: string, limit: number): Promise<{ events: OutboxEvent[]; total: number }>;
   /** Pending events and when the oldest of them was written (for the publish-lag gauge). */
   outboxStats(): Promise<{ pending: number; oldestPendingAt: number | null; published: number }>;
 

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { outboxOrderIds } from '../../../src/core/fluxpay/model.ts';
 import type { FluxPayStore } from '../../../src/core/fluxpay/ports.ts';
 import { parsePeriod } from '../../../src/core/subscriptions/period.ts';
 import { MAX_INVOICES, type Invoice, type SubscriptionRecord, type SubscriptionStore } from '../../../src/core/subscriptions/ports.ts';
@@ -114,6 +115,33 @@ export function billingStoreContract(name: string, make: BillingStoreFactory): v
       expect(current.invoices).toHaveLength(MAX_INVOICES);
       expect(current.invoices[0]?.kind).toBe('RENEWAL');
       expect(current.invoices.at(-1)?.periodEnd).toBe(current.currentPeriodEnd);
+    });
+
+    it("writes each event under the orders of the invoices its record carries (the FluxPay outbox's index by order)", async () => {
+      const { billing, fluxpay } = await make(ROOMY);
+      let current = aSubscription();
+      await billing.create(current, 'evt_0');
+      const first = current.invoices[0]?.orderId ?? '';
+      // Past MAX_INVOICES renewals the first invoice leaves the record: later events are not about its order.
+      for (let i = 1; i <= MAX_INVOICES + 1; i++) {
+        const next = renewed(current, BASIC, current.currentPeriodEnd);
+        const outcome = await billing.update({ next, invoice: anInvoice({ periodStart: next.currentPeriodStart, periodEnd: next.currentPeriodEnd }, { kind: 'RENEWAL' }), card: null, event: { eventId: `evt_${i}`, eventType: 'subscription.renewed' } });
+        if (outcome.kind !== 'updated') throw new Error(outcome.kind);
+        current = outcome.record;
+      }
+      const second = current.invoices[0]?.orderId ?? '';
+      const newest = current.invoices.at(-1)?.orderId ?? '';
+      const ids = async (orderId: string): Promise<[string[], number]> => {
+        const { events, total } = await fluxpay.orderOutbox(orderId, 200);
+        return [events.map((e) => e.eventId), total];
+      };
+      const upTo = (from: number, to: number): string[] => Array.from({ length: to - from + 1 }, (_, i) => `evt_${from + i}`);
+      expect(await ids(first)).toEqual([upTo(0, MAX_INVOICES - 1), MAX_INVOICES]);
+      expect(await ids(second)).toEqual([upTo(2, MAX_INVOICES + 1), MAX_INVOICES]);
+      expect(await ids(newest)).toEqual([[`evt_${MAX_INVOICES + 1}`], 1]);
+      // Whole events, the same as the relation outboxOrderIds gives over the listing.
+      const all = (await fluxpay.listOutbox({ limit: 100 })).data.reverse();
+      expect((await fluxpay.orderOutbox(second, 200)).events).toEqual(all.filter((e) => outboxOrderIds(e.payload).includes(second)));
     });
 
     it('is bounded: EXPIRED subscriptions go (by TTL, or the oldest when full); open ones never do', async () => {

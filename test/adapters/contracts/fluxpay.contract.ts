@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { stampOf, type InboundEvent, type Order, type Payment, type Saga, type Stamp } from '../../../src/core/fluxpay/model.ts';
+import { outboxOrderIds, stampOf, type InboundEvent, type Order, type OutboxEvent, type Payment, type Saga, type Stamp } from '../../../src/core/fluxpay/model.ts';
 import type { FluxPayStore, UseOutcome } from '../../../src/core/fluxpay/ports.ts';
 import { reconcile } from '../../../src/core/fluxpay/reconcile.ts';
 import { createRandom } from '../../../src/core/random.ts';
@@ -505,6 +505,36 @@ export function fluxPayStoreContract(name: string, make: FluxPayStoreFactory): v
         expect([first.data.map((e) => e.sequence), first.nextCursor]).toEqual([[3, 2], (first.data[1] as { eventId: string }).eventId]);
         expect((await store.listOutbox({ limit: 2, cursor: first.nextCursor as string })).data.map((e) => e.sequence)).toEqual([1]);
       });
+
+      it("an order's events by its index: exactly those about it, in write order, as listed; the newest `limit` and how many", async () => {
+        const store = await make(ROOMY);
+        const a = await paid(store);
+        const b = await paid(store);
+        await credited(store, 'user_1', 10);
+        const c = (await store.listOutbox({ limit: 1 })).data[0]?.payload;
+        const charged = c?.kind === 'order' ? c.order.orderId : '';
+        await deducted(store, 'user_1', 'u1', 3);
+        expect((await store.cancelOrder(a.order.orderId, 'changed mind', stamp())).kind).toBe('cancelled');
+        await store.markPublished([(await store.pendingOutbox(1))[0]?.eventId ?? ''], T0 + 5);
+        const all = (await store.listOutbox({ limit: 100 })).data.reverse();
+        const about = (orderId: string): OutboxEvent[] => all.filter((e) => outboxOrderIds(e.payload).includes(orderId));
+        const types = async (orderId: string, limit = 200): Promise<[string[], number]> => {
+          const { events, total } = await store.orderOutbox(orderId, limit);
+          return [events.map((e) => e.eventType), total];
+        };
+        expect(await types(a.order.orderId)).toEqual([['payment.approved', 'order.cancelled'], 2]);
+        expect(await types(b.order.orderId)).toEqual([['payment.approved'], 1]);
+        expect(await types(charged)).toEqual([['payment.approved', 'credit.charged', 'order.completed'], 3]);
+        // Whole events, as the listing gives them (the first one published since).
+        for (const orderId of [a.order.orderId, b.order.orderId, charged]) expect(await store.orderOutbox(orderId, 200)).toEqual({ events: about(orderId), total: about(orderId).length });
+        expect((await store.orderOutbox(a.order.orderId, 200)).events[0]).toMatchObject({ status: 'PUBLISHED', publishedAt: T0 + 5 });
+        // credit.deducted is about no order.
+        expect(all.map((e) => e.eventType).filter((t) => t === 'credit.deducted')).toHaveLength(1);
+        expect(all.filter((e) => outboxOrderIds(e.payload).length === 0).map((e) => e.eventType)).toEqual(['credit.deducted']);
+        expect(await types(charged, 2)).toEqual([['credit.charged', 'order.completed'], 3]);
+        expect(await types(charged, 0)).toEqual([[], 3]);
+        expect(await store.orderOutbox('ord_unknown', 200)).toEqual({ events: [], total: 0 });
+      });
     });
 
     describe('bounds', () => {
@@ -525,6 +555,42 @@ export function fluxPayStoreContract(name: string, make: FluxPayStoreFactory): v
         ]);
         expect((await store.outboxStats()).pending).toBe(4);
         await consistent(store);
+      });
+
+      it("an order's index loses its events as the outbox drops them, at the bound and by the TTL sweep; pending ones stay", async () => {
+        const store = await make({ ttlMs: DAY, maxRecords: 4 });
+        await credited(store, 'user_1', 10);
+        const first = await store.pendingOutbox(10);
+        const charged = first[0]?.payload.kind === 'payment' ? first[0].payload.payment.orderId : '';
+        await store.markPublished(first.map((e) => e.eventId), T0);
+        const of = async (): Promise<[string[], number]> => {
+          const { events, total } = await store.orderOutbox(charged, 200);
+          return [events.map((e) => e.eventId), total];
+        };
+        expect(await of()).toEqual([first.map((e) => e.eventId), 3]);
+        // Each event past the bound (4) drops the oldest published one, the order's here.
+        const expected: Array<[string[], number]> = [
+          [first.map((e) => e.eventId), 3],
+          [first.slice(1).map((e) => e.eventId), 2],
+          [first.slice(2).map((e) => e.eventId), 1],
+          [[], 0],
+        ];
+        for (const [i, usageId] of ['u1', 'u2'].entries()) {
+          await store.useCredits({ userId: 'user_1', serviceId: 's', usageId, amount: 1, creditUsageId: ids('cu') }, stamp());
+          expect(await of()).toEqual(expected[i * 2]);
+          await store.refundCredits('user_1', usageId, stamp());
+          expect(await of()).toEqual(expected[i * 2 + 1]);
+        }
+        // By TTL: a published event goes with the sweep, a pending one stays (and stays indexed).
+        const roomy = await make(ROOMY);
+        const swept = await paid(roomy);
+        const kept = await paid(roomy);
+        const [published] = await roomy.pendingOutbox(1);
+        await roomy.markPublished([published?.eventId ?? ''], T0);
+        expect([(await roomy.orderOutbox(swept.order.orderId, 200)).total, (await roomy.orderOutbox(kept.order.orderId, 200)).total]).toEqual([1, 1]);
+        expect(await roomy.sweep(T0 + DAY)).toBe(1);
+        expect(await roomy.orderOutbox(swept.order.orderId, 200)).toEqual({ events: [], total: 0 });
+        expect((await roomy.orderOutbox(kept.order.orderId, 200)).events.map((e) => [e.eventType, e.status])).toEqual([['payment.approved', 'PENDING']]);
       });
 
       it('a usage of a saga that has not ended never goes, at the bound or by TTL, so its compensation refunds it; once the saga ends it goes as the others do', async () => {

@@ -64,7 +64,7 @@ local function deduct(cuid, userId, serviceId, usageId, amount, sagaId, now, eve
   redis.call('ZADD', P .. 'ua', now, member)
   if sagaId == '' then redis.call('ZADD', P .. 'ue', now, member) end
   local tx, after = moveCredits('USE', userId, amount, now, 'null', q(usageId), q(serviceId), cuid)
-  emit(P, MAX, eventId, 'credit.deducted', 'credit:' .. userId, creditPayload(tx, member), now)
+  emit(P, MAX, eventId, 'credit.deducted', 'credit:' .. userId, creditPayload(tx, member), now, {})
   return tx, after
 end
 -- A DEDUCTED usage → REFUNDED, its credits back, with credit.refunded.
@@ -72,7 +72,7 @@ local function refund(member, now, eventId)
   redis.call('HSET', usage(member), '.status', '"REFUNDED"', '.refundedAt', now)
   local r = redis.call('HMGET', usage(member), 'u', 'a', 'cu', 'us', 'sv')
   local tx, after = moveCredits('REFUND', r[1], r[2], now, 'null', q(r[4]), q(r[5]), r[3])
-  emit(P, MAX, eventId, 'credit.refunded', 'credit:' .. r[1], creditPayload(tx, member), now)
+  emit(P, MAX, eventId, 'credit.refunded', 'credit:' .. r[1], creditPayload(tx, member), now, {})
   return tx, after
 end
 local function removeUsage(member)
@@ -106,8 +106,8 @@ if r[4] ~= '"PAID"' or r[5] ~= 'null' then return {'order_state', render(order(i
 local tx, after = moveCredits('CHARGE', userId, r[2], NOW, q(id), 'null', q(r[6]), id)
 redis.call('HSET', order(id), '.chargedCredits', r[2])
 local key = completeOrder(id, NOW)
-emit(P, MAX, EV[1], 'credit.charged', 'credit:' .. userId, '{"kind":"credit","transaction":' .. tx .. ',"usage":null}', NOW)
-emit(P, MAX, EV[2], 'order.completed', 'order:' .. id, orderPayload(id, key), NOW)
+emit(P, MAX, EV[1], 'credit.charged', 'credit:' .. userId, '{"kind":"credit","transaction":' .. tx .. ',"usage":null}', NOW, {id})
+emit(P, MAX, EV[2], 'order.completed', 'order:' .. id, orderPayload(id, key), NOW, {id})
 return {'charged', render(order(id)), tx, after}
 `,
   use: `

@@ -54,7 +54,7 @@ local function cancelOrder(id, reason, now, eventId)
   if r[1] ~= 'null' and redis.call('HGET', payment(unq(r[1])), '.status') == '"APPROVED"' then cancelPayment(id, unq(r[1]), now) end
   setOrderStatus(id, '"CANCELLED"')
   redis.call('HSET', order(id), '.cancelReason', reason, '.cancelledAt', now, '.updatedAt', now)
-  emit(P, MAX, eventId, 'order.cancelled', 'order:' .. id, orderPayload(id, r[1]), now)
+  emit(P, MAX, eventId, 'order.cancelled', 'order:' .. id, orderPayload(id, r[1]), now, {id})
   if r[2] == 'null' or redis.call('HGET', P .. 's:' .. unq(r[2]), '.status') ~= '"RUNNING"' then evictable(id) end
   return r[1]
 end
@@ -163,14 +163,14 @@ if arg(4) ~= 'FAILED' then wholeAmount('PAYMENT_APPROVED', o[1]) end
 redis.call('HSET', payment(key), '.decidedBy', arg(6), '.updatedAt', NOW)
 if arg(4) == 'FAILED' then
   redis.call('HSET', payment(key), '.status', '"FAILED"', '.failureCode', arg(5), '.failedAt', NOW)
-  emit(P, MAX, EV[1], 'payment.failed', 'payment:' .. key, '{"kind":"payment","payment":' .. render(payment(key)) .. '}', NOW)
+  emit(P, MAX, EV[1], 'payment.failed', 'payment:' .. key, '{"kind":"payment","payment":' .. render(payment(key)) .. '}', NOW, {orderId})
   return {'failed', render(payment(key)), render(order(orderId))}
 end
 redis.call('HSET', payment(key), '.status', '"APPROVED"', '.approvedAt', NOW)
 setOrderStatus(orderId, '"PAID"')
 redis.call('HSET', order(orderId), '.paymentKey', q(key), '.paidAt', NOW, '.updatedAt', NOW)
 post('PAYMENT_APPROVED', TX, orderId, o[1], o[3], NOW)
-emit(P, MAX, EV[1], 'payment.approved', 'payment:' .. key, '{"kind":"payment","payment":' .. render(payment(key)) .. '}', NOW)
+emit(P, MAX, EV[1], 'payment.approved', 'payment:' .. key, '{"kind":"payment","payment":' .. render(payment(key)) .. '}', NOW, {orderId})
 return {'approved', render(payment(key)), render(order(orderId))}
 `,
   complete: `
@@ -180,7 +180,7 @@ local r = redis.call('HMGET', order(id), '.status', '.sagaId', 'cc')
 if not r[1] then return {'not_found'} end
 if r[1] ~= '"PAID"' or r[2] ~= 'null' or r[3] ~= '' then return {'order_state', render(order(id))} end
 local key = completeOrder(id, NOW)
-emit(P, MAX, EV[1], 'order.completed', 'order:' .. id, orderPayload(id, key), NOW)
+emit(P, MAX, EV[1], 'order.completed', 'order:' .. id, orderPayload(id, key), NOW, {id})
 return {'completed', render(order(id))}
 `,
 };

@@ -8,7 +8,10 @@ import { RECORDS } from './records.ts';
  *   its sequence, `at` when it occurred);
  * - O..'oseq': the sequence (INCR: write order across every replica);
  * - O..'oall': every event, eventId → sequence; O..'opend': the pending ones, the same;
- * - O..'opub': the published ones, eventId → occurredAt (the oldest go first at the bound and by TTL).
+ * - O..'opub': the published ones, eventId → occurredAt (the oldest go first at the bound and by TTL);
+ * - O..'oord:'..orderId: the events about that order (outboxOrderIds), eventId → sequence, written
+ *   with the event (whose hash keeps those order ids in `oo`, newline-separated) and left with it, so
+ *   the index holds exactly the events held (an earlier version's events are in none).
  */
 export interface RedisOutbox {
   /** The outbox prefix O. */
@@ -20,15 +23,23 @@ export interface RedisOutbox {
 /** The FluxPay store's key prefix (its outbox's too) under the service's `keyPrefix`. */
 export const fluxPayPrefix = (keyPrefix: string): string => `${keyPrefix}fp:`;
 
-/** `emit` writes an event in the caller's script (payload: its JSON); `removeEvent` drops one (1 when it was there). Needs RECORDS. */
+/**
+ * `emit` writes an event in the caller's script (payload: its JSON; orders: a table of the ids of
+ * the orders it is about, the same as outboxOrderIds gives for its payload); `removeEvent` drops one
+ * (1 when it was there). Needs RECORDS.
+ */
 export const OUTBOX = `
 local function removeEvent(O, id)
+  local about = redis.call('HGET', O .. 'e:' .. id, 'oo')
+  if about then
+    for orderId in string.gmatch(about, '[^\\n]+') do redis.call('ZREM', O .. 'oord:' .. orderId, id) end
+  end
   redis.call('ZREM', O .. 'oall', id)
   redis.call('ZREM', O .. 'opend', id)
   redis.call('ZREM', O .. 'opub', id)
   return redis.call('DEL', O .. 'e:' .. id)
 end
-local function emit(O, max, eventId, eventType, aggregate, payload, now)
+local function emit(O, max, eventId, eventType, aggregate, payload, now, orders)
   if eventId == nil or eventId == '' then error('no event id for ' .. eventType) end
   -- At the bound the oldest published event goes; pending ones never do (the relay has not handed them over yet).
   if redis.call('ZCARD', O .. 'oall') >= max then
@@ -41,6 +52,10 @@ local function emit(O, max, eventId, eventType, aggregate, payload, now)
   redis.call('HSET', O .. 'e:' .. eventId, 'b', base, '.status', '"PENDING"', '.publishedAt', 'null', 'seq', seq, 'at', now)
   redis.call('ZADD', O .. 'oall', seq, eventId)
   redis.call('ZADD', O .. 'opend', seq, eventId)
+  if #orders > 0 then
+    redis.call('HSET', O .. 'e:' .. eventId, 'oo', table.concat(orders, '\\n'))
+    for _, orderId in ipairs(orders) do redis.call('ZADD', O .. 'oord:' .. orderId, seq, eventId) end
+  end
 end
 `;
 
@@ -103,6 +118,16 @@ while true do
   end
   max = '(' .. page[#page]
 end
+`;
+
+/** An order's events: {how many the index holds, the newest `limit` of them oldest first}. */
+export const OF_ORDER = `${RECORDS}
+-- ARGV: O, orderId, limit
+local O, key, limit = ARGV[1], ARGV[1] .. 'oord:' .. ARGV[2], tonumber(ARGV[3])
+local total, out = redis.call('ZCARD', key), {}
+if limit < 1 then return {total, out} end
+for _, id in ipairs(redis.call('ZRANGE', key, -limit, -1)) do out[#out + 1] = render(O .. 'e:' .. id) end
+return {total, out}
 `;
 
 export const STATS = `

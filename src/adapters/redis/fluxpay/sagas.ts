@@ -232,7 +232,7 @@ if s[3] ~= '' then
   local o = redis.call('HMGET', order(s[3]), '.status', '.sagaId')
   if o[1] == '"PAID"' and o[2] == q(id) then
     local key = completeOrder(s[3], NOW)
-    emit(P, MAX, EV[1], 'order.completed', 'order:' .. s[3], orderPayload(s[3], key), NOW)
+    emit(P, MAX, EV[1], 'order.completed', 'order:' .. s[3], orderPayload(s[3], key), NOW, {s[3]})
   end
   recordStep(id, 'ORDER_COMPLETED', 'ACTION', 'SUCCEEDED', 'null', NOW)
 end
