@@ -465,7 +465,7 @@ const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options)
   // ── fault rules: through FaultRuleService and the same delete as DELETE /v1/sim/rules/{id} ──
   const faults = app.faults;
   if (faults !== null) {
-    app.get('/rules', { schema: HIDE }, async (request, reply) => send(reply, rulesPage(context(request), await faults.service.list(DEFAULT_NAMESPACE), messages(request, RULE_NOTICES))));
+    app.get('/rules', { schema: HIDE }, async (request, reply) => send(reply, rulesPage(context(request), await faults.service.list(DEFAULT_NAMESPACE), messages(request, RULE_NOTICES), clock.now())));
 
     app.post('/rules/:id/enabled', { schema: HIDE }, async (request, reply) => {
       const { id } = request.params as { id: string };

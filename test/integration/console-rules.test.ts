@@ -161,6 +161,25 @@ describe('the console’s Rules page', () => {
     expect(await apiRule(rule.id)).toMatchObject({ enabled: true });
   });
 
+  it('a rule whose window has ended is marked so, can be switched off, and is not switched on again (409, nothing changed): it would never apply', async () => {
+    const rule = await createRule({ match: { dialect: 'native', headers: { 'x-test-case': 'console' } }, window: { until: 60_000 }, action: { type: 'error', status: 503 } });
+    const endsAt = new Date(t.clock.now() + 60_000).toISOString();
+    const { cookie, csrf } = await session();
+    const shown = async () => rows((await rulesPage(cookie)).body).map((r) => [r.attrs.enabled, r.cells[4], r.cells[8]]);
+    expect(await shown()).toEqual([['true', 'on', 'Switch offDelete']]);
+    await t.clock.advance(60_000);
+    expect((await intent(1500)).statusCode).toBe(200);
+    expect(await shown()).toEqual([['true', 'on\nwindow ended', 'Switch offDelete']]);
+    const off = await t.app.inject({ method: 'POST', url: `/console/rules/${rule.id}/enabled`, headers: { ...FORM, cookie }, payload: `_csrf=${csrf}&enabled=false` });
+    expect([off.statusCode, off.headers.location]).toEqual([303, '/console/rules?notice=switched_off']);
+    // Off, it offers no switch on; a form sent anyway is refused, and the rule stays off.
+    expect(await shown()).toEqual([['false', 'off\nwindow ended', 'Delete']]);
+    const on = await t.app.inject({ method: 'POST', url: `/console/rules/${rule.id}/enabled`, headers: { ...FORM, cookie }, payload: `_csrf=${csrf}&enabled=true` });
+    expect(on.statusCode).toBe(409);
+    expect(on.body).toContain(`Rule ${rule.id}&#39;s window ended at ${endsAt}: switched on, it would never apply again. Create a rule with a window that has not ended instead.`);
+    expect(await apiRule(rule.id)).toMatchObject({ id: rule.id, enabled: false });
+  });
+
   it('refuses a switch or a delete without the CSRF token, or with another session’s, and changes nothing', async () => {
     const rule = await createRule({ match: { dialect: 'native' }, action: { type: 'error', status: 503 } });
     const { cookie, csrf } = await session();

@@ -1,5 +1,6 @@
 import type { BodyCondition, FaultRule, HeaderCondition, StoredFaultRule } from '../../core/faults/model.ts';
 import { actionJson } from '../../core/faults/view.ts';
+import { windowEndedAt } from '../../core/faults/validation.ts';
 import { html, iso, type Html } from '../html.ts';
 import { csrfInput, notice, page, type PageContext } from '../layout.ts';
 
@@ -82,10 +83,16 @@ function lines(texts: string[]): Html {
   return html`${texts.map((t, i) => html`${i === 0 ? '' : html`<br>`}${t}`)}`;
 }
 
-function ruleRow(ctx: PageContext, stored: StoredFaultRule): Html {
+function ruleRow(ctx: PageContext, stored: StoredFaultRule, now: number): Html {
   const { rule } = stored;
   const id = encodeURIComponent(rule.id);
-  const state = rule.enabled ? html`<span class="badge badge-completed">on</span>` : html`<span class="badge badge-cancelled">off</span>`;
+  // A rule whose window has ended never applies again, on or off: it cannot be switched on (the service refuses it).
+  const ended = windowEndedAt(rule, now) !== undefined;
+  const badge = rule.enabled ? html`<span class="badge badge-completed">on</span>` : html`<span class="badge badge-cancelled">off</span>`;
+  const state = ended ? html`${badge}<br><small>window ended</small>` : badge;
+  const switchForm = ended && !rule.enabled
+    ? html``
+    : html`<form method="post" action="/console/rules/${id}/enabled" class="inline">${csrfInput(ctx)}<input type="hidden" name="enabled" value="${rule.enabled ? 'false' : 'true'}"><button type="submit" aria-label="${rule.enabled ? 'Switch off' : 'Switch on'} ${rule.id}">${rule.enabled ? 'Switch off' : 'Switch on'}</button></form>`;
   return html`<tr data-rule="${rule.id}" data-enabled="${String(rule.enabled)}" data-hits="${String(stored.hits)}" data-matched="${String(stored.matched)}">
 <td><code>${rule.id}</code>${rule.name === null ? '' : html`<br>${rule.name}`}<br><small>${rule.target}</small></td>
 <td class="rule-match">${lines(matchLines(rule))}</td>
@@ -95,10 +102,11 @@ function ruleRow(ctx: PageContext, stored: StoredFaultRule): Html {
 <td class="num">${stored.hits}</td>
 <td class="num">${stored.matched}</td>
 <td>${stored.lastHitAt === null ? '—' : iso(stored.lastHitAt)}</td>
-<td><form method="post" action="/console/rules/${id}/enabled" class="inline">${csrfInput(ctx)}<input type="hidden" name="enabled" value="${rule.enabled ? 'false' : 'true'}"><button type="submit" aria-label="${rule.enabled ? 'Switch off' : 'Switch on'} ${rule.id}">${rule.enabled ? 'Switch off' : 'Switch on'}</button></form><form method="post" action="/console/rules/${id}/delete" class="inline">${csrfInput(ctx)}<button type="submit" aria-label="Delete ${rule.id}">Delete</button></form></td></tr>`;
+<td>${switchForm}<form method="post" action="/console/rules/${id}/delete" class="inline">${csrfInput(ctx)}<button type="submit" aria-label="Delete ${rule.id}">Delete</button></form></td></tr>`;
 }
 
-export function rulesPage(ctx: PageContext, rules: StoredFaultRule[], messages: { notice?: string }): Html {
+/** `now`: the app's clock, for the rules whose window has ended. */
+export function rulesPage(ctx: PageContext, rules: StoredFaultRule[], messages: { notice?: string }, now: number): Html {
   return page(ctx, {
     title: 'Rules',
     active: 'rules',
@@ -110,7 +118,7 @@ export function rulesPage(ctx: PageContext, rules: StoredFaultRule[], messages: 
         : html`<div class="scroll" tabindex="0"><table class="rules">
 <caption class="visually-hidden">Fault rules of the default namespace, in the order they apply</caption>
 <thead><tr><th scope="col">Rule</th><th scope="col">Matches</th><th scope="col">Applies</th><th scope="col">Action</th><th scope="col">State</th><th scope="col">Hits</th><th scope="col">Matched</th><th scope="col">Last hit</th><th scope="col">Controls</th></tr></thead>
-<tbody>${rules.map((r) => ruleRow(ctx, r))}</tbody></table></div>`
+<tbody>${rules.map((r) => ruleRow(ctx, r, now))}</tbody></table></div>`
     }</div></section>
 <p class="hint">Rules apply in this order; the first applying rule of each kind (latency, outcome, answer) wins. <strong>Hits</strong> counts matches the rule applied to, <strong>Matched</strong> every match of its filters inside its window. Refreshed every 5 seconds (hits and rule changes are not on the live stream).</p>`,
   });

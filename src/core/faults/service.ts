@@ -5,7 +5,7 @@ import { sample } from './distributions.ts';
 import type { Distribution, FaultRule, RequestAction, StoredFaultRule } from './model.ts';
 import { EMPTY_MATCHER, RuleMatcher, type CompiledRequestRule, type CompiledWebhookRule, type MatchInput, type RequestSlot } from './matcher.ts';
 import type { DeclareRulesOutcome, FaultRuleStore } from './ports.ts';
-import { parseRule, toFieldIssues, type ParsedRule } from './validation.ts';
+import { parseRule, toFieldIssues, windowEndedAt, type ParsedRule } from './validation.ts';
 import { NO_WEBHOOK_FAULTS, type WebhookFaultPlan } from './webhook-policy.ts';
 
 /**
@@ -149,7 +149,20 @@ export class FaultRuleService {
     return this.#deps.store.list(namespace);
   }
 
+  /**
+   * Switches a rule on or off. A rule whose window has ended is not switched on (INVALID_STATE,
+   * nothing changed): it would never apply again, as the API refuses to create one. A rule's window
+   * never changes, so the check need not be atomic with the switch.
+   */
   async setEnabled(namespace: string, id: string, enabled: boolean): Promise<StoredFaultRule | undefined> {
+    if (enabled) {
+      const current = await this.#deps.store.get(namespace, id);
+      if (current === undefined) return undefined;
+      const ended = windowEndedAt(current.rule, this.#deps.clock.now());
+      if (ended !== undefined) {
+        throw new DomainError('INVALID_STATE', `Rule ${id}'s window ended at ${new Date(ended).toISOString()}: switched on, it would never apply again. Create a rule with a window that has not ended instead.`);
+      }
+    }
     const stored = await this.#deps.store.setEnabled(namespace, id, enabled);
     this.#invalidate(namespace);
     return stored;

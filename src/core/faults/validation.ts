@@ -154,7 +154,13 @@ export function parseFaultsFile(document: unknown, now: number): ParsedRule[] {
 
 /** Whether the rule's window is over at `now` (its `until` passed): it would never apply. */
 export function windowEnded(rule: ParsedRule, now: number): boolean {
-  return rule.input.window.until !== null && rule.input.window.until <= now;
+  return windowEndedAt(rule.input, now) !== undefined;
+}
+
+/** When a rule's window ended, if it has at `now` (its `until` passed: it would never apply again). */
+export function windowEndedAt(rule: { window: { until: number | null } }, now: number): number | undefined {
+  const { until } = rule.window;
+  return until !== null && until <= now ? until : undefined;
 }
 
 /** The issues as the API's `details`: JSON pointers under `base` (`/action/status`). */
