@@ -1,6 +1,7 @@
 import type { Subject } from '../core/deliveries.ts';
 import { DomainError } from '../core/errors.ts';
 import type { DomainEvent } from '../core/events.ts';
+import type { Page } from '../core/ports.ts';
 import type { Html } from './html.ts';
 
 /**
@@ -69,8 +70,14 @@ export interface PaymentSource {
   dialect: string;
   /** Shown in the dialect filter and the list. */
   label: string;
-  /** Newest first, at most `limit`. */
-  list(limit: number): Promise<PaymentRow[]>;
+  /**
+   * A page of its payments in its store's own order, newest first (creation order: by id for the
+   * ULID-keyed stores, by creation sequence for /api/v2), after `cursor` (undefined: from the
+   * newest). The payments list merges these pages.
+   */
+  list(query: { limit: number; cursor?: string | undefined }): Promise<RowPage>;
+  /** What a cursor of its store looks like: one from an Older link is checked against it before the store sees it. */
+  cursor: RegExp;
   /** Every stored payment of this source by status group: exact, from counts the store keeps (no scan). */
   counts(): Promise<Record<StatusGroup, number>>;
   get(id: string): Promise<PaymentDetail | undefined>;
@@ -103,6 +110,22 @@ export interface PanelPage {
 export function absentIfNotFound(error: unknown): undefined {
   if (error instanceof DomainError && error.code === 'NOT_FOUND') return undefined;
   throw error;
+}
+
+/** A cursor of the stores that list by id: the id, `<prefix>_<ULID>`. */
+export function ulidCursor(prefix: string): RegExp {
+  return new RegExp(`^${prefix}_[0-9A-HJKMNP-TV-Z]{26}$`);
+}
+
+/** A page of a source's rows, with each row's own cursor (a list from it goes on after that row; the id where the store pages by id). */
+export interface RowPage extends Page<PaymentRow> {
+  cursors: readonly string[];
+}
+
+/** A page of a store that pages by id as a page of rows. */
+export function rowsOf<T>(page: Page<T>, row: (record: T) => PaymentRow): RowPage {
+  const data = page.data.map(row);
+  return { data, cursors: data.map((r) => r.id), nextCursor: page.nextCursor };
 }
 
 /** Counts by status group, all 0. */

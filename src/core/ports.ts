@@ -386,6 +386,17 @@ export interface V2PaymentQuery {
   /** At most this many payments. */
   limit: number;
   status?: V2Status | undefined;
+  /**
+   * A page's `nextCursor`: the payments created before its last one. It is that payment's place in
+   * creation order (a decimal sequence number, `V2_LIST_CURSOR`), not its id: ids (`pay_<tx_id>`)
+   * say nothing about when a payment was made, and the place stays valid after that payment is evicted.
+   */
+  cursor?: string | undefined;
+}
+
+export interface V2PaymentPage extends Page<V2Payment> {
+  /** Each listed payment's own cursor (its place in creation order): a list from it goes on after that payment. */
+  cursors: string[];
 }
 
 export interface V2PaymentStore {
@@ -412,8 +423,8 @@ export interface V2PaymentStore {
    * `confirmedAt` = `now`.
    */
   complete(id: string, by: V2Completion, now: number): Promise<Transition<V2Payment>>;
-  /** Newest first (creation order), at most `limit`, optionally of one status. */
-  list(query: V2PaymentQuery): Promise<V2Payment[]>;
+  /** Newest first (creation order), at most `limit`, optionally of one status, after `cursor`; a cursor that is not a `V2_LIST_CURSOR` is a RangeError. */
+  list(query: V2PaymentQuery): Promise<V2PaymentPage>;
   /** Payments held, by status. */
   counts(): Promise<Record<V2Status, number>>;
   stats(): Promise<StoreStats>;

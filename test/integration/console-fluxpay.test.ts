@@ -122,14 +122,15 @@ describe('FluxPay orders in the payments view', () => {
     resultOf(await confirm(t, await createPayment(t, paid.orderId)));
     const cancelled = await createOrder(t, { userId: 'u-c', orderName: 'cancelled one', amount: 3000 });
     resultOf(await fpPost(t, `/api/v1/orders/${cancelled.orderId}/cancel`, { reason: 'changed mind' }));
-    const rows = await fluxpaySource(deps(t)).list(10);
+    const rows = (await fluxpaySource(deps(t)).list({ limit: 10 })).data;
     const base = { dialect: 'fluxpay', currency: 'KRW', createdAt: Date.parse(AT), updatedAt: Date.parse(AT) };
     expect(rows).toEqual([
       { ...base, id: cancelled.orderId, reference: 'u-c · cancelled one', amount: 3000, status: 'CANCELLED', group: 'cancelled' },
       { ...base, id: paid.orderId, reference: 'u-b · paid one', amount: 2000, status: 'PAID', group: 'completed' },
       { ...base, id: pending.orderId, reference: 'u-a · pending one', amount: 1000, status: 'PENDING', group: 'pending' },
     ]);
-    expect(await fluxpaySource(deps(t)).list(1)).toHaveLength(1);
+    expect(await fluxpaySource(deps(t)).list({ limit: 1 })).toEqual({ data: [rows[0]], cursors: [cancelled.orderId], nextCursor: cancelled.orderId });
+    expect((await fluxpaySource(deps(t)).list({ limit: 10, cursor: cancelled.orderId })).data).toEqual(rows.slice(1));
   });
 
   it('details an order (by orderId or paymentKey): fields, history with event names, the latest event as delivery subject, and the cancel action', async () => {
@@ -255,7 +256,7 @@ describe('FluxPay orders in the payments view', () => {
     await chargeCredits(t, 'user_c', 3); // a CREDIT_CHARGE order, COMPLETED
     expect(await fluxpaySource(deps(t)).counts()).toEqual({ pending: 1, completed: 2, failed: 0, cancelled: 1, refunded: 1 });
     // The same groups as the rows the list shows.
-    const rows = await fluxpaySource(deps(t)).list(100);
+    const rows = (await fluxpaySource(deps(t)).list({ limit: 100 })).data;
     expect(rows.map((r) => r.group).sort()).toEqual(['cancelled', 'completed', 'completed', 'pending', 'refunded']);
   });
 

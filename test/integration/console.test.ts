@@ -222,7 +222,7 @@ describe('the console on the server', () => {
     expect(bookings).toContain(`<td class="num">150,000 KRW</td><td><span class="badge badge-completed" data-status="confirmed">confirmed</span>`);
   });
 
-  it('counts payments by status over everything stored, beyond the newest 500 it lists; a search counts only what it scanned, and says so', async () => {
+  it('counts payments by status over everything stored, beyond the page it shows; a search counts only what the page read, and says so', async () => {
     t = await buildTestApp();
     const { intents } = t.app.core;
     for (let i = 0; i < 520; i++) await intents.create({ reservationId: `R-count-${i}`, amount: 100, currency: 'KRW', scenario: i < 20 ? 'fail' : 'delay', delayMs: i < 20 ? 100 : 600_000 });
@@ -234,14 +234,18 @@ describe('the console on the server', () => {
     expect(countsOf(page)).toEqual({ pending: 499, completed: 0, failed: 20, cancelled: 1, refunded: 0 });
     expect(page).toContain('<p class="hint" data-counts-cover="all">Counts: every stored payment of Native intents (/v1/sim).</p>');
     expect(page.match(/<tr data-id=/g)).toHaveLength(100);
-    expect(page).toMatch(/<p class="hint" data-shown="100">100 shown, newest first \(of the newest 500 of each dialect\)\. <a href="\/console\/payments\?dialect=intent&amp;cursor=\d+%7Epay_\w+" data-page="older">Older →<\/a><\/p>/);
+    expect(page).toMatch(/<p class="hint" data-shown="100">100 shown, newest first\. <a href="\/console\/payments\?dialect=intent&amp;cursor=[\w-]+" data-page="older">Older →<\/a><\/p>/);
     // All dialects together: the others have nothing yet.
     expect(countsOf((await t.app.inject({ method: 'GET', url: '/console/payments' })).body)).toEqual({ pending: 499, completed: 0, failed: 20, cancelled: 1, refunded: 0 });
-    // The failed ones are the oldest 20, not among the newest 500 listed: a search finds none of them.
+    // The page reads from the newest (R-count-519) until a 101st matches: R-count-199 … 100 shown, read down to R-count-20 (500 read).
+    // R-count-19 … 10 and 1 are on the next page, which reads the last 20.
     const searched = (await t.app.inject({ method: 'GET', url: '/console/payments?dialect=intent&q=R-count-1' })).body;
-    expect(searched).toContain('<p class="hint" data-counts-cover="scanned">Counts: only the payments matching the search among the newest 500 of Native intents (/v1/sim).</p>');
-    // Of the newest 500 (R-count-20 … 519) only R-count-100 … 199 match; R-count-1 and 10 … 19 are older.
+    expect(searched).toContain('<p class="hint" data-counts-cover="scanned">Counts: only the payments matching the search among the 500 of Native intents (/v1/sim) this page read.</p>');
     expect(countsOf(searched)).toEqual({ pending: 100, completed: 0, failed: 0, cancelled: 0, refunded: 0 });
+    const next = /<a href="([^"]+)" data-page="older">/.exec(searched)?.[1]?.replaceAll('&amp;', '&');
+    const rest = (await t.app.inject({ method: 'GET', url: next! })).body;
+    expect(rest).toContain('<p class="hint" data-counts-cover="scanned">Counts: only the payments matching the search among the 20 of Native intents (/v1/sim) this page read.</p>');
+    expect(countsOf(rest)).toEqual({ pending: 0, completed: 0, failed: 11, cancelled: 0, refunded: 0 });
   });
 
   it('finds a payment by its exact id however old it is (a lookup before the scan), in any dialect', async () => {
@@ -257,50 +261,109 @@ describe('the console on the server', () => {
 
     const found = await search(`?q=${oldest.id}`);
     expect(ids(found)).toEqual([oldest.id]);
-    expect(found).toContain('<p class="hint" data-counts-cover="scanned">Counts: only the payments matching the search among the newest 500 of each dialect, and the one whose id it is.</p>');
-    expect(found).toContain(
-      '<p class="hint" data-shown="1">1 shown, newest first (of the newest 500 of each dialect, and the payment whose id the search is). Payments older than the newest 500 of each dialect are found by exact id only.</p>',
-    );
+    expect(found).toContain('<p class="hint" data-counts-cover="scanned">Counts: only the payments matching the search among the 502 of every dialect this page read, and the one whose id it is.</p>');
+    expect(found).toContain('<p class="hint" data-shown="1">1 shown, newest first, with the payment whose id the search is.</p>');
     expect(found).toContain('<strong data-count="pending">1</strong>');
     expect(ids(await search(`?dialect=intent&status=pending&q=${oldest.id}`))).toEqual([oldest.id]);
     expect(await search(`?dialect=intent&status=completed&q=${oldest.id}`)).toContain('<p>No payments match.</p>');
     expect(await search(`?dialect=v2&q=${oldest.id}`)).toContain('<p>No payments match.</p>');
-    // A part of an id is not an id: searched among the newest 500 only.
-    expect(await search(`?q=${oldest.id.slice(4)}`)).toContain('<p>No payments match.</p>');
+    // A part of an id is not an id: not looked up, but the page reads every payment (502 of at most 5,000) and finds it.
+    expect(ids(await search(`?q=${oldest.id.slice(4)}`))).toEqual([oldest.id]);
     expect(ids(await search(`?q=${v2Id}`))).toEqual([v2Id]);
   });
 
-  it('pages the payments 100 at a time with Older and Newest links, to the end of the newest 500 of each dialect, and says where the list ends', async () => {
-    t = await buildTestApp();
-    const made: Array<{ id: string; createdAt: number }> = [];
-    for (let i = 0; i < 520; i++) {
-      const intent = await t.app.core.intents.create({ reservationId: `R-page-${i}`, amount: 100, currency: 'KRW', scenario: 'delay', delayMs: 600_000 });
-      made.push({ id: intent.id, createdAt: intent.createdAt });
+  /** Follows the Older links from `/console/payments<query>` to the end: each page's row ids and footer. */
+  async function walk(app: TestApp['app'], query: string): Promise<Array<{ ids: string[]; footer: string }>> {
+    const pages: Array<{ ids: string[]; footer: string }> = [];
+    let url: string | undefined = `/console/payments${query}`;
+    while (url !== undefined) {
+      const res: { statusCode: number; body: string } = await app.inject({ method: 'GET', url });
+      expect(res.statusCode).toBe(200);
+      expect(/<p class="notice notice-error".*?<\/p>/.exec(res.body)?.[0], url).toBeUndefined();
+      pages.push({ ids: [...res.body.matchAll(/<tr data-id="([^"]+)">/g)].map((m) => m[1] as string), footer: /<p class="hint" data-shown="\d+">.*?<\/p>/.exec(res.body)?.[0] ?? '' });
+      url = /<a href="([^"]+)" data-page="older">/.exec(res.body)?.[1]?.replaceAll('&amp;', '&');
+      expect(pages.length).toBeLessThan(40);
     }
-    const newest = made.reverse();
+    return pages;
+  }
+
+  it('pages through every stored payment, 100 at a time, to the oldest of each dialect: 1,250 native intents and 600 /api/v2 payments, each once and in order; a status filter goes on to the end too', async () => {
+    t = await buildTestApp({ DEFAULT_DELAY_DELAY_MS: '600000' });
+    const made: Array<{ id: string; createdAt: number; dialect: string; failed: boolean }> = [];
+    for (let i = 0; i < 1850; i++) {
+      // 600 of the 1,850 are /api/v2 payments, spread among the intents; two at a time share a millisecond.
+      const failed = i % 7 === 3;
+      if ((12 * i) % 37 < 12) {
+        const outcome = await t.app.v2Payments.create({ txId: `tx-${String(i).padStart(5, '0')}`, orderId: i, userId: 1, amount: 1000, callbackUrl: 'http://127.0.0.1:9/cb' }, failed ? 'fail' : 'delay');
+        if (outcome.kind !== 'created') throw new Error(outcome.kind);
+        made.push({ id: outcome.payment.id, createdAt: outcome.payment.createdAt, dialect: 'v2', failed });
+      } else {
+        const intent = await t.app.core.intents.create({ reservationId: `R-all-${i}`, amount: 100, currency: 'KRW', scenario: failed ? 'fail' : 'delay', delayMs: failed ? 1 : 600_000 });
+        made.push({ id: intent.id, createdAt: intent.createdAt, dialect: 'intent', failed });
+      }
+      if (i % 2 === 1) await t.clock.advance(1);
+    }
+    await t.clock.advance(10); // the failing ones are decided
+    const newest = made.sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : -1));
+    expect(newest.filter((p) => p.dialect === 'intent')).toHaveLength(1250);
+    const idsOf = (payments: typeof made) => payments.map((p) => p.id);
+
+    const all = await walk(t.app, '');
+    expect(all.map((p) => p.ids.length)).toEqual([...Array.from({ length: 18 }, () => 100), 50]);
+    expect(all.flatMap((p) => p.ids)).toEqual(idsOf(newest));
+    expect(all[0]!.footer).toMatch(/^<p class="hint" data-shown="100">100 shown, newest first\. <a href="\/console\/payments\?cursor=[\w-]+" data-page="older">Older →<\/a><\/p>$/);
     const iso = (ms: number) => new Date(ms).toISOString();
-    const cursor = (n: number) => `${newest[n - 1]!.createdAt}~${newest[n - 1]!.id}`;
-    const list = async (query: string) => {
-      const body = (await t!.app.inject({ method: 'GET', url: `/console/payments${query}` })).body;
-      return { ids: [...body.matchAll(/<tr data-id="([^"]+)">/g)].map((m) => m[1]), footer: /<p class="hint" data-shown="\d+">.*?<\/p>/.exec(body)?.[0] };
-    };
-    const first = await list('?dialect=intent');
-    expect(first.ids).toEqual(newest.slice(0, 100).map((p) => p.id));
-    expect(first.footer).toBe(`<p class="hint" data-shown="100">100 shown, newest first (of the newest 500 of each dialect). <a href="/console/payments?dialect=intent&amp;cursor=${cursor(100).replace("~", "%7E")}" data-page="older">Older →</a></p>`);
-    const second = await list(`?dialect=intent&cursor=${cursor(100).replace("~", "%7E")}`);
-    expect(second.ids).toEqual(newest.slice(100, 200).map((p) => p.id));
-    expect(second.footer).toBe(
-      `<p class="hint" data-shown="100">100 shown, newest first, older than ${iso(newest[99]!.createdAt)} (<code>${newest[99]!.id}</code>) (of the newest 500 of each dialect). <a href="/console/payments?dialect=intent" data-page="newest">← Newest</a> <a href="/console/payments?dialect=intent&amp;cursor=${cursor(200).replace("~", "%7E")}" data-page="older">Older →</a></p>`,
-    );
-    const last = await list(`?dialect=intent&cursor=${cursor(400).replace("~", "%7E")}`);
-    expect(last.ids).toEqual(newest.slice(400, 500).map((p) => p.id));
-    expect(last.footer).toBe(
-      `<p class="hint" data-shown="100">100 shown, newest first, older than ${iso(newest[399]!.createdAt)} (<code>${newest[399]!.id}</code>) (of the newest 500 of each dialect). Older payments are beyond the newest 500 of each dialect that this list reads: search by exact id to find one, or use the dialect’s API. <a href="/console/payments?dialect=intent" data-page="newest">← Newest</a></p>`,
-    );
-    // One of those beyond: found by its id.
-    expect((await list(`?q=${newest[510]!.id}`)).ids).toEqual([newest[510]!.id]);
-    const bad = (await t.app.inject({ method: 'GET', url: '/console/payments?cursor=nope' })).body;
-    expect(bad).toContain('<p class="notice notice-error" role="alert">Cursor “nope” is invalid (an Older link’s: a time and an id): showing the newest payments.</p>');
+    expect(all[1]!.footer).toMatch(new RegExp(`^<p class="hint" data-shown="100">100 shown, newest first, older than ${iso(newest[99]!.createdAt)} \\(<code>${newest[99]!.id}</code>\\)\\. <a href="/console/payments" data-page="newest">← Newest</a> <a href="/console/payments\\?cursor=[\\w-]+" data-page="older">Older →</a></p>$`));
+    expect(all.at(-1)!.footer).toBe(`<p class="hint" data-shown="50">50 shown, newest first, older than ${iso(newest[1799]!.createdAt)} (<code>${newest[1799]!.id}</code>). No older payments: this is the end of the list. <a href="/console/payments" data-page="newest">← Newest</a></p>`);
+    // One dialect at a time: to its oldest.
+    const v2 = await walk(t.app, '?dialect=v2');
+    expect(v2.map((p) => p.ids.length)).toEqual([100, 100, 100, 100, 100, 100]);
+    expect(v2.flatMap((p) => p.ids)).toEqual(idsOf(newest.filter((p) => p.dialect === 'v2')));
+    expect((await walk(t.app, '?dialect=intent')).flatMap((p) => p.ids)).toEqual(idsOf(newest.filter((p) => p.dialect === 'intent')));
+    // Failed: one in seven, in both dialects, from the newest to the oldest.
+    const failed = newest.filter((p) => p.failed);
+    expect(failed).toHaveLength(264);
+    const failedPages = await walk(t.app, '?status=failed');
+    expect(failedPages.map((p) => p.ids.length)).toEqual([100, 100, 64]);
+    expect(failedPages.flatMap((p) => p.ids)).toEqual(idsOf(failed));
+    expect(failedPages.at(-1)!.footer).toContain('No older payments match: this is the end of the list.');
+    const pendingV2 = await walk(t.app, '?dialect=v2&status=pending');
+    expect(pendingV2.flatMap((p) => p.ids)).toEqual(idsOf(newest.filter((p) => p.dialect === 'v2' && !p.failed)));
+    // Payments made while someone pages do not move the pages they are on: an Older link goes on after its page's last.
+    const first = (await t.app.inject({ method: 'GET', url: '/console/payments?dialect=v2' })).body;
+    const older = /<a href="([^"]+)" data-page="older">/.exec(first)?.[1]?.replaceAll('&amp;', '&');
+    await t.clock.advance(1);
+    for (let i = 0; i < 7; i++) {
+      expect((await t.app.v2Payments.create({ txId: `tx-late-${i}`, orderId: i, userId: 1, amount: 1000, callbackUrl: 'http://127.0.0.1:9/cb' }, 'delay')).kind).toBe('created');
+      await t.app.core.intents.create({ reservationId: `R-late-${i}`, amount: 100, currency: 'KRW', scenario: 'delay', delayMs: 600_000 });
+    }
+    const then = (await t.app.inject({ method: 'GET', url: older! })).body;
+    expect([...then.matchAll(/<tr data-id="([^"]+)">/g)].map((m) => m[1])).toEqual(idsOf(newest.filter((p) => p.dialect === 'v2').slice(100, 200)));
+  });
+
+  it('a filtered page reads at most 5,000 payments and links on from where it stopped; a cursor that is not an Older link’s is refused with a notice', async () => {
+    t = await buildTestApp();
+    const failed: string[] = [];
+    for (let i = 0; i < 5200; i++) {
+      const fails = i === 10 || i === 2600 || i === 5190;
+      const intent = await t.app.core.intents.create({ reservationId: `R-far-${i}`, amount: 100, currency: 'KRW', scenario: fails ? 'fail' : 'delay', delayMs: fails ? 1 : 600_000 });
+      if (fails) failed.unshift(intent.id);
+    }
+    await t.clock.advance(10);
+    const pages = await walk(t.app, '?status=failed');
+    expect(pages.map((p) => p.ids)).toEqual([failed.slice(0, 2), failed.slice(2)]);
+    // The newest 5,000 (R-far-5199 … 200) on the first page, the last 200 on the second.
+    expect(pages[0]!.footer).toMatch(/^<p class="hint" data-shown="2">2 shown, newest first\. This page read 5,000 payments \(at most 5,000 a page\) and stopped before 100 matched: Older goes on from where it stopped\. <a href="\/console\/payments\?status=failed&amp;cursor=[\w-]+" data-page="older">Older →<\/a><\/p>$/);
+    expect(pages[1]!.footer).toContain('No older payments match: this is the end of the list.');
+    // A search counts over what the page read.
+    const searched = (await t.app.inject({ method: 'GET', url: '/console/payments?q=R-far-' })).body;
+    expect(searched).toContain('Counts: only the payments matching the search among the 100 of every dialect this page read.');
+
+    for (const bad of ['nope', '1733300000000~pay_01KBA7Q4A6J3M8P1T5W9Y2C4HD', Buffer.from(JSON.stringify({ at: 1, id: 'x', p: { intent: ['pay_bad', 0] } })).toString('base64url'), Buffer.from(JSON.stringify({ at: 1, id: 'x', p: { nodialect: 0 } })).toString('base64url')]) {
+      const body = (await t.app.inject({ method: 'GET', url: `/console/payments?cursor=${bad}` })).body;
+      expect(body).toContain(`<p class="notice notice-error" role="alert">Cursor “${bad}” is invalid (an Older link’s): showing the newest payments.</p>`);
+      expect(body.match(/<tr data-id=/g)).toHaveLength(100);
+    }
   });
 
   it('says a dialect or status the page does not offer is not applied (none shown selected); status=all is every status', async () => {

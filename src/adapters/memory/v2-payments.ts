@@ -1,6 +1,6 @@
-import type { StoreStats, Transition, V2BeginOutcome, V2PaymentQuery, V2PaymentStore } from '../../core/ports.ts';
-import { copyV2Payment, sameRequest, V2_STATUSES, type V2Completion, type V2Payment, type V2Status } from '../../core/v2/payment.ts';
-import { IdList } from './id-list.ts';
+import type { StoreStats, Transition, V2BeginOutcome, V2PaymentPage, V2PaymentQuery, V2PaymentStore } from '../../core/ports.ts';
+import { copyV2Payment, sameRequest, v2CursorSeq, V2_STATUSES, type V2Completion, type V2Payment, type V2Status } from '../../core/v2/payment.ts';
+import { IdList, pageOf } from './id-list.ts';
 import { EvictionQueue } from './eviction-queue.ts';
 
 export interface MemoryV2PaymentStoreOptions {
@@ -15,8 +15,9 @@ interface Entry {
   key: string;
 }
 
-/** Creation-order keys that sort as strings: a counter in base 36, zero-padded. */
+/** Creation-order keys that sort as strings: a counter in base 36, zero-padded (a list cursor is the counter in decimal). */
 const KEY_WIDTH = 11;
+const keyOf = (seq: number): string => seq.toString(36).padStart(KEY_WIDTH, '0');
 
 /**
  * The v2 payments port in one process's memory. Every method runs to completion synchronously
@@ -30,8 +31,9 @@ const KEY_WIDTH = 11;
  *
  * Lists: one creation-ordered list of all entries and one per status (an entry enters a status's
  * list when it reaches that status and dies in the one it left); a listing walks the narrowest,
- * newest first. Dead entries are at most half of each list (see IdList), so a page of `limit`
- * looks at no more than about twice that many.
+ * newest first, from a cursor (the creation counter of the previous page's last payment). Dead
+ * entries are at most half of each list (see IdList), so a page of `limit` looks at no more than
+ * about twice that many.
  */
 export class MemoryV2PaymentStore implements V2PaymentStore {
   readonly #byId = new Map<string, Entry>();
@@ -64,7 +66,7 @@ export class MemoryV2PaymentStore implements V2PaymentStore {
     while (this.#byId.size >= this.#options.maxPayments) {
       if (!this.#evictable.evictOne()) return Promise.resolve({ kind: 'full' });
     }
-    const entry: Entry = { payment: copyV2Payment(payment), key: (this.#seq++).toString(36).padStart(KEY_WIDTH, '0') };
+    const entry: Entry = { payment: copyV2Payment(payment), key: keyOf(this.#seq++) };
     this.#byId.set(payment.id, entry);
     this.#byKey.set(entry.key, entry);
     this.#all.insert(entry.key);
@@ -100,17 +102,30 @@ export class MemoryV2PaymentStore implements V2PaymentStore {
     return Promise.resolve({ ok: true, record: copyV2Payment(payment) });
   }
 
-  list(query: V2PaymentQuery): Promise<V2Payment[]> {
+  list(query: V2PaymentQuery): Promise<V2PaymentPage> {
     const { status, limit } = query;
-    const list = status === undefined ? this.#all : (this.#byStatus.get(status) as IdList);
-    const { ids, start } = list.walkFrom(undefined);
-    const out: V2Payment[] = [];
-    for (let i = start; i >= 0 && out.length < limit; i--) {
-      const entry = this.#byKey.get(ids[i] as string);
-      if (entry === undefined || (status !== undefined && entry.payment.status !== status)) continue;
-      out.push(copyV2Payment(entry.payment));
+    let cursor: string | undefined;
+    try {
+      cursor = query.cursor === undefined ? undefined : keyOf(v2CursorSeq(query.cursor));
+    } catch (error) {
+      return Promise.reject(error as RangeError);
     }
-    return Promise.resolve(out);
+    const list = status === undefined ? this.#all : (this.#byStatus.get(status) as IdList);
+    const page = pageOf(
+      list,
+      { limit, cursor },
+      (key) => {
+        const entry = this.#byKey.get(key);
+        return entry === undefined || (status !== undefined && entry.payment.status !== status) ? undefined : { id: key, payment: entry.payment };
+      },
+      (found) => found,
+    );
+    const cursorOf = (key: string): string => String(parseInt(key, 36));
+    return Promise.resolve({
+      data: page.data.map(({ payment }) => copyV2Payment(payment)),
+      cursors: page.data.map(({ id }) => cursorOf(id)),
+      nextCursor: page.nextCursor === null ? null : cursorOf(page.nextCursor),
+    });
   }
 
   counts(): Promise<Record<V2Status, number>> {

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
-import type { Job, StoreStats, Transition, V2BeginOutcome, V2PaymentQuery, V2PaymentStore } from '../../core/ports.ts';
-import { V2_STATUSES, type V2Completion, type V2Payment, type V2Status } from '../../core/v2/payment.ts';
+import type { Job, StoreStats, Transition, V2BeginOutcome, V2PaymentPage, V2PaymentQuery, V2PaymentStore } from '../../core/ports.ts';
+import { v2CursorSeq, V2_STATUSES, type V2Completion, type V2Payment, type V2Status } from '../../core/v2/payment.ts';
 import { BOUNDS, COUNT_ALL, fieldsOf, sweepScript } from './lua.ts';
 import { callToken, defineScript, type Script, SWEEP_BATCH, sweepInBatches } from './connection.ts';
 import { SCHEDULE_JOB, type RedisSchedulerStore } from './scheduler.ts';
@@ -20,7 +20,7 @@ export interface RedisV2PaymentStoreOptions {
  * (hash: status → n), KEYS[3] P..'evict' (zset: finished payments → createdAt), KEYS[4] P..'seq'
  * (counter). Built in the scripts from ARGV[1] = P: P..'r:'..id (the payment hash) and
  * P..'st:'..status (zsets like 'all'). Ids (`pay_<tx_id>`) say nothing about when a payment was
- * made, so the sets are scored by a sequence number. A payment hash holds `b` (the payment as
+ * made, so the sets are scored by a sequence number (a list cursor is one: ZREVRANGEBYSCORE from below it). A payment hash holds `b` (the payment as
  * begun, JSON), `rq` (its request fields, JSON: what makes a repeat the same request) and the
  * fields that change or that scripts read: s, fc, da, co, cb (JSON), ps and pf (the plan), ca, q,
  * and ct, the call token of its begin or completion (connection.ts `callToken`).
@@ -123,12 +123,22 @@ return {1, view(id)}
 `;
 
 const LIST = `${PRELUDE}
--- ARGV: P, limit, status ('' = every payment)
+-- ARGV: P, limit, status ('' = every payment), cursor ('' = the newest; else a creation sequence number: those before it)
 local key = ALL
 if ARGV[3] ~= '' then key = P .. 'st:' .. ARGV[3] end
-local out = {}
-for _, id in ipairs(redis.call('ZREVRANGE', key, 0, tonumber(ARGV[2]) - 1)) do out[#out + 1] = view(id) end
-return out
+local max = '+inf'
+if ARGV[4] ~= '' then max = '(' .. ARGV[4] end
+local limit = tonumber(ARGV[2])
+-- One more than a page: whether there is a next one.
+local found = redis.call('ZREVRANGEBYSCORE', key, max, '-inf', 'WITHSCORES', 'LIMIT', 0, limit + 1)
+local out, places = {}, {}
+for i = 1, math.min(#found, 2 * limit), 2 do
+  out[#out + 1] = view(found[i])
+  places[#places + 1] = found[i + 1]
+end
+local more = 0
+if #found > 2 * limit then more = 1 end
+return {more, out, places}
 `;
 
 const COUNTS = `return redis.call('HGETALL', KEYS[2])`;
@@ -219,10 +229,13 @@ export class RedisV2PaymentStore implements V2PaymentStore {
     return toTransition((await this.#scripts.complete(this.#keys, [this.#p, id, by, now, callToken()])) as [number, string[]]);
   }
 
-  async list(query: V2PaymentQuery): Promise<V2Payment[]> {
-    if (query.limit <= 0) return [];
-    const records = (await this.#scripts.list(this.#keys, [this.#p, query.limit, query.status ?? ''])) as string[][];
-    return records.map((flat) => decodePayment(flat) as V2Payment);
+  async list(query: V2PaymentQuery): Promise<V2PaymentPage> {
+    const cursor = query.cursor === undefined ? '' : String(v2CursorSeq(query.cursor));
+    if (query.limit <= 0) return { data: [], cursors: [], nextCursor: null };
+    const [more, records, places] = (await this.#scripts.list(this.#keys, [this.#p, query.limit, query.status ?? '', cursor])) as [number, string[][], string[]];
+    // Scores come back as Redis writes doubles: the sequence's integers as they are.
+    const cursors = places.map((place) => String(Number(place)));
+    return { data: records.map((flat) => decodePayment(flat) as V2Payment), cursors, nextCursor: more === 1 ? (cursors.at(-1) ?? null) : null };
   }
 
   async counts(): Promise<Record<V2Status, number>> {

@@ -2,7 +2,7 @@ import type { Delivery } from '../../core/deliveries.ts';
 import { MAX_MIX_WEIGHT } from '../../core/faults/mix.ts';
 import { SCENARIOS } from '../../core/scenario.ts';
 import { MIX_WEIGHT_FIELDS, offeredChoice } from '../forms.ts';
-import { html, iso, money, query, type Html } from '../html.ts';
+import { html, iso, money, query, wholeNumber, type Html } from '../html.ts';
 import { csrfInput, notice, page, type PageContext } from '../layout.ts';
 import { noCounts, STATUS_GROUPS, type PaymentDetail, type PaymentRow, type PaymentSource, type StatusGroup } from '../sources.ts';
 
@@ -13,23 +13,65 @@ import { noCounts, STATUS_GROUPS, type PaymentDetail, type PaymentRow, type Paym
  * @see issue 13 "Payments", "Create"
  */
 
-/** Rows read from each source for the list and the counts (newest first). */
-export const SCAN_PER_SOURCE = 500;
 /** Rows shown. */
 export const SHOWN = 100;
+/** Rows a page of a filtered list (a status or a search) reads at most, over every source, before it stops and links on from there. */
+export const READ_PER_PAGE = 5000;
+/** Rows read from a source at a time: a page without a filter needs SHOWN (and one more, to know there are older ones); a filtered one reads more at a time. */
+const BATCH = SHOWN + 1;
+const FILTERED_BATCH = 500;
+
+/** Where a source's list goes on: after its store's cursor (undefined: from the newest); null: none left. */
+type Position = string | undefined | null;
+
+/**
+ * An Older link's cursor: the creation time and id of the last payment read (to say where the page
+ * starts), and each chosen source's position (the merge goes on from there in every source). Sent
+ * as base64url JSON: `{"at":…,"id":…,"p":{"<dialect>":"<store cursor>" ('': from the newest) or 0 (none left)}}`.
+ */
+export interface PageCursor {
+  at: number;
+  id: string;
+  positions: Readonly<Record<string, Position>>;
+}
 
 export interface PaymentFilters {
   dialect?: string | undefined;
   status?: string | undefined;
   q?: string | undefined;
-  /** Payments listed after this one (an Older link's `cursor`: its creation time and id). */
-  before?: { at: number; id: string } | undefined;
+  /** Payments listed after these (an Older link's `cursor`). */
+  before?: PageCursor | undefined;
 }
 
-/** An Older link's cursor: the creation time (epoch ms) and the id of the last payment shown. */
-const CURSOR = /^(\d{1,15})~(.{1,200})$/;
-function cursorOf(row: PaymentRow): string {
-  return `${row.createdAt}~${row.id}`;
+const MAX_CURSOR = 4000;
+
+function encodeCursor(cursor: PageCursor): string {
+  const p = Object.fromEntries(Object.entries(cursor.positions).map(([dialect, at]) => [dialect, at === null ? 0 : (at ?? '')]));
+  return Buffer.from(JSON.stringify({ at: cursor.at, id: cursor.id, p })).toString('base64url');
+}
+
+/** The cursor `given` names, checked against the sources (their store cursors' shapes); undefined when it is not one. */
+function decodeCursor(sources: readonly PaymentSource[], given: string): PageCursor | undefined {
+  if (given.length > MAX_CURSOR || !/^[\w-]+$/.test(given)) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(given, 'base64url').toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  if (typeof parsed !== 'object' || parsed === null) return undefined;
+  const { at, id, p } = parsed as Record<string, unknown>;
+  if (!Number.isSafeInteger(at) || (at as number) < 0 || typeof id !== 'string' || id === '' || id.length > 200 || typeof p !== 'object' || p === null || Array.isArray(p)) return undefined;
+  const positions: Record<string, Position> = {};
+  for (const [dialect, value] of Object.entries(p)) {
+    const source = sources.find((s) => s.dialect === dialect);
+    if (source === undefined) return undefined;
+    if (value === 0) positions[dialect] = null;
+    else if (value === '') positions[dialect] = undefined;
+    else if (typeof value === 'string' && source.cursor.test(value)) positions[dialect] = value;
+    else return undefined;
+  }
+  return { at: at as number, id, positions };
 }
 
 export const NOTICES: Readonly<Record<string, string>> = {
@@ -47,63 +89,145 @@ export function readPaymentFilters(sources: readonly PaymentSource[], q: Readonl
   const status = offeredChoice('Status', q.status, STATUS_GROUPS, invalid);
   const search = (q.q ?? '').trim().slice(0, 200);
   const given = (q.cursor ?? '').trim();
-  const cursor = CURSOR.exec(given);
-  if (given !== '' && cursor === null) invalid.push(`Cursor “${given.slice(0, 100)}” is invalid (an Older link’s: a time and an id): showing the newest payments.`);
-  const before = cursor === null ? undefined : { at: Number(cursor[1]), id: cursor[2] as string };
+  const before = given === '' ? undefined : decodeCursor(sources, given);
+  if (given !== '' && before === undefined) invalid.push(`Cursor “${given.slice(0, 100)}” is invalid (an Older link’s): showing the newest payments.`);
   return { filters: { dialect, status, q: search === '' ? undefined : search, before }, invalid };
 }
 
 export interface Listed {
   rows: PaymentRow[];
   counts: Record<StatusGroup, number>;
-  /** What the counts cover: every stored payment (of the chosen dialect), or only the newest SCAN_PER_SOURCE of each source that match the search. */
+  /** What the counts cover: every stored payment (of the chosen dialect), or only those this page read that match the search. */
   countsCover: 'all' | 'scanned';
   /** The search is a payment's exact id, found by a lookup (wherever it is among the stored ones). */
   foundById: boolean;
-  /** The cursor of the next page (older payments among those read); null on the last. */
+  /** The cursor of the next page; null on the last. */
   older: string | null;
-  /** A dialect has more payments than the newest SCAN_PER_SOURCE read: the last page is not the oldest stored. */
-  truncated: boolean;
+  /** Rows this page read (a filtered page reads on until SHOWN match or READ_PER_PAGE are read). */
+  read: number;
+  /** The filtered page stopped after READ_PER_PAGE rows, before SHOWN matched: `older` goes on from there. */
+  stopped: boolean;
 }
 
 /** What an id looks like (a search with spaces or longer than any id is not looked up). */
 const ID_LIKE = /^[^\s]{1,128}$/;
 
+/** One source's list as the merge reads it: the rows of its current store page not taken yet. */
+interface Reader {
+  source: PaymentSource;
+  /** The cursor after the last row taken (undefined: none taken, from the newest). */
+  after: string | undefined;
+  /** Whether a store page has been read (`rows`, `cursors`, `next`). */
+  loaded: boolean;
+  /** The rows of that page not taken yet, and their cursors. */
+  rows: PaymentRow[];
+  cursors: string[];
+  /** The store page's nextCursor. */
+  next: string | null;
+  /** No rows left. */
+  done: boolean;
+}
+
+const newer = (a: PaymentRow, b: PaymentRow): boolean => a.createdAt > b.createdAt || (a.createdAt === b.createdAt && a.id > b.id);
+
+/** Reads the reader's next store page once it has taken every row of the one it has. */
+async function fill(reader: Reader, batch: number): Promise<void> {
+  // A store page may be empty and still have a next one (a store's walk cut short): a few more reads at most.
+  for (let reads = 0; reader.rows.length === 0 && !reader.done && reads < 4; reads++) {
+    if (reader.loaded && reader.next === null) {
+      reader.done = true;
+      return;
+    }
+    const page = await reader.source.list({ limit: batch, cursor: reader.loaded ? (reader.next as string) : reader.after });
+    reader.loaded = true;
+    reader.rows = [...page.data];
+    reader.cursors = [...page.cursors];
+    reader.next = page.nextCursor;
+    // An empty page with a next one: the reader is past it.
+    if (page.data.length === 0 && page.nextCursor !== null) reader.after = page.nextCursor;
+  }
+}
+
+/** Where the reader goes on after the rows it has taken. */
+function positionOf(reader: Reader): Position {
+  if (reader.done || (reader.loaded && reader.rows.length === 0 && reader.next === null)) return null;
+  return reader.after;
+}
+
 /**
- * The list is the newest SCAN_PER_SOURCE of each source, filtered, SHOWN a page (from the
- * filters' `before`, an Older link's cursor, within those rows); the counts are exact over
- * everything stored (the sources' kept counts) unless a search narrows them, which no store can
- * count: then they are over the rows scanned, and the page says so. A search that is a payment's
- * exact id (in any dialect: pay_…, bk_…, an /api/v2 id, a FluxPay orderId or paymentKey) finds it
- * by a lookup first, however old it is.
+ * The list pages through every stored payment of the chosen dialects, newest first: each source's
+ * store is read in pages from where the previous page stopped in it (the cursor keeps one position
+ * per source), and the sources' rows are merged by (createdAt, id). A page without a filter shows
+ * SHOWN; with a status or a search, it reads on until SHOWN match or READ_PER_PAGE rows are read,
+ * then links on from where it stopped. The counts are exact over everything stored (the sources'
+ * kept counts) unless a search narrows them, which no store can count: then they are over the
+ * rows this page read, and the page says so. A search that is a payment's exact id (in any
+ * dialect: pay_…, bk_…, an /api/v2 id, a FluxPay orderId or paymentKey) finds it by a lookup,
+ * however old it is: it is shown on the first page (and not again on later ones).
  */
 export async function listPayments(sources: readonly PaymentSource[], filters: PaymentFilters): Promise<Listed> {
   const chosen = sources.filter((s) => filters.dialect === undefined || filters.dialect === '' || s.dialect === filters.dialect);
   const search = (filters.q ?? '').trim();
   const needle = search.toLowerCase();
-  const [lists, stored, exact] = await Promise.all([
-    Promise.all(chosen.map((s) => s.list(SCAN_PER_SOURCE))),
+  const status = filters.status === undefined || filters.status === '' ? undefined : filters.status;
+  const filtered = status !== undefined || needle !== '';
+  const batch = filtered ? FILTERED_BATCH : BATCH;
+  // A source the cursor does not name (not chosen when it was made) starts from its newest.
+  const readers: Reader[] = chosen.map((source) => {
+    const position = filters.before?.positions[source.dialect];
+    return { source, after: position ?? undefined, loaded: false, rows: [], cursors: [], next: null, done: position === null };
+  });
+  const [stored, exact] = await Promise.all([
     needle === '' ? Promise.all(chosen.map((s) => s.counts())) : undefined,
     ID_LIKE.test(search) ? Promise.all(chosen.map((s) => s.find(search))).then((found) => found.filter((r) => r !== undefined)) : [],
   ]);
-  const all = lists.flat();
-  const scanned = needle === '' ? all : all.filter((r) => r.id.toLowerCase().includes(needle) || r.reference.toLowerCase().includes(needle));
-  const seen = new Set(scanned.map((r) => `${r.dialect}/${r.id}`));
-  const matching = [...scanned, ...exact.filter((r) => !seen.has(`${r.dialect}/${r.id}`))];
+  const foundKeys = new Set(exact.map((r) => `${r.dialect}/${r.id}`));
+  const searched = (r: PaymentRow): boolean => needle === '' || r.id.toLowerCase().includes(needle) || r.reference.toLowerCase().includes(needle);
   const counts = noCounts();
-  if (stored === undefined) for (const r of matching) counts[r.group]++;
+  const rows: PaymentRow[] = [];
+  let last: PaymentRow | undefined;
+  let read = 0;
+  let more = false;
+  let stopped = false;
+  for (;;) {
+    await Promise.all(readers.map((r) => fill(r, batch)));
+    let next: Reader | undefined;
+    for (const r of readers) if (r.rows.length > 0 && (next === undefined || newer(r.rows[0] as PaymentRow, next.rows[0] as PaymentRow))) next = r;
+    if (next === undefined) break;
+    const row = next.rows[0] as PaymentRow;
+    // Found by the lookup: shown on the first page only.
+    const matches = searched(row) && !foundKeys.has(`${row.dialect}/${row.id}`);
+    const shown = matches && (status === undefined || row.group === status);
+    if (shown && rows.length === SHOWN) {
+      more = true;
+      break;
+    }
+    next.rows.shift();
+    next.after = next.cursors.shift();
+    last = row;
+    read++;
+    if (matches && stored === undefined) counts[row.group]++;
+    if (shown) rows.push(row);
+    if (filtered && read >= READ_PER_PAGE) {
+      stopped = rows.length < SHOWN;
+      more = true;
+      break;
+    }
+  }
+  const positions = Object.fromEntries(readers.map((r) => [r.source.dialect, positionOf(r)]));
+  if (more && Object.values(positions).every((p) => p === null)) more = false;
+  if (stored === undefined) for (const r of exact) counts[r.group]++;
   else for (const c of stored) for (const g of STATUS_GROUPS) counts[g] += c[g];
-  const { before } = filters;
-  const rows = matching.filter((r) => (filters.status === undefined || filters.status === '' || r.group === filters.status) && (before === undefined || r.createdAt < before.at || (r.createdAt === before.at && r.id < before.id)));
+  if (filters.before === undefined) rows.push(...exact.filter((r) => status === undefined || r.group === status));
   rows.sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : -1));
-  const shown = rows.slice(0, SHOWN);
   return {
-    rows: shown,
+    rows,
     counts,
     countsCover: stored === undefined ? 'scanned' : 'all',
     foundById: exact.length > 0,
-    older: rows.length > SHOWN ? cursorOf(shown.at(-1) as PaymentRow) : null,
-    truncated: lists.some((l) => l.length >= SCAN_PER_SOURCE),
+    older: more && last !== undefined ? encodeCursor({ at: last.createdAt, id: last.id, positions }) : null,
+    read,
+    stopped: stopped && more,
   };
 }
 
@@ -179,13 +303,12 @@ function footer(listed: Listed, filters: PaymentFilters): Html {
   const from = filters.before === undefined ? '' : html`, older than ${iso(filters.before.at)} (<code>${filters.before.id}</code>)`;
   const newest = filters.before === undefined ? '' : html` <a href="${link(undefined)}" data-page="newest">← Newest</a>`;
   const older = listed.older === null ? '' : html` <a href="${link(listed.older)}" data-page="older">Older →</a>`;
-  const end =
-    listed.older === null && listed.truncated
-      ? filters.q === undefined
-        ? html` Older payments are beyond the newest ${SCAN_PER_SOURCE} of each dialect that this list reads: search by exact id to find one, or use the dialect’s API.`
-        : html` Payments older than the newest ${SCAN_PER_SOURCE} of each dialect are found by exact id only.`
-      : '';
-  return html`<p class="hint" data-shown="${String(listed.rows.length)}">${listed.rows.length} shown, newest first${from} (of the newest ${SCAN_PER_SOURCE} of each dialect${listed.foundById ? ', and the payment whose id the search is' : ''}).${end}${newest}${older}</p>`;
+  const filtered = filters.q !== undefined || (filters.status !== undefined && filters.status !== '');
+  const stopped = listed.stopped
+    ? html` This page read ${wholeNumber(listed.read)} payments (at most ${wholeNumber(READ_PER_PAGE)} a page) and stopped before ${SHOWN} matched: Older goes on from where it stopped.`
+    : '';
+  const end = listed.older === null && filters.before !== undefined ? html` No older payments${filtered ? ' match' : ''}: this is the end of the list.` : '';
+  return html`<p class="hint" data-shown="${String(listed.rows.length)}">${listed.rows.length} shown, newest first${from}${listed.foundById && filters.before === undefined ? ', with the payment whose id the search is' : ''}.${stopped}${end}${newest}${older}</p>`;
 }
 
 function table(listed: Listed, sources: readonly PaymentSource[], filters: PaymentFilters): Html {
@@ -194,9 +317,9 @@ function table(listed: Listed, sources: readonly PaymentSource[], filters: Payme
   const cover =
     listed.countsCover === 'all'
       ? html`<p class="hint" data-counts-cover="all">Counts: ${dialect === undefined ? 'every payment stored' : html`every stored payment of ${dialect}`}.</p>`
-      : html`<p class="hint" data-counts-cover="scanned">Counts: only the payments matching the search among the newest ${SCAN_PER_SOURCE} of ${dialect ?? 'each dialect'}${listed.foundById ? ', and the one whose id it is' : ''}.</p>`;
+      : html`<p class="hint" data-counts-cover="scanned">Counts: only the payments matching the search among the ${wholeNumber(listed.read)} of ${dialect ?? 'every dialect'} this page read${listed.foundById ? ', and the one whose id it is' : ''}.</p>`;
   const counts = html`<ul class="counts" aria-label="Counts by status">${STATUS_GROUPS.map((g) => html`<li><span class="badge badge-${g}">${g}</span> <strong data-count="${g}">${listed.counts[g]}</strong></li>`)}</ul>${cover}`;
-  if (listed.rows.length === 0) return html`${counts}<p>No payments match${filters.before === undefined ? '' : ' on this page'}.</p>${filters.before === undefined ? '' : footer(listed, filters)}`;
+  if (listed.rows.length === 0) return html`${counts}<p>No payments match${filters.before === undefined && listed.older === null ? '' : ' on this page'}.</p>${filters.before === undefined && listed.older === null ? '' : footer(listed, filters)}`;
   return html`${counts}<div class="scroll" tabindex="0"><table class="payments">
 <caption class="visually-hidden">Payments, newest first</caption>
 <thead><tr><th scope="col">Id</th><th scope="col">Dialect</th><th scope="col">Reference</th><th scope="col">Amount</th><th scope="col">Status</th><th scope="col">Created</th></tr></thead>

@@ -4,7 +4,7 @@ import type { BookingService } from '../../core/bookings/service.ts';
 import { isBookingEvent, type DomainEvent } from '../../core/events.ts';
 import type { LedgerStore, SeatStore } from '../../core/ports.ts';
 import { html, iso, money, raw, wholeNumber, type Html } from '../html.ts';
-import { absentIfNotFound, groupCounts, type HistoryEntry, type PaymentRow, type PaymentSource, type Panel, type PanelPage, type StatusGroup } from '../sources.ts';
+import { absentIfNotFound, groupCounts, rowsOf, ulidCursor, type HistoryEntry, type PaymentRow, type PaymentSource, type Panel, type PanelPage, type StatusGroup } from '../sources.ts';
 
 /**
  * Bookings (issue 4) in the console: their payments in the payments view, and the bookings page
@@ -61,9 +61,10 @@ export function bookingSource(deps: BookingDeps): PaymentSource {
   return {
     dialect: 'booking',
     label: 'Bookings (/bookings, /api/v1/payments)',
-    async list(limit) {
-      return (await recentBookings(deps, limit)).map(row);
+    async list(query) {
+      return rowsOf(await deps.service.listRecent(query), row);
     },
+    cursor: ulidCursor('bk'),
     async counts() {
       return groupCounts((await deps.service.counts()).bookings, GROUPS);
     },

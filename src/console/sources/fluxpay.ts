@@ -101,9 +101,12 @@ export function fluxpaySource(deps: FluxPayConsoleDeps): PaymentSource {
   return {
     dialect: 'fluxpay',
     label: 'FluxPay orders (/api/v1/orders)',
-    async list(limit) {
-      return (await service.listOrders({ limit })).data.map(row);
+    async list(query) {
+      const page = await service.listOrders(query);
+      const data = page.data.map(row);
+      return { data, cursors: data.map((r) => r.id), nextCursor: page.nextCursor };
     },
+    cursor: /^ord_[0-9A-HJKMNP-TV-Z]{26}$/,
     async counts() {
       const c = await service.orderCounts();
       return { pending: c.PENDING, completed: c.PAID + c.COMPLETED, failed: 0, cancelled: c.CANCELLED - c.cancelledAfterPayment, refunded: c.cancelledAfterPayment };

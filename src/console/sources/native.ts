@@ -3,7 +3,7 @@ import type { Intent } from '../../core/intents/intent.ts';
 import type { IntentService } from '../../core/intents/service.ts';
 import { integer, type FormBody } from '../forms.ts';
 import { iso, money } from '../html.ts';
-import { absentIfNotFound, groupCounts, type HistoryEntry, type PaymentAction, type PaymentDetail, type PaymentRow, type PaymentSource, type StatusGroup } from '../sources.ts';
+import { absentIfNotFound, groupCounts, rowsOf, ulidCursor, type HistoryEntry, type PaymentAction, type PaymentDetail, type PaymentRow, type PaymentSource, type StatusGroup } from '../sources.ts';
 
 /**
  * Native payment intents (`/v1/sim`, issue 2) in the console: listed, detailed, cancelled and
@@ -61,9 +61,10 @@ export function nativeSource(intents: IntentService): PaymentSource {
   return {
     dialect: 'intent',
     label: 'Native intents (/v1/sim)',
-    async list(limit) {
-      return (await intents.list({ limit })).data.map(row);
+    async list(query) {
+      return rowsOf(await intents.list(query), row);
     },
+    cursor: ulidCursor('pay'),
     async counts() {
       return groupCounts(await intents.counts(), GROUPS);
     },

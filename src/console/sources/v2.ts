@@ -1,6 +1,6 @@
 import { DomainError, notFound } from '../../core/errors.ts';
 import { isV2PaymentEvent, type DomainEvent } from '../../core/events.ts';
-import type { V2Payment } from '../../core/v2/payment.ts';
+import { V2_LIST_CURSOR, type V2Payment } from '../../core/v2/payment.ts';
 import type { V2PaymentService } from '../../core/v2/service.ts';
 import { iso, money } from '../html.ts';
 import { groupCounts, type HistoryEntry, type PaymentDetail, type PaymentRow, type PaymentSource, type StatusGroup } from '../sources.ts';
@@ -50,9 +50,12 @@ export function v2Source(service: V2PaymentService): PaymentSource {
   return {
     dialect: 'v2',
     label: 'Payment Server v3 (/api/v2)',
-    async list(limit) {
-      return (await service.list({ limit })).map(row);
+    async list(query) {
+      const page = await service.list(query);
+      return { data: page.data.map(row), cursors: page.cursors, nextCursor: page.nextCursor };
     },
+    // A payment's place in creation order, not its id (ids say nothing about when it was made).
+    cursor: V2_LIST_CURSOR,
     async counts() {
       return groupCounts(await service.counts(), GROUPS);
     },

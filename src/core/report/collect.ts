@@ -122,7 +122,7 @@ export async function* reportBatches(sources: ReportSources, filter: ReportFilte
     yield rows;
   }
 
-  const v2 = (await sources.v2Payments.list({ limit: sources.v2Max })).filter((p) => p.createdAt >= since);
+  const v2 = (await sources.v2Payments.list({ limit: sources.v2Max })).data.filter((p) => p.createdAt >= since);
   for (let start = 0; start < v2.length; start += REPORT_BATCH) {
     const rows: ReportRow[] = [];
     for (const payment of v2.slice(start, start + REPORT_BATCH)) rows.push(v2Row(payment, await deliveriesOf(deliveries, subject(SUBJECT_KINDS.v2, payment.id))));

@@ -60,6 +60,15 @@ export interface V2Payment extends V2PaymentRequest {
 }
 
 /** The id of the payment a `tx_id` makes, as the original server named it. */
+/** A v2 store's list cursor: a payment's place in creation order, in decimal (src/core/ports.ts V2PaymentQuery). */
+export const V2_LIST_CURSOR = /^\d{1,15}$/;
+
+/** The creation sequence number a list cursor names; a RangeError for anything else. */
+export function v2CursorSeq(cursor: string): number {
+  if (!V2_LIST_CURSOR.test(cursor)) throw new RangeError(`Not a v2 list cursor: ${cursor.slice(0, 100)}`);
+  return Number(cursor);
+}
+
 export function v2PaymentId(txId: string): string {
   return `pay_${txId}`;
 }

@@ -2,7 +2,7 @@ import type { Clock } from '../clock.ts';
 import { storeFull } from '../errors.ts';
 import type { EventBus, V2PaymentEvent, V2PaymentEventType } from '../events.ts';
 import { derivedId, type IdFactory } from '../ids.ts';
-import type { V2PaymentQuery, V2PaymentStore } from '../ports.ts';
+import type { V2PaymentPage, V2PaymentQuery, V2PaymentStore } from '../ports.ts';
 import type { RandomSource } from '../random.ts';
 import type { Scheduler } from '../scheduler.ts';
 import type { Mix } from '../faults/mix.ts';
@@ -131,7 +131,7 @@ export class V2PaymentService {
     return this.#deps.store.get(id);
   }
 
-  list(query: V2PaymentQuery): Promise<V2Payment[]> {
+  list(query: V2PaymentQuery): Promise<V2PaymentPage> {
     return this.#deps.store.list(query);
   }
 

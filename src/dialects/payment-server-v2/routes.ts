@@ -154,7 +154,7 @@ const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (fastify, { idempote
     async (request) => {
       const { limit, status } = request.query;
       const [counts, payments] = await Promise.all([service.counts(), service.list({ limit: limit ?? DEFAULT_LIST_LIMIT, status })]);
-      return { pending_count: counts.PENDING, completed_count: counts.PAYMENT_COMPLETED, failed_count: counts.PAYMENT_FAILED, payments: mapOf(payments) };
+      return { pending_count: counts.PENDING, completed_count: counts.PAYMENT_COMPLETED, failed_count: counts.PAYMENT_FAILED, payments: mapOf(payments.data) };
     },
   );
 

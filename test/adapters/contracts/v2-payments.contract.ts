@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { V2PaymentStore } from '../../../src/core/ports.ts';
+import type { Page, V2PaymentStore } from '../../../src/core/ports.ts';
 import type { V2Payment } from '../../../src/core/v2/payment.ts';
 import { aV2Payment, concurrently, DAY, HOUR, MINUTE, T0, tally } from './fixtures.ts';
 
@@ -22,7 +22,7 @@ export function v2PaymentStoreContract(name: string, make: V2PaymentStoreFactory
     return store;
   }
 
-  const ids = (payments: readonly V2Payment[]) => payments.map((p) => p.id);
+  const ids = (payments: readonly V2Payment[] | Page<V2Payment>) => ('data' in payments ? payments.data : payments).map((p) => p.id);
 
   describe(`V2PaymentStore contract: ${name}`, () => {
     describe('begin', () => {
@@ -77,7 +77,7 @@ export function v2PaymentStoreContract(name: string, make: V2PaymentStoreFactory
         const got = (await store.get(payment.id)) as V2Payment;
         got.orderId = 0;
         const listed = await store.list({ limit: 10 });
-        (listed[0] as V2Payment).userId = 99;
+        (listed.data[0] as V2Payment).userId = 99;
         const decided = await store.decide(payment.id, T0 + 1);
         if (!decided.ok) throw new Error('decide refused');
         decided.record.status = 'PAYMENT_COMPLETED';
@@ -180,7 +180,7 @@ export function v2PaymentStoreContract(name: string, make: V2PaymentStoreFactory
         expect(ids(await store.list({ limit: 10, status: 'PENDING' }))).toEqual(ids([e!, c!]));
         expect(ids(await store.list({ limit: 10, status: 'PAYMENT_FAILED' }))).toEqual(ids([b!]));
         expect(await store.counts()).toEqual({ PENDING: 2, PAYMENT_COMPLETED: 2, PAYMENT_FAILED: 1 });
-        expect((await store.list({ limit: 10 }))[1]).toEqual({ ...d!, status: 'PAYMENT_COMPLETED', decidedAt: T0 + 10, confirmedAt: T0 + 10, completedBy: 'callback' });
+        expect((await store.list({ limit: 10 })).data[1]).toEqual({ ...d!, status: 'PAYMENT_COMPLETED', decidedAt: T0 + 10, confirmedAt: T0 + 10, completedBy: 'callback' });
       });
 
       it('a list of thousands that moved between statuses is complete and in order', async () => {
@@ -197,6 +197,55 @@ export function v2PaymentStoreContract(name: string, make: V2PaymentStoreFactory
         expect(ids(await store.list({ limit: 10_000, status: 'PAYMENT_COMPLETED' }))).toEqual(ids(completed));
         expect(ids(await store.list({ limit: 10_000, status: 'PENDING' }))).toEqual(ids(pending));
         expect(ids(await store.list({ limit: 10_000 }))).toEqual(ids([...all].reverse()));
+      });
+      it('pages from a cursor (a page\'s nextCursor, or a payment\'s own) to the oldest, every payment once, in creation order, of one status too; null after the last page', async () => {
+        const store = await make(ROOMY);
+        // Created out of id order, and with one creation time for several: the list follows creation.
+        const all = Array.from({ length: 23 }, (_, i) => aV2Payment({ txId: `tx_${(i * 7) % 23}`, id: `pay_tx_${(i * 7) % 23}`, createdAt: T0 + Math.floor(i / 3), planned: i % 4 === 0 ? FAILS : { status: 'PAYMENT_COMPLETED', failureCode: null } }));
+        for (const p of all) expect((await store.begin(p)).kind).toBe('created');
+        for (const [i, p] of all.entries()) if (i % 4 === 0) await store.decide(p.id, T0 + 100);
+        const walk = async (limit: number, status?: V2Payment['status']) => {
+          const pages: string[][] = [];
+          let cursor: string | undefined;
+          for (;;) {
+            const page = await store.list({ limit, status, cursor });
+            pages.push(ids(page));
+            expect(page.cursors).toHaveLength(page.data.length);
+            if (page.nextCursor === null) return pages;
+            expect(page.data).toHaveLength(limit);
+            cursor = page.nextCursor;
+          }
+        };
+        const newest = ids([...all].reverse());
+        expect(await walk(5)).toEqual([0, 5, 10, 15, 20].map((i) => newest.slice(i, i + 5)));
+        // A last page that is exactly full says there is no next one.
+        expect(await walk(23)).toEqual([newest]);
+        const failed = ids(all.filter((_, i) => i % 4 === 0).reverse());
+        expect(failed).toHaveLength(6);
+        expect(await walk(4, 'PAYMENT_FAILED')).toEqual([failed.slice(0, 4), failed.slice(4)]);
+        const pending = ids(all.filter((_, i) => i % 4 !== 0).reverse());
+        expect((await walk(7, 'PENDING')).flat()).toEqual(pending);
+        // Payments made after a cursor was handed out are not on its later pages (they are newer).
+        const first = await store.list({ limit: 3 });
+        await store.begin(aV2Payment({ txId: 'tx_later', id: 'pay_tx_later', createdAt: T0 + 50 }));
+        expect(first.nextCursor).toBe(first.cursors[2]);
+        expect(ids(await store.list({ limit: 3, cursor: first.nextCursor as string }))).toEqual(newest.slice(3, 6));
+        // A payment's own cursor goes on after it.
+        expect(ids(await store.list({ limit: 3, cursor: first.cursors[0] }))).toEqual(newest.slice(1, 4));
+      });
+
+      it('a cursor stays valid once its payment is evicted; a string that is not a cursor is refused (RangeError)', async () => {
+        const store = await make({ ttlMs: HOUR, maxPayments: 100 });
+        const [a, b, c] = [aV2Payment({ createdAt: T0 }), aV2Payment({ createdAt: T0 }), aV2Payment({ createdAt: T0, planned: FAILS })];
+        const d = aV2Payment({ createdAt: T0 + 2 * HOUR });
+        for (const p of [a, b, c, d]) await store.begin(p);
+        await store.decide(c.id, T0 + 1);
+        const first = await store.list({ limit: 2 });
+        expect(ids(first)).toEqual([d.id, c.id]);
+        expect(await store.sweep(T0 + HOUR)).toBe(1);
+        expect(await store.get(c.id)).toBeUndefined();
+        expect(await store.list({ limit: 2, cursor: first.nextCursor as string })).toEqual({ data: [b, a], cursors: [expect.stringMatching(/^\d+$/), expect.stringMatching(/^\d+$/)], nextCursor: null });
+        for (const cursor of ['', 'pay_x', '-1', '1.5', '1'.repeat(16)]) await expect(store.list({ limit: 2, cursor })).rejects.toThrow(RangeError);
       });
     });
 
