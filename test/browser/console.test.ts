@@ -355,6 +355,33 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
     await page.close();
   }, TIMEOUT);
 
+  it('pages a search through Older and back through Newest, each link a whole page of its own', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 105; i++) {
+      const made = await api('POST', '/v1/sim/intent', { reservation_id: `R-paged-${String(i).padStart(3, '0')}`, amount: 100 + i, scenario: 'approve' });
+      expect(made.status).toBe(200);
+      ids.push((made.json as { payment_intent_id: string }).payment_intent_id);
+    }
+    const page = await newPage();
+    await page.goto(`${served.origin}/console/payments?dialect=intent&status=&q=R-paged`);
+    const listed = () => page.locator('table.payments tbody tr').evaluateAll((rows) => rows.map((row) => row.getAttribute('data-id')));
+    // Newest first: the last 100 made, then the 5 before them.
+    await expect.poll(listed).toEqual(ids.slice(5).reverse());
+    expect(await page.locator('[data-counts-cover="scanned"]').count()).toBe(1);
+    await page.getByRole('link', { name: 'Older →' }).click();
+    await page.waitForURL(/cursor=/);
+    await expect.poll(listed).toEqual(ids.slice(0, 5).reverse());
+    expect(await page.locator('p.hint[data-shown="5"]').innerText()).toContain('No older payments match: this is the end of the list.');
+    expect(await page.getByRole('link', { name: 'Older →' }).count()).toBe(0);
+    await page.getByRole('link', { name: '← Newest' }).click();
+    await page.waitForURL((url) => !url.search.includes('cursor='));
+    await expect.poll(listed).toEqual(ids.slice(5).reverse());
+    // Forgets the remembered search, so later tests' bare visits list every payment.
+    await page.getByRole('link', { name: 'Clear' }).click();
+    await page.waitForURL(`${served.origin}/console/payments?dialect=&status=&q=`);
+    await page.close();
+  }, TIMEOUT);
+
   it('shows a failing receiver’s delivery as failed, and delivered after a replay once it recovers', async () => {
     receiver.respond(() => ({ status: 500, body: 'down' }));
     const page = await newPage();
