@@ -198,6 +198,23 @@ export function v2PaymentStoreContract(name: string, make: V2PaymentStoreFactory
         expect(ids(await store.list({ limit: 10_000, status: 'PENDING' }))).toEqual(ids(pending));
         expect(ids(await store.list({ limit: 10_000 }))).toEqual(ids([...all].reverse()));
       });
+      it('a list of more than 5,000 is whole (the /api/v2 list asks up to 10,000, the report V2_PAYMENTS_MAX), of one status too', async () => {
+        const store = await make(ROOMY);
+        const all = Array.from({ length: 6000 }, (_, i) => aV2Payment({ createdAt: T0 + i, planned: i % 2 === 0 ? FAILS : { status: 'PAYMENT_COMPLETED', failureCode: null } }));
+        for (const p of all) await store.begin(p);
+        // Half of them leave PENDING: its list in memory keeps 3,000 dead entries among 6,000.
+        for (let i = 0; i < all.length; i += 2) await store.decide((all[i] as V2Payment).id, T0 + 7000);
+        const whole = await store.list({ limit: 10_000 });
+        expect(ids(whole)).toEqual(ids([...all].reverse()));
+        expect(whole.nextCursor).toBeNull();
+        const pending = await store.list({ limit: 10_000, status: 'PENDING' });
+        expect(ids(pending)).toEqual(ids(all.filter((_, i) => i % 2 === 1).reverse()));
+        expect(pending.nextCursor).toBeNull();
+        const page = await store.list({ limit: 5500 });
+        expect(ids(page)).toEqual(ids([...all].reverse().slice(0, 5500)));
+        expect(page.nextCursor).toBe(page.cursors[5499]);
+      });
+
       it('pages from a cursor (a page\'s nextCursor, or a payment\'s own) to the oldest, every payment once, in creation order, of one status too; null after the last page', async () => {
         const store = await make(ROOMY);
         // Created out of id order, and with one creation time for several: the list follows creation.
