@@ -4,6 +4,10 @@ import { LiveFeed } from '../../src/console/feed.ts';
 import { escapeHtml, html, raw } from '../../src/console/html.ts';
 import { ConsoleAuth, cookieValue, sessionCookie } from '../../src/console/auth.ts';
 import { EventBus, type DomainEvent } from '../../src/core/events.ts';
+import { listPayments } from '../../src/console/pages/payments.ts';
+import { noCounts, rowsOf, ulidCursor, type PaymentRow, type PaymentSource } from '../../src/console/sources.ts';
+import { IdList, pageOf } from '../../src/adapters/memory/id-list.ts';
+import { monotonicUlid } from '../../src/core/ids.ts';
 
 const T0 = Date.UTC(2026, 11, 4, 12, 0, 0);
 
@@ -112,5 +116,36 @@ describe('console charts', () => {
       '<text class="axis" x="48.0" y="212" text-anchor="middle">00:00:00</text><text class="axis" x="280.0" y="212" text-anchor="middle">00:00:20</text><text class="axis" x="512.0" y="212" text-anchor="middle">00:00:40</text>\n    <text class="axis" x="42" y="12" text-anchor="end">%</text>\n    <text class="axis" x="628" y="12" text-anchor="end">time (UTC)</text>',
     );
     expect(chart).toContain('<p class="chart-summary">Latest: rate: 0</p>');
+  });
+});
+
+describe('console payments list', () => {
+  it('reads on over a long stretch of evicted entries in a store (pages the store cut short, empty): the page reads on past it to the older payments (before, it said the list ended there)', async () => {
+    // A memory store's list (IdList and pageOf, as the intents store): the newest 10 and the oldest
+    // 10 held, the 26,000 between evicted (dead entries: fewer than half, so not compacted away).
+    const ulid = monotonicUlid();
+    const ids = Array.from({ length: 26_020 }, () => `pay_${ulid(T0)}`);
+    const held = new Set([...ids.slice(0, 10), ...ids.slice(-10)]);
+    const list = IdList.of(...ids);
+    const row = (id: string): PaymentRow => ({ dialect: 'intent', id, reference: 'R', amount: 100, currency: 'KRW', status: 'PENDING', group: 'pending', createdAt: T0, updatedAt: T0 });
+    const source: PaymentSource = {
+      dialect: 'intent',
+      label: 'Native intents (/v1/sim)',
+      list: (query) => Promise.resolve(rowsOf(pageOf(list, query, (id) => (held.has(id) ? { id } : undefined), ({ id }) => row(id)), (r) => r)),
+      cursor: ulidCursor('pay'),
+      counts: () => Promise.resolve({ ...noCounts(), pending: 20 }),
+      get: () => Promise.resolve(undefined),
+      find: () => Promise.resolve(undefined),
+      concerns: () => false,
+    };
+    // Before, the page gave up after four empty store pages and said it was the end of the list.
+    const listed = await listPayments([source], {});
+    expect(listed.rows.map((r) => r.id)).toEqual([...ids.slice(-10).reverse(), ...ids.slice(0, 10).reverse()]);
+    expect(listed.older).toBeNull();
+    // From an Older link's cursor that stops just before the stretch: the oldest 10 on the next page.
+    const positions = { intent: ids.at(-10) as string };
+    const older = await listPayments([source], { before: { at: T0, id: ids.at(-10) as string, positions } });
+    expect(older.rows.map((r) => r.id)).toEqual(ids.slice(0, 10).reverse());
+    expect(older.older).toBeNull();
   });
 });

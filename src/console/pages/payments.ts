@@ -132,8 +132,11 @@ const newer = (a: PaymentRow, b: PaymentRow): boolean => a.createdAt > b.created
 
 /** Reads the reader's next store page once it has taken every row of the one it has. */
 async function fill(reader: Reader, batch: number): Promise<void> {
-  // A store page may be empty and still have a next one (a store's walk cut short): a few more reads at most.
-  for (let reads = 0; reader.rows.length === 0 && !reader.done && reads < 4; reads++) {
+  // A store page may be empty and still have a next one (a store's walk cut short, over evicted
+  // entries): read on from where it stopped until there are rows or none are left. Each read moves
+  // on (its walk's budget), and a memory store's evicted entries are fewer than half of its list;
+  // stopping after a few reads left the merge with no row of this source and ended the list there.
+  while (reader.rows.length === 0 && !reader.done) {
     if (reader.loaded && reader.next === null) {
       reader.done = true;
       return;
