@@ -341,6 +341,17 @@ describe('the console on the server', () => {
     expect([...then.matchAll(/<tr data-id="([^"]+)">/g)].map((m) => m[1])).toEqual(idsOf(newest.filter((p) => p.dialect === 'v2').slice(100, 200)));
   });
 
+  it('a cursor whose time is past what a date can hold is refused with the notice, not answered 500', async () => {
+    t = await buildTestApp();
+    const intent = await t.app.core.intents.create({ reservationId: 'R-far-future', amount: 100, currency: 'KRW', scenario: 'delay', delayMs: 600_000 });
+    // A safe integer, but past 8.64e15 ms (the latest time a Date holds): the page's "older than" could not be written.
+    const bad = Buffer.from(JSON.stringify({ at: 9_000_000_000_000_000, id: 'x', p: {} })).toString('base64url');
+    const res = await t.app.inject({ method: 'GET', url: `/console/payments?cursor=${bad}` });
+    expect(res.statusCode).toBe(200);
+    expect(res.body).toContain(`<p class="notice notice-error" role="alert">Cursor “${bad}” is invalid (an Older link’s): showing the newest payments.</p>`);
+    expect([...res.body.matchAll(/<tr data-id="([^"]+)">/g)].map((m) => m[1])).toEqual([intent.id]);
+  });
+
   it('a filtered page reads at most 5,000 payments and links on from where it stopped; a cursor that is not an Older link’s is refused with a notice', async () => {
     t = await buildTestApp();
     const failed: string[] = [];

@@ -44,6 +44,8 @@ export interface PaymentFilters {
 }
 
 const MAX_CURSOR = 4000;
+/** The latest time a Date holds (ms): a cursor's `at` past it could not be shown (toISOString throws). */
+const MAX_TIME = 8.64e15;
 
 function encodeCursor(cursor: PageCursor): string {
   const p = Object.fromEntries(Object.entries(cursor.positions).map(([dialect, at]) => [dialect, at === null ? 0 : (at ?? '')]));
@@ -61,7 +63,7 @@ function decodeCursor(sources: readonly PaymentSource[], given: string): PageCur
   }
   if (typeof parsed !== 'object' || parsed === null) return undefined;
   const { at, id, p } = parsed as Record<string, unknown>;
-  if (!Number.isSafeInteger(at) || (at as number) < 0 || typeof id !== 'string' || id === '' || id.length > 200 || typeof p !== 'object' || p === null || Array.isArray(p)) return undefined;
+  if (!Number.isSafeInteger(at) || (at as number) < 0 || (at as number) > MAX_TIME || typeof id !== 'string' || id === '' || id.length > 200 || typeof p !== 'object' || p === null || Array.isArray(p)) return undefined;
   const positions: Record<string, Position> = {};
   for (const [dialect, value] of Object.entries(p)) {
     const source = sources.find((s) => s.dialect === dialect);
