@@ -148,4 +148,26 @@ describe('console payments list', () => {
     expect(older.rows.map((r) => r.id)).toEqual(ids.slice(0, 10).reverse());
     expect(older.older).toBeNull();
   });
+
+  it('a source whose empty page does not move on (its next cursor the one asked) is read no further: the page answers with the other sources, never a loop', async () => {
+    const asked: Array<string | undefined> = [];
+    const stuck: PaymentSource = {
+      dialect: 'intent',
+      label: 'Native intents (/v1/sim)',
+      list: (query) => {
+        asked.push(query.cursor);
+        // Gives up after 50 reads, so that the loop this test is about (without the check) ends and fails the test instead of hanging it.
+        return Promise.resolve({ data: [], cursors: [], nextCursor: asked.length >= 50 ? null : (query.cursor ?? 'pay_01KBA7Q4A6J3M8P1T5W9Y2C4HD') });
+      },
+      cursor: ulidCursor('pay'),
+      counts: () => Promise.resolve(noCounts()),
+      get: () => Promise.resolve(undefined),
+      find: () => Promise.resolve(undefined),
+      concerns: () => false,
+    };
+    const row: PaymentRow = { dialect: 'v2', id: 'pay_tx_1', reference: 'R', amount: 100, currency: 'KRW', status: 'PENDING', group: 'pending', createdAt: T0, updatedAt: T0 };
+    const other: PaymentSource = { ...stuck, dialect: 'v2', label: '/api/v2', list: () => Promise.resolve({ data: [row], cursors: ['1'], nextCursor: null }) };
+    const listed = await listPayments([stuck, other], {});
+    expect([listed.rows, listed.older, asked]).toEqual([[row], null, [undefined, 'pay_01KBA7Q4A6J3M8P1T5W9Y2C4HD']]);
+  });
 });

@@ -143,7 +143,13 @@ async function fill(reader: Reader, batch: number): Promise<void> {
       reader.done = true;
       return;
     }
-    const page = await reader.source.list({ limit: batch, cursor: reader.loaded ? (reader.next as string) : reader.after });
+    const asked = reader.loaded ? (reader.next as string) : reader.after;
+    const page = await reader.source.list({ limit: batch, cursor: asked });
+    // An empty page that does not move on (a store's fault): nothing more from this source, never a loop in the request.
+    if (page.data.length === 0 && page.nextCursor === asked) {
+      reader.done = true;
+      return;
+    }
     reader.loaded = true;
     reader.rows = [...page.data];
     reader.cursors = [...page.cursors];
