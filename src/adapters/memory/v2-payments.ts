@@ -32,8 +32,8 @@ const keyOf = (seq: number): string => seq.toString(36).padStart(KEY_WIDTH, '0')
  * Lists: one creation-ordered list of all entries and one per status (an entry enters a status's
  * list when it reaches that status and dies in the one it left); a listing walks the narrowest,
  * newest first, from a cursor (the creation counter of the previous page's last payment). Dead
- * entries are at most half of each list (see IdList), so a page of `limit` looks at no more than
- * about twice that many.
+ * entries are at most half of each list (see IdList), so the entries a page steps over are bounded
+ * by half the list, not by `limit` (a run of dead entries may lie between two live ones).
  */
 export class MemoryV2PaymentStore implements V2PaymentStore {
   readonly #byId = new Map<string, Entry>();
