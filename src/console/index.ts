@@ -18,7 +18,8 @@ import { httpUrl, integer, oneOf, parseForm, scenarioChoice, text, type FormBody
 import type { Html } from './html.ts';
 import type { PageContext } from './layout.ts';
 import { chartsPage, errorPage, loginPage, panelPage } from './pages/other.ts';
-import { detailPage, listPayments, NOTICES as PAYMENT_NOTICES, paymentsPage, readPaymentFilters } from './pages/payments.ts';
+import { detailPage, NOTICES as PAYMENT_NOTICES, paymentsPage } from './pages/payments.ts';
+import { listPayments, readPaymentFilters } from './payments-list.ts';
 import { NOTICES as RULE_NOTICES, rulesPage } from './pages/rules.ts';
 import { listDeliveries, NOTICES as WEBHOOK_NOTICES, readWebhookFilters, webhooksPage } from './pages/webhooks.ts';
 import { BOOKING_SUBJECT, bookingSource, bookingsPage } from './sources/bookings.ts';

@@ -4,7 +4,7 @@ import { LiveFeed } from '../../src/console/feed.ts';
 import { escapeHtml, html, raw } from '../../src/console/html.ts';
 import { ConsoleAuth, cookieValue, sessionCookie } from '../../src/console/auth.ts';
 import { EventBus, type DomainEvent } from '../../src/core/events.ts';
-import { listPayments } from '../../src/console/pages/payments.ts';
+import { listPayments } from '../../src/console/payments-list.ts';
 import { noCounts, rowsOf, ulidCursor, type PaymentRow, type PaymentSource } from '../../src/console/sources.ts';
 import { IdList, pageOf } from '../../src/adapters/memory/id-list.ts';
 import { monotonicUlid } from '../../src/core/ids.ts';
