@@ -20,10 +20,11 @@ export interface RedisV2PaymentStoreOptions {
  * (hash: status → n), KEYS[3] P..'evict' (zset: finished payments → createdAt), KEYS[4] P..'seq'
  * (counter). Built in the scripts from ARGV[1] = P: P..'r:'..id (the payment hash) and
  * P..'st:'..status (zsets like 'all'). Ids (`pay_<tx_id>`) say nothing about when a payment was
- * made, so the sets are scored by a sequence number (a list cursor is one: ZREVRANGEBYSCORE from below it). A payment hash holds `b` (the payment as
- * begun, JSON), `rq` (its request fields, JSON: what makes a repeat the same request) and the
- * fields that change or that scripts read: s, fc, da, co, cb (JSON), ps and pf (the plan), ca, q,
- * and ct, the call token of its begin or completion (connection.ts `callToken`).
+ * made, so the sets are scored by a sequence number (a list's cursor is one: ZREVRANGEBYSCORE from
+ * below it). A payment hash holds `b` (the payment as begun, JSON), `rq` (its request fields,
+ * JSON: what makes a repeat the same request) and the fields that change or that scripts read: s,
+ * fc, da, co, cb (JSON), ps and pf (the plan), ca, q, and ct, the call token of its begin or
+ * completion (connection.ts `callToken`).
  */
 const PRELUDE = `
 local P = ARGV[1]

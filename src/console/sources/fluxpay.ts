@@ -9,7 +9,7 @@ import { FLUXPAY_SUBJECT_KIND } from '../../dialects/fluxpay/webhook-payload.ts'
 import { offeredChoice, text, type FormBody } from '../forms.ts';
 import { notice } from '../layout.ts';
 import { html, iso, money, query, raw, wholeNumber, type Html } from '../html.ts';
-import type { HistoryEntry, PaymentAction, PaymentDetail, PaymentRow, PaymentSource, Panel, PanelPage, StatusGroup } from '../sources.ts';
+import { rowsOf, ulidCursor, type HistoryEntry, type PaymentAction, type PaymentDetail, type PaymentRow, type PaymentSource, type Panel, type PanelPage, type StatusGroup } from '../sources.ts';
 import { isWaitingRoomEvent, waitingRoomsPanel } from './waiting-rooms.ts';
 
 /**
@@ -102,11 +102,9 @@ export function fluxpaySource(deps: FluxPayConsoleDeps): PaymentSource {
     dialect: 'fluxpay',
     label: 'FluxPay orders (/api/v1/orders)',
     async list(query) {
-      const page = await service.listOrders(query);
-      const data = page.data.map(row);
-      return { data, cursors: data.map((r) => r.id), nextCursor: page.nextCursor };
+      return rowsOf(await service.listOrders(query), row);
     },
-    cursor: /^ord_[0-9A-HJKMNP-TV-Z]{26}$/,
+    cursor: ulidCursor('ord'),
     async counts() {
       const c = await service.orderCounts();
       return { pending: c.PENDING, completed: c.PAID + c.COMPLETED, failed: 0, cancelled: c.CANCELLED - c.cancelledAfterPayment, refunded: c.cancelledAfterPayment };
