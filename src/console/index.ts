@@ -244,9 +244,15 @@ const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options)
     return send(reply, errorPage(undefined, 401, 'Log in first: this console needs CONSOLE_TOKEN.'), 401);
   });
 
-  // CSRF: every state-changing request carries its session's token; a cross-origin Origin is refused outright.
+  // Reads: a query parameter given more than once is refused (400). CSRF: every state-changing request carries its session's token; a cross-origin Origin is refused outright.
   app.addHook('preHandler', async (request, reply) => {
-    if (isRead(request.method) || passedOn(request)) return;
+    if (passedOn(request)) return;
+    if (isRead(request.method)) {
+      // A filter or cursor given twice (`?status=a&status=b`): which one was meant is not the page's to guess.
+      const repeated = Object.entries((request.query ?? {}) as Record<string, unknown>).flatMap(([name, value]) => (Array.isArray(value) ? [`“${name}”`] : []));
+      if (repeated.length === 0) return;
+      return send(reply, errorPage(errorFrame(request), 400, `The address gives ${repeated.join(', ')} more than once: each takes one value. Remove the repeats, or use the page’s own filters and links.`), 400);
+    }
     const origin = request.headers.origin;
     if (origin !== undefined && origin !== `${request.protocol}://${request.host}`) return send(reply, errorPage(errorFrame(request), 403, 'Refused: the request came from another origin.'), 403);
     const body = (request.body ?? {}) as FormBody;

@@ -398,6 +398,34 @@ describe('the console on the server', () => {
     expect(bogus).toContain(`<tr data-id="${id}">`);
   });
 
+  it('refuses a page whose address gives a parameter more than once (400, in words), on every page with filters or a cursor; before, 500', async () => {
+    t = await buildTestApp();
+    const urls = [
+      '/console/payments?cursor=a&cursor=b',
+      '/console/payments?dialect=v2&dialect=intent',
+      '/console/payments?status=failed&status=pending&q=x&q=y',
+      '/console/webhooks?status=failed&status=delivered',
+      '/console/webhooks?subject=a&subject=b',
+      '/console/fluxpay?outbox_status=PENDING&outbox_status=PUBLISHED',
+    ];
+    const answers = [];
+    for (const url of urls) {
+      const res = await t.app.inject({ method: 'GET', url });
+      answers.push([url, res.statusCode, /<p class="notice notice-error" role="alert">(.*?)<\/p>/.exec(res.body)?.[1]]);
+    }
+    const once = (names: string) => `The address gives ${names} more than once: each takes one value. Remove the repeats, or use the page’s own filters and links.`;
+    expect(answers).toEqual([
+      [urls[0], 400, once('“cursor”')],
+      [urls[1], 400, once('“dialect”')],
+      [urls[2], 400, once('“status”, “q”')],
+      [urls[3], 400, once('“status”')],
+      [urls[4], 400, once('“subject”')],
+      [urls[5], 400, once('“outbox_status”')],
+    ]);
+    // One value each: the pages as usual.
+    expect((await t.app.inject({ method: 'GET', url: '/console/payments?status=failed&q=x' })).statusCode).toBe(200);
+  });
+
   it('lists every booking, newest first, whoever booked it and whatever became of it: on the bookings page and in the payments view', async () => {
     t = await buildTestApp();
     const app = t.app;
