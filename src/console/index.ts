@@ -375,7 +375,7 @@ const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options)
 
   app.get('/payments', { schema: HIDE }, async (request, reply) => {
     const { filters, invalid } = readPaymentFilters(sources, request.query as Record<string, string | undefined>);
-    return send(reply, paymentsPage(context(request), sources, filters, await listPayments(sources, filters), { ...messages(request, PAYMENT_NOTICES), invalid }, defaultMix));
+    return send(reply, paymentsPage(context(request), sources, filters, await listPayments(sources, filters, clock.now()), { ...messages(request, PAYMENT_NOTICES), invalid }, defaultMix));
   });
 
   const sourceOf = (dialect: string): PaymentSource => {

@@ -20,12 +20,15 @@ type Position = string | undefined | null;
 
 /**
  * An Older link's cursor: the creation time and id of the last payment read (to say where the page
- * starts), and each chosen source's position (the merge goes on from there in every source). Sent
- * as base64url JSON: `{"at":…,"id":…,"p":{"<dialect>":"<store cursor>" ('': from the newest) or 0 (none left)}}`.
+ * starts), the time the first page was read (`since`: a payment created after it is not on the
+ * older pages, though a source the pages have not reached yet still lists it first), and each
+ * chosen source's position (the merge goes on from there in every source). Sent as base64url JSON:
+ * `{"at":…,"id":…,"t":…,"p":{"<dialect>":"<store cursor>" ('': from the newest) or 0 (none left)}}`.
  */
 export interface PageCursor {
   at: number;
   id: string;
+  since: number;
   positions: Readonly<Record<string, Position>>;
 }
 
@@ -43,7 +46,7 @@ const MAX_TIME = 8.64e15;
 
 function encodeCursor(cursor: PageCursor): string {
   const p = Object.fromEntries(Object.entries(cursor.positions).map(([dialect, at]) => [dialect, at === null ? 0 : (at ?? '')]));
-  return Buffer.from(JSON.stringify({ at: cursor.at, id: cursor.id, p })).toString('base64url');
+  return Buffer.from(JSON.stringify({ at: cursor.at, id: cursor.id, t: cursor.since, p })).toString('base64url');
 }
 
 /** The cursor `given` names, checked against the sources (their store cursors' shapes); undefined when it is not one. */
@@ -56,8 +59,9 @@ function decodeCursor(sources: readonly PaymentSource[], given: string): PageCur
     return undefined;
   }
   if (typeof parsed !== 'object' || parsed === null) return undefined;
-  const { at, id, p } = parsed as Record<string, unknown>;
-  if (!Number.isSafeInteger(at) || (at as number) < 0 || (at as number) > MAX_TIME || typeof id !== 'string' || id === '' || id.length > 200 || typeof p !== 'object' || p === null || Array.isArray(p)) return undefined;
+  const { at, id, t, p } = parsed as Record<string, unknown>;
+  const time = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) >= 0 && (value as number) <= MAX_TIME;
+  if (!time(at) || !time(t) || typeof id !== 'string' || id === '' || id.length > 200 || typeof p !== 'object' || p === null || Array.isArray(p)) return undefined;
   const positions: Record<string, Position> = {};
   for (const [dialect, value] of Object.entries(p)) {
     const source = sources.find((s) => s.dialect === dialect);
@@ -67,7 +71,7 @@ function decodeCursor(sources: readonly PaymentSource[], given: string): PageCur
     else if (typeof value === 'string' && source.cursor.test(value)) positions[dialect] = value;
     else return undefined;
   }
-  return { at: at as number, id, positions };
+  return { at, id, since: t, positions };
 }
 
 /** The filters of the page's query string; a dialect or status the page does not offer is left out and said in `invalid` (`all` is the empty choice). */
@@ -151,6 +155,12 @@ function positionOf(reader: Reader): Position {
   return reader.after;
 }
 
+/** The next page's cursor: its label the last payment read here (or, when this page only skipped newer ones, the one the page began after). */
+function olderCursor(last: PaymentRow | undefined, before: PageCursor | undefined, since: number, positions: Record<string, Position>): string | null {
+  const from = last === undefined ? before : { at: last.createdAt, id: last.id };
+  return from === undefined ? null : encodeCursor({ at: from.at, id: from.id, since, positions });
+}
+
 /**
  * The list pages through every stored payment of the chosen dialects, newest first: each source's
  * store is read in pages from where the previous page stopped in it (the cursor keeps one position
@@ -162,13 +172,15 @@ function positionOf(reader: Reader): Position {
  * dialect: pay_…, bk_…, an /api/v2 id, a FluxPay orderId or paymentKey) finds it by a lookup,
  * however old it is: it is shown on the first page (and not again on later ones).
  */
-export async function listPayments(sources: readonly PaymentSource[], filters: PaymentFilters): Promise<Listed> {
+export async function listPayments(sources: readonly PaymentSource[], filters: PaymentFilters, now: number): Promise<Listed> {
   const chosen = sources.filter((s) => filters.dialect === undefined || filters.dialect === '' || s.dialect === filters.dialect);
   const search = (filters.q ?? '').trim();
   const needle = search.toLowerCase();
   const status = filters.status === undefined || filters.status === '' ? undefined : filters.status;
   const filtered = status !== undefined || needle !== '';
   const batch = filtered ? FILTERED_BATCH : BATCH;
+  // The older pages list what there was when the first one was read.
+  const since = filters.before?.since;
   // A source the cursor does not name (not chosen when it was made) starts from its newest.
   const readers: Reader[] = chosen.map((source) => {
     const position = filters.before?.positions[source.dialect];
@@ -192,6 +204,17 @@ export async function listPayments(sources: readonly PaymentSource[], filters: P
     for (const r of readers) if (r.rows.length > 0 && (next === undefined || newer(r.rows[0] as PaymentRow, next.rows[0] as PaymentRow))) next = r;
     if (next === undefined) break;
     const row = next.rows[0] as PaymentRow;
+    if (since !== undefined && row.createdAt > since) {
+      // Made after the first page was read (in a source the pages had not reached): not an older payment.
+      next.rows.shift();
+      next.after = next.cursors.shift();
+      if (++read >= READ_PER_PAGE) {
+        stopped = rows.length < SHOWN;
+        more = true;
+        break;
+      }
+      continue;
+    }
     // Found by the lookup: shown on the first page only.
     const matches = searched(row) && !foundKeys.has(`${row.dialect}/${row.id}`);
     const shown = matches && (status === undefined || row.group === status);
@@ -222,7 +245,7 @@ export async function listPayments(sources: readonly PaymentSource[], filters: P
     counts,
     countsCover: stored === undefined ? 'scanned' : 'all',
     foundById: exact.length > 0,
-    older: more && last !== undefined ? encodeCursor({ at: last.createdAt, id: last.id, positions }) : null,
+    older: more ? olderCursor(last, filters.before, since ?? now, positions) : null,
     read,
     stopped: stopped && more,
   };

@@ -341,6 +341,34 @@ describe('the console on the server', () => {
     expect([...then.matchAll(/<tr data-id="([^"]+)">/g)].map((m) => m[1])).toEqual(idsOf(newest.filter((p) => p.dialect === 'v2').slice(100, 200)));
   });
 
+  it('an Older page lists only what there was when the first page was read, also in a dialect the pages had not reached yet (a user test saw new payments on older pages)', async () => {
+    t = await buildTestApp({ DEFAULT_DELAY_DELAY_MS: '600000' });
+    const v2 = async (txId: string) => {
+      const outcome = await t!.app.v2Payments.create({ txId, orderId: 1, userId: 1, amount: 1000, callbackUrl: 'http://127.0.0.1:9/cb' }, 'delay');
+      if (outcome.kind !== 'created') throw new Error(outcome.kind);
+      return outcome.payment.id;
+    };
+    const intent = async (reservationId: string) => (await t!.app.core.intents.create({ reservationId, amount: 100, currency: 'KRW', scenario: 'delay', delayMs: 600_000 })).id;
+    // Ten /api/v2 payments, then 150 intents: the first page is intents only, and its cursor has not reached /api/v2.
+    const oldV2: string[] = [];
+    for (let i = 0; i < 10; i++) oldV2.push(await v2(`tx-old-${i}`));
+    await t.clock.advance(1);
+    const intents: string[] = [];
+    for (let i = 0; i < 150; i++) intents.push(await intent(`R-old-${i}`));
+    const rowsOf = (body: string) => [...body.matchAll(/<tr data-id="([^"]+)">/g)].map((m) => m[1]);
+    const first = (await t.app.inject({ method: 'GET', url: '/console/payments' })).body;
+    expect(rowsOf(first)).toEqual(intents.slice(50).reverse());
+    const older = /<a href="([^"]+)" data-page="older">/.exec(first)?.[1]?.replaceAll('&amp;', '&');
+    // Made after the first page was read, in both dialects.
+    await t.clock.advance(1);
+    const late = [await v2('tx-late-1'), await intent('R-late-1'), await v2('tx-late-2')];
+    const second = (await t.app.inject({ method: 'GET', url: older! })).body;
+    expect(rowsOf(second)).toEqual([...intents.slice(0, 50).reverse(), ...[...oldV2].sort().reverse()]);
+    expect(second).toContain('No older payments: this is the end of the list.');
+    // A new first page has them on top.
+    expect(rowsOf((await t.app.inject({ method: 'GET', url: '/console/payments' })).body).slice(0, 3).sort()).toEqual([...late].sort());
+  });
+
   it('a cursor whose time is past what a date can hold is refused with the notice, not answered 500', async () => {
     t = await buildTestApp();
     const intent = await t.app.core.intents.create({ reservationId: 'R-far-future', amount: 100, currency: 'KRW', scenario: 'delay', delayMs: 600_000 });

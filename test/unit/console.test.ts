@@ -4,7 +4,7 @@ import { LiveFeed } from '../../src/console/feed.ts';
 import { escapeHtml, html, raw } from '../../src/console/html.ts';
 import { ConsoleAuth, cookieValue, sessionCookie } from '../../src/console/auth.ts';
 import { EventBus, type DomainEvent } from '../../src/core/events.ts';
-import { listPayments } from '../../src/console/payments-list.ts';
+import { listPayments, readPaymentFilters } from '../../src/console/payments-list.ts';
 import { noCounts, rowsOf, ulidCursor, type PaymentRow, type PaymentSource } from '../../src/console/sources.ts';
 import { IdList, pageOf } from '../../src/adapters/memory/id-list.ts';
 import { monotonicUlid } from '../../src/core/ids.ts';
@@ -139,14 +139,42 @@ describe('console payments list', () => {
       concerns: () => false,
     };
     // Before, the page gave up after four empty store pages and said it was the end of the list.
-    const listed = await listPayments([source], {});
+    const listed = await listPayments([source], {}, T0);
     expect(listed.rows.map((r) => r.id)).toEqual([...ids.slice(-10).reverse(), ...ids.slice(0, 10).reverse()]);
     expect(listed.older).toBeNull();
     // From an Older link's cursor that stops just before the stretch: the oldest 10 on the next page.
     const positions = { intent: ids.at(-10) as string };
-    const older = await listPayments([source], { before: { at: T0, id: ids.at(-10) as string, positions } });
+    const older = await listPayments([source], { before: { at: T0, id: ids.at(-10) as string, since: T0, positions } }, T0);
     expect(older.rows.map((r) => r.id)).toEqual(ids.slice(0, 10).reverse());
     expect(older.older).toBeNull();
+  });
+
+  it('an Older page skips at most 5,000 payments made after the first page was read, then says it stopped and links on: never an unbounded read', async () => {
+    // 6,000 intents made after the first page (at T0) and 3 before, in one source the pages had not reached.
+    const ulid = monotonicUlid();
+    const old = Array.from({ length: 3 }, () => `pay_${ulid(T0 - 1000)}`);
+    const late = Array.from({ length: 6_000 }, () => `pay_${ulid(T0 + 1000)}`);
+    const list = IdList.of(...old, ...late);
+    const createdAt = new Map([...old.map((id) => [id, T0 - 1000] as const), ...late.map((id) => [id, T0 + 1000] as const)]);
+    const row = (id: string): PaymentRow => ({ dialect: 'intent', id, reference: 'R', amount: 100, currency: 'KRW', status: 'PENDING', group: 'pending', createdAt: createdAt.get(id) as number, updatedAt: T0 });
+    const source: PaymentSource = {
+      dialect: 'intent',
+      label: 'Native intents (/v1/sim)',
+      list: (query) => Promise.resolve(rowsOf(pageOf(list, query, (id) => ({ id }), ({ id }) => row(id)), (r) => r)),
+      cursor: ulidCursor('pay'),
+      counts: () => Promise.resolve({ ...noCounts(), pending: 6_003 }),
+      get: () => Promise.resolve(undefined),
+      find: () => Promise.resolve(undefined),
+      concerns: () => false,
+    };
+    const before = { at: T0 - 2000, id: 'pay_01KBA7Q4A6J3M8P1T5W9Y2C4HD', since: T0, positions: { intent: undefined } };
+    const page = await listPayments([source], { before }, T0 + 5000);
+    expect([page.rows, page.read, page.stopped, page.older === null]).toEqual([[], 5_000, true, false]);
+    // Its Older link goes on from where it stopped, with the first page's time still: the 3 older ones.
+    const next = readPaymentFilters([source], { cursor: page.older as string });
+    expect([next.invalid, next.filters.before?.since, next.filters.before?.at]).toEqual([[], T0, T0 - 2000]);
+    const rest = await listPayments([source], next.filters, T0 + 6000);
+    expect([rest.rows.map((r) => r.id), rest.older]).toEqual([[...old].reverse(), null]);
   });
 
   it('a source whose empty page does not move on (its next cursor the one asked) is read no further: the page answers with the other sources, never a loop', async () => {
@@ -167,7 +195,7 @@ describe('console payments list', () => {
     };
     const row: PaymentRow = { dialect: 'v2', id: 'pay_tx_1', reference: 'R', amount: 100, currency: 'KRW', status: 'PENDING', group: 'pending', createdAt: T0, updatedAt: T0 };
     const other: PaymentSource = { ...stuck, dialect: 'v2', label: '/api/v2', list: () => Promise.resolve({ data: [row], cursors: ['1'], nextCursor: null }) };
-    const listed = await listPayments([stuck, other], {});
+    const listed = await listPayments([stuck, other], {}, T0);
     expect([listed.rows, listed.older, asked]).toEqual([[row], null, [undefined, 'pay_01KBA7Q4A6J3M8P1T5W9Y2C4HD']]);
   });
 });
