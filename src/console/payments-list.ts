@@ -93,6 +93,8 @@ export interface Listed {
   countsCover: 'all' | 'scanned';
   /** The search is a payment's exact id, found by a lookup (wherever it is among the stored ones). */
   foundById: boolean;
+  /** The statuses of the payments found by id that the status filter leaves out (so not shown). */
+  foundLeftOut: StatusGroup[];
   /** The cursor of the next page; null on the last. */
   older: string | null;
   /** Rows this page read (a filtered page reads on until SHOWN match or READ_PER_PAGE are read). */
@@ -103,6 +105,23 @@ export interface Listed {
 
 /** What an id looks like (a search with spaces or longer than any id is not looked up). */
 const ID_LIKE = /^[^\s]{1,128}$/;
+
+/** A ULID-keyed id as typed, in any case (`pay_01m9…`): its prefix lower-case, its ULID upper-case, as ids are made. */
+const ULID_ID = /^([A-Za-z]+)_([0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26})$/;
+
+/** The ids a search is looked up as: as typed, and a ULID-keyed id in the case ids are made in. */
+function idForms(search: string): string[] {
+  const ulid = ULID_ID.exec(search);
+  const made = ulid === null ? search : `${(ulid[1] as string).toLowerCase()}_${(ulid[2] as string).toUpperCase()}`;
+  return made === search ? [search] : [search, made];
+}
+
+/** The payments found by id, each once. */
+function distinctFound(found: ReadonlyArray<PaymentRow | undefined>): PaymentRow[] {
+  const byKey = new Map<string, PaymentRow>();
+  for (const row of found) if (row !== undefined) byKey.set(`${row.dialect}/${row.id}`, row);
+  return [...byKey.values()];
+}
 
 /** One source's list as the merge reads it: the rows of its current store page not taken yet. */
 interface Reader {
@@ -188,7 +207,7 @@ export async function listPayments(sources: readonly PaymentSource[], filters: P
   });
   const [stored, exact] = await Promise.all([
     needle === '' ? Promise.all(chosen.map((s) => s.counts())) : undefined,
-    ID_LIKE.test(search) ? Promise.all(chosen.map((s) => s.find(search))).then((found) => found.filter((r) => r !== undefined)) : [],
+    ID_LIKE.test(search) ? Promise.all(idForms(search).flatMap((id) => chosen.map((s) => s.find(id)))).then(distinctFound) : [],
   ]);
   const foundKeys = new Set(exact.map((r) => `${r.dialect}/${r.id}`));
   const searched = (r: PaymentRow): boolean => needle === '' || r.id.toLowerCase().includes(needle) || r.reference.toLowerCase().includes(needle);
@@ -238,13 +257,16 @@ export async function listPayments(sources: readonly PaymentSource[], filters: P
   if (more && Object.values(positions).every((p) => p === null)) more = false;
   if (stored === undefined) for (const r of exact) counts[r.group]++;
   else for (const c of stored) for (const g of STATUS_GROUPS) counts[g] += c[g];
-  if (filters.before === undefined) rows.push(...exact.filter((r) => status === undefined || r.group === status));
+  const exactShown = exact.filter((r) => status === undefined || r.group === status);
+  if (filters.before === undefined) rows.push(...exactShown);
+  const foundLeftOut = exactShown.length > 0 ? [] : [...new Set(exact.map((r) => r.group))];
   rows.sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : -1));
   return {
     rows,
     counts,
     countsCover: stored === undefined ? 'scanned' : 'all',
     foundById: exact.length > 0,
+    foundLeftOut,
     older: more ? olderCursor(last, filters.before, since ?? now, positions) : null,
     read,
     stopped: stopped && more,

@@ -265,7 +265,14 @@ describe('the console on the server', () => {
     expect(found).toContain('<p class="hint" data-shown="1">1 shown, newest first, with the payment whose id the search is.</p>');
     expect(found).toContain('<strong data-count="pending">1</strong>');
     expect(ids(await search(`?dialect=intent&status=pending&q=${oldest.id}`))).toEqual([oldest.id]);
-    expect(await search(`?dialect=intent&status=completed&q=${oldest.id}`)).toContain('<p>No payments match.</p>');
+    // Typed in lower case (a ULID's letters are any case): looked up as made (before, a user test found it only by the scan).
+    const lower = await search(`?q=${oldest.id.toLowerCase()}`);
+    expect([ids(lower), /<p class="hint" data-shown="\d+">.*?<\/p>/.exec(lower)?.[0]]).toEqual([[oldest.id], '<p class="hint" data-shown="1">1 shown, newest first, with the payment whose id the search is.</p>']);
+    const leftOut = await search(`?dialect=intent&status=completed&q=${oldest.id}`);
+    expect(leftOut).toContain('<p>No payments match.</p>');
+    // Found, but of another status: said so (before, a page with an Older link said "with the payment whose id the search is" over no rows).
+    expect(leftOut).toContain('<p class="hint" data-found-left-out="true">The payment whose id the search is is pending, not completed: the status filter leaves it out.</p>');
+    expect(found).not.toContain('data-found-left-out');
     expect(await search(`?dialect=v2&q=${oldest.id}`)).toContain('<p>No payments match.</p>');
     // A part of an id is not an id: not looked up, but the page reads every payment (502 of at most 5,000) and finds it.
     expect(ids(await search(`?q=${oldest.id.slice(4)}`))).toEqual([oldest.id]);
@@ -397,6 +404,11 @@ describe('the console on the server', () => {
     // A search counts over what the page read.
     const searched = (await t.app.inject({ method: 'GET', url: '/console/payments?q=R-far-' })).body;
     expect(searched).toContain('Counts: only the payments matching the search among the 100 of every dialect this page read.');
+    // An exact id whose payment the status filter leaves out: the page reads on (5,000) and says so, never "with the payment" over no rows (a user test).
+    const pending = (await t.app.core.intents.list({ limit: 1 })).data[0]!.id;
+    const leftOut = (await t.app.inject({ method: 'GET', url: `/console/payments?status=failed&q=${pending}` })).body;
+    expect(/<p class="hint" data-shown="\d+">.*?<\/p>/.exec(leftOut)?.[0]).toMatch(/^<p class="hint" data-shown="0">0 shown, newest first\. This page read 5,000 payments/);
+    expect(leftOut).toContain('<p class="hint" data-found-left-out="true">The payment whose id the search is is pending, not failed: the status filter leaves it out.</p>');
 
     for (const bad of ['nope', '1733300000000~pay_01KBA7Q4A6J3M8P1T5W9Y2C4HD', Buffer.from(JSON.stringify({ at: 1, id: 'x', p: { intent: ['pay_bad', 0] } })).toString('base64url'), Buffer.from(JSON.stringify({ at: 1, id: 'x', p: { nodialect: 0 } })).toString('base64url')]) {
       const body = (await t.app.inject({ method: 'GET', url: `/console/payments?cursor=${bad}` })).body;

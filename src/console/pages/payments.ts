@@ -88,6 +88,17 @@ function createForms(ctx: PageContext, error: string | undefined, defaultMix: st
 </section>`;
 }
 
+/** The footer's word on the payment whose id the search is, when the first page shows it. */
+function foundText(listed: Listed, filters: PaymentFilters): string {
+  return listed.foundById && listed.foundLeftOut.length === 0 && filters.before === undefined ? ', with the payment whose id the search is' : '';
+}
+
+/** A hint when the payment whose id the search is was found but the status filter leaves it out. */
+function leftOutHint(listed: Listed, filters: PaymentFilters): Html | string {
+  if (listed.foundLeftOut.length === 0 || filters.before !== undefined) return '';
+  return html`<p class="hint" data-found-left-out="true">The payment whose id the search is is ${listed.foundLeftOut.join(' / ')}, not ${filters.status ?? ''}: the status filter leaves it out.</p>`;
+}
+
 /** How many rows the list shows, from where, and the links to older ones and back to the newest. */
 function footer(listed: Listed, filters: PaymentFilters): Html {
   const link = (cursor: string | undefined): string => `/console/payments${query({ dialect: filters.dialect, status: filters.status, q: filters.q, cursor })}`;
@@ -99,7 +110,7 @@ function footer(listed: Listed, filters: PaymentFilters): Html {
     ? html` This page read ${wholeNumber(listed.read)} payments (at most ${wholeNumber(READ_PER_PAGE)} a page) and stopped before ${SHOWN} matched: Older goes on from where it stopped.`
     : '';
   const end = listed.older === null && filters.before !== undefined ? html` No older payments${filtered ? ' match' : ''}: this is the end of the list.` : '';
-  return html`<p class="hint" data-shown="${String(listed.rows.length)}">${listed.rows.length} shown, newest first${from}${listed.foundById && filters.before === undefined ? ', with the payment whose id the search is' : ''}.${stopped}${end}${newest}${older}</p>`;
+  return html`<p class="hint" data-shown="${String(listed.rows.length)}">${listed.rows.length} shown, newest first${from}${foundText(listed, filters)}.${stopped}${end}${newest}${older}</p>`;
 }
 
 function table(listed: Listed, sources: readonly PaymentSource[], filters: PaymentFilters): Html {
@@ -109,7 +120,7 @@ function table(listed: Listed, sources: readonly PaymentSource[], filters: Payme
     listed.countsCover === 'all'
       ? html`<p class="hint" data-counts-cover="all">Counts: ${dialect === undefined ? 'every payment stored' : html`every stored payment of ${dialect}`}.</p>`
       : html`<p class="hint" data-counts-cover="scanned">Counts: only the payments matching the search among the ${wholeNumber(listed.read)} of ${dialect ?? 'every dialect'} this page read${listed.foundById ? ', and the one whose id it is' : ''}.</p>`;
-  const counts = html`<ul class="counts" aria-label="Counts by status">${STATUS_GROUPS.map((g) => html`<li><span class="badge badge-${g}">${g}</span> <strong data-count="${g}">${listed.counts[g]}</strong></li>`)}</ul>${cover}`;
+  const counts = html`<ul class="counts" aria-label="Counts by status">${STATUS_GROUPS.map((g) => html`<li><span class="badge badge-${g}">${g}</span> <strong data-count="${g}">${listed.counts[g]}</strong></li>`)}</ul>${cover}${leftOutHint(listed, filters)}`;
   if (listed.rows.length === 0) return html`${counts}<p>No payments match${filters.before === undefined && listed.older === null ? '' : ' on this page'}.</p>${filters.before === undefined && listed.older === null ? '' : footer(listed, filters)}`;
   return html`${counts}<div class="scroll" tabindex="0"><table class="payments">
 <caption class="visually-hidden">Payments, newest first</caption>
