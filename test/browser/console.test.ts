@@ -677,11 +677,11 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
     await page.close();
   }, TIMEOUT);
 
-  it('has no serious or critical axe violation on any page, at desktop and phone width, and works by keyboard', async () => {
+  it('has no serious or critical axe violation on any page, at desktop and phone widths (390 and 320 px), and works by keyboard', async () => {
     const page = await newPage();
     const intents = (await api('GET', '/v1/sim/intents?limit=1')).json as { data: Array<{ payment_intent_id: string }> };
     const pages = ['/console/payments', `/console/payments/intent/${intents.data[0]?.payment_intent_id}`, '/console/payments/v2/pay_tx-console-1', '/console/webhooks', '/console/bookings', '/console/fluxpay', '/console/rules', '/console/charts'];
-    for (const width of [1280, 390]) {
+    for (const width of [1280, 390, 320]) {
       await page.setViewportSize({ width, height: width === 1280 ? 800 : 844 });
       for (const path of pages) {
         await page.goto(`${served.origin}${path}`);
