@@ -223,19 +223,10 @@ export async function listPayments(sources: readonly PaymentSource[], filters: P
     for (const r of readers) if (r.rows.length > 0 && (next === undefined || newer(r.rows[0] as PaymentRow, next.rows[0] as PaymentRow))) next = r;
     if (next === undefined) break;
     const row = next.rows[0] as PaymentRow;
-    if (since !== undefined && row.createdAt > since) {
-      // Made after the first page was read (in a source the pages had not reached): not an older payment.
-      next.rows.shift();
-      next.after = next.cursors.shift();
-      if (++read >= READ_PER_PAGE) {
-        stopped = rows.length < SHOWN;
-        more = true;
-        break;
-      }
-      continue;
-    }
+    // Made after the first page was read (in a source the pages had not reached): passed over, not an older payment.
+    const madeSince = since !== undefined && row.createdAt > since;
     // Found by the lookup: shown on the first page only.
-    const matches = searched(row) && !foundKeys.has(`${row.dialect}/${row.id}`);
+    const matches = !madeSince && searched(row) && !foundKeys.has(`${row.dialect}/${row.id}`);
     const shown = matches && (status === undefined || row.group === status);
     if (shown && rows.length === SHOWN) {
       more = true;
@@ -243,11 +234,12 @@ export async function listPayments(sources: readonly PaymentSource[], filters: P
     }
     next.rows.shift();
     next.after = next.cursors.shift();
-    last = row;
     read++;
+    if (!madeSince) last = row;
     if (matches && stored === undefined) counts[row.group]++;
     if (shown) rows.push(row);
-    if (filtered && read >= READ_PER_PAGE) {
+    // Only a filtered page, or one passing over what was made since, can read this many (an unfiltered one shows each row it takes).
+    if (read >= READ_PER_PAGE) {
       stopped = rows.length < SHOWN;
       more = true;
       break;
