@@ -1,8 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import helmet from '@fastify/helmet';
-import { normalizeIP } from '@fastify/rate-limit';
-import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { DomainError, notFound, validationFailed } from '../core/errors.ts';
 import { DEFAULT_NAMESPACE } from '../core/faults/service.ts';
 import { isDeliveryEvent, type DomainEvent } from '../core/events.ts';
@@ -10,14 +9,14 @@ import { FLUXPAY_SUBJECT_KIND } from '../dialects/fluxpay/webhook-payload.ts';
 import { formatMix } from '../core/faults/mix.ts';
 import { sendTestWebhook } from '../dialects/native/webhook-payload.ts';
 import { problemOf } from '../http/problem.ts';
-import { clearedCookie, ConsoleAuth, cookieValue, CSRF_FIELD, CSRF_HEADER, SESSION_COOKIE, sessionCookie, type Session } from './auth.ts';
+import { addAccessHooks, addLoginRoutes, backPath, passedOn, send, type AccessOptions } from './access.ts';
+import { ConsoleAuth, type Session } from './auth.ts';
 import { LiveFeed } from './feed.ts';
 import { SessionStreams } from './session-streams.ts';
 import { ActivitySeries } from './series.ts';
 import { httpUrl, integer, oneOf, parseForm, scenarioChoice, text, type FormBody } from './forms.ts';
-import type { Html } from './html.ts';
 import type { PageContext } from './layout.ts';
-import { chartsPage, errorPage, loginPage, panelPage } from './pages/other.ts';
+import { chartsPage, errorPage, panelPage } from './pages/other.ts';
 import { detailPage, NOTICES as PAYMENT_NOTICES, paymentsPage } from './pages/payments.ts';
 import { listPayments, readPaymentFilters } from './payments-list.ts';
 import { NOTICES as RULE_NOTICES, rulesPage } from './pages/rules.ts';
@@ -40,6 +39,8 @@ import type { PanelPage, PaymentSource, Topic } from './sources.ts';
  * not change. Its routes are hidden from the OpenAPI document: they answer HTML and an event
  * stream, not JSON data.
  *
+ * Who may use it (sessions, CSRF, the login) is ./access.ts; the pages' markup is in ./pages/.
+ *
  * Where each dialect comes in: `sources` (one per dialect's payments) and `panelPages` (pages of
  * panels) below; a new dialect adds one entry to each list, and its event types to `topicsOf`.
  * @see issue 13
@@ -57,7 +58,7 @@ export interface ConsoleOptions {
   sessionKey?: string | undefined;
   /** How long a logged-in session lasts (config.console.sessionTtlMs; default DEFAULT_SESSION_TTL_MS). */
   sessionTtlMs?: number | undefined;
-  /** Failed logins per client address and LOGIN_WINDOW_MS before its logins are refused (config.console.maxLoginFailures; default 10). */
+  /** Failed logins per client address and minute (access.ts' LOGIN_WINDOW_MS) before its logins are refused (config.console.maxLoginFailures; default 10). */
   maxLoginFailures?: number | undefined;
   /** Told the live feed (tests look whether it is subscribed to the bus). */
   onFeed?: ((feed: LiveFeed) => void) | undefined;
@@ -66,11 +67,6 @@ export interface ConsoleOptions {
 const require = createRequire(import.meta.url);
 const ASSETS = new URL('./assets/', import.meta.url);
 const HIDE = { hide: true } as const;
-const LOGIN_PATH = '/console/login';
-/** Paths reachable without a logged-in session (the login form and what it needs). */
-const OPEN_PATHS: ReadonlySet<string> = new Set([LOGIN_PATH, '/console/assets/console.css']);
-/** The window failed logins are counted in, per client address. */
-const LOGIN_WINDOW_MS = 60_000;
 /** Form bodies are small; anything bigger is not from these forms. */
 const FORM_BODY_LIMIT = 16_384;
 
@@ -101,39 +97,14 @@ const STATUS_OF: Readonly<Record<string, number>> = {
   STORE_UNAVAILABLE: 503,
 };
 
-/** A same-console path to go back to after an action (never another origin, nor a path outside the console). */
-function backPath(value: string | undefined, fallback: string): string {
-  if (value === undefined || !/^\/console(\/[\w\-./%]*)?(\?[\w\-.=&%+:]*)?$/.test(value)) return fallback;
-  // Dot segments (`/console/../x`, `%2e%2e` too) are resolved as the browser would, then the path must still be the console's.
-  const resolved = new URL(value, 'http://console.invalid');
-  return resolved.pathname === '/console' || resolved.pathname.startsWith('/console/') ? `${resolved.pathname}${resolved.search}` : fallback;
-}
-
 /** A core error as a page says it: a form field's rule is its own sentence, which names the field (not "amount: amount must …", the APIs' form). */
 function messageOf(error: DomainError): string {
   const first = error.details?.[0];
   return error.code === 'VALIDATION_FAILED' && first !== undefined && first.message.startsWith(`${first.field} `) ? first.message : error.message;
 }
 
-function isRead(method: string): boolean {
-  return method === 'GET' || method === 'HEAD';
-}
-
-/**
- * An unrouted request with another method than GET or HEAD is not the console's to answer: it gets
- * the application's answer (404, or 405 with `Allow` when the path takes other methods), as it
- * would without the console's not-found page, with none of the console's session or CSRF checks.
- */
-function passedOn(request: FastifyRequest): boolean {
-  return request.is404 && !isRead(request.method);
-}
-
 function withNotice(path: string, code: string): string {
   return `${path}${path.includes('?') ? '&' : '?'}notice=${code}`;
-}
-
-function send(reply: FastifyReply, body: Html, status = 200): FastifyReply {
-  return reply.code(status).header('content-type', 'text/html; charset=utf-8').header('cache-control', 'no-store').send(body.text);
 }
 
 /** The delivery log's subject kinds, for the Webhooks page's subject filter. */
@@ -200,7 +171,7 @@ const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options)
     // A simulator usually runs on plain http in a local stack: no HSTS, no upgrading requests.
     strictTransportSecurity: false,
     // same-origin, not no-referrer: with no-referrer a form's POST says `Origin: null`, which the
-    // origin check below could not tell from another site's.
+    // origin check (access.ts) could not tell from another site's.
     referrerPolicy: { policy: 'same-origin' },
   });
 
@@ -216,51 +187,8 @@ const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options)
   /** The frame of an error page: the console's, unless CONSOLE_TOKEN is set and nobody logged in (the login form's anonymous session). */
   const errorFrame = (request: FastifyRequest): PageContext | undefined => (auth.required && request.consoleSession?.authenticated !== true ? undefined : context(request));
 
-  // Session: with CONSOLE_TOKEN, a logged-in session or the login form; without, an anonymous
-  // session made on first visit (it carries the CSRF token's nonce). The login form has an
-  // anonymous session too, so its POST carries a CSRF token like every other (no login CSRF);
-  // logging in replaces it with a new, logged-in one.
-  app.addHook('onRequest', async (request, reply) => {
-    if (passedOn(request)) return;
-    const path = request.url.split('?', 1)[0] as string;
-    const now = clock.now();
-    let session = auth.verify(cookieValue(request.headers.cookie, SESSION_COOKIE), now);
-    // Logged out (on any replica): as no session. Only logged-in sessions end early.
-    if (session?.authenticated === true && (await stores.revokedSessions.isRevoked(session.nonce, now))) session = undefined;
-    if (auth.required && session?.authenticated !== true && path !== LOGIN_PATH) session = undefined;
-    // Not on asset requests: a first visit's parallel requests would each set another cookie,
-    // and the page's CSRF token belongs to the one its own answer set.
-    if (session === undefined && (!auth.required || path === LOGIN_PATH) && !path.startsWith('/console/assets/')) {
-      const issued = auth.issue(false, now);
-      session = issued.session;
-      reply.header('set-cookie', sessionCookie(issued.value, request.protocol === 'https'));
-    }
-    if (session !== undefined) {
-      request.consoleSession = session;
-      return;
-    }
-    if (OPEN_PATHS.has(path) || (!auth.required && path.startsWith('/console/assets/'))) return;
-    if (request.method === 'GET' && path !== '/console/events') return reply.redirect(`${LOGIN_PATH}?next=${encodeURIComponent(request.url)}`, 303);
-    return send(reply, errorPage(undefined, 401, 'Log in first: this console needs CONSOLE_TOKEN.'), 401);
-  });
-
-  // Reads: a query parameter given more than once is refused (400). CSRF: every state-changing request carries its session's token; a cross-origin Origin is refused outright.
-  app.addHook('preHandler', async (request, reply) => {
-    if (passedOn(request)) return;
-    if (isRead(request.method)) {
-      // A filter or cursor given twice (`?status=a&status=b`): which one was meant is not the page's to guess.
-      const repeated = Object.entries((request.query ?? {}) as Record<string, unknown>).flatMap(([name, value]) => (Array.isArray(value) ? [`“${name}”`] : []));
-      if (repeated.length === 0) return;
-      return send(reply, errorPage(errorFrame(request), 400, `The address gives ${repeated.join(', ')} more than once: each takes one value. Remove the repeats, or use the page’s own filters and links.`), 400);
-    }
-    const origin = request.headers.origin;
-    if (origin !== undefined && origin !== `${request.protocol}://${request.host}`) return send(reply, errorPage(errorFrame(request), 403, 'Refused: the request came from another origin.'), 403);
-    const body = (request.body ?? {}) as FormBody;
-    const given = typeof request.headers[CSRF_HEADER] === 'string' ? (request.headers[CSRF_HEADER] as string) : body[CSRF_FIELD];
-    if (request.consoleSession === undefined || !auth.csrfMatches(request.consoleSession, given)) {
-      return send(reply, errorPage(errorFrame(request), 403, 'Refused: the form’s CSRF token is missing or wrong. Reload the page and try again.'), 403);
-    }
-  });
+  const access: AccessOptions = { auth, clock, revokedSessions: stores.revokedSessions, logins: stores.consoleLogins, maxLoginFailures, sessionStreams, context, errorFrame };
+  addAccessHooks(app, access);
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
     // Handed to the application's handler, which answers an unrouted request (404, or 405 with Allow).
@@ -289,54 +217,8 @@ const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options)
     return reply.header('content-type', asset.type).header('cache-control', 'public, max-age=300').send(asset.body);
   });
 
-  // ── login ────────────────────────────────────────────────────────────────────────────────
-  // The session here is anonymous (made by the hook above) unless already logged in; its CSRF
-  // token is in the form, and the CSRF hook refuses a POST without it.
-  app.get('/login', { schema: HIDE }, async (request, reply) => {
-    const next = backPath((request.query as { next?: string }).next, '/console/payments');
-    if (!auth.required || request.consoleSession?.authenticated === true) return reply.redirect(next, 303);
-    return send(reply, loginPage(undefined, next, context(request).csrf));
-  });
-  // Every attempt counts in its address' window (a rate-limit store of its own, shared by the
-  // replicas on Redis: in FluxPay's, new X-Client-Id values could push it out); a success ends the
-  // window, so what it counts is the failures since the last success. Past maxLoginFailures, a
-  // login is refused with 429 until the window ends, whatever its token.
-  app.post('/login', { schema: HIDE }, async (request, reply) => {
-    const body = (request.body ?? {}) as FormBody;
-    const next = backPath(body.next, '/console/payments');
-    if (!auth.required) return reply.redirect(next, 303);
-    const address = request.ip;
-    const key = `console-login:${normalizeIP(address)}`;
-    const now = clock.now();
-    const window = await stores.consoleLogins.hit(key, LOGIN_WINDOW_MS, now);
-    if (window.current > maxLoginFailures) {
-      const retryAfterS = Math.max(1, Math.ceil((window.resetAt - now) / 1000));
-      // Once per window (the first refusal; the count is shared, so one replica says it), not per attempt of a flood.
-      if (window.current === maxLoginFailures + 1) {
-        request.log.warn({ address, retryAfterS }, `console login refused: ${maxLoginFailures} failed logins from ${address} within a minute; logins from it are refused for ${retryAfterS} s`);
-      }
-      const message = `Too many failed logins from your address: try again in ${retryAfterS} s.`;
-      return send(reply.header('Retry-After', String(retryAfterS)), loginPage(message, next, context(request).csrf), 429);
-    }
-    if (!auth.tokenMatches(body.token ?? '')) {
-      request.log.warn({ address, failures: window.current }, `console login failed: wrong token from ${address}`);
-      return send(reply, loginPage('Wrong token.', next, context(request).csrf), 401);
-    }
-    await stores.consoleLogins.reset(key);
-    const issued = auth.issue(true, now);
-    request.log.info({ address }, `console login from ${address}`);
-    return reply.header('set-cookie', sessionCookie(issued.value, request.protocol === 'https', auth.ttlMs)).redirect(next, 303);
-  });
-  // Ends a logged-in session on every replica: its nonce is kept as revoked until its expiry.
-  app.post('/logout', { schema: HIDE }, async (request, reply) => {
-    const session = request.consoleSession;
-    if (session?.expiresAt !== undefined) {
-      await stores.revokedSessions.revoke(session.nonce, session.expiresAt);
-      sessionStreams.endSession(session.nonce);
-      request.log.info({ address: request.ip }, `console logout from ${request.ip}`);
-    }
-    return reply.header('set-cookie', clearedCookie()).redirect('/console/login', 303);
-  });
+  // ── login and logout ─────────────────────────────────────────────────────────────────────
+  addLoginRoutes(app, access);
 
   app.get('/', { schema: HIDE }, async (_request, reply) => reply.redirect('/console/payments', 303));
 

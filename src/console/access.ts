@@ -1,0 +1,169 @@
+import { normalizeIP } from '@fastify/rate-limit';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Clock } from '../core/clock.ts';
+import type { RevokedSessionStore } from '../core/ports.ts';
+import type { RateLimitStore } from '../core/rate-limit/ports.ts';
+import { clearedCookie, type ConsoleAuth, cookieValue, CSRF_FIELD, CSRF_HEADER, SESSION_COOKIE, sessionCookie } from './auth.ts';
+import type { FormBody } from './forms.ts';
+import type { Html } from './html.ts';
+import type { PageContext } from './layout.ts';
+import { errorPage, loginPage } from './pages/other.ts';
+import type { SessionStreams } from './session-streams.ts';
+
+/**
+ * Who may use the console, and how (issue 13): the session every request carries (logged in with
+ * CONSOLE_TOKEN, or anonymous without it), the CSRF check of every state-changing request, the
+ * refusal of a read whose query repeats a parameter, and the login and logout routes with their
+ * per-address limit on failed logins. The pages themselves are in ./index.ts.
+ */
+
+const LOGIN_PATH = '/console/login';
+/** Paths reachable without a logged-in session (the login form and what it needs). */
+const OPEN_PATHS: ReadonlySet<string> = new Set([LOGIN_PATH, '/console/assets/console.css']);
+/** The window failed logins are counted in, per client address. */
+const LOGIN_WINDOW_MS = 60_000;
+
+export interface AccessOptions {
+  auth: ConsoleAuth;
+  clock: Clock;
+  revokedSessions: RevokedSessionStore;
+  /** Failed logins per client address (a rate-limit store of its own). */
+  logins: RateLimitStore;
+  /** Failed logins per client address and LOGIN_WINDOW_MS before its logins are refused. */
+  maxLoginFailures: number;
+  sessionStreams: SessionStreams;
+  /** The page frame of a request (its CSRF token, the navigation). */
+  context: (request: FastifyRequest) => PageContext;
+  /** The frame of an error page: undefined for one nobody logged in to see. */
+  errorFrame: (request: FastifyRequest) => PageContext | undefined;
+}
+
+/** A console page as the answer: HTML, never cached. */
+export function send(reply: FastifyReply, body: Html, status = 200): FastifyReply {
+  return reply.code(status).header('content-type', 'text/html; charset=utf-8').header('cache-control', 'no-store').send(body.text);
+}
+
+/** A same-console path to go back to after an action (never another origin, nor a path outside the console). */
+export function backPath(value: string | undefined, fallback: string): string {
+  if (value === undefined || !/^\/console(\/[\w\-./%]*)?(\?[\w\-.=&%+:]*)?$/.test(value)) return fallback;
+  // Dot segments (`/console/../x`, `%2e%2e` too) are resolved as the browser would, then the path must still be the console's.
+  const resolved = new URL(value, 'http://console.invalid');
+  return resolved.pathname === '/console' || resolved.pathname.startsWith('/console/') ? `${resolved.pathname}${resolved.search}` : fallback;
+}
+
+function isRead(method: string): boolean {
+  return method === 'GET' || method === 'HEAD';
+}
+
+/**
+ * An unrouted request with another method than GET or HEAD is not the console's to answer: it gets
+ * the application's answer (404, or 405 with `Allow` when the path takes other methods), as it
+ * would without the console's not-found page, with none of the console's session or CSRF checks.
+ */
+export function passedOn(request: FastifyRequest): boolean {
+  return request.is404 && !isRead(request.method);
+}
+
+/**
+ * The session and CSRF hooks. With CONSOLE_TOKEN, a logged-in session or the login form; without,
+ * an anonymous session made on first visit (it carries the CSRF token's nonce). The login form has
+ * an anonymous session too, so its POST carries a CSRF token like every other (no login CSRF);
+ * logging in replaces it with a new, logged-in one.
+ */
+export function addAccessHooks(app: FastifyInstance, options: AccessOptions): void {
+  const { auth, clock, revokedSessions, errorFrame } = options;
+  app.addHook('onRequest', async (request, reply) => {
+    if (passedOn(request)) return;
+    const path = request.url.split('?', 1)[0] as string;
+    const now = clock.now();
+    let session = auth.verify(cookieValue(request.headers.cookie, SESSION_COOKIE), now);
+    // Logged out (on any replica): as no session. Only logged-in sessions end early.
+    if (session?.authenticated === true && (await revokedSessions.isRevoked(session.nonce, now))) session = undefined;
+    if (auth.required && session?.authenticated !== true && path !== LOGIN_PATH) session = undefined;
+    // Not on asset requests: a first visit's parallel requests would each set another cookie,
+    // and the page's CSRF token belongs to the one its own answer set.
+    if (session === undefined && (!auth.required || path === LOGIN_PATH) && !path.startsWith('/console/assets/')) {
+      const issued = auth.issue(false, now);
+      session = issued.session;
+      reply.header('set-cookie', sessionCookie(issued.value, request.protocol === 'https'));
+    }
+    if (session !== undefined) {
+      request.consoleSession = session;
+      return;
+    }
+    if (OPEN_PATHS.has(path) || (!auth.required && path.startsWith('/console/assets/'))) return;
+    if (request.method === 'GET' && path !== '/console/events') return reply.redirect(`${LOGIN_PATH}?next=${encodeURIComponent(request.url)}`, 303);
+    return send(reply, errorPage(undefined, 401, 'Log in first: this console needs CONSOLE_TOKEN.'), 401);
+  });
+
+  // Reads: a query parameter given more than once is refused (400). CSRF: every state-changing request carries its session's token; a cross-origin Origin is refused outright.
+  app.addHook('preHandler', async (request, reply) => {
+    if (passedOn(request)) return;
+    if (isRead(request.method)) {
+      // A filter or cursor given twice (`?status=a&status=b`): which one was meant is not the page's to guess.
+      const repeated = Object.entries((request.query ?? {}) as Record<string, unknown>).flatMap(([name, value]) => (Array.isArray(value) ? [`“${name}”`] : []));
+      if (repeated.length === 0) return;
+      return send(reply, errorPage(errorFrame(request), 400, `The address gives ${repeated.join(', ')} more than once: each takes one value. Remove the repeats, or use the page’s own filters and links.`), 400);
+    }
+    const origin = request.headers.origin;
+    if (origin !== undefined && origin !== `${request.protocol}://${request.host}`) return send(reply, errorPage(errorFrame(request), 403, 'Refused: the request came from another origin.'), 403);
+    const body = (request.body ?? {}) as FormBody;
+    const given = typeof request.headers[CSRF_HEADER] === 'string' ? (request.headers[CSRF_HEADER] as string) : body[CSRF_FIELD];
+    if (request.consoleSession === undefined || !auth.csrfMatches(request.consoleSession, given)) {
+      return send(reply, errorPage(errorFrame(request), 403, 'Refused: the form’s CSRF token is missing or wrong. Reload the page and try again.'), 403);
+    }
+  });
+}
+
+/** The login form, logging in and logging out, under the console's prefix. */
+export function addLoginRoutes(app: FastifyInstance, options: AccessOptions): void {
+  const { auth, clock, revokedSessions, logins, maxLoginFailures, sessionStreams, context } = options;
+  const hide = { schema: { hide: true } } as const;
+  // The session here is anonymous (made by the hook above) unless already logged in; its CSRF
+  // token is in the form, and the CSRF hook refuses a POST without it.
+  app.get('/login', hide, async (request, reply) => {
+    const next = backPath((request.query as { next?: string }).next, '/console/payments');
+    if (!auth.required || request.consoleSession?.authenticated === true) return reply.redirect(next, 303);
+    return send(reply, loginPage(undefined, next, context(request).csrf));
+  });
+  // Every attempt counts in its address' window (a rate-limit store of its own, shared by the
+  // replicas on Redis: in FluxPay's, new X-Client-Id values could push it out); a success ends the
+  // window, so what it counts is the failures since the last success. Past maxLoginFailures, a
+  // login is refused with 429 until the window ends, whatever its token.
+  app.post('/login', hide, async (request, reply) => {
+    const body = (request.body ?? {}) as FormBody;
+    const next = backPath(body.next, '/console/payments');
+    if (!auth.required) return reply.redirect(next, 303);
+    const address = request.ip;
+    const key = `console-login:${normalizeIP(address)}`;
+    const now = clock.now();
+    const window = await logins.hit(key, LOGIN_WINDOW_MS, now);
+    if (window.current > maxLoginFailures) {
+      const retryAfterS = Math.max(1, Math.ceil((window.resetAt - now) / 1000));
+      // Once per window (the first refusal; the count is shared, so one replica says it), not per attempt of a flood.
+      if (window.current === maxLoginFailures + 1) {
+        request.log.warn({ address, retryAfterS }, `console login refused: ${maxLoginFailures} failed logins from ${address} within a minute; logins from it are refused for ${retryAfterS} s`);
+      }
+      const message = `Too many failed logins from your address: try again in ${retryAfterS} s.`;
+      return send(reply.header('Retry-After', String(retryAfterS)), loginPage(message, next, context(request).csrf), 429);
+    }
+    if (!auth.tokenMatches(body.token ?? '')) {
+      request.log.warn({ address, failures: window.current }, `console login failed: wrong token from ${address}`);
+      return send(reply, loginPage('Wrong token.', next, context(request).csrf), 401);
+    }
+    await logins.reset(key);
+    const issued = auth.issue(true, now);
+    request.log.info({ address }, `console login from ${address}`);
+    return reply.header('set-cookie', sessionCookie(issued.value, request.protocol === 'https', auth.ttlMs)).redirect(next, 303);
+  });
+  // Ends a logged-in session on every replica: its nonce is kept as revoked until its expiry.
+  app.post('/logout', hide, async (request, reply) => {
+    const session = request.consoleSession;
+    if (session?.expiresAt !== undefined) {
+      await revokedSessions.revoke(session.nonce, session.expiresAt);
+      sessionStreams.endSession(session.nonce);
+      request.log.info({ address: request.ip }, `console logout from ${request.ip}`);
+    }
+    return reply.header('set-cookie', clearedCookie()).redirect(LOGIN_PATH, 303);
+  });
+}
