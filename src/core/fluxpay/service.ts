@@ -1,23 +1,23 @@
 import type { Clock } from '../clock.ts';
 import { storeFull } from '../errors.ts';
 import type { EventBus } from '../events.ts';
-import { fingerprint } from '../idempotency.ts';
 import type { Page } from '../ports.ts';
 import type { RandomSource } from '../random.ts';
 import { cardIssues, cardOutcome, decide, forcedOutcome, type OutcomeRequest, type ScenarioConfig } from '../scenario.ts';
 import { FluxPayError, invalid, notFound, subscriptionLimit } from './errors.ts';
 import type { OutboxRelay } from './outbox.ts';
-import { isCreditChargeOrder, type CardSummary, type CreditTransaction, type CreditUsage, type FluxPayIds, type InboundEvent, type Metadata, type Order, type OrderStatus, type OutboxEvent, type Payment, type PaymentMethod, type Saga, type UsageEventType, stampOf, OUTBOX_EVENT_TYPES } from './model.ts';
+import { isCreditChargeOrder, type CardSummary, type CreditTransaction, type CreditUsage, type FluxPayIds, type Metadata, type Order, type OrderStatus, type OutboxEvent, type Payment, type PaymentMethod, type Saga, stampOf, OUTBOX_EVENT_TYPES } from './model.ts';
 import { priceOf, type BillingPolicy } from './policy.ts';
 import type { ConfirmDecision, CreditsUsed, FluxPayStore, FluxPaySubscriptionStore, OrderCounts, OutboxQuery, WebhookSubscription } from './ports.ts';
 import { reconcile, type ReconciliationReport } from './reconcile.ts';
 import type { UsageSagas } from './saga.ts';
+import { UsageEvents, type EventResult, type UsageEvent } from './usage-events.ts';
 import type { SubscriptionRecord } from '../subscriptions/ports.ts';
 
 /**
  * FluxPay's engine (source document 002): orders, PG payments confirmed by the scenario engine,
- * prepaid credits priced by the billing policy, usage events that run sagas, the outbox and its
- * subscribers, and the reconciliation. Every change is one store operation that writes its
+ * prepaid credits priced by the billing policy, usage events that run sagas (./usage-events.ts),
+ * the outbox and its subscribers, and the reconciliation. Every change is one store operation that writes its
  * ledger transaction and outbox event with it; after each, the outbox relay is kicked.
  * Refusals are FluxPayErrors with the document's codes.
  * @see issue 11, ../../../../shared/seeds/002_38de3c186cddda84.txt
@@ -74,33 +74,26 @@ export interface ConfirmInput {
   amount: number;
 }
 
-export interface UsageEvent {
-  eventId: string;
-  type: UsageEventType;
-  userId: string;
-  serviceId: string;
-  usageId: string;
-  orderId?: string | undefined;
-  credits?: number | undefined;
-}
-
-export interface EventResult {
-  eventId: string;
-  type: UsageEventType;
-  /** True when the eventId was seen before: nothing was done again. */
-  duplicate: boolean;
-  saga: Saga | undefined;
-}
-
 const DEFAULT_CURRENCY = 'KRW';
 /** Payments whose outcome is decided when confirmed: one shared frozen object each. */
 const APPROVES = Object.freeze({ status: 'APPROVED' as const, failureCode: null });
 
 export class FluxPayService {
   readonly #deps: FluxPayDeps;
+  readonly #usageEvents: UsageEvents;
 
   constructor(deps: FluxPayDeps) {
     this.#deps = deps;
+    const { store, sagas, clock, ids, settings } = deps;
+    this.#usageEvents = new UsageEvents({
+      store,
+      sagas,
+      clock,
+      ids,
+      usageTimeoutMs: settings.usageTimeoutMs,
+      priceOf: (serviceId, amount, field) => this.priceOf(serviceId, amount, field),
+      changed: () => this.#changed(),
+    });
   }
 
   get policy(): BillingPolicy {
@@ -430,114 +423,14 @@ export class FluxPayService {
   // ── usage events and sagas ─────────────────────────────────────────────────────────────────
 
   /** A client service's usage event (document 002's `service.usage.*`), de-duplicated by eventId. */
-  async handleEvent(event: UsageEvent): Promise<EventResult> {
-    switch (event.type) {
-      case 'service.usage.requested':
-        return this.#requested(event);
-      case 'service.usage.completed':
-      case 'service.usage.failed':
-        return this.#resolved(event);
-    }
+  handleEvent(event: UsageEvent): Promise<EventResult> {
+    return this.#usageEvents.handle(event);
   }
 
   async getSaga(sagaId: string): Promise<Saga> {
     const saga = await this.#deps.store.getSaga(sagaId);
     if (saga === undefined) throw notFound('Saga', sagaId);
     return saga;
-  }
-
-  async #requested(event: UsageEvent): Promise<EventResult> {
-    const { store, clock, ids, settings } = this.#deps;
-    const orderId = event.orderId ?? null;
-    const credits = event.credits ?? (orderId === null ? this.priceOf(event.serviceId, undefined, 'credits') : null);
-    const now = clock.now();
-    const saga: Saga = {
-      sagaId: ids('saga'),
-      eventId: event.eventId,
-      userId: event.userId,
-      serviceId: event.serviceId,
-      usageId: event.usageId,
-      orderId,
-      credits,
-      status: 'RUNNING',
-      plan: [...(orderId === null ? [] : (['ORDER_RESERVED'] as const)), ...(credits === null ? [] : (['CREDITS_DEDUCTED'] as const))],
-      steps: [],
-      failureReason: null,
-      deadlineAt: now + settings.usageTimeoutMs,
-      createdAt: now,
-      updatedAt: now,
-      completedAt: null,
-    };
-    // The deadline is armed before the saga is written, so no saga is ever RUNNING without one, even
-    // when the process stops (or the store fails) right after the write; a deadline whose saga was
-    // not written finds none and does nothing.
-    await this.#deps.sagas.armTimeout(saga);
-    const started = await store.startSaga(saga, inbound(event, now));
-    // Tidiness only: a deadline left behind finds no saga and does nothing; the outcome is what counts.
-    if (started.kind !== 'started') await this.#deps.sagas.disarmTimeout(saga.sagaId).catch(() => undefined);
-    switch (started.kind) {
-      case 'full':
-        throw storeFull('fluxpay');
-      case 'conflict':
-        throw new FluxPayError('PAY_003', `Event ${event.eventId} was already received with another body (${started.event.type}).`);
-      case 'usage_taken':
-        throw new FluxPayError('PAY_003', `Usage ${event.usageId} of user ${event.userId} already has saga ${started.saga.sagaId}.`);
-      case 'duplicate':
-        // The first delivery may have stopped half way (its reply lost, say): carry on from the record.
-        return { eventId: event.eventId, type: event.type, duplicate: true, saga: started.saga === undefined ? undefined : await this.#carryOn(started.saga) };
-      case 'started':
-        break;
-    }
-    return { eventId: event.eventId, type: event.type, duplicate: false, saga: await this.#carryOn(started.saga, true) };
-  }
-
-  async #resolved(event: UsageEvent): Promise<EventResult> {
-    const { store, clock, ids } = this.#deps;
-    const saga = await store.sagaOfUsage(event.userId, event.usageId);
-    if (saga === undefined) {
-      const seen = await store.inboundEvent(event.eventId);
-      if (seen === undefined) throw notFound(`Usage saga of user ${event.userId}`, event.usageId);
-    }
-    const now = clock.now();
-    const resolution = event.type === 'service.usage.completed' ? ({ to: 'COMPLETED' } as const) : ({ to: 'COMPENSATING', reason: 'service.usage.failed' } as const);
-    const outcome = await store.resolveSaga(saga?.sagaId ?? '', resolution, inbound(event, now), stampOf(ids, now));
-    switch (outcome.kind) {
-      case 'not_found':
-        throw notFound(`Usage saga of user ${event.userId}`, event.usageId);
-      case 'conflict':
-        throw new FluxPayError('PAY_003', `Event ${event.eventId} was already received with another body (${outcome.event.type}).`);
-      case 'duplicate':
-        return { eventId: event.eventId, type: event.type, duplicate: true, saga: outcome.saga === undefined ? undefined : await this.#carryOn(outcome.saga) };
-      case 'busy':
-        throw new FluxPayError('PAY_004', `Saga ${outcome.saga.sagaId} is still running its steps; send the completion again shortly.`);
-      case 'contradicted':
-        // Ended otherwise before (by the timeout, a step that could not run, or the other end event:
-        // the store operation decided which came first), so a client never reads a completion of a usage whose charge was undone.
-        throw contradiction(event, outcome.saga);
-      case 'final':
-        return { eventId: event.eventId, type: event.type, duplicate: false, saga: await this.#carryOn(outcome.saga) };
-      case 'resolved':
-        break;
-    }
-    this.#changed();
-    if (outcome.saga.status === 'COMPLETED') this.#deps.sagas.completed(outcome.saga);
-    return { eventId: event.eventId, type: event.type, duplicate: false, saga: await this.#carryOn(outcome.saga) };
-  }
-
-  /**
-   * Takes a saga on from its record: a running one has its deadline armed (again: the same due
-   * time; `armed`: it was, just now) and its next steps run; a compensating one its compensations; an ended one its deadline
-   * disarmed. Every call is safe to repeat, so a request that failed half way and is sent again
-   * finishes what the first one started.
-   */
-  async #carryOn(saga: Saga, armed = false): Promise<Saga> {
-    const { sagas } = this.#deps;
-    if (saga.status === 'COMPLETED' || saga.status === 'COMPENSATED') {
-      await sagas.disarmTimeout(saga.sagaId);
-      return saga;
-    }
-    if (saga.status === 'RUNNING' && !armed) await sagas.armTimeout(saga);
-    return (await sagas.advance(saga.sagaId)) ?? saga;
   }
 
   // ── outbox, subscriptions, reconciliation ──────────────────────────────────────────────────
@@ -586,19 +479,4 @@ export class FluxPayService {
   #changed(): void {
     this.#deps.relay.kick();
   }
-}
-
-/**
- * PAY_004 (the order's state does not allow this), as for a completion that comes too early: the
- * event does not fit the state of the saga and of its order. Not PAY_003 (already processed), which
- * a client may take for a repeat of its own request that succeeded.
- */
-function contradiction(event: UsageEvent, saga: Saga): FluxPayError {
-  const usage = `Usage ${event.usageId} of user ${event.userId}`;
-  if (saga.status === 'COMPLETED') return new FluxPayError('PAY_004', `${usage} cannot fail: its saga ${saga.sagaId} is COMPLETED, its charge kept.`);
-  return new FluxPayError('PAY_004', `${usage} cannot be completed: its saga ${saga.sagaId} is ${saga.status} (${saga.failureReason ?? 'failed'}), its charge undone.`);
-}
-
-function inbound(event: UsageEvent, now: number): InboundEvent {
-  return { eventId: event.eventId, type: event.type, userId: event.userId, usageId: event.usageId, fingerprint: fingerprint(event), sagaId: null, receivedAt: now };
 }
