@@ -73,3 +73,12 @@ export function notice(kind: 'ok' | 'error', text: string | undefined): Html {
   if (text === undefined) return html``;
   return html`<p class="notice notice-${kind}" role="${kind === 'error' ? 'alert' : 'status'}">${text}</p>`;
 }
+
+/**
+ * A link past a long list to the paragraph with its page links (Older, Newest), shown only while it
+ * has the focus: with a hundred rows of links and buttons, keyboard users would otherwise tab
+ * through every one of them to reach Older. The target paragraph has `id` and `tabindex="-1"`.
+ */
+export function skipToPaging(target: string): Html {
+  return html`<a class="skip-inline" href="#${target}">Skip to the page links (Older, Newest)</a>`;
+}

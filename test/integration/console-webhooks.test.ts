@@ -48,7 +48,7 @@ async function webhooksPage(app: TestApp, query: string): Promise<string> {
 }
 
 const listed = (body: string): string[] => [...body.matchAll(/<tr data-delivery="(whd_\w+)">/g)].map((m) => m[1] as string);
-const footer = (body: string): string | undefined => /<p class="hint" data-shown="\d+">.*?<\/p>/.exec(body)?.[0];
+const footer = (body: string): string | undefined => /<p class="hint"[^>]* data-shown="\d+">.*?<\/p>/.exec(body)?.[0];
 const stopped = (body: string): string | undefined => /<p class="notice" role="status" data-search-stopped=.*?<\/p>/.exec(body)?.[0];
 const errors = (body: string): string[] => [...body.matchAll(/<p class="notice notice-error" role="alert">(.*?)<\/p>/g)].map((m) => m[1] as string);
 
@@ -67,13 +67,13 @@ describe('the Webhooks page over a long log', () => {
     expect(stopped(first)).toBe(
       `<p class="notice" role="status" data-search-stopped="${stop}">Looked at the newest 5000 deliveries and stopped, back to <code>${stop}</code>; 0 matched. Older deliveries were not searched: <a href="/console/webhooks?target=${target}&amp;cursor=${stop}" data-page="continue">continue the search →</a></p>`,
     );
-    expect(footer(first)).toBe('<p class="hint" data-shown="0">0 deliveries shown, newest first (filtered); 5103 in the log.</p>');
+    expect(footer(first)).toBe('<p class="hint" id="deliveries-pages" tabindex="-1" data-shown="0">0 deliveries shown, newest first (filtered); 5103 in the log.</p>');
 
     const rest = await webhooksPage(t, `?target=${target}&cursor=${stop}`);
     expect(listed(rest)).toEqual(whs.map((d) => d.id).reverse());
     expect(stopped(rest)).toBeUndefined();
     expect(footer(rest)).toBe(
-      `<p class="hint" data-shown="3">3 deliveries shown, newest first, older than <code>${stop}</code> (filtered); 5103 in the log. <a href="/console/webhooks?target=${target}" data-page="newest">← Newest</a></p>`,
+      `<p class="hint" id="deliveries-pages" tabindex="-1" data-shown="3">3 deliveries shown, newest first, older than <code>${stop}</code> (filtered); 5103 in the log. <a href="/console/webhooks?target=${target}" data-page="newest">← Newest</a></p>`,
     );
 
     // "pending or retrying": the store's status queries, merged: found at once, whatever came after.
@@ -81,6 +81,8 @@ describe('the Webhooks page over a long log', () => {
     expect(listed(open)).toEqual([whs[1]!.id, whs[0]!.id]);
     expect(stopped(open)).toBeUndefined();
     expect(footer(open)).toBe('<p class="hint" data-shown="2">2 deliveries shown, newest first (filtered); 5103 in the log.</p>');
+    // No page link, so no link to skip to them.
+    expect(open).not.toContain('skip-inline');
     expect(listed(await webhooksPage(t, '?status=failed'))).toEqual([whs[2]!.id]);
     const bySubject = await webhooksPage(t, `?subject=intent%3A${whs[0]!.subject!.id}`);
     expect(listed(bySubject)).toEqual([whs[0]!.id]);
@@ -94,20 +96,22 @@ describe('the Webhooks page over a long log', () => {
 
     const one = await webhooksPage(t, '');
     expect(listed(one)).toEqual(newest.slice(0, 100));
-    expect(footer(one)).toBe(`<p class="hint" data-shown="100">100 deliveries shown, newest first; 250 in the log. <a href="/console/webhooks?cursor=${newest[99]}" data-page="older">Older →</a></p>`);
+    expect(footer(one)).toBe(`<p class="hint" id="deliveries-pages" tabindex="-1" data-shown="100">100 deliveries shown, newest first; 250 in the log. <a href="/console/webhooks?cursor=${newest[99]}" data-page="older">Older →</a></p>`);
+    // Before the table, a link (shown when it has the focus) to that footer, past the rows' links and Replay buttons.
+    expect(one).toContain('<a class="skip-inline" href="#deliveries-pages">Skip to the page links (Older, Newest)</a><div class="scroll" tabindex="0"><table class="deliveries">');
     const two = await webhooksPage(t, `?cursor=${newest[99]}`);
     expect(listed(two)).toEqual(newest.slice(100, 200));
     expect(footer(two)).toBe(
-      `<p class="hint" data-shown="100">100 deliveries shown, newest first, older than <code>${newest[99]}</code>; 250 in the log. <a href="/console/webhooks" data-page="newest">← Newest</a> <a href="/console/webhooks?cursor=${newest[199]}" data-page="older">Older →</a></p>`,
+      `<p class="hint" id="deliveries-pages" tabindex="-1" data-shown="100">100 deliveries shown, newest first, older than <code>${newest[99]}</code>; 250 in the log. <a href="/console/webhooks" data-page="newest">← Newest</a> <a href="/console/webhooks?cursor=${newest[199]}" data-page="older">Older →</a></p>`,
     );
     const three = await webhooksPage(t, `?cursor=${newest[199]}`);
     expect(listed(three)).toEqual(newest.slice(200));
-    expect(footer(three)).toBe(`<p class="hint" data-shown="50">50 deliveries shown, newest first, older than <code>${newest[199]}</code>; 250 in the log. <a href="/console/webhooks" data-page="newest">← Newest</a></p>`);
+    expect(footer(three)).toBe(`<p class="hint" id="deliveries-pages" tabindex="-1" data-shown="50">50 deliveries shown, newest first, older than <code>${newest[199]}</code>; 250 in the log. <a href="/console/webhooks" data-page="newest">← Newest</a></p>`);
     // The status filter pages too, and its links keep it.
     const failed = await webhooksPage(t, '?status=failed');
     const failedIds = newest.filter((_, i) => i % 2 === 0);
     expect(listed(failed)).toEqual(failedIds.slice(0, 100));
-    expect(footer(failed)).toBe(`<p class="hint" data-shown="100">100 deliveries shown, newest first (filtered); 250 in the log. <a href="/console/webhooks?status=failed&amp;cursor=${failedIds[99]}" data-page="older">Older →</a></p>`);
+    expect(footer(failed)).toBe(`<p class="hint" id="deliveries-pages" tabindex="-1" data-shown="100">100 deliveries shown, newest first (filtered); 250 in the log. <a href="/console/webhooks?status=failed&amp;cursor=${failedIds[99]}" data-page="older">Older →</a></p>`);
     expect(listed(await webhooksPage(t, `?status=failed&cursor=${failedIds[99]}`))).toEqual(failedIds.slice(100));
   });
 

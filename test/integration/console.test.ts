@@ -234,7 +234,9 @@ describe('the console on the server', () => {
     expect(countsOf(page)).toEqual({ pending: 499, completed: 0, failed: 20, cancelled: 1, refunded: 0 });
     expect(page).toContain('<p class="hint" data-counts-cover="all">Counts: every stored payment of Native intents (/v1/sim).</p>');
     expect(page.match(/<tr data-id=/g)).toHaveLength(100);
-    expect(page).toMatch(/<p class="hint" data-shown="100">100 shown, newest first\. <a href="\/console\/payments\?dialect=intent&amp;cursor=[\w-]+" data-page="older">Older →<\/a><\/p>/);
+    expect(page).toMatch(/<p class="hint" id="payments-pages" tabindex="-1" data-shown="100">100 shown, newest first\. <a href="\/console\/payments\?dialect=intent&amp;cursor=[\w-]+" data-page="older">Older →<\/a><\/p>/);
+    // Before the table, a link (shown when it has the focus) to that footer, past the rows' 100 links.
+    expect(page).toContain('<a class="skip-inline" href="#payments-pages">Skip to the page links (Older, Newest)</a><div class="scroll" tabindex="0"><table class="payments">');
     // All dialects together: the others have nothing yet.
     expect(countsOf((await t.app.inject({ method: 'GET', url: '/console/payments' })).body)).toEqual({ pending: 499, completed: 0, failed: 20, cancelled: 1, refunded: 0 });
     // The page reads from the newest (R-count-519) until a 101st matches: R-count-199 … 100 shown, read down to R-count-20 (500 read).
@@ -287,7 +289,7 @@ describe('the console on the server', () => {
       const res: { statusCode: number; body: string } = await app.inject({ method: 'GET', url });
       expect(res.statusCode).toBe(200);
       expect(/<p class="notice notice-error".*?<\/p>/.exec(res.body)?.[0], url).toBeUndefined();
-      pages.push({ ids: [...res.body.matchAll(/<tr data-id="([^"]+)">/g)].map((m) => m[1] as string), footer: /<p class="hint" data-shown="\d+">.*?<\/p>/.exec(res.body)?.[0] ?? '' });
+      pages.push({ ids: [...res.body.matchAll(/<tr data-id="([^"]+)">/g)].map((m) => m[1] as string), footer: /<p class="hint"[^>]* data-shown="\d+">.*?<\/p>/.exec(res.body)?.[0] ?? '' });
       url = /<a href="([^"]+)" data-page="older">/.exec(res.body)?.[1]?.replaceAll('&amp;', '&');
       expect(pages.length).toBeLessThan(40);
     }
@@ -318,10 +320,10 @@ describe('the console on the server', () => {
     const all = await walk(t.app, '');
     expect(all.map((p) => p.ids.length)).toEqual([...Array.from({ length: 18 }, () => 100), 50]);
     expect(all.flatMap((p) => p.ids)).toEqual(idsOf(newest));
-    expect(all[0]!.footer).toMatch(/^<p class="hint" data-shown="100">100 shown, newest first\. <a href="\/console\/payments\?cursor=[\w-]+" data-page="older">Older →<\/a><\/p>$/);
+    expect(all[0]!.footer).toMatch(/^<p class="hint" id="payments-pages" tabindex="-1" data-shown="100">100 shown, newest first\. <a href="\/console\/payments\?cursor=[\w-]+" data-page="older">Older →<\/a><\/p>$/);
     const iso = (ms: number) => new Date(ms).toISOString();
-    expect(all[1]!.footer).toMatch(new RegExp(`^<p class="hint" data-shown="100">100 shown, newest first, older than ${iso(newest[99]!.createdAt)} \\(<code>${newest[99]!.id}</code>\\)\\. <a href="/console/payments" data-page="newest">← Newest</a> <a href="/console/payments\\?cursor=[\\w-]+" data-page="older">Older →</a></p>$`));
-    expect(all.at(-1)!.footer).toBe(`<p class="hint" data-shown="50">50 shown, newest first, older than ${iso(newest[1799]!.createdAt)} (<code>${newest[1799]!.id}</code>). No older payments: this is the end of the list. <a href="/console/payments" data-page="newest">← Newest</a></p>`);
+    expect(all[1]!.footer).toMatch(new RegExp(`^<p class="hint" id="payments-pages" tabindex="-1" data-shown="100">100 shown, newest first, older than ${iso(newest[99]!.createdAt)} \\(<code>${newest[99]!.id}</code>\\)\\. <a href="/console/payments" data-page="newest">← Newest</a> <a href="/console/payments\\?cursor=[\\w-]+" data-page="older">Older →</a></p>$`));
+    expect(all.at(-1)!.footer).toBe(`<p class="hint" id="payments-pages" tabindex="-1" data-shown="50">50 shown, newest first, older than ${iso(newest[1799]!.createdAt)} (<code>${newest[1799]!.id}</code>). No older payments: this is the end of the list. <a href="/console/payments" data-page="newest">← Newest</a></p>`);
     // One dialect at a time: to its oldest.
     const v2 = await walk(t.app, '?dialect=v2');
     expect(v2.map((p) => p.ids.length)).toEqual([100, 100, 100, 100, 100, 100]);
@@ -399,7 +401,7 @@ describe('the console on the server', () => {
     const pages = await walk(t.app, '?status=failed');
     expect(pages.map((p) => p.ids)).toEqual([failed.slice(0, 2), failed.slice(2)]);
     // The newest 5,000 (R-far-5199 … 200) on the first page, the last 200 on the second.
-    expect(pages[0]!.footer).toMatch(/^<p class="hint" data-shown="2">2 shown, newest first\. This page read 5,000 payments \(at most 5,000 a page\) and stopped before 100 matched: Older goes on from where it stopped\. <a href="\/console\/payments\?status=failed&amp;cursor=[\w-]+" data-page="older">Older →<\/a><\/p>$/);
+    expect(pages[0]!.footer).toMatch(/^<p class="hint" id="payments-pages" tabindex="-1" data-shown="2">2 shown, newest first\. This page read 5,000 payments \(at most 5,000 a page\) and stopped before 100 matched: Older goes on from where it stopped\. <a href="\/console\/payments\?status=failed&amp;cursor=[\w-]+" data-page="older">Older →<\/a><\/p>$/);
     expect(pages[1]!.footer).toContain('No older payments match: this is the end of the list.');
     // A search counts over what the page read.
     const searched = (await t.app.inject({ method: 'GET', url: '/console/payments?q=R-far-' })).body;
@@ -407,7 +409,7 @@ describe('the console on the server', () => {
     // An exact id whose payment the status filter leaves out: the page reads on (5,000) and says so, never "with the payment" over no rows (a user test).
     const pending = (await t.app.core.intents.list({ limit: 1 })).data[0]!.id;
     const leftOut = (await t.app.inject({ method: 'GET', url: `/console/payments?status=failed&q=${pending}` })).body;
-    expect(/<p class="hint" data-shown="\d+">.*?<\/p>/.exec(leftOut)?.[0]).toMatch(/^<p class="hint" data-shown="0">0 shown, newest first\. This page read 5,000 payments/);
+    expect(/<p class="hint"[^>]* data-shown="\d+">.*?<\/p>/.exec(leftOut)?.[0]).toMatch(/^<p class="hint" id="payments-pages" tabindex="-1" data-shown="0">0 shown, newest first\. This page read 5,000 payments/);
     expect(leftOut).toContain('<p class="hint" data-found-left-out="true">The payment whose id the search is is pending, not failed: the status filter leaves it out.</p>');
 
     for (const bad of ['nope', '1733300000000~pay_01KBA7Q4A6J3M8P1T5W9Y2C4HD', Buffer.from(JSON.stringify({ at: 1, id: 'x', p: { intent: ['pay_bad', 0] } })).toString('base64url'), Buffer.from(JSON.stringify({ at: 1, id: 'x', p: { nodialect: 0 } })).toString('base64url')]) {

@@ -3,7 +3,7 @@ import { MAX_MIX_WEIGHT } from '../../core/faults/mix.ts';
 import { SCENARIOS } from '../../core/scenario.ts';
 import { MIX_WEIGHT_FIELDS } from '../forms.ts';
 import { html, iso, money, query, wholeNumber, type Html } from '../html.ts';
-import { csrfInput, notice, page, type PageContext } from '../layout.ts';
+import { csrfInput, notice, page, skipToPaging, type PageContext } from '../layout.ts';
 import { READ_PER_PAGE, SHOWN, type Listed, type PaymentFilters } from '../payments-list.ts';
 import { STATUS_GROUPS, type PaymentDetail, type PaymentSource, type StatusGroup } from '../sources.ts';
 
@@ -99,6 +99,14 @@ function leftOutHint(listed: Listed, filters: PaymentFilters): Html | string {
   return html`<p class="hint" data-found-left-out="true">The payment whose id the search is is ${listed.foundLeftOut.join(' / ')}, not ${filters.status ?? ''}: the status filter leaves it out.</p>`;
 }
 
+/** The footer's id, which the skip link before the table points at. */
+const PAGING_TARGET = 'payments-pages';
+
+/** Whether the footer has a page link (Older, or Newest on an older page). */
+function paged(listed: Listed, filters: PaymentFilters): boolean {
+  return listed.older !== null || filters.before !== undefined;
+}
+
 /** How many rows the list shows, from where, and the links to older ones and back to the newest. */
 function footer(listed: Listed, filters: PaymentFilters): Html {
   const link = (cursor: string | undefined): string => `/console/payments${query({ dialect: filters.dialect, status: filters.status, q: filters.q, cursor })}`;
@@ -110,7 +118,8 @@ function footer(listed: Listed, filters: PaymentFilters): Html {
     ? html` This page read ${wholeNumber(listed.read)} payments (at most ${wholeNumber(READ_PER_PAGE)} a page) and stopped before ${SHOWN} matched: Older goes on from where it stopped.`
     : '';
   const end = listed.older === null && filters.before !== undefined ? html` No older payments${filtered ? ' match' : ''}: this is the end of the list.` : '';
-  return html`<p class="hint" data-shown="${String(listed.rows.length)}">${listed.rows.length} shown, newest first${from}${foundText(listed, filters)}.${stopped}${end}${newest}${older}</p>`;
+  const target = paged(listed, filters) ? html` id="${PAGING_TARGET}" tabindex="-1"` : '';
+  return html`<p class="hint"${target} data-shown="${String(listed.rows.length)}">${listed.rows.length} shown, newest first${from}${foundText(listed, filters)}.${stopped}${end}${newest}${older}</p>`;
 }
 
 function table(listed: Listed, sources: readonly PaymentSource[], filters: PaymentFilters): Html {
@@ -122,7 +131,7 @@ function table(listed: Listed, sources: readonly PaymentSource[], filters: Payme
       : html`<p class="hint" data-counts-cover="scanned">Counts: only the payments matching the search among the ${wholeNumber(listed.read)} of ${dialect ?? 'every dialect'} this page read${listed.foundById ? ', and the one whose id it is' : ''}.</p>`;
   const counts = html`<ul class="counts" aria-label="Counts by status">${STATUS_GROUPS.map((g) => html`<li><span class="badge badge-${g}">${g}</span> <strong data-count="${g}">${listed.counts[g]}</strong></li>`)}</ul>${cover}${leftOutHint(listed, filters)}`;
   if (listed.rows.length === 0) return html`${counts}<p>No payments match${filters.before === undefined && listed.older === null ? '' : ' on this page'}.</p>${filters.before === undefined && listed.older === null ? '' : footer(listed, filters)}`;
-  return html`${counts}<div class="scroll" tabindex="0"><table class="payments">
+  return html`${counts}${paged(listed, filters) ? skipToPaging(PAGING_TARGET) : ''}<div class="scroll" tabindex="0"><table class="payments">
 <caption class="visually-hidden">Payments, newest first</caption>
 <thead><tr><th scope="col">Id</th><th scope="col">Dialect</th><th scope="col">Reference</th><th scope="col">Amount</th><th scope="col">Status</th><th scope="col">Created</th></tr></thead>
 <tbody>${listed.rows.map(

@@ -2,7 +2,7 @@ import type { Delivery, Subject } from '../../core/deliveries.ts';
 import type { DeliveryLogStore, Page } from '../../core/ports.ts';
 import { html, iso, query, type Html } from '../html.ts';
 import { offeredChoice } from '../forms.ts';
-import { csrfInput, notice, page, type PageContext } from '../layout.ts';
+import { csrfInput, notice, page, skipToPaging, type PageContext } from '../layout.ts';
 import { attemptsTable, deliveryStatus } from './payments.ts';
 
 /**
@@ -138,13 +138,22 @@ function deliveryRow(ctx: PageContext, d: Delivery, back: string): Html {
 <td>${finished ? html`<form method="post" action="/console/webhooks/${encodeURIComponent(d.id)}/replay" class="inline">${csrfInput(ctx)}<input type="hidden" name="back" value="${back}"><button type="submit" aria-label="Replay ${d.id}">Replay</button></form>` : ''}</td></tr>`;
 }
 
+/** The footer's id, which the skip link before the table points at. */
+const PAGING_TARGET = 'deliveries-pages';
+
+/** Whether the footer has a page link (Older, continue the search, or Newest on an older page). */
+function paged(filters: WebhookFilters, listed: DeliveryPage): boolean {
+  return filters.cursor !== undefined || listed.next !== null;
+}
+
 /** What the list says under its table: how many it shows, and where the next page or the rest of the search starts. */
 function listFooter(form: Readonly<Record<string, string>>, filters: WebhookFilters, listed: DeliveryPage, total: number): Html {
   const link = (cursor: string | undefined): string => `/console/webhooks${query({ ...form, cursor })}`;
   const newest = filters.cursor === undefined ? html`` : html` <a href="${link(undefined)}" data-page="newest">← Newest</a>`;
   const filtered = filters.status !== undefined || filters.subject !== undefined || filters.target !== undefined;
   const where = filters.cursor === undefined ? 'newest first' : html`newest first, older than <code>${filters.cursor}</code>`;
-  const shown = html`<p class="hint" data-shown="${String(listed.deliveries.length)}">${listed.deliveries.length} deliveries shown, ${where}${filtered ? ' (filtered)' : ''}; ${total} in the log.${newest}${
+  const target = paged(filters, listed) ? html` id="${PAGING_TARGET}" tabindex="-1"` : '';
+  const shown = html`<p class="hint"${target} data-shown="${String(listed.deliveries.length)}">${listed.deliveries.length} deliveries shown, ${where}${filtered ? ' (filtered)' : ''}; ${total} in the log.${newest}${
     listed.next?.why === 'full' ? html` <a href="${link(listed.next.cursor)}" data-page="older">Older →</a>` : ''
   }</p>`;
   if (listed.next?.why !== 'budget') return shown;
@@ -168,7 +177,7 @@ export function webhooksPage(
     active: 'webhooks',
     body: html`${notice('ok', messages.notice)}${notice('error', messages.error)}
 <section class="card" aria-labelledby="log-h"><h2 id="log-h">Delivery log</h2>${invalid.map((text) => notice('error', text))}${filtersForm(form)}
-<div id="deliveries" data-topics="webhooks">${deliveries.length === 0 ? html`<p>No deliveries match${filters.cursor === undefined ? '' : ' on this page'}.</p>` : html`<div class="scroll" tabindex="0"><table class="deliveries">
+<div id="deliveries" data-topics="webhooks">${deliveries.length === 0 ? html`<p>No deliveries match${filters.cursor === undefined ? '' : ' on this page'}.</p>` : html`${paged(filters, listed) ? skipToPaging(PAGING_TARGET) : ''}<div class="scroll" tabindex="0"><table class="deliveries">
 <caption class="visually-hidden">Webhook deliveries, newest first</caption>
 <thead><tr><th scope="col">Delivery</th><th scope="col">Target</th><th scope="col">Subject</th><th scope="col">Status</th><th scope="col">Last attempt</th><th scope="col">Attempts</th><th scope="col">Action</th></tr></thead>
 <tbody>${deliveries.map((d) => deliveryRow(ctx, d, back))}</tbody></table></div>`}${listFooter(form, filters, listed, total)}</div></section>
