@@ -91,7 +91,7 @@ export interface Listed {
   counts: Record<StatusGroup, number>;
   /** What the counts cover: every stored payment (of the chosen dialect), or only those this page read that match the search. */
   countsCover: 'all' | 'scanned';
-  /** The search is a payment's exact id, found by a lookup (wherever it is among the stored ones). */
+  /** The search is a payment's exact id, found by a lookup (wherever it is among the stored ones); on the first page only, which alone shows and counts it. */
   foundById: boolean;
   /** The statuses of the payments found by id that the status filter leaves out (so not shown). */
   foundLeftOut: StatusGroup[];
@@ -247,17 +247,20 @@ export async function listPayments(sources: readonly PaymentSource[], filters: P
   }
   const positions = Object.fromEntries(readers.map((r) => [r.source.dialect, positionOf(r)]));
   if (more && Object.values(positions).every((p) => p === null)) more = false;
-  if (stored === undefined) for (const r of exact) counts[r.group]++;
-  else for (const c of stored) for (const g of STATUS_GROUPS) counts[g] += c[g];
+  // The payment found by id is shown and counted on the first page only (an older page still
+  // looks it up, so that its scan passes over it rather than showing it again).
+  const firstPage = filters.before === undefined;
+  if (stored !== undefined) for (const c of stored) for (const g of STATUS_GROUPS) counts[g] += c[g];
+  else if (firstPage) for (const r of exact) counts[r.group]++;
   const exactShown = exact.filter((r) => status === undefined || r.group === status);
-  if (filters.before === undefined) rows.push(...exactShown);
+  if (firstPage) rows.push(...exactShown);
   const foundLeftOut = exactShown.length > 0 ? [] : [...new Set(exact.map((r) => r.group))];
   rows.sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : -1));
   return {
     rows,
     counts,
     countsCover: stored === undefined ? 'scanned' : 'all',
-    foundById: exact.length > 0,
+    foundById: exact.length > 0 && firstPage,
     foundLeftOut,
     older: more ? olderCursor(last, filters.before, since ?? now, positions) : null,
     read,

@@ -411,6 +411,12 @@ describe('the console on the server', () => {
     const leftOut = (await t.app.inject({ method: 'GET', url: `/console/payments?status=failed&q=${pending}` })).body;
     expect(/<p class="hint"[^>]* data-shown="\d+">.*?<\/p>/.exec(leftOut)?.[0]).toMatch(/^<p class="hint" id="payments-pages" tabindex="-1" data-shown="0">0 shown, newest first\. This page read 5,000 payments/);
     expect(leftOut).toContain('<p class="hint" data-found-left-out="true">The payment whose id the search is is pending, not failed: the status filter leaves it out.</p>');
+    // The found payment is shown and counted on the first page only: an Older page's counts are of what it read (before, it was counted again on every page).
+    const byId = await walk(t.app, `?q=${pending}`);
+    expect(byId.map((p) => p.ids)).toEqual([[pending], []]);
+    const older = (await t.app.inject({ method: 'GET', url: /<a href="([^"]+)" data-page="older">/.exec((await t.app.inject({ method: 'GET', url: `/console/payments?q=${pending}` })).body)![1]!.replaceAll('&amp;', '&') })).body;
+    expect(older).toContain('<p class="hint" data-counts-cover="scanned">Counts: only the payments matching the search among the 200 of every dialect this page read.</p>');
+    expect([...older.matchAll(/<strong data-count="(\w+)">(\d+)<\/strong>/g)].map((m) => `${m[1]} ${m[2]}`)).toEqual(['pending 0', 'completed 0', 'failed 0', 'cancelled 0', 'refunded 0']);
 
     for (const bad of ['nope', '1733300000000~pay_01KBA7Q4A6J3M8P1T5W9Y2C4HD', Buffer.from(JSON.stringify({ at: 1, id: 'x', p: { intent: ['pay_bad', 0] } })).toString('base64url'), Buffer.from(JSON.stringify({ at: 1, id: 'x', p: { nodialect: 0 } })).toString('base64url')]) {
       const body = (await t.app.inject({ method: 'GET', url: `/console/payments?cursor=${bad}` })).body;

@@ -89,8 +89,8 @@ function createForms(ctx: PageContext, error: string | undefined, defaultMix: st
 }
 
 /** The footer's word on the payment whose id the search is, when the first page shows it. */
-function foundText(listed: Listed, filters: PaymentFilters): string {
-  return listed.foundById && listed.foundLeftOut.length === 0 && filters.before === undefined ? ', with the payment whose id the search is' : '';
+function foundText(listed: Listed): string {
+  return listed.foundById && listed.foundLeftOut.length === 0 ? ', with the payment whose id the search is' : '';
 }
 
 /** A hint when the payment whose id the search is was found but the status filter leaves it out. */
@@ -119,7 +119,7 @@ function footer(listed: Listed, filters: PaymentFilters): Html {
     : '';
   const end = listed.older === null && filters.before !== undefined ? html` No older payments${filtered ? ' match' : ''}: this is the end of the list.` : '';
   const target = paged(listed, filters) ? html` id="${PAGING_TARGET}" tabindex="-1"` : '';
-  return html`<p class="hint"${target} data-shown="${String(listed.rows.length)}">${listed.rows.length} shown, newest first${from}${foundText(listed, filters)}.${stopped}${end}${newest}${older}</p>`;
+  return html`<p class="hint"${target} data-shown="${String(listed.rows.length)}">${listed.rows.length} shown, newest first${from}${foundText(listed)}.${stopped}${end}${newest}${older}</p>`;
 }
 
 function table(listed: Listed, sources: readonly PaymentSource[], filters: PaymentFilters): Html {
