@@ -121,7 +121,7 @@ const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options)
   const assets = loadAssets();
 
   const bookingDeps = { service: app.bookings.service, seats: stores.seats, ledger: stores.ledger, performances: app.bookings.performances, now: () => clock.now() };
-  const fluxpayDeps = { service: app.fluxpay.service, store: stores.fluxpay, rooms: app.waitingRooms, defaultWebhookUrl: config.fluxpay.webhookUrl };
+  const fluxpayDeps = { service: app.fluxpay.service, store: stores.fluxpay, rooms: app.waitingRooms, billing: stores.billing, defaultWebhookUrl: config.fluxpay.webhookUrl };
   /** One per dialect's payments. */
   const sources: PaymentSource[] = [nativeSource(intents), v2Source(app.v2Payments), bookingSource(bookingDeps), fluxpaySource(fluxpayDeps)];
   /** Pages of panels. */

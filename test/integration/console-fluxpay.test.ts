@@ -26,7 +26,7 @@ const XSS_ID_TEXT = '&lt;img/src=x/onerror=alert(1)&gt;';
 const AT = '2026-01-15T12:00:00.000Z';
 
 function deps(t: TestApp) {
-  return { service: t.app.fluxpay.service, store: t.app.core.stores.fluxpay, rooms: t.app.waitingRooms };
+  return { service: t.app.fluxpay.service, store: t.app.core.stores.fluxpay, rooms: t.app.waitingRooms, billing: t.app.core.stores.billing };
 }
 
 function record(t: TestApp): DomainEvent[] {
@@ -299,7 +299,7 @@ describe('the FluxPay page', () => {
     const t = await apps.app();
     const page = fluxpayPage(deps(t));
     const byId = Object.fromEntries(page.panels.map((p) => [p.id, p]));
-    expect(Object.keys(byId)).toEqual(['fluxpay-credits', 'fluxpay-sagas', 'fluxpay-outbox', 'fluxpay-subscriptions', 'fluxpay-reconciliation', 'fluxpay-waiting-rooms']);
+    expect(Object.keys(byId)).toEqual(['fluxpay-credits', 'fluxpay-sagas', 'fluxpay-outbox', 'fluxpay-subscriptions', 'fluxpay-billing', 'fluxpay-reconciliation', 'fluxpay-waiting-rooms']);
     expect((await byId['fluxpay-credits']!.render()).text).toBe('<p>No credits charged yet.</p>');
     expect((await byId['fluxpay-sagas']!.render()).text).toBe('<p>No usage sagas yet.</p>');
     await chargeCredits(t, 'user_s', 20);
@@ -333,6 +333,52 @@ describe('the FluxPay page', () => {
     expect(page).toContain('<div id="fluxpay-subscriptions" data-topics="fluxpay">');
     expect(page).toContain('FLUXPAY_WEBHOOK_URL: — (not set)');
     expect(page).toContain(`<tr data-subscription="${every.subscriptionId}">`);
+  });
+
+  it('lists the billing subscriptions: how many in each status, the newest first with plan, period, next charge and latest invoice (linked to its order)', async () => {
+    const t = await apps.app();
+    const panel = () => fluxpayPage(deps(t)).panels.find((p) => p.id === 'fluxpay-billing')!.render();
+    const figures = (active: number, pastDue: number, canceled: number, expired: number) =>
+      `<p class="figures">ACTIVE <strong data-billing="ACTIVE">${active}</strong> · PAST_DUE <strong data-billing="PAST_DUE">${pastDue}</strong> · CANCELED <strong data-billing="CANCELED">${canceled}</strong> · EXPIRED <strong data-billing="EXPIRED">${expired}</strong></p>`;
+    expect((await panel()).text).toBe(`${figures(0, 0, 0, 0)}<p>No billing subscriptions. Make one with <code>POST /api/v1/subscriptions</code>.</p>`);
+    const good = { number: '4242424242424242', cvv: '123', expMonth: 12, expYear: 2030 };
+    const subscribe = async (userId: string, planId = 'basic-monthly') => resultOf(await fpPost(t, '/api/v1/subscriptions', { userId, planId, card: good })).subscriptionId as string;
+    const renewed = await subscribe('user_a');
+    const dunned = await subscribe('user_d');
+    resultOf(await fpPost(t, `/api/v1/subscriptions/${dunned}/card`, { card: { number: '4000000000000002', expMonth: 12, expYear: 2030 } }));
+    const expired = await subscribe('user_e');
+    resultOf(await fpPost(t, `/api/v1/subscriptions/${expired}/cancel`, {}));
+    const downgraded = await subscribe('user_p', 'pro-monthly');
+    resultOf(await fpPost(t, `/api/v1/subscriptions/${downgraded}/change-plan`, { planId: 'basic-monthly' }));
+    expect((await panel()).text).toContain(`<td>user_p</td><td>pro-monthly <small>→ basic-monthly at renewal</small></td>`);
+    // A month on: one renewed, one declined (PAST_DUE, retried a day later), the canceled one EXPIRED, the downgrade made at its renewal; then one more canceled.
+    await t.clock.advance(Date.parse('2026-02-15T12:00:00.000Z') - t.clock.now());
+    await t.app.fluxpay.relay.idle();
+    const canceled = await subscribe('user_c');
+    resultOf(await fpPost(t, `/api/v1/subscriptions/${canceled}/cancel`, {}));
+    const latestOrder = async (id: string) => (resultOf(await fpGet(t, `/api/v1/subscriptions/${id}`)).invoices as Json[]).at(-1)!.orderId as string;
+    const order = (id: string) => `<a href="/console/payments/fluxpay/${id}">${id}</a>`;
+    const row = (id: string, user: string, status: string, period: string, next: string, invoice: string) =>
+      `<tr data-billing-subscription="${id}"><td><code>${id}</code></td><td>${user}</td><td>basic-monthly</td><td>${status}</td><td>${period}</td><td>${next}</td><td>${invoice}</td></tr>`;
+    const badge = (group: string, status: string) => `<span class="badge badge-${group}" data-status="${status}">${status}</span>`;
+    const [january, february] = ['2026-01-15T12:00:00.000Z – 2026-02-15T12:00:00.000Z', '2026-02-15T12:00:00.000Z – 2026-03-15T12:00:00.000Z'];
+    const rows = [
+      row(canceled, 'user_c', badge('cancelled', 'CANCELED'), february, '—', `INITIAL · PAID · 9,900 KRW · ${order(await latestOrder(canceled))}`),
+      row(downgraded, 'user_p', badge('completed', 'ACTIVE'), february, '2026-03-15T12:00:00.000Z', `RENEWAL · PAID · 9,900 KRW · ${order(await latestOrder(downgraded))}`),
+      row(expired, 'user_e', badge('cancelled', 'EXPIRED'), january, '—', `INITIAL · PAID · 9,900 KRW · ${order(await latestOrder(expired))}`),
+      row(dunned, 'user_d', `${badge('pending', 'PAST_DUE')} <small>declined 1×</small>`, january, '2026-02-16T12:00:00.000Z', `RENEWAL · DECLINED (card_declined) · 9,900 KRW · ${order(await latestOrder(dunned))}`),
+      row(renewed, 'user_a', badge('completed', 'ACTIVE'), february, '2026-03-15T12:00:00.000Z', `RENEWAL · PAID · 9,900 KRW · ${order(await latestOrder(renewed))}`),
+    ];
+    const head = '<div class="scroll" tabindex="0"><table><thead><tr><th scope="col">Subscription</th><th scope="col">User</th><th scope="col">Plan</th><th scope="col">Status</th><th scope="col">Current period</th><th scope="col">Next charge</th><th scope="col">Latest invoice</th></tr></thead><tbody>';
+    expect((await panel()).text).toBe(`${figures(2, 1, 1, 1)}${head}${rows.join('')}</tbody></table></div>`);
+    // Past 50: the newest 50, and how many there are.
+    for (let i = 0; i < 46; i++) await subscribe(`user_more_${i}`);
+    const full = (await panel()).text;
+    expect(full.match(/<tr data-billing-subscription=/g)).toHaveLength(50);
+    expect(full).not.toContain(renewed);
+    expect(full.endsWith('</tbody></table></div><p class="more">Showing the newest 50 of 51.</p>')).toBe(true);
+    // On the page the console serves, refreshed with the rest of FluxPay's panels.
+    expect((await t.app.inject({ method: 'GET', url: '/console/fluxpay' })).body).toContain('<section class="card panel" aria-labelledby="fluxpay-billing-h"><h2 id="fluxpay-billing-h">Billing subscriptions</h2><div id="fluxpay-billing" data-topics="fluxpay"><p class="figures">ACTIVE <strong data-billing="ACTIVE">48</strong>');
   });
 
   it('pages the outbox and filters it by pending or published', async () => {

@@ -10,12 +10,15 @@ import { offeredChoice, text, type FormBody } from '../forms.ts';
 import { notice } from '../layout.ts';
 import { html, iso, money, query, raw, wholeNumber, type Html } from '../html.ts';
 import { rowsOf, ulidCursor, type HistoryEntry, type PaymentAction, type PaymentDetail, type PaymentRow, type PaymentSource, type Panel, type PanelPage, type StatusGroup } from '../sources.ts';
+import type { SubscriptionStore } from '../../core/subscriptions/ports.ts';
+import { billingPanel } from './billing.ts';
 import { isWaitingRoomEvent, waitingRoomsPanel } from './waiting-rooms.ts';
 
 /**
  * FluxPay (issue 11) in the console: its orders (with their PG payments) in the payments view, and
- * the FluxPay page (credit balances, usage sagas with their steps, the outbox, the reconciliation,
- * the waiting rooms: ./waiting-rooms.ts).
+ * the FluxPay page (credit balances, usage sagas with their steps, the outbox, the webhook
+ * subscriptions, the billing subscriptions: ./billing.ts, the reconciliation, the waiting rooms:
+ * ./waiting-rooms.ts).
  * Orders are read and cancelled through the same FluxPayService as the API; balances and sagas
  * come from the store's bounded listings (creditBalances, recentSagas: never every record, which
  * with Redis would hold the server for the whole read), the outbox from its listing, an order's
@@ -31,6 +34,8 @@ export interface FluxPayConsoleDeps {
   service: FluxPayService;
   store: FluxPayStore;
   rooms: WaitingRoomService;
+  /** Billing subscriptions (issue 12), for their panel (./billing.ts). */
+  billing: SubscriptionStore;
   /** FLUXPAY_WEBHOOK_URL: where every event goes besides the subscriptions' URLs. */
   defaultWebhookUrl?: string | undefined;
 }
@@ -275,7 +280,7 @@ export function fluxpayPage(deps: FluxPayConsoleDeps): PanelPage {
     path: 'fluxpay',
     title: 'FluxPay',
     topic: 'fluxpay',
-    panels: [credits(deps), sagas(deps), outbox(deps), subscriptions(deps), reconciliation(deps), waitingRoomsPanel(deps.rooms)],
+    panels: [credits(deps), sagas(deps), outbox(deps), subscriptions(deps), billingPanel(deps.billing), reconciliation(deps), waitingRoomsPanel(deps.rooms)],
     concerns: (event: DomainEvent) => isFluxPayEvent(event) || isWaitingRoomEvent(event),
   };
 }
