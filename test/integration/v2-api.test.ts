@@ -477,6 +477,21 @@ describe('GET /api/v2/pending-payments', () => {
     expect(Object.keys((await t.app.inject({ url: '/api/v2/pending-payments?status=PAYMENT_COMPLETED&limit=10' })).json().payments)).toEqual(['pay_tx_1']);
   });
 
+  it('a parameter given twice is its last value, as FastAPI reads it (before: a 422 refusing the value it named as allowed)', async () => {
+    const t = await seeded();
+    const failed = await t.app.inject({ url: '/api/v2/pending-payments?status=PENDING&status=PAYMENT_FAILED' });
+    expect(failed.statusCode).toBe(200);
+    expect(Object.keys(failed.json().payments)).toEqual(['pay_tx_3']);
+    const limited = await t.app.inject({ url: '/api/v2/pending-payments?limit=1&limit=3' });
+    expect(limited.statusCode).toBe(200);
+    expect(Object.keys(limited.json().payments)).toEqual(['pay_tx_4', 'pay_tx_3', 'pay_tx_2']);
+    const bad = await t.app.inject({ url: '/api/v2/pending-payments?limit=3&limit=ten' });
+    expect([bad.statusCode, bad.json()]).toEqual([
+      422,
+      { detail: [{ type: 'int_parsing', loc: ['query', 'limit'], msg: 'Input should be a valid integer, unable to parse string as an integer', input: 'ten' }] },
+    ]);
+  });
+
   it('limit defaults to 1,000', async () => {
     const t = await app();
     for (let i = 0; i < 1001; i++) {

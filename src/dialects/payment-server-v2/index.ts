@@ -80,6 +80,13 @@ const paymentServerV2: FastifyPluginAsync = async (app) => {
       if (error.validation !== undefined) return sendValidation(reply, fastApiIssues(error.validation, error.validationContext ?? 'body', validatedData(request, error.validationContext ?? 'body')));
       return base(error, request, reply);
     });
+    // A query parameter given more than once is its last value, as FastAPI reads a scalar parameter
+    // (`?limit=2&limit=3` lists 3), not an array that no schema here takes.
+    scope.addHook('preValidation', async (request) => {
+      const query = request.query as Record<string, unknown> | null;
+      if (query === null || typeof query !== 'object') return;
+      for (const [name, value] of Object.entries(query)) if (Array.isArray(value)) query[name] = value.at(-1);
+    });
     const token = config.v2.serviceAuthToken === undefined ? undefined : Buffer.from(config.v2.serviceAuthToken, 'utf8');
     if (config.v2.requireAuth && token !== undefined) {
       // Before the body is read: a caller without the token learns nothing about its request.

@@ -144,7 +144,7 @@ const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (fastify, { idempote
         operationId: 'listV2Payments',
         summary: 'Every payment held: the counts by status, and the newest payments by id',
         description:
-          'The counts are of every payment held, whatever `limit` and `status` say; `payments` maps payment ids to payments, newest first, at most `limit` (default 1,000, at most 10,000), of `status` when given. Payments are held for V2_PAYMENT_TTL_MS (at most V2_PAYMENTS_MAX; PENDING ones are never evicted).',
+          'The counts are of every payment held, whatever `limit` and `status` say; `payments` maps payment ids to payments, newest first, at most `limit` (default 1,000, at most 10,000), of `status` when given (a parameter given twice counts with its last value, as FastAPI reads it). Payments are held for V2_PAYMENT_TTL_MS (at most V2_PAYMENTS_MAX; PENDING ones are never evicted).',
         tags,
         security,
         querystring: ListQuery,
