@@ -643,9 +643,12 @@ describe('metrics', () => {
     await createV2(t, v2Body('tx_3', failing.url()));
     await createV2(t, v2Body('tx_4', failing.url()));
     await confirmV2(t, 'pay_tx_3');
-    await createV2(t, v2Body('tx_1', ok.url()));
+    expect((await createV2(t, v2Body('tx_1', ok.url()))).headers['idempotent-replayed']).toBe('true');
+    expect((await createV2(t, v2Body('tx_2', ok.url(), { amount: 5 }), { 'x-sim-scenario': 'fail' })).statusCode).toBe(409);
     const text = await metrics();
     expect(['PENDING', 'PAYMENT_COMPLETED', 'PAYMENT_FAILED'].map((s) => metricSample(text, `v2_payments_total{status="${s}"}`))).toEqual([4, 2, 1]);
+    // The tx_id is this API's idempotency key: its replay and its conflict count as the header's do.
+    expect([metricSample(text, 'idempotency_replays_total'), metricSample(text, 'idempotency_conflicts_total')]).toEqual([1, 1]);
     expect(metricSample(text, 'webhook_attempts_total{outcome="success"}')).toBe(2);
     expect(metricSample(text, 'webhook_attempts_total{outcome="http_error"}')).toBe(2);
     expect(metricSample(text, 'webhook_deliveries_total{result="delivered"}')).toBe(2);

@@ -84,10 +84,13 @@ const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (fastify, { idempote
       }
       if (outcome.kind === 'conflict') {
         if (wait !== undefined) waits.drop(wait);
+        // The tx_id is this API's idempotency key: its replays and conflicts count with the header's.
+        app.metrics.idempotencyConflicts.inc();
         return sendProblem(reply, v2Errors, { status: 409, code: 'TX_ID_CONFLICT', message: `tx_id ${b.tx_id} was already used with a different request` });
       }
       if (outcome.kind === 'existing') {
         reply.header('idempotent-replayed', 'true');
+        app.metrics.idempotencyReplays.inc();
         // No twin here: the first request is another replica's, or over; this one follows the payment in the store while its answer is still to come.
         // Held: the drain waits for it (lifecycle.ts), so that it is answered before the close.
         if (twin !== undefined) await app.lifecycle.hold(twin);
