@@ -459,6 +459,7 @@ describe('operations', () => {
     await create({ reservation_id: 'r', amount: 1, scenario: 'fail' });
     await create({});
     await t.app.inject({ url: '/nowhere' });
+    await t.app.inject({ url: '/v1/sim/intent' });
     await t.clock.advance(200);
     const res = await t.app.inject({ url: '/metrics' });
     expect(res.statusCode).toBe(200);
@@ -469,6 +470,8 @@ describe('operations', () => {
     expect(text).toContain('http_requests_total{method="POST",route="/v1/sim/intent",status_code="422"} 1');
     expect(text).toContain('http_requests_total{method="GET",route="/v1/sim/intents/:id",status_code="200"} 1');
     expect(text).toContain('http_requests_total{method="GET",route="unmatched",status_code="404"} 1');
+    // A known path with another method matches no route either (README, Metrics).
+    expect(text).toContain('http_requests_total{method="GET",route="unmatched",status_code="405"} 1');
     expect(text).not.toContain(id);
     expect(text).toContain('http_request_duration_seconds_bucket{le="0.005",method="POST",route="/v1/sim/intent",status_code="200"}');
     expect(text).toContain('payment_intents_created_total{scenario="approve"} 2');
