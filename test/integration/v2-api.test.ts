@@ -240,6 +240,11 @@ describe('POST /api/v2/payments', () => {
         ],
       ],
       [
+        'a callback_url over 2,048 characters (README: url_too_long)',
+        { tx_id: 'tx_1', order_id: 1, user_id: 1, amount: 1000, callback_url: `${URL}/${'a'.repeat(2048)}` },
+        [{ type: 'url_too_long', loc: ['body', 'callback_url'], msg: 'URL should have at most 2048 characters', input: `${URL}/${'a'.repeat(2048)}`, ctx: { max_length: 2048 } }],
+      ],
+      [
         'an amount over 100,000,000,000, a version of another value, a string user_id',
         { version: 'v1', tx_id: 'tx_1', order_id: 1, user_id: '1', amount: 100_000_000_001, callback_url: URL },
         [
