@@ -211,6 +211,8 @@ describe('POST /api/v1/payments/process: the payment', () => {
     ['no fields', {}, '예약 ID와 결제 수단은 필수입니다.'],
     ['no paymentMethod', { reservationId: 'bk_01JAAAAAAAAAAAAAAAAAAAAAAA' }, '예약 ID와 결제 수단은 필수입니다.'],
     ['an empty reservationId', { reservationId: '', paymentMethod: 'kakao_pay' }, '예약 ID와 결제 수단은 필수입니다.'],
+    ['a null reservationId (missing, as the original’s !reservationId took it)', { reservationId: null, paymentMethod: 'kakao_pay' }, '예약 ID와 결제 수단은 필수입니다.'],
+    ['a null paymentMethod', { reservationId: 'bk_01JAAAAAAAAAAAAAAAAAAAAAAA', paymentMethod: null }, '예약 ID와 결제 수단은 필수입니다.'],
     ['a uuid', { reservationId: '3f1c2a4e-8b7d-4c1e-9a2b-5d6e7f8a9b0c', paymentMethod: 'kakao_pay' }, '유효하지 않은 예약 ID입니다.'],
     ['a lower-case ULID', { reservationId: 'bk_01jaaaaaaaaaaaaaaaaaaaaaaa', paymentMethod: 'kakao_pay' }, '유효하지 않은 예약 ID입니다.'],
     ['a numeric id', { reservationId: 12, paymentMethod: 'kakao_pay' }, '유효하지 않은 예약 ID입니다.'],

@@ -34,7 +34,7 @@ export const paymentServiceErrorDocs: ErrorDocs = {
   schema: PaymentServiceErrorBody,
   byStatus: {
     400: {
-      description: 'A missing field, a `reservationId` that is not a booking id, an unknown method, a field besides the two (named; the original ignored them), a body that is not a JSON object, malformed JSON, or a booking that cannot be paid (already paid, expired, cancelled, failed, or a payment in flight).',
+      description: 'A missing field (absent, empty or null), a `reservationId` that is not a booking id, an unknown method, a field besides the two (named; the original ignored them), a body that is not a JSON object, malformed JSON, or a booking that cannot be paid (already paid, expired, cancelled, failed, or a payment in flight).',
       examples: { missing: error(MESSAGES.missingFields), already_paid: error(MESSAGES.alreadyPaid) },
     },
     401: { description: 'No `Authorization: Bearer` token.', examples: { no_token: error(MESSAGES.unauthenticated) } },

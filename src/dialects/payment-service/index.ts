@@ -25,6 +25,16 @@ function sendError(reply: FastifyReply, status: number, message: string): Fastif
   return reply.code(status).type('application/json; charset=utf-8').send({ error: message });
 }
 
+/**
+ * A field sent as `null` is a missing one, as document 004's `!reservationId || !paymentMethod`
+ * check took it (예약 ID와 결제 수단은 필수입니다.), not a reservation id or method of the wrong type.
+ */
+async function nullFieldsMissing(request: FastifyRequest): Promise<void> {
+  const body = request.body as Record<string, unknown> | null;
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) return;
+  for (const field of ['reservationId', 'paymentMethod']) if (body[field] === null) delete body[field];
+}
+
 const paymentService: FastifyPluginAsync = async (fastify) => {
   fastify.errorShapes.register(paymentServiceErrors);
   fastify.setErrorHandler(createErrorHandler(paymentServiceErrors));
@@ -73,6 +83,7 @@ const paymentService: FastifyPluginAsync = async (fastify) => {
         response: { 200: documented(ProcessPaymentResponse, { description: 'Paid.', examples: ex.processResponses }), ...errors([400, 401, 403, 404, 413, 415, 500, 503]) },
       },
       onRequest: authenticate,
+      preValidation: nullFieldsMissing,
     },
     async (request, reply) => {
       const { reservationId, paymentMethod } = request.body;
