@@ -287,6 +287,19 @@ describe('POST /payments/execute', () => {
     expect((await get(`/events?bookingId=${id}`)).json()[0].details.paymentMethodToken).toBe('************4242');
   });
 
+  it('keeps no whole card number: the stored inbox event and every event published (the outbound event stream’s) have the last four digits only', async () => {
+    const published: unknown[] = [];
+    t.app.core.bus.subscribe((event) => void published.push(event));
+    const id = await book(1);
+    expect((await execute(id, '120', USER, '4000 0000 0000 0002')).json().finalStatus).toBe('FAILURE');
+    await t.clock.advance(50); // EVENT_PROCESSING_DELAY_MS: the processor applies the event
+    const stored = await t.app.core.stores.bookings.events(id);
+    expect(stored.map((e) => e.details)).toEqual([{ failureCode: 'card_declined', paymentMethodToken: '************0002', paymentMethod: 'CREDIT_CARD', amount: 30000, currency: 'KRW' }]);
+    expect(published.map((e) => (e as { type: string }).type)).toEqual(expect.arrayContaining(['booking.payment_decided', 'booking.event_processed', 'booking.failed']));
+    expect(JSON.stringify(published)).not.toMatch(/0000[ -]?0000[ -]?0002/);
+    expect(JSON.stringify(published)).toContain('************0002');
+  });
+
   it('404 unknown booking, 403 another user’s, 409 PAYMENT_ALREADY_PROCESSED once paid, 410 BOOKING_EXPIRED after the hold', async () => {
     const unknown = await execute('bk_01JAAAAAAAAAAAAAAAAAAAAAAA');
     expect(unknown.statusCode).toBe(404);

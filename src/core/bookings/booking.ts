@@ -76,7 +76,7 @@ export interface InboxEvent {
   bookingId: string;
   details: {
     failureCode: string | null;
-    /** The token `executePayment` was given; null for the one-step payment. Never the CVV. */
+    /** The token `executePayment` was given, a card number masked (`maskedToken`); null for the one-step payment. Never the CVV. */
     paymentMethodToken: string | null;
     paymentMethod: string;
     amount: number;
@@ -103,6 +103,17 @@ export function copyBooking(booking: Booking): Booking {
 export function copyPaymentIntent(paymentIntent: BookingPaymentIntent): BookingPaymentIntent {
   const { status, pgMockData, decidedByRule } = paymentIntent;
   return { status, pgMockData: pgMockData === null ? null : { ...pgMockData }, ...(decidedByRule === true ? { decidedByRule } : {}) };
+}
+
+/**
+ * A card number given as the token, as it is kept: its last four digits, the rest masked
+ * (`************4242`); any other token as given. The whole number is never stored, published
+ * or shown, as FluxPay keeps only a card's last four digits.
+ */
+export function maskedToken(token: string | null): string | null {
+  if (token === null) return null;
+  const digits = token.replace(/[ -]/g, '');
+  return /^\d{8,}$/.test(digits) ? `${'*'.repeat(digits.length - 4)}${digits.slice(-4)}` : token;
 }
 
 export function copyEvent(event: InboxEvent): InboxEvent {

@@ -7,7 +7,7 @@ import type { BookingStore, SeatStore } from '../ports.ts';
 import type { RandomSource } from '../random.ts';
 import type { Scheduler } from '../scheduler.ts';
 import { cardIssues, cardOutcome, cvvOutcome, forcedOutcome, type ForcedOutcome, type Outcome } from '../scenario.ts';
-import type { Booking, InboxEvent, PaymentKind, PgMockData } from './booking.ts';
+import { maskedToken, type Booking, type InboxEvent, type PaymentKind, type PgMockData } from './booking.ts';
 import { PROCESS_JOB } from './inbox.ts';
 import { alreadyProcessed, EXPIRE_JOB, expiredError, type BookingConfig } from './service.ts';
 import type { Settlement } from './settlement.ts';
@@ -109,7 +109,7 @@ export class BookingPayments {
         eventId: ids('evt'),
         type: pgMockData.isSuccess ? 'PAYMENT_SUCCEEDED' : 'PAYMENT_FAILED',
         bookingId: booking.id,
-        details: { failureCode: outcome.failureCode, paymentMethodToken: input.paymentMethodToken, paymentMethod: booking.paymentMethod, amount: booking.totalAmount, currency: booking.currency },
+        details: { failureCode: outcome.failureCode, paymentMethodToken: maskedToken(input.paymentMethodToken), paymentMethod: booking.paymentMethod, amount: booking.totalAmount, currency: booking.currency },
         createdAt: now,
         processedAt: null,
       };

@@ -1,4 +1,4 @@
-import type { Booking, InboxEvent } from '../../core/bookings/booking.ts';
+import { maskedToken, type Booking, type InboxEvent } from '../../core/bookings/booking.ts';
 import type { Performance } from '../../core/bookings/performances.ts';
 import type { LedgerEntry } from '../../core/ledger.ts';
 import type { SeatCounts } from '../../core/seats.ts';
@@ -21,19 +21,13 @@ export function bookingView(booking: Booking) {
   };
 }
 
-/** A card number given as the token is shown as its last four digits only. */
-export function maskToken(token: string | null): string | null {
-  if (token === null) return null;
-  const digits = token.replace(/[ -]/g, '');
-  return /^\d{8,}$/.test(digits) ? `${'*'.repeat(digits.length - 4)}${digits.slice(-4)}` : token;
-}
-
 export function eventView(event: InboxEvent) {
   return {
     eventId: event.eventId,
     type: event.type,
     bookingId: event.bookingId,
-    details: { ...event.details, paymentMethodToken: maskToken(event.details.paymentMethodToken) },
+    // Masked again for events stored whole before 2026-12-05.
+    details: { ...event.details, paymentMethodToken: maskedToken(event.details.paymentMethodToken) },
     createdAt: iso(event.createdAt),
     processedAt: event.processedAt === null ? null : iso(event.processedAt),
   };
