@@ -159,6 +159,18 @@ describe('OpenAPI document', () => {
     expect(doc.paths['/v1/sim/intent']!.post!.security).toBeUndefined();
   });
 
+  it("getSeatMap's 400 documents each 400 its path gets: bad percent-encoding, and an id over 64 characters", async () => {
+    const doc = (await t.app.inject({ url: '/openapi.json' })).json<Document>();
+    const documentedBodies = Object.values(doc.paths['/performances/{id}/seats']!.get!.responses!['400']!.content!['application/json']!.examples!).map((e) => e.value);
+    const answers = [];
+    for (const id of ['%E0%A4%A', 'p'.repeat(65)]) {
+      const res = await t.app.inject({ url: `/performances/${id}/seats`, headers: { 'x-user-id': 'user_test_001' } });
+      expect(res.statusCode, id).toBe(400);
+      answers.push(res.json());
+    }
+    expect(documentedBodies).toEqual(answers);
+  });
+
   it('bodyless POSTs declare an optional body, and accept content-type: application/json with an empty body', async () => {
     const doc = (await t.app.inject({ url: '/openapi.json' })).json<Document>();
     expect(doc.paths['/v1/sim/intents/{id}/cancel']!.post!.requestBody?.required).toBe(false);

@@ -226,9 +226,13 @@ export const cancelBookingInvalid = {
 
 // --- per-operation error examples (what each operation really answers) ---
 
-export const badUrl = {
-  description: '`BAD_URL`: the path has bad percent-encoding.',
-  examples: { bad_url: { summary: 'Bad percent-encoding', value: problem('BAD_URL', 'The request path is not a valid URL (bad percent-encoding).') } },
+/** getSeatMap's 400: what its path can break. */
+export const seatMapInvalid = {
+  description: '`BAD_URL`: the path has bad percent-encoding; `VALIDATION_FAILED`: the performance id is longer than 64 characters.',
+  examples: {
+    bad_url: { summary: 'Bad percent-encoding', value: problem('BAD_URL', 'The request path is not a valid URL (bad percent-encoding).') },
+    id_too_long: { summary: 'An id over 64 characters', value: problem('VALIDATION_FAILED', 'params /id: must NOT have more than 64 characters') },
+  },
 };
 
 export const badListQuery = {

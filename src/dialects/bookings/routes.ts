@@ -207,7 +207,7 @@ const bookingRoutes: FastifyPluginAsync<BookingRoutesOptions> = async (fastify, 
         security,
         headers: UserIdHeader,
         params: PerformanceParams,
-        response: { 200: documented(SeatMap, { description: 'The seat map.', examples: ex.seatMapResponses }), ...errors([400, 401, 404, 500, 503], { overrides: { 400: ex.badUrl, 404: ex.performanceNotFound } }) },
+        response: { 200: documented(SeatMap, { description: 'The seat map.', examples: ex.seatMapResponses }), ...errors([400, 401, 404, 500, 503], { overrides: { 400: ex.seatMapInvalid, 404: ex.performanceNotFound } }) },
       },
     },
     async (request) => {
