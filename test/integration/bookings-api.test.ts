@@ -676,6 +676,27 @@ describe('booking webhooks', () => {
     expect(busEvents[0]!.id).toMatch(EVT_ID);
     expect(ISO.test(JSON.parse(deliveries[0]!.body).createdAt)).toBe(true);
   });
+
+  it("GET /v1/sim/webhooks/deliveries?booking_id= lists one booking's deliveries", async () => {
+    const failed = await book(1, USER, 'perf_001', { webhookUrl: 'http://127.0.0.1:9/hooks/a' });
+    const cancelled = await book(1, USER, 'perf_001', { webhookUrl: 'http://127.0.0.1:9/hooks/b' });
+    await execute(failed, '442');
+    await t.clock.advance(50);
+    expect((await cancel({ bookingId: cancelled })).statusCode).toBe(200);
+    const of = async (id: string) => {
+      const res = await t.app.inject({ url: `/v1/sim/webhooks/deliveries?booking_id=${id}` });
+      expect(res.statusCode).toBe(200);
+      const body = res.json<{ data: Array<Record<string, unknown>>; next_cursor: string | null }>();
+      expect(body.next_cursor).toBeNull();
+      return body.data.map((d) => ({ type: d.type, url: d.url, subject: d.subject, payment_intent_id: d.payment_intent_id }));
+    };
+    expect(await of(failed)).toEqual([{ type: 'booking.failed', url: 'http://127.0.0.1:9/hooks/a', subject: { kind: 'booking', id: failed }, payment_intent_id: null }]);
+    expect(await of(cancelled)).toEqual([{ type: 'booking.cancelled', url: 'http://127.0.0.1:9/hooks/b', subject: { kind: 'booking', id: cancelled }, payment_intent_id: null }]);
+    expect(await of('bk_01JAAAAAAAAAAAAAAAAAAAAAAA')).toEqual([]);
+    // Filters combine, and a delivery is about an intent or a booking: both name none.
+    const both = await t.app.inject({ url: `/v1/sim/webhooks/deliveries?booking_id=${failed}&payment_intent_id=pay_01JAAAAAAAAAAAAAAAAAAAAAAA` });
+    expect(both.json()).toEqual({ data: [], next_cursor: null });
+  });
 });
 
 describe('bounds (BOOKING_TTL_MS, BOOKINGS_MAX)', () => {

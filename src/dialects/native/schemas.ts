@@ -151,6 +151,7 @@ export const DeliveryView = Type.Object({
 export const ListDeliveriesQuery = Type.Object(
   {
     payment_intent_id: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'Only the deliveries of this intent', examples: ['pay_01KBA7Q3M9X2T5V8N4R6C1D0EG'] })),
+    booking_id: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'Only the deliveries of this booking (`booking.*` webhooks of the bookings API); with `payment_intent_id` too, none (a delivery is about one of them)', examples: ['bk_01KBA7Q4A6J3M8P1T5W9Y2C4HF'] })),
     event_id: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'Only the deliveries of this event (the webhook-id)', examples: ['evt_01KBA7Q3R0F5B2K9Z7X3N6Q1VC'] })),
     status: Type.Optional(Type.Enum(DELIVERY_STATUSES, { description: 'Only the deliveries in this status', examples: ['delivered'] })),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50, description: 'Deliveries per page', examples: [20] })),

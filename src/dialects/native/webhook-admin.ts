@@ -38,7 +38,7 @@ const webhookAdminRoutes: FastifyPluginAsync<WebhookAdminOptions> = async (fasti
         operationId: 'listWebhookDeliveries',
         summary: 'List webhook deliveries, newest first',
         description:
-          'Every API’s deliveries, with each attempt’s status code, duration and error. A page may hold fewer than `limit` while `next_cursor` is set (a bounded scan): keep paging until `next_cursor` is null. Deliveries are kept for WEBHOOK_LOG_TTL_MS (at most WEBHOOK_LOG_MAX).',
+          'Every API’s deliveries, with each attempt’s status code, duration and error; `payment_intent_id`, `booking_id`, `event_id` and `status` filter them (together: the deliveries that match all). A page may hold fewer than `limit` while `next_cursor` is set (a bounded scan): keep paging until `next_cursor` is null. Deliveries are kept for WEBHOOK_LOG_TTL_MS (at most WEBHOOK_LOG_MAX).',
         tags: ['webhooks'],
         querystring: ListDeliveriesQuery,
         response: { 200: documented(DeliveryList, { description: 'A page of deliveries.', examples: ex.listDeliveriesResponses }), ...errors([400, 500, 503], { overrides: { 400: ex.badListQuery } }) },
@@ -46,7 +46,9 @@ const webhookAdminRoutes: FastifyPluginAsync<WebhookAdminOptions> = async (fasti
     },
     async (request) => {
       const q = request.query;
-      const subject = q.payment_intent_id === undefined ? undefined : { kind: 'intent', id: q.payment_intent_id };
+      // Filters combine: a delivery is about one thing, an intent or a booking, so both match none.
+      if (q.payment_intent_id !== undefined && q.booking_id !== undefined) return { data: [], next_cursor: null };
+      const subject = q.payment_intent_id !== undefined ? { kind: 'intent', id: q.payment_intent_id } : q.booking_id !== undefined ? { kind: 'booking', id: q.booking_id } : undefined;
       const page = await deliveries.list({ subject, eventId: q.event_id, status: q.status, limit: q.limit ?? 50, cursor: q.cursor });
       return { data: page.data.map(deliveryView), next_cursor: page.nextCursor };
     },
