@@ -3,7 +3,7 @@ import type { Dispatcher as UndiciDispatcher } from 'undici';
 import type { Clock } from '../core/clock.ts';
 import { isFinished, type Delivery, type DeliveryAttempt, type DeliveryChange, type Subject } from '../core/deliveries.ts';
 import { DomainError, isStoreUnavailable, notFound } from '../core/errors.ts';
-import { dropsAttempt, duplicatePlan, firstSend, NO_WEBHOOK_FAULTS, ReorderHold, type WebhookFaultPlan } from '../core/faults/webhook-policy.ts';
+import { duplicatePlan, firstSend, NO_WEBHOOK_FAULTS, type WebhookFaultPlan } from '../core/faults/webhook-policy.ts';
 import type { DeliveryEventType, EventBus } from '../core/events.ts';
 import type { IdFactory } from '../core/ids.ts';
 import type { DeliveryLogStore, DeliveryQueue, DisabledUrlStore, RequeueOutcome } from '../core/ports.ts';
@@ -11,6 +11,8 @@ import { MemoryDeliveryQueue } from '../adapters/memory/delivery-queue.ts';
 import type { RandomSource } from '../core/random.ts';
 import type { Scheduler } from '../core/scheduler.ts';
 import { attempt } from './attempt.ts';
+import { Drain } from './drain.ts';
+import { dropped, FaultPlans, heldBy, type WebhookFaults } from './fault-plans.ts';
 import { QueueHoldings } from './holdings.ts';
 import { Lanes } from './lanes.ts';
 import { nextStep, type RetrySettings } from './retry-policy.ts';
@@ -34,8 +36,7 @@ import { bucketCapacity, TokenBucket, type RateCap } from './token-bucket.ts';
  */
 
 export const RETRY_JOB = 'webhook.retry';
-/** Beside an attempt's time-out, what a drain keeps to record an attempt that ended (`drainReserveMs`). */
-const DRAIN_RECORD_MARGIN_MS = 500;
+export type { WebhookFaults } from './fault-plans.ts';
 
 /** How much later a closing dispatcher's retry job is due again when it hands it back. */
 const HAND_BACK_MS = 1_000;
@@ -75,15 +76,6 @@ export interface DispatcherDeps {
   maxFaultPlans?: number | undefined;
 }
 
-export interface WebhookFaults {
-  plan(url: string): Promise<WebhookFaultPlan>;
-  /** Shuffles reordered deliveries (the rules' seeded stream). */
-  random: RandomSource;
-}
-
-/** Deliveries held for reordering at most; beyond it a delivery is sent at once (never dropped). */
-const MAX_REORDER_HELD = 10_000;
-
 export interface WebhookRequest {
   eventId: string;
   type: string;
@@ -105,34 +97,15 @@ export class WebhookDispatcher {
   readonly #queue: DeliveryQueue;
   /** The queue is shared by several processes: what this one must finish is what it took from it. */
   readonly #shared: boolean;
-  /** Real time after which an attempt of a delivery taken from a shared queue is not begun but handed back (set by the drain). */
-  #beginBy = Number.POSITIVE_INFINITY;
-  #beginByTimer: NodeJS.Timeout | undefined;
-  /** The shared queue's reader stopped (`#stopTaking`). */
-  #stoppedTaking: Promise<void> | undefined;
   /** With a shared queue: the deliveries taken from it and not yet acknowledged, under their tickets. */
   readonly #holdings: QueueHoldings;
-  /**
-   * What the drain waits for. Memory: the deliveries this process accepted that have not finished
-   * (waiting, in flight, or waiting to retry). Shared queue: the deliveries it took and has not
-   * acknowledged (the others are in the queue or on the shared scheduler, for any replica).
-   */
-  readonly #unfinished = new Set<string>();
-  /**
-   * With a shared queue: the deliveries whose last attempt here, in the drain, failed on the store
-   * (its result, or the check before it, not recorded), so that another replica (or the next start)
-   * takes each over and sends it, again if that attempt had reached the receiver; the drain's end
-   * line names them. An attempt made and recorded here since (the delivery read again) takes it off.
-   */
-  readonly #unrecorded = new Set<string>();
-  #idleWaiters: Array<() => void> = [];
+  /** What the drain waits for, and when an attempt of a delivery taken from a shared queue may still begin. */
+  readonly #drain: Drain;
+  readonly #faultPlans: FaultPlans;
   #requestsInFlight = 0;
   /** Deliveries between their bound check and their queueing (their log insert is being awaited). */
   #accepting = 0;
   #closed = false;
-  /** The fault plans of this process's unfinished deliveries held for reordering (`#keepPlan`; none without such a rule). */
-  readonly #plans = new Map<string, WebhookFaultPlan>();
-  readonly #reorder: ReorderHold<Delivery> | undefined;
 
   constructor(deps: DispatcherDeps) {
     this.#deps = deps;
@@ -143,25 +116,23 @@ export class WebhookDispatcher {
     this.#queue = deps.queue ?? new MemoryDeliveryQueue(deps.log);
     this.#shared = this.#queue.shared;
     this.#holdings = new QueueHoldings(this.#queue, deps.onError);
+    this.#drain = new Drain({ log: deps.log, queue: this.#queue, holdings: this.#holdings, rateCap: this.#bucket, timeoutMs: settings.timeoutMs });
     this.#queue.start((delivery, origin, ticket) => {
       if (ticket !== null) {
         this.#holdings.take(delivery, ticket);
-        this.#unfinished.add(delivery.id);
+        this.#drain.add(delivery.id);
       }
       this.#lanes.push(origin, delivery);
     });
     this.#jitter = deps.jitter ?? { next: () => Math.random() };
     deps.scheduler.register(RETRY_JOB, (id) => this.#retry(id));
-    if (deps.faults !== undefined) {
-      this.#reorder = new ReorderHold<Delivery>({
-        clock: deps.clock,
-        random: deps.faults.random,
-        maxHeld: MAX_REORDER_HELD,
-        release: (_target, deliveries) => {
-          for (const delivery of deliveries) void this.#enqueue(delivery, new URL(delivery.url).origin, 0);
-        },
-      });
-    }
+    this.#faultPlans = new FaultPlans({
+      clock: deps.clock,
+      faults: deps.faults,
+      shared: this.#shared,
+      maxPlans: deps.maxFaultPlans ?? settings.queueMax,
+      release: (delivery) => void this.#enqueue(delivery, new URL(delivery.url).origin, 0),
+    });
   }
 
   /** Deliveries waiting for a worker or a rate-cap token (not counting those waiting to retry). */
@@ -253,7 +224,7 @@ export class WebhookDispatcher {
       holding = false;
     };
     if (reason === null) {
-      if (!this.#shared) this.#unfinished.add(delivery.id);
+      if (!this.#shared) this.#drain.add(delivery.id);
       this.#accepting++;
     }
     let inserted: Awaited<ReturnType<typeof log.insert>> | Awaited<ReturnType<typeof log.insertOnce>>;
@@ -352,7 +323,7 @@ export class WebhookDispatcher {
   /** The first attempt of a delivery that webhook rules shape: later (`delay`), held and shuffled with its target's others (`reorder`), or now. */
   async #sendFaulty(delivery: Delivery, origin: string, plan: WebhookFaultPlan): Promise<Delivery> {
     const { clock } = this.#deps;
-    if (plan.reorder !== null) this.#keepPlan(delivery.id, plan);
+    this.#faultPlans.keep(delivery.id, plan);
     const { at } = firstSend(plan, delivery.createdAt);
     if (at > delivery.createdAt) {
       // Waits like a retry does (due work), so the delay shows as its next_attempt_at.
@@ -363,8 +334,7 @@ export class WebhookDispatcher {
 
   /** Holds the delivery for reordering when its plan says so, else queues it (answers it failed when the queue did not take it). */
   async #firstAttempt(delivery: Delivery, origin: string, max: number): Promise<Delivery | undefined> {
-    const reorder = this.#plans.get(delivery.id)?.reorder;
-    if (reorder != null && this.#reorder !== undefined && this.#reorder.hold(delivery.url, delivery, reorder.windowMs)) return undefined;
+    if (this.#faultPlans.hold(delivery)) return undefined;
     return this.#enqueue(delivery, origin, max);
   }
 
@@ -396,8 +366,8 @@ export class WebhookDispatcher {
    */
   async #requeue(read: Delivery, change: DeliveryChange): Promise<RequeueOutcome> {
     const id = read.id;
-    const counted = !this.#shared && !this.#unfinished.has(id);
-    if (counted) this.#unfinished.add(id);
+    const counted = !this.#shared && !this.#drain.has(id);
+    if (counted) this.#drain.add(id);
     let outcome: RequeueOutcome;
     try {
       outcome = await this.#queue.requeue(read, change);
@@ -421,41 +391,14 @@ export class WebhookDispatcher {
     return this.#deps.disabled.isDisabled(url);
   }
 
-  /**
-   * What a drain with a shared queue keeps of its budget for the attempts it has begun: the
-   * longest an attempt takes (WEBHOOK_TIMEOUT_MS) and a margin to record it. The lifecycle ends
-   * the producers' phase that much before the budget's end (at most half of it goes so).
-   */
+  /** What a drain with a shared queue keeps of its budget for the attempts it has begun (`Drain.reserveMs`). */
   get drainReserveMs(): number {
-    return this.#shared ? this.#deps.settings.timeoutMs + DRAIN_RECORD_MARGIN_MS : 0;
+    return this.#drain.reserveMs;
   }
 
-  /**
-   * A shared queue, as a drain that ends at `deadline` (real time) begins: from then on an attempt
-   * of a delivery taken from it begins only while it can end before the deadline (else it is
-   * handed back), whichever phase of the drain it comes in.
-   */
+  /** A shared queue, as a drain that ends at `deadline` (real time) begins: see `Drain.endsAt`. */
   drainEndsAt(deadline: number): void {
-    if (!this.#shared || deadline - this.drainReserveMs >= this.#beginBy) return;
-    this.#beginBy = deadline - this.drainReserveMs;
-    // From then on it reads nothing (all it read would go back), and deliveries waiting for a rate-cap
-    // token go back without one (the token is every replica's: the others send them).
-    clearTimeout(this.#beginByTimer);
-    this.#beginByTimer = setTimeout(() => {
-      // A timer can fire a little before the wall clock reads its time (libuv counts from a cached
-      // millisecond): the attempts it wakes must find it too late all the same (before 2026-12-04 one
-      // woken then went out, and the close could cut it).
-      this.#beginBy = Math.min(this.#beginBy, Date.now());
-      void this.#stopTaking();
-      this.#bucket?.releaseAll();
-    }, Math.max(0, this.#beginBy - Date.now()));
-    this.#beginByTimer.unref();
-  }
-
-  /** Stops reading from a shared queue (once): what it has not read is the other replicas' (or the next start's). */
-  #stopTaking(): Promise<void> {
-    this.#stoppedTaking ??= this.#queue.stop();
-    return this.#stoppedTaking;
+    this.#drain.endsAt(deadline);
   }
 
   /**
@@ -463,44 +406,21 @@ export class WebhookDispatcher {
    * this process accepted has finished, or `budgetMs` of real time has passed. Returns the
    * deliveries still unfinished then.
    */
-  async drain(budgetMs: number): Promise<Delivery[]> {
+  drain(budgetMs: number): Promise<Delivery[]> {
     // Deliveries held for reordering go now: the drain is for sending what was accepted.
-    this.#reorder?.close();
-    const endAt = Date.now() + budgetMs;
-    if (this.#shared) {
-      // A shared queue keeps what this process has not taken for the other replicas (or the next
-      // start), and an attempt begins only while it can end within the budget: one the close would
-      // cut is sent twice (before 2026-12-03 a rolling restart under load did so 24–64 times a stop).
-      this.drainEndsAt(endAt);
-      await this.#stopTaking();
-    }
-    if (this.#unfinished.size > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      await new Promise<void>((resolve) => {
-        // The budget counts from the drain's call: a slow stop of the reader (CLIENT UNBLOCK refused) is part of it.
-        timer = setTimeout(resolve, Math.max(0, endAt - Date.now()));
-        timer.unref();
-        this.#idleWaiters.push(resolve);
-      });
-      clearTimeout(timer);
-    }
-    const left: Delivery[] = [];
-    for (const id of this.#unfinished) {
-      const delivery = await this.#deps.log.get(id);
-      if (delivery !== undefined) left.push(delivery);
-    }
-    return left;
+    this.#faultPlans.close();
+    return this.#drain.run(budgetMs);
   }
 
-  /** The deliveries counted in `#unrecorded` (at most `limit` ids) and how many there were. */
+  /** The deliveries whose attempt in the drain could not be recorded, left to a takeover (at most `limit` ids), and how many there were. */
   unrecordedInDrain(limit: number): { count: number; ids: string[] } {
-    return { count: this.#unrecorded.size, ids: [...this.#unrecorded].slice(0, limit) };
+    return this.#drain.unrecordedInDrain(limit);
   }
 
   /** Stops new attempts (the drain is over): waiters for a rate-cap token and the pool's queue are let go. */
   close(): void {
     this.#closed = true;
-    clearTimeout(this.#beginByTimer);
+    this.#drain.close();
     void this.#queue.stop();
     this.#bucket?.releaseAll();
     this.#lanes.clear();
@@ -529,11 +449,11 @@ export class WebhookDispatcher {
     }
     const change = { status: 'pending' as const, nextAttemptAt: null, failureReason: null, updatedAt: clock.now() };
     // A delayed first attempt (a `delay` rule) may also be held for reordering (this process's hold).
-    if (found.attempts.length === 0 && this.#plans.get(id)?.reorder != null) {
+    if (found.attempts.length === 0 && this.#faultPlans.reorders(id)) {
       // Only while still retrying as read: a job run again finds it taken.
       const updated = await log.updateIf(id, { statuses: ['retrying'], attempts: 0 }, change);
       if (updated?.changed !== true) return;
-      if (!this.#shared) this.#unfinished.add(id);
+      if (!this.#shared) this.#drain.add(id);
       await this.#firstAttempt(updated.delivery, new URL(updated.delivery.url).origin, 0);
       return;
     }
@@ -554,7 +474,7 @@ export class WebhookDispatcher {
     const inFlight = this.#holdings.inFlightBefore(handed);
     const delivery = ticket !== undefined && inFlight !== undefined ? await this.#unchanged(handed, ticket, inFlight) : handed;
     if (delivery === undefined) return;
-    if (ticket !== undefined && this.#tooLateToBegin(delivery.id)) {
+    if (ticket !== undefined && this.#drain.tooLateToBegin(delivery.id)) {
       // Too late in the drain to end before the close: back to the queue, for another replica.
       await this.#acknowledge(delivery.id, ticket, false);
       return;
@@ -568,11 +488,11 @@ export class WebhookDispatcher {
       this.#deps.onError(error, `webhook delivery ${delivery.id}`);
       // Taken from a shared queue in the drain: another replica sends it (before 2026-12-04 the drain's
       // end line then said that every delivery had finished).
-      if (ticket !== undefined && this.#beginBy !== Number.POSITIVE_INFINITY) this.#unrecorded.add(delivery.id);
+      if (ticket !== undefined) this.#drain.unrecorded(delivery.id);
     }
     // Recorded since (read again here): no longer another's to send. One handed back unmade (its rate-cap
     // token too late, the dispatcher closed) still is.
-    if (recorded) this.#unrecorded.delete(delivery.id);
+    if (recorded) this.#drain.recorded(delivery.id);
     if (ticket !== undefined) await this.#acknowledge(delivery.id, ticket, recorded);
   }
 
@@ -599,11 +519,6 @@ export class WebhookDispatcher {
     return undefined;
   }
 
-  /** A delivery taken from a shared queue whose attempt, begun now, might not end before the drain's close (`drainEndsAt`). */
-  #tooLateToBegin(id: string): boolean {
-    return this.#holdings.holds(id) && Date.now() >= this.#beginBy;
-  }
-
   /**
    * Acknowledges a delivery taken from a shared queue once its result is recorded; else hands it
    * back to the queue. The delivery is this process's no longer, unless a later entry of it came meanwhile.
@@ -622,7 +537,7 @@ export class WebhookDispatcher {
     if (this.#bucket !== undefined) {
       await this.#bucket.take();
       // A token that came too late in a drain for the attempt to end before the close: handed back (not recorded).
-      if (this.#tooLateToBegin(delivery.id)) return false;
+      if (this.#drain.tooLateToBegin(delivery.id)) return false;
     }
     if (this.#closed) return false;
     if (await disabled.isDisabled(delivery.url)) {
@@ -631,13 +546,8 @@ export class WebhookDispatcher {
     }
     const at = clock.now();
     const headers = { ...delivery.extraHeaders, ...signers.headers(delivery.schemes, delivery.eventId, delivery.body, at) };
-    let outcome;
-    const drop = delivery.dropAttempts;
-    if (drop !== undefined && delivery.seriesStart === 0 && dropsAttempt(drop, delivery.attempts.length + 1)) {
-      // `drop_attempts`: lost as if by the network, so the retry policy runs as against a flaky receiver
-      // (in the first series only: a replay's attempts go out).
-      outcome = { statusCode: null, error: `network_error: dropped by fault rule ${drop.ruleId}`, retryAfterMs: null, durationMs: 0 };
-    } else {
+    let outcome = dropped(delivery);
+    if (outcome === undefined) {
       this.#requestsInFlight++;
       outcome = await attempt({ url: delivery.url, body: delivery.body, headers, timeoutMs: settings.timeoutMs, agent, deliveryId: delivery.id, eventType: delivery.type }).finally(() => {
         this.#requestsInFlight--;
@@ -695,30 +605,15 @@ export class WebhookDispatcher {
   async #finish(delivery: Delivery, change: Pick<DeliveryChange, 'status' | 'failureReason' | 'attempt'>): Promise<void> {
     const updated = await this.#deps.log.update(delivery.id, { ...change, nextAttemptAt: null, updatedAt: this.#deps.clock.now() });
     // With a shared queue the delivery is settled once acknowledged (#acknowledge).
-    if (this.#shared) this.#plans.delete(delivery.id);
+    if (this.#shared) this.#faultPlans.forget(delivery.id);
     else this.#settle(delivery.id);
     this.#publish(change.status === 'delivered' ? 'webhook.delivered' : 'webhook.failed', updated ?? delivery);
   }
 
-  /**
-   * Keeps the fault plan of a delivery held here for reordering (a `drop_attempts` plan is logged
-   * with its delivery instead). With a shared queue a delivery another replica finishes leaves its
-   * plan here (before 2026-12-04 for good), so at most `maxFaultPlans` are kept (WEBHOOK_QUEUE_MAX
-   * by default), the oldest forgotten first. Memory forgets each as its delivery ends.
-   */
-  #keepPlan(id: string, plan: WebhookFaultPlan): void {
-    if (this.#shared && this.#plans.size >= (this.#deps.maxFaultPlans ?? this.#deps.settings.queueMax)) this.#plans.delete(this.#plans.keys().next().value as string);
-    this.#plans.set(id, plan);
-  }
-
   /** This process is done with the delivery (the drain no longer waits for it); `forgetPlan`: its fault plan too. */
   #settle(id: string, forgetPlan = true): void {
-    this.#unfinished.delete(id);
-    if (forgetPlan) this.#plans.delete(id);
-    if (this.#unfinished.size > 0) return;
-    const waiters = this.#idleWaiters;
-    this.#idleWaiters = [];
-    for (const wake of waiters) wake();
+    if (forgetPlan) this.#faultPlans.forget(id);
+    this.#drain.settle(id);
   }
 
   #publish(type: DeliveryEventType, delivery: Delivery, attempt?: DeliveryAttempt): void {
@@ -728,11 +623,6 @@ export class WebhookDispatcher {
 
 function notReplayable(delivery: Delivery): DomainError {
   return new DomainError('INVALID_STATE', `Webhook delivery ${delivery.id} is ${delivery.status}; only a delivered or failed delivery can be replayed.`);
-}
-
-/** A plan that holds a new delivery back in this process (`delay`, `reorder`) before its first attempt. */
-function heldBy(plan: WebhookFaultPlan): boolean {
-  return plan.delay !== null || plan.reorder !== null;
 }
 
 /** Deliveries `deliver` found made already (the work that made them ran again), rather than made. */
