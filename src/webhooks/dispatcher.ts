@@ -1,9 +1,8 @@
 import PQueue from 'p-queue';
 import type { Dispatcher as UndiciDispatcher } from 'undici';
 import type { Clock } from '../core/clock.ts';
-import { isFinished, type Delivery, type DeliveryAttempt, type DeliveryChange, type Subject } from '../core/deliveries.ts';
+import { isFinished, type Delivery, type DeliveryAttempt, type DeliveryChange } from '../core/deliveries.ts';
 import { DomainError, isStoreUnavailable, notFound } from '../core/errors.ts';
-import { duplicatePlan, firstSend, NO_WEBHOOK_FAULTS, type WebhookFaultPlan } from '../core/faults/webhook-policy.ts';
 import type { DeliveryEventType, EventBus } from '../core/events.ts';
 import type { IdFactory } from '../core/ids.ts';
 import type { DeliveryLogStore, DeliveryQueue, DisabledUrlStore, RequeueOutcome } from '../core/ports.ts';
@@ -12,8 +11,9 @@ import type { RandomSource } from '../core/random.ts';
 import type { Scheduler } from '../core/scheduler.ts';
 import { attempt } from './attempt.ts';
 import { Drain } from './drain.ts';
-import { dropped, FaultPlans, heldBy, type WebhookFaults } from './fault-plans.ts';
+import { dropped, FaultPlans, type WebhookFaults } from './fault-plans.ts';
 import { QueueHoldings } from './holdings.ts';
+import { Intake, type WebhookRequest } from './intake.ts';
 import { Lanes } from './lanes.ts';
 import { nextStep, type RetrySettings } from './retry-policy.ts';
 import type { SignerRegistry } from './signers/registry.ts';
@@ -37,11 +37,10 @@ import { bucketCapacity, TokenBucket, type RateCap } from './token-bucket.ts';
 
 export const RETRY_JOB = 'webhook.retry';
 export type { WebhookFaults } from './fault-plans.ts';
+export type { WebhookRequest } from './intake.ts';
 
 /** How much later a closing dispatcher's retry job is due again when it hands it back. */
 const HAND_BACK_MS = 1_000;
-
-const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
 
 export interface DispatcherSettings extends RetrySettings {
   timeoutMs: number;
@@ -76,18 +75,6 @@ export interface DispatcherDeps {
   maxFaultPlans?: number | undefined;
 }
 
-export interface WebhookRequest {
-  eventId: string;
-  type: string;
-  url: string;
-  body: string;
-  /** The signers' names; every one must be registered. */
-  schemes: readonly string[];
-  subject?: Subject | null | undefined;
-  headers?: Record<string, string> | undefined;
-  test?: boolean | undefined;
-}
-
 export class WebhookDispatcher {
   readonly #deps: DispatcherDeps;
   readonly #pool: PQueue;
@@ -102,9 +89,9 @@ export class WebhookDispatcher {
   /** What the drain waits for, and when an attempt of a delivery taken from a shared queue may still begin. */
   readonly #drain: Drain;
   readonly #faultPlans: FaultPlans;
+  /** How a new webhook is taken in: bound, log, queue, and what fault rules do before its first attempt. */
+  readonly #intake: Intake;
   #requestsInFlight = 0;
-  /** Deliveries between their bound check and their queueing (their log insert is being awaited). */
-  #accepting = 0;
   #closed = false;
 
   constructor(deps: DispatcherDeps) {
@@ -131,8 +118,20 @@ export class WebhookDispatcher {
       faults: deps.faults,
       shared: this.#shared,
       maxPlans: deps.maxFaultPlans ?? settings.queueMax,
-      release: (delivery) => void this.#enqueue(delivery, new URL(delivery.url).origin, 0),
+      release: (delivery) => void this.#intake.enqueue(delivery, new URL(delivery.url).origin, 0),
     });
+    const { clock, ids, log, signers, faults, onError } = deps;
+    this.#intake = new Intake(
+      { clock, ids, log, signers, faults, queue: this.#queue, queueMax: settings.queueMax, drain: this.#drain, faultPlans: this.#faultPlans, onError },
+      {
+        closed: () => this.#closed,
+        waitingToStart: () => this.waitingToStart,
+        retryAt: (id, change) => this.#retryAt(id, change),
+        finish: (delivery, change) => this.#finish(delivery, change),
+        settle: (id) => this.#settle(id),
+        publish: (type, delivery) => this.#publish(type, delivery),
+      },
+    );
   }
 
   /** Deliveries waiting for a worker or a rate-cap token (not counting those waiting to retry). */
@@ -146,12 +145,12 @@ export class WebhookDispatcher {
    * process's own (memory).
    */
   get waitingToStart(): number {
-    return this.#lanes.waiting + this.#pool.size + this.#accepting;
+    return this.#lanes.waiting + this.#pool.size + this.#intake.accepting;
   }
 
   /** Deliveries being accepted: between their bound check and their queueing (their log insert is being awaited). */
   get accepting(): number {
-    return this.#accepting;
+    return this.#intake.accepting;
   }
 
   /** HTTP requests in flight. */
@@ -160,182 +159,11 @@ export class WebhookDispatcher {
   }
 
   /**
-   * Accepts a webhook: logs it and queues its first attempt. A URL that cannot be parsed, a full
-   * queue or a closing dispatcher make it a delivery that has `failed` with that reason.
-   *
-   * With a shared queue, logging and queueing are one step (`accept`), once per event and URL:
-   * the work that made the webhook may run again (its replica died before it was done), and then
-   * finds the delivery made the first time, answered as it is, with nothing sent twice. A
-   * rejection means nothing was logged nor queued (the store failed): that work runs again.
-   * @see issue 14 "kill -9"
+   * Accepts a webhook: logs it and queues its first attempt (`Intake.deliver`). A URL that cannot
+   * be parsed, a full queue or a closing dispatcher make it a delivery that has `failed` with that reason.
    */
-  async deliver(req: WebhookRequest): Promise<Delivery> {
-    const plan = this.#deps.faults === undefined ? NO_WEBHOOK_FAULTS : await this.#deps.faults.plan(req.url);
-    const delivery = await this.#deliver(req, plan, false);
-    // `duplicate`: the same event, with the same id, as a second delivery (which is not duplicated
-    // again); made with the first, so not when the first was found made already.
-    if (plan.duplicate !== null && delivery.status !== 'failed' && !FOUND.has(delivery)) await this.#deliver(req, duplicatePlan(plan), true);
-    return delivery;
-  }
-
-  /** `copy`: the second delivery of a `duplicate` rule, logged even though its event has one to the URL. */
-  async #deliver(req: WebhookRequest, plan: WebhookFaultPlan, copy: boolean): Promise<Delivery> {
-    const { clock, ids, log, signers } = this.#deps;
-    const unknown = req.schemes.find((name) => !signers.has(name));
-    if (unknown !== undefined) throw new Error(`unknown signature scheme ${unknown}`);
-    const now = clock.now();
-    let reason: string | null = null;
-    let origin = '';
-    try {
-      origin = new URL(req.url).origin;
-    } catch (error) {
-      reason = `invalid_url: ${(error as Error).message}`;
-    }
-    if (reason === null && this.#closed) reason = 'shutting_down';
-    else if (reason === null && this.waitingToStart >= this.#deps.settings.queueMax) reason = 'queue_full';
-    const delivery: Delivery = {
-      id: ids('whd'),
-      eventId: req.eventId,
-      type: req.type,
-      url: req.url,
-      subject: req.subject ?? null,
-      test: req.test ?? false,
-      body: req.body,
-      extraHeaders: req.headers ?? NO_HEADERS,
-      // Shared when frozen (the configured list): a copy per delivery would be memory for nothing.
-      schemes: Object.isFrozen(req.schemes) ? req.schemes : Object.freeze([...req.schemes]),
-      status: reason === null ? 'pending' : 'failed',
-      attempts: [],
-      seriesStart: 0,
-      nextAttemptAt: null,
-      failureReason: reason,
-      createdAt: now,
-      updatedAt: now,
-    };
-    // Logged with the delivery, so that every replica's attempts follow it (a property only where a rule sets it).
-    if (plan.dropAttempts !== null) delivery.dropAttempts = plan.dropAttempts;
-    if (this.#shared && reason === null && !copy && !heldBy(plan)) return this.#accept(delivery, origin);
-    // The slot is taken before the store is awaited and held until the queue counts the delivery
-    // (or it goes elsewhere), so concurrent calls cannot overshoot the bound: released when the
-    // log's insert ended, a decision run right behind this one found the delivery counted nowhere.
-    let holding = reason === null;
-    const release = (): void => {
-      if (holding) this.#accepting--;
-      holding = false;
-    };
-    if (reason === null) {
-      if (!this.#shared) this.#drain.add(delivery.id);
-      this.#accepting++;
-    }
-    let inserted: Awaited<ReturnType<typeof log.insert>> | Awaited<ReturnType<typeof log.insertOnce>>;
-    try {
-      inserted = await (this.#shared && !copy ? log.insertOnce(delivery) : log.insert(delivery));
-    } catch (error) {
-      release();
-      throw error;
-    }
-    if (!inserted.ok) {
-      release();
-      return inserted.reason === 'exists' ? found(inserted.existing) : this.#logFull(delivery);
-    }
-    this.#publish('webhook.accepted', delivery);
-    if (reason !== null) this.#publish('webhook.failed', delivery);
-    else if (plan !== NO_WEBHOOK_FAULTS) {
-      release();
-      return this.#sendFaulty(delivery, origin, plan);
-    } else {
-      // Inline rather than through #enqueue: the memory hot path awaits its resolved promise and nothing more.
-      let failure: string | null;
-      try {
-        // The queue counts it from the call on (memory hands it to a lane at once).
-        const queued = this.#queue.enqueue(delivery, origin, this.#deps.settings.queueMax);
-        release();
-        failure = (await queued) ? null : 'queue_full';
-      } catch (error) {
-        release();
-        failure = unavailable(error);
-      }
-      if (failure !== null) return (await this.#failUnqueued(delivery, failure)) ?? delivery;
-    }
-    return delivery;
-  }
-
-  /**
-   * A new delivery into a shared queue: logged once per event and URL and queued, in one step; with
-   * a `drop_attempts` or `duplicate` plan too (before 2026-12-04 a delivery that any webhook rule
-   * shaped was logged, then queued: a replica that died in between left it pending, queued nowhere,
-   * and the work run again found it made).
-   */
-  async #accept(delivery: Delivery, origin: string): Promise<Delivery> {
-    this.#accepting++;
-    const outcome = await this.#queue.accept(delivery, origin, this.#deps.settings.queueMax).finally(() => {
-      this.#accepting--;
-    });
-    switch (outcome.kind) {
-      case 'exists':
-        return found(outcome.delivery);
-      case 'log_full':
-        return this.#logFull(delivery);
-      case 'queued':
-        this.#publish('webhook.accepted', delivery);
-        return delivery;
-      case 'queue_full':
-        this.#publish('webhook.accepted', delivery);
-        this.#publish('webhook.failed', outcome.delivery);
-        return outcome.delivery;
-    }
-  }
-
-  /** Dropped: the log holds only unfinished deliveries. Logged by the event-logs plugin (the first of each minute at error, then a count). */
-  #logFull(delivery: Delivery): Delivery {
-    this.#settle(delivery.id);
-    const failed = { ...delivery, status: 'failed' as const, failureReason: 'log_full' };
-    this.#publish('webhook.failed', failed);
-    return failed;
-  }
-
-  /**
-   * Queues a delivery the log holds as pending; one the queue refuses (`max` reached) or cannot
-   * take (its store failed) ends failed with that reason. Answers the delivery as failed then.
-   */
-  async #enqueue(delivery: Delivery, origin: string, max: number): Promise<Delivery | undefined> {
-    let failure: string;
-    try {
-      if (await this.#queue.enqueue(delivery, origin, max)) return undefined;
-      failure = 'queue_full';
-    } catch (error) {
-      failure = unavailable(error);
-    }
-    return this.#failUnqueued(delivery, failure);
-  }
-
-  async #failUnqueued(delivery: Delivery, reason: string): Promise<Delivery | undefined> {
-    try {
-      await this.#finish(delivery, { status: 'failed', failureReason: reason });
-      return { ...delivery, status: 'failed', failureReason: reason };
-    } catch (error) {
-      this.#settle(delivery.id);
-      this.#deps.onError(error, `failing webhook delivery ${delivery.id} (${reason})`);
-      return undefined;
-    }
-  }
-
-  /** The first attempt of a delivery that webhook rules shape: later (`delay`), held and shuffled with its target's others (`reorder`), or now. */
-  async #sendFaulty(delivery: Delivery, origin: string, plan: WebhookFaultPlan): Promise<Delivery> {
-    const { clock } = this.#deps;
-    this.#faultPlans.keep(delivery.id, plan);
-    const { at } = firstSend(plan, delivery.createdAt);
-    if (at > delivery.createdAt) {
-      // Waits like a retry does (due work), so the delay shows as its next_attempt_at.
-      return (await this.#retryAt(delivery.id, { status: 'retrying', nextAttemptAt: at, failureReason: null, updatedAt: clock.now() })) ?? delivery;
-    }
-    return (await this.#firstAttempt(delivery, origin, this.#deps.settings.queueMax)) ?? delivery;
-  }
-
-  /** Holds the delivery for reordering when its plan says so, else queues it (answers it failed when the queue did not take it). */
-  async #firstAttempt(delivery: Delivery, origin: string, max: number): Promise<Delivery | undefined> {
-    if (this.#faultPlans.hold(delivery)) return undefined;
-    return this.#enqueue(delivery, origin, max);
+  deliver(req: WebhookRequest): Promise<Delivery> {
+    return this.#intake.deliver(req);
   }
 
   /**
@@ -454,7 +282,7 @@ export class WebhookDispatcher {
       const updated = await log.updateIf(id, { statuses: ['retrying'], attempts: 0 }, change);
       if (updated?.changed !== true) return;
       if (!this.#shared) this.#drain.add(id);
-      await this.#firstAttempt(updated.delivery, new URL(updated.delivery.url).origin, 0);
+      await this.#intake.firstAttempt(updated.delivery, new URL(updated.delivery.url).origin, 0);
       return;
     }
     // Marked pending and queued in one step, only while still retrying as read: a job run again
@@ -623,17 +451,4 @@ export class WebhookDispatcher {
 
 function notReplayable(delivery: Delivery): DomainError {
   return new DomainError('INVALID_STATE', `Webhook delivery ${delivery.id} is ${delivery.status}; only a delivered or failed delivery can be replayed.`);
-}
-
-/** Deliveries `deliver` found made already (the work that made them ran again), rather than made. */
-const FOUND = new WeakSet<Delivery>();
-
-function found(delivery: Delivery): Delivery {
-  FOUND.add(delivery);
-  return delivery;
-}
-
-/** The reason of a delivery its queue could not take (its store failed). */
-function unavailable(error: unknown): string {
-  return `queue_unavailable: ${error instanceof Error ? error.message : String(error)}`;
 }
