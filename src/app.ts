@@ -14,6 +14,7 @@ import fluxpayDialect from './dialects/fluxpay/index.ts';
 import nativeDialect from './dialects/native/index.ts';
 import paymentServerV2Dialect from './dialects/payment-server-v2/index.ts';
 import paymentServiceDialect from './dialects/payment-service/index.ts';
+import { clientErrorHandler } from './http/client-errors.ts';
 import { sendProblem } from './http/error-handler.ts';
 import { ErrorShapes } from './http/error-shapes.ts';
 import { coalesceWrites } from './http/coalesced-writes.ts';
@@ -109,6 +110,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     http: { requireHostHeader: false, headersTimeout: config.http.headersTimeoutMs, connectionsCheckingInterval: Math.min(1000, config.http.headersTimeoutMs) },
     // The root app's server: a request naming a namespace (X-Sim-Namespace) goes to that namespace's app.
     serverFactory: parent === undefined ? namespacedServer(() => namespaces) : undefined,
+    // What Node's parser refuses (headers over 16 KiB, a request too slow, bytes that are not HTTP) in the shape of the path's dialect.
+    clientErrorHandler: clientErrorHandler(shapes),
     // Unreadable URLs (bad percent-encoding, over-long parameters) in the shape of the path's dialect.
     frameworkErrors: (error, request, reply) => {
       bindRequestContext(request, reply);

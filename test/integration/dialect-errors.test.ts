@@ -31,6 +31,17 @@ const fluxpay = (code: string, message: string | RegExp, result: unknown = null)
 
 const USER = { 'x-user-id': 'user_test_001' };
 
+/** Sends `request` as written over a socket of its own and answers everything the server sent until it closed the connection. */
+function rawRequest(port: number, request: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => socket.write(request));
+    let text = '';
+    socket.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+    socket.on('close', () => resolve(text));
+    socket.on('error', reject);
+  });
+}
+
 async function bearer(t: TestApp): Promise<Record<string, string>> {
   const token = await new SignJWT({ userId: 'user_test_001' }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime(Math.floor(t.clock.now() / 1000) + 600).sign(new TextEncoder().encode(JWT_SECRET));
   return { authorization: `Bearer ${token}` };
@@ -229,14 +240,7 @@ describe('a request without a Host header', () => {
     const t = await app();
     await t.app.listen({ port: 0, host: '127.0.0.1' });
     const { port } = t.app.server.address() as { port: number };
-    const raw = (path: string): Promise<string> =>
-      new Promise((resolve, reject) => {
-        const socket = connect(port, '127.0.0.1', () => socket.write(`GET ${path} HTTP/1.1\r\nConnection: close\r\n\r\n`));
-        let text = '';
-        socket.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
-        socket.on('end', () => resolve(text));
-        socket.on('error', reject);
-      });
+    const raw = (path: string): Promise<string> => rawRequest(port, `GET ${path} HTTP/1.1\r\nConnection: close\r\n\r\n`);
     const message = 'An HTTP/1.1 request needs a Host header.';
     const missing = 'is required in an HTTP/1.1 request';
     // The header is named where a dialect names fields: native's details, FluxPay's result.errors (header.<name>).
@@ -250,6 +254,35 @@ describe('a request without a Host header', () => {
       expect(text).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
       expect(text).toMatch(/\r\ncontent-type: application\/json; charset=utf-8\r\n/i);
       expect(JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4))).toEqual(body);
+    }
+  });
+});
+
+describe('what the HTTP parser refuses (headers over 16 KiB, bytes that are not HTTP), in the shape of the path it names', () => {
+  it('431 for a request line and headers over 16 KiB, 400 for a header line that is not one; the connection closed after (before, Fastify’s own {"error","message","statusCode"})', async () => {
+    const t = await app();
+    await t.app.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = t.app.server.address() as { port: number };
+    const raw = (request: string): Promise<string> => rawRequest(port, request);
+    const answer = (text: string) => {
+      const [head = '', body = ''] = text.split('\r\n\r\n');
+      const [statusLine, ...lines] = head.split('\r\n');
+      const headers = Object.fromEntries(lines.map((line) => [line.slice(0, line.indexOf(':')).toLowerCase(), line.slice(line.indexOf(':') + 1).trim()]));
+      return { statusLine, type: headers['content-type'], connection: headers.connection, length: Number(headers['content-length']), body: JSON.parse(body) as unknown, bytes: Buffer.byteLength(body) };
+    };
+    const tooLarge = 'The request line and headers are larger than the server reads (16 KiB).';
+    const long = 'x'.repeat(20_000);
+    for (const [request, status, body] of [
+      [`GET /v1/sim/intents/${long} HTTP/1.1\r\nHost: a\r\n\r\n`, '431 Request Header Fields Too Large', native('HEADERS_TOO_LARGE', tooLarge)],
+      [`GET /bookings/my HTTP/1.1\r\nHost: a\r\nX-User-Id: u\r\nCookie: ${long}\r\n\r\n`, '431 Request Header Fields Too Large', bookings('HEADERS_TOO_LARGE', tooLarge)],
+      [`GET /api/v1/orders/${long} HTTP/1.1\r\nHost: a\r\n\r\n`, '431 Request Header Fields Too Large', fluxpay('COMMON_431', tooLarge)],
+      [`GET /api/v2/payments/${long} HTTP/1.1\r\nHost: a\r\n\r\n`, '431 Request Header Fields Too Large', { detail: tooLarge }],
+      [`GET /api/v1/payments/methods HTTP/1.1\r\nHost: a\r\nCookie: ${long}\r\n\r\n`, '431 Request Header Fields Too Large', paymentService('잘못된 요청입니다.')],
+      [`GET /nowhere/${long} HTTP/1.1\r\nHost: a\r\n\r\n`, '431 Request Header Fields Too Large', native('HEADERS_TOO_LARGE', tooLarge)],
+      ['GET /bookings/my HTTP/1.1\r\nHost: a\r\nNoColonHere\r\n\r\n', '400 Bad Request', bookings('BAD_REQUEST', 'The request is not valid HTTP/1.1 (HPE_INVALID_HEADER_TOKEN).')],
+    ] as const) {
+      const got = answer(await raw(request));
+      expect(got, request.slice(0, 40)).toEqual({ statusLine: `HTTP/1.1 ${status}`, type: JSON_TYPE, connection: 'close', length: got.bytes, body, bytes: got.bytes });
     }
   });
 });

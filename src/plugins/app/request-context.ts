@@ -165,7 +165,7 @@ export interface RequestContextOptions {
   shapes: ErrorShapes;
 }
 
-/** Longer URLs get 414; well under Node's 16 KiB header limit, which would answer 431 without a body. */
+/** Longer URLs get 414; well under Node's 16 KiB header limit, past which the parser refuses the request (431, answered by src/http/client-errors.ts). */
 export const MAX_URL_LENGTH = 8192;
 
 /** The issue of an HTTP/1.1 request without `Host`, as a schema's required header would be reported. */

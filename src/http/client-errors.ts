@@ -1,0 +1,56 @@
+import { randomUUID } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
+import { renderedBody } from './error-handler.ts';
+import type { ErrorShapes } from './error-shapes.ts';
+import type { Problem } from './problem.ts';
+
+/**
+ * Requests Node's HTTP parser refuses before Fastify sees them (the server's `clientError`): a
+ * request line and headers over Node's 16 KiB (431), a request not received in full within
+ * HTTP_REQUEST_TIMEOUT_MS (408), bytes that are not HTTP/1.1 (400). Fastify's own answer is its
+ * `{"error","message","statusCode"}`, no dialect's; here they are answered in the shape of the
+ * dialect whose path the request line names, when the bytes the parser stopped on begin with it
+ * (a request whose headers overflow, sent in one piece), else in the default shape. The connection
+ * is closed after the answer, as Node and Fastify close it. These requests never reach a route, so
+ * the request metrics do not count them (the request log does not either).
+ */
+
+/** Node's error for a client error, with the bytes it was parsing (`rawPacket`, a Buffer; Fastify's type says otherwise). */
+export interface ClientError extends Error {
+  code?: string;
+  rawPacket?: unknown;
+}
+
+/** How much of the received bytes is read for the request line: its path's prefix decides the dialect. */
+const REQUEST_LINE_BYTES = 4096;
+const REQUEST_LINE = /^[A-Z]{3,10} (\/[^ \r\n?#]*)/;
+
+function problemOf(code: string | undefined): Problem {
+  if (code === 'HPE_HEADER_OVERFLOW') return { status: 431, code: 'HEADERS_TOO_LARGE', message: 'The request line and headers are larger than the server reads (16 KiB).' };
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return { status: 408, code: 'REQUEST_TIMEOUT', message: 'The request was not received in full within HTTP_REQUEST_TIMEOUT_MS.' };
+  return { status: 400, code: 'BAD_REQUEST', message: `The request is not valid HTTP/1.1${code === undefined ? '' : ` (${code})`}.` };
+}
+
+/** The path of the request line the bytes begin with, or undefined (they are a later part of the request, or not HTTP). */
+export function requestPath(raw: unknown): string | undefined {
+  if (!Buffer.isBuffer(raw)) return undefined;
+  return REQUEST_LINE.exec(raw.subarray(0, REQUEST_LINE_BYTES).toString('latin1'))?.[1];
+}
+
+/** The server's `clientError` handler (Fastify's `clientErrorHandler` option). */
+export function clientErrorHandler(shapes: ErrorShapes): (error: ClientError, socket: Socket) => void {
+  return (error, socket) => {
+    // Reset by the client: there is nobody to answer.
+    if (error.code === 'ECONNRESET' || socket.destroyed) return;
+    const problem = problemOf(error.code);
+    const shape = shapes.forUrl(requestPath(error.rawPacket) ?? '/');
+    shapes.notify(problem);
+    const status = shape.statusFor?.(problem) ?? problem.status;
+    const body = JSON.stringify(renderedBody(shape, problem, randomUUID().replaceAll('-', '')));
+    if (socket.writable) {
+      socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    }
+    socket.destroy(error);
+  };
+}
