@@ -7,8 +7,8 @@ import type { Problem } from './problem.ts';
 
 /**
  * Requests Node's HTTP parser refuses before Fastify sees them (the server's `clientError`): a
- * request line and headers over Node's 16 KiB (431), a request not received in full within
- * HTTP_REQUEST_TIMEOUT_MS (408), bytes that are not HTTP/1.1 (400). Fastify's own answer is its
+ * request line and headers over Node's 16 KiB (431), a request not received in time
+ * (HTTP_HEADERS_TIMEOUT_MS, HTTP_REQUEST_TIMEOUT_MS: 408), bytes that are not HTTP/1.1 (400). Fastify's own answer is its
  * `{"error","message","statusCode"}`, no dialect's; here they are answered in the shape of the
  * dialect whose path the request line names, when the bytes the parser stopped on begin with it
  * (a request whose headers overflow, sent in one piece), else in the default shape. The connection
@@ -28,7 +28,7 @@ const REQUEST_LINE = /^[A-Z]{3,10} (\/[^ \r\n?#]*)/;
 
 function problemOf(code: string | undefined): Problem {
   if (code === 'HPE_HEADER_OVERFLOW') return { status: 431, code: 'HEADERS_TOO_LARGE', message: 'The request line and headers are larger than the server reads (16 KiB).' };
-  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return { status: 408, code: 'REQUEST_TIMEOUT', message: 'The request was not received in full within HTTP_REQUEST_TIMEOUT_MS.' };
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return { status: 408, code: 'REQUEST_TIMEOUT', message: 'The request was not received in time (its headers within HTTP_HEADERS_TIMEOUT_MS, all of it within HTTP_REQUEST_TIMEOUT_MS).' };
   return { status: 400, code: 'BAD_REQUEST', message: `The request is not valid HTTP/1.1${code === undefined ? '' : ` (${code})`}.` };
 }
 

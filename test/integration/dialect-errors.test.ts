@@ -287,6 +287,19 @@ describe('what the HTTP parser refuses (headers over 16 KiB, bytes that are not 
   });
 });
 
+describe('a request not received in full within HTTP_REQUEST_TIMEOUT_MS', () => {
+  it('gets a JSON 408 REQUEST_TIMEOUT (the parser has no request line to go by: the default shape) and the connection is closed', async () => {
+    const t = await app({ HTTP_REQUEST_TIMEOUT_MS: '300', HTTP_HEADERS_TIMEOUT_MS: '300' });
+    await t.app.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = t.app.server.address() as { port: number };
+    // Headers begun, never ended.
+    const text = await rawRequest(port, 'GET /bookings/my HTTP/1.1\r\nHost: a\r\nX-User-Id: u\r\n');
+    const body = text.slice(text.indexOf('\r\n\r\n') + 4);
+    expect(text).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\nContent-Type: application\/json; charset=utf-8\r\nContent-Length: \d+\r\nConnection: close\r\n\r\n/);
+    expect(JSON.parse(body)).toEqual(native('REQUEST_TIMEOUT', 'The request was not received in time (its headers within HTTP_HEADERS_TIMEOUT_MS, all of it within HTTP_REQUEST_TIMEOUT_MS).'));
+  });
+});
+
 describe('a lone surrogate in a JSON string is a 400 in each dialect (found by the fuzzer: was a 500)', () => {
   it('native, bookings (with an Idempotency-Key) and payment-service', async () => {
     const t = await app();
