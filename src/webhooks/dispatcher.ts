@@ -189,7 +189,7 @@ export class WebhookDispatcher {
   }
 
   /**
-   * The queue's \`requeue\`, counted as unfinished here from before the hand-over (memory: its attempt
+   * The queue's `requeue`, counted as unfinished here from before the hand-over (memory: its attempt
    * may end before the call returns) until it is known not to be this process's to finish.
    */
   async #requeue(read: Delivery, change: DeliveryChange): Promise<RequeueOutcome> {

@@ -44,12 +44,12 @@ end
 ${BOUNDS}`;
 
 /*
- * The insert, shared by \`insert\`, \`insertOnce\` and the delivery queue's \`accept\`.
+ * The insert, shared by `insert`, `insertOnce` and the delivery queue's `accept`.
  * ARGV: P, id, base, s, nx, fr, ua, ss, at, n, t, sk, ev, ca, max, ttl, batch (then each script's own).
- * \`room()\` sweeps and makes room (false: the log is full of unfinished deliveries); \`write\`
- * logs the delivery with the given status and failure reason (JSON); \`existing(url)\` is the id
- * of the delivery the event already has to \`url\` (an event has one per URL, or two with a
- * \`duplicate\` fault rule: few to decode).
+ * `room()` sweeps and makes room (false: the log is full of unfinished deliveries); `write`
+ * logs the delivery with the given status and failure reason (JSON); `existing(url)` is the id
+ * of the delivery the event already has to `url` (an event has one per URL, or two with a
+ * `duplicate` fault rule: few to decode).
  */
 const INSERT_PARTS = `${PRELUDE}
 local function room()
