@@ -32,7 +32,10 @@ export async function buildTestApp(
   env: Record<string, string> = {},
   options: { clockStart?: number; faultWait?: FaultWait; logs?: Array<Record<string, unknown>> } = {},
 ): Promise<TestApp> {
-  const config = loadConfig({ WEBHOOK_SECRET: 'whsec_dGVzdC1zZWNyZXQtZm9yLXBheXNpbQ==', SHUTDOWN_TIMEOUT_MS: '0', RANDOM_SEED: '42', OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0', ...storeEnv(), ...env });
+  // A file that chooses its STORE (the replica tests, on a redis-server of their own) gets none of
+  // storeEnv's settings: before, under PAYSIM_TEST_STORE=redis its apps took SCHEDULER_POLL_MS=0,
+  // and a replica never polled the schedule another one had written to.
+  const config = loadConfig({ WEBHOOK_SECRET: 'whsec_dGVzdC1zZWNyZXQtZm9yLXBheXNpbQ==', SHUTDOWN_TIMEOUT_MS: '0', RANDOM_SEED: '42', OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0', ...(env.STORE === undefined ? storeEnv() : {}), ...env });
   // Over Redis a scheduler run takes round trips: `advance` waits for each run to end. Whether the
   // app is on Redis is its configuration's (a Redis test file in the memory run chooses STORE=redis
   // itself): before, only PAYSIM_TEST_STORE=redis, and such a file's clock could end an `advance`
