@@ -12,7 +12,9 @@ import type { Problem } from './problem.ts';
  * `{"error","message","statusCode"}`, no dialect's; here they are answered in the shape of the
  * dialect whose path the request line names, when the bytes the parser stopped on begin with it
  * (a request whose headers overflow, sent in one piece), else in the default shape. The connection
- * is closed after the answer, as Node and Fastify close it. These requests never reach a route, so
+ * is closed after the answer, as Node and Fastify close it; behind an answer whose head was sent
+ * already (a request pipelined behind an event stream) nothing is written, only the connection
+ * closed, as Node's own handler does. These requests never reach a route, so
  * the request metrics do not count them (the request log does not either).
  */
 
@@ -38,6 +40,17 @@ export function requestPath(raw: unknown): string | undefined {
   return REQUEST_LINE.exec(raw.subarray(0, REQUEST_LINE_BYTES).toString('latin1'))?.[1];
 }
 
+/**
+ * Whether an answer is under way on the connection: its head sent, its end not yet written (an
+ * event stream, say, with a request pipelined behind it). An answer written now would land inside
+ * that one's body, so the connection is only closed, as Node's own handler does. An answer that
+ * has ended (its bytes queued, maybe not yet flushed) is followed by this one, in order.
+ */
+function answering(socket: Socket): boolean {
+  const response = (socket as Socket & { _httpMessage?: { headersSent: boolean; writableEnded: boolean } | null })._httpMessage;
+  return response != null && response.headersSent && !response.writableEnded;
+}
+
 /** The server's `clientError` handler (Fastify's `clientErrorHandler` option). */
 export function clientErrorHandler(shapes: ErrorShapes): (error: ClientError, socket: Socket) => void {
   return (error, socket) => {
@@ -48,7 +61,7 @@ export function clientErrorHandler(shapes: ErrorShapes): (error: ClientError, so
     shapes.notify(problem);
     const status = shape.statusFor?.(problem) ?? problem.status;
     const body = JSON.stringify(renderedBody(shape, problem, randomUUID().replaceAll('-', '')));
-    if (socket.writable) {
+    if (socket.writable && !answering(socket)) {
       socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
     }
     socket.destroy(error);

@@ -285,6 +285,29 @@ describe('what the HTTP parser refuses (headers over 16 KiB, bytes that are not 
       expect(got, request.slice(0, 40)).toEqual({ statusLine: `HTTP/1.1 ${status}`, type: JSON_TYPE, connection: 'close', length: got.bytes, body, bytes: got.bytes });
     }
   });
+  it('behind an answer already under way on the connection (the console’s event stream), an oversized pipelined request closes the connection without writing into that answer (before, its 431 landed in the stream’s body)', async () => {
+    const t = await app();
+    await t.app.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = t.app.server.address() as { port: number };
+    const text = await new Promise<string>((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1', () => socket.write('GET /console/events HTTP/1.1\r\nHost: a\r\n\r\n'));
+      let received = '';
+      let sent = false;
+      socket.setEncoding('latin1').on('data', (chunk: string) => {
+        received += chunk;
+        if (sent || !received.includes('event: hello')) return;
+        sent = true;
+        socket.write(`GET /v1/sim/intents HTTP/1.1\r\nHost: a\r\nCookie: ${'x'.repeat(20_000)}\r\n\r\n`);
+      });
+      socket.on('close', () => resolve(received));
+      socket.on('error', reject);
+    });
+    const head = text.slice(0, text.indexOf('\r\n\r\n'));
+    expect(head).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    expect(head).toMatch(/\r\ncontent-type: text\/event-stream; charset=utf-8\r\n/i);
+    // The stream's first chunk, and nothing after it: no second status line, no error body.
+    expect(text.slice(head.length + 4)).toBe('23\r\nretry: 2000\nevent: hello\ndata: {}\n\n\r\n');
+  });
 });
 
 describe('a request not received in full within HTTP_REQUEST_TIMEOUT_MS', () => {
