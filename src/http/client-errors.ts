@@ -11,7 +11,8 @@ import type { Problem } from './problem.ts';
  * (HTTP_HEADERS_TIMEOUT_MS, HTTP_REQUEST_TIMEOUT_MS: 408), bytes that are not HTTP/1.1 (400). Fastify's own answer is its
  * `{"error","message","statusCode"}`, no dialect's; here they are answered in the shape of the
  * dialect whose path the request line names, when the bytes the parser stopped on begin with it
- * (a request whose headers overflow, sent in one piece), else in the default shape. The connection
+ * (a request whose headers overflow, sent in one piece) or the parser had read the request's
+ * headers (a 408 while its body was arriving), else in the default shape. The connection
  * is closed after the answer, as Node and Fastify close it; behind an answer whose head was sent
  * already (a request pipelined behind an event stream) nothing is written, only the connection
  * closed, as Node's own handler does. These requests never reach a route, so
@@ -41,6 +42,15 @@ export function requestPath(raw: unknown): string | undefined {
 }
 
 /**
+ * The path of the request being received on the connection, when its headers were read but not all
+ * of its body (a 408: the parser has stopped on no bytes then, but it knows the request line).
+ */
+function receivingPath(socket: Socket): string | undefined {
+  const incoming = (socket as Socket & { parser?: { incoming?: { url?: unknown; complete?: boolean } | null } | null }).parser?.incoming;
+  return incoming != null && incoming.complete !== true && typeof incoming.url === 'string' ? incoming.url : undefined;
+}
+
+/**
  * Whether an answer is under way on the connection: its head sent, its end not yet written (an
  * event stream, say, with a request pipelined behind it). An answer written now would land inside
  * that one's body, so the connection is only closed, as Node's own handler does. An answer that
@@ -57,7 +67,7 @@ export function clientErrorHandler(shapes: ErrorShapes): (error: ClientError, so
     // Reset by the client: there is nobody to answer.
     if (error.code === 'ECONNRESET' || socket.destroyed) return;
     const problem = problemOf(error.code);
-    const shape = shapes.forUrl(requestPath(error.rawPacket) ?? '/');
+    const shape = shapes.forUrl(requestPath(error.rawPacket) ?? receivingPath(socket) ?? '/');
     shapes.notify(problem);
     const status = shape.statusFor?.(problem) ?? problem.status;
     const body = JSON.stringify(renderedBody(shape, problem, randomUUID().replaceAll('-', '')));

@@ -321,6 +321,21 @@ describe('a request not received in full within HTTP_REQUEST_TIMEOUT_MS', () => 
     expect(text).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\nContent-Type: application\/json; charset=utf-8\r\nContent-Length: \d+\r\nConnection: close\r\n\r\n/);
     expect(JSON.parse(body)).toEqual(native('REQUEST_TIMEOUT', 'The request was not received in time (its headers within HTTP_HEADERS_TIMEOUT_MS, all of it within HTTP_REQUEST_TIMEOUT_MS).'));
   });
+  it('whose headers arrived but not all of its body: in the shape of the dialect its request line names (before, the default shape)', async () => {
+    const t = await app({ HTTP_REQUEST_TIMEOUT_MS: '300', HTTP_HEADERS_TIMEOUT_MS: '300' });
+    await t.app.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = t.app.server.address() as { port: number };
+    const message = 'The request was not received in time (its headers within HTTP_HEADERS_TIMEOUT_MS, all of it within HTTP_REQUEST_TIMEOUT_MS).';
+    for (const [head, body] of [
+      ['POST /api/v2/payments HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n', { detail: message }],
+      ['POST /bookings HTTP/1.1\r\nHost: a\r\nX-User-Id: u\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n', bookings('REQUEST_TIMEOUT', message)],
+    ] as const) {
+      // Its body begun, never ended.
+      const text = await rawRequest(port, `${head}{"tx_id":`);
+      expect(text, head.slice(0, 30)).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\nContent-Type: application\/json; charset=utf-8\r\nContent-Length: \d+\r\nConnection: close\r\n\r\n/);
+      expect(JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)), head.slice(0, 30)).toEqual(body);
+    }
+  });
 });
 
 describe('a lone surrogate in a JSON string is a 400 in each dialect (found by the fuzzer: was a 500)', () => {
