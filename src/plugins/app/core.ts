@@ -122,11 +122,9 @@ export default fp<CoreOptions>(
     let sweeper: Timer | undefined;
     /** Whether the last sweep failed for want of the store: the rest of that outage is not logged again. */
     let sweepUnavailable = false;
-    // Its promise is the timer's work: a manual clock that waits for timers' work (tests on Redis,
-    // where a sweep takes round trips) sees the sweep finished within the advance that fired it.
-    const sweep = (): Promise<void> => {
+    const sweep = (): void => {
       const now = clock.now();
-      return Promise.allSettled(sweepers.map((sweepOne) => sweepOne(now)))
+      void Promise.allSettled(sweepers.map((sweepOne) => sweepOne(now)))
         .then((results) => {
           const errors = results.flatMap((result) => (result.status === 'rejected' ? [result.reason as unknown] : []));
           // Another error than the store's absence (a bug) is logged every time, and first.
