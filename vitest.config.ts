@@ -10,6 +10,7 @@ import { defineConfig } from 'vitest/config';
  */
 export const PROCESS_TEST_FILES = [
   'test/browser/console.test.ts',
+  'test/browser/cors.test.ts',
   ...[
     'balancer-restart',
     'cluster',

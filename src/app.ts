@@ -14,7 +14,9 @@ import fluxpayDialect from './dialects/fluxpay/index.ts';
 import nativeDialect from './dialects/native/index.ts';
 import paymentServerV2Dialect from './dialects/payment-server-v2/index.ts';
 import paymentServiceDialect from './dialects/payment-service/index.ts';
+import cors from '@fastify/cors';
 import { clientErrorHandler } from './http/client-errors.ts';
+import { corsOptions } from './http/cors.ts';
 import { sendProblem } from './http/error-handler.ts';
 import { ErrorShapes } from './http/error-shapes.ts';
 import { coalesceWrites } from './http/coalesced-writes.ts';
@@ -126,6 +128,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     useJsonBodies(app);
     await app.register(lifecycle);
     if (options.otelPlugin !== undefined) await app.register(options.otelPlugin);
+    // Browsers' cross-origin calls, only with CORS_ORIGINS; first, so answers at the door carry its headers too.
+    if (config.http.corsOrigins !== undefined) await app.register(cors, corsOptions(config.http.corsOrigins));
     // Before the error shapes: what they answer carries the request's trace id.
     await app.register(requestContext, { shapes });
     await app.register(errorShapes, { shapes, ignoreTrailingSlash: IGNORE_TRAILING_SLASH });

@@ -110,6 +110,8 @@ const EnvSchema = Type.Object({
   HTTP_CONNECTION_TIMEOUT_MS: Ms(0, 3_600_000),
   // Which proxies' X-Forwarded-For to believe for the client's address: false (default), true, or addresses/CIDRs/range names.
   TRUST_PROXY: Type.Optional(Type.String({ minLength: 1, maxLength: 2048 })),
+  // Which web origins' pages may call the APIs from a browser: unset (none), `*`, or origins separated by commas.
+  CORS_ORIGINS: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
   SHUTDOWN_TIMEOUT_MS: Ms(10_000, 3_600_000),
   SHUTDOWN_DELAY_MS: Ms(0, 600_000),
   OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: Ms(1000, 600_000),
@@ -267,6 +269,8 @@ export interface Config {
      * Fastify trusts no proxy for one (it cannot check the nearest peer).
      */
     trustProxy: boolean | string[];
+    /** CORS_ORIGINS: the origins whose pages may call the APIs from a browser (`*`: any); undefined: no CORS headers at all. */
+    corsOrigins: '*' | string[] | undefined;
   };
   shutdownTimeoutMs: number;
   /** On SIGTERM/SIGINT, /readyz answers 503 this long before the drain begins, while everything else runs as usual (a load balancer takes the replica out first). */
@@ -466,6 +470,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       keepAliveTimeoutMs: env.HTTP_KEEP_ALIVE_TIMEOUT_MS,
       connectionTimeoutMs: env.HTTP_CONNECTION_TIMEOUT_MS,
       trustProxy: parseTrustProxy(env.TRUST_PROXY),
+      corsOrigins: parseCorsOrigins(env.CORS_ORIGINS),
     },
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
     shutdownDelayMs: env.SHUTDOWN_DELAY_MS,
@@ -593,6 +598,23 @@ function parseTrustProxy(value: string | undefined): boolean | string[] {
   throw new ConfigError(
     `Invalid configuration: TRUST_PROXY must be true, false, or IP addresses, CIDRs and the names loopback, linklocal, uniquelocal separated by commas (got ${JSON.stringify(value)})`,
   );
+}
+
+/** CORS_ORIGINS: `*`, or origins (`http(s)://host[:port]`, as a browser's `Origin` header writes them) separated by commas. */
+function parseCorsOrigins(value: string | undefined): '*' | string[] | undefined {
+  if (value === undefined) return undefined;
+  if (value.trim() === '*') return '*';
+  const entries = value.split(',').map((entry) => entry.trim());
+  const bad = entries.find((entry) => {
+    try {
+      const url = new URL(entry);
+      return (url.protocol !== 'http:' && url.protocol !== 'https:') || url.origin !== entry;
+    } catch {
+      return true;
+    }
+  });
+  if (bad === undefined) return entries;
+  throw new ConfigError(`Invalid configuration: CORS_ORIGINS must be * or origins such as http://localhost:3000 (scheme, host and port, no path or trailing slash) separated by commas (got ${JSON.stringify(bad)})`);
 }
 
 function readFaults(path: string, maxRules: number): { rules: ParsedRule[]; fingerprint: string; document: unknown } {

@@ -1,0 +1,79 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config.ts';
+import { buildTestApp, type TestApp } from '../helpers/app.ts';
+
+/**
+ * Browsers' cross-origin calls (CORS_ORIGINS, @fastify/cors): off by default; with origins listed,
+ * preflights answered and every answer, the errors answered at the door included, readable by
+ * those origins' pages, with the headers a client reads (Idempotent-Replayed, Retry-After, …).
+ * A real browser's side is test/browser/cors.test.ts.
+ */
+
+const apps: TestApp[] = [];
+afterEach(async () => {
+  for (const t of apps.splice(0)) await t.app.close();
+});
+async function app(env: Record<string, string> = {}): Promise<TestApp> {
+  const t = await buildTestApp(env);
+  apps.push(t);
+  return t;
+}
+
+const FRONT = 'http://localhost:3000';
+const USER = { 'x-user-id': 'user_test_001' };
+const EXPOSED = 'Idempotent-Replayed, Retry-After, X-Request-Id, X-Next-Cursor, Link, X-Sim-Rule, Allow, WWW-Authenticate';
+/** The CORS headers of an answer (and Vary). */
+const corsOf = (headers: Record<string, unknown>) => Object.fromEntries(Object.entries(headers).filter(([name]) => name.startsWith('access-control-') || name === 'vary'));
+
+describe('CORS_ORIGINS', () => {
+  it('unset (the default): no CORS header on any answer, and a preflight is the 405 it always was, in the dialect’s shape', async () => {
+    const t = await app();
+    const pre = await t.app.inject({ method: 'OPTIONS', url: '/bookings', headers: { origin: FRONT, 'access-control-request-method': 'POST' } });
+    expect([pre.statusCode, pre.json(), corsOf(pre.headers)]).toEqual([405, { error: 'OPTIONS is not allowed on /bookings; use POST.', code: 'METHOD_NOT_ALLOWED' }, {}]);
+    expect(corsOf((await t.app.inject({ url: '/healthz', headers: { origin: FRONT } })).headers)).toEqual({});
+  });
+
+  it('listed origins: a preflight is answered 204 with the methods, the request’s headers and a max age; the answers (an error at the door too) let the page read them and the exposed headers; another origin is not allowed', async () => {
+    const t = await app({ CORS_ORIGINS: `${FRONT}, https://tickets.example` });
+    const pre = await t.app.inject({ method: 'OPTIONS', url: '/bookings', headers: { origin: FRONT, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type,x-user-id,idempotency-key' } });
+    expect([pre.statusCode, pre.body, corsOf(pre.headers)]).toEqual([
+      204,
+      '',
+      {
+        vary: 'Origin, Access-Control-Request-Headers',
+        'access-control-allow-origin': FRONT,
+        'access-control-expose-headers': EXPOSED,
+        'access-control-allow-methods': 'GET, HEAD, POST, PUT, PATCH, DELETE',
+        'access-control-allow-headers': 'content-type,x-user-id,idempotency-key',
+        'access-control-max-age': '600',
+      },
+    ]);
+    const booked = await t.app.inject({ method: 'POST', url: '/bookings', headers: { origin: 'https://tickets.example', ...USER }, payload: { performanceId: 'perf_001', quantity: 1, paymentMethod: 'CREDIT_CARD' } });
+    expect([booked.statusCode, corsOf(booked.headers)]).toEqual([201, { vary: 'Origin', 'access-control-allow-origin': 'https://tickets.example', 'access-control-expose-headers': EXPOSED }]);
+    // Refused at the door (414), before any route: still readable by the page.
+    const long = await t.app.inject({ url: `/v1/sim/intents?reservation_id=${'r'.repeat(9000)}`, headers: { origin: FRONT } });
+    expect([long.statusCode, long.json().error.code, corsOf(long.headers)]).toEqual([414, 'URI_TOO_LONG', { vary: 'Origin', 'access-control-allow-origin': FRONT, 'access-control-expose-headers': EXPOSED }]);
+    // Another origin: no Access-Control-Allow-Origin, so its page cannot read the answer.
+    expect(corsOf((await t.app.inject({ url: '/healthz', headers: { origin: 'http://evil.test' } })).headers)['access-control-allow-origin']).toBeUndefined();
+    // With CORS on, an OPTIONS without a preflight's headers is answered as one (204), not 405.
+    expect((await t.app.inject({ method: 'OPTIONS', url: '/v1/sim/intent' })).statusCode).toBe(204);
+  });
+
+  it('`*`: any origin may read the answers (no credentials: the console’s cookie is never sent cross-origin)', async () => {
+    const t = await app({ CORS_ORIGINS: '*' });
+    const res = await t.app.inject({ url: '/healthz', headers: { origin: 'http://anywhere.test' } });
+    expect(corsOf(res.headers)).toEqual({ 'access-control-allow-origin': '*', 'access-control-expose-headers': EXPOSED });
+    expect(res.headers['access-control-allow-credentials']).toBeUndefined();
+  });
+
+  it('a value that is not * or origins stops the start with one line naming it', () => {
+    for (const bad of ['http://localhost:3000/', 'localhost:3000', 'ftp://x.test', 'http://a.test/path', 'http://a.test, *']) {
+      expect(() => loadConfig({ CORS_ORIGINS: bad }), bad).toThrow(ConfigError);
+    }
+    expect(() => loadConfig({ CORS_ORIGINS: 'http://localhost:3000/' })).toThrow(
+      'Invalid configuration: CORS_ORIGINS must be * or origins such as http://localhost:3000 (scheme, host and port, no path or trailing slash) separated by commas (got "http://localhost:3000/")',
+    );
+    expect(loadConfig({ CORS_ORIGINS: ' http://localhost:3000 ,https://a.example:8443' }).http.corsOrigins).toEqual(['http://localhost:3000', 'https://a.example:8443']);
+    expect(loadConfig({}).http.corsOrigins).toBeUndefined();
+  });
+});
