@@ -113,7 +113,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     // The root app's server: a request naming a namespace (X-Sim-Namespace) goes to that namespace's app.
     serverFactory: parent === undefined ? namespacedServer(() => namespaces) : undefined,
     // What Node's parser refuses (headers over 16 KiB, a request too slow, bytes that are not HTTP) in the shape of the path's dialect.
-    clientErrorHandler: clientErrorHandler(shapes),
+    clientErrorHandler: clientErrorHandler(shapes, config.http.corsOrigins),
     // Unreadable URLs (bad percent-encoding, over-long parameters) in the shape of the path's dialect.
     frameworkErrors: (error, request, reply) => {
       bindRequestContext(request, reply);

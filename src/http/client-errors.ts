@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
+import { corsHeaderLines } from './cors.ts';
 import { renderedBody } from './error-handler.ts';
 import type { ErrorShapes } from './error-shapes.ts';
 import type { Problem } from './problem.ts';
@@ -15,7 +16,9 @@ import type { Problem } from './problem.ts';
  * headers (a 408 while its body was arriving), else in the default shape. The connection
  * is closed after the answer, as Node and Fastify close it; behind an answer whose head was sent
  * already (a request pipelined behind an event stream) nothing is written, only the connection
- * closed, as Node's own handler does. These requests never reach a route, so
+ * closed, as Node's own handler does. With CORS_ORIGINS set, an answer to a listed origin's request
+ * (its `Origin` header among the bytes the parser stopped on, or among the headers it read) carries
+ * the CORS headers every other answer carries. These requests never reach a route, so
  * the request metrics do not count them (the request log does not either).
  */
 
@@ -28,6 +31,9 @@ export interface ClientError extends Error {
 /** How much of the received bytes is read for the request line: its path's prefix decides the dialect. */
 const REQUEST_LINE_BYTES = 4096;
 const REQUEST_LINE = /^[A-Z]{3,10} (\/[^ \r\n?#]*)/;
+/** An `Origin` header line among the received bytes (Node's parser reads at most 16 KiB of headers). */
+const ORIGIN_LINE = /\r\norigin:[ \t]*([^\r\n]*?)[ \t]*\r\n/i;
+const HEADER_BYTES = 16 * 1024 + REQUEST_LINE_BYTES;
 
 function problemOf(code: string | undefined): Problem {
   if (code === 'HPE_HEADER_OVERFLOW') return { status: 431, code: 'HEADERS_TOO_LARGE', message: 'The request line and headers are larger than the server reads (16 KiB).' };
@@ -41,13 +47,25 @@ export function requestPath(raw: unknown): string | undefined {
   return REQUEST_LINE.exec(raw.subarray(0, REQUEST_LINE_BYTES).toString('latin1'))?.[1];
 }
 
+/** The `Origin` the bytes the parser stopped on name, when they hold the request's headers (a request sent in one piece). */
+export function requestOrigin(raw: unknown): string | undefined {
+  if (!Buffer.isBuffer(raw)) return undefined;
+  return ORIGIN_LINE.exec(raw.subarray(0, HEADER_BYTES).toString('latin1'))?.[1];
+}
+
+interface Incoming {
+  url?: unknown;
+  complete?: boolean;
+  headers?: Record<string, unknown>;
+}
+
 /**
- * The path of the request being received on the connection, when its headers were read but not all
- * of its body (a 408: the parser has stopped on no bytes then, but it knows the request line).
+ * The request being received on the connection, when its headers were read but not all of its
+ * body (a 408: the parser has stopped on no bytes then, but it knows the request line and headers).
  */
-function receivingPath(socket: Socket): string | undefined {
-  const incoming = (socket as Socket & { parser?: { incoming?: { url?: unknown; complete?: boolean } | null } | null }).parser?.incoming;
-  return incoming != null && incoming.complete !== true && typeof incoming.url === 'string' ? incoming.url : undefined;
+function receiving(socket: Socket): Incoming | undefined {
+  const incoming = (socket as Socket & { parser?: { incoming?: Incoming | null } | null }).parser?.incoming;
+  return incoming != null && incoming.complete !== true ? incoming : undefined;
 }
 
 /**
@@ -62,17 +80,21 @@ function answering(socket: Socket): boolean {
 }
 
 /** The server's `clientError` handler (Fastify's `clientErrorHandler` option). */
-export function clientErrorHandler(shapes: ErrorShapes): (error: ClientError, socket: Socket) => void {
+export function clientErrorHandler(shapes: ErrorShapes, corsOrigins?: '*' | readonly string[]): (error: ClientError, socket: Socket) => void {
   return (error, socket) => {
     // Reset by the client: there is nobody to answer.
     if (error.code === 'ECONNRESET' || socket.destroyed) return;
     const problem = problemOf(error.code);
-    const shape = shapes.forUrl(requestPath(error.rawPacket) ?? receivingPath(socket) ?? '/');
+    const incoming = receiving(socket);
+    const receivingUrl = typeof incoming?.url === 'string' ? incoming.url : undefined;
+    const receivingOrigin = typeof incoming?.headers?.origin === 'string' ? incoming.headers.origin : undefined;
+    const shape = shapes.forUrl(requestPath(error.rawPacket) ?? receivingUrl ?? '/');
+    const cors = corsHeaderLines(corsOrigins, requestOrigin(error.rawPacket) ?? receivingOrigin);
     shapes.notify(problem);
     const status = shape.statusFor?.(problem) ?? problem.status;
     const body = JSON.stringify(renderedBody(shape, problem, randomUUID().replaceAll('-', '')));
     if (socket.writable && !answering(socket)) {
-      socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+      socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${cors}Connection: close\r\n\r\n${body}`);
     }
     socket.destroy(error);
   };

@@ -28,3 +28,16 @@ export function corsOptions(origins: '*' | readonly string[]): FastifyCorsOption
     strictPreflight: false,
   };
 }
+
+/**
+ * The CORS header lines of an answer written outside Fastify (what Node's parser refuses, see
+ * client-errors.ts) for a request from `origin`, as the plugin writes them on every other answer:
+ * without them a page sees a network error instead of the 431 or 408. Empty when CORS is off, the
+ * request named no origin, or its origin is not listed.
+ */
+export function corsHeaderLines(origins: '*' | readonly string[] | undefined, origin: string | undefined): string {
+  if (origins === undefined || origin === undefined) return '';
+  const exposed = `Access-Control-Expose-Headers: ${EXPOSED_HEADERS.join(', ')}\r\n`;
+  if (origins === '*') return `Access-Control-Allow-Origin: *\r\n${exposed}`;
+  return origins.includes(origin) ? `Vary: Origin\r\nAccess-Control-Allow-Origin: ${origin}\r\n${exposed}` : '';
+}

@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
@@ -64,6 +65,35 @@ describe('CORS_ORIGINS', () => {
     const res = await t.app.inject({ url: '/healthz', headers: { origin: 'http://anywhere.test' } });
     expect(corsOf(res.headers)).toEqual({ 'access-control-allow-origin': '*', 'access-control-expose-headers': EXPOSED });
     expect(res.headers['access-control-allow-credentials']).toBeUndefined();
+  });
+
+  it('what the HTTP parser refuses (a 431, a 408 while the body arrives) carries the CORS headers for a listed origin, so the page reads the error instead of a network failure (before, none)', async () => {
+    const t = await app({ CORS_ORIGINS: FRONT, HTTP_REQUEST_TIMEOUT_MS: '300', HTTP_HEADERS_TIMEOUT_MS: '300' });
+    await t.app.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = t.app.server.address() as { port: number };
+    /** The status line and headers the server wrote before closing the connection. */
+    const head = (request: string) =>
+      new Promise<{ status: string; headers: Record<string, string> }>((resolve, reject) => {
+        const socket = connect(port, '127.0.0.1', () => socket.write(request));
+        let text = '';
+        socket.setEncoding('latin1').on('data', (chunk: string) => (text += chunk));
+        socket.on('close', () => {
+          const [status = '', ...lines] = text.slice(0, text.indexOf('\r\n\r\n')).split('\r\n');
+          resolve({ status, headers: Object.fromEntries(lines.map((line) => [line.slice(0, line.indexOf(':')).toLowerCase(), line.slice(line.indexOf(':') + 1).trim()])) });
+        });
+        socket.on('error', reject);
+      });
+    const cookie = `Cookie: ${'x'.repeat(20_000)}\r\n`;
+    const readable = { vary: 'Origin', 'access-control-allow-origin': FRONT, 'access-control-expose-headers': EXPOSED };
+    const tooLarge = await head(`GET /bookings/my HTTP/1.1\r\nHost: a\r\nOrigin: ${FRONT}\r\nX-User-Id: u\r\n${cookie}\r\n`);
+    expect([tooLarge.status, corsOf(tooLarge.headers)]).toEqual(['HTTP/1.1 431 Request Header Fields Too Large', readable]);
+    // Another origin, or none: no CORS header.
+    const other = await head(`GET /bookings/my HTTP/1.1\r\nHost: a\r\nOrigin: http://evil.test\r\n${cookie}\r\n`);
+    expect([other.status, corsOf(other.headers)]).toEqual(['HTTP/1.1 431 Request Header Fields Too Large', {}]);
+    expect(corsOf((await head(`GET /bookings/my HTTP/1.1\r\nHost: a\r\n${cookie}\r\n`)).headers)).toEqual({});
+    // Its headers read, its body never ended: the origin is the parser's.
+    const slow = await head(`POST /api/v2/payments HTTP/1.1\r\nHost: a\r\nOrigin: ${FRONT}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"tx_id":`);
+    expect([slow.status, corsOf(slow.headers)]).toEqual(['HTTP/1.1 408 Request Timeout', readable]);
   });
 
   it('a value that is not * or origins stops the start with one line naming it', () => {
