@@ -277,7 +277,7 @@ describe('what the HTTP parser refuses (headers over 16 KiB, bytes that are not 
       [`GET /bookings/my HTTP/1.1\r\nHost: a\r\nX-User-Id: u\r\nCookie: ${long}\r\n\r\n`, '431 Request Header Fields Too Large', bookings('HEADERS_TOO_LARGE', tooLarge)],
       [`GET /api/v1/orders/${long} HTTP/1.1\r\nHost: a\r\n\r\n`, '431 Request Header Fields Too Large', fluxpay('COMMON_431', tooLarge)],
       [`GET /api/v2/payments/${long} HTTP/1.1\r\nHost: a\r\n\r\n`, '431 Request Header Fields Too Large', { detail: tooLarge }],
-      [`GET /api/v1/payments/methods HTTP/1.1\r\nHost: a\r\nCookie: ${long}\r\n\r\n`, '431 Request Header Fields Too Large', paymentService('잘못된 요청입니다.')],
+      [`GET /api/v1/payments/methods HTTP/1.1\r\nHost: a\r\nCookie: ${long}\r\n\r\n`, '431 Request Header Fields Too Large', paymentService('요청 헤더가 너무 큽니다.')],
       [`GET /nowhere/${long} HTTP/1.1\r\nHost: a\r\n\r\n`, '431 Request Header Fields Too Large', native('HEADERS_TOO_LARGE', tooLarge)],
       ['GET /bookings/my HTTP/1.1\r\nHost: a\r\nNoColonHere\r\n\r\n', '400 Bad Request', bookings('BAD_REQUEST', 'The request is not valid HTTP/1.1 (HPE_INVALID_HEADER_TOKEN).')],
     ] as const) {
@@ -329,6 +329,7 @@ describe('a request not received in full within HTTP_REQUEST_TIMEOUT_MS', () => 
     for (const [head, body] of [
       ['POST /api/v2/payments HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n', { detail: message }],
       ['POST /bookings HTTP/1.1\r\nHost: a\r\nX-User-Id: u\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n', bookings('REQUEST_TIMEOUT', message)],
+      [`POST /api/v1/payments/process HTTP/1.1\r\nHost: a\r\nAuthorization: ${(await bearer(t)).authorization}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n`, paymentService('요청을 제시간에 받지 못했습니다. 다시 시도해 주세요.')],
     ] as const) {
       // Its body begun, never ended.
       const text = await rawRequest(port, `${head}{"tx_id":`);

@@ -31,6 +31,9 @@ export const MESSAGES = {
   routeNotFound: '요청한 경로를 찾을 수 없습니다.',
   methodNotAllowed: '허용되지 않는 메서드입니다.',
   uriTooLong: '요청 URI가 너무 깁니다.',
+  // Paysim's own, as its 413 and 414: what Node's parser refuses before any route (src/http/client-errors.ts).
+  headersTooLarge: '요청 헤더가 너무 큽니다.',
+  requestTimeout: '요청을 제시간에 받지 못했습니다. 다시 시도해 주세요.',
   overloaded: '서버가 과부하 상태입니다. 잠시 후 다시 시도해 주세요.',
   unavailable: '서비스를 일시적으로 사용할 수 없습니다. 잠시 후 다시 시도해 주세요.',
   // Paysim's own: the original (document 004) never answers 429 and has no text for it; this one
@@ -67,6 +70,10 @@ function messageOf(problem: Problem): string {
       return MESSAGES.uriTooLong;
     case 415:
       return MESSAGES.unsupportedMediaType;
+    case 408:
+      return MESSAGES.requestTimeout;
+    case 431:
+      return MESSAGES.headersTooLarge;
     case 429:
       return MESSAGES.tooManyRequests;
     case 503:
