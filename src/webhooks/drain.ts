@@ -5,6 +5,8 @@ import type { RateCap } from './token-bucket.ts';
 
 /** Beside an attempt's time-out, what a drain keeps to record an attempt that ended (`reserveMs`). */
 const DRAIN_RECORD_MARGIN_MS = 500;
+/** How many unfinished deliveries the drain reads back at once when its budget ends. */
+const READ_BATCH = 200;
 
 export interface DrainDeps {
   log: DeliveryLogStore;
@@ -143,10 +145,14 @@ export class Drain {
       });
       clearTimeout(timer);
     }
+    // Read in batches of concurrent reads (one round trip each on Redis, not one per delivery: a
+    // close may leave thousands unfinished, and each read came out of the shutdown's grace).
+    const ids = [...this.#unfinished];
     const left: Delivery[] = [];
-    for (const id of this.#unfinished) {
-      const delivery = await this.#deps.log.get(id);
-      if (delivery !== undefined) left.push(delivery);
+    for (let i = 0; i < ids.length; i += READ_BATCH) {
+      for (const delivery of await Promise.all(ids.slice(i, i + READ_BATCH).map((id) => this.#deps.log.get(id)))) {
+        if (delivery !== undefined) left.push(delivery);
+      }
     }
     return left;
   }
