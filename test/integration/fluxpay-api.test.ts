@@ -363,7 +363,7 @@ describe('credits', () => {
     expect(await balanceOf(t, 'user_1')).toBe(1000);
   });
 
-  it('charge without metadata.credits adds the amount; refusals: another user’s (404), not a charge order, not PAID, held by a running usage saga (PAY_004, each saying which)', async () => {
+  it('charge without metadata.credits adds the amount; refusals: another user’s (404), not a charge order, not PAID (PAY_004, each saying which); a usage saga does not take a charge order from its credits', async () => {
     const t = await app();
     const { order } = await paidOrder(t, { amount: 500, metadata: { kind: 'CREDIT_CHARGE' } });
     expect(errorOf(await fpPost(t, '/api/v1/credits/charge', { userId: 'user_2', orderId: order.orderId }))[0]).toBe(404);
@@ -375,15 +375,12 @@ describe('credits', () => {
     ]);
     const unpaid = await createOrder(t, { metadata: { kind: 'CREDIT_CHARGE', credits: 5 } });
     expect(errorOf(await fpPost(t, '/api/v1/credits/charge', { userId: 'user_1', orderId: unpaid.orderId }))).toEqual([409, fpError('PAY_004', `Order ${unpaid.orderId} is PENDING; credits are charged from a PAID order.`)]);
-    // PAID, but held by a running usage saga (it pays for that usage): the message says so, not that it is PAID.
-    const held = await paidOrder(t, { metadata: { kind: 'CREDIT_CHARGE', credits: 5 } });
-    const requested = resultOf(await postEvent(t, usageEvent('requested', { userId: 'user_1', usageId: 'held', orderId: held.order.orderId })));
-    expect(requested.saga.status).toBe('RUNNING');
-    expect(errorOf(await fpPost(t, '/api/v1/credits/charge', { userId: 'user_1', orderId: held.order.orderId }))).toEqual([
-      409,
-      fpError('PAY_004', `Order ${held.order.orderId} is held by usage saga ${requested.saga.sagaId}; credits are charged from a PAID order that no usage saga holds.`),
-    ]);
-    expect(await balanceOf(t, 'user_1')).toBe(500);
+    // A usage saga naming a PAID charge order fails its first step (PAY_004): the order stays the user's to charge.
+    const charge = await paidOrder(t, { metadata: { kind: 'CREDIT_CHARGE', credits: 5 } });
+    const requested = resultOf(await postEvent(t, usageEvent('requested', { userId: 'user_1', usageId: 'held', orderId: charge.order.orderId })));
+    expect([requested.saga.status, requested.saga.failureReason]).toEqual(['COMPENSATED', 'PAY_004']);
+    expect(resultOf(await fpPost(t, '/api/v1/credits/charge', { userId: 'user_1', orderId: charge.order.orderId })).credits).toBe(5);
+    expect(await balanceOf(t, 'user_1')).toBe(505);
   });
 
   it('use deducts the amount or the policy price; PAY_001 when short (nothing changes); PAY_003 for a usageId again; refund once', async () => {

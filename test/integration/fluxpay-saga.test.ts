@@ -3,7 +3,7 @@ import { StoreUnavailableError } from '../../src/core/errors.ts';
 import { SAGA_ADVANCE_JOB, SAGA_TIMEOUT_JOB } from '../../src/core/fluxpay/saga.ts';
 import type { Job } from '../../src/core/ports.ts';
 import { onRedis, ULID } from '../helpers/app.ts';
-import { balanceOf, chargeCredits, errorOf, fluxpayApps, fpError, fpGet, paidOrder, postEvent, reconciliation, resultOf, SUCCESS, usageEvent, type Json } from '../helpers/fluxpay.ts';
+import { balanceOf, chargeCredits, errorOf, fluxpayApps, fpError, fpGet, fpPost, paidOrder, postEvent, reconciliation, resultOf, SUCCESS, usageEvent, type Json } from '../helpers/fluxpay.ts';
 
 /**
  * The usage saga (issue 11 "The usage saga"), black-box: `POST /api/v1/events` with document
@@ -262,6 +262,23 @@ describe('compensation', () => {
     const other = await paidOrder(t, { userId: 'user_2' });
     const foreign = resultOf(await postEvent(t, usageEvent('requested', { userId: 'user_1', usageId: 'use-3', orderId: other.order.orderId })));
     expect([foreign.saga.failureReason, resultOf(await fpGet(t, `/api/v1/orders/${other.order.orderId}`)).status]).toEqual(['COMMON_404', 'PAID']);
+    expect((await reconciliation(t)).mismatches).toEqual([]);
+  });
+
+  it('an order that buys credits (CREDIT_CHARGE) is not held by a usage: PAY_004, and it stays PAID for its credits (before, the saga completed it and its credits could never be charged)', async () => {
+    const t = await app();
+    const { order } = await paidOrder(t, { orderName: '100 credits', amount: 1000, metadata: { kind: 'CREDIT_CHARGE', credits: 100 } });
+    const refused = resultOf(await postEvent(t, usageEvent('requested', { userId: 'user_1', usageId: 'use-1', orderId: order.orderId })));
+    expect([refused.saga.status, refused.saga.failureReason, refused.saga.steps.map((s: Json) => `${s.step}:${s.status}:${s.reason}`)]).toEqual([
+      'COMPENSATED',
+      'PAY_004',
+      ['ORDER_RESERVED:FAILED:PAY_004', 'CREDITS_RESTORED:SKIPPED:nothing deducted', 'PAYMENT_CANCELLED:SKIPPED:no order reserved', 'ORDER_CANCELLED:SKIPPED:no order reserved'],
+    ]);
+    // Its completion is refused as for any compensated saga, and the order is still the user's to charge.
+    expect(errorOf(await postEvent(t, usageEvent('completed', { userId: 'user_1', usageId: 'use-1' })))[1].code).toBe('PAY_004');
+    expect(resultOf(await fpGet(t, `/api/v1/orders/${order.orderId}`))).toMatchObject({ status: 'PAID', sagaId: null, chargedCredits: null });
+    const charged = resultOf(await fpPost(t, '/api/v1/credits/charge', { userId: 'user_1', orderId: order.orderId }));
+    expect([charged.balance, await balanceOf(t, 'user_1')]).toEqual([100, 100]);
     expect((await reconciliation(t)).mismatches).toEqual([]);
   });
 });

@@ -394,11 +394,15 @@ export class MemoryFluxPayStore implements FluxPayStore {
     return this.#orders.sweep(cutoff) + this.#sagas.sweep(cutoff) + this.#outbox.sweep(cutoff) + this.#credits.sweep(cutoff);
   }
 
-  /** ORDER_RESERVED: the user's PAID order, held by no other saga, is now this saga's; the failure's code otherwise. */
+  /**
+   * ORDER_RESERVED: the user's PAID order, held by no other saga, is now this saga's; the failure's
+   * code otherwise. An order that buys credits (CREDIT_CHARGE) pays for its credits, not for a usage:
+   * a saga completing it would leave it COMPLETED with its credits never added.
+   */
   #reserveOrder(saga: Saga): string | null {
     const order = saga.orderId === null ? undefined : this.#orders.get(saga.orderId);
     if (order?.userId !== saga.userId) return 'COMMON_404';
-    if (order.status !== 'PAID' || (order.sagaId !== null && order.sagaId !== saga.sagaId) || order.chargedCredits !== null) return 'PAY_004';
+    if (order.status !== 'PAID' || (order.sagaId !== null && order.sagaId !== saga.sagaId) || order.chargedCredits !== null || isCreditChargeOrder(order)) return 'PAY_004';
     order.sagaId = saga.sagaId;
     order.updatedAt = saga.updatedAt;
     return null;

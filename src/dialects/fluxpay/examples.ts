@@ -513,10 +513,9 @@ export const fluxpayOverrides = {
   chargeFluxPayCredits: {
     400: badRequest('a field breaks its rule', { validation_failed: broken('body', 'orderId', 'must be ord_ followed by a 26-character ULID') }),
     404: notFound(`Order of user ${EXAMPLE_USER} ${EXAMPLE_IDS.chargeOrder} was not found.`, `the user has no such order (another user’s order too; ${EVICTED})`),
-    409: conflict('PAY_003: the order’s credits were charged already; PAY_004: not a CREDIT_CHARGE order, not PAID, or held by a running usage saga (it pays for that usage)', {
+    409: conflict('PAY_003: the order’s credits were charged already; PAY_004: not a CREDIT_CHARGE order, or not PAID (a usage saga never holds one: it refuses a CREDIT_CHARGE order)', {
       already_charged: err('PAY_003', `Order ${EXAMPLE_IDS.chargeOrder} was already charged: 1000 credits.`),
       order_state: err('PAY_004', `Order ${EXAMPLE_IDS.chargeOrder} is PENDING; credits are charged from a PAID order.`),
-      order_held: err('PAY_004', `Order ${EXAMPLE_IDS.chargeOrder} is held by usage saga ${EXAMPLE_IDS.saga}; credits are charged from a PAID order that no usage saga holds.`),
     }),
   },
   useFluxPayCredits: {
