@@ -65,6 +65,16 @@ export interface DecisionInput {
 
 export interface ForcedOutcome {
   failureCode: string | null;
+  /**
+   * Set by the service that stored a payment created or decided with this outcome (`markApplied`):
+   * a rule's outcome taken by a request that stored none (refused, replayed) is given back.
+   */
+  applied?: boolean;
+}
+
+/** Says that the forced outcome, when there is one, decided a payment now stored. */
+export function markApplied(forced: ForcedOutcome | undefined): void {
+  if (forced !== undefined) forced.applied = true;
 }
 
 const APPROVED: Outcome = Object.freeze({ status: 'APPROVED', failureCode: null });

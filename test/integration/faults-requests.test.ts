@@ -442,6 +442,48 @@ describe('outcome rules match only the routes that take an outcome', () => {
     expect(await metricOf(id)).toBe(`fault_rule_hits_total{rule_id="${id}",action="outcome"} 1`);
   });
 
+  it('a request that stores no payment (refused by validation or by the route, an idempotent replay) gives the hit back: the count is spent on payments only, and its answer does not name the rule (before, a 400 or a replay used it up)', async () => {
+    await start();
+    const match = { dialect: 'native', method: null, route: '/v1/sim/intent', headers: { 'x-test-case': 'cnt' }, body: {} };
+    const id = await rule({ match: { dialect: 'native', route: '/v1/sim/intent', headers: { 'x-test-case': 'cnt' } }, count: 1, action: { type: 'outcome', failure_code: 'insufficient_funds' } });
+    const headers = { 'x-test-case': 'cnt' };
+    // Refused by validation: no X-Sim-Rule, the count kept (matched once), no hit in the metric.
+    const refused = await intent({ amount: '12' }, headers);
+    expect([refused.statusCode, refused.json().error.code, refused.headers['x-sim-rule']]).toEqual([400, 'VALIDATION_FAILED', undefined]);
+    expect(await ruleView(id)).toEqual({ ...unspent(id, match, 'insufficient_funds', 1), matched: 1, last_hit_at: expect.any(String) });
+    expect(await metricOf(id)).toBeUndefined();
+    // The next payment is the one the rule declines, and an idempotent replay of it takes nothing.
+    const first = await intent({ scenario: 'approve' }, { ...headers, 'idempotency-key': 'k-cnt' });
+    expect([first.statusCode, first.headers['x-sim-rule']]).toEqual([200, id]);
+    const replay = await intent({ scenario: 'approve' }, { ...headers, 'idempotency-key': 'k-cnt' });
+    expect([replay.statusCode, replay.headers['idempotent-replayed'], replay.json()]).toEqual([200, 'true', first.json()]);
+    expect(await ruleView(id)).toEqual({ ...unspent(id, match, 'insufficient_funds', 1), hits: 1, matched: 3, remaining: 0, last_hit_at: expect.any(String) });
+    expect(await metricOf(id)).toBe(`fault_rule_hits_total{rule_id="${id}",action="outcome"} 1`);
+    await t.clock.advance(1000);
+    expect((await t.app.inject({ url: `/v1/sim/intents/${first.json().payment_intent_id}` })).json()).toMatchObject({ status: 'FAILED', failure_code: 'insufficient_funds' });
+
+    // /api/v2: a tx_id sent again is answered again, deciding nothing: the rule's next payment is still to come.
+    const v2 = await rule({ match: { dialect: 'payment-server-v2', route: '/api/v2/payments' }, count: 2, action: { type: 'outcome', failure_code: 'card_declined' } });
+    const pay = (txId: string) => t.app.inject({ method: 'POST', url: '/api/v2/payments', payload: { tx_id: txId, order_id: 1, user_id: 1, amount: 1000, callback_url: 'http://127.0.0.1:9/cb' } });
+    expect((await pay('tx_a')).json().status).toBe('PAYMENT_FAILED');
+    const again = await pay('tx_a');
+    expect([again.headers['idempotent-replayed'], again.headers['x-sim-rule']]).toEqual(['true', undefined]);
+    const second = await pay('tx_b');
+    expect([second.json().status, second.headers['x-sim-rule']]).toEqual(['PAYMENT_FAILED', v2]);
+    expect(await ruleView(v2)).toMatchObject({ hits: 2, matched: 3, remaining: 0 });
+
+    // FluxPay: a confirm the route refuses (PAY_005, the amount) decides nothing; the one after is declined by the rule.
+    const fp = await rule({ match: { dialect: 'fluxpay', route: '/api/v1/payments/confirm' }, count: 1, action: { type: 'outcome', failure_code: 'insufficient_funds' } });
+    const post = (url: string, payload: unknown) => t.app.inject({ method: 'POST', url, payload: payload as object });
+    const order = (await post('/api/v1/orders', { userId: 'user_cnt', serviceId: 'image-studio', orderName: 'Count', amount: 5000, currency: 'KRW' })).json().result;
+    const payment = (await post('/api/v1/payments', { orderId: order.orderId, method: 'CARD', card: { number: '4111111111111111', cvv: '123', expMonth: 12, expYear: 2030 } })).json().result;
+    const wrong = await post('/api/v1/payments/confirm', { paymentKey: payment.paymentKey, orderId: order.orderId, amount: 4999 });
+    expect([wrong.statusCode, wrong.json().code, wrong.headers['x-sim-rule']]).toEqual([400, 'PAY_005', undefined]);
+    const declined = await post('/api/v1/payments/confirm', { paymentKey: payment.paymentKey, orderId: order.orderId, amount: 5000 });
+    expect([declined.statusCode, declined.json().code, declined.headers['x-sim-rule']]).toEqual([402, 'PAY_002', fp]);
+    expect(await ruleView(fp)).toMatchObject({ hits: 1, matched: 2, remaining: 0 });
+  });
+
   it('payment-service: /api/v1/payments/process always pays (document 004 has no decline), so an outcome rule never matches it (one is refused since 2026-12-04; one stored before is kept, unmatched); a latency rule beside it still applies', async () => {
     const secret = 'a-secret-of-the-payment-service-test';
     await start({ MOCK_MIN_DELAY_MS: '0', MOCK_MAX_DELAY_MS: '0', JWT_SECRET: secret });

@@ -277,6 +277,7 @@ describe('FaultRuleService.planRequest', () => {
       deleteAll: (ns) => memory.deleteAll(ns),
       declare: (ns, fingerprint, rules) => memory.declare(ns, fingerprint, rules),
       claimHit: (ns, id, sampled, now) => memory.claimHit(ns, id, sampled, now),
+      releaseHit: (ns, id) => memory.releaseHit(ns, id),
       counters: (ns) => memory.counters(ns),
       revision: (ns) => memory.revision(ns),
       stats: () => memory.stats(),

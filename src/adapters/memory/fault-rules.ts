@@ -118,6 +118,13 @@ export class MemoryFaultRuleStore implements FaultRuleStore {
     return Promise.resolve({ kind: 'applied', hits: stored.hits });
   }
 
+  releaseHit(namespace: string, id: string): Promise<boolean> {
+    const stored = this.#namespaces.get(namespace)?.get(id);
+    if (stored === undefined || stored.hits === 0) return Promise.resolve(false);
+    stored.hits--;
+    return Promise.resolve(true);
+  }
+
   counters(namespace: string): Promise<RuleCounters[]> {
     const rules = this.#namespaces.get(namespace);
     return Promise.resolve(rules === undefined ? [] : [...rules.values()].map((s) => ({ id: s.rule.id, hits: s.hits, matched: s.matched })));

@@ -21,8 +21,9 @@ export interface RedisFaultRuleStoreOptions {
  * the scripts from ARGV[1] = F: F..'ns:'..namespace (zset: rule id → creation sequence) and
  * F..'r:'..id (the rule hash: b = the rule as created (JSON), en ('1' | '0'), cnt (its count, ''
  * for none), hits, matched, lh (lastHitAt, '' for none), ct (its create's call token)), and
- * F..'claim:'..token, F..'del:'..token, F..'create:'..token and F..'set:'..token (a claim's, a
- * delete's, a create's and an enable's or disable's reply, kept a while).
+ * F..'claim:'..token, F..'release:'..token, F..'del:'..token, F..'create:'..token and
+ * F..'set:'..token (a claim's, a release's, a delete's, a create's and an enable's or disable's
+ * reply, kept a while).
  */
 const PRELUDE = `
 local F = ARGV[1]
@@ -171,6 +172,15 @@ redis.call('HSET', key, 'lh', ARGV[5])
 return {'applied', redis.call('HINCRBY', key, 'hits', 1)}
 `)}`;
 
+/** One hit given back; its reply kept under its call's token, so a release sent again is not made twice. */
+const RELEASE_HIT = `${PRELUDE}${keepingReply("F .. 'release:'", `
+-- ARGV: F, namespace, id, call token
+local key = find(ARGV[2], ARGV[3])
+if not key or tonumber(redis.call('HGET', key, 'hits')) <= 0 then return 0 end
+redis.call('HINCRBY', key, 'hits', -1)
+return 1
+`)}`;
+
 const COUNTERS = `${PRELUDE}
 local out = {}
 for _, id in ipairs(redis.call('ZRANGE', set(ARGV[2]), 0, -1)) do
@@ -196,7 +206,7 @@ export class RedisFaultRuleStore implements FaultRuleStore {
   readonly #options: RedisFaultRuleStoreOptions;
   readonly #keys: string[];
   readonly #f: string;
-  readonly #scripts: Record<'create' | 'declare' | 'get' | 'list' | 'setEnabled' | 'delete' | 'deleteAll' | 'claimHit' | 'counters' | 'revision' | 'stats', Script>;
+  readonly #scripts: Record<'create' | 'declare' | 'get' | 'list' | 'setEnabled' | 'delete' | 'deleteAll' | 'claimHit' | 'releaseHit' | 'counters' | 'revision' | 'stats', Script>;
 
   constructor(client: Redis, options: RedisFaultRuleStoreOptions) {
     this.#options = options;
@@ -211,6 +221,7 @@ export class RedisFaultRuleStore implements FaultRuleStore {
       delete: defineScript(client, 'paysimFaultsDelete', DELETE),
       deleteAll: defineScript(client, 'paysimFaultsDeleteAll', DELETE_ALL),
       claimHit: defineScript(client, 'paysimFaultsClaimHit', CLAIM_HIT),
+      releaseHit: defineScript(client, 'paysimFaultsReleaseHit', RELEASE_HIT),
       counters: defineScript(client, 'paysimFaultsCounters', COUNTERS),
       revision: defineScript(client, 'paysimFaultsRevision', REVISION),
       stats: defineScript(client, 'paysimFaultsStats', STATS),
@@ -258,6 +269,10 @@ export class RedisFaultRuleStore implements FaultRuleStore {
     if (kind === 'gone') return { kind };
     if (kind === 'applied') return { kind, hits: hits as number };
     return { kind: 'skipped', reason: kind as 'probability' | 'exhausted' };
+  }
+
+  async releaseHit(namespace: string, id: string): Promise<boolean> {
+    return (await this.#scripts.releaseHit(this.#keys, [this.#f, namespace, id, callToken()])) === 1;
   }
 
   async counters(namespace: string): Promise<RuleCounters[]> {

@@ -6,7 +6,7 @@ import type { IdFactory } from '../ids.ts';
 import type { BookingStore, SeatStore } from '../ports.ts';
 import type { RandomSource } from '../random.ts';
 import type { Scheduler } from '../scheduler.ts';
-import { cardIssues, cardOutcome, cvvOutcome, forcedOutcome, type ForcedOutcome, type Outcome } from '../scenario.ts';
+import { cardIssues, cardOutcome, cvvOutcome, forcedOutcome, markApplied, type ForcedOutcome, type Outcome } from '../scenario.ts';
 import { maskedToken, type Booking, type InboxEvent, type PaymentKind, type PgMockData } from './booking.ts';
 import { PROCESS_JOB } from './inbox.ts';
 import { alreadyProcessed, EXPIRE_JOB, expiredError, type BookingConfig } from './service.ts';
@@ -116,6 +116,7 @@ export class BookingPayments {
       // Scheduled before it is written: a job for an event never written does nothing.
       await scheduler.schedule(PROCESS_JOB, event.eventId, now + config.eventProcessingDelayMs);
       const recorded = await this.#record(booking, { status: pgMockData.isSuccess ? 'SUCCESS' : 'FAILURE', pgMockData, ...(input.forced === undefined ? {} : { decidedByRule: true }) }, event);
+      markApplied(input.forced);
       bus.publish({ id: ids('evt'), type: 'booking.payment_decided', occurredAt: now, booking: recorded, kind: 'execute', isSuccess: pgMockData.isSuccess, failureCode: pgMockData.failureCode });
       return { finalStatus: pgMockData.isSuccess ? 'SUCCESS' : 'FAILURE', bookingId: booking.id, pgMockData };
     });

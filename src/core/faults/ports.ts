@@ -39,6 +39,12 @@ export interface FaultRuleStore {
    * `count` 5 that all passed the probability, exactly 5 apply.
    */
   claimHit(namespace: string, id: string, sampled: boolean, now: number): Promise<ClaimOutcome>;
+  /**
+   * Gives back one applied hit of the rule (`hits` one less, never below zero; `matched` and
+   * `lastHitAt` kept): its request did not do what the rule was for (an outcome rule's request
+   * stored no payment). False when the rule is gone or has no hit. One step, as `claimHit`.
+   */
+  releaseHit(namespace: string, id: string): Promise<boolean>;
   /** `hits` and `matched` of every rule of the namespace, in creation order (for metrics and the console). */
   counters(namespace: string): Promise<RuleCounters[]>;
   /**

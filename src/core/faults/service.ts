@@ -66,8 +66,12 @@ export interface RequestFaultPlan {
   ruleIds: readonly string[];
   /** Wait this long before answering (ms, fractional). */
   latency: { ruleId: string; ms: number } | null;
-  /** Force the decision of a payment this request creates or confirms: approve (null) or fail with the code. */
-  outcome: { ruleId: string; failureCode: string | null } | null;
+  /**
+   * Force the decision of a payment this request creates or confirms: approve (null) or fail with
+   * the code. The service that stores the payment marks it `applied`; `settleOutcome` gives the
+   * rule's hit back when it was not (the request was refused, or replayed an earlier answer).
+   */
+  outcome: { ruleId: string; failureCode: string | null; applied?: boolean } | null;
   /** Answer with an error, reset after committing, or hold then reset. */
   response: { ruleId: string; action: ResponseAction } | null;
 }
@@ -214,7 +218,8 @@ export class FaultRuleService {
     const plan: Mutable<RequestFaultPlan> = { ruleIds: [], latency: null, outcome: null, response: null };
     for (const { compiled, sampled, ms } of drawn) {
       const { rule, slot } = compiled;
-      const applied = await this.#claim(namespace, rule, sampled && !filled.has(slot), now);
+      // An outcome's hit is counted in the metric when its request has stored a payment (settleOutcome).
+      const applied = await this.#claim(namespace, rule, sampled && !filled.has(slot), now, slot !== 'outcome');
       if (!applied) continue;
       filled.add(slot);
       plan.ruleIds.push(rule.id);
@@ -264,11 +269,25 @@ export class FaultRuleService {
     });
   }
 
-  async #claim(namespace: string, rule: FaultRule, sampled: boolean, now: number): Promise<boolean> {
+  async #claim(namespace: string, rule: FaultRule, sampled: boolean, now: number, counted = true): Promise<boolean> {
     const outcome = await this.#deps.store.claimHit(namespace, rule.id, sampled, now);
     if (outcome.kind !== 'applied') return false;
-    this.#deps.onHit?.({ namespace, ruleId: rule.id, action: rule.action.type });
+    if (counted) this.#deps.onHit?.({ namespace, ruleId: rule.id, action: rule.action.type });
     return true;
+  }
+
+  /**
+   * After the request a plan's `outcome` was claimed for: counted as a hit when a payment was stored
+   * with it (`applied`), else the hit is given back (the rule's `hits` one less, so a `count` is
+   * spent on payments only: a request refused by validation or by the route, or an idempotent
+   * replay, takes none). Never throws: a hit that cannot be given back (the store away) stays spent.
+   */
+  async settleOutcome(namespace: string, outcome: NonNullable<RequestFaultPlan['outcome']>): Promise<void> {
+    if (outcome.applied === true) {
+      this.#deps.onHit?.({ namespace, ruleId: outcome.ruleId, action: 'outcome' });
+      return;
+    }
+    await this.#deps.store.releaseHit(namespace, outcome.ruleId).catch(() => undefined);
   }
 
   /**

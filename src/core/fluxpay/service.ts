@@ -3,7 +3,7 @@ import { storeFull } from '../errors.ts';
 import type { EventBus } from '../events.ts';
 import type { Page } from '../ports.ts';
 import type { RandomSource } from '../random.ts';
-import { cardIssues, cardOutcome, decide, forcedOutcome, type OutcomeRequest, type ScenarioConfig } from '../scenario.ts';
+import { cardIssues, cardOutcome, decide, forcedOutcome, markApplied, type OutcomeRequest, type ScenarioConfig } from '../scenario.ts';
 import { FluxPayError, invalid, notFound, subscriptionLimit } from './errors.ts';
 import type { OutboxRelay } from './outbox.ts';
 import { isCreditChargeOrder, type CardSummary, type CreditTransaction, type CreditUsage, type FluxPayIds, type Metadata, type Order, type OrderStatus, type OutboxEvent, type Payment, type PaymentMethod, type Saga, stampOf, OUTBOX_EVENT_TYPES } from './model.ts';
@@ -334,9 +334,11 @@ export class FluxPayService {
       case 'order_state':
         throw new FluxPayError('PAY_004', `Order ${outcome.order.orderId} is ${outcome.order.status}; only a PENDING order can be paid.`);
       case 'failed':
+        markApplied(forced);
         this.#changed();
         throw new FluxPayError('PAY_002', `Payment approval failed: ${outcome.payment.failureCode ?? 'declined'}.`);
       case 'approved':
+        markApplied(forced);
         this.#changed();
         return { payment: outcome.payment, order: outcome.order };
     }

@@ -5,7 +5,7 @@ import { derivedId, type IdFactory } from '../ids.ts';
 import type { InsertOutcome, IntentQuery, IntentStore, Job, Page } from '../ports.ts';
 import type { RandomSource } from '../random.ts';
 import type { Scheduler } from '../scheduler.ts';
-import { decide, type CardInput, type ForcedOutcome, type ScenarioConfig, type ScenarioRequest } from '../scenario.ts';
+import { decide, markApplied, type CardInput, type ForcedOutcome, type ScenarioConfig, type ScenarioRequest } from '../scenario.ts';
 import type { Intent, IntentStatus } from './intent.ts';
 
 /**
@@ -115,6 +115,7 @@ export class IntentService {
       if (inserted.ok) scheduler.scheduled(job.dueAt);
     }
     if (!inserted.ok) throw storeFull('intents');
+    markApplied(input.forced);
     this.#publishCreated(intent, now);
     return intent;
   }

@@ -6,7 +6,7 @@ import type { V2PaymentPage, V2PaymentQuery, V2PaymentStore } from '../ports.ts'
 import type { RandomSource } from '../random.ts';
 import type { Scheduler } from '../scheduler.ts';
 import type { Mix } from '../faults/mix.ts';
-import { decide, type ForcedOutcome, type Scenario, type ScenarioRequest } from '../scenario.ts';
+import { decide, markApplied, type ForcedOutcome, type Scenario, type ScenarioRequest } from '../scenario.ts';
 import { v2PaymentId, type V2Payment, type V2PaymentRequest, type V2Status } from './payment.ts';
 
 /**
@@ -120,6 +120,7 @@ export class V2PaymentService {
       case 'created':
         break;
     }
+    markApplied(forced);
     if (beginScheduled !== undefined) scheduler.scheduled(job.dueAt);
     this.#publish('v2.payment_created', begun.payment, now);
     if (decision.delayMs === 0) return { kind: 'created', payment: (await this.#decideNow(payment.id, now, beginScheduled !== undefined)) ?? begun.payment, decisionDueAt: now };

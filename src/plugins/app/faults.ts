@@ -231,6 +231,8 @@ export default fp<FaultsOptions>(
       if (response.type === 'response_lost') return;
       if (response.type === 'timeout') {
         // Nothing is committed: the route never runs, and the client sees its connection reset.
+        // An outcome claimed with it decides nothing, so it is given back (the answer's onSend never runs).
+        if (plan.outcome !== null) await service.settleOutcome(namespace, plan.outcome);
         reply.hijack();
         await wait(response.ms, request, true);
         resetConnection(request);
@@ -263,10 +265,28 @@ export default fp<FaultsOptions>(
         .then(() => done(), done);
     };
 
-    const loseAnswer: onSendHookHandler = function (request, _reply, payload, done) {
+    const loseAnswer: onSendHookHandler = function (request, reply, payload, done) {
       // faultPlan is null unless a rule applied: one property read on the hot path.
-      if (request.faultPlan?.response?.action.type === 'response_lost') resetConnection(request);
-      done(null, payload);
+      const plan = request.faultPlan;
+      if (plan == null) return done(null, payload);
+      if (plan.outcome === null) {
+        if (plan.response?.action.type === 'response_lost') resetConnection(request);
+        return done(null, payload);
+      }
+      // An outcome rule's hit counts when the request stored a payment with it; a request refused
+      // (by validation or the route) or replayed gives it back, and its answer does not name the rule.
+      const outcome = plan.outcome;
+      // Settled once, whatever sends again.
+      request.faultPlan = { ...plan, outcome: null };
+      if (outcome.applied !== true) {
+        const named = plan.ruleIds.filter((id) => id !== outcome.ruleId);
+        if (named.length === 0) reply.removeHeader('x-sim-rule');
+        else reply.header('x-sim-rule', named.join(', '));
+      }
+      service.settleOutcome(namespace, outcome).then(() => {
+        if (plan.response?.action.type === 'response_lost') resetConnection(request);
+        done(null, payload);
+      }, done);
     };
 
     // The routes marked TAKES_OUTCOME are exactly OUTCOME_ROUTES (what validation lets an outcome rule match): checked here, as they are registered.

@@ -272,6 +272,38 @@ export function faultRuleStoreContract(name: string, make: FaultRuleStoreFactory
       });
     });
 
+    describe('releaseHit', () => {
+      it('gives one applied hit back, so a used-up count applies again; never below zero; matched and lastHitAt kept; gone or another namespace’s: false', async () => {
+        const store = await make(ROOMY);
+        const rule = aRule({ count: 1 });
+        await store.create('default', rule);
+        expect(await store.claimHit('default', rule.id, true, T0)).toEqual({ kind: 'applied', hits: 1 });
+        expect(await store.claimHit('default', rule.id, true, T0 + 1)).toEqual({ kind: 'skipped', reason: 'exhausted' });
+        expect(await store.releaseHit('other', rule.id)).toBe(false);
+        expect(await store.releaseHit('default', rule.id)).toBe(true);
+        expect(await store.get('default', rule.id)).toMatchObject({ hits: 0, matched: 2, lastHitAt: T0 });
+        expect(await store.releaseHit('default', rule.id)).toBe(false);
+        expect(await store.counters('default')).toEqual([{ id: rule.id, hits: 0, matched: 2 }]);
+        expect(await store.claimHit('default', rule.id, true, T0 + 2)).toEqual({ kind: 'applied', hits: 1 });
+        await store.delete('default', rule.id);
+        expect(await store.releaseHit('default', rule.id)).toBe(false);
+      });
+
+      it('100 concurrent claims and releases of a rule of count 5: each release makes room for one claim, never more than 5 held at once', async () => {
+        const store = await make(ROOMY);
+        const rule = aRule({ count: 5 });
+        await store.create('default', rule);
+        const outcomes = await concurrently(100, async () => {
+          const claimed = await store.claimHit('default', rule.id, true, T0);
+          if (claimed.kind === 'applied') expect(claimed.hits).toBeLessThanOrEqual(5);
+          if (claimed.kind === 'applied') await store.releaseHit('default', rule.id);
+          return claimed;
+        });
+        expect(tally(outcomes).applied).toBeGreaterThanOrEqual(5);
+        expect(await store.counters('default')).toEqual([{ id: rule.id, hits: 0, matched: 100 }]);
+      });
+    });
+
     describe('bounds', () => {
       it('refuses a rule beyond maxRules (across namespaces), saying the maximum; a delete makes room', async () => {
         const store = await make({ maxRules: 3 });
