@@ -75,7 +75,7 @@ function startService(catalog: string): Promise<Service> {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     LOG_LEVEL: 'warn',
-    WEBHOOK_SECRET: 'whsec_bench_fixed_test_secret',
+    WEBHOOK_SECRET: 'whsec_YmVuY2gtZml4ZWQtdGVzdC1zZWNyZXQ=',
     MOCK_MIN_DELAY_MS: '0',
     MOCK_MAX_DELAY_MS: '0',
     WEBHOOK_MAX_RPS: '0',

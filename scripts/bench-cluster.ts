@@ -302,7 +302,7 @@ function commandBreakdown(rows: Row[]): string {
 }
 
 function serviceEnv(extra: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: LOG_LEVEL, WEBHOOK_SECRET: 'whsec_bench_fixed_test_secret', ...extra };
+  const env: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: LOG_LEVEL, WEBHOOK_SECRET: 'whsec_YmVuY2gtZml4ZWQtdGVzdC1zZWNyZXQ=', ...extra };
   delete env.OTEL_EXPORTER_OTLP_ENDPOINT;
   return env;
 }

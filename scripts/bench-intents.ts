@@ -126,7 +126,7 @@ export function failingRows(rows: IntentRow[], maxRate: number): IntentRow[] {
 
 /** The service as deployed by default, apart from the port, a fixed secret and (if set) tracing. */
 export function serviceEnv(logLevel: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: logLevel, WEBHOOK_SECRET: 'whsec_bench_fixed_test_secret', ...extra };
+  const env: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: logLevel, WEBHOOK_SECRET: 'whsec_YmVuY2gtZml4ZWQtdGVzdC1zZWNyZXQ=', ...extra };
   // Tracing would export to a collector; the benchmark measures the default, untraced service.
   delete env.OTEL_EXPORTER_OTLP_ENDPOINT;
   return env;

@@ -418,6 +418,15 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError('Invalid configuration: FAULTS_FILE is set but FAULTS_ENABLED=false would never apply its rules (unset one of them)');
   }
   const faultsFile = env.FAULTS_FILE === undefined ? { rules: [], fingerprint: '', document: undefined } : readFaults(env.FAULTS_FILE, env.FAULTS_MAX_RULES);
+  for (const name of ['WEBHOOK_SECRET', 'WEBHOOK_SECRET_PREVIOUS'] as const) {
+    const value = env[name];
+    // Never the value: it is a secret.
+    if (value !== undefined && !wellFormedWhsec(value)) {
+      throw new ConfigError(
+        `Invalid configuration: ${name} starts with whsec_ but the rest is not base64 (A-Z, a-z, 0-9, + and /, padded with = to a multiple of 4 characters), which Standard Webhooks verifiers decode into the key and refuse otherwise; give whsec_ followed by the base64 of a key (e.g. whsec_$(openssl rand -base64 24)), or a secret without the whsec_ prefix (its UTF-8 bytes are the key). The value is not shown`,
+      );
+    }
+  }
   const secret = env.WEBHOOK_SECRET ?? `whsec_${randomBytes(24).toString('base64')}`;
   // Every simulated duration read here is scaled once, here (issue 15); network times and retention TTLs are not.
   const sim = (ms: number) => scaled(ms, env.TIME_SCALE);
@@ -598,6 +607,17 @@ function parseTrustProxy(value: string | undefined): boolean | string[] {
   throw new ConfigError(
     `Invalid configuration: TRUST_PROXY must be true, false, or IP addresses, CIDRs and the names loopback, linklocal, uniquelocal separated by commas (got ${JSON.stringify(value)})`,
   );
+}
+
+/**
+ * A secret that is not `whsec_…`, or one whose rest is strict, padded base64 of at least one byte.
+ * Before 2026-12-05 `whsec_!!!!` was taken and signed with an empty key (Node's lenient decoding),
+ * and `whsec_local-dev-secret` with a key no Standard Webhooks verifier could build.
+ */
+export function wellFormedWhsec(secret: string): boolean {
+  if (!secret.startsWith('whsec_')) return true;
+  const rest = secret.slice('whsec_'.length);
+  return rest.length % 4 === 0 && /^[A-Za-z0-9+/]+={0,2}$/.test(rest);
 }
 
 /** CORS_ORIGINS: `*`, or origins (`http(s)://host[:port]`, as a browser's `Origin` header writes them) separated by commas. */

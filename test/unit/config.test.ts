@@ -144,7 +144,7 @@ describe('loadConfig values', () => {
       LOG_LEVEL: 'debug',
       LOG_FORMAT: 'pretty',
       PUBLIC_URL: 'https://paysim.example.test/base/',
-      WEBHOOK_SECRET: 'whsec_test_secret',
+      WEBHOOK_SECRET: 'whsec_dGVzdC1zZWNyZXQ=',
       TIME_SCALE: '1',
       DEFAULT_APPROVE_DELAY_MS: '0',
       DEFAULT_FAIL_DELAY_MS: '5',
@@ -155,7 +155,7 @@ describe('loadConfig values', () => {
       WEBHOOK_MAX_RETRIES: '0',
       WEBHOOK_BACKOFF_MS: '10',
       WEBHOOK_MAX_RPS: '0',
-      WEBHOOK_SECRET_PREVIOUS: 'whsec_old_secret',
+      WEBHOOK_SECRET_PREVIOUS: 'whsec_b2xkLXNlY3JldA==',
       WEBHOOK_SIGNATURE_SCHEMES: ' stripe , standard,stripe',
       WEBHOOK_CONCURRENCY: '8',
       WEBHOOK_ORIGIN_CONCURRENCY: '3',
@@ -231,7 +231,7 @@ describe('loadConfig values', () => {
       logLevel: 'debug',
       logFormat: 'pretty',
       publicUrl: 'https://paysim.example.test/base',
-      webhookSecret: 'whsec_test_secret',
+      webhookSecret: 'whsec_dGVzdC1zZWNyZXQ=',
       webhookSecretGenerated: false,
       scenarios: { approveDelayMs: 0, failDelayMs: 5, delayDelayMs: 600_000, randomApproveRate: 0.25, timeScale: 1 },
       randomSeed: 42,
@@ -242,7 +242,7 @@ describe('loadConfig values', () => {
         backoffMs: 10,
         backoffMaxMs: 5000,
         maxRps: 0,
-        previousSecret: 'whsec_old_secret',
+        previousSecret: 'whsec_b2xkLXNlY3JldA==',
         schemes: ['stripe', 'standard'],
         concurrency: 8,
         originConcurrency: 3,
@@ -338,6 +338,18 @@ describe('webhook secret', () => {
 
   it('set → used as-is', () => {
     expect(loadConfig({ WEBHOOK_SECRET: 'exactly8' })).toMatchObject({ webhookSecret: 'exactly8', webhookSecretGenerated: false });
+  });
+
+  it('whsec_ followed by anything but padded base64 stops the start without echoing the value (before, whsec_!!!! signed with an empty key); well-formed ones and secrets without the prefix are taken', () => {
+    for (const bad of ['whsec_!!!!!!!!', 'whsec_local-dev-secret', 'whsec_dGVzdC1zZWNyZXQ', 'whsec_dGVz_dC1zZWNyZXQ=', 'whsec_========']) {
+      for (const name of ['WEBHOOK_SECRET', 'WEBHOOK_SECRET_PREVIOUS']) {
+        const error = configError({ [name]: bad });
+        expect(error.message, `${name}=${bad}`).toMatch(new RegExp(`^Invalid configuration: ${name} starts with whsec_ but the rest is not base64 \\(`));
+        expect(error.message).not.toContain(bad.slice('whsec_'.length));
+      }
+    }
+    expect(loadConfig({ WEBHOOK_SECRET: 'whsec_dGVzdC1zZWNyZXQ=', WEBHOOK_SECRET_PREVIOUS: 'whsec_b2xkLXNlY3JldA==' })).toMatchObject({ webhookSecret: 'whsec_dGVzdC1zZWNyZXQ=' });
+    expect(loadConfig({ WEBHOOK_SECRET: 'local-dev-secret' }).webhookSecret).toBe('local-dev-secret');
   });
 
   it('a too-short secret is rejected without echoing its value', () => {
@@ -512,8 +524,8 @@ describe('Payment Server v3 (/api/v2) configuration rules', () => {
   });
 
   it('the callbacks are signed with PAYMENT_WEBHOOK_SECRET, else with WEBHOOK_SECRET', () => {
-    expect(loadConfig({ WEBHOOK_SECRET: 'whsec_main_secret' }).v2.webhookSecret).toBe('whsec_main_secret');
-    expect(loadConfig({ WEBHOOK_SECRET: 'whsec_main_secret', PAYMENT_WEBHOOK_SECRET: 'doc-secret' }).v2.webhookSecret).toBe('doc-secret');
+    expect(loadConfig({ WEBHOOK_SECRET: 'whsec_bWFpbi1zZWNyZXQ=' }).v2.webhookSecret).toBe('whsec_bWFpbi1zZWNyZXQ=');
+    expect(loadConfig({ WEBHOOK_SECRET: 'whsec_bWFpbi1zZWNyZXQ=', PAYMENT_WEBHOOK_SECRET: 'doc-secret' }).v2.webhookSecret).toBe('doc-secret');
     const generated = loadConfig({});
     expect(generated.v2.webhookSecret).toBe(generated.webhookSecret);
   });
