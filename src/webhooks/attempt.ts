@@ -29,11 +29,13 @@ const tracer = trace.getTracer('paysim-webhooks');
 
 export async function attempt(req: AttemptRequest): Promise<AttemptOutcome> {
   const started = performance.now();
+  const target = withoutCredentials(req.url);
   const span = tracer.startSpan('webhook.attempt', {
     kind: SpanKind.CLIENT,
-    attributes: { 'http.request.method': 'POST', 'url.full': req.url, 'paysim.delivery.id': req.deliveryId, 'paysim.event.type': req.eventType },
+    attributes: { 'http.request.method': 'POST', 'url.full': target.redacted, 'paysim.delivery.id': req.deliveryId, 'paysim.event.type': req.eventType },
   });
   const headers: Record<string, string> = { 'content-type': 'application/json', 'user-agent': USER_AGENT, ...req.headers };
+  if (target.authorization !== undefined) headers.authorization = target.authorization;
   injectTraceparent(span, headers);
 
   let statusCode: number | null = null;
@@ -44,7 +46,7 @@ export async function attempt(req: AttemptRequest): Promise<AttemptOutcome> {
   const abort = new AbortController();
   const deadline = setTimeout(() => abort.abort(new DOMException('attempt timed out', 'TimeoutError')), req.timeoutMs);
   try {
-    const res = await request(req.url, { method: 'POST', body: req.body, headers, dispatcher: req.agent, signal: abort.signal });
+    const res = await request(target.url, { method: 'POST', body: req.body, headers, dispatcher: req.agent, signal: abort.signal });
     statusCode = res.statusCode;
     if (statusCode === 429 || statusCode === 503) retryAfterMs = parseRetryAfter(res.headers['retry-after'], Date.now());
     await res.body.dump();
@@ -59,6 +61,25 @@ export async function attempt(req: AttemptRequest): Promise<AttemptOutcome> {
   if (!isSuccess(result)) span.setStatus({ code: SpanStatusCode.ERROR, message: error ?? `HTTP ${statusCode}` });
   span.end();
   return result;
+}
+
+/**
+ * A URL with credentials (`http://user:password@host/…`) is sent to without them, with
+ * `Authorization: Basic` built from them, as gateways that take such URLs do (Stripe's webhook
+ * endpoints, say); undici would drop them. `redacted` is the URL for the span (OpenTelemetry's
+ * `REDACTED:REDACTED@`). Most URLs have no `@`: they are returned as they are, unparsed.
+ */
+export function withoutCredentials(url: string): { url: string; redacted: string; authorization?: string } {
+  if (!url.includes('@')) return { url, redacted: url };
+  const parsed = new URL(url);
+  if (parsed.username === '' && parsed.password === '') return { url, redacted: url };
+  const credentials = `${decodeURIComponent(parsed.username)}:${decodeURIComponent(parsed.password)}`;
+  parsed.username = '';
+  parsed.password = '';
+  const bare = parsed.href;
+  parsed.username = 'REDACTED';
+  parsed.password = 'REDACTED';
+  return { url: bare, redacted: parsed.href, authorization: `Basic ${Buffer.from(credentials, 'utf8').toString('base64')}` };
 }
 
 /** The attempt's span context goes out as `traceparent`; without a tracing SDK, a fresh one is made. */

@@ -127,6 +127,23 @@ describe('retries', () => {
     expect(d).toMatchObject({ status: 'failed', failure_reason: 'max_retries_exceeded: HTTP 502', attempts: [{ status_code: 502, error: null }] });
   });
 
+  it('a webhook_url with credentials is sent to without them, with Authorization: Basic made of them (before, undici dropped them and a receiver behind basic auth answered 401)', async () => {
+    const rx = await receiver(() => ({ status: 200 }));
+    const t = await app();
+    // The password percent-encoded as a URL writes it: `s3cr@t:pw` is the credential's own text.
+    const url = rx.url('/auth?token=abc123').replace('http://', 'http://ops:s3cr%40t%3Apw@');
+    const id = await createIntent(t, { webhook_url: url });
+    await t.clock.advance(200);
+    await deliveryOf(t, id, afterAttempts(1, 'delivered'), 'the delivery');
+    const [got] = rx.requests;
+    expect([got?.url, got?.headers.authorization]).toEqual(['/auth?token=abc123', `Basic ${Buffer.from('ops:s3cr@t:pw').toString('base64')}`]);
+    // Without credentials no Authorization is sent.
+    const plain = await createIntent(t, { webhook_url: rx.url('/plain') });
+    await t.clock.advance(200);
+    await deliveryOf(t, plain, afterAttempts(1, 'delivered'), 'the plain delivery');
+    expect(rx.requests.find((r) => r.url === '/plain')?.headers.authorization).toBeUndefined();
+  });
+
   it('a 3xx is not success: retried', async () => {
     const rx = await receiver(() => ({ status: 302, headers: { location: '/elsewhere' } }));
     const t = await app();
