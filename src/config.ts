@@ -98,7 +98,8 @@ const EnvSchema = Type.Object({
   EVENTS_STREAM_MAX_LEN: Count(100_000, 1, 100_000_000),
   OTEL_EXPORTER_OTLP_ENDPOINT: Type.Optional(Type.String({ pattern: '^https?://', 'x-pattern-description': 'an http(s) URL' })),
   OTEL_SERVICE_NAME: Type.String({ minLength: 1, default: 'paysim' }),
-  IDEMPOTENCY_TTL_MS: Ms(86_400_000),
+  // At least 1: 0 would forget every key at once (no replays), where 0 means unlimited or off elsewhere.
+  IDEMPOTENCY_TTL_MS: Type.Integer({ minimum: 1, maximum: 86_400_000 * 365, default: 86_400_000 }),
   // Bounds chosen so that every store at its bound keeps the whole process under 1.5 GiB (scripts/bench-memory.ts).
   IDEMPOTENCY_MAX_KEYS: Count(300_000, 1),
   INTENT_TTL_MS: Ms(86_400_000),
@@ -418,6 +419,12 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError('Invalid configuration: FAULTS_FILE is set but FAULTS_ENABLED=false would never apply its rules (unset one of them)');
   }
   const faultsFile = env.FAULTS_FILE === undefined ? { rules: [], fingerprint: '', document: undefined } : readFaults(env.FAULTS_FILE, env.FAULTS_MAX_RULES);
+  if (env.WEBHOOK_BACKOFF_MAX_MS < env.WEBHOOK_BACKOFF_MS) {
+    throw new ConfigError(`Invalid configuration: WEBHOOK_BACKOFF_MAX_MS (${env.WEBHOOK_BACKOFF_MAX_MS}) is below WEBHOOK_BACKOFF_MS (${env.WEBHOOK_BACKOFF_MS}): every retry would wait the cap, with no backoff; raise the cap or lower the base`);
+  }
+  if (env.WEBHOOK_ORIGIN_CONCURRENCY !== undefined && env.WEBHOOK_ORIGIN_CONCURRENCY > env.WEBHOOK_CONCURRENCY) {
+    throw new ConfigError(`Invalid configuration: WEBHOOK_ORIGIN_CONCURRENCY (${env.WEBHOOK_ORIGIN_CONCURRENCY}) is above WEBHOOK_CONCURRENCY (${env.WEBHOOK_CONCURRENCY}), the attempts in flight for all receivers together, so it could never be reached; raise WEBHOOK_CONCURRENCY or lower it`);
+  }
   for (const name of ['WEBHOOK_SECRET', 'WEBHOOK_SECRET_PREVIOUS'] as const) {
     const value = env[name];
     // Never the value: it is a secret.

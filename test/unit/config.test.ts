@@ -326,6 +326,19 @@ describe('loadConfig values', () => {
   });
 });
 
+describe('settings that contradict each other, or a 0 that would not mean off (found by a user test: each was taken without a word)', () => {
+  it('WEBHOOK_BACKOFF_MAX_MS below WEBHOOK_BACKOFF_MS, WEBHOOK_ORIGIN_CONCURRENCY above WEBHOOK_CONCURRENCY, IDEMPOTENCY_TTL_MS=0: one line each; equal values are taken', () => {
+    expect(configError({ WEBHOOK_BACKOFF_MAX_MS: '10' }).message).toBe(
+      'Invalid configuration: WEBHOOK_BACKOFF_MAX_MS (10) is below WEBHOOK_BACKOFF_MS (1000): every retry would wait the cap, with no backoff; raise the cap or lower the base',
+    );
+    expect(configError({ WEBHOOK_ORIGIN_CONCURRENCY: '100', WEBHOOK_CONCURRENCY: '10' }).message).toBe(
+      'Invalid configuration: WEBHOOK_ORIGIN_CONCURRENCY (100) is above WEBHOOK_CONCURRENCY (10), the attempts in flight for all receivers together, so it could never be reached; raise WEBHOOK_CONCURRENCY or lower it',
+    );
+    expect(configError({ IDEMPOTENCY_TTL_MS: '0' }).message).toBe('Invalid configuration: IDEMPOTENCY_TTL_MS must be >= 1 (got "0")');
+    expect(loadConfig({ WEBHOOK_BACKOFF_MS: '5000', WEBHOOK_BACKOFF_MAX_MS: '5000', WEBHOOK_CONCURRENCY: '8', WEBHOOK_ORIGIN_CONCURRENCY: '8', IDEMPOTENCY_TTL_MS: '1' }).idempotency.ttlMs).toBe(1);
+  });
+});
+
 describe('webhook secret', () => {
   it('unset → a generated whsec_ secret, different on each load', () => {
     const a = loadConfig({});
