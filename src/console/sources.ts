@@ -93,6 +93,8 @@ export interface PaymentSource {
 export interface Panel {
   id: string;
   title: string;
+  /** A table too wide for half the page: the panel takes a row of its own. */
+  wide?: boolean;
   render(query?: Readonly<Record<string, string | undefined>>): Promise<Html>;
 }
 

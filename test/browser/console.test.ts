@@ -582,6 +582,15 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
     await expect.poll(() => roomRow.locator('[data-admitted]').getAttribute('data-admitted'), { timeout: 5000 }).toBe('3');
     expect(await roomRow.locator('td').allInnerTexts()).toEqual(['console-sale', 'admitting', '0', '3', '2/s', '3', 'image-studio', '—']);
     expect(await stillMarked(page)).toBe(true);
+
+    // A billing subscription: its panel takes a row of its own, so at 1400 px every column shows
+    // without scrolling (before, beside another panel, Next charge and Latest invoice were behind a scrollbar).
+    const sub = await fp('/api/v1/subscriptions', { userId: 'user_fp_billing', planId: 'basic-monthly', card: { number: '4242424242424242', cvv: '123', expMonth: 12, expYear: 2030 } });
+    const subRow = page.locator(`#fluxpay-billing tr[data-billing-subscription="${String(sub.subscriptionId)}"]`);
+    await subRow.waitFor({ timeout: 5000 });
+    await page.setViewportSize({ width: 1400, height: 900 });
+    expect(await page.locator('#fluxpay-billing .scroll').evaluate((e) => [e.scrollWidth <= e.clientWidth, e.getBoundingClientRect().width > 1000])).toEqual([true, true]);
+    await page.setViewportSize({ width: 1280, height: 800 });
     await page.screenshot({ path: new URL('console-fluxpay.png', DOCS).pathname, fullPage: true });
     expect(await axe(page)).toEqual([]);
     await page.close();

@@ -12,7 +12,7 @@ export async function panelPage(ctx: PageContext, panels: PanelPage, query: Read
     title: panels.title,
     active: panels.path,
     body: html`<div class="panels">${rendered.map(
-      ({ panel, body }) => html`<section class="card panel" aria-labelledby="${panel.id}-h"><h2 id="${panel.id}-h">${panel.title}</h2><div id="${panel.id}" data-topics="${panels.topic}">${body}</div></section>`,
+      ({ panel, body }) => html`<section class="${panel.wide === true ? 'card panel wide' : 'card panel'}" aria-labelledby="${panel.id}-h"><h2 id="${panel.id}-h">${panel.title}</h2><div id="${panel.id}" data-topics="${panels.topic}">${body}</div></section>`,
     )}</div>`,
   });
 }

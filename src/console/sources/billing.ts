@@ -40,6 +40,8 @@ export function billingPanel(billing: SubscriptionStore): Panel {
   return {
     id: 'fluxpay-billing',
     title: 'Billing subscriptions',
+    // Eight columns: beside another panel, Next charge and Latest invoice were behind a scrollbar at 1400 px.
+    wide: true,
     async render() {
       const [counts, page] = await Promise.all([billing.counts(), billing.list({ limit: SUBSCRIPTIONS_SHOWN })]);
       const total = SUBSCRIPTION_STATUSES.reduce((sum, s) => sum + counts[s], 0);
