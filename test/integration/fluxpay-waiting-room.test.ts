@@ -103,6 +103,17 @@ describe('waiting-room routes', () => {
     expect(await ticketOf(t, 'sale', second.ticket)).toMatchObject({ status: 'EXPIRED', admissionToken: admitted.admissionToken });
     expect(resultOf(await fpGet(t, '/api/v1/waiting-rooms/sale'))).toMatchObject({ admitted: 2, expired: 2, activeTokens: 0 });
   });
+
+  it('enter takes an Idempotency-Key as every FluxPay POST does: the same request again is replayed, another body with the key is 422 COMMON_422 and enters nobody (before, the key was ignored)', async () => {
+    const t = await app();
+    await put(t, 'sale', { ...ROOM, admitPerSecond: 0 });
+    const key = { 'idempotency-key': 'enter-1' };
+    const first = await fpPost(t, '/api/v1/waiting-rooms/sale/enter', { userId: 'y1' }, key);
+    const again = await fpPost(t, '/api/v1/waiting-rooms/sale/enter', { userId: 'y1' }, key);
+    expect([first.statusCode, first.headers['idempotent-replayed'], again.statusCode, again.headers['idempotent-replayed'], again.json()]).toEqual([200, undefined, 200, 'true', first.json()]);
+    expect(errorOf(await fpPost(t, '/api/v1/waiting-rooms/sale/enter', { userId: 'y2' }, key))).toEqual([422, fpError('COMMON_422', 'This Idempotency-Key was used with a different request body.')]);
+    expect(resultOf(await fpGet(t, '/api/v1/waiting-rooms/sale'))).toMatchObject({ size: 1 });
+  });
 });
 
 describe('the order guard', () => {

@@ -41,7 +41,7 @@ const fluxpay: FastifyPluginAsync = async (app) => {
       onConflict: () => app.metrics.idempotencyConflicts.inc(),
     });
     await scope.register(fluxpayRoutes, { idempotent, service, defaultWebhookUrl: config.fluxpay.webhookUrl, rooms: app.waitingRooms, newOrderId: () => service.newOrderId(), subscriptions: app.fluxpay.subscriptions });
-    await scope.register(waitingRoomRoutes, { rooms: app.waitingRooms });
+    await scope.register(waitingRoomRoutes, { rooms: app.waitingRooms, idempotent });
     await scope.register(subscriptionRoutes, { idempotent, subscriptions: app.fluxpay.subscriptions });
   });
 

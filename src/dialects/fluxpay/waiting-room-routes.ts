@@ -2,7 +2,9 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { notFound } from '../../core/fluxpay/errors.ts';
 import type { WaitingRoomService } from '../../core/waiting-room/service.ts';
-import { documented, errorResponses, withExamples } from '../../http/openapi.ts';
+import type { IdempotencyHooks } from '../../http/idempotency.ts';
+import { documented, errorResponses, IDEMPOTENT, withExamples } from '../../http/openapi.ts';
+import { IdempotencyKeyHeader } from '../../http/schemas.ts';
 import * as ex from './examples.ts';
 import * as s from './schemas.ts';
 import { ok, roomView, ticketView } from './views.ts';
@@ -14,12 +16,13 @@ import { ok, roomView, ticketView } from './views.ts';
 
 export interface WaitingRoomRoutesOptions {
   rooms: WaitingRoomService;
+  idempotent: IdempotencyHooks;
 }
 
 const errors = (statuses: number[], options?: Parameters<typeof errorResponses>[2]) => errorResponses(ex.fluxpayErrorDocs, statuses, options);
 const tags = ['fluxpay'];
 
-const waitingRoomRoutes: FastifyPluginAsync<WaitingRoomRoutesOptions> = async (fastify, { rooms }) => {
+const waitingRoomRoutes: FastifyPluginAsync<WaitingRoomRoutesOptions> = async (fastify, { rooms, idempotent }) => {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
 
   app.put(
@@ -78,12 +81,18 @@ const waitingRoomRoutes: FastifyPluginAsync<WaitingRoomRoutesOptions> = async (f
       schema: {
         operationId: 'enterFluxPayWaitingRoom',
         summary: 'Enter a waiting room (WAITING, with a position)',
-        description: 'A ticket at the back of the queue; a user who holds a ticket still WAITING (or ADMITTED, unused, unexpired) gets that ticket again, with its position now. 503 COMMON_503 when FLUXPAY_MAX_WAITING_TICKETS live tickets are held.',
+        description:
+          'A ticket at the back of the queue; a user who holds a ticket still WAITING (or ADMITTED, unused, unexpired) gets that ticket again, with its position now. With an `Idempotency-Key`, the same request again is answered as the first was (`Idempotent-Replayed: true`), another body with the key is 422 COMMON_422. 503 COMMON_503 when FLUXPAY_MAX_WAITING_TICKETS live tickets are held.',
         tags,
+        headers: IdempotencyKeyHeader,
         params: s.RoomParams,
         body: withExamples(s.EnterBody, ex.enterRequests),
-        response: { 200: documented(s.Wrapped(s.TicketView, 'FluxPayWaitingRoomTicketResult'), { description: 'The ticket.', examples: ex.enterResponses }), ...errors([400, 404, 415, 429, 500, 503], { overrides: ex.fluxpayOverrides.enterFluxPayWaitingRoom }) },
+        response: {
+          200: documented(s.Wrapped(s.TicketView, 'FluxPayWaitingRoomTicketResult'), { description: 'The ticket.', examples: ex.enterResponses, headers: IDEMPOTENT }),
+          ...errors([400, 404, 409, 413, 415, 422, 429, 500, 503], { idempotent: true, overrides: ex.fluxpayOverrides.enterFluxPayWaitingRoom }),
+        },
       },
+      ...idempotent,
     },
     async (request) => {
       const entered = await rooms.enter(request.params.roomId, request.body.userId);
