@@ -130,6 +130,18 @@ describe('over the limit', () => {
     expect(limitHeaders(again)).toEqual(headers(3, 2, 10));
   });
 
+  it('the OpenAPI document’s 429 example of each route is its own group’s limit as configured, the answer a client gets at the start of a window (before, every route said 100 a second for orders)', async () => {
+    const t = await app({ FLUXPAY_POLICY_FILE: policyWith({ orders: { max: 3, windowSeconds: 10 }, reads: { max: 2, windowSeconds: 30 } }) });
+    const document = (await t.app.inject({ url: '/openapi.json' })).json();
+    const example429 = (path: string, method: string) => document.paths[path][method].responses['429'].content['application/json'].examples.rate_limited.value;
+    expect(example429('/api/v1/orders', 'post')).toEqual(tooMany(3, 10, 'orders', 10));
+    expect(example429('/api/v1/credits/balance', 'get')).toEqual(tooMany(2, 30, 'reads', 30));
+    expect(example429('/api/v1/credits/use', 'post')).toEqual(tooMany(100_000, 1, 'credits', 1));
+    // What the first refused request of a window gets is that example.
+    for (let i = 0; i < 3; i++) await postOrder(t, 'doc');
+    expect((await postOrder(t, 'doc')).json()).toEqual(example429('/api/v1/orders', 'post'));
+  });
+
   it('each client has its own bucket: X-Client-Id, else the remote address (IPv6 by /64; an X-Client-Id that looks like an address is still another client)', async () => {
     const t = await app({ FLUXPAY_POLICY_FILE: policyWith({ orders: { max: 2, windowSeconds: 60 } }) });
     const statuses = async (send: () => Promise<LightMyRequestResponse>, n: number) => {

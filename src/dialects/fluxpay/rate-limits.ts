@@ -84,11 +84,22 @@ function withClientId(headers: TSchema | undefined): TSchema {
   return { ...headers, properties: { ...properties, [CLIENT_ID_HEADER]: ClientIdHeader } };
 }
 
-/** Every documented answer of a route with the rate-limit headers, and the 429. */
-function documentRateLimits(response: Record<string, TSchema>): Record<string, TSchema> {
+/** The 429's message: the route group's limit, and when to retry. */
+function rateLimitMessage(group: RateLimitGroup, max: number, windowSeconds: number, retryInSeconds: number): string {
+  return `Rate limit exceeded: ${max} requests per ${windowSeconds} s for ${group}; retry in ${retryInSeconds} s.`;
+}
+
+/**
+ * Every documented answer of a route with the rate-limit headers, and the 429 with the example of
+ * its own group's limit as configured (before 2026-12-05 every route's example was a made-up
+ * 100 per second for orders).
+ */
+function documentRateLimits(response: Record<string, TSchema>, group: RateLimitGroup, limit: RateLimitPolicy): Record<string, TSchema> {
   const documented = Object.fromEntries(Object.entries(response).map(([status, schema]) => [status, withHeaders(schema, RATE_LIMITED)]));
   if (documented['429'] === undefined) Object.assign(documented, errorResponses(fluxpayErrorDocs, [429]));
-  documented['429'] = withHeaders(documented['429'] as TSchema, RATE_LIMITED);
+  const message = rateLimitMessage(group, limit.max, limit.windowSeconds, limit.windowSeconds);
+  const example = { summary: message, value: { isSuccess: false, code: 'COMMON_429', message, result: null } };
+  documented['429'] = { ...withHeaders(documented['429'] as TSchema, RATE_LIMITED), 'x-examples': { rate_limited: example } } as TSchema;
   return documented;
 }
 
@@ -111,7 +122,7 @@ export default fp<FluxPayRateLimitOptions>(
       route.config = { ...route.config, rateLimit: { max, timeWindow: windowSeconds * 1000, groupId: group } };
       const schema = route.schema;
       if (schema?.response !== undefined) {
-        route.schema = { ...schema, headers: withClientId(schema.headers as TSchema | undefined), response: documentRateLimits(schema.response as Record<string, TSchema>) };
+        route.schema = { ...schema, headers: withClientId(schema.headers as TSchema | undefined), response: documentRateLimits(schema.response as Record<string, TSchema>, group, limits[group]) };
       }
     });
 
@@ -124,7 +135,7 @@ export default fp<FluxPayRateLimitOptions>(
       // Rendered by the dialect's error handler: a 4xx error with a status is COMMON_<status> in the wrapper.
       errorResponseBuilder: (request, context) => {
         const group = groupOfRequest(request);
-        const message = `Rate limit exceeded: ${context.max} requests per ${limits[group].windowSeconds} s for ${group}; retry in ${Math.ceil(context.ttl / 1000)} s.`;
+        const message = rateLimitMessage(group, context.max, limits[group].windowSeconds, Math.ceil(context.ttl / 1000));
         return Object.assign(new Error(message), { statusCode: context.statusCode });
       },
     });
