@@ -38,6 +38,10 @@ withRedisServer('Redis FluxPay adapters', (server) => {
   });
 
   const OPTIONS = { ttlMs: DAY, maxRecords: 100_000 };
+  const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+  /** The millisecond time of a `tx_<ULID>` id, and the id with another time (its randomness kept). */
+  const ulidTime = (id: string) => [...id.slice(3, 13)].reduce((t, c) => t * 32 + CROCKFORD.indexOf(c), 0);
+  const ulidWithTime = (id: string, time: number) => `tx_${time.toString(32).padStart(10, '0').toUpperCase().replace(/[A-V]/g, (c) => CROCKFORD[parseInt(c, 32)] as string)}${id.slice(13)}`;
   const APPROVE = { status: 'APPROVED' as const, failureCode: null, decidedBy: 'card' as const };
   const stamp = (now = T0) => stampOf(ids, now);
 
@@ -102,6 +106,29 @@ withRedisServer('Redis FluxPay adapters', (server) => {
       expect(balances).toEqual(Array.from({ length: 100 }, (_, i) => 1_000 - 7 * (i + 1)));
       const page = await a.listOutbox({ limit: 3 });
       expect(page.data.map((e) => e.sequence)).toEqual([before + 100, before + 99, before + 98]);
+    });
+
+    it('a user’s credit transactions are listed in the order they were applied, also when a replica’s ids are behind (its clock, or the same millisecond): such an id takes the time after the user’s newest, its randomness kept (before, it was listed below changes it followed)', async () => {
+      const [a, b] = replicas();
+      await credit(a, 'user_1', 100);
+      const charged = (await a.transactions('user_1', { limit: 10 })).data[0] as CreditTransaction;
+      // b's id: a ULID of 1970 (a clock far behind), with randomness of its own.
+      const behind = `tx_0000000000${'R'.repeat(16)}`;
+      const used = await b.useCredits({ userId: 'user_1', serviceId: 's', usageId: 'u-b', amount: 10, creditUsageId: ids('cu') }, { ...stamp(), transactionId: behind });
+      expect(used.kind).toBe('deducted');
+      await a.useCredits({ userId: 'user_1', serviceId: 's', usageId: 'u-a', amount: 10, creditUsageId: ids('cu') }, stamp());
+      const listed = (await b.transactions('user_1', { limit: 10 })).data;
+      expect(listed.map((tx) => [tx.type, tx.balanceAfter])).toEqual([
+        ['USE', 80],
+        ['USE', 90],
+        ['CHARGE', 100],
+      ]);
+      const moved = listed[1] as CreditTransaction;
+      expect(moved.transactionId).toBe(ulidWithTime(behind, ulidTime(charged.transactionId) + 1));
+      expect(moved.transactionId.endsWith('R'.repeat(16))).toBe(true);
+      // Every id once, and the books agree.
+      expect(new Set(listed.map((tx) => tx.transactionId)).size).toBe(3);
+      expect(reconcile(await a.snapshot()).mismatches).toEqual([]);
     });
 
     it('one usage event delivered to both starts one saga', async () => {

@@ -29,9 +29,32 @@ local function removeTransaction(id)
   redis.call('ZREM', P .. 'un:' .. user, id)
   return 1
 end
+-- ULID-keyed ids (tx_<10 characters of time, 16 of randomness>, Crockford base32).
+local CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'
+local function idTime(id)
+  local t = 0
+  for i = 4, 13 do t = t * 32 + ((CROCKFORD:find(id:sub(i, i), 1, true) or 1) - 1) end
+  return t
+end
+local function withTime(id, t)
+  local chars = {}
+  for i = 10, 1, -1 do
+    local d = t % 32
+    chars[i] = CROCKFORD:sub(d + 1, d + 1)
+    t = (t - d) / 32
+  end
+  return id:sub(1, 3) .. table.concat(chars) .. id:sub(14)
+end
 -- A credit movement: the balance, the running total, the ledger transaction and the credit transaction
 -- (both TX); the about* arguments are JSON. Answers the transaction's JSON and the balance after.
+-- A user's transactions are listed by id, so TX must sort after the user's others: an id made by a
+-- replica whose clock is behind, or in the same millisecond on another replica, would otherwise be
+-- listed before changes it followed. Such an id takes the time of the user's greatest one millisecond
+-- on (its own randomness kept, so it is no other id), and the list is in the order Redis applied the
+-- changes.
 local function moveCredits(kind, userId, amount, now, aboutOrder, aboutUsage, aboutService, reference)
+  local greatest = redis.call('ZREVRANGEBYLEX', P .. 'ut:' .. userId, '+', '-', 'LIMIT', 0, 1)[1]
+  if greatest and TX <= greatest then TX = withTime(TX, idTime(greatest) + 1) end
   local a = wholeAmount(POSTING[kind], amount)
   local signed = a
   if kind == 'USE' then signed = -a end
