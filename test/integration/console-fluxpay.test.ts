@@ -378,7 +378,7 @@ describe('the FluxPay page', () => {
     expect(full).not.toContain(renewed);
     expect(full.endsWith('</tbody></table></div><p class="more">Showing the newest 50 of 51.</p>')).toBe(true);
     // On the page the console serves, refreshed with the rest of FluxPay's panels.
-    expect((await t.app.inject({ method: 'GET', url: '/console/fluxpay' })).body).toContain('<section class="card panel" aria-labelledby="fluxpay-billing-h"><h2 id="fluxpay-billing-h">Billing subscriptions</h2><div id="fluxpay-billing" data-topics="fluxpay"><p class="figures">ACTIVE <strong data-billing="ACTIVE">48</strong>');
+    expect((await t.app.inject({ method: 'GET', url: '/console/fluxpay' })).body).toContain('<section class="card panel wide" aria-labelledby="fluxpay-billing-h"><h2 id="fluxpay-billing-h">Billing subscriptions</h2><div id="fluxpay-billing" data-topics="fluxpay"><p class="figures">ACTIVE <strong data-billing="ACTIVE">48</strong>');
   });
 
   it('pages the outbox and filters it by pending or published', async () => {
