@@ -35,7 +35,8 @@ export async function attempt(req: AttemptRequest): Promise<AttemptOutcome> {
     attributes: { 'http.request.method': 'POST', 'url.full': target.redacted, 'paysim.delivery.id': req.deliveryId, 'paysim.event.type': req.eventType },
   });
   const headers: Record<string, string> = { 'content-type': 'application/json', 'user-agent': USER_AGENT, ...req.headers };
-  if (target.authorization !== undefined) headers.authorization = target.authorization;
+  // A delivery's own Authorization (/api/v2's Bearer SERVICE_AUTH_TOKEN) stands: the URL's credentials do not replace it.
+  if (target.authorization !== undefined && headers.authorization === undefined) headers.authorization = target.authorization;
   injectTraceparent(span, headers);
 
   let statusCode: number | null = null;
@@ -73,13 +74,22 @@ export function withoutCredentials(url: string): { url: string; redacted: string
   if (!url.includes('@')) return { url, redacted: url };
   const parsed = new URL(url);
   if (parsed.username === '' && parsed.password === '') return { url, redacted: url };
-  const credentials = `${decodeURIComponent(parsed.username)}:${decodeURIComponent(parsed.password)}`;
+  const credentials = `${decoded(parsed.username)}:${decoded(parsed.password)}`;
   parsed.username = '';
   parsed.password = '';
   const bare = parsed.href;
   parsed.username = 'REDACTED';
   parsed.password = 'REDACTED';
   return { url: bare, redacted: parsed.href, authorization: `Basic ${Buffer.from(credentials, 'utf8').toString('base64')}` };
+}
+
+/** Percent-decoded, or as written when it is no valid encoding (`%zz`, which the URL parser keeps): a delivery never fails on it. */
+function decoded(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return part;
+  }
 }
 
 /** The attempt's span context goes out as `traceparent`; without a tracing SDK, a fresh one is made. */

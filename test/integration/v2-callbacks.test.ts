@@ -64,6 +64,14 @@ describe('the callback on the wire', () => {
     expect(log.body).not.toContain('ops-service-token');
   });
 
+  it('with SERVICE_AUTH_TOKEN and credentials in callback_url: the Bearer token stands, the URL’s credentials are not sent instead (before, Basic replaced it: a reviewer’s find)', async () => {
+    const rx = await receiver();
+    const t = await app({ SERVICE_AUTH_TOKEN: 'ops-service-token' });
+    await createV2(t, v2Body('tx_auth_creds', rx.url().replace('http://', 'http://ops:pw@')));
+    const [req] = await rx.waitFor(1);
+    expect(headersOf(req!).authorization).toBe('Bearer ops-service-token');
+  });
+
   it('V2_EXTRA_SIGNATURE_SCHEMES adds other schemes (here Standard Webhooks, verified by its library)', async () => {
     const rx = await receiver();
     const t = await app({ V2_EXTRA_SIGNATURE_SCHEMES: 'standard' }, Date.now());

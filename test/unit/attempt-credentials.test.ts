@@ -13,6 +13,14 @@ describe('withoutCredentials', () => {
     expect(withoutCredentials('https://token@hooks.test/a').authorization).toBe(`Basic ${Buffer.from('token:').toString('base64')}`);
   });
 
+  it('credentials that are no valid percent-encoding (%zz, a lone %) are sent as written, never thrown on (before, the delivery stayed pending forever: a reviewer’s find)', () => {
+    expect(withoutCredentials('http://a%zz:p%@127.0.0.1:4000/bad')).toEqual({
+      url: 'http://127.0.0.1:4000/bad',
+      redacted: 'http://REDACTED:REDACTED@127.0.0.1:4000/bad',
+      authorization: `Basic ${Buffer.from('a%zz:p%').toString('base64')}`,
+    });
+  });
+
   it('a URL without credentials is returned as it is, an @ in its path or query included', () => {
     for (const url of ['http://127.0.0.1:4000/hooks', 'http://127.0.0.1:4000/a@b?to=x@y.test']) {
       expect(withoutCredentials(url)).toEqual({ url, redacted: url });
