@@ -18,10 +18,19 @@ export interface Clock {
   schedule(delayMs: number, fn: () => void | Promise<void>): Timer;
 }
 
+/**
+ * The longest delay a Node timer takes (2^31 − 1 ms, about 24.8 days): beyond it Node warns
+ * (TimeoutOverflowWarning) and fires after 1 ms. A longer delay fires at this bound instead. The
+ * scheduler, whose next job can be a month away (a subscription's renewal), runs what is due when
+ * its timer fires and arms again for the rest, so it wakes once per bound; before 2026-12-05 it
+ * woke every millisecond, with a warning each time. Other timers wait far less.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export const systemClock: Clock = {
   now: () => Date.now(),
   schedule(delayMs, fn) {
-    const handle = setTimeout(fn, delayMs);
+    const handle = setTimeout(fn, Math.min(delayMs, MAX_TIMER_MS));
     handle.unref();
     return { cancel: () => clearTimeout(handle) };
   },
