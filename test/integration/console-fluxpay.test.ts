@@ -409,6 +409,7 @@ describe('the FluxPay page', () => {
     expect((await outbox.render({ outbox_status: 'PENDING' })).text).toContain('<p>No outbox events.</p>');
     // Either case, as the API takes it (before, 'published' was refused as not one of PENDING, PUBLISHED).
     expect((await outbox.render({ outbox_status: 'published' })).text).toBe((await outbox.render({ outbox_status: 'PUBLISHED' })).text);
+    expect((await outbox.render({ outbox_status: 'Published' })).text).toContain('Outbox status “Published” is not one of PENDING, PUBLISHED: not applied.');
     expect((await outbox.render({ outbox_status: 'PUBLISHED' })).text.match(/<tr data-event=/g)).toHaveLength(25);
     // Through the route, with the page's query string.
     const routed = await t.app.inject({ method: 'GET', url: `/console/fluxpay?outbox_cursor=${next}` });

@@ -550,4 +550,20 @@ describe('connection resets, seen by a real client', () => {
     expect(await list.body.json()).toEqual({ isSuccess: true, code: 'SUCCESS', message: 'Request succeeded.', result: { items: [], nextCursor: null } });
     expect(await ruleView(id)).toMatchObject({ hits: 1 });
   });
+
+  it('timeout beside an outcome rule: the route never runs, so the outcome’s hit is given back (the answer’s onSend never runs) while the timeout’s counts', async () => {
+    await start();
+    const base = await listen();
+    const outcome = await rule({ match: { route: '/v1/sim/intent' }, count: 1, action: { type: 'outcome', failure_code: 'card_declined' } });
+    const timeout = await rule({ match: { route: '/v1/sim/intent' }, count: 1, action: { type: 'timeout', ms: 10 } });
+    const sent = request(`${base}/v1/sim/intent`, { dispatcher: agent, method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ reservation_id: 'r-to', amount: 100 }) });
+    expect(await resetSeen(sent)).toMatch(/ECONNRESET|UND_ERR_SOCKET/);
+    expect([await ruleView(outcome), await ruleView(timeout)]).toMatchObject([
+      { hits: 0, matched: 1, remaining: 1 },
+      { hits: 1, remaining: 0 },
+    ]);
+    // The next payment is the rule's.
+    const next = await intent({ scenario: 'approve' });
+    expect([next.statusCode, next.headers['x-sim-rule']]).toEqual([200, outcome]);
+  });
 });

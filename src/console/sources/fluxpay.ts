@@ -215,9 +215,9 @@ function outbox(deps: FluxPayConsoleDeps): Panel {
     title: 'Outbox',
     async render(q = {}) {
       const invalid: string[] = [];
-      // Either case, as GET /api/v1/outbox takes it (status=pending); a refusal names what was given.
+      // Upper or lower case, as GET /api/v1/outbox takes it (status=pending, not Pending); a refusal names what was given.
       const given = q.outbox_status?.trim();
-      const status = offeredChoice('Outbox status', OUTBOX_STATUSES.find((s) => s === given?.toUpperCase()) ?? given, OUTBOX_STATUSES, invalid);
+      const status = offeredChoice('Outbox status', OUTBOX_STATUSES.find((s) => s.toLowerCase() === given) ?? given, OUTBOX_STATUSES, invalid);
       const givenCursor = (q.outbox_cursor ?? '').trim();
       // The API's rule for the same cursor (GET /api/v1/outbox answers 400 for another).
       const cursor = OUTBOX_CURSOR.test(givenCursor) ? givenCursor : undefined;
