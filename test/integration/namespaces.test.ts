@@ -151,6 +151,23 @@ describe('X-Sim-Namespace: isolation', () => {
     expect([badName.status, badName.body.error.message]).toEqual([400, 'params /namespace: must be 1 to 64 letters, digits, ".", "_" or "-"']);
   });
 
+  it('a reset waits for the requests the namespace is still answering, so none answers after it for a payment it dropped (before, a create held by a latency rule answered 200 after the reset, for an intent that no longer existed)', async () => {
+    const s = await serve();
+    expect((await call(s, 'slow', 'POST', '/v1/sim/rules', { match: { route: '/v1/sim/intent' }, action: { type: 'latency', distribution: 'fixed', params: { ms: 600 } } })).status).toBe(201);
+    const answered: string[] = [];
+    const creating = call(s, 'slow', 'POST', '/v1/sim/intent', { reservation_id: 'straggler', amount: 1000 }).then((a) => {
+      answered.push('create');
+      return a;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    const reset = await call(s, undefined, 'DELETE', '/v1/sim/namespaces/slow');
+    answered.push('reset');
+    const created = await creating;
+    expect([created.status, reset.status, reset.body, answered]).toEqual([200, 200, { namespace: 'slow', existed: true }, ['create', 'reset']]);
+    // What it made went with the reset, as everything made before it.
+    expect((await call(s, 'slow', 'GET', `/v1/sim/intents/${String(created.body.payment_intent_id)}`)).status).toBe(404);
+  });
+
   it('a bad X-Sim-Namespace is a 400 in the shape of each dialect; beyond NAMESPACES_MAX a 409 NAMESPACE_LIMIT; the operations paths ignore the header', async () => {
     const s = await serve({ NAMESPACES_MAX: '1' });
     for (const bad of ['a b', 'x'.repeat(65), 'ns/1']) {

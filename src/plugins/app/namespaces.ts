@@ -26,8 +26,9 @@ import { problemOf } from '../../http/problem.ts';
  *   with the root app. `app.inject` reaches the root app, whose hook forwards the request the same
  *   way (tests), and which answers what cannot be routed (a bad name, too many namespaces) in the
  *   dialect's shape.
- * - `reset` (DELETE /v1/sim/namespaces/{ns}) closes the namespace's app without draining it and
- *   drops its state (Redis: its keys); its next request starts it afresh.
+ * - `reset` (DELETE /v1/sim/namespaces/{ns}) waits for the requests the namespace's app is
+ *   answering (at most RESET_WAIT_MS), then closes it without draining its due work and drops its
+ *   state (Redis: its keys); its next request, which waits for the reset, starts it afresh.
  * - With Redis, the namespaces that exist are a hash shared by the replicas; each replica starts
  *   the apps of namespaces made elsewhere (so their due work and webhooks run everywhere) and
  *   closes those reset elsewhere, every NAMESPACE_SYNC_MS.
@@ -36,6 +37,12 @@ import { problemOf } from '../../http/problem.ts';
 
 const NAME = new RegExp(NAMESPACE_PATTERN);
 export const NAMESPACE_HEADER = 'x-sim-namespace';
+/**
+ * How long a reset waits for the requests its namespace's app is still answering (a latency rule's
+ * wait, a payment's mock delay) before it closes the app and drops the state: a request answered
+ * after the reset's answer would name a payment the reset had dropped (before 2026-12-05 it did).
+ */
+const RESET_WAIT_MS = 10_000;
 /** How often a replica looks at the namespaces the others made or reset (STORE=redis). */
 const NAMESPACE_SYNC_MS = 1000;
 /** Seconds a client is told to wait when its namespace was being reset or the service is shutting down. */
@@ -143,6 +150,35 @@ export default fp<NamespacesOptions>(
     const entries = new Map<string, Entry>();
     /** STORE=redis: the namespaces every replica of the key prefix sees. */
     const shared = redis === undefined ? undefined : new RedisNamespaceList(redis.client, redis.keyPrefix);
+    /** The requests each namespace's app is answering, and who waits for it to have none (a reset). */
+    const answering = new WeakMap<FastifyInstance, { count: number; idle: Array<() => void> }>();
+    const handOver = (child: FastifyInstance, req: IncomingMessage, res: ServerResponse): void => {
+      let state = answering.get(child);
+      if (state === undefined) answering.set(child, (state = { count: 0, idle: [] }));
+      state.count++;
+      let ended = false;
+      const end = (): void => {
+        if (ended) return;
+        ended = true;
+        if (--state.count === 0) for (const resolve of state.idle.splice(0)) resolve();
+      };
+      res.once('finish', end);
+      res.once('close', end);
+      child.routing(req, res);
+    };
+    /** Resolves once the app answers no request, or after `ms` (true: it was idle). */
+    const idle = (child: FastifyInstance, ms: number): Promise<boolean> => {
+      const state = answering.get(child);
+      if (state === undefined || state.count === 0) return Promise.resolve(true);
+      return new Promise((resolve) => {
+        const timer = setTimeout(() => resolve(false), ms);
+        timer.unref();
+        state.idle.push(() => {
+          clearTimeout(timer);
+          resolve(true);
+        });
+      });
+    };
     let started = 0;
     let closed = false;
 
@@ -236,6 +272,9 @@ export default fp<NamespacesOptions>(
         // there waits for the reset's end, as here). The mark goes whatever happens, a lost reply included.
         const entry = entries.get(namespace);
         entries.delete(namespace);
+        // New requests wait for the reset (`resetting`); those under way are answered first.
+        const child = await entry?.app.catch(() => undefined);
+        if (child !== undefined && !(await idle(child, RESET_WAIT_MS))) app.log.warn({ namespace, wait_ms: RESET_WAIT_MS }, 'namespace reset: requests still under way after the wait answer after it, their work dropped with the namespace');
         if (entry !== undefined) await stop(entry);
         const token = randomUUID();
         let unlisted = false;
@@ -319,11 +358,11 @@ export default fp<NamespacesOptions>(
       if (namespace === undefined || namespace === DEFAULT_NAMESPACE || shapes.ownerOf(req.url ?? '/') === undefined) return false;
       const ready = entries.get(namespace)?.ready;
       if (ready !== undefined) {
-        ready.routing(req, res);
+        handOver(ready, req, res);
         return true;
       }
       get(namespace).then(
-        (child) => child.routing(req, res),
+        (child) => handOver(child, req, res),
         // No room, shutting down or the store away: the root app answers it (its hook tells why).
         (error: unknown) => {
           refused.set(req, error);
@@ -365,7 +404,7 @@ export default fp<NamespacesOptions>(
       handedOver.then(
         (child) => {
           reply.hijack();
-          child.routing(request.raw, reply.raw);
+          handOver(child, request.raw, reply.raw);
         },
         (error: Error) => {
           const problem = problemOf(error, { NAMESPACE_LIMIT: 409, NAMESPACE_UNAVAILABLE: 503 });
