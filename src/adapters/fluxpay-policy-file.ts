@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
+import { yamlProblem } from './yaml-error.ts';
 import { DEFAULT_POLICY_YAML, parsePolicy, type BillingPolicy } from '../core/fluxpay/policy.ts';
 
 /**
@@ -18,9 +19,9 @@ export function loadPolicyFile(path: string | undefined): BillingPolicy {
   }
   let document: unknown;
   try {
-    document = parse(text, { prettyErrors: false, uniqueKeys: true });
+    document = parse(text, { prettyErrors: true, uniqueKeys: true });
   } catch (error) {
-    throw new Error(`FLUXPAY_POLICY_FILE: ${path} is not valid YAML: ${(error as Error).message}`, { cause: error });
+    throw new Error(`FLUXPAY_POLICY_FILE: ${path} is not valid YAML: ${yamlProblem(error)}`, { cause: error });
   }
   try {
     return parsePolicy(document);

@@ -450,7 +450,7 @@ describe('the billing policy', () => {
     writeFileSync(bad, 'services:\n  chat:\n    creditsPerUse: -1\n');
     expect(() => loadConfig({ FLUXPAY_POLICY_FILE: bad })).toThrow(`Invalid configuration: FLUXPAY_POLICY_FILE: ${bad}: services.chat.creditsPerUse must be a whole number from 1 to 1000000000 (got -1)`);
     writeFileSync(bad, 'services: [oops');
-    expect(() => loadConfig({ FLUXPAY_POLICY_FILE: bad })).toThrow(/^Invalid configuration: FLUXPAY_POLICY_FILE: .* is not valid YAML: [^\n]+$/);
+    expect(() => loadConfig({ FLUXPAY_POLICY_FILE: bad })).toThrow(/^Invalid configuration: FLUXPAY_POLICY_FILE: .* is not valid YAML: [^\n]+ at line \d+, column \d+$/);
     expect(() => loadConfig({ FLUXPAY_POLICY_FILE: join(dir, 'missing.yaml') })).toThrow(/^Invalid configuration: FLUXPAY_POLICY_FILE: cannot read /);
   });
 });

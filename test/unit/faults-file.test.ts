@@ -88,8 +88,8 @@ describe('loadFaultsFile', () => {
 
   it.each([
     ['missing.yaml', null, /^FAULTS_FILE: cannot read .*missing\.yaml: ENOENT/],
-    ['syntax.yaml', 'rules:\n  - action: [\n', /^FAULTS_FILE: .*syntax\.yaml is not valid YAML: [^\n]+$/],
-    ['dupkeys.yaml', 'rules: []\nrules: []\n', /^FAULTS_FILE: .*dupkeys\.yaml is not valid YAML: .*[Mm]ap keys must be unique/],
+    ['syntax.yaml', 'rules:\n  - action: [\n', /^FAULTS_FILE: .*syntax\.yaml is not valid YAML: [^\n]+ at line 3, column 1$/],
+    ['dupkeys.yaml', 'rules: []\nrules: []\n', /^FAULTS_FILE: .*dupkeys\.yaml is not valid YAML: Map keys must be unique at line 2, column 1$/],
     ['list.yaml', '- action: { type: duplicate }\n', /^FAULTS_FILE: must be a mapping with `rules`, a list of rules$/],
     ['empty.yaml', '', /^FAULTS_FILE: must be a mapping with `rules`, a list of rules$/],
     ['unknown.yaml', 'rules: []\nmix: approve:1\n', /^FAULTS_FILE: mix is not a known field \(the file has only `rules`\)$/],
