@@ -18,6 +18,24 @@ export interface TestApp {
 }
 
 /**
+ * Apps for one test file, each built by `buildTestApp` with `defaults` under its own env, and
+ * closed by `closeAll` (the file's afterEach).
+ */
+export function testApps(defaults: Record<string, string> = {}) {
+  const apps: TestApp[] = [];
+  return {
+    async app(env: Record<string, string> = {}, options: Parameters<typeof buildTestApp>[1] = {}): Promise<TestApp> {
+      const t = await buildTestApp({ ...defaults, ...env }, options);
+      apps.push(t);
+      return t;
+    },
+    async closeAll(): Promise<void> {
+      for (const t of apps.splice(0)) await t.app.close();
+    },
+  };
+}
+
+/**
  * The whole service on a manual clock and a seeded random source, configured from `env` on top
  * of a fixed secret (so signatures are checkable) and a zero shutdown budget. Pass
  * `clockStart: Date.now()` when a receiver checks signature timestamps against the real time.

@@ -1,6 +1,6 @@
 import type { LightMyRequestResponse } from 'fastify';
 import { expect } from 'vitest';
-import { buildTestApp, type TestApp } from './app.ts';
+import { testApps, type TestApp } from './app.ts';
 
 /**
  * What the FluxPay tests share: calls through `inject`, the wrapper unwrapped, and the flows that
@@ -12,17 +12,7 @@ import { buildTestApp, type TestApp } from './app.ts';
  * assert every answer, and a busy machine must not turn one into a 503 (load shedding has tests of its own).
  */
 export function fluxpayApps(defaults: Record<string, string> = {}) {
-  const apps: TestApp[] = [];
-  return {
-    async app(env: Record<string, string> = {}, options: { clockStart?: number } = {}): Promise<TestApp> {
-      const t = await buildTestApp({ OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0', ...defaults, ...env }, options);
-      apps.push(t);
-      return t;
-    },
-    async closeAll(): Promise<void> {
-      for (const t of apps.splice(0)) await t.app.close();
-    },
-  };
+  return testApps({ OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0', ...defaults });
 }
 
 export type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any

@@ -1,7 +1,7 @@
 import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config.ts';
-import { buildTestApp, type TestApp } from '../helpers/app.ts';
+import { testApps } from '../helpers/app.ts';
 
 /**
  * Browsers' cross-origin calls (CORS_ORIGINS, @fastify/cors): off by default; with origins listed,
@@ -10,15 +10,8 @@ import { buildTestApp, type TestApp } from '../helpers/app.ts';
  * A real browser's side is test/browser/cors.test.ts.
  */
 
-const apps: TestApp[] = [];
-afterEach(async () => {
-  for (const t of apps.splice(0)) await t.app.close();
-});
-async function app(env: Record<string, string> = {}): Promise<TestApp> {
-  const t = await buildTestApp(env);
-  apps.push(t);
-  return t;
-}
+const { app, closeAll } = testApps();
+afterEach(closeAll);
 
 const FRONT = 'http://localhost:3000';
 const USER = { 'x-user-id': 'user_test_001' };

@@ -1,7 +1,7 @@
 import { connect } from 'node:net';
 import { SignJWT } from 'jose';
 import { afterEach, describe, expect, it } from 'vitest';
-import { buildTestApp, type TestApp } from '../helpers/app.ts';
+import { testApps, type TestApp } from '../helpers/app.ts';
 
 /**
  * Every error comes back in the shape of the dialect that owns the path: validation, malformed
@@ -14,15 +14,8 @@ const JSON_TYPE = 'application/json; charset=utf-8';
 const JWT_SECRET = 'dialect-errors-secret';
 const TRACE = { trace_id: expect.stringMatching(/^[0-9a-f]{32}$/) };
 
-const apps: TestApp[] = [];
-afterEach(async () => {
-  for (const t of apps.splice(0)) await t.app.close();
-});
-async function app(env: Record<string, string> = {}): Promise<TestApp> {
-  const t = await buildTestApp({ JWT_SECRET, ...env });
-  apps.push(t);
-  return t;
-}
+const { app, closeAll } = testApps({ JWT_SECRET });
+afterEach(closeAll);
 
 const native = (code: string, message: string | RegExp) => ({ error: { code, message: typeof message === 'string' ? message : expect.stringMatching(message), ...TRACE } });
 const bookings = (code: string, message: string | RegExp) => ({ error: typeof message === 'string' ? message : expect.stringMatching(message), code });

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { buildTestApp, storedIntents, type TestApp } from '../helpers/app.ts';
+import { storedIntents, testApps } from '../helpers/app.ts';
 
 /**
  * Inputs at the edge of what the API accepts, each once a defect (issue 7, "Defects to fix"):
@@ -7,15 +7,8 @@ import { buildTestApp, storedIntents, type TestApp } from '../helpers/app.ts';
  * metadata key length, cursors.
  */
 
-const apps: TestApp[] = [];
-afterEach(async () => {
-  for (const t of apps.splice(0)) await t.app.close();
-});
-async function app(env: Record<string, string> = {}): Promise<TestApp> {
-  const t = await buildTestApp(env);
-  apps.push(t);
-  return t;
-}
+const { app, closeAll } = testApps();
+afterEach(closeAll);
 
 const USER = { 'x-user-id': 'user_test_001' };
 

@@ -7,7 +7,7 @@ import { invalid } from '../../core/fluxpay/errors.ts';
 import { RATE_LIMIT_GROUPS, type RateLimitGroup, type RateLimitPolicy } from '../../core/fluxpay/policy.ts';
 import { errorResponses, RATE_LIMITED, withHeaders } from '../../http/openapi.ts';
 import { rateLimitStoreClass } from '../../http/rate-limit-store.ts';
-import { fluxpayErrorDocs } from './examples.ts';
+import { err, fluxpayErrorDocs } from './examples.ts';
 
 /**
  * FluxPay's rate limits (issue 12 "Rate limiting") with @fastify/rate-limit, registered inside
@@ -97,8 +97,7 @@ function rateLimitMessage(group: RateLimitGroup, max: number, windowSeconds: num
 function documentRateLimits(response: Record<string, TSchema>, group: RateLimitGroup, limit: RateLimitPolicy): Record<string, TSchema> {
   const documented = Object.fromEntries(Object.entries(response).map(([status, schema]) => [status, withHeaders(schema, RATE_LIMITED)]));
   if (documented['429'] === undefined) Object.assign(documented, errorResponses(fluxpayErrorDocs, [429]));
-  const message = rateLimitMessage(group, limit.max, limit.windowSeconds, limit.windowSeconds);
-  const example = { summary: message, value: { isSuccess: false, code: 'COMMON_429', message, result: null } };
+  const example = err('COMMON_429', rateLimitMessage(group, limit.max, limit.windowSeconds, limit.windowSeconds));
   documented['429'] = { ...withHeaders(documented['429'] as TSchema, RATE_LIMITED), 'x-examples': { rate_limited: example } } as TSchema;
   return documented;
 }
