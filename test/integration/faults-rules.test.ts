@@ -103,9 +103,36 @@ describe('/v1/sim/rules', () => {
     });
     const noAction = await post({});
     expect(noAction.json().error.details).toEqual([{ in: 'body', field: '/action', rule: 'required', message: expect.any(String) }]);
-    // An id is the service's to give (FAULTS_FILE entries only may bring their own).
-    expect((await post({ id: 'mine', action: { type: 'duplicate' } })).json().error.details).toEqual([{ in: 'body', field: '/id', rule: 'additionalProperties', message: expect.any(String) }]);
+    expect((await post({ id: 'has space', action: { type: 'duplicate' } })).json().error.details).toEqual([{ in: 'body', field: '/id', rule: 'pattern', message: expect.any(String) }]);
     expect((await get('/v1/sim/rules')).json()).toEqual({ data: [] });
+  });
+
+  it('a rule as GET lists it can be sent back as it is (2026-12-05): its own id kept, its counters start at 0; an id in use is a 400 and changes nothing', async () => {
+    const first = await post({ id: 'slow-orders', name: 'slow orders', match: { dialect: 'fluxpay', method: 'POST' }, count: 3, window: { until: 3_600_000 }, action: { type: 'latency', distribution: 'fixed', params: { ms: 5 } } });
+    expect(first.statusCode).toBe(201);
+    expect(first.json()).toMatchObject({ id: 'slow-orders', remaining: 3 });
+    const order = await t.app.inject({ method: 'POST', url: '/api/v1/orders', headers: { 'x-user-id': 'u1' }, payload: { serviceId: 'ai-writer', items: [{ type: 'CREDIT_PURCHASE', productId: 'credits-1000', quantity: 1, unitPrice: 9900 }] } });
+    expect(order.headers['x-sim-rule']).toBe('slow-orders');
+    const listed = (await get('/v1/sim/rules/slow-orders')).json();
+    expect(listed).toMatchObject({ hits: 1, matched: 1, remaining: 2, last_hit_at: at() });
+
+    const taken = await post(listed);
+    expect(taken.statusCode).toBe(400);
+    expect(taken.json().error.details).toEqual([{ in: 'body', field: '/id', rule: 'unique', message: 'rule slow-orders exists already' }]);
+    expect((await get('/v1/sim/rules')).json()).toEqual({ data: [listed] });
+
+    await del('/v1/sim/rules/slow-orders');
+    t.clock.advance(1000);
+    const again = await post(listed);
+    expect(again.statusCode).toBe(201);
+    expect(again.json()).toEqual({ ...listed, hits: 0, matched: 0, remaining: 3, created_at: at(), last_hit_at: null });
+    // `target` must agree with the action; the counters must be counters.
+    const bad = await post({ ...listed, id: 'other', target: 'webhook', hits: 'many' });
+    expect(bad.json().error.details).toEqual([
+      { in: 'body', field: '/hits', rule: 'type', message: 'must be an integer from 0 to 9007199254740991' },
+      { in: 'body', field: '/target', rule: 'const', message: 'must be request for a latency action (it says what the action acts on, and may be left out)' },
+    ]);
+    expect((await get('/v1/sim/rules')).json().data.map((r: { id: string }) => r.id)).toEqual(['slow-orders']);
   });
 
   it('answers 400 for a rule that could never apply (2026-12-04): an outcome rule that matches no route taking an outcome, a window already over; stores nothing', async () => {
@@ -208,5 +235,21 @@ describe('FAULTS_FILE', () => {
     ]);
     expect((await get('/v1/sim/rules/slow-v2')).json().id).toBe('slow-v2');
     expect((await del('/v1/sim/rules/slow-v2')).statusCode).toBe(200);
+  });
+
+  it('takes what GET /v1/sim/rules answered, saved as it is (2026-12-05): the same rules, ids and windows, counters at 0', async () => {
+    t = await buildTestApp();
+    await post({ id: 'v2-down', match: { dialect: 'payment-server-v2' }, count: 2, action: { type: 'error', status: 503, retry_after_seconds: 2 } });
+    await post({ match: { url_prefix: 'http://127.0.0.1:4000/' }, window: { from: 1000, until: 7_200_000 }, action: { type: 'drop_attempts', n: 1 } });
+    expect((await t.app.inject({ method: 'GET', url: '/api/v2/pending-payments' })).statusCode).toBe(503);
+    const saved = (await get('/v1/sim/rules')).payload;
+    expect(JSON.parse(saved).data[0]).toMatchObject({ id: 'v2-down', hits: 1 });
+    await t.app.close();
+
+    const path = join(dir, 'saved.json');
+    writeFileSync(path, saved);
+    t = await buildTestApp({ FAULTS_FILE: path });
+    const listed = JSON.parse(saved).data.map((rule: Record<string, unknown>) => ({ ...rule, hits: 0, matched: 0, remaining: rule.count, created_at: at(), last_hit_at: null }));
+    expect((await get('/v1/sim/rules')).json()).toEqual({ data: listed });
   });
 });

@@ -90,9 +90,9 @@ describe('loadFaultsFile', () => {
     ['missing.yaml', null, /^FAULTS_FILE: cannot read .*missing\.yaml: ENOENT/],
     ['syntax.yaml', 'rules:\n  - action: [\n', /^FAULTS_FILE: .*syntax\.yaml is not valid YAML: [^\n]+ at line 3, column 1$/],
     ['dupkeys.yaml', 'rules: []\nrules: []\n', /^FAULTS_FILE: .*dupkeys\.yaml is not valid YAML: Map keys must be unique at line 2, column 1$/],
-    ['list.yaml', '- action: { type: duplicate }\n', /^FAULTS_FILE: must be a mapping with `rules`, a list of rules$/],
-    ['empty.yaml', '', /^FAULTS_FILE: must be a mapping with `rules`, a list of rules$/],
-    ['unknown.yaml', 'rules: []\nmix: approve:1\n', /^FAULTS_FILE: mix is not a known field \(the file has only `rules`\)$/],
+    ['list.yaml', '- action: { type: duplicate }\n', /^FAULTS_FILE: must be a mapping with `rules`, a list of rules \(or `data`, as GET \/v1\/sim\/rules lists them\)$/],
+    ['empty.yaml', '', /^FAULTS_FILE: must be a mapping with `rules`, a list of rules \(or `data`, as GET \/v1\/sim\/rules lists them\)$/],
+    ['unknown.yaml', 'rules: []\nmix: approve:1\n', /^FAULTS_FILE: mix is not a known field \(the file has only `rules`, or `data` as GET \/v1\/sim\/rules lists them\)$/],
   ])('%s: one line naming the problem', (name, text, expected) => {
     const path = text === null ? join(dir, name) : file(name, text);
     const message = failure(path);

@@ -6,8 +6,8 @@ import { dotted, parseFaultsFile, parseRule, pointer, toFieldIssues, windowEnded
 import type { FaultRule } from '../../src/core/faults/model.ts';
 import { T0 } from './faults-support.ts';
 
-function parsed(json: unknown, allowId = false) {
-  const result = parseRule(json, { now: T0, allowId });
+function parsed(json: unknown) {
+  const result = parseRule(json, { now: T0 });
   if (!result.ok) throw new Error(`rejected: ${JSON.stringify(result.issues)}`);
   return result.value;
 }
@@ -112,9 +112,26 @@ describe('parseRule: valid rules', () => {
     expect(parsed({ window: { until: '2026-01-15T22:00:00+09:00' }, action: { type: 'duplicate' } }).input.window).toEqual({ from: null, until: T0 + 3_600_000 });
   });
 
-  it('an id only where allowed (FAULTS_FILE)', () => {
-    expect(parsed({ id: 'slow-1', action: { type: 'duplicate' } }, true).id).toBe('slow-1');
-    expect(issuesOf({ id: 'slow-1', action: { type: 'duplicate' } })).toEqual([{ at: 'id', rule: 'additionalProperties', message: 'is not a known field (known: name, enabled, match, probability, count, window, action)' }]);
+  it('an id of its own (2026-12-05: in a body too, not only in FAULTS_FILE); none: the service makes one', () => {
+    expect(parsed({ id: 'slow-1', action: { type: 'duplicate' } }).id).toBe('slow-1');
+    expect(parsed({ action: { type: 'duplicate' } }).id).toBeUndefined();
+    expect(issuesOf({ id: '-bad', action: { type: 'duplicate' } })).toEqual([{ at: 'id', rule: 'pattern', message: 'must be 1–64 letters, digits, ".", "_" or "-", starting with a letter or digit' }]);
+  });
+
+  it('a listed rule’s read-only fields are checked for their type and not used (2026-12-05)', () => {
+    const listed = { target: 'webhook', hits: 3, matched: 9, remaining: 0, created_at: '2026-01-15T11:00:00.000Z', last_hit_at: '2026-01-15T11:30:00+09:00', count: 3, action: { type: 'duplicate' } };
+    expect(parsed(listed)).toEqual(parsed({ count: 3, action: { type: 'duplicate' } }));
+    expect(parsed({ ...listed, remaining: null, last_hit_at: null })).toEqual(parsed({ count: 3, action: { type: 'duplicate' } }));
+    expect(issuesOf({ target: 'request', hits: -1, matched: 1.5, remaining: '2', created_at: 'yesterday', last_hit_at: 5, action: { type: 'duplicate' } })).toEqual([
+      { at: 'hits', rule: 'minimum', message: 'must be an integer from 0 to 9007199254740991' },
+      { at: 'matched', rule: 'type', message: 'must be an integer from 0 to 9007199254740991' },
+      { at: 'remaining', rule: 'type', message: 'must be an integer from 0 to 9007199254740991' },
+      { at: 'created_at', rule: 'format', message: 'must be an ISO 8601 date-time' },
+      { at: 'last_hit_at', rule: 'format', message: 'must be an ISO 8601 date-time or null' },
+      { at: 'target', rule: 'const', message: 'must be webhook for a duplicate action (it says what the action acts on, and may be left out)' },
+    ]);
+    expect(issuesOf({ target: 'both', action: { type: 'duplicate' } })).toEqual([{ at: 'target', rule: 'enum', message: 'must be one of request, webhook' }]);
+    expect(issuesOf({ created_at: null, action: { type: 'duplicate' } })).toEqual([{ at: 'created_at', rule: 'format', message: 'must be an ISO 8601 date-time' }]);
   });
 });
 
@@ -171,7 +188,7 @@ describe('parseRule: problems, each with its path', () => {
 
   it('reports every problem at once, not just the first', () => {
     expect(issuesOf({ probability: -1, count: 'x', extra: 1, match: { dialect: 'nope', body: { a: { lt: 1, lte: 2 } } }, action: { type: 'error', status: 404 } })).toEqual([
-      { at: 'extra', rule: 'additionalProperties', message: 'is not a known field (known: name, enabled, match, probability, count, window, action)' },
+      { at: 'extra', rule: 'additionalProperties', message: 'is not a known field (known: id, name, enabled, match, probability, count, window, action; and, read-only as GET lists a rule, target, hits, matched, remaining, created_at, last_hit_at)' },
       { at: 'probability', rule: 'minimum', message: 'must be a number from 0 to 1' },
       { at: 'count', rule: 'type', message: 'must be an integer from 1 to 1000000000' },
       { at: 'action.status', rule: 'enum', message: 'must be one of 500, 502, 503, 504, 429' },
@@ -260,10 +277,28 @@ describe('parseRule: a rule that could never apply is refused (2026-12-04)', () 
   });
 });
 
+/** A rule as the store keeps it, with counters: what GET /v1/sim/rules would list. */
+const stored = (json: unknown) => {
+  const rule = { ...parsed(json).input, id: 'rule_01KBA7Q3M9X2T5V8N4R6C1D0EG', createdAt: T0 } as FaultRule;
+  return { rule, hits: 2, matched: 5, lastHitAt: T0 + 10 };
+};
+
 describe('parseFaultsFile', () => {
-  it('names the first problem in one line, as the file spells it', () => {
-    const document = { rules: [VALID.timeout, VALID.duplicate, { action: { type: 'error', status: 418 } }] };
-    expect(() => parseFaultsFile(document, T0)).toThrow(new Error('rules[2].action.status must be one of 500, 502, 503, 504, 429'));
+  it('names every problem in one line, as the file spells it (2026-12-05: not only the first), the first five and how many more', () => {
+    const document = { rules: [VALID.timeout, { probability: 2, action: { type: 'duplicate' } }, { action: { type: 'error', status: 418 } }] };
+    expect(() => parseFaultsFile(document, T0)).toThrow(new Error('rules[1].probability must be a number from 0 to 1; rules[2].action.status must be one of 500, 502, 503, 504, 429'));
+    const seven = { rules: Array.from({ length: 7 }, (_, i) => ({ id: `r${i}`, count: 0, action: { type: 'duplicate' } })) };
+    expect(() => parseFaultsFile(seven, T0)).toThrow(new Error('rules[0].count must be an integer from 1 to 1000000000; rules[1].count must be an integer from 1 to 1000000000; rules[2].count must be an integer from 1 to 1000000000; rules[3].count must be an integer from 1 to 1000000000; rules[4].count must be an integer from 1 to 1000000000 (and 2 more)'));
+  });
+
+  it('reads `data` as GET /v1/sim/rules answers it (2026-12-05): the listed rules, their ids kept, their counters not used', () => {
+    const listed = { data: [faultRuleView(stored(VALID.normal)), faultRuleView({ ...stored(VALID.drop), rule: { ...stored(VALID.drop).rule, id: 'drops' } })] };
+    const rules = parseFaultsFile(listed, T0);
+    expect(rules).toEqual([
+      { id: 'rule_01KBA7Q3M9X2T5V8N4R6C1D0EG', input: parsed(VALID.normal).input },
+      { id: 'drops', input: parsed(VALID.drop).input },
+    ]);
+    expect(() => parseFaultsFile({ data: [{ id: 'a', hits: 'x', action: { type: 'duplicate' } }] }, T0)).toThrow(new Error('data[0].hits must be an integer from 0 to 9007199254740991'));
   });
 
   it('reads every rule, with the ids the file gives', () => {
@@ -275,10 +310,13 @@ describe('parseFaultsFile', () => {
   });
 
   it.each([
-    [[], 'must be a mapping with `rules`, a list of rules'],
-    [{ rule: [] }, 'must be a mapping with `rules`, a list of rules'],
+    [[], 'must be a mapping with `rules`, a list of rules (or `data`, as GET /v1/sim/rules lists them)'],
+    [{}, 'must be a mapping with `rules`, a list of rules (or `data`, as GET /v1/sim/rules lists them)'],
+    [{ rule: [] }, 'rule is not a known field (the file has only `rules`, or `data` as GET /v1/sim/rules lists them)'],
     [{ rules: {} }, 'rules must be a list of rules'],
-    [{ rules: [], mix: 'approve:1' }, 'mix is not a known field (the file has only `rules`)'],
+    [{ data: 'none' }, 'data must be a list of rules'],
+    [{ rules: [], data: [] }, 'has both `rules` and `data`: give the rules in one of them'],
+    [{ rules: [], mix: 'approve:1' }, 'mix is not a known field (the file has only `rules`, or `data` as GET /v1/sim/rules lists them)'],
     [{ rules: [{ id: 'a', action: { type: 'duplicate' } }, { id: 'a', action: { type: 'reorder', window_ms: 5 } }] }, 'rules[1].id a is given twice'],
     [{ rules: [{ id: '-bad', action: { type: 'duplicate' } }] }, 'rules[0].id must be 1–64 letters, digits, ".", "_" or "-", starting with a letter or digit'],
     [{ rules: [{ action: { type: 'latency', distribution: 'fixed', params: { ms: 5 } }, match: { headers: { 'x-Weird Name': 'a' } } }] }, 'rules[0].match.headers["x-Weird Name"] is not a header name'],
@@ -289,10 +327,6 @@ describe('parseFaultsFile', () => {
 });
 
 describe('the TypeBox schema and the view', () => {
-  const stored = (json: unknown) => {
-    const rule = { ...parsed(json).input, id: 'rule_01KBA7Q3M9X2T5V8N4R6C1D0EG', createdAt: T0 } as FaultRule;
-    return { rule, hits: 2, matched: 5, lastHitAt: T0 + 10 };
-  };
 
   it.each(Object.keys(VALID))('%s: a valid body is valid for the schema too', (name) => {
     expect([...Value.Errors(CreateFaultRuleBody, VALID[name])]).toEqual([]);
@@ -345,5 +379,8 @@ describe('the TypeBox schema and the view', () => {
     expect([...Value.Errors(FaultRuleView, view)]).toEqual([]);
     const { id: _id, target: _target, hits: _hits, matched: _matched, remaining: _remaining, created_at: _created, last_hit_at: _last, ...body } = view;
     expect(parsed(body).input).toEqual(parsed(VALID[name]).input);
+    // As it is (2026-12-05): the same rule under the same id; the body's schema takes it too.
+    expect(parsed(view)).toEqual({ id: view.id, input: parsed(VALID[name]).input });
+    expect([...Value.Errors(CreateFaultRuleBody, view)]).toEqual([]);
   });
 });

@@ -44,6 +44,8 @@ const RETRY_AFTER_STATUSES: ReadonlySet<number> = new Set<ErrorStatus>([429, 503
 export const MAX_RETRY_AFTER_SECONDS = 86_400;
 export const MAX_DROP_ATTEMPTS = 100;
 export const MAX_COUNT = 1_000_000_000;
+/** A rule's id: `rule_<ULID>`, or one the body or FAULTS_FILE gives. */
+export const RULE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 export const MAX_HEADER_CONDITIONS = 20;
 export const MAX_BODY_CONDITIONS = 20;
 export const MAX_BODY_PATH_DEPTH = 8;

@@ -1,5 +1,5 @@
 import { Type, type TSchema } from 'typebox';
-import { ACTION_TYPES, DISTRIBUTIONS, ERROR_STATUSES, FAULT_DIALECTS, HTTP_METHODS, MAX_BODY_CONDITIONS, MAX_COUNT, MAX_DROP_ATTEMPTS, MAX_DURATION_MS, MAX_HEADER_CONDITIONS, MAX_RETRY_AFTER_SECONDS } from './model.ts';
+import { ACTION_TYPES, DISTRIBUTIONS, ERROR_STATUSES, FAULT_DIALECTS, HTTP_METHODS, MAX_BODY_CONDITIONS, MAX_COUNT, MAX_DROP_ATTEMPTS, MAX_DURATION_MS, MAX_HEADER_CONDITIONS, MAX_RETRY_AFTER_SECONDS, RULE_ID_PATTERN } from './model.ts';
 
 /**
  * The JSON of a fault rule (`POST /v1/sim/rules`, FAULTS_FILE's `rules`, and the rule views), as
@@ -90,8 +90,12 @@ export const FaultMatch = Type.Object(
 
 const Instant = Type.Union([Type.String({ format: 'date-time' }), Type.Integer({ minimum: 0 }), Type.Null()], { description: 'An ISO 8601 date-time, or milliseconds after the rule is created' });
 
+/** A listed rule's fields that a create takes and does not use (checked for their type): see validation.ts READ_ONLY_KEYS. */
+const ignored = (description: string) => `Read-only, as GET lists the rule: ${description}; a create takes it and does not use it, so a listed rule can be sent back as it is (a new rule's counters start at 0)`;
+
 export const CreateFaultRuleBody = Type.Object(
   {
+    id: Type.Optional(Type.String({ pattern: RULE_ID_PATTERN.source, description: "The rule's own id, which `X-Sim-Rule` and the console then show (1–64 letters, digits, `.`, `_` or `-`); an id in use is refused (400, `/id`, rule `unique`). None: `rule_<ULID>`" })),
     name: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 200 }), Type.Null()])),
     enabled: Type.Optional(Type.Boolean({ default: true })),
     match: Type.Optional(FaultMatch),
@@ -99,6 +103,12 @@ export const CreateFaultRuleBody = Type.Object(
     count: Type.Optional(Type.Union([Type.Integer({ minimum: 1, maximum: MAX_COUNT }), Type.Null()], { description: 'Apply at most N times (to the matches that passed the probability); null: no limit. What is left: the rule’s remaining' })),
     window: Type.Optional(Type.Union([Type.Object({ from: Type.Optional(Instant), until: Type.Optional(Instant) }, Strict), Type.Null()], { description: 'When the rule applies: from inclusive, until exclusive; until must be later than the rule’s creation (a window already over is refused: 400, /window/until)' })),
     action: FaultAction,
+    target: Type.Optional(Type.Union([Type.Literal('request'), Type.Literal('webhook')], { description: 'Read-only, as GET lists the rule: what the action acts on; when given it must agree with the action (else 400, `/target`)' })),
+    hits: Type.Optional(Type.Integer({ minimum: 0, description: ignored('matches that applied the rule') })),
+    matched: Type.Optional(Type.Integer({ minimum: 0, description: ignored('matches of its filters') })),
+    remaining: Type.Optional(Type.Union([Type.Integer({ minimum: 0 }), Type.Null()], { description: ignored('applications left of count') })),
+    created_at: Type.Optional(Type.String({ format: 'date-time', description: ignored('when it was made') })),
+    last_hit_at: Type.Optional(Type.Union([Type.String({ format: 'date-time' }), Type.Null()], { description: ignored('its last application') })),
   },
   {
     ...Strict,
@@ -110,9 +120,6 @@ export const CreateFaultRuleBody = Type.Object(
     ],
   },
 );
-
-/** The file FAULTS_FILE names (YAML or JSON). Entries may carry an `id` of their own. */
-export const FaultsFile = Type.Object({ rules: Type.Array(Type.Unknown(), { maxItems: 1000 }) }, { ...Strict, title: 'FaultsFile' });
 
 export const FaultRuleView = Type.Object(
   {

@@ -15,6 +15,7 @@ import {
   MAX_RELATIVE_WINDOW_MS,
   MAX_RETRY_AFTER_SECONDS,
   retryAfterSecondsOf,
+  RULE_ID_PATTERN,
   type BodyCondition,
   type Distribution,
   type ErrorStatus,
@@ -57,8 +58,6 @@ export type ParseResult<T> = { ok: true; value: T } | { ok: false; issues: RuleI
 export interface ParseRuleOptions {
   /** Creation time: a relative window bound (ms) counts from it. */
   now: number;
-  /** FAULTS_FILE entries may carry their own `id` (so `X-Sim-Rule` names them as the file does); API bodies may not. */
-  allowId?: boolean;
   /**
    * A window already over at `now` is kept (FAULTS_FILE's rules, made anew in each namespace: the
    * caller leaves such a rule out, `windowEnded`) rather than refused (an API body).
@@ -67,12 +66,12 @@ export interface ParseRuleOptions {
 }
 
 export interface ParsedRule {
-  /** Only from FAULTS_FILE. */
+  /** The rule's own id, when the body or the file gives one (`X-Sim-Rule` then names it so); else a new one is made. */
   id: string | undefined;
   input: FaultRuleInput;
 }
 
-export const RULE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+export { RULE_ID_PATTERN };
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$/;
 const BODY_SEGMENT = /^[A-Za-z0-9_$-]{1,64}$/;
 const FAILURE_CODE = /^[A-Za-z0-9_]{1,64}$/;
@@ -82,7 +81,14 @@ const MAX_URL = 2048;
 /** An ISO 8601 date-time with a zone, as bodies carry them. */
 const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/i;
 
-const TOP_KEYS = ['name', 'enabled', 'match', 'probability', 'count', 'window', 'action'];
+const TOP_KEYS = ['id', 'name', 'enabled', 'match', 'probability', 'count', 'window', 'action'];
+/**
+ * What a rule as GET /v1/sim/rules lists it has besides: accepted (checked for their type) and
+ * ignored, so a listed rule can be given back as it is, to POST or in FAULTS_FILE; a new rule's
+ * counters start at zero. `target` must agree with the action.
+ */
+const READ_ONLY_KEYS = ['target', 'hits', 'matched', 'remaining', 'created_at', 'last_hit_at'];
+const MAX_COUNTER = Number.MAX_SAFE_INTEGER;
 const REQUEST_MATCH_KEYS = ['dialect', 'method', 'route', 'headers', 'body'];
 const WEBHOOK_MATCH_KEYS = ['url_prefix'];
 const RANGE_KEYS = ['gte', 'gt', 'lte', 'lt'] as const;
@@ -90,8 +96,12 @@ const RANGE_KEYS = ['gte', 'gt', 'lte', 'lt'] as const;
 /** Parses one rule; `issues` paths are relative to the rule. */
 export function parseRule(json: unknown, options: ParseRuleOptions): ParseResult<ParsedRule> {
   const c = new Checker();
-  const rule = c.object(json, [], [...TOP_KEYS, ...(options.allowId === true ? ['id'] : [])]);
+  const rule = c.object(json, []);
   if (rule === undefined) return c.result<ParsedRule>(undefined);
+  for (const key of Object.keys(rule)) {
+    if (!TOP_KEYS.includes(key) && !READ_ONLY_KEYS.includes(key)) c.issue([key], 'additionalProperties', `is not a known field (known: ${TOP_KEYS.join(', ')}; and, read-only as GET lists a rule, ${READ_ONLY_KEYS.join(', ')})`);
+  }
+  checkReadOnly(c, rule);
   let id: string | undefined;
   if (rule.id !== undefined) id = c.string(rule.id, ['id'], { pattern: RULE_ID_PATTERN, words: '1–64 letters, digits, ".", "_" or "-", starting with a letter or digit' });
   const name = rule.name === undefined || rule.name === null ? null : (c.string(rule.name, ['name'], { max: MAX_NAME }) ?? null);
@@ -110,6 +120,9 @@ export function parseRule(json: unknown, options: ParseRuleOptions): ParseResult
     else if (rule.match !== undefined) c.object(rule.match, ['match'], [...REQUEST_MATCH_KEYS, ...WEBHOOK_MATCH_KEYS]);
     return c.result<ParsedRule>(undefined);
   }
+  if (rule.target !== undefined && rule.target !== action.target && (rule.target === 'request' || rule.target === 'webhook')) {
+    c.issue(['target'], 'const', `must be ${action.target} for a ${action.action.type} action (it says what the action acts on, and may be left out)`);
+  }
   let input: FaultRuleInput | undefined;
   if (action.target === 'request') {
     const match = parseRequestMatch(c, rule.match ?? {});
@@ -124,32 +137,63 @@ export function parseRule(json: unknown, options: ParseRuleOptions): ParseResult
   return c.result(input === undefined ? undefined : { id, input });
 }
 
+/** The listed rule's read-only fields: of their type, else refused; their values are not used. */
+function checkReadOnly(c: Checker, rule: Record<string, unknown>): void {
+  if (rule.target !== undefined) c.oneOf(rule.target, ['target'], ['request', 'webhook']);
+  for (const key of ['hits', 'matched'] as const) if (rule[key] !== undefined) c.integer(rule[key], [key], 0, MAX_COUNTER);
+  if (rule.remaining !== undefined && rule.remaining !== null) c.integer(rule.remaining, ['remaining'], 0, MAX_COUNTER);
+  for (const key of ['created_at', 'last_hit_at'] as const) {
+    const value = rule[key];
+    if (value === undefined || (value === null && key === 'last_hit_at')) continue;
+    if (typeof value !== 'string' || !ISO_DATE_TIME.test(value) || Number.isNaN(Date.parse(value))) c.issue([key], 'format', `must be an ISO 8601 date-time${key === 'last_hit_at' ? ' or null' : ''}`);
+  }
+}
+
 /** Most rules a FAULTS_FILE may hold (the memory store's default bound). */
 export const MAX_FILE_RULES = 1_000;
 
+/** Most problems a FAULTS_FILE's one-line error names; it says how many more there are. */
+const MAX_FILE_PROBLEMS = 5;
+
 /**
- * Checks a parsed FAULTS_FILE document (`{"rules": [...]}`, YAML or JSON) and reads its rules.
- * Throws an Error whose one-line message names the first problem as the file spells it:
- * `rules[2].action.status must be one of 500, 502, 503, 504, 429`.
+ * Checks a parsed FAULTS_FILE document and reads its rules: `{"rules": [...]}`, or `{"data": [...]}`
+ * as GET /v1/sim/rules answers, so a session's rules saved with curl are a FAULTS_FILE as they
+ * are (YAML or JSON). Throws an Error whose one-line message names every problem as the file
+ * spells it (the first five, then how many more): `rules[2].action.status must be one of 500,
+ * 502, 503, 504, 429; rules[4].probability must be a number from 0 to 1`.
  */
 export function parseFaultsFile(document: unknown, now: number): ParsedRule[] {
-  if (typeof document !== 'object' || document === null || Array.isArray(document) || !('rules' in document)) throw new Error('must be a mapping with `rules`, a list of rules');
-  const extra = Object.keys(document).find((key) => key !== 'rules');
-  if (extra !== undefined) throw new Error(`${extra} is not a known field (the file has only \`rules\`)`);
-  const rules = (document as { rules: unknown }).rules;
-  if (!Array.isArray(rules)) throw new Error('rules must be a list of rules');
-  if (rules.length > MAX_FILE_RULES) throw new Error(`rules must hold at most ${MAX_FILE_RULES} rules`);
+  const shape = 'must be a mapping with `rules`, a list of rules (or `data`, as GET /v1/sim/rules lists them)';
+  if (typeof document !== 'object' || document === null || Array.isArray(document)) throw new Error(shape);
+  const keys = Object.keys(document);
+  const extra = keys.find((key) => key !== 'rules' && key !== 'data');
+  if (extra !== undefined) throw new Error(`${extra} is not a known field (the file has only \`rules\`, or \`data\` as GET /v1/sim/rules lists them)`);
+  if (keys.length === 0) throw new Error(shape);
+  if (keys.length > 1) throw new Error('has both `rules` and `data`: give the rules in one of them');
+  const key = keys[0] as 'rules' | 'data';
+  const rules = (document as Record<string, unknown>)[key];
+  if (!Array.isArray(rules)) throw new Error(`${key} must be a list of rules`);
+  if (rules.length > MAX_FILE_RULES) throw new Error(`${key} must hold at most ${MAX_FILE_RULES} rules`);
+  const problems: string[] = [];
   const seen = new Set<string>();
-  return rules.map((json, i) => {
-    const parsed = parseRule(json, { now, allowId: true, keepEnded: true });
-    if (!parsed.ok) throw new Error(describeIssue({ ...(parsed.issues[0] as RuleIssue), path: ['rules', i, ...(parsed.issues[0] as RuleIssue).path] }));
+  const parsedRules = rules.map((json, i) => {
+    const parsed = parseRule(json, { now, keepEnded: true });
+    if (!parsed.ok) {
+      for (const issue of parsed.issues) problems.push(describeIssue({ ...issue, path: [key, i, ...issue.path] }));
+      return undefined;
+    }
     const { id } = parsed.value;
     if (id !== undefined) {
-      if (seen.has(id)) throw new Error(`rules[${i}].id ${id} is given twice`);
+      if (seen.has(id)) problems.push(`${key}[${i}].id ${id} is given twice`);
       seen.add(id);
     }
     return parsed.value;
   });
+  if (problems.length > 0) {
+    const more = problems.length - MAX_FILE_PROBLEMS;
+    throw new Error(problems.slice(0, MAX_FILE_PROBLEMS).join('; ') + (more > 0 ? ` (and ${more} more)` : ''));
+  }
+  return parsedRules as ParsedRule[];
 }
 
 /** Whether the rule's window is over at `now` (its `until` passed): it would never apply. */
