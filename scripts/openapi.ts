@@ -1,5 +1,6 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, relative, resolve } from 'node:path';
+import { stringify } from 'yaml';
 import { buildApp } from '../src/app.ts';
 import { loadConfig } from '../src/config.ts';
 
@@ -17,7 +18,9 @@ export async function renderOpenApiYaml(): Promise<string> {
   const app = await buildApp({ config: loadConfig({ WEBHOOK_SECRET: 'openapi-generation-only' }), logger: false });
   try {
     await app.ready();
-    return app.swagger({ yaml: true });
+    // Written for YAML 1.1 readers too (PyYAML, SnakeYAML): a string that 1.1 would read as
+    // another type (a date-time, yes/no, on/off) is quoted; a 1.2 reader gets the same document.
+    return stringify(app.swagger(), { strict: false, version: '1.1' });
   } finally {
     await app.close();
   }

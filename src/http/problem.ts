@@ -30,13 +30,16 @@ export const STORE_FULL_RETRY_AFTER_S = 1;
 /** Seconds a client is told to wait after STORE_UNAVAILABLE: about how long Redis' client takes to reconnect. */
 export const STORE_UNAVAILABLE_RETRY_AFTER_S = 1;
 
+/** The 414 of a path parameter longer than the router's `maxParamLength` (Fastify's default, 100). */
+export const PARAMETER_TOO_LONG_MESSAGE = 'A path parameter is longer than the service accepts.';
+
 /** Fastify's own errors about a request it could not read, as problems. */
 const FASTIFY_PROBLEMS: Record<string, Omit<Problem, 'message'> & { message?: string }> = {
   FST_ERR_CTP_BODY_TOO_LARGE: { status: 413, code: 'PAYLOAD_TOO_LARGE', message: 'The request body is larger than the limit (BODY_LIMIT_BYTES).' },
   FST_ERR_CTP_INVALID_MEDIA_TYPE: { status: 415, code: 'UNSUPPORTED_MEDIA_TYPE', message: 'Send the body as application/json.' },
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: { status: 400, code: 'VALIDATION_FAILED', message: 'The request body size did not match its Content-Length.' },
   FST_ERR_BAD_URL: { status: 400, code: 'BAD_URL', message: 'The request path is not a valid URL (bad percent-encoding).' },
-  FST_ERR_MAX_PARAM_LENGTH: { status: 414, code: 'URI_TOO_LONG', message: 'A path parameter is longer than the service accepts.' },
+  FST_ERR_MAX_PARAM_LENGTH: { status: 414, code: 'URI_TOO_LONG', message: PARAMETER_TOO_LONG_MESSAGE },
   FST_ERR_ASYNC_CONSTRAINT: { status: 400, code: 'BAD_REQUEST', message: 'The request could not be routed.' },
 };
 

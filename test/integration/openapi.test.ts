@@ -1,6 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { Webhook } from 'standardwebhooks';
+import { parse as parseYaml } from 'yaml';
 import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OPENAPI_PATH, renderOpenApiYaml } from '../../scripts/openapi.ts';
@@ -8,6 +9,7 @@ import { DELIVERED_BOOKING_EVENTS } from '../../src/dialects/bookings/webhook-pa
 import { DELIVERED_PAYMENT_EVENTS } from '../../src/dialects/native/webhook-payload.ts';
 import { OUTBOX_EVENT_TYPES } from '../../src/core/fluxpay/model.ts';
 import { EXAMPLE_WEBHOOK_SECRET } from '../../src/plugins/external/swagger.ts';
+import { EXAMPLE_TRACE_ID } from '../../src/http/openapi.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 
 interface Media {
@@ -51,6 +53,14 @@ describe('OpenAPI document', () => {
     expect(committed === fresh, 'openapi/payment-sim.yaml is stale: run make openapi').toBe(true);
   });
 
+  it('the YAML reads the same to a YAML 1.1 reader (PyYAML, SnakeYAML) as to a 1.2 one, and as the served JSON (2026-12-05: 287 date-times and two `n`s were read as dates and false)', async () => {
+    const text = await readFile(OPENAPI_PATH, 'utf8');
+    const asServed = (await t.app.inject({ url: '/openapi.json' })).json<{ servers: unknown }>();
+    const read12 = parseYaml(text) as { servers: unknown };
+    expect(parseYaml(text, { version: '1.1' })).toEqual(read12);
+    expect({ ...read12, servers: asServed.servers }).toEqual(asServed);
+  });
+
   it('GET /openapi.json serves an OpenAPI 3.1 document with every route', async () => {
     const res = await t.app.inject({ method: 'GET', url: '/openapi.json' });
     expect(res.statusCode).toBe(200);
@@ -86,8 +96,28 @@ describe('OpenAPI document', () => {
     const create = doc.paths['/v1/sim/intent']!.post!;
     expect(create.requestBody).toMatchObject({ required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/CreateIntentRequest' } } } });
     expect(doc.components.schemas.CreateIntentRequest).toMatchObject({ type: 'object', additionalProperties: false, required: ['reservation_id', 'amount'] });
-    // 429, 502 and 504 are a fault rule's answers (500 and 503 the route's own too).
-    expect(Object.keys(create.responses ?? {})).toEqual(['200', '400', '409', '413', '415', '422', '429', '500', '502', '503', '504']);
+    // 429, 502 and 504 are a fault rule's answers (500 and 503 the route's own too); 414 a URL too long, answered at the door.
+    expect(Object.keys(create.responses ?? {})).toEqual(['200', '400', '409', '413', '414', '415', '422', '429', '500', '502', '503', '504']);
+    expect(create.responses!['414']).toMatchObject({
+      description: 'The request URL is longer than 8192 characters: nothing was done.',
+      content: { 'application/json': { examples: { uri_too_long: { value: { error: { code: 'URI_TOO_LONG', message: 'The request URL is longer than 8192 characters.' } } } } } },
+    });
+    // Each dialect's shape; a route with a path parameter says that a long one is refused too.
+    expect(doc.paths['/api/v1/orders/{orderId}']!.get!.responses!['414']).toMatchObject({
+      description: 'The request URL is longer than 8192 characters, or a path parameter longer than 100: nothing was done.',
+      content: { 'application/json': { examples: { uri_too_long: { value: { isSuccess: false, code: 'COMMON_414', message: 'The request URL is longer than 8192 characters.', result: null } } } } },
+    });
+    expect(doc.paths['/api/v2/payments']!.post!.responses!['414']!.content!['application/json']!.examples).toEqual({ uri_too_long: { summary: 'A URL too long', value: { detail: 'The request URL is longer than 8192 characters.' } } });
+    // What is documented is what is answered.
+    for (const [url, example] of [
+      [`/api/v1/orders/ord_${'x'.repeat(200)}`, doc.paths['/api/v1/orders/{orderId}']!.get!.responses!['414']!.content!['application/json']!.examples!.parameter_too_long!.value],
+      [`/api/v1/orders?userId=${'x'.repeat(8200)}`, doc.paths['/api/v1/orders']!.get!.responses!['414']!.content!['application/json']!.examples!.uri_too_long!.value],
+      [`/v1/sim/intents?reservation_id=${'x'.repeat(8200)}`, doc.paths['/v1/sim/intents']!.get!.responses!['414']!.content!['application/json']!.examples!.uri_too_long!.value],
+    ] as const) {
+      const res = await t.app.inject({ url });
+      expect(res.statusCode).toBe(414);
+      expect(res.json()).toEqual(JSON.parse(JSON.stringify(example).replaceAll(EXAMPLE_TRACE_ID, res.json().error?.trace_id ?? EXAMPLE_TRACE_ID)));
+    }
   });
 
   it('every operation has an operationId, a summary, a description, and responses with descriptions, headers and content types', async () => {
@@ -104,12 +134,14 @@ describe('OpenAPI document', () => {
         if (op.tags?.includes('fluxpay') === true && op.responses?.['429'] === undefined) problems.push(`${name}: 429`);
         if (op.tags?.includes('fluxpay') === true && !(op.parameters ?? []).some((p) => p.in === 'header' && p.name === 'x-client-id')) problems.push(`${name}: X-Client-Id`);
         const idempotent = (op.parameters ?? []).some((p) => p.name === 'idempotency-key');
+        // A body can be too large or of another type (2026-12-05: the waiting room's PUT did not say 413).
+        if (op.requestBody !== undefined) for (const status of ['413', '415']) if (op.responses?.[status] === undefined) problems.push(`${name}: ${status}`);
         for (const [status, response] of Object.entries(op.responses ?? {})) {
           if (!response.description || response.description === 'Default Response') problems.push(`${name} ${status}: description`);
           const headers = Object.keys(response.headers ?? {});
           if (!headers.includes('X-Request-Id')) problems.push(`${name} ${status}: X-Request-Id`);
-          // A 429 is decided before the Idempotency-Key is looked at: never a replay.
-          if (idempotent && Number(status) < 500 && status !== '429' && !headers.includes('Idempotent-Replayed')) problems.push(`${name} ${status}: Idempotent-Replayed`);
+          // A 429, and a 414 answered at the door, are decided before the Idempotency-Key is looked at: never a replay.
+          if (idempotent && Number(status) < 500 && status !== '429' && status !== '414' && !headers.includes('Idempotent-Replayed')) problems.push(`${name} ${status}: Idempotent-Replayed`);
           // FluxPay's routes are rate-limited (issue 12): every answer says where the client stands, a 429 when to come back.
           const fluxpay = op.tags?.includes('fluxpay') === true;
           if (fluxpay && !['RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset'].every((h) => headers.includes(h))) problems.push(`${name} ${status}: RateLimit-*`);

@@ -39,7 +39,7 @@ const waitingRoomRoutes: FastifyPluginAsync<WaitingRoomRoutesOptions> = async (f
         response: {
           200: documented(s.Wrapped(s.RoomView, 'FluxPayWaitingRoomResult'), { description: 'The room, changed.', examples: ex.putRoomUpdated }),
           201: documented(s.Wrapped(s.RoomView, 'FluxPayWaitingRoomResult'), { description: 'The room, created.', examples: ex.putRoomCreated }),
-          ...errorResponses(ex.fluxpayErrorDocs, [400, 409, 415, 429, 500, 503], { overrides: ex.putRoomErrors }),
+          ...errorResponses(ex.fluxpayErrorDocs, [400, 409, 413, 415, 429, 500, 503], { overrides: ex.putRoomErrors }),
         },
       },
     },

@@ -3,7 +3,10 @@ import swagger, { type SwaggerTransform } from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
 import type { TSchema } from 'typebox';
-import { finishDocument, SECURITY, withExtraAnswers, type Examples } from '../../http/openapi.ts';
+import { renderedBody, type ErrorShape } from '../../http/error-handler.ts';
+import { PARAMETER_TOO_LONG_MESSAGE } from '../../http/problem.ts';
+import { EXAMPLE_TRACE_ID, finishDocument, SECURITY, withExtraAnswers, type Examples, type ExtraAnswer } from '../../http/openapi.ts';
+import { MAX_URL_LENGTH } from '../app/request-context.ts';
 import { faultAnswers, shapedByFaults } from '../app/faults.ts';
 import { legacySigner } from '../../webhooks/signers/legacy.ts';
 import { standardSigner } from '../../webhooks/signers/standard.ts';
@@ -125,6 +128,28 @@ function webhookPathItem(event: string, doc: WebhookDoc): Record<string, unknown
   };
 }
 
+/** Fastify's default `maxParamLength`: a longer path parameter is a 414 (src/http/problem.ts). */
+const MAX_PARAM_LENGTH = 100;
+
+/**
+ * The 414s every route may answer before it runs, in `shape`: a URL too long
+ * (plugins/app/request-context.ts) and, on a route with path parameters, one of them too long (the
+ * router's, src/http/problem.ts).
+ */
+function uriTooLongAnswers(shape: ErrorShape, hasParams: boolean): ExtraAnswer[] {
+  const what = `The request URL is longer than ${MAX_URL_LENGTH} characters${hasParams ? `, or a path parameter longer than ${MAX_PARAM_LENGTH}` : ''}: nothing was done.`;
+  const answer = (name: string, summary: string, message: string, also: string): ExtraAnswer => ({
+    status: 414,
+    description: what,
+    also,
+    name,
+    example: { summary, value: renderedBody(shape, { status: 414, code: 'URI_TOO_LONG', message }, EXAMPLE_TRACE_ID) },
+    headers: [],
+  });
+  const url = answer('uri_too_long', 'A URL too long', `The request URL is longer than ${MAX_URL_LENGTH} characters.`, `Also: ${what}`);
+  return hasParams ? [url, answer('parameter_too_long', 'A path parameter too long', PARAMETER_TOO_LONG_MESSAGE, '')] : [url];
+}
+
 /** A route's path with each `:name` parameter replaced by the first example of its schema (else `x`). */
 function examplePath(url: string, params: unknown): string {
   const properties = (params as { properties?: Record<string, { examples?: unknown[] }> } | undefined)?.properties ?? {};
@@ -148,21 +173,29 @@ export async function registerSwagger(app: FastifyInstance, options: SwaggerOpti
     },
   } satisfies ApiDocs);
 
-  // Every route fault rules shape (shapedByFaults: the faults plugin's own test) documents what an
-  // `error` rule answers on it, and that any of its answers may carry X-Sim-Rule; the simulator's
-  // own routes do not. Added to the route's swaggerTransform (after its own, when it has one).
-  // The dialect whose shape the answers take is the one that owns the documented path with its
-  // parameters' examples in it, as it is for a request (FluxPay's `/api/v1/payments/pk_…` is one
-  // route with the payment service's other paths under it).
+  // Answers a route may give that none of its handlers writes, documented on every route they can
+  // come from; added to the route's swaggerTransform (after its own, when it has one). The dialect
+  // whose shape they take is the one that owns the documented path with its parameters' examples
+  // in it, as it is for a request (FluxPay's `/api/v1/payments/pk_…` is one route with the payment
+  // service's other paths under it).
+  // - Every route: the 414 of a URL too long (and of a path parameter too long, where it has one),
+  //   answered at the door in its dialect's shape (before 2026-12-05 documented on none).
+  // - Every route fault rules shape (shapedByFaults: the faults plugin's own test): what an `error`
+  //   rule answers on it, and that any of its answers may carry X-Sim-Rule; the simulator's own
+  //   routes do not.
   app.addHook('onRoute', (route) => {
     const own = route.config?.swaggerTransform;
-    if (app.faults === null || !shapedByFaults(route, app.errorShapes) || own === false) return;
+    if (own === false || route.schema?.hide === true) return;
+    const faulted = app.faults !== null && shapedByFaults(route, app.errorShapes);
     const transform: SwaggerTransform = (input) => {
       const out = own === undefined ? { schema: input.schema, url: input.url } : own(input);
       const response = out.schema.response as Record<string, TSchema> | undefined;
-      const shape = app.errorShapes.ownerOf(examplePath(out.url, out.schema.params));
-      if (response === undefined || shape === undefined) return out;
-      return { ...out, schema: { ...out.schema, response: withExtraAnswers(response, shape.schema, faultAnswers(shape), ['X-Sim-Rule']) } };
+      if (response === undefined) return out;
+      const path = examplePath(out.url, out.schema.params);
+      const shape = app.errorShapes.forUrl(path);
+      const owner = app.errorShapes.ownerOf(path);
+      const answers = [...uriTooLongAnswers(shape, /:[A-Za-z_]/.test(out.url)), ...(faulted && owner !== undefined ? faultAnswers(owner) : [])];
+      return { ...out, schema: { ...out.schema, response: withExtraAnswers(response, shape.schema, answers, faulted ? ['X-Sim-Rule'] : []) } };
     };
     route.config = { ...route.config, swaggerTransform: transform };
   });
@@ -175,7 +208,7 @@ export async function registerSwagger(app: FastifyInstance, options: SwaggerOpti
         version: API_VERSION,
         summary: 'A payment simulator for reservation and ticketing systems',
         description:
-          'paysim stands in for a payment gateway in local stacks, CI and load tests. It speaks several real APIs so their clients work unchanged: the native payment-intent API (`/v1/sim`), the bookings API, the ticketing payment-service API, the Payment Server v3 API (`/api/v2`) and the FluxPay engine API (orders, payments, credits, usage sagas, the outbox). Outcomes follow the scenario or the card data; results arrive as signed, retried webhooks.\n\nEvery error comes back in the shape of the API that owns the path. Every POST that creates something accepts an `Idempotency-Key`.',
+          'paysim stands in for a payment gateway in local stacks, CI and load tests. It speaks several real APIs so their clients work unchanged: the native payment-intent API (`/v1/sim`), the bookings API, the ticketing payment-service API, the Payment Server v3 API (`/api/v2`) and the FluxPay engine API (orders, payments, credits, usage sagas, the outbox). Outcomes follow the scenario or the card data; results arrive as signed, retried webhooks.\n\nEvery error comes back in the shape of the API that owns the path. Every POST that creates something accepts an `Idempotency-Key`. A method a path does not take is answered `405` with `Allow` (the methods it takes), in that shape too: OpenAPI has no operation to list it on. Every operation lists `414`: a URL longer than 8,192 characters (or a path parameter longer than 100) is refused before any route runs.',
         contact: { name: 'paysim maintainers' },
         license: { name: 'MIT', identifier: 'MIT' },
       },
