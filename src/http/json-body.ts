@@ -11,6 +11,14 @@ import secureJson from 'secure-json-parse';
  */
 const PARSE_OPTIONS = { protoAction: 'error', constructorAction: 'error' } as const;
 
+/**
+ * Most arrays and objects a body may nest inside one another. Deeper bodies are refused (400,
+ * where the limit was passed) before any route stores them: a few kilobytes of `[[[…]]]` in a
+ * free-form field (FluxPay's `metadata`) once made an order that every later read, the outbox and
+ * the Redis writes failed to serialize (the call stack ran out).
+ */
+export const MAX_JSON_DEPTH = 64;
+
 /** JSON that does not parse, and where: `position` is 0-based (characters), `line` and `column` 1-based. */
 export class MalformedJsonError extends SyntaxError {
   override name = 'MalformedJsonError';
@@ -21,9 +29,13 @@ export class MalformedJsonError extends SyntaxError {
   /** What was wrong there, e.g. `Unexpected token } (expected a property name in double quotes)`. */
   readonly reason: string;
 
-  constructor(text: string, position: number, reason: string) {
+  /** `malformed`: not JSON (RFC 8259) or no Unicode text; `too_deep`: well-formed, but nested deeper than MAX_JSON_DEPTH. */
+  readonly kind: 'malformed' | 'too_deep';
+
+  constructor(text: string, position: number, reason: string, kind: 'malformed' | 'too_deep' = 'malformed') {
     const line = lineAndColumn(text, position);
-    super(`Malformed JSON at position ${position} (line ${line.line}, column ${line.column}): ${reason}`);
+    super(`${kind === 'malformed' ? 'Malformed JSON' : 'JSON nested too deeply'} at position ${position} (line ${line.line}, column ${line.column}): ${reason}`);
+    this.kind = kind;
     this.position = position;
     this.line = line.line;
     this.column = line.column;
@@ -48,7 +60,35 @@ export function parseJsonBody(_request: unknown, body: string | Buffer, done: (e
   }
   const lone = loneSurrogate(text);
   if (lone !== undefined) return done(new MalformedJsonError(text, lone.position, lone.reason), undefined);
+  const deep = tooDeep(text, MAX_JSON_DEPTH);
+  if (deep !== undefined) return done(new MalformedJsonError(text, deep, `more than ${MAX_JSON_DEPTH} arrays and objects inside one another`, 'too_deep'), undefined);
   done(null, value);
+}
+
+/**
+ * Where well-formed JSON text opens its `max + 1`-th array or object inside one another, or
+ * undefined. A text of at most `max` characters cannot (each level needs one), so the common small
+ * body is not scanned; strings are skipped whole.
+ */
+export function tooDeep(text: string, max: number): number | undefined {
+  if (text.length <= max) return undefined;
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code === 0x22) {
+      // A string: to its closing quote, past escaped ones.
+      for (i++; i < text.length; i++) {
+        const c = text.charCodeAt(i);
+        if (c === 0x5c) i++;
+        else if (c === 0x22) break;
+      }
+    } else if (code === 0x5b || code === 0x7b) {
+      if (++depth > max) return i;
+    } else if (code === 0x5d || code === 0x7d) {
+      depth--;
+    }
+  }
+  return undefined;
 }
 
 /** A `\uXXXX` escape that names one half of a surrogate pair, a high one at least 0xD800. */

@@ -21,7 +21,7 @@ export interface Problem {
   /** With STORE_FULL: which store was full. */
   store?: string | undefined;
   /** With a body that is not JSON: where it broke (`message` says it too, in English). */
-  malformedJson?: { position: number; line: number; column: number; reason: string } | undefined;
+  malformedJson?: { position: number; line: number; column: number; reason: string; kind: 'malformed' | 'too_deep' } | undefined;
 }
 
 /** Seconds a client is told to wait after STORE_FULL. */
@@ -64,8 +64,8 @@ export function problemOf(error: FastifyError | Error, statusOf: Partial<Record<
   const known = fastifyError.code === undefined ? undefined : FASTIFY_PROBLEMS[fastifyError.code];
   if (known !== undefined) return { ...known, message: known.message ?? fastifyError.message };
   if (error instanceof MalformedJsonError) {
-    const { position, line, column, reason } = error;
-    return { status: 400, code: 'VALIDATION_FAILED', message: error.message, malformedJson: { position, line, column, reason } };
+    const { position, line, column, reason, kind } = error;
+    return { status: 400, code: 'VALIDATION_FAILED', message: error.message, malformedJson: { position, line, column, reason, kind } };
   }
   if (fastifyError.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || error instanceof SyntaxError || fastifyError.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') {
     return { status: 400, code: 'VALIDATION_FAILED', message: `The request body could not be read: ${error.message}` };

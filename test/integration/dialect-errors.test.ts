@@ -346,6 +346,45 @@ describe('a lone surrogate in a JSON string is a 400 in each dialect (found by t
   });
 });
 
+describe('a body nested deeper than 64 arrays and objects is a 400 in each dialect, and stores nothing (2026-12-05, a security review)', () => {
+  const nested = (depth: number) => '['.repeat(depth) + '1' + ']'.repeat(depth);
+  const json = { 'content-type': 'application/json' };
+
+  it('native, bookings, payment-service and /api/v2', async () => {
+    const t = await app();
+    const a = await t.app.inject({ method: 'POST', url: '/v1/sim/intent', headers: json, payload: `{"reservation_id":"r1","amount":100,"metadata":${nested(64)}}` });
+    expect([a.statusCode, a.json()]).toEqual([400, native('VALIDATION_FAILED', 'JSON nested too deeply at position 110 (line 1, column 111): more than 64 arrays and objects inside one another')]);
+    const b = await t.app.inject({ method: 'POST', url: '/bookings', headers: { ...USER, ...json }, payload: `{"performanceId":"perf_001","seatIds":${nested(64)}}` });
+    expect([b.statusCode, b.json()]).toEqual([400, bookings('VALIDATION_FAILED', 'JSON nested too deeply at position 101 (line 1, column 102): more than 64 arrays and objects inside one another')]);
+    const c = await t.app.inject({ method: 'POST', url: '/api/v1/payments/process', headers: { ...(await bearer(t)), ...json }, payload: `{"reservationId":${nested(70)}}` });
+    expect([c.statusCode, c.json()]).toEqual([400, paymentService('요청 본문의 JSON이 너무 깊게 중첩되어 있습니다 (1행 81열, 위치 80).')]);
+    // Before, /api/v2 answered a 500 at 6,000 levels: its 422 echoes the input, which ran the stack out.
+    const d = await t.app.inject({ method: 'POST', url: '/api/v2/payments', headers: json, payload: nested(6_000) });
+    expect([d.statusCode, d.json()]).toEqual([422, { detail: [{ type: 'json_invalid', loc: ['body', 64], msg: 'JSON decode error', input: {}, ctx: { error: 'more than 64 arrays and objects inside one another' } }] }]);
+    expect((await t.app.inject({ url: '/v1/sim/intents' })).json().data).toEqual([]);
+    expect((await t.app.inject({ url: '/bookings/my', headers: USER })).json()).toEqual([]);
+  });
+
+  it('FluxPay: an order with metadata too deep is refused, one at the limit is stored and served (before, 5,000 levels stored an order every read of it, the list and the outbox failed on)', async () => {
+    const t = await app();
+    const order = (metadata: string) => t.app.inject({ method: 'POST', url: '/api/v1/orders', headers: json, payload: `{"userId":"user_1","serviceId":"ai-writer","orderName":"x","amount":100,"metadata":{"extra":${metadata}}}` });
+    const deep = await order(nested(63));
+    expect([deep.statusCode, deep.json()]).toEqual([
+      400,
+      fluxpay('COMMON_400', 'JSON nested too deeply at position 154 (line 1, column 155): more than 64 arrays and objects inside one another', {
+        errors: [{ field: 'body', reason: 'JSON nested too deeply at line 1, column 155: more than 64 arrays and objects inside one another' }],
+      }),
+    ]);
+    expect((await t.app.inject({ url: '/api/v1/orders?userId=user_1' })).json().result.items).toEqual([]);
+    const atLimit = await order(nested(62));
+    expect(atLimit.statusCode).toBe(200);
+    const { orderId } = atLimit.json().result;
+    const read = await t.app.inject({ url: `/api/v1/orders/${orderId}` });
+    expect([read.statusCode, read.json().result.metadata]).toEqual([200, { extra: JSON.parse(nested(62)) }]);
+    expect((await t.app.inject({ url: '/api/v1/orders?userId=user_1' })).json().result.items.map((o: { orderId: string }) => o.orderId)).toEqual([orderId]);
+  });
+});
+
 describe('a percent-encoded path takes the shape of the path the router matched (found by make fuzz)', () => {
   it.each([
     ['PATCH', '/booking%73/my', 405, 'GET, HEAD, DELETE', bookings('METHOD_NOT_ALLOWED', 'PATCH is not allowed on /booking%73/my; use GET, HEAD, DELETE.')],

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { locateJsonError, loneSurrogate, MalformedJsonError } from '../../src/http/json-body.ts';
+import { locateJsonError, loneSurrogate, MalformedJsonError, MAX_JSON_DEPTH, parseJsonBody, tooDeep } from '../../src/http/json-body.ts';
 
 /**
  * Malformed JSON says where it broke: position (0-based), line and column (1-based) and what
@@ -93,5 +93,32 @@ describe('lone surrogates (found by the fuzzer: a 500 from the idempotency finge
 
   it.each([['{"emoji": "\\ud83d\\ude00"}'], ['{"a": "\\\\ud800"}'], ['{"a": "😀 \\u00e9"}'], ['{}']])('%s is Unicode text', (text) => {
     expect(loneSurrogate(text)).toBeUndefined();
+  });
+});
+
+describe('how deep a body may nest (2026-12-05, a security review: a 10 KB `[[[…]]]` in FluxPay metadata made an order nothing could serialize)', () => {
+  const nested = (depth: number, inner = '1') => '['.repeat(depth) + inner + ']'.repeat(depth);
+
+  it('finds where the limit is passed; strings, escaped quotes and brackets in them are skipped', () => {
+    expect(tooDeep(nested(3), 3)).toBeUndefined();
+    expect(tooDeep(nested(4), 3)).toBe(3);
+    expect(tooDeep('{"a":{"b":[{}]}}', 3)).toBe(11);
+    expect(tooDeep('{"a":"[[[[[[","b":"\\"}', 1)).toBeUndefined();
+    expect(tooDeep('{"a":"\\"[[","b":[[1]]}', 3)).toBeUndefined();
+    expect(tooDeep('{"a":"\\"","b":[[1]]}', 2)).toBe(15);
+    // A text no longer than the limit is not scanned: it cannot pass it.
+    expect(tooDeep('[[[]]]', 6)).toBeUndefined();
+  });
+
+  it('the parser takes 64 levels and refuses 65 with where, as malformed JSON is refused', () => {
+    const parse = (text: string) =>
+      new Promise<{ error: Error | null; value: unknown }>((resolve) => parseJsonBody(undefined, text, (error, value) => resolve({ error, value })));
+    return Promise.all([parse(`{"metadata":${nested(MAX_JSON_DEPTH - 1)}}`), parse(`{"metadata":${nested(MAX_JSON_DEPTH)}}`), parse(nested(5_000))]).then(([ok, deep, deeper]) => {
+      expect(ok.error).toBeNull();
+      expect(deep.error).toBeInstanceOf(MalformedJsonError);
+      expect(deep.error!.message).toBe('JSON nested too deeply at position 75 (line 1, column 76): more than 64 arrays and objects inside one another');
+      expect((deep.error as MalformedJsonError).kind).toBe('too_deep');
+      expect(deeper.error!.message).toMatch(/^JSON nested too deeply at position 64 /);
+    });
   });
 });

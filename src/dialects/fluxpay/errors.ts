@@ -71,7 +71,7 @@ function fieldOf(issue: { field: string; in?: string }): string {
 
 function fieldErrors(problem: Problem): FluxPayFieldError[] {
   const broken = problem.malformedJson;
-  if (broken !== undefined) return [{ field: 'body', reason: `malformed JSON at line ${broken.line}, column ${broken.column}: ${broken.reason}` }];
+  if (broken !== undefined) return [{ field: 'body', reason: `${broken.kind === 'malformed' ? 'malformed JSON' : 'JSON nested too deeply'} at line ${broken.line}, column ${broken.column}: ${broken.reason}` }];
   const details = problem.details ?? [];
   if (details.length === 0) return [{ field: problem.code === 'BAD_URL' ? 'path' : 'body', reason: problem.message }];
   // A field given as `card.cvv` by the core stays; a JSON pointer is dotted.

@@ -20,6 +20,7 @@ export const MESSAGES = {
   unknownField: '알 수 없는 필드가 포함되어 있습니다',
   badRequest: '잘못된 요청입니다.',
   malformedJson: '요청 본문의 JSON 형식이 올바르지 않습니다',
+  jsonTooDeep: '요청 본문의 JSON이 너무 깊게 중첩되어 있습니다',
   notFound: '예약을 찾을 수 없습니다.',
   alreadyPaid: '이미 결제된 예약입니다.',
   inProgress: '이미 결제가 진행 중인 예약입니다.',
@@ -85,7 +86,7 @@ function messageOf(problem: Problem): string {
 
 function validationMessage(problem: Problem): string {
   const broken = problem.malformedJson;
-  if (broken !== undefined) return `${MESSAGES.malformedJson} (${broken.line}행 ${broken.column}열, 위치 ${broken.position}).`;
+  if (broken !== undefined) return `${broken.kind === 'malformed' ? MESSAGES.malformedJson : MESSAGES.jsonTooDeep} (${broken.line}행 ${broken.column}열, 위치 ${broken.position}).`;
   const issues = (problem.details ?? []).map((d) => ({ in: d.in ?? 'body', field: d.field, rule: d.rule }));
   const body = issues.filter((i) => i.in === 'body');
   if (body.length === 0) return MESSAGES.badRequest;
