@@ -215,6 +215,17 @@ describe('matching', () => {
     expect((await t.app.inject({ url: '/metrics' })).body).not.toContain(id);
   });
 
+  it('a header named like an Object property (`constructor`) is a header like any other (2026-12-05: refused as "given twice", and a request without it would have read the prototype)', async () => {
+    await start();
+    const id = await rule({ match: { dialect: 'native', headers: { constructor: { prefix: 'f' }, toString: 'x' } }, action: { type: 'error', status: 502 } });
+    const plain = await intent();
+    expect([plain.statusCode, plain.headers['x-sim-rule']]).toEqual([200, undefined]);
+    const half = await intent({}, { constructor: 'foo' });
+    expect([half.statusCode, half.headers['x-sim-rule']]).toEqual([200, undefined]);
+    const both = await intent({}, { constructor: 'foo', tostring: 'x' });
+    expect([both.statusCode, both.headers['x-sim-rule']]).toEqual([502, id]);
+  });
+
   it('a time window: before, inside and after it (on the app’s clock)', async () => {
     await start();
     await rule({ match: { route: '/api/v2/pending-payments' }, window: { from: 1000, until: 2000 }, action: { type: 'error', status: 503 } });

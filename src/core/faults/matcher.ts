@@ -212,7 +212,8 @@ export function inWindow(window: RuleWindow, now: number): boolean {
 
 function headersMatch(conditions: CompiledRequestRule['headers'], headers: MatchInput['headers']): boolean {
   for (const [name, condition] of conditions) {
-    const value = headers[name];
+    // Own keys only: a rule on a header named `constructor` must not read the object's prototype.
+    const value = Object.hasOwn(headers, name) ? headers[name] : undefined;
     if (value === undefined) return false;
     if (typeof value === 'string' ? !textMatches(condition, value) : !value.some((v) => textMatches(condition, v))) return false;
   }

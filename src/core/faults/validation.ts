@@ -431,7 +431,8 @@ function parseHeaders(c: Checker, json: unknown, path: IssuePath): Record<string
       continue;
     }
     const lower = name.toLowerCase();
-    if (headers[lower] !== undefined) {
+    // Own keys only: `constructor` is a header name like any other (before 2026-12-05 it was refused as given twice).
+    if (Object.hasOwn(headers, lower)) {
       ok = false;
       c.issue(at, 'uniqueKeys', 'names a header already given (header names are case-insensitive)');
       continue;
