@@ -13,7 +13,7 @@ TTL ?= 1h
 	bench bench-cluster bench-faults bench-webhooks bench-bookings bench-v2 screenshots bench-fluxpay bench-waiting-room bench-report docker-build docker-run docker-verify install token help
 
 help: ## List targets
-	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
+	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | \
 		awk 'BEGIN {FS = ":.*## "} {printf "  %-18s %s\n", $$1, $$2}'
 
 install: ## Ensure Node 24 and run npm ci if node_modules is stale
@@ -63,7 +63,7 @@ screenshots: ## Retake the console screenshots in docs/ (the browser test, in Ch
 test-coverage: ## Run all tests with v8 coverage
 	$(WITH_NODE) npx vitest run --coverage
 
-lint: ## Type-check and eslint
+lint: ## Type-check, eslint and the OpenAPI lint (Spectral)
 	$(WITH_NODE) npm run lint
 
 openapi: ## Generate the OpenAPI document (openapi/payment-sim.yaml)

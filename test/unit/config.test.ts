@@ -181,8 +181,9 @@ describe('loadConfig values', () => {
       SHUTDOWN_TIMEOUT_MS: '0',
       SHUTDOWN_DELAY_MS: '5000',
       OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0',
-      OVERLOAD_MAX_HEAP_USED_BYTES: '100000000',
-      OVERLOAD_MAX_RSS_BYTES: '200000000',
+      // 2 GiB and 4 GiB (2026-12-05: the heap's threshold was capped at 10^9, so a 2 GiB one stopped the start).
+      OVERLOAD_MAX_HEAP_USED_BYTES: '2147483648',
+      OVERLOAD_MAX_RSS_BYTES: '4294967296',
       OVERLOAD_RETRY_AFTER_S: '30',
       SEAT_HOLD_MS: '1000',
       EVENT_PROCESSING_DELAY_MS: '0',
@@ -263,7 +264,7 @@ describe('loadConfig values', () => {
       http: { requestTimeoutMs: 5000, headersTimeoutMs: 2000, keepAliveTimeoutMs: 4000, connectionTimeoutMs: 60_000, trustProxy: ['uniquelocal'] },
       shutdownTimeoutMs: 0,
       shutdownDelayMs: 5000,
-      overload: { maxEventLoopDelayMs: 0, maxHeapUsedBytes: 100_000_000, maxRssBytes: 200_000_000, retryAfterS: 30 },
+      overload: { maxEventLoopDelayMs: 0, maxHeapUsedBytes: 2_147_483_648, maxRssBytes: 4_294_967_296, retryAfterS: 30 },
       bookings: {
         performancesFile: undefined,
         performances: DEFAULT_PERFORMANCES,

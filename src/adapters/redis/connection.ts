@@ -10,14 +10,6 @@ export interface RedisConnectionOptions {
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 export const DEFAULT_REDIS_KEY_PREFIX = 'paysim:';
 
-/** The options from the environment, defaults for what is unset. */
-export function redisOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): RedisConnectionOptions {
-  return {
-    url: env.REDIS_URL !== undefined && env.REDIS_URL !== '' ? env.REDIS_URL : DEFAULT_REDIS_URL,
-    keyPrefix: env.REDIS_KEY_PREFIX ?? DEFAULT_REDIS_KEY_PREFIX,
-  };
-}
-
 /**
  * One client for the adapters of a process. ioredis reconnects by itself; a command issued while
  * the connection is down waits in its offline queue for at most `maxRetriesPerRequest` reconnects
