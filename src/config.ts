@@ -586,7 +586,6 @@ function readPolicy(path: string | undefined): BillingPolicy {
   }
 }
 
-/** The fault rules are read with the rest of the configuration: a bad file stops the start with one line naming FAULTS_FILE. */
 /** The MIX setting as weights; a bad one stops the start with parseMix's message. */
 function readMix(text: string | undefined): Mix | undefined {
   if (text === undefined) return undefined;

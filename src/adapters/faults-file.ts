@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
-import { yamlProblem } from './yaml-error.ts';
+import { jsonProblem, yamlProblem } from './yaml-error.ts';
 import { parseFaultsFile, type ParsedRule } from '../core/faults/validation.ts';
 
 /**
@@ -34,7 +34,7 @@ export function readFaultsFile(path: string, now: number): { rules: ParsedRule[]
   try {
     document = json ? JSON.parse(text) : parse(text, { prettyErrors: true, uniqueKeys: true });
   } catch (error) {
-    throw new Error(`FAULTS_FILE: ${path} is not valid ${json ? 'JSON' : 'YAML'}: ${json ? oneLine(error) : yamlProblem(error)}`, { cause: error });
+    throw new Error(`FAULTS_FILE: ${path} is not valid ${json ? 'JSON' : 'YAML'}: ${json ? jsonProblem(text) : yamlProblem(error)}`, { cause: error });
   }
   try {
     return { rules: parseFaultsFile(document, now), fingerprint: createHash('sha256').update(text).digest('hex').slice(0, 32), document };

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parsePerformances, type Performance } from '../core/bookings/performances.ts';
+import { jsonProblem } from './yaml-error.ts';
 
 /**
  * Reads and validates `PERFORMANCES_FILE`. Synchronous: it runs once at start, before the server
@@ -16,7 +17,7 @@ export function loadPerformancesFile(path: string): Performance[] {
   try {
     json = JSON.parse(text);
   } catch (error) {
-    throw new Error(`PERFORMANCES_FILE: ${path} is not valid JSON: ${(error as Error).message}`, { cause: error });
+    throw new Error(`PERFORMANCES_FILE: ${path} is not valid JSON: ${jsonProblem(text)}`, { cause: error });
   }
   try {
     return parsePerformances(json);

@@ -70,7 +70,8 @@ describe('loadFaultsFile', () => {
   it('reads JSON, by JSON.parse for a .json file', () => {
     const rules = loadFaultsFile(file('faults.json', JSON.stringify({ rules: [{ action: { type: 'error', status: 429 } }] })), T0);
     expect(rules.map((r) => r.input.action)).toEqual([{ type: 'error', status: 429, retryAfterSeconds: 1 }]);
-    expect(failure(file('broken.json', '{"rules": ['))).toMatch(/^FAULTS_FILE: .*broken\.json is not valid JSON: /);
+    expect(failure(file('broken.json', '{"rules": ['))).toMatch(/^FAULTS_FILE: .*broken\.json is not valid JSON: Unexpected end of input \(expected a value or '\]'\) at line 1, column 12$/);
+    expect(failure(file('dotenv.json', 'CONSOLE_TOKEN=hunter2-hunter2\n'))).toMatch(/^FAULTS_FILE: .*dotenv\.json is not valid JSON: Unexpected token C \(expected a value\) at line 1, column 1$/);
   });
 
   it('an empty list of rules is a valid file', () => {

@@ -99,7 +99,11 @@ describe('loadPerformancesFile', () => {
     expect(() => loadPerformancesFile(missing)).toThrow(`PERFORMANCES_FILE: cannot read ${missing}: ENOENT`);
     const bad = join(dir, 'bad.json');
     writeFileSync(bad, '[{');
-    expect(() => loadPerformancesFile(bad)).toThrow(`PERFORMANCES_FILE: ${bad} is not valid JSON: `);
+    expect(() => loadPerformancesFile(bad)).toThrow(new Error(`PERFORMANCES_FILE: ${bad} is not valid JSON: Unexpected end of input (expected a property name in double quotes or '}') at line 1, column 3`));
+    // What the file holds is never printed (2026-12-05, a security review: V8's message quoted its first characters, and an .env named by mistake showed its secret).
+    const secrets = join(dir, 'secrets.env');
+    writeFileSync(secrets, 'WEBHOOK_SECRET=whsec_c2VjcmV0\n');
+    expect(() => loadPerformancesFile(secrets)).toThrow(new Error(`PERFORMANCES_FILE: ${secrets} is not valid JSON: Unexpected token W (expected a value) at line 1, column 1`));
     const wrong = join(dir, 'wrong.json');
     writeFileSync(wrong, JSON.stringify([{ ...MINIMAL, seatsPerRow: 'twenty' }]));
     expect(() => loadPerformancesFile(wrong)).toThrow(`PERFORMANCES_FILE: ${wrong}: Invalid performances: /0/seatsPerRow: must be integer`);
