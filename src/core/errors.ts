@@ -60,13 +60,27 @@ export function notFound(what: string, id: string): DomainError {
 export const FULL_STORES = ['intents', 'bookings', 'v2_payments', 'fluxpay', 'fluxpay_billing_subscriptions', 'waiting_room_tickets'] as const;
 export type FullStore = (typeof FULL_STORES)[number];
 
+/**
+ * What the client is told when a store is full: most stores' open records finish by themselves
+ * (intents and payments are decided, holds and tickets expire), so a retry soon succeeds; FluxPay's
+ * open orders wait for the client (a confirm, a charge, a usage, a cancel) and its subscriptions for
+ * their end, so retrying alone never makes room there (a soak test, 2026-12-05: orders paid and
+ * never completed filled the store, and the answer said to retry shortly).
+ */
+const STORE_FULL_MESSAGES: Partial<Record<FullStore, string>> = {
+  fluxpay:
+    'The fluxpay store is full of open work, which it keeps until it ends: PENDING or PAID orders with their payments (complete or cancel them) and running usage sagas; retrying alone does not make room until some end (or raise FLUXPAY_MAX_RECORDS).',
+  fluxpay_billing_subscriptions:
+    'The fluxpay_billing_subscriptions store is full of subscriptions that have not expired, which it keeps: cancel some and let them expire, or raise FLUXPAY_MAX_BILLING_SUBSCRIPTIONS; retrying alone does not make room until some expire.',
+};
+
 /** A bounded store that is full of unfinished work it must not evict (nothing may go to make room). */
 export class StoreFullError extends DomainError {
   /** Which store: `intents`, `bookings`, … */
   readonly store: FullStore;
 
   constructor(store: FullStore) {
-    super('STORE_FULL', `The ${store} store is full of unfinished work; retry shortly.`);
+    super('STORE_FULL', STORE_FULL_MESSAGES[store] ?? `The ${store} store is full of unfinished work; retry shortly.`);
     this.store = store;
   }
 }

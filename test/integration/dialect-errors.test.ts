@@ -404,7 +404,7 @@ describe('FluxPay: a store full of unfinished work, a fault, a request without H
     const order = { userId: 'u', serviceId: 's', orderName: 'o', amount: 1 };
     expect((await t.app.inject({ method: 'POST', url: '/api/v1/orders', payload: order })).statusCode).toBe(200);
     const full = await t.app.inject({ method: 'POST', url: '/api/v1/orders', payload: order });
-    expect([full.statusCode, full.headers['retry-after'], full.json()]).toEqual([503, '1', fluxpay('COMMON_503', 'The fluxpay store is full of unfinished work; retry shortly.')]);
+    expect([full.statusCode, full.headers['retry-after'], full.json()]).toEqual([503, '1', fluxpay('COMMON_503', 'The fluxpay store is full of open work, which it keeps until it ends: PENDING or PAID orders with their payments (complete or cancel them) and running usage sagas; retrying alone does not make room until some end (or raise FLUXPAY_MAX_RECORDS).')]);
     expect((await t.app.inject({ url: '/metrics' })).body).toMatch(/^store_full_total\{store="fluxpay"\} 1$/m);
     t.app.stores.fluxpay.snapshot = () => Promise.reject(new Error('secret internals: db password'));
     const fault = await t.app.inject({ url: '/api/v1/reconciliation' });

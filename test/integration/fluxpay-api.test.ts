@@ -314,11 +314,11 @@ describe('payments', () => {
         'ratelimit-reset': '1',
         'content-type': 'application/json; charset=utf-8',
         'retry-after': '1',
-        'content-length': '126',
+        'content-length': '310',
         date: expect.any(String),
         connection: 'keep-alive',
       },
-      fpError('COMMON_503', 'The fluxpay store is full of unfinished work; retry shortly.'),
+      fpError('COMMON_503', 'The fluxpay store is full of open work, which it keeps until it ends: PENDING or PAID orders with their payments (complete or cancel them) and running usage sagas; retrying alone does not make room until some end (or raise FLUXPAY_MAX_RECORDS).'),
     ]);
     const metrics = (await t.app.inject({ url: '/metrics' })).body;
     expect(metrics).toMatch(/^store_full_total\{store="fluxpay"\} 1$/m);

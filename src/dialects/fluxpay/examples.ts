@@ -422,7 +422,7 @@ export const fluxpayErrorDocs: ErrorDocs = {
       description: 'COMMON_503: load shedding, a full store, the store unreachable (STORE=redis and Redis away) or shutting down; retry after `Retry-After` seconds.',
       examples: {
         overloaded: err('COMMON_503', 'The simulator is overloaded (eventLoopDelay); retry after 1 s.'),
-        store_full: err('COMMON_503', 'The fluxpay store is full of unfinished work; retry shortly.'),
+        store_full: err('COMMON_503', 'The fluxpay store is full of open work, which it keeps until it ends: PENDING or PAID orders with their payments (complete or cancel them) and running usage sagas; retrying alone does not make room until some end (or raise FLUXPAY_MAX_RECORDS).'),
         store_unavailable: err('COMMON_503', 'The store is unavailable; retry shortly.'),
       },
     },
