@@ -281,6 +281,24 @@ describe('compensation', () => {
     expect([charged.balance, await balanceOf(t, 'user_1')]).toEqual([100, 100]);
     expect((await reconciliation(t)).mismatches).toEqual([]);
   });
+
+  it('an order of another service is not held by a usage: PAY_004, and it stays PAID for its own service (2026-12-05: before, any service’s usage took it)', async () => {
+    const t = await app();
+    const { order } = await paidOrder(t);
+    expect(order.serviceId).toBe('ai-writer');
+    const refused = resultOf(await postEvent(t, usageEvent('requested', { userId: 'user_1', serviceId: 'image-studio', usageId: 'use-1', orderId: order.orderId })));
+    expect([refused.saga.status, refused.saga.failureReason, refused.saga.steps.map((s: Json) => `${s.step}:${s.status}`)]).toEqual([
+      'COMPENSATED',
+      'PAY_004',
+      ['ORDER_RESERVED:FAILED', 'CREDITS_RESTORED:SKIPPED', 'PAYMENT_CANCELLED:SKIPPED', 'ORDER_CANCELLED:SKIPPED'],
+    ]);
+    expect(resultOf(await fpGet(t, `/api/v1/orders/${order.orderId}`))).toMatchObject({ status: 'PAID', sagaId: null });
+    const taken = resultOf(await postEvent(t, usageEvent('requested', { userId: 'user_1', usageId: 'use-2', orderId: order.orderId })));
+    expect([taken.saga.status, resultOf(await fpGet(t, `/api/v1/orders/${order.orderId}`)).sagaId]).toEqual(['RUNNING', taken.saga.sagaId]);
+    resultOf(await postEvent(t, usageEvent('completed', { userId: 'user_1', usageId: 'use-2' })));
+    expect(resultOf(await fpGet(t, `/api/v1/orders/${order.orderId}`)).status).toBe('COMPLETED');
+    expect((await reconciliation(t)).mismatches).toEqual([]);
+  });
 });
 
 describe('events', () => {

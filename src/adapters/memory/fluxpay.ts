@@ -397,12 +397,13 @@ export class MemoryFluxPayStore implements FluxPayStore {
   /**
    * ORDER_RESERVED: the user's PAID order, held by no other saga, is now this saga's; the failure's
    * code otherwise. An order that buys credits (CREDIT_CHARGE) pays for its credits, not for a usage:
-   * a saga completing it would leave it COMPLETED with its credits never added.
+   * a saga completing it would leave it COMPLETED with its credits never added. An order of another
+   * service paid for that service's use, not this one's (2026-12-05).
    */
   #reserveOrder(saga: Saga): string | null {
     const order = saga.orderId === null ? undefined : this.#orders.get(saga.orderId);
     if (order?.userId !== saga.userId) return 'COMMON_404';
-    if (order.status !== 'PAID' || (order.sagaId !== null && order.sagaId !== saga.sagaId) || order.chargedCredits !== null || isCreditChargeOrder(order)) return 'PAY_004';
+    if (order.status !== 'PAID' || (order.sagaId !== null && order.sagaId !== saga.sagaId) || order.chargedCredits !== null || isCreditChargeOrder(order) || order.serviceId !== saga.serviceId) return 'PAY_004';
     order.sagaId = saga.sagaId;
     order.updatedAt = saga.updatedAt;
     return null;

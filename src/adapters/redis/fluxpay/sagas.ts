@@ -55,14 +55,14 @@ local function recordEvent(eventId, base, fingerprint, receivedAt, sagaId)
   if not status or status == '"COMPLETED"' or status == '"COMPENSATED"' then redis.call('ZADD', P .. 'ie', receivedAt, eventId)
   else redis.call('SADD', P .. 'sh:' .. sagaId, eventId) end
 end
--- ORDER_RESERVED: the user's PAID order, held by no other saga and not one that buys credits (cc),
--- is now this saga's; the failure's code otherwise.
+-- ORDER_RESERVED: the user's PAID order of the saga's service, held by no other saga and not one
+-- that buys credits (cc), is now this saga's; the failure's code otherwise.
 local function reserveOrder(id)
-  local s = redis.call('HMGET', saga(id), 'o', 'u', '.updatedAt')
+  local s = redis.call('HMGET', saga(id), 'o', 'u', '.updatedAt', 'sv')
   local o = {}
-  if s[1] ~= '' then o = redis.call('HMGET', order(s[1]), 'u', '.status', '.sagaId', '.chargedCredits', 'cc') end
+  if s[1] ~= '' then o = redis.call('HMGET', order(s[1]), 'u', '.status', '.sagaId', '.chargedCredits', 'cc', 'sv') end
   if s[1] == '' or o[1] ~= s[2] then return 'COMMON_404' end
-  if o[2] ~= '"PAID"' or (o[3] ~= 'null' and o[3] ~= q(id)) or o[4] ~= 'null' or o[5] ~= '' then return 'PAY_004' end
+  if o[2] ~= '"PAID"' or (o[3] ~= 'null' and o[3] ~= q(id)) or o[4] ~= 'null' or o[5] ~= '' or o[6] ~= s[4] then return 'PAY_004' end
   redis.call('HSET', order(s[1]), '.sagaId', q(id), '.updatedAt', s[3])
   return nil
 end
