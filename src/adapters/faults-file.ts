@@ -32,7 +32,7 @@ export function readFaultsFile(path: string, now: number): { rules: ParsedRule[]
   let document: unknown;
   const json = path.toLowerCase().endsWith('.json');
   try {
-    document = json ? JSON.parse(text) : parse(text, { prettyErrors: true, uniqueKeys: true });
+    document = json ? JSON.parse(text) : parse(text, { prettyErrors: true, uniqueKeys: true, logLevel: 'error' });
   } catch (error) {
     throw new Error(`FAULTS_FILE: ${path} is not valid ${json ? 'JSON' : 'YAML'}: ${json ? jsonProblem(text) : yamlProblem(error)}`, { cause: error });
   }

@@ -19,7 +19,7 @@ export function loadPolicyFile(path: string | undefined): BillingPolicy {
   }
   let document: unknown;
   try {
-    document = parse(text, { prettyErrors: true, uniqueKeys: true });
+    document = parse(text, { prettyErrors: true, uniqueKeys: true, logLevel: 'error' });
   } catch (error) {
     throw new Error(`FLUXPAY_POLICY_FILE: ${path} is not valid YAML: ${yamlProblem(error)}`, { cause: error });
   }

@@ -184,7 +184,7 @@ describe('/v1/sim/rules', () => {
   it('answers 400 for an id that is not a rule id, and 415 for a body that is not JSON', async () => {
     const res = await get('/v1/sim/rules/not%20an%20id');
     expect(res.statusCode).toBe(400);
-    expect(res.json().error).toMatchObject({ code: 'VALIDATION_FAILED', details: [{ field: '/id', rule: 'pattern', message: 'must be a rule id: rule_<ULID>, or the id FAULTS_FILE gave', in: 'params' }] });
+    expect(res.json().error).toMatchObject({ code: 'VALIDATION_FAILED', details: [{ field: '/id', rule: 'pattern', message: 'must be a rule id: rule_<ULID>, or the id its create or FAULTS_FILE gave', in: 'params' }] });
     const form = await t.app.inject({ method: 'POST', url: '/v1/sim/rules', payload: 'a=1', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
     expect(form.statusCode).toBe(415);
   });

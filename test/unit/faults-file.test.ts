@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { loadFaultsFile } from '../../src/adapters/faults-file.ts';
 import { T0 } from './faults-support.ts';
 
@@ -44,6 +44,17 @@ rules:
 `;
 
 describe('loadFaultsFile', () => {
+  it('prints nothing of the file on the way (2026-12-05, a review: the yaml package warned of an unknown tag on stderr, with its line)', () => {
+    const warn = vi.spyOn(process, 'emitWarning').mockImplementation(() => undefined);
+    try {
+      // An unknown tag is read as the plain value it tags.
+      expect(loadFaultsFile(file('tagged.yaml', 'rules:\n  - action: { type: duplicate }\n    name: !secret-tag hunter2\n'), T0)[0]?.input.name).toBe('hunter2');
+      expect(warn).not.toHaveBeenCalled();
+    } finally {
+      warn.mockRestore();
+    }
+  });
+
   it('reads YAML: every rule, its id, relative windows from the start', () => {
     const rules = loadFaultsFile(file('faults.yaml', YAML), T0);
     expect(rules).toEqual([

@@ -291,6 +291,18 @@ describe('parseFaultsFile', () => {
     expect(() => parseFaultsFile(seven, T0)).toThrow(new Error('rules[0].count must be an integer from 1 to 1000000000; rules[1].count must be an integer from 1 to 1000000000; rules[2].count must be an integer from 1 to 1000000000; rules[3].count must be an integer from 1 to 1000000000; rules[4].count must be an integer from 1 to 1000000000 (and 2 more)'));
   });
 
+  it('a header or body field named __proto__ is refused, as the file’s JSON.parse keeps it as a key (2026-12-05, a review: assigned, it set the conditions’ prototype, and the rule matched every request)', () => {
+    const document = JSON.parse('{"rules":[{"match":{"headers":{"__proto__":"x"},"body":{"__proto__":"y","card.__proto__":1}},"action":{"type":"error","status":503}}]}');
+    expect(() => parseFaultsFile(document, T0)).toThrow(
+      new Error('rules[0].match.headers.__proto__ is not accepted as a name (__proto__); rules[0].match.body.__proto__ is not accepted as a name (__proto__); rules[0].match.body["card.__proto__"] is not accepted as a name (__proto__)'),
+    );
+  });
+
+  it('an id given twice is named even when the first rule with it is bad (2026-12-05, a review)', () => {
+    const document = { rules: [{ id: 'a', action: { type: 'error', status: 418 } }, { id: 'a', action: { type: 'duplicate' } }] };
+    expect(() => parseFaultsFile(document, T0)).toThrow(new Error('rules[0].action.status must be one of 500, 502, 503, 504, 429; rules[1].id a is given twice'));
+  });
+
   it('reads `data` as GET /v1/sim/rules answers it (2026-12-05): the listed rules, their ids kept, their counters not used', () => {
     const listed = { data: [faultRuleView(stored(VALID.normal)), faultRuleView({ ...stored(VALID.drop), rule: { ...stored(VALID.drop).rule, id: 'drops' } })] };
     const rules = parseFaultsFile(listed, T0);

@@ -140,7 +140,7 @@ export class FaultRuleService {
     return outcome;
   }
 
-  /** The rule to store: its own id (FAULTS_FILE's) or a new one, made now. */
+  /** The rule to store: the id its body or FAULTS_FILE entry gave, or a new one, made now. */
   #ruleOf(parsed: ParsedRule): FaultRule {
     return { ...parsed.input, id: parsed.id ?? this.#deps.ruleId(), createdAt: this.#deps.clock.now() } as FaultRule;
   }

@@ -92,6 +92,14 @@ const MAX_COUNTER = Number.MAX_SAFE_INTEGER;
 const REQUEST_MATCH_KEYS = ['dialect', 'method', 'route', 'headers', 'body'];
 const WEBHOOK_MATCH_KEYS = ['url_prefix'];
 const RANGE_KEYS = ['gte', 'gt', 'lte', 'lt'] as const;
+/**
+ * A header or body field named `__proto__`: a JSON body cannot carry it (secure-json-parse refuses
+ * it), but FAULTS_FILE's JSON.parse and YAML keep it as a key, and assigned to the conditions it
+ * would set their prototype instead, so the condition vanished and the rule matched every request
+ * (a review, 2026-12-05). No request has such a header or body field worth matching.
+ */
+const PROTO = '__proto__';
+const PROTO_REFUSED = 'is not accepted as a name (__proto__)';
 
 /** Parses one rule; `issues` paths are relative to the rule. */
 export function parseRule(json: unknown, options: ParseRuleOptions): ParseResult<ParsedRule> {
@@ -178,16 +186,14 @@ export function parseFaultsFile(document: unknown, now: number): ParsedRule[] {
   const seen = new Set<string>();
   const parsedRules = rules.map((json, i) => {
     const parsed = parseRule(json, { now, keepEnded: true });
-    if (!parsed.ok) {
-      for (const issue of parsed.issues) problems.push(describeIssue({ ...issue, path: [key, i, ...issue.path] }));
-      return undefined;
-    }
-    const { id } = parsed.value;
-    if (id !== undefined) {
+    if (!parsed.ok) for (const issue of parsed.issues) problems.push(describeIssue({ ...issue, path: [key, i, ...issue.path] }));
+    // An id is checked for a repeat whether or not the rest of its rule is valid, so every problem is named at once.
+    const id = typeof json === 'object' && json !== null ? (json as { id?: unknown }).id : undefined;
+    if (typeof id === 'string' && RULE_ID_PATTERN.test(id)) {
       if (seen.has(id)) problems.push(`${key}[${i}].id ${id} is given twice`);
       seen.add(id);
     }
-    return parsed.value;
+    return parsed.ok ? parsed.value : undefined;
   });
   if (problems.length > 0) {
     const more = problems.length - MAX_FILE_PROBLEMS;
@@ -430,6 +436,11 @@ function parseHeaders(c: Checker, json: unknown, path: IssuePath): Record<string
       c.issue(at, 'propertyNames', 'is not a header name');
       continue;
     }
+    if (name === PROTO) {
+      ok = false;
+      c.issue(at, 'propertyNames', PROTO_REFUSED);
+      continue;
+    }
     const lower = name.toLowerCase();
     // Own keys only: `constructor` is a header name like any other (before 2026-12-05 it was refused as given twice).
     if (Object.hasOwn(headers, lower)) {
@@ -467,6 +478,11 @@ function parseBody(c: Checker, json: unknown, path: IssuePath): Record<string, B
     if (segments.length > MAX_BODY_PATH_DEPTH || !segments.every((s) => BODY_SEGMENT.test(s))) {
       ok = false;
       c.issue(at, 'propertyNames', `must be a field path such as amount or card.number (at most ${MAX_BODY_PATH_DEPTH} names of letters, digits, "_", "-" or "$", joined by ".")`);
+      continue;
+    }
+    if (segments.includes(PROTO)) {
+      ok = false;
+      c.issue(at, 'propertyNames', PROTO_REFUSED);
       continue;
     }
     const condition = parseBodyCondition(c, value, at);

@@ -408,7 +408,7 @@ export const badRule = {
 
 export const badRuleId = {
   description: 'The id is not a rule id.',
-  examples: { bad_id: { summary: 'Not a rule id', value: problem('VALIDATION_FAILED', 'params /id: must be a rule id: rule_<ULID>, or the id FAULTS_FILE gave', { details: [detail('/id', 'pattern', 'must be a rule id: rule_<ULID>, or the id FAULTS_FILE gave', 'params')] }) } },
+  examples: { bad_id: { summary: 'Not a rule id', value: problem('VALIDATION_FAILED', 'params /id: must be a rule id: rule_<ULID>, or the id its create or FAULTS_FILE gave', { details: [detail('/id', 'pattern', 'must be a rule id: rule_<ULID>, or the id its create or FAULTS_FILE gave', 'params')] }) } },
 };
 
 export const ruleNotFound = {

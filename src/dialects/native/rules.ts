@@ -26,7 +26,7 @@ import * as ex from './examples.ts';
 const errors = (statuses: number[], options?: Parameters<typeof errorResponses>[2]) => errorResponses(ex.nativeErrorDocs, statuses, options);
 
 const RuleParams = Type.Object({
-  id: Type.String({ pattern: RULE_ID_PATTERN.source, 'x-pattern-description': 'a rule id: rule_<ULID>, or the id FAULTS_FILE gave', description: 'rule_<ULID>, or the id its FAULTS_FILE entry gave', examples: [ex.EXAMPLE_IDS.rule] }),
+  id: Type.String({ pattern: RULE_ID_PATTERN.source, 'x-pattern-description': 'a rule id: rule_<ULID>, or the id its create or FAULTS_FILE gave', description: 'rule_<ULID>, or the id its create or its FAULTS_FILE entry gave', examples: [ex.EXAMPLE_IDS.rule] }),
 });
 const DeletedRules = Type.Object({ deleted: Type.Integer({ minimum: 0, description: 'How many rules were deleted' }) }, { title: 'DeletedFaultRules' });
 
@@ -46,7 +46,7 @@ const parsedRules = new WeakMap<FastifyRequest, ParsedRule>();
 
 const CREATE_400 = {
   ...ex.badRule,
-  description: `${ex.badRule.description} A bad \`Idempotency-Key\` is a 400 naming the header (\`in: headers\`). Neither is stored under the key; a create refused because FAULTS_MAX_RULES rules exist (\`max_rules\`) is, like any answer: after deleting rules, send it with a new key.`,
+  description: `${ex.badRule.description} A bad \`Idempotency-Key\` is a 400 naming the header (\`in: headers\`). Neither is stored under the key; a create refused because FAULTS_MAX_RULES rules exist (\`max_rules\`) or because its \`id\` is in use (\`unique\`) is, like any answer: after deleting rules, send it with a new key.`,
 };
 const CREATE_409 = {
   description: '`IDEMPOTENCY_KEY_IN_USE`: a create with this key is still running.',

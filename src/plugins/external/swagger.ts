@@ -187,6 +187,9 @@ export async function registerSwagger(app: FastifyInstance, options: SwaggerOpti
     const own = route.config?.swaggerTransform;
     if (own === false || route.schema?.hide === true) return;
     const faulted = app.faults !== null && shapedByFaults(route, app.errorShapes);
+    // The router's own pattern decides: a wildcard route (/api/v2/payments/*, documented with a
+    // parameter by its own transform) has no parameter the router could find too long.
+    const hasParams = /:[A-Za-z_]/.test(route.url);
     const transform: SwaggerTransform = (input) => {
       const out = own === undefined ? { schema: input.schema, url: input.url } : own(input);
       const response = out.schema.response as Record<string, TSchema> | undefined;
@@ -194,7 +197,7 @@ export async function registerSwagger(app: FastifyInstance, options: SwaggerOpti
       const path = examplePath(out.url, out.schema.params);
       const shape = app.errorShapes.forUrl(path);
       const owner = app.errorShapes.ownerOf(path);
-      const answers = [...uriTooLongAnswers(shape, /:[A-Za-z_]/.test(out.url)), ...(faulted && owner !== undefined ? faultAnswers(owner) : [])];
+      const answers = [...uriTooLongAnswers(shape, hasParams), ...(faulted && owner !== undefined ? faultAnswers(owner) : [])];
       return { ...out, schema: { ...out.schema, response: withExtraAnswers(response, shape.schema, answers, faulted ? ['X-Sim-Rule'] : []) } };
     };
     route.config = { ...route.config, swaggerTransform: transform };
