@@ -54,10 +54,12 @@ describe('FAULTS_ENABLED', () => {
     expect(await storedIntents(t)).toBe(1);
     expect(await t.app.inject({ url: '/metrics' }).then((m) => m.body)).not.toContain('fault_rule_hits_total');
 
-    // The served OpenAPI document shows no rule's answers: no 502 or 504, no fault_rule example, no X-Sim-Rule.
+    // The served OpenAPI document shows no rule's answers: no 502 or 504, no fault_rule example, no X-Sim-Rule;
+    // the 414 of a URL too long is answered at the door, rules or not (since 2026-12-05 on every operation).
     const doc = (await t.app.inject({ url: '/openapi.json' })).json();
     const create = doc.paths['/v1/sim/intent'].post;
-    expect(Object.keys(create.responses)).toEqual(['200', '400', '409', '413', '415', '422', '500', '503']);
+    expect(Object.keys(create.responses)).toEqual(['200', '400', '409', '413', '414', '415', '422', '500', '503']);
+    expect(Object.keys(create.responses['414'].content['application/json'].examples)).toEqual(['uri_too_long']);
     const text = JSON.stringify(doc.paths);
     expect([text.includes('"502"'), text.includes('"504"'), text.includes('"fault_rule":'), text.includes('X-Sim-Rule')]).toEqual([false, false, false, false]);
   });
