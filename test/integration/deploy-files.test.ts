@@ -499,6 +499,10 @@ describe('what the dashboard and the alerts say, evaluated by promtool on made-u
     if (!hasPromtool) throw new Error(PROMTOOL_MISSING);
     const errorRatio = DASHBOARD_EXPRS.find(({ expr }) => expr.includes('status_code=~"5.."'));
     expect(errorRatio, 'a panel of the 5xx ratio').toBeDefined();
+    // The webhook attempts' success ratio and its failures' shares, over 5 minutes as Grafana's $__rate_interval would be here.
+    const attemptExpr = (marker: string) => (DASHBOARD_EXPRS.find(({ expr }) => expr.includes(marker))?.expr ?? `missing ${marker}`).replaceAll('$__rate_interval', '5m');
+    const successRatio = attemptExpr('webhook_attempts_total{outcome="success"}');
+    const failureShares = attemptExpr('webhook_attempts_total{outcome!="success"}');
     const PINNED = `0+200x15 ${Array.from({ length: 15 }, (_, i) => 3000 - (i % 3)).join(' ')} 0x10`;
     const dir = mkdtempSync(join(tmpdir(), 'paysim-rules-test-'));
     try {
@@ -531,6 +535,10 @@ describe('what the dashboard and the alerts say, evaluated by promtool on made-u
                   ['paysim-2', '0x9 -30000x20'],
                   ['memory-1', '0x30'],
                 ].map(([replica, values]) => ({ series: `ledger_imbalance{replica="${replica}"}`, values })),
+                // Webhook attempts: half succeed for 10 minutes, then none is made (a load test's pause).
+                { series: 'webhook_attempts_total{outcome="success",replica="paysim-1"}', values: '0+60x10 600x20' },
+                { series: 'webhook_attempts_total{outcome="http_error",replica="paysim-1"}', values: '0+60x10 600x20' },
+                { series: 'webhook_attempts_total{outcome="timeout",replica="paysim-1"}', values: '0x30' },
                 // /api/v2: 2 payments a second created (PENDING), each ending PAYMENT_COMPLETED (1.5) or PAYMENT_FAILED (0.5).
                 ...[
                   ['PENDING', 120],
@@ -540,6 +548,12 @@ describe('what the dashboard and the alerts say, evaluated by promtool on made-u
               ],
               promql_expr_test: [
                 { expr: errorRatio?.expr ?? '', eval_time: '10m', exp_samples: [{ labels: '{}', value: 0 }] },
+                // While attempts are made: 50 % succeed, 50 % http_error; when none is made, No data, not a 0 % success
+                // ratio (2026-12-05, an SRE's check in a real Prometheus: it read 0 % between runs).
+                { expr: successRatio, eval_time: '8m', exp_samples: [{ labels: '{}', value: 0.5 }] },
+                { expr: failureShares, eval_time: '8m', exp_samples: [{ labels: '{outcome="http_error"}', value: 0.5 }, { labels: '{outcome="timeout"}', value: 0 }] },
+                { expr: successRatio, eval_time: '20m', exp_samples: [] },
+                { expr: failureShares, eval_time: '20m', exp_samples: [] },
                 // The ledger tile: 0 before, 30,000 (red: at least 1) after, though it is negative and a memory replica says 0.
                 { expr: LEDGER_TILE.targets[0]?.expr ?? '', eval_time: '5m', exp_samples: [{ labels: '{}', value: 0 }] },
                 { expr: LEDGER_TILE.targets[0]?.expr ?? '', eval_time: '15m', exp_samples: [{ labels: '{}', value: 30_000 }] },
