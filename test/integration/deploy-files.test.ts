@@ -115,7 +115,7 @@ interface PanelDetail {
   title: string;
   targets: Array<{ refId: string; expr: string }>;
   fieldConfig: {
-    defaults: { thresholds?: { steps: Array<{ color: string; value: number | null }> }; custom?: { stacking?: { mode: string } } };
+    defaults: { max?: number; thresholds?: { steps: Array<{ color: string; value: number | null }> }; custom?: { stacking?: { mode: string }; axisSoftMax?: number } };
     overrides: Array<{ matcher: { id: string; options: string }; properties: Array<{ id: string; value: unknown }> }>;
   };
 }
@@ -321,6 +321,10 @@ describe('the service the files describe', () => {
       expect(drawn.has(name), name).toBe(true);
     }
     expect(DASHBOARD_EXPRS.some(({ expr }) => queryNames(expr).labels.has('route') && expr.includes('http_request_duration_seconds_bucket'))).toBe(true);
+    // Store fill goes over 1 for idempotency keys while more requests run than its bound: the axis
+    // reaches 1 and grows past it, never clipping (2026-12-05: it was capped at 1).
+    const fill = panel('Store fill').fieldConfig.defaults;
+    expect([fill.max, fill.custom?.axisSoftMax]).toEqual([undefined, 1]);
   });
 
   it('answers the probes the files use: /readyz and /healthz 200, /metrics at the scraped path', async () => {
