@@ -8,9 +8,9 @@ export interface ValidationIssue extends FieldIssue {
 
 /**
  * The schema keyword that says in words what a `pattern` accepts, completing "must be …":
- * `{ pattern: '^[A-Z]{3}$', 'x-pattern-description': 'three upper-case letters (an ISO 4217 code)' }`
- * makes the message `must be three upper-case letters (an ISO 4217 code)` instead of Ajv's
- * `must match pattern "^[A-Z]{3}$"`. An `x-` name, so the OpenAPI document may carry it (a
+ * `{ pattern: '^pay_[0-9A-HJKMNP-TV-Z]{26}$', 'x-pattern-description': 'pay_ followed by a 26-character ULID' }`
+ * makes the message `must be pay_ followed by a 26-character ULID` instead of Ajv's
+ * `must match pattern "^pay_[0-9A-HJKMNP-TV-Z]{26}$"`. An `x-` name, so the OpenAPI document may carry it (a
  * specification extension) and Ajv knows it as an annotation (http/validators.ts).
  */
 export const PATTERN_DESCRIPTION = 'x-pattern-description';
@@ -18,6 +18,7 @@ export const PATTERN_DESCRIPTION = 'x-pattern-description';
 /** Formats in words, completing "must be …" (the service's own formats are in http/validators.ts). */
 export const FORMAT_DESCRIPTIONS: Readonly<Record<string, string>> = {
   'http-url': 'an absolute http(s) URL',
+  iso4217: 'an ISO 4217 currency code such as KRW, USD or EUR',
   'date-time': 'an ISO 8601 date-time such as 2026-11-20T10:00:00.000Z',
   date: 'a date such as 2026-11-20',
   uri: 'an absolute URI',

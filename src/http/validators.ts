@@ -2,6 +2,7 @@ import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
 import type { FastifyInstance } from 'fastify';
 import { describeErrors, PATTERN_DESCRIPTION } from './validation.ts';
+import { isCurrency } from '../core/currency.ts';
 
 /**
  * Bodies are validated strictly (no type coercion: `"amount": "100"` is a 400), while query
@@ -73,6 +74,7 @@ function described(validate: ValidateFunction, schema: unknown): DescribedValida
 function withKeywords(ajv: Ajv): Ajv {
   addFormats.default(ajv);
   ajv.addFormat('http-url', { type: 'string', validate: isHttpUrl });
+  ajv.addFormat('iso4217', { type: 'string', validate: isCurrency });
   // An annotation (no validation of its own): a string, so a mistyped one fails at start.
   ajv.addKeyword({ keyword: PATTERN_DESCRIPTION, schemaType: 'string' });
   return ajv;

@@ -97,7 +97,8 @@ describe('orders', () => {
     const cases: Array<[Json, Json[]]> = [
       [{ ...orderBody, amount: 0 }, [{ field: 'amount', reason: 'must be >= 1' }]],
       [{ ...orderBody, amount: 1.5 }, [{ field: 'amount', reason: 'must be integer' }]],
-      [{ ...orderBody, currency: 'krw' }, [{ field: 'currency', reason: 'must be three upper-case letters (an ISO 4217 code)' }]],
+      [{ ...orderBody, currency: 'krw' }, [{ field: 'currency', reason: 'must be an ISO 4217 currency code such as KRW, USD or EUR' }]],
+      [{ ...orderBody, currency: 'XYZ' }, [{ field: 'currency', reason: 'must be an ISO 4217 currency code such as KRW, USD or EUR' }]],
       [{ ...orderBody, extra: 1 }, [{ field: 'extra', reason: 'is not a known field' }]],
       [{ userId: 'user_1' }, [{ field: 'serviceId', reason: "must have required property 'serviceId'" }, { field: 'orderName', reason: "must have required property 'orderName'" }, { field: 'amount', reason: "must have required property 'amount'" }]],
       [{ ...orderBody, metadata: { kind: 'CREDIT_CHARGE', credits: -5 } }, [{ field: 'metadata.credits', reason: 'must be a positive whole number of credits' }]],
@@ -449,6 +450,9 @@ describe('the billing policy', () => {
     const bad = join(dir, 'bad.yaml');
     writeFileSync(bad, 'services:\n  chat:\n    creditsPerUse: -1\n');
     expect(() => loadConfig({ FLUXPAY_POLICY_FILE: bad })).toThrow(`Invalid configuration: FLUXPAY_POLICY_FILE: ${bad}: services.chat.creditsPerUse must be a whole number from 1 to 1000000000 (got -1)`);
+    // A plan's currency is an ISO 4217 code in use (2026-12-05: any three upper-case letters were taken).
+    writeFileSync(bad, 'services:\n  chat:\n    creditsPerUse: 1\nplans:\n  p1:\n    name: P\n    price: 100\n    currency: XYZ\n    period: P1M\n    credits: 10\n');
+    expect(() => loadConfig({ FLUXPAY_POLICY_FILE: bad })).toThrow(`Invalid configuration: FLUXPAY_POLICY_FILE: ${bad}: plans.p1.currency must be an ISO 4217 currency code such as KRW`);
     writeFileSync(bad, 'services: [oops');
     expect(() => loadConfig({ FLUXPAY_POLICY_FILE: bad })).toThrow(/^Invalid configuration: FLUXPAY_POLICY_FILE: .* is not valid YAML: [^\n]+ at line \d+, column \d+$/);
     expect(() => loadConfig({ FLUXPAY_POLICY_FILE: join(dir, 'missing.yaml') })).toThrow(/^Invalid configuration: FLUXPAY_POLICY_FILE: cannot read /);

@@ -6,8 +6,8 @@ import { buildTestApp, type TestApp } from '../helpers/app.ts';
 /**
  * Validation messages say the rule in words, in each dialect's shape: an enum names its allowed
  * values (`must be one of approve, fail, delay, random, mix`), a pattern is described
- * (`must be three upper-case letters (an ISO 4217 code)`) and a format too
- * (`must be an absolute http(s) URL`), never a regular expression. The payment-service API keeps
+ * (`must be visible ASCII characters only (no spaces)`) and a format too
+ * (`must be an absolute http(s) URL`, `must be an ISO 4217 currency code such as KRW, USD or EUR`), never a regular expression. The payment-service API keeps
  * the Korean messages of its document.
  * @see issue 8 "Small things that cost a newcomer time"
  */
@@ -42,11 +42,19 @@ const NATIVE: Case[] = [
     issue: ['body', '/scenario', 'enum', 'must be one of approve, fail, delay, random, mix'],
   },
   {
-    name: 'a lower-case currency (pattern)',
+    name: 'a lower-case currency (format)',
     method: 'POST',
     url: '/v1/sim/intent',
     payload: { reservation_id: 'r', amount: 1, currency: 'krw' },
-    issue: ['body', '/currency', 'pattern', 'must be three upper-case letters (an ISO 4217 code)'],
+    issue: ['body', '/currency', 'format', 'must be an ISO 4217 currency code such as KRW, USD or EUR'],
+  },
+  {
+    // 2026-12-05: any three upper-case letters were taken, and XYZ made a payment.
+    name: 'a currency that is no ISO 4217 code (format)',
+    method: 'POST',
+    url: '/v1/sim/intent',
+    payload: { reservation_id: 'r', amount: 1, currency: 'XYZ' },
+    issue: ['body', '/currency', 'format', 'must be an ISO 4217 currency code such as KRW, USD or EUR'],
   },
   {
     name: 'an ftp webhook_url (format)',
@@ -160,11 +168,11 @@ describe('every rule of a request has its words', () => {
     const doc = (await t.app.inject({ url: '/openapi.json' })).json();
     const schemas = requestSchemas(doc);
     expect(schemas.length).toBeGreaterThan(10);
-    // Not vacuous: the cursors, the currency, the Idempotency-Key and the payment service's reservationId at least.
+    // Not vacuous: the cursors, the Idempotency-Key and the payment service's reservationId at least.
     expect(JSON.stringify(schemas).match(/"pattern":/g)?.length).toBeGreaterThanOrEqual(5);
     const missing: string[] = [];
     for (const [where, schema] of schemas) undescribed(where, schema, missing);
     expect(missing).toEqual([]);
-    expect(JSON.stringify(doc)).toContain('"x-pattern-description":"three upper-case letters (an ISO 4217 code)"');
+    expect(JSON.stringify(doc)).toContain('"x-pattern-description":"visible ASCII characters only (no spaces)"');
   });
 });

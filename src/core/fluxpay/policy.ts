@@ -1,5 +1,6 @@
 import { parsePeriod } from '../subscriptions/period.ts';
 import { admitPerSecondProblem } from '../waiting-room/room.ts';
+import { isCurrency } from '../currency.ts';
 
 /**
  * The billing policy: what each service charges per use, per feature, in credits, and the plans
@@ -111,7 +112,6 @@ plans:
 `;
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
-const CURRENCY = /^[A-Z]{3}$/;
 const MAX_CREDITS = 1_000_000_000;
 
 const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -165,7 +165,7 @@ export function parsePolicy(document: unknown): BillingPolicy {
     onlyKeys(raw, ['name', 'price', 'currency', 'period', 'interval', 'credits', 'features'], where);
     const period = planPeriod(raw, where);
     const currency = raw.currency ?? 'KRW';
-    if (typeof currency !== 'string' || !CURRENCY.test(currency)) throw new Error(`${where}.currency must be an ISO 4217 code such as KRW`);
+    if (typeof currency !== 'string' || !isCurrency(currency)) throw new Error(`${where}.currency must be an ISO 4217 currency code such as KRW`);
     const features = raw.features ?? [];
     if (!Array.isArray(features) || !features.every((f) => typeof f === 'string' && ID.test(f))) throw new Error(`${where}.features must be a list of feature names`);
     plans.set(planId, {

@@ -77,7 +77,7 @@ export const CreateOrderBody = Type.Object(
     serviceId: ServiceId,
     orderName: Type.String({ minLength: 1, maxLength: 200, description: 'What is bought, for people', examples: ['AI Writer — 1,000 credits'] }),
     amount: Amount('Minor units (KRW has none)'),
-    currency: Type.Optional(Type.String({ pattern: '^[A-Z]{3}$', 'x-pattern-description': 'three upper-case letters (an ISO 4217 code)', default: 'KRW', description: 'ISO 4217; default KRW', examples: ['KRW'] })),
+    currency: Type.Optional(Type.String({ format: 'iso4217', default: 'KRW', description: 'ISO 4217; default KRW', examples: ['KRW'] })),
     metadata: Type.Optional(Metadata),
   },
   { ...Strict, title: 'FluxPayCreateOrderRequest' },

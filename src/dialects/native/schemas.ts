@@ -29,7 +29,7 @@ export const CreateIntentBody = Type.Object(
   {
     reservation_id: Type.String({ minLength: 1, maxLength: 128 }),
     amount: Type.Integer({ minimum: 1, maximum: 100_000_000_000, description: 'Minor units of the currency' }),
-    currency: Type.Optional(Type.String({ pattern: '^[A-Z]{3}$', 'x-pattern-description': 'three upper-case letters (an ISO 4217 code)', default: 'KRW', description: 'ISO 4217' })),
+    currency: Type.Optional(Type.String({ format: 'iso4217', default: 'KRW', description: 'An ISO 4217 currency code in use (KRW, USD, EUR, …)' })),
     scenario: Type.Optional(Type.Enum(SCENARIOS)),
     mix: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'Weighted outcomes for scenario `mix` (or without a scenario), e.g. `approve:90,fail:7,delay:3`: each payment picks one with probability weight / total, from the seeded random stream. Default: the MIX setting', examples: ['approve:90,fail:7,delay:3'] })),
     delay_ms: Type.Optional(Type.Integer({ minimum: 0, maximum: 600_000 })),
