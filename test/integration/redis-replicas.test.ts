@@ -293,7 +293,11 @@ if (redisServerOrSkip('replicas on Redis')) {
         const repeat = create(b);
         // Neither answers before the decision, however long they wait (B's store checks read it PENDING, undecided).
         expect(await Promise.race([repeat.then(() => 'answered'), sleep(3 * LOOK_AFTER_DUE_MS + 200).then(() => 'waiting')])).toBe('waiting');
-        await Promise.all([a.clock.advance(1_000), b.clock.advance(1_000)]);
+        // Past the due time by LOOK_AFTER_DUE_MS: either replica may claim the decision and either may
+        // send the callback, and A's wait reads its payment once its clock is that far past the due
+        // time. Advanced by 1 s only, A waited for ever whenever B both decided it and sent its
+        // callback (a CI run on 2026-12-05 timed out here after 90 s).
+        await Promise.all([a.clock.advance(1_000 + LOOK_AFTER_DUE_MS), b.clock.advance(1_000 + LOOK_AFTER_DUE_MS)]);
         const completed = { ok: true, tx_id: 'tx_twin', status: 'PAYMENT_COMPLETED', payment_id: 'pay_tx_twin' };
         const [one, two] = await Promise.all([first, repeat]);
         expect([one.statusCode, one.headers['idempotent-replayed'], one.json()]).toEqual([200, undefined, completed]);
