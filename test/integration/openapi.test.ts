@@ -108,6 +108,17 @@ describe('OpenAPI document', () => {
       description: 'The request URL is longer than 8192 characters, or a path parameter longer than 100: nothing was done.',
       content: { 'application/json': { examples: { uri_too_long: { value: { isSuccess: false, code: 'COMMON_414', message: 'The request URL is longer than 8192 characters.', result: null } } } } },
     });
+    // FluxPay's payment read shares /api/v1/payments with the payment service: a key not of its form
+    // is the payment service's path, and its 414 is in that shape, as its description says (2026-12-05).
+    const paymentRead = doc.paths['/api/v1/payments/{paymentKey}']!.get!.responses!['414']!;
+    const serviceShape = { error: '요청 URI가 너무 깁니다.' };
+    expect(paymentRead.description).toBe(
+      `The request URL is longer than 8192 characters, or a path parameter longer than 100: nothing was done. A parameter not of this API's form is a path of the payment-service API's, answered in its shape: \`${JSON.stringify(serviceShape)}\`.`,
+    );
+    const notPk = await t.app.inject({ url: `/api/v1/payments/${'x'.repeat(101)}` });
+    expect([notPk.statusCode, notPk.json()]).toEqual([414, serviceShape]);
+    // Only there: the orders' read has no other owner.
+    expect(doc.paths['/api/v1/orders/{orderId}']!.get!.responses!['414']!.description).not.toContain('form');
     expect(doc.paths['/api/v2/payments']!.post!.responses!['414']!.content!['application/json']!.examples).toEqual({ uri_too_long: { summary: 'A URL too long', value: { detail: 'The request URL is longer than 8192 characters.' } } });
     // What is documented is what is answered.
     for (const [url, example] of [

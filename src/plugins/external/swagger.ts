@@ -136,8 +136,11 @@ const MAX_PARAM_LENGTH = 100;
  * (plugins/app/request-context.ts) and, on a route with path parameters, one of them too long (the
  * router's, src/http/problem.ts).
  */
-function uriTooLongAnswers(shape: ErrorShape, hasParams: boolean): ExtraAnswer[] {
-  const what = `The request URL is longer than ${MAX_URL_LENGTH} characters${hasParams ? `, or a path parameter longer than ${MAX_PARAM_LENGTH}` : ''}: nothing was done.`;
+function uriTooLongAnswers(shape: ErrorShape, hasParams: boolean, elsewhere: ErrorShape | undefined): ExtraAnswer[] {
+  // FluxPay's payment read shares `/api/v1/payments` with the payment service: a key not of its
+  // form is the payment service's path, and so is its 414.
+  const other = elsewhere === undefined ? '' : ` A parameter not of this API's form is a path of the ${elsewhere.name} API's, answered in its shape: \`${JSON.stringify(renderedBody(elsewhere, { status: 414, code: 'URI_TOO_LONG', message: PARAMETER_TOO_LONG_MESSAGE }, EXAMPLE_TRACE_ID))}\`.`;
+  const what = `The request URL is longer than ${MAX_URL_LENGTH} characters${hasParams ? `, or a path parameter longer than ${MAX_PARAM_LENGTH}` : ''}: nothing was done.${other}`;
   const answer = (name: string, summary: string, message: string, also: string): ExtraAnswer => ({
     status: 414,
     description: what,
@@ -197,7 +200,9 @@ export async function registerSwagger(app: FastifyInstance, options: SwaggerOpti
       const path = examplePath(out.url, out.schema.params);
       const shape = app.errorShapes.forUrl(path);
       const owner = app.errorShapes.ownerOf(path);
-      const answers = [...uriTooLongAnswers(shape, hasParams), ...(faulted && owner !== undefined ? faultAnswers(owner) : [])];
+      // A parameter of none of this route's forms: the path of whichever API owns it then.
+      const other = hasParams ? app.errorShapes.forUrl(out.url.replace(/:[A-Za-z_][A-Za-z0-9_]*/g, '~'.repeat(MAX_PARAM_LENGTH + 1))) : shape;
+      const answers = [...uriTooLongAnswers(shape, hasParams, other === shape ? undefined : other), ...(faulted && owner !== undefined ? faultAnswers(owner) : [])];
       return { ...out, schema: { ...out.schema, response: withExtraAnswers(response, shape.schema, answers, faulted ? ['X-Sim-Rule'] : []) } };
     };
     route.config = { ...route.config, swaggerTransform: transform };
