@@ -468,6 +468,8 @@ export interface SchedulerStore {
   nextDueAt(): Promise<number | undefined>;
   /** Jobs of a kind, claimed or not. */
   count(kind: string): Promise<number>;
+  /** The keys of up to `limit` jobs of a kind, claimed or not, in no set order (for the shutdown's log). */
+  keys(kind: string, limit: number): Promise<string[]>;
 }
 
 // ── console sessions ended by a log out ──────────────────────────────────────────────────────

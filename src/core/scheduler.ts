@@ -123,6 +123,11 @@ export class Scheduler {
     return total;
   }
 
+  /** The keys of up to `limit` jobs still to run of a kind (for the shutdown's log). */
+  pendingKeys(kind: string, limit: number): Promise<string[]> {
+    return this.#deps.store.keys(kind, limit);
+  }
+
   /** Starts running due work (jobs already in the store included). */
   async start(): Promise<void> {
     this.#started = true;

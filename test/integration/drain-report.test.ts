@@ -4,7 +4,7 @@ import { receiverPool } from '../helpers/receiver.ts';
 import { createIntent } from '../helpers/webhooks.ts';
 
 /*
- * What the drain's report says of the webhook deliveries left when its budget runs out: in memory
+ * What the drain's report says of the intents left undecided, and of the webhook deliveries left when its budget runs out: in memory
  * they are lost with the process (a warning, with their ids: at most 100, and says when there
  * were more); with Redis what the replica held goes back to the shared queue (info: nothing is lost).
  */
@@ -38,5 +38,26 @@ describe('the drain report of unfinished webhook deliveries', () => {
     });
     expect(report?.delivery_ids).toHaveLength(Math.min(held, 100));
     expect(report?.delivery_ids_truncated).toBe(held > 100 ? true : undefined);
+  });
+});
+
+describe('the drain report of undecided intents', () => {
+  it('lists at most 100 of their ids and says so when there were more (before 2026-12-05 only their count); a warning, or with a shared scheduler (Redis) an info line: left on it', async () => {
+    const logs: Array<Record<string, unknown>> = [];
+    t = await buildTestApp({}, { logs });
+    const made: string[] = [];
+    for (let i = 0; i < 101; i++) made.push(await createIntent(t, { reservation_id: `r-undecided-${i}`, scenario: 'delay', delay_ms: 60_000 }));
+    await t.app.lifecycle.drain(50);
+    const report = logs.find((l) => 'pending_intents' in l);
+    // The test apps on Redis poll no shared scheduler (SCHEDULER_POLL_MS=0): their decisions are their own, as in memory.
+    const shared = t.app.core.scheduler.shared;
+    expect(report).toMatchObject({
+      level: shared ? 'info' : 'warn',
+      msg: shared ? 'shutdown: intents still pending when the drain budget ran out are left on the shared scheduler, for the other replicas (or the next start)' : 'shutdown: intents still pending when the drain budget ran out',
+      pending_intents: 101,
+      intent_ids_truncated: true,
+    });
+    const ids = report?.intent_ids as string[];
+    expect([ids.length, new Set(ids).size, ids.every((id) => made.includes(id))]).toEqual([100, 100, true]);
   });
 });

@@ -24,6 +24,7 @@ function refusingStore(): { jobs: MemorySchedulerStore; store: SchedulerStore; a
     release: (claimed) => reachable(() => jobs.release(claimed)),
     nextDueAt: () => reachable(() => jobs.nextDueAt()),
     count: (kind) => reachable(() => jobs.count(kind)),
+    keys: (kind, limit) => reachable(() => jobs.keys(kind, limit)),
   };
   return { jobs, store, away };
 }

@@ -259,6 +259,7 @@ describe('Scheduler on a store shared by several processes', () => {
       release: (jobs) => healthy.release(jobs),
       nextDueAt: async () => (away ? unreachable() : healthy.nextDueAt()),
       count: (kind) => healthy.count(kind),
+      keys: (kind, limit) => healthy.keys(kind, limit),
     };
     const runErrors: string[] = [];
     const scheduler = new Scheduler({ clock, store, onError: () => undefined, onRunError: (error) => void runErrors.push((error as Error).message) });
@@ -295,6 +296,7 @@ describe('Scheduler: the jobs of a batch', () => {
       release: (jobs) => inner.release(jobs),
       nextDueAt: () => inner.nextDueAt(),
       count: (kind) => inner.count(kind),
+      keys: (kind, limit) => inner.keys(kind, limit),
     };
     return { store, completes };
   }
@@ -487,6 +489,7 @@ describe('Scheduler: the jobs of a batch', () => {
       release: async (jobs) => (away ? Promise.reject(new Error('connect ECONNREFUSED')) : inner.release(jobs)),
       nextDueAt: () => inner.nextDueAt(),
       count: (kind) => inner.count(kind),
+      keys: (kind, limit) => inner.keys(kind, limit),
     };
     const runErrors: string[] = [];
     const scheduler = new Scheduler({ clock, store, onError: () => undefined, onRunError: (error) => void runErrors.push((error as Error).message), concurrency: 3 });
@@ -525,6 +528,7 @@ describe('Scheduler: the jobs of a batch', () => {
       release: (jobs) => inner.release(jobs),
       nextDueAt: () => inner.nextDueAt(),
       count: (kind) => inner.count(kind),
+      keys: (kind, limit) => inner.keys(kind, limit),
     };
     const runErrors: unknown[] = [];
     const scheduler = new Scheduler({ clock, store, onError: () => undefined, onRunError: (error) => void runErrors.push(error) });

@@ -90,6 +90,16 @@ export class MemorySchedulerStore implements SchedulerStore {
     return Promise.resolve(this.#live.get(kind)?.size ?? 0);
   }
 
+  keys(kind: string, limit: number): Promise<string[]> {
+    const keys: string[] = [];
+    if (limit <= 0) return Promise.resolve(keys);
+    for (const key of this.#live.get(kind)?.keys() ?? []) {
+      keys.push(key);
+      if (keys.length >= limit) break;
+    }
+    return Promise.resolve(keys);
+  }
+
   #kind(kind: string): Map<string, Entry> {
     let jobs = this.#live.get(kind);
     if (jobs === undefined) {

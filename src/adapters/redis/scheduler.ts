@@ -294,4 +294,17 @@ export class RedisSchedulerStore implements SchedulerStore {
   count(kind: string): Promise<number> {
     return this.#client.hlen(this.#jobs + kind);
   }
+
+  /** HSCAN, a page at a time, until `limit` keys or the end: never the whole hash at once. */
+  async keys(kind: string, limit: number): Promise<string[]> {
+    const keys = new Set<string>();
+    let cursor = '0';
+    while (keys.size < limit) {
+      const [next, page] = await this.#client.hscan(this.#jobs + kind, cursor, 'COUNT', Math.min(1000, Math.max(10, limit)));
+      for (let i = 0; i < page.length && keys.size < limit; i += 2) keys.add(page[i] as string);
+      cursor = next;
+      if (cursor === '0') break;
+    }
+    return [...keys];
+  }
 }

@@ -197,6 +197,11 @@ export class IntentService {
     return this.#deps.scheduler.pending(DECIDE_JOB);
   }
 
+  /** The ids of up to `limit` intents whose decision has not run yet. */
+  pendingDecisionIds(limit: number): Promise<string[]> {
+    return this.#deps.scheduler.pendingKeys(DECIDE_JOB, limit);
+  }
+
   /**
    * The due decision of one intent: applies its planned outcome if it is still PENDING, and
    * publishes its event. The job is completed only once that event's durable effects are done (a

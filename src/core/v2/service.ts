@@ -164,6 +164,11 @@ export class V2PaymentService {
     return this.#deps.scheduler.pending(V2_DECIDE_JOB);
   }
 
+  /** The ids of up to `limit` payments whose decision has not run yet. */
+  pendingDecisionIds(limit: number): Promise<string[]> {
+    return this.#deps.scheduler.pendingKeys(V2_DECIDE_JOB, limit);
+  }
+
   sweep(now: number): Promise<number> {
     return this.#deps.store.sweep(now);
   }

@@ -51,17 +51,29 @@ const SWEEP_INTERVAL_MS = 60_000;
 /** How long the close waits for the scheduler's run in progress (its jobs not completed by then are claimed again once their lease lapses). */
 export const QUIESCE_WAIT_MS = 1_000;
 
+/** How many ids a shutdown log line lists (of unfinished deliveries, of undecided intents). */
+export const MAX_IDS_LOGGED = 100;
+
+/** Decisions due on the scheduler: how many, and the ids of some (a service's `pendingDecisions`). */
+export interface PendingDecisions {
+  pendingDecisions(): Promise<number>;
+  pendingDecisionIds(limit: number): Promise<string[]>;
+}
+
 /**
- * A drainer for decisions due on the scheduler (`pending()` of them): it waits for none left within
- * its budget, or, handing off (others alive on a shared store), reads once for its end line and
- * waits for none. What is left on a shared scheduler (Redis: the count is every replica's) is due
- * work that whichever replica runs (or the next start) makes, told at info; in memory, a warning.
+ * A drainer for decisions due on the scheduler: it waits for none left within its budget, or,
+ * handing off (others alive on a shared store), reads once for its end line and waits for none.
+ * What is left on a shared scheduler (Redis: the count is every replica's) is due work that
+ * whichever replica runs (or the next start) makes, told at info; in memory, a warning. Either
+ * line lists the ids of up to MAX_IDS_LOGGED of them (`<idsField>`, and `<idsField>_truncated`
+ * when there are more; none when the store cannot say): before 2026-12-05 only their count.
  */
-export function drainDecisions(app: FastifyInstance, pending: () => Promise<number>, lines: { field: string; done: string; left: string }): Drainer {
+export function drainDecisions(app: FastifyInstance, source: PendingDecisions, lines: { field: string; idsField: string; done: string; left: string }): Drainer {
   return async (budgetMs) => {
     const { handingOff } = app.lifecycle;
-    const left = await waitUntil(handingOff ? 0 : budgetMs, pending, (n) => n === 0);
-    const fields = { [lines.field]: left };
+    const left = await waitUntil(handingOff ? 0 : budgetMs, () => source.pendingDecisions(), (n) => n === 0);
+    const ids = left === 0 ? undefined : await source.pendingDecisionIds(MAX_IDS_LOGGED).catch(() => undefined);
+    const fields = { [lines.field]: left, ...(ids === undefined ? {} : { [lines.idsField]: ids }), ...(ids !== undefined && left > ids.length ? { [`${lines.idsField}_truncated`]: true } : {}) };
     if (left === 0) app.log.info(`shutdown: ${lines.done}`);
     else if (handingOff) app.log.info(fields, `shutdown: ${lines.left} are left on the shared scheduler, for the other replicas`);
     else if (app.core.scheduler.shared) app.log.info(fields, `shutdown: ${lines.left} when the drain budget ran out are left on the shared scheduler, for the other replicas (or the next start)`);
@@ -146,7 +158,7 @@ export default fp<CoreOptions>(
       await scheduler.start();
     });
 
-    app.lifecycle.onDrain(drainDecisions(app, () => intents.pendingDecisions(), { field: 'pending_intents', done: 'every pending intent was decided', left: 'intents still pending' }));
+    app.lifecycle.onDrain(drainDecisions(app, intents, { field: 'pending_intents', idsField: 'intent_ids', done: 'every pending intent was decided', left: 'intents still pending' }));
     // Before any onClose hook (the webhook dispatcher's among them): nothing claimed from now on
     // meets a closed dispatcher; what comes due is the other replicas' (or the next start's).
     app.addHook('preClose', () => scheduler.quiesce(QUIESCE_WAIT_MS));

@@ -38,7 +38,7 @@ export default fp(
     app.decorate('v2Payments', service);
     app.core.onSweep((now) => service.sweep(now));
 
-    app.lifecycle.onDrain(drainDecisions(app, () => service.pendingDecisions(), { field: 'pending_v2_payments', done: 'every v2 payment was decided', left: 'v2 payments still undecided' }));
+    app.lifecycle.onDrain(drainDecisions(app, service, { field: 'pending_v2_payments', idsField: 'payment_ids', done: 'every v2 payment was decided', left: 'v2 payments still undecided' }));
   },
   { name: 'paysim-v2-payments', dependencies: ['paysim-core', 'paysim-lifecycle'] },
 );

@@ -14,6 +14,7 @@ import { standardSigner } from '../../webhooks/signers/standard.ts';
 import { stripeSigner } from '../../webhooks/signers/stripe.ts';
 import type { DeliveryLogStore } from '../../core/ports.ts';
 import { bucketCapacity } from '../../webhooks/token-bucket.ts';
+import { MAX_IDS_LOGGED } from './core.ts';
 
 /**
  * Webhook delivery: one dispatcher, one undici Agent and the registry of signers per app, with
@@ -41,9 +42,6 @@ declare module 'fastify' {
     webhooks: Webhooks;
   }
 }
-
-/** How many ids of unfinished deliveries a shutdown log line lists. */
-const MAX_IDS_LOGGED = 100;
 
 export default fp<WebhooksOptions>(
   async (app, options) => {

@@ -35,6 +35,31 @@ export function schedulerStoreContract(name: string, make: SchedulerStoreFactory
       expect(await store.claimDue(T0 + 20, 3, LEASE)).toEqual([]);
     });
 
+    it('keys: up to `limit` keys of a kind, claimed or not, each once; none of other kinds, completed or cancelled jobs', async () => {
+      const store = await storeWith(job('pay_1', T0), job('pay_2', T0 + 5), job('pay_3', T0 + 100), job('pay_1', T0 + 1), job('bk_1', T0, EXPIRE));
+      expect((await store.keys(DECIDE, 10)).sort()).toEqual(['pay_1', 'pay_2', 'pay_3']);
+      expect(await store.keys(EXPIRE, 10)).toEqual(['bk_1']);
+      expect(await store.keys('none', 10)).toEqual([]);
+      const two = await store.keys(DECIDE, 2);
+      expect([two.length, new Set(two).size, two.every((k) => ['pay_1', 'pay_2', 'pay_3'].includes(k))]).toEqual([2, 2, true]);
+      expect(await store.keys(DECIDE, 0)).toEqual([]);
+      const claimed = await store.claimDue(T0 + 1, 10, LEASE);
+      expect(keys(claimed)).toEqual([`${EXPIRE}:bk_1`, `${DECIDE}:pay_1`]);
+      expect((await store.keys(DECIDE, 10)).sort()).toEqual(['pay_1', 'pay_2', 'pay_3']);
+      await store.complete(claimed);
+      await store.cancel(DECIDE, 'pay_3');
+      expect([await store.keys(DECIDE, 10), await store.keys(EXPIRE, 10)]).toEqual([['pay_2'], []]);
+    });
+
+    it('keys reads a large kind a page at a time, up to `limit`', async () => {
+      const store = await make();
+      for (let i = 0; i < 2_500; i++) await store.schedule(job(`pay_${i}`, T0 + i));
+      const some = await store.keys(DECIDE, 100);
+      expect([some.length, new Set(some).size]).toEqual([100, 100]);
+      const all = await store.keys(DECIDE, 5_000);
+      expect([all.length, new Set(all).size]).toEqual([2_500, 2_500]);
+    });
+
     it('schedule upserts by kind and key: rescheduling moves the job', async () => {
       const store = await storeWith(job('pay_1', T0), job('pay_2', T0 + 5), job('pay_1', T0 + 100), job('pay_1', T0, EXPIRE));
       expect(await store.count(DECIDE)).toBe(2);
