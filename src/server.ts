@@ -1,3 +1,5 @@
+// First: an older Node.js is told on one line before any module that needs a newer one loads.
+import './node-version.ts';
 import cluster from 'node:cluster';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { FastifyInstance } from 'fastify';

@@ -81,6 +81,9 @@ describe('waiting-room routes', () => {
     expect(status).toBe(400);
     expect(body).toMatchObject({ isSuccess: false, code: 'COMMON_400', result: { errors: [{ field: 'admitPerSecond' }] } });
     expect(errorOf(await fpPost(t, '/api/v1/waiting-rooms/sale/enter', {}))[1]).toMatchObject({ code: 'COMMON_400', result: { errors: [{ field: 'userId' }] } });
+    // The id's rule in full: it starts with a letter or digit (2026-12-05: the message left that out).
+    const rule = 'must be 1–64 letters, digits, ., _ or -, starting with a letter or digit';
+    expect(errorOf(await put(t, '-sale', ROOM))).toEqual([400, fpError('COMMON_400', `params /roomId: ${rule}`, { errors: [{ field: 'path.roomId', reason: rule }] })]);
   });
 
   it('enter → WAITING with position and estimate; twice → the same ticket; then ADMITTED with a token and its expiry; then EXPIRED', async () => {

@@ -191,6 +191,14 @@ describe('the Postman collection', () => {
       // Enough assertions, none failed or skipped, and every request checks at least its status and content type.
       expect(stats.assertions.failed).toBe(0);
       expect(stats.assertions.total).toBeGreaterThanOrEqual(MIN_ASSERTIONS);
+      // The README's figures are this run's (a user test found them two collections old on 2026-12-05).
+      const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8');
+      const told = /Run\s+it\s+in\s+order,\s+against\s+a\s+service\s+started\s+with\s+`JWT_SECRET`\s+set:\s+(\d+)\s+requests\s+\(and\s+a\s+few\s+more\s+that\s+a\s+pre-request\s+script\s+sends[^)]*\)\s+and\s+over\s+(\d+)\s+assertions/.exec(readme);
+      expect(told, 'the README says how many requests and assertions').not.toBeNull();
+      const [, requests, assertions] = told as RegExpExecArray;
+      expect(Number(requests)).toBe(names.length);
+      expect(Number(assertions)).toBeLessThanOrEqual(stats.assertions.total);
+      expect(Number(assertions)).toBeGreaterThan(stats.assertions.total - 50);
       for (const [name, execution] of byName) {
         const assertions = execution.assertions ?? [];
         expect(assertions.filter((a) => a.skipped === true || a.error !== undefined), name).toEqual([]);

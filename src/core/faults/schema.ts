@@ -95,7 +95,7 @@ const ignored = (description: string) => `Read-only, as GET lists the rule: ${de
 
 export const CreateFaultRuleBody = Type.Object(
   {
-    id: Type.Optional(Type.String({ pattern: RULE_ID_PATTERN.source, description: "The rule's own id, which `X-Sim-Rule` and the console then show (1–64 letters, digits, `.`, `_` or `-`); an id in use is refused (400, `/id`, rule `unique`). None: `rule_<ULID>`" })),
+    id: Type.Optional(Type.String({ pattern: RULE_ID_PATTERN.source, description: "The rule's own id, which `X-Sim-Rule` and the console then show (1–64 letters, digits, `.`, `_` or `-`, starting with a letter or digit); an id in use is refused (400, `/id`, rule `unique`). None: `rule_<ULID>`" })),
     name: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 200 }), Type.Null()])),
     enabled: Type.Optional(Type.Boolean({ default: true })),
     match: Type.Optional(FaultMatch),

@@ -142,14 +142,14 @@ export function parsePolicy(document: unknown): BillingPolicy {
   const services = new Map<string, ServicePolicy>();
   for (const [serviceId, raw] of Object.entries(servicesIn)) {
     const where = `services.${serviceId}`;
-    if (!ID.test(serviceId)) throw new Error(`${where}: a service id is 1–64 letters, digits, '.', '_' or '-'`);
+    if (!ID.test(serviceId)) throw new Error(`${where}: a service id is 1–64 letters, digits, '.', '_' or '-', starting with a letter or digit`);
     if (!isObject(raw)) throw new Error(`${where} must be a mapping`);
     onlyKeys(raw, ['name', 'creditsPerUse', 'features'], where);
     const features: Record<string, number> = {};
     if (raw.features !== undefined) {
       if (!isObject(raw.features)) throw new Error(`${where}.features must be a mapping of feature names to credits per use`);
       for (const [feature, cost] of Object.entries(raw.features)) {
-        if (!ID.test(feature)) throw new Error(`${where}.features: a feature name is 1–64 letters, digits, '.', '_' or '-'`);
+        if (!ID.test(feature)) throw new Error(`${where}.features: a feature name is 1–64 letters, digits, '.', '_' or '-', starting with a letter or digit`);
         features[feature] = credits(cost, `${where}.features.${feature}`);
       }
     }
@@ -160,7 +160,7 @@ export function parsePolicy(document: unknown): BillingPolicy {
   if (!isObject(plansIn)) throw new Error('`plans` must be a mapping of plan ids to plans');
   for (const [planId, raw] of Object.entries(plansIn)) {
     const where = `plans.${planId}`;
-    if (!ID.test(planId)) throw new Error(`${where}: a plan id is 1–64 letters, digits, '.', '_' or '-'`);
+    if (!ID.test(planId)) throw new Error(`${where}: a plan id is 1–64 letters, digits, '.', '_' or '-', starting with a letter or digit`);
     if (!isObject(raw)) throw new Error(`${where} must be a mapping`);
     onlyKeys(raw, ['name', 'price', 'currency', 'period', 'interval', 'credits', 'features'], where);
     const period = planPeriod(raw, where);
@@ -208,7 +208,7 @@ function parseWaitingRooms(roomsIn: unknown, services: ReadonlyMap<string, Servi
   const rooms = new Map<string, WaitingRoomPolicy>();
   for (const [roomId, raw] of Object.entries(roomsIn)) {
     const where = `waitingRooms.${roomId}`;
-    if (!ID.test(roomId)) throw new Error(`${where}: a room id is 1–64 letters, digits, '.', '_' or '-'`);
+    if (!ID.test(roomId)) throw new Error(`${where}: a room id is 1–64 letters, digits, '.', '_' or '-', starting with a letter or digit`);
     if (!isObject(raw)) throw new Error(`${where} must be a mapping`);
     onlyKeys(raw, ['admitPerSecond', 'admissionTtlSeconds', 'protectedServiceIds', 'maxActive', 'active'], where);
     const admitPerSecond = raw.admitPerSecond;

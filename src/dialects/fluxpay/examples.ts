@@ -466,7 +466,7 @@ const WEBHOOK_SUBSCRIPTION_400 = badRequest('`subscriptionId` is not a webhook s
 const CARD_400 = refused('card.number', 'must be 12 to 19 digits passing the Luhn check');
 const UNKNOWN_PLAN = err('SUB_001', 'Plan gold-monthly does not exist (plans: basic-monthly, pro-monthly, pro-yearly).');
 const ROOM_404 = notFound('Waiting room nope-room was not found.', 'no such waiting room');
-const ROOM_400 = broken('params', 'roomId', 'must be 1–64 letters, digits, ., _ or -');
+const ROOM_400 = broken('params', 'roomId', 'must be 1–64 letters, digits, ., _ or -, starting with a letter or digit');
 /** A SUB_002 of the operation (its own message) and SUB_003, with COMMON_409. */
 const subscriptionConflict = (when: string, message: string): ErrorDoc =>
   conflict(`SUB_002: ${when}; SUB_003: the subscription kept changing under the request (send it again)`, {

@@ -374,7 +374,7 @@ export const WebhookEnvelope = Type.Object(
 
 // ── waiting rooms (issue 12) ─────────────────────────────────────────────────────────────────
 
-export const RoomId = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$', 'x-pattern-description': '1–64 letters, digits, ., _ or -', description: 'The room', examples: ['concert-2026'] });
+export const RoomId = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$', 'x-pattern-description': '1–64 letters, digits, ., _ or -, starting with a letter or digit', description: 'The room', examples: ['concert-2026'] });
 export const RoomParams = Type.Object({ roomId: RoomId });
 export const NewRoomParams = Type.Object({ roomId: { ...RoomId, examples: ['summer-sale'] } });
 export const TicketParams = Type.Object({ roomId: RoomId, ticket: PrefixedId('wrt', 'The ticket: wrt_<ULID>', 'wrt_01KBA7Q4E4Q7T0X3Z6B9D2F5HJ') });
@@ -438,7 +438,7 @@ export const OrderHeaders = Type.Object({ ...IdempotencyKeyHeader.properties, 'x
 
 export const BillingSubscriptionIdSchema = PrefixedId('sub', 'A billing subscription: sub_<ULID>', 'sub_01KBA7Q4F5R8T1W4Y7A0C3E6HJ');
 export const BillingSubscriptionParams = Type.Object({ subscriptionId: BillingSubscriptionIdSchema });
-export const PlanId = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$', 'x-pattern-description': '1–64 letters, digits, ., _ or -', description: 'A plan of the billing policy', examples: ['basic-monthly'] });
+export const PlanId = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$', 'x-pattern-description': '1–64 letters, digits, ., _ or -, starting with a letter or digit', description: 'A plan of the billing policy', examples: ['basic-monthly'] });
 
 export const PlanView = Type.Object(
   {
