@@ -23,6 +23,27 @@ describe('/v1/sim/rules', () => {
     await t.app.close();
   });
 
+  it('refuses a query parameter on the routes that take none, and changes nothing (a user test: before 2026-12-05 DELETE /v1/sim/rules?id=… deleted every rule)', async () => {
+    for (const id of ['keep-me', 'drop-me']) expect((await post({ id, action: { type: 'duplicate' } })).statusCode).toBe(201);
+    const before = (await get('/v1/sim/rules')).json();
+    const refused = (name: string) => ({ error: { code: 'VALIDATION_FAILED', message: `querystring /${name}: is not a known field`, details: [{ field: `/${name}`, rule: 'additionalProperties', message: 'is not a known field', in: 'querystring' }], trace_id: expect.stringMatching(/^[0-9a-f]{32}$/) } });
+    for (const [method, url, name] of [
+      ['DELETE', '/v1/sim/rules?id=drop-me', 'id'],
+      ['DELETE', '/v1/sim/rules/drop-me?force=1', 'force'],
+      ['GET', '/v1/sim/rules?limit=2', 'limit'],
+      ['GET', '/v1/sim/rules/keep-me?cursor=x', 'cursor'],
+      ['GET', '/v1/sim/namespaces?limit=1', 'limit'],
+      ['POST', '/v1/sim/rules?dry_run=true', 'dry_run'],
+    ] as const) {
+      const res = await t.app.inject({ method, url, ...(method === 'POST' ? { payload: { action: { type: 'duplicate' } } } : {}) });
+      expect([method, url, res.statusCode, res.json()]).toEqual([method, url, 400, refused(name)]);
+    }
+    expect((await get('/v1/sim/rules')).json()).toEqual(before);
+    // Routes with a query of their own refuse only what they do not take, as before.
+    expect((await get('/v1/sim/intents?limit=2')).statusCode).toBe(200);
+    expect((await del('/v1/sim/rules')).json()).toEqual({ deleted: 2 });
+  });
+
   it('creates a request rule (201, defaults filled in), reads it, lists it and deletes it', async () => {
     const res = await post({ name: 'flaky orders', match: { dialect: 'fluxpay', route: '/api/v1/orders/:orderId', headers: { 'X-Test-Case': 'a' }, body: { amount: { gte: 1000 } } }, count: 2, action: { type: 'error', status: 429 } });
     expect(res.statusCode).toBe(201);

@@ -132,6 +132,27 @@ describe('OpenAPI document', () => {
     }
   });
 
+  it('every /v1/sim operation without query parameters documents the 400 of one sent anyway, with the answer it gets (2026-12-05)', async () => {
+    const doc = (await t.app.inject({ url: '/openapi.json' })).json<Document>();
+    let checked = 0;
+    for (const [path, item] of Object.entries(doc.paths)) {
+      if (!path.startsWith('/v1/sim')) continue;
+      for (const [method, op] of Object.entries(item)) {
+        if ((op.parameters ?? []).some((p) => p.in === 'query')) continue;
+        checked++;
+        const example = op.responses?.['400']?.content?.['application/json']?.examples?.unknown_query?.value as { error: { trace_id: string } } | undefined;
+        expect(example, `${method.toUpperCase()} ${path}`).toBeDefined();
+        const url = `${path.replace(/\{[^}]+\}/g, 'x')}?limit=2`;
+        // A body that passes (its first example), so the query is what is refused.
+        const bodyExamples = (op.requestBody as { content?: Record<string, { examples?: Record<string, { value?: unknown }> }> } | undefined)?.content?.['application/json']?.examples;
+        const payload = Object.values(bodyExamples ?? {})[0]?.value;
+        const res = await t.app.inject({ method: method.toUpperCase() as 'GET', url, ...(payload === undefined ? {} : { payload: payload as object }) });
+        expect([url, res.statusCode, res.json()]).toEqual([url, 400, { ...example, error: { ...example!.error, trace_id: res.json().error.trace_id } }]);
+      }
+    }
+    expect(checked).toBeGreaterThan(10);
+  });
+
   it('every operation with a path parameter: a parameter of 101 characters (its example made longer) is answered as its 414 example says, or not a 414 where none is documented (2026-12-05: the /api/v2 payment read, a wildcard route, documented one it never answers)', async () => {
     const doc = (await t.app.inject({ url: '/openapi.json' })).json<Document>();
     const problems: string[] = [];

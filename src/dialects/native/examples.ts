@@ -1,4 +1,4 @@
-import { EXAMPLE_TRACE_ID, type ErrorDocs, type Examples } from '../../http/openapi.ts';
+import { EXAMPLE_TRACE_ID, type ErrorDocs, type Examples, type ExtraAnswer } from '../../http/openapi.ts';
 import { NAMESPACE_RULE } from '../../core/namespace.ts';
 import { parseRule } from '../../core/faults/validation.ts';
 import { faultRuleView } from '../../core/faults/view.ts';
@@ -404,6 +404,19 @@ export const badRule = {
       }),
     },
   },
+};
+
+/** A query parameter a route that takes none was sent (src/dialects/native/index.ts): its 400. */
+export const UNKNOWN_QUERY_ANSWER: ExtraAnswer = {
+  status: 400,
+  description: 'A query parameter was sent: this route takes none (a typo is never silently ignored).',
+  also: 'Also: a query parameter was sent, which this route does not take.',
+  name: 'unknown_query',
+  example: {
+    summary: 'A query parameter the route does not take',
+    value: problem('VALIDATION_FAILED', 'querystring /limit: is not a known field', { details: [detail('/limit', 'additionalProperties', 'is not a known field', 'querystring')] }),
+  },
+  headers: [],
 };
 
 export const badRuleId = {

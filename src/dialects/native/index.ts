@@ -1,15 +1,17 @@
 import type { FastifyPluginAsync } from 'fastify';
+import type { TSchema } from 'typebox';
 import { isPaymentEvent } from '../../core/events.ts';
 import { createErrorHandler } from '../../http/error-handler.ts';
 import { idempotencyHooks } from '../../http/idempotency.ts';
+import { withExtraAnswers } from '../../http/openapi.ts';
 import { nativeErrors } from './errors.ts';
-import { PAYMENT_WEBHOOKS } from './examples.ts';
+import { PAYMENT_WEBHOOKS, UNKNOWN_QUERY_ANSWER } from './examples.ts';
 import intentRoutes from './intents.ts';
 import namespaceRoutes from './namespaces.ts';
 import reportRoutes from './report.ts';
 import ruleRoutes from './rules.ts';
 import webhookAdminRoutes from './webhook-admin.ts';
-import { PaymentWebhook } from './schemas.ts';
+import { ErrorBody, NoQuery, PaymentWebhook } from './schemas.ts';
 import { DELIVERED_PAYMENT_EVENTS, nativeWebhookOf } from './webhook-payload.ts';
 
 /**
@@ -34,6 +36,15 @@ const native: FastifyPluginAsync = async (app) => {
   await app.register(
     async (scope) => {
       scope.setErrorHandler(createErrorHandler(nativeErrors));
+      // A query parameter a route does not take is refused as an unknown body field is: a typo is
+      // never silently ignored. Before 2026-12-05, `DELETE /v1/sim/rules?id=x` deleted every rule
+      // (a user test), and `GET /v1/sim/rules?limit=2` listed them all.
+      scope.addHook('onRoute', (route) => {
+        const schema = route.schema;
+        if (schema === undefined || schema.querystring !== undefined) return;
+        const response = schema.response as Record<string, TSchema> | undefined;
+        route.schema = { ...schema, querystring: NoQuery, ...(response === undefined ? {} : { response: withExtraAnswers(response, ErrorBody, [UNKNOWN_QUERY_ANSWER], []) }) };
+      });
       await scope.register(intentRoutes, { idempotent });
       await scope.register(webhookAdminRoutes, { idempotent });
       await scope.register(ruleRoutes, { idempotent });

@@ -71,6 +71,9 @@ export const IntentParams = Type.Object({ id: Type.String({ minLength: 1, maxLen
 /** The intent id of a route, with the example id the route's examples use. */
 export const intentParams = (example: string) => Type.Object({ id: Type.String({ minLength: 1, maxLength: 64, description: 'pay_<ULID>', examples: [example] }) });
 
+/** The query of a native route that takes none: any parameter is refused (400, `is not a known field`). */
+export const NoQuery = Type.Object({}, Strict);
+
 export const ListIntentsQuery = Type.Object(
   {
     reservation_id: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'Only the intents of this reservation', examples: ['res_1001'] })),
