@@ -1,3 +1,4 @@
+import { request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { LightMyRequestResponse } from 'fastify';
 import { SignJWT } from 'jose';
@@ -224,6 +225,25 @@ describe('matching', () => {
     expect([half.statusCode, half.headers['x-sim-rule']]).toEqual([200, undefined]);
     const both = await intent({}, { constructor: 'foo', tostring: 'x' });
     expect([both.statusCode, both.headers['x-sim-rule']]).toEqual([502, id]);
+  });
+
+  it('a header value beyond ASCII matches what a client sends over HTTP, its UTF-8 bytes (a user test: before 2026-12-05 `x-name: 결제` never matched)', async () => {
+    await start();
+    const id = await rule({ match: { dialect: 'native', headers: { 'x-name': '결제' } }, action: { type: 'error', status: 502 } });
+    const base = await listen();
+    // node:http writes a latin1 string byte for byte: these are the UTF-8 bytes of the value, as curl sends them.
+    const send = (value: string) =>
+      new Promise<{ status: number; rule: string | undefined }>((resolve, reject) => {
+        const req = httpRequest(`${base}/v1/sim/intents/pay_x`, { headers: { 'x-name': Buffer.from(value, 'utf8').toString('latin1') } }, (res) => {
+          res.resume();
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, rule: res.headers['x-sim-rule'] as string | undefined }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    expect(await send('결제')).toEqual({ status: 502, rule: id });
+    expect(await send('취소')).toEqual({ status: 404, rule: undefined });
+    expect((await ruleView(id)).hits).toBe(1);
   });
 
   it('a time window: before, inside and after it (on the app’s clock)', async () => {

@@ -132,6 +132,14 @@ describe('RuleMatcher: requests', () => {
       expect(matches({ headers: { 'x-tenant': 'acme', 'user-agent': { prefix: 'curl/' } } }, request({ headers }))).toBe(false);
     });
 
+    it('a value beyond ASCII matches the UTF-8 bytes clients send, as Node reads them (one latin1 character a byte); before 2026-12-05 it never matched (a user test)', () => {
+      const wire = (text: string) => Buffer.from(text, 'utf8').toString('latin1');
+      expect(matches({ headers: { 'x-name': '결제' } }, request({ headers: { 'x-name': wire('결제') } }))).toBe(true);
+      expect(matches({ headers: { 'x-name': { prefix: '결' } } }, request({ headers: { 'x-name': wire('결제 완료') } }))).toBe(true);
+      expect(matches({ headers: { 'x-name': '결제' } }, request({ headers: { 'x-name': wire('취소') } }))).toBe(false);
+      expect(matches({ headers: { 'x-name': 'café' } }, request({ headers: { 'x-name': wire('café') } }))).toBe(true);
+    });
+
     it('a missing header does not match; a repeated header matches when one of its values does', () => {
       expect(matches({ headers: { 'x-tenant': { prefix: 'a' } } }, request({ headers: {} }))).toBe(false);
       expect(matches({ headers: { 'x-forwarded-for': '10.0.0.2' } }, request({ headers: { 'x-forwarded-for': ['10.0.0.1', '10.0.0.2'] } }))).toBe(true);

@@ -112,6 +112,31 @@ describe('parseRule: valid rules', () => {
     expect(parsed({ window: { until: '2026-01-15T22:00:00+09:00' }, action: { type: 'duplicate' } }).input.window).toEqual({ from: null, until: T0 + 3_600_000 });
   });
 
+  it('a window bound names a real time: no February 30th, hour 24 or minute 60 (a user test: before 2026-12-05 2030-02-30 was kept as March 2nd)', () => {
+    const words = 'must be an ISO 8601 date-time such as 2026-11-20T10:00:00.000Z, or milliseconds after the rule is created';
+    for (const until of ['2030-02-30T00:00:00Z', '2030-02-29T00:00:00Z', '2030-04-31T00:00:00Z', '2030-13-01T00:00:00Z', '2030-00-10T00:00:00Z', '2030-01-01T24:00:00Z', '2030-01-01T23:60:00Z', '2030-01-01T23:59:60Z', '2030-01-01T10:00:00+24:00', '2030-01-01T10:00:00+09:60']) {
+      expect([until, issuesOf({ window: { until }, action: { type: 'duplicate' } })]).toEqual([until, [{ at: 'window.until', rule: 'format', message: words }]]);
+    }
+    // Leap days that exist, the ends of months and of days, a zone of its own.
+    for (const [until, at] of [
+      ['2028-02-29T00:00:00Z', Date.UTC(2028, 1, 29)],
+      ['2030-04-30T23:59:59.999Z', Date.UTC(2030, 3, 30, 23, 59, 59, 999)],
+      ['2030-12-31T23:59:59+09:00', Date.UTC(2030, 11, 31, 14, 59, 59)],
+      ['2030-01-01T10:00-05:30', Date.UTC(2030, 0, 1, 15, 30)],
+    ] as const) {
+      expect([until, parsed({ window: { until }, action: { type: 'duplicate' } }).input.window.until]).toEqual([until, at]);
+    }
+    // A listed rule's created_at given back is checked the same way.
+    expect(issuesOf({ created_at: '2026-02-30T00:00:00.000Z', action: { type: 'duplicate' } })).toEqual([{ at: 'created_at', rule: 'format', message: 'must be an ISO 8601 date-time' }]);
+  });
+
+  it('lengths count characters (code points), as JSON Schema maxLength does: an emoji is one (a user test: before 2026-12-05 101 emoji were "more than 200")', () => {
+    expect(parsed({ name: '🐢'.repeat(200), action: { type: 'duplicate' } }).input.name).toBe('🐢'.repeat(200));
+    expect(issuesOf({ name: '🐢'.repeat(201), action: { type: 'duplicate' } })).toEqual([{ at: 'name', rule: 'maxLength', message: 'must be at most 200 characters' }]);
+    expect(parsed({ match: { headers: { 'x-name': '결'.repeat(1024) }, body: { note: '🐢'.repeat(1024) } }, action: { type: 'response_lost' } }).input.match).toMatchObject({ headers: { 'x-name': { kind: 'equals' } } });
+    expect(issuesOf({ match: { body: { note: '🐢'.repeat(1025) } }, action: { type: 'response_lost' } })).toEqual([{ at: 'match.body.note', rule: 'maxLength', message: 'must be at most 1024 characters' }]);
+  });
+
   it('an id of its own (2026-12-05: in a body too, not only in FAULTS_FILE); none: the service makes one', () => {
     expect(parsed({ id: 'slow-1', action: { type: 'duplicate' } }).id).toBe('slow-1');
     expect(parsed({ action: { type: 'duplicate' } }).id).toBeUndefined();

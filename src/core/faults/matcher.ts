@@ -196,7 +196,7 @@ function compileRequestRule(rule: RequestRule, index: number): CompiledRequestRu
     until: rule.window.until ?? Number.POSITIVE_INFINITY,
     slot,
     route: match.route === null ? null : compileRoute(match.route),
-    headers: Object.entries(match.headers),
+    headers: Object.entries(match.headers).map(([name, condition]) => [name, onTheWire(condition)] as const),
     body: Object.entries(match.body).map(([field, condition]) => [field.split('.'), condition] as const),
   };
 }
@@ -218,6 +218,18 @@ function headersMatch(conditions: CompiledRequestRule['headers'], headers: Match
     if (typeof value === 'string' ? !textMatches(condition, value) : !value.some((v) => textMatches(condition, v))) return false;
   }
   return true;
+}
+
+/**
+ * A header condition as Node reads the header it is matched against: its bytes, one character
+ * each (latin1). A value written beyond ASCII (`결제`) is matched against its UTF-8 bytes, as
+ * clients send it (curl, a browser); before 2026-12-05 such a rule was taken and never matched (a
+ * user test). ASCII values are their own bytes.
+ */
+function onTheWire(condition: HeaderCondition): HeaderCondition {
+  // More bytes than UTF-16 units: something beyond ASCII.
+  const wire = (text: string): string => (Buffer.byteLength(text, 'utf8') === text.length ? text : Buffer.from(text, 'utf8').toString('latin1'));
+  return condition.kind === 'equals' ? { kind: 'equals', value: wire(condition.value) } : { kind: 'prefix', prefix: wire(condition.prefix) };
 }
 
 function textMatches(condition: HeaderCondition, value: string): boolean {

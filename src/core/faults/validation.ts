@@ -79,7 +79,38 @@ const MAX_NAME = 200;
 const MAX_STRING = 1024;
 const MAX_URL = 2048;
 /** An ISO 8601 date-time with a zone, as bodies carry them. */
-const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/i;
+const ISO_DATE_TIME = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(?:Z|[+-](\d{2}):(\d{2}))$/i;
+
+/**
+ * The instant of an ISO 8601 date-time with a zone (ms since the epoch), or undefined when it is
+ * not one or names no real time: February 30th, hour 24, minute 60 (and a zone past ±23:59). V8's
+ * `Date.parse` rolls such a date over (`2030-02-30T00:00:00Z` is March 2nd): before 2026-12-05 a
+ * window's `until` of February 30th was kept as March 2nd (a user test).
+ */
+export function isoInstant(text: string): number | undefined {
+  const m = ISO_DATE_TIME.exec(text);
+  if (m === null) return undefined;
+  const [year, month, day, hour, minute, second, zoneHour, zoneMinute] = m.slice(1).map((part) => (part === undefined ? 0 : Number(part))) as number[];
+  // setUTCFullYear, not Date.UTC, which takes years 0–99 for 1900–1999.
+  const calendar = new Date(0);
+  calendar.setUTCFullYear(year as number, (month as number) - 1, day);
+  const real = calendar.getUTCMonth() === (month as number) - 1 && calendar.getUTCDate() === day && (hour as number) <= 23 && (minute as number) <= 59 && (second as number) <= 59;
+  if (!real || (zoneHour as number) > 23 || (zoneMinute as number) > 59) return undefined;
+  const at = Date.parse(text);
+  return Number.isFinite(at) ? at : undefined;
+}
+
+/** Characters (Unicode code points) in `text`, as JSON Schema's maxLength counts them: an emoji is one, not two. */
+function characters(text: string): number {
+  let count = 0;
+  for (const _ of text) count++;
+  return count;
+}
+
+/** Whether `text` has more than `max` characters (code points); cheap when its UTF-16 length is within `max`. */
+function longerThan(text: string, max: number): boolean {
+  return text.length > max && characters(text) > max;
+}
 
 const TOP_KEYS = ['id', 'name', 'enabled', 'match', 'probability', 'count', 'window', 'action'];
 /**
@@ -153,7 +184,7 @@ function checkReadOnly(c: Checker, rule: Record<string, unknown>): void {
   for (const key of ['created_at', 'last_hit_at'] as const) {
     const value = rule[key];
     if (value === undefined || (value === null && key === 'last_hit_at')) continue;
-    if (typeof value !== 'string' || !ISO_DATE_TIME.test(value) || Number.isNaN(Date.parse(value))) c.issue([key], 'format', `must be an ISO 8601 date-time${key === 'last_hit_at' ? ' or null' : ''}`);
+    if (typeof value !== 'string' || isoInstant(value) === undefined) c.issue([key], 'format', `must be an ISO 8601 date-time${key === 'last_hit_at' ? ' or null' : ''}`);
   }
 }
 
@@ -265,9 +296,9 @@ function parseInstant(c: Checker, json: unknown, path: IssuePath, now: number): 
     const ms = c.integer(json, path, 0, MAX_RELATIVE_WINDOW_MS);
     return ms === undefined ? undefined : now + ms;
   }
-  if (typeof json === 'string' && ISO_DATE_TIME.test(json)) {
-    const at = Date.parse(json);
-    if (Number.isFinite(at)) return at;
+  if (typeof json === 'string') {
+    const at = isoInstant(json);
+    if (at !== undefined) return at;
   }
   c.issue(path, 'format', 'must be an ISO 8601 date-time such as 2026-11-20T10:00:00.000Z, or milliseconds after the rule is created');
   return undefined;
@@ -456,7 +487,7 @@ function parseHeaders(c: Checker, json: unknown, path: IssuePath): Record<string
 }
 
 function parseTextCondition(c: Checker, json: unknown, path: IssuePath): HeaderCondition | undefined {
-  if (typeof json === 'string') return json.length <= MAX_STRING ? { kind: 'equals', value: json } : c.issue(path, 'maxLength', `must be at most ${MAX_STRING} characters`);
+  if (typeof json === 'string') return !longerThan(json, MAX_STRING) ? { kind: 'equals', value: json } : c.issue(path, 'maxLength', `must be at most ${MAX_STRING} characters`);
   const raw = c.objectOr(json, path, 'must be a string (equals) or {"prefix": "…"}');
   if (raw === undefined) return undefined;
   c.onlyKeys(raw, path, ['prefix']);
@@ -494,7 +525,7 @@ function parseBody(c: Checker, json: unknown, path: IssuePath): Record<string, B
 
 function parseBodyCondition(c: Checker, json: unknown, path: IssuePath): BodyCondition | undefined {
   if (json === null || typeof json === 'boolean') return { kind: 'equals', value: json };
-  if (typeof json === 'string') return json.length <= MAX_STRING ? { kind: 'equals', value: json } : c.issue(path, 'maxLength', `must be at most ${MAX_STRING} characters`);
+  if (typeof json === 'string') return !longerThan(json, MAX_STRING) ? { kind: 'equals', value: json } : c.issue(path, 'maxLength', `must be at most ${MAX_STRING} characters`);
   if (typeof json === 'number') return Number.isFinite(json) ? { kind: 'equals', value: json } : c.issue(path, 'type', 'must be a finite number');
   const words = 'must be a value to equal, {"prefix": "…"}, or a numeric range such as {"gte": 1000000}';
   const raw = c.objectOr(json, path, words);
@@ -569,7 +600,7 @@ export class Checker {
   string(json: unknown, path: IssuePath, options: { max?: number; pattern?: RegExp; words?: string }): string | undefined {
     if (typeof json !== 'string') return this.issue(path, 'type', 'must be a string');
     if (json.length === 0) return this.issue(path, 'minLength', 'must not be empty');
-    if (options.max !== undefined && json.length > options.max) return this.issue(path, 'maxLength', `must be at most ${options.max} characters`);
+    if (options.max !== undefined && longerThan(json, options.max)) return this.issue(path, 'maxLength', `must be at most ${options.max} characters`);
     if (options.pattern !== undefined && !options.pattern.test(json)) return this.issue(path, 'pattern', `must be ${options.words ?? `of the form ${String(options.pattern)}`}`);
     return json;
   }
