@@ -52,7 +52,7 @@ const OTHER_ROUTES: Array<[string, string, string]> = [
   ['fluxpay', 'GET', '/api/v1/orders/:orderId'],
   ['payment-server-v2', 'POST', '/api/v2/payments'],
   ['bookings', 'POST', '/payments/execute'],
-  ['payment-service', 'POST', '/api/payments/**'],
+  ['payment-service', 'POST', '/api/v1/payments/**'],
 ];
 
 /**
@@ -75,8 +75,9 @@ function nonMatchingRule(i: number): Record<string, unknown> {
       // The intent route, for big amounts only (the benchmark sends 1000).
       return { id, match: { route: '/v1/sim/intent', body: { amount: { gte: 1_000_000 + i } } }, probability: 0.5, action };
     case 3:
-      // A pattern or a glob of other native paths: one failing regular expression test per request.
-      return { id, match: { method: 'POST', route: i % 2 === 0 ? `/v1/sim/other${i}/:id` : `/v1/sim/x${i}/**` }, action };
+      // A pattern or a glob of other native paths (each a path some request can take, as a rule's
+      // must be since 2026-12-05): one failing regular expression test per request.
+      return { id, match: { method: 'POST', route: i % 2 === 0 ? `/v1/sim/intents/pay_${i}*/:action` : `/v1/sim/intents/pay_${i}*/**` }, action };
     default:
       // No route: checked on every request, failing on a header prefix and a body prefix.
       return { id, match: { headers: { 'x-tenant': { prefix: `tenant-${i}` } }, body: { reservation_id: { prefix: `res_other_${i}` } } }, count: 10, action };

@@ -66,7 +66,13 @@ export async function buildTestApp(
   app.core.bus.subscribe((event) => {
     if (isPaymentEvent(event)) events.push(event);
   });
-  await app.ready();
+  try {
+    await app.ready();
+  } catch (error) {
+    // A start that fails (a FAULTS_FILE rule no route can match) leaves nothing running.
+    await app.close().catch(() => undefined);
+    throw error;
+  }
   return { app, clock, config, events };
 }
 

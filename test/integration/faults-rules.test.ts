@@ -45,7 +45,7 @@ describe('/v1/sim/rules', () => {
   });
 
   it('creates a request rule (201, defaults filled in), reads it, lists it and deletes it', async () => {
-    const res = await post({ name: 'flaky orders', match: { dialect: 'fluxpay', route: '/api/v1/orders/:orderId', headers: { 'X-Test-Case': 'a' }, body: { amount: { gte: 1000 } } }, count: 2, action: { type: 'error', status: 429 } });
+    const res = await post({ name: 'flaky orders', match: { dialect: 'fluxpay', route: '/api/v1/orders/:orderId/cancel', headers: { 'X-Test-Case': 'a' }, body: { reason: { prefix: 'test' } } }, count: 2, action: { type: 'error', status: 429 } });
     expect(res.statusCode).toBe(201);
     expect(res.headers['content-type']).toBe(JSON_TYPE);
     const rule = res.json();
@@ -54,7 +54,7 @@ describe('/v1/sim/rules', () => {
       name: 'flaky orders',
       enabled: true,
       target: 'request',
-      match: { dialect: 'fluxpay', method: null, route: '/api/v1/orders/:orderId', headers: { 'x-test-case': 'a' }, body: { amount: { gte: 1000 } } },
+      match: { dialect: 'fluxpay', method: null, route: '/api/v1/orders/:orderId/cancel', headers: { 'x-test-case': 'a' }, body: { reason: { prefix: 'test' } } },
       probability: 1,
       count: 2,
       window: { from: null, until: null },
@@ -232,6 +232,44 @@ describe('FAULTS_MAX_RULES', () => {
   });
 });
 
+describe('a rule that could match no route is refused: it would never apply (a user test: before 2026-12-05 each was taken)', () => {
+  beforeEach(async () => {
+    t = await buildTestApp();
+  });
+  afterEach(async () => {
+    await t.app.close();
+  });
+
+  it('over the API: 400 naming why, and nothing made; rules some request can reach are taken', async () => {
+    const never = (why: string) => ({ code: 'VALIDATION_FAILED', message: `body /match: matches no route paysim answers, so the rule would never apply: ${why}`, details: [{ field: '/match', rule: 'route', message: `matches no route paysim answers, so the rule would never apply: ${why}`, in: 'body' }], trace_id: expect.any(String) });
+    for (const [match, why] of [
+      [{ route: '/does/not/exist' }, 'no route matches /does/not/exist'],
+      [{ dialect: 'fluxpay', route: '/v1/sim/intent' }, 'no route of the fluxpay API matches /v1/sim/intent'],
+      [{ dialect: 'native', method: 'PATCH' }, 'the native API has no PATCH route'],
+      [{ method: 'GET', body: { amount: 1 } }, 'a body condition needs a body, and GET requests have none'],
+      [{ dialect: 'fluxpay', route: '/api/v1/orders/:orderId', body: { amount: { gte: 1000 } } }, 'no route of the fluxpay API matches /api/v1/orders/:orderId'],
+      [{ route: '/v1/sim/rules' }, 'no route matches /v1/sim/rules'],
+    ] as const) {
+      const res = await post({ match, action: { type: 'error', status: 502 } });
+      expect([match, res.statusCode, res.json().error]).toEqual([match, 400, never(why)]);
+    }
+    expect((await get('/v1/sim/rules')).json()).toEqual({ data: [] });
+    // Reachable: a literal path of a pattern, patterns and globs, FluxPay's payment read (a pk_ key under the payment service's prefix), the /api/v2 read's wildcard.
+    for (const match of [
+      { route: '/v1/sim/intents/pay_01M8NQKTX1HWJJ869EJ274WE8W' },
+      { dialect: 'fluxpay', route: '/api/v1/payments/pk_*' },
+      { dialect: 'fluxpay', method: 'GET', route: '/api/v1/payments/:paymentKey' },
+      { dialect: 'payment-service', route: '/api/v1/payments/:paymentKey' },
+      { dialect: 'payment-server-v2', method: 'GET', route: '/api/v2/payments/pay_tx_1' },
+      { route: '/api/**', body: { amount: { gte: 1 } } },
+      { method: 'HEAD', route: '/performances' },
+    ]) {
+      const res = await post({ match, action: { type: 'error', status: 502 } });
+      expect([match, res.statusCode]).toEqual([match, 201]);
+    }
+  });
+});
+
 describe('FAULTS_FILE', () => {
   let dir: string;
   beforeEach(() => {
@@ -256,6 +294,15 @@ describe('FAULTS_FILE', () => {
     ]);
     expect((await get('/v1/sim/rules/slow-v2')).json().id).toBe('slow-v2');
     expect((await del('/v1/sim/rules/slow-v2')).statusCode).toBe(200);
+  });
+
+  it('a file rule that could match no route ends the start on one line naming it, and nothing is made (2026-12-05)', async () => {
+    const path = join(dir, 'faults.yaml');
+    writeFileSync(path, ['rules:', '  - id: typo', '    match: { route: /v1/sim/intnet }', '    action: { type: error, status: 502 }', '  - match: { dialect: native, method: PATCH }', '    action: { type: latency, distribution: fixed, params: { ms: 10 } }', '  - id: fine', '    match: { route: /v1/sim/intent }', '    action: { type: error, status: 503 }', ''].join('\n'));
+    await expect(buildTestApp({ FAULTS_FILE: path })).rejects.toThrow(
+      'FAULTS_FILE: rule typo matches no route paysim answers, so it would never apply: no route matches /v1/sim/intnet; rule #2 matches no route paysim answers, so it would never apply: the native API has no PATCH route',
+    );
+    t = await buildTestApp();
   });
 
   it('takes what GET /v1/sim/rules answered, saved as it is (2026-12-05): the same rules, ids and windows, counters at 0', async () => {

@@ -4,6 +4,7 @@ import type { RandomSource } from '../random.ts';
 import { sample } from './distributions.ts';
 import type { Distribution, FaultRule, RequestAction, StoredFaultRule } from './model.ts';
 import { EMPTY_MATCHER, RuleMatcher, type CompiledRequestRule, type CompiledWebhookRule, type MatchInput, type RequestSlot } from './matcher.ts';
+import type { DialectRoute } from './outcome-routes.ts';
 import type { DeclareRulesOutcome, FaultRuleStore } from './ports.ts';
 import { parseRule, toFieldIssues, windowEndedAt, type ParsedRule } from './validation.ts';
 import { NO_WEBHOOK_FAULTS, type WebhookFaultPlan } from './webhook-policy.ts';
@@ -42,6 +43,8 @@ export interface FaultRuleServiceDeps {
    * this service is the only writer and recompiles on its own changes only.
    */
   refreshMs?: number;
+  /** The routes rules shape, to refuse a rule that can match none (ParseRuleOptions.routes); none: not checked. */
+  routes?: () => readonly DialectRoute[];
   /** Called for every match that applied a rule (for the `rule hits` metric). */
   onHit?: (hit: RuleHit) => void;
   /**
@@ -113,7 +116,8 @@ export class FaultRuleService {
 
   /** A request body (snake_case JSON) as the rule it describes: VALIDATION_FAILED naming every problem, as JSON pointers. */
   parse(body: unknown): ParsedRule {
-    const parsed = parseRule(body, { now: this.#deps.clock.now() });
+    const routes = this.#deps.routes?.();
+    const parsed = parseRule(body, { now: this.#deps.clock.now(), ...(routes === undefined ? {} : { routes }) });
     if (!parsed.ok) throw validationFailed(toFieldIssues(parsed.issues).map((issue) => ({ in: 'body', ...issue })));
     return parsed.value;
   }

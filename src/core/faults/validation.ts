@@ -29,7 +29,7 @@ import {
   type WebhookAction,
   type WebhookMatch,
 } from './model.ts';
-import { canMatchOutcomeRoute, OUTCOME_ROUTE_LIST } from './outcome-routes.ts';
+import { canMatchOutcomeRoute, OUTCOME_ROUTE_LIST, whyNoRoute, type DialectRoute } from './outcome-routes.ts';
 import { routeIssue } from './route.ts';
 
 /**
@@ -63,6 +63,13 @@ export interface ParseRuleOptions {
    * caller leaves such a rule out, `windowEnded`) rather than refused (an API body).
    */
   keepEnded?: boolean;
+  /**
+   * The routes rules shape (the faults plugin collects them as the dialects register theirs): a
+   * request rule that can match none of them is refused, as it would never apply (a user test:
+   * before 2026-12-05 `/does/not/exist`, the fluxpay dialect on `/v1/sim/intent`, PATCH on the
+   * native API and a body condition on GET were all taken). None: not checked (the examples).
+   */
+  routes?: readonly DialectRoute[];
 }
 
 export interface ParsedRule {
@@ -168,7 +175,11 @@ export function parseRule(json: unknown, options: ParseRuleOptions): ParseResult
     // An outcome rule applies only on the routes that take an outcome: one that can match none of them would never apply.
     if (match !== undefined && action.action.type === 'outcome' && !canMatchOutcomeRoute(match)) {
       c.issue(['match'], 'outcome_route', `matches none of the routes an outcome rule applies on, so the rule would never apply: its dialect, method and route must allow one of ${OUTCOME_ROUTE_LIST}`);
-    } else if (match !== undefined) input = { ...common, target: 'request', match, action: action.action };
+    } else if (match !== undefined) {
+      const why = options.routes === undefined ? undefined : whyNoRoute(match, options.routes);
+      if (why === undefined) input = { ...common, target: 'request', match, action: action.action };
+      else c.issue(['match'], 'route', `matches no route paysim answers, so the rule would never apply: ${why}`);
+    }
   } else {
     const match = parseWebhookMatch(c, rule.match ?? {});
     if (match !== undefined) input = { ...common, target: 'webhook', match, action: action.action };

@@ -7,7 +7,7 @@ import { ERROR_STATUSES, retryAfterSecondsOf, type ErrorStatus, type StoredFault
 import { FaultRuleService, type RequestFaultPlan } from '../../core/faults/service.ts';
 import type { MatchInput } from '../../core/faults/matcher.ts';
 import { parseFaultsFile, windowEnded } from '../../core/faults/validation.ts';
-import { OUTCOME_ROUTES, outcomeRouteOf, type OutcomeRoute } from '../../core/faults/outcome-routes.ts';
+import { OUTCOME_ROUTES, outcomeRouteOf, whyNoRoute, type DialectRoute, type OutcomeRoute } from '../../core/faults/outcome-routes.ts';
 import { createStreams } from '../../core/random.ts';
 import { renderedBody, sendProblem, type ErrorShape } from '../../http/error-handler.ts';
 import type { ErrorShapes } from '../../http/error-shapes.ts';
@@ -187,6 +187,7 @@ export default fp<FaultsOptions>(
       refreshMs: shared ? SHARED_RULES_REFRESH_MS : 0,
       ruleId: () => ids('rule'),
       random: (namespace) => streams(`faults:${namespace}`),
+      routes: () => shapedRoutes,
       onHit: (hit) => {
         series.set(hit.ruleId, hit.action);
         hits.inc({ rule_id: hit.ruleId, action: hit.action });
@@ -197,8 +198,6 @@ export default fp<FaultsOptions>(
         for (const ruleId of [...series.keys()]) if (!ruleIds.has(ruleId)) forget(ruleId);
       },
     });
-    // Each namespace starts with FAULTS_FILE's rules, as the default one does (on Redis, once per content of the file).
-    if (config.faults.file !== undefined) await declareFileRules(app.log, service, namespace, config.faults, clock.now());
 
     app.decorate<Faults | null>('faults', {
       service,
@@ -291,6 +290,8 @@ export default fp<FaultsOptions>(
 
     // The routes marked TAKES_OUTCOME are exactly OUTCOME_ROUTES (what validation lets an outcome rule match): checked here, as they are registered.
     const outcomeRoutes = new Set<OutcomeRoute>();
+    // The routes rules shape, by dialect and method: a rule that can match none of them is refused.
+    const shapedRoutes: DialectRoute[] = [];
     app.addHook('onRoute', (route: RouteOptions) => {
       const owner = shapes.ownerOf(route.url)?.name;
       for (const method of hooksOf(route.method)) {
@@ -301,16 +302,42 @@ export default fp<FaultsOptions>(
         if (listed !== undefined) outcomeRoutes.add(listed);
       }
       if (!shapedByFaults(route, shapes)) return;
+      // The dialect of the requests it answers, as the plan hook reads it (from the path): FluxPay's
+      // `/api/v1/payments/:paymentKey(^pk_…)` sits under the payment service's prefix.
+      const dialect = shapes.forUrl(samplePath(route.url)).name;
+      for (const method of hooksOf(route.method)) shapedRoutes.push({ dialect, method, route: route.url });
       route.preValidation = [...hooksOf(route.preValidation), plan];
       route.onSend = [...hooksOf(route.onSend), loseAnswer];
     });
     app.addHook('onReady', async () => {
       const missing = OUTCOME_ROUTES.filter((r) => !outcomeRoutes.has(r));
       if (missing.length > 0) throw new Error(`OUTCOME_ROUTES (core/faults/outcome-routes.ts) lists routes no dialect registers with TAKES_OUTCOME: ${missing.map((r) => `${r.method} ${r.route}`).join(', ')}`);
+      // FAULTS_FILE's rules were read before any route existed: the ones that can match none are named now, and the start ends.
+      const never = config.faults.rules.flatMap((rule, i) => {
+        if (rule.input.target !== 'request') return [];
+        const why = whyNoRoute(rule.input.match, shapedRoutes);
+        return why === undefined ? [] : [`rule ${rule.id ?? `#${i + 1}`} matches no route paysim answers, so it would never apply: ${why}`];
+      });
+      if (never.length > 0) throw new Error(`FAULTS_FILE: ${never.slice(0, 5).join('; ')}${never.length > 5 ? ` (and ${never.length - 5} more)` : ''}`);
+      // Then made, once the routes are known and the file checked against them (before 2026-12-05, at
+      // the plugin's registration): each namespace starts with FAULTS_FILE's rules, as the default
+      // one does (on Redis, once per content of the file).
+      if (config.faults.file !== undefined) await declareFileRules(app.log, service, namespace, config.faults, clock.now());
     });
   },
   { name: 'paysim-faults', dependencies: ['paysim-core', 'paysim-metrics'] },
 );
+
+/**
+ * A path a router pattern answers: each parameter as `x`, after the literal start of its own
+ * expression (`:paymentKey(^pk_…)` as `pk_x`), a wildcard as `x`.
+ */
+function samplePath(pattern: string): string {
+  return pattern
+    .split('/')
+    .map((segment) => (segment === '*' ? 'x' : segment.startsWith(':') ? `${/\(\^?([A-Za-z0-9_-]*)/.exec(segment)?.[1] ?? ''}x` : segment))
+    .join('/');
+}
 
 function hooksOf<T>(hooks: T | T[] | undefined): T[] {
   return hooks === undefined ? [] : Array.isArray(hooks) ? hooks : [hooks];
