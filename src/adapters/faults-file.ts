@@ -36,11 +36,34 @@ export function readFaultsFile(path: string, now: number): { rules: ParsedRule[]
   } catch (error) {
     throw new Error(`FAULTS_FILE: ${path} is not valid ${json ? 'JSON' : 'YAML'}: ${json ? jsonProblem(text) : yamlProblem(error)}`, { cause: error });
   }
+  if (json) {
+    const twice = repeatedKey(text);
+    if (twice !== undefined) throw new Error(`FAULTS_FILE: ${path} gives a key twice in one object, ${twice}: JSON.parse would keep the last one and drop the other without a word; give it once`);
+  }
   try {
     return { rules: parseFaultsFile(document, now), fingerprint: createHash('sha256').update(text).digest('hex').slice(0, 32), document };
   } catch (error) {
     throw new Error(`FAULTS_FILE: ${oneLine(error)}`, { cause: error });
   }
+}
+
+/**
+ * Where a JSON text gives a key twice in one object (`at line 1, column 29`), read by the YAML
+ * parser (JSON is YAML) with unique keys, as a YAML FAULTS_FILE is; undefined when none is. Before
+ * 2026-12-05 `{"rules": [...], "rules": []}` started with no rules and no word (a user test).
+ */
+function repeatedKey(text: string): string | undefined {
+  try {
+    parse(text, { uniqueKeys: true, logLevel: 'error' });
+  } catch (error) {
+    const e = error as { code?: unknown; linePos?: Array<{ line: number; col: number }> };
+    // Only a repeated key: anything else the YAML reader minds in valid JSON is no problem of JSON's.
+    if (e.code === 'DUPLICATE_KEY') {
+      const at = e.linePos?.[0];
+      return at === undefined ? 'somewhere' : `at line ${at.line}, column ${at.col}`;
+    }
+  }
+  return undefined;
 }
 
 function oneLine(error: unknown): string {

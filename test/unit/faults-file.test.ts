@@ -85,6 +85,15 @@ describe('loadFaultsFile', () => {
     expect(failure(file('dotenv.json', 'CONSOLE_TOKEN=hunter2-hunter2\n'))).toMatch(/^FAULTS_FILE: .*dotenv\.json is not valid JSON: Unexpected token C \(expected a value\) at line 1, column 1$/);
   });
 
+  it('a JSON file that gives a key twice in one object stops the start, as YAML does (a user test: before 2026-12-05 the last one won without a word, {"rules": [...], "rules": []} starting with no rules)', () => {
+    const words = 'gives a key twice in one object, at line 2, column 2: JSON.parse would keep the last one and drop the other without a word; give it once';
+    expect(failure(file('twice.json', '{"rules": [{"action": {"type": "duplicate"}}],\n "rules": []}\n'))).toMatch(new RegExp(`^FAULTS_FILE: .*twice\\.json ${words.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`));
+    expect(failure(file('status.json', '{"rules": [{"action": {"type": "error", "status": 502, "status": 503}}]}'))).toMatch(/twice in one object, at line 1, column 56:/);
+    // The same key in different objects is no repeat.
+    const rules = loadFaultsFile(file('apart.json', JSON.stringify({ rules: [{ id: 'a', action: { type: 'duplicate' } }, { id: 'b', action: { type: 'duplicate' } }] })), T0);
+    expect(rules.map((r) => r.id)).toEqual(['a', 'b']);
+  });
+
   it('an empty list of rules is a valid file', () => {
     expect(loadFaultsFile(file('none.yaml', 'rules: []\n'), T0)).toEqual([]);
   });

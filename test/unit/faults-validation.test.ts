@@ -155,6 +155,8 @@ describe('parseRule: valid rules', () => {
       { at: 'last_hit_at', rule: 'format', message: 'must be an ISO 8601 date-time or null' },
       { at: 'target', rule: 'const', message: 'must be webhook for a duplicate action (it says what the action acts on, and may be left out)' },
     ]);
+    // An article that reads: "an error action", "an outcome action" (2026-12-05: "a error").
+    expect(issuesOf({ target: 'webhook', action: { type: 'error', status: 502 } })).toEqual([{ at: 'target', rule: 'const', message: 'must be request for an error action (it says what the action acts on, and may be left out)' }]);
     expect(issuesOf({ target: 'both', action: { type: 'duplicate' } })).toEqual([{ at: 'target', rule: 'enum', message: 'must be one of request, webhook' }]);
     expect(issuesOf({ created_at: null, action: { type: 'duplicate' } })).toEqual([{ at: 'created_at', rule: 'format', message: 'must be an ISO 8601 date-time' }]);
   });

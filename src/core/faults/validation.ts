@@ -167,7 +167,7 @@ export function parseRule(json: unknown, options: ParseRuleOptions): ParseResult
     return c.result<ParsedRule>(undefined);
   }
   if (rule.target !== undefined && rule.target !== action.target && (rule.target === 'request' || rule.target === 'webhook')) {
-    c.issue(['target'], 'const', `must be ${action.target} for a ${action.action.type} action (it says what the action acts on, and may be left out)`);
+    c.issue(['target'], 'const', `must be ${action.target} for ${/^[aeiou]/.test(action.action.type) ? 'an' : 'a'} ${action.action.type} action (it says what the action acts on, and may be left out)`);
   }
   let input: FaultRuleInput | undefined;
   if (action.target === 'request') {
