@@ -178,6 +178,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     await app.register(paymentServiceDialect);
     await app.register(paymentServerV2Dialect);
     await app.register(fluxpayDialect);
+    // Every dialect's routes are known: FAULTS_FILE is checked against them and its rules made, before any onReady hook.
+    if (app.faults !== null) await app.faults.loadFile();
     // The web console reads and acts through the services above; encapsulated, so its CSP and
     // form parsing stay under /console.
     if (config.console.enabled && parent === undefined) await app.register(consolePlugin, { prefix: '/console', token: config.console.token, sessionKey: config.console.sessionKey, sessionTtlMs: config.console.sessionTtlMs, maxLoginFailures: config.console.maxLoginFailures, onFeed: options.onConsoleFeed });

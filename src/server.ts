@@ -30,7 +30,7 @@ try {
 // The rest of the service is loaded once the configuration is known to be good: a bad one is told
 // without reading the whole tree first (at load 6 on this 2-core VM a bad TIME_SCALE took 5.6 s to
 // be told before 2026-12-04, most of it loading the app, the tracing and the Redis client).
-const [{ default: closeWithGrace }, { generatedKey }, { buildApp }, { runPrimary }, { createLogger }, { QUIESCE_WAIT_MS }, { lostDuringStart, RedisUnreachableError }, { describeStartError }, { startTracing }] =
+const [{ default: closeWithGrace }, { generatedKey }, { buildApp }, { runPrimary }, { createLogger }, { QUIESCE_WAIT_MS }, { lostDuringStart, RedisUnreachableError }, { describeStartError, StartProblem }, { startTracing }] =
   await Promise.all([
     import('close-with-grace'),
     import('./adapters/redis/generated.ts'),
@@ -56,7 +56,7 @@ async function serve(config: Config, logger: Logger): Promise<void> {
   try {
     app = await buildApp({ config, logger, otelPlugin: tracing?.plugin });
   } catch (error) {
-    if (!(error instanceof RedisUnreachableError)) throw error;
+    if (!(error instanceof RedisUnreachableError || error instanceof StartProblem)) throw error;
     process.stderr.write(`Could not start: ${error.message}\n`);
     process.exit(1);
   }

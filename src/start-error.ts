@@ -5,6 +5,16 @@
  * are the operator's to fix, not bugs.
  */
 
+/**
+ * A start that cannot go on for a reason the operator fixes, found while the app is built (a
+ * FAULTS_FILE rule no route can match, a file whose rules do not fit): server.ts tells it on one
+ * line, `Could not start: …`, exit 1, as a taken port. Before 2026-12-05 such an error at the
+ * build ended in a stack trace.
+ */
+export class StartProblem extends Error {
+  override name = 'StartProblem';
+}
+
 export interface ListenTarget {
   host: string;
   port: number;

@@ -246,6 +246,8 @@ describe('a rule that could match no route is refused: it would never apply (a u
       [{ route: '/does/not/exist' }, 'no route matches /does/not/exist'],
       [{ dialect: 'fluxpay', route: '/v1/sim/intent' }, 'no route of the fluxpay API matches /v1/sim/intent'],
       [{ dialect: 'native', method: 'PATCH' }, 'the native API has no PATCH route'],
+      // OPTIONS requests (CORS preflights) are answered before any route a rule shapes.
+      [{ method: 'OPTIONS' }, 'no API has an OPTIONS route'],
       [{ method: 'GET', body: { amount: 1 } }, 'a body condition needs a body, and GET requests have none'],
       [{ dialect: 'fluxpay', route: '/api/v1/orders/:orderId', body: { amount: { gte: 1000 } } }, 'no route of the fluxpay API matches /api/v1/orders/:orderId'],
       [{ route: '/v1/sim/rules' }, 'no route matches /v1/sim/rules'],
@@ -254,6 +256,9 @@ describe('a rule that could match no route is refused: it would never apply (a u
       expect([match, res.statusCode, res.json().error]).toEqual([match, 400, never(why)]);
     }
     expect((await get('/v1/sim/rules')).json()).toEqual({ data: [] });
+    // In a namespace's app (X-Sim-Namespace) as in the default one.
+    const inNamespace = await t.app.inject({ method: 'POST', url: '/v1/sim/rules', headers: { 'x-sim-namespace': 'ci-job-1' }, payload: { match: { route: '/does/not/exist' }, action: { type: 'error', status: 502 } } });
+    expect([inNamespace.statusCode, inNamespace.json().error]).toEqual([400, never('no route matches /does/not/exist')]);
     // Reachable: a literal path of a pattern, patterns and globs, FluxPay's payment read (a pk_ key under the payment service's prefix), the /api/v2 read's wildcard.
     for (const match of [
       { route: '/v1/sim/intents/pay_01M8NQKTX1HWJJ869EJ274WE8W' },
@@ -300,7 +305,7 @@ describe('FAULTS_FILE', () => {
     const path = join(dir, 'faults.yaml');
     writeFileSync(path, ['rules:', '  - id: typo', '    match: { route: /v1/sim/intnet }', '    action: { type: error, status: 502 }', '  - match: { dialect: native, method: PATCH }', '    action: { type: latency, distribution: fixed, params: { ms: 10 } }', '  - id: fine', '    match: { route: /v1/sim/intent }', '    action: { type: error, status: 503 }', ''].join('\n'));
     await expect(buildTestApp({ FAULTS_FILE: path })).rejects.toThrow(
-      'FAULTS_FILE: rule typo matches no route paysim answers, so it would never apply: no route matches /v1/sim/intnet; rule #2 matches no route paysim answers, so it would never apply: the native API has no PATCH route',
+      'FAULTS_FILE: rules[0] (typo) matches no route paysim answers, so it would never apply: no route matches /v1/sim/intnet; rules[1] matches no route paysim answers, so it would never apply: the native API has no PATCH route',
     );
     t = await buildTestApp();
   });

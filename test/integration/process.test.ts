@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { serverProcesses, type LogLine, type ServerProcess } from '../helpers/child.ts';
@@ -54,6 +57,21 @@ describe('configuration errors', () => {
     expect(lines[0]).toContain(name);
     expect(lines[0]).toContain(rule);
     expect(server.stdout).toBe('');
+  });
+});
+
+describe('a start the app refuses while it is built', () => {
+  it('a FAULTS_FILE rule that matches no route: exit 1 with one line on stderr, no stack (2026-12-05)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'paysim-process-'));
+    try {
+      const file = join(dir, 'faults.yaml');
+      writeFileSync(file, 'rules:\n  - id: typo\n    match: { route: /v1/sim/intnet }\n    action: { type: error, status: 502 }\n');
+      const server = start({ FAULTS_FILE: file, WEBHOOK_SECRET: SECRET });
+      expect(await server.waitForExit(15_000)).toEqual({ code: 1, signal: null });
+      expect(server.stderr).toBe('Could not start: FAULTS_FILE: rules[0] (typo) matches no route paysim answers, so it would never apply: no route matches /v1/sim/intnet\n');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

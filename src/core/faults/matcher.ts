@@ -44,7 +44,8 @@ export interface CompiledRequestRule {
   until: number;
   slot: RequestSlot;
   route: CompiledRoute | null;
-  headers: readonly (readonly [string, HeaderCondition])[];
+  /** Each header's condition in the forms its value may arrive in (`onTheWire`): one of them must match. */
+  headers: readonly (readonly [string, readonly HeaderCondition[]])[];
   body: readonly (readonly [readonly string[], BodyCondition])[];
 }
 
@@ -215,21 +216,29 @@ function headersMatch(conditions: CompiledRequestRule['headers'], headers: Match
     // Own keys only: a rule on a header named `constructor` must not read the object's prototype.
     const value = Object.hasOwn(headers, name) ? headers[name] : undefined;
     if (value === undefined) return false;
-    if (typeof value === 'string' ? !textMatches(condition, value) : !value.some((v) => textMatches(condition, v))) return false;
+    if (typeof value === 'string' ? !anyMatches(condition, value) : !value.some((v) => anyMatches(condition, v))) return false;
   }
   return true;
 }
 
 /**
- * A header condition as Node reads the header it is matched against: its bytes, one character
- * each (latin1). A value written beyond ASCII (`결제`) is matched against its UTF-8 bytes, as
- * clients send it (curl, a browser); before 2026-12-05 such a rule was taken and never matched (a
- * user test). ASCII values are their own bytes.
+ * A header condition in the forms a value beyond ASCII may arrive in, as Node reads header bytes
+ * (one latin1 character each): its UTF-8 bytes, as most clients send it (curl, a browser: `결제`
+ * matched since 2026-12-05; before, such a rule was taken and never matched, a user test), and,
+ * for characters up to U+00FF, the latin1 byte of an older client (`é` as 0xE9, which matched
+ * before). An ASCII value is its own bytes: one form.
  */
-function onTheWire(condition: HeaderCondition): HeaderCondition {
-  // More bytes than UTF-16 units: something beyond ASCII.
-  const wire = (text: string): string => (Buffer.byteLength(text, 'utf8') === text.length ? text : Buffer.from(text, 'utf8').toString('latin1'));
-  return condition.kind === 'equals' ? { kind: 'equals', value: wire(condition.value) } : { kind: 'prefix', prefix: wire(condition.prefix) };
+function onTheWire(condition: HeaderCondition): readonly HeaderCondition[] {
+  const text = condition.kind === 'equals' ? condition.value : condition.prefix;
+  // As many bytes as UTF-16 units: nothing beyond ASCII.
+  if (Buffer.byteLength(text, 'utf8') === text.length) return [condition];
+  const utf8 = Buffer.from(text, 'utf8').toString('latin1');
+  return [condition.kind === 'equals' ? { kind: 'equals', value: utf8 } : { kind: 'prefix', prefix: utf8 }, condition];
+}
+
+function anyMatches(conditions: readonly HeaderCondition[], value: string): boolean {
+  for (const condition of conditions) if (textMatches(condition, value)) return true;
+  return false;
 }
 
 function textMatches(condition: HeaderCondition, value: string): boolean {

@@ -74,7 +74,7 @@ export function canMatchRoutes(match: Pick<RequestMatch, 'dialect' | 'method' | 
 export function whyNoRoute(match: Pick<RequestMatch, 'dialect' | 'method' | 'route'> & { body?: RequestMatch['body'] }, routes: readonly DialectRoute[]): string | undefined {
   const api = match.dialect === null ? undefined : `the ${match.dialect} API`;
   let candidates = routes.filter((r) => matchesDialectAndMethod(match, r.dialect, r.method));
-  if (candidates.length === 0) return api === undefined ? `no API has a ${match.method ?? ''} route` : `${api} has no ${match.method ?? ''} route`;
+  if (candidates.length === 0) return api === undefined ? `no API has ${/^[AEIOU]/.test(match.method ?? '') ? 'an' : 'a'} ${match.method ?? ''} route` : `${api} has no ${match.method ?? ''} route`;
   if (match.body !== undefined && Object.keys(match.body).length > 0) {
     candidates = candidates.filter((r) => r.method !== 'GET' && r.method !== 'HEAD');
     if (candidates.length === 0) return `a body condition needs a body, and ${match.method ?? ''} requests${api === undefined ? '' : ` to ${api}`} have none`;

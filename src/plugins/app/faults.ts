@@ -7,6 +7,7 @@ import { ERROR_STATUSES, retryAfterSecondsOf, type ErrorStatus, type StoredFault
 import { FaultRuleService, type RequestFaultPlan } from '../../core/faults/service.ts';
 import type { MatchInput } from '../../core/faults/matcher.ts';
 import { parseFaultsFile, windowEnded } from '../../core/faults/validation.ts';
+import { StartProblem } from '../../start-error.ts';
 import { OUTCOME_ROUTES, outcomeRouteOf, whyNoRoute, type DialectRoute, type OutcomeRoute } from '../../core/faults/outcome-routes.ts';
 import { createStreams } from '../../core/random.ts';
 import { renderedBody, sendProblem, type ErrorShape } from '../../http/error-handler.ts';
@@ -128,6 +129,13 @@ export interface Faults {
   deleteAll(namespace: string): Promise<number>;
   /** What the dispatcher asks of webhook rules. */
   webhooks: WebhookFaults;
+  /**
+   * Checks FAULTS_FILE's rules against the routes the dialects registered (one that can match none
+   * ends the start) and makes them: called by buildApp once every dialect is registered, before
+   * any onReady hook, so the scheduler's first run (due webhooks among it) meets the file's rules
+   * and a failing start has done nothing (2026-12-05, a review: at onReady it came after both).
+   */
+  loadFile(): Promise<void>;
 }
 
 declare module 'fastify' {
@@ -199,8 +207,11 @@ export default fp<FaultsOptions>(
       },
     });
 
+    /** Set below, once the routes are collected: checks FAULTS_FILE against them and makes its rules. */
+    let loadFile = async (): Promise<void> => undefined;
     app.decorate<Faults | null>('faults', {
       service,
+      loadFile: () => loadFile(),
       async delete(namespace, id) {
         const stored = await service.get(namespace, id);
         if (stored === undefined || !(await service.delete(namespace, id))) return undefined;
@@ -312,18 +323,23 @@ export default fp<FaultsOptions>(
     app.addHook('onReady', async () => {
       const missing = OUTCOME_ROUTES.filter((r) => !outcomeRoutes.has(r));
       if (missing.length > 0) throw new Error(`OUTCOME_ROUTES (core/faults/outcome-routes.ts) lists routes no dialect registers with TAKES_OUTCOME: ${missing.map((r) => `${r.method} ${r.route}`).join(', ')}`);
-      // FAULTS_FILE's rules were read before any route existed: the ones that can match none are named now, and the start ends.
+    });
+    loadFile = async () => {
+      // FAULTS_FILE's rules were read before any route existed: the ones that can match none are
+      // named now, and the start ends, as the file's other problems end it. `rules[0]`, as those
+      // messages name a rule.
+      const key = Object.keys((config.faults.document ?? {}) as object)[0] ?? 'rules';
       const never = config.faults.rules.flatMap((rule, i) => {
         if (rule.input.target !== 'request') return [];
         const why = whyNoRoute(rule.input.match, shapedRoutes);
-        return why === undefined ? [] : [`rule ${rule.id ?? `#${i + 1}`} matches no route paysim answers, so it would never apply: ${why}`];
+        return why === undefined ? [] : [`${key}[${i}]${rule.id === undefined ? '' : ` (${rule.id})`} matches no route paysim answers, so it would never apply: ${why}`];
       });
-      if (never.length > 0) throw new Error(`FAULTS_FILE: ${never.slice(0, 5).join('; ')}${never.length > 5 ? ` (and ${never.length - 5} more)` : ''}`);
-      // Then made, once the routes are known and the file checked against them (before 2026-12-05, at
-      // the plugin's registration): each namespace starts with FAULTS_FILE's rules, as the default
+      if (never.length > 0) throw new StartProblem(`FAULTS_FILE: ${never.slice(0, 5).join('; ')}${never.length > 5 ? ` (and ${never.length - 5} more)` : ''}`);
+      // Then made, the file checked against the routes (before 2026-12-05, at this plugin's
+      // registration, unchecked): each namespace starts with FAULTS_FILE's rules, as the default
       // one does (on Redis, once per content of the file).
       if (config.faults.file !== undefined) await declareFileRules(app.log, service, namespace, config.faults, clock.now());
-    });
+    };
   },
   { name: 'paysim-faults', dependencies: ['paysim-core', 'paysim-metrics'] },
 );
@@ -393,8 +409,8 @@ async function declareFileRules(log: FastifyBaseLogger, service: FaultRuleServic
   } else if (outcome.kind === 'kept') {
     log.info(where, 'fault rules of FAULTS_FILE already made from this file (by another replica, or before a restart): kept as they are, with their counters and as the API left them');
   } else if (outcome.kind === 'full') {
-    throw new Error(`FAULTS_FILE: its ${faults.rules.length} rules do not fit: at most ${outcome.max} rules may exist at once (FAULTS_MAX_RULES); delete some with DELETE /v1/sim/rules, or raise FAULTS_MAX_RULES`);
+    throw new StartProblem(`FAULTS_FILE: its ${faults.rules.length} rules do not fit: at most ${outcome.max} rules may exist at once (FAULTS_MAX_RULES); delete some with DELETE /v1/sim/rules, or raise FAULTS_MAX_RULES`);
   } else {
-    throw new Error(`FAULTS_FILE: rule id ${outcome.id} is another namespace's rule; give the file's rule another id`);
+    throw new StartProblem(`FAULTS_FILE: rule id ${outcome.id} is another namespace's rule; give the file's rule another id`);
   }
 }
