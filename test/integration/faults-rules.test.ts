@@ -44,6 +44,40 @@ describe('/v1/sim/rules', () => {
     expect((await del('/v1/sim/rules')).json()).toEqual({ deleted: 2 });
   });
 
+  it('refuses a rule that could match no route, as it would never apply: 400 naming why, and nothing made; rules some request can reach are taken (a user test: before 2026-12-05 each was taken)', async () => {
+    const never = (why: string) => ({ code: 'VALIDATION_FAILED', message: `body /match: matches no route paysim answers, so the rule would never apply: ${why}`, details: [{ field: '/match', rule: 'route', message: `matches no route paysim answers, so the rule would never apply: ${why}`, in: 'body' }], trace_id: expect.any(String) });
+    for (const [match, why] of [
+      [{ route: '/does/not/exist' }, 'no route matches /does/not/exist'],
+      [{ dialect: 'fluxpay', route: '/v1/sim/intent' }, 'no route of the fluxpay API matches /v1/sim/intent'],
+      [{ dialect: 'native', method: 'PATCH' }, 'the native API has no PATCH route'],
+      // OPTIONS requests (CORS preflights) are answered before any route a rule shapes.
+      [{ method: 'OPTIONS' }, 'no API has an OPTIONS route'],
+      [{ method: 'GET', body: { amount: 1 } }, 'a body condition needs a body, and GET requests have none'],
+      [{ dialect: 'fluxpay', route: '/api/v1/orders/:orderId', body: { amount: { gte: 1000 } } }, 'no route of the fluxpay API matches /api/v1/orders/:orderId'],
+      [{ route: '/v1/sim/rules' }, 'no route matches /v1/sim/rules'],
+    ] as const) {
+      const res = await post({ match, action: { type: 'error', status: 502 } });
+      expect([match, res.statusCode, res.json().error]).toEqual([match, 400, never(why)]);
+    }
+    expect((await get('/v1/sim/rules')).json()).toEqual({ data: [] });
+    // In a namespace's app (X-Sim-Namespace) as in the default one.
+    const inNamespace = await t.app.inject({ method: 'POST', url: '/v1/sim/rules', headers: { 'x-sim-namespace': 'ci-job-1' }, payload: { match: { route: '/does/not/exist' }, action: { type: 'error', status: 502 } } });
+    expect([inNamespace.statusCode, inNamespace.json().error]).toEqual([400, never('no route matches /does/not/exist')]);
+    // Reachable: a literal path of a pattern, patterns and globs, FluxPay's payment read (a pk_ key under the payment service's prefix), the /api/v2 read's wildcard.
+    for (const match of [
+      { route: '/v1/sim/intents/pay_01M8NQKTX1HWJJ869EJ274WE8W' },
+      { dialect: 'fluxpay', route: '/api/v1/payments/pk_*' },
+      { dialect: 'fluxpay', method: 'GET', route: '/api/v1/payments/:paymentKey' },
+      { dialect: 'payment-service', route: '/api/v1/payments/:paymentKey' },
+      { dialect: 'payment-server-v2', method: 'GET', route: '/api/v2/payments/pay_tx_1' },
+      { route: '/api/**', body: { amount: { gte: 1 } } },
+      { method: 'HEAD', route: '/performances' },
+    ]) {
+      const res = await post({ match, action: { type: 'error', status: 502 } });
+      expect([match, res.statusCode]).toEqual([match, 201]);
+    }
+  });
+
   it('creates a request rule (201, defaults filled in), reads it, lists it and deletes it', async () => {
     const res = await post({ name: 'flaky orders', match: { dialect: 'fluxpay', route: '/api/v1/orders/:orderId/cancel', headers: { 'X-Test-Case': 'a' }, body: { reason: { prefix: 'test' } } }, count: 2, action: { type: 'error', status: 429 } });
     expect(res.statusCode).toBe(201);
@@ -229,49 +263,6 @@ describe('FAULTS_MAX_RULES', () => {
     });
     await del(`/v1/sim/rules/${first.id}`);
     expect((await post({ action: { type: 'duplicate' } })).statusCode).toBe(201);
-  });
-});
-
-describe('a rule that could match no route is refused: it would never apply (a user test: before 2026-12-05 each was taken)', () => {
-  beforeEach(async () => {
-    t = await buildTestApp();
-  });
-  afterEach(async () => {
-    await t.app.close();
-  });
-
-  it('over the API: 400 naming why, and nothing made; rules some request can reach are taken', async () => {
-    const never = (why: string) => ({ code: 'VALIDATION_FAILED', message: `body /match: matches no route paysim answers, so the rule would never apply: ${why}`, details: [{ field: '/match', rule: 'route', message: `matches no route paysim answers, so the rule would never apply: ${why}`, in: 'body' }], trace_id: expect.any(String) });
-    for (const [match, why] of [
-      [{ route: '/does/not/exist' }, 'no route matches /does/not/exist'],
-      [{ dialect: 'fluxpay', route: '/v1/sim/intent' }, 'no route of the fluxpay API matches /v1/sim/intent'],
-      [{ dialect: 'native', method: 'PATCH' }, 'the native API has no PATCH route'],
-      // OPTIONS requests (CORS preflights) are answered before any route a rule shapes.
-      [{ method: 'OPTIONS' }, 'no API has an OPTIONS route'],
-      [{ method: 'GET', body: { amount: 1 } }, 'a body condition needs a body, and GET requests have none'],
-      [{ dialect: 'fluxpay', route: '/api/v1/orders/:orderId', body: { amount: { gte: 1000 } } }, 'no route of the fluxpay API matches /api/v1/orders/:orderId'],
-      [{ route: '/v1/sim/rules' }, 'no route matches /v1/sim/rules'],
-    ] as const) {
-      const res = await post({ match, action: { type: 'error', status: 502 } });
-      expect([match, res.statusCode, res.json().error]).toEqual([match, 400, never(why)]);
-    }
-    expect((await get('/v1/sim/rules')).json()).toEqual({ data: [] });
-    // In a namespace's app (X-Sim-Namespace) as in the default one.
-    const inNamespace = await t.app.inject({ method: 'POST', url: '/v1/sim/rules', headers: { 'x-sim-namespace': 'ci-job-1' }, payload: { match: { route: '/does/not/exist' }, action: { type: 'error', status: 502 } } });
-    expect([inNamespace.statusCode, inNamespace.json().error]).toEqual([400, never('no route matches /does/not/exist')]);
-    // Reachable: a literal path of a pattern, patterns and globs, FluxPay's payment read (a pk_ key under the payment service's prefix), the /api/v2 read's wildcard.
-    for (const match of [
-      { route: '/v1/sim/intents/pay_01M8NQKTX1HWJJ869EJ274WE8W' },
-      { dialect: 'fluxpay', route: '/api/v1/payments/pk_*' },
-      { dialect: 'fluxpay', method: 'GET', route: '/api/v1/payments/:paymentKey' },
-      { dialect: 'payment-service', route: '/api/v1/payments/:paymentKey' },
-      { dialect: 'payment-server-v2', method: 'GET', route: '/api/v2/payments/pay_tx_1' },
-      { route: '/api/**', body: { amount: { gte: 1 } } },
-      { method: 'HEAD', route: '/performances' },
-    ]) {
-      const res = await post({ match, action: { type: 'error', status: 502 } });
-      expect([match, res.statusCode]).toEqual([match, 201]);
-    }
   });
 });
 

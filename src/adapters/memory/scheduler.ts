@@ -92,10 +92,9 @@ export class MemorySchedulerStore implements SchedulerStore {
 
   keys(kind: string, limit: number): Promise<string[]> {
     const keys: string[] = [];
-    if (limit <= 0) return Promise.resolve(keys);
     for (const key of this.#live.get(kind)?.keys() ?? []) {
-      keys.push(key);
       if (keys.length >= limit) break;
+      keys.push(key);
     }
     return Promise.resolve(keys);
   }

@@ -47,30 +47,25 @@ export interface DialectRoute {
 
 /**
  * Whether a request rule's dialect, method and route let it match a request on some outcome
- * route (`canMatchRoutes` on OUTCOME_ROUTES).
+ * route (`whyNoRoute` on OUTCOME_ROUTES).
  */
 export function canMatchOutcomeRoute(match: Pick<RequestMatch, 'dialect' | 'method' | 'route'>): boolean {
-  return canMatchRoutes(match, OUTCOME_ROUTES);
+  return whyNoRoute(match, OUTCOME_ROUTES) === undefined;
 }
 
 /**
- * Whether a request rule's dialect, method, route and body conditions let it match a request on
- * one of `routes`, decided by the matcher's own checks: `matchesDialectAndMethod` as the matcher's
- * buckets use it, and `routeMatches` on the paths each route answers. A route pattern's parameter
- * takes any one segment, so the paths tried for it are enough to decide: each parameter is filled
- * with each segment of the rule's route made concrete (`sub_*` as `sub_x`, `:id` as `x`) and with
- * `x`, since a rule's segment that lines up with the parameter matches one of those whenever it
- * matches any segment, and a `**` matches any. A router wildcard (`/api/v2/payments/*`) takes any
- * rest of the path: the rule is let through when its route's literal beginning and the
- * wildcard's agree. Body conditions need a body: a GET or HEAD route has none. A rule without a
- * route, or whose route has a percent escape (it names the raw path of an escaped request, which
- * the router decodes), is never refused for its route.
+ * Why a request rule's dialect, method, route and body conditions let it match a request on none
+ * of `routes`, in words; undefined when it can match one. Decided by the matcher's own checks:
+ * `matchesDialectAndMethod` as the matcher's buckets use it, and `routeMatches` on the paths each
+ * route answers. A route pattern's parameter takes any one segment, so the paths tried for it are
+ * enough to decide: each parameter is filled with each segment of the rule's route made concrete
+ * (`sub_*` as `sub_x`, `:id` as `x`) and with `x`, since a rule's segment that lines up with the
+ * parameter matches one of those whenever it matches any segment, and a `**` matches any. A router
+ * wildcard (`/api/v2/payments/*`) takes any rest of the path: the rule is let through when its
+ * route's literal beginning and the wildcard's agree. Body conditions need a body: a GET or HEAD
+ * route has none. A rule without a route, or whose route has a percent escape (it names the raw
+ * path of an escaped request, which the router decodes), is never refused for its route.
  */
-export function canMatchRoutes(match: Pick<RequestMatch, 'dialect' | 'method' | 'route'> & { body?: RequestMatch['body'] }, routes: readonly DialectRoute[]): boolean {
-  return whyNoRoute(match, routes) === undefined;
-}
-
-/** Why a request rule can match none of `routes` (`canMatchRoutes`), in words; undefined when it can match one. */
 export function whyNoRoute(match: Pick<RequestMatch, 'dialect' | 'method' | 'route'> & { body?: RequestMatch['body'] }, routes: readonly DialectRoute[]): string | undefined {
   const api = match.dialect === null ? undefined : `the ${match.dialect} API`;
   let candidates = routes.filter((r) => matchesDialectAndMethod(match, r.dialect, r.method));

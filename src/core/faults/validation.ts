@@ -237,11 +237,29 @@ export function parseFaultsFile(document: unknown, now: number): ParsedRule[] {
     }
     return parsed.ok ? parsed.value : undefined;
   });
-  if (problems.length > 0) {
-    const more = problems.length - MAX_FILE_PROBLEMS;
-    throw new Error(problems.slice(0, MAX_FILE_PROBLEMS).join('; ') + (more > 0 ? ` (and ${more} more)` : ''));
-  }
+  if (problems.length > 0) throw new Error(fileProblems(problems));
   return parsedRules as ParsedRule[];
+}
+
+/**
+ * A FAULTS_FILE's request rules that can match none of `routes` (read before any route existed,
+ * checked once they do), named as the file's other problems are (`rules[0] (typo) matches no
+ * route …`, the first five, then how many more); undefined when every rule can match one.
+ * `document` is the file as `parseFaultsFile` read it into `rules`.
+ */
+export function fileRulesMatchingNoRoute(document: unknown, rules: readonly ParsedRule[], routes: readonly DialectRoute[]): string | undefined {
+  const key = Object.keys((document ?? {}) as object)[0] ?? 'rules';
+  const problems = rules.flatMap((rule, i) => {
+    const why = rule.input.target === 'request' ? whyNoRoute(rule.input.match, routes) : undefined;
+    return why === undefined ? [] : [`${key}[${i}]${rule.id === undefined ? '' : ` (${rule.id})`} matches no route paysim answers, so it would never apply: ${why}`];
+  });
+  return problems.length === 0 ? undefined : fileProblems(problems);
+}
+
+/** A file's problems on one line: the first MAX_FILE_PROBLEMS, then how many more. */
+function fileProblems(problems: readonly string[]): string {
+  const more = problems.length - MAX_FILE_PROBLEMS;
+  return problems.slice(0, MAX_FILE_PROBLEMS).join('; ') + (more > 0 ? ` (and ${more} more)` : '');
 }
 
 /** Whether the rule's window is over at `now` (its `until` passed): it would never apply. */

@@ -6,9 +6,9 @@ import type { Config } from '../../config.ts';
 import { ERROR_STATUSES, retryAfterSecondsOf, type ErrorStatus, type StoredFaultRule } from '../../core/faults/model.ts';
 import { FaultRuleService, type RequestFaultPlan } from '../../core/faults/service.ts';
 import type { MatchInput } from '../../core/faults/matcher.ts';
-import { parseFaultsFile, windowEnded } from '../../core/faults/validation.ts';
+import { fileRulesMatchingNoRoute, parseFaultsFile, windowEnded } from '../../core/faults/validation.ts';
 import { StartProblem } from '../../start-error.ts';
-import { OUTCOME_ROUTES, outcomeRouteOf, whyNoRoute, type DialectRoute, type OutcomeRoute } from '../../core/faults/outcome-routes.ts';
+import { OUTCOME_ROUTES, outcomeRouteOf, type DialectRoute, type OutcomeRoute } from '../../core/faults/outcome-routes.ts';
 import { createStreams } from '../../core/random.ts';
 import { renderedBody, sendProblem, type ErrorShape } from '../../http/error-handler.ts';
 import type { ErrorShapes } from '../../http/error-shapes.ts';
@@ -188,6 +188,8 @@ export default fp<FaultsOptions>(
       hits.remove({ rule_id: ruleId, action });
     };
     const streams = createStreams(config.randomSeed);
+    // The routes rules shape, by dialect and method (filled by the onRoute hook below): a rule that can match none of them is refused.
+    const shapedRoutes: DialectRoute[] = [];
     const service = new FaultRuleService({
       store: app.stores.faultRules,
       clock,
@@ -207,11 +209,17 @@ export default fp<FaultsOptions>(
       },
     });
 
-    /** Set below, once the routes are collected: checks FAULTS_FILE against them and makes its rules. */
-    let loadFile = async (): Promise<void> => undefined;
     app.decorate<Faults | null>('faults', {
       service,
-      loadFile: () => loadFile(),
+      async loadFile() {
+        // FAULTS_FILE's rules were read before any route existed: one that can match none ends the
+        // start now, as the file's other problems end it. Then they are made (before 2026-12-05, at
+        // this plugin's registration, unchecked): each namespace starts with FAULTS_FILE's rules, as
+        // the default one does (on Redis, once per content of the file).
+        const never = fileRulesMatchingNoRoute(config.faults.document, config.faults.rules, shapedRoutes);
+        if (never !== undefined) throw new StartProblem(`FAULTS_FILE: ${never}`);
+        if (config.faults.file !== undefined) await declareFileRules(app.log, service, namespace, config.faults, clock.now());
+      },
       async delete(namespace, id) {
         const stored = await service.get(namespace, id);
         if (stored === undefined || !(await service.delete(namespace, id))) return undefined;
@@ -301,8 +309,6 @@ export default fp<FaultsOptions>(
 
     // The routes marked TAKES_OUTCOME are exactly OUTCOME_ROUTES (what validation lets an outcome rule match): checked here, as they are registered.
     const outcomeRoutes = new Set<OutcomeRoute>();
-    // The routes rules shape, by dialect and method: a rule that can match none of them is refused.
-    const shapedRoutes: DialectRoute[] = [];
     app.addHook('onRoute', (route: RouteOptions) => {
       const owner = shapes.ownerOf(route.url)?.name;
       for (const method of hooksOf(route.method)) {
@@ -324,22 +330,6 @@ export default fp<FaultsOptions>(
       const missing = OUTCOME_ROUTES.filter((r) => !outcomeRoutes.has(r));
       if (missing.length > 0) throw new Error(`OUTCOME_ROUTES (core/faults/outcome-routes.ts) lists routes no dialect registers with TAKES_OUTCOME: ${missing.map((r) => `${r.method} ${r.route}`).join(', ')}`);
     });
-    loadFile = async () => {
-      // FAULTS_FILE's rules were read before any route existed: the ones that can match none are
-      // named now, and the start ends, as the file's other problems end it. `rules[0]`, as those
-      // messages name a rule.
-      const key = Object.keys((config.faults.document ?? {}) as object)[0] ?? 'rules';
-      const never = config.faults.rules.flatMap((rule, i) => {
-        if (rule.input.target !== 'request') return [];
-        const why = whyNoRoute(rule.input.match, shapedRoutes);
-        return why === undefined ? [] : [`${key}[${i}]${rule.id === undefined ? '' : ` (${rule.id})`} matches no route paysim answers, so it would never apply: ${why}`];
-      });
-      if (never.length > 0) throw new StartProblem(`FAULTS_FILE: ${never.slice(0, 5).join('; ')}${never.length > 5 ? ` (and ${never.length - 5} more)` : ''}`);
-      // Then made, the file checked against the routes (before 2026-12-05, at this plugin's
-      // registration, unchecked): each namespace starts with FAULTS_FILE's rules, as the default
-      // one does (on Redis, once per content of the file).
-      if (config.faults.file !== undefined) await declareFileRules(app.log, service, namespace, config.faults, clock.now());
-    };
   },
   { name: 'paysim-faults', dependencies: ['paysim-core', 'paysim-metrics'] },
 );
