@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { jsonProblem, yamlProblem } from './yaml-error.ts';
-import { parseFaultsFile, type ParsedRule } from '../core/faults/validation.ts';
+import { parseFaultsFile } from '../core/faults/file.ts';
+import type { ParsedRule } from '../core/faults/validation.ts';
 
 /**
  * Reads and checks `FAULTS_FILE`: `{"rules": [...]}` in YAML or JSON (JSON is YAML, but a `.json`

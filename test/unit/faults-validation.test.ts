@@ -2,7 +2,9 @@ import { Value } from 'typebox/value';
 import { describe, expect, it } from 'vitest';
 import { CreateFaultRuleBody, FaultRuleView } from '../../src/core/faults/schema.ts';
 import { faultRuleView } from '../../src/core/faults/view.ts';
-import { dotted, parseFaultsFile, parseRule, pointer, toFieldIssues, windowEnded, type RuleIssue } from '../../src/core/faults/validation.ts';
+import { dotted, pointer, toFieldIssues, type RuleIssue } from '../../src/core/faults/checker.ts';
+import { parseFaultsFile } from '../../src/core/faults/file.ts';
+import { parseRule, windowEnded } from '../../src/core/faults/validation.ts';
 import type { FaultRule } from '../../src/core/faults/model.ts';
 import { T0 } from './faults-support.ts';
 

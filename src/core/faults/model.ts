@@ -6,8 +6,8 @@
  * - webhook rules shape outbound deliveries (duplicate, reorder, delay, drop_attempts) and match
  *   on the target URL's prefix, or every target.
  * The action's `type` says which kind a rule is. The core works on the camelCase model below;
- * the snake_case JSON of `/v1/sim/rules` and FAULTS_FILE is read by validation.ts and written by
- * view.ts.
+ * the snake_case JSON of `/v1/sim/rules` and FAULTS_FILE is read by validation.ts (a FAULTS_FILE's
+ * document by file.ts) and written by view.ts.
  * @see ../../../../notes/issue15-spec.md "Rules", "Webhook faults"
  */
 

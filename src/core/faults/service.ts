@@ -6,7 +6,8 @@ import type { Distribution, FaultRule, RequestAction, StoredFaultRule } from './
 import { EMPTY_MATCHER, RuleMatcher, type CompiledRequestRule, type CompiledWebhookRule, type MatchInput, type RequestSlot } from './matcher.ts';
 import type { DialectRoute } from './outcome-routes.ts';
 import type { DeclareRulesOutcome, FaultRuleStore } from './ports.ts';
-import { parseRule, toFieldIssues, windowEndedAt, type ParsedRule } from './validation.ts';
+import { toFieldIssues } from './checker.ts';
+import { parseRule, windowEndedAt, type ParsedRule } from './validation.ts';
 import { NO_WEBHOOK_FAULTS, type WebhookFaultPlan } from './webhook-policy.ts';
 
 /**
