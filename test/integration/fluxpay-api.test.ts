@@ -152,6 +152,12 @@ describe('orders', () => {
     const other = await createOrder(t);
     const bare = await t.app.inject({ method: 'POST', url: `/api/v1/orders/${other.orderId}/cancel` });
     expect(resultOf(bare).order).toMatchObject({ status: 'CANCELLED', cancelReason: null });
+    // A READY payment of a cancelled order stays READY (as the README and the operation say) and can no longer be confirmed.
+    const third = await createOrder(t);
+    const ready = await createPayment(t, third.orderId);
+    expect(resultOf(await fpPost(t, `/api/v1/orders/${third.orderId}/cancel`, {})).payment).toBeNull();
+    expect(errorOf(await confirm(t, ready))).toEqual([409, fpError('PAY_004', `Order ${third.orderId} is CANCELLED; only a PENDING order can be paid.`)]);
+    expect(resultOf(await fpGet(t, `/api/v1/payments/${ready.paymentKey}`))).toEqual(ready);
   });
 
   it('cancel of a PAID order refunds its payment (CANCELLED) and reverses the ledger', async () => {

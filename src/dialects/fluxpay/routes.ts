@@ -126,7 +126,7 @@ const fluxpayRoutes: FastifyPluginAsync<FluxPayRoutesOptions> = async (fastify, 
       schema: {
         operationId: 'cancelFluxPayOrder',
         summary: 'Cancel an order (a PAID one is refunded)',
-        description: 'PENDING → CANCELLED; PAID → CANCELLED with its payment refunded (CANCELLED, the ledger reversed). Event `order.cancelled`. PAY_004 when COMPLETED or CANCELLED already, or while a usage saga holds it.',
+        description: 'PENDING → CANCELLED (a READY payment of it stays READY, and its confirm then answers PAY_004); PAID → CANCELLED with its payment refunded (CANCELLED, the ledger reversed). Event `order.cancelled`. PAY_004 when COMPLETED or CANCELLED already, or while a usage saga holds it.',
         tags,
         headers: IdempotencyKeyHeader,
         params: s.OrderParams,
