@@ -154,7 +154,9 @@ export function validationIssues(error: FastifyError): ValidationIssue[] {
     let field = v.instancePath === '' ? '/' : v.instancePath;
     if (v.keyword === 'required') field = `${v.instancePath}/${String(params.missingProperty)}`;
     if (v.keyword === 'additionalProperties') field = `${v.instancePath}/${String(params.additionalProperty)}`;
-    const message = v.keyword === 'additionalProperties' ? 'is not a known field' : (v.message ?? 'is invalid');
+    // An empty name's pointer is `/`, as the root's: the message says which it is (`?=1`, `{"": 1}`).
+    const unknown = params.additionalProperty === '' ? 'is not a known field (its name is empty)' : 'is not a known field';
+    const message = v.keyword === 'additionalProperties' ? unknown : (v.message ?? 'is invalid');
     const issue = { in: where, field, rule: v.keyword, message };
     issues.push(issue);
     if (v.schemaPath.includes('/propertyNames/')) keyIssues.push(issue);

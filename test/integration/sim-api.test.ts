@@ -115,6 +115,7 @@ describe('POST /v1/sim/intent', () => {
     it.each([
       ['missing fields', {}, [{ in: 'body', field: '/reservation_id', rule: 'required' }, { in: 'body', field: '/amount', rule: 'required' }]],
       ['an unknown field', { reservation_id: 'r', amount: 1, amout: 2 }, [{ field: '/amout', rule: 'additionalProperties', message: 'is not a known field' }]],
+      ['a field whose name is empty', { reservation_id: 'r', amount: 1, '': 2 }, [{ field: '/', rule: 'additionalProperties', message: 'is not a known field (its name is empty)' }]],
       ['an amount as a string', { reservation_id: 'r', amount: '100' }, [{ field: '/amount', rule: 'type' }]],
       ['a zero amount', { reservation_id: 'r', amount: 0 }, [{ field: '/amount', rule: 'minimum' }]],
       ['a fractional amount', { reservation_id: 'r', amount: 1.5 }, [{ field: '/amount', rule: 'type' }]],
@@ -239,6 +240,16 @@ describe('GET /v1/sim/intents', () => {
     expect(res.statusCode).toBe(400);
     expect(res.json().error.code).toBe('VALIDATION_FAILED');
     expect(res.json().error.details[0].in).toBe('querystring');
+  });
+
+  it('names a query parameter whose name is empty as such', async () => {
+    const res = await t.app.inject({ url: '/v1/sim/intents?=1' });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error).toMatchObject({
+      code: 'VALIDATION_FAILED',
+      message: 'querystring /: is not a known field (its name is empty)',
+      details: [{ in: 'querystring', field: '/', rule: 'additionalProperties', message: 'is not a known field (its name is empty)' }],
+    });
   });
 });
 
