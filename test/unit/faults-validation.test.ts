@@ -136,6 +136,11 @@ describe('parseRule: valid rules', () => {
     expect(parsed({ name: '🐢'.repeat(200), action: { type: 'duplicate' } }).input.name).toBe('🐢'.repeat(200));
     expect(issuesOf({ name: '🐢'.repeat(201), action: { type: 'duplicate' } })).toEqual([{ at: 'name', rule: 'maxLength', message: 'must be at most 200 characters' }]);
     expect(parsed({ match: { headers: { 'x-name': '결'.repeat(1024) }, body: { note: '🐢'.repeat(1024) } }, action: { type: 'response_lost' } }).input.match).toMatchObject({ headers: { 'x-name': { kind: 'equals' } } });
+    // Beyond ASCII is text, not a control character; a header value may hold a tab, as HTTP allows.
+    const rule = parsed({ name: '결제 지연 🐢', match: { headers: { 'x-a': 'a\tb' } }, action: { type: 'response_lost' } }).input;
+    expect(rule.name).toBe('결제 지연 🐢');
+    expect(rule.match).toMatchObject({ headers: { 'x-a': { kind: 'equals', value: 'a\tb' } } });
+    expect(Value.Check(CreateFaultRuleBody, { name: '결제 지연 🐢', match: { headers: { 'x-a': 'a\tb' } }, action: { type: 'response_lost' } })).toBe(true);
     expect(issuesOf({ match: { body: { note: '🐢'.repeat(1025) } }, action: { type: 'response_lost' } })).toEqual([{ at: 'match.body.note', rule: 'maxLength', message: 'must be at most 1024 characters' }]);
   });
 
@@ -204,6 +209,10 @@ describe('parseRule: problems, each with its path', () => {
     ['a url_prefix that is no URL', { match: { url_prefix: 'hooks.example' }, action: { type: 'duplicate' } }, [{ at: 'match.url_prefix', rule: 'pattern', message: 'must be the start of an absolute http(s) URL, e.g. https://hooks.example/' }]],
     ['a header name with a space', { match: { headers: { 'x tenant': 'a' } }, action: { type: 'response_lost' } }, [{ at: 'match.headers["x tenant"]', rule: 'propertyNames', message: 'is not a header name' }]],
     ['a header given twice in two cases', { match: { headers: { 'X-Tenant': 'a', 'x-tenant': 'b' } }, action: { type: 'response_lost' } }, [{ at: 'match.headers["x-tenant"]', rule: 'uniqueKeys', message: 'names a header already given (header names are case-insensitive)' }]],
+    ['a name with a newline (2026-12-05: taken)', { name: 'slow\nbig', action: { type: 'duplicate' } }, [{ at: 'name', rule: 'pattern', message: 'must be text without control characters (newline, tab, …)' }]],
+    ['a name with a C1 control character', { name: 'slow\u0085big', action: { type: 'duplicate' } }, [{ at: 'name', rule: 'pattern', message: 'must be text without control characters (newline, tab, …)' }]],
+    ['a header value with CR LF, which no client can send (2026-12-05: taken, never matching)', { match: { headers: { 'x-tenant': 'a\r\nb' } }, action: { type: 'response_lost' } }, [{ at: 'match.headers["x-tenant"]', rule: 'pattern', message: 'must be a value HTTP allows in a header: no control character but tab' }]],
+    ['a header prefix with NUL', { match: { headers: { 'x-tenant': { prefix: 'a\u0000' } } }, action: { type: 'response_lost' } }, [{ at: 'match.headers["x-tenant"].prefix', rule: 'pattern', message: 'must be a value HTTP allows in a header: no control character but tab' }]],
     ['a header value that is a number', { match: { headers: { 'x-tenant': 5 } }, action: { type: 'response_lost' } }, [{ at: 'match.headers["x-tenant"]', rule: 'type', message: 'must be a string (equals) or {"prefix": "…"}' }]],
     ['a body path with an empty name', { match: { body: { 'card..number': '1' } }, action: { type: 'response_lost' } }, [{ at: 'match.body["card..number"]', rule: 'propertyNames', message: 'must be a field path such as amount or card.number (at most 8 names of letters, digits, "_", "-" or "$", joined by ".")' }]],
     ['a range with gte and gt', { match: { body: { amount: { gte: 1, gt: 2 } } }, action: { type: 'response_lost' } }, [{ at: 'match.body.amount.gt', rule: 'not', message: 'cannot be given with gte' }]],
@@ -385,6 +394,8 @@ describe('the TypeBox schema and the view', () => {
     { probability: 2, action: { type: 'duplicate' } },
     { action: { type: 'duplicate', extra: 1 } },
     { match: { method: 'post' }, action: { type: 'duplicate' } },
+    { name: 'a\tb', action: { type: 'duplicate' } },
+    { match: { headers: { 'x-a': 'a\nb' } }, action: { type: 'duplicate' } },
   ])('what the schema can say, it refuses too: %j', (json) => {
     expect(parseRule(json, { now: T0 }).ok).toBe(false);
     expect(Value.Check(CreateFaultRuleBody, json)).toBe(false);

@@ -1,5 +1,5 @@
 import { Type, type TSchema } from 'typebox';
-import { ACTION_TYPES, DISTRIBUTIONS, ERROR_STATUSES, FAULT_DIALECTS, HTTP_METHODS, MAX_BODY_CONDITIONS, MAX_COUNT, MAX_DROP_ATTEMPTS, MAX_DURATION_MS, MAX_HEADER_CONDITIONS, MAX_RETRY_AFTER_SECONDS, RULE_ID_PATTERN } from './model.ts';
+import { ACTION_TYPES, DISTRIBUTIONS, ERROR_STATUSES, FAULT_DIALECTS, HTTP_METHODS, MAX_BODY_CONDITIONS, MAX_COUNT, MAX_DROP_ATTEMPTS, MAX_DURATION_MS, MAX_HEADER_CONDITIONS, MAX_RETRY_AFTER_SECONDS, RULE_ID_PATTERN, RULE_NAME_PATTERN, RULE_NAME_WORDS, HEADER_VALUE_PATTERN, HEADER_VALUE_WORDS } from './model.ts';
 
 /**
  * The JSON of a fault rule (`POST /v1/sim/rules`, FAULTS_FILE's `rules`, and the rule views), as
@@ -65,7 +65,9 @@ export const FaultAction = Type.Union(
   { title: 'FaultAction', description: `type: ${ACTION_TYPES.join(' | ')}` },
 );
 
-const TextCondition = Type.Union([Type.String({ maxLength: 1024, description: 'Equal to' }), Type.Object({ prefix: Type.String({ minLength: 1, maxLength: 1024 }) }, Strict)]);
+const HeaderValue = (options: { minLength?: number; description?: string }) =>
+  Type.String({ ...options, maxLength: 1024, pattern: HEADER_VALUE_PATTERN.source, 'x-pattern-description': HEADER_VALUE_WORDS });
+const TextCondition = Type.Union([HeaderValue({ description: 'Equal to' }), Type.Object({ prefix: HeaderValue({ minLength: 1 }) }, Strict)]);
 
 const BodyCondition = Type.Union([
   Type.String({ maxLength: 1024, description: 'Equal to (strictly: 1000 is not "1000")' }),
@@ -96,7 +98,7 @@ const ignored = (description: string) => `Read-only, as GET lists the rule: ${de
 export const CreateFaultRuleBody = Type.Object(
   {
     id: Type.Optional(Type.String({ pattern: RULE_ID_PATTERN.source, description: "The rule's own id, which `X-Sim-Rule` and the console then show (1–64 letters, digits, `.`, `_` or `-`, starting with a letter or digit); an id in use is refused (400, `/id`, rule `unique`). None: `rule_<ULID>`" })),
-    name: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 200 }), Type.Null()])),
+    name: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 200, pattern: RULE_NAME_PATTERN.source, 'x-pattern-description': RULE_NAME_WORDS }), Type.Null()])),
     enabled: Type.Optional(Type.Boolean({ default: true })),
     match: Type.Optional(FaultMatch),
     probability: Type.Optional(Type.Number({ minimum: 0, maximum: 1, default: 1, description: 'Chance that a match applies the rule' })),

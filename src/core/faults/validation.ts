@@ -4,6 +4,8 @@ import {
   DISTRIBUTIONS,
   ERROR_STATUSES,
   FAULT_DIALECTS,
+  HEADER_VALUE_PATTERN,
+  HEADER_VALUE_WORDS,
   HTTP_METHODS,
   isRequestAction,
   MAX_BODY_CONDITIONS,
@@ -16,6 +18,8 @@ import {
   MAX_RETRY_AFTER_SECONDS,
   retryAfterSecondsOf,
   RULE_ID_PATTERN,
+  RULE_NAME_PATTERN,
+  RULE_NAME_WORDS,
   type BodyCondition,
   type Distribution,
   type ErrorStatus,
@@ -104,7 +108,7 @@ export function parseRule(json: unknown, options: ParseRuleOptions): ParseResult
   checkReadOnly(c, rule);
   let id: string | undefined;
   if (rule.id !== undefined) id = c.string(rule.id, ['id'], { pattern: RULE_ID_PATTERN, words: '1–64 letters, digits, ".", "_" or "-", starting with a letter or digit' });
-  const name = rule.name === undefined || rule.name === null ? null : (c.string(rule.name, ['name'], { max: MAX_NAME }) ?? null);
+  const name = rule.name === undefined || rule.name === null ? null : (c.string(rule.name, ['name'], { max: MAX_NAME, pattern: RULE_NAME_PATTERN, words: RULE_NAME_WORDS }) ?? null);
   const enabled = rule.enabled === undefined ? true : c.boolean(rule.enabled, ['enabled']);
   const probability = rule.probability === undefined ? 1 : c.number(rule.probability, ['probability'], { min: 0, max: 1 });
   const count = rule.count === undefined || rule.count === null ? null : c.integer(rule.count, ['count'], 1, MAX_COUNT);
@@ -381,12 +385,15 @@ function parseHeaders(c: Checker, json: unknown, path: IssuePath): Record<string
 }
 
 function parseTextCondition(c: Checker, json: unknown, path: IssuePath): HeaderCondition | undefined {
-  if (typeof json === 'string') return !longerThan(json, MAX_STRING) ? { kind: 'equals', value: json } : c.issue(path, 'maxLength', `must be at most ${MAX_STRING} characters`);
+  if (typeof json === 'string') {
+    if (longerThan(json, MAX_STRING)) return c.issue(path, 'maxLength', `must be at most ${MAX_STRING} characters`);
+    return HEADER_VALUE_PATTERN.test(json) ? { kind: 'equals', value: json } : c.issue(path, 'pattern', `must be ${HEADER_VALUE_WORDS}`);
+  }
   const raw = c.objectOr(json, path, 'must be a string (equals) or {"prefix": "…"}');
   if (raw === undefined) return undefined;
   c.onlyKeys(raw, path, ['prefix']);
   if (!c.required(raw, 'prefix', path)) return undefined;
-  const prefix = c.string(raw.prefix, [...path, 'prefix'], { max: MAX_STRING });
+  const prefix = c.string(raw.prefix, [...path, 'prefix'], { max: MAX_STRING, pattern: HEADER_VALUE_PATTERN, words: HEADER_VALUE_WORDS });
   return prefix === undefined ? undefined : { kind: 'prefix', prefix };
 }
 
