@@ -559,6 +559,22 @@ describe('connection resets, seen by a real client', () => {
     expect(await ruleView(id)).toMatchObject({ hits: 1, remaining: 0 });
   });
 
+  it('response_lost loses any answer: a body validation refuses loses its 400 and spends the count, committing nothing (as the README says)', async () => {
+    await start();
+    const base = await listen();
+    const id = await rule({ match: { route: '/v1/sim/intent' }, count: 1, action: { type: 'response_lost' } });
+    const send = (amount: unknown) =>
+      request(`${base}/v1/sim/intent`, { dispatcher: agent, method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ reservation_id: 'rsv_refused', amount }) });
+    expect(await resetSeen(send('five'))).toMatch(/ECONNRESET|UND_ERR_SOCKET/);
+    expect(await ruleView(id)).toMatchObject({ hits: 1, remaining: 0 });
+    const list = await request(`${base}/v1/sim/intents?reservation_id=rsv_refused`, { dispatcher: agent });
+    expect(((await list.body.json()) as { data: unknown[] }).data).toEqual([]);
+    // Spent: the next request is answered.
+    const next = await send(5000);
+    expect([next.statusCode, next.headers['x-sim-rule']]).toEqual([200, undefined]);
+    await next.body.dump();
+  });
+
   it('response_lost on /api/v2: the payment exists afterwards', async () => {
     await start();
     const base = await listen();

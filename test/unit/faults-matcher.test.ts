@@ -43,6 +43,9 @@ describe('RuleMatcher: requests', () => {
     expect(matches({ dialect: 'fluxpay' })).toBe(false);
     expect(matches({ method: 'GET' })).toBe(false);
     expect(matches({ dialect: 'fluxpay', method: 'GET' }, request({ dialect: 'fluxpay', method: 'GET' }))).toBe(true);
+    // Exactly, as the README says: HEAD has rules of its own.
+    expect(matches({ method: 'GET' }, request({ method: 'HEAD', body: undefined }))).toBe(false);
+    expect(matches({ method: 'HEAD' }, request({ method: 'HEAD', body: undefined }))).toBe(true);
   });
 
   it('matches in rule order, whatever the buckets', () => {
