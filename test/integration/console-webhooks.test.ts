@@ -86,6 +86,8 @@ describe('the Webhooks page over a long log', () => {
     expect(listed(await webhooksPage(t, '?status=failed'))).toEqual([whs[2]!.id]);
     const bySubject = await webhooksPage(t, `?subject=intent%3A${whs[0]!.subject!.id}`);
     expect(listed(bySubject)).toEqual([whs[0]!.id]);
+    // One is a delivery (before 2026-12-05: "1 deliveries shown", a user test).
+    expect(footer(bySubject)).toBe('<p class="hint" data-shown="1">1 delivery shown, newest first (filtered); 5103 in the log.</p>');
   });
 
   it('pages the log 100 deliveries at a time, with Older and Newest links, and says how many it shows', async () => {

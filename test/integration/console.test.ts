@@ -486,8 +486,16 @@ describe('the console on the server', () => {
     };
     const a = await book('user_a', 'perf_001', 2);
     const b = await book('user_b', 'perf_002', 1);
+    await t.clock.advance(10_000);
     const cancelled = await app.inject({ method: 'DELETE', url: '/bookings/my', headers: { 'x-user-id': 'user_a' }, payload: { bookingId: a.bookingId } });
     expect(cancelled.statusCode).toBe(200);
+    // Its history says when it was cancelled, 10 s after it was made (before 2026-12-05: its creation time, a user test).
+    const detail = (await app.inject({ method: 'GET', url: `/console/payments/booking/${a.bookingId}` })).body;
+    const cancelledAt = new Date(Date.parse(a.createdAt) + 10_000).toISOString();
+    expect(/<h2 id="hist-h">State history<\/h2>[^]*?<tbody>([^]*?)<\/tbody>/.exec(detail)?.[1]).toBe(
+      `<tr><td>${a.createdAt}</td><td>pending</td><td><code>booking.created</code></td><td>seats ${a.seatIds.join(', ')} held until ${new Date(Date.parse(a.createdAt) + 600_000).toISOString()}</td></tr>` +
+        `<tr><td>${cancelledAt}</td><td>cancelled</td><td><code>booking.cancelled</code></td><td></td></tr>`,
+    );
     const row = (x: Listed, status: string, group: string) =>
       `<tr data-booking="${x.bookingId}"><td><a href="/console/payments/booking/${x.bookingId}"><code>${x.bookingId}</code></a></td><td>${x.userId}</td><td>${x.performanceId}</td><td>${x.seatIds.join(', ')}</td><td class="num">${x.totalAmount.toLocaleString('en-US')} KRW</td><td><span class="badge badge-${group}" data-status="${status}">${status}</span></td><td>PENDING</td><td>${x.createdAt}</td></tr>`;
     const page = (await app.inject({ method: 'GET', url: '/console/bookings' })).body;

@@ -153,7 +153,7 @@ function listFooter(form: Readonly<Record<string, string>>, filters: WebhookFilt
   const filtered = filters.status !== undefined || filters.subject !== undefined || filters.target !== undefined;
   const where = filters.cursor === undefined ? 'newest first' : html`newest first, older than <code>${filters.cursor}</code>`;
   const target = paged(filters, listed) ? html` id="${PAGING_TARGET}" tabindex="-1"` : '';
-  const shown = html`<p class="hint"${target} data-shown="${String(listed.deliveries.length)}">${listed.deliveries.length} deliveries shown, ${where}${filtered ? ' (filtered)' : ''}; ${total} in the log.${newest}${
+  const shown = html`<p class="hint"${target} data-shown="${String(listed.deliveries.length)}">${listed.deliveries.length} ${listed.deliveries.length === 1 ? 'delivery' : 'deliveries'} shown, ${where}${filtered ? ' (filtered)' : ''}; ${total} in the log.${newest}${
     listed.next?.why === 'full' ? html` <a href="${link(listed.next.cursor)}" data-page="older">Older →</a>` : ''
   }</p>`;
   if (listed.next?.why !== 'budget') return shown;

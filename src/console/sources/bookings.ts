@@ -40,7 +40,7 @@ function row(booking: Booking): PaymentRow {
     status: `${booking.status} / ${booking.paymentIntent.status}`,
     group: GROUPS[booking.status],
     createdAt: booking.createdAt,
-    updatedAt: booking.paymentIntent.pgMockData?.processedAt ?? booking.createdAt,
+    updatedAt: booking.settledAt ?? booking.paymentIntent.pgMockData?.processedAt ?? booking.createdAt,
   };
 }
 
@@ -48,8 +48,11 @@ function history(booking: Booking): HistoryEntry[] {
   const entries: HistoryEntry[] = [{ at: booking.createdAt, status: 'pending', event: 'booking.created', note: `seats ${booking.seatIds.join(', ')} held until ${iso(booking.expiresAt)}` }];
   const pg = booking.paymentIntent.pgMockData;
   if (pg !== null) entries.push({ at: pg.processedAt, status: booking.paymentIntent.status, event: 'booking.payment_decided', note: pg.isSuccess ? 'gateway approved' : `gateway declined: ${pg.failureCode ?? ''}` });
-  if (booking.status === 'expired') entries.push({ at: booking.expiresAt, status: 'expired', event: 'booking.expired', note: 'the seat hold lapsed' });
-  else if (booking.status !== 'pending') entries.push({ at: pg?.processedAt ?? booking.createdAt, status: booking.status, event: `booking.${booking.status}`, note: pg === null ? '' : 'after its inbox event was processed' });
+  // When it left pending, as its status event says (before 2026-12-05 a cancel showed the booking's creation time, and a
+  // confirm or a failure the gateway's decision, not its inbox event's processing: a user test).
+  const settledAt = booking.settledAt ?? pg?.processedAt ?? booking.createdAt;
+  if (booking.status === 'expired') entries.push({ at: booking.settledAt ?? booking.expiresAt, status: 'expired', event: 'booking.expired', note: `the seat hold lapsed at ${iso(booking.expiresAt)}` });
+  else if (booking.status !== 'pending') entries.push({ at: settledAt, status: booking.status, event: `booking.${booking.status}`, note: pg === null ? '' : 'after its inbox event was processed' });
   return entries;
 }
 
