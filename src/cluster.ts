@@ -1,5 +1,6 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
+import { sameStopMessage, watchStopSignals } from './stop-signals.ts';
 
 /**
  * CLUSTER_WORKERS=N (N > 1): this process is the primary of N workers sharing one port
@@ -62,31 +63,31 @@ export function runPrimary(workers: number, logger: Logger): void {
       process.exit(exitCode);
     }
   });
-  // The signals a single process shuts down on (close-with-grace), passed on. A second one ends the
-  // workers at once, as it ends a single process, and the primary exits 1 once they have (before
-  // 2026-12-04 it was ignored, the workers' delay and drain running on, and any signal but SIGTERM
-  // and SIGINT ended the primary and its workers without a drain).
-  for (const signal of ['SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR2'] as const) {
-    process.on(signal, () => {
-      if (stopping) {
-        exitCode = 1;
-        logger.error({ signal }, `second ${signal}: passed to every worker, which exits at once`);
-      } else {
-        logger.info({ signal, workers: Object.keys(cluster.workers ?? {}).length }, `shutting down: ${signal} is passed to every worker`);
-      }
-      stop(signal);
-    });
-  }
-  // Ctrl-C in a terminal reaches every process of the group, the workers included: passing it on
-  // would be their second signal, which makes them exit at once instead of draining. A second
-  // Ctrl-C reaches them too, and they exit at once.
-  process.on('SIGINT', () => {
-    if (stopping) {
-      exitCode = 1;
+  // The signals a single process shuts down on, passed on. A second one ends the workers at once,
+  // as it ends a single process, and the primary exits 1 once they have (before 2026-12-04 it was
+  // ignored, the workers' delay and drain running on, and any signal but SIGTERM and SIGINT ended
+  // the primary and its workers without a drain). The same signal again within SAME_STOP_MS is the
+  // same stop, not passed on: a process group's signal reaches the primary twice under GNU
+  // `timeout`, and the workers get the group's too, which they tell as the same stop likewise.
+  // SIGINT (Ctrl-C in a terminal) reaches every process of the group, the workers included: it is
+  // not passed on, and a second one reaches them too.
+  watchStopSignals((signal, kind) => {
+    if (kind === 'same') {
+      logger.info({ signal }, sameStopMessage(signal));
       return;
     }
-    stopping = true;
-    logger.info({ signal: 'SIGINT' }, 'shutting down: waiting for the workers, which got SIGINT too');
+    if (kind === 'second' || stopping) {
+      exitCode = 1;
+      if (signal === 'SIGINT') return;
+      logger.error({ signal }, `second ${signal}: passed to every worker, which exits at once`);
+    } else if (signal === 'SIGINT') {
+      stopping = true;
+      logger.info({ signal }, 'shutting down: waiting for the workers, which got SIGINT too');
+      return;
+    } else {
+      logger.info({ signal, workers: Object.keys(cluster.workers ?? {}).length }, `shutting down: ${signal} is passed to every worker`);
+    }
+    stop(signal);
   });
   logger.info({ workers }, `starting ${workers} workers on one port`);
   for (let i = 0; i < workers; i++) start();

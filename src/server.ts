@@ -30,8 +30,18 @@ try {
 // The rest of the service is loaded once the configuration is known to be good: a bad one is told
 // without reading the whole tree first (at load 6 on this 2-core VM a bad TIME_SCALE took 5.6 s to
 // be told before 2026-12-04, most of it loading the app, the tracing and the Redis client).
-const [{ default: closeWithGrace }, { generatedKey }, { buildApp }, { runPrimary }, { createLogger }, { QUIESCE_WAIT_MS }, { lostDuringStart, RedisUnreachableError }, { describeStartError, StartProblem }, { startTracing }] =
-  await Promise.all([
+const [
+  { default: closeWithGrace },
+  { generatedKey },
+  { buildApp },
+  { runPrimary },
+  { createLogger },
+  { QUIESCE_WAIT_MS },
+  { lostDuringStart, RedisUnreachableError },
+  { describeStartError, StartProblem },
+  { sameStopMessage, STOP_SIGNALS, watchStopSignals },
+  { startTracing },
+] = await Promise.all([
     import('close-with-grace'),
     import('./adapters/redis/generated.ts'),
     import('./app.ts'),
@@ -40,6 +50,7 @@ const [{ default: closeWithGrace }, { generatedKey }, { buildApp }, { runPrimary
     import('./plugins/app/core.ts'),
     import('./plugins/app/stores.ts'),
     import('./start-error.ts'),
+    import('./stop-signals.ts'),
     import('./tracing.ts'),
   ]);
 
@@ -68,8 +79,16 @@ async function serve(config: Config, logger: Logger): Promise<void> {
     logger.warn({ generated_webhook_secret: config.webhookSecret }, `WEBHOOK_SECRET is not set: webhooks are signed with this generated secret${shared}; set WEBHOOK_SECRET to a stable value`);
   }
 
+  // The stop signals are told here (src/stop-signals.ts: a process group's signal, reaching this
+  // process twice, is one stop), close-with-grace's own handling of them skipped; it still runs
+  // the close after an uncaught error, and bounds it.
+  let stopSignal: string | undefined;
+  /** The close has begun (a stop signal, or an uncaught error): a stop signal now is a second one. */
+  let closeBegun = false;
   // The delay before the drain, the drain's budget, the requests' grace, the scheduler's last run at the close (at most QUIESCE_WAIT_MS), and a second for the rest of the close.
-  closeWithGrace({ delay: config.shutdownDelayMs + config.shutdownTimeoutMs + CLOSE_GRACE_MS + QUIESCE_WAIT_MS + 1000, logger }, async ({ signal, err }) => {
+  const grace = closeWithGrace({ delay: config.shutdownDelayMs + config.shutdownTimeoutMs + CLOSE_GRACE_MS + QUIESCE_WAIT_MS + 1000, logger, skip: [...STOP_SIGNALS] }, async ({ err }) => {
+    closeBegun = true;
+    const signal = stopSignal;
     if (err !== undefined) logger.error({ err }, 'shutting down after an error');
     else logger.info({ signal }, 'shutting down');
     // Behind a load balancer: not ready, still serving, until its checks have taken this replica out
@@ -90,6 +109,18 @@ async function serve(config: Config, logger: Logger): Promise<void> {
     clearTimeout(force);
     await tracing?.shutdown();
     logger.info('shutdown complete');
+  });
+  watchStopSignals((signal, kind) => {
+    if (kind === 'first' && !closeBegun) {
+      stopSignal = signal;
+      void grace.close();
+    } else if (kind === 'same') {
+      logger.info({ signal }, sameStopMessage(signal));
+    } else {
+      // As at any point of the shutdown: pending work is left as a kill leaves it.
+      logger.error({ signal }, `second ${signal}, exiting`);
+      process.exit(1);
+    }
   });
 
   try {

@@ -1,9 +1,11 @@
 import { request } from 'node:http';
+import { setTimeout as delay } from 'node:timers/promises';
 import { createConnection, createServer, type AddressInfo, type Socket } from 'node:net';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runToExit, serverProcesses, type LogLine, type ServerProcess } from '../helpers/child.ts';
 import { REDIS_START_TIMEOUT_MS } from '../../src/plugins/app/stores.ts';
+import { SAME_STOP_MS } from '../../src/stop-signals.ts';
 import { startReceiver } from '../helpers/receiver.ts';
 import { redisServerOrSkip, startRedis, type TestRedis } from '../helpers/redis.ts';
 
@@ -244,6 +246,35 @@ if (redisServerOrSkip('CLUSTER_WORKERS with STORE=redis')) {
       expect(server.lines.at(-1)).toMatchObject({ msg: 'every worker has exited', exit_code: 0 });
     });
 
+    it('CLUSTER_WORKERS=2: SIGTERM to the whole process group (the primary and each worker, as GNU timeout, kill -- -PGID or systemd send it): one stop each, the pending intents decided and their webhooks sent, exit 0 (before 2026-12-05 the workers took the primary’s copy for a second signal and exited at once)', async () => {
+      const receiver = await startReceiver();
+      try {
+        const server = servers.start({ WEBHOOK_SECRET: SECRET, STORE: 'redis', REDIS_URL: redis.url, REDIS_KEY_PREFIX: redis.newPrefix(), CLUSTER_WORKERS: '2' });
+        const started = await linesMatching(server, 2, (l) => l.msg === 'worker started');
+        await linesMatching(server, 2, listening);
+        const origin = await server.origin();
+        const ids: string[] = [];
+        for (let i = 0; i < 4; i++) {
+          const created = await call(origin, 'POST', '/v1/sim/intent', { reservation_id: `res_group_${i}`, amount: 100, scenario: 'delay', delay_ms: 1500, webhook_url: receiver.url(`/group/${i}`) });
+          expect(created.status).toBe(200);
+          ids.push(created.json.payment_intent_id as string);
+        }
+        for (const line of started) process.kill(line.worker_pid as number, 'SIGTERM');
+        server.kill('SIGTERM');
+        expect(await server.waitForExit(60_000)).toEqual({ code: 0, signal: null });
+        const received = await receiver.waitFor(4, 10_000);
+        expect(received.map((r) => (JSON.parse(r.body) as { payment_intent_id: string }).payment_intent_id).sort()).toEqual([...ids].sort());
+        // Each worker stopped once, drained and completed; the copy its primary passed on was the same stop.
+        expect(server.lines.filter((l) => l.msg === 'shutting down').map((l) => l.worker).sort()).toEqual([1, 2]);
+        expect(server.lines.filter((l) => l.msg === 'shutdown complete').map((l) => l.worker).sort()).toEqual([1, 2]);
+        expect(server.lines.filter((l) => l.level === 'error')).toEqual([]);
+        expect(server.lines.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('SIGTERM again within')).length).toBeGreaterThanOrEqual(1);
+        expect(server.lines.at(-1)).toMatchObject({ msg: 'every worker has exited', exit_code: 0 });
+      } finally {
+        await receiver.close();
+      }
+    });
+
     it('CLUSTER_WORKERS=2: SIGHUP shuts down as SIGTERM does (passed to every worker, which begins its SHUTDOWN_DELAY_MS), and a second signal ends them at once, exit 1, as in one process', async () => {
       const server = servers.start({ WEBHOOK_SECRET: SECRET, STORE: 'redis', REDIS_URL: redis.url, REDIS_KEY_PREFIX: redis.newPrefix(), CLUSTER_WORKERS: '2', SHUTDOWN_DELAY_MS: '20000' });
       await linesMatching(server, 2, listening);
@@ -251,6 +282,8 @@ if (redisServerOrSkip('CLUSTER_WORKERS with STORE=redis')) {
       const leaving = await linesMatching(server, 2, (l) => l.msg === 'shutting down' && l.signal === 'SIGHUP');
       expect(leaving.map((l) => l.worker).sort()).toEqual([1, 2]);
       await linesMatching(server, 2, (l) => l.shutdown_delay_ms === 20_000);
+      // Later than SAME_STOP_MS after the first: a second signal, not the same stop again.
+      await delay(SAME_STOP_MS + 100);
       const secondAt = Date.now();
       server.kill('SIGTERM');
       // Well within the 20 s delay: the workers exit at once.

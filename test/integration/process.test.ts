@@ -228,6 +228,39 @@ describe('graceful shutdown', () => {
     expect(server.lines.map((l) => l.msg)).toContain('shutdown complete');
   });
 
+  it('SIGTERM twice within milliseconds, as a process group gets it (GNU timeout, kill -- -PGID, systemd): one stop, drained, exit 0 (before 2026-12-05: the second ended it at once, the drain skipped)', async () => {
+    const server = start({ WEBHOOK_SECRET: SECRET, SHUTDOWN_TIMEOUT_MS: '5000' });
+    const id = await createIntent(server, { reservation_id: 'r-group', amount: 100, scenario: 'delay', delay_ms: 1000 });
+    server.kill('SIGTERM');
+    // Not at once (two signals pending together are one to the kernel): a group's second comes within milliseconds.
+    // Delivered, each is queued for the event loop, so a busy loop handles them together: still within the window.
+    await delay(100);
+    server.kill('SIGTERM');
+    expect(await server.waitForExit(10_000)).toEqual({ code: 0, signal: null });
+    expect(server.lines.filter((l) => l.signal !== undefined).map((l) => [l.level, l.msg, l.signal])).toEqual([
+      ['info', 'shutting down', 'SIGTERM'],
+      ['info', "SIGTERM again within 500 ms of the first: the same stop (a process group's signal reaches each of its processes), not a second signal", 'SIGTERM'],
+    ]);
+    expect(server.lines.map((l) => l.msg)).toEqual(expect.arrayContaining(['shutdown: every pending intent was decided', 'shutdown complete']));
+    expect(server.lines.some((l) => l.msg === 'shutdown: intents still pending when the drain budget ran out')).toBe(false);
+    expect(server.stderr).toBe('');
+    expect(id).toMatch(/^pay_/);
+  });
+
+  it('a second SIGTERM later than that ends the process at once, exit 1, as at any point of the shutdown', async () => {
+    const server = start({ WEBHOOK_SECRET: SECRET, SHUTDOWN_DELAY_MS: '20000' });
+    await server.url('/healthz');
+    server.kill('SIGTERM');
+    await server.waitForLine((l) => l.shutdown_delay_ms === 20_000);
+    await delay(600);
+    const secondAt = Date.now();
+    server.kill('SIGTERM');
+    expect(await server.waitForExit(10_000)).toEqual({ code: 1, signal: null });
+    expect(Date.now() - secondAt).toBeLessThan(5000);
+    expect(server.lines.at(-1)).toMatchObject({ level: 'error', signal: 'SIGTERM', msg: 'second SIGTERM, exiting' });
+    expect(server.lines.map((l) => l.msg)).not.toContain('shutdown complete');
+  });
+
   it('SIGINT behaves like SIGTERM', async () => {
     const server = start({ WEBHOOK_SECRET: SECRET });
     const res = await fetch(await server.url('/healthz'));
