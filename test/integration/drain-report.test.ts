@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
-import { receiverPool } from '../helpers/receiver.ts';
+import { eventually, receiverPool } from '../helpers/receiver.ts';
 import { createIntent } from '../helpers/webhooks.ts';
 
 /*
@@ -59,5 +59,65 @@ describe('the drain report of undecided intents', () => {
     });
     const ids = report?.intent_ids as string[];
     expect([ids.length, new Set(ids).size, ids.every((id) => made.includes(id))]).toEqual([100, 100, true]);
+  });
+});
+
+describe('from the drain’s start (2026-12-05, a user test: before, a create taken after the decisions’ phase had its webhook neither sent nor reported)', () => {
+  it('a request that may change something is refused, 503 SHUTTING_DOWN with Retry-After in its dialect’s shape, nothing made; reads are served', async () => {
+    t = await buildTestApp();
+    const id = await createIntent(t, { reservation_id: 'r-before', scenario: 'delay', delay_ms: 60_000 });
+    // The intent due in a minute keeps the drain busy for its budget.
+    const draining = t.app.lifecycle.drain(500);
+    const created = await t.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'r-late', amount: 100 } });
+    expect([created.statusCode, created.headers['retry-after'], created.json().error.code, created.json().error.message]).toEqual([503, '1', 'SHUTTING_DOWN', 'The simulator is shutting down; retry on another instance.']);
+    const v2 = await t.app.inject({ method: 'POST', url: '/api/v2/payments', payload: { tx_id: 'tx_late', order_id: 1, user_id: 1, amount: 1000, callback_url: 'http://127.0.0.1:9/cb' } });
+    expect([v2.statusCode, v2.headers['retry-after'], v2.json()]).toEqual([503, '1', { detail: 'The simulator is shutting down; retry on another instance.' }]);
+    const cancel = await t.app.inject({ method: 'POST', url: `/v1/sim/intents/${id}/cancel` });
+    expect(cancel.statusCode).toBe(503);
+    const read = await t.app.inject({ method: 'GET', url: `/v1/sim/intents/${id}` });
+    expect([read.statusCode, read.json().status]).toEqual([200, 'PENDING']);
+    await draining;
+    const listed = (await t.app.inject({ method: 'GET', url: '/v1/sim/intents' })).json();
+    expect(listed.data.map((i: { payment_intent_id: string }) => i.payment_intent_id)).toEqual([id]);
+    expect((await t.app.inject({ method: 'GET', url: '/api/v2/payments/pay_tx_late' })).statusCode).toBe(404);
+  });
+
+  it('counts the requests that may change something only while they are answered, whatever their answer, so a drain never waits for one that ended', async () => {
+    t = await buildTestApp();
+    expect((await t.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'r-1', amount: 100 } })).statusCode).toBe(200);
+    expect((await t.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'r-1' } })).statusCode).toBe(400);
+    expect((await t.app.inject({ method: 'POST', url: '/v1/sim/intents/pay_01KBA7Q3M9X2T5V8N4R6C1D0EG/cancel' })).statusCode).toBe(404);
+    expect((await t.app.inject({ method: 'DELETE', url: '/nowhere' })).statusCode).toBe(404);
+    expect(t.app.lifecycle.writes).toBe(0);
+    await t.clock.advance(200); // the intent decided: nothing is left to drain
+    const started = Date.now();
+    await t.app.lifecycle.drain(2000);
+    expect(Date.now() - started).toBeLessThan(1000);
+  });
+});
+
+describe('a request that may change something, taken before the drain began', () => {
+  it('is waited for first: the intent it makes is decided by the drain, not left behind it (2026-12-05)', async () => {
+    let release: () => void = () => undefined;
+    let held = false;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const logs: Array<Record<string, unknown>> = [];
+    // A latency rule holds the create before its route runs, until the test lets it go.
+    t = await buildTestApp({}, { logs, faultWait: () => ((held = true), gate) });
+    expect((await t.app.inject({ method: 'POST', url: '/v1/sim/rules', payload: { match: { route: '/v1/sim/intent' }, count: 1, action: { type: 'latency', distribution: 'fixed', params: { ms: 1 } } } })).statusCode).toBe(201);
+    const creating = t.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'r-in-flight', amount: 100, scenario: 'delay', delay_ms: 1000 } });
+    await eventually(() => (held ? true : undefined), 'the create in flight');
+    // What the intents are when the drain ends.
+    const draining = t.app.lifecycle.drain(5000).then(async () => (await t?.app.inject({ method: 'GET', url: '/v1/sim/intents?reservation_id=r-in-flight' }))?.json().data.map((i: { status: string }) => i.status));
+    setTimeout(release, 100); // the create goes on once the drain has begun
+    const created = await creating;
+    expect(created.statusCode).toBe(200);
+    const id = created.json().payment_intent_id as string;
+    // Its decision is due in a second, on the manual clock: the drain waits for it.
+    setTimeout(() => void t?.clock.advance(1000), 200);
+    expect(await draining).toEqual(['APPROVED']);
+    expect((await t.app.inject({ method: 'GET', url: `/v1/sim/intents/${id}` })).json().status).toBe('APPROVED');
+    expect(logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('shutdown:')).map((l) => l.msg)).toContain('shutdown: every pending intent was decided');
+    expect(logs.some((l) => 'pending_intents' in l)).toBe(false);
   });
 });

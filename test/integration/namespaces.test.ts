@@ -214,8 +214,11 @@ describe('X-Sim-Namespace: isolation', () => {
     expect((await call(s, 'early', 'POST', '/v1/sim/intent', { reservation_id: 'rsv_early', amount: 1000 })).status).toBe(200);
     expect((await call(s, undefined, 'POST', '/v1/sim/intent', { reservation_id: 'rsv_busy', amount: 1000, scenario: 'delay' })).status).toBe(200);
     const drained = s.t.app.lifecycle.drain(1_000);
+    // A create is refused as every request that may change something is from the drain's start (2026-12-05); a read for want of its namespace.
     const late = await call(s, 'late', 'POST', '/v1/sim/intent', { reservation_id: 'rsv_late', amount: 1000 });
-    expect([late.status, late.headers.get('retry-after'), late.body.error.code, late.body.error.message]).toEqual([503, '1', 'NAMESPACE_UNAVAILABLE', 'The service is shutting down.']);
+    expect([late.status, late.headers.get('retry-after'), late.body.error.code, late.body.error.message]).toEqual([503, '1', 'SHUTTING_DOWN', 'The simulator is shutting down; retry on another instance.']);
+    const lateRead = await call(s, 'late', 'GET', '/v1/sim/intents');
+    expect([lateRead.status, lateRead.headers.get('retry-after'), lateRead.body.error.code, lateRead.body.error.message]).toEqual([503, '1', 'NAMESPACE_UNAVAILABLE', 'The service is shutting down.']);
     const lateV2 = await call(s, 'late', 'GET', '/api/v2/payments/tx-1');
     expect([lateV2.status, lateV2.headers.get('retry-after')]).toEqual([503, '1']);
     expect((await call(s, 'early', 'GET', '/v1/sim/intents')).status).toBe(200);

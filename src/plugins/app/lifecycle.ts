@@ -1,21 +1,29 @@
+import type { ServerResponse } from 'node:http';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { FastifyBaseLogger } from 'fastify';
 import fp from 'fastify-plugin';
 
 /**
  * Shutdown in the order an orchestrator expects: readiness fails first (so load balancers stop
- * sending), pending work is drained while the server still answers, then the server closes and
- * in-flight requests finish.
+ * sending), pending work is drained while the server still answers reads, then the server closes
+ * and in-flight requests finish. From the drain's start a request that may change something (any
+ * method but GET, HEAD and OPTIONS) is refused, 503 SHUTTING_DOWN (the request-context plugin),
+ * and the drain first waits for those it was answering: so the work it then waits for is all
+ * there is. Before 2026-12-05 such requests were taken during the drain, and a create made after
+ * the decisions' phase had its decision and webhook neither waited for nor reported (a user test).
  */
 
 /** `budgetMs`: the drainer's phase's share of the budget; `deadline`: when the whole drain's budget ends (epoch ms, real time). */
 export type Drainer = (budgetMs: number, deadline: number) => Promise<void>;
 
 /**
- * Producers (pending decisions, payments in flight) drain first, then delivery: the webhooks
- * that producers' last decisions create are then in the dispatcher's queue when it drains.
+ * `start`: what must hold from the drain's first moment (the webhook dispatcher's deadline for
+ * beginning attempts), run at once. Then the requests that may change something still being
+ * answered end (the lifecycle's own wait). Producers (pending decisions, payments in flight) drain
+ * next, then delivery: the webhooks that producers' last decisions create are then in the
+ * dispatcher's queue when it drains.
  */
-export type DrainPhase = 'producers' | 'delivery';
+export type DrainPhase = 'start' | 'producers' | 'delivery';
 
 export interface Lifecycle {
   /** Set when the drain starts: readiness fails, the server still answers. */
@@ -52,6 +60,10 @@ export interface Lifecycle {
   hold<T>(work: Promise<T>): Promise<T>;
   /** Requests waiting inside this process now (`hold`). */
   readonly held: number;
+  /** Counts a request that may change something (any method but GET, HEAD, OPTIONS) until its response closes: the drain waits for these first. */
+  trackWrite(response: ServerResponse): void;
+  /** Such requests being answered now. */
+  readonly writes: number;
   /**
    * Marks the service not ready and runs the drainers, phase by phase, within `budgetMs` of real
    * time in all; `handOff` given (a namespace's app, told by the root's drain) instead of asking.
@@ -63,6 +75,9 @@ export interface Lifecycle {
 const HAND_OFF_CHECK_MS = 500;
 
 const PHASES: readonly DrainPhase[] = ['producers', 'delivery'];
+
+/** Methods that change nothing: served during the drain; any other is refused from its start. */
+export const SAFE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 /** How often `waitUntil` reads again what a drainer waits for. */
 const DRAIN_POLL_MS = 10;
@@ -114,6 +129,14 @@ export default fp(
     let deliveryReserveMs = 0;
     let othersAlive: (() => Promise<number>) | undefined;
     let held = 0;
+    let writes = 0;
+    // A drainer that fails (its store is unreachable) is reported; the others and the close go on.
+    const runPhase = async (phase: DrainPhase, left: number, deadline: number): Promise<void> => {
+      await Promise.all(
+        drainers.filter((d) => d.phase === phase).map((d) => d.drainer(left, deadline).catch((error: unknown) => app.log.error({ err: error, phase }, 'shutdown: draining failed; closing without it'))),
+      );
+    };
+    const writeEnded = (): void => void writes--;
     const lifecycle: Lifecycle = {
       shuttingDown: false,
       leaving: false,
@@ -133,26 +156,31 @@ export default fp(
       get held() {
         return held;
       },
+      trackWrite(response) {
+        writes++;
+        response.once('close', writeEnded);
+      },
+      get writes() {
+        return writes;
+      },
       async drain(budgetMs, options = {}) {
         lifecycle.shuttingDown = true;
         const deadline = Date.now() + budgetMs;
         lifecycle.handingOff = options.handOff ?? (await askOthers(othersAlive, Math.min(HAND_OFF_CHECK_MS, budgetMs), app.log));
         // Handing off, the producers' phase ends at once: nothing to keep for the delivery phase.
         const reserved = lifecycle.handingOff ? 0 : Math.min(deliveryReserveMs, budgetMs / 2);
+        await runPhase('start', Math.max(0, deadline - Date.now()), deadline);
+        // The requests that may change something, taken before the drain began, end first (those
+        // waiting in this process, `hold`, among them; `held` is read too, for work held outside a
+        // request): what they make is then there for the producers.
+        const answering = await waitUntil(Math.max(0, deadline - Date.now() - reserved), async () => Math.max(writes, held), (n) => n === 0);
+        if (answering > 0) app.log.warn({ waiting_requests: answering }, 'shutdown: requests still waiting for their answer when the drain budget ran out (their connections are closed; a retry answers on another replica or after the restart)');
         for (const phase of PHASES) {
-          const left = Math.max(0, deadline - Date.now() - (phase === 'producers' ? reserved : 0));
-          // A drainer that fails (its store is unreachable) is reported; the others and the close go on.
-          await Promise.all(
-            drainers.filter((d) => d.phase === phase).map((d) => d.drainer(left, deadline).catch((error: unknown) => app.log.error({ err: error, phase }, 'shutdown: draining failed; closing without it'))),
-          );
+          await runPhase(phase, Math.max(0, deadline - Date.now() - (phase === 'producers' ? reserved : 0)), deadline);
         }
       },
     };
     app.decorate('lifecycle', lifecycle);
-    lifecycle.onDrain(async (budgetMs) => {
-      const left = await waitUntil(budgetMs, async () => held, (n) => n === 0);
-      if (left > 0) app.log.warn({ waiting_requests: left }, 'shutdown: requests still waiting for their answer when the drain budget ran out (their connections are closed; a retry answers on another replica or after the restart)');
-    });
     app.addHook('preClose', async () => {
       lifecycle.shuttingDown = true;
       lifecycle.closing = true;

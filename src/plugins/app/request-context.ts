@@ -6,6 +6,7 @@ import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
 import type { Bindings, ChildLoggerOptions, Logger } from 'pino';
 import fp from 'fastify-plugin';
 import { SHUTTING_DOWN_MESSAGE, type FieldIssue } from '../../core/errors.ts';
+import { SAFE_METHODS } from './lifecycle.ts';
 import { sendProblem } from '../../http/error-handler.ts';
 import type { ErrorShapes } from '../../http/error-shapes.ts';
 import { loggedUrl } from '../../http/logged-url.ts';
@@ -183,6 +184,11 @@ export default fp<RequestContextOptions>(
       // /readyz says so itself, in its own shape (before 2026-12-04 its 503 schema refused the dialect's error body: a 500).
       if (lifecycle.closing && request.routeOptions.url !== '/readyz') {
         return sendProblem(reply, shapes.forUrl(request.url), { status: 503, code: 'SHUTTING_DOWN', message: SHUTTING_DOWN_MESSAGE, retryAfterS: 1 });
+      }
+      if (!SAFE_METHODS.has(request.method)) {
+        // From the drain's start nothing new is taken that the drain would have to wait for (reads are served).
+        if (lifecycle.shuttingDown) return sendProblem(reply, shapes.forUrl(request.url), { status: 503, code: 'SHUTTING_DOWN', message: SHUTTING_DOWN_MESSAGE, retryAfterS: 1 });
+        lifecycle.trackWrite(reply.raw);
       }
       if (request.url.length > MAX_URL_LENGTH) {
         return sendProblem(reply, shapes.forUrl(request.url), { status: 414, code: 'URI_TOO_LONG', message: `The request URL is longer than ${MAX_URL_LENGTH} characters.` });

@@ -139,7 +139,7 @@ export default fp<WebhooksOptions>(
     // and from the drain's start no attempt begins that could not end before its deadline.
     app.lifecycle.reserveForDelivery(dispatcher.drainReserveMs);
     // Handing off, it reads no more at once: what it has not begun goes back to the others now.
-    if (queue !== undefined) app.lifecycle.onDrain(async (_budgetMs, deadline) => dispatcher.drainEndsAt(app.lifecycle.handingOff ? Date.now() + dispatcher.drainReserveMs : deadline));
+    if (queue !== undefined) app.lifecycle.onDrain(async (_budgetMs, deadline) => dispatcher.drainEndsAt(app.lifecycle.handingOff ? Date.now() + dispatcher.drainReserveMs : deadline), 'start');
     app.lifecycle.onDrain(async (budgetMs) => {
       const left = await dispatcher.drain(budgetMs);
       const unrecorded = dispatcher.unrecordedInDrain(MAX_IDS_LOGGED);
