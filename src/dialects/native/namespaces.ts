@@ -74,7 +74,7 @@ const namespaceRoutes: FastifyPluginAsync = async (fastify) => {
         operationId: 'resetNamespace',
         summary: 'Reset a namespace',
         description:
-          'Drops everything the namespace holds — payments of every API, bookings and seat maps, the ledger, idempotency keys, fault rules (and their `fault_rule_hits_total` series in /metrics, the only counts a reset takes out of its sums), the webhook log and the deliveries still waiting (never sent), its due work — and starts its random stream again. Its next request finds it empty, as on a fresh start (with FAULTS_FILE’s rules). Answered once it is done; a request to it while it is reset waits for the fresh one. With STORE=redis it takes about 1.5 s: every replica closes its app of the namespace before its keys go. `default` cannot be reset (restart the service, or give each run a namespace of its own).',
+          'Drops everything the namespace holds — payments of every API, bookings and seat maps, the ledger, idempotency keys, fault rules (and their `fault_rule_hits_total` series in /metrics, the only counts a reset takes out of its sums), the webhook log and the deliveries still waiting (never sent), its due work — and starts its random stream again. Its next request finds it empty, as on a fresh start (with FAULTS_FILE’s rules). Answered once it is done; a request to it while it is reset waits for the fresh one. With STORE=redis it takes about 1.5 s: every replica closes its app of the namespace before its keys go. `default` cannot be reset (restart the service, or give each run a namespace of its own; with STORE=redis, whose state a restart keeps, a namespace of its own or another REDIS_KEY_PREFIX).',
         tags: ['namespaces'],
         params: NamespaceParams,
         response: {
@@ -86,7 +86,9 @@ const namespaceRoutes: FastifyPluginAsync = async (fastify) => {
     async (request) => {
       const { namespace } = request.params;
       if (namespace === DEFAULT_NAMESPACE) {
-        throw validationFailed([{ in: 'params', field: '/namespace', rule: 'not_default', message: 'the default namespace cannot be reset: restart the service, or give each run a namespace of its own' }]);
+        // With Redis a restart keeps the state: the advice is another prefix (an operator's user test, 2026-12-05).
+        const instead = registry.shared ? 'give each run a namespace of its own, or start on another REDIS_KEY_PREFIX (a restart keeps what Redis holds)' : 'restart the service, or give each run a namespace of its own';
+        throw validationFailed([{ in: 'params', field: '/namespace', rule: 'not_default', message: `the default namespace cannot be reset: ${instead}` }]);
       }
       return { namespace, existed: await registry.reset(namespace) };
     },

@@ -80,6 +80,8 @@ export interface NamespaceInfo {
 export interface Namespaces {
   /** The max besides `default` (NAMESPACES_MAX). */
   readonly max: number;
+  /** STORE=redis: the namespaces and their state are shared by the replicas and outlive a restart. */
+  readonly shared: boolean;
   /** The app of a namespace other than `default`, made and started on first use. Rejects with NamespaceLimitError when there is no room. */
   get(namespace: string): Promise<FastifyInstance>;
   /** The app of a namespace that exists in this process (`default`: the root app), without making one. */
@@ -385,7 +387,7 @@ export default fp<NamespacesOptions>(
       if (shared === undefined || max === 0) return undefined;
       return obtain(namespace, true);
     };
-    app.decorate('namespaces', { max, get, peek, list, reset, metrics, route } satisfies Namespaces);
+    app.decorate('namespaces', { max, shared: shared !== undefined, get, peek, list, reset, metrics, route } satisfies Namespaces);
 
     // What reaches the root app with a namespace: a bad name, no room or the store away (answered
     // here, in the dialect's shape), or a request made with `inject` (handed over as the server would).
