@@ -43,5 +43,5 @@ export function watchStopSignals(onStop: (signal: StopSignal, kind: StopKind) =>
 
 /** The line of a repeat taken as the same stop. */
 export function sameStopMessage(signal: StopSignal): string {
-  return `${signal} again within ${SAME_STOP_MS} ms of the first: the same stop (a process group's signal reaches each of its processes), not a second signal`;
+  return `${signal} within ${SAME_STOP_MS} ms of the first stop signal: the same stop (a process group's signal reaches each of its processes), not a second signal`;
 }

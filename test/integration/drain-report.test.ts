@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 import { eventually, receiverPool } from '../helpers/receiver.ts';
@@ -119,5 +120,44 @@ describe('a request that may change something, taken before the drain began', ()
     expect((await t.app.inject({ method: 'GET', url: `/v1/sim/intents/${id}` })).json().status).toBe('APPROVED');
     expect(logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('shutdown:')).map((l) => l.msg)).toContain('shutdown: every pending intent was decided');
     expect(logs.some((l) => 'pending_intents' in l)).toBe(false);
+  });
+});
+
+describe('what the drain does not wait for (2026-12-05, a review)', () => {
+  it('a write whose body has not arrived: the drain ends at once, and the body completed after it began is refused', async () => {
+    t = await buildTestApp();
+    await t.app.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = t.app.server.address() as { port: number };
+    const socket = connect(port, '127.0.0.1');
+    const answer = new Promise<string>((resolve) => {
+      let text = '';
+      socket.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+      socket.on('close', () => resolve(text));
+      socket.on('error', () => resolve(text));
+    });
+    const body = JSON.stringify({ reservation_id: 'r-slow-upload', amount: 100 });
+    socket.write(`POST /v1/sim/intent HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body.slice(0, 8)}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const started = Date.now();
+    await t.app.lifecycle.drain(3000);
+    expect(Date.now() - started).toBeLessThan(1000);
+    socket.write(body.slice(8));
+    const text = await answer;
+    expect(text).toMatch(/^HTTP\/1\.1 503 /);
+    expect(text).toMatch(/\r\nretry-after: 1\r\n/i);
+    expect(text).toContain('"code":"SHUTTING_DOWN"');
+    expect((await t.app.inject({ method: 'GET', url: '/v1/sim/intents?reservation_id=r-slow-upload' })).json().data).toEqual([]);
+  });
+
+  it('a request held by a timeout fault rule, which commits nothing: the drain ends at once', async () => {
+    let holding = false;
+    t = await buildTestApp({}, { faultWait: () => ((holding = true), new Promise(() => undefined)) });
+    expect((await t.app.inject({ method: 'POST', url: '/v1/sim/rules', payload: { match: { route: '/v1/sim/intent' }, count: 1, action: { type: 'timeout', ms: 60_000 } } })).statusCode).toBe(201);
+    void t.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'r-held', amount: 100 } });
+    await eventually(() => (holding ? true : undefined), 'the request held');
+    expect(t.app.lifecycle.writes).toBe(0);
+    const started = Date.now();
+    await t.app.lifecycle.drain(3000);
+    expect(Date.now() - started).toBeLessThan(1000);
   });
 });

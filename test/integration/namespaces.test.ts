@@ -224,6 +224,8 @@ describe('X-Sim-Namespace: isolation', () => {
     const s = await serve({ DEFAULT_DELAY_DELAY_MS: '600000' });
     expect((await call(s, 'early', 'POST', '/v1/sim/intent', { reservation_id: 'rsv_early', amount: 1000 })).status).toBe(200);
     expect((await call(s, undefined, 'POST', '/v1/sim/intent', { reservation_id: 'rsv_busy', amount: 1000, scenario: 'delay' })).status).toBe(200);
+    // Work held in the root keeps its drain in its first step (the requests' wait) for half a second.
+    void s.t.app.lifecycle.hold(new Promise((resolve) => setTimeout(resolve, 500)));
     const drained = s.t.app.lifecycle.drain(1_000);
     // A create is refused as every request that may change something is from the drain's start (2026-12-05); a read for want of its namespace.
     const late = await call(s, 'late', 'POST', '/v1/sim/intent', { reservation_id: 'rsv_late', amount: 1000 });
@@ -233,7 +235,11 @@ describe('X-Sim-Namespace: isolation', () => {
     const lateV2 = await call(s, 'late', 'GET', '/api/v2/payments/tx-1');
     expect([lateV2.status, lateV2.headers.get('retry-after')]).toEqual([503, '1']);
     expect((await call(s, 'early', 'GET', '/v1/sim/intents')).status).toBe(200);
+    // A started namespace refuses writes from the root drain's start too (a review: it took them until its own drain began).
+    const earlyCreate = await call(s, 'early', 'POST', '/v1/sim/intent', { reservation_id: 'rsv_early_late', amount: 1000 });
+    expect([earlyCreate.status, earlyCreate.headers.get('retry-after'), earlyCreate.body.error.code]).toEqual([503, '1', 'SHUTTING_DOWN']);
     await drained;
+    expect((await call(s, 'early', 'GET', '/v1/sim/intents?reservation_id=rsv_early_late')).body.data).toEqual([]);
     expect((await call(s, undefined, 'GET', '/v1/sim/namespaces')).body.data.map((n: Json) => n.namespace)).toEqual(['early']);
   });
 

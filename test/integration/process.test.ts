@@ -239,7 +239,7 @@ describe('graceful shutdown', () => {
     expect(await server.waitForExit(10_000)).toEqual({ code: 0, signal: null });
     expect(server.lines.filter((l) => l.signal !== undefined).map((l) => [l.level, l.msg, l.signal])).toEqual([
       ['info', 'shutting down', 'SIGTERM'],
-      ['info', "SIGTERM again within 500 ms of the first: the same stop (a process group's signal reaches each of its processes), not a second signal", 'SIGTERM'],
+      ['info', "SIGTERM within 500 ms of the first stop signal: the same stop (a process group's signal reaches each of its processes), not a second signal", 'SIGTERM'],
     ]);
     expect(server.lines.map((l) => l.msg)).toEqual(expect.arrayContaining(['shutdown: every pending intent was decided', 'shutdown complete']));
     expect(server.lines.some((l) => l.msg === 'shutdown: intents still pending when the drain budget ran out')).toBe(false);

@@ -136,10 +136,11 @@ describe('parseRule: valid rules', () => {
     expect(parsed({ name: '🐢'.repeat(200), action: { type: 'duplicate' } }).input.name).toBe('🐢'.repeat(200));
     expect(issuesOf({ name: '🐢'.repeat(201), action: { type: 'duplicate' } })).toEqual([{ at: 'name', rule: 'maxLength', message: 'must be at most 200 characters' }]);
     expect(parsed({ match: { headers: { 'x-name': '결'.repeat(1024) }, body: { note: '🐢'.repeat(1024) } }, action: { type: 'response_lost' } }).input.match).toMatchObject({ headers: { 'x-name': { kind: 'equals' } } });
-    // Beyond ASCII is text, not a control character; a header value may hold a tab, as HTTP allows.
-    const rule = parsed({ name: '결제 지연 🐢', match: { headers: { 'x-a': 'a\tb' } }, action: { type: 'response_lost' } }).input;
+    // Beyond ASCII is text, not a control character; a header value may hold a tab, as HTTP allows,
+    // and a C1 code point, sent as UTF-8 (obs-text bytes, which Node accepts: a review).
+    const rule = parsed({ name: '결제 지연 🐢', match: { headers: { 'x-a': 'a\tb', 'x-c1': 'a\u0085b' } }, action: { type: 'response_lost' } }).input;
     expect(rule.name).toBe('결제 지연 🐢');
-    expect(rule.match).toMatchObject({ headers: { 'x-a': { kind: 'equals', value: 'a\tb' } } });
+    expect(rule.match).toMatchObject({ headers: { 'x-a': { kind: 'equals', value: 'a\tb' }, 'x-c1': { kind: 'equals', value: 'a\u0085b' } } });
     expect(Value.Check(CreateFaultRuleBody, { name: '결제 지연 🐢', match: { headers: { 'x-a': 'a\tb' } }, action: { type: 'response_lost' } })).toBe(true);
     expect(issuesOf({ match: { body: { note: '🐢'.repeat(1025) } }, action: { type: 'response_lost' } })).toEqual([{ at: 'match.body.note', rule: 'maxLength', message: 'must be at most 1024 characters' }]);
   });

@@ -54,8 +54,11 @@ export const RULE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const RULE_NAME_SOURCE = '^[^\\u0000-\\u001F\\u007F-\\u009F]*$';
 export const RULE_NAME_PATTERN = new RegExp(RULE_NAME_SOURCE);
 export const RULE_NAME_WORDS = 'text without control characters (newline, tab, …)';
-/** A header condition's value: what HTTP lets a client send (RFC 9110 5.5: no control character but tab; C1 neither); any other never matches. */
-const HEADER_VALUE_SOURCE = '^[^\\u0000-\\u0008\\u000A-\\u001F\\u007F-\\u009F]*$';
+/**
+ * A header condition's value: what HTTP lets a client send (RFC 9110 5.5: no control character
+ * but tab; C1 code points are sent as UTF-8, obs-text bytes, which Node accepts); any other never matches.
+ */
+const HEADER_VALUE_SOURCE = '^[^\\u0000-\\u0008\\u000A-\\u001F\\u007F]*$';
 export const HEADER_VALUE_PATTERN = new RegExp(HEADER_VALUE_SOURCE);
 export const HEADER_VALUE_WORDS = 'a value HTTP allows in a header: no control character but tab';
 export const MAX_HEADER_CONDITIONS = 20;

@@ -252,6 +252,8 @@ export default fp<FaultsOptions>(
         // Nothing is committed: the route never runs, and the client sees its connection reset.
         // An outcome claimed with it decides nothing, so it is given back (the answer's onSend never runs).
         if (plan.outcome !== null) await service.settleOutcome(namespace, plan.outcome);
+        // Nor does the drain wait for it (before 2026-12-05 a hold in flight kept a stop for its whole budget: a review).
+        app.lifecycle.endWrite(reply.raw);
         reply.hijack();
         await wait(response.ms, request, true);
         resetConnection(request);

@@ -26,8 +26,13 @@ export type Drainer = (budgetMs: number, deadline: number) => Promise<void>;
 export type DrainPhase = 'start' | 'producers' | 'delivery';
 
 export interface Lifecycle {
-  /** Set when the drain starts: readiness fails, the server still answers. */
+  /** Set when the drain starts: readiness fails, the server still answers reads. */
   shuttingDown: boolean;
+  /**
+   * Set when the drain starts (and, for a namespace's app, when the root's drain starts): a request
+   * that may change something is refused, 503 SHUTTING_DOWN (the request-context plugin).
+   */
+  refusingWrites: boolean;
   /**
    * Set by `leave`, before the drain (SHUTDOWN_DELAY_MS): readiness fails and nothing else changes,
    * so a load balancer checking /readyz takes the replica out while it still serves everything.
@@ -54,14 +59,19 @@ export interface Lifecycle {
   handOffWhen(othersAlive: () => Promise<number>): void;
   /**
    * Work a request waits for inside this process before it answers (an /api/v2 create's callback, a
-   * delayed FluxPay confirm): the drain's producers' phase waits for it, handing off or not, so
-   * that the request is answered before the close. Answers `work`.
+   * delayed FluxPay confirm): the drain waits for it before its producers' phase, handing off or
+   * not, so that the request is answered before the close. Answers `work`.
    */
   hold<T>(work: Promise<T>): Promise<T>;
   /** Requests waiting inside this process now (`hold`). */
   readonly held: number;
-  /** Counts a request that may change something (any method but GET, HEAD, OPTIONS) until its response closes: the drain waits for these first. */
+  /**
+   * Counts a request that may change something (any method but GET, HEAD, OPTIONS), once its body
+   * has arrived, until its response closes or `endWrite`: the drain waits for these first.
+   */
   trackWrite(response: ServerResponse): void;
+  /** The request will change nothing after all (a fault rule's `timeout` holds it, then resets it): no longer counted. */
+  endWrite(response: ServerResponse): void;
   /** Such requests being answered now. */
   readonly writes: number;
   /**
@@ -130,15 +140,16 @@ export default fp(
     let othersAlive: (() => Promise<number>) | undefined;
     let held = 0;
     let writes = 0;
+    const counted = new WeakSet<ServerResponse>();
     // A drainer that fails (its store is unreachable) is reported; the others and the close go on.
     const runPhase = async (phase: DrainPhase, left: number, deadline: number): Promise<void> => {
       await Promise.all(
         drainers.filter((d) => d.phase === phase).map((d) => d.drainer(left, deadline).catch((error: unknown) => app.log.error({ err: error, phase }, 'shutdown: draining failed; closing without it'))),
       );
     };
-    const writeEnded = (): void => void writes--;
     const lifecycle: Lifecycle = {
       shuttingDown: false,
+      refusingWrites: false,
       leaving: false,
       async leave(delayMs) {
         lifecycle.leaving = true;
@@ -157,14 +168,20 @@ export default fp(
         return held;
       },
       trackWrite(response) {
+        if (counted.has(response)) return;
+        counted.add(response);
         writes++;
-        response.once('close', writeEnded);
+        response.once('close', () => lifecycle.endWrite(response));
+      },
+      endWrite(response) {
+        if (counted.delete(response)) writes--;
       },
       get writes() {
         return writes;
       },
       async drain(budgetMs, options = {}) {
         lifecycle.shuttingDown = true;
+        lifecycle.refusingWrites = true;
         const deadline = Date.now() + budgetMs;
         lifecycle.handingOff = options.handOff ?? (await askOthers(othersAlive, Math.min(HAND_OFF_CHECK_MS, budgetMs), app.log));
         // Handing off, the producers' phase ends at once: nothing to keep for the delivery phase.

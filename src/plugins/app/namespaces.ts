@@ -11,6 +11,7 @@ import { DEFAULT_NAMESPACE } from '../../core/faults/service.ts';
 import { NAMESPACE_PATTERN, NAMESPACE_RULE } from '../../core/namespace.ts';
 import { sendProblem } from '../../http/error-handler.ts';
 import { problemOf } from '../../http/problem.ts';
+import { SAFE_METHODS } from './lifecycle.ts';
 
 /**
  * Namespaces (issue 15, `X-Sim-Namespace`): parallel CI jobs share one paysim without seeing each
@@ -352,12 +353,17 @@ export default fp<NamespacesOptions>(
     const shapes = app.errorShapes;
     /** Why `route` could not hand a request over: the root app's hook answers it without trying again. */
     const refused = new WeakMap<IncomingMessage, unknown>();
+    /** The root refuses writes (its drain began): the request-context plugin answers them 503 SHUTTING_DOWN. */
+    const refusingWrite = (method: string | undefined): boolean => app.lifecycle.refusingWrites && !SAFE_METHODS.has(method ?? '');
     const route: Namespaces['route'] = (req, res, fallback) => {
       const header = req.headers[NAMESPACE_HEADER];
       if (header === undefined) return false;
       const namespace = namespaceOf(header);
       // A bad name, `default`, and the paths no dialect owns: the root app's (its hook answers a bad name).
       if (namespace === undefined || namespace === DEFAULT_NAMESPACE || shapes.ownerOf(req.url ?? '/') === undefined) return false;
+      // From the root drain's start a write is the root's to refuse, in a started namespace too (a
+      // review: before, a namespace's app took them until its own drain began, in the root's producers' phase).
+      if (refusingWrite(req.method)) return false;
       const ready = entries.get(namespace)?.ready;
       if (ready !== undefined) {
         handOver(ready, req, res);
@@ -395,7 +401,7 @@ export default fp<NamespacesOptions>(
       const header = request.headers[NAMESPACE_HEADER];
       if (header === undefined) return done();
       const namespace = namespaceOf(header);
-      if (namespace === DEFAULT_NAMESPACE || shapes.ownerOf(request.url) === undefined) return done();
+      if (namespace === DEFAULT_NAMESPACE || shapes.ownerOf(request.url) === undefined || refusingWrite(request.method)) return done();
       const shape = shapes.forUrl(request.url);
       if (namespace === undefined) {
         const message = `must be ${NAMESPACE_RULE}, sent once`;

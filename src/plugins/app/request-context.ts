@@ -174,6 +174,8 @@ const HOST_MISSING: FieldIssue = Object.freeze({ in: 'headers', field: '/host', 
 
 export default fp<RequestContextOptions>(
   async (app, { shapes }) => {
+    const refuseWrite = (request: FastifyRequest, reply: FastifyReply): FastifyReply =>
+      sendProblem(reply, shapes.forUrl(request.url), { status: 503, code: 'SHUTTING_DOWN', message: SHUTTING_DOWN_MESSAGE, retryAfterS: 1 });
     app.decorateRequest('traceId', '');
     const { lifecycle } = app;
 
@@ -185,11 +187,8 @@ export default fp<RequestContextOptions>(
       if (lifecycle.closing && request.routeOptions.url !== '/readyz') {
         return sendProblem(reply, shapes.forUrl(request.url), { status: 503, code: 'SHUTTING_DOWN', message: SHUTTING_DOWN_MESSAGE, retryAfterS: 1 });
       }
-      if (!SAFE_METHODS.has(request.method)) {
-        // From the drain's start nothing new is taken that the drain would have to wait for (reads are served).
-        if (lifecycle.shuttingDown) return sendProblem(reply, shapes.forUrl(request.url), { status: 503, code: 'SHUTTING_DOWN', message: SHUTTING_DOWN_MESSAGE, retryAfterS: 1 });
-        lifecycle.trackWrite(reply.raw);
-      }
+      // From the drain's start nothing new is taken that the drain would have to wait for (reads are served).
+      if (lifecycle.refusingWrites && !SAFE_METHODS.has(request.method)) return refuseWrite(request, reply);
       if (request.url.length > MAX_URL_LENGTH) {
         return sendProblem(reply, shapes.forUrl(request.url), { status: 414, code: 'URI_TOO_LONG', message: `The request URL is longer than ${MAX_URL_LENGTH} characters.` });
       }
@@ -197,6 +196,16 @@ export default fp<RequestContextOptions>(
         // The header named as a schema names one it misses: native lists it in `details`, FluxPay as `header.host`.
         return sendProblem(reply, shapes.forUrl(request.url), { status: 400, code: 'BAD_REQUEST', message: 'An HTTP/1.1 request needs a Host header.', details: [HOST_MISSING] });
       }
+      done();
+    });
+
+    // A write counts for the drain once its body has arrived (a client still sending one, or stalled,
+    // is nothing the drain could wait out: a reviewer saw one hold a stop for its whole budget); one
+    // whose body came after the drain began is refused then.
+    app.addHook('preValidation', (request, reply, done) => {
+      if (SAFE_METHODS.has(request.method)) return done();
+      if (lifecycle.refusingWrites) return refuseWrite(request, reply);
+      lifecycle.trackWrite(reply.raw);
       done();
     });
 
