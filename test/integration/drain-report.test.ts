@@ -150,11 +150,15 @@ describe('what the drain does not wait for (2026-12-05, a review)', () => {
   });
 
   it('a request held by a timeout fault rule, which commits nothing: the drain ends at once', async () => {
-    let holding = false;
-    t = await buildTestApp({}, { faultWait: () => ((holding = true), new Promise(() => undefined)) });
-    expect((await t.app.inject({ method: 'POST', url: '/v1/sim/rules', payload: { match: { route: '/v1/sim/intent' }, count: 1, action: { type: 'timeout', ms: 60_000 } } })).statusCode).toBe(201);
+    let holding = 0;
+    t = await buildTestApp({}, { faultWait: () => (holding++, new Promise(() => undefined)) });
+    for (const route of ['/v1/sim/intent', '/v1/sim/intents']) {
+      expect((await t.app.inject({ method: 'POST', url: '/v1/sim/rules', payload: { match: { route }, count: 1, action: { type: 'timeout', ms: 60_000 } } })).statusCode).toBe(201);
+    }
     void t.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'r-held', amount: 100 } });
-    await eventually(() => (holding ? true : undefined), 'the request held');
+    // A read held too: it was never counted, and is not taken off.
+    void t.app.inject({ method: 'GET', url: '/v1/sim/intents' });
+    await eventually(() => (holding === 2 ? true : undefined), 'the requests held');
     expect(t.app.lifecycle.writes).toBe(0);
     const started = Date.now();
     await t.app.lifecycle.drain(3000);

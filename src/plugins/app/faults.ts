@@ -17,6 +17,7 @@ import { EXAMPLE_TRACE_ID, type ExtraAnswer } from '../../http/openapi.ts';
 import type { Problem } from '../../http/problem.ts';
 import { loggedUrl } from '../../http/logged-url.ts';
 import type { WebhookFaults } from '../../webhooks/dispatcher.ts';
+import { SAFE_METHODS } from './lifecycle.ts';
 
 /**
  * With a store shared by several replicas (Redis), how long a replica uses its compiled rules
@@ -253,7 +254,7 @@ export default fp<FaultsOptions>(
         // An outcome claimed with it decides nothing, so it is given back (the answer's onSend never runs).
         if (plan.outcome !== null) await service.settleOutcome(namespace, plan.outcome);
         // Nor does the drain wait for it (before 2026-12-05 a hold in flight kept a stop for its whole budget: a review).
-        app.lifecycle.endWrite(reply.raw);
+        if (!SAFE_METHODS.has(request.method)) app.lifecycle.endWrite(reply.raw);
         reply.hijack();
         await wait(response.ms, request, true);
         resetConnection(request);

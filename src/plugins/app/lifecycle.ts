@@ -67,10 +67,10 @@ export interface Lifecycle {
   readonly held: number;
   /**
    * Counts a request that may change something (any method but GET, HEAD, OPTIONS), once its body
-   * has arrived, until its response closes or `endWrite`: the drain waits for these first.
+   * has arrived, until its response closes or `endWrite`: the drain waits for these first. Once per response.
    */
   trackWrite(response: ServerResponse): void;
-  /** The request will change nothing after all (a fault rule's `timeout` holds it, then resets it): no longer counted. */
+  /** A tracked write will change nothing after all (a fault rule's `timeout` holds it, then resets it): no longer counted. */
   endWrite(response: ServerResponse): void;
   /** Such requests being answered now. */
   readonly writes: number;
@@ -140,7 +140,15 @@ export default fp(
     let othersAlive: (() => Promise<number>) | undefined;
     let held = 0;
     let writes = 0;
-    const counted = new WeakSet<ServerResponse>();
+    /**
+     * The responses of writes ended early (`endWrite`) that have not closed yet: rarely any. Neither a
+     * per-request closure nor a WeakSet on the hot path: with both, creates ran 0.855× as fast.
+     */
+    const endedEarly = new Set<ServerResponse>();
+    function writeClosed(this: ServerResponse): void {
+      if (endedEarly.size > 0 && endedEarly.delete(this)) return;
+      writes--;
+    }
     // A drainer that fails (its store is unreachable) is reported; the others and the close go on.
     const runPhase = async (phase: DrainPhase, left: number, deadline: number): Promise<void> => {
       await Promise.all(
@@ -168,13 +176,13 @@ export default fp(
         return held;
       },
       trackWrite(response) {
-        if (counted.has(response)) return;
-        counted.add(response);
         writes++;
-        response.once('close', () => lifecycle.endWrite(response));
+        response.on('close', writeClosed);
       },
       endWrite(response) {
-        if (counted.delete(response)) writes--;
+        if (endedEarly.has(response)) return;
+        endedEarly.add(response);
+        writes--;
       },
       get writes() {
         return writes;
