@@ -7,9 +7,8 @@ import { sameStopMessage, watchStopSignals } from './stop-signals.ts';
  * (node:cluster; the primary accepts connections and hands them out in turn). Each worker is the
  * whole service (`server.ts` again), with the same configuration; the state they share lives in
  * Redis (the configuration refuses N > 1 with STORE=memory). The primary serves nothing itself:
- * it replaces a worker that dies, forwards SIGTERM (and SIGHUP, SIGQUIT, SIGUSR2) to every worker
- * (each drains as a single process does; SIGINT, from a terminal, reaches them by itself) and exits
- * when the last one has. A second signal is passed on too, and ends the workers at once, exit 1, as
+ * it replaces a worker that dies, forwards SIGTERM (and SIGINT, SIGHUP, SIGQUIT, SIGUSR2) to every
+ * worker (each drains as a single process does) and exits when the last one has. A second signal is passed on too, and ends the workers at once, exit 1, as
  * it ends a single process.
  * @see issue 14 "Running several processes"
  */
@@ -69,8 +68,9 @@ export function runPrimary(workers: number, logger: Logger): void {
   // the primary and its workers without a drain). The same signal again within SAME_STOP_MS is the
   // same stop, not passed on: a process group's signal reaches the primary twice under GNU
   // `timeout`, and the workers get the group's too, which they tell as the same stop likewise.
-  // SIGINT (Ctrl-C in a terminal) reaches every process of the group, the workers included: it is
-  // not passed on, and a second one reaches them too.
+  // SIGINT too: Ctrl-C in a terminal reaches every process of the group, and the copy passed on is
+  // the same stop to a worker; sent to the primary alone (`kill -INT <pid>`), it reaches the workers
+  // only so (before 2026-12-05 it was not passed on, and they served on: a review).
   watchStopSignals((signal, kind) => {
     if (kind === 'same') {
       logger.info({ signal }, sameStopMessage(signal));
@@ -78,12 +78,7 @@ export function runPrimary(workers: number, logger: Logger): void {
     }
     if (kind === 'second' || stopping) {
       exitCode = 1;
-      if (signal === 'SIGINT') return;
       logger.error({ signal }, `second ${signal}: passed to every worker, which exits at once`);
-    } else if (signal === 'SIGINT') {
-      stopping = true;
-      logger.info({ signal }, 'shutting down: waiting for the workers, which got SIGINT too');
-      return;
     } else {
       logger.info({ signal, workers: Object.keys(cluster.workers ?? {}).length }, `shutting down: ${signal} is passed to every worker`);
     }

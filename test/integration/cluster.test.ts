@@ -246,7 +246,11 @@ if (redisServerOrSkip('CLUSTER_WORKERS with STORE=redis')) {
       expect(server.lines.at(-1)).toMatchObject({ msg: 'every worker has exited', exit_code: 0 });
     });
 
-    it('CLUSTER_WORKERS=2: SIGTERM to the whole process group (the primary and each worker, as GNU timeout, kill -- -PGID or systemd send it): one stop each, the pending intents decided and their webhooks sent, exit 0 (before 2026-12-05 the workers took the primary’s copy for a second signal and exited at once)', async () => {
+    it.each<[NodeJS.Signals, 'group' | 'primary']>([
+      ['SIGTERM', 'group'],
+      ['SIGINT', 'group'],
+      ['SIGINT', 'primary'],
+    ])('CLUSTER_WORKERS=2: %s to the %s (the whole group, as GNU timeout, kill -- -PGID, systemd or Ctrl-C send it; or the primary alone): one stop each, the pending intents decided and their webhooks sent, exit 0 (before 2026-12-05 the workers took the primary’s copy of a group’s SIGTERM for a second signal and exited at once, and a SIGINT to the primary alone was not passed on)', async (signal, to) => {
       const receiver = await startReceiver();
       try {
         const server = servers.start({ WEBHOOK_SECRET: SECRET, STORE: 'redis', REDIS_URL: redis.url, REDIS_KEY_PREFIX: redis.newPrefix(), CLUSTER_WORKERS: '2' });
@@ -259,16 +263,16 @@ if (redisServerOrSkip('CLUSTER_WORKERS with STORE=redis')) {
           expect(created.status).toBe(200);
           ids.push(created.json.payment_intent_id as string);
         }
-        for (const line of started) process.kill(line.worker_pid as number, 'SIGTERM');
-        server.kill('SIGTERM');
+        if (to === 'group') for (const line of started) process.kill(line.worker_pid as number, signal);
+        server.kill(signal);
         expect(await server.waitForExit(60_000)).toEqual({ code: 0, signal: null });
         const received = await receiver.waitFor(4, 10_000);
         expect(received.map((r) => (JSON.parse(r.body) as { payment_intent_id: string }).payment_intent_id).sort()).toEqual([...ids].sort());
         // Each worker stopped once, drained and completed; the copy its primary passed on was the same stop.
-        expect(server.lines.filter((l) => l.msg === 'shutting down').map((l) => l.worker).sort()).toEqual([1, 2]);
+        expect(server.lines.filter((l) => l.msg === 'shutting down').map((l) => [l.worker, l.signal]).sort()).toEqual([[1, signal], [2, signal]]);
         expect(server.lines.filter((l) => l.msg === 'shutdown complete').map((l) => l.worker).sort()).toEqual([1, 2]);
         expect(server.lines.filter((l) => l.level === 'error')).toEqual([]);
-        expect(server.lines.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('SIGTERM within 500 ms of the first stop signal')).length).toBeGreaterThanOrEqual(1);
+        if (to === 'group') expect(server.lines.filter((l) => typeof l.msg === 'string' && l.msg.startsWith(`${signal} within 500 ms of the first stop signal`)).length).toBeGreaterThanOrEqual(1);
         expect(server.lines.at(-1)).toMatchObject({ msg: 'every worker has exited', exit_code: 0 });
       } finally {
         await receiver.close();
