@@ -26,13 +26,11 @@ export type Drainer = (budgetMs: number, deadline: number) => Promise<void>;
 export type DrainPhase = 'start' | 'producers' | 'delivery';
 
 export interface Lifecycle {
-  /** Set when the drain starts: readiness fails, the server still answers reads. */
-  shuttingDown: boolean;
   /**
-   * Set when the drain starts (and, for a namespace's app, when the root's drain starts): a request
-   * that may change something is refused, 503 SHUTTING_DOWN (the request-context plugin).
+   * Set when the drain starts: readiness fails, the server still answers reads, and a request that
+   * may change something is refused, 503 SHUTTING_DOWN (the request-context plugin).
    */
-  refusingWrites: boolean;
+  shuttingDown: boolean;
   /**
    * Set by `leave`, before the drain (SHUTDOWN_DELAY_MS): readiness fails and nothing else changes,
    * so a load balancer checking /readyz takes the replica out while it still serves everything.
@@ -157,7 +155,6 @@ export default fp(
     };
     const lifecycle: Lifecycle = {
       shuttingDown: false,
-      refusingWrites: false,
       leaving: false,
       async leave(delayMs) {
         lifecycle.leaving = true;
@@ -189,7 +186,6 @@ export default fp(
       },
       async drain(budgetMs, options = {}) {
         lifecycle.shuttingDown = true;
-        lifecycle.refusingWrites = true;
         const deadline = Date.now() + budgetMs;
         lifecycle.handingOff = options.handOff ?? (await askOthers(othersAlive, Math.min(HAND_OFF_CHECK_MS, budgetMs), app.log));
         // Handing off, the producers' phase ends at once: nothing to keep for the delivery phase.

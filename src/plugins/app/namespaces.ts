@@ -354,7 +354,7 @@ export default fp<NamespacesOptions>(
     /** Why `route` could not hand a request over: the root app's hook answers it without trying again. */
     const refused = new WeakMap<IncomingMessage, unknown>();
     /** The root refuses writes (its drain began): the request-context plugin answers them 503 SHUTTING_DOWN. */
-    const refusingWrite = (method: string | undefined): boolean => app.lifecycle.refusingWrites && !SAFE_METHODS.has(method ?? '');
+    const refusingWrite = (method: string | undefined): boolean => app.lifecycle.shuttingDown && !SAFE_METHODS.has(method ?? '');
     const route: Namespaces['route'] = (req, res, fallback) => {
       const header = req.headers[NAMESPACE_HEADER];
       if (header === undefined) return false;

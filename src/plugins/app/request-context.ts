@@ -174,7 +174,8 @@ const HOST_MISSING: FieldIssue = Object.freeze({ in: 'headers', field: '/host', 
 
 export default fp<RequestContextOptions>(
   async (app, { shapes }) => {
-    const refuseWrite = (request: FastifyRequest, reply: FastifyReply): FastifyReply =>
+    /** What a request refused for the shutdown gets, in its dialect's shape. */
+    const shuttingDown = (request: FastifyRequest, reply: FastifyReply): FastifyReply =>
       sendProblem(reply, shapes.forUrl(request.url), { status: 503, code: 'SHUTTING_DOWN', message: SHUTTING_DOWN_MESSAGE, retryAfterS: 1 });
     app.decorateRequest('traceId', '');
     const { lifecycle } = app;
@@ -184,11 +185,9 @@ export default fp<RequestContextOptions>(
     app.addHook('onRequest', (request, reply, done) => {
       bindRequestContext(request, reply);
       // /readyz says so itself, in its own shape (before 2026-12-04 its 503 schema refused the dialect's error body: a 500).
-      if (lifecycle.closing && request.routeOptions.url !== '/readyz') {
-        return sendProblem(reply, shapes.forUrl(request.url), { status: 503, code: 'SHUTTING_DOWN', message: SHUTTING_DOWN_MESSAGE, retryAfterS: 1 });
-      }
+      if (lifecycle.closing && request.routeOptions.url !== '/readyz') return shuttingDown(request, reply);
       // From the drain's start nothing new is taken that the drain would have to wait for (reads are served).
-      if (lifecycle.refusingWrites && !SAFE_METHODS.has(request.method)) return refuseWrite(request, reply);
+      if (lifecycle.shuttingDown && !SAFE_METHODS.has(request.method)) return shuttingDown(request, reply);
       if (request.url.length > MAX_URL_LENGTH) {
         return sendProblem(reply, shapes.forUrl(request.url), { status: 414, code: 'URI_TOO_LONG', message: `The request URL is longer than ${MAX_URL_LENGTH} characters.` });
       }
@@ -204,7 +203,7 @@ export default fp<RequestContextOptions>(
     // whose body came after the drain began is refused then.
     app.addHook('preValidation', (request, reply, done) => {
       if (SAFE_METHODS.has(request.method)) return done();
-      if (lifecycle.refusingWrites) return refuseWrite(request, reply);
+      if (lifecycle.shuttingDown) return shuttingDown(request, reply);
       lifecycle.trackWrite(reply.raw);
       done();
     });
