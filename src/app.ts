@@ -117,7 +117,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     // Unreadable URLs (bad percent-encoding, over-long parameters) in the shape of the path's dialect.
     frameworkErrors: (error, request, reply) => {
       bindRequestContext(request, reply);
-      sendProblem(reply, shapes.forUrl(request.url), problemOf(error, {}));
+      sendProblem(reply, shapes.forRefusal(request.url), problemOf(error, {}));
     },
   } as FastifyServerOptions);
 

@@ -3,11 +3,12 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Clock } from '../core/clock.ts';
 import type { RevokedSessionStore } from '../core/ports.ts';
 import type { RateLimitStore } from '../core/rate-limit/ports.ts';
+import type { PageShape } from '../http/error-shapes.ts';
 import { clearedCookie, type ConsoleAuth, cookieValue, CSRF_FIELD, CSRF_HEADER, SESSION_COOKIE, sessionCookie } from './auth.ts';
 import type { FormBody } from './forms.ts';
 import type { Html } from './html.ts';
 import type { PageContext } from './layout.ts';
-import { errorPage, loginPage } from './pages/other.ts';
+import { errorPage, loginPage, type ErrorLink } from './pages/other.ts';
 import type { SessionStreams } from './session-streams.ts';
 
 /**
@@ -38,6 +39,25 @@ export interface AccessOptions {
   errorFrame: (request: FastifyRequest) => PageContext | undefined;
 }
 
+/** The policy of a refusal's page: its style sheet, nothing else. */
+const REFUSAL_CSP = "default-src 'none'; style-src 'self'; img-src data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+/**
+ * A console request refused at the door (a drain's or an overload's 503, a 414): a page, not the
+ * APIs' JSON, without the console's frame (no session was read then). Its status and headers
+ * (`Retry-After`) are set by `sendProblem`; the console's own headers (helmet's) are not, so its
+ * policy is here.
+ */
+export const REFUSAL_PAGES: PageShape = {
+  render: (reply, problem) =>
+    reply
+      .header('content-type', 'text/html; charset=utf-8')
+      .header('cache-control', 'no-store')
+      .header('content-security-policy', REFUSAL_CSP)
+      .header('x-content-type-options', 'nosniff')
+      .send(errorPage(undefined, reply.statusCode, problem.message).text),
+};
+
 /** A console page as the answer: HTML, never cached. */
 export function send(reply: FastifyReply, body: Html, status = 200): FastifyReply {
   return reply.code(status).header('content-type', 'text/html; charset=utf-8').header('cache-control', 'no-store').send(body.text);
@@ -49,6 +69,28 @@ export function backPath(value: string | undefined, fallback: string): string {
   // Dot segments (`/console/../x`, `%2e%2e` too) are resolved as the browser would, then the path must still be the console's.
   const resolved = new URL(value, 'http://console.invalid');
   return resolved.pathname === '/console' || resolved.pathname.startsWith('/console/') ? `${resolved.pathname}${resolved.search}` : fallback;
+}
+
+/** The console page a request came from (its `Referer`, same origin only), as a path to go back to. */
+function refererPath(request: FastifyRequest): string | undefined {
+  const referer = request.headers.referer;
+  if (referer === undefined || !URL.canParse(referer)) return undefined;
+  const url = new URL(referer);
+  // As origins (an explicit default port, `:80`, is the same origin).
+  const own = `${request.protocol}://${request.host}`;
+  if (!URL.canParse(own) || url.origin !== new URL(own).origin) return undefined;
+  const path = backPath(`${url.pathname}${url.search}`, '');
+  return path === '' ? undefined : path;
+}
+
+/**
+ * The link of an error page: for a refused form (a write), back to the page it was sent from; else
+ * none of its own (the console's first page). With JavaScript the page is not shown at all: the
+ * error goes above the form, which keeps what was typed (assets/console.js).
+ */
+export function errorLink(request: FastifyRequest): ErrorLink | undefined {
+  const from = isRead(request.method) ? undefined : refererPath(request);
+  return from === undefined ? undefined : { href: from, label: 'Back' };
 }
 
 function isRead(method: string): boolean {
@@ -93,7 +135,9 @@ export function addAccessHooks(app: FastifyInstance, options: AccessOptions): vo
     }
     if (OPEN_PATHS.has(path) || (!auth.required && path.startsWith('/console/assets/'))) return;
     if (request.method === 'GET' && path !== '/console/events') return reply.redirect(`${LOGIN_PATH}?next=${encodeURIComponent(request.url)}`, 303);
-    return send(reply, errorPage(undefined, 401, 'Log in first: this console needs CONSOLE_TOKEN.'), 401);
+    // A form sent after the session ended (or a log-out): the login form comes back to its page.
+    const next = refererPath(request) ?? '/console/payments';
+    return send(reply, errorPage(undefined, 401, 'Log in first: this console needs CONSOLE_TOKEN, and a session ends at its log-out or after its time. Nothing was changed.', { href: `${LOGIN_PATH}?next=${encodeURIComponent(next)}`, label: 'Log in' }), 401);
   });
 
   // Reads: a query parameter given more than once is refused (400). CSRF: every state-changing request carries its session's token; a cross-origin Origin is refused outright.
@@ -106,11 +150,11 @@ export function addAccessHooks(app: FastifyInstance, options: AccessOptions): vo
       return send(reply, errorPage(errorFrame(request), 400, `The address gives ${repeated.join(', ')} more than once: each takes one value. Remove the repeats, or use the page’s own filters and links.`), 400);
     }
     const origin = request.headers.origin;
-    if (origin !== undefined && origin !== `${request.protocol}://${request.host}`) return send(reply, errorPage(errorFrame(request), 403, 'Refused: the request came from another origin.'), 403);
+    if (origin !== undefined && origin !== `${request.protocol}://${request.host}`) return send(reply, errorPage(errorFrame(request), 403, 'Refused: the request came from another origin.', errorLink(request)), 403);
     const body = (request.body ?? {}) as FormBody;
     const given = typeof request.headers[CSRF_HEADER] === 'string' ? (request.headers[CSRF_HEADER] as string) : body[CSRF_FIELD];
     if (request.consoleSession === undefined || !auth.csrfMatches(request.consoleSession, given)) {
-      return send(reply, errorPage(errorFrame(request), 403, 'Refused: the form’s CSRF token is missing or wrong. Reload the page and try again.'), 403);
+      return send(reply, errorPage(errorFrame(request), 403, 'Refused: the form’s CSRF token is missing or wrong. Reload the page and try again.', errorLink(request)), 403);
     }
   });
 }

@@ -72,7 +72,15 @@ export function httpUrl(body: FormBody, name: string, required = false): string 
 /** `application/x-www-form-urlencoded` into a plain object (the last of repeated names wins). */
 export function parseForm(body: string): Record<string, string> {
   const out: Record<string, string> = Object.create(null) as Record<string, string>;
-  for (const [key, value] of new URLSearchParams(body)) out[key] = value;
+  const repeated = new Set<string>();
+  for (const [key, value] of new URLSearchParams(body)) {
+    if (key in out) repeated.add(key);
+    out[key] = value;
+  }
+  // Which of two values was meant is not the console's to guess (as for a read's query).
+  if (repeated.size > 0) {
+    throw validationFailed([...repeated].map((field) => ({ field, rule: 'unique', message: `${field} is given more than once: each field takes one value` })));
+  }
   return out;
 }
 

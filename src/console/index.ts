@@ -9,7 +9,7 @@ import { FLUXPAY_SUBJECT_KIND } from '../dialects/fluxpay/webhook-payload.ts';
 import { formatMix } from '../core/faults/mix.ts';
 import { sendTestWebhook } from '../dialects/native/webhook-payload.ts';
 import { problemOf } from '../http/problem.ts';
-import { addAccessHooks, addLoginRoutes, backPath, passedOn, send, type AccessOptions } from './access.ts';
+import { addAccessHooks, addLoginRoutes, backPath, errorLink, passedOn, REFUSAL_PAGES, send, type AccessOptions } from './access.ts';
 import { ConsoleAuth, type Session } from './auth.ts';
 import { LiveFeed } from './feed.ts';
 import { SessionStreams } from './session-streams.ts';
@@ -88,7 +88,7 @@ const STATUS_OF: Readonly<Record<string, number>> = {
   VALIDATION_FAILED: 400,
   NOT_FOUND: 404,
   INVALID_STATE: 409,
-  REFUND_EXCEEDS_AMOUNT: 409,
+  REFUND_EXCEEDS_AMOUNT: 422,
   FORBIDDEN: 403,
   SOLD_OUT: 409,
   BOOKING_EXPIRED: 409,
@@ -175,9 +175,10 @@ const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options)
     referrerPolicy: { policy: 'same-origin' },
   });
 
-  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: FORM_BODY_LIMIT }, (_request, body, done) => {
-    done(null, parseForm(body as string));
-  });
+  // What the door refuses under /console (a drain's writes, an overload, a closing process): a page too.
+  app.errorShapes.registerPages('/console', REFUSAL_PAGES);
+
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: FORM_BODY_LIMIT }, async (_request: unknown, body: string | Buffer) => parseForm(body as string));
 
   const context = (request: FastifyRequest): PageContext => ({
     csrf: request.consoleSession === undefined ? '' : auth.csrfToken(request.consoleSession),
@@ -197,11 +198,11 @@ const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options)
       // A store away or full: Retry-After as the APIs give it (problemOf's figure for that error).
       const retryAfterS = problemOf(error, STATUS_OF).retryAfterS;
       if (retryAfterS !== undefined) void reply.header('Retry-After', String(retryAfterS));
-      return send(reply, errorPage(errorFrame(request), STATUS_OF[error.code] ?? 400, messageOf(error)), STATUS_OF[error.code] ?? 400);
+      return send(reply, errorPage(errorFrame(request), STATUS_OF[error.code] ?? 400, messageOf(error), errorLink(request)), STATUS_OF[error.code] ?? 400);
     }
     const status = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
     if (status === 500) request.log.error({ err: error }, 'console request failed');
-    return send(reply, errorPage(errorFrame(request), status, status === 500 ? 'Something went wrong; the log has the details.' : error.message), status);
+    return send(reply, errorPage(errorFrame(request), status, status === 500 ? 'Something went wrong; the log has the details.' : error.message, errorLink(request)), status);
   });
 
   // A path under /console no page has: an HTML page in the console's frame, for reading methods.

@@ -38,7 +38,7 @@ export interface ErrorShape {
 }
 
 /** Sends a problem in a dialect's shape, with its status, `Retry-After` and any extra headers. */
-export function sendProblem(reply: FastifyReply, shape: ErrorShape, problem: Problem): FastifyReply {
+export function sendProblem(reply: FastifyReply, shape: Pick<ErrorShape, 'statusFor' | 'render'>, problem: Problem): FastifyReply {
   reply.server.errorShapes?.notify(problem);
   reply.code(shape.statusFor?.(problem) ?? problem.status).type('application/json; charset=utf-8');
   if (problem.retryAfterS !== undefined) reply.header('retry-after', String(problem.retryAfterS));

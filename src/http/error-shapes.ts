@@ -1,6 +1,9 @@
 import type { ErrorShape } from './error-handler.ts';
 import type { Problem } from './problem.ts';
 
+/** What answers a problem as a page (`sendProblem` sets its status and headers first). */
+export type PageShape = Pick<ErrorShape, 'statusFor' | 'render'>;
+
 /**
  * Which dialect owns a path, for the errors answered before any dialect's route runs: unknown
  * routes (404), known paths with another method (405), over-long URLs (414), unreadable URLs,
@@ -11,6 +14,7 @@ export class ErrorShapes {
   readonly #byPrefix: Array<{ prefix: string; shape: ErrorShape }> = [];
   readonly #byPath: Array<{ path: RegExp; shape: ErrorShape }> = [];
   readonly #listeners: Array<(problem: Problem) => void> = [];
+  readonly #pages: Array<{ prefix: string; shape: PageShape }> = [];
   #fallback: ErrorShape | undefined;
 
   /** Tells `listener` about every problem answered (metrics count some of them). */
@@ -30,6 +34,25 @@ export class ErrorShapes {
     this.#byPrefix.sort((a, b) => b.prefix.length - a.prefix.length);
     for (const path of shape.paths ?? []) this.#byPath.push({ path, shape });
     if (options.fallback === true) this.#fallback = shape;
+  }
+
+  /**
+   * Pages under `prefix` (the console's) answer the requests refused at the door (a shutdown's or
+   * an overload's 503, a 414, a missing `Host`) with `shape`, an HTML page, not the default
+   * dialect's JSON. No dialect owns them: `ownerOf` and `forUrl` are unchanged (fault rules,
+   * namespaces and the OpenAPI document skip them; a refusal Node's parser answers stays JSON).
+   */
+  registerPages(prefix: string, shape: PageShape): void {
+    this.#pages.push({ prefix, shape });
+  }
+
+  /** The shape of a request refused before any route runs: the pages' where they answer, else `forUrl`'s. */
+  forRefusal(url: string): PageShape {
+    if (this.#pages.length > 0) {
+      const path = routedPath(url.split('?', 1)[0] as string);
+      for (const { prefix, shape } of this.#pages) if (path === prefix || (path.startsWith(prefix) && path[prefix.length] === '/')) return shape;
+    }
+    return this.forUrl(url);
   }
 
   /** The shape for a request URL (query string ignored), by its path as the router sees it: percent-decoded (`/event%73` is `/events`). */

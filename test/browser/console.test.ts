@@ -105,8 +105,8 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
       void dialog.dismiss();
     });
     page.on('console', (message) => {
-      // The refusals some tests provoke (403, 409) are reported by the browser and htmx; nothing else may be.
-      if (message.type() === 'error' && !/status of (403|409)|Error Code (403|409)/.test(message.text())) consoleErrors.push(message.text());
+      // The refusals some tests provoke (403, 409, 422) are reported by the browser and htmx; nothing else may be.
+      if (message.type() === 'error' && !/status of (403|409|422)|Error Code (403|409|422)/.test(message.text())) consoleErrors.push(message.text());
     });
     await page.route('**/*', (route) => {
       const url = new URL(route.request().url());
@@ -194,6 +194,9 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
     await form.getByLabel('Scenario').selectOption('mix');
     await form.getByRole('button', { name: 'Create intent' }).click();
     await expect.poll(() => page.locator('.notice-error').innerText()).toBe('Scenario mix needs weights: give approve, fail or delay a weight (MIX is not set, so there are no default weights).');
+    // The page stays, with what was typed, and the error (just above the form) has the focus.
+    expect([new URL(page.url()).pathname, await form.getByLabel('Reservation id').inputValue(), await form.getByLabel('Scenario').inputValue()]).toEqual(['/console/payments', 'R-console-mix', 'mix']);
+    expect(await page.evaluate<string[]>("[document.activeElement?.className, document.activeElement?.getAttribute('role'), document.activeElement?.nextElementSibling?.tagName]")).toEqual(['notice notice-error form-error', 'alert', 'FORM']);
     expect(((await api('GET', '/v1/sim/intents')).json as { data: Array<{ reservation_id: string }> }).data.filter((i) => i.reservation_id === 'R-console-mix')).toEqual([]);
 
     await page.goto(`${served.origin}/console/payments`);
@@ -491,12 +494,18 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
     await page.getByLabel('Refund amount (minor units)').fill('2500');
     await page.getByRole('button', { name: 'Refund' }).click();
     await expect.poll(() => page.locator('.notice-ok').innerText()).toBe('Refund made.');
+    // After an action its notice has the focus (not the page's start).
+    await expect.poll(() => page.evaluate<string>('document.activeElement?.className')).toBe('notice notice-ok');
     expect(await page.locator('#payment-status [data-status]').innerText()).toBe('PARTIALLY_REFUNDED');
     expect(((await api('GET', `/v1/sim/intents/${approvedId}`)).json as { refunded_amount: number }).refunded_amount).toBe(2500);
     // More than is left: the service refuses, the page says why, nothing changes.
     await page.getByLabel('Refund amount (minor units)').fill('9000');
     await page.getByRole('button', { name: 'Refund' }).click();
     await expect.poll(() => page.locator('.notice-error').innerText()).toBe(`A refund of 9000 exceeds the 7500 left to refund on ${approvedId}.`);
+    expect(await page.getByLabel('Refund amount (minor units)').inputValue()).toBe('9000');
+    // Sent again, refused again: one error line, not two.
+    await page.getByRole('button', { name: 'Refund' }).click();
+    await expect.poll(() => page.locator('.notice-error').count()).toBe(1);
     expect(((await api('GET', `/v1/sim/intents/${approvedId}`)).json as { refunded_amount: number }).refunded_amount).toBe(2500);
     await page.close();
   }, TIMEOUT);

@@ -71,7 +71,7 @@ async function expectLoggedOut(t: TestApp, session: { cookie: string; csrf: stri
   expect((await t.app.inject({ method: 'GET', url: '/console/events', headers: { cookie: session.cookie } })).statusCode).toBe(401);
   const action = await createIntent(t, session);
   expect(action.statusCode).toBe(401);
-  expect(action.body).toContain('Log in first: this console needs CONSOLE_TOKEN.');
+  expect(action.body).toContain('Log in first: this console needs CONSOLE_TOKEN, and a session ends at its log-out or after its time. Nothing was changed.');
   // The login form opens again, with a new anonymous session.
   const form = await t.app.inject({ method: 'GET', url: '/console/login', headers: { cookie: session.cookie } });
   expect(form.statusCode).toBe(200);

@@ -305,6 +305,38 @@
     if (event.detail && event.detail.boosted) init();
     bindControls();
   });
+  // A refused form (a boosted POST answered with an error page): the page stays, with what was
+  // typed, and the error goes just above the form, focused and announced as an alert. A session
+  // that ended (401: the page's login link) and an answer without an error line replace the page.
+  document.addEventListener('htmx:beforeSwap', (event) => {
+    const detail = event.detail;
+    // The event is the swap target's (the body); the request's element is the form sent.
+    const sent = detail.requestConfig && detail.requestConfig.elt;
+    const form = sent instanceof Element ? sent.closest('form') : null;
+    if (!detail.isError || form === null || detail.xhr.status === 401) return;
+    const refused = new DOMParser().parseFromString(detail.xhr.responseText, 'text/html').querySelector('main .notice-error');
+    if (refused === null) return;
+    detail.shouldSwap = false;
+    const before = form.previousElementSibling;
+    const shown = before !== null && before.classList.contains('form-error') ? before : document.createElement('p');
+    shown.className = 'notice notice-error form-error';
+    shown.setAttribute('role', 'alert');
+    shown.tabIndex = -1;
+    shown.textContent = refused.textContent;
+    if (shown !== before) form.before(shown);
+    shown.focus();
+  });
+  // After an action (a full page made by a redirect), its notice has the focus, not the page's start.
+  const focusNotice = () => {
+    const shown = document.querySelector('main > .notice');
+    if (shown === null) return;
+    shown.tabIndex = -1;
+    shown.focus();
+  };
+  document.addEventListener('DOMContentLoaded', focusNotice);
+  document.addEventListener('htmx:afterSettle', (event) => {
+    if (event.detail && event.detail.boosted) focusNotice();
+  });
   // Every htmx request (boosted forms included) carries the CSRF token as well.
   document.addEventListener('htmx:configRequest', (event) => {
     const meta = document.querySelector('meta[name="csrf-token"]');

@@ -75,9 +75,18 @@ ${notice('error', error)}
 </html>`;
 }
 
-export function errorPage(ctx: PageContext | undefined, status: number, message: string): Html {
+/** Where an error page's link goes: back to the page a refused form was sent from, the login form, or (by default) the console's first page. */
+export interface ErrorLink {
+  href: string;
+  label: string;
+}
+
+const HOME_LINK: ErrorLink = { href: '/console', label: 'Back to the console' };
+
+export function errorPage(ctx: PageContext | undefined, status: number, message: string, link: ErrorLink = HOME_LINK): Html {
+  const anchor = html`<p><a href="${link.href}">${link.label}</a></p>`;
   if (ctx === undefined) {
-    return html`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Error ${status} · paysim console</title><link rel="icon" href="data:,"><link rel="stylesheet" href="/console/assets/console.css"></head><body><main id="main"><h1>Error ${status}</h1>${notice('error', message)}<p><a href="/console">Back to the console</a></p></main></body></html>`;
+    return html`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Error ${status} · paysim console</title><link rel="icon" href="data:,"><link rel="stylesheet" href="/console/assets/console.css"></head><body><main id="main"><h1>Error ${status}</h1>${notice('error', message)}${anchor}</main></body></html>`;
   }
-  return page(ctx, { title: `Error ${status}`, active: '', body: html`${notice('error', message)}<p><a href="/console">Back to the console</a></p>` });
+  return page(ctx, { title: `Error ${status}`, active: '', body: html`${notice('error', message)}${anchor}` });
 }

@@ -162,7 +162,7 @@ export function bindRequestContext(request: FastifyRequest, reply: FastifyReply)
 }
 
 export interface RequestContextOptions {
-  /** For the requests refused at the door: in the shape of the dialect that owns the path. */
+  /** For the requests refused at the door: in the shape of the dialect that owns the path (a page under the console's). */
   shapes: ErrorShapes;
 }
 
@@ -176,7 +176,7 @@ export default fp<RequestContextOptions>(
   async (app, { shapes }) => {
     /** What a request refused for the shutdown gets, in its dialect's shape. */
     const shuttingDown = (request: FastifyRequest, reply: FastifyReply): FastifyReply =>
-      sendProblem(reply, shapes.forUrl(request.url), { status: 503, code: 'SHUTTING_DOWN', message: SHUTTING_DOWN_MESSAGE, retryAfterS: 1 });
+      sendProblem(reply, shapes.forRefusal(request.url), { status: 503, code: 'SHUTTING_DOWN', message: SHUTTING_DOWN_MESSAGE, retryAfterS: 1 });
     app.decorateRequest('traceId', '');
     const { lifecycle } = app;
 
@@ -189,11 +189,11 @@ export default fp<RequestContextOptions>(
       // From the drain's start nothing new is taken that the drain would have to wait for (reads are served).
       if (lifecycle.shuttingDown && !SAFE_METHODS.has(request.method)) return shuttingDown(request, reply);
       if (request.url.length > MAX_URL_LENGTH) {
-        return sendProblem(reply, shapes.forUrl(request.url), { status: 414, code: 'URI_TOO_LONG', message: `The request URL is longer than ${MAX_URL_LENGTH} characters.` });
+        return sendProblem(reply, shapes.forRefusal(request.url), { status: 414, code: 'URI_TOO_LONG', message: `The request URL is longer than ${MAX_URL_LENGTH} characters.` });
       }
       if (request.headers.host === undefined && request.raw.httpVersionMajor === 1 && request.raw.httpVersionMinor >= 1) {
         // The header named as a schema names one it misses: native lists it in `details`, FluxPay as `header.host`.
-        return sendProblem(reply, shapes.forUrl(request.url), { status: 400, code: 'BAD_REQUEST', message: 'An HTTP/1.1 request needs a Host header.', details: [HOST_MISSING] });
+        return sendProblem(reply, shapes.forRefusal(request.url), { status: 400, code: 'BAD_REQUEST', message: 'An HTTP/1.1 request needs a Host header.', details: [HOST_MISSING] });
       }
       done();
     });

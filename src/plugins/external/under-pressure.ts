@@ -75,7 +75,7 @@ function shedding(root: FastifyInstance, overload: Config['overload']): string |
 }
 
 function overloaded(app: FastifyInstance, request: FastifyRequest, reply: FastifyReply, type: string, retryAfterS: number): void {
-  sendProblem(reply, app.errorShapes.forUrl(request.url), {
+  sendProblem(reply, app.errorShapes.forRefusal(request.url), {
     status: 503,
     code: 'OVERLOADED',
     message: `The simulator is overloaded (${type}); retry after ${retryAfterS} s.`,
