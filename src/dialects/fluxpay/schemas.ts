@@ -62,7 +62,7 @@ export const FieldError = Type.Object({ field: Type.String({ description: 'The f
 export const ErrorBody = Type.Object(
   {
     isSuccess: Type.Literal(false),
-    code: Type.String({ description: 'PAY_001 … PAY_005, WAIT_001, WAIT_002, COMMON_400, COMMON_404, COMMON_405, COMMON_409, COMMON_413, COMMON_414, COMMON_415, COMMON_422, COMMON_429, COMMON_500, COMMON_503' }),
+    code: Type.String({ description: 'PAY_001 … PAY_005, WAIT_001, WAIT_002, SUB_001 … SUB_003, or `COMMON_<HTTP status>` for every other error: COMMON_400, COMMON_404, COMMON_405, COMMON_408, COMMON_409, COMMON_413, COMMON_414, COMMON_415, COMMON_422, COMMON_429, COMMON_431, COMMON_500, COMMON_502, COMMON_503, COMMON_504' }),
     message: Type.String(),
     result: Type.Union([Type.Null(), Type.Object({ errors: Type.Array(FieldError) })], { description: 'null; for COMMON_400, the fields that are wrong' }),
   },
