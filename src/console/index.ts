@@ -9,6 +9,7 @@ import { FLUXPAY_SUBJECT_KIND } from '../dialects/fluxpay/webhook-payload.ts';
 import { formatMix } from '../core/faults/mix.ts';
 import { sendTestWebhook } from '../dialects/native/webhook-payload.ts';
 import { problemOf } from '../http/problem.ts';
+import { CLIENT_REFERENCE } from '../http/schemas.ts';
 import { addAccessHooks, addLoginRoutes, backPath, errorLink, passedOn, REFUSAL_PAGES, send, type AccessOptions } from './access.ts';
 import { ConsoleAuth, type Session } from './auth.ts';
 import { LiveFeed } from './feed.ts';
@@ -106,6 +107,9 @@ function messageOf(error: DomainError): string {
 function withNotice(path: string, code: string): string {
   return `${path}${path.includes('?') ? '&' : '?'}notice=${code}`;
 }
+
+/** A form's client reference (reservation_id, tx_id) as the APIs' schemas take it. */
+const CLIENT_REFERENCE_RULE = { pattern: new RegExp(CLIENT_REFERENCE.pattern), rule: CLIENT_REFERENCE['x-pattern-description'] } as const;
 
 /** The delivery log's subject kinds, for the Webhooks page's subject filter. */
 const SUBJECT_KINDS = [INTENT_SUBJECT, V2_SUBJECT, BOOKING_SUBJECT, FLUXPAY_SUBJECT_KIND] as const;
@@ -294,7 +298,7 @@ const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options)
     const cvv = text(body, 'card_cvv', { max: 4, pattern: /^\d{3,4}$/, rule: '3 or 4 digits' });
     const card = cardNumber === undefined && cvv === undefined ? undefined : { number: cardNumber, cvv };
     const intent = await intents.create({
-      reservationId: text(body, 'reservation_id', { max: 128, required: true }) as string,
+      reservationId: text(body, 'reservation_id', { max: 128, required: true, ...CLIENT_REFERENCE_RULE }) as string,
       amount: integer(body, 'amount', { min: 1, max: 100_000_000_000, required: true }) as number,
       currency: text(body, 'currency', { max: 3, pattern: /^[A-Z]{3}$/, rule: 'three upper-case letters' }) ?? 'KRW',
       scenario: card === undefined ? scenarioChoice(body, config.scenarios.mix) : undefined,
@@ -309,7 +313,7 @@ const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options)
     const body = (request.body ?? {}) as FormBody;
     const outcome = await app.v2Payments.create(
       {
-        txId: text(body, 'tx_id', { max: 128, required: true }) as string,
+        txId: text(body, 'tx_id', { max: 128, required: true, ...CLIENT_REFERENCE_RULE }) as string,
         orderId: integer(body, 'order_id', { min: 0, max: Number.MAX_SAFE_INTEGER, required: true }) as number,
         userId: integer(body, 'user_id', { min: 0, max: Number.MAX_SAFE_INTEGER, required: true }) as number,
         amount: integer(body, 'amount', { min: 1, max: 100_000_000_000, required: true }) as number,

@@ -126,6 +126,16 @@ describe('a refused form', () => {
     expect((await t.app.inject({ method: 'GET', url: '/v1/sim/intents' })).json().data).toEqual([]);
   });
 
+  it('with a control character in a reservation_id or tx_id is refused as the APIs refuse it, nothing made', async () => {
+    t = await buildTestApp();
+    const { cookie, csrf } = await session(t.app);
+    const intent = await t.app.inject({ method: 'POST', url: '/console/payments/new/intent', headers: { ...FORM, cookie }, payload: `_csrf=${csrf}&reservation_id=r%0D%0Ax&amount=100` });
+    expect(refusal(intent)).toMatchObject({ status: 400, error: 'reservation_id must be free of control characters' });
+    const v2 = await t.app.inject({ method: 'POST', url: '/console/payments/new/v2', headers: { ...FORM, cookie }, payload: `_csrf=${csrf}&tx_id=tx%07&order_id=1&user_id=1&amount=100&callback_url=http%3A%2F%2F127.0.0.1%3A9%2Fcb` });
+    expect(refusal(v2)).toMatchObject({ status: 400, error: 'tx_id must be free of control characters' });
+    expect([(await t.app.inject({ method: 'GET', url: '/v1/sim/intents' })).json().data, (await t.app.inject({ method: 'GET', url: '/api/v2/pending-payments' })).json()]).toEqual([[], expect.objectContaining({ pending_count: 0 })]);
+  });
+
   it('a refund over what is left: 422, as the API answers REFUND_EXCEEDS_AMOUNT, nothing refunded', async () => {
     t = await buildTestApp({ DEFAULT_APPROVE_DELAY_MS: '0' });
     const { cookie, csrf } = await session(t.app);

@@ -122,6 +122,8 @@ describe('POST /v1/sim/intent', () => {
       ['too large an amount', { reservation_id: 'r', amount: 100_000_000_001 }, [{ field: '/amount', rule: 'maximum' }]],
       ['an empty reservation_id', { reservation_id: '', amount: 1 }, [{ field: '/reservation_id', rule: 'minLength' }]],
       ['a long reservation_id', { reservation_id: 'x'.repeat(129), amount: 1 }, [{ field: '/reservation_id', rule: 'maxLength' }]],
+      ['a reservation_id with a line break', { reservation_id: 'r\n1', amount: 1 }, [{ field: '/reservation_id', rule: 'pattern', message: 'must be free of control characters' }]],
+      ['a reservation_id with a C1 control (NEL)', { reservation_id: 'r\u00851', amount: 1 }, [{ field: '/reservation_id', rule: 'pattern', message: 'must be free of control characters' }]],
       ['a lower-case currency', { reservation_id: 'r', amount: 1, currency: 'krw' }, [{ field: '/currency', rule: 'format' }]],
       ['a currency that is no ISO 4217 code', { reservation_id: 'r', amount: 1, currency: 'XYZ' }, [{ field: '/currency', rule: 'format' }]],
       ['an unknown scenario', { reservation_id: 'r', amount: 1, scenario: 'explode' }, [{ field: '/scenario', rule: 'enum' }]],

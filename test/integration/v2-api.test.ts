@@ -240,6 +240,11 @@ describe('POST /api/v2/payments', () => {
         ],
       ],
       [
+        'a tx_id with a control character (2026-12-05: it was taken)',
+        { tx_id: 'tx\t1', order_id: 1, user_id: 1, amount: 1000, callback_url: URL },
+        [{ type: 'string_pattern_mismatch', loc: ['body', 'tx_id'], msg: "String should match pattern '^[^\\u0000-\\u001F\\u007F-\\u009F]*$'", input: 'tx\t1', ctx: { pattern: '^[^\\u0000-\\u001F\\u007F-\\u009F]*$' } }],
+      ],
+      [
         'a callback_url over 2,048 characters (README: url_too_long)',
         { tx_id: 'tx_1', order_id: 1, user_id: 1, amount: 1000, callback_url: `${URL}/${'a'.repeat(2048)}` },
         [{ type: 'url_too_long', loc: ['body', 'callback_url'], msg: 'URL should have at most 2048 characters', input: `${URL}/${'a'.repeat(2048)}`, ctx: { max_length: 2048 } }],

@@ -2,7 +2,7 @@ import { Type } from 'typebox';
 import { DELIVERY_STATUSES } from '../../core/deliveries.ts';
 import { INTENT_STATUSES } from '../../core/intents/intent.ts';
 import { SCENARIOS } from '../../core/scenario.ts';
-import { IsoDateTime, PrefixedId, WebhookUrl } from '../../http/schemas.ts';
+import { CLIENT_REFERENCE, IsoDateTime, PrefixedId, WebhookUrl } from '../../http/schemas.ts';
 
 /**
  * Schemas of the native API (`/v1/sim`), snake_case as in source document 000.
@@ -27,7 +27,7 @@ export const Card = Type.Object(
 
 export const CreateIntentBody = Type.Object(
   {
-    reservation_id: Type.String({ minLength: 1, maxLength: 128 }),
+    reservation_id: Type.String({ minLength: 1, maxLength: 128, ...CLIENT_REFERENCE }),
     amount: Type.Integer({ minimum: 1, maximum: 100_000_000_000, description: 'Minor units of the currency' }),
     currency: Type.Optional(Type.String({ format: 'iso4217', default: 'KRW', description: 'An ISO 4217 currency code in use (KRW, USD, EUR, …)' })),
     scenario: Type.Optional(Type.Enum(SCENARIOS)),
@@ -76,7 +76,7 @@ export const NoQuery = Type.Object({}, Strict);
 
 export const ListIntentsQuery = Type.Object(
   {
-    reservation_id: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'Only the intents of this reservation', examples: ['res_1001'] })),
+    reservation_id: Type.Optional(Type.String({ minLength: 1, maxLength: 128, ...CLIENT_REFERENCE, description: 'Only the intents of this reservation', examples: ['res_1001'] })),
     status: Type.Optional(Type.Enum(INTENT_STATUSES, { description: 'Only the intents in this status', examples: ['APPROVED'] })),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50, description: 'Intents per page', examples: [20] })),
     cursor: Type.Optional(PrefixedId('pay', 'The next_cursor of the previous page', 'pay_01KBA7Q3M9X2T5V8N4R6C1D0EG')),

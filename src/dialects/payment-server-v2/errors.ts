@@ -188,6 +188,9 @@ export function fastApiIssues(errors: readonly ErrorObject[], where: string, dat
           : { type: 'string_too_long', loc: [root, ...path], msg: `String should have at most ${n} characters`, input: value, ctx: { max_length: n } };
         break;
       }
+      case 'pattern':
+        issue = { type: 'string_pattern_mismatch', loc: [root, ...path], msg: `String should match pattern '${String(params.pattern)}'`, input: value, ctx: { pattern: params.pattern } };
+        break;
       case 'format':
         issue = { loc: [root, ...path], input: value, ...urlIssue(value) };
         break;

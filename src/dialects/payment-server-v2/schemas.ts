@@ -1,7 +1,7 @@
 import { Type } from 'typebox';
 import { SCENARIOS } from '../../core/scenario.ts';
 import { V2_STATUSES } from '../../core/v2/payment.ts';
-import { IdempotencyKeyHeader, IsoDateTime, SimMixHeader, WebhookUrl } from '../../http/schemas.ts';
+import { CLIENT_REFERENCE, IdempotencyKeyHeader, IsoDateTime, SimMixHeader, WebhookUrl } from '../../http/schemas.ts';
 
 /**
  * Schemas of the Payment Server v3 API (source document 001), snake_case as that server wrote
@@ -25,7 +25,7 @@ export const V2StatusSchema = Type.Enum(V2_STATUSES, { title: 'V2PaymentStatus',
 export const CreatePaymentBody = Type.Object(
   {
     version: Type.Optional(Type.Literal('v2', { description: 'The API version: `v2` when present' })),
-    tx_id: Type.String({ minLength: 1, maxLength: TX_ID_MAX, description: 'The client’s transaction id: the payment is `pay_<tx_id>`. The same tx_id with the same body returns that payment again (no second callback); with another body it is 409' }),
+    tx_id: Type.String({ minLength: 1, maxLength: TX_ID_MAX, ...CLIENT_REFERENCE, description: 'The client’s transaction id: the payment is `pay_<tx_id>`. The same tx_id with the same body returns that payment again (no second callback); with another body it is 409' }),
     order_id: ClientId('The client’s order'),
     user_id: ClientId('The client’s user'),
     amount: Type.Integer({ minimum: 1, maximum: 100_000_000_000, description: 'Minor units (KRW has none)' }),
