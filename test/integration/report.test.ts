@@ -296,6 +296,18 @@ describe('GET /v1/sim/report', () => {
     expect((await report(made.t, '', 'text/*')).body).toBe(res.body);
   });
 
+  it('CSV: a reference a spreadsheet would run as a formula is written with a leading apostrophe; the JSON keeps it as sent (2026-12-05)', async () => {
+    const t = await fixtures.app();
+    const formula = '=HYPERLINK("http://127.0.0.1:9/x","open")';
+    for (const reservation of [formula, '@SUM(1)', 'plain-1']) {
+      expect((await t.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: reservation, amount: 100, scenario: 'approve' } })).statusCode).toBe(200);
+    }
+    const json = (await report(t)).json() as Json;
+    expect((json.payments as Json[]).map((p) => p.reference)).toEqual(['plain-1', '@SUM(1)', formula]);
+    const records = parse((await report(t, '', 'text/csv')).body, { relax_quotes: false, relax_column_count: false, record_delimiter: '\r\n' }) as string[][];
+    expect(records.slice(1).map((r) => r[CSV_COLUMNS.indexOf('reference')])).toEqual(['plain-1', "'@SUM(1)", `'${formula}`]);
+  });
+
   it('since keeps the payments created at or after it, in every dialect', async () => {
     const made = await makePayments();
     const { t } = made;

@@ -19,6 +19,19 @@ describe('csvField / csvLine', () => {
     expect(csvLine(['a', 1, null, true])).toBe('a,1,,true\r\n');
   });
 
+  it('writes a text field a spreadsheet would run as a formula with a leading apostrophe; numbers and other text as they are', () => {
+    expect(['=1+1', '+41 22', '-x', '@SUM(A1)', '\tlead', '\rlead', '=HYPERLINK("http://127.0.0.1/x","y")'].map(csvField)).toEqual([
+      "'=1+1",
+      "'+41 22",
+      "'-x",
+      "'@SUM(A1)",
+      "'\tlead",
+      `"'\rlead"`,
+      `"'=HYPERLINK(""http://127.0.0.1/x"",""y"")"`,
+    ]);
+    expect([-5, 0, 'a=b', 'x-1', "'quoted"].map(csvField)).toEqual(['-5', '0', 'a=b', 'x-1', "'quoted"]);
+  });
+
   it('lines read back field for field by a strict parser', () => {
     const rows = [
       ['id', 'reference', 'note'],
@@ -27,6 +40,6 @@ describe('csvField / csvLine', () => {
       ['pay_3', '=1+1', 'ü — 한국'],
     ];
     const text = rows.map((r) => csvLine(r)).join('');
-    expect(parse(text, { relax_quotes: false, relax_column_count: false, record_delimiter: '\r\n' })).toEqual(rows);
+    expect(parse(text, { relax_quotes: false, relax_column_count: false, record_delimiter: '\r\n' })).toEqual(rows.map((r) => r.map((v) => (v === '=1+1' ? "'=1+1" : v))));
   });
 });

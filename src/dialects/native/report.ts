@@ -117,7 +117,7 @@ const reportOk = {
   content: {
     'application/json': { schema: ReportView, examples: ex.reportResponses },
     'text/csv': {
-      schema: Type.String({ description: `RFC 4180, CRLF line ends: a header row (${REPORT_CSV_COLUMNS.join(',')}), then one row per payment, each dialect newest first; an empty field is null. No totals.` }),
+      schema: Type.String({ description: `RFC 4180, CRLF line ends: a header row (${REPORT_CSV_COLUMNS.join(',')}), then one row per payment, each dialect newest first; an empty field is null; a text field starting with =, +, -, @, a tab or CR (a formula to a spreadsheet) has a leading apostrophe. No totals.` }),
       examples: ex.reportCsvResponses,
     },
   },
