@@ -117,8 +117,9 @@ async function serve(config: Config, logger: Logger): Promise<void> {
     } else if (kind === 'same') {
       logger.info({ signal }, sameStopMessage(signal));
     } else {
-      // As at any point of the shutdown: pending work is left as a kill leaves it.
-      logger.error({ signal }, `second ${signal}, exiting`);
+      // As at any point of the shutdown: pending work is left as a kill leaves it. A first signal
+      // during the close after an uncaught error is no second one, but ends it the same way.
+      logger.error({ signal }, kind === 'first' ? `${signal} during the close after an error, exiting` : `second ${signal}, exiting`);
       process.exit(1);
     }
   });

@@ -261,6 +261,20 @@ describe('graceful shutdown', () => {
     expect(server.lines.map((l) => l.msg)).not.toContain('shutdown complete');
   });
 
+  it('a first SIGTERM during the close after an uncaught error ends the process at once, exit 1, saying so (before 2026-12-05 it said "second SIGTERM")', async () => {
+    // An error thrown from a timer once the test makes BOOM_FILE: close-with-grace closes the service, draining the pending intent.
+    const boom = "data:text/javascript,import { existsSync } from 'node:fs'; const t = setInterval(() => { if (existsSync(process.env.BOOM_FILE)) { clearInterval(t); throw new Error('boom from a test timer'); } }, 20); t.unref();";
+    const dir = mkdtempSync(join(tmpdir(), 'paysim-boom-'));
+    const server = start({ WEBHOOK_SECRET: SECRET, SHUTDOWN_TIMEOUT_MS: '20000', BOOM_FILE: join(dir, 'boom') }, { args: ['--import', boom, 'src/server.ts'] });
+    await createIntent(server, { reservation_id: 'r-error', amount: 100, scenario: 'delay', delay_ms: 60_000 });
+    writeFileSync(join(dir, 'boom'), '');
+    await server.waitForLine((l) => l.msg === 'shutting down after an error');
+    server.kill('SIGTERM');
+    expect(await server.waitForExit(10_000)).toEqual({ code: 1, signal: null });
+    expect(server.lines.at(-1)).toMatchObject({ level: 'error', signal: 'SIGTERM', msg: 'SIGTERM during the close after an error, exiting' });
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   it('SIGINT behaves like SIGTERM', async () => {
     const server = start({ WEBHOOK_SECRET: SECRET });
     const res = await fetch(await server.url('/healthz'));
