@@ -97,7 +97,8 @@ if (!hasRedisServer) {
     const log = new RedisDeliveryLog(client, { keyPrefix, ttlMs: 86_400_000, maxDeliveries: 100_000, scheduler: schedulerStore });
     const scheduler = new Scheduler({ clock, store: schedulerStore, onError: (error) => onError(error, 'scheduler'), pollMs: options.pollMs, leaseMs: options.leaseMs });
     const settings = { ...SETTINGS, ...options.settings };
-    const queue = await RedisDeliveryQueue.create(client, log, { keyPrefix, claimIdleMs: options.claimIdleMs ?? 30_000, readAhead: 2 * settings.concurrency, onError });
+    const takenOver: Array<{ toSend: number; recorded: number }> = [];
+    const queue = await RedisDeliveryQueue.create(client, log, { keyPrefix, claimIdleMs: options.claimIdleMs ?? 30_000, readAhead: 2 * settings.concurrency, onError, onTakenOver: (taken) => takenOver.push(taken) });
     const bus = new EventBus();
     const events: DomainEvent[] = [];
     bus.subscribe((event) => events.push(event));
@@ -129,7 +130,7 @@ if (!hasRedisServer) {
       await agent.destroy();
     });
     const attempted = () => events.filter((e) => isDeliveryEvent(e) && e.type === 'webhook.attempted').length;
-    return { client, log, queue, rateCap, dispatcher, events, errors, attempted, bus, scheduler };
+    return { client, log, queue, rateCap, dispatcher, events, errors, attempted, bus, scheduler, takenOver };
   }
 
   /** Makes the replica's first accept (a delivery logged and queued) fail as a store that is away would; the count of accepts so far. */
@@ -226,6 +227,8 @@ if (!hasRedisServer) {
       expect(after.map((d) => [d?.status, d?.attempts.map((a) => a.statusCode)])).toEqual(deliveries.map(() => ['delivered', [200]]));
       expect(survivor.attempted()).toBe(15);
       expect(survivor.errors).toEqual([]);
+      // Told once per claim that took some: 15 to send and 5 already recorded, in all.
+      expect(survivor.takenOver.reduce((sum, t) => ({ toSend: sum.toSend + t.toSend, recorded: sum.recorded + t.recorded }), { toSend: 0, recorded: 0 })).toEqual({ toSend: 15, recorded: 5 });
       // The dead consumer, holding nothing now, is forgotten by the group; the survivor stays (with the busy consumer its attempts moved to).
       await eventually(async () => ((await consumers()).includes('dying') ? undefined : true), 'the dead consumer to be forgotten', 5000);
       expect(await consumers()).toEqual([survivor.queue.consumer, `${survivor.queue.consumer}${BUSY_SUFFIX}`]);

@@ -19,6 +19,12 @@ export interface RedisDeliveryQueueOptions {
   consumer?: string | undefined;
   /** Told when reading the stream starts failing (once per outage; the loop keeps trying) or an entry cannot be read. */
   onError: (error: unknown, context: string) => void;
+  /**
+   * Told after a claim took over entries another consumer had held for `claimIdleMs` (it died or
+   * stalled): how many this one will attempt, and how many were only acknowledged, their attempt
+   * already recorded.
+   */
+  onTakenOver?: ((taken: { toSend: number; recorded: number }) => void) | undefined;
 }
 
 /** The consumer group every replica's dispatcher reads the delivery stream in. */
@@ -370,7 +376,7 @@ export class RedisDeliveryQueue implements DeliveryQueue {
       | Array<[string, StreamEntry[]]>
       | null;
     if (reply === null) return;
-    const takeovers: Array<Promise<void>> = [];
+    const takeovers: Array<Promise<unknown>> = [];
     for (const [, entries] of reply) {
       for (const [id, fields] of entries) {
         const delivery = this.#decode(id, fields);
@@ -386,6 +392,15 @@ export class RedisDeliveryQueue implements DeliveryQueue {
   async #claim(): Promise<void> {
     this.#nextClaimAt = Date.now() + Math.max(1, Math.floor(this.#options.claimIdleMs / 2));
     await this.#forgetConsumers([this.#key], [DELIVERY_GROUP, FORGET_AFTER_CLAIM_IDLES * this.#options.claimIdleMs]);
+    const taken = { toSend: 0, recorded: 0 };
+    try {
+      await this.#claimRounds(taken);
+    } finally {
+      if (taken.toSend + taken.recorded > 0) this.#options.onTakenOver?.(taken);
+    }
+  }
+
+  async #claimRounds(taken: { toSend: number; recorded: number }): Promise<void> {
     for (;;) {
       const room = this.#room();
       if (room <= 0 || !this.#running) return;
@@ -395,20 +410,23 @@ export class RedisDeliveryQueue implements DeliveryQueue {
       ];
       this.#claimCursor = cursor;
       // An entry this consumer already holds (a slow attempt) is still its own: nothing to hand over again.
-      await Promise.all(entries.filter(([id]) => !this.#held.has(id)).map(([id, fields]) => this.#takeOver(id, this.#decode(id, fields))));
+      const outcomes = await Promise.all(entries.filter(([id]) => !this.#held.has(id)).map(([id, fields]) => this.#takeOver(id, this.#decode(id, fields))));
+      for (const outcome of outcomes) if (outcome !== undefined) taken[outcome]++;
       if (cursor === '0-0') return;
     }
   }
 
-  async #takeOver(id: string, queued: Delivery | undefined): Promise<void> {
-    if (queued === undefined) return;
+  /** An entry another consumer held: attempted here (`toSend`), or only acknowledged (`recorded`). */
+  async #takeOver(id: string, queued: Delivery | undefined): Promise<'toSend' | 'recorded' | undefined> {
+    if (queued === undefined) return undefined;
     const current = await this.#log.get(queued.id);
     if (current?.status === 'pending' && current.attempts.length === queued.attempts.length) {
       this.#handOver(id, current);
-      return;
+      return 'toSend';
     }
     // Its attempt was recorded before its consumer died (or the delivery left the log): nothing to send.
     await this.#client.xack(this.#key, DELIVERY_GROUP, id);
+    return 'recorded';
   }
 
   #handOver(id: string, delivery: Delivery | undefined): void {

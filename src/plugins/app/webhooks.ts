@@ -66,6 +66,12 @@ export default fp<WebhooksOptions>(
             // Enough to keep every worker busy, few enough that nothing waits here near the claim idle time.
             readAhead: 2 * settings.concurrency,
             onError,
+            // A replica died (or stalled) holding deliveries: the operator sees who carried on with them.
+            onTakenOver: ({ toSend, recorded }) =>
+              app.log.info(
+                { deliveries: toSend, already_recorded: recorded },
+                `webhooks: took over ${toSend + recorded} webhook deliveries another replica held unfinished for WEBHOOK_CLAIM_IDLE_MS (it stopped or stalled): ${toSend} to send, ${recorded} already recorded`,
+              ),
           });
     const rateCap =
       redis === undefined || settings.maxRps === 0
