@@ -37,8 +37,30 @@ describe('the drain report of unfinished webhook deliveries', () => {
       msg: onRedis ? 'shutdown: webhook deliveries this replica held are left to the other replicas (or the next start)' : 'shutdown: webhook deliveries still unfinished when the drain budget ran out',
       unfinished_deliveries: held,
     });
+    // With Redis, the shared stream's deliveries nobody has begun: all but the one in flight (what this replica read ahead went back to it).
+    expect([report?.waiting_in_stream, report?.scheduled_retries]).toEqual(onRedis ? [count - 1, 0] : [undefined, undefined]);
     expect(report?.delivery_ids).toHaveLength(Math.min(held, 100));
     expect(report?.delivery_ids_truncated).toBe(held > 100 ? true : undefined);
+  });
+});
+
+describe.runIf(process.env.PAYSIM_TEST_STORE === 'redis')('with Redis, deliveries this replica no longer holds', () => {
+  it('are counted at the drain’s end (the shared stream’s, the retries on the shared scheduler), not called finished (2026-12-05, a user test: 150 left, the line said every delivery finished)', async () => {
+    const rx = await rxs.start(() => ({ hang: true }));
+    const logs: Array<Record<string, unknown>> = [];
+    t = await buildTestApp({ WEBHOOK_CONCURRENCY: '1', WEBHOOK_TIMEOUT_MS: '100', WEBHOOK_MAX_RPS: '0' }, { logs });
+    const count = 6;
+    for (let i = 0; i < count; i++) await createIntent(t, { reservation_id: `r-left-${i}`, scenario: 'approve', webhook_url: rx.url() });
+    await t.clock.advance(200);
+    await rx.waitFor(1);
+    // Attempts begin until 600 ms (the budget less the timeout and half a second), each failing after 100 ms: its retry is due a second later on the app's clock, which stands still.
+    await t.app.lifecycle.drain(1200);
+    const end = logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('shutdown: every webhook delivery'));
+    expect(end).toHaveLength(1);
+    const { waiting_in_stream: waiting, scheduled_retries: retries } = end[0] as { waiting_in_stream: number; scheduled_retries: number };
+    expect([waiting + retries, retries > 0]).toEqual([count, true]);
+    expect(end[0]).toMatchObject({ level: 'info', msg: `shutdown: every webhook delivery this replica held finished; ${waiting} waiting in the shared delivery stream and ${retries} retries on the shared scheduler are left to the other replicas (or the next start)` });
+    expect(logs.some((l) => l.msg === 'shutdown: every webhook delivery finished')).toBe(false);
   });
 });
 

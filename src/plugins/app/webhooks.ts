@@ -7,7 +7,8 @@ import { RedisDeliveryQueue } from '../../adapters/redis/delivery-queue.ts';
 import { RedisRateCap } from '../../adapters/redis/rate-cap.ts';
 import type { DomainEvent } from '../../core/events.ts';
 import { createStreams } from '../../core/random.ts';
-import { WebhookDispatcher, type WebhookRequest } from '../../webhooks/dispatcher.ts';
+import { RETRY_JOB, WebhookDispatcher, type WebhookRequest } from '../../webhooks/dispatcher.ts';
+import type { Scheduler } from '../../core/scheduler.ts';
 import { legacySigner } from '../../webhooks/signers/legacy.ts';
 import { SignerRegistry } from '../../webhooks/signers/registry.ts';
 import { standardSigner } from '../../webhooks/signers/standard.ts';
@@ -41,6 +42,12 @@ declare module 'fastify' {
   interface FastifyInstance {
     webhooks: Webhooks;
   }
+}
+
+/** With Redis, after the drain: the stream's deliveries nobody has begun, and the retries due later; undefined where the store could not say. */
+async function sharedBacklog(queue: RedisDeliveryQueue, scheduler: Scheduler): Promise<{ waiting: number | undefined; retries: number | undefined }> {
+  const [waiting, retries] = await Promise.all([queue.waiting().catch(() => undefined), scheduler.pending(RETRY_JOB).catch(() => undefined)]);
+  return { waiting, retries };
 }
 
 export default fp<WebhooksOptions>(
@@ -155,14 +162,23 @@ export default fp<WebhooksOptions>(
           'shutdown: webhook deliveries whose attempt in the drain failed on the store, their results not recorded: the other replicas (or the next start) take them over and send them, again with the same event ids where the attempt had reached the receiver',
         );
       }
+      // Shared: what this replica held is not all there is. The stream's entries nobody has begun and
+      // the retries due later on the shared scheduler are the others' (or the next start's) to send:
+      // counted, so the end line never says every delivery finished while some wait (a user test
+      // saw it with 150 left).
+      const shared = queue === undefined ? undefined : await sharedBacklog(queue, app.core.scheduler);
+      const waiting = shared === undefined ? {} : { waiting_in_stream: shared.waiting ?? null, scheduled_retries: shared.retries ?? null };
       if (left.length === 0) {
-        if (unrecorded.count === 0) app.log.info('shutdown: every webhook delivery finished');
+        if (unrecorded.count > 0) return;
+        if (shared === undefined || (shared.waiting === 0 && shared.retries === 0)) app.log.info('shutdown: every webhook delivery finished');
+        else if (shared.waiting === undefined || shared.retries === undefined) app.log.info(waiting, 'shutdown: every webhook delivery this replica held finished; those waiting in the shared delivery stream or on the shared scheduler could not be counted (the store is unavailable)');
+        else app.log.info(waiting, `shutdown: every webhook delivery this replica held finished; ${shared.waiting} waiting in the shared delivery stream and ${shared.retries} retries on the shared scheduler are left to the other replicas (or the next start)`);
         return;
       }
       const counts: Record<string, number> = {};
       for (const delivery of left) counts[delivery.status] = (counts[delivery.status] ?? 0) + 1;
       const ids = { delivery_ids: left.slice(0, MAX_IDS_LOGGED).map((d) => d.id), ...(left.length > MAX_IDS_LOGGED ? { delivery_ids_truncated: true } : {}) };
-      const fields = { unfinished_deliveries: left.length, by_status: counts, ...ids };
+      const fields = { unfinished_deliveries: left.length, by_status: counts, ...ids, ...waiting };
       // Shared: what it held goes back to the queue (or is taken over once idle), its retries stay on the shared scheduler.
       if (queue !== undefined) app.log.info(fields, 'shutdown: webhook deliveries this replica held are left to the other replicas (or the next start)');
       else app.log.warn(fields, 'shutdown: webhook deliveries still unfinished when the drain budget ran out');
