@@ -34,7 +34,7 @@ describe('the drain report of unfinished webhook deliveries', () => {
     const held = onRedis ? 3 : count;
     expect(report).toMatchObject({
       level: onRedis ? 'info' : 'warn',
-      msg: onRedis ? 'shutdown: webhook deliveries this replica held are left to the other replicas (or the next start)' : 'shutdown: webhook deliveries still unfinished when the drain budget ran out',
+      msg: onRedis ? 'shutdown: webhook deliveries this replica held are left to the other replicas (or the next start)' : 'shutdown: webhook deliveries still unfinished when the drain budget ran out, lost with this process (STORE=memory)',
       unfinished_deliveries: held,
     });
     // With Redis, the shared stream's deliveries nobody has begun: all but the one in flight (what this replica read ahead went back to it).

@@ -140,7 +140,7 @@ describe('webhook trouble is logged at warn', () => {
     expect(gone).toMatchObject({ level: 'warn', delivery_id: expect.stringMatching(WHD_ID), url: `${rx.origin}/gone`, attempt: 1, reason: 'gone' });
     const [disabled] = withMsg(t, /^webhook URL disabled/);
     expect(disabled).toMatchObject({ level: 'warn', url: `${rx.origin}/gone`, delivery_id: gone!.delivery_id, reason: 'HTTP 410 Gone' });
-    expect(disabled!.msg).toContain('DELETE /v1/sim/webhooks/disabled-urls');
+    expect(disabled!.msg).toContain('DELETE /v1/sim/webhooks/disabled-urls?url=… with the whole URL, its query too, as GET /v1/sim/webhooks/disabled-urls lists it: the log leaves the query out');
     // Neither is also logged as a plain failure.
     expect(withMsg(t, 'webhook delivery failed')).toEqual([]);
 

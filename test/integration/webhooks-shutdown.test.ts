@@ -91,7 +91,7 @@ describe('SIGTERM with webhook deliveries under way', () => {
 
     const warn = server.lines.find((l) => l.level === 'warn' && 'unfinished_deliveries' in l);
     expect(warn, server.output).toBeDefined();
-    expect(warn).toMatchObject({ unfinished_deliveries: 3, by_status: { retrying: 3 }, msg: 'shutdown: webhook deliveries still unfinished when the drain budget ran out' });
+    expect(warn).toMatchObject({ unfinished_deliveries: 3, by_status: { retrying: 3 }, msg: 'shutdown: webhook deliveries still unfinished when the drain budget ran out, lost with this process (STORE=memory)' });
     const listed = warn!.delivery_ids as string[];
     expect(listed).toHaveLength(3);
     for (const id of listed) expect(id).toMatch(/^whd_[0-9A-HJKMNP-TV-Z]{26}$/);
@@ -120,7 +120,7 @@ describe('SIGTERM with webhook deliveries under way', () => {
     expect(server.lines.map((l) => l.msg)).toContain('shutdown complete');
     // The attempt cut by the process's own close (its connections destroyed) is no failure of the
     // receiver: no retry is scheduled for a process that is exiting, nor logged as one.
-    expect(server.lines.filter((l) => l.level === 'warn' || l.level === 'error').map((l) => l.msg)).toEqual(['shutdown: webhook deliveries still unfinished when the drain budget ran out']);
+    expect(server.lines.filter((l) => l.level === 'warn' || l.level === 'error').map((l) => l.msg)).toEqual(['shutdown: webhook deliveries still unfinished when the drain budget ran out, lost with this process (STORE=memory)']);
   });
 
   // Regression: the webhook drain ran beside the intent drain and missed the deliveries it created.

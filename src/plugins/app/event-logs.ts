@@ -90,7 +90,7 @@ export default fp(
         log.warn({ ...fields, reason }, 'webhook delivery gone: the receiver answered 410');
         log.warn(
           { url: fields.url, delivery_id: delivery.id, reason: 'HTTP 410 Gone' },
-          'webhook URL disabled: deliveries to it fail as endpoint_disabled until it is re-enabled (DELETE /v1/sim/webhooks/disabled-urls?url=…, or WEBHOOK_MAX_DISABLED_URLS later ones)',
+          'webhook URL disabled: deliveries to it fail as endpoint_disabled until it is re-enabled (DELETE /v1/sim/webhooks/disabled-urls?url=… with the whole URL, its query too, as GET /v1/sim/webhooks/disabled-urls lists it: the log leaves the query out; or WEBHOOK_MAX_DISABLED_URLS later ones)',
         );
         return;
       }

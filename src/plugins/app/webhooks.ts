@@ -181,7 +181,7 @@ export default fp<WebhooksOptions>(
       const fields = { unfinished_deliveries: left.length, by_status: counts, ...ids, ...waiting };
       // Shared: what it held goes back to the queue (or is taken over once idle), its retries stay on the shared scheduler.
       if (queue !== undefined) app.log.info(fields, 'shutdown: webhook deliveries this replica held are left to the other replicas (or the next start)');
-      else app.log.warn(fields, 'shutdown: webhook deliveries still unfinished when the drain budget ran out');
+      else app.log.warn(fields, 'shutdown: webhook deliveries still unfinished when the drain budget ran out, lost with this process (STORE=memory)');
     }, 'delivery');
 
     app.core.onSweep((now) => stores.deliveries.sweep(now));
