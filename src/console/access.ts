@@ -55,11 +55,14 @@ export const REFUSAL_PAGES: PageShape = {
       .header('cache-control', 'no-store')
       .header('content-security-policy', REFUSAL_CSP)
       .header('x-content-type-options', 'nosniff')
-      .send(errorPage(undefined, reply.statusCode, problem.message).text),
+      .header('hx-push-url', 'false')
+      .send(errorPage(undefined, reply.statusCode, problem.message, errorLink(reply.request)).text),
 };
 
 /** A console page as the answer: HTML, never cached. */
 export function send(reply: FastifyReply, body: Html, status = 200): FastifyReply {
+  // An error page shown by htmx (a boosted form's refusal) keeps the address: a reload then opens the page, not the form's POST path.
+  if (status >= 400) void reply.header('hx-push-url', 'false');
   return reply.code(status).header('content-type', 'text/html; charset=utf-8').header('cache-control', 'no-store').send(body.text);
 }
 
@@ -79,7 +82,9 @@ function refererPath(request: FastifyRequest): string | undefined {
   // As origins (an explicit default port, `:80`, is the same origin).
   const own = `${request.protocol}://${request.host}`;
   if (!URL.canParse(own) || url.origin !== new URL(own).origin) return undefined;
-  const path = backPath(`${url.pathname}${url.search}`, '');
+  // Not its notice (`?notice=refund`): going back must not say again that the last action was done.
+  const search = url.search.replace(/([?&])notice=[^&]*&?/, '$1').replace(/[?&]$/, '');
+  const path = backPath(`${url.pathname}${search}`, '');
   return path === '' ? undefined : path;
 }
 
@@ -152,7 +157,9 @@ export function addAccessHooks(app: FastifyInstance, options: AccessOptions): vo
     const origin = request.headers.origin;
     if (origin !== undefined && origin !== `${request.protocol}://${request.host}`) return send(reply, errorPage(errorFrame(request), 403, 'Refused: the request came from another origin.', errorLink(request)), 403);
     const body = (request.body ?? {}) as FormBody;
-    const given = typeof request.headers[CSRF_HEADER] === 'string' ? (request.headers[CSRF_HEADER] as string) : body[CSRF_FIELD];
+    // A form's own field wins over the header htmx adds from the page's <meta>, which a boosted
+    // navigation does not renew: after a log-in from an ended session's page it was the old one (a review).
+    const given = body[CSRF_FIELD] ?? (typeof request.headers[CSRF_HEADER] === 'string' ? (request.headers[CSRF_HEADER] as string) : undefined);
     if (request.consoleSession === undefined || !auth.csrfMatches(request.consoleSession, given)) {
       return send(reply, errorPage(errorFrame(request), 403, 'Refused: the form’s CSRF token is missing or wrong. Reload the page and try again.', errorLink(request)), 403);
     }

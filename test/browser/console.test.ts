@@ -854,4 +854,30 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console with CONSO
     await expect.poll(() => status.innerText()).toBe('Refreshing every 5 s');
     await context.close();
   }, TIMEOUT);
+
+  it('a form sent after the session ended: the 401 page’s Log in link logs in again and comes back to the form’s page (a review: 403, the page’s old CSRF token sent; the address bar held the POST path)', async () => {
+    const made = await fetch(`${served.origin}/v1/sim/intent`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ reservation_id: 'R-ended', amount: 100, scenario: 'delay', delay_ms: 600_000 }) });
+    const id = ((await made.json()) as { payment_intent_id: string }).payment_intent_id;
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const page = await context.newPage();
+    const detail = `${served.origin}/console/payments/intent/${id}`;
+    await page.goto(detail);
+    await page.getByLabel('Console token').fill(TOKEN);
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await page.waitForURL(detail);
+    // The session ends under the open page (a log-out elsewhere, an expiry), then its form is sent.
+    await context.clearCookies();
+    await page.getByRole('button', { name: 'Cancel intent' }).click();
+    await expect.poll(() => page.locator('h1').innerText()).toBe('Error 401');
+    expect(page.url()).toBe(detail);
+    await page.getByRole('link', { name: 'Log in' }).click();
+    await page.getByLabel('Console token').fill(TOKEN);
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await expect.poll(() => page.locator('h1').innerText()).toBe(`Payment ${id}`);
+    expect(page.url()).toBe(detail);
+    // Logged in again, the form works: the intent is cancelled.
+    await page.getByRole('button', { name: 'Cancel intent' }).click();
+    await expect.poll(() => page.locator('.notice-ok').innerText()).toBe('Intent cancelled.');
+    await context.close();
+  }, TIMEOUT);
 });

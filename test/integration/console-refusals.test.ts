@@ -53,8 +53,9 @@ describe('the door’s refusals under /console are pages', () => {
     // The intent due in a minute keeps the drain busy for its budget.
     const draining = t.app.lifecycle.drain(300);
     const posted = await t.app.inject({ method: 'POST', url: '/console/payments/new/intent', headers: { ...FORM, cookie, referer: 'http://localhost:80/console/payments' }, payload: `_csrf=${csrf}&reservation_id=r-drain&amount=100` });
-    expect(refusal(posted)).toEqual(SHUTTING_DOWN_PAGE);
-    expect([posted.headers.connection, posted.headers['cache-control'], posted.headers['content-security-policy']]).toEqual(['close', 'no-store', "default-src 'none'; style-src 'self'; img-src data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"]);
+    // A form: its page links back to the page it was sent from, as any refused form's does.
+    expect(refusal(posted)).toEqual({ ...SHUTTING_DOWN_PAGE, link: ['/console/payments', 'Back'] });
+    expect([posted.headers.connection, posted.headers['cache-control'], posted.headers['content-security-policy'], posted.headers['hx-push-url']]).toEqual(['close', 'no-store', "default-src 'none'; style-src 'self'; img-src data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'", 'false']);
     const page = await t.app.inject({ method: 'GET', url: '/console/payments', headers: { cookie } });
     expect([page.statusCode, page.body.includes('r-busy'), page.body.includes('r-drain')]).toEqual([200, true, false]);
     const api = await t.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'r-api', amount: 100 } });
@@ -110,7 +111,13 @@ describe('a refused form', () => {
     const send = (referer: string | undefined) =>
       t!.app.inject({ method: 'POST', url: '/console/payments/new/intent', headers: { ...FORM, cookie, ...(referer === undefined ? {} : { referer }) }, payload: `_csrf=${csrf}&reservation_id=r&amount=0` });
     const error = 'amount must be a whole number from 1 to 100000000000';
-    expect(refusal(await send('http://localhost:80/console/payments?status=FAILED'))).toMatchObject({ status: 400, error, link: ['/console/payments?status=FAILED', 'Back'] });
+    const refused = await send('http://localhost:80/console/payments?status=FAILED');
+    expect(refusal(refused)).toMatchObject({ status: 400, error, link: ['/console/payments?status=FAILED', 'Back'] });
+    // htmx shows it without taking the form's POST path into the address bar.
+    expect(refused.headers['hx-push-url']).toBe('false');
+    // Not the page's last notice: going back must not say again that the last action was done (a review).
+    expect(refusal(await send('http://localhost:80/console/payments/intent/pay_x?notice=refund'))).toMatchObject({ link: ['/console/payments/intent/pay_x', 'Back'] });
+    expect(refusal(await send('http://localhost:80/console/webhooks?notice=replayed&status=failed'))).toMatchObject({ link: ['/console/webhooks?status=failed', 'Back'] });
     // Another origin, a path outside the console, none: the console's first page.
     for (const referer of ['http://elsewhere.example/console/payments', 'http://localhost:80/v1/sim/intents', 'not a url', undefined]) {
       expect(refusal(await send(referer)), String(referer)).toMatchObject({ status: 400, error, link: ['/console', 'Back to the console'] });
@@ -164,5 +171,10 @@ describe('a refused form', () => {
     expect(login.body).toContain('<input type="hidden" name="next" value="/console/payments/intent/pay_x">');
     const bare = await t.app.inject({ method: 'POST', url: '/console/payments/new/intent', headers: FORM, payload: 'reservation_id=r&amount=100' });
     expect(refusal(bare)).toMatchObject({ status: 401, link: ['/console/login?next=%2Fconsole%2Fpayments', 'Log in'] });
+    // The login form's own token wins over the header htmx adds from the ended page's <meta> (a review: 403, so no log-in from that link).
+    const cookie = String(login.headers['set-cookie']).split(';', 1)[0] as string;
+    const csrf = /<input type="hidden" name="_csrf" value="([^"]+)">/.exec(login.body)?.[1] as string;
+    const loggedIn = await t.app.inject({ method: 'POST', url: '/console/login', headers: { ...FORM, cookie, 'x-csrf-token': 'the-ended-sessions-token' }, payload: `_csrf=${csrf}&next=%2Fconsole%2Fpayments%2Fintent%2Fpay_x&token=console-token-0123456789` });
+    expect([loggedIn.statusCode, loggedIn.headers.location]).toEqual([303, '/console/payments/intent/pay_x']);
   });
 });

@@ -100,6 +100,8 @@ describe('orders', () => {
       [{ ...orderBody, currency: 'krw' }, [{ field: 'currency', reason: 'must be an ISO 4217 currency code such as KRW, USD or EUR' }]],
       [{ ...orderBody, currency: 'XYZ' }, [{ field: 'currency', reason: 'must be an ISO 4217 currency code such as KRW, USD or EUR' }]],
       [{ ...orderBody, extra: 1 }, [{ field: 'extra', reason: 'is not a known field' }]],
+      // It is the run report's reference of a FluxPay row, as a native reservation_id is (2026-12-05, a review).
+      [{ ...orderBody, orderName: 'Plan\r\n=HYPERLINK("x")' }, [{ field: 'orderName', reason: 'must be free of control characters' }]],
       [{ userId: 'user_1' }, [{ field: 'serviceId', reason: "must have required property 'serviceId'" }, { field: 'orderName', reason: "must have required property 'orderName'" }, { field: 'amount', reason: "must have required property 'amount'" }]],
       [{ ...orderBody, metadata: { kind: 'CREDIT_CHARGE', credits: -5 } }, [{ field: 'metadata.credits', reason: 'must be a positive whole number of credits' }]],
     ];

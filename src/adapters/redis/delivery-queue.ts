@@ -172,6 +172,11 @@ export class RedisDeliveryQueue implements DeliveryQueue {
     return this.#held.size;
   }
 
+  /** Of those, the ones whose attempt has not begun: `waiting` counts them too. */
+  get heldUnbegun(): number {
+    return this.#held.size - this.#started.size;
+  }
+
   start(handler: DeliveryHandler): void {
     if (this.#handler !== undefined) throw new Error('the delivery queue is already started');
     this.#handler = handler;

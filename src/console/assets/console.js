@@ -310,6 +310,11 @@
   // that ended (401: the page's login link) and an answer without an error line replace the page.
   document.addEventListener('htmx:beforeSwap', (event) => {
     const detail = event.detail;
+    // A boosted navigation swaps the body only: the page's CSRF token (in <head>) follows the answer's,
+    // which a log-in or a log-out changes.
+    const token = /<meta name="csrf-token" content="([^"]*)">/.exec(detail.xhr.responseText || '');
+    const meta = document.querySelector('meta[name="csrf-token"]');
+    if (token !== null && meta !== null) meta.content = token[1];
     // The event is the swap target's (the body); the request's element is the form sent.
     const sent = detail.requestConfig && detail.requestConfig.elt;
     const form = sent instanceof Element ? sent.closest('form') : null;

@@ -3,7 +3,7 @@ import { FLUXPAY_ACCOUNTS } from '../../core/fluxpay/ledger.ts';
 import { ORDER_STATUSES, OUTBOX_EVENT_TYPES, PAYMENT_METHODS, PAYMENT_STATUSES, SAGA_STATUSES, SAGA_STEPS, USAGE_EVENT_TYPES, USAGE_STATUSES, CREDIT_TRANSACTION_TYPES } from '../../core/fluxpay/model.ts';
 import { SCENARIOS } from '../../core/scenario.ts';
 import { MAX_ADMIT_PER_SECOND, MIN_ADMIT_PER_SECOND } from '../../core/waiting-room/room.ts';
-import { IdempotencyKeyHeader, IsoDateTime, PrefixedId, SimMixHeader, WebhookUrl } from '../../http/schemas.ts';
+import { CLIENT_REFERENCE, IdempotencyKeyHeader, IsoDateTime, PrefixedId, SimMixHeader, WebhookUrl } from '../../http/schemas.ts';
 
 /**
  * Schemas of the FluxPay API (source document 002): camelCase, every answer in the wrapper
@@ -75,7 +75,7 @@ export const CreateOrderBody = Type.Object(
   {
     userId: UserId,
     serviceId: ServiceId,
-    orderName: Type.String({ minLength: 1, maxLength: 200, description: 'What is bought, for people', examples: ['AI Writer — 1,000 credits'] }),
+    orderName: Type.String({ minLength: 1, maxLength: 200, ...CLIENT_REFERENCE, description: 'What is bought, for people (no control characters)', examples: ['AI Writer — 1,000 credits'] }),
     amount: Amount('Minor units (KRW has none)'),
     currency: Type.Optional(Type.String({ format: 'iso4217', default: 'KRW', description: 'ISO 4217; default KRW', examples: ['KRW'] })),
     metadata: Type.Optional(Metadata),

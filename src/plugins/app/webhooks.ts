@@ -44,10 +44,18 @@ declare module 'fastify' {
   }
 }
 
-/** With Redis, after the drain: the stream's deliveries nobody has begun, and the retries due later; undefined where the store could not say. */
+function plural(n: number, one: string, many: string): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+/**
+ * With Redis, after the drain: the stream's deliveries nobody has begun but for those this replica
+ * holds (the end line counts those itself, and hands them back at the close), and the retries due
+ * later; undefined where the store could not say.
+ */
 async function sharedBacklog(queue: RedisDeliveryQueue, scheduler: Scheduler): Promise<{ waiting: number | undefined; retries: number | undefined }> {
   const [waiting, retries] = await Promise.all([queue.waiting().catch(() => undefined), scheduler.pending(RETRY_JOB).catch(() => undefined)]);
-  return { waiting, retries };
+  return { waiting: waiting === undefined ? undefined : Math.max(0, waiting - queue.heldUnbegun), retries };
 }
 
 export default fp<WebhooksOptions>(
@@ -77,7 +85,7 @@ export default fp<WebhooksOptions>(
             onTakenOver: ({ toSend, recorded }) =>
               app.log.info(
                 { deliveries: toSend, already_recorded: recorded },
-                `webhooks: took over ${toSend + recorded} webhook deliveries another replica held unfinished for WEBHOOK_CLAIM_IDLE_MS (it stopped or stalled): ${toSend} to send, ${recorded} already recorded`,
+                `webhooks: took over ${plural(toSend + recorded, 'webhook delivery', 'webhook deliveries')} another replica held unfinished for WEBHOOK_CLAIM_IDLE_MS (it stopped or stalled): ${toSend} to send, ${recorded} already recorded`,
               ),
           });
     const rateCap =
@@ -172,7 +180,7 @@ export default fp<WebhooksOptions>(
         if (unrecorded.count > 0) return;
         if (shared === undefined || (shared.waiting === 0 && shared.retries === 0)) app.log.info('shutdown: every webhook delivery finished');
         else if (shared.waiting === undefined || shared.retries === undefined) app.log.info(waiting, 'shutdown: every webhook delivery this replica held finished; those waiting in the shared delivery stream or on the shared scheduler could not be counted (the store is unavailable)');
-        else app.log.info(waiting, `shutdown: every webhook delivery this replica held finished; ${shared.waiting} waiting in the shared delivery stream and ${shared.retries} retries on the shared scheduler are left to the other replicas (or the next start)`);
+        else app.log.info(waiting, `shutdown: every webhook delivery this replica held finished; ${plural(shared.waiting, 'delivery', 'deliveries')} waiting in the shared delivery stream and ${plural(shared.retries, 'retry', 'retries')} on the shared scheduler are left to the other replicas (or the next start)`);
         return;
       }
       const counts: Record<string, number> = {};
