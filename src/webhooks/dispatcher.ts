@@ -229,6 +229,11 @@ export class WebhookDispatcher {
     this.#drain.endsAt(deadline);
   }
 
+  /** With a shared queue in a drain: the real time after which no attempt begins (infinite before `drainEndsAt`). */
+  get drainBeginBy(): number {
+    return this.#drain.beginBy;
+  }
+
   /**
    * Keeps delivering (waiting, rate-limited and retrying deliveries alike) until every delivery
    * this process accepted has finished, or `budgetMs` of real time has passed. Returns the

@@ -80,6 +80,11 @@ export class Drain {
     this.#unrecorded.delete(id);
   }
 
+  /** The real time after which an attempt of a delivery taken from a shared queue is not begun (`endsAt`). */
+  get beginBy(): number {
+    return this.#beginBy;
+  }
+
   /** A delivery taken from a shared queue whose attempt, begun now, might not end before the drain's close (`endsAt`). */
   tooLateToBegin(id: string): boolean {
     return this.#deps.holdings.holds(id) && Date.now() >= this.#beginBy;

@@ -235,6 +235,34 @@ if (redisServerOrSkip('the drain on a shared store')) describe('the drain on a s
     }
   });
 
+  it('alone on Redis, it sends the retries that fall due in its drain, as memory does: it no longer stops once it holds nothing (2026-12-05, a user test: 150 webhooks left for the next start)', async () => {
+    let calls = 0;
+    const rx = await startReceiver(() => (++calls === 1 ? { status: 500 } : { status: 200, body: 'ok' }));
+    const logs: Array<Record<string, unknown>> = [];
+    const env = { ...SHARED(), REDIS_KEY_PREFIX: 'drain-retry:', DEFAULT_APPROVE_DELAY_MS: '0', WEBHOOK_BACKOFF_MS: '300', WEBHOOK_TIMEOUT_MS: '1000' };
+    const draining = await buildTestApp(env, { logs, clockStart: Date.now() });
+    try {
+      const made = await draining.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'r-retry', amount: 100, webhook_url: rx.url() } });
+      expect(made.statusCode).toBe(200);
+      await eventually(async () => {
+        await draining.clock.advance(10);
+        const [delivery] = (await draining.app.webhooks.log.list({ limit: 1 })).data;
+        return delivery?.status === 'retrying' ? true : undefined;
+      }, 'the first attempt failed, its retry scheduled');
+      // Nothing held: the retry is on the shared scheduler, due 240–360 ms later on the app's clock, which moves with real time.
+      const drainedFrom = Date.now();
+      await movingClocks(draining.app.lifecycle.drain(4_000), [draining]);
+      expect(Date.now() - drainedFrom).toBeLessThan(2_500);
+      expect(rx.requests.length).toBe(2);
+      const [delivery] = (await draining.app.webhooks.log.list({ limit: 1 })).data;
+      expect([delivery?.status, delivery?.attempts.map((a) => a.statusCode)]).toEqual(['delivered', [500, 200]]);
+      expect(logs.filter((l) => typeof l.msg === 'string' && l.msg.includes('webhook deliver')).map((l) => [l.level, l.msg])).toEqual([['info', 'shutdown: every webhook delivery finished']]);
+    } finally {
+      await draining.app.close();
+      await rx.close();
+    }
+  });
+
   /*
    * A rolling restart under load (a helper's, 2026-12-03): the drain's producers' phase waits for
    * every replica's pending intents, so it took the whole budget while the replica read on from

@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import fp from 'fastify-plugin';
 import type { Redis } from 'ioredis';
 import { Gauge } from 'prom-client';
@@ -43,6 +44,9 @@ declare module 'fastify' {
     webhooks: Webhooks;
   }
 }
+
+/** How often a drain alone on a shared queue looks whether the stream and the retries still hold work. */
+const BACKLOG_POLL_MS = 100;
 
 function plural(n: number, one: string, many: string): string {
   return `${n} ${n === 1 ? one : many}`;
@@ -161,6 +165,24 @@ export default fp<WebhooksOptions>(
     app.lifecycle.reserveForDelivery(dispatcher.drainReserveMs);
     // Handing off, it reads no more at once: what it has not begun goes back to the others now.
     if (queue !== undefined) app.lifecycle.onDrain(async (_budgetMs, deadline) => dispatcher.drainEndsAt(app.lifecycle.handingOff ? Date.now() + dispatcher.drainReserveMs : deadline), 'start');
+    // Alone on a shared queue (no other replica alive to hand off to), the producers' phase waits
+    // too for the deliveries of the shared stream and the retries on the shared scheduler, which
+    // this replica reads and sends meanwhile while attempts may still begin, as memory sends its
+    // own (before 2026-12-05 it stopped once it held nothing, and the rest waited for the next
+    // start: a user test saw 150 left by a replica stopped alone).
+    if (queue !== undefined) {
+      app.lifecycle.onDrain(async (budgetMs) => {
+        if (app.lifecycle.handingOff) return;
+        const until = Math.min(Date.now() + budgetMs, dispatcher.drainBeginBy);
+        while (Date.now() < until) {
+          const backlog = await sharedBacklog(queue, app.core.scheduler);
+          // The store away: nothing to learn by waiting (what it holds is the delivery phase's).
+          if (backlog.waiting === undefined || backlog.retries === undefined) return;
+          if (backlog.waiting + backlog.retries + queue.held === 0) return;
+          await delay(Math.min(BACKLOG_POLL_MS, Math.max(0, until - Date.now())));
+        }
+      }, 'producers');
+    }
     app.lifecycle.onDrain(async (budgetMs) => {
       const left = await dispatcher.drain(budgetMs);
       const unrecorded = dispatcher.unrecordedInDrain(MAX_IDS_LOGGED);
