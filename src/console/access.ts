@@ -49,20 +49,23 @@ const REFUSAL_CSP = "default-src 'none'; style-src 'self'; img-src data:; frame-
  * policy is here.
  */
 export const REFUSAL_PAGES: PageShape = {
-  render: (reply, problem) =>
-    reply
+  render: (reply, problem) => {
+    // As `send`: a form's refusal keeps the page's address.
+    if (!isRead(reply.request.method)) void reply.header('hx-push-url', 'false');
+    return reply
       .header('content-type', 'text/html; charset=utf-8')
       .header('cache-control', 'no-store')
       .header('content-security-policy', REFUSAL_CSP)
       .header('x-content-type-options', 'nosniff')
-      .header('hx-push-url', 'false')
-      .send(errorPage(undefined, reply.statusCode, problem.message, errorLink(reply.request)).text),
+      .send(errorPage(undefined, reply.statusCode, problem.message, errorLink(reply.request)).text);
+  },
 };
 
 /** A console page as the answer: HTML, never cached. */
 export function send(reply: FastifyReply, body: Html, status = 200): FastifyReply {
-  // An error page shown by htmx (a boosted form's refusal) keeps the address: a reload then opens the page, not the form's POST path.
-  if (status >= 400) void reply.header('hx-push-url', 'false');
+  // An error page shown by htmx for a boosted form keeps the address: a reload then opens the page, not the form's POST path.
+  // A link's error page takes its own address, so that a reload tries it again and Back goes to the page before (a review).
+  if (status >= 400 && !isRead(reply.request.method)) void reply.header('hx-push-url', 'false');
   return reply.code(status).header('content-type', 'text/html; charset=utf-8').header('cache-control', 'no-store').send(body.text);
 }
 
@@ -156,10 +159,13 @@ export function addAccessHooks(app: FastifyInstance, options: AccessOptions): vo
     }
     const origin = request.headers.origin;
     if (origin !== undefined && origin !== `${request.protocol}://${request.host}`) return send(reply, errorPage(errorFrame(request), 403, 'Refused: the request came from another origin.', errorLink(request)), 403);
+    // A login form sent by a tab left on it while another logged in: already in, it goes to its page (it changes nothing).
+    if (request.routeOptions.url === LOGIN_PATH && request.consoleSession?.authenticated === true) return;
     const body = (request.body ?? {}) as FormBody;
     // A form's own field wins over the header htmx adds from the page's <meta>, which a boosted
     // navigation does not renew: after a log-in from an ended session's page it was the old one (a review).
-    const given = body[CSRF_FIELD] ?? (typeof request.headers[CSRF_HEADER] === 'string' ? (request.headers[CSRF_HEADER] as string) : undefined);
+    const field: unknown = body[CSRF_FIELD];
+    const given = typeof field === 'string' ? field : typeof request.headers[CSRF_HEADER] === 'string' ? (request.headers[CSRF_HEADER] as string) : undefined;
     if (request.consoleSession === undefined || !auth.csrfMatches(request.consoleSession, given)) {
       return send(reply, errorPage(errorFrame(request), 403, 'Refused: the form’s CSRF token is missing or wrong. Reload the page and try again.', errorLink(request)), 403);
     }
@@ -184,7 +190,7 @@ export function addLoginRoutes(app: FastifyInstance, options: AccessOptions): vo
   app.post('/login', hide, async (request, reply) => {
     const body = (request.body ?? {}) as FormBody;
     const next = backPath(body.next, '/console/payments');
-    if (!auth.required) return reply.redirect(next, 303);
+    if (!auth.required || request.consoleSession?.authenticated === true) return reply.redirect(next, 303);
     const address = request.ip;
     const key = `console-login:${normalizeIP(address)}`;
     const now = clock.now();

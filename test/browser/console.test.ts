@@ -855,7 +855,7 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console with CONSO
     await context.close();
   }, TIMEOUT);
 
-  it('a form sent after the session ended: the 401 page’s Log in link logs in again and comes back to the form’s page (a review: 403, the page’s old CSRF token sent; the address bar held the POST path)', async () => {
+  it('a form sent after the session ended: the 401 page’s Log in link logs in again and comes back to the form’s page, live again (reviews: 403, the page’s old CSRF token sent; the address bar held the POST path; polling until a reload)', async () => {
     const made = await fetch(`${served.origin}/v1/sim/intent`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ reservation_id: 'R-ended', amount: 100, scenario: 'delay', delay_ms: 600_000 }) });
     const id = ((await made.json()) as { payment_intent_id: string }).payment_intent_id;
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
@@ -865,8 +865,15 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console with CONSO
     await page.getByLabel('Console token').fill(TOKEN);
     await page.getByRole('button', { name: 'Log in' }).click();
     await page.waitForURL(detail);
-    // The session ends under the open page (a log-out elsewhere, an expiry), then its form is sent.
-    await context.clearCookies();
+    await expect.poll(() => page.locator('#live-status').innerText()).toBe('Live');
+    // The session ends under the open page (a log-out in another tab: its event stream ends too), then its form is sent.
+    const other = await context.newPage();
+    await other.goto(`${served.origin}/console/webhooks`);
+    await other.getByRole('button', { name: 'Log out' }).click();
+    await other.waitForURL(`${served.origin}/console/login`);
+    await other.close();
+    // Its stream's reconnect is refused (401): the browser gives it up, and the page polls.
+    await expect.poll(() => page.locator('#live-status').innerText(), { timeout: 10_000 }).toMatch(/^(Polling every second \(event stream closed\)|Session ended: log in again)$/);
     await page.getByRole('button', { name: 'Cancel intent' }).click();
     await expect.poll(() => page.locator('h1').innerText()).toBe('Error 401');
     expect(page.url()).toBe(detail);
@@ -875,6 +882,8 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console with CONSO
     await page.getByRole('button', { name: 'Log in' }).click();
     await expect.poll(() => page.locator('h1').innerText()).toBe(`Payment ${id}`);
     expect(page.url()).toBe(detail);
+    // Live again, not polling every second until a reload (a review).
+    await expect.poll(() => page.locator('#live-status').innerText(), { timeout: 5000 }).toBe('Live');
     // Logged in again, the form works: the intent is cancelled.
     await page.getByRole('button', { name: 'Cancel intent' }).click();
     await expect.poll(() => page.locator('.notice-ok').innerText()).toBe('Intent cancelled.');

@@ -82,6 +82,8 @@ describe('the door’s refusals under /console are pages', () => {
       error: 'The request URL is longer than 8192 characters.',
       link: ['/console', 'Back to the console'],
     });
+    // A read: htmx takes the link's address for its error page (only a form's refusal keeps the page's: a review).
+    expect((await t.app.inject({ method: 'GET', url: `/console/payments?q=${'q'.repeat(9000)}` })).headers['hx-push-url']).toBeUndefined();
     const other = await t.app.inject({ method: 'GET', url: `/consoles?q=${'q'.repeat(9000)}` });
     expect([other.statusCode, other.headers['content-type'], other.json().error.code]).toEqual([414, 'application/json; charset=utf-8', 'URI_TOO_LONG']);
   });
@@ -113,8 +115,10 @@ describe('a refused form', () => {
     const error = 'amount must be a whole number from 1 to 100000000000';
     const refused = await send('http://localhost:80/console/payments?status=FAILED');
     expect(refusal(refused)).toMatchObject({ status: 400, error, link: ['/console/payments?status=FAILED', 'Back'] });
-    // htmx shows it without taking the form's POST path into the address bar.
+    // htmx shows it without taking the form's POST path into the address bar; a link's error page takes the link's (a review).
     expect(refused.headers['hx-push-url']).toBe('false');
+    const missing = await t.app.inject({ method: 'GET', url: '/console/payments/intent/pay_01M93DEKK2X4DH9KN67KPAJE99', headers: { cookie } });
+    expect([missing.statusCode, missing.headers['hx-push-url']]).toEqual([404, undefined]);
     // Not the page's last notice: going back must not say again that the last action was done (a review).
     expect(refusal(await send('http://localhost:80/console/payments/intent/pay_x?notice=refund'))).toMatchObject({ link: ['/console/payments/intent/pay_x', 'Back'] });
     expect(refusal(await send('http://localhost:80/console/webhooks?notice=replayed&status=failed'))).toMatchObject({ link: ['/console/webhooks?status=failed', 'Back'] });
@@ -123,6 +127,9 @@ describe('a refused form', () => {
       expect(refusal(await send(referer)), String(referer)).toMatchObject({ status: 400, error, link: ['/console', 'Back to the console'] });
     }
     expect((await t.app.inject({ method: 'GET', url: '/v1/sim/intents' })).json().data).toEqual([]);
+    // A _csrf that is not text (a JSON body) is no token: the header's is taken, and the form is not a 500 (a review).
+    const json = await t.app.inject({ method: 'POST', url: '/console/payments/new/intent', headers: { cookie, 'content-type': 'application/json', 'x-csrf-token': csrf }, payload: { _csrf: { a: 1 }, reservation_id: 'r-json', amount: '100' } });
+    expect([json.statusCode, (await t.app.inject({ method: 'GET', url: '/v1/sim/intents' })).json().data.map((i: { reservation_id: string }) => i.reservation_id)]).toEqual([303, ['r-json']]);
   });
 
   it('with a field given twice is refused, naming it, and nothing is made', async () => {
@@ -176,5 +183,9 @@ describe('a refused form', () => {
     const csrf = /<input type="hidden" name="_csrf" value="([^"]+)">/.exec(login.body)?.[1] as string;
     const loggedIn = await t.app.inject({ method: 'POST', url: '/console/login', headers: { ...FORM, cookie, 'x-csrf-token': 'the-ended-sessions-token' }, payload: `_csrf=${csrf}&next=%2Fconsole%2Fpayments%2Fintent%2Fpay_x&token=console-token-0123456789` });
     expect([loggedIn.statusCode, loggedIn.headers.location]).toEqual([303, '/console/payments/intent/pay_x']);
+    // A login form left open in another tab, sent once logged in elsewhere (its token the old anonymous session's): to its page, not a 403 (a review).
+    const session = String(loggedIn.headers['set-cookie']).split(';', 1)[0] as string;
+    const stale = await t.app.inject({ method: 'POST', url: '/console/login', headers: { ...FORM, cookie: session }, payload: `_csrf=${csrf}&next=%2Fconsole%2Fwebhooks&token=console-token-0123456789` });
+    expect([stale.statusCode, stale.headers.location]).toEqual([303, '/console/webhooks']);
   });
 });

@@ -302,7 +302,12 @@
   });
   // A boosted navigation replaced the body: bind the new header, apply remembered filters.
   document.addEventListener('htmx:afterSettle', (event) => {
-    if (event.detail && event.detail.boosted) init();
+    if (event.detail && event.detail.boosted && init()) {
+      // Back on a console page after its event stream closed (the session ended, then a log-in from
+      // the 401 page or the login form): live again, not polling until a reload (a review).
+      const closed = typeof EventSource !== 'undefined' && (source === null || source.readyState === EventSource.CLOSED);
+      if (document.getElementById('live-status') !== null && !settings.paused && settings.mode === 'live' && closed) start();
+    }
     bindControls();
   });
   // A refused form (a boosted POST answered with an error page): the page stays, with what was
