@@ -77,6 +77,11 @@ export function backPath(value: string | undefined, fallback: string): string {
   return resolved.pathname === '/console' || resolved.pathname.startsWith('/console/') ? `${resolved.pathname}${resolved.search}` : fallback;
 }
 
+/** A page's address without its notice (`?notice=refund`): going back to it must not say again that the last action was done. */
+export function withoutNotice(pathAndQuery: string): string {
+  return pathAndQuery.replace(/([?&])notice=[^&]*&?/, '$1').replace(/[?&]$/, '');
+}
+
 /** The console page a request came from (its `Referer`, same origin only), as a path to go back to. */
 function refererPath(request: FastifyRequest): string | undefined {
   const referer = request.headers.referer;
@@ -85,9 +90,7 @@ function refererPath(request: FastifyRequest): string | undefined {
   // As origins (an explicit default port, `:80`, is the same origin).
   const own = `${request.protocol}://${request.host}`;
   if (!URL.canParse(own) || url.origin !== new URL(own).origin) return undefined;
-  // Not its notice (`?notice=refund`): going back must not say again that the last action was done.
-  const search = url.search.replace(/([?&])notice=[^&]*&?/, '$1').replace(/[?&]$/, '');
-  const path = backPath(`${url.pathname}${search}`, '');
+  const path = backPath(withoutNotice(`${url.pathname}${url.search}`), '');
   return path === '' ? undefined : path;
 }
 

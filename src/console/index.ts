@@ -10,7 +10,7 @@ import { formatMix } from '../core/faults/mix.ts';
 import { sendTestWebhook } from '../dialects/native/webhook-payload.ts';
 import { problemOf } from '../http/problem.ts';
 import { CLIENT_REFERENCE } from '../http/schemas.ts';
-import { addAccessHooks, addLoginRoutes, backPath, errorLink, passedOn, REFUSAL_PAGES, send, type AccessOptions } from './access.ts';
+import { addAccessHooks, addLoginRoutes, backPath, errorLink, passedOn, REFUSAL_PAGES, send, withoutNotice, type AccessOptions } from './access.ts';
 import { ConsoleAuth, type Session } from './auth.ts';
 import { LiveFeed } from './feed.ts';
 import { SessionStreams } from './session-streams.ts';
@@ -328,7 +328,7 @@ const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options)
   // ── webhooks ─────────────────────────────────────────────────────────────────────────────
   app.get('/webhooks', { schema: HIDE }, async (request, reply) => {
     const { filters, invalid, form } = readWebhookFilters(request.query as Record<string, string | undefined>, SUBJECT_KINDS);
-    const back = backPath(request.url.replace(/([?&])notice=[^&]*&?/, '$1').replace(/[?&]$/, ''), '/console/webhooks');
+    const back = backPath(withoutNotice(request.url), '/console/webhooks');
     const [listed, stats, disabled] = await Promise.all([listDeliveries(deliveries, filters), deliveries.stats(), dispatcher.disabledUrls()]);
     return send(reply, webhooksPage(context(request), { form, filters, invalid, listed, total: stats.size }, disabled, back, messages(request, WEBHOOK_NOTICES)));
   });
