@@ -128,6 +128,11 @@ export class Scheduler {
     return this.#deps.store.keys(kind, limit);
   }
 
+  /** When the earliest job falls due (claimed ones at their lease's end), on this scheduler's clock; undefined when there is none. */
+  nextDueAt(): Promise<number | undefined> {
+    return this.#deps.store.nextDueAt();
+  }
+
   /** Starts running due work (jobs already in the store included). */
   async start(): Promise<void> {
     this.#started = true;

@@ -263,6 +263,55 @@ if (redisServerOrSkip('the drain on a shared store')) describe('the drain on a s
     }
   });
 
+  it('alone on Redis, it sends the webhooks of the decisions its drain makes and their retries, once the decisions are made (a review: it stopped waiting before them)', async () => {
+    const seen = new Set<string>();
+    // Each event's first request fails, its retry succeeds.
+    const rx = await startReceiver((req) => {
+      const id = String(req.headers['webhook-id']);
+      if (seen.has(id)) return { status: 200, body: 'ok' };
+      seen.add(id);
+      return { status: 500 };
+    });
+    const logs: Array<Record<string, unknown>> = [];
+    const env = { ...SHARED(), REDIS_KEY_PREFIX: 'drain-decided-retry:', DEFAULT_APPROVE_DELAY_MS: '400', WEBHOOK_BACKOFF_MS: '300', WEBHOOK_TIMEOUT_MS: '1000' };
+    const draining = await buildTestApp(env, { logs, clockStart: Date.now() });
+    try {
+      for (let i = 0; i < 3; i++) expect((await draining.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: `r-dr-${i}`, amount: 100, webhook_url: rx.url() } })).statusCode).toBe(200);
+      // Stopped at once: the decisions come 400 ms into the drain, their first attempts fail, the retries 240–360 ms later.
+      await movingClocks(draining.app.lifecycle.drain(6_000), [draining]);
+      expect(rx.requests.length).toBe(6);
+      const listed = (await draining.app.webhooks.log.list({ limit: 10 })).data;
+      expect(listed.map((d) => [d.status, d.attempts.map((a) => a.statusCode)])).toEqual(Array.from({ length: 3 }, () => ['delivered', [500, 200]]));
+      expect(logs.filter((l) => typeof l.msg === 'string' && l.msg.includes('webhook deliver')).map((l) => [l.level, l.msg])).toEqual([['info', 'shutdown: every webhook delivery finished']]);
+    } finally {
+      await draining.app.close();
+      await rx.close();
+    }
+  });
+
+  it('alone on Redis, it does not wait for retries due after attempts may begin: the drain ends, and the line counts them (a review: the stop took its whole budget)', async () => {
+    const rx = await startReceiver(() => ({ status: 500 }));
+    const logs: Array<Record<string, unknown>> = [];
+    const env = { ...SHARED(), REDIS_KEY_PREFIX: 'drain-late-retry:', DEFAULT_APPROVE_DELAY_MS: '0', WEBHOOK_BACKOFF_MS: '20000', WEBHOOK_TIMEOUT_MS: '1000' };
+    const draining = await buildTestApp(env, { logs, clockStart: Date.now() });
+    try {
+      expect((await draining.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'r-late', amount: 100, webhook_url: rx.url() } })).statusCode).toBe(200);
+      await eventually(async () => {
+        await draining.clock.advance(Math.max(0, Date.now() - draining.clock.now()));
+        return (await draining.app.webhooks.log.list({ limit: 1 })).data[0]?.status === 'retrying' ? true : undefined;
+      }, 'the first attempt failed, its retry due in 16-24 s');
+      const drainedFrom = Date.now();
+      await movingClocks(draining.app.lifecycle.drain(6_000), [draining]);
+      expect(Date.now() - drainedFrom).toBeLessThan(2_000);
+      expect(logs.filter((l) => typeof l.msg === 'string' && l.msg.includes('webhook deliver')).map((l) => [l.msg, l.waiting_in_stream, l.scheduled_retries, l.in_flight_elsewhere])).toEqual([
+        ['shutdown: every webhook delivery this replica held finished; 0 deliveries waiting in the shared delivery stream, 1 retry on the shared scheduler are left to the other replicas (or the next start)', 0, 1, 0],
+      ]);
+    } finally {
+      await draining.app.close();
+      await rx.close();
+    }
+  });
+
   /*
    * A rolling restart under load (a helper's, 2026-12-03): the drain's producers' phase waits for
    * every replica's pending intents, so it took the whole budget while the replica read on from

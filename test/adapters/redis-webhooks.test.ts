@@ -234,6 +234,30 @@ if (!hasRedisServer) {
       expect(await consumers()).toEqual([survivor.queue.consumer, `${survivor.queue.consumer}${BUSY_SUFFIX}`]);
     });
 
+    it('counts the deliveries other consumers have begun and not acknowledged (a dead replica’s among them), not its own nor those merely read (2026-12-05, a review: the drain’s end line said every delivery finished)', async () => {
+      const keyPrefix = redis.newPrefix();
+      const rx = await receivers.start();
+      const { client: deadClient, log, queue: dead } = await bareConsumer(keyPrefix, 'dead', 10);
+      const taken: string[] = [];
+      dead.start((_delivery, _origin, ticket) => taken.push(ticket as string));
+      const ids = createIdFactory(systemClock);
+      for (let i = 0; i < 5; i++) {
+        const { eventId, type, url, body, schemes } = webhook(rx, i);
+        const now = Date.now();
+        const d: Delivery = { id: ids('whd'), eventId, type, url, subject: null, test: false, body, extraHeaders: {}, schemes, status: 'pending', attempts: [], seriesStart: 0, nextAttemptAt: null, failureReason: null, createdAt: now, updatedAt: now };
+        expect(await log.insert(d)).toEqual({ ok: true });
+        expect(await dead.enqueue(d, rx.origin, 0)).toBe(true);
+      }
+      await eventually(() => (taken.length === 5 ? true : undefined), 'all 5 read');
+      // It begins 3 attempts (moved to its busy consumer), then dies holding all 5.
+      for (const ticket of taken.slice(0, 3)) dead.begin(ticket);
+      await eventually(async () => ((await redis.client.xpending(dead.key, DELIVERY_GROUP, '-', '+', 10, 'dead:busy')) as unknown[]).length === 3 || undefined, 'the 3 begun');
+      await dead.stop();
+      deadClient.disconnect();
+      const other = await replica(keyPrefix);
+      expect([await other.queue.inFlightElsewhere(), await other.queue.waiting()]).toEqual([3, 2]);
+    });
+
     it('a live consumer keeps what it holds however long its attempts wait (read-ahead full, its read loop stopped): another consumer takes none of it; once it dies, the other takes both', async () => {
       const keyPrefix = redis.newPrefix();
       const rx = await receivers.start();

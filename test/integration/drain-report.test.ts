@@ -61,7 +61,7 @@ describe.runIf(process.env.PAYSIM_TEST_STORE === 'redis')('with Redis, deliverie
     expect([waiting + retries, retries > 0]).toEqual([count, true]);
     const deliveries = waiting === 1 ? '1 delivery' : `${waiting} deliveries`;
     const retried = retries === 1 ? '1 retry' : `${retries} retries`;
-    expect(end[0]).toMatchObject({ level: 'info', msg: `shutdown: every webhook delivery this replica held finished; ${deliveries} waiting in the shared delivery stream and ${retried} on the shared scheduler are left to the other replicas (or the next start)` });
+    expect(end[0]).toMatchObject({ level: 'info', in_flight_elsewhere: 0, msg: `shutdown: every webhook delivery this replica held finished; ${deliveries} waiting in the shared delivery stream, ${retried} on the shared scheduler are left to the other replicas (or the next start)` });
     expect(logs.some((l) => l.msg === 'shutdown: every webhook delivery finished')).toBe(false);
   });
 });

@@ -167,6 +167,17 @@ export class RedisDeliveryQueue implements DeliveryQueue {
     return (await this.#waitingScript([this.#key], [DELIVERY_GROUP, BUSY_SUFFIX])) as number;
   }
 
+  /**
+   * Deliveries whose attempt another consumer has begun and not acknowledged (its busy consumer's
+   * entries): in flight on a live replica, or left by a dead one until a claim takes them over.
+   */
+  async inFlightElsewhere(): Promise<number> {
+    const summary = (await this.#client.xpending(this.#key, DELIVERY_GROUP)) as [number, string | null, string | null, Array<[string, string]> | null];
+    let count = 0;
+    for (const [consumer, entries] of summary[3] ?? []) if (consumer.endsWith(BUSY_SUFFIX) && consumer !== this.#busy) count += Number(entries);
+    return count;
+  }
+
   /** Deliveries this consumer holds (taken, not acknowledged). */
   get held(): number {
     return this.#held.size;

@@ -20,10 +20,12 @@ export type Drainer = (budgetMs: number, deadline: number) => Promise<void>;
  * `start`: what must hold from the drain's first moment (the webhook dispatcher's deadline for
  * beginning attempts), run at once. Then the requests that may change something still being
  * answered end (the lifecycle's own wait). Producers (pending decisions, payments in flight) drain
- * next, then delivery: the webhooks that producers' last decisions create are then in the
+ * next; then `shared`, what a replica alone on a shared store sends of every replica's work once
+ * the producers have made theirs (the shared queue's webhooks and retries), within the producers'
+ * time; then delivery: the webhooks that producers' last decisions create are then in the
  * dispatcher's queue when it drains.
  */
-export type DrainPhase = 'start' | 'producers' | 'delivery';
+export type DrainPhase = 'start' | 'producers' | 'shared' | 'delivery';
 
 export interface Lifecycle {
   /**
@@ -82,7 +84,7 @@ export interface Lifecycle {
 /** The most a drain waits to learn whether others are alive (a Redis away answers late or never: no hand-off). */
 const HAND_OFF_CHECK_MS = 500;
 
-const PHASES: readonly DrainPhase[] = ['producers', 'delivery'];
+const PHASES: readonly DrainPhase[] = ['producers', 'shared', 'delivery'];
 
 /** Methods that change nothing: served during the drain; any other is refused from its start. */
 export const SAFE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -197,7 +199,7 @@ export default fp(
         const answering = await waitUntil(Math.max(0, deadline - Date.now() - reserved), async () => Math.max(writes, held), (n) => n === 0);
         if (answering > 0) app.log.warn({ waiting_requests: answering }, 'shutdown: requests still waiting for their answer when the drain budget ran out (their connections are closed; a retry answers on another replica or after the restart)');
         for (const phase of PHASES) {
-          await runPhase(phase, Math.max(0, deadline - Date.now() - (phase === 'producers' ? reserved : 0)), deadline);
+          await runPhase(phase, Math.max(0, deadline - Date.now() - (phase === 'delivery' ? 0 : reserved)), deadline);
         }
       },
     };

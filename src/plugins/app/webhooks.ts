@@ -57,9 +57,9 @@ function plural(n: number, one: string, many: string): string {
  * holds (the end line counts those itself, and hands them back at the close), and the retries due
  * later; undefined where the store could not say.
  */
-async function sharedBacklog(queue: RedisDeliveryQueue, scheduler: Scheduler): Promise<{ waiting: number | undefined; retries: number | undefined }> {
-  const [waiting, retries] = await Promise.all([queue.waiting().catch(() => undefined), scheduler.pending(RETRY_JOB).catch(() => undefined)]);
-  return { waiting: waiting === undefined ? undefined : Math.max(0, waiting - queue.heldUnbegun), retries };
+async function sharedBacklog(queue: RedisDeliveryQueue, scheduler: Scheduler): Promise<{ waiting: number | undefined; retries: number | undefined; elsewhere: number | undefined }> {
+  const [waiting, retries, elsewhere] = await Promise.all([queue.waiting().catch(() => undefined), scheduler.pending(RETRY_JOB).catch(() => undefined), queue.inFlightElsewhere().catch(() => undefined)]);
+  return { waiting: waiting === undefined ? undefined : Math.max(0, waiting - queue.heldUnbegun), retries, elsewhere };
 }
 
 export default fp<WebhooksOptions>(
@@ -165,23 +165,31 @@ export default fp<WebhooksOptions>(
     app.lifecycle.reserveForDelivery(dispatcher.drainReserveMs);
     // Handing off, it reads no more at once: what it has not begun goes back to the others now.
     if (queue !== undefined) app.lifecycle.onDrain(async (_budgetMs, deadline) => dispatcher.drainEndsAt(app.lifecycle.handingOff ? Date.now() + dispatcher.drainReserveMs : deadline), 'start');
-    // Alone on a shared queue (no other replica alive to hand off to), the producers' phase waits
-    // too for the deliveries of the shared stream and the retries on the shared scheduler, which
-    // this replica reads and sends meanwhile while attempts may still begin, as memory sends its
-    // own (before 2026-12-05 it stopped once it held nothing, and the rest waited for the next
-    // start: a user test saw 150 left by a replica stopped alone).
+    // Alone on a shared queue (no other replica alive to hand off to), once the producers have
+    // made their webhooks (the `shared` phase, after theirs), the drain waits too for the shared
+    // stream's deliveries and the retries on the shared scheduler, which this replica reads and
+    // sends meanwhile while attempts may still begin, as memory sends its own (before 2026-12-05 it
+    // stopped once it held nothing, and the rest waited for the next start: a user test saw 150
+    // left by a replica stopped alone; a review, the webhooks of decisions made in the drain).
     if (queue !== undefined) {
       app.lifecycle.onDrain(async (budgetMs) => {
         if (app.lifecycle.handingOff) return;
         const until = Math.min(Date.now() + budgetMs, dispatcher.drainBeginBy);
+        const { scheduler, clock } = app.core;
         while (Date.now() < until) {
-          const backlog = await sharedBacklog(queue, app.core.scheduler);
+          // Bounded by the wait's end: a Redis that does not answer must not hold the drain past it.
+          const backlog = await Promise.race([sharedBacklog(queue, scheduler), delay(Math.max(0, until - Date.now()), undefined)]);
           // The store away: nothing to learn by waiting (what it holds is the delivery phase's).
-          if (backlog.waiting === undefined || backlog.retries === undefined) return;
-          if (backlog.waiting + backlog.retries + queue.held === 0) return;
+          if (backlog?.waiting === undefined || backlog.retries === undefined) return;
+          if (backlog.waiting + queue.held === 0) {
+            if (backlog.retries === 0) return;
+            // Only retries left, the next due after attempts may begin: nothing to wait for (a review: the stop took the whole budget).
+            const next = await scheduler.nextDueAt().catch(() => undefined);
+            if (next === undefined || Date.now() + (next - clock.now()) >= until) return;
+          }
           await delay(Math.min(BACKLOG_POLL_MS, Math.max(0, until - Date.now())));
         }
-      }, 'producers');
+      }, 'shared');
     }
     app.lifecycle.onDrain(async (budgetMs) => {
       const left = await dispatcher.drain(budgetMs);
@@ -197,12 +205,16 @@ export default fp<WebhooksOptions>(
       // counted, so the end line never says every delivery finished while some wait (a user test
       // saw it with 150 left).
       const shared = queue === undefined ? undefined : await sharedBacklog(queue, app.core.scheduler);
-      const waiting = shared === undefined ? {} : { waiting_in_stream: shared.waiting ?? null, scheduled_retries: shared.retries ?? null };
+      const waiting = shared === undefined ? {} : { waiting_in_stream: shared.waiting ?? null, scheduled_retries: shared.retries ?? null, in_flight_elsewhere: shared.elsewhere ?? null };
       if (left.length === 0) {
         if (unrecorded.count > 0) return;
-        if (shared === undefined || (shared.waiting === 0 && shared.retries === 0)) app.log.info('shutdown: every webhook delivery finished');
-        else if (shared.waiting === undefined || shared.retries === undefined) app.log.info(waiting, 'shutdown: every webhook delivery this replica held finished; those waiting in the shared delivery stream or on the shared scheduler could not be counted (the store is unavailable)');
-        else app.log.info(waiting, `shutdown: every webhook delivery this replica held finished; ${plural(shared.waiting, 'delivery', 'deliveries')} waiting in the shared delivery stream and ${plural(shared.retries, 'retry', 'retries')} on the shared scheduler are left to the other replicas (or the next start)`);
+        if (shared === undefined || (shared.waiting === 0 && shared.retries === 0 && shared.elsewhere === 0)) app.log.info('shutdown: every webhook delivery finished');
+        else if (shared.waiting === undefined || shared.retries === undefined || shared.elsewhere === undefined) app.log.info(waiting, 'shutdown: every webhook delivery this replica held finished; those waiting in the shared delivery stream, on the shared scheduler or in flight on other replicas could not be counted (the store is unavailable)');
+        else {
+          // In flight elsewhere: a live replica's attempts, or a dead one's, which a claim takes over after WEBHOOK_CLAIM_IDLE_MS (a review saw 5 left so while the line said every delivery finished).
+          const elsewhere = shared.elsewhere === 0 ? '' : ` and ${plural(shared.elsewhere, 'delivery', 'deliveries')} begun by other replicas (a dead one's are taken over after WEBHOOK_CLAIM_IDLE_MS)`;
+          app.log.info(waiting, `shutdown: every webhook delivery this replica held finished; ${plural(shared.waiting, 'delivery', 'deliveries')} waiting in the shared delivery stream, ${plural(shared.retries, 'retry', 'retries')} on the shared scheduler${elsewhere} are left to the other replicas (or the next start)`);
+        }
         return;
       }
       const counts: Record<string, number> = {};
