@@ -53,9 +53,10 @@ function plural(n: number, one: string, many: string): string {
 }
 
 /**
- * With Redis, after the drain: the stream's deliveries nobody has begun but for those this replica
- * holds (the end line counts those itself, and hands them back at the close), and the retries due
- * later; undefined where the store could not say.
+ * With Redis: the stream's deliveries nobody has begun but for those this replica holds (the end
+ * line counts those itself, and hands them back at the close), the retries on the shared
+ * scheduler, and the attempts other replicas have begun (a dead one's until a claim takes them
+ * over); each undefined where the store could not say.
  */
 async function sharedBacklog(queue: RedisDeliveryQueue, scheduler: Scheduler): Promise<{ waiting: number | undefined; retries: number | undefined; elsewhere: number | undefined }> {
   const [waiting, retries, elsewhere] = await Promise.all([queue.waiting().catch(() => undefined), scheduler.pending(RETRY_JOB).catch(() => undefined), queue.inFlightElsewhere().catch(() => undefined)]);
