@@ -50,7 +50,7 @@ export class ErrorShapes {
   forRefusal(url: string): PageShape {
     if (this.#pages.length > 0) {
       const path = routedPath(url.split('?', 1)[0] as string);
-      for (const { prefix, shape } of this.#pages) if (path === prefix || (path.startsWith(prefix) && path[prefix.length] === '/')) return shape;
+      for (const { prefix, shape } of this.#pages) if (under(path, prefix)) return shape;
     }
     return this.forUrl(url);
   }
@@ -67,11 +67,14 @@ export class ErrorShapes {
   ownerOf(url: string): ErrorShape | undefined {
     const path = routedPath(url.split('?', 1)[0] as string);
     for (const { path: pattern, shape } of this.#byPath) if (pattern.test(path)) return shape;
-    for (const { prefix, shape } of this.#byPrefix) {
-      if (path === prefix || (path.startsWith(prefix) && path[prefix.length] === '/')) return shape;
-    }
+    for (const { prefix, shape } of this.#byPrefix) if (under(path, prefix)) return shape;
     return undefined;
   }
+}
+
+/** Whether `path` is `prefix` or under it, at a segment boundary (`/v1/sim/x`, not `/v1/simx`). */
+function under(path: string, prefix: string): boolean {
+  return path === prefix || (path.startsWith(prefix) && path[prefix.length] === '/');
 }
 
 /**

@@ -1,4 +1,5 @@
 import { Type } from 'typebox';
+import { NO_CONTROL_CHARACTERS_SOURCE } from '../core/text.ts';
 
 /** Small schema primitives every dialect shares. */
 
@@ -11,11 +12,11 @@ export const PrefixedId = (prefix: string, description = `${prefix}_<ULID>`, exa
   Type.String({ pattern: `^${prefix}_${ULID}$`, 'x-pattern-description': `${prefix}_ followed by a 26-character ULID`, description, ...(example === undefined ? {} : { examples: [example] }) });
 
 /**
- * A client's own reference (a native `reservation_id`, an `/api/v2` `tx_id`): any text but
- * control characters (C0, DEL, C1), which no reference holds and which would reach the logs, the
- * console and the run report's CSV as they are. `\u` escapes: the OpenAPI tools' Ajv has no `u` flag.
+ * A client's own reference (a native `reservation_id`, an `/api/v2` `tx_id`, a FluxPay `orderName`):
+ * any text but control characters, which no reference holds and which would reach the logs, the
+ * console and the run report's CSV as they are.
  */
-export const CLIENT_REFERENCE = { pattern: '^[^\\u0000-\\u001F\\u007F-\\u009F]*$', 'x-pattern-description': 'free of control characters' } as const;
+export const CLIENT_REFERENCE = { pattern: NO_CONTROL_CHARACTERS_SOURCE, 'x-pattern-description': 'free of control characters' } as const;
 
 /**
  * An absolute http(s) URL, at most 2,048 characters, that the URL parser the dispatcher uses

@@ -18,16 +18,25 @@ afterEach(async () => {
   t = undefined;
 });
 
+/**
+ * An app whose `count` approved intents' webhooks go to a receiver that never answers, one attempt
+ * at a time (the first in flight when this returns); `timeoutMs` is WEBHOOK_TIMEOUT_MS. Its log lines.
+ */
+async function hangingDeliveries(count: number, timeoutMs: number): Promise<Array<Record<string, unknown>>> {
+  const rx = await rxs.start(() => ({ hang: true }));
+  const logs: Array<Record<string, unknown>> = [];
+  t = await buildTestApp({ WEBHOOK_CONCURRENCY: '1', WEBHOOK_TIMEOUT_MS: String(timeoutMs), WEBHOOK_MAX_RPS: '0' }, { logs });
+  for (let i = 0; i < count; i++) await createIntent(t, { reservation_id: `r-drain-${i}`, scenario: 'approve', webhook_url: rx.url() });
+  await t.clock.advance(200);
+  await rx.waitFor(1);
+  return logs;
+}
+
 describe('the drain report of unfinished webhook deliveries', () => {
   it('lists at most 100 ids and says so when there were more; in memory a warning, with Redis an info line: left to the other replicas', async () => {
-    const rx = await rxs.start(() => ({ hang: true }));
-    const logs: Array<Record<string, unknown>> = [];
-    t = await buildTestApp({ WEBHOOK_CONCURRENCY: '1', WEBHOOK_TIMEOUT_MS: '30000', WEBHOOK_MAX_RPS: '0' }, { logs });
     const count = 101;
-    for (let i = 0; i < count; i++) await createIntent(t, { reservation_id: `r-drain-${i}`, scenario: 'approve', webhook_url: rx.url() });
-    await t.clock.advance(200);
-    await rx.waitFor(1);
-    await t.app.lifecycle.drain(200);
+    const logs = await hangingDeliveries(count, 30_000);
+    await t!.app.lifecycle.drain(200);
     const report = logs.find((l) => 'unfinished_deliveries' in l);
     const onRedis = process.env.PAYSIM_TEST_STORE === 'redis';
     // With Redis this replica holds what it has read: the one in flight and its read-ahead (2 × WEBHOOK_CONCURRENCY).
@@ -46,15 +55,10 @@ describe('the drain report of unfinished webhook deliveries', () => {
 
 describe.runIf(process.env.PAYSIM_TEST_STORE === 'redis')('with Redis, deliveries this replica no longer holds', () => {
   it('are counted at the drain’s end (the shared stream’s, the retries on the shared scheduler), not called finished (2026-12-05, a user test: 150 left, the line said every delivery finished)', async () => {
-    const rx = await rxs.start(() => ({ hang: true }));
-    const logs: Array<Record<string, unknown>> = [];
-    t = await buildTestApp({ WEBHOOK_CONCURRENCY: '1', WEBHOOK_TIMEOUT_MS: '100', WEBHOOK_MAX_RPS: '0' }, { logs });
     const count = 6;
-    for (let i = 0; i < count; i++) await createIntent(t, { reservation_id: `r-left-${i}`, scenario: 'approve', webhook_url: rx.url() });
-    await t.clock.advance(200);
-    await rx.waitFor(1);
+    const logs = await hangingDeliveries(count, 100);
     // Attempts begin until 600 ms (the budget less the timeout and half a second), each failing after 100 ms: its retry is due a second later on the app's clock, which stands still.
-    await t.app.lifecycle.drain(1200);
+    await t!.app.lifecycle.drain(1200);
     const end = logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('shutdown: every webhook delivery'));
     expect(end).toHaveLength(1);
     const { waiting_in_stream: waiting, scheduled_retries: retries } = end[0] as { waiting_in_stream: number; scheduled_retries: number };

@@ -1,3 +1,5 @@
+import { NO_CONTROL_CHARACTERS_SOURCE } from '../text.ts';
+
 /**
  * Fault rules (issue 15): what a rule matches, what it does, and the limits every rule keeps.
  * Two kinds share one id space, one store and one list (`/v1/sim/rules`):
@@ -46,13 +48,8 @@ export const MAX_DROP_ATTEMPTS = 100;
 export const MAX_COUNT = 1_000_000_000;
 /** A rule's id: `rule_<ULID>`, or one the body or FAULTS_FILE gives. */
 export const RULE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
-/**
- * A rule's name: text without control characters (C0, DEL, C1), as the console and the logs show
- * it on one line. The schema's pattern spells the range with `\u` escapes, which every regular
- * expression dialect reads (`\P{Cc}` needs ECMAScript's `u` flag, which Spectral's Ajv does not set).
- */
-const RULE_NAME_SOURCE = '^[^\\u0000-\\u001F\\u007F-\\u009F]*$';
-export const RULE_NAME_PATTERN = new RegExp(RULE_NAME_SOURCE);
+/** A rule's name: text without control characters, as the console and the logs show it on one line. */
+export const RULE_NAME_PATTERN = new RegExp(NO_CONTROL_CHARACTERS_SOURCE);
 export const RULE_NAME_WORDS = 'text without control characters (newline, tab, …)';
 /**
  * A header condition's value: what HTTP lets a client send (RFC 9110 5.5: no control character

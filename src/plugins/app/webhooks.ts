@@ -178,8 +178,9 @@ export default fp<WebhooksOptions>(
         const until = Math.min(Date.now() + budgetMs, dispatcher.drainBeginBy);
         const { scheduler, clock } = app.core;
         while (Date.now() < until) {
-          // Bounded by the wait's end: a Redis that does not answer must not hold the drain past it.
-          const backlog = await Promise.race([sharedBacklog(queue, scheduler), delay(Math.max(0, until - Date.now()), undefined)]);
+          // Bounded by the wait's end: a Redis that does not answer must not hold the drain past it
+          // (nor the timer the process's exit: it is not ref'd, and most looks end well before it).
+          const backlog = await Promise.race([sharedBacklog(queue, scheduler), delay(Math.max(0, until - Date.now()), undefined, { ref: false })]);
           // The store away: nothing to learn by waiting (what it holds is the delivery phase's).
           if (backlog?.waiting === undefined || backlog.retries === undefined) return;
           if (backlog.waiting + queue.held === 0) {
