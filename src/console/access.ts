@@ -4,7 +4,8 @@ import type { Clock } from '../core/clock.ts';
 import type { RevokedSessionStore } from '../core/ports.ts';
 import type { RateLimitStore } from '../core/rate-limit/ports.ts';
 import type { PageShape } from '../http/error-shapes.ts';
-import { clearedCookie, type ConsoleAuth, cookieValue, CSRF_FIELD, CSRF_HEADER, SESSION_COOKIE, sessionCookie } from './auth.ts';
+import { MAX_URL_LENGTH } from '../plugins/app/request-context.ts';
+import { clearedCookie, type ConsoleAuth, cookieValue, CSRF_FIELD, CSRF_HEADER, sessionCookie } from './auth.ts';
 import type { FormBody } from './forms.ts';
 import type { Html } from './html.ts';
 import type { PageContext } from './layout.ts';
@@ -85,7 +86,8 @@ export function withoutNotice(pathAndQuery: string): string {
 /** The console page a request came from (its `Referer`, same origin only), as a path to go back to. */
 function refererPath(request: FastifyRequest): string | undefined {
   const referer = request.headers.referer;
-  if (referer === undefined || !URL.canParse(referer)) return undefined;
+  // Longer than any address the service serves (it answers those 414): no page it showed.
+  if (referer === undefined || referer.length > MAX_URL_LENGTH || !URL.canParse(referer)) return undefined;
   const url = new URL(referer);
   // As origins (an explicit default port, `:80`, is the same origin).
   const own = `${request.protocol}://${request.host}`;
@@ -102,6 +104,19 @@ function refererPath(request: FastifyRequest): string | undefined {
 export function errorLink(request: FastifyRequest): ErrorLink | undefined {
   const from = isRead(request.method) ? undefined : refererPath(request);
   return from === undefined ? undefined : { href: from, label: 'Back' };
+}
+
+/**
+ * Why a request from `origin` is refused. Behind a proxy that ends TLS or sets another Host, every
+ * form came from "another origin" until TRUST_PROXY names the proxy (the console then takes the
+ * scheme and host it forwards): said when the request carries a proxy's `X-Forwarded-*` headers
+ * (a user test, behind an HTTPS proxy: no login possible, and nothing said why).
+ */
+function otherOrigin(request: FastifyRequest, origin: string, own: string): string {
+  const shown = origin.length > 200 ? `${origin.slice(0, 200)}…` : origin;
+  const refused = `Refused: the request came from another origin (${shown}; this console is ${own}).`;
+  const proxied = request.headers['x-forwarded-proto'] !== undefined || request.headers['x-forwarded-host'] !== undefined;
+  return proxied ? `${refused} Behind a proxy that ends TLS or changes the host, set TRUST_PROXY to the proxy's address so the console sees the address the browser used.` : refused;
 }
 
 function isRead(method: string): boolean {
@@ -129,7 +144,7 @@ export function addAccessHooks(app: FastifyInstance, options: AccessOptions): vo
     if (passedOn(request)) return;
     const path = request.url.split('?', 1)[0] as string;
     const now = clock.now();
-    let session = auth.verify(cookieValue(request.headers.cookie, SESSION_COOKIE), now);
+    let session = auth.verify(cookieValue(request.headers.cookie, auth.cookieName), now);
     // Logged out (on any replica): as no session. Only logged-in sessions end early.
     if (session?.authenticated === true && (await revokedSessions.isRevoked(session.nonce, now))) session = undefined;
     if (auth.required && session?.authenticated !== true && path !== LOGIN_PATH) session = undefined;
@@ -138,7 +153,7 @@ export function addAccessHooks(app: FastifyInstance, options: AccessOptions): vo
     if (session === undefined && (!auth.required || path === LOGIN_PATH) && !path.startsWith('/console/assets/')) {
       const issued = auth.issue(false, now);
       session = issued.session;
-      reply.header('set-cookie', sessionCookie(issued.value, request.protocol === 'https'));
+      reply.header('set-cookie', sessionCookie(auth.cookieName, issued.value, request.protocol === 'https'));
     }
     if (session !== undefined) {
       request.consoleSession = session;
@@ -161,7 +176,8 @@ export function addAccessHooks(app: FastifyInstance, options: AccessOptions): vo
       return send(reply, errorPage(errorFrame(request), 400, `The address gives ${repeated.join(', ')} more than once: each takes one value. Remove the repeats, or use the page’s own filters and links.`), 400);
     }
     const origin = request.headers.origin;
-    if (origin !== undefined && origin !== `${request.protocol}://${request.host}`) return send(reply, errorPage(errorFrame(request), 403, 'Refused: the request came from another origin.', errorLink(request)), 403);
+    const own = `${request.protocol}://${request.host}`;
+    if (origin !== undefined && origin !== own) return send(reply, errorPage(errorFrame(request), 403, otherOrigin(request, origin, own), errorLink(request)), 403);
     // A login form sent by a tab left on it while another logged in: already in, it goes to its page (it changes nothing).
     if (request.routeOptions.url === LOGIN_PATH && request.consoleSession?.authenticated === true) return;
     const body = (request.body ?? {}) as FormBody;
@@ -214,7 +230,7 @@ export function addLoginRoutes(app: FastifyInstance, options: AccessOptions): vo
     await logins.reset(key);
     const issued = auth.issue(true, now);
     request.log.info({ address }, `console login from ${address}`);
-    return reply.header('set-cookie', sessionCookie(issued.value, request.protocol === 'https', auth.ttlMs)).redirect(next, 303);
+    return reply.header('set-cookie', sessionCookie(auth.cookieName, issued.value, request.protocol === 'https', auth.ttlMs)).redirect(next, 303);
   });
   // Ends a logged-in session on every replica: its nonce is kept as revoked until its expiry.
   app.post('/logout', hide, async (request, reply) => {
@@ -224,6 +240,6 @@ export function addLoginRoutes(app: FastifyInstance, options: AccessOptions): vo
       sessionStreams.endSession(session.nonce);
       request.log.info({ address: request.ip }, `console logout from ${request.ip}`);
     }
-    return reply.header('set-cookie', clearedCookie()).redirect(LOGIN_PATH, 303);
+    return reply.header('set-cookie', clearedCookie(auth.cookieName)).redirect(LOGIN_PATH, 303);
   });
 }

@@ -1,4 +1,4 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
 
 /**
  * The console's session and CSRF tokens, signed so any replica can check them.
@@ -16,10 +16,18 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
  * cookie, two MACs, and state only for sessions ended early.
  * Cookies of versions before 2026-12-04 (`<nonce>.1.<mac>`, which never expired) are refused: a
  * log in again.
+ *
+ * The key comes from CONSOLE_TOKEN through scrypt, not a plain HMAC: every visitor gets an
+ * anonymous cookie MAC'd with it, and a fast key would let anyone who can reach the login form
+ * try tokens offline, past its per-address limit (a review, 2026-12-05). The cookie's name carries
+ * a tag of the key (`paysim_console_<tag>`): browsers keep cookies per host, not per port, so two
+ * consoles on one host with one name replaced each other's sessions at every visit (a user
+ * test); processes sharing a key (one CONSOLE_TOKEN, or the key on Redis) share the name too.
  * @see issue 13 "Safety"
  */
 
-export const SESSION_COOKIE = 'paysim_console';
+/** The session cookie's name before its key's tag (see `ConsoleAuth.cookieName`). */
+export const SESSION_COOKIE_PREFIX = 'paysim_console_';
 export const CSRF_FIELD = '_csrf';
 export const CSRF_HEADER = 'x-csrf-token';
 
@@ -37,6 +45,24 @@ function mac(key: Buffer, text: string): string {
   return createHmac('sha256', key).update(text).digest('base64url');
 }
 
+/**
+ * scrypt's cost for the key of a CONSOLE_TOKEN: about 40 ms and 16 MiB here, once per token and
+ * process, so a guess of the token costs an offline attacker as much (OWASP's minimum for scrypt).
+ */
+const TOKEN_KEY_COST = { N: 2 ** 14, r: 8, p: 1, maxmem: 64 * 1024 * 1024 } as const;
+/** The keys derived so far, by token: an app built again in one process (the tests) pays once. */
+const tokenKeys = new Map<string, Buffer>();
+
+/** The session key of `token`: the same in every process given it, so replicas agree without sharing anything. */
+function tokenKey(token: string): Buffer {
+  let key = tokenKeys.get(token);
+  if (key === undefined) {
+    key = scryptSync(token, 'paysim-console-session', 32, TOKEN_KEY_COST);
+    tokenKeys.set(token, key);
+  }
+  return key;
+}
+
 function same(a: string, b: string): boolean {
   const x = Buffer.from(a);
   const y = Buffer.from(b);
@@ -47,6 +73,8 @@ export class ConsoleAuth {
   readonly #key: Buffer;
   readonly #token: Buffer | undefined;
   readonly #ttlMs: number;
+  /** The session cookie's name: `paysim_console_` and a tag of the key. */
+  readonly cookieName: string;
 
   /**
    * `sessionKey` (base64, without a token): the key the processes of one service share on Redis; else one is drawn.
@@ -55,7 +83,9 @@ export class ConsoleAuth {
   constructor(token: string | undefined, sessionKey?: string, ttlMs = DEFAULT_SESSION_TTL_MS) {
     this.#token = token === undefined ? undefined : Buffer.from(token, 'utf8');
     this.#ttlMs = ttlMs;
-    this.#key = token !== undefined ? createHmac('sha256', 'paysim-console-session').update(token).digest() : sessionKey !== undefined ? Buffer.from(sessionKey, 'base64') : randomBytes(32);
+    this.#key = token !== undefined ? tokenKey(token) : sessionKey !== undefined ? Buffer.from(sessionKey, 'base64') : randomBytes(32);
+    // 48 bits of a MAC: tells keys apart on one host, and says nothing of the key.
+    this.cookieName = `${SESSION_COOKIE_PREFIX}${mac(this.#key, 'cookie-name').slice(0, 8)}`;
   }
 
   /** Whether CONSOLE_TOKEN is set: pages and actions need a logged-in session. */
@@ -117,12 +147,12 @@ export function cookieValue(header: string | undefined, name: string): string | 
   return undefined;
 }
 
-/** The Set-Cookie of a session: a logged-in one with a Max-Age to its expiry (`maxAgeMs` from now), an anonymous one for the browser's session. */
-export function sessionCookie(value: string, secure: boolean, maxAgeMs?: number): string {
+/** The Set-Cookie of session cookie `name`: a logged-in one with a Max-Age to its expiry (`maxAgeMs` from now), an anonymous one for the browser's session. */
+export function sessionCookie(name: string, value: string, secure: boolean, maxAgeMs?: number): string {
   const maxAge = maxAgeMs === undefined ? '' : `; Max-Age=${Math.max(0, Math.floor(maxAgeMs / 1000))}`;
-  return `${SESSION_COOKIE}=${value}; Path=/console; HttpOnly; SameSite=Strict${maxAge}${secure ? '; Secure' : ''}`;
+  return `${name}=${value}; Path=/console; HttpOnly; SameSite=Strict${maxAge}${secure ? '; Secure' : ''}`;
 }
 
-export function clearedCookie(): string {
-  return `${SESSION_COOKIE}=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0`;
+export function clearedCookie(name: string): string {
+  return `${name}=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0`;
 }

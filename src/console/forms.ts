@@ -84,6 +84,17 @@ export function parseForm(body: string): Record<string, string> {
   return out;
 }
 
+/**
+ * A JSON body sent to a console form (htmx's `json-enc`, a script) as a form: an object of text
+ * fields, each refused (400, naming it) when it is not text, since the pages read every field as
+ * one (a number or a list was a 500). Anything else (a list, a bare value) has no fields.
+ */
+export function checkJsonForm(body: unknown): void {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) return;
+  const notText = Object.entries(body).flatMap(([field, value]) => (typeof value === 'string' ? [] : [field]));
+  if (notText.length > 0) throw validationFailed(notText.map((field) => ({ field, rule: 'type', message: `${field} must be text, as a form sends it` })));
+}
+
 /** The form fields of the weights of scenario `mix`, one per outcome: `mix_approve`, `mix_fail`, `mix_delay`. */
 export const MIX_WEIGHT_FIELDS = MIX_OUTCOMES.map((outcome) => [outcome, `mix_${outcome}`] as const);
 

@@ -15,7 +15,7 @@ import { ConsoleAuth, type Session } from './auth.ts';
 import { LiveFeed } from './feed.ts';
 import { SessionStreams } from './session-streams.ts';
 import { ActivitySeries } from './series.ts';
-import { httpUrl, integer, oneOf, parseForm, scenarioChoice, text, type FormBody } from './forms.ts';
+import { checkJsonForm, httpUrl, integer, oneOf, parseForm, scenarioChoice, text, type FormBody } from './forms.ts';
 import type { PageContext } from './layout.ts';
 import { chartsPage, errorPage, panelPage } from './pages/other.ts';
 import { detailPage, NOTICES as PAYMENT_NOTICES, paymentsPage } from './pages/payments.ts';
@@ -100,8 +100,10 @@ const STATUS_OF: Readonly<Record<string, number>> = {
 
 /** A core error as a page says it: a form field's rule is its own sentence, which names the field (not "amount: amount must …", the APIs' form). */
 function messageOf(error: DomainError): string {
-  const first = error.details?.[0];
-  return error.code === 'VALIDATION_FAILED' && first !== undefined && first.message.startsWith(`${first.field} `) ? first.message : error.message;
+  const details = error.details ?? [];
+  // Each field's own words, every one of them (two fields given twice, or not text, are both named).
+  const own = details.length > 0 && details.every((detail) => detail.message.startsWith(`${detail.field} `));
+  return error.code === 'VALIDATION_FAILED' && own ? details.map((detail) => detail.message).join('; ') : error.message;
 }
 
 function withNotice(path: string, code: string): string {
@@ -177,12 +179,16 @@ const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options)
     // same-origin, not no-referrer: with no-referrer a form's POST says `Origin: null`, which the
     // origin check (access.ts) could not tell from another site's.
     referrerPolicy: { policy: 'same-origin' },
+    // As the policy's frame-ancestors 'none' (helmet's default SAMEORIGIN disagreed with it: a review).
+    xFrameOptions: { action: 'deny' },
   });
 
   // What the door refuses under /console (a drain's writes, an overload, a closing process): a page too.
   app.errorShapes.registerPages('/console', REFUSAL_PAGES);
 
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: FORM_BODY_LIMIT }, async (_request: unknown, body: string | Buffer) => parseForm(body as string));
+  // The application's JSON parser reaches the console's forms too: every field must be text there as well.
+  app.addHook('preValidation', async (request) => checkJsonForm(request.body));
 
   const context = (request: FastifyRequest): PageContext => ({
     csrf: request.consoleSession === undefined ? '' : auth.csrfToken(request.consoleSession),

@@ -115,14 +115,23 @@ describe('a refused form', () => {
     // Not the page's last notice: going back must not say again that the last action was done (a review).
     expect(refusal(await send('http://localhost:80/console/payments/intent/pay_x?notice=refund'))).toMatchObject({ link: ['/console/payments/intent/pay_x', 'Back'] });
     expect(refusal(await send('http://localhost:80/console/webhooks?notice=replayed&status=failed'))).toMatchObject({ link: ['/console/webhooks?status=failed', 'Back'] });
-    // Another origin, a path outside the console, none: the console's first page.
-    for (const referer of ['http://elsewhere.example/console/payments', 'http://localhost:80/v1/sim/intents', 'not a url', undefined]) {
+    // Another origin, a path outside the console, none, one longer than any address served (its link was a 414: a user test): the console's first page.
+    for (const referer of ['http://elsewhere.example/console/payments', 'http://localhost:80/v1/sim/intents', 'not a url', undefined, `http://localhost:80/console/payments?status=${'A'.repeat(8_200)}`]) {
       expect(refusal(await send(referer)), String(referer)).toMatchObject({ status: 400, error, link: ['/console', 'Back to the console'] });
     }
     expect((await t.app.inject({ method: 'GET', url: '/v1/sim/intents' })).json().data).toEqual([]);
-    // A _csrf that is not text (a JSON body) is no token: the header's is taken, and the form is not a 500 (a review).
-    const json = await t.app.inject({ method: 'POST', url: '/console/payments/new/intent', headers: { cookie, 'content-type': 'application/json', 'x-csrf-token': csrf }, payload: { _csrf: { a: 1 }, reservation_id: 'r-json', amount: '100' } });
-    expect([json.statusCode, (await t.app.inject({ method: 'GET', url: '/v1/sim/intents' })).json().data.map((i: { reservation_id: string }) => i.reservation_id)]).toEqual([303, ['r-json']]);
+    // A JSON body is a form of text fields: one that is not text is refused, naming it, not a 500 (two reviews).
+    const json = (payload: Record<string, unknown>) => t!.app.inject({ method: 'POST', url: '/console/payments/new/intent', headers: { cookie, 'content-type': 'application/json', 'x-csrf-token': csrf }, payload });
+    for (const [payload, error] of [
+      [{ _csrf: { a: 1 }, reservation_id: 'r-json', amount: '100' }, '_csrf must be text, as a form sends it'],
+      [{ reservation_id: 'r-json', amount: 100 }, 'amount must be text, as a form sends it'],
+      [{ reservation_id: ['a', 'b'], amount: '100', scenario: null }, 'reservation_id must be text, as a form sends it; scenario must be text, as a form sends it'],
+    ] as const) {
+      expect(refusal(await json(payload)), error).toMatchObject({ status: 400, error });
+    }
+    expect((await t.app.inject({ method: 'GET', url: '/v1/sim/intents' })).json().data).toEqual([]);
+    expect((await json({ reservation_id: 'r-json', amount: '100' })).statusCode).toBe(303);
+    expect((await t.app.inject({ method: 'GET', url: '/v1/sim/intents' })).json().data.map((i: { reservation_id: string }) => i.reservation_id)).toEqual(['r-json']);
   });
 
   it('with a field given twice is refused, naming it, and nothing is made', async () => {

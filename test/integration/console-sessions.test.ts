@@ -75,7 +75,7 @@ async function expectLoggedOut(t: TestApp, session: { cookie: string; csrf: stri
   // The login form opens again, with a new anonymous session.
   const form = await t.app.inject({ method: 'GET', url: '/console/login', headers: { cookie: session.cookie } });
   expect(form.statusCode).toBe(200);
-  expect(cookieOf(form)).toMatch(/^paysim_console=[\w-]+\.0\.[\w-]+$/);
+  expect(cookieOf(form)).toMatch(/^paysim_console_[\w-]{8}=[\w-]+\.0\.[\w-]+$/);
 }
 
 /** The session's live feed, open over real HTTP: resolves `ended` with the time it took to end from `since()`. */
@@ -116,12 +116,30 @@ describe('console sessions', () => {
     expect(await endsWithin(expiring.ended, 7_000)).toBe(true);
   });
 
+  it('two consoles on one host keep their own sessions: a browser sends both the cookies (per host, not port), and a visit to one leaves the other logged in', async () => {
+    const a = await start();
+    const b = await start({ CONSOLE_TOKEN: 'another-token-5678' });
+    const anon = await start({ CONSOLE_TOKEN: '' });
+    const session = await logIn(a);
+    // The browser's jar for the host: A's login, then what B's login form and the open console set.
+    const jar = new Map([session.cookie.split('=', 1)[0] as string].map((name) => [name, session.cookie]));
+    for (const other of [b, anon]) {
+      const visit = await other.app.inject({ method: 'GET', url: other === b ? '/console/login' : '/console/payments', headers: { cookie: [...jar.values()].join('; ') } });
+      expect(visit.statusCode).toBe(200);
+      const set = cookieOf(visit);
+      jar.set(set.split('=', 1)[0] as string, set);
+    }
+    expect(jar.size).toBe(3);
+    const page = await a.app.inject({ method: 'GET', url: '/console/payments', headers: { cookie: [...jar.values()].join('; ') } });
+    expect([page.statusCode, page.headers['set-cookie']]).toEqual([200, undefined]);
+  });
+
   it('a log out ends the session on the server: the saved cookie opens no page and, with its CSRF token, makes no payment; a new login works', async () => {
     const t = await start();
     const session = await logIn(t);
-    expect(session.cookie).toMatch(/^paysim_console=[\w-]{24}\.1\.\d{13}\.[\w-]{43}$/);
+    expect(session.cookie).toMatch(/^paysim_console_[\w-]{8}=[\w-]{24}\.1\.\d{13}\.[\w-]{43}$/);
     const out = await logOut(t, session);
-    expect([out.statusCode, out.headers.location, out.headers['set-cookie']]).toEqual([303, '/console/login', 'paysim_console=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0']);
+    expect([out.statusCode, out.headers.location, out.headers['set-cookie']]).toEqual([303, '/console/login', expect.stringMatching(/^paysim_console_[\w-]{8}=; Path=\/console; HttpOnly; SameSite=Strict; Max-Age=0$/)]);
     await expectLoggedOut(t, session);
     expect(await storedIntents(t)).toBe(0);
     // Logging out again with it changes nothing: 401, as without a session.
@@ -136,7 +154,7 @@ describe('console sessions', () => {
   it('a session expires CONSOLE_SESSION_TTL_MS after its login (its cookie’s Max-Age too): then the login form, as without a cookie', async () => {
     const t = await start({ CONSOLE_SESSION_TTL_MS: '60000' });
     const session = await logIn(t);
-    expect(session.setCookie).toMatch(/^paysim_console=[\w.-]+; Path=\/console; HttpOnly; SameSite=Strict; Max-Age=60$/);
+    expect(session.setCookie).toMatch(/^paysim_console_[\w-]{8}=[\w.-]+; Path=\/console; HttpOnly; SameSite=Strict; Max-Age=60$/);
     expect(session.cookie.split('.')[2]).toBe(String(t.clock.now() + 60_000));
     await t.clock.advance(59_999);
     expect((await t.app.inject({ method: 'GET', url: '/console/payments', headers: { cookie: session.cookie } })).statusCode).toBe(200);

@@ -30,7 +30,7 @@ async function loginForm(app: TestApp['app']): Promise<{ cookie: string; csrf: s
   const page = await app.inject({ method: 'GET', url: '/console/login' });
   expect(page.statusCode).toBe(200);
   const cookie = String(page.headers['set-cookie']).split(';', 1)[0] as string;
-  expect(cookie).toMatch(/^paysim_console=[\w-]+\.0\.[\w-]+$/);
+  expect(cookie).toMatch(/^paysim_console_[\w-]{8}=[\w-]+\.0\.[\w-]+$/);
   const csrf = /<input type="hidden" name="_csrf" value="([^"]+)">/.exec(page.body)?.[1] as string;
   expect(csrf).toMatch(/^[\w-]{43}$/);
   return { cookie, csrf };
@@ -72,8 +72,10 @@ describe('the console on the server', () => {
     expect(page.headers['content-security-policy']).toBe(
       "default-src 'self';script-src 'self';style-src 'self';img-src 'self' data:;connect-src 'self';form-action 'self';frame-ancestors 'none';base-uri 'none';object-src 'none'",
     );
-    expect(page.headers['set-cookie']).toMatch(/^paysim_console=[\w-]+\.0\.[\w-]+; Path=\/console; HttpOnly; SameSite=Strict$/);
+    expect(page.headers['set-cookie']).toMatch(/^paysim_console_[\w-]{8}=[\w-]+\.0\.[\w-]+; Path=\/console; HttpOnly; SameSite=Strict$/);
     expect(page.headers['content-type']).toBe('text/html; charset=utf-8');
+    // As frame-ancestors 'none' says (helmet's default, SAMEORIGIN, disagreed: a review).
+    expect(page.headers['x-frame-options']).toBe('DENY');
   });
 
   it('keeps its routes out of the OpenAPI document', async () => {
@@ -662,6 +664,23 @@ describe('the console on the server', () => {
     // Another site's form with a right token pair: refused by its Origin.
     const crossSite = await t.app.inject({ method: 'POST', url: '/console/login', headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: form.cookie, origin: 'http://evil.example' }, payload: `_csrf=${form.csrf}&token=${TOKEN}` });
     expect([crossSite.statusCode, crossSite.headers['set-cookie']]).toEqual([403, undefined]);
+    expect(crossSite.body).toContain('Refused: the request came from another origin (http://evil.example; this console is http://localhost:80).</p>');
+    // Behind a proxy that ends TLS, without TRUST_PROXY: the page says what to set (a user test could not log in, and was not told why).
+    const proxied = { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'pay.example', origin: 'https://pay.example' };
+    const behindProxy = await t.app.inject({ method: 'POST', url: '/console/login', headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: form.cookie, ...proxied }, payload: `_csrf=${form.csrf}&token=${TOKEN}` });
+    expect([behindProxy.statusCode, behindProxy.headers['set-cookie']]).toEqual([403, undefined]);
+    expect(behindProxy.body).toContain(
+      'Refused: the request came from another origin (https://pay.example; this console is http://localhost:80). Behind a proxy that ends TLS or changes the host, set TRUST_PROXY to the proxy&#39;s address so the console sees the address the browser used.</p>',
+    );
+    // With TRUST_PROXY naming it, the same login is in, its cookie Secure.
+    const trusting = await buildTestApp({ CONSOLE_TOKEN: TOKEN, TRUST_PROXY: '127.0.0.1' });
+    try {
+      const trustedForm = await loginForm(trusting.app);
+      const trusted = await trusting.app.inject({ method: 'POST', url: '/console/login', headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: trustedForm.cookie, ...proxied }, payload: `_csrf=${trustedForm.csrf}&token=${TOKEN}` });
+      expect([trusted.statusCode, trusted.headers.location, String(trusted.headers['set-cookie']).endsWith('; Secure')]).toEqual([303, '/console/payments', true]);
+    } finally {
+      await trusting.app.close();
+    }
     // The form's anonymous session opens no page.
     const anonymous = await t.app.inject({ method: 'GET', url: '/console/payments', headers: { cookie: form.cookie } });
     expect([anonymous.statusCode, anonymous.headers.location]).toEqual([303, '/console/login?next=%2Fconsole%2Fpayments']);
@@ -669,7 +688,7 @@ describe('the console on the server', () => {
     const login = await postLogin(t.app, form.cookie, `_csrf=${encodeURIComponent(form.csrf)}&token=${TOKEN}`);
     expect([login.statusCode, login.headers.location]).toEqual([303, '/console/payments']);
     const cookie = String(login.headers['set-cookie']).split(';', 1)[0] as string;
-    expect(cookie).toMatch(/^paysim_console=[\w-]+\.1\.\d+\.[\w-]+$/);
+    expect(cookie).toMatch(/^paysim_console_[\w-]{8}=[\w-]+\.1\.\d+\.[\w-]+$/);
     expect(cookie.split('.', 1)[0]).not.toBe(form.cookie.split('.', 1)[0]);
     expect((await t.app.inject({ method: 'GET', url: '/console/payments', headers: { cookie } })).statusCode).toBe(200);
   });

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { createHmac, randomBytes, scryptSync } from 'node:crypto';
 import { lineChart, niceMax } from '../../src/console/charts.ts';
 import { LiveFeed } from '../../src/console/feed.ts';
 import { escapeHtml, html, raw } from '../../src/console/html.ts';
@@ -82,6 +83,29 @@ describe('console session and CSRF tokens', () => {
     expect(cookieValue('a=1; paysim_console=v.0.m; b=2', 'paysim_console')).toBe('v.0.m');
   });
 
+  it('names its cookie after its key, so consoles on one host (browsers keep cookies per host, not port) keep their own sessions; one key, one name', () => {
+    const shared = randomBytes(32).toString('base64');
+    const names = [new ConsoleAuth('token-1234'), new ConsoleAuth('token-5678'), new ConsoleAuth(undefined), new ConsoleAuth(undefined), new ConsoleAuth(undefined, shared)].map((auth) => auth.cookieName);
+    expect(names.every((name) => /^paysim_console_[\w-]{8}$/.test(name))).toBe(true);
+    expect(new Set(names).size).toBe(5);
+    // Replicas with one CONSOLE_TOKEN, or one key on Redis: one name, and each takes the other's cookies.
+    const [a, b] = [new ConsoleAuth('token-1234'), new ConsoleAuth('token-1234')];
+    expect(b.cookieName).toBe(a.cookieName);
+    expect(b.verify(a.issue(true, T0).value, T0)).toEqual(expect.objectContaining({ authenticated: true }));
+    expect(new ConsoleAuth(undefined, shared).cookieName).toBe(names[4]);
+  });
+
+  it('derives its key from CONSOLE_TOKEN with scrypt: an anonymous cookie, given to every visitor, is no cheap test of a guessed token', () => {
+    const auth = new ConsoleAuth('token-1234');
+    const { value } = auth.issue(false, T0);
+    const [nonce, , tag] = value.split('.');
+    const key = scryptSync('token-1234', 'paysim-console-session', 32, { N: 2 ** 14, r: 8, p: 1, maxmem: 64 * 1024 * 1024 });
+    expect(tag).toBe(createHmac('sha256', key).update(`session:${nonce}:0`).digest('base64url'));
+    // Before 2026-12-05: one HMAC of the token, millions of guesses a second.
+    const fast = createHmac('sha256', 'paysim-console-session').update('token-1234').digest();
+    expect(tag).not.toBe(createHmac('sha256', fast).update(`session:${nonce}:0`).digest('base64url'));
+  });
+
   it('a logged-in session carries its expiry, signed: refused from then on, or with the expiry changed; an anonymous one does not expire', () => {
     const auth = new ConsoleAuth('token-1234', undefined, 60_000);
     const { value, session } = auth.issue(true, T0);
@@ -96,8 +120,8 @@ describe('console session and CSRF tokens', () => {
     const anonymous = auth.issue(false, T0);
     expect(anonymous.value).toMatch(/^[\w-]{24}\.0\.[\w-]{43}$/);
     expect(auth.verify(anonymous.value, T0 + 365 * 86_400_000)).toEqual({ nonce: anonymous.session.nonce, authenticated: false });
-    expect(sessionCookie(value, false, 60_000)).toBe(`paysim_console=${value}; Path=/console; HttpOnly; SameSite=Strict; Max-Age=60`);
-    expect(sessionCookie(anonymous.value, true)).toBe(`paysim_console=${anonymous.value}; Path=/console; HttpOnly; SameSite=Strict; Secure`);
+    expect(sessionCookie(auth.cookieName, value, false, 60_000)).toBe(`${auth.cookieName}=${value}; Path=/console; HttpOnly; SameSite=Strict; Max-Age=60`);
+    expect(sessionCookie(auth.cookieName, anonymous.value, true)).toBe(`${auth.cookieName}=${anonymous.value}; Path=/console; HttpOnly; SameSite=Strict; Secure`);
   });
 });
 
