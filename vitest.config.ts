@@ -25,6 +25,7 @@ export const PROCESS_TEST_FILES = [
     'redis-replicas',
     'redis-replicas-load',
     'swagger-ui',
+    'tracing',
     'webhooks-shutdown',
   ].map((name) => `test/integration/${name}.test.ts`),
 ];

@@ -32,7 +32,9 @@ export type LogFormat = (typeof LOG_FORMATS)[number];
 /** `memory`: this process's memory (the default); `redis`: one Redis shared by every replica (issue 14). */
 export const STORE_BACKENDS = ['memory', 'redis'] as const;
 export type StoreBackend = (typeof STORE_BACKENDS)[number];
-const CHOICES: Readonly<Record<string, readonly string[]>> = { LOG_LEVEL: LOG_LEVELS, LOG_FORMAT: LOG_FORMATS, V2_DEFAULT_SCENARIO: SCENARIOS, V2_REQUIRE_AUTH: ['true', 'false'], CONSOLE_ENABLED: ['true', 'false'], FAULTS_ENABLED: ['true', 'false'], STORE: STORE_BACKENDS };
+/** The samplers the OpenTelemetry SDK for Node.js builds from OTEL_TRACES_SAMPLER (its `create-from-env`). */
+const OTEL_SAMPLERS = ['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'] as const;
+const CHOICES: Readonly<Record<string, readonly string[]>> = { OTEL_TRACES_SAMPLER: OTEL_SAMPLERS, LOG_LEVEL: LOG_LEVELS, LOG_FORMAT: LOG_FORMATS, V2_DEFAULT_SCENARIO: SCENARIOS, V2_REQUIRE_AUTH: ['true', 'false'], CONSOLE_ENABLED: ['true', 'false'], FAULTS_ENABLED: ['true', 'false'], STORE: STORE_BACKENDS };
 /** Variables whose value is never repeated in an error message (REDIS_URL may carry a password). */
 const SECRET_VARIABLES: ReadonlySet<string> = new Set(['WEBHOOK_SECRET', 'WEBHOOK_SECRET_PREVIOUS', 'JWT_SECRET', 'PAYMENT_WEBHOOK_SECRET', 'SERVICE_AUTH_TOKEN', 'CONSOLE_TOKEN', 'REDIS_URL']);
 /**
@@ -98,6 +100,9 @@ const EnvSchema = Type.Object({
   EVENTS_STREAM_MAX_LEN: Count(100_000, 1, 100_000_000),
   OTEL_EXPORTER_OTLP_ENDPOINT: Type.Optional(Type.String({ pattern: '^https?://', 'x-pattern-description': 'an http(s) URL' })),
   OTEL_SERVICE_NAME: Type.String({ minLength: 1, default: 'paysim' }),
+  // Read by the OpenTelemetry SDK itself; checked here, since the SDK takes a typo for its default (every request traced).
+  OTEL_TRACES_SAMPLER: Type.Optional(Type.Union(OTEL_SAMPLERS.map((name) => Type.Literal(name)))),
+  OTEL_TRACES_SAMPLER_ARG: Type.Optional(Type.String()),
   // At least 1: 0 would forget every key at once (no replays), where 0 means unlimited or off elsewhere.
   IDEMPOTENCY_TTL_MS: Type.Integer({ minimum: 1, maximum: 86_400_000 * 365, default: 86_400_000 }),
   // Bounds chosen so that every store at its bound keeps the whole process under 1.5 GiB (scripts/bench-memory.ts).
@@ -409,6 +414,21 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     // Never the value: it may hold a password.
     throw new ConfigError(`Invalid configuration: REDIS_URL ${redisUrlProblem}, e.g. redis://user:password@host:6379/0 (the value is not shown: it may hold a password)`);
   }
+  const otelProblem = otelEndpointIssue(env.OTEL_EXPORTER_OTLP_ENDPOINT);
+  if (otelProblem !== undefined) {
+    // Never the value: it may hold a password (the exporter's own error printed it, with a stack).
+    throw new ConfigError(`Invalid configuration: OTEL_EXPORTER_OTLP_ENDPOINT ${otelProblem}, e.g. http://otel-collector:4317 (the value is not shown: it may hold a password)`);
+  }
+  // Typed loosely: the schema's union of a mapped list reads as never here.
+  const sampler = env.OTEL_TRACES_SAMPLER as string | undefined;
+  if (sampler?.endsWith('traceidratio') === true) {
+    // The SDK takes a missing or bad ratio for 1, every request traced: the cost the sampler was set to avoid.
+    const arg = env.OTEL_TRACES_SAMPLER_ARG?.trim();
+    const ratio = arg === undefined || !/^(\d+(\.\d*)?|\.\d+)$/.test(arg) ? Number.NaN : Number(arg);
+    if (!(ratio >= 0 && ratio <= 1)) {
+      throw new ConfigError(`Invalid configuration: OTEL_TRACES_SAMPLER=${sampler} needs OTEL_TRACES_SAMPLER_ARG, the share of traces to keep, from 0 to 1, e.g. 0.01 (got ${arg === undefined ? 'none' : JSON.stringify(arg)})`);
+    }
+  }
   const mix = readMix(env.MIX);
   if (env.V2_DEFAULT_SCENARIO === 'mix' && mix === undefined) {
     throw new ConfigError('Invalid configuration: V2_DEFAULT_SCENARIO=mix needs MIX (the weights, e.g. approve:90,fail:7,delay:3)');
@@ -664,6 +684,13 @@ interface AjvError {
  * What is wrong with a REDIS_URL that has the right scheme but that the Redis client could not
  * take (it would throw, with the URL and its password in the message); undefined when it is fine.
  */
+/** What is wrong with an OTLP collector URL the schema let through (`^https?://`), or undefined. */
+function otelEndpointIssue(url: string | undefined): string | undefined {
+  if (url === undefined) return undefined;
+  if (!URL.canParse(url)) return 'is not a valid URL (no host, a port that is not a number or above 65535, an unclosed [ of an IPv6 address?)';
+  return new URL(url).hostname === '' ? 'names no host' : undefined;
+}
+
 function redisUrlIssue(url: string): string | undefined {
   let parsed: URL;
   try {

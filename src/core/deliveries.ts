@@ -41,6 +41,12 @@ export interface Delivery {
    * go out, also those of a delivery that failed before its first attempt).
    */
   dropAttempts?: { ruleId: string; n: number } | undefined;
+  /**
+   * The trace the delivery was made in (its event's request, or the job that decided its payment),
+   * as a W3C `traceparent`: every attempt, on whichever replica, is a span of it and sends it on.
+   * Absent without tracing.
+   */
+  traceparent?: string | undefined;
   status: DeliveryStatus;
   attempts: readonly DeliveryAttempt[];
   /** Index in `attempts` where the current attempt series (first try or a replay) started. */

@@ -1,7 +1,8 @@
 import type { Clock, Timer } from './clock.ts';
 import { isStoreUnavailable, ShuttingDownError } from './errors.ts';
 import { FailureCounts } from './failure-counts.ts';
-import type { ClaimedJob, SchedulerStore } from './ports.ts';
+import type { ClaimedJob, Job, SchedulerStore } from './ports.ts';
+import { inTrace, JobTraces } from '../trace-context.ts';
 
 /**
  * Runs due work: intent decisions, seat-hold expiry, inbox processing, webhook retries. Jobs live
@@ -64,6 +65,8 @@ export const FAILED_RUN_RETRY_MS = 1000;
 export class Scheduler {
   readonly #deps: SchedulerDeps;
   readonly #handlers = new Map<string, JobHandler>();
+  /** The trace each job was scheduled in (a request's), for its run: see trace-context.ts. */
+  readonly #traces = new JobTraces();
   /**
    * Failed runs per job (kind + key): all of them (for the retry delay) and those that count
    * towards MAX_ATTEMPTS. Kept until the job succeeds here, or twice as long as its retry and
@@ -104,15 +107,18 @@ export class Scheduler {
 
   /** Runs the handler of `kind` for `key` at `dueAt` (epoch ms on the injected clock); replaces an earlier schedule of the same job. */
   schedule(kind: string, key: string, dueAt: number): Promise<void> {
+    this.#traces.capture(failureId({ kind, key }));
     return this.#deps.store.schedule({ kind, key, dueAt }).then(() => this.#arm(dueAt));
   }
 
   /** A job a store scheduled with its own write (`IntentStore.insertScheduled`): runs it when due, as `schedule` would. */
-  scheduled(dueAt: number): void {
-    this.#arm(dueAt);
+  scheduled(job: Job): void {
+    this.#traces.capture(failureId(job));
+    this.#arm(job.dueAt);
   }
 
   cancel(kind: string, key: string): Promise<boolean> {
+    this.#traces.forget(failureId({ kind, key }));
     return this.#deps.store.cancel(kind, key);
   }
 
@@ -279,8 +285,11 @@ export class Scheduler {
     const handler = this.#handlers.get(job.kind);
     try {
       if (handler === undefined) throw new Error(`no handler for jobs of kind ${job.kind}`);
-      await handler(job.key);
-      if (this.#failures.size > 0) this.#failures.delete(failureId(job));
+      // In the trace it was scheduled in, or none: never the context of whatever armed the timer.
+      const id = failureId(job);
+      await inTrace(this.#traces.get(id), () => handler(job.key));
+      this.#traces.forget(id);
+      if (this.#failures.size > 0) this.#failures.delete(id);
       finished.push(job);
     } catch (error) {
       const id = failureId(job);
@@ -294,6 +303,7 @@ export class Scheduler {
       onError(error, job, final);
       if (final) {
         this.#failures.delete(id);
+        this.#traces.forget(id);
         finished.push(job);
         return;
       }
@@ -312,6 +322,6 @@ interface Failures {
   counted: number;
 }
 
-function failureId(job: ClaimedJob): string {
+function failureId(job: Pick<Job, 'kind' | 'key'>): string {
   return `${job.kind}\n${job.key}`;
 }

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { context, propagation, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import { context, isSpanContextValid, propagation, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import { loggedUrl } from '../http/logged-url.ts';
 import { request, type Dispatcher } from 'undici';
 import { isSuccess, parseRetryAfter, type AttemptResult } from './retry-policy.ts';
 
@@ -32,7 +33,8 @@ export async function attempt(req: AttemptRequest): Promise<AttemptOutcome> {
   const target = withoutCredentials(req.url);
   const span = tracer.startSpan('webhook.attempt', {
     kind: SpanKind.CLIENT,
-    attributes: { 'http.request.method': 'POST', 'url.full': target.redacted, 'paysim.delivery.id': req.deliveryId, 'paysim.event.type': req.eventType },
+    // As the request line logs a query: a secret's value (`?token=`) left out.
+    attributes: { 'http.request.method': 'POST', 'url.full': loggedUrl(target.redacted), 'paysim.delivery.id': req.deliveryId, 'paysim.event.type': req.eventType },
   });
   const headers: Record<string, string> = { 'content-type': 'application/json', 'user-agent': USER_AGENT, ...req.headers };
   // A delivery's own Authorization (/api/v2's Bearer SERVICE_AUTH_TOKEN) stands: the URL's credentials do not replace it.
@@ -92,9 +94,14 @@ function decoded(part: string): string {
   }
 }
 
-/** The attempt's span context goes out as `traceparent`; without a tracing SDK, a fresh one is made. */
+/**
+ * The attempt's span context goes out as `traceparent`, sampled or not (a span the sampler dropped
+ * still carries its trace id, with flags 00, as W3C Trace Context asks: a receiver then joins the
+ * trace and follows the decision; before 2026-12-05 such an attempt got a new sampled trace).
+ * Without a tracing SDK, a fresh one is made.
+ */
 function injectTraceparent(span: ReturnType<typeof tracer.startSpan>, headers: Record<string, string>): void {
-  if (span.isRecording()) {
+  if (isSpanContextValid(span.spanContext())) {
     propagation.inject(trace.setSpan(context.active(), span), headers);
     if (headers.traceparent !== undefined) return;
   }

@@ -1,3 +1,4 @@
+import { inTrace } from '../trace-context.ts';
 import PQueue from 'p-queue';
 import type { Dispatcher as UndiciDispatcher } from 'undici';
 import type { Clock } from '../core/clock.ts';
@@ -382,7 +383,8 @@ export class WebhookDispatcher {
     let outcome = dropped(delivery);
     if (outcome === undefined) {
       this.#requestsInFlight++;
-      outcome = await attempt({ url: delivery.url, body: delivery.body, headers, timeoutMs: settings.timeoutMs, agent, deliveryId: delivery.id, eventType: delivery.type }).finally(() => {
+      // In the delivery's trace, not the context of whatever started this worker.
+      outcome = await inTrace(delivery.traceparent, () => attempt({ url: delivery.url, body: delivery.body, headers, timeoutMs: settings.timeoutMs, agent, deliveryId: delivery.id, eventType: delivery.type })).finally(() => {
         this.#requestsInFlight--;
       });
       // Cut by this process's own close (its connections destroyed after the drain), not by the
@@ -428,7 +430,7 @@ export class WebhookDispatcher {
     const at = change.nextAttemptAt;
     if (log.updateScheduled !== undefined) {
       const updated = await log.updateScheduled(id, change, { kind: RETRY_JOB, key: id, dueAt: at });
-      scheduler.scheduled(at);
+      scheduler.scheduled({ kind: RETRY_JOB, key: id, dueAt: at });
       return updated;
     }
     await scheduler.schedule(RETRY_JOB, id, at);

@@ -1,3 +1,4 @@
+import { currentTraceparent } from '../trace-context.ts';
 import type { Clock } from '../core/clock.ts';
 import type { Delivery, DeliveryChange, Subject } from '../core/deliveries.ts';
 import { duplicatePlan, firstSend, NO_WEBHOOK_FAULTS, type WebhookFaultPlan } from '../core/faults/webhook-policy.ts';
@@ -130,6 +131,9 @@ export class Intake {
     };
     // Logged with the delivery, so that every replica's attempts follow it (a property only where a rule sets it).
     if (plan.dropAttempts !== null) delivery.dropAttempts = plan.dropAttempts;
+    // Likewise its trace, so that its attempts join it wherever they run (a property only with tracing).
+    const traceparent = currentTraceparent();
+    if (traceparent !== undefined) delivery.traceparent = traceparent;
     if (this.#shared && reason === null && !copy && !heldBy(plan)) return this.#accept(delivery, origin);
     // The slot is taken before the store is awaited and held until the queue counts the delivery
     // (or it goes elsewhere), so concurrent calls cannot overshoot the bound: released when the

@@ -417,6 +417,21 @@ describe('invalid configuration', () => {
       { OTEL_EXPORTER_OTLP_ENDPOINT: 'grpc://collector' },
       'Invalid configuration: OTEL_EXPORTER_OTLP_ENDPOINT must be an http(s) URL (got "grpc://collector")',
     ],
+    // The exporter's own refusal was a stack trace with the value, password and all (a user test).
+    ...['http://', 'http://127.0.0.1:notaport', 'http://user:pw-LEAK@[::1'].map((url): [Record<string, string>, string] => [
+      { OTEL_EXPORTER_OTLP_ENDPOINT: url },
+      'Invalid configuration: OTEL_EXPORTER_OTLP_ENDPOINT is not a valid URL (no host, a port that is not a number or above 65535, an unclosed [ of an IPv6 address?), e.g. http://otel-collector:4317 (the value is not shown: it may hold a password)',
+    ]),
+    // The SDK takes a typo for its default sampler, and a bad ratio for 1: every request traced, silently.
+    [
+      { OTEL_TRACES_SAMPLER: 'parentbased_traceidratio_typo' },
+      'Invalid configuration: OTEL_TRACES_SAMPLER must be one of always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, parentbased_traceidratio (got "parentbased_traceidratio_typo")',
+    ],
+    ...['abc', '1%', '1.5', '-0.1'].map((arg): [Record<string, string>, string] => [
+      { OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: arg },
+      `Invalid configuration: OTEL_TRACES_SAMPLER=parentbased_traceidratio needs OTEL_TRACES_SAMPLER_ARG, the share of traces to keep, from 0 to 1, e.g. 0.01 (got ${JSON.stringify(arg)})`,
+    ]),
+    [{ OTEL_TRACES_SAMPLER: 'traceidratio' }, 'Invalid configuration: OTEL_TRACES_SAMPLER=traceidratio needs OTEL_TRACES_SAMPLER_ARG, the share of traces to keep, from 0 to 1, e.g. 0.01 (got none)'],
   ])('%j → %s', (env, message) => {
     const error = configError(env);
     expect(error).toBeInstanceOf(ConfigError);

@@ -1,3 +1,4 @@
+import { JobTraces } from '../../trace-context.ts';
 import type { IdFactory } from '../ids.ts';
 import type { DecisionSource } from '../scenario.ts';
 import type { SubscriptionRecord } from '../subscriptions/ports.ts';
@@ -262,8 +263,18 @@ export interface Stamp {
 }
 
 export function stampOf(ids: FluxPayIds, now: number): Stamp {
-  return { now, eventIds: [ids('evt'), ids('evt'), ids('evt')], transactionId: ids('tx') };
+  const eventIds = [ids('evt'), ids('evt'), ids('evt')];
+  // The events the operation writes are published by the relay later, in its own run: in this trace.
+  for (const eventId of eventIds) OUTBOX_TRACES.capture(eventId);
+  return { now, eventIds, transactionId: ids('tx') };
 }
+
+/**
+ * The trace of each outbox event this process wrote (an event's record carries none), until the
+ * relay publishes it (see trace-context.ts): an event another replica publishes, or an id the
+ * operation did not use, has none there and ages out of the bound.
+ */
+export const OUTBOX_TRACES = new JobTraces(30_000);
 
 export function copyOrder(order: Order): Order {
   return { ...order };

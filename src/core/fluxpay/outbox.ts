@@ -1,6 +1,7 @@
+import { inTrace } from '../../trace-context.ts';
 import type { Clock, Timer } from '../clock.ts';
 import type { Scheduler } from '../scheduler.ts';
-import type { OutboxEvent } from './model.ts';
+import { OUTBOX_TRACES, type OutboxEvent } from './model.ts';
 import type { FluxPayStore } from './ports.ts';
 
 /**
@@ -174,7 +175,10 @@ export class OutboxRelay {
       for (const event of batch) {
         if (this.#stopped) return false;
         try {
-          for (const publish of this.#publishers) await publish(event);
+          // In the trace of the request that wrote it, or none: not that of whatever started this run.
+          const traceparent = OUTBOX_TRACES.get(event.eventId);
+          for (const publish of this.#publishers) await inTrace(traceparent, () => publish(event));
+          OUTBOX_TRACES.forget(event.eventId);
           const now = clock.now();
           // 0: another process's relay published it meanwhile, and counted it.
           if ((await store.markPublished([event.eventId], now)) > 0) onPublished?.(event, now);

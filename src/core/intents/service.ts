@@ -112,7 +112,7 @@ export class IntentService {
     } else {
       // One atomic store operation (Redis): the intent with its job, or (full) neither.
       inserted = await store.insertScheduled(intent, job);
-      if (inserted.ok) scheduler.scheduled(job.dueAt);
+      if (inserted.ok) scheduler.scheduled(job);
     }
     if (!inserted.ok) throw storeFull('intents');
     markApplied(input.forced);
@@ -153,7 +153,7 @@ export class IntentService {
       if (result.current === undefined) throw notFound('Payment intent', id);
       throw new DomainError('INVALID_STATE', `Payment intent ${id} is ${result.current.status}; only a PENDING intent can be cancelled.`);
     }
-    if (backstop !== undefined) scheduler.scheduled(job.dueAt);
+    if (backstop !== undefined) scheduler.scheduled(job);
     // Stored: nothing after this fails the request (a retry would be refused, 409). A decision's job
     // left by a store that failed here finds the intent CANCELLED and ends without a word.
     await scheduler.cancel(DECIDE_JOB, id).catch(() => false);
@@ -184,7 +184,7 @@ export class IntentService {
         throw new DomainError('REFUND_EXCEEDS_AMOUNT', `A refund of ${amount ?? result.left} exceeds the ${result.left} left to refund on ${id}.`);
       case 'refunded': {
         const refunded = Object.freeze(result.intent);
-        if (backstop !== undefined) scheduler.scheduled(job.dueAt);
+        if (backstop !== undefined) scheduler.scheduled(job);
         const backing = backstop === undefined ? undefined : { ...job, key: refundJobKey(id, refunded.refundedAmount, result.amount, now) };
         await this.#publishBacked(refundEvent(refunded, result.amount, now), backing);
         return refunded;

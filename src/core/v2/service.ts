@@ -121,7 +121,7 @@ export class V2PaymentService {
         break;
     }
     markApplied(forced);
-    if (beginScheduled !== undefined) scheduler.scheduled(job.dueAt);
+    if (beginScheduled !== undefined) scheduler.scheduled(job);
     this.#publish('v2.payment_created', begun.payment, now);
     if (decision.delayMs === 0) return { kind: 'created', payment: (await this.#decideNow(payment.id, now, beginScheduled !== undefined)) ?? begun.payment, decisionDueAt: now };
     if (beginScheduled === undefined) await scheduler.schedule(job.kind, job.key, job.dueAt);

@@ -1,0 +1,142 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { serverProcesses, type ServerProcess } from '../helpers/child.ts';
+import { startCollector, type Collector, type ReceivedSpan } from '../helpers/otlp-collector.ts';
+import { eventually, startReceiver, type Receiver } from '../helpers/receiver.ts';
+import { redisServerOrSkip, startRedis, type TestRedis } from '../helpers/redis.ts';
+
+/**
+ * Tracing as a team's collector sees it: `node src/server.ts` in a child process exporting to an
+ * OTLP/gRPC collector of the test's, its webhooks to a receiver of the test's. One trace per
+ * payment, from the client's request to the webhook it gets, however many payments share the
+ * scheduler's timer and whichever process sends the webhook.
+ */
+
+const servers = serverProcesses();
+let collector: Collector;
+let receiver: Receiver;
+beforeAll(async () => {
+  collector = await startCollector();
+  receiver = await startReceiver();
+});
+afterAll(async () => {
+  await Promise.all([collector.close(), receiver.close()]);
+});
+afterEach(async () => {
+  await servers.killAll();
+  collector.spans.length = 0;
+  receiver.requests.length = 0;
+});
+
+/** A trace of the test's: its id is `i` in hex, padded; `sampled` its flags' bit. */
+function traceOf(i: number, sampled = true): { traceId: string; traceparent: string } {
+  const traceId = `abcd${i.toString(16).padStart(28, '0')}`;
+  return { traceId, traceparent: `00-${traceId}-${(0x1000 + i).toString(16).padStart(16, '0')}-${sampled ? '01' : '00'}` };
+}
+
+function tracedServer(env: Record<string, string> = {}): ServerProcess {
+  return servers.start({
+    OTEL_EXPORTER_OTLP_ENDPOINT: collector.endpoint,
+    OTEL_SERVICE_NAME: 'paysim-traced',
+    // Export every 100 ms.
+    OTEL_BSP_SCHEDULE_DELAY: '100',
+    // Decided 300 ms after their create: the scheduler's one timer, armed by the first request, runs them all.
+    DEFAULT_APPROVE_DELAY_MS: '300',
+    WEBHOOK_MAX_RPS: '0',
+    ...env,
+  });
+}
+
+/** Six payments sent at once, each in a trace of its own (the last one unsampled): each one's webhook carries its own trace on. */
+async function expectWebhooksInTheirTraces(server: ServerProcess): Promise<void> {
+  const traces = Array.from({ length: 6 }, (_, i) => traceOf(i + 1, i < 5));
+  const answers = await Promise.all(
+    traces.map(async ({ traceparent }, i) =>
+      fetch(await server.url('/v1/sim/intent'), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', traceparent },
+        body: JSON.stringify({ reservation_id: `traced-${i}`, amount: 100, webhook_url: receiver.url(`/hook/${i}`) }),
+      }),
+    ),
+  );
+  expect(answers.map((res) => res.status)).toEqual([200, 200, 200, 200, 200, 200]);
+  const webhooks = await receiver.waitFor(6, 10_000);
+  const byPath = new Map(webhooks.map((request) => [request.url, request.headers.traceparent]));
+  traces.forEach(({ traceId }, i) => {
+    // Sampled: flags 01; the unsampled one keeps its trace id with flags 00 (it had a new sampled trace before).
+    expect([i, byPath.get(`/hook/${i}`)]).toEqual([i, expect.stringMatching(new RegExp(`^00-${traceId}-(?!0{16})[0-9a-f]{16}-${i < 5 ? '01' : '00'}$`))]);
+  });
+  // The collector has each sampled payment's request span and its webhook attempt, in its trace, the attempt under a span of it.
+  const attempts = await collector.waitFor((span) => span.name === 'webhook.attempt', 5);
+  const requests = await collector.waitFor((span) => span.name === 'POST /v1/sim/intent', 5);
+  const traceIds = (spans: ReceivedSpan[]) => spans.map((span) => span.traceId).sort();
+  const sampled = traces.slice(0, 5).map((trace) => trace.traceId);
+  expect(traceIds(attempts)).toEqual(sampled);
+  expect(traceIds(requests)).toEqual(sampled);
+  for (const attempt of attempts) {
+    expect(attempt.parentSpanId).not.toBe('');
+    // The webhook's traceparent names the attempt's own span.
+    expect(webhooks.find((w) => w.headers.traceparent?.includes(attempt.traceId))?.headers.traceparent).toBe(`00-${attempt.traceId}-${attempt.spanId}-01`);
+  }
+  expect(collector.spans.filter((span) => span.traceId === traces[5]?.traceId)).toEqual([]);
+}
+
+describe('tracing to an OTLP collector', () => {
+  it('memory: each payment’s webhook in its own request’s trace, though one timer decides them all; unsampled ones keep their trace id, flags 00', async () => {
+    const server = tracedServer();
+    await expectWebhooksInTheirTraces(server);
+  });
+
+  it('memory: a FluxPay payment’s webhook in its confirm’s trace, the relay publishing each event in the trace that wrote it', async () => {
+    const server = tracedServer({ FLUXPAY_WEBHOOK_URL: receiver.url('/fluxpay') });
+    const post = async (path: string, body: unknown, headers: Record<string, string> = {}) => {
+      const res = await fetch(await server.url(path), { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+      expect([path, res.status]).toEqual([path, 200]);
+      return ((await res.json()) as { result: Record<string, string> }).result;
+    };
+    const payments: Array<{ orderId: string; paymentKey: string }> = [];
+    for (let i = 0; i < 3; i++) {
+      const order = await post('/api/v1/orders', { userId: `user_${i}`, serviceId: 'ai-writer', orderName: 'credits', amount: 10000, metadata: { kind: 'CREDIT_CHARGE', credits: 1000 } });
+      const payment = await post('/api/v1/payments', { orderId: order.orderId, method: 'CARD', card: { number: '4242424242424242', cvv: '123', expMonth: 12, expYear: 2030 } });
+      payments.push({ orderId: order.orderId as string, paymentKey: payment.paymentKey as string });
+    }
+    await Promise.all(payments.map(({ orderId, paymentKey }, i) => post('/api/v1/payments/confirm', { orderId, paymentKey, amount: 10000 }, { traceparent: traceOf(100 + i).traceparent })));
+    const approved = await eventually(() => {
+      const found = receiver.requests.filter((request) => request.body.includes('"payment.approved"'));
+      return found.length >= 3 ? found : undefined;
+    }, 'three payment.approved webhooks');
+    payments.forEach(({ paymentKey }, i) => {
+      const webhook = approved.find((request) => request.body.includes(paymentKey));
+      expect([i, webhook?.headers.traceparent]).toEqual([i, expect.stringMatching(new RegExp(`^00-${traceOf(100 + i).traceId}-[0-9a-f]{16}-01$`))]);
+    });
+  });
+
+  it('names a request’s span by its route, and keeps its query’s secrets out of it as the log does', async () => {
+    const server = tracedServer();
+    const res = await fetch(await server.url('/v1/sim/webhooks/disabled-urls?url=http%3A%2F%2Fu%3Apw-LEAK%40127.0.0.1%2Fx&token=tok-LEAK'), { headers: { traceparent: traceOf(40).traceparent } });
+    expect(res.status).toBe(400);
+    const [span] = await collector.waitFor((s) => s.traceId === traceOf(40).traceId && s.parentSpanId === traceOf(40).traceparent.split('-')[2], 1);
+    expect(span).toMatchObject({
+      service: 'paysim-traced',
+      name: 'GET /v1/sim/webhooks/disabled-urls',
+      attributes: { 'http.route': '/v1/sim/webhooks/disabled-urls', 'url.path': '/v1/sim/webhooks/disabled-urls', 'url.query': 'url=http%3A%2F%2Fu%3A***%40127.0.0.1%2Fx&token=[redacted]' },
+    });
+    expect(JSON.stringify(collector.spans)).not.toContain('LEAK');
+  });
+});
+
+if (redisServerOrSkip('tracing to an OTLP collector with STORE=redis')) {
+  describe('tracing to an OTLP collector with STORE=redis', () => {
+    let redis: TestRedis;
+    beforeAll(async () => {
+      redis = await startRedis();
+    });
+    afterAll(async () => {
+      await redis.stop();
+    });
+
+    it('each payment’s webhook in its own request’s trace: the delivery carries it through the shared stream', async () => {
+      const server = tracedServer({ STORE: 'redis', REDIS_URL: redis.url, REDIS_KEY_PREFIX: redis.newPrefix() });
+      await expectWebhooksInTheirTraces(server);
+    });
+  });
+}
