@@ -137,6 +137,30 @@ describe('error: the status, Retry-After and a body in the dialect’s own shape
     expect((await intent()).statusCode).toBe(200);
   });
 
+  it('beside an outcome rule (and a latency rule), the error is the answer and nothing is committed: the route never runs, the outcome’s hit is given back (a user test: the payment was made behind the 502, the route answered too)', async () => {
+    await start();
+    const logs: string[] = [];
+    t.app.log.warn = ((...args: unknown[]) => void logs.push(JSON.stringify(args))) as typeof t.app.log.warn;
+    const lat = await rule({ id: 'lat', match: { route: '/v1/sim/intent' }, action: { type: 'latency', distribution: 'fixed', params: { ms: 100 } } });
+    const out = await rule({ id: 'out', match: { route: '/v1/sim/intent' }, count: 5, action: { type: 'outcome', failure_code: 'insufficient_funds' } });
+    const e502 = await rule({ id: 'e502', match: { route: '/v1/sim/intent' }, action: { type: 'error', status: 502 } });
+    const res = await intent({ reservation_id: 'r-err-out' });
+    expect([res.statusCode, res.headers['x-sim-rule'], res.json().error.code]).toEqual([502, `${lat}, ${e502}`, 'BAD_GATEWAY']);
+    // Given time for a route that ran behind the answer to store its intent.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(await storedIntents(t)).toBe(0);
+    expect(await ruleView(out)).toMatchObject({ hits: 0, matched: 1, remaining: 5 });
+    // /api/v2 likewise: no payment, no callback.
+    const v2Out = await rule({ match: { dialect: 'payment-server-v2', route: '/api/v2/payments' }, action: { type: 'outcome', failure_code: 'card_declined' } });
+    const v2Err = await rule({ match: { dialect: 'payment-server-v2', route: '/api/v2/payments' }, action: { type: 'error', status: 503 } });
+    const v2 = await t.app.inject({ method: 'POST', url: '/api/v2/payments', payload: { tx_id: 'tx_e2', order_id: 1, user_id: 1, amount: 1000, callback_url: 'http://127.0.0.1:9/cb' } });
+    expect([v2.statusCode, v2.headers['x-sim-rule']]).toEqual([503, v2Err]);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect((await t.app.inject({ url: '/api/v2/payments/pay_tx_e2' })).statusCode).toBe(404);
+    expect(await ruleView(v2Out)).toMatchObject({ hits: 0, matched: 1 });
+    expect(logs.filter((line) => line.includes('Reply was already sent'))).toEqual([]);
+  });
+
   it('a rule on /v1/sim/** leaves the simulator’s own routes alone: the webhook delivery log, replays, test sends, disabled URLs, the report and the namespaces answer as without it', async () => {
     await start();
     const id = await rule({ match: { route: '/v1/sim/**' }, action: { type: 'error', status: 503 } });

@@ -239,16 +239,17 @@ export default fp<FaultsOptions>(
     const wait = options.wait ?? realWait;
     const shapes = app.errorShapes;
 
-    const apply = async (request: FastifyRequest, reply: FastifyReply, shape: ErrorShape, plan: RequestFaultPlan): Promise<void> => {
+    /** Applies a planned request's rules; true when a rule answered it (an error, a timeout's reset), so the route must not run. */
+    const apply = async (request: FastifyRequest, reply: FastifyReply, shape: ErrorShape, plan: RequestFaultPlan): Promise<boolean> => {
       request.faultPlan = plan;
       reply.header('x-sim-rule', plan.ruleIds.join(', '));
       // Waited out even if the client goes away meanwhile: the route then runs when the delay ends,
       // not at once (before 2026-12-04 a client that timed out early saw the payment made early).
       if (plan.latency !== null) await wait(plan.latency.ms, request, false);
       const response = plan.response?.action;
-      if (response === undefined) return;
+      if (response === undefined) return false;
       // response_lost: the route runs; loseAnswer (onSend) reads the plan and resets instead of answering.
-      if (response.type === 'response_lost') return;
+      if (response.type === 'response_lost') return false;
       if (response.type === 'timeout') {
         // Nothing is committed: the route never runs, and the client sees its connection reset.
         // An outcome claimed with it decides nothing, so it is given back (the answer's onSend never runs).
@@ -264,6 +265,7 @@ export default fp<FaultsOptions>(
         const retryAfterS = retryAfterSecondsOf(response) ?? undefined;
         sendProblem(reply, shape, faultProblem(response.status, retryAfterS));
       }
+      return true;
     };
 
     const plan: preValidationHookHandler = function (request, reply, done) {
@@ -281,10 +283,17 @@ export default fp<FaultsOptions>(
       };
       const peeked = service.peekRequest(namespace, input);
       if (peeked !== undefined && peeked.ruleIds.length === 0) return done();
+      // A request a rule answered goes no further: `done` is not called. The answer's onSend (an
+      // outcome rule's hit given back) may still be running, so `reply.sent` is not yet true, and
+      // Fastify would have run the route behind the error: the payment was made and answered twice
+      // (a user test: error + outcome rules, 2026-12-05; once on Redis the second answer's headers
+      // threw and took the process down).
       service
         .planRequest(namespace, input)
-        .then((planned) => (planned.ruleIds.length === 0 ? undefined : apply(request, reply, shape, planned)))
-        .then(() => done(), done);
+        .then((planned) => (planned.ruleIds.length === 0 ? false : apply(request, reply, shape, planned)))
+        .then((answered) => {
+          if (!answered) done();
+        }, done);
     };
 
     const loseAnswer: onSendHookHandler = function (request, reply, payload, done) {
