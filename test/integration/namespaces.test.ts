@@ -159,7 +159,7 @@ describe('X-Sim-Namespace: isolation', () => {
       ],
     ]);
     const badName = await call(s, undefined, 'DELETE', '/v1/sim/namespaces/a%20b');
-    expect([badName.status, badName.body.error.message]).toEqual([400, 'params /namespace: must be 1 to 64 letters, digits, ".", "_" or "-"']);
+    expect([badName.status, badName.body.error.message]).toEqual([400, 'params /namespace: must be 1 to 64 letters, digits, ".", "_" or "-", not dots alone']);
   });
 
   it('a reset waits for the requests the namespace is still answering, so none answers after it for a payment it dropped (before, a create held by a latency rule answered 200 after the reset, for an intent that no longer existed)', async () => {
@@ -181,10 +181,10 @@ describe('X-Sim-Namespace: isolation', () => {
 
   it('a bad X-Sim-Namespace is a 400 in the shape of each dialect; beyond NAMESPACES_MAX a 409 NAMESPACE_LIMIT; the operations paths ignore the header', async () => {
     const s = await serve({ NAMESPACES_MAX: '1' });
-    for (const bad of ['a b', 'x'.repeat(65), 'ns/1']) {
+    for (const bad of ['a b', 'x'.repeat(65), 'ns/1', '.', '..']) {
       const native = await call(s, bad, 'GET', '/v1/sim/intents');
       // Named as a header, as a schema names a bad header: in each dialect's way.
-      const rule = 'must be 1 to 64 letters, digits, ".", "_" or "-", sent once';
+      const rule = 'must be 1 to 64 letters, digits, ".", "_" or "-", not dots alone, sent once';
       expect([native.status, native.body.error.code, native.body.error.message, native.body.error.details]).toEqual([
         400,
         'VALIDATION_FAILED',

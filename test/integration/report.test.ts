@@ -358,7 +358,7 @@ describe('GET /v1/sim/report', () => {
       expect([res.statusCode, res.json()]).toEqual([400, problem('/since', 'format', 'must be a valid ISO 8601 UTC date and time')]);
     }
     const badName = await report(t, '?namespace=a%20b');
-    expect([badName.statusCode, badName.json()]).toEqual([400, problem('/namespace', 'pattern', 'must be 1 to 64 letters, digits, ".", "_" or "-"')]);
+    expect([badName.statusCode, badName.json()]).toEqual([400, problem('/namespace', 'pattern', 'must be 1 to 64 letters, digits, ".", "_" or "-", not dots alone')]);
     const other = await report(t, '?namespace=ci-job-7');
     expect([other.statusCode, other.json()]).toEqual([404, { error: { code: 'NOT_FOUND', message: 'The namespace ci-job-7 does not exist.', trace_id: TRACE_ID } }]);
     // The namespace a request names exists once named, and is reported on (empty here).
