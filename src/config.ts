@@ -35,8 +35,8 @@ export type StoreBackend = (typeof STORE_BACKENDS)[number];
 /** The samplers the OpenTelemetry SDK for Node.js builds from OTEL_TRACES_SAMPLER (its `create-from-env`). */
 const OTEL_SAMPLERS = ['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'] as const;
 const CHOICES: Readonly<Record<string, readonly string[]>> = { OTEL_TRACES_SAMPLER: OTEL_SAMPLERS, LOG_LEVEL: LOG_LEVELS, LOG_FORMAT: LOG_FORMATS, V2_DEFAULT_SCENARIO: SCENARIOS, V2_REQUIRE_AUTH: ['true', 'false'], CONSOLE_ENABLED: ['true', 'false'], FAULTS_ENABLED: ['true', 'false'], STORE: STORE_BACKENDS };
-/** Variables whose value is never repeated in an error message (REDIS_URL may carry a password). */
-const SECRET_VARIABLES: ReadonlySet<string> = new Set(['WEBHOOK_SECRET', 'WEBHOOK_SECRET_PREVIOUS', 'JWT_SECRET', 'PAYMENT_WEBHOOK_SECRET', 'SERVICE_AUTH_TOKEN', 'CONSOLE_TOKEN', 'REDIS_URL']);
+/** Variables whose value is never repeated in an error message (REDIS_URL and the OTLP endpoint may carry a password). */
+const SECRET_VARIABLES: ReadonlySet<string> = new Set(['WEBHOOK_SECRET', 'WEBHOOK_SECRET_PREVIOUS', 'JWT_SECRET', 'PAYMENT_WEBHOOK_SECRET', 'SERVICE_AUTH_TOKEN', 'CONSOLE_TOKEN', 'REDIS_URL', 'OTEL_EXPORTER_OTLP_ENDPOINT']);
 /**
  * Logged-out console sessions remembered at once, each until it would have expired (a log out
  * needs a logged-in session: 100,000 in one session lifetime is far beyond any use); past it the
@@ -424,7 +424,8 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   if (sampler?.endsWith('traceidratio') === true) {
     // The SDK takes a missing or bad ratio for 1, every request traced: the cost the sampler was set to avoid.
     const arg = env.OTEL_TRACES_SAMPLER_ARG?.trim();
-    const ratio = arg === undefined || !/^(\d+(\.\d*)?|\.\d+)$/.test(arg) ? Number.NaN : Number(arg);
+    // As the SDK reads it (Number: `1e-2` too), blank being none.
+    const ratio = arg === undefined || arg === '' ? Number.NaN : Number(arg);
     if (!(ratio >= 0 && ratio <= 1)) {
       throw new ConfigError(`Invalid configuration: OTEL_TRACES_SAMPLER=${sampler} needs OTEL_TRACES_SAMPLER_ARG, the share of traces to keep, from 0 to 1, e.g. 0.01 (got ${arg === undefined ? 'none' : JSON.stringify(arg)})`);
     }

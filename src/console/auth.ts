@@ -22,7 +22,8 @@ import { createHmac, randomBytes, scryptSync, timingSafeEqual } from 'node:crypt
  * try tokens offline, past its per-address limit (a review, 2026-12-05). The cookie's name carries
  * a tag of the key (`paysim_console_<tag>`): browsers keep cookies per host, not per port, so two
  * consoles on one host with one name replaced each other's sessions at every visit (a user
- * test); processes sharing a key (one CONSOLE_TOKEN, or the key on Redis) share the name too.
+ * test); processes sharing a key (one CONSOLE_TOKEN, or the key on Redis) share the name too. A
+ * process whose key is its own (no token, memory) names it by its port instead.
  * @see issue 13 "Safety"
  */
 
@@ -79,13 +80,18 @@ export class ConsoleAuth {
   /**
    * `sessionKey` (base64, without a token): the key the processes of one service share on Redis; else one is drawn.
    * `ttlMs`: how long a logged-in session lasts (CONSOLE_SESSION_TTL_MS).
+   * `port`: where this process listens (not 0, a port drawn at start), naming the cookie when its key is drawn here (no token, memory).
    */
-  constructor(token: string | undefined, sessionKey?: string, ttlMs = DEFAULT_SESSION_TTL_MS) {
+  constructor(token: string | undefined, sessionKey?: string, ttlMs = DEFAULT_SESSION_TTL_MS, port?: number) {
     this.#token = token === undefined ? undefined : Buffer.from(token, 'utf8');
     this.#ttlMs = ttlMs;
+    const drawn = token === undefined && sessionKey === undefined;
     this.#key = token !== undefined ? tokenKey(token) : sessionKey !== undefined ? Buffer.from(sessionKey, 'base64') : randomBytes(32);
-    // 48 bits of a MAC: tells keys apart on one host, and says nothing of the key.
-    this.cookieName = `${SESSION_COOKIE_PREFIX}${mac(this.#key, 'cookie-name').slice(0, 8)}`;
+    // 48 bits of a MAC: tells keys apart on one host, and says nothing of the key. A key drawn at
+    // each start would name a new cookie at each restart, each left in the browser until the
+    // console's Cookie header grew past what Node takes (431, about 170 restarts: a review): such
+    // a process names it by its port, so a restart's cookie replaces the last one.
+    this.cookieName = `${SESSION_COOKIE_PREFIX}${drawn && port !== undefined && port !== 0 ? `port${port}` : mac(this.#key, 'cookie-name').slice(0, 8)}`;
   }
 
   /** Whether CONSOLE_TOKEN is set: pages and actions need a logged-in session. */

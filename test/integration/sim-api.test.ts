@@ -280,6 +280,33 @@ describe('POST /v1/sim/intents/:id/cancel', () => {
 });
 
 describe('POST /v1/sim/intents/:id/refund', () => {
+  it('a cancel’s and a refund’s backstop jobs (a shared store’s) are told to the scheduler under the key the store gave them, which their cancel then uses (a review: a refund’s was told under the intent id, so its trace was never forgotten)', async () => {
+    // A scheduler that looks for other replicas' work (the test apps' on Redis do not, by default).
+    await t.app.close();
+    t = await buildTestApp({ SCHEDULER_POLL_MS: '60000' });
+    const { scheduler } = t.app.core;
+    const told: string[] = [];
+    const cancelled: string[] = [];
+    const scheduled = scheduler.scheduled.bind(scheduler);
+    const cancel = scheduler.cancel.bind(scheduler);
+    scheduler.scheduled = (job) => {
+      if (job.kind !== 'intent.decide') told.push(`${job.kind} ${job.key}`);
+      scheduled(job);
+    };
+    scheduler.cancel = (kind, key) => {
+      if (kind !== 'intent.decide') cancelled.push(`${kind} ${key}`);
+      return cancel(kind, key);
+    };
+    const refunded = await createId({ amount: 10000, scenario: 'approve' });
+    const pending = await createId({ amount: 10000, scenario: 'delay' });
+    await t.clock.advance(200);
+    expect((await post(`/v1/sim/intents/${refunded}/refund`, { amount: 4000 })).statusCode).toBe(200);
+    expect((await post(`/v1/sim/intents/${pending}/cancel`)).statusCode).toBe(200);
+    // Only a store shared by replicas backs the events with jobs.
+    expect(told.length).toBe(process.env.PAYSIM_TEST_STORE === 'redis' ? 2 : 0);
+    expect(cancelled).toEqual(told);
+  });
+
   it('refunds partly, then the rest; more than left is 422 and changes nothing', async () => {
     const id = await createId({ amount: 10000 });
     await t.clock.advance(200);

@@ -93,6 +93,13 @@ describe('console session and CSRF tokens', () => {
     expect(b.cookieName).toBe(a.cookieName);
     expect(b.verify(a.issue(true, T0).value, T0)).toEqual(expect.objectContaining({ authenticated: true }));
     expect(new ConsoleAuth(undefined, shared).cookieName).toBe(names[4]);
+    // A key drawn at each start (no token, memory): named by the port, so a restart's cookie replaces the last (a review: one more cookie per restart, until a 431).
+    const restarts = [1, 2, 3].map(() => new ConsoleAuth(undefined, undefined, undefined, 8080).cookieName);
+    expect(restarts).toEqual(['paysim_console_port8080', 'paysim_console_port8080', 'paysim_console_port8080']);
+    expect(new ConsoleAuth(undefined, undefined, undefined, 8081).cookieName).toBe('paysim_console_port8081');
+    // A key shared or derived names it whatever the port, so replicas on several ports share it.
+    expect(new ConsoleAuth(undefined, shared, undefined, 8081).cookieName).toBe(names[4]);
+    expect(new ConsoleAuth('token-1234', undefined, undefined, 8081).cookieName).toBe(a.cookieName);
   });
 
   it('derives its key from CONSOLE_TOKEN with scrypt: an anonymous cookie, given to every visitor, is no cheap test of a guessed token', () => {

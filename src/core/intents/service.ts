@@ -184,8 +184,9 @@ export class IntentService {
         throw new DomainError('REFUND_EXCEEDS_AMOUNT', `A refund of ${amount ?? result.left} exceeds the ${result.left} left to refund on ${id}.`);
       case 'refunded': {
         const refunded = Object.freeze(result.intent);
-        if (backstop !== undefined) scheduler.scheduled(job);
+        // The job as the store scheduled it: keyed by the refund (its trace is kept, then forgotten, under that key: a review).
         const backing = backstop === undefined ? undefined : { ...job, key: refundJobKey(id, refunded.refundedAmount, result.amount, now) };
+        if (backing !== undefined) scheduler.scheduled(backing);
         await this.#publishBacked(refundEvent(refunded, result.amount, now), backing);
         return refunded;
       }
