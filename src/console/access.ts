@@ -119,6 +119,11 @@ function otherOrigin(request: FastifyRequest, origin: string, own: string): stri
   return proxied ? `${refused} Behind a proxy that ends TLS or changes the host, set TRUST_PROXY to the proxy's address so the console sees the address the browser used.` : refused;
 }
 
+/** The session cookie's name for `request`: by the port its browser sent it to (its `Host`'s, else the scheme's default). */
+function cookieNameOf(auth: ConsoleAuth, request: FastifyRequest): string {
+  return auth.cookieName(request.port ?? (request.protocol === 'https' ? 443 : 80));
+}
+
 function isRead(method: string): boolean {
   return method === 'GET' || method === 'HEAD';
 }
@@ -144,7 +149,7 @@ export function addAccessHooks(app: FastifyInstance, options: AccessOptions): vo
     if (passedOn(request)) return;
     const path = request.url.split('?', 1)[0] as string;
     const now = clock.now();
-    let session = auth.verify(cookieValue(request.headers.cookie, auth.cookieName), now);
+    let session = auth.verify(cookieValue(request.headers.cookie, cookieNameOf(auth, request)), now);
     // Logged out (on any replica): as no session. Only logged-in sessions end early.
     if (session?.authenticated === true && (await revokedSessions.isRevoked(session.nonce, now))) session = undefined;
     if (auth.required && session?.authenticated !== true && path !== LOGIN_PATH) session = undefined;
@@ -153,7 +158,7 @@ export function addAccessHooks(app: FastifyInstance, options: AccessOptions): vo
     if (session === undefined && (!auth.required || path === LOGIN_PATH) && !path.startsWith('/console/assets/')) {
       const issued = auth.issue(false, now);
       session = issued.session;
-      reply.header('set-cookie', sessionCookie(auth.cookieName, issued.value, request.protocol === 'https'));
+      reply.header('set-cookie', sessionCookie(cookieNameOf(auth, request), issued.value, request.protocol === 'https'));
     }
     if (session !== undefined) {
       request.consoleSession = session;
@@ -230,7 +235,7 @@ export function addLoginRoutes(app: FastifyInstance, options: AccessOptions): vo
     await logins.reset(key);
     const issued = auth.issue(true, now);
     request.log.info({ address }, `console login from ${address}`);
-    return reply.header('set-cookie', sessionCookie(auth.cookieName, issued.value, request.protocol === 'https', auth.ttlMs)).redirect(next, 303);
+    return reply.header('set-cookie', sessionCookie(cookieNameOf(auth, request), issued.value, request.protocol === 'https', auth.ttlMs)).redirect(next, 303);
   });
   // Ends a logged-in session on every replica: its nonce is kept as revoked until its expiry.
   app.post('/logout', hide, async (request, reply) => {
@@ -240,6 +245,6 @@ export function addLoginRoutes(app: FastifyInstance, options: AccessOptions): vo
       sessionStreams.endSession(session.nonce);
       request.log.info({ address: request.ip }, `console logout from ${request.ip}`);
     }
-    return reply.header('set-cookie', clearedCookie(auth.cookieName)).redirect(LOGIN_PATH, 303);
+    return reply.header('set-cookie', clearedCookie(cookieNameOf(auth, request))).redirect(LOGIN_PATH, 303);
   });
 }

@@ -23,11 +23,11 @@ import { createHmac, randomBytes, scryptSync, timingSafeEqual } from 'node:crypt
  * a tag of the key (`paysim_console_<tag>`): browsers keep cookies per host, not per port, so two
  * consoles on one host with one name replaced each other's sessions at every visit (a user
  * test); processes sharing a key (one CONSOLE_TOKEN, or the key on Redis) share the name too. A
- * process whose key is its own (no token, memory) names it by its port instead.
+ * process whose key is its own (no token, memory) names it by the port the browser sent it to.
  * @see issue 13 "Safety"
  */
 
-/** The session cookie's name before its key's tag (see `ConsoleAuth.cookieName`). */
+/** The session cookie's name before its tag (see `ConsoleAuth.cookieName`). */
 export const SESSION_COOKIE_PREFIX = 'paysim_console_';
 export const CSRF_FIELD = '_csrf';
 export const CSRF_HEADER = 'x-csrf-token';
@@ -74,24 +74,32 @@ export class ConsoleAuth {
   readonly #key: Buffer;
   readonly #token: Buffer | undefined;
   readonly #ttlMs: number;
-  /** The session cookie's name: `paysim_console_` and a tag of the key. */
-  readonly cookieName: string;
+  /** The tag of a key shared or derived (a CONSOLE_TOKEN's, or the one on Redis); undefined for one drawn here. */
+  readonly #keyTag: string | undefined;
 
   /**
    * `sessionKey` (base64, without a token): the key the processes of one service share on Redis; else one is drawn.
    * `ttlMs`: how long a logged-in session lasts (CONSOLE_SESSION_TTL_MS).
-   * `port`: where this process listens (not 0, a port drawn at start), naming the cookie when its key is drawn here (no token, memory).
    */
-  constructor(token: string | undefined, sessionKey?: string, ttlMs = DEFAULT_SESSION_TTL_MS, port?: number) {
+  constructor(token: string | undefined, sessionKey?: string, ttlMs = DEFAULT_SESSION_TTL_MS) {
     this.#token = token === undefined ? undefined : Buffer.from(token, 'utf8');
     this.#ttlMs = ttlMs;
     const drawn = token === undefined && sessionKey === undefined;
     this.#key = token !== undefined ? tokenKey(token) : sessionKey !== undefined ? Buffer.from(sessionKey, 'base64') : randomBytes(32);
-    // 48 bits of a MAC: tells keys apart on one host, and says nothing of the key. A key drawn at
-    // each start would name a new cookie at each restart, each left in the browser until the
-    // console's Cookie header grew past what Node takes (431, about 170 restarts: a review): such
-    // a process names it by its port, so a restart's cookie replaces the last one.
-    this.cookieName = `${SESSION_COOKIE_PREFIX}${drawn && port !== undefined && port !== 0 ? `port${port}` : mac(this.#key, 'cookie-name').slice(0, 8)}`;
+    // 48 bits of a MAC: tells keys apart on one host, and says nothing of the key.
+    this.#keyTag = drawn ? undefined : mac(this.#key, 'cookie-name').slice(0, 8);
+  }
+
+  /**
+   * The session cookie's name for a request the browser sent to `port` (its `Host`'s): a tag of
+   * the key, or, for a key drawn at this start (no token, memory), the port. Named by such a key,
+   * each restart left one more cookie in the browser until the console's Cookie header was past
+   * what Node takes (431, about 170 restarts: a review); named by the port the process listens on,
+   * two containers publishing one container port on two host ports shared a name (a review). The
+   * browser's port tells the consoles of one host apart and stays across restarts.
+   */
+  cookieName(port: number): string {
+    return `${SESSION_COOKIE_PREFIX}${this.#keyTag ?? `port${port}`}`;
   }
 
   /** Whether CONSOLE_TOKEN is set: pages and actions need a logged-in session. */

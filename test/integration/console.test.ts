@@ -30,7 +30,7 @@ async function loginForm(app: TestApp['app']): Promise<{ cookie: string; csrf: s
   const page = await app.inject({ method: 'GET', url: '/console/login' });
   expect(page.statusCode).toBe(200);
   const cookie = String(page.headers['set-cookie']).split(';', 1)[0] as string;
-  expect(cookie).toMatch(/^paysim_console_[\w-]{8}=[\w-]+\.0\.[\w-]+$/);
+  expect(cookie).toMatch(/^paysim_console_[\w-]+=[\w-]+\.0\.[\w-]+$/);
   const csrf = /<input type="hidden" name="_csrf" value="([^"]+)">/.exec(page.body)?.[1] as string;
   expect(csrf).toMatch(/^[\w-]{43}$/);
   return { cookie, csrf };
@@ -72,7 +72,7 @@ describe('the console on the server', () => {
     expect(page.headers['content-security-policy']).toBe(
       "default-src 'self';script-src 'self';style-src 'self';img-src 'self' data:;connect-src 'self';form-action 'self';frame-ancestors 'none';base-uri 'none';object-src 'none'",
     );
-    expect(page.headers['set-cookie']).toMatch(/^paysim_console_[\w-]{8}=[\w-]+\.0\.[\w-]+; Path=\/console; HttpOnly; SameSite=Strict$/);
+    expect(page.headers['set-cookie']).toMatch(/^paysim_console_[\w-]+=[\w-]+\.0\.[\w-]+; Path=\/console; HttpOnly; SameSite=Strict$/);
     expect(page.headers['content-type']).toBe('text/html; charset=utf-8');
     // As frame-ancestors 'none' says (helmet's default, SAMEORIGIN, disagreed: a review).
     expect(page.headers['x-frame-options']).toBe('DENY');
@@ -688,7 +688,7 @@ describe('the console on the server', () => {
     const login = await postLogin(t.app, form.cookie, `_csrf=${encodeURIComponent(form.csrf)}&token=${TOKEN}`);
     expect([login.statusCode, login.headers.location]).toEqual([303, '/console/payments']);
     const cookie = String(login.headers['set-cookie']).split(';', 1)[0] as string;
-    expect(cookie).toMatch(/^paysim_console_[\w-]{8}=[\w-]+\.1\.\d+\.[\w-]+$/);
+    expect(cookie).toMatch(/^paysim_console_[\w-]+=[\w-]+\.1\.\d+\.[\w-]+$/);
     expect(cookie.split('.', 1)[0]).not.toBe(form.cookie.split('.', 1)[0]);
     expect((await t.app.inject({ method: 'GET', url: '/console/payments', headers: { cookie } })).statusCode).toBe(200);
   });

@@ -83,23 +83,22 @@ describe('console session and CSRF tokens', () => {
     expect(cookieValue('a=1; paysim_console=v.0.m; b=2', 'paysim_console')).toBe('v.0.m');
   });
 
-  it('names its cookie after its key, so consoles on one host (browsers keep cookies per host, not port) keep their own sessions; one key, one name', () => {
+  it('names its cookie after its key, so consoles on one host (browsers keep cookies per host, not port) keep their own sessions; one key, one name; a key drawn at start, after the browser’s port', () => {
     const shared = randomBytes(32).toString('base64');
-    const names = [new ConsoleAuth('token-1234'), new ConsoleAuth('token-5678'), new ConsoleAuth(undefined), new ConsoleAuth(undefined), new ConsoleAuth(undefined, shared)].map((auth) => auth.cookieName);
+    const names = [new ConsoleAuth('token-1234'), new ConsoleAuth('token-5678'), new ConsoleAuth(undefined, shared)].map((auth) => auth.cookieName(8080));
     expect(names.every((name) => /^paysim_console_[\w-]{8}$/.test(name))).toBe(true);
-    expect(new Set(names).size).toBe(5);
-    // Replicas with one CONSOLE_TOKEN, or one key on Redis: one name, and each takes the other's cookies.
+    expect(new Set(names).size).toBe(3);
+    // Replicas with one CONSOLE_TOKEN, or one key on Redis: one name whatever the port, and each takes the other's cookies.
     const [a, b] = [new ConsoleAuth('token-1234'), new ConsoleAuth('token-1234')];
-    expect(b.cookieName).toBe(a.cookieName);
+    expect([b.cookieName(8080), b.cookieName(9002)]).toEqual([a.cookieName(8080), a.cookieName(8080)]);
     expect(b.verify(a.issue(true, T0).value, T0)).toEqual(expect.objectContaining({ authenticated: true }));
-    expect(new ConsoleAuth(undefined, shared).cookieName).toBe(names[4]);
-    // A key drawn at each start (no token, memory): named by the port, so a restart's cookie replaces the last (a review: one more cookie per restart, until a 431).
-    const restarts = [1, 2, 3].map(() => new ConsoleAuth(undefined, undefined, undefined, 8080).cookieName);
-    expect(restarts).toEqual(['paysim_console_port8080', 'paysim_console_port8080', 'paysim_console_port8080']);
-    expect(new ConsoleAuth(undefined, undefined, undefined, 8081).cookieName).toBe('paysim_console_port8081');
-    // A key shared or derived names it whatever the port, so replicas on several ports share it.
-    expect(new ConsoleAuth(undefined, shared, undefined, 8081).cookieName).toBe(names[4]);
-    expect(new ConsoleAuth('token-1234', undefined, undefined, 8081).cookieName).toBe(a.cookieName);
+    expect(new ConsoleAuth(undefined, shared).cookieName(9002)).toBe(names[2]);
+    // A key drawn at each start (no token, memory): named by the port the browser sent the request to, so a
+    // restart's cookie replaces the last (a review: named by the key, one more cookie per restart, until a 431),
+    // and two containers publishing one container port on two host ports keep theirs apart (a review).
+    const restarts = [1, 2, 3].map(() => new ConsoleAuth(undefined).cookieName(9002));
+    expect(restarts).toEqual(['paysim_console_port9002', 'paysim_console_port9002', 'paysim_console_port9002']);
+    expect(new ConsoleAuth(undefined).cookieName(9003)).toBe('paysim_console_port9003');
   });
 
   it('derives its key from CONSOLE_TOKEN with scrypt: an anonymous cookie, given to every visitor, is no cheap test of a guessed token', () => {
@@ -127,8 +126,8 @@ describe('console session and CSRF tokens', () => {
     const anonymous = auth.issue(false, T0);
     expect(anonymous.value).toMatch(/^[\w-]{24}\.0\.[\w-]{43}$/);
     expect(auth.verify(anonymous.value, T0 + 365 * 86_400_000)).toEqual({ nonce: anonymous.session.nonce, authenticated: false });
-    expect(sessionCookie(auth.cookieName, value, false, 60_000)).toBe(`${auth.cookieName}=${value}; Path=/console; HttpOnly; SameSite=Strict; Max-Age=60`);
-    expect(sessionCookie(auth.cookieName, anonymous.value, true)).toBe(`${auth.cookieName}=${anonymous.value}; Path=/console; HttpOnly; SameSite=Strict; Secure`);
+    expect(sessionCookie(auth.cookieName(80), value, false, 60_000)).toBe(`${auth.cookieName(80)}=${value}; Path=/console; HttpOnly; SameSite=Strict; Max-Age=60`);
+    expect(sessionCookie(auth.cookieName(80), anonymous.value, true)).toBe(`${auth.cookieName(80)}=${anonymous.value}; Path=/console; HttpOnly; SameSite=Strict; Secure`);
   });
 });
 
