@@ -110,13 +110,17 @@ export function errorLink(request: FastifyRequest): ErrorLink | undefined {
  * Why a request from `origin` is refused. Behind a proxy that ends TLS or sets another Host, every
  * form came from "another origin" until TRUST_PROXY names the proxy (the console then takes the
  * scheme and host it forwards): said when the request carries a proxy's `X-Forwarded-*` headers
- * (a user test, behind an HTTPS proxy: no login possible, and nothing said why).
+ * that the console did not take (a user test, behind an HTTPS proxy: no login possible, and nothing
+ * said why; a review: the hint showed with TRUST_PROXY naming the proxy too).
  */
 function otherOrigin(request: FastifyRequest, origin: string, own: string): string {
   const shown = origin.length > 200 ? `${origin.slice(0, 200)}…` : origin;
   const refused = `Refused: the request came from another origin (${shown}; this console is ${own}).`;
-  const proxied = request.headers['x-forwarded-proto'] !== undefined || request.headers['x-forwarded-host'] !== undefined;
-  return proxied ? `${refused} Behind a proxy that ends TLS or changes the host, set TRUST_PROXY to the proxy's address so the console sees the address the browser used.` : refused;
+  // Forwarded values the console did not take (the proxy is not one TRUST_PROXY names); taken, they are its own, and the origin is another indeed.
+  const forwardedProto = request.headers['x-forwarded-proto'];
+  const forwardedHost = request.headers['x-forwarded-host'];
+  const untrusted = (forwardedProto !== undefined && forwardedProto !== request.protocol) || (forwardedHost !== undefined && forwardedHost !== request.host);
+  return untrusted ? `${refused} Behind a proxy that ends TLS or changes the host, set TRUST_PROXY to the proxy's address so the console sees the address the browser used.` : refused;
 }
 
 /** The session cookie's name for `request`: by the port its browser sent it to (its `Host`'s, else the scheme's default). */

@@ -678,6 +678,10 @@ describe('the console on the server', () => {
       const trustedForm = await loginForm(trusting.app);
       const trusted = await trusting.app.inject({ method: 'POST', url: '/console/login', headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: trustedForm.cookie, ...proxied }, payload: `_csrf=${trustedForm.csrf}&token=${TOKEN}` });
       expect([trusted.statusCode, trusted.headers.location, String(trusted.headers['set-cookie']).endsWith('; Secure')]).toEqual([303, '/console/payments', true]);
+      // Through the trusted proxy from another site: refused, without the hint (the forwarded values were taken).
+      const crossSite2 = await trusting.app.inject({ method: 'POST', url: '/console/login', headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: trustedForm.cookie, ...proxied, origin: 'https://evil.example' }, payload: `_csrf=${trustedForm.csrf}&token=${TOKEN}` });
+      expect(crossSite2.statusCode).toBe(403);
+      expect(crossSite2.body).toContain('Refused: the request came from another origin (https://evil.example; this console is https://pay.example).</p>');
     } finally {
       await trusting.app.close();
     }

@@ -18,6 +18,11 @@ export async function registerUnderPressure(app: FastifyInstance, config: Config
     retryAfter: overload.retryAfterS,
     // Under a threshold's pressure; shed unless that is only the event-loop delay at the start. A
     // reason `shedding` does not weigh (none other is configured) sheds under its own name.
+    // It answers itself and returns nothing, after which under-pressure calls the hook's next():
+    // Fastify then runs no further hook nor the route only because `reply.sent` is already true,
+    // which holds while every onSend hook that can run at onRequest time is synchronous (a fault
+    // plan's and an Idempotency-Key's are not yet made then). An async one there would let the
+    // route run behind the 503, as an error rule's answer once did (a review, 2026-12-05).
     pressureHandler: (request, reply, type) => {
       const reason = THRESHOLDS.has(type) ? shedding(app, overload) : type;
       if (reason !== undefined) overloaded(app, request, reply, reason, overload.retryAfterS);
