@@ -28,36 +28,34 @@ export function inTrace<T>(traceparent: string | undefined, work: () => T): T {
 }
 
 /**
- * The traces of scheduled jobs this process was asked for, by job, until they ran (or were
- * cancelled): a job's record carries none, so a job another replica claims runs in no trace.
- * Bounded: past `max` the oldest goes (a job completed by another replica is never taken here).
+ * The traces of deferred work this process was asked for (scheduled jobs, outbox events), by key,
+ * until it ran (or was cancelled): their records carry none, so work another replica takes runs in
+ * no trace. Bounded: past `max` the oldest goes (work another replica completed is never taken here).
  */
-export class JobTraces {
-  readonly #byJob = new Map<string, string>();
+export class DeferredTraces {
+  readonly #byKey = new Map<string, string>();
   readonly #max: number;
 
   constructor(max = 100_000) {
     this.#max = max;
   }
 
-  /** Notes the active trace, if any, as `job`'s. */
-  capture(job: string): void {
+  /** Notes the active trace, if any, as each of `keys`' (one look at the context for all). */
+  capture(...keys: string[]): void {
     const traceparent = currentTraceparent();
     if (traceparent === undefined) return;
-    this.#byJob.delete(job);
-    this.#byJob.set(job, traceparent);
-    if (this.#byJob.size > this.#max) this.#byJob.delete(this.#byJob.keys().next().value as string);
+    for (const key of keys) {
+      this.#byKey.delete(key);
+      this.#byKey.set(key, traceparent);
+      if (this.#byKey.size > this.#max) this.#byKey.delete(this.#byKey.keys().next().value as string);
+    }
   }
 
-  get(job: string): string | undefined {
-    return this.#byJob.size === 0 ? undefined : this.#byJob.get(job);
+  get(key: string): string | undefined {
+    return this.#byKey.size === 0 ? undefined : this.#byKey.get(key);
   }
 
-  forget(job: string): void {
-    if (this.#byJob.size > 0) this.#byJob.delete(job);
-  }
-
-  get size(): number {
-    return this.#byJob.size;
+  forget(key: string): void {
+    if (this.#byKey.size > 0) this.#byKey.delete(key);
   }
 }

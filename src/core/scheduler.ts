@@ -2,7 +2,7 @@ import type { Clock, Timer } from './clock.ts';
 import { isStoreUnavailable, ShuttingDownError } from './errors.ts';
 import { FailureCounts } from './failure-counts.ts';
 import type { ClaimedJob, Job, SchedulerStore } from './ports.ts';
-import { inTrace, JobTraces } from '../trace-context.ts';
+import { inTrace, DeferredTraces } from '../trace-context.ts';
 
 /**
  * Runs due work: intent decisions, seat-hold expiry, inbox processing, webhook retries. Jobs live
@@ -66,7 +66,7 @@ export class Scheduler {
   readonly #deps: SchedulerDeps;
   readonly #handlers = new Map<string, JobHandler>();
   /** The trace each job was scheduled in (a request's), for its run: see trace-context.ts. */
-  readonly #traces = new JobTraces();
+  readonly #traces = new DeferredTraces();
   /**
    * Failed runs per job (kind + key): all of them (for the retry delay) and those that count
    * towards MAX_ATTEMPTS. Kept until the job succeeds here, or twice as long as its retry and

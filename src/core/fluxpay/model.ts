@@ -1,4 +1,4 @@
-import { JobTraces } from '../../trace-context.ts';
+import { DeferredTraces } from '../../trace-context.ts';
 import type { IdFactory } from '../ids.ts';
 import type { DecisionSource } from '../scenario.ts';
 import type { SubscriptionRecord } from '../subscriptions/ports.ts';
@@ -265,7 +265,7 @@ export interface Stamp {
 export function stampOf(ids: FluxPayIds, now: number): Stamp {
   const eventIds = [ids('evt'), ids('evt'), ids('evt')];
   // The events the operation writes are published by the relay later, in its own run: in this trace.
-  for (const eventId of eventIds) OUTBOX_TRACES.capture(eventId);
+  OUTBOX_TRACES.capture(...eventIds);
   return { now, eventIds, transactionId: ids('tx') };
 }
 
@@ -274,7 +274,7 @@ export function stampOf(ids: FluxPayIds, now: number): Stamp {
  * relay publishes it (see trace-context.ts): an event another replica publishes, or an id the
  * operation did not use, has none there and ages out of the bound.
  */
-export const OUTBOX_TRACES = new JobTraces(30_000);
+export const OUTBOX_TRACES = new DeferredTraces(30_000);
 
 export function copyOrder(order: Order): Order {
   return { ...order };
