@@ -28,9 +28,10 @@ export function inTrace<T>(traceparent: string | undefined, work: () => T): T {
 }
 
 /**
- * The traces of deferred work this process was asked for (scheduled jobs, outbox events), by key,
- * until it ran (or was cancelled): their records carry none, so work another replica takes runs in
- * no trace. Bounded: past `max` the oldest goes (work another replica completed is never taken here).
+ * The traces of deferred work this process was asked for whose records carry none (FluxPay's outbox
+ * events; scheduled jobs keep theirs in the job, `Job.trace`), by key, until it ran: work another
+ * replica takes runs in no trace. Bounded: past `max` the oldest goes (work another replica
+ * completed is never taken here).
  */
 export class DeferredTraces {
   readonly #byKey = new Map<string, string>();

@@ -439,6 +439,11 @@ export interface Job {
   kind: string;
   key: string;
   dueAt: number;
+  /**
+   * The W3C `traceparent` of the work that asked for the job (a request's), when tracing is on: a
+   * shared store keeps it with the job, so whichever process runs the job runs it in that trace.
+   */
+  trace?: string | undefined;
 }
 
 /** A job claimed by one worker until its lease lapses; `token` identifies the claim. */

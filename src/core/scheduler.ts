@@ -2,7 +2,7 @@ import type { Clock, Timer } from './clock.ts';
 import { isStoreUnavailable, ShuttingDownError } from './errors.ts';
 import { FailureCounts } from './failure-counts.ts';
 import type { ClaimedJob, Job, SchedulerStore } from './ports.ts';
-import { inTrace, DeferredTraces } from '../trace-context.ts';
+import { currentTraceparent, inTrace } from '../trace-context.ts';
 
 /**
  * Runs due work: intent decisions, seat-hold expiry, inbox processing, webhook retries. Jobs live
@@ -65,8 +65,6 @@ export const FAILED_RUN_RETRY_MS = 1000;
 export class Scheduler {
   readonly #deps: SchedulerDeps;
   readonly #handlers = new Map<string, JobHandler>();
-  /** The trace each job was scheduled in (a request's), for its run: see trace-context.ts. */
-  readonly #traces = new DeferredTraces();
   /**
    * Failed runs per job (kind + key): all of them (for the retry delay) and those that count
    * towards MAX_ATTEMPTS. Kept until the job succeeds here, or twice as long as its retry and
@@ -105,20 +103,32 @@ export class Scheduler {
     this.#handlers.set(kind, handler);
   }
 
-  /** Runs the handler of `kind` for `key` at `dueAt` (epoch ms on the injected clock); replaces an earlier schedule of the same job. */
-  schedule(kind: string, key: string, dueAt: number): Promise<void> {
-    this.#traces.capture(failureId({ kind, key }));
-    return this.#deps.store.schedule({ kind, key, dueAt }).then(() => this.#arm(dueAt));
+  /**
+   * A job of `kind` for `key` at `dueAt`, in the active trace (a request's) when there is one: the
+   * store keeps the trace with the job, and whichever process runs it (another replica's, on a
+   * shared store) runs it in that trace (see trace-context.ts).
+   */
+  job(kind: string, key: string, dueAt: number): Job {
+    const trace = currentTraceparent();
+    return trace === undefined ? { kind, key, dueAt } : { kind, key, dueAt, trace };
   }
 
-  /** A job a store scheduled with its own write (`IntentStore.insertScheduled`): runs it when due, as `schedule` would. */
+  /** Runs the handler of `kind` for `key` at `dueAt` (epoch ms on the injected clock); replaces an earlier schedule of the same job. */
+  schedule(kind: string, key: string, dueAt: number): Promise<void> {
+    return this.add(this.job(kind, key, dueAt));
+  }
+
+  /** `schedule` of a job made by `job`. */
+  add(job: Job): Promise<void> {
+    return this.#deps.store.schedule(job).then(() => this.#arm(job.dueAt));
+  }
+
+  /** A job a store scheduled with its own write (`IntentStore.insertScheduled`; made by `job`): runs it when due, as `schedule` would. */
   scheduled(job: Job): void {
-    this.#traces.capture(failureId(job));
     this.#arm(job.dueAt);
   }
 
   cancel(kind: string, key: string): Promise<boolean> {
-    this.#traces.forget(failureId({ kind, key }));
     return this.#deps.store.cancel(kind, key);
   }
 
@@ -286,10 +296,8 @@ export class Scheduler {
     try {
       if (handler === undefined) throw new Error(`no handler for jobs of kind ${job.kind}`);
       // In the trace it was scheduled in, or none: never the context of whatever armed the timer.
-      const id = failureId(job);
-      await inTrace(this.#traces.get(id), () => handler(job.key));
-      this.#traces.forget(id);
-      if (this.#failures.size > 0) this.#failures.delete(id);
+      await inTrace(job.trace, () => handler(job.key));
+      if (this.#failures.size > 0) this.#failures.delete(failureId(job));
       finished.push(job);
     } catch (error) {
       const id = failureId(job);
@@ -303,7 +311,6 @@ export class Scheduler {
       onError(error, job, final);
       if (final) {
         this.#failures.delete(id);
-        this.#traces.forget(id);
         finished.push(job);
         return;
       }

@@ -429,8 +429,9 @@ export class WebhookDispatcher {
     const { log, scheduler } = this.#deps;
     const at = change.nextAttemptAt;
     if (log.updateScheduled !== undefined) {
-      const updated = await log.updateScheduled(id, change, { kind: RETRY_JOB, key: id, dueAt: at });
-      scheduler.scheduled({ kind: RETRY_JOB, key: id, dueAt: at });
+      const job = scheduler.job(RETRY_JOB, id, at);
+      const updated = await log.updateScheduled(id, change, job);
+      scheduler.scheduled(job);
       return updated;
     }
     await scheduler.schedule(RETRY_JOB, id, at);

@@ -311,6 +311,40 @@ withRedisServer('Redis adapters', (server) => {
     ]);
   });
 
+  it('every script that schedules a job with its own write keeps the job’s trace in it, for the replica that claims it; an untraced job has none', async () => {
+    const trace = (i: number) => `00-${String(i).padStart(32, 'a')}-00f067aa0ba902b7-01`;
+    const { keyPrefix, client, store: intents } = scheduledIntents();
+    const scheduler = new RedisSchedulerStore(client, { keyPrefix });
+    const v2 = new RedisV2PaymentStore(client, { keyPrefix, ttlMs: DAY, maxPayments: 10, scheduler });
+    const log = new RedisDeliveryLog(client, { keyPrefix, ttlMs: DAY, maxDeliveries: 10, scheduler });
+    const [created, untraced, cancelled, refunded] = [anIntent(), anIntent(), anIntent(), anIntent({ amount: 1000, status: 'APPROVED', decidedAt: T0, updatedAt: T0 })];
+    const payment = aV2Payment();
+    const delivery = aDelivery();
+    expect(await intents.insertScheduled!(created, { kind: 'intent.decide', key: created.id, dueAt: T0 + 1, trace: trace(1) })).toEqual({ ok: true });
+    expect(await intents.insertScheduled!(untraced, { kind: 'intent.decide', key: untraced.id, dueAt: T0 + 2 })).toEqual({ ok: true });
+    await intents.insert(cancelled);
+    expect(await intents.cancelScheduled!(cancelled.id, T0, { kind: 'intent.cancel_event', key: cancelled.id, dueAt: T0 + 3, trace: trace(3) })).toMatchObject({ ok: true });
+    await intents.insert(refunded);
+    expect(await intents.refundScheduled!(refunded.id, 300, T0, { kind: 'intent.refund_event', key: refunded.id, dueAt: T0 + 4, trace: trace(4) })).toMatchObject({ kind: 'refunded' });
+    expect(await v2.beginScheduled!(payment, { kind: 'v2.decide', key: payment.id, dueAt: T0 + 5, trace: trace(5) })).toEqual({ kind: 'created', payment });
+    await log.insert(delivery);
+    const change = { status: 'retrying' as const, attempt: { at: T0, statusCode: 503, durationMs: 5, error: null }, nextAttemptAt: T0 + 6, failureReason: null, updatedAt: T0 };
+    expect(await log.updateScheduled!(delivery.id, change, { kind: 'webhook.retry', key: delivery.id, dueAt: T0 + 6, trace: trace(6) })).toMatchObject({ status: 'retrying' });
+    const claimed = await scheduler.claimDue(T0 + 10, 10, 30_000);
+    expect(claimed.map(({ kind, key, dueAt, trace }) => ({ kind, key, dueAt, trace }))).toEqual([
+      { kind: 'intent.decide', key: created.id, dueAt: T0 + 1, trace: trace(1) },
+      { kind: 'intent.decide', key: untraced.id, dueAt: T0 + 2, trace: undefined },
+      { kind: 'intent.cancel_event', key: cancelled.id, dueAt: T0 + 3, trace: trace(3) },
+      { kind: 'intent.refund_event', key: `${refunded.id}/300/300/${T0}`, dueAt: T0 + 4, trace: trace(4) },
+      { kind: 'v2.decide', key: payment.id, dueAt: T0 + 5, trace: trace(5) },
+      { kind: 'webhook.retry', key: delivery.id, dueAt: T0 + 6, trace: trace(6) },
+    ]);
+    // What is not a traceparent (a space or a slash would end the member's due time early) is not kept.
+    await scheduler.schedule({ kind: 'intent.decide', key: 'odd', dueAt: T0 + 7, trace: '00-a b/c' });
+    expect(await scheduler.claimDue(T0 + 10, 10, 30_000)).toEqual([{ kind: 'intent.decide', key: 'odd', dueAt: T0 + 7, token: expect.any(String) }]);
+    client.disconnect();
+  });
+
   it('RedisV2PaymentStore.beginScheduled writes a new payment and its job in one script run; a repeat or a conflict schedules nothing, a full store writes neither', async () => {
     const keyPrefix = redis.newPrefix();
     const scheduler = new RedisSchedulerStore(redis.client, { keyPrefix });

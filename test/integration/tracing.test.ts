@@ -138,5 +138,25 @@ if (redisServerOrSkip('tracing to an OTLP collector with STORE=redis')) {
       const server = tracedServer({ STORE: 'redis', REDIS_URL: redis.url, REDIS_KEY_PREFIX: redis.newPrefix() });
       await expectWebhooksInTheirTraces(server);
     });
+
+    it('a payment whose replica died before its decision: the replica that decides it sends its webhook in the request’s trace (the job keeps it)', async () => {
+      const env = { STORE: 'redis', REDIS_URL: redis.url, REDIS_KEY_PREFIX: redis.newPrefix(), SCHEDULER_POLL_MS: '100', DEFAULT_APPROVE_DELAY_MS: '1500' };
+      const [first, second] = [tracedServer(env), tracedServer(env)];
+      await Promise.all([first.url('/'), second.url('/')]);
+      const { traceId, traceparent } = traceOf(60);
+      const res = await fetch(await first.url('/v1/sim/intent'), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', traceparent },
+        body: JSON.stringify({ reservation_id: 'traced-orphan', amount: 100, webhook_url: receiver.url('/hook/orphan') }),
+      });
+      expect(res.status).toBe(200);
+      // Gone before its decision was due: the other replica's poll claims the job.
+      first.kill('SIGKILL');
+      await first.waitForExit(5_000);
+      const [webhook] = await receiver.waitFor(1, 10_000);
+      expect([webhook?.url, webhook?.headers.traceparent]).toEqual(['/hook/orphan', expect.stringMatching(new RegExp(`^00-${traceId}-(?!0{16})[0-9a-f]{16}-01$`))]);
+      const [attempt] = await collector.waitFor((span) => span.name === 'webhook.attempt', 1);
+      expect(attempt?.traceId).toBe(traceId);
+    });
   });
 }

@@ -5,6 +5,8 @@ interface Entry {
   kind: string;
   key: string;
   dueAt: number;
+  /** The job's trace (`Job.trace`), given back with its claims. */
+  trace: string | undefined;
   /** Tie-breaker: entries due at the same time come out in the order they were scheduled. */
   seq: number;
   /** Set while claimed: the token `complete` must present. */
@@ -35,7 +37,7 @@ export class MemorySchedulerStore implements SchedulerStore {
 
   schedule(job: Job): Promise<void> {
     const jobs = this.#kind(job.kind);
-    const entry: Entry = { kind: job.kind, key: job.key, dueAt: job.dueAt, seq: this.#seq++, token: null, leaseEnd: 0, jobs };
+    const entry: Entry = { kind: job.kind, key: job.key, dueAt: job.dueAt, trace: job.trace, seq: this.#seq++, token: null, leaseEnd: 0, jobs };
     if (!jobs.has(job.key)) this.#liveCount++;
     jobs.set(job.key, entry);
     this.#push(entry);
@@ -62,7 +64,9 @@ export class MemorySchedulerStore implements SchedulerStore {
       entry.token = String(this.#seq++);
       entry.leaseEnd = now + leaseMs;
       this.#claims.push(entry);
-      claimed.push({ kind: entry.kind, key: entry.key, dueAt: entry.dueAt, token: entry.token });
+      const job: ClaimedJob = { kind: entry.kind, key: entry.key, dueAt: entry.dueAt, token: entry.token };
+      if (entry.trace !== undefined) job.trace = entry.trace;
+      claimed.push(job);
     }
     return Promise.resolve(claimed);
   }

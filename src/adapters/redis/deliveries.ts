@@ -181,10 +181,10 @@ const UPDATE = `${PRELUDE}${UPDATE_DELIVERY}
 return (updateDelivery())
 `;
 
-/** The update and, when this run made it, its job: KEYS[3..5] and ARGV[10..13] are the scheduler's (RedisSchedulerStore.jobWrite). */
+/** The update and, when this run made it, its job: KEYS[3..5] and ARGV[10..14] are the scheduler's (RedisSchedulerStore.jobWrite). */
 const UPDATE_SCHEDULED = `${PRELUDE}${UPDATE_DELIVERY}${SCHEDULE_JOB}
 local reply, changed = updateDelivery()
-if changed == true then scheduleJob(KEYS[3], KEYS[4], KEYS[5], ARGV[10], ARGV[11], ARGV[12], ARGV[13]) end
+if changed == true then scheduleJob(KEYS[3], KEYS[4], KEYS[5], ARGV[10], ARGV[11], ARGV[12], ARGV[13], ARGV[14]) end
 return reply
 `;
 

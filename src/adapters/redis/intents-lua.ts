@@ -99,12 +99,12 @@ export const INSERT = `${PRELUDE}${INSERT_INTENT}
 return math.min(insertIntent(), 1)
 `;
 
-/** The insert and, when it stored the intent, its job: KEYS[3..5] and ARGV[17..20] are the scheduler's (RedisSchedulerStore.jobWrite). */
+/** The insert and, when it stored the intent, its job: KEYS[3..5] and ARGV[17..21] are the scheduler's (RedisSchedulerStore.jobWrite). */
 export const INSERT_SCHEDULED = `${PRELUDE}${INSERT_INTENT}${SCHEDULE_JOB}
 local inserted = insertIntent()
 if inserted == 0 then return 0 end
 -- Run again: its job was scheduled by the first run (and may have run since).
-if inserted == 1 then scheduleJob(KEYS[3], KEYS[4], KEYS[5], ARGV[17], ARGV[18], ARGV[19], ARGV[20]) end
+if inserted == 1 then scheduleJob(KEYS[3], KEYS[4], KEYS[5], ARGV[17], ARGV[18], ARGV[19], ARGV[20], ARGV[21]) end
 return 1
 `;
 
@@ -161,9 +161,9 @@ for i = 7, #ARGV do from[ARGV[i]] = true end
 return transitionIntent(ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], from)
 `;
 
-/** PENDING → CANCELLED and, when it was PENDING, the backstop job: KEYS[3..5] and ARGV[5..8] are the scheduler's (RedisSchedulerStore.jobWrite). */
+/** PENDING → CANCELLED and, when it was PENDING, the backstop job: KEYS[3..5] and ARGV[5..9] are the scheduler's (RedisSchedulerStore.jobWrite). */
 export const CANCEL_SCHEDULED = `${PRELUDE}${TRANSITION_INTENT}${SCHEDULE_JOB}
--- ARGV: P, id, now, token (the call's, unique), J, kind, key, dueAt
+-- ARGV: P, id, now, token (the call's, unique), J, kind, key, dueAt, trace
 local id, token = ARGV[2], ARGV[4]
 -- This call's own cancel, run again: the client sent the script again after its reply was lost
 -- (ioredis resends unanswered commands after a reconnect). The same answer, not a refusal.
@@ -171,7 +171,7 @@ if redis.call('HGET', rec(id), 'ct') == token then return {1, view(id)} end
 local result = transitionIntent(id, 'CANCELLED', '', '', ARGV[3], {PENDING = true})
 if result[1] == 1 then
   redis.call('HSET', rec(id), 'ct', token)
-  scheduleJob(KEYS[3], KEYS[4], KEYS[5], ARGV[5], ARGV[6], ARGV[7], ARGV[8])
+  scheduleJob(KEYS[3], KEYS[4], KEYS[5], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9])
 end
 return result
 `;
@@ -231,15 +231,15 @@ return (refundIntent(ARGV[2], ARGV[3], ARGV[4], ARGV[5]))
 
 /**
  * The refund and, when it refunded, its backstop job under the key job key/refunded after/amount/now
- * (refundJobKey in src/core/intents/service.ts): KEYS[3..5] and ARGV[6..9] are the scheduler's.
+ * (refundJobKey in src/core/intents/service.ts): KEYS[3..5] and ARGV[6..10] are the scheduler's.
  */
 export const REFUND_SCHEDULED = `${PRELUDE}${REFUND_INTENT}${SCHEDULE_JOB}
--- ARGV: P, id, amount ('' = all that is left), now, token, J, kind, key, dueAt
+-- ARGV: P, id, amount ('' = all that is left), now, token, J, kind, key, dueAt, trace
 local reply, refunded, again = refundIntent(ARGV[2], ARGV[3], ARGV[4], ARGV[5])
 -- Run again, its job was scheduled by the first run (a replica may have claimed, or run, it since).
 if reply[1] == 'refunded' and not again then
   local key = ARGV[8] .. '/' .. string.format('%d', refunded) .. '/' .. string.format('%d', reply[3]) .. '/' .. ARGV[4]
-  scheduleJob(KEYS[3], KEYS[4], KEYS[5], ARGV[6], ARGV[7], key, ARGV[9])
+  scheduleJob(KEYS[3], KEYS[4], KEYS[5], ARGV[6], ARGV[7], key, ARGV[9], ARGV[10])
 end
 return reply
 `;

@@ -9,9 +9,11 @@ import { keepingReply } from './lua.ts';
  * ARGV[1] = S..'jobs:', one hash per kind, S..'jobs:'..kind (key → the job's member now), so that a
  * kind's job count is its hash's HLEN.
  *
- * A member is the whole job: a 16-hex-digit sequence number, its due time, a space, its kind, a
- * newline, its key. Jobs due at the same time sort in scheduling order, and a reschedule (a new
- * member) goes behind the jobs already due then. A claim gives the job a new member (a new
+ * A member is the whole job: a 16-hex-digit sequence number, its due time (followed, when the job
+ * has a trace, by a slash and its `traceparent`, which holds no space), a space, its kind, a
+ * newline, its key. The trace goes with the member through claims and releases, so the replica
+ * that runs a job runs it in the trace of the request that asked for it. Jobs due at the same time
+ * sort in scheduling order, and a reschedule (a new member) goes behind the jobs already due then. A claim gives the job a new member (a new
  * sequence number, in the lease set): that member is the claim's token, so a worker whose lease
  * lapsed, or whose job was rescheduled meanwhile, no longer holds the member its job has, and its
  * `complete` changes nothing. Claims and completes work on whole batches, a few commands each
@@ -28,18 +30,21 @@ end
 `;
 
 /**
- * Lua: `scheduleJob(queue, claims, seq, J, kind, key, dueAt)` schedules a job, replacing its earlier
- * schedule. Also for the scripts of other stores that schedule a job in the same run as their own
- * write (`RedisSchedulerStore.jobWrite` gives them the keys and arguments).
+ * Lua: `scheduleJob(queue, claims, seq, J, kind, key, dueAt, trace)` schedules a job, replacing its
+ * earlier schedule; `trace` is '' (or nil) for a job without one. Also for the scripts of other
+ * stores that schedule a job in the same run as their own write (`RedisSchedulerStore.jobWrite`
+ * gives them the keys and arguments).
  */
 export const SCHEDULE_JOB = `
-local function scheduleJob(queue, claims, seq, J, kind, key, dueAt)
+local function scheduleJob(queue, claims, seq, J, kind, key, dueAt, trace)
   local old = redis.call('HGET', J .. kind, key)
   if old then
     redis.call('ZREM', queue, old)
     redis.call('ZREM', claims, old)
   end
-  local member = string.format('%016x', redis.call('INCR', seq)) .. dueAt .. ' ' .. kind .. '\\n' .. key
+  local when = dueAt
+  if trace and trace ~= '' then when = dueAt .. '/' .. trace end
+  local member = string.format('%016x', redis.call('INCR', seq)) .. when .. ' ' .. kind .. '\\n' .. key
   redis.call('HSET', J .. kind, key, member)
   redis.call('ZADD', queue, dueAt, member)
 end
@@ -51,9 +56,9 @@ end
  * claimed, or run and completed, since its first run (the job run twice: a claim sent again with
  * it answers the member the schedule then replaced), and a cancel would drop a job scheduled since.
  */
-const SCHEDULE = `${PRELUDE}${SCHEDULE_JOB}${keepingReply('ARGV[5]', `
--- ARGV: J, kind, key, dueAt (as given, no space), kept-reply prefix, call token
-scheduleJob(KEYS[1], KEYS[2], KEYS[3], J, ARGV[2], ARGV[3], ARGV[4])
+const SCHEDULE = `${PRELUDE}${SCHEDULE_JOB}${keepingReply('ARGV[6]', `
+-- ARGV: J, kind, key, dueAt (as given, no space), trace ('' for none), kept-reply prefix, call token
+scheduleJob(KEYS[1], KEYS[2], KEYS[3], J, ARGV[2], ARGV[3], ARGV[4], ARGV[5])
 return 1
 `)}`;
 
@@ -134,12 +139,12 @@ return #members
  * first run gave it a new member, and the second changes nothing.
  */
 const RELEASE = `${PRELUDE}${SCHEDULE_JOB}
--- ARGV: J, then kind, key, token, dueAt for each job
+-- ARGV: J, then kind, key, token, dueAt, trace ('' for none) for each job
 local n = 0
-for i = 2, #ARGV, 4 do
+for i = 2, #ARGV, 5 do
   local kind, key = ARGV[i], ARGV[i + 1]
   if redis.call('HGET', J .. kind, key) == ARGV[i + 2] then
-    scheduleJob(KEYS[1], KEYS[2], KEYS[3], J, kind, key, ARGV[i + 3])
+    scheduleJob(KEYS[1], KEYS[2], KEYS[3], J, kind, key, ARGV[i + 3], ARGV[i + 4])
     n = n + 1
   end
 end
@@ -254,7 +259,7 @@ export class RedisSchedulerStore implements SchedulerStore {
   /** The keys and arguments of `scheduleJob` (SCHEDULE_JOB) for `job`, for a script that schedules it with its own write. */
   jobWrite(job: Job): { keys: readonly string[]; args: string[] } {
     // String(n) never holds a space (and for a time in ms, no exponent): the member's due time ends at its first space.
-    return { keys: this.#keys, args: [this.#jobs, job.kind, job.key, String(job.dueAt)] };
+    return { keys: this.#keys, args: [this.#jobs, job.kind, job.key, String(job.dueAt), traceOf(job)] };
   }
 
   async cancel(kind: string, key: string): Promise<boolean> {
@@ -267,7 +272,14 @@ export class RedisSchedulerStore implements SchedulerStore {
     return claimed.map((member) => {
       const space = member.indexOf(' ', 16);
       const cut = member.indexOf('\n', space);
-      return { kind: member.slice(space + 1, cut), key: member.slice(cut + 1), dueAt: Number(member.slice(16, space)), token: member };
+      const job: ClaimedJob = { kind: member.slice(space + 1, cut), key: member.slice(cut + 1), dueAt: 0, token: member };
+      const slash = member.indexOf('/', 16);
+      if (slash === -1 || slash > space) job.dueAt = Number(member.slice(16, space));
+      else {
+        job.dueAt = Number(member.slice(16, slash));
+        job.trace = member.slice(slash + 1, space);
+      }
+      return job;
     });
   }
 
@@ -282,7 +294,7 @@ export class RedisSchedulerStore implements SchedulerStore {
     if (jobs.length === 0) return;
     const args: string[] = [this.#jobs];
     // String(n) never holds a space: see jobWrite.
-    for (const job of jobs) args.push(job.kind, job.key, job.token, String(job.dueAt));
+    for (const job of jobs) args.push(job.kind, job.key, job.token, String(job.dueAt), traceOf(job));
     await this.#release(this.#keys, args);
   }
 
@@ -308,3 +320,13 @@ export class RedisSchedulerStore implements SchedulerStore {
     return [...keys];
   }
 }
+
+/**
+ * A job's trace as the member keeps it: a W3C `traceparent` (lower-case hex and dashes, so never a
+ * space or a slash that would end the due time or the trace early), or '' for none.
+ */
+function traceOf(job: Job): string {
+  return job.trace !== undefined && TRACEPARENT.test(job.trace) ? job.trace : '';
+}
+
+const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;

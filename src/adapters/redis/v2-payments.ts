@@ -80,10 +80,10 @@ const BEGIN = `${PRELUDE}${BEGIN_PAYMENT}
 return begin()
 `;
 
-/** The begin and, when it created the payment, its decision's job: KEYS[5..7] and ARGV[17..20] are the scheduler's (RedisSchedulerStore.jobWrite). */
+/** The begin and, when it created the payment, its decision's job: KEYS[5..7] and ARGV[17..21] are the scheduler's (RedisSchedulerStore.jobWrite). */
 const BEGIN_SCHEDULED = `${PRELUDE}${BEGIN_PAYMENT}${SCHEDULE_JOB}
 local outcome = begin()
-if outcome[1] == 'created' and not outcome[3] then scheduleJob(KEYS[5], KEYS[6], KEYS[7], ARGV[17], ARGV[18], ARGV[19], ARGV[20]) end
+if outcome[1] == 'created' and not outcome[3] then scheduleJob(KEYS[5], KEYS[6], KEYS[7], ARGV[17], ARGV[18], ARGV[19], ARGV[20], ARGV[21]) end
 return outcome
 `;
 

@@ -92,7 +92,7 @@ export class IntentService {
     };
     // Frozen, the same object can be the caller's and the event's: nobody can change either.
     Object.freeze(intent);
-    const job = { kind: DECIDE_JOB, key: intent.id, dueAt: now + decision.delayMs };
+    const job = scheduler.job(DECIDE_JOB, intent.id, now + decision.delayMs);
     let inserted: InsertOutcome;
     if (store.insertScheduled === undefined) {
       // A store that cannot write the intent and its job in one operation (memory): the decision
@@ -100,7 +100,7 @@ export class IntentService {
       // after its retries), while a stored intent without its job would stay PENDING forever. Both
       // calls are made at once (neither waits in memory); a refused insert cancels the job. Two
       // awaits, not Promise.allSettled: a third of its cost per intent (0.18 against 0.61 µs).
-      const scheduling = scheduler.schedule(job.kind, job.key, job.dueAt);
+      const scheduling = scheduler.add(job);
       const inserting = store.insert(intent);
       // Handled from the start: an insert that fails while the schedule is still on its way (a
       // store that does I/O) is not an unhandled rejection; its error is still thrown below.
@@ -147,7 +147,7 @@ export class IntentService {
     const { store, scheduler, clock } = this.#deps;
     const now = clock.now();
     const backstop = scheduler.shared ? store.cancelScheduled?.bind(store) : undefined;
-    const job = { kind: CANCEL_EVENT_JOB, key: id, dueAt: now + scheduler.leaseMs };
+    const job = scheduler.job(CANCEL_EVENT_JOB, id, now + scheduler.leaseMs);
     const result = backstop === undefined ? await store.transition(id, ['PENDING'], { status: 'CANCELLED', updatedAt: now }) : await backstop(id, now, job);
     if (!result.ok) {
       if (result.current === undefined) throw notFound('Payment intent', id);
@@ -173,7 +173,7 @@ export class IntentService {
     const { store, scheduler, clock } = this.#deps;
     const now = clock.now();
     const backstop = scheduler.shared ? store.refundScheduled?.bind(store) : undefined;
-    const job = { kind: REFUND_EVENT_JOB, key: id, dueAt: now + scheduler.leaseMs };
+    const job = scheduler.job(REFUND_EVENT_JOB, id, now + scheduler.leaseMs);
     const result = backstop === undefined ? await store.refund(id, amount, now) : await backstop(id, amount, now, job);
     switch (result.kind) {
       case 'not_found':
@@ -184,7 +184,7 @@ export class IntentService {
         throw new DomainError('REFUND_EXCEEDS_AMOUNT', `A refund of ${amount ?? result.left} exceeds the ${result.left} left to refund on ${id}.`);
       case 'refunded': {
         const refunded = Object.freeze(result.intent);
-        // The job as the store scheduled it: keyed by the refund (its trace is kept, then forgotten, under that key: a review).
+        // The job as the store scheduled it: keyed by the refund (its `publishBacked` cancels it under that key).
         const backing = backstop === undefined ? undefined : { ...job, key: refundJobKey(id, refunded.refundedAmount, result.amount, now) };
         if (backing !== undefined) scheduler.scheduled(backing);
         await this.#publishBacked(refundEvent(refunded, result.amount, now), backing);

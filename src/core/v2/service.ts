@@ -108,7 +108,7 @@ export class V2PaymentService {
     // delay and several processes, the backstop job of the decision made now, a lease later), so
     // a process killed between the two calls cannot leave a payment that nothing will decide.
     const backstop = decision.delayMs === 0 && scheduler.shared;
-    const job = { kind: V2_DECIDE_JOB, key: payment.id, dueAt: now + (backstop ? scheduler.leaseMs : decision.delayMs) };
+    const job = scheduler.job(V2_DECIDE_JOB, payment.id, now + (backstop ? scheduler.leaseMs : decision.delayMs));
     const beginScheduled = decision.delayMs > 0 || backstop ? store.beginScheduled?.bind(store) : undefined;
     const begun = beginScheduled === undefined ? await store.begin(payment) : await beginScheduled(payment, job);
     switch (begun.kind) {

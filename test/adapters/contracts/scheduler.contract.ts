@@ -68,6 +68,24 @@ export function schedulerStoreContract(name: string, make: SchedulerStoreFactory
       expect(await store.claimDue(T0 + 100, 10, LEASE)).toEqual([claimOf(job('pay_1', T0 + 100))]);
     });
 
+    it('a job’s trace comes back with each claim of it: the first, a retry given back, a lapsed lease’s; a job without one has none', async () => {
+      const trace = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+      const store = await storeWith({ ...job('traced', T0), trace }, job('plain', T0));
+      const first = await store.claimDue(T0, 10, LEASE);
+      expect(first).toEqual([{ ...claimOf(job('traced', T0)), trace }, claimOf(job('plain', T0))]);
+      expect('trace' in (first[1] as ClaimedJob)).toBe(false);
+      // Given back for a retry (as the scheduler does, with the claim it holds), then its lease left to lapse.
+      await store.release(first.map((claimed) => ({ ...claimed, dueAt: T0 + 5 })));
+      expect(await store.claimDue(T0 + 5, 10, LEASE)).toEqual([{ ...claimOf(job('traced', T0 + 5)), trace }, claimOf(job('plain', T0 + 5))]);
+      const lapsed = await store.claimDue(T0 + 5 + LEASE, 10, LEASE);
+      expect(lapsed).toEqual([{ ...claimOf(job('traced', T0 + 5)), trace }, claimOf(job('plain', T0 + 5))]);
+      expect('trace' in (lapsed[1] as ClaimedJob)).toBe(false);
+      // Rescheduled without one (a later request's schedule, untraced): none.
+      await store.complete(lapsed.slice(1));
+      await store.schedule(job('traced', T0 + 10));
+      expect(await store.claimDue(T0 + 10 + 2 * LEASE, 1, LEASE)).toEqual([claimOf(job('traced', T0 + 10))]);
+    });
+
     it('a rescheduled job goes behind the jobs already due at the same time', async () => {
       const store = await storeWith(job('a', T0), job('b', T0));
       await store.schedule(job('a', T0));
