@@ -20,7 +20,7 @@ import { corsOptions } from './http/cors.ts';
 import { sendProblem } from './http/error-handler.ts';
 import { ErrorShapes } from './http/error-shapes.ts';
 import { coalesceWrites } from './http/coalesced-writes.ts';
-import { useJsonBodies } from './http/json-body.ts';
+import { refuseUnreadableBodies, useJsonBodies } from './http/json-body.ts';
 import { problemOf } from './http/problem.ts';
 import { useSerializers } from './http/serializers.ts';
 import { useValidators } from './http/validators.ts';
@@ -132,6 +132,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     if (config.http.corsOrigins !== undefined) await app.register(cors, corsOptions(config.http.corsOrigins));
     // Before the error shapes: what they answer carries the request's trace id.
     await app.register(requestContext, { shapes });
+    app.addHook('onRequest', refuseUnreadableBodies);
     await app.register(errorShapes, { shapes, ignoreTrailingSlash: IGNORE_TRAILING_SLASH });
     // The root's Redis client, opened and waited for here, outside any plugin: a start waits for a
     // Redis loading its data set however long it takes, past Fastify's 10 s for a plugin's start.

@@ -1,11 +1,15 @@
-import type { FastifyInstance } from 'fastify';
+import { isUtf8 } from 'node:buffer';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import secureJson from 'secure-json-parse';
 
 /**
  * The one body parser: JSON only (anything else is 415 before a route runs). An empty body is
- * no body (`undefined`), so a bodyless POST sent with `content-type: application/json` works;
- * the route's schema decides whether a body was required. Malformed JSON is a 400 that says
- * where it broke (`MalformedJsonError`: position, line, column and what was expected).
+ * no body (`undefined`) whatever its `Content-Type`, so a bodyless POST works as sent by curl's
+ * `-d ''` or a Java client (a form type) too; the route's schema decides whether a body was
+ * required. Malformed JSON is a 400 that says where it broke (`MalformedJsonError`: position,
+ * line, column and what was expected); so are bytes that are not UTF-8 (RFC 8259), which were
+ * read as U+FFFD before 2026-12-05, so `dup\xE8` and `dup\xE9` were one id. A body in another
+ * charset, or compressed (`Content-Encoding`), is a 415 that says so (`UnreadableBodyError`).
  * `__proto__` and `constructor.prototype` keys are refused, as Fastify's own parser does
  * (secure-json-parse).
  */
@@ -43,14 +47,51 @@ export class MalformedJsonError extends SyntaxError {
   }
 }
 
+/** A body the service will not read as it was sent (another charset, a content coding): 415, in the dialect's shape, saying why. */
+export class UnreadableBodyError extends Error {
+  override name = 'UnreadableBodyError';
+  readonly statusCode = 415;
+}
+
 export function useJsonBodies(app: FastifyInstance): void {
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJsonBody);
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, parseJsonBody);
+}
+
+/**
+ * An onRequest hook (after the request's context is bound, so that its 415 carries the trace id),
+ * before any parser: a request whose body is empty (`Content-Length: 0`, no `Transfer-Encoding`)
+ * has no body to read, whatever `Content-Type` it names (Fastify would answer 415 for a type it has
+ * no parser of); one whose body is compressed is refused, as it is not decoded (a gzipped body was
+ * "Malformed JSON at position 0", and a plain one labelled gzip was read).
+ */
+export function refuseUnreadableBodies(request: FastifyRequest, _reply: unknown, done: (error?: Error) => void): void {
+  const headers = request.headers;
+  if (headers['transfer-encoding'] === undefined && (headers['content-length'] === '0' || headers['content-length'] === undefined)) {
+    if (headers['content-type'] !== undefined && headers['content-length'] === '0') delete headers['content-type'];
+    return done();
+  }
+  const coding = headers['content-encoding'];
+  if (coding !== undefined && coding.trim().toLowerCase() !== 'identity') {
+    return done(new UnreadableBodyError(`The request body is encoded (Content-Encoding: ${shownHeader(coding)}), which is not read: send it uncompressed.`));
+  }
+  done();
 }
 
 /** The parser of `useJsonBodies`, for a scope that reads other content types as JSON too. */
-export function parseJsonBody(_request: unknown, body: string | Buffer, done: (error: Error | null, value?: unknown) => void): void {
-  const text = body as string;
+export function parseJsonBody(request: Pick<FastifyRequest, 'headers'>, body: string | Buffer, done: (error: Error | null, value?: unknown) => void): void {
+  const charset = charsetOf(request.headers['content-type']);
+  if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
+    return done(new UnreadableBodyError(`The request body's charset ${shownHeader(charset)} is not read: send JSON as UTF-8 (application/json, or with charset=utf-8).`), undefined);
+  }
+  let text: string;
+  if (typeof body === 'string') text = body;
+  else if (isUtf8(body)) text = body.toString('utf8');
+  else {
+    const bad = firstInvalidUtf8(body);
+    const before = body.subarray(0, bad).toString('utf8');
+    return done(new MalformedJsonError(before, before.length, `Invalid UTF-8 (byte 0x${(body[bad] ?? 0).toString(16).toUpperCase().padStart(2, '0')}): a JSON body is UTF-8 text`), undefined);
+  }
   if (text.length === 0 || (text.length < 16 && text.trim() === '')) return done(null, undefined);
   let value: unknown;
   try {
@@ -328,4 +369,47 @@ function shown(text: string, i: number): string {
   const code = text.codePointAt(i)!;
   if (code < 0x20 || code === 0x7f || code === 0xfeff || (code >= 0x80 && code < 0xa0)) return `U+${code.toString(16).toUpperCase().padStart(4, '0')}`;
   return String.fromCodePoint(code);
+}
+
+/** The `charset` parameter of a `Content-Type`, lower-cased and unquoted; undefined without one. */
+export function charsetOf(contentType: string | undefined): string | undefined {
+  if (contentType === undefined || !contentType.includes('=')) return undefined;
+  const found = /;\s*charset\s*=\s*(?:"([^"]*)"|([^;\s]*))/i.exec(contentType);
+  return found === null ? undefined : (found[1] ?? found[2] ?? '').toLowerCase();
+}
+
+/** A header's value as an error message shows it: at most 40 characters, printable ASCII. */
+function shownHeader(value: string): string {
+  const printable = value.replace(/[^\x20-\x7e]/g, '?');
+  return printable.length > 40 ? `${printable.slice(0, 40)}…` : printable;
+}
+
+/**
+ * The offset of the first byte of `bytes` that does not belong to well-formed UTF-8 (overlong
+ * forms, surrogates and code points past U+10FFFF included), or its length when there is none.
+ */
+export function firstInvalidUtf8(bytes: Uint8Array): number {
+  let i = 0;
+  while (i < bytes.length) {
+    const b = bytes[i] as number;
+    if (b < 0x80) {
+      i++;
+      continue;
+    }
+    let n: number;
+    let min: number;
+    if (b >= 0xc2 && b <= 0xdf) [n, min] = [1, 0x80];
+    else if (b >= 0xe0 && b <= 0xef) [n, min] = [2, 0x800];
+    else if (b >= 0xf0 && b <= 0xf4) [n, min] = [3, 0x10000];
+    else return i;
+    let code = b & (0x3f >> n);
+    for (let k = 1; k <= n; k++) {
+      const c = bytes[i + k];
+      if (c === undefined || (c & 0xc0) !== 0x80) return i;
+      code = (code << 6) | (c & 0x3f);
+    }
+    if (code < min || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) return i;
+    i += n + 1;
+  }
+  return i;
 }

@@ -1,6 +1,6 @@
 import type { FastifyError } from 'fastify';
 import { DomainError, StoreFullError, StoreUnavailableError, type ErrorCode, type FieldIssue } from '../core/errors.ts';
-import { MalformedJsonError } from './json-body.ts';
+import { MalformedJsonError, UnreadableBodyError } from './json-body.ts';
 import { validationIssues, type ValidationIssue } from './validation.ts';
 
 /**
@@ -63,6 +63,7 @@ export function problemOf(error: FastifyError | Error, statusOf: Partial<Record<
   }
   const known = fastifyError.code === undefined ? undefined : FASTIFY_PROBLEMS[fastifyError.code];
   if (known !== undefined) return { ...known, message: known.message ?? fastifyError.message };
+  if (error instanceof UnreadableBodyError) return { status: 415, code: 'UNSUPPORTED_MEDIA_TYPE', message: error.message };
   if (error instanceof MalformedJsonError) {
     const { position, line, column, reason, kind } = error;
     return { status: 400, code: 'VALIDATION_FAILED', message: error.message, malformedJson: { position, line, column, reason, kind } };

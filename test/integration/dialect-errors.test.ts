@@ -161,6 +161,69 @@ describe('413, 415 and malformed JSON on each dialect’s routes', () => {
   });
 });
 
+describe('bodies that are not UTF-8, in another charset, compressed, or empty under another type (2026-12-05, a user test)', () => {
+  // `caf` then the byte 0xE8 (è in Latin-1): read as U+FFFD before, so `caf\xE8` and `caf\xE9` were one reservation id.
+  const latin1 = (json: string) => Buffer.concat([Buffer.from(json.split('\u00e8')[0] as string), Buffer.from([0xe8]), Buffer.from(json.split('\u00e8')[1] as string)]);
+
+  it('bytes that are not UTF-8: 400 at the byte, in each shape, and nothing stored', async () => {
+    const t = await app();
+    const auth = await bearer(t);
+    const native1 = await t.app.inject({ method: 'POST', url: '/v1/sim/intent', headers: { 'content-type': 'application/json' }, payload: latin1('{"reservation_id":"caf\u00e8","amount":100}') });
+    expect([native1.statusCode, native1.json()]).toEqual([400, native('VALIDATION_FAILED', 'Malformed JSON at position 22 (line 1, column 23): Invalid UTF-8 (byte 0xE8): a JSON body is UTF-8 text')]);
+    const v2 = await t.app.inject({ method: 'POST', url: '/api/v2/payments', headers: { 'content-type': 'application/json' }, payload: latin1('{"tx_id":"dup\u00e8","order_id":1,"user_id":1,"amount":1000}') });
+    expect([v2.statusCode, v2.json()]).toEqual([422, { detail: [{ type: 'json_invalid', loc: ['body', 13], msg: 'JSON decode error', input: {}, ctx: { error: 'Invalid UTF-8 (byte 0xE8): a JSON body is UTF-8 text' } }] }]);
+    const service = await t.app.inject({ method: 'POST', url: '/api/v1/payments/process', headers: { ...auth, 'content-type': 'application/json' }, payload: latin1('{"reservationId":"r\u00e8"}') });
+    expect([service.statusCode, service.json()]).toEqual([400, paymentService('요청 본문의 JSON 형식이 올바르지 않습니다 (1행 20열, 위치 19).')]);
+    const order = await t.app.inject({ method: 'POST', url: '/api/v1/orders', headers: { 'content-type': 'application/json' }, payload: latin1('{"orderName":"\u00e8"}') });
+    expect([order.statusCode, order.json()]).toEqual([400, fluxpay('COMMON_400', /^Malformed JSON at position 14 .*Invalid UTF-8 \(byte 0xE8\)/, { errors: [{ field: 'body', reason: 'malformed JSON at line 1, column 15: Invalid UTF-8 (byte 0xE8): a JSON body is UTF-8 text' }] })]);
+    const booked = await t.app.inject({ method: 'POST', url: '/bookings', headers: { ...USER, 'content-type': 'application/json' }, payload: latin1('{"performanceId":"perf_00\u00e8","quantity":1}') });
+    expect([booked.statusCode, booked.json()]).toEqual([400, bookings('VALIDATION_FAILED', 'Malformed JSON at position 25 (line 1, column 26): Invalid UTF-8 (byte 0xE8): a JSON body is UTF-8 text')]);
+    const list = await t.app.inject({ url: '/v1/sim/intents' });
+    expect(list.json()).toMatchObject({ data: [] });
+    // UTF-8 itself (è as 0xC3 0xA8) is read as before.
+    const utf8 = await t.app.inject({ method: 'POST', url: '/v1/sim/intent', headers: { 'content-type': 'application/json' }, payload: Buffer.from('{"reservation_id":"caf\u00e8","amount":100}') });
+    expect(utf8.statusCode).toBe(200);
+    expect((await t.app.inject({ url: `/v1/sim/intents/${utf8.json().payment_intent_id}` })).json()).toMatchObject({ reservation_id: 'caf\u00e8' });
+  });
+
+  it('a charset other than UTF-8, or a Content-Encoding: 415 that says which, in each shape; utf-8 and identity are read', async () => {
+    const t = await app();
+    const body = JSON.stringify({ reservation_id: 'r-charset', amount: 100 });
+    const send = (url: string, headers: Record<string, string>, payload: string | Buffer = body) => t.app.inject({ method: 'POST', url, headers: { 'content-type': 'application/json', ...headers }, payload });
+    const latin = await send('/v1/sim/intent', { 'content-type': 'application/json; charset=latin1' });
+    expect([latin.statusCode, latin.json()]).toEqual([415, native('UNSUPPORTED_MEDIA_TYPE', "The request body's charset latin1 is not read: send JSON as UTF-8 (application/json, or with charset=utf-8).")]);
+    const gzip = await send('/v1/sim/intent', { 'content-encoding': 'gzip' });
+    expect([gzip.statusCode, gzip.json()]).toEqual([415, native('UNSUPPORTED_MEDIA_TYPE', 'The request body is encoded (Content-Encoding: gzip), which is not read: send it uncompressed.')]);
+    const v2 = await send('/api/v2/payments', { 'content-type': 'application/json; charset="UTF-16"' });
+    expect([v2.statusCode, v2.json()]).toEqual([415, { detail: "The request body's charset utf-16 is not read: send JSON as UTF-8 (application/json, or with charset=utf-8)." }]);
+    const v2gzip = await send('/api/v2/payments', { 'content-encoding': 'br' });
+    expect([v2gzip.statusCode, v2gzip.json()]).toEqual([415, { detail: 'The request body is encoded (Content-Encoding: br), which is not read: send it uncompressed.' }]);
+    const order = await send('/api/v1/orders', { 'content-encoding': 'gzip' });
+    expect([order.statusCode, order.json()]).toEqual([415, fluxpay('COMMON_415', 'The request body is encoded (Content-Encoding: gzip), which is not read: send it uncompressed.')]);
+    const booking = await send('/bookings', { ...USER, 'content-type': 'application/json;charset=iso-8859-1' });
+    expect([booking.statusCode, booking.json()]).toEqual([415, bookings('UNSUPPORTED_MEDIA_TYPE', "The request body's charset iso-8859-1 is not read: send JSON as UTF-8 (application/json, or with charset=utf-8).")]);
+    expect((await t.app.inject({ url: '/v1/sim/intents' })).json()).toMatchObject({ data: [] });
+    const utf8 = await send('/v1/sim/intent', { 'content-type': 'application/json; Charset="UTF-8"', 'content-encoding': 'identity' });
+    expect(utf8.statusCode).toBe(200);
+  });
+
+  it('an empty body under a type that is not JSON (curl -d \'\', a Java client) is no body: the routes that take none answer as without one', async () => {
+    const t = await app();
+    const created = await t.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'r-empty', amount: 100, scenario: 'delay' } });
+    const id = created.json().payment_intent_id as string;
+    const cancel = await t.app.inject({ method: 'POST', url: `/v1/sim/intents/${id}/cancel`, headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': '0' } });
+    expect([cancel.statusCode, cancel.json().status]).toEqual([200, 'CANCELLED']);
+    // A body a route needs, sent empty under text/plain: the route says what is missing, as without a type.
+    const create = await t.app.inject({ method: 'POST', url: '/v1/sim/intent', headers: { 'content-type': 'text/plain', 'content-length': '0' } });
+    const none = await t.app.inject({ method: 'POST', url: '/v1/sim/intent' });
+    expect([create.statusCode, create.json().error.message]).toEqual([400, 'body /: must be object']);
+    expect(create.json().error.details).toEqual(none.json().error.details);
+    // Not empty: still 415.
+    const text = await t.app.inject({ method: 'POST', url: `/v1/sim/intents/${id}/cancel`, headers: { 'content-type': 'text/plain' }, payload: 'x' });
+    expect(text.statusCode).toBe(415);
+  });
+});
+
 describe('unreadable and over-long URLs', () => {
   it.each([
     ['bad percent-encoding, native', '/v1/sim/intents/%E0%A4%A', 400, native('BAD_URL', 'The request path is not a valid URL (bad percent-encoding).')],

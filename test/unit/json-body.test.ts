@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { locateJsonError, loneSurrogate, MalformedJsonError, MAX_JSON_DEPTH, parseJsonBody, tooDeep } from '../../src/http/json-body.ts';
+import { isUtf8 } from 'node:buffer';
+import { charsetOf, firstInvalidUtf8, locateJsonError, loneSurrogate, MalformedJsonError, MAX_JSON_DEPTH, parseJsonBody, tooDeep, UnreadableBodyError } from '../../src/http/json-body.ts';
 
 /**
  * Malformed JSON says where it broke: position (0-based), line and column (1-based) and what
@@ -112,7 +113,7 @@ describe('how deep a body may nest (2026-12-05, a security review: a 10 KB `[[[�
 
   it('the parser takes 64 levels and refuses 65 with where, as malformed JSON is refused', () => {
     const parse = (text: string) =>
-      new Promise<{ error: Error | null; value: unknown }>((resolve) => parseJsonBody(undefined, text, (error, value) => resolve({ error, value })));
+      new Promise<{ error: Error | null; value: unknown }>((resolve) => parseJsonBody({ headers: {} }, text, (error, value) => resolve({ error, value })));
     return Promise.all([parse(`{"metadata":${nested(MAX_JSON_DEPTH - 1)}}`), parse(`{"metadata":${nested(MAX_JSON_DEPTH)}}`), parse(nested(5_000))]).then(([ok, deep, deeper]) => {
       expect(ok.error).toBeNull();
       expect(deep.error).toBeInstanceOf(MalformedJsonError);
@@ -120,5 +121,44 @@ describe('how deep a body may nest (2026-12-05, a security review: a 10 KB `[[[�
       expect((deep.error as MalformedJsonError).kind).toBe('too_deep');
       expect(deeper.error!.message).toMatch(/^JSON nested too deeply at position 64 /);
     });
+  });
+});
+
+describe('bodies that are not UTF-8, or in another charset (2026-12-05, a user test: Latin-1 ids read as U+FFFD, two ids one)', () => {
+  const parse = (body: Buffer, contentType = 'application/json') =>
+    new Promise<{ error: Error | null; value: unknown }>((resolve) => parseJsonBody({ headers: { 'content-type': contentType } }, body, (error, value) => resolve({ error, value })));
+
+  it('firstInvalidUtf8 agrees with Node’s isUtf8 on 20,000 random byte strings, and points at a byte where decoding breaks', () => {
+    let seed = 7;
+    const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % 256;
+    for (let n = 0; n < 20_000; n++) {
+      // Mostly well-formed text with a few random bytes in it, so that both answers occur.
+      const bytes = Buffer.concat([Buffer.from('{"a":"é€😀'), Buffer.from(Array.from({ length: n % 6 }, next)), Buffer.from('"}')]);
+      const at = firstInvalidUtf8(bytes);
+      expect([n, at === bytes.length]).toEqual([n, isUtf8(bytes)]);
+      if (at < bytes.length) expect(isUtf8(bytes.subarray(0, at))).toBe(true);
+    }
+    // Overlong forms, surrogates and code points past U+10FFFF are not UTF-8.
+    for (const bad of [[0xc0, 0xaf], [0xe0, 0x80, 0xaf], [0xed, 0xa0, 0x80], [0xf4, 0x90, 0x80, 0x80], [0xf8], [0x80], [0xe2, 0x82]]) {
+      expect([bad, firstInvalidUtf8(Buffer.from([0x41, ...bad]))]).toEqual([bad, 1]);
+    }
+  });
+
+  it('a byte that is not UTF-8 is malformed JSON at the character before which it stands; UTF-8 is read', async () => {
+    const broken = await parse(Buffer.concat([Buffer.from('{"id":"é'), Buffer.from([0xe9]), Buffer.from('"}')]));
+    expect(broken.error).toBeInstanceOf(MalformedJsonError);
+    expect(broken.error?.message).toBe('Malformed JSON at position 8 (line 1, column 9): Invalid UTF-8 (byte 0xE9): a JSON body is UTF-8 text');
+    expect(await parse(Buffer.from('{"id":"é"}'))).toEqual({ error: null, value: { id: 'é' } });
+  });
+
+  it('a charset other than UTF-8 is a 415 naming it; utf-8 and utf8 in any case, quoted or not, are read', async () => {
+    for (const type of ['application/json; charset=latin1', 'application/json;charset="ISO-8859-1"', 'application/json; charset=utf-16', 'application/json; charset=']) {
+      const refused = await parse(Buffer.from('{}'), type);
+      expect([type, refused.error]).toEqual([type, expect.any(UnreadableBodyError)]);
+    }
+    for (const type of ['application/json; charset=utf-8', 'application/json; Charset="UTF-8"', 'application/json;charset=utf8', 'application/json', 'application/json; foo=bar']) {
+      expect([type, await parse(Buffer.from('{}'), type)]).toEqual([type, { error: null, value: {} }]);
+    }
+    expect([charsetOf(undefined), charsetOf('application/json'), charsetOf('application/json; charset = "Latin1" ; q=1')]).toEqual([undefined, undefined, 'latin1']);
   });
 });

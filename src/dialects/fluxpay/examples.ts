@@ -411,7 +411,10 @@ export const fluxpayErrorDocs: ErrorDocs = {
     405: { description: 'COMMON_405: the path exists with other methods (see `Allow`).', examples: { method: err('COMMON_405', 'DELETE is not allowed on /api/v1/orders; use GET, POST.') } },
     409: { description: `${IN_USE_TEXT}.`, examples: { in_use: IN_USE } },
     413: { description: 'COMMON_413: the body is larger than BODY_LIMIT_BYTES.', examples: { too_large: err('COMMON_413', 'The request body is larger than the limit (BODY_LIMIT_BYTES).') } },
-    415: { description: 'COMMON_415: the body is not `application/json`.', examples: { media_type: err('COMMON_415', 'Send the body as application/json.') } },
+    415: {
+      description: 'COMMON_415: the body is not `application/json`, is in a charset other than UTF-8, or is compressed (`Content-Encoding` is not decoded). An empty body is no body, whatever its type.',
+      examples: { media_type: err('COMMON_415', 'Send the body as application/json.'), encoded: err('COMMON_415', 'The request body is encoded (Content-Encoding: gzip), which is not read: send it uncompressed.') },
+    },
     422: { description: 'COMMON_422: this Idempotency-Key was used with another body.', examples: { key_reused: err('COMMON_422', 'This Idempotency-Key was used with a different request body.') } },
     429: {
       description: 'COMMON_429: this client (X-Client-Id, else its address) sent more requests of this route group than the billing policy’s `rateLimits` allow; retry after `Retry-After` seconds.',

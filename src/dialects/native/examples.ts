@@ -205,7 +205,10 @@ export const nativeErrorDocs: ErrorDocs = {
       examples: { in_use: { summary: 'The same key, still running', value: problem('IDEMPOTENCY_KEY_IN_USE', 'A request with this Idempotency-Key is still being processed; retry later.') } },
     },
     413: { description: 'The body is larger than BODY_LIMIT_BYTES.', examples: { too_large: { summary: 'Too large', value: problem('PAYLOAD_TOO_LARGE', 'The request body is larger than the limit (BODY_LIMIT_BYTES).') } } },
-    415: { description: 'The body is not `application/json`.', examples: { media_type: { summary: 'Not JSON', value: problem('UNSUPPORTED_MEDIA_TYPE', 'Send the body as application/json.') } } },
+    415: {
+      description: 'The body is not `application/json`, is in a charset other than UTF-8, or is compressed (`Content-Encoding` is not decoded). An empty body is no body, whatever its type.',
+      examples: { media_type: { summary: 'Not JSON', value: problem('UNSUPPORTED_MEDIA_TYPE', 'Send the body as application/json.') }, encoded: { summary: 'Compressed', value: problem('UNSUPPORTED_MEDIA_TYPE', 'The request body is encoded (Content-Encoding: gzip), which is not read: send it uncompressed.') } },
+    },
     422: {
       description: '`IDEMPOTENCY_KEY_MISMATCH`: this `Idempotency-Key` was used with another body.',
       examples: { mismatch: { summary: 'Key reused with another body', value: problem('IDEMPOTENCY_KEY_MISMATCH', 'This Idempotency-Key was used with a different request body.') } },

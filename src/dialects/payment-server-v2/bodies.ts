@@ -10,7 +10,7 @@ import { parseJsonBody } from '../../http/json-body.ts';
  * @see https://github.com/fastapi/fastapi/blob/master/fastapi/routing.py (get_request_handler)
  */
 export function useFastApiBodies(scope: FastifyInstance): void {
-  scope.addContentTypeParser('*', { parseAs: 'string' }, (request, body, done) => {
+  scope.addContentTypeParser('*', { parseAs: 'buffer' }, (request, body, done) => {
     if (readsAsJson(request.headers['content-type'])) return parseJsonBody(request, body, done);
     done(new errorCodes.FST_ERR_CTP_INVALID_MEDIA_TYPE(request.headers['content-type']), undefined);
   });

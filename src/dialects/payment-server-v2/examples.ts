@@ -135,7 +135,10 @@ export const v2ErrorDocs: ErrorDocs = {
       examples: { in_use: detail('A request with this Idempotency-Key is still being processed; retry later.') },
     },
     413: { description: 'The body is larger than BODY_LIMIT_BYTES.', examples: { too_large: detail('The request body is larger than the limit (BODY_LIMIT_BYTES).') } },
-    415: { description: 'The body has a `Content-Type` that is not JSON (one without a `Content-Type`, or with `application/…+json`, is read as JSON, as FastAPI reads it).', examples: { media_type: detail('Send the body as application/json.') } },
+    415: {
+      description: 'The body has a `Content-Type` that is not JSON (one without a `Content-Type`, or with `application/…+json`, is read as JSON, as FastAPI reads it), a charset other than UTF-8, or is compressed (`Content-Encoding` is not decoded).',
+      examples: { media_type: detail('Send the body as application/json.'), encoded: detail('The request body is encoded (Content-Encoding: gzip), which is not read: send it uncompressed.') },
+    },
     422: {
       description: 'FastAPI’s validation error: one item per problem, with pydantic’s `type`, where (`loc`), a message (`msg`), the value (`input`) and the rule’s parameters (`ctx`). Malformed JSON is `json_invalid` at the position where it broke; a reused `Idempotency-Key` with another body is `idempotency_key_mismatch`.',
       schema: V2ValidationErrorBody,
