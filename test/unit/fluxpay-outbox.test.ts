@@ -157,6 +157,75 @@ describe('the outbox relay across a restart', () => {
     scheduler.stop();
   });
 
+  it('the retry job starts the relay and ends: a long run holds back neither the scheduler’s other jobs nor the next run of due work (2026-12-05, a review)', async () => {
+    const manual = new ManualClock();
+    const store = new MemoryFluxPayStore({ ttlMs: 86_400_000, maxRecords: 1000 });
+    const scheduler = new Scheduler({ clock: manual, store: new MemorySchedulerStore(), onError: () => {} });
+    const relay = new OutboxRelay({ store, scheduler, clock: manual, onError: () => {} });
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const got: number[] = [];
+    relay.addPublisher(async (event) => {
+      await held;
+      got.push(event.sequence);
+    });
+    const ran: string[] = [];
+    scheduler.register('other', (key) => {
+      ran.push(key);
+    });
+    await writeChanges(store, 1, 'held');
+    await scheduler.schedule('fluxpay.outbox', 'relay', manual.now());
+    await scheduler.schedule('other', 'a', manual.now());
+    const first = await Promise.race([scheduler.runDue().then(() => 'ran'), new Promise((resolve) => setTimeout(() => resolve('held back'), 300))]);
+    expect([first, ran, relay.running, got]).toEqual(['ran', ['a'], true, []]);
+    await scheduler.schedule('other', 'b', manual.now());
+    expect(await Promise.race([scheduler.runDue().then(() => 'ran'), new Promise((resolve) => setTimeout(() => resolve('held back'), 300))])).toBe('ran');
+    expect(ran).toEqual(['a', 'b']);
+    release();
+    await relay.idle();
+    expect([got.length, (await store.outboxStats()).pending]).toEqual([5, 0]);
+  });
+
+  it('while a failed publication waits for its retry, writes do not retry it at once: one failure reported per retry, not per write', async () => {
+    const manual = new ManualClock();
+    const store = new MemoryFluxPayStore({ ttlMs: 86_400_000, maxRecords: 1000 });
+    const scheduler = new Scheduler({ clock: manual, store: new MemorySchedulerStore(), onError: () => {} });
+    await scheduler.start();
+    const errors: unknown[] = [];
+    const relay = new OutboxRelay({ store, scheduler, clock: manual, onError: (error) => errors.push(error) });
+    let down = true;
+    const got: number[] = [];
+    relay.addPublisher(async (event) => {
+      if (down) throw new Error('the delivery stream refuses writes');
+      got.push(event.sequence);
+    });
+    await writeChanges(store, 1, 'k0');
+    relay.kick();
+    await relay.idle();
+    expect(errors.length).toBe(1);
+    for (let i = 1; i <= 5; i++) {
+      await writeChanges(store, 1, `k${i}`);
+      relay.kick();
+      await relay.idle();
+    }
+    expect(errors.length).toBe(1);
+    // The retry (100 ms later) fails once more; then, the stream back, the next one publishes everything, in order.
+    await manual.advance(100);
+    await relay.idle();
+    expect(errors.length).toBe(2);
+    down = false;
+    await manual.advance(200);
+    await relay.idle();
+    expect([errors.length, got, (await store.outboxStats()).pending]).toEqual([2, Array.from({ length: got.length }, (_, i) => i + 1), 0]);
+    expect(got.length).toBeGreaterThan(20);
+    // Kicks run at once again.
+    await writeChanges(store, 1, 'k6');
+    relay.kick();
+    await relay.idle();
+    expect((await store.outboxStats()).pending).toBe(0);
+    scheduler.stop();
+  });
+
   it('when the store is away for the outbox and for the retry job alike (Redis down), the relay retries on a timer of its own, says so once, and publishes once it is back', async () => {
     const manual = new ManualClock();
     const store = new MemoryFluxPayStore({ ttlMs: 86_400_000, maxRecords: 1000 });

@@ -63,7 +63,15 @@ export class OutboxRelay {
 
   constructor(deps: OutboxRelayDeps, options: { registerJob?: boolean } = {}) {
     this.#deps = deps;
-    if (options.registerJob !== false) deps.scheduler.register(OUTBOX_JOB, () => this.run());
+    // The retry job starts the relay and ends: a run lasts as long as writes keep coming, and the
+    // scheduler's batch (decisions, expiries, retries; and the booking routes that wait for it)
+    // would wait for it, past the lease too (a review: a booking list waited 4.8 s, and jobs of
+    // the batch ran again on other replicas). The relay reports and retries its own failures.
+    if (options.registerJob !== false) {
+      deps.scheduler.register(OUTBOX_JOB, () => {
+        void this.run();
+      });
+    }
   }
 
   /** Adds a publisher; every pending event goes to each, in order. */
@@ -71,9 +79,13 @@ export class OutboxRelay {
     this.#publishers.push(publisher);
   }
 
-  /** Something was written: run soon (now, or after the run in progress). */
+  /**
+   * Something was written: run soon (now, or after the run in progress); not while a failed
+   * publication waits for its retry, which publishes what was written meanwhile too (a kick per
+   * write retried it at once, and reported each failure: a line per write under load).
+   */
   kick(): void {
-    if (this.#stopped) return;
+    if (this.#stopped || this.#failures > 0) return;
     void this.run();
   }
 
