@@ -51,6 +51,23 @@ function relayOn(store: FluxPayStore, publish: (event: OutboxEvent) => Promise<v
   return relay;
 }
 
+/** A started scheduler on a manual clock and a relay whose one publisher fails while `receiver.down`, recording what it got and the errors reported. */
+async function relayWithReceiver() {
+  const manual = new ManualClock();
+  const store = new MemoryFluxPayStore({ ttlMs: 86_400_000, maxRecords: 1000 });
+  const scheduler = new Scheduler({ clock: manual, store: new MemorySchedulerStore(), onError: () => {} });
+  await scheduler.start();
+  const errors: unknown[] = [];
+  const relay = new OutboxRelay({ store, scheduler, clock: manual, onError: (error) => errors.push(error) });
+  const receiver = { down: true };
+  const got: number[] = [];
+  relay.addPublisher(async (event) => {
+    if (receiver.down) throw new Error('receiver down');
+    got.push(event.sequence);
+  });
+  return { manual, store, scheduler, relay, errors, got, receiver };
+}
+
 describe('the outbox relay across a restart', () => {
   it('loses nothing and reorders nothing; only the event at the crash may be published twice', async () => {
     await fc.assert(
@@ -132,24 +149,13 @@ describe('the outbox relay across a restart', () => {
   });
 
   it('a publisher that keeps failing holds the outbox back in order, and the relay retries it on the clock', async () => {
-    const manual = new ManualClock();
-    const store = new MemoryFluxPayStore({ ttlMs: 86_400_000, maxRecords: 1000 });
-    const scheduler = new Scheduler({ clock: manual, store: new MemorySchedulerStore(), onError: () => {} });
-    await scheduler.start();
-    const errors: unknown[] = [];
-    const relay = new OutboxRelay({ store, scheduler, clock: manual, onError: (error) => errors.push(error) });
-    let down = true;
-    const got: number[] = [];
-    relay.addPublisher(async (event) => {
-      if (down) throw new Error('receiver down');
-      got.push(event.sequence);
-    });
+    const { manual, store, scheduler, relay, errors, got, receiver } = await relayWithReceiver();
     await writeChanges(store, 2, 'c');
     await relay.run();
     expect([got, errors.length, (await store.outboxStats()).pending]).toEqual([[], 1, 9]);
     await manual.advance(100);
     expect(errors.length).toBe(2);
-    down = false;
+    receiver.down = false;
     await manual.advance(200);
     await relay.idle();
     expect(got).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
@@ -187,18 +193,7 @@ describe('the outbox relay across a restart', () => {
   });
 
   it('while a failed publication waits for its retry, writes do not retry it at once: one failure reported per retry, not per write', async () => {
-    const manual = new ManualClock();
-    const store = new MemoryFluxPayStore({ ttlMs: 86_400_000, maxRecords: 1000 });
-    const scheduler = new Scheduler({ clock: manual, store: new MemorySchedulerStore(), onError: () => {} });
-    await scheduler.start();
-    const errors: unknown[] = [];
-    const relay = new OutboxRelay({ store, scheduler, clock: manual, onError: (error) => errors.push(error) });
-    let down = true;
-    const got: number[] = [];
-    relay.addPublisher(async (event) => {
-      if (down) throw new Error('the delivery stream refuses writes');
-      got.push(event.sequence);
-    });
+    const { manual, store, scheduler, relay, errors, got, receiver } = await relayWithReceiver();
     await writeChanges(store, 1, 'k0');
     relay.kick();
     await relay.idle();
@@ -213,7 +208,7 @@ describe('the outbox relay across a restart', () => {
     await manual.advance(100);
     await relay.idle();
     expect(errors.length).toBe(2);
-    down = false;
+    receiver.down = false;
     await manual.advance(200);
     await relay.idle();
     expect([errors.length, got, (await store.outboxStats()).pending]).toEqual([2, Array.from({ length: got.length }, (_, i) => i + 1), 0]);
