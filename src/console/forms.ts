@@ -1,3 +1,4 @@
+import { isCurrency } from '../core/currency.ts';
 import { DomainError, validationFailed } from '../core/errors.ts';
 import { MAX_MIX_WEIGHT, MIX_OUTCOMES, parseMix, type Mix } from '../core/faults/mix.ts';
 import { SCENARIOS, type ScenarioRequest } from '../core/scenario.ts';
@@ -31,6 +32,13 @@ export function text(body: FormBody, name: string, options: { max: number; requi
   }
   if (value.length > options.max) throw validationFailed([{ field: name, rule: 'maxLength', message: `${name} must be at most ${options.max} characters` }]);
   if (options.pattern !== undefined && !options.pattern.test(value)) throw validationFailed([{ field: name, rule: 'pattern', message: `${name} must be ${options.rule ?? 'valid'}` }]);
+  return value;
+}
+
+/** A currency field: an ISO 4217 code in use, as the APIs' `iso4217` format takes it (before 2026-12-05 any three upper-case letters: `XYZ` made an intent). */
+export function currency(body: FormBody, name: string): string | undefined {
+  const value = text(body, name, { max: 3 });
+  if (value !== undefined && !isCurrency(value)) throw validationFailed([{ field: name, rule: 'format', message: `${name} must be an ISO 4217 currency code such as KRW, USD or EUR` }]);
   return value;
 }
 

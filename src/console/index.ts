@@ -15,7 +15,7 @@ import { ConsoleAuth, type Session } from './auth.ts';
 import { LiveFeed } from './feed.ts';
 import { SessionStreams } from './session-streams.ts';
 import { ActivitySeries } from './series.ts';
-import { checkJsonForm, httpUrl, integer, oneOf, parseForm, scenarioChoice, text, type FormBody } from './forms.ts';
+import { checkJsonForm, currency, httpUrl, integer, oneOf, parseForm, scenarioChoice, text, type FormBody } from './forms.ts';
 import type { PageContext } from './layout.ts';
 import { chartsPage, errorPage, panelPage } from './pages/other.ts';
 import { detailPage, NOTICES as PAYMENT_NOTICES, paymentsPage } from './pages/payments.ts';
@@ -306,7 +306,7 @@ const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options)
     const intent = await intents.create({
       reservationId: text(body, 'reservation_id', { max: 128, required: true, ...CLIENT_REFERENCE_RULE }) as string,
       amount: integer(body, 'amount', { min: 1, max: 100_000_000_000, required: true }) as number,
-      currency: text(body, 'currency', { max: 3, pattern: /^[A-Z]{3}$/, rule: 'three upper-case letters' }) ?? 'KRW',
+      currency: currency(body, 'currency') ?? 'KRW',
       scenario: card === undefined ? scenarioChoice(body, config.scenarios.mix) : undefined,
       delayMs: integer(body, 'delay_ms', { min: 0, max: 600_000 }),
       card,

@@ -685,6 +685,15 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
     // A hit is not on the live stream: the region's 5-second refresh brings it.
     expect(await shaped()).toBe(503);
     await expect.poll(() => row.getAttribute('data-hits'), { timeout: 12_000 }).toBe('1');
+    // Unchanged, the region is left as it is: not replaced at each 5-second refresh (an accessibility
+    // review: a screen reader reading it was moved every 5 s).
+    await page.evaluate("window.rulesNode = document.getElementById('rules')");
+    // Two refreshes later (the 5-second one among them), the same node.
+    for (let i = 0; i < 2; i++) {
+      const refreshedAt = await page.evaluate<string>('document.body.dataset.refreshed ?? ""');
+      await expect.poll(() => page.evaluate<string>('document.body.dataset.refreshed ?? ""'), { timeout: 12_000 }).not.toBe(refreshedAt);
+    }
+    expect(await page.evaluate<boolean>("window.rulesNode === document.getElementById('rules')")).toBe(true);
 
     await page.getByRole('button', { name: `Switch off ${id}` }).click();
     await expect.poll(() => page.locator(`tr[data-rule="${id}"]`).getAttribute('data-enabled')).toBe('false');
@@ -741,6 +750,13 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
     await page.keyboard.press('Tab');
     const outline = await page.evaluate<string>('getComputedStyle(document.activeElement).outlineStyle');
     expect(outline).toBe('solid');
+    // On the dark header the ring is white (the page's blue was 2.82:1 there: WCAG 1.4.11).
+    expect(await page.evaluate<string[]>("[document.activeElement.closest('header.top') !== null, getComputedStyle(document.activeElement).outlineColor]")).toEqual([true, 'rgb(255, 255, 255)']);
+    // A link followed without a page load: the new page's heading has the focus (it was left on the body).
+    await page.getByRole('navigation').getByRole('link', { name: 'Webhooks' }).click();
+    await page.waitForURL(/\/console\/webhooks$/);
+    await expect.poll(() => page.evaluate<string>("document.activeElement.tagName + ' ' + document.activeElement.textContent")).toBe('H1 Webhooks');
+    await page.goto(`${served.origin}/console/payments`);
     // Creating a payment by keyboard alone: focus the field, type, Enter submits.
     await page.getByLabel('Reservation id').focus();
     await page.keyboard.type('R-keyboard');
@@ -794,6 +810,8 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console with CONSO
     await page.getByLabel('Console token').fill('wrong-token-123');
     await page.getByRole('button', { name: 'Log in' }).click();
     expect(await page.locator('.notice-error').innerText()).toBe('Wrong token.');
+    // The token field has the focus, marked invalid and described by the refusal (the page runs no script).
+    expect(await page.evaluate<string[]>("[document.activeElement.id, document.activeElement.getAttribute('aria-invalid'), document.activeElement.getAttribute('aria-describedby')]")).toEqual(['token', 'true', 'login-error token-hint']);
     // Only the form's anonymous session (level 0): it opens no page.
     expect((await context.cookies()).map((c) => [c.name, /^[\w-]+\.0\.[\w-]+$/.test(c.value)])).toEqual([[expect.stringMatching(/^paysim_console_[\w-]{8}$/), true]]);
     expect((await axe(page)).length).toBe(0);

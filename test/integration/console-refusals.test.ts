@@ -152,6 +152,17 @@ describe('a refused form', () => {
     expect([(await t.app.inject({ method: 'GET', url: '/v1/sim/intents' })).json().data, (await t.app.inject({ method: 'GET', url: '/api/v2/pending-payments' })).json()]).toEqual([[], expect.objectContaining({ pending_count: 0 })]);
   });
 
+  it('a currency that is not an ISO 4217 code in use is refused as the API refuses it, nothing made (2026-12-05, a user test: XYZ made an intent)', async () => {
+    t = await buildTestApp();
+    const { cookie, csrf } = await session(t.app);
+    const res = await t.app.inject({ method: 'POST', url: '/console/payments/new/intent', headers: { ...FORM, cookie }, payload: `_csrf=${csrf}&reservation_id=r-xyz&amount=100&currency=XYZ` });
+    expect(refusal(res)).toMatchObject({ status: 400, error: 'currency must be an ISO 4217 currency code such as KRW, USD or EUR' });
+    expect((await t.app.inject({ method: 'GET', url: '/v1/sim/intents' })).json().data).toEqual([]);
+    const usd = await t.app.inject({ method: 'POST', url: '/console/payments/new/intent', headers: { ...FORM, cookie }, payload: `_csrf=${csrf}&reservation_id=r-usd&amount=100&currency=USD` });
+    expect(usd.statusCode).toBe(303);
+    expect((await t.app.inject({ method: 'GET', url: '/v1/sim/intents' })).json().data).toMatchObject([{ reservation_id: 'r-usd', currency: 'USD' }]);
+  });
+
   it('a refund over what is left: 422, as the API answers REFUND_EXCEEDS_AMOUNT, nothing refunded', async () => {
     t = await buildTestApp({ DEFAULT_APPROVE_DELAY_MS: '0' });
     const { cookie, csrf } = await session(t.app);

@@ -28,6 +28,11 @@
   /** While live: refreshes the regions marked `data-poll`, whose changes the event stream does not tell (fault rules' hits). */
   let regionTimer = null;
   let pending = new Set();
+  /** Each live region's HTML as the service last served it (the page's, then each refresh's): a refresh that brings the same leaves the region alone. */
+  const servedHtml = new WeakMap();
+  const noteServed = () => {
+    for (const el of document.querySelectorAll('[data-topics][id]')) if (!servedHtml.has(el)) servedHtml.set(el, el.outerHTML);
+  };
   let refreshing = false;
   let lastRefresh = 0;
 
@@ -150,7 +155,12 @@
                     el.dataset.stale = 'true';
                     continue;
                   }
+                  // Unchanged since it was last served: left as it is (replaced every 5 s, a screen
+                  // reader reading it was moved each time; an accessibility review).
+                  const served = next.outerHTML;
+                  if (servedHtml.get(el) === served) continue;
                   const adopted = document.importNode(next, true);
+                  servedHtml.set(adopted, served);
                   // A table someone opened (the charts' <details>) stays open across refreshes.
                   for (const open of el.querySelectorAll('details[id][open]')) adopted.querySelector(`details[id="${open.id}"]`)?.setAttribute('open', '');
                   el.replaceWith(adopted);
@@ -296,12 +306,14 @@
   };
 
   document.addEventListener('DOMContentLoaded', () => {
+    noteServed();
     if (!init()) return;
     start();
     setInterval(tick, 1000);
   });
   // A boosted navigation replaced the body: bind the new header, apply remembered filters.
   document.addEventListener('htmx:afterSettle', (event) => {
+    if (event.detail && event.detail.boosted) noteServed();
     if (event.detail && event.detail.boosted && init()) {
       // Back on a console page after its event stream closed (the session ended, then a log-in from
       // the 401 page or the login form): live again, not polling until a reload (a review).
@@ -344,8 +356,19 @@
     shown.focus();
   };
   document.addEventListener('DOMContentLoaded', focusNotice);
+  // A link followed without a page load (boosted): the new page's heading has the focus, so a
+  // screen reader says where it is (the focus was left on the body, and nothing was said).
+  const focusHeading = () => {
+    const heading = document.querySelector('main h1');
+    if (heading === null) return;
+    heading.tabIndex = -1;
+    heading.focus();
+  };
   document.addEventListener('htmx:afterSettle', (event) => {
-    if (event.detail && event.detail.boosted) focusNotice();
+    if (!event.detail || !event.detail.boosted) return;
+    const sent = event.detail.requestConfig && event.detail.requestConfig.elt;
+    if (document.querySelector('main > .notice') === null && sent instanceof Element && sent.closest('a') !== null) focusHeading();
+    else focusNotice();
   });
   // Every htmx request (boosted forms included) carries the CSRF token as well.
   document.addEventListener('htmx:configRequest', (event) => {

@@ -64,10 +64,15 @@ export function loginPage(error: string | undefined, next: string, csrf: string)
 <body>
 <main id="main" class="login">
 <h1>paysim console</h1>
-${notice('error', error)}
+${error === undefined ? html`` : html`<p id="login-error" class="notice notice-error" role="alert">${error}</p>`}
 <form method="post" action="/console/login" class="card stack">
 <input type="hidden" name="${CSRF_FIELD}" value="${csrf}"><input type="hidden" name="next" value="${next}">
-<div class="field"><label for="token">Console token</label><input id="token" name="token" type="password" required autocomplete="current-password" aria-describedby="token-hint"><small id="token-hint">The value of CONSOLE_TOKEN.</small></div>
+${
+  // After a refusal the token field has the focus and says why (the page runs no script to move it).
+  error === undefined
+    ? html`<div class="field"><label for="token">Console token</label><input id="token" name="token" type="password" required autocomplete="current-password" aria-describedby="token-hint"><small id="token-hint">The value of CONSOLE_TOKEN.</small></div>`
+    : html`<div class="field"><label for="token">Console token</label><input id="token" name="token" type="password" required autocomplete="current-password" autofocus aria-invalid="true" aria-describedby="login-error token-hint"><small id="token-hint">The value of CONSOLE_TOKEN.</small></div>`
+}
 <button type="submit">Log in</button>
 </form>
 </main>
