@@ -391,6 +391,11 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   } catch (error) {
     throw new ConfigError(describe(error, data));
   }
+  // Ajv reads `Infinity` as a number, and its bounds let it through: an unbounded store, a namespace
+  // limit of -Infinity that answered 500 (a user test). Every number setting is finite.
+  for (const [name, value] of Object.entries(env)) {
+    if (typeof value === 'number' && !Number.isFinite(value)) throw new ConfigError(`Invalid configuration: ${name} must be a finite number (got ${JSON.stringify(data[name])})`);
+  }
   if (env.HTTP_HEADERS_TIMEOUT_MS > env.HTTP_REQUEST_TIMEOUT_MS) {
     throw new ConfigError(`Invalid configuration: HTTP_HEADERS_TIMEOUT_MS must be <= HTTP_REQUEST_TIMEOUT_MS (got ${env.HTTP_HEADERS_TIMEOUT_MS} > ${env.HTTP_REQUEST_TIMEOUT_MS})`);
   }

@@ -64,12 +64,15 @@ export type FullStore = (typeof FULL_STORES)[number];
  * What the client is told when a store is full: most stores' open records finish by themselves
  * (intents and payments are decided, holds and tickets expire), so a retry soon succeeds; FluxPay's
  * open orders wait for the client (a confirm, a charge, a usage, a cancel) and its subscriptions for
- * their end, so retrying alone never makes room there (a soak test, 2026-12-05: orders paid and
- * never completed filled the store, and the answer said to retry shortly).
+ * their end, and `/api/v2`'s PENDING payments for a confirm or an acknowledged callback, so retrying
+ * alone never makes room there (a soak test, 2026-12-05: orders paid and never completed filled the
+ * store, and the answer said to retry shortly; a user test: v2 payments whose callbacks failed).
  */
 const STORE_FULL_MESSAGES: Partial<Record<FullStore, string>> = {
   fluxpay:
     'The fluxpay store is full of open work, which it keeps until it ends: PENDING or PAID orders with their payments (complete or cancel them) and running usage sagas; retrying alone does not make room until some end (or raise FLUXPAY_MAX_RECORDS).',
+  v2_payments:
+    'The v2_payments store is full of PENDING payments, which it keeps until each is finished: confirm them (POST /api/v2/confirm-payment) or let their callbacks be acknowledged, or raise V2_PAYMENTS_MAX; retrying alone does not make room until some finish.',
   fluxpay_billing_subscriptions:
     'The fluxpay_billing_subscriptions store is full of subscriptions that have not expired, which it keeps: cancel some and let them expire, or raise FLUXPAY_MAX_BILLING_SUBSCRIPTIONS; retrying alone does not make room until some expire.',
 };

@@ -311,6 +311,24 @@ withRedisServer('Redis adapters', (server) => {
     ]);
   });
 
+  it('RedisIdempotencyStore restarted with a smaller IDEMPOTENCY_MAX_KEYS comes down to it at the next begin (it evicted one key a begin: the excess stayed until its TTL)', async () => {
+    const keyPrefix = redis.newPrefix();
+    const before = new RedisIdempotencyStore(redis.client, { keyPrefix, ttlMs: DAY, maxKeys: 20, inFlightHoldMs: DAY });
+    const response = { statusCode: 200, headers: {}, body: '{}' };
+    for (let i = 0; i < 20; i++) {
+      const begun = await before.begin('POST /v1/sim/intent', `k${i}`, 'fp', T0 + i);
+      if (begun.kind !== 'started') throw new Error(begun.kind);
+      await before.complete('POST /v1/sim/intent', `k${i}`, begun.claim, response);
+    }
+    expect((await before.stats()).size).toBe(20);
+    const after = new RedisIdempotencyStore(redis.client, { keyPrefix, ttlMs: DAY, maxKeys: 5, inFlightHoldMs: DAY });
+    expect(await after.begin('POST /v1/sim/intent', 'new', 'fp', T0 + 100)).toMatchObject({ kind: 'started' });
+    expect((await after.stats()).size).toBe(5);
+    // The newest stayed; the oldest went.
+    expect(await after.begin('POST /v1/sim/intent', 'k19', 'fp', T0 + 101)).toMatchObject({ kind: 'replay' });
+    expect(await after.begin('POST /v1/sim/intent', 'k0', 'fp', T0 + 102)).toMatchObject({ kind: 'started' });
+  });
+
   it('every script that schedules a job with its own write keeps the job’s trace in it, for the replica that claims it; an untraced job has none', async () => {
     const trace = (i: number) => `00-${String(i).padStart(32, 'a')}-00f067aa0ba902b7-01`;
     const { keyPrefix, client, store: intents } = scheduledIntents();

@@ -327,7 +327,7 @@ describe('POST /api/v2/payments', () => {
     const t = await app({ V2_PAYMENTS_MAX: '2' });
     for (const tx of ['tx_a', 'tx_b']) expect((await createV2(t, v2Body(tx, rx.url()))).json().status).toBe('PENDING');
     const full = await createV2(t, v2Body('tx_c', rx.url()));
-    expect([full.statusCode, full.headers['retry-after'], full.json()]).toEqual([503, '1', { detail: 'The v2_payments store is full of unfinished work; retry shortly.' }]);
+    expect([full.statusCode, full.headers['retry-after'], full.json()]).toEqual([503, '1', { detail: 'The v2_payments store is full of PENDING payments, which it keeps until each is finished: confirm them (POST /api/v2/confirm-payment) or let their callbacks be acknowledged, or raise V2_PAYMENTS_MAX; retrying alone does not make room until some finish.' }]);
     expect(metricSample((await t.app.inject({ url: '/metrics' })).body, 'store_full_total{store="v2_payments"}')).toBe(1);
     expect((await confirmV2(t, 'pay_tx_a')).statusCode).toBe(200);
     expect((await createV2(t, v2Body('tx_c', rx.url()))).statusCode).toBe(200);

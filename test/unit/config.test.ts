@@ -392,6 +392,10 @@ describe('invalid configuration', () => {
     [{ DEFAULT_APPROVE_DELAY_MS: '-200' }, 'Invalid configuration: DEFAULT_APPROVE_DELAY_MS must be >= 0 (got "-200")'],
     [{ DEFAULT_DELAY_DELAY_MS: '600001' }, 'Invalid configuration: DEFAULT_DELAY_DELAY_MS must be <= 600000 (got "600001")'],
     [{ DEFAULT_APPROVE_DELAY_MS: '1.5' }, 'Invalid configuration: DEFAULT_APPROVE_DELAY_MS must be integer (got "1.5")'],
+    // Ajv reads Infinity as a number within every bound (2026-12-05, a user test: an unbounded store; a limit of -Infinity answered 500).
+    [{ STORE_MAX_INTENTS: 'Infinity' }, 'Invalid configuration: STORE_MAX_INTENTS must be a finite number (got "Infinity")'],
+    [{ NAMESPACES_MAX: '-Infinity' }, 'Invalid configuration: NAMESPACES_MAX must be a finite number (got "-Infinity")'],
+    [{ TIME_SCALE: 'Infinity' }, 'Invalid configuration: TIME_SCALE must be a finite number (got "Infinity")'],
     [
       { LOG_LEVEL: 'loud' },
       'Invalid configuration: LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent (got "loud")',

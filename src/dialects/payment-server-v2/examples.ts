@@ -163,7 +163,7 @@ export const v2ErrorDocs: ErrorDocs = {
       description: 'Load shedding, a store full of PENDING payments, the store unreachable (STORE=redis and Redis away), or shutting down: retry after `Retry-After` seconds.',
       examples: {
         overloaded: detail('The simulator is overloaded (eventLoopDelay); retry after 1 s.'),
-        store_full: detail('The v2_payments store is full of unfinished work; retry shortly.'),
+        store_full: detail('The v2_payments store is full of PENDING payments, which it keeps until each is finished: confirm them (POST /api/v2/confirm-payment) or let their callbacks be acknowledged, or raise V2_PAYMENTS_MAX; retrying alone does not make room until some finish.'),
         store_unavailable: detail('The store is unavailable; retry shortly.'),
       },
     },
