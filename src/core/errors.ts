@@ -36,12 +36,15 @@ export interface FieldIssue {
 export class DomainError extends Error {
   readonly code: ErrorCode;
   readonly details: FieldIssue[] | undefined;
+  /** The refusal reports a state another request in flight is about to change (a payment in progress): its answer is not kept under an Idempotency-Key. */
+  readonly transient: boolean;
 
-  constructor(code: ErrorCode, message: string, details?: FieldIssue[]) {
+  constructor(code: ErrorCode, message: string, details?: FieldIssue[], options: { transient?: boolean } = {}) {
     super(message);
     this.name = 'DomainError';
     this.code = code;
     this.details = details;
+    this.transient = options.transient === true;
   }
 }
 

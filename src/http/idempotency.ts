@@ -5,11 +5,13 @@ import { fingerprint } from '../core/idempotency.ts';
 import type { IdempotencyStore } from '../core/ports.ts';
 import { sendProblem, type ErrorShape } from './error-handler.ts';
 import type { LateSettles } from './late-settles.ts';
+import { isTransient } from './transient-answers.ts';
 
 /**
  * Route hooks that make a POST idempotent under the `Idempotency-Key` header. They run after
  * schema validation (preHandler), so a request that fails validation is never stored. A response
- * of 5xx releases the key so the client can retry; any other response is stored and replayed with
+ * of 5xx, or a refusal another request in flight is about to make untrue (a payment in progress),
+ * releases the key so the client can retry; any other response is stored and replayed with
  * `Idempotent-Replayed: true`. A client that goes away mid-request changes nothing: the handler
  * still ends with a response (onSend), which settles the key, so no abort hook (and no listener
  * per request) is needed.
@@ -50,13 +52,13 @@ interface Claim {
 const claims = new WeakMap<FastifyRequest, Claim>();
 
 /**
- * The call that settles a request's key: its answer stored, or (a 5xx, or an answer that is not a
- * string) the key given back. Made out here, apart from the hook's closures, so that one tried
+ * The call that settles a request's key: its answer stored, or (a 5xx, a refusal another request
+ * in flight is about to make untrue: `transient-answers.ts`, or an answer that is not a string) the key given back. Made out here, apart from the hook's closures, so that one tried
  * again later (`LateSettles`) holds only these values, not the request, its body or its reply.
  */
-function settleOf(store: IdempotencyStore, held: Claim, statusCode: number, payload: unknown): () => Promise<void> {
+function settleOf(store: IdempotencyStore, held: Claim, statusCode: number, payload: unknown, transient: boolean): () => Promise<void> {
   const { scope, key, claim } = held;
-  if (statusCode >= 500 || typeof payload !== 'string') return () => store.release(scope, key, claim);
+  if (statusCode >= 500 || transient || typeof payload !== 'string') return () => store.release(scope, key, claim);
   return () => store.complete(scope, key, claim, { statusCode, body: payload });
 }
 
@@ -111,7 +113,7 @@ export function idempotencyHooks(options: IdempotencyHookOptions): IdempotencyHo
       const held = claims.get(request);
       if (held === undefined || held.settled) return done(null, payload);
       held.settled = true;
-      const settle = settleOf(store, held, reply.statusCode, payload);
+      const settle = settleOf(store, held, reply.statusCode, payload, isTransient(reply));
       settle().then(
         () => done(null, payload),
         (error: Error) => {

@@ -20,6 +20,8 @@ export interface Problem {
   headers?: Record<string, string> | undefined;
   /** With STORE_FULL: which store was full. */
   store?: string | undefined;
+  /** A refusal that another request in flight is about to make untrue (DomainError.transient): not kept under an Idempotency-Key. */
+  transient?: boolean | undefined;
   /** With a body that is not JSON: where it broke (`message` says it too, in English). */
   malformedJson?: { position: number; line: number; column: number; reason: string; kind: 'malformed' | 'too_deep' } | undefined;
 }
@@ -53,7 +55,7 @@ export function problemOf(error: FastifyError | Error, statusOf: Partial<Record<
     if (error instanceof StoreFullError) return { status: 503, code: error.code, message: error.message, retryAfterS: STORE_FULL_RETRY_AFTER_S, store: error.store };
     if (error instanceof StoreUnavailableError) return { status: 503, code: error.code, message: error.message, retryAfterS: STORE_UNAVAILABLE_RETRY_AFTER_S };
     const status = statusOf[error.code];
-    if (status !== undefined) return { status, code: error.code, message: error.message, details: error.details };
+    if (status !== undefined) return { status, code: error.code, message: error.message, details: error.details, ...(error.transient ? { transient: true } : {}) };
   }
   const fastifyError = error as FastifyError;
   if (fastifyError.validation !== undefined) {

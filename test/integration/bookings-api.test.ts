@@ -354,6 +354,23 @@ describe('POST /payments/execute', () => {
 describe('the processing delay (MOCK_MIN_DELAY_MS … MOCK_MAX_DELAY_MS) on the injected clock', () => {
   beforeEach(() => setup({ MOCK_MIN_DELAY_MS: '500', MOCK_MAX_DELAY_MS: '1500' }));
 
+  it('a keyed payment refused while another is in flight is not kept under its key: the retry with the key, once that one settled, gets the outcome (2026-12-05, a user test: "in progress" for the key’s 24 h)', async () => {
+    const id = await book();
+    const before = t.clock.pendingTimers;
+    const paying = execute(id);
+    await untilScheduled(t, before);
+    const keyed = { 'idempotency-key': 'retry-after-in-flight' };
+    const refused = await execute(id, '120', USER, 'tok_visa_creditCard', keyed);
+    expect([refused.statusCode, refused.headers['idempotent-replayed'], refused.json()]).toEqual([409, undefined, { error: `A payment for booking ${id} is already in progress.`, code: 'PAYMENT_ALREADY_PROCESSED' }]);
+    await t.clock.advance(1550);
+    expect((await paying).statusCode).toBe(200);
+    // Run again, not replayed: the booking is confirmed now, and that answer is final, so kept.
+    const again = await execute(id, '120', USER, 'tok_visa_creditCard', keyed);
+    expect([again.statusCode, again.headers['idempotent-replayed'], again.json()]).toEqual([409, undefined, { error: `Booking ${id} is confirmed; only a pending, unpaid booking can be paid or cancelled.`, code: 'PAYMENT_ALREADY_PROCESSED' }]);
+    const replayed = await execute(id, '120', USER, 'tok_visa_creditCard', keyed);
+    expect([replayed.statusCode, replayed.headers['idempotent-replayed'], replayed.json()]).toEqual([409, 'true', again.json()]);
+  });
+
   it('answers after a delay in [500, 1500] ms, guards the booking meanwhile, and the processor follows 50 ms later', async () => {
     const id = await book();
     const before = t.clock.pendingTimers;

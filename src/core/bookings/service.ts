@@ -323,5 +323,6 @@ export function alreadyProcessed(booking: Booking): DomainError {
       : booking.status === 'pending'
         ? `The payment for booking ${booking.id} has already been processed (${booking.paymentIntent.status}).`
         : `Booking ${booking.id} is ${booking.status}; only a pending, unpaid booking can be paid or cancelled.`;
-  return new DomainError('PAYMENT_ALREADY_PROCESSED', message);
+  // In progress: the payment in flight settles it soon, so a retry with the same Idempotency-Key must run again.
+  return new DomainError('PAYMENT_ALREADY_PROCESSED', message, undefined, { transient: booking.paymentInFlight !== null });
 }
