@@ -224,6 +224,27 @@ describe('bodies that are not UTF-8, in another charset, compressed, or empty un
   });
 });
 
+describe('a query parameter a route does not take is refused, in FluxPay and bookings as in the native API (2026-12-05, a user test: ?userID= listed every user’s orders)', () => {
+  it.each([
+    ['/api/v1/orders?userID=u1&limit=100', '/userID'],
+    ['/api/v1/credits/balance?userId=u1&extra=1', '/extra'],
+    ['/api/v1/credits/transactions?userId=u1&extra=1', '/extra'],
+    ['/api/v1/outbox?stauts=pending', '/stauts'],
+    ['/api/v1/subscriptions?usrId=u1', '/usrId'],
+  ])('FluxPay GET %s', async (url, field) => {
+    const t = await app();
+    const res = await t.app.inject({ url });
+    expect([res.statusCode, res.json()]).toEqual([400, fluxpay('COMMON_400', `querystring ${field}: is not a known field`, { errors: [{ field: `query.${field.slice(1)}`, reason: 'is not a known field' }] })]);
+  });
+
+  it.each(['/performances?foo=1', '/performances/perf_001/seats?foo=1', '/ledger/balances?foo=1'])('bookings GET %s', async (url) => {
+    const t = await app();
+    const res = await t.app.inject({ url, headers: USER });
+    expect([res.statusCode, res.json()]).toEqual([400, bookings('VALIDATION_FAILED', 'querystring /foo: is not a known field')]);
+    expect((await t.app.inject({ url: url.split('?')[0] as string, headers: USER })).statusCode).toBe(200);
+  });
+});
+
 describe('unreadable and over-long URLs', () => {
   it.each([
     ['bad percent-encoding, native', '/v1/sim/intents/%E0%A4%A', 400, native('BAD_URL', 'The request path is not a valid URL (bad percent-encoding).')],

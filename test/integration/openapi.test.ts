@@ -255,13 +255,13 @@ describe('OpenAPI document', () => {
     expect(doc.paths['/v1/sim/intent']!.post!.security).toBeUndefined();
   });
 
-  it("getSeatMap's 400 documents each 400 its path gets: bad percent-encoding, and an id over 64 characters", async () => {
+  it("getSeatMap's 400 documents each 400 it gets: a query parameter (it takes none), bad percent-encoding, and an id over 64 characters", async () => {
     const doc = (await t.app.inject({ url: '/openapi.json' })).json<Document>();
     const documentedBodies = Object.values(doc.paths['/performances/{id}/seats']!.get!.responses!['400']!.content!['application/json']!.examples!).map((e) => e.value);
     const answers = [];
-    for (const id of ['%E0%A4%A', 'p'.repeat(65)]) {
-      const res = await t.app.inject({ url: `/performances/${id}/seats`, headers: { 'x-user-id': 'user_test_001' } });
-      expect(res.statusCode, id).toBe(400);
+    for (const path of ['perf_001/seats?foo=1', '%E0%A4%A/seats', `${'p'.repeat(65)}/seats`]) {
+      const res = await t.app.inject({ url: `/performances/${path}`, headers: { 'x-user-id': 'user_test_001' } });
+      expect(res.statusCode, path).toBe(400);
       answers.push(res.json());
     }
     expect(documentedBodies).toEqual(answers);

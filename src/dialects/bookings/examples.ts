@@ -229,10 +229,17 @@ export const cancelBookingInvalid = {
 
 // --- per-operation error examples (what each operation really answers) ---
 
-/** getSeatMap's 400: what its path can break. */
+/** The 400 of a route that takes no query: a parameter given (a typo such as `?bookingID=` is never silently ignored). */
+export const unknownQuery = {
+  description: 'A query parameter was given: this route takes none.',
+  examples: { unknown_parameter: { summary: 'A parameter it does not take', value: problem('VALIDATION_FAILED', 'querystring /foo: is not a known field') } },
+};
+
+/** getSeatMap's 400: what its path can break, or a query parameter (it takes none). */
 export const seatMapInvalid = {
-  description: '`BAD_URL`: the path has bad percent-encoding; `VALIDATION_FAILED`: the performance id is longer than 64 characters.',
+  description: '`BAD_URL`: the path has bad percent-encoding; `VALIDATION_FAILED`: the performance id is longer than 64 characters, or a query parameter was given (it takes none).',
   examples: {
+    unknown_parameter: { summary: 'A parameter it does not take', value: problem('VALIDATION_FAILED', 'querystring /foo: is not a known field') },
     bad_url: { summary: 'Bad percent-encoding', value: problem('BAD_URL', 'The request path is not a valid URL (bad percent-encoding).') },
     id_too_long: { summary: 'An id over 64 characters', value: problem('VALIDATION_FAILED', 'params /id: must NOT have more than 64 characters') },
   },

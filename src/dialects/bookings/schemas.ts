@@ -131,6 +131,9 @@ export const SeatMap = Type.Object({
   ),
 }, { title: 'SeatMap' });
 
+/** The query of a bookings route that takes none: any parameter is refused (400, `is not a known field`), as `/bookings/my` refuses one it does not take. */
+export const NoQuery = Type.Object({}, Strict);
+
 export const BookingIdQuery = Type.Object({ bookingId: Type.String({ minLength: 1, maxLength: 64, description: "One of the caller's bookings", examples: ['bk_01KBA7Q4A6J3M8P1T5W9Y2C4HF'] }) }, Strict);
 
 export const InboxEventView = Type.Object({

@@ -113,7 +113,7 @@ export const OrderListQuery = Type.Object({
   status: Type.Optional(Type.Enum(ORDER_STATUSES, { description: 'Only orders in this status', examples: ['PAID'] })),
   cursor: Type.Optional(OrderIdSchema),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_PAGE_LIMIT, default: DEFAULT_PAGE_LIMIT, examples: [20] })),
-});
+}, Strict);
 
 const PageOf = <T extends TSchema>(item: T, title: string) =>
   Type.Object({ items: Type.Array(item), nextCursor: Nullable(Type.String(), 'The `cursor` of the next page; null on the last') }, { title });
@@ -190,7 +190,7 @@ export const PaymentKeyParams = Type.Object({ paymentKey: { ...PaymentKeySchema,
 
 // ── credits ──────────────────────────────────────────────────────────────────────────────────
 
-export const BalanceQuery = Type.Object({ userId: UserId });
+export const BalanceQuery = Type.Object({ userId: UserId }, Strict);
 export const BalanceView = Type.Object({ userId: Type.String(), balance: Type.Integer({ minimum: 0 }) }, { title: 'FluxPayBalance' });
 
 export const ChargeBody = Type.Object({ userId: UserId, orderId: OrderIdSchema }, { ...Strict, title: 'FluxPayChargeRequest' });
@@ -242,7 +242,7 @@ export const TransactionsQuery = Type.Object({
   userId: UserId,
   cursor: Type.Optional(PrefixedId('tx', 'tx_<ULID>: the last transactionId of the previous page')),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_PAGE_LIMIT, default: DEFAULT_PAGE_LIMIT })),
-});
+}, Strict);
 export const TransactionPage = PageOf(TransactionView, 'FluxPayCreditTransactionPage');
 
 // ── usage events and sagas ───────────────────────────────────────────────────────────────────
@@ -320,7 +320,7 @@ export const OutboxQuery = Type.Object({
   ),
   cursor: Type.Optional(PrefixedId('evt', 'evt_<ULID>: the last eventId of the previous page')),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_PAGE_LIMIT, default: DEFAULT_PAGE_LIMIT })),
-});
+}, Strict);
 export const OutboxPage = PageOf(OutboxEventView, 'FluxPayOutboxPage');
 
 export const SubscriptionBody = Type.Object(
@@ -505,7 +505,7 @@ export const BillingSubscriptionQuery = Type.Object({
   userId: Type.Optional(UserId),
   cursor: Type.Optional(BillingSubscriptionIdSchema),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_PAGE_LIMIT, default: DEFAULT_PAGE_LIMIT, examples: [20] })),
-});
+}, Strict);
 export const BillingSubscriptionPage = PageOf(BillingSubscriptionSummary, 'FluxPayBillingSubscriptionPage');
 
 export const EntitlementsView = Type.Object(
