@@ -40,7 +40,7 @@ interface HeaderDoc {
 /** Every response header the service documents, by its wire name. */
 export const RESPONSE_HEADERS = {
   'X-Request-Id': {
-    description: 'The request id: the caller’s own `X-Request-Id` when it is a sane token (1–128 visible characters), else a generated UUID. Also on the request’s log line.',
+    description: 'The request id: the caller’s own `X-Request-Id` when it is 1–128 letters, digits, `.`, `_`, `:` or `-`, else a generated UUID. Also on the request’s log line.',
     schema: { type: 'string', examples: ['2f6f0a52-4b7e-4d1c-9a53-0f1c27f3a9b4'] },
   },
   'Idempotent-Replayed': {

@@ -113,7 +113,7 @@ describe('OpenAPI document', () => {
     const paymentRead = doc.paths['/api/v1/payments/{paymentKey}']!.get!.responses!['414']!;
     const serviceShape = { error: '요청 URI가 너무 깁니다.' };
     expect(paymentRead.description).toBe(
-      `The request URL is longer than 8192 characters, or a path parameter longer than 100: nothing was done. A parameter not of this API's form is a path of the payment-service API's, answered in its shape: \`${JSON.stringify(serviceShape)}\`.`,
+      `The request URL is longer than 8192 characters, or a path parameter longer than 100: nothing was done. A parameter that does not start with \`pk_\` is a path of the payment-service API's, answered in its shape: \`${JSON.stringify(serviceShape)}\`.`,
     );
     const notPk = await t.app.inject({ url: `/api/v1/payments/${'x'.repeat(101)}` });
     expect([notPk.statusCode, notPk.json()]).toEqual([414, serviceShape]);
@@ -253,6 +253,16 @@ describe('OpenAPI document', () => {
     }
     expect(doc.paths['/api/v1/payments/methods']!.get!.security).toBeUndefined();
     expect(doc.paths['/v1/sim/intent']!.post!.security).toBeUndefined();
+  });
+
+  it('the payment reads of /api/v2 and FluxPay document the 400 of a path with bad percent-encoding, as answered (a user test: in neither operation)', async () => {
+    const doc = (await t.app.inject({ url: '/openapi.json' })).json<Document>();
+    for (const [path, url] of [['/api/v2/payments/{payment_id}', '/api/v2/payments/%ZZ'], ['/api/v1/payments/{paymentKey}', '/api/v1/payments/pk_%ZZ']] as const) {
+      const documented = Object.values(doc.paths[path]!.get!.responses!['400']!.content!['application/json']!.examples!).map((e) => e.value);
+      const res = await t.app.inject({ url });
+      expect([path, res.statusCode, documented]).toEqual([path, 400, [res.json()]]);
+    }
+    expect(doc.paths['/api/v2/payments/{payment_id}']!.get!.parameters?.find((p) => 'name' in p && p.name === 'payment_id')).not.toHaveProperty('schema.maxLength');
   });
 
   it("getSeatMap's 400 documents each 400 it gets: a query parameter (it takes none), bad percent-encoding, and an id over 64 characters", async () => {

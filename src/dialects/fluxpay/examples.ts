@@ -512,7 +512,9 @@ export const fluxpayOverrides = {
       order_state: err('PAY_004', `Order ${EXAMPLE_IDS.pendingOrder} is CANCELLED; only a PENDING order can be paid.`),
     }),
   },
-  getFluxPayPayment: { 404: notFound(`Payment ${EXAMPLE_IDS.approvedPayment} was not found.`, `no such payment (${EVICTED}); a key that starts with \`pk_\` but is not \`pk_<ULID>\` is no route (\`No route GET …\`); any other key is a path of the payment service's, which shares \`/api/v1/payments\` and answers \`404 {"error": "요청한 경로를 찾을 수 없습니다."}\` in its own shape`) },
+  getFluxPayPayment: {
+    400: badRequest('the path has bad percent-encoding (`%ZZ`)', { bad_url: err('COMMON_400', 'The request path is not a valid URL (bad percent-encoding).', { errors: [{ field: 'path', reason: 'The request path is not a valid URL (bad percent-encoding).' }] }) }),
+    404: notFound(`Payment ${EXAMPLE_IDS.approvedPayment} was not found.`, `no such payment (${EVICTED}); a key that starts with \`pk_\` but is not \`pk_<ULID>\` is no route (\`No route GET …\`); any other key is a path of the payment service's, which shares \`/api/v1/payments\` and answers \`404 {"error": "요청한 경로를 찾을 수 없습니다."}\` in its own shape`) },
   getFluxPayCreditBalance: { 400: USER_400 },
   chargeFluxPayCredits: {
     400: badRequest('a field breaks its rule', { validation_failed: broken('body', 'orderId', 'must be ord_ followed by a 26-character ULID') }),

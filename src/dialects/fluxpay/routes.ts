@@ -194,7 +194,7 @@ const fluxpayRoutes: FastifyPluginAsync<FluxPayRoutesOptions> = async (fastify, 
         description: 'COMMON_404 when unknown. Only `pk_<ULID>` paths are FluxPay’s: other paths under /api/v1/payments belong to the payment service (document 004) and answer in its shape.',
         tags,
         params: s.PaymentParams,
-        response: { 200: documented(s.Wrapped(s.PaymentView, 'FluxPayPaymentResult'), { description: 'The payment.', examples: ex.getPaymentResponses }), ...errors([404, 500, 503], { overrides: ex.fluxpayOverrides.getFluxPayPayment }) },
+        response: { 200: documented(s.Wrapped(s.PaymentView, 'FluxPayPaymentResult'), { description: 'The payment.', examples: ex.getPaymentResponses }), ...errors([400, 404, 500, 503], { overrides: ex.fluxpayOverrides.getFluxPayPayment }) },
       },
       config: {
         // Documented as what it is to clients: /api/v1/payments/{paymentKey}.

@@ -120,6 +120,9 @@ export function exampleCallbackHeaders(type: keyof typeof V2_CALLBACKS): Record<
 
 const detail = (text: string) => ({ summary: text, value: { detail: text } });
 
+/** getV2Payment's 400: a path with bad percent-encoding (`%ZZ`), refused before any route. */
+export const badPaymentPath = { description: 'The path has bad percent-encoding (`%ZZ`).', examples: { bad_url: detail('The request path is not a valid URL (bad percent-encoding).') } };
+
 export const v2ErrorDocs: ErrorDocs = {
   schema: V2ErrorBody,
   byStatus: {

@@ -173,7 +173,7 @@ const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (fastify, { idempote
         tags,
         security,
         params: WildcardParams,
-        response: { 200: documented(PaymentView, { description: 'The payment.', examples: ex.getPaymentResponses }), ...errors([401, 404, 500, 503]) },
+        response: { 200: documented(PaymentView, { description: 'The payment.', examples: ex.getPaymentResponses }), ...errors([400, 401, 404, 500, 503], { overrides: { 400: ex.badPaymentPath } }) },
       },
       config: {
         // Documented as what it is to clients: /api/v2/payments/{payment_id}.

@@ -102,7 +102,8 @@ export const ListQuery = Type.Object({
 export const WildcardParams = Type.Object({ '*': Type.String() });
 
 /** How the document shows that parameter. */
-export const PaymentIdParams = Type.Object({ payment_id: { ...PaymentId, examples: ['pay_tx_1001'] } });
+/** The path's payment id: any text (a wildcard, so that a `tx_id` with a slash is one id); one that names no payment, however long, is a 404. */
+export const PaymentIdParams = Type.Object({ payment_id: Type.String({ minLength: 1, description: '`pay_<tx_id>`; one that names no payment (one longer than the 132 characters an id has, too) is a 404', examples: ['pay_tx_1001'] }) });
 
 export const V2ErrorBody = Type.Object(
   { detail: Type.String({ description: 'What went wrong: `Payment not found`, `Not authenticated`, `Not Found`, …' }) },

@@ -139,7 +139,8 @@ const MAX_PARAM_LENGTH = 100;
 function uriTooLongAnswers(shape: ErrorShape, hasParams: boolean, elsewhere: ErrorShape | undefined): ExtraAnswer[] {
   // FluxPay's payment read shares `/api/v1/payments` with the payment service: a key not of its
   // form is the payment service's path, and so is its 414.
-  const other = elsewhere === undefined ? '' : ` A parameter not of this API's form is a path of the ${elsewhere.name} API's, answered in its shape: \`${JSON.stringify(renderedBody(elsewhere, { status: 414, code: 'URI_TOO_LONG', message: PARAMETER_TOO_LONG_MESSAGE }, EXAMPLE_TRACE_ID))}\`.`;
+  // A `pk_…` path is FluxPay's whatever follows (its 414 is FluxPay's: a user test found the document said otherwise).
+  const other = elsewhere === undefined ? '' : ` A parameter that does not start with \`pk_\` is a path of the ${elsewhere.name} API's, answered in its shape: \`${JSON.stringify(renderedBody(elsewhere, { status: 414, code: 'URI_TOO_LONG', message: PARAMETER_TOO_LONG_MESSAGE }, EXAMPLE_TRACE_ID))}\`.`;
   const what = `The request URL is longer than ${MAX_URL_LENGTH} characters${hasParams ? `, or a path parameter longer than ${MAX_PARAM_LENGTH}` : ''}: nothing was done.${other}`;
   const answer = (name: string, summary: string, message: string, also: string): ExtraAnswer => ({
     status: 414,
