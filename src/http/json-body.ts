@@ -1,5 +1,5 @@
 import { isUtf8 } from 'node:buffer';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { errorCodes, type FastifyInstance, type FastifyRequest } from 'fastify';
 import secureJson from 'secure-json-parse';
 
 /**
@@ -8,8 +8,10 @@ import secureJson from 'secure-json-parse';
  * `-d ''` or a Java client (a form type) too; the route's schema decides whether a body was
  * required. Malformed JSON is a 400 that says where it broke (`MalformedJsonError`: position,
  * line, column and what was expected); so are bytes that are not UTF-8 (RFC 8259), which were
- * read as U+FFFD before 2026-12-05, so `dup\xE8` and `dup\xE9` were one id. A body in another
- * charset, or compressed (`Content-Encoding`), is a 415 that says so (`UnreadableBodyError`).
+ * read as U+FFFD before 2026-12-05, so `dup\xE8` and `dup\xE9` were one id. A `charset`
+ * parameter is not read (RFC 8259 defines none; Spring's RestTemplate sends ISO-8859-1 with
+ * UTF-8 bodies), but for UTF-16 and UTF-32, whose bodies are never UTF-8: those, and a compressed
+ * body (`Content-Encoding`), are a 415 that says so (`UnreadableBodyError`).
  * `__proto__` and `constructor.prototype` keys are refused, as Fastify's own parser does
  * (secure-json-parse).
  */
@@ -56,21 +58,23 @@ export class UnreadableBodyError extends Error {
 export function useJsonBodies(app: FastifyInstance): void {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, parseJsonBody);
+  // Any other type: an empty body is no body (the request's headers are left as sent: a fault
+  // rule may match its Content-Type), anything else a 415.
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (request, body, done) => {
+    if ((body as Buffer).length === 0) return done(null, undefined);
+    done(new errorCodes.FST_ERR_CTP_INVALID_MEDIA_TYPE(request.headers['content-type']), undefined);
+  });
 }
 
 /**
  * An onRequest hook (after the request's context is bound, so that its 415 carries the trace id),
- * before any parser: a request whose body is empty (`Content-Length: 0`, no `Transfer-Encoding`)
- * has no body to read, whatever `Content-Type` it names (Fastify would answer 415 for a type it has
- * no parser of); one whose body is compressed is refused, as it is not decoded (a gzipped body was
- * "Malformed JSON at position 0", and a plain one labelled gzip was read).
+ * before any parser: a request whose body is compressed is refused, as it is not decoded (a gzipped
+ * body was "Malformed JSON at position 0", and a plain one labelled gzip was read). One without a
+ * body (`Content-Length: 0` or none, no `Transfer-Encoding`) has nothing to decode.
  */
 export function refuseUnreadableBodies(request: FastifyRequest, _reply: unknown, done: (error?: Error) => void): void {
   const headers = request.headers;
-  if (headers['transfer-encoding'] === undefined && (headers['content-length'] === '0' || headers['content-length'] === undefined)) {
-    if (headers['content-type'] !== undefined && headers['content-length'] === '0') delete headers['content-type'];
-    return done();
-  }
+  if (headers['transfer-encoding'] === undefined && (headers['content-length'] === '0' || headers['content-length'] === undefined)) return done();
   const coding = headers['content-encoding'];
   if (coding !== undefined && coding.trim().toLowerCase() !== 'identity') {
     return done(new UnreadableBodyError(`The request body is encoded (Content-Encoding: ${shownHeader(coding)}), which is not read: send it uncompressed.`));
@@ -78,15 +82,23 @@ export function refuseUnreadableBodies(request: FastifyRequest, _reply: unknown,
   done();
 }
 
-/** The parser of `useJsonBodies`, for a scope that reads other content types as JSON too. */
-export function parseJsonBody(request: Pick<FastifyRequest, 'headers'>, body: string | Buffer, done: (error: Error | null, value?: unknown) => void): void {
-  const charset = charsetOf(request.headers['content-type']);
-  if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
+/** Charsets whose text is never UTF-8 (every other one names UTF-8 text, or is not read). */
+const NOT_UTF8 = /^(?:utf-?(?:16|32)|ucs-?[24])/;
+
+/**
+ * The parser of `useJsonBodies`, for a scope that reads other content types as JSON too. `fastApi`:
+ * as `/api/v2`'s original reads a body (any `charset`, and bytes that are not UTF-8 a 400 "There
+ * was an error parsing the body", FastAPI's answer to a body it cannot decode).
+ */
+export function parseJsonBody(request: Pick<FastifyRequest, 'headers'>, body: string | Buffer, done: (error: Error | null, value?: unknown) => void, fastApi = false): void {
+  const charset = fastApi ? undefined : charsetOf(request.headers['content-type']);
+  if (charset !== undefined && NOT_UTF8.test(charset)) {
     return done(new UnreadableBodyError(`The request body's charset ${shownHeader(charset)} is not read: send JSON as UTF-8 (application/json, or with charset=utf-8).`), undefined);
   }
   let text: string;
   if (typeof body === 'string') text = body;
   else if (isUtf8(body)) text = body.toString('utf8');
+  else if (fastApi) return done(Object.assign(new Error('There was an error parsing the body'), { statusCode: 400 }), undefined);
   else {
     const bad = firstInvalidUtf8(body);
     const before = body.subarray(0, bad).toString('utf8');

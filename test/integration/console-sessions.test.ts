@@ -15,7 +15,7 @@ import { redisServerOrSkip, startRedis, type TestRedis } from '../helpers/redis.
 
 const TOKEN = 'a-console-token-77';
 const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
-const TOO_MANY = /<p class="notice notice-error" role="alert">Too many failed logins from your address: try again in (\d+) s\.<\/p>/;
+const TOO_MANY = /<p class="notice notice-error" role="alert" id="login-error">Too many failed logins from your address: try again in (\d+) s\.<\/p>/;
 
 let open: TestApp[] = [];
 afterEach(async () => {
@@ -200,7 +200,7 @@ describe('console sessions', () => {
     for (let i = 1; i <= 10; i++) {
       const res = await postLogin(t, wrong(i));
       expect([i, res.statusCode, res.headers['set-cookie']]).toEqual([i, 401, undefined]);
-      expect(res.body).toContain('<p class="notice notice-error" role="alert">Wrong token.</p>');
+      expect(res.body).toContain('<p class="notice notice-error" role="alert" id="login-error">Wrong token.</p>');
     }
     const failed = logs.filter((r) => String(r.msg).startsWith('console login failed'));
     expect(failed.map((r) => [r.level, r.msg, r.address, r.failures])).toEqual(Array.from({ length: 10 }, (_, i) => ['warn', 'console login failed: wrong token from 127.0.0.1', '127.0.0.1', i + 1]));

@@ -251,6 +251,16 @@ describe('matching', () => {
     expect([both.statusCode, both.headers['x-sim-rule']]).toEqual([502, id]);
   });
 
+  it('a rule on Content-Type matches a bodyless POST that names one, as sent (a review of 17c237e, which took an empty body’s type off its headers: the cancel went through)', async () => {
+    await start();
+    const made = await intent({ scenario: 'delay' });
+    const paymentId = made.json().payment_intent_id as string;
+    const id = await rule({ match: { method: 'POST', route: '/v1/sim/intents/:id/cancel', headers: { 'content-type': { prefix: 'application/json' } } }, action: { type: 'error', status: 503, retry_after_seconds: 1 } });
+    const cancel = await t.app.inject({ method: 'POST', url: `/v1/sim/intents/${paymentId}/cancel`, headers: { 'content-type': 'application/json', 'content-length': '0' } });
+    expect([cancel.statusCode, cancel.headers['x-sim-rule']]).toEqual([503, id]);
+    expect((await t.app.inject({ url: `/v1/sim/intents/${paymentId}` })).json().status).toBe('PENDING');
+  });
+
   it('a header value beyond ASCII matches what a client sends over HTTP, its UTF-8 bytes (a user test: before 2026-12-05 `x-name: 결제` never matched)', async () => {
     await start();
     const id = await rule({ match: { dialect: 'native', headers: { 'x-name': '결제' } }, action: { type: 'error', status: 502 } });

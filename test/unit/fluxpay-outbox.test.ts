@@ -221,6 +221,56 @@ describe('the outbox relay across a restart', () => {
     scheduler.stop();
   });
 
+  it('a failed publication whose retry another process ran (a shared store): kicks and polls here go on once its retry time passed (a review: they waited for a run here to succeed, for good)', async () => {
+    const manual = new ManualClock();
+    const store = new MemoryFluxPayStore({ ttlMs: 86_400_000, maxRecords: 1000 });
+    const shared = new MemorySchedulerStore();
+    const schedulerA = new Scheduler({ clock: manual, store: shared, onError: () => {} });
+    const schedulerB = new Scheduler({ clock: manual, store: shared, onError: () => {} });
+    let down = true;
+    const got: string[] = [];
+    const relayOf = (scheduler: Scheduler, pollMs?: number) => {
+      const relay = new OutboxRelay({ store, scheduler, clock: manual, onError: () => {}, pollMs });
+      relay.addPublisher(async (event) => {
+        if (down) throw new Error('the delivery stream refuses writes');
+        got.push(event.eventId);
+      });
+      return relay;
+    };
+    const a = relayOf(schedulerA);
+    const b = relayOf(schedulerB);
+    await writeChanges(store, 1, 'shared-1');
+    a.kick();
+    await a.idle();
+    // A's retry job is in the shared schedule; B's scheduler runs it (B's relay publishes everything), then B goes.
+    down = false;
+    await manual.advance(100);
+    await schedulerB.runDue();
+    await b.idle();
+    expect((await store.outboxStats()).pending).toBe(0);
+    await b.stop();
+    // A writes again: its kick runs (its retry time has passed), nothing waits for a run of A's to succeed.
+    await writeChanges(store, 1, 'shared-2');
+    a.kick();
+    await a.idle();
+    expect((await store.outboxStats()).pending).toBe(0);
+    // A polling relay in the same state, its retry taken by B's scheduler (whose relay has stopped): its poll publishes once the retry time passed.
+    const c = relayOf(new Scheduler({ clock: manual, store: shared, onError: () => {} }), 250);
+    down = true;
+    await writeChanges(store, 1, 'shared-3');
+    c.start();
+    await c.idle();
+    down = false;
+    await manual.advance(100);
+    await schedulerB.runDue();
+    expect((await store.outboxStats()).pending).toBeGreaterThan(0);
+    await manual.advance(250);
+    await c.idle();
+    expect((await store.outboxStats()).pending).toBe(0);
+    await c.stop();
+    await a.stop();
+  });
+
   it('when the store is away for the outbox and for the retry job alike (Redis down), the relay retries on a timer of its own, says so once, and publishes once it is back', async () => {
     const manual = new ManualClock();
     const store = new MemoryFluxPayStore({ ttlMs: 86_400_000, maxRecords: 1000 });

@@ -64,7 +64,7 @@ export function loginPage(error: string | undefined, next: string, csrf: string)
 <body>
 <main id="main" class="login">
 <h1>paysim console</h1>
-${error === undefined ? html`` : html`<p id="login-error" class="notice notice-error" role="alert">${error}</p>`}
+${error === undefined ? html`` : html`<p class="notice notice-error" role="alert" id="login-error">${error}</p>`}
 <form method="post" action="/console/login" class="card stack">
 <input type="hidden" name="${CSRF_FIELD}" value="${csrf}"><input type="hidden" name="next" value="${next}">
 ${

@@ -55,6 +55,12 @@ export class OutboxRelay {
   #again = false;
   #stopped = false;
   #failures = 0;
+  /**
+   * Until when (on the clock) a failed publication waits for its retry: kicks and polls leave it to
+   * the retry until then, and run again after, whoever ran the retry (on a shared store the retry
+   * job may be another replica's to run: waiting for a run here to succeed waited for good).
+   */
+  #retryAt = 0;
   /** The retry of this process, when the scheduler could not take the retry job. */
   #retryTimer: Timer | undefined;
   /** Whether the last read of the outbox failed: the reads that fail after it are not reported again (one report per outage). */
@@ -85,7 +91,7 @@ export class OutboxRelay {
    * write retried it at once, and reported each failure: a line per write under load).
    */
   kick(): void {
-    if (this.#stopped || this.#failures > 0) return;
+    if (this.#stopped || this.#deps.clock.now() < this.#retryAt) return;
     void this.run();
   }
 
@@ -103,7 +109,7 @@ export class OutboxRelay {
       this.#pollTimer = undefined;
       // Not while a failed publication waits for its retry (scheduled with a growing delay): the
       // poll would retry it every interval, and report every failure.
-      if (this.#failures > 0) {
+      if (clock.now() < this.#retryAt) {
         this.#armPoll();
         return undefined;
       }
@@ -208,6 +214,7 @@ export class OutboxRelay {
     this.#failures++;
     const { scheduler, clock } = this.#deps;
     const delay = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** Math.min(this.#failures - 1, 20));
+    this.#retryAt = clock.now() + delay;
     try {
       await scheduler.schedule(OUTBOX_JOB, JOB_KEY, clock.now() + delay);
     } catch {

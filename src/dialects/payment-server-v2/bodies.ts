@@ -10,8 +10,11 @@ import { parseJsonBody } from '../../http/json-body.ts';
  * @see https://github.com/fastapi/fastapi/blob/master/fastapi/routing.py (get_request_handler)
  */
 export function useFastApiBodies(scope: FastifyInstance): void {
+  // Every type, application/json too, read here (the root's parsers do not read as FastAPI does).
+  scope.removeAllContentTypeParsers();
   scope.addContentTypeParser('*', { parseAs: 'buffer' }, (request, body, done) => {
-    if (readsAsJson(request.headers['content-type'])) return parseJsonBody(request, body, done);
+    if ((body as Buffer).length === 0) return done(null, undefined);
+    if (readsAsJson(request.headers['content-type'])) return parseJsonBody(request, body, done, true);
     done(new errorCodes.FST_ERR_CTP_INVALID_MEDIA_TYPE(request.headers['content-type']), undefined);
   });
 }

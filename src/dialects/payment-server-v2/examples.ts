@@ -139,7 +139,7 @@ export const v2ErrorDocs: ErrorDocs = {
     },
     413: { description: 'The body is larger than BODY_LIMIT_BYTES.', examples: { too_large: detail('The request body is larger than the limit (BODY_LIMIT_BYTES).') } },
     415: {
-      description: 'The body has a `Content-Type` that is not JSON (one without a `Content-Type`, or with `application/…+json`, is read as JSON, as FastAPI reads it), a charset other than UTF-8, or is compressed (`Content-Encoding` is not decoded).',
+      description: 'The body has a `Content-Type` that is not JSON (one without a `Content-Type`, or with `application/…+json` and any `charset`, is read as JSON, as FastAPI reads it), or the body is compressed (`Content-Encoding` is not decoded).',
       examples: { media_type: detail('Send the body as application/json.'), encoded: detail('The request body is encoded (Content-Encoding: gzip), which is not read: send it uncompressed.') },
     },
     422: {

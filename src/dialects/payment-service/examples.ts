@@ -41,7 +41,7 @@ export const paymentServiceErrorDocs: ErrorDocs = {
     403: { description: 'The token is invalid: bad signature, expired, not HS256, or no `userId`/`sub`.', examples: { bad_token: error(MESSAGES.invalidToken) } },
     404: { description: 'No such booking, or another user’s.', examples: { not_found: error(MESSAGES.notFound) } },
     413: { description: 'The body is larger than BODY_LIMIT_BYTES.', examples: { too_large: error(MESSAGES.tooLarge) } },
-    415: { description: 'The body is not `application/json`, is in a charset other than UTF-8, or is compressed (`Content-Encoding` is not decoded).', examples: { media_type: error(MESSAGES.unsupportedMediaType) } },
+    415: { description: 'The body is not `application/json`, names a UTF-16 or UTF-32 charset (any other is not read: the body is UTF-8), or is compressed (`Content-Encoding` is not decoded).', examples: { media_type: error(MESSAGES.unsupportedMediaType) } },
     500: { description: 'A fault of the simulator.', examples: { internal: error(MESSAGES.internal) } },
     503: {
       description: 'JWT_SECRET is unset, load shedding, a full store, the store unreachable (STORE=redis and Redis away) or shutting down; retry after `Retry-After` seconds when it is sent.',
