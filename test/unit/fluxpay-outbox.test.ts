@@ -227,7 +227,7 @@ describe('the outbox relay across a restart', () => {
     const shared = new MemorySchedulerStore();
     const schedulerA = new Scheduler({ clock: manual, store: shared, onError: () => {} });
     const schedulerB = new Scheduler({ clock: manual, store: shared, onError: () => {} });
-    let down = true;
+    let down = false;
     const got: string[] = [];
     const relayOf = (scheduler: Scheduler, pollMs?: number) => {
       const relay = new OutboxRelay({ store, scheduler, clock: manual, onError: () => {}, pollMs });
@@ -237,15 +237,20 @@ describe('the outbox relay across a restart', () => {
       });
       return relay;
     };
+    /** A change the relay fails to hand over (its retry job goes in the shared schedule); then, the stream back, B's scheduler runs that retry. */
+    const failedThenRetriedByB = async (relay: OutboxRelay, salt: string, begin: () => void) => {
+      down = true;
+      await writeChanges(store, 1, salt);
+      begin();
+      await relay.idle();
+      down = false;
+      await manual.advance(100);
+      await schedulerB.runDue();
+    };
     const a = relayOf(schedulerA);
     const b = relayOf(schedulerB);
-    await writeChanges(store, 1, 'shared-1');
-    a.kick();
-    await a.idle();
-    // A's retry job is in the shared schedule; B's scheduler runs it (B's relay publishes everything), then B goes.
-    down = false;
-    await manual.advance(100);
-    await schedulerB.runDue();
+    // B's relay publishes everything, then B goes.
+    await failedThenRetriedByB(a, 'shared-1', () => a.kick());
     await b.idle();
     expect((await store.outboxStats()).pending).toBe(0);
     await b.stop();
@@ -256,13 +261,7 @@ describe('the outbox relay across a restart', () => {
     expect((await store.outboxStats()).pending).toBe(0);
     // A polling relay in the same state, its retry taken by B's scheduler (whose relay has stopped): its poll publishes once the retry time passed.
     const c = relayOf(new Scheduler({ clock: manual, store: shared, onError: () => {} }), 250);
-    down = true;
-    await writeChanges(store, 1, 'shared-3');
-    c.start();
-    await c.idle();
-    down = false;
-    await manual.advance(100);
-    await schedulerB.runDue();
+    await failedThenRetriedByB(c, 'shared-3', () => c.start());
     expect((await store.outboxStats()).pending).toBeGreaterThan(0);
     await manual.advance(250);
     await c.idle();
