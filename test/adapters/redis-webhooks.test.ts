@@ -818,6 +818,21 @@ if (!hasRedisServer) {
       // A replica whose clock lags mints nothing.
       expect(await b.tryTake(5, t0 + 10)).toEqual({ granted: 0, waitMs: 1 });
     });
+
+    it('a replica whose clock ran 60 s ahead holds the others back at most the skew allowed (1 s), not the 60 s (a review)', async () => {
+      const keyPrefix = redis.newPrefix();
+      const clock = new ManualClock();
+      const options = { keyPrefix, clock, ratePerSecond: 500, capacity: 500, onError: () => undefined };
+      const ahead = new RedisRateCap(redis.connect(), options);
+      const right = new RedisRateCap(redis.connect(), options);
+      const t0 = clock.now();
+      expect((await ahead.tryTake(500, t0 + 60_000)).granted).toBe(500);
+      // Within the skew allowed, the right clock waits as a lagging one does.
+      expect((await right.tryTake(10, t0 + 59_500)).granted).toBe(0);
+      // Past it, counting restarts from the right clock: half a second later, its 250 tokens.
+      expect((await right.tryTake(500, t0 + 1)).granted).toBe(0);
+      expect((await right.tryTake(500, t0 + 501)).granted).toBe(250);
+    });
   });
 
   describe('an event made again by its due work (issue 14 "kill -9")', () => {
