@@ -802,13 +802,15 @@ if (!hasRedisServer) {
       expect(new Set(eventIdsOf(rx)).size).toBe(11);
     });
 
-    it('the script grants at most the tokens there are, whichever replica asks', async () => {
-      const keyPrefix = redis.newPrefix();
+    /** Two replicas' caps on one bucket (a key prefix of their own), and the clock's start. */
+    function twoCaps(ratePerSecond: number, capacity: number): { a: RedisRateCap; b: RedisRateCap; t0: number } {
       const clock = new ManualClock();
-      const options = { keyPrefix, clock, ratePerSecond: 1000, capacity: 50, onError: () => undefined };
-      const a = new RedisRateCap(redis.connect(), options);
-      const b = new RedisRateCap(redis.connect(), options);
-      const t0 = clock.now();
+      const options = { keyPrefix: redis.newPrefix(), clock, ratePerSecond, capacity, onError: () => undefined };
+      return { a: new RedisRateCap(redis.connect(), options), b: new RedisRateCap(redis.connect(), options), t0: clock.now() };
+    }
+
+    it('the script grants at most the tokens there are, whichever replica asks', async () => {
+      const { a, b, t0 } = twoCaps(1000, 50);
       const first = await Promise.all([a.tryTake(40, t0), b.tryTake(40, t0)]);
       expect(first.map((r) => r.granted).reduce((x, y) => x + y)).toBe(50);
       expect(first.find((r) => r.granted < 40)?.waitMs).toBe(1);
@@ -820,12 +822,7 @@ if (!hasRedisServer) {
     });
 
     it('a replica whose clock ran 60 s ahead holds the others back at most the skew allowed (1 s), not the 60 s (a review)', async () => {
-      const keyPrefix = redis.newPrefix();
-      const clock = new ManualClock();
-      const options = { keyPrefix, clock, ratePerSecond: 500, capacity: 500, onError: () => undefined };
-      const ahead = new RedisRateCap(redis.connect(), options);
-      const right = new RedisRateCap(redis.connect(), options);
-      const t0 = clock.now();
+      const { a: ahead, b: right, t0 } = twoCaps(500, 500);
       expect((await ahead.tryTake(500, t0 + 60_000)).granted).toBe(500);
       // Within the skew allowed, the right clock waits as a lagging one does.
       expect((await right.tryTake(10, t0 + 59_500)).granted).toBe(0);
