@@ -42,9 +42,25 @@ export type BeginResult =
    * key since (after its hold lapsed, or a call of it sent again late by a Redis client).
    */
   | { kind: 'started'; claim: string }
+  /**
+   * The key's earlier request made `made` (noted by its own write, `IdempotencyNote`) and never
+   * answered it (its replica died, or its answer was a 5xx): this request takes the key (`claim`, as
+   * started) and answers what was made instead of making it again.
+   */
+  | { kind: 'resume'; claim: string; made: string }
   | { kind: 'replay'; response: StoredResponse }
   | { kind: 'mismatch' }
   | { kind: 'in_progress' };
+
+/**
+ * Where a keyed request's write notes what it made, in the same atomic step (a shared store: the
+ * key's entry and the claim that must still be its own), so that a retry after a lost answer
+ * resumes it (`BeginResult` `resume`) instead of making a second one.
+ */
+export interface IdempotencyNote {
+  entry: string;
+  claim: string;
+}
 
 /** A hash of the request body after RFC 8785 canonicalisation: key order and spacing do not matter. */
 export function fingerprint(body: unknown): string {

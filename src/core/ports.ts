@@ -5,7 +5,7 @@ import type { FluxPayStore, FluxPaySubscriptionStore } from './fluxpay/ports.ts'
 import type { SubscriptionStore } from './subscriptions/ports.ts';
 import type { RateLimitStore } from './rate-limit/ports.ts';
 import type { WaitingRoomStore } from './waiting-room/ports.ts';
-import type { BeginResult, StoredResponse } from './idempotency.ts';
+import type { BeginResult, IdempotencyNote, StoredResponse } from './idempotency.ts';
 import type { Intent, IntentStatus } from './intents/intent.ts';
 import type { LedgerBalance, LedgerEntry, LedgerTransaction } from './ledger.ts';
 import type { HoldOutcome, SeatCounts, SeatView } from './seats.ts';
@@ -78,8 +78,9 @@ export interface IntentStore {
   /**
    * Optional, for a store that shares its back end with the scheduler's: `insert` and scheduling
    * `job` as one atomic operation (both or, when full, neither). Callers without it schedule, then insert.
+   * With `note` (a request under an Idempotency-Key), the intent's id is noted on the key in the same step.
    */
-  insertScheduled?: ((intent: Intent, job: Job) => Promise<InsertOutcome>) | undefined;
+  insertScheduled?: ((intent: Intent, job: Job, note?: IdempotencyNote) => Promise<InsertOutcome>) | undefined;
   get(id: string): Promise<Intent | undefined>;
   /** Applies the intent's planned outcome (status, failure code, decidedAt) if it is still PENDING. */
   decide(id: string, now: number): Promise<Transition<Intent>>;
@@ -123,6 +124,8 @@ export interface IdempotencyStore {
    * tried again): it no longer counts as running here. The key stays as the store has it.
    */
   abandon(claim: string): void;
+  /** Where another store's write notes what the request of `claim` made (a shared store; none: nothing is noted, and a retry runs again). */
+  noteOf?(scope: string, key: string, claim: string): IdempotencyNote;
   stats(): Promise<StoreStats & { bytes: number }>;
   sweep(now: number): Promise<number>;
 }

@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest, onSendHookHandler, preHandlerHookHandler } from 'fastify';
 import type { Clock } from '../core/clock.ts';
 import { isStoreUnavailable } from '../core/errors.ts';
-import { fingerprint } from '../core/idempotency.ts';
+import { fingerprint, type IdempotencyNote } from '../core/idempotency.ts';
 import type { IdempotencyStore } from '../core/ports.ts';
 import { sendProblem, type ErrorShape } from './error-handler.ts';
 import type { LateSettles } from './late-settles.ts';
@@ -50,6 +50,24 @@ interface Claim {
 }
 
 const claims = new WeakMap<FastifyRequest, Claim>();
+/** The requests that resume what an earlier request of their key made (`BeginResult` `resume`): its id. */
+const resumed = new WeakMap<FastifyRequest, string>();
+/** Where each request's write notes what it made (a shared store's `noteOf`). */
+const notes = new WeakMap<FastifyRequest, IdempotencyNote>();
+
+/**
+ * What an earlier request under this request's Idempotency-Key made and never answered (its replica
+ * died, or it answered a 5xx after its write: Redis slow or away): the route answers it instead of
+ * making another. Undefined for every other request.
+ */
+export function resumedOf(request: FastifyRequest): string | undefined {
+  return resumed.get(request);
+}
+
+/** Where the route's write notes what this keyed request made, in the same step (undefined: no key, or a store of one process). */
+export function idempotencyNoteOf(request: FastifyRequest): IdempotencyNote | undefined {
+  return notes.get(request);
+}
 
 /**
  * The call that settles a request's key: its answer stored, or (a 5xx, a refusal another request
@@ -81,9 +99,15 @@ export function idempotencyHooks(options: IdempotencyHookOptions): IdempotencyHo
     const scope = options.scopeOf === undefined ? operation : `${operation}\n${options.scopeOf(request)}`;
     const result = await store.begin(scope, key, fingerprint(request.body), clock.now());
     switch (result.kind) {
-      case 'started':
+      case 'resume':
+      case 'started': {
+        // Resumed: the key is this request's, as a started one's, and what its earlier request made is the answer.
+        if (result.kind === 'resume') resumed.set(request, result.made);
         claims.set(request, { scope, key, claim: result.claim, settled: false });
+        const note = store.noteOf?.(scope, key, result.claim);
+        if (note !== undefined) notes.set(request, note);
         return true;
+      }
       case 'replay':
         options.onReplay?.();
         reply.code(result.response.statusCode).headers(result.response.headers ?? {}).header('idempotent-replayed', 'true').type('application/json; charset=utf-8');

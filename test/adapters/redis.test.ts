@@ -329,6 +329,49 @@ withRedisServer('Redis adapters', (server) => {
     expect(await after.begin('POST /v1/sim/intent', 'k0', 'fp', T0 + 102)).toMatchObject({ kind: 'started' });
   });
 
+  it('an intent written under an Idempotency-Key is noted on the key: a begin after its replica died, or after a 5xx released it, resumes it (the same body only); a write of another claim notes nothing', async () => {
+    const { keyPrefix, client, store: intents } = scheduledIntents();
+    const replicaA = new RedisIdempotencyStore(client, { keyPrefix, ttlMs: DAY, maxKeys: 100, inFlightHoldMs: DAY });
+    const replicaB = new RedisIdempotencyStore(redis.client, { keyPrefix, ttlMs: DAY, maxKeys: 100, inFlightHoldMs: DAY });
+    const scope = 'POST /v1/sim/intent';
+    const job = (intent: { id: string }) => ({ kind: 'intent.decide', key: intent.id, dueAt: T0 + 200 });
+    const claimOf = (begun: Awaited<ReturnType<RedisIdempotencyStore['begin']>>) => (begun.kind === 'started' || begun.kind === 'resume' ? begun.claim : undefined) as string;
+
+    // Killed after its write: once A's mark of life is gone, B's begin resumes what A made.
+    const killed = anIntent();
+    const claimA = claimOf(await replicaA.begin(scope, 'k-killed', 'fp', T0));
+    expect(await intents.insertScheduled!(killed, job(killed), replicaA.noteOf(scope, 'k-killed', claimA))).toEqual({ ok: true });
+    expect(await replicaB.begin(scope, 'k-killed', 'fp', T0 + 1)).toEqual({ kind: 'in_progress' });
+    replicaA.abandon(claimA);
+    await redis.client.del(...(await redis.client.keys(`${keyPrefix}idem:alive:*`)));
+    expect(await replicaB.begin(scope, 'k-killed', 'other-fp', T0 + 2)).toEqual({ kind: 'mismatch' });
+    const resumed = await replicaB.begin(scope, 'k-killed', 'fp', T0 + 3);
+    expect(resumed).toEqual({ kind: 'resume', claim: expect.any(String), made: killed.id });
+    // Its answer stored under the resumed claim, the key replays it.
+    await replicaB.complete(scope, 'k-killed', claimOf(resumed), { statusCode: 200, body: '{"payment_intent_id":"x"}' });
+    expect(await replicaB.begin(scope, 'k-killed', 'fp', T0 + 4)).toMatchObject({ kind: 'replay' });
+
+    // Answered 503 after its write (released): the next begin resumes it, even on the same replica.
+    const failed = anIntent();
+    const claim = claimOf(await replicaB.begin(scope, 'k-503', 'fp', T0));
+    await intents.insertScheduled!(failed, job(failed), replicaB.noteOf(scope, 'k-503', claim));
+    await replicaB.release(scope, 'k-503', claim);
+    expect(await replicaB.begin(scope, 'k-503', 'fp', T0 + 1)).toEqual({ kind: 'resume', claim: expect.any(String), made: failed.id });
+
+    // Released without a write (the 503 came first): the key is free, as before.
+    const early = claimOf(await replicaB.begin(scope, 'k-none', 'fp', T0));
+    await replicaB.release(scope, 'k-none', early);
+    expect(await replicaB.begin(scope, 'k-none', 'fp', T0 + 1)).toEqual({ kind: 'started', claim: expect.any(String) });
+
+    // A write under a claim that is no longer the key's (its hold let it go, another took it) notes nothing.
+    const stale = anIntent();
+    const current = claimOf(await replicaB.begin(scope, 'k-stale', 'fp', T0));
+    await intents.insertScheduled!(stale, job(stale), replicaB.noteOf(scope, 'k-stale', 'another-claim'));
+    await replicaB.release(scope, 'k-stale', current);
+    expect(await replicaB.begin(scope, 'k-stale', 'fp', T0 + 1)).toEqual({ kind: 'started', claim: expect.any(String) });
+    client.disconnect();
+  });
+
   it('every script that schedules a job with its own write keeps the job’s trace in it, for the replica that claims it; an untraced job has none', async () => {
     const trace = (i: number) => `00-${String(i).padStart(32, 'a')}-00f067aa0ba902b7-01`;
     const { keyPrefix, client, store: intents } = scheduledIntents();

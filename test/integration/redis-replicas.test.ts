@@ -7,6 +7,7 @@ import { SignJWT } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { buildApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
+import { StoreUnavailableError } from '../../src/core/errors.ts';
 import { LOADED, LOADING_SEEN, redisLoading } from '../../src/adapters/redis/connection.ts';
 import { SHARED_RULES_REFRESH_MS } from '../../src/plugins/app/faults.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
@@ -207,6 +208,44 @@ if (redisServerOrSkip('replicas on Redis')) {
       for (const t of [a, b]) {
         const again = await createIntent(t, body, { 'idempotency-key': 'one-key' });
         expect([again.statusCode, again.headers['idempotent-replayed'], again.json()]).toEqual([200, 'true', { payment_intent_id: id, status: 'PENDING', next: 'poll' }]);
+      }
+    });
+
+    it('a keyed create whose intent was written but whose answer was a 503 (Redis slow after the write): the retry on the other replica answers that intent, not a second one (a user test: two payments)', async () => {
+      const prefix = redis.newPrefix();
+      const env = { STORE: 'redis', REDIS_URL: redis.url, REDIS_KEY_PREFIX: prefix, SHUTDOWN_TIMEOUT_MS: '0', WEBHOOK_SECRET: 'whsec_dGVzdC1zZWNyZXQtZm9yLXBheXNpbQ==' };
+      // Replica A: its insert is written, then Redis "fails" it (the reply lost): the client gets 503.
+      const a = await buildApp({
+        config: loadConfig(env),
+        logger: false,
+        wrapStores: (stores) => {
+          const insertScheduled = stores.intents.insertScheduled?.bind(stores.intents);
+          if (insertScheduled === undefined) throw new Error('a Redis intent store writes its job with the intent');
+          stores.intents.insertScheduled = async (...args) => {
+            await insertScheduled(...args);
+            throw new StoreUnavailableError();
+          };
+          return stores;
+        },
+      });
+      await a.ready();
+      try {
+        const other = await buildTestApp(env, { clockStart: START });
+        open.push(other);
+        const body = { reservation_id: 'res_resumed', amount: 700, scenario: 'approve' };
+        const failed = await a.inject({ method: 'POST', url: '/v1/sim/intent', payload: body, headers: { 'idempotency-key': 'resumed-key' } });
+        expect([failed.statusCode, failed.json().error.code]).toEqual([503, 'STORE_UNAVAILABLE']);
+        const written = (await other.app.stores.intents.list({ limit: 10, reservationId: 'res_resumed' })).data;
+        expect(written).toHaveLength(1);
+        const retried = await createIntent(other, body, { 'idempotency-key': 'resumed-key' });
+        expect([retried.statusCode, retried.headers['idempotent-replayed'], retried.json()]).toEqual([200, undefined, { payment_intent_id: written[0]?.id, status: 'PENDING', next: 'poll' }]);
+        expect((await other.app.stores.intents.list({ limit: 10, reservationId: 'res_resumed' })).data).toHaveLength(1);
+        // Answered now: the next retry is its replay; another body under the key is refused.
+        const again = await createIntent(other, body, { 'idempotency-key': 'resumed-key' });
+        expect([again.statusCode, again.headers['idempotent-replayed'], again.json()]).toEqual([200, 'true', retried.json()]);
+        expect((await createIntent(other, { ...body, amount: 701 }, { 'idempotency-key': 'resumed-key' })).statusCode).toBe(422);
+      } finally {
+        await a.close();
       }
     });
 

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { BeginResult, StoredResponse } from '../../core/idempotency.ts';
+import type { BeginResult, IdempotencyNote, StoredResponse } from '../../core/idempotency.ts';
 import type { IdempotencyStore, StoreStats } from '../../core/ports.ts';
 import { ENTRY_OVERHEAD_BYTES } from '../memory/idempotency.ts';
 import { callToken, defineScript, type Script, SWEEP_BATCH, sweepInBatches } from './connection.ts';
@@ -93,12 +93,23 @@ if entry[1] and not entry[2] and entry[5] == ARGV[10] then
   markAlive()
   return {'started'}
 end
--- Its request ran on another replica, no longer alive (killed): nobody will settle it; the key is
--- free. (This replica's own keys are its own to settle, whatever its mark says after an outage;
--- entries of versions before 2026-12-03 have no rp and wait for their hold.)
-if entry[1] and not entry[2] and entry[6] and entry[6] ~= ARGV[11] and redis.call('EXISTS', ARGV[12] .. entry[6]) == 0 then
-  forget(id)
-  entry = {}
+-- Its request was given up (a 5xx released it: rl) or ran on another replica, no longer alive
+-- (killed): nobody will settle it. What it made, when its own write noted it (made), is this
+-- request's to answer (the same body only: another body is a mismatch); without it the key is free.
+-- (This replica's own keys are its own to settle, whatever its mark says after an outage; entries
+-- of versions before 2026-12-03 have no rp and wait for their hold.)
+if entry[1] and not entry[2] and (redis.call('HEXISTS', key, 'rl') == 1 or (entry[6] and entry[6] ~= ARGV[11] and redis.call('EXISTS', ARGV[12] .. entry[6]) == 0)) then
+  local made = redis.call('HGET', key, 'made')
+  if made and entry[1] == fp then
+    redis.call('HSET', key, 'ct', ARGV[10], 'rp', ARGV[11], 'hold', now + math.max(tonumber(ARGV[5]), tonumber(ARGV[9])))
+    redis.call('HDEL', key, 'rl')
+    markAlive()
+    return {'resume', made}
+  end
+  if not made then
+    forget(id)
+    entry = {}
+  end
 end
 if entry[1] then
   if entry[1] ~= fp then return {'mismatch'} end
@@ -147,8 +158,16 @@ return 1
 const RELEASE = `
 -- ARGV: entry prefix, id, claim
 local key = ARGV[1] .. ARGV[2]
-local entry = redis.call('HMGET', key, 'fp', 'resp', 'bytes', 'ct')
+local entry = redis.call('HMGET', key, 'fp', 'resp', 'bytes', 'ct', 'made')
 if not entry[1] or entry[2] or entry[4] ~= ARGV[3] then return 0 end
+-- Its request made something (its write noted it) and answered a 5xx (Redis slow or away after the
+-- write): the key stays, released (rl), for the client's retry to answer what was made (a user
+-- test: deleted, the retry made a second payment).
+if entry[5] then
+  redis.call('HSET', key, 'rl', '1')
+  redis.call('HDEL', key, 'ct')
+  return 1
+end
 redis.call('DEL', key)
 redis.call('ZREM', KEYS[1], ARGV[2])
 -- Last, as in forget: a full Redis lets the release finish once it has deleted.
@@ -232,12 +251,21 @@ export class RedisIdempotencyStore implements IdempotencyStore {
       this.#run(claim);
       return { kind, claim };
     }
+    if (kind === 'resume') {
+      this.#run(claim);
+      return { kind, claim, made: response as string };
+    }
     return { kind: kind as 'mismatch' | 'in_progress' };
   }
 
   complete(scope: string, key: string, claim: string, response: StoredResponse): Promise<void> {
     const stored: StoredResponse = response.headers === undefined ? { statusCode: response.statusCode, body: response.body } : { statusCode: response.statusCode, body: response.body, headers: response.headers };
     return this.#settled(claim, this.#complete(this.#keys, [this.#entryPrefix, entryId(scope, key), JSON.stringify(stored), response.body.length, claim]));
+  }
+
+  /** The key's entry and the claim, for a write on this Redis that notes what the request made (`made`, if the claim is still the entry's). */
+  noteOf(scope: string, key: string, claim: string): IdempotencyNote {
+    return { entry: this.#entryPrefix + entryId(scope, key), claim };
   }
 
   release(scope: string, key: string, claim: string): Promise<void> {

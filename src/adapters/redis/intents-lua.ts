@@ -99,12 +99,18 @@ export const INSERT = `${PRELUDE}${INSERT_INTENT}
 return math.min(insertIntent(), 1)
 `;
 
-/** The insert and, when it stored the intent, its job: KEYS[3..5] and ARGV[17..21] are the scheduler's (RedisSchedulerStore.jobWrite). */
+/**
+ * The insert and, when it stored the intent, its job: KEYS[3..5] and ARGV[17..21] are the
+ * scheduler's (RedisSchedulerStore.jobWrite); ARGV[22..23] the Idempotency-Key's entry and the
+ * request's claim ('' without a key: IdempotencyNote), on which the intent's id is noted (`made`)
+ * while the claim is still the entry's, for a retry after a lost answer to resume.
+ */
 export const INSERT_SCHEDULED = `${PRELUDE}${INSERT_INTENT}${SCHEDULE_JOB}
 local inserted = insertIntent()
 if inserted == 0 then return 0 end
 -- Run again: its job was scheduled by the first run (and may have run since).
 if inserted == 1 then scheduleJob(KEYS[3], KEYS[4], KEYS[5], ARGV[17], ARGV[18], ARGV[19], ARGV[20], ARGV[21]) end
+if ARGV[22] ~= '' and redis.call('HGET', ARGV[22], 'ct') == ARGV[23] then redis.call('HSET', ARGV[22], 'made', ARGV[2]) end
 return 1
 `;
 

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import type { IdempotencyNote } from '../../core/idempotency.ts';
 import { INTENT_STATUSES, type Intent, type IntentStatus } from '../../core/intents/intent.ts';
 import type { InsertOutcome, IntentPatch, IntentQuery, IntentStore, Job, Page, RefundOutcome, StoreStats, Transition } from '../../core/ports.ts';
 import { SCAN_BUDGET } from '../memory/id-list.ts';
@@ -63,7 +64,7 @@ export class RedisIntentStore implements IntentStore {
     const { scheduler } = options;
     if (scheduler !== undefined) {
       const insertScheduled = scheduler.withJob(defineScript(client, 'paysimIntentInsertScheduled', INSERT_SCHEDULED));
-      this.insertScheduled = async (intent, job) => insertOutcome(await insertScheduled(this.#keys, this.#insertArgs(intent), job));
+      this.insertScheduled = async (intent, job, note) => insertOutcome(await insertScheduled(this.#keys, this.#insertArgs(intent), job, note === undefined ? ['', ''] : [note.entry, note.claim]));
       const cancelScheduled = scheduler.withJob(defineScript(client, 'paysimIntentCancelScheduled', CANCEL_SCHEDULED));
       this.cancelScheduled = async (id, now, job) => toTransition((await cancelScheduled(this.#keys, [this.#p, id, now, callToken()], job)) as [number, string]);
       const refundScheduled = scheduler.withJob(defineScript(client, 'paysimIntentRefundScheduled', REFUND_SCHEDULED));
@@ -90,7 +91,7 @@ export class RedisIntentStore implements IntentStore {
    * The intent and its job (its decision) in one script run, so neither is ever stored without the
    * other and a create is one command; only with the scheduler's store (`options.scheduler`).
    */
-  readonly insertScheduled?: (intent: Intent, job: Job) => Promise<InsertOutcome>;
+  readonly insertScheduled?: (intent: Intent, job: Job, note?: IdempotencyNote) => Promise<InsertOutcome>;
 
   /** A cancel and its event's backstop job in one script run; only with the scheduler's store. */
   readonly cancelScheduled?: (id: string, now: number, job: Job) => Promise<Transition<Intent>>;

@@ -249,10 +249,10 @@ export class RedisSchedulerStore implements SchedulerStore {
    * `script` (another store's write that calls `scheduleJob` with its KEYS and ARGV after its own)
    * as a function of that store's keys and arguments and a job: the job's follow.
    */
-  withJob(script: Script): (keys: readonly string[], args: ReadonlyArray<string | number>, job: Job) => Promise<unknown> {
-    return (keys, args, job) => {
+  withJob(script: Script): (keys: readonly string[], args: ReadonlyArray<string | number>, job: Job, after?: readonly string[]) => Promise<unknown> {
+    return (keys, args, job, after = []) => {
       const write = this.jobWrite(job);
-      return script([...keys, ...write.keys], [...args, ...write.args]);
+      return script([...keys, ...write.keys], [...args, ...write.args, ...after]);
     };
   }
 

@@ -1,6 +1,7 @@
 import type { Clock } from '../clock.ts';
 import { DomainError, notFound, NotStoredYetError, storeFull, validationFailed } from '../errors.ts';
 import type { EventBus, PaymentEvent } from '../events.ts';
+import type { IdempotencyNote } from '../idempotency.ts';
 import { derivedId, type IdFactory } from '../ids.ts';
 import type { InsertOutcome, IntentQuery, IntentStore, Job, Page } from '../ports.ts';
 import type { RandomSource } from '../random.ts';
@@ -45,6 +46,8 @@ export interface CreateIntentInput {
   metadata?: Record<string, string> | undefined;
   /** A fault rule's `outcome` (issue 15). */
   forced?: ForcedOutcome | undefined;
+  /** The request's Idempotency-Key, where the store notes the intent with its insert (a shared store), for a retry after a lost answer to resume. */
+  idempotency?: IdempotencyNote | undefined;
 }
 
 export interface IntentServiceDeps {
@@ -111,13 +114,18 @@ export class IntentService {
       if (!inserted.ok) await scheduler.cancel(job.kind, job.key);
     } else {
       // One atomic store operation (Redis): the intent with its job, or (full) neither.
-      inserted = await store.insertScheduled(intent, job);
+      inserted = await store.insertScheduled(intent, job, input.idempotency);
       if (inserted.ok) scheduler.scheduled(job);
     }
     if (!inserted.ok) throw storeFull('intents');
     markApplied(input.forced);
     this.#publishCreated(intent, now);
     return intent;
+  }
+
+  /** The intent, or undefined (never stored, or evicted since). */
+  find(id: string): Promise<Intent | undefined> {
+    return this.#deps.store.get(id);
   }
 
   async get(id: string): Promise<Intent> {

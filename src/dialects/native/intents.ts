@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Intent } from '../../core/intents/intent.ts';
-import type { IdempotencyHooks } from '../../http/idempotency.ts';
+import { idempotencyNoteOf, resumedOf, type IdempotencyHooks } from '../../http/idempotency.ts';
 import { documented, errorResponses, IDEMPOTENT, withExamples } from '../../http/openapi.ts';
 import { requestedScenario, TAKES_OUTCOME } from '../../http/scenario.ts';
 import { IdempotencyKeyHeader } from '../../http/schemas.ts';
@@ -52,6 +52,11 @@ const intentRoutes: FastifyPluginAsync<IntentRoutesOptions> = async (fastify, { 
     },
     async (request) => {
       const b = request.body;
+      // An earlier request under this Idempotency-Key made it and never answered (its replica died, or
+      // Redis failed it after the write): answered as created, not made again (a user test: two payments).
+      const made = resumedOf(request);
+      const earlier = made === undefined ? undefined : await intents.find(made);
+      if (earlier !== undefined) return { payment_intent_id: earlier.id, status: 'PENDING' as const, next: earlier.webhookUrl === null ? ('poll' as const) : ('webhook' as const) };
       const intent = await intents.create({
         reservationId: b.reservation_id,
         amount: b.amount,
@@ -62,6 +67,7 @@ const intentRoutes: FastifyPluginAsync<IntentRoutesOptions> = async (fastify, { 
         webhookUrl: b.webhook_url,
         metadata: b.metadata,
         forced: request.faultPlan?.outcome ?? undefined,
+        idempotency: idempotencyNoteOf(request),
       });
       return { payment_intent_id: intent.id, status: 'PENDING' as const, next: intent.webhookUrl === null ? ('poll' as const) : ('webhook' as const) };
     },
