@@ -17,20 +17,19 @@ export interface RedisRateCapOptions {
 
 /*
  * KEYS[1]: the bucket (hash: t = tokens, a = when they were counted, epoch ms on the callers'
- * clocks). ARGV: now, rate (tokens per ms), capacity, wanted, skew (ms). Refills for the time since
- * `a` (never for time before it: a replica whose clock lags a little mints nothing), grants as many
- * whole tokens as there are up to `wanted`, and answers {granted, ms until the next token when
- * short}. An `a` more than `skew` ahead of `now` was counted by a clock that ran ahead (or that NTP
- * stepped back since): counting restarts from `now`, so no replica waits out the difference (a
- * review: a replica 60 s ahead left every other one without a token, polling Redis every few ms,
- * for 60 s). The rate then holds within a capacity's burst per such step.
+ * clocks). ARGV: now, rate (tokens per ms), capacity, wanted. Refills for the time since `a`
+ * (never for time before it: a replica whose clock lags mints nothing), grants as many whole
+ * tokens as there are up to `wanted`, and answers {granted, ms until the next token when short}.
+ * A replica whose clock runs ahead holds the others back by the difference (they mint nothing
+ * until their clocks pass its count): replicas' clocks must agree. Restarting the count from a
+ * lagging caller's clock was tried (2026-12-05) and undone: the replica ahead then refilled a whole
+ * bucket at each of the lagging one's calls, 3 to 50 times the cap (a review).
  */
 const TAKE = `
 local now, rate, capacity, wanted = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local b = redis.call('HMGET', KEYS[1], 't', 'a')
 local tokens, at = tonumber(b[1]), tonumber(b[2])
 if not tokens then tokens, at = capacity, now end
-if at - now > tonumber(ARGV[5]) then at = now end
 if now > at then
   tokens = math.min(capacity, tokens + (now - at) * rate)
   at = now
@@ -42,9 +41,6 @@ local wait = 0
 if granted < wanted then wait = math.max(1, math.ceil((1 - tokens) / rate)) end
 return {granted, wait}
 `;
-
-/** How far ahead of a caller's clock the bucket's last count may be before it is taken for another replica's clock running ahead. */
-const CLOCK_SKEW_MS = 1000;
 
 /** How long waiters wait before a failed take is tried again. */
 const RETRY_AFTER_ERROR_MS = 100;
@@ -91,7 +87,7 @@ export class RedisRateCap implements RateCap {
    */
   async tryTake(wanted: number, now: number): Promise<{ granted: number; waitMs: number }> {
     const { capacity } = this.#options;
-    const [granted, waitMs] = (await this.#take([this.#key], [now, this.#ratePerMs, capacity, wanted, CLOCK_SKEW_MS])) as [number, number];
+    const [granted, waitMs] = (await this.#take([this.#key], [now, this.#ratePerMs, capacity, wanted])) as [number, number];
     return { granted, waitMs };
   }
 

@@ -207,7 +207,7 @@ export const bookingsErrorDocs: ErrorDocs = {
     410: { description: '`BOOKING_EXPIRED`: the seat hold has passed.', examples: { expired: { summary: 'Too late', value: problem('BOOKING_EXPIRED', `Booking ${EXAMPLE_IDS.toPay} expired at ${EXPIRES_AT}.`) } } },
     413: { description: 'The body is larger than BODY_LIMIT_BYTES.', examples: { too_large: { summary: 'Too large', value: problem('PAYLOAD_TOO_LARGE', 'The request body is larger than the limit (BODY_LIMIT_BYTES).') } } },
     415: {
-      description: 'The body is not `application/json`, names a UTF-16 or UTF-32 charset (any other is not read: the body is UTF-8), or is compressed (`Content-Encoding` is not decoded). An empty body is no body, whatever its type.',
+      description: 'The body is not `application/json`, names a UTF-16 or UTF-32 charset (any other is not read: the body is UTF-8), or is compressed (`Content-Encoding` is not decoded). An empty body is no body, whatever its (well-formed) type.',
       examples: { media_type: { summary: 'Not JSON', value: problem('UNSUPPORTED_MEDIA_TYPE', 'Send the body as application/json.') }, encoded: { summary: 'Compressed', value: problem('UNSUPPORTED_MEDIA_TYPE', 'The request body is encoded (Content-Encoding: gzip), which is not read: send it uncompressed.') } },
     },
     422: { description: '`IDEMPOTENCY_KEY_MISMATCH`: this `Idempotency-Key` was used with another body.', examples: { mismatch: { summary: 'Key reused', value: problem('IDEMPOTENCY_KEY_MISMATCH', 'This Idempotency-Key was used with a different request body.') } } },

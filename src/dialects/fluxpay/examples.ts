@@ -412,7 +412,7 @@ export const fluxpayErrorDocs: ErrorDocs = {
     409: { description: `${IN_USE_TEXT}.`, examples: { in_use: IN_USE } },
     413: { description: 'COMMON_413: the body is larger than BODY_LIMIT_BYTES.', examples: { too_large: err('COMMON_413', 'The request body is larger than the limit (BODY_LIMIT_BYTES).') } },
     415: {
-      description: 'COMMON_415: the body is not `application/json`, names a UTF-16 or UTF-32 charset (any other is not read: the body is UTF-8), or is compressed (`Content-Encoding` is not decoded). An empty body is no body, whatever its type.',
+      description: 'COMMON_415: the body is not `application/json`, names a UTF-16 or UTF-32 charset (any other is not read: the body is UTF-8), or is compressed (`Content-Encoding` is not decoded). An empty body is no body, whatever its (well-formed) type.',
       examples: { media_type: err('COMMON_415', 'Send the body as application/json.'), encoded: err('COMMON_415', 'The request body is encoded (Content-Encoding: gzip), which is not read: send it uncompressed.') },
     },
     422: { description: 'COMMON_422: this Idempotency-Key was used with another body.', examples: { key_reused: err('COMMON_422', 'This Idempotency-Key was used with a different request body.') } },

@@ -206,7 +206,7 @@ export const nativeErrorDocs: ErrorDocs = {
     },
     413: { description: 'The body is larger than BODY_LIMIT_BYTES.', examples: { too_large: { summary: 'Too large', value: problem('PAYLOAD_TOO_LARGE', 'The request body is larger than the limit (BODY_LIMIT_BYTES).') } } },
     415: {
-      description: 'The body is not `application/json`, names a UTF-16 or UTF-32 charset (any other is not read: the body is UTF-8), or is compressed (`Content-Encoding` is not decoded). An empty body is no body, whatever its type.',
+      description: 'The body is not `application/json`, names a UTF-16 or UTF-32 charset (any other is not read: the body is UTF-8), or is compressed (`Content-Encoding` is not decoded). An empty body is no body, whatever its (well-formed) type.',
       examples: { media_type: { summary: 'Not JSON', value: problem('UNSUPPORTED_MEDIA_TYPE', 'Send the body as application/json.') }, encoded: { summary: 'Compressed', value: problem('UNSUPPORTED_MEDIA_TYPE', 'The request body is encoded (Content-Encoding: gzip), which is not read: send it uncompressed.') } },
     },
     422: {
