@@ -351,12 +351,14 @@ withRedisServer('Redis adapters', (server) => {
     await replicaB.complete(scope, 'k-killed', claimOf(resumed), { statusCode: 200, body: '{"payment_intent_id":"x"}' });
     expect(await replicaB.begin(scope, 'k-killed', 'fp', T0 + 4)).toMatchObject({ kind: 'replay' });
 
-    // Answered 503 after its write (released): the next begin resumes it, even on the same replica.
+    // Answered 503 after its write (released): the next begin resumes it, even on the same replica;
+    // sent twice (its reply lost), the resuming begin answers resume both times (a review: 'started'
+    // the second time, and the route made a second payment).
     const failed = anIntent();
     const claim = claimOf(await replicaB.begin(scope, 'k-503', 'fp', T0));
     await intents.insertScheduled!(failed, job(failed), replicaB.noteOf(scope, 'k-503', claim));
     await replicaB.release(scope, 'k-503', claim);
-    expect(await replicaB.begin(scope, 'k-503', 'fp', T0 + 1)).toEqual({ kind: 'resume', claim: expect.any(String), made: failed.id });
+    expect(await sentTwice(client, () => new RedisIdempotencyStore(client, { keyPrefix, ttlMs: DAY, maxKeys: 100, inFlightHoldMs: DAY }).begin(scope, 'k-503', 'fp', T0 + 1))).toEqual({ kind: 'resume', claim: expect.any(String), made: failed.id });
 
     // Released without a write (the 503 came first): the key is free, as before.
     const early = claimOf(await replicaB.begin(scope, 'k-none', 'fp', T0));
@@ -369,6 +371,45 @@ withRedisServer('Redis adapters', (server) => {
     await intents.insertScheduled!(stale, job(stale), replicaB.noteOf(scope, 'k-stale', 'another-claim'));
     await replicaB.release(scope, 'k-stale', current);
     expect(await replicaB.begin(scope, 'k-stale', 'fp', T0 + 1)).toEqual({ kind: 'started', claim: expect.any(String) });
+    client.disconnect();
+  });
+
+  it('a key released after its write is settled as a completed one: it expires at its TTL (not its in-flight hold), a resume holds it a hold at most, and at the bound it goes before a newer completed key (a review)', async () => {
+    const { keyPrefix, client, store: intents } = scheduledIntents();
+    const idem = (maxKeys: number, ttlMs: number) => new RedisIdempotencyStore(client, { keyPrefix, ttlMs, maxKeys, inFlightHoldMs: 15 * 60_000 });
+    const scope = 'POST /v1/sim/intent';
+    const releasedAfterWrite = async (store: RedisIdempotencyStore, key: string, at: number) => {
+      const begun = await store.begin(scope, key, 'fp', at);
+      if (begun.kind !== 'started') throw new Error(begun.kind);
+      const intent = anIntent();
+      await intents.insertScheduled!(intent, { kind: 'intent.decide', key: intent.id, dueAt: at + 200 }, store.noteOf(scope, key, begun.claim));
+      await store.release(scope, key, begun.claim);
+      return intent;
+    };
+    // TTL 1 s: gone after it, though its in-flight hold is 15 minutes.
+    const short = idem(100, 1_000);
+    await releasedAfterWrite(short, 'k-ttl', T0);
+    expect(await short.sweep(T0 + 5_000)).toBe(1);
+    expect(await short.begin(scope, 'k-ttl', 'other-fp', T0 + 5_001)).toMatchObject({ kind: 'started' });
+    // At the bound (3): three released keys and then two completed ones: the newest completed still replays.
+    const small = idem(3, DAY);
+    for (const key of ['r1', 'r2', 'r3']) await releasedAfterWrite(small, key, T0 + 10);
+    for (const key of ['ok1', 'ok2']) {
+      const begun = await small.begin(scope, key, 'fp', T0 + 20);
+      if (begun.kind !== 'started') throw new Error(begun.kind);
+      await small.complete(scope, key, begun.claim, { statusCode: 200, body: `{"key":"${key}"}` });
+    }
+    expect(await small.begin(scope, 'ok2', 'fp', T0 + 21)).toMatchObject({ kind: 'replay' });
+    expect(await small.begin(scope, 'ok1', 'fp', T0 + 22)).toMatchObject({ kind: 'replay' });
+    expect((await small.stats()).size).toBe(3);
+    // Resumed a moment before its TTL, its answer a 5xx again: still gone at its TTL plus a hold, not a TTL later.
+    const day = idem(100, DAY);
+    const made = await releasedAfterWrite(day, 'k-late', T0);
+    const resumed = await day.begin(scope, 'k-late', 'fp', T0 + DAY - 10);
+    expect(resumed).toEqual({ kind: 'resume', claim: expect.any(String), made: made.id });
+    if (resumed.kind !== 'resume') throw new Error(resumed.kind);
+    await day.release(scope, 'k-late', resumed.claim);
+    expect(await day.begin(scope, 'k-late', 'other-fp', T0 + DAY + 1)).toMatchObject({ kind: 'started' });
     client.disconnect();
   });
 

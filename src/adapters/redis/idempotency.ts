@@ -88,9 +88,13 @@ if entry[1] and tonumber(entry[3]) <= now and (entry[2] or tonumber(entry[4] or 
   entry = {}
 end
 -- This very begin run again (its reply lost, ioredis sent it again): the request is its own, and
--- its replica alive (however late the resend, its mark is set again).
+-- its replica alive (however late the resend, its mark is set again). A made it finds is the
+-- resume's that took the key (a resent begin comes before its request writes anything): answered
+-- so again, not 'started' (a review: the route then made a second payment).
 if entry[1] and not entry[2] and entry[5] == ARGV[10] then
   markAlive()
+  local made = redis.call('HGET', key, 'made')
+  if made then return {'resume', made} end
   return {'started'}
 end
 -- Its request was given up (a 5xx released it: rl) or ran on another replica, no longer alive
@@ -101,8 +105,11 @@ end
 if entry[1] and not entry[2] and (redis.call('HEXISTS', key, 'rl') == 1 or (entry[6] and entry[6] ~= ARGV[11] and redis.call('EXISTS', ARGV[12] .. entry[6]) == 0)) then
   local made = redis.call('HGET', key, 'made')
   if made and entry[1] == fp then
-    redis.call('HSET', key, 'ct', ARGV[10], 'rp', ARGV[11], 'hold', now + math.max(tonumber(ARGV[5]), tonumber(ARGV[9])))
+    -- Running again: held past its expiry by an in-flight hold at most, never a whole TTL more
+    -- (a review); out of the settled set (a released one is there) until it settles again.
+    redis.call('HSET', key, 'ct', ARGV[10], 'rp', ARGV[11], 'hold', math.max(tonumber(entry[3]), now + tonumber(ARGV[9])))
     redis.call('HDEL', key, 'rl')
+    redis.call('ZREM', KEYS[2], id)
     markAlive()
     return {'resume', made}
   end
@@ -162,10 +169,14 @@ local entry = redis.call('HMGET', key, 'fp', 'resp', 'bytes', 'ct', 'made')
 if not entry[1] or entry[2] or entry[4] ~= ARGV[3] then return 0 end
 -- Its request made something (its write noted it) and answered a 5xx (Redis slow or away after the
 -- write): the key stays, released (rl), for the client's retry to answer what was made (a user
--- test: deleted, the retry made a second payment).
+-- test: deleted, the retry made a second payment). Settled as a completed key is: it expires at its
+-- TTL (its hold no longer counts), and at the bound it may go as they do (a review: kept past its
+-- TTL, and never evicted, such keys pushed completed ones out).
 if entry[5] then
-  redis.call('HSET', key, 'rl', '1')
+  local exp = redis.call('HGET', key, 'exp')
+  redis.call('HSET', key, 'rl', '1', 'hold', exp)
   redis.call('HDEL', key, 'ct')
+  redis.call('ZADD', KEYS[2], exp, ARGV[2])
   return 1
 end
 redis.call('DEL', key)

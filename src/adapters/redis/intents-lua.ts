@@ -110,6 +110,8 @@ local inserted = insertIntent()
 if inserted == 0 then return 0 end
 -- Run again: its job was scheduled by the first run (and may have run since).
 if inserted == 1 then scheduleJob(KEYS[3], KEYS[4], KEYS[5], ARGV[17], ARGV[18], ARGV[19], ARGV[20], ARGV[21]) end
+-- ARGV[22] is a key this script does not declare (the idempotency store's): fine on the one Redis
+-- server paysim needs (its scripts build keys from the prefix; a Redis Cluster is refused at start).
 if ARGV[22] ~= '' and redis.call('HGET', ARGV[22], 'ct') == ARGV[23] then redis.call('HSET', ARGV[22], 'made', ARGV[2]) end
 return 1
 `;
