@@ -1,4 +1,5 @@
-import { locateJsonError, MalformedJsonError } from '../http/json-body.ts';
+import { MalformedJsonError } from '../http/json-body.ts';
+import { locateJsonError } from '../http/json-locate.ts';
 
 /**
  * A YAML parse error in one line, with where it is: the `yaml` package, asked for pretty errors,

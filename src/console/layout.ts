@@ -69,9 +69,9 @@ ${body}
 }
 
 /** A notice (success) or error line above a page's content. */
-export function notice(kind: 'ok' | 'error', text: string | undefined): Html {
+export function notice(kind: 'ok' | 'error', text: string | undefined, id?: string): Html {
   if (text === undefined) return html``;
-  return html`<p class="notice notice-${kind}" role="${kind === 'error' ? 'alert' : 'status'}">${text}</p>`;
+  return html`<p class="notice notice-${kind}" role="${kind === 'error' ? 'alert' : 'status'}"${id === undefined ? raw('') : html` id="${id}"`}>${text}</p>`;
 }
 
 /**

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { isUtf8 } from 'node:buffer';
-import { charsetOf, firstInvalidUtf8, locateJsonError, loneSurrogate, MalformedJsonError, MAX_JSON_DEPTH, parseJsonBody, tooDeep, UnreadableBodyError } from '../../src/http/json-body.ts';
+import { locateJsonError } from '../../src/http/json-locate.ts';
+import { charsetOf, firstInvalidUtf8, loneSurrogate, MalformedJsonError, MAX_JSON_DEPTH, parseJsonBody, tooDeep, UnreadableBodyError } from '../../src/http/json-body.ts';
 
 /**
  * Malformed JSON says where it broke: position (0-based), line and column (1-based) and what

@@ -1,5 +1,5 @@
 import { CSRF_FIELD } from '../auth.ts';
-import { html, type Html } from '../html.ts';
+import { html, raw, type Html } from '../html.ts';
 import { notice, page, type PageContext } from '../layout.ts';
 import { seriesCharts } from '../charts.ts';
 import { DECISION_DIALECTS, GROUP_SECONDS, WINDOW_SECONDS, type GroupStats, type SeriesWindow } from '../series.ts';
@@ -64,15 +64,13 @@ export function loginPage(error: string | undefined, next: string, csrf: string)
 <body>
 <main id="main" class="login">
 <h1>paysim console</h1>
-${error === undefined ? html`` : html`<p class="notice notice-error" role="alert" id="login-error">${error}</p>`}
+${notice('error', error, 'login-error')}
 <form method="post" action="/console/login" class="card stack">
 <input type="hidden" name="${CSRF_FIELD}" value="${csrf}"><input type="hidden" name="next" value="${next}">
-${
+<div class="field"><label for="token">Console token</label><input id="token" name="token" type="password" required autocomplete="current-password"${
   // After a refusal the token field has the focus and says why (the page runs no script to move it).
-  error === undefined
-    ? html`<div class="field"><label for="token">Console token</label><input id="token" name="token" type="password" required autocomplete="current-password" aria-describedby="token-hint"><small id="token-hint">The value of CONSOLE_TOKEN.</small></div>`
-    : html`<div class="field"><label for="token">Console token</label><input id="token" name="token" type="password" required autocomplete="current-password" autofocus aria-invalid="true" aria-describedby="login-error token-hint"><small id="token-hint">The value of CONSOLE_TOKEN.</small></div>`
-}
+  error === undefined ? raw(' aria-describedby="token-hint"') : raw(' autofocus aria-invalid="true" aria-describedby="login-error token-hint"')
+}><small id="token-hint">The value of CONSOLE_TOKEN.</small></div>
 <button type="submit">Log in</button>
 </form>
 </main>

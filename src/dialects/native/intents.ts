@@ -56,7 +56,7 @@ const intentRoutes: FastifyPluginAsync<IntentRoutesOptions> = async (fastify, { 
       // Redis failed it after the write): answered as created, not made again (a user test: two payments).
       const made = resumedOf(request);
       const earlier = made === undefined ? undefined : await intents.find(made);
-      if (earlier !== undefined) return { payment_intent_id: earlier.id, status: 'PENDING' as const, next: earlier.webhookUrl === null ? ('poll' as const) : ('webhook' as const) };
+      if (earlier !== undefined) return createdAnswer(earlier);
       const intent = await intents.create({
         reservationId: b.reservation_id,
         amount: b.amount,
@@ -69,7 +69,7 @@ const intentRoutes: FastifyPluginAsync<IntentRoutesOptions> = async (fastify, { 
         forced: request.faultPlan?.outcome ?? undefined,
         idempotency: idempotencyNoteOf(request),
       });
-      return { payment_intent_id: intent.id, status: 'PENDING' as const, next: intent.webhookUrl === null ? ('poll' as const) : ('webhook' as const) };
+      return createdAnswer(intent);
     },
   );
 
@@ -154,3 +154,8 @@ const intentRoutes: FastifyPluginAsync<IntentRoutesOptions> = async (fastify, { 
 };
 
 export default intentRoutes;
+
+/** A create's answer: the intent, PENDING, and how its outcome comes (a resumed create answers the same). */
+function createdAnswer(intent: Intent): { payment_intent_id: string; status: 'PENDING'; next: 'poll' | 'webhook' } {
+  return { payment_intent_id: intent.id, status: 'PENDING', next: intent.webhookUrl === null ? 'poll' : 'webhook' };
+}
