@@ -126,6 +126,12 @@ export interface IdempotencyStore {
   abandon(claim: string): void;
   /** Where another store's write notes what the request of `claim` made (a shared store; none: nothing is noted, and a retry runs again). */
   noteOf?(scope: string, key: string, claim: string): IdempotencyNote;
+  /**
+   * Notes `made` on the key of `note` while its claim is still the entry's, before the request
+   * writes it (a shared store, for a write that cannot note it itself): a retry after a lost
+   * answer resumes it (`BeginResult` `resume`).
+   */
+  note?(note: IdempotencyNote, made: string): Promise<void>;
   stats(): Promise<StoreStats & { bytes: number }>;
   sweep(now: number): Promise<number>;
 }

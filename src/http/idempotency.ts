@@ -54,19 +54,35 @@ const claims = new WeakMap<FastifyRequest, Claim>();
 const resumed = new WeakMap<FastifyRequest, string>();
 /** Where each request's write notes what it made (a shared store's `noteOf`). */
 const notes = new WeakMap<FastifyRequest, IdempotencyNote>();
-
-/**
- * What an earlier request under this request's Idempotency-Key made and never answered (its replica
- * died, or it answered a 5xx after its write: Redis slow or away): the route answers it instead of
- * making another. Undefined for every other request.
- */
-export function resumedOf(request: FastifyRequest): string | undefined {
-  return resumed.get(request);
-}
+/** The store of each request that has a note (`noteMaking`). */
+const stores = new WeakMap<FastifyRequest, IdempotencyStore>();
 
 /** Where the route's write notes what this keyed request made, in the same step (undefined: no key, or a store of one process). */
 export function idempotencyNoteOf(request: FastifyRequest): IdempotencyNote | undefined {
   return notes.get(request);
+}
+
+/**
+ * The record an earlier request under this request's Idempotency-Key made and never answered (its
+ * replica died, or it answered a 5xx after its write: Redis slow or away), when it is still stored:
+ * the route answers it as created instead of making another. Undefined for every other request,
+ * and when what was noted was never written or has been evicted since (the route makes it).
+ */
+export async function resumedRecord<T>(request: FastifyRequest, find: (id: string) => Promise<T | undefined>): Promise<T | undefined> {
+  const made = resumed.get(request);
+  return made === undefined ? undefined : find(made);
+}
+
+/**
+ * Notes on this keyed request's Idempotency-Key the id of what it is about to make, before its
+ * write, for a create whose write cannot note it itself: a retry after a lost answer (its replica
+ * killed, or a 5xx after the write) then answers that record (`resumedRecord`) instead of making a
+ * second one. Nothing without a key, or with a store of one process.
+ */
+export async function noteMaking(request: FastifyRequest, id: string): Promise<void> {
+  const note = notes.get(request);
+  const store = stores.get(request);
+  if (note !== undefined && store?.note !== undefined) await store.note(note, id);
 }
 
 /**
@@ -105,7 +121,10 @@ export function idempotencyHooks(options: IdempotencyHookOptions): IdempotencyHo
         if (result.kind === 'resume') resumed.set(request, result.made);
         claims.set(request, { scope, key, claim: result.claim, settled: false });
         const note = store.noteOf?.(scope, key, result.claim);
-        if (note !== undefined) notes.set(request, note);
+        if (note !== undefined) {
+          notes.set(request, note);
+          stores.set(request, store);
+        }
         return true;
       }
       case 'replay':

@@ -374,6 +374,23 @@ withRedisServer('Redis adapters', (server) => {
     client.disconnect();
   });
 
+  it('note: what a keyed request is about to make, noted before its write while its claim is the key\'s, is resumed after a 5xx released the key; under a claim no longer the key\'s nothing is noted', async () => {
+    const idem = new RedisIdempotencyStore(redis.client, { keyPrefix: redis.newPrefix(), ttlMs: DAY, maxKeys: 100, inFlightHoldMs: DAY });
+    const scope = 'POST /api/v1/orders';
+    const begun = await idem.begin(scope, 'k-noted', 'fp', T0);
+    if (begun.kind !== 'started') throw new Error(begun.kind);
+    await idem.note(idem.noteOf(scope, 'k-noted', begun.claim), 'ord_1');
+    await idem.release(scope, 'k-noted', begun.claim);
+    expect(await idem.begin(scope, 'k-noted', 'other-fp', T0 + 1)).toEqual({ kind: 'mismatch' });
+    expect(await idem.begin(scope, 'k-noted', 'fp', T0 + 2)).toEqual({ kind: 'resume', claim: expect.any(String), made: 'ord_1' });
+
+    const current = await idem.begin(scope, 'k-stale', 'fp', T0);
+    if (current.kind !== 'started') throw new Error(current.kind);
+    await idem.note(idem.noteOf(scope, 'k-stale', 'another-claim'), 'ord_2');
+    await idem.release(scope, 'k-stale', current.claim);
+    expect(await idem.begin(scope, 'k-stale', 'other-fp', T0 + 1)).toEqual({ kind: 'started', claim: expect.any(String) });
+  });
+
   it('a key released after its write is settled as a completed one: it expires at its TTL (not its in-flight hold), a resume holds it a hold at most, and at the bound it goes before a newer completed key (a review)', async () => {
     const { keyPrefix, client, store: intents } = scheduledIntents();
     const idem = (maxKeys: number, ttlMs: number) => new RedisIdempotencyStore(client, { keyPrefix, ttlMs, maxKeys, inFlightHoldMs: 15 * 60_000 });

@@ -249,6 +249,62 @@ if (redisServerOrSkip('replicas on Redis')) {
       }
     });
 
+    it('a FluxPay order, a FluxPay payment and a booking made under a key whose answer was a 503 (Redis failed the call after the write): the retry on the other replica answers what was made, not a second one (before 2026-12-05 each was made twice)', async () => {
+      const prefix = redis.newPrefix();
+      const env = { STORE: 'redis', REDIS_URL: redis.url, REDIS_KEY_PREFIX: prefix, SHUTDOWN_TIMEOUT_MS: '0', WEBHOOK_SECRET: 'whsec_dGVzdC1zZWNyZXQtZm9yLXBheXNpbQ==' };
+      // Replica A: each create's write goes through, then Redis "fails" it (the reply lost): the client gets 503.
+      const writtenThenFailed = <A extends unknown[], R>(write: (...args: A) => Promise<R>) => async (...args: A): Promise<R> => {
+        await write(...args);
+        throw new StoreUnavailableError();
+      };
+      const a = await buildApp({
+        config: loadConfig(env),
+        logger: false,
+        wrapStores: (stores) => {
+          stores.fluxpay.createOrder = writtenThenFailed(stores.fluxpay.createOrder.bind(stores.fluxpay));
+          stores.fluxpay.createPayment = writtenThenFailed(stores.fluxpay.createPayment.bind(stores.fluxpay));
+          stores.bookings.insert = writtenThenFailed(stores.bookings.insert.bind(stores.bookings));
+          return stores;
+        },
+      });
+      await a.ready();
+      try {
+        const b = await buildTestApp(env, { clockStart: START });
+        open.push(b);
+        const keyed = (key: string, options: InjectOptions): InjectOptions => ({ ...options, headers: { ...(options.headers as Record<string, string> | undefined), 'idempotency-key': key } });
+        const tryBoth = async (key: string, options: InjectOptions) => {
+          const failed = await a.inject(keyed(key, options));
+          expect(failed.statusCode).toBe(503);
+          const retried = await inject(b, keyed(key, options));
+          const again = await inject(b, keyed(key, options));
+          // The retry answers what A made, as created; the next one replays that answer.
+          expect(retried.headers['idempotent-replayed']).toBeUndefined();
+          expect([again.statusCode, again.headers['idempotent-replayed'], again.json()]).toEqual([retried.statusCode, 'true', retried.json()]);
+          return retried;
+        };
+
+        const orderBody = { userId: 'user_resumed', serviceId: 'chat', orderName: 'resumed', amount: 1000 };
+        const order = await tryBoth('order-key', { method: 'POST', url: '/api/v1/orders', payload: orderBody });
+        const orders = (await b.app.stores.fluxpay.listOrders({ limit: 10, userId: 'user_resumed' })).data;
+        expect(orders.map((o) => o.orderId)).toEqual([order.json().result.orderId]);
+        expect([order.statusCode, order.json().result.status, order.json().result.amount]).toEqual([200, 'PENDING', 1000]);
+
+        const paymentBody = { orderId: orders[0]?.orderId, method: 'CARD', card: { number: '4242424242424242', cvv: '100', expMonth: 12, expYear: 2030 } };
+        const payment = await tryBoth('payment-key', { method: 'POST', url: '/api/v1/payments', payload: paymentBody });
+        expect([payment.statusCode, payment.json().result.status, payment.json().result.orderId]).toEqual([200, 'READY', orders[0]?.orderId]);
+        expect((await b.app.stores.fluxpay.paymentStats()).size).toBe(1);
+        expect((await b.app.stores.fluxpay.getPayment(payment.json().result.paymentKey as string))?.orderId).toBe(orders[0]?.orderId);
+
+        const booking = await tryBoth('booking-key', { method: 'POST', url: '/bookings', headers: { 'x-user-id': 'user_resumed' }, payload: { performanceId: 'perf_002', quantity: 2, paymentMethod: 'CREDIT_CARD' } });
+        const bookings = (await b.app.stores.bookings.listForUser('user_resumed', { limit: 10 })).data;
+        expect(bookings.map((x) => [x.id, x.seatIds])).toEqual([[booking.json().bookingId, booking.json().seatIds]]);
+        expect([booking.statusCode, booking.json().seatIds]).toEqual([201, expect.arrayContaining([expect.any(String), expect.any(String)])]);
+        expect((await b.app.stores.seats.counts('perf_002'))?.held).toBe(2);
+      } finally {
+        await a.close();
+      }
+    });
+
     it('a decision scheduled on A is made by B when A is gone: B polls the shared schedule', async () => {
       const [a, b] = await replicas();
       const id = (await createIntent(a, { reservation_id: 'res_3', amount: 500, scenario: 'delay', delay_ms: 5000 })).json().payment_intent_id as string;

@@ -186,6 +186,13 @@ redis.call('DECRBY', KEYS[3], entry[3])
 return 1
 `;
 
+// KEYS[1] the key's entry; ARGV: the request's claim, what it is about to make.
+const NOTE = `
+if redis.call('HGET', KEYS[1], 'ct') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'made', ARGV[2])
+return 1
+`;
+
 const SWEEP_ONLY = `${SWEEP}
 -- ARGV: entry prefix, now, batch, offset
 return sweep(tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]))  -- {removed, looked at, left in place}
@@ -224,6 +231,7 @@ export class RedisIdempotencyStore implements IdempotencyStore {
   readonly #begin: Script;
   readonly #complete: Script;
   readonly #release: Script;
+  readonly #note: Script;
   readonly #sweep: Script;
   readonly #stats: Script;
   readonly #client: Redis;
@@ -247,6 +255,7 @@ export class RedisIdempotencyStore implements IdempotencyStore {
     this.#begin = defineScript(client, 'paysimIdemBegin', BEGIN);
     this.#complete = defineScript(client, 'paysimIdemComplete', COMPLETE);
     this.#release = defineScript(client, 'paysimIdemRelease', RELEASE);
+    this.#note = defineScript(client, 'paysimIdemNote', NOTE);
     this.#sweep = defineScript(client, 'paysimIdemSweep', SWEEP_ONLY);
     this.#stats = defineScript(client, 'paysimIdemStats', STATS);
   }
@@ -277,6 +286,10 @@ export class RedisIdempotencyStore implements IdempotencyStore {
   /** The key's entry and the claim, for a write on this Redis that notes what the request made (`made`, if the claim is still the entry's). */
   noteOf(scope: string, key: string, claim: string): IdempotencyNote {
     return { entry: this.#entryPrefix + entryId(scope, key), claim };
+  }
+
+  async note(note: IdempotencyNote, made: string): Promise<void> {
+    await this.#note([note.entry], [note.claim, made]);
   }
 
   release(scope: string, key: string, claim: string): Promise<void> {

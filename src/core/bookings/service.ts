@@ -56,6 +56,8 @@ export interface BookInput {
   quantity: number;
   paymentMethod: string;
   webhookUrl?: string | undefined;
+  /** The booking's id: one from `newBookingId`, else a new one. */
+  id?: string | undefined;
 }
 
 export interface CancelInput {
@@ -97,7 +99,7 @@ export class BookingService {
     const performance = this.performance(input.performanceId);
     await scheduler.runDueOrFail();
     const now = clock.now();
-    const id = ids('bk');
+    const id = input.id ?? ids('bk');
     const expiresAt = now + config.seatHoldMs;
     // The expiry is scheduled before the hold, so seats are never held without a job to free them,
     // even when the process stops (or the store goes away) before the booking is written.
@@ -229,6 +231,16 @@ export class BookingService {
     }
     if (booking.paymentIntent.status === 'SUCCESS') await settlement.confirm(booking);
     else await settlement.fail(booking);
+  }
+
+  /** A new booking id (a keyed create notes it on its Idempotency-Key before the write). */
+  newBookingId(): string {
+    return this.#deps.ids('bk');
+  }
+
+  /** One booking as stored, if it is. */
+  find(id: string): Promise<Booking | undefined> {
+    return this.#deps.bookings.get(id);
   }
 
   /** One booking (expired first if its hold has lapsed); NOT_FOUND when unknown. */

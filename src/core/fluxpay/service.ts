@@ -186,14 +186,15 @@ export class FluxPayService {
   // ── payments ───────────────────────────────────────────────────────────────────────────────
 
   /** A READY payment (with its paymentKey) for a PENDING order; the card rules plan its outcome now, and the card is not kept. */
-  async createPayment(input: CreatePaymentInput): Promise<Payment> {
+  /** `paymentKey`: one from `newPaymentKey`, else a new one. */
+  async createPayment(input: CreatePaymentInput, paymentKey?: string): Promise<Payment> {
     if (input.method === 'CARD' && input.card === undefined) throw invalid('card', 'is required when method is CARD');
     if (input.method === 'CARD' && input.easyPay !== undefined) throw invalid('easyPay', 'is only for method EASY_PAY');
     if (input.method === 'EASY_PAY' && input.easyPay === undefined) throw invalid('easyPay', 'is required when method is EASY_PAY');
     if (input.method === 'EASY_PAY' && input.card !== undefined) throw invalid('card', 'is only for method CARD');
     const checked = input.card === undefined ? undefined : this.checkCard(input.card);
     const card = checked === undefined ? undefined : { card: { last4: checked.last4, expMonth: checked.expMonth, expYear: checked.expYear }, planned: checked.planned };
-    return this.#insertPayment(input.orderId, input.method, card, input.easyPay);
+    return this.#insertPayment(input.orderId, input.method, card, input.easyPay, paymentKey);
   }
 
   /**
@@ -252,13 +253,13 @@ export class FluxPayService {
     }
   }
 
-  async #insertPayment(orderId: string, method: PaymentMethod, card: { card: CardSummary; planned: Payment['planned'] } | undefined, easyPay: { provider: string } | undefined): Promise<Payment> {
+  async #insertPayment(orderId: string, method: PaymentMethod, card: { card: CardSummary; planned: Payment['planned'] } | undefined, easyPay: { provider: string } | undefined, paymentKey?: string): Promise<Payment> {
     const { store, clock, ids } = this.#deps;
     const now = clock.now();
     const order = await store.getOrder(orderId);
     if (order === undefined) throw notFound('Order', orderId);
     const payment: Payment = {
-      paymentKey: ids('pk'),
+      paymentKey: paymentKey ?? ids('pk'),
       orderId: order.orderId,
       userId: order.userId,
       amount: order.amount,
@@ -289,6 +290,15 @@ export class FluxPayService {
         this.#deps.bus?.publish({ id: created.payment.paymentKey, type: 'fluxpay.payment_created', occurredAt: now, payment: created.payment });
         return created.payment;
     }
+  }
+
+  /** A new payment key (a keyed create notes it on its Idempotency-Key before the write). */
+  newPaymentKey(): string {
+    return this.#deps.ids('pk');
+  }
+
+  findPayment(paymentKey: string): Promise<Payment | undefined> {
+    return this.#deps.store.getPayment(paymentKey);
   }
 
   async getPayment(paymentKey: string): Promise<Payment> {

@@ -3,7 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { DomainError, StoreFullError, StoreUnavailableError } from '../../core/errors.ts';
 import type { SeatCounts } from '../../core/seats.ts';
 import { sendProblem } from '../../http/error-handler.ts';
-import type { IdempotencyHooks } from '../../http/idempotency.ts';
+import { noteMaking, resumedRecord, type IdempotencyHooks } from '../../http/idempotency.ts';
 import { documented, errorResponses, IDEMPOTENT, SECURITY, withExamples } from '../../http/openapi.ts';
 import { problemOf } from '../../http/problem.ts';
 import { TAKES_OUTCOME } from '../../http/scenario.ts';
@@ -77,7 +77,14 @@ const bookingRoutes: FastifyPluginAsync<BookingRoutesOptions> = async (fastify, 
     },
     async (request, reply) => {
       const b = request.body;
-      const booking = await service.book({ userId: userOf(request), performanceId: b.performanceId, quantity: b.quantity, paymentMethod: b.paymentMethod, webhookUrl: b.webhookUrl });
+      // An earlier request under this Idempotency-Key booked and never answered (its replica was
+      // killed, or Redis failed it after the write): that booking is the answer, not a second one.
+      let booking = await resumedRecord(request, (id) => service.find(id));
+      if (booking === undefined) {
+        const id = service.newBookingId();
+        await noteMaking(request, id);
+        booking = await service.book({ userId: userOf(request), performanceId: b.performanceId, quantity: b.quantity, paymentMethod: b.paymentMethod, webhookUrl: b.webhookUrl, id });
+      }
       return reply.code(201).send({
         message: BOOKING_CREATED_MESSAGE,
         bookingId: booking.id,
