@@ -96,6 +96,16 @@ export function storeFull(store: FullStore): StoreFullError {
 }
 
 /**
+ * A keyed request found, before its write, that its Idempotency-Key is no longer its own: another
+ * request of the key took it (the client's retry on another replica, once this one had been cut off
+ * from Redis for REPLICA_ALIVE_MS) and answers it. Nothing is written here, so the operation is not
+ * done twice. Transient: the key is not settled by this answer (it is the other request's).
+ */
+export function idempotencyKeyLost(): DomainError {
+  return new DomainError('IDEMPOTENCY_KEY_IN_USE', 'Another request with this Idempotency-Key (a retry on another replica) took it over while this one could not reach Redis; that request answers it, and nothing was done here.', undefined, { transient: true });
+}
+
+/**
  * The store that holds the service's state cannot be reached (Redis stopped, restarting, or out of
  * the network): the call changed nothing this process knows of, and the client retries later. The
  * adapters raise it; each dialect renders it as its 503.

@@ -40,7 +40,8 @@ export interface PageQuery {
   cursor?: string | undefined;
 }
 
-export type InsertOutcome = { ok: true } | { ok: false; reason: 'full' };
+/** `key_lost`: an insert under an Idempotency-Key (`IdempotencyNote`) whose claim is no longer the key's: nothing written. */
+export type InsertOutcome = { ok: true } | { ok: false; reason: 'full' | 'key_lost' };
 
 /** How full a bounded store is, for the `store fill` gauges. */
 export interface StoreStats {
@@ -67,7 +68,8 @@ export interface IntentPatch {
 }
 
 export type RefundOutcome =
-  | { kind: 'refunded'; intent: Intent; amount: number }
+  /** `at`: when the refund was made (earlier than the call's `now` when the call found it made already, by its token). */
+  | { kind: 'refunded'; intent: Intent; amount: number; at: number }
   | { kind: 'not_found' }
   | { kind: 'invalid_state'; intent: Intent }
   | { kind: 'exceeds'; intent: Intent; left: number };
@@ -86,8 +88,12 @@ export interface IntentStore {
   decide(id: string, now: number): Promise<Transition<Intent>>;
   /** Sets `patch` if the intent's status is one of `from`. */
   transition(id: string, from: readonly IntentStatus[], patch: IntentPatch): Promise<Transition<Intent>>;
-  /** Refunds `amount` (default: all that is left) of an APPROVED or PARTIALLY_REFUNDED intent, never more than is left. */
-  refund(id: string, amount: number | undefined, now: number): Promise<RefundOutcome>;
+  /**
+   * Refunds `amount` (default: all that is left) of an APPROVED or PARTIALLY_REFUNDED intent, never more than is left.
+   * `token` (a shared store): the refund's own name, by which a call made again (a keyed retry whose
+   * first answer was lost) finds the refund made and answers it instead of refunding again.
+   */
+  refund(id: string, amount: number | undefined, now: number, token?: string): Promise<RefundOutcome>;
   /**
    * Optional, for a store that shares its back end with the scheduler's: a cancel (PENDING →
    * CANCELLED at `now`, as `transition`) and, when it succeeds, `job` scheduled, as one atomic operation.
@@ -97,7 +103,7 @@ export interface IntentStore {
    * Optional, likewise: `refund` and, when it refunds, `job` scheduled under the key
    * `refundJobKey(job.key, refunded in all after it, its amount, now)`, as one atomic operation.
    */
-  refundScheduled?: ((id: string, amount: number | undefined, now: number, job: Job) => Promise<RefundOutcome>) | undefined;
+  refundScheduled?: ((id: string, amount: number | undefined, now: number, job: Job, token?: string) => Promise<RefundOutcome>) | undefined;
   /** Newest first. A page may hold fewer than `limit` records and still have a `nextCursor` when a filter's scan was cut short. */
   list(query: IntentQuery): Promise<Page<Intent>>;
   /** How many stored intents are in each status, over all of them (kept as they change: cheap). */
@@ -129,9 +135,10 @@ export interface IdempotencyStore {
   /**
    * Notes `made` on the key of `note` while its claim is still the entry's, before the request
    * writes it (a shared store, for a write that cannot note it itself): a retry after a lost
-   * answer resumes it (`BeginResult` `resume`).
+   * answer resumes it (`BeginResult` `resume`). False, noting nothing, when the claim is no longer
+   * the entry's (another request took the key): the request must not write.
    */
-  note?(note: IdempotencyNote, made: string): Promise<void>;
+  note?(note: IdempotencyNote, made: string): Promise<boolean>;
   stats(): Promise<StoreStats & { bytes: number }>;
   sweep(now: number): Promise<number>;
 }

@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest, onSendHookHandler, preHandlerHookHandler } from 'fastify';
 import type { Clock } from '../core/clock.ts';
-import { isStoreUnavailable } from '../core/errors.ts';
+import { idempotencyKeyLost, isStoreUnavailable } from '../core/errors.ts';
 import { fingerprint, type IdempotencyNote } from '../core/idempotency.ts';
 import type { IdempotencyStore } from '../core/ports.ts';
 import { sendProblem, type ErrorShape } from './error-handler.ts';
@@ -62,27 +62,36 @@ export function idempotencyNoteOf(request: FastifyRequest): IdempotencyNote | un
   return notes.get(request);
 }
 
+/** The id an earlier request under this request's key noted (`resumedMade`), without looking for its record. */
+export function resumedId(request: FastifyRequest): string | undefined {
+  return resumed.get(request);
+}
+
 /**
- * The record an earlier request under this request's Idempotency-Key made and never answered (its
- * replica died, or it answered a 5xx after its write: Redis slow or away), when it is still stored:
- * the route answers it as created instead of making another. Undefined for every other request,
- * and when what was noted was never written or has been evicted since (the route makes it).
+ * What an earlier request under this request's Idempotency-Key made, or was about to make, and never
+ * answered (its replica died, or it answered a 5xx: Redis slow or away): its `id` as noted, and the
+ * `record` when it is stored, which the route answers as created instead of making another. Without
+ * the record (never written, or evicted since) the route makes it, under that id where a late write
+ * of the earlier request must find it made. Both undefined for every other request.
  */
-export async function resumedRecord<T>(request: FastifyRequest, find: (id: string) => Promise<T | undefined>): Promise<T | undefined> {
-  const made = resumed.get(request);
-  return made === undefined ? undefined : find(made);
+export async function resumedMade<T>(request: FastifyRequest, find: (id: string) => Promise<T | undefined>): Promise<{ id?: string | undefined; record?: T | undefined }> {
+  const id = resumed.get(request);
+  return id === undefined ? {} : { id, record: await find(id) };
 }
 
 /**
  * Notes on this keyed request's Idempotency-Key the id of what it is about to make, before its
  * write, for a create whose write cannot note it itself: a retry after a lost answer (its replica
  * killed, or a 5xx after the write) then answers that record (`resumedRecord`) instead of making a
- * second one. Nothing without a key, or with a store of one process.
+ * second one. Nothing without a key, or with a store of one process. IDEMPOTENCY_KEY_IN_USE
+ * (transient), nothing noted, when the key is no longer this request's.
  */
 export async function noteMaking(request: FastifyRequest, id: string): Promise<void> {
   const note = notes.get(request);
   const store = stores.get(request);
-  if (note !== undefined && store?.note !== undefined) await store.note(note, id);
+  if (note === undefined || store?.note === undefined) return;
+  // The key is no longer this request's (its retry took it on another replica): written here, it would be made twice.
+  if (!(await store.note(note, id))) throw idempotencyKeyLost();
 }
 
 /**

@@ -144,9 +144,9 @@ withRedisServer('Redis adapters', (server) => {
     const job = (key: string) => ({ kind: 'intent.refund_event', key, dueAt: T0 + 30_000 });
 
     const refund = await sentTwice(client, () => store.refundScheduled!(approved.id, 300, T0 + 300, job(approved.id)));
-    expect(refund).toEqual({ kind: 'refunded', amount: 300, intent: { ...approved, status: 'PARTIALLY_REFUNDED', refundedAmount: 300, updatedAt: T0 + 300 } });
+    expect(refund).toEqual({ kind: 'refunded', amount: 300, at: T0 + 300, intent: { ...approved, status: 'PARTIALLY_REFUNDED', refundedAmount: 300, updatedAt: T0 + 300 } });
     const plain = await sentTwice(client, () => store.refund(approved.id, undefined, T0 + 400));
-    expect(plain).toEqual({ kind: 'refunded', amount: 700, intent: { ...approved, status: 'REFUNDED', refundedAmount: 1000, updatedAt: T0 + 400 } });
+    expect(plain).toEqual({ kind: 'refunded', amount: 700, at: T0 + 400, intent: { ...approved, status: 'REFUNDED', refundedAmount: 1000, updatedAt: T0 + 400 } });
     expect(await store.get(approved.id)).toMatchObject({ status: 'REFUNDED', refundedAmount: 1000 });
     expect((await redis.client.hkeys(`${keyPrefix}sched:jobs:intent.refund_event`)).sort()).toEqual([`${approved.id}/300/300/${T0 + 300}`]);
     // A second call of the same amount is its own call: refused, as nothing is left.
@@ -170,7 +170,7 @@ withRedisServer('Redis adapters', (server) => {
     expect(await store.refundScheduled!('pay_none', 1, T0, job)).toEqual({ kind: 'not_found' });
     expect(await scheduler.claimDue(T0, 1, 1_000)).toEqual([]);
     const [refund, claimed] = await sentTogetherTwice<unknown>(client, [() => store.refundScheduled!(approved.id, 300, T0 + 300, job), () => scheduler.claimDue(T0 + 1_000, 10, 1_000)]);
-    expect(refund).toEqual({ kind: 'refunded', amount: 300, intent: { ...approved, status: 'PARTIALLY_REFUNDED', refundedAmount: 300, updatedAt: T0 + 300 } });
+    expect(refund).toEqual({ kind: 'refunded', amount: 300, at: T0 + 300, intent: { ...approved, status: 'PARTIALLY_REFUNDED', refundedAmount: 300, updatedAt: T0 + 300 } });
     expect((claimed as ClaimedJob[]).map((j) => [j.kind, j.key])).toEqual([['intent.refund_event', `${approved.id}/300/300/${T0 + 300}`]]);
     await scheduler.complete(claimed as ClaimedJob[]);
     // Ran and completed once: nothing left to claim, even after the lease.
@@ -192,9 +192,9 @@ withRedisServer('Redis adapters', (server) => {
     // Each answered with the intent as its own refund left it (the first run's answer).
     const after = (refunded: number) => ({ ...approved, status: 'PARTIALLY_REFUNDED', refundedAmount: refunded, updatedAt: T0 + 300 });
     expect(replies).toEqual([
-      { kind: 'refunded', amount: 300, intent: after(300) },
-      { kind: 'refunded', amount: 200, intent: after(500) },
-      { kind: 'refunded', amount: 100, intent: after(600) },
+      { kind: 'refunded', amount: 300, at: T0 + 300, intent: after(300) },
+      { kind: 'refunded', amount: 200, at: T0 + 300, intent: after(500) },
+      { kind: 'refunded', amount: 100, at: T0 + 300, intent: after(600) },
     ]);
     expect(await store.get(approved.id)).toMatchObject({ status: 'PARTIALLY_REFUNDED', refundedAmount: 600 });
     // Each backstop job once, keyed by the total after its own refund.
@@ -203,6 +203,25 @@ withRedisServer('Redis adapters', (server) => {
     expect(await client.llen(`${keyPrefix}int:rts:${approved.id}`)).toBe(3);
     for (let i = 0; i < REFUND_TOKENS + 5; i++) await store.refund(approved.id, 1, T0 + 400);
     expect(await client.llen(`${keyPrefix}int:rts:${approved.id}`)).toBe(REFUND_TOKENS);
+    client.disconnect();
+  });
+
+  it('RedisIntentStore: a refund named by its caller (a keyed request) and made again later under that name answers the refund as made, at its own time; an entry kept before 2026-12-05 (no time) answers the call\'s', async () => {
+    const { keyPrefix, client, store } = scheduledIntents();
+    const approved = anIntent({ amount: 1000, status: 'APPROVED', decidedAt: T0 + 200, updatedAt: T0 + 200 });
+    await store.insert(approved);
+    const job = { kind: 'intent.refund_event', key: approved.id, dueAt: T0 + 30_000 };
+    const first = { kind: 'refunded', amount: 300, at: T0 + 300, intent: { ...approved, status: 'PARTIALLY_REFUNDED', refundedAmount: 300, updatedAt: T0 + 300 } };
+    expect(await store.refundScheduled!(approved.id, 300, T0 + 300, job, 'named-1')).toEqual(first);
+    expect(await store.refund(approved.id, 100, T0 + 400)).toMatchObject({ kind: 'refunded', amount: 100 });
+    // Its retry a minute later: the same refund, as it left the intent, and no second backstop job.
+    expect(await store.refundScheduled!(approved.id, 300, T0 + 60_000, job, 'named-1')).toEqual(first);
+    expect(await store.get(approved.id)).toMatchObject({ refundedAmount: 400 });
+    expect(await client.hkeys(`${keyPrefix}sched:jobs:intent.refund_event`)).toEqual([`${approved.id}/300/300/${T0 + 300}`]);
+    // An entry written by a version before 2026-12-05: 'token amount total'.
+    await client.lpush(`${keyPrefix}int:rts:${approved.id}`, 'old-token 50 450');
+    expect(await store.refund(approved.id, 50, T0 + 70_000, 'old-token')).toEqual({ kind: 'refunded', amount: 50, at: T0 + 70_000, intent: { ...approved, status: 'PARTIALLY_REFUNDED', refundedAmount: 450, updatedAt: T0 + 70_000 } });
+    expect(await store.get(approved.id)).toMatchObject({ refundedAmount: 400 });
     client.disconnect();
   });
 
@@ -329,7 +348,7 @@ withRedisServer('Redis adapters', (server) => {
     expect(await after.begin('POST /v1/sim/intent', 'k0', 'fp', T0 + 102)).toMatchObject({ kind: 'started' });
   });
 
-  it('an intent written under an Idempotency-Key is noted on the key: a begin after its replica died, or after a 5xx released it, resumes it (the same body only); a write of another claim notes nothing', async () => {
+  it('an intent written under an Idempotency-Key is noted on the key: a begin after its replica died, or after a 5xx released it, resumes it (the same body only); a write of another claim is refused, nothing written', async () => {
     const { keyPrefix, client, store: intents } = scheduledIntents();
     const replicaA = new RedisIdempotencyStore(client, { keyPrefix, ttlMs: DAY, maxKeys: 100, inFlightHoldMs: DAY });
     const replicaB = new RedisIdempotencyStore(redis.client, { keyPrefix, ttlMs: DAY, maxKeys: 100, inFlightHoldMs: DAY });
@@ -365,10 +384,12 @@ withRedisServer('Redis adapters', (server) => {
     await replicaB.release(scope, 'k-none', early);
     expect(await replicaB.begin(scope, 'k-none', 'fp', T0 + 1)).toEqual({ kind: 'started', claim: expect.any(String) });
 
-    // A write under a claim that is no longer the key's (its hold let it go, another took it) notes nothing.
+    // A write under a claim that is no longer the key's (its hold let it go, another took it) writes
+    // nothing (before 2026-12-05 it wrote a second intent, noting nothing).
     const stale = anIntent();
     const current = claimOf(await replicaB.begin(scope, 'k-stale', 'fp', T0));
-    await intents.insertScheduled!(stale, job(stale), replicaB.noteOf(scope, 'k-stale', 'another-claim'));
+    expect(await intents.insertScheduled!(stale, job(stale), replicaB.noteOf(scope, 'k-stale', 'another-claim'))).toEqual({ ok: false, reason: 'key_lost' });
+    expect(await intents.get(stale.id)).toBeUndefined();
     await replicaB.release(scope, 'k-stale', current);
     expect(await replicaB.begin(scope, 'k-stale', 'fp', T0 + 1)).toEqual({ kind: 'started', claim: expect.any(String) });
     client.disconnect();
@@ -379,14 +400,14 @@ withRedisServer('Redis adapters', (server) => {
     const scope = 'POST /api/v1/orders';
     const begun = await idem.begin(scope, 'k-noted', 'fp', T0);
     if (begun.kind !== 'started') throw new Error(begun.kind);
-    await idem.note(idem.noteOf(scope, 'k-noted', begun.claim), 'ord_1');
+    expect(await idem.note(idem.noteOf(scope, 'k-noted', begun.claim), 'ord_1')).toBe(true);
     await idem.release(scope, 'k-noted', begun.claim);
     expect(await idem.begin(scope, 'k-noted', 'other-fp', T0 + 1)).toEqual({ kind: 'mismatch' });
     expect(await idem.begin(scope, 'k-noted', 'fp', T0 + 2)).toEqual({ kind: 'resume', claim: expect.any(String), made: 'ord_1' });
 
     const current = await idem.begin(scope, 'k-stale', 'fp', T0);
     if (current.kind !== 'started') throw new Error(current.kind);
-    await idem.note(idem.noteOf(scope, 'k-stale', 'another-claim'), 'ord_2');
+    expect(await idem.note(idem.noteOf(scope, 'k-stale', 'another-claim'), 'ord_2')).toBe(false);
     await idem.release(scope, 'k-stale', current.claim);
     expect(await idem.begin(scope, 'k-stale', 'other-fp', T0 + 1)).toEqual({ kind: 'started', claim: expect.any(String) });
   });

@@ -2,15 +2,17 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { InjectOptions, LightMyRequestResponse } from 'fastify';
+import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import { SignJWT } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { buildApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import { StoreUnavailableError } from '../../src/core/errors.ts';
+import type { Stores } from '../../src/core/ports.ts';
 import { LOADED, LOADING_SEEN, redisLoading } from '../../src/adapters/redis/connection.ts';
 import { SHARED_RULES_REFRESH_MS } from '../../src/plugins/app/faults.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
+import { ManualClock } from '../helpers/manual-clock.ts';
 import { redisServerOrSkip, startRedis, type TestRedis } from '../helpers/redis.ts';
 import { v2Body } from '../helpers/v2.ts';
 import { startReceiver, type Receiver } from '../helpers/receiver.ts';
@@ -65,6 +67,32 @@ if (redisServerOrSkip('replicas on Redis')) {
     open.push(b);
     return [a, b];
   }
+
+  /**
+   * Replica A on a new prefix, whose stores `wrap` changes (a write that goes through, then fails as
+   * if Redis failed the call after it: `writtenThenFailed`), and the settings for another replica beside it.
+   */
+  async function failingAfterWrite(wrap: (stores: Stores) => void, options: { env?: Record<string, string>; clock?: ManualClock } = {}): Promise<{ env: Record<string, string>; a: FastifyInstance }> {
+    const env = { STORE: 'redis', REDIS_URL: redis.url, REDIS_KEY_PREFIX: redis.newPrefix(), SHUTDOWN_TIMEOUT_MS: '0', WEBHOOK_SECRET: 'whsec_dGVzdC1zZWNyZXQtZm9yLXBheXNpbQ==', ...options.env };
+    const a = await buildApp({
+      config: loadConfig(env),
+      clock: options.clock,
+      logger: false,
+      wrapStores: (stores) => {
+        wrap(stores);
+        return stores;
+      },
+    });
+    await a.ready();
+    return { env, a };
+  }
+  /** A store call whose write goes through, then fails (its reply lost, Redis slow): the client gets 503. */
+  const writtenThenFailed =
+    <A extends unknown[], R>(write: (...args: A) => Promise<R>) =>
+    async (...args: A): Promise<R> => {
+      await write(...args);
+      throw new StoreUnavailableError();
+    };
 
   const inject = (t: TestApp, options: InjectOptions): Promise<LightMyRequestResponse> => t.app.inject(options);
   /** The `ready` gauge of a /metrics text. */
@@ -212,23 +240,12 @@ if (redisServerOrSkip('replicas on Redis')) {
     });
 
     it('a keyed create whose intent was written but whose answer was a 503 (Redis slow after the write): the retry on the other replica answers that intent, not a second one (a user test: two payments)', async () => {
-      const prefix = redis.newPrefix();
-      const env = { STORE: 'redis', REDIS_URL: redis.url, REDIS_KEY_PREFIX: prefix, SHUTDOWN_TIMEOUT_MS: '0', WEBHOOK_SECRET: 'whsec_dGVzdC1zZWNyZXQtZm9yLXBheXNpbQ==' };
       // Replica A: its insert is written, then Redis "fails" it (the reply lost): the client gets 503.
-      const a = await buildApp({
-        config: loadConfig(env),
-        logger: false,
-        wrapStores: (stores) => {
-          const insertScheduled = stores.intents.insertScheduled?.bind(stores.intents);
-          if (insertScheduled === undefined) throw new Error('a Redis intent store writes its job with the intent');
-          stores.intents.insertScheduled = async (...args) => {
-            await insertScheduled(...args);
-            throw new StoreUnavailableError();
-          };
-          return stores;
-        },
+      const { env, a } = await failingAfterWrite((stores) => {
+        const insertScheduled = stores.intents.insertScheduled?.bind(stores.intents);
+        if (insertScheduled === undefined) throw new Error('a Redis intent store writes its job with the intent');
+        stores.intents.insertScheduled = writtenThenFailed(insertScheduled);
       });
-      await a.ready();
       try {
         const other = await buildTestApp(env, { clockStart: START });
         open.push(other);
@@ -250,24 +267,12 @@ if (redisServerOrSkip('replicas on Redis')) {
     });
 
     it('a FluxPay order, a FluxPay payment and a booking made under a key whose answer was a 503 (Redis failed the call after the write): the retry on the other replica answers what was made, not a second one (before 2026-12-05 each was made twice)', async () => {
-      const prefix = redis.newPrefix();
-      const env = { STORE: 'redis', REDIS_URL: redis.url, REDIS_KEY_PREFIX: prefix, SHUTDOWN_TIMEOUT_MS: '0', WEBHOOK_SECRET: 'whsec_dGVzdC1zZWNyZXQtZm9yLXBheXNpbQ==' };
       // Replica A: each create's write goes through, then Redis "fails" it (the reply lost): the client gets 503.
-      const writtenThenFailed = <A extends unknown[], R>(write: (...args: A) => Promise<R>) => async (...args: A): Promise<R> => {
-        await write(...args);
-        throw new StoreUnavailableError();
-      };
-      const a = await buildApp({
-        config: loadConfig(env),
-        logger: false,
-        wrapStores: (stores) => {
-          stores.fluxpay.createOrder = writtenThenFailed(stores.fluxpay.createOrder.bind(stores.fluxpay));
-          stores.fluxpay.createPayment = writtenThenFailed(stores.fluxpay.createPayment.bind(stores.fluxpay));
-          stores.bookings.insert = writtenThenFailed(stores.bookings.insert.bind(stores.bookings));
-          return stores;
-        },
+      const { env, a } = await failingAfterWrite((stores) => {
+        stores.fluxpay.createOrder = writtenThenFailed(stores.fluxpay.createOrder.bind(stores.fluxpay));
+        stores.fluxpay.createPayment = writtenThenFailed(stores.fluxpay.createPayment.bind(stores.fluxpay));
+        stores.bookings.insert = writtenThenFailed(stores.bookings.insert.bind(stores.bookings));
       });
-      await a.ready();
       try {
         const b = await buildTestApp(env, { clockStart: START });
         open.push(b);
@@ -300,6 +305,113 @@ if (redisServerOrSkip('replicas on Redis')) {
         expect(bookings.map((x) => [x.id, x.seatIds])).toEqual([[booking.json().bookingId, booking.json().seatIds]]);
         expect([booking.statusCode, booking.json().seatIds]).toEqual([201, expect.arrayContaining([expect.any(String), expect.any(String)])]);
         expect((await b.app.stores.seats.counts('perf_002'))?.held).toBe(2);
+      } finally {
+        await a.close();
+      }
+    });
+
+    it('a resumed create whose first request never wrote it is made under the noted id: a FluxPay order\'s admission token, used by the first request and not given back, is that order\'s (a review: 403 WAIT_001, kept under the key); a booking resumed after its hold lapsed is a new booking, not the expired one answered as booked (a review)', async () => {
+      const clock = new ManualClock(START, { awaitWork: true });
+      const failing = <A extends unknown[], R>(_call: (...args: A) => Promise<R>) => (): Promise<R> => Promise.reject(new StoreUnavailableError());
+      const { env, a } = await failingAfterWrite(
+        (stores) => {
+          stores.fluxpay.createOrder = failing(stores.fluxpay.createOrder);
+          stores.waitingRooms.releaseToken = failing(stores.waitingRooms.releaseToken);
+          stores.bookings.insert = writtenThenFailed(stores.bookings.insert.bind(stores.bookings));
+        },
+        { clock, env: { SEAT_HOLD_MS: '60000' } },
+      );
+      try {
+        const b = await buildTestApp(env, { clockStart: START });
+        open.push(b);
+        expect((await inject(b, { method: 'PUT', url: '/api/v1/waiting-rooms/sale', payload: { admitPerSecond: 2, admissionTtlSeconds: 600, protectedServiceIds: ['ai-writer'] } })).statusCode).toBe(201);
+        const token = (await inject(b, { method: 'POST', url: '/api/v1/waiting-rooms/sale/enter', payload: { userId: 'user_1' } })).json().result.admissionToken as string;
+        const order = { method: 'POST' as const, url: '/api/v1/orders', headers: { 'x-admission-token': token, 'idempotency-key': 'room-key' }, payload: { userId: 'user_1', serviceId: 'ai-writer', orderName: 'r', amount: 15000 } };
+        expect((await a.inject(order)).statusCode).toBe(503);
+        const retried = await inject(b, order);
+        expect([retried.statusCode, retried.json().result?.status]).toEqual([200, 'PENDING']);
+        expect((await b.app.stores.fluxpay.listOrders({ limit: 10, userId: 'user_1' })).data.map((o) => o.orderId)).toEqual([retried.json().result.orderId]);
+        // The token is that order's now: another key's order with it is refused.
+        expect((await inject(b, { ...order, headers: { ...order.headers, 'idempotency-key': 'other-key' } })).json().code).toBe('WAIT_001');
+
+        const booking = { method: 'POST' as const, url: '/bookings', headers: { 'x-user-id': 'user_9', 'idempotency-key': 'late-key' }, payload: { performanceId: 'perf_002', quantity: 2, paymentMethod: 'CREDIT_CARD' } };
+        expect((await a.inject(booking)).statusCode).toBe(503);
+        const first = (await b.app.stores.bookings.listForUser('user_9', { limit: 10 })).data;
+        await Promise.all([clock.advance(120_000), b.clock.advance(120_000)]);
+        const rebooked = await inject(b, booking);
+        expect(rebooked.statusCode).toBe(201);
+        expect(rebooked.json().bookingId).not.toBe(first[0]?.id);
+        expect((await b.app.stores.bookings.get(rebooked.json().bookingId as string))?.status).toBe('pending');
+        expect((await b.app.stores.bookings.get(first[0]?.id as string))?.status).toBe('expired');
+        expect((await b.app.stores.seats.counts('perf_002'))?.held).toBe(2);
+        const again = await inject(b, booking);
+        expect([again.statusCode, again.headers['idempotent-replayed'], again.json()]).toEqual([201, 'true', rebooked.json()]);
+      } finally {
+        await a.close();
+      }
+    });
+
+    it('a keyed create that finds, before its write, that its key was taken by another request (its retry on another replica, this one cut off from Redis) writes nothing and answers 409 IDEMPOTENCY_KEY_IN_USE in its shape (a review: two orders, two intents)', async () => {
+      // Before the write, the key is taken by another claim (what a retry elsewhere does once this replica's mark lapsed).
+      const takenBeforeWrite = (entryOf: () => string | undefined) => async () => {
+        const entry = entryOf();
+        if (entry !== undefined) await redis.client.hset(entry, 'ct', 'another-claim');
+      };
+      let entry: string | undefined;
+      const { env, a } = await failingAfterWrite((stores) => {
+        const idem = stores.idempotency;
+        const noteOf = idem.noteOf?.bind(idem);
+        if (noteOf === undefined) throw new Error('a Redis idempotency store notes what a request makes');
+        idem.noteOf = (scope, key, claim) => {
+          const note = noteOf(scope, key, claim);
+          entry = note.entry;
+          return note;
+        };
+        const take = takenBeforeWrite(() => entry);
+        const note = idem.note?.bind(idem);
+        if (note !== undefined) idem.note = async (...args) => (await take(), note(...args));
+        const insertScheduled = stores.intents.insertScheduled?.bind(stores.intents);
+        if (insertScheduled !== undefined) stores.intents.insertScheduled = async (...args) => (await take(), insertScheduled(...args));
+      });
+      try {
+        const b = await buildTestApp(env, { clockStart: START });
+        open.push(b);
+        const order = await a.inject({ method: 'POST', url: '/api/v1/orders', headers: { 'idempotency-key': 'lost-1' }, payload: { userId: 'user_lost', serviceId: 'chat', orderName: 'r', amount: 1000 } });
+        expect([order.statusCode, order.json()]).toEqual([409, { isSuccess: false, code: 'COMMON_409', message: 'Another request with this Idempotency-Key (a retry on another replica) took it over while this one could not reach Redis; that request answers it, and nothing was done here.', result: null }]);
+        expect((await b.app.stores.fluxpay.listOrders({ limit: 10, userId: 'user_lost' })).data).toEqual([]);
+        const intent = await a.inject({ method: 'POST', url: '/v1/sim/intent', headers: { 'idempotency-key': 'lost-2' }, payload: { reservation_id: 'res_lost_key', amount: 700 } });
+        expect([intent.statusCode, intent.json().error.code]).toEqual([409, 'IDEMPOTENCY_KEY_IN_USE']);
+        expect((await b.app.stores.intents.list({ limit: 10, reservationId: 'res_lost_key' })).data).toEqual([]);
+      } finally {
+        await a.close();
+      }
+    });
+
+    it('a keyed refund written but answered 503 (Redis failed the call after the write): the retry on the other replica answers that refund, not a second one, and its event is the one the first refund\'s backstop would tell (before 2026-12-05 it refunded twice)', async () => {
+      const { env, a } = await failingAfterWrite((stores) => {
+        const refundScheduled = stores.intents.refundScheduled?.bind(stores.intents);
+        if (refundScheduled === undefined) throw new Error('a Redis intent store writes its job with the refund');
+        stores.intents.refundScheduled = writtenThenFailed(refundScheduled);
+      });
+      try {
+        const b = await buildTestApp(env, { clockStart: START });
+        open.push(b);
+        const id = (await createIntent(b, { reservation_id: 'res_refund_resumed', amount: 9000, scenario: 'approve' })).json().payment_intent_id as string;
+        await b.clock.advance(200);
+        await eventually(async () => ((await getIntent(b, id)).json().status === 'APPROVED' ? true : undefined), 'the approval');
+        const refund = { method: 'POST' as const, url: `/v1/sim/intents/${id}/refund`, payload: { amount: 4000 }, headers: { 'idempotency-key': 'refund-key' } };
+        const failed = await a.inject(refund);
+        expect([failed.statusCode, failed.json().error.code]).toEqual([503, 'STORE_UNAVAILABLE']);
+        const refundedAt = (await b.app.stores.intents.get(id))?.updatedAt as number;
+        const retried = await inject(b, refund);
+        const { webhook: _none, ...stored } = (await getIntent(b, id)).json();
+        expect([retried.statusCode, retried.headers['idempotent-replayed'], retried.json()]).toEqual([200, undefined, stored]);
+        expect([stored.status, stored.refunded_amount, stored.updated_at]).toEqual(['PARTIALLY_REFUNDED', 4000, iso(refundedAt)]);
+        const again = await inject(b, refund);
+        expect([again.statusCode, again.headers['idempotent-replayed'], again.json()]).toEqual([200, 'true', retried.json()]);
+        // One event, at the refund's own time, and the first refund's backstop job taken off (it told the same event).
+        expect(b.events.filter((e) => e.type === 'payment.refunded').map((e) => [e.occurredAt, e.intent.refundedAmount])).toEqual([[refundedAt, 4000]]);
+        expect(await b.app.core.scheduler.pending('intent.refund_event')).toBe(0);
       } finally {
         await a.close();
       }

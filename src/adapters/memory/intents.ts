@@ -96,7 +96,7 @@ export class MemoryIntentStore implements IntentStore {
     record.refundedAmount += refund;
     record.updatedAt = now;
     this.#setStatus(record, record.refundedAmount === record.amount ? 'REFUNDED' : 'PARTIALLY_REFUNDED');
-    return Promise.resolve({ kind: 'refunded', intent: copyIntent(record), amount: refund });
+    return Promise.resolve({ kind: 'refunded', intent: copyIntent(record), amount: refund, at: now });
   }
 
   list(query: IntentQuery): Promise<Page<Intent>> {

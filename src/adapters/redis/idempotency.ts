@@ -288,8 +288,8 @@ export class RedisIdempotencyStore implements IdempotencyStore {
     return { entry: this.#entryPrefix + entryId(scope, key), claim };
   }
 
-  async note(note: IdempotencyNote, made: string): Promise<void> {
-    await this.#note([note.entry], [note.claim, made]);
+  async note(note: IdempotencyNote, made: string): Promise<boolean> {
+    return (await this.#note([note.entry], [note.claim, made])) === 1;
   }
 
   release(scope: string, key: string, claim: string): Promise<void> {

@@ -103,16 +103,19 @@ return math.min(insertIntent(), 1)
  * The insert and, when it stored the intent, its job: KEYS[3..5] and ARGV[17..21] are the
  * scheduler's (RedisSchedulerStore.jobWrite); ARGV[22..23] the Idempotency-Key's entry and the
  * request's claim ('' without a key: IdempotencyNote), on which the intent's id is noted (`made`)
- * while the claim is still the entry's, for a retry after a lost answer to resume.
+ * for a retry after a lost answer to resume; 3, nothing written, when the claim is no longer the entry's.
  */
 export const INSERT_SCHEDULED = `${PRELUDE}${INSERT_INTENT}${SCHEDULE_JOB}
+-- ARGV[22] is a key this script does not declare (the idempotency store's): fine on the one Redis
+-- server paysim needs (its scripts build keys from the prefix; a Redis Cluster is refused at start).
+-- Its claim no longer the key's (another request of the key took it: the client's retry on another
+-- replica, this one cut off from Redis meanwhile): nothing written (a review: a second intent).
+if ARGV[22] ~= '' and redis.call('HGET', ARGV[22], 'ct') ~= ARGV[23] then return 3 end
 local inserted = insertIntent()
 if inserted == 0 then return 0 end
 -- Run again: its job was scheduled by the first run (and may have run since).
 if inserted == 1 then scheduleJob(KEYS[3], KEYS[4], KEYS[5], ARGV[17], ARGV[18], ARGV[19], ARGV[20], ARGV[21]) end
--- ARGV[22] is a key this script does not declare (the idempotency store's): fine on the one Redis
--- server paysim needs (its scripts build keys from the prefix; a Redis Cluster is refused at start).
-if ARGV[22] ~= '' and redis.call('HGET', ARGV[22], 'ct') == ARGV[23] then redis.call('HSET', ARGV[22], 'made', ARGV[2]) end
+if ARGV[22] ~= '' then redis.call('HSET', ARGV[22], 'made', ARGV[2]) end
 return 1
 `;
 
@@ -191,29 +194,32 @@ return result
 export const REFUND_TOKENS = 16;
 
 const REFUND_INTENT = `
--- Answers the reply ({'refunded', record, amount} or why not) and, when refunded, the total refunded
--- after it, and true when this was the refund run again (found by its token: nothing changed now).
--- token: the call's own (unique). A refund notes it in P..'rts:'..id, a list of the intent's last
--- REFUND_TOKENS refunds ('token amount total', newest first), so that the same call run again (the
--- client sent the script again after its reply was lost: ioredis resends unanswered commands after
--- a reconnect, several refunds of one intent among them) answers that refund, with the intent as it
--- left it, instead of refunding twice. (Versions before 2026-12-02 kept the last refund's only, on
--- the record: rt and rl, still read.)
+-- Answers the reply ({'refunded', record, amount, time of the refund} or why not) and, when
+-- refunded, the total refunded after it, and true when this was the refund run again (found by its
+-- token: nothing changed now). token: the call's own (unique), or the one a request under an
+-- Idempotency-Key noted on its key (its retry passes the same). A refund notes it in P..'rts:'..id,
+-- a list of the intent's last REFUND_TOKENS refunds ('token amount total time', newest first), so
+-- that the same call run again (the client sent the script again after its reply was lost: ioredis
+-- resends unanswered commands after a reconnect, several refunds of one intent among them), or the
+-- keyed retry of a request whose answer was lost, answers that refund, with the intent as it left
+-- it and the refund's own time, instead of refunding twice. (Versions before 2026-12-02 kept the
+-- last refund's only, on the record: rt and rl, still read; before 2026-12-05 an entry had no time.)
 local function refundIntent(id, requested, now, token)
   local flat = redis.call('HGETALL', rec(id))
   if #flat == 0 then return {'not_found'} end
   local at = positions(flat)
   for _, entry in ipairs(redis.call('LRANGE', P .. 'rts:' .. id, 0, -1)) do
-    local t, amount, total = string.match(entry, '^(%S+) (%d+) (%d+)$')
+    local t, amount, total, when = string.match(entry, '^(%S+) (%d+) (%d+) ?(%S*)$')
     if t == token then
+      if when == '' then when = now end
       -- The intent as this refund left it (later ones may have refunded more since).
       local state = 'PARTIALLY_REFUNDED'
       if total == flat[at.amt] then state = 'REFUNDED' end
-      flat[at.ra], flat[at.s], flat[at.ua] = total, state, now
-      return {'refunded', encode(flat, at), tonumber(amount)}, tonumber(total), true
+      flat[at.ra], flat[at.s], flat[at.ua] = total, state, when
+      return {'refunded', encode(flat, at), tonumber(amount), when}, tonumber(total), true
     end
   end
-  if at.rt and flat[at.rt] == token then return {'refunded', encode(flat, at), tonumber(flat[at.rl])}, tonumber(flat[at.ra]), true end
+  if at.rt and flat[at.rt] == token then return {'refunded', encode(flat, at), tonumber(flat[at.rl]), now}, tonumber(flat[at.ra]), true end
   local before = flat[at.s]
   if before ~= 'APPROVED' and before ~= 'PARTIALLY_REFUNDED' then return {'invalid_state', encode(flat, at)} end
   local amount, refunded = tonumber(flat[at.amt]), tonumber(flat[at.ra])
@@ -225,10 +231,10 @@ local function refundIntent(id, requested, now, token)
   local after = 'PARTIALLY_REFUNDED'
   if refunded == amount then after = 'REFUNDED' end
   write(id, flat, at, {'ra', string.format('%d', refunded), 'ua', now, 's', after})
-  redis.call('LPUSH', P .. 'rts:' .. id, token .. ' ' .. string.format('%d', refund) .. ' ' .. string.format('%d', refunded))
+  redis.call('LPUSH', P .. 'rts:' .. id, token .. ' ' .. string.format('%d', refund) .. ' ' .. string.format('%d', refunded) .. ' ' .. now)
   redis.call('LTRIM', P .. 'rts:' .. id, 0, ${REFUND_TOKENS - 1})
   moveStatus(id, before, after, flat[at.ca])
-  return {'refunded', encode(flat, at), refund}, refunded
+  return {'refunded', encode(flat, at), refund, now}, refunded
 end
 `;
 

@@ -68,7 +68,7 @@ export class RedisIntentStore implements IntentStore {
       const cancelScheduled = scheduler.withJob(defineScript(client, 'paysimIntentCancelScheduled', CANCEL_SCHEDULED));
       this.cancelScheduled = async (id, now, job) => toTransition((await cancelScheduled(this.#keys, [this.#p, id, now, callToken()], job)) as [number, string]);
       const refundScheduled = scheduler.withJob(defineScript(client, 'paysimIntentRefundScheduled', REFUND_SCHEDULED));
-      this.refundScheduled = async (id, amount, now, job) => refundOutcome(await refundScheduled(this.#keys, [this.#p, id, amount ?? '', now, callToken()], job));
+      this.refundScheduled = async (id, amount, now, job, token) => refundOutcome(await refundScheduled(this.#keys, [this.#p, id, amount ?? '', now, token ?? callToken()], job));
     }
   }
 
@@ -97,7 +97,7 @@ export class RedisIntentStore implements IntentStore {
   readonly cancelScheduled?: (id: string, now: number, job: Job) => Promise<Transition<Intent>>;
 
   /** A refund and its event's backstop job (keyed by `refundJobKey`) in one script run; only with the scheduler's store. */
-  readonly refundScheduled?: (id: string, amount: number | undefined, now: number, job: Job) => Promise<RefundOutcome>;
+  readonly refundScheduled?: (id: string, amount: number | undefined, now: number, job: Job, token?: string) => Promise<RefundOutcome>;
 
   #insertArgs(intent: Intent): Array<string | number> {
     const { ttlMs, maxIntents } = this.#options;
@@ -173,8 +173,8 @@ export class RedisIntentStore implements IntentStore {
    * after reconnecting, then answers that refund, with the intent as it left it, instead of refunding
    * a second time (the same for `cancelScheduled`, whose token is `ct`).
    */
-  async refund(id: string, amount: number | undefined, now: number): Promise<RefundOutcome> {
-    return refundOutcome(await this.#refund(this.#keys, [this.#p, id, amount ?? '', now, callToken()]));
+  async refund(id: string, amount: number | undefined, now: number, token?: string): Promise<RefundOutcome> {
+    return refundOutcome(await this.#refund(this.#keys, [this.#p, id, amount ?? '', now, token ?? callToken()]));
   }
 
   async list(query: IntentQuery): Promise<Page<Intent>> {
@@ -237,14 +237,15 @@ function decodeIntent(encoded: string): Intent | undefined {
 
 /** What the insert scripts answer (1 stored, 0 full) as the port's outcome. */
 function insertOutcome(stored: unknown): InsertOutcome {
+  if (stored === 3) return { ok: false, reason: 'key_lost' };
   return stored === 1 ? { ok: true } : { ok: false, reason: 'full' };
 }
 
 function refundOutcome(reply: unknown): RefundOutcome {
-  const [kind, encoded, figure] = reply as [string, string?, number?];
+  const [kind, encoded, figure, at] = reply as [string, string?, number?, string?];
   if (kind === 'not_found') return { kind };
   const intent = decodeIntent(encoded as string) as Intent;
   if (kind === 'invalid_state') return { kind, intent };
   if (kind === 'exceeds') return { kind, intent, left: figure as number };
-  return { kind: 'refunded', intent, amount: figure as number };
+  return { kind: 'refunded', intent, amount: figure as number, at: Number(at) };
 }

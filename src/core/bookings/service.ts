@@ -238,16 +238,17 @@ export class BookingService {
     return this.#deps.ids('bk');
   }
 
-  /** One booking as stored, if it is. */
-  find(id: string): Promise<Booking | undefined> {
-    return this.#deps.bookings.get(id);
+  /** One booking (expired first if its hold has lapsed), if it is stored. */
+  async find(id: string): Promise<Booking | undefined> {
+    const booking = await this.#deps.bookings.get(id);
+    return booking === undefined ? undefined : ((await this.#lazilyExpired(booking)) ?? booking);
   }
 
   /** One booking (expired first if its hold has lapsed); NOT_FOUND when unknown. */
   async get(id: string): Promise<Booking> {
-    const booking = await this.#deps.bookings.get(id);
+    const booking = await this.find(id);
     if (booking === undefined) throw notFound('Booking', id);
-    return (await this.#lazilyExpired(booking)) ?? booking;
+    return booking;
   }
 
   /** A page of a user's bookings, newest first (lapsed holds expired first). */

@@ -1,5 +1,6 @@
+import { randomUUID } from 'node:crypto';
 import type { Clock } from '../clock.ts';
-import { DomainError, notFound, NotStoredYetError, storeFull, validationFailed } from '../errors.ts';
+import { DomainError, idempotencyKeyLost, notFound, NotStoredYetError, storeFull, validationFailed } from '../errors.ts';
 import type { EventBus, PaymentEvent } from '../events.ts';
 import type { IdempotencyNote } from '../idempotency.ts';
 import { derivedId, type IdFactory } from '../ids.ts';
@@ -117,7 +118,7 @@ export class IntentService {
       inserted = await store.insertScheduled(intent, job, input.idempotency);
       if (inserted.ok) scheduler.scheduled(job);
     }
-    if (!inserted.ok) throw storeFull('intents');
+    if (!inserted.ok) throw inserted.reason === 'key_lost' ? idempotencyKeyLost() : storeFull('intents');
     markApplied(input.forced);
     this.#publishCreated(intent, now);
     return intent;
@@ -174,7 +175,17 @@ export class IntentService {
    * Refunds `amount` (all that is left without one), with `payment.refunded`; with a shared store
    * backed by a job as a cancel is (its key names the refund: `refundJobKey`).
    */
-  async refund(id: string, amount?: number): Promise<Intent> {
+  /** A refund's own name (`refund`'s `token`), for a request under an Idempotency-Key to note before it refunds. */
+  newRefundToken(): string {
+    return randomUUID();
+  }
+
+  /**
+   * `token`: the refund's name from `newRefundToken`, noted on the request's Idempotency-Key; its
+   * retry, after the first answer was lost, passes it again and is answered the refund made (a shared
+   * store keeps the names of an intent's last 16 refunds), not refunded a second time.
+   */
+  async refund(id: string, amount?: number, token?: string): Promise<Intent> {
     if (amount !== undefined && !(Number.isSafeInteger(amount) && amount > 0)) {
       throw validationFailed([{ in: 'body', field: '/amount', rule: 'minimum', message: 'must be a positive integer' }]);
     }
@@ -182,7 +193,7 @@ export class IntentService {
     const now = clock.now();
     const backstop = scheduler.shared ? store.refundScheduled?.bind(store) : undefined;
     const job = scheduler.job(REFUND_EVENT_JOB, id, now + scheduler.leaseMs);
-    const result = backstop === undefined ? await store.refund(id, amount, now) : await backstop(id, amount, now, job);
+    const result = backstop === undefined ? await store.refund(id, amount, now, token) : await backstop(id, amount, now, job, token);
     switch (result.kind) {
       case 'not_found':
         throw notFound('Payment intent', id);
@@ -192,10 +203,12 @@ export class IntentService {
         throw new DomainError('REFUND_EXCEEDS_AMOUNT', `A refund of ${amount ?? result.left} exceeds the ${result.left} left to refund on ${id}.`);
       case 'refunded': {
         const refunded = Object.freeze(result.intent);
-        // The job as the store scheduled it: keyed by the refund (its `publishBacked` cancels it under that key).
-        const backing = backstop === undefined ? undefined : { ...job, key: refundJobKey(id, refunded.refundedAmount, result.amount, now) };
+        // The job as the store scheduled it: keyed by the refund (its `publishBacked` cancels it under
+        // that key), at the refund's own time, so a refund found made (by its token) tells the same
+        // event as its job would, not a second one.
+        const backing = backstop === undefined ? undefined : { ...job, key: refundJobKey(id, refunded.refundedAmount, result.amount, result.at) };
         if (backing !== undefined) scheduler.scheduled(backing);
-        await this.#publishBacked(refundEvent(refunded, result.amount, now), backing);
+        await this.#publishBacked(refundEvent(refunded, result.amount, result.at), backing);
         return refunded;
       }
     }

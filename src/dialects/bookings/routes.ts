@@ -3,7 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { DomainError, StoreFullError, StoreUnavailableError } from '../../core/errors.ts';
 import type { SeatCounts } from '../../core/seats.ts';
 import { sendProblem } from '../../http/error-handler.ts';
-import { noteMaking, resumedRecord, type IdempotencyHooks } from '../../http/idempotency.ts';
+import { noteMaking, resumedMade, type IdempotencyHooks } from '../../http/idempotency.ts';
 import { documented, errorResponses, IDEMPOTENT, SECURITY, withExamples } from '../../http/openapi.ts';
 import { problemOf } from '../../http/problem.ts';
 import { TAKES_OUTCOME } from '../../http/scenario.ts';
@@ -78,9 +78,12 @@ const bookingRoutes: FastifyPluginAsync<BookingRoutesOptions> = async (fastify, 
     async (request, reply) => {
       const b = request.body;
       // An earlier request under this Idempotency-Key booked and never answered (its replica was
-      // killed, or Redis failed it after the write): that booking is the answer, not a second one.
-      let booking = await resumedRecord(request, (id) => service.find(id));
-      if (booking === undefined) {
+      // killed, or Redis failed it after the write): that booking is the answer while it holds its
+      // seats, not a second one. Else (never written, its hold lapsed or cancelled since: a review
+      // saw an expired one answered as booked) a new booking, noted in its place. Seats the earlier
+      // request held for one it never wrote are freed by that booking's expiry job, as ever.
+      let booking = (await resumedMade(request, (id) => service.find(id))).record;
+      if (booking?.status !== 'pending') {
         const id = service.newBookingId();
         await noteMaking(request, id);
         booking = await service.book({ userId: userOf(request), performanceId: b.performanceId, quantity: b.quantity, paymentMethod: b.paymentMethod, webhookUrl: b.webhookUrl, id });

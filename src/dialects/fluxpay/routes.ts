@@ -5,7 +5,7 @@ import type { FluxPayService } from '../../core/fluxpay/service.ts';
 import type { SubscriptionService } from '../../core/subscriptions/service.ts';
 import { FluxPayError } from '../../core/fluxpay/errors.ts';
 import type { GuardRefusal, WaitingRoomService } from '../../core/waiting-room/service.ts';
-import { noteMaking, resumedRecord, type IdempotencyHooks } from '../../http/idempotency.ts';
+import { noteMaking, resumedMade, type IdempotencyHooks } from '../../http/idempotency.ts';
 import { documented, errorResponses, IDEMPOTENT, withExamples } from '../../http/openapi.ts';
 import { IdempotencyKeyHeader } from '../../http/schemas.ts';
 import * as ex from './examples.ts';
@@ -80,11 +80,13 @@ const fluxpayRoutes: FastifyPluginAsync<FluxPayRoutesOptions> = async (fastify, 
     },
     async (request) => {
       // An earlier request under this Idempotency-Key made it and never answered (its replica was
-      // killed, or Redis failed it after the write): answered, not made again (a user test: two orders).
-      const earlier = await resumedRecord(request, (id) => service.findOrder(id));
-      if (earlier !== undefined) return ok(orderView(earlier));
-      const orderId = newOrderId();
-      await noteMaking(request, orderId);
+      // killed, or Redis failed it after the write): answered, not made again (a user test: two
+      // orders). Noted but not found, it is made under the noted id: an admission token it used is
+      // that order's, and a write of the first request landing late finds it made (a review).
+      const resumed = await resumedMade(request, (id) => service.findOrder(id));
+      if (resumed.record !== undefined) return ok(orderView(resumed.record));
+      const orderId = resumed.id ?? newOrderId();
+      if (resumed.id === undefined) await noteMaking(request, orderId);
       const guarded = await rooms.guardOrder(request.body.serviceId, request.headers['x-admission-token'], orderId, () => service.createOrder(request.body, orderId), orderExists);
       if (guarded.kind === 'refused') throw new FluxPayError('WAIT_001', admissionRefusal(request.body.serviceId, guarded.refusal));
       return ok(orderView(guarded.value));
@@ -165,11 +167,12 @@ const fluxpayRoutes: FastifyPluginAsync<FluxPayRoutesOptions> = async (fastify, 
       ...idempotent,
     },
     async (request) => {
-      // As an order's create: a payment an earlier request under the key made is answered, not made again.
-      const earlier = await resumedRecord(request, (key) => service.findPayment(key));
-      if (earlier !== undefined) return ok(paymentView(earlier));
-      const paymentKey = service.newPaymentKey();
-      await noteMaking(request, paymentKey);
+      // As an order's create: a payment an earlier request under the key made is answered, not made
+      // again; noted but not found, it is made under the noted key.
+      const resumed = await resumedMade(request, (key) => service.findPayment(key));
+      if (resumed.record !== undefined) return ok(paymentView(resumed.record));
+      const paymentKey = resumed.id ?? service.newPaymentKey();
+      if (resumed.id === undefined) await noteMaking(request, paymentKey);
       return ok(paymentView(await service.createPayment(request.body, paymentKey)));
     },
   );

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Intent } from '../../core/intents/intent.ts';
-import { idempotencyNoteOf, resumedRecord, type IdempotencyHooks } from '../../http/idempotency.ts';
+import { idempotencyNoteOf, noteMaking, resumedId, resumedMade, type IdempotencyHooks } from '../../http/idempotency.ts';
 import { documented, errorResponses, IDEMPOTENT, withExamples } from '../../http/openapi.ts';
 import { requestedScenario, TAKES_OUTCOME } from '../../http/scenario.ts';
 import { IdempotencyKeyHeader } from '../../http/schemas.ts';
@@ -54,7 +54,7 @@ const intentRoutes: FastifyPluginAsync<IntentRoutesOptions> = async (fastify, { 
       const b = request.body;
       // An earlier request under this Idempotency-Key made it and never answered (its replica died, or
       // Redis failed it after the write): answered as created, not made again (a user test: two payments).
-      const earlier = await resumedRecord(request, (id) => intents.find(id));
+      const earlier = (await resumedMade(request, (id) => intents.find(id))).record;
       if (earlier !== undefined) return createdAnswer(earlier);
       const intent = await intents.create({
         reservationId: b.reservation_id,
@@ -148,7 +148,17 @@ const intentRoutes: FastifyPluginAsync<IntentRoutesOptions> = async (fastify, { 
       preValidation: emptyBodyIsObject,
       ...idempotent,
     },
-    async (request) => intentView(await intents.refund(request.params.id, request.body.amount)),
+    async (request) => {
+      // Named before it is made, the name noted on the Idempotency-Key (a shared store): the retry of
+      // a refund whose answer was lost (its replica killed, or a 503 after the write) passes the same
+      // name and is answered that refund, not refunded again (a user test: refunded twice).
+      let token = resumedId(request);
+      if (token === undefined) {
+        token = intents.newRefundToken();
+        await noteMaking(request, token);
+      }
+      return intentView(await intents.refund(request.params.id, request.body.amount, token));
+    },
   );
 };
 

@@ -71,7 +71,7 @@ export function intentStoreContract(name: string, make: IntentStoreFactory): voi
       const cancelled = { ...pending, status: 'CANCELLED' as const, failureCode: odd, updatedAt: T0 + 400 };
       expect(await store.transition(pending.id, ['PENDING'], { status: 'CANCELLED', failureCode: odd, updatedAt: T0 + 400 })).toEqual({ ok: true, record: cancelled });
       const partly = { ...paid, status: 'PARTIALLY_REFUNDED' as const, refundedAmount: 100, updatedAt: T0 + 500 };
-      expect(await store.refund(paid.id, 100, T0 + 500)).toEqual({ kind: 'refunded', intent: partly, amount: 100 });
+      expect(await store.refund(paid.id, 100, T0 + 500)).toEqual({ kind: 'refunded', intent: partly, amount: 100, at: T0 + 500 });
       expect(await store.refund(paid.id, 1_000, T0 + 600)).toEqual({ kind: 'exceeds', intent: partly, left: 400 });
       expect((await store.list({ limit: 10, reservationId: intent.reservationId })).data).toEqual([partly, cancelled, failed]);
     });
@@ -180,9 +180,9 @@ export function intentStoreContract(name: string, make: IntentStoreFactory): voi
         const intent = approved();
         const store = await storeWith(intent);
         const partial: Intent = { ...intent, status: 'PARTIALLY_REFUNDED', refundedAmount: 200, updatedAt: T0 + 1_000 };
-        expect(await store.refund(intent.id, 200, T0 + 1_000)).toEqual({ kind: 'refunded', intent: partial, amount: 200 });
+        expect(await store.refund(intent.id, 200, T0 + 1_000)).toEqual({ kind: 'refunded', intent: partial, amount: 200, at: T0 + 1_000 });
         const full: Intent = { ...partial, status: 'REFUNDED', refundedAmount: 500, updatedAt: T0 + 2_000 };
-        expect(await store.refund(intent.id, undefined, T0 + 2_000)).toEqual({ kind: 'refunded', intent: full, amount: 300 });
+        expect(await store.refund(intent.id, undefined, T0 + 2_000)).toEqual({ kind: 'refunded', intent: full, amount: 300, at: T0 + 2_000 });
         expect(await store.get(intent.id)).toEqual(full);
         expect(await store.refund(intent.id, 1, T0 + 3_000)).toEqual({ kind: 'invalid_state', intent: full });
       });
