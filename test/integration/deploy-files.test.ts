@@ -499,7 +499,7 @@ describe('docker-compose.yml', () => {
 });
 
 describe('what the dashboard and the alerts say, evaluated by promtool on made-up series (promtool test rules)', () => {
-  it.skipIf(!hasPromtool && !inCi)('the 5xx ratio reads 0 before any 5xx (not No data); the backlog alert fires on the shared queue each replica reports, growing or pinned and jittering; the STORE_FULL alert on refusals; the data-loss alert once per loss; the ledger tile and alert on a negative shared ledger beside a memory replica’s 0 (one alert); the /api/v2 stack counts each payment once', () => {
+  it.skipIf(!hasPromtool && !inCi)('the 5xx ratio reads 0 before any 5xx (not No data); the backlog alert fires on the shared queue each replica reports, growing or pinned and jittering; the STORE_FULL alert on refusals; the data-loss alert once per loss; the ledger tile and alert on a negative shared ledger beside a memory replica’s 0 (one alert); the /api/v2 stack counts each payment once; the Redis-slow alert on the replica that waits', () => {
     if (!hasPromtool) throw new Error(PROMTOOL_MISSING);
     const errorRatio = DASHBOARD_EXPRS.find(({ expr }) => expr.includes('status_code=~"5.."'));
     expect(errorRatio, 'a panel of the 5xx ratio').toBeDefined();
@@ -539,6 +539,12 @@ describe('what the dashboard and the alerts say, evaluated by promtool on made-u
                   ['paysim-2', '0x9 -30000x20'],
                   ['memory-1', '0x30'],
                 ].map(([replica, values]) => ({ series: `ledger_imbalance{replica="${replica}"}`, values })),
+                // Liveness PINGs, 120 a minute: paysim-1's under a millisecond all along; paysim-2's take
+                // 0.1–0.25 s from minute 10 (its Redis, or its path to Redis, slow).
+                ...['0.001', '0.1', '0.25', '+Inf'].flatMap((le) => [
+                  { series: `redis_ping_seconds_bucket{le="${le}",replica="paysim-1"}`, values: '0+120x30' },
+                  { series: `redis_ping_seconds_bucket{le="${le}",replica="paysim-2"}`, values: le === '0.001' || le === '0.1' ? '0+120x10 1200x20' : '0+120x30' },
+                ]),
                 // Webhook attempts: half succeed for 10 minutes, then none is made (a load test's pause).
                 { series: 'webhook_attempts_total{outcome="success",replica="paysim-1"}', values: '0+60x10 600x20' },
                 { series: 'webhook_attempts_total{outcome="http_error",replica="paysim-1"}', values: '0+60x10 600x20' },
@@ -585,6 +591,18 @@ describe('what the dashboard and the alerts say, evaluated by promtool on made-u
                   eval_time: '22m',
                   alertname: 'PaysimStoreFull',
                   exp_alerts: [{ exp_labels: { severity: 'warning', store: 'intents' }, exp_annotations: { summary: 'Requests were refused with 503 STORE_FULL: store intents is full of unfinished work (raise its bound, or let work finish sooner)' } }],
+                },
+                // The replica that waits for Redis, once its p99 has been over 100 ms for 5 minutes; not the other one.
+                ...[10, 14].map((minute) => ({ eval_time: `${minute}m`, alertname: 'PaysimRedisSlow', exp_alerts: [] })),
+                {
+                  eval_time: '20m',
+                  alertname: 'PaysimRedisSlow',
+                  exp_alerts: [
+                    {
+                      exp_labels: { severity: 'warning', replica: 'paysim-2' },
+                      exp_annotations: { summary: "paysim-2 waits 248.5ms for Redis (p99 of its PING over 5 minutes), and every store call as long: Redis overloaded, swapping or far away, or this replica's own queue" },
+                    },
+                  ],
                 },
                 // The loss fires one alert (not one per replica) for 10 minutes; a restart's reset fires none;
                 // a replica whose first scrape already holds a loss fires it too (increase() alone would not).

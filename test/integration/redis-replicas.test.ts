@@ -573,6 +573,30 @@ if (redisServerOrSkip('replicas on Redis')) {
     });
   });
 
+  describe('how long Redis takes to answer, told', { timeout: TEST_TIMEOUT_MS }, () => {
+    it('redis_ping_seconds: the liveness PING\'s round trips, twice a second; a Redis paused for 800 ms shows as a round trip of 0.3 s or more (before 2026-12-05 no metric said Redis was slow)', async () => {
+      const t = await buildTestApp({ STORE: 'redis', REDIS_URL: redis.url, REDIS_KEY_PREFIX: redis.newPrefix() }, { clockStart: START });
+      open.push(t);
+      /** The histogram's series: count, and how many round trips took longer than 0.25 s. */
+      const roundTrips = async () => {
+        const text = (await inject(t, { url: '/metrics' })).body;
+        const figure = (pattern: RegExp) => Number(pattern.exec(text)?.[1] ?? Number.NaN);
+        const count = figure(/^redis_ping_seconds_count (\d+)$/m);
+        return { count, slow: count - figure(/^redis_ping_seconds_bucket\{le="0\.25"\} (\d+)$/m) };
+      };
+      await eventually(async () => ((await roundTrips()).count >= 2 ? true : undefined), 'two PINGs answered');
+      expect((await roundTrips()).slow).toBe(0);
+      // Every client but this one waits 800 ms: a PING is sent within its first 500 ms, and answered 300 ms later at least.
+      await redis.client.call('CLIENT', 'PAUSE', '800', 'ALL');
+      await eventually(async () => ((await roundTrips()).slow >= 1 ? true : undefined), 'a slow round trip');
+      const text = (await inject(t, { url: '/metrics' })).body;
+      expect(text).toContain('# HELP redis_ping_seconds Round trip of this process’s liveness PING to Redis, twice a second while it serves: how long a store call waits for Redis now, behind this process’s own commands too.');
+      expect(text).toMatch(/^redis_ping_seconds_bucket\{le="\+Inf"\} \d+$/m);
+      // Not silent (that takes 2 s): ready all along.
+      expect(readyGauge(text)).toBe(1);
+    });
+  });
+
   describe('a Redis that lost its data, told', { timeout: TEST_TIMEOUT_MS }, () => {
     it('each replica warns once per loss within DATA_LOSS_CHECK_MS and counts it in redis_data_losses_total; a replica started after says nothing (before 2026-12-03 nothing did)', async () => {
       const logsA: Array<Record<string, unknown>> = [];

@@ -94,6 +94,12 @@ export interface WatchedRedis {
   failed(error: unknown): RedisUnreachableError;
   /** Closes the client: QUIT when connected (the replies of commands already sent still arrive), for at most QUIT_WITHIN_MS. */
   close(): Promise<void>;
+  /**
+   * `listener` hears the round trip, in seconds, of each answered liveness PING (every
+   * LIVENESS_EVERY_MS while Redis serves): how long a command of this process waits for Redis now,
+   * behind its own queue too (the `redis_ping_seconds` histogram).
+   */
+  onPing(listener: (seconds: number) => void): void;
 }
 
 /**
@@ -214,6 +220,8 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
   const send = client.sendCommand.bind(client);
   /** Commands sent (written, or queued for the connection) and maybe unanswered: failed when Redis is found silent. */
   let sent: Command[] = [];
+  /** Who hears each PING's round trip (`onPing`). */
+  let pingListener: ((seconds: number) => void) | undefined;
   const answered = (): void => {
     unansweredSince = undefined;
     if (silentSince === undefined) return;
@@ -225,8 +233,13 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
     // Past the gate: its answer is what tells that Redis answers again.
     // An error reply (LOADING while it loads its data set) is an answer too; a time-out or a lost connection is not.
     const askedAt = unansweredSince;
-    void (send(new Command('ping')) as Promise<unknown>).then(answered, (error: unknown) => {
-      if (error instanceof Error && error.name === 'ReplyError') answered();
+    const sentAt = performance.now();
+    const heardBack = (): void => {
+      pingListener?.((performance.now() - sentAt) / 1000);
+      answered();
+    };
+    void (send(new Command('ping')) as Promise<unknown>).then(heardBack, (error: unknown) => {
+      if (error instanceof Error && error.name === 'ReplyError') heardBack();
       // Timed out (10 s) behind a queue Redis was still answering (not found silent): the next look asks again.
       else if (isCommandTimeout(error) && silentSince === undefined && unansweredSince === askedAt) unansweredSince = undefined;
     });
@@ -347,6 +360,9 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
       if (downSince !== undefined && !warned && client.status !== 'ready') warnUnreachable(lastErrorSeen ?? new Error(lastError));
     },
     failed,
+    onPing(listener) {
+      pingListener = listener;
+    },
     async close() {
       closing = true;
       clearInterval(liveness);

@@ -139,6 +139,18 @@ export default fp(
       });
     }
 
+    // STORE=redis: how long Redis takes to answer this process now (its liveness PING, twice a second).
+    const pings = app.redisPings;
+    if (pings !== undefined) {
+      const roundTrips = new Histogram({
+        name: 'redis_ping_seconds',
+        help: 'Round trip of this process’s liveness PING to Redis, twice a second while it serves: how long a store call waits for Redis now, behind this process’s own commands too.',
+        buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10],
+        registers,
+      });
+      pings((seconds) => roundTrips.observe(seconds));
+    }
+
     // Counted per request (or per intent): tallied in plain numbers, added to the counters when they are read.
     const requestTally = new Tally<'method' | 'route' | 'status_code'>();
     const createdTally = new Tally<'scenario'>();

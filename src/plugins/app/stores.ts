@@ -46,6 +46,8 @@ declare module 'fastify' {
     redis: Redis | undefined;
     /** STORE=redis, the root app: how many times this process saw Redis lose its data (`watchDataLoss`); undefined otherwise. */
     redisDataLosses: (() => number) | undefined;
+    /** STORE=redis, the root app: subscribes to the liveness PING's round trips (WatchedRedis.onPing), for `redis_ping_seconds`. */
+    redisPings: ((listener: (seconds: number) => void) => void) | undefined;
     /** Why the store cannot be used now (Redis unreachable, or loading its data set), or undefined when it can. */
     storeUnavailable(): string | undefined;
   }
@@ -82,6 +84,7 @@ export default fp<StoresOptions>(
       app.decorate('stores', wrap(options.stores ?? createMemoryStores(config)));
       app.decorate('redis', undefined);
       app.decorate('redisDataLosses', undefined);
+      app.decorate('redisPings', undefined);
       app.decorate('storeUnavailable', () => undefined);
       return;
     }
@@ -92,6 +95,7 @@ export default fp<StoresOptions>(
       app.decorate('stores', wrap(await createRedisStores(config, shared.client, closed.signal, refusalLog(app.log))));
       app.decorate('redis', shared.client);
       app.decorate('redisDataLosses', undefined);
+      app.decorate('redisPings', undefined);
       app.decorate('storeUnavailable', shared.storeUnavailable);
       // The client is the root app's to close.
       app.addHook('onClose', async () => closed.abort());
@@ -136,6 +140,7 @@ export default fp<StoresOptions>(
     app.decorate('stores', wrap(stores));
     app.decorate('redis', client);
     app.decorate('redisDataLosses', () => dataLoss.losses);
+    app.decorate('redisPings', (listener: (seconds: number) => void) => connection.onPing(listener));
     app.decorate('storeUnavailable', () => connection.unavailable());
   },
   { name: 'paysim-stores', dependencies: ['paysim-lifecycle'] },
