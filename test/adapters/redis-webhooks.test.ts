@@ -831,6 +831,30 @@ if (!hasRedisServer) {
       // A full bucket and a second's refill at most.
       expect(granted).toBeLessThanOrEqual(20);
     });
+
+    it('on Redis’ own clock (serverTime, as the service runs), replicas whose clocks are 60 s apart share the cap as if they agreed: the one behind is not held back, and together they take no more than it (before 2026-12-05 the one behind got nothing for 60 s)', async () => {
+      const options = { keyPrefix: redis.newPrefix(), clock: new ManualClock(), ratePerSecond: 100, capacity: 10, onError: () => undefined, serverTime: true };
+      const clients = [redis.connect(), redis.connect()] as const;
+      cleanups.push(() => clients.forEach((c) => c.disconnect()));
+      const ahead = new RedisRateCap(clients[0], options);
+      const behind = new RedisRateCap(clients[1], options);
+      const t0 = Date.now();
+      expect((await ahead.tryTake(10, t0 + 60_000)).granted).toBe(10);
+      // 200 ms on Redis' clock: 20 tokens' worth, a full bucket, for the replica whose clock says a minute earlier.
+      await sleep(200);
+      expect((await behind.tryTake(10, t0)).granted).toBe(10);
+      // Then half a second of both asking: at most what Redis' clock minted (one per 10 ms), and the one behind gets its share.
+      const start = Date.now();
+      const got = { ahead: 0, behind: 0 };
+      for (let round = 0; Date.now() - start < 500; round++) {
+        // Each asks first every other round.
+        const [first, second] = round % 2 === 0 ? (['ahead', 'behind'] as const) : (['behind', 'ahead'] as const);
+        for (const who of [first, second]) got[who] += (await (who === 'ahead' ? ahead : behind).tryTake(5, Date.now() + (who === 'ahead' ? 60_000 : 0))).granted;
+        await sleep(10);
+      }
+      expect(got.ahead + got.behind).toBeLessThanOrEqual(Math.ceil((Date.now() - start) / 10) + 1);
+      expect(got.behind).toBeGreaterThan(5);
+    });
   });
 
   describe('an event made again by its due work (issue 14 "kill -9")', () => {

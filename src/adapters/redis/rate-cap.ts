@@ -13,20 +13,30 @@ export interface RedisRateCapOptions {
   capacity: number;
   /** Told when taking tokens fails (the waiters wait and it is tried again). */
   onError: (error: unknown, context: string) => void;
+  /**
+   * The bucket counts time on Redis' own clock (`TIME`), one clock for every replica, whatever
+   * theirs say; `clock` then only times the waits. False: on `clock` (an injected clock: tests).
+   */
+  serverTime?: boolean | undefined;
 }
 
 /*
- * KEYS[1]: the bucket (hash: t = tokens, a = when they were counted, epoch ms on the callers'
- * clocks). ARGV: now, rate (tokens per ms), capacity, wanted. Refills for the time since `a`
- * (never for time before it: a replica whose clock lags mints nothing), grants as many whole
+ * KEYS[1]: the bucket (hash: t = tokens, a = when they were counted, epoch ms). ARGV: now ('':
+ * Redis' own clock, TIME), rate (tokens per ms), capacity, wanted. Refills for the time since `a`
+ * (never for time before it: a caller whose clock lags mints nothing), grants as many whole
  * tokens as there are up to `wanted`, and answers {granted, ms until the next token when short}.
- * A replica whose clock runs ahead holds the others back by the difference (they mint nothing
- * until their clocks pass its count): replicas' clocks must agree. Restarting the count from a
- * lagging caller's clock was tried (2026-12-05) and undone: the replica ahead then refilled a whole
- * bucket at each of the lagging one's calls, 3 to 50 times the cap (a review).
+ * On the callers' clocks, a replica whose clock runs ahead would hold the others back by the
+ * difference (they mint nothing until their clocks pass its count), so the service counts on
+ * Redis' clock (since 2026-12-05; before, a replica 60 s ahead left the others without a token for
+ * 60 s). Restarting the count from a lagging caller's clock was tried (2026-12-05) and undone: the
+ * replica ahead then refilled a whole bucket at each of the lagging one's calls (a review).
  */
 const TAKE = `
 local now, rate, capacity, wanted = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+if ARGV[1] == '' then
+  local time = redis.call('TIME')
+  now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+end
 local b = redis.call('HMGET', KEYS[1], 't', 'a')
 local tokens, at = tonumber(b[1]), tonumber(b[2])
 if not tokens then tokens, at = capacity, now end
@@ -51,7 +61,7 @@ const RETRY_AFTER_ERROR_MS = 100;
  * the capacity as a burst). Behind the same `RateCap` as the process's own `TokenBucket`: callers
  * wait in one FIFO; one script call at a time asks for as many tokens as there are waiters, wakes
  * as many as it got, and when short sleeps on the injected clock until the next token is due.
- * Times are the callers' clocks, so replicas' clocks must agree (as for the scheduler's leases).
+ * The bucket's time is Redis' own clock (`serverTime`), or the callers' (tests), which must then agree.
  */
 export class RedisRateCap implements RateCap {
   readonly #options: RedisRateCapOptions;
@@ -82,12 +92,12 @@ export class RedisRateCap implements RateCap {
   }
 
   /**
-   * Takes up to `wanted` tokens at `now` (the script itself, for callers that batch): how many it
-   * got, and when short, the ms until the next token.
+   * Takes up to `wanted` tokens at `now` (Redis' own time with `serverTime`: `now` is not used; the
+   * script itself, for callers that batch): how many it got, and when short, the ms until the next token.
    */
   async tryTake(wanted: number, now: number): Promise<{ granted: number; waitMs: number }> {
-    const { capacity } = this.#options;
-    const [granted, waitMs] = (await this.#take([this.#key], [now, this.#ratePerMs, capacity, wanted])) as [number, number];
+    const { capacity, serverTime } = this.#options;
+    const [granted, waitMs] = (await this.#take([this.#key], [serverTime === true ? '' : now, this.#ratePerMs, capacity, wanted])) as [number, number];
     return { granted, waitMs };
   }
 

@@ -6,6 +6,7 @@ import { Agent } from 'undici';
 import type { RedisDeliveryLog } from '../../adapters/redis/deliveries.ts';
 import { RedisDeliveryQueue } from '../../adapters/redis/delivery-queue.ts';
 import { RedisRateCap } from '../../adapters/redis/rate-cap.ts';
+import { systemClock } from '../../core/clock.ts';
 import type { DomainEvent } from '../../core/events.ts';
 import { createStreams } from '../../core/random.ts';
 import { RETRY_JOB, WebhookDispatcher, type WebhookRequest } from '../../webhooks/dispatcher.ts';
@@ -96,7 +97,8 @@ export default fp<WebhooksOptions>(
     const rateCap =
       redis === undefined || settings.maxRps === 0
         ? undefined
-        : new RedisRateCap(redis.client, { keyPrefix: redis.keyPrefix, clock, ratePerSecond: settings.maxRps, capacity: bucketCapacity(settings.maxRps), onError });
+        : // On Redis' clock, one for every replica; on an injected clock (tests), that clock's time.
+          new RedisRateCap(redis.client, { keyPrefix: redis.keyPrefix, clock, ratePerSecond: settings.maxRps, capacity: bucketCapacity(settings.maxRps), onError, serverTime: clock === systemClock });
 
     const dispatcher = new WebhookDispatcher({
       clock,
