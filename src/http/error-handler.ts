@@ -3,7 +3,7 @@ import type { TSchema } from 'typebox';
 import type { ErrorCode } from '../core/errors.ts';
 import type { ErrorShapes } from './error-shapes.ts';
 import { problemOf, type Problem } from './problem.ts';
-import { markTransient } from './transient-answers.ts';
+import { markKeyConflict, markTransient } from './transient-answers.ts';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -42,6 +42,7 @@ export interface ErrorShape {
 export function sendProblem(reply: FastifyReply, shape: Pick<ErrorShape, 'statusFor' | 'render'>, problem: Problem): FastifyReply {
   reply.server.errorShapes?.notify(problem);
   if (problem.transient === true) markTransient(reply);
+  if (problem.code === 'IDEMPOTENCY_KEY_IN_USE') markKeyConflict(reply);
   reply.code(shape.statusFor?.(problem) ?? problem.status).type('application/json; charset=utf-8');
   if (problem.retryAfterS !== undefined) reply.header('retry-after', String(problem.retryAfterS));
   // The process is closing: the client's next request goes to another instance (as refused at the door, or by a quiesced scheduler).

@@ -5,7 +5,7 @@ import { fingerprint, type IdempotencyNote } from '../core/idempotency.ts';
 import type { IdempotencyStore } from '../core/ports.ts';
 import { sendProblem, type ErrorShape } from './error-handler.ts';
 import type { LateSettles } from './late-settles.ts';
-import { isTransient } from './transient-answers.ts';
+import { isKeyConflict, isTransient } from './transient-answers.ts';
 
 /**
  * Route hooks that make a POST idempotent under the `Idempotency-Key` header. They run after
@@ -165,6 +165,8 @@ export function idempotencyHooks(options: IdempotencyHookOptions): IdempotencyHo
       const held = claims.get(request);
       if (held === undefined || held.settled) return done(null, payload);
       held.settled = true;
+      // Its key taken over before its write (the hooks' own refusals never get here: they hold no claim).
+      if (isKeyConflict(reply)) options.onConflict?.();
       const settle = settleOf(store, held, reply.statusCode, payload, isTransient(reply));
       settle().then(
         () => done(null, payload),

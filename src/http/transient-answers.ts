@@ -16,3 +16,17 @@ export function markTransient(reply: FastifyReply): void {
 export function isTransient(reply: FastifyReply): boolean {
   return transient.has(reply);
 }
+
+/**
+ * Answers `409 IDEMPOTENCY_KEY_IN_USE` a route sent itself (its key taken over by another request
+ * before its write: `idempotencyKeyLost`), counted as the idempotency hooks' own refusals are.
+ */
+const keyConflicts = new WeakSet<FastifyReply>();
+
+export function markKeyConflict(reply: FastifyReply): void {
+  keyConflicts.add(reply);
+}
+
+export function isKeyConflict(reply: FastifyReply): boolean {
+  return keyConflicts.has(reply);
+}

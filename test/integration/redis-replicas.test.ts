@@ -319,7 +319,7 @@ if (redisServerOrSkip('replicas on Redis')) {
           stores.waitingRooms.releaseToken = failing(stores.waitingRooms.releaseToken);
           stores.bookings.insert = writtenThenFailed(stores.bookings.insert.bind(stores.bookings));
         },
-        { clock, env: { SEAT_HOLD_MS: '60000' } },
+        { clock, env: { SEAT_HOLD_MS: '60000', MOCK_MIN_DELAY_MS: '0', MOCK_MAX_DELAY_MS: '0' } },
       );
       try {
         const b = await buildTestApp(env, { clockStart: START });
@@ -346,6 +346,20 @@ if (redisServerOrSkip('replicas on Redis')) {
         expect((await b.app.stores.seats.counts('perf_002'))?.held).toBe(2);
         const again = await inject(b, booking);
         expect([again.statusCode, again.headers['idempotent-replayed'], again.json()]).toEqual([201, 'true', rebooked.json()]);
+
+        // Paid since (found in the user's list): the retry answers that booking, not a second one (a review).
+        const paidKey = { ...booking, headers: { ...booking.headers, 'x-user-id': 'user_paid', 'idempotency-key': 'paid-key' } };
+        expect((await a.inject(paidKey)).statusCode).toBe(503);
+        const [paid] = (await b.app.stores.bookings.listForUser('user_paid', { limit: 10 })).data;
+        expect((await inject(b, { method: 'POST', url: '/payments/execute', headers: { 'x-user-id': 'user_paid' }, payload: { bookingId: paid?.id, paymentMethodToken: 'tok_visa', cvv: '120' } })).json().finalStatus).toBe('SUCCESS');
+        await eventually(async () => {
+          if ((await b.app.stores.bookings.get(paid?.id as string))?.status === 'confirmed') return true;
+          await b.clock.advance(100);
+          return undefined;
+        }, 'the payment applied');
+        const retriedPaid = await inject(b, paidKey);
+        expect([retriedPaid.statusCode, retriedPaid.json().bookingId]).toEqual([201, paid?.id]);
+        expect((await b.app.stores.bookings.listForUser('user_paid', { limit: 10 })).data.map((x) => x.status)).toEqual(['confirmed']);
       } finally {
         await a.close();
       }
@@ -382,6 +396,8 @@ if (redisServerOrSkip('replicas on Redis')) {
         const intent = await a.inject({ method: 'POST', url: '/v1/sim/intent', headers: { 'idempotency-key': 'lost-2' }, payload: { reservation_id: 'res_lost_key', amount: 700 } });
         expect([intent.statusCode, intent.json().error.code]).toEqual([409, 'IDEMPOTENCY_KEY_IN_USE']);
         expect((await b.app.stores.intents.list({ limit: 10, reservationId: 'res_lost_key' })).data).toEqual([]);
+        // Counted as the key's refusals are.
+        expect(/^idempotency_conflicts_total (\d+)$/m.exec((await a.inject({ url: '/metrics' })).body)?.[1]).toBe('2');
       } finally {
         await a.close();
       }

@@ -262,7 +262,7 @@ export const performanceNotFound = {
 
 /** createBooking's 409: only seats or a key still running. */
 export const bookConflict = {
-  description: '`SOLD_OUT`: fewer seats are free than `quantity`; `IDEMPOTENCY_KEY_IN_USE`: a request with this key is still running.',
+  description: '`SOLD_OUT`: fewer seats are free than `quantity`; `IDEMPOTENCY_KEY_IN_USE`: a request with this key is still running, or (with Redis) took the key over from this one, which then did nothing.',
   examples: { sold_out: { summary: 'Not enough seats', value: problem('SOLD_OUT', 'perf_003 has 1 seat left; 2 requested.') } },
 };
 

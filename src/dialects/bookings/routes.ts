@@ -78,12 +78,13 @@ const bookingRoutes: FastifyPluginAsync<BookingRoutesOptions> = async (fastify, 
     async (request, reply) => {
       const b = request.body;
       // An earlier request under this Idempotency-Key booked and never answered (its replica was
-      // killed, or Redis failed it after the write): that booking is the answer while it holds its
-      // seats, not a second one. Else (never written, its hold lapsed or cancelled since: a review
-      // saw an expired one answered as booked) a new booking, noted in its place. Seats the earlier
-      // request held for one it never wrote are freed by that booking's expiry job, as ever.
+      // killed, or Redis failed it after the write): that booking is the answer (pending, or paid
+      // since: a review saw a second one booked), not a second one. Never written, or its hold
+      // lapsed or cancelled since (a review saw an expired one answered as booked): a new booking,
+      // noted in its place. Seats the earlier request held for one it never wrote are freed by that
+      // booking's expiry job, as ever.
       let booking = (await resumedMade(request, (id) => service.find(id))).record;
-      if (booking?.status !== 'pending') {
+      if (booking === undefined || booking.status === 'expired' || booking.status === 'cancelled') {
         const id = service.newBookingId();
         await noteMaking(request, id);
         booking = await service.book({ userId: userOf(request), performanceId: b.performanceId, quantity: b.quantity, paymentMethod: b.paymentMethod, webhookUrl: b.webhookUrl, id });

@@ -386,7 +386,7 @@ export function exampleWebhookHeaders(type: string): Record<string, string> {
 
 /** An example of an error answer in FluxPay's wrapper (also the rate-limit plugin's 429 of each route). */
 export const err = (code: string, message: string, result: unknown = null): Example => ({ summary: message, value: { isSuccess: false, code, message, result } });
-const IN_USE_TEXT = 'COMMON_409: a request with this Idempotency-Key is still being processed';
+const IN_USE_TEXT = 'COMMON_409: a request with this Idempotency-Key is still being processed, or (with Redis) took the key over from this one, which then did nothing';
 const IN_USE = err('COMMON_409', 'A request with this Idempotency-Key is still being processed; retry later.');
 
 export const fluxpayErrorDocs: ErrorDocs = {

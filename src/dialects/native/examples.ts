@@ -201,7 +201,7 @@ export const nativeErrorDocs: ErrorDocs = {
     },
     404: { description: 'No such resource (or it was evicted after its TTL).', examples: { not_found: { summary: 'Unknown id', value: problem('NOT_FOUND', `Payment intent ${EXAMPLE_IDS.pendingIntent} does not exist.`) } } },
     409: {
-      description: '`INVALID_STATE`: the resource is not in a state that allows this; `IDEMPOTENCY_KEY_IN_USE`: a request with this key is still running.',
+      description: '`INVALID_STATE`: the resource is not in a state that allows this; `IDEMPOTENCY_KEY_IN_USE`: a request with this key is still running, or (with Redis) took the key over from this one, which then did nothing.',
       examples: { in_use: { summary: 'The same key, still running', value: problem('IDEMPOTENCY_KEY_IN_USE', 'A request with this Idempotency-Key is still being processed; retry later.') } },
     },
     413: { description: 'The body is larger than BODY_LIMIT_BYTES.', examples: { too_large: { summary: 'Too large', value: problem('PAYLOAD_TOO_LARGE', 'The request body is larger than the limit (BODY_LIMIT_BYTES).') } } },
