@@ -231,6 +231,20 @@ describe('store fill', () => {
     expect(['store_records', 'store_capacity', 'store_fill_ratio', 'store_full_total'].map((m) => metricSample(text, `${m}{store="intents"}`))).toEqual([3, 4, 1, 1]);
   });
 
+  it('a full store is told in the log once a minute at most, per store, with the refusals since and what makes room (before 2026-12-05 only each request\'s info line said so)', async () => {
+    const logs: Array<Record<string, unknown>> = [];
+    const t = await buildTestApp({ STORE_MAX_INTENTS: '1' }, { logs });
+    try {
+      await createIntent(t, { reservation_id: 'r-held', amount: 100, scenario: 'delay' });
+      for (let i = 0; i < 3; i++) expect((await t.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: `r-full-${i}`, amount: 100 } })).statusCode).toBe(503);
+      expect(logs.filter((l) => l.level === 'warn').map((l) => [l.store, l.refused, l.msg])).toEqual([
+        ['intents', 1, 'the intents store is full: requests answer 503 STORE_FULL. The intents store is full of unfinished work; retry shortly.'],
+      ]);
+    } finally {
+      await t.app.close();
+    }
+  });
+
   it.skipIf(!hasPromtool && !inCi)('the new families pass promtool check metrics', async () => {
     if (!hasPromtool) throw new Error(PROMTOOL_MISSING);
     const t = await app();

@@ -1,8 +1,31 @@
-import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyBaseLogger, FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import FindMyWay from 'find-my-way';
 import { createErrorHandler, sendProblem } from '../../http/error-handler.ts';
 import type { ErrorShapes } from '../../http/error-shapes.ts';
+import type { Problem } from '../../http/problem.ts';
+import { CountingThrottle } from '../../log-throttle.ts';
+
+/** A full store is told at most this often, per store, with the refusals since its last line. */
+export const STORE_FULL_LOG_INTERVAL_MS = 60_000;
+
+/**
+ * Warns that a store is full of unfinished work when it refuses a request (503 STORE_FULL), at
+ * most once per STORE_FULL_LOG_INTERVAL_MS per store, with how many it refused since the last
+ * line and what makes room: a load test at a bound is refused thousands of times a second, and
+ * before 2026-12-05 only each request's own line (info) and `store_full_total` said so.
+ */
+export function storeFullLog(log: FastifyBaseLogger, now: () => number = Date.now): (problem: Problem) => void {
+  const throttles = new Map<string, CountingThrottle>();
+  return (problem) => {
+    if (problem.code !== 'STORE_FULL') return;
+    const store = problem.store ?? 'unknown';
+    let throttle = throttles.get(store);
+    if (throttle === undefined) throttles.set(store, (throttle = new CountingThrottle(STORE_FULL_LOG_INTERVAL_MS, now)));
+    const refused = throttle.take();
+    if (refused !== undefined) log.warn({ store, refused }, `the ${store} store is full: requests answer 503 STORE_FULL. ${problem.message}`);
+  };
+}
 
 /**
  * The errors answered before any dialect's route runs, each in the shape of the dialect that owns
@@ -24,6 +47,7 @@ const METHODS: readonly HTTPMethod[] = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', '
 export default fp<ErrorShapesOptions>(
   async (app, { shapes, ignoreTrailingSlash }) => {
     app.decorate('errorShapes', shapes);
+    shapes.onProblem(storeFullLog(app.log));
 
     // Every route's methods, to tell "no such path" (404) from "not with this method" (405).
     const routes = FindMyWay({ ignoreTrailingSlash });
