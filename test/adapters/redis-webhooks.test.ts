@@ -855,6 +855,19 @@ if (!hasRedisServer) {
       expect(got.ahead + got.behind).toBeLessThanOrEqual(Math.ceil((Date.now() - start) / 10) + 1);
       expect(got.behind).toBeGreaterThan(5);
     });
+
+    it('on Redis’ clock, a bucket counted ahead of it (a replica of an earlier version, on its own clock 60 s ahead; a failover to a Redis whose clock is behind) refills from now on, not 60 s later (a review)', async () => {
+      const keyPrefix = redis.newPrefix();
+      const clients = [redis.connect(), redis.connect()] as const;
+      cleanups.push(() => clients.forEach((c) => c.disconnect()));
+      const common = { keyPrefix, clock: new ManualClock(), ratePerSecond: 100, capacity: 10, onError: () => undefined };
+      const earlier = new RedisRateCap(clients[0], common);
+      const onRedisClock = new RedisRateCap(clients[1], { ...common, serverTime: true });
+      expect((await earlier.tryTake(10, Date.now() + 60_000)).granted).toBe(10);
+      expect((await onRedisClock.tryTake(10, 0)).granted).toBe(0);
+      await sleep(200);
+      expect((await onRedisClock.tryTake(10, 0)).granted).toBeGreaterThanOrEqual(10);
+    });
   });
 
   describe('an event made again by its due work (issue 14 "kill -9")', () => {

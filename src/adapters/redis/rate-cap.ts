@@ -39,6 +39,10 @@ if ARGV[1] == '' then
 end
 local b = redis.call('HMGET', KEYS[1], 't', 'a')
 local tokens, at = tonumber(b[1]), tonumber(b[2])
+-- Counted ahead of Redis' clock (by a replica of an earlier version on its own clock, ahead, or
+-- before a failover to a Redis whose clock is behind): counted from now on, not held until Redis'
+-- clock passes it (a review: no token for 60 s after such an upgrade).
+if ARGV[1] == '' and at and at > now then at = now end
 if not tokens then tokens, at = capacity, now end
 if now > at then
   tokens = math.min(capacity, tokens + (now - at) * rate)
