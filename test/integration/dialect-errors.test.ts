@@ -313,7 +313,7 @@ describe('503 in each dialect’s shape', () => {
     const t = await app({ STORE_MAX_INTENTS: '2' });
     for (let i = 0; i < 2; i++) expect((await t.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: `r${i}`, amount: 1, scenario: 'delay' } })).statusCode).toBe(200);
     const full = await t.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'r2', amount: 1 } });
-    expect([full.statusCode, full.headers['retry-after'], full.json()]).toEqual([503, '1', native('STORE_FULL', 'The intents store is full of unfinished work; retry shortly.')]);
+    expect([full.statusCode, full.headers['retry-after'], full.json()]).toEqual([503, '1', native('STORE_FULL', 'The intents store is full of PENDING intents, which it keeps until each is decided: retry once some are (after their delay), or raise STORE_MAX_INTENTS.')]);
     expect((await t.app.inject({ url: '/metrics' })).body).toMatch(/^store_full_total\{store="intents"\} 1$/m);
     // Once one is decided it may go, and creation works again.
     await t.clock.advance(3000);

@@ -238,7 +238,7 @@ describe('store fill', () => {
       await createIntent(t, { reservation_id: 'r-held', amount: 100, scenario: 'delay' });
       for (let i = 0; i < 3; i++) expect((await t.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: `r-full-${i}`, amount: 100 } })).statusCode).toBe(503);
       expect(logs.filter((l) => l.level === 'warn').map((l) => [l.store, l.refused, l.msg])).toEqual([
-        ['intents', 1, 'the intents store is full: requests answer 503 STORE_FULL. The intents store is full of unfinished work; retry shortly.'],
+        ['intents', 1, 'the intents store is full: requests answer 503 STORE_FULL. The intents store is full of PENDING intents, which it keeps until each is decided: retry once some are (after their delay), or raise STORE_MAX_INTENTS.'],
       ]);
     } finally {
       await t.app.close();

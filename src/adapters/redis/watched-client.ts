@@ -96,8 +96,9 @@ export interface WatchedRedis {
   close(): Promise<void>;
   /**
    * `listener` hears the round trip, in seconds, of each answered liveness PING (every
-   * LIVENESS_EVERY_MS while Redis serves): how long a command of this process waits for Redis now,
-   * behind its own queue too (the `redis_ping_seconds` histogram).
+   * LIVENESS_EVERY_MS while Redis serves, once the previous one is answered): how long a command of
+   * this process waits for Redis now, behind its own queue and event loop too (the
+   * `redis_ping_seconds` histogram). Not a PING sent, or answered, while Redis was found silent.
    */
   onPing(listener: (seconds: number) => void): void;
 }
@@ -234,8 +235,11 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
     // An error reply (LOADING while it loads its data set) is an answer too; a time-out or a lost connection is not.
     const askedAt = unansweredSince;
     const sentAt = performance.now();
+    const sentWhileSilent = silentSince !== undefined;
     const heardBack = (): void => {
-      pingListener?.((performance.now() - sentAt) / 1000);
+      // A round trip that spanned a silence is the silence's (calls answered 503 at once meanwhile),
+      // not a wait of any call: not observed (a user test: 1–10 s figures after Redis was back).
+      if (!sentWhileSilent && silentSince === undefined) pingListener?.((performance.now() - sentAt) / 1000);
       answered();
     };
     void (send(new Command('ping')) as Promise<unknown>).then(heardBack, (error: unknown) => {
