@@ -305,6 +305,28 @@ if (redisServerOrSkip('replicas on Redis')) {
         expect(bookings.map((x) => [x.id, x.seatIds])).toEqual([[booking.json().bookingId, booking.json().seatIds]]);
         expect([booking.statusCode, booking.json().seatIds]).toEqual([201, expect.arrayContaining([expect.any(String), expect.any(String)])]);
         expect((await b.app.stores.seats.counts('perf_002'))?.held).toBe(2);
+
+      } finally {
+        await a.close();
+      }
+    });
+
+    it('a FluxPay subscription written under a key whose answer was a 503: the retry on the other replica answers it, charged once (before 2026-12-05 a second subscription, charged again)', async () => {
+      const { env, a } = await failingAfterWrite((stores) => {
+        stores.billing.create = writtenThenFailed(stores.billing.create.bind(stores.billing));
+      });
+      try {
+        const b = await buildTestApp(env, { clockStart: START });
+        open.push(b);
+        const subscribe = { method: 'POST' as const, url: '/api/v1/subscriptions', headers: { 'idempotency-key': 'subscription-key' }, payload: { userId: 'user_subscribed', planId: 'basic-monthly', card: { number: '4242424242424242', cvv: '100', expMonth: 12, expYear: 2030 } } };
+        expect((await a.inject(subscribe)).statusCode).toBe(503);
+        const [written] = (await b.app.stores.billing.list({ userId: 'user_subscribed', limit: 10 })).data;
+        const retried = await inject(b, subscribe);
+        expect([retried.statusCode, retried.headers['idempotent-replayed'], retried.json().result.subscriptionId, retried.json().result.status]).toEqual([200, undefined, written?.subscriptionId, 'ACTIVE']);
+        expect((await b.app.stores.billing.list({ userId: 'user_subscribed', limit: 10 })).data).toHaveLength(1);
+        expect((await b.app.stores.fluxpay.listOrders({ limit: 10, userId: 'user_subscribed' })).data).toHaveLength(1);
+        const again = await inject(b, subscribe);
+        expect([again.statusCode, again.headers['idempotent-replayed'], again.json()]).toEqual([200, 'true', retried.json()]);
       } finally {
         await a.close();
       }

@@ -86,11 +86,21 @@ export class SubscriptionService {
   }
 
   /** Subscribes: the first period is charged now; declined → PAY_002 and nothing is created. */
-  async subscribe(input: { userId: string; planId: string; card: CardInput }, request: OutcomeRequest = {}): Promise<SubscriptionRecord> {
+  /** A new subscription id (a keyed subscribe notes it on its Idempotency-Key before the write). */
+  newSubscriptionId(): string {
+    return this.#deps.ids('sub');
+  }
+
+  /** The subscription, if it is stored. */
+  find(subscriptionId: string): Promise<SubscriptionRecord | undefined> {
+    return this.#deps.store.get(subscriptionId);
+  }
+
+  /** `subscriptionId`: one from `newSubscriptionId`, else a new one. */
+  async subscribe(input: { userId: string; planId: string; card: CardInput }, request: OutcomeRequest = {}, subscriptionId: string = this.newSubscriptionId()): Promise<SubscriptionRecord> {
     const { store, fluxpay, clock, ids } = this.#deps;
     const { plan, policy } = this.#plan(input.planId);
     const stored: StoredCard = fluxpay.checkCard(input.card);
-    const subscriptionId = ids('sub');
     const start = activated({ subscriptionId, userId: input.userId }, plan, clock.now());
     await this.#scheduleNext(start);
     // Tidiness only, where nothing was written: a job of a subscription never written does nothing.

@@ -2,7 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { scenarioFromHeaders, TAKES_OUTCOME } from '../../http/scenario.ts';
 import type { SubscriptionService } from '../../core/subscriptions/service.ts';
-import type { IdempotencyHooks } from '../../http/idempotency.ts';
+import { noteMaking, resumedMade, type IdempotencyHooks } from '../../http/idempotency.ts';
 import { IdempotencyKeyHeader } from '../../http/schemas.ts';
 import { documented, errorResponses, IDEMPOTENT, withExamples } from '../../http/openapi.ts';
 import * as ex from './examples.ts';
@@ -67,7 +67,17 @@ const subscriptionRoutes: FastifyPluginAsync<SubscriptionRoutesOptions> = async 
       ...idempotent,
       ...TAKES_OUTCOME,
     },
-    async (request) => ok(billingView(await subscriptions.subscribe(request.body, { scenario: scenarioFromHeaders(request.headers, app.core.config.scenarios.mix), forced: request.faultPlan?.outcome ?? undefined }))),
+    async (request) => {
+      // A subscription an earlier request under this Idempotency-Key made and never answered (its
+      // replica killed, or Redis failed it after the write) is answered, not made (and charged)
+      // again; noted but not found, it is made under the noted id, which a late write of the
+      // earlier request then finds made.
+      const resumed = await resumedMade(request, (id) => subscriptions.find(id));
+      if (resumed.record !== undefined) return ok(billingView(resumed.record));
+      const subscriptionId = resumed.id ?? subscriptions.newSubscriptionId();
+      if (resumed.id === undefined) await noteMaking(request, subscriptionId);
+      return ok(billingView(await subscriptions.subscribe(request.body, { scenario: scenarioFromHeaders(request.headers, app.core.config.scenarios.mix), forced: request.faultPlan?.outcome ?? undefined }, subscriptionId)));
+    },
   );
 
   app.get(
