@@ -74,7 +74,8 @@ export type FullStore = (typeof FULL_STORES)[number];
 const STORE_FULL_MESSAGES: Partial<Record<FullStore, string>> = {
   intents: 'The intents store is full of PENDING intents, which it keeps until each is decided: retry once some are (after their delay), or raise STORE_MAX_INTENTS.',
   bookings: 'The bookings store is full of pending bookings, which it keeps until each is paid, cancelled or expired (SEAT_HOLD_MS): retry once some are, or raise BOOKINGS_MAX.',
-  waiting_room_tickets: 'The waiting rooms hold as many tickets as they may: retry once some are admitted, used or expired (FLUXPAY_WAITING_TICKET_TTL_MS), or raise FLUXPAY_MAX_WAITING_TICKETS.',
+  waiting_room_tickets:
+    'The waiting rooms hold as many live tickets as they may (waiting, or admitted with a token that has not expired, used or not): retry once some tokens expire (each room’s admissionTtlSeconds), or raise FLUXPAY_MAX_WAITING_TICKETS.',
   fluxpay:
     'The fluxpay store is full of open work, which it keeps until it ends: PENDING or PAID orders with their payments (complete or cancel them) and running usage sagas; retrying alone does not make room until some end (or raise FLUXPAY_MAX_RECORDS).',
   v2_payments:

@@ -628,7 +628,7 @@ if (redisServerOrSkip('replicas on Redis')) {
       await redis.client.call('CLIENT', 'PAUSE', '800', 'ALL');
       await eventually(async () => ((await roundTrips()).slow >= 1 ? true : undefined), 'a slow round trip');
       const text = (await inject(t, { url: '/metrics' })).body;
-      expect(text).toContain('# HELP redis_ping_seconds Round trip of this process’s liveness PING to Redis, twice a second while it serves: how long a store call waits for Redis now, behind this process’s own commands too.');
+      expect(text).toContain('# HELP redis_ping_seconds Round trip of this process’s liveness PING to Redis, every half second while it serves (once the previous one is answered): how long a store call waits for Redis now, behind this process’s own commands and event loop too.');
       expect(text).toMatch(/^redis_ping_seconds_bucket\{le="\+Inf"\} \d+$/m);
       // Not silent (that takes 2 s): ready all along.
       expect(readyGauge(text)).toBe(1);

@@ -70,12 +70,14 @@ const subscriptionRoutes: FastifyPluginAsync<SubscriptionRoutesOptions> = async 
     async (request) => {
       // A subscription an earlier request under this Idempotency-Key made and never answered (its
       // replica killed, or Redis failed it after the write) is answered, not made (and charged)
-      // again; noted but not found, it is made under the noted id, which a late write of the
-      // earlier request then finds made.
+      // again. Noted but not found, it is made anew under a new id, noted in its place: under the
+      // noted one, a late write of the earlier request (held by a partition) would make this one's
+      // write a no-op and its charge an invisible second one (a review); so it is a second
+      // subscription to see. The earlier request's charge, if it made one, is refunded by its guard.
       const resumed = await resumedMade(request, (id) => subscriptions.find(id));
       if (resumed.record !== undefined) return ok(billingView(resumed.record));
-      const subscriptionId = resumed.id ?? subscriptions.newSubscriptionId();
-      if (resumed.id === undefined) await noteMaking(request, subscriptionId);
+      const subscriptionId = subscriptions.newSubscriptionId();
+      await noteMaking(request, subscriptionId);
       return ok(billingView(await subscriptions.subscribe(request.body, { scenario: scenarioFromHeaders(request.headers, app.core.config.scenarios.mix), forced: request.faultPlan?.outcome ?? undefined }, subscriptionId)));
     },
   );
