@@ -71,8 +71,9 @@ export function resumedId(request: FastifyRequest): string | undefined {
  * What an earlier request under this request's Idempotency-Key made, or was about to make, and never
  * answered (its replica died, or it answered a 5xx: Redis slow or away): its `id` as noted, and the
  * `record` when it is stored, which the route answers as created instead of making another. Without
- * the record (never written, or evicted since) the route makes it, under that id where a late write
- * of the earlier request must find it made. Both undefined for every other request.
+ * the record (never written, or evicted since) the route makes it: under that id where a late write
+ * of the earlier request then finds it made (orders, payments), under a new one, noted again, where
+ * that write would be taken for this one's (bookings, subscriptions). Both undefined for every other request.
  */
 export async function resumedMade<T>(request: FastifyRequest, find: (id: string) => Promise<T | undefined>): Promise<{ id?: string | undefined; record?: T | undefined }> {
   const id = resumed.get(request);
@@ -82,7 +83,7 @@ export async function resumedMade<T>(request: FastifyRequest, find: (id: string)
 /**
  * Notes on this keyed request's Idempotency-Key the id of what it is about to make, before its
  * write, for a create whose write cannot note it itself: a retry after a lost answer (its replica
- * killed, or a 5xx after the write) then answers that record (`resumedRecord`) instead of making a
+ * killed, or a 5xx after the write) then answers that record (`resumedMade`) instead of making a
  * second one. Nothing without a key, or with a store of one process. IDEMPOTENCY_KEY_IN_USE
  * (transient), nothing noted, when the key is no longer this request's.
  */

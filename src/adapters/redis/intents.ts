@@ -235,7 +235,7 @@ function decodeIntent(encoded: string): Intent | undefined {
   };
 }
 
-/** What the insert scripts answer (1 stored, 0 full) as the port's outcome. */
+/** What the insert scripts answer (1 stored, 0 full, 3 its Idempotency-Key taken by another request) as the port's outcome. */
 function insertOutcome(stored: unknown): InsertOutcome {
   if (stored === 3) return { ok: false, reason: 'key_lost' };
   return stored === 1 ? { ok: true } : { ok: false, reason: 'full' };

@@ -185,8 +185,10 @@ export class FluxPayService {
 
   // ── payments ───────────────────────────────────────────────────────────────────────────────
 
-  /** A READY payment (with its paymentKey) for a PENDING order; the card rules plan its outcome now, and the card is not kept. */
-  /** `paymentKey`: one from `newPaymentKey`, else a new one. */
+  /**
+   * A READY payment (with its paymentKey) for a PENDING order; the card rules plan its outcome now,
+   * and the card is not kept. `paymentKey`: one from `newPaymentKey`, else a new one.
+   */
   async createPayment(input: CreatePaymentInput, paymentKey?: string): Promise<Payment> {
     if (input.method === 'CARD' && input.card === undefined) throw invalid('card', 'is required when method is CARD');
     if (input.method === 'CARD' && input.easyPay !== undefined) throw invalid('easyPay', 'is only for method EASY_PAY');
@@ -297,6 +299,7 @@ export class FluxPayService {
     return this.#deps.ids('pk');
   }
 
+  /** The payment, if it is stored. */
   findPayment(paymentKey: string): Promise<Payment | undefined> {
     return this.#deps.store.getPayment(paymentKey);
   }

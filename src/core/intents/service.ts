@@ -171,16 +171,14 @@ export class IntentService {
     return cancelled;
   }
 
-  /**
-   * Refunds `amount` (all that is left without one), with `payment.refunded`; with a shared store
-   * backed by a job as a cancel is (its key names the refund: `refundJobKey`).
-   */
   /** A refund's own name (`refund`'s `token`), for a request under an Idempotency-Key to note before it refunds. */
   newRefundToken(): string {
     return randomUUID();
   }
 
   /**
+   * Refunds `amount` (all that is left without one), with `payment.refunded`; with a shared store
+   * backed by a job as a cancel is (its key names the refund: `refundJobKey`).
    * `token`: the refund's name from `newRefundToken`, noted on the request's Idempotency-Key; its
    * retry, after the first answer was lost, passes it again and is answered the refund made (a shared
    * store keeps the names of an intent's last 16 refunds), not refunded a second time.

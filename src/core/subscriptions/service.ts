@@ -85,7 +85,6 @@ export class SubscriptionService {
     return [...this.#plans.values()].map((p) => p.policy);
   }
 
-  /** Subscribes: the first period is charged now; declined → PAY_002 and nothing is created. */
   /** A new subscription id (a keyed subscribe notes it on its Idempotency-Key before the write). */
   newSubscriptionId(): string {
     return this.#deps.ids('sub');
@@ -96,7 +95,7 @@ export class SubscriptionService {
     return this.#deps.store.get(subscriptionId);
   }
 
-  /** `subscriptionId`: one from `newSubscriptionId`, else a new one. */
+  /** Subscribes: the first period is charged now; declined → PAY_002 and nothing is created. `subscriptionId`: one from `newSubscriptionId`, else a new one. */
   async subscribe(input: { userId: string; planId: string; card: CardInput }, request: OutcomeRequest = {}, subscriptionId: string = this.newSubscriptionId()): Promise<SubscriptionRecord> {
     const { store, fluxpay, clock, ids } = this.#deps;
     const { plan, policy } = this.#plan(input.planId);

@@ -139,7 +139,7 @@ export default fp(
       });
     }
 
-    // STORE=redis: how long Redis takes to answer this process now (its liveness PING, twice a second).
+    // STORE=redis: how long Redis takes to answer this process now (its liveness PING, every half second).
     const pings = app.redisPings;
     if (pings !== undefined) {
       const roundTrips = new Histogram({
