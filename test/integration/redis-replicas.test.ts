@@ -51,8 +51,10 @@ if (redisServerOrSkip('replicas on Redis')) {
   beforeAll(async () => {
     redis = await startRedis({ appendOnly: true });
   });
+  /** Replicas made by `failingAfterWrite`, with their stores changed. */
+  const failing: FastifyInstance[] = [];
   afterEach(async () => {
-    await Promise.all(open.splice(0).map((t) => t.app.close()));
+    await Promise.all([...open.splice(0).map((t) => t.app.close()), ...failing.splice(0).map((a) => a.close())]);
   });
   afterAll(async () => {
     await redis?.stop();
@@ -70,9 +72,10 @@ if (redisServerOrSkip('replicas on Redis')) {
 
   /**
    * Replica A on a new prefix, whose stores `wrap` changes (a write that goes through, then fails as
-   * if Redis failed the call after it: `writtenThenFailed`), and the settings for another replica beside it.
+   * if Redis failed the call after it: `writtenThenFailed`), and replica B beside it (a test app on
+   * START's manual clock); both are closed after the test.
    */
-  async function failingAfterWrite(wrap: (stores: Stores) => void, options: { env?: Record<string, string>; clock?: ManualClock } = {}): Promise<{ env: Record<string, string>; a: FastifyInstance }> {
+  async function failingAfterWrite(wrap: (stores: Stores) => void, options: { env?: Record<string, string>; clock?: ManualClock } = {}): Promise<{ a: FastifyInstance; b: TestApp }> {
     const env = { STORE: 'redis', REDIS_URL: redis.url, REDIS_KEY_PREFIX: redis.newPrefix(), SHUTDOWN_TIMEOUT_MS: '0', WEBHOOK_SECRET: 'whsec_dGVzdC1zZWNyZXQtZm9yLXBheXNpbQ==', ...options.env };
     const a = await buildApp({
       config: loadConfig(env),
@@ -84,7 +87,10 @@ if (redisServerOrSkip('replicas on Redis')) {
       },
     });
     await a.ready();
-    return { env, a };
+    failing.push(a);
+    const b = await buildTestApp(env, { clockStart: START });
+    open.push(b);
+    return { a, b };
   }
   /** A store call whose write goes through, then fails (its reply lost, Redis slow): the client gets 503. */
   const writtenThenFailed =
@@ -241,101 +247,83 @@ if (redisServerOrSkip('replicas on Redis')) {
 
     it('a keyed create whose intent was written but whose answer was a 503 (Redis slow after the write): the retry on the other replica answers that intent, not a second one (a user test: two payments)', async () => {
       // Replica A: its insert is written, then Redis "fails" it (the reply lost): the client gets 503.
-      const { env, a } = await failingAfterWrite((stores) => {
+      const { a, b: other } = await failingAfterWrite((stores) => {
         const insertScheduled = stores.intents.insertScheduled?.bind(stores.intents);
         if (insertScheduled === undefined) throw new Error('a Redis intent store writes its job with the intent');
         stores.intents.insertScheduled = writtenThenFailed(insertScheduled);
       });
-      try {
-        const other = await buildTestApp(env, { clockStart: START });
-        open.push(other);
-        const body = { reservation_id: 'res_resumed', amount: 700, scenario: 'approve' };
-        const failed = await a.inject({ method: 'POST', url: '/v1/sim/intent', payload: body, headers: { 'idempotency-key': 'resumed-key' } });
-        expect([failed.statusCode, failed.json().error.code]).toEqual([503, 'STORE_UNAVAILABLE']);
-        const written = (await other.app.stores.intents.list({ limit: 10, reservationId: 'res_resumed' })).data;
-        expect(written).toHaveLength(1);
-        const retried = await createIntent(other, body, { 'idempotency-key': 'resumed-key' });
-        expect([retried.statusCode, retried.headers['idempotent-replayed'], retried.json()]).toEqual([200, undefined, { payment_intent_id: written[0]?.id, status: 'PENDING', next: 'poll' }]);
-        expect((await other.app.stores.intents.list({ limit: 10, reservationId: 'res_resumed' })).data).toHaveLength(1);
-        // Answered now: the next retry is its replay; another body under the key is refused.
-        const again = await createIntent(other, body, { 'idempotency-key': 'resumed-key' });
-        expect([again.statusCode, again.headers['idempotent-replayed'], again.json()]).toEqual([200, 'true', retried.json()]);
-        expect((await createIntent(other, { ...body, amount: 701 }, { 'idempotency-key': 'resumed-key' })).statusCode).toBe(422);
-      } finally {
-        await a.close();
-      }
+      const body = { reservation_id: 'res_resumed', amount: 700, scenario: 'approve' };
+      const failed = await a.inject({ method: 'POST', url: '/v1/sim/intent', payload: body, headers: { 'idempotency-key': 'resumed-key' } });
+      expect([failed.statusCode, failed.json().error.code]).toEqual([503, 'STORE_UNAVAILABLE']);
+      const written = (await other.app.stores.intents.list({ limit: 10, reservationId: 'res_resumed' })).data;
+      expect(written).toHaveLength(1);
+      const retried = await createIntent(other, body, { 'idempotency-key': 'resumed-key' });
+      expect([retried.statusCode, retried.headers['idempotent-replayed'], retried.json()]).toEqual([200, undefined, { payment_intent_id: written[0]?.id, status: 'PENDING', next: 'poll' }]);
+      expect((await other.app.stores.intents.list({ limit: 10, reservationId: 'res_resumed' })).data).toHaveLength(1);
+      // Answered now: the next retry is its replay; another body under the key is refused.
+      const again = await createIntent(other, body, { 'idempotency-key': 'resumed-key' });
+      expect([again.statusCode, again.headers['idempotent-replayed'], again.json()]).toEqual([200, 'true', retried.json()]);
+      expect((await createIntent(other, { ...body, amount: 701 }, { 'idempotency-key': 'resumed-key' })).statusCode).toBe(422);
     });
 
     it('a FluxPay order, a FluxPay payment and a booking made under a key whose answer was a 503 (Redis failed the call after the write): the retry on the other replica answers what was made, not a second one (before 2026-12-05 each was made twice)', async () => {
       // Replica A: each create's write goes through, then Redis "fails" it (the reply lost): the client gets 503.
-      const { env, a } = await failingAfterWrite((stores) => {
+      const { a, b } = await failingAfterWrite((stores) => {
         stores.fluxpay.createOrder = writtenThenFailed(stores.fluxpay.createOrder.bind(stores.fluxpay));
         stores.fluxpay.createPayment = writtenThenFailed(stores.fluxpay.createPayment.bind(stores.fluxpay));
         stores.bookings.insert = writtenThenFailed(stores.bookings.insert.bind(stores.bookings));
       });
-      try {
-        const b = await buildTestApp(env, { clockStart: START });
-        open.push(b);
-        const keyed = (key: string, options: InjectOptions): InjectOptions => ({ ...options, headers: { ...(options.headers as Record<string, string> | undefined), 'idempotency-key': key } });
-        const tryBoth = async (key: string, options: InjectOptions) => {
-          const failed = await a.inject(keyed(key, options));
-          expect(failed.statusCode).toBe(503);
-          const retried = await inject(b, keyed(key, options));
-          const again = await inject(b, keyed(key, options));
-          // The retry answers what A made, as created; the next one replays that answer.
-          expect(retried.headers['idempotent-replayed']).toBeUndefined();
-          expect([again.statusCode, again.headers['idempotent-replayed'], again.json()]).toEqual([retried.statusCode, 'true', retried.json()]);
-          return retried;
-        };
+      const keyed = (key: string, options: InjectOptions): InjectOptions => ({ ...options, headers: { ...(options.headers as Record<string, string> | undefined), 'idempotency-key': key } });
+      const tryBoth = async (key: string, options: InjectOptions) => {
+        const failed = await a.inject(keyed(key, options));
+        expect(failed.statusCode).toBe(503);
+        const retried = await inject(b, keyed(key, options));
+        const again = await inject(b, keyed(key, options));
+        // The retry answers what A made, as created; the next one replays that answer.
+        expect(retried.headers['idempotent-replayed']).toBeUndefined();
+        expect([again.statusCode, again.headers['idempotent-replayed'], again.json()]).toEqual([retried.statusCode, 'true', retried.json()]);
+        return retried;
+      };
 
-        const orderBody = { userId: 'user_resumed', serviceId: 'chat', orderName: 'resumed', amount: 1000 };
-        const order = await tryBoth('order-key', { method: 'POST', url: '/api/v1/orders', payload: orderBody });
-        const orders = (await b.app.stores.fluxpay.listOrders({ limit: 10, userId: 'user_resumed' })).data;
-        expect(orders.map((o) => o.orderId)).toEqual([order.json().result.orderId]);
-        expect([order.statusCode, order.json().result.status, order.json().result.amount]).toEqual([200, 'PENDING', 1000]);
+      const orderBody = { userId: 'user_resumed', serviceId: 'chat', orderName: 'resumed', amount: 1000 };
+      const order = await tryBoth('order-key', { method: 'POST', url: '/api/v1/orders', payload: orderBody });
+      const orders = (await b.app.stores.fluxpay.listOrders({ limit: 10, userId: 'user_resumed' })).data;
+      expect(orders.map((o) => o.orderId)).toEqual([order.json().result.orderId]);
+      expect([order.statusCode, order.json().result.status, order.json().result.amount]).toEqual([200, 'PENDING', 1000]);
 
-        const paymentBody = { orderId: orders[0]?.orderId, method: 'CARD', card: { number: '4242424242424242', cvv: '100', expMonth: 12, expYear: 2030 } };
-        const payment = await tryBoth('payment-key', { method: 'POST', url: '/api/v1/payments', payload: paymentBody });
-        expect([payment.statusCode, payment.json().result.status, payment.json().result.orderId]).toEqual([200, 'READY', orders[0]?.orderId]);
-        expect((await b.app.stores.fluxpay.paymentStats()).size).toBe(1);
-        expect((await b.app.stores.fluxpay.getPayment(payment.json().result.paymentKey as string))?.orderId).toBe(orders[0]?.orderId);
+      const paymentBody = { orderId: orders[0]?.orderId, method: 'CARD', card: { number: '4242424242424242', cvv: '100', expMonth: 12, expYear: 2030 } };
+      const payment = await tryBoth('payment-key', { method: 'POST', url: '/api/v1/payments', payload: paymentBody });
+      expect([payment.statusCode, payment.json().result.status, payment.json().result.orderId]).toEqual([200, 'READY', orders[0]?.orderId]);
+      expect((await b.app.stores.fluxpay.paymentStats()).size).toBe(1);
+      expect((await b.app.stores.fluxpay.getPayment(payment.json().result.paymentKey as string))?.orderId).toBe(orders[0]?.orderId);
 
-        const booking = await tryBoth('booking-key', { method: 'POST', url: '/bookings', headers: { 'x-user-id': 'user_resumed' }, payload: { performanceId: 'perf_002', quantity: 2, paymentMethod: 'CREDIT_CARD' } });
-        const bookings = (await b.app.stores.bookings.listForUser('user_resumed', { limit: 10 })).data;
-        expect(bookings.map((x) => [x.id, x.seatIds])).toEqual([[booking.json().bookingId, booking.json().seatIds]]);
-        expect([booking.statusCode, booking.json().seatIds]).toEqual([201, expect.arrayContaining([expect.any(String), expect.any(String)])]);
-        expect((await b.app.stores.seats.counts('perf_002'))?.held).toBe(2);
+      const booking = await tryBoth('booking-key', { method: 'POST', url: '/bookings', headers: { 'x-user-id': 'user_resumed' }, payload: { performanceId: 'perf_002', quantity: 2, paymentMethod: 'CREDIT_CARD' } });
+      const bookings = (await b.app.stores.bookings.listForUser('user_resumed', { limit: 10 })).data;
+      expect(bookings.map((x) => [x.id, x.seatIds])).toEqual([[booking.json().bookingId, booking.json().seatIds]]);
+      expect([booking.statusCode, booking.json().seatIds]).toEqual([201, expect.arrayContaining([expect.any(String), expect.any(String)])]);
+      expect((await b.app.stores.seats.counts('perf_002'))?.held).toBe(2);
 
-      } finally {
-        await a.close();
-      }
     });
 
     it('a FluxPay subscription written under a key whose answer was a 503: the retry on the other replica answers it, charged once (before 2026-12-05 a second subscription, charged again)', async () => {
-      const { env, a } = await failingAfterWrite((stores) => {
+      const { a, b } = await failingAfterWrite((stores) => {
         stores.billing.create = writtenThenFailed(stores.billing.create.bind(stores.billing));
       });
-      try {
-        const b = await buildTestApp(env, { clockStart: START });
-        open.push(b);
-        const subscribe = { method: 'POST' as const, url: '/api/v1/subscriptions', headers: { 'idempotency-key': 'subscription-key' }, payload: { userId: 'user_subscribed', planId: 'basic-monthly', card: { number: '4242424242424242', cvv: '100', expMonth: 12, expYear: 2030 } } };
-        expect((await a.inject(subscribe)).statusCode).toBe(503);
-        const [written] = (await b.app.stores.billing.list({ userId: 'user_subscribed', limit: 10 })).data;
-        const retried = await inject(b, subscribe);
-        expect([retried.statusCode, retried.headers['idempotent-replayed'], retried.json().result.subscriptionId, retried.json().result.status]).toEqual([200, undefined, written?.subscriptionId, 'ACTIVE']);
-        expect((await b.app.stores.billing.list({ userId: 'user_subscribed', limit: 10 })).data).toHaveLength(1);
-        expect((await b.app.stores.fluxpay.listOrders({ limit: 10, userId: 'user_subscribed' })).data).toHaveLength(1);
-        const again = await inject(b, subscribe);
-        expect([again.statusCode, again.headers['idempotent-replayed'], again.json()]).toEqual([200, 'true', retried.json()]);
-      } finally {
-        await a.close();
-      }
+      const subscribe = { method: 'POST' as const, url: '/api/v1/subscriptions', headers: { 'idempotency-key': 'subscription-key' }, payload: { userId: 'user_subscribed', planId: 'basic-monthly', card: { number: '4242424242424242', cvv: '100', expMonth: 12, expYear: 2030 } } };
+      expect((await a.inject(subscribe)).statusCode).toBe(503);
+      const [written] = (await b.app.stores.billing.list({ userId: 'user_subscribed', limit: 10 })).data;
+      const retried = await inject(b, subscribe);
+      expect([retried.statusCode, retried.headers['idempotent-replayed'], retried.json().result.subscriptionId, retried.json().result.status]).toEqual([200, undefined, written?.subscriptionId, 'ACTIVE']);
+      expect((await b.app.stores.billing.list({ userId: 'user_subscribed', limit: 10 })).data).toHaveLength(1);
+      expect((await b.app.stores.fluxpay.listOrders({ limit: 10, userId: 'user_subscribed' })).data).toHaveLength(1);
+      const again = await inject(b, subscribe);
+      expect([again.statusCode, again.headers['idempotent-replayed'], again.json()]).toEqual([200, 'true', retried.json()]);
     });
 
     it('a resumed create whose first request never wrote it is made under the noted id: a FluxPay order\'s admission token, used by the first request and not given back, is that order\'s (a review: 403 WAIT_001, kept under the key); a booking resumed after its hold lapsed is a new booking, not the expired one answered as booked (a review)', async () => {
       const clock = new ManualClock(START, { awaitWork: true });
       const failing = <A extends unknown[], R>(_call: (...args: A) => Promise<R>) => (): Promise<R> => Promise.reject(new StoreUnavailableError());
-      const { env, a } = await failingAfterWrite(
+      const { a, b } = await failingAfterWrite(
         (stores) => {
           stores.fluxpay.createOrder = failing(stores.fluxpay.createOrder);
           stores.waitingRooms.releaseToken = failing(stores.waitingRooms.releaseToken);
@@ -343,48 +331,42 @@ if (redisServerOrSkip('replicas on Redis')) {
         },
         { clock, env: { SEAT_HOLD_MS: '60000', MOCK_MIN_DELAY_MS: '0', MOCK_MAX_DELAY_MS: '0' } },
       );
-      try {
-        const b = await buildTestApp(env, { clockStart: START });
-        open.push(b);
-        expect((await inject(b, { method: 'PUT', url: '/api/v1/waiting-rooms/sale', payload: { admitPerSecond: 2, admissionTtlSeconds: 600, protectedServiceIds: ['ai-writer'] } })).statusCode).toBe(201);
-        const token = (await inject(b, { method: 'POST', url: '/api/v1/waiting-rooms/sale/enter', payload: { userId: 'user_1' } })).json().result.admissionToken as string;
-        const order = { method: 'POST' as const, url: '/api/v1/orders', headers: { 'x-admission-token': token, 'idempotency-key': 'room-key' }, payload: { userId: 'user_1', serviceId: 'ai-writer', orderName: 'r', amount: 15000 } };
-        expect((await a.inject(order)).statusCode).toBe(503);
-        const retried = await inject(b, order);
-        expect([retried.statusCode, retried.json().result?.status]).toEqual([200, 'PENDING']);
-        expect((await b.app.stores.fluxpay.listOrders({ limit: 10, userId: 'user_1' })).data.map((o) => o.orderId)).toEqual([retried.json().result.orderId]);
-        // The token is that order's now: another key's order with it is refused.
-        expect((await inject(b, { ...order, headers: { ...order.headers, 'idempotency-key': 'other-key' } })).json().code).toBe('WAIT_001');
+      expect((await inject(b, { method: 'PUT', url: '/api/v1/waiting-rooms/sale', payload: { admitPerSecond: 2, admissionTtlSeconds: 600, protectedServiceIds: ['ai-writer'] } })).statusCode).toBe(201);
+      const token = (await inject(b, { method: 'POST', url: '/api/v1/waiting-rooms/sale/enter', payload: { userId: 'user_1' } })).json().result.admissionToken as string;
+      const order = { method: 'POST' as const, url: '/api/v1/orders', headers: { 'x-admission-token': token, 'idempotency-key': 'room-key' }, payload: { userId: 'user_1', serviceId: 'ai-writer', orderName: 'r', amount: 15000 } };
+      expect((await a.inject(order)).statusCode).toBe(503);
+      const retried = await inject(b, order);
+      expect([retried.statusCode, retried.json().result?.status]).toEqual([200, 'PENDING']);
+      expect((await b.app.stores.fluxpay.listOrders({ limit: 10, userId: 'user_1' })).data.map((o) => o.orderId)).toEqual([retried.json().result.orderId]);
+      // The token is that order's now: another key's order with it is refused.
+      expect((await inject(b, { ...order, headers: { ...order.headers, 'idempotency-key': 'other-key' } })).json().code).toBe('WAIT_001');
 
-        const booking = { method: 'POST' as const, url: '/bookings', headers: { 'x-user-id': 'user_9', 'idempotency-key': 'late-key' }, payload: { performanceId: 'perf_002', quantity: 2, paymentMethod: 'CREDIT_CARD' } };
-        expect((await a.inject(booking)).statusCode).toBe(503);
-        const first = (await b.app.stores.bookings.listForUser('user_9', { limit: 10 })).data;
-        await Promise.all([clock.advance(120_000), b.clock.advance(120_000)]);
-        const rebooked = await inject(b, booking);
-        expect(rebooked.statusCode).toBe(201);
-        expect(rebooked.json().bookingId).not.toBe(first[0]?.id);
-        expect((await b.app.stores.bookings.get(rebooked.json().bookingId as string))?.status).toBe('pending');
-        expect((await b.app.stores.bookings.get(first[0]?.id as string))?.status).toBe('expired');
-        expect((await b.app.stores.seats.counts('perf_002'))?.held).toBe(2);
-        const again = await inject(b, booking);
-        expect([again.statusCode, again.headers['idempotent-replayed'], again.json()]).toEqual([201, 'true', rebooked.json()]);
+      const booking = { method: 'POST' as const, url: '/bookings', headers: { 'x-user-id': 'user_9', 'idempotency-key': 'late-key' }, payload: { performanceId: 'perf_002', quantity: 2, paymentMethod: 'CREDIT_CARD' } };
+      expect((await a.inject(booking)).statusCode).toBe(503);
+      const first = (await b.app.stores.bookings.listForUser('user_9', { limit: 10 })).data;
+      await Promise.all([clock.advance(120_000), b.clock.advance(120_000)]);
+      const rebooked = await inject(b, booking);
+      expect(rebooked.statusCode).toBe(201);
+      expect(rebooked.json().bookingId).not.toBe(first[0]?.id);
+      expect((await b.app.stores.bookings.get(rebooked.json().bookingId as string))?.status).toBe('pending');
+      expect((await b.app.stores.bookings.get(first[0]?.id as string))?.status).toBe('expired');
+      expect((await b.app.stores.seats.counts('perf_002'))?.held).toBe(2);
+      const again = await inject(b, booking);
+      expect([again.statusCode, again.headers['idempotent-replayed'], again.json()]).toEqual([201, 'true', rebooked.json()]);
 
-        // Paid since (found in the user's list): the retry answers that booking, not a second one (a review).
-        const paidKey = { ...booking, headers: { ...booking.headers, 'x-user-id': 'user_paid', 'idempotency-key': 'paid-key' } };
-        expect((await a.inject(paidKey)).statusCode).toBe(503);
-        const [paid] = (await b.app.stores.bookings.listForUser('user_paid', { limit: 10 })).data;
-        expect((await inject(b, { method: 'POST', url: '/payments/execute', headers: { 'x-user-id': 'user_paid' }, payload: { bookingId: paid?.id, paymentMethodToken: 'tok_visa', cvv: '120' } })).json().finalStatus).toBe('SUCCESS');
-        await eventually(async () => {
-          if ((await b.app.stores.bookings.get(paid?.id as string))?.status === 'confirmed') return true;
-          await b.clock.advance(100);
-          return undefined;
-        }, 'the payment applied');
-        const retriedPaid = await inject(b, paidKey);
-        expect([retriedPaid.statusCode, retriedPaid.json().bookingId]).toEqual([201, paid?.id]);
-        expect((await b.app.stores.bookings.listForUser('user_paid', { limit: 10 })).data.map((x) => x.status)).toEqual(['confirmed']);
-      } finally {
-        await a.close();
-      }
+      // Paid since (found in the user's list): the retry answers that booking, not a second one (a review).
+      const paidKey = { ...booking, headers: { ...booking.headers, 'x-user-id': 'user_paid', 'idempotency-key': 'paid-key' } };
+      expect((await a.inject(paidKey)).statusCode).toBe(503);
+      const [paid] = (await b.app.stores.bookings.listForUser('user_paid', { limit: 10 })).data;
+      expect((await inject(b, { method: 'POST', url: '/payments/execute', headers: { 'x-user-id': 'user_paid' }, payload: { bookingId: paid?.id, paymentMethodToken: 'tok_visa', cvv: '120' } })).json().finalStatus).toBe('SUCCESS');
+      await eventually(async () => {
+        if ((await b.app.stores.bookings.get(paid?.id as string))?.status === 'confirmed') return true;
+        await b.clock.advance(100);
+        return undefined;
+      }, 'the payment applied');
+      const retriedPaid = await inject(b, paidKey);
+      expect([retriedPaid.statusCode, retriedPaid.json().bookingId]).toEqual([201, paid?.id]);
+      expect((await b.app.stores.bookings.listForUser('user_paid', { limit: 10 })).data.map((x) => x.status)).toEqual(['confirmed']);
     });
 
     it('a keyed create that finds, before its write, that its key was taken by another request (its retry on another replica, this one cut off from Redis) writes nothing and answers 409 IDEMPOTENCY_KEY_IN_USE in its shape (a review: two orders, two intents)', async () => {
@@ -394,7 +376,7 @@ if (redisServerOrSkip('replicas on Redis')) {
         if (entry !== undefined) await redis.client.hset(entry, 'ct', 'another-claim');
       };
       let entry: string | undefined;
-      const { env, a } = await failingAfterWrite((stores) => {
+      const { a, b } = await failingAfterWrite((stores) => {
         const idem = stores.idempotency;
         const noteOf = idem.noteOf?.bind(idem);
         if (noteOf === undefined) throw new Error('a Redis idempotency store notes what a request makes');
@@ -409,50 +391,38 @@ if (redisServerOrSkip('replicas on Redis')) {
         const insertScheduled = stores.intents.insertScheduled?.bind(stores.intents);
         if (insertScheduled !== undefined) stores.intents.insertScheduled = async (...args) => (await take(), insertScheduled(...args));
       });
-      try {
-        const b = await buildTestApp(env, { clockStart: START });
-        open.push(b);
-        const order = await a.inject({ method: 'POST', url: '/api/v1/orders', headers: { 'idempotency-key': 'lost-1' }, payload: { userId: 'user_lost', serviceId: 'chat', orderName: 'r', amount: 1000 } });
-        expect([order.statusCode, order.json()]).toEqual([409, { isSuccess: false, code: 'COMMON_409', message: 'Another request with this Idempotency-Key (a retry on another replica) took it over while this one could not reach Redis; that request answers it, and nothing was done here.', result: null }]);
-        expect((await b.app.stores.fluxpay.listOrders({ limit: 10, userId: 'user_lost' })).data).toEqual([]);
-        const intent = await a.inject({ method: 'POST', url: '/v1/sim/intent', headers: { 'idempotency-key': 'lost-2' }, payload: { reservation_id: 'res_lost_key', amount: 700 } });
-        expect([intent.statusCode, intent.json().error.code]).toEqual([409, 'IDEMPOTENCY_KEY_IN_USE']);
-        expect((await b.app.stores.intents.list({ limit: 10, reservationId: 'res_lost_key' })).data).toEqual([]);
-        // Counted as the key's refusals are.
-        expect(/^idempotency_conflicts_total (\d+)$/m.exec((await a.inject({ url: '/metrics' })).body)?.[1]).toBe('2');
-      } finally {
-        await a.close();
-      }
+      const order = await a.inject({ method: 'POST', url: '/api/v1/orders', headers: { 'idempotency-key': 'lost-1' }, payload: { userId: 'user_lost', serviceId: 'chat', orderName: 'r', amount: 1000 } });
+      expect([order.statusCode, order.json()]).toEqual([409, { isSuccess: false, code: 'COMMON_409', message: 'Another request with this Idempotency-Key (a retry on another replica) took it over while this one could not reach Redis; that request answers it, and nothing was done here.', result: null }]);
+      expect((await b.app.stores.fluxpay.listOrders({ limit: 10, userId: 'user_lost' })).data).toEqual([]);
+      const intent = await a.inject({ method: 'POST', url: '/v1/sim/intent', headers: { 'idempotency-key': 'lost-2' }, payload: { reservation_id: 'res_lost_key', amount: 700 } });
+      expect([intent.statusCode, intent.json().error.code]).toEqual([409, 'IDEMPOTENCY_KEY_IN_USE']);
+      expect((await b.app.stores.intents.list({ limit: 10, reservationId: 'res_lost_key' })).data).toEqual([]);
+      // Counted as the key's refusals are.
+      expect(/^idempotency_conflicts_total (\d+)$/m.exec((await a.inject({ url: '/metrics' })).body)?.[1]).toBe('2');
     });
 
     it('a keyed refund written but answered 503 (Redis failed the call after the write): the retry on the other replica answers that refund, not a second one, and its event is the one the first refund\'s backstop would tell (before 2026-12-05 it refunded twice)', async () => {
-      const { env, a } = await failingAfterWrite((stores) => {
+      const { a, b } = await failingAfterWrite((stores) => {
         const refundScheduled = stores.intents.refundScheduled?.bind(stores.intents);
         if (refundScheduled === undefined) throw new Error('a Redis intent store writes its job with the refund');
         stores.intents.refundScheduled = writtenThenFailed(refundScheduled);
       });
-      try {
-        const b = await buildTestApp(env, { clockStart: START });
-        open.push(b);
-        const id = (await createIntent(b, { reservation_id: 'res_refund_resumed', amount: 9000, scenario: 'approve' })).json().payment_intent_id as string;
-        await b.clock.advance(200);
-        await eventually(async () => ((await getIntent(b, id)).json().status === 'APPROVED' ? true : undefined), 'the approval');
-        const refund = { method: 'POST' as const, url: `/v1/sim/intents/${id}/refund`, payload: { amount: 4000 }, headers: { 'idempotency-key': 'refund-key' } };
-        const failed = await a.inject(refund);
-        expect([failed.statusCode, failed.json().error.code]).toEqual([503, 'STORE_UNAVAILABLE']);
-        const refundedAt = (await b.app.stores.intents.get(id))?.updatedAt as number;
-        const retried = await inject(b, refund);
-        const { webhook: _none, ...stored } = (await getIntent(b, id)).json();
-        expect([retried.statusCode, retried.headers['idempotent-replayed'], retried.json()]).toEqual([200, undefined, stored]);
-        expect([stored.status, stored.refunded_amount, stored.updated_at]).toEqual(['PARTIALLY_REFUNDED', 4000, iso(refundedAt)]);
-        const again = await inject(b, refund);
-        expect([again.statusCode, again.headers['idempotent-replayed'], again.json()]).toEqual([200, 'true', retried.json()]);
-        // One event, at the refund's own time, and the first refund's backstop job taken off (it told the same event).
-        expect(b.events.filter((e) => e.type === 'payment.refunded').map((e) => [e.occurredAt, e.intent.refundedAmount])).toEqual([[refundedAt, 4000]]);
-        expect(await b.app.core.scheduler.pending('intent.refund_event')).toBe(0);
-      } finally {
-        await a.close();
-      }
+      const id = (await createIntent(b, { reservation_id: 'res_refund_resumed', amount: 9000, scenario: 'approve' })).json().payment_intent_id as string;
+      await b.clock.advance(200);
+      await eventually(async () => ((await getIntent(b, id)).json().status === 'APPROVED' ? true : undefined), 'the approval');
+      const refund = { method: 'POST' as const, url: `/v1/sim/intents/${id}/refund`, payload: { amount: 4000 }, headers: { 'idempotency-key': 'refund-key' } };
+      const failed = await a.inject(refund);
+      expect([failed.statusCode, failed.json().error.code]).toEqual([503, 'STORE_UNAVAILABLE']);
+      const refundedAt = (await b.app.stores.intents.get(id))?.updatedAt as number;
+      const retried = await inject(b, refund);
+      const { webhook: _none, ...stored } = (await getIntent(b, id)).json();
+      expect([retried.statusCode, retried.headers['idempotent-replayed'], retried.json()]).toEqual([200, undefined, stored]);
+      expect([stored.status, stored.refunded_amount, stored.updated_at]).toEqual(['PARTIALLY_REFUNDED', 4000, iso(refundedAt)]);
+      const again = await inject(b, refund);
+      expect([again.statusCode, again.headers['idempotent-replayed'], again.json()]).toEqual([200, 'true', retried.json()]);
+      // One event, at the refund's own time, and the first refund's backstop job taken off (it told the same event).
+      expect(b.events.filter((e) => e.type === 'payment.refunded').map((e) => [e.occurredAt, e.intent.refundedAmount])).toEqual([[refundedAt, 4000]]);
+      expect(await b.app.core.scheduler.pending('intent.refund_event')).toBe(0);
     });
 
     it('a decision scheduled on A is made by B when A is gone: B polls the shared schedule', async () => {

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Intent } from '../../core/intents/intent.ts';
-import { idempotencyNoteOf, noteMaking, resumedId, resumedMade, type IdempotencyHooks } from '../../http/idempotency.ts';
+import { idempotencyNoteOf, noteMaking, resumedId, type IdempotencyHooks } from '../../http/idempotency.ts';
 import { documented, errorResponses, IDEMPOTENT, withExamples } from '../../http/openapi.ts';
 import { requestedScenario, TAKES_OUTCOME } from '../../http/scenario.ts';
 import { IdempotencyKeyHeader } from '../../http/schemas.ts';
@@ -54,7 +54,9 @@ const intentRoutes: FastifyPluginAsync<IntentRoutesOptions> = async (fastify, { 
       const b = request.body;
       // An earlier request under this Idempotency-Key made it and never answered (its replica died, or
       // Redis failed it after the write): answered as created, not made again (a user test: two payments).
-      const earlier = (await resumedMade(request, (id) => intents.find(id))).record;
+      // Looked up only then: every create passes here, and most have nothing to resume (no await).
+      const made = resumedId(request);
+      const earlier = made === undefined ? undefined : await intents.find(made);
       if (earlier !== undefined) return createdAnswer(earlier);
       const intent = await intents.create({
         reservationId: b.reservation_id,
