@@ -475,16 +475,25 @@ describe('at the close, once the shared scheduler is quiesced', () => {
   // Shared, as with Redis (it polls): in memory alone a caller's run still runs at the close.
   beforeEach(() => setup({ SCHEDULER_POLL_MS: '250' }));
 
-  it('a booking and the reads of seats, which need due work run first, answer 503 SHUTTING_DOWN with Retry-After and Connection: close, as requests arriving then do, and book nothing (before 2026-12-04 STORE_UNAVAILABLE)', async () => {
+  it('a booking that finds its seats taken and the reads of seats, which need due work run first, answer 503 SHUTTING_DOWN with Retry-After and Connection: close, as requests arriving then do, and book nothing (before 2026-12-04 STORE_UNAVAILABLE)', async () => {
     const id = await book();
+    await book(10, USER, 'perf_003');
+    await book(10, USER, 'perf_003');
     await t.app.core.scheduler.quiesce(0);
     const shuttingDown = { error: 'The simulator is shutting down; retry on another instance.', code: 'SHUTTING_DOWN' };
-    for (const res of [await post('/bookings', { performanceId: 'perf_001', quantity: 1, paymentMethod: 'CREDIT_CARD' }), await get('/performances'), await get('/performances/perf_001/seats')]) {
+    for (const res of [await post('/bookings', { performanceId: 'perf_003', quantity: 1, paymentMethod: 'CREDIT_CARD' }), await get('/performances'), await get('/performances/perf_001/seats')]) {
       expect([res.statusCode, res.headers['retry-after'], res.headers.connection, res.headers['content-type'], res.json()]).toEqual([503, '1', 'close', JSON_TYPE, shuttingDown]);
     }
-    expect(await t.app.core.scheduler.pending('booking.expire')).toBe(1);
+    expect(await t.app.core.scheduler.pending('booking.expire')).toBe(3);
     expect(await t.app.core.stores.bookings.get(id)).toMatchObject({ id, status: 'pending' });
     expect(busEvents).toEqual([]);
+  });
+
+  it('a booking whose seats are free needs no due work run: it is made, its expiry job in the shared store for another replica (before 2026-12-06 a 503)', async () => {
+    await t.app.core.scheduler.quiesce(0);
+    const id = await book(1);
+    expect(await t.app.core.scheduler.pending('booking.expire')).toBe(1);
+    expect(await t.app.core.stores.bookings.get(id)).toMatchObject({ id, status: 'pending', seatIds: ['A1'] });
   });
 });
 

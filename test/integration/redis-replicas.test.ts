@@ -1221,9 +1221,10 @@ if (redisServerOrSkip('replicas on Redis')) {
       const read = await getIntent(a, before);
       expect([read.statusCode, read.json().error.code]).toEqual([503, 'STORE_UNAVAILABLE']);
 
-      // The booking's due work could not be run first: it answers then, without a store call of its own to wait on.
-      const { scheduler, seats } = a.app.core.stores;
-      const ownCalls = [vi.spyOn(scheduler, 'schedule'), vi.spyOn(seats, 'seatsOf'), vi.spyOn(seats, 'counts')];
+      // The booking's first store call (its expiry job) fails: it answers then, nothing held. The
+      // reads' due work could not be run first: they answer then, without a store call of their own to wait on.
+      const { seats } = a.app.core.stores;
+      const ownCalls = [vi.spyOn(seats, 'hold'), vi.spyOn(seats, 'seatsOf'), vi.spyOn(seats, 'counts')];
       const booking = await inject(a, { method: 'POST', url: '/bookings', headers: { 'x-user-id': 'user_1' }, payload: { performanceId: 'perf_001', quantity: 2, paymentMethod: 'CREDIT_CARD' } });
       expect(booking.statusCode).toBe(503);
       expect(booking.headers['retry-after']).toBe('1');

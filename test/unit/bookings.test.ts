@@ -152,6 +152,24 @@ describe('book', () => {
     expect((await h.service.get(old.id)).status).toBe('expired');
     expect(h.jobErrors).toEqual([]);
   });
+
+  it('runs no due work when the seats asked for are free: a booking never waits for others\' work (before 2026-12-06 every booking ran it first)', async () => {
+    const h = await makeBookings();
+    h.scheduler.stop();
+    const old = await book(h, 10, USER, 'perf_003');
+    await h.clock.advance(HOLD);
+    const fresh = await book(h, 3, OTHER, 'perf_003');
+    expect(fresh.seatIds).toEqual(['B1', 'B2', 'B3']);
+    expect(h.events.map((e) => [e.type, e.booking.id])).toEqual([
+      ['booking.created', old.id],
+      ['booking.created', fresh.id],
+    ]);
+    expect(await h.scheduler.pending('booking.expire')).toBe(2);
+    // The lapsed hold's job is still due: the next run (its timer, a poll, a sold-out booking) ends it.
+    await h.scheduler.runDue();
+    expect(h.events.map((e) => e.type)).toEqual(['booking.created', 'booking.created', 'booking.expired']);
+    expect(await h.seats.counts('perf_003')).toEqual({ total: 20, available: 17, held: 3, reserved: 0 });
+  });
 });
 
 describe('cancel', () => {
