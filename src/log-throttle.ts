@@ -1,27 +1,64 @@
+/** Runs `fn` after `ms` without keeping the process alive for it. */
+export type SetTimer = (fn: () => void, ms: number) => void;
+
+const unrefTimer: SetTimer = (fn, ms) => {
+  setTimeout(fn, ms).unref();
+};
+
 /**
  * For a log line that may come thousands of times a second (each call while Redis refuses writes,
  * each due job while the store is unavailable): `take` counts each occurrence and answers how many
  * there have been since the last line, at most once per `intervalMs` (the first at once), else
  * undefined (this one is only counted).
+ *
+ * With `trailing`, the occurrences counted after the last line are told too when no further one
+ * comes to tell them: `trailing(count)` runs once the interval since that line is over (a timer
+ * armed by the first of them). Without it, a last burst was never told (before 2026-12-06).
  */
 export class CountingThrottle {
   readonly #intervalMs: number;
   readonly #now: () => number;
+  readonly #trailing: ((count: number) => void) | undefined;
+  readonly #setTimer: SetTimer;
   #lastAt = Number.NEGATIVE_INFINITY;
   #count = 0;
+  #armed = false;
 
-  constructor(intervalMs: number, now: () => number) {
+  constructor(intervalMs: number, now: () => number, trailing?: (count: number) => void, setTimer: SetTimer = unrefTimer) {
     this.#intervalMs = intervalMs;
     this.#now = now;
+    this.#trailing = trailing;
+    this.#setTimer = setTimer;
   }
 
   take(): number | undefined {
     this.#count++;
     const at = this.#now();
-    if (at - this.#lastAt < this.#intervalMs) return undefined;
+    if (at - this.#lastAt < this.#intervalMs) {
+      this.#arm(this.#lastAt + this.#intervalMs - at);
+      return undefined;
+    }
+    return this.#told(at);
+  }
+
+  #told(at: number): number {
     this.#lastAt = at;
     const count = this.#count;
     this.#count = 0;
     return count;
+  }
+
+  #arm(ms: number): void {
+    const trailing = this.#trailing;
+    if (trailing === undefined || this.#armed) return;
+    this.#armed = true;
+    this.#setTimer(() => {
+      this.#armed = false;
+      const at = this.#now();
+      // Told meanwhile by a take of its own, or the timer early: nothing, or wait the rest.
+      if (this.#count === 0) return;
+      if (at - this.#lastAt < this.#intervalMs) return this.#arm(this.#lastAt + this.#intervalMs - at);
+      trailing(this.#told(at));
+    }, ms);
   }
 }

@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { StoreUnavailableError } from '../../core/errors.ts';
-import { CountingThrottle } from '../../log-throttle.ts';
+import { CountingThrottle, type SetTimer } from '../../log-throttle.ts';
 import type { Stores } from '../../core/ports.ts';
 
 /**
@@ -132,11 +132,16 @@ export function refusalHint(message: string): string {
 /**
  * Logs that Redis refuses writes (`isRedisRefusingWrites`) at error, at most once per
  * REFUSAL_LOG_INTERVAL_MS with how many calls it refused since the last line: a full Redis
- * refuses every create, thousands a second under a load test.
+ * refuses every create, thousands a second under a load test. The refusals after the last line are
+ * told once the interval is over when none follows to tell them.
  */
-export function refusalLog(log: FastifyBaseLogger, now: () => number = Date.now): (error: Error) => void {
-  const throttle = new CountingThrottle(REFUSAL_LOG_INTERVAL_MS, now);
+export function refusalLog(log: FastifyBaseLogger, now: () => number = Date.now, setTimer?: SetTimer): (error: Error) => void {
+  let last: Error | undefined;
+  // The refusals after the last line, when none follows them to tell them (a last burst).
+  const trailing = (refused: number) => log.error({ refused }, `Redis refused ${refused} more call${refused === 1 ? '' : 's'} that write since the last line (503 STORE_UNAVAILABLE); ${refusalHint(last?.message ?? '')}`);
+  const throttle = new CountingThrottle(REFUSAL_LOG_INTERVAL_MS, now, trailing, setTimer);
   return (error) => {
+    last = error;
     const refused = throttle.take();
     if (refused === undefined) return;
     log.error({ err: error, refused }, `Redis refuses writes: calls that write answer 503 STORE_UNAVAILABLE until it takes them again; ${refusalHint(error.message)}`);

@@ -4,7 +4,7 @@ import FindMyWay from 'find-my-way';
 import { createErrorHandler, sendProblem } from '../../http/error-handler.ts';
 import type { ErrorShapes } from '../../http/error-shapes.ts';
 import type { Problem } from '../../http/problem.ts';
-import { CountingThrottle } from '../../log-throttle.ts';
+import { CountingThrottle, type SetTimer } from '../../log-throttle.ts';
 
 /** A full store is told at most this often, per store, with the refusals since its last line. */
 export const STORE_FULL_LOG_INTERVAL_MS = 60_000;
@@ -13,15 +13,20 @@ export const STORE_FULL_LOG_INTERVAL_MS = 60_000;
  * Warns that a store is full of unfinished work when it refuses a request (503 STORE_FULL), at
  * most once per STORE_FULL_LOG_INTERVAL_MS per store, with how many it refused since the last
  * line and what makes room: a load test at a bound is refused thousands of times a second, and
- * before 2026-12-05 only each request's own line (info) and `store_full_total` said so.
+ * before 2026-12-05 only each request's own line (info) and `store_full_total` said so. The
+ * refusals after the last line are told once the minute is over when none follows to tell them.
  */
-export function storeFullLog(log: FastifyBaseLogger, now: () => number = Date.now): (problem: Problem) => void {
+export function storeFullLog(log: FastifyBaseLogger, now: () => number = Date.now, setTimer?: SetTimer): (problem: Problem) => void {
   const throttles = new Map<string, CountingThrottle>();
   return (problem) => {
     if (problem.code !== 'STORE_FULL') return;
     const store = problem.store ?? 'unknown';
     let throttle = throttles.get(store);
-    if (throttle === undefined) throttles.set(store, (throttle = new CountingThrottle(STORE_FULL_LOG_INTERVAL_MS, now)));
+    if (throttle === undefined) {
+      // The refusals after the last line, when none follows them to tell them (a last burst).
+      const trailing = (refused: number) => log.warn({ store, refused }, `the ${store} store was full: ${refused} more request${refused === 1 ? '' : 's'} answered 503 STORE_FULL since the last line. ${problem.message}`);
+      throttles.set(store, (throttle = new CountingThrottle(STORE_FULL_LOG_INTERVAL_MS, now, trailing, setTimer)));
+    }
     const refused = throttle.take();
     if (refused !== undefined) log.warn({ store, refused }, `the ${store} store is full: requests answer 503 STORE_FULL. ${problem.message}`);
   };
