@@ -1,6 +1,9 @@
 /** Runs `fn` after `ms` without keeping the process alive for it. */
 export type SetTimer = (fn: () => void, ms: number) => void;
 
+/** How long no occurrence must come before the occurrences after the last line are told as a tail. */
+const QUIET_MS = 1_000;
+
 const unrefTimer: SetTimer = (fn, ms) => {
   setTimeout(fn, ms).unref();
 };
@@ -12,8 +15,11 @@ const unrefTimer: SetTimer = (fn, ms) => {
  * undefined (this one is only counted).
  *
  * With `trailing`, the occurrences counted after the last line are told too when no further one
- * comes to tell them: `trailing(count)` runs once the interval since that line is over (a timer
- * armed by the first of them). Without it, a last burst was never told (before 2026-12-06).
+ * comes to tell them: `trailing(count)` runs once the interval since that line is over and none
+ * has come for a quiet second (a timer armed by the first of them; `flush` tells them at once, at
+ * a close). While they go on coming, the next `take` tells them, in the line's own words. A tail
+ * is no line of its own: the next occurrence after it (a new outage) is told at once if the
+ * interval since the last line is over. Without it, a last burst was never told (before 2026-12-06).
  */
 export class CountingThrottle {
   readonly #intervalMs: number;
@@ -21,6 +27,7 @@ export class CountingThrottle {
   readonly #trailing: ((count: number) => void) | undefined;
   readonly #setTimer: SetTimer;
   #lastAt = Number.NEGATIVE_INFINITY;
+  #lastSeenAt = Number.NEGATIVE_INFINITY;
   #count = 0;
   #armed = false;
 
@@ -34,6 +41,7 @@ export class CountingThrottle {
   take(): number | undefined {
     this.#count++;
     const at = this.#now();
+    this.#lastSeenAt = at;
     if (at - this.#lastAt < this.#intervalMs) {
       this.#arm(this.#lastAt + this.#intervalMs - at);
       return undefined;
@@ -48,9 +56,16 @@ export class CountingThrottle {
     return count;
   }
 
+  /** Tells the occurrences counted since the last line, if any, through `trailing` now (a close). */
+  flush(): void {
+    if (this.#count === 0 || this.#trailing === undefined) return;
+    const count = this.#count;
+    this.#count = 0;
+    this.#trailing(count);
+  }
+
   #arm(ms: number): void {
-    const trailing = this.#trailing;
-    if (trailing === undefined || this.#armed) return;
+    if (this.#trailing === undefined || this.#armed) return;
     this.#armed = true;
     this.#setTimer(() => {
       this.#armed = false;
@@ -58,7 +73,12 @@ export class CountingThrottle {
       // Told meanwhile by a take of its own, or the timer early: nothing, or wait the rest.
       if (this.#count === 0) return;
       if (at - this.#lastAt < this.#intervalMs) return this.#arm(this.#lastAt + this.#intervalMs - at);
-      trailing(this.#told(at));
+      // Still coming: the next take tells them in the line's own words (a review: a steady stream
+      // was told by tails alone, "was full" while it was full); a burst that has ended, once quiet.
+      const quietMs = Math.min(QUIET_MS, this.#intervalMs);
+      if (at - this.#lastSeenAt < quietMs) return this.#arm(this.#lastSeenAt + quietMs - at);
+      // Not a line of its own (#lastAt stays): a new outage after it is told at once.
+      this.flush();
     }, ms);
   }
 }

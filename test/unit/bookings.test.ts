@@ -7,7 +7,7 @@ import { DomainError } from '../../src/core/errors.ts';
 import { derivedId } from '../../src/core/ids.ts';
 import { createRandom } from '../../src/core/random.ts';
 import { settle } from '../helpers/manual-clock.ts';
-import { allForUser, book, codeOf, errorOf, EVT_ID, HOLD, makeBookings, OTHER, pay, PAY_DELAY, payInput, ULID, USER, type BookingHarness } from './support.ts';
+import { allForUser, book, codeOf, errorOf, EVT_ID, HOLD, makeBookings, OTHER, pay, PAY_DELAY, payInput, track, ULID, USER, type BookingHarness } from './support.ts';
 
 /**
  * The booking service (holds, cancellation, expiry, queries, bounds) over memory stores. Paying
@@ -132,7 +132,7 @@ describe('book', () => {
     expect(held).toBeGreaterThan(190);
   });
 
-  it('runs due expiry before allocating, so lapsed holds count as free without waiting for the timer', async () => {
+  it('finding too few seats free, runs due expiry and tries again, so lapsed holds count as free without waiting for the timer', async () => {
     const h = await makeBookings();
     h.scheduler.stop(); // no timer: only book's own run of due work can expire anything
     const old = await book(h, 10, USER, 'perf_003');
@@ -168,6 +168,32 @@ describe('book', () => {
     // The lapsed hold's job is still due: the next run (its timer, a poll, a sold-out booking) ends it.
     await h.scheduler.runDue();
     expect(h.events.map((e) => e.type)).toEqual(['booking.created', 'booking.created', 'booking.expired']);
+    expect(await h.seats.counts('perf_003')).toEqual({ total: 20, available: 17, held: 3, reserved: 0 });
+  });
+
+  it.each([
+    ['a hold longer than the wait', 10_000, 4_000],
+    ['a hold shorter than the wait, whose job the run could have run', 1_000, 1_500],
+  ])('finding too few seats free, holds for SEAT_HOLD_MS from the end of a slow run of due work, not from the request: %s', async (_, holdMs, runTakesMs) => {
+    const h = await makeBookings({ config: { seatHoldMs: holdMs } });
+    h.scheduler.stop();
+    let release!: () => void;
+    h.scheduler.register('slow', () => new Promise<void>((resolve) => (release = resolve)));
+    await book(h, 10, USER, 'perf_003');
+    await book(h, 10, USER, 'perf_003');
+    await h.scheduler.schedule('slow', 'k', h.clock.now());
+    const inProgress = h.scheduler.runDue(); // a run under way (others' work), the booking's to wait for
+    await settle();
+    await h.clock.advance(holdMs); // both holds lapse
+    const booking = track(book(h, 3, OTHER, 'perf_003'));
+    await settle();
+    await h.clock.advance(runTakesMs);
+    release();
+    await inProgress;
+    await vi.waitFor(() => expect(booking.settled).toBe(true));
+    const answeredAt = h.clock.now();
+    expect(booking.value).toMatchObject({ seatIds: ['A1', 'A2', 'A3'], createdAt: answeredAt, expiresAt: answeredAt + holdMs });
+    expect(await h.scheduler.nextDueAt()).toBe(answeredAt + holdMs);
     expect(await h.seats.counts('perf_003')).toEqual({ total: 20, available: 17, held: 3, reserved: 0 });
   });
 });

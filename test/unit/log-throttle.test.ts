@@ -32,14 +32,14 @@ describe('CountingThrottle', () => {
     expect(throttle.take()).toBe(1);
   });
 
-  it('with trailing, tells the occurrences after the last line once the interval is over when none follows to tell them (before 2026-12-06 never)', () => {
+  it('with trailing, tells the occurrences after the last line once the interval is over and none has come for a second; the tail is no line of its own (before 2026-12-06 never told)', () => {
     let now = 1_000;
     const timers = manualTimers(() => now);
-    const told: number[] = [];
-    const throttle = new CountingThrottle(10_000, () => now, (count) => told.push(count), timers.setTimer);
+    const told: Array<[number, number]> = [];
+    const throttle = new CountingThrottle(10_000, () => now, (count) => told.push([now, count]), timers.setTimer);
     expect(throttle.take()).toBe(1);
     expect(timers.armed()).toEqual([]);
-    now += 2_000;
+    now = 3_000;
     expect([throttle.take(), throttle.take(), throttle.take()]).toEqual([undefined, undefined, undefined]);
     expect(timers.armed()).toEqual([11_000]); // one timer, at the end of the interval
     now = 10_999;
@@ -47,35 +47,60 @@ describe('CountingThrottle', () => {
     expect(told).toEqual([]);
     now = 11_000;
     timers.fire();
-    expect(told).toEqual([3]);
-    // Told: the next occurrence waits out the interval from the trailing line.
+    expect(told).toEqual([[11_000, 3]]);
+    // A new outage after the tail: told at once, its first line saying 1 (a review: the tail had
+    // taken the interval, and the new outage was told a minute late as a tail).
     now = 12_000;
-    expect(throttle.take()).toBeUndefined();
-    now = 21_000;
-    expect(throttle.take()).toBe(2); // told by a take of its own: the timer finds nothing left
-    timers.fire();
-    expect(told).toEqual([3]);
+    expect(throttle.take()).toBe(1);
     expect(timers.armed()).toEqual([]);
   });
 
-  it('with trailing, a timer that fires after a take told the count re-arms for the occurrences since', () => {
+  it('with trailing, a steady stream is told by its takes in their own words, and its end by one tail (a review: every line after the first was a tail)', () => {
+    let now = 0;
+    const timers = manualTimers(() => now);
+    const tails: Array<[number, number]> = [];
+    const lines: Array<[number, number]> = [];
+    const throttle = new CountingThrottle(1_000, () => now, (count) => tails.push([now, count]), timers.setTimer);
+    for (now = 0; now < 3_500; now += 10) {
+      timers.fire(); // the timers due before this take, as an event loop runs them
+      const count = throttle.take();
+      if (count !== undefined) lines.push([now, count]);
+    }
+    expect(lines).toEqual([
+      [0, 1],
+      [1_000, 100],
+      [2_000, 100],
+      [3_000, 100],
+    ]);
+    expect(tails).toEqual([]);
+    now = 4_489; // the stream's last take was at 3,490: quiet for a second at 4,490 (the interval over at 4,000)
+    timers.fire();
+    expect(tails).toEqual([]);
+    now = 4_490;
+    timers.fire();
+    expect(tails).toEqual([[4_490, 49]]);
+    now = 10_000;
+    timers.fire();
+    expect(tails).toHaveLength(1);
+  });
+
+  it('flush tells the occurrences after the last line at once (a close), and nothing when there are none', () => {
     let now = 0;
     const timers = manualTimers(() => now);
     const told: number[] = [];
     const throttle = new CountingThrottle(10_000, () => now, (count) => told.push(count), timers.setTimer);
+    throttle.flush();
     throttle.take();
-    now = 5_000;
-    throttle.take(); // arms for 10,000
-    now = 10_500;
-    expect(throttle.take()).toBe(2); // the timer is late: the take tells first
-    now = 10_600;
-    expect(throttle.take()).toBeUndefined();
-    timers.fire(); // the old timer: one counted since, the interval from 10,500 not over
+    throttle.flush();
     expect(told).toEqual([]);
-    expect(timers.armed()).toEqual([20_500]);
-    now = 20_500;
+    now = 100;
+    throttle.take();
+    throttle.take();
+    throttle.flush();
+    expect(told).toEqual([2]);
+    now = 20_000;
     timers.fire();
-    expect(told).toEqual([1]);
+    expect(told).toEqual([2]);
   });
 });
 
@@ -113,6 +138,7 @@ describe('storeFullLog and refusalLog tell a last burst', () => {
     tell(full('intents'));
     tell(full('intents'));
     tell(full('bookings'));
+    tell({ status: 404, code: 'NOT_FOUND', message: 'No.' });
     now = STORE_FULL_LOG_INTERVAL_MS;
     timers.fire();
     expect(lines).toEqual([
@@ -136,6 +162,34 @@ describe('storeFullLog and refusalLog tell a last burst', () => {
     expect(lines).toHaveLength(1);
     now = 60_000;
     timers.fire();
-    expect(lines[1]).toEqual([{ refused: 1 }, 'Redis refused 1 more call that write since the last line (503 STORE_UNAVAILABLE); Redis is over its maxmemory: give it more memory, or lower the store bounds (README: "Redis memory")']);
+    expect(lines[1]).toEqual([{ err: oom, refused: 1 }, 'Redis refused 1 more call that writes since the last line (503 STORE_UNAVAILABLE); Redis is over its maxmemory: give it more memory, or lower the store bounds (README: "Redis memory")']);
+    // Another outage later: its first line at once, in its own words.
+    now = 70_000;
+    tell(oom);
+    tell(oom);
+    expect(lines).toHaveLength(3);
+    expect(lines[2]).toEqual([{ err: oom, refused: 1 }, 'Redis refuses writes: calls that write answer 503 STORE_UNAVAILABLE until it takes them again; Redis is over its maxmemory: give it more memory, or lower the store bounds (README: "Redis memory")']);
+    tell.flush(); // the close
+    expect(lines[3]).toEqual([{ err: oom, refused: 1 }, 'Redis refused 1 more call that writes since the last line (503 STORE_UNAVAILABLE); Redis is over its maxmemory: give it more memory, or lower the store bounds (README: "Redis memory")']);
+  });
+
+  it('storeFullLog: a store full for minutes is told as full each minute, never as was full while it is', () => {
+    let now = 0;
+    const timers = manualTimers(() => now);
+    const lines: unknown[][] = [];
+    const log = { warn: (fields: object, message: string) => lines.push([fields, message]) } as unknown as Parameters<typeof storeFullLog>[0];
+    const tell = storeFullLog(log, () => now, timers.setTimer);
+    for (now = 0; now < 3 * STORE_FULL_LOG_INTERVAL_MS; now += 100) {
+      timers.fire();
+      tell({ status: 503, code: 'STORE_FULL', message: 'full.', store: 'intents' });
+    }
+    expect(lines.map(([fields]) => fields)).toEqual([
+      { store: 'intents', refused: 1 },
+      { store: 'intents', refused: 600 },
+      { store: 'intents', refused: 600 },
+    ]);
+    expect(lines.every(([, message]) => String(message).startsWith('the intents store is full: '))).toBe(true);
+    tell.flush();
+    expect(lines[3]).toEqual([{ store: 'intents', refused: 599 }, 'the intents store was full: 599 more requests answered 503 STORE_FULL since the last line. full.']);
   });
 });

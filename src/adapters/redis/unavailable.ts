@@ -133,17 +133,19 @@ export function refusalHint(message: string): string {
  * Logs that Redis refuses writes (`isRedisRefusingWrites`) at error, at most once per
  * REFUSAL_LOG_INTERVAL_MS with how many calls it refused since the last line: a full Redis
  * refuses every create, thousands a second under a load test. The refusals after the last line are
- * told once the interval is over when none follows to tell them.
+ * told once the interval is over and none has come for a second, or at the close (`flush`), when
+ * none follows to tell them.
  */
-export function refusalLog(log: FastifyBaseLogger, now: () => number = Date.now, setTimer?: SetTimer): (error: Error) => void {
+export function refusalLog(log: FastifyBaseLogger, now: () => number = Date.now, setTimer?: SetTimer): ((error: Error) => void) & { flush(): void } {
   let last: Error | undefined;
   // The refusals after the last line, when none follows them to tell them (a last burst).
-  const trailing = (refused: number) => log.error({ refused }, `Redis refused ${refused} more call${refused === 1 ? '' : 's'} that write since the last line (503 STORE_UNAVAILABLE); ${refusalHint(last?.message ?? '')}`);
+  const trailing = (refused: number) =>
+    log.error({ err: last, refused }, `Redis refused ${refused === 1 ? '1 more call that writes' : `${refused} more calls that write`} since the last line (503 STORE_UNAVAILABLE); ${refusalHint(last?.message ?? '')}`);
   const throttle = new CountingThrottle(REFUSAL_LOG_INTERVAL_MS, now, trailing, setTimer);
-  return (error) => {
+  return Object.assign((error: Error) => {
     last = error;
     const refused = throttle.take();
     if (refused === undefined) return;
     log.error({ err: error, refused }, `Redis refuses writes: calls that write answer 503 STORE_UNAVAILABLE until it takes them again; ${refusalHint(error.message)}`);
-  };
+  }, { flush: () => throttle.flush() });
 }

@@ -100,9 +100,9 @@ export class BookingService {
       throw validationFailed([{ in: 'body', field: '/quantity', rule: 'range', message: `must be a whole number from 1 to ${MAX_QUANTITY}` }]);
     }
     const performance = this.performance(input.performanceId);
-    const now = clock.now();
+    let now = clock.now();
     const id = input.id ?? ids('bk');
-    const expiresAt = now + config.seatHoldMs;
+    let expiresAt = now + config.seatHoldMs;
     // The expiry is scheduled before the hold, so seats are never held without a job to free them,
     // even when the process stops (or the store goes away) before the booking is written.
     await scheduler.schedule(EXPIRE_JOB, id, expiresAt);
@@ -113,6 +113,11 @@ export class BookingService {
         await scheduler.cancel(EXPIRE_JOB, id).catch(() => undefined);
         throw error;
       });
+      // Timed from now: the run may have taken seconds (a slow Redis), even a whole hold, whose job
+      // it may have run and found no booking for (a review: answered already lapsed, its seats held a lease on).
+      now = clock.now();
+      expiresAt = now + config.seatHoldMs;
+      await scheduler.schedule(EXPIRE_JOB, id, expiresAt);
       hold = await seats.hold(performance.id, input.quantity, id, expiresAt);
     }
     if (hold.kind !== 'held') {

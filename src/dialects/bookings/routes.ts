@@ -202,7 +202,7 @@ const bookingRoutes: FastifyPluginAsync<BookingRoutesOptions> = async (fastify, 
       },
     },
     async () => {
-      await app.core.scheduler.runDueOrFail(); // lapsed holds count as available, as the next booking would find them
+      await app.core.scheduler.runDueOrFail(); // lapsed holds count as available, as a booking that finds too few seats free counts them
       const list = [];
       for (const p of service.performances()) list.push(performanceView(p, (await seats.counts(p.id)) as SeatCounts));
       return list;
@@ -226,7 +226,7 @@ const bookingRoutes: FastifyPluginAsync<BookingRoutesOptions> = async (fastify, 
     },
     async (request) => {
       const { id } = service.performance(request.params.id);
-      await app.core.scheduler.runDueOrFail(); // lapsed holds show as available, as the next booking would find them
+      await app.core.scheduler.runDueOrFail(); // lapsed holds show as available, as a booking that finds too few seats free counts them
       const list = ((await seats.seatsOf(id)) ?? []).map((s) => ({ ...s, lockedUntil: s.lockedUntil === null ? null : iso(s.lockedUntil) }));
       return { performanceId: id, counts: (await seats.counts(id)) as SeatCounts, seats: list };
     },

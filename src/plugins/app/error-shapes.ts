@@ -14,11 +14,15 @@ export const STORE_FULL_LOG_INTERVAL_MS = 60_000;
  * most once per STORE_FULL_LOG_INTERVAL_MS per store, with how many it refused since the last
  * line and what makes room: a load test at a bound is refused thousands of times a second, and
  * before 2026-12-05 only each request's own line (info) and `store_full_total` said so. The
- * refusals after the last line are told once the minute is over when none follows to tell them.
+ * refusals after the last line are told once its minute is over and none has come for a second,
+ * or at the close (`flush`), when none follows to tell them.
  */
-export function storeFullLog(log: FastifyBaseLogger, now: () => number = Date.now, setTimer?: SetTimer): (problem: Problem) => void {
+export function storeFullLog(log: FastifyBaseLogger, now: () => number = Date.now, setTimer?: SetTimer): ((problem: Problem) => void) & { flush(): void } {
   const throttles = new Map<string, CountingThrottle>();
-  return (problem) => {
+  const flush = () => {
+    for (const throttle of throttles.values()) throttle.flush();
+  };
+  return Object.assign((problem: Problem) => {
     if (problem.code !== 'STORE_FULL') return;
     const store = problem.store ?? 'unknown';
     let throttle = throttles.get(store);
@@ -29,7 +33,7 @@ export function storeFullLog(log: FastifyBaseLogger, now: () => number = Date.no
     }
     const refused = throttle.take();
     if (refused !== undefined) log.warn({ store, refused }, `the ${store} store is full: requests answer 503 STORE_FULL. ${problem.message}`);
-  };
+  }, { flush });
 }
 
 /**
@@ -52,7 +56,10 @@ const METHODS: readonly HTTPMethod[] = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', '
 export default fp<ErrorShapesOptions>(
   async (app, { shapes, ignoreTrailingSlash }) => {
     app.decorate('errorShapes', shapes);
-    shapes.onProblem(storeFullLog(app.log));
+    const fullLog = storeFullLog(app.log);
+    shapes.onProblem(fullLog);
+    // The refusals after the last line, told before the process goes (a load test ending in a burst).
+    app.addHook('onClose', async () => fullLog.flush());
 
     // Every route's methods, to tell "no such path" (404) from "not with this method" (405).
     const routes = FindMyWay({ ignoreTrailingSlash });

@@ -92,13 +92,17 @@ export default fp<StoresOptions>(
     const { shared } = options;
     if (shared !== undefined) {
       const closed = new AbortController();
-      app.decorate('stores', wrap(await createRedisStores(config, shared.client, closed.signal, refusalLog(app.log))));
+      const refusals = refusalLog(app.log);
+      app.decorate('stores', wrap(await createRedisStores(config, shared.client, closed.signal, refusals)));
       app.decorate('redis', shared.client);
       app.decorate('redisDataLosses', undefined);
       app.decorate('redisPings', undefined);
       app.decorate('storeUnavailable', shared.storeUnavailable);
       // The client is the root app's to close.
-      app.addHook('onClose', async () => closed.abort());
+      app.addHook('onClose', async () => {
+        closed.abort();
+        refusals.flush();
+      });
       return;
     }
 
@@ -109,11 +113,16 @@ export default fp<StoresOptions>(
     let generated: Map<GeneratedName, string>;
     let dataLoss: DataLossWatch;
     const closed = new AbortController();
-    app.addHook('onClose', async () => closed.abort());
+    // The refused writes after the last line, told before the process goes.
+    const refusals = refusalLog(app.log);
+    app.addHook('onClose', async () => {
+      closed.abort();
+      refusals.flush();
+    });
     try {
       // Redis serves (openRedis waited for it): the stores, the shared generated values and the mark of its data, under the same bound on silence.
       [stores, generated, dataLoss] = await untilSilentFor(REDIS_START_TIMEOUT_MS, async () => {
-        const redisStores = await createRedisStores(config, client, closed.signal, refusalLog(app.log));
+        const redisStores = await createRedisStores(config, client, closed.signal, refusals);
         return [redisStores, await adoptSharedGenerated(config, client), await watchDataLoss(client, config.redis.keyPrefix, app.log)] as const;
       });
     } catch (error) {
