@@ -1,8 +1,12 @@
 /** Runs `fn` after `ms` without keeping the process alive for it. */
 export type SetTimer = (fn: () => void, ms: number) => void;
 
-/** How long no occurrence must come before the occurrences after the last line are told as a tail. */
-const QUIET_MS = 1_000;
+/**
+ * How long no occurrence must come before the occurrences after the last line are told as a tail:
+ * well above the cadences of a stream still going (a client retrying at `Retry-After: 1`, a failed
+ * run of due work retried a second later), which a second's quiet took for an end (a review).
+ */
+const QUIET_MS = 5_000;
 
 const unrefTimer: SetTimer = (fn, ms) => {
   setTimeout(fn, ms).unref();
@@ -16,7 +20,7 @@ const unrefTimer: SetTimer = (fn, ms) => {
  *
  * With `trailing`, the occurrences counted after the last line are told too when no further one
  * comes to tell them: `trailing(count)` runs once the interval since that line is over and none
- * has come for a quiet second (a timer armed by the first of them; `flush` tells them at once, at
+ * has come for QUIET_MS (a timer armed by the first of them; `flush` tells them at once, at
  * a close). While they go on coming, the next `take` tells them, in the line's own words. A tail
  * is no line of its own: the next occurrence after it (a new outage) is told at once if the
  * interval since the last line is over. Without it, a last burst was never told (before 2026-12-06).

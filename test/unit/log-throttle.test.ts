@@ -32,7 +32,7 @@ describe('CountingThrottle', () => {
     expect(throttle.take()).toBe(1);
   });
 
-  it('with trailing, tells the occurrences after the last line once the interval is over and none has come for a second; the tail is no line of its own (before 2026-12-06 never told)', () => {
+  it('with trailing, tells the occurrences after the last line once the interval is over and none has come for 5 s; the tail is no line of its own (before 2026-12-06 never told)', () => {
     let now = 1_000;
     const timers = manualTimers(() => now);
     const told: Array<[number, number]> = [];
@@ -191,5 +191,23 @@ describe('storeFullLog and refusalLog tell a last burst', () => {
     expect(lines.every(([, message]) => String(message).startsWith('the intents store is full: '))).toBe(true);
     tell.flush();
     expect(lines[3]).toEqual([{ store: 'intents', refused: 599 }, 'the intents store was full: 599 more requests answered 503 STORE_FULL since the last line. full.']);
+  });
+
+  it('storeFullLog: a client retrying at its Retry-After (1 s) is a stream still going, told as full each minute (a review: a second of quiet was taken for its end)', () => {
+    let now = 0;
+    const timers = manualTimers(() => now);
+    const lines: unknown[][] = [];
+    const log = { warn: (fields: object, message: string) => lines.push([fields, message]) } as unknown as Parameters<typeof storeFullLog>[0];
+    const tell = storeFullLog(log, () => now, timers.setTimer);
+    for (let at = 0; at < 3 * STORE_FULL_LOG_INTERVAL_MS; at += 1_005) {
+      now = at;
+      timers.fire();
+      tell({ status: 503, code: 'STORE_FULL', message: 'full.', store: 'intents' });
+    }
+    expect(lines.map(([fields, message]) => [(fields as { refused: number }).refused, String(message).slice(0, 26)])).toEqual([
+      [1, 'the intents store is full:'],
+      [60, 'the intents store is full:'],
+      [60, 'the intents store is full:'],
+    ]);
   });
 });

@@ -133,7 +133,7 @@ export function refusalHint(message: string): string {
  * Logs that Redis refuses writes (`isRedisRefusingWrites`) at error, at most once per
  * REFUSAL_LOG_INTERVAL_MS with how many calls it refused since the last line: a full Redis
  * refuses every create, thousands a second under a load test. The refusals after the last line are
- * told once the interval is over and none has come for a second, or at the close (`flush`), when
+ * told once the interval is over and none has come for 5 s, or at the close (`flush`), when
  * none follows to tell them.
  */
 export function refusalLog(log: FastifyBaseLogger, now: () => number = Date.now, setTimer?: SetTimer): ((error: Error) => void) & { flush(): void } {

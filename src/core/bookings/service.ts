@@ -1,5 +1,5 @@
 import type { Clock } from '../clock.ts';
-import { DomainError, notFound, storeFull, validationFailed } from '../errors.ts';
+import { DomainError, notFound, StoreUnavailableError, storeFull, validationFailed } from '../errors.ts';
 import { timeOfId, type IdFactory } from '../ids.ts';
 import type { BookingStore, LedgerStore, Page, PageQuery, SeatStore } from '../ports.ts';
 import type { Scheduler } from '../scheduler.ts';
@@ -116,6 +116,13 @@ export class BookingService {
       // Timed from now: the run may have taken seconds (a slow Redis), even a whole hold, whose job
       // it may have run and found no booking for (a review: answered already lapsed, its seats held a lease on).
       now = clock.now();
+      // So slow that another replica may have run the expiry job it scheduled first, found no
+      // booking a lease after the hold that job was for, and be about to free whatever this id
+      // holds (#expireJob times that from the id): no hold under this id now (a review: a seat sold twice).
+      if (now >= (timeOfId(id) ?? 0) + config.seatHoldMs + scheduler.leaseMs / 2) {
+        await scheduler.cancel(EXPIRE_JOB, id).catch(() => undefined);
+        throw new StoreUnavailableError();
+      }
       expiresAt = now + config.seatHoldMs;
       await scheduler.schedule(EXPIRE_JOB, id, expiresAt);
       hold = await seats.hold(performance.id, input.quantity, id, expiresAt);

@@ -14,7 +14,7 @@ export const STORE_FULL_LOG_INTERVAL_MS = 60_000;
  * most once per STORE_FULL_LOG_INTERVAL_MS per store, with how many it refused since the last
  * line and what makes room: a load test at a bound is refused thousands of times a second, and
  * before 2026-12-05 only each request's own line (info) and `store_full_total` said so. The
- * refusals after the last line are told once its minute is over and none has come for a second,
+ * refusals after the last line are told once its minute is over and none has come for 5 s,
  * or at the close (`flush`), when none follows to tell them.
  */
 export function storeFullLog(log: FastifyBaseLogger, now: () => number = Date.now, setTimer?: SetTimer): ((problem: Problem) => void) & { flush(): void } {
