@@ -83,7 +83,12 @@ withRedisServer('Redis adapters of records', (server) => {
       expect(entered).toMatchObject({ kind: 'entered', ticket: { status: 'ADMITTED' } });
       const outcomes = await Promise.all(Array.from({ length: 100 }, (_, i) => (i % 2 === 0 ? a : b).useToken('svc_concert', 'adm_1', `ord_${i}`, T0 + 1)));
       expect(tally(outcomes)).toEqual({ used: 1, already_used: 99 });
-      expect((await b.getRoom('room_1', T0 + 1))?.room).toMatchObject({ used: 1, activeCount: 0 });
+      // It holds its slot until its order is written; spent through both at once, it frees it once.
+      expect((await b.getRoom('room_1', T0 + 1))?.room).toMatchObject({ used: 1, activeCount: 1 });
+      const order = `ord_${outcomes.findIndex((o) => o.kind === 'used')}`;
+      const spends = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? a : b).spendToken('adm_1', order, T0 + 2)));
+      expect(spends.filter((s) => s.spent)).toHaveLength(1);
+      expect((await a.getRoom('room_1', T0 + 2))?.room).toMatchObject({ used: 1, activeCount: 0 });
     });
 
     it('waiting room: an entry and a token use whose script the client sent twice (its reply lost, sent again after a reconnect) enter once and use the token once, for its order, answered as the first run', async () => {
@@ -95,6 +100,8 @@ withRedisServer('Redis adapters of records', (server) => {
       expect(await store.enter('room_1', 'user_1', { ticket: 'wrt_2', admissionToken: 'adm_2' }, T0)).toMatchObject({ kind: 'existing', ticket: { ticket: 'wrt_1' } });
       const used = await sentTwice(client, () => store.useToken('svc_concert', 'adm_1', 'ord_1', T0 + 1));
       expect(used).toMatchObject({ kind: 'used', ticket: { admissionToken: 'adm_1', usedFor: 'ord_1', usedAt: T0 + 1 } });
+      expect((await store.getRoom('room_1', T0 + 1))?.room).toMatchObject({ used: 1, activeCount: 1 });
+      expect(await sentTwice(client, () => store.spendToken('adm_1', 'ord_1', T0 + 1))).toEqual({ spent: true, admitted: [], nextDueAt: null });
       expect((await store.getRoom('room_1', T0 + 1))?.room).toMatchObject({ used: 1, activeCount: 0 });
       // Another order with that token is refused.
       expect(await store.useToken('svc_concert', 'adm_1', 'ord_2', T0 + 2)).toMatchObject({ kind: 'already_used', ticket: { usedFor: 'ord_1' } });

@@ -2,7 +2,7 @@ import { Heap } from 'heap-js';
 import { FifoQueue } from '../../core/fifo-queue.ts';
 import type { StoreStats } from '../../core/ports.ts';
 import type { EnterOutcome, RoomResult, UseTokenOutcome, WaitingRoomStore } from '../../core/waiting-room/ports.ts';
-import { admitDue, applySettings, nextAdmissionDue, releaseAdmission, useAdmission, copyRoom, copyTicket, newRoom, ticketStatusAt, type Room, type RoomQueue, type RoomSettings, type Ticket } from '../../core/waiting-room/room.ts';
+import { admitDue, applySettings, nextAdmissionDue, releaseAdmission, spendAdmission, useAdmission, copyRoom, copyTicket, newRoom, ticketStatusAt, type Room, type RoomQueue, type RoomSettings, type Ticket } from '../../core/waiting-room/room.ts';
 import { EvictionQueue } from './eviction-queue.ts';
 
 export interface MemoryWaitingRoomStoreOptions {
@@ -17,12 +17,13 @@ export interface MemoryWaitingRoomStoreOptions {
 /** One room's queue (waiting tickets, entry order) and its active tokens (a min-heap by expiry). */
 class MemoryRoomQueue implements RoomQueue {
   readonly waiting = new FifoQueue<Ticket>();
-  /** Admitted tickets whose token is not used or expired yet; used ones are skipped when they surface. */
-  readonly #active = new Heap<Ticket>((a, b) => (a.expiresAt as number) - (b.expiresAt as number) || a.sequence - b.sequence);
   /**
-   * The tickets in #active, used ones not yet skipped included: a token given back before it
-   * surfaced is still there, and pushing it again would expire it twice (Redis' ZADD cannot).
+   * Admitted tickets whose token holds a slot (neither spent nor expired), by expiry; a spent one
+   * stays until it surfaces, then is skipped (not in #inActive), as is a second entry of a ticket
+   * put back after it was spent (`reactivate`).
    */
+  readonly #active = new Heap<Ticket>((a, b) => (a.expiresAt as number) - (b.expiresAt as number) || a.sequence - b.sequence);
+  /** The tickets whose token holds a slot: those of #active that count. */
   readonly #inActive = new Set<Ticket>();
   readonly #ended: (ticket: Ticket) => void;
 
@@ -39,7 +40,7 @@ class MemoryRoomQueue implements RoomQueue {
     this.#push(ticket);
   }
 
-  /** An admitted ticket whose token was given back: active again until its expiry. */
+  /** An admitted ticket whose spent token was given back: holding a slot again until its expiry. */
   reactivate(ticket: Ticket): void {
     if (!this.#inActive.has(ticket)) this.#push(ticket);
   }
@@ -47,9 +48,8 @@ class MemoryRoomQueue implements RoomQueue {
   firstToExpire(): Ticket | undefined {
     for (;;) {
       const first = this.#active.peek();
-      if (first === undefined || first.usedAt === null) return first;
+      if (first === undefined || this.#inActive.has(first)) return first;
       this.#active.pop();
-      this.#inActive.delete(first);
     }
   }
 
@@ -58,6 +58,14 @@ class MemoryRoomQueue implements RoomQueue {
     else this.#active.remove(ticket);
     this.#inActive.delete(ticket);
     this.#ended(ticket);
+  }
+
+  spend(ticket: Ticket): void {
+    this.#inActive.delete(ticket);
+  }
+
+  holdsSlot(ticket: Ticket): boolean {
+    return this.#inActive.has(ticket);
   }
 
   #push(ticket: Ticket): void {
@@ -217,18 +225,38 @@ export class MemoryWaitingRoomStore implements WaitingRoomStore {
     return Promise.resolve({ kind: 'used', ticket: copyTicket(ticket), admitted, nextDueAt: nextAdmissionDue(entry.room, entry.queue, now) });
   }
 
-  releaseToken(token: string, orderId: string, now: number): Promise<{ released: boolean; admitted: Ticket[] }> {
-    const ticketId = this.#byToken.get(token);
-    const ticket = ticketId === undefined ? undefined : this.#tickets.get(ticketId);
-    const entry = ticket === undefined ? undefined : this.#rooms.get(ticket.roomId);
-    if (ticket === undefined || entry === undefined || ticket.usedFor !== orderId) return Promise.resolve({ released: false, admitted: [] });
+  spendToken(token: string, orderId: string, now: number): Promise<{ spent: boolean; admitted: Ticket[]; nextDueAt: number | null }> {
+    const found = this.#usedFor(token, orderId);
+    if (found === undefined) return Promise.resolve({ spent: false, admitted: [], nextDueAt: null });
+    const { ticket, entry } = found;
     const admitted = admitDue(entry.room, entry.queue, now);
-    releaseAdmission(entry.room, ticket);
+    // Spent already (this call made again), or its time over while its order was written: nothing.
+    const spent = entry.queue.holdsSlot(ticket);
+    if (spent) spendAdmission(entry.room, entry.queue, ticket, now);
+    admitted.push(...admitDue(entry.room, entry.queue, now));
+    return Promise.resolve({ spent, ...this.#result(entry, admitted, now) });
+  }
+
+  releaseToken(token: string, orderId: string, now: number): Promise<{ released: boolean; admitted: Ticket[] }> {
+    const found = this.#usedFor(token, orderId);
+    if (found === undefined) return Promise.resolve({ released: false, admitted: [] });
+    const { ticket, entry } = found;
+    const admitted = admitDue(entry.room, entry.queue, now);
+    const spent = !entry.queue.holdsSlot(ticket);
+    releaseAdmission(entry.room, ticket, spent);
     this.#endedAt.delete(ticket.ticket);
-    entry.queue.reactivate(ticket);
+    if (spent) entry.queue.reactivate(ticket);
     // Expires it at once if its time has passed (and admits whoever that lets in).
     admitted.push(...admitDue(entry.room, entry.queue, now));
     return Promise.resolve({ released: true, admitted: admitted.map(copyTicket) });
+  }
+
+  /** The ticket whose token is in use for `orderId`, and its room. */
+  #usedFor(token: string, orderId: string): { ticket: Ticket; entry: RoomEntry } | undefined {
+    const ticketId = this.#byToken.get(token);
+    const ticket = ticketId === undefined ? undefined : this.#tickets.get(ticketId);
+    const entry = ticket === undefined ? undefined : this.#rooms.get(ticket.roomId);
+    return ticket === undefined || entry === undefined || ticket.usedFor !== orderId ? undefined : { ticket, entry };
   }
 
   stats(): Promise<StoreStats> {

@@ -22,7 +22,7 @@ export interface RedisWaitingRoomStoreOptions {
  * (zset: ended tickets → when they ended; a used one → its token's expiry), KEYS[5] W..'n' (tickets held). Built in the scripts
  * from ARGV[1] = W, per room: W..'room:'..id (the room hash), W..'q:'..id (zset: WAITING tickets →
  * sequence: the queue, as source document 002 keeps it), W..'act:'..id (zset: ADMITTED tickets
- * whose token is neither used nor expired → expiresAt), W..'users:'..id (hash: user → their latest
+ * whose token holds a slot, neither spent nor expired → expiresAt; a used one until its order is written), W..'users:'..id (hash: user → their latest
  * ticket); per ticket: W..'t:'..id (the ticket hash); W..'kept:'..token (a call's reply, kept a while: lua.ts `keepingReply`).
  *
  * Room hash: id, aps, ttl, psi (JSON), ma ('' = none), act ('1' | '0'), ca, ua, ent, adm, exp, used, ac,
@@ -85,11 +85,14 @@ local function expireUntil(R, at)
   while true do
     local first = firstToExpire(R)
     if not first or first[2] > at then return end
-    redis.call('HSET', tkey(first[1]), 'st', 'EXPIRED')
     redis.call('ZREM', R.active, first[1])
-    ended(first[1], first[2])
-    R.exp = R.exp + 1
     R.ac = R.ac - 1
+    -- room.ts expireTicket: used for an order never said written, its slot frees and it stays used.
+    if (redis.call('HGET', tkey(first[1]), 'ua') or '') == '' then
+      redis.call('HSET', tkey(first[1]), 'st', 'EXPIRED')
+      ended(first[1], first[2])
+      R.exp = R.exp + 1
+    end
   end
 end
 
@@ -318,18 +321,37 @@ if t.ua ~= '' then
   return {'already_used', roomIds, admitted, ticketView(t.id)}
 end
 if statusAt(t, now) == 'EXPIRED' then return {'expired', roomIds, admitted, ticketView(t.id)} end
--- room.ts useAdmission: the slot is free from now.
+-- room.ts useAdmission: it holds its slot (in R.active) until its order is written (SPEND_TOKEN) or it expires.
 local R = loaded[t.r]
 redis.call('HSET', tkey(t.id), 'ua', ARGV[6], 'uf', orderId)
-redis.call('ZREM', R.active, t.id)
 -- Ends, for the bounds, when its token would have expired: until then the order guard may give it back.
 ended(t.id, parse(t.xa))
 R.used = R.used + 1
-R.ac = R.ac - 1
-R.naa = math.max(R.naa, now)
 saveRoom(R)
 return {'used', roomIds, admitted, ticketView(t.id), nextDue(R, now)}
 `, 'reply[3] ~= nil and #reply[3] > 0')}`;
+
+/** Kept when it spent the token: run again (its reply lost), it would find the slot free already and answer not spent, and no admissions. */
+const SPEND_TOKEN = `${PRELUDE}${keepingReply("W .. 'kept:'", `
+-- ARGV: W, token, orderId, now, call token; answers {spent (1 | 0), admitted views, next due ('' = none)}
+local now = tonumber(ARGV[4])
+local t = loadTicket(redis.call('HGET', KEYS[3], ARGV[2]) or nil)
+if not t or t.ua == '' or t.uf ~= ARGV[3] then return {0, {}, ''} end
+local R = loadRoom(t.r)
+if not R then return {0, {}, ''} end
+local admitted = admitDue(R, now)
+-- room.ts spendAdmission; spent already, or its time over while its order was written: nothing.
+local spent = 0
+if redis.call('ZSCORE', R.active, t.id) then
+  redis.call('ZREM', R.active, t.id)
+  R.ac = R.ac - 1
+  R.naa = math.max(R.naa, now)
+  spent = 1
+end
+for _, id in ipairs(admitDue(R, now)) do admitted[#admitted + 1] = id end
+saveRoom(R)
+return {spent, views(admitted), nextDue(R, now)}
+`, 'reply[1] == 1')}`;
 
 /** Its reply kept under its call's token: a second run would answer not released to the call that gave the token back, and no admissions. */
 const RELEASE_TOKEN = `${PRELUDE}${keepingReply("W .. 'kept:'", `
@@ -340,12 +362,15 @@ if not t or t.ua == '' or t.uf ~= ARGV[3] then return {0, {}} end
 local R = loadRoom(t.r)
 if not R then return {0, {}} end
 local admitted = admitDue(R, now)
--- room.ts releaseAdmission: active again until its own expiry (expired at once below if that has passed).
+-- room.ts releaseAdmission: unused until its own expiry (expired at once below if that has passed);
+-- a slot taken again if its own was freed meanwhile (spent, or its time over while used).
 redis.call('HSET', tkey(t.id), 'ua', '', 'uf', '')
 redis.call('ZREM', KEYS[4], t.id)
-redis.call('ZADD', R.active, t.xa, t.id)
+if not redis.call('ZSCORE', R.active, t.id) then
+  redis.call('ZADD', R.active, t.xa, t.id)
+  R.ac = R.ac + 1
+end
 R.used = R.used - 1
-R.ac = R.ac + 1
 for _, id in ipairs(admitDue(R, now)) do admitted[#admitted + 1] = id end
 saveRoom(R)
 return {1, views(admitted)}
@@ -382,7 +407,7 @@ export class RedisWaitingRoomStore implements WaitingRoomStore {
   readonly #options: RedisWaitingRoomStoreOptions;
   readonly #keys: string[];
   readonly #w: string;
-  readonly #scripts: Record<'putRoom' | 'getRoom' | 'listRooms' | 'enter' | 'getTicket' | 'useToken' | 'releaseToken' | 'sweep' | 'stats', Script>;
+  readonly #scripts: Record<'putRoom' | 'getRoom' | 'listRooms' | 'enter' | 'getTicket' | 'useToken' | 'spendToken' | 'releaseToken' | 'sweep' | 'stats', Script>;
 
   constructor(client: Redis, options: RedisWaitingRoomStoreOptions) {
     this.#options = options;
@@ -395,6 +420,7 @@ export class RedisWaitingRoomStore implements WaitingRoomStore {
       enter: defineScript(client, 'paysimRoomsEnter', ENTER),
       getTicket: defineScript(client, 'paysimRoomsGetTicket', GET_TICKET),
       useToken: defineScript(client, 'paysimRoomsUseToken', USE_TOKEN),
+      spendToken: defineScript(client, 'paysimRoomsSpendToken', SPEND_TOKEN),
       releaseToken: defineScript(client, 'paysimRoomsReleaseToken', RELEASE_TOKEN),
       sweep: defineScript(client, 'paysimRoomsSweep', SWEEP),
       stats: defineScript(client, 'paysimRoomsStats', STATS),
@@ -459,6 +485,11 @@ export class RedisWaitingRoomStore implements WaitingRoomStore {
     if (kind === 'missing' || kind === 'invalid') return { kind, roomIds: roomIds as string[], admitted };
     if (kind === 'used') return { kind, ticket: decodeTicket(ticket as Flat), admitted, nextDueAt: dueAt(nextDue as string) };
     return { kind, ticket: decodeTicket(ticket as Flat), roomIds: roomIds as string[], admitted };
+  }
+
+  async spendToken(token: string, orderId: string, now: number): Promise<{ spent: boolean; admitted: Ticket[]; nextDueAt: number | null }> {
+    const [spent, admitted, nextDue] = (await this.#scripts.spendToken(this.#keys, [this.#w, token, orderId, now, callToken()])) as [number, Flat[], string];
+    return { spent: spent === 1, admitted: admitted.map(decodeTicket), nextDueAt: dueAt(nextDue) };
   }
 
   async releaseToken(token: string, orderId: string, now: number): Promise<{ released: boolean; admitted: Ticket[] }> {

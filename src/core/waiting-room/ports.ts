@@ -37,9 +37,16 @@ export interface WaitingRoomStore {
   /**
    * Guards an order of `serviceId`: when no active room protects the service, `unprotected`;
    * otherwise `token` must be the admission token of a ticket ADMITTED by one of those rooms, not
-   * expired and never used, and it is used for `orderId` in the same step.
+   * expired and never used, and it is used for `orderId` in the same step. It keeps its slot of
+   * `maxActive` until `spendToken` (its order written) or its expiry.
    */
   useToken(serviceId: string, token: string | undefined, orderId: string, now: number): Promise<UseTokenOutcome>;
+  /**
+   * The order `useToken` used `token` for is written: the token's slot is free from `now` (a room at
+   * `maxActive` may admit its next user). `spent` false when the token is not in use for `orderId`,
+   * or its slot is free already (spent before, or its time over): nothing changes then.
+   */
+  spendToken(token: string, orderId: string, now: number): Promise<{ spent: boolean; admitted: Ticket[]; nextDueAt: number | null }>;
   /**
    * Gives back a token `useToken` used for `orderId` when that order was not created after all:
    * the ticket is ADMITTED and unused again until its own expiry (EXPIRED at once if that has
@@ -64,7 +71,7 @@ export type EnterOutcome = (RoomResult & { kind: 'entered' | 'existing'; ticket:
 
 export type UseTokenOutcome =
   | { kind: 'unprotected' }
-  /** `nextDueAt`: the ticket's room's, now that the used token's slot is free. */
+  /** `nextDueAt`: the ticket's room's (the used token still holds its slot: `spendToken`). */
   | { kind: 'used'; ticket: Ticket; admitted: Ticket[]; nextDueAt: number | null }
   /** No token, or one no protecting room gave out. */
   | { kind: 'missing' | 'invalid'; roomIds: string[]; admitted: Ticket[] }

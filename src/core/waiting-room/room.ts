@@ -8,7 +8,8 @@
  *
  *   a(k) = max(entered(k), a(k−1) + 1000 / admitPerSecond, the time a slot frees up)
  *
- * where a slot frees up (only with `maxActive`) when an admitted user's token is used or expires.
+ * where a slot frees up (only with `maxActive`) when an admitted user's token is spent (used for an
+ * order that was written) or expires.
  * Any operation on a room first brings it up to `now` with `admitDue`, which replays exactly the
  * admissions that were due since it last ran, each at its own time; so how often a room is looked
  * at changes nothing about who is admitted when, and every replica computes the same answer.
@@ -44,7 +45,10 @@ export interface Room extends RoomSettings {
   expired: number;
   /** Admitted tokens used for an order. */
   used: number;
-  /** Admitted tokens neither used nor expired. */
+  /**
+   * Admitted tokens neither spent nor expired: the slots `maxActive` counts. A token used for an
+   * order still being written holds its slot until the order is (`spendAdmission`) or it expires.
+   */
   activeCount: number;
   /** When the last admission happened (epoch ms); null before the first. */
   lastAdmittedAt: number | null;
@@ -139,10 +143,14 @@ export interface RoomQueue {
   head(): Ticket | undefined;
   /** Marks the head admitted (the caller has set its fields) and removes it from the queue. */
   admitHead(ticket: Ticket): void;
-  /** The admitted, unused, unexpired token that expires first. */
+  /** The admitted token holding a slot (unused, or used for an order not written yet) that expires first. */
   firstToExpire(): Ticket | undefined;
   /** Marks an admitted ticket expired (the caller has set its status). */
   expire(ticket: Ticket): void;
+  /** Takes a used ticket's token out of the slots (its order written, or its time over): it ended at its use. */
+  spend(ticket: Ticket): void;
+  /** True while the ticket's token holds a slot (admitted, neither spent nor expired). */
+  holdsSlot(ticket: Ticket): boolean;
 }
 
 /**
@@ -159,7 +167,7 @@ export function admitDue(room: Room, queue: RoomQueue, now: number): Ticket[] {
     if (at > now) break;
     expireUntil(room, queue, at);
     // A room at its limit of active tokens admits when the first of them expires (if by `now`);
-    // a used token has freed its slot already.
+    // a spent token has freed its slot already.
     if (room.maxActive !== null && room.activeCount >= room.maxActive) {
       const first = queue.firstToExpire();
       if (first === undefined || (first.expiresAt as number) > now) break;
@@ -205,33 +213,48 @@ function expireUntil(room: Room, queue: RoomQueue, at: number): void {
 }
 
 function expireTicket(room: Room, queue: RoomQueue, ticket: Ticket): void {
+  room.activeCount -= 1;
+  // Used for an order never said written (its process stopped, or the store went away): its slot
+  // frees at its time, and it stays used (ADMITTED).
+  if (ticket.usedAt !== null) return queue.spend(ticket);
   ticket.status = 'EXPIRED';
   queue.expire(ticket);
   room.expired += 1;
-  room.activeCount -= 1;
 }
 
 /**
- * Uses an admitted ticket's token for `orderId` at `now` (the room brought up to `now` first): its
- * slot is free from `now`, so a room held at `maxActive` admits its next user no earlier than that.
+ * Uses an admitted ticket's token for `orderId` at `now` (the room brought up to `now` first), so
+ * no other order can have it. It holds its slot until its order is written (`spendAdmission`): a
+ * room at `maxActive` admits nobody into it while the order may still fail and the token come back
+ * (before 2026-12-06 the slot was free from the use, and a token given back left the room one over its cap).
  */
 export function useAdmission(room: Room, ticket: Ticket, orderId: string, now: number): void {
   ticket.usedAt = now;
   ticket.usedFor = orderId;
   room.used += 1;
+}
+
+/**
+ * The order a used token was for is written: the token's slot is free from `now`, so a room held
+ * at `maxActive` admits its next user no earlier than that. The caller checks `queue.holdsSlot`.
+ */
+export function spendAdmission(room: Room, queue: RoomQueue, ticket: Ticket, now: number): void {
+  queue.spend(ticket);
   room.activeCount -= 1;
   room.nextAdmissionAt = Math.max(room.nextAdmissionAt, now);
 }
 
 /**
  * Undoes `useAdmission` when the order the token was used for was not created: the token is the
- * ticket's again, valid until its own expiry (a store then expires it if that has passed).
+ * ticket's again, valid until its own expiry (a store then expires it if that has passed). `spent`:
+ * its slot was freed meanwhile (spent by a process that then lost the order, or its time over while
+ * used): it takes a slot again, and the caller puts it back among the active tokens.
  */
-export function releaseAdmission(room: Room, ticket: Ticket): void {
+export function releaseAdmission(room: Room, ticket: Ticket, spent: boolean): void {
   ticket.usedAt = null;
   ticket.usedFor = null;
   room.used -= 1;
-  room.activeCount += 1;
+  if (spent) room.activeCount += 1;
 }
 
 /** A ticket's status at `now` for a room brought up to `now`: an admitted token past its expiry reads EXPIRED. */

@@ -226,7 +226,8 @@ export class WaitingRoomService {
    * (else `refused`, why: `missing`, `invalid`, `expired`, `already_used`); it is used for
    * `orderId` before `create` runs, so two orders at once cannot both have it. If `create` then
    * throws (the order was not created), the token is given back, usable again until its own
-   * expiry, and the error goes on: a token is spent only on an order that exists. A token used
+   * expiry, and the error goes on: a token is spent only on an order that exists, and keeps its
+   * slot of `maxActive` until then (`spendToken`). A token used
    * for an order that `exists` says is not there a lease after its use (its giving back failed
    * too, the store away, or its process stopped in between) is given back when it is sent again.
    */
@@ -250,15 +251,23 @@ export class WaitingRoomService {
       this.#publishAdmitted(outcome.admitted, now);
       return { kind: 'refused', refusal: outcome };
     }
+    let value: T;
     try {
-      // The used token's slot is free: a room held at maxActive may admit sooner than its tick.
       await this.#settle(outcome.ticket.roomId, outcome);
-      return { kind: 'created', value: await create() };
+      value = await create();
     } catch (error) {
       const released = await store.releaseToken(outcome.ticket.admissionToken, orderId, clock.now());
       this.#publishAdmitted(released.admitted, clock.now());
       throw error;
     }
+    // The order is written: the token's slot is free, and a room held at maxActive may admit
+    // sooner than its tick. Not spent (the store away now): its slot frees at the token's expiry.
+    try {
+      await this.#settle(outcome.ticket.roomId, await store.spendToken(outcome.ticket.admissionToken, orderId, clock.now()));
+    } catch {
+      // The order stands; the room's next look (a tick, an entry, a read) admits by then.
+    }
+    return { kind: 'created', value };
   }
 
   /**

@@ -401,7 +401,7 @@ export const RoomView = Type.Object(
     size: Type.Integer({ description: 'Users waiting now' }),
     entered: Type.Integer({ description: 'Tickets given out so far' }),
     admitted: Type.Integer({ description: 'Users admitted so far' }),
-    activeTokens: Type.Integer({ description: 'Admission tokens neither used nor expired' }),
+    activeTokens: Type.Integer({ description: 'Admission tokens holding a slot (what `maxActive` caps): neither expired nor used for an order that was written; a token used for an order still being written counts until the order is' }),
     used: Type.Integer({ description: 'Admission tokens used for an order' }),
     expired: Type.Integer({ description: 'Admission tokens that expired unused' }),
     currentRate: Type.Number({ description: 'Admissions per second now (0 while paused or inactive)' }),

@@ -289,7 +289,8 @@ export function waitingRoomStoreContract(name: string, make: WaitingRoomStoreFac
         const used = await store.useToken('svc_concert', (first as Ticket).admissionToken, 'ord_1', T0 + 5);
         expect(used).toEqual({ kind: 'used', admitted: [], nextDueAt: T0 + 100, ticket: { ...first, status: 'ADMITTED', admittedAt: T0, expiresAt: T0 + 10_000, usedAt: T0 + 5, usedFor: 'ord_1' } });
         expect(await store.useToken('svc_concert', (first as Ticket).admissionToken, 'ord_2', T0 + 6)).toMatchObject({ kind: 'already_used', ticket: { usedFor: 'ord_1' } });
-        expect((await store.getRoom('room_1', T0 + 6))?.room).toMatchObject({ used: 1, activeCount: 0 });
+        // Used, it holds its slot until its order is written (spendToken).
+        expect((await store.getRoom('room_1', T0 + 6))?.room).toMatchObject({ used: 1, activeCount: 1 });
         const late = await store.useToken('svc_concert', (second as Ticket).admissionToken, 'ord_3', T0 + 100 + 10_000);
         expect(late).toMatchObject({ kind: 'expired', ticket: { sequence: 2, status: 'EXPIRED' } });
       });
@@ -331,12 +332,44 @@ export function waitingRoomStoreContract(name: string, make: WaitingRoomStoreFac
         expect(await store.useToken('svc_concert', (concert as Ticket).admissionToken, 'ord_1', T0)).toMatchObject({ kind: 'used' });
       });
 
-      it('maxActive: a full room admits the next user when a token is used or when the first one expires', async () => {
+      it('spendToken: the order written, the used token\'s slot is free from then; once, only for its order', async () => {
+        const store = await roomWith({ ...TEN_PER_S, admissionTtlSeconds: 10, maxActive: 1 });
+        const [first] = (await enterAll(store, 2, T0)) as [Ticket, Ticket];
+        expect(await store.spendToken(first.admissionToken, 'ord_1', T0 + 5)).toEqual({ spent: false, admitted: [], nextDueAt: null }); // not used
+        await store.useToken('svc_concert', first.admissionToken, 'ord_1', T0 + 5);
+        expect(await store.spendToken(first.admissionToken, 'ord_other', T0 + 6)).toEqual({ spent: false, admitted: [], nextDueAt: null });
+        expect(await store.spendToken('adm_forged', 'ord_1', T0 + 6)).toEqual({ spent: false, admitted: [], nextDueAt: null });
+        const spent = await store.spendToken(first.admissionToken, 'ord_1', T0 + 300);
+        expect([spent.spent, spent.admitted.map((t) => [t.sequence, t.admittedAt]), spent.nextDueAt]).toEqual([true, [[2, T0 + 300]], null]);
+        expect(await store.getTicket('room_1', first.ticket, T0 + 300)).toMatchObject({ room: { used: 1, activeCount: 1, expired: 0 }, ticket: { status: 'ADMITTED', usedFor: 'ord_1' } });
+        expect(await store.spendToken(first.admissionToken, 'ord_1', T0 + 301)).toMatchObject({ spent: false, admitted: [] });
+        expect((await store.getRoom('room_1', T0 + 301))?.room).toMatchObject({ used: 1, activeCount: 1 });
+      });
+
+      it('maxActive: a used token holds its slot while its order is written: given back, the room is still at its cap, never over it (before 2026-12-06 one over)', async () => {
+        const store = await roomWith({ ...TEN_PER_S, admissionTtlSeconds: 10, maxActive: 1 });
+        const [first, second] = (await enterAll(store, 2, T0)) as [Ticket, Ticket];
+        await store.useToken('svc_concert', first.admissionToken, 'ord_1', T0 + 5);
+        expect(await store.getRoom('room_1', T0 + 500)).toMatchObject({ admitted: [], room: { admitted: 1, activeCount: 1 }, nextDueAt: T0 + 10_000 });
+        expect(await store.releaseToken(first.admissionToken, 'ord_1', T0 + 600)).toEqual({ released: true, admitted: [] });
+        expect(await store.getTicket('room_1', second.ticket, T0 + 600)).toMatchObject({ room: { admitted: 1, used: 0, activeCount: 1 }, ticket: { status: 'WAITING' } });
+        // Used for an order never said written (its process stopped): its slot frees at its expiry, and it stays used.
+        await store.useToken('svc_concert', first.admissionToken, 'ord_2', T0 + 700);
+        const later = await store.getTicket('room_1', first.ticket, T0 + 10_000);
+        expect(later?.admitted.map((t) => [t.sequence, t.admittedAt])).toEqual([[2, T0 + 10_000]]);
+        expect(later).toMatchObject({ room: { admitted: 2, used: 1, expired: 0, activeCount: 1 }, ticket: { status: 'ADMITTED', usedFor: 'ord_2' } });
+        // Given back then (its order found missing): it takes a slot again, until its own expiry, which has passed: EXPIRED at once.
+        expect(await store.releaseToken(first.admissionToken, 'ord_2', T0 + 10_001)).toEqual({ released: true, admitted: [] });
+        expect(await store.getTicket('room_1', first.ticket, T0 + 10_001)).toMatchObject({ room: { used: 0, expired: 1, activeCount: 1 }, ticket: { status: 'EXPIRED', usedAt: null } });
+      });
+
+      it('maxActive: a full room admits the next user when a token is spent or when the first one expires', async () => {
         const store = await roomWith({ ...TEN_PER_S, admissionTtlSeconds: 5, maxActive: 2 });
         const [first] = await enterAll(store, 5, T0);
         expect((await store.getRoom('room_1', T0 + 1_000))?.room).toMatchObject({ admitted: 2, activeCount: 2 });
         await store.useToken('svc_concert', (first as Ticket).admissionToken, 'ord_1', T0 + 1_000);
-        expect((await store.getRoom('room_1', T0 + 1_000))?.admitted.map((t) => [t.sequence, t.admittedAt])).toEqual([[3, T0 + 1_000]]);
+        expect((await store.getRoom('room_1', T0 + 1_000))?.admitted).toEqual([]);
+        expect((await store.spendToken((first as Ticket).admissionToken, 'ord_1', T0 + 1_000)).admitted.map((t) => [t.sequence, t.admittedAt])).toEqual([[3, T0 + 1_000]]);
         // Ticket 2 (admitted at +100) expires at +5,100: ticket 4 is admitted then, not before, and the room says so.
         expect(await store.getRoom('room_1', T0 + 5_099)).toMatchObject({ admitted: [], nextDueAt: T0 + 5_100 });
         const next = await store.getRoom('room_1', T0 + 6_000);
