@@ -101,7 +101,7 @@ withRedisServer('Redis adapters of records', (server) => {
       const used = await sentTwice(client, () => store.useToken('svc_concert', 'adm_1', 'ord_1', T0 + 1));
       expect(used).toMatchObject({ kind: 'used', ticket: { admissionToken: 'adm_1', usedFor: 'ord_1', usedAt: T0 + 1 } });
       expect((await store.getRoom('room_1', T0 + 1))?.room).toMatchObject({ used: 1, activeCount: 1 });
-      expect(await sentTwice(client, () => store.spendToken('adm_1', 'ord_1', T0 + 1))).toEqual({ spent: true, admitted: [], nextDueAt: null });
+      expect(await sentTwice(client, () => store.spendToken('adm_1', 'ord_1', T0 + 1))).toEqual({ spent: true, roomId: 'room_1', admitted: [], nextDueAt: null });
       expect((await store.getRoom('room_1', T0 + 1))?.room).toMatchObject({ used: 1, activeCount: 0 });
       // Another order with that token is refused.
       expect(await store.useToken('svc_concert', 'adm_1', 'ord_2', T0 + 2)).toMatchObject({ kind: 'already_used', ticket: { usedFor: 'ord_1' } });

@@ -222,6 +222,26 @@ describe('WaitingRoomService', () => {
     expect(await service.get('sale')).toMatchObject({ activeTokens: 1, used: 1, admitted: 2 });
   });
 
+  it('a token whose order was written but not said so (the spend failed) is spent when sent again a lease later: its slot freed, the next user admitted', async () => {
+    const { clock, service, store, events } = await setup({ ...SALE, admitPerSecond: 10, admissionTtlSeconds: 300, maxActive: 1 });
+    const a = await service.enter('sale', 'user_a');
+    const b = await service.enter('sale', 'user_b');
+    const token = (await service.ticket('sale', a?.ticket.ticket as string))?.admissionToken as string;
+    vi.spyOn(store, 'spendToken').mockRejectedValueOnce(new Error('the store is away'));
+    const orders = new Set<string>();
+    const exists = (orderId: string) => Promise.resolve(orders.has(orderId));
+    const create = (orderId: string) => () => Promise.resolve(orderId).then((id) => (orders.add(id), id));
+    expect(await service.guardOrder('svc_concert', token, 'ord_1', create('ord_1'), exists)).toEqual({ kind: 'created', value: 'ord_1' });
+    expect(await service.get('sale')).toMatchObject({ activeTokens: 1, used: 1 });
+    await clock.advance(LEASE_MS);
+    expect(await service.guardOrder('svc_concert', token, 'ord_2', create('ord_2'), exists)).toMatchObject({ kind: 'refused', refusal: { kind: 'already_used', ticket: { usedFor: 'ord_1' } } });
+    expect(events.map((e) => [e.ticket, e.admittedAt - T0])).toEqual([
+      [a?.ticket.ticket, 0],
+      [b?.ticket.ticket, LEASE_MS],
+    ]);
+    expect(await service.get('sale')).toMatchObject({ activeTokens: 1, used: 1, admitted: 2 });
+  });
+
   it('a room held at maxActive: a waiting ticket estimates its wait by the live tokens\' expiry as well as by the rate, and a used token shortens it', async () => {
     const { clock, service } = await setup({ ...SALE, admitPerSecond: 1, admissionTtlSeconds: 300, maxActive: 2 });
     const a = await service.enter('sale', 'user_a');

@@ -1,7 +1,7 @@
 import { Heap } from 'heap-js';
 import { FifoQueue } from '../../core/fifo-queue.ts';
 import type { StoreStats } from '../../core/ports.ts';
-import type { EnterOutcome, RoomResult, UseTokenOutcome, WaitingRoomStore } from '../../core/waiting-room/ports.ts';
+import type { EnterOutcome, RoomResult, SpendOutcome, UseTokenOutcome, WaitingRoomStore } from '../../core/waiting-room/ports.ts';
 import { admitDue, applySettings, nextAdmissionDue, releaseAdmission, spendAdmission, useAdmission, copyRoom, copyTicket, newRoom, ticketStatusAt, type Room, type RoomQueue, type RoomSettings, type Ticket } from '../../core/waiting-room/room.ts';
 import { EvictionQueue } from './eviction-queue.ts';
 
@@ -225,16 +225,17 @@ export class MemoryWaitingRoomStore implements WaitingRoomStore {
     return Promise.resolve({ kind: 'used', ticket: copyTicket(ticket), admitted, nextDueAt: nextAdmissionDue(entry.room, entry.queue, now) });
   }
 
-  spendToken(token: string, orderId: string, now: number): Promise<{ spent: boolean; admitted: Ticket[]; nextDueAt: number | null }> {
+  spendToken(token: string, orderId: string, now: number): Promise<SpendOutcome> {
     const found = this.#usedFor(token, orderId);
-    if (found === undefined) return Promise.resolve({ spent: false, admitted: [], nextDueAt: null });
+    if (found === undefined) return Promise.resolve({ spent: false, roomId: null, admitted: [], nextDueAt: null });
     const { ticket, entry } = found;
     const admitted = admitDue(entry.room, entry.queue, now);
     // Spent already (this call made again), or its time over while its order was written: nothing.
     const spent = entry.queue.holdsSlot(ticket);
     if (spent) spendAdmission(entry.room, entry.queue, ticket, now);
     admitted.push(...admitDue(entry.room, entry.queue, now));
-    return Promise.resolve({ spent, ...this.#result(entry, admitted, now) });
+    const { admitted: shown, nextDueAt } = this.#result(entry, admitted, now);
+    return Promise.resolve({ spent, roomId: entry.room.roomId, admitted: shown, nextDueAt });
   }
 
   releaseToken(token: string, orderId: string, now: number): Promise<{ released: boolean; admitted: Ticket[] }> {

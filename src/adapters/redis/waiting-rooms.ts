@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { StoreStats } from '../../core/ports.ts';
-import type { EnterOutcome, RoomResult, UseTokenOutcome, WaitingRoomStore } from '../../core/waiting-room/ports.ts';
+import type { EnterOutcome, RoomResult, SpendOutcome, UseTokenOutcome, WaitingRoomStore } from '../../core/waiting-room/ports.ts';
 import type { Room, RoomSettings, Ticket, TicketStatus } from '../../core/waiting-room/room.ts';
 import { fieldsOf, keepingReply } from './lua.ts';
 import { callToken, defineScript, type Script, SWEEP_BATCH, sweepInBatches } from './connection.ts';
@@ -74,7 +74,7 @@ local function interval(R)
   return INF
 end
 
--- The admitted, unused, unexpired token that expires first: {id, expiresAt}, or nil.
+-- The admitted token holding a slot (neither spent nor expired) that expires first: {id, expiresAt}, or nil.
 local function firstToExpire(R)
   local first = redis.call('ZRANGE', R.active, 0, 0, 'WITHSCORES')
   if #first == 0 then return nil end
@@ -88,7 +88,8 @@ local function expireUntil(R, at)
     redis.call('ZREM', R.active, first[1])
     R.ac = R.ac - 1
     -- room.ts expireTicket: used for an order never said written, its slot frees and it stays used.
-    if (redis.call('HGET', tkey(first[1]), 'ua') or '') == '' then
+    -- (a used ticket evicted since it ended, before its room caught up: its hash is gone, nothing more)
+    if redis.call('HGET', tkey(first[1]), 'ua') == '' then
       redis.call('HSET', tkey(first[1]), 'st', 'EXPIRED')
       ended(first[1], first[2])
       R.exp = R.exp + 1
@@ -106,12 +107,14 @@ local function admitDue(R, now)
     local at = math.max(tonumber(redis.call('HGET', tkey(head), 'ea')), R.naa)
     if at > now then break end
     expireUntil(R, at)
-    if R.ma ~= nil and R.ac >= R.ma then
+    local blocked = false
+    while R.ma ~= nil and R.ac >= R.ma do
       local first = firstToExpire(R)
-      if not first or first[2] > now then break end
-      at = first[2]
+      if not first or first[2] > now then blocked = true break end
+      at = math.max(at, first[2])
       expireUntil(R, at)
     end
+    if blocked then break end
     local expiresAt = at + R.ttl * 1000
     redis.call('HSET', tkey(head), 'st', 'ADMITTED', 'aa', num(at), 'xa', num(expiresAt))
     redis.call('ZREM', R.q, head)
@@ -133,7 +136,7 @@ local function nextDue(R, now)
   local at = math.max(now, tonumber(redis.call('HGET', tkey(head), 'ea')), R.naa)
   if R.ma == nil or R.ac < R.ma then return num(at) end
   local first = firstToExpire(R)
-  if not first then return num(at) end
+  if not first then return '' end
   return num(math.max(at, first[2]))
 end
 
@@ -333,12 +336,12 @@ return {'used', roomIds, admitted, ticketView(t.id), nextDue(R, now)}
 
 /** Kept when it spent the token: run again (its reply lost), it would find the slot free already and answer not spent, and no admissions. */
 const SPEND_TOKEN = `${PRELUDE}${keepingReply("W .. 'kept:'", `
--- ARGV: W, token, orderId, now, call token; answers {spent (1 | 0), admitted views, next due ('' = none)}
+-- ARGV: W, token, orderId, now, call token; answers {spent (1 | 0), admitted views, next due ('' = none), room id ('' = none)}
 local now = tonumber(ARGV[4])
 local t = loadTicket(redis.call('HGET', KEYS[3], ARGV[2]) or nil)
-if not t or t.ua == '' or t.uf ~= ARGV[3] then return {0, {}, ''} end
+if not t or t.ua == '' or t.uf ~= ARGV[3] then return {0, {}, '', ''} end
 local R = loadRoom(t.r)
-if not R then return {0, {}, ''} end
+if not R then return {0, {}, '', ''} end
 local admitted = admitDue(R, now)
 -- room.ts spendAdmission; spent already, or its time over while its order was written: nothing.
 local spent = 0
@@ -350,8 +353,8 @@ if redis.call('ZSCORE', R.active, t.id) then
 end
 for _, id in ipairs(admitDue(R, now)) do admitted[#admitted + 1] = id end
 saveRoom(R)
-return {spent, views(admitted), nextDue(R, now)}
-`, 'reply[1] == 1')}`;
+return {spent, views(admitted), nextDue(R, now), t.r}
+`, 'reply[1] == 1 or #reply[2] > 0')}`;
 
 /** Its reply kept under its call's token: a second run would answer not released to the call that gave the token back, and no admissions. */
 const RELEASE_TOKEN = `${PRELUDE}${keepingReply("W .. 'kept:'", `
@@ -487,9 +490,9 @@ export class RedisWaitingRoomStore implements WaitingRoomStore {
     return { kind, ticket: decodeTicket(ticket as Flat), roomIds: roomIds as string[], admitted };
   }
 
-  async spendToken(token: string, orderId: string, now: number): Promise<{ spent: boolean; admitted: Ticket[]; nextDueAt: number | null }> {
-    const [spent, admitted, nextDue] = (await this.#scripts.spendToken(this.#keys, [this.#w, token, orderId, now, callToken()])) as [number, Flat[], string];
-    return { spent: spent === 1, admitted: admitted.map(decodeTicket), nextDueAt: dueAt(nextDue) };
+  async spendToken(token: string, orderId: string, now: number): Promise<SpendOutcome> {
+    const [spent, admitted, nextDue, roomId] = (await this.#scripts.spendToken(this.#keys, [this.#w, token, orderId, now, callToken()])) as [number, Flat[], string, string];
+    return { spent: spent === 1, roomId: roomId === '' ? null : roomId, admitted: admitted.map(decodeTicket), nextDueAt: dueAt(nextDue) };
   }
 
   async releaseToken(token: string, orderId: string, now: number): Promise<{ released: boolean; admitted: Ticket[] }> {

@@ -46,7 +46,7 @@ export interface WaitingRoomStore {
    * `maxActive` may admit its next user). `spent` false when the token is not in use for `orderId`,
    * or its slot is free already (spent before, or its time over): nothing changes then.
    */
-  spendToken(token: string, orderId: string, now: number): Promise<{ spent: boolean; admitted: Ticket[]; nextDueAt: number | null }>;
+  spendToken(token: string, orderId: string, now: number): Promise<SpendOutcome>;
   /**
    * Gives back a token `useToken` used for `orderId` when that order was not created after all:
    * the ticket is ADMITTED and unused again until its own expiry (EXPIRED at once if that has
@@ -68,6 +68,14 @@ export interface RoomResult {
 
 /** `full` carries the room as the refused entry left it: the tickets it admitted on the way (due by `now`) are admitted all the same, and must be published. */
 export type EnterOutcome = (RoomResult & { kind: 'entered' | 'existing'; ticket: Ticket }) | { kind: 'no_room' } | (RoomResult & { kind: 'full' });
+
+/** `roomId`: the token's room (null when the token is not in use for the order): `admitted` and `nextDueAt` are that room's. */
+export interface SpendOutcome {
+  spent: boolean;
+  roomId: string | null;
+  admitted: Ticket[];
+  nextDueAt: number | null;
+}
 
 export type UseTokenOutcome =
   | { kind: 'unprotected' }

@@ -27,7 +27,7 @@ export interface RoomSettings {
   admissionTtlSeconds: number;
   /** FluxPay service ids whose `POST /api/v1/orders` needs an admission token while the room is active. */
   protectedServiceIds: string[];
-  /** At most this many admitted users hold an unused, unexpired token at once; null: no limit (the rate alone). */
+  /** At most this many admitted users hold a token holding a slot (neither spent nor expired) at once; null: no limit (the rate alone). */
   maxActive: number | null;
   /** An inactive room admits nobody new and protects nothing; its queue keeps its order. */
   active: boolean;
@@ -168,12 +168,17 @@ export function admitDue(room: Room, queue: RoomQueue, now: number): Ticket[] {
     expireUntil(room, queue, at);
     // A room at its limit of active tokens admits when the first of them expires (if by `now`);
     // a spent token has freed its slot already.
-    if (room.maxActive !== null && room.activeCount >= room.maxActive) {
+    let blocked = false;
+    while (room.maxActive !== null && room.activeCount >= room.maxActive) {
       const first = queue.firstToExpire();
-      if (first === undefined || (first.expiresAt as number) > now) break;
-      at = first.expiresAt as number;
+      if (first === undefined || (first.expiresAt as number) > now) {
+        blocked = true;
+        break;
+      }
+      at = Math.max(at, first.expiresAt as number);
       expireUntil(room, queue, at);
     }
+    if (blocked) break;
     head.status = 'ADMITTED';
     head.admittedAt = at;
     head.expiresAt = at + room.admissionTtlSeconds * 1000;
@@ -190,7 +195,7 @@ export function admitDue(room: Room, queue: RoomQueue, now: number): Ticket[] {
 
 /**
  * When the next admission of a room brought up to `now` falls due if nothing else happens: the
- * rate's next slot, or for a room holding `maxActive` tokens the first expiry (a token used
+ * rate's next slot, or for a room holding `maxActive` tokens the first expiry (a token spent
  * sooner frees its slot sooner). Null when nobody waits or admission is paused. A caller that
  * wants admissions published as they happen looks again then, not before.
  */
@@ -199,8 +204,10 @@ export function nextAdmissionDue(room: Room, queue: RoomQueue, now: number): num
   if (head === undefined || admissionInterval(room) === Number.POSITIVE_INFINITY) return null;
   const at = Math.max(now, head.enteredAt, room.nextAdmissionAt);
   if (room.maxActive === null || room.activeCount < room.maxActive) return at;
+  // At the cap with no token to expire (counts out of step, an earlier version's): only a spend, a
+  // settings change or an entry looks again (before 2026-12-06 `at`: ticks back to back).
   const first = queue.firstToExpire();
-  return first === undefined ? at : Math.max(at, first.expiresAt as number);
+  return first === undefined ? null : Math.max(at, first.expiresAt as number);
 }
 
 /** Expires every active token whose expiry is at or before `at`. */

@@ -93,7 +93,7 @@ export interface RoomView extends RoomSettings {
   size: number;
   entered: number;
   admitted: number;
-  /** Admitted tokens neither used nor expired. */
+  /** Admitted tokens holding a slot: neither expired nor spent (used for an order that was written). */
   activeTokens: number;
   used: number;
   expired: number;
@@ -240,11 +240,15 @@ export class WaitingRoomService {
     if (outcome.kind === 'unprotected') return { kind: 'created', value: await create() };
     if (outcome.kind === 'already_used' && exists !== undefined) {
       const { usedFor, usedAt, admissionToken } = outcome.ticket;
-      if (usedFor !== null && usedAt !== null && now >= usedAt + scheduler.leaseMs && !(await exists(usedFor))) {
-        const released = await store.releaseToken(admissionToken, usedFor, now);
-        this.#publishAdmitted(released.admitted, now);
-        // Once: given back, the token is unused (or used since, by an order too recent to question).
-        return this.guardOrder(serviceId, token, orderId, create);
+      if (usedFor !== null && usedAt !== null && now >= usedAt + scheduler.leaseMs) {
+        if (!(await exists(usedFor))) {
+          const released = await store.releaseToken(admissionToken, usedFor, now);
+          this.#publishAdmitted(released.admitted, now);
+          // Once: given back, the token is unused (or used since, by an order too recent to question).
+          return this.guardOrder(serviceId, token, orderId, create);
+        }
+        // Its order is written: spent, if the request that wrote it stopped before saying so.
+        await this.orderWritten(admissionToken, usedFor);
       }
     }
     if (outcome.kind !== 'used') {
@@ -260,14 +264,24 @@ export class WaitingRoomService {
       this.#publishAdmitted(released.admitted, clock.now());
       throw error;
     }
-    // The order is written: the token's slot is free, and a room held at maxActive may admit
-    // sooner than its tick. Not spent (the store away now): its slot frees at the token's expiry.
+    await this.orderWritten(outcome.ticket.admissionToken, orderId);
+    return { kind: 'created', value };
+  }
+
+  /**
+   * Order `orderId`, for which `token` was used, is written: the token's slot of `maxActive` is free,
+   * and a room held at its cap may admit sooner than its tick. Nothing when the token is not in use
+   * for that order, or its slot is free already. Never throws: not spent (the store away now), the
+   * slot frees at the token's expiry. Also for a keyed retry answered the order its first request
+   * wrote, and that request stopped before saying so.
+   */
+  async orderWritten(token: string, orderId: string): Promise<void> {
     try {
-      await this.#settle(outcome.ticket.roomId, await store.spendToken(outcome.ticket.admissionToken, orderId, clock.now()));
+      const spent = await this.#deps.store.spendToken(token, orderId, this.#deps.clock.now());
+      if (spent.roomId !== null) await this.#settle(spent.roomId, spent);
     } catch {
       // The order stands; the room's next look (a tick, an entry, a read) admits by then.
     }
-    return { kind: 'created', value };
   }
 
   /**

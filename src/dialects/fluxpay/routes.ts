@@ -84,7 +84,12 @@ const fluxpayRoutes: FastifyPluginAsync<FluxPayRoutesOptions> = async (fastify, 
       // orders). Noted but not found, it is made under the noted id: an admission token it used is
       // that order's, and a write of the first request landing late finds it made (a review).
       const resumed = await resumedMade(request, (id) => service.findOrder(id));
-      if (resumed.record !== undefined) return ok(orderView(resumed.record));
+      if (resumed.record !== undefined) {
+        // The admission token the first request used for it is spent, if that request stopped before saying so.
+        const token = request.headers['x-admission-token'];
+        if (token !== undefined) await rooms.orderWritten(token, resumed.record.orderId);
+        return ok(orderView(resumed.record));
+      }
       const orderId = resumed.id ?? newOrderId();
       if (resumed.id === undefined) await noteMaking(request, orderId);
       const guarded = await rooms.guardOrder(request.body.serviceId, request.headers['x-admission-token'], orderId, () => service.createOrder(request.body, orderId), orderExists);

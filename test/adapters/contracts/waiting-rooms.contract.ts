@@ -335,10 +335,10 @@ export function waitingRoomStoreContract(name: string, make: WaitingRoomStoreFac
       it('spendToken: the order written, the used token\'s slot is free from then; once, only for its order', async () => {
         const store = await roomWith({ ...TEN_PER_S, admissionTtlSeconds: 10, maxActive: 1 });
         const [first] = (await enterAll(store, 2, T0)) as [Ticket, Ticket];
-        expect(await store.spendToken(first.admissionToken, 'ord_1', T0 + 5)).toEqual({ spent: false, admitted: [], nextDueAt: null }); // not used
+        expect(await store.spendToken(first.admissionToken, 'ord_1', T0 + 5)).toEqual({ spent: false, roomId: null, admitted: [], nextDueAt: null }); // not used
         await store.useToken('svc_concert', first.admissionToken, 'ord_1', T0 + 5);
-        expect(await store.spendToken(first.admissionToken, 'ord_other', T0 + 6)).toEqual({ spent: false, admitted: [], nextDueAt: null });
-        expect(await store.spendToken('adm_forged', 'ord_1', T0 + 6)).toEqual({ spent: false, admitted: [], nextDueAt: null });
+        expect(await store.spendToken(first.admissionToken, 'ord_other', T0 + 6)).toEqual({ spent: false, roomId: null, admitted: [], nextDueAt: null });
+        expect(await store.spendToken('adm_forged', 'ord_1', T0 + 6)).toEqual({ spent: false, roomId: null, admitted: [], nextDueAt: null });
         const spent = await store.spendToken(first.admissionToken, 'ord_1', T0 + 300);
         expect([spent.spent, spent.admitted.map((t) => [t.sequence, t.admittedAt]), spent.nextDueAt]).toEqual([true, [[2, T0 + 300]], null]);
         expect(await store.getTicket('room_1', first.ticket, T0 + 300)).toMatchObject({ room: { used: 1, activeCount: 1, expired: 0 }, ticket: { status: 'ADMITTED', usedFor: 'ord_1' } });
