@@ -305,6 +305,35 @@ if (redisServerOrSkip('replicas on Redis')) {
 
     });
 
+    it('an order under an admission token, written and answered 503: its token is spent, not given back; the keyed retry on the other replica answers that order, and the token makes no second one (a review: two orders of one token)', async () => {
+      // On B's clock: the room's times are the test clock's.
+      const { a, b } = await failingAfterWrite(
+        (stores) => {
+          stores.fluxpay.createOrder = writtenThenFailed(stores.fluxpay.createOrder.bind(stores.fluxpay));
+        },
+        { clock: new ManualClock(START) },
+      );
+      const put = await inject(b, { method: 'PUT', url: '/api/v1/waiting-rooms/sale', payload: { admitPerSecond: 10, admissionTtlSeconds: 600, protectedServiceIds: ['ai-writer'], maxActive: 1 } });
+      expect(put.statusCode).toBe(201);
+      const userA = (await inject(b, { method: 'POST', url: '/api/v1/waiting-rooms/sale/enter', payload: { userId: 'user_a' } })).json().result;
+      const userB = (await inject(b, { method: 'POST', url: '/api/v1/waiting-rooms/sale/enter', payload: { userId: 'user_b' } })).json().result;
+      expect([userA.status, userB.status]).toEqual(['ADMITTED', 'WAITING']);
+      const order = (key: string | undefined, orderName: string): InjectOptions => ({
+        method: 'POST',
+        url: '/api/v1/orders',
+        payload: { userId: 'user_a', serviceId: 'ai-writer', orderName, amount: 15000 },
+        headers: { 'x-admission-token': userA.admissionToken as string, ...(key === undefined ? {} : { 'idempotency-key': key }) },
+      });
+      expect((await a.inject(order('k1', 'first'))).statusCode).toBe(503);
+      const retried = await inject(b, order('k1', 'first'));
+      expect([retried.statusCode, retried.json().result.orderName]).toEqual([200, 'first']);
+      // Spent with its order written: its slot is free (user_b is admitted at the rate's next slot, 100 ms on).
+      expect((await inject(b, { url: '/api/v1/waiting-rooms/sale' })).json().result).toMatchObject({ activeTokens: 0, used: 1, admitted: 1 });
+      const second = await inject(b, order(undefined, 'second'));
+      expect([second.statusCode, second.json().code]).toEqual([403, 'WAIT_001']);
+      expect((await b.app.stores.fluxpay.listOrders({ limit: 10, userId: 'user_a' })).data.map((o) => o.orderName)).toEqual(['first']);
+    });
+
     it('a FluxPay subscription written under a key whose answer was a 503: the retry on the other replica answers it, charged once (before 2026-12-05 a second subscription, charged again)', async () => {
       const { a, b } = await failingAfterWrite((stores) => {
         stores.billing.create = writtenThenFailed(stores.billing.create.bind(stores.billing));

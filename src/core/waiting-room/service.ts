@@ -225,43 +225,53 @@ export class WaitingRoomService {
    * room protects the service, `token` must be an admitted, unexpired, unused token of such a room
    * (else `refused`, why: `missing`, `invalid`, `expired`, `already_used`); it is used for
    * `orderId` before `create` runs, so two orders at once cannot both have it. If `create` then
-   * throws (the order was not created), the token is given back, usable again until its own
-   * expiry, and the error goes on: a token is spent only on an order that exists, and keeps its
-   * slot of `maxActive` until then (`spendToken`). A token used
+   * throws (the order was not created: `exists` says so when given), the token is given back,
+   * usable again until its own expiry, and the error goes on: a token is spent only on an order
+   * that exists, and keeps its slot of `maxActive` until then (`spendToken`). A token used
    * for an order that `exists` says is not there a lease after its use (its giving back failed
    * too, the store away, or its process stopped in between) is given back when it is sent again.
    */
-  async guardOrder<T>(serviceId: string, token: string | undefined, orderId: string, create: () => Promise<T>, exists?: (orderId: string) => Promise<boolean>): Promise<GuardedOrder<T>> {
+  guardOrder<T>(serviceId: string, token: string | undefined, orderId: string, create: () => Promise<T>, exists?: (orderId: string) => Promise<boolean>): Promise<GuardedOrder<T>> {
+    return this.#guard(serviceId, token, orderId, create, exists, false);
+  }
+
+  /** `guardOrder`; `givenBack`: its token was just given back (its order gone), so it is not questioned again. */
+  async #guard<T>(serviceId: string, token: string | undefined, orderId: string, create: () => Promise<T>, exists: ((orderId: string) => Promise<boolean>) | undefined, givenBack: boolean): Promise<GuardedOrder<T>> {
     const { store, clock, scheduler } = this.#deps;
     const now = clock.now();
     let outcome = await store.useToken(serviceId, token, orderId, now);
     // A room the policy declares to protect this service, lost by the store: made again, and asked again.
     if (outcome.kind === 'unprotected' && (await this.#restoreDeclared(this.#declaredFor.get(serviceId) ?? []))) outcome = await store.useToken(serviceId, token, orderId, now);
     if (outcome.kind === 'unprotected') return { kind: 'created', value: await create() };
-    if (outcome.kind === 'already_used' && exists !== undefined) {
+    if (outcome.kind !== 'used') this.#publishAdmitted(outcome.admitted, now);
+    if (outcome.kind === 'already_used' && exists !== undefined && !givenBack) {
       const { usedFor, usedAt, admissionToken } = outcome.ticket;
       if (usedFor !== null && usedAt !== null && now >= usedAt + scheduler.leaseMs) {
         if (!(await exists(usedFor))) {
           const released = await store.releaseToken(admissionToken, usedFor, now);
           this.#publishAdmitted(released.admitted, now);
           // Once: given back, the token is unused (or used since, by an order too recent to question).
-          return this.guardOrder(serviceId, token, orderId, create);
+          return this.#guard(serviceId, token, orderId, create, exists, true);
         }
         // Its order is written: spent, if the request that wrote it stopped before saying so.
         await this.orderWritten(admissionToken, usedFor);
       }
     }
-    if (outcome.kind !== 'used') {
-      this.#publishAdmitted(outcome.admitted, now);
-      return { kind: 'refused', refusal: outcome };
-    }
+    if (outcome.kind !== 'used') return { kind: 'refused', refusal: outcome };
     let value: T;
     try {
       await this.#settle(outcome.ticket.roomId, outcome);
       value = await create();
     } catch (error) {
-      const released = await store.releaseToken(outcome.ticket.admissionToken, orderId, clock.now());
-      this.#publishAdmitted(released.admitted, clock.now());
+      // The order may be written all the same (the store failed after its write: a retry under its
+      // key is answered it): spent then, not given back (a review: one token, two orders). Not known
+      // (the store away): left used, given back when sent again a lease later if its order is not there.
+      const written = exists === undefined ? false : await exists(orderId).catch(() => true);
+      if (written) await this.orderWritten(outcome.ticket.admissionToken, orderId);
+      else {
+        const released = await store.releaseToken(outcome.ticket.admissionToken, orderId, clock.now());
+        this.#publishAdmitted(released.admitted, clock.now());
+      }
       throw error;
     }
     await this.orderWritten(outcome.ticket.admissionToken, orderId);
