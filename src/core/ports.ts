@@ -468,8 +468,12 @@ export interface ClaimedJob extends Job {
 }
 
 export interface SchedulerStore {
-  /** Adds a job, or moves the job of the same kind and key to `dueAt`. */
-  schedule(job: Job): Promise<void>;
+  /**
+   * Adds a job, or moves the job of the same kind and key to `dueAt`. `earliest`: a job of that
+   * kind and key already waiting to run by `dueAt` stays as it is (several callers each asking for
+   * a look no later than their time: the last of them no longer undoes an earlier one's).
+   */
+  schedule(job: Job, options?: { earliest?: boolean }): Promise<void>;
   /** Removes a job; true when there was one. */
   cancel(kind: string, key: string): Promise<boolean>;
   /**

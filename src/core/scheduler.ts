@@ -113,14 +113,17 @@ export class Scheduler {
     return trace === undefined ? { kind, key, dueAt } : { kind, key, dueAt, trace };
   }
 
-  /** Runs the handler of `kind` for `key` at `dueAt` (epoch ms on the injected clock); replaces an earlier schedule of the same job. */
-  schedule(kind: string, key: string, dueAt: number): Promise<void> {
-    return this.add(this.job(kind, key, dueAt));
+  /**
+   * Runs the handler of `kind` for `key` at `dueAt` (epoch ms on the injected clock); replaces an
+   * earlier schedule of the same job, or with `earliest` keeps one waiting to run by `dueAt`.
+   */
+  schedule(kind: string, key: string, dueAt: number, options?: { earliest?: boolean }): Promise<void> {
+    return this.add(this.job(kind, key, dueAt), options);
   }
 
   /** `schedule` of a job made by `job`. */
-  add(job: Job): Promise<void> {
-    return this.#deps.store.schedule(job).then(() => this.#arm(job.dueAt));
+  add(job: Job, options?: { earliest?: boolean }): Promise<void> {
+    return this.#deps.store.schedule(job, options).then(() => this.#arm(job.dueAt));
   }
 
   /** A job a store scheduled with its own write (`IntentStore.insertScheduled`; made by `job`): runs it when due, as `schedule` would. */

@@ -5,7 +5,7 @@ import { createIdFactory } from '../../src/core/ids.ts';
 import { LEASE_MS, Scheduler } from '../../src/core/scheduler.ts';
 import type { RoomSettings } from '../../src/core/waiting-room/room.ts';
 import { WaitingRoomService, type WaitingRoomAdmittedEvent, type WaitingRoomChangedEvent } from '../../src/core/waiting-room/service.ts';
-import { ManualClock } from '../helpers/manual-clock.ts';
+import { ManualClock, settle } from '../helpers/manual-clock.ts';
 import { errorOf } from './support.ts';
 
 const T0 = Date.UTC(2026, 10, 30, 9, 0, 0);
@@ -240,6 +240,34 @@ describe('WaitingRoomService', () => {
       [b?.ticket.ticket, LEASE_MS],
     ]);
     expect(await service.get('sale')).toMatchObject({ activeTokens: 1, used: 1, admitted: 2 });
+  });
+
+  it('the room\'s tick keeps the soonest look asked for: a read that saw the room at its cap and schedules after a spend does not move the tick back to the first expiry (a user test on Redis: the admission published a TTL late)', async () => {
+    const { clock, scheduler, service, events } = await setup({ ...SALE, admitPerSecond: 10, admissionTtlSeconds: 60, maxActive: 1 });
+    const a = await service.enter('sale', 'user_a');
+    const b = await service.enter('sale', 'user_b');
+    const token = (await service.ticket('sale', a?.ticket.ticket as string))?.admissionToken as string;
+    await clock.advance(10);
+    // A read sees the room at its cap (next look: a's expiry) and is slow to write its tick.
+    const schedule = scheduler.schedule.bind(scheduler);
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    vi.spyOn(scheduler, 'schedule').mockImplementationOnce(async (...args) => {
+      await gate;
+      return schedule(...args);
+    });
+    const reading = service.get('sale');
+    await settle();
+    // a's order is written meanwhile: its slot is free, b is due at the rate's next slot (+100 ms).
+    expect(await service.guardOrder('svc_concert', token, 'ord_1', () => Promise.resolve('ord_1'))).toEqual({ kind: 'created', value: 'ord_1' });
+    release();
+    await reading;
+    expect(await scheduler.nextDueAt()).toBe(T0 + 100);
+    await clock.advance(90);
+    expect(events.map((e) => [e.ticket, e.admittedAt - T0])).toEqual([
+      [a?.ticket.ticket, 0],
+      [b?.ticket.ticket, 100],
+    ]);
   });
 
   it('a room held at maxActive: a waiting ticket estimates its wait by the live tokens\' expiry as well as by the rate, and a used token shortens it', async () => {

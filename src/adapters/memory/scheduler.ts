@@ -35,8 +35,10 @@ export class MemorySchedulerStore implements SchedulerStore {
   #liveCount = 0;
   #seq = 0;
 
-  schedule(job: Job): Promise<void> {
+  schedule(job: Job, options?: { earliest?: boolean }): Promise<void> {
     const jobs = this.#kind(job.kind);
+    const waiting = jobs.get(job.key);
+    if (options?.earliest === true && waiting !== undefined && waiting.token === null && waiting.dueAt <= job.dueAt) return Promise.resolve();
     const entry: Entry = { kind: job.kind, key: job.key, dueAt: job.dueAt, trace: job.trace, seq: this.#seq++, token: null, leaseEnd: 0, jobs };
     if (!jobs.has(job.key)) this.#liveCount++;
     jobs.set(job.key, entry);

@@ -57,7 +57,13 @@ end
  * it answers the member the schedule then replaced), and a cancel would drop a job scheduled since.
  */
 const SCHEDULE = `${PRELUDE}${SCHEDULE_JOB}${keepingReply('ARGV[6]', `
--- ARGV: J, kind, key, dueAt (as given, no space), trace ('' for none), kept-reply prefix, call token
+-- ARGV: J, kind, key, dueAt (as given, no space), trace ('' for none), kept-reply prefix, earliest ('1' | '0'), call token
+if ARGV[7] == '1' then
+  -- Waiting to run (not claimed) by dueAt already: kept.
+  local old = redis.call('HGET', J .. ARGV[2], ARGV[3])
+  local due = old and redis.call('ZSCORE', KEYS[1], old)
+  if due and tonumber(due) <= tonumber(ARGV[4]) then return 1 end
+end
 scheduleJob(KEYS[1], KEYS[2], KEYS[3], J, ARGV[2], ARGV[3], ARGV[4], ARGV[5])
 return 1
 `)}`;
@@ -240,9 +246,9 @@ export class RedisSchedulerStore implements SchedulerStore {
     return Number(await this.#adopt(this.#earlierKeys, [this.#jobs]));
   }
 
-  async schedule(job: Job): Promise<void> {
+  async schedule(job: Job, options?: { earliest?: boolean }): Promise<void> {
     const { keys, args } = this.jobWrite(job);
-    await this.#schedule(keys, [...args, this.#kept, callToken()]);
+    await this.#schedule(keys, [...args, this.#kept, options?.earliest === true ? '1' : '0', callToken()]);
   }
 
   /**

@@ -345,7 +345,11 @@ export class WaitingRoomService {
   async #settle(roomId: string, result: { admitted: Ticket[]; nextDueAt: number | null }): Promise<void> {
     const now = this.#deps.clock.now();
     this.#publishAdmitted(result.admitted, now);
-    if (result.nextDueAt !== null) await this.#deps.scheduler.schedule(WAITING_ROOM_TICK_JOB, roomId, Math.max(now, result.nextDueAt));
+    // Earliest wins: calls that settle at once (a read, a use, a spend) each ask for a look no later
+    // than what they saw, and the last to write no longer moves back a sooner look another asked for
+    // (a user test on Redis: an admission published at the first token's expiry, not at the spend).
+    // A tick too early finds nothing due and asks again; the tick's own job, claimed, is not kept.
+    if (result.nextDueAt !== null) await this.#deps.scheduler.schedule(WAITING_ROOM_TICK_JOB, roomId, Math.max(now, result.nextDueAt), { earliest: true });
   }
 
   #publishChanged(type: WaitingRoomChangedEvent['type'], roomId: string, now: number): void {

@@ -60,6 +60,18 @@ export function schedulerStoreContract(name: string, make: SchedulerStoreFactory
       expect([all.length, new Set(all).size]).toEqual([2_500, 2_500]);
     });
 
+    it('schedule with earliest keeps a job waiting to run by its time, moves a later one, and replaces a claimed one', async () => {
+      const store = await storeWith(job('pay_1', T0 + 100), job('pay_2', T0 + 100), job('pay_3', T0));
+      await store.schedule(job('pay_1', T0 + 500), { earliest: true }); // kept at +100
+      await store.schedule(job('pay_2', T0 + 50), { earliest: true }); // moved to +50
+      const [claimed] = await store.claimDue(T0, 10, LEASE);
+      expect(claimed).toEqual(claimOf(job('pay_3', T0)));
+      await store.schedule(job('pay_3', T0 + 300), { earliest: true }); // claimed (running): scheduled anew
+      await store.schedule(job('pay_4', T0 + 200), { earliest: true }); // none yet: added
+      expect(await store.count(DECIDE)).toBe(4);
+      expect(await store.claimDue(T0 + 1_000, 10, LEASE)).toEqual([claimOf(job('pay_2', T0 + 50)), claimOf(job('pay_1', T0 + 100)), claimOf(job('pay_4', T0 + 200)), claimOf(job('pay_3', T0 + 300))]);
+    });
+
     it('schedule upserts by kind and key: rescheduling moves the job', async () => {
       const store = await storeWith(job('pay_1', T0), job('pay_2', T0 + 5), job('pay_1', T0 + 100), job('pay_1', T0, EXPIRE));
       expect(await store.count(DECIDE)).toBe(2);
