@@ -270,6 +270,27 @@ describe('WaitingRoomService', () => {
     ]);
   });
 
+  it('an order whose create failed, the store unable to say whether it was written: its token is left used, holding its slot, and given back when sent again a lease later (a review: it was spent, and the room went over its cap)', async () => {
+    const { clock, service, events } = await setup({ ...SALE, admitPerSecond: 10, admissionTtlSeconds: 300, maxActive: 1 });
+    const a = await service.enter('sale', 'user_a');
+    await service.enter('sale', 'user_b');
+    const token = (await service.ticket('sale', a?.ticket.ticket as string))?.admissionToken as string;
+    const orders = new Set<string>();
+    let blip = true;
+    const exists = (orderId: string) => (blip ? ((blip = false), Promise.reject(new Error('the store is away'))) : Promise.resolve(orders.has(orderId)));
+    await expect(service.guardOrder('svc_concert', token, 'ord_1', () => Promise.reject(new Error('not written')), exists)).rejects.toThrow('not written');
+    await clock.advance(200);
+    expect(await service.get('sale')).toMatchObject({ activeTokens: 1, used: 1, admitted: 1 });
+    await clock.advance(LEASE_MS - 200);
+    const create = (orderId: string) => async () => {
+      expect(await service.get('sale')).toMatchObject({ activeTokens: 1, maxActive: 1 });
+      orders.add(orderId);
+      return orderId;
+    };
+    expect(await service.guardOrder('svc_concert', token, 'ord_2', create('ord_2'), exists)).toEqual({ kind: 'created', value: 'ord_2' });
+    expect(events).toHaveLength(2); // user_b, once ord_2 is written
+  });
+
   it('a room held at maxActive: a waiting ticket estimates its wait by the live tokens\' expiry as well as by the rate, and a used token shortens it', async () => {
     const { clock, service } = await setup({ ...SALE, admitPerSecond: 1, admissionTtlSeconds: 300, maxActive: 2 });
     const a = await service.enter('sale', 'user_a');

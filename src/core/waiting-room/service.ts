@@ -266,9 +266,9 @@ export class WaitingRoomService {
       // The order may be written all the same (the store failed after its write: a retry under its
       // key is answered it): spent then, not given back (a review: one token, two orders). Not known
       // (the store away): left used, given back when sent again a lease later if its order is not there.
-      const written = exists === undefined ? false : await exists(orderId).catch(() => true);
-      if (written) await this.orderWritten(outcome.ticket.admissionToken, orderId);
-      else {
+      const written = exists === undefined ? false : await exists(orderId).catch(() => undefined);
+      if (written === true) await this.orderWritten(outcome.ticket.admissionToken, orderId);
+      else if (written === false) {
         const released = await store.releaseToken(outcome.ticket.admissionToken, orderId, clock.now());
         this.#publishAdmitted(released.admitted, clock.now());
       }
