@@ -50,22 +50,21 @@ export class CountingThrottle {
       this.#arm(this.#lastAt + this.#intervalMs - at);
       return undefined;
     }
-    return this.#told(at);
-  }
-
-  #told(at: number): number {
     this.#lastAt = at;
-    const count = this.#count;
-    this.#count = 0;
-    return count;
+    return this.#drain();
   }
 
   /** Tells the occurrences counted since the last line, if any, through `trailing` now (a close). */
   flush(): void {
     if (this.#count === 0 || this.#trailing === undefined) return;
+    this.#trailing(this.#drain());
+  }
+
+  /** The occurrences counted since the last line, the count starting again. */
+  #drain(): number {
     const count = this.#count;
     this.#count = 0;
-    this.#trailing(count);
+    return count;
   }
 
   #arm(ms: number): void {

@@ -18,6 +18,13 @@ function manualTimers(now: () => number) {
   return { setTimer, fire, armed: () => timers.map((t) => t.at) };
 }
 
+/** A logger whose warnings are kept as [fields, message]. */
+function warnings() {
+  const lines: unknown[][] = [];
+  const log = { warn: (fields: object, message: string) => lines.push([fields, message]) } as unknown as Parameters<typeof storeFullLog>[0];
+  return { lines, log };
+}
+
 describe('CountingThrottle', () => {
   it('answers the first occurrence at once, then at most once per interval with how many came since the last answer', () => {
     let now = 1_000;
@@ -107,8 +114,7 @@ describe('CountingThrottle', () => {
 describe('storeFullLog', () => {
   it('warns of each full store at once, then once per STORE_FULL_LOG_INTERVAL_MS with the refusals since; other problems say nothing', () => {
     let now = 0;
-    const lines: unknown[][] = [];
-    const log = { warn: (fields: object, message: string) => lines.push([fields, message]) } as unknown as Parameters<typeof storeFullLog>[0];
+    const { lines, log } = warnings();
     const tell = storeFullLog(log, () => now);
     const full = (store: string) => ({ status: 503, code: 'STORE_FULL', message: `${store} is full.`, store });
     tell(full('intents'));
@@ -129,8 +135,7 @@ describe('storeFullLog and refusalLog tell a last burst', () => {
   it('storeFullLog: the refusals after the last line are told once the minute is over, per store', () => {
     let now = 0;
     const timers = manualTimers(() => now);
-    const lines: unknown[][] = [];
-    const log = { warn: (fields: object, message: string) => lines.push([fields, message]) } as unknown as Parameters<typeof storeFullLog>[0];
+    const { lines, log } = warnings();
     const tell = storeFullLog(log, () => now, timers.setTimer);
     const full = (store: string) => ({ status: 503, code: 'STORE_FULL', message: `${store} is full.`, store });
     tell(full('intents'));
@@ -176,8 +181,7 @@ describe('storeFullLog and refusalLog tell a last burst', () => {
   it('storeFullLog: a store full for minutes is told as full each minute, never as was full while it is', () => {
     let now = 0;
     const timers = manualTimers(() => now);
-    const lines: unknown[][] = [];
-    const log = { warn: (fields: object, message: string) => lines.push([fields, message]) } as unknown as Parameters<typeof storeFullLog>[0];
+    const { lines, log } = warnings();
     const tell = storeFullLog(log, () => now, timers.setTimer);
     for (now = 0; now < 3 * STORE_FULL_LOG_INTERVAL_MS; now += 100) {
       timers.fire();
@@ -196,8 +200,7 @@ describe('storeFullLog and refusalLog tell a last burst', () => {
   it('storeFullLog: a client retrying at its Retry-After (1 s) is a stream still going, told as full each minute (a review: a second of quiet was taken for its end)', () => {
     let now = 0;
     const timers = manualTimers(() => now);
-    const lines: unknown[][] = [];
-    const log = { warn: (fields: object, message: string) => lines.push([fields, message]) } as unknown as Parameters<typeof storeFullLog>[0];
+    const { lines, log } = warnings();
     const tell = storeFullLog(log, () => now, timers.setTimer);
     for (let at = 0; at < 3 * STORE_FULL_LOG_INTERVAL_MS; at += 1_005) {
       now = at;

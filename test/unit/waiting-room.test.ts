@@ -40,6 +40,23 @@ async function setup(settings = SALE, maxTickets = 100_000) {
   return { clock, scheduler, service, store, events, changes, errors };
 }
 
+/** A room set up with `settings` (as `setup`), user_a entered, then user_b; user_a's admission token. */
+async function withPair(settings: RoomSettings) {
+  const room = await setup(settings);
+  const a = await room.service.enter('sale', 'user_a');
+  const b = await room.service.enter('sale', 'user_b');
+  const token = (await room.service.ticket('sale', a?.ticket.ticket as string))?.admissionToken as string;
+  return { ...room, a, b, token };
+}
+
+/** Orders as the guard's `create` makes them, and `exists` of them. */
+function orderBook() {
+  const orders = new Set<string>();
+  const exists = (orderId: string) => Promise.resolve(orders.has(orderId));
+  const create = (orderId: string) => () => Promise.resolve(orderId).then((id) => (orders.add(id), id));
+  return { exists, create };
+}
+
 /** How many timers the clock fired since this call (the scheduler arms one per due job). */
 function countTicks(clock: ManualClock): () => number {
   const schedule = clock.schedule.bind(clock);
@@ -158,9 +175,7 @@ describe('WaitingRoomService', () => {
     vi.spyOn(store, 'releaseToken').mockRejectedValueOnce(new Error('the store is away'));
     await expect(service.guardOrder('svc_concert', token, 'ord_1', () => Promise.reject(new Error('the store is away')))).rejects.toThrow('the store is away');
     expect(await service.ticket('sale', ticket)).toMatchObject({ status: 'ADMITTED', usedFor: 'ord_1', usedAt: T0 });
-    const orders = new Set<string>();
-    const exists = (orderId: string) => Promise.resolve(orders.has(orderId));
-    const create = (orderId: string) => () => Promise.resolve(orderId).then((id) => (orders.add(id), id));
+    const { exists, create } = orderBook();
     // Within a lease of its use, the order could still be under way: refused.
     await clock.advance(LEASE_MS - 1);
     expect(await service.guardOrder('svc_concert', token, 'ord_2', create('ord_2'), exists)).toMatchObject({ kind: 'refused', refusal: { kind: 'already_used', ticket: { usedFor: 'ord_1' } } });
@@ -197,10 +212,7 @@ describe('WaitingRoomService', () => {
   });
 
   it('a room held at maxActive admits nobody into a used token\'s slot while its order is written: the order failing, the token is given back and the room is at its cap, not over it (before 2026-12-06 one over, seen in a user test)', async () => {
-    const { clock, service, events } = await setup({ ...SALE, admitPerSecond: 10, admissionTtlSeconds: 60, maxActive: 1 });
-    const a = await service.enter('sale', 'user_a');
-    const b = await service.enter('sale', 'user_b');
-    const token = (await service.ticket('sale', a?.ticket.ticket as string))?.admissionToken as string;
+    const { clock, service, events, a, b, token } = await withPair({ ...SALE, admitPerSecond: 10, admissionTtlSeconds: 60, maxActive: 1 });
     const refused = new Error('the order was not created');
     await expect(
       service.guardOrder('svc_concert', token, 'ord_1', async () => {
@@ -223,14 +235,9 @@ describe('WaitingRoomService', () => {
   });
 
   it('a token whose order was written but not said so (the spend failed) is spent when sent again a lease later: its slot freed, the next user admitted', async () => {
-    const { clock, service, store, events } = await setup({ ...SALE, admitPerSecond: 10, admissionTtlSeconds: 300, maxActive: 1 });
-    const a = await service.enter('sale', 'user_a');
-    const b = await service.enter('sale', 'user_b');
-    const token = (await service.ticket('sale', a?.ticket.ticket as string))?.admissionToken as string;
+    const { clock, service, store, events, a, b, token } = await withPair({ ...SALE, admitPerSecond: 10, admissionTtlSeconds: 300, maxActive: 1 });
     vi.spyOn(store, 'spendToken').mockRejectedValueOnce(new Error('the store is away'));
-    const orders = new Set<string>();
-    const exists = (orderId: string) => Promise.resolve(orders.has(orderId));
-    const create = (orderId: string) => () => Promise.resolve(orderId).then((id) => (orders.add(id), id));
+    const { exists, create } = orderBook();
     expect(await service.guardOrder('svc_concert', token, 'ord_1', create('ord_1'), exists)).toEqual({ kind: 'created', value: 'ord_1' });
     expect(await service.get('sale')).toMatchObject({ activeTokens: 1, used: 1 });
     await clock.advance(LEASE_MS);
@@ -243,10 +250,7 @@ describe('WaitingRoomService', () => {
   });
 
   it('the room\'s tick keeps the soonest look asked for: a read that saw the room at its cap and schedules after a spend does not move the tick back to the first expiry (a user test on Redis: the admission published a TTL late)', async () => {
-    const { clock, scheduler, service, events } = await setup({ ...SALE, admitPerSecond: 10, admissionTtlSeconds: 60, maxActive: 1 });
-    const a = await service.enter('sale', 'user_a');
-    const b = await service.enter('sale', 'user_b');
-    const token = (await service.ticket('sale', a?.ticket.ticket as string))?.admissionToken as string;
+    const { clock, scheduler, service, events, a, b, token } = await withPair({ ...SALE, admitPerSecond: 10, admissionTtlSeconds: 60, maxActive: 1 });
     await clock.advance(10);
     // A read sees the room at its cap (next look: a's expiry) and is slow to write its tick.
     const schedule = scheduler.schedule.bind(scheduler);
@@ -271,10 +275,7 @@ describe('WaitingRoomService', () => {
   });
 
   it('an order whose create failed, the store unable to say whether it was written: its token is left used, holding its slot, and given back when sent again a lease later (a review: it was spent, and the room went over its cap)', async () => {
-    const { clock, service, events } = await setup({ ...SALE, admitPerSecond: 10, admissionTtlSeconds: 300, maxActive: 1 });
-    const a = await service.enter('sale', 'user_a');
-    await service.enter('sale', 'user_b');
-    const token = (await service.ticket('sale', a?.ticket.ticket as string))?.admissionToken as string;
+    const { clock, service, events, token } = await withPair({ ...SALE, admitPerSecond: 10, admissionTtlSeconds: 300, maxActive: 1 });
     const orders = new Set<string>();
     let blip = true;
     const exists = (orderId: string) => (blip ? ((blip = false), Promise.reject(new Error('the store is away'))) : Promise.resolve(orders.has(orderId)));
