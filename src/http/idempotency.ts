@@ -5,6 +5,7 @@ import { fingerprint, type IdempotencyNote } from '../core/idempotency.ts';
 import type { IdempotencyStore } from '../core/ports.ts';
 import { sendProblem, type ErrorShape } from './error-handler.ts';
 import type { LateSettles } from './late-settles.ts';
+import { KEY_IN_USE_RETRY_AFTER_S } from './problem.ts';
 import { isKeyConflict, isTransient } from './transient-answers.ts';
 
 /**
@@ -116,9 +117,9 @@ export function operationOf(request: FastifyRequest): string {
 
 export function idempotencyHooks(options: IdempotencyHookOptions): IdempotencyHooks {
   const { store, clock, shape } = options;
-  const conflict = (reply: FastifyReply, status: number, code: string, message: string): FastifyReply => {
+  const conflict = (reply: FastifyReply, status: number, code: string, message: string, retryAfterS?: number): FastifyReply => {
     options.onConflict?.();
-    return sendProblem(reply, shape, { status, code, message });
+    return sendProblem(reply, shape, { status, code, message, retryAfterS });
   };
   const claim = async (request: FastifyRequest, reply: FastifyReply, key: string): Promise<boolean> => {
     const operation = operationOf(request);
@@ -146,7 +147,7 @@ export function idempotencyHooks(options: IdempotencyHookOptions): IdempotencyHo
         conflict(reply, 422, 'IDEMPOTENCY_KEY_MISMATCH', 'This Idempotency-Key was used with a different request body.');
         return false;
       case 'in_progress':
-        conflict(reply, 409, 'IDEMPOTENCY_KEY_IN_USE', 'A request with this Idempotency-Key is still being processed; retry later.');
+        conflict(reply, 409, 'IDEMPOTENCY_KEY_IN_USE', 'A request with this Idempotency-Key is still being processed; retry later.', KEY_IN_USE_RETRY_AFTER_S);
         return false;
     }
   };

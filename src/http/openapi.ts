@@ -128,7 +128,7 @@ export interface ErrorDocs {
 /**
  * The error responses of a route: each status with the dialect's description and example, or
  * the route's own (`overrides`), which say what the status means for that route. 503 carries
- * `Retry-After`; every error of an idempotent route may be a replay except 5xx, which are never stored.
+ * `Retry-After`, as does an idempotent route's 409 (its key in use); every error of an idempotent route may be a replay except 5xx, which are never stored.
  */
 export function errorResponses(docs: ErrorDocs, statuses: readonly number[], options: { idempotent?: boolean; overrides?: Readonly<Record<number, Partial<ResponseDoc>>> } = {}): Record<number, TSchema> {
   const entries = statuses.map((status) => {
@@ -137,7 +137,8 @@ export function errorResponses(docs: ErrorDocs, statuses: readonly number[], opt
     const override = options.overrides?.[status] ?? {};
     const headers: ResponseHeader[] = [...(base.headers ?? [])];
     if (options.idempotent === true && status < 500) headers.push('Idempotent-Replayed');
-    if (status === 503 || status === 429) headers.push('Retry-After');
+    // A keyed request's 409 IDEMPOTENCY_KEY_IN_USE says when to ask again for the answer.
+    if (status === 503 || status === 429 || (options.idempotent === true && status === 409)) headers.push('Retry-After');
     return [status, documented(base.schema ?? docs.schema, { description: override.description ?? base.description, examples: override.examples ?? base.examples, headers })] as const;
   });
   return Object.fromEntries(entries);

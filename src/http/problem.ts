@@ -14,7 +14,7 @@ export interface Problem {
   code: string;
   message: string;
   details?: Array<FieldIssue | ValidationIssue> | undefined;
-  /** Sent as `Retry-After` (seconds) with 429 and 503. */
+  /** Sent as `Retry-After` (seconds): with 429, 503 and 409 IDEMPOTENCY_KEY_IN_USE. */
   retryAfterS?: number | undefined;
   /** Extra headers, e.g. `Allow` with a 405. */
   headers?: Record<string, string> | undefined;
@@ -31,6 +31,12 @@ export const STORE_FULL_RETRY_AFTER_S = 1;
 
 /** Seconds a client is told to wait after STORE_UNAVAILABLE: about how long Redis' client takes to reconnect. */
 export const STORE_UNAVAILABLE_RETRY_AFTER_S = 1;
+
+/**
+ * Seconds a client is told to wait after 409 IDEMPOTENCY_KEY_IN_USE: the request holding the key
+ * (or, with Redis, the retry that took it over) is still running, and its answer is then replayed.
+ */
+export const KEY_IN_USE_RETRY_AFTER_S = 1;
 
 /** The 414 of a path parameter longer than the router's `maxParamLength` (Fastify's default, 100). */
 export const PARAMETER_TOO_LONG_MESSAGE = 'A path parameter is longer than the service accepts.';
@@ -55,7 +61,10 @@ export function problemOf(error: FastifyError | Error, statusOf: Partial<Record<
     if (error instanceof StoreFullError) return { status: 503, code: error.code, message: error.message, retryAfterS: STORE_FULL_RETRY_AFTER_S, store: error.store };
     if (error instanceof StoreUnavailableError) return { status: 503, code: error.code, message: error.message, retryAfterS: STORE_UNAVAILABLE_RETRY_AFTER_S };
     const status = statusOf[error.code];
-    if (status !== undefined) return { status, code: error.code, message: error.message, details: error.details, ...(error.transient ? { transient: true } : {}) };
+    if (status !== undefined) {
+      const retryAfterS = error.code === 'IDEMPOTENCY_KEY_IN_USE' ? KEY_IN_USE_RETRY_AFTER_S : undefined;
+      return { status, code: error.code, message: error.message, details: error.details, ...(error.transient ? { transient: true } : {}), ...(retryAfterS === undefined ? {} : { retryAfterS }) };
+    }
   }
   const fastifyError = error as FastifyError;
   if (fastifyError.validation !== undefined) {

@@ -321,6 +321,24 @@ describe('503 in each dialect’s shape', () => {
   });
 });
 
+describe('409 of an Idempotency-Key still in use, in each dialect’s shape (2026-12-06, from a user test: no hint when to ask again)', () => {
+  it('carries Retry-After: 1, the time to ask again for the answer of the request holding the key; nothing is made', async () => {
+    const t = await app();
+    // Every key is held by a request still running (the twin, or with Redis a retry that took it over).
+    t.app.stores.idempotency.begin = async () => ({ kind: 'in_progress' });
+    const key = { 'idempotency-key': 'held-1' };
+    const message = 'A request with this Idempotency-Key is still being processed; retry later.';
+    const cases = [
+      [await t.app.inject({ method: 'POST', url: '/v1/sim/intent', headers: key, payload: { reservation_id: 'r_held', amount: 700 } }), native('IDEMPOTENCY_KEY_IN_USE', message)],
+      [await t.app.inject({ method: 'POST', url: '/bookings', headers: { ...USER, ...key }, payload: { performanceId: 'perf_001', quantity: 1, paymentMethod: 'x' } }), bookings('IDEMPOTENCY_KEY_IN_USE', message)],
+      [await t.app.inject({ method: 'POST', url: '/api/v1/orders', headers: key, payload: { userId: 'user_held', serviceId: 'chat', orderName: 'r', amount: 1000 } }), fluxpay('COMMON_409', message)],
+    ] as const;
+    for (const [res, body] of cases) expect([res.statusCode, res.headers['retry-after'], res.json()]).toEqual([409, '1', body]);
+    expect((await t.app.stores.intents.list({ limit: 10, reservationId: 'r_held' })).data).toEqual([]);
+    expect((await t.app.stores.fluxpay.listOrders({ limit: 10, userId: 'user_held' })).data).toEqual([]);
+  });
+});
+
 describe('a request without a Host header', () => {
   it('gets a JSON 400 in the shape of its path, not an empty 400 from the HTTP parser', async () => {
     const t = await app();

@@ -487,7 +487,9 @@ describe('idempotency and the shared prefix', () => {
     const first = confirm(t, payment, headers);
     await untilScheduled(t, before);
     await t.clock.advance(20 * 60_000 - 1);
-    expect(errorOf(await confirm(t, payment, headers))).toEqual([409, fpError('COMMON_409', 'A request with this Idempotency-Key is still being processed; retry later.')]);
+    const twin = await confirm(t, payment, headers);
+    expect(errorOf(twin)).toEqual([409, fpError('COMMON_409', 'A request with this Idempotency-Key is still being processed; retry later.')]);
+    expect(twin.headers['retry-after']).toBe('1');
     await t.clock.advance(1);
     expect(resultOf(await first)).toMatchObject({ status: 'APPROVED', decidedBy: 'delay' });
   });

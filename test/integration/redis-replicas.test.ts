@@ -421,10 +421,10 @@ if (redisServerOrSkip('replicas on Redis')) {
         if (insertScheduled !== undefined) stores.intents.insertScheduled = async (...args) => (await take(), insertScheduled(...args));
       });
       const order = await a.inject({ method: 'POST', url: '/api/v1/orders', headers: { 'idempotency-key': 'lost-1' }, payload: { userId: 'user_lost', serviceId: 'chat', orderName: 'r', amount: 1000 } });
-      expect([order.statusCode, order.json()]).toEqual([409, { isSuccess: false, code: 'COMMON_409', message: 'Another request with this Idempotency-Key (a retry on another replica) took it over while this one could not reach Redis; that request answers it, and nothing was done here.', result: null }]);
+      expect([order.statusCode, order.json(), order.headers['retry-after']]).toEqual([409, { isSuccess: false, code: 'COMMON_409', message: 'Another request with this Idempotency-Key (a retry on another replica) took it over while this one could not reach Redis; that request answers it, and nothing was done here.', result: null }, '1']);
       expect((await b.app.stores.fluxpay.listOrders({ limit: 10, userId: 'user_lost' })).data).toEqual([]);
       const intent = await a.inject({ method: 'POST', url: '/v1/sim/intent', headers: { 'idempotency-key': 'lost-2' }, payload: { reservation_id: 'res_lost_key', amount: 700 } });
-      expect([intent.statusCode, intent.json().error.code]).toEqual([409, 'IDEMPOTENCY_KEY_IN_USE']);
+      expect([intent.statusCode, intent.json().error.code, intent.headers['retry-after']]).toEqual([409, 'IDEMPOTENCY_KEY_IN_USE', '1']);
       expect((await b.app.stores.intents.list({ limit: 10, reservationId: 'res_lost_key' })).data).toEqual([]);
       // Counted as the key's refusals are.
       expect(/^idempotency_conflicts_total (\d+)$/m.exec((await a.inject({ url: '/metrics' })).body)?.[1]).toBe('2');

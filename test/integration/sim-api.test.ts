@@ -370,6 +370,8 @@ describe('Idempotency-Key', () => {
     const res = await create(body, { 'idempotency-key': 'k-3' });
     expect(res.statusCode).toBe(409);
     expect(res.json().error.code).toBe('IDEMPOTENCY_KEY_IN_USE');
+    // When to ask again for the twin's answer (a user test: a client had no hint).
+    expect(res.headers['retry-after']).toBe('1');
     expect(await storedIntents(t)).toBe(0);
   });
 
