@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { StoreUnavailableError } from '../../src/core/errors.ts';
 import type { WaitingRoomAdmittedEvent } from '../../src/core/events.ts';
 import { ULID } from '../helpers/app.ts';
 import { confirm, createOrder, createPayment, errorOf, fpError, fpGet, fluxpayApps, fpPost, resultOf, SUCCESS, type Json } from '../helpers/fluxpay.ts';
@@ -191,12 +192,49 @@ describe('the order guard when the store fails', () => {
     expect(resultOf(await fpGet(t, '/api/v1/orders?userId=user_1')).items).toEqual([]);
     const usedFor = (await ticketOf(t, 'sale', ticket.ticket)).usedFor as string;
     expect(usedFor).toMatch(/^ord_/);
-    expect(errorOf(await order(t, token))).toEqual([403, fpError('WAIT_001', `This admission token was already used (for order ${usedFor}); enter waiting room sale again.`)]);
+    // Within a lease of its use its order could still be under way (its process slow): sent again later.
+    const inUse = await order(t, token);
+    expect([...errorOf(inUse), inUse.headers['retry-after']]).toEqual([409, fpError('COMMON_409', `This admission token is in use by order ${usedFor}, which is still being created; send this order again in a moment: if that order is not created, the token is given back.`), '1']);
     await t.clock.advance(30_000);
     const placed = resultOf(await order(t, token));
     expect(placed).toMatchObject({ status: 'PENDING', serviceId: 'ai-writer' });
     expect(await ticketOf(t, 'sale', ticket.ticket)).toMatchObject({ status: 'ADMITTED', usedFor: placed.orderId });
     expect(resultOf(await fpGet(t, '/api/v1/waiting-rooms/sale'))).toMatchObject({ used: 1 });
+  });
+});
+
+describe('one admission token sent with two orders at once (2026-12-06, a user test: the second was told 403 "already used … enter again", kept under its key)', () => {
+  it('while the first is being written the second is 409 COMMON_409 with Retry-After, not kept under its Idempotency-Key: the first failing, the same request again buys the order', async () => {
+    const t = await app();
+    await put(t, 'sale', { ...ROOM, admissionTtlSeconds: 300, maxActive: 1 });
+    const ticket = await enter(t, 'sale', 'u1');
+    await t.clock.advance(1000);
+    const token = (await ticketOf(t, 'sale', ticket.ticket)).admissionToken as string;
+    const { fluxpay } = t.app.core.stores;
+    let fail = (): void => undefined;
+    const held = new Promise<void>((resolve) => (fail = resolve));
+    vi.spyOn(fluxpay, 'createOrder').mockImplementationOnce(async () => {
+      await held;
+      throw new StoreUnavailableError();
+    });
+    const first = order(t, token);
+    await vi.waitFor(async () => expect((await ticketOf(t, 'sale', ticket.ticket)).usedFor).toMatch(/^ord_/));
+    const usedFor = (await ticketOf(t, 'sale', ticket.ticket)).usedFor as string;
+    const keyed = () => fpPost(t, '/api/v1/orders', orderBody, { 'x-admission-token': token, 'idempotency-key': 'second-1' });
+    const second = await keyed();
+    expect([...errorOf(second), second.headers['retry-after']]).toEqual([409, fpError('COMMON_409', `This admission token is in use by order ${usedFor}, which is still being created; send this order again in a moment: if that order is not created, the token is given back.`), '1']);
+    fail();
+    expect((await first).statusCode).toBe(503);
+    // The token came back with the first's failure; the second's key kept nothing: run again, it buys the order.
+    const again = await keyed();
+    expect([again.statusCode, again.headers['idempotent-replayed']]).toEqual([200, undefined]);
+    const placed = resultOf(again);
+    expect(placed).toMatchObject({ status: 'PENDING', serviceId: 'ai-writer' });
+    expect(resultOf(await fpGet(t, '/api/v1/orders?userId=user_1')).items).toMatchObject([{ orderId: placed.orderId }]);
+    expect(await ticketOf(t, 'sale', ticket.ticket)).toMatchObject({ status: 'ADMITTED', usedFor: placed.orderId });
+    expect(resultOf(await fpGet(t, '/api/v1/waiting-rooms/sale'))).toMatchObject({ used: 1, activeTokens: 0 });
+    // Spent now: the same token with another order is the 403 of a used token.
+    expect(errorOf(await order(t, token))).toEqual([403, fpError('WAIT_001', `This admission token was already used (for order ${placed.orderId}); enter waiting room sale again.`)]);
   });
 });
 

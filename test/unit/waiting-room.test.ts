@@ -138,7 +138,31 @@ describe('WaitingRoomService', () => {
     expect(await service.guardOrder('svc_other', undefined, 'ord_1', create('ord_1'))).toEqual({ kind: 'created', value: 'ord_1' });
     expect(await service.guardOrder('svc_concert', undefined, 'ord_1', create('ord_1'))).toMatchObject({ kind: 'refused', refusal: { kind: 'missing', roomIds: ['sale'] } });
     expect(await service.guardOrder('svc_concert', token, 'ord_1', create('ord_1'))).toEqual({ kind: 'created', value: 'ord_1' });
-    expect(await service.guardOrder('svc_concert', token, 'ord_2', create('ord_2'))).toMatchObject({ kind: 'refused', refusal: { kind: 'already_used', ticket: { usedFor: 'ord_1' } } });
+    expect(await service.guardOrder('svc_concert', token, 'ord_2', create('ord_2'))).toMatchObject({ kind: 'refused', refusal: { kind: 'already_used', pending: false, ticket: { usedFor: 'ord_1' } } });
+  });
+
+  it('a token whose order is still being written is refused as pending (it may come back); written by a process that stopped before saying so, it is spent when sent again', async () => {
+    const { clock, service } = await setup({ ...SALE, admissionTtlSeconds: 300, maxActive: 1 });
+    const ticket = (await service.enter('sale', 'user_a'))?.ticket.ticket as string;
+    const token = (await service.ticket('sale', ticket))?.admissionToken as string;
+    const { exists, create } = orderBook();
+    let finish = (): void => undefined;
+    const first = service.guardOrder('svc_concert', token, 'ord_1', () => new Promise<string>((resolve) => (finish = () => resolve('ord_1'))), exists);
+    await vi.waitFor(() => expect(service.ticket('sale', ticket)).resolves.toMatchObject({ usedFor: 'ord_1' }));
+    expect(await service.guardOrder('svc_concert', token, 'ord_2', create('ord_2'), exists)).toMatchObject({ kind: 'refused', refusal: { kind: 'already_used', pending: true, ticket: { usedFor: 'ord_1' } } });
+    finish();
+    expect(await first).toEqual({ kind: 'created', value: 'ord_1' });
+    expect(await service.guardOrder('svc_concert', token, 'ord_2', create('ord_2'), exists)).toMatchObject({ kind: 'refused', refusal: { kind: 'already_used', pending: false } });
+    // ord_3 written, its spend lost (its process stopped): the token holds its slot until asked again.
+    const other = (await service.enter('sale', 'user_b'))?.ticket.ticket as string;
+    await clock.advance(10); // admitted at the rate's next slot (500 a second)
+    const otherToken = (await service.ticket('sale', other))?.admissionToken as string;
+    await create('ord_3')();
+    void service.guardOrder('svc_concert', otherToken, 'ord_3', () => new Promise<never>(() => undefined), exists);
+    await vi.waitFor(() => expect(service.ticket('sale', other)).resolves.toMatchObject({ usedFor: 'ord_3' }));
+    expect(await service.get('sale')).toMatchObject({ activeTokens: 1 });
+    expect(await service.guardOrder('svc_concert', otherToken, 'ord_4', create('ord_4'), exists)).toMatchObject({ kind: 'refused', refusal: { kind: 'already_used', pending: false, ticket: { usedFor: 'ord_3' } } });
+    expect(await service.get('sale')).toMatchObject({ activeTokens: 0 });
   });
 
   it('a token is spent only when the order is created: an order that fails gives it back, until its own expiry', async () => {
@@ -176,15 +200,15 @@ describe('WaitingRoomService', () => {
     await expect(service.guardOrder('svc_concert', token, 'ord_1', () => Promise.reject(new Error('the store is away')))).rejects.toThrow('the store is away');
     expect(await service.ticket('sale', ticket)).toMatchObject({ status: 'ADMITTED', usedFor: 'ord_1', usedAt: T0 });
     const { exists, create } = orderBook();
-    // Within a lease of its use, the order could still be under way: refused.
+    // Within a lease of its use, the order could still be under way: refused, pending.
     await clock.advance(LEASE_MS - 1);
-    expect(await service.guardOrder('svc_concert', token, 'ord_2', create('ord_2'), exists)).toMatchObject({ kind: 'refused', refusal: { kind: 'already_used', ticket: { usedFor: 'ord_1' } } });
+    expect(await service.guardOrder('svc_concert', token, 'ord_2', create('ord_2'), exists)).toMatchObject({ kind: 'refused', refusal: { kind: 'already_used', pending: true, ticket: { usedFor: 'ord_1' } } });
     await clock.advance(1);
     expect(await service.guardOrder('svc_concert', token, 'ord_2', create('ord_2'), exists)).toEqual({ kind: 'created', value: 'ord_2' });
     expect(await service.ticket('sale', ticket)).toMatchObject({ status: 'ADMITTED', usedFor: 'ord_2', usedAt: T0 + LEASE_MS });
     // Used for an order that exists: spent, however long ago.
     await clock.advance(LEASE_MS);
-    expect(await service.guardOrder('svc_concert', token, 'ord_3', create('ord_3'), exists)).toMatchObject({ kind: 'refused', refusal: { kind: 'already_used', ticket: { usedFor: 'ord_2' } } });
+    expect(await service.guardOrder('svc_concert', token, 'ord_3', create('ord_3'), exists)).toMatchObject({ kind: 'refused', refusal: { kind: 'already_used', pending: false, ticket: { usedFor: 'ord_2' } } });
     expect(await service.get('sale')).toMatchObject({ used: 1 });
   });
 

@@ -217,7 +217,10 @@ export class MemoryWaitingRoomStore implements WaitingRoomStore {
     const ticketId = this.#byToken.get(token);
     const ticket = ticketId === undefined ? undefined : this.#tickets.get(ticketId);
     if (ticket === undefined || !roomIds.includes(ticket.roomId) || ticket.status === 'WAITING') return Promise.resolve({ kind: 'invalid', roomIds, admitted });
-    if (ticket.usedAt !== null) return Promise.resolve({ kind: 'already_used', ticket: copyTicket(ticket), roomIds, admitted });
+    if (ticket.usedAt !== null) {
+      const pending = (this.#rooms.get(ticket.roomId) as RoomEntry).queue.holdsSlot(ticket);
+      return Promise.resolve({ kind: 'already_used', ticket: copyTicket(ticket), roomIds, admitted, pending });
+    }
     if (ticketStatusAt(ticket, now) === 'EXPIRED') return Promise.resolve({ kind: 'expired', ticket: copyTicket(ticket), roomIds, admitted });
     const entry = this.#rooms.get(ticket.roomId) as RoomEntry;
     useAdmission(entry.room, ticket, orderId, now);

@@ -321,7 +321,9 @@ if t.ua ~= '' then
   -- Used for this very order (its id is new with each order): this use run again (its reply lost,
   -- ioredis sent it again) answers what it did.
   if t.uf == orderId then return {'used', roomIds, admitted, ticketView(t.id), nextDue(loaded[t.r], now)} end
-  return {'already_used', roomIds, admitted, ticketView(t.id)}
+  -- Still holding its slot (room.ts holdsSlot; the room brought up to now above): its order is not written yet.
+  local pending = redis.call('ZSCORE', loaded[t.r].active, t.id) and 1 or 0
+  return {'already_used', roomIds, admitted, ticketView(t.id), pending}
 end
 if statusAt(t, now) == 'EXPIRED' then return {'expired', roomIds, admitted, ticketView(t.id)} end
 -- room.ts useAdmission: it holds its slot (in R.active) until its order is written (SPEND_TOKEN) or it expires.
@@ -482,11 +484,13 @@ export class RedisWaitingRoomStore implements WaitingRoomStore {
 
   async useToken(serviceId: string, token: string | undefined, orderId: string, now: number): Promise<UseTokenOutcome> {
     const args = [this.#w, serviceId, token === undefined ? '0' : '1', token ?? '', orderId, now, callToken()];
-    const [kind, roomIds, flats, ticket, nextDue] = (await this.#scripts.useToken(this.#keys, args)) as [UseTokenOutcome['kind'], string[]?, Flat[]?, Flat?, string?];
+    // The fifth item: the next due time of `used`, whether an `already_used` token is pending (1 | 0).
+    const [kind, roomIds, flats, ticket, fifth] = (await this.#scripts.useToken(this.#keys, args)) as [UseTokenOutcome['kind'], string[]?, Flat[]?, Flat?, (string | number)?];
     if (kind === 'unprotected') return { kind };
     const admitted = (flats as Flat[]).map(decodeTicket);
     if (kind === 'missing' || kind === 'invalid') return { kind, roomIds: roomIds as string[], admitted };
-    if (kind === 'used') return { kind, ticket: decodeTicket(ticket as Flat), admitted, nextDueAt: dueAt(nextDue as string) };
+    if (kind === 'used') return { kind, ticket: decodeTicket(ticket as Flat), admitted, nextDueAt: dueAt(fifth as string) };
+    if (kind === 'already_used') return { kind, ticket: decodeTicket(ticket as Flat), roomIds: roomIds as string[], admitted, pending: fifth === 1 };
     return { kind, ticket: decodeTicket(ticket as Flat), roomIds: roomIds as string[], admitted };
   }
 

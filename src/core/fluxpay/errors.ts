@@ -18,7 +18,11 @@ export const FLUXPAY_STATUS = {
   PAY_005: 400,
   COMMON_400: 400,
   COMMON_404: 404,
-  /** A webhook subscription beyond FLUXPAY_MAX_SUBSCRIPTIONS (they never expire: only a DELETE makes room, a retry would not help). */
+  /**
+   * An Idempotency-Key still in use; an admission token whose order is still being written (both
+   * with Retry-After); a webhook subscription beyond FLUXPAY_MAX_SUBSCRIPTIONS (they never expire:
+   * only a DELETE makes room, a retry would not help).
+   */
   COMMON_409: 409,
   /** Issue 12: an order of a service a waiting room protects, without a valid admission token. */
   WAIT_001: 403,
@@ -44,12 +48,18 @@ export class FluxPayError extends Error {
   readonly code: FluxPayCode;
   /** COMMON_400: the fields and why. */
   readonly errors: readonly FluxPayFieldError[] | undefined;
+  /**
+   * A refusal another request in flight is about to make untrue (an admission token whose order is
+   * still being written): sent with `Retry-After` (seconds), not kept under an Idempotency-Key.
+   */
+  readonly retryAfterS: number | undefined;
 
-  constructor(code: FluxPayCode, message: string, errors?: readonly FluxPayFieldError[]) {
+  constructor(code: FluxPayCode, message: string, errors?: readonly FluxPayFieldError[], options?: { retryAfterS: number }) {
     super(message);
     this.name = 'FluxPayError';
     this.code = code;
     this.errors = errors;
+    this.retryAfterS = options?.retryAfterS;
   }
 }
 
@@ -59,6 +69,22 @@ export function invalid(field: string, reason: string): FluxPayError {
 
 export function notFound(what: string, id: string): FluxPayError {
   return new FluxPayError('COMMON_404', `${what} ${id} was not found.`);
+}
+
+/** Seconds to wait before sending an order again whose admission token is in use by an order still being written. */
+export const TOKEN_IN_USE_RETRY_AFTER_S = 1;
+
+/**
+ * An order whose admission token is in use by order `orderId`, still being written (it may fail and
+ * give the token back): sent again in a moment, it is the order or a 403 WAIT_001.
+ */
+export function admissionTokenInUse(orderId: string): FluxPayError {
+  return new FluxPayError(
+    'COMMON_409',
+    `This admission token is in use by order ${orderId}, which is still being created; send this order again in a moment: if that order is not created, the token is given back.`,
+    undefined,
+    { retryAfterS: TOKEN_IN_USE_RETRY_AFTER_S },
+  );
 }
 
 /** A webhook subscription beyond FLUXPAY_MAX_SUBSCRIPTIONS (`max`): what to do about it. */

@@ -83,4 +83,9 @@ export type UseTokenOutcome =
   | { kind: 'used'; ticket: Ticket; admitted: Ticket[]; nextDueAt: number | null }
   /** No token, or one no protecting room gave out. */
   | { kind: 'missing' | 'invalid'; roomIds: string[]; admitted: Ticket[] }
-  | { kind: 'expired' | 'already_used'; ticket: Ticket; roomIds: string[]; admitted: Ticket[] };
+  | { kind: 'expired'; ticket: Ticket; roomIds: string[]; admitted: Ticket[] }
+  /**
+   * `pending`: the token still holds its slot (its order not written yet, nor its time over): the
+   * order may still fail and the token come back (`releaseToken`).
+   */
+  | { kind: 'already_used'; ticket: Ticket; roomIds: string[]; admitted: Ticket[]; pending: boolean };

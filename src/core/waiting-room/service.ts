@@ -223,7 +223,8 @@ export class WaitingRoomService {
   /**
    * The order guard around `create`, which creates order `orderId` of `serviceId`. When an active
    * room protects the service, `token` must be an admitted, unexpired, unused token of such a room
-   * (else `refused`, why: `missing`, `invalid`, `expired`, `already_used`); it is used for
+   * (else `refused`, why: `missing`, `invalid`, `expired`, `already_used`, `pending` while the
+   * order it was used for is not written yet, nor known gone); it is used for
    * `orderId` before `create` runs, so two orders at once cannot both have it. If `create` then
    * throws (the order was not created: `exists` says so when given), the token is given back,
    * usable again until its own expiry, and the error goes on: a token is spent only on an order
@@ -246,15 +247,21 @@ export class WaitingRoomService {
     if (outcome.kind !== 'used') this.#publishAdmitted(outcome.admitted, now);
     if (outcome.kind === 'already_used' && exists !== undefined && !givenBack) {
       const { usedFor, usedAt, admissionToken } = outcome.ticket;
-      if (usedFor !== null && usedAt !== null && now >= usedAt + scheduler.leaseMs) {
-        if (!(await exists(usedFor))) {
+      const leaseOver = usedAt !== null && now >= usedAt + scheduler.leaseMs;
+      // Asked while its order may still be being written (pending), or a lease on (its request gone).
+      if (usedFor !== null && (outcome.pending || leaseOver)) {
+        const written = await exists(usedFor);
+        if (!written && leaseOver) {
           const released = await store.releaseToken(admissionToken, usedFor, now);
           this.#publishAdmitted(released.admitted, now);
           // Once: given back, the token is unused (or used since, by an order too recent to question).
           return this.#guard(serviceId, token, orderId, create, exists, true);
         }
-        // Its order is written: spent, if the request that wrote it stopped before saying so.
-        await this.orderWritten(admissionToken, usedFor);
+        if (written) {
+          // Its order is written: spent, if the request that wrote it stopped before saying so.
+          await this.orderWritten(admissionToken, usedFor);
+          outcome = { ...outcome, pending: false };
+        }
       }
     }
     if (outcome.kind !== 'used') return { kind: 'refused', refusal: outcome };

@@ -45,6 +45,7 @@ export function sendFluxPayError(reply: FastifyReply, error: FluxPayError): Fast
     code: error.code,
     message: error.message,
     details: error.errors?.map((e) => ({ field: e.field, rule: 'invalid', message: e.reason })),
+    ...(error.retryAfterS === undefined ? {} : { retryAfterS: error.retryAfterS, transient: true }),
   });
 }
 

@@ -1,5 +1,5 @@
 import type { ErrorDocs, Example, Examples } from '../../http/openapi.ts';
-import { subscriptionLimit } from '../../core/fluxpay/errors.ts';
+import { admissionTokenInUse, subscriptionLimit } from '../../core/fluxpay/errors.ts';
 import { ADMIT_PER_SECOND_RULE } from '../../core/waiting-room/room.ts';
 import { EXAMPLE_WEBHOOK_SECRET, EXAMPLE_WEBHOOK_TIME } from '../../plugins/external/swagger.ts';
 import { standardSigner } from '../../webhooks/signers/standard.ts';
@@ -481,7 +481,9 @@ const subscriptionConflict = (when: string, message: string): ErrorDoc =>
 export const fluxpayOverrides = {
   createFluxPayOrder: {
     400: badRequest('a field breaks its rule, or a CREDIT_CHARGE order’s `metadata.credits` is not a positive whole number', { validation_failed: broken('body', 'amount', 'must be >= 1') }),
-    409: conflict(),
+    409: conflict('COMMON_409: the X-Admission-Token is in use by another order still being created (with `Retry-After`: send the order again then; if that order is not created the token is given back, else this is 403 WAIT_001)', {
+      token_in_use: err('COMMON_409', admissionTokenInUse(EXAMPLE_IDS.pendingOrder).message),
+    }),
   },
   listFluxPayOrders: { 400: badRequest('a query parameter breaks its rule (unknown parameters too; `cursor` is an order id)', { validation_failed: broken('querystring', 'limit', 'must be <= 100'), bad_cursor: broken('querystring', 'cursor', 'must be ord_ followed by a 26-character ULID') }) },
   getFluxPayOrder: { 400: badRequest('`orderId` is not an order id (`ord_<ULID>`)', { bad_id: idBroken('orderId', 'ord') }), 404: ORDER_404 },

@@ -3,7 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { scenarioFromHeaders, TAKES_OUTCOME } from '../../http/scenario.ts';
 import type { FluxPayService } from '../../core/fluxpay/service.ts';
 import type { SubscriptionService } from '../../core/subscriptions/service.ts';
-import { FluxPayError } from '../../core/fluxpay/errors.ts';
+import { admissionTokenInUse, FluxPayError } from '../../core/fluxpay/errors.ts';
 import type { GuardRefusal, WaitingRoomService } from '../../core/waiting-room/service.ts';
 import { noteMaking, resumedMade, type IdempotencyHooks } from '../../http/idempotency.ts';
 import { documented, errorResponses, IDEMPOTENT, withExamples } from '../../http/openapi.ts';
@@ -41,6 +41,17 @@ const emptyBodyIsObject = async (request: { body: unknown }): Promise<void> => {
 const POST_ERRORS = [400, 409, 413, 415, 422, 500, 503];
 const GET_ERRORS = [400, 500, 503];
 
+/**
+ * An order of a protected service refused: WAIT_001, or (its token used for an order still being
+ * written, which may yet fail and give it back) 409 COMMON_409 with Retry-After, not kept under
+ * an Idempotency-Key: before, 403 "enter again" (a user test), kept under the key even after the
+ * token came back.
+ */
+function admissionError(serviceId: string, guard: GuardRefusal): FluxPayError {
+  if (guard.kind === 'already_used' && guard.pending) return admissionTokenInUse(String(guard.ticket.usedFor));
+  return new FluxPayError('WAIT_001', admissionRefusal(serviceId, guard));
+}
+
 /** Why an order of a protected service was refused (WAIT_001), in one sentence. */
 function admissionRefusal(serviceId: string, guard: GuardRefusal): string {
   const rooms = guard.roomIds.join(', ');
@@ -70,7 +81,7 @@ const fluxpayRoutes: FastifyPluginAsync<FluxPayRoutesOptions> = async (fastify, 
         operationId: 'createFluxPayOrder',
         summary: 'Create an order (PENDING)',
         description:
-          'An order for a paid use of a service, or (`metadata.kind: CREDIT_CHARGE`) for credits. It is paid by a payment (`POST /api/v1/payments`, then `/confirm`). While an active waiting room protects `serviceId`, the `X-Admission-Token` of a ticket it admitted is required and used up by this order (403 WAIT_001 otherwise); when the order is not created after all (a refused body, a full store), the token is not spent and stays usable until it expires. A token whose order was not created and that could not be given back then (the store away) is given back when sent again `SCHEDULER_LEASE_MS` after its use.',
+          'An order for a paid use of a service, or (`metadata.kind: CREDIT_CHARGE`) for credits. It is paid by a payment (`POST /api/v1/payments`, then `/confirm`). While an active waiting room protects `serviceId`, the `X-Admission-Token` of a ticket it admitted is required and used up by this order (403 WAIT_001 otherwise; 409 COMMON_409 with `Retry-After` while the token is in use by another order still being created, which may yet fail and give it back); when the order is not created after all (a refused body, a full store), the token is not spent and stays usable until it expires. A token whose order was not created and that could not be given back then (the store away) is given back when sent again `SCHEDULER_LEASE_MS` after its use.',
         tags,
         headers: s.OrderHeaders,
         body: withExamples(s.CreateOrderBody, ex.createOrderRequests),
@@ -93,7 +104,7 @@ const fluxpayRoutes: FastifyPluginAsync<FluxPayRoutesOptions> = async (fastify, 
       const orderId = resumed.id ?? newOrderId();
       if (resumed.id === undefined) await noteMaking(request, orderId);
       const guarded = await rooms.guardOrder(request.body.serviceId, request.headers['x-admission-token'], orderId, () => service.createOrder(request.body, orderId), orderExists);
-      if (guarded.kind === 'refused') throw new FluxPayError('WAIT_001', admissionRefusal(request.body.serviceId, guarded.refusal));
+      if (guarded.kind === 'refused') throw admissionError(request.body.serviceId, guarded.refusal);
       return ok(orderView(guarded.value));
     },
   );

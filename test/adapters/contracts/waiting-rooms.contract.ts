@@ -346,6 +346,20 @@ export function waitingRoomStoreContract(name: string, make: WaitingRoomStoreFac
         expect((await store.getRoom('room_1', T0 + 301))?.room).toMatchObject({ used: 1, activeCount: 1 });
       });
 
+      it('useToken of a used token says whether its order is still pending: until spent, or its own time over (the slot freed either way)', async () => {
+        const store = await roomWith({ ...TEN_PER_S, admissionTtlSeconds: 10 });
+        const [first, second] = (await enterAll(store, 2, T0)) as [Ticket, Ticket];
+        await store.useToken('svc_concert', first.admissionToken, 'ord_1', T0 + 200);
+        await store.useToken('svc_concert', second.admissionToken, 'ord_2', T0 + 200);
+        const again = (token: string, at: number) => store.useToken('svc_concert', token, 'ord_again', at);
+        expect(await again(first.admissionToken, T0 + 201)).toMatchObject({ kind: 'already_used', pending: true, ticket: { usedFor: 'ord_1' } });
+        await store.spendToken(first.admissionToken, 'ord_1', T0 + 300);
+        expect(await again(first.admissionToken, T0 + 301)).toMatchObject({ kind: 'already_used', pending: false, ticket: { usedFor: 'ord_1' } });
+        // ord_2 never said written: pending until the token's own expiry (admitted at T0 + 100), then not.
+        expect(await again(second.admissionToken, T0 + 100 + 10_000 - 1)).toMatchObject({ kind: 'already_used', pending: true });
+        expect(await again(second.admissionToken, T0 + 100 + 10_000)).toMatchObject({ kind: 'already_used', pending: false, ticket: { usedFor: 'ord_2' } });
+      });
+
       it('maxActive: a used token holds its slot while its order is written: given back, the room is still at its cap, never over it (before 2026-12-06 one over)', async () => {
         const store = await roomWith({ ...TEN_PER_S, admissionTtlSeconds: 10, maxActive: 1 });
         const [first, second] = (await enterAll(store, 2, T0)) as [Ticket, Ticket];
