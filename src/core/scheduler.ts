@@ -190,8 +190,16 @@ export class Scheduler {
   }
 
   /**
-   * Runs every job due now. Callers that must see due work done before they go on (a booking
-   * that counts lapsed holds as free) await it; concurrent calls share one run.
+   * For a caller about to do due work itself (a booking freeing lapsed holds before their jobs
+   * run): a ShuttingDownError once `quiesce` stopped the runs of a shared store, as `runDueOrFail`.
+   */
+  refuseWhenQuiesced(): void {
+    if (this.#stopping) throw new ShuttingDownError();
+  }
+
+  /**
+   * Runs every job due now. Callers that must see due work done before they go on await it;
+   * concurrent calls share one run.
    */
   runDue(): Promise<void> {
     return this.#queue().then(() => undefined);

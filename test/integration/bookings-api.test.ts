@@ -475,11 +475,16 @@ describe('at the close, once the shared scheduler is quiesced', () => {
   // Shared, as with Redis (it polls): in memory alone a caller's run still runs at the close.
   beforeEach(() => setup({ SCHEDULER_POLL_MS: '250' }));
 
-  it('a booking that finds its seats taken and the reads of seats, which need due work run first, answer 503 SHUTTING_DOWN with Retry-After and Connection: close, as requests arriving then do, and book nothing (before 2026-12-04 STORE_UNAVAILABLE)', async () => {
+  it('a booking that finds its seats taken by lapsed holds and the reads of seats with lapsed holds, which would free them first, answer 503 SHUTTING_DOWN with Retry-After and Connection: close, as requests arriving then do, and book nothing (before 2026-12-04 STORE_UNAVAILABLE); with no lapsed hold they answer', async () => {
     const id = await book();
     await book(10, USER, 'perf_003');
     await book(10, USER, 'perf_003');
     await t.app.core.scheduler.quiesce(0);
+    // Nothing lapsed: nothing to free, the answers as ever (until 2026-12-06 a 503: due work was run first).
+    expect((await get('/performances')).statusCode).toBe(200);
+    expect((await get('/performances/perf_001/seats')).json().counts).toEqual({ total: 200, available: 198, held: 2, reserved: 0 });
+    expect((await post('/bookings', { performanceId: 'perf_003', quantity: 1, paymentMethod: 'CREDIT_CARD' })).json()).toEqual({ error: 'perf_003 has 0 seats left; 1 requested.', code: 'SOLD_OUT' });
+    await t.clock.advance(600_000); // every hold lapses; their jobs are not run (the scheduler quiesced)
     const shuttingDown = { error: 'The simulator is shutting down; retry on another instance.', code: 'SHUTTING_DOWN' };
     for (const res of [await post('/bookings', { performanceId: 'perf_003', quantity: 1, paymentMethod: 'CREDIT_CARD' }), await get('/performances'), await get('/performances/perf_001/seats')]) {
       expect([res.statusCode, res.headers['retry-after'], res.headers.connection, res.headers['content-type'], res.json()]).toEqual([503, '1', 'close', JSON_TYPE, shuttingDown]);
@@ -514,6 +519,37 @@ describe('expiry on the injected clock', () => {
     expect(res.json()).toEqual({ error: `Booking ${id} expired at ${at(T0 + 600_000)}.`, code: 'BOOKING_EXPIRED' });
     // The seats are bookable again.
     expect((await post('/bookings', { performanceId: 'perf_001', quantity: 2, paymentMethod: 'CREDIT_CARD' }, OTHER)).json().seatIds).toEqual(['A1', 'A2']);
+  });
+
+  it('the seat reads free a lapsed hold themselves (booking.expired, seats available), waiting for no run of due work: a run of others\' work in progress, its job not run (until 2026-12-06 they waited for the run)', async () => {
+    const id = await book(2);
+    const kept = await book(3, USER, 'perf_002');
+    const { scheduler } = t.app.core;
+    scheduler.stop();
+    scheduler.register('test.never_ends', () => new Promise<void>(() => undefined));
+    await scheduler.schedule('test.never_ends', 'k', t.clock.now());
+    void scheduler.runDue();
+    await t.clock.advance(600_000);
+    expect(busEvents).toEqual([]);
+    const catalog = (await get('/performances')).json() as Array<{ performanceId: string; seats: unknown }>;
+    expect(busEvents.map((e) => [e.type, e.booking.id, e.occurredAt])).toEqual([
+      ['booking.expired', id, T0 + 600_000],
+      ['booking.expired', kept, T0 + 600_000],
+    ]);
+    const map = (await get('/performances/perf_001/seats')).json();
+    expect(map.counts).toEqual({ total: 200, available: 200, held: 0, reserved: 0 });
+    expect(map.seats.slice(0, 2)).toEqual([
+      { seatId: 'A1', row: 'A', number: 1, status: 'available', bookingId: null, lockedUntil: null },
+      { seatId: 'A2', row: 'A', number: 2, status: 'available', bookingId: null, lockedUntil: null },
+    ]);
+    expect(catalog.map((p) => [p.performanceId, p.seats])).toEqual([
+      ['perf_001', { total: 200, available: 200, held: 0, reserved: 0 }],
+      ['perf_002', expect.objectContaining({ held: 0, reserved: 0 })],
+      ['perf_003', { total: 20, available: 20, held: 0, reserved: 0 }],
+    ]);
+    expect((await t.app.core.stores.bookings.get(id))?.status).toBe('expired');
+    // Each expired once: the jobs went with them.
+    expect(await t.app.core.scheduler.pending('booking.expire')).toBe(0);
   });
 
   it('a payment submitted in time completes even if the hold lapses while it is processed', async () => {

@@ -3,7 +3,7 @@ import { DomainError, notFound, StoreUnavailableError, storeFull, validationFail
 import { timeOfId, type IdFactory } from '../ids.ts';
 import type { BookingStore, LedgerStore, Page, PageQuery, SeatStore } from '../ports.ts';
 import type { Scheduler } from '../scheduler.ts';
-import type { SeatCounts } from '../seats.ts';
+import type { SeatCounts, SeatView } from '../seats.ts';
 import { isUnpaid, MAX_QUANTITY, type Booking, type BookingCounts, type InboxEvent } from './booking.ts';
 import type { Catalog, Performance } from './performances.ts';
 import { PROCESS_JOB } from './inbox.ts';
@@ -27,6 +27,8 @@ import { EXPIRE_JOB, type Settlement } from './settlement.ts';
 export { EXPIRE_JOB };
 /** Evicted bookings whose ledger removal was cut off, taken up per sweep. */
 const FORGET_BATCH = 500;
+/** Lapsed holds of one performance freed at once (each a few store calls). */
+const FREE_BATCH = 32;
 
 export interface BookingConfig {
   /** How long booked seats stay held for payment (SEAT_HOLD_MS, default 600000). */
@@ -89,10 +91,11 @@ export class BookingService {
    * Creates a pending booking holding `quantity` seats until now + seatHoldMs.
    * VALIDATION_FAILED for a quantity outside 1–10; NOT_FOUND for an unknown performance; SOLD_OUT
    * when not enough seats are left; STORE_FULL when the bound is reached and nothing can go.
-   * Lapsed holds count as free: when the seats asked for are not free, due work (the lapsed holds'
-   * expiry among it) runs and the hold is tried once more. Only then: before 2026-12-06 every
-   * booking waited for a whole run of due work first, decisions and deliveries of others included
-   * (seconds under a slow Redis, and part of every booking's latency under load).
+   * Lapsed holds count as free: when the seats asked for are not free, the performance's lapsed
+   * holds are freed (`freeLapsedHolds`) and the hold is tried once more. Only then, and only
+   * those: before 2026-12-06 every booking waited for a whole run of due work first, and until
+   * 2026-12-06 a sold-out one did, decisions and deliveries of others included (seconds under a
+   * slow Redis, and part of every booking's latency under load).
    */
   async book(input: BookInput): Promise<Booking> {
     const { clock, ids, seats, bookings, scheduler, settlement, config } = this.#deps;
@@ -107,14 +110,14 @@ export class BookingService {
     // even when the process stops (or the store goes away) before the booking is written.
     await scheduler.schedule(EXPIRE_JOB, id, expiresAt);
     let hold = await seats.hold(performance.id, input.quantity, id, expiresAt);
-    if (hold.kind === 'sold_out') {
-      // Its run refused (the store away, or the process closing): nothing held, nothing left due.
-      await scheduler.runDueOrFail().catch(async (error: unknown) => {
-        await scheduler.cancel(EXPIRE_JOB, id).catch(() => undefined);
-        throw error;
-      });
-      // Timed from now: the run may have taken seconds (a slow Redis), even a whole hold, whose job
-      // it may have run and found no booking for (a review: answered already lapsed, its seats held a lease on).
+    // Refused (the store away, or the process closing): nothing held, nothing left due.
+    const freed = hold.kind === 'sold_out' && (await this.freeLapsedHolds(performance.id).catch(async (error: unknown) => {
+      await scheduler.cancel(EXPIRE_JOB, id).catch(() => undefined);
+      throw error;
+    }));
+    if (freed) {
+      // Timed from now: freeing may have taken seconds (a slow Redis), even a whole hold, whose job
+      // another replica may have run and found no booking for (a review: answered already lapsed, its seats held a lease on).
       now = clock.now();
       // So slow that another replica may have run the expiry job it scheduled first, found no
       // booking a lease after the hold that job was for, and be about to free whatever this id
@@ -162,6 +165,43 @@ export class BookingService {
     await this.#forgetLedger(inserted.evicted).catch(() => undefined);
     settlement.created(booking);
     return booking;
+  }
+
+  /**
+   * Frees the seats of `performanceId` whose holds have lapsed, as their expiry jobs would and
+   * without waiting for them: each such booking expired now (`booking.expired`; one with a
+   * payment in flight keeps its seats, its payment ends it), and a hold whose booking was never
+   * written freed a lease after its end. `seatsRead`: the performance's seat map as just read.
+   * True when it freed a seat. Nothing else runs: a booking that finds too few seats free and the
+   * seat reads wait for this performance's lapsed holds only. With lapsed holds to free once the
+   * scheduler of a shared store is quiesced (the close), a ShuttingDownError, as a run refuses.
+   */
+  async freeLapsedHolds(performanceId: string, seatsRead?: readonly SeatView[]): Promise<boolean> {
+    const { seats, clock, scheduler } = this.#deps;
+    const now = clock.now();
+    const map = seatsRead ?? (await seats.seatsOf(performanceId)) ?? [];
+    const lapsed = [...new Set(map.filter((seat) => seat.status === 'locked' && seat.bookingId !== null && seat.lockedUntil !== null && seat.lockedUntil <= now).map((seat) => seat.bookingId as string))];
+    if (lapsed.length === 0) return false;
+    scheduler.refuseWhenQuiesced();
+    let freed = false;
+    for (let i = 0; i < lapsed.length; i += FREE_BATCH) {
+      const results = await Promise.all(lapsed.slice(i, i + FREE_BATCH).map((id) => this.#freeLapsed(id, now)));
+      freed ||= results.includes(true);
+    }
+    return freed;
+  }
+
+  /** One lapsed hold of `freeLapsedHolds`: true when its seats were freed. */
+  async #freeLapsed(id: string, now: number): Promise<boolean> {
+    if ((await this.#expireIfDue(id)) !== undefined) return true;
+    // Paid, a payment in flight, or settled with its seats still to free: its expiry job sees to it.
+    if ((await this.#deps.bookings.get(id)) !== undefined || now < this.#unwrittenSettledAt(id)) return false;
+    return (await this.#deps.seats.releaseHeld(id)).length > 0;
+  }
+
+  /** When no insert of booking `id` (never found written) can still be under way: a lease after its hold's end. */
+  #unwrittenSettledAt(id: string): number {
+    return (timeOfId(id) ?? 0) + this.#deps.config.seatHoldMs + this.#deps.scheduler.leaseMs;
   }
 
   /**
@@ -225,7 +265,7 @@ export class BookingService {
     const now = clock.now();
     const lookAgainAt = (at: number): Promise<void> => scheduler.schedule(EXPIRE_JOB, id, Math.max(at, now));
     if (booking === undefined) {
-      const settledAt = (timeOfId(id) ?? 0) + config.seatHoldMs + scheduler.leaseMs;
+      const settledAt = this.#unwrittenSettledAt(id);
       if (now < settledAt) await lookAgainAt(settledAt);
       else await seats.releaseHeld(id);
       return;

@@ -202,9 +202,13 @@ const bookingRoutes: FastifyPluginAsync<BookingRoutesOptions> = async (fastify, 
       },
     },
     async () => {
-      await app.core.scheduler.runDueOrFail(); // lapsed holds count as available, as a booking that finds too few seats free counts them
       const list = [];
-      for (const p of service.performances()) list.push(performanceView(p, (await seats.counts(p.id)) as SeatCounts));
+      for (const p of service.performances()) {
+        // Lapsed holds count as available, as a booking that finds too few seats free counts them.
+        let counts = (await seats.counts(p.id)) as SeatCounts;
+        if (counts.held > 0 && (await service.freeLapsedHolds(p.id))) counts = (await seats.counts(p.id)) as SeatCounts;
+        list.push(performanceView(p, counts));
+      }
       return list;
     },
   );
@@ -226,8 +230,10 @@ const bookingRoutes: FastifyPluginAsync<BookingRoutesOptions> = async (fastify, 
     },
     async (request) => {
       const { id } = service.performance(request.params.id);
-      await app.core.scheduler.runDueOrFail(); // lapsed holds show as available, as a booking that finds too few seats free counts them
-      const list = ((await seats.seatsOf(id)) ?? []).map((s) => ({ ...s, lockedUntil: s.lockedUntil === null ? null : iso(s.lockedUntil) }));
+      // Lapsed holds show as available, as a booking that finds too few seats free counts them.
+      let map = (await seats.seatsOf(id)) ?? [];
+      if (await service.freeLapsedHolds(id, map)) map = (await seats.seatsOf(id)) ?? [];
+      const list = map.map((s) => ({ ...s, lockedUntil: s.lockedUntil === null ? null : iso(s.lockedUntil) }));
       return { performanceId: id, counts: (await seats.counts(id)) as SeatCounts, seats: list };
     },
   );
