@@ -5,7 +5,7 @@ import { fingerprint, type IdempotencyNote } from '../core/idempotency.ts';
 import type { IdempotencyStore } from '../core/ports.ts';
 import { sendProblem, type ErrorShape } from './error-handler.ts';
 import type { LateSettles } from './late-settles.ts';
-import { KEY_IN_USE_RETRY_AFTER_S } from './problem.ts';
+import { IN_FLIGHT_RETRY_AFTER_S } from './problem.ts';
 import { isKeyConflict, isTransient } from './transient-answers.ts';
 
 /**
@@ -147,7 +147,7 @@ export function idempotencyHooks(options: IdempotencyHookOptions): IdempotencyHo
         conflict(reply, 422, 'IDEMPOTENCY_KEY_MISMATCH', 'This Idempotency-Key was used with a different request body.');
         return false;
       case 'in_progress':
-        conflict(reply, 409, 'IDEMPOTENCY_KEY_IN_USE', 'A request with this Idempotency-Key is still being processed; retry later.', KEY_IN_USE_RETRY_AFTER_S);
+        conflict(reply, 409, 'IDEMPOTENCY_KEY_IN_USE', 'A request with this Idempotency-Key is still being processed; retry later.', IN_FLIGHT_RETRY_AFTER_S);
         return false;
     }
   };

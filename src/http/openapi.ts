@@ -48,7 +48,7 @@ export const RESPONSE_HEADERS = {
     schema: { type: 'string', enum: ['true'] },
   },
   'Retry-After': {
-    description: 'Seconds to wait before trying again.',
+    description: 'Seconds to wait before trying again: with 429 and 503, and with a 409 that a request still in flight is about to settle (an Idempotency-Key in use; in FluxPay also an admission token in use by an order still being created). A 409 without it is final: sent again, it is refused again.',
     schema: { type: 'string', pattern: '^[0-9]+$', examples: ['1'] },
   },
   'X-Next-Cursor': {

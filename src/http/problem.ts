@@ -14,7 +14,7 @@ export interface Problem {
   code: string;
   message: string;
   details?: Array<FieldIssue | ValidationIssue> | undefined;
-  /** Sent as `Retry-After` (seconds): with 429, 503 and 409 IDEMPOTENCY_KEY_IN_USE. */
+  /** Sent as `Retry-After` (seconds): with 429, 503, and a refusal another request in flight is about to settle (`transient`, IDEMPOTENCY_KEY_IN_USE). */
   retryAfterS?: number | undefined;
   /** Extra headers, e.g. `Allow` with a 405. */
   headers?: Record<string, string> | undefined;
@@ -33,10 +33,11 @@ export const STORE_FULL_RETRY_AFTER_S = 1;
 export const STORE_UNAVAILABLE_RETRY_AFTER_S = 1;
 
 /**
- * Seconds a client is told to wait after 409 IDEMPOTENCY_KEY_IN_USE: the request holding the key
- * (or, with Redis, the retry that took it over) is still running, and its answer is then replayed.
+ * Seconds a client is told to wait after a refusal another request in flight is about to settle:
+ * 409 IDEMPOTENCY_KEY_IN_USE (the request holding the key, or with Redis the retry that took it
+ * over, is still running; its answer is then replayed), a booking's payment in progress.
  */
-export const KEY_IN_USE_RETRY_AFTER_S = 1;
+export const IN_FLIGHT_RETRY_AFTER_S = 1;
 
 /** The 414 of a path parameter longer than the router's `maxParamLength` (Fastify's default, 100). */
 export const PARAMETER_TOO_LONG_MESSAGE = 'A path parameter is longer than the service accepts.';
@@ -62,7 +63,7 @@ export function problemOf(error: FastifyError | Error, statusOf: Partial<Record<
     if (error instanceof StoreUnavailableError) return { status: 503, code: error.code, message: error.message, retryAfterS: STORE_UNAVAILABLE_RETRY_AFTER_S };
     const status = statusOf[error.code];
     if (status !== undefined) {
-      const retryAfterS = error.code === 'IDEMPOTENCY_KEY_IN_USE' ? KEY_IN_USE_RETRY_AFTER_S : undefined;
+      const retryAfterS = error.transient || error.code === 'IDEMPOTENCY_KEY_IN_USE' ? IN_FLIGHT_RETRY_AFTER_S : undefined;
       return { status, code: error.code, message: error.message, details: error.details, ...(error.transient ? { transient: true } : {}), ...(retryAfterS === undefined ? {} : { retryAfterS }) };
     }
   }

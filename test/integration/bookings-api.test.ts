@@ -361,14 +361,17 @@ describe('the processing delay (MOCK_MIN_DELAY_MS … MOCK_MAX_DELAY_MS) on the 
     await untilScheduled(t, before);
     const keyed = { 'idempotency-key': 'retry-after-in-flight' };
     const refused = await execute(id, '120', USER, 'tok_visa_creditCard', keyed);
-    expect([refused.statusCode, refused.headers['idempotent-replayed'], refused.json()]).toEqual([409, undefined, { error: `A payment for booking ${id} is already in progress.`, code: 'PAYMENT_ALREADY_PROCESSED' }]);
+    // With when to ask again (2026-12-06, a review: as every refusal a request in flight settles).
+    expect([refused.statusCode, refused.headers['idempotent-replayed'], refused.headers['retry-after'], refused.json()]).toEqual([409, undefined, '1', { error: `A payment for booking ${id} is already in progress.`, code: 'PAYMENT_ALREADY_PROCESSED' }]);
     await t.clock.advance(1550);
     expect((await paying).statusCode).toBe(200);
     // Run again, not replayed: the payment is processed now (the booking confirmed, or about to be:
     // on Redis its processor may not have run yet), and that answer is final, so kept.
     const again = await execute(id, '120', USER, 'tok_visa_creditCard', keyed);
-    expect([again.statusCode, again.headers['idempotent-replayed'], again.json()]).toEqual([
+    // Final: no Retry-After.
+    expect([again.statusCode, again.headers['idempotent-replayed'], again.headers['retry-after'], again.json()]).toEqual([
       409,
+      undefined,
       undefined,
       { error: expect.stringMatching(new RegExp(`^(Booking ${id} is confirmed; only a pending, unpaid booking can be paid or cancelled|The payment for booking ${id} has already been processed \\(SUCCESS\\))\\.$`)), code: 'PAYMENT_ALREADY_PROCESSED' },
     ]);

@@ -165,6 +165,23 @@ describe('WaitingRoomService', () => {
     expect(await service.get('sale')).toMatchObject({ activeTokens: 0 });
   });
 
+  it('a token used for an order never written whose time is over before a lease from its use (its process stopped): sent again it is refused as expired, not as used for that order (a review)', async () => {
+    const { clock, service } = await setup({ ...SALE, admissionTtlSeconds: 10 });
+    const ticket = (await service.enter('sale', 'user_a'))?.ticket.ticket as string;
+    const token = (await service.ticket('sale', ticket))?.admissionToken as string;
+    const { exists, create } = orderBook();
+    void service.guardOrder('svc_concert', token, 'ord_1', () => new Promise<never>(() => undefined), exists);
+    await vi.waitFor(() => expect(service.ticket('sale', ticket)).resolves.toMatchObject({ usedFor: 'ord_1' }));
+    expect(await service.guardOrder('svc_concert', token, 'ord_2', create('ord_2'), exists)).toMatchObject({ kind: 'refused', refusal: { kind: 'already_used', pending: true } });
+    await clock.advance(10_000);
+    expect(10_000).toBeLessThan(LEASE_MS);
+    expect(await service.guardOrder('svc_concert', token, 'ord_2', create('ord_2'), exists)).toMatchObject({ kind: 'refused', refusal: { kind: 'expired', ticket: { expiresAt: T0 + 10_000, usedFor: 'ord_1' } } });
+    // A lease on, given back: expired all the same.
+    await clock.advance(LEASE_MS);
+    expect(await service.guardOrder('svc_concert', token, 'ord_3', create('ord_3'), exists)).toMatchObject({ kind: 'refused', refusal: { kind: 'expired' } });
+    expect(await service.get('sale')).toMatchObject({ used: 0, expired: 1, activeTokens: 0 });
+  });
+
   it('a token is spent only when the order is created: an order that fails gives it back, until its own expiry', async () => {
     const { clock, service } = await setup({ ...SALE, admissionTtlSeconds: 10 });
     const admitted = await service.enter('sale', 'user_a');

@@ -248,8 +248,9 @@ export class WaitingRoomService {
     if (outcome.kind === 'already_used' && exists !== undefined && !givenBack) {
       const { usedFor, usedAt, admissionToken } = outcome.ticket;
       const leaseOver = usedAt !== null && now >= usedAt + scheduler.leaseMs;
-      // Asked while its order may still be being written (pending), or a lease on (its request gone).
-      if (usedFor !== null && (outcome.pending || leaseOver)) {
+      const expired = outcome.ticket.expiresAt !== null && now >= outcome.ticket.expiresAt;
+      // Asked while its order may still be being written (pending), a lease on (its request gone), or past its time.
+      if (usedFor !== null && (outcome.pending || leaseOver || expired)) {
         const written = await exists(usedFor);
         if (!written && leaseOver) {
           const released = await store.releaseToken(admissionToken, usedFor, now);
@@ -261,6 +262,10 @@ export class WaitingRoomService {
           // Its order is written: spent, if the request that wrote it stopped before saying so.
           await this.orderWritten(admissionToken, usedFor);
           outcome = { ...outcome, pending: false };
+        } else if (expired) {
+          // Its time over, its order not there (its request stopped, or still failing): expired, not
+          // "used for" an order that does not exist (a review); given back, it would be expired too.
+          return { kind: 'refused', refusal: { kind: 'expired', ticket: outcome.ticket, roomIds: outcome.roomIds, admitted: outcome.admitted } };
         }
       }
     }

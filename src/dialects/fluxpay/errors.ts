@@ -10,7 +10,7 @@ import { ErrorBody } from './schemas.ts';
  * lists its fields in `result.errors` as `{field, reason}`. Business refusals carry the
  * document's codes (PAY_001–PAY_005, thrown by the core as FluxPayErrors); everything else is
  * `COMMON_<status>`: COMMON_404 (also an unknown path under a FluxPay prefix), COMMON_405,
- * COMMON_409 (an Idempotency-Key still in use; a webhook subscription beyond FLUXPAY_MAX_SUBSCRIPTIONS), COMMON_413, COMMON_414, COMMON_415, COMMON_422
+ * COMMON_409 (an Idempotency-Key still in use, or an admission token in use by an order still being created, both with Retry-After; a webhook subscription beyond FLUXPAY_MAX_SUBSCRIPTIONS), COMMON_413, COMMON_414, COMMON_415, COMMON_422
  * (an Idempotency-Key reused with another body), COMMON_503 (with `Retry-After`), COMMON_500
  * (never with internals).
  *
