@@ -77,6 +77,8 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
   let context: BrowserContext;
   const blocked: string[] = [];
   const dialogs: string[] = [];
+  /** How the pages answer a dialog (a confirmation): dismissed unless a test says otherwise. */
+  let dialogAnswer: 'accept' | 'dismiss' = 'dismiss';
   const consoleErrors: string[] = [];
 
   async function api(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: unknown }> {
@@ -102,7 +104,7 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
     page.setDefaultTimeout(15_000);
     page.on('dialog', (dialog) => {
       dialogs.push(dialog.message());
-      void dialog.dismiss();
+      void (dialogAnswer === 'accept' ? dialog.accept() : dialog.dismiss());
     });
     page.on('console', (message) => {
       // The refusals some tests provoke (403, 409, 422) are reported by the browser and htmx; nothing else may be.
@@ -712,11 +714,22 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
     expect((await api('GET', `/v1/sim/rules/${id}`)).json).toMatchObject({ enabled: true });
     expect({ violations: await axe(page) }).toEqual({ violations: [] });
 
+    // Deleting asks first (2026-12-06, a user test: one click deleted a rule): cancelled, the rule stays.
+    const asked = `Delete fault rule ${id}? It stops applying at once, and its counts go with it.`;
     await page.getByRole('button', { name: `Delete ${id}` }).click();
-    await expect.poll(() => page.locator('.notice-ok').innerText()).toBe('Rule deleted.');
+    await expect.poll(() => dialogs).toEqual([asked]);
+    expect((await api('GET', `/v1/sim/rules/${id}`)).status).toBe(200);
+    expect(await page.locator(`tr[data-rule="${id}"]`).count()).toBe(1);
+    dialogAnswer = 'accept';
+    try {
+      await page.getByRole('button', { name: `Delete ${id}` }).click();
+      await expect.poll(() => page.locator('.notice-ok').innerText()).toBe('Rule deleted.');
+    } finally {
+      dialogAnswer = 'dismiss';
+    }
     expect(await page.locator('#rules').innerText()).toBe('No fault rules. Create one with POST /v1/sim/rules (or load them at start with FAULTS_FILE).');
     expect((await api('GET', `/v1/sim/rules/${id}`)).status).toBe(404);
-    expect(dialogs).toEqual([]);
+    expect(dialogs).toEqual([asked, asked]);
     await page.close();
   }, TIMEOUT);
 

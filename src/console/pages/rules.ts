@@ -102,7 +102,7 @@ function ruleRow(ctx: PageContext, stored: StoredFaultRule, now: number): Html {
 <td class="num">${stored.hits}</td>
 <td class="num">${stored.matched}</td>
 <td>${stored.lastHitAt === null ? '—' : iso(stored.lastHitAt)}</td>
-<td>${switchForm}<form method="post" action="/console/rules/${id}/delete" class="inline">${csrfInput(ctx)}<button type="submit" aria-label="Delete ${rule.id}">Delete</button></form></td></tr>`;
+<td>${switchForm}<form method="post" action="/console/rules/${id}/delete" class="inline" hx-confirm="Delete fault rule ${rule.id}? It stops applying at once, and its counts go with it.">${csrfInput(ctx)}<button type="submit" aria-label="Delete ${rule.id}">Delete</button></form></td></tr>`;
 }
 
 /** `now`: the app's clock, for the rules whose window has ended. */
