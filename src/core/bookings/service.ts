@@ -29,6 +29,11 @@ export { EXPIRE_JOB };
 const FORGET_BATCH = 500;
 /** Lapsed holds of one performance freed at once (each a few store calls). */
 const FREE_BATCH = 32;
+/**
+ * The longest a look for lapsed holds of a performance is skipped after one found the earliest
+ * hold's end further off: another replica's holds (its own SEAT_HOLD_MS, its clock) are seen within it.
+ */
+const LOOK_AGAIN_MS = 1000;
 
 export interface BookingConfig {
   /** How long booked seats stay held for payment (SEAT_HOLD_MS, default 600000). */
@@ -69,6 +74,10 @@ export interface CancelInput {
 
 export class BookingService {
   readonly #deps: BookingServiceDeps;
+  /** Per performance, the look for lapsed holds under way: concurrent callers share it. */
+  readonly #looking = new Map<string, Promise<boolean>>();
+  /** Per performance, the time before which no hold of it can have lapsed, as of the last look (process-local). */
+  readonly #quietUntil = new Map<string, number>();
 
   constructor(deps: BookingServiceDeps) {
     this.#deps = deps;
@@ -110,12 +119,14 @@ export class BookingService {
     // even when the process stops (or the store goes away) before the booking is written.
     await scheduler.schedule(EXPIRE_JOB, id, expiresAt);
     let hold = await seats.hold(performance.id, input.quantity, id, expiresAt);
-    // Refused (the store away, or the process closing): nothing held, nothing left due.
-    const freed = hold.kind === 'sold_out' && (await this.freeLapsedHolds(performance.id).catch(async (error: unknown) => {
-      await scheduler.cancel(EXPIRE_JOB, id).catch(() => undefined);
-      throw error;
-    }));
-    if (freed) {
+    if (hold.kind === 'sold_out') {
+      // Refused (the store away, or the process closing): nothing held, nothing left due.
+      await this.freeLapsedHolds(performance.id).catch(async (error: unknown) => {
+        await scheduler.cancel(EXPIRE_JOB, id).catch(() => undefined);
+        throw error;
+      });
+      // Tried again whatever this call freed: holds freed since the first try, by another request or
+      // their jobs, count as free too (a review: 19 of 20 concurrent bookings told SOLD_OUT).
       // Timed from now: freeing may have taken seconds (a slow Redis), even a whole hold, whose job
       // another replica may have run and found no booking for (a review: answered already lapsed, its seats held a lease on).
       now = clock.now();
@@ -172,30 +183,55 @@ export class BookingService {
    * without waiting for them: each such booking expired now (`booking.expired`; one with a
    * payment in flight keeps its seats, its payment ends it), and a hold whose booking was never
    * written freed a lease after its end. `seatsRead`: the performance's seat map as just read.
-   * True when it freed a seat. Nothing else runs: a booking that finds too few seats free and the
-   * seat reads wait for this performance's lapsed holds only. With lapsed holds to free once the
-   * scheduler of a shared store is quiesced (the close), a ShuttingDownError, as a run refuses.
+   * True when the map changed since it was read (a seat freed, here or by another request): read
+   * it again. Nothing else runs: a booking that finds too few seats free and the seat reads wait
+   * for this performance's lapsed holds only. Concurrent calls for one performance share one look;
+   * a call without `seatsRead` before the earliest hold's end the last look saw (at most
+   * LOOK_AGAIN_MS on) reads nothing. With lapsed holds once the scheduler of a shared store is
+   * quiesced (the close), a ShuttingDownError, as a run refuses.
    */
-  async freeLapsedHolds(performanceId: string, seatsRead?: readonly SeatView[]): Promise<boolean> {
-    const { seats, clock, scheduler } = this.#deps;
-    const now = clock.now();
-    const map = seatsRead ?? (await seats.seatsOf(performanceId)) ?? [];
-    const lapsed = [...new Set(map.filter((seat) => seat.status === 'locked' && seat.bookingId !== null && seat.lockedUntil !== null && seat.lockedUntil <= now).map((seat) => seat.bookingId as string))];
-    if (lapsed.length === 0) return false;
-    scheduler.refuseWhenQuiesced();
-    let freed = false;
-    for (let i = 0; i < lapsed.length; i += FREE_BATCH) {
-      const results = await Promise.all(lapsed.slice(i, i + FREE_BATCH).map((id) => this.#freeLapsed(id, now)));
-      freed ||= results.includes(true);
-    }
-    return freed;
+  freeLapsedHolds(performanceId: string, seatsRead?: readonly SeatView[]): Promise<boolean> {
+    if (seatsRead === undefined && this.#deps.clock.now() < (this.#quietUntil.get(performanceId) ?? 0)) return Promise.resolve(false);
+    const under = this.#looking.get(performanceId);
+    if (under !== undefined) return under;
+    const look = this.#look(performanceId, seatsRead).finally(() => this.#looking.delete(performanceId));
+    this.#looking.set(performanceId, look);
+    return look;
   }
 
-  /** One lapsed hold of `freeLapsedHolds`: true when its seats were freed. */
+  async #look(performanceId: string, seatsRead: readonly SeatView[] | undefined): Promise<boolean> {
+    const { seats, clock, scheduler, config } = this.#deps;
+    const now = clock.now();
+    const map = seatsRead ?? (await seats.seatsOf(performanceId)) ?? [];
+    const lapsed = new Set<string>();
+    // A hold made after this look ends SEAT_HOLD_MS after it at the earliest.
+    let quietUntil = now + Math.min(config.seatHoldMs, LOOK_AGAIN_MS);
+    for (const seat of map) {
+      if (seat.status !== 'locked' || seat.bookingId === null || seat.lockedUntil === null) continue;
+      if (seat.lockedUntil <= now) lapsed.add(seat.bookingId);
+      else quietUntil = Math.min(quietUntil, seat.lockedUntil);
+    }
+    // Holds kept (a payment in flight) are looked at again next time.
+    this.#quietUntil.set(performanceId, lapsed.size === 0 ? quietUntil : now);
+    if (lapsed.size === 0) return false;
+    scheduler.refuseWhenQuiesced();
+    const ids = [...lapsed];
+    let changed = false;
+    for (let i = 0; i < ids.length; i += FREE_BATCH) {
+      const results = await Promise.all(ids.slice(i, i + FREE_BATCH).map((id) => this.#freeLapsed(id, now)));
+      changed ||= results.includes(true);
+    }
+    return changed;
+  }
+
+  /** One lapsed hold of `freeLapsedHolds`: true when its seats are free now (freed here, or its booking settled meanwhile). */
   async #freeLapsed(id: string, now: number): Promise<boolean> {
     if ((await this.#expireIfDue(id)) !== undefined) return true;
-    // Paid, a payment in flight, or settled with its seats still to free: its expiry job sees to it.
-    if ((await this.#deps.bookings.get(id)) !== undefined || now < this.#unwrittenSettledAt(id)) return false;
+    const booking = await this.#deps.bookings.get(id);
+    // Settled by another request or its job since the map was read (its seats freed, or sold); paid
+    // or a payment in flight: kept, its payment ends it.
+    if (booking !== undefined) return booking.status !== 'pending';
+    if (now < this.#unwrittenSettledAt(id)) return false;
     return (await this.#deps.seats.releaseHeld(id)).length > 0;
   }
 
