@@ -36,6 +36,17 @@ export type HoldOutcome =
   | { kind: 'unknown_performance' }
   | { kind: 'already_holding' };
 
+/** The counts of a seat map (`SeatStore.seatsOf`), as the store keeps them. */
+export function countsOf(seats: readonly Pick<SeatView, 'status'>[]): SeatCounts {
+  const counts: SeatCounts = { total: seats.length, available: 0, held: 0, reserved: 0 };
+  for (const seat of seats) {
+    if (seat.status === 'available') counts.available += 1;
+    else if (seat.status === 'locked') counts.held += 1;
+    else counts.reserved += 1;
+  }
+  return counts;
+}
+
 /** A seat's place in its map: row index (front first) and seat index in the row. */
 export type SeatPosition = readonly [row: number, seat: number];
 

@@ -557,12 +557,21 @@ describe('expiry on the injected clock', () => {
 
   describe('lapsed holds freed by concurrent requests (2026-12-06, a review: a booking told SOLD_OUT, a read shown them locked, when another request had freed them)', () => {
     /** perf_003 (20 seats) sold out by two holds of 10 that lapse, their jobs not run (the scheduler stopped). */
-    async function lapsedSellOut(): Promise<void> {
-      await book(10, USER, 'perf_003');
-      await book(10, USER, 'perf_003');
+    async function lapsedSellOut(): Promise<string[]> {
+      const ids = [await book(10, USER, 'perf_003'), await book(10, USER, 'perf_003')];
       t.app.core.scheduler.stop();
       await t.clock.advance(600_000);
+      return ids;
     }
+
+    it('whose bookings another request has expired and not freed yet (still telling their event): freed by the read and the booking too (a user test: SOLD_OUT and locked seats just as holds lapsed)', async () => {
+      const ids = await lapsedSellOut();
+      for (const id of ids) expect(await t.app.core.stores.bookings.expireIfDue(id, t.clock.now())).toMatchObject({ id, status: 'expired' });
+      const map = (await get('/performances/perf_003/seats')).json() as { counts: unknown; seats: Array<{ status: string }> };
+      expect([map.counts, map.seats.filter((seat) => seat.status !== 'available').length]).toEqual([{ total: 20, available: 20, held: 0, reserved: 0 }, 0]);
+      await book(10, OTHER, 'perf_003');
+      expect(await seatCounts('perf_003')).toEqual({ total: 20, available: 10, held: 10, reserved: 0 });
+    });
 
     it.each([
       [20, 1, false],

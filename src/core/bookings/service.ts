@@ -228,9 +228,16 @@ export class BookingService {
   async #freeLapsed(id: string, now: number): Promise<boolean> {
     if ((await this.#expireIfDue(id)) !== undefined) return true;
     const booking = await this.#deps.bookings.get(id);
-    // Settled by another request or its job since the map was read (its seats freed, or sold); paid
-    // or a payment in flight: kept, its payment ends it.
-    if (booking !== undefined) return booking.status !== 'pending';
+    if (booking !== undefined) {
+      // Paid, or a payment in flight: kept, its payment ends it.
+      if (booking.status === 'pending') return false;
+      // Settled by another request or its job since the map was read, which may still be telling
+      // its event before it frees the seats (a user test: a booking told SOLD_OUT, a map showing
+      // them locked, just as holds lapsed): freed here too (releasing is idempotent; the event stays
+      // with its settlement). A confirmed booking's seats are sold.
+      if (booking.status !== 'confirmed') await this.#deps.seats.release(id);
+      return true;
+    }
     if (now < this.#unwrittenSettledAt(id)) return false;
     return (await this.#deps.seats.releaseHeld(id)).length > 0;
   }

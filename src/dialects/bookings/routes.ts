@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { DomainError, StoreFullError, StoreUnavailableError } from '../../core/errors.ts';
-import type { SeatCounts } from '../../core/seats.ts';
+import { countsOf, type SeatCounts } from '../../core/seats.ts';
 import { sendProblem } from '../../http/error-handler.ts';
 import { noteMaking, resumedMade, type IdempotencyHooks } from '../../http/idempotency.ts';
 import { documented, errorResponses, IDEMPOTENT, SECURITY, withExamples } from '../../http/openapi.ts';
@@ -234,7 +234,8 @@ const bookingRoutes: FastifyPluginAsync<BookingRoutesOptions> = async (fastify, 
       let map = (await seats.seatsOf(id)) ?? [];
       if (await service.freeLapsedHolds(id, map)) map = (await seats.seatsOf(id)) ?? [];
       const list = map.map((s) => ({ ...s, lockedUntil: s.lockedUntil === null ? null : iso(s.lockedUntil) }));
-      return { performanceId: id, counts: (await seats.counts(id)) as SeatCounts, seats: list };
+      // Counted from the map itself, so the two always agree (a user test: read apart, they could differ).
+      return { performanceId: id, counts: countsOf(map), seats: list };
     },
   );
 
