@@ -190,6 +190,31 @@ describe('book', () => {
     expect(h.events.map((e) => e.type)).toEqual(['booking.created', 'booking.created', 'booking.created', 'booking.expired', 'booking.expired', 'booking.created']);
   });
 
+  it('a call whose holds lapsed after a look already under way started frees them in a look of its own after it, not taking the first look\'s answer (a user test: SOLD_OUT, maps listing them locked)', async () => {
+    const h = await makeBookings();
+    h.scheduler.stop();
+    const first = await book(h, 10, USER, 'perf_003');
+    await h.clock.advance(1_000);
+    const second = await book(h, 10, USER, 'perf_003');
+    await h.clock.advance(HOLD - 1_000); // the first hold has lapsed, the second not yet
+    const seatsOf = h.seats.seatsOf.bind(h.seats);
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    h.seats.seatsOf = async (performanceId) => {
+      const map = await seatsOf(performanceId);
+      await gate;
+      return map;
+    };
+    const under = h.service.freeLapsedHolds('perf_003');
+    await settle();
+    await h.clock.advance(1_000); // now the second has lapsed too
+    const joined = h.service.freeLapsedHolds('perf_003');
+    release();
+    expect([await under, await joined]).toEqual([true, true]);
+    expect([(await h.bookings.get(first.id))?.status, (await h.bookings.get(second.id))?.status]).toEqual(['expired', 'expired']);
+    expect(await h.seats.counts('perf_003')).toEqual({ total: 20, available: 20, held: 0, reserved: 0 });
+  });
+
   /**
    * perf_003 sold out by two holds that lapse, then a booking of 3 of its seats whose freeing of
    * them is slow (the store: a slow Redis), taking `runTakesMs` from the booking's request.

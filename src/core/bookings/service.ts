@@ -74,8 +74,10 @@ export interface CancelInput {
 
 export class BookingService {
   readonly #deps: BookingServiceDeps;
-  /** Per performance, the look for lapsed holds under way: concurrent callers share it. */
+  /** Per performance, the look for lapsed holds under way. */
   readonly #looking = new Map<string, Promise<boolean>>();
+  /** Per performance, the look queued behind it, shared by every caller that came after it started. */
+  readonly #nextLook = new Map<string, Promise<boolean>>();
   /** Per performance, the time before which no hold of it can have lapsed, as of the last look (process-local). */
   readonly #quietUntil = new Map<string, number>();
 
@@ -183,20 +185,45 @@ export class BookingService {
    * without waiting for them: each such booking expired now (`booking.expired`; one with a
    * payment in flight keeps its seats, its payment ends it), and a hold whose booking was never
    * written freed a lease after its end. `seatsRead`: the performance's seat map as just read.
-   * True when the map changed since it was read (a seat freed, here or by another request): read
-   * it again. Nothing else runs: a booking that finds too few seats free and the seat reads wait
-   * for this performance's lapsed holds only. Concurrent calls for one performance share one look;
-   * a call without `seatsRead` before the earliest hold's end the last look saw (at most
-   * LOOK_AGAIN_MS on) reads nothing. With lapsed holds once the scheduler of a shared store is
-   * quiesced (the close), a ShuttingDownError, as a run refuses.
+   * True when `seatsRead` is out of date (it shows a lapsed hold, or a seat was freed since):
+   * read it again. Nothing else runs: a booking that finds too few seats free and the seat reads
+   * wait for this performance's lapsed holds only. Calls for one performance share looks: one
+   * under way, and one queued behind it for the calls that came after it started (a look sees the
+   * holds lapsed by its start only: a user test, a joiner's own lapsed holds left locked); a call
+   * without `seatsRead` before the earliest hold's end the last look saw (at most LOOK_AGAIN_MS
+   * on) reads nothing. With lapsed holds once the scheduler of a shared store is quiesced (the
+   * close), a ShuttingDownError, as a run refuses.
    */
-  freeLapsedHolds(performanceId: string, seatsRead?: readonly SeatView[]): Promise<boolean> {
-    if (seatsRead === undefined && this.#deps.clock.now() < (this.#quietUntil.get(performanceId) ?? 0)) return Promise.resolve(false);
+  async freeLapsedHolds(performanceId: string, seatsRead?: readonly SeatView[]): Promise<boolean> {
+    const now = this.#deps.clock.now();
+    if (seatsRead === undefined && now < (this.#quietUntil.get(performanceId) ?? 0)) return false;
+    const stale = seatsRead?.some((seat) => seat.status === 'locked' && seat.lockedUntil !== null && seat.lockedUntil <= now) ?? false;
+    return (await this.#queueLook(performanceId, seatsRead)) || stale;
+  }
+
+  /** A look for lapsed holds that starts now, or once the one under way has ended (shared by every caller meanwhile). */
+  #queueLook(performanceId: string, seatsRead: readonly SeatView[] | undefined): Promise<boolean> {
     const under = this.#looking.get(performanceId);
-    if (under !== undefined) return under;
-    const look = this.#look(performanceId, seatsRead).finally(() => this.#looking.delete(performanceId));
-    this.#looking.set(performanceId, look);
-    return look;
+    if (under === undefined) {
+      const look = this.#look(performanceId, seatsRead).finally(() => this.#looking.delete(performanceId));
+      this.#looking.set(performanceId, look);
+      return look;
+    }
+    let next = this.#nextLook.get(performanceId);
+    if (next === undefined) {
+      next = under.then(
+        () => undefined,
+        () => undefined,
+      ).then(() => {
+        this.#nextLook.delete(performanceId);
+        // Nothing can have lapsed since the look before started (it found none lapsed, and the
+        // earliest hold ends later): no second read.
+        if (this.#deps.clock.now() < (this.#quietUntil.get(performanceId) ?? 0)) return false;
+        return this.#queueLook(performanceId, undefined);
+      });
+      this.#nextLook.set(performanceId, next);
+    }
+    return next;
   }
 
   async #look(performanceId: string, seatsRead: readonly SeatView[] | undefined): Promise<boolean> {
