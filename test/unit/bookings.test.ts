@@ -215,6 +215,39 @@ describe('book', () => {
     expect(await h.seats.counts('perf_003')).toEqual({ total: 20, available: 20, held: 0, reserved: 0 });
   });
 
+  it('a lapsed hold kept by its payment in flight is looked at again a second later, not at every call (a review: every catalog read read the whole map while a payment was in flight)', async () => {
+    const h = await makeBookings();
+    h.scheduler.stop();
+    const held = await book(h, 2);
+    await h.clock.advance(HOLD - 500);
+    const paying = track(h.payments.executePayment(payInput(held)));
+    await h.clock.advance(600); // lapsed, its payment still in flight
+    const seatsOf = vi.spyOn(h.seats, 'seatsOf');
+    expect(await h.service.freeLapsedHolds('perf_001')).toBe(false);
+    expect(await h.service.freeLapsedHolds('perf_001')).toBe(false);
+    expect(seatsOf).toHaveBeenCalledTimes(1);
+    await h.clock.advance(1_000);
+    expect(paying.settled).toBe(true);
+    expect(await h.service.freeLapsedHolds('perf_001')).toBe(false);
+    expect(seatsOf).toHaveBeenCalledTimes(2);
+    expect((await h.bookings.get(held.id))?.paymentIntent.status).toBe('SUCCESS');
+  });
+
+  it('a clock set back before the last look looks again (a review: the look was skipped for as long as the clock had gone back)', async () => {
+    const h = await makeBookings();
+    h.scheduler.stop();
+    const now = h.clock.now.bind(h.clock);
+    let back = 0;
+    h.clock.now = () => now() - back;
+    await book(h, 10, USER, 'perf_003');
+    expect(await h.service.freeLapsedHolds('perf_003')).toBe(false); // quiet for a second from here
+    back = 3_600_000;
+    const early = await book(h, 10, USER, 'perf_003');
+    await h.clock.advance(HOLD); // the second hold, made an hour back, has lapsed; the first not
+    expect(await h.service.freeLapsedHolds('perf_003')).toBe(true);
+    expect((await h.bookings.get(early.id))?.status).toBe('expired');
+  });
+
   /**
    * perf_003 sold out by two holds that lapse, then a booking of 3 of its seats whose freeing of
    * them is slow (the store: a slow Redis), taking `runTakesMs` from the booking's request.

@@ -78,8 +78,11 @@ export class BookingService {
   readonly #looking = new Map<string, Promise<boolean>>();
   /** Per performance, the look queued behind it, shared by every caller that came after it started. */
   readonly #nextLook = new Map<string, Promise<boolean>>();
-  /** Per performance, the time before which no hold of it can have lapsed, as of the last look (process-local). */
-  readonly #quietUntil = new Map<string, number>();
+  /**
+   * Per performance, as of the last look (process-local): from its start until `until` no hold of
+   * it can lapse that a look could free (a clock set back before `from` looks again).
+   */
+  readonly #quiet = new Map<string, { from: number; until: number }>();
 
   constructor(deps: BookingServiceDeps) {
     this.#deps = deps;
@@ -196,7 +199,7 @@ export class BookingService {
    */
   async freeLapsedHolds(performanceId: string, seatsRead?: readonly SeatView[]): Promise<boolean> {
     const now = this.#deps.clock.now();
-    if (seatsRead === undefined && now < (this.#quietUntil.get(performanceId) ?? 0)) return false;
+    if (seatsRead === undefined && this.#isQuiet(performanceId, now)) return false;
     const stale = seatsRead?.some((seat) => seat.status === 'locked' && seat.lockedUntil !== null && seat.lockedUntil <= now) ?? false;
     return (await this.#queueLook(performanceId, seatsRead)) || stale;
   }
@@ -218,7 +221,7 @@ export class BookingService {
         this.#nextLook.delete(performanceId);
         // Nothing can have lapsed since the look before started (it found none lapsed, and the
         // earliest hold ends later): no second read.
-        if (this.#deps.clock.now() < (this.#quietUntil.get(performanceId) ?? 0)) return false;
+        if (this.#isQuiet(performanceId, this.#deps.clock.now())) return false;
         return this.#queueLook(performanceId, undefined);
       });
       this.#nextLook.set(performanceId, next);
@@ -238,17 +241,24 @@ export class BookingService {
       if (seat.lockedUntil <= now) lapsed.add(seat.bookingId);
       else quietUntil = Math.min(quietUntil, seat.lockedUntil);
     }
-    // Holds kept (a payment in flight) are looked at again next time.
-    this.#quietUntil.set(performanceId, lapsed.size === 0 ? quietUntil : now);
-    if (lapsed.size === 0) return false;
-    scheduler.refuseWhenQuiesced();
-    const ids = [...lapsed];
     let changed = false;
-    for (let i = 0; i < ids.length; i += FREE_BATCH) {
-      const results = await Promise.all(ids.slice(i, i + FREE_BATCH).map((id) => this.#freeLapsed(id, now)));
-      changed ||= results.includes(true);
+    if (lapsed.size > 0) {
+      scheduler.refuseWhenQuiesced();
+      const ids = [...lapsed];
+      for (let i = 0; i < ids.length; i += FREE_BATCH) {
+        const results = await Promise.all(ids.slice(i, i + FREE_BATCH).map((id) => this.#freeLapsed(id, now)));
+        changed ||= results.includes(true);
+      }
     }
+    // Each lapsed hold freed, or kept (a payment in flight, which ends it: a review, kept holds had
+    // every catalog read read the map while they lasted); looked at again by LOOK_AGAIN_MS at the latest.
+    this.#quiet.set(performanceId, { from: now, until: quietUntil });
     return changed;
+  }
+
+  #isQuiet(performanceId: string, now: number): boolean {
+    const quiet = this.#quiet.get(performanceId);
+    return quiet !== undefined && quiet.from <= now && now < quiet.until;
   }
 
   /** One lapsed hold of `freeLapsedHolds`: true when its seats are free now (freed here, or its booking settled meanwhile). */
