@@ -199,7 +199,7 @@ describe('book', () => {
     await h.clock.advance(HOLD - 1_000); // the first hold has lapsed, the second not yet
     const seatsOf = h.seats.seatsOf.bind(h.seats);
     let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
+    let gate = new Promise<void>((resolve) => (release = resolve));
     h.seats.seatsOf = async (performanceId) => {
       const map = await seatsOf(performanceId);
       await gate;
@@ -211,6 +211,18 @@ describe('book', () => {
     const joined = h.service.freeLapsedHolds('perf_003');
     release();
     expect([await under, await joined]).toEqual([true, true]);
+    // A call that joins a look freeing holds is told so (it read before: a review, a catalog showing them held).
+    await book(h, 10, OTHER, 'perf_003');
+    await book(h, 10, OTHER, 'perf_003');
+    await h.clock.advance(HOLD);
+    gate = new Promise<void>((resolve) => (release = resolve));
+    const again = h.service.freeLapsedHolds('perf_003');
+    await settle();
+    expect(await h.seats.counts('perf_003')).toMatchObject({ held: 20 });
+    const late = h.service.freeLapsedHolds('perf_003');
+    release();
+    expect([await again, await late]).toEqual([true, true]);
+    expect(await h.seats.counts('perf_003')).toMatchObject({ available: 20 });
     expect([(await h.bookings.get(first.id))?.status, (await h.bookings.get(second.id))?.status]).toEqual(['expired', 'expired']);
     expect(await h.seats.counts('perf_003')).toEqual({ total: 20, available: 20, held: 0, reserved: 0 });
   });

@@ -214,15 +214,17 @@ export class BookingService {
     }
     let next = this.#nextLook.get(performanceId);
     if (next === undefined) {
+      // What the look under way changed is news to its joiners too (a review: a catalog read made
+      // while it freed holds answered the counts read before); one that failed, maybe some.
       next = under.then(
-        () => undefined,
-        () => undefined,
-      ).then(() => {
+        (changed) => changed,
+        () => true,
+      ).then(async (underChanged) => {
         this.#nextLook.delete(performanceId);
         // Nothing can have lapsed since the look before started (it found none lapsed, and the
         // earliest hold ends later): no second read.
-        if (this.#isQuiet(performanceId, this.#deps.clock.now())) return false;
-        return this.#queueLook(performanceId, undefined);
+        if (this.#isQuiet(performanceId, this.#deps.clock.now())) return underChanged;
+        return (await this.#queueLook(performanceId, undefined)) || underChanged;
       });
       this.#nextLook.set(performanceId, next);
     }
