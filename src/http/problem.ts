@@ -63,7 +63,8 @@ export function problemOf(error: FastifyError | Error, statusOf: Partial<Record<
     if (error instanceof StoreUnavailableError) return { status: 503, code: error.code, message: error.message, retryAfterS: STORE_UNAVAILABLE_RETRY_AFTER_S };
     const status = statusOf[error.code];
     if (status !== undefined) {
-      const retryAfterS = error.transient || error.code === 'IDEMPOTENCY_KEY_IN_USE' ? IN_FLIGHT_RETRY_AFTER_S : undefined;
+      // IDEMPOTENCY_KEY_IN_USE thrown by a route (idempotencyKeyLost) is transient too.
+      const retryAfterS = error.transient ? IN_FLIGHT_RETRY_AFTER_S : undefined;
       return { status, code: error.code, message: error.message, details: error.details, ...(error.transient ? { transient: true } : {}), ...(retryAfterS === undefined ? {} : { retryAfterS }) };
     }
   }
