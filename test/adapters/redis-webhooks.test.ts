@@ -802,10 +802,10 @@ if (!hasRedisServer) {
       expect(new Set(eventIdsOf(rx)).size).toBe(11);
     });
 
-    /** Two replicas' caps on one bucket (a key prefix of their own), and the clock's start. */
-    function twoCaps(ratePerSecond: number, capacity: number): { a: RedisRateCap; b: RedisRateCap; t0: number } {
+    /** Two replicas' caps on one bucket (a key prefix of their own), and the clock's start; `aheadMs` 0 unless given: only the tokens there are. */
+    function twoCaps(ratePerSecond: number, capacity: number, aheadMs = 0): { a: RedisRateCap; b: RedisRateCap; t0: number } {
       const clock = new ManualClock();
-      const options = { keyPrefix: redis.newPrefix(), clock, ratePerSecond, capacity, onError: () => undefined };
+      const options = { keyPrefix: redis.newPrefix(), clock, ratePerSecond, capacity, aheadMs, onError: () => undefined };
       return { a: new RedisRateCap(redis.connect(), options), b: new RedisRateCap(redis.connect(), options), t0: clock.now() };
     }
 
@@ -818,7 +818,69 @@ if (!hasRedisServer) {
       const second = await Promise.all([a.tryTake(20, t0 + 25), b.tryTake(20, t0 + 25)]);
       expect(second.map((r) => r.granted).reduce((x, y) => x + y)).toBe(25);
       // A replica whose clock lags mints nothing.
-      expect(await b.tryTake(5, t0 + 10)).toEqual({ granted: 0, waitMs: 1 });
+      expect(await b.tryTake(5, t0 + 10)).toEqual({ granted: 0, waitMs: 1, before: 0 });
+    });
+
+    it('taking ahead: the script grants the tokens there are and those of the next `aheadMs`, whichever replica asks, and no more; it says how many there were before, from which each token is timed', async () => {
+      // 1 token a ms, a burst of 50, 100 ms ahead: 150 between them at t0, then one a ms.
+      const { a, b, t0 } = twoCaps(1000, 50, 100);
+      expect(await a.tryTake(40, t0)).toEqual({ granted: 40, waitMs: 0, before: 50 });
+      // 10 there, 30 of them the next 30 ms' tokens: the caller times those 1 to 30 ms on.
+      expect(await b.tryTake(40, t0)).toEqual({ granted: 40, waitMs: 0, before: 10 });
+      // 30 taken ahead already: 70 more, up to 100 ms ahead, then short; the next may be taken 1 ms later.
+      expect(await a.tryTake(100, t0)).toEqual({ granted: 70, waitMs: 1, before: -30 });
+      expect(await b.tryTake(1, t0)).toEqual({ granted: 0, waitMs: 1, before: -100 });
+      // 5 ms later: 5 more, whoever asks.
+      expect(await b.tryTake(10, t0 + 5)).toEqual({ granted: 5, waitMs: 1, before: -95 });
+    });
+
+    it('with a round trip to Redis over the twentieth of a second the burst holds, the cap still lets its rate through, timing each token taken ahead (before 2026-12-06: the burst per round trip, half the rate here; a quarter of it measured 50 ms away)', async () => {
+      const ratePerSecond = 200;
+      const capacity = 10; // bucketCapacity(200): 50 ms' worth
+      const oneWayMs = 50;
+      const clock = new ManualClock();
+      const keyPrefix = redis.newPrefix();
+      const client = redis.connect();
+      cleanups.push(() => client.disconnect());
+      const onClock = (ms: number) => new Promise<void>((resolve) => clock.schedule(ms, () => resolve()));
+      const measure = async (aheadMs: number | undefined): Promise<{ perSecond: number; largestBurst: number }> => {
+        const cap = new RedisRateCap(client, { keyPrefix: `${keyPrefix}${aheadMs ?? 'default'}:`, clock, ratePerSecond, capacity, aheadMs, onError: () => undefined });
+        // Every call spends 50 ms on the clock each way; `onRedis` counts those at Redis now, which the clock waits for.
+        const atRedis = cap.tryTake.bind(cap);
+        let onRedis = 0;
+        cap.tryTake = async (wanted, now) => {
+          await onClock(oneWayMs);
+          onRedis++;
+          const answer = await atRedis(wanted, clock.now()).finally(() => onRedis--);
+          expect(now).toBeLessThan(clock.now());
+          await onClock(oneWayMs);
+          return answer;
+        };
+        const start = clock.now();
+        const woken: number[] = [];
+        // 100 callers waiting at all times: each one woken is followed by another.
+        const caller = (): void => void cap.take().then(() => (woken.push(clock.now() - start), caller()));
+        for (let i = 0; i < 100; i++) caller();
+        for (let t = 0; t < 3000; t += 5) {
+          await clock.advance(5);
+          await eventually(async () => (onRedis === 0 ? true : undefined), 'no call at Redis', 2000);
+          await sleep(0);
+        }
+        cap.releaseAll();
+        const perMs = new Map<number, number>();
+        for (const at of woken) perMs.set(at, (perMs.get(at) ?? 0) + 1);
+        // The third second, when the bucket's own burst is long spent; the most woken in any 50 ms window.
+        const windows = Array.from({ length: 60 }, (_, w) => woken.filter((at) => at >= w * 50 && at < (w + 1) * 50).length);
+        return { perSecond: woken.filter((at) => at >= 2000 && at < 3000).length, largestBurst: Math.max(...windows) };
+      };
+      const ahead = await measure(undefined);
+      expect(ahead.perSecond).toBeGreaterThanOrEqual(ratePerSecond - capacity);
+      expect(ahead.perSecond).toBeLessThanOrEqual(ratePerSecond + capacity);
+      // Never more in 50 ms than the burst and 50 ms of the rate.
+      expect(ahead.largestBurst).toBeLessThanOrEqual(capacity + (ratePerSecond * 50) / 1000);
+      // Only the tokens there are (as before): the burst per round trip of about 100 ms.
+      const only = await measure(0);
+      expect(only.perSecond).toBeLessThanOrEqual(((capacity * 1000) / (2 * oneWayMs)) * 1.1);
     });
 
     it('with one replica’s clock 60 s ahead, the two together still take no more than the cap (a review undid a change that let them take 50 times it)', async () => {
@@ -833,7 +895,7 @@ if (!hasRedisServer) {
     });
 
     it('on Redis’ own clock (serverTime, as the service runs), replicas whose clocks are 60 s apart share the cap as if they agreed: the one behind is not held back, and together they take no more than it (before 2026-12-05 the one behind got nothing for 60 s)', async () => {
-      const options = { keyPrefix: redis.newPrefix(), clock: new ManualClock(), ratePerSecond: 100, capacity: 10, onError: () => undefined, serverTime: true };
+      const options = { keyPrefix: redis.newPrefix(), clock: new ManualClock(), ratePerSecond: 100, capacity: 10, aheadMs: 0, onError: () => undefined, serverTime: true };
       const clients = [redis.connect(), redis.connect()] as const;
       cleanups.push(() => clients.forEach((c) => c.disconnect()));
       const ahead = new RedisRateCap(clients[0], options);
@@ -860,7 +922,7 @@ if (!hasRedisServer) {
       const keyPrefix = redis.newPrefix();
       const clients = [redis.connect(), redis.connect()] as const;
       cleanups.push(() => clients.forEach((c) => c.disconnect()));
-      const common = { keyPrefix, clock: new ManualClock(), ratePerSecond: 100, capacity: 10, onError: () => undefined };
+      const common = { keyPrefix, clock: new ManualClock(), ratePerSecond: 100, capacity: 10, aheadMs: 0, onError: () => undefined };
       const earlier = new RedisRateCap(clients[0], common);
       const onRedisClock = new RedisRateCap(clients[1], { ...common, serverTime: true });
       expect((await earlier.tryTake(10, Date.now() + 60_000)).granted).toBe(10);

@@ -18,13 +18,37 @@ export interface RedisRateCapOptions {
    * theirs say; `clock` then only times the waits. False: on `clock` (an injected clock: tests).
    */
   serverTime?: boolean | undefined;
+  /** How far ahead of their time a call may take tokens (ms); default RATE_CAP_AHEAD_MS. 0: only those there are. */
+  aheadMs?: number | undefined;
+}
+
+/**
+ * How far ahead a call may take tokens: a round trip to Redis up to this long still lets the cap's
+ * rate through. What a replica took ahead and did not use (it closed meanwhile) is lost to the
+ * others for at most this long.
+ */
+export const RATE_CAP_AHEAD_MS = 1000;
+
+/** A caller whose token was taken ahead of its time: woken at `at` (on the injected clock). */
+interface Reserved {
+  at: number;
+  wake: () => void;
 }
 
 /*
  * KEYS[1]: the bucket (hash: t = tokens, a = when they were counted, epoch ms). ARGV: now ('':
- * Redis' own clock, TIME), rate (tokens per ms), capacity, wanted. Refills for the time since `a`
- * (never for time before it: a caller whose clock lags mints nothing), grants as many whole
- * tokens as there are up to `wanted`, and answers {granted, ms until the next token when short}.
+ * Redis' own clock, TIME), rate (tokens per ms), capacity, wanted, ahead (ms). Refills for the time
+ * since `a` (never for time before it: a caller whose clock lags mints nothing), then grants up to
+ * `wanted` whole tokens: those there are, and those that will be there within `ahead` ms, taken
+ * ahead of time (the count goes below zero; each such token is its caller's once its time comes).
+ * Answers {granted, ms until the next token may be taken when short, the tokens there were before
+ * the grant}, from which the caller times each token it got: the i-th is there `(i - before) / rate`
+ * ms after the call, or at once. Before 2026-12-06 only the tokens there were could be taken, at
+ * most `capacity` (a twentieth of a second's worth) per call, and a replica asks once its previous
+ * call has answered: with a round trip over 50 ms (Redis far away, or a busy event loop) the cap
+ * let through `capacity` per round trip, not its rate (a measured 100 ms round trip: a quarter of
+ * the cap). Taking ahead keeps the rate whatever the round trip, up to `ahead`. The bucket's bound
+ * is the same: no more than `capacity` plus the rate times the time go in any window.
  * On the callers' clocks, a replica whose clock runs ahead would hold the others back by the
  * difference (they mint nothing until their clocks pass its count), so the service counts on
  * Redis' clock (since 2026-12-05; before, a replica 60 s ahead left the others without a token for
@@ -32,7 +56,7 @@ export interface RedisRateCapOptions {
  * replica ahead then refilled a whole bucket at each of the lagging one's calls (a review).
  */
 const TAKE = `
-local now, rate, capacity, wanted = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local now, rate, capacity, wanted, ahead = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]) or 0
 if ARGV[1] == '' then
   local time = redis.call('TIME')
   now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
@@ -48,12 +72,16 @@ if now > at then
   tokens = math.min(capacity, tokens + (now - at) * rate)
   at = now
 end
-local granted = math.min(wanted, math.floor(tokens))
+-- The lowest the count may go: the tokens of the next \`ahead\` ms, taken ahead of time.
+local floor = -rate * ahead
+local before = tokens
+local granted = math.max(0, math.min(wanted, math.floor(tokens - floor)))
 tokens = tokens - granted
 redis.call('HSET', KEYS[1], 't', string.format('%.17g', tokens), 'a', string.format('%d', at))
 local wait = 0
-if granted < wanted then wait = math.max(1, math.ceil((1 - tokens) / rate)) end
-return {granted, wait}
+if granted < wanted then wait = math.max(1, math.ceil((floor + 1 - tokens) / rate)) end
+-- A string: a Lua number in a reply is cut to an integer.
+return {granted, wait, string.format('%.17g', before)}
 `;
 
 /** How long waiters wait before a failed take is tried again. */
@@ -63,8 +91,9 @@ const RETRY_AFTER_ERROR_MS = 100;
  * The webhook rate cap as one token bucket for every replica: the bucket lives in Redis and one
  * Lua script refills and takes from it, so replicas together never take more than the rate (plus
  * the capacity as a burst). Behind the same `RateCap` as the process's own `TokenBucket`: callers
- * wait in one FIFO; one script call at a time asks for as many tokens as there are waiters, wakes
- * as many as it got, and when short sleeps on the injected clock until the next token is due.
+ * wait in one FIFO; one script call at a time asks for as many tokens as there are waiters, up to
+ * RATE_CAP_AHEAD_MS ahead of their time, wakes each caller it got a token for when that token's
+ * time comes, and when short sleeps on the injected clock until the next token may be taken.
  * The bucket's time is Redis' own clock (`serverTime`), or the callers' (tests), which must then agree.
  */
 export class RedisRateCap implements RateCap {
@@ -73,8 +102,11 @@ export class RedisRateCap implements RateCap {
   readonly #take: Script;
   readonly #ratePerMs: number;
   readonly #waiters = new FifoQueue<() => void>();
+  /** Callers with a token taken ahead of its time, in the order of their tokens. */
+  readonly #reserved = new FifoQueue<Reserved>();
   #calling = false;
   #timer: Timer | undefined;
+  #releaseTimer: Timer | undefined;
   #failing = false;
 
   constructor(client: Redis, options: RedisRateCapOptions) {
@@ -84,8 +116,9 @@ export class RedisRateCap implements RateCap {
     this.#take = defineScript(client, 'paysimRateCapTake', TAKE);
   }
 
+  /** Callers waiting for a token, or for the time of the token taken for them. */
   get waiting(): number {
-    return this.#waiters.size;
+    return this.#waiters.size + this.#reserved.size;
   }
 
   take(): Promise<void> {
@@ -97,17 +130,23 @@ export class RedisRateCap implements RateCap {
 
   /**
    * Takes up to `wanted` tokens at `now` (Redis' own time with `serverTime`: `now` is not used; the
-   * script itself, for callers that batch): how many it got, and when short, the ms until the next token.
+   * script itself, for callers that batch), those to come within `aheadMs` included: how many it
+   * got; the tokens there were before (the i-th granted is there `(i - before) / rate` ms after the
+   * call, at once when `before` ≥ i; below zero, others were taken ahead); and when short, the ms
+   * until the next token may be taken.
    */
-  async tryTake(wanted: number, now: number): Promise<{ granted: number; waitMs: number }> {
-    const { capacity, serverTime } = this.#options;
-    const [granted, waitMs] = (await this.#take([this.#key], [serverTime === true ? '' : now, this.#ratePerMs, capacity, wanted])) as [number, number];
-    return { granted, waitMs };
+  async tryTake(wanted: number, now: number): Promise<{ granted: number; waitMs: number; before: number }> {
+    const { capacity, serverTime, aheadMs = RATE_CAP_AHEAD_MS } = this.#options;
+    const [granted, waitMs, before] = (await this.#take([this.#key], [serverTime === true ? '' : now, this.#ratePerMs, capacity, wanted, aheadMs])) as [number, number, string];
+    return { granted, waitMs, before: Number(before) };
   }
 
   releaseAll(): void {
     this.#timer?.cancel();
     this.#timer = undefined;
+    this.#releaseTimer?.cancel();
+    this.#releaseTimer = undefined;
+    for (const { wake } of this.#reserved.drain()) wake();
     for (const wake of this.#waiters.drain()) wake();
   }
 
@@ -116,10 +155,18 @@ export class RedisRateCap implements RateCap {
     if (this.#calling || this.#timer !== undefined || this.#waiters.size === 0) return undefined;
     this.#calling = true;
     return this.tryTake(this.#waiters.size, this.#options.clock.now()).then(
-      ({ granted, waitMs }) => {
+      ({ granted, waitMs, before }) => {
         this.#calling = false;
         this.#failing = false;
-        for (let i = 0; i < granted && this.#waiters.size > 0; i++) (this.#waiters.shift() as () => void)();
+        // Timed from the answer, which came after the script ran: never before the token's time.
+        const now = this.#options.clock.now();
+        for (let i = 1; i <= granted && this.#waiters.size > 0; i++) {
+          const wake = this.#waiters.shift() as () => void;
+          const inMs = Math.ceil((i - before) / this.#ratePerMs);
+          if (inMs <= 0) wake();
+          else this.#reserved.push({ at: now + inMs, wake });
+        }
+        this.#armRelease();
         // Short: wait for the next token. Served in full: waiters who came meanwhile are asked for at once.
         if (this.#waiters.size > 0) this.#sleep(waitMs);
       },
@@ -130,6 +177,19 @@ export class RedisRateCap implements RateCap {
         this.#sleep(RETRY_AFTER_ERROR_MS);
       },
     );
+  }
+
+  /** Wakes the callers whose tokens' time has come, and arms for the next one. */
+  #armRelease(): void {
+    const next = this.#reserved.peek();
+    if (this.#releaseTimer !== undefined || next === undefined) return;
+    const { clock } = this.#options;
+    this.#releaseTimer = clock.schedule(Math.max(0, next.at - clock.now()), () => {
+      this.#releaseTimer = undefined;
+      const now = clock.now();
+      while ((this.#reserved.peek()?.at ?? Number.POSITIVE_INFINITY) <= now) (this.#reserved.shift() as Reserved).wake();
+      this.#armRelease();
+    });
   }
 
   #sleep(ms: number): void {
