@@ -1,5 +1,7 @@
 import { Webhook } from 'standardwebhooks';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { StoreUnavailableError } from '../../src/core/errors.ts';
+import { LATE_SETTLE_FIRST_MS } from '../../src/http/late-settles.ts';
 import { ULID, type TestApp } from '../helpers/app.ts';
 import type { Receiver } from '../helpers/receiver.ts';
 import { confirmV2, createV2, headersOf, ISO_MS, paymentOf, PYTHON_MISSING, pythonVerify, pythonVerifyAll, runPython, tsVerify, v2Body, v2Deliveries, v2DeliveryWhen } from '../helpers/v2.ts';
@@ -19,7 +21,10 @@ const DOC_SECRET = 'your_webhook_secret_key';
 const EVT_ID = new RegExp(`^evt_${ULID}$`);
 
 const { app, receiver, closeAll } = webhookFixtures({ WEBHOOK_MAX_RPS: '0', WEBHOOK_BACKOFF_MS: '1000' });
-afterEach(closeAll);
+afterEach(async () => {
+  vi.restoreAllMocks();
+  await closeAll();
+});
 
 /** The headers every callback has, whatever the configuration (values checked where they matter). */
 const TRANSPORT = ['host', 'connection', 'content-length', 'content-type', 'user-agent', 'traceparent'];
@@ -190,6 +195,36 @@ describe('retries until the receiver acknowledges', () => {
     expect(await paymentOf(t, 'pay_tx_spent')).toMatchObject({ status: 'PAYMENT_COMPLETED', confirmed_at: ISO_MS(T0) });
     expect(rx.requests).toHaveLength(3);
     expect(new Set(rx.requests.map((r) => r.body)).size).toBe(1);
+  });
+
+  it('the store away just after the callback was acknowledged (Redis): the payment is completed once it is back, not left PENDING for good (before 2026-12-06: a user test)', async () => {
+    const rx = await receiver(() => ({ status: 200 }));
+    const t = await app({ PAYMENT_WEBHOOK_SECRET: DOC_SECRET });
+    const store = t.app.core.stores.v2Payments;
+    const real = store.complete.bind(store);
+    let away = true;
+    const completions: string[] = [];
+    vi.spyOn(store, 'complete').mockImplementation((id, by, now) => {
+      completions.push(by);
+      return away && by === 'callback' ? Promise.reject(new StoreUnavailableError()) : real(id, by, now);
+    });
+    // The first attempt is delivered; its payment's completion is refused, so the create answers what is stored.
+    expect((await createV2(t, v2Body('tx_ack_away', rx.url()))).json().status).toBe('PENDING');
+    expect((await v2DeliveryWhen(t, 'pay_tx_ack_away', (x) => x.status === 'delivered', 'delivered')).attempts.map((a) => a.status_code)).toEqual([200]);
+    // Tried again 250 ms, then 500 ms and 1 s later, while the store is still away.
+    await t.clock.advance(LATE_SETTLE_FIRST_MS + 500 + 1000);
+    expect(completions).toEqual(['callback', 'callback', 'callback', 'callback']);
+    expect(await paymentOf(t, 'pay_tx_ack_away')).toMatchObject({ status: 'PENDING', confirmed_at: null });
+    expect(t.app.core.lateSettles.pending).toBe(1);
+
+    // Back: the next try completes it, with the confirmed_at its callback carried; no second callback.
+    away = false;
+    await t.clock.advance(1000);
+    expect(completions).toHaveLength(5);
+    expect(t.app.core.lateSettles.pending).toBe(0);
+    expect(await paymentOf(t, 'pay_tx_ack_away')).toMatchObject({ status: 'PAYMENT_COMPLETED', confirmed_at: ISO_MS(T0) });
+    expect((await t.app.inject({ url: '/api/v2/pending-payments' })).json()).toMatchObject({ pending_count: 0, completed_count: 1 });
+    expect(rx.requests).toHaveLength(1);
   });
 
   it('confirmed by hand while its callback is retrying: completed at once, no second callback; the retries of the first go on', async () => {

@@ -1,8 +1,10 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { isStoreUnavailable } from '../../core/errors.ts';
 import { isDeliveryEvent, isV2PaymentEvent } from '../../core/events.ts';
 import { createErrorHandler, sendProblem } from '../../http/error-handler.ts';
 import { idempotencyHooks } from '../../http/idempotency.ts';
+import type { LateWriteKind } from '../../http/late-settles.ts';
 import { isSuccess } from '../../webhooks/retry-policy.ts';
 import { DETAILS, fastApiIssues, sendValidation, v2Errors } from './errors.ts';
 import { exampleCallbackHeaders, V2_CALLBACKS } from './examples.ts';
@@ -107,6 +109,12 @@ const paymentServerV2: FastifyPluginAsync = async (app) => {
     await scope.register(v2Routes, { idempotent, waits, service });
   });
 
+  /** A payment's completion after its callback was acknowledged, tried again while the store is away. */
+  const V2_ACKNOWLEDGE: LateWriteKind = {
+    dropped: 'v2: a payment whose callback was acknowledged while the store was away is not completed later: too many writes wait; it stays PENDING (confirm it, or replay its callback)',
+    failed: 'v2: completing a payment after its callback was acknowledged failed when tried again; it stays PENDING (confirm it, or replay its callback)',
+  };
+
   app.webhooks.deliverEvents((event) => (isV2PaymentEvent(event) ? v2CallbackOf(event, schemes) : undefined));
 
   // What the callbacks' outcomes mean: an acknowledged `payment.completed` completes its payment
@@ -128,8 +136,14 @@ const paymentServerV2: FastifyPluginAsync = async (app) => {
         service.acknowledge(id).then(
           () => waits.settle(id),
           (error: unknown) => {
-            app.log.error({ err: error, payment_id: id }, 'v2: completing a payment after its callback was acknowledged failed');
             waits.settle(id);
+            // The store away (Redis) just after it recorded the delivery: tried again until it takes it.
+            // Before 2026-12-06 the payment stayed PENDING for good, its callback delivered (a user test).
+            if (isStoreUnavailable(error) && app.core.lateSettles.add(() => service.acknowledge(id).then(() => undefined), V2_ACKNOWLEDGE)) {
+              app.log.warn({ err: error, payment_id: id }, 'v2: completing a payment after its callback was acknowledged could not reach the store; it is tried again until it can be');
+              return;
+            }
+            app.log.error({ err: error, payment_id: id }, 'v2: completing a payment after its callback was acknowledged failed');
           },
         );
         break;
