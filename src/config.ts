@@ -51,6 +51,12 @@ export const CONSOLE_MAX_REVOKED_SESSIONS = 100_000;
 export const CONSOLE_MAX_LOGIN_ADDRESSES = 100_000;
 /** How often a scheduler on a shared store looks for work other replicas scheduled (SCHEDULER_POLL_MS unset, STORE=redis). */
 export const DEFAULT_REDIS_SCHEDULER_POLL_MS = 250;
+/**
+ * Due jobs run at once on Redis (SCHEDULER_CONCURRENCY unset), where each job's store calls are
+ * round trips: one at a time, decisions fell behind a load of creates (a backlog of 17-40 s after
+ * 10 s of `make bench-cluster`). More lanes pay when Redis is far away (README "Redis far away").
+ */
+export const DEFAULT_REDIS_SCHEDULER_CONCURRENCY = 64;
 const SCHEME_LIST = '(standard|legacy|stripe)\\s*(,\\s*(standard|legacy|stripe)\\s*)*';
 
 const Ms = (def: number, max = 86_400_000 * 365) => Type.Integer({ minimum: 0, maximum: max, default: def });
@@ -199,6 +205,9 @@ const EnvSchema = Type.Object({
   SCHEDULER_POLL_MS: Type.Optional(Type.Integer({ minimum: 0, maximum: 60_000 })),
   // How long a claimed job is its replica's before another may claim it (a replica that died): longer than any handler runs.
   SCHEDULER_LEASE_MS: Count(30_000, 1000, 3_600_000),
+  // Unset: DEFAULT_REDIS_SCHEDULER_CONCURRENCY with STORE=redis; memory runs due work one job after another.
+  // At most a claimed batch's jobs (the scheduler's BATCH): more lanes would stay idle.
+  SCHEDULER_CONCURRENCY: Type.Optional(Type.Integer({ minimum: 1, maximum: 512 })),
   CLUSTER_WORKERS: Count(1, 1, 256),
 });
 
@@ -253,8 +262,11 @@ export interface Config {
   };
   /** The Redis of STORE=redis: REDIS_URL and the prefix of every key (REDIS_KEY_PREFIX). */
   redis: { url: string; keyPrefix: string };
-  /** The scheduler of due work: how often it looks for work it was not told about (0: never; only a shared store needs it). */
-  scheduler: { pollMs: number; leaseMs: number };
+  /**
+   * The scheduler of due work: how often it looks for work it was not told about (0: never; only a
+   * shared store needs it), and how many of a claimed batch's jobs run at once (1 with memory).
+   */
+  scheduler: { pollMs: number; leaseMs: number; concurrency: number };
   /** CLUSTER_WORKERS: worker processes sharing the port (1: this process serves itself). */
   clusterWorkers: number;
   bodyLimitBytes: number;
@@ -409,6 +421,11 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   if (env.V2_REQUIRE_AUTH === 'true' && env.SERVICE_AUTH_TOKEN === undefined) {
     throw new ConfigError('Invalid configuration: V2_REQUIRE_AUTH=true needs SERVICE_AUTH_TOKEN (the token callers must send)');
   }
+  if (env.SCHEDULER_CONCURRENCY !== undefined && env.STORE === 'memory') {
+    throw new ConfigError(
+      `Invalid configuration: SCHEDULER_CONCURRENCY=${env.SCHEDULER_CONCURRENCY} needs STORE=redis (with STORE=memory due work runs one job after another, in due order, with no round trips to wait on)`,
+    );
+  }
   if (env.CLUSTER_WORKERS > 1 && env.STORE === 'memory') {
     throw new ConfigError(
       `Invalid configuration: CLUSTER_WORKERS=${env.CLUSTER_WORKERS} needs STORE=redis (with STORE=memory each worker would keep its own intents, keys and seats, and a request could reach a worker that does not know them)`,
@@ -503,7 +520,11 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     store: { backend: env.STORE, intentTtlMs: env.INTENT_TTL_MS, maxIntents: env.STORE_MAX_INTENTS },
     // The scheme in lower case: the Redis client takes REDISS:// for a plain connection (its TLS test is case-sensitive).
     redis: { url: env.REDIS_URL.replace(/^[a-z]+:/i, (scheme) => scheme.toLowerCase()), keyPrefix: env.REDIS_KEY_PREFIX },
-    scheduler: { pollMs: env.SCHEDULER_POLL_MS ?? (env.STORE === 'redis' ? DEFAULT_REDIS_SCHEDULER_POLL_MS : 0), leaseMs: env.SCHEDULER_LEASE_MS },
+    scheduler: {
+      pollMs: env.SCHEDULER_POLL_MS ?? (env.STORE === 'redis' ? DEFAULT_REDIS_SCHEDULER_POLL_MS : 0),
+      leaseMs: env.SCHEDULER_LEASE_MS,
+      concurrency: env.SCHEDULER_CONCURRENCY ?? (env.STORE === 'redis' ? DEFAULT_REDIS_SCHEDULER_CONCURRENCY : 1),
+    },
     clusterWorkers: env.CLUSTER_WORKERS,
     bodyLimitBytes: env.BODY_LIMIT_BYTES,
     http: {

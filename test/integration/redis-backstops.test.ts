@@ -199,4 +199,32 @@ withRedisServer('cancel and refund backstops on Redis', (server) => {
     const published = metric((await b.app.inject({ url: '/metrics' })).body, 'fluxpay_outbox_published_total{event_type="payment.approved"}');
     expect(published).toBe(1);
   });
+  it.each([
+    [{}, 64],
+    [{ SCHEDULER_CONCURRENCY: '3' }, 3],
+  ])('with %j a replica runs %i due jobs at once, the next as one ends (README "Redis far away")', async (env, lanes) => {
+    const t = await replica(server().newPrefix(), env);
+    const { scheduler } = t.app.core;
+    let running = 0;
+    let most = 0;
+    let done = 0;
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    scheduler.register('test.lanes', async () => {
+      most = Math.max(most, ++running);
+      await gate;
+      running--;
+      done++;
+    });
+    const jobs = lanes + 5;
+    for (let i = 0; i < jobs; i++) await scheduler.schedule('test.lanes', `job-${i}`, START);
+    const run = scheduler.runDue();
+    await eventually(async () => (running === lanes ? true : undefined), `${lanes} jobs running`);
+    // No lane more, however long they take.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect([running, most]).toEqual([lanes, lanes]);
+    open();
+    await run;
+    expect([done, most, await scheduler.pending('test.lanes')]).toEqual([jobs, lanes, 0]);
+  });
 });

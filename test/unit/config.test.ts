@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ConfigError, ENV_VARIABLES, loadConfig } from '../../src/config.ts';
 import { DEFAULT_PERFORMANCES } from '../../src/core/bookings/performances.ts';
+import { BATCH } from '../../src/core/scheduler.ts';
 import { longestHandlerWaitMs } from '../../src/adapters/redis/index.ts';
 
 const GENERATED_SECRET = /^whsec_[A-Za-z0-9+/]{32}$/;
@@ -57,7 +58,7 @@ describe('loadConfig defaults', () => {
       idempotency: { ttlMs: 86_400_000, maxKeys: 300_000 },
       store: { backend: 'memory', intentTtlMs: 86_400_000, maxIntents: 1_000_000 },
       redis: { url: 'redis://127.0.0.1:6379', keyPrefix: 'paysim:' },
-      scheduler: { pollMs: 0, leaseMs: 30_000 },
+      scheduler: { pollMs: 0, leaseMs: 30_000, concurrency: 1 },
       clusterWorkers: 1,
       bodyLimitBytes: 65_536,
       http: { requestTimeoutMs: 30_000, headersTimeoutMs: 10_000, keepAliveTimeoutMs: 72_000, connectionTimeoutMs: 0, trustProxy: false },
@@ -258,7 +259,7 @@ describe('loadConfig values', () => {
       idempotency: { ttlMs: 60_000, maxKeys: 10 },
       store: { backend: 'redis', intentTtlMs: 120_000, maxIntents: 500 },
       redis: { url: 'rediss://:s3cret@redis.internal:6380/2', keyPrefix: 'loadtest-7:' },
-      scheduler: { pollMs: 100, leaseMs: 5000 },
+      scheduler: { pollMs: 100, leaseMs: 5000, concurrency: 64 },
       clusterWorkers: 4,
       bodyLimitBytes: 1024,
       http: { requestTimeoutMs: 5000, headersTimeoutMs: 2000, keepAliveTimeoutMs: 4000, connectionTimeoutMs: 60_000, trustProxy: ['uniquelocal'] },
@@ -711,6 +712,15 @@ describe('store back end and processes (issue 14)', () => {
     expect(loadConfig({ SCHEDULER_POLL_MS: '40' }).scheduler.pollMs).toBe(40);
   });
 
+  it('due jobs run 64 at once with STORE=redis unless SCHEDULER_CONCURRENCY says otherwise (up to a claimed batch, 512); one after another with memory', () => {
+    expect(loadConfig({ STORE: 'redis' }).scheduler.concurrency).toBe(64);
+    expect(loadConfig({ STORE: 'redis', SCHEDULER_CONCURRENCY: '512' }).scheduler.concurrency).toBe(BATCH);
+    expect(loadConfig({ STORE: 'redis', SCHEDULER_CONCURRENCY: '1' }).scheduler.concurrency).toBe(1);
+    expect(loadConfig({ STORE: 'memory' }).scheduler.concurrency).toBe(1);
+    // Empty counts as unset (.env.example lists it so).
+    expect(loadConfig({ STORE: 'memory', SCHEDULER_CONCURRENCY: '' }).scheduler.concurrency).toBe(1);
+  });
+
   it('a claimed job is its replica’s for 30 s unless SCHEDULER_LEASE_MS says otherwise', () => {
     expect(loadConfig({ STORE: 'redis' }).scheduler.leaseMs).toBe(30_000);
     expect(loadConfig({ STORE: 'redis', SCHEDULER_LEASE_MS: '2000' }).scheduler.leaseMs).toBe(2000);
@@ -722,6 +732,13 @@ describe('store back end and processes (issue 14)', () => {
     [{ SCHEDULER_POLL_MS: '60001' }, 'Invalid configuration: SCHEDULER_POLL_MS must be <= 60000 (got "60001")'],
     [{ SCHEDULER_LEASE_MS: '999' }, 'Invalid configuration: SCHEDULER_LEASE_MS must be >= 1000 (got "999")'],
     [{ CLUSTER_WORKERS: '0' }, 'Invalid configuration: CLUSTER_WORKERS must be >= 1 (got "0")'],
+    [{ STORE: 'redis', SCHEDULER_CONCURRENCY: '0' }, 'Invalid configuration: SCHEDULER_CONCURRENCY must be >= 1 (got "0")'],
+    [{ STORE: 'redis', SCHEDULER_CONCURRENCY: '513' }, 'Invalid configuration: SCHEDULER_CONCURRENCY must be <= 512 (got "513")'],
+    [{ STORE: 'redis', SCHEDULER_CONCURRENCY: 'many' }, 'Invalid configuration: SCHEDULER_CONCURRENCY must be integer (got "many")'],
+    [
+      { SCHEDULER_CONCURRENCY: '8' },
+      'Invalid configuration: SCHEDULER_CONCURRENCY=8 needs STORE=redis (with STORE=memory due work runs one job after another, in due order, with no round trips to wait on)',
+    ],
     [
       { CLUSTER_WORKERS: '2' },
       'Invalid configuration: CLUSTER_WORKERS=2 needs STORE=redis (with STORE=memory each worker would keep its own intents, keys and seats, and a request could reach a worker that does not know them)',

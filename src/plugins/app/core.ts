@@ -82,12 +82,6 @@ export function drainDecisions(app: FastifyInstance, source: PendingDecisions, l
 }
 /** At most one line this often about due work that could not be claimed, or done, and events whose subscribers failed, as the store is unavailable. */
 const RUN_ERROR_LOG_INTERVAL_MS = 10_000;
-/**
- * Due jobs run at once on Redis, where each job's store calls are round trips: one at a time,
- * decisions fell behind a load of creates (a backlog of 17-40 s after 10 s of `make
- * bench-cluster`). Memory runs them one after another, in due order.
- */
-const REDIS_SCHEDULER_CONCURRENCY = 64;
 
 export default fp<CoreOptions>(
   async (app, options) => {
@@ -97,7 +91,7 @@ export default fp<CoreOptions>(
     const random = options.random ?? createRandom(config.randomSeed);
     const ids = createIdFactory(clock);
     // While the store is away every poll fails, while it refuses writes (Redis full) every due
-    // job, up to 64 at a time, and the durable part (webhooks logged and queued) of every event
+    // job, up to SCHEDULER_CONCURRENCY at a time, and the durable part (webhooks logged and queued) of every event
     // published meanwhile: one line per RUN_ERROR_LOG_INTERVAL_MS of each, with the count since.
     const runErrors = new CountingThrottle(RUN_ERROR_LOG_INTERVAL_MS, () => clock.now());
     const unavailableJobs = new CountingThrottle(RUN_ERROR_LOG_INTERVAL_MS, () => clock.now());
@@ -126,7 +120,7 @@ export default fp<CoreOptions>(
       },
       pollMs: config.scheduler.pollMs,
       leaseMs: config.scheduler.leaseMs,
-      concurrency: config.store.backend === 'redis' ? REDIS_SCHEDULER_CONCURRENCY : 1,
+      concurrency: config.scheduler.concurrency,
     });
     const intents = new IntentService({ store: stores.intents, scheduler, bus, clock, random, ids, scenarios: config.scenarios });
 
