@@ -883,6 +883,38 @@ if (!hasRedisServer) {
       expect(only.perSecond).toBeLessThanOrEqual(((capacity * 1000) / (2 * oneWayMs)) * 1.1);
     });
 
+    it('a bucket Redis lost (restarted without persistence, flushed) while a replica holds a second taken ahead: the replica still starts no more than the rate, a burst at once (a review saw a second’s worth in 50 ms)', async () => {
+      const ratePerSecond = 200;
+      const capacity = 10;
+      const clock = new ManualClock();
+      const keyPrefix = redis.newPrefix();
+      const client = redis.connect();
+      cleanups.push(() => client.disconnect());
+      const cap = new RedisRateCap(client, { keyPrefix, clock, ratePerSecond, capacity, onError: () => undefined });
+      const atRedis = cap.tryTake.bind(cap);
+      let onRedis = 0;
+      cap.tryTake = (wanted, now) => {
+        onRedis++;
+        return atRedis(wanted, now).finally(() => onRedis--);
+      };
+      const start = clock.now();
+      const woken: number[] = [];
+      const caller = (): void => void cap.take().then(() => (woken.push(clock.now() - start), caller()));
+      for (let i = 0; i < 300; i++) caller();
+      for (let t = 0; t < 2500; t += 5) {
+        if (t === 1000) expect(await client.del(`${keyPrefix}ratecap:webhooks:v2`)).toBe(1);
+        await clock.advance(5);
+        await eventually(async () => (onRedis === 0 ? true : undefined), 'no call at Redis', 2000);
+        await sleep(0);
+      }
+      cap.releaseAll();
+      const inWindow = (from: number, ms: number) => woken.filter((at) => at >= from && at < from + ms).length;
+      // In any 50 ms: the burst and 50 ms of the rate; in the second after the loss, the rate and a burst.
+      expect(Math.max(...Array.from({ length: 2450 / 5 }, (_, i) => inWindow(i * 5, 50)))).toBeLessThanOrEqual(capacity + (ratePerSecond * 50) / 1000);
+      expect(inWindow(1000, 1000)).toBeLessThanOrEqual(ratePerSecond + capacity);
+      expect(inWindow(1000, 1000)).toBeGreaterThanOrEqual(ratePerSecond - capacity);
+    });
+
     it('with one replica’s clock 60 s ahead, the two together still take no more than the cap (a review undid a change that let them take 50 times it)', async () => {
       const { a: ahead, b: behind, t0 } = twoCaps(10, 10);
       let granted = 0;

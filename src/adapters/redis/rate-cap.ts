@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Clock, Timer } from '../../core/clock.ts';
 import { FifoQueue } from '../../core/fifo-queue.ts';
-import type { RateCap } from '../../webhooks/token-bucket.ts';
+import { TokenBucket, type RateCap } from '../../webhooks/token-bucket.ts';
 import { defineScript, type Script } from './connection.ts';
 
 export interface RedisRateCapOptions {
@@ -35,8 +35,24 @@ interface Reserved {
   wake: () => void;
 }
 
+/** Where `at` goes in `list`, ordered by time (after those of the same time). */
+function insertionIndex(list: readonly Reserved[], at: number): number {
+  let low = 0;
+  let high = list.length;
+  while (low < high) {
+    const mid = (low + high) >>> 1;
+    if ((list[mid] as Reserved).at <= at) low = mid + 1;
+    else high = mid;
+  }
+  return low;
+}
+
 /*
- * KEYS[1]: the bucket (hash: t = tokens, a = when they were counted, epoch ms). ARGV: now ('':
+ * KEYS[1]: the bucket (hash: t = tokens, a = when they were counted, epoch ms), `ratecap:webhooks:v2`
+ * since tokens may be taken ahead: the script before read a count below zero as a grant below zero
+ * and set it back to zero, so during a rolling upgrade its replicas would have wiped every token the
+ * new ones had taken ahead (a review measured 3.5 times the cap); on a key of their own, the old and
+ * the new replicas each have a bucket until all are upgraded (at most twice the cap meanwhile). ARGV: now ('':
  * Redis' own clock, TIME), rate (tokens per ms), capacity, wanted, ahead (ms). Refills for the time
  * since `a` (never for time before it: a caller whose clock lags mints nothing), then grants up to
  * `wanted` whole tokens: those there are, and those that will be there within `ahead` ms, taken
@@ -93,8 +109,13 @@ const RETRY_AFTER_ERROR_MS = 100;
  * the capacity as a burst). Behind the same `RateCap` as the process's own `TokenBucket`: callers
  * wait in one FIFO; one script call at a time asks for as many tokens as there are waiters, up to
  * RATE_CAP_AHEAD_MS ahead of their time, wakes each caller it got a token for when that token's
- * time comes, and when short sleeps on the injected clock until the next token may be taken.
- * The bucket's time is Redis' own clock (`serverTime`), or the callers' (tests), which must then agree.
+ * time comes, and when short sleeps on the injected clock until the next token may be taken
+ * (plus up to a round trip at random: replicas that asked in step split the tokens about 5 to 1 in
+ * a review). Every caller it wakes also passes this process's own bucket of the same rate and
+ * burst (`TokenBucket`), which a replica's share of the shared one always fits: a release timer that
+ * fired late (the event loop stalled) or tokens granted out of order (a reset bucket, replies come
+ * back faster than earlier ones) wake no more than a burst at once (a review saw a second's worth
+ * in 50 ms). The bucket's time is Redis' own clock (`serverTime`), or the callers' (tests), which must then agree.
  */
 export class RedisRateCap implements RateCap {
   readonly #options: RedisRateCapOptions;
@@ -102,23 +123,28 @@ export class RedisRateCap implements RateCap {
   readonly #take: Script;
   readonly #ratePerMs: number;
   readonly #waiters = new FifoQueue<() => void>();
-  /** Callers with a token taken ahead of its time, in the order of their tokens. */
-  readonly #reserved = new FifoQueue<Reserved>();
+  /** Callers with a token taken ahead of its time, ordered by that time. */
+  readonly #reserved: Reserved[] = [];
+  /** This process's own pace: no more than a burst, then the rate, whenever the callers are woken. */
+  readonly #pace: TokenBucket;
   #calling = false;
   #timer: Timer | undefined;
   #releaseTimer: Timer | undefined;
+  /** When the release timer fires. */
+  #releaseAt = Number.POSITIVE_INFINITY;
   #failing = false;
 
   constructor(client: Redis, options: RedisRateCapOptions) {
     this.#options = options;
-    this.#key = `${options.keyPrefix}ratecap:webhooks`;
+    this.#key = `${options.keyPrefix}ratecap:webhooks:v2`;
     this.#ratePerMs = options.ratePerSecond / 1000;
+    this.#pace = new TokenBucket(options.clock, options.ratePerSecond, options.capacity);
     this.#take = defineScript(client, 'paysimRateCapTake', TAKE);
   }
 
   /** Callers waiting for a token, or for the time of the token taken for them. */
   get waiting(): number {
-    return this.#waiters.size + this.#reserved.size;
+    return this.#waiters.size + this.#reserved.length + this.#pace.waiting;
   }
 
   take(): Promise<void> {
@@ -146,7 +172,10 @@ export class RedisRateCap implements RateCap {
     this.#timer = undefined;
     this.#releaseTimer?.cancel();
     this.#releaseTimer = undefined;
-    for (const { wake } of this.#reserved.drain()) wake();
+    this.#releaseAt = Number.POSITIVE_INFINITY;
+    // Those passing the pace first, then those whose tokens' time had not come, then the rest.
+    this.#pace.releaseAll();
+    for (const { wake } of this.#reserved.splice(0)) wake();
     for (const wake of this.#waiters.drain()) wake();
   }
 
@@ -154,7 +183,8 @@ export class RedisRateCap implements RateCap {
   #pump(): Promise<void> | undefined {
     if (this.#calling || this.#timer !== undefined || this.#waiters.size === 0) return undefined;
     this.#calling = true;
-    return this.tryTake(this.#waiters.size, this.#options.clock.now()).then(
+    const askedAt = this.#options.clock.now();
+    return this.tryTake(this.#waiters.size, askedAt).then(
       ({ granted, waitMs, before }) => {
         this.#calling = false;
         this.#failing = false;
@@ -162,13 +192,16 @@ export class RedisRateCap implements RateCap {
         const now = this.#options.clock.now();
         for (let i = 1; i <= granted && this.#waiters.size > 0; i++) {
           const wake = this.#waiters.shift() as () => void;
-          const inMs = Math.ceil((i - before) / this.#ratePerMs);
-          if (inMs <= 0) wake();
-          else this.#reserved.push({ at: now + inMs, wake });
+          // Less a millionth of a ms: (1 + 8.5) / 0.01 is 950.0000000000001, not a token 951 ms on.
+          const inMs = Math.ceil((i - before) / this.#ratePerMs - 1e-6);
+          if (inMs <= 0) this.#wake(wake);
+          else this.#reserve(now + inMs, wake);
         }
         this.#armRelease();
-        // Short: wait for the next token. Served in full: waiters who came meanwhile are asked for at once.
-        if (this.#waiters.size > 0) this.#sleep(waitMs);
+        // Short: wait for the next token, and then up to a round trip (or as long again) at random:
+        // replicas asking in step would split the tokens unevenly for good, each getting what came
+        // since the other's call. Served in full: waiters who came meanwhile are asked for at once.
+        if (this.#waiters.size > 0) this.#sleep(waitMs + Math.floor(Math.random() * Math.max(waitMs, now - askedAt)));
       },
       (error: unknown) => {
         this.#calling = false;
@@ -179,15 +212,32 @@ export class RedisRateCap implements RateCap {
     );
   }
 
-  /** Wakes the callers whose tokens' time has come, and arms for the next one. */
+  /** Wakes a caller through this process's pace. */
+  #wake(wake: () => void): void {
+    void this.#pace.take().then(wake);
+  }
+
+  /** Keeps a caller until `at`, in time order (a later call's tokens may come before an earlier one's). */
+  #reserve(at: number, wake: () => void): void {
+    const last = this.#reserved.at(-1);
+    if (last === undefined || last.at <= at) this.#reserved.push({ at, wake });
+    else this.#reserved.splice(insertionIndex(this.#reserved, at), 0, { at, wake });
+  }
+
+  /** Wakes the callers whose tokens' time has come, and arms for the next one (earlier than the one armed: again). */
   #armRelease(): void {
-    const next = this.#reserved.peek();
-    if (this.#releaseTimer !== undefined || next === undefined) return;
+    const next = this.#reserved[0];
+    if (next === undefined || next.at >= this.#releaseAt) return;
+    this.#releaseTimer?.cancel();
     const { clock } = this.#options;
+    this.#releaseAt = next.at;
     this.#releaseTimer = clock.schedule(Math.max(0, next.at - clock.now()), () => {
       this.#releaseTimer = undefined;
+      this.#releaseAt = Number.POSITIVE_INFINITY;
       const now = clock.now();
-      while ((this.#reserved.peek()?.at ?? Number.POSITIVE_INFINITY) <= now) (this.#reserved.shift() as Reserved).wake();
+      let due = 0;
+      while (due < this.#reserved.length && (this.#reserved[due] as Reserved).at <= now) due++;
+      for (const { wake } of this.#reserved.splice(0, due)) this.#wake(wake);
       this.#armRelease();
     });
   }
