@@ -228,6 +228,9 @@ if (redisServerOrSkip('what a start asks of a real Redis')) describe('what a sta
       expect(rule.statusCode).toBe(201);
       expect((await t.app.inject({ method: 'POST', url: '/api/v1/orders', headers: { 'idempotency-key': 'least-order-2' }, payload: { userId: 'user_1', serviceId: 'ai-writer', orderName: 'least', amount: 1000 } })).statusCode).toBe(503);
       expect((await t.app.inject({ method: 'DELETE', url: '/v1/sim/rules' })).statusCode).toBe(200);
+      // A namespace and its reset: the reset's message on the channel is refused to this user (no channels, no @pubsub), the reset is not.
+      expect((await t.app.inject({ method: 'POST', url: '/v1/sim/intent', headers: { 'x-sim-namespace': 'least-ns' }, payload: { reservation_id: 'res_least_ns', amount: 1000 } })).statusCode).toBe(200);
+      expect((await t.app.inject({ method: 'DELETE', url: '/v1/sim/namespaces/least-ns' })).json()).toEqual({ namespace: 'least-ns', existed: true });
       expect((await t.app.inject({ method: 'GET', url: '/readyz' })).json()).toEqual({ status: 'ready' });
     } finally {
       await t.app.close();

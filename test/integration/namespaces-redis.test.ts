@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
-import { eventually as eventuallyWithin } from '../helpers/receiver.ts';
+import { eventually as eventuallyWithin, receiverPool } from '../helpers/receiver.ts';
 import { withRedisServer } from '../helpers/redis.ts';
 
 /**
@@ -21,8 +21,10 @@ const eventually = <T>(probe: () => Promise<T | undefined>, what: string): Promi
 
 withRedisServer('namespaces on Redis', (server) => {
   const open: TestApp[] = [];
+  const receivers = receiverPool();
   afterEach(async () => {
     await Promise.all(open.splice(0).map((t) => t.app.close()));
+    await receivers.closeAll();
   });
 
   async function replicas(extra: Record<string, string> = {}): Promise<{ a: TestApp; b: TestApp; prefix: string }> {
@@ -101,6 +103,25 @@ withRedisServer('namespaces on Redis', (server) => {
       // Named again, ci-r starts afresh (and is listed again).
       expect((await read(a, 'ci-r', id)).statusCode).toBe(404);
       expect((await a.app.inject({ url: '/v1/sim/namespaces' })).json().data.map((n: { namespace: string }) => n.namespace)).toEqual(['ci-other', 'ci-r']);
+    });
+
+    it('a reset on A is told to B at once: B closes its app of the namespace then, not at its next sync, so a decision falling due during the reset is not made there and no webhook goes (a user test: before 2026-12-06 B ran its due work and sent its webhooks for up to a second)', async () => {
+      const { a, b, prefix } = await replicas();
+      const rx = await receivers.start();
+      const created = await create(a, 'ci-told', { reservation_id: 'rsv_told', amount: 1000, scenario: 'approve', delay_ms: 100, webhook_url: rx.url('/told') });
+      const id = created.json().payment_intent_id as string;
+      // B serves the namespace too (its app of it started), and polls its schedule.
+      expect((await read(b, 'ci-told', id)).json().status).toBe('PENDING');
+      const reset = a.app.inject({ method: 'DELETE', url: '/v1/sim/namespaces/ci-told' });
+      await eventually(async () => ((await server().client.hexists(`${prefix}namespaces`, 'ci-told')) === 0 ? true : undefined), 'ci-told off the shared list');
+      // The message's way to B (milliseconds); B's next sync is up to a second away.
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      // The decision is due, and B's schedule poll (every 250 ms of its clock) comes: an app of ci-told still open there would make it.
+      await b.clock.advance(300);
+      expect([(await reset).statusCode, (await reset).json()]).toEqual([200, { namespace: 'ci-told', existed: true }]);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(rx.requests.map((r) => r.url)).toEqual([]);
+      expect(await keysOf(`${prefix}ns:ci-told:*`)).toEqual([]);
     });
 
     it('NAMESPACES_MAX bounds the shared list, whichever replica makes them: a burst across both makes exactly that many, each served on both (a helper: before 2026-12-04 each replica counted its own, and refused ones stayed listed)', async () => {

@@ -78,10 +78,13 @@ export class RedisNamespaceList {
   readonly #register: Script;
   readonly #beginReset: Script;
   readonly #endReset: Script;
+  /** The channel a reset is told on (`<prefix>namespaces:reset`, a namespace's name per message). */
+  readonly #channel: string;
 
   constructor(client: Redis, keyPrefix: string) {
     this.#client = client;
     this.#keyPrefix = keyPrefix;
+    this.#channel = `${keyPrefix}namespaces:reset`;
     this.#list = `${keyPrefix}namespaces`;
     this.#listings = `${keyPrefix}namespaces:listings`;
     this.#register = defineScript(client, 'paysimNamespaceRegister', REGISTER);
@@ -102,9 +105,34 @@ export class RedisNamespaceList {
     return { kind: 'listed', listing: { listedAs: listedAs as string, createdAt: Number(at) } };
   }
 
-  /** A reset under `token` begins: off the list, marked as under way. Whether there was something to reset. */
+  /**
+   * A reset under `token` begins: off the list, marked as under way, and the replicas told on the
+   * channel, so they close their apps of it now rather than at their next sync. Whether there was
+   * something to reset. The message is a call of its own, whose failure is not the reset's: a user
+   * whose ACL has no channels (Redis 7's default, `resetchannels`) or no `@pubsub` still resets,
+   * and the replicas learn of it at their sync.
+   */
   async beginReset(namespace: string, token: string): Promise<boolean> {
-    return Number(await storeCall(this.#beginReset(this.#keys(namespace), [namespace, token, Date.now(), RESET_MARK_STALE_MS]))) === 1;
+    const existed = Number(await storeCall(this.#beginReset(this.#keys(namespace), [namespace, token, Date.now(), RESET_MARK_STALE_MS]))) === 1;
+    await this.#client.publish(this.#channel, namespace).catch(() => undefined);
+    return existed;
+  }
+
+  /**
+   * Calls `onReset` with the name of each namespace a replica begins to reset, on a connection of
+   * its own (a subscribed connection serves nothing else; ioredis subscribes again after a
+   * reconnect). A message missed meanwhile, or a subscription refused (an ACL without channels), is
+   * made up for by the caller's periodic read of the list. Answers how to stop listening.
+   */
+  listen(onReset: (namespace: string) => void): () => void {
+    const subscriber = this.#client.duplicate();
+    // Its failures are the reconnects' to handle; the periodic read covers what it misses.
+    subscriber.on('error', () => undefined);
+    subscriber.on('message', (channel: string, namespace: string) => {
+      if (channel === this.#channel) onReset(namespace);
+    });
+    void subscriber.subscribe(this.#channel).catch(() => undefined);
+    return () => subscriber.disconnect();
   }
 
   /** The reset under `token` ends (its mark goes). */

@@ -278,18 +278,26 @@ export default fp<NamespacesOptions>(
         // New requests wait for the reset (`resetting`); those under way are answered first.
         const child = await entry?.app.catch(() => undefined);
         if (child !== undefined && !(await idle(child, RESET_WAIT_MS))) app.log.warn({ namespace, wait_ms: RESET_WAIT_MS }, 'namespace reset: requests still under way after the wait answer after it, their work dropped with the namespace');
-        if (entry !== undefined) await stop(entry);
         const token = randomUUID();
         let unlisted = false;
-        let keys: number;
+        let keys = 0;
         try {
+          try {
+            // Off the shared list, the other replicas told at once (they close their apps of it now,
+            // not at their next sync: before 2026-12-06 they ran its due work and sent its webhooks,
+            // those this app handed back as it closed too, for up to a second of the reset, in a user
+            // test), then this replica's app.
+            if (shared !== undefined) unlisted = await shared.beginReset(namespace, token);
+          } finally {
+            if (entry !== undefined) await stop(entry);
+          }
           if (shared !== undefined) {
-            unlisted = await shared.beginReset(namespace, token);
-            // The other replicas close their apps of it meanwhile (before 2026-12-04 a request right
-            // after the reset's answer could reach one's old app: its payment never decided).
+            // The replicas that missed the message close their apps of it meanwhile, at their sync
+            // (before 2026-12-04 a request right after the reset's answer could reach one's old app:
+            // its payment never decided).
             await delay(RESET_SETTLE_MS);
             keys = await shared.wipe(namespace);
-          } else keys = 0;
+          }
         } finally {
           await shared?.endReset(namespace, token).catch(() => undefined);
         }
@@ -344,9 +352,26 @@ export default fp<NamespacesOptions>(
         app.log.warn({ err: error }, 'the shared list of namespaces could not be read; trying again');
       }
     };
+    // One sync at a time: one asked for while another runs (a reset told on the channel) follows it.
+    let syncing: Promise<void> | undefined;
+    let syncAgain = false;
+    const syncOnce = (): Promise<void> => {
+      if (syncing !== undefined) {
+        syncAgain = true;
+        return syncing;
+      }
+      syncing = sync().finally(() => {
+        syncing = undefined;
+        if (syncAgain && !closed) {
+          syncAgain = false;
+          void syncOnce();
+        }
+      });
+      return syncing;
+    };
     let syncTimer: NodeJS.Timeout | undefined;
     const scheduleSync = (): void => {
-      syncTimer = setTimeout(() => void sync().finally(() => !closed && scheduleSync()), NAMESPACE_SYNC_MS);
+      syncTimer = setTimeout(() => void syncOnce().finally(() => !closed && scheduleSync()), NAMESPACE_SYNC_MS);
       syncTimer.unref();
     };
 
@@ -427,12 +452,19 @@ export default fp<NamespacesOptions>(
       const handOff = app.lifecycle.handingOff;
       await Promise.all([...entries.values()].map(async (entry) => (await entry.app.catch(() => undefined))?.lifecycle.drain(Math.max(0, deadline - Date.now()), { handOff })));
     });
+    let stopListening: (() => void) | undefined;
     app.addHook('onReady', async () => {
-      if (shared !== undefined) scheduleSync();
+      if (shared === undefined) return;
+      scheduleSync();
+      // A reset elsewhere: its app here is closed now, not at the next sync.
+      stopListening = shared.listen((namespace) => {
+        if (entries.has(namespace) && !resetting.has(namespace)) void syncOnce();
+      });
     });
     app.addHook('preClose', async () => {
       closed = true;
       clearTimeout(syncTimer);
+      stopListening?.();
     });
     app.addHook('onClose', async () => {
       const all = [...entries.values()];
