@@ -239,6 +239,32 @@ if (redisServerOrSkip('what a start asks of a real Redis')) describe('what a sta
     expect(logs.filter((l) => l.level === 'error' || l.level === 'warn')).toEqual([]);
   });
 
+  it('a user whose channels are taken while a replica runs (its namespace-reset subscription then refused): the replica serves on, nothing unhandled (a review: ioredis’ own resubscribe left the NOPERM unhandled, and the process shut down)', async () => {
+    await admin.acl('SETUSER', 'losing', 'on', '>losing-pass', 'resetkeys', '~losing:*', 'resetchannels', '&losing:*', '+@all');
+    const url = server.url.replace('redis://', 'redis://losing:losing-pass@');
+    const logs: Array<Record<string, unknown>> = [];
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => void unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    const t = await buildTestApp({ STORE: 'redis', REDIS_URL: url, REDIS_KEY_PREFIX: 'losing:', SCHEDULER_POLL_MS: '0' }, { logs });
+    try {
+      const subscribers = async () => Number(((await admin.call('PUBSUB', 'NUMSUB', 'losing:namespaces:reset')) as [string, number])[1]);
+      for (let i = 0; i < 50 && (await subscribers()) === 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(await subscribers()).toBe(1);
+      // Redis drops the subscribed connection at once; it comes back, and its SUBSCRIBE is refused.
+      await admin.acl('SETUSER', 'losing', 'resetchannels');
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      expect(await subscribers()).toBe(0);
+      expect(unhandled).toEqual([]);
+      expect((await t.app.inject({ method: 'GET', url: '/readyz' })).json()).toEqual({ status: 'ready' });
+      expect((await t.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'res_losing', amount: 1000 } })).statusCode).toBe(200);
+    } finally {
+      await t.app.close();
+      process.off('unhandledRejection', onUnhandled);
+    }
+    expect(logs.filter((l) => l.level === 'error' || l.level === 'fatal')).toEqual([]);
+  });
+
   it('a start that Redis refuses (a wrong password, also as ?password=; a user without scripts; keys outside its patterns) ends on one line saying which, its password never shown', async () => {
     await admin.acl('SETUSER', 'noscripts', 'on', '>noscripts-pass', '~*', '&*', '+@all', '-@scripting');
     await admin.acl('SETUSER', 'otherkeys', 'on', '>otherkeys-pass', 'resetkeys', '~other:*', '&*', '+@all');

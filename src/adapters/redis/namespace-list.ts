@@ -125,13 +125,16 @@ export class RedisNamespaceList {
    * made up for by the caller's periodic read of the list. Answers how to stop listening.
    */
   listen(onReset: (namespace: string) => void): () => void {
-    const subscriber = this.#client.duplicate();
+    // Subscribed at each connection by this code, not by ioredis' autoResubscribe, which leaves a
+    // refused SUBSCRIBE (NOPERM: an ACL that lost its channels, a Redis restarted with another ACL)
+    // as an unhandled rejection, and the process exits.
+    const subscriber = this.#client.duplicate({ autoResubscribe: false });
     // Its failures are the reconnects' to handle; the periodic read covers what it misses.
     subscriber.on('error', () => undefined);
     subscriber.on('message', (channel: string, namespace: string) => {
       if (channel === this.#channel) onReset(namespace);
     });
-    void subscriber.subscribe(this.#channel).catch(() => undefined);
+    subscriber.on('ready', () => void subscriber.subscribe(this.#channel).catch(() => undefined));
     return () => subscriber.disconnect();
   }
 

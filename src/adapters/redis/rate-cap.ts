@@ -173,7 +173,7 @@ export class RedisRateCap implements RateCap {
     this.#releaseTimer?.cancel();
     this.#releaseTimer = undefined;
     this.#releaseAt = Number.POSITIVE_INFINITY;
-    // Those passing the pace first, then those whose tokens' time had not come, then the rest.
+    // Every caller goes: those passing the pace, those whose tokens' time had not come, the rest.
     this.#pace.releaseAll();
     for (const { wake } of this.#reserved.splice(0)) wake();
     for (const wake of this.#waiters.drain()) wake();

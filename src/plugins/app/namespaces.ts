@@ -331,12 +331,14 @@ export default fp<NamespacesOptions>(
         }
         for (const [namespace, entry] of entries) {
           // Started after the list was read (a request's, while this sync waited on a close): not in it yet.
-          if (entry.ready === undefined || resetting.has(namespace) || entry.seq > readAfter) continue;
+          if (resetting.has(namespace) || entry.seq > readAfter) continue;
           const listedAs = listed.get(namespace)?.listedAs;
           // Not listed (reset elsewhere), or listed anew since this app started (reset and made again
           // elsewhere, a sync of this replica missed meanwhile): this app's state is gone.
           if (listedAs !== undefined && (entry.listedAs === undefined || listedAs === entry.listedAs)) continue;
           entries.delete(namespace);
+          // Still starting: no longer the entry, its start closes it once ready (else it ran until the next sync).
+          if (entry.ready === undefined) continue;
           await stop(entry);
           app.log.info(
             { namespace },
