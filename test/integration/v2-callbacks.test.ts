@@ -227,6 +227,24 @@ describe('retries until the receiver acknowledges', () => {
     expect(rx.requests).toHaveLength(1);
   });
 
+  it('the store away just after a payment.failed callback was acknowledged: nothing to complete, nothing tried again (a user test saw the retry’s warning for failed payments)', async () => {
+    const rx = await receiver(() => ({ status: 200 }));
+    const t = await app();
+    const store = t.app.core.stores.v2Payments;
+    const real = store.complete.bind(store);
+    const completions: string[] = [];
+    vi.spyOn(store, 'complete').mockImplementation((id, by, now) => {
+      completions.push(by);
+      return by === 'callback' ? Promise.reject(new StoreUnavailableError()) : real(id, by, now);
+    });
+    expect((await createV2(t, v2Body('tx_failed_away', rx.url()), { 'x-sim-scenario': 'fail' })).json().status).toBe('PAYMENT_FAILED');
+    await v2DeliveryWhen(t, 'pay_tx_failed_away', (x) => x.status === 'delivered', 'delivered');
+    expect([completions, t.app.core.lateSettles.pending]).toEqual([['callback'], 0]);
+    await t.clock.advance(LATE_SETTLE_FIRST_MS * 4);
+    expect(completions).toEqual(['callback']);
+    expect(await paymentOf(t, 'pay_tx_failed_away')).toMatchObject({ status: 'PAYMENT_FAILED' });
+  });
+
   it('confirmed by hand while its callback is retrying: completed at once, no second callback; the retries of the first go on', async () => {
     let n = 0;
     const rx = await receiver(() => (n++ < 1 ? { status: 500 } : { status: 200 }));
