@@ -765,6 +765,36 @@ if (!hasRedisServer) {
     });
   });
 
+  describe('the waiting count after a restart from the append-only file', () => {
+    it('a group lag grown past what the stream holds (Redis 7.0 replaying its append-only file): nothing read counts as waiting, and new deliveries are not refused queue_full (a user test: 15,393 on an idle queue)', async () => {
+      const keyPrefix = redis.newPrefix();
+      const rx = await receivers.start();
+      const r = await replica(keyPrefix, { settings: { queueMax: 5 } });
+      for (let i = 0; i < 3; i++) await r.dispatcher.deliver(webhook(rx, i));
+      await eventually(async () => ((await r.log.list({ limit: 10, status: 'delivered' })).data.length === 3 ? true : undefined), 'three delivered');
+      expect(await r.queue.waiting()).toBe(0);
+      // The group's counters as Redis 7.0 left them after restarts: entries added far above entries read.
+      const lastId = (await redis.client.xrevrange(r.queue.key, '+', '-', 'COUNT', 1))[0]?.[0] as string;
+      await redis.client.call('XSETID', r.queue.key, lastId, 'ENTRIESADDED', '10000');
+      const lagOf = async () => {
+        const groups = (await redis.client.call('XINFO', 'GROUPS', r.queue.key)) as unknown[][];
+        const fields = groups[0] as unknown[];
+        return Number(fields[fields.indexOf('lag') + 1]);
+      };
+      expect(await lagOf()).toBeGreaterThan(5);
+      expect(await r.queue.waiting()).toBe(0);
+      // Not refused, and delivered.
+      for (let i = 3; i < 6; i++) expect((await r.dispatcher.deliver(webhook(rx, i))).status).toBe('pending');
+      await eventually(async () => ((await r.log.list({ limit: 10, status: 'delivered' })).data.length === 6 ? true : undefined), 'six delivered');
+      // An unread entry: the count is at most what the stream holds (the read entries it still keeps, a trimmed node's at most, count too), not the lag.
+      await r.queue.stop();
+      await r.dispatcher.deliver(webhook(rx, 6));
+      expect(await lagOf()).toBeGreaterThan(5);
+      expect(await r.queue.waiting()).toBe(await redis.client.xlen(r.queue.key));
+      expect(await redis.client.xlen(r.queue.key)).toBeLessThanOrEqual(7);
+    });
+  });
+
   describe('the shared rate cap', () => {
     it('caps two dispatchers together: a burst of the capacity, then one token per 10 ms window between them', async () => {
       const keyPrefix = redis.newPrefix();
