@@ -786,7 +786,7 @@ if (!hasRedisServer) {
       // Not refused, and delivered.
       for (let i = 3; i < 6; i++) expect((await r.dispatcher.deliver(webhook(rx, i))).status).toBe('pending');
       await eventually(async () => ((await r.log.list({ limit: 10, status: 'delivered' })).data.length === 6 ? true : undefined), 'six delivered');
-      // An unread entry: the count is at most what the stream holds (the read entries it still keeps, a trimmed node's at most, count too), not the lag.
+      // An unread entry: the count is at most what the stream holds (the read entries it still keeps count too), not the lag.
       await r.queue.stop();
       await r.dispatcher.deliver(webhook(rx, 6));
       expect(await lagOf()).toBeGreaterThan(5);

@@ -20,12 +20,13 @@ end
  * the last entry read). An error reply (NOGROUP) when the stream or its group is missing.
  */
 const WAITING_OF = `
--- Whether stream id a comes before b ('<ms>-<seq>').
+-- Whether stream id a comes before b ('<ms>-<seq>'), the parts compared as digit strings (no
+-- leading zeros): as numbers, parts past 2^53 would compare equal.
 local function idBefore(a, b)
   local am, as = string.match(a, '^(%d+)-(%d+)$')
   local bm, bs = string.match(b, '^(%d+)-(%d+)$')
-  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
-  return am < bm or (am == bm and as < bs)
+  local function lt(x, y) return #x < #y or (#x == #y and x < y) end
+  return lt(am, bm) or (am == bm and lt(as, bs))
 end
 local function waitingOf(stream, group, suffix)
   -- A stream deleted (its key alone, or a flush): XINFO would say 'no such key'; the caller makes the group again on NOGROUP.
@@ -39,9 +40,9 @@ local function waitingOf(stream, group, suffix)
   for i = 1, #found, 2 do info[found[i]] = found[i + 1] end
   local pending, lag = info['pending'], info['lag']
   -- Lag is unknown after some deletions: then the whole stream counts as waiting (erring towards
-  -- refusing). Nor is it ever more than the stream holds (read entries it still keeps, up to a
-  -- trimmed node's, then count too), nor anything once the group has read its last entry: after
-  -- each restart from the append-only file, Redis 7.0 grew it by what it had read
+  -- refusing). Nor is it ever more than the stream holds (read entries it still keeps, since the
+  -- oldest one held, then count too: README), nor anything once the group has read its last entry:
+  -- after each restart from the append-only file, Redis 7.0 grew it by what it had read
   -- (a user test: 15,393 on an idle queue of a few entries, so a WEBHOOK_QUEUE_MAX of 5,000 refused
   -- new deliveries as queue_full with nothing waiting).
   local length = redis.call('XLEN', stream)

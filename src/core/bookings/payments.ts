@@ -157,17 +157,7 @@ export class BookingPayments {
   async #begin(bookingId: string, userId: string, kind: PaymentKind): Promise<{ booking: Booking; token: string }> {
     const { bookings, clock, settlement } = this.#deps;
     const token = randomUUID();
-    let begun: Awaited<ReturnType<typeof bookings.beginPayment>>;
-    try {
-      begun = await bookings.beginPayment(bookingId, userId, kind, clock.now(), token);
-    } catch (error) {
-      // The store away as it began (Redis): its script may have run, its answer lost, leaving the
-      // payment in flight with nobody to end it, so the client's retry was refused as in progress
-      // until the hold had passed (a user test). Its abort is tried until the store takes it; it
-      // names this begin's token, so it ends nothing when the begin never ran, nor a later payment.
-      if (isStoreUnavailable(error)) await this.#writeOrLater(() => bookings.abortPayment(bookingId, token)).catch(() => undefined);
-      throw error;
-    }
+    const begun = await bookings.beginPayment(bookingId, userId, kind, clock.now(), token);
     switch (begun.kind) {
       case 'started':
         return { booking: begun.booking, token };
