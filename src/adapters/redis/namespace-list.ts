@@ -120,9 +120,9 @@ export class RedisNamespaceList {
 
   /**
    * Calls `onReset` with the name of each namespace a replica begins to reset, on a connection of
-   * its own (a subscribed connection serves nothing else; ioredis subscribes again after a
-   * reconnect). A message missed meanwhile, or a subscription refused (an ACL without channels), is
-   * made up for by the caller's periodic read of the list. Answers how to stop listening.
+   * its own (a subscribed connection serves nothing else), subscribed again at each reconnect. A
+   * message missed meanwhile, or a subscription refused (an ACL without channels), is made up for
+   * by the caller's periodic read of the list. Answers how to stop listening.
    */
   listen(onReset: (namespace: string) => void): () => void {
     // Subscribed at each connection by this code, not by ioredis' autoResubscribe, which leaves a
