@@ -111,14 +111,29 @@ export function idempotencyKeyLost(): DomainError {
 
 /**
  * The store that holds the service's state cannot be reached (Redis stopped, restarting, or out of
- * the network): the call changed nothing this process knows of, and the client retries later. The
- * adapters raise it; each dialect renders it as its 503.
+ * the network): the client retries later. The adapters raise it; each dialect renders it as its 503.
  */
 export class StoreUnavailableError extends DomainError {
-  constructor(options?: { cause?: unknown }, code: 'STORE_UNAVAILABLE' | 'SHUTTING_DOWN' = 'STORE_UNAVAILABLE', message = 'The store is unavailable; retry shortly.') {
+  /**
+   * The call reached the store before it went away, and may have been carried out there, its answer
+   * lost (or may be when the store reads it): what it began may need ending (`storeCallMayHaveRun`).
+   * False (the default) when it surely changed nothing.
+   */
+  readonly mayHaveRun: boolean;
+
+  constructor(options?: { cause?: unknown; mayHaveRun?: boolean }, code: 'STORE_UNAVAILABLE' | 'SHUTTING_DOWN' = 'STORE_UNAVAILABLE', message = 'The store is unavailable; retry shortly.') {
     super(code, message);
     if (options?.cause !== undefined) this.cause = options.cause;
+    this.mayHaveRun = options?.mayHaveRun ?? false;
   }
+}
+
+/** True when `error` says the store could not be reached after the call reached it (`StoreUnavailableError.mayHaveRun`). */
+export function storeCallMayHaveRun(error: unknown): boolean {
+  for (let cause = error, depth = 0; cause instanceof Error && depth < 5; cause = cause.cause, depth++) {
+    if (cause instanceof StoreUnavailableError) return cause.mayHaveRun;
+  }
+  return false;
 }
 
 /** What a request gets from a process that is closing. */

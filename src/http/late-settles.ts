@@ -14,7 +14,8 @@ export const LATE_SETTLE_MAX_MS = 1_000;
 /**
  * Settles waiting at once, at most. Only a request whose key was taken before the store went
  * away, and that ended while it was away, waits (during the outage a begin is refused, 503, and
- * takes nothing), so they are about as many as requests were in flight then.
+ * takes nothing), and a booking payment's begin sent as it went (`storeCallMayHaveRun`), so they are
+ * about as many as requests were in flight then.
  */
 export const LATE_SETTLES_MAX = 1_000;
 

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { createRedisClient, redisLoading, shownLoading } from '../../src/adapters/redis/connection.ts';
 import { pino } from 'pino';
-import { isRedisUnavailable, RedisNotServingError } from '../../src/adapters/redis/unavailable.ts';
+import { isRedisUnavailable, mayHaveRun, RedisNotServingError } from '../../src/adapters/redis/unavailable.ts';
 import { FAIL_FAST_AFTER_MS, openRedis, SILENT_AFTER_MS } from '../../src/adapters/redis/watched-client.ts';
 import { redisServerOrSkip, startRedis, type TestRedis } from '../helpers/redis.ts';
 import { startRedisServer } from '../helpers/redis-server.ts';
@@ -162,12 +162,12 @@ if (redisServerOrSkip('the Redis client')) {
       return Date.now() - started;
     }
     /** How a call ended: its value, or its error's class and message, and after how long. */
-    async function outcome(call: Promise<unknown>): Promise<{ value?: unknown; error?: string; notServing?: boolean; unavailable?: boolean; tookMs: number }> {
+    async function outcome(call: Promise<unknown>): Promise<{ value?: unknown; error?: string; notServing?: boolean; unavailable?: boolean; mayHaveRun?: boolean; tookMs: number }> {
       const started = Date.now();
       try {
         return { value: await call, tookMs: Date.now() - started };
       } catch (error) {
-        return { error: (error as Error).message, notServing: error instanceof RedisNotServingError, unavailable: isRedisUnavailable(error), tookMs: Date.now() - started };
+        return { error: (error as Error).message, notServing: error instanceof RedisNotServingError, unavailable: isRedisUnavailable(error), mayHaveRun: mayHaveRun(error), tookMs: Date.now() - started };
       }
     }
     /**
@@ -227,10 +227,11 @@ if (redisServerOrSkip('the Redis client')) {
         expect(warnings()).toEqual(['Redis has not answered for 2 s (paused, overloaded, or cut off by the network): store calls answer 503 STORE_UNAVAILABLE until it answers; those sent before may still run when it does']);
         // Sent before the silence was found: it fails as it is found, as STORE_UNAVAILABLE too.
         // (Auto-pipelined calls wait for the batch in flight: the next batch goes once it has failed.)
-        expect(await sentBefore).toEqual({ error: expect.stringMatching(new RegExp(`^Redis at ${server.url} has not answered for \\d+ s$`)), notServing: true, unavailable: true, tookMs: expect.any(Number) });
+        // It may have run (it did, below): the core ends what it began (a booking payment's begin).
+        expect(await sentBefore).toEqual({ error: expect.stringMatching(new RegExp(`^Redis at ${server.url} has not answered for \\d+ s$`)), notServing: true, unavailable: true, mayHaveRun: true, tookMs: expect.any(Number) });
         const refused = outcome(watched.client.incr('counter'));
         expect(await settledBeforeNextTurn(refused), 'refused at once').toBe(true);
-        expect(await refused).toEqual({ error: expect.stringMatching(new RegExp(`^Redis at ${server.url} has not answered for \\d+ s$`)), notServing: true, unavailable: true, tookMs: expect.any(Number) });
+        expect(await refused).toEqual({ error: expect.stringMatching(new RegExp(`^Redis at ${server.url} has not answered for \\d+ s$`)), notServing: true, unavailable: true, mayHaveRun: false, tookMs: expect.any(Number) });
 
         server.child.kill('SIGCONT');
         await until(() => watched.unavailable() === undefined, 3000, 'Redis answering again');
@@ -323,18 +324,39 @@ if (redisServerOrSkip('the Redis client')) {
         watched.started();
         await server.pause();
         await once(watched.client, 'error');
+        // Given up by ioredis after its reconnects, never written: it did not run.
         const early = await outcome(watched.client.get('k'));
-        expect(early).toMatchObject({ notServing: false, unavailable: true });
+        expect(early).toMatchObject({ error: 'Reached the max retries per request limit (which is 2). Refer to "maxRetriesPerRequest" option for details.', notServing: true, unavailable: true, mayHaveRun: false });
         // Past FAIL_FAST_AFTER_MS since the loss: no reconnect is waited for.
         await new Promise((resolve) => setTimeout(resolve, FAIL_FAST_AFTER_MS));
         const port = new URL(server.url).port;
         const call = outcome(watched.client.get('k'));
         expect(await settledBeforeNextTurn(call), 'failed at once').toBe(true);
-        expect(await call).toEqual({ error: `Redis at ${server.url} is unreachable (connect ECONNREFUSED 127.0.0.1:${port})`, notServing: true, unavailable: true, tookMs: expect.any(Number) });
+        expect(await call).toEqual({ error: `Redis at ${server.url} is unreachable (connect ECONNREFUSED 127.0.0.1:${port})`, notServing: true, unavailable: true, mayHaveRun: false, tookMs: expect.any(Number) });
         // Back: calls run again.
         await server.resume();
         await until(() => watched.unavailable() === undefined, 5000, 'Redis reachable again');
         expect(await watched.client.set('k', 'v')).toBe('OK');
+      } finally {
+        await watched.close();
+        await server.stop();
+      }
+    });
+
+    it('a call in flight when the connection is lost may have run (Redis may have run it before it went); one queued after and given up unsent did not', { timeout: 30_000 }, async () => {
+      const { server, watched } = await watchedWithLogs();
+      try {
+        watched.serve();
+        watched.started();
+        // 300 ms of Redis' time: written, and in flight when Redis is killed 100 ms into it.
+        const busy = "local t = redis.call('TIME'); local start = t[1] * 1000000 + t[2]; repeat t = redis.call('TIME') until t[1] * 1000000 + t[2] - start >= 300000; return 1";
+        const inFlight = outcome(watched.client.eval(busy, 0));
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        server.child.kill('SIGKILL');
+        await once(watched.client, 'error');
+        const queued = outcome(watched.client.get('k'));
+        expect(await inFlight).toEqual({ error: 'Reached the max retries per request limit (which is 2). Refer to "maxRetriesPerRequest" option for details.', notServing: false, unavailable: true, mayHaveRun: true, tookMs: expect.any(Number) });
+        expect(await queued).toEqual({ error: 'Reached the max retries per request limit (which is 2). Refer to "maxRetriesPerRequest" option for details.', notServing: true, unavailable: true, mayHaveRun: false, tookMs: expect.any(Number) });
       } finally {
         await watched.close();
         await server.stop();
@@ -355,7 +377,7 @@ if (redisServerOrSkip('the Redis client')) {
         // A second after the connection was lost, calls are not queued for it: 503 at once, nothing run later.
         await new Promise((resolve) => setTimeout(resolve, FAIL_FAST_AFTER_MS));
         const refused = await outcome(watched.client.set('late', 'x'));
-        expect(refused).toEqual({ error: `Redis at ${server.url} took the connection and has not answered yet`, notServing: true, unavailable: true, tookMs: expect.any(Number) });
+        expect(refused).toEqual({ error: `Redis at ${server.url} took the connection and has not answered yet`, notServing: true, unavailable: true, mayHaveRun: false, tookMs: expect.any(Number) });
         expect(refused.tookMs).toBeLessThan(200);
         server.child.kill('SIGCONT');
         await until(() => watched.unavailable() === undefined, 5000, 'Redis serving');

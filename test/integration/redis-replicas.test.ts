@@ -1161,6 +1161,40 @@ if (redisServerOrSkip('replicas on Redis')) {
     });
   });
 
+  describe('a booking payment whose begin Redis took as it went silent', { timeout: TEST_TIMEOUT_MS }, () => {
+    it('answers 503, and once Redis answers again the begin it ran is ended, so the client’s retry pays (before 2026-12-06 it was refused as in progress for the hold and a lease, about 10.5 minutes)', async () => {
+      const [a] = await replicas({ MOCK_MIN_DELAY_MS: '0', MOCK_MAX_DELAY_MS: '0' });
+      const headers = { 'x-user-id': 'user_lost_begin' };
+      const booked = await inject(a, { method: 'POST', url: '/bookings', headers, payload: { performanceId: 'perf_001', quantity: 1, paymentMethod: 'CREDIT_CARD' } });
+      expect(booked.statusCode).toBe(201);
+      const bookingId = booked.json().bookingId as string;
+      const pay = () => inject(a, { method: 'POST', url: '/payments/execute', headers, payload: { bookingId, paymentMethodToken: 'tok_visa', cvv: '120' } });
+      // Another booking paid first: the begin's script is in Redis' cache, so the one sent while it is silent runs when it reads it (not NOSCRIPT).
+      const other = await inject(a, { method: 'POST', url: '/bookings', headers, payload: { performanceId: 'perf_001', quantity: 1, paymentMethod: 'CREDIT_CARD' } });
+      const warm = await inject(a, { method: 'POST', url: '/payments/execute', headers, payload: { bookingId: other.json().bookingId, paymentMethodToken: 'tok_visa', cvv: '120' } });
+      expect([warm.statusCode, warm.json().finalStatus]).toEqual([200, 'SUCCESS']);
+      redis.freeze();
+      let answered: Awaited<ReturnType<typeof pay>>;
+      try {
+        // Sent into the open connection of a Redis that reads nothing: it fails when the silence is found (2 s).
+        answered = await pay();
+      } finally {
+        redis.thaw();
+      }
+      expect([answered.statusCode, answered.headers['retry-after'], answered.json()]).toEqual([503, '1', { error: 'The store is unavailable; retry shortly.', code: 'STORE_UNAVAILABLE' }]);
+      await eventually(async () => ((await inject(a, { url: '/readyz' })).statusCode === 200 ? true : undefined), 'readiness after Redis answers again');
+      // Redis ran the begin when it read it: the booking was in payment, with nothing of this process
+      // running it. Its abort, by its token, went after it (sent too), or is tried again on the
+      // replica's clock (250 ms, then doubling) and taken now. Without it, never (the hold is 10 minutes).
+      await eventually(async () => {
+        await a.clock.advance(500);
+        return (await a.app.core.stores.bookings.get(bookingId))?.paymentInFlight === null ? true : undefined;
+      }, 'the lost begin ended');
+      const paid = await pay();
+      expect([paid.statusCode, paid.json().finalStatus]).toEqual([200, 'SUCCESS']);
+    });
+  });
+
   describe('Redis stopped and restarted', { timeout: TEST_TIMEOUT_MS }, () => {
     it('a booking payment cut short by the outage answers 503, and once Redis is back its retry is taken (not refused as in progress until the hold has passed)', async () => {
       const [a] = await replicas({ MOCK_MIN_DELAY_MS: '1000', MOCK_MAX_DELAY_MS: '1000' });

@@ -545,8 +545,17 @@ describe('a payment cut short while the store is unavailable (Redis away)', () =
    */
   function outage(h: Awaited<ReturnType<typeof makeBookings>>) {
     const store = h.bookings;
-    const state = { away: true, lose: false, aborts: [] as Array<string | undefined>, failSchedule: false, queueFull: false };
+    const state = { away: true, lose: false, loseBegin: undefined as StoreUnavailableError | undefined, aborts: [] as Array<string | undefined>, failSchedule: false, queueFull: false };
     const bookings = withMethods(store, {
+      // The next begin fails with `loseBegin`: after it ran when it says it may have, before otherwise.
+      beginPayment: async (...args: Parameters<typeof store.beginPayment>) => {
+        const lost = state.loseBegin;
+        state.loseBegin = undefined;
+        if (lost !== undefined && !lost.mayHaveRun) throw lost;
+        const begun = await store.beginPayment(...args);
+        if (lost !== undefined) throw lost;
+        return begun;
+      },
       recordPayment: (...args: Parameters<typeof store.recordPayment>) => (state.away ? Promise.reject(new StoreUnavailableError()) : store.recordPayment(...args)),
       abortPayment: async (id: string, begunWith?: string) => {
         state.aborts.push(begunWith);
@@ -599,6 +608,39 @@ describe('a payment cut short while the store is unavailable (Redis away)', () =
     expect(new Set(state.aborts).size).toBe(1);
     await h.clock.advance(PAY_DELAY / 2);
     expect((retried.value as { finalStatus: string } | undefined)?.finalStatus).toBe('SUCCESS');
+  });
+
+  it('its begin ran but its answer was lost (Redis gone silent with it sent): the payment is ended once the store is back, so the client’s retry begins, not refused as in progress for the hold and a lease (a user test)', async () => {
+    const h = await makeBookings();
+    const booking = await book(h);
+    const { state, late, payments, store } = outage(h);
+    state.loseBegin = new StoreUnavailableError({ mayHaveRun: true });
+    const cut = track(payments.executePayment(payInput(booking)));
+    await h.clock.advance(0);
+    expect([cut.settled, (cut.error as { code?: string }).code]).toEqual([true, 'STORE_UNAVAILABLE']);
+    // Its abort, naming its begin's token, tried at once (its answer lost: away), then again once the store is back.
+    expect([state.aborts.length, late.length]).toEqual([1, 1]);
+    state.away = false;
+    await late[0]!();
+    expect((await store.get(booking.id))?.paymentInFlight).toBeNull();
+    expect(state.aborts).toHaveLength(2);
+    expect(new Set(state.aborts).size).toBe(1);
+    const retried = track(payments.executePayment(payInput(booking)));
+    await h.clock.advance(PAY_DELAY);
+    expect((retried.value as { finalStatus: string } | undefined)?.finalStatus).toBe('SUCCESS');
+  });
+
+  it('its begin refused before it was sent (as every call is while Redis is known away): nothing is tried later, so retries during an outage do not fill the late writes’ room (a review: 1,000 filled, real aborts dropped)', async () => {
+    const h = await makeBookings();
+    const booking = await book(h);
+    const { state, late, payments, store } = outage(h);
+    for (let i = 0; i < 3; i++) {
+      state.loseBegin = new StoreUnavailableError();
+      const refused = track(payments.executePayment(payInput(booking)));
+      await h.clock.advance(0);
+      expect([refused.settled, (refused.error as { code?: string }).code]).toEqual([true, 'STORE_UNAVAILABLE']);
+    }
+    expect([state.aborts, late, (await store.get(booking.id))?.paymentInFlight]).toEqual([[], [], null]);
   });
 
   it('its abort taken and its expiry job not: only the job is tried again', async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { isRedisUnavailable, RedisNotServingError, unavailableAsStoreError } from '../../src/adapters/redis/unavailable.ts';
-import { StoreUnavailableError } from '../../src/core/errors.ts';
+import { asStoreError, isRedisUnavailable, RedisNotServingError, unavailableAsStoreError } from '../../src/adapters/redis/unavailable.ts';
+import { StoreUnavailableError, storeCallMayHaveRun } from '../../src/core/errors.ts';
 
 /** The one place where Redis' connection failures become STORE_UNAVAILABLE. @see issue 14 "Redis unavailable" */
 
@@ -37,6 +37,28 @@ describe('isRedisUnavailable', () => {
     ['not an error', 'ECONNREFUSED'],
   ])('%s: passes unchanged', (_what, error) => {
     expect(isRedisUnavailable(error)).toBe(false);
+  });
+});
+
+describe('whether a call Redis could not answer may have run (StoreUnavailableError.mayHaveRun)', () => {
+  it.each([
+    ['written and then the connection lost (ioredis gave up after its reconnects)', named('MaxRetriesPerRequestError', 'Reached the max retries per request limit (which is 2). Refer to "maxRetriesPerRequest" option for details.'), true],
+    ['written and unanswered within commandTimeout', new Error('Command timed out'), true],
+    ['the connection closed under it', new Error('Connection is closed.'), true],
+    ['written and unanswered when Redis was found silent', new RedisNotServingError('Redis at redis://127.0.0.1:6379 has not answered for 2 s', { sent: true }), true],
+    ['not sent: Redis known silent or unreachable', new RedisNotServingError('Redis at redis://127.0.0.1:6379 has not answered for 2 s'), false],
+    ['queued for a connection and given up unwritten', new RedisNotServingError('Reached the max retries per request limit (which is 2).', { cause: named('MaxRetriesPerRequestError', 'Reached the max retries per request limit (which is 2).') }), false],
+    ['refused by Redis loading its AOF', named('ReplyError', 'LOADING Redis is loading the dataset in memory'), false],
+    ['refused by a full Redis', named('ReplyError', "OOM command not allowed when used memory > 'maxmemory'."), false],
+    ['refused by a replica', named('ReplyError', "READONLY You can't write against a read only replica."), false],
+  ])('%s: %s', (_what, error, expected) => {
+    const stored = asStoreError(error);
+    expect(stored).toBeInstanceOf(StoreUnavailableError);
+    expect([(stored as StoreUnavailableError).mayHaveRun, storeCallMayHaveRun(stored), storeCallMayHaveRun(new Error('wrapped', { cause: stored }))]).toEqual([expected, expected, expected]);
+  });
+
+  it('another error, and a StoreUnavailableError made without saying, did not', () => {
+    expect([storeCallMayHaveRun(new Error('ERR')), storeCallMayHaveRun(new StoreUnavailableError()), storeCallMayHaveRun(undefined)]).toEqual([false, false, false]);
   });
 });
 

@@ -22,12 +22,21 @@ const SOCKET_CODES: ReadonlySet<string> = new Set(['ECONNREFUSED', 'ECONNRESET',
 const UNAVAILABLE_MESSAGES = /^(Connection is closed\.|Stream isn't writeable|Reached the max retries per request limit|LOADING |MASTERDOWN |TRYAGAIN )/;
 
 /**
- * A command the process did not send because it knows Redis cannot answer it now: silent (a PING
- * unanswered for `SILENT_AFTER_MS`) or unreachable for `FAIL_FAST_AFTER_MS` already
- * (`watched-client.ts`). The call answers 503 STORE_UNAVAILABLE at once, and nothing of it runs later.
+ * A command the process gave up on because it knows Redis cannot answer it now (`watched-client.ts`):
+ * not sent, as Redis is silent (a PING unanswered for `SILENT_AFTER_MS`) or unreachable for
+ * `FAIL_FAST_AFTER_MS` already, or queued for a connection and never written (the error ioredis gave
+ * it is the cause); or sent and unanswered when Redis was found silent (`sent`). The call answers
+ * 503 STORE_UNAVAILABLE; one not sent never runs.
  */
 export class RedisNotServingError extends Error {
   override name = 'RedisNotServingError';
+  /** Written to Redis before it was given up: it may have run, its answer lost, or run when Redis reads it. */
+  readonly sent: boolean;
+
+  constructor(message: string, options: { sent?: boolean; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.sent = options.sent ?? false;
+  }
 }
 
 /** True when `error` is ioredis' time-out of a command that Redis did not answer within `COMMAND_TIMEOUT_MS`. */
@@ -65,9 +74,24 @@ export function isRedisUnavailable(error: unknown): boolean {
   return typeof code === 'string' && SOCKET_CODES.has(code);
 }
 
-/** `error` as the core's STORE_UNAVAILABLE when Redis could not be reached; unchanged otherwise. */
+/** Redis' replies that refuse a command whole while it cannot serve (loading, a replica without its primary, a slot moving). */
+const NOT_SERVING_REPLIES = /^(LOADING |MASTERDOWN |TRYAGAIN )/;
+
+/**
+ * Whether a call that failed with `error` (one `isRedisUnavailable` takes) may have run in Redis:
+ * false when it was never written (`RedisNotServingError` not sent) or Redis refused it whole (a
+ * reply such as `LOADING` or `OOM`); true otherwise, its answer lost (a connection lost or a Redis
+ * gone silent with it in flight, a time-out), as it may run later when Redis reads it.
+ */
+export function mayHaveRun(error: unknown): boolean {
+  if (error instanceof RedisNotServingError) return error.sent;
+  if (!(error instanceof Error)) return true;
+  return !(isRedisRefusingWrites(error) || NOT_SERVING_REPLIES.test(error.message));
+}
+
+/** `error` as the core's STORE_UNAVAILABLE when Redis could not be reached (saying whether the call `mayHaveRun`); unchanged otherwise. */
 export function asStoreError(error: unknown): unknown {
-  return isRedisUnavailable(error) ? new StoreUnavailableError({ cause: error }) : error;
+  return isRedisUnavailable(error) ? new StoreUnavailableError({ cause: error, mayHaveRun: mayHaveRun(error) }) : error;
 }
 
 /** `call`, a Redis call made outside the guarded stores, rejecting as they do (`asStoreError`). */

@@ -3,7 +3,7 @@ import { Command, type Redis } from 'ioredis';
 import type { FastifyBaseLogger } from 'fastify';
 import { StoreUnavailableError } from '../../core/errors.ts';
 import { createRedisClient, LOADED, LOADING_SEEN, redisLoading, shownLoading, shownRedisUrl, type RedisConnectionOptions, type RedisLoading } from './connection.ts';
-import { isCommandTimeout, isRedisGivingUp, isRedisRefusingWrites, RedisNotServingError, refusalHint } from './unavailable.ts';
+import { isCommandTimeout, isRedisGivingUp, isRedisRefusingWrites, isRedisUnavailable, RedisNotServingError, refusalHint } from './unavailable.ts';
 
 /** A start that cannot reach Redis: told on one line, like a bad configuration. */
 export class RedisUnreachableError extends Error {
@@ -26,7 +26,9 @@ export function lostDuringStart(error: unknown, url: string): unknown {
   const cause = redisCause(error);
   if (!(error instanceof StoreUnavailableError) && !isRedisGivingUp(error)) return error;
   if (isRedisRefusingWrites(cause)) return new RedisUnreachableError(`Redis at ${shownRedisUrl(url)} refuses writes (${(cause as Error).message}); ${refusalHint((cause as Error).message)}`, { cause: error });
-  const why = !(cause instanceof Error) ? 'it stopped answering' : cause.name === 'MaxRetriesPerRequestError' ? 'the connection was lost and could not be made again' : cause.message;
+  // A command never written keeps ioredis' own error as its cause.
+  const given = cause instanceof RedisNotServingError && cause.cause instanceof Error ? cause.cause : cause;
+  const why = !(given instanceof Error) ? 'it stopped answering' : given.name === 'MaxRetriesPerRequestError' ? 'the connection was lost and could not be made again' : given.message;
   return new RedisUnreachableError(`Redis at ${shownRedisUrl(url)} stopped answering during the start (${why}); start it or set REDIS_URL`, { cause: error });
 }
 
@@ -267,7 +269,7 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
         // What was sent and is unanswered fails now (its reply, if Redis ever sends it, is dropped).
         const unanswered = sent;
         sent = [];
-        for (const command of unanswered) if (!isSettled(command)) command.reject(new RedisNotServingError(`Redis at ${where} has not answered for ${silentFor()}`));
+        for (const command of unanswered) if (!isSettled(command)) command.reject(new RedisNotServingError(`Redis at ${where} has not answered for ${silentFor()}`, { sent: written.has(command) }));
       });
     }, LIVENESS_EVERY_MS);
     liveness.unref();
@@ -292,6 +294,27 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
    * reply would go to the wrong call.
    */
   const batches = new WeakMap<object, { reason: string | undefined }>();
+  /**
+   * Commands handed to ioredis with a connection up (`ready`, or `connect` for its handshake): written
+   * to Redis, or may be. One handed over without (queued for the next connection) and given up on
+   * before it was written fails as not sent (`RedisNotServingError`, the error ioredis gave it as the
+   * cause), so the core knows it never ran (`mayHaveRun`); queued and then written at the reconnect
+   * (ioredis sends its queue through here), it counts as written from then on.
+   */
+  const written = new WeakSet<Command>();
+  const watchedRejects = new WeakSet<Command>();
+  const toldIfNeverWritten = (command: Command): void => {
+    if (client.status === 'ready' || client.status === 'connect') {
+      written.add(command);
+      return;
+    }
+    if (watchedRejects.has(command)) return;
+    watchedRejects.add(command);
+    const reject = command.reject.bind(command);
+    command.reject = (error: Error): void => {
+      reject(written.has(command) || error instanceof RedisNotServingError || !isRedisUnavailable(error) ? error : new RedisNotServingError(error.message, { cause: error }));
+    };
+  };
   // Every command of the client (the stores', scripts', auto-pipelined batches') passes here.
   client.sendCommand = ((command: Command, stream?: unknown, ...rest: unknown[]): unknown => {
     let reason: string | undefined;
@@ -305,9 +328,11 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
     } else reason = notServing(command, false);
     if (reason === undefined) {
       if (serving) sent.push(command);
+      toldIfNeverWritten(command);
       return Reflect.apply(send, client, [command, stream, ...rest]);
     }
-    command.reject(new RedisNotServingError(reason));
+    // Not sent now; sent before all the same when ioredis sends it again after a reconnect.
+    command.reject(new RedisNotServingError(reason, { sent: written.has(command) }));
     return command.promise;
   }) as Redis['sendCommand'];
 

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../clock.ts';
-import { DomainError, isStoreUnavailable, notFound, validationFailed, type FieldIssue } from '../errors.ts';
+import { DomainError, isStoreUnavailable, notFound, storeCallMayHaveRun, validationFailed, type FieldIssue } from '../errors.ts';
 import type { EventBus } from '../events.ts';
 import type { IdFactory } from '../ids.ts';
 import type { BookingStore, SeatStore } from '../ports.ts';
@@ -157,7 +157,19 @@ export class BookingPayments {
   async #begin(bookingId: string, userId: string, kind: PaymentKind): Promise<{ booking: Booking; token: string }> {
     const { bookings, clock, settlement } = this.#deps;
     const token = randomUUID();
-    const begun = await bookings.beginPayment(bookingId, userId, kind, clock.now(), token);
+    let begun: Awaited<ReturnType<typeof bookings.beginPayment>>;
+    try {
+      begun = await bookings.beginPayment(bookingId, userId, kind, clock.now(), token);
+    } catch (error) {
+      // The store went away with the begin sent (Redis): it may have run, its answer lost, leaving
+      // the payment in flight with nobody to end it, so the client's retry was refused as in progress
+      // until the hold and a lease had passed (a user test). Its abort is tried until the store takes
+      // it; it names this begin's token, so it ends nothing if the begin never ran, nor a later payment.
+      // A begin the store surely never ran (refused before it was sent, as every call is during an
+      // outage) queues nothing: a late abort for each filled the late writes' room (a review).
+      if (storeCallMayHaveRun(error)) await this.#writeOrLater(() => bookings.abortPayment(bookingId, token)).catch(() => undefined);
+      throw error;
+    }
     switch (begun.kind) {
       case 'started':
         return { booking: begun.booking, token };
