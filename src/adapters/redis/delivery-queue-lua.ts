@@ -13,11 +13,13 @@ end
 `;
 
 /*
- * Lua: `waitingOf(stream, group, busySuffix)`, the deliveries waiting to start in the group: not yet
- * read (the group's lag), or read and not started (pending, less what the consumers named
+ * Lua: `waitingOf(stream, group, busySuffix, repair)`, the deliveries waiting to start in the group:
+ * not yet read (the group's lag), or read and not started (pending, less what the consumers named
  * `…<busy suffix>` hold: attempts in flight, which memory does not count either); and, second, the
  * id below which every entry has been acknowledged (older than both the oldest pending entry and
- * the last entry read). An error reply (NOGROUP) when the stream or its group is missing.
+ * the last entry read). An error reply (NOGROUP) when the stream or its group is missing. With
+ * `repair`, a lag found wrong (the group has read the last entry, and Redis still counts some
+ * unread) is set right in Redis (XGROUP SETID … ENTRIESREAD), so it counts right from there.
  */
 const WAITING_OF = `
 -- Whether stream id a comes before b ('<ms>-<seq>'), the parts compared as digit strings (no
@@ -28,7 +30,7 @@ local function idBefore(a, b)
   local function lt(x, y) return #x < #y or (#x == #y and x < y) end
   return lt(am, bm) or (am == bm and lt(as, bs))
 end
-local function waitingOf(stream, group, suffix)
+local function waitingOf(stream, group, suffix, repair)
   -- A stream deleted (its key alone, or a flush): XINFO would say 'no such key'; the caller makes the group again on NOGROUP.
   if redis.call('EXISTS', stream) == 0 then return redis.error_reply('NOGROUP the delivery stream does not exist') end
   local found
@@ -49,7 +51,19 @@ local function waitingOf(stream, group, suffix)
   if not lag or lag > length then lag = length end
   if lag > 0 then
     local last = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)[1]
-    if last and not idBefore(info['last-delivered-id'], last[1]) then lag = 0 end
+    if last and not idBefore(info['last-delivered-id'], last[1]) then
+      lag = 0
+      -- Read all there is: read as many as were ever added. Without this the wrong lag stayed, and
+      -- while any entry was unread the count was the stream's whole length (a review: 2,002 for one).
+      if repair then
+        local added
+        local stream_info = redis.call('XINFO', 'STREAM', stream)
+        for i = 1, #stream_info, 2 do
+          if stream_info[i] == 'entries-added' then added = stream_info[i + 1] end
+        end
+        if added then redis.call('XGROUP', 'SETID', stream, group, info['last-delivered-id'], 'ENTRIESREAD', added) end
+      end
+    end
   end
   local floor = info['last-delivered-id']
   if pending > 0 then
@@ -72,7 +86,7 @@ end
  * is waiting or held (`~`: only whole nodes go, cheaply).
  */
 export const ENQUEUE = `${WAITING_OF}
-local waiting, floor = waitingOf(KEYS[1], ARGV[1], ARGV[4])
+local waiting, floor = waitingOf(KEYS[1], ARGV[1], ARGV[4], true)
 if type(waiting) == 'table' then return waiting end
 local max = tonumber(ARGV[2])
 if max > 0 and waiting >= max then return 0 end
@@ -85,7 +99,7 @@ return 1
  * (`waitingOf`, what ENQUEUE bounds), 0 when the stream or its group is missing (nothing waits).
  */
 export const WAITING = `${WAITING_OF}
-local waiting = waitingOf(KEYS[1], ARGV[1], ARGV[2])
+local waiting = waitingOf(KEYS[1], ARGV[1], ARGV[2], false)
 if type(waiting) == 'table' then return 0 end
 return waiting
 `;
