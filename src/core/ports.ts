@@ -168,14 +168,19 @@ export interface BookingStore {
   /**
    * Marks a payment in flight on the caller's pending, unpaid booking whose hold has not lapsed
    * (a lapsed one is expired in the same step, `settledAt` = `now`). Of two concurrent calls exactly one starts.
+   * `token`: this payment's (new when unset), kept with it while in flight: `abortPayment(id, token)`
+   * and `recordPayment(…, token)` end this payment only. `staleBefore`: a payment in flight begun
+   * (by its `now`) before this time is taken to have lost its process (a replica killed during its
+   * delay) and is ended first, so this one can begin; unset, a payment in flight always refuses.
    */
-  /** `token`: this payment's (new when unset), kept with it while in flight: `abortPayment(id, token)` ends this payment only. */
-  beginPayment(id: string, userId: string, kind: PaymentKind, now: number, token?: string): Promise<BeginPaymentOutcome>;
+  beginPayment(id: string, userId: string, kind: PaymentKind, now: number, token?: string, staleBefore?: number): Promise<BeginPaymentOutcome>;
   /**
    * Ends the payment in flight: records its result (and the method it was paid with, when given)
-   * and writes its inbox event, in one step. Undefined unless the booking is pending with a payment in flight.
+   * and writes its inbox event, in one step. Undefined unless the booking is pending with a payment
+   * in flight: with `begunWith` (its `beginPayment`'s token), that very payment, not one begun since
+   * in its place (`staleBefore`).
    */
-  recordPayment(id: string, paymentIntent: BookingPaymentIntent, event: InboxEvent, paymentMethod?: string): Promise<Booking | undefined>;
+  recordPayment(id: string, paymentIntent: BookingPaymentIntent, event: InboxEvent, paymentMethod?: string, begunWith?: string): Promise<Booking | undefined>;
   /**
    * Ends a payment in flight without a result (its guards failed after the delay). With `begunWith`
    * (the token its `beginPayment` was given), only while that payment is the one in flight: a try

@@ -1161,6 +1161,36 @@ if (redisServerOrSkip('replicas on Redis')) {
     });
   });
 
+  describe('a booking payment whose replica stalls (or dies) during its delay', { timeout: TEST_TIMEOUT_MS }, () => {
+    it('the other replica takes it over once the longest delay and a lease have passed since it began, and pays; the stalled one, waking, records nothing and answers 409 (before 2026-12-06 refused as in progress until the hold and a lease had passed)', async () => {
+      const [a, b] = await replicas({ MOCK_MIN_DELAY_MS: '1000', MOCK_MAX_DELAY_MS: '1000' });
+      const headers = { 'x-user-id': 'user_stalled' };
+      const booked = await inject(a, { method: 'POST', url: '/bookings', headers, payload: { performanceId: 'perf_001', quantity: 1, paymentMethod: 'CREDIT_CARD' } });
+      expect(booked.statusCode).toBe(201);
+      const bookingId = booked.json().bookingId as string;
+      const pay = (t: TestApp, token: string) => inject(t, { method: 'POST', url: '/payments/execute', headers, payload: { bookingId, paymentMethodToken: token, cvv: '120' } });
+      // A's payment begins and waits for its delay on A's clock, which stands still (A stalled, or gone).
+      const onA = pay(a, 'tok_chargeDeclined');
+      await eventually(async () => ((await a.app.bookings.service.counts()).paymentsInFlight === 1 ? true : undefined), 'the payment in flight on A');
+      // On B: in progress within the longest delay and a lease (SCHEDULER_LEASE_MS) of its begin, then taken over.
+      await b.clock.advance(1_000 + b.app.core.scheduler.leaseMs);
+      const refused = await pay(b, 'tok_visa');
+      expect([refused.statusCode, refused.json().code]).toEqual([409, 'PAYMENT_ALREADY_PROCESSED']);
+      await b.clock.advance(1);
+      const onB = pay(b, 'tok_visa');
+      await eventually(async () => ((await a.app.core.stores.bookings.get(bookingId))?.paymentInFlight === 'execute' && b.app.bookings.payments.inFlight === 1 ? true : undefined), 'the payment in flight on B');
+      // A wakes while B's payment is in its delay: its decline is not B's result.
+      await a.clock.advance(1_000);
+      const answeredA = await onA;
+      expect([answeredA.statusCode, answeredA.json().code]).toEqual([409, 'PAYMENT_ALREADY_PROCESSED']);
+      await b.clock.advance(1_000);
+      const answeredB = await onB;
+      expect([answeredB.statusCode, answeredB.json().finalStatus]).toEqual([200, 'SUCCESS']);
+      const stored = await b.app.core.stores.bookings.get(bookingId);
+      expect([stored?.paymentIntent.status, stored?.paymentInFlight, (await b.app.core.stores.bookings.events(bookingId)).map((e) => e.type)]).toEqual(['SUCCESS', null, ['PAYMENT_SUCCEEDED']]);
+    });
+  });
+
   describe('a booking payment whose begin Redis took as it went silent', { timeout: TEST_TIMEOUT_MS }, () => {
     it('answers 503, and once Redis answers again the begin it ran is ended, so the client’s retry pays (before 2026-12-06 it was refused as in progress for the hold and a lease, about 10.5 minutes)', async () => {
       const [a] = await replicas({ MOCK_MIN_DELAY_MS: '0', MOCK_MAX_DELAY_MS: '0' });

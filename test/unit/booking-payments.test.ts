@@ -10,6 +10,7 @@ import { BookingPayments } from '../../src/core/bookings/payments.ts';
 import { StoreUnavailableError } from '../../src/core/errors.ts';
 import { createIdFactory } from '../../src/core/ids.ts';
 import { createRandom } from '../../src/core/random.ts';
+import { ManualClock } from '../helpers/manual-clock.ts';
 import { book, BOOKING_CONFIG, codeOf, errorOf, EVT_ID, HOLD, makeBookings, OTHER, pay, PAY_DELAY, payInput, scriptedRandom, track, USER } from './support.ts';
 
 /**
@@ -536,6 +537,45 @@ function withMethods<T extends object>(target: T, overrides: Partial<Record<keyo
     },
   });
 }
+
+describe('a payment whose process is gone (a replica killed, or stalled, during its delay)', () => {
+  it('the booking can be paid again once the longest delay and a lease have passed since it began; before 2026-12-06 it was refused as in progress until the hold and a lease had', async () => {
+    const h = await makeBookings();
+    const booking = await book(h);
+    // Begun by a process that then died: nothing of this one runs it.
+    await h.bookings.beginPayment(booking.id, USER, 'execute', h.clock.now(), 'tok_dead');
+    await h.clock.advance(BOOKING_CONFIG.mockMaxDelayMs + h.scheduler.leaseMs);
+    const early = track(h.payments.executePayment(payInput(booking)));
+    await h.clock.advance(0);
+    expect((early.error as { code?: string } | undefined)?.code).toBe('PAYMENT_ALREADY_PROCESSED');
+    await h.clock.advance(1);
+    const paid = track(h.payments.executePayment(payInput(booking)));
+    await h.clock.advance(PAY_DELAY);
+    expect((paid.value as { finalStatus: string } | undefined)?.finalStatus).toBe('SUCCESS');
+    expect((await h.bookings.counts()).paymentsInFlight).toBe(0);
+  });
+
+  it('one that only stalled and wakes after another began in its place records nothing: the booking keeps the payment that took over', async () => {
+    const h = await makeBookings();
+    const booking = await book(h);
+    // The stalled process: its own clock, which stands still while the service's moves on.
+    const stalledClock = new ManualClock();
+    const stalled = new BookingPayments({ clock: stalledClock, random: createRandom(1), ids: createIdFactory(stalledClock), bus: h.bus, bookings: h.bookings, seats: h.seats, scheduler: h.scheduler, settlement: h.settlement, config: BOOKING_CONFIG });
+    const first = track(stalled.executePayment(payInput(booking, { paymentMethodToken: 'tok_chargeDeclined' })));
+    await stalledClock.advance(0);
+    await h.clock.advance(BOOKING_CONFIG.mockMaxDelayMs + h.scheduler.leaseMs + 1);
+    const second = track(h.payments.executePayment(payInput(booking)));
+    await h.clock.advance(PAY_DELAY / 2);
+    // It wakes while the payment that took its place is in its delay: its decline is not recorded as that payment's result.
+    await stalledClock.advance(PAY_DELAY);
+    expect((first.error as { code?: string } | undefined)?.code).toBe('PAYMENT_ALREADY_PROCESSED');
+    expect((await h.bookings.get(booking.id))?.paymentInFlight).toBe('execute');
+    await h.clock.advance(PAY_DELAY / 2);
+    expect((second.value as { finalStatus: string } | undefined)?.finalStatus).toBe('SUCCESS');
+    const stored = await h.bookings.get(booking.id);
+    expect([stored?.paymentIntent.status, stored?.paymentInFlight, (await h.bookings.events(booking.id)).map((e) => e.type)]).toEqual(['SUCCESS', null, ['PAYMENT_SUCCEEDED']]);
+  });
+});
 
 describe('a payment cut short while the store is unavailable (Redis away)', () => {
   /**

@@ -30,6 +30,8 @@ interface Record {
   queued: boolean;
   /** The token the payment in flight was begun with (`abortPayment`'s `begunWith`). */
   paymentToken?: string | undefined;
+  /** When the payment in flight was begun (its `beginPayment`'s `now`). */
+  paymentBegunAt?: number | undefined;
 }
 
 /**
@@ -93,12 +95,17 @@ export class MemoryBookingStore implements BookingStore {
     return Promise.resolve(pageOf(this.#order, page, (id) => this.#records.get(id)?.booking, copyBooking));
   }
 
-  beginPayment(id: string, userId: string, kind: PaymentKind, now: number, token?: string): Promise<BeginPaymentOutcome> {
+  beginPayment(id: string, userId: string, kind: PaymentKind, now: number, token?: string, staleBefore?: number): Promise<BeginPaymentOutcome> {
     const record = this.#records.get(id);
     if (record === undefined) return Promise.resolve({ kind: 'not_found' });
     const { booking } = record;
     if (booking.userId !== userId) return Promise.resolve({ kind: 'forbidden', booking: copyBooking(booking) });
     if (booking.status === 'expired') return Promise.resolve({ kind: 'expired', booking: copyBooking(booking) });
+    // A payment in flight whose process is gone (begun before `staleBefore`): ended, then judged as any.
+    if (booking.paymentInFlight !== null && staleBefore !== undefined && record.paymentBegunAt !== undefined && record.paymentBegunAt < staleBefore) {
+      booking.paymentInFlight = null;
+      this.#inFlight--;
+    }
     if (!isUnpaid(booking)) return Promise.resolve({ kind: 'already_processed', booking: copyBooking(booking) });
     if (now >= booking.expiresAt) {
       this.#setStatus(record, 'expired', now);
@@ -106,13 +113,15 @@ export class MemoryBookingStore implements BookingStore {
     }
     booking.paymentInFlight = kind;
     record.paymentToken = token;
+    record.paymentBegunAt = now;
     this.#inFlight++;
     return Promise.resolve({ kind: 'started', booking: copyBooking(booking) });
   }
 
-  recordPayment(id: string, paymentIntent: BookingPaymentIntent, event: InboxEvent, paymentMethod?: string): Promise<Booking | undefined> {
+  recordPayment(id: string, paymentIntent: BookingPaymentIntent, event: InboxEvent, paymentMethod?: string, begunWith?: string): Promise<Booking | undefined> {
     const record = this.#records.get(id);
     if (record === undefined || record.booking.status !== 'pending' || record.booking.paymentInFlight === null) return Promise.resolve(undefined);
+    if (begunWith !== undefined && record.paymentToken !== begunWith) return Promise.resolve(undefined);
     const { booking } = record;
     booking.paymentInFlight = null;
     this.#inFlight--;

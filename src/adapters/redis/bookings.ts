@@ -92,15 +92,15 @@ export class RedisBookingStore implements BookingStore {
     return this.#list(page);
   }
 
-  async beginPayment(id: string, userId: string, kind: PaymentKind, now: number, token: string = callToken()): Promise<BeginPaymentOutcome> {
-    const [outcome, flat] = (await this.#scripts.begin(this.#keys, [this.#p, id, userId, kind, now, token])) as [BeginPaymentOutcome['kind'], string[]?];
+  async beginPayment(id: string, userId: string, kind: PaymentKind, now: number, token: string = callToken(), staleBefore?: number): Promise<BeginPaymentOutcome> {
+    const [outcome, flat] = (await this.#scripts.begin(this.#keys, [this.#p, id, userId, kind, now, token, staleBefore ?? ''])) as [BeginPaymentOutcome['kind'], string[]?];
     if (outcome === 'not_found') return { kind: outcome };
     return { kind: outcome, booking: decodeBooking(flat as string[]) as Booking };
   }
 
-  async recordPayment(id: string, paymentIntent: BookingPaymentIntent, event: InboxEvent, paymentMethod?: string): Promise<Booking | undefined> {
+  async recordPayment(id: string, paymentIntent: BookingPaymentIntent, event: InboxEvent, paymentMethod?: string, begunWith?: string): Promise<Booking | undefined> {
     const intent: BookingPaymentIntent = copyPaymentIntent(paymentIntent);
-    const args = [this.#p, id, intent.status, JSON.stringify(intent), paymentMethod ?? '', event.eventId, JSON.stringify(event), event.processedAt ?? '', callToken()];
+    const args = [this.#p, id, intent.status, JSON.stringify(intent), paymentMethod ?? '', event.eventId, JSON.stringify(event), event.processedAt ?? '', callToken(), begunWith ?? ''];
     return decodeBooking((await this.#scripts.record(this.#keys, args)) as string[]);
   }
 

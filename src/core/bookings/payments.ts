@@ -23,8 +23,11 @@ import type { Settlement } from './settlement.ts';
  * The call marks the payment in flight in one store operation with its guards (the caller's,
  * pending, unpaid, hold not lapsed), so of two concurrent payments exactly one proceeds, and
  * nothing may cancel or expire the booking meanwhile (short of the expiry job ending a payment
- * still in flight a lease after the longest delay past the hold: its process died). Expiry is
- * judged when the payment is submitted: a hold that lapses during the delay does not fail it.
+ * still in flight a lease after the longest delay past the hold: its process died). A payment in
+ * flight longer than the longest delay and a lease lost its process too: a new one ends it and
+ * begins in its place (`staleBefore`), and the old one, should its process wake, records nothing
+ * (its result names its token). Expiry is judged when the payment is submitted: a hold that lapses
+ * during the delay does not fail it.
  * @see issue 4, ../../../../shared/seeds/003_2d28ecb358825d26.txt, ../../../../shared/seeds/004_bd5a7b9162ab823c.decoded.txt
  */
 
@@ -115,7 +118,7 @@ export class BookingPayments {
       };
       // Scheduled before it is written: a job for an event never written does nothing.
       await scheduler.schedule(PROCESS_JOB, event.eventId, now + config.eventProcessingDelayMs);
-      const recorded = await this.#record(booking, { status: pgMockData.isSuccess ? 'SUCCESS' : 'FAILURE', pgMockData, ...(input.forced === undefined ? {} : { decidedByRule: true }) }, event);
+      const recorded = await this.#record(booking, token, { status: pgMockData.isSuccess ? 'SUCCESS' : 'FAILURE', pgMockData, ...(input.forced === undefined ? {} : { decidedByRule: true }) }, event);
       markApplied(input.forced);
       bus.publish({ id: ids('evt'), type: 'booking.payment_decided', occurredAt: now, booking: recorded, kind: 'execute', isSuccess: pgMockData.isSuccess, failureCode: pgMockData.failureCode });
       return { finalStatus: pgMockData.isSuccess ? 'SUCCESS' : 'FAILURE', bookingId: booking.id, pgMockData };
@@ -144,7 +147,7 @@ export class BookingPayments {
         createdAt: now,
         processedAt: now,
       };
-      const recorded = await this.#record(booking, { status: 'SUCCESS', pgMockData }, event, input.paymentMethod);
+      const recorded = await this.#record(booking, token, { status: 'SUCCESS', pgMockData }, event, input.paymentMethod);
       bus.publish({ id: ids('evt'), type: 'booking.payment_decided', occurredAt: now, booking: recorded, kind: 'direct', isSuccess: true, failureCode: null });
       const confirmed = await settlement.confirm(recorded);
       if (confirmed?.status !== 'confirmed') throw alreadyProcessed(confirmed ?? recorded);
@@ -155,11 +158,16 @@ export class BookingPayments {
   /** The guards of a payment's call, and its in-flight mark, in one store operation. */
   /** Begins the payment, with a token of its own (what its abort names, `#afterProcessingDelay`). */
   async #begin(bookingId: string, userId: string, kind: PaymentKind): Promise<{ booking: Booking; token: string }> {
-    const { bookings, clock, settlement } = this.#deps;
+    const { bookings, clock, settlement, scheduler, config } = this.#deps;
     const token = randomUUID();
+    const now = clock.now();
+    // A payment in flight longer than the longest delay and a lease (the scheduler's bound on a run
+    // whose process may have died) lost its process: a replica killed during its delay. Before
+    // 2026-12-06 the client's retry was refused as in progress until the hold and a lease had passed.
+    const staleBefore = now - (config.mockMaxDelayMs + scheduler.leaseMs);
     let begun: Awaited<ReturnType<typeof bookings.beginPayment>>;
     try {
-      begun = await bookings.beginPayment(bookingId, userId, kind, clock.now(), token);
+      begun = await bookings.beginPayment(bookingId, userId, kind, now, token, staleBefore);
     } catch (error) {
       // The store went away with the begin sent (Redis): it may have run, its answer lost, leaving
       // the payment in flight with nobody to end it, so the client's retry was refused as in progress
@@ -189,9 +197,13 @@ export class BookingPayments {
     }
   }
 
-  /** Ends the payment in flight with its result; PAYMENT_ALREADY_PROCESSED if the booking changed meanwhile (it cannot, through this service). */
-  async #record(booking: Booking, paymentIntent: Booking['paymentIntent'], event: InboxEvent, paymentMethod?: string): Promise<Booking> {
-    const recorded = await this.#deps.bookings.recordPayment(booking.id, paymentIntent, event, paymentMethod);
+  /**
+   * Ends this payment (begun with `token`) with its result; PAYMENT_ALREADY_PROCESSED if the booking
+   * changed meanwhile: through this service only when this process stalled so long that another
+   * payment began in its place (`staleBefore`), whose result this one must not take.
+   */
+  async #record(booking: Booking, token: string, paymentIntent: Booking['paymentIntent'], event: InboxEvent, paymentMethod?: string): Promise<Booking> {
+    const recorded = await this.#deps.bookings.recordPayment(booking.id, paymentIntent, event, paymentMethod, token);
     if (recorded === undefined) throw alreadyProcessed(booking);
     return recorded;
   }

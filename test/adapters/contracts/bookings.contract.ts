@@ -127,6 +127,35 @@ export function bookingStoreContract(name: string, make: BookingStoreFactory): v
       });
     });
 
+    describe('a payment in flight whose process is gone (staleBefore)', () => {
+      it('is ended by a begin whose staleBefore is past its begin, which starts in its place; the gone payment can record nothing, the new one can', async () => {
+        const booking = aBooking();
+        const store = await storeWith(booking);
+        expect((await store.beginPayment(booking.id, 'user_1', 'execute', T0 + 10, 'tok_gone')).kind).toBe('started');
+        // Begun at T0 + 10: not before T0 + 10, so still in flight.
+        expect(await store.beginPayment(booking.id, 'user_1', 'direct', T0 + 20, 'tok_new', T0 + 10)).toEqual({ kind: 'already_processed', booking: { ...booking, paymentInFlight: 'execute' } });
+        expect(await store.beginPayment(booking.id, 'user_1', 'direct', T0 + 20, 'tok_new', T0 + 11)).toEqual({ kind: 'started', booking: { ...booking, paymentInFlight: 'direct' } });
+        expect(await store.counts()).toEqual(counts({ pending: 1 }, 1));
+        // The gone payment's process, had it only stalled: its result is not this payment's, nor is its abort.
+        const late = anInboxEvent(booking.id, { eventId: 'evt_late' });
+        expect(await store.recordPayment(booking.id, PAID, late, undefined, 'tok_gone')).toBeUndefined();
+        await store.abortPayment(booking.id, 'tok_gone');
+        expect([await store.get(booking.id), await store.event(late.eventId)]).toEqual([{ ...booking, paymentInFlight: 'direct' }, undefined]);
+        const event = anInboxEvent(booking.id);
+        expect(await store.recordPayment(booking.id, PAID, event, 'KAKAO_PAY', 'tok_new')).toEqual({ ...booking, paymentIntent: PAID, paymentMethod: 'KAKAO_PAY' });
+        expect([await store.events(booking.id), await store.counts()]).toEqual([[event], counts({ pending: 1 }, 0, 1)]);
+      });
+
+      it('a begin that ends it on a booking whose hold has lapsed expires the booking, as with none in flight', async () => {
+        const booking = aBooking();
+        const store = await storeWith(booking);
+        await store.beginPayment(booking.id, 'user_1', 'execute', T0 + 1, 'tok_gone');
+        const expired: Booking = { ...booking, status: 'expired', settledAt: booking.expiresAt };
+        expect(await store.beginPayment(booking.id, 'user_1', 'execute', booking.expiresAt, 'tok_new', T0 + 2)).toEqual({ kind: 'expired_now', booking: expired });
+        expect(await store.counts()).toEqual(counts({ expired: 1 }));
+      });
+    });
+
     describe('recordPayment and abortPayment', () => {
       it('recordPayment ends the payment in flight, records its result and method, and writes its inbox event', async () => {
         const booking = aBooking();
