@@ -146,7 +146,8 @@ export interface IdempotencyStore {
 // ── bookings and their events inbox ──────────────────────────────────────────────────────────
 
 export type BeginPaymentOutcome =
-  | { kind: 'started'; booking: Booking }
+  /** `tookOver`: a payment in flight past its `lostAfter` was ended first (its replica lost). */
+  | { kind: 'started'; booking: Booking; tookOver?: true }
   | { kind: 'not_found' }
   | { kind: 'forbidden'; booking: Booking }
   /** The hold had lapsed: the booking is now expired (and the caller releases its seats). */
@@ -169,16 +170,18 @@ export interface BookingStore {
    * Marks a payment in flight on the caller's pending, unpaid booking whose hold has not lapsed
    * (a lapsed one is expired in the same step, `settledAt` = `now`). Of two concurrent calls exactly one starts.
    * `token`: this payment's (new when unset), kept with it while in flight: `abortPayment(id, token)`
-   * and `recordPayment(…, token)` end this payment only. `staleBefore`: a payment in flight begun
-   * (by its `now`) before this time is taken to have lost its process (a replica killed during its
-   * delay) and is ended first, so this one can begin; unset, a payment in flight always refuses.
+   * and `recordPayment(…, token)` end this payment only. `lostAfter`: when this payment, still in
+   * flight, is taken to have lost its process (a replica killed during its delay), as its own
+   * process judges it (its delay's bound and a lease); a later begin (`now` past it) ends it first
+   * and begins in its place. Unset, this payment in flight refuses every other, as one begun by an
+   * earlier version does.
    */
-  beginPayment(id: string, userId: string, kind: PaymentKind, now: number, token?: string, staleBefore?: number): Promise<BeginPaymentOutcome>;
+  beginPayment(id: string, userId: string, kind: PaymentKind, now: number, token?: string, lostAfter?: number): Promise<BeginPaymentOutcome>;
   /**
    * Ends the payment in flight: records its result (and the method it was paid with, when given)
    * and writes its inbox event, in one step. Undefined unless the booking is pending with a payment
    * in flight: with `begunWith` (its `beginPayment`'s token), that very payment, not one begun since
-   * in its place (`staleBefore`).
+   * in its place (`lostAfter`).
    */
   recordPayment(id: string, paymentIntent: BookingPaymentIntent, event: InboxEvent, paymentMethod?: string, begunWith?: string): Promise<Booking | undefined>;
   /**

@@ -261,6 +261,26 @@ withRedisServer('Redis adapters of records', (server) => {
       client.disconnect();
     });
 
+    it('bookings: a takeover sent twice starts once (the in-flight count 1); a payment begun by an earlier version (f and ct written, no fl or ft) is not taken over by a lostAfter an earlier payment of the booking left (a review)', async () => {
+      const redis = server();
+      const client = redis.connect();
+      const keyPrefix = redis.newPrefix();
+      const store = new RedisBookingStore(client, { keyPrefix, ttlMs: DAY, maxBookings: 100 });
+      const [taken, upgraded] = [aBooking(), aBooking()];
+      for (const booking of [taken, upgraded]) await store.insert(booking);
+      await store.beginPayment(taken.id, 'user_1', 'execute', T0 + 1, 'tok_gone', T0 + 2);
+      expect(await sentTwice(client, () => store.beginPayment(taken.id, 'user_1', 'direct', T0 + 3, 'tok_new', T0 + 4))).toEqual({ kind: 'started', booking: { ...taken, paymentInFlight: 'direct' } });
+      expect((await store.counts()).paymentsInFlight).toBe(1);
+
+      await store.beginPayment(upgraded.id, 'user_1', 'execute', T0 + 1, 'tok_first', T0 + 2);
+      await store.abortPayment(upgraded.id, 'tok_first');
+      // An earlier version's begin: the in-flight mark and its token, nothing of lostAfter.
+      await client.hset(`${keyPrefix}bk:r:${upgraded.id}`, 'f', 'execute', 'ct', 'tok_old');
+      await client.hincrby(`${keyPrefix}bk:counts`, 'inflight', 1);
+      expect(await store.beginPayment(upgraded.id, 'user_1', 'direct', T0 + 10, 'tok_new', T0 + 20)).toEqual({ kind: 'already_processed', booking: { ...upgraded, paymentInFlight: 'execute' } });
+      client.disconnect();
+    });
+
     it('bookings: an insert and an inbox mark whose script the client sent twice store and count the booking once (at the bound too, not refused as full) and answer the mark as first', async () => {
       const redis = server();
       const client = redis.connect();

@@ -161,6 +161,18 @@ withRedisServer('Redis scripts sent again after another replica changed their re
     expect(recorded?.paymentIntent.status).toBe('SUCCESS');
   });
 
+  it('bookings: a payment’s record sent again after the inbox confirmed the booking answers what it recorded, not nothing (before 2026-12-06 the confirm had overwritten the mark it looked for: its payment answered 409 and ran the expiry job)', async () => {
+    const { a, storeA, storeB, booking } = await aPaymentInFlight('payment-A');
+    const event = anInboxEvent(booking.id);
+    const recorded = await resentAfter(
+      a,
+      () => storeA.recordPayment(booking.id, { status: 'SUCCESS', pgMockData: null }, event, undefined, 'payment-A'),
+      async () => expect((await storeB.transition(booking.id, ['pending'], 'confirmed', T0 + 60)).ok).toBe(true),
+    );
+    expect([recorded?.status, recorded?.paymentIntent.status, recorded?.paymentInFlight]).toEqual(['confirmed', 'SUCCESS', null]);
+    expect(await storeB.events(booking.id)).toEqual([event]);
+  });
+
   it('bookings: an abort naming its payment (the begin\u2019s token), tried again however late, leaves a payment begun since in flight; one naming none ends it', async () => {
     const { storeA, storeB, booking } = await aPaymentInFlight('payment-A');
     await storeA.abortPayment(booking.id, 'payment-A');

@@ -30,8 +30,8 @@ interface Record {
   queued: boolean;
   /** The token the payment in flight was begun with (`abortPayment`'s `begunWith`). */
   paymentToken?: string | undefined;
-  /** When the payment in flight was begun (its `beginPayment`'s `now`). */
-  paymentBegunAt?: number | undefined;
+  /** When the payment in flight is taken for lost (its `beginPayment`'s `lostAfter`; never when unset). */
+  paymentLostAfter?: number | undefined;
 }
 
 /**
@@ -95,16 +95,18 @@ export class MemoryBookingStore implements BookingStore {
     return Promise.resolve(pageOf(this.#order, page, (id) => this.#records.get(id)?.booking, copyBooking));
   }
 
-  beginPayment(id: string, userId: string, kind: PaymentKind, now: number, token?: string, staleBefore?: number): Promise<BeginPaymentOutcome> {
+  beginPayment(id: string, userId: string, kind: PaymentKind, now: number, token?: string, lostAfter?: number): Promise<BeginPaymentOutcome> {
     const record = this.#records.get(id);
     if (record === undefined) return Promise.resolve({ kind: 'not_found' });
     const { booking } = record;
     if (booking.userId !== userId) return Promise.resolve({ kind: 'forbidden', booking: copyBooking(booking) });
     if (booking.status === 'expired') return Promise.resolve({ kind: 'expired', booking: copyBooking(booking) });
-    // A payment in flight whose process is gone (begun before `staleBefore`): ended, then judged as any.
-    if (booking.paymentInFlight !== null && staleBefore !== undefined && record.paymentBegunAt !== undefined && record.paymentBegunAt < staleBefore) {
+    // A payment in flight whose process is gone (past its `lostAfter`): ended, then judged as any.
+    let tookOver = false;
+    if (booking.paymentInFlight !== null && record.paymentLostAfter !== undefined && now > record.paymentLostAfter) {
       booking.paymentInFlight = null;
       this.#inFlight--;
+      tookOver = true;
     }
     if (!isUnpaid(booking)) return Promise.resolve({ kind: 'already_processed', booking: copyBooking(booking) });
     if (now >= booking.expiresAt) {
@@ -113,9 +115,9 @@ export class MemoryBookingStore implements BookingStore {
     }
     booking.paymentInFlight = kind;
     record.paymentToken = token;
-    record.paymentBegunAt = now;
+    record.paymentLostAfter = lostAfter;
     this.#inFlight++;
-    return Promise.resolve({ kind: 'started', booking: copyBooking(booking) });
+    return Promise.resolve({ kind: 'started', booking: copyBooking(booking), ...(tookOver ? { tookOver: true as const } : {}) });
   }
 
   recordPayment(id: string, paymentIntent: BookingPaymentIntent, event: InboxEvent, paymentMethod?: string, begunWith?: string): Promise<Booking | undefined> {

@@ -12,8 +12,10 @@ import { BOUNDS, keepingReply, WALK } from './lua.ts';
  * fields that change or that scripts read: s (status), f (payment in flight, '' for none), ps and
  * pi (its payment intent's status, and the intent as JSON), pm (payment method), u (user), ca, ea
  * (createdAt, expiresAt), n (its unprocessed events), sa (settledAt, once it left pending), ct (the
- * token of the last call that changed its status or payment: `callToken`), fb (when the payment in
- * flight was begun; none on a record whose payment was begun before 2026-12-06). P..'forget' (set):
+ * token of the last call that changed its status or payment: `callToken`), fl and ft (when the
+ * payment begun with token ft is taken for lost, its `lostAfter`: only while ft is the payment in
+ * flight's, ct; none from versions before 2026-12-06), rt (the call token of the record that ended
+ * the last payment: that record sent again answers what it did, whatever changed since). P..'forget' (set):
  * evicted bookings whose ledger transactions may still be there (`toForget`).
  */
 const PRELUDE = `
@@ -25,9 +27,9 @@ local function view(id) return redis.call('HGETALL', rec(id)) end
 local function eventView(eventId) return redis.call('HGETALL', P .. 'e:' .. eventId) end
 local function unpaid(r) return r.s == 'pending' and r.ps == 'PENDING' and r.f == '' end
 local function load(id)
-  local r = redis.call('HMGET', rec(id), 's', 'f', 'ps', 'u', 'ea', 'ct', 'fb')
+  local r = redis.call('HMGET', rec(id), 's', 'f', 'ps', 'u', 'ea', 'ct', 'fl', 'ft', 'rt')
   if not r[1] then return nil end
-  return {s = r[1], f = r[2], ps = r[3], u = r[4], ea = tonumber(r[5]), ct = r[6], fb = tonumber(r[7])}
+  return {s = r[1], f = r[2], ps = r[3], u = r[4], ea = tonumber(r[5]), ct = r[6], fl = tonumber(r[7]), ft = r[8], rt = r[9]}
 end
 -- Finished, with no payment in flight and every inbox event processed: in EVICT by createdAt, else not.
 local function requeue(id)
@@ -85,7 +87,7 @@ return walk(key, ARGV[3], tonumber(ARGV[2]), tonumber(ARGV[4]), function(id) ret
 `;
 
 export const BEGIN_PAYMENT = `${PRELUDE}
--- ARGV: P, id, userId, kind, now, call token, stale before ('' = none)
+-- ARGV: P, id, userId, kind, now, call token, lost after ('' = never)
 local id = ARGV[2]
 local r = load(id)
 if not r then return {'not_found'} end
@@ -94,19 +96,23 @@ if r.ct == ARGV[6] and r.s == 'expired' then return {'expired_now', view(id)} en
 if r.ct == ARGV[6] and r.f == ARGV[4] then return {'started', view(id)} end
 if r.u ~= ARGV[3] then return {'forbidden', view(id)} end
 if r.s == 'expired' then return {'expired', view(id)} end
--- A payment in flight whose process is gone (begun before 'stale before'): ended, then judged as any.
-if r.f ~= '' and ARGV[7] ~= '' and r.fb and r.fb < tonumber(ARGV[7]) then
+-- A payment in flight whose process is gone (past its own 'lost after', set with its token): ended, then judged as any.
+local tookOver = false
+if r.f ~= '' and r.fl and r.ft == r.ct and tonumber(ARGV[5]) > r.fl then
   redis.call('HSET', rec(id), 'f', '')
   redis.call('HINCRBY', KEYS[2], 'inflight', -1)
   r.f = ''
+  tookOver = true
 end
 if not unpaid(r) then return {'already_processed', view(id)} end
 if tonumber(ARGV[5]) >= r.ea then
   setStatus(id, r.s, 'expired', ARGV[5], ARGV[6])
   return {'expired_now', view(id)}
 end
-redis.call('HSET', rec(id), 'f', ARGV[4], 'ct', ARGV[6], 'fb', ARGV[5])
+redis.call('HSET', rec(id), 'f', ARGV[4], 'ct', ARGV[6])
+if ARGV[7] ~= '' then redis.call('HSET', rec(id), 'fl', ARGV[7], 'ft', ARGV[6]) else redis.call('HDEL', rec(id), 'fl', 'ft') end
 redis.call('HINCRBY', KEYS[2], 'inflight', 1)
+if tookOver then return {'started', view(id), 'took_over'} end
 return {'started', view(id)}
 `;
 
@@ -115,11 +121,12 @@ export const RECORD_PAYMENT = `${PRELUDE}
 -- the token the payment was begun with ('' = whichever is in flight)
 local id, eventId, processedAt = ARGV[2], ARGV[6], ARGV[8]
 local r = load(id)
-if r and r.ct == ARGV[9] then return view(id) end
+-- This record sent again (its reply lost): what it did, whatever changed since (the inbox may have confirmed the booking).
+if r and (r.ct == ARGV[9] or r.rt == ARGV[9]) then return view(id) end
 if not r or r.s ~= 'pending' or r.f == '' then return {} end
 -- Another payment than this one (begun in its place, its process taken for gone): the begin's token is kept in ct while it is in flight.
 if ARGV[10] ~= '' and r.ct ~= ARGV[10] then return {} end
-redis.call('HSET', rec(id), 'f', '', 'ps', ARGV[3], 'pi', ARGV[4], 'ct', ARGV[9])
+redis.call('HSET', rec(id), 'f', '', 'ps', ARGV[3], 'pi', ARGV[4], 'ct', ARGV[9], 'rt', ARGV[9])
 if ARGV[5] ~= '' then redis.call('HSET', rec(id), 'pm', ARGV[5]) end
 redis.call('HINCRBY', KEYS[2], 'inflight', -1)
 redis.call('HSET', P .. 'e:' .. eventId, 'b', ARGV[7], 'pa', processedAt, 'bk', id)

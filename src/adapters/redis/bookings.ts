@@ -92,10 +92,11 @@ export class RedisBookingStore implements BookingStore {
     return this.#list(page);
   }
 
-  async beginPayment(id: string, userId: string, kind: PaymentKind, now: number, token: string = callToken(), staleBefore?: number): Promise<BeginPaymentOutcome> {
-    const [outcome, flat] = (await this.#scripts.begin(this.#keys, [this.#p, id, userId, kind, now, token, staleBefore ?? ''])) as [BeginPaymentOutcome['kind'], string[]?];
+  async beginPayment(id: string, userId: string, kind: PaymentKind, now: number, token: string = callToken(), lostAfter?: number): Promise<BeginPaymentOutcome> {
+    const [outcome, flat, tookOver] = (await this.#scripts.begin(this.#keys, [this.#p, id, userId, kind, now, token, lostAfter ?? ''])) as [BeginPaymentOutcome['kind'], string[]?, string?];
     if (outcome === 'not_found') return { kind: outcome };
-    return { kind: outcome, booking: decodeBooking(flat as string[]) as Booking };
+    const booking = decodeBooking(flat as string[]) as Booking;
+    return outcome === 'started' && tookOver === 'took_over' ? { kind: outcome, booking, tookOver: true } : { kind: outcome, booking };
   }
 
   async recordPayment(id: string, paymentIntent: BookingPaymentIntent, event: InboxEvent, paymentMethod?: string, begunWith?: string): Promise<Booking | undefined> {

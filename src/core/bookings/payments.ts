@@ -46,6 +46,12 @@ export interface BookingPaymentsDeps {
    * app's `LateSettles`); false when it cannot wait. Unset: such a write is not tried again.
    */
   retryWhenStoreIsBack?: ((write: () => Promise<void>) => boolean) | undefined;
+  /**
+   * Told when a payment's begin ended another payment in flight that had lost its replica (past its
+   * `lostAfter`), and when this process's payment, woken late, finds another begun in its place: a
+   * log line each. Unset: not told.
+   */
+  onTakeOver?: ((event: { bookingId: string; side: 'took_over' | 'taken_over' }) => void) | undefined;
 }
 
 export interface ExecutePaymentInput {
@@ -116,9 +122,13 @@ export class BookingPayments {
         createdAt: now,
         processedAt: null,
       };
-      // Scheduled before it is written: a job for an event never written does nothing.
+      // Scheduled before it is written (a record whose answer is lost still has its job); refused, it goes.
       await scheduler.schedule(PROCESS_JOB, event.eventId, now + config.eventProcessingDelayMs);
-      const recorded = await this.#record(booking, token, { status: pgMockData.isSuccess ? 'SUCCESS' : 'FAILURE', pgMockData, ...(input.forced === undefined ? {} : { decidedByRule: true }) }, event);
+      const recorded = await this.#record(booking, token, { status: pgMockData.isSuccess ? 'SUCCESS' : 'FAILURE', pgMockData, ...(input.forced === undefined ? {} : { decidedByRule: true }) }, event).catch(async (error: unknown) => {
+        // Its event never written: the job would retry a record that is not there, then log it given up (a review).
+        if (error instanceof PaymentTakenOver) await scheduler.cancel(PROCESS_JOB, event.eventId).catch(() => undefined);
+        throw error;
+      });
       markApplied(input.forced);
       bus.publish({ id: ids('evt'), type: 'booking.payment_decided', occurredAt: now, booking: recorded, kind: 'execute', isSuccess: pgMockData.isSuccess, failureCode: pgMockData.failureCode });
       return { finalStatus: pgMockData.isSuccess ? 'SUCCESS' : 'FAILURE', bookingId: booking.id, pgMockData };
@@ -161,13 +171,14 @@ export class BookingPayments {
     const { bookings, clock, settlement, scheduler, config } = this.#deps;
     const token = randomUUID();
     const now = clock.now();
-    // A payment in flight longer than the longest delay and a lease (the scheduler's bound on a run
-    // whose process may have died) lost its process: a replica killed during its delay. Before
-    // 2026-12-06 the client's retry was refused as in progress until the hold and a lease had passed.
-    const staleBefore = now - (config.mockMaxDelayMs + scheduler.leaseMs);
+    // Still in flight past the longest delay and a lease (the scheduler's bound on a run whose
+    // process may have died), as this process judges it, it lost its process (a replica killed
+    // during its delay): a later payment ends it and begins in its place. Before 2026-12-06 the
+    // client's retry was refused as in progress until the hold and a lease had passed.
+    const lostAfter = now + config.mockMaxDelayMs + scheduler.leaseMs;
     let begun: Awaited<ReturnType<typeof bookings.beginPayment>>;
     try {
-      begun = await bookings.beginPayment(bookingId, userId, kind, now, token, staleBefore);
+      begun = await bookings.beginPayment(bookingId, userId, kind, now, token, lostAfter);
     } catch (error) {
       // The store went away with the begin sent (Redis): it may have run, its answer lost, leaving
       // the payment in flight with nobody to end it, so the client's retry was refused as in progress
@@ -180,6 +191,7 @@ export class BookingPayments {
     }
     switch (begun.kind) {
       case 'started':
+        if (begun.tookOver === true) this.#deps.onTakeOver?.({ bookingId, side: 'took_over' });
         return { booking: begun.booking, token };
       case 'not_found':
         throw notFound('Booking', bookingId);
@@ -203,9 +215,13 @@ export class BookingPayments {
    * payment began in its place (`staleBefore`), whose result this one must not take.
    */
   async #record(booking: Booking, token: string, paymentIntent: Booking['paymentIntent'], event: InboxEvent, paymentMethod?: string): Promise<Booking> {
-    const recorded = await this.#deps.bookings.recordPayment(booking.id, paymentIntent, event, paymentMethod, token);
-    if (recorded === undefined) throw alreadyProcessed(booking);
-    return recorded;
+    const { bookings } = this.#deps;
+    const recorded = await bookings.recordPayment(booking.id, paymentIntent, event, paymentMethod, token);
+    if (recorded !== undefined) return recorded;
+    this.#deps.onTakeOver?.({ bookingId: booking.id, side: 'taken_over' });
+    // Said as the booking is now (paid by the payment that took over, say), not as it was at the begin.
+    const current = (await bookings.get(booking.id).catch(() => undefined)) ?? booking;
+    throw new PaymentTakenOver(alreadyProcessed(current));
   }
 
   /**
@@ -225,6 +241,10 @@ export class BookingPayments {
       if (delayMs > 0) await new Promise<void>((resolve) => this.#deps.clock.schedule(delayMs, resolve));
       return await fn();
     } catch (error) {
+      // Another payment in its place (or the booking changed): nothing of this one to end, and the
+      // booking's expiry job is that payment's business (a review: run now, it told the booking's
+      // confirmation a second time).
+      if (error instanceof PaymentTakenOver) throw error.refusal;
       // This payment's abort only (its begin's token): a try made again, however late (its answer
       // lost, or Redis away meanwhile), never ends the client's next payment, begun since.
       await this.#writeOrLater(
@@ -276,5 +296,16 @@ export class BookingPayments {
     if (number !== undefined) return cardOutcome({ number, cvv }, this.#deps.clock.now());
     const fixed = TEST_TOKENS.get(token);
     return fixed ?? cvvOutcome(cvv);
+  }
+}
+
+/** This process's payment, at its record, found no longer in flight: another began in its place (`lostAfter`). */
+class PaymentTakenOver extends Error {
+  override name = 'PaymentTakenOver';
+  readonly refusal: DomainError;
+
+  constructor(refusal: DomainError) {
+    super(refusal.message);
+    this.refusal = refusal;
   }
 }

@@ -57,6 +57,13 @@ export default fp(
       settlement,
       config: bookingConfig,
       retryWhenStoreIsBack: (write) => app.core.lateSettles.add(write, BOOKING_PAYMENT_ABANDON),
+      onTakeOver: ({ bookingId, side }) =>
+        app.log.warn(
+          { booking_id: bookingId },
+          side === 'took_over'
+            ? 'booking payment: the payment in flight had been for longer than its delay and a lease (its replica killed or stalled): ended, and this one began in its place'
+            : 'booking payment: ended elsewhere while this process waited (another payment began in its place, this process taken for lost): its result is not recorded, and it answers as already processed',
+        ),
     });
     const inbox = new InboxProcessor({ clock, ids, bus, bookings, scheduler, settlement });
 

@@ -127,31 +127,42 @@ export function bookingStoreContract(name: string, make: BookingStoreFactory): v
       });
     });
 
-    describe('a payment in flight whose process is gone (staleBefore)', () => {
-      it('is ended by a begin whose staleBefore is past its begin, which starts in its place; the gone payment can record nothing, the new one can', async () => {
+    describe('a payment in flight whose process is gone (lostAfter)', () => {
+      it('is ended by a begin made past its own lostAfter, which starts in its place; the gone payment can record nothing, the new one can', async () => {
         const booking = aBooking();
         const store = await storeWith(booking);
-        expect((await store.beginPayment(booking.id, 'user_1', 'execute', T0 + 10, 'tok_gone')).kind).toBe('started');
-        // Begun at T0 + 10: not before T0 + 10, so still in flight.
-        expect(await store.beginPayment(booking.id, 'user_1', 'direct', T0 + 20, 'tok_new', T0 + 10)).toEqual({ kind: 'already_processed', booking: { ...booking, paymentInFlight: 'execute' } });
-        expect(await store.beginPayment(booking.id, 'user_1', 'direct', T0 + 20, 'tok_new', T0 + 11)).toEqual({ kind: 'started', booking: { ...booking, paymentInFlight: 'direct' } });
+        expect((await store.beginPayment(booking.id, 'user_1', 'execute', T0 + 10, 'tok_gone', T0 + 20)).kind).toBe('started');
+        // Not past T0 + 20 yet: still in flight, whatever the later begin's own lostAfter.
+        expect(await store.beginPayment(booking.id, 'user_1', 'direct', T0 + 20, 'tok_new', T0 + 21)).toEqual({ kind: 'already_processed', booking: { ...booking, paymentInFlight: 'execute' } });
+        expect(await store.beginPayment(booking.id, 'user_1', 'direct', T0 + 21, 'tok_new', T0 + 100)).toEqual({ kind: 'started', booking: { ...booking, paymentInFlight: 'direct' }, tookOver: true });
         expect(await store.counts()).toEqual(counts({ pending: 1 }, 1));
         // The gone payment's process, had it only stalled: its result is not this payment's, nor is its abort.
         const late = anInboxEvent(booking.id, { eventId: 'evt_late' });
         expect(await store.recordPayment(booking.id, PAID, late, undefined, 'tok_gone')).toBeUndefined();
         await store.abortPayment(booking.id, 'tok_gone');
         expect([await store.get(booking.id), await store.event(late.eventId)]).toEqual([{ ...booking, paymentInFlight: 'direct' }, undefined]);
+        // The new one is judged by its own lostAfter (T0 + 100).
+        expect((await store.beginPayment(booking.id, 'user_1', 'execute', T0 + 100, 'tok_third', T0 + 200)).kind).toBe('already_processed');
         const event = anInboxEvent(booking.id);
         expect(await store.recordPayment(booking.id, PAID, event, 'KAKAO_PAY', 'tok_new')).toEqual({ ...booking, paymentIntent: PAID, paymentMethod: 'KAKAO_PAY' });
         expect([await store.events(booking.id), await store.counts()]).toEqual([[event], counts({ pending: 1 }, 0, 1)]);
       });
 
+      it('one begun without lostAfter (as by an earlier version) is never taken over, even on a booking an earlier payment of which had one', async () => {
+        const booking = aBooking();
+        const store = await storeWith(booking);
+        await store.beginPayment(booking.id, 'user_1', 'execute', T0 + 1, 'tok_first', T0 + 2);
+        await store.abortPayment(booking.id, 'tok_first');
+        expect((await store.beginPayment(booking.id, 'user_1', 'execute', T0 + 3, 'tok_old')).kind).toBe('started');
+        expect(await store.beginPayment(booking.id, 'user_1', 'direct', T0 + DAY / 2, 'tok_new', T0 + DAY)).toEqual({ kind: 'already_processed', booking: { ...booking, paymentInFlight: 'execute' } });
+      });
+
       it('a begin that ends it on a booking whose hold has lapsed expires the booking, as with none in flight', async () => {
         const booking = aBooking();
         const store = await storeWith(booking);
-        await store.beginPayment(booking.id, 'user_1', 'execute', T0 + 1, 'tok_gone');
+        await store.beginPayment(booking.id, 'user_1', 'execute', T0 + 1, 'tok_gone', T0 + 2);
         const expired: Booking = { ...booking, status: 'expired', settledAt: booking.expiresAt };
-        expect(await store.beginPayment(booking.id, 'user_1', 'execute', booking.expiresAt, 'tok_new', T0 + 2)).toEqual({ kind: 'expired_now', booking: expired });
+        expect(await store.beginPayment(booking.id, 'user_1', 'execute', booking.expiresAt, 'tok_new', booking.expiresAt + 1)).toEqual({ kind: 'expired_now', booking: expired });
         expect(await store.counts()).toEqual(counts({ expired: 1 }));
       });
     });
