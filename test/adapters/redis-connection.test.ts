@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Redis } from 'ioredis';
+import { Command, Redis } from 'ioredis';
 import { createRedisClient, redisLoading, shownLoading } from '../../src/adapters/redis/connection.ts';
 import { pino } from 'pino';
 import { isRedisUnavailable, mayHaveRun, RedisNotServingError } from '../../src/adapters/redis/unavailable.ts';
@@ -326,7 +326,7 @@ if (redisServerOrSkip('the Redis client')) {
         await once(watched.client, 'error');
         // Given up by ioredis after its reconnects, never written: it did not run.
         const early = await outcome(watched.client.get('k'));
-        expect(early).toMatchObject({ error: 'Reached the max retries per request limit (which is 2). Refer to "maxRetriesPerRequest" option for details.', notServing: true, unavailable: true, mayHaveRun: false });
+        expect(early).toMatchObject({ error: `Redis at ${server.url} did not take the command: not sent`, notServing: true, unavailable: true, mayHaveRun: false });
         // Past FAIL_FAST_AFTER_MS since the loss: no reconnect is waited for.
         await new Promise((resolve) => setTimeout(resolve, FAIL_FAST_AFTER_MS));
         const port = new URL(server.url).port;
@@ -356,7 +356,31 @@ if (redisServerOrSkip('the Redis client')) {
         await once(watched.client, 'error');
         const queued = outcome(watched.client.get('k'));
         expect(await inFlight).toEqual({ error: 'Reached the max retries per request limit (which is 2). Refer to "maxRetriesPerRequest" option for details.', notServing: false, unavailable: true, mayHaveRun: true, tookMs: expect.any(Number) });
-        expect(await queued).toEqual({ error: 'Reached the max retries per request limit (which is 2). Refer to "maxRetriesPerRequest" option for details.', notServing: true, unavailable: true, mayHaveRun: false, tookMs: expect.any(Number) });
+        expect(await queued).toEqual({ error: `Redis at ${server.url} did not take the command: not sent`, notServing: true, unavailable: true, mayHaveRun: false, tookMs: expect.any(Number) });
+      } finally {
+        await watched.close();
+        await server.stop();
+      }
+    });
+
+    it('a command that failed while queued for a connection (its time-out) is not written when ioredis sends its queue at the next connection: answered as never sent, it never runs (a review: it ran)', { timeout: 30_000 }, async () => {
+      const { server, watched } = await watchedWithLogs();
+      try {
+        watched.serve();
+        watched.started();
+        await server.pause();
+        await once(watched.client, 'error');
+        // Queued (no connection), with a time-out of its own shorter than ioredis' reconnects.
+        const command = new Command('set', ['queued-then-timed-out', 'ran']);
+        command.setTimeout(50);
+        const failed = outcome(watched.client.sendCommand(command) as Promise<unknown>);
+        expect(await failed).toEqual({ error: `Redis at ${server.url} did not take the command: not sent`, notServing: true, unavailable: true, mayHaveRun: false, tookMs: expect.any(Number) });
+        await server.resume();
+        await until(() => watched.unavailable() === undefined, 5000, 'Redis reachable again');
+        // What ioredis does with its queue at the connection (had its reconnects not flushed it first): sent again.
+        watched.client.sendCommand(command);
+        expect(await watched.client.ping()).toBe('PONG');
+        expect(await watched.client.exists('queued-then-timed-out')).toBe(0);
       } finally {
         await watched.close();
         await server.stop();

@@ -1213,9 +1213,11 @@ if (redisServerOrSkip('replicas on Redis')) {
       }
       expect([answered.statusCode, answered.headers['retry-after'], answered.json()]).toEqual([503, '1', { error: 'The store is unavailable; retry shortly.', code: 'STORE_UNAVAILABLE' }]);
       await eventually(async () => ((await inject(a, { url: '/readyz' })).statusCode === 200 ? true : undefined), 'readiness after Redis answers again');
-      // Redis ran the begin when it read it: the booking was in payment, with nothing of this process
-      // running it. Its abort, by its token, went after it (sent too), or is tried again on the
-      // replica's clock (250 ms, then doubling) and taken now. Without it, never (the hold is 10 minutes).
+      // Redis ran the begin when it read it (its token is on the booking: `ft`), leaving the booking
+      // in payment with nothing of this process running it. Its abort, by that token, went after it
+      // once Redis answered, or waits for its next try on the replica's clock (250 ms, then
+      // doubling), taken now. Without it, never (the hold is 10 minutes).
+      expect(await redis.client.hget(`${a.app.core.config.redis.keyPrefix}bk:r:${bookingId}`, 'ft')).toMatch(/^[0-9a-f-]{36}$/);
       await eventually(async () => {
         await a.clock.advance(500);
         return (await a.app.core.stores.bookings.get(bookingId))?.paymentInFlight === null ? true : undefined;

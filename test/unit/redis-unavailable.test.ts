@@ -45,6 +45,7 @@ describe('whether a call Redis could not answer may have run (StoreUnavailableEr
     ['written and then the connection lost (ioredis gave up after its reconnects)', named('MaxRetriesPerRequestError', 'Reached the max retries per request limit (which is 2). Refer to "maxRetriesPerRequest" option for details.'), true],
     ['written and unanswered within commandTimeout', new Error('Command timed out'), true],
     ['the connection closed under it', new Error('Connection is closed.'), true],
+    ['the rest of an auto-pipelined batch whose connection closed after some replies (written: some ran, a review)', named('AbortError', 'Command aborted due to connection close'), true],
     ['written and unanswered when Redis was found silent', new RedisNotServingError('Redis at redis://127.0.0.1:6379 has not answered for 2 s', { sent: true }), true],
     ['not sent: Redis known silent or unreachable', new RedisNotServingError('Redis at redis://127.0.0.1:6379 has not answered for 2 s'), false],
     ['queued for a connection and given up unwritten', new RedisNotServingError('Reached the max retries per request limit (which is 2).', { cause: named('MaxRetriesPerRequestError', 'Reached the max retries per request limit (which is 2).') }), false],

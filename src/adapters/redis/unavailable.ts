@@ -44,9 +44,18 @@ export function isCommandTimeout(error: unknown): boolean {
   return error instanceof Error && error.message === 'Command timed out';
 }
 
+/**
+ * True when `error` is ioredis' rejection of the rest of an auto-pipelined batch whose connection
+ * closed after some of its replies came: written, so each may have run (a review: 99 of 251 had).
+ * Before 2026-12-06 it passed as a bug (500), and a booking payment's begin stayed in flight.
+ */
+function isAbortedByClose(error: Error): boolean {
+  return error.name === 'AbortError' && error.message.startsWith('Command aborted due to connection close');
+}
+
 /** True when `error` is ioredis giving up on a command or Redis saying it cannot serve: never another module's error. */
 export function isRedisGivingUp(error: unknown): boolean {
-  return error instanceof Error && (error.name === 'MaxRetriesPerRequestError' || error instanceof RedisNotServingError || isCommandTimeout(error) || UNAVAILABLE_MESSAGES.test(error.message));
+  return error instanceof Error && (error.name === 'MaxRetriesPerRequestError' || error instanceof RedisNotServingError || isCommandTimeout(error) || isAbortedByClose(error) || UNAVAILABLE_MESSAGES.test(error.message));
 }
 
 /**

@@ -312,11 +312,18 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
     watchedRejects.add(command);
     const reject = command.reject.bind(command);
     command.reject = (error: Error): void => {
-      reject(written.has(command) || error instanceof RedisNotServingError || !isRedisUnavailable(error) ? error : new RedisNotServingError(error.message, { cause: error }));
+      reject(written.has(command) || error instanceof RedisNotServingError || !isRedisUnavailable(error) ? error : new RedisNotServingError(`Redis at ${where} did not take the command: not sent`, { cause: error }));
     };
   };
   // Every command of the client (the stores', scripts', auto-pipelined batches') passes here.
   client.sendCommand = ((command: Command, stream?: unknown, ...rest: unknown[]): unknown => {
+    // Failed while queued for a connection (its time-out), so answered as never sent: ioredis still
+    // sends its queue at the next connection, settled commands too, and it would run (a review).
+    // One of a batch writes nothing in its place, so the batch's other commands still go.
+    if (isSettled(command) && watchedRejects.has(command) && !written.has(command)) {
+      if (typeof stream === 'object' && stream !== null && (stream as { isPipeline?: unknown }).isPipeline === true) (stream as { write(text: string): void }).write('');
+      return command.promise;
+    }
     let reason: string | undefined;
     if (typeof stream === 'object' && stream !== null) {
       let batch = batches.get(stream);

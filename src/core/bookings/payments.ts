@@ -185,8 +185,9 @@ export class BookingPayments {
       // until the hold and a lease had passed (a user test). Its abort is tried until the store takes
       // it; it names this begin's token, so it ends nothing if the begin never ran, nor a later payment.
       // A begin the store surely never ran (refused before it was sent, as every call is during an
-      // outage) queues nothing: a late abort for each filled the late writes' room (a review).
-      if (storeCallMayHaveRun(error)) await this.#writeOrLater(() => bookings.abortPayment(bookingId, token)).catch(() => undefined);
+      // outage) queues nothing: a late abort for each filled the late writes' room (a review). Not
+      // waited for: the client's 503 goes at once, not after the abort's first try.
+      if (storeCallMayHaveRun(error)) void this.#writeOrLater(() => bookings.abortPayment(bookingId, token)).catch(() => undefined);
       throw error;
     }
     switch (begun.kind) {
