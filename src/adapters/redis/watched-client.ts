@@ -319,7 +319,11 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
   client.sendCommand = ((command: Command, stream?: unknown, ...rest: unknown[]): unknown => {
     // Failed while queued for a connection (its time-out), so answered as never sent: ioredis still
     // sends its queue at the next connection, settled commands too, and it would run (a review).
-    // One of a batch writes nothing in its place, so the batch's other commands still go.
+    // One of a batch writes nothing in its place, so the batch's other commands still go. Such
+    // skips are always a batch's first commands: ioredis arms `commandTimeout` in a batch's order,
+    // and this code sets no time-out of its own on a command. A skip after a written command would
+    // leave a gap in the batch that ioredis' resend after a second lost connection does not expect
+    // (its replies then shift by one: a review built that with per-command time-outs).
     if (isSettled(command) && watchedRejects.has(command) && !written.has(command)) {
       if (typeof stream === 'object' && stream !== null && (stream as { isPipeline?: unknown }).isPipeline === true) (stream as { write(text: string): void }).write('');
       return command.promise;

@@ -62,7 +62,7 @@ export default fp(
           { booking_id: bookingId },
           side === 'took_over'
             ? 'booking payment: the payment in flight had been for longer than its delay and a lease (its replica killed or stalled): ended, and this one began in its place'
-            : 'booking payment: ended elsewhere while this process waited (another payment began in its place, this process taken for lost): its result is not recorded, and it answers as already processed',
+            : 'booking payment: ended elsewhere while this process waited (another payment began in its place, this process taken for lost, or the hold’s backstop ended it): its result is not recorded, and it answers as the booking is now',
         ),
     });
     const inbox = new InboxProcessor({ clock, ids, bus, bookings, scheduler, settlement });
