@@ -560,18 +560,22 @@ describe('a payment whose process is gone (a replica killed, or stalled, during 
     const booking = await book(h);
     // The stalled process: its own clock, which stands still while the service's moves on.
     const stalledClock = new ManualClock();
-    const stalled = new BookingPayments({ clock: stalledClock, random: createRandom(1), ids: createIdFactory(stalledClock), bus: h.bus, bookings: h.bookings, seats: h.seats, scheduler: h.scheduler, settlement: h.settlement, config: BOOKING_CONFIG });
+    // Each side tells its part (the service logs a warning for each).
+    const told: string[] = [];
+    const onTakeOver = ({ side }: { side: string }) => void told.push(side);
+    const stalled = new BookingPayments({ clock: stalledClock, random: createRandom(1), ids: createIdFactory(stalledClock), bus: h.bus, bookings: h.bookings, seats: h.seats, scheduler: h.scheduler, settlement: h.settlement, config: BOOKING_CONFIG, onTakeOver });
+    const taker = new BookingPayments({ clock: h.clock, random: createRandom(1), ids: createIdFactory(h.clock), bus: h.bus, bookings: h.bookings, seats: h.seats, scheduler: h.scheduler, settlement: h.settlement, config: BOOKING_CONFIG, onTakeOver });
     const first = track(stalled.executePayment(payInput(booking, { paymentMethodToken: 'tok_chargeDeclined' })));
     await stalledClock.advance(0);
     await h.clock.advance(BOOKING_CONFIG.mockMaxDelayMs + h.scheduler.leaseMs + 1);
-    const second = track(h.payments.executePayment(payInput(booking)));
+    const second = track(taker.executePayment(payInput(booking)));
     await h.clock.advance(PAY_DELAY / 2);
     // It wakes while the payment that took its place is in its delay: its decline is not recorded as that payment's result.
     await stalledClock.advance(PAY_DELAY);
     expect((first.error as { code?: string } | undefined)?.code).toBe('PAYMENT_ALREADY_PROCESSED');
     expect((await h.bookings.get(booking.id))?.paymentInFlight).toBe('execute');
     // Its event's processing job, scheduled before the record, went with it (a review: it failed 8 times, then logged an error).
-    expect(await h.schedulerStore.count(PROCESS_JOB)).toBe(0);
+    expect([await h.schedulerStore.count(PROCESS_JOB), told]).toEqual([0, ['took_over', 'taken_over']]);
     await h.clock.advance(PAY_DELAY / 2);
     expect((second.value as { finalStatus: string } | undefined)?.finalStatus).toBe('SUCCESS');
     const stored = await h.bookings.get(booking.id);
