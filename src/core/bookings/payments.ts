@@ -24,9 +24,9 @@ import type { Settlement } from './settlement.ts';
  * pending, unpaid, hold not lapsed), so of two concurrent payments exactly one proceeds, and
  * nothing may cancel or expire the booking meanwhile (short of the expiry job ending a payment
  * still in flight a lease after the longest delay past the hold: its process died). A payment in
- * flight longer than the longest delay and a lease lost its process too: a new one ends it and
- * begins in its place (`staleBefore`), and the old one, should its process wake, records nothing
- * (its result names its token). Expiry is judged when the payment is submitted: a hold that lapses
+ * flight past its `lostAfter` (its longest delay and a lease after its begin) lost its process too:
+ * a new one ends it and begins in its place, and the old one, should its process wake, records
+ * nothing (its result names its token). Expiry is judged when the payment is submitted: a hold that lapses
  * during the delay does not fail it.
  * @see issue 4, ../../../../shared/seeds/003_2d28ecb358825d26.txt, ../../../../shared/seeds/004_bd5a7b9162ab823c.decoded.txt
  */
@@ -211,9 +211,9 @@ export class BookingPayments {
   }
 
   /**
-   * Ends this payment (begun with `token`) with its result; PAYMENT_ALREADY_PROCESSED if the booking
-   * changed meanwhile: through this service only when this process stalled so long that another
-   * payment began in its place (`staleBefore`), whose result this one must not take.
+   * Ends this payment (begun with `token`) with its result; PAYMENT_ALREADY_PROCESSED (as
+   * `PaymentTakenOver`) if it is no longer the payment in flight: another began in its place, this
+   * process having stalled past the payment's `lostAfter`, or the hold's backstop ended it.
    */
   async #record(booking: Booking, token: string, paymentIntent: Booking['paymentIntent'], event: InboxEvent, paymentMethod?: string): Promise<Booking> {
     const { bookings } = this.#deps;
