@@ -130,10 +130,7 @@ export class StoreUnavailableError extends DomainError {
 
 /** True when `error` says the store could not be reached after the call reached it (`StoreUnavailableError.mayHaveRun`). */
 export function storeCallMayHaveRun(error: unknown): boolean {
-  for (let cause = error, depth = 0; cause instanceof Error && depth < 5; cause = cause.cause, depth++) {
-    if (cause instanceof StoreUnavailableError) return cause.mayHaveRun;
-  }
-  return false;
+  return storeUnavailableIn(error)?.mayHaveRun === true;
 }
 
 /** What a request gets from a process that is closing. */
@@ -152,10 +149,15 @@ export class ShuttingDownError extends StoreUnavailableError {
 
 /** True when `error`, or an error it was caused by, says the store could not be reached. */
 export function isStoreUnavailable(error: unknown): boolean {
+  return storeUnavailableIn(error) !== undefined;
+}
+
+/** The StoreUnavailableError `error` is, or was caused by (five causes deep at most). */
+function storeUnavailableIn(error: unknown): StoreUnavailableError | undefined {
   for (let cause = error, depth = 0; cause instanceof Error && depth < 5; cause = cause.cause, depth++) {
-    if (cause instanceof StoreUnavailableError) return true;
+    if (cause instanceof StoreUnavailableError) return cause;
   }
-  return false;
+  return undefined;
 }
 
 /**

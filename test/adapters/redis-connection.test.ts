@@ -152,6 +152,18 @@ if (redisServerOrSkip('the Redis client')) {
       const infos = () => logs.filter((l) => l.level === 30).map((l) => l.msg);
       return { server, watched, warnings, infos };
     }
+    /** Runs `body` with a watched client that serves, past its start, on a redis-server of its own; both are closed after. */
+    async function servingClient(body: (handle: Awaited<ReturnType<typeof watchedWithLogs>>) => Promise<void>): Promise<void> {
+      const handle = await watchedWithLogs();
+      try {
+        handle.watched.serve();
+        handle.watched.started();
+        await body(handle);
+      } finally {
+        await handle.watched.close();
+        await handle.server.stop();
+      }
+    }
     /** Polls `check` every 20 ms for at most `withinMs`; the time it took. */
     async function until(check: () => boolean, withinMs: number, what: string): Promise<number> {
       const started = Date.now();
@@ -247,10 +259,7 @@ if (redisServerOrSkip('the Redis client')) {
     });
 
     it('a stall of this process longer than a command’s wait (3.5 s of busy loop) fails nothing Redis answered meanwhile, nor is Redis taken for silent', { timeout: 30_000 }, async () => {
-      const { server, watched, warnings } = await watchedWithLogs();
-      try {
-        watched.serve();
-        watched.started();
+      await servingClient(async ({ watched, warnings }) => {
         await watched.client.set('stalled', '0');
         // Let a liveness PING be out, then stall: its answer and the INCR's wait unread in the socket.
         await new Promise((resolve) => setTimeout(resolve, 600));
@@ -264,17 +273,11 @@ if (redisServerOrSkip('the Redis client')) {
         expect(await incremented).toEqual({ value: 1, tookMs: expect.any(Number) });
         await new Promise((resolve) => setTimeout(resolve, 1_000));
         expect([watched.unavailable(), warnings()]).toEqual([undefined, []]);
-      } finally {
-        await watched.close();
-        await server.stop();
-      }
+      });
     });
 
     it('a Redis busy with a long queue of this process’s commands (40 scripts of 100 ms, 4 s in all), answering one every 100 ms, is not taken for silent: every call answers, no warning (before 2026-12-04 its PING, behind them, went 2 s unanswered and the rest failed, 503)', { timeout: 30_000 }, async () => {
-      const { server, watched, warnings } = await watchedWithLogs();
-      try {
-        watched.serve();
-        watched.started();
+      await servingClient(async ({ watched, warnings }) => {
         // Each script runs 100 ms of Redis' time; sent at once, the liveness PING waits behind them.
         // Each is larger than Redis reads at once (16 KB), so it answers each as it is run, not the batch at its end.
         const busy = "local t = redis.call('TIME'); local start = t[1] * 1000000 + t[2]; repeat t = redis.call('TIME') until t[1] * 1000000 + t[2] - start >= 100000; return 1";
@@ -282,10 +285,7 @@ if (redisServerOrSkip('the Redis client')) {
         const calls = await Promise.all(Array.from({ length: 40 }, () => outcome(watched.client.eval(busy, 0, padding))));
         expect(calls.filter((call) => call.value !== 1)).toEqual([]);
         expect([watched.unavailable(), warnings()]).toEqual([undefined, []]);
-      } finally {
-        await watched.close();
-        await server.stop();
-      }
+      });
     });
 
     it('an auto-pipelined batch is let through or refused whole: a CLIENT command in it is not a handshake, and no later reply goes to the wrong call', { timeout: 30_000 }, async () => {
@@ -318,10 +318,7 @@ if (redisServerOrSkip('the Redis client')) {
     });
 
     it('a lost connection: calls wait for reconnects in its first second (a blip costs no call), then fail at once, not after reconnects', { timeout: 30_000 }, async () => {
-      const { server, watched } = await watchedWithLogs();
-      try {
-        watched.serve();
-        watched.started();
+      await servingClient(async ({ server, watched }) => {
         await server.pause();
         await once(watched.client, 'error');
         // Given up by ioredis after its reconnects, never written: it did not run.
@@ -337,17 +334,11 @@ if (redisServerOrSkip('the Redis client')) {
         await server.resume();
         await until(() => watched.unavailable() === undefined, 5000, 'Redis reachable again');
         expect(await watched.client.set('k', 'v')).toBe('OK');
-      } finally {
-        await watched.close();
-        await server.stop();
-      }
+      });
     });
 
     it('a call in flight when the connection is lost may have run (Redis may have run it before it went); one queued after and given up unsent did not', { timeout: 30_000 }, async () => {
-      const { server, watched } = await watchedWithLogs();
-      try {
-        watched.serve();
-        watched.started();
+      await servingClient(async ({ server, watched }) => {
         // 300 ms of Redis' time: written, and in flight when Redis is killed 100 ms into it.
         const busy = "local t = redis.call('TIME'); local start = t[1] * 1000000 + t[2]; repeat t = redis.call('TIME') until t[1] * 1000000 + t[2] - start >= 300000; return 1";
         const inFlight = outcome(watched.client.eval(busy, 0));
@@ -357,17 +348,11 @@ if (redisServerOrSkip('the Redis client')) {
         const queued = outcome(watched.client.get('k'));
         expect(await inFlight).toEqual({ error: 'Reached the max retries per request limit (which is 2). Refer to "maxRetriesPerRequest" option for details.', notServing: false, unavailable: true, mayHaveRun: true, tookMs: expect.any(Number) });
         expect(await queued).toEqual({ error: `Redis at ${server.url} did not take the command: not sent`, notServing: true, unavailable: true, mayHaveRun: false, tookMs: expect.any(Number) });
-      } finally {
-        await watched.close();
-        await server.stop();
-      }
+      });
     });
 
     it('a command that failed while queued for a connection (its time-out) is not written when ioredis sends its queue at the next connection: answered as never sent, it never runs (a review: it ran)', { timeout: 30_000 }, async () => {
-      const { server, watched } = await watchedWithLogs();
-      try {
-        watched.serve();
-        watched.started();
+      await servingClient(async ({ server, watched }) => {
         await server.pause();
         await once(watched.client, 'error');
         // Queued (no connection), with a time-out of its own shorter than ioredis' reconnects.
@@ -381,10 +366,7 @@ if (redisServerOrSkip('the Redis client')) {
         watched.client.sendCommand(command);
         expect(await watched.client.ping()).toBe('PONG');
         expect(await watched.client.exists('queued-then-timed-out')).toBe(0);
-      } finally {
-        await watched.close();
-        await server.stop();
-      }
+      });
     });
 
     it('a new connection to a silent Redis: not "unreachable" with the last error, but taken and not answered yet; then serves', { timeout: 30_000 }, async () => {

@@ -70,6 +70,15 @@ if (redisServerOrSkip('replicas on Redis')) {
     return [a, b];
   }
 
+  /** A one-seat booking of `userId` made on `t`, and its card payment (`POST /payments/execute`, on `t` unless told). */
+  async function aBookingToPay(t: TestApp, userId: string): Promise<{ bookingId: string; pay: (token?: string, on?: TestApp) => ReturnType<typeof inject> }> {
+    const headers = { 'x-user-id': userId };
+    const booked = await inject(t, { method: 'POST', url: '/bookings', headers, payload: { performanceId: 'perf_001', quantity: 1, paymentMethod: 'CREDIT_CARD' } });
+    expect(booked.statusCode).toBe(201);
+    const bookingId = booked.json().bookingId as string;
+    return { bookingId, pay: (token = 'tok_visa', on = t) => inject(on, { method: 'POST', url: '/payments/execute', headers, payload: { bookingId, paymentMethodToken: token, cvv: '120' } }) };
+  }
+
   /**
    * Replica A on a new prefix, whose stores `wrap` changes (a write that goes through, then fails as
    * if Redis failed the call after it: `writtenThenFailed`), and replica B beside it (a test app on
@@ -1164,20 +1173,16 @@ if (redisServerOrSkip('replicas on Redis')) {
   describe('a booking payment whose replica stalls (or dies) during its delay', { timeout: TEST_TIMEOUT_MS }, () => {
     it('the other replica takes it over once the longest delay and a lease have passed since it began, and pays; the stalled one, waking, records nothing and answers 409 (before 2026-12-06 refused as in progress until the hold and a lease had passed)', async () => {
       const [a, b] = await replicas({ MOCK_MIN_DELAY_MS: '1000', MOCK_MAX_DELAY_MS: '1000' });
-      const headers = { 'x-user-id': 'user_stalled' };
-      const booked = await inject(a, { method: 'POST', url: '/bookings', headers, payload: { performanceId: 'perf_001', quantity: 1, paymentMethod: 'CREDIT_CARD' } });
-      expect(booked.statusCode).toBe(201);
-      const bookingId = booked.json().bookingId as string;
-      const pay = (t: TestApp, token: string) => inject(t, { method: 'POST', url: '/payments/execute', headers, payload: { bookingId, paymentMethodToken: token, cvv: '120' } });
+      const { bookingId, pay } = await aBookingToPay(a, 'user_stalled');
       // A's payment begins and waits for its delay on A's clock, which stands still (A stalled, or gone).
-      const onA = pay(a, 'tok_chargeDeclined');
+      const onA = pay('tok_chargeDeclined');
       await eventually(async () => ((await a.app.bookings.service.counts()).paymentsInFlight === 1 ? true : undefined), 'the payment in flight on A');
       // On B: in progress within the longest delay and a lease (SCHEDULER_LEASE_MS) of its begin, then taken over.
       await b.clock.advance(1_000 + b.app.core.scheduler.leaseMs);
-      const refused = await pay(b, 'tok_visa');
+      const refused = await pay('tok_visa', b);
       expect([refused.statusCode, refused.json().code]).toEqual([409, 'PAYMENT_ALREADY_PROCESSED']);
       await b.clock.advance(1);
-      const onB = pay(b, 'tok_visa');
+      const onB = pay('tok_visa', b);
       await eventually(async () => ((await a.app.core.stores.bookings.get(bookingId))?.paymentInFlight === 'execute' && b.app.bookings.payments.inFlight === 1 ? true : undefined), 'the payment in flight on B');
       // A wakes while B's payment is in its delay: its decline is not B's result.
       await a.clock.advance(1_000);
@@ -1194,14 +1199,9 @@ if (redisServerOrSkip('replicas on Redis')) {
   describe('a booking payment whose begin Redis took as it went silent', { timeout: TEST_TIMEOUT_MS }, () => {
     it('answers 503, and once Redis answers again the begin it ran is ended, so the client’s retry pays (before 2026-12-06 it was refused as in progress for the hold and a lease, about 10.5 minutes)', async () => {
       const [a] = await replicas({ MOCK_MIN_DELAY_MS: '0', MOCK_MAX_DELAY_MS: '0' });
-      const headers = { 'x-user-id': 'user_lost_begin' };
-      const booked = await inject(a, { method: 'POST', url: '/bookings', headers, payload: { performanceId: 'perf_001', quantity: 1, paymentMethod: 'CREDIT_CARD' } });
-      expect(booked.statusCode).toBe(201);
-      const bookingId = booked.json().bookingId as string;
-      const pay = () => inject(a, { method: 'POST', url: '/payments/execute', headers, payload: { bookingId, paymentMethodToken: 'tok_visa', cvv: '120' } });
+      const { bookingId, pay } = await aBookingToPay(a, 'user_lost_begin');
       // Another booking paid first: the begin's script is in Redis' cache, so the one sent while it is silent runs when it reads it (not NOSCRIPT).
-      const other = await inject(a, { method: 'POST', url: '/bookings', headers, payload: { performanceId: 'perf_001', quantity: 1, paymentMethod: 'CREDIT_CARD' } });
-      const warm = await inject(a, { method: 'POST', url: '/payments/execute', headers, payload: { bookingId: other.json().bookingId, paymentMethodToken: 'tok_visa', cvv: '120' } });
+      const warm = await (await aBookingToPay(a, 'user_lost_begin')).pay();
       expect([warm.statusCode, warm.json().finalStatus]).toEqual([200, 'SUCCESS']);
       redis.freeze();
       let answered: Awaited<ReturnType<typeof pay>>;
@@ -1230,11 +1230,7 @@ if (redisServerOrSkip('replicas on Redis')) {
   describe('Redis stopped and restarted', { timeout: TEST_TIMEOUT_MS }, () => {
     it('a booking payment cut short by the outage answers 503, and once Redis is back its retry is taken (not refused as in progress until the hold has passed)', async () => {
       const [a] = await replicas({ MOCK_MIN_DELAY_MS: '1000', MOCK_MAX_DELAY_MS: '1000' });
-      const headers = { 'x-user-id': 'user_cut' };
-      const booked = await inject(a, { method: 'POST', url: '/bookings', headers, payload: { performanceId: 'perf_001', quantity: 1, paymentMethod: 'CREDIT_CARD' } });
-      expect(booked.statusCode).toBe(201);
-      const bookingId = booked.json().bookingId as string;
-      const pay = () => inject(a, { method: 'POST', url: '/payments/execute', headers, payload: { bookingId, paymentMethodToken: 'tok_visa', cvv: '120' } });
+      const { pay } = await aBookingToPay(a, 'user_cut');
       // In flight: its processing delay (1 s of the replica's clock) runs after Redis has gone.
       const cut = pay();
       await eventually(async () => ((await a.app.bookings.service.counts()).paymentsInFlight === 1 ? true : undefined), 'the payment in flight');

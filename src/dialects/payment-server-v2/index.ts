@@ -139,11 +139,13 @@ const paymentServerV2: FastifyPluginAsync = async (app) => {
             waits.settle(id);
             // The store away (Redis) just after it recorded the delivery: tried again until it takes it.
             // Before 2026-12-06 the payment stayed PENDING for good, its callback delivered (a user test).
-            // A payment.failed callback completes nothing (its payment stays PAYMENT_FAILED): nothing to try again.
-            if (event.delivery.type !== 'payment.completed' && isStoreUnavailable(error)) return;
-            if (isStoreUnavailable(error) && app.core.lateSettles.add(() => service.acknowledge(id).then(() => undefined), V2_ACKNOWLEDGE)) {
-              app.log.warn({ err: error, payment_id: id }, 'v2: completing a payment after its callback was acknowledged could not reach the store; it is tried again until it can be');
-              return;
+            if (isStoreUnavailable(error)) {
+              // A payment.failed callback completes nothing (its payment stays PAYMENT_FAILED): nothing to try again.
+              if (event.delivery.type !== 'payment.completed') return;
+              if (app.core.lateSettles.add(() => service.acknowledge(id).then(() => undefined), V2_ACKNOWLEDGE)) {
+                app.log.warn({ err: error, payment_id: id }, 'v2: completing a payment after its callback was acknowledged could not reach the store; it is tried again until it can be');
+                return;
+              }
             }
             app.log.error({ err: error, payment_id: id }, 'v2: completing a payment after its callback was acknowledged failed');
           },
