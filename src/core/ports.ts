@@ -191,8 +191,12 @@ export interface BookingStore {
    * begun since. Without, whichever is in flight (the expiry job's backstop, once the hold passed).
    */
   abortPayment(id: string, begunWith?: string): Promise<void>;
-  /** Sets `to` (and `settledAt` = `at`) if the booking is in one of `from` and no payment is in flight (`unpaid`: and its payment is PENDING). */
-  transition(id: string, from: readonly BookingStatus[], to: BookingStatus, at: number, options?: { unpaid?: boolean }): Promise<Transition<Booking>>;
+  /**
+   * Sets `to` (and `settledAt` = `at`) if the booking is in one of `from` and no payment is in
+   * flight (`unpaid`: and its payment is PENDING). With `unpaid` (a cancel), a payment in flight
+   * past its `lostAfter` (`beginPayment`) is ended first, as a later begin would end it: `tookOver`.
+   */
+  transition(id: string, from: readonly BookingStatus[], to: BookingStatus, at: number, options?: { unpaid?: boolean }): Promise<Transition<Booking> & { tookOver?: true }>;
   /** Expires (`settledAt` = `now`) a pending, unpaid booking without a payment in flight whose hold has lapsed; the booking if it did. */
   expireIfDue(id: string, now: number): Promise<Booking | undefined>;
   /** Marks an inbox event processed; `first` is false when it already was. */

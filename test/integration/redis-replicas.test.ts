@@ -1196,6 +1196,29 @@ if (redisServerOrSkip('replicas on Redis')) {
     });
   });
 
+  describe('a booking whose payment’s replica stalls (or dies) during its delay, cancelled on the other', { timeout: TEST_TIMEOUT_MS }, () => {
+    it('the cancel is refused as in progress until the longest delay and a lease have passed since the payment began, then cancels and frees the seat; the stalled replica, waking, records nothing (before 2026-12-06 refused until the hold and a lease had passed)', async () => {
+      const [a, b] = await replicas({ MOCK_MIN_DELAY_MS: '1000', MOCK_MAX_DELAY_MS: '1000' });
+      const { bookingId, pay } = await aBookingToPay(a, 'user_stalled_cancel');
+      const cancel = () => inject(b, { method: 'DELETE', url: '/bookings/my', headers: { 'x-user-id': 'user_stalled_cancel' }, payload: { bookingId } });
+      const onA = pay();
+      await eventually(async () => ((await a.app.bookings.service.counts()).paymentsInFlight === 1 ? true : undefined), 'the payment in flight on A');
+      await b.clock.advance(1_000 + b.app.core.scheduler.leaseMs);
+      const refused = await cancel();
+      expect([refused.statusCode, refused.json()]).toEqual([400, { error: `A payment for booking ${bookingId} is already in progress.`, code: 'PAYMENT_ALREADY_PROCESSED' }]);
+      await b.clock.advance(1);
+      const cancelled = await cancel();
+      expect([cancelled.statusCode, cancelled.json()]).toEqual([200, { message: 'Booking cancelled successfully.' }]);
+      // A wakes: its approval is not recorded on the cancelled booking.
+      await a.clock.advance(1_000);
+      const answeredA = await onA;
+      expect([answeredA.statusCode, answeredA.json()]).toEqual([409, { error: `Booking ${bookingId} is cancelled; only a pending, unpaid booking can be paid or cancelled.`, code: 'PAYMENT_ALREADY_PROCESSED' }]);
+      const stored = await b.app.core.stores.bookings.get(bookingId);
+      expect([stored?.status, stored?.paymentIntent.status, stored?.paymentInFlight, await b.app.core.stores.bookings.events(bookingId)]).toEqual(['cancelled', 'PENDING', null, []]);
+      expect((await b.app.bookings.service.counts()).seats).toMatchObject({ held: 0, reserved: 0 });
+    });
+  });
+
   describe('a booking payment whose begin Redis took as it went silent', { timeout: TEST_TIMEOUT_MS }, () => {
     it('answers 503, and once Redis answers again the begin it ran is ended, so the client’s retry pays (before 2026-12-06 it was refused as in progress for the hold and a lease, about 10.5 minutes)', async () => {
       const [a] = await replicas({ MOCK_MIN_DELAY_MS: '0', MOCK_MAX_DELAY_MS: '0' });

@@ -583,6 +583,36 @@ describe('a payment whose process is gone (a replica killed, or stalled, during 
   });
 });
 
+describe('a cancel of a booking whose payment lost its process (its replica killed or stalled during the delay)', () => {
+  it('is refused as in progress until the longest delay and a lease have passed since the payment began, then cancels the booking and frees its seats; before 2026-12-06 it was refused until the hold and a lease had passed', async () => {
+    const told: string[] = [];
+    const h = await makeBookings({ shared: true, onCancelTookOver: ({ bookingId }) => void told.push(bookingId) });
+    const booking = await book(h);
+    const stalledClock = new ManualClock();
+    const stalled = new BookingPayments({ clock: stalledClock, random: createRandom(1), ids: createIdFactory(stalledClock), bus: h.bus, bookings: h.bookings, seats: h.seats, scheduler: h.scheduler, settlement: h.settlement, config: BOOKING_CONFIG });
+    const first = track(stalled.executePayment(payInput(booking)));
+    await stalledClock.advance(0);
+    await h.clock.advance(BOOKING_CONFIG.mockMaxDelayMs + h.scheduler.leaseMs);
+    await expect(h.service.cancel({ userId: USER, bookingId: booking.id })).rejects.toMatchObject({ code: 'PAYMENT_ALREADY_PROCESSED', message: `A payment for booking ${booking.id} is already in progress.` });
+    expect(told).toEqual([]);
+    await h.clock.advance(1);
+    const cancelled = await h.service.cancel({ userId: USER, bookingId: booking.id });
+    expect(cancelled).toEqual({ ...booking, status: 'cancelled', settledAt: h.clock.now() });
+    expect([told, await h.service.counts()]).toEqual([
+      [booking.id],
+      { bookings: { pending: 0, confirmed: 0, failed: 0, expired: 0, cancelled: 1 }, paymentsInFlight: 0, unprocessedEvents: 0, seats: { total: 420, available: 420, held: 0, reserved: 0 } },
+    ]);
+    expect(h.events.map(summary)).toEqual(['booking.created pending 2', 'booking.cancelled cancelled 2']);
+    // Had it only stalled: it wakes, records nothing, and answers as the booking is now.
+    await stalledClock.advance(PAY_DELAY);
+    expect([(first.error as { code?: string } | undefined)?.code, (first.error as Error | undefined)?.message]).toEqual(['PAYMENT_ALREADY_PROCESSED', `Booking ${booking.id} is cancelled; only a pending, unpaid booking can be paid or cancelled.`]);
+    expect([await h.bookings.get(booking.id), await h.bookings.events(booking.id), await h.schedulerStore.count(PROCESS_JOB)]).toEqual([cancelled, [], 0]);
+    // The cancel's backstop (the expiry job, brought forward) finds it settled and tells nothing new.
+    await h.clock.advance(h.scheduler.leaseMs);
+    expect(h.events.filter((e) => e.type === 'booking.cancelled')).toHaveLength(1);
+  });
+});
+
 describe('a payment whose process stalled past its lostAfter and wakes once the booking is confirmed', () => {
   it('answers as the booking is now (already paid), and tells its confirmation no second time (a review: the expiry job run at once told booking.confirmed again)', async () => {
     // A store shared by replicas (the expiry job then finishes a booking it finds settled again).

@@ -7,7 +7,7 @@ import type { Booking } from '../../src/core/bookings/booking.ts';
 import { InboxProcessor } from '../../src/core/bookings/inbox.ts';
 import { BookingPayments, type ExecutePaymentInput, type ExecutePaymentResult } from '../../src/core/bookings/payments.ts';
 import { Catalog, DEFAULT_PERFORMANCES, type Performance } from '../../src/core/bookings/performances.ts';
-import { BookingService, type BookingConfig } from '../../src/core/bookings/service.ts';
+import { BookingService, type BookingConfig, type BookingServiceDeps } from '../../src/core/bookings/service.ts';
 import { Settlement } from '../../src/core/bookings/settlement.ts';
 import { DomainError } from '../../src/core/errors.ts';
 import { EventBus, isBookingEvent, isPaymentEvent, type BookingEvent, type DomainEvent, type PaymentEvent } from '../../src/core/events.ts';
@@ -183,7 +183,14 @@ export interface BookingHarness {
  * manual clock and a started scheduler (`shared`: one polling as a store shared by several processes does).
  */
 export async function makeBookings(
-  options: { config?: Partial<BookingConfig>; store?: Partial<MemoryBookingStoreOptions>; random?: RandomSource; performances?: readonly Performance[]; shared?: boolean } = {},
+  options: {
+    config?: Partial<BookingConfig>;
+    store?: Partial<MemoryBookingStoreOptions>;
+    random?: RandomSource;
+    performances?: readonly Performance[];
+    shared?: boolean;
+    onCancelTookOver?: BookingServiceDeps['onCancelTookOver'];
+  } = {},
 ): Promise<BookingHarness> {
   const clock = new ManualClock();
   const busErrors: BookingHarness['busErrors'] = [];
@@ -202,7 +209,7 @@ export async function makeBookings(
   const { scheduler, store: schedulerStore, errors: jobErrors } = options.shared === true ? await sharedScheduler(clock) : await startedScheduler(clock);
   const config = { ...BOOKING_CONFIG, ...options.config };
   const settlement = new Settlement({ clock, ids, bus, bookings, seats, ledger, scheduler });
-  const service = new BookingService({ clock, ids, bookings, seats, ledger, scheduler, settlement, catalog: new Catalog(performances), config });
+  const service = new BookingService({ clock, ids, bookings, seats, ledger, scheduler, settlement, catalog: new Catalog(performances), config, onCancelTookOver: options.onCancelTookOver });
   const random = options.random ?? createRandom(1);
   const payments = new BookingPayments({ clock, random, ids, bus, bookings, seats, scheduler, settlement, config });
   const inbox = new InboxProcessor({ clock, ids, bus, bookings, scheduler, settlement });

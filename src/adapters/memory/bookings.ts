@@ -102,12 +102,7 @@ export class MemoryBookingStore implements BookingStore {
     if (booking.userId !== userId) return Promise.resolve({ kind: 'forbidden', booking: copyBooking(booking) });
     if (booking.status === 'expired') return Promise.resolve({ kind: 'expired', booking: copyBooking(booking) });
     // A payment in flight whose process is gone (past its `lostAfter`): ended, then judged as any.
-    let tookOver = false;
-    if (booking.paymentInFlight !== null && record.paymentLostAfter !== undefined && now > record.paymentLostAfter) {
-      booking.paymentInFlight = null;
-      this.#inFlight--;
-      tookOver = true;
-    }
+    const tookOver = this.#endLost(record, now);
     if (!isUnpaid(booking)) return Promise.resolve({ kind: 'already_processed', booking: copyBooking(booking) });
     if (now >= booking.expiresAt) {
       this.#setStatus(record, 'expired', now);
@@ -149,14 +144,16 @@ export class MemoryBookingStore implements BookingStore {
     return Promise.resolve();
   }
 
-  transition(id: string, from: readonly BookingStatus[], to: BookingStatus, at: number, options: { unpaid?: boolean } = {}): Promise<Transition<Booking>> {
+  transition(id: string, from: readonly BookingStatus[], to: BookingStatus, at: number, options: { unpaid?: boolean } = {}): Promise<Transition<Booking> & { tookOver?: true }> {
     const record = this.#records.get(id);
     if (record === undefined) return Promise.resolve({ ok: false, current: undefined });
     const { booking } = record;
+    // A cancel: a payment in flight whose process is gone (past its `lostAfter`) is ended first, as a begin would.
+    const tookOver = options.unpaid === true && from.includes(booking.status) && this.#endLost(record, at);
     const allowed = from.includes(booking.status) && booking.paymentInFlight === null && (options.unpaid !== true || isUnpaid(booking));
     if (!allowed) return Promise.resolve({ ok: false, current: copyBooking(booking) });
     this.#setStatus(record, to, at);
-    return Promise.resolve({ ok: true, record: copyBooking(booking) });
+    return Promise.resolve({ ok: true, record: copyBooking(booking), ...(tookOver ? { tookOver: true as const } : {}) });
   }
 
   expireIfDue(id: string, now: number): Promise<Booking | undefined> {
@@ -229,6 +226,14 @@ export class MemoryBookingStore implements BookingStore {
   }
 
   /** Every status change leaves pending, at `at`. */
+  /** Ends the payment in flight if it is past its `lostAfter` at `now` (its process gone); whether it did. */
+  #endLost(record: Record, now: number): boolean {
+    if (record.booking.paymentInFlight === null || record.paymentLostAfter === undefined || now <= record.paymentLostAfter) return false;
+    record.booking.paymentInFlight = null;
+    this.#inFlight--;
+    return true;
+  }
+
   #setStatus(record: Record, status: BookingStatus, at: number): void {
     this.#statusCounts[record.booking.status] -= 1;
     this.#statusCounts[status] += 1;

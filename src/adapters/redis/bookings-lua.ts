@@ -36,6 +36,15 @@ local function requeue(id)
   local r = redis.call('HMGET', rec(id), 's', 'f', 'n', 'ca')
   if r[1] ~= 'pending' and r[2] == '' and r[3] == '0' then redis.call('ZADD', EVICT, r[4], id) else redis.call('ZREM', EVICT, id) end
 end
+-- Ends the payment in flight of r (as load read it) if it is past its own 'lost after', set with
+-- its token (its process gone: a replica killed during its delay); whether it did.
+local function endLost(id, r, now)
+  if r.f == '' or not r.fl or r.ft ~= r.ct or now <= r.fl then return false end
+  redis.call('HSET', rec(id), 'f', '')
+  redis.call('HINCRBY', KEYS[2], 'inflight', -1)
+  r.f = ''
+  return true
+end
 local function setStatus(id, before, after, at, token)
   redis.call('HSET', rec(id), 's', after, 'sa', at, 'ct', token)
   redis.call('HINCRBY', KEYS[2], before, -1)
@@ -97,13 +106,7 @@ if r.ct == ARGV[6] and r.f == ARGV[4] then return {'started', view(id)} end
 if r.u ~= ARGV[3] then return {'forbidden', view(id)} end
 if r.s == 'expired' then return {'expired', view(id)} end
 -- A payment in flight whose process is gone (past its own 'lost after', set with its token): ended, then judged as any.
-local tookOver = false
-if r.f ~= '' and r.fl and r.ft == r.ct and tonumber(ARGV[5]) > r.fl then
-  redis.call('HSET', rec(id), 'f', '')
-  redis.call('HINCRBY', KEYS[2], 'inflight', -1)
-  r.f = ''
-  tookOver = true
-end
+local tookOver = endLost(id, r, tonumber(ARGV[5]))
 if not unpaid(r) then return {'already_processed', view(id)} end
 if tonumber(ARGV[5]) >= r.ea then
   setStatus(id, r.s, 'expired', ARGV[5], ARGV[6])
@@ -151,15 +154,18 @@ return 1
 `)}`;
 
 export const TRANSITION = `${PRELUDE}
--- ARGV: P, id, to, unpaid ('1'), at, call token, from...
+-- ARGV: P, id, to, unpaid ('1': a cancel), at, call token, from...
 local id = ARGV[2]
 local r = load(id)
 if not r then return {0, {}} end
 if r.ct == ARGV[6] then return {1, view(id)} end
 local allowed = false
 for i = 7, #ARGV do if ARGV[i] == r.s then allowed = true end end
+-- A cancel: a payment in flight whose process is gone is ended first, as a begin would.
+local tookOver = allowed and ARGV[4] == '1' and endLost(id, r, tonumber(ARGV[5]))
 if not allowed or r.f ~= '' or (ARGV[4] == '1' and not unpaid(r)) then return {0, view(id)} end
 setStatus(id, r.s, ARGV[3], ARGV[5], ARGV[6])
+if tookOver then return {1, view(id), 'took_over'} end
 return {1, view(id)}
 `;
 

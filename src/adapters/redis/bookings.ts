@@ -109,10 +109,11 @@ export class RedisBookingStore implements BookingStore {
     await this.#scripts.abort(this.#keys, [this.#p, id, begunWith ?? '', callToken()]);
   }
 
-  async transition(id: string, from: readonly BookingStatus[], to: BookingStatus, at: number, options: { unpaid?: boolean } = {}): Promise<Transition<Booking>> {
-    const [ok, flat] = (await this.#scripts.transition(this.#keys, [this.#p, id, to, options.unpaid === true ? '1' : '0', at, callToken(), ...from])) as [number, string[]];
+  async transition(id: string, from: readonly BookingStatus[], to: BookingStatus, at: number, options: { unpaid?: boolean } = {}): Promise<Transition<Booking> & { tookOver?: true }> {
+    const [ok, flat, tookOver] = (await this.#scripts.transition(this.#keys, [this.#p, id, to, options.unpaid === true ? '1' : '0', at, callToken(), ...from])) as [number, string[], string?];
     const booking = decodeBooking(flat);
-    return ok === 1 ? { ok: true, record: booking as Booking } : { ok: false, current: booking };
+    if (ok !== 1) return { ok: false, current: booking };
+    return tookOver === 'took_over' ? { ok: true, record: booking as Booking, tookOver: true } : { ok: true, record: booking as Booking };
   }
 
   async expireIfDue(id: string, now: number): Promise<Booking | undefined> {

@@ -49,6 +49,8 @@ export interface BookingServiceDeps {
   settlement: Settlement;
   catalog: Catalog;
   config: BookingConfig;
+  /** A cancel ended a payment in flight past its `lostAfter` (its process gone) before cancelling: for a warning. */
+  onCancelTookOver?: ((event: { bookingId: string }) => void) | undefined;
 }
 
 export interface BookInput {
@@ -213,6 +215,11 @@ export class BookingService {
    * NOT_FOUND, FORBIDDEN (another user's), BOOKING_EXPIRED, PAYMENT_ALREADY_PROCESSED (confirmed,
    * failed, paid or a payment in flight), INVALID_STATE (already cancelled).
    *
+   * A payment in flight for longer than its delay and a lease (its replica killed or stalled
+   * during the delay: `BookingStore.beginPayment`'s `lostAfter`) is ended and the booking
+   * cancelled, as a payment begun then would take its place. Before 2026-12-06 the cancel was
+   * refused as in progress until the hold's backstop ended that payment (the hold and a lease).
+   *
    * With a store shared by several processes, the booking's expiry job is brought forward to a
    * lease from now first (when its hold ends later): the backstop of the cancel's event (`Settlement.finish`).
    */
@@ -223,8 +230,12 @@ export class BookingService {
     const current = (await this.#expireIfDue(found.id)) ?? found;
     if (current.status === 'expired') throw expiredError(current);
     const now = clock.now();
-    if (scheduler.shared && isUnpaid(current) && now + scheduler.leaseMs < current.expiresAt) await scheduler.schedule(EXPIRE_JOB, current.id, now + scheduler.leaseMs);
+    // A payment in flight too: it may be a lost one, which this cancel ends (if not, the job brought
+    // forward finds it in flight and looks again when its backstop is due, as before).
+    const mayCancel = isUnpaid(current) || (current.status === 'pending' && current.paymentInFlight !== null);
+    if (scheduler.shared && mayCancel && now + scheduler.leaseMs < current.expiresAt) await scheduler.schedule(EXPIRE_JOB, current.id, now + scheduler.leaseMs);
     const result = await bookings.transition(current.id, ['pending'], 'cancelled', now, { unpaid: true });
+    if (result.tookOver === true) this.#deps.onCancelTookOver?.({ bookingId: current.id });
     if (!result.ok) {
       if (result.current === undefined) throw notFound('Booking', current.id);
       if (result.current.status === 'expired') throw expiredError(result.current);

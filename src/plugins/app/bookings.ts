@@ -43,7 +43,19 @@ export default fp(
     const { bookings, seats, ledger } = stores;
     const settlement = new Settlement({ clock, ids, bus, bookings, seats, ledger, scheduler });
     const catalog = new Catalog(settings.performances);
-    const service = new BookingService({ clock, ids, bookings, seats, ledger, scheduler, settlement, catalog, config: bookingConfig });
+    const service = new BookingService({
+      clock,
+      ids,
+      bookings,
+      seats,
+      ledger,
+      scheduler,
+      settlement,
+      catalog,
+      config: bookingConfig,
+      onCancelTookOver: ({ bookingId }) =>
+        app.log.warn({ booking_id: bookingId }, 'booking cancel: the payment in flight had been for longer than its delay and a lease (its replica killed or stalled): ended, and the booking cancelled'),
+    });
     const payments = new BookingPayments({
       clock,
       // Its own generator (seeded with RANDOM_SEED when set): booking traffic must not shift the

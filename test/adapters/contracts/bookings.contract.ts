@@ -157,6 +157,31 @@ export function bookingStoreContract(name: string, make: BookingStoreFactory): v
         expect(await store.beginPayment(booking.id, 'user_1', 'direct', T0 + DAY / 2, 'tok_new', T0 + DAY)).toEqual({ kind: 'already_processed', booking: { ...booking, paymentInFlight: 'execute' } });
       });
 
+      it('is ended by a cancel (`transition` with `unpaid`) made past its lostAfter, which cancels the booking; the gone payment can record nothing', async () => {
+        const booking = aBooking();
+        const store = await storeWith(booking);
+        await store.beginPayment(booking.id, 'user_1', 'execute', T0 + 10, 'tok_gone', T0 + 20);
+        const inFlight: Booking = { ...booking, paymentInFlight: 'execute' };
+        expect(await store.transition(booking.id, ['pending'], 'cancelled', T0 + 20, { unpaid: true })).toEqual({ ok: false, current: inFlight });
+        // A settlement's transition (no `unpaid`) never ends it, past its lostAfter or not.
+        expect(await store.transition(booking.id, ['pending'], 'failed', T0 + 21)).toEqual({ ok: false, current: inFlight });
+        expect(await store.counts()).toEqual(counts({ pending: 1 }, 1));
+        const cancelled: Booking = { ...booking, status: 'cancelled', settledAt: T0 + 21 };
+        expect(await store.transition(booking.id, ['pending'], 'cancelled', T0 + 21, { unpaid: true })).toEqual({ ok: true, record: cancelled, tookOver: true });
+        expect(await store.counts()).toEqual(counts({ cancelled: 1 }));
+        const late = anInboxEvent(booking.id, { eventId: 'evt_late' });
+        expect(await store.recordPayment(booking.id, PAID, late, undefined, 'tok_gone')).toBeUndefined();
+        await store.abortPayment(booking.id, 'tok_gone');
+        expect([await store.get(booking.id), await store.event(late.eventId), await store.counts()]).toEqual([cancelled, undefined, counts({ cancelled: 1 })]);
+      });
+
+      it('one begun without lostAfter is never ended by a cancel either', async () => {
+        const booking = aBooking();
+        const store = await storeWith(booking);
+        await store.beginPayment(booking.id, 'user_1', 'execute', T0 + 1, 'tok_old');
+        expect(await store.transition(booking.id, ['pending'], 'cancelled', T0 + DAY / 2, { unpaid: true })).toEqual({ ok: false, current: { ...booking, paymentInFlight: 'execute' } });
+      });
+
       it('a begin that ends it on a booking whose hold has lapsed expires the booking, as with none in flight', async () => {
         const booking = aBooking();
         const store = await storeWith(booking);
