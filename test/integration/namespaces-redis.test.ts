@@ -124,6 +124,32 @@ withRedisServer('namespaces on Redis', (server) => {
       expect(await keysOf(`${prefix}ns:ci-told:*`)).toEqual([]);
     });
 
+    it('a reset on A reaches B while B drains for its shutdown: B closes its app of the namespace then, so the drain makes none of its due work and sends none of its webhooks (before 2026-12-06 a draining replica ignored resets, and wrote the namespace’s records after its keys were wiped)', async () => {
+      const { a, prefix } = await replicas();
+      // B, its lines kept: its drain logs no warning or error for the app it closes.
+      const blogs: Array<Record<string, unknown>> = [];
+      const b = await buildTestApp({ STORE: 'redis', REDIS_URL: server().url, REDIS_KEY_PREFIX: prefix, LOG_LEVEL: 'info' }, { clockStart: START, logs: blogs });
+      open.push(b);
+      const rx = await receivers.start();
+      const created = await create(a, 'ci-drain', { reservation_id: 'rsv_drain', amount: 1000, scenario: 'approve', delay_ms: 100, webhook_url: rx.url('/drain') });
+      const id = created.json().payment_intent_id as string;
+      expect((await read(b, 'ci-drain', id)).json().status).toBe('PENDING');
+      // B's drain waits for the pending decision (no hand-off), its app of ci-drain running meanwhile.
+      const draining = b.app.lifecycle.drain(5_000, { handOff: false });
+      const reset = a.app.inject({ method: 'DELETE', url: '/v1/sim/namespaces/ci-drain' });
+      await eventually(async () => ((await server().client.hexists(`${prefix}namespaces`, 'ci-drain')) === 0 ? true : undefined), 'ci-drain off the shared list');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      // The decision is due, and B's schedule poll comes: an app of ci-drain still open there would make it.
+      await b.clock.advance(300);
+      expect([(await reset).statusCode, (await reset).json()]).toEqual([200, { namespace: 'ci-drain', existed: true }]);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect([rx.requests.map((r) => r.url), await keysOf(`${prefix}ns:ci-drain:*`)]).toEqual([[], []]);
+      // Its drain ends (ci-drain's wait went with its app), within its budget.
+      await draining;
+      expect(blogs.filter((line) => line.level !== 'info').map((line) => line.msg)).toEqual([]);
+      expect(blogs.find((line) => line.namespace === 'ci-drain' && String(line.msg).startsWith('namespace no longer in the shared list'))?.level).toBe('info');
+    });
+
     it('NAMESPACES_MAX bounds the shared list, whichever replica makes them: a burst across both makes exactly that many, each served on both (a helper: before 2026-12-04 each replica counted its own, and refused ones stayed listed)', async () => {
       const { a, b } = await replicas({ NAMESPACES_MAX: '3' });
       const names = Array.from({ length: 10 }, (_, i) => `ci-burst-${i}`);

@@ -33,7 +33,8 @@ import { SAFE_METHODS } from './lifecycle.ts';
  * - With Redis, the namespaces that exist are a hash shared by the replicas; each replica starts
  *   the apps of namespaces made elsewhere (so their due work and webhooks run everywhere) and
  *   closes those reset elsewhere, every NAMESPACE_SYNC_MS.
- * - The drain at shutdown drains every namespace; closing the root closes them all.
+ * - The drain at shutdown drains every namespace (one reset elsewhere meanwhile is closed, not
+ *   drained: `sync`); closing the root closes them all.
  */
 
 const NAME = new RegExp(NAMESPACE_PATTERN);
@@ -318,14 +319,21 @@ export default fp<NamespacesOptions>(
       return [...(await shared.all())].map(([namespace, listing]) => ({ namespace, createdAt: listing.createdAt })).sort(byAge);
     };
 
-    /** STORE=redis: start what other replicas made, close what they reset. */
+    /**
+     * STORE=redis: start what other replicas made, close what they reset. Draining (shutting down),
+     * only the latter: its drain keeps running the apps it has, and one of a namespace reset
+     * elsewhere would go on making its due work and sending its webhooks, writing their records
+     * after the reset wiped its keys (before 2026-12-06 a draining replica synced no more).
+     */
     let lastSyncErrorAt = Number.NEGATIVE_INFINITY;
     const sync = async (): Promise<void> => {
-      if (shared === undefined || closed || app.lifecycle.shuttingDown) return;
+      if (shared === undefined || closed) return;
       try {
         const readAfter = started;
         const listed = await shared.all();
         for (const [namespace, listing] of listed) {
+          // None is started once the drain has begun (as `obtain`): its app would not be drained.
+          if (app.lifecycle.shuttingDown) break;
           // The shared list holds NAMESPACES_MAX at most (its script): each listed one runs here too.
           if (!entries.has(namespace) && !resetting.has(namespace) && NAME.test(namespace)) start(namespace, listing.createdAt, listing.listedAs);
         }
