@@ -150,7 +150,10 @@ export default fp(
       writes--;
     }
     // A drainer that fails (its store is unreachable) is reported; the others and the close go on.
+    // Closed meanwhile (a namespace's app, its namespace reset on another replica), the phases left
+    // are not run: their lines would tell of an app that is gone (its queue "unavailable").
     const runPhase = async (phase: DrainPhase, left: number, deadline: number): Promise<void> => {
+      if (lifecycle.closing) return;
       await Promise.all(
         drainers.filter((d) => d.phase === phase).map((d) => d.drainer(left, deadline).catch((error: unknown) => app.log.error({ err: error, phase }, 'shutdown: draining failed; closing without it'))),
       );
