@@ -155,6 +155,9 @@ export type BeginPaymentOutcome =
   | { kind: 'expired'; booking: Booking }
   | { kind: 'already_processed'; booking: Booking };
 
+/** `transition`'s outcome: `tookOver`, a lost payment was ended first; `expiredNow`, refused because the booking expired in this step (the caller finishes the expiry). */
+export type BookingTransition = (Transition<Booking> & { tookOver?: true; expiredNow?: undefined }) | { ok: false; current: Booking; tookOver?: true; expiredNow: true };
+
 export interface BookingStore {
   /**
    * Adds a pending booking, evicting the oldest finished ones beyond the bound (their ids are
@@ -194,9 +197,11 @@ export interface BookingStore {
   /**
    * Sets `to` (and `settledAt` = `at`) if the booking is in one of `from` and no payment is in
    * flight (`unpaid`: and its payment is PENDING). With `unpaid` (a cancel), a payment in flight
-   * past its `lostAfter` (`beginPayment`) is ended first, as a later begin would end it: `tookOver`.
+   * past its `lostAfter` (`beginPayment`) is ended first, as a later begin would end it
+   * (`tookOver`), and a booking whose hold has lapsed (`at` >= `expiresAt`) is expired instead
+   * (`settledAt` = `at`), refused with `expiredNow`, as a begin would expire it.
    */
-  transition(id: string, from: readonly BookingStatus[], to: BookingStatus, at: number, options?: { unpaid?: boolean }): Promise<Transition<Booking> & { tookOver?: true }>;
+  transition(id: string, from: readonly BookingStatus[], to: BookingStatus, at: number, options?: { unpaid?: boolean }): Promise<BookingTransition>;
   /** Expires (`settledAt` = `now`) a pending, unpaid booking without a payment in flight whose hold has lapsed; the booking if it did. */
   expireIfDue(id: string, now: number): Promise<Booking | undefined>;
   /** Marks an inbox event processed; `first` is false when it already was. */

@@ -6,6 +6,7 @@ import { RedisRateLimitStore } from '../../src/adapters/redis/rate-limits.ts';
 import { RedisRevokedSessions } from '../../src/adapters/redis/revoked-sessions.ts';
 import { RedisV2PaymentStore } from '../../src/adapters/redis/v2-payments.ts';
 import { RedisWaitingRoomStore } from '../../src/adapters/redis/waiting-rooms.ts';
+import type { Booking } from '../../src/core/bookings/booking.ts';
 import type { FaultRule } from '../../src/core/faults/model.ts';
 import { parseRule } from '../../src/core/faults/validation.ts';
 import type { RoomSettings } from '../../src/core/waiting-room/room.ts';
@@ -278,6 +279,23 @@ withRedisServer('Redis adapters of records', (server) => {
       await client.hset(`${keyPrefix}bk:r:${upgraded.id}`, 'f', 'execute', 'ct', 'tok_old');
       await client.hincrby(`${keyPrefix}bk:counts`, 'inflight', 1);
       expect(await store.beginPayment(upgraded.id, 'user_1', 'direct', T0 + 10, 'tok_new', T0 + 20)).toEqual({ kind: 'already_processed', booking: { ...upgraded, paymentInFlight: 'execute' } });
+      client.disconnect();
+    });
+
+    it('bookings: a cancel sent twice answers as its first run: one that took a lost payment over cancels once (cancelled, the in-flight count 0); one that found the hold lapsed is expiredNow again, not cancelled', async () => {
+      const redis = server();
+      const client = redis.connect();
+      const store = new RedisBookingStore(client, { keyPrefix: redis.newPrefix(), ttlMs: DAY, maxBookings: 100 });
+      const [taken, lapsed] = [aBooking(), aBooking()];
+      for (const booking of [taken, lapsed]) await store.insert(booking);
+      await store.beginPayment(taken.id, 'user_1', 'execute', T0 + 1, 'tok_gone', T0 + 2);
+      const cancelled: Booking = { ...taken, status: 'cancelled', settledAt: T0 + 3 };
+      expect(await sentTwice(client, () => store.transition(taken.id, ['pending'], 'cancelled', T0 + 3, { unpaid: true }))).toEqual({ ok: true, record: cancelled });
+      await store.beginPayment(lapsed.id, 'user_1', 'execute', T0 + 1, 'tok_gone', T0 + 2);
+      const expired: Booking = { ...lapsed, status: 'expired', settledAt: lapsed.expiresAt };
+      expect(await sentTwice(client, () => store.transition(lapsed.id, ['pending'], 'cancelled', lapsed.expiresAt, { unpaid: true }))).toEqual({ ok: false, current: expired, expiredNow: true });
+      const counts = await store.counts();
+      expect([counts.bookings.cancelled, counts.bookings.expired, counts.bookings.pending, counts.paymentsInFlight]).toEqual([1, 1, 0, 0]);
       client.disconnect();
     });
 

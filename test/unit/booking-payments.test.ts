@@ -611,6 +611,19 @@ describe('a cancel of a booking whose payment lost its process (its replica kill
     await h.clock.advance(h.scheduler.leaseMs);
     expect(h.events.filter((e) => e.type === 'booking.cancelled')).toHaveLength(1);
   });
+  it('past the hold’s end, expires the booking instead (BOOKING_EXPIRED, booking.expired, its seats freed), as a payment begun then would (a review: it cancelled it)', async () => {
+    const h = await makeBookings({ shared: true });
+    const booking = await book(h);
+    // Begun 10 s before the hold's end by a process that then died: lost after the hold's end, and
+    // 10 s before the hold's backstop (the expiry job's, a delay and a lease after that end).
+    await h.clock.advance(HOLD - 10_000);
+    await h.bookings.beginPayment(booking.id, USER, 'execute', h.clock.now(), 'tok_dead', h.clock.now() + BOOKING_CONFIG.mockMaxDelayMs + h.scheduler.leaseMs);
+    await h.clock.advance(BOOKING_CONFIG.mockMaxDelayMs + h.scheduler.leaseMs + 1);
+    const refused = await errorOf(() => h.service.cancel({ userId: USER, bookingId: booking.id }));
+    expect([refused.code, refused.message]).toEqual(['BOOKING_EXPIRED', `Booking ${booking.id} expired at ${new Date(booking.expiresAt).toISOString()}.`]);
+    expect(await h.bookings.get(booking.id)).toEqual({ ...booking, status: 'expired', settledAt: h.clock.now() });
+    expect([h.events.map(summary), (await h.service.counts()).seats.held]).toEqual([['booking.created pending 2', 'booking.expired expired 2'], 0]);
+  });
 });
 
 describe('a payment whose process stalled past its lostAfter and wakes once the booking is confirmed', () => {

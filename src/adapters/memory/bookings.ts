@@ -11,7 +11,7 @@ import {
   type PaymentKind,
 } from '../../core/bookings/booking.ts';
 import { FifoQueue } from '../../core/fifo-queue.ts';
-import type { BeginPaymentOutcome, BookingStore, Page, PageQuery, StoreStats, Transition } from '../../core/ports.ts';
+import type { BeginPaymentOutcome, BookingStore, BookingTransition, Page, PageQuery, StoreStats } from '../../core/ports.ts';
 import { IdList, pageOf } from './id-list.ts';
 import { KeyedIds } from './keyed-ids.ts';
 
@@ -144,16 +144,22 @@ export class MemoryBookingStore implements BookingStore {
     return Promise.resolve();
   }
 
-  transition(id: string, from: readonly BookingStatus[], to: BookingStatus, at: number, options: { unpaid?: boolean } = {}): Promise<Transition<Booking> & { tookOver?: true }> {
+  transition(id: string, from: readonly BookingStatus[], to: BookingStatus, at: number, options: { unpaid?: boolean } = {}): Promise<BookingTransition> {
     const record = this.#records.get(id);
     if (record === undefined) return Promise.resolve({ ok: false, current: undefined });
     const { booking } = record;
     // A cancel: a payment in flight whose process is gone (past its `lostAfter`) is ended first, as a begin would.
     const tookOver = options.unpaid === true && from.includes(booking.status) && this.#endLost(record, at);
+    const taken = tookOver ? { tookOver: true as const } : {};
     const allowed = from.includes(booking.status) && booking.paymentInFlight === null && (options.unpaid !== true || isUnpaid(booking));
-    if (!allowed) return Promise.resolve({ ok: false, current: copyBooking(booking) });
+    if (!allowed) return Promise.resolve({ ok: false, current: copyBooking(booking), ...taken });
+    // A cancel once the hold has lapsed (the payment it ended kept the booking from expiring): expired, as a begin would.
+    if (options.unpaid === true && at >= booking.expiresAt) {
+      this.#setStatus(record, 'expired', at);
+      return Promise.resolve({ ok: false, current: copyBooking(booking), expiredNow: true, ...taken });
+    }
     this.#setStatus(record, to, at);
-    return Promise.resolve({ ok: true, record: copyBooking(booking), ...(tookOver ? { tookOver: true as const } : {}) });
+    return Promise.resolve({ ok: true, record: copyBooking(booking), ...taken });
   }
 
   expireIfDue(id: string, now: number): Promise<Booking | undefined> {
@@ -225,7 +231,6 @@ export class MemoryBookingStore implements BookingStore {
     return evicted;
   }
 
-  /** Every status change leaves pending, at `at`. */
   /** Ends the payment in flight if it is past its `lostAfter` at `now` (its process gone); whether it did. */
   #endLost(record: Record, now: number): boolean {
     if (record.booking.paymentInFlight === null || record.paymentLostAfter === undefined || now <= record.paymentLostAfter) return false;
@@ -234,6 +239,7 @@ export class MemoryBookingStore implements BookingStore {
     return true;
   }
 
+  /** Every status change leaves pending, at `at`. */
   #setStatus(record: Record, status: BookingStatus, at: number): void {
     this.#statusCounts[record.booking.status] -= 1;
     this.#statusCounts[status] += 1;

@@ -158,15 +158,22 @@ export const TRANSITION = `${PRELUDE}
 local id = ARGV[2]
 local r = load(id)
 if not r then return {0, {}} end
+-- This call, run again (its reply lost): what it did.
+if r.ct == ARGV[6] and ARGV[4] == '1' and r.s == 'expired' then return {0, view(id), '', 'expired_now'} end
 if r.ct == ARGV[6] then return {1, view(id)} end
 local allowed = false
 for i = 7, #ARGV do if ARGV[i] == r.s then allowed = true end end
 -- A cancel: a payment in flight whose process is gone is ended first, as a begin would.
-local tookOver = allowed and ARGV[4] == '1' and endLost(id, r, tonumber(ARGV[5]))
-if not allowed or r.f ~= '' or (ARGV[4] == '1' and not unpaid(r)) then return {0, view(id)} end
+local tookOver = ''
+if allowed and ARGV[4] == '1' and endLost(id, r, tonumber(ARGV[5])) then tookOver = 'took_over' end
+if not allowed or r.f ~= '' or (ARGV[4] == '1' and not unpaid(r)) then return {0, view(id), tookOver} end
+-- A cancel once the hold has lapsed (the payment it ended kept the booking from expiring): expired, as a begin would.
+if ARGV[4] == '1' and tonumber(ARGV[5]) >= r.ea then
+  setStatus(id, r.s, 'expired', ARGV[5], ARGV[6])
+  return {0, view(id), tookOver, 'expired_now'}
+end
 setStatus(id, r.s, ARGV[3], ARGV[5], ARGV[6])
-if tookOver then return {1, view(id), 'took_over'} end
-return {1, view(id)}
+return {1, view(id), tookOver}
 `;
 
 export const EXPIRE_IF_DUE = `${PRELUDE}

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { copyPaymentIntent, type Booking, type BookingCounts, type BookingPaymentIntent, type BookingStatus, type InboxEvent, type PaymentKind } from '../../core/bookings/booking.ts';
-import type { BeginPaymentOutcome, BookingStore, Page, PageQuery, StoreStats, Transition } from '../../core/ports.ts';
+import type { BeginPaymentOutcome, BookingStore, BookingTransition, Page, PageQuery, StoreStats } from '../../core/ports.ts';
 import { SCAN_BUDGET } from '../memory/id-list.ts';
 import { ABORT_PAYMENT, BEGIN_PAYMENT, COUNTS, EVENT, EVENTS, EXPIRE_IF_DUE, GET, INSERT, LIST, MARK_PROCESSED, RECORD_PAYMENT, SWEEP, TRANSITION } from './bookings-lua.ts';
 import { callToken, defineScript, type Script, SWEEP_BATCH } from './connection.ts';
@@ -109,11 +109,12 @@ export class RedisBookingStore implements BookingStore {
     await this.#scripts.abort(this.#keys, [this.#p, id, begunWith ?? '', callToken()]);
   }
 
-  async transition(id: string, from: readonly BookingStatus[], to: BookingStatus, at: number, options: { unpaid?: boolean } = {}): Promise<Transition<Booking> & { tookOver?: true }> {
-    const [ok, flat, tookOver] = (await this.#scripts.transition(this.#keys, [this.#p, id, to, options.unpaid === true ? '1' : '0', at, callToken(), ...from])) as [number, string[], string?];
+  async transition(id: string, from: readonly BookingStatus[], to: BookingStatus, at: number, options: { unpaid?: boolean } = {}): Promise<BookingTransition> {
+    const [ok, flat, tookOver, expiredNow] = (await this.#scripts.transition(this.#keys, [this.#p, id, to, options.unpaid === true ? '1' : '0', at, callToken(), ...from])) as [number, string[], string?, string?];
     const booking = decodeBooking(flat);
-    if (ok !== 1) return { ok: false, current: booking };
-    return tookOver === 'took_over' ? { ok: true, record: booking as Booking, tookOver: true } : { ok: true, record: booking as Booking };
+    const taken = tookOver === 'took_over' ? { tookOver: true as const } : {};
+    if (expiredNow === 'expired_now') return { ok: false, current: booking as Booking, expiredNow: true, ...taken };
+    return ok === 1 ? { ok: true, record: booking as Booking, ...taken } : { ok: false, current: booking, ...taken };
   }
 
   async expireIfDue(id: string, now: number): Promise<Booking | undefined> {

@@ -238,6 +238,8 @@ export class BookingService {
     if (result.tookOver === true) this.#deps.onCancelTookOver?.({ bookingId: current.id });
     if (!result.ok) {
       if (result.current === undefined) throw notFound('Booking', current.id);
+      // Expired by this very step (its hold lapsed while a lost payment kept it): finished as any expiry (`booking.expired`, its seats).
+      if (result.expiredNow === true) await settlement.finish(result.current);
       if (result.current.status === 'expired') throw expiredError(result.current);
       if (result.current.status === 'cancelled') throw new DomainError('INVALID_STATE', `Booking ${current.id} is already cancelled.`);
       throw alreadyProcessed(result.current);

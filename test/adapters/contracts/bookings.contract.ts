@@ -175,6 +175,20 @@ export function bookingStoreContract(name: string, make: BookingStoreFactory): v
         expect([await store.get(booking.id), await store.event(late.eventId), await store.counts()]).toEqual([cancelled, undefined, counts({ cancelled: 1 })]);
       });
 
+      it('a cancel that ends it on a booking whose hold has lapsed expires the booking instead, refused with expiredNow, as a begin would', async () => {
+        const booking = aBooking();
+        const store = await storeWith(booking);
+        await store.beginPayment(booking.id, 'user_1', 'execute', T0 + 1, 'tok_gone', T0 + 2);
+        const expired: Booking = { ...booking, status: 'expired', settledAt: booking.expiresAt + 1 };
+        expect(await store.transition(booking.id, ['pending'], 'cancelled', booking.expiresAt + 1, { unpaid: true })).toEqual({ ok: false, current: expired, expiredNow: true, tookOver: true });
+        expect([await store.get(booking.id), await store.counts()]).toEqual([expired, counts({ expired: 1 })]);
+        // And an unpaid booking cancelled at its hold's end, whatever ran before.
+        const lapsed = aBooking();
+        await store.insert(lapsed);
+        expect(await store.transition(lapsed.id, ['pending'], 'cancelled', lapsed.expiresAt, { unpaid: true })).toEqual({ ok: false, current: { ...lapsed, status: 'expired', settledAt: lapsed.expiresAt }, expiredNow: true });
+        expect(await store.counts()).toEqual(counts({ expired: 2 }));
+      });
+
       it('one begun without lostAfter is never ended by a cancel either', async () => {
         const booking = aBooking();
         const store = await storeWith(booking);
