@@ -217,7 +217,8 @@ export class BookingService {
    *
    * A payment in flight for longer than its delay and a lease (its replica killed or stalled
    * during the delay: `BookingStore.beginPayment`'s `lostAfter`) is ended and the booking
-   * cancelled, as a payment begun then would take its place. Before 2026-12-06 the cancel was
+   * cancelled, as a payment begun then would take its place; past the hold's end the booking
+   * expires instead (BOOKING_EXPIRED), as it would for that payment. Before 2026-12-06 the cancel was
    * refused as in progress until the hold's backstop ended that payment (the hold and a lease).
    *
    * With a store shared by several processes, the booking's expiry job is brought forward to a

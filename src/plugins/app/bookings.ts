@@ -54,7 +54,7 @@ export default fp(
       catalog,
       config: bookingConfig,
       onCancelTookOver: ({ bookingId }) =>
-        app.log.warn({ booking_id: bookingId }, 'booking cancel: the payment in flight had been for longer than its delay and a lease (its replica killed or stalled): ended, and the booking cancelled'),
+        app.log.warn({ booking_id: bookingId }, 'booking cancel: the payment in flight had been for longer than its delay and a lease (its replica killed or stalled): ended, and the booking cancelled (expired, when its hold had passed)'),
     });
     const payments = new BookingPayments({
       clock,
