@@ -164,7 +164,7 @@ const bookingRoutes: FastifyPluginAsync<BookingRoutesOptions> = async (fastify, 
         operationId: 'cancelMyBooking',
         summary: "Cancel one of the caller's pending bookings",
         description:
-          'Releases its seats. 400 for anything but a pending, unpaid booking of the caller; `code` says why. A payment in flight refuses it (`PAYMENT_ALREADY_PROCESSED`, already in progress) until that payment has been in flight for longer than its longest processing delay and a lease (MOCK_MAX_DELAY_MS, scaled by TIME_SCALE, + SCHEDULER_LEASE_MS, not scaled: 31.5 s by default; its replica was killed or stalled); then the payment is ended without a result and the booking cancelled, or, past the hold’s end, expired (`BOOKING_EXPIRED`). With a `webhookUrl`, `booking.cancelled` is delivered.',
+          'Releases its seats. 400 for anything but a pending, unpaid booking of the caller; `code` says why. A payment in flight refuses it (`PAYMENT_ALREADY_PROCESSED`, already in progress) until that payment has been in flight for longer than its longest processing delay and a lease (MOCK_MAX_DELAY_MS, scaled by TIME_SCALE, + SCHEDULER_LEASE_MS, not scaled: 31.5 s by default; its replica was killed or stalled); then the payment is ended without a result and the booking cancelled, or, past the hold’s end, expired (`BOOKING_EXPIRED`). With a `webhookUrl`, `booking.cancelled` is delivered (`booking.expired` for a booking that expired instead).',
         tags: ['bookings'],
         security,
         headers: UserIdHeader,

@@ -119,8 +119,10 @@ export default fp(
       const left = await waitUntil(
         budgetMs,
         () => bookings.counts(),
-        (counts) => (handingOff ? payments.inFlight === 0 : counts.paymentsInFlight + counts.unprocessedEvents === 0),
+        (counts) => app.lifecycle.closing || (handingOff ? payments.inFlight === 0 : counts.paymentsInFlight + counts.unprocessedEvents === 0),
       );
+      // Closed during the drain (its namespace reset on another replica): nothing of it left to tell.
+      if (app.lifecycle.closing) return;
       const counts = { payments_in_flight: left.paymentsInFlight, unprocessed_events: left.unprocessedEvents };
       if (left.paymentsInFlight + left.unprocessedEvents === 0) {
         app.log.info('shutdown: every booking payment and inbox event was processed');

@@ -71,7 +71,9 @@ export interface PendingDecisions {
 export function drainDecisions(app: FastifyInstance, source: PendingDecisions, lines: { field: string; idsField: string; done: string; left: string }): Drainer {
   return async (budgetMs) => {
     const { handingOff } = app.lifecycle;
-    const left = await waitUntil(handingOff ? 0 : budgetMs, () => source.pendingDecisions(), (n) => n === 0);
+    const left = await waitUntil(handingOff ? 0 : budgetMs, () => source.pendingDecisions(), (n) => n === 0 || app.lifecycle.closing);
+    // Closed during the drain (its namespace reset on another replica): nothing of it left to tell.
+    if (app.lifecycle.closing) return;
     const ids = left === 0 ? undefined : await source.pendingDecisionIds(MAX_IDS_LOGGED).catch(() => undefined);
     const fields = { [lines.field]: left, ...(ids === undefined ? {} : { [lines.idsField]: ids }), ...(ids !== undefined && left > ids.length ? { [`${lines.idsField}_truncated`]: true } : {}) };
     if (left === 0) app.log.info(`shutdown: ${lines.done}`);

@@ -148,9 +148,11 @@ export default fp(
       const left = await waitUntil(
         app.lifecycle.handingOff ? 0 : budgetMs,
         async () => (await store.outboxStats()).pending,
-        (pending) => pending === 0,
+        (pending) => pending === 0 || app.lifecycle.closing,
         () => relay.kick(),
       );
+      // Closed during the drain (its namespace reset on another replica): nothing of it left to tell.
+      if (app.lifecycle.closing) return;
       if (left > 0 && app.lifecycle.handingOff) app.log.info({ pending_outbox_events: left }, 'shutdown: FluxPay outbox events still unpublished are left in the shared outbox, for the other replicas to publish');
       else if (left > 0) app.log.warn({ pending_outbox_events: left }, 'shutdown: FluxPay outbox events still unpublished when the drain budget ran out (they stay in the outbox)');
       else app.log.info('shutdown: the FluxPay outbox is published');

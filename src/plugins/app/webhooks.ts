@@ -179,7 +179,7 @@ export default fp<WebhooksOptions>(
         if (app.lifecycle.handingOff) return;
         const until = Math.min(Date.now() + budgetMs, dispatcher.drainBeginBy);
         const { scheduler, clock } = app.core;
-        while (Date.now() < until) {
+        while (Date.now() < until && !app.lifecycle.closing) {
           // Bounded by the wait's end: a Redis that does not answer must not hold the drain past it
           // (nor the timer the process's exit: it is not ref'd, and most looks end well before it).
           const backlog = await Promise.race([sharedBacklog(queue, scheduler), delay(Math.max(0, until - Date.now()), undefined, { ref: false })]);
@@ -197,6 +197,9 @@ export default fp<WebhooksOptions>(
     }
     app.lifecycle.onDrain(async (budgetMs) => {
       const left = await dispatcher.drain(budgetMs);
+      // Closed during the drain (its namespace reset on another replica, which deletes what it
+      // held): its end lines would count deliveries nobody sends (a review saw "every webhook delivery finished").
+      if (app.lifecycle.closing) return;
       const unrecorded = dispatcher.unrecordedInDrain(MAX_IDS_LOGGED);
       if (unrecorded.count > 0) {
         app.log.warn(
