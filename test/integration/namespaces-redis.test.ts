@@ -136,6 +136,7 @@ withRedisServer('namespaces on Redis', (server) => {
       expect((await read(b, 'ci-drain', id)).json().status).toBe('PENDING');
       // B's drain waits for the pending decision (no hand-off), its app of ci-drain running meanwhile.
       const draining = b.app.lifecycle.drain(5_000, { handOff: false });
+      const drainAt = blogs.length;
       const reset = a.app.inject({ method: 'DELETE', url: '/v1/sim/namespaces/ci-drain' });
       await eventually(async () => ((await server().client.hexists(`${prefix}namespaces`, 'ci-drain')) === 0 ? true : undefined), 'ci-drain off the shared list');
       await new Promise((resolve) => setTimeout(resolve, 100));
@@ -149,9 +150,20 @@ withRedisServer('namespaces on Redis', (server) => {
       expect(blogs.filter((line) => line.level !== 'info').map((line) => line.msg)).toEqual([]);
       // Nor does its drain tell of it once it closed, in the phase under way or those left (a review:
       // its queue, stopped, read as "the store is unavailable"; its deliveries, wiped, "left to the others").
-      const closedAt = blogs.findIndex((line) => line.namespace === 'ci-drain' && String(line.msg).startsWith('namespace no longer in the shared list'));
-      expect(closedAt).toBeGreaterThan(-1);
-      expect(blogs.slice(closedAt).filter((line) => line.namespace === 'ci-drain' && String(line.msg).startsWith('shutdown:'))).toEqual([]);
+      // From the drain's start, of ci-drain: the lines of the producers with nothing to wait for, and
+      // its close; not the pending intent's (its wait ended by the close), nor any of its deliveries.
+      expect(
+        blogs
+          .slice(drainAt)
+          .filter((line) => line.namespace === 'ci-drain')
+          .map((line) => String(line.msg))
+          .sort(),
+      ).toEqual([
+        'namespace no longer in the shared list (reset on another replica, or lost by a Redis restarted without persistence): closed here',
+        'shutdown: every booking payment and inbox event was processed',
+        'shutdown: every v2 payment was decided',
+        'shutdown: the FluxPay outbox is published',
+      ]);
       expect(blogs.find((line) => line.namespace === 'ci-drain' && String(line.msg).startsWith('namespace no longer in the shared list'))?.level).toBe('info');
     });
 
@@ -162,7 +174,7 @@ withRedisServer('namespaces on Redis', (server) => {
       // Its attempts wait for the receiver's answer 10 s (WEBHOOK_TIMEOUT_MS): the one held is in flight when the reset comes.
       const b = await buildTestApp({ ...env, LOG_LEVEL: 'info', WEBHOOK_TIMEOUT_MS: '10000' }, { clockStart: START, logs: blogs });
       open.push(b);
-      const rx = await receivers.start(() => ({ status: 200, body: 'ok', delayMs: 5_000 }));
+      const rx = await receivers.start(() => ({ hang: true }));
       expect((await create(b, 'ci-held', { reservation_id: 'rsv_held', amount: 1000, scenario: 'approve', delay_ms: 100, webhook_url: rx.url('/held') })).statusCode).toBe(200);
       await b.clock.advance(300);
       await eventually(async () => (rx.held === 1 ? true : undefined), 'the attempt held by the receiver');
@@ -172,6 +184,8 @@ withRedisServer('namespaces on Redis', (server) => {
       // Handing off: its drain goes to the delivery phase at once, and waits there for the attempt.
       const draining = b.app.lifecycle.drain(10_000, { handOff: true });
       await new Promise((resolve) => setTimeout(resolve, 200));
+      // Still in flight as the reset begins (a review: else the test could pass without the change).
+      expect(rx.held).toBe(1);
       const resetAt = blogs.length;
       expect((await a.app.inject({ method: 'DELETE', url: '/v1/sim/namespaces/ci-held' })).json()).toEqual({ namespace: 'ci-held', existed: true });
       await draining;

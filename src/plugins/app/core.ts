@@ -75,6 +75,7 @@ export function drainDecisions(app: FastifyInstance, source: PendingDecisions, l
     // Closed during the drain (its namespace reset on another replica): nothing of it left to tell.
     if (app.lifecycle.closing) return;
     const ids = left === 0 ? undefined : await source.pendingDecisionIds(MAX_IDS_LOGGED).catch(() => undefined);
+    if (app.lifecycle.closing) return;
     const fields = { [lines.field]: left, ...(ids === undefined ? {} : { [lines.idsField]: ids }), ...(ids !== undefined && left > ids.length ? { [`${lines.idsField}_truncated`]: true } : {}) };
     if (left === 0) app.log.info(`shutdown: ${lines.done}`);
     else if (handingOff) app.log.info(fields, `shutdown: ${lines.left} are left on the shared scheduler, for the other replicas`);

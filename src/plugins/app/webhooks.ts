@@ -212,6 +212,7 @@ export default fp<WebhooksOptions>(
       // counted, so the end line never says every delivery finished while some wait (a user test
       // saw it with 150 left).
       const shared = queue === undefined ? undefined : await sharedBacklog(queue, app.core.scheduler);
+      if (app.lifecycle.closing) return;
       const waiting = shared === undefined ? {} : { waiting_in_stream: shared.waiting ?? null, scheduled_retries: shared.retries ?? null, in_flight_elsewhere: shared.elsewhere ?? null };
       if (left.length === 0) {
         if (unrecorded.count > 0) return;
