@@ -37,6 +37,14 @@ withRedisServer('namespaces on Redis', (server) => {
     return { a, b, prefix };
   }
 
+  /** A replica on `env` whose log lines are kept (`lines`), closed after the test. */
+  async function replicaWithLines(env: Record<string, string>): Promise<{ t: TestApp; lines: Array<Record<string, unknown>> }> {
+    const lines: Array<Record<string, unknown>> = [];
+    const t = await buildTestApp({ ...env, LOG_LEVEL: 'info' }, { clockStart: START, logs: lines });
+    open.push(t);
+    return { t, lines };
+  }
+
   const create = (t: TestApp, namespace: string | undefined, body: object) =>
     t.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: body, headers: namespace === undefined ? {} : { 'x-sim-namespace': namespace } });
   const read = (t: TestApp, namespace: string | undefined, id: string) => t.app.inject({ url: `/v1/sim/intents/${id}`, headers: namespace === undefined ? {} : { 'x-sim-namespace': namespace } });
@@ -127,9 +135,7 @@ withRedisServer('namespaces on Redis', (server) => {
     it('a reset on A reaches B while B drains for its shutdown: B closes its app of the namespace then, so the drain makes none of its due work and sends none of its webhooks (before 2026-12-06 a draining replica ignored resets, and wrote the namespace’s records after its keys were wiped)', async () => {
       const { a, prefix } = await replicas();
       // B, its lines kept: its drain logs no warning or error for the app it closes.
-      const blogs: Array<Record<string, unknown>> = [];
-      const b = await buildTestApp({ STORE: 'redis', REDIS_URL: server().url, REDIS_KEY_PREFIX: prefix, LOG_LEVEL: 'info' }, { clockStart: START, logs: blogs });
-      open.push(b);
+      const { t: b, lines: blogs } = await replicaWithLines({ STORE: 'redis', REDIS_URL: server().url, REDIS_KEY_PREFIX: prefix });
       const rx = await receivers.start();
       const created = await create(a, 'ci-drain', { reservation_id: 'rsv_drain', amount: 1000, scenario: 'approve', delay_ms: 100, webhook_url: rx.url('/drain') });
       const id = created.json().payment_intent_id as string;
@@ -148,10 +154,10 @@ withRedisServer('namespaces on Redis', (server) => {
       // Its drain ends (ci-drain's wait went with its app), within its budget.
       await draining;
       expect(blogs.filter((line) => line.level !== 'info').map((line) => line.msg)).toEqual([]);
-      // Nor does its drain tell of it once it closed, in the phase under way or those left (a review:
-      // its queue, stopped, read as "the store is unavailable"; its deliveries, wiped, "left to the others").
       // From the drain's start, of ci-drain: the lines of the producers with nothing to wait for, and
-      // its close; not the pending intent's (its wait ended by the close), nor any of its deliveries.
+      // its close; nothing of it once closed, in the phase under way or those left: not the pending
+      // intent's (its wait ended by the close), nor its deliveries' (a review: its queue, stopped, read
+      // as "the store is unavailable"; its deliveries, wiped, "left to the others").
       expect(
         blogs
           .slice(drainAt)
@@ -170,10 +176,8 @@ withRedisServer('namespaces on Redis', (server) => {
     it('a reset reaching B in its drain’s delivery phase, an attempt of the namespace in flight: B closes its app, the attempt is cut, and the drain tells nothing of the namespace’s deliveries the reset deleted (a review saw "every webhook delivery finished")', async () => {
       const env = { STORE: 'redis', REDIS_URL: server().url, REDIS_KEY_PREFIX: server().newPrefix() };
       const prefix = env.REDIS_KEY_PREFIX;
-      const blogs: Array<Record<string, unknown>> = [];
       // Its attempts wait for the receiver's answer 10 s (WEBHOOK_TIMEOUT_MS): the one held is in flight when the reset comes.
-      const b = await buildTestApp({ ...env, LOG_LEVEL: 'info', WEBHOOK_TIMEOUT_MS: '10000' }, { clockStart: START, logs: blogs });
-      open.push(b);
+      const { t: b, lines: blogs } = await replicaWithLines({ ...env, WEBHOOK_TIMEOUT_MS: '10000' });
       const rx = await receivers.start(() => ({ hang: true }));
       expect((await create(b, 'ci-held', { reservation_id: 'rsv_held', amount: 1000, scenario: 'approve', delay_ms: 100, webhook_url: rx.url('/held') })).statusCode).toBe(200);
       await b.clock.advance(300);

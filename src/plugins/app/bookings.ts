@@ -7,7 +7,6 @@ import { BookingService } from '../../core/bookings/service.ts';
 import { Settlement } from '../../core/bookings/settlement.ts';
 import { createRandom } from '../../core/random.ts';
 import { BOOKING_PAYMENT_ABANDON } from '../../http/late-settles.ts';
-import { waitUntil } from './lifecycle.ts';
 import { oncePerScrape } from './metrics.ts';
 
 /**
@@ -116,10 +115,10 @@ export default fp(
     app.lifecycle.onDrain(async (budgetMs) => {
       // Handing off, only the payments on this process's own timers are waited for.
       const { handingOff } = app.lifecycle;
-      const left = await waitUntil(
+      const left = await app.lifecycle.waitWhileOpen(
         budgetMs,
         () => bookings.counts(),
-        (counts) => app.lifecycle.closing || (handingOff ? payments.inFlight === 0 : counts.paymentsInFlight + counts.unprocessedEvents === 0),
+        (counts) => (handingOff ? payments.inFlight === 0 : counts.paymentsInFlight + counts.unprocessedEvents === 0),
       );
       // Closed during the drain (its namespace reset on another replica): nothing of it left to tell.
       if (app.lifecycle.closing) return;

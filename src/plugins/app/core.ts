@@ -11,7 +11,7 @@ import { createRandom, type RandomSource } from '../../core/random.ts';
 import { Scheduler } from '../../core/scheduler.ts';
 import { LateSettles } from '../../http/late-settles.ts';
 import { CountingThrottle } from '../../log-throttle.ts';
-import { waitUntil, type Drainer } from './lifecycle.ts';
+import type { Drainer } from './lifecycle.ts';
 
 /**
  * The service's core, built once per app from the configuration and the stores: clock, random
@@ -71,7 +71,7 @@ export interface PendingDecisions {
 export function drainDecisions(app: FastifyInstance, source: PendingDecisions, lines: { field: string; idsField: string; done: string; left: string }): Drainer {
   return async (budgetMs) => {
     const { handingOff } = app.lifecycle;
-    const left = await waitUntil(handingOff ? 0 : budgetMs, () => source.pendingDecisions(), (n) => n === 0 || app.lifecycle.closing);
+    const left = await app.lifecycle.waitWhileOpen(handingOff ? 0 : budgetMs, () => source.pendingDecisions(), (n) => n === 0);
     // Closed during the drain (its namespace reset on another replica): nothing of it left to tell.
     if (app.lifecycle.closing) return;
     const ids = left === 0 ? undefined : await source.pendingDecisionIds(MAX_IDS_LOGGED).catch(() => undefined);

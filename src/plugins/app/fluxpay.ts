@@ -6,7 +6,6 @@ import { UsageSagas } from '../../core/fluxpay/saga.ts';
 import { FluxPayService } from '../../core/fluxpay/service.ts';
 import { createRandom } from '../../core/random.ts';
 import { SubscriptionService } from '../../core/subscriptions/service.ts';
-import { waitUntil } from './lifecycle.ts';
 import { oncePerScrape } from './metrics.ts';
 
 /**
@@ -145,10 +144,10 @@ export default fp(
     app.addHook('onReady', async () => relay.start());
     app.lifecycle.onDrain(async (budgetMs) => {
       // Handing off, the shared outbox is published by the others' relays.
-      const left = await waitUntil(
+      const left = await app.lifecycle.waitWhileOpen(
         app.lifecycle.handingOff ? 0 : budgetMs,
         async () => (await store.outboxStats()).pending,
-        (pending) => pending === 0 || app.lifecycle.closing,
+        (pending) => pending === 0,
         () => relay.kick(),
       );
       // Closed during the drain (its namespace reset on another replica): nothing of it left to tell.

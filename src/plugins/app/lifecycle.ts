@@ -79,6 +79,11 @@ export interface Lifecycle {
    * time in all; `handOff` given (a namespace's app, told by the root's drain) instead of asking.
    */
   drain(budgetMs: number, options?: { handOff?: boolean }): Promise<void>;
+  /**
+   * A drainer's wait (`waitUntil`) that also ends once this app closes: a namespace's app, its
+   * namespace reset on another replica during the drain, whatever it waited for deleted with it.
+   */
+  waitWhileOpen<T>(budgetMs: number, read: () => Promise<T>, done: (left: T) => boolean, beforeWait?: () => void): Promise<T>;
 }
 
 /** The most a drain waits to learn whether others are alive (a Redis away answers late or never: no hand-off). */
@@ -188,6 +193,9 @@ export default fp(
       },
       get writes() {
         return writes;
+      },
+      waitWhileOpen(budgetMs, read, done, beforeWait) {
+        return waitUntil(budgetMs, read, (left) => lifecycle.closing || done(left), beforeWait);
       },
       async drain(budgetMs, options = {}) {
         lifecycle.shuttingDown = true;
