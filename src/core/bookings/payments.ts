@@ -165,8 +165,10 @@ export class BookingPayments {
     });
   }
 
-  /** The guards of a payment's call, and its in-flight mark, in one store operation. */
-  /** Begins the payment, with a token of its own (what its abort names, `#afterProcessingDelay`). */
+  /**
+   * Begins the payment: the guards of its call and its in-flight mark in one store operation, with a
+   * token of its own (what its abort and its record name, `#afterProcessingDelay`, `#record`).
+   */
   async #begin(bookingId: string, userId: string, kind: PaymentKind): Promise<{ booking: Booking; token: string }> {
     const { bookings, clock, settlement, scheduler, config } = this.#deps;
     const token = randomUUID();
