@@ -92,6 +92,11 @@ export class Scheduler {
     return (this.#deps.pollMs ?? 0) > 0;
   }
 
+  /** True while a run of this process is claiming or running jobs (or one is queued behind it): what it claimed is not done yet. */
+  get running(): boolean {
+    return this.#running !== undefined || this.#next !== undefined;
+  }
+
   /** How long a claimed job is this process's before another may claim it. */
   get leaseMs(): number {
     return this.#deps.leaseMs ?? LEASE_MS;
