@@ -5,6 +5,7 @@ import { confirm, createOrder, createPayment, resultOf } from '../helpers/fluxpa
 import { redisServerOrSkip } from '../helpers/redis.ts';
 import { eventually, startReceiver } from '../helpers/receiver.ts';
 import { startRedisServer, type RedisServerProcess } from '../helpers/redis-server.ts';
+import { RETRY_JOB } from '../../src/webhooks/dispatcher.ts';
 
 /*
  * SIGTERM's drain with a store shared by several replicas: the pending decisions and /api/v2
@@ -288,6 +289,44 @@ if (redisServerOrSkip('the drain on a shared store')) describe('the drain on a s
   it('alone on Redis, it waits for a retry its own scheduler has claimed and is still queueing (2026-12-06, a CI run: the drain ended while the job ran, the retry unsent)', async () => {
     // For 400 ms the retry's job is claimed (due at its lease's end by the store's account, far past the drain) and nothing is in the stream or held.
     expect((await drainWithARetryDue('drain-claimed-retry:', 400)).slowed).toBeGreaterThan(0);
+  });
+
+  it('alone on Redis, it waits for the retry of an attempt that fails while it reads the shared backlog (2026-12-06, a review: held when the reads began, neither held nor counted at their end)', async () => {
+    let calls = 0;
+    // The first attempt fails 150 ms after it arrives; the retry succeeds.
+    const rx = await startReceiver(() => (++calls === 1 ? { status: 500, delayMs: 150 } : { status: 200, body: 'ok' }));
+    const logs: Array<Record<string, unknown>> = [];
+    const env = { ...SHARED(), REDIS_KEY_PREFIX: 'drain-failing-attempt:', SCHEDULER_POLL_MS: '0', DEFAULT_APPROVE_DELAY_MS: '0', WEBHOOK_BACKOFF_MS: '300', WEBHOOK_TIMEOUT_MS: '1000' };
+    // No scheduler poll: no run of its own is under way at the drain's first look, which would make it look again anyway.
+    const draining = await buildTestApp(env, { logs, clockStart: Date.now() });
+    const { scheduler } = draining.app.core;
+    try {
+      const made = await draining.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'r-failing', amount: 100, webhook_url: rx.url() } });
+      expect(made.statusCode).toBe(200);
+      await eventually(async () => {
+        await draining.clock.advance(10);
+        return rx.requests.length === 1 ? true : undefined;
+      }, 'the first attempt in flight');
+      // The drain's first look at the scheduler's retries answers 300 ms after it read them (none
+      // then): meanwhile the attempt fails, its retry is scheduled and the delivery let go.
+      const pending = scheduler.pending.bind(scheduler);
+      let slowed = 0;
+      scheduler.pending = async (...kinds: string[]) => {
+        const count = await pending(...kinds);
+        if (kinds.includes(RETRY_JOB) && slowed++ === 0) await new Promise((resolve) => setTimeout(resolve, 300));
+        return count;
+      };
+      await movingClocks(draining.app.lifecycle.drain(4_000), [draining]);
+      scheduler.pending = pending;
+      expect(slowed).toBeGreaterThan(1);
+      expect(rx.requests.length).toBe(2);
+      const [delivery] = (await draining.app.webhooks.log.list({ limit: 1 })).data;
+      expect([delivery?.status, delivery?.attempts.map((a) => a.statusCode)]).toEqual(['delivered', [500, 200]]);
+      expect(logs.filter((l) => typeof l.msg === 'string' && l.msg.includes('webhook deliver')).map((l) => [l.level, l.msg])).toEqual([['info', 'shutdown: every webhook delivery finished']]);
+    } finally {
+      await draining.app.close();
+      await rx.close();
+    }
   });
 
   it('alone on Redis, it sends the webhooks of the decisions its drain makes and their retries, once the decisions are made (a review: it stopped waiting before them)', async () => {

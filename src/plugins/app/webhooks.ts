@@ -60,12 +60,10 @@ function plural(n: number, one: string, many: string): string {
  * over); each undefined where the store could not say.
  */
 async function sharedBacklog(queue: RedisDeliveryQueue, scheduler: Scheduler): Promise<{ waiting: number | undefined; retries: number | undefined; elsewhere: number | undefined }> {
-  // Read in the order a delivery moves (a retry's job queues it in the stream before the job is
-  // completed, a consumer takes it from there): a delivery moving on between the reads is counted
-  // at one of its places. Read the other way (before 2026-12-06, at once, the stream first), a retry
-  // queued meanwhile was in neither count.
-  const retries = await scheduler.pending(RETRY_JOB).catch(() => undefined);
-  const [waiting, elsewhere] = await Promise.all([queue.waiting().catch(() => undefined), queue.inFlightElsewhere().catch(() => undefined)]);
+  // Issued together on the one client (pipelined: Redis runs them back to back), so that a
+  // delivery moving on meanwhile is counted at one of its places: a retry's job queues it in the
+  // stream and is completed in two round trips, which cannot both fall between these reads.
+  const [retries, waiting, elsewhere] = await Promise.all([scheduler.pending(RETRY_JOB).catch(() => undefined), queue.waiting().catch(() => undefined), queue.inFlightElsewhere().catch(() => undefined)]);
   return { waiting: waiting === undefined ? undefined : Math.max(0, waiting - queue.heldUnbegun), retries, elsewhere };
 }
 
@@ -187,17 +185,22 @@ export default fp<WebhooksOptions>(
         while (Date.now() < until && !app.lifecycle.closing) {
           // Bounded by the wait's end: a Redis that does not answer must not hold the drain past it
           // (nor the timer the process's exit: it is not ref'd, and most looks end well before it).
+          // Looked at before the reads as well as after: a run of this replica's scheduler, or an
+          // attempt it held, may end while they are under way, its retry then queued or scheduled
+          // after the store was read (a review saw a failed attempt's retry missed so, with Redis a
+          // millisecond away).
           const runningBefore = scheduler.running;
+          const heldBefore = queue.held;
           const backlog = await Promise.race([sharedBacklog(queue, scheduler), delay(Math.max(0, until - Date.now()), undefined, { ref: false })]);
           // The store away: nothing to learn by waiting (what it holds is the delivery phase's).
           if (backlog?.waiting === undefined || backlog.retries === undefined) return;
           // A retry this replica's scheduler has claimed and not yet queued is due at its lease's
           // end by the store's account, far past the wait, but is being sent now: waited for
           // (before 2026-12-06 the drain ended in that window, the retry unsent, in a CI run).
-          if (backlog.waiting + queue.held === 0 && !runningBefore && !scheduler.running) {
+          if (backlog.waiting + heldBefore + queue.held === 0 && !runningBefore && !scheduler.running) {
             if (backlog.retries === 0) return;
             // Only retries left, the next due after attempts may begin: nothing to wait for (a review: the stop took the whole budget).
-            const next = await scheduler.nextDueAt().catch(() => undefined);
+            const next = await Promise.race([scheduler.nextDueAt().catch(() => undefined), delay(Math.max(0, until - Date.now()), undefined, { ref: false })]);
             if (next === undefined || Date.now() + (next - clock.now()) >= until) return;
           }
           await delay(Math.min(BACKLOG_POLL_MS, Math.max(0, until - Date.now())));
