@@ -70,6 +70,8 @@ export interface AppOptions {
   faultWait?: FaultWait | undefined;
   /** Told the console's live feed (tests look whether it is subscribed to the bus). */
   onConsoleFeed?: ((feed: LiveFeed) => void) | undefined;
+  /** How often the root app reads the shared list of namespaces (STORE=redis; 1 s by default): tests lengthen it. */
+  namespaceSyncMs?: number | undefined;
   /** Set by the root app when it builds a namespace's app (X-Sim-Namespace); never by callers. */
   namespace?: NamespaceParent | undefined;
 }
@@ -150,6 +152,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       await app.register(namespacesPlugin, {
         max: config.namespaces.max,
         redis,
+        syncMs: options.namespaceSyncMs,
         build: (name) => buildApp({ ...options, logger: namespaceLogger(options.logger, name), namespace: { name, root: app, registry: app.namespaces, redis: shared } }),
       });
       namespaces = app.namespaces;

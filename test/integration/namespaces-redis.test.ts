@@ -15,6 +15,9 @@ const START = Date.UTC(2026, 0, 15, 12, 0, 0);
 /** Real time allowed for what happens over Redis (a sync of the namespace list every second, a decision). Under the test's own limit (20 s), so that a wait that runs out names what it waited for. */
 const REAL_TIME_BUDGET_MS = 15_000;
 
+/** A namespace sync interval no test outlasts: only a reset's message closes a namespace's app in time. */
+const NO_SYNC_MS = 600_000;
+
 const UNAVAILABLE = 'The store is unavailable; retry shortly.';
 
 const eventually = <T>(probe: () => Promise<T | undefined>, what: string): Promise<T> => eventuallyWithin(probe, what, REAL_TIME_BUDGET_MS);
@@ -27,20 +30,20 @@ withRedisServer('namespaces on Redis', (server) => {
     await receivers.closeAll();
   });
 
-  async function replicas(extra: Record<string, string> = {}): Promise<{ a: TestApp; b: TestApp; prefix: string }> {
+  async function replicas(extra: Record<string, string> = {}, bOptions: { namespaceSyncMs?: number } = {}): Promise<{ a: TestApp; b: TestApp; prefix: string }> {
     const prefix = server().newPrefix();
     const env = { STORE: 'redis', REDIS_URL: server().url, REDIS_KEY_PREFIX: prefix, ...extra };
     const a = await buildTestApp(env, { clockStart: START });
     open.push(a);
-    const b = await buildTestApp(env, { clockStart: START });
+    const b = await buildTestApp(env, { clockStart: START, ...bOptions });
     open.push(b);
     return { a, b, prefix };
   }
 
   /** A replica on `env` whose log lines are kept (`lines`), closed after the test. */
-  async function replicaWithLines(env: Record<string, string>): Promise<{ t: TestApp; lines: Array<Record<string, unknown>> }> {
+  async function replicaWithLines(env: Record<string, string>, options: { namespaceSyncMs?: number } = {}): Promise<{ t: TestApp; lines: Array<Record<string, unknown>> }> {
     const lines: Array<Record<string, unknown>> = [];
-    const t = await buildTestApp({ ...env, LOG_LEVEL: 'info' }, { clockStart: START, logs: lines });
+    const t = await buildTestApp({ ...env, LOG_LEVEL: 'info' }, { clockStart: START, logs: lines, ...options });
     open.push(t);
     return { t, lines };
   }
@@ -114,16 +117,18 @@ withRedisServer('namespaces on Redis', (server) => {
     });
 
     it('a reset on A is told to B at once: B closes its app of the namespace then, not at its next sync, so a decision falling due during the reset is not made there and no webhook goes (a user test: before 2026-12-06 B ran its due work and sent its webhooks for up to a second)', async () => {
-      const { a, b, prefix } = await replicas();
+      // B reads the shared list only every 10 minutes: its app of ci-told can close in time only by the reset's message.
+      const { a, b, prefix } = await replicas({}, { namespaceSyncMs: NO_SYNC_MS });
       const rx = await receivers.start();
       const created = await create(a, 'ci-told', { reservation_id: 'rsv_told', amount: 1000, scenario: 'approve', delay_ms: 100, webhook_url: rx.url('/told') });
       const id = created.json().payment_intent_id as string;
       // B serves the namespace too (its app of it started), and polls its schedule.
       expect((await read(b, 'ci-told', id)).json().status).toBe('PENDING');
+      const served = (await b.app.namespaces.peek('ci-told'))!;
       const reset = a.app.inject({ method: 'DELETE', url: '/v1/sim/namespaces/ci-told' });
       await eventually(async () => ((await server().client.hexists(`${prefix}namespaces`, 'ci-told')) === 0 ? true : undefined), 'ci-told off the shared list');
-      // The message's way to B (milliseconds); B's next sync is up to a second away.
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      // Waited for, not a fixed time (before 2026-12-06 100 ms, which a busy machine could outlast: a review).
+      await eventually(async () => (served.lifecycle.closing ? true : undefined), 'B closing its app of ci-told on the message');
       // The decision is due, and B's schedule poll (every 250 ms of its clock) comes: an app of ci-told still open there would make it.
       await b.clock.advance(300);
       expect([(await reset).statusCode, (await reset).json()]).toEqual([200, { namespace: 'ci-told', existed: true }]);
@@ -135,17 +140,18 @@ withRedisServer('namespaces on Redis', (server) => {
     it('a reset on A reaches B while B drains for its shutdown: B closes its app of the namespace then, so the drain makes none of its due work and sends none of its webhooks (before 2026-12-06 a draining replica ignored resets, and wrote the namespace’s records after its keys were wiped)', async () => {
       const { a, prefix } = await replicas();
       // B, its lines kept: its drain logs no warning or error for the app it closes.
-      const { t: b, lines: blogs } = await replicaWithLines({ STORE: 'redis', REDIS_URL: server().url, REDIS_KEY_PREFIX: prefix });
+      const { t: b, lines: blogs } = await replicaWithLines({ STORE: 'redis', REDIS_URL: server().url, REDIS_KEY_PREFIX: prefix }, { namespaceSyncMs: NO_SYNC_MS });
       const rx = await receivers.start();
       const created = await create(a, 'ci-drain', { reservation_id: 'rsv_drain', amount: 1000, scenario: 'approve', delay_ms: 100, webhook_url: rx.url('/drain') });
       const id = created.json().payment_intent_id as string;
       expect((await read(b, 'ci-drain', id)).json().status).toBe('PENDING');
+      const served = (await b.app.namespaces.peek('ci-drain'))!;
       // B's drain waits for the pending decision (no hand-off), its app of ci-drain running meanwhile.
       const draining = b.app.lifecycle.drain(5_000, { handOff: false });
       const drainAt = blogs.length;
       const reset = a.app.inject({ method: 'DELETE', url: '/v1/sim/namespaces/ci-drain' });
       await eventually(async () => ((await server().client.hexists(`${prefix}namespaces`, 'ci-drain')) === 0 ? true : undefined), 'ci-drain off the shared list');
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await eventually(async () => (served.lifecycle.closing ? true : undefined), 'B closing its app of ci-drain on the message');
       // The decision is due, and B's schedule poll comes: an app of ci-drain still open there would make it.
       await b.clock.advance(300);
       expect([(await reset).statusCode, (await reset).json()]).toEqual([200, { namespace: 'ci-drain', existed: true }]);

@@ -107,6 +107,12 @@ export interface NamespacesOptions {
   build(namespace: string): Promise<FastifyInstance>;
   /** STORE=redis: the shared client, and the root's key prefix (namespace keys are `<prefix>ns:<name>:…`). */
   redis?: { client: Redis; keyPrefix: string } | undefined;
+  /**
+   * How often this replica reads the shared list (NAMESPACE_SYNC_MS by default). Tests lengthen it,
+   * so that only a reset told on the channel can close a namespace's app in time. A reset still
+   * waits RESET_SETTLE_MS for the others, whatever their interval.
+   */
+  syncMs?: number | undefined;
 }
 
 declare module 'fastify' {
@@ -381,7 +387,7 @@ export default fp<NamespacesOptions>(
     };
     let syncTimer: NodeJS.Timeout | undefined;
     const scheduleSync = (): void => {
-      syncTimer = setTimeout(() => void syncOnce().finally(() => !closed && scheduleSync()), NAMESPACE_SYNC_MS);
+      syncTimer = setTimeout(() => void syncOnce().finally(() => !closed && scheduleSync()), options.syncMs ?? NAMESPACE_SYNC_MS);
       syncTimer.unref();
     };
 
