@@ -360,7 +360,9 @@ if (!hasRedisServer) {
       // Closed, its scheduler still running (the app stops it after the dispatcher): it claims the retry when due.
       leaving.dispatcher.close();
       closed = true;
-      await sleep(600);
+      // Waited for (before 2026-12-06 a fixed 600 ms, which a busy machine could outlast: a review), then a while longer in which no other comes.
+      await eventually(() => (handedBack.length === (refuseFirst ? 2 : 1) ? true : undefined), 'the hand-back', 5_000);
+      await sleep(200);
       leaving.scheduler.stop();
       expect(rx.requests).toHaveLength(1);
       // Once (twice when the first was refused: run again 100 ms later): due a second later, so this replica (closing) does not claim it again meanwhile.
@@ -618,8 +620,8 @@ if (!hasRedisServer) {
 
     it('two entries of one delivery reaching one dispatcher (its retry queued twice) leave nothing held: the earlier entry is acknowledged, and the delivery is sent once', async () => {
       const keyPrefix = redis.newPrefix();
-      // The first delivery is answered after 300 ms, which keeps its origin's one lane busy while both entries come.
-      const rx = await receivers.start((req) => ((JSON.parse(req.body) as { n: number }).n === 0 ? { status: 200, delayMs: 300 } : { status: 200 }));
+      // The first delivery is answered after a second, which keeps its origin's one lane busy while both entries come (300 ms before 2026-12-06: a review, a stall could outlast it).
+      const rx = await receivers.start((req) => ((JSON.parse(req.body) as { n: number }).n === 0 ? { status: 200, delayMs: 1_000 } : { status: 200 }));
       const one = await replica(keyPrefix, { settings: { originConcurrency: 1 } });
       const blocker = await one.dispatcher.deliver(webhook(rx, 0));
       await eventually(() => (rx.requests.length === 1 ? true : undefined), 'the first delivery in flight');
@@ -638,8 +640,8 @@ if (!hasRedisServer) {
 
     it('a second entry of one delivery that comes while its first attempt is in flight is not sent again once that attempt is recorded: its entry is acknowledged', async () => {
       const keyPrefix = redis.newPrefix();
-      // The first attempt is answered after 300 ms: the second entry comes while it is in flight.
-      const rx = await receivers.start(() => ({ status: 200, delayMs: 300 }));
+      // The first attempt is answered after a second: the second entry comes while it is in flight (300 ms before 2026-12-06: a review, a stall could outlast it).
+      const rx = await receivers.start(() => ({ status: 200, delayMs: 1_000 }));
       const one = await replica(keyPrefix, { settings: { originConcurrency: 2 } });
       const now = Date.now();
       const delivery: Delivery = { ...webhook(rx, 1), id: 'whd_inflight', subject: null, test: false, extraHeaders: {}, status: 'pending', attempts: [], seriesStart: 0, nextAttemptAt: null, failureReason: null, createdAt: now, updatedAt: now };
@@ -968,9 +970,10 @@ if (!hasRedisServer) {
       expect((await ahead.tryTake(10, t0 + 60_000)).granted).toBe(10);
       // 200 ms on Redis' clock: 20 tokens' worth, a full bucket, for the replica whose clock says a minute earlier.
       await sleep(200);
+      // Counted from before the bucket is emptied: what is minted while its answer comes back is in the bound (a review: a stall there exceeded it).
+      const start = Date.now();
       expect((await behind.tryTake(10, t0)).granted).toBe(10);
       // Then half a second of both asking: at most what Redis' clock minted (one per 10 ms), and the one behind gets its share.
-      const start = Date.now();
       const got = { ahead: 0, behind: 0 };
       for (let round = 0; Date.now() - start < 500; round++) {
         // Each asks first every other round.
