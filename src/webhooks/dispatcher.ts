@@ -37,6 +37,13 @@ import { bucketCapacity, TokenBucket, type RateCap } from './token-bucket.ts';
  */
 
 export const RETRY_JOB = 'webhook.retry';
+/**
+ * With a shared queue, the backstop of a delivery held for reordering: due its window and a
+ * scheduler lease after the hold began, cancelled at its release. It runs only if the replica that
+ * held it died (or stalled) meanwhile, and queues the delivery for any replica to send. A kind of
+ * its own, so that cancelling it never cancels a retry.
+ */
+export const REORDER_BACKSTOP_JOB = 'webhook.reorder-backstop';
 export type { WebhookFaults } from './fault-plans.ts';
 export type { WebhookRequest } from './intake.ts';
 
@@ -114,12 +121,13 @@ export class WebhookDispatcher {
     });
     this.#jitter = deps.jitter ?? { next: () => Math.random() };
     deps.scheduler.register(RETRY_JOB, (id) => this.#retry(id));
+    deps.scheduler.register(REORDER_BACKSTOP_JOB, (id) => this.#backstop(id));
     this.#faultPlans = new FaultPlans({
       clock: deps.clock,
       faults: deps.faults,
       shared: this.#shared,
       maxPlans: deps.maxFaultPlans ?? settings.queueMax,
-      release: (delivery) => void this.#intake.enqueue(delivery, new URL(delivery.url).origin, 0),
+      release: (delivery) => void (this.#shared ? this.#releaseHeld(delivery) : this.#intake.enqueue(delivery, new URL(delivery.url).origin, 0)),
     });
     const { clock, ids, log, signers, faults, onError } = deps;
     this.#intake = new Intake(
@@ -127,6 +135,7 @@ export class WebhookDispatcher {
       {
         closed: () => this.#closed,
         waitingToStart: () => this.waitingToStart,
+        holdShared: (delivery, windowMs) => this.#holdShared(delivery, windowMs),
         retryAt: (id, change) => this.#retryAt(id, change),
         finish: (delivery, change) => this.#finish(delivery, change),
         settle: (id) => this.#settle(id),
@@ -298,6 +307,65 @@ export class WebhookDispatcher {
     // queued: a replica that died in between left it pending with nothing to send it, for good, and
     // a lost reply of the queueing marked failed a delivery another replica then delivered).
     await this.#requeue(found, change);
+  }
+
+  /**
+   * With a shared queue, a delivery held for reordering is marked retrying until its window ends
+   * (`next_attempt_at`), its backstop job due a scheduler lease later, in one store call; then held
+   * here. Before 2026-12-06 it was held in this process's memory alone, logged pending: a replica
+   * killed meanwhile left it pending for good, queued nowhere, and a replay refused it (a user test).
+   * A hold that is full sends it now.
+   */
+  async #holdShared(delivery: Delivery, windowMs: number): Promise<undefined> {
+    const { clock, scheduler, log } = this.#deps;
+    const now = clock.now();
+    const change = { status: 'retrying' as const, nextAttemptAt: now + windowMs, failureReason: null, updatedAt: now };
+    const job = scheduler.job(REORDER_BACKSTOP_JOB, delivery.id, now + windowMs + scheduler.leaseMs);
+    let marked: Delivery | undefined;
+    if (log.updateScheduled !== undefined) {
+      marked = await log.updateScheduled(delivery.id, change, job);
+      scheduler.scheduled(job);
+    } else {
+      await scheduler.add(job);
+      marked = await log.update(delivery.id, change);
+    }
+    if (marked === undefined) return undefined;
+    if (!this.#faultPlans.hold(marked)) await this.#releaseHeld(marked);
+    return undefined;
+  }
+
+  /**
+   * A delivery `#holdShared` held, let go: marked pending and queued in one step, only while it is
+   * still as marked (its backstop, run by another replica that thought this one dead, may have
+   * queued it already), then its backstop cancelled. Where the store fails, the backstop sends it.
+   */
+  async #releaseHeld(held: Delivery): Promise<void> {
+    const { clock, scheduler, onError } = this.#deps;
+    try {
+      await this.#requeue(held, { status: 'pending', nextAttemptAt: null, failureReason: null, updatedAt: clock.now() });
+      await scheduler.cancel(REORDER_BACKSTOP_JOB, held.id);
+    } catch (error) {
+      onError(error, `releasing webhook delivery ${held.id} held for reordering (its backstop job queues it later)`);
+    }
+  }
+
+  /**
+   * The backstop of a delivery held for reordering, come due: the replica that held it died or
+   * stalled (a live one cancels it at the release). Queued for any replica to send, still unshuffled,
+   * only while it is as that replica marked it: retrying, never attempted.
+   */
+  async #backstop(id: string): Promise<void> {
+    const { log, clock } = this.#deps;
+    const found = await log.get(id);
+    if (found?.status !== 'retrying' || found.attempts.length > 0) return;
+    if (this.#closed) {
+      // As a retry job found by a closing dispatcher: handed back for another replica.
+      await this.#deps.scheduler.schedule(REORDER_BACKSTOP_JOB, id, clock.now() + HAND_BACK_MS).catch((error: unknown) => {
+        if (!isStoreUnavailable(error)) throw error;
+      });
+      return;
+    }
+    await this.#requeue(found, { status: 'pending', nextAttemptAt: null, failureReason: null, updatedAt: clock.now() });
   }
 
   async #attempt(handed: Delivery): Promise<void> {

@@ -68,6 +68,11 @@ export class FaultPlans {
     return this.#plans.get(id)?.reorder != null;
   }
 
+  /** The window of the delivery's reorder hold (ms); undefined when its plan holds none. */
+  reorderWindowMs(id: string): number | undefined {
+    return this.#plans.get(id)?.reorder?.windowMs;
+  }
+
   /** Holds the delivery for reordering when its plan says so (true), to be released later; false: it goes now. */
   hold(delivery: Delivery): boolean {
     const reorder = this.#plans.get(delivery.id)?.reorder;

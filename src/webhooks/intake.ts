@@ -43,6 +43,11 @@ export interface IntakeHost {
   closed(): boolean;
   /** Deliveries waiting to start in this process, those being accepted included: what `queueMax` bounds. */
   waitingToStart(): number;
+  /**
+   * With a shared queue, holds a delivery for reordering durably (its hold's backstop on the shared
+   * schedule, so that a replica that dies holding it leaves it to the others); undefined.
+   */
+  holdShared(delivery: Delivery, windowMs: number): Promise<undefined>;
   /** Marks a delivery retrying with its retry's job due at its `nextAttemptAt`. */
   retryAt(id: string, change: DeliveryChange & { nextAttemptAt: number }): Promise<Delivery | undefined>;
   /** Ends a delivery (delivered or failed) in the log, and publishes it. */
@@ -254,6 +259,8 @@ export class Intake {
 
   /** Holds the delivery for reordering when its plan says so, else queues it (answers it failed when the queue did not take it). */
   async firstAttempt(delivery: Delivery, origin: string, max: number): Promise<Delivery | undefined> {
+    const windowMs = this.#shared ? this.#deps.faultPlans.reorderWindowMs(delivery.id) : undefined;
+    if (windowMs !== undefined) return this.#host.holdShared(delivery, windowMs);
     if (this.#deps.faultPlans.hold(delivery)) return undefined;
     return this.enqueue(delivery, origin, max);
   }

@@ -22,7 +22,7 @@ import { V2PaymentService } from '../../src/core/v2/service.ts';
 import { nativeWebhookOf } from '../../src/dialects/native/webhook-payload.ts';
 import { v2CallbackOf } from '../../src/dialects/payment-server-v2/webhook-payload.ts';
 import { Scheduler } from '../../src/core/scheduler.ts';
-import { RETRY_JOB, WebhookDispatcher, type DispatcherSettings, type WebhookFaults } from '../../src/webhooks/dispatcher.ts';
+import { REORDER_BACKSTOP_JOB, RETRY_JOB, WebhookDispatcher, type DispatcherSettings, type WebhookFaults } from '../../src/webhooks/dispatcher.ts';
 import { SignerRegistry } from '../../src/webhooks/signers/registry.ts';
 import { standardSigner } from '../../src/webhooks/signers/standard.ts';
 import { inCi } from '../helpers/promtool.ts';
@@ -537,6 +537,47 @@ if (!hasRedisServer) {
       for (let i = 0; i < 20; i++) await accepting.dispatcher.deliver(webhook(rx, i));
       await eventually(async () => ((await other.log.list({ limit: 100, status: 'delivered' })).data.length === 20 ? true : undefined), '20 deliveries sent by the other replica');
       expect(queryObjects(BoundPlan, { format: 'count' })).toBe(5);
+    });
+
+    /** A `reorder` plan of `windowMs`, for every delivery. */
+    const reorderAll = (windowMs: number): WebhookFaults => ({
+      plan: () => Promise.resolve({ ruleIds: ['rule_reorder'], duplicate: null, reorder: { ruleId: 'rule_reorder', windowMs }, delay: null, dropAttempts: null }),
+      random: createRandom(7),
+    });
+
+    it('a delivery held for reordering is retrying until its window ends, then sent once, shuffled, its backstop cancelled', async () => {
+      const keyPrefix = redis.newPrefix();
+      const rx = await receivers.start();
+      // One attempt at a time to the receiver: they arrive in the released order, never the original.
+      const one = await replica(keyPrefix, { faults: reorderAll(300), settings: { originConcurrency: 1 } });
+      const accepted = [];
+      for (let i = 0; i < 3; i++) accepted.push(await one.dispatcher.deliver(webhook(rx, i)));
+      const held = await Promise.all(accepted.map(async (d) => one.log.get(d.id)));
+      expect(held.map((d) => [d?.status, d?.attempts.length, typeof d?.nextAttemptAt])).toEqual(Array.from({ length: 3 }, () => ['retrying', 0, 'number']));
+      expect(await one.scheduler.pending(REORDER_BACKSTOP_JOB)).toBe(3);
+      await eventually(async () => ((await one.log.list({ limit: 10, status: 'delivered' })).data.length === 3 ? true : undefined), 'the 3 delivered');
+      expect(rx.requests).toHaveLength(3);
+      expect(new Set(eventIdsOf(rx))).toEqual(new Set(accepted.map((d) => d.eventId)));
+      expect(eventIdsOf(rx)).not.toEqual(accepted.map((d) => d.eventId));
+      expect(await one.scheduler.pending(REORDER_BACKSTOP_JOB, RETRY_JOB)).toBe(0);
+      expect(one.errors).toEqual([]);
+    });
+
+    it('a replica that dies holding deliveries for reordering leaves them to another: their backstop, due a lease after the window, queues them, sent once with their event ids (before 2026-12-06 pending for good)', async () => {
+      const keyPrefix = redis.newPrefix();
+      const rx = await receivers.start();
+      // Its clock never moves: its hold is never released, as in a process killed with kill -9.
+      const dying = await replica(keyPrefix, { faults: reorderAll(100), clock: new ManualClock(Date.now()), leaseMs: 300 });
+      const accepted = [];
+      for (let i = 0; i < 3; i++) accepted.push(await dying.dispatcher.deliver(webhook(rx, i)));
+      dying.scheduler.stop();
+      await dying.queue.stop();
+      const staying = await replica(keyPrefix, { pollMs: 20 });
+      await eventually(async () => ((await staying.log.list({ limit: 10, status: 'delivered' })).data.length === 3 ? true : undefined), 'the 3 delivered by the other replica', 5_000);
+      expect(rx.requests).toHaveLength(3);
+      expect(new Set(eventIdsOf(rx))).toEqual(new Set(accepted.map((d) => d.eventId)));
+      expect(await staying.scheduler.pending(REORDER_BACKSTOP_JOB, RETRY_JOB)).toBe(0);
+      expect([dying.errors, staying.errors]).toEqual([[], []]);
     });
 
     it('a draining replica finishes what it holds and leaves what it has not read to the others', async () => {
