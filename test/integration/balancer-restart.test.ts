@@ -51,8 +51,11 @@ describe.skipIf(!hasHaproxy && !inCi)('a replica stopped behind the Compose HAPr
       .replaceAll('paysim-2:8080', `127.0.0.1:${ports[1]}`)
       .replace('bind :8080', `bind 127.0.0.1:${front}`)
       .replace('bind :8404', `bind 127.0.0.1:${stats}`)
-      .replaceAll('inter 2s', `inter ${2000 / CHECKS_SCALE}ms`);
+      .replaceAll('inter 2s', `inter ${2000 / CHECKS_SCALE}ms`)
+      // Quicker checks, their time to answer as the file's (without it, the check's interval: a stall of the test process marked a ready replica down, a review).
+      .replace('    timeout connect 3s', '    timeout connect 3s\n    timeout check 2s');
     expect(config).toContain(`inter ${2000 / CHECKS_SCALE}ms`);
+    expect(config).toContain('timeout check 2s');
     const dir = mkdtempSync(join(tmpdir(), 'paysim-balancer-'));
     writeFileSync(join(dir, 'haproxy.cfg'), config);
     const haproxy = spawn('haproxy', ['-db', '-f', join(dir, 'haproxy.cfg')], { stdio: 'ignore' });

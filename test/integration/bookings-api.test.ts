@@ -885,13 +885,19 @@ describe('shutdown', () => {
   it('the drain waits for payments in flight and unprocessed inbox events', async () => {
     const { paying } = await paymentInFlight();
     const started = Date.now();
-    const draining = t.app.lifecycle.drain(10_000);
-    setTimeout(() => void t.clock.advance(1000), 50); // the payment is decided; its event is not processed yet
-    setTimeout(() => void t.clock.advance(50), 150); // the processor
-    await draining;
-    expect(Date.now() - started).toBeGreaterThanOrEqual(140);
-    expect(Date.now() - started).toBeLessThan(5000);
+    let drained = false;
+    const draining = t.app.lifecycle.drain(10_000).finally(() => (drained = true));
+    // Each step awaited (before 2026-12-06 two timers, 50 and 150 ms in, which a stall could fire
+    // together, the second before the first's job was scheduled: a review saw the drain use its budget).
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(drained).toBe(false);
+    await t.clock.advance(1000); // the payment is decided; its event is not processed yet
     expect((await paying).statusCode).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(drained).toBe(false);
+    await t.clock.advance(50); // the processor
+    await draining;
+    expect(Date.now() - started).toBeLessThan(5000);
     expect((await myBookings())[0].status).toBe('confirmed');
   });
 

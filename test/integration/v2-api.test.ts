@@ -19,7 +19,11 @@ const T0 = Date.UTC(2026, 0, 15, 12, 0, 0);
 const { app, receiver, closeAll } = webhookFixtures({ WEBHOOK_MAX_RPS: '0' });
 afterEach(closeAll);
 
-/** Lets `inject` run until the handler waits on the manual clock (a decision due later). */
+/**
+ * Lets `inject` run a while, and says whether it answered meanwhile. Where the handler must first
+ * reach its wait on the manual clock, `untilScheduled` waits for that (before 2026-12-06 these 40 ms
+ * alone, which a slow Redis could outlast: a review).
+ */
 async function settled<T>(promise: Promise<T>): Promise<{ done: boolean; value?: T }> {
   let done = false;
   let value: T | undefined;
@@ -122,7 +126,9 @@ describe('POST /api/v2/payments', () => {
   it('V2_COMPLETE_DELAY_MS: the answer waits for the decision on the clock (the original slept 2 s)', async () => {
     const rx = await receiver();
     const t = await app({ V2_COMPLETE_DELAY_MS: '2000' });
+    const before = t.clock.pendingTimers;
     const answer = createV2(t, v2Body('tx_slow', rx.url()));
+    await untilScheduled(t, before);
     expect((await settled(answer)).done).toBe(false);
     expect(await paymentOf(t, 'pay_tx_slow')).toMatchObject({ status: 'PENDING', confirmed_at: null });
     await t.clock.advance(1999);
@@ -137,7 +143,9 @@ describe('POST /api/v2/payments', () => {
   it('delay: completes after DEFAULT_DELAY_DELAY_MS', async () => {
     const rx = await receiver();
     const t = await app({ DEFAULT_DELAY_DELAY_MS: '3000' });
+    const before = t.clock.pendingTimers;
     const answer = createV2(t, v2Body('tx_delay', rx.url()), { 'x-sim-scenario': 'delay' });
+    await untilScheduled(t, before);
     expect((await settled(answer)).done).toBe(false);
     await t.clock.advance(2999);
     expect((await settled(answer)).done).toBe(false);
@@ -395,7 +403,9 @@ describe('POST /api/v2/confirm-payment', () => {
   it('before auto-completion (a long V2_COMPLETE_DELAY_MS): completed by hand, then never decided nor called back', async () => {
     const rx = await receiver();
     const t = await app({ V2_COMPLETE_DELAY_MS: '60000' });
+    const before = t.clock.pendingTimers;
     const answer = createV2(t, v2Body('tx_hand', rx.url()));
+    await untilScheduled(t, before);
     expect((await settled(answer)).done).toBe(false);
     await t.clock.advance(1000);
     expect((await confirmV2(t, 'pay_tx_hand')).json()).toEqual({ ok: true, payment_id: 'pay_tx_hand', status: 'PAYMENT_COMPLETED', confirmed_at: ISO_MS(T0 + 1000) });

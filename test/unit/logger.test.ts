@@ -121,7 +121,7 @@ describe('LOG_FORMAT=json: lines gathered in batches', () => {
     const { stream, text } = await batchedToFile();
     stream.write('{"alone":true}\n');
     expect(text()).toBe('');
-    await new Promise((resolve) => setTimeout(resolve, 400));
-    expect(text()).toBe('{"alone":true}\n');
+    // Polled for (5 s at most; a fixed 400 ms before 2026-12-06, which a stall could outlast before the write landed: a review): without the timer's flush nothing comes.
+    expect(await written(text, Buffer.byteLength('{"alone":true}\n'))).toBe('{"alone":true}\n');
   });
 });
