@@ -101,6 +101,8 @@ export class WebhookDispatcher {
   readonly #intake: Intake;
   #requestsInFlight = 0;
   #closed = false;
+  /** With a shared queue: the releases of deliveries held for reordering under way (`releaseHeld` waits for them). */
+  readonly #releasing = new Set<Promise<void>>();
 
   constructor(deps: DispatcherDeps) {
     this.#deps = deps;
@@ -127,7 +129,11 @@ export class WebhookDispatcher {
       faults: deps.faults,
       shared: this.#shared,
       maxPlans: deps.maxFaultPlans ?? settings.queueMax,
-      release: (delivery) => void (this.#shared ? this.#releaseHeld(delivery) : this.#intake.enqueue(delivery, new URL(delivery.url).origin, 0)),
+      release: (delivery) => {
+        if (!this.#shared) return void this.#intake.enqueue(delivery, new URL(delivery.url).origin, 0);
+        const releasing = this.#releaseHeld(delivery).finally(() => this.#releasing.delete(releasing));
+        this.#releasing.add(releasing);
+      },
     });
     const { clock, ids, log, signers, faults, onError } = deps;
     this.#intake = new Intake(
@@ -317,21 +323,37 @@ export class WebhookDispatcher {
    * A hold that is full sends it now.
    */
   async #holdShared(delivery: Delivery, windowMs: number): Promise<undefined> {
-    const { clock, scheduler, log } = this.#deps;
+    const { clock, scheduler, log, onError } = this.#deps;
     const now = clock.now();
     const change = { status: 'retrying' as const, nextAttemptAt: now + windowMs, failureReason: null, updatedAt: now };
     const job = scheduler.job(REORDER_BACKSTOP_JOB, delivery.id, now + windowMs + scheduler.leaseMs);
-    let marked: Delivery | undefined;
-    if (log.updateScheduled !== undefined) {
-      marked = await log.updateScheduled(delivery.id, change, job);
-      scheduler.scheduled(job);
-    } else {
-      await scheduler.add(job);
-      marked = await log.update(delivery.id, change);
+    let held: Delivery | undefined = delivery;
+    try {
+      if (log.updateScheduled !== undefined) {
+        held = await log.updateScheduled(delivery.id, change, job);
+        scheduler.scheduled(job);
+      } else {
+        await scheduler.add(job);
+        held = await log.update(delivery.id, change);
+      }
+    } catch (error) {
+      // The store failed (a review: the delivery was left pending for good): held all the same, as
+      // logged before the mark (pending, in this process only), and released as any; had the mark
+      // taken effect, the release finds it changed and its backstop sends it.
+      onError(error, `marking webhook delivery ${delivery.id} held for reordering (held in this process only, sent at its window's end)`);
     }
-    if (marked === undefined) return undefined;
-    if (!this.#faultPlans.hold(marked)) await this.#releaseHeld(marked);
+    if (held === undefined) return undefined;
+    if (!this.#faultPlans.hold(held)) await this.#releaseHeld(held);
     return undefined;
+  }
+
+  /**
+   * With a shared queue, lets every delivery held for reordering go now and waits until each is
+   * queued (or left to its backstop): a drain alone then sends them from the stream.
+   */
+  async releaseHeld(): Promise<void> {
+    this.#faultPlans.close();
+    await Promise.all([...this.#releasing]);
   }
 
   /**
@@ -341,12 +363,19 @@ export class WebhookDispatcher {
    */
   async #releaseHeld(held: Delivery): Promise<void> {
     const { clock, scheduler, onError } = this.#deps;
+    let outcome: RequeueOutcome;
     try {
-      await this.#requeue(held, { status: 'pending', nextAttemptAt: null, failureReason: null, updatedAt: clock.now() });
-      await scheduler.cancel(REORDER_BACKSTOP_JOB, held.id);
+      outcome = await this.#requeue(held, { status: 'pending', nextAttemptAt: null, failureReason: null, updatedAt: clock.now() });
     } catch (error) {
       onError(error, `releasing webhook delivery ${held.id} held for reordering (its backstop job queues it later)`);
+      return;
     }
+    // Queued here: its backstop has nothing left to do. Changed meanwhile (a backstop queued it, or
+    // a mark that failed for this process took effect): the backstop stays, for the latter.
+    if (outcome.kind !== 'queued') return;
+    await scheduler.cancel(REORDER_BACKSTOP_JOB, held.id).catch((error: unknown) => {
+      onError(error, `cancelling the reorder backstop of webhook delivery ${held.id}, queued (the backstop, when due, finds it sent and does nothing)`);
+    });
   }
 
   /**

@@ -5,7 +5,7 @@ import { confirm, createOrder, createPayment, resultOf } from '../helpers/fluxpa
 import { redisServerOrSkip } from '../helpers/redis.ts';
 import { eventually, startReceiver } from '../helpers/receiver.ts';
 import { startRedisServer, type RedisServerProcess } from '../helpers/redis-server.ts';
-import { RETRY_JOB } from '../../src/webhooks/dispatcher.ts';
+import { REORDER_BACKSTOP_JOB, RETRY_JOB } from '../../src/webhooks/dispatcher.ts';
 
 /*
  * SIGTERM's drain with a store shared by several replicas: the pending decisions and /api/v2
@@ -326,6 +326,52 @@ if (redisServerOrSkip('the drain on a shared store')) describe('the drain on a s
     } finally {
       await draining.app.close();
       await rx.close();
+    }
+  });
+
+  it('alone on Redis, it sends the deliveries it holds for reordering in its drain, shuffled, as memory does (2026-12-06, a review: left in the stream for the next start)', async () => {
+    const rx = await startReceiver();
+    const logs: Array<Record<string, unknown>> = [];
+    const env = { ...SHARED(), REDIS_KEY_PREFIX: 'drain-reorder:', DEFAULT_APPROVE_DELAY_MS: '0', WEBHOOK_ORIGIN_CONCURRENCY: '1' };
+    const draining = await buildTestApp(env, { logs, clockStart: Date.now() });
+    try {
+      const rule = await draining.app.inject({ method: 'POST', url: '/v1/sim/rules', payload: { match: { url_prefix: rx.url() }, action: { type: 'reorder', window_ms: 600_000 } } });
+      expect(rule.statusCode, rule.body).toBe(201);
+      const ids: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        const made = await draining.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: `r-reorder-${i}`, amount: 100, webhook_url: rx.url() } });
+        ids.push(made.json().payment_intent_id as string);
+      }
+      // Decided, their webhooks held for ten minutes.
+      await eventually(async () => {
+        await draining.clock.advance(10);
+        return (await draining.app.webhooks.log.list({ limit: 10, status: 'retrying' })).data.length === 3 ? true : undefined;
+      }, 'the 3 held');
+      await movingClocks(draining.app.lifecycle.drain(4_000), [draining]);
+      const sent = rx.requests.map((r) => (JSON.parse(r.body) as { payment_intent_id: string }).payment_intent_id);
+      expect([...sent].sort()).toEqual([...ids].sort());
+      expect(sent).not.toEqual(ids);
+      expect(await draining.app.core.scheduler.pending(REORDER_BACKSTOP_JOB, RETRY_JOB)).toBe(0);
+      expect(logs.filter((l) => typeof l.msg === 'string' && l.msg.includes('webhook deliver')).map((l) => [l.level, l.msg])).toEqual([['info', 'shutdown: every webhook delivery finished']]);
+    } finally {
+      await draining.app.close();
+      await rx.close();
+    }
+  });
+
+  it('alone on Redis, its end line counts the reorder backstops a dead replica left among the retries on the shared scheduler (a review: it said none)', async () => {
+    const logs: Array<Record<string, unknown>> = [];
+    const env = { ...SHARED(), REDIS_KEY_PREFIX: 'drain-backstop:' };
+    const draining = await buildTestApp(env, { logs, clockStart: Date.now() });
+    try {
+      // A dead replica's hold: its backstop due in ten minutes.
+      await draining.app.core.scheduler.schedule(REORDER_BACKSTOP_JOB, 'whd_01KDEADREPLICAHELD00000000', draining.clock.now() + 600_000);
+      await movingClocks(draining.app.lifecycle.drain(2_000), [draining]);
+      expect(logs.filter((l) => typeof l.msg === 'string' && l.msg.includes('webhook deliver')).map((l) => [l.msg, l.scheduled_retries])).toEqual([
+        ['shutdown: every webhook delivery this replica held finished; 0 deliveries waiting in the shared delivery stream, 1 retry on the shared scheduler are left to the other replicas (or the next start)', 1],
+      ]);
+    } finally {
+      await draining.app.close();
     }
   });
 

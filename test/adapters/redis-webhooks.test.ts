@@ -580,6 +580,23 @@ if (!hasRedisServer) {
       expect([dying.errors, staying.errors]).toEqual([[], []]);
     });
 
+    it('a delivery whose mark as held fails on the store is held all the same, in the process, and sent at its window’s end (a review: pending for good)', async () => {
+      const keyPrefix = redis.newPrefix();
+      const rx = await receivers.start();
+      const one = await replica(keyPrefix, { faults: reorderAll(100) });
+      const original = one.log.updateScheduled;
+      if (original === undefined) throw new Error('the Redis delivery log marks and schedules in one call');
+      const updateScheduled = original.bind(one.log);
+      let marks = 0;
+      (one.log as { updateScheduled: typeof updateScheduled }).updateScheduled = (...args: Parameters<typeof updateScheduled>) => (marks++ === 0 ? Promise.reject(new Error('Connection is closed.')) : updateScheduled(...args));
+      const accepted = await one.dispatcher.deliver(webhook(rx, 0));
+      expect((await one.log.get(accepted.id))?.status).toBe('pending');
+      await eventually(async () => ((await one.log.get(accepted.id))?.status === 'delivered' ? true : undefined), 'delivered at the window’s end');
+      expect(eventIdsOf(rx)).toEqual([accepted.eventId]);
+      expect(one.errors.map((e) => `${e.context}: ${(e.error as Error).message}`)).toEqual([`marking webhook delivery ${accepted.id} held for reordering (held in this process only, sent at its window's end): Connection is closed.`]);
+      expect(await one.scheduler.pending(REORDER_BACKSTOP_JOB, RETRY_JOB)).toBe(0);
+    });
+
     it('a draining replica finishes what it holds and leaves what it has not read to the others', async () => {
       const keyPrefix = redis.newPrefix();
       const rx = await receivers.start(() => ({ status: 200, delayMs: 20 }));

@@ -9,7 +9,7 @@ import { RedisRateCap } from '../../adapters/redis/rate-cap.ts';
 import { systemClock } from '../../core/clock.ts';
 import type { DomainEvent } from '../../core/events.ts';
 import { createStreams } from '../../core/random.ts';
-import { RETRY_JOB, WebhookDispatcher, type WebhookRequest } from '../../webhooks/dispatcher.ts';
+import { REORDER_BACKSTOP_JOB, RETRY_JOB, WebhookDispatcher, type WebhookRequest } from '../../webhooks/dispatcher.ts';
 import type { Scheduler } from '../../core/scheduler.ts';
 import { legacySigner } from '../../webhooks/signers/legacy.ts';
 import { SignerRegistry } from '../../webhooks/signers/registry.ts';
@@ -63,7 +63,8 @@ async function sharedBacklog(queue: RedisDeliveryQueue, scheduler: Scheduler): P
   // Issued together on the one client (pipelined: Redis runs them back to back), so that a
   // delivery moving on meanwhile is counted at one of its places: a retry's job queues it in the
   // stream and is completed in two round trips, which cannot both fall between these reads.
-  const [retries, waiting, elsewhere] = await Promise.all([scheduler.pending(RETRY_JOB).catch(() => undefined), queue.waiting().catch(() => undefined), queue.inFlightElsewhere().catch(() => undefined)]);
+  // The retries count the backstops of deliveries held for reordering by a replica that died (a review: they were left out).
+  const [retries, waiting, elsewhere] = await Promise.all([scheduler.pending(RETRY_JOB, REORDER_BACKSTOP_JOB).catch(() => undefined), queue.waiting().catch(() => undefined), queue.inFlightElsewhere().catch(() => undefined)]);
   return { waiting: waiting === undefined ? undefined : Math.max(0, waiting - queue.heldUnbegun), retries, elsewhere };
 }
 
@@ -181,6 +182,10 @@ export default fp<WebhooksOptions>(
       app.lifecycle.onDrain(async (budgetMs) => {
         if (app.lifecycle.handingOff) return;
         const until = Math.min(Date.now() + budgetMs, dispatcher.drainBeginBy);
+        // What it holds for reordering goes to the stream now, for this loop to send (before
+        // 2026-12-06 released in the delivery phase, once this replica read the stream no more: a
+        // review saw them left to the next start). Bounded by the wait's end, as the store's reads.
+        await Promise.race([dispatcher.releaseHeld(), delay(Math.max(0, until - Date.now()), undefined, { ref: false })]);
         const { scheduler, clock } = app.core;
         while (Date.now() < until && !app.lifecycle.closing) {
           // Bounded by the wait's end: a Redis that does not answer must not hold the drain past it
