@@ -365,7 +365,13 @@ export class WebhookDispatcher {
     const { clock, scheduler, onError } = this.#deps;
     let outcome: RequeueOutcome;
     try {
-      outcome = await this.#requeue(held, { status: 'pending', nextAttemptAt: null, failureReason: null, updatedAt: clock.now() });
+      const change = { status: 'pending' as const, nextAttemptAt: null, failureReason: null, updatedAt: clock.now() };
+      outcome = await this.#requeue(held, change);
+      // Held as logged before its mark, which failed here but took effect in the store (its reply
+      // lost): marked, never attempted, so queued from that (a review: left to its backstop, a lease later).
+      if (outcome.kind === 'moved' && held.status === 'pending' && outcome.delivery.status === 'retrying' && outcome.delivery.attempts.length === 0) {
+        outcome = await this.#requeue(outcome.delivery, change);
+      }
     } catch (error) {
       onError(error, `releasing webhook delivery ${held.id} held for reordering (its backstop job queues it later)`);
       return;

@@ -583,7 +583,8 @@ if (!hasRedisServer) {
     it('a delivery whose mark as held fails on the store is held all the same, in the process, and sent at its window’s end (a review: pending for good)', async () => {
       const keyPrefix = redis.newPrefix();
       const rx = await receivers.start();
-      const one = await replica(keyPrefix, { faults: reorderAll(100) });
+      // A window of a second: the delivery is still held when it is read (a review: 100 ms left too little).
+      const one = await replica(keyPrefix, { faults: reorderAll(1_000) });
       const original = one.log.updateScheduled;
       if (original === undefined) throw new Error('the Redis delivery log marks and schedules in one call');
       const updateScheduled = original.bind(one.log);
@@ -595,6 +596,25 @@ if (!hasRedisServer) {
       expect(eventIdsOf(rx)).toEqual([accepted.eventId]);
       expect(one.errors.map((e) => `${e.context}: ${(e.error as Error).message}`)).toEqual([`marking webhook delivery ${accepted.id} held for reordering (held in this process only, sent at its window's end): Connection is closed.`]);
       expect(await one.scheduler.pending(REORDER_BACKSTOP_JOB, RETRY_JOB)).toBe(0);
+    });
+
+    it('a mark as held that took effect in the store though its reply was lost: the release queues the delivery from its mark at the window’s end, not its backstop a lease later (a review)', async () => {
+      const keyPrefix = redis.newPrefix();
+      const rx = await receivers.start();
+      // The backstop (a minute after the window) cannot be what sends it within the wait.
+      const one = await replica(keyPrefix, { faults: reorderAll(100), leaseMs: 60_000 });
+      const original = one.log.updateScheduled;
+      if (original === undefined) throw new Error('the Redis delivery log marks and schedules in one call');
+      const updateScheduled = original.bind(one.log);
+      (one.log as { updateScheduled: typeof updateScheduled }).updateScheduled = async (...args: Parameters<typeof updateScheduled>) => {
+        await updateScheduled(...args);
+        throw new Error('Command timed out');
+      };
+      const accepted = await one.dispatcher.deliver(webhook(rx, 0));
+      await eventually(async () => ((await one.log.get(accepted.id))?.status === 'delivered' ? true : undefined), 'delivered at the window’s end', 3_000);
+      expect(eventIdsOf(rx)).toEqual([accepted.eventId]);
+      expect(await one.scheduler.pending(REORDER_BACKSTOP_JOB, RETRY_JOB)).toBe(0);
+      expect(one.errors.map((e) => (e.error as Error).message)).toEqual(['Command timed out']);
     });
 
     it('a draining replica finishes what it holds and leaves what it has not read to the others', async () => {
