@@ -343,7 +343,12 @@ export class WebhookDispatcher {
       onError(error, `marking webhook delivery ${delivery.id} held for reordering (held in this process only, sent at its window's end)`);
     }
     if (held === undefined) return undefined;
-    if (!this.#faultPlans.hold(held)) await this.#releaseHeld(held);
+    if (!this.#faultPlans.hold(held)) {
+      // Full: released now, counted as the hold's releases are (a drain waits for them).
+      const releasing = this.#releaseHeld(held).finally(() => this.#releasing.delete(releasing));
+      this.#releasing.add(releasing);
+      await releasing;
+    }
     return undefined;
   }
 

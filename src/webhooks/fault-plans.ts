@@ -68,8 +68,9 @@ export class FaultPlans {
     return this.#plans.get(id)?.reorder != null;
   }
 
-  /** The window of the delivery's reorder hold (ms); undefined when its plan holds none. */
+  /** The window of the delivery's reorder hold (ms); undefined when its plan holds none, or when the hold is closed (a drain: it goes now). */
   reorderWindowMs(id: string): number | undefined {
+    if (this.#reorder?.closed === true) return undefined;
     return this.#plans.get(id)?.reorder?.windowMs;
   }
 

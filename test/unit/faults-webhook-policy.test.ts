@@ -93,6 +93,8 @@ describe('ReorderHold', () => {
     expect(clock.pendingTimers).toBe(0);
     await clock.advance(10_000);
     expect(released).toHaveLength(2);
+    // Closed for good (a drain): nothing more is held, each goes at once (before 2026-12-06 a new window opened).
+    expect([hold.closed, hold.hold('t', 'd', 5_000), hold.held, clock.pendingTimers]).toEqual([true, false, 0, 0]);
   });
 });
 

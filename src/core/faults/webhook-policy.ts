@@ -76,6 +76,11 @@ export class ReorderHold<T> {
     this.#options = options;
   }
 
+  /** Closed by `close`: nothing more is held. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
   /** Items held now, across every target. */
   get held(): number {
     return this.#held;
