@@ -6,7 +6,7 @@ import { isFinished, type Delivery, type DeliveryAttempt, type DeliveryChange } 
 import { DomainError, isStoreUnavailable, notFound } from '../core/errors.ts';
 import type { DeliveryEventType, EventBus } from '../core/events.ts';
 import type { IdFactory } from '../core/ids.ts';
-import type { DeliveryLogStore, DeliveryQueue, DisabledUrlStore, RequeueOutcome } from '../core/ports.ts';
+import type { DeliveryLogStore, DeliveryQueue, DisabledUrlStore, Job, RequeueOutcome } from '../core/ports.ts';
 import { MemoryDeliveryQueue } from '../adapters/memory/delivery-queue.ts';
 import type { RandomSource } from '../core/random.ts';
 import type { Scheduler } from '../core/scheduler.ts';
@@ -49,6 +49,11 @@ export type { WebhookRequest } from './intake.ts';
 
 /** How much later a closing dispatcher's retry job is due again when it hands it back. */
 const HAND_BACK_MS = 1_000;
+
+/** A delivery's change back to pending, to be queued for its next attempt (a retry, a release, a backstop). */
+function pendingAt(now: number): DeliveryChange & { status: 'pending' } {
+  return { status: 'pending', nextAttemptAt: null, failureReason: null, updatedAt: now };
+}
 
 export interface DispatcherSettings extends RetrySettings {
   timeoutMs: number;
@@ -129,11 +134,7 @@ export class WebhookDispatcher {
       faults: deps.faults,
       shared: this.#shared,
       maxPlans: deps.maxFaultPlans ?? settings.queueMax,
-      release: (delivery) => {
-        if (!this.#shared) return void this.#intake.enqueue(delivery, new URL(delivery.url).origin, 0);
-        const releasing = this.#releaseHeld(delivery).finally(() => this.#releasing.delete(releasing));
-        this.#releasing.add(releasing);
-      },
+      release: (delivery) => void (this.#shared ? this.#release(delivery) : this.#intake.enqueue(delivery, new URL(delivery.url).origin, 0)),
     });
     const { clock, ids, log, signers, faults, onError } = deps;
     this.#intake = new Intake(
@@ -196,7 +197,7 @@ export class WebhookDispatcher {
     // Marked pending and queued in one step, only while it is as read: of two replays at once one
     // starts a series, the other is refused (before 2026-12-04 both did, and it went out twice at
     // once); on Redis a replica that dies in between cannot leave it pending with nothing to send it.
-    const outcome = await this.#requeue(found, { status: 'pending', nextAttemptAt: null, failureReason: null, newSeries: true, updatedAt: clock.now() });
+    const outcome = await this.#requeue(found, { ...pendingAt(clock.now()), newSeries: true });
     if (outcome.kind === 'gone') throw notFound('Webhook delivery', id);
     if (outcome.kind === 'moved') {
       throw isFinished(outcome.delivery) ? new DomainError('INVALID_STATE', `Webhook delivery ${id} changed while it was being replayed; read it and replay it again.`) : notReplayable(outcome.delivery);
@@ -289,14 +290,10 @@ export class WebhookDispatcher {
       // job would be completed and the delivery left retrying with nothing to retry it. A hand-back
       // that cannot reach the store (closing too) leaves the job claimed until its lease lapses; any
       // other failure is the job's (the scheduler's retry), as completing it would lose the retry.
-      if (this.#shared) {
-        await this.#deps.scheduler.schedule(RETRY_JOB, id, clock.now() + HAND_BACK_MS).catch((error: unknown) => {
-          if (!isStoreUnavailable(error)) throw error;
-        });
-      }
+      if (this.#shared) await this.#handBack(RETRY_JOB, id);
       return;
     }
-    const change = { status: 'pending' as const, nextAttemptAt: null, failureReason: null, updatedAt: clock.now() };
+    const change = pendingAt(clock.now());
     // A delayed first attempt (a `delay` rule) may also be held for reordering (this process's hold).
     if (found.attempts.length === 0 && this.#faultPlans.reorders(id)) {
       // Only while still retrying as read: a job run again finds it taken.
@@ -323,19 +320,12 @@ export class WebhookDispatcher {
    * A hold that is full sends it now.
    */
   async #holdShared(delivery: Delivery, windowMs: number): Promise<undefined> {
-    const { clock, scheduler, log, onError } = this.#deps;
+    const { clock, scheduler, onError } = this.#deps;
     const now = clock.now();
     const change = { status: 'retrying' as const, nextAttemptAt: now + windowMs, failureReason: null, updatedAt: now };
-    const job = scheduler.job(REORDER_BACKSTOP_JOB, delivery.id, now + windowMs + scheduler.leaseMs);
     let held: Delivery | undefined = delivery;
     try {
-      if (log.updateScheduled !== undefined) {
-        held = await log.updateScheduled(delivery.id, change, job);
-        scheduler.scheduled(job);
-      } else {
-        await scheduler.add(job);
-        held = await log.update(delivery.id, change);
-      }
+      held = await this.#markWithJob(delivery.id, change, scheduler.job(REORDER_BACKSTOP_JOB, delivery.id, now + windowMs + scheduler.leaseMs));
     } catch (error) {
       // The store failed (a review: the delivery was left pending for good): held all the same, as
       // logged before the mark (pending, in this process only), and released as any; had the mark
@@ -343,12 +333,8 @@ export class WebhookDispatcher {
       onError(error, `marking webhook delivery ${delivery.id} held for reordering (held in this process only, sent at its window's end)`);
     }
     if (held === undefined) return undefined;
-    if (!this.#faultPlans.hold(held)) {
-      // Full: released now, counted as the hold's releases are (a drain waits for them).
-      const releasing = this.#releaseHeld(held).finally(() => this.#releasing.delete(releasing));
-      this.#releasing.add(releasing);
-      await releasing;
-    }
+    // Full: released now.
+    if (!this.#faultPlans.hold(held)) await this.#release(held);
     return undefined;
   }
 
@@ -361,6 +347,13 @@ export class WebhookDispatcher {
     await Promise.all([...this.#releasing]);
   }
 
+  /** `#releaseHeld`, counted among the releases under way (a drain's `releaseHeld` waits for them). */
+  #release(held: Delivery): Promise<void> {
+    const releasing = this.#releaseHeld(held).finally(() => this.#releasing.delete(releasing));
+    this.#releasing.add(releasing);
+    return releasing;
+  }
+
   /**
    * A delivery `#holdShared` held, let go: marked pending and queued in one step, only while it is
    * still as marked (its backstop, run by another replica that thought this one dead, may have
@@ -370,7 +363,7 @@ export class WebhookDispatcher {
     const { clock, scheduler, onError } = this.#deps;
     let outcome: RequeueOutcome;
     try {
-      const change = { status: 'pending' as const, nextAttemptAt: null, failureReason: null, updatedAt: clock.now() };
+      const change = pendingAt(clock.now());
       outcome = await this.#requeue(held, change);
       // Held as logged before its mark, which failed here but took effect in the store (its reply
       // lost): marked, never attempted, so queued from that (a review: left to its backstop, a lease later).
@@ -398,14 +391,19 @@ export class WebhookDispatcher {
     const { log, clock } = this.#deps;
     const found = await log.get(id);
     if (found?.status !== 'retrying' || found.attempts.length > 0) return;
-    if (this.#closed) {
-      // As a retry job found by a closing dispatcher: handed back for another replica.
-      await this.#deps.scheduler.schedule(REORDER_BACKSTOP_JOB, id, clock.now() + HAND_BACK_MS).catch((error: unknown) => {
-        if (!isStoreUnavailable(error)) throw error;
-      });
-      return;
-    }
-    await this.#requeue(found, { status: 'pending', nextAttemptAt: null, failureReason: null, updatedAt: clock.now() });
+    // As a retry job found by a closing dispatcher: handed back for another replica.
+    if (this.#closed) return this.#handBack(REORDER_BACKSTOP_JOB, id);
+    await this.#requeue(found, pendingAt(clock.now()));
+  }
+
+  /**
+   * A job a closing dispatcher found, scheduled again HAND_BACK_MS later for another replica (or the
+   * next start); a store that cannot be reached leaves it claimed until its lease lapses.
+   */
+  async #handBack(kind: string, id: string): Promise<void> {
+    await this.#deps.scheduler.schedule(kind, id, this.#deps.clock.now() + HAND_BACK_MS).catch((error: unknown) => {
+      if (!isStoreUnavailable(error)) throw error;
+    });
   }
 
   async #attempt(handed: Delivery): Promise<void> {
@@ -533,16 +531,19 @@ export class WebhookDispatcher {
    * the delivery still pending and end, leaving it retrying with no job for good. Otherwise the job
    * first (a mark without its job would wait for ever), then the mark.
    */
-  async #retryAt(id: string, change: DeliveryChange & { nextAttemptAt: number }): Promise<Delivery | undefined> {
+  #retryAt(id: string, change: DeliveryChange & { nextAttemptAt: number }): Promise<Delivery | undefined> {
+    return this.#markWithJob(id, change, this.#deps.scheduler.job(RETRY_JOB, id, change.nextAttemptAt));
+  }
+
+  /** A delivery's `change` and `job` (its retry, or a reorder hold's backstop): in one store call where the log can, else the job first (see `#retryAt`). */
+  async #markWithJob(id: string, change: DeliveryChange, job: Job): Promise<Delivery | undefined> {
     const { log, scheduler } = this.#deps;
-    const at = change.nextAttemptAt;
     if (log.updateScheduled !== undefined) {
-      const job = scheduler.job(RETRY_JOB, id, at);
       const updated = await log.updateScheduled(id, change, job);
       scheduler.scheduled(job);
       return updated;
     }
-    await scheduler.schedule(RETRY_JOB, id, at);
+    await scheduler.add(job);
     return log.update(id, change);
   }
 

@@ -25,6 +25,17 @@ if (redisServerOrSkip('the drain on a shared store')) describe('the drain on a s
   // The scheduler polls the shared store (as on Redis by default; the test runs on Redis set it to 0).
   const SHARED = (): Record<string, string> => ({ STORE: 'redis', REDIS_URL: server.url, SCHEDULER_POLL_MS: '50' });
 
+  /** The drain's lines about webhook deliveries (its end line among them). */
+  const webhookEndLines = (logs: Array<Record<string, unknown>>) => logs.filter((l) => typeof l.msg === 'string' && l.msg.includes('webhook deliver'));
+  const expectEveryDeliveryFinished = (logs: Array<Record<string, unknown>>) => expect(webhookEndLines(logs).map((l) => [l.level, l.msg])).toEqual([['info', 'shutdown: every webhook delivery finished']]);
+  /** The one delivery, its first attempt failed, was sent again in the drain, which says every delivery finished. */
+  async function expectSentOnItsRetry(t: Awaited<ReturnType<typeof buildTestApp>>, rx: Awaited<ReturnType<typeof startReceiver>>, logs: Array<Record<string, unknown>>): Promise<void> {
+    expect(rx.requests.length).toBe(2);
+    const [delivery] = (await t.app.webhooks.log.list({ limit: 1 })).data;
+    expect([delivery?.status, delivery?.attempts.map((a) => a.statusCode)]).toEqual(['delivered', [500, 200]]);
+    expectEveryDeliveryFinished(logs);
+  }
+
   /** Waits for `work`, moving each app's clock with real time meanwhile (their schedulers run what comes due). */
   async function movingClocks<T>(work: Promise<T>, apps: ReadonlyArray<Awaited<ReturnType<typeof buildTestApp>>>): Promise<T> {
     let done = false;
@@ -271,10 +282,7 @@ if (redisServerOrSkip('the drain on a shared store')) describe('the drain on a s
       await movingClocks(draining.app.lifecycle.drain(4_000), [draining]);
       const drainedMs = Date.now() - drainedFrom;
       log.get = get;
-      expect(rx.requests.length).toBe(2);
-      const [delivery] = (await draining.app.webhooks.log.list({ limit: 1 })).data;
-      expect([delivery?.status, delivery?.attempts.map((a) => a.statusCode)]).toEqual(['delivered', [500, 200]]);
-      expect(logs.filter((l) => typeof l.msg === 'string' && l.msg.includes('webhook deliver')).map((l) => [l.level, l.msg])).toEqual([['info', 'shutdown: every webhook delivery finished']]);
+      await expectSentOnItsRetry(draining, rx, logs);
       return { drainedMs, slowed };
     } finally {
       await draining.app.close();
@@ -319,10 +327,7 @@ if (redisServerOrSkip('the drain on a shared store')) describe('the drain on a s
       await movingClocks(draining.app.lifecycle.drain(4_000), [draining]);
       scheduler.pending = pending;
       expect(slowed).toBeGreaterThan(1);
-      expect(rx.requests.length).toBe(2);
-      const [delivery] = (await draining.app.webhooks.log.list({ limit: 1 })).data;
-      expect([delivery?.status, delivery?.attempts.map((a) => a.statusCode)]).toEqual(['delivered', [500, 200]]);
-      expect(logs.filter((l) => typeof l.msg === 'string' && l.msg.includes('webhook deliver')).map((l) => [l.level, l.msg])).toEqual([['info', 'shutdown: every webhook delivery finished']]);
+      await expectSentOnItsRetry(draining, rx, logs);
     } finally {
       await draining.app.close();
       await rx.close();
@@ -357,7 +362,7 @@ if (redisServerOrSkip('the drain on a shared store')) describe('the drain on a s
       const sent = rx.requests.map((r) => (JSON.parse(r.body) as { payment_intent_id: string }).payment_intent_id);
       expect([...sent].sort()).toEqual([...ids].sort());
       expect(await draining.app.core.scheduler.pending(REORDER_BACKSTOP_JOB, RETRY_JOB)).toBe(0);
-      expect(logs.filter((l) => typeof l.msg === 'string' && l.msg.includes('webhook deliver')).map((l) => [l.level, l.msg])).toEqual([['info', 'shutdown: every webhook delivery finished']]);
+      expectEveryDeliveryFinished(logs);
       return { ids, sent };
     } finally {
       await draining.app.close();
@@ -384,7 +389,7 @@ if (redisServerOrSkip('the drain on a shared store')) describe('the drain on a s
       // A dead replica's hold: its backstop due in ten minutes.
       await draining.app.core.scheduler.schedule(REORDER_BACKSTOP_JOB, 'whd_01KDEADREPLICAHELD00000000', draining.clock.now() + 600_000);
       await movingClocks(draining.app.lifecycle.drain(2_000), [draining]);
-      expect(logs.filter((l) => typeof l.msg === 'string' && l.msg.includes('webhook deliver')).map((l) => [l.msg, l.scheduled_retries])).toEqual([
+      expect(webhookEndLines(logs).map((l) => [l.msg, l.scheduled_retries])).toEqual([
         ['shutdown: every webhook delivery this replica held finished; 0 deliveries waiting in the shared delivery stream, 1 retry on the shared scheduler are left to the other replicas (or the next start)', 1],
       ]);
     } finally {
@@ -411,7 +416,7 @@ if (redisServerOrSkip('the drain on a shared store')) describe('the drain on a s
       expect(rx.requests.length).toBe(6);
       const listed = (await draining.app.webhooks.log.list({ limit: 10 })).data;
       expect(listed.map((d) => [d.status, d.attempts.map((a) => a.statusCode)])).toEqual(Array.from({ length: 3 }, () => ['delivered', [500, 200]]));
-      expect(logs.filter((l) => typeof l.msg === 'string' && l.msg.includes('webhook deliver')).map((l) => [l.level, l.msg])).toEqual([['info', 'shutdown: every webhook delivery finished']]);
+      expectEveryDeliveryFinished(logs);
     } finally {
       await draining.app.close();
       await rx.close();
@@ -432,7 +437,7 @@ if (redisServerOrSkip('the drain on a shared store')) describe('the drain on a s
       const drainedFrom = Date.now();
       await movingClocks(draining.app.lifecycle.drain(6_000), [draining]);
       expect(Date.now() - drainedFrom).toBeLessThan(2_000);
-      expect(logs.filter((l) => typeof l.msg === 'string' && l.msg.includes('webhook deliver')).map((l) => [l.msg, l.waiting_in_stream, l.scheduled_retries, l.in_flight_elsewhere])).toEqual([
+      expect(webhookEndLines(logs).map((l) => [l.msg, l.waiting_in_stream, l.scheduled_retries, l.in_flight_elsewhere])).toEqual([
         ['shutdown: every webhook delivery this replica held finished; 0 deliveries waiting in the shared delivery stream, 1 retry on the shared scheduler are left to the other replicas (or the next start)', 0, 1, 0],
       ]);
     } finally {

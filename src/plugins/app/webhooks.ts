@@ -49,6 +49,14 @@ declare module 'fastify' {
 /** How often a drain alone on a shared queue looks whether the stream and the retries still hold work. */
 const BACKLOG_POLL_MS = 100;
 
+/**
+ * `work`'s answer, or undefined once `until` (epoch ms) has come: a Redis that does not answer
+ * must not hold the drain past its wait (nor the process's exit: the timer is not ref'd).
+ */
+function by<T>(until: number, work: Promise<T>): Promise<T | undefined> {
+  return Promise.race([work, delay(Math.max(0, until - Date.now()), undefined, { ref: false })]);
+}
+
 function plural(n: number, one: string, many: string): string {
   return `${n} ${n === 1 ? one : many}`;
 }
@@ -62,8 +70,8 @@ function plural(n: number, one: string, many: string): string {
 async function sharedBacklog(queue: RedisDeliveryQueue, scheduler: Scheduler): Promise<{ waiting: number | undefined; retries: number | undefined; elsewhere: number | undefined }> {
   // Issued together on the one client (pipelined: Redis runs them back to back), so that a
   // delivery moving on meanwhile is counted at one of its places: a retry's job queues it in the
-  // stream and is completed in two round trips, which cannot both fall between these reads.
-  // The retries count the backstops of deliveries held for reordering by a replica that died (a review: they were left out).
+  // stream and is completed in two round trips, which cannot both fall between these reads. The
+  // retries count the backstops of deliveries held for reordering (a review: they were left out).
   const [retries, waiting, elsewhere] = await Promise.all([scheduler.pending(RETRY_JOB, REORDER_BACKSTOP_JOB).catch(() => undefined), queue.waiting().catch(() => undefined), queue.inFlightElsewhere().catch(() => undefined)]);
   return { waiting: waiting === undefined ? undefined : Math.max(0, waiting - queue.heldUnbegun), retries, elsewhere };
 }
@@ -185,18 +193,16 @@ export default fp<WebhooksOptions>(
         // What it holds for reordering goes to the stream now, for this loop to send (before
         // 2026-12-06 released in the delivery phase, once this replica read the stream no more: a
         // review saw them left to the next start). Bounded by the wait's end, as the store's reads.
-        await Promise.race([dispatcher.releaseHeld(), delay(Math.max(0, until - Date.now()), undefined, { ref: false })]);
+        await by(until, dispatcher.releaseHeld());
         const { scheduler, clock } = app.core;
         while (Date.now() < until && !app.lifecycle.closing) {
-          // Bounded by the wait's end: a Redis that does not answer must not hold the drain past it
-          // (nor the timer the process's exit: it is not ref'd, and most looks end well before it).
-          // Looked at before the reads as well as after: a run of this replica's scheduler, or an
+          // Each read bounded by the wait's end (`by`). Looked at before the reads as well as after: a run of this replica's scheduler, or an
           // attempt it held, may end while they are under way, its retry then queued or scheduled
           // after the store was read (a review saw a failed attempt's retry missed so, with Redis a
           // millisecond away).
           const runningBefore = scheduler.running;
           const heldBefore = queue.held;
-          const backlog = await Promise.race([sharedBacklog(queue, scheduler), delay(Math.max(0, until - Date.now()), undefined, { ref: false })]);
+          const backlog = await by(until, sharedBacklog(queue, scheduler));
           // The store away: nothing to learn by waiting (what it holds is the delivery phase's).
           if (backlog?.waiting === undefined || backlog.retries === undefined) return;
           // A retry this replica's scheduler has claimed and not yet queued is due at its lease's
@@ -205,7 +211,7 @@ export default fp<WebhooksOptions>(
           if (backlog.waiting + heldBefore + queue.held === 0 && !runningBefore && !scheduler.running) {
             if (backlog.retries === 0) return;
             // Only retries left, the next due after attempts may begin: nothing to wait for (a review: the stop took the whole budget).
-            const next = await Promise.race([scheduler.nextDueAt().catch(() => undefined), delay(Math.max(0, until - Date.now()), undefined, { ref: false })]);
+            const next = await by(until, scheduler.nextDueAt().catch(() => undefined));
             if (next === undefined || Date.now() + (next - clock.now()) >= until) return;
           }
           await delay(Math.min(BACKLOG_POLL_MS, Math.max(0, until - Date.now())));
@@ -217,7 +223,7 @@ export default fp<WebhooksOptions>(
       const left = await dispatcher.drain(budgetMs);
       // Shared: the releases of what it held for reordering (begun by the drain) are over before the
       // backlog is counted, each then in the stream or still on the schedule, not in both (a review).
-      if (queue !== undefined) await Promise.race([dispatcher.releaseHeld(), delay(Math.max(0, until - Date.now()), undefined, { ref: false })]);
+      if (queue !== undefined) await by(until, dispatcher.releaseHeld());
       // Closed during the drain (its namespace reset on another replica, which deletes what it
       // held): its end lines would count deliveries nobody sends (a review saw "every webhook delivery finished").
       if (app.lifecycle.closing) return;
