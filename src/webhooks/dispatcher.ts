@@ -86,6 +86,8 @@ export interface DispatcherDeps {
   rateCap?: RateCap | undefined;
   /** With a shared queue, the fault plans of deliveries kept at most, the oldest forgotten first; default `settings.queueMax`. */
   maxFaultPlans?: number | undefined;
+  /** Told of each delivery a reorder backstop queued: the replica that held it for reordering died or stalled. */
+  onBackstopQueued?: ((id: string) => void) | undefined;
 }
 
 export class WebhookDispatcher {
@@ -393,7 +395,8 @@ export class WebhookDispatcher {
     if (found?.status !== 'retrying' || found.attempts.length > 0) return;
     // As a retry job found by a closing dispatcher: handed back for another replica.
     if (this.#closed) return this.#handBack(REORDER_BACKSTOP_JOB, id);
-    await this.#requeue(found, pendingAt(clock.now()));
+    const outcome = await this.#requeue(found, pendingAt(clock.now()));
+    if (outcome.kind === 'queued') this.#deps.onBackstopQueued?.(id);
   }
 
   /**

@@ -98,6 +98,8 @@ if (!hasRedisServer) {
     const scheduler = new Scheduler({ clock, store: schedulerStore, onError: (error) => onError(error, 'scheduler'), pollMs: options.pollMs, leaseMs: options.leaseMs });
     const settings = { ...SETTINGS, ...options.settings };
     const takenOver: Array<{ toSend: number; recorded: number }> = [];
+    /** The deliveries its reorder backstops queued (another replica's hold, left past its window and a lease). */
+    const backstops: string[] = [];
     const queue = await RedisDeliveryQueue.create(client, log, { keyPrefix, claimIdleMs: options.claimIdleMs ?? 30_000, readAhead: 2 * settings.concurrency, onError, onTakenOver: (taken) => takenOver.push(taken) });
     const bus = new EventBus();
     const events: DomainEvent[] = [];
@@ -121,6 +123,7 @@ if (!hasRedisServer) {
       rateCap,
       faults: options.faults,
       maxFaultPlans: options.maxFaultPlans,
+      onBackstopQueued: (id) => backstops.push(id),
     });
     await scheduler.start();
     cleanups.push(async () => {
@@ -130,7 +133,7 @@ if (!hasRedisServer) {
       await agent.destroy();
     });
     const attempted = () => events.filter((e) => isDeliveryEvent(e) && e.type === 'webhook.attempted').length;
-    return { client, log, queue, rateCap, dispatcher, events, errors, attempted, bus, scheduler, takenOver };
+    return { client, log, queue, rateCap, dispatcher, events, errors, attempted, bus, scheduler, takenOver, backstops };
   }
 
   /** Makes the replica's first accept (a delivery logged and queued) fail as a store that is away would; the count of accepts so far. */
@@ -560,6 +563,7 @@ if (!hasRedisServer) {
       expect(new Set(eventIdsOf(rx))).toEqual(new Set(accepted.map((d) => d.eventId)));
       expect(eventIdsOf(rx)).not.toEqual(accepted.map((d) => d.eventId));
       expect(await one.scheduler.pending(REORDER_BACKSTOP_JOB, RETRY_JOB)).toBe(0);
+      expect(one.backstops).toEqual([]);
       expect(one.errors).toEqual([]);
     });
 
@@ -577,6 +581,8 @@ if (!hasRedisServer) {
       expect(rx.requests).toHaveLength(3);
       expect(new Set(eventIdsOf(rx))).toEqual(new Set(accepted.map((d) => d.eventId)));
       expect(await staying.scheduler.pending(REORDER_BACKSTOP_JOB, RETRY_JOB)).toBe(0);
+      // Told, for the operator's line (src/plugins/app/webhooks.ts).
+      expect([dying.backstops, [...staying.backstops].sort()]).toEqual([[], accepted.map((d) => d.id).sort()]);
       expect([dying.errors, staying.errors]).toEqual([[], []]);
     });
 

@@ -17,6 +17,7 @@ import { standardSigner } from '../../webhooks/signers/standard.ts';
 import { stripeSigner } from '../../webhooks/signers/stripe.ts';
 import type { DeliveryLogStore } from '../../core/ports.ts';
 import { bucketCapacity } from '../../webhooks/token-bucket.ts';
+import { WarningLimiter } from '../../webhooks/warning-limiter.ts';
 import { MAX_IDS_LOGGED } from './core.ts';
 
 /**
@@ -48,6 +49,9 @@ declare module 'fastify' {
 
 /** How often a drain alone on a shared queue looks whether the stream and the retries still hold work. */
 const BACKLOG_POLL_MS = 100;
+
+/** The reorder backstops that queued deliveries are logged together, at the end of a second from the first. */
+export const BACKSTOP_LOG_INTERVAL_MS = 1000;
 
 /**
  * `work`'s answer, or undefined once `until` (epoch ms) has come: a Redis that does not answer
@@ -112,6 +116,14 @@ export default fp<WebhooksOptions>(
         : // On Redis' clock, one for every replica; on an injected clock (tests), that clock's time.
           new RedisRateCap(redis.client, { keyPrefix: redis.keyPrefix, clock, ratePerSecond: settings.maxRps, capacity: bucketCapacity(settings.maxRps), onError, serverTime: clock === systemClock });
 
+    // The reorder backstops that queued deliveries (their replica died holding them), told once a
+    // second at most with their count: a dead replica's hold comes due all at once, as a takeover does.
+    const backstops = new WarningLimiter(clock, { limit: 0, intervalMs: BACKSTOP_LOG_INTERVAL_MS }, (_key, count) =>
+      app.log.info(
+        { deliveries: count },
+        `webhooks: queued ${plural(count, 'webhook delivery', 'webhook deliveries')} another replica held for reordering past its window and SCHEDULER_LEASE_MS (it stopped or stalled): sent unshuffled`,
+      ),
+    );
     const dispatcher = new WebhookDispatcher({
       clock,
       ids,
@@ -129,6 +141,7 @@ export default fp<WebhooksOptions>(
       // Backoff jitter from a stream of its own: with RANDOM_SEED the retry times repeat too, and
       // the draws never shift the payments' seeded outcomes.
       jitter: createStreams(config.randomSeed)('webhooks:jitter'),
+      onBackstopQueued: () => void backstops.allow('reorder-backstop'),
     });
 
     const { registry } = app.metrics;
@@ -264,6 +277,7 @@ export default fp<WebhooksOptions>(
     app.core.onSweep((now) => stores.deliveries.sweep(now));
     app.addHook('onClose', async () => {
       dispatcher.close();
+      backstops.flush();
       // The drain has had its budget: abort what is still in flight rather than wait for it.
       await agent.destroy();
       await queue?.stop();
