@@ -262,7 +262,7 @@ withRedisServer('Redis adapters of records', (server) => {
       client.disconnect();
     });
 
-    it('bookings: a takeover sent twice starts once (the in-flight count 1); a payment begun by an earlier version (f and ct written, no fl or ft) is not taken over by a lostAfter an earlier payment of the booking left (a review)', async () => {
+    it('bookings: a takeover sent twice starts once (the in-flight count 1) and says it took over (before 2026-12-06 the second run left that out); a payment begun by an earlier version (f and ct written, no fl or ft) is not taken over by a lostAfter an earlier payment of the booking left (a review)', async () => {
       const redis = server();
       const client = redis.connect();
       const keyPrefix = redis.newPrefix();
@@ -270,7 +270,7 @@ withRedisServer('Redis adapters of records', (server) => {
       const [taken, upgraded] = [aBooking(), aBooking()];
       for (const booking of [taken, upgraded]) await store.insert(booking);
       await store.beginPayment(taken.id, 'user_1', 'execute', T0 + 1, 'tok_gone', T0 + 2);
-      expect(await sentTwice(client, () => store.beginPayment(taken.id, 'user_1', 'direct', T0 + 3, 'tok_new', T0 + 4))).toEqual({ kind: 'started', booking: { ...taken, paymentInFlight: 'direct' } });
+      expect(await sentTwice(client, () => store.beginPayment(taken.id, 'user_1', 'direct', T0 + 3, 'tok_new', T0 + 4))).toEqual({ kind: 'started', booking: { ...taken, paymentInFlight: 'direct' }, tookOver: true });
       expect((await store.counts()).paymentsInFlight).toBe(1);
 
       await store.beginPayment(upgraded.id, 'user_1', 'execute', T0 + 1, 'tok_first', T0 + 2);
@@ -282,7 +282,7 @@ withRedisServer('Redis adapters of records', (server) => {
       client.disconnect();
     });
 
-    it('bookings: a cancel sent twice answers as its first run: one that took a lost payment over cancels once (cancelled, the in-flight count 0); one that found the hold lapsed is expiredNow again, not cancelled', async () => {
+    it('bookings: a cancel sent twice answers as its first run: one that took a lost payment over cancels once (cancelled, the in-flight count 0) and says it took over (before 2026-12-06 the second run left that out, so the cancel logged no warning); one that found the hold lapsed is expiredNow again, not cancelled', async () => {
       const redis = server();
       const client = redis.connect();
       const store = new RedisBookingStore(client, { keyPrefix: redis.newPrefix(), ttlMs: DAY, maxBookings: 100 });
@@ -290,10 +290,10 @@ withRedisServer('Redis adapters of records', (server) => {
       for (const booking of [taken, lapsed]) await store.insert(booking);
       await store.beginPayment(taken.id, 'user_1', 'execute', T0 + 1, 'tok_gone', T0 + 2);
       const cancelled: Booking = { ...taken, status: 'cancelled', settledAt: T0 + 3 };
-      expect(await sentTwice(client, () => store.transition(taken.id, ['pending'], 'cancelled', T0 + 3, { unpaid: true }))).toEqual({ ok: true, record: cancelled });
+      expect(await sentTwice(client, () => store.transition(taken.id, ['pending'], 'cancelled', T0 + 3, { unpaid: true }))).toEqual({ ok: true, record: cancelled, tookOver: true });
       await store.beginPayment(lapsed.id, 'user_1', 'execute', T0 + 1, 'tok_gone', T0 + 2);
       const expired: Booking = { ...lapsed, status: 'expired', settledAt: lapsed.expiresAt };
-      expect(await sentTwice(client, () => store.transition(lapsed.id, ['pending'], 'cancelled', lapsed.expiresAt, { unpaid: true }))).toEqual({ ok: false, current: expired, expiredNow: true });
+      expect(await sentTwice(client, () => store.transition(lapsed.id, ['pending'], 'cancelled', lapsed.expiresAt, { unpaid: true }))).toEqual({ ok: false, current: expired, expiredNow: true, tookOver: true });
       const counts = await store.counts();
       expect([counts.bookings.cancelled, counts.bookings.expired, counts.bookings.pending, counts.paymentsInFlight]).toEqual([1, 1, 0, 0]);
       client.disconnect();

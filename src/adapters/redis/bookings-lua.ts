@@ -15,7 +15,9 @@ import { BOUNDS, keepingReply, WALK } from './lua.ts';
  * token of the last call that changed its status or payment: `callToken`), fl and ft (when the
  * payment begun with token ft is taken for lost, its `lostAfter`: only while ft is the payment in
  * flight's, ct; none from versions before 2026-12-06), rt (the call token of the record that ended
- * the last payment: that record sent again answers what it did, whatever changed since). P..'forget' (set):
+ * the last payment: that record sent again answers what it did, whatever changed since), tk (the
+ * call token of the last begin or cancel that took a lost payment over: that call sent again says
+ * so too; none before 2026-12-06, when such a call sent again left it out). P..'forget' (set):
  * evicted bookings whose ledger transactions may still be there (`toForget`).
  */
 const PRELUDE = `
@@ -27,9 +29,9 @@ local function view(id) return redis.call('HGETALL', rec(id)) end
 local function eventView(eventId) return redis.call('HGETALL', P .. 'e:' .. eventId) end
 local function unpaid(r) return r.s == 'pending' and r.ps == 'PENDING' and r.f == '' end
 local function load(id)
-  local r = redis.call('HMGET', rec(id), 's', 'f', 'ps', 'u', 'ea', 'ct', 'fl', 'ft', 'rt')
+  local r = redis.call('HMGET', rec(id), 's', 'f', 'ps', 'u', 'ea', 'ct', 'fl', 'ft', 'rt', 'tk')
   if not r[1] then return nil end
-  return {s = r[1], f = r[2], ps = r[3], u = r[4], ea = tonumber(r[5]), ct = r[6], fl = tonumber(r[7]), ft = r[8], rt = r[9]}
+  return {s = r[1], f = r[2], ps = r[3], u = r[4], ea = tonumber(r[5]), ct = r[6], fl = tonumber(r[7]), ft = r[8], rt = r[9], tk = r[10]}
 end
 -- Finished, with no payment in flight and every inbox event processed: in EVICT by createdAt, else not.
 local function requeue(id)
@@ -102,7 +104,10 @@ local r = load(id)
 if not r then return {'not_found'} end
 -- This call, run again (its reply lost): what it did.
 if r.ct == ARGV[6] and r.s == 'expired' then return {'expired_now', view(id)} end
-if r.ct == ARGV[6] and r.f == ARGV[4] then return {'started', view(id)} end
+if r.ct == ARGV[6] and r.f == ARGV[4] then
+  if r.tk == ARGV[6] then return {'started', view(id), 'took_over'} end
+  return {'started', view(id)}
+end
 if r.u ~= ARGV[3] then return {'forbidden', view(id)} end
 if r.s == 'expired' then return {'expired', view(id)} end
 -- A payment in flight whose process is gone (past its own 'lost after', set with its token): ended, then judged as any.
@@ -115,7 +120,10 @@ end
 redis.call('HSET', rec(id), 'f', ARGV[4], 'ct', ARGV[6])
 if ARGV[7] ~= '' then redis.call('HSET', rec(id), 'fl', ARGV[7], 'ft', ARGV[6]) else redis.call('HDEL', rec(id), 'fl', 'ft') end
 redis.call('HINCRBY', KEYS[2], 'inflight', 1)
-if tookOver then return {'started', view(id), 'took_over'} end
+if tookOver then
+  redis.call('HSET', rec(id), 'tk', ARGV[6])
+  return {'started', view(id), 'took_over'}
+end
 return {'started', view(id)}
 `;
 
@@ -158,9 +166,13 @@ export const TRANSITION = `${PRELUDE}
 local id = ARGV[2]
 local r = load(id)
 if not r then return {0, {}} end
--- This call, run again (its reply lost): what it did.
-if r.ct == ARGV[6] and ARGV[4] == '1' and r.s == 'expired' then return {0, view(id), '', 'expired_now'} end
-if r.ct == ARGV[6] then return {1, view(id)} end
+-- This call, run again (its reply lost): what it did, the payment it took over too.
+if r.ct == ARGV[6] then
+  local again = ''
+  if r.tk == ARGV[6] then again = 'took_over' end
+  if ARGV[4] == '1' and r.s == 'expired' then return {0, view(id), again, 'expired_now'} end
+  return {1, view(id), again}
+end
 local allowed = false
 for i = 7, #ARGV do if ARGV[i] == r.s then allowed = true end end
 -- A cancel: a payment in flight whose process is gone is ended first, as a begin would.
@@ -168,6 +180,7 @@ local tookOver = ''
 if allowed and ARGV[4] == '1' and endLost(id, r, tonumber(ARGV[5])) then tookOver = 'took_over' end
 if not allowed or r.f ~= '' or (ARGV[4] == '1' and not unpaid(r)) then return {0, view(id), tookOver} end
 -- A cancel once the hold has lapsed (the payment it ended kept the booking from expiring): expired, as a begin would.
+if tookOver ~= '' then redis.call('HSET', rec(id), 'tk', ARGV[6]) end
 if ARGV[4] == '1' and tonumber(ARGV[5]) >= r.ea then
   setStatus(id, r.s, 'expired', ARGV[5], ARGV[6])
   return {0, view(id), tookOver, 'expired_now'}
