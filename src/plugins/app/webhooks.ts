@@ -116,14 +116,17 @@ export default fp<WebhooksOptions>(
         : // On Redis' clock, one for every replica; on an injected clock (tests), that clock's time.
           new RedisRateCap(redis.client, { keyPrefix: redis.keyPrefix, clock, ratePerSecond: settings.maxRps, capacity: bucketCapacity(settings.maxRps), onError, serverTime: clock === systemClock });
 
-    // The reorder backstops that queued deliveries (their replica died holding them), told once a
-    // second at most with their count: a dead replica's hold comes due all at once, as a takeover does.
-    const backstops = new WarningLimiter(clock, { limit: 0, intervalMs: BACKSTOP_LOG_INTERVAL_MS }, (_key, count) =>
+    // The reorder backstops that queued deliveries whose release never came, told once a second at
+    // most with their count: a dead replica's hold comes due all at once, as a takeover does. Whose
+    // hold it was is not known: another replica's, or this one's whose release Redis refused.
+    const tellBackstops = (count: number): void =>
       app.log.info(
         { deliveries: count },
-        `webhooks: queued ${plural(count, 'webhook delivery', 'webhook deliveries')} another replica held for reordering past its window and SCHEDULER_LEASE_MS (it stopped or stalled): sent unshuffled`,
-      ),
-    );
+        `webhooks: queued ${plural(count, 'webhook delivery', 'webhook deliveries')} held for reordering whose release never came (the replica holding them stopped or stalled, or could not reach Redis at the window's end): sent unshuffled`,
+      );
+    const backstops = new WarningLimiter(clock, { limit: 0, intervalMs: BACKSTOP_LOG_INTERVAL_MS }, (_key, count) => tellBackstops(count));
+    /** Flushed at the close: a backstop that ends after it is told at once (its interval would end after the process). */
+    let backstopsFlushed = false;
     const dispatcher = new WebhookDispatcher({
       clock,
       ids,
@@ -141,7 +144,7 @@ export default fp<WebhooksOptions>(
       // Backoff jitter from a stream of its own: with RANDOM_SEED the retry times repeat too, and
       // the draws never shift the payments' seeded outcomes.
       jitter: createStreams(config.randomSeed)('webhooks:jitter'),
-      onBackstopQueued: () => void backstops.allow('reorder-backstop'),
+      onBackstopQueued: () => (backstopsFlushed ? tellBackstops(1) : void backstops.allow('reorder-backstop')),
     });
 
     const { registry } = app.metrics;
@@ -278,6 +281,7 @@ export default fp<WebhooksOptions>(
     app.addHook('onClose', async () => {
       dispatcher.close();
       backstops.flush();
+      backstopsFlushed = true;
       // The drain has had its budget: abort what is still in flight rather than wait for it.
       await agent.destroy();
       await queue?.stop();
