@@ -44,7 +44,7 @@ import webhooks from './plugins/app/webhooks.ts';
 import { registerSwagger } from './plugins/external/swagger.ts';
 import { registerUnderPressure, shedLoadAsRoot } from './plugins/external/under-pressure.ts';
 import { lostDuringStart, openRedis } from './adapters/redis/watched-client.ts';
-import { checkRedisServer } from './adapters/redis/server-check.ts';
+import { checkRateCapClock, checkRedisServer } from './adapters/redis/server-check.ts';
 
 /**
  * Builds the whole service as one Fastify instance. `server.ts` owns the process (signals,
@@ -143,6 +143,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     if (connection !== undefined) {
       app.addHook('onClose', () => connection.close());
       await checkRedisServer(connection.client, connection.where, app.log);
+      if (config.webhook.maxRps > 0) await checkRateCapClock(connection.client, connection.where);
     }
     await app.register(stores, { config, stores: parent === undefined ? options.stores : undefined, wrap: parent === undefined ? options.wrapStores : undefined, shared: parent?.redis, connection });
     await app.register(core, { config, clock: options.clock, random: parent === undefined ? options.random : undefined });

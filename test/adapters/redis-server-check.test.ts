@@ -207,8 +207,8 @@ if (redisServerOrSkip('what a start asks of a real Redis')) describe('what a sta
     }
   });
 
-  it('a user with only its keys and the categories the README names (no INFO, no CLIENT, no @admin, no @fast) serves: intents, their webhooks, bookings, FluxPay, fault rules, /readyz', async () => {
-    await admin.acl('SETUSER', 'least', 'on', '>least-pass', 'resetkeys', '~least:*', 'resetchannels', '-@all', '+@read', '+@write', '+@scripting', '+@stream', '+@connection');
+  it('a user with only its keys and the categories the README names, and TIME (no INFO, no CLIENT, no @admin, no other command of @fast) serves: intents, their webhooks, bookings, FluxPay, fault rules, /readyz', async () => {
+    await admin.acl('SETUSER', 'least', 'on', '>least-pass', 'resetkeys', '~least:*', 'resetchannels', '-@all', '+@read', '+@write', '+@scripting', '+@stream', '+@connection', '+time');
     const url = server.url.replace('redis://', 'redis://least:least-pass@');
     const rx = await startReceiver();
     const logs: Array<Record<string, unknown>> = [];
@@ -237,6 +237,31 @@ if (redisServerOrSkip('what a start asks of a real Redis')) describe('what a sta
       await rx.close();
     }
     expect(logs.filter((l) => l.level === 'error' || l.level === 'warn')).toEqual([]);
+  });
+
+  it('a user refused TIME (the README’s categories without +time) ends the start on one line that says what to give it, with the shared rate cap on; with WEBHOOK_MAX_RPS=0 (none) it starts (a user test: it started, and every webhook waited in the stream for good)', async () => {
+    await admin.acl('SETUSER', 'notime', 'on', '>notime-pass', 'resetkeys', '~notime:*', 'resetchannels', '-@all', '+@read', '+@write', '+@scripting', '+@stream', '+@connection');
+    const at = server.url.replace('redis://', '');
+    const env = { STORE: 'redis', REDIS_URL: `redis://notime:notime-pass@${at}`, REDIS_KEY_PREFIX: 'notime:', SCHEDULER_POLL_MS: '0' };
+    const refused = await buildTestApp({ ...env, WEBHOOK_MAX_RPS: '50' }).then(
+      () => new Error('started'),
+      (error: unknown) => error as Error,
+    );
+    expect([refused.name, refused.message]).toEqual([
+      'RedisUnreachableError',
+      expect.stringMatching(
+        new RegExp(
+          `^Redis at redis://notime:\\*\\*\\*@${at.replace(/\./g, '\\.')} refuses this user TIME \\(ERR .*can't run this command or subcommand.*\\), which the shared webhook rate cap reads for one clock on every replica: give the user \\+time \\(or the category @fast\\), or set WEBHOOK_MAX_RPS=0 for no rate cap$`,
+        ),
+      ),
+    ]);
+    expect(refused.message).not.toContain('notime-pass');
+    const t = await buildTestApp({ ...env, WEBHOOK_MAX_RPS: '0' });
+    try {
+      expect((await t.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'res_notime', amount: 1000 } })).statusCode).toBe(200);
+    } finally {
+      await t.app.close();
+    }
   });
 
   it('a user whose channels are taken while a replica runs (its namespace-reset subscription then refused): the replica serves on, nothing unhandled (a review: ioredis’ own resubscribe left the NOPERM unhandled, and the process shut down)', async () => {

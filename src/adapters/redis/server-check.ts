@@ -128,3 +128,27 @@ export async function checkRedisServer(client: Redis, where: string, log: Fastif
   const warning = eviction === undefined ? undefined : evictionWarning(eviction, where);
   if (warning !== undefined) log.warn({ redis: where, maxmemory: eviction?.maxmemory, maxmemoryPolicy: eviction?.policy }, warning);
 }
+
+/** Redis' words for a command its ACL refuses inside a script (this one runs TIME alone); a NOPERM for EVAL itself (no scripts) is the first store call's to tell. */
+const REFUSED_IN_SCRIPT = /can't run this command or subcommand/;
+
+/**
+ * Whether this user may run `TIME` inside a script, which the shared webhook rate cap
+ * (`WEBHOOK_MAX_RPS` > 0) does: its bucket counts time on Redis' own clock, one clock for every
+ * replica (adapters/redis/rate-cap.ts). `TIME` is only in the ACL category `@fast`, which the
+ * README's least user lacks unless given `+time`. Rejects with `RedisUnreachableError` (one line,
+ * the start ends) when the ACL refuses it; any other failure is left to the store calls that follow.
+ * Before 2026-12-06 such a user started, and every webhook waited in the stream for good, its
+ * rate-cap token refused (a user test).
+ */
+export async function checkRateCapClock(client: Redis, where: string): Promise<void> {
+  try {
+    await client.eval("return redis.call('TIME')[1]", 0);
+  } catch (error) {
+    if (!(error instanceof Error) || !REFUSED_IN_SCRIPT.test(error.message)) return;
+    throw new RedisUnreachableError(
+      `Redis at ${where} refuses this user TIME (${error.message.split('\n')[0]?.trim()}), which the shared webhook rate cap reads for one clock on every replica: give the user +time (or the category @fast), or set WEBHOOK_MAX_RPS=0 for no rate cap`,
+      { cause: error },
+    );
+  }
+}
