@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { createConnection, createServer, type Socket } from 'node:net';
 import { Redis } from 'ioredis';
-import { createRedisClient, SWEEP_BATCH } from '../../src/adapters/redis/connection.ts';
+import { createRedisClient, READONLY_RECONNECT_MS, readonlyReconnects, SWEEP_BATCH } from '../../src/adapters/redis/connection.ts';
 import { isRedisUnavailable } from '../../src/adapters/redis/unavailable.ts';
 import { RedisIdempotencyStore } from '../../src/adapters/redis/idempotency.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -249,5 +249,47 @@ if (redisServerOrSkip('a Redis that became a replica (a failover)')) describe('a
       await demoted.stop();
       await primary.stop();
     }
+  });
+
+  it('it connects again at most once a second however many writes are refused: reads go on being answered meanwhile (before 2026-12-06 each refused write dropped the connection, and a user test saw /readyz at 503 nearly all the time)', async () => {
+    const replica = await startRedisServer();
+    const admin = new Redis(replica.url);
+    await admin.set('k', 'before');
+    // A replica of a primary that is not there: it serves reads and refuses every write.
+    await admin.replicaof('127.0.0.1', '1');
+    const client = createRedisClient({ url: replica.url });
+    let reconnects = 0;
+    client.on('reconnecting', () => reconnects++);
+    try {
+      await client.get('k');
+      const started = Date.now();
+      const reads: string[] = [];
+      for (let i = 0; i < 20; i++) {
+        const refused = (await client.set('k', 'v').catch((error: unknown) => error)) as Error;
+        expect(refused.message.startsWith('READONLY ')).toBe(true);
+        reads.push(String(await client.get('k').catch((error: unknown) => (error as Error).message)));
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      const seconds = (Date.now() - started) / 1000;
+      // The first refusal connects again at once (a failover's name may have moved), then at most one a second.
+      expect(reconnects).toBeLessThanOrEqual(1 + Math.ceil(seconds));
+      expect(reads.filter((read) => read !== 'before').length).toBeLessThanOrEqual(reconnects);
+    } finally {
+      client.disconnect();
+      await admin.replicaof('NO', 'ONE');
+      admin.disconnect();
+      await replica.stop();
+    }
+  });
+
+  it('readonlyReconnects: yes to a READONLY reply, then no for READONLY_RECONNECT_MS, and never to another error', () => {
+    let now = 5_000;
+    const reconnect = readonlyReconnects(() => now);
+    const readonly = new Error("READONLY You can't write against a read only replica.");
+    expect([reconnect(readonly), reconnect(readonly), reconnect(new Error('OOM command not allowed'))]).toEqual([true, false, false]);
+    now += READONLY_RECONNECT_MS - 1;
+    expect(reconnect(readonly)).toBe(false);
+    now += 1;
+    expect([reconnect(readonly), reconnect(readonly)]).toEqual([true, false]);
   });
 });

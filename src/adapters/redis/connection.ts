@@ -33,7 +33,7 @@ export function createRedisClient(options: Pick<RedisConnectionOptions, 'url'>):
     enableAutoPipelining: true,
     enableReadyCheck: false,
     retryStrategy: reconnectDelay,
-    reconnectOnError: isReadonly,
+    reconnectOnError: readonlyReconnects(),
   });
 }
 
@@ -48,15 +48,29 @@ export function createRedisClient(options: Pick<RedisConnectionOptions, 'url'>):
  */
 export const COMMAND_TIMEOUT_MS = 10_000;
 
+/** After a `READONLY` reply that made the client connect again, the time before another may. */
+export const READONLY_RECONNECT_MS = 1000;
+
 /**
  * A reply of a replica to a write (`READONLY`): after a failover the open connection stays on the
  * old primary, now a replica, which refuses every write. The client connects again, so that a
  * `REDIS_URL` whose name follows the primary (a managed Redis, a Service in front of Sentinel)
- * reaches the new one. The refused call itself is not sent again: it answers 503 (STORE_UNAVAILABLE)
- * and its client retries.
+ * reaches the new one; at most once per READONLY_RECONNECT_MS, so that while the name has not moved
+ * (or REDIS_URL names a replica) the reads and /readyz go on working, as with a Redis full or
+ * unable to write its AOF. Before 2026-12-06 each refused write dropped the connection, and the
+ * service's own writes kept /readyz at 503 "the connection closed" nearly all the time (a user
+ * test). The refused call itself is not sent again: it answers 503 (STORE_UNAVAILABLE) and its
+ * client retries.
  */
-function isReadonly(error: Error): boolean {
-  return error.message.startsWith('READONLY');
+export function readonlyReconnects(now: () => number = Date.now): (error: Error) => boolean {
+  let last = Number.NEGATIVE_INFINITY;
+  return (error) => {
+    if (!error.message.startsWith('READONLY')) return false;
+    const at = now();
+    if (at - last < READONLY_RECONNECT_MS) return false;
+    last = at;
+    return true;
+  };
 }
 
 /** Redis loading its data set (after a restart, from its AOF or RDB): how far it is, when its `INFO persistence` says. */
