@@ -119,10 +119,15 @@ describe('what INFO memory says about eviction', () => {
     expect(evictionOf('# Memory\r\nused_memory:1056112\r\n')).toBeUndefined();
   });
 
-  it('warns of every policy that evicts under a maxmemory, and of none without one or with noeviction', () => {
-    for (const policy of ['allkeys-lru', 'allkeys-lfu', 'allkeys-random', 'volatile-lru', 'volatile-lfu', 'volatile-random', 'volatile-ttl']) {
+  it('warns of every policy that evicts under a maxmemory, saying what it may drop (with volatile-*, only the keys with a time to live: a user test), and of none without one or with noeviction', () => {
+    for (const policy of ['allkeys-lru', 'allkeys-lfu', 'allkeys-random']) {
       expect(evictionWarning({ maxmemory: 1024, policy }, 'redis://r:6379')).toBe(
         `Redis at redis://r:6379 evicts keys when full (maxmemory 1024 bytes, maxmemory-policy ${policy}): records, due work and webhook deliveries could then vanish without a word; set maxmemory-policy noeviction, so that a full Redis refuses writes and calls answer 503 (README: "Redis memory")`,
+      );
+    }
+    for (const policy of ['volatile-lru', 'volatile-lfu', 'volatile-random', 'volatile-ttl']) {
+      expect(evictionWarning({ maxmemory: 1024, policy }, 'redis://r:6379')).toBe(
+        `Redis at redis://r:6379 evicts keys when full (maxmemory 1024 bytes, maxmemory-policy ${policy}): the replies kept for calls sent again after a lost reply (a refund could then be made twice) and the replicas' marks of life (a running Idempotency-Key taken for a dead replica's) could then vanish without a word; set maxmemory-policy noeviction, so that a full Redis refuses writes and calls answer 503 (README: "Redis memory")`,
       );
     }
     expect(evictionWarning({ maxmemory: 1024, policy: 'noeviction' }, 'redis://r:6379')).toBeUndefined();

@@ -73,9 +73,13 @@ export function evictionOf(info: string): RedisEviction | undefined {
  */
 export function evictionWarning(eviction: RedisEviction, where: string): string | undefined {
   if (eviction.maxmemory === 0 || eviction.policy === 'noeviction') return undefined;
+  // What may go: any key with allkeys-*; with volatile-* only those with a time to live (a user test: the warning said records for both).
+  const lost = eviction.policy.startsWith('volatile-')
+    ? "the replies kept for calls sent again after a lost reply (a refund could then be made twice) and the replicas' marks of life (a running Idempotency-Key taken for a dead replica's)"
+    : 'records, due work and webhook deliveries';
   return (
     `Redis at ${where} evicts keys when full (maxmemory ${eviction.maxmemory} bytes, maxmemory-policy ${eviction.policy}): ` +
-    'records, due work and webhook deliveries could then vanish without a word; set maxmemory-policy noeviction, so that a full Redis refuses writes and calls answer 503 (README: "Redis memory")'
+    `${lost} could then vanish without a word; set maxmemory-policy noeviction, so that a full Redis refuses writes and calls answer 503 (README: "Redis memory")`
   );
 }
 
