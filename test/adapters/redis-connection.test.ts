@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Command, Redis } from 'ioredis';
-import { createRedisClient, redisLoading, shownLoading } from '../../src/adapters/redis/connection.ts';
+import { COMMAND_TIMEOUT_MS, createRedisClient, redisLoading, shownLoading } from '../../src/adapters/redis/connection.ts';
 import { pino } from 'pino';
 import { isRedisUnavailable, mayHaveRun, RedisNotServingError } from '../../src/adapters/redis/unavailable.ts';
 import { FAIL_FAST_AFTER_MS, openRedis, SILENT_AFTER_MS } from '../../src/adapters/redis/watched-client.ts';
@@ -369,14 +369,24 @@ if (redisServerOrSkip('the Redis client')) {
       });
     });
 
-    it('a new connection to a silent Redis: not "unreachable" with the last error, but taken and not answered yet; then serves', { timeout: 30_000 }, async () => {
+    /** A serving client whose Redis is stopped (SIGSTOP) as it connects again: the kernel takes the connection for the stopped process, which answers nothing. */
+    async function reconnectingToASilentRedis(run: (server: Awaited<ReturnType<typeof watchedWithLogs>>['server'], watched: Awaited<ReturnType<typeof watchedWithLogs>>['watched']) => Promise<void>): Promise<void> {
       const { server, watched } = await watchedWithLogs();
       try {
         watched.serve();
         watched.started();
         server.child.kill('SIGSTOP');
-        // A reconnect: the kernel takes the connection for the stopped process, which answers nothing.
         watched.client.disconnect(true);
+        await run(server, watched);
+      } finally {
+        server.child.kill('SIGCONT');
+        await watched.close();
+        await server.stop();
+      }
+    }
+
+    it('a new connection to a silent Redis: not "unreachable" with the last error, but taken and not answered yet; then serves', { timeout: 30_000 }, async () => {
+      await reconnectingToASilentRedis(async (server, watched) => {
         await until(() => watched.unavailable() !== undefined && !watched.unavailable()!.includes('has not answered for'), 5000, 'the new connection seen');
         await new Promise((resolve) => setTimeout(resolve, 500));
         expect([watched.client.status, watched.unavailable()]).toEqual(['connect', `Redis at ${server.url} took the connection and has not answered yet`]);
@@ -390,11 +400,28 @@ if (redisServerOrSkip('the Redis client')) {
         await until(() => watched.unavailable() === undefined, 5000, 'Redis serving');
         expect(await watched.client.ping()).toBe('PONG');
         expect(await watched.client.exists('late')).toBe(0);
-      } finally {
+      });
+    });
+
+    it('calls queued for a connection in the loss’s first second, which a silent Redis then took, fail as never sent once that second has passed, not at their time-out, nor hold up the auto-pipelined calls after them (a user test: four creates over 6 s answered 503 10 s after the reconnect)', { timeout: 30_000 }, async () => {
+      await reconnectingToASilentRedis(async (server, watched) => {
+        // Within the loss's first second: queued for the next connection (a blip would cost nothing).
+        const early = [outcome(watched.client.set('early-1', 'x')), outcome(watched.client.set('early-2', 'x'))];
+        await until(() => watched.client.status === 'connect', 5000, 'the new connection taken');
+        // Auto-pipelined behind them, past that second.
+        await new Promise((resolve) => setTimeout(resolve, FAIL_FAST_AFTER_MS));
+        const later = outcome(watched.client.set('later', 'x'));
+        const results = await Promise.all([...early, later]);
+        for (const result of results) {
+          expect(result).toEqual({ error: `Redis at ${server.url} took the connection and has not answered yet`, notServing: true, unavailable: true, mayHaveRun: false, tookMs: expect.any(Number) });
+          // Not held for ioredis' commandTimeout (10 s): within a look of the liveness watch (0.5 s) past the second.
+          expect(result.tookMs).toBeLessThan(COMMAND_TIMEOUT_MS / 2);
+        }
         server.child.kill('SIGCONT');
-        await watched.close();
-        await server.stop();
-      }
+        await until(() => watched.unavailable() === undefined, 5000, 'Redis serving');
+        // Answered as never sent: not written at the new connection either.
+        expect(await watched.client.exists('early-1', 'early-2', 'later')).toBe(0);
+      });
     });
 
     it('closes even when Redis has gone silent (paused): QUIT is given a while, then the connection is dropped', { timeout: 30_000 }, async () => {

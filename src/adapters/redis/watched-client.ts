@@ -254,7 +254,8 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
   const watchLiveness = (): void => {
     liveness = setInterval(() => {
       sent = sent.filter((command) => !isSettled(command));
-      if (closing || client.status !== 'ready') return;
+      if (closing) return;
+      if (client.status !== 'ready') return failQueued();
       const since = unansweredSince;
       // While silent, a PING each time: the first one answered says Redis is back.
       if (since === undefined || silentSince !== undefined) ping();
@@ -273,6 +274,27 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
       });
     }, LIVENESS_EVERY_MS);
     liveness.unref();
+  };
+  /**
+   * Past FAIL_FAST_AFTER_MS since the connection was lost, the commands waiting in ioredis' queue for
+   * a connection (handed over in the loss's first second, or auto-pipelined behind a batch that was)
+   * fail as never sent, as a call made then does at once: it is in the queue, so not written, and is
+   * not written at the next connection either (`sendCommand` below skips it). Before 2026-12-06 they
+   * waited for ioredis' `commandTimeout` (10 s) when a silent Redis took the new connection (its
+   * handshake unanswered), and so did every call after them, queued behind their batch (a user test:
+   * four creates made over 6 s all answered 503 10 s after the reconnect).
+   */
+  const failQueued = (): void => {
+    if (downSince === undefined || Date.now() - downSince < FAIL_FAST_AFTER_MS) return;
+    const queue = (client as unknown as { offlineQueue?: { length: number; toArray(): Array<{ command: Command }> } }).offlineQueue;
+    if (queue === undefined || queue.length === 0) return;
+    const reason = client.status === 'connect' ? `Redis at ${where} took the connection and has not answered yet` : `Redis at ${where} is unreachable (${lastError})`;
+    for (const { command } of queue.toArray()) {
+      if (isSettled(command)) continue;
+      written.delete(command);
+      watchedRejects.add(command);
+      command.reject(new RedisNotServingError(reason, { sent: false }));
+    }
   };
   /**
    * Why `command` is not sent now (Redis silent, or without a connection that answers for
