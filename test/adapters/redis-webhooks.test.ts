@@ -779,6 +779,8 @@ if (!hasRedisServer) {
       // Its read loop does not make the stream again (a replica closing after a namespace reset would leave it behind).
       await new Promise((resolve) => setTimeout(resolve, 300));
       expect(await redis.client.exists(queue.key)).toBe(0);
+      // A stream that is gone holds nothing: counted so (before 2026-12-06 NOGROUP, which a drain's end line told as Redis unavailable).
+      expect([await queue.waiting(), await queue.inFlightElsewhere()]).toEqual([0, 0]);
       expect(await queue.accept(delivery(1), rx.origin, 0)).toEqual({ kind: 'queued' });
       expect((await log.get('whd_1'))?.status).toBe('pending');
       await eventually(() => (handed.length === 1 ? true : undefined), 'the first read and handed over');

@@ -92,7 +92,7 @@ if (redisServerOrSkip('CLUSTER_WORKERS with STORE=redis')) {
             url,
             1,
             '',
-            `Could not start: Redis at ${url} could not be reached (no answer within ${REDIS_START_TIMEOUT_MS / 1000} s: is it Redis, and does it speak TLS if and only if the URL is rediss://?); start it or set REDIS_URL\n`,
+            `Could not start: Redis at ${url} could not be reached (no answer within ${REDIS_START_TIMEOUT_MS / 1000} s: is it Redis, does it speak TLS if and only if the URL is rediss://, and is it not loading a data set without answering meanwhile (its loading-process-events-interval-bytes)?); start it or set REDIS_URL\n`,
           ]),
         );
       } finally {

@@ -161,18 +161,23 @@ export class RedisDeliveryQueue implements DeliveryQueue {
 
   /**
    * Deliveries waiting to start across every consumer of the group (queued and not read yet, or read
-   * and not started): what `enqueue`'s `max` bounds, the same whichever replica asks.
+   * and not started): what `enqueue`'s `max` bounds, the same whichever replica asks. None when the
+   * stream or its group is gone (a flush, the key deleted) until the next accept makes them again:
+   * before 2026-12-06 that was an error, which a drain's end line told as Redis unavailable (a user test).
    */
   async waiting(): Promise<number> {
-    return (await this.#waitingScript([this.#key], [DELIVERY_GROUP, BUSY_SUFFIX])) as number;
+    return (await this.#waitingScript([this.#key], [DELIVERY_GROUP, BUSY_SUFFIX]).catch(noneWithoutGroup)) as number;
   }
 
   /**
    * Deliveries whose attempt another consumer has begun and not acknowledged (its busy consumer's
-   * entries): in flight on a live replica, or left by a dead one until a claim takes them over.
+   * entries): in flight on a live replica, or left by a dead one until a claim takes them over. None
+   * when the stream or its group is gone, as `waiting`.
    */
   async inFlightElsewhere(): Promise<number> {
-    const summary = (await this.#client.xpending(this.#key, DELIVERY_GROUP)) as [number, string | null, string | null, Array<[string, string]> | null];
+    const pending = await this.#client.xpending(this.#key, DELIVERY_GROUP).catch(noneWithoutGroup);
+    if (pending === 0) return 0;
+    const summary = pending as [number, string | null, string | null, Array<[string, string]> | null];
     let count = 0;
     for (const [consumer, entries] of summary[3] ?? []) if (consumer.endsWith(BUSY_SUFFIX) && consumer !== this.#busy) count += Number(entries);
     return count;
@@ -489,6 +494,12 @@ function isHandedBack(fields: string[] | null): boolean {
 /** The stream or its group is gone (a flush, the key deleted): a blocked read is cut short with UNBLOCKED then. */
 function isNoGroup(error: unknown): boolean {
   return error instanceof Error && (error.message.startsWith('NOGROUP') || error.message.startsWith('UNBLOCKED the stream key no longer exists'));
+}
+
+/** 0 for a count asked of a stream or group that is gone (it holds nothing); any other failure as it was. */
+function noneWithoutGroup(error: unknown): 0 {
+  if (isNoGroup(error)) return 0;
+  throw error;
 }
 
 function sleep(ms: number): Promise<void> {

@@ -377,7 +377,7 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
     if (isRedisRefusingWrites(redisCause(error))) return lostDuringStart(error, options.url) as RedisUnreachableError;
     const silentServer = error instanceof SilentRedis;
     const why = silentServer
-      ? `no answer within ${REDIS_START_TIMEOUT_MS / 1000} s${connected ? '' : ': is it Redis, and does it speak TLS if and only if the URL is rediss://?'}`
+      ? `no answer within ${REDIS_START_TIMEOUT_MS / 1000} s${connected ? '' : ': is it Redis, does it speak TLS if and only if the URL is rediss://, and is it not loading a data set without answering meanwhile (its loading-process-events-interval-bytes)?'}`
       : lastError !== NOT_CONNECTED
         ? lastError
         : error instanceof Error
