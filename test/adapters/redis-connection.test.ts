@@ -424,6 +424,35 @@ if (redisServerOrSkip('the Redis client')) {
       });
     });
 
+    it('a call in flight when the connection is lost, then taken by a silent Redis, fails as may have run once the loss’s first second has passed, and the auto-pipelined calls after it are refused then, not at its time-out (a review: 10 s)', { timeout: 30_000 }, async () => {
+      const { server, watched } = await watchedWithLogs();
+      try {
+        watched.serve();
+        watched.started();
+        server.child.kill('SIGSTOP');
+        // Written, unanswered: in flight when the connection is dropped.
+        const inFlight = outcome(watched.client.set('in-flight', 'x'));
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        watched.client.disconnect(true);
+        await until(() => watched.client.status === 'connect', 5000, 'the new connection taken');
+        await new Promise((resolve) => setTimeout(resolve, FAIL_FAST_AFTER_MS));
+        const later = outcome(watched.client.set('later', 'x'));
+        const refusal = `Redis at ${server.url} took the connection and has not answered yet`;
+        const [sent, after] = await Promise.all([inFlight, later]);
+        expect(sent).toEqual({ error: refusal, notServing: true, unavailable: true, mayHaveRun: true, tookMs: expect.any(Number) });
+        expect(after).toEqual({ error: refusal, notServing: true, unavailable: true, mayHaveRun: false, tookMs: expect.any(Number) });
+        // Not held for ioredis' commandTimeout (10 s).
+        expect([sent.tookMs, after.tookMs].every((ms) => ms < COMMAND_TIMEOUT_MS / 2)).toBe(true);
+        server.child.kill('SIGCONT');
+        await until(() => watched.unavailable() === undefined, 5000, 'Redis serving');
+        expect(await watched.client.exists('later')).toBe(0);
+      } finally {
+        server.child.kill('SIGCONT');
+        await watched.close();
+        await server.stop();
+      }
+    });
+
     it('closes even when Redis has gone silent (paused): QUIT is given a while, then the connection is dropped', { timeout: 30_000 }, async () => {
       const server = await startRedisServer();
       try {

@@ -282,14 +282,16 @@ if (redisServerOrSkip('a Redis that became a replica (a failover)')) describe('a
     }
   });
 
-  it('readonlyReconnects: yes to a READONLY reply, then no for READONLY_RECONNECT_MS, and never to another error', () => {
+  it('readonlyReconnects: yes to a READONLY reply, then no for READONLY_RECONNECT_MS, and never to another error; each client (its options, as ioredis calls it) has its own second (a review: a duplicate()d stream reader waited on the main client’s)', () => {
     let now = 5_000;
     const reconnect = readonlyReconnects(() => now);
+    const [main, reader] = [{ name: 'main client options' }, { name: 'a duplicate’s options' }];
     const readonly = new Error("READONLY You can't write against a read only replica.");
-    expect([reconnect(readonly), reconnect(readonly), reconnect(new Error('OOM command not allowed'))]).toEqual([true, false, false]);
+    expect([reconnect.call(main, readonly), reconnect.call(main, readonly), reconnect.call(main, new Error('OOM command not allowed'))]).toEqual([true, false, false]);
+    expect([reconnect.call(reader, readonly), reconnect.call(reader, readonly)]).toEqual([true, false]);
     now += READONLY_RECONNECT_MS - 1;
-    expect(reconnect(readonly)).toBe(false);
+    expect(reconnect.call(main, readonly)).toBe(false);
     now += 1;
-    expect([reconnect(readonly), reconnect(readonly)]).toEqual([true, false]);
+    expect([reconnect.call(main, readonly), reconnect.call(main, readonly)]).toEqual([true, false]);
   });
 });

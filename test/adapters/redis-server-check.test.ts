@@ -254,11 +254,7 @@ if (redisServerOrSkip('what a start asks of a real Redis')) describe('what a sta
     );
     expect([refused.name, refused.message]).toEqual([
       'RedisUnreachableError',
-      expect.stringMatching(
-        new RegExp(
-          `^Redis at redis://notime:\\*\\*\\*@${at.replace(/\./g, '\\.')} refuses this user TIME \\(ERR .*can't run this command or subcommand.*\\), which the shared webhook rate cap reads for one clock on every replica: give the user \\+time \\(or the category @fast\\), or set WEBHOOK_MAX_RPS=0 for no rate cap$`,
-        ),
-      ),
+      `Redis at redis://notime:***@${at} refuses this user TIME (its ACL), which the shared webhook rate cap reads for one clock on every replica: give the user +time (or the category @fast), or set WEBHOOK_MAX_RPS=0 for no rate cap`,
     ]);
     expect(refused.message).not.toContain('notime-pass');
     const t = await buildTestApp({ ...env, WEBHOOK_MAX_RPS: '0' });

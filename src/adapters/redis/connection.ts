@@ -62,13 +62,17 @@ export const READONLY_RECONNECT_MS = 1000;
  * test). The refused call itself is not sent again: it answers 503 (STORE_UNAVAILABLE) and its
  * client retries.
  */
-export function readonlyReconnects(now: () => number = Date.now): (error: Error) => boolean {
-  let last = Number.NEGATIVE_INFINITY;
-  return (error) => {
+export function readonlyReconnects(now: () => number = Date.now): (this: unknown, error: Error) => boolean {
+  // One second per client: ioredis calls it as its options' method, and `duplicate()` (the stream
+  // readers, the reset subscriber) gives each client a copy of them (a review: one shared second
+  // left a reader on the old primary while the busy main client took every slot).
+  const lastBy = new WeakMap<object, number>();
+  return function reconnectOnReadonly(this: unknown, error: Error): boolean {
     if (!error.message.startsWith('READONLY')) return false;
+    const client = typeof this === 'object' && this !== null ? this : lastBy;
     const at = now();
-    if (at - last < READONLY_RECONNECT_MS) return false;
-    last = at;
+    if (at - (lastBy.get(client) ?? Number.NEGATIVE_INFINITY) < READONLY_RECONNECT_MS) return false;
+    lastBy.set(client, at);
     return true;
   };
 }

@@ -286,14 +286,19 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
    */
   const failQueued = (): void => {
     if (downSince === undefined || Date.now() - downSince < FAIL_FAST_AFTER_MS) return;
-    const queue = (client as unknown as { offlineQueue?: { length: number; toArray(): Array<{ command: Command }> } }).offlineQueue;
-    if (queue === undefined || queue.length === 0) return;
+    const { offlineQueue, prevCommandQueue } = client as unknown as Record<'offlineQueue' | 'prevCommandQueue', { toArray(): Array<{ command: Command }> } | null | undefined>;
     const reason = client.status === 'connect' ? `Redis at ${where} took the connection and has not answered yet` : `Redis at ${where} is unreachable (${lastError})`;
-    for (const { command } of queue.toArray()) {
+    for (const { command } of offlineQueue?.toArray() ?? []) {
       if (isSettled(command)) continue;
       written.delete(command);
       watchedRejects.add(command);
       command.reject(new RedisNotServingError(reason, { sent: false }));
+    }
+    // Written on the lost connection and unanswered (ioredis sends them again at the next one): may
+    // have run, as after a time-out, but no longer holding up the auto-pipelined calls after their
+    // batch, which ioredis does not send before it settles (a review: they waited 10 s all the same).
+    for (const { command } of prevCommandQueue?.toArray() ?? []) {
+      if (!isSettled(command)) command.reject(new RedisNotServingError(reason, { sent: true }));
     }
   };
   /**
@@ -455,7 +460,8 @@ function oneLine(text: string): string {
 export function startRefusal(where: string, why: string): string {
   if (/^WRONGPASS /.test(why)) return `Redis at ${where} refused the user or password (${why}); set the ones it knows in REDIS_URL`;
   if (/^NOAUTH /.test(why)) return `Redis at ${where} asks for a password (${why}); put it in REDIS_URL: redis://:password@host, or redis://user:password@host for an ACL user`;
-  if (/^NOPERM |can't access at least one of the keys|can't run this command or subcommand/.test(why)) {
+  // Redis 7.0's words for a key or command refused inside a script, and 7.2's (`ACL failure in script`).
+  if (/^NOPERM |can't access at least one of the keys|can't run this command or subcommand|^ERR ACL failure in script/.test(why)) {
     return `Redis at ${where} refuses this user a command or key that paysim needs (${why}); give it the keys under REDIS_KEY_PREFIX and the commands the README names (Running several replicas)`;
   }
   return `Redis at ${where} could not be reached (${why}); start it or set REDIS_URL`;
