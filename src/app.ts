@@ -143,7 +143,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     if (connection !== undefined) {
       app.addHook('onClose', () => connection.close());
       await checkRedisServer(connection.client, connection.where, app.log);
-      if (config.webhook.maxRps > 0) await checkRateCapClock(connection.client, connection.where);
+      if (config.webhook.maxRps > 0) await checkRateCapClock(connection.client, connection.where, app.log);
     }
     await app.register(stores, { config, stores: parent === undefined ? options.stores : undefined, wrap: parent === undefined ? options.wrapStores : undefined, shared: parent?.redis, connection });
     await app.register(core, { config, clock: options.clock, random: parent === undefined ? options.random : undefined });

@@ -3,7 +3,7 @@ import { createConnection, createServer, type AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { shownRedisUrl } from '../../src/adapters/redis/connection.ts';
-import { checkRedisServer, clusterRefusal, evictionOf, evictionWarning, isClusterNode, redisVersionOf, versionRefusal } from '../../src/adapters/redis/server-check.ts';
+import { checkRateCapClock, checkRedisServer, clusterRefusal, evictionOf, RATE_CAP_CLOCK_TRIES, evictionWarning, isClusterNode, redisVersionOf, versionRefusal } from '../../src/adapters/redis/server-check.ts';
 import { startRefusal } from '../../src/adapters/redis/watched-client.ts';
 import { buildTestApp } from '../helpers/app.ts';
 import { startReceiver } from '../helpers/receiver.ts';
@@ -27,6 +27,23 @@ describe('REDIS_URL shown, and a refused start in words', () => {
     ['redis://127.0.0.1:6379', 'redis://127.0.0.1:6379'],
   ])('%s is shown as %s', (url, shown) => {
     expect(shownRedisUrl(url)).toBe(shown);
+  });
+
+  it('the TIME check: a Redis that cannot be asked (busy with a script, a replica cut off) is asked again, then said at warn and the start goes on; a user without scripts is left to the first store call; Redis 7.2’s refusal words are a refusal too', async () => {
+    const where = 'redis://app:***@r:6379';
+    const warned: unknown[][] = [];
+    const log = { warn: (...args: unknown[]) => void warned.push(args) };
+    let asked = 0;
+    const busy = { eval: () => (asked++, Promise.reject(new Error('BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.'))) };
+    await checkRateCapClock(busy as never, where, log as never);
+    expect([asked, warned.length, (warned[0]?.[1] as string).startsWith('could not ask Redis whether this user may run TIME')]).toEqual([RATE_CAP_CLOCK_TRIES, 1, true]);
+    asked = 0;
+    const noScripts = { eval: () => (asked++, Promise.reject(new Error("NOPERM this user has no permissions to run the 'eval' command"))) };
+    await checkRateCapClock(noScripts as never, where, log as never);
+    expect([asked, warned.length]).toEqual([1, 1]);
+    await expect(checkRateCapClock({ eval: () => Promise.resolve(0) } as never, where, log as never)).rejects.toMatchObject({ name: 'RedisUnreachableError' });
+    await expect(checkRateCapClock({ eval: () => Promise.resolve(1) } as never, where, log as never)).resolves.toBeUndefined();
+    expect(startRefusal(where, "ERR ACL failure in script: User app has no permissions to run the 'time' command script: f, on @user_script:1.")).toMatch(/^Redis at redis:\/\/app:\*\*\*@r:6379 refuses this user a command or key that paysim needs \(ERR ACL failure in script/);
   });
 
   it('says what Redis refused and what to set, on one line', () => {

@@ -1,4 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { RedisUnreachableError } from './watched-client.ts';
 
@@ -143,13 +144,34 @@ export async function checkRedisServer(client: Redis, where: string, log: Fastif
  * Before 2026-12-06 such a user started, and every webhook waited in the stream for good, its
  * rate-cap token refused (a user test).
  */
-export async function checkRateCapClock(client: Redis, where: string): Promise<void> {
+export async function checkRateCapClock(client: Pick<Redis, 'eval'>, where: string, log: Pick<FastifyBaseLogger, 'warn'>): Promise<void> {
   // Asked of the ACL itself (`redis.acl_check_cmd`, Redis 7.0 and later), not read from a refusal's
-  // words, which Redis 7.2 changed (a review). A failure to ask (no scripts for this user, Redis
-  // loading) is the first store call's to tell.
-  const allowed = await client.eval("return redis.acl_check_cmd('time') and 1 or 0", 0).catch(() => undefined);
-  if (allowed !== 0) return;
-  throw new RedisUnreachableError(
-    `Redis at ${where} refuses this user TIME (its ACL), which the shared webhook rate cap reads for one clock on every replica: give the user +time (or the category @fast), or set WEBHOOK_MAX_RPS=0 for no rate cap`,
-  );
+  // words, which Redis 7.2 changed (a review).
+  for (let tries = 1; ; tries++) {
+    let allowed: unknown;
+    try {
+      allowed = await client.eval("return redis.acl_check_cmd('time') and 1 or 0", 0);
+    } catch (error) {
+      // No scripts for this user: the first store call's to tell, on its own line.
+      if (error instanceof Error && error.message.startsWith('NOPERM ')) return;
+      // Redis busy with another's script, a replica cut off from its primary, the connection lost: asked again, then said.
+      if (tries < RATE_CAP_CLOCK_TRIES) {
+        await sleep(RATE_CAP_CLOCK_RETRY_MS);
+        continue;
+      }
+      log.warn(
+        { err: error, redis: where },
+        "could not ask Redis whether this user may run TIME, which the shared webhook rate cap reads (WEBHOOK_MAX_RPS): if its ACL refuses it, webhooks wait in the delivery stream, each with an error line 'taking a webhook rate-cap token failed'; give the user +time",
+      );
+      return;
+    }
+    if (allowed !== 0) return;
+    throw new RedisUnreachableError(
+      `Redis at ${where} refuses this user TIME (its ACL), which the shared webhook rate cap reads for one clock on every replica: give the user +time (or the category @fast), or set WEBHOOK_MAX_RPS=0 for no rate cap`,
+    );
+  }
 }
+
+/** How often the start asks whether this user may run TIME before it says it could not (a busy or cut-off Redis), and the pause between. */
+export const RATE_CAP_CLOCK_TRIES = 3;
+const RATE_CAP_CLOCK_RETRY_MS = 250;

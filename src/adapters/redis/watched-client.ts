@@ -294,12 +294,16 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
       watchedRejects.add(command);
       command.reject(new RedisNotServingError(reason, { sent: false }));
     }
-    // Written on the lost connection and unanswered (ioredis sends them again at the next one): may
-    // have run, as after a time-out, but no longer holding up the auto-pipelined calls after their
+    // Written on the lost connection and unanswered: may have run (Redis may yet read them from the
+    // old socket), as after a time-out, and no longer holding up the auto-pipelined calls after their
     // batch, which ioredis does not send before it settles (a review: they waited 10 s all the same).
-    for (const { command } of prevCommandQueue?.toArray() ?? []) {
+    // Nor sent again at the next connection (ioredis' resend of its unfulfilled commands): answered
+    // 503, each would then surely run, perhaps twice (a review counted 2 runs of each such INCR).
+    const previous = prevCommandQueue?.toArray() ?? [];
+    for (const { command } of previous) {
       if (!isSettled(command)) command.reject(new RedisNotServingError(reason, { sent: true }));
     }
+    if (previous.length > 0 && previous.every(({ command }) => isSettled(command))) (client as unknown as { prevCommandQueue: null }).prevCommandQueue = null;
   };
   /**
    * Why `command` is not sent now (Redis silent, or without a connection that answers for
