@@ -179,8 +179,9 @@ for i = 7, #ARGV do if ARGV[i] == r.s then allowed = true end end
 local tookOver = ''
 if allowed and ARGV[4] == '1' and endLost(id, r, tonumber(ARGV[5])) then tookOver = 'took_over' end
 if not allowed or r.f ~= '' or (ARGV[4] == '1' and not unpaid(r)) then return {0, view(id), tookOver} end
--- A cancel once the hold has lapsed (the payment it ended kept the booking from expiring): expired, as a begin would.
+-- Its token noted with the takeover, so that this call run again says so too.
 if tookOver ~= '' then redis.call('HSET', rec(id), 'tk', ARGV[6]) end
+-- A cancel once the hold has lapsed (the payment it ended kept the booking from expiring): expired, as a begin would.
 if ARGV[4] == '1' and tonumber(ARGV[5]) >= r.ea then
   setStatus(id, r.s, 'expired', ARGV[5], ARGV[6])
   return {0, view(id), tookOver, 'expired_now'}

@@ -134,15 +134,19 @@ export async function checkRedisServer(client: Redis, where: string, log: Fastif
   if (warning !== undefined) log.warn({ redis: where, maxmemory: eviction?.maxmemory, maxmemoryPolicy: eviction?.policy }, warning);
 }
 
+/** How often the start asks whether this user may run TIME before it says it could not (a busy or cut-off Redis), and the pause between. */
+export const RATE_CAP_CLOCK_TRIES = 3;
+const RATE_CAP_CLOCK_RETRY_MS = 250;
 
 /**
  * Whether this user may run `TIME` inside a script, which the shared webhook rate cap
  * (`WEBHOOK_MAX_RPS` > 0) does: its bucket counts time on Redis' own clock, one clock for every
  * replica (adapters/redis/rate-cap.ts). `TIME` is only in the ACL category `@fast`, which the
  * README's least user lacks unless given `+time`. Rejects with `RedisUnreachableError` (one line,
- * the start ends) when the ACL refuses it; any other failure is left to the store calls that follow.
- * Before 2026-12-06 such a user started, and every webhook waited in the stream for good, its
- * rate-cap token refused (a user test).
+ * the start ends) when the ACL refuses it. A user without scripts is left to the first store call;
+ * a Redis that cannot answer is asked RATE_CAP_CLOCK_TRIES times, then said at warn. Before
+ * 2026-12-06 such a user started, and every webhook waited in the stream for good, its rate-cap
+ * token refused (a user test).
  */
 export async function checkRateCapClock(client: Pick<Redis, 'eval'>, where: string, log: Pick<FastifyBaseLogger, 'warn'>): Promise<void> {
   // Asked of the ACL itself (`redis.acl_check_cmd`, Redis 7.0 and later), not read from a refusal's
@@ -171,7 +175,3 @@ export async function checkRateCapClock(client: Pick<Redis, 'eval'>, where: stri
     );
   }
 }
-
-/** How often the start asks whether this user may run TIME before it says it could not (a busy or cut-off Redis), and the pause between. */
-export const RATE_CAP_CLOCK_TRIES = 3;
-const RATE_CAP_CLOCK_RETRY_MS = 250;

@@ -299,11 +299,11 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
     // batch, which ioredis does not send before it settles (a review: they waited 10 s all the same).
     // Nor sent again at the next connection (ioredis' resend of its unfulfilled commands): answered
     // 503, each would then surely run, perhaps twice (a review counted 2 runs of each such INCR).
-    const previous = prevCommandQueue?.toArray() ?? [];
-    for (const { command } of previous) {
+    if (prevCommandQueue == null) return;
+    for (const { command } of prevCommandQueue.toArray()) {
       if (!isSettled(command)) command.reject(new RedisNotServingError(reason, { sent: true }));
     }
-    if (previous.length > 0 && previous.every(({ command }) => isSettled(command))) (client as unknown as { prevCommandQueue: null }).prevCommandQueue = null;
+    (client as unknown as { prevCommandQueue: null }).prevCommandQueue = null;
   };
   /**
    * Why `command` is not sent now (Redis silent, or without a connection that answers for
