@@ -84,6 +84,11 @@ export function changedDelivery(delivery: Delivery, change: DeliveryChange): Del
   return changed;
 }
 
+/** A delivery's change back to pending, to be queued for its next attempt (a retry, a replay, a reorder hold's release or backstop). */
+export function backToPending(now: number): DeliveryChange & { status: 'pending' } {
+  return { status: 'pending', nextAttemptAt: null, failureReason: null, updatedAt: now };
+}
+
 export function isFinished(delivery: Pick<Delivery, 'status'>): boolean {
   return delivery.status === 'delivered' || delivery.status === 'failed';
 }

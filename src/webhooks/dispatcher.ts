@@ -2,7 +2,7 @@ import { inTrace } from '../trace-context.ts';
 import PQueue from 'p-queue';
 import type { Dispatcher as UndiciDispatcher } from 'undici';
 import type { Clock } from '../core/clock.ts';
-import { isFinished, type Delivery, type DeliveryAttempt, type DeliveryChange } from '../core/deliveries.ts';
+import { backToPending, isFinished, type Delivery, type DeliveryAttempt, type DeliveryChange } from '../core/deliveries.ts';
 import { DomainError, isStoreUnavailable, notFound } from '../core/errors.ts';
 import type { DeliveryEventType, EventBus } from '../core/events.ts';
 import type { IdFactory } from '../core/ids.ts';
@@ -17,6 +17,7 @@ import { QueueHoldings } from './holdings.ts';
 import { Intake, type WebhookRequest } from './intake.ts';
 import { Lanes } from './lanes.ts';
 import { nextStep, type RetrySettings } from './retry-policy.ts';
+import { SharedReorder } from './shared-reorder.ts';
 import type { SignerRegistry } from './signers/registry.ts';
 import { bucketCapacity, TokenBucket, type RateCap } from './token-bucket.ts';
 
@@ -37,23 +38,12 @@ import { bucketCapacity, TokenBucket, type RateCap } from './token-bucket.ts';
  */
 
 export const RETRY_JOB = 'webhook.retry';
-/**
- * With a shared queue, the backstop of a delivery held for reordering: due its window and a
- * scheduler lease after the hold began, cancelled at its release. It runs only if the replica that
- * held it died (or stalled) meanwhile, and queues the delivery for any replica to send. A kind of
- * its own, so that cancelling it never cancels a retry.
- */
-export const REORDER_BACKSTOP_JOB = 'webhook.reorder-backstop';
 export type { WebhookFaults } from './fault-plans.ts';
 export type { WebhookRequest } from './intake.ts';
+export { REORDER_BACKSTOP_JOB } from './shared-reorder.ts';
 
 /** How much later a closing dispatcher's retry job is due again when it hands it back. */
 const HAND_BACK_MS = 1_000;
-
-/** A delivery's change back to pending, to be queued for its next attempt (a retry, a release, a backstop). */
-function pendingAt(now: number): DeliveryChange & { status: 'pending' } {
-  return { status: 'pending', nextAttemptAt: null, failureReason: null, updatedAt: now };
-}
 
 export interface DispatcherSettings extends RetrySettings {
   timeoutMs: number;
@@ -108,8 +98,8 @@ export class WebhookDispatcher {
   readonly #intake: Intake;
   #requestsInFlight = 0;
   #closed = false;
-  /** With a shared queue: the releases of deliveries held for reordering under way (`releaseHeld` waits for them). */
-  readonly #releasing = new Set<Promise<void>>();
+  /** With a shared queue: the deliveries held for reordering, marked in the log with their backstops. */
+  readonly #sharedReorder: SharedReorder;
 
   constructor(deps: DispatcherDeps) {
     this.#deps = deps;
@@ -130,21 +120,32 @@ export class WebhookDispatcher {
     });
     this.#jitter = deps.jitter ?? { next: () => Math.random() };
     deps.scheduler.register(RETRY_JOB, (id) => this.#retry(id));
-    deps.scheduler.register(REORDER_BACKSTOP_JOB, (id) => this.#backstop(id));
     this.#faultPlans = new FaultPlans({
       clock: deps.clock,
       faults: deps.faults,
       shared: this.#shared,
       maxPlans: deps.maxFaultPlans ?? settings.queueMax,
-      release: (delivery) => void (this.#shared ? this.#release(delivery) : this.#intake.enqueue(delivery, new URL(delivery.url).origin, 0)),
+      release: (delivery) => void (this.#shared ? this.#sharedReorder.release(delivery) : this.#intake.enqueue(delivery, new URL(delivery.url).origin, 0)),
     });
     const { clock, ids, log, signers, faults, onError } = deps;
+    this.#sharedReorder = new SharedReorder({
+      clock,
+      log,
+      scheduler: deps.scheduler,
+      faultPlans: this.#faultPlans,
+      onError,
+      onBackstopQueued: deps.onBackstopQueued,
+      closed: () => this.#closed,
+      requeue: (read, change) => this.#requeue(read, change),
+      markWithJob: (id, change, job) => this.#markWithJob(id, change, job),
+      handBack: (kind, id) => this.#handBack(kind, id),
+    });
     this.#intake = new Intake(
       { clock, ids, log, signers, faults, queue: this.#queue, queueMax: settings.queueMax, drain: this.#drain, faultPlans: this.#faultPlans, onError },
       {
         closed: () => this.#closed,
         waitingToStart: () => this.waitingToStart,
-        holdShared: (delivery, windowMs) => this.#holdShared(delivery, windowMs),
+        holdShared: (delivery, windowMs) => this.#sharedReorder.hold(delivery, windowMs),
         retryAt: (id, change) => this.#retryAt(id, change),
         finish: (delivery, change) => this.#finish(delivery, change),
         settle: (id) => this.#settle(id),
@@ -199,7 +200,7 @@ export class WebhookDispatcher {
     // Marked pending and queued in one step, only while it is as read: of two replays at once one
     // starts a series, the other is refused (before 2026-12-04 both did, and it went out twice at
     // once); on Redis a replica that dies in between cannot leave it pending with nothing to send it.
-    const outcome = await this.#requeue(found, { ...pendingAt(clock.now()), newSeries: true });
+    const outcome = await this.#requeue(found, { ...backToPending(clock.now()), newSeries: true });
     if (outcome.kind === 'gone') throw notFound('Webhook delivery', id);
     if (outcome.kind === 'moved') {
       throw isFinished(outcome.delivery) ? new DomainError('INVALID_STATE', `Webhook delivery ${id} changed while it was being replayed; read it and replay it again.`) : notReplayable(outcome.delivery);
@@ -295,7 +296,7 @@ export class WebhookDispatcher {
       if (this.#shared) await this.#handBack(RETRY_JOB, id);
       return;
     }
-    const change = pendingAt(clock.now());
+    const change = backToPending(clock.now());
     // A delayed first attempt (a `delay` rule) may also be held for reordering (this process's hold).
     if (found.attempts.length === 0 && this.#faultPlans.reorders(id)) {
       // Only while still retrying as read: a job run again finds it taken.
@@ -315,88 +316,11 @@ export class WebhookDispatcher {
   }
 
   /**
-   * With a shared queue, a delivery held for reordering is marked retrying until its window ends
-   * (`next_attempt_at`), its backstop job due a scheduler lease later, in one store call; then held
-   * here. Before 2026-12-06 it was held in this process's memory alone, logged pending: a replica
-   * killed meanwhile left it pending for good, queued nowhere, and a replay refused it (a user test).
-   * A hold that is full sends it now.
-   */
-  async #holdShared(delivery: Delivery, windowMs: number): Promise<undefined> {
-    const { clock, scheduler, onError } = this.#deps;
-    const now = clock.now();
-    const change = { status: 'retrying' as const, nextAttemptAt: now + windowMs, failureReason: null, updatedAt: now };
-    let held: Delivery | undefined = delivery;
-    try {
-      held = await this.#markWithJob(delivery.id, change, scheduler.job(REORDER_BACKSTOP_JOB, delivery.id, now + windowMs + scheduler.leaseMs));
-    } catch (error) {
-      // The store failed (a review: the delivery was left pending for good): held all the same, as
-      // logged before the mark (pending, in this process only), and released as any; had the mark
-      // taken effect, the release finds it changed and its backstop sends it.
-      onError(error, `marking webhook delivery ${delivery.id} held for reordering (held in this process only, sent at its window's end)`);
-    }
-    if (held === undefined) return undefined;
-    // Full: released now.
-    if (!this.#faultPlans.hold(held)) await this.#release(held);
-    return undefined;
-  }
-
-  /**
    * With a shared queue, lets every delivery held for reordering go now and waits until each is
    * queued (or left to its backstop): a drain alone then sends them from the stream.
    */
-  async releaseHeld(): Promise<void> {
-    this.#faultPlans.close();
-    await Promise.all([...this.#releasing]);
-  }
-
-  /** `#releaseHeld`, counted among the releases under way (a drain's `releaseHeld` waits for them). */
-  #release(held: Delivery): Promise<void> {
-    const releasing = this.#releaseHeld(held).finally(() => this.#releasing.delete(releasing));
-    this.#releasing.add(releasing);
-    return releasing;
-  }
-
-  /**
-   * A delivery `#holdShared` held, let go: marked pending and queued in one step, only while it is
-   * still as marked (its backstop, run by another replica that thought this one dead, may have
-   * queued it already), then its backstop cancelled. Where the store fails, the backstop sends it.
-   */
-  async #releaseHeld(held: Delivery): Promise<void> {
-    const { clock, scheduler, onError } = this.#deps;
-    let outcome: RequeueOutcome;
-    try {
-      const change = pendingAt(clock.now());
-      outcome = await this.#requeue(held, change);
-      // Held as logged before its mark, which failed here but took effect in the store (its reply
-      // lost): marked, never attempted, so queued from that (a review: left to its backstop, a lease later).
-      if (outcome.kind === 'moved' && held.status === 'pending' && outcome.delivery.status === 'retrying' && outcome.delivery.attempts.length === 0) {
-        outcome = await this.#requeue(outcome.delivery, change);
-      }
-    } catch (error) {
-      onError(error, `releasing webhook delivery ${held.id} held for reordering (its backstop job queues it later)`);
-      return;
-    }
-    // Queued here: its backstop has nothing left to do. Changed meanwhile (a backstop queued it, or
-    // a mark that failed for this process took effect): the backstop stays, for the latter.
-    if (outcome.kind !== 'queued') return;
-    await scheduler.cancel(REORDER_BACKSTOP_JOB, held.id).catch((error: unknown) => {
-      onError(error, `cancelling the reorder backstop of webhook delivery ${held.id}, queued (the backstop, when due, finds it sent and does nothing)`);
-    });
-  }
-
-  /**
-   * The backstop of a delivery held for reordering, come due: the replica that held it died or
-   * stalled (a live one cancels it at the release). Queued for any replica to send, still unshuffled,
-   * only while it is as that replica marked it: retrying, never attempted.
-   */
-  async #backstop(id: string): Promise<void> {
-    const { log, clock } = this.#deps;
-    const found = await log.get(id);
-    if (found?.status !== 'retrying' || found.attempts.length > 0) return;
-    // As a retry job found by a closing dispatcher: handed back for another replica.
-    if (this.#closed) return this.#handBack(REORDER_BACKSTOP_JOB, id);
-    const outcome = await this.#requeue(found, pendingAt(clock.now()));
-    if (outcome.kind === 'queued') this.#deps.onBackstopQueued?.(id);
+  releaseHeld(): Promise<void> {
+    return this.#sharedReorder.releaseAll();
   }
 
   /**
