@@ -57,3 +57,22 @@ export function exportedSeries(text: string): Map<string, Set<string>> {
   }
   return out;
 }
+
+/** Aggregation operators, which may be followed by `by (…)` or `without (…)` before their `(`. */
+const AGGREGATIONS = new Set(['sum', 'min', 'max', 'avg', 'group', 'stddev', 'stdvar', 'count', 'count_values', 'bottomk', 'topk', 'quantile', 'limitk', 'limit_ratio']);
+
+/** Every series selector of a query, as written: its name and its matchers' text (`job="paysim",status_code=~"5.."`, or '' without braces). */
+export function seriesSelectors(expr: string): Array<{ name: string; matchers: string }> {
+  const found: Array<{ name: string; matchers: string }> = [];
+  // Strings, range and subquery durations, and grouping clauses hold no selector.
+  const skipped = /"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|\[[^\]]*\]|\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)|(?<![a-zA-Z0-9_:.$])[a-zA-Z_:][a-zA-Z0-9_:]*(\s*\{(?:"(?:[^"\\]|\\.)*"|[^}"])*\})?/g;
+  for (const m of expr.matchAll(skipped)) {
+    const text = m[0];
+    if (!/^[a-zA-Z_:]/.test(text) || /^(?:by|without|on|ignoring|group_left|group_right)\s*\(/.test(text)) continue;
+    const name = /^[a-zA-Z_:][a-zA-Z0-9_:]*/.exec(text)?.[0] as string;
+    const after = expr.slice((m.index ?? 0) + text.length).trimStart();
+    if (m[1] === undefined && (after.startsWith('(') || KEYWORDS.has(name.toLowerCase()) || AGGREGATIONS.has(name))) continue;
+    found.push({ name, matchers: m[1] === undefined ? '' : (m[1].trim().slice(1, -1) as string) });
+  }
+  return found;
+}

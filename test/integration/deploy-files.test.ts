@@ -15,7 +15,7 @@ import { ENV_VARIABLES, loadConfig } from '../../src/config.ts';
 import { QUIESCE_WAIT_MS } from '../../src/plugins/app/core.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 import { REPO } from '../helpers/child.ts';
-import { exportedSeries, queryNames } from '../helpers/promql.ts';
+import { exportedSeries, queryNames, seriesSelectors } from '../helpers/promql.ts';
 import { hasPromtool, inCi, PROMTOOL_MISSING } from '../helpers/promtool.ts';
 import { closedPort, eventually, startReceiver, type Receiver } from '../helpers/receiver.ts';
 import { hasRedisServer, REDIS_SERVER_MISSING, startRedis } from '../helpers/redis.ts';
@@ -305,6 +305,14 @@ describe('the service the files describe', () => {
     for (const label of labels) expect(known.has(label), `label ${label} is on ${[...series].join(', ')} or added by Prometheus`).toBe(true);
   });
 
+  it.each([...DASHBOARD_EXPRS, ...ALERT_EXPRS])('$name: every series it selects is the paysim scrape job’s ($expr)', ({ expr }) => {
+    // In a Prometheus shared with other services, a series name such as http_requests_total is theirs
+    // too (ut69b, 2026-12-06: the request panels counted another job's /health and 404s).
+    const selectors = seriesSelectors(expr);
+    expect(selectors.length, 'the query selects a series').toBeGreaterThan(0);
+    for (const { name, matchers } of selectors) expect(matchers.split(','), name).toContain(`job="${PROMETHEUS.scrape_configs[0]?.job_name}"`);
+  });
+
   it('the dashboard draws what issue 14 asks for: rate and latency by route, outcomes, webhook success and latency, queue depth, store fill', () => {
     const drawn = new Set(DASHBOARD_EXPRS.flatMap(({ expr }) => [...queryNames(expr).series]));
     for (const name of [
@@ -317,6 +325,8 @@ describe('the service the files describe', () => {
       'webhook_queue_depth',
       'webhook_queue_waiting',
       'store_fill_ratio',
+      // A Redis outage, which /metrics and `up` do not show (ut69b, 2026-12-06: no panel showed it).
+      'ready',
     ]) {
       expect(drawn.has(name), name).toBe(true);
     }
@@ -457,12 +467,12 @@ describe('docker-compose.yml', () => {
   });
 
   it('the ledger tile shows the largest imbalance in absolute value, red from 1; PaysimLedgerImbalance is one alert on it', () => {
-    expect(LEDGER_TILE.targets.map((t) => t.expr)).toEqual(['max(abs(ledger_imbalance))']);
+    expect(LEDGER_TILE.targets.map((t) => t.expr)).toEqual(['max(abs(ledger_imbalance{job="paysim"}))']);
     expect(LEDGER_TILE.fieldConfig.defaults.thresholds?.steps).toEqual([
       { color: 'green', value: null },
       { color: 'red', value: 1 },
     ]);
-    expect(ALERT_EXPRS.filter((a) => a.name.endsWith(': PaysimLedgerImbalance')).map((a) => a.expr)).toEqual(['max(abs(ledger_imbalance)) != 0']);
+    expect(ALERT_EXPRS.filter((a) => a.name.endsWith(': PaysimLedgerImbalance')).map((a) => a.expr)).toEqual(['max(abs(ledger_imbalance{job="paysim"})) != 0']);
   });
 
   it('the /api/v2 panel stacks the final statuses only: PENDING (counted at creation) is a line of its own', () => {
@@ -470,7 +480,7 @@ describe('docker-compose.yml', () => {
     expect(stacked.length).toBeGreaterThan(0);
     for (const expr of stacked) expect(expr).toContain('status!="PENDING"');
     const unstacked = V2_STATUS_PANEL.targets.filter((t) => !stacked.includes(t.expr)).map((t) => t.expr);
-    expect(unstacked).toEqual(['sum(rate(v2_payments_total{status="PENDING"}[$__rate_interval]))']);
+    expect(unstacked).toEqual(['sum(rate(v2_payments_total{job="paysim",status="PENDING"}[$__rate_interval]))']);
   });
 
   it.skipIf(!hasPromtool && !inCi)('the Prometheus config and its rules pass promtool check config', () => {
@@ -505,8 +515,8 @@ describe('what the dashboard and the alerts say, evaluated by promtool on made-u
     expect(errorRatio, 'a panel of the 5xx ratio').toBeDefined();
     // The webhook attempts' success ratio and its failures' shares, over 5 minutes as Grafana's $__rate_interval would be here.
     const attemptExpr = (marker: string) => (DASHBOARD_EXPRS.find(({ expr }) => expr.includes(marker))?.expr ?? `missing ${marker}`).replaceAll('$__rate_interval', '5m');
-    const successRatio = attemptExpr('webhook_attempts_total{outcome="success"}');
-    const failureShares = attemptExpr('webhook_attempts_total{outcome!="success"}');
+    const successRatio = attemptExpr('outcome="success"}');
+    const failureShares = attemptExpr('outcome!="success"}');
     const PINNED = `0+200x15 ${Array.from({ length: 15 }, (_, i) => 3000 - (i % 3)).join(' ')} 0x10`;
     const dir = mkdtempSync(join(tmpdir(), 'paysim-rules-test-'));
     try {
@@ -520,35 +530,41 @@ describe('what the dashboard and the alerts say, evaluated by promtool on made-u
             {
               interval: '1m',
               input_series: [
-                { series: 'http_requests_total{method="GET",route="/v1/sim/intents",status_code="200",replica="paysim-1"}', values: '0+60x20' },
-                { series: 'store_full_total{store="intents",replica="paysim-1"}', values: '0x20 3x20' },
+                { series: 'http_requests_total{job="paysim",method="GET",route="/v1/sim/intents",status_code="200",replica="paysim-1"}', values: '0+60x20' },
+                { series: 'store_full_total{job="paysim",store="intents",replica="paysim-1"}', values: '0x20 3x20' },
+                // Another job of the same Prometheus with metrics of the same names (ut69b, 2026-12-06: every
+                // query without a job matcher counted them): its 5xx, its ledger, its refusals and its queue.
+                { series: 'http_requests_total{job="othersvc",method="GET",route="/health",status_code="500"}', values: '0+600x20' },
+                { series: 'ledger_imbalance{job="othersvc"}', values: '5x30' },
+                { series: 'store_full_total{job="othersvc",store="intents"}', values: '0+10x20' },
+                { series: 'webhook_queue_waiting{job="othersvc"}', values: '5000x30' },
                 // Both replicas report the same shared stream, growing by 200 a minute, then pinned
                 // near 3,000 from minute 15 (as at WEBHOOK_QUEUE_MAX: it jitters as deliveries start
                 // and new ones come), then drained from minute 30.
-                { series: 'webhook_queue_waiting{replica="paysim-1"}', values: PINNED },
-                { series: 'webhook_queue_waiting{replica="paysim-2"}', values: PINNED },
+                { series: 'webhook_queue_waiting{job="paysim",replica="paysim-1"}', values: PINNED },
+                { series: 'webhook_queue_waiting{job="paysim",replica="paysim-2"}', values: PINNED },
                 // Both replicas see one loss at minute 20; paysim-2 restarts at minute 40 (its count back to 0).
-                { series: 'redis_data_losses_total{replica="paysim-1"}', values: '0x19 1x40' },
-                { series: 'redis_data_losses_total{replica="paysim-2"}', values: '0x19 1x20 0x20' },
+                { series: 'redis_data_losses_total{job="paysim",replica="paysim-1"}', values: '0x19 1x40' },
+                { series: 'redis_data_losses_total{job="paysim",replica="paysim-2"}', values: '0x19 1x20 0x20' },
                 // paysim-3 starts at minute 50 and sees a loss before its first scrape.
-                { series: 'redis_data_losses_total{replica="paysim-3"}', values: '_x50 1x20' },
+                { series: 'redis_data_losses_total{job="paysim",replica="paysim-3"}', values: '_x50 1x20' },
                 // The shared ledger (Redis) goes 30,000 short at minute 10: both Redis replicas say so; a
                 // memory replica, with a ledger of its own, says 0.
                 ...[
                   ['paysim-1', '0x9 -30000x20'],
                   ['paysim-2', '0x9 -30000x20'],
                   ['memory-1', '0x30'],
-                ].map(([replica, values]) => ({ series: `ledger_imbalance{replica="${replica}"}`, values })),
+                ].map(([replica, values]) => ({ series: `ledger_imbalance{job="paysim",replica="${replica}"}`, values })),
                 // Webhook attempts: half succeed for 10 minutes, then none is made (a load test's pause).
-                { series: 'webhook_attempts_total{outcome="success",replica="paysim-1"}', values: '0+60x10 600x20' },
-                { series: 'webhook_attempts_total{outcome="http_error",replica="paysim-1"}', values: '0+60x10 600x20' },
-                { series: 'webhook_attempts_total{outcome="timeout",replica="paysim-1"}', values: '0x30' },
+                { series: 'webhook_attempts_total{job="paysim",outcome="success",replica="paysim-1"}', values: '0+60x10 600x20' },
+                { series: 'webhook_attempts_total{job="paysim",outcome="http_error",replica="paysim-1"}', values: '0+60x10 600x20' },
+                { series: 'webhook_attempts_total{job="paysim",outcome="timeout",replica="paysim-1"}', values: '0x30' },
                 // /api/v2: 2 payments a second created (PENDING), each ending PAYMENT_COMPLETED (1.5) or PAYMENT_FAILED (0.5).
                 ...[
                   ['PENDING', 120],
                   ['PAYMENT_COMPLETED', 90],
                   ['PAYMENT_FAILED', 30],
-                ].map(([status, perMinute]) => ({ series: `v2_payments_total{status="${status}",replica="paysim-1"}`, values: `0+${perMinute}x20` })),
+                ].map(([status, perMinute]) => ({ series: `v2_payments_total{job="paysim",status="${status}",replica="paysim-1"}`, values: `0+${perMinute}x20` })),
               ],
               promql_expr_test: [
                 { expr: errorRatio?.expr ?? '', eval_time: '10m', exp_samples: [{ labels: '{}', value: 0 }] },
@@ -609,9 +625,9 @@ describe('what the dashboard and the alerts say, evaluated by promtool on made-u
               input_series: ['0.001', '0.1', '0.25', '+Inf'].flatMap((le) => {
                 const fast = le === '0.001' || le === '0.1';
                 return [
-                  { series: `redis_ping_seconds_bucket{le="${le}",replica="paysim-1"}`, values: '0+30x160' },
-                  { series: `redis_ping_seconds_bucket{le="${le}",replica="paysim-2"}`, values: fast ? '0+30x40 1200x120' : '0+30x160' },
-                  { series: `redis_ping_seconds_bucket{le="${le}",replica="paysim-3"}`, values: fast ? '0+30x20 600 600 600 600 630+30x135' : '0+30x160' },
+                  { series: `redis_ping_seconds_bucket{job="paysim",le="${le}",replica="paysim-1"}`, values: '0+30x160' },
+                  { series: `redis_ping_seconds_bucket{job="paysim",le="${le}",replica="paysim-2"}`, values: fast ? '0+30x40 1200x120' : '0+30x160' },
+                  { series: `redis_ping_seconds_bucket{job="paysim",le="${le}",replica="paysim-3"}`, values: fast ? '0+30x20 600 600 600 600 630+30x135' : '0+30x160' },
                 ];
               }),
               alert_rule_test: [
@@ -628,6 +644,21 @@ describe('what the dashboard and the alerts say, evaluated by promtool on made-u
                     },
                   ],
                 },
+              ],
+            },
+            {
+              // A replica first scraped with a backlog already there (Prometheus just started, or the
+              // job just added): the backlog alert waits for 10 minutes of it (ut69b, 2026-12-06: it
+              // fired after one minute, min_over_time of the one point it had).
+              interval: '1m',
+              input_series: [{ series: 'webhook_queue_waiting{job="paysim",replica="paysim-1"}', values: '2000x20' }],
+              alert_rule_test: [
+                ...[1, 5, 9].map((minute) => ({ eval_time: `${minute}m`, alertname: 'PaysimWebhookBacklog', exp_alerts: [] })),
+                ...[11, 15].map((minute) => ({
+                  eval_time: `${minute}m`,
+                  alertname: 'PaysimWebhookBacklog',
+                  exp_alerts: [{ exp_labels: { severity: 'warning' }, exp_annotations: { summary: 'More than 1,000 webhook deliveries have waited to start for 10 minutes (at WEBHOOK_QUEUE_MAX new ones fail queue_full)' } }],
+                })),
               ],
             },
           ],

@@ -426,6 +426,18 @@ describe('GET /v1/sim/webhooks/deliveries', () => {
 });
 
 describe('metrics', () => {
+  /** The upper bounds of webhook_attempt_duration_seconds' buckets (failure's series: each outcome's are the same). */
+  const attemptBucketBounds = (text: string) => [...text.matchAll(/^webhook_attempt_duration_seconds_bucket\{le="([^"]+)",outcome="failure"\} /gm)].map((m) => m[1]);
+
+  it('webhook_attempt_duration_seconds has buckets at WEBHOOK_TIMEOUT_MS and 1.1 times it, where an attempt cut by the timeout lands', async () => {
+    // A timed-out attempt takes just over the timeout: with nothing between 1 and 2.5 s, a real
+    // Prometheus put the p99 of attempts cut at the default 1 s at 2.48 s (ut69b, 2026-12-06).
+    const standard = ['0.001', '0.0025', '0.005', '0.01', '0.025', '0.05', '0.1', '0.25', '0.5', '1'];
+    expect(attemptBucketBounds(await metricsText(await app()))).toEqual([...standard, '1.1', '2.5', '5', '10', '+Inf']);
+    expect(attemptBucketBounds(await metricsText(await app({ WEBHOOK_TIMEOUT_MS: '200' })))).toEqual([...standard.slice(0, 7), '0.2', '0.22', ...standard.slice(7), '2.5', '5', '10', '+Inf']);
+    expect(attemptBucketBounds(await metricsText(await app({ WEBHOOK_TIMEOUT_MS: '30000' })))).toEqual([...standard, '2.5', '5', '10', '30', '33', '+Inf']);
+  });
+
   it('counts final outcomes, attempts and retries apart; observes every attempt; exposes queue depth and in-flight', async () => {
     const good = await receiver();
     const bad = await receiver(() => ({ status: 500 }));
