@@ -1,5 +1,6 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
+import { serveCombinedMetrics } from './cluster-metrics.ts';
 import { sameStopMessage, watchStopSignals } from './stop-signals.ts';
 
 /**
@@ -7,7 +8,7 @@ import { sameStopMessage, watchStopSignals } from './stop-signals.ts';
  * (node:cluster; the primary accepts connections and hands them out in turn). Each worker is the
  * whole service (`server.ts` again), with the same configuration; the state they share lives in
  * Redis (the configuration refuses N > 1 with STORE=memory). The primary serves nothing itself:
- * it replaces a worker that dies, forwards SIGTERM (and SIGINT, SIGHUP, SIGQUIT, SIGUSR2) to every
+ * it replaces a worker that dies, combines the workers' metrics for the one a scrape reached, forwards SIGTERM (and SIGINT, SIGHUP, SIGQUIT, SIGUSR2) to every
  * worker (each drains as a single process does) and exits when the last one has. A second signal is passed on too, and ends the workers at once, exit 1, as
  * it ends a single process.
  * @see issue 14 "Running several processes"
@@ -47,13 +48,16 @@ export function runPrimary(workers: number, logger: Logger): void {
     const pid = worker.process.pid;
     if (!stopping && !served) {
       // The first start failed (a port taken, Redis unreachable): told on stderr by the worker; the start fails.
-      logger.error({ worker_pid: pid, code, signal }, 'a worker could not start (its reason is on stderr); stopping the other workers');
+      logger.error({ worker: worker.id, worker_pid: pid, code, signal }, 'a worker could not start (its reason is on stderr); stopping the other workers');
       exitCode = 1;
       stop('SIGTERM');
     } else if (!stopping) {
       if (!listened.has(worker)) failedReplacements++;
       const delayMs = Math.min(REPLACE_DELAY_MAX_MS, REPLACE_DELAY_MS * 2 ** failedReplacements);
-      logger.error({ worker_pid: pid, code, signal, restart_in_ms: delayMs }, 'a worker died; starting a new one');
+      // A worker stopped on its own (a SIGTERM sent to it alone: it drained and exited 0) is no crash
+      // (a user test: it was logged as one, at error).
+      if (code === 0 && signal === null) logger.warn({ worker: worker.id, worker_pid: pid, code, signal, restart_in_ms: delayMs }, 'a worker stopped (exit code 0); starting a new one');
+      else logger.error({ worker: worker.id, worker_pid: pid, code, signal, restart_in_ms: delayMs }, 'a worker died; starting a new one');
       setTimeout(start, delayMs);
     }
     const alive = Object.values(cluster.workers ?? {}).filter((other) => other !== undefined && other !== worker && !other.isDead());
@@ -84,6 +88,8 @@ export function runPrimary(workers: number, logger: Logger): void {
     }
     stop(signal);
   });
+  // A worker's /metrics answers every worker's, combined here.
+  serveCombinedMetrics(logger);
   logger.info({ workers }, `starting ${workers} workers on one port`);
   for (let i = 0; i < workers; i++) start();
 }

@@ -58,7 +58,16 @@ const [
 const logger = cluster.isWorker && cluster.worker !== undefined ? createLogger(config).child({ worker: cluster.worker.id }) : createLogger(config);
 
 if (config.clusterWorkers > 1 && cluster.isPrimary) runPrimary(config.clusterWorkers, logger);
-else await serve(config, logger);
+else {
+  // node:cluster ends a worker whose primary is gone (killed) at once, in its own 'disconnect'
+  // listener: said first, so that it is not silent (a user test: the workers vanished without a line).
+  if (cluster.isWorker) {
+    process.prependOnceListener('disconnect', () => {
+      if (cluster.worker?.exitedAfterDisconnect !== true) logger.warn('the primary is gone: this worker exits now, without a drain (its pending work waits on Redis for the next start or another replica)');
+    });
+  }
+  await serve(config, logger);
+}
 
 /** One process serving the whole app: build it, handle signals, listen. */
 async function serve(config: Config, logger: Logger): Promise<void> {

@@ -39,6 +39,27 @@ function call(origin: string, method: string, path: string, body?: object): Prom
   });
 }
 
+/** A /metrics scrape on a connection of its own (the next worker's), as text. */
+function scrape(origin: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${origin}/metrics`, { agent: false }, (res) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => (res.statusCode === 200 ? resolve(text) : reject(new Error(`/metrics answered ${res.statusCode}`))));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** The sum of a scrape's samples of `name` (every label set). */
+function sampleSum(text: string, name: string): number {
+  return text
+    .split('\n')
+    .filter((line) => line.startsWith(`${name}{`) || line.startsWith(`${name} `))
+    .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
+}
+
 const listening = (line: LogLine) => typeof line.msg === 'string' && line.msg.startsWith('Server listening at ');
 
 /** Resolves once `count` lines match `predicate`. */
@@ -229,10 +250,22 @@ if (redisServerOrSkip('CLUSTER_WORKERS with STORE=redis')) {
       const served = await linesMatching(server, 12, (l) => typeof l.url === 'string' && l.url.startsWith('/v1/sim/intent'));
       expect(new Set(served.map((l) => l.worker))).toEqual(new Set([1, 2]));
 
+      // Whichever worker a scrape reaches, it counts every worker's requests, and what both read from
+      // Redis once (before 2026-12-06 each scrape showed its worker's alone: 3 of the 6 creates).
+      for (let i = 0; i < 4; i++) {
+        const text = await scrape(origin);
+        expect(sampleSum(text, 'payment_intents_created_total'), `scrape ${i}`).toBe(6);
+        expect(sampleSum(text, 'http_requests_total{method="GET",route="/v1/sim/intents/:id",status_code="200"}'), `scrape ${i}`).toBe(6);
+        expect(text, `scrape ${i}`).toContain('\nstore_records{store="intents"} 6\n');
+        expect(text, `scrape ${i}`).toContain('\nready 1\n');
+      }
+      const scraped = await linesMatching(server, 4, (l) => l.url === '/metrics');
+      expect(new Set(scraped.map((l) => l.worker))).toEqual(new Set([1, 2]));
+
       const victim = started.find((l) => l.worker === 1)?.worker_pid as number;
       process.kill(victim, 'SIGKILL');
       const [died] = await linesMatching(server, 1, (l) => l.msg === 'a worker died; starting a new one');
-      expect(died).toMatchObject({ level: 'error', worker_pid: victim, code: null, signal: 'SIGKILL' });
+      expect(died).toMatchObject({ level: 'error', worker: 1, worker_pid: victim, code: null, signal: 'SIGKILL' });
       await linesMatching(server, 1, (l) => listening(l) && l.worker === 3);
       const after = await call(origin, 'GET', `/v1/sim/intents/${ids[0] as string}`);
       expect([after.status, after.json.payment_intent_id]).toEqual([200, ids[0]]);
@@ -244,6 +277,39 @@ if (redisServerOrSkip('CLUSTER_WORKERS with STORE=redis')) {
       expect(await server.waitForExit(60_000)).toEqual({ code: 0, signal: null });
       expect(server.lines.filter((l) => l.msg === 'shutdown complete').map((l) => l.worker).sort()).toEqual([2, 3]);
       expect(server.lines.at(-1)).toMatchObject({ msg: 'every worker has exited', exit_code: 0 });
+    });
+
+    it('CLUSTER_WORKERS=2: a worker stopped on its own (SIGTERM to it alone) is replaced and logged at warn, not as a crash; a primary killed with SIGKILL leaves a line from each worker as it ends', async () => {
+      const server = servers.start({ WEBHOOK_SECRET: SECRET, STORE: 'redis', REDIS_URL: redis.url, REDIS_KEY_PREFIX: redis.newPrefix(), CLUSTER_WORKERS: '2' });
+      const started = await linesMatching(server, 2, (l) => l.msg === 'worker started');
+      await linesMatching(server, 2, listening);
+      const pids = started.map((l) => l.worker_pid as number);
+      try {
+        const first = started.find((l) => l.worker === 1)?.worker_pid as number;
+        process.kill(first, 'SIGTERM');
+        const [stopped] = await linesMatching(server, 1, (l) => typeof l.msg === 'string' && l.msg.startsWith('a worker stopped'));
+        expect(stopped).toMatchObject({ level: 'warn', msg: 'a worker stopped (exit code 0); starting a new one', worker: 1, worker_pid: first, code: 0, signal: null });
+        const [third] = await linesMatching(server, 1, (l) => l.msg === 'worker started' && l.worker === 3);
+        pids.push(third?.worker_pid as number);
+        await linesMatching(server, 1, (l) => listening(l) && l.worker === 3);
+        expect(server.lines.filter((l) => l.level === 'error')).toEqual([]);
+
+        // Before 2026-12-06 the workers ended without a line (node:cluster ends them at once).
+        server.kill('SIGKILL');
+        const gone = await linesMatching(server, 2, (l) => typeof l.msg === 'string' && l.msg.startsWith('the primary is gone'));
+        expect(gone.map((l) => [l.level, l.worker]).sort()).toEqual([
+          ['warn', 2],
+          ['warn', 3],
+        ]);
+      } finally {
+        for (const pid of pids) {
+          try {
+            process.kill(pid, 'SIGKILL');
+          } catch {
+            // already gone
+          }
+        }
+      }
     });
 
     it.each<[NodeJS.Signals, 'group' | 'primary']>([

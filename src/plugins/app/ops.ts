@@ -1,7 +1,10 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
+import cluster from 'node:cluster';
 import { AggregatorRegistry, Gauge } from 'prom-client';
+import { workerMetrics } from '../../cluster-metrics.ts';
+import type { MetricsJson } from './namespaces.ts';
 import { generatedKey } from '../../adapters/redis/generated.ts';
 import { documented } from '../../http/openapi.ts';
 
@@ -118,6 +121,16 @@ const opsRoutes: FastifyPluginAsync = async (fastify) => {
     },
   );
 
+  /** This process's metrics: the namespaces' (X-Sim-Namespace), in registries of their own, added up series by series. */
+  const ownMetrics = async (): Promise<MetricsJson> => {
+    const own = await app.metrics.registry.getMetricsAsJSON();
+    const namespaces = await app.namespaces.metrics();
+    return namespaces.length === 0 ? own : AggregatorRegistry.aggregate([own, ...namespaces]).getMetricsAsJSON();
+  };
+  // A worker of CLUSTER_WORKERS=N answers every worker's metrics combined (src/cluster-metrics.ts).
+  const workers = cluster.isWorker && app.core.config.clusterWorkers > 1 ? workerMetrics(ownMetrics) : undefined;
+  if (workers !== undefined) app.addHook('onClose', async () => workers.stop());
+
   app.get(
     '/metrics',
     {
@@ -125,7 +138,7 @@ const opsRoutes: FastifyPluginAsync = async (fastify) => {
       schema: {
         operationId: 'getMetrics',
         summary: 'Prometheus metrics',
-        description: 'The Prometheus text exposition format (version 0.0.4): HTTP, intent, booking, webhook, idempotency and store metrics, and the process’s own. Every namespace (`X-Sim-Namespace`) counts in the same series (added up). Scrape it; it answers even under load shedding.',
+        description: 'The Prometheus text exposition format (version 0.0.4): HTTP, intent, booking, webhook, idempotency and store metrics, and the process’s own. Every namespace (`X-Sim-Namespace`) counts in the same series (added up); with `CLUSTER_WORKERS` > 1, every worker does too, whichever worker the scrape reached. Scrape it; it answers even under load shedding.',
         tags: ['operations'],
         produces: ['text/plain'],
         response: { 200: documented(Type.String(), { description: 'The metrics.', examples: { scrape: { summary: 'An excerpt', value: METRICS_EXAMPLE } } }) },
@@ -133,11 +146,17 @@ const opsRoutes: FastifyPluginAsync = async (fastify) => {
     },
     async (_request, reply) => {
       const { registry } = app.metrics;
+      reply.type(registry.contentType);
+      if (workers !== undefined) {
+        try {
+          return reply.send(await workers.combined());
+        } catch (error) {
+          app.log.warn({ err: error }, "metrics: the workers' combined metrics could not be had; this scrape shows this worker's only");
+        }
+      }
       const namespaces = await app.namespaces.metrics();
-      if (namespaces.length === 0) return reply.type(registry.contentType).send(await registry.metrics());
-      // Namespaces (X-Sim-Namespace) count in registries of their own: added up, series by series.
-      const all = [await registry.getMetricsAsJSON(), ...namespaces];
-      return reply.type(registry.contentType).send(await AggregatorRegistry.aggregate(all).metrics());
+      if (namespaces.length === 0) return reply.send(await registry.metrics());
+      return reply.send(await AggregatorRegistry.aggregate([await registry.getMetricsAsJSON(), ...namespaces]).metrics());
     },
   );
 
