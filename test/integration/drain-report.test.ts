@@ -1,5 +1,6 @@
 import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { StoreUnavailableError } from '../../src/core/errors.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 import { eventually, receiverPool } from '../helpers/receiver.ts';
 import { createIntent } from '../helpers/webhooks.ts';
@@ -191,5 +192,31 @@ describe('what the drain does not wait for (2026-12-05, a review)', () => {
     const started = Date.now();
     await t.app.lifecycle.drain(3000);
     expect(Date.now() - started).toBeLessThan(1000);
+  });
+});
+
+describe('drainers that fail', () => {
+  it('those that failed on an unavailable store are one warning per phase, the others an error each; the drain goes on to the next phase', async () => {
+    const logs: Array<Record<string, unknown>> = [];
+    t = await buildTestApp({}, { logs });
+    const ran: string[] = [];
+    const away = () => Promise.reject(new StoreUnavailableError());
+    t.app.lifecycle.onDrain(away);
+    t.app.lifecycle.onDrain(away);
+    t.app.lifecycle.onDrain(() => Promise.reject(new Error('a bug')));
+    t.app.lifecycle.onDrain(async () => void ran.push('delivery'), 'delivery');
+    await t.app.lifecycle.drain(1_000);
+    expect(ran).toEqual(['delivery']);
+    const told = logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('shutdown:') && (l.phase === 'producers' || l.drainers !== undefined));
+    expect(told.map(({ level, msg, phase, drainers, reason }) => ({ level, msg, phase, drainers, reason }))).toEqual([
+      { level: 'error', msg: 'shutdown: draining failed; closing without it', phase: 'producers', drainers: undefined, reason: undefined },
+      {
+        level: 'warn',
+        msg: 'shutdown: 2 part(s) of the producers phase could not drain, the store being unavailable; what they hold stays in it, for the next start or another replica',
+        phase: 'producers',
+        drainers: 2,
+        reason: 'The store is unavailable; retry shortly.',
+      },
+    ]);
   });
 });

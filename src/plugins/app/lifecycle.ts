@@ -2,6 +2,7 @@ import type { ServerResponse } from 'node:http';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { FastifyBaseLogger } from 'fastify';
 import fp from 'fastify-plugin';
+import { isStoreUnavailable } from '../../core/errors.ts';
 
 /**
  * Shutdown in the order an orchestrator expects: readiness fails first (so load balancers stop
@@ -154,14 +155,30 @@ export default fp(
       if (endedEarly.size > 0 && endedEarly.delete(this)) return;
       writes--;
     }
-    // A drainer that fails (its store is unreachable) is reported; the others and the close go on.
-    // Closed meanwhile (a namespace's app, its namespace reset on another replica), the phases left
-    // are not run: their lines would tell of an app that is gone (its queue "unavailable").
+    // A drainer that fails is reported; the others and the close go on. Those that failed because
+    // the store is unavailable (Redis away) are one warning for the phase: what they hold waits in
+    // the store (before 2026-12-06 an error each, with its stack: a user test counted 4 per worker
+    // for one stop). Closed meanwhile (a namespace's app, its namespace reset on another replica),
+    // the phases left are not run: their lines would tell of an app that is gone (its queue "unavailable").
     const runPhase = async (phase: DrainPhase, left: number, deadline: number): Promise<void> => {
       if (lifecycle.closing) return;
+      const unavailable: unknown[] = [];
       await Promise.all(
-        drainers.filter((d) => d.phase === phase).map((d) => d.drainer(left, deadline).catch((error: unknown) => app.log.error({ err: error, phase }, 'shutdown: draining failed; closing without it'))),
+        drainers
+          .filter((d) => d.phase === phase)
+          .map((d) =>
+            d.drainer(left, deadline).catch((error: unknown) => {
+              if (isStoreUnavailable(error)) unavailable.push(error);
+              else app.log.error({ err: error, phase }, 'shutdown: draining failed; closing without it');
+            }),
+          ),
       );
+      if (unavailable.length > 0) {
+        app.log.warn(
+          { phase, drainers: unavailable.length, reason: unavailable[0] instanceof Error ? unavailable[0].message : String(unavailable[0]) },
+          `shutdown: ${unavailable.length} part(s) of the ${phase} phase could not drain, the store being unavailable; what they hold stays in it, for the next start or another replica`,
+        );
+      }
     };
     const lifecycle: Lifecycle = {
       shuttingDown: false,
