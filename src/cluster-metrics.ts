@@ -71,8 +71,12 @@ export function combineWorkerMetrics(parts: MetricsJson[]): Promise<string> {
   return AggregatorRegistry.aggregate(parts.map(acrossWorkers)).metrics();
 }
 
-/** In the primary: answers each worker's request for the combined metrics. */
-export function serveCombinedMetrics(logger: Logger): void {
+/**
+ * In the primary: answers each worker's request for the combined metrics, from the workers that
+ * `serving` says serve (a replacement still starting has no app to read yet: asked, it would hold
+ * every scrape for the time-out).
+ */
+export function serveCombinedMetrics(logger: Logger, serving: (worker: Worker) => boolean): void {
   let nextCollect = 0;
   const pending = new Map<number, (part: MetricsJson | undefined) => void>();
   const ask = (worker: Worker): Promise<MetricsJson | undefined> =>
@@ -101,11 +105,11 @@ export function serveCombinedMetrics(logger: Logger): void {
       return;
     }
     if (!isMessage(message, REQUEST)) return;
-    const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && !w.isDead() && w.isConnected());
+    const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && !w.isDead() && w.isConnected() && serving(w));
     void (async () => {
       const parts = await Promise.all(workers.map(ask));
       const answered = parts.filter((part): part is MetricsJson => part !== undefined);
-      if (answered.length < workers.length) logger.warn({ workers: workers.length, answered: answered.length }, `metrics: ${workers.length - answered.length} of ${workers.length} workers did not send their metrics within ${WORKER_METRICS_TIMEOUT_MS} ms; this scrape counts the others only`);
+      if (answered.length < workers.length) logger.warn({ workers: workers.length, answered: answered.length }, `metrics: ${workers.length - answered.length} of ${workers.length} workers sent no metrics (none within ${WORKER_METRICS_TIMEOUT_MS} ms, or they could not be read); this scrape counts the others only`);
       let reply: Message;
       try {
         reply = { type: REPLY, id: message.id, text: await combineWorkerMetrics(answered) };

@@ -89,7 +89,7 @@ export function runPrimary(workers: number, logger: Logger): void {
     stop(signal);
   });
   // A worker's /metrics answers every worker's, combined here.
-  serveCombinedMetrics(logger);
+  serveCombinedMetrics(logger, (worker) => listened.has(worker));
   logger.info({ workers }, `starting ${workers} workers on one port`);
   for (let i = 0; i < workers; i++) start();
 }

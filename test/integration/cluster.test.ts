@@ -266,7 +266,12 @@ if (redisServerOrSkip('CLUSTER_WORKERS with STORE=redis')) {
       process.kill(victim, 'SIGKILL');
       const [died] = await linesMatching(server, 1, (l) => l.msg === 'a worker died; starting a new one');
       expect(died).toMatchObject({ level: 'error', worker: 1, worker_pid: victim, code: null, signal: 'SIGKILL' });
+      // A scrape while the replacement starts (a process, no app yet) is not held for it: the primary
+      // asks the workers that serve (before, it waited 3 s for the replacement and said it sent nothing).
+      await linesMatching(server, 1, (l) => l.msg === 'worker started' && l.worker === 3);
+      expect(sampleSum(await scrape(origin), 'payment_intents_created_total')).toBe(3);
       await linesMatching(server, 1, (l) => listening(l) && l.worker === 3);
+      expect(server.lines.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('metrics:'))).toEqual([]);
       const after = await call(origin, 'GET', `/v1/sim/intents/${ids[0] as string}`);
       expect([after.status, after.json.payment_intent_id]).toEqual([200, ids[0]]);
 
