@@ -60,19 +60,34 @@ export function exportedSeries(text: string): Map<string, Set<string>> {
 
 /** Aggregation operators, which may be followed by `by (…)` or `without (…)` before their `(`. */
 const AGGREGATIONS = new Set(['sum', 'min', 'max', 'avg', 'group', 'stddev', 'stdvar', 'count', 'count_values', 'bottomk', 'topk', 'quantile', 'limitk', 'limit_ratio']);
+const STRING_SOURCE = String.raw`"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|` + '`[^`]*`';
+/** A selector's matchers, each `label op value`, the value in any of PromQL's three quotes. */
+const MATCHER = new RegExp(String.raw`([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*(${STRING_SOURCE})`, 'g');
+/**
+ * What a query is made of, left to right: strings, range and subquery durations and grouping clauses
+ * (no selector in them), and selectors: a name with or without braces (whose strings may hold
+ * braces and commas), or braces alone (`{__name__="…"}`).
+ */
+const PARTS = new RegExp(
+  String.raw`${STRING_SOURCE}|\[[^\]]*\]|\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)|(?<![a-zA-Z0-9_:.$])([a-zA-Z_:][a-zA-Z0-9_:]*)?(\s*\{(?:${STRING_SOURCE}|[^}"'` + '`' + String.raw`])*\})?`,
+  'gi',
+);
 
-/** Every series selector of a query, as written: its name and its matchers' text (`job="paysim",status_code=~"5.."`, or '' without braces). */
-export function seriesSelectors(expr: string): Array<{ name: string; matchers: string }> {
-  const found: Array<{ name: string; matchers: string }> = [];
-  // Strings, range and subquery durations, and grouping clauses hold no selector.
-  const skipped = /"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|\[[^\]]*\]|\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)|(?<![a-zA-Z0-9_:.$])[a-zA-Z_:][a-zA-Z0-9_:]*(\s*\{(?:"(?:[^"\\]|\\.)*"|[^}"])*\})?/g;
-  for (const m of expr.matchAll(skipped)) {
-    const text = m[0];
-    if (!/^[a-zA-Z_:]/.test(text) || /^(?:by|without|on|ignoring|group_left|group_right)\s*\(/.test(text)) continue;
-    const name = /^[a-zA-Z_:][a-zA-Z0-9_:]*/.exec(text)?.[0] as string;
-    const after = expr.slice((m.index ?? 0) + text.length).trimStart();
-    if (m[1] === undefined && (after.startsWith('(') || KEYWORDS.has(name.toLowerCase()) || AGGREGATIONS.has(name))) continue;
-    found.push({ name, matchers: m[1] === undefined ? '' : (m[1].trim().slice(1, -1) as string) });
+/**
+ * Every series selector of a query: its name ('' for braces alone) and its matchers, each written
+ * `label op "value"` whatever the quotes and spaces of the query (`job="paysim"`, `status_code=~"5.."`).
+ */
+export function seriesSelectors(expr: string): Array<{ name: string; matchers: string[] }> {
+  const found: Array<{ name: string; matchers: string[] }> = [];
+  for (const m of expr.matchAll(PARTS)) {
+    const [text, name, braces] = m;
+    if (name === undefined && braces === undefined) continue;
+    if (braces === undefined) {
+      const after = expr.slice((m.index ?? 0) + text.length).trimStart();
+      if (after.startsWith('(') || KEYWORDS.has((name as string).toLowerCase()) || AGGREGATIONS.has((name as string).toLowerCase())) continue;
+    }
+    const matchers = [...(braces ?? '').matchAll(MATCHER)].map(([, label, op, value]) => `${label}${op}"${(value as string).slice(1, -1)}"`);
+    found.push({ name: name ?? '', matchers });
   }
   return found;
 }

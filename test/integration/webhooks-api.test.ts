@@ -436,6 +436,8 @@ describe('metrics', () => {
     expect(attemptBucketBounds(await metricsText(await app()))).toEqual([...standard, '1.1', '2.5', '5', '10', '+Inf']);
     expect(attemptBucketBounds(await metricsText(await app({ WEBHOOK_TIMEOUT_MS: '200' })))).toEqual([...standard.slice(0, 7), '0.2', '0.22', ...standard.slice(7), '2.5', '5', '10', '+Inf']);
     expect(attemptBucketBounds(await metricsText(await app({ WEBHOOK_TIMEOUT_MS: '30000' })))).toEqual([...standard, '2.5', '5', '10', '30', '33', '+Inf']);
+    // 1.1 times 2 ms rounds to 2 ms: one millisecond above it all the same (rev69b).
+    expect(attemptBucketBounds(await metricsText(await app({ WEBHOOK_TIMEOUT_MS: '2' })))).toEqual(['0.001', '0.002', '0.0025', '0.003', ...standard.slice(2), '2.5', '5', '10', '+Inf']);
   });
 
   it('counts final outcomes, attempts and retries apart; observes every attempt; exposes queue depth and in-flight', async () => {
