@@ -1,7 +1,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import { AggregatorRegistry, type Aggregator } from 'prom-client';
-import type { MetricsJson } from './plugins/app/namespaces.ts';
+import { CUMULATIVE, type MetricsJson } from './plugins/app/namespaces.ts';
 
 /**
  * /metrics with CLUSTER_WORKERS=N: the figures of every worker, combined, whichever worker the
@@ -36,6 +36,8 @@ const ACROSS_WORKERS: Readonly<Record<string, Aggregator>> = {
   fluxpay_outbox_publish_lag_seconds: 'max',
   fluxpay_subscriptions: 'max',
   fluxpay_waiting_room_queue_length: 'max',
+  // Each worker's own limit (the sum would hide one worker near it).
+  process_max_fds: 'max',
 };
 
 /** How long the primary waits for each worker's metrics; one that has not answered by then is left out (and said so). */
@@ -72,11 +74,54 @@ export function combineWorkerMetrics(parts: MetricsJson[]): Promise<string> {
 }
 
 /**
+ * What the primary keeps of the workers' metrics, so that a combined count never goes back (which
+ * Prometheus reads as a reset, and counts the others' whole history as new: a review saw the
+ * STORE_FULL and webhooks-dropped alerts fire on no new event): each worker's last part, counted for
+ * it while it does not answer (stalled, busy), and the counts of the workers gone, added to every
+ * combination from then on (as namespaces.ts keeps a reset namespace's). A worker's counts made
+ * since the last scrape are lost with it; a fault rule's hits go with the worker (a rule deleted
+ * takes its series, which counts kept here could not follow).
+ */
+export class WorkerMetricsBook {
+  readonly #last = new Map<number, MetricsJson>();
+  /** The counts of the workers gone: one part each until the next combination adds them into one. */
+  #retired: MetricsJson[] = [];
+
+  /** Worker `id`'s part as read now (`undefined`: it sent none): the one to count for it. */
+  part(id: number, read: MetricsJson | undefined): MetricsJson | undefined {
+    if (read !== undefined) this.#last.set(id, read);
+    return read ?? this.#last.get(id);
+  }
+
+  /** Worker `id` has exited: its last counts stay in every combination (at once: a collection under way counts them, and not its last part). */
+  retire(id: number): void {
+    const last = this.#last.get(id);
+    this.#last.delete(id);
+    const counts = (last ?? []).filter((metric) => CUMULATIVE.has(String(metric.type)) && metric.name !== 'fault_rule_hits_total');
+    if (counts.length > 0) this.#retired.push(counts);
+  }
+
+  /** The parts of the workers that serve, with the counts of those gone, combined. */
+  async combine(parts: MetricsJson[]): Promise<string> {
+    const retired = this.#retired;
+    if (retired.length > 1) {
+      const added = await AggregatorRegistry.aggregate(retired.map(acrossWorkers)).getMetricsAsJSON();
+      // Workers retired meanwhile stay after the sum.
+      this.#retired = [added, ...this.#retired.slice(retired.length)];
+    }
+    return combineWorkerMetrics([...this.#retired, ...parts]);
+  }
+}
+
+/**
  * In the primary: answers each worker's request for the combined metrics, from the workers that
  * `serving` says serve (a replacement still starting has no app to read yet: asked, it would hold
- * every scrape for the time-out).
+ * every scrape for the time-out). Requests that come while a collection runs share it: each
+ * collection resets prom-client's event-loop-delay histogram in every worker, and asks each worker
+ * once (a review: 30 concurrent scrapes added 30 listeners per worker).
  */
 export function serveCombinedMetrics(logger: Logger, serving: (worker: Worker) => boolean): void {
+  const book = new WorkerMetricsBook();
   let nextCollect = 0;
   const pending = new Map<number, (part: MetricsJson | undefined) => void>();
   const ask = (worker: Worker): Promise<MetricsJson | undefined> =>
@@ -98,26 +143,33 @@ export function serveCombinedMetrics(logger: Logger, serving: (worker: Worker) =
       });
     });
 
+  /** One collection from every serving worker, combined. */
+  const collect = async (): Promise<string> => {
+    const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && !w.isDead() && w.isConnected() && serving(w));
+    const read = await Promise.all(workers.map(ask));
+    const missing = read.filter((part) => part === undefined).length;
+    if (missing > 0) logger.warn({ workers: workers.length, missing }, `metrics: ${missing} of ${workers.length} workers sent no metrics (none within ${WORKER_METRICS_TIMEOUT_MS} ms, or they could not be read); their last counts are used`);
+    const parts = workers.map((worker, i) => book.part(worker.id, read[i])).filter((part): part is MetricsJson => part !== undefined);
+    if (parts.length === 0) throw new Error('no worker sent its metrics');
+    return book.combine(parts);
+  };
+  let collecting: Promise<string> | undefined;
+
+  cluster.on('exit', (worker) => book.retire(worker.id));
   cluster.on('message', (worker, message: unknown) => {
     if (isMessage(message, PART)) {
-      if (message.error !== undefined) logger.warn({ worker: worker.id, err: { message: message.error } }, 'metrics: a worker could not read its metrics; left out of this scrape');
+      if (message.error !== undefined) logger.warn({ worker: worker.id, err: { message: message.error } }, 'metrics: a worker could not read its metrics');
       pending.get(message.id)?.(message.json);
       return;
     }
     if (!isMessage(message, REQUEST)) return;
-    const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && !w.isDead() && w.isConnected() && serving(w));
-    void (async () => {
-      const parts = await Promise.all(workers.map(ask));
-      const answered = parts.filter((part): part is MetricsJson => part !== undefined);
-      if (answered.length < workers.length) logger.warn({ workers: workers.length, answered: answered.length }, `metrics: ${workers.length - answered.length} of ${workers.length} workers sent no metrics (none within ${WORKER_METRICS_TIMEOUT_MS} ms, or they could not be read); this scrape counts the others only`);
-      let reply: Message;
-      try {
-        reply = { type: REPLY, id: message.id, text: await combineWorkerMetrics(answered) };
-      } catch (error) {
-        reply = { type: REPLY, id: message.id, error: error instanceof Error ? error.message : String(error) };
-      }
+    collecting ??= collect().finally(() => (collecting = undefined));
+    collecting.then(
+      (text): Message => ({ type: REPLY, id: message.id, text }),
+      (error: unknown): Message => ({ type: REPLY, id: message.id, error: error instanceof Error ? error.message : String(error) }),
+    ).then((reply) => {
       if (worker.isConnected()) worker.send(reply, undefined, undefined, () => undefined);
-    })();
+    });
   });
 }
 
@@ -169,7 +221,10 @@ export function workerMetrics(collect: () => Promise<MetricsJson>): { combined: 
           reject(error);
         },
       });
-      send({ type: REQUEST, id }, (error) => waiting.get(id)?.reject(error));
+      send({ type: REQUEST, id }, (error) => {
+        waiting.get(id)?.reject(error);
+        waiting.delete(id);
+      });
     });
   return { combined, stop: () => process.off('message', onMessage) };
 }

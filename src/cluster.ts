@@ -88,7 +88,9 @@ export function runPrimary(workers: number, logger: Logger): void {
     }
     stop(signal);
   });
-  // A worker's /metrics answers every worker's, combined here.
+  // A worker's /metrics answers every worker's, combined here. Messages in the structured clone's
+  // serialization, not JSON: a metric's NaN stays NaN (JSON made it null, then 0 once combined).
+  cluster.setupPrimary({ serialization: 'advanced' });
   serveCombinedMetrics(logger, (worker) => listened.has(worker));
   logger.info({ workers }, `starting ${workers} workers on one port`);
   for (let i = 0; i < workers; i++) start();

@@ -208,8 +208,8 @@ describe('drainers that fail', () => {
     await t.app.lifecycle.drain(1_000);
     expect(ran).toEqual(['delivery']);
     const told = logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('shutdown:') && (l.phase === 'producers' || l.drainers !== undefined));
-    expect(told.map(({ level, msg, phase, drainers, reason }) => ({ level, msg, phase, drainers, reason }))).toEqual([
-      { level: 'error', msg: 'shutdown: draining failed; closing without it', phase: 'producers', drainers: undefined, reason: undefined },
+    expect(told.map(({ level, msg, phase, drainers, err }) => ({ level, msg, phase, drainers, reason: (err as { message?: string } | undefined)?.message }))).toEqual([
+      { level: 'error', msg: 'shutdown: draining failed; closing without it', phase: 'producers', drainers: undefined, reason: 'a bug' },
       {
         level: 'warn',
         msg: 'shutdown: 2 part(s) of the producers phase could not drain, the store being unavailable; what they hold stays in it, for the next start or another replica',

@@ -175,7 +175,7 @@ export default fp(
       );
       if (unavailable.length > 0) {
         app.log.warn(
-          { phase, drainers: unavailable.length, reason: unavailable[0] instanceof Error ? unavailable[0].message : String(unavailable[0]) },
+          { phase, drainers: unavailable.length, err: unavailable[0] },
           `shutdown: ${unavailable.length} part(s) of the ${phase} phase could not drain, the store being unavailable; what they hold stays in it, for the next start or another replica`,
         );
       }

@@ -135,7 +135,7 @@ export function namespaceOf(header: string | string[] | undefined): string | und
 export type MetricsJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
 
 /** What outlives a namespace in /metrics: its counts (gauges describe state, which went with it). */
-const CUMULATIVE: ReadonlySet<string> = new Set(['counter', 'histogram']);
+export const CUMULATIVE: ReadonlySet<string> = new Set(['counter', 'histogram']);
 /**
  * Counts that go with the namespace all the same: each series of `fault_rule_hits_total` is one
  * rule's, and a rule's series leaves /metrics with the rule (the namespace's rules go with it).
