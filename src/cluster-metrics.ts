@@ -73,44 +73,83 @@ export function combineWorkerMetrics(parts: MetricsJson[]): Promise<string> {
   return AggregatorRegistry.aggregate(parts.map(acrossWorkers)).metrics();
 }
 
+/** Every worker sees the same loss of Redis' data and counts it: the combined count is kept apart (`WorkerMetricsBook`). */
+const DATA_LOSSES = 'redis_data_losses_total';
+
 /**
- * What the primary keeps of the workers' metrics, so that a combined count never goes back (which
+ * What the primary keeps of the workers' metrics, so that a combined count does not go back (which
  * Prometheus reads as a reset, and counts the others' whole history as new: a review saw the
  * STORE_FULL and webhooks-dropped alerts fire on no new event): each worker's last part, counted for
  * it while it does not answer (stalled, busy), and the counts of the workers gone, added to every
  * combination from then on (as namespaces.ts keeps a reset namespace's). A worker's counts made
  * since the last scrape are lost with it; a fault rule's hits go with the worker (a rule deleted
- * takes its series, which counts kept here could not follow).
+ * takes its series, which counts kept here could not follow). Redis' data losses, which every
+ * worker counts, are a running total: each collection adds the most any worker's count rose by
+ * since it last answered (a replacement counts from 0, and a loss after the workers that saw the
+ * earlier ones were gone must still raise it: a review).
  */
 export class WorkerMetricsBook {
   readonly #last = new Map<number, MetricsJson>();
   /** The counts of the workers gone: one part each until the next combination adds them into one. */
   #retired: MetricsJson[] = [];
-
-  /** Worker `id`'s part as read now (`undefined`: it sent none): the one to count for it. */
-  part(id: number, read: MetricsJson | undefined): MetricsJson | undefined {
-    if (read !== undefined) this.#last.set(id, read);
-    return read ?? this.#last.get(id);
-  }
+  /** Each worker's count of data losses when it last answered. */
+  readonly #lossesSeen = new Map<number, number>();
+  #losses = 0;
+  /** The data-loss counter as a worker last sent it (its name, help and type), once one has. */
+  #lossesMetric: MetricsJson[number] | undefined;
 
   /** Worker `id` has exited: its last counts stay in every combination (at once: a collection under way counts them, and not its last part). */
   retire(id: number): void {
     const last = this.#last.get(id);
     this.#last.delete(id);
-    const counts = (last ?? []).filter((metric) => CUMULATIVE.has(String(metric.type)) && metric.name !== 'fault_rule_hits_total');
+    this.#lossesSeen.delete(id);
+    const counts = (last ?? []).filter((metric) => CUMULATIVE.has(String(metric.type)) && metric.name !== 'fault_rule_hits_total' && metric.name !== DATA_LOSSES);
     if (counts.length > 0) this.#retired.push(counts);
   }
 
-  /** The parts of the workers that serve, with the counts of those gone, combined. */
-  async combine(parts: MetricsJson[]): Promise<string> {
-    const retired = this.#retired;
-    if (retired.length > 1) {
-      const added = await AggregatorRegistry.aggregate(retired.map(acrossWorkers)).getMetricsAsJSON();
-      // Workers retired meanwhile stay after the sum.
-      this.#retired = [added, ...this.#retired.slice(retired.length)];
+  /**
+   * The workers that serve, each with its part as read now (`undefined`: it sent none, and its last
+   * one counts), with the counts of those gone, combined. Throws when there is nothing to combine.
+   */
+  async combine(workers: Array<{ id: number; read: MetricsJson | undefined }>): Promise<string> {
+    let risen = 0;
+    const parts: MetricsJson[] = [];
+    for (const { id, read } of workers) {
+      if (read !== undefined) {
+        this.#last.set(id, read);
+        const losses = read.find((metric) => metric.name === DATA_LOSSES);
+        if (losses !== undefined) {
+          this.#lossesMetric = losses;
+          const count = losses.values.reduce((sum, v) => sum + v.value, 0);
+          risen = Math.max(risen, count - (this.#lossesSeen.get(id) ?? 0));
+          this.#lossesSeen.set(id, count);
+        }
+      }
+      const part = read ?? this.#last.get(id);
+      if (part !== undefined) parts.push(part.filter((metric) => metric.name !== DATA_LOSSES));
     }
-    return combineWorkerMetrics([...this.#retired, ...parts]);
+    this.#losses += risen;
+    if (parts.length === 0 && this.#retired.length === 0) throw new Error('no worker sent its metrics');
+    if (this.#retired.length > 1) {
+      // Emptied before the sum, so that a worker retired meanwhile is kept after it.
+      const retired = this.#retired;
+      this.#retired = [];
+      const added = await AggregatorRegistry.aggregate(retired.map(acrossWorkers)).getMetricsAsJSON();
+      this.#retired = [added, ...this.#retired];
+    }
+    const lossesMetric = this.#lossesMetric;
+    const losses = lossesMetric === undefined ? [] : [[{ ...lossesMetric, aggregator: 'sum' as const, values: [{ value: this.#losses, labels: {} }] }]];
+    return combineWorkerMetrics([...this.#retired, ...parts, ...losses]);
   }
+}
+
+/**
+ * The workers asked, with their answers, once these are in: not those that exited meanwhile, which
+ * were retired (their last counts kept): counted again from their answer, they went back at the
+ * next scrape (a review: 167, 228, then 210).
+ */
+export function stillServing(workers: ReadonlyArray<Pick<Worker, 'id' | 'isDead'>>, read: ReadonlyArray<MetricsJson | undefined>): Array<{ id: number; read: MetricsJson | undefined }> {
+  return workers.flatMap((worker, i) => (worker.isDead() ? [] : [{ id: worker.id, read: read[i] }]));
 }
 
 /**
@@ -145,13 +184,12 @@ export function serveCombinedMetrics(logger: Logger, serving: (worker: Worker) =
 
   /** One collection from every serving worker, combined. */
   const collect = async (): Promise<string> => {
-    const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && !w.isDead() && w.isConnected() && serving(w));
-    const read = await Promise.all(workers.map(ask));
+    // A worker cut off (disconnected, not yet exited) counts with its last part.
+    const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && !w.isDead() && serving(w));
+    const read = await Promise.all(workers.map((worker) => (worker.isConnected() ? ask(worker) : undefined)));
     const missing = read.filter((part) => part === undefined).length;
     if (missing > 0) logger.warn({ workers: workers.length, missing }, `metrics: ${missing} of ${workers.length} workers sent no metrics (none within ${WORKER_METRICS_TIMEOUT_MS} ms, or they could not be read); their last counts are used`);
-    const parts = workers.map((worker, i) => book.part(worker.id, read[i])).filter((part): part is MetricsJson => part !== undefined);
-    if (parts.length === 0) throw new Error('no worker sent its metrics');
-    return book.combine(parts);
+    return book.combine(stillServing(workers, read));
   };
   let collecting: Promise<string> | undefined;
 

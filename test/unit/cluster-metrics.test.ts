@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { combineWorkerMetrics, WorkerMetricsBook } from '../../src/cluster-metrics.ts';
+import { combineWorkerMetrics, stillServing, WorkerMetricsBook } from '../../src/cluster-metrics.ts';
 
 /**
  * How CLUSTER_WORKERS' metrics are combined across workers (src/cluster-metrics.ts): what each
@@ -61,27 +61,68 @@ async function counts(created: number, losses: number, hits: number, depth: numb
 const samples = (text: string) => text.split('\n').filter((line) => line !== '' && !line.startsWith('#'));
 
 describe('WorkerMetricsBook (the primary’s)', () => {
-  it('a combined count never goes back: a worker gone leaves its last counts (not its gauges, nor fault-rule hits, which a deleted rule takes), a worker that sends nothing counts its last part', async () => {
+  it('a combined count does not go back: a worker gone leaves its last counts (not its gauges, nor fault-rule hits, which a deleted rule takes), a worker that sends nothing counts its last part', async () => {
     const book = new WorkerMetricsBook();
-    const first = [book.part(1, await counts(10, 2, 3, 4)), book.part(2, await counts(5, 1, 1, 1))] as Array<Awaited<ReturnType<typeof counts>>>;
-    expect(samples(await book.combine(first))).toEqual(['payment_intents_created_total 15', 'redis_data_losses_total 2', 'fault_rule_hits_total{rule_id="fr_1"} 4', 'webhook_queue_depth 5']);
+    expect(samples(await book.combine([{ id: 1, read: await counts(10, 2, 3, 4) }, { id: 2, read: await counts(5, 2, 1, 1) }]))).toEqual([
+      'payment_intents_created_total 15',
+      'fault_rule_hits_total{rule_id="fr_1"} 4',
+      'webhook_queue_depth 5',
+      'redis_data_losses_total 2',
+    ]);
 
     // Worker 1 killed, worker 3 its replacement; worker 2 stalled (sent nothing): its last part counts.
     book.retire(1);
-    const second = [book.part(2, undefined), book.part(3, await counts(1, 1, 0, 2))] as Array<Awaited<ReturnType<typeof counts>>>;
-    expect(samples(await book.combine(second))).toEqual(['payment_intents_created_total 16', 'redis_data_losses_total 2', 'fault_rule_hits_total{rule_id="fr_1"} 1', 'webhook_queue_depth 3']);
+    expect(samples(await book.combine([{ id: 2, read: undefined }, { id: 3, read: await counts(1, 0, 0, 2) }]))).toEqual([
+      'payment_intents_created_total 16',
+      'fault_rule_hits_total{rule_id="fr_1"} 1',
+      'webhook_queue_depth 3',
+      'redis_data_losses_total 2',
+    ]);
 
-    // Two more gone: their counts are added into one part, and stay.
+    // Two more gone: their counts are added into one part, and stay; a worker that never sent a part leaves nothing.
     book.retire(2);
     book.retire(3);
-    expect(samples(await book.combine([book.part(4, await counts(0, 0, 0, 0)) as Awaited<ReturnType<typeof counts>>]))).toEqual([
-      'payment_intents_created_total 16',
-      'redis_data_losses_total 2',
-      'fault_rule_hits_total{rule_id="fr_1"} 0',
-      'webhook_queue_depth 0',
-    ]);
-    // A worker that never sent a part leaves nothing.
     book.retire(9);
-    expect(samples(await book.combine([book.part(4, await counts(1, 0, 0, 0)) as Awaited<ReturnType<typeof counts>>]))[0]).toBe('payment_intents_created_total 17');
+    expect(samples(await book.combine([{ id: 4, read: await counts(1, 0, 0, 0) }]))).toEqual(['payment_intents_created_total 17', 'fault_rule_hits_total{rule_id="fr_1"} 0', 'webhook_queue_depth 0', 'redis_data_losses_total 2']);
+  });
+
+  it('Redis’ data losses, which every worker counts, go up by one for a loss once the workers that saw the earlier ones are gone, and never down (a review: they stayed at 2 for a third loss)', async () => {
+    const book = new WorkerMetricsBook();
+    const losses = async (workers: Array<[number, number]>) => samples(await book.combine(await Promise.all(workers.map(async ([id, n]) => ({ id, read: await counts(0, n, 0, 0) }))))).find((l) => l.startsWith('redis_data_losses_total'));
+    expect(await losses([[1, 2], [2, 2]])).toBe('redis_data_losses_total 2');
+    book.retire(1);
+    book.retire(2);
+    expect(await losses([[3, 0], [4, 0]])).toBe('redis_data_losses_total 2');
+    // A third loss, seen by both replacements: 3, not 2 (the largest) nor 4 (the sum of what they saw).
+    expect(await losses([[3, 1], [4, 1]])).toBe('redis_data_losses_total 3');
+    // A worker that answers no more: its last count stands, nothing is added.
+    expect(samples(await book.combine([{ id: 3, read: undefined }])).at(-1)).toBe('redis_data_losses_total 3');
+  });
+
+  it('a worker retired while the retired counts are being added up is kept after them', async () => {
+    const book = new WorkerMetricsBook();
+    for (const id of [1, 2, 3]) await book.combine([{ id, read: await counts(id, 0, 0, 0) }]);
+    book.retire(1);
+    book.retire(2);
+    const combining = book.combine([]);
+    book.retire(3);
+    // Before, the sum was kept and worker 3 lost: 3, then 3.
+    expect(samples(await combining)[0]).toBe('payment_intents_created_total 6');
+    expect(samples(await book.combine([]))[0]).toBe('payment_intents_created_total 6');
+  });
+});
+
+describe('stillServing', () => {
+  it('leaves out a worker that exited while the collection waited (retired, its last counts kept), whatever it sent', async () => {
+    const part = await counts(1, 0, 0, 0);
+    const workers = [
+      { id: 1, isDead: () => false },
+      { id: 2, isDead: () => true },
+      { id: 3, isDead: () => false },
+    ];
+    expect(stillServing(workers, [part, part, undefined])).toEqual([
+      { id: 1, read: part },
+      { id: 3, read: undefined },
+    ]);
   });
 });

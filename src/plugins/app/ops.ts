@@ -141,7 +141,14 @@ const opsRoutes: FastifyPluginAsync = async (fastify) => {
         description: 'The Prometheus text exposition format (version 0.0.4): HTTP, intent, booking, webhook, idempotency and store metrics, and the process’s own. Every namespace (`X-Sim-Namespace`) counts in the same series (added up); with `CLUSTER_WORKERS` > 1, every worker does too, whichever worker the scrape reached. Scrape it; it answers even under load shedding.',
         tags: ['operations'],
         produces: ['text/plain'],
-        response: { 200: documented(Type.String(), { description: 'The metrics.', examples: { scrape: { summary: 'An excerpt', value: METRICS_EXAMPLE } } }) },
+        response: {
+          200: documented(Type.String(), { description: 'The metrics.', examples: { scrape: { summary: 'An excerpt', value: METRICS_EXAMPLE } } }),
+          503: documented(Type.String(), {
+            description: 'With `CLUSTER_WORKERS` > 1 only: the workers’ combined metrics could not be had (the primary gone, or no worker answered); Prometheus records a failed scrape, not one worker’s counts (a counter reset).',
+            examples: { combined: { summary: 'No combined metrics', value: "the primary did not send the workers' combined metrics within 5000 ms\n" } },
+            headers: ['Retry-After'],
+          }),
+        },
       },
     },
     async (_request, reply) => {
@@ -151,7 +158,9 @@ const opsRoutes: FastifyPluginAsync = async (fastify) => {
         try {
           return reply.send(await workers.combined());
         } catch (error) {
-          app.log.warn({ err: error }, "metrics: the workers' combined metrics could not be had; this scrape shows this worker's only");
+          // Not this worker's own: about 1/N of the counts, which Prometheus would read as a reset (a review).
+          app.log.warn({ err: error }, "metrics: the workers' combined metrics could not be had; answered 503");
+          return reply.code(503).header('retry-after', '1').type('text/plain; charset=utf-8').send(`${error instanceof Error ? error.message : String(error)}\n`);
         }
       }
       const namespaces = await app.namespaces.metrics();
