@@ -25,7 +25,8 @@ import { CUMULATIVE, type MetricsJson } from './plugins/app/namespaces.ts';
 const ACROSS_WORKERS: Readonly<Record<string, Aggregator>> = {
   ready: 'min',
   redis_data_losses_total: 'max',
-  ledger_imbalance: 'max',
+  // Signed: the reading farthest from 0 (`farthestFromZero`), then taken once.
+  ledger_imbalance: 'first',
   store_records: 'max',
   store_capacity: 'max',
   store_fill_ratio: 'max',
@@ -68,9 +69,33 @@ function acrossWorkers(json: MetricsJson): MetricsJson {
   });
 }
 
+/**
+ * Read from the shared store and signed, so neither the largest nor the least: the reading farthest
+ * from 0 of each series (a worker whose read failed keeps its last reading, or 0 before its first:
+ * the largest of 0 and -5 hid the imbalance from the dashboard's max(abs(…)), a review).
+ */
+const FARTHEST_FROM_ZERO: ReadonlySet<string> = new Set(['ledger_imbalance']);
+
+/** The parts with each FARTHEST_FROM_ZERO series in every part set to its reading farthest from 0. */
+function farthestFromZero(parts: MetricsJson[]): MetricsJson[] {
+  const farthest = new Map<string, number>();
+  const key = (name: string, labels: object) => `${name}${JSON.stringify(labels)}`;
+  for (const part of parts) {
+    for (const metric of part) {
+      if (!FARTHEST_FROM_ZERO.has(metric.name)) continue;
+      for (const { value, labels } of metric.values) {
+        const k = key(metric.name, labels);
+        if (Math.abs(value) > Math.abs(farthest.get(k) ?? 0)) farthest.set(k, value);
+      }
+    }
+  }
+  if (farthest.size === 0) return parts;
+  return parts.map((part) => part.map((metric) => (FARTHEST_FROM_ZERO.has(metric.name) ? { ...metric, values: metric.values.map((v) => ({ ...v, value: farthest.get(key(metric.name, v.labels)) ?? v.value })) } : metric)));
+}
+
 /** The workers' metrics combined (the text exposition format). */
 export function combineWorkerMetrics(parts: MetricsJson[]): Promise<string> {
-  return AggregatorRegistry.aggregate(parts.map(acrossWorkers)).metrics();
+  return AggregatorRegistry.aggregate(farthestFromZero(parts).map(acrossWorkers)).metrics();
 }
 
 /** Every worker sees the same loss of Redis' data and counts it: the combined count is kept apart (`WorkerMetricsBook`). */

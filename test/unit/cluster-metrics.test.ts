@@ -41,6 +41,19 @@ describe('combineWorkerMetrics', () => {
     ]);
   });
 
+  it('the ledger’s imbalance, read from the shared store and signed, is the reading farthest from 0 (a worker that has not read it yet says 0)', async () => {
+    const ledger = async (value: number) => {
+      const registry = new Registry();
+      new Gauge({ name: 'ledger_imbalance', help: 'h', registers: [registry] }).set(value);
+      return registry.getMetricsAsJSON();
+    };
+    const imbalance = async (...values: number[]) => (await combineWorkerMetrics(await Promise.all(values.map(ledger)))).split('\n').find((l) => l.startsWith('ledger_imbalance '));
+    expect(await imbalance(0, -5)).toBe('ledger_imbalance -5');
+    expect(await imbalance(-5, 0)).toBe('ledger_imbalance -5');
+    expect(await imbalance(3, -5)).toBe('ledger_imbalance -5');
+    expect(await imbalance(0, 0)).toBe('ledger_imbalance 0');
+  });
+
   it('one worker alone is its own figures', async () => {
     const text = await combineWorkerMetrics([await worker(4, 10, 1, 0, [])]);
     expect(text).toContain('\npayment_intents_created_total{scenario="approve"} 4\n');
