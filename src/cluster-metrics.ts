@@ -20,7 +20,8 @@ import { CUMULATIVE, type MetricsJson } from './plugins/app/namespaces.ts';
  * How a metric is combined across workers where adding up is wrong (prom-client's own process
  * metrics carry theirs: the event-loop lag averaged, the start time left out, the version once).
  * Read from the shared store, the same in every worker: the largest. Readiness: the least (a worker
- * that is not ready makes the process not ready). A data loss is seen by every worker: once.
+ * that is not ready makes the process not ready). A data loss is seen by every worker: the largest count
+ * (see `WorkerMetricsBook`).
  */
 const ACROSS_WORKERS: Readonly<Record<string, Aggregator>> = {
   ready: 'min',
@@ -98,63 +99,45 @@ export function combineWorkerMetrics(parts: MetricsJson[]): Promise<string> {
   return AggregatorRegistry.aggregate(farthestFromZero(parts).map(acrossWorkers)).metrics();
 }
 
-/** Every worker sees the same loss of Redis' data and counts it: the combined count is kept apart (`WorkerMetricsBook`). */
-const DATA_LOSSES = 'redis_data_losses_total';
+/** Counts a worker takes with it when it exits (see `WorkerMetricsBook`). */
+const GONE_WITH_THE_WORKER: ReadonlySet<string> = new Set(['fault_rule_hits_total', 'redis_data_losses_total']);
 
 /**
  * What the primary keeps of the workers' metrics, so that a combined count does not go back (which
  * Prometheus reads as a reset, and counts the others' whole history as new: a review saw the
  * STORE_FULL and webhooks-dropped alerts fire on no new event): each worker's last part, counted for
- * it while it does not answer (stalled, busy), and the counts of the workers gone, added to every
- * combination from then on (as namespaces.ts keeps a reset namespace's). A worker's counts made
- * since the last scrape are lost with it; a fault rule's hits go with the worker (a rule deleted
- * takes its series, which counts kept here could not follow). Redis' data losses, which every
- * worker counts, are a running total: each collection adds the most any worker's count rose by
- * since it last answered (a replacement counts from 0, and a loss after the workers that saw the
- * earlier ones were gone must still raise it: a review).
+ * it while it does not answer (stalled, busy, cut off), and the counts of the workers gone, added to
+ * every combination from then on (as namespaces.ts keeps a reset namespace's). A worker's counts
+ * made since the last scrape are lost with it; a fault rule's hits go with the worker (a rule
+ * deleted takes its series, which counts kept here could not follow), and so do Redis' data losses,
+ * which every worker counts: the largest of the serving workers' (`ACROSS_WORKERS`) starts again
+ * from 0 once every worker that saw a loss is gone, as at a restart, and a new loss raises it (kept,
+ * the largest stayed at 2 for a third loss; added up over time, one loss was counted once per
+ * worker that saw it: two reviews).
  */
 export class WorkerMetricsBook {
   readonly #last = new Map<number, MetricsJson>();
   /** The counts of the workers gone: one part each until the next combination adds them into one. */
   #retired: MetricsJson[] = [];
-  /** Each worker's count of data losses when it last answered. */
-  readonly #lossesSeen = new Map<number, number>();
-  #losses = 0;
-  /** The data-loss counter as a worker last sent it (its name, help and type), once one has. */
-  #lossesMetric: MetricsJson[number] | undefined;
+  /** The workers gone (node:cluster never gives an id twice): an answer one sent before it exited is in `#retired` already. */
+  readonly #gone = new Set<number>();
 
-  /** Worker `id` has exited: its last counts stay in every combination (at once: a collection under way counts them, and not its last part). */
+  /** Worker `id` has exited: its last counts stay in every combination (at once: a collection under way counts them, and not its answer). */
   retire(id: number): void {
     const last = this.#last.get(id);
     this.#last.delete(id);
-    this.#lossesSeen.delete(id);
-    const counts = (last ?? []).filter((metric) => CUMULATIVE.has(String(metric.type)) && metric.name !== 'fault_rule_hits_total' && metric.name !== DATA_LOSSES);
+    this.#gone.add(id);
+    const counts = (last ?? []).filter((metric) => CUMULATIVE.has(String(metric.type)) && !GONE_WITH_THE_WORKER.has(metric.name));
     if (counts.length > 0) this.#retired.push(counts);
   }
 
   /**
-   * The workers that serve, each with its part as read now (`undefined`: it sent none, and its last
-   * one counts), with the counts of those gone, combined. Throws when there is nothing to combine.
+   * The workers asked, each with its part as read now (`undefined`: it sent none, and its last one
+   * counts), with the counts of those gone, combined. A worker that exited meanwhile counts from its
+   * retired counts only (a review: counted from both, its sums went 167, 228, then 210). Throws when
+   * there is nothing to combine.
    */
   async combine(workers: Array<{ id: number; read: MetricsJson | undefined }>): Promise<string> {
-    let risen = 0;
-    const parts: MetricsJson[] = [];
-    for (const { id, read } of workers) {
-      if (read !== undefined) {
-        this.#last.set(id, read);
-        const losses = read.find((metric) => metric.name === DATA_LOSSES);
-        if (losses !== undefined) {
-          this.#lossesMetric = losses;
-          const count = losses.values.reduce((sum, v) => sum + v.value, 0);
-          risen = Math.max(risen, count - (this.#lossesSeen.get(id) ?? 0));
-          this.#lossesSeen.set(id, count);
-        }
-      }
-      const part = read ?? this.#last.get(id);
-      if (part !== undefined) parts.push(part.filter((metric) => metric.name !== DATA_LOSSES));
-    }
-    this.#losses += risen;
-    if (parts.length === 0 && this.#retired.length === 0) throw new Error('no worker sent its metrics');
     if (this.#retired.length > 1) {
       // Emptied before the sum, so that a worker retired meanwhile is kept after it.
       const retired = this.#retired;
@@ -162,19 +145,17 @@ export class WorkerMetricsBook {
       const added = await AggregatorRegistry.aggregate(retired.map(acrossWorkers)).getMetricsAsJSON();
       this.#retired = [added, ...this.#retired];
     }
-    const lossesMetric = this.#lossesMetric;
-    const losses = lossesMetric === undefined ? [] : [[{ ...lossesMetric, aggregator: 'sum' as const, values: [{ value: this.#losses, labels: {} }] }]];
-    return combineWorkerMetrics([...this.#retired, ...parts, ...losses]);
+    // Read after the sum, with nothing awaited from here on: a worker retired during it is in #gone.
+    const parts: MetricsJson[] = [];
+    for (const { id, read } of workers) {
+      if (this.#gone.has(id)) continue;
+      if (read !== undefined) this.#last.set(id, read);
+      const part = read ?? this.#last.get(id);
+      if (part !== undefined) parts.push(part);
+    }
+    if (parts.length === 0 && this.#retired.length === 0) throw new Error('no worker has sent its metrics yet');
+    return combineWorkerMetrics([...this.#retired, ...parts]);
   }
-}
-
-/**
- * The workers asked, with their answers, once these are in: not those that exited meanwhile, which
- * were retired (their last counts kept): counted again from their answer, they went back at the
- * next scrape (a review: 167, 228, then 210).
- */
-export function stillServing(workers: ReadonlyArray<Pick<Worker, 'id' | 'isDead'>>, read: ReadonlyArray<MetricsJson | undefined>): Array<{ id: number; read: MetricsJson | undefined }> {
-  return workers.flatMap((worker, i) => (worker.isDead() ? [] : [{ id: worker.id, read: read[i] }]));
 }
 
 /**
@@ -214,7 +195,7 @@ export function serveCombinedMetrics(logger: Logger, serving: (worker: Worker) =
     const read = await Promise.all(workers.map((worker) => (worker.isConnected() ? ask(worker) : undefined)));
     const missing = read.filter((part) => part === undefined).length;
     if (missing > 0) logger.warn({ workers: workers.length, missing }, `metrics: ${missing} of ${workers.length} workers sent no metrics (none within ${WORKER_METRICS_TIMEOUT_MS} ms, or they could not be read); their last counts are used`);
-    return book.combine(stillServing(workers, read));
+    return book.combine(workers.map((worker, i) => ({ id: worker.id, read: read[i] })));
   };
   let collecting: Promise<string> | undefined;
 

@@ -144,7 +144,7 @@ const opsRoutes: FastifyPluginAsync = async (fastify) => {
         response: {
           200: documented(Type.String(), { description: 'The metrics.', examples: { scrape: { summary: 'An excerpt', value: METRICS_EXAMPLE } } }),
           503: documented(Type.String(), {
-            description: 'With `CLUSTER_WORKERS` > 1 only: the workers’ combined metrics could not be had (the primary gone, or no worker answered); Prometheus records a failed scrape, not one worker’s counts (a counter reset).',
+            description: 'With `CLUSTER_WORKERS` > 1 only: the workers’ combined metrics could not be had within 5 s (the primary gone, busy or paused, or no worker has sent its metrics yet); Prometheus records a failed scrape, not one worker’s counts (a counter reset).',
             examples: { combined: { summary: 'No combined metrics', value: "the primary did not send the workers' combined metrics within 5000 ms\n" } },
             headers: ['Retry-After'],
           }),
