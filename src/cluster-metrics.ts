@@ -15,7 +15,6 @@ import { CUMULATIVE, type MetricsJson } from './plugins/app/namespaces.ts';
  * @see issue 14 "Running several processes"
  */
 
-
 /**
  * How a metric is combined across workers where adding up is wrong (prom-client's own process
  * metrics carry theirs: the event-loop lag averaged, the start time left out, the version once).
@@ -42,7 +41,7 @@ const ACROSS_WORKERS: Readonly<Record<string, Aggregator>> = {
   process_max_fds: 'max',
 };
 
-/** How long the primary waits for each worker's metrics; one that has not answered by then is left out (and said so). */
+/** How long the primary waits for each worker's metrics; one that has not answered by then counts with its last (and is said so). */
 export const WORKER_METRICS_TIMEOUT_MS = 3_000;
 /** How long a worker waits for the primary's combined metrics. */
 const COMBINED_METRICS_TIMEOUT_MS = WORKER_METRICS_TIMEOUT_MS + 2_000;
@@ -119,7 +118,10 @@ export class WorkerMetricsBook {
   readonly #last = new Map<number, MetricsJson>();
   /** The counts of the workers gone: one part each until the next combination adds them into one. */
   #retired: MetricsJson[] = [];
-  /** The workers gone (node:cluster never gives an id twice): an answer one sent before it exited is in `#retired` already. */
+  /**
+   * The workers gone (node:cluster never gives an id twice): an answer one sent before it exited is
+   * in `#retired` already. Kept until a combination without them (a collection under way may hold them).
+   */
   readonly #gone = new Set<number>();
 
   /** Worker `id` has exited: its last counts stay in every combination (at once: a collection under way counts them, and not its answer). */
@@ -153,6 +155,8 @@ export class WorkerMetricsBook {
       const part = read ?? this.#last.get(id);
       if (part !== undefined) parts.push(part);
     }
+    const asked = new Set(workers.map(({ id }) => id));
+    for (const id of this.#gone) if (!asked.has(id)) this.#gone.delete(id);
     if (parts.length === 0 && this.#retired.length === 0) throw new Error('no worker has sent its metrics yet');
     return combineWorkerMetrics([...this.#retired, ...parts]);
   }
