@@ -227,7 +227,7 @@ export function serveCombinedMetrics(logger: Logger, serving: (worker: Worker) =
  */
 export function workerMetrics(collect: () => Promise<MetricsJson>): { combined: () => Promise<string>; stop: () => void } {
   let nextRequest = 0;
-  const waiting = new Map<number, { resolve: (text: string) => void; reject: (error: Error) => void }>();
+  const waiting = new Map<number, PromiseWithResolvers<string>>();
   // With a callback: a channel closed (the primary gone) is an error passed to it, not an 'error'
   // event on the process, which would end it.
   const send = (message: Message, onError: (error: Error) => void = () => undefined): void => {
@@ -246,33 +246,23 @@ export function workerMetrics(collect: () => Promise<MetricsJson>): { combined: 
     if (isMessage(message, REPLY)) {
       const waiter = waiting.get(message.id);
       if (waiter === undefined) return;
-      waiting.delete(message.id);
       if (message.text !== undefined) waiter.resolve(message.text);
       else waiter.reject(new Error(`the primary could not combine the workers' metrics: ${message.error ?? 'no reason given'}`));
     }
   };
   process.on('message', onMessage);
-  const combined = (): Promise<string> =>
-    new Promise((resolve, reject) => {
-      const id = nextRequest++;
-      const timer = setTimeout(() => {
-        waiting.delete(id);
-        reject(new Error(`the primary did not send the workers' combined metrics within ${COMBINED_METRICS_TIMEOUT_MS} ms`));
-      }, COMBINED_METRICS_TIMEOUT_MS);
-      waiting.set(id, {
-        resolve: (text) => {
-          clearTimeout(timer);
-          resolve(text);
-        },
-        reject: (error) => {
-          clearTimeout(timer);
-          reject(error);
-        },
-      });
-      send({ type: REQUEST, id }, (error) => {
-        waiting.get(id)?.reject(error);
-        waiting.delete(id);
-      });
-    });
+  const combined = async (): Promise<string> => {
+    const id = nextRequest++;
+    const reply = Promise.withResolvers<string>();
+    waiting.set(id, reply);
+    const timer = setTimeout(() => reply.reject(new Error(`the primary did not send the workers' combined metrics within ${COMBINED_METRICS_TIMEOUT_MS} ms`)), COMBINED_METRICS_TIMEOUT_MS);
+    send({ type: REQUEST, id }, reply.reject);
+    try {
+      return await reply.promise;
+    } finally {
+      clearTimeout(timer);
+      waiting.delete(id);
+    }
+  };
   return { combined, stop: () => process.off('message', onMessage) };
 }

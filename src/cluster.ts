@@ -8,7 +8,8 @@ import { sameStopMessage, watchStopSignals } from './stop-signals.ts';
  * (node:cluster; the primary accepts connections and hands them out in turn). Each worker is the
  * whole service (`server.ts` again), with the same configuration; the state they share lives in
  * Redis (the configuration refuses N > 1 with STORE=memory). The primary serves nothing itself:
- * it replaces a worker that dies, combines the workers' metrics for the one a scrape reached, forwards SIGTERM (and SIGINT, SIGHUP, SIGQUIT, SIGUSR2) to every
+ * it replaces a worker that dies, combines the workers' metrics for the one a scrape reached
+ * (cluster-metrics.ts), forwards SIGTERM (and SIGINT, SIGHUP, SIGQUIT, SIGUSR2) to every
  * worker (each drains as a single process does) and exits when the last one has. A second signal is passed on too, and ends the workers at once, exit 1, as
  * it ends a single process.
  * @see issue 14 "Running several processes"

@@ -90,11 +90,10 @@ const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 const LAG_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const ATTEMPT_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 /**
- * Attempt durations: ATTEMPT_BUCKETS with the webhook timeout and 1.1 times it (in whole milliseconds,
- * at least one more). An attempt cut by
- * the timeout takes just over it: with nothing between 1 and 2.5 s, histogram_quantile put the p99 of
- * attempts cut at the default 1 s at 2.48 s (ut69b, 2026-12-06, in a real Prometheus), and a timeout
- * over 10 s put them all in +Inf.
+ * Attempt durations: ATTEMPT_BUCKETS with the webhook timeout and 1.1 times it (in whole
+ * milliseconds, at least one more). An attempt cut by the timeout takes just over it: with nothing
+ * between 1 and 2.5 s, histogram_quantile put the p99 of attempts cut at the default 1 s at 2.48 s
+ * (ut69b, 2026-12-06, in a real Prometheus), and a timeout over 10 s put them all in +Inf.
  */
 export function attemptBuckets(timeoutMs: number): number[] {
   // In whole milliseconds, at least one above the timeout (1.1 times 1 to 4 ms rounds to the timeout).

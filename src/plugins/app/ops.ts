@@ -2,7 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import cluster from 'node:cluster';
-import { AggregatorRegistry, Gauge } from 'prom-client';
+import { AggregatorRegistry, Gauge, type Registry } from 'prom-client';
 import { workerMetrics } from '../../cluster-metrics.ts';
 import type { MetricsJson } from './namespaces.ts';
 import { generatedKey } from '../../adapters/redis/generated.ts';
@@ -121,12 +121,12 @@ const opsRoutes: FastifyPluginAsync = async (fastify) => {
     },
   );
 
-  /** This process's metrics: the namespaces' (X-Sim-Namespace), in registries of their own, added up series by series. */
-  const ownMetrics = async (): Promise<MetricsJson> => {
-    const own = await app.metrics.registry.getMetricsAsJSON();
+  /** This process's metrics with the namespaces' (X-Sim-Namespace, in registries of their own), added up series by series; none: the root's registry alone. */
+  const withNamespaces = async (): Promise<Registry> => {
     const namespaces = await app.namespaces.metrics();
-    return namespaces.length === 0 ? own : AggregatorRegistry.aggregate([own, ...namespaces]).getMetricsAsJSON();
+    return namespaces.length === 0 ? app.metrics.registry : AggregatorRegistry.aggregate([await app.metrics.registry.getMetricsAsJSON(), ...namespaces]);
   };
+  const ownMetrics = async (): Promise<MetricsJson> => (await withNamespaces()).getMetricsAsJSON();
   // A worker of CLUSTER_WORKERS=N answers every worker's metrics combined (src/cluster-metrics.ts).
   const workers = cluster.isWorker && app.core.config.clusterWorkers > 1 ? workerMetrics(ownMetrics) : undefined;
   if (workers !== undefined) app.addHook('onClose', async () => workers.stop());
@@ -163,9 +163,7 @@ const opsRoutes: FastifyPluginAsync = async (fastify) => {
           return reply.code(503).header('retry-after', '1').type('text/plain; charset=utf-8').send(`${error instanceof Error ? error.message : String(error)}\n`);
         }
       }
-      const namespaces = await app.namespaces.metrics();
-      if (namespaces.length === 0) return reply.send(await registry.metrics());
-      return reply.send(await AggregatorRegistry.aggregate([await registry.getMetricsAsJSON(), ...namespaces]).metrics());
+      return reply.send(await (await withNamespaces()).metrics());
     },
   );
 
