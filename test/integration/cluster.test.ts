@@ -1,4 +1,4 @@
-import { request } from 'node:http';
+import { Agent, request, type IncomingHttpHeaders } from 'node:http';
 import { setTimeout as delay } from 'node:timers/promises';
 import { createConnection, createServer, type AddressInfo, type Socket } from 'node:net';
 import { Webhook } from 'standardwebhooks';
@@ -315,6 +315,50 @@ if (redisServerOrSkip('CLUSTER_WORKERS with STORE=redis')) {
             // already gone
           }
         }
+      }
+    });
+
+    it('CLUSTER_WORKERS=2: a scrape whose combined metrics the primary cannot give (paused) is a 503 with Retry-After after 5 s, not the worker’s own counts (a counter reset to Prometheus); once it resumes, the same connection scrapes again', async () => {
+      const server = servers.start({ WEBHOOK_SECRET: SECRET, STORE: 'redis', REDIS_URL: redis.url, REDIS_KEY_PREFIX: redis.newPrefix(), CLUSTER_WORKERS: '2' });
+      await linesMatching(server, 2, listening);
+      const origin = await server.origin();
+      for (let i = 0; i < 2; i++) expect((await call(origin, 'POST', '/v1/sim/intent', { reservation_id: `res_paused_${i}`, amount: 100, scenario: 'delay', delay_ms: 60_000 })).status).toBe(200);
+      // One kept connection, as Prometheus scrapes: it stays with its worker while the primary, which
+      // hands out connections, is stopped.
+      const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+      const keptScrape = (): Promise<{ status: number; headers: IncomingHttpHeaders; text: string }> =>
+        new Promise((resolve, reject) => {
+          const req = request(`${origin}/metrics`, { agent }, (res) => {
+            let text = '';
+            res.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text }));
+          });
+          req.on('error', reject);
+          req.end();
+        });
+      const primary = server.child.pid as number;
+      try {
+        const before = await keptScrape();
+        expect([before.status, sampleSum(before.text, 'payment_intents_created_total')]).toEqual([200, 2]);
+        process.kill(primary, 'SIGSTOP');
+        const startedAt = Date.now();
+        const paused = await keptScrape();
+        const waitedMs = Date.now() - startedAt;
+        process.kill(primary, 'SIGCONT');
+        expect({ status: paused.status, retryAfter: paused.headers['retry-after'], type: paused.headers['content-type'], text: paused.text }).toEqual({
+          status: 503,
+          retryAfter: '1',
+          type: 'text/plain; charset=utf-8',
+          text: "the primary did not send the workers' combined metrics within 5000 ms\n",
+        });
+        expect(waitedMs).toBeGreaterThanOrEqual(4_900);
+        const [warned] = await linesMatching(server, 1, (l) => l.msg === "metrics: the workers' combined metrics could not be had; answered 503");
+        expect(warned).toMatchObject({ level: 'warn', err: { message: "the primary did not send the workers' combined metrics within 5000 ms" } });
+        const after = await keptScrape();
+        expect([after.status, sampleSum(after.text, 'payment_intents_created_total')]).toEqual([200, 2]);
+      } finally {
+        process.kill(primary, 'SIGCONT');
+        agent.destroy();
       }
     });
 
