@@ -9,6 +9,7 @@ import { RedisFluxPayStore } from '../../src/adapters/redis/fluxpay.ts';
 import { RedisFluxPaySubscriptionStore } from '../../src/adapters/redis/fluxpay-subscriptions.ts';
 import { RedisIdempotencyStore } from '../../src/adapters/redis/idempotency.ts';
 import { RedisSchedulerStore } from '../../src/adapters/redis/scheduler.ts';
+import { RedisWaitingRoomStore } from '../../src/adapters/redis/waiting-rooms.ts';
 import type { FaultRule } from '../../src/core/faults/model.ts';
 import { parseRule } from '../../src/core/faults/validation.ts';
 import type { ClaimedJob } from '../../src/core/ports.ts';
@@ -246,5 +247,47 @@ withRedisServer('Redis scripts sent again after another replica changed their re
     const added = await resentAfter(a, () => subsA.add(subscription as never), () => subsB.remove('whs_1'));
     expect(added).toEqual({ kind: 'created', record: subscription });
     expect(await subsB.list()).toEqual([]);
+  });
+
+  const ROOM = { admitPerSecond: 1, admissionTtlSeconds: 1, protectedServiceIds: ['svc'], maxActive: null, active: true };
+
+  it('waiting rooms: an entry sent again after its ticket was admitted and expired (another replica read the room meanwhile) answers its ticket as it is, and makes none again', async () => {
+    const { keyPrefix, a, b } = twoReplicas();
+    const options = { keyPrefix, maxRooms: 10, maxTickets: 10, ttlMs: 60_000 };
+    const [roomsA, roomsB] = [new RedisWaitingRoomStore(a, options), new RedisWaitingRoomStore(b, options)];
+    await roomsA.putRoom('room_1', ROOM, T0);
+    expect((await roomsA.enter('room_1', 'alice', { ticket: 'wrt_a', admissionToken: 'adm_a' }, T0)).kind).toBe('entered');
+    // Bob waits a second; admitted at T0 + 1000, his token expired at T0 + 2000, when replica B looks.
+    const entered = await resentAfter(a, () => roomsA.enter('room_1', 'bob', { ticket: 'wrt_b', admissionToken: 'adm_b' }, T0 + 10), () => roomsB.getRoom('room_1', T0 + 2100));
+    expect(entered.kind === 'entered' ? [entered.kind, entered.ticket] : entered).toEqual([
+      'entered',
+      { ticket: 'wrt_b', roomId: 'room_1', userId: 'bob', sequence: 2, status: 'EXPIRED', enteredAt: T0 + 10, admittedAt: T0 + 1000, admissionToken: 'adm_b', expiresAt: T0 + 2000, usedAt: null, usedFor: null },
+    ]);
+    // Before 2026-12-06 it was made again, WAITING: 3 entered, 3 tickets counted for 2 held, and
+    // after everything ended and was swept, 1 still counted, for good.
+    expect([(await roomsB.getRoom('room_1', T0 + 2200))?.room.entered, await a.get(`${keyPrefix}wr:n`)]).toEqual([2, '2']);
+    await roomsB.getRoom('room_1', T0 + 600_000);
+    expect(await roomsB.sweep(T0 + 6_000_000)).toBe(2);
+    expect(await roomsB.stats()).toEqual({ size: 0, max: 10 });
+  });
+
+  it('waiting rooms: a token use sent again after its ticket, used in its token’s last moment, was evicted at the bound answers used, not invalid', async () => {
+    const { keyPrefix, a, b } = twoReplicas();
+    const options = { keyPrefix, maxRooms: 10, maxTickets: 2, ttlMs: 60_000 };
+    const [roomsA, roomsB] = [new RedisWaitingRoomStore(a, options), new RedisWaitingRoomStore(b, options)];
+    await roomsA.putRoom('room_1', { ...ROOM, admitPerSecond: 100 }, T0);
+    await roomsA.enter('room_1', 'alice', { ticket: 'wrt_a', admissionToken: 'adm_a' }, T0);
+    await roomsA.enter('room_1', 'bob', { ticket: 'wrt_b', admissionToken: 'adm_b' }, T0);
+    // Both admitted by now: the use admits nothing (a use that admitted tickets kept its reply already).
+    expect((await roomsA.getRoom('room_1', T0 + 500))?.room.admitted).toBe(2);
+    // Alice's token expires at T0 + 1000; used at T0 + 990, her ticket has ended by T0 + 1001, when
+    // carol's entry on replica B finds the store full and evicts it.
+    const used = await resentAfter(a, () => roomsA.useToken('svc', 'adm_a', 'ord_1', T0 + 990), () => roomsB.enter('room_1', 'carol', { ticket: 'wrt_c', admissionToken: 'adm_c' }, T0 + 1001));
+    expect(await roomsB.getTicket('room_1', 'wrt_a', T0 + 1002)).toBeUndefined();
+    // Before 2026-12-06: invalid, and the order was refused (403 WAIT_001).
+    expect(used.kind === 'used' ? [used.kind, used.ticket] : used).toEqual([
+      'used',
+      { ticket: 'wrt_a', roomId: 'room_1', userId: 'alice', sequence: 1, status: 'ADMITTED', enteredAt: T0, admittedAt: T0, admissionToken: 'adm_a', expiresAt: T0 + 1000, usedAt: T0 + 990, usedFor: 'ord_1' },
+    ]);
   });
 });

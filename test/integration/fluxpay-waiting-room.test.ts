@@ -161,7 +161,7 @@ describe('the order guard', () => {
     await put(t, 'sale', ROOM);
     const token = await admittedToken(t, 'u1');
     const failing = { ...orderBody, metadata: { kind: 'CREDIT_CHARGE', credits: 0 } };
-    expect(errorOf(await order(t, token, failing))).toEqual([400, fpError('COMMON_400', 'metadata.credits: must be a positive whole number of credits', { errors: [{ field: 'metadata.credits', reason: 'must be a positive whole number of credits' }] })]);
+    expect(errorOf(await order(t, token, failing))).toEqual([400, fpError('COMMON_400', 'metadata.credits: must be a whole number of credits from 1 to 1000000000', { errors: [{ field: 'metadata.credits', reason: 'must be a whole number of credits from 1 to 1000000000' }] })]);
     expect(resultOf(await fpGet(t, '/api/v1/orders?userId=user_1')).items).toEqual([]);
     expect(resultOf(await fpGet(t, '/api/v1/waiting-rooms/sale'))).toMatchObject({ used: 0, activeTokens: 1 });
     // The same token, with a good body: the order is created and the token spent on it.

@@ -30,8 +30,9 @@ end
  * number would come back truncated). A hit sent again after a lost reply (ioredis sends it again on
  * its next connection) finds its token as the key's last and answers the count as it is, not the
  * next one: before 2026-12-04 it counted its request twice, and a client was refused a request
- * early. Only the last hit's token is kept (one field per key, no key per call): a hit of the same
- * key by another replica in between makes the second run count again.
+ * early. Only the last hit's token is kept (one field per key, no key per call): any other hit of the
+ * same key in between makes the second run count again, another replica's or this replica's own
+ * sent with it (a review; keeping the last 8 hits' tokens made every hit 0.77× as fast: README).
  */
 const HIT = `${FORGET}
 local key, now, token = ARGV[1], tonumber(ARGV[3]), ARGV[5]
@@ -74,7 +75,8 @@ return 1
  * `hit` counts a request, or starts the key's window anew when it ended (evicting the least
  * recently started window at the bound), in one Lua script: concurrent hits, on any replicas, each
  * get a distinct count. Windows end on the callers' clock (`now`), not by Redis key expiry, as
- * every adapter's TTLs do; the sweep drops ended windows. Differences from memory: none in behaviour.
+ * every adapter's TTLs do; the sweep drops ended windows. Differences from memory: a hit sent again
+ * after a lost reply may count again (HIT).
  */
 export class RedisRateLimitStore implements RateLimitStore {
   readonly #options: RedisRateLimitStoreOptions;

@@ -112,7 +112,8 @@ plans:
 `;
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
-const MAX_CREDITS = 1_000_000_000;
+/** The most credits a billing policy's figure, an order's `metadata.credits` and the API's credit fields may be (schemas.ts `Credits`). */
+export const MAX_CREDITS = 1_000_000_000;
 
 const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 

@@ -7,7 +7,7 @@ import { cardIssues, cardOutcome, decide, forcedOutcome, markApplied, type Outco
 import { FluxPayError, invalid, notFound, subscriptionLimit } from './errors.ts';
 import type { OutboxRelay } from './outbox.ts';
 import { isCreditChargeOrder, type CardSummary, type CreditTransaction, type CreditUsage, type FluxPayIds, type Metadata, type Order, type OrderStatus, type OutboxEvent, type Payment, type PaymentMethod, type Saga, stampOf, OUTBOX_EVENT_TYPES } from './model.ts';
-import { priceOf, type BillingPolicy } from './policy.ts';
+import { MAX_CREDITS, priceOf, type BillingPolicy } from './policy.ts';
 import type { ConfirmDecision, CreditsUsed, FluxPayStore, FluxPaySubscriptionStore, OrderCounts, OutboxQuery, WebhookSubscription } from './ports.ts';
 import { reconcile, type ReconciliationReport } from './reconcile.ts';
 import type { UsageSagas } from './saga.ts';
@@ -113,7 +113,10 @@ export class FluxPayService {
     const metadata = input.metadata ?? null;
     if (metadata !== null && isCreditChargeOrder({ metadata }) && metadata.credits !== undefined) {
       const credits = metadata.credits;
-      if (typeof credits !== 'number' || !Number.isSafeInteger(credits) || credits < 1) throw invalid('metadata.credits', 'must be a positive whole number of credits');
+      // Bounded as every credit figure is: Redis adds a charge up in 64-bit counters shared by every
+      // user, and one that overflowed them failed after its first writes (a review: 1,024 charges of
+      // 2^53 - 1 left a balance raised with no transaction, raised again by each retry).
+      if (typeof credits !== 'number' || !Number.isSafeInteger(credits) || credits < 1 || credits > MAX_CREDITS) throw invalid('metadata.credits', `must be a whole number of credits from 1 to ${MAX_CREDITS}`);
     }
     const now = clock.now();
     const order: Order = {

@@ -39,7 +39,7 @@ const IsoOrNull = (description: string) => Nullable(IsoDateTime, description);
 
 export const Metadata = Type.Record(Type.String({ maxLength: 64 }), Type.Unknown(), {
   maxProperties: 50,
-  description: 'Free-form data of the client service. `kind: "CREDIT_CHARGE"` makes it an order that buys credits (`credits`: how many; its amount otherwise)',
+  description: 'Free-form data of the client service. `kind: "CREDIT_CHARGE"` makes it an order that buys credits (`credits`: how many, a whole number from 1 to 1,000,000,000; its amount otherwise)',
   examples: [{ kind: 'CREDIT_CHARGE', credits: 1000 }],
 });
 
