@@ -385,7 +385,7 @@ const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options)
 
   // ── panel pages (bookings, FluxPay) and charts ───────────────────────────────────────────
   for (const panels of panelPages) {
-    app.get(`/${panels.path}`, { schema: HIDE }, async (request, reply) => send(reply, await panelPage(context(request), panels, request.query as Record<string, string | undefined>)));
+    app.get(`/${panels.path}`, { schema: HIDE }, async (request, reply) => send(reply, await panelPage(context(request), panels, request.query as Record<string, string | undefined>, request.headers['x-console-refresh'] === '1')));
   }
 
   app.get('/charts', { schema: HIDE }, async (request, reply) => {

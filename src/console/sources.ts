@@ -95,6 +95,12 @@ export interface Panel {
   title: string;
   /** A table too wide for half the page: the panel takes a row of its own. */
   wide?: boolean;
+  /**
+   * false: not refreshed by the live feed. Rendered when the page is loaded, never for a refresh
+   * (assets/console.js fetches the whole page for one), and its region is never swapped: for a
+   * panel whose read is costly, which a refresh up to five times a second would repeat.
+   */
+  live?: false;
   render(query?: Readonly<Record<string, string | undefined>>): Promise<Html>;
 }
 

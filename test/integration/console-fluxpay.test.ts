@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { fluxpayPage, fluxpaySource } from '../../src/console/sources/fluxpay.ts';
 import type { DomainEvent } from '../../src/core/events.ts';
 import { stampOf } from '../../src/core/fluxpay/model.ts';
@@ -307,9 +307,31 @@ describe('the FluxPay page', () => {
     const sagaId = (started.saga ?? started).sagaId as string;
     const sagas = (await byId['fluxpay-sagas']!.render()).text;
     expect(sagas).toContain(`<tr data-saga="${sagaId}"><td><code>${sagaId}</code></td><td>user_s · use-1</td><td>—</td><td class="num">5</td><td><span class="badge badge-pending" data-status="RUNNING">RUNNING</span></td><td><ol class="steps"><li data-step="CREDITS_DEDUCTED">CREDITS_DEDUCTED <small>action · SUCCEEDED</small></li></ol></td>`);
-    expect((await byId['fluxpay-reconciliation']!.render()).text).toContain('<p class="imbalance ok" data-mismatches="0">Mismatches: <strong>0</strong> — orders, payments, credits, sagas and the ledger agree</p>');
+    // The reconciliation reads every record: it runs when asked, its link keeping the page's query.
+    expect((await byId['fluxpay-reconciliation']!.render({ outbox_status: 'pending' })).text).toBe(
+      '<p>Not run yet: it reads every FluxPay record (on Redis in one script, which holds Redis while it runs), so it runs when asked, not with the page’s live updates. <a href="/console/fluxpay?outbox_status=pending&amp;reconcile=1" data-reconcile>Run the reconciliation</a> (as <code>GET /api/v1/reconciliation</code>; best after a load).</p>',
+    );
+    const reconciled = (await byId['fluxpay-reconciliation']!.render({ reconcile: '1' })).text;
+    expect(reconciled).toContain('<p class="imbalance ok" data-mismatches="0">Mismatches: <strong>0</strong> — orders, payments, credits, sagas and the ledger agree</p>');
+    expect(reconciled).toContain('<p>Run when this page was loaded, not updated live: <a href="/console/fluxpay?reconcile=1" data-reconcile>run it again</a>.</p>');
     const html = (await t.app.inject({ method: 'GET', url: '/console/fluxpay' })).body;
-    for (const id of Object.keys(byId)) expect(html).toContain(`<div id="${id}" data-topics="fluxpay">`);
+    for (const id of Object.keys(byId)) expect(html).toContain(id === 'fluxpay-reconciliation' ? `<div id="${id}"><p>Not run yet` : `<div id="${id}" data-topics="fluxpay">`);
+  });
+
+  it('runs the reconciliation only for a page load that asks for it, never for the live feed’s refreshes (before 2026-12-06, for each: up to five a second)', async () => {
+    const t = await apps.app();
+    const reconcile = vi.spyOn(t.app.fluxpay.service, 'reconcile');
+    const load = (url: string, refresh = false) => t.app.inject({ method: 'GET', url, headers: refresh ? { 'x-console-refresh': '1' } : {} });
+    expect((await load('/console/fluxpay')).body).toContain('<div id="fluxpay-reconciliation"><p>Not run yet');
+    expect(reconcile).toHaveBeenCalledTimes(0);
+    const asked = await load('/console/fluxpay?reconcile=1');
+    expect([asked.statusCode, reconcile.mock.calls.length]).toEqual([200, 1]);
+    expect(asked.body).toContain('data-mismatches="0"');
+    // The live feed's fetch of the same page: the other panels, the reconciliation's region empty (never swapped: no topics).
+    const refreshed = await load('/console/fluxpay?reconcile=1', true);
+    expect([refreshed.statusCode, reconcile.mock.calls.length]).toEqual([200, 1]);
+    expect(refreshed.body).toContain('<div id="fluxpay-reconciliation"></div>');
+    expect(refreshed.body).toContain('<div id="fluxpay-credits" data-topics="fluxpay">');
   });
 
   it('lists the webhook subscriptions (URL linked to its deliveries, events, created) and FLUXPAY_WEBHOOK_URL; a deleted one is gone', async () => {

@@ -5,14 +5,21 @@ import { seriesCharts } from '../charts.ts';
 import { DECISION_DIALECTS, GROUP_SECONDS, WINDOW_SECONDS, type GroupStats, type SeriesWindow } from '../series.ts';
 import type { PanelPage } from '../sources.ts';
 
-/** A panel page (bookings, FluxPay): one live region per panel, refreshed on the page's topic. */
-export async function panelPage(ctx: PageContext, panels: PanelPage, query: Readonly<Record<string, string | undefined>> = {}): Promise<Html> {
-  const rendered = await Promise.all(panels.panels.map(async (p) => ({ panel: p, body: await p.render(query) })));
+/**
+ * A panel page (bookings, FluxPay): one live region per panel, refreshed on the page's topic. For a
+ * refresh (`refresh`: the live feed's fetch of the page) a panel that is not live is not rendered:
+ * its region, which has no topic, is not swapped.
+ */
+export async function panelPage(ctx: PageContext, panels: PanelPage, query: Readonly<Record<string, string | undefined>> = {}, refresh = false): Promise<Html> {
+  const rendered = await Promise.all(panels.panels.map(async (p) => ({ panel: p, body: p.live === false && refresh ? html`` : await p.render(query) })));
   return page(ctx, {
     title: panels.title,
     active: panels.path,
     body: html`<div class="panels">${rendered.map(
-      ({ panel, body }) => html`<section class="${panel.wide === true ? 'card panel wide' : 'card panel'}" aria-labelledby="${panel.id}-h"><h2 id="${panel.id}-h">${panel.title}</h2><div id="${panel.id}" data-topics="${panels.topic}">${body}</div></section>`,
+      ({ panel, body }) =>
+        html`<section class="${panel.wide === true ? 'card panel wide' : 'card panel'}" aria-labelledby="${panel.id}-h"><h2 id="${panel.id}-h">${panel.title}</h2>${
+          panel.live === false ? html`<div id="${panel.id}">${body}</div>` : html`<div id="${panel.id}" data-topics="${panels.topic}">${body}</div>`
+        }</section>`,
     )}</div>`,
   });
 }

@@ -463,7 +463,7 @@ const fluxpayRoutes: FastifyPluginAsync<FluxPayRoutesOptions> = async (fastify, 
         operationId: 'getFluxPayReconciliation',
         summary: 'Orders, payments, credits, sagas and the ledger, compared',
         description:
-          'Counts and ledger totals, and every mismatch: the ledger balances in every unit; CREDIT_LIABILITY equals the sum of balances; each balance equals its charges − uses + refunds; revenue and credits issued agree with uses and charges; customer payments equal what approved payments collected; each order agrees with its payments and each saga with its order and usage; each subscription invoice with its order; no order was charged twice. `consistent` is true when the list is empty (it must be).',
+          'Counts and ledger totals, and every mismatch: the ledger balances in every unit; CREDIT_LIABILITY equals the sum of balances; each balance equals its charges − uses + refunds; revenue and credits issued agree with uses and charges; customer payments equal what approved payments collected; each order agrees with its payments and each saga with its order and usage; each subscription invoice with its order; no order was charged twice. `consistent` is true when the list is empty (it must be). It reads every FluxPay record in one step: on Redis one script, during which Redis answers nothing else (about 1.3 s for 10,000 paid orders; past 2 s every replica answers 503 STORE_UNAVAILABLE until it ends), so call it after a load, not during one.',
         tags,
         response: { 200: documented(s.Wrapped(s.ReconciliationView, 'FluxPayReconciliationResult'), { description: 'The report.', examples: ex.reconciliationResponses }), ...errors([500, 503]) },
       },
