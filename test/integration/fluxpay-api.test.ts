@@ -167,6 +167,16 @@ describe('orders', () => {
     expect(resultOf(await fpGet(t, `/api/v1/payments/${ready.paymentKey}`))).toEqual(ready);
   });
 
+  it('a payment’s read is counted and logged under its route as the OpenAPI document names it, not the router’s pattern with its expression (before 2026-12-06 a dashboard selecting the route found nothing)', async () => {
+    const logs: Array<Record<string, unknown>> = [];
+    const t = await app({}, { logs });
+    const payment = await createPayment(t, (await createOrder(t)).orderId);
+    expect((await fpGet(t, `/api/v1/payments/${payment.paymentKey}`)).statusCode).toBe(200);
+    const metrics = (await t.app.inject({ url: '/metrics' })).body;
+    expect(metrics.split('\n').filter((line) => line.startsWith('http_requests_total{method="GET",route="/api/v1/payments'))).toEqual(['http_requests_total{method="GET",route="/api/v1/payments/:paymentKey",status_code="200"} 1']);
+    expect(logs.filter((l) => l.msg === 'request completed' && l.method === 'GET' && l.route !== '/metrics').map((l) => [l.route, l.status_code])).toEqual([['/api/v1/payments/:paymentKey', 200]]);
+  });
+
   it('cancel of a PAID order refunds its payment (CANCELLED) and reverses the ledger', async () => {
     const t = await app();
     const { order, payment } = await paidOrder(t);
@@ -417,7 +427,7 @@ describe('credits', () => {
     const refunded = resultOf(await fpPost(t, '/api/v1/credits/refund', { userId: 'user_1', usageId: 'u-1' }));
     expect(refunded).toEqual({ ...used, status: 'REFUNDED', balance: 20, refundedAt: AT });
     expect(errorOf(await fpPost(t, '/api/v1/credits/refund', { userId: 'user_1', usageId: 'u-1' }))).toEqual([409, fpError('PAY_003', 'Usage u-1 was already refunded.')]);
-    expect(errorOf(await fpPost(t, '/api/v1/credits/refund', { userId: 'user_2', usageId: 'u-1' }))).toEqual([404, fpError('COMMON_404', 'Usage of user user_2 u-1 was not found.')]);
+    expect(errorOf(await fpPost(t, '/api/v1/credits/refund', { userId: 'user_2', usageId: 'u-1' }))).toEqual([404, fpError('COMMON_404', 'Usage u-1 of user user_2 was not found.')]);
     expect(await balanceOf(t, 'user_1')).toBe(20);
     const report = await reconciliation(t);
     expect([report.consistent, report.credits]).toEqual([true, { users: 1, totalBalance: 20, charged: 100, used: 90, refunded: 10 }]);

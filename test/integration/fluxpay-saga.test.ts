@@ -322,7 +322,7 @@ describe('events', () => {
   it('the end of an unknown usage is COMMON_404 (and is not recorded); an unknown saga is COMMON_404; bad events are COMMON_400', async () => {
     const t = await app();
     const completed = usageEvent('completed', { userId: 'user_1', usageId: 'nope' });
-    expect(errorOf(await postEvent(t, completed))).toEqual([404, fpError('COMMON_404', 'Usage saga of user user_1 nope was not found.')]);
+    expect(errorOf(await postEvent(t, completed))).toEqual([404, fpError('COMMON_404', 'The saga of usage nope of user user_1 was not found.')]);
     expect(errorOf(await postEvent(t, completed))[0]).toBe(404);
     expect(errorOf(await fpGet(t, '/api/v1/sagas/saga_01KBA7Q4C2N5R8V1X4Z7B0D3FG'))).toEqual([404, fpError('COMMON_404', 'Saga saga_01KBA7Q4C2N5R8V1X4Z7B0D3FG was not found.')]);
     expect(errorOf(await postEvent(t, { ...completed, type: 'service.usage.started' }))[1].result.errors).toEqual([

@@ -67,8 +67,9 @@ export function invalid(field: string, reason: string): FluxPayError {
   return new FluxPayError('COMMON_400', `${field}: ${reason}`, [{ field, reason }]);
 }
 
-export function notFound(what: string, id: string): FluxPayError {
-  return new FluxPayError('COMMON_404', `${what} ${id} was not found.`);
+/** `ofUser`: the user it was looked for under (`Usage u-1 of user user_2 was not found.`). */
+export function notFound(what: string, id: string, ofUser?: string): FluxPayError {
+  return new FluxPayError('COMMON_404', `${what} ${id}${ofUser === undefined ? '' : ` of user ${ofUser}`} was not found.`);
 }
 
 /** Seconds to wait before sending an order again whose admission token is in use by an order still being written. */

@@ -371,7 +371,7 @@ export class FluxPayService {
     const outcome = await store.chargeCredits(userId, orderId, stampOf(ids, clock.now()));
     switch (outcome.kind) {
       case 'not_found':
-        throw notFound(`Order of user ${userId}`, orderId);
+        throw notFound('Order', orderId, userId);
       case 'not_charge_order':
         throw new FluxPayError('PAY_004', `Order ${orderId} is not a credit charge (metadata.kind is not CREDIT_CHARGE).`);
       case 'already_charged':
@@ -420,7 +420,7 @@ export class FluxPayService {
     const outcome = await store.refundCredits(userId, usageId, stampOf(ids, clock.now()));
     switch (outcome.kind) {
       case 'not_found':
-        throw notFound(`Usage of user ${userId}`, usageId);
+        throw notFound('Usage', usageId, userId);
       case 'already_refunded':
         throw new FluxPayError('PAY_003', `Usage ${usageId} was already refunded.`);
       case 'refunded':

@@ -114,14 +114,14 @@ export class UsageEvents {
     const saga = await store.sagaOfUsage(event.userId, event.usageId);
     if (saga === undefined) {
       const seen = await store.inboundEvent(event.eventId);
-      if (seen === undefined) throw notFound(`Usage saga of user ${event.userId}`, event.usageId);
+      if (seen === undefined) throw notFound('The saga of usage', event.usageId, event.userId);
     }
     const now = clock.now();
     const resolution = event.type === 'service.usage.completed' ? ({ to: 'COMPLETED' } as const) : ({ to: 'COMPENSATING', reason: 'service.usage.failed' } as const);
     const outcome = await store.resolveSaga(saga?.sagaId ?? '', resolution, inbound(event, now), stampOf(ids, now));
     switch (outcome.kind) {
       case 'not_found':
-        throw notFound(`Usage saga of user ${event.userId}`, event.usageId);
+        throw notFound('The saga of usage', event.usageId, event.userId);
       case 'conflict':
         throw new FluxPayError('PAY_003', `Event ${event.eventId} was already received with another body (${outcome.event.type}).`);
       case 'duplicate':

@@ -520,7 +520,7 @@ export const fluxpayOverrides = {
   getFluxPayCreditBalance: { 400: USER_400 },
   chargeFluxPayCredits: {
     400: badRequest('a field breaks its rule', { validation_failed: broken('body', 'orderId', 'must be ord_ followed by a 26-character ULID') }),
-    404: notFound(`Order of user ${EXAMPLE_USER} ${EXAMPLE_IDS.chargeOrder} was not found.`, `the user has no such order (another user’s order too; ${EVICTED})`),
+    404: notFound(`Order ${EXAMPLE_IDS.chargeOrder} of user ${EXAMPLE_USER} was not found.`, `the user has no such order (another user’s order too; ${EVICTED})`),
     409: conflict('PAY_003: the order’s credits were charged already; PAY_004: not a CREDIT_CHARGE order, or not PAID (a usage saga never holds one: it refuses a CREDIT_CHARGE order)', {
       already_charged: err('PAY_003', `Order ${EXAMPLE_IDS.chargeOrder} was already charged: 1000 credits.`),
       order_state: err('PAY_004', `Order ${EXAMPLE_IDS.chargeOrder} is PENDING; credits are charged from a PAID order.`),
@@ -535,13 +535,13 @@ export const fluxpayOverrides = {
   },
   refundFluxPayCredits: {
     400: badRequest('a field breaks its rule', { validation_failed: broken('body', 'usageId', "must have required property 'usageId'") }),
-    404: notFound(`Usage of user ${EXAMPLE_USER} usage-none was not found.`, 'the user has no usage with this id'),
+    404: notFound(`Usage usage-none of user ${EXAMPLE_USER} was not found.`, 'the user has no usage with this id'),
     409: conflict('PAY_003: the usage was refunded already', { already_refunded: err('PAY_003', `Usage ${EXAMPLE_IDS.deductedUsage} was already refunded.`) }),
   },
   listFluxPayCreditTransactions: { 400: USER_400 },
   postFluxPayUsageEvent: {
     400: badRequest('a field breaks its rule, or a `service.usage.requested` without `credits` or `orderId` is for a service with no price in the billing policy', { validation_failed: broken('body', 'credits', 'must be >= 1') }),
-    404: notFound(`Usage saga of user ${EXAMPLE_USER} usage-none was not found.`, 'the end (`service.usage.completed` or `.failed`) of a usage that has no saga'),
+    404: notFound(`The saga of usage usage-none of user ${EXAMPLE_USER} was not found.`, 'the end (`service.usage.completed` or `.failed`) of a usage that has no saga'),
     409: conflict(
       'PAY_003: this eventId was received with another body, or the usage already has a saga; PAY_004: the saga is still running its steps (send the completion again shortly), or the event contradicts how the saga ended (`completed` of a compensated saga: its charge was undone, do not deliver the usage; `failed` of a completed one)',
       {
