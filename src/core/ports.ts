@@ -319,6 +319,7 @@ export interface DisabledUrlStore {
   /** True when the URL was disabled. */
   enable(url: string): Promise<boolean>;
   isDisabled(url: string): Promise<boolean>;
+  /** In the order they were disabled, the first first. */
   list(): Promise<Array<{ url: string; disabledAt: number }>>;
 }
 

@@ -8,7 +8,9 @@ import { RedisBillingStore } from '../../src/adapters/redis/fluxpay-billing.ts';
 import { RedisFluxPayStore } from '../../src/adapters/redis/fluxpay.ts';
 import { RedisFluxPaySubscriptionStore } from '../../src/adapters/redis/fluxpay-subscriptions.ts';
 import { RedisIdempotencyStore } from '../../src/adapters/redis/idempotency.ts';
+import { RedisIntentStore } from '../../src/adapters/redis/intents.ts';
 import { RedisSchedulerStore } from '../../src/adapters/redis/scheduler.ts';
+import { RedisV2PaymentStore } from '../../src/adapters/redis/v2-payments.ts';
 import { RedisWaitingRoomStore } from '../../src/adapters/redis/waiting-rooms.ts';
 import type { FaultRule } from '../../src/core/faults/model.ts';
 import { parseRule } from '../../src/core/faults/validation.ts';
@@ -17,7 +19,7 @@ import type { SubscriptionRecord } from '../../src/core/subscriptions/ports.ts';
 import { canceled } from '../../src/core/subscriptions/subscription.ts';
 import { resentAfter, sentTogetherTwice, withRedisServer } from '../helpers/redis.ts';
 import { aSubscription } from './contracts/billing.contract.ts';
-import { aBooking, aDelivery, anInboxEvent, DAY, T0 } from './contracts/fixtures.ts';
+import { aBooking, aDelivery, anInboxEvent, anIntent, aV2Payment, DAY, T0 } from './contracts/fixtures.ts';
 
 /*
  * A call whose reply was lost (the connection dropped after its script ran) is sent again by
@@ -289,5 +291,50 @@ withRedisServer('Redis scripts sent again after another replica changed their re
       'used',
       { ticket: 'wrt_a', roomId: 'room_1', userId: 'alice', sequence: 1, status: 'ADMITTED', enteredAt: T0, admittedAt: T0, admissionToken: 'adm_a', expiresAt: T0 + 1000, usedAt: T0 + 990, usedFor: 'ord_1' },
     ]);
+  });
+
+  /** Two replicas' intent stores at a bound of `maxIntents`, each with its scheduler (as the service has them on Redis). */
+  function intentStores(maxIntents: number): { a: Redis; storeA: RedisIntentStore; storeB: RedisIntentStore } {
+    const { keyPrefix, a, b } = twoReplicas();
+    const options = { keyPrefix, ttlMs: DAY, maxIntents };
+    return { a, storeA: new RedisIntentStore(a, { ...options, scheduler: new RedisSchedulerStore(a, { keyPrefix }) }), storeB: new RedisIntentStore(b, { ...options, scheduler: new RedisSchedulerStore(b, { keyPrefix }) }) };
+  }
+
+  it('intents: a cancel sent again after another replica’s create evicted the intent it cancelled (the oldest final one, at the bound) answers its cancel, not not found', async () => {
+    const { a, storeA, storeB } = intentStores(2);
+    const [old, other, next] = [anIntent({ createdAt: T0 }), anIntent({ createdAt: T0 + 1 }), anIntent({ createdAt: T0 + 2 })];
+    for (const intent of [old, other]) await storeA.insert(intent);
+    const job = { kind: 'intent.cancel_event', key: old.id, dueAt: T0 + 30_000 };
+    const cancelled = await resentAfter(a, () => storeA.cancelScheduled!(old.id, T0 + 10, job), async () => expect(await storeB.insert(next)).toEqual({ ok: true }));
+    // Before 2026-12-06: { ok: false, current: undefined } (its token went with the record), and the service answered 404, its event never sent.
+    expect(cancelled).toEqual({ ok: true, record: { ...old, status: 'CANCELLED', updatedAt: T0 + 10 } });
+    expect(await storeB.get(old.id)).toBeUndefined();
+  });
+
+  it('intents: a refund sent again together with the create that evicted the intent it refunded in full answers its refund, not not found', async () => {
+    const { a, storeA } = intentStores(2);
+    const approved = anIntent({ amount: 1000, status: 'APPROVED', decidedAt: T0, createdAt: T0 });
+    const [pending, next] = [anIntent({ createdAt: T0 + 1 }), anIntent({ createdAt: T0 + 2 })];
+    for (const intent of [approved, pending]) await storeA.insert(intent);
+    // Both scripts loaded first, so the two calls run in the order sent.
+    await storeA.refundScheduled!('pay_none', 1, T0, { kind: 'intent.refund_event', key: 'pay_none', dueAt: T0 });
+    const job = { kind: 'intent.refund_event', key: approved.id, dueAt: T0 + 30_000 };
+    const [refund, insert] = await sentTogetherTwice<unknown>(a, [() => storeA.refundScheduled!(approved.id, undefined, T0 + 10, job, 'token-1'), () => storeA.insert(next)]);
+    expect(insert).toEqual({ ok: true });
+    // Before 2026-12-06: { kind: 'not_found' }.
+    expect(refund).toEqual({ kind: 'refunded', intent: { ...approved, status: 'REFUNDED', refundedAmount: 1000, updatedAt: T0 + 10 }, amount: 1000, at: T0 + 10 });
+  });
+
+  it('/api/v2 payments: a create sent again after another replica confirmed the payment by hand answers created, not a replay', async () => {
+    const { keyPrefix, a, b } = twoReplicas();
+    const options = { keyPrefix, ttlMs: DAY, maxPayments: 100 };
+    const storeA = new RedisV2PaymentStore(a, { ...options, scheduler: new RedisSchedulerStore(a, { keyPrefix }) });
+    const storeB = new RedisV2PaymentStore(b, { ...options, scheduler: new RedisSchedulerStore(b, { keyPrefix }) });
+    const payment = aV2Payment({ createdAt: T0 });
+    const job = { kind: 'v2.decide', key: payment.id, dueAt: T0 + 3_000 };
+    const begun = await resentAfter(a, () => storeA.beginScheduled!(payment, job), async () => expect(await storeB.complete(payment.id, 'manual', T0 + 5)).toMatchObject({ ok: true }));
+    // Before 2026-12-06 the confirm's token had replaced the begin's: existing, answered as a replay, its payment_created never published.
+    expect(begun.kind).toBe('created');
+    expect((await storeB.get(payment.id))?.status).toBe('PAYMENT_COMPLETED');
   });
 });

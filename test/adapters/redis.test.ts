@@ -13,6 +13,7 @@ import type { Delivery } from '../../src/core/deliveries.ts';
 import type { ClaimedJob } from '../../src/core/ports.ts';
 import { RedisDisabledUrls } from '../../src/adapters/redis/disabled-urls.ts';
 import { RedisIdempotencyStore } from '../../src/adapters/redis/idempotency.ts';
+import { ENTRY_OVERHEAD_BYTES, MemoryIdempotencyStore } from '../../src/adapters/memory/idempotency.ts';
 import { RedisIntentStore } from '../../src/adapters/redis/intents.ts';
 import { REFUND_TOKENS } from '../../src/adapters/redis/intents-lua.ts';
 import { createRedisStores } from '../../src/adapters/redis/index.ts';
@@ -284,6 +285,15 @@ withRedisServer('Redis adapters', (server) => {
     expect(await log.stats()).toMatchObject({ size: 4 });
     await queue.stop();
     client.disconnect();
+  });
+
+  it('RedisIdempotencyStore: stats().bytes of a key and a scope that are not ASCII is memory’s figure (before 2026-12-06 Lua counted UTF-8 bytes: 280 against 277)', async () => {
+    const options = { ttlMs: DAY, maxKeys: 100 };
+    const memory = new MemoryIdempotencyStore(options);
+    const store = new RedisIdempotencyStore(redis.client, { ...options, keyPrefix: redis.newPrefix(), inFlightHoldMs: 2 * DAY });
+    for (const s of [memory, store]) expect(await s.begin('POST /v1/sim/intents/:id/refund id=café', 'clé-ü', 'fp', T0)).toMatchObject({ kind: 'started' });
+    expect(await store.stats()).toEqual(await memory.stats());
+    expect((await memory.stats()).bytes).toBe('POST /v1/sim/intents/:id/refund id=café'.length + 'clé-ü'.length + 'fp'.length + ENTRY_OVERHEAD_BYTES + 1);
   });
 
   it('RedisRateLimitStore: a hit whose script the client sent twice (its reply lost, sent again after a reconnect) counts one request and answers as its first run, as memory counts it', async () => {

@@ -34,6 +34,9 @@ export const ENTRY_OVERHEAD_BYTES = 230;
  * (an in-flight one never does: its request would lose its claim). `stats().bytes` estimates the
  * memory held, stored responses included.
  */
+/** The most completed keys one begin evicts to come back down to the bound (Redis' script takes as many). */
+const EVICTED_PER_BEGIN = 1_000;
+
 export class MemoryIdempotencyStore implements IdempotencyStore {
   readonly #entries = new Map<string, Entry>();
   /** Keys past their TTL whose requests still run. */
@@ -53,7 +56,11 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
       if (entry.fingerprint !== fingerprint) return Promise.resolve({ kind: 'mismatch' });
       return Promise.resolve(entry.response === null ? { kind: 'in_progress' } : { kind: 'replay', response: copyResponse(entry.response) });
     }
-    if (this.#entries.size + this.#overdue.size >= this.#options.maxKeys) this.#evictOldestCompleted();
+    // At the bound the oldest completed key goes; past it (keys in flight, which never go, pushed it
+    // there), down to it, up to EVICTED_PER_BEGIN keys, as Redis' (before 2026-12-06 one went a begin
+    // and the store stayed over: a retry replayed here ran again on Redis, a review).
+    const excess = this.#entries.size + this.#overdue.size - this.#options.maxKeys + 1;
+    if (excess > 0) this.#evictOldestCompleted(Math.min(excess, EVICTED_PER_BEGIN));
     const bytes = id.length + fingerprint.length + ENTRY_OVERHEAD_BYTES;
     const claim = randomUUID();
     this.#entries.set(id, { fingerprint, expiresAt: now + this.#options.ttlMs, response: null, claim, bytes });
@@ -114,11 +121,12 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
     return evicted;
   }
 
-  #evictOldestCompleted(): void {
+  #evictOldestCompleted(count: number): void {
+    let left = count;
     for (const [id, entry] of this.#entries) {
       if (entry.response === null) continue;
       this.#forget(this.#entries, id, entry);
-      return;
+      if (--left === 0) return;
     }
   }
 

@@ -57,6 +57,33 @@ return redis.call('HDEL', KEYS[1], ARGV[1])`,
 );
 
 /**
+ * Every disabled URL with its time, in the order they were disabled (memory's), then any the order
+ * lacks (an earlier version's). Before 2026-12-06 the hash's own order, which is none once a URL is
+ * over 64 bytes or there are over 512 (a review).
+ */
+const LIST = `
+local out, seen = {}, {}
+for _, url in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+  local at = redis.call('HGET', KEYS[1], url)
+  if at then
+    out[#out + 1] = url
+    out[#out + 1] = at
+    seen[url] = true
+  end
+end
+if #out / 2 < redis.call('HLEN', KEYS[1]) then
+  local all = redis.call('HGETALL', KEYS[1])
+  for i = 1, #all, 2 do
+    if not seen[all[i]] then
+      out[#out + 1] = all[i]
+      out[#out + 1] = all[i + 1]
+    end
+  end
+end
+return out
+`;
+
+/**
  * URLs that answered 410 Gone, shared by every replica: one hash, URL → when it was disabled, and
  * a sorted set of the order they were disabled in. A disable keeps the first time (HSETNX) and,
  * past `maxUrls`, re-enables the URLs disabled first; an enable says whether the URL was there
@@ -68,6 +95,7 @@ export class RedisDisabledUrls implements DisabledUrlStore {
   readonly #maxUrls: number;
   readonly #disable: Script;
   readonly #enable: Script;
+  readonly #list: Script;
 
   constructor(client: Redis, options: { keyPrefix: string; maxUrls: number }) {
     this.#client = client;
@@ -75,6 +103,7 @@ export class RedisDisabledUrls implements DisabledUrlStore {
     this.#maxUrls = options.maxUrls;
     this.#disable = defineScript(client, 'paysimUrlsDisable', DISABLE);
     this.#enable = defineScript(client, 'paysimUrlsEnable', ENABLE);
+    this.#list = defineScript(client, 'paysimUrlsList', LIST);
   }
 
   async disable(url: string, at: number): Promise<void> {
@@ -90,7 +119,9 @@ export class RedisDisabledUrls implements DisabledUrlStore {
   }
 
   async list(): Promise<Array<{ url: string; disabledAt: number }>> {
-    const urls = await this.#client.hgetall(this.#keys[0]);
-    return Object.entries(urls).map(([url, disabledAt]) => ({ url, disabledAt: Number(disabledAt) }));
+    const flat = (await this.#list(this.#keys, [])) as string[];
+    const urls: Array<{ url: string; disabledAt: number }> = [];
+    for (let i = 0; i < flat.length; i += 2) urls.push({ url: flat[i] as string, disabledAt: Number(flat[i + 1]) });
+    return urls;
   }
 }

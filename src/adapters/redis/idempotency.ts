@@ -74,7 +74,7 @@ end
 `;
 
 const BEGIN = `${SWEEP}
--- ARGV: entry prefix, id, fingerprint, now, ttlMs, maxKeys, overhead bytes, sweep batch, in-flight hold, call token,
+-- ARGV: entry prefix, id, fingerprint, now, ttlMs, maxKeys, the entry's bytes, sweep batch, in-flight hold, call token,
 -- replica, prefix of marks of life, mark's life (ms)
 local id, fp, now = ARGV[2], ARGV[3], tonumber(ARGV[4])
 sweep(now, tonumber(ARGV[8]), 0)
@@ -131,7 +131,9 @@ if excess > 0 then
   for _, oldest in ipairs(redis.call('ZRANGE', KEYS[2], 0, math.min(excess, 1000) - 1)) do forget(oldest) end
 end
 local expires = now + tonumber(ARGV[5])
-local bytes = string.len(id) + string.len(fp) + tonumber(ARGV[7])
+-- Counted in JavaScript, as memory counts them (UTF-16 code units: Lua's string.len counts UTF-8
+-- bytes, and a key or path that is not ASCII counted more here before 2026-12-06, a review).
+local bytes = tonumber(ARGV[7])
 redis.call('HSET', key, 'fp', fp, 'exp', expires, 'hold', now + math.max(tonumber(ARGV[5]), tonumber(ARGV[9])), 'bytes', bytes, 'ct', ARGV[10], 'rp', ARGV[11])
 markAlive()
 redis.call('ZADD', KEYS[1], expires, id)
@@ -264,7 +266,8 @@ export class RedisIdempotencyStore implements IdempotencyStore {
     const { ttlMs, maxKeys, inFlightHoldMs } = this.#options;
     // The begin's call token is its claim: a begin sent again finds it and is started too.
     const claim = callToken();
-    const reply = (await this.#begin(this.#keys, [this.#entryPrefix, entryId(scope, key), fingerprint, now, ttlMs, maxKeys, ENTRY_OVERHEAD_BYTES, SWEEP_BATCH, inFlightHoldMs, claim, this.#replica, this.#alivePrefix, this.#aliveMs])) as [string, string?];
+    const id = entryId(scope, key);
+    const reply = (await this.#begin(this.#keys, [this.#entryPrefix, id, fingerprint, now, ttlMs, maxKeys, id.length + fingerprint.length + ENTRY_OVERHEAD_BYTES, SWEEP_BATCH, inFlightHoldMs, claim, this.#replica, this.#alivePrefix, this.#aliveMs])) as [string, string?];
     const [kind, response] = reply;
     if (kind === 'replay') return { kind: 'replay', response: JSON.parse(response as string) as StoredResponse };
     if (kind === 'started') {

@@ -1,4 +1,4 @@
-import { BOUNDS, COUNT_ALL, sweepScript, WALK } from './lua.ts';
+import { BOUNDS, COUNT_ALL, keepingReply, sweepScript, WALK } from './lua.ts';
 import { SCHEDULE_JOB } from './scheduler.ts';
 
 /*
@@ -172,8 +172,18 @@ for i = 7, #ARGV do from[ARGV[i]] = true end
 return transitionIntent(ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], from)
 `;
 
+/**
+ * A cancel's and a refund's reply is also kept RESENT_WITHIN_MS under the call's token
+ * (`P..'kept:'..token`): the token on the record goes with it when the intent is evicted, which at
+ * the bound can be at once (a final intent is the oldest, evicted by the next insert), and the
+ * call sent again then answered not found, its event never sent (before 2026-12-06, a review).
+ */
+const KEPT_UNDER = "P .. 'kept:'";
+
 /** PENDING → CANCELLED and, when it was PENDING, the backstop job: KEYS[3..5] and ARGV[5..9] are the scheduler's (RedisSchedulerStore.jobWrite). */
-export const CANCEL_SCHEDULED = `${PRELUDE}${TRANSITION_INTENT}${SCHEDULE_JOB}
+export const CANCEL_SCHEDULED = `${PRELUDE}${TRANSITION_INTENT}${SCHEDULE_JOB}${keepingReply(
+  KEPT_UNDER,
+  `
 -- ARGV: P, id, now, token (the call's, unique), J, kind, key, dueAt, trace
 local id, token = ARGV[2], ARGV[4]
 -- This call's own cancel, run again: the client sent the script again after its reply was lost
@@ -185,7 +195,10 @@ if result[1] == 1 then
   scheduleJob(KEYS[3], KEYS[4], KEYS[5], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9])
 end
 return result
-`;
+`,
+  'reply[1] == 1',
+  'ARGV[4]',
+)}`;
 
 /**
  * How many of an intent's last refunds a refund sent again is recognised among: the refunds that
@@ -238,16 +251,22 @@ local function refundIntent(id, requested, now, token)
 end
 `;
 
-export const REFUND = `${PRELUDE}${REFUND_INTENT}
+export const REFUND = `${PRELUDE}${REFUND_INTENT}${keepingReply(
+  KEPT_UNDER,
+  `
 -- ARGV: P, id, amount ('' = all that is left), now, token
 return (refundIntent(ARGV[2], ARGV[3], ARGV[4], ARGV[5]))
-`;
+`,
+  "reply[1] == 'refunded'",
+)}`;
 
 /**
  * The refund and, when it refunded, its backstop job under the key job key/refunded after/amount/now
  * (refundJobKey in src/core/intents/service.ts): KEYS[3..5] and ARGV[6..10] are the scheduler's.
  */
-export const REFUND_SCHEDULED = `${PRELUDE}${REFUND_INTENT}${SCHEDULE_JOB}
+export const REFUND_SCHEDULED = `${PRELUDE}${REFUND_INTENT}${SCHEDULE_JOB}${keepingReply(
+  KEPT_UNDER,
+  `
 -- ARGV: P, id, amount ('' = all that is left), now, token, J, kind, key, dueAt, trace
 local reply, refunded, again = refundIntent(ARGV[2], ARGV[3], ARGV[4], ARGV[5])
 -- Run again, its job was scheduled by the first run (a replica may have claimed, or run, it since).
@@ -256,7 +275,10 @@ if reply[1] == 'refunded' and not again then
   scheduleJob(KEYS[3], KEYS[4], KEYS[5], ARGV[6], ARGV[7], key, ARGV[9], ARGV[10])
 end
 return reply
-`;
+`,
+  "reply[1] == 'refunded'",
+  'ARGV[5]',
+)}`;
 
 export const LIST = `${PRELUDE}${WALK}
 -- ARGV: P, limit, cursor, reservationId, status, scan budget ('' = no such filter or cursor)

@@ -78,11 +78,12 @@ export const COUNT_ALL = `return redis.call('ZCARD', KEYS[1])`;
  * error reply is not kept (the caller may mend what it says and send the same call again). A run
  * later than that answers as `body` does. `keepIf`, a Lua expression of `reply`, keeps only the
  * replies a second run would not give again (a read that admitted tickets: a second run admits
- * none), so a script run on every poll writes a key only when it changed something.
+ * none), so a script run on every poll writes a key only when it changed something. `token`, a Lua
+ * expression, is where the call's token is when it is not the last argument.
  */
-export function keepingReply(keyPrefix: string, body: string, keepIf = 'true'): string {
+export function keepingReply(keyPrefix: string, body: string, keepIf = 'true', token = 'ARGV[#ARGV]'): string {
   return `
-local KEPT = ${keyPrefix} .. ARGV[#ARGV]
+local KEPT = ${keyPrefix} .. ${token}
 local kept = redis.call('GET', KEPT)
 if kept then return cmsgpack.unpack(kept) end
 local function run()

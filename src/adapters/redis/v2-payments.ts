@@ -23,8 +23,8 @@ export interface RedisV2PaymentStoreOptions {
  * made, so the sets are scored by a sequence number (a list's cursor is one: ZREVRANGEBYSCORE from
  * below it). A payment hash holds `b` (the payment as begun, JSON), `rq` (its request fields,
  * JSON: what makes a repeat the same request) and the fields that change or that scripts read: s,
- * fc, da, co, cb (JSON), ps and pf (the plan), ca, q, and ct, the call token of its begin or
- * completion (connection.ts `callToken`).
+ * fc, da, co, cb (JSON), ps and pf (the plan), ca, q, bt and ct, the call tokens of its begin and
+ * its completion (connection.ts `callToken`).
  */
 const PRELUDE = `
 local P = ARGV[1]
@@ -56,10 +56,13 @@ const BEGIN_PAYMENT = `
 -- ARGV: P, id, base, request, s, fc, da, co, cb, ps, pf, ca, max, ttl, batch, call token
 local function begin()
   local id, status, ca = ARGV[2], ARGV[5], ARGV[12]
-  local there = redis.call('HMGET', rec(id), 'rq', 'ct')
+  local there = redis.call('HMGET', rec(id), 'rq', 'bt', 'ct')
   if there[1] then
-    -- This very begin run again (its reply lost, ioredis sent it again): created, once.
-    if there[2] == ARGV[16] then return {'created', view(id), 'again'} end
+    -- This very begin run again (its reply lost, ioredis sent it again): created, once. Its token is
+    -- in bt, which nothing else writes (before 2026-12-06 in ct, which a completion overwrites: a
+    -- begin sent again after another replica's confirm answered as a replay, a review; records
+    -- written then still have it in ct).
+    if there[2] == ARGV[16] or there[3] == ARGV[16] then return {'created', view(id), 'again'} end
     if there[1] == ARGV[4] then return {'existing', view(id)} end
     return {'conflict', view(id)}
   end
@@ -67,7 +70,7 @@ local function begin()
   if not makeRoom(tonumber(ARGV[13])) then return {'full'} end
   local q = redis.call('INCR', KEYS[4])
   redis.call('HSET', rec(id), 'b', ARGV[3], 'rq', ARGV[4], 's', status, 'fc', ARGV[6], 'da', ARGV[7], 'co', ARGV[8], 'cb', ARGV[9],
-    'ps', ARGV[10], 'pf', ARGV[11], 'ca', ca, 'q', q, 'ct', ARGV[16])
+    'ps', ARGV[10], 'pf', ARGV[11], 'ca', ca, 'q', q, 'bt', ARGV[16])
   redis.call('ZADD', ALL, q, id)
   redis.call('ZADD', P .. 'st:' .. status, q, id)
   redis.call('HINCRBY', KEYS[2], status, 1)

@@ -220,6 +220,18 @@ export function idempotencyStoreContract(name: string, make: IdempotencyStoreFac
         expect(await store.begin(SCOPE, 'oldest-done', 'fp', T0 + 4)).toEqual(STARTED);
       });
 
+      it('past the bound (requests in flight that could not go pushed it there), a begin brings it back down to it, the oldest completed keys first (before 2026-12-06 memory let one go a begin and stayed over, where Redis came down: a retry replayed on one ran again on the other)', async () => {
+        const store = await make({ ttlMs: DAY, maxKeys: 2 });
+        const claims: string[] = [];
+        for (const [i, key] of ['a', 'b', 'c'].entries()) claims.push(((await store.begin(SCOPE, key, 'fp', T0 + i)) as { claim: string }).claim);
+        for (const [i, key] of ['a', 'b', 'c'].entries()) await store.complete(SCOPE, key, claims[i] as string, CREATED);
+        expect(await store.stats()).toMatchObject({ size: 3, max: 2 });
+        expect(await store.begin(SCOPE, 'd', 'fp', T0 + 10)).toEqual(STARTED);
+        expect(await store.stats()).toMatchObject({ size: 2, max: 2 });
+        expect(await store.begin(SCOPE, 'c', 'fp', T0 + 11)).toEqual({ kind: 'replay', response: CREATED });
+        expect(await store.begin(SCOPE, 'b', 'fp', T0 + 11)).toEqual(STARTED);
+      });
+
       it('a store full of in-progress keys still starts new ones rather than drop a claim', async () => {
         const store = await make({ ttlMs: DAY, maxKeys: 2 });
         await store.begin(SCOPE, 'a', 'fp', T0);
