@@ -160,6 +160,21 @@ withRedisServer('Redis FluxPay adapters', (server) => {
     });
   });
 
+  it('RedisFluxPayStore.creditBalances reads the first users from an index, not every user (the console reads it on each live update; before 2026-12-06 every balance and total, sorted in JavaScript), and indexes once the users an earlier version charged', async () => {
+    const keyPrefix = redis.newPrefix();
+    const store = new RedisFluxPayStore(redis.client, { keyPrefix, ...OPTIONS });
+    // 3,000 users as an earlier version left them: balances and totals, no index.
+    const users = Array.from({ length: 3_000 }, (_, i) => `user_${String((i * 7) % 3_000).padStart(4, '0')}`);
+    await redis.client.hset(`${keyPrefix}fp:bal`, Object.fromEntries(users.map((u, i) => [u, String(i)])));
+    await redis.client.hset(`${keyPrefix}fp:ct`, Object.fromEntries(users.map((u, i) => [`${u}\tcharged`, String(i)])));
+    const first = { total: 3_000, users: ['user_0000', 'user_0001'].map((u) => ({ userId: u, balance: users.indexOf(u), charged: users.indexOf(u), used: 0, refunded: 0 })) };
+    expect(await store.creditBalances(2)).toEqual(first);
+    const hgetalls = async () => Number(/cmdstat_hgetall:calls=(\d+)/.exec(await redis.client.info('commandstats'))?.[1] ?? 0);
+    const before = await hgetalls();
+    expect(await store.creditBalances(2)).toEqual(first);
+    expect([await hgetalls(), await redis.client.zcard(`${keyPrefix}fp:busers`)]).toEqual([before, 3_000]);
+  });
+
   it('RedisFluxPayStore.markPublished whose script the client sent twice (its reply lost, sent again after a reconnect) counts what it marked; another relay’s mark of the same events counts none', async () => {
     const keyPrefix = redis.newPrefix();
     const client = redis.connect();

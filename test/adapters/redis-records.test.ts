@@ -129,8 +129,8 @@ withRedisServer('Redis adapters of records', (server) => {
       expect(used).toMatchObject({ kind: 'used' });
       expect(await sentTwice(client, () => store.releaseToken('adm_user_1', 'ord_1', T0 + 300))).toEqual({ released: true, admitted: [] });
       expect((await store.getRoom('room_1', T0 + 300))?.room).toMatchObject({ used: 0, activeCount: 2 });
-      // The three above, the token given back, and its use (since 2026-12-06 kept whenever it answers used).
-      expect(await client.keys(`${keyPrefix}wr:kept:*`)).toHaveLength(5);
+      // The three above, the token given back, its use and the two entries (since 2026-12-06 a use that answers used and an entry that answers entered are kept).
+      expect(await client.keys(`${keyPrefix}wr:kept:*`)).toHaveLength(7);
       client.disconnect();
     });
 

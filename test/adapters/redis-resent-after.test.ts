@@ -253,14 +253,22 @@ withRedisServer('Redis scripts sent again after another replica changed their re
 
   const ROOM = { admitPerSecond: 1, admissionTtlSeconds: 1, protectedServiceIds: ['svc'], maxActive: null, active: true };
 
-  it('waiting rooms: an entry sent again after its ticket was admitted and expired (another replica read the room meanwhile) answers its ticket as it is, and makes none again', async () => {
+  it('waiting rooms: an entry sent again after its ticket was admitted and expired (another replica read the room meanwhile), later than its kept reply lasts, answers its ticket as it is, and makes none again', async () => {
     const { keyPrefix, a, b } = twoReplicas();
     const options = { keyPrefix, maxRooms: 10, maxTickets: 10, ttlMs: 60_000 };
     const [roomsA, roomsB] = [new RedisWaitingRoomStore(a, options), new RedisWaitingRoomStore(b, options)];
     await roomsA.putRoom('room_1', ROOM, T0);
     expect((await roomsA.enter('room_1', 'alice', { ticket: 'wrt_a', admissionToken: 'adm_a' }, T0)).kind).toBe('entered');
     // Bob waits a second; admitted at T0 + 1000, his token expired at T0 + 2000, when replica B looks.
-    const entered = await resentAfter(a, () => roomsA.enter('room_1', 'bob', { ticket: 'wrt_b', admissionToken: 'adm_b' }, T0 + 10), () => roomsB.getRoom('room_1', T0 + 2100));
+    // Its kept reply gone meanwhile too (sent again after RESENT_WITHIN_MS): the ticket itself is found.
+    const entered = await resentAfter(
+      a,
+      () => roomsA.enter('room_1', 'bob', { ticket: 'wrt_b', admissionToken: 'adm_b' }, T0 + 10),
+      async () => {
+        await roomsB.getRoom('room_1', T0 + 2100);
+        for (const key of await b.keys(`${keyPrefix}wr:kept:*`)) await b.del(key);
+      },
+    );
     expect(entered.kind === 'entered' ? [entered.kind, entered.ticket] : entered).toEqual([
       'entered',
       { ticket: 'wrt_b', roomId: 'room_1', userId: 'bob', sequence: 2, status: 'EXPIRED', enteredAt: T0 + 10, admittedAt: T0 + 1000, admissionToken: 'adm_b', expiresAt: T0 + 2000, usedAt: null, usedFor: null },
@@ -271,6 +279,29 @@ withRedisServer('Redis scripts sent again after another replica changed their re
     await roomsB.getRoom('room_1', T0 + 600_000);
     expect(await roomsB.sweep(T0 + 6_000_000)).toBe(2);
     expect(await roomsB.stats()).toEqual({ size: 0, max: 10 });
+  });
+
+  it('waiting rooms: an entry sent again after its ticket was admitted, expired and evicted at the bound (other entries on replica B) answers entered with its ticket as it made it, and makes none again', async () => {
+    const { keyPrefix, a, b } = twoReplicas();
+    const options = { keyPrefix, maxRooms: 10, maxTickets: 2, ttlMs: 60_000 };
+    const [roomsA, roomsB] = [new RedisWaitingRoomStore(a, options), new RedisWaitingRoomStore(b, options)];
+    await roomsA.putRoom('room_1', ROOM, T0);
+    await roomsA.enter('room_1', 'alice', { ticket: 'wrt_a', admissionToken: 'adm_a' }, T0);
+    // Bob: admitted at T0 + 1000, expired at T0 + 2000; at T0 + 3100 carol's entry evicts alice's ticket, dave's bob's.
+    const entered = await resentAfter(
+      a,
+      () => roomsA.enter('room_1', 'bob', { ticket: 'wrt_b', admissionToken: 'adm_b' }, T0 + 10),
+      async () => {
+        for (const user of ['carol', 'dave']) await roomsB.enter('room_1', user, { ticket: `wrt_${user}`, admissionToken: `adm_${user}` }, T0 + 3100);
+        expect(await roomsB.getTicket('room_1', 'wrt_b', T0 + 3100)).toBeUndefined();
+      },
+    );
+    // Before (a review): full, a 503 for an entry that was made (or, with room, the ticket made again).
+    expect(entered.kind === 'entered' ? [entered.kind, entered.ticket] : entered).toEqual([
+      'entered',
+      { ticket: 'wrt_b', roomId: 'room_1', userId: 'bob', sequence: 2, status: 'WAITING', enteredAt: T0 + 10, admittedAt: null, admissionToken: 'adm_b', expiresAt: null, usedAt: null, usedFor: null },
+    ]);
+    expect([(await roomsB.getRoom('room_1', T0 + 3200))?.room.entered, await roomsB.stats()]).toEqual([4, { size: 2, max: 2 }]);
   });
 
   it('waiting rooms: a token use sent again after its ticket, used in its token’s last moment, was evicted at the bound answers used, not invalid', async () => {
@@ -334,7 +365,8 @@ withRedisServer('Redis scripts sent again after another replica changed their re
     const job = { kind: 'v2.decide', key: payment.id, dueAt: T0 + 3_000 };
     const begun = await resentAfter(a, () => storeA.beginScheduled!(payment, job), async () => expect(await storeB.complete(payment.id, 'manual', T0 + 5)).toMatchObject({ ok: true }));
     // Before 2026-12-06 the confirm's token had replaced the begin's: existing, answered as a replay, its payment_created never published.
-    expect(begun.kind).toBe('created');
-    expect((await storeB.get(payment.id))?.status).toBe('PAYMENT_COMPLETED');
+    const completed = await storeB.get(payment.id);
+    expect(completed?.status).toBe('PAYMENT_COMPLETED');
+    expect(begun).toEqual({ kind: 'created', payment: completed });
   });
 });

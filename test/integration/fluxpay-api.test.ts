@@ -390,7 +390,7 @@ describe('credits', () => {
   it('charge without metadata.credits adds the amount; refusals: another user’s (404), not a charge order, not PAID (PAY_004, each saying which); a usage saga does not take a charge order from its credits', async () => {
     const t = await app();
     const { order } = await paidOrder(t, { amount: 500, metadata: { kind: 'CREDIT_CHARGE' } });
-    expect(errorOf(await fpPost(t, '/api/v1/credits/charge', { userId: 'user_2', orderId: order.orderId }))[0]).toBe(404);
+    expect(errorOf(await fpPost(t, '/api/v1/credits/charge', { userId: 'user_2', orderId: order.orderId }))).toEqual([404, fpError('COMMON_404', `Order ${order.orderId} of user user_2 was not found.`)]);
     expect(resultOf(await fpPost(t, '/api/v1/credits/charge', { userId: 'user_1', orderId: order.orderId })).credits).toBe(500);
     const plain = await paidOrder(t);
     expect(errorOf(await fpPost(t, '/api/v1/credits/charge', { userId: 'user_1', orderId: plain.order.orderId }))).toEqual([

@@ -5,7 +5,7 @@ import type { CreditBalance, CreditsUsed, UseInput } from '../../core/fluxpay/po
 import type { Page, PageQuery } from '../../core/ports.ts';
 import { EvictionQueue } from './eviction-queue.ts';
 import type { MemoryFluxPayLedger } from './fluxpay-ledger.ts';
-import { byId, pageOf } from './id-list.ts';
+import { leastIds, pageOf } from './id-list.ts';
 import { KeyedIds } from './keyed-ids.ts';
 
 interface CreditTotals {
@@ -171,7 +171,7 @@ export class MemoryCreditBook {
 
   /** The first `limit` users in id order (code units, as Redis sorts ULIDs) with their totals, and how many users there are. */
   balances(limit: number): { total: number; users: CreditBalance[] } {
-    const users = [...this.#balances.keys()].sort(byId).slice(0, limit);
+    const users = leastIds(this.#balances.keys(), limit);
     return {
       total: this.#balances.size,
       users: users.map((userId) => ({ userId, balance: this.balance(userId), charged: 0, used: 0, refunded: 0, ...this.#totals.get(userId) })),

@@ -24,6 +24,9 @@ interface Entry {
  */
 export const ENTRY_OVERHEAD_BYTES = 230;
 
+/** The most completed keys one begin evicts to come back down to the bound (Redis' script takes as many). */
+const EVICTED_PER_BEGIN = 1_000;
+
 /**
  * Idempotency keys in one process's memory. A Map keeps insertion order, and with one TTL for
  * every key insertion order is expiry order, so the TTL sweep pops from the front. A key whose
@@ -31,12 +34,10 @@ export const ENTRY_OVERHEAD_BYTES = 230;
  * instead, where the sweep never looks: it stays until its request stores its answer (which then
  * goes at once: its time is up) or releases it. Every request of the one process settles its key,
  * so nothing stays there longer than a request runs. At the bound, the oldest completed key goes
- * (an in-flight one never does: its request would lose its claim). `stats().bytes` estimates the
+ * (an in-flight one never does: its request would lose its claim), and past it (in-flight keys
+ * pushed it there) as many as bring it back down. `stats().bytes` estimates the
  * memory held, stored responses included.
  */
-/** The most completed keys one begin evicts to come back down to the bound (Redis' script takes as many). */
-const EVICTED_PER_BEGIN = 1_000;
-
 export class MemoryIdempotencyStore implements IdempotencyStore {
   readonly #entries = new Map<string, Entry>();
   /** Keys past their TTL whose requests still run. */

@@ -257,16 +257,8 @@ export class RedisFluxPayStore implements FluxPayStore {
   }
 
   async creditBalances(limit: number): Promise<{ total: number; users: CreditBalance[] }> {
-    const [balances, totals] = (await this.#run('balances', NO_STAMP)) as [string[], string[]];
-    const rows = new Map<string, CreditBalance>();
-    for (const [userId, balance] of pairs(balances)) rows.set(userId, { userId, balance: Number(balance), charged: 0, used: 0, refunded: 0 });
-    for (const [field, value] of pairs(totals)) {
-      const [userId, total] = field.split('\t') as [string, 'charged' | 'used' | 'refunded'];
-      const row = rows.get(userId);
-      if (row !== undefined) row[total] = Number(value);
-    }
-    const users = [...rows.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).slice(0, limit);
-    return { total: rows.size, users: users.map((userId) => rows.get(userId) as CreditBalance) };
+    const [total, rows] = (await this.#run('balances', NO_STAMP, limit)) as [number, Array<[string, string, string, string, string]>];
+    return { total, users: rows.map(([userId, balance, charged, used, refunded]) => ({ userId, balance: Number(balance), charged: Number(charged), used: Number(used), refunded: Number(refunded) })) };
   }
 
   async transactions(userId: string, page: PageQuery): Promise<Page<CreditTransaction>> {

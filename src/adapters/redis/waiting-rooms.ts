@@ -244,7 +244,12 @@ end
 return {rooms, admitted}
 `, '#reply[2] > 0')}`;
 
-/** Kept as GET_ROOM's, when it admitted tickets (its own new ticket, found again, answers `entered` in any case). */
+/**
+ * Kept as GET_ROOM's, when it admitted tickets, and whenever it answers `entered`: run again, the
+ * entry finds its own new ticket and answers `entered` too, but the ticket may be gone by then (ended
+ * and evicted at the bound: before 2026-12-06 such an entry run again answered full, or made the
+ * ticket again, a review).
+ */
 const ENTER = `${PRELUDE}${keepingReply("W .. 'kept:'", `
 -- ARGV: W, roomId, userId, ticketId, token, now, maxTickets, ttl, batch, call token
 local roomId, userId, ticketId, token, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
@@ -289,7 +294,7 @@ redis.call('INCR', KEYS[5])
 for _, id in ipairs(admitDue(R, now)) do shown[#shown + 1] = ticketView(id) end
 saveRoom(R)
 return {'entered', roomView(R.id), shown, nextDue(R, now), ticketView(ticketId)}
-`, 'reply[3] ~= nil and #reply[3] > 0')}`;
+`, "reply[1] == 'entered' or (reply[3] ~= nil and #reply[3] > 0)")}`;
 
 /** Kept as GET_ROOM's, when it admitted tickets. */
 const GET_TICKET = `${PRELUDE}${keepingReply("W .. 'kept:'", `

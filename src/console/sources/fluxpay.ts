@@ -21,7 +21,8 @@ import { isWaitingRoomEvent, waitingRoomsPanel } from './waiting-rooms.ts';
  * ./waiting-rooms.ts).
  * Orders are read and cancelled through the same FluxPayService as the API; balances and sagas
  * come from the store's bounded listings (creditBalances, recentSagas: never every record, which
- * with Redis would hold the server for the whole read), the outbox from its listing, an order's
+ * with Redis would hold the server for the whole read; creditBalances read every user's before
+ * 2026-12-06, a review), the outbox from its listing, an order's
  * outbox events from the outbox's index by order (orderOutbox), and only the reconciliation figure
  * from the whole snapshot.
  *

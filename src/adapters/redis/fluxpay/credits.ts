@@ -1,8 +1,9 @@
 import { WALK } from '../lua.ts';
 
 /*
- * Credits: P..'bal' (hash: userId → balance) and P..'ct' (hash: userId..'\t'..charged|used|refunded →
- * running total), never evicted (users' money). Usages: P..'u:'..userId..'\n'..usageId, a record hash
+ * Credits: P..'bal' (hash: userId → balance), P..'ct' (hash: userId..'\t'..charged|used|refunded →
+ * running total) and P..'busers' (zset, score 0: every user with a balance, by id), never evicted
+ * (users' money). Usages: P..'u:'..userId..'\n'..usageId, a record hash
  * (./records.ts: `b`, `.status`, `.refundedAt`; plain `cu` creditUsageId, `a` amount, `sid` sagaId or
  * '', `u`, `us` usageId, `sv` serviceId), P..'ua' (zset: userId..'\n'..usageId → createdAt; every
  * usage, for the bound and the snapshot) and P..'ue' (zset, the same: the usages that may go, by TTL
@@ -59,6 +60,7 @@ local function moveCredits(kind, userId, amount, now, aboutOrder, aboutUsage, ab
   local signed = a
   if kind == 'USE' then signed = -a end
   local after = redis.call('HINCRBY', P .. 'bal', userId, n(signed))
+  redis.call('ZADD', P .. 'busers', 'NX', 0, userId)
   local totals = redis.call('HMGET', P .. 'ct', userId .. '\\tused', userId .. '\\trefunded')
   local usedBefore = tonumber(totals[1] or '0') - tonumber(totals[2] or '0')
   redis.call('HINCRBY', P .. 'ct', userId .. '\\t' .. TOTAL[kind], n(a))
@@ -116,8 +118,25 @@ end
 `;
 
 export const CREDIT_SCRIPTS = {
-  /** Every balance and running total, in one step (the store sorts and cuts). */
-  balances: `return {redis.call('HGETALL', P .. 'bal'), redis.call('HGETALL', P .. 'ct')}`,
+  /**
+   * The first `limit` users by id (P..'busers', score 0: in byte order) with their balances and
+   * running totals, and how many users there are: what the console's panel shows on each live update
+   * (before 2026-12-06 every user's, sorted in the store: a review measured 631 ms of Redis for
+   * 200,000 users, each refresh). Users charged by an earlier version, not in the index, go in once.
+   */
+  balances: `
+-- arg: limit
+local total = redis.call('HLEN', P .. 'bal')
+if redis.call('ZCARD', P .. 'busers') < total then
+  for _, userId in ipairs(redis.call('HKEYS', P .. 'bal')) do redis.call('ZADD', P .. 'busers', 'NX', 0, userId) end
+end
+local rows = {}
+for _, userId in ipairs(redis.call('ZRANGE', P .. 'busers', 0, tonumber(arg(1)) - 1)) do
+  local t = redis.call('HMGET', P .. 'ct', userId .. '\\tcharged', userId .. '\\tused', userId .. '\\trefunded')
+  rows[#rows + 1] = {userId, redis.call('HGET', P .. 'bal', userId) or '0', t[1] or '0', t[2] or '0', t[3] or '0'}
+end
+return {total, rows}
+`,
   charge: `
 -- arg: userId, orderId
 local userId, id = arg(1), arg(2)
