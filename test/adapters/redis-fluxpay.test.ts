@@ -3,6 +3,7 @@ import { RedisBillingStore } from '../../src/adapters/redis/fluxpay-billing.ts';
 import { MemoryFluxPayStore } from '../../src/adapters/memory/fluxpay.ts';
 import { RESENT_WITHIN_MS } from '../../src/adapters/redis/connection.ts';
 import { RedisFluxPayStore } from '../../src/adapters/redis/fluxpay.ts';
+import { BACKFILL_USERS } from '../../src/adapters/redis/fluxpay/credits.ts';
 import { createIdFactory } from '../../src/core/ids.ts';
 import { createRandom } from '../../src/core/random.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
@@ -160,19 +161,32 @@ withRedisServer('Redis FluxPay adapters', (server) => {
     });
   });
 
-  it('RedisFluxPayStore.creditBalances reads the first users from an index, not every user (the console reads it on each live update; before 2026-12-06 every balance and total, sorted in JavaScript), and indexes once the users an earlier version charged', async () => {
+  it('RedisFluxPayStore.creditBalances reads the first users from an index, not every user (the console reads it on each live update; before 2026-12-06 every balance and total, sorted in JavaScript), and indexes the users an earlier version charged a bounded number a read', async () => {
     const keyPrefix = redis.newPrefix();
     const store = new RedisFluxPayStore(redis.client, { keyPrefix, ...OPTIONS });
     // 3,000 users as an earlier version left them: balances and totals, no index.
     const users = Array.from({ length: 3_000 }, (_, i) => `user_${String((i * 7) % 3_000).padStart(4, '0')}`);
     await redis.client.hset(`${keyPrefix}fp:bal`, Object.fromEntries(users.map((u, i) => [u, String(i)])));
     await redis.client.hset(`${keyPrefix}fp:ct`, Object.fromEntries(users.map((u, i) => [`${u}\tcharged`, String(i)])));
+    const indexed = () => redis.client.zcard(`${keyPrefix}fp:busers`);
+    // Each read indexes about BACKFILL_USERS of them (HSCAN's COUNT is a hint), never all at once.
+    const sizes: number[] = [];
+    for (let read = 0; read < 10 && (sizes.at(-1) ?? 0) < 3_000; read++) {
+      expect((await store.creditBalances(2)).total).toBe(3_000);
+      sizes.push(await indexed());
+    }
+    expect(sizes.length).toBeGreaterThanOrEqual(3);
+    expect(sizes[0]).toBeLessThanOrEqual(2 * BACKFILL_USERS);
+    expect(sizes.at(-1)).toBe(3_000);
     const first = { total: 3_000, users: ['user_0000', 'user_0001'].map((u) => ({ userId: u, balance: users.indexOf(u), charged: users.indexOf(u), used: 0, refunded: 0 })) };
+    const calls = async () => {
+      const stats = await redis.client.info('commandstats');
+      return ['hgetall', 'hscan', 'hkeys'].map((command) => Number(new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(stats)?.[1] ?? 0));
+    };
+    const before = await calls();
     expect(await store.creditBalances(2)).toEqual(first);
-    const hgetalls = async () => Number(/cmdstat_hgetall:calls=(\d+)/.exec(await redis.client.info('commandstats'))?.[1] ?? 0);
-    const before = await hgetalls();
-    expect(await store.creditBalances(2)).toEqual(first);
-    expect([await hgetalls(), await redis.client.zcard(`${keyPrefix}fp:busers`)]).toEqual([before, 3_000]);
+    expect(await calls()).toEqual(before);
+    expect(await store.creditBalances(0)).toEqual({ total: 3_000, users: [] });
   });
 
   it('RedisFluxPayStore.markPublished whose script the client sent twice (its reply lost, sent again after a reconnect) counts what it marked; another relay’s mark of the same events counts none', async () => {
