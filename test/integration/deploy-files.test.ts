@@ -792,6 +792,9 @@ describe(`the balancer (${HAPROXY_FILE})`, () => {
       expect(answers.map((a) => [a.status, a.retryAfter, a.body])).toEqual(Array.from({ length: 4 }, () => [503, '1', '{"error":{"code":"STORE_UNAVAILABLE"}}']));
       // Both backups take requests (option allbackups).
       expect(new Set(answers.map((a) => a.replica))).toEqual(new Set(['0', '1']));
+      // The console too: its own 503 page, not HAProxy's (before 2026-12-06 its backend had no backups, a user test).
+      const consolePage = await get('/console/payments');
+      expect([consolePage.status, consolePage.retryAfter, consolePage.body, consolePage.replica === null]).toEqual([503, '1', '{"error":{"code":"STORE_UNAVAILABLE"}}', false]);
 
       // One replica ready again (rise 2): only it is sent requests; the backups wait.
       ready = [false, true];

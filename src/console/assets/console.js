@@ -1,7 +1,7 @@
 // paysim console: live updates (Server-Sent Events, polling as the fallback, a pause switch and
 // the 5-second refresh of the original console), remembered settings and filters, hold countdowns.
 // No inline script anywhere (the CSP forbids it): this file and htmx are all the page runs.
-/* global document, location, localStorage, fetch, setTimeout, clearTimeout, setInterval, clearInterval, URL, DOMParser, Element, EventSource, URLSearchParams, htmx -- a browser script, run by the console page */
+/* global document, location, localStorage, fetch, setTimeout, clearTimeout, setInterval, clearInterval, URL, DOMParser, Element, EventSource, URLSearchParams, history, htmx -- a browser script, run by the console page */
 (() => {
   'use strict';
   const SETTINGS_KEY = 'paysim.console.settings';
@@ -96,7 +96,7 @@
     return res.text().then(
       (text) => {
         const why = new DOMParser().parseFromString(text, 'text/html').querySelector('.notice-error');
-        failed(`Refresh failed: error ${res.status}${why === null ? '' : ' · ' + why.textContent.trim()} ${retrying()}`);
+        failed(`Refresh failed: error ${res.status}${why === null ? '.' : ' · ' + why.textContent.trim()} ${retrying()}`);
         return null;
       },
       () => {
@@ -364,8 +364,30 @@
     heading.tabIndex = -1;
     heading.focus();
   };
+  // After the reconciliation ran (`?reconcile=1`, its link on the FluxPay page): its result has the
+  // focus and is in view, and the address no longer asks for it, so a reload or Back does not run the
+  // whole read again (a user test: the result was 5,000 px down the page, unannounced, and Back ran it again).
+  const reconciled = () => {
+    const url = new URL(location.href);
+    if (!url.searchParams.has('reconcile')) return false;
+    url.searchParams.delete('reconcile');
+    history.replaceState(history.state, '', url.pathname + url.search + url.hash);
+    const result = document.getElementById('fluxpay-reconciliation');
+    if (result === null) return false;
+    result.tabIndex = -1;
+    result.focus();
+    return true;
+  };
+  document.addEventListener('DOMContentLoaded', reconciled);
+  /** The request whose answer showed a reconciliation: its other settled elements leave the focus there. */
+  let reconciledBy = null;
   document.addEventListener('htmx:afterSettle', (event) => {
     if (!event.detail || !event.detail.boosted) return;
+    if (event.detail.xhr !== undefined && event.detail.xhr === reconciledBy) return;
+    if (reconciled()) {
+      reconciledBy = event.detail.xhr;
+      return;
+    }
     const sent = event.detail.requestConfig && event.detail.requestConfig.elt;
     if (document.querySelector('main > .notice') === null && sent instanceof Element && sent.closest('a') !== null) focusHeading();
     else focusNotice();
