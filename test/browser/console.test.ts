@@ -592,6 +592,9 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
     // it, so a reload or Back does not run it again (a user test: 5,000 px down, unannounced; Back ran it again).
     await page.waitForURL(`${served.origin}/console/fluxpay`, { timeout: 5000 });
     expect(await page.evaluate<string>('document.activeElement?.id')).toBe('fluxpay-reconciliation');
+    // In view: its top inside the window, as far up as the page scrolls (a review: htmx's scroll to the top of a boosted page left it at 899 of 800 px).
+    const inView = "(() => { const top = document.getElementById('fluxpay-reconciliation').getBoundingClientRect().top; return top >= 0 && top < window.innerHeight - 100; })()";
+    await expect.poll(() => page.evaluate<boolean>(inView), { timeout: 2000 }).toBe(true);
     await live(page);
     await mark(page);
     expect(await page.locator('#fluxpay-outbox [data-status="PUBLISHED"]').count()).toBeGreaterThanOrEqual(4);

@@ -376,6 +376,9 @@
     if (result === null) return false;
     result.tabIndex = -1;
     result.focus();
+    // After htmx's own scroll of a boosted page to its top, which comes after this settle (a review:
+    // the focused result stayed below the window).
+    setTimeout(() => result.scrollIntoView({ block: 'start' }), 0);
     return true;
   };
   document.addEventListener('DOMContentLoaded', reconciled);
