@@ -5,7 +5,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { Span } from '@opentelemetry/api';
 import type { Config } from './config.ts';
 import { loggedUrl } from './http/logged-url.ts';
-import { routeTemplate } from './http/route-template.ts';
+import { routeOf } from './http/route-template.ts';
 
 /**
  * OpenTelemetry tracing, on only when OTEL_EXPORTER_OTLP_ENDPOINT is set. Spans are exported in
@@ -42,7 +42,7 @@ export function startTracing(config: Config): Tracing | undefined {
  * whole URL, query and all, in `url.path`: a user test found a token there that the log redacts).
  */
 export function describeRequestSpan(span: Span, request: { method: string; url: string; routeOptions: { url?: string | undefined } }): void {
-  const route = request.routeOptions.url === undefined ? undefined : routeTemplate(request.routeOptions.url);
+  const route = routeOf(request);
   span.updateName(route === undefined ? request.method : `${request.method} ${route}`);
   const mark = request.url.indexOf('?');
   if (mark === -1) return;

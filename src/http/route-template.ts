@@ -16,6 +16,12 @@ export function routeTemplate(pattern: string): string {
   return known;
 }
 
+/** The template of the route a request matched (`routeTemplate`), or undefined when it matched none. */
+export function routeOf(request: { routeOptions: { url?: string | undefined } }): string | undefined {
+  const pattern = request.routeOptions.url;
+  return pattern === undefined ? undefined : routeTemplate(pattern);
+}
+
 /** Routes are registered once: a handful of patterns, each worked out once. */
 const templates = new Map<string, string>();
 

@@ -95,7 +95,7 @@ export function byId(a: string, b: string): number {
 
 /**
  * The `limit` least of `ids` in `byId` order, in one pass (a sorted list of at most `limit`, each id
- * placed by binary search): what a console panel shows of a set that is never cut, read on each live
+ * placed by `lowerBound`): what a console panel shows of a set that is never cut, read on each live
  * update (sorting all of it each time cost a review's 200,000 users hundreds of milliseconds).
  */
 export function leastIds(ids: Iterable<string>, limit: number): string[] {
@@ -103,14 +103,7 @@ export function leastIds(ids: Iterable<string>, limit: number): string[] {
   if (limit <= 0) return least;
   for (const id of ids) {
     if (least.length === limit && byId(id, least[limit - 1] as string) >= 0) continue;
-    let lo = 0;
-    let hi = least.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (byId(least[mid] as string, id) < 0) lo = mid + 1;
-      else hi = mid;
-    }
-    least.splice(lo, 0, id);
+    least.splice(lowerBound(least, id), 0, id);
     if (least.length > limit) least.pop();
   }
   return least;

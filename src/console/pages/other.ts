@@ -17,9 +17,7 @@ export async function panelPage(ctx: PageContext, panels: PanelPage, query: Read
     active: panels.path,
     body: html`<div class="panels">${rendered.map(
       ({ panel, body }) =>
-        html`<section class="${panel.wide === true ? 'card panel wide' : 'card panel'}" aria-labelledby="${panel.id}-h"><h2 id="${panel.id}-h">${panel.title}</h2>${
-          panel.live === false ? html`<div id="${panel.id}">${body}</div>` : html`<div id="${panel.id}" data-topics="${panels.topic}">${body}</div>`
-        }</section>`,
+        html`<section class="${panel.wide === true ? 'card panel wide' : 'card panel'}" aria-labelledby="${panel.id}-h"><h2 id="${panel.id}-h">${panel.title}</h2><div id="${panel.id}"${panel.live === false ? '' : html` data-topics="${panels.topic}"`}>${body}</div></section>`,
     )}</div>`,
   });
 }

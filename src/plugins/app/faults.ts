@@ -18,7 +18,7 @@ import type { Problem } from '../../http/problem.ts';
 import { loggedUrl } from '../../http/logged-url.ts';
 import type { WebhookFaults } from '../../webhooks/dispatcher.ts';
 import { SAFE_METHODS } from './lifecycle.ts';
-import { routeTemplate } from '../../http/route-template.ts';
+import { routeOf } from '../../http/route-template.ts';
 
 /**
  * With a store shared by several replicas (Redis), how long a replica uses its compiled rules
@@ -261,7 +261,7 @@ export default fp<FaultsOptions>(
         await wait(response.ms, request, true);
         resetConnection(request);
         // A hijacked request gets no request line of its own: this is its line.
-        request.log.info({ method: request.method, url: loggedUrl(request.url), route: request.routeOptions.url === undefined ? undefined : routeTemplate(request.routeOptions.url), rule_id: plan.response?.ruleId, held_ms: response.ms }, 'fault rule timeout: connection reset');
+        request.log.info({ method: request.method, url: loggedUrl(request.url), route: routeOf(request), rule_id: plan.response?.ruleId, held_ms: response.ms }, 'fault rule timeout: connection reset');
       } else {
         const retryAfterS = retryAfterSecondsOf(response) ?? undefined;
         sendProblem(reply, shape, faultProblem(response.status, retryAfterS));

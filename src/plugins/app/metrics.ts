@@ -11,7 +11,7 @@ import type { StoreStats, Stores } from '../../core/ports.ts';
 import { DEFAULT_NAMESPACE } from '../../core/faults/service.ts';
 import { ATTEMPT_OUTCOMES, attemptOutcome } from '../../webhooks/attempt.ts';
 import { isSuccess } from '../../webhooks/retry-policy.ts';
-import { routeTemplate } from '../../http/route-template.ts';
+import { routeOf } from '../../http/route-template.ts';
 
 /**
  * Prometheus metrics: default process metrics, HTTP metrics by route pattern, and the domain
@@ -331,8 +331,7 @@ export default fp(
     /** Counts one request under `status`; its labels, for the duration. */
     const countRequest = (request: FastifyRequest, status: number) => {
       // The route pattern, never the raw path: raw paths carry ids and would explode cardinality.
-      const route = request.routeOptions.url;
-      const labels = { method: request.method, route: route === undefined ? 'unmatched' : routeTemplate(route), status_code: status };
+      const labels = { method: request.method, route: routeOf(request) ?? 'unmatched', status_code: status };
       requestTally.incLabels(`${labels.method} ${labels.status_code} ${labels.route}`, labels);
       return labels;
     };

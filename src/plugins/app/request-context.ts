@@ -11,7 +11,7 @@ import { sendProblem } from '../../http/error-handler.ts';
 import type { ErrorShapes } from '../../http/error-shapes.ts';
 import { loggedUrl } from '../../http/logged-url.ts';
 import { writeInfoLine, type FlatFields } from '../../info-line.ts';
-import { routeTemplate } from '../../http/route-template.ts';
+import { routeOf } from '../../http/route-template.ts';
 
 /**
  * Request id and trace id for every request, on every log line of it and in error bodies.
@@ -212,7 +212,7 @@ export default fp<RequestContextOptions>(
     app.addHook('onResponse', (request, reply, done) => {
       logRequestLine(
         request.log,
-        { method: request.method, url: loggedUrl(request.url), route: request.routeOptions.url === undefined ? undefined : routeTemplate(request.routeOptions.url), status_code: reply.statusCode, duration_ms: Math.round(reply.elapsedTime * 100) / 100 },
+        { method: request.method, url: loggedUrl(request.url), route: routeOf(request), status_code: reply.statusCode, duration_ms: Math.round(reply.elapsedTime * 100) / 100 },
         'request completed',
       );
       done();
