@@ -1,5 +1,7 @@
+import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { hostname } from 'node:os';
 import helmet from '@fastify/helmet';
 import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { DomainError, notFound, validationFailed } from '../core/errors.ts';
@@ -190,10 +192,12 @@ const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options)
   // The application's JSON parser reaches the console's forms too: every field must be text there as well.
   app.addHook('preValidation', async (request) => checkJsonForm(request.body));
 
+  const servedBy = { host: hostname(), pid: process.pid, worker: cluster.isWorker ? cluster.worker?.id : undefined };
   const context = (request: FastifyRequest): PageContext => ({
     csrf: request.consoleSession === undefined ? '' : auth.csrfToken(request.consoleSession),
     loggedIn: auth.required,
     nav,
+    servedBy,
   });
   /** The frame of an error page: the console's, unless CONSOLE_TOKEN is set and nobody logged in (the login form's anonymous session). */
   const errorFrame = (request: FastifyRequest): PageContext | undefined => (auth.required && request.consoleSession?.authenticated !== true ? undefined : context(request));

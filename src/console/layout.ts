@@ -14,6 +14,13 @@ export interface PageContext {
   loggedIn: boolean;
   /** Navigation entries: path under /console and label. */
   nav: ReadonlyArray<readonly [string, string]>;
+  /**
+   * The process that served the page: its host name (in Compose and Kubernetes, the container's or
+   * the pod's) and process id. Behind a load balancer each replica (and each CLUSTER_WORKERS worker)
+   * shows its own process's figures (the charts), and this says whose; a worker's number is the one
+   * its log lines carry (`worker`).
+   */
+  servedBy: { host: string; pid: number; worker?: number | undefined };
 }
 
 /** htmx without inline styles or eval (the CSP allows neither), and 4xx/5xx answers shown rather than dropped. */
@@ -33,6 +40,11 @@ export function csrfInput(ctx: PageContext): Html {
   return html`<input type="hidden" name="${CSRF_FIELD}" value="${ctx.csrf}">`;
 }
 
+function servedBy(ctx: PageContext): string {
+  const { host, pid, worker } = ctx.servedBy;
+  return `${host}, process ${String(pid)}${worker === undefined ? '' : ` (worker ${String(worker)})`}`;
+}
+
 export function page(ctx: PageContext, options: { title: string; active: string; body: Html }): Html {
   const { title, active, body } = options;
   return html`<!doctype html>
@@ -50,7 +62,7 @@ export function page(ctx: PageContext, options: { title: string; active: string;
 <body hx-boost="true">
 <a class="skip" href="#main">Skip to content</a>
 <header class="top">
-  <p class="brand"><a href="/console">paysim console</a></p>
+  <p class="brand"><a href="/console">paysim console</a> <span class="served-by" id="served-by">served by ${servedBy(ctx)}</span></p>
   <nav aria-label="Console pages"><ul>${ctx.nav.map(([path, label]) => html`<li><a href="/console/${path}"${path === active ? raw(' aria-current="page"') : ''}>${label}</a></li>`)}</ul></nav>
   <div class="live-controls" hx-boost="false">
     <span id="live-status" class="live-status" role="status" aria-live="polite">Live updates need JavaScript</span>

@@ -1,6 +1,7 @@
 import { Agent, request, type IncomingHttpHeaders } from 'node:http';
 import { setTimeout as delay } from 'node:timers/promises';
 import { createConnection, createServer, type AddressInfo, type Socket } from 'node:net';
+import { hostname } from 'node:os';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runToExit, serverProcesses, type LogLine, type ServerProcess } from '../helpers/child.ts';
@@ -212,6 +213,24 @@ if (redisServerOrSkip('CLUSTER_WORKERS with STORE=redis')) {
       expect(statuses).toEqual([404, 404, 404, 404]);
       const served = await linesMatching(server, 4, (l) => typeof l.url === 'string' && l.url.startsWith('/console/rules/rule_'));
       expect(new Set(served.map((l) => l.worker))).toEqual(new Set([1, 2]));
+
+      // Each page names the worker that served it, as the log lines do (its charts are that process's own).
+      const started = await linesMatching(server, 2, (l) => l.msg === 'worker started');
+      const names = new Set<string>();
+      for (let i = 0; i < 4; i++) {
+        const text = await new Promise<string>((resolve, reject) => {
+          request(`${origin}/console/rules`, { agent: false, headers: { cookie } }, (r) => {
+            let body = '';
+            r.setEncoding('utf8');
+            r.on('data', (chunk: string) => (body += chunk));
+            r.on('end', () => resolve(body));
+          })
+            .on('error', reject)
+            .end();
+        });
+        names.add(/<span class="served-by" id="served-by">([^<]*)<\/span>/.exec(text)?.[1] ?? `none in page ${i}`);
+      }
+      expect([...names].sort()).toEqual(started.map((l) => `served by ${hostname()}, process ${String(l.worker_pid)} (worker ${String(l.worker)})`).sort());
     });
 
     it('CLUSTER_WORKERS=2 with a Redis that cannot be reached: the start fails (exit 1), each worker saying why on stderr', async () => {

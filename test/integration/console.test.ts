@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Delivery } from '../../src/core/deliveries.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
@@ -53,6 +54,19 @@ describe('the console on the server', () => {
     const res = await t.app.inject({ method: 'GET', url: '/console/payments' });
     expect(res.statusCode).toBe(404);
     expect(res.json()).toEqual({ error: { code: 'NOT_FOUND', message: 'No route GET /console/payments.', trace_id: expect.any(String) } });
+  });
+
+  it('names the process that served the page (host name and process id) to whoever may see the console, not on the login form', async () => {
+    t = await buildTestApp({});
+    const page = await t.app.inject({ method: 'GET', url: '/console/charts' });
+    expect(page.body).toContain(`<a href="/console">paysim console</a> <span class="served-by" id="served-by">served by ${hostname()}, process ${String(process.pid)}</span></p>`);
+    await t.app.close();
+    t = await buildTestApp({ CONSOLE_TOKEN: 'console-token-0123456789abcdef' });
+    const form = await t.app.inject({ method: 'GET', url: '/console/login' });
+    expect([form.statusCode, form.body.includes('served-by'), form.body.includes(hostname())]).toEqual([200, false, false]);
+    const cookie = await logIn(t.app, 'console-token-0123456789abcdef');
+    const loggedIn = await t.app.inject({ method: 'GET', url: '/console/payments', headers: { cookie } });
+    expect(loggedIn.body).toContain(`<span class="served-by" id="served-by">served by ${hostname()}, process ${String(process.pid)}</span>`);
   });
 
   it('sends its CSP and session cookie under /console only: an API answer has the same headers with or without the console', async () => {
@@ -555,7 +569,7 @@ describe('the console on the server', () => {
     ]);
     expect(rows.at(-1)?.[0]).toBe('11:50:15');
     expect(page).toContain(
-      '<p class="hint" id="charts-scope">Counted by this process as it happened, per second, from its start: the decisions of every dialect (native intents, /api/v2, booking and FluxPay payments) and every webhook attempt, for the last 10 minutes; a second with none shows as zero. Latency percentiles are “at most” figures, exact below 16 ms and within 12.5 % above. With several replicas, each shows its own process’s share.</p>',
+      '<p class="hint" id="charts-scope">Counted by this process as it happened, per second, from its start: the decisions of every dialect (native intents, /api/v2, booking and FluxPay payments) and every webhook attempt, for the last 10 minutes; a second with none shows as zero. Latency percentiles are “at most” figures, exact below 16 ms and within 12.5 % above. With several replicas or CLUSTER_WORKERS, each process shows its own share: this one is named at the top of the page.</p>',
     );
     expect(page).not.toContain('5,000');
     // Ten minutes on, all of it has left the window.

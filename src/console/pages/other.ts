@@ -57,7 +57,7 @@ export function chartsPage(ctx: PageContext, w: SeriesWindow, labels: Readonly<R
 </details>
 </section>
 </div>
-<p class="hint" id="charts-scope">Counted by this process as it happened, per second, from its start: the decisions of every dialect (native intents, /api/v2, booking and FluxPay payments) and every webhook attempt, for the last ${WINDOW_SECONDS / 60} minutes; a second with none shows as zero. Latency percentiles are “at most” figures, exact below 16 ms and within 12.5 % above. With several replicas, each shows its own process’s share.</p>`,
+<p class="hint" id="charts-scope">Counted by this process as it happened, per second, from its start: the decisions of every dialect (native intents, /api/v2, booking and FluxPay payments) and every webhook attempt, for the last ${WINDOW_SECONDS / 60} minutes; a second with none shows as zero. Latency percentiles are “at most” figures, exact below 16 ms and within 12.5 % above. With several replicas or CLUSTER_WORKERS, each process shows its own share: this one is named at the top of the page.</p>`,
   });
 }
 
