@@ -10,6 +10,11 @@ import type { Topic } from './sources.ts';
  * meets no console code at all (issue 13 "no measurable cost to make bench").
  * Under load it stays small: events are coalesced into at most one message per FLUSH_MS naming
  * the topics touched, never one message per event.
+ * The store's availability goes on it too: with Redis away no event may be published for as long
+ * as the outage lasts, and a page would go on saying "Live" over figures nobody can refresh (a
+ * user test). While a client is connected the feed checks it every STORE_CHECK_MS and sends
+ * `store` (`{"available":false}`, then `true` when it is back) on each change; a page refreshes at
+ * once, which says the store is away, or clears that.
  * Real timers, not the core's clock: this is about a browser on the wall clock, and a test's
  * manual clock must not hold back what a person watches.
  * @see issue 13 "Live"
@@ -19,8 +24,13 @@ import type { Topic } from './sources.ts';
 export const FLUSH_MS = 150;
 /** A comment line this often keeps proxies and the browser from closing an idle stream. */
 export const HEARTBEAT_MS = 15_000;
+/** How often the feed checks the store's availability while a client is connected. */
+export const STORE_CHECK_MS = 1000;
 /** How long a browser waits before reconnecting a dropped stream. */
 const RETRY_MS = 2000;
+
+const STORE_AWAY = 'event: store\ndata: {"available":false}\n\n';
+const STORE_BACK = 'event: store\ndata: {"available":true}\n\n';
 
 export interface FeedClient {
   write(chunk: string): void;
@@ -30,15 +40,21 @@ export interface FeedClient {
 export class LiveFeed {
   readonly #bus: EventBus;
   readonly #topicsOf: (event: DomainEvent) => readonly Topic[];
+  readonly #storeAvailable: () => boolean;
   readonly #clients = new Set<FeedClient>();
   readonly #pending = new Set<Topic>();
   #unsubscribe: (() => void) | undefined;
   #flushTimer: NodeJS.Timeout | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
+  #storeCheck: NodeJS.Timeout | undefined;
+  /** The availability the clients were last told (at their hello, or by `store`). */
+  #available = true;
 
-  constructor(bus: EventBus, topicsOf: (event: DomainEvent) => readonly Topic[]) {
+  /** `storeAvailable`: whether the store answers (/readyz's check); always, by default. */
+  constructor(bus: EventBus, topicsOf: (event: DomainEvent) => readonly Topic[], storeAvailable: () => boolean = () => true) {
     this.#bus = bus;
     this.#topicsOf = topicsOf;
+    this.#storeAvailable = storeAvailable;
   }
 
   /** Whether the feed is subscribed to the bus (only while a client is connected). */
@@ -52,12 +68,15 @@ export class LiveFeed {
 
   /** Adds a connected client; returns what removes it. */
   add(client: FeedClient): () => void {
-    this.#clients.add(client);
-    client.write(`retry: ${RETRY_MS}\nevent: hello\ndata: {}\n\n`);
     if (this.#unsubscribe === undefined) {
       this.#unsubscribe = this.#bus.subscribe((event) => this.#onEvent(event));
       this.#heartbeat = setInterval(() => this.#send(': ping\n\n'), HEARTBEAT_MS).unref();
+      this.#storeCheck = setInterval(() => this.#checkStore(), STORE_CHECK_MS).unref();
+      this.#available = this.#storeAvailable();
     }
+    this.#clients.add(client);
+    client.write(`retry: ${RETRY_MS}\nevent: hello\ndata: {}\n\n`);
+    if (!this.#available) client.write(STORE_AWAY);
     return () => this.#remove(client);
   }
 
@@ -74,10 +93,19 @@ export class LiveFeed {
     this.#unsubscribe?.();
     this.#unsubscribe = undefined;
     clearInterval(this.#heartbeat);
+    clearInterval(this.#storeCheck);
     clearTimeout(this.#flushTimer);
     this.#heartbeat = undefined;
+    this.#storeCheck = undefined;
     this.#flushTimer = undefined;
     this.#pending.clear();
+  }
+
+  #checkStore(): void {
+    const available = this.#storeAvailable();
+    if (available === this.#available) return;
+    this.#available = available;
+    this.#send(available ? STORE_BACK : STORE_AWAY);
   }
 
   #onEvent(event: DomainEvent): void {

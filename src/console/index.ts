@@ -150,7 +150,8 @@ const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options)
   const series = new ActivitySeries(clock);
   const unsubscribeSeries = bus.subscribe((event) => series.onEvent(event));
   app.addHook('onClose', async () => unsubscribeSeries());
-  const feed = new LiveFeed(bus, topicsOf);
+  // Through `app` at each check: a test stands in for Redis' outage by replacing it.
+  const feed = new LiveFeed(bus, topicsOf, () => app.storeUnavailable() === undefined);
   // The streams of logged-in sessions end with their session (a log out here or on another replica, an expiry).
   const sessionStreams = new SessionStreams({ now: () => clock.now(), isRevoked: (nonce, now) => stores.revokedSessions.isRevoked(nonce, now) });
   app.addHook('preClose', async () => {

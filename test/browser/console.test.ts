@@ -327,6 +327,36 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
     expect(consoleErrors.splice(errorsBefore).filter((m) => !/status of 503/.test(m))).toEqual([]);
   }, TIMEOUT);
 
+  it('live: says the store is away as soon as the feed says so, with nothing published to refresh on, and is Live again once it is back (before, "Live" through the outage)', async () => {
+    const errorsBefore = consoleErrors.length;
+    const page = await newPage();
+    await page.goto(`${served.origin}/console/payments?dialect=intent&status=&q=`);
+    await live(page);
+    // The stream's hello came and its refresh is done (a refresh of its own during the outage would say it without the feed).
+    await expect.poll(() => page.evaluate<string | undefined>('document.body.dataset.refreshed'), { timeout: 5000 }).toBeDefined();
+    const status = page.locator('#live-status');
+    // Redis away as the service sees it: /readyz's check fails and the stores answer 503. Nothing is published meanwhile.
+    const store = served.app.core.stores.intents;
+    const { list } = store;
+    const { storeUnavailable } = served.app;
+    store.list = () => Promise.reject(new StoreUnavailableError());
+    served.app.storeUnavailable = () => 'the connection closed';
+    try {
+      await expect.poll(() => status.getAttribute('data-state'), { timeout: 4000, interval: 100 }).toBe('error');
+      expect(await status.innerText()).toBe('Refresh failed: error 503 · The store is unavailable; retry shortly. Retrying every 5 s.');
+    } finally {
+      store.list = list;
+      served.app.storeUnavailable = storeUnavailable;
+    }
+    // Back: Live within the feed's check, not at the next 5-second retry or the next change.
+    const back = Date.now();
+    await live(page);
+    expect(Date.now() - back).toBeLessThan(4000);
+    expect(await status.innerText()).toBe('Live');
+    await page.close();
+    expect(consoleErrors.splice(errorsBefore).filter((m) => !/status of 503/.test(m))).toEqual([]);
+  }, TIMEOUT);
+
   it('falls back to polling every second when the browser has no event stream', async () => {
     const page = await newPage();
     await page.addInitScript('delete window.EventSource'); // before the page's own scripts; the CSP does not apply

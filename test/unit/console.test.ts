@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createHmac, randomBytes, scryptSync } from 'node:crypto';
 import { lineChart, niceMax } from '../../src/console/charts.ts';
-import { LiveFeed } from '../../src/console/feed.ts';
+import { LiveFeed, STORE_CHECK_MS } from '../../src/console/feed.ts';
 import { escapeHtml, html, raw } from '../../src/console/html.ts';
 import { ConsoleAuth, cookieValue, sessionCookie } from '../../src/console/auth.ts';
 import { EventBus, type DomainEvent } from '../../src/core/events.ts';
@@ -53,6 +53,36 @@ describe('console live feed', () => {
     bus.publish(event('payment.approved'));
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(written.length).toBe(2);
+  });
+
+  it('tells its clients when the store goes away and comes back (checked every STORE_CHECK_MS while one is connected), and a client that connects during an outage at once', async () => {
+    let available = true;
+    let checks = 0;
+    const feed = new LiveFeed(new EventBus(), () => [], () => {
+      checks++;
+      return available;
+    });
+    expect(checks).toBe(0);
+    const first: string[] = [];
+    const remove = feed.add({ write: (chunk) => void first.push(chunk), end: () => undefined });
+    const hello = 'retry: 2000\nevent: hello\ndata: {}\n\n';
+    const away = 'event: store\ndata: {"available":false}\n\n';
+    const back = 'event: store\ndata: {"available":true}\n\n';
+    available = false;
+    await new Promise((resolve) => setTimeout(resolve, STORE_CHECK_MS + 200));
+    const second: string[] = [];
+    const removeSecond = feed.add({ write: (chunk) => void second.push(chunk), end: () => undefined });
+    await new Promise((resolve) => setTimeout(resolve, STORE_CHECK_MS + 200));
+    expect([first, second]).toEqual([[hello, away], [hello, away]]);
+    available = true;
+    await new Promise((resolve) => setTimeout(resolve, STORE_CHECK_MS + 200));
+    expect([first, second]).toEqual([[hello, away, back], [hello, away, back]]);
+    remove();
+    removeSecond();
+    // No client: no check.
+    const after = checks;
+    await new Promise((resolve) => setTimeout(resolve, STORE_CHECK_MS + 200));
+    expect(checks).toBe(after);
   });
 
   it('ends every stream on close', () => {

@@ -224,6 +224,9 @@
       setStatus('Live', 'live');
       refresh(null); // whatever changed while the stream was down
     });
+    // The store went away or came back (no change may come for the whole outage): a refresh now
+    // says so (the store's 503), or clears it.
+    source.addEventListener('store', () => refresh(null));
     source.addEventListener('change', (event) => {
       try {
         refresh(JSON.parse(event.data).topics);
