@@ -17,7 +17,8 @@ import { CUMULATIVE, type MetricsJson } from './plugins/app/namespaces.ts';
 
 /**
  * How a metric is combined across workers where adding up is wrong (prom-client's own process
- * metrics carry theirs: the event-loop lag averaged, the start time left out, the version once).
+ * metrics carry theirs: the start time left out, the version once; their event-loop lag averaged,
+ * which this takes the largest of instead).
  * Read from the shared store, the same in every worker: the largest. Readiness: the least (a worker
  * that is not ready makes the process not ready). A data loss is seen by every worker: the largest count
  * (see `WorkerMetricsBook`).
@@ -39,6 +40,14 @@ const ACROSS_WORKERS: Readonly<Record<string, Aggregator>> = {
   fluxpay_waiting_room_queue_length: 'max',
   // Each worker's own limit (the sum would hide one worker near it).
   process_max_fds: 'max',
+  // The slowest worker's event loop (prom-client averages them: one worker stalled by a long
+  // request, or a busy core, showed as half its lag with two workers). Its min stays the least.
+  nodejs_eventloop_lag_seconds: 'max',
+  nodejs_eventloop_lag_mean_seconds: 'max',
+  nodejs_eventloop_lag_stddev_seconds: 'max',
+  nodejs_eventloop_lag_p50_seconds: 'max',
+  nodejs_eventloop_lag_p90_seconds: 'max',
+  nodejs_eventloop_lag_p99_seconds: 'max',
 };
 
 /** How long the primary waits for each worker's metrics; one that has not answered by then counts with its last (and is said so). */

@@ -54,6 +54,19 @@ describe('combineWorkerMetrics', () => {
     expect(await imbalance(0, 0)).toBe('ledger_imbalance 0');
   });
 
+  it('the event loop’s lag is the slowest worker’s (prom-client averages it), its least the least', async () => {
+    const loop = async (lag: number) => {
+      const registry = new Registry();
+      const registers = [registry];
+      // As prom-client's default metrics declare them.
+      new Gauge({ name: 'nodejs_eventloop_lag_p99_seconds', help: 'h', registers, aggregator: 'average' }).set(lag);
+      new Gauge({ name: 'nodejs_eventloop_lag_seconds', help: 'h', registers, aggregator: 'average' }).set(lag);
+      new Gauge({ name: 'nodejs_eventloop_lag_min_seconds', help: 'h', registers, aggregator: 'min' }).set(lag);
+      return registry.getMetricsAsJSON();
+    };
+    expect(samples(await combineWorkerMetrics([await loop(0.01), await loop(0.5)]))).toEqual(['nodejs_eventloop_lag_p99_seconds 0.5', 'nodejs_eventloop_lag_seconds 0.5', 'nodejs_eventloop_lag_min_seconds 0.01']);
+  });
+
   it('one worker alone is its own figures', async () => {
     const text = await combineWorkerMetrics([await worker(4, 10, 1, 0, [])]);
     expect(text).toContain('\npayment_intents_created_total{scenario="approve"} 4\n');
