@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CallbackWaits, LOOK_AFTER_DUE_MS, type LookedUp } from '../../src/dialects/payment-server-v2/waits.ts';
+import { CallbackWaits, LOOK_AFTER_DUE_MS, LOOK_GAP_MAX_MS, type LookedUp } from '../../src/dialects/payment-server-v2/waits.ts';
 
 /** What POST /api/v2/payments waits for, against a store that goes away: a blip ends no wait, an outage of a second does. */
 describe('CallbackWaits and the store', () => {
@@ -70,6 +70,26 @@ describe('CallbackWaits and the store', () => {
     expect(await settledWithin(decided.done, 900)).toBe(true);
     expect(reads.filter((id) => id === 'pay_decided').length).toBeGreaterThanOrEqual(1);
     expect(waits.size).toBe(0);
+  });
+
+  it('an overdue wait reads its payment soon after its due time, then less and less often (gaps doubling to LOOK_GAP_MAX_MS): a create whose decision another replica made answers within tens of milliseconds, not 250–500 (a user test)', async () => {
+    const found = new Map<string, LookedUp | Error>([['pay_elsewhere', { decidedAt: null, completed: false }]]);
+    const { waits, clock, reads } = lookingWaits(5_000, found);
+    const wait = waits.open('pay_elsewhere');
+    waits.expect(wait, 10_000);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(reads).toEqual([]);
+    // Just past the first read's time (before: 250 ms past the due time, so never on this clock).
+    clock.now = 10_000 + LOOK_AFTER_DUE_MS;
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    // Then at most 25, 50, 100, 200, 250, 250 ms apart (real time): 7 reads in the second at most
+    // (the checks come late on a busy machine, never early), where reads 25 ms apart would be 40.
+    const schedule = [0, 1, 2, 3, 4, 5].map((i) => Math.min(LOOK_AFTER_DUE_MS * 2 ** i, LOOK_GAP_MAX_MS));
+    expect(schedule).toEqual([25, 50, 100, 200, 250, 250]);
+    expect(reads.length).toBeGreaterThanOrEqual(2);
+    expect(reads.length).toBeLessThanOrEqual(7);
+    found.set('pay_elsewhere', { decidedAt: 10_000, completed: true });
+    expect(await settledWithin(wait.done, 600)).toBe(true);
   });
 
   it('follow (a repeat whose first request is another replica’s): waits only while the answer is to come; undecided, it reads from the next check until completed; decided, what is left of its bound', async () => {

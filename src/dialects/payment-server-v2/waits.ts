@@ -11,7 +11,7 @@
  * timeout is. A wait is process-local: with several replicas, a repeat that reaches another one
  * while the first still waits follows the payment in the store (`follow`). While the store is unavailable (Redis away or
  * silent) no decision can be made, so the waits end once it has been so for a second (looked at
- * every 250 ms while any is open; a reconnect's blip ends none):
+ * every 25 ms while any is open; a reconnect's blip ends none):
  * the route's read of the payment then answers 503 STORE_UNAVAILABLE, or, Redis back already,
  * its status then (PENDING), as the original answered a payment whose callback had not succeeded;
  * the payment is decided and its callback sent once the store is back, and a retry with the same
@@ -19,13 +19,15 @@
  *
  * With several replicas on one store, the decision's job and the callback's attempt may be another
  * replica's, whose events this process never sees: a wait whose decision is due (`expect`) and has
- * not ended by `LOOK_AFTER_DUE_MS` past it reads its payment (`look`) at each store check, until it
- * ends: decided (approved and waiting for its callback, or declined), its bound starts from the
+ * not ended by `LOOK_AFTER_DUE_MS` past it reads its payment (`look`), then again after twice as long
+ * each time up to LOOK_GAP_MAX_MS (25, 50, 100, 200, 250, 250… ms), until it ends: decided (approved and waiting for its callback, or declined), its bound starts from the
  * decision; completed (its callback acknowledged, or its first attempt over where that settles the
  * answer: any for a declined payment, a failed one for an approved payment) or gone (the store
  * lost it), it ends. One read at a time per wait; a wait its own events end first reads nothing. Before
  * 2026-12-03 such a wait ended only when the store went away (a helper: creates with a delay
- * unanswered after 70 s, their payments completed). A failed first attempt on another replica
+ * unanswered after 70 s, their payments completed); before 2026-12-07 its first read was 250 ms past
+ * the due time and the next ones 250 ms apart, so with two processes a create whose decision or
+ * attempt the other made answered after 250–500 ms (a user test: p50 252 ms against 5 ms on memory). A failed first attempt on another replica
  * leaves the payment PENDING: the wait ends at its bound after the decision.
  * @see issue 10 "Endpoints"
  */
@@ -35,8 +37,12 @@ interface Wait {
   readonly done: Promise<void>;
   resolve(): void;
   timer: NodeJS.Timeout | undefined;
-  /** When its decision is due, on the service's clock (`expect`); undefined until the create says. */
-  dueAt: number | undefined;
+  /** From when it may read its payment, on the service's clock: its decision's due time and LOOK_AFTER_DUE_MS (`expect`); undefined until the create says. */
+  lookAt: number | undefined;
+  /** When, in real time (`Date.now()`), its next read may be: `gap` after the last one ended. */
+  nextReadAt: number;
+  /** The real time from one read to the next, doubled after each up to LOOK_GAP_MAX_MS. */
+  gap: number;
   /** A read of its payment is under way (`look`). */
   looking: boolean;
 }
@@ -54,12 +60,14 @@ export interface WaitLookUp {
   look(id: string): Promise<LookedUp>;
 }
 
-/** How often open waits look whether the store is unavailable, and read the payments of overdue ones. */
-const STORE_CHECK_MS = 250;
+/** How often open waits look whether the store is unavailable, and read the payments of overdue ones due a read. */
+const STORE_CHECK_MS = 25;
 /** How long the store must have been unavailable, at every look, for the waits to end. */
 const STORE_GONE_MS = 1000;
-/** How long past its decision's due time (service clock) a wait not ended yet reads its payment. */
-export const LOOK_AFTER_DUE_MS = 250;
+/** How long past its decision's due time (service clock) a wait not ended yet first reads its payment; also the first gap to the next read. */
+export const LOOK_AFTER_DUE_MS = 25;
+/** The longest gap between two reads of a wait's payment. */
+export const LOOK_GAP_MAX_MS = 250;
 
 export class CallbackWaits {
   readonly #waits = new Map<string, Wait>();
@@ -95,7 +103,7 @@ export class CallbackWaits {
   open(id: string): Wait {
     let resolve!: () => void;
     const done = new Promise<void>((r) => (resolve = r));
-    const wait: Wait = { id, done, resolve, timer: undefined, dueAt: undefined, looking: false };
+    const wait: Wait = { id, done, resolve, timer: undefined, lookAt: undefined, nextReadAt: 0, gap: LOOK_AFTER_DUE_MS, looking: false };
     this.#waits.set(id, wait);
     if (this.#storeCheck === undefined) {
       this.#storeCheck = setInterval(() => {
@@ -111,7 +119,7 @@ export class CallbackWaits {
 
   /** The payment of `wait` is created, its decision due at `dueAt` (service clock): past it, the wait may read its payment. */
   expect(wait: Wait, dueAt: number): void {
-    wait.dueAt = dueAt;
+    wait.lookAt = dueAt + LOOK_AFTER_DUE_MS;
   }
 
   /**
@@ -141,7 +149,7 @@ export class CallbackWaits {
       this.drop(wait);
       return false;
     }
-    wait.dueAt = now - LOOK_AFTER_DUE_MS;
+    wait.lookAt = now;
     if (found.decidedAt !== null) this.decided(wait.id, sinceDecided);
     return true;
   }
@@ -178,18 +186,26 @@ export class CallbackWaits {
     const lookUp = this.#lookUp;
     if (lookUp === undefined) return;
     const now = lookUp.now();
+    const realNow = Date.now();
     for (const wait of this.#waits.values()) {
-      if (wait.looking || wait.dueAt === undefined || now < wait.dueAt + LOOK_AFTER_DUE_MS) continue;
+      if (wait.looking || wait.lookAt === undefined || now < wait.lookAt || realNow < wait.nextReadAt) continue;
       wait.looking = true;
+      // The gaps in real time: they space reads of the store, whatever the service's clock does (a
+      // test's manual clock, TIME_SCALE).
+      const next = (): void => {
+        wait.looking = false;
+        wait.nextReadAt = Date.now() + wait.gap;
+        wait.gap = Math.min(wait.gap * 2, LOOK_GAP_MAX_MS);
+      };
       lookUp.look(wait.id).then(
         (found) => {
-          wait.looking = false;
+          next();
           if (this.#waits.get(wait.id) !== wait) return;
           if (found === undefined || found.completed) this.#end(wait);
           else if (found.decidedAt !== null) this.decided(wait.id, Math.max(0, lookUp.now() - found.decidedAt));
         },
-        // A failed read (the store away): the next check reads again, or the store's own bound ends the wait.
-        () => (wait.looking = false),
+        // A failed read (the store away): read again after the next gap, or the store's own bound ends the wait.
+        next,
       );
     }
   }
