@@ -34,6 +34,7 @@ const ACROSS_WORKERS: Readonly<Record<string, Aggregator>> = {
   seats_held: 'max',
   seats_reserved: 'max',
   webhook_queue_waiting: 'max',
+  webhook_retries_waiting: 'max',
   fluxpay_outbox_depth: 'max',
   fluxpay_outbox_publish_lag_seconds: 'max',
   fluxpay_subscriptions: 'max',

@@ -186,6 +186,8 @@ interface Manifest {
     template?: PodTemplate;
     ports?: Array<{ name: string; port: number; targetPort: string | number }>;
     volumeClaimTemplates?: Array<{ metadata: { name: string } }>;
+    serviceName?: string;
+    clusterIP?: string;
   };
 }
 
@@ -531,6 +533,8 @@ describe('what the dashboard and the alerts say, evaluated by promtool on made-u
               interval: '1m',
               input_series: [
                 { series: 'http_requests_total{job="paysim",method="GET",route="/v1/sim/intents",status_code="200",replica="paysim-1"}', values: '0+60x20' },
+                // The balancer's checks of a replica not ready (Redis away, or draining): not the load's errors (ut71c: the 5xx stat read 13.6 % with no API request failing).
+                { series: 'http_requests_total{job="paysim",method="GET",route="/readyz",status_code="503",replica="paysim-1"}', values: '0+120x20' },
                 { series: 'store_full_total{job="paysim",store="intents",replica="paysim-1"}', values: '0x20 3x20' },
                 // Another job of the same Prometheus with metrics of the same names (ut69b, 2026-12-06: every
                 // query without a job matcher counted them): its 5xx, its ledger, its refusals and its queue.
@@ -645,6 +649,45 @@ describe('what the dashboard and the alerts say, evaluated by promtool on made-u
                     },
                   ],
                 },
+              ],
+            },
+            {
+              // A receiver that answers errors from minute 5 to minute 10: 9 attempts in 10 fail
+              // (2 attempts a second); the attempts succeed before and after. Three deliveries end
+              // failed just after minute 10. Another job's failures count for nothing (ut71c: no alert fired
+              // for 4,555 failed attempts).
+              interval: '15s',
+              input_series: [
+                { series: 'webhook_attempts_total{job="paysim",outcome="success",replica="paysim-1"}', values: '0+30x20 600+3x20 660+30x40' },
+                { series: 'webhook_attempts_total{job="paysim",outcome="http_error",replica="paysim-1"}', values: '0x20 0+27x20 540x40' },
+                { series: 'webhook_attempts_total{job="othersvc",outcome="http_error"}', values: '0+300x80' },
+                { series: 'webhook_deliveries_total{job="paysim",result="failed",replica="paysim-1"}', values: '0x40 3x40' },
+                { series: 'webhook_deliveries_total{job="othersvc",result="failed"}', values: '0+5x80' },
+              ],
+              alert_rule_test: [
+                // Over half failed all along 2 minutes: firing from about minute 8, not before, not once they succeed again.
+                ...[4, 7, 13, 18].map((minute) => ({ eval_time: `${minute}m`, alertname: 'PaysimWebhooksFailing', exp_alerts: [] })),
+                {
+                  eval_time: '9m',
+                  alertname: 'PaysimWebhooksFailing',
+                  exp_alerts: [
+                    {
+                      exp_labels: { severity: 'warning' },
+                      exp_annotations: { summary: '90% of webhook attempts failed over the last 2 minutes: a receiver answers errors, is too slow or cannot be reached; its deliveries wait to retry (webhook_retries_waiting)' },
+                    },
+                  ],
+                },
+                ...[9, 16].map((minute) => ({ eval_time: `${minute}m`, alertname: 'PaysimWebhookDeliveriesFailed', exp_alerts: [] })),
+                ...[11, 14].map((minute) => ({
+                  eval_time: `${minute}m`,
+                  alertname: 'PaysimWebhookDeliveriesFailed',
+                  exp_alerts: [
+                    {
+                      exp_labels: { severity: 'warning' },
+                      exp_annotations: { summary: 'Webhook deliveries ended failed (retries spent, 410 Gone, or the URL disabled): their receivers never got those events; see /v1/sim/webhooks/deliveries?status=failed' },
+                    },
+                  ],
+                })),
               ],
             },
             {
@@ -833,7 +876,7 @@ describe('deploy/kubernetes', () => {
   const secret = SECRET_EXAMPLE[0] as Manifest;
 
   it('holds a ConfigMap, the Deployment and its Service, and Redis (StatefulSet and Service)', () => {
-    expect(K8S.map((m) => `${m.kind}/${m.metadata.name}`).sort()).toEqual(['ConfigMap/paysim', 'Deployment/paysim', 'Service/paysim', 'Service/paysim-redis', 'StatefulSet/paysim-redis']);
+    expect(K8S.map((m) => `${m.kind}/${m.metadata.name}`).sort()).toEqual(['ConfigMap/paysim', 'Deployment/paysim', 'Service/paysim', 'Service/paysim-redis', 'Service/paysim-redis-headless', 'StatefulSet/paysim-redis']);
     expect(SECRET_EXAMPLE.map((m) => `${m.kind}/${m.metadata.name}`)).toEqual(['Secret/paysim']);
   });
 
@@ -922,5 +965,8 @@ describe('deploy/kubernetes', () => {
     expect(c.volumeMounts).toEqual([{ name: 'data', mountPath: '/data' }]);
     expect(redis.spec?.volumeClaimTemplates?.map((v) => v.metadata.name)).toEqual(['data']);
     expect(one('Service', 'paysim-redis').spec?.selector).toEqual(pods.metadata.labels);
+    // Its governing Service is headless (ut71c: it named the ClusterIP one, so the pod had no DNS name of its own).
+    const governing = one('Service', redis.spec?.serviceName ?? '');
+    expect([governing.spec?.clusterIP, governing.spec?.selector]).toEqual(['None', pods.metadata.labels]);
   });
 });

@@ -456,6 +456,10 @@ describe('metrics', () => {
     await deliveryWhen(t, `?payment_intent_id=${ok1}`, afterAttempts(1, 'delivered'), 'ok1');
     await deliveryWhen(t, `?payment_intent_id=${ok2}`, afterAttempts(1, 'delivered'), 'ok2');
     const d = await deliveryWhen(t, `?payment_intent_id=${ko}`, afterAttempts(1, 'retrying'), 'ko retrying');
+    // Its retry waits on the schedule, which no queue gauge counts (ut71c): this one does.
+    expect(metricSample(before, 'webhook_retries_waiting')).toBe(0);
+    await eventually(async () => (metricSample(await metricsText(t), 'webhook_retries_waiting') === 1 ? true : undefined), 'one delivery waiting to retry');
+    expect(metricSample(await metricsText(t), 'webhook_queue_depth')).toBe(0);
     await t.clock.advance(Date.parse(d.next_attempt_at!) - t.clock.now());
     await deliveryWhen(t, `?payment_intent_id=${ko}`, afterAttempts(2, 'failed'), 'ko failed');
 
@@ -468,6 +472,7 @@ describe('metrics', () => {
     expect(metricSample(text, 'webhook_attempts_total{outcome="success"}')).toBe(2);
     expect(metricSample(text, 'webhook_attempts_total{outcome="http_error"}')).toBe(2);
     expect(metricSample(text, 'webhook_retries_total')).toBe(1);
+    expect(metricSample(text, 'webhook_retries_waiting')).toBe(0);
     expect(text).toContain('# TYPE webhook_deliveries_total counter');
     expect(text).toContain('# TYPE webhook_attempt_duration_seconds histogram');
     expect(metricSample(text, 'webhook_attempt_duration_seconds_count{outcome="success"}')).toBe(2);

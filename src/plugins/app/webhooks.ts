@@ -166,6 +166,16 @@ export default fp<WebhooksOptions>(
         else await fromStore(() => queue.waiting(), (waiting) => this.set(waiting));
       },
     });
+    // Retries wait on the scheduler, not in the queue: a receiver answering errors showed on no
+    // gauge (webhook_queue_* at 0 with 100 deliveries retrying; a user test with Prometheus).
+    new Gauge({
+      name: 'webhook_retries_waiting',
+      help: 'Webhook deliveries waiting for a retry after a failed attempt (scheduled, not yet due or not yet claimed): in memory this process’s; with Redis the shared schedule’s, the same on every replica (take the max, not the sum).',
+      registers: [registry],
+      async collect() {
+        await fromStore(() => scheduler.pending(RETRY_JOB), (waiting) => this.set(waiting));
+      },
+    });
     new Gauge({
       name: 'webhook_in_flight',
       help: 'Webhook attempts in flight.',
