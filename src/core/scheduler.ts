@@ -1,5 +1,5 @@
 import type { Clock, Timer } from './clock.ts';
-import { isStoreUnavailable, ShuttingDownError } from './errors.ts';
+import { isStoreUnavailable, ShuttingDownError, StoreFullError } from './errors.ts';
 import { FailureCounts } from './failure-counts.ts';
 import type { ClaimedJob, Job, SchedulerStore } from './ports.ts';
 import { currentTraceparent, inTrace } from '../trace-context.ts';
@@ -321,7 +321,7 @@ export class Scheduler {
       const before = this.#failures.get(id, now);
       const failures: Failures = {
         runs: (before?.runs ?? 0) + 1,
-        counted: (before?.counted ?? 0) + (isStoreUnavailable(error) ? 0 : 1),
+        counted: (before?.counted ?? 0) + (waitsForTheStore(error) ? 0 : 1),
       };
       const final = failures.counted >= MAX_ATTEMPTS || handler === undefined;
       onError(error, job, final);
@@ -341,10 +341,22 @@ export class Scheduler {
 interface Failures {
   /** Failed runs, whatever the cause: the retry delay grows with them. */
   runs: number;
-  /** Failed runs that count towards MAX_ATTEMPTS: all but those of a store that could not be reached. */
+  /** Failed runs that count towards MAX_ATTEMPTS: all but those that wait for the store (`waitsForTheStore`). */
   counted: number;
 }
 
 function failureId(job: Pick<Job, 'kind' | 'key'>): string {
   return `${job.kind}\n${job.key}`;
+}
+
+/**
+ * A run that failed for want of the store, not for anything in the job: the store could not be
+ * reached, or it was full of unfinished work (STORE_FULL, which other work ending clears). Such
+ * runs do not count towards MAX_ATTEMPTS: the job is retried, at most RETRY_MAX_MS apart, until the
+ * store takes it. Before 2026-12-07 a job refused by a full store was given up after its eighth run:
+ * a FluxPay subscription's renewal, its order refused while open orders filled the store, stayed
+ * ACTIVE with no renewal to come (a user test).
+ */
+export function waitsForTheStore(error: unknown): boolean {
+  return isStoreUnavailable(error) || error instanceof StoreFullError;
 }

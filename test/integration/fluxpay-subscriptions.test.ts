@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { CHARGE_JOB, SUBSCRIPTION_JOB } from '../../src/core/subscriptions/service.ts';
 import type { TestApp } from '../helpers/app.ts';
-import { chargeCredits, errorOf, fluxpayApps, fpError, fpGet, fpPost, paidOrder, resultOf, SUCCESS, type Json } from '../helpers/fluxpay.ts';
+import { chargeCredits, createOrder, errorOf, fluxpayApps, fpError, fpGet, fpPost, paidOrder, resultOf, SUCCESS, type Json } from '../helpers/fluxpay.ts';
 import { eventually, receiverPool } from '../helpers/receiver.ts';
 import { metricSample } from '../helpers/webhooks.ts';
 
@@ -387,6 +387,34 @@ describe('renewals on the manual clock', () => {
     expect(report.subscriptions).toEqual({ total: 1, ACTIVE: 1, PAST_DUE: 0, CANCELED: 0, EXPIRED: 0, invoices: { PAID: 12, DECLINED: 3, REFUNDED: 0 } });
   }, 60_000);
 
+  it('a renewal whose order a full store refuses (open orders hold FLUXPAY_MAX_RECORDS) waits for room, past MAX_ATTEMPTS, said once every 10 s; once orders end it renews (before 2026-12-07 it was given up after 8 runs: ACTIVE, its period over, no renewal to come)', async () => {
+    const logs: Array<Record<string, unknown>> = [];
+    const t = await app({ FLUXPAY_MAX_RECORDS: '3' }, { clockStart: at('2026-01-15T12:00:00.000Z'), logs });
+    const id = resultOf(await subscribe(t)).subscriptionId as string;
+    // Three orders left open (PENDING, never paid): the store keeps them until they end.
+    const open = [];
+    for (let i = 0; i < 3; i++) open.push((await createOrder(t, { userId: `other_${i}` })).orderId as string);
+    await advanceTo(t, '2026-02-15T12:00:00.000Z');
+    // Two minutes of retries at most 30 s apart: more runs than MAX_ATTEMPTS (8).
+    for (let i = 0; i < 120; i++) await t.clock.advance(1_000);
+    expect(resultOf(await fpGet(t, `/api/v1/subscriptions/${id}`))).toMatchObject({ status: 'ACTIVE', currentPeriodEnd: '2026-02-15T12:00:00.000Z', nextChargeAt: '2026-02-15T12:00:00.000Z' });
+    expect(logs.filter((l) => l.msg === 'due work failed for the last time; giving up')).toEqual([]);
+    const waiting = logs.filter((l) => l.msg === 'due work waits for room: the store is full of unfinished work; it will be retried');
+    expect(waiting.length).toBeGreaterThanOrEqual(1);
+    expect(waiting.length).toBeLessThanOrEqual(13);
+    expect(waiting[0]).toMatchObject({ level: 'warn', store: 'fluxpay' });
+    // The open orders end: the next run renews.
+    for (const orderId of open) resultOf(await fpPost(t, `/api/v1/orders/${orderId}/cancel`, {}));
+    for (let i = 0; i < 31; i++) await t.clock.advance(1_000);
+    await t.app.fluxpay.relay.idle();
+    const renewed = resultOf(await fpGet(t, `/api/v1/subscriptions/${id}`));
+    expect(renewed).toMatchObject({ status: 'ACTIVE', currentPeriodStart: '2026-02-15T12:00:00.000Z', currentPeriodEnd: '2026-03-15T12:00:00.000Z' });
+    expect((renewed.invoices as Json[]).map((i) => [i.kind, i.status])).toEqual([
+      ['INITIAL', 'PAID'],
+      ['RENEWAL', 'PAID'],
+    ]);
+  });
+
   it('dunning: declined at the renewal and after 1, 3 and 5 days → EXPIRED with subscription.expired', async () => {
     // Published events are kept 60 days here (1 day by default), so the whole story is listed.
     const t = await app({ FLUXPAY_TTL_MS: String(60 * 86_400_000) }, { clockStart: at('2026-01-31T00:00:00.000Z') });
@@ -520,7 +548,6 @@ describe('a subscription cut off between its calls (a process stopped, the store
     expect(await ordersOf(t)).toEqual([['INITIAL', 'PAID', null]]);
     await t.clock.advance(GUARD);
     expect(await ordersOf(t)).toEqual([['INITIAL', 'CANCELLED', 'subscription charge not recorded: refunded']]);
-    expect(await t.app.core.scheduler.pending(SUBSCRIPTION_JOB, CHARGE_JOB)).toBe(1); // the due work of the subscription never written
     await advanceTo(t, '2026-03-15T12:00:00.000Z');
     expect(await t.app.core.scheduler.pending(SUBSCRIPTION_JOB, CHARGE_JOB)).toBe(0);
     await reconciled(t);

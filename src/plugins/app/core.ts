@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Config } from '../../config.ts';
 import { systemClock, type Clock, type Timer } from '../../core/clock.ts';
-import { isStoreUnavailable, NotStoredYetError, StoreUnavailableError } from '../../core/errors.ts';
+import { isStoreUnavailable, NotStoredYetError, StoreFullError, StoreUnavailableError } from '../../core/errors.ts';
 import { EventBus } from '../../core/events.ts';
 import { createIdFactory, type IdFactory } from '../../core/ids.ts';
 import { IntentService } from '../../core/intents/service.ts';
@@ -99,6 +99,7 @@ export default fp<CoreOptions>(
     const runErrors = new CountingThrottle(RUN_ERROR_LOG_INTERVAL_MS, () => clock.now());
     const unavailableJobs = new CountingThrottle(RUN_ERROR_LOG_INTERVAL_MS, () => clock.now());
     const unavailableEvents = new CountingThrottle(RUN_ERROR_LOG_INTERVAL_MS, () => clock.now());
+    const fullJobs = new CountingThrottle(RUN_ERROR_LOG_INTERVAL_MS, () => clock.now());
     const bus = new EventBus((error, event) => {
       const fields = { err: error, event_id: event.id, event_type: event.type };
       if (!isStoreUnavailable(error)) return app.log.error(fields, 'event subscriber failed');
@@ -112,6 +113,12 @@ export default fp<CoreOptions>(
         if (!final && isStoreUnavailable(error)) {
           const failed = unavailableJobs.take();
           if (failed !== undefined) app.log.warn({ err: error, job_kind: job.kind, job_key: job.key, failed }, 'due work could not be done: the store is unavailable; it will be retried');
+          return;
+        }
+        // A full store: the job waits for room (retried, never given up), said once every RUN_ERROR_LOG_INTERVAL_MS with the count.
+        if (!final && error instanceof StoreFullError) {
+          const failed = fullJobs.take();
+          if (failed !== undefined) app.log.warn({ err: error, job_kind: job.kind, job_key: job.key, store: error.store, failed }, 'due work waits for room: the store is full of unfinished work; it will be retried');
           return;
         }
         // The expected end of a race between replicas: said at debug until the last attempt.
