@@ -273,6 +273,24 @@ describe('limits of PUT /api/v1/waiting-rooms/{roomId}', () => {
     expect(resultOf(await fpGet(t, '/api/v1/waiting-rooms/slow'))).toMatchObject({ admitPerSecond: 0.001, currentRate: 0.001, size: 1, admitted: 1, nextAdmissionAt: iso(T0 + 1_000_000) });
   });
 
+  it('tickets of a room nobody calls end and are swept on time (the periodic sweep brings every room up to date): before 2026-12-07 they waited for a call or a scrape, and held the ticket bound against every other room', async () => {
+    const t = await app({ FLUXPAY_MAX_WAITING_TICKETS: '5', FLUXPAY_WAITING_TICKET_TTL_MS: '60000' });
+    const events = admittedEvents(t);
+    await put(t, 'quiet', { admitPerSecond: 0, admissionTtlSeconds: 5, protectedServiceIds: [] });
+    await put(t, 'busy', { admitPerSecond: 0, admissionTtlSeconds: 5, protectedServiceIds: [] });
+    for (let i = 0; i < 5; i++) await enter(t, 'quiet', `u${i}`);
+    expect(errorOf(await fpPost(t, '/api/v1/waiting-rooms/busy/enter', { userId: 'late' }))[0]).toBe(503);
+    // All five admitted within 50 ms (its admission job); their tokens expire 5 s later; nobody calls the room again, nothing scrapes /metrics.
+    await put(t, 'quiet', { admitPerSecond: 100, admissionTtlSeconds: 5, protectedServiceIds: [] });
+    await t.clock.advance(1_000);
+    expect(events).toHaveLength(5);
+    // Expired after 5 s, ended tickets kept 60 s, swept every 60 s: all gone within 2 minutes and a sweep.
+    for (let i = 0; i < 190; i++) await t.clock.advance(1_000);
+    expect(await enter(t, 'busy', 'late')).toMatchObject({ status: 'WAITING', position: 1 });
+    expect(resultOf(await fpGet(t, '/api/v1/waiting-rooms/quiet'))).toMatchObject({ admitted: 5, expired: 5, activeTokens: 0 });
+    expect(events).toHaveLength(5);
+  });
+
   it('FLUXPAY_MAX_WAITING_ROOMS: one room more is 409 WAIT_002 and nothing is created; existing rooms still change', async () => {
     const t = await app({ FLUXPAY_MAX_WAITING_ROOMS: '2' });
     expect((await put(t, 'one', ROOM)).statusCode).toBe(201);

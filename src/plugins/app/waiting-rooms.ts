@@ -101,7 +101,14 @@ export default fp(
       const { roomId, ...settings } = room;
       await service.declare(roomId, settings);
     }
-    app.core.onSweep((now) => stores.waitingRooms.sweep(now));
+    // Every room brought up to date first (its admitted tickets whose tokens expired end then, and
+    // its admissions due are published): a ticket ends only when its room is brought up to date, so
+    // the tickets of a room nobody called (no request, no scrape of /metrics) never ended, were never
+    // swept, and held FLUXPAY_MAX_WAITING_TICKETS against every other room (a user test, 2026-12-07).
+    app.core.onSweep(async (now) => {
+      await service.list();
+      return stores.waitingRooms.sweep(now);
+    });
     app.core.onSweep((now) => stores.rateLimits.sweep(now));
   },
   { name: 'paysim-waiting-rooms', dependencies: ['paysim-core', 'paysim-metrics'] },
