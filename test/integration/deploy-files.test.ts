@@ -264,6 +264,10 @@ describe('the service the files describe', () => {
     const full = await t.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'res_2', amount: 1000, scenario: 'delay' } });
     expect(full.statusCode).toBe(503);
     expect(full.json()).toMatchObject({ error: { code: 'STORE_FULL' } });
+    // A FluxPay waiting room with a user admitted: its series (by room) exist from then on.
+    const room = await t.app.inject({ method: 'PUT', url: '/api/v1/waiting-rooms/sale', payload: { admitPerSecond: 1, admissionTtlSeconds: 60, protectedServiceIds: [] } });
+    expect(room.statusCode).toBe(201);
+    expect((await t.app.inject({ method: 'POST', url: '/api/v1/waiting-rooms/sale/enter', payload: { userId: 'u1' } })).statusCode).toBe(200);
     // The delivery's latency is observed once its 2xx is read, which may follow the log's update.
     const body = await eventually(async () => {
       const text = (await t.app.inject({ url: '/metrics' })).body;
@@ -329,6 +333,11 @@ describe('the service the files describe', () => {
       'store_fill_ratio',
       // A Redis outage, which /metrics and `up` do not show (ut69b, 2026-12-06: no panel showed it).
       'ready',
+      // Retries waiting, and FluxPay's outcomes, outbox and waiting rooms (ut71c, 2026-12-07: none drawn).
+      'webhook_retries_waiting',
+      'fluxpay_outbox_published_total',
+      'fluxpay_outbox_depth',
+      'fluxpay_waiting_room_queue_length',
     ]) {
       expect(drawn.has(name), name).toBe(true);
     }
@@ -560,6 +569,12 @@ describe('what the dashboard and the alerts say, evaluated by promtool on made-u
                   ['paysim-2', '0x9 -30000x20'],
                   ['memory-1', '0x30'],
                 ].map(([replica, values]) => ({ series: `ledger_imbalance{job="paysim",replica="${replica}"}`, values })),
+                // FluxPay: 1 payment approved and 0.5 declined a second, and their orders completed (not payments).
+                ...[
+                  ['payment.approved', 60],
+                  ['payment.failed', 30],
+                  ['order.completed', 60],
+                ].map(([type, perMinute]) => ({ series: `fluxpay_outbox_published_total{job="paysim",event_type="${type}",replica="paysim-1"}`, values: `0+${perMinute}x20` })),
                 // Webhook attempts: half succeed for 10 minutes, then none is made (a load test's pause).
                 { series: 'webhook_attempts_total{job="paysim",outcome="success",replica="paysim-1"}', values: '0+60x10 600x20' },
                 { series: 'webhook_attempts_total{job="paysim",outcome="http_error",replica="paysim-1"}', values: '0+60x10 600x20' },
@@ -579,6 +594,15 @@ describe('what the dashboard and the alerts say, evaluated by promtool on made-u
                 { expr: failureShares, eval_time: '8m', exp_samples: [{ labels: '{outcome="http_error"}', value: 0.5 }, { labels: '{outcome="timeout"}', value: 0 }] },
                 { expr: successRatio, eval_time: '20m', exp_samples: [] },
                 { expr: failureShares, eval_time: '20m', exp_samples: [] },
+                // FluxPay's payments by outcome: the payments only, not their orders' events.
+                {
+                  expr: attemptExpr('fluxpay_outbox_published_total'),
+                  eval_time: '10m',
+                  exp_samples: [
+                    { labels: '{event_type="payment.approved"}', value: 1 },
+                    { labels: '{event_type="payment.failed"}', value: 0.5 },
+                  ],
+                },
                 // The ledger tile: 0 before, 30,000 (red: at least 1) after, though it is negative and a memory replica says 0.
                 { expr: LEDGER_TILE.targets[0]?.expr ?? '', eval_time: '5m', exp_samples: [{ labels: '{}', value: 0 }] },
                 { expr: LEDGER_TILE.targets[0]?.expr ?? '', eval_time: '15m', exp_samples: [{ labels: '{}', value: 30_000 }] },
