@@ -82,7 +82,7 @@ interface NamespaceParent {
   root: FastifyInstance;
   registry: Namespaces;
   /** STORE=redis: the root's client and health. */
-  redis?: { client: Redis; storeUnavailable(): string | undefined } | undefined;
+  redis?: { client: Redis; storeUnavailable(): string | undefined; othersMayServe(): boolean } | undefined;
 }
 
 export { API_VERSION } from './plugins/external/swagger.ts';
@@ -149,7 +149,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     await app.register(core, { config, clock: options.clock, random: parent === undefined ? options.random : undefined });
     if (parent === undefined) {
       const redis = app.redis === undefined ? undefined : { client: app.redis, keyPrefix: config.redis.keyPrefix };
-      const shared = app.redis === undefined ? undefined : { client: app.redis, storeUnavailable: () => app.storeUnavailable() };
+      const shared = app.redis === undefined ? undefined : { client: app.redis, storeUnavailable: () => app.storeUnavailable(), othersMayServe: () => app.othersMayServe() };
       await app.register(namespacesPlugin, {
         max: config.namespaces.max,
         redis,

@@ -17,9 +17,11 @@ import { currentTraceparent, inTrace } from '../trace-context.ts';
  *
  * A handler that throws is retried with a growing delay (its work must be idempotent), up to
  * `MAX_ATTEMPTS`, then reported and dropped. A run that failed because the store could not be
- * reached (`StoreUnavailableError`, Redis away) says nothing about the job: it does not count
- * towards `MAX_ATTEMPTS` (its delay still grows, to at most `RETRY_MAX_MS`), so minutes of a
- * flapping Redis cannot make the scheduler give up a saga's compensation or a booking's expiry.
+ * reached (`StoreUnavailableError`, Redis away), or that a store full of unfinished work refused
+ * (`StoreFullError`), says nothing about the job (`waitsForTheStore`): it does not count towards
+ * `MAX_ATTEMPTS` (its delay still grows, to at most `RETRY_MAX_MS`), so minutes of a flapping Redis
+ * cannot make the scheduler give up a saga's compensation or a booking's expiry, nor a full store a
+ * subscription's renewal.
  * A claimed job is completed only after its handler has finished (with the rest of its batch),
  * so with a store shared by several processes, a job whose process died is claimed again when
  * its lease lapses.

@@ -23,6 +23,22 @@ withRedisServer('replica marks on Redis', (server) => {
     expect(await server().client.exists(replicasKey(prefix))).toBe(0);
   });
 
+  it('each counts the others alive at its beats (others()): a new replica within a beat, one that left or lapsed no longer', async () => {
+    const prefix = server().newPrefix();
+    const a = await markReplica(server().connect(), prefix, { ...fast, id: 'a' });
+    expect(a.others()).toBe(0);
+    const b = await markReplica(server().connect(), prefix, { ...fast, id: 'b' });
+    expect(b.others()).toBe(1);
+    await vi.waitFor(() => expect(a.others()).toBe(1), { timeout: 2_000, interval: 20 });
+    const killed = await markReplica(server().connect(), prefix, { ...fast, id: 'killed' });
+    await vi.waitFor(() => expect([a.others(), b.others(), killed.others()]).toEqual([2, 2, 2]), { timeout: 2_000, interval: 20 });
+    killed.stop();
+    await b.leave();
+    // b's leave at once, the killed one's mark once it lapses (markMs).
+    await vi.waitFor(() => expect(a.others()).toBe(0), { timeout: fast.markMs + 2_000, interval: 20 });
+    await a.leave();
+  });
+
   it('a mark no longer renewed (its replica killed) lapses after markMs and is not counted; one renewed stays', async () => {
     const prefix = server().newPrefix();
     const killed = await markReplica(server().client, prefix, { ...fast, id: 'killed' });

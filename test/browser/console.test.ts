@@ -1,6 +1,6 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { FastifyInstance } from 'fastify';
@@ -355,6 +355,25 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
     expect(await status.innerText()).toBe('Live');
     await page.close();
     expect(consoleErrors.splice(errorsBefore).filter((m) => !/status of 503/.test(m))).toEqual([]);
+  }, TIMEOUT);
+
+  it('names the process that answered the last refresh: one answered by another worker (a new connection under CLUSTER_WORKERS) swaps its figures in, and its name with them (a review)', async () => {
+    const page = await newPage();
+    await page.goto(`${served.origin}/console/payments?dialect=intent&status=&q=`);
+    await live(page);
+    await expect.poll(() => page.evaluate<string | undefined>('document.body.dataset.refreshed'), { timeout: 5000 }).toBeDefined();
+    const header = page.locator('#served-by');
+    expect(await header.innerText()).toBe(`served by ${hostname()}, process ${String(process.pid)}`);
+    // The refreshes answered as another worker would answer them.
+    await page.route('**/console/payments*', async (route) => {
+      if (route.request().headers()['x-console-refresh'] !== '1') return route.fallback();
+      const response = await route.fetch();
+      const body = (await response.text()).replace(/(<span class="served-by" id="served-by">)[^<]*/, '$1served by other-host, process 4242 (worker 2)');
+      return route.fulfill({ response, body });
+    });
+    await api('POST', '/v1/sim/intent', { reservation_id: 'R-served-by', amount: 100, scenario: 'delay' });
+    await expect.poll(() => header.innerText(), { timeout: 5000 }).toBe('served by other-host, process 4242 (worker 2)');
+    await page.close();
   }, TIMEOUT);
 
   it('falls back to polling every second when the browser has no event stream', async () => {

@@ -548,6 +548,7 @@ describe('a subscription cut off between its calls (a process stopped, the store
     expect(await ordersOf(t)).toEqual([['INITIAL', 'PAID', null]]);
     await t.clock.advance(GUARD);
     expect(await ordersOf(t)).toEqual([['INITIAL', 'CANCELLED', 'subscription charge not recorded: refunded']]);
+    expect(await t.app.core.scheduler.pending(SUBSCRIPTION_JOB, CHARGE_JOB)).toBe(1); // the due work of the subscription never written
     await advanceTo(t, '2026-03-15T12:00:00.000Z');
     expect(await t.app.core.scheduler.pending(SUBSCRIPTION_JOB, CHARGE_JOB)).toBe(0);
     await reconciled(t);

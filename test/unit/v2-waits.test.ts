@@ -33,11 +33,12 @@ describe('CallbackWaits and the store', () => {
   });
 
   /** Waits whose overdue payments are read from `found` (by id) on a clock the test sets; the ids read, in order. */
-  function lookingWaits(boundMs: number, found: Map<string, LookedUp | Error>) {
+  function lookingWaits(boundMs: number, found: Map<string, LookedUp | Error>, eager = true) {
     const clock = { now: 10_000 };
     const reads: string[] = [];
     const waits = new CallbackWaits(boundMs, () => undefined, {
       now: () => clock.now,
+      eager: () => eager,
       look: async (id) => {
         reads.push(id);
         const answer = found.get(id);
@@ -90,6 +91,22 @@ describe('CallbackWaits and the store', () => {
     expect(reads.length).toBeLessThanOrEqual(7);
     found.set('pay_elsewhere', { decidedAt: 10_000, completed: true });
     expect(await settledWithin(wait.done, 600)).toBe(true);
+  });
+
+  it('alone (no other process may serve: its own events end its waits), a wait reads its payment only from LOOK_GAP_MAX_MS past its due time, every LOOK_GAP_MAX_MS (reading from 25 ms cost one process 2.4 reads a create with a slow receiver, a review)', async () => {
+    const found = new Map<string, LookedUp | Error>([['pay_here', { decidedAt: null, completed: false }]]);
+    const { waits, clock, reads } = lookingWaits(5_000, found, false);
+    const wait = waits.open('pay_here');
+    waits.expect(wait, 10_000);
+    clock.now = 10_000 + LOOK_GAP_MAX_MS - 1;
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(reads).toEqual([]);
+    clock.now = 10_000 + LOOK_GAP_MAX_MS;
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    // About 4 in the second (250 ms apart, the checks late on a busy machine, never early), where eager reads would be 7.
+    expect(reads.length).toBeGreaterThanOrEqual(1);
+    expect(reads.length).toBeLessThanOrEqual(5);
+    waits.close();
   });
 
   it('follow (a repeat whose first request is another replica’s): waits only while the answer is to come; undecided, it reads from the next check until completed; decided, what is left of its bound', async () => {

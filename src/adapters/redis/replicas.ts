@@ -30,12 +30,12 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
 return redis.call('ZCARD', KEYS[1])
 `;
 
-/** Renews this replica's mark and drops lapsed ones (of replicas that died). */
+/** Renews this replica's mark, drops lapsed ones (of replicas that died), and answers how many marks there are, its own included. */
 const BEAT = `
 -- KEYS: the set; ARGV: this replica's id, now, mark's end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
-return 1
+return redis.call('ZCARD', KEYS[1])
 `;
 
 export interface ReplicaMarks {
@@ -45,6 +45,8 @@ export interface ReplicaMarks {
   leave(): Promise<number>;
   /** Stops renewing the mark for good (it lapses unless `leave` takes it away). */
   stop(): void;
+  /** How many other replicas were alive at the last beat (at most REPLICA_BEAT_MS ago). */
+  others(): number;
 }
 
 export interface ReplicaMarkOptions {
@@ -69,11 +71,13 @@ export async function markReplica(client: Redis, keyPrefix: string, options: Rep
   let left = false;
   /** The beat in flight: a leave waits for it (a beat sent again after NOSCRIPT would land after the leave and set the mark again). */
   let beating: Promise<unknown> = Promise.resolve();
+  /** Marks at the last beat, this one's included. */
+  let alive = 1;
   const renew = async (): Promise<void> => {
     if (left) return;
     const now = Date.now();
     beating = beat(keys, [id, now, now + markMs]);
-    await beating;
+    alive = Number(await beating);
   };
   await renew();
   const stopBeating = everyIntervalOnce(options.beatMs ?? REPLICA_BEAT_MS, renew);
@@ -89,6 +93,7 @@ export async function markReplica(client: Redis, keyPrefix: string, options: Rep
       return Number(await leave(keys, [id, Date.now()]));
     },
     stop,
+    others: () => Math.max(0, alive - 1),
   };
 }
 

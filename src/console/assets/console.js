@@ -147,6 +147,12 @@
                 if (text === null) return;
                 succeeded();
                 const fresh = new DOMParser().parseFromString(text, 'text/html');
+                // The process that answered: under CLUSTER_WORKERS (or a balancer without the
+                // sticky cookie) a refresh on a new connection may reach another one, whose
+                // figures it swaps in (a review).
+                const servedBy = fresh.getElementById('served-by');
+                const header = document.getElementById('served-by');
+                if (servedBy !== null && header !== null && header.textContent !== servedBy.textContent) header.textContent = servedBy.textContent;
                 for (const el of ready) {
                   const next = fresh.getElementById(el.id);
                   if (next === null || !el.isConnected) continue;

@@ -62,6 +62,7 @@ const paymentServerV2: FastifyPluginAsync = async (app) => {
   // approved payment whose attempt succeeded is completed by the replica that made it, a moment later.
   const waits = new CallbackWaits(config.webhook.timeoutMs, () => app.storeUnavailable(), {
     now: () => clock.now(),
+    eager: () => app.othersMayServe(),
     look: async (id) => {
       const payment = await service.get(id);
       if (payment === undefined) return undefined;

@@ -20,7 +20,11 @@
  * With several replicas on one store, the decision's job and the callback's attempt may be another
  * replica's, whose events this process never sees: a wait whose decision is due (`expect`) and has
  * not ended by `LOOK_AFTER_DUE_MS` past it reads its payment (`look`), then again after twice as long
- * each time up to LOOK_GAP_MAX_MS (25, 50, 100, 200, 250, 250… ms), until it ends: decided (approved and waiting for its callback, or declined), its bound starts from the
+ * each time up to LOOK_GAP_MAX_MS (25, 50, 100, 200, 250, 250… ms), until it ends. That while other
+ * processes may serve (`eager`: another replica or worker alive); alone, its own events end its
+ * waits, and it reads only from LOOK_GAP_MAX_MS past the due time, every LOOK_GAP_MAX_MS (reading
+ * from 25 ms cost one process about 2.4 reads a create with a receiver taking 60 ms, a review).
+ * It ends: decided (approved and waiting for its callback, or declined), its bound starts from the
  * decision; completed (its callback acknowledged, or its first attempt over where that settles the
  * answer: any for a declined payment, a failed one for an approved payment) or gone (the store
  * lost it), it ends. One read at a time per wait; a wait its own events end first reads nothing. Before
@@ -37,8 +41,8 @@ interface Wait {
   readonly done: Promise<void>;
   resolve(): void;
   timer: NodeJS.Timeout | undefined;
-  /** From when it may read its payment, on the service's clock: its decision's due time and LOOK_AFTER_DUE_MS (`expect`); undefined until the create says. */
-  lookAt: number | undefined;
+  /** When its decision is due, on the service's clock (`expect`); undefined until the create says. */
+  dueAt: number | undefined;
   /** When, in real time (`Date.now()`), its next read may be: `gap` after the last one ended. */
   nextReadAt: number;
   /** The real time from one read to the next, doubled after each up to LOOK_GAP_MAX_MS. */
@@ -58,6 +62,8 @@ export type LookedUp = { decidedAt: number | null; completed: boolean } | undefi
 export interface WaitLookUp {
   now(): number;
   look(id: string): Promise<LookedUp>;
+  /** Whether another process may make a wait's decision or its callback's attempt now (`app.othersMayServe`); always, by default. */
+  eager?(): boolean;
 }
 
 /** How often open waits look whether the store is unavailable, and read the payments of overdue ones due a read. */
@@ -103,7 +109,7 @@ export class CallbackWaits {
   open(id: string): Wait {
     let resolve!: () => void;
     const done = new Promise<void>((r) => (resolve = r));
-    const wait: Wait = { id, done, resolve, timer: undefined, lookAt: undefined, nextReadAt: 0, gap: LOOK_AFTER_DUE_MS, looking: false };
+    const wait: Wait = { id, done, resolve, timer: undefined, dueAt: undefined, nextReadAt: 0, gap: LOOK_AFTER_DUE_MS, looking: false };
     this.#waits.set(id, wait);
     if (this.#storeCheck === undefined) {
       this.#storeCheck = setInterval(() => {
@@ -119,7 +125,7 @@ export class CallbackWaits {
 
   /** The payment of `wait` is created, its decision due at `dueAt` (service clock): past it, the wait may read its payment. */
   expect(wait: Wait, dueAt: number): void {
-    wait.lookAt = dueAt + LOOK_AFTER_DUE_MS;
+    wait.dueAt = dueAt;
   }
 
   /**
@@ -149,7 +155,9 @@ export class CallbackWaits {
       this.drop(wait);
       return false;
     }
-    wait.lookAt = now;
+    // Read again from the next gap on (just read: not at the next check).
+    wait.dueAt = now - LOOK_GAP_MAX_MS;
+    this.#afterRead(wait, lookUp?.eager?.() ?? true);
     if (found.decidedAt !== null) this.decided(wait.id, sinceDecided);
     return true;
   }
@@ -187,15 +195,14 @@ export class CallbackWaits {
     if (lookUp === undefined) return;
     const now = lookUp.now();
     const realNow = Date.now();
+    const eager = lookUp.eager?.() ?? true;
+    const firstAfter = eager ? LOOK_AFTER_DUE_MS : LOOK_GAP_MAX_MS;
     for (const wait of this.#waits.values()) {
-      if (wait.looking || wait.lookAt === undefined || now < wait.lookAt || realNow < wait.nextReadAt) continue;
+      if (wait.looking || wait.dueAt === undefined || now < wait.dueAt + firstAfter || realNow < wait.nextReadAt) continue;
       wait.looking = true;
-      // The gaps in real time: they space reads of the store, whatever the service's clock does (a
-      // test's manual clock, TIME_SCALE).
       const next = (): void => {
         wait.looking = false;
-        wait.nextReadAt = Date.now() + wait.gap;
-        wait.gap = Math.min(wait.gap * 2, LOOK_GAP_MAX_MS);
+        this.#afterRead(wait, eager);
       };
       lookUp.look(wait.id).then(
         (found) => {
@@ -208,6 +215,16 @@ export class CallbackWaits {
         next,
       );
     }
+  }
+
+  /**
+   * Spaces the next read of `wait`: `gap` later, doubled for the one after (eager), or
+   * LOOK_GAP_MAX_MS later. In real time: the gaps space reads of the store, whatever the service's
+   * clock does (a test's manual clock, TIME_SCALE).
+   */
+  #afterRead(wait: Wait, eager: boolean): void {
+    wait.nextReadAt = Date.now() + (eager ? wait.gap : LOOK_GAP_MAX_MS);
+    wait.gap = Math.min(wait.gap * 2, LOOK_GAP_MAX_MS);
   }
 
   #end(wait: Wait): void {

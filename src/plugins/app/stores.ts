@@ -34,7 +34,7 @@ export interface StoresOptions {
   /** Wraps the stores made (or given) before they are decorated (a test's instruments). */
   wrap?: ((stores: Stores) => Stores) | undefined;
   /** A namespace's app (STORE=redis): the root app's client and its health; its own keys come from `config.redis.keyPrefix`. */
-  shared?: { client: Redis; storeUnavailable(): string | undefined } | undefined;
+  shared?: { client: Redis; storeUnavailable(): string | undefined; othersMayServe(): boolean } | undefined;
   /** The root app's client (STORE=redis), opened and waited for by buildApp, which closes it with the app. */
   connection?: WatchedRedis | undefined;
 }
@@ -50,6 +50,13 @@ declare module 'fastify' {
     redisPings: ((listener: (seconds: number) => void) => void) | undefined;
     /** Why the store cannot be used now (Redis unreachable, or loading its data set), or undefined when it can. */
     storeUnavailable(): string | undefined;
+    /**
+     * Whether another process may run this one's shared work (a due decision, a webhook's attempt),
+     * whose events this one then never sees: with memory never; on Redis while another replica or
+     * worker has a mark of life (adapters/redis/replicas.ts, its last beat at most a second ago),
+     * or whenever this one keeps none to count them by.
+     */
+    othersMayServe(): boolean;
   }
 }
 
@@ -86,6 +93,7 @@ export default fp<StoresOptions>(
       app.decorate('redisDataLosses', undefined);
       app.decorate('redisPings', undefined);
       app.decorate('storeUnavailable', () => undefined);
+      app.decorate('othersMayServe', () => false);
       return;
     }
 
@@ -98,6 +106,7 @@ export default fp<StoresOptions>(
       app.decorate('redisDataLosses', undefined);
       app.decorate('redisPings', undefined);
       app.decorate('storeUnavailable', shared.storeUnavailable);
+      app.decorate('othersMayServe', shared.othersMayServe);
       // The client is the root app's to close.
       app.addHook('onClose', async () => {
         closed.abort();
@@ -151,6 +160,8 @@ export default fp<StoresOptions>(
     app.decorate('redisDataLosses', () => dataLoss.losses);
     app.decorate('redisPings', (listener: (seconds: number) => void) => connection.onPing(listener));
     app.decorate('storeUnavailable', () => connection.unavailable());
+    // Without a mark of its own (SCHEDULER_POLL_MS=0, or not ready yet) it cannot count the others: any may.
+    app.decorate('othersMayServe', () => replicas === undefined || replicas.others() > 0);
   },
   { name: 'paysim-stores', dependencies: ['paysim-lifecycle'] },
 );

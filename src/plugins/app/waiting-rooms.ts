@@ -105,9 +105,16 @@ export default fp(
     // its admissions due are published): a ticket ends only when its room is brought up to date, so
     // the tickets of a room nobody called (no request, no scrape of /metrics) never ended, were never
     // swept, and held FLUXPAY_MAX_WAITING_TICKETS against every other room (a user test, 2026-12-07).
+    // The tickets' sweep runs whether the rooms could be brought up to date or not (then it drops
+    // what ended by the last call), and the failure is reported after it.
     app.core.onSweep(async (now) => {
-      await service.list();
-      return stores.waitingRooms.sweep(now);
+      const listed = await service.list().then(
+        () => undefined,
+        (error: unknown) => ({ error }),
+      );
+      const swept = await stores.waitingRooms.sweep(now);
+      if (listed !== undefined) throw listed.error;
+      return swept;
     });
     app.core.onSweep((now) => stores.rateLimits.sweep(now));
   },

@@ -170,7 +170,7 @@ export default fp<WebhooksOptions>(
     // gauge (webhook_queue_* at 0 with 100 deliveries retrying; a user test with Prometheus).
     new Gauge({
       name: 'webhook_retries_waiting',
-      help: 'Webhook deliveries waiting for a retry after a failed attempt (scheduled, not yet due or not yet claimed): in memory this process’s; with Redis the shared schedule’s, the same on every replica (take the max, not the sum).',
+      help: 'Webhook deliveries waiting on the schedule for their next attempt: a retry after a failed attempt, or an attempt a fault rule’s delay holds back (not yet due or not yet claimed); in memory this process’s, with Redis the shared schedule’s, the same on every replica (take the max, not the sum).',
       registers: [registry],
       async collect() {
         await fromStore(() => scheduler.pending(RETRY_JOB), (waiting) => this.set(waiting));
