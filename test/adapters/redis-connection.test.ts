@@ -337,6 +337,22 @@ if (redisServerOrSkip('the Redis client')) {
       });
     });
 
+    it('a connection lost and made again at the first reconnect (a Redis restarted at once, a connection killed) is told as an outage: the warning, then reachable again (a user test: neither line)', { timeout: 30_000 }, async () => {
+      await servingClient(async ({ server, watched, warnings, infos }) => {
+        const admin = new Redis(server.url);
+        try {
+          // The watched client's connections killed by Redis: it reconnects at once, to a Redis that serves, with no error.
+          await admin.call('CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes');
+          await until(() => infos().includes('Redis is reachable again'), 5000, 'reachable again');
+          expect(warnings()).toEqual(['Redis is unreachable: store calls answer 503 STORE_UNAVAILABLE until it is back; reconnecting']);
+          expect(infos().filter((m) => m === 'Redis is reachable again')).toHaveLength(1);
+          expect(watched.unavailable()).toBeUndefined();
+        } finally {
+          admin.disconnect();
+        }
+      });
+    });
+
     it('a call in flight when the connection is lost may have run (Redis may have run it before it went); one queued after and given up unsent did not', { timeout: 30_000 }, async () => {
       await servingClient(async ({ server, watched }) => {
         // 5 s of Redis' time (300 ms before 2026-12-06, which a stall of the test could outlast: a review): written, and in flight when Redis is killed 100 ms into it.

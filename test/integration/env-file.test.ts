@@ -19,6 +19,8 @@ import { REPO, serverProcesses, type ServerProcess } from '../helpers/child.ts';
 const SECRET = 'whsec_ZW52LWZpbGUtdGVzdC1zZWNyZXQtMTIzNDU=';
 const JWT_SECRET = 'env-file-jwt-secret';
 const START: string = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts.start!;
+/** The command the start script execs (`exec`: npm's child is the service, which a SIGTERM to npm reaches; test/integration/npm-scripts.test.ts). */
+const NODE_COMMAND = START.replace(/^exec /, '');
 
 const servers = serverProcesses();
 afterEach(() => servers.killAll());
@@ -37,7 +39,7 @@ function workdir(lines?: string[]): string {
 
 /** Node's arguments of the start script, with the source entry point for the build's. */
 function startArgs(): string[] {
-  const [node, ...args] = START.split(/\s+/);
+  const [node, ...args] = NODE_COMMAND.split(/\s+/);
   expect(node).toBe('node');
   return args.map((arg) => (arg === 'dist/server.js' ? join(REPO, 'src', 'server.ts') : arg));
 }
@@ -48,11 +50,11 @@ function start(cwd: string, env: Record<string, string> = {}): ServerProcess {
 }
 
 describe('the start command reads .env', () => {
-  it('npm start is node --env-file-if-exists=.env dist/server.js, and make run runs exactly that through with-node', () => {
-    expect(START).toBe('node --env-file-if-exists=.env dist/server.js');
+  it('npm start is exec node --env-file-if-exists=.env dist/server.js, and make run runs exactly that node command through with-node', () => {
+    expect(START).toBe('exec node --env-file-if-exists=.env dist/server.js');
     const dry = spawnSync('make', ['-n', '--no-print-directory', 'run'], { cwd: REPO, encoding: 'utf8' });
     expect(dry.status, dry.stderr).toBe(0);
-    expect(dry.stdout.split('\n')).toContain(`scripts/with-node.sh ${START}`);
+    expect(dry.stdout.split('\n')).toContain(`scripts/with-node.sh ${NODE_COMMAND}`);
   });
 
   it('listens where .env says, signs with its WEBHOOK_SECRET and authenticates with its JWT_SECRET (a token minted from the same .env works)', async () => {

@@ -146,6 +146,10 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
     downSince = Date.now();
     lastError = 'the connection closed';
     lastErrorSeen = undefined;
+    // Told as it is lost, not only at a failed reconnect: a Redis restarted (or a connection killed)
+    // whose first reconnect succeeds gave no error, so neither line (a user test: the other parts'
+    // errors during a restart, unexplained).
+    if (!warned && isStarted && !closing) warnUnreachable(new Error('the connection closed'));
   });
 
   /** What Redis said last about loading its data set, asked at each connection until it is done; undefined when it serves. */
