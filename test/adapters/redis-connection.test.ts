@@ -353,6 +353,28 @@ if (redisServerOrSkip('the Redis client')) {
       });
     });
 
+    it('a Redis refusing writes as a replica (READONLY: the client connects again on purpose, at most once a second) is no outage: no line (a review: an outage told every second)', { timeout: 30_000 }, async () => {
+      await servingClient(async ({ server, watched, warnings, infos }) => {
+        const admin = new Redis(server.url);
+        let reconnects = 0;
+        watched.client.on('reconnecting', () => reconnects++);
+        try {
+          await admin.call('REPLICAOF', '127.0.0.1', '1');
+          for (let i = 0; i < 15; i++) {
+            await watched.client.set('k', 'v').catch(() => undefined);
+            await new Promise((resolve) => setTimeout(resolve, 100));
+          }
+          // The refusals did drop the connection (what the README says), and nothing called it an outage.
+          expect(reconnects).toBeGreaterThanOrEqual(1);
+          expect(warnings().filter((m) => String(m).startsWith('Redis is unreachable'))).toEqual([]);
+          expect(infos().filter((m) => m === 'Redis is reachable again')).toEqual([]);
+        } finally {
+          await admin.call('REPLICAOF', 'NO', 'ONE');
+          admin.disconnect();
+        }
+      });
+    });
+
     it('a call in flight when the connection is lost may have run (Redis may have run it before it went); one queued after and given up unsent did not', { timeout: 30_000 }, async () => {
       await servingClient(async ({ server, watched }) => {
         // 5 s of Redis' time (300 ms before 2026-12-06, which a stall of the test could outlast: a review): written, and in flight when Redis is killed 100 ms into it.

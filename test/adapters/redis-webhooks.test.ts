@@ -1389,6 +1389,46 @@ if (!hasRedisServer) {
       expect(stream.missed).toBe(5);
     });
 
+    it('a stream that works again and fails again within quietMs is one outage: one line each way, the whole count, once it has worked for quietMs; at once after a detach (a user test: five pairs of lines in 30 ms at a full Redis)', async () => {
+      const client = redis.connect();
+      const errors: string[] = [];
+      const missed: number[] = [];
+      const stream = new RedisEventStream(client, { keyPrefix: redis.newPrefix(), maxLen: 10_000, quietMs: 400, onError: (error) => void errors.push((error as Error).message), onMissed: (count) => void missed.push(count) });
+      const bus = new EventBus();
+      const detach = stream.attach(bus);
+      // A string where the stream should be: every append refused (WRONGTYPE), as a full Redis refuses them; deleted, appends work.
+      const refuse = async (on: boolean): Promise<unknown> => (on ? client.set(stream.key, 'not a stream') : client.del(stream.key));
+      let next = 0;
+      const publish = (n: number): void => {
+        for (const event of someEvents(n, next)) bus.publish(event);
+        next += n;
+      };
+      const appended = async (n: number): Promise<void> => {
+        await eventually(async () => ((await client.xlen(stream.key).catch(() => 0)) === n ? true : undefined), `${n} appended`);
+      };
+      /** `n` events refused, then one appended: the stream works again. */
+      const outage = async (n: number): Promise<void> => {
+        const total = stream.missed + n;
+        await refuse(true);
+        publish(n);
+        await eventually(async () => (stream.missed === total ? true : undefined), `${total} missed`);
+        await refuse(false);
+        publish(1);
+        await appended(1);
+      };
+      await outage(2);
+      await outage(1);
+      expect([errors.length, missed]).toEqual([1, []]);
+      expect(errors[0]).toMatch(/WRONGTYPE/);
+      await eventually(async () => (missed.length === 1 ? true : undefined), 'the outage over once it has worked for quietMs');
+      expect(missed).toEqual([3]);
+      // Another outage, over when the stream is detached (the app closes): told then, not quietMs later.
+      await outage(1);
+      detach();
+      expect([errors.length, missed]).toEqual([2, [3, 1]]);
+      client.disconnect();
+    });
+
     it('stays capped: about EVENTS_STREAM_MAX_LEN entries, the newest ones, in order', async () => {
       const keyPrefix = redis.newPrefix();
       const bus = new EventBus();

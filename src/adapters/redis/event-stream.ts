@@ -25,9 +25,19 @@ export interface RedisEventStreamOptions {
   maxLen: number;
   /** Told when appending starts failing (once per outage). */
   onError: (error: unknown, context: string) => void;
-  /** Told, once appending works again after it failed, how many events were not appended meanwhile. */
+  /** Told, once appending has worked again for `quietMs` after it failed (or at once after a detach), how many events were not appended meanwhile. */
   onMissed: (count: number) => void;
+  /**
+   * How long appends must work again before an outage is over (QUIET_MS; tests shorten it): a
+   * failure within it belongs to the same outage, told by no new line. A Redis at its maxmemory
+   * refuses some appends and takes others as memory frees: each flip was a pair of lines, five pairs
+   * within 30 ms (a user test).
+   */
+  quietMs?: number | undefined;
 }
+
+/** How long appends must work again before an outage of the stream is over (`quietMs`). */
+export const QUIET_MS = 10_000;
 
 /**
  * Every domain event of the bus, also appended to a capped Redis Stream (`<prefix>events`) that
@@ -37,8 +47,8 @@ export interface RedisEventStreamOptions {
  * events per intent made two commands of the client's own per intent, a measurable share of a
  * create on Redis). An entry has the fields `id`, `type`, `occurred_at`
  * (ISO 8601 UTC with milliseconds) and `data` (the event as the bus carries it, JSON). The stream
- * is an outbound copy, not a store of record: events published while Redis is unreachable are
- * not in it (counted in `missed`, and said once it works again).
+ * is an outbound copy, not a store of record: events published while Redis is unreachable (or
+ * refuses writes) are not in it (counted in `missed`, and said once it has worked again for `quietMs`).
  * @see issue 14 "Outbound event stream"; README "The outbound event stream"
  */
 export class RedisEventStream {
@@ -50,7 +60,11 @@ export class RedisEventStream {
   #args: string[];
   #waiting = 0;
   #missed = 0;
+  /** Events missed in the outage under way (0: none is). */
   #failing = 0;
+  /** Armed by an append that worked during an outage: the outage is over when it fires. */
+  #quiet: NodeJS.Timeout | undefined;
+  #detached = false;
 
   constructor(client: Redis, options: RedisEventStreamOptions) {
     this.#append = defineScript(client, 'paysimEventsAppend', APPEND);
@@ -74,7 +88,10 @@ export class RedisEventStream {
     const unsubscribe = bus.subscribe((event) => this.append(event));
     return () => {
       unsubscribe();
+      // From now on an outage that is over is told at once: no line comes after the app has closed.
+      this.#detached = true;
       this.flush();
+      if (this.#quiet !== undefined) this.#endOutage();
     };
   }
 
@@ -95,15 +112,25 @@ export class RedisEventStream {
     this.#append(this.#keys, args).then(
       () => {
         if (this.#failing === 0) return;
-        this.#options.onMissed(this.#failing);
-        this.#failing = 0;
+        if (this.#detached) this.#endOutage();
+        else this.#quiet ??= setTimeout(() => this.#endOutage(), this.#options.quietMs ?? QUIET_MS).unref();
       },
       (error: unknown) => {
         this.#missed += count;
+        clearTimeout(this.#quiet);
+        this.#quiet = undefined;
         if (this.#failing === 0) this.#options.onError(error, 'appending to the event stream');
         this.#failing += count;
       },
     );
+  }
+
+  #endOutage(): void {
+    clearTimeout(this.#quiet);
+    this.#quiet = undefined;
+    if (this.#failing === 0) return;
+    this.#options.onMissed(this.#failing);
+    this.#failing = 0;
   }
 
   readonly #flush = (): void => this.flush();

@@ -128,6 +128,20 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
     warned = true;
     log.warn({ err: error, redis: where }, 'Redis is unreachable: store calls answer 503 STORE_UNAVAILABLE until it is back; reconnecting');
   };
+  /**
+   * A reconnect ioredis makes on purpose (`reconnectOnError`: a READONLY reply, REDIS_URL's name
+   * perhaps moved to a new primary; at most once a second): its close is no outage (a review: a
+   * Redis refusing writes as a replica logged an outage every second).
+   */
+  let reconnectAsked = false;
+  const asked = client.options.reconnectOnError;
+  if (typeof asked === 'function') {
+    client.options.reconnectOnError = function (this: unknown, error: Error) {
+      const answer = asked.call(this, error);
+      if (answer !== false) reconnectAsked = true;
+      return answer;
+    };
+  }
   // Without a listener ioredis prints every failed reconnect; one line per outage is enough.
   let lastErrorSeen: unknown;
   client.on('error', (error: Error) => {
@@ -138,6 +152,8 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
     warnUnreachable(error);
   });
   client.on('close', () => {
+    const planned = reconnectAsked;
+    reconnectAsked = false;
     // A lost connection is told as such, not as silence.
     unansweredSince = undefined;
     silentSince = undefined;
@@ -149,7 +165,7 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
     // Told as it is lost, not only at a failed reconnect: a Redis restarted (or a connection killed)
     // whose first reconnect succeeds gave no error, so neither line (a user test: the other parts'
     // errors during a restart, unexplained).
-    if (!warned && isStarted && !closing) warnUnreachable(new Error('the connection closed'));
+    if (!planned && !warned && isStarted && !closing) warnUnreachable(new Error('the connection closed'));
   });
 
   /** What Redis said last about loading its data set, asked at each connection until it is done; undefined when it serves. */
