@@ -629,7 +629,7 @@ describe('what the dashboard and the alerts say, evaluated by promtool on made-u
                 {
                   eval_time: '22m',
                   alertname: 'PaysimStoreFull',
-                  exp_alerts: [{ exp_labels: { severity: 'warning', store: 'intents' }, exp_annotations: { summary: 'Requests were refused with 503 STORE_FULL: store intents is full of unfinished work (raise its bound, or let work finish sooner)' } }],
+                  exp_alerts: [{ exp_labels: { severity: 'warning', store: 'intents' }, exp_annotations: { summary: 'Requests (or due work, which waits for room) were refused with STORE_FULL: store intents is full of unfinished work (raise its bound, or let work finish sooner)' } }],
                 },
                 // The loss fires one alert (not one per replica) for 10 minutes; a restart's reset fires none;
                 // a replica whose first scrape already holds a loss fires it too (increase() alone would not).

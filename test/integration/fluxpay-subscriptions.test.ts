@@ -403,6 +403,8 @@ describe('renewals on the manual clock', () => {
     expect(waiting.length).toBeGreaterThanOrEqual(1);
     expect(waiting.length).toBeLessThanOrEqual(13);
     expect(waiting[0]).toMatchObject({ level: 'warn', store: 'fluxpay' });
+    // Each refused run counted as a refused request is, so PaysimStoreFull fires while it waits.
+    expect(metricSample((await t.app.inject({ url: '/metrics' })).body, 'store_full_total{store="fluxpay"}')).toBeGreaterThanOrEqual(8);
     // The open orders end: the next run renews.
     for (const orderId of open) resultOf(await fpPost(t, `/api/v1/orders/${orderId}/cancel`, {}));
     for (let i = 0; i < 31; i++) await t.clock.advance(1_000);

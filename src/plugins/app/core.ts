@@ -117,6 +117,8 @@ export default fp<CoreOptions>(
         }
         // A full store: the job waits for room (retried, never given up), said once every RUN_ERROR_LOG_INTERVAL_MS with the count.
         if (!final && error instanceof StoreFullError) {
+          // Counted as a refused request is: PaysimStoreFull fires while the job waits (a review).
+          app.metrics.storeFull.inc({ store: error.store });
           const failed = fullJobs.take();
           if (failed !== undefined) app.log.warn({ err: error, job_kind: job.kind, job_key: job.key, store: error.store, failed }, 'due work waits for room: the store is full of unfinished work; it will be retried');
           return;

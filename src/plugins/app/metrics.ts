@@ -208,7 +208,7 @@ export default fp(
     for (const status of FINALIZED_STATUSES) finalized.inc({ status }, 0);
     const idempotencyReplays = new Counter({ name: 'idempotency_replays_total', help: 'Requests answered with a stored response because their Idempotency-Key (or /api/v2 tx_id) was seen before.', registers });
     const idempotencyConflicts = new Counter({ name: 'idempotency_conflicts_total', help: 'Requests refused because their Idempotency-Key was in use or used with another body (or their /api/v2 tx_id with another body).', registers });
-    const storeFull = new Counter({ name: 'store_full_total', help: 'Requests refused with 503 STORE_FULL because a store was full of unfinished work, by store.', labelNames: ['store'], registers });
+    const storeFull = new Counter({ name: 'store_full_total', help: 'Requests refused with 503 STORE_FULL, and runs of due work refused (they wait for room), because a store was full of unfinished work, by store.', labelNames: ['store'], registers });
     for (const store of FULL_STORES) storeFull.inc({ store }, 0);
 
     const bookings = new Counter({ name: 'bookings_total', help: 'Bookings that reached each status: pending when created, then confirmed, failed, expired or cancelled.', labelNames: ['status'], registers });
