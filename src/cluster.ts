@@ -91,8 +91,25 @@ export function runPrimary(workers: number, logger: Logger): void {
   });
   // A worker's /metrics answers every worker's, combined here. Messages in the structured clone's
   // serialization, not JSON: a metric's NaN stays NaN (JSON made it null, then 0 once combined).
-  cluster.setupPrimary({ serialization: 'advanced' });
+  // The workers inherit this process's environment, `.env` already read into it: without the
+  // option again, which said `.env not found` once more per worker (a user test).
+  cluster.setupPrimary({ serialization: 'advanced', execArgv: withoutEnvFiles(process.execArgv) });
   serveCombinedMetrics(logger, (worker) => listened.has(worker));
   logger.info({ workers }, `starting ${workers} workers on one port`);
   for (let i = 0; i < workers; i++) start();
+}
+
+/** Node's options less those that read an env file (`--env-file=…`, `--env-file-if-exists …`), which the primary has read. */
+export function withoutEnvFiles(execArgv: readonly string[]): string[] {
+  const kept: string[] = [];
+  for (let i = 0; i < execArgv.length; i++) {
+    const arg = execArgv[i] as string;
+    if (/^--env-file(-if-exists)?=/.test(arg)) continue;
+    if (arg === '--env-file' || arg === '--env-file-if-exists') {
+      i++;
+      continue;
+    }
+    kept.push(arg);
+  }
+  return kept;
 }

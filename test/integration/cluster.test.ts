@@ -1,10 +1,12 @@
 import { Agent, request, type IncomingHttpHeaders } from 'node:http';
 import { setTimeout as delay } from 'node:timers/promises';
 import { createConnection, createServer, type AddressInfo, type Socket } from 'node:net';
-import { hostname } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { runToExit, serverProcesses, type LogLine, type ServerProcess } from '../helpers/child.ts';
+import { REPO, runToExit, serverProcesses, type LogLine, type ServerProcess } from '../helpers/child.ts';
 import { REDIS_START_TIMEOUT_MS } from '../../src/plugins/app/stores.ts';
 import { SAME_STOP_MS } from '../../src/stop-signals.ts';
 import { startReceiver } from '../helpers/receiver.ts';
@@ -184,6 +186,30 @@ if (redisServerOrSkip('CLUSTER_WORKERS with STORE=redis')) {
         for (const r of received) expect(() => verifier.verify(r.body, r.headers as Record<string, string>)).not.toThrow();
       } finally {
         await receiver.close();
+      }
+    });
+
+    it('CLUSTER_WORKERS=2 started with --env-file-if-exists: without .env Node says so once (the primary), not once more per worker; with one, the workers have what it set', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'paysim-cluster-env-'));
+      const run = async (env: Record<string, string>): Promise<ServerProcess> => {
+        const server = servers.start(
+          { STORE: 'redis', REDIS_URL: redis.url, REDIS_KEY_PREFIX: redis.newPrefix(), CLUSTER_WORKERS: '2', ...env },
+          { args: ['--env-file-if-exists=.env', join(REPO, 'src', 'server.ts')], cwd: dir },
+        );
+        await linesMatching(server, 2, listening);
+        server.kill('SIGTERM');
+        expect(await server.waitForExit(60_000)).toEqual({ code: 0, signal: null });
+        return server;
+      };
+      try {
+        const without = await run({ WEBHOOK_SECRET: SECRET });
+        expect(without.stderr.split('\n').filter((line) => line.includes('.env not found'))).toHaveLength(1);
+        // WEBHOOK_SECRET only in .env: a worker without it would generate one and warn.
+        writeFileSync(join(dir, '.env'), `WEBHOOK_SECRET=${SECRET}\n`);
+        const withEnv = await run({});
+        expect(withEnv.lines.filter((l) => typeof l.msg === 'string' && l.msg.includes('WEBHOOK_SECRET'))).toEqual([]);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
       }
     });
 
