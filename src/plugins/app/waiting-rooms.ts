@@ -108,13 +108,11 @@ export default fp(
     // The tickets' sweep runs whether the rooms could be brought up to date or not (then it drops
     // what ended by the last call), and the failure is reported after it.
     app.core.onSweep(async (now) => {
-      const listed = await service.list().then(
-        () => undefined,
-        (error: unknown) => ({ error }),
-      );
-      const swept = await stores.waitingRooms.sweep(now);
-      if (listed !== undefined) throw listed.error;
-      return swept;
+      try {
+        await service.list();
+      } finally {
+        await stores.waitingRooms.sweep(now);
+      }
     });
     app.core.onSweep((now) => stores.rateLimits.sweep(now));
   },
