@@ -68,6 +68,8 @@ export interface DeliveryEvent {
   occurredAt: number;
   delivery: Readonly<Delivery>;
   attempt?: Readonly<DeliveryAttempt>;
+  /** Made again (`isMadeAgain`): the end of a delivery another consumer recorded, found by the one that took its entry over (`finishedAgain`). */
+  again?: true;
 }
 
 /**

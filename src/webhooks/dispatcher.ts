@@ -4,7 +4,7 @@ import type { Dispatcher as UndiciDispatcher } from 'undici';
 import type { Clock } from '../core/clock.ts';
 import { backToPending, isFinished, type Delivery, type DeliveryAttempt, type DeliveryChange } from '../core/deliveries.ts';
 import { DomainError, isStoreUnavailable, notFound } from '../core/errors.ts';
-import type { DeliveryEventType, EventBus } from '../core/events.ts';
+import type { DeliveryEvent, DeliveryEventType, EventBus } from '../core/events.ts';
 import type { IdFactory } from '../core/ids.ts';
 import type { DeliveryLogStore, DeliveryQueue, DisabledUrlStore, Job, RequeueOutcome } from '../core/ports.ts';
 import { MemoryDeliveryQueue } from '../adapters/memory/delivery-queue.ts';
@@ -489,8 +489,16 @@ export class WebhookDispatcher {
   }
 
   #publish(type: DeliveryEventType, delivery: Delivery, attempt?: DeliveryAttempt): void {
-    this.#deps.bus.publish({ id: delivery.id, type, occurredAt: this.#deps.clock.now(), delivery, ...(attempt === undefined ? {} : { attempt }) });
+    // Accepted when it was logged (its updatedAt), not once queued: with a shared queue another
+    // replica may attempt it first, and its `webhook.attempted` must not come earlier (a user test).
+    const occurredAt = type === 'webhook.accepted' ? delivery.updatedAt : this.#deps.clock.now();
+    this.#deps.bus.publish({ id: delivery.id, type, occurredAt, delivery, ...(attempt === undefined ? {} : { attempt }) });
   }
+}
+
+/** The end of a delivery another consumer recorded, told again (RedisDeliveryQueue's `onFinishedElsewhere`). */
+export function finishedAgain(delivery: Delivery, now: number): DeliveryEvent {
+  return { id: delivery.id, type: delivery.status === 'delivered' ? 'webhook.delivered' : 'webhook.failed', occurredAt: now, delivery, again: true };
 }
 
 function notReplayable(delivery: Delivery): DomainError {

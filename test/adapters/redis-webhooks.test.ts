@@ -14,7 +14,7 @@ import { RedisSchedulerStore } from '../../src/adapters/redis/scheduler.ts';
 import { systemClock, type Clock } from '../../src/core/clock.ts';
 import type { Delivery, DeliveryChange } from '../../src/core/deliveries.ts';
 import type { WebhookFaultPlan } from '../../src/core/faults/webhook-policy.ts';
-import { EventBus, isDeliveryEvent, isPaymentEvent, isV2PaymentEvent, type DomainEvent } from '../../src/core/events.ts';
+import { EventBus, isDeliveryEvent, isPaymentEvent, isV2PaymentEvent, type DeliveryEvent, type DomainEvent } from '../../src/core/events.ts';
 import { createIdFactory, derivedId } from '../../src/core/ids.ts';
 import { CANCEL_EVENT_JOB, DECIDE_JOB, IntentService, REFUND_EVENT_JOB, refundJobKey } from '../../src/core/intents/service.ts';
 import { createRandom } from '../../src/core/random.ts';
@@ -22,7 +22,7 @@ import { V2PaymentService } from '../../src/core/v2/service.ts';
 import { nativeWebhookOf } from '../../src/dialects/native/webhook-payload.ts';
 import { v2CallbackOf } from '../../src/dialects/payment-server-v2/webhook-payload.ts';
 import { Scheduler } from '../../src/core/scheduler.ts';
-import { REORDER_BACKSTOP_JOB, RETRY_JOB, WebhookDispatcher, type DispatcherSettings, type WebhookFaults } from '../../src/webhooks/dispatcher.ts';
+import { finishedAgain, REORDER_BACKSTOP_JOB, RETRY_JOB, WebhookDispatcher, type DispatcherSettings, type WebhookFaults } from '../../src/webhooks/dispatcher.ts';
 import { SignerRegistry } from '../../src/webhooks/signers/registry.ts';
 import { standardSigner } from '../../src/webhooks/signers/standard.ts';
 import { inCi } from '../helpers/promtool.ts';
@@ -100,8 +100,16 @@ if (!hasRedisServer) {
     const takenOver: Array<{ toSend: number; recorded: number }> = [];
     /** The deliveries its reorder backstops queued (another replica's hold, left past its window and a lease). */
     const backstops: string[] = [];
-    const queue = await RedisDeliveryQueue.create(client, log, { keyPrefix, claimIdleMs: options.claimIdleMs ?? 30_000, readAhead: 2 * settings.concurrency, onError, onTakenOver: (taken) => takenOver.push(taken) });
     const bus = new EventBus();
+    // As the app wires it (plugins/app/webhooks.ts).
+    const queue = await RedisDeliveryQueue.create(client, log, {
+      keyPrefix,
+      claimIdleMs: options.claimIdleMs ?? 30_000,
+      readAhead: 2 * settings.concurrency,
+      onError,
+      onTakenOver: (taken) => takenOver.push(taken),
+      onFinishedElsewhere: (delivery) => bus.publish(finishedAgain(delivery, clock.now())),
+    });
     const events: DomainEvent[] = [];
     bus.subscribe((event) => events.push(event));
     const agent = new Agent({ connections: settings.originConcurrency });
@@ -230,6 +238,12 @@ if (!hasRedisServer) {
       expect(after.map((d) => [d?.status, d?.attempts.map((a) => a.statusCode)])).toEqual(deliveries.map(() => ['delivered', [200]]));
       expect(survivor.attempted()).toBe(15);
       expect(survivor.errors).toEqual([]);
+      // The 5 the dying consumer recorded and never told of: their end told again by the survivor
+      // (an `/api/v2` payment completes on it), once each, marked made again; the 15 it sent, told once.
+      const ends = survivor.events.filter((e) => isDeliveryEvent(e) && (e.type === 'webhook.delivered' || e.type === 'webhook.failed')) as DeliveryEvent[];
+      const again = ends.filter((e) => e.again === true);
+      expect(again.map((e) => [e.type, e.id, e.delivery.status]).sort()).toEqual(recorded.map((d) => ['webhook.delivered', d.id, 'delivered']).sort());
+      expect(ends.filter((e) => e.again === undefined).map((e) => e.id).sort()).toEqual(deliveries.slice(5).map((d) => d.id).sort());
       // Told once per claim that took some: 15 to send and 5 already recorded, in all.
       expect(survivor.takenOver.reduce((sum, t) => ({ toSend: sum.toSend + t.toSend, recorded: sum.recorded + t.recorded }), { toSend: 0, recorded: 0 })).toEqual({ toSend: 15, recorded: 5 });
       // The dead consumer, holding nothing now, is forgotten by the group; the survivor stays (with the busy consumer its attempts moved to).

@@ -94,6 +94,26 @@ describe('accepting a delivery', () => {
     ]);
   });
 
+  it('webhook.accepted occurred when the delivery was logged (its updatedAt), not once the store answered: with a shared queue another replica may attempt it meanwhile, and its webhook.attempted must not come first (a user test)', async () => {
+    const { clock, dispatcher, agent, log, events } = await makeDispatcher();
+    agent.get(ORIGIN).intercept({ path: '/hooks', method: 'POST' }).reply(200, 'ok');
+    const insert = log.insert.bind(log);
+    // The store's answer comes 7 ms after the write, as a slow Redis' would.
+    log.insert = async (delivery) => {
+      const outcome = await insert(delivery);
+      await clock.advance(7);
+      return outcome;
+    };
+    const delivery = await dispatcher.deliver(request());
+    await until(log, delivery.id, (status) => status === 'delivered');
+    expect(delivery.updatedAt).toBe(clock.now() - 7);
+    expect(events.map((e) => [e.type, e.occurredAt])).toEqual([
+      ['webhook.accepted', delivery.updatedAt],
+      ['webhook.attempted', clock.now()],
+      ['webhook.delivered', clock.now()],
+    ]);
+  });
+
   it('an unknown signature scheme is refused before anything is logged', async () => {
     const { dispatcher, log } = await makeDispatcher();
     await expect(dispatcher.deliver(request({ schemes: ['nope'] }))).rejects.toThrow('unknown signature scheme nope');

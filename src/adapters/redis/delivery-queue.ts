@@ -25,6 +25,14 @@ export interface RedisDeliveryQueueOptions {
    * already recorded.
    */
   onTakenOver?: ((taken: { toSend: number; recorded: number }) => void) | undefined;
+  /**
+   * Told of each entry taken over (or handed back) whose delivery the log has ended (delivered or
+   * failed): the consumer that recorded it may not have told anyone (it died between its write and
+   * its event, or its write's reply was lost as Redis went silent, so it took the write for failed),
+   * so the end is told again (`finishedAgain`: at least once). Before 2026-12-07 nobody told it: an
+   * `/api/v2` payment whose callback was acknowledged stayed PENDING for good (a user test).
+   */
+  onFinishedElsewhere?: ((delivery: Delivery) => void) | undefined;
 }
 
 /** The consumer group every replica's dispatcher reads the delivery stream in. */
@@ -447,6 +455,7 @@ export class RedisDeliveryQueue implements DeliveryQueue {
     }
     // Its attempt was recorded before its consumer died (or the delivery left the log): nothing to send.
     await this.#client.xack(this.#key, DELIVERY_GROUP, id);
+    if (current !== undefined && (current.status === 'delivered' || current.status === 'failed')) this.#options.onFinishedElsewhere?.(current);
     return 'recorded';
   }
 

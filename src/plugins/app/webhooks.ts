@@ -9,7 +9,7 @@ import { RedisRateCap } from '../../adapters/redis/rate-cap.ts';
 import { systemClock } from '../../core/clock.ts';
 import type { DomainEvent } from '../../core/events.ts';
 import { createStreams } from '../../core/random.ts';
-import { REORDER_BACKSTOP_JOB, RETRY_JOB, WebhookDispatcher, type WebhookRequest } from '../../webhooks/dispatcher.ts';
+import { finishedAgain, REORDER_BACKSTOP_JOB, RETRY_JOB, WebhookDispatcher, type WebhookRequest } from '../../webhooks/dispatcher.ts';
 import type { Scheduler } from '../../core/scheduler.ts';
 import { legacySigner } from '../../webhooks/signers/legacy.ts';
 import { SignerRegistry } from '../../webhooks/signers/registry.ts';
@@ -109,6 +109,7 @@ export default fp<WebhooksOptions>(
                 { deliveries: toSend, already_recorded: recorded },
                 `webhooks: took over ${plural(toSend + recorded, 'webhook delivery', 'webhook deliveries')} another replica held unfinished for WEBHOOK_CLAIM_IDLE_MS (it stopped or stalled): ${toSend} to send, ${recorded} already recorded`,
               ),
+            onFinishedElsewhere: (delivery) => bus.publish(finishedAgain(delivery, clock.now())),
           });
     const rateCap =
       redis === undefined || settings.maxRps === 0
