@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import type { DomainEvent, EventBus } from '../../core/events.ts';
 import { callToken, defineScript, type Script } from './connection.ts';
 import { keepingReply } from './lua.ts';
+import { RedisNotServingError } from './unavailable.ts';
 
 /** The events of one turn of the event loop, appended by one script run (at most this many a run). */
 const APPEND_BATCH = 256;
@@ -25,8 +26,14 @@ export interface RedisEventStreamOptions {
   maxLen: number;
   /** Told when appending starts failing (once per outage). */
   onError: (error: unknown, context: string) => void;
-  /** Told, once appending has worked again for `quietMs` after it failed (or at once after a detach), how many events were not appended meanwhile. */
-  onMissed: (count: number) => void;
+  /**
+   * Told, once appending has worked again for `quietMs` after it failed (or at once after a detach),
+   * how many events were not appended meanwhile (`count`), and how many more were in appends cut off
+   * after they were sent (`uncertain`: Redis went silent with them unanswered, and runs what it
+   * received once it answers again, so they may be in the stream; before 2026-12-07 they were
+   * counted as missed, and most were there: a user test).
+   */
+  onMissed: (count: number, uncertain: number) => void;
   /**
    * How long appends must work again before an outage is over (QUIET_MS; tests shorten it): a
    * failure within it belongs to the same outage, told by no new line. A Redis at its maxmemory
@@ -48,7 +55,8 @@ export const QUIET_MS = 10_000;
  * create on Redis). An entry has the fields `id`, `type`, `occurred_at`
  * (ISO 8601 UTC with milliseconds) and `data` (the event as the bus carries it, JSON). The stream
  * is an outbound copy, not a store of record: events published while Redis is unreachable (or
- * refuses writes) are not in it (counted in `missed`, and said once it has worked again for `quietMs`).
+ * refuses writes) are not in it (counted in `missed`, and said once it has worked again for
+ * `quietMs`); those whose append was sent as Redis went silent may be (`uncertain`).
  * @see issue 14 "Outbound event stream"; README "The outbound event stream"
  */
 export class RedisEventStream {
@@ -60,8 +68,10 @@ export class RedisEventStream {
   #args: string[];
   #waiting = 0;
   #missed = 0;
-  /** Events missed in the outage under way (0: none is). */
+  #uncertain = 0;
+  /** Events missed, or maybe missed, in the outage under way (0 and 0: none is). */
   #failing = 0;
+  #failingUncertain = 0;
   /** Armed by an append that worked during an outage: the outage is over when it fires. */
   #quiet: NodeJS.Timeout | undefined;
   #detached = false;
@@ -81,6 +91,11 @@ export class RedisEventStream {
   /** Events that could not be appended (Redis unreachable), since start. */
   get missed(): number {
     return this.#missed;
+  }
+
+  /** Events whose append was cut off after it was sent (Redis silent), since start: in the stream or not. */
+  get uncertain(): number {
+    return this.#uncertain;
   }
 
   /** Appends every event `bus` publishes from now on; returns the unsubscribe, which sends what is waiting at once. */
@@ -111,16 +126,21 @@ export class RedisEventStream {
     this.#waiting = 0;
     this.#append(this.#keys, args).then(
       () => {
-        if (this.#failing === 0) return;
+        if (this.#failing + this.#failingUncertain === 0) return;
         if (this.#detached) this.#endOutage();
         else this.#quiet ??= setTimeout(() => this.#endOutage(), this.#options.quietMs ?? QUIET_MS).unref();
       },
       (error: unknown) => {
-        this.#missed += count;
         clearTimeout(this.#quiet);
         this.#quiet = undefined;
-        if (this.#failing === 0) this.#options.onError(error, 'appending to the event stream');
-        this.#failing += count;
+        if (this.#failing + this.#failingUncertain === 0) this.#options.onError(error, 'appending to the event stream');
+        if (error instanceof RedisNotServingError && error.sent) {
+          this.#uncertain += count;
+          this.#failingUncertain += count;
+        } else {
+          this.#missed += count;
+          this.#failing += count;
+        }
       },
     );
   }
@@ -128,9 +148,10 @@ export class RedisEventStream {
   #endOutage(): void {
     clearTimeout(this.#quiet);
     this.#quiet = undefined;
-    if (this.#failing === 0) return;
-    this.#options.onMissed(this.#failing);
+    if (this.#failing + this.#failingUncertain === 0) return;
+    this.#options.onMissed(this.#failing, this.#failingUncertain);
     this.#failing = 0;
+    this.#failingUncertain = 0;
   }
 
   readonly #flush = (): void => this.flush();

@@ -21,13 +21,12 @@ export default fp<EventStreamOptions>(
       keyPrefix: options.keyPrefix,
       maxLen: app.core.config.eventsStream.maxLen,
       onError: (error, context) => app.log.error({ err: error }, `event stream: ${context} failed`),
-      onMissed: (count) =>
-        app.log.error({ missed_events: count }, `event stream: appending works again; ${count} event(s) published while Redis was unreachable or refused writes are not in the stream (event_stream_missed_events counts them)`),
+      onMissed: (count, uncertain) => app.log.error({ missed_events: count, uncertain_events: uncertain }, missedMessage(count, uncertain)),
     });
     const detach = stream.attach(app.core.bus);
     new Gauge({
       name: 'event_stream_missed_events',
-      help: 'Domain events not appended to the outbound event stream because Redis was unreachable or refused writes, since start.',
+      help: 'Domain events not appended to the outbound event stream because Redis was unreachable or refused writes, since start (not those sent as Redis went silent, which may be in it).',
       registers: [app.metrics.registry],
       collect() {
         this.set(stream.missed);
@@ -37,3 +36,10 @@ export default fp<EventStreamOptions>(
   },
   { name: 'paysim-event-stream', dependencies: ['paysim-core', 'paysim-metrics'] },
 );
+
+/** What an outage of the stream cost, once appending works again: the events not appended, and those whose append was sent as Redis went silent (they may be in it). */
+export function missedMessage(count: number, uncertain: number): string {
+  const missed = `${count} event(s) published while Redis was unreachable or refused writes are not in the stream (event_stream_missed_events counts them)`;
+  const maybe = `${uncertain} event(s) were sent to Redis as it went silent, unanswered: they are in the stream if Redis ran what it had received when it answered again`;
+  return `event stream: appending works again; ${count === 0 ? maybe : uncertain === 0 ? missed : `${missed}, and ${maybe}`}`;
+}
