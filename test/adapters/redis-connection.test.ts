@@ -378,6 +378,28 @@ if (redisServerOrSkip('the Redis client')) {
       });
     });
 
+    it('a READONLY to a duplicate of the client (the delivery queue\'s reader) is that one\'s reconnect: the next loss of the client\'s own connection is still told (a review: untold, the duplicate carrying the client\'s wrapper)', { timeout: 30_000 }, async () => {
+      await servingClient(async ({ server, watched, warnings, infos }) => {
+        const admin = new Redis(server.url);
+        const duplicate = watched.client.duplicate({ commandTimeout: undefined });
+        duplicate.on('error', () => undefined);
+        try {
+          await duplicate.ping();
+          await admin.call('REPLICAOF', '127.0.0.1', '1');
+          await expect(duplicate.set('x', '1')).rejects.toThrow(/^READONLY/);
+          await admin.call('REPLICAOF', 'NO', 'ONE');
+          await new Promise((resolve) => setTimeout(resolve, 1500));
+          expect(warnings()).toEqual([]);
+          await admin.call('CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes');
+          await until(() => infos().includes('Redis is reachable again'), 5000, 'reachable again');
+          expect(warnings()).toEqual(['Redis is unreachable: store calls answer 503 STORE_UNAVAILABLE until it is back; reconnecting']);
+        } finally {
+          duplicate.disconnect();
+          admin.disconnect();
+        }
+      });
+    });
+
     it('a call in flight when the connection is lost may have run (Redis may have run it before it went); one queued after and given up unsent did not', { timeout: 30_000 }, async () => {
       await servingClient(async ({ server, watched }) => {
         // 5 s of Redis' time (300 ms before 2026-12-06, which a stall of the test could outlast: a review): written, and in flight when Redis is killed 100 ms into it.

@@ -136,9 +136,14 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
   let reconnectAsked = false;
   const asked = client.options.reconnectOnError;
   if (typeof asked === 'function') {
+    const own = client.options;
     client.options.reconnectOnError = function (this: unknown, error: Error) {
       const answer = asked.call(this, error);
-      if (answer !== false) reconnectAsked = true;
+      // This client's own reconnect only: ioredis calls it on the client's options, and a duplicate
+      // (the delivery queue's blocking reader) carries this function in its copy of them, whose
+      // READONLY then made the next real loss of this connection untold (a review). Only the
+      // answers that do reconnect (true, 1, 2) are one.
+      if (this === own && (answer === true || answer === 1 || answer === 2)) reconnectAsked = true;
       return answer;
     };
   }
