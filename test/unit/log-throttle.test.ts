@@ -121,11 +121,14 @@ describe('storeFullLog', () => {
     tell(full('intents'));
     tell(full('bookings'));
     tell({ status: 404, code: 'NOT_FOUND', message: 'No.' });
+    // FluxPay's stores: its wrapper answers COMMON_503, and the line says so (a user test).
+    tell(full('fluxpay'));
     now += STORE_FULL_LOG_INTERVAL_MS;
     tell(full('intents'));
     expect(lines).toEqual([
       [{ store: 'intents', refused: 1 }, 'the intents store is full: requests answer 503 STORE_FULL. intents is full.'],
       [{ store: 'bookings', refused: 1 }, 'the bookings store is full: requests answer 503 STORE_FULL. bookings is full.'],
+      [{ store: 'fluxpay', refused: 1 }, 'the fluxpay store is full: requests answer 503 COMMON_503. fluxpay is full.'],
       [{ store: 'intents', refused: 2 }, 'the intents store is full: requests answer 503 STORE_FULL. intents is full.'],
     ]);
   });

@@ -25,14 +25,16 @@ export function storeFullLog(log: FastifyBaseLogger, now: () => number = Date.no
   return Object.assign((problem: Problem) => {
     if (problem.code !== 'STORE_FULL') return;
     const store = problem.store ?? 'unknown';
+    // As its clients see it: FluxPay's wrapper answers COMMON_503 (a user test read STORE_FULL in the log and COMMON_503 on the wire).
+    const answer = store.startsWith('fluxpay') ? '503 COMMON_503' : '503 STORE_FULL';
     let throttle = throttles.get(store);
     if (throttle === undefined) {
       // The refusals after the last line, when none follows them to tell them (a last burst).
-      const trailing = (refused: number) => log.warn({ store, refused }, `the ${store} store was full: ${refused} more request${refused === 1 ? '' : 's'} answered 503 STORE_FULL since the last line. ${problem.message}`);
+      const trailing = (refused: number) => log.warn({ store, refused }, `the ${store} store was full: ${refused} more request${refused === 1 ? '' : 's'} answered ${answer} since the last line. ${problem.message}`);
       throttles.set(store, (throttle = new CountingThrottle(STORE_FULL_LOG_INTERVAL_MS, now, trailing, setTimer)));
     }
     const refused = throttle.take();
-    if (refused !== undefined) log.warn({ store, refused }, `the ${store} store is full: requests answer 503 STORE_FULL. ${problem.message}`);
+    if (refused !== undefined) log.warn({ store, refused }, `the ${store} store is full: requests answer ${answer}. ${problem.message}`);
   }, { flush });
 }
 
