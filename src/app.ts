@@ -174,7 +174,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     else shedLoadAsRoot(app, parent.root, config);
     // A namespace's app serves only the dialects' paths: the docs, health and metrics are the root's.
     if (parent === undefined) {
-      await registerSwagger(app, { publicUrl: config.publicUrl });
+      await registerSwagger(app, { publicUrl: config.publicUrl, namespacesMax: config.namespaces.max });
       await app.register(opsRoutes);
     } else app.decorate('apiDocs', { webhook: () => undefined });
 

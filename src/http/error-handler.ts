@@ -34,6 +34,8 @@ export interface ErrorShape {
   statusFor?(problem: Problem): number;
   /** The schema of the bodies `render` writes (but for the dialect's own kinds, as FastAPI's 422): what the OpenAPI document shows for answers no route lists (a fault rule's). */
   readonly schema: TSchema;
+  /** The schema of a validation problem's body where it is not `schema` (FastAPI's 422). */
+  readonly validationSchema?: TSchema;
   /** Writes `problem` in the dialect's shape (status and headers are set by `sendProblem`). */
   render(reply: FastifyReply, problem: Problem): FastifyReply;
 }
@@ -53,13 +55,13 @@ export function sendProblem(reply: FastifyReply, shape: Pick<ErrorShape, 'status
 
 /**
  * The body `shape` writes for `problem`, as `sendProblem` sends it to a request with the trace id
- * `traceId` and no headers: the OpenAPI document's examples of answers no route schema lists
- * (a fault rule's) are the service's own.
+ * `traceId` and `headers` (none by default; FastAPI's shape quotes a bad header's value): the
+ * OpenAPI document's examples of answers no route schema lists (a fault rule's) are the service's own.
  */
-export function renderedBody(shape: ErrorShape, problem: Problem, traceId: string): unknown {
+export function renderedBody(shape: ErrorShape, problem: Problem, traceId: string, headers: Readonly<Record<string, string>> = {}): unknown {
   let body: unknown;
   const reply = {
-    request: { traceId, headers: {} },
+    request: { traceId, headers },
     send(payload: unknown) {
       body = payload;
       return reply;

@@ -159,6 +159,8 @@ export interface ExtraAnswer {
   example: Example;
   /** Its own headers. */
   headers: readonly ResponseHeader[];
+  /** Its body's schema where the route documents no such status and it is not the dialect's error schema (FastAPI's 422). */
+  schema?: TSchema;
 }
 
 type DocumentedSchema = TSchema & { headers?: Record<string, unknown>; 'x-response-description'?: string; 'x-examples'?: Examples };
@@ -180,7 +182,7 @@ export function withExtraAnswers(response: Readonly<Record<string, TSchema>>, er
     const key = String(answer.status);
     const existing = out[key] as DocumentedSchema | undefined;
     if (existing === undefined) {
-      const schema = documented(errorSchema, { description: answer.description, examples: { [answer.name]: answer.example } });
+      const schema = documented(answer.schema ?? errorSchema, { description: answer.description, examples: { [answer.name]: answer.example } });
       out[key] = withHeaders(schema, [...answer.headers, ...common.filter((name) => name !== 'X-Request-Id')]);
       continue;
     }

@@ -415,7 +415,7 @@ export function shapeProblem(dialect: DialectName, body: unknown, status?: numbe
       const k = keysAre(b, ['error']);
       if (k !== undefined) return `payment-service shape: ${k}`;
       if (typeof b.error !== 'string') return 'payment-service shape: error is not a string';
-      if (!KOREAN_MESSAGES.has(b.error) && !b.error.startsWith(`${MESSAGES.unknownField}: `) && !/^요청 본문의 JSON 형식이 올바르지 않습니다 \(\d+행 \d+열, 위치 \d+\)\.$/.test(b.error)) return `payment-service shape: not one of the service's messages: ${JSON.stringify(b.error)}`;
+      if (!KOREAN_MESSAGES.has(b.error) && !b.error.startsWith(`${MESSAGES.unknownField}: `) && !b.error.startsWith(`${MESSAGES.badHeader}: `) && !/^요청 본문의 JSON 형식이 올바르지 않습니다 \(\d+행 \d+열, 위치 \d+\)\.$/.test(b.error)) return `payment-service shape: not one of the service's messages: ${JSON.stringify(b.error)}`;
       return undefined;
     }
     case 'payment-server-v2': {

@@ -197,12 +197,20 @@ describe('X-Sim-Namespace: isolation', () => {
       expect([bookings.status, bookings.body]).toEqual([400, { error: `headers /x-sim-namespace: ${rule}`, code: 'VALIDATION_FAILED' }]);
       const v2 = await call(s, bad, 'GET', '/api/v2/payments/tx-1');
       expect([v2.status, v2.body]).toEqual([422, { detail: [{ type: 'pattern', loc: ['header', 'x-sim-namespace'], msg: rule, input: bad }] }]);
+      // The payment service names the header, in Korean as its other messages (before 2026-12-07: "잘못된 요청입니다.", which said nothing).
+      const paymentService = await call(s, bad, 'GET', '/health');
+      expect([paymentService.status, paymentService.body]).toEqual([400, { error: '요청 헤더가 올바르지 않습니다: x-sim-namespace' }]);
     }
     expect((await call(s, 'only-one', 'GET', '/v1/sim/intents')).status).toBe(200);
     const limit = await call(s, 'second', 'POST', '/v1/sim/intent', { reservation_id: 'rsv_2', amount: 1000 });
     expect([limit.status, limit.body.error.code, limit.body.error.message]).toEqual([409, 'NAMESPACE_LIMIT', '1 namespaces exist already (NAMESPACES_MAX); reset one with DELETE /v1/sim/namespaces/{namespace} or use an existing one.']);
     const limitV2 = await call(s, 'second', 'GET', '/api/v2/payments/tx-1');
     expect(limitV2.status).toBe(409);
+    const limitPaymentService = await call(s, 'second', 'GET', '/api/v1/payments/methods');
+    expect([limitPaymentService.status, limitPaymentService.body]).toEqual([
+      409,
+      { error: '네임스페이스를 더 만들 수 없습니다(NAMESPACES_MAX). DELETE /v1/sim/namespaces/{namespace}로 하나를 초기화하거나 기존 네임스페이스를 사용하세요.' },
+    ]);
     // Nothing was made for it.
     expect((await call(s, undefined, 'GET', '/v1/sim/namespaces')).body.data.map((n: Json) => n.namespace)).toEqual(['only-one']);
     // Health, readiness and the document are the process's, whatever the header says.

@@ -36,6 +36,9 @@ interface Document {
   components: { schemas: Record<string, Record<string, unknown>>; headers: Record<string, unknown>; securitySchemes: Record<string, unknown> };
 }
 
+/** The examples of the answers to a bad X-Sim-Namespace or X-Client-Id, which every operation (every FluxPay one) lists. */
+const HEADER_ANSWERS = ['bad_namespace', 'bad_client_id'];
+
 const PACKAGE = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
 describe('OpenAPI document', () => {
@@ -184,6 +187,52 @@ describe('OpenAPI document', () => {
     expect(problems).toEqual([]);
   });
 
+  it('every operation that takes X-Sim-Namespace documents what a bad one and one too many are answered, and every FluxPay one a bad X-Client-Id, as they are answered (2026-12-07, a user test: 41 operations listed no 409, five no 400)', async () => {
+    // NAMESPACES_MAX=0: any name but `default` is one too many, so nothing is made.
+    const off = await buildTestApp({ NAMESPACES_MAX: '0' });
+    try {
+      const doc = (await off.app.inject({ url: '/openapi.json' })).json<Document>();
+      const problems: string[] = [];
+      let checked = 0;
+      for (const [path, item] of Object.entries(doc.paths)) {
+        for (const [method, op] of Object.entries(item)) {
+          if (!(op.parameters ?? []).some((p) => (p as { $ref?: string }).$ref === '#/components/parameters/Namespace')) continue;
+          checked++;
+          // Each path parameter its example (FluxPay's `pk_…` payment read is the payment service's path with another).
+          const url = path.replace(/\{([^}]+)\}/g, (_m, name: string) => {
+            const param = (op.parameters ?? []).find((p) => p.in === 'path' && p.name === name) as { example?: unknown; schema?: { examples?: unknown[] } } | undefined;
+            return String(param?.schema?.examples?.[0] ?? param?.example ?? 'x');
+          });
+          const fluxpay = op.tags?.includes('fluxpay') === true;
+          for (const [header, value, name] of [
+            ['x-sim-namespace', 'a b', 'bad_namespace'],
+            ['x-sim-namespace', 'ci-1', 'namespace_limit'],
+            ...(fluxpay ? ([['x-client-id', '!bad!', 'bad_client_id']] as const) : []),
+          ] as const) {
+            const documented = Object.entries(op.responses ?? {}).find(([, r]) => r.content?.['application/json']?.examples?.[name] !== undefined);
+            if (documented === undefined) {
+              problems.push(`${method.toUpperCase()} ${path}: no ${name} answer`);
+              continue;
+            }
+            const [status, response] = documented;
+            // A valid body (its first example), so the header is what is refused.
+            const bodyExamples = (op.requestBody as { content?: Record<string, { examples?: Record<string, { value?: unknown }> }> } | undefined)?.content?.['application/json']?.examples;
+            const payload = Object.values(bodyExamples ?? {})[0]?.value;
+            const res = await off.app.inject({ method: method.toUpperCase() as 'GET', url, headers: { [header]: value }, ...(payload === undefined ? {} : { payload: payload as object }) });
+            const body = res.json() as { error?: { trace_id?: string } };
+            const example = response.content?.['application/json']?.examples?.[name]?.value;
+            const expected = JSON.parse(JSON.stringify(example).replaceAll(EXAMPLE_TRACE_ID, body.error?.trace_id ?? EXAMPLE_TRACE_ID));
+            if (String(res.statusCode) !== status || !isDeepStrictEqual(body, expected)) problems.push(`${method.toUpperCase()} ${path} ${header}: ${value}: ${res.statusCode} ${res.body}, documented ${status} ${JSON.stringify(example)}`);
+          }
+        }
+      }
+      expect(checked).toBeGreaterThan(60);
+      expect(problems).toEqual([]);
+    } finally {
+      await off.app.close();
+    }
+  });
+
   it('every operation has an operationId, a summary, a description, and responses with descriptions, headers and content types', async () => {
     const doc = (await t.app.inject({ url: '/openapi.json' })).json<Document>();
     const problems: string[] = [];
@@ -258,7 +307,10 @@ describe('OpenAPI document', () => {
   it('the payment reads of /api/v2 and FluxPay document the 400 of a path with bad percent-encoding, as answered (a user test: in neither operation)', async () => {
     const doc = (await t.app.inject({ url: '/openapi.json' })).json<Document>();
     for (const [path, url] of [['/api/v2/payments/{payment_id}', '/api/v2/payments/%ZZ'], ['/api/v1/payments/{paymentKey}', '/api/v1/payments/pk_%ZZ']] as const) {
-      const documented = Object.values(doc.paths[path]!.get!.responses!['400']!.content!['application/json']!.examples!).map((e) => e.value);
+      // The header answers every operation lists are checked by the X-Sim-Namespace test.
+      const documented = Object.entries(doc.paths[path]!.get!.responses!['400']!.content!['application/json']!.examples!)
+        .filter(([name]) => !HEADER_ANSWERS.includes(name))
+        .map(([, e]) => e.value);
       const res = await t.app.inject({ url });
       expect([path, res.statusCode, documented]).toEqual([path, 400, [res.json()]]);
     }
@@ -267,7 +319,9 @@ describe('OpenAPI document', () => {
 
   it("getSeatMap's 400 documents each 400 it gets: a query parameter (it takes none), bad percent-encoding, and an id over 64 characters", async () => {
     const doc = (await t.app.inject({ url: '/openapi.json' })).json<Document>();
-    const documentedBodies = Object.values(doc.paths['/performances/{id}/seats']!.get!.responses!['400']!.content!['application/json']!.examples!).map((e) => e.value);
+    const documentedBodies = Object.entries(doc.paths['/performances/{id}/seats']!.get!.responses!['400']!.content!['application/json']!.examples!)
+      .filter(([name]) => !HEADER_ANSWERS.includes(name))
+      .map(([, e]) => e.value);
     const answers = [];
     for (const path of ['perf_001/seats?foo=1', '%E0%A4%A/seats', `${'p'.repeat(65)}/seats`]) {
       const res = await t.app.inject({ url: `/performances/${path}`, headers: { 'x-user-id': 'user_test_001' } });

@@ -139,6 +139,25 @@ describe('SIGTERM with webhook deliveries under way', () => {
   });
 });
 
+describe('SIGTERM with namespaces', () => {
+  it('each namespace tells its own end, and the default namespace\'s line says it is that one\'s (a user test read "every webhook delivery finished" after another namespace lost one)', async () => {
+    const rx = await receiver((req) => ({ status: 200, delayMs: req.url.startsWith('/slow') ? 3_000 : 0 }));
+    const { server, origin } = await start({ SHUTDOWN_TIMEOUT_MS: '1500', DEFAULT_APPROVE_DELAY_MS: '0', WEBHOOK_MAX_RPS: '0', WEBHOOK_TIMEOUT_MS: '10000' });
+    await createIntent(origin, { reservation_id: 'default-1', webhook_url: rx.url('/fast') });
+    const res = await fetch(`${origin}/v1/sim/intent`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-sim-namespace': 'ci-1' }, body: JSON.stringify({ amount: 1000, reservation_id: 'ns-1', webhook_url: rx.url('/slow') }) });
+    expect(res.status).toBe(200);
+    await rx.waitFor(2, 5000);
+    server.child.kill('SIGTERM');
+    expect(await server.waitForExit(15_000)).toEqual({ code: 0, signal: null });
+    const ends = server.lines.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('shutdown: ') && l.msg.includes('webhook deliver')).map((l) => [l.namespace, l.msg]);
+    // In either order (the apps drain together).
+    expect(ends.sort((a, b) => String(a[0]).localeCompare(String(b[0])))).toEqual([
+      ['ci-1', 'shutdown: webhook deliveries still unfinished when the drain budget ran out, lost with this process (STORE=memory)'],
+      ['default', 'shutdown: every webhook delivery of the default namespace finished (each other namespace says its own)'],
+    ]);
+  });
+});
+
 describe('the drain keeps delivering until done or out of budget (issue 7, defect 3)', () => {
   it('WEBHOOK_MAX_RPS=10: deliveries waiting for a rate-cap token are all attempted before the exit', async () => {
     const rx = await receiver(() => ({ status: 200 }));

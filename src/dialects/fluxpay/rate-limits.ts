@@ -5,9 +5,10 @@ import { Type, type TObject, type TSchema } from 'typebox';
 import { Counter } from 'prom-client';
 import { invalid } from '../../core/fluxpay/errors.ts';
 import { RATE_LIMIT_GROUPS, type RateLimitGroup, type RateLimitPolicy } from '../../core/fluxpay/policy.ts';
-import { errorResponses, RATE_LIMITED, withHeaders } from '../../http/openapi.ts';
+import { errorResponses, RATE_LIMITED, withExtraAnswers, withHeaders, type ExtraAnswer } from '../../http/openapi.ts';
 import { rateLimitStoreClass } from '../../http/rate-limit-store.ts';
 import { err, fluxpayErrorDocs } from './examples.ts';
+import { ErrorBody } from './schemas.ts';
 
 /**
  * FluxPay's rate limits (issue 12 "Rate limiting") with @fastify/rate-limit, registered inside
@@ -89,13 +90,28 @@ function rateLimitMessage(group: RateLimitGroup, max: number, windowSeconds: num
   return `Rate limit exceeded: ${max} requests per ${windowSeconds} s for ${group}; retry in ${retryInSeconds} s.`;
 }
 
+/** A malformed X-Client-Id, as every FluxPay route answers it (before 2026-12-07 documented on the routes that had a 400 of their own only: a user test). */
+const BAD_CLIENT_ID: ExtraAnswer = (() => {
+  const reason = `header.${CLIENT_ID_HEADER}: ${CLIENT_ID_RULE}`;
+  const description = `COMMON_400: \`X-Client-Id\` is not ${CLIENT_ID_WORDS}: nothing was done, and nothing counted against a rate limit (there is no client to count it against).`;
+  return {
+    status: 400,
+    description,
+    also: `Also: ${description}`,
+    name: 'bad_client_id',
+    example: { ...err('COMMON_400', reason, { errors: [{ field: `header.${CLIENT_ID_HEADER}`, reason: CLIENT_ID_RULE }] }), summary: 'X-Client-Id malformed' },
+    headers: [],
+  };
+})();
+
 /**
- * Every documented answer of a route with the rate-limit headers, and the 429 with the example of
- * its own group's limit as configured (before 2026-12-05 every route's example was a made-up
- * 100 per second for orders).
+ * Every documented answer of a route with the rate-limit headers, a malformed X-Client-Id's 400,
+ * and the 429 with the example of its own group's limit as configured (before 2026-12-05 every
+ * route's example was a made-up 100 per second for orders).
  */
 function documentRateLimits(response: Record<string, TSchema>, group: RateLimitGroup, limit: RateLimitPolicy): Record<string, TSchema> {
   const documented = Object.fromEntries(Object.entries(response).map(([status, schema]) => [status, withHeaders(schema, RATE_LIMITED)]));
+  documented['400'] = withExtraAnswers(documented, ErrorBody, [BAD_CLIENT_ID], [])['400'] as TSchema;
   if (documented['429'] === undefined) Object.assign(documented, errorResponses(fluxpayErrorDocs, [429]));
   const example = err('COMMON_429', rateLimitMessage(group, limit.max, limit.windowSeconds, limit.windowSeconds));
   documented['429'] = { ...withHeaders(documented['429'] as TSchema, RATE_LIMITED), 'x-examples': { rate_limited: example } } as TSchema;

@@ -2,7 +2,7 @@ import type { ErrorObject } from 'ajv';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ErrorShape } from '../../http/error-handler.ts';
 import type { Problem } from '../../http/problem.ts';
-import { V2ErrorBody } from './schemas.ts';
+import { V2ErrorBody, V2ValidationErrorBody } from './schemas.ts';
 
 /**
  * The Payment Server v3 API's error shape: FastAPI's, so the clients of source document 001
@@ -40,6 +40,7 @@ const STARLETTE: Readonly<Record<string, string>> = { NOT_FOUND: DETAILS.routeNo
 
 export const v2Errors: ErrorShape = {
   schema: V2ErrorBody,
+  validationSchema: V2ValidationErrorBody,
   name: 'payment-server-v2',
   prefixes: [V2_PREFIX],
   statusOf: {

@@ -19,6 +19,9 @@ export const MESSAGES = {
   unknownMethod: '지원하지 않는 결제 수단입니다.',
   unknownField: '알 수 없는 필드가 포함되어 있습니다',
   badRequest: '잘못된 요청입니다.',
+  // Paysim's own, as its 413 and 414: a header of paysim's (X-Sim-Namespace) that is not valid, and no room for another namespace.
+  badHeader: '요청 헤더가 올바르지 않습니다',
+  namespaceLimit: '네임스페이스를 더 만들 수 없습니다(NAMESPACES_MAX). DELETE /v1/sim/namespaces/{namespace}로 하나를 초기화하거나 기존 네임스페이스를 사용하세요.',
   malformedJson: '요청 본문의 JSON 형식이 올바르지 않습니다',
   jsonTooDeep: '요청 본문의 JSON이 너무 깊게 중첩되어 있습니다',
   notFound: '예약을 찾을 수 없습니다.',
@@ -65,6 +68,8 @@ function messageOf(problem: Problem): string {
       return MESSAGES.routeNotFound;
     case 405:
       return MESSAGES.methodNotAllowed;
+    case 409:
+      return problem.code === 'NAMESPACE_LIMIT' ? MESSAGES.namespaceLimit : MESSAGES.badRequest;
     case 413:
       return MESSAGES.tooLarge;
     case 414:
@@ -89,7 +94,8 @@ function validationMessage(problem: Problem): string {
   if (broken !== undefined) return `${broken.kind === 'malformed' ? MESSAGES.malformedJson : MESSAGES.jsonTooDeep} (${broken.line}행 ${broken.column}열, 위치 ${broken.position}).`;
   const issues = (problem.details ?? []).map((d) => ({ in: d.in ?? 'body', field: d.field, rule: d.rule }));
   const body = issues.filter((i) => i.in === 'body');
-  if (body.length === 0) return MESSAGES.badRequest;
+  const header = issues.find((i) => i.in === 'headers');
+  if (body.length === 0) return header === undefined ? MESSAGES.badRequest : `${MESSAGES.badHeader}: ${header.field.replace(/^\//, '')}`;
   if (body.some((i) => i.rule === 'required' || i.rule === 'minLength')) return MESSAGES.missingFields;
   if (body.some((i) => i.field === '/reservationId')) return MESSAGES.badReservationId;
   if (body.some((i) => i.field === '/paymentMethod')) return MESSAGES.unknownMethod;

@@ -9,8 +9,9 @@ import { RedisNamespaceList, type Listing } from '../../adapters/redis/namespace
 import { DomainError, validationFailed } from '../../core/errors.ts';
 import { DEFAULT_NAMESPACE } from '../../core/faults/service.ts';
 import { NAMESPACE_PATTERN, NAMESPACE_RULE } from '../../core/namespace.ts';
-import { sendProblem } from '../../http/error-handler.ts';
-import { problemOf } from '../../http/problem.ts';
+import { renderedBody, sendProblem, type ErrorShape } from '../../http/error-handler.ts';
+import { EXAMPLE_TRACE_ID, type ExtraAnswer } from '../../http/openapi.ts';
+import { problemOf, type Problem } from '../../http/problem.ts';
 import { SAFE_METHODS } from './lifecycle.ts';
 
 /**
@@ -73,6 +74,51 @@ export class NamespaceLimitError extends DomainError {
   }
 }
 
+/** The answer to a request whose X-Sim-Namespace is no namespace's name (or was sent twice). */
+function badNamespaceProblem(): Problem {
+  return problemOf(validationFailed([{ in: 'headers', field: '/x-sim-namespace', rule: 'pattern', message: `must be ${NAMESPACE_RULE}, sent once` }]), { VALIDATION_FAILED: 400 });
+}
+
+/** The answer to a request whose namespace could not be had: no room for one more, shutting down, a reset under way elsewhere, the store away. */
+function refusalProblem(error: Error): Problem {
+  const problem = problemOf(error, { NAMESPACE_LIMIT: 409, NAMESPACE_UNAVAILABLE: 503 });
+  return problem.status === 503 && problem.retryAfterS === undefined ? { ...problem, retryAfterS: NAMESPACE_RETRY_AFTER_S } : problem;
+}
+
+/**
+ * What the namespace hook answers on every route of a dialect, in `shape`, as the OpenAPI document
+ * shows it (plugins/external/swagger.ts): a bad X-Sim-Namespace, no room for one more namespace
+ * (`max`: NAMESPACES_MAX), and a namespace that cannot be had now. Before 2026-12-07 only the
+ * header's description said so, and no operation listed them (a user test).
+ */
+export function namespaceAnswers(shape: ErrorShape, max: number): ExtraAnswer[] {
+  const answer = (problem: Problem, name: string, summary: string, description: string, headers: ExtraAnswer['headers'] = [], sent = 'ci-job-1842'): ExtraAnswer => ({
+    status: shape.statusFor?.(problem) ?? problem.status,
+    description,
+    also: `Also: ${description}`,
+    name,
+    example: { summary, value: renderedBody(shape, problem, EXAMPLE_TRACE_ID, { [NAMESPACE_HEADER]: sent }) },
+    headers,
+    ...(problem.code === 'VALIDATION_FAILED' && shape.validationSchema !== undefined ? { schema: shape.validationSchema } : {}),
+  });
+  return [
+    answer(badNamespaceProblem(), 'bad_namespace', 'X-Sim-Namespace is no namespace name (here `a b`)', `\`X-Sim-Namespace\` is not ${NAMESPACE_RULE}, or was sent twice: nothing was done.`, [], 'a b'),
+    answer(
+      refusalProblem(new NamespaceLimitError(max)),
+      'namespace_limit',
+      'No room for another namespace',
+      '`X-Sim-Namespace` names a namespace that does not exist yet, and NAMESPACES_MAX exist already (or namespaces are switched off, `0`): nothing was made; reset one (`DELETE /v1/sim/namespaces/{namespace}`) or use an existing one.',
+    ),
+    answer(
+      refusalProblem(new DomainError('NAMESPACE_UNAVAILABLE', 'The service is shutting down.')),
+      'namespace_unavailable',
+      'The namespace cannot be had now',
+      'The namespace `X-Sim-Namespace` names cannot be had now (the service is shutting down, or the namespace is being reset on another replica): nothing was done; send the request again after `Retry-After` seconds.',
+      ['Retry-After'],
+    ),
+  ];
+}
+
 export interface NamespaceInfo {
   namespace: string;
   /** When it was first used (ms since the epoch). */
@@ -82,6 +128,8 @@ export interface NamespaceInfo {
 export interface Namespaces {
   /** The max besides `default` (NAMESPACES_MAX). */
   readonly max: number;
+  /** How many namespaces besides `default` have an app in this process now. */
+  readonly started: number;
   /** STORE=redis: the namespaces and their state are shared by the replicas and outlive a restart. */
   readonly shared: boolean;
   /** The app of a namespace other than `default`, made and started on first use. Rejects with NamespaceLimitError when there is no room. */
@@ -434,7 +482,19 @@ export default fp<NamespacesOptions>(
       if (shared === undefined || max === 0) return undefined;
       return obtain(namespace, true);
     };
-    app.decorate('namespaces', { max, shared: shared !== undefined, get, peek, list, reset, metrics, route } satisfies Namespaces);
+    app.decorate('namespaces', {
+      max,
+      shared: shared !== undefined,
+      get started() {
+        return entries.size;
+      },
+      get,
+      peek,
+      list,
+      reset,
+      metrics,
+      route,
+    } satisfies Namespaces);
 
     // What reaches the root app with a namespace: a bad name, no room or the store away (answered
     // here, in the dialect's shape), or a request made with `inject` (handed over as the server would).
@@ -445,8 +505,7 @@ export default fp<NamespacesOptions>(
       if (namespace === DEFAULT_NAMESPACE || shapes.ownerOf(request.url) === undefined || refusingWrite(request.method)) return done();
       const shape = shapes.forUrl(request.url);
       if (namespace === undefined) {
-        const message = `must be ${NAMESPACE_RULE}, sent once`;
-        sendProblem(reply, shape, problemOf(validationFailed([{ in: 'headers', field: '/x-sim-namespace', rule: 'pattern', message }]), { VALIDATION_FAILED: 400 }));
+        sendProblem(reply, shape, badNamespaceProblem());
         return;
       }
       const handedOver = refused.has(request.raw) ? Promise.reject(refused.get(request.raw)) : get(namespace);
@@ -455,10 +514,7 @@ export default fp<NamespacesOptions>(
           reply.hijack();
           handOver(child, request.raw, reply.raw);
         },
-        (error: Error) => {
-          const problem = problemOf(error, { NAMESPACE_LIMIT: 409, NAMESPACE_UNAVAILABLE: 503 });
-          sendProblem(reply, shape, problem.status === 503 && problem.retryAfterS === undefined ? { ...problem, retryAfterS: NAMESPACE_RETRY_AFTER_S } : problem);
-        },
+        (error: Error) => sendProblem(reply, shape, refusalProblem(error)),
       );
     });
 

@@ -8,6 +8,7 @@ import { RedisDeliveryQueue } from '../../adapters/redis/delivery-queue.ts';
 import { RedisRateCap } from '../../adapters/redis/rate-cap.ts';
 import { systemClock } from '../../core/clock.ts';
 import type { DomainEvent } from '../../core/events.ts';
+import { DEFAULT_NAMESPACE } from '../../core/faults/service.ts';
 import { createStreams } from '../../core/random.ts';
 import { finishedAgain, REORDER_BACKSTOP_JOB, RETRY_JOB, WebhookDispatcher, type WebhookRequest } from '../../webhooks/dispatcher.ts';
 import type { Scheduler } from '../../core/scheduler.ts';
@@ -270,7 +271,11 @@ export default fp<WebhooksOptions>(
       const waiting = shared === undefined ? {} : { waiting_in_stream: shared.waiting ?? null, scheduled_retries: shared.retries ?? null, in_flight_elsewhere: shared.elsewhere ?? null };
       if (left.length === 0) {
         if (unrecorded.count > 0) return;
-        if (shared === undefined || (shared.waiting === 0 && shared.retries === 0 && shared.elsewhere === 0)) app.log.info('shutdown: every webhook delivery finished');
+        if (shared === undefined || (shared.waiting === 0 && shared.retries === 0 && shared.elsewhere === 0)) {
+          // With namespaces, each app tells its own (their lines carry `namespace`): this line is the default one's (a user test read it as the whole process's).
+          if (app.namespace === DEFAULT_NAMESPACE && app.namespaces.started > 0) app.log.info({ namespace: DEFAULT_NAMESPACE }, 'shutdown: every webhook delivery of the default namespace finished (each other namespace says its own)');
+          else app.log.info('shutdown: every webhook delivery finished');
+        }
         else if (shared.waiting === undefined || shared.retries === undefined || shared.elsewhere === undefined) app.log.info(waiting, 'shutdown: every webhook delivery this replica held finished; those waiting in the shared delivery stream, on the shared scheduler or in flight on other replicas could not be counted (the store is unavailable)');
         else {
           // In flight elsewhere: a live replica's attempts, or a dead one's, which a claim takes over after WEBHOOK_CLAIM_IDLE_MS (a review saw 5 left so while the line said every delivery finished).

@@ -8,6 +8,7 @@ import { PARAMETER_TOO_LONG_MESSAGE } from '../../http/problem.ts';
 import { EXAMPLE_TRACE_ID, finishDocument, SECURITY, withExtraAnswers, type Examples, type ExtraAnswer } from '../../http/openapi.ts';
 import { MAX_URL_LENGTH } from '../app/request-context.ts';
 import { faultAnswers, shapedByFaults } from '../app/faults.ts';
+import { namespaceAnswers } from '../app/namespaces.ts';
 import { legacySigner } from '../../webhooks/signers/legacy.ts';
 import { standardSigner } from '../../webhooks/signers/standard.ts';
 import { stripeSigner } from '../../webhooks/signers/stripe.ts';
@@ -166,6 +167,8 @@ function examplePath(url: string, params: unknown): string {
 export interface SwaggerOptions {
   /** Where clients reach the service: the document's `servers`. */
   publicUrl: string;
+  /** NAMESPACES_MAX, for the example of the 409 NAMESPACE_LIMIT. */
+  namespacesMax: number;
 }
 
 export async function registerSwagger(app: FastifyInstance, options: SwaggerOptions): Promise<void> {
@@ -203,7 +206,9 @@ export async function registerSwagger(app: FastifyInstance, options: SwaggerOpti
       const owner = app.errorShapes.ownerOf(path);
       // A parameter of none of this route's forms: the path of whichever API owns it then.
       const other = hasParams ? app.errorShapes.forUrl(out.url.replace(/:[A-Za-z_][A-Za-z0-9_]*/g, '~'.repeat(MAX_PARAM_LENGTH + 1))) : shape;
-      const answers = [...uriTooLongAnswers(shape, hasParams, other === shape ? undefined : other), ...(faulted && owner !== undefined ? faultAnswers(owner) : [])];
+      // A dialect's route (one the namespace hook sees): its answers to X-Sim-Namespace.
+      const namespaced = owner === undefined ? [] : namespaceAnswers(shape, options.namespacesMax);
+      const answers = [...uriTooLongAnswers(shape, hasParams, other === shape ? undefined : other), ...namespaced, ...(faulted && owner !== undefined ? faultAnswers(owner) : [])];
       return { ...out, schema: { ...out.schema, response: withExtraAnswers(response, shape.schema, answers, faulted ? ['X-Sim-Rule'] : []) } };
     };
     route.config = { ...route.config, swaggerTransform: transform };
