@@ -139,7 +139,7 @@ export function formatReport(report: FuzzReport): string {
   if (stats.redisKeysRemoved > 0) lines.push('', `Redis keys the sequences left, removed after each: ${stats.redisKeysRemoved}`);
   if (stats.idempotentFourXx > 0) lines.push('', `4xx answers stored under their Idempotency-Key for replay (the one allowed change): ${stats.idempotentFourXx}`);
   if (stats.undocumented.size > 0) {
-    lines.push('', 'statuses answered but not documented in the OpenAPI document (not a failure):');
+    lines.push('', 'statuses answered but not listed for the operation (a failure unless the document says them of every path: a 405, a path made another, a body to an operation that takes none):');
     for (const [route, set] of stats.undocumented) lines.push(`  ${route}: ${[...set].sort().join(', ')}`);
   }
   lines.push('', report.failures.length === 0 ? 'no property failed' : `${report.failures.length} failure(s):`);

@@ -173,6 +173,18 @@ export const v2ErrorDocs: ErrorDocs = {
   },
 };
 
+/** A body whose bytes are not UTF-8 text: FastAPI's 400 (src/http/json-body.ts), on every route that takes a body (ut72c: on none). */
+const UNPARSABLE_BODY = { description: 'The body is not UTF-8 text (FastAPI’s answer to a body it cannot decode).', example: detail('There was an error parsing the body') };
+
+/** The create's 400. */
+export const createUnparsable = { description: UNPARSABLE_BODY.description, examples: { unparsable_body: UNPARSABLE_BODY.example } };
+
+/** The confirm's 400: the payment is not PENDING, or its body cannot be decoded. */
+export const confirmBadRequest = {
+  description: `The payment is not PENDING: it completed or failed already. Or: ${UNPARSABLE_BODY.description}`,
+  examples: { not_pending: detail(`Payment ${EXAMPLE_IDS.completed} is PAYMENT_COMPLETED; only a PENDING payment can be confirmed`), unparsable_body: UNPARSABLE_BODY.example },
+};
+
 /** The create's 409 is also a tx_id reused with another body. */
 export const createConflict = {
   description: 'The `tx_id` was used before with another body (another order, user, amount or callback URL); or a request with this `Idempotency-Key` is still being processed.',

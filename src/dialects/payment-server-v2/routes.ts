@@ -62,7 +62,7 @@ const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (fastify, { idempote
         body: withExamples(CreatePaymentBody, ex.createPaymentRequests),
         response: {
           200: documented(CreatePaymentResponse, { description: 'The payment and its status after the callback’s first attempt.', examples: ex.createPaymentResponses, headers: IDEMPOTENT }),
-          ...errors([401, 409, 413, 415, 422, 500, 503], { idempotent: true, overrides: { 409: ex.createConflict } }),
+          ...errors([400, 401, 409, 413, 415, 422, 500, 503], { idempotent: true, overrides: { 400: ex.createUnparsable, 409: ex.createConflict } }),
         },
       },
       ...idempotent,
@@ -122,7 +122,7 @@ const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (fastify, { idempote
         body: withExamples(ConfirmPaymentBody, ex.confirmRequests),
         response: {
           200: documented(ConfirmPaymentResponse, { description: 'Completed.', examples: ex.confirmResponses, headers: IDEMPOTENT }),
-          ...errors([400, 401, 404, 409, 413, 415, 422, 500, 503], { idempotent: true, overrides: { 422: ex.confirmInvalid } }),
+          ...errors([400, 401, 404, 409, 413, 415, 422, 500, 503], { idempotent: true, overrides: { 400: ex.confirmBadRequest, 422: ex.confirmInvalid } }),
         },
       },
       ...idempotent,
