@@ -291,6 +291,32 @@ describe('limits of PUT /api/v1/waiting-rooms/{roomId}', () => {
     expect(events).toHaveLength(5);
   });
 
+  it('the ended tickets are swept even when bringing the rooms up to date fails (the store refusing that read): the sweep does not depend on it (a review: no test saw the try/finally)', async () => {
+    const t = await app({ FLUXPAY_MAX_WAITING_TICKETS: '5', FLUXPAY_WAITING_TICKET_TTL_MS: '60000' });
+    await put(t, 'quiet', { admitPerSecond: 100, admissionTtlSeconds: 5, protectedServiceIds: [] });
+    for (let i = 0; i < 5; i++) await enter(t, 'quiet', `u${i}`);
+    await t.clock.advance(6_000);
+    // A call brings the room up to date: its five tickets end (their tokens expired).
+    expect(resultOf(await fpGet(t, '/api/v1/waiting-rooms/quiet'))).toMatchObject({ admitted: 5, expired: 5, activeTokens: 0 });
+    const store = t.app.core.stores.waitingRooms;
+    expect((await store.stats()).size).toBe(5);
+    // From now on the read of every room fails; the minute's sweep must still drop what ended.
+    let refused = 0;
+    store.listRooms = () => {
+      refused++;
+      return Promise.reject(new Error('the rooms cannot be read'));
+    };
+    // A minute's sweep at a time (on Redis its calls end in real time, after the clock has moved on):
+    // ended at 6 s, kept 60 s, gone at the sweep after that.
+    let size = 5;
+    for (let minute = 0; minute < 4 && size > 0; minute++) {
+      await t.clock.advance(60_000);
+      for (let i = 0; i < 100 && (size = (await store.stats()).size) > 0 && refused <= minute; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    expect(refused).toBeGreaterThan(0);
+    expect(size).toBe(0);
+  });
+
   it('FLUXPAY_MAX_WAITING_ROOMS: one room more is 409 WAIT_002 and nothing is created; existing rooms still change', async () => {
     const t = await app({ FLUXPAY_MAX_WAITING_ROOMS: '2' });
     expect((await put(t, 'one', ROOM)).statusCode).toBe(201);
