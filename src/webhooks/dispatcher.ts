@@ -496,9 +496,13 @@ export class WebhookDispatcher {
   }
 }
 
-/** The end of a delivery another consumer recorded, told again (RedisDeliveryQueue's `onFinishedElsewhere`). */
-export function finishedAgain(delivery: Delivery, now: number): DeliveryEvent {
-  return { id: delivery.id, type: delivery.status === 'delivered' ? 'webhook.delivered' : 'webhook.failed', occurredAt: now, delivery, again: true };
+/**
+ * The end of a delivery another consumer recorded, told again (RedisDeliveryQueue's
+ * `onFinishedElsewhere`): at the time it was recorded (its updatedAt), the same fact at the same
+ * time, as every event made again (a review: the takeover's time told a replayed delivery's ends apart from nothing).
+ */
+export function finishedAgain(delivery: Delivery): DeliveryEvent {
+  return { id: delivery.id, type: delivery.status === 'delivered' ? 'webhook.delivered' : 'webhook.failed', occurredAt: delivery.updatedAt, delivery, again: true };
 }
 
 function notReplayable(delivery: Delivery): DomainError {

@@ -108,7 +108,7 @@ if (!hasRedisServer) {
       readAhead: 2 * settings.concurrency,
       onError,
       onTakenOver: (taken) => takenOver.push(taken),
-      onFinishedElsewhere: (delivery) => bus.publish(finishedAgain(delivery, clock.now())),
+      onFinishedElsewhere: (delivery) => bus.publish(finishedAgain(delivery)),
     });
     const events: DomainEvent[] = [];
     bus.subscribe((event) => events.push(event));
@@ -243,6 +243,8 @@ if (!hasRedisServer) {
       const ends = survivor.events.filter((e) => isDeliveryEvent(e) && (e.type === 'webhook.delivered' || e.type === 'webhook.failed')) as DeliveryEvent[];
       const again = ends.filter((e) => e.again === true);
       expect(again.map((e) => [e.type, e.id, e.delivery.status]).sort()).toEqual(recorded.map((d) => ['webhook.delivered', d.id, 'delivered']).sort());
+      // At the time the end was recorded, as the log has it.
+      for (const e of again) expect(e.occurredAt).toBe((await survivor.log.get(e.id))?.updatedAt);
       expect(ends.filter((e) => e.again === undefined).map((e) => e.id).sort()).toEqual(deliveries.slice(5).map((d) => d.id).sort());
       // Told once per claim that took some: 15 to send and 5 already recorded, in all.
       expect(survivor.takenOver.reduce((sum, t) => ({ toSend: sum.toSend + t.toSend, recorded: sum.recorded + t.recorded }), { toSend: 0, recorded: 0 })).toEqual({ toSend: 15, recorded: 5 });

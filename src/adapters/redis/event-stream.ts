@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import type { DomainEvent, EventBus } from '../../core/events.ts';
 import { callToken, defineScript, type Script } from './connection.ts';
 import { keepingReply } from './lua.ts';
-import { RedisNotServingError } from './unavailable.ts';
+import { wasWritten } from './unavailable.ts';
 
 /** The events of one turn of the event loop, appended by one script run (at most this many a run). */
 const APPEND_BATCH = 256;
@@ -134,7 +134,7 @@ export class RedisEventStream {
         clearTimeout(this.#quiet);
         this.#quiet = undefined;
         if (this.#failing + this.#failingUncertain === 0) this.#options.onError(error, 'appending to the event stream');
-        if (error instanceof RedisNotServingError && error.sent) {
+        if (wasWritten(error)) {
           this.#uncertain += count;
           this.#failingUncertain += count;
         } else {

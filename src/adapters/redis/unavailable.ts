@@ -49,8 +49,19 @@ export function isCommandTimeout(error: unknown): boolean {
  * closed after some of its replies came: written, so each may have run (a review: 99 of 251 had).
  * Before 2026-12-06 it passed as a bug (500), and a booking payment's begin stayed in flight.
  */
-function isAbortedByClose(error: Error): boolean {
+export function isAbortedByClose(error: Error): boolean {
   return error.name === 'AbortError' && error.message.startsWith('Command aborted due to connection close');
+}
+
+/**
+ * True when `error` says the command was written to Redis before it was given up, so Redis may run
+ * it (or have run it): cut off by a silent Redis after it was sent, timed out, or the rest of a
+ * batch whose connection closed mid-way. Narrower than `mayHaveRun`, which takes any failure it
+ * cannot place for one that may have run.
+ */
+export function wasWritten(error: unknown): boolean {
+  if (error instanceof RedisNotServingError) return error.sent;
+  return error instanceof Error && (isCommandTimeout(error) || isAbortedByClose(error));
 }
 
 /** True when `error` is ioredis giving up on a command or Redis saying it cannot serve: never another module's error. */

@@ -110,10 +110,10 @@ export function namespaceAnswers(shape: ErrorShape, max: number): ExtraAnswer[] 
       '`X-Sim-Namespace` names a namespace that does not exist yet, and NAMESPACES_MAX exist already (or namespaces are switched off, `0`): nothing was made; reset one (`DELETE /v1/sim/namespaces/{namespace}`) or use an existing one.',
     ),
     answer(
-      refusalProblem(new DomainError('NAMESPACE_UNAVAILABLE', 'The service is shutting down.')),
+      refusalProblem(new DomainError('NAMESPACE_UNAVAILABLE', 'The namespace ci-job-1842 is being reset on another replica; send the request again.')),
       'namespace_unavailable',
-      'The namespace cannot be had now',
-      'The namespace `X-Sim-Namespace` names cannot be had now (the service is shutting down, or the namespace is being reset on another replica): nothing was done; send the request again after `Retry-After` seconds.',
+      'The namespace is being reset',
+      'The namespace `X-Sim-Namespace` names cannot be had now (it is being reset, on this replica or another; a read while the service shuts down): nothing was done; send the request again after `Retry-After` seconds.',
       ['Retry-After'],
     ),
   ];

@@ -110,7 +110,7 @@ export default fp<WebhooksOptions>(
                 { deliveries: toSend, already_recorded: recorded },
                 `webhooks: took over ${plural(toSend + recorded, 'webhook delivery', 'webhook deliveries')} another replica held unfinished for WEBHOOK_CLAIM_IDLE_MS (it stopped or stalled): ${toSend} to send, ${recorded} already recorded`,
               ),
-            onFinishedElsewhere: (delivery) => bus.publish(finishedAgain(delivery, clock.now())),
+            onFinishedElsewhere: (delivery) => bus.publish(finishedAgain(delivery)),
           });
     const rateCap =
       redis === undefined || settings.maxRps === 0
