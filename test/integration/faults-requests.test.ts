@@ -467,6 +467,33 @@ describe('outcome rules match only the routes that take an outcome', () => {
     last_hit_at: null,
   });
 
+  it('a rule deleted while a request it decides is still held (a latency rule beside it) takes its series with it: the payment stored after the delete does not bring the series back; made again with its id, it counts again (a user test)', async () => {
+    for (const remove of ['one', 'all'] as const) {
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      let heldNow!: () => void;
+      const entered = new Promise<void>((resolve) => (heldNow = resolve));
+      t = await buildTestApp({}, { faultWait: () => (heldNow(), held) });
+      const id = await rule({ id: 'oc-mid', match: { route: '/v1/sim/intent' }, action: { type: 'outcome', failure_code: 'card_declined' } });
+      await rule({ id: 'lat-mid', match: { route: '/v1/sim/intent' }, action: { type: 'latency', distribution: 'fixed', params: { ms: 1000 } } });
+      const pending = intent();
+      await entered;
+      if (remove === 'one') expect((await t.app.inject({ method: 'DELETE', url: `/v1/sim/rules/${id}` })).statusCode).toBe(200);
+      else expect((await t.app.inject({ method: 'DELETE', url: '/v1/sim/rules' })).json()).toEqual({ deleted: 2 });
+      release();
+      expect((await pending).statusCode).toBe(200);
+      expect([remove, await metricOf(id)]).toEqual([remove, undefined]);
+      // The same id made again: its hits count from 0.
+      if (remove === 'all') {
+        await rule({ id: 'oc-mid', match: { route: '/v1/sim/intent' }, action: { type: 'outcome', failure_code: 'card_declined' } });
+        expect((await intent({ reservation_id: 'rsv_again' })).statusCode).toBe(200);
+        expect(await metricOf(id)).toBe('fault_rule_hits_total{rule_id="oc-mid",action="outcome"} 1');
+      }
+      await t.app.close();
+    }
+    t = await buildTestApp();
+  });
+
   it('bookings: POST /bookings is not matched (no X-Sim-Rule, count kept); the payment it then executes is decided by the rule', async () => {
     await start({ MOCK_MIN_DELAY_MS: '0', MOCK_MAX_DELAY_MS: '0' });
     const match = { dialect: 'bookings', method: null, route: null, headers: { 'x-test-case': 'f1' }, body: {} };

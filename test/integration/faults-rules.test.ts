@@ -59,6 +59,20 @@ describe('/v1/sim/rules', () => {
       const res = await post({ match, action: { type: 'error', status: 502 } });
       expect([match, res.statusCode, res.json().error]).toEqual([match, 400, never(why)]);
     }
+    // With another problem (the action's): both at once (a user test: before 2026-12-07 the route's only once the action was mended).
+    const both = await post({ match: { route: '/v1/sim/intnet' }, action: { type: 'error', status: 418 } });
+    expect([both.statusCode, both.json().error.details.map((d: { field: string; rule: string }) => [d.field, d.rule])]).toEqual([
+      400,
+      [
+        ['/action/status', 'enum'],
+        ['/match', 'route'],
+      ],
+    ]);
+    const outcome = await post({ match: { dialect: 'payment-service' }, action: { type: 'outcome', failure_code: 'a b' } });
+    expect(outcome.json().error.details.map((d: { field: string; rule: string }) => [d.field, d.rule])).toEqual([
+      ['/action/failure_code', 'pattern'],
+      ['/match', 'outcome_route'],
+    ]);
     expect((await get('/v1/sim/rules')).json()).toEqual({ data: [] });
     // In a namespace's app (X-Sim-Namespace) as in the default one.
     const inNamespace = await t.app.inject({ method: 'POST', url: '/v1/sim/rules', headers: { 'x-sim-namespace': 'ci-job-1' }, payload: { match: { route: '/does/not/exist' }, action: { type: 'error', status: 502 } } });

@@ -97,6 +97,21 @@ const RANGE_KEYS = ['gte', 'gt', 'lte', 'lt'] as const;
 const PROTO = '__proto__';
 const PROTO_REFUSED = 'is not accepted as a name (__proto__)';
 
+/**
+ * Whether a request rule's match can apply anywhere: an outcome rule applies only on the routes
+ * that take an outcome, and any rule only on a route paysim answers (`routes`, when known); each
+ * problem is an issue.
+ */
+function appliesSomewhere(c: Checker, match: RequestMatch, outcome: boolean, routes: ParseRuleOptions['routes']): boolean {
+  if (outcome && !canMatchOutcomeRoute(match)) {
+    c.issue(['match'], 'outcome_route', `matches none of the routes an outcome rule applies on, so the rule would never apply: its dialect, method and route must allow one of ${OUTCOME_ROUTE_LIST}`);
+    return false;
+  }
+  const why = routes === undefined ? undefined : whyNoRoute(match, routes);
+  if (why !== undefined) c.issue(['match'], 'route', `matches no route paysim answers, so the rule would never apply: ${why}`);
+  return why === undefined;
+}
+
 /** Parses one rule; `issues` paths are relative to the rule. */
 export function parseRule(json: unknown, options: ParseRuleOptions): ParseResult<ParsedRule> {
   const c = new Checker();
@@ -119,8 +134,12 @@ export function parseRule(json: unknown, options: ParseRuleOptions): ParseResult
     // Check the match anyway, so every problem is reported at once: as the action's type says, if it says.
     const type = typeof rule.action === 'object' && rule.action !== null ? (rule.action as { type?: unknown }).type : undefined;
     const target = typeof type === 'string' ? targetOf(type) : undefined;
-    if (target === 'request') parseRequestMatch(c, rule.match ?? {});
-    else if (target === 'webhook') parseWebhookMatch(c, rule.match ?? {});
+    // A match that parses is checked against the routes too (before 2026-12-07 a route typo showed
+    // only once the action was mended: a user test).
+    if (target === 'request') {
+      const match = parseRequestMatch(c, rule.match ?? {});
+      if (match !== undefined) appliesSomewhere(c, match, type === 'outcome', options.routes);
+    } else if (target === 'webhook') parseWebhookMatch(c, rule.match ?? {});
     else if (rule.match !== undefined) c.object(rule.match, ['match'], [...REQUEST_MATCH_KEYS, ...WEBHOOK_MATCH_KEYS]);
     return c.result<ParsedRule>(undefined);
   }
@@ -130,14 +149,7 @@ export function parseRule(json: unknown, options: ParseRuleOptions): ParseResult
   let input: FaultRuleInput | undefined;
   if (action.target === 'request') {
     const match = parseRequestMatch(c, rule.match ?? {});
-    // An outcome rule applies only on the routes that take an outcome: one that can match none of them would never apply.
-    if (match !== undefined && action.action.type === 'outcome' && !canMatchOutcomeRoute(match)) {
-      c.issue(['match'], 'outcome_route', `matches none of the routes an outcome rule applies on, so the rule would never apply: its dialect, method and route must allow one of ${OUTCOME_ROUTE_LIST}`);
-    } else if (match !== undefined) {
-      const why = options.routes === undefined ? undefined : whyNoRoute(match, options.routes);
-      if (why === undefined) input = { ...common, target: 'request', match, action: action.action };
-      else c.issue(['match'], 'route', `matches no route paysim answers, so the rule would never apply: ${why}`);
-    }
+    if (match !== undefined && appliesSomewhere(c, match, action.action.type === 'outcome', options.routes)) input = { ...common, target: 'request', match, action: action.action };
   } else {
     const match = parseWebhookMatch(c, rule.match ?? {});
     if (match !== undefined) input = { ...common, target: 'webhook', match, action: action.action };

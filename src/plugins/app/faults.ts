@@ -184,7 +184,14 @@ export default fp<FaultsOptions>(
         if (shared && series.size > 0) await app.metrics.fromStore(() => service.matcher(namespace), () => undefined);
       },
     });
+    /**
+     * The rules of this namespace as last loaded, less those deleted here since: a hit counted
+     * after its rule went (an outcome's, counted once its slow request stored the payment) would
+     * bring its series back (a user test). Undefined until the rules are first loaded.
+     */
+    let live: Set<string> | undefined;
     const forget = (ruleId: string): void => {
+      live?.delete(ruleId);
       const action = series.get(ruleId);
       if (action === undefined) return;
       series.delete(ruleId);
@@ -202,12 +209,14 @@ export default fp<FaultsOptions>(
       random: (namespace) => streams(`faults:${namespace}`),
       routes: () => shapedRoutes,
       onHit: (hit) => {
+        if (live?.has(hit.ruleId) === false) return;
         series.set(hit.ruleId, hit.action);
         hits.inc({ rule_id: hit.ruleId, action: hit.action });
       },
       // The rules as the store has them (after a change here, or one another replica made): the series of every other rule go.
       onRules: (ruleNamespace, ruleIds) => {
         if (ruleNamespace !== namespace) return;
+        live = new Set(ruleIds);
         for (const ruleId of [...series.keys()]) if (!ruleIds.has(ruleId)) forget(ruleId);
       },
     });
@@ -231,6 +240,7 @@ export default fp<FaultsOptions>(
       },
       async deleteAll(namespace) {
         const deleted = await service.deleteAll(namespace);
+        live = new Set();
         for (const ruleId of [...series.keys()]) forget(ruleId);
         return deleted;
       },
