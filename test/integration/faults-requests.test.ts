@@ -494,6 +494,34 @@ describe('outcome rules match only the routes that take an outcome', () => {
     t = await buildTestApp();
   });
 
+  it('a hit decided by rules whose load a change here overtook is counted all the same (a review: a first mend of the series above dropped it, the rule unknown to the rules last reported)', async () => {
+    t = await buildTestApp({}, { faultWait: async () => undefined });
+    await rule({ id: 'lat', match: { route: '/v1/sim/intent' }, action: { type: 'latency', distribution: 'fixed', params: { ms: 1 } } });
+    expect((await intent()).statusCode).toBe(200);
+    await rule({ id: 'err', match: { route: '/v1/sim/intent' }, action: { type: 'error', status: 502 } });
+    // The next request's load of the rules is held after it read them; a change made meanwhile overtakes it (it is not kept).
+    const store = t.app.stores.faultRules;
+    const list = store.list.bind(store);
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let listed!: () => void;
+    const read = new Promise<void>((resolve) => (listed = resolve));
+    store.list = async (namespace: string) => {
+      const rules = await list(namespace);
+      listed();
+      await held;
+      return rules;
+    };
+    const pending = intent({ reservation_id: 'rsv_held' });
+    await read;
+    store.list = list;
+    await rule({ id: 'hook', match: { url_prefix: 'http://127.0.0.1:1/' }, action: { type: 'duplicate' } });
+    release();
+    expect([(await pending).statusCode, (await pending).headers['x-sim-rule']]).toEqual([502, 'lat, err']);
+    expect((await ruleView('err')).hits).toBe(1);
+    expect((await t.app.inject({ url: '/metrics' })).body).toContain('fault_rule_hits_total{rule_id="err",action="error"} 1\n');
+  });
+
   it('bookings: POST /bookings is not matched (no X-Sim-Rule, count kept); the payment it then executes is decided by the rule', async () => {
     await start({ MOCK_MIN_DELAY_MS: '0', MOCK_MAX_DELAY_MS: '0' });
     const match = { dialect: 'bookings', method: null, route: null, headers: { 'x-test-case': 'f1' }, body: {} };

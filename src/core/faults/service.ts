@@ -60,6 +60,18 @@ export interface RuleHit {
   namespace: string;
   ruleId: string;
   action: FaultRule['action']['type'];
+  /** For a hit counted after its request was matched (an outcome's, once the payment is stored): when it was matched (`nextRuleOrder`). */
+  matchedOrder?: number;
+}
+
+let ruleOrder = 0;
+/**
+ * A number that grows with each call in this process: it orders a request's match against a rule's
+ * deletion (the metric must not count, after the deletion, a hit matched before it), where times
+ * on an injected clock can be equal.
+ */
+export function nextRuleOrder(): number {
+  return ++ruleOrder;
 }
 
 export type ResponseAction = Extract<RequestAction, { type: 'error' | 'response_lost' | 'timeout' }>;
@@ -75,7 +87,7 @@ export interface RequestFaultPlan {
    * the code. The service that stores the payment marks it `applied`; `settleOutcome` gives the
    * rule's hit back when it was not (the request was refused, or replayed an earlier answer).
    */
-  outcome: { ruleId: string; failureCode: string | null; applied?: boolean } | null;
+  outcome: { ruleId: string; failureCode: string | null; applied?: boolean; matchedOrder: number } | null;
   /** Answer with an error, reset after committing, or hold then reset. */
   response: { ruleId: string; action: ResponseAction } | null;
 }
@@ -230,7 +242,7 @@ export class FaultRuleService {
       plan.ruleIds.push(rule.id);
       const action = rule.action;
       if (action.type === 'latency') plan.latency = { ruleId: rule.id, ms };
-      else if (action.type === 'outcome') plan.outcome = { ruleId: rule.id, failureCode: action.failureCode };
+      else if (action.type === 'outcome') plan.outcome = { ruleId: rule.id, failureCode: action.failureCode, matchedOrder: nextRuleOrder() };
       else plan.response = { ruleId: rule.id, action };
     }
     return plan.ruleIds.length === 0 ? NO_FAULTS : plan;
@@ -289,7 +301,7 @@ export class FaultRuleService {
    */
   async settleOutcome(namespace: string, outcome: NonNullable<RequestFaultPlan['outcome']>): Promise<void> {
     if (outcome.applied === true) {
-      this.#deps.onHit?.({ namespace, ruleId: outcome.ruleId, action: 'outcome' });
+      this.#deps.onHit?.({ namespace, ruleId: outcome.ruleId, action: 'outcome', matchedOrder: outcome.matchedOrder });
       return;
     }
     await this.#deps.store.releaseHit(namespace, outcome.ruleId).catch(() => undefined);

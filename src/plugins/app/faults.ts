@@ -4,7 +4,7 @@ import fp from 'fastify-plugin';
 import { Counter } from 'prom-client';
 import type { Config } from '../../config.ts';
 import { ERROR_STATUSES, retryAfterSecondsOf, type ErrorStatus, type StoredFaultRule } from '../../core/faults/model.ts';
-import { FaultRuleService, type RequestFaultPlan } from '../../core/faults/service.ts';
+import { FaultRuleService, nextRuleOrder, type RequestFaultPlan } from '../../core/faults/service.ts';
 import type { MatchInput } from '../../core/faults/matcher.ts';
 import { fileRulesMatchingNoRoute, parseFaultsFile } from '../../core/faults/file.ts';
 import { windowEnded } from '../../core/faults/validation.ts';
@@ -73,6 +73,9 @@ export interface FaultsOptions {
  * 503 always carry `Retry-After` (`retryAfterSecondsOf`), so their messages point at it; a 500,
  * 502 or 504 carries it only when its rule gives one, so theirs never do.
  */
+/** Rules gone (deleted, or seen gone) whose time of going an app keeps, at most: see `goneAt`. */
+const MAX_GONE_MARKS = 10_000;
+
 const ERRORS: Readonly<Record<ErrorStatus, { code: string; message: string }>> = {
   500: { code: 'INTERNAL', message: 'Something went wrong on our side; the request may be retried.' },
   502: { code: 'BAD_GATEWAY', message: 'The payment gateway answered badly; the request may be retried.' },
@@ -185,13 +188,21 @@ export default fp<FaultsOptions>(
       },
     });
     /**
-     * The rules of this namespace as last loaded, less those deleted here since: a hit counted
-     * after its rule went (an outcome's, counted once its slow request stored the payment) would
-     * bring its series back (a user test). Undefined until the rules are first loaded.
+     * When rules went (`nextRuleOrder`): each one deleted here or seen gone, and every rule at
+     * once (`DELETE /v1/sim/rules`). A hit counted after its rule went (an outcome's, counted once
+     * its slow request stored the payment) but matched before brought its series back (a user
+     * test); one matched after (the same id made again) counts. Before 2026-12-07 a first mend kept
+     * the ids of the rules as last loaded, which dropped hits of rules made meanwhile (a review).
      */
-    let live: Set<string> | undefined;
+    const goneAt = new Map<string, number>();
+    let allGoneAt = 0;
+    const gone = (ruleId: string): void => {
+      goneAt.delete(ruleId);
+      goneAt.set(ruleId, nextRuleOrder());
+      // Held requests last seconds: the oldest marks go first past a bound.
+      if (goneAt.size > MAX_GONE_MARKS) goneAt.delete(goneAt.keys().next().value as string);
+    };
     const forget = (ruleId: string): void => {
-      live?.delete(ruleId);
       const action = series.get(ruleId);
       if (action === undefined) return;
       series.delete(ruleId);
@@ -209,15 +220,18 @@ export default fp<FaultsOptions>(
       random: (namespace) => streams(`faults:${namespace}`),
       routes: () => shapedRoutes,
       onHit: (hit) => {
-        if (live?.has(hit.ruleId) === false) return;
+        if (hit.matchedOrder !== undefined && (hit.matchedOrder < allGoneAt || hit.matchedOrder < (goneAt.get(hit.ruleId) ?? 0))) return;
         series.set(hit.ruleId, hit.action);
         hits.inc({ rule_id: hit.ruleId, action: hit.action });
       },
       // The rules as the store has them (after a change here, or one another replica made): the series of every other rule go.
       onRules: (ruleNamespace, ruleIds) => {
         if (ruleNamespace !== namespace) return;
-        live = new Set(ruleIds);
-        for (const ruleId of [...series.keys()]) if (!ruleIds.has(ruleId)) forget(ruleId);
+        for (const ruleId of [...series.keys()]) {
+          if (ruleIds.has(ruleId)) continue;
+          gone(ruleId);
+          forget(ruleId);
+        }
       },
     });
 
@@ -235,12 +249,13 @@ export default fp<FaultsOptions>(
       async delete(namespace, id) {
         const stored = await service.get(namespace, id);
         if (stored === undefined || !(await service.delete(namespace, id))) return undefined;
+        gone(stored.rule.id);
         forget(stored.rule.id);
         return stored;
       },
       async deleteAll(namespace) {
         const deleted = await service.deleteAll(namespace);
-        live = new Set();
+        allGoneAt = nextRuleOrder();
         for (const ruleId of [...series.keys()]) forget(ruleId);
         return deleted;
       },
