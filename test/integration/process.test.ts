@@ -228,6 +228,16 @@ describe('graceful shutdown', () => {
     expect(server.lines.map((l) => l.msg)).toContain('shutdown complete');
   });
 
+  it('SIGTERM with stdout a pipe whose reader went away (a log shipper that died, `| head -1`): the process still drains and exits 0 (a user test: it never exited, its last log flush retrying the write for ever)', async () => {
+    const server = start({ WEBHOOK_SECRET: SECRET });
+    await server.origin();
+    // The start's lines were read; the reader goes, and nothing is written until the stop.
+    server.child.stdout.destroy();
+    await delay(300);
+    server.kill('SIGTERM');
+    expect(await server.waitForExit(10_000)).toEqual({ code: 0, signal: null });
+  });
+
   it('SIGTERM twice within milliseconds, as a process group gets it (GNU timeout, kill -- -PGID, systemd): one stop, drained, exit 0 (before 2026-12-05: the second ended it at once, the drain skipped)', async () => {
     const server = start({ WEBHOOK_SECRET: SECRET, SHUTDOWN_TIMEOUT_MS: '5000' });
     const id = await createIntent(server, { reservation_id: 'r-group', amount: 100, scenario: 'delay', delay_ms: 1000 });
