@@ -854,6 +854,34 @@ if (redisServerOrSkip('replicas on Redis')) {
       expect((await inject(a, { url: `/v1/sim/rules/${all}` })).statusCode).toBe(404);
     });
 
+    it('an outcome rule deleted on B while A holds a request it decided (a latency rule beside it) gets no series on A when that request stores its payment after A read the rules again (a review: it came back and stayed)', async () => {
+      const shared = { STORE: 'redis', REDIS_URL: redis.url, REDIS_KEY_PREFIX: redis.newPrefix() };
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      let holding!: () => void;
+      const entered = new Promise<void>((resolve) => (holding = resolve));
+      const a = await buildTestApp(shared, { clockStart: START, faultWait: () => (holding(), held) });
+      open.push(a);
+      const b = await buildTestApp(shared, { clockStart: START });
+      open.push(b);
+      for (const payload of [
+        { id: 'decides', match: { route: '/v1/sim/intent' }, action: { type: 'outcome', failure_code: 'card_declined' } },
+        { id: 'holds', match: { route: '/v1/sim/intent' }, action: { type: 'latency', distribution: 'fixed', params: { ms: 1000 } } },
+      ]) {
+        expect((await inject(a, { method: 'POST', url: '/v1/sim/rules', payload })).statusCode).toBe(201);
+      }
+      const pending = inject(a, { method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'rsv_held', amount: 100 } });
+      await entered;
+      expect((await inject(b, { method: 'DELETE', url: '/v1/sim/rules/decides' })).statusCode).toBe(200);
+      // A reads the shared rules again (a request a refresh later) before the held request goes on.
+      await a.clock.advance(SHARED_RULES_REFRESH_MS);
+      expect((await inject(a, { url: '/v1/sim/intents' })).statusCode).toBe(200);
+      release();
+      expect((await pending).statusCode).toBe(200);
+      const series = (await inject(a, { url: '/metrics' })).body.split('\n').filter((line) => line.startsWith('fault_rule_hits_total{'));
+      expect(series.filter((line) => line.includes('"decides"'))).toEqual([]);
+    });
+
     it('a namespace reset on B takes the series of its rules out of A\'s /metrics once A has closed its app of it', async () => {
       const [a, b] = await replicas();
       const ns = { 'x-sim-namespace': 'ci-f2' };

@@ -196,6 +196,8 @@ export default fp<FaultsOptions>(
      */
     const goneAt = new Map<string, number>();
     let allGoneAt = 0;
+    /** The ids of the namespace's rules as last read (`onRules`): those missing from the next read went, hit here or not. */
+    let known: ReadonlySet<string> = new Set();
     const gone = (ruleId: string): void => {
       goneAt.delete(ruleId);
       goneAt.set(ruleId, nextRuleOrder());
@@ -227,11 +229,12 @@ export default fp<FaultsOptions>(
       // The rules as the store has them (after a change here, or one another replica made): the series of every other rule go.
       onRules: (ruleNamespace, ruleIds) => {
         if (ruleNamespace !== namespace) return;
-        for (const ruleId of [...series.keys()]) {
-          if (ruleIds.has(ruleId)) continue;
-          gone(ruleId);
-          forget(ruleId);
-        }
+        // Every rule that went since the last read, not only those with a series here: an outcome
+        // rule whose first hit is still held has none yet (a review: deleted on another replica, its
+        // series came back when that request stored its payment).
+        for (const ruleId of new Set([...known, ...series.keys()])) if (!ruleIds.has(ruleId)) gone(ruleId);
+        known = new Set(ruleIds);
+        for (const ruleId of [...series.keys()]) if (!ruleIds.has(ruleId)) forget(ruleId);
       },
     });
 
