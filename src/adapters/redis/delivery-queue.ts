@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
-import { changedDelivery, type Delivery, type DeliveryChange } from '../../core/deliveries.ts';
+import { changedDelivery, isFinished, type Delivery, type DeliveryChange } from '../../core/deliveries.ts';
 import type { AcceptOutcome, DeliveryHandler, DeliveryQueue, RequeueOutcome } from '../../core/ports.ts';
 import type { RedisDeliveryLog } from './deliveries.ts';
 import { callToken, defineScript, type Script } from './connection.ts';
@@ -455,7 +455,7 @@ export class RedisDeliveryQueue implements DeliveryQueue {
     }
     // Its attempt was recorded before its consumer died (or the delivery left the log): nothing to send.
     await this.#client.xack(this.#key, DELIVERY_GROUP, id);
-    if (current !== undefined && (current.status === 'delivered' || current.status === 'failed')) this.#options.onFinishedElsewhere?.(current);
+    if (current !== undefined && isFinished(current)) this.#options.onFinishedElsewhere?.(current);
     return 'recorded';
   }
 

@@ -126,14 +126,14 @@ export class RedisEventStream {
     this.#waiting = 0;
     this.#append(this.#keys, args).then(
       () => {
-        if (this.#failing + this.#failingUncertain === 0) return;
+        if (!this.#inOutage) return;
         if (this.#detached) this.#endOutage();
         else this.#quiet ??= setTimeout(() => this.#endOutage(), this.#options.quietMs ?? QUIET_MS).unref();
       },
       (error: unknown) => {
         clearTimeout(this.#quiet);
         this.#quiet = undefined;
-        if (this.#failing + this.#failingUncertain === 0) this.#options.onError(error, 'appending to the event stream');
+        if (!this.#inOutage) this.#options.onError(error, 'appending to the event stream');
         if (wasWritten(error)) {
           this.#uncertain += count;
           this.#failingUncertain += count;
@@ -145,10 +145,15 @@ export class RedisEventStream {
     );
   }
 
+  /** Whether appends failed in the outage under way (missed or maybe missed events to tell of). */
+  get #inOutage(): boolean {
+    return this.#failing + this.#failingUncertain > 0;
+  }
+
   #endOutage(): void {
     clearTimeout(this.#quiet);
     this.#quiet = undefined;
-    if (this.#failing + this.#failingUncertain === 0) return;
+    if (!this.#inOutage) return;
     this.#options.onMissed(this.#failing, this.#failingUncertain);
     this.#failing = 0;
     this.#failingUncertain = 0;

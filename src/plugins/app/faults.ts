@@ -68,14 +68,14 @@ export interface FaultsOptions {
   wait?: FaultWait | undefined;
 }
 
+/** Rules gone (deleted, or seen gone) whose time of going an app keeps, at most: see `goneAt`. */
+const MAX_GONE_MARKS = 10_000;
+
 /**
  * The core code and message of each `error` status, before the dialect renders them. A 429 and a
  * 503 always carry `Retry-After` (`retryAfterSecondsOf`), so their messages point at it; a 500,
  * 502 or 504 carries it only when its rule gives one, so theirs never do.
  */
-/** Rules gone (deleted, or seen gone) whose time of going an app keeps, at most: see `goneAt`. */
-const MAX_GONE_MARKS = 10_000;
-
 const ERRORS: Readonly<Record<ErrorStatus, { code: string; message: string }>> = {
   500: { code: 'INTERNAL', message: 'Something went wrong on our side; the request may be retried.' },
   502: { code: 'BAD_GATEWAY', message: 'The payment gateway answered badly; the request may be retried.' },
@@ -232,9 +232,12 @@ export default fp<FaultsOptions>(
         // Every rule that went since the last read, not only those with a series here: an outcome
         // rule whose first hit is still held has none yet (a review: deleted on another replica, its
         // series came back when that request stored its payment).
-        for (const ruleId of new Set([...known, ...series.keys()])) if (!ruleIds.has(ruleId)) gone(ruleId);
+        for (const ruleId of new Set([...known, ...series.keys()])) {
+          if (ruleIds.has(ruleId)) continue;
+          gone(ruleId);
+          forget(ruleId);
+        }
         known = new Set(ruleIds);
-        for (const ruleId of [...series.keys()]) if (!ruleIds.has(ruleId)) forget(ruleId);
       },
     });
 
