@@ -103,110 +103,197 @@ export function prettyStream(destination?: NodeJS.WritableStream): DestinationSt
 }
 
 export function createLogger(config: Pick<Config, 'logLevel' | 'logFormat'>): Logger {
-  return pino(loggerOptions(config), config.logFormat === 'pretty' ? prettyStream() : batchedStdout());
+  if (config.logFormat === 'pretty') return pino(loggerOptions(config), prettyStream());
+  // Opening Node's stdout stream makes a pipe's descriptor non-blocking (libuv does): a batch's
+  // write then never waits on the reader (what a full pipe did not take is tried again later).
+  void process.stdout.writable;
+  const stream = batchedStdout(1);
+  process.once('exit', () => stream.flushSync());
+  return pino(loggerOptions(config), stream);
 }
 
-/** sonic-boom as it is at run time: `minLength`, `destroyed` and `_writing` (a write under way) are plain properties its types leave out. */
-type SonicBoom = ReturnType<typeof pino.destination> & { fd: number; minLength: number; destroyed?: boolean; _writing?: boolean };
-
-const noop = (): void => undefined;
-
-/**
- * Writes `data` to `fd` at once, as much as it takes: how much was written, and whether the
- * destination is gone (a closed pipe, `EPIPE`, or any other failure but a full pipe's `EAGAIN`).
- */
-function writeNow(fd: number, data: Buffer): { written: number; gone: boolean } {
-  let written = 0;
-  while (written < data.length) {
-    try {
-      written += writeSync(fd, data, written, data.length - written);
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      return { written, gone: code !== 'EAGAIN' && code !== 'EBUSY' };
-    }
-  }
-  return { written, gone: false };
+/** A destination for pino whose lines can be flushed at once (`flush`) or before the process ends (`flushSync`). */
+export interface BatchedStream extends DestinationStream {
+  /** Queues the lines gathered so far and writes what it can; `callback` once all is written (or the destination is gone). */
+  flush(callback?: (error?: Error) => void): void;
+  /** Writes everything before it returns, waiting on a full pipe for EXIT_STALL_MS without progress (EXIT_MAX_MS in all) at most. */
+  flushSync(): void;
 }
 
+/** At most this many bytes of batches wait for a stdout that takes none (a reader that stalls); the lines beyond are dropped and counted. */
+export const MAX_QUEUED_BYTES = 16 * 1024 * 1024;
+/** How soon a write that found the pipe full is tried again. */
+const FULL_RETRY_MS = 10;
+/** At exit: how long a pipe that takes nothing is waited on, and how long the last flush may take in all. */
+const EXIT_STALL_MS = 2000;
+const EXIT_MAX_MS = 10_000;
+
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+
 /**
- * JSON lines on stdout, written in batches (about LOG_BUFFER_BYTES, and at least every
+ * JSON lines on `fd` (stdout), written in batches (about LOG_BUFFER_BYTES, and at least every
  * LOG_FLUSH_MS), not one write per line: one system call per request was a measurable share of
- * its cost. Each line is encoded into a batch buffer as it comes (while it is still in the
- * cache), and full batches are handed to pino's asynchronous destination (sonic-boom in buffer
- * mode, one write in flight), which writes what it is given at once. Gathering them in sonic-boom
- * itself (its `minLength`) measured the byte length of the whole pending batch again for every
- * line, which cost more per line than formatting it; gathering the strings and joining them for
- * each batch cost ~1 µs a line under load (the join, then the string's encoding for the write).
- * Every flush of the destination takes the gathered lines with it: `logger.flush()`, and pino's
- * synchronous flush when the process exits.
+ * its cost. Each line is encoded into a batch buffer as it comes (while it is still in the cache);
+ * a full batch is queued and written at once, synchronously, on the main thread: a pipe's
+ * descriptor is non-blocking (see createLogger), so a write takes what the pipe has room for and
+ * never waits. What a full pipe did not take waits in the queue, in order, and is tried again every
+ * FULL_RETRY_MS; for a reader that stalls for good the queue holds MAX_QUEUED_BYTES at most, and
+ * the lines beyond are dropped and counted in a line of their own once stdout takes lines again.
+ * A destination gone (a pipe whose reader closed, `EPIPE`) stops logging, as pino does.
+ *
+ * Until 2026-12-07 the batches went to pino's sonic-boom, whose writes run on libuv's pool: a
+ * write still under way when the process exited was lost with its lines (a review: 14–80 of 1,000
+ * lines of a burst to a slow reader), its flush at exit retried a closed pipe for ever (a process
+ * whose reader stalled and then died never exited), and a stalled reader's lines waited without
+ * bound.
  */
-export function batchedStdout(out = pino.destination({ dest: 1, minLength: 0, sync: false, contentMode: 'buffer' }) as SonicBoom): DestinationStream {
+export function batchedStdout(fd = 1, errorFd = 2): BatchedStream {
   /** Room for a full batch and the longest line that can still start one (3 bytes per UTF-16 unit at most). */
   const capacity = 2 * LOG_BUFFER_BYTES;
   const batch = Buffer.allocUnsafe(capacity);
   let used = 0;
+  let batchLines = 0;
+  const queue: Buffer[] = [];
+  /** Bytes of `queue[0]` already written. */
+  let headWritten = 0;
+  /** Bytes queued and not written yet. */
+  let queuedBytes = 0;
+  let droppedLines = 0;
+  let gone = false;
+  let retry: NodeJS.Timeout | undefined;
+  const flushed: Array<(error?: Error) => void> = [];
+
+  const push = (data: Buffer): void => {
+    queue.push(data);
+    queuedBytes += data.length;
+  };
+  const enqueue = (data: Buffer, lines: number): void => {
+    // Once lines are dropped, until half the queue is written: not every other batch as room comes and goes.
+    if (droppedLines > 0 ? queuedBytes > MAX_QUEUED_BYTES / 2 : queuedBytes + data.length > MAX_QUEUED_BYTES) {
+      droppedLines += lines;
+      return;
+    }
+    // The lines dropped before these are said where they are missing.
+    if (droppedLines > 0) {
+      push(droppedNote(droppedLines));
+      droppedLines = 0;
+    }
+    push(data);
+  };
   const handOver = (): void => {
     if (used === 0) return;
-    // A copy of the bytes used, not the batch: a write queued behind a slow stdout holds its
-    // bytes only, and the batch is filled again at once.
-    const data = Buffer.allocUnsafe(used);
-    batch.copy(data, 0, 0, used);
+    // A copy of the bytes used: the batch is filled again at once.
+    enqueue(Buffer.from(batch.subarray(0, used)), batchLines);
     used = 0;
-    out.write(data as unknown as string);
+    batchLines = 0;
   };
-  const { flush, flushSync } = out;
-  out.flush = (cb) => {
-    handOver();
-    flush.call(out, cb);
+  const stop = (): void => {
+    gone = true;
+    used = 0;
+    queue.length = 0;
+    queuedBytes = 0;
+    droppedLines = 0;
   };
-  out.flushSync = () => {
-    // With no write under way, the batch is written here first: a destination gone (stdout a pipe
-    // whose reader closed) is found so, and logging stops, as pino stops it when an asynchronous
-    // write finds it. sonic-boom's own flushSync retries such a write for ever, every 100 ms: a
-    // process whose pipe closed while it had nothing to write never exited, whatever the signals
-    // (a user test: 14 minutes, until SIGKILL).
-    if (used > 0 && out._writing !== true && out.fd >= 0) {
-      const { written, gone } = writeNow(out.fd, batch.subarray(0, used));
-      batch.copy(batch, 0, written, used);
-      used -= written;
-      if (gone) {
-        used = 0;
-        out.write = noop as unknown as typeof out.write;
-        out.flushSync = noop;
-        out.flush = noop as unknown as typeof out.flush;
-        out.end = noop as unknown as typeof out.end;
-        return;
+  /** Writes what is queued, as far as `fd` takes it now: `full` when a write found no room. */
+  const writeQueued = (): 'done' | 'full' => {
+    for (;;) {
+      if (queue.length === 0) {
+        if (droppedLines === 0) return 'done';
+        push(droppedNote(droppedLines));
+        droppedLines = 0;
+      }
+      const head = queue[0]!;
+      try {
+        const n = writeSync(fd, head, headWritten, head.length - headWritten);
+        headWritten += n;
+        queuedBytes -= n;
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === 'EAGAIN' || code === 'EBUSY') return 'full';
+        stop();
+        return 'done';
+      }
+      if (headWritten === head.length) {
+        queue.shift();
+        headWritten = 0;
       }
     }
-    // Handed over without starting an asynchronous write (an exiting process would never see it
-    // end): sonic-boom's flushSync then writes it with the rest, synchronously.
-    const { minLength } = out;
-    out.minLength = Number.POSITIVE_INFINITY;
-    try {
-      handOver();
-    } finally {
-      out.minLength = minLength;
-    }
-    flushSync.call(out);
   };
-  // Once pino's flush at exit has closed the destination, there is nothing to write to.
+  const pump = (): void => {
+    retry = undefined;
+    if (!gone && writeQueued() === 'full') {
+      retry = setTimeout(pump, FULL_RETRY_MS);
+      retry.unref();
+      return;
+    }
+    for (const callback of flushed.splice(0)) callback();
+  };
+  const send = (): void => {
+    handOver();
+    // While a retry is pending, the queue waits for it (in order).
+    if (retry === undefined) pump();
+  };
   setInterval(() => {
-    if (out.destroyed !== true) handOver();
+    if (used > 0) send();
   }, LOG_FLUSH_MS).unref();
+
   return {
     write(line: string) {
+      if (gone) return;
       if (used + 3 * line.length > capacity) {
         handOver();
         // A line longer than a batch goes on its own.
         if (3 * line.length > capacity) {
-          out.write(Buffer.from(line, 'utf8') as unknown as string);
+          enqueue(Buffer.from(line, 'utf8'), 1);
+          send();
           return;
         }
       }
       used += batch.write(line, used, 'utf8');
-      if (used >= LOG_BUFFER_BYTES) handOver();
+      batchLines += 1;
+      if (used >= LOG_BUFFER_BYTES) send();
     },
-    flush: out.flush,
-    flushSync: out.flushSync,
-  } as DestinationStream;
+    flush(callback) {
+      if (callback !== undefined) flushed.push(callback);
+      send();
+    },
+    flushSync() {
+      if (retry !== undefined) clearTimeout(retry);
+      retry = undefined;
+      handOver();
+      const started = Date.now();
+      let progressAt = started;
+      let left = queuedBytes;
+      while (!gone && writeQueued() === 'full') {
+        const now = Date.now();
+        if (queuedBytes < left) {
+          left = queuedBytes;
+          progressAt = now;
+        }
+        if (now - progressAt >= EXIT_STALL_MS || now - started >= EXIT_MAX_MS) {
+          tellStderr(errorFd, `paysim: ${queuedBytes} bytes of log lines were not written: stdout took none for ${now - progressAt} ms at exit\n`);
+          stop();
+          break;
+        }
+        Atomics.wait(sleeper, 0, 0, FULL_RETRY_MS);
+      }
+      for (const callback of flushed.splice(0)) callback();
+    },
+  };
+}
+
+/** The line that says how many lines a stalled stdout made the logger drop, as pino would write it. */
+function droppedNote(lines: number): Buffer {
+  return Buffer.from(
+    `{"level":"warn"${isoTime()},"service":"paysim","dropped_log_lines":${lines},"msg":"log lines dropped: stdout took none while ${MAX_QUEUED_BYTES / 1_048_576} MiB of them waited"}\n`,
+  );
+}
+
+/** One line on stderr (`fd`) if it takes it at once, nothing if not (it may be the same stalled pipe). */
+function tellStderr(fd: number, text: string): void {
+  try {
+    writeSync(fd, text);
+  } catch {
+    // Nowhere else to say it.
+  }
 }

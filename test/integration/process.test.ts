@@ -238,6 +238,47 @@ describe('graceful shutdown', () => {
     expect(await server.waitForExit(10_000)).toEqual({ code: 0, signal: null });
   });
 
+  /** `count` requests, `parallel` at a time: each logs a `request completed` line of about 300 bytes. */
+  async function requests(server: ServerProcess, count: number, parallel = 20): Promise<void> {
+    const url = await server.url('/healthz');
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: parallel }, async () => {
+        while (next < count) {
+          next += 1;
+          expect((await fetch(url)).status).toBe(200);
+        }
+      }),
+    );
+  }
+
+  it('SIGTERM with stdout a pipe whose reader stalled until it was full and then went away: the process still exits 0 (before 2026-12-07 it never did when the stop came while the pipe was full: the last log flush retried the closed pipe for ever)', async () => {
+    const server = start({ WEBHOOK_SECRET: SECRET });
+    await server.origin();
+    server.child.stdout.pause();
+    // About 600 KB of lines: the pipe and the reader's buffer fill, the rest waits in the process.
+    await requests(server, 2000);
+    // The stop's last flush finds the pipe full, and then the reader goes.
+    server.kill('SIGTERM');
+    await delay(500);
+    server.child.stdout.destroy();
+    expect(await server.waitForExit(10_000)).toEqual({ code: 0, signal: null });
+  });
+
+  it('SIGTERM right after a burst of lines to a reader that is slow to read: every line is written before the process exits (before 2026-12-07, 14–80 of 1,000 were lost)', async () => {
+    const server = start({ WEBHOOK_SECRET: SECRET });
+    await server.origin();
+    server.child.stdout.pause();
+    await requests(server, 1000);
+    server.kill('SIGTERM');
+    await delay(800);
+    server.child.stdout.resume();
+    expect(await server.waitForExit(10_000)).toEqual({ code: 0, signal: null });
+    expect(server.lines.filter((l) => l.msg === 'request completed' && l.url === '/healthz')).toHaveLength(1000);
+    expect(server.lines.at(-1)).toMatchObject({ msg: 'shutdown complete' });
+    expect(server.stderr).toBe('');
+  });
+
   it('SIGTERM twice within milliseconds, as a process group gets it (GNU timeout, kill -- -PGID, systemd): one stop, drained, exit 0 (before 2026-12-05: the second ended it at once, the drain skipped)', async () => {
     const server = start({ WEBHOOK_SECRET: SECRET, SHUTDOWN_TIMEOUT_MS: '5000' });
     const id = await createIntent(server, { reservation_id: 'r-group', amount: 100, scenario: 'delay', delay_ms: 1000 });

@@ -1,12 +1,14 @@
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
+import { setTimeout as delay } from 'node:timers/promises';
 import { stripVTControlCharacters } from 'node:util';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { batchedStdout, loggerOptions, prettyStream } from '../../src/logger.ts';
+import { batchedStdout, loggerOptions, MAX_QUEUED_BYTES, prettyStream } from '../../src/logger.ts';
 
 /** Both log formats share the options, redaction included; `pretty` writes human-readable lines. */
 
@@ -72,18 +74,16 @@ describe('LOG_FORMAT=json: lines gathered in batches', () => {
     for (const cleanup of cleanups.splice(0)) cleanup();
   });
 
-  /** `batchedStdout` over sonic-boom in buffer mode on a file (as it makes it on stdout), and the file's text. */
-  async function batchedToFile() {
+  /** `batchedStdout` on a file's descriptor, and the file's text. */
+  function batchedToFile() {
     const dir = mkdtempSync(join(tmpdir(), 'paysim-log-'));
     const path = join(dir, 'out.log');
-    const out = pino.destination({ dest: path, minLength: 0, sync: false, contentMode: 'buffer' });
-    await once(out, 'ready');
+    const fd = openSync(path, 'a');
     cleanups.push(() => {
-      out.destroy();
+      closeSync(fd);
       rmSync(dir, { recursive: true, force: true });
     });
-    const stream = batchedStdout(out as Parameters<typeof batchedStdout>[0]) as ReturnType<typeof batchedStdout> & { flush(): void; flushSync(): void };
-    return { stream, text: () => readFileSync(path, 'utf8') };
+    return { stream: batchedStdout(fd), text: () => readFileSync(path, 'utf8') };
   }
 
   /** Waits until the file holds `bytes` bytes (the destination's writes run on libuv's pool). */
@@ -94,7 +94,7 @@ describe('LOG_FORMAT=json: lines gathered in batches', () => {
   }
 
   it('writes every line, in order and byte for byte (UTF-8, a line longer than a batch, batch boundaries)', async () => {
-    const { stream, text } = await batchedToFile();
+    const { stream, text } = batchedToFile();
     const lines = [
       ...Array.from({ length: 600 }, (_, i) => `{"n":${i},"text":"café 💳 ${'x'.repeat(i % 300)}"}\n`),
       `{"long":"${'é'.repeat(70_000)}"}\n`,
@@ -108,7 +108,7 @@ describe('LOG_FORMAT=json: lines gathered in batches', () => {
   });
 
   it('flushSync writes the lines still in the batch before it returns (pino calls it when the process exits)', async () => {
-    const { stream, text } = await batchedToFile();
+    const { stream, text } = batchedToFile();
     // Less than a batch: nothing has been handed over, so no write is on its way.
     stream.write('{"first":"ünïcode"}\n');
     stream.write('{"second":2}\n');
@@ -118,10 +118,132 @@ describe('LOG_FORMAT=json: lines gathered in batches', () => {
   });
 
   it('a line waits at most LOG_FLUSH_MS (100 ms) when no batch fills up', async () => {
-    const { stream, text } = await batchedToFile();
+    const { stream, text } = batchedToFile();
     stream.write('{"alone":true}\n');
     expect(text()).toBe('');
     // Polled for (5 s at most; a fixed 400 ms before 2026-12-06, which a stall could outlast before the write landed: a review): without the timer's flush nothing comes.
     expect(await written(text, Buffer.byteLength('{"alone":true}\n'))).toBe('{"alone":true}\n');
+  });
+});
+
+describe('LOG_FORMAT=json: a reader that is slow, stalls or goes away', () => {
+  const cleanups: Array<() => void> = [];
+  afterEach(() => {
+    for (const cleanup of cleanups.splice(0)) cleanup();
+  });
+
+  /**
+   * `cat` reading a non-blocking pipe (as stdout is once Node opens its stream) into a file, after
+   * `startAfterMs`: the destination writes to the pipe's descriptor, the test stops and resumes the
+   * reader with SIGSTOP and SIGCONT.
+   */
+  function catReader(startAfterMs = 0) {
+    const dir = mkdtempSync(join(tmpdir(), 'paysim-log-'));
+    const path = join(dir, 'out.log');
+    const out = openSync(path, 'w');
+    const child = spawn('sh', ['-c', `sleep ${startAfterMs / 1000}; exec cat`], { stdio: ['pipe', out, 'ignore'] });
+    closeSync(out);
+    const stdin = child.stdin;
+    if (stdin === null) throw new Error('cat has no stdin');
+    const fd = (stdin as unknown as { _handle: { fd: number } })._handle.fd;
+    const errors = join(dir, 'err.log');
+    const errorFd = openSync(errors, 'w');
+    cleanups.push(() => {
+      child.kill('SIGKILL');
+      closeSync(errorFd);
+      rmSync(dir, { recursive: true, force: true });
+    });
+    return {
+      child,
+      stream: batchedStdout(fd, errorFd),
+      text: () => readFileSync(path, 'utf8'),
+      errors: () => readFileSync(errors, 'utf8'),
+      /** Closes the pipe and waits for `cat` to have written everything. */
+      async end() {
+        const exited = once(child, 'exit');
+        stdin.destroy();
+        await exited;
+      },
+    };
+  }
+
+  const numbered = (count: number, size: number) => Array.from({ length: count }, (_, i) => `{"n":${i},"pad":"${'x'.repeat(size - 20 - String(i).length)}"}\n`);
+
+  async function until(check: () => boolean): Promise<void> {
+    const deadline = Date.now() + 10_000;
+    while (!check() && Date.now() < deadline) await delay(10);
+  }
+
+  it('a full pipe: the lines wait and are written, in order and whole, once the reader reads again (before 2026-12-07, in sonic-boom, without bound)', async () => {
+    const reader = catReader();
+    reader.child.kill('SIGSTOP');
+    const lines = numbered(8000, 300);
+    for (const line of lines) reader.stream.write(line);
+    reader.stream.flush();
+    await delay(100);
+    // The pipe took what it had room for, no more: the rest waits.
+    expect(Buffer.byteLength(reader.text())).toBeLessThan(Buffer.byteLength(lines.join('')));
+    reader.child.kill('SIGCONT');
+    const expected = lines.join('');
+    await until(() => reader.text().length === expected.length);
+    expect(reader.text()).toBe(expected);
+  });
+
+  it(`a reader that stalls for good: ${MAX_QUEUED_BYTES} bytes wait at most; the lines beyond are dropped, and a line says how many where they are missing`, async () => {
+    const reader = catReader();
+    reader.child.kill('SIGSTOP');
+    const lines = numbered(20_000, 1000);
+    for (const line of lines) reader.stream.write(line);
+    reader.stream.flush();
+    reader.child.kill('SIGCONT');
+    // Once the queue is written, the note comes; lines after it are written again.
+    await until(() => reader.text().includes('"dropped_log_lines"'));
+    reader.stream.write('{"after":true}\n');
+    reader.stream.flush();
+    await until(() => reader.text().endsWith('{"after":true}\n'));
+    const written = reader.text().split('\n').filter((line) => line !== '').map((line) => JSON.parse(line) as Record<string, unknown>);
+    const kept = written.findIndex((line) => line.n === undefined);
+    // Every line up to the bound, in order, then the note, then what came after.
+    expect(written.slice(0, kept).map((line) => line.n)).toEqual(lines.slice(0, kept).map((_, i) => i));
+    expect(kept * 1000).toBeGreaterThan(MAX_QUEUED_BYTES - 2 * 65_536);
+    expect(written.slice(kept)).toEqual([
+      { level: 'warn', time: expect.any(String), service: 'paysim', dropped_log_lines: 20_000 - kept, msg: 'log lines dropped: stdout took none while 16 MiB of them waited' },
+      { after: true },
+    ]);
+  });
+
+  it('a reader gone (EPIPE): logging stops, nothing is thrown, and the flush at exit returns at once (before 2026-12-07 it retried for ever when the reader stalled first)', async () => {
+    const reader = catReader();
+    reader.child.kill('SIGSTOP');
+    for (const line of numbered(4000, 300)) reader.stream.write(line);
+    reader.stream.flush();
+    const exited = once(reader.child, 'exit');
+    reader.child.kill('SIGKILL');
+    await exited;
+    for (const line of numbered(4000, 300)) reader.stream.write(line);
+    const startedAt = Date.now();
+    reader.stream.flushSync();
+    expect(Date.now() - startedAt).toBeLessThan(1000);
+    expect(reader.errors()).toBe('');
+  });
+
+  it('the flush at exit waits for a reader that is slow to read, and writes every line (before 2026-12-07 the write under way was lost)', async () => {
+    const reader = catReader(500);
+    const lines = numbered(4000, 300);
+    for (const line of lines) reader.stream.write(line);
+    reader.stream.flushSync();
+    await reader.end();
+    expect(reader.text()).toBe(lines.join(''));
+    expect(reader.errors()).toBe('');
+  });
+
+  it('the flush at exit gives up on a reader that takes nothing for 2 s, and says so on stderr', async () => {
+    const reader = catReader();
+    reader.child.kill('SIGSTOP');
+    for (const line of numbered(8000, 300)) reader.stream.write(line);
+    const startedAt = Date.now();
+    reader.stream.flushSync();
+    expect(Date.now() - startedAt).toBeGreaterThanOrEqual(2000);
+    expect(reader.errors()).toMatch(/^paysim: \d+ bytes of log lines were not written: stdout took none for 2\d{3} ms at exit\n$/);
   });
 });
