@@ -12,7 +12,7 @@ import { DEFAULT_REDIS_KEY_PREFIX, DEFAULT_REDIS_URL } from './adapters/redis/co
 import { DEFAULT_PERFORMANCES, type Performance } from './core/bookings/performances.ts';
 import { parseMix, type Mix } from './core/faults/mix.ts';
 import { SCENARIOS, type Scenario, type ScenarioConfig } from './core/scenario.ts';
-import { withoutUrlPassword } from './http/logged-url.ts';
+import { maskedUrl } from './http/logged-url.ts';
 import { MAX_TIME_SCALE, MIN_TIME_SCALE, scaled } from './core/time-scale.ts';
 
 /**
@@ -756,7 +756,7 @@ function describe(error: unknown, data: Record<string, unknown>): string {
     const words = e.keyword === 'pattern' ? patternWords(name) : undefined;
     const rule =
       e.keyword === 'const' && choices !== undefined ? `must be one of ${choices.join(', ')}` : words !== undefined ? `must be ${words}` : (e.message ?? 'is invalid');
-    const shown = SECRET_VARIABLES.has(name) ? '' : ` (got ${JSON.stringify(typeof data[name] === 'string' ? withoutUrlPassword(data[name]) : data[name])})`;
+    const shown = SECRET_VARIABLES.has(name) ? '' : ` (got ${JSON.stringify(typeof data[name] === 'string' ? maskedUrl(data[name]) : data[name])})`;
     clauses.push(`${name} ${rule}${shown}`);
   }
   return `Invalid configuration: ${clauses.join('; ') || (error as Error).message}`;

@@ -2,6 +2,7 @@ import { isCurrency } from '../core/currency.ts';
 import { DomainError, validationFailed } from '../core/errors.ts';
 import { MAX_MIX_WEIGHT, MIX_OUTCOMES, parseMix, type Mix } from '../core/faults/mix.ts';
 import { SCENARIOS, type ScenarioRequest } from '../core/scenario.ts';
+import { isHttpUrl } from '../http/validators.ts';
 
 /**
  * Reading the console's HTML form fields (every value a string) into the values the services
@@ -66,14 +67,7 @@ export function oneOf<T extends string>(body: FormBody, name: string, choices: r
 export function httpUrl(body: FormBody, name: string, required = false): string | undefined {
   const value = text(body, name, { max: 2048, required });
   if (value === undefined) return undefined;
-  let ok: boolean;
-  try {
-    const url = new URL(value);
-    ok = url.protocol === 'http:' || url.protocol === 'https:';
-  } catch {
-    ok = false;
-  }
-  if (!ok) throw validationFailed([{ field: name, rule: 'format', message: `${name} must be an absolute http(s) URL` }]);
+  if (!isHttpUrl(value)) throw validationFailed([{ field: name, rule: 'format', message: `${name} must be an absolute http(s) URL` }]);
   return value;
 }
 

@@ -1,10 +1,12 @@
 /**
  * A request's URL as the request line logs it: the path as it came, and a query string whose
  * secrets are not written. A query value is left out (`[redacted]`) when its name says it is a
- * secret (`token`, `password`, `_csrf`, `signature`, …), and a URL given as a value keeps its
- * user name but not its password (`DELETE /v1/sim/webhooks/disabled-urls?url=…` names a webhook
- * URL, which may carry one). A URL without a query string is returned as it is: the common case
- * costs one search for `?`.
+ * secret: one of SECRET_NAMES or a name holding one of SECRET_PARTS, in any case, `-` or `_`,
+ * with or without an `x-` prefix or a `[]` suffix (`token`, `X-Api-Key`, `token[]`,
+ * `webhook_secret`). A URL given as a value (`DELETE /v1/sim/webhooks/disabled-urls?url=…` names
+ * a webhook URL) keeps its user name but not its password, loses a user name given alone (a
+ * token may be written so), and its own query string is logged by the same rules. A URL without a
+ * query string is returned as it is: the common case costs one search for `?`.
  */
 
 const SECRET_NAMES: ReadonlySet<string> = new Set([
@@ -29,6 +31,23 @@ const SECRET_NAMES: ReadonlySet<string> = new Set([
   'token',
 ]);
 
+/** What a name holding one of these says of its value (`x_auth_token`, `webhook_secret`, `apikey2`). */
+const SECRET_PARTS: readonly string[] = ['token', 'secret', 'password', 'passwd', 'api_key', 'apikey', 'signature', 'credential'];
+
+/** Whether a query parameter's name (decoded, lower case) says its value is a secret. */
+function isSecretName(decodedName: string): boolean {
+  let name = decodedName.toLowerCase();
+  const bracket = name.indexOf('[');
+  if (bracket > 0) name = name.slice(0, bracket);
+  name = name.replaceAll('-', '_');
+  if (name.startsWith('x_')) name = name.slice(2);
+  return SECRET_NAMES.has(name) || SECRET_PARTS.some((part) => name.includes(part));
+}
+
+/** `scheme://user@` at the start of a value, a user name without a password (up to the last `@` before the path). */
+const USERINFO_WITHOUT_PASSWORD = /^([a-z][a-z0-9+.-]*:\/\/)[^/?#:]*@/i;
+const ABSOLUTE_URL = /^[a-z][a-z0-9+.-]*:\/\//i;
+
 /** `scheme://user:password@` at the start of a value (the password up to the last `@` before the path, which may hold `@`s). */
 const USERINFO_WITH_PASSWORD = /^([a-z][a-z0-9+.-]*:\/\/[^/?#:]*:)[^/?#]*@/i;
 
@@ -39,7 +58,22 @@ export function withoutUrlPassword(value: string): string {
   return value.replace(USERINFO_WITH_PASSWORD, '$1***@');
 }
 
-export function loggedUrl(url: string): string {
+/**
+ * A value that may be a URL, as logs and start errors show it: without its password, its user
+ * name given alone, or its query's secrets (as loggedUrl leaves them out); anything else unchanged.
+ */
+export function maskedUrl(value: string): string {
+  return maskedUrlValue(value, 0);
+}
+
+/** A URL given as a query value, as it is logged: see loggedUrl. `depth` bounds URLs within URLs. */
+function maskedUrlValue(value: string, depth: number): string {
+  const withoutPassword = withoutUrlPassword(value);
+  const masked = withoutPassword === value ? value.replace(USERINFO_WITHOUT_PASSWORD, '$1***@') : withoutPassword;
+  return depth < 2 && ABSOLUTE_URL.test(masked) ? loggedUrl(masked, depth + 1) : masked;
+}
+
+export function loggedUrl(url: string, depth = 0): string {
   const mark = url.indexOf('?');
   if (mark === -1) return url;
   const pairs = url.slice(mark + 1).split('&');
@@ -49,17 +83,16 @@ export function loggedUrl(url: string): string {
     const equals = pair.indexOf('=');
     if (equals === -1) continue;
     const rawName = pair.slice(0, equals);
-    const name = (rawName.includes('%') || rawName.includes('+') ? decoded(rawName) : rawName).toLowerCase();
-    if (SECRET_NAMES.has(name)) {
+    if (isSecretName(rawName.includes('%') || rawName.includes('+') ? decoded(rawName) : rawName)) {
       pairs[i] = `${rawName}=${REDACTED}`;
       changed = true;
       continue;
     }
-    // A password in a URL needs an @ (or its encoding): most values are passed over here.
+    // A URL's user info needs an @ and its query a ? (or their encodings): most values are passed over here.
     const rawValue = pair.slice(equals + 1);
-    if (!rawValue.includes('@') && !rawValue.includes('%40')) continue;
+    if (!/@|\?|%40|%3f/i.test(rawValue)) continue;
     const value = decoded(rawValue);
-    const masked = withoutUrlPassword(value);
+    const masked = maskedUrlValue(value, depth);
     if (masked !== value) {
       pairs[i] = `${rawName}=${encodeURIComponent(masked)}`;
       changed = true;

@@ -80,9 +80,23 @@ function withKeywords(ajv: Ajv): Ajv {
   return ajv;
 }
 
-/** What the webhook dispatcher can send to: the WHATWG URL parser accepts it, with an http or https scheme and a host. */
+/** Whether `value` holds a space or a control character (C0, DEL, C1). */
+function hasSpaceOrControl(value: string): boolean {
+  for (let i = 0; i < value.length; i++) {
+    const code = value.charCodeAt(i);
+    if (code <= 0x20 || (code >= 0x7f && code <= 0x9f)) return true;
+  }
+  return false;
+}
+
+/**
+ * What the webhook dispatcher can send to: the WHATWG URL parser accepts it, with an http or https
+ * scheme and a host, and it holds no space or control character (the parser would drop a tab, CR or
+ * LF and encode a space, so the URL called would not be the one stored and shown: a user test,
+ * 2026-12-07).
+ */
 export function isHttpUrl(value: string): boolean {
-  if (!/^https?:\/\//i.test(value)) return false;
+  if (!/^https?:\/\//i.test(value) || hasSpaceOrControl(value)) return false;
   try {
     const url = new URL(value);
     return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '';

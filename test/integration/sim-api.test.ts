@@ -131,6 +131,10 @@ describe('POST /v1/sim/intent', () => {
       ['too long a delay', { reservation_id: 'r', amount: 1, delay_ms: 600_001 }, [{ field: '/delay_ms', rule: 'maximum' }]],
       ['a relative webhook_url', { reservation_id: 'r', amount: 1, webhook_url: '/hooks' }, [{ field: '/webhook_url' }]],
       ['an ftp webhook_url', { reservation_id: 'r', amount: 1, webhook_url: 'ftp://x.example/h' }, [{ field: '/webhook_url', rule: 'format' }]],
+      // The URL parser would drop the CR LF and encode the space: the URL called would not be the one stored (a user test, 2026-12-07: both were taken).
+      ['a webhook_url with CR LF', { reservation_id: 'r', amount: 1, webhook_url: 'http://127.0.0.1:9/a\r\nX-Inj: 1' }, [{ field: '/webhook_url', rule: 'format', message: 'must be an absolute http(s) URL' }]],
+      ['a webhook_url with a space', { reservation_id: 'r', amount: 1, webhook_url: 'http://127.0.0.1:9/a b' }, [{ field: '/webhook_url', rule: 'format' }]],
+      ['a webhook_url with a tab', { reservation_id: 'r', amount: 1, webhook_url: 'http://127.0.0.1:9/a\tb' }, [{ field: '/webhook_url', rule: 'format' }]],
       ['too long a webhook_url', { reservation_id: 'r', amount: 1, webhook_url: `https://x.example/${'a'.repeat(2040)}` }, [{ field: '/webhook_url', rule: 'maxLength' }]],
       ['21 metadata keys', { reservation_id: 'r', amount: 1, metadata: Object.fromEntries(Array.from({ length: 21 }, (_, i) => [`k${i}`, 'v'])) }, [{ field: '/metadata', rule: 'maxProperties' }]],
       ['a 501-character metadata value', { reservation_id: 'r', amount: 1, metadata: { k: 'v'.repeat(501) } }, [{ field: '/metadata/k', rule: 'maxLength' }]],

@@ -782,6 +782,13 @@ describe('store back end and processes (issue 14)', () => {
     const error = configError({ FLUXPAY_WEBHOOK_URL: 'ftp://hooks:hunter22@127.0.0.1:4000/fluxpay' });
     expect(error.message).toBe('Invalid configuration: FLUXPAY_WEBHOOK_URL must be an absolute http(s) URL (got "ftp://hooks:***@127.0.0.1:4000/fluxpay")');
   });
+
+  it("a URL setting that is refused is shown without a user name given alone or its query's secrets (a user test, 2026-12-07: both were shown)", () => {
+    expect(configError({ FLUXPAY_WEBHOOK_URL: 'ftp://fu:p4ss@127.0.0.1/x?token=q1&x=1' }).message).toBe(
+      'Invalid configuration: FLUXPAY_WEBHOOK_URL must be an absolute http(s) URL (got "ftp://fu:***@127.0.0.1/x?token=[redacted]&x=1")',
+    );
+    expect(configError({ FLUXPAY_WEBHOOK_URL: 'http://usertok3n@ bad host/x?api_key=q2' }).message).toMatch(/^Invalid configuration: FLUXPAY_WEBHOOK_URL .*\(got "http:\/\/\*\*\*@ bad host\/x\?api_key=\[redacted\]"\)$/);
+  });
 });
 
 describe('the longest wait inside a handler (the Redis hold of a running request’s Idempotency-Key)', () => {

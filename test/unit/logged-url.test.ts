@@ -23,8 +23,26 @@ describe('loggedUrl', () => {
     // A password holding @, a user name holding @: the whole password goes.
     expect(loggedUrl(`/x?url=${encodeURIComponent('https://hooks:hunter@2025@host/p')}`)).toBe(`/x?url=${encodeURIComponent('https://hooks:***@host/p')}`);
     expect(loggedUrl(`/x?url=${encodeURIComponent('https://me@corp:hunter2@host/p')}`)).toBe(`/x?url=${encodeURIComponent('https://me@corp:***@host/p')}`);
-    // No password: unchanged.
-    const plain = `/v1/sim/webhooks/disabled-urls?url=${encodeURIComponent('https://hooks@receiver.example/pay')}`;
+    // A user name given alone may be a token (`https://TOKEN@host`): it goes (a user test, 2026-12-07: it was logged).
+    expect(loggedUrl(`/v1/sim/webhooks/disabled-urls?url=${encodeURIComponent('https://ghp_tok3n@receiver.example/pay')}`)).toBe(
+      `/v1/sim/webhooks/disabled-urls?url=${encodeURIComponent('https://***@receiver.example/pay')}`,
+    );
+    // No user info: unchanged.
+    const plain = `/v1/sim/webhooks/disabled-urls?url=${encodeURIComponent('https://receiver.example/pay?x=1')}`;
     expect(loggedUrl(plain)).toBe(plain);
+  });
+
+  it('names that say secret in other ways: an x- prefix, - for _, a [] suffix, a name that holds token, secret, password… (a user test, 2026-12-07: these were logged)', () => {
+    expect(loggedUrl('/cb?x-api-key=k1&X-Auth-Token=k2&token[]=k3&token%5B0%5D=k4&webhook_secret=k5&API-KEY=k6&limit=5')).toBe(
+      '/cb?x-api-key=[redacted]&X-Auth-Token=[redacted]&token[]=[redacted]&token%5B0%5D=[redacted]&webhook_secret=[redacted]&API-KEY=[redacted]&limit=5',
+    );
+    // Names that merely resemble one keep their values.
+    expect(loggedUrl('/v1/sim/intents?status=APPROVED&keyword=x&author=y')).toBe('/v1/sim/intents?status=APPROVED&keyword=x&author=y');
+  });
+
+  it("a URL given as a value has its own query's secrets left out", () => {
+    const url = `/v1/sim/webhooks/disabled-urls?url=${encodeURIComponent('http://127.0.0.1:9/h?token=t0ps3cret&x=1')}`;
+    expect(loggedUrl(url)).toBe(`/v1/sim/webhooks/disabled-urls?url=${encodeURIComponent('http://127.0.0.1:9/h?token=[redacted]&x=1')}`);
+    expect(loggedUrl(url)).not.toContain('t0ps3cret');
   });
 });

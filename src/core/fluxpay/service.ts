@@ -111,6 +111,10 @@ export class FluxPayService {
   async createOrder(input: CreateOrderInput, orderId?: string): Promise<Order> {
     const { store, clock, ids } = this.#deps;
     const metadata = input.metadata ?? null;
+    // JSON has no number too large for a double: such a figure parses to Infinity and would be
+    // kept and answered as null (a user test, 2026-12-07: a 5,000-digit figure came back null).
+    const unwritable = metadata === null ? undefined : nonFinitePath(metadata, 'metadata');
+    if (unwritable !== undefined) throw invalid(unwritable, 'must be a number JSON can hold (at most about 1.8e308): it would be kept as null');
     if (metadata !== null && isCreditChargeOrder({ metadata }) && metadata.credits !== undefined) {
       const credits = metadata.credits;
       // Bounded as every credit figure is: Redis adds a charge up in 64-bit counters shared by every
@@ -497,4 +501,15 @@ export class FluxPayService {
   #changed(): void {
     this.#deps.relay.kick();
   }
+}
+
+/** The path (`metadata.a.0`) of the first number in `value` that is not finite, or undefined. */
+function nonFinitePath(value: unknown, path: string): string | undefined {
+  if (typeof value === 'number') return Number.isFinite(value) ? undefined : path;
+  if (typeof value !== 'object' || value === null) return undefined;
+  for (const [key, inner] of Object.entries(value)) {
+    const found = nonFinitePath(inner, `${path}.${key}`);
+    if (found !== undefined) return found;
+  }
+  return undefined;
 }
