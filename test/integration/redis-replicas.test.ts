@@ -854,7 +854,8 @@ if (redisServerOrSkip('replicas on Redis')) {
       expect((await inject(a, { url: `/v1/sim/rules/${all}` })).statusCode).toBe(404);
     });
 
-    it('an outcome rule deleted on B while A holds a request it decided (a latency rule beside it) gets no series on A when that request stores its payment after A read the rules again (a review: it came back and stayed)', async () => {
+    /** Two replicas on one prefix, A's fault latency held by the test until `release`; the rules `decides` (outcome) and `holds` (latency) on the intent route. */
+    async function heldReplicas() {
       const shared = { STORE: 'redis', REDIS_URL: redis.url, REDIS_KEY_PREFIX: redis.newPrefix() };
       let release!: () => void;
       const held = new Promise<void>((resolve) => (release = resolve));
@@ -864,12 +865,15 @@ if (redisServerOrSkip('replicas on Redis')) {
       open.push(a);
       const b = await buildTestApp(shared, { clockStart: START });
       open.push(b);
-      for (const payload of [
-        { id: 'decides', match: { route: '/v1/sim/intent' }, action: { type: 'outcome', failure_code: 'card_declined' } },
-        { id: 'holds', match: { route: '/v1/sim/intent' }, action: { type: 'latency', distribution: 'fixed', params: { ms: 1000 } } },
-      ]) {
-        expect((await inject(a, { method: 'POST', url: '/v1/sim/rules', payload })).statusCode).toBe(201);
-      }
+      const decides = { id: 'decides', match: { route: '/v1/sim/intent' }, action: { type: 'outcome', failure_code: 'card_declined' } };
+      const holds = { id: 'holds', match: { route: '/v1/sim/intent' }, action: { type: 'latency', distribution: 'fixed', params: { ms: 1000 } } };
+      const seriesOf = async (id: string): Promise<string[]> => (await inject(a, { url: '/metrics' })).body.split('\n').filter((line) => line.startsWith('fault_rule_hits_total{') && line.includes(`"${id}"`));
+      return { a, b, decides, holds, entered, release, seriesOf };
+    }
+
+    it('an outcome rule deleted on B while A holds a request it decided (a latency rule beside it) gets no series on A when that request stores its payment after A read the rules again (a review: it came back and stayed)', async () => {
+      const { a, b, decides, holds, entered, release, seriesOf } = await heldReplicas();
+      for (const payload of [decides, holds]) expect((await inject(a, { method: 'POST', url: '/v1/sim/rules', payload })).statusCode).toBe(201);
       const pending = inject(a, { method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'rsv_held', amount: 100 } });
       await entered;
       expect((await inject(b, { method: 'DELETE', url: '/v1/sim/rules/decides' })).statusCode).toBe(200);
@@ -878,8 +882,66 @@ if (redisServerOrSkip('replicas on Redis')) {
       expect((await inject(a, { url: '/v1/sim/intents' })).statusCode).toBe(200);
       release();
       expect((await pending).statusCode).toBe(200);
-      const series = (await inject(a, { url: '/metrics' })).body.split('\n').filter((line) => line.startsWith('fault_rule_hits_total{'));
-      expect(series.filter((line) => line.includes('"decides"'))).toEqual([]);
+      expect(await seriesOf('decides')).toEqual([]);
+    });
+
+    it('an outcome rule A first matched through a read it did not keep (A changed a rule meanwhile), deleted on B before A reads again, gets no series on A (a review, 2026-12-07: it came back and stayed)', async () => {
+      const { a, b, decides, holds, entered, release, seriesOf } = await heldReplicas();
+      expect((await inject(a, { method: 'POST', url: '/v1/sim/rules', payload: holds })).statusCode).toBe(201);
+      expect((await inject(a, { url: '/v1/sim/intents' })).statusCode).toBe(200);
+      expect((await inject(b, { method: 'POST', url: '/v1/sim/rules', payload: decides })).statusCode).toBe(201);
+      await a.clock.advance(SHARED_RULES_REFRESH_MS);
+      // A's next read of the rules is held in its list while A makes a rule of its own.
+      const store = a.app.stores.faultRules as unknown as { list: (namespace: string) => Promise<unknown[]> };
+      const list = store.list.bind(store);
+      let open_!: () => void;
+      const gate = new Promise<void>((resolve) => (open_ = resolve));
+      let listing!: () => void;
+      const listed = new Promise<void>((resolve) => (listing = resolve));
+      let first = true;
+      store.list = async (namespace) => {
+        const rules = await list(namespace);
+        if (first) {
+          first = false;
+          listing();
+          await gate;
+        }
+        return rules;
+      };
+      const pending = inject(a, { method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'rsv_unkept', amount: 100 } });
+      await listed;
+      const other = { id: 'other', match: { route: '/v1/sim/intents' }, probability: 0, action: { type: 'error', status: 500 } };
+      expect((await inject(a, { method: 'POST', url: '/v1/sim/rules', payload: other })).statusCode).toBe(201);
+      open_();
+      await entered;
+      expect((await inject(b, { method: 'DELETE', url: '/v1/sim/rules/decides' })).statusCode).toBe(200);
+      await a.clock.advance(SHARED_RULES_REFRESH_MS);
+      expect((await inject(a, { url: '/v1/sim/intents' })).statusCode).toBe(200);
+      release();
+      const answered = await pending;
+      expect([answered.statusCode, answered.headers['x-sim-rule']]).toEqual([200, 'holds, decides']);
+      expect(await seriesOf('decides')).toEqual([]);
+    });
+
+    it('an outcome rule deleted on B and made again there with the same id while A holds a request the old one decided: the old hit does not count for the new rule (a review, 2026-12-07: it did)', async () => {
+      const { a, b, decides, holds, entered, release, seriesOf } = await heldReplicas();
+      for (const payload of [decides, holds]) expect((await inject(a, { method: 'POST', url: '/v1/sim/rules', payload })).statusCode).toBe(201);
+      const pending = inject(a, { method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'rsv_remade', amount: 100 } });
+      await entered;
+      expect((await inject(b, { method: 'DELETE', url: '/v1/sim/rules/decides' })).statusCode).toBe(200);
+      // Made again a moment later (a rule is told from one made before with the same id by when it was made).
+      await b.clock.advance(5);
+      expect((await inject(b, { method: 'POST', url: '/v1/sim/rules', payload: { ...decides, match: { route: '/v1/sim/intent', headers: { 'x-other': '1' } } } })).statusCode).toBe(201);
+      await a.clock.advance(SHARED_RULES_REFRESH_MS);
+      expect((await inject(a, { url: '/v1/sim/intents' })).statusCode).toBe(200);
+      release();
+      expect((await pending).statusCode).toBe(200);
+      expect((await inject(a, { url: '/v1/sim/rules/decides' })).json()).toMatchObject({ id: 'decides', hits: 0 });
+      expect(await seriesOf('decides')).toEqual([]);
+      // The new rule's own hits count, from 1.
+      const hit = await inject(a, { method: 'POST', url: '/v1/sim/intent', headers: { 'x-other': '1' }, payload: { reservation_id: 'rsv_new_rule', amount: 100 } });
+      expect(hit.statusCode).toBe(200);
+      expect(await seriesOf('decides')).toEqual(['fault_rule_hits_total{rule_id="decides",action="outcome"} 1']);
     });
 
     it('a namespace reset on B takes the series of its rules out of A\'s /metrics once A has closed its app of it', async () => {

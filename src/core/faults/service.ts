@@ -49,11 +49,13 @@ export interface FaultRuleServiceDeps {
   /** Called for every match that applied a rule (for the `rule hits` metric). */
   onHit?: (hit: RuleHit) => void;
   /**
-   * Called with the ids of the namespace's rules each time they are read from the store (a first
-   * read, or a revision that changed: a rule made, changed or deleted, here or on another
-   * replica), so the `rule hits` metric drops the series of rules that no longer exist.
+   * Called with the namespace's rules (id → when it was made) each time they are read from the
+   * store (a first read, or a revision that changed: a rule made, changed or deleted, here or on
+   * another replica), so the `rule hits` metric drops the series of rules that no longer exist.
+   * `complete` is false for a read a change made here meanwhile may have outdated: requests still
+   * match with it, but a rule missing from it may not have gone.
    */
-  onRules?: (namespace: string, ids: ReadonlySet<string>) => void;
+  onRules?: (namespace: string, rules: ReadonlyMap<string, number>, complete: boolean) => void;
 }
 
 export interface RuleHit {
@@ -365,18 +367,18 @@ export class FaultRuleService {
     const entry = this.#cache.get(namespace);
     const revision = await store.revision(namespace);
     let matcher: RuleMatcher;
-    let ids: ReadonlySet<string> | undefined;
+    let made: ReadonlyMap<string, number> | undefined;
     if (entry !== undefined && entry.revision === revision) matcher = entry.matcher;
     else {
       const rules = await store.list(namespace);
       matcher = rules.length === 0 ? EMPTY_MATCHER : RuleMatcher.compile(rules.map((s) => s.rule));
-      ids = new Set(rules.map((s) => s.rule.id));
+      made = new Map(rules.map((s) => [s.rule.id, s.rule.createdAt]));
     }
-    // A change made meanwhile by this service invalidated the namespace: do not cache (nor report) what may predate it.
-    if (generation === this.#generation) {
-      this.#remember(namespace, { matcher, revision, checkedAt: clock.now() });
-      if (ids !== undefined) this.#deps.onRules?.(namespace, ids);
-    }
+    // A change made meanwhile by this service invalidated the namespace: do not cache what may
+    // predate it, and report it as incomplete (the requests waiting on it match with it all the same).
+    const complete = generation === this.#generation;
+    if (complete) this.#remember(namespace, { matcher, revision, checkedAt: clock.now() });
+    if (made !== undefined) this.#deps.onRules?.(namespace, made, complete);
     return matcher;
   }
 

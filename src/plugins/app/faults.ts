@@ -196,8 +196,11 @@ export default fp<FaultsOptions>(
      */
     const goneAt = new Map<string, number>();
     let allGoneAt = 0;
-    /** The ids of the namespace's rules as last read (`onRules`): those missing from the next read went, hit here or not. */
-    let known: ReadonlySet<string> = new Set();
+    /**
+     * The namespace's rules as last read (`onRules`), id → when made: those missing from the next
+     * read went, hit here or not, and so did one made again with the same id (another `createdAt`).
+     */
+    let known = new Map<string, number>();
     const gone = (ruleId: string): void => {
       goneAt.delete(ruleId);
       goneAt.set(ruleId, nextRuleOrder());
@@ -227,17 +230,27 @@ export default fp<FaultsOptions>(
         hits.inc({ rule_id: hit.ruleId, action: hit.action });
       },
       // The rules as the store has them (after a change here, or one another replica made): the series of every other rule go.
-      onRules: (ruleNamespace, ruleIds) => {
+      onRules: (ruleNamespace, rules, complete) => {
         if (ruleNamespace !== namespace) return;
+        // A read a change here may have outdated: requests matched with it, so its rules are known
+        // (a review: one first matched through such a read and deleted on another replica before the
+        // next read got its series back), but a rule missing from it may still exist.
+        if (!complete) {
+          for (const [ruleId, madeAt] of rules) if (!known.has(ruleId)) known.set(ruleId, madeAt);
+          return;
+        }
         // Every rule that went since the last read, not only those with a series here: an outcome
         // rule whose first hit is still held has none yet (a review: deleted on another replica, its
-        // series came back when that request stored its payment).
-        for (const ruleId of new Set([...known, ...series.keys()])) {
-          if (ruleIds.has(ruleId)) continue;
+        // series came back when that request stored its payment). A rule made again with the same
+        // id is another rule: the old one's held hit must not count for it (a review, 2026-12-07);
+        // it is told apart by when it was made (one made again within the same millisecond is not).
+        for (const ruleId of new Set([...known.keys(), ...series.keys()])) {
+          const madeAt = rules.get(ruleId);
+          if (madeAt !== undefined && (known.get(ruleId) ?? madeAt) === madeAt) continue;
           gone(ruleId);
           forget(ruleId);
         }
-        known = new Set(ruleIds);
+        known = new Map(rules);
       },
     });
 
@@ -257,12 +270,15 @@ export default fp<FaultsOptions>(
         if (stored === undefined || !(await service.delete(namespace, id))) return undefined;
         gone(stored.rule.id);
         forget(stored.rule.id);
+        // Marked already: the same id made again here is a rule of its own at the next read.
+        known.delete(stored.rule.id);
         return stored;
       },
       async deleteAll(namespace) {
         const deleted = await service.deleteAll(namespace);
         allGoneAt = nextRuleOrder();
         for (const ruleId of [...series.keys()]) forget(ruleId);
+        known.clear();
         return deleted;
       },
       webhooks: { plan: (url) => service.planWebhook(namespace, url), random: streams(`faults:${namespace}:reorder`) },
