@@ -67,6 +67,8 @@ export function send(reply: FastifyReply, body: Html, status = 200): FastifyRepl
   // An error page shown by htmx for a boosted form keeps the address: a reload then opens the page, not the form's POST path.
   // A link's error page takes its own address, so that a reload tries it again and Back goes to the page before (a review).
   if (status >= 400 && !isRead(reply.request.method)) void reply.header('hx-push-url', 'false');
+  // How long the page took to make: the live updates of an open page wait longer after a costly one (assets/console.js).
+  void reply.header('server-timing', `app;dur=${reply.elapsedTime.toFixed(1)}`);
   return reply.code(status).header('content-type', 'text/html; charset=utf-8').header('cache-control', 'no-store').send(body.text);
 }
 

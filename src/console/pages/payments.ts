@@ -178,7 +178,7 @@ ${notice('ok', messages.notice)}${notice('error', messages.error)}
 <dl class="fields">${detail.fields.map(([k, v]) => html`<div><dt>${k}</dt><dd>${v}</dd></div>`)}</dl>
 ${detail.actions.length === 0 ? '' : html`<div class="actions">${detail.actions.map(
       (a) => html`<form method="post" action="/console/payments/${row.dialect}/${encodeURIComponent(row.id)}/${a.name}" class="inline">${csrfInput(ctx)}${(a.fields ?? []).map(
-        (f) => html`<label for="a-${a.name}-${f.name}">${f.label}</label> <input id="a-${a.name}-${f.name}" name="${f.name}" type="${f.type}"${f.type === 'number' ? html` min="1"` : ''}${f.required ? html` required` : ''}${f.hint === undefined ? '' : html` placeholder="${f.hint}"`}> `,
+        (f) => html`<label for="a-${a.name}-${f.name}">${f.label}</label> <input id="a-${a.name}-${f.name}" name="${f.name}" type="${f.type}"${f.type === 'number' ? html` min="1"` : ''}${f.required ? html` required` : ''}${f.hint === undefined ? '' : html` aria-describedby="a-${a.name}-${f.name}-hint"`}>${f.hint === undefined ? '' : html` <small id="a-${a.name}-${f.name}-hint">${f.hint}</small>`} `,
       )}<button type="submit">${a.label}</button></form>`,
     )}</div>`}
 </section>
