@@ -13,6 +13,7 @@ import { DEFAULT_PERFORMANCES, type Performance } from './core/bookings/performa
 import { parseMix, type Mix } from './core/faults/mix.ts';
 import { SCENARIOS, type Scenario, type ScenarioConfig } from './core/scenario.ts';
 import { maskedUrl } from './http/logged-url.ts';
+import { isHttpUrl } from './http/validators.ts';
 import { MAX_TIME_SCALE, MIN_TIME_SCALE, scaled } from './core/time-scale.ts';
 
 /**
@@ -435,6 +436,11 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   if (redisUrlProblem !== undefined) {
     // Never the value: it may hold a password.
     throw new ConfigError(`Invalid configuration: REDIS_URL ${redisUrlProblem}, e.g. redis://user:password@host:6379/0 (the value is not shown: it may hold a password)`);
+  }
+  // As every webhook URL the APIs take (the schema's pattern lets a control character, a port
+  // above 65535 or a broken IPv6 address through: a review).
+  if (env.FLUXPAY_WEBHOOK_URL !== undefined && !isHttpUrl(env.FLUXPAY_WEBHOOK_URL)) {
+    throw new ConfigError(`Invalid configuration: FLUXPAY_WEBHOOK_URL must be an absolute http(s) URL (got ${JSON.stringify(maskedUrl(env.FLUXPAY_WEBHOOK_URL))})`);
   }
   const otelProblem = otelEndpointIssue(env.OTEL_EXPORTER_OTLP_ENDPOINT);
   if (otelProblem !== undefined) {

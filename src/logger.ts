@@ -12,9 +12,9 @@ import type { Config } from './config.ts';
  */
 
 /**
- * How much JSON log output is gathered before it is written, and how long at most a line waits.
- * Each write is handed to a thread of libuv's pool, and waking it costs the event loop far more
- * than the bytes do: under load, fewer and larger writes (a 64 KiB pipe buffer's worth).
+ * How much JSON log output is gathered before it is written, and how long at most a line waits:
+ * under load, one batch of lines costs a few system calls where one per line cost a measurable
+ * share of each request (see batchedStdout).
  */
 const LOG_BUFFER_BYTES = 65_536;
 const LOG_FLUSH_MS = 100;
@@ -102,14 +102,26 @@ export function prettyStream(destination?: NodeJS.WritableStream): DestinationSt
   });
 }
 
-export function createLogger(config: Pick<Config, 'logLevel' | 'logFormat'>): Logger {
-  if (config.logFormat === 'pretty') return pino(loggerOptions(config), prettyStream());
-  // Opening Node's stdout stream makes a pipe's descriptor non-blocking (libuv does): a batch's
-  // write then never waits on the reader (what a full pipe did not take is tried again later).
-  void process.stdout.writable;
-  const stream = batchedStdout(1);
+/** The process's logger; `worker`: a cluster worker's id, on every line (`"worker":2`). */
+export function createLogger(config: Pick<Config, 'logLevel' | 'logFormat'>, worker?: number): Logger {
+  const ofWorker = (logger: Logger): Logger => (worker === undefined ? logger : logger.child({ worker }));
+  if (config.logFormat === 'pretty') return ofWorker(pino(loggerOptions(config), prettyStream()));
+  nonBlockingStdout();
+  const stream = batchedStdout(1, { noteFields: worker === undefined ? '' : `,"worker":${String(worker)}` });
   process.once('exit', () => stream.flushSync());
-  return pino(loggerOptions(config), stream);
+  return ofWorker(pino(loggerOptions(config), stream));
+}
+
+/**
+ * Makes stdout's descriptor non-blocking, so that a batch's write never waits on its reader (what
+ * a full pipe or terminal did not take is tried again later): opening Node's stdout stream does it
+ * for a pipe or a socket (libuv), and a terminal's is set so by its handle (Node keeps a terminal
+ * blocking; a review: a terminal that stopped reading, Ctrl-S or a frozen session, blocked the
+ * whole service, SIGTERM included). A file's writes do not wait on a reader.
+ */
+function nonBlockingStdout(): void {
+  const stdout = process.stdout as NodeJS.WriteStream & { _handle?: { setBlocking?: (blocking: boolean) => number } };
+  if (stdout.isTTY) stdout._handle?.setBlocking?.(false);
 }
 
 /** A destination for pino whose lines can be flushed at once (`flush`) or before the process ends (`flushSync`). */
@@ -125,8 +137,16 @@ export const MAX_QUEUED_BYTES = 16 * 1024 * 1024;
 /** How soon a write that found the pipe full is tried again. */
 const FULL_RETRY_MS = 10;
 /** At exit: how long a pipe that takes nothing is waited on, and how long the last flush may take in all. */
-const EXIT_STALL_MS = 2000;
+const EXIT_STALL_MS = 5000;
 const EXIT_MAX_MS = 10_000;
+/**
+ * The most a write holds: POSIX writes at most PIPE_BUF bytes (4,096 on Linux) to a pipe in one
+ * piece, so pieces of whole lines no longer than that never interleave with another process's
+ * writes to the same pipe (cluster workers share the primary's stdout: a review saw lines of two
+ * workers spliced where one's 64 KiB write was cut short by a full pipe). A longer line goes whole,
+ * on its own.
+ */
+const WRITE_BYTES = 4096;
 
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
 
@@ -147,7 +167,16 @@ const sleeper = new Int32Array(new SharedArrayBuffer(4));
  * whose reader stalled and then died never exited), and a stalled reader's lines waited without
  * bound.
  */
-export function batchedStdout(fd = 1, errorFd = 2): BatchedStream {
+export interface BatchedOptions {
+  /** Where the exit flush says what it could not write (stderr). */
+  errorFd?: number;
+  /** JSON fields the dropped-lines note carries besides pino's (`,"worker":2`). */
+  noteFields?: string;
+  /** The system call (tests watch it). */
+  write?: (fd: number, buffer: Buffer, offset: number, length: number) => number;
+}
+
+export function batchedStdout(fd = 1, { errorFd = 2, noteFields = '', write = writeSync }: BatchedOptions = {}): BatchedStream {
   /** Room for a full batch and the longest line that can still start one (3 bytes per UTF-16 unit at most). */
   const capacity = 2 * LOG_BUFFER_BYTES;
   const batch = Buffer.allocUnsafe(capacity);
@@ -175,7 +204,7 @@ export function batchedStdout(fd = 1, errorFd = 2): BatchedStream {
     }
     // The lines dropped before these are said where they are missing.
     if (droppedLines > 0) {
-      push(droppedNote(droppedLines));
+      push(droppedNote(droppedLines, noteFields));
       droppedLines = 0;
     }
     push(data);
@@ -199,12 +228,18 @@ export function batchedStdout(fd = 1, errorFd = 2): BatchedStream {
     for (;;) {
       if (queue.length === 0) {
         if (droppedLines === 0) return 'done';
-        push(droppedNote(droppedLines));
+        push(droppedNote(droppedLines, noteFields));
         droppedLines = 0;
       }
       const head = queue[0]!;
+      let end = head.length;
+      if (end - headWritten > WRITE_BYTES) {
+        // The whole lines that fit in one piece, or the one line longer than that, whole.
+        const lastNewline = head.lastIndexOf(0x0a, headWritten + WRITE_BYTES - 1);
+        end = lastNewline >= headWritten ? lastNewline + 1 : Math.min(head.length, head.indexOf(0x0a, headWritten) + 1 || head.length);
+      }
       try {
-        const n = writeSync(fd, head, headWritten, head.length - headWritten);
+        const n = write(fd, head, headWritten, end - headWritten);
         headWritten += n;
         queuedBytes -= n;
       } catch (error) {
@@ -271,7 +306,8 @@ export function batchedStdout(fd = 1, errorFd = 2): BatchedStream {
           progressAt = now;
         }
         if (now - progressAt >= EXIT_STALL_MS || now - started >= EXIT_MAX_MS) {
-          tellStderr(errorFd, `paysim: ${queuedBytes} bytes of log lines were not written: stdout took none for ${now - progressAt} ms at exit\n`);
+          const why = now - progressAt >= EXIT_STALL_MS ? `stdout took none for ${now - progressAt} ms` : `stdout took them too slowly to end within ${EXIT_MAX_MS} ms`;
+          tellStderr(errorFd, `paysim: ${queuedBytes} bytes of log lines were not written at exit: ${why}\n`);
           stop();
           break;
         }
@@ -283,9 +319,9 @@ export function batchedStdout(fd = 1, errorFd = 2): BatchedStream {
 }
 
 /** The line that says how many lines a stalled stdout made the logger drop, as pino would write it. */
-function droppedNote(lines: number): Buffer {
+function droppedNote(lines: number, fields: string): Buffer {
   return Buffer.from(
-    `{"level":"warn"${isoTime()},"service":"paysim","dropped_log_lines":${lines},"msg":"log lines dropped: stdout took none while ${MAX_QUEUED_BYTES / 1_048_576} MiB of them waited"}\n`,
+    `{"level":"warn"${isoTime()},"service":"paysim"${fields},"dropped_log_lines":${lines},"msg":"log lines dropped: stdout took none while ${MAX_QUEUED_BYTES / 1_048_576} MiB of them waited"}\n`,
   );
 }
 

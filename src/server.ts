@@ -55,7 +55,7 @@ const [
   ]);
 
 // A worker's lines say which worker wrote them (the primary's lines say what happened to workers).
-const logger = cluster.isWorker && cluster.worker !== undefined ? createLogger(config).child({ worker: cluster.worker.id }) : createLogger(config);
+const logger = createLogger(config, cluster.isWorker ? cluster.worker?.id : undefined);
 
 if (config.clusterWorkers > 1 && cluster.isPrimary) runPrimary(config.clusterWorkers, logger);
 else {

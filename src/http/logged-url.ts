@@ -1,9 +1,9 @@
 /**
  * A request's URL as the request line logs it: the path as it came, and a query string whose
  * secrets are not written. A query value is left out (`[redacted]`) when its name says it is a
- * secret: one of SECRET_NAMES or a name holding one of SECRET_PARTS, in any case, `-` or `_`,
- * with or without an `x-` prefix or a `[]` suffix (`token`, `X-Api-Key`, `token[]`,
- * `webhook_secret`). A URL given as a value (`DELETE /v1/sim/webhooks/disabled-urls?url=…` names
+ * secret: one of SECRET_NAMES (with or without an `x-` prefix or a `[…]` suffix) or a name
+ * holding one of SECRET_PART's words, in any case (`token`, `X-Api-Key`, `token[]`,
+ * `webhook_secret`, `user[password]`). A URL given as a value (`DELETE /v1/sim/webhooks/disabled-urls?url=…` names
  * a webhook URL) keeps its user name but not its password, loses a user name given alone (a
  * token may be written so), and its own query string is logged by the same rules. A URL without a
  * query string is returned as it is: the common case costs one search for `?`.
@@ -31,17 +31,41 @@ const SECRET_NAMES: ReadonlySet<string> = new Set([
   'token',
 ]);
 
-/** What a name holding one of these says of its value (`x_auth_token`, `webhook_secret`, `apikey2`). */
-const SECRET_PARTS: readonly string[] = ['token', 'secret', 'password', 'passwd', 'api_key', 'apikey', 'signature', 'credential'];
+/**
+ * What a name holding one of these says of its value, wherever it is in the name (`x_auth_token`,
+ * `webhook_secret`, `user[password]`, `private-key`): `-` and `_` alike, in one expression (a
+ * review measured a list of substring searches at twice the line's cost of the URL).
+ */
+const SECRET_PART = /token|secret|passw|api[-_]?key|signature|credential|session|private[-_]?key|access[-_]?key/;
 
-/** Whether a query parameter's name (decoded, lower case) says its value is a secret. */
+/**
+ * What isSecretName said of the names last seen, as they came: a few names (`status`, `limit`,
+ * `cursor`) make most of the requests, and asking again cost more than the rest of the URL. Any
+ * name a client sends may come, so it is emptied when full.
+ */
+const secretNames = new Map<string, boolean>();
+const SECRET_NAMES_CACHED = 256;
+
+function isSecretRawName(rawName: string): boolean {
+  let secret = secretNames.get(rawName);
+  if (secret === undefined) {
+    secret = isSecretName(rawName.includes('%') || rawName.includes('+') ? decoded(rawName) : rawName);
+    if (secretNames.size >= SECRET_NAMES_CACHED) secretNames.clear();
+    secretNames.set(rawName, secret);
+  }
+  return secret;
+}
+
+/** Whether a query parameter's name (decoded) says its value is a secret. */
 function isSecretName(decodedName: string): boolean {
-  let name = decodedName.toLowerCase();
+  const lower = decodedName.toLowerCase();
+  if (SECRET_PART.test(lower)) return true;
+  // Exact names (`code`, `key`, `sig`, `auth`…), with or without an `x-` prefix or a `[…]` suffix.
+  let name = lower;
   const bracket = name.indexOf('[');
   if (bracket > 0) name = name.slice(0, bracket);
-  name = name.replaceAll('-', '_');
-  if (name.startsWith('x_')) name = name.slice(2);
-  return SECRET_NAMES.has(name) || SECRET_PARTS.some((part) => name.includes(part));
+  if (name.startsWith('x-') || name.startsWith('x_')) name = name.slice(2);
+  return SECRET_NAMES.has(name) || SECRET_NAMES.has(name.replaceAll('-', '_'));
 }
 
 /** `scheme://user@` at the start of a value, a user name without a password (up to the last `@` before the path). */
@@ -83,14 +107,14 @@ export function loggedUrl(url: string, depth = 0): string {
     const equals = pair.indexOf('=');
     if (equals === -1) continue;
     const rawName = pair.slice(0, equals);
-    if (isSecretName(rawName.includes('%') || rawName.includes('+') ? decoded(rawName) : rawName)) {
+    if (isSecretRawName(rawName)) {
       pairs[i] = `${rawName}=${REDACTED}`;
       changed = true;
       continue;
     }
     // A URL's user info needs an @ and its query a ? (or their encodings): most values are passed over here.
     const rawValue = pair.slice(equals + 1);
-    if (!/@|\?|%40|%3f/i.test(rawValue)) continue;
+    if (!rawValue.includes('@') && !rawValue.includes('?') && !(rawValue.includes('%') && /%40|%3f/i.test(rawValue))) continue;
     const value = decoded(rawValue);
     const masked = maskedUrlValue(value, depth);
     if (masked !== value) {

@@ -23,7 +23,7 @@ export const CLIENT_REFERENCE = { pattern: NO_CONTROL_CHARACTERS_SOURCE, 'x-patt
  * accepts (a port of 99999 or an octet of 999 is refused here, not when sending).
  * `http-url` is the service's own format (http/validators.ts).
  */
-export const WebhookUrl = Type.String({ maxLength: 2048, format: 'http-url', description: 'Absolute http(s) URL, without spaces or control characters' });
+export const WebhookUrl = Type.String({ maxLength: 2048, format: 'http-url', description: 'Absolute http(s) URL, without spaces, control characters or backslashes' });
 
 /** Visible ASCII, 1–255 characters. @see https://datatracker.ietf.org/doc/draft-ietf-httpapi-idempotency-key-header/ */
 /** The weights of scenario `mix` on the dialects whose scenario is a header (`X-Sim-Scenario`); issue 15. */

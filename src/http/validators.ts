@@ -80,13 +80,19 @@ function withKeywords(ajv: Ajv): Ajv {
   return ajv;
 }
 
-/** Whether `value` holds a space or a control character (C0, DEL, C1). */
+/** Unicode's other spaces and line breaks: no-break, Ogham, en to hair, line and paragraph separators, narrow, medium, ideographic, BOM. */
+const OTHER_SPACES = /[\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]/;
+
+/**
+ * Whether `value` holds a space, a control character (C0, DEL, C1), another Unicode space or a
+ * backslash (the URL parser reads it as `/`: `http://h\evil/x` goes to host h).
+ */
 function hasSpaceOrControl(value: string): boolean {
   for (let i = 0; i < value.length; i++) {
     const code = value.charCodeAt(i);
-    if (code <= 0x20 || (code >= 0x7f && code <= 0x9f)) return true;
+    if (code <= 0x20 || (code >= 0x7f && code <= 0x9f) || code === 0x5c) return true;
   }
-  return false;
+  return OTHER_SPACES.test(value);
 }
 
 /**

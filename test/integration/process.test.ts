@@ -1,9 +1,11 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
-import { serverProcesses, type LogLine, type ServerProcess } from '../helpers/child.ts';
+import { REPO, serverProcesses, type LogLine, type ServerProcess } from '../helpers/child.ts';
 
 /**
  * The process as an orchestrator sees it: `node src/server.ts` in a child process, configured from
@@ -278,6 +280,51 @@ describe('graceful shutdown', () => {
     expect(server.lines.at(-1)).toMatchObject({ msg: 'shutdown complete' });
     expect(server.stderr).toBe('');
   });
+
+  it('stdout a terminal that stops reading (Ctrl-S, a frozen session): requests are still answered, and SIGTERM still stops the process (a review, 2026-12-07: the log\'s write blocked the whole service)', async () => {
+    // `script` runs the service on a terminal (a pty) and reads it; stopped, it reads nothing.
+    const term = spawn('script', ['-q', '-E', 'never', '-c', `${process.execPath} src/server.ts`, '/dev/null'], {
+      cwd: REPO,
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOST: '127.0.0.1', PORT: '0', OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0', WEBHOOK_SECRET: SECRET },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    // 'close': everything the terminal printed has been read by then.
+    const exited = once(term, 'close');
+    try {
+      let output = '';
+      term.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+      const deadline = Date.now() + 20_000;
+      let origin: string | undefined;
+      while (origin === undefined && Date.now() < deadline) {
+        origin = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(output)?.[1];
+        await delay(50);
+      }
+      expect(origin).toBeDefined();
+      const server = readFileSync(`/proc/${String(term.pid)}/task/${String(term.pid)}/children`, 'utf8').trim();
+      term.kill('SIGSTOP');
+      // About 600 KB of lines for a terminal that takes none: every request is still answered.
+      let answered = 0;
+      await Promise.all(
+        Array.from({ length: 20 }, async () => {
+          for (let i = 0; i < 100; i++) {
+            const res = await fetch(`${origin as string}/healthz`, { signal: AbortSignal.timeout(5000) });
+            expect(res.status).toBe(200);
+            answered += 1;
+          }
+        }),
+      );
+      expect(answered).toBe(2000);
+      process.kill(Number(server), 'SIGTERM');
+      await delay(1000);
+      term.kill('SIGCONT');
+      await exited;
+      // The service ended (what it printed last may still be in the terminal when `script` ends).
+      expect(existsSync(`/proc/${server}`)).toBe(false);
+    } finally {
+      term.kill('SIGCONT');
+      term.kill('SIGKILL');
+    }
+  }, 60_000);
 
   it('SIGTERM twice within milliseconds, as a process group gets it (GNU timeout, kill -- -PGID, systemd): one stop, drained, exit 0 (before 2026-12-05: the second ended it at once, the drain skipped)', async () => {
     const server = start({ WEBHOOK_SECRET: SECRET, SHUTDOWN_TIMEOUT_MS: '5000' });

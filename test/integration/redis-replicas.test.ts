@@ -885,17 +885,15 @@ if (redisServerOrSkip('replicas on Redis')) {
       expect(await seriesOf('decides')).toEqual([]);
     });
 
-    it('an outcome rule A first matched through a read it did not keep (A changed a rule meanwhile), deleted on B before A reads again, gets no series on A (a review, 2026-12-07: it came back and stayed)', async () => {
-      const { a, b, decides, holds, entered, release, seriesOf } = await heldReplicas();
-      expect((await inject(a, { method: 'POST', url: '/v1/sim/rules', payload: holds })).statusCode).toBe(201);
-      expect((await inject(a, { url: '/v1/sim/intents' })).statusCode).toBe(200);
-      expect((await inject(b, { method: 'POST', url: '/v1/sim/rules', payload: decides })).statusCode).toBe(201);
-      await a.clock.advance(SHARED_RULES_REFRESH_MS);
-      // A's next read of the rules is held in its list while A makes a rule of its own.
+    /**
+     * A request to A that reads the rules (a refresh due) with that read held in the store's list
+     * while A makes a rule of its own, so A does not keep the read; `pending`: the request's answer to come.
+     */
+    async function unkeptRead(a: TestApp, reservationId: string): Promise<{ pending: Promise<LightMyRequestResponse> }> {
       const store = a.app.stores.faultRules as unknown as { list: (namespace: string) => Promise<unknown[]> };
       const list = store.list.bind(store);
-      let open_!: () => void;
-      const gate = new Promise<void>((resolve) => (open_ = resolve));
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => (release = resolve));
       let listing!: () => void;
       const listed = new Promise<void>((resolve) => (listing = resolve));
       let first = true;
@@ -908,11 +906,22 @@ if (redisServerOrSkip('replicas on Redis')) {
         }
         return rules;
       };
-      const pending = inject(a, { method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'rsv_unkept', amount: 100 } });
+      const pending = inject(a, { method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: reservationId, amount: 100 } });
       await listed;
       const other = { id: 'other', match: { route: '/v1/sim/intents' }, probability: 0, action: { type: 'error', status: 500 } };
       expect((await inject(a, { method: 'POST', url: '/v1/sim/rules', payload: other })).statusCode).toBe(201);
-      open_();
+      release();
+      return { pending };
+    }
+
+    it('an outcome rule A first matched through a read it did not keep (A changed a rule meanwhile), deleted on B before A reads again, gets no series on A (a review, 2026-12-07: it came back and stayed)', async () => {
+      const { a, b, decides, holds, entered, release, seriesOf } = await heldReplicas();
+      expect((await inject(a, { method: 'POST', url: '/v1/sim/rules', payload: holds })).statusCode).toBe(201);
+      expect((await inject(a, { url: '/v1/sim/intents' })).statusCode).toBe(200);
+      expect((await inject(b, { method: 'POST', url: '/v1/sim/rules', payload: decides })).statusCode).toBe(201);
+      await a.clock.advance(SHARED_RULES_REFRESH_MS);
+      // A's next read of the rules is held in its list while A makes a rule of its own: A does not keep that read.
+      const { pending } = await unkeptRead(a, 'rsv_unkept');
       await entered;
       expect((await inject(b, { method: 'DELETE', url: '/v1/sim/rules/decides' })).statusCode).toBe(200);
       await a.clock.advance(SHARED_RULES_REFRESH_MS);
@@ -941,6 +950,21 @@ if (redisServerOrSkip('replicas on Redis')) {
       // The new rule's own hits count, from 1.
       const hit = await inject(a, { method: 'POST', url: '/v1/sim/intent', headers: { 'x-other': '1' }, payload: { reservation_id: 'rsv_new_rule', amount: 100 } });
       expect(hit.statusCode).toBe(200);
+      expect(await seriesOf('decides')).toEqual(['fault_rule_hits_total{rule_id="decides",action="outcome"} 1']);
+    });
+
+    it('a rule made again on B with the same id and first matched on A through a read A did not keep: its hit stays counted at A\'s next read (a review of the first mend, 2026-12-07: it was dropped)', async () => {
+      const { a, b, decides, seriesOf } = await heldReplicas();
+      expect((await inject(a, { method: 'POST', url: '/v1/sim/rules', payload: decides })).statusCode).toBe(201);
+      expect((await inject(a, { url: '/v1/sim/intents' })).statusCode).toBe(200);
+      expect((await inject(b, { method: 'DELETE', url: '/v1/sim/rules/decides' })).statusCode).toBe(200);
+      await b.clock.advance(5);
+      expect((await inject(b, { method: 'POST', url: '/v1/sim/rules', payload: decides })).statusCode).toBe(201);
+      await a.clock.advance(SHARED_RULES_REFRESH_MS);
+      const answered = await (await unkeptRead(a, 'rsv_new_via_unkept')).pending;
+      expect([answered.statusCode, answered.headers['x-sim-rule']]).toEqual([200, 'decides']);
+      expect((await inject(a, { url: '/v1/sim/intents' })).statusCode).toBe(200);
+      expect((await inject(a, { url: '/v1/sim/rules/decides' })).json()).toMatchObject({ id: 'decides', hits: 1 });
       expect(await seriesOf('decides')).toEqual(['fault_rule_hits_total{rule_id="decides",action="outcome"} 1']);
     });
 

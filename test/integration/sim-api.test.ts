@@ -135,6 +135,10 @@ describe('POST /v1/sim/intent', () => {
       ['a webhook_url with CR LF', { reservation_id: 'r', amount: 1, webhook_url: 'http://127.0.0.1:9/a\r\nX-Inj: 1' }, [{ field: '/webhook_url', rule: 'format', message: 'must be an absolute http(s) URL' }]],
       ['a webhook_url with a space', { reservation_id: 'r', amount: 1, webhook_url: 'http://127.0.0.1:9/a b' }, [{ field: '/webhook_url', rule: 'format' }]],
       ['a webhook_url with a tab', { reservation_id: 'r', amount: 1, webhook_url: 'http://127.0.0.1:9/a\tb' }, [{ field: '/webhook_url', rule: 'format' }]],
+      // The parser reads a backslash as / (another host: a review) and encodes other spaces.
+      ['a webhook_url with a backslash', { reservation_id: 'r', amount: 1, webhook_url: 'http://127.0.0.1\\evil.example/x' }, [{ field: '/webhook_url', rule: 'format' }]],
+      ['a webhook_url with a no-break space', { reservation_id: 'r', amount: 1, webhook_url: 'http://127.0.0.1:9/a\u00a0b' }, [{ field: '/webhook_url', rule: 'format' }]],
+      ['a webhook_url with a line separator', { reservation_id: 'r', amount: 1, webhook_url: 'http://127.0.0.1:9/a\u2028b' }, [{ field: '/webhook_url', rule: 'format' }]],
       ['too long a webhook_url', { reservation_id: 'r', amount: 1, webhook_url: `https://x.example/${'a'.repeat(2040)}` }, [{ field: '/webhook_url', rule: 'maxLength' }]],
       ['21 metadata keys', { reservation_id: 'r', amount: 1, metadata: Object.fromEntries(Array.from({ length: 21 }, (_, i) => [`k${i}`, 'v'])) }, [{ field: '/metadata', rule: 'maxProperties' }]],
       ['a 501-character metadata value', { reservation_id: 'r', amount: 1, metadata: { k: 'v'.repeat(501) } }, [{ field: '/metadata/k', rule: 'maxLength' }]],

@@ -584,6 +584,9 @@ describe('Payment Server v3 (/api/v2) configuration rules', () => {
     [{ V2_PAYMENTS_MAX: '0' }, 'Invalid configuration: V2_PAYMENTS_MAX must be >= 1 (got "0")'],
     [{ FLUXPAY_USAGE_TIMEOUT_MS: '0' }, 'Invalid configuration: FLUXPAY_USAGE_TIMEOUT_MS must be >= 1 (got "0")'],
     [{ FLUXPAY_WEBHOOK_URL: 'ftp://x' }, 'Invalid configuration: FLUXPAY_WEBHOOK_URL must be an absolute http(s) URL (got "ftp://x")'],
+    // As the APIs' webhook URLs (a review, 2026-12-07: these started).
+    [{ FLUXPAY_WEBHOOK_URL: 'http://127.0.0.1:99999/x' }, 'Invalid configuration: FLUXPAY_WEBHOOK_URL must be an absolute http(s) URL (got "http://127.0.0.1:99999/x")'],
+    [{ FLUXPAY_WEBHOOK_URL: 'http://127.0.0.1/a\u0001b' }, 'Invalid configuration: FLUXPAY_WEBHOOK_URL must be an absolute http(s) URL (got "http://127.0.0.1/a\\u0001b")'],
     [{ FLUXPAY_SIGNATURE_SCHEMES: 'hmac' }, 'Invalid configuration: FLUXPAY_SIGNATURE_SCHEMES must be a comma-separated list of standard, legacy, stripe (got "hmac")'],
     [{ FLUXPAY_POLICY_FILE: '/nonexistent/policy.yaml' }, "Invalid configuration: FLUXPAY_POLICY_FILE: cannot read /nonexistent/policy.yaml: ENOENT: no such file or directory, open '/nonexistent/policy.yaml'"],
     [{ V2_PAYMENT_TTL_MS: '-1' }, 'Invalid configuration: V2_PAYMENT_TTL_MS must be >= 0 (got "-1")'],

@@ -36,6 +36,10 @@ describe('loggedUrl', () => {
     expect(loggedUrl('/cb?x-api-key=k1&X-Auth-Token=k2&token[]=k3&token%5B0%5D=k4&webhook_secret=k5&API-KEY=k6&limit=5')).toBe(
       '/cb?x-api-key=[redacted]&X-Auth-Token=[redacted]&token[]=[redacted]&token%5B0%5D=[redacted]&webhook_secret=[redacted]&API-KEY=[redacted]&limit=5',
     );
+    // A secret's word inside brackets or after a prefix; a private, access or session key (a review: these were logged).
+    expect(loggedUrl('/cb?user%5Bpassword%5D=k7&data[api_key]=k8&private_key=k9&access-key=k10&sessionid=k11')).toBe(
+      '/cb?user%5Bpassword%5D=[redacted]&data[api_key]=[redacted]&private_key=[redacted]&access-key=[redacted]&sessionid=[redacted]',
+    );
     // Names that merely resemble one keep their values.
     expect(loggedUrl('/v1/sim/intents?status=APPROVED&keyword=x&author=y')).toBe('/v1/sim/intents?status=APPROVED&keyword=x&author=y');
   });

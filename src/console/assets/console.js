@@ -147,8 +147,9 @@
     const wait = Math.max(0, lastRefresh + gap - Date.now());
     refreshing = true;
     setTimeout(() => {
-      // Paused while it waited: what it would have fetched waits for the switch (which refreshes).
-      if (settings.paused) {
+      // Paused or hidden while it waited: what it would have fetched waits for the switch or for
+      // the page to show again (either refreshes; a review: a hidden page still made this one).
+      if (settings.paused || document.hidden) {
         refreshing = false;
         return;
       }
@@ -387,14 +388,9 @@
     shown.textContent = refused.textContent;
     if (shown !== before) form.before(shown);
     // The last action's notice no longer tells what happened last (a user test: "Refund made." beside
-    // a refused refund); nor does the address, should the page be reloaded.
+    // a refused refund). The address keeps it: changing it under a refresh on its way made that
+    // refresh's answer look like another page's, and it was dropped (a review).
     for (const done of document.querySelectorAll('main .notice-ok')) done.remove();
-    const params = new URLSearchParams(location.search);
-    if (params.has('notice')) {
-      params.delete('notice');
-      const rest = params.toString();
-      history.replaceState(history.state, '', location.pathname + (rest === '' ? '' : '?' + rest));
-    }
     shown.focus();
   });
   // After an action (a full page made by a redirect), its notice has the focus, not the page's start.

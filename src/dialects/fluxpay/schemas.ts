@@ -325,7 +325,7 @@ export const OutboxPage = PageOf(OutboxEventView, 'FluxPayOutboxPage');
 
 export const SubscriptionBody = Type.Object(
   {
-    url: { ...WebhookUrl, description: 'Absolute http(s) URL, without spaces or control characters: receives the signed events', examples: ['http://127.0.0.1:4000/fluxpay/events'] },
+    url: { ...WebhookUrl, description: 'Absolute http(s) URL, without spaces, control characters or backslashes: receives the signed events', examples: ['http://127.0.0.1:4000/fluxpay/events'] },
     events: Type.Array(Type.Enum(OUTBOX_EVENT_TYPES), { maxItems: OUTBOX_EVENT_TYPES.length * 2, description: 'The event types it receives; empty: all of them' }),
   },
   { ...Strict, title: 'FluxPaySubscriptionRequest' },

@@ -29,7 +29,7 @@ export const CreatePaymentBody = Type.Object(
     order_id: ClientId('The client’s order'),
     user_id: ClientId('The client’s user'),
     amount: Type.Integer({ minimum: 1, maximum: 100_000_000_000, description: 'Minor units (KRW has none)' }),
-    callback_url: { ...WebhookUrl, description: 'Absolute http(s) URL, without spaces or control characters: receives the signed callback (`payment.completed` or `payment.failed`)' },
+    callback_url: { ...WebhookUrl, description: 'Absolute http(s) URL, without spaces, control characters or backslashes: receives the signed callback (`payment.completed` or `payment.failed`)' },
   },
   { ...Strict, title: 'V2CreatePaymentRequest' },
 );

@@ -200,7 +200,7 @@ export default fp<FaultsOptions>(
      * The namespace's rules as last read (`onRules`), id → when made: those missing from the next
      * read went, hit here or not, and so did one made again with the same id (another `createdAt`).
      */
-    let known = new Map<string, number>();
+    const known = new Map<string, number>();
     const gone = (ruleId: string): void => {
       goneAt.delete(ruleId);
       goneAt.set(ruleId, nextRuleOrder());
@@ -232,25 +232,32 @@ export default fp<FaultsOptions>(
       // The rules as the store has them (after a change here, or one another replica made): the series of every other rule go.
       onRules: (ruleNamespace, rules, complete) => {
         if (ruleNamespace !== namespace) return;
-        // A read a change here may have outdated: requests matched with it, so its rules are known
-        // (a review: one first matched through such a read and deleted on another replica before the
-        // next read got its series back), but a rule missing from it may still exist.
-        if (!complete) {
-          for (const [ruleId, madeAt] of rules) if (!known.has(ruleId)) known.set(ruleId, madeAt);
-          return;
+        // A rule made again with the same id (another `createdAt`) is another rule: the old one
+        // went, and its held hit must not count for the new one (a review, 2026-12-07). Told so by
+        // any read, kept or not: the reads of a namespace come one after another, so this one is
+        // the newest (a review: an incomplete read that kept the old time dropped the new rule's hit).
+        // One made again within the same millisecond is not told apart.
+        for (const [ruleId, madeAt] of rules) {
+          const before = known.get(ruleId);
+          if (before !== undefined && before !== madeAt) {
+            gone(ruleId);
+            forget(ruleId);
+          }
+          known.set(ruleId, madeAt);
         }
+        // A read a change here may have outdated (not kept): a rule missing from it may still exist.
+        // Requests matched with it all the same, so its rules are known (a review: one first matched
+        // through such a read and deleted on another replica before the next read got its series back).
+        if (!complete) return;
         // Every rule that went since the last read, not only those with a series here: an outcome
         // rule whose first hit is still held has none yet (a review: deleted on another replica, its
-        // series came back when that request stored its payment). A rule made again with the same
-        // id is another rule: the old one's held hit must not count for it (a review, 2026-12-07);
-        // it is told apart by when it was made (one made again within the same millisecond is not).
+        // series came back when that request stored its payment).
         for (const ruleId of new Set([...known.keys(), ...series.keys()])) {
-          const madeAt = rules.get(ruleId);
-          if (madeAt !== undefined && (known.get(ruleId) ?? madeAt) === madeAt) continue;
+          if (rules.has(ruleId)) continue;
           gone(ruleId);
           forget(ruleId);
+          known.delete(ruleId);
         }
-        known = new Map(rules);
       },
     });
 
