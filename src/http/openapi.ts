@@ -248,7 +248,7 @@ function operationsOf(pathItems: unknown): Json[] {
  */
 /** The request header that picks a namespace (issue 15), as every dialect's operation takes it. */
 const NAMESPACE_PARAMETER: Json = {
-  name: 'X-Sim-Namespace',
+  name: 'x-sim-namespace',
   in: 'header',
   required: false,
   description:
