@@ -240,6 +240,8 @@ export function batchedStdout(fd = 1, { errorFd = 2, noteFields = '', write = wr
       }
       try {
         const n = write(fd, head, headWritten, end - headWritten);
+        // Nothing taken without an error (no descriptor paysim writes to does so): as if full, retried later.
+        if (n === 0) return 'full';
         headWritten += n;
         queuedBytes -= n;
       } catch (error) {

@@ -656,8 +656,9 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
     await page.getByRole('button', { name: 'Refund' }).click();
     await expect.poll(() => page.locator('.notice-error').innerText()).toBe(`A refund of 9000 exceeds the 7500 left to refund on ${approvedId}.`);
     expect(await page.getByLabel('Refund amount (minor units)').inputValue()).toBe('9000');
-    // The last action's notice is gone (a user test: "Refund made." stayed beside the refusal).
+    // The last action's notice is gone, from the page and its address (a user test: "Refund made." stayed beside the refusal).
     expect(await page.locator('.notice-ok').count()).toBe(0);
+    expect(new URL(page.url()).searchParams.has('notice')).toBe(false);
     // What an empty amount does is said beside the field, not only as a placeholder (a user test: it refunds all that is left).
     expect(await page.getByRole('spinbutton', { name: 'Refund amount (minor units)' }).getAttribute('aria-describedby')).toBe('a-refund-amount-hint');
     expect(await page.locator('#a-refund-amount-hint').innerText()).toBe('empty: all that is left (7500, 75.00 EUR)');

@@ -283,7 +283,7 @@ describe('graceful shutdown', () => {
 
   it('stdout a terminal that stops reading (Ctrl-S, a frozen session): requests are still answered, and SIGTERM still stops the process (a review, 2026-12-07: the log\'s write blocked the whole service)', async () => {
     // `script` runs the service on a terminal (a pty) and reads it; stopped, it reads nothing.
-    const term = spawn('script', ['-q', '-E', 'never', '-c', `${process.execPath} src/server.ts`, '/dev/null'], {
+    const term = spawn('script', ['-q', '-E', 'never', '-c', `exec ${process.execPath} src/server.ts`, '/dev/null'], {
       cwd: REPO,
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOST: '127.0.0.1', PORT: '0', OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0', WEBHOOK_SECRET: SECRET },
       stdio: ['pipe', 'pipe', 'pipe'],

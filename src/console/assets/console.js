@@ -135,6 +135,14 @@
     return false;
   };
 
+  /** A page's address without the last action's notice (`?notice=`), which a refused form takes out of it. */
+  const pageOf = (address) => {
+    const [path, query = ''] = address.split('?');
+    const params = new URLSearchParams(query);
+    params.delete('notice');
+    return path + '?' + params.toString();
+  };
+
   /** Swaps in the fresh content of every region showing one of `topics` (all regions when null). */
   const refresh = (topics) => {
     if (topics === null) pending.add('*');
@@ -162,6 +170,7 @@
       const ready = regions.filter((el) => !busy(el));
       for (const el of regions) if (!ready.includes(el)) el.dataset.stale = 'true';
       const url = location.pathname + location.search;
+      const page = pageOf(url);
       // One request for the whole page; each region wanted is swapped from it (DOMParser runs no script).
       const job =
         ready.length === 0
@@ -169,7 +178,7 @@
           : fetch(url, { headers: { 'x-console-refresh': '1' }, credentials: 'same-origin' })
               .then((res) => {
                 lastCost = serverCost(res);
-                return location.pathname + location.search === url ? answered(res) : null;
+                return pageOf(location.pathname + location.search) === page ? answered(res) : null;
               })
               .then((text) => {
                 if (text === null) return;
@@ -388,9 +397,15 @@
     shown.textContent = refused.textContent;
     if (shown !== before) form.before(shown);
     // The last action's notice no longer tells what happened last (a user test: "Refund made." beside
-    // a refused refund). The address keeps it: changing it under a refresh on its way made that
-    // refresh's answer look like another page's, and it was dropped (a review).
+    // a refused refund); nor does the address, should the page be reloaded (a refresh on its way
+    // is still this page's: pageOf leaves the notice out; a review saw it dropped).
     for (const done of document.querySelectorAll('main .notice-ok')) done.remove();
+    const params = new URLSearchParams(location.search);
+    if (params.has('notice')) {
+      params.delete('notice');
+      const rest = params.toString();
+      history.replaceState(history.state, '', location.pathname + (rest === '' ? '' : '?' + rest));
+    }
     shown.focus();
   });
   // After an action (a full page made by a redirect), its notice has the focus, not the page's start.
