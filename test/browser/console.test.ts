@@ -362,7 +362,7 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
   it('a form refused on a page whose address holds the last notice keeps the refresh on its way (a review: it was dropped, the page stale while saying Live)', async () => {
     const errorsBefore = consoleErrors.length;
     const page = await newPage();
-    await page.goto(`${served.origin}/console/webhooks?notice=test_sent`);
+    await page.goto(`${served.origin}/console/webhooks?notice=test_sent#main`);
     await live(page);
     let started!: () => void;
     const refreshing = new Promise<void>((resolve) => (started = resolve));
@@ -380,6 +380,8 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
     await page.locator('#t-url').fill('http://127.0.0.1:9/x');
     await page.getByRole('button', { name: 'Send test webhook' }).click();
     await expect.poll(() => page.locator('.form-error').count(), { timeout: 5000 }).toBe(1);
+    // The notice leaves the address, the rest of it stays (the skip link's #main: a review).
+    expect(page.url()).toBe(`${served.origin}/console/webhooks#main`);
     await expect.poll(() => page.locator('#deliveries').innerText(), { timeout: 6000 }).toContain(id);
     // The refusal's 404 is the only error the browser logged.
     expect(consoleErrors.splice(errorsBefore).filter((m) => !/status of 404|Error Code 404/.test(m))).toEqual([]);

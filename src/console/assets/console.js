@@ -404,7 +404,7 @@
     if (params.has('notice')) {
       params.delete('notice');
       const rest = params.toString();
-      history.replaceState(history.state, '', location.pathname + (rest === '' ? '' : '?' + rest));
+      history.replaceState(history.state, '', location.pathname + (rest === '' ? '' : '?' + rest) + location.hash);
     }
     shown.focus();
   });
