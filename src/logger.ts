@@ -150,12 +150,21 @@ const WRITE_BYTES = 4096;
 
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
 
+export interface BatchedOptions {
+  /** Where the exit flush says what it could not write (stderr). */
+  errorFd?: number;
+  /** JSON fields the dropped-lines note carries besides pino's (`,"worker":2`). */
+  noteFields?: string;
+  /** The system call (tests watch it). */
+  write?: (fd: number, buffer: Buffer, offset: number, length: number) => number;
+}
+
 /**
  * JSON lines on `fd` (stdout), written in batches (about LOG_BUFFER_BYTES, and at least every
  * LOG_FLUSH_MS), not one write per line: one system call per request was a measurable share of
  * its cost. Each line is encoded into a batch buffer as it comes (while it is still in the cache);
  * a full batch is queued and written at once, synchronously, on the main thread: a pipe's
- * descriptor is non-blocking (see createLogger), so a write takes what the pipe has room for and
+ * descriptor is non-blocking (see nonBlockingStdout), so a write takes what the pipe has room for and
  * never waits. What a full pipe did not take waits in the queue, in order, and is tried again every
  * FULL_RETRY_MS; for a reader that stalls for good the queue holds MAX_QUEUED_BYTES at most, and
  * the lines beyond are dropped and counted in a line of their own once stdout takes lines again.
@@ -167,14 +176,6 @@ const sleeper = new Int32Array(new SharedArrayBuffer(4));
  * whose reader stalled and then died never exited), and a stalled reader's lines waited without
  * bound.
  */
-export interface BatchedOptions {
-  /** Where the exit flush says what it could not write (stderr). */
-  errorFd?: number;
-  /** JSON fields the dropped-lines note carries besides pino's (`,"worker":2`). */
-  noteFields?: string;
-  /** The system call (tests watch it). */
-  write?: (fd: number, buffer: Buffer, offset: number, length: number) => number;
-}
 
 export function batchedStdout(fd = 1, { errorFd = 2, noteFields = '', write = writeSync }: BatchedOptions = {}): BatchedStream {
   /** Room for a full batch and the longest line that can still start one (3 bytes per UTF-16 unit at most). */
@@ -196,17 +197,19 @@ export function batchedStdout(fd = 1, { errorFd = 2, noteFields = '', write = wr
     queue.push(data);
     queuedBytes += data.length;
   };
+  /** Queues the line that says how many lines were dropped, where they are missing (none when none were). */
+  const noteDropped = (): void => {
+    if (droppedLines === 0) return;
+    push(droppedNote(droppedLines, noteFields));
+    droppedLines = 0;
+  };
   const enqueue = (data: Buffer, lines: number): void => {
     // Once lines are dropped, until half the queue is written: not every other batch as room comes and goes.
     if (droppedLines > 0 ? queuedBytes > MAX_QUEUED_BYTES / 2 : queuedBytes + data.length > MAX_QUEUED_BYTES) {
       droppedLines += lines;
       return;
     }
-    // The lines dropped before these are said where they are missing.
-    if (droppedLines > 0) {
-      push(droppedNote(droppedLines, noteFields));
-      droppedLines = 0;
-    }
+    noteDropped();
     push(data);
   };
   const handOver = (): void => {
@@ -228,15 +231,14 @@ export function batchedStdout(fd = 1, { errorFd = 2, noteFields = '', write = wr
     for (;;) {
       if (queue.length === 0) {
         if (droppedLines === 0) return 'done';
-        push(droppedNote(droppedLines, noteFields));
-        droppedLines = 0;
+        noteDropped();
       }
       const head = queue[0]!;
       let end = head.length;
       if (end - headWritten > WRITE_BYTES) {
         // The whole lines that fit in one piece, or the one line longer than that, whole.
         const lastNewline = head.lastIndexOf(0x0a, headWritten + WRITE_BYTES - 1);
-        end = lastNewline >= headWritten ? lastNewline + 1 : Math.min(head.length, head.indexOf(0x0a, headWritten) + 1 || head.length);
+        end = lastNewline >= headWritten ? lastNewline + 1 : head.indexOf(0x0a, headWritten) + 1 || head.length;
       }
       try {
         const n = write(fd, head, headWritten, end - headWritten);

@@ -9,27 +9,8 @@
  * query string is returned as it is: the common case costs one search for `?`.
  */
 
-const SECRET_NAMES: ReadonlySet<string> = new Set([
-  'access_token',
-  'api_key',
-  'apikey',
-  'auth',
-  'authorization',
-  'client_secret',
-  'code',
-  'csrf',
-  '_csrf',
-  'id_token',
-  'key',
-  'pass',
-  'password',
-  'refresh_token',
-  'secret',
-  'session',
-  'sig',
-  'signature',
-  'token',
-]);
+/** Names that say secret as a whole (with or without an `x-` prefix or a `[…]` suffix); a name holding one of SECRET_PART's words says it anywhere. */
+const SECRET_NAMES: ReadonlySet<string> = new Set(['auth', 'authorization', 'code', 'csrf', '_csrf', 'key', 'pass', 'sig']);
 
 /**
  * What a name holding one of these says of its value, wherever it is in the name (`x_auth_token`,
@@ -94,10 +75,15 @@ export function maskedUrl(value: string): string {
 function maskedUrlValue(value: string, depth: number): string {
   const withoutPassword = withoutUrlPassword(value);
   const masked = withoutPassword === value ? value.replace(USERINFO_WITHOUT_PASSWORD, '$1***@') : withoutPassword;
-  return depth < 2 && ABSOLUTE_URL.test(masked) ? loggedUrl(masked, depth + 1) : masked;
+  return depth < 2 && ABSOLUTE_URL.test(masked) ? withQuerySecretsOut(masked, depth + 1) : masked;
 }
 
-export function loggedUrl(url: string, depth = 0): string {
+export function loggedUrl(url: string): string {
+  return withQuerySecretsOut(url, 0);
+}
+
+/** loggedUrl, for a URL found `depth` URLs deep in another's query. */
+function withQuerySecretsOut(url: string, depth: number): string {
   const mark = url.indexOf('?');
   if (mark === -1) return url;
   const pairs = url.slice(mark + 1).split('&');

@@ -254,12 +254,18 @@ describe('graceful shutdown', () => {
     );
   }
 
-  it('SIGTERM with stdout a pipe whose reader stalled until it was full and then went away: the process still exits 0 (before 2026-12-07 it never did when the stop came while the pipe was full: the last log flush retried the closed pipe for ever)', async () => {
+  /** A service whose stdout's reader stopped reading, then `count` requests, each logging a line. */
+  async function unreadAfter(count: number): Promise<ServerProcess> {
     const server = start({ WEBHOOK_SECRET: SECRET });
     await server.origin();
     server.child.stdout.pause();
+    await requests(server, count);
+    return server;
+  }
+
+  it('SIGTERM with stdout a pipe whose reader stalled until it was full and then went away: the process still exits 0 (before 2026-12-07 it never did when the stop came while the pipe was full: the last log flush retried the closed pipe for ever)', async () => {
     // About 600 KB of lines: the pipe and the reader's buffer fill, the rest waits in the process.
-    await requests(server, 2000);
+    const server = await unreadAfter(2000);
     // The stop's last flush finds the pipe full, and then the reader goes.
     server.kill('SIGTERM');
     await delay(500);
@@ -268,10 +274,7 @@ describe('graceful shutdown', () => {
   });
 
   it('SIGTERM right after a burst of lines to a reader that is slow to read: every line is written before the process exits (before 2026-12-07, 14–80 of 1,000 were lost)', async () => {
-    const server = start({ WEBHOOK_SECRET: SECRET });
-    await server.origin();
-    server.child.stdout.pause();
-    await requests(server, 1000);
+    const server = await unreadAfter(1000);
     server.kill('SIGTERM');
     await delay(800);
     server.child.stdout.resume();

@@ -868,14 +868,19 @@ if (redisServerOrSkip('replicas on Redis')) {
       const decides = { id: 'decides', match: { route: '/v1/sim/intent' }, action: { type: 'outcome', failure_code: 'card_declined' } };
       const holds = { id: 'holds', match: { route: '/v1/sim/intent' }, action: { type: 'latency', distribution: 'fixed', params: { ms: 1000 } } };
       const seriesOf = async (id: string): Promise<string[]> => (await inject(a, { url: '/metrics' })).body.split('\n').filter((line) => line.startsWith('fault_rule_hits_total{') && line.includes(`"${id}"`));
-      return { a, b, decides, holds, entered, release, seriesOf };
+      /** Both rules made on A, and an intent A decides with `decides` held by `holds`: its answer to come. */
+      const heldIntent = async (reservationId: string): Promise<{ pending: Promise<LightMyRequestResponse> }> => {
+        for (const payload of [decides, holds]) expect((await inject(a, { method: 'POST', url: '/v1/sim/rules', payload })).statusCode).toBe(201);
+        const pending = inject(a, { method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: reservationId, amount: 100 } });
+        await entered;
+        return { pending };
+      };
+      return { a, b, decides, holds, entered, release, seriesOf, heldIntent };
     }
 
     it('an outcome rule deleted on B while A holds a request it decided (a latency rule beside it) gets no series on A when that request stores its payment after A read the rules again (a review: it came back and stayed)', async () => {
-      const { a, b, decides, holds, entered, release, seriesOf } = await heldReplicas();
-      for (const payload of [decides, holds]) expect((await inject(a, { method: 'POST', url: '/v1/sim/rules', payload })).statusCode).toBe(201);
-      const pending = inject(a, { method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'rsv_held', amount: 100 } });
-      await entered;
+      const { a, b, release, seriesOf, heldIntent } = await heldReplicas();
+      const { pending } = await heldIntent('rsv_held');
       expect((await inject(b, { method: 'DELETE', url: '/v1/sim/rules/decides' })).statusCode).toBe(200);
       // A reads the shared rules again (a request a refresh later) before the held request goes on.
       await a.clock.advance(SHARED_RULES_REFRESH_MS);
@@ -933,10 +938,8 @@ if (redisServerOrSkip('replicas on Redis')) {
     });
 
     it('an outcome rule deleted on B and made again there with the same id while A holds a request the old one decided: the old hit does not count for the new rule (a review, 2026-12-07: it did)', async () => {
-      const { a, b, decides, holds, entered, release, seriesOf } = await heldReplicas();
-      for (const payload of [decides, holds]) expect((await inject(a, { method: 'POST', url: '/v1/sim/rules', payload })).statusCode).toBe(201);
-      const pending = inject(a, { method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'rsv_remade', amount: 100 } });
-      await entered;
+      const { a, b, decides, release, seriesOf, heldIntent } = await heldReplicas();
+      const { pending } = await heldIntent('rsv_remade');
       expect((await inject(b, { method: 'DELETE', url: '/v1/sim/rules/decides' })).statusCode).toBe(200);
       // Made again a moment later (a rule is told from one made before with the same id by when it was made).
       await b.clock.advance(5);

@@ -135,12 +135,16 @@
     return false;
   };
 
-  /** A page's address without the last action's notice (`?notice=`), which a refused form takes out of it. */
-  const pageOf = (address) => {
-    const [path, query = ''] = address.split('?');
+  /** A query string without the last action's notice (`notice=`). */
+  const noticeless = (query) => {
     const params = new URLSearchParams(query);
     params.delete('notice');
-    return path + '?' + params.toString();
+    return params.toString();
+  };
+  /** A page's address without the last action's notice, which a refused form takes out of it. */
+  const pageOf = (address) => {
+    const [path, query = ''] = address.split('?');
+    return path + '?' + noticeless(query);
   };
 
   /** Swaps in the fresh content of every region showing one of `topics` (all regions when null). */
@@ -400,10 +404,8 @@
     // a refused refund); nor does the address, should the page be reloaded (a refresh on its way
     // is still this page's: pageOf leaves the notice out; a review saw it dropped).
     for (const done of document.querySelectorAll('main .notice-ok')) done.remove();
-    const params = new URLSearchParams(location.search);
-    if (params.has('notice')) {
-      params.delete('notice');
-      const rest = params.toString();
+    if (new URLSearchParams(location.search).has('notice')) {
+      const rest = noticeless(location.search);
       history.replaceState(history.state, '', location.pathname + (rest === '' ? '' : '?' + rest) + location.hash);
     }
     shown.focus();

@@ -201,17 +201,20 @@ export default fp<FaultsOptions>(
      * read went, hit here or not, and so did one made again with the same id (another `createdAt`).
      */
     const known = new Map<string, number>();
-    const gone = (ruleId: string): void => {
-      goneAt.delete(ruleId);
-      goneAt.set(ruleId, nextRuleOrder());
-      // Held requests last seconds: the oldest marks go first past a bound.
-      if (goneAt.size > MAX_GONE_MARKS) goneAt.delete(goneAt.keys().next().value as string);
-    };
     const forget = (ruleId: string): void => {
       const action = series.get(ruleId);
       if (action === undefined) return;
       series.delete(ruleId);
       hits.remove({ rule_id: ruleId, action });
+    };
+    /** A rule went (deleted here, or seen gone or made again): marked when, its series dropped, no longer known. */
+    const went = (ruleId: string): void => {
+      goneAt.delete(ruleId);
+      goneAt.set(ruleId, nextRuleOrder());
+      // Held requests last seconds: the oldest marks go first past a bound.
+      if (goneAt.size > MAX_GONE_MARKS) goneAt.delete(goneAt.keys().next().value as string);
+      forget(ruleId);
+      known.delete(ruleId);
     };
     const streams = createStreams(config.randomSeed);
     // The routes rules shape, by dialect and method (filled by the onRoute hook below): a rule that can match none of them is refused.
@@ -239,10 +242,7 @@ export default fp<FaultsOptions>(
         // One made again within the same millisecond is not told apart.
         for (const [ruleId, madeAt] of rules) {
           const before = known.get(ruleId);
-          if (before !== undefined && before !== madeAt) {
-            gone(ruleId);
-            forget(ruleId);
-          }
+          if (before !== undefined && before !== madeAt) went(ruleId);
           known.set(ruleId, madeAt);
         }
         // A read a change here may have outdated (not kept): a rule missing from it may still exist.
@@ -253,10 +253,7 @@ export default fp<FaultsOptions>(
         // rule whose first hit is still held has none yet (a review: deleted on another replica, its
         // series came back when that request stored its payment).
         for (const ruleId of new Set([...known.keys(), ...series.keys()])) {
-          if (rules.has(ruleId)) continue;
-          gone(ruleId);
-          forget(ruleId);
-          known.delete(ruleId);
+          if (!rules.has(ruleId)) went(ruleId);
         }
       },
     });
@@ -275,10 +272,8 @@ export default fp<FaultsOptions>(
       async delete(namespace, id) {
         const stored = await service.get(namespace, id);
         if (stored === undefined || !(await service.delete(namespace, id))) return undefined;
-        gone(stored.rule.id);
-        forget(stored.rule.id);
-        // Marked already: the same id made again here is a rule of its own at the next read.
-        known.delete(stored.rule.id);
+        // Marked already, so the same id made again here is a rule of its own at the next read.
+        went(stored.rule.id);
         return stored;
       },
       async deleteAll(namespace) {
