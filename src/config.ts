@@ -15,6 +15,7 @@ import { SCENARIOS, type Scenario, type ScenarioConfig } from './core/scenario.t
 import { maskedUrl } from './http/logged-url.ts';
 import { isHttpUrl } from './http/validators.ts';
 import { MAX_TIME_SCALE, MIN_TIME_SCALE, scaled } from './core/time-scale.ts';
+import { ruleWords, type SchemaRule } from './core/rule-words.ts';
 
 /**
  * Configuration comes from the environment only and is validated once, at start. A bad value
@@ -410,14 +411,14 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     if (typeof value === 'number' && !Number.isFinite(value)) throw new ConfigError(`Invalid configuration: ${name} must be a finite number (got ${JSON.stringify(data[name])})`);
   }
   if (env.HTTP_HEADERS_TIMEOUT_MS > env.HTTP_REQUEST_TIMEOUT_MS) {
-    throw new ConfigError(`Invalid configuration: HTTP_HEADERS_TIMEOUT_MS must be <= HTTP_REQUEST_TIMEOUT_MS (got ${env.HTTP_HEADERS_TIMEOUT_MS} > ${env.HTTP_REQUEST_TIMEOUT_MS})`);
+    throw new ConfigError(`Invalid configuration: HTTP_HEADERS_TIMEOUT_MS must not be above HTTP_REQUEST_TIMEOUT_MS (got ${env.HTTP_HEADERS_TIMEOUT_MS} > ${env.HTTP_REQUEST_TIMEOUT_MS})`);
   }
   if (env.MOCK_MIN_DELAY_MS > env.MOCK_MAX_DELAY_MS) {
-    throw new ConfigError(`Invalid configuration: MOCK_MIN_DELAY_MS must be <= MOCK_MAX_DELAY_MS (got ${env.MOCK_MIN_DELAY_MS} > ${env.MOCK_MAX_DELAY_MS})`);
+    throw new ConfigError(`Invalid configuration: MOCK_MIN_DELAY_MS must not be above MOCK_MAX_DELAY_MS (got ${env.MOCK_MIN_DELAY_MS} > ${env.MOCK_MAX_DELAY_MS})`);
   }
   if (env.WEBHOOK_CLAIM_IDLE_MS !== undefined && env.WEBHOOK_CLAIM_IDLE_MS <= env.WEBHOOK_TIMEOUT_MS) {
     // A slow attempt still in flight would be taken over and sent twice.
-    throw new ConfigError(`Invalid configuration: WEBHOOK_CLAIM_IDLE_MS must be > WEBHOOK_TIMEOUT_MS (got ${env.WEBHOOK_CLAIM_IDLE_MS} <= ${env.WEBHOOK_TIMEOUT_MS})`);
+    throw new ConfigError(`Invalid configuration: WEBHOOK_CLAIM_IDLE_MS must be above WEBHOOK_TIMEOUT_MS (got ${env.WEBHOOK_CLAIM_IDLE_MS} <= ${env.WEBHOOK_TIMEOUT_MS})`);
   }
   if (env.V2_REQUIRE_AUTH === 'true' && env.SERVICE_AUTH_TOKEN === undefined) {
     throw new ConfigError('Invalid configuration: V2_REQUIRE_AUTH=true needs SERVICE_AUTH_TOKEN (the token callers must send)');
@@ -710,13 +711,10 @@ function readFaults(path: string, maxRules: number): { rules: ParsedRule[]; fing
 interface AjvError {
   instancePath: string;
   keyword: string;
+  params?: SchemaRule['params'];
   message?: string;
 }
 
-/**
- * What is wrong with a REDIS_URL that has the right scheme but that the Redis client could not
- * take (it would throw, with the URL and its password in the message); undefined when it is fine.
- */
 /** What is wrong with an OTLP collector URL the schema let through (`^https?://`), or undefined. */
 function otelEndpointIssue(url: string | undefined): string | undefined {
   if (url === undefined) return undefined;
@@ -724,6 +722,10 @@ function otelEndpointIssue(url: string | undefined): string | undefined {
   return new URL(url).hostname === '' ? 'names no host' : undefined;
 }
 
+/**
+ * What is wrong with a REDIS_URL that has the right scheme but that the Redis client could not
+ * take (it would throw, with the URL and its password in the message); undefined when it is fine.
+ */
 function redisUrlIssue(url: string): string | undefined {
   let parsed: URL;
   try {
@@ -761,7 +763,11 @@ function describe(error: unknown, data: Record<string, unknown>): string {
     const choices = CHOICES[name];
     const words = e.keyword === 'pattern' ? patternWords(name) : undefined;
     const rule =
-      e.keyword === 'const' && choices !== undefined ? `must be one of ${choices.join(', ')}` : words !== undefined ? `must be ${words}` : (e.message ?? 'is invalid');
+      e.keyword === 'const' && choices !== undefined
+        ? `must be one of ${choices.join(', ')}`
+        : words !== undefined
+          ? `must be ${words}`
+          : (ruleWords(e) ?? e.message ?? 'is invalid');
     const shown = SECRET_VARIABLES.has(name) ? '' : ` (got ${JSON.stringify(typeof data[name] === 'string' ? maskedUrl(data[name]) : data[name])})`;
     clauses.push(`${name} ${rule}${shown}`);
   }

@@ -176,7 +176,7 @@ describe('the process', () => {
       writeFileSync(path, JSON.stringify([{ id: 'p', title: 'T', venue: 'V', startsAt: 'tomorrow' }]));
       return { PERFORMANCES_FILE: path };
     }, /^Invalid configuration: PERFORMANCES_FILE: .*bad\.json: Invalid performances: \/0\/startsAt: /],
-    ['MOCK_MIN_DELAY_MS above MOCK_MAX_DELAY_MS', () => ({ MOCK_MIN_DELAY_MS: '900', MOCK_MAX_DELAY_MS: '100' }), /^Invalid configuration: MOCK_MIN_DELAY_MS must be <= MOCK_MAX_DELAY_MS \(got 900 > 100\)$/],
+    ['MOCK_MIN_DELAY_MS above MOCK_MAX_DELAY_MS', () => ({ MOCK_MIN_DELAY_MS: '900', MOCK_MAX_DELAY_MS: '100' }), /^Invalid configuration: MOCK_MIN_DELAY_MS must not be above MOCK_MAX_DELAY_MS \(got 900 > 100\)$/],
   ])('%s stops the start: exit 1, one line on stderr naming the variable, nothing on stdout', async (_name, env, line) => {
     const { code, stdout, stderr } = await runToExit(env());
     expect(code).toBe(1);

@@ -97,7 +97,7 @@ describe('the start command reads .env', () => {
     const dir = workdir(['HOST=127.0.0.1', 'PORT=0', 'RANDOM_APPROVE_RATE=1.5']);
     const server = start(dir);
     expect(await server.waitForExit(15_000)).toEqual({ code: 1, signal: null });
-    expect(server.stderr).toBe('Invalid configuration: RANDOM_APPROVE_RATE must be <= 1 (got "1.5")\n');
+    expect(server.stderr).toBe('Invalid configuration: RANDOM_APPROVE_RATE must be at most 1 (got "1.5")\n');
   });
 
   it('without .env it starts on the environment alone', async () => {

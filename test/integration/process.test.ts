@@ -42,13 +42,13 @@ describe('configuration errors', () => {
   it('PORT=abc: exit 1 with one line on stderr and nothing on stdout', async () => {
     const server = start({ PORT: 'abc' });
     expect(await server.waitForExit(15_000)).toEqual({ code: 1, signal: null });
-    expect(server.stderr).toBe('Invalid configuration: PORT must be integer (got "abc")\n');
+    expect(server.stderr).toBe('Invalid configuration: PORT must be a whole number (got "abc")\n');
     expect(server.stdout).toBe('');
   });
 
   it.each([
-    ['RANDOM_APPROVE_RATE', '1.5', 'must be <= 1'],
-    ['DEFAULT_APPROVE_DELAY_MS', '-5', 'must be >= 0'],
+    ['RANDOM_APPROVE_RATE', '1.5', 'must be at most 1'],
+    ['DEFAULT_APPROVE_DELAY_MS', '-5', 'must be at least 0'],
   ])('%s=%s: exit 1 with one line naming the variable and the rule', async (name, value, rule) => {
     const server = start({ [name]: value });
     expect(await server.waitForExit(15_000)).toEqual({ code: 1, signal: null });

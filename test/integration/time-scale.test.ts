@@ -234,8 +234,8 @@ describe('FluxPay waiting rooms: admission rate and token lifetime', () => {
 
 describe('the process', () => {
   it.each([
-    ['0', 'Invalid configuration: TIME_SCALE must be >= 0.001 (got "0")'],
-    ['x', 'Invalid configuration: TIME_SCALE must be number (got "x")'],
+    ['0', 'Invalid configuration: TIME_SCALE must be at least 0.001 (got "0")'],
+    ['x', 'Invalid configuration: TIME_SCALE must be a number (got "x")'],
   ])('TIME_SCALE=%s stops the start with one line', async (value, line) => {
     const run = await runToExit({ WEBHOOK_SECRET: 'whsec_cHJvY2Vzcy10ZXN0LXNlY3JldC0xMjM0NQ==', TIME_SCALE: value });
     expect(run.code).toBe(1);

@@ -60,12 +60,12 @@ describe('parsePerformances', () => {
   });
 
   it.each([
-    [{}, 'Invalid performances: (root): must be array'],
-    [[], 'Invalid performances: (root): must not have fewer than 1 items'],
+    [{}, 'Invalid performances: (root): must be a list (a JSON array)'],
+    [[], 'Invalid performances: (root): must not be empty'],
     [[{ id: 'perf_x', venue: 'Hall', startsAt: MINIMAL.startsAt }], 'Invalid performances: /0/title: is required'],
-    [[MINIMAL, { ...MINIMAL, id: 'b', seatsPerRow: 1.5 }], 'Invalid performances: /1/seatsPerRow: must be integer'],
-    [[{ ...MINIMAL, seatsPerRow: 0 }], 'Invalid performances: /0/seatsPerRow: must be >= 1'],
-    [[{ ...MINIMAL, priceMinor: 0 }], 'Invalid performances: /0/priceMinor: must be >= 1'],
+    [[MINIMAL, { ...MINIMAL, id: 'b', seatsPerRow: 1.5 }], 'Invalid performances: /1/seatsPerRow: must be a whole number'],
+    [[{ ...MINIMAL, seatsPerRow: 0 }], 'Invalid performances: /0/seatsPerRow: must be at least 1'],
+    [[{ ...MINIMAL, priceMinor: 0 }], 'Invalid performances: /0/priceMinor: must be at least 1'],
     [[{ ...MINIMAL, currency: 'krw' }], 'Invalid performances: /0/currency: must match pattern "^[A-Z]{3}$"'],
     [[{ ...MINIMAL, rows: ['A', 'b'] }], 'Invalid performances: /0/rows/1: must match pattern "^[A-Z]{1,3}$"'],
     [[{ ...MINIMAL, startsAt: 'tomorrow' }], 'Invalid performances: /0/startsAt: must match format "date-time"'],
@@ -106,6 +106,6 @@ describe('loadPerformancesFile', () => {
     expect(() => loadPerformancesFile(secrets)).toThrow(new Error(`PERFORMANCES_FILE: ${secrets} is not valid JSON: Unexpected token W (expected a value) at line 1, column 1`));
     const wrong = join(dir, 'wrong.json');
     writeFileSync(wrong, JSON.stringify([{ ...MINIMAL, seatsPerRow: 'twenty' }]));
-    expect(() => loadPerformancesFile(wrong)).toThrow(`PERFORMANCES_FILE: ${wrong}: Invalid performances: /0/seatsPerRow: must be integer`);
+    expect(() => loadPerformancesFile(wrong)).toThrow(`PERFORMANCES_FILE: ${wrong}: Invalid performances: /0/seatsPerRow: must be a whole number`);
   });
 });

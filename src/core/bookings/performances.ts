@@ -1,5 +1,6 @@
 import { Type, type Static } from 'typebox';
 import { Value } from 'typebox/value';
+import { ruleWords } from '../rule-words.ts';
 
 /**
  * The performance catalog: what can be booked, where its seats are and what a seat costs.
@@ -97,7 +98,7 @@ export function parsePerformances(json: unknown): Performance[] {
   const first = errors.find((e) => e.keyword !== 'boolean') ?? errors[0];
   if (first !== undefined) {
     let field = first.instancePath;
-    let message = first.message;
+    let message = ruleWords(first) ?? first.message;
     if (first.keyword === 'required') {
       const missing = first.params.requiredProperties[0];
       if (missing !== undefined) {
