@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { EMPTY_MATCHER, fieldAt, RuleMatcher, type MatchInput } from '../../src/core/faults/matcher.ts';
+import { caseFoldedOrigin, EMPTY_MATCHER, fieldAt, RuleMatcher, type MatchInput } from '../../src/core/faults/matcher.ts';
 import type { FaultRule } from '../../src/core/faults/model.ts';
 import { compileRoute, MAX_PATTERN_PATH, requestPath, routeIssue, routeMatches } from '../../src/core/faults/route.ts';
 import { ruleFrom, T0 } from './faults-support.ts';
@@ -254,6 +254,30 @@ describe('RuleMatcher: webhook deliveries', () => {
     expect(ids('https://b.example/x')).toEqual(['global', 'b']);
     expect(ids('https://b.example/x', T0 + 1_000)).toEqual(['global']);
     expect(ids('https://c.example/')).toEqual(['global']);
+  });
+
+  it('compares the scheme and host without case, the rest as written', () => {
+    const folding = RuleMatcher.compile([
+      ruleFrom({ match: { url_prefix: 'HTTP://Hooks.Example:8080/Payments' }, action: { type: 'duplicate' } }, { id: 'upper' }),
+      ruleFrom({ match: { url_prefix: 'https://User:Pass@hooks.example/' }, action: { type: 'duplicate' } }, { id: 'userinfo' }),
+      ruleFrom({ match: { url_prefix: 'http://HOOKS.EX' }, action: { type: 'duplicate' } }, { id: 'partial-host' }),
+    ]);
+    const folded = (url: string) => folding.matchWebhook(url, T0).map((c) => c.rule.id);
+    expect(folded('http://hooks.example:8080/Payments/1')).toEqual(['upper', 'partial-host']);
+    expect(folded('Http://HOOKS.example:8080/Payments?x=1')).toEqual(['upper', 'partial-host']);
+    expect(folded('http://hooks.example:8080/payments/1')).toEqual(['partial-host']);
+    expect(folded('https://User:Pass@HOOKS.EXAMPLE/x')).toEqual(['userinfo']);
+    expect(folded('https://user:pass@hooks.example/x')).toEqual([]);
+  });
+
+  it.each([
+    ['HTTP://Hooks.Example:80/A?B#C', 'http://hooks.example:80/A?B#C'],
+    ['https://U:P@Host.Example', 'https://U:P@host.example'],
+    ['https://Host.Example?Q=A@B', 'https://host.example?Q=A@B'],
+    ['http://[::FFFF:7F00:1]:9/Hook', 'http://[::ffff:7f00:1]:9/Hook'],
+    ['no scheme here', 'no scheme here'],
+  ])('caseFoldedOrigin(%s) is %s', (url, folded) => {
+    expect(caseFoldedOrigin(url)).toBe(folded);
   });
 
   it('with no webhook rules nothing matches', () => {

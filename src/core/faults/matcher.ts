@@ -51,6 +51,31 @@ export interface CompiledRequestRule {
 
 export interface CompiledWebhookRule {
   rule: WebhookRule;
+  /** Its `url_prefix` with the scheme and host in lower case (`caseFoldedOrigin`); null: every URL. */
+  prefix: string | null;
+}
+
+/**
+ * `url` with its scheme and host in lower case, as URLs compare them (`HTTP://Hooks.Example:80/A` →
+ * `http://hooks.example:80/A`); the user information, path, query and fragment as written (they
+ * may differ by case). Also right for the start of a URL that ends inside its host.
+ */
+export function caseFoldedOrigin(url: string): string {
+  const schemeEnd = url.indexOf('://');
+  if (schemeEnd < 0) return url;
+  const authorityStart = schemeEnd + 3;
+  let end = url.length;
+  for (let i = authorityStart; i < url.length; i++) {
+    const c = url.charCodeAt(i);
+    if (c === 47 || c === 63 || c === 35) {
+      // `/`, `?` or `#`: the authority ends.
+      end = i;
+      break;
+    }
+  }
+  const at = url.lastIndexOf('@', end - 1);
+  const hostStart = at >= authorityStart ? at + 1 : authorityStart;
+  return url.slice(0, authorityStart).toLowerCase() + url.slice(authorityStart, hostStart) + url.slice(hostStart, end).toLowerCase() + url.slice(end);
 }
 
 const NONE: readonly never[] = Object.freeze([]);
@@ -76,7 +101,7 @@ export class RuleMatcher {
     const webhook: CompiledWebhookRule[] = [];
     for (const rule of rules) {
       if (!rule.enabled) continue;
-      if (rule.target === 'webhook') webhook.push({ rule });
+      if (rule.target === 'webhook') webhook.push({ rule, prefix: rule.match.urlPrefix === null ? null : caseFoldedOrigin(rule.match.urlPrefix) });
       else request.push(compileRequestRule(rule, request.length));
     }
     return new RuleMatcher(request, webhook);
@@ -116,13 +141,14 @@ export class RuleMatcher {
     return matched;
   }
 
-  /** The enabled webhook rules a delivery to `url` matches at `now`, in rule order. */
+  /** The enabled webhook rules a delivery to `url` matches at `now`, in rule order (the prefix's scheme and host without case). */
   matchWebhook(url: string, now: number): readonly CompiledWebhookRule[] {
     if (this.#webhook.length === 0) return NONE;
     let matched: CompiledWebhookRule[] | undefined;
+    let folded: string | undefined;
     for (const compiled of this.#webhook) {
-      const prefix = compiled.rule.match.urlPrefix;
-      if (!inWindow(compiled.rule.window, now) || (prefix !== null && !url.startsWith(prefix))) continue;
+      const prefix = compiled.prefix;
+      if (!inWindow(compiled.rule.window, now) || (prefix !== null && !(folded ??= caseFoldedOrigin(url)).startsWith(prefix))) continue;
       (matched ??= []).push(compiled);
     }
     return matched ?? NONE;

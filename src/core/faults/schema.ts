@@ -85,7 +85,7 @@ export const FaultMatch = Type.Object(
     route: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 512 }), Type.Null()], { description: 'Request rules: a path (/v1/sim/intents), a route pattern (/api/v1/orders/:orderId) or a glob (/v1/sim/*, /api/**)' })),
     headers: Type.Optional(Type.Record(Type.String(), TextCondition, { maxProperties: MAX_HEADER_CONDITIONS, description: 'Request rules: header name (case-insensitive) → value, or {"prefix": …}' })),
     body: Type.Optional(Type.Record(Type.String(), BodyCondition, { maxProperties: MAX_BODY_CONDITIONS, description: 'Request rules: field path (amount, card.number, items.0.sku) → value, {"prefix": …} or a range {"gte", "gt", "lte", "lt"}' })),
-    url_prefix: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 2048 }), Type.Null()], { description: 'Webhook rules: deliveries to URLs starting with this; none: every delivery' })),
+    url_prefix: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 2048 }), Type.Null()], { description: 'Webhook rules: deliveries to URLs starting with this (scheme and host compared without case); none: every delivery' })),
   },
   { ...Strict, title: 'FaultMatch', description: 'Every condition given must hold; none given: every request (or delivery).' },
 );
