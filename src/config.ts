@@ -8,6 +8,7 @@ import { readFaultsFile } from './adapters/faults-file.ts';
 import { loadPerformancesFile } from './adapters/performances-file.ts';
 import type { ParsedRule } from './core/faults/validation.ts';
 import type { BillingPolicy } from './core/fluxpay/policy.ts';
+import { DEFAULT_MAX_CREDIT_USERS } from './core/fluxpay/ports.ts';
 import { DEFAULT_REDIS_KEY_PREFIX, DEFAULT_REDIS_URL } from './adapters/redis/connection.ts';
 import { DEFAULT_PERFORMANCES, type Performance } from './core/bookings/performances.ts';
 import { parseMix, type Mix } from './core/faults/mix.ts';
@@ -161,6 +162,7 @@ const EnvSchema = Type.Object({
   FLUXPAY_SIGNATURE_SCHEMES: Type.String({ pattern: `^\\s*${SCHEME_LIST}$`, 'x-pattern-description': 'a comma-separated list of standard, legacy, stripe', default: 'standard' }),
   FLUXPAY_TTL_MS: Ms(86_400_000),
   FLUXPAY_MAX_RECORDS: Count(100_000, 1),
+  FLUXPAY_MAX_CREDIT_USERS: Count(DEFAULT_MAX_CREDIT_USERS, 1),
   FLUXPAY_MAX_SUBSCRIPTIONS: Count(100, 1, 10_000),
   // Billing subscriptions (issue 12): held at most, and the dunning retries after a declined renewal.
   FLUXPAY_MAX_BILLING_SUBSCRIPTIONS: Count(50_000, 1, 10_000_000),
@@ -334,6 +336,8 @@ export interface Config {
     schemes: readonly SignatureScheme[];
     ttlMs: number;
     maxRecords: number;
+    /** FLUXPAY_MAX_CREDIT_USERS: users with a credit balance held at most; balances are never evicted, so a first charge for one more is a 409. */
+    maxCreditUsers: number;
     /** FLUXPAY_MAX_SUBSCRIPTIONS: webhook subscriptions (`whs_`) held at most; they never expire, one more is a 409 until some are deleted. */
     maxSubscriptions: number;
     /** FLUXPAY_MAX_BILLING_SUBSCRIPTIONS: billing subscriptions (`sub_`) held at most. */
@@ -579,6 +583,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       schemes: schemeList(env.FLUXPAY_SIGNATURE_SCHEMES),
       ttlMs: env.FLUXPAY_TTL_MS,
       maxRecords: env.FLUXPAY_MAX_RECORDS,
+      maxCreditUsers: env.FLUXPAY_MAX_CREDIT_USERS,
       maxSubscriptions: env.FLUXPAY_MAX_SUBSCRIPTIONS,
       maxBillingSubscriptions: env.FLUXPAY_MAX_BILLING_SUBSCRIPTIONS,
       dunningDelaysMs: dunningDelays(env.FLUXPAY_DUNNING_DELAYS).map(sim),

@@ -31,7 +31,7 @@ withRedisServer('Redis FluxPay adapters', (server) => {
     redis = server();
   });
 
-  fluxPayStoreContract('redis', ({ ttlMs, maxRecords }) => new RedisFluxPayStore(redis.client, { keyPrefix: redis.newPrefix(), ttlMs, maxRecords }));
+  fluxPayStoreContract('redis', (options) => new RedisFluxPayStore(redis.client, { keyPrefix: redis.newPrefix(), ...options }));
   billingStoreContract('redis', ({ maxSubscriptions, ttlMs }) => {
     const keyPrefix = redis.newPrefix();
     const fluxpay = new RedisFluxPayStore(redis.client, { keyPrefix, ttlMs, maxRecords: 100_000 });

@@ -542,6 +542,9 @@ describe('what the dashboard and the alerts say, evaluated by promtool on made-u
               interval: '1m',
               input_series: [
                 { series: 'http_requests_total{job="paysim",method="GET",route="/v1/sim/intents",status_code="200",replica="paysim-1"}', values: '0+60x20' },
+                // Users with a credit balance reach FLUXPAY_MAX_CREDIT_USERS at minute 12 (both Redis replicas report the shared fill); another store full all along is no alert.
+                ...['paysim-1', 'paysim-2'].map((replica) => ({ series: `store_fill_ratio{job="paysim",store="fluxpay_credit_users",replica="${replica}"}`, values: '0.5+0.05x9 0.98 0.99 1x20' })),
+                { series: 'store_fill_ratio{job="paysim",store="intents",replica="paysim-1"}', values: '1x30' },
                 // The balancer's checks of a replica not ready (Redis away, or draining): not the load's errors (ut71c: the 5xx stat read 13.6 % with no API request failing).
                 { series: 'http_requests_total{job="paysim",method="GET",route="/readyz",status_code="503",replica="paysim-1"}', values: '0+120x20' },
                 { series: 'store_full_total{job="paysim",store="intents",replica="paysim-1"}', values: '0x20 3x20' },
@@ -624,6 +627,20 @@ describe('what the dashboard and the alerts say, evaluated by promtool on made-u
                   alertname: 'PaysimWebhookBacklog',
                   exp_alerts: [{ exp_labels: { severity: 'warning' }, exp_annotations: { summary: 'More than 1,000 webhook deliveries have waited to start for 10 minutes (at WEBHOOK_QUEUE_MAX new ones fail queue_full)' } }],
                 })),
+                // Credit users at the bound: one alert, at once, not before.
+                ...[5, 11].map((minute) => ({ eval_time: `${minute}m`, alertname: 'PaysimCreditUsersFull', exp_alerts: [] })),
+                {
+                  eval_time: '12m',
+                  alertname: 'PaysimCreditUsersFull',
+                  exp_alerts: [
+                    {
+                      exp_labels: { severity: 'warning' },
+                      exp_annotations: {
+                        summary: "FluxPay holds FLUXPAY_MAX_CREDIT_USERS users' credit balances, which are never evicted: a first credit charge for any other user is refused (409 COMMON_409); raise FLUXPAY_MAX_CREDIT_USERS",
+                      },
+                    },
+                  ],
+                },
                 // A refusal with 503 STORE_FULL fires at once, named by its store.
                 { eval_time: '10m', alertname: 'PaysimStoreFull', exp_alerts: [] },
                 {

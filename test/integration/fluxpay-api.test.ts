@@ -412,6 +412,25 @@ describe('credits', () => {
     expect(await balanceOf(t, 'user_1')).toBe(505);
   });
 
+  it('FLUXPAY_MAX_CREDIT_USERS: a first charge for one user more is COMMON_409 with nothing changed (the order stays PAID); users with a balance are charged on; /metrics shows the fill', async () => {
+    const t = await app({ FLUXPAY_MAX_CREDIT_USERS: '1' });
+    await chargeCredits(t, 'user_1', 100);
+    const { order, payment } = await paidOrder(t, { userId: 'user_2', metadata: { kind: 'CREDIT_CHARGE', credits: 50 } });
+    const paymentBefore = resultOf(await fpGet(t, `/api/v1/payments/${payment.paymentKey}`));
+    const message =
+      "No credits were charged: FLUXPAY_MAX_CREDIT_USERS (1) users hold credit balances already, and balances are never evicted (they are users' money). Charge users who have a balance, or raise FLUXPAY_MAX_CREDIT_USERS; the order stays PAID.";
+    expect(errorOf(await fpPost(t, '/api/v1/credits/charge', { userId: 'user_2', orderId: order.orderId }))).toEqual([409, fpError('COMMON_409', message)]);
+    expect(resultOf(await fpGet(t, `/api/v1/orders/${order.orderId}`))).toEqual(order);
+    expect(resultOf(await fpGet(t, `/api/v1/payments/${payment.paymentKey}`))).toEqual(paymentBefore);
+    expect(await balanceOf(t, 'user_2')).toBe(0);
+    expect(resultOf(await fpGet(t, '/api/v1/credits/transactions?userId=user_2'))).toEqual({ items: [], nextCursor: null });
+    await chargeCredits(t, 'user_1', 20);
+    expect(await balanceOf(t, 'user_1')).toBe(120);
+    const metrics = (await t.app.inject({ url: '/metrics' })).body;
+    expect(['records', 'capacity', 'fill_ratio'].map((family) => metricSample(metrics, `store_${family}{store="fluxpay_credit_users"}`))).toEqual([1, 1, 1]);
+    expect((await reconciliation(t)).mismatches).toEqual([]);
+  });
+
   it('use deducts the amount or the policy price; PAY_001 when short (nothing changes); PAY_003 for a usageId again; refund once', async () => {
     const t = await app();
     await chargeCredits(t, 'user_1', 100);

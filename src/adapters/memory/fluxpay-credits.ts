@@ -61,6 +61,16 @@ export class MemoryCreditBook {
     return this.#balances.get(userId) ?? 0;
   }
 
+  /** Whether `userId` has a balance (was ever charged credits): such a user's movements never need room. */
+  hasBalance(userId: string): boolean {
+    return this.#balances.has(userId);
+  }
+
+  /** Users with a balance. */
+  get users(): number {
+    return this.#balances.size;
+  }
+
   /**
    * A credit movement: the balance, the running totals, the credit transaction and its ledger
    * transaction (same id, under `reference`, else the order, else the user). The caller has

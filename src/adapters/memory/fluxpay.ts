@@ -45,6 +45,7 @@ import type {
   UseInput,
   UseOutcome,
 } from '../../core/fluxpay/ports.ts';
+import { DEFAULT_MAX_CREDIT_USERS } from '../../core/fluxpay/ports.ts';
 import type { Page, PageQuery, StoreStats } from '../../core/ports.ts';
 import { MemoryCreditBook } from './fluxpay-credits.ts';
 import { MemoryFluxPayLedger } from './fluxpay-ledger.ts';
@@ -57,6 +58,8 @@ export interface MemoryFluxPayStoreOptions {
   ttlMs: number;
   /** Orders held at most; also the bound of payments, sagas, usages, inbound events and outbox events, each. */
   maxRecords: number;
+  /** Users with a credit balance held at most (FLUXPAY_MAX_CREDIT_USERS; DEFAULT_MAX_CREDIT_USERS when not given). */
+  maxCreditUsers?: number;
 }
 
 /**
@@ -76,7 +79,7 @@ export interface MemoryFluxPayStoreOptions {
  * kept per currency, so the ledger totals still reconcile). Sagas go when final, usages and
  * inbound events (a saga's once the saga has ended) and credit transactions by TTL (or the oldest
  * at the bound), outbox events once published (the oldest published at the bound). Credit balances and their running totals are never evicted (they are
- * users' money), nor are pending outbox events: while the relay publishes, they stay few; a relay
+ * users' money: a first charge for one user more than `maxCreditUsers` answers `users_full`), nor are pending outbox events: while the relay publishes, they stay few; a relay
  * that cannot publish for long lets them grow (see the outbox depth gauge). An insert of an order,
  * a payment, a usage or a saga that finds no room and nothing evictable answers `full` (a payment
  * makes room by evicting the oldest finished orders, which take their payments with them).
@@ -186,6 +189,8 @@ export class MemoryFluxPayStore implements FluxPayStore {
     if (!isCreditChargeOrder(order)) return ok({ kind: 'not_charge_order', order: copyOrder(order) });
     if (order.chargedCredits !== null) return ok({ kind: 'already_charged', order: copyOrder(order) });
     if (order.status !== 'PAID' || order.sagaId !== null) return ok({ kind: 'order_state', order: copyOrder(order) });
+    const maxUsers = this.#options.maxCreditUsers ?? DEFAULT_MAX_CREDIT_USERS;
+    if (!this.#credits.hasBalance(userId) && this.#credits.users >= maxUsers) return ok({ kind: 'users_full', order: copyOrder(order), max: maxUsers });
     const credits = chargeableCredits(order);
     const transaction = this.#credits.move('CHARGE', userId, credits, stamp, { orderId, usageId: null, serviceId: order.serviceId });
     order.chargedCredits = credits;
@@ -381,6 +386,10 @@ export class MemoryFluxPayStore implements FluxPayStore {
 
   paymentStats(): Promise<StoreStats> {
     return ok({ size: this.#orders.paymentCount, max: this.#options.maxRecords });
+  }
+
+  creditUserStats(): Promise<StoreStats> {
+    return ok({ size: this.#credits.users, max: this.#options.maxCreditUsers ?? DEFAULT_MAX_CREDIT_USERS });
   }
 
   sweep(now: number): Promise<number> {

@@ -19,7 +19,7 @@ import { MemoryWaitingRoomStore } from './waiting-rooms.ts';
 
 /** Every port in this process's memory (the default back end), bounded by the configuration. */
 export function createMemoryStores(config: Config): Stores {
-  const fluxpay = new MemoryFluxPayStore({ ttlMs: config.fluxpay.ttlMs, maxRecords: config.fluxpay.maxRecords });
+  const fluxpay = new MemoryFluxPayStore({ ttlMs: config.fluxpay.ttlMs, maxRecords: config.fluxpay.maxRecords, maxCreditUsers: config.fluxpay.maxCreditUsers });
   return {
     intents: new MemoryIntentStore({ ttlMs: config.store.intentTtlMs, maxIntents: config.store.maxIntents }),
     idempotency: new MemoryIdempotencyStore({ ttlMs: config.idempotency.ttlMs, maxKeys: config.idempotency.maxKeys }),

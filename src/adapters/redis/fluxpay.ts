@@ -36,6 +36,7 @@ import type {
   UseInput,
   UseOutcome,
 } from '../../core/fluxpay/ports.ts';
+import { DEFAULT_MAX_CREDIT_USERS } from '../../core/fluxpay/ports.ts';
 import type { Page, PageQuery, StoreStats } from '../../core/ports.ts';
 import { SCAN_BUDGET } from '../memory/id-list.ts';
 import { callToken, defineScript, type Script, SWEEP_BATCH, sweepInBatches } from './connection.ts';
@@ -55,6 +56,8 @@ export interface RedisFluxPayStoreOptions {
   ttlMs: number;
   /** Orders held at most; also the bound of payments, sagas, usages, inbound events and outbox events, each. */
   maxRecords: number;
+  /** Users with a credit balance held at most (FLUXPAY_MAX_CREDIT_USERS; DEFAULT_MAX_CREDIT_USERS when not given). */
+  maxCreditUsers?: number;
 }
 
 const SCRIPTS = { ...ORDER_SCRIPTS, ...CREDIT_SCRIPTS, ...SAGA_SCRIPTS, ...BOUND_SCRIPTS };
@@ -112,7 +115,7 @@ const KEEPS_REPLY: ReadonlyMap<string, string> = new Map([
  * Bounds as memory: payments count against the bound as orders do (a payment at the bound evicts
  * the oldest finished orders with theirs); finished orders (with their payments and ledger transactions, their net kept
  * per currency), finished sagas, usages and inbound events (a saga's once the saga has ended),
- * credit transactions and published outbox events go by TTL or the oldest at the bound; balances, their running totals and the account totals never go, nor do
+ * credit transactions and published outbox events go by TTL or the oldest at the bound; balances (a first charge for one user more than `maxCreditUsers` answers `users_full`), their running totals and the account totals never go, nor do
  * pending outbox events. Differences from memory: evicted records go in the order they were created
  * (memory: the order they finished; published events: the order they occurred, memory: the order
  * they were marked); TTLs follow the callers' clock, not Redis key expiry; an insert sweeps at most
@@ -228,9 +231,11 @@ export class RedisFluxPayStore implements FluxPayStore {
   }
 
   async chargeCredits(userId: string, orderId: string, stamp: Stamp): Promise<ChargeOutcome> {
-    const [kind, order, transaction, balance] = (await this.#run('charge', stamp, userId, orderId)) as [string, string?, string?, number?];
+    const maxUsers = this.#options.maxCreditUsers ?? DEFAULT_MAX_CREDIT_USERS;
+    const [kind, order, transaction, balance] = (await this.#run('charge', stamp, userId, orderId, maxUsers)) as [string, string?, string?, number?];
     if (kind === 'not_found') return { kind };
     if (kind === 'charged') return { kind, order: parse<Order>(order), transaction: parse<CreditTransaction>(transaction), balance: balance as number };
+    if (kind === 'users_full') return { kind, order: parse<Order>(order), max: maxUsers };
     return { kind: kind as 'not_charge_order' | 'already_charged' | 'order_state', order: parse<Order>(order) };
   }
 
@@ -438,6 +443,10 @@ export class RedisFluxPayStore implements FluxPayStore {
 
   async paymentStats(): Promise<StoreStats> {
     return { size: Number(await this.#run('paymentStats', NO_STAMP)), max: this.#options.maxRecords };
+  }
+
+  async creditUserStats(): Promise<StoreStats> {
+    return { size: Number(await this.#run('creditUserStats', NO_STAMP)), max: this.#options.maxCreditUsers ?? DEFAULT_MAX_CREDIT_USERS };
   }
 
   /**

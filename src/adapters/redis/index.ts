@@ -55,7 +55,7 @@ export async function createRedisStores(config: Config, client: Redis, closed?: 
     // An earlier version's index of PENDING intents, which this one no longer keeps.
     intents = new RedisIntentStore(client, { keyPrefix, ttlMs: config.store.intentTtlMs, maxIntents: config.store.maxIntents, scheduler });
     await storeCall(intents.dropEarlierIndex());
-    fluxpay = new RedisFluxPayStore(client, { keyPrefix, ttlMs: config.fluxpay.ttlMs, maxRecords: config.fluxpay.maxRecords });
+    fluxpay = new RedisFluxPayStore(client, { keyPrefix, ttlMs: config.fluxpay.ttlMs, maxRecords: config.fluxpay.maxRecords, maxCreditUsers: config.fluxpay.maxCreditUsers });
     // The usages, inbound events and payments of an earlier version's FluxPay layout, counted (and listed) under this one.
     await storeCall(fluxpay.adoptEarlierLayout());
   } catch (error) {

@@ -88,6 +88,18 @@ export function admissionTokenInUse(orderId: string): FluxPayError {
   );
 }
 
+/**
+ * A first credit charge for a user beyond FLUXPAY_MAX_CREDIT_USERS. Not a 503 STORE_FULL: balances
+ * are users' money and never evicted, so a retry alone never succeeds; the order stays PAID, to be
+ * charged once there is room (a restart with a higher bound), or cancelled.
+ */
+export function creditUserLimit(max: number): FluxPayError {
+  return new FluxPayError(
+    'COMMON_409',
+    `No credits were charged: FLUXPAY_MAX_CREDIT_USERS (${max}) users hold credit balances already, and balances are never evicted (they are users' money). Charge users who have a balance, or raise FLUXPAY_MAX_CREDIT_USERS; the order stays PAID.`,
+  );
+}
+
 /** A webhook subscription beyond FLUXPAY_MAX_SUBSCRIPTIONS (`max`): what to do about it. */
 export function subscriptionLimit(max: number): FluxPayError {
   return new FluxPayError(

@@ -75,12 +75,17 @@ export type CancelOrderOutcome =
 
 export type CompleteOrderOutcome = { kind: 'completed'; order: Order } | { kind: 'not_found' } | { kind: 'order_state'; order: Order };
 
+/** FLUXPAY_MAX_CREDIT_USERS's default: users with a credit balance held at most (about 300 bytes each in memory). */
+export const DEFAULT_MAX_CREDIT_USERS = 1_000_000;
+
 export type ChargeOutcome =
   | { kind: 'charged'; order: Order; transaction: CreditTransaction; balance: number }
   | { kind: 'not_found' }
   | { kind: 'not_charge_order'; order: Order }
   | { kind: 'already_charged'; order: Order }
-  | { kind: 'order_state'; order: Order };
+  | { kind: 'order_state'; order: Order }
+  /** The user has no balance yet and FLUXPAY_MAX_CREDIT_USERS users have one (balances are never evicted); nothing changed. */
+  | { kind: 'users_full'; order: Order; max: number };
 
 export interface UseInput {
   userId: string;
@@ -272,6 +277,8 @@ export interface FluxPayStore {
   stats(): Promise<StoreStats>;
   /** Payments held, and their bound (FLUXPAY_MAX_RECORDS, the same as orders'). */
   paymentStats(): Promise<StoreStats>;
+  /** Users with a credit balance, and their bound (FLUXPAY_MAX_CREDIT_USERS). */
+  creditUserStats(): Promise<StoreStats>;
   /** Evicts finished records older than the TTL (orders with their payments, sagas, usages, events; published outbox events); returns how many. */
   sweep(now: number): Promise<number>;
 }

@@ -4,7 +4,7 @@ import type { EventBus } from '../events.ts';
 import type { Page } from '../ports.ts';
 import type { RandomSource } from '../random.ts';
 import { cardIssues, cardOutcome, decide, forcedOutcome, markApplied, type OutcomeRequest, type ScenarioConfig } from '../scenario.ts';
-import { FluxPayError, invalid, notFound, subscriptionLimit } from './errors.ts';
+import { creditUserLimit, FluxPayError, invalid, notFound, subscriptionLimit } from './errors.ts';
 import type { OutboxRelay } from './outbox.ts';
 import { isCreditChargeOrder, type CardSummary, type CreditTransaction, type CreditUsage, type FluxPayIds, type Metadata, type Order, type OrderStatus, type OutboxEvent, type Payment, type PaymentMethod, type Saga, stampOf, OUTBOX_EVENT_TYPES } from './model.ts';
 import { MAX_CREDITS, priceOf, type BillingPolicy } from './policy.ts';
@@ -385,6 +385,8 @@ export class FluxPayService {
           throw new FluxPayError('PAY_004', `Order ${orderId} is held by usage saga ${outcome.order.sagaId}; credits are charged from a PAID order that no usage saga holds.`);
         }
         throw new FluxPayError('PAY_004', `Order ${orderId} is ${outcome.order.status}; credits are charged from a PAID order.`);
+      case 'users_full':
+        throw creditUserLimit(outcome.max);
       case 'charged':
         this.#changed();
         return outcome;

@@ -1,5 +1,5 @@
 import type { ErrorDocs, Example, Examples } from '../../http/openapi.ts';
-import { admissionTokenInUse, subscriptionLimit } from '../../core/fluxpay/errors.ts';
+import { admissionTokenInUse, creditUserLimit, subscriptionLimit } from '../../core/fluxpay/errors.ts';
 import { ADMIT_PER_SECOND_RULE } from '../../core/waiting-room/room.ts';
 import { EXAMPLE_WEBHOOK_SECRET, EXAMPLE_WEBHOOK_TIME } from '../../plugins/external/swagger.ts';
 import { standardSigner } from '../../webhooks/signers/standard.ts';
@@ -521,10 +521,14 @@ export const fluxpayOverrides = {
   chargeFluxPayCredits: {
     400: badRequest('a field breaks its rule', { validation_failed: broken('body', 'orderId', 'must be ord_ followed by a 26-character ULID') }),
     404: notFound(`Order ${EXAMPLE_IDS.chargeOrder} of user ${EXAMPLE_USER} was not found.`, `the user has no such order (another user’s order too; ${EVICTED})`),
-    409: conflict('PAY_003: the order’s credits were charged already; PAY_004: not a CREDIT_CHARGE order, or not PAID (a usage saga never holds one: it refuses a CREDIT_CHARGE order)', {
-      already_charged: err('PAY_003', `Order ${EXAMPLE_IDS.chargeOrder} was already charged: 1000 credits.`),
-      order_state: err('PAY_004', `Order ${EXAMPLE_IDS.chargeOrder} is PENDING; credits are charged from a PAID order.`),
-    }),
+    409: conflict(
+      'PAY_003: the order’s credits were charged already; PAY_004: not a CREDIT_CHARGE order, or not PAID (a usage saga never holds one: it refuses a CREDIT_CHARGE order); COMMON_409: the user has no balance yet and `FLUXPAY_MAX_CREDIT_USERS` users have one (balances are never evicted; nothing changes, the order stays PAID)',
+      {
+        already_charged: err('PAY_003', `Order ${EXAMPLE_IDS.chargeOrder} was already charged: 1000 credits.`),
+        order_state: err('PAY_004', `Order ${EXAMPLE_IDS.chargeOrder} is PENDING; credits are charged from a PAID order.`),
+        credit_user_limit: err('COMMON_409', creditUserLimit(1_000_000).message),
+      },
+    ),
   },
   useFluxPayCredits: {
     400: badRequest('a field breaks its rule, or without `amount` the service has no price in the billing policy', { no_price: refused('serviceId', 'translate-pro has no price in the billing policy; send amount') }),

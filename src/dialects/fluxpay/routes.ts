@@ -259,7 +259,7 @@ const fluxpayRoutes: FastifyPluginAsync<FluxPayRoutesOptions> = async (fastify, 
         operationId: 'chargeFluxPayCredits',
         summary: 'Add the credits of a PAID credit-charge order',
         description:
-          'The order (the user’s, PAID, `metadata.kind: CREDIT_CHARGE`) adds `metadata.credits` (else its amount) once; it becomes COMPLETED and its payment CONFIRMED. Events `credit.charged`, `order.completed`. PAY_003 when charged already; PAY_004 when not a charge order or not PAID.',
+          'The order (the user’s, PAID, `metadata.kind: CREDIT_CHARGE`) adds `metadata.credits` (else its amount) once; it becomes COMPLETED and its payment CONFIRMED. Events `credit.charged`, `order.completed`. PAY_003 when charged already; PAY_004 when not a charge order or not PAID; COMMON_409 when the user has no balance yet and FLUXPAY_MAX_CREDIT_USERS users have one (balances are never evicted), with nothing changed.',
         tags,
         headers: IdempotencyKeyHeader,
         body: withExamples(s.ChargeBody, ex.chargeRequests),

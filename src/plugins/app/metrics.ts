@@ -106,7 +106,7 @@ const DELIVERY_LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 1
 /** The statuses an intent leaves PENDING for (`payment_intents_finalized_total`). */
 const FINALIZED_STATUSES: readonly IntentStatus[] = ['APPROVED', 'FAILED', 'CANCELLED'];
 /** The bounded stores whose fill is exported, by the `store` label (intents, bookings and v2_payments as in store_full_total). */
-const BOUNDED_STORES = ['intents', 'idempotency_keys', 'webhook_deliveries', 'bookings', 'v2_payments', 'fluxpay', 'fluxpay_payments', 'fluxpay_billing_subscriptions'] as const;
+const BOUNDED_STORES = ['intents', 'idempotency_keys', 'webhook_deliveries', 'bookings', 'v2_payments', 'fluxpay', 'fluxpay_payments', 'fluxpay_credit_users', 'fluxpay_billing_subscriptions'] as const;
 /** Failure reasons that mean the delivery was never attempted because there was no room or time. */
 const DROPPED_REASONS: ReadonlySet<string> = new Set(['queue_full', 'shutting_down', 'log_full']);
 /** `queue_unavailable: …`: the shared (Redis) delivery queue could not take it. */
@@ -429,6 +429,7 @@ function registerStoreFill(
     v2_payments: stores.v2Payments,
     fluxpay: stores.fluxpay,
     fluxpay_payments: { stats: () => stores.fluxpay.paymentStats() },
+    fluxpay_credit_users: { stats: () => stores.fluxpay.creditUserStats() },
     fluxpay_billing_subscriptions: stores.billing,
   };
   const read = oncePerScrape(() =>
@@ -457,8 +458,8 @@ function registerStoreFill(
         });
       },
     });
-  gauge('store_records', 'Records held by each bounded store: intents, idempotency_keys, webhook_deliveries (the delivery log), bookings, v2_payments, fluxpay (orders), fluxpay_payments, fluxpay_billing_subscriptions.', 'size');
-  gauge('store_capacity', 'The bound of each store (STORE_MAX_INTENTS, IDEMPOTENCY_MAX_KEYS, WEBHOOK_LOG_MAX, BOOKINGS_MAX, V2_PAYMENTS_MAX, FLUXPAY_MAX_RECORDS for orders and payments each, FLUXPAY_MAX_BILLING_SUBSCRIPTIONS): store_records / store_capacity is its fill.', 'max');
+  gauge('store_records', 'Records held by each bounded store: intents, idempotency_keys, webhook_deliveries (the delivery log), bookings, v2_payments, fluxpay (orders), fluxpay_payments, fluxpay_credit_users (users with a credit balance), fluxpay_billing_subscriptions.', 'size');
+  gauge('store_capacity', 'The bound of each store (STORE_MAX_INTENTS, IDEMPOTENCY_MAX_KEYS, WEBHOOK_LOG_MAX, BOOKINGS_MAX, V2_PAYMENTS_MAX, FLUXPAY_MAX_RECORDS for orders and payments each, FLUXPAY_MAX_CREDIT_USERS, FLUXPAY_MAX_BILLING_SUBSCRIPTIONS): store_records / store_capacity is its fill.', 'max');
   // /metrics adds up the namespaces' series: records over capacity of the sums hides one namespace that is full.
   new Gauge({
     name: 'store_fill_ratio',

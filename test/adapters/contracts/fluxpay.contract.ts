@@ -8,6 +8,7 @@ import { concurrently, DAY, ids, T0, tally } from './fixtures.ts';
 export interface FluxPayStoreOptions {
   ttlMs: number;
   maxRecords: number;
+  maxCreditUsers?: number;
 }
 
 export type FluxPayStoreFactory = (options: FluxPayStoreOptions) => Promise<FluxPayStore> | FluxPayStore;
@@ -538,6 +539,29 @@ export function fluxPayStoreContract(name: string, make: FluxPayStoreFactory): v
     });
 
     describe('bounds', () => {
+      it('holds balances of at most maxCreditUsers users: a first charge for one more changes nothing; those who have one are charged on', async () => {
+        const store = await make({ ttlMs: DAY, maxRecords: 100, maxCreditUsers: 2 });
+        expect(await store.creditUserStats()).toEqual({ size: 0, max: 2 });
+        await credited(store, 'user_1', 10);
+        await credited(store, 'user_2', 5);
+        const { order } = await paid(store, { userId: 'user_3', metadata: { kind: 'CREDIT_CHARGE', credits: 7 } });
+        const outboxBefore = await store.outboxStats();
+        expect(await store.chargeCredits('user_3', order.orderId, stamp())).toEqual({ kind: 'users_full', order, max: 2 });
+        expect(await store.chargeCredits('user_3', order.orderId, stamp())).toEqual({ kind: 'users_full', order, max: 2 });
+        expect(await store.getOrder(order.orderId)).toEqual(order);
+        expect(await store.balance('user_3')).toBe(0);
+        expect((await store.transactions('user_3', { limit: 10 })).data).toEqual([]);
+        expect(await store.outboxStats()).toEqual(outboxBefore);
+        expect(await store.creditUserStats()).toEqual({ size: 2, max: 2 });
+        // A user who has a balance takes no room, even one spent to 0.
+        await store.useCredits({ userId: 'user_2', serviceId: 's', usageId: 'all', amount: 5, creditUsageId: ids('cu') }, stamp());
+        expect(await store.balance('user_2')).toBe(0);
+        await credited(store, 'user_2', 3);
+        expect(await store.balance('user_2')).toBe(3);
+        expect((await store.creditBalances(10)).total).toBe(2);
+        await consistent(store);
+      });
+
       it('the outbox keeps at most the bound of events: the oldest published go; pending ones never do', async () => {
         const store = await make({ ttlMs: DAY, maxRecords: 4 });
         await credited(store, 'user_1', 10);

@@ -33,6 +33,8 @@ export const BOUND_SCRIPTS = {
   stats: `return redis.call('ZCARD', P .. 'oa')`,
   /** Payments held: P..'pn', the count every insert and eviction keeps (0 before the first payment). */
   paymentStats: `return tonumber(redis.call('GET', P .. 'pn') or '0')`,
+  /** Users with a credit balance (P..'bal', never evicted: ./credits.ts). */
+  creditUserStats: `return redis.call('HLEN', P .. 'bal')`,
   /**
    * A store an earlier version wrote kept every usage in P..'ue' alone and every inbound event in
    * P..'ie' alone: P..'ua' and P..'ia' (all of them) are made from those, once each. It scored

@@ -3,7 +3,7 @@ import { WALK } from '../lua.ts';
 /*
  * Credits: P..'bal' (hash: userId → balance), P..'ct' (hash: userId..'\t'..charged|used|refunded →
  * running total) and P..'busers' (zset, score 0: every user with a balance, by id), never evicted
- * (users' money). Usages: P..'u:'..userId..'\n'..usageId, a record hash
+ * (users' money: a first charge for one user more than the bound is refused). Usages: P..'u:'..userId..'\n'..usageId, a record hash
  * (./records.ts: `b`, `.status`, `.refundedAt`; plain `cu` creditUsageId, `a` amount, `sid` sagaId or
  * '', `u`, `us` usageId, `sv` serviceId), P..'ua' (zset: userId..'\n'..usageId → createdAt; every
  * usage, for the bound and the snapshot) and P..'ue' (zset, the same: the usages that may go, by TTL
@@ -148,13 +148,14 @@ end
 return {total, rows}
 `,
   charge: `
--- arg: userId, orderId
+-- arg: userId, orderId, the most users with a balance (balances never go: a first charge for one more is refused)
 local userId, id = arg(1), arg(2)
 local r = redis.call('HMGET', order(id), 'u', 'cc', '.chargedCredits', '.status', '.sagaId', 'sv')
 if not r[1] or r[1] ~= userId then return {'not_found'} end
 if r[2] == '' then return {'not_charge_order', render(order(id))} end
 if r[3] ~= 'null' then return {'already_charged', render(order(id))} end
 if r[4] ~= '"PAID"' or r[5] ~= 'null' then return {'order_state', render(order(id))} end
+if redis.call('HEXISTS', P .. 'bal', userId) == 0 and redis.call('HLEN', P .. 'bal') >= tonumber(arg(3)) then return {'users_full', render(order(id))} end
 local tx, after = moveCredits('CHARGE', userId, r[2], NOW, q(id), 'null', q(r[6]), id)
 redis.call('HSET', order(id), '.chargedCredits', r[2])
 local key = completeOrder(id, NOW)
