@@ -82,7 +82,13 @@ export function backPath(value: string | undefined, fallback: string): string {
 
 /** A page's address without its notice (`?notice=refund`): going back to it must not say again that the last action was done. */
 export function withoutNotice(pathAndQuery: string): string {
-  return pathAndQuery.replace(/([?&])notice=[^&]*&?/, '$1').replace(/[?&]$/, '');
+  let out = pathAndQuery;
+  // Every `notice=` (an address can hold several): one at a time, since each takes the `&` before the next.
+  for (let before = ''; before !== out; ) {
+    before = out;
+    out = out.replace(/([?&])notice=[^&]*&?/, '$1');
+  }
+  return out.replace(/[?&]$/, '');
 }
 
 /** The console page a request came from (its `Referer`, same origin only), as a path to go back to. */
