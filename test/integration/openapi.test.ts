@@ -361,7 +361,9 @@ describe('OpenAPI document', () => {
       const post = item.post!;
       if (event.startsWith('fluxpay.')) {
         // FluxPay's envelope, signed with FLUXPAY_SIGNATURE_SCHEMES (Standard Webhooks by default).
-        expect(post.requestBody?.content?.['application/json']?.schema, event).toEqual({ $ref: '#/components/schemas/FluxPayWebhook' });
+        // Each kind of event its own envelope, whose data is that kind's view (credit.charged: FluxPayCreditWebhook).
+        const kind = event.split('.')[1] ?? '';
+        expect(post.requestBody?.content?.['application/json']?.schema, event).toEqual({ $ref: `#/components/schemas/FluxPay${kind.charAt(0).toUpperCase()}${kind.slice(1)}Webhook` });
         expect((post.parameters ?? []).map((p) => p.name)).toEqual(['webhook-id', 'webhook-timestamp', 'webhook-signature']);
         continue;
       }

@@ -7,7 +7,7 @@ import fluxpayRateLimits from './rate-limits.ts';
 import fluxpayRoutes from './routes.ts';
 import waitingRoomRoutes from './waiting-room-routes.ts';
 import subscriptionRoutes from './subscription-routes.ts';
-import { WebhookEnvelope } from './schemas.ts';
+import { webhookEnvelopeOf } from './schemas.ts';
 import { envelopeOf, fluxpayWebhookOf } from './webhook-payload.ts';
 
 /**
@@ -62,7 +62,7 @@ const fluxpay: FastifyPluginAsync = async (app) => {
       summary: doc.summary,
       description: `${doc.description} Sent to every subscriber of \`${type}\` (POST /api/v1/webhook-subscriptions) and to FLUXPAY_WEBHOOK_URL, once the outbox relay publishes it (in write order).`,
       tag: 'fluxpay',
-      payload: WebhookEnvelope,
+      payload: webhookEnvelopeOf(type),
       examples: { [type.replace('.', '_')]: { summary: doc.summary, value: exampleEnvelope(type) } },
       signing:
         'Sent as `POST` with `content-type: application/json` and a W3C `traceparent`, signed with FLUXPAY_SIGNATURE_SCHEMES (default `standard`: Standard Webhooks, the secret WEBHOOK_SECRET). `webhook-id` is the `eventId`: the same on every retry, replay and republication; de-duplicate on it.',

@@ -361,17 +361,6 @@ export const ReconciliationView = Type.Object(
   { title: 'FluxPayReconciliation' },
 );
 
-/** The webhook's envelope (documented under the document's `webhooks`). */
-export const WebhookEnvelope = Type.Object(
-  {
-    eventId: Type.String({ description: 'evt_<ULID>: the same on every retry and republication; de-duplicate on it' }),
-    eventType: Type.Enum(OUTBOX_EVENT_TYPES),
-    occurredAt: IsoDateTime,
-    data: Type.Record(Type.String(), Type.Unknown()),
-  },
-  { title: 'FluxPayWebhook', additionalProperties: false },
-);
-
 // ── waiting rooms (issue 12) ─────────────────────────────────────────────────────────────────
 
 export const RoomId = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$', 'x-pattern-description': '1–64 letters, digits, ., _ or -, starting with a letter or digit', description: 'The room', examples: ['concert-2026'] });
@@ -526,3 +515,52 @@ export const EntitlementsView = Type.Object(
   },
   { title: 'FluxPayEntitlements' },
 );
+
+// ── webhooks: the envelope of each kind of event, with its `data` (views.ts eventData) ──────────
+
+const envelope = (kind: string, data: TSchema, title: string) =>
+  Type.Object(
+    {
+      eventId: Type.String({ description: 'evt_<ULID>: the same on every retry and republication; de-duplicate on it' }),
+      eventType: Type.Enum(OUTBOX_EVENT_TYPES.filter((type) => type.startsWith(`${kind}.`))),
+      occurredAt: IsoDateTime,
+      data,
+    },
+    { title, additionalProperties: false },
+  );
+
+/**
+ * The webhook of each kind of FluxPay event (documented under the document's `webhooks`), by the
+ * kind its type starts with: a payment's (the payment), an order's (the order and its payment), a
+ * credit movement's (the transaction, the usage it belongs to, the balance after) and a billing
+ * subscription's (the subscription and its latest invoice).
+ */
+export const WEBHOOK_ENVELOPES: Readonly<Record<'payment' | 'order' | 'credit' | 'subscription', TSchema>> = {
+  payment: envelope('payment', PaymentView, 'FluxPayPaymentWebhook'),
+  order: envelope('order', Type.Object({ ...OrderView.properties, payment: Nullable(PaymentView, 'Its payment, if it has one') }, { title: 'FluxPayOrderEventData' }), 'FluxPayOrderWebhook'),
+  credit: envelope(
+    'credit',
+    Type.Object(
+      {
+        ...TransactionView.properties,
+        creditUsageId: Nullable(Type.String(), 'cu_<ULID>: the usage deducted or refunded (null for a charge)'),
+        balance: Type.Integer({ description: 'The balance after it (= balanceAfter)' }),
+      },
+      { title: 'FluxPayCreditEventData' },
+    ),
+    'FluxPayCreditWebhook',
+  ),
+  subscription: envelope(
+    'subscription',
+    Type.Object({ ...billingFields, latestInvoice: Nullable(InvoiceView, 'Its newest invoice') }, { title: 'FluxPaySubscriptionEventData' }),
+    'FluxPaySubscriptionWebhook',
+  ),
+};
+
+/** The webhook schema of an event type (`credit.charged` → the credit kind's). */
+export function webhookEnvelopeOf(eventType: string): TSchema {
+  const kind = eventType.slice(0, eventType.indexOf('.')) as keyof typeof WEBHOOK_ENVELOPES;
+  const schema = WEBHOOK_ENVELOPES[kind] as TSchema | undefined;
+  if (schema === undefined) throw new Error(`no webhook schema for ${eventType}`);
+  return schema;
+}
