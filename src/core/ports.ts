@@ -303,9 +303,11 @@ export interface DeliveryLogStore {
   /**
    * `update` and, when it made the change, schedules `job`, in one operation: a store shared with
    * other processes' schedulers (Redis), so that no replica runs a delivery's retry job before the
-   * delivery is marked retrying. Absent: the caller schedules the job first, then updates.
+   * delivery is marked retrying. Absent: the caller schedules the job first, then updates. With
+   * `expect`, only while the delivery is so (as `updateIf`): undefined when it was not (nothing
+   * changed, no job), as when it is unknown.
    */
-  updateScheduled?: ((id: string, change: DeliveryChange, job: Job) => Promise<Delivery | undefined>) | undefined;
+  updateScheduled?: ((id: string, change: DeliveryChange, job: Job, expect?: DeliveryExpectation) => Promise<Delivery | undefined>) | undefined;
   /** The newest delivery of a subject that is not a test send. */
   latestFor(subject: Subject): Promise<Delivery | undefined>;
   list(query: DeliveryQuery): Promise<Page<Delivery>>;
@@ -390,9 +392,11 @@ export interface DeliveryQueue {
   requeue(read: Delivery, change: DeliveryChange): Promise<RequeueOutcome>;
   /**
    * The attempt of the delivery handed over with `ticket` starts (a worker took it): from now on
-   * it is in flight, so it no longer counts as waiting (`max` of `enqueue`), as in memory.
+   * it is in flight, so it no longer counts as waiting (`max` of `enqueue`), as in memory. False
+   * when the entry is this process's no longer (another took it over while this one was stalled
+   * past the claim idle time): that one attempts it, and this one forgets it (no ack, no hand-back).
    */
-  begin(ticket: string): void;
+  begin(ticket: string): Promise<boolean>;
   /** The attempt of the delivery handed over with `ticket` is over and its result is in the log. */
   ack(ticket: string): Promise<void>;
   /**

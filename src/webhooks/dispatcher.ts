@@ -6,7 +6,7 @@ import { backToPending, isFinished, type Delivery, type DeliveryAttempt, type De
 import { DomainError, isStoreUnavailable, notFound } from '../core/errors.ts';
 import type { DeliveryEvent, DeliveryEventType, EventBus } from '../core/events.ts';
 import type { IdFactory } from '../core/ids.ts';
-import type { DeliveryLogStore, DeliveryQueue, DisabledUrlStore, Job, RequeueOutcome } from '../core/ports.ts';
+import type { DeliveryExpectation, DeliveryLogStore, DeliveryQueue, DisabledUrlStore, Job, RequeueOutcome } from '../core/ports.ts';
 import { MemoryDeliveryQueue } from '../adapters/memory/delivery-queue.ts';
 import type { RandomSource } from '../core/random.ts';
 import type { Scheduler } from '../core/scheduler.ts';
@@ -78,6 +78,12 @@ export interface DispatcherDeps {
   maxFaultPlans?: number | undefined;
   /** Told of each delivery a reorder backstop queued: the replica that held it for reordering died or stalled. */
   onBackstopQueued?: ((id: string) => void) | undefined;
+  /**
+   * Told of each delivery taken from a shared queue that another replica has (`why`): taken over
+   * while this one stalled, before its attempt began (not sent here) or after (sent here too; its
+   * result not recorded, the other replica's kept).
+   */
+  onSuperseded?: ((id: string, why: string) => void) | undefined;
 }
 
 export class WebhookDispatcher {
@@ -147,7 +153,7 @@ export class WebhookDispatcher {
         waitingToStart: () => this.waitingToStart,
         holdShared: (delivery, windowMs) => this.#sharedReorder.hold(delivery, windowMs),
         retryAt: (id, change) => this.#retryAt(id, change),
-        finish: (delivery, change) => this.#finish(delivery, change),
+        finish: async (delivery, change) => void (await this.#finish(delivery, change)),
         settle: (id) => this.#settle(id),
         publish: (type, delivery) => this.#publish(type, delivery),
       },
@@ -346,10 +352,22 @@ export class WebhookDispatcher {
       await this.#acknowledge(delivery.id, ticket, false);
       return;
     }
-    if (ticket !== undefined) this.#holdings.begin(delivery.id, ticket);
+    if (ticket !== undefined && !(await this.#holdings.begin(delivery.id, ticket))) {
+      // Taken over by another replica while it waited here (this process stalled, or was cut off from
+      // Redis, for WEBHOOK_CLAIM_IDLE_MS): that replica sends it; sent here too, the receiver got it twice.
+      this.#superseded(delivery.id, 'not sent: another replica took it over');
+      return;
+    }
     let recorded = false;
     try {
-      recorded = await this.#attemptOnce(delivery);
+      const result = await this.#attemptOnce(delivery, ticket !== undefined);
+      if (result === 'superseded') {
+        // Its attempt ended after another replica's attempt of it was recorded: the log keeps that one.
+        if (ticket !== undefined) this.#holdings.forget(delivery.id, ticket);
+        this.#superseded(delivery.id, 'sent, not recorded: another replica recorded an attempt of it first');
+        return;
+      }
+      recorded = result === 'recorded';
     } catch (error) {
       // A store that failed mid-attempt: the delivery stays as the log last saw it, and is reported by the drain.
       this.#deps.onError(error, `webhook delivery ${delivery.id}`);
@@ -395,22 +413,38 @@ export class WebhookDispatcher {
     if (await this.#holdings.end(id, ticket, recorded)) this.#settle(id, false);
   }
 
-  /** Makes one attempt and records its result; false when the dispatcher closed first (nothing recorded). */
-  async #attemptOnce(delivery: Delivery): Promise<boolean> {
+  /**
+   * A delivery taken from a shared queue that this process is done with although it recorded
+   * nothing: another replica has it (`why`). Logged, since the receiver may have got it from both.
+   */
+  #superseded(id: string, why: string): void {
+    this.#deps.onSuperseded?.(id, why);
+    if (!this.#holdings.holds(id)) this.#settle(id, false);
+  }
+
+  /**
+   * Makes one attempt and records its result: `recorded`; `unrecorded` when the dispatcher closed
+   * first (nothing recorded); `superseded` when, taken from a shared queue (`shared`), the log no
+   * longer held it as it was when the attempt began (another replica's attempt of it was recorded
+   * meanwhile): nothing recorded, so a 2xx recorded there is never undone by this attempt's failure.
+   */
+  async #attemptOnce(delivery: Delivery, shared: boolean): Promise<'recorded' | 'unrecorded' | 'superseded'> {
     const { clock, settings, disabled, signers, agent } = this.#deps;
+    // What the log must still hold for this attempt's result to be recorded (a shared queue's: another
+    // replica may have taken it over while this process stalled, and recorded its own attempt).
+    const expect: DeliveryExpectation | undefined = shared ? { statuses: ['pending'], attempts: delivery.attempts.length } : undefined;
+    const ended = async (change: Pick<DeliveryChange, 'status' | 'failureReason' | 'attempt'>): Promise<'recorded' | 'superseded'> =>
+      (await this.#finish(delivery, change, expect)) ? 'recorded' : 'superseded';
     // The jitter of a retry is drawn as the attempt starts, in the order attempts are taken, not
     // as they end: with RANDOM_SEED, attempts that overlap get the same draws on every run.
     const draw = this.#jitter.next();
     if (this.#bucket !== undefined) {
       await this.#bucket.take();
       // A token that came too late in a drain for the attempt to end before the close: handed back (not recorded).
-      if (this.#drain.tooLateToBegin(delivery.id)) return false;
+      if (this.#drain.tooLateToBegin(delivery.id)) return 'unrecorded';
     }
-    if (this.#closed) return false;
-    if (await disabled.isDisabled(delivery.url)) {
-      await this.#finish(delivery, { status: 'failed', failureReason: 'endpoint_disabled' });
-      return true;
-    }
+    if (this.#closed) return 'unrecorded';
+    if (await disabled.isDisabled(delivery.url)) return ended({ status: 'failed', failureReason: 'endpoint_disabled' });
     const at = clock.now();
     const headers = { ...delivery.extraHeaders, ...signers.headers(delivery.schemes, delivery.eventId, delivery.body, at) };
     let outcome = dropped(delivery);
@@ -423,7 +457,7 @@ export class WebhookDispatcher {
       // Cut by this process's own close (its connections destroyed after the drain), not by the
       // receiver: not an attempt to record nor a failure to retry. Left as the log has it (the
       // drain reported it); a shared queue's entry goes back to the group at once.
-      if (this.#closed && outcome.statusCode === null) return false;
+      if (this.#closed && outcome.statusCode === null) return 'unrecorded';
     }
     const made: DeliveryAttempt = { at, statusCode: outcome.statusCode, durationMs: outcome.durationMs, error: outcome.error };
     this.#publish('webhook.attempted', delivery, made);
@@ -431,22 +465,20 @@ export class WebhookDispatcher {
     const step = nextStep(outcome, attemptsInSeries, settings, { next: () => draw });
     switch (step.kind) {
       case 'delivered':
-        await this.#finish(delivery, { status: 'delivered', failureReason: null, attempt: made });
-        return true;
+        return ended({ status: 'delivered', failureReason: null, attempt: made });
       case 'gone':
         // 410 Gone: the receiver says this URL is no more; stop sending to it until re-enabled.
         await disabled.disable(delivery.url, clock.now());
-        await this.#finish(delivery, { status: 'failed', failureReason: 'gone', attempt: made });
-        return true;
+        return ended({ status: 'failed', failureReason: 'gone', attempt: made });
       case 'give_up':
-        await this.#finish(delivery, { status: 'failed', failureReason: step.reason, attempt: made });
-        return true;
+        return ended({ status: 'failed', failureReason: step.reason, attempt: made });
       case 'retry': {
         const now = clock.now();
         const nextAttemptAt = now + step.delayMs;
-        const updated = await this.#retryAt(delivery.id, { status: 'retrying', attempt: made, nextAttemptAt, failureReason: null, updatedAt: now });
+        const updated = await this.#retryAt(delivery.id, { status: 'retrying', attempt: made, nextAttemptAt, failureReason: null, updatedAt: now }, expect);
         if (updated !== undefined) this.#publish('webhook.retry_scheduled', updated);
-        return true;
+        else if (expect !== undefined) return 'superseded';
+        return 'recorded';
       }
     }
   }
@@ -456,30 +488,46 @@ export class WebhookDispatcher {
    * that can (Redis, shared with other processes' schedulers), both in one store call: scheduled first, the job
    * could be run by another replica before the mark (due at once, as after `Retry-After: 0`), find
    * the delivery still pending and end, leaving it retrying with no job for good. Otherwise the job
-   * first (a mark without its job would wait for ever), then the mark.
+   * first (a mark without its job would wait for ever), then the mark. With `expect`, only while the
+   * delivery is so: undefined when it was not (nothing marked).
    */
-  #retryAt(id: string, change: DeliveryChange & { nextAttemptAt: number }): Promise<Delivery | undefined> {
-    return this.#markWithJob(id, change, this.#deps.scheduler.job(RETRY_JOB, id, change.nextAttemptAt));
+  #retryAt(id: string, change: DeliveryChange & { nextAttemptAt: number }, expect?: DeliveryExpectation): Promise<Delivery | undefined> {
+    return this.#markWithJob(id, change, this.#deps.scheduler.job(RETRY_JOB, id, change.nextAttemptAt), expect);
   }
 
   /** A delivery's `change` and `job` (its retry, or a reorder hold's backstop): in one store call where the log can, else the job first (see `#retryAt`). */
-  async #markWithJob(id: string, change: DeliveryChange, job: Job): Promise<Delivery | undefined> {
+  async #markWithJob(id: string, change: DeliveryChange, job: Job, expect?: DeliveryExpectation): Promise<Delivery | undefined> {
     const { log, scheduler } = this.#deps;
     if (log.updateScheduled !== undefined) {
-      const updated = await log.updateScheduled(id, change, job);
-      scheduler.scheduled(job);
+      const updated = await log.updateScheduled(id, change, job, expect);
+      if (updated !== undefined) scheduler.scheduled(job);
       return updated;
     }
     await scheduler.add(job);
-    return log.update(id, change);
+    if (expect === undefined) return log.update(id, change);
+    // A job left without its mark finds the delivery not retrying when it runs, and ends.
+    const updated = await log.updateIf(id, expect, change);
+    return updated?.changed === true ? updated.delivery : undefined;
   }
 
-  async #finish(delivery: Delivery, change: Pick<DeliveryChange, 'status' | 'failureReason' | 'attempt'>): Promise<void> {
-    const updated = await this.#deps.log.update(delivery.id, { ...change, nextAttemptAt: null, updatedAt: this.#deps.clock.now() });
+  /**
+   * Records a delivery's end and tells it; with `expect`, only while the log holds the delivery so:
+   * false when it did not (nothing recorded nor told: another replica's attempt was recorded first).
+   */
+  async #finish(delivery: Delivery, change: Pick<DeliveryChange, 'status' | 'failureReason' | 'attempt'>, expect?: DeliveryExpectation): Promise<boolean> {
+    const full: DeliveryChange = { ...change, nextAttemptAt: null, updatedAt: this.#deps.clock.now() };
+    let updated: Delivery | undefined;
+    if (expect === undefined) updated = await this.#deps.log.update(delivery.id, full);
+    else {
+      const conditional = await this.#deps.log.updateIf(delivery.id, expect, full);
+      if (conditional?.changed !== true) return false;
+      updated = conditional.delivery;
+    }
     // With a shared queue the delivery is settled once acknowledged (#acknowledge).
     if (this.#shared) this.#faultPlans.forget(delivery.id);
     else this.#settle(delivery.id);
     this.#publish(change.status === 'delivered' ? 'webhook.delivered' : 'webhook.failed', updated ?? delivery);
+    return true;
   }
 
   /** This process is done with the delivery (the drain no longer waits for it); `forgetPlan`: its fault plan too. */

@@ -65,10 +65,31 @@ export class QueueHoldings {
     return this.#tickets.has(id);
   }
 
-  /** The attempt of a delivery held under `ticket` begins: it is in flight, no longer waiting (the queue is told). */
-  begin(id: string, ticket: string): void {
+  /**
+   * The attempt of a delivery held under `ticket` begins: it is in flight, no longer waiting (the
+   * queue is told). False when the queue says the entry is another process's now (it took it over):
+   * the delivery is then held here no longer, and is not to be attempted.
+   */
+  async begin(id: string, ticket: string): Promise<boolean> {
     this.#inFlight.set(id, { ticket, end: Promise.withResolvers<void>() });
-    this.#queue.begin(ticket);
+    if (await this.#queue.begin(ticket)) return true;
+    this.forget(id, ticket);
+    return false;
+  }
+
+  /**
+   * Forgets a delivery held under `ticket` without acknowledging or handing back its entry: it is
+   * another process's now (taken over), or its attempt's result was not recorded because the log had
+   * moved on (another process's attempt recorded first): the entry is then acknowledged by whoever
+   * holds it, or taken over once idle by a consumer that reads the log first.
+   */
+  forget(id: string, ticket: string): void {
+    if (this.#tickets.get(id) === ticket) this.#tickets.delete(id);
+    const inFlight = this.#inFlight.get(id);
+    if (inFlight?.ticket === ticket) {
+      this.#inFlight.delete(id);
+      inFlight.end.resolve();
+    }
   }
 
   /**

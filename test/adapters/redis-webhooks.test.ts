@@ -277,6 +277,53 @@ if (!hasRedisServer) {
       expect([await other.queue.inFlightElsewhere(), await other.queue.waiting()]).toEqual([3, 2]);
     });
 
+    it('begin answers false for an entry another consumer has taken over (this one stalled past the claim idle time), which it then holds no longer; true for its own (2026-12-07, a user test: sent again after the other’s 2xx)', async () => {
+      const keyPrefix = redis.newPrefix();
+      const rx = await receivers.start();
+      const { client, log, queue } = await bareConsumer(keyPrefix, 'stalled', 10);
+      const taken: string[] = [];
+      queue.start((_delivery, _origin, ticket) => taken.push(ticket as string));
+      const now = Date.now();
+      for (const i of [1, 2]) {
+        const d: Delivery = { ...webhook(rx, i), id: `whd_${i}`, subject: null, test: false, extraHeaders: {}, status: 'pending', attempts: [], seriesStart: 0, nextAttemptAt: null, failureReason: null, createdAt: now, updatedAt: now };
+        await log.insert(d);
+        expect(await queue.enqueue(d, rx.origin, 0)).toBe(true);
+      }
+      await eventually(() => (taken.length === 2 ? true : undefined), 'both read');
+      const [first, second] = taken as [string, string];
+      // Another consumer takes the first over, as its XAUTOCLAIM does once the entry has been idle that long.
+      await redis.client.xclaim(queue.key, DELIVERY_GROUP, 'other', 0, first, 'JUSTID');
+      expect(await queue.begin(first)).toBe(false);
+      expect(await queue.begin(second)).toBe(true);
+      expect([queue.held, queue.heldUnbegun]).toEqual([1, 0]);
+      const owners = (await redis.client.xpending(queue.key, DELIVERY_GROUP, '-', '+', 10)) as Array<[string, string]>;
+      expect(owners.map(([id, owner]) => [id, owner])).toEqual([
+        [first, 'other'],
+        [second, `stalled${BUSY_SUFFIX}`],
+      ]);
+      await queue.stop();
+      client.disconnect();
+    });
+
+    it('updateScheduled with an expectation marks the delivery and schedules its job only while the delivery is so; else nothing changes and it answers undefined', async () => {
+      const keyPrefix = redis.newPrefix();
+      const rx = await receivers.start();
+      const a = await replica(keyPrefix);
+      const now = Date.now();
+      const d: Delivery = { ...webhook(rx, 1), id: 'whd_1', subject: null, test: false, extraHeaders: {}, status: 'pending', attempts: [], seriesStart: 0, nextAttemptAt: null, failureReason: null, createdAt: now, updatedAt: now };
+      await a.log.insert(d);
+      const attempt = { at: now, statusCode: 500, durationMs: 2, error: null };
+      const change: DeliveryChange = { status: 'retrying', attempt, nextAttemptAt: now + 60_000, failureReason: null, updatedAt: now };
+      const job = a.scheduler.job(RETRY_JOB, d.id, now + 60_000);
+      const update = a.log.updateScheduled as NonNullable<typeof a.log.updateScheduled>;
+      expect(await update(d.id, change, job, { statuses: ['pending'], attempts: 1 })).toBeUndefined();
+      expect(await update(d.id, change, job, { statuses: ['delivered'], attempts: 0 })).toBeUndefined();
+      expect(await a.log.get(d.id)).toEqual(d);
+      expect(await redis.client.hlen(`${keyPrefix}sched:jobs:${RETRY_JOB}`)).toBe(0);
+      expect(await update(d.id, change, job, { statuses: ['pending'], attempts: 0 })).toMatchObject({ status: 'retrying', attempts: [attempt], nextAttemptAt: now + 60_000 });
+      expect(await redis.client.hlen(`${keyPrefix}sched:jobs:${RETRY_JOB}`)).toBe(1);
+    });
+
     it('a live consumer keeps what it holds however long its attempts wait (read-ahead full, its read loop stopped): another consumer takes none of it; once it dies, the other takes both', async () => {
       const keyPrefix = redis.newPrefix();
       const rx = await receivers.start();

@@ -6,12 +6,13 @@ import { MemoryDisabledUrls } from '../../src/adapters/memory/disabled-urls.ts';
 import type { Delivery } from '../../src/core/deliveries.ts';
 import { EventBus, isDeliveryEvent, type DeliveryEvent } from '../../src/core/events.ts';
 import { createIdFactory } from '../../src/core/ids.ts';
-import { WebhookDispatcher, type WebhookFaults, type WebhookRequest } from '../../src/webhooks/dispatcher.ts';
+import { RETRY_JOB, WebhookDispatcher, type WebhookFaults, type WebhookRequest } from '../../src/webhooks/dispatcher.ts';
 import { legacySigner } from '../../src/webhooks/signers/legacy.ts';
 import { SignerRegistry } from '../../src/webhooks/signers/registry.ts';
 import { standardSigner } from '../../src/webhooks/signers/standard.ts';
 import { stripeSigner } from '../../src/webhooks/signers/stripe.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
+import { eventually } from '../helpers/receiver.ts';
 import { RecordingQueue } from '../helpers/recording-queue.ts';
 import { scriptedRandom, startedScheduler } from './support.ts';
 
@@ -210,45 +211,111 @@ describe('attempts, retries and replays', () => {
   });
 });
 
+/** A dispatcher on a RecordingQueue (shared, as Redis's) and a memory log, on a manual clock, with its receivers mocked (`agent`). */
+async function sharedDispatcher(settings: Partial<typeof SETTINGS> = {}) {
+  const clock = new ManualClock(Date.UTC(2026, 0, 15, 12, 0, 0));
+  const { scheduler } = await startedScheduler(clock);
+  const agent = new MockAgent();
+  agent.disableNetConnect();
+  agents.push(agent);
+  const signers = new SignerRegistry();
+  signers.register(standardSigner(['whsec_dGVzdA==']));
+  const log = new MemoryDeliveryLog({ ttlMs: 86_400_000, maxDeliveries: 100 });
+  const queue = new RecordingQueue();
+  const superseded: Array<[string, string]> = [];
+  const dispatcher = new WebhookDispatcher({
+    clock,
+    ids: createIdFactory(clock),
+    bus: new EventBus(),
+    log,
+    disabled: new MemoryDisabledUrls({ maxUrls: 10 }),
+    scheduler,
+    agent,
+    signers,
+    settings: { ...SETTINGS, ...settings },
+    onError: () => undefined,
+    queue,
+    onSuperseded: (id, why) => superseded.push([id, why]),
+  });
+  const logged = async (id: string, url = `${ORIGIN}/hooks`): Promise<Delivery> => {
+    const now = clock.now();
+    const delivery: Delivery = { ...request({ url, eventId: `evt_${id}` }), id, subject: null, test: false, extraHeaders: {}, status: 'pending', attempts: [], seriesStart: 0, nextAttemptAt: null, failureReason: null, createdAt: now, updatedAt: now };
+    await log.insert(delivery);
+    return delivery;
+  };
+  return { clock, scheduler, agent, log, queue, dispatcher, superseded, logged };
+}
+
 describe('with a shared queue', () => {
+  it('a delivery whose stream entry another replica took over while it waited here (this process stalled) is not sent here: nothing acknowledged, handed back or recorded (2026-12-07, a user test: sent again after the other replica’s 2xx)', async () => {
+    const { agent, log, queue, dispatcher, superseded, logged } = await sharedDispatcher();
+    let requests = 0;
+    agent.get(ORIGIN).intercept({ path: '/hooks', method: 'POST' }).reply(() => {
+      requests++;
+      return { statusCode: 200, data: 'ok' };
+    }).persist();
+    const taken = await logged('whd_taken');
+    const mine = await logged('whd_mine');
+    queue.takenOver.add('T1');
+    queue.handler({ ...taken }, ORIGIN, 'T1');
+    queue.handler({ ...mine }, ORIGIN, 'T2');
+    await until(log, mine.id, (status) => status === 'delivered');
+    await dispatcher.drain(1_000);
+    expect(requests).toBe(1);
+    expect(queue.calls).toEqual(['begin T1', 'begin T2', 'ack T2']);
+    expect(await log.get(taken.id)).toEqual(taken);
+    expect(superseded).toEqual([['whd_taken', 'not sent: another replica took it over']]);
+  });
+
+  it('an attempt that ends after another replica recorded one of the same delivery records nothing: its 500 does not turn the other’s delivered into a retry, and no retry is scheduled (2026-12-07, a user test: sent a third time)', async () => {
+    const { clock, scheduler, agent, log, queue, dispatcher, superseded, logged } = await sharedDispatcher();
+    let answer = (): void => undefined;
+    const answered = new Promise<void>((resolve) => (answer = resolve));
+    let started = (): void => undefined;
+    const sent = new Promise<void>((resolve) => (started = resolve));
+    agent
+      .get(ORIGIN)
+      .intercept({ path: '/hooks', method: 'POST' })
+      .reply(async () => {
+        started();
+        await answered;
+        return { statusCode: 500, data: 'boom' };
+      });
+    const delivery = await logged('whd_both');
+    queue.handler({ ...delivery }, ORIGIN, 'T1');
+    await sent;
+    // Meanwhile the replica that took it over (this one stalled) delivered it.
+    const theirs = { at: clock.now(), statusCode: 200, durationMs: 3, error: null };
+    await log.update(delivery.id, { status: 'delivered', failureReason: null, nextAttemptAt: null, attempt: theirs, updatedAt: clock.now() });
+    const recorded = await log.get(delivery.id);
+    answer();
+    await eventually(() => (superseded.length > 0 ? true : undefined), 'the attempt to end');
+    expect(await log.get(delivery.id)).toEqual(recorded);
+    expect(recorded?.attempts).toEqual([theirs]);
+    // A memory log marks after its job (no one store call): the job left behind finds it delivered, and ends.
+    await clock.advance(SETTINGS.backoffMaxMs);
+    await eventually(async () => ((await scheduler.pending(RETRY_JOB)) === 0 ? true : undefined), 'the retry job to end');
+    expect(await log.get(delivery.id)).toEqual(recorded);
+    expect(queue.calls).toEqual(['begin T1']);
+    expect(superseded).toEqual([['whd_both', 'sent, not recorded: another replica recorded an attempt of it first']]);
+    await dispatcher.drain(1_000);
+  });
+
   it('close hands back a later entry of a delivery that never began, though an earlier entry of it had (its ack under way)', async () => {
-    const clock = new ManualClock(Date.UTC(2026, 0, 15, 12, 0, 0));
-    const { scheduler } = await startedScheduler(clock);
-    const agent = new MockAgent();
-    agent.disableNetConnect();
-    agents.push(agent);
+    const { clock, agent, log, queue, dispatcher, logged } = await sharedDispatcher({ concurrency: 1, originConcurrency: 1 });
     agent.get(ORIGIN).intercept({ path: '/hooks', method: 'POST' }).reply(200, 'ok').persist();
     agent.get('http://slow.test').intercept({ path: '/hooks', method: 'POST' }).reply(200, 'ok').delay(3000);
-    const signers = new SignerRegistry();
-    signers.register(standardSigner(['whsec_dGVzdA==']));
-    const log = new MemoryDeliveryLog({ ttlMs: 86_400_000, maxDeliveries: 100 });
-    const queue = new RecordingQueue();
-    const dispatcher = new WebhookDispatcher({
-      clock,
-      ids: createIdFactory(clock),
-      bus: new EventBus(),
-      log,
-      disabled: new MemoryDisabledUrls({ maxUrls: 10 }),
-      scheduler,
-      agent,
-      signers,
-      settings: { ...SETTINGS, concurrency: 1, originConcurrency: 1 },
-      onError: () => undefined,
-      queue,
-    });
-    const now = clock.now();
-    const logged = (id: string, url: string): Delivery => ({ ...request({ url, eventId: `evt_${id}` }), id, subject: null, test: false, extraHeaders: {}, status: 'pending', attempts: [], seriesStart: 0, nextAttemptAt: null, failureReason: null, createdAt: now, updatedAt: now });
-    const delivery = logged('whd_d', `${ORIGIN}/hooks`);
-    const slow = logged('whd_slow', 'http://slow.test/hooks');
-    for (const d of [delivery, slow]) await log.insert(d);
+    const delivery = await logged('whd_d');
+    const slow = await logged('whd_slow', 'http://slow.test/hooks');
     // The first entry's result is recorded, and its reply held back (a slow store round trip).
     let recorded = (): void => undefined;
     const recordedSeen = new Promise<void>((resolve) => (recorded = resolve));
     let letGo = (): void => undefined;
     const held = new Promise<void>((resolve) => (letGo = resolve));
-    const update = log.update.bind(log);
-    log.update = async (id, change) => {
-      const out = await update(id, change);
+    // A shared queue's attempt is recorded only while the log holds the delivery as it began (updateIf).
+    const updateIf = log.updateIf.bind(log);
+    log.updateIf = async (id, expect, change) => {
+      const out = await updateIf(id, expect, change);
       if (id === delivery.id && change.status === 'delivered') {
         recorded();
         await held;
@@ -259,7 +326,7 @@ describe('with a shared queue', () => {
     await recordedSeen;
     // Meanwhile a slow delivery takes the one worker next, and a later entry of the first (its replay) comes behind it.
     queue.handler({ ...slow }, 'http://slow.test', 'TX');
-    await update(delivery.id, { status: 'pending', nextAttemptAt: null, failureReason: null, newSeries: true, updatedAt: now });
+    await log.update(delivery.id, { status: 'pending', nextAttemptAt: null, failureReason: null, newSeries: true, updatedAt: clock.now() });
     queue.handler({ ...delivery }, ORIGIN, 'T2');
     letGo();
     for (let i = 0; i < 200 && !queue.calls.includes('begin TX'); i++) await sleep(5);

@@ -54,7 +54,9 @@ export class MemoryDeliveryQueue implements DeliveryQueue {
     return { kind: 'queued', delivery: updated.delivery };
   }
 
-  begin(): void {}
+  begin(): Promise<boolean> {
+    return Promise.resolve(true);
+  }
 
   ack(): Promise<void> {
     return DONE;

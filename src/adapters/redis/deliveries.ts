@@ -181,10 +181,21 @@ const UPDATE = `${PRELUDE}${UPDATE_DELIVERY}
 return (updateDelivery())
 `;
 
-/** The update and, when this run made it, its job: KEYS[3..5] and ARGV[10..14] are the scheduler's (RedisSchedulerStore.jobWrite). */
+/**
+ * The update and, when this run made it, its job: KEYS[3..5] and ARGV[10..14] are the scheduler's
+ * (RedisSchedulerStore.jobWrite). With ARGV[15] and ARGV[16] (the statuses and the attempts
+ * expected, as UPDATE_IF's), only while the delivery is so: else nothing changes and it answers {}.
+ */
 const UPDATE_SCHEDULED = `${PRELUDE}${UPDATE_DELIVERY}${SCHEDULE_JOB}
-local reply, changed = updateDelivery()
+local expect = nil
+if ARGV[15] then
+  local statuses = {}
+  for status in string.gmatch(ARGV[15], '[^,]+') do statuses[status] = true end
+  expect = { statuses = statuses, attempts = tonumber(ARGV[16]) }
+end
+local reply, changed = updateDelivery(expect)
 if changed == true then scheduleJob(KEYS[3], KEYS[4], KEYS[5], ARGV[10], ARGV[11], ARGV[12], ARGV[13], ARGV[14]) end
+if changed == false then return {} end
 return reply
 `;
 
@@ -274,7 +285,8 @@ export class RedisDeliveryLog implements DeliveryLogStore {
     const { scheduler } = options;
     if (scheduler !== undefined) {
       const updateScheduled = scheduler.withJob(defineScript(client, 'paysimDeliveryUpdateScheduled', UPDATE_SCHEDULED));
-      this.updateScheduled = async (id, change, job) => decodeDelivery((await updateScheduled(this.#keys, this.#updateArgs(id, change), job)) as string[]);
+      this.updateScheduled = async (id, change, job, expect) =>
+        decodeDelivery((await updateScheduled(this.#keys, this.#updateArgs(id, change), job, expect === undefined ? [] : [expect.statuses.join(','), String(expect.attempts)])) as string[]);
     }
   }
 
@@ -361,7 +373,7 @@ export class RedisDeliveryLog implements DeliveryLogStore {
   }
 
   /** A change and its job in one script run (the job scheduled only by the run that made the change); only with the scheduler's store. */
-  readonly updateScheduled?: (id: string, change: DeliveryChange, job: Job) => Promise<Delivery | undefined>;
+  readonly updateScheduled?: (id: string, change: DeliveryChange, job: Job, expect?: DeliveryExpectation) => Promise<Delivery | undefined>;
 
   #updateArgs(id: string, change: DeliveryChange): Array<string | number> {
     const attempt = change.attempt === undefined ? '' : JSON.stringify(attemptOf(change.attempt));

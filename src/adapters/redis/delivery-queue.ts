@@ -250,13 +250,27 @@ export class RedisDeliveryQueue implements DeliveryQueue {
     return { kind: updated.changed ? 'queued' : 'moved', delivery: updated.delivery };
   }
 
-  /** The entry's attempt starts: it leaves the room for others, and moves to the busy consumer (not awaited: the next command on the shared connection sees it). */
-  begin(ticket: string): void {
-    if (!this.#held.has(ticket) || this.#started.has(ticket)) return;
+  /**
+   * The entry's attempt starts: it leaves the room for others, and moves to the busy consumer, once
+   * BEGIN found it still this consumer's. It is not when another consumer took it over (this
+   * process stalled, or was cut off from Redis, for `claimIdleMs`): that one attempts it, and it is
+   * forgotten here (before 2026-12-07 it was sent here too, after the other's 2xx: a user test).
+   */
+  async begin(ticket: string): Promise<boolean> {
+    if (!this.#held.has(ticket)) return false;
+    if (this.#started.has(ticket)) return true;
     this.#started.add(ticket);
     this.#wakeLoop?.();
-    // Failing, the entry only counts as waiting a while longer.
-    void this.#beginScript([this.#key], [DELIVERY_GROUP, ticket, this.consumer, this.#busy]).catch(() => undefined);
+    let owned: unknown;
+    try {
+      owned = await this.#beginScript([this.#key], [DELIVERY_GROUP, ticket, this.consumer, this.#busy]);
+    } catch {
+      // Redis unreachable: the attempt goes ahead (its record then fails, and the entry is taken over once idle).
+      return true;
+    }
+    if (owned === 1) return true;
+    this.#free(ticket);
+    return false;
   }
 
   async ack(ticket: string): Promise<void> {

@@ -129,6 +129,15 @@ export default fp<WebhooksOptions>(
     const backstops = new WarningLimiter(clock, { limit: 0, intervalMs: BACKSTOP_LOG_INTERVAL_MS }, (_key, count) => tellBackstops(count));
     /** Flushed at the close: a backstop that ends after it is told at once (its interval would end after the process). */
     let backstopsFlushed = false;
+    // Deliveries another replica took over while this one stalled (SIGSTOP, a long GC pause, cut off
+    // from Redis for WEBHOOK_CLAIM_IDLE_MS), told once a second at most with their count, by what happened here.
+    const tellSuperseded = (why: string, count: number): void =>
+      app.log.info(
+        { deliveries: count, outcome: why },
+        `webhooks: ${plural(count, 'webhook delivery', 'webhook deliveries')} this replica held were taken over by another replica while it stalled (${why})`,
+      );
+    const superseded = new WarningLimiter(clock, { limit: 0, intervalMs: BACKSTOP_LOG_INTERVAL_MS }, tellSuperseded);
+    let supersededFlushed = false;
     const dispatcher = new WebhookDispatcher({
       clock,
       ids,
@@ -147,6 +156,7 @@ export default fp<WebhooksOptions>(
       // the draws never shift the payments' seeded outcomes.
       jitter: createStreams(config.randomSeed)('webhooks:jitter'),
       onBackstopQueued: () => (backstopsFlushed ? tellBackstops(1) : void backstops.allow('reorder-backstop')),
+      onSuperseded: (_id, why) => (supersededFlushed ? tellSuperseded(why, 1) : void superseded.allow(why)),
     });
 
     const { registry } = app.metrics;
@@ -298,6 +308,8 @@ export default fp<WebhooksOptions>(
       dispatcher.close();
       backstops.flush();
       backstopsFlushed = true;
+      superseded.flush();
+      supersededFlushed = true;
       // The drain has had its budget: abort what is still in flight rather than wait for it.
       await agent.destroy();
       await queue?.stop();
