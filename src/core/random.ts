@@ -18,6 +18,35 @@ export function createRandom(seed?: number): RandomSource {
   return { next: () => uniformFloat64(rng) };
 }
 
+/** A source whose draws can be given back: the next draws return them first, in order. */
+export interface ReturnableRandom extends RandomSource {
+  /**
+   * Gives back `values`, drawn from this source by a request that made nothing with them (a
+   * payment sent again, refused): with a seed, the next payment draws what it would have drawn had
+   * that request never come, so a client's retry does not shift every later seeded outcome.
+   */
+  giveBack(values: readonly number[]): void;
+  /** `source` as seen by one request: each draw is also noted in `drawn`, to give back. */
+  noting(drawn: number[]): RandomSource;
+}
+
+/** `source` with draws that can be given back (`ReturnableRandom`). */
+export function returnable(source: RandomSource): ReturnableRandom {
+  const returned: number[] = [];
+  const next = (): number => (returned.length > 0 ? (returned.shift() as number) : source.next());
+  return {
+    next,
+    giveBack: (values) => void returned.unshift(...values),
+    noting: (drawn) => ({
+      next: () => {
+        const value = next();
+        drawn.push(value);
+        return value;
+      },
+    }),
+  };
+}
+
 /**
  * Named random streams (`faults:<namespace>`, say), each its own sequence: with a seed, a Mersenne
  * Twister seeded with RANDOM_SEED mixed with the name's 32-bit FNV-1a hash, so what one stream

@@ -298,6 +298,41 @@ describe('payments', () => {
     expect(resultOf(res)).toMatchObject({ status: 'APPROVED', decidedBy: 'delay', approvedAt: new Date(T0 + 3000).toISOString() });
   });
 
+  it('a confirm the store would refuse is refused at once with X-Sim-Scenario too: no delay waited out, no random draw spent (2026-12-07, a user test: PAY_005 after 3 s, and the seeded outcomes after it shifted)', async () => {
+    const t = await app({ DEFAULT_DELAY_DELAY_MS: '3000' });
+    const order = await createOrder(t);
+    const payment = await createPayment(t, order.orderId);
+    const timers = t.clock.pendingTimers;
+    // Answered without the clock moving: nothing waits on it.
+    expect(errorOf(await fpPost(t, '/api/v1/payments/confirm', { paymentKey: payment.paymentKey, orderId: order.orderId, amount: 1 }, { 'x-sim-scenario': 'delay' }))).toEqual([
+      400,
+      fpError('PAY_005', `amount 1 does not match order ${order.orderId}'s amount 15000.`),
+    ]);
+    expect(t.clock.pendingTimers).toBe(timers);
+    expect(resultOf(await confirm(t, payment))).toMatchObject({ status: 'APPROVED', decidedBy: 'card' });
+    expect(errorOf(await confirm(t, payment, { 'x-sim-scenario': 'delay' }))[1]).toMatchObject({ code: 'PAY_003' });
+    expect(t.clock.pendingTimers).toBe(timers);
+
+    // With RANDOM_SEED, refused confirms in between leave the random outcomes of the others as they were.
+    const outcomes = async (refusals: boolean): Promise<string[]> => {
+      const seeded = await app({ RANDOM_SEED: '7', RANDOM_APPROVE_RATE: '0.5' });
+      const out: string[] = [];
+      for (let i = 0; i < 10; i++) {
+        const p = await createPayment(seeded, (await createOrder(seeded)).orderId);
+        if (refusals) {
+          expect(errorOf(await fpPost(seeded, '/api/v1/payments/confirm', { paymentKey: p.paymentKey, orderId: p.orderId, amount: 2 }, { 'x-sim-scenario': 'random' }))[0]).toBe(400);
+        }
+        const res = await confirm(seeded, p, { 'x-sim-scenario': 'random' });
+        out.push(res.statusCode === 200 ? 'APPROVED' : 'DECLINED');
+        if (refusals) expect(errorOf(await confirm(seeded, p, { 'x-sim-scenario': 'random' }))[1]).toMatchObject({ code: 'PAY_003' });
+      }
+      return out;
+    };
+    const plain = await outcomes(false);
+    expect(new Set(plain)).toEqual(new Set(['APPROVED', 'DECLINED']));
+    expect(await outcomes(true)).toEqual(plain);
+  });
+
   it('PAY_005 when the amount is not the order’s, PAY_004 when the order was paid by another payment, PAY_003 on a second confirm; nothing changes', async () => {
     const t = await app();
     const order = await createOrder(t);

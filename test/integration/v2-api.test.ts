@@ -123,6 +123,25 @@ describe('POST /api/v2/payments', () => {
     }
   });
 
+  it('RANDOM_SEED: a tx_id sent again (the same request, or another with it: 409) draws nothing, so every later random payment ends as it would without it (2026-12-07, a user test: one retry shifted them all)', async () => {
+    const rx = await receiver();
+    const statuses = async (again: boolean): Promise<string[]> => {
+      const t = await app({ RANDOM_SEED: '7', RANDOM_APPROVE_RATE: '0.5' });
+      const random = { 'x-sim-scenario': 'random' };
+      const out: string[] = [];
+      for (let i = 1; i <= 12; i++) {
+        out.push((await createV2(t, v2Body(`tx_s${i}`, rx.url()), random)).json().status as string);
+        if (!again || i !== 1) continue;
+        for (let k = 0; k < 3; k++) expect((await createV2(t, v2Body('tx_s1', rx.url()), random)).headers['idempotent-replayed']).toBe('true');
+        expect((await createV2(t, { ...v2Body('tx_s1', rx.url()), amount: 101 }, random)).statusCode).toBe(409);
+      }
+      return out;
+    };
+    const plain = await statuses(false);
+    expect(new Set(plain)).toEqual(new Set(['PAYMENT_COMPLETED', 'PAYMENT_FAILED']));
+    expect(await statuses(true)).toEqual(plain);
+  });
+
   it('V2_COMPLETE_DELAY_MS: the answer waits for the decision on the clock (the original slept 2 s)', async () => {
     const rx = await receiver();
     const t = await app({ V2_COMPLETE_DELAY_MS: '2000' });

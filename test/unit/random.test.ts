@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createRandom, createStreams } from '../../src/core/random.ts';
+import { createRandom, createStreams, returnable } from '../../src/core/random.ts';
 import { decide } from '../../src/core/scenario.ts';
 import { SCENARIOS } from './support.ts';
 
@@ -113,5 +113,27 @@ describe('createStreams', () => {
   it('without a seed, streams are unseeded', () => {
     const values = draw(createStreams()('x'), 3);
     for (const v of values) expect(v >= 0 && v < 1).toBe(true);
+  });
+});
+
+describe('returnable', () => {
+  it('draws given back come first, in the order they were drawn, then the source goes on where it was', () => {
+    const plain = createRandom(5);
+    const expected = Array.from({ length: 5 }, () => plain.next());
+    const source = returnable(createRandom(5));
+    const drawn: number[] = [];
+    const noting = source.noting(drawn);
+    noting.next();
+    noting.next();
+    expect(drawn).toEqual(expected.slice(0, 2));
+    source.giveBack(drawn);
+    expect(Array.from({ length: 5 }, () => source.next())).toEqual(expected);
+  });
+
+  it('a request that gives back nothing leaves the sequence as it was', () => {
+    const plain = createRandom(9);
+    const source = returnable(createRandom(9));
+    source.giveBack([]);
+    expect([source.next(), source.next()]).toEqual([plain.next(), plain.next()]);
   });
 });

@@ -2,13 +2,13 @@ import type { Clock } from '../clock.ts';
 import { storeFull } from '../errors.ts';
 import type { EventBus } from '../events.ts';
 import type { Page } from '../ports.ts';
-import type { RandomSource } from '../random.ts';
+import { returnable, type RandomSource, type ReturnableRandom } from '../random.ts';
 import { cardIssues, cardOutcome, decide, forcedOutcome, markApplied, type OutcomeRequest, type ScenarioConfig } from '../scenario.ts';
 import { creditUserLimit, FluxPayError, invalid, notFound, subscriptionLimit } from './errors.ts';
 import type { OutboxRelay } from './outbox.ts';
 import { isCreditChargeOrder, type CardSummary, type CreditTransaction, type CreditUsage, type FluxPayIds, type Metadata, type Order, type OrderStatus, type OutboxEvent, type Payment, type PaymentMethod, type Saga, stampOf, OUTBOX_EVENT_TYPES } from './model.ts';
 import { MAX_CREDITS, priceOf, type BillingPolicy } from './policy.ts';
-import type { ConfirmDecision, CreditsUsed, FluxPayStore, FluxPaySubscriptionStore, OrderCounts, OutboxQuery, WebhookSubscription } from './ports.ts';
+import type { ConfirmDecision, ConfirmOutcome, CreditsUsed, FluxPayStore, FluxPaySubscriptionStore, OrderCounts, OutboxQuery, WebhookSubscription } from './ports.ts';
 import { reconcile, type ReconciliationReport } from './reconcile.ts';
 import type { UsageSagas } from './saga.ts';
 import { UsageEvents, type EventResult, type UsageEvent } from './usage-events.ts';
@@ -81,9 +81,12 @@ const APPROVES = Object.freeze({ status: 'APPROVED' as const, failureCode: null 
 export class FluxPayService {
   readonly #deps: FluxPayDeps;
   readonly #usageEvents: UsageEvents;
+  /** The deps' source, whose draws a confirm that is refused gives back (it decided no payment). */
+  readonly #random: ReturnableRandom;
 
   constructor(deps: FluxPayDeps) {
     this.#deps = deps;
+    this.#random = returnable(deps.random);
     const { store, sagas, clock, ids, settings } = deps;
     this.#usageEvents = new UsageEvents({
       store,
@@ -325,34 +328,36 @@ export class FluxPayService {
    * PENDING for another payment).
    */
   async confirmPayment(input: ConfirmInput, request: OutcomeRequest = {}): Promise<{ payment: Payment; order: Order }> {
-    const { store, clock, ids, random, settings } = this.#deps;
+    const { store, clock, ids, settings } = this.#deps;
     const payment = await store.getPayment(input.paymentKey);
     // Checked before any delay: a confirm that cannot succeed answers at once.
     if (payment === undefined) throw notFound('Payment', input.paymentKey);
     let decision: ConfirmDecision;
     const { scenario, forced } = request;
+    const drawn: number[] = [];
     if (scenario === undefined) {
       const planned = forced === undefined ? payment.planned : forcedOutcome(forced);
       decision = { ...planned, decidedBy: forced !== undefined ? 'rule' : payment.method === 'CARD' ? 'card' : 'approve' };
     } else {
-      const decided = decide({ scenario, forced }, settings.scenarios, random, clock.now());
+      // A scenario draws (random, mix) and may wait (delay): a confirm the store would refuse is refused
+      // first, at once and drawing nothing, as the store would (before 2026-12-07 it drew, and waited
+      // out a delay, then was refused: a user test); the store checks again as it confirms.
+      const refusal = confirmRefusal(input, payment, await store.getOrder(payment.orderId));
+      if (refusal !== undefined) throw refused(input, refusal);
+      const decided = decide({ scenario, forced }, settings.scenarios, this.#random.noting(drawn), clock.now());
       decision = { ...decided.outcome, decidedBy: forced !== undefined ? 'rule' : decided.source };
       if (decided.delayed && decided.delayMs > 0) await new Promise<void>((resolve) => clock.schedule(decided.delayMs, resolve));
     }
     const outcome = await store.confirmPayment({ ...input, decision }, stampOf(ids, clock.now()));
     switch (outcome.kind) {
       case 'not_found':
-        throw notFound('Payment', input.paymentKey);
       case 'order_mismatch':
-        throw invalid('orderId', `does not match payment ${input.paymentKey}`);
       case 'amount_mismatch':
-        throw new FluxPayError('PAY_005', `amount ${input.amount} does not match order ${outcome.order.orderId}'s amount ${outcome.order.amount}.`);
-      case 'already_processed': {
-        const p = outcome.payment;
-        throw new FluxPayError('PAY_003', `Payment ${p.paymentKey} was already processed: ${p.status}${p.failureCode === null ? '' : ` (${p.failureCode})`}, ${p.method}, amount ${p.amount} ${p.currency}, order ${p.orderId}.`);
-      }
+      case 'already_processed':
       case 'order_state':
-        throw new FluxPayError('PAY_004', `Order ${outcome.order.orderId} is ${outcome.order.status}; only a PENDING order can be paid.`);
+        // Refused after all (it changed meanwhile): its draws go back, as it decided no payment.
+        this.#random.giveBack(drawn);
+        throw refused(input, outcome);
       case 'failed':
         markApplied(forced);
         this.#changed();
@@ -514,4 +519,37 @@ function nonFinitePath(value: unknown, path: string): string | undefined {
     if (found !== undefined) return found;
   }
   return undefined;
+}
+
+type ConfirmRefusal = Extract<ConfirmOutcome, { kind: 'not_found' | 'order_mismatch' | 'amount_mismatch' | 'already_processed' | 'order_state' }>;
+
+/**
+ * Why the store would refuse to confirm `payment` for `input`, checked in the store's order (its
+ * confirmPayment): undefined when it would confirm it. `order` is the payment's, if stored.
+ */
+function confirmRefusal(input: ConfirmInput, payment: Payment, order: Order | undefined): ConfirmRefusal | undefined {
+  if (payment.orderId !== input.orderId) return { kind: 'order_mismatch', payment };
+  if (order === undefined) return { kind: 'not_found' };
+  if (input.amount !== order.amount) return { kind: 'amount_mismatch', payment, order };
+  if (payment.status !== 'READY') return { kind: 'already_processed', payment };
+  if (order.status !== 'PENDING') return { kind: 'order_state', payment, order };
+  return undefined;
+}
+
+/** A refused confirm's error: COMMON_404, COMMON_400 (`orderId`), PAY_005, PAY_003 or PAY_004. */
+function refused(input: ConfirmInput, refusal: ConfirmRefusal): Error {
+  switch (refusal.kind) {
+    case 'not_found':
+      return notFound('Payment', input.paymentKey);
+    case 'order_mismatch':
+      return invalid('orderId', `does not match payment ${input.paymentKey}`);
+    case 'amount_mismatch':
+      return new FluxPayError('PAY_005', `amount ${input.amount} does not match order ${refusal.order.orderId}'s amount ${refusal.order.amount}.`);
+    case 'already_processed': {
+      const p = refusal.payment;
+      return new FluxPayError('PAY_003', `Payment ${p.paymentKey} was already processed: ${p.status}${p.failureCode === null ? '' : ` (${p.failureCode})`}, ${p.method}, amount ${p.amount} ${p.currency}, order ${p.orderId}.`);
+    }
+    case 'order_state':
+      return new FluxPayError('PAY_004', `Order ${refusal.order.orderId} is ${refusal.order.status}; only a PENDING order can be paid.`);
+  }
 }

@@ -3,7 +3,7 @@ import { storeFull } from '../errors.ts';
 import type { EventBus, V2PaymentEvent, V2PaymentEventType } from '../events.ts';
 import { derivedId, type IdFactory } from '../ids.ts';
 import type { V2PaymentPage, V2PaymentQuery, V2PaymentStore } from '../ports.ts';
-import type { RandomSource } from '../random.ts';
+import { returnable, type RandomSource, type ReturnableRandom } from '../random.ts';
 import type { Scheduler } from '../scheduler.ts';
 import type { Mix } from '../faults/mix.ts';
 import { decide, markApplied, type ForcedOutcome, type Scenario, type ScenarioRequest } from '../scenario.ts';
@@ -67,9 +67,12 @@ function fails(failureCode: string): V2Payment['planned'] {
 
 export class V2PaymentService {
   readonly #deps: V2ServiceDeps;
+  /** The deps' source, whose draws a tx_id sent again gives back (it makes no payment). */
+  readonly #random: ReturnableRandom;
 
   constructor(deps: V2ServiceDeps) {
     this.#deps = deps;
+    this.#random = returnable(deps.random);
     deps.scheduler.register(V2_DECIDE_JOB, async (id) => {
       await this.#decide(id);
     });
@@ -81,10 +84,13 @@ export class V2PaymentService {
    * request with the same tx_id. STORE_FULL when the store holds only PENDING payments.
    */
   async create(request: V2PaymentRequest, scenario?: ScenarioRequest, forced?: ForcedOutcome): Promise<V2CreateOutcome> {
-    const { clock, random, store, scheduler, settings } = this.#deps;
+    const { clock, store, scheduler, settings } = this.#deps;
     const now = clock.now();
     const scenarios = { approveDelayMs: settings.completeDelayMs, failDelayMs: settings.completeDelayMs, delayDelayMs: settings.delayDelayMs, randomApproveRate: settings.randomApproveRate, mix: settings.mix };
-    const decision = decide({ scenario: scenario ?? settings.defaultScenario, forced }, scenarios, random, now);
+    // Decided before the store knows whether the tx_id is new (a new payment is stored with its
+    // decision's job in one step); the draws of one that is not are given back below.
+    const drawn: number[] = [];
+    const decision = decide({ scenario: scenario ?? settings.defaultScenario, forced }, scenarios, this.#random.noting(drawn), now);
     const payment: V2Payment = {
       id: v2PaymentId(request.txId),
       txId: request.txId,
@@ -113,9 +119,13 @@ export class V2PaymentService {
     const begun = beginScheduled === undefined ? await store.begin(payment) : await beginScheduled(payment, job);
     switch (begun.kind) {
       case 'full':
+        this.#random.giveBack(drawn);
         throw storeFull('v2_payments');
       case 'existing':
       case 'conflict':
+        // The same tx_id again made no payment: its draws go back, so the next payment gets what it would
+        // have had (before 2026-12-07 a client's retry shifted every later seeded random outcome: a user test).
+        this.#random.giveBack(drawn);
         return begun;
       case 'created':
         break;
