@@ -41,7 +41,7 @@ export class MemoryFluxPayOutbox {
 
   /** Writes one PENDING event, synchronously, inside the caller's step. */
   append(eventId: string, eventType: OutboxEventType, aggregate: string, payload: OutboxPayload, now: number): void {
-    if (this.#events.size >= this.#maxEvents) this.#published.evictOne();
+    while (this.#events.size >= this.#maxEvents && this.#published.evictOne());
     const event: OutboxEvent = { eventId, eventType, aggregate, sequence: ++this.#sequence, status: 'PENDING', occurredAt: now, publishedAt: null, payload };
     this.#events.set(eventId, event);
     const key = seqKey(event.sequence);
@@ -94,6 +94,8 @@ export class MemoryFluxPayOutbox {
       this.#published.push(id);
       marked++;
     }
+    // Written while the relay was behind (pending events never go), more than the bound may be held: once published they go.
+    while (this.#events.size > this.#maxEvents && this.#published.evictOne());
     return marked;
   }
 

@@ -381,7 +381,7 @@ export class RedisFluxPayStore implements FluxPayStore {
   async markPublished(eventIds: readonly string[], now: number): Promise<number> {
     if (eventIds.length === 0) return 0;
     // MARK keeps the call's token: run again after a lost reply, it still counts what it marked.
-    return Number(await this.#outboxScripts.mark([], [this.#p, now, callToken(), ...eventIds]));
+    return Number(await this.#outboxScripts.mark([], [this.#p, now, callToken(), this.#options.maxRecords, ...eventIds]));
   }
 
   async listOutbox(query: OutboxQuery): Promise<Page<OutboxEvent>> {

@@ -581,6 +581,24 @@ export function fluxPayStoreContract(name: string, make: FluxPayStoreFactory): v
         await consistent(store);
       });
 
+      it('events written while the relay is behind (all pending) may pass the bound; once published, the oldest go, down to it (2026-12-07, a user test: on Redis the excess stayed for the TTL)', async () => {
+        const store = await make({ ttlMs: DAY, maxRecords: 4 });
+        await credited(store, 'user_1', 10);
+        for (const usageId of ['u1', 'u2']) {
+          await store.useCredits({ userId: 'user_1', serviceId: 's', usageId, amount: 1, creditUsageId: ids('cu') }, stamp());
+          await store.refundCredits('user_1', usageId, stamp());
+        }
+        expect((await store.outboxStats()).pending).toBe(7);
+        const pending = (await store.pendingOutbox(10)).map((e) => e.eventId);
+        expect(await store.markPublished(pending.slice(0, 2), T0)).toBe(2);
+        // Five pending and two published: the two go (the pending ones are still more than the bound).
+        expect((await store.listOutbox({ limit: 100 })).data.map((e) => [e.sequence, e.status])).toEqual([7, 6, 5, 4, 3].map((sequence) => [sequence, 'PENDING']));
+        expect(await store.markPublished(pending.slice(2), T0)).toBe(5);
+        expect((await store.listOutbox({ limit: 100 })).data.map((e) => [e.sequence, e.status])).toEqual([7, 6, 5, 4].map((sequence) => [sequence, 'PUBLISHED']));
+        expect(await store.outboxStats()).toEqual({ pending: 0, oldestPendingAt: null, published: 4 });
+        await consistent(store);
+      });
+
       it("an order's index loses its events as the outbox drops them, at the bound and by the TTL sweep; pending ones stay", async () => {
         const store = await make({ ttlMs: DAY, maxRecords: 4 });
         await credited(store, 'user_1', 10);

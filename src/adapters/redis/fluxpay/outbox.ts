@@ -28,7 +28,7 @@ export const fluxPayPrefix = (keyPrefix: string): string => `${keyPrefix}fp:`;
  * the orders it is about, the same as outboxOrderIds gives for its payload); `removeEvent` drops one
  * (1 when it was there). Needs RECORDS.
  */
-export const OUTBOX = `
+const REMOVE_EVENT = `
 local function removeEvent(O, id)
   local about = redis.call('HGET', O .. 'e:' .. id, 'oo')
   if about then
@@ -39,13 +39,20 @@ local function removeEvent(O, id)
   redis.call('ZREM', O .. 'opub', id)
   return redis.call('DEL', O .. 'e:' .. id)
 end
+-- The oldest published events go until fewer than \`room\` short of \`max\` are held (room 1: one more fits,
+-- room 0: within the bound); pending ones never do (the relay has not handed them over yet), so while
+-- it is behind the outbox may hold more, and the events it then publishes go at once.
+local function trimPublished(O, max, room)
+  local excess = redis.call('ZCARD', O .. 'oall') - max + room
+  if excess <= 0 then return end
+  for _, id in ipairs(redis.call('ZRANGE', O .. 'opub', 0, excess - 1)) do removeEvent(O, id) end
+end
+`;
+
+export const OUTBOX = `${REMOVE_EVENT}
 local function emit(O, max, eventId, eventType, aggregate, payload, now, orders)
   if eventId == nil or eventId == '' then error('no event id for ' .. eventType) end
-  -- At the bound the oldest published event goes; pending ones never do (the relay has not handed them over yet).
-  if redis.call('ZCARD', O .. 'oall') >= max then
-    local oldest = redis.call('ZRANGE', O .. 'opub', 0, 0)[1]
-    if oldest then removeEvent(O, oldest) end
-  end
+  trimPublished(O, max, 1)
   local seq = redis.call('INCR', O .. 'oseq')
   local base = '{"eventId":' .. q(eventId) .. ',"eventType":"' .. eventType .. '","aggregate":' .. q(aggregate) .. ',"sequence":' .. n(seq)
     .. ',"occurredAt":' .. now .. ',"payload":' .. payload .. '}'
@@ -75,10 +82,10 @@ return out
  * by ioredis after a reconnect) counts the events it marked, as the first run did, instead of
  * answering that another relay marked them (which would leave them counted by no relay).
  */
-export const MARK = `
--- ARGV: O, now, call token, eventId...
-local O, now, token, marked = ARGV[1], ARGV[2], ARGV[3], 0
-for i = 4, #ARGV do
+export const MARK = `${REMOVE_EVENT}
+-- ARGV: O, now, call token, the most events held, eventId...
+local O, now, token, max, marked = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), 0
+for i = 5, #ARGV do
   local id = ARGV[i]
   if redis.call('ZREM', O .. 'opend', id) == 1 then
     redis.call('HSET', O .. 'e:' .. id, '.status', '"PUBLISHED"', '.publishedAt', now, 'mk', token)
@@ -88,6 +95,10 @@ for i = 4, #ARGV do
     marked = marked + 1
   end
 end
+-- Events written while the relay was behind (pending ones never go) may have left more than the
+-- bound: once published they go, oldest first (before 2026-12-07 each new event took at most one
+-- away, so a burst left the excess for FLUXPAY_TTL_MS: a user test).
+trimPublished(O, max, 0)
 return marked
 `;
 
