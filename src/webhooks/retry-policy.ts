@@ -47,11 +47,23 @@ export function backoff(retry: number, retryAfterMs: number | null, settings: Re
   return Math.round(Math.min(settings.backoffMaxMs, jittered));
 }
 
-/** `Retry-After` is delay-seconds or an HTTP date. @see https://www.rfc-editor.org/rfc/rfc9110#field.retry-after */
+/** HTTP-date's three forms (RFC 9110 §5.6.7): IMF-fixdate, and the obsolete RFC 850 and asctime ones. */
+const IMF_FIXDATE = /^[a-z]{3}, \d{2} [a-z]{3} \d{4} \d{2}:\d{2}:\d{2} GMT$/i;
+const RFC_850_DATE = /^[a-z]{6,9}, \d{2}-[a-z]{3}-\d{2} \d{2}:\d{2}:\d{2} GMT$/i;
+const ASCTIME_DATE = /^[a-z]{3} [a-z]{3} [ \d]\d \d{2}:\d{2}:\d{2} \d{4}$/i;
+
+/**
+ * `Retry-After` is delay-seconds (digits) or an HTTP date; anything else is ignored (null: the
+ * backoff applies), as RFC 9110 has a recipient do. Before 2026-12-07 any other text went to
+ * `Date.parse`, which reads `1.5`, `-1` or `+5` as dates in 2001: a retry at once, every retry
+ * spent within milliseconds (a user test).
+ * @see https://www.rfc-editor.org/rfc/rfc9110#field.retry-after
+ */
 export function parseRetryAfter(value: string | string[] | undefined, nowMs: number): number | null {
-  const raw = Array.isArray(value) ? value[0] : value;
-  if (raw === undefined || raw.trim() === '') return null;
-  if (/^\d+$/.test(raw.trim())) return Number(raw.trim()) * 1000;
-  const date = Date.parse(raw);
+  const raw = (Array.isArray(value) ? value[0] : value)?.trim();
+  if (raw === undefined || raw === '') return null;
+  if (/^\d+$/.test(raw)) return Number(raw) * 1000;
+  // asctime has no zone: it is GMT, not the process's local time.
+  const date = IMF_FIXDATE.test(raw) || RFC_850_DATE.test(raw) ? Date.parse(raw) : ASCTIME_DATE.test(raw) ? Date.parse(`${raw} GMT`) : Number.NaN;
   return Number.isNaN(date) ? null : Math.max(0, date - nowMs);
 }

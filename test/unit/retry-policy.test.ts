@@ -60,6 +60,15 @@ describe('parseRetryAfter', () => {
     ['', null],
     [undefined, null],
     [['9', '1'], 9000],
+    // RFC 850's and asctime's forms of the same date (asctime is GMT, whatever the local zone).
+    ['Thursday, 15-Jan-26 12:00:30 GMT', 30_000],
+    ['Thu Jan 15 12:00:30 2026', 30_000],
+    // Neither digits nor a date: ignored, the backoff applies (before 2026-12-07 Date.parse read them as dates in 2001: a retry at once).
+    ['1.5', null],
+    ['-1', null],
+    ['+5', null],
+    ['1.0', null],
+    ['2026-01-15T12:00:30Z', null],
   ] as const)('%j → %s', (value, ms) => {
     expect(parseRetryAfter(value as string | string[] | undefined, NOW)).toBe(ms);
   });
