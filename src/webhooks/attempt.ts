@@ -60,7 +60,8 @@ export async function attempt(req: AttemptRequest): Promise<AttemptOutcome> {
   }
   const durationMs = Math.round((performance.now() - started) * 100) / 100;
   const result = { statusCode, error, retryAfterMs, durationMs };
-  span.setAttribute('http.response.status_code', statusCode ?? 0);
+  // No response, no status: OpenTelemetry's conventions leave the attribute out (before 2026-12-07 it was 0: a user test).
+  if (statusCode !== null) span.setAttribute('http.response.status_code', statusCode);
   if (!isSuccess(result)) span.setStatus({ code: SpanStatusCode.ERROR, message: error ?? `HTTP ${statusCode}` });
   span.end();
   return result;

@@ -501,6 +501,21 @@ describe('operations', () => {
     expect(res.json().error.trace_id).toBe('4bf92f3577b34da6a3ce929d0e0e4736');
   });
 
+  it.each([
+    ['a later version with a field more', 'cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-comes-later', '4bf92f3577b34da6a3ce929d0e0e4736'],
+    ['one space around it', ' 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01 ', '4bf92f3577b34da6a3ce929d0e0e4736'],
+    ['an all-zero parent id', '00-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa1-0000000000000000-01', undefined],
+    ['version ff', 'ff-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa1-00f067aa0ba902b7-01', undefined],
+    ['an all-zero trace id', '00-00000000000000000000000000000000-00f067aa0ba902b7-01', undefined],
+    ['version 00 with a field more', '00-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa1-00f067aa0ba902b7-01-x', undefined],
+    ['upper-case hex', '00-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA1-00f067aa0ba902b7-01', undefined],
+  ])('a traceparent with %s gives its trace id as OpenTelemetry takes it, else a new one (2026-12-07, a user test: one the propagator refused still named the log line’s trace)', async (_what, traceparent, traceId) => {
+    const res = await t.app.inject({ url: '/v1/sim/intents/pay_x', headers: { traceparent } });
+    const logged = res.json().error.trace_id as string;
+    if (traceId !== undefined) expect(logged).toBe(traceId);
+    else expect(logged).toMatch(/^(?!a{31}1$)(?!0{32}$)[0-9a-f]{32}$/);
+  });
+
   it('exposes the metrics with route patterns, never raw paths', async () => {
     const id = await createId();
     await get(id);

@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { serverProcesses, type ServerProcess } from '../helpers/child.ts';
 import { startCollector, type Collector, type ReceivedSpan } from '../helpers/otlp-collector.ts';
-import { eventually, startReceiver, type Receiver } from '../helpers/receiver.ts';
+import { closedPort, eventually, startReceiver, type Receiver } from '../helpers/receiver.ts';
 import { redisServerOrSkip, startRedis, type TestRedis } from '../helpers/redis.ts';
 
 /**
@@ -108,6 +108,23 @@ describe('tracing to an OTLP collector', () => {
       const webhook = approved.find((request) => request.body.includes(paymentKey));
       expect([i, webhook?.headers.traceparent]).toEqual([i, expect.stringMatching(new RegExp(`^00-${traceOf(100 + i).traceId}-[0-9a-f]{16}-01$`))]);
     });
+  });
+
+  it('an attempt that got no answer (a closed port) is an error span with no response status; one answered has its status', async () => {
+    const server = tracedServer({ WEBHOOK_MAX_RETRIES: '0', DEFAULT_APPROVE_DELAY_MS: '0' });
+    const closed = `http://127.0.0.1:${await closedPort()}/hook`;
+    for (const [i, url] of [closed, receiver.url('/hook/answered')].entries()) {
+      const res = await fetch(await server.url('/v1/sim/intent'), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', traceparent: traceOf(50 + i).traceparent },
+        body: JSON.stringify({ reservation_id: `status-${i}`, amount: 100, webhook_url: url }),
+      });
+      expect(res.status).toBe(200);
+    }
+    const attempts = await collector.waitFor((span) => span.name === 'webhook.attempt', 2);
+    const of = (i: number) => attempts.find((span) => span.traceId === traceOf(50 + i).traceId);
+    expect([of(0)?.statusCode, 'http.response.status_code' in (of(0)?.attributes ?? {})]).toEqual([2, false]);
+    expect([of(1)?.statusCode, of(1)?.attributes['http.response.status_code']]).toEqual([0, 200]);
   });
 
   it('names a request’s span by its route, and keeps its query’s secrets out of it as the log does', async () => {

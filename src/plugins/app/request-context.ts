@@ -29,8 +29,14 @@ declare module 'fastify' {
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
-/** @see https://www.w3.org/TR/trace-context/#traceparent-header-field-values */
-const TRACEPARENT = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/;
+/**
+ * A `traceparent` as OpenTelemetry's W3C propagator takes it (so the trace id logged is the span's):
+ * a version other than ff, a trace id and a parent id not all zeros; a later version may carry more
+ * fields, version 00 none. Before 2026-12-07 a header the propagator refused (an all-zero parent id,
+ * version ff) still gave the log line and error body its trace id, and the span another (a user test).
+ * @see https://www.w3.org/TR/trace-context/#traceparent-header-field-values
+ */
+const TRACEPARENT = /^\s?(?!ff)([0-9a-f]{2})-(?!0{32})([0-9a-f]{32})-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}(-.*)?\s?$/;
 const INVALID_TRACE_ID = '00000000000000000000000000000000';
 
 const TRACE_ID = Symbol('paysim.traceId');
@@ -228,7 +234,8 @@ function activeTraceId(): string | undefined {
 
 function traceIdFromHeader(traceparent: string | string[] | undefined): string | undefined {
   const match = typeof traceparent === 'string' ? TRACEPARENT.exec(traceparent) : null;
-  return match?.[1] !== undefined && match[1] !== INVALID_TRACE_ID ? match[1] : undefined;
+  if (match === null || (match[1] === '00' && match[3] !== undefined)) return undefined;
+  return match[2];
 }
 
 /** randomUUID draws from a pooled entropy cache: cheaper per request than randomBytes(16). */
