@@ -125,6 +125,52 @@ describe('requests whose client went away', () => {
     expect((await metricsText(t)).match(/^http_requests_total\{method="GET",route="\/healthz",.*$/gm)).toEqual(['http_requests_total{method="GET",route="/healthz",status_code="200"} 3']);
   });
 
+  it('are logged once, as closed with 499 and their duration, though their answer comes later (2026-12-07, a user test: counted, never logged)', async () => {
+    const logs: Array<Record<string, unknown>> = [];
+    const t = await buildTestApp({ DEFAULT_DELAY_DELAY_MS: '600000', WEBHOOK_MAX_RPS: '0' }, { logs });
+    try {
+      await t.app.listen({ port: 0, host: '127.0.0.1' });
+      const address = t.app.server.address() as AddressInfo;
+      const client = new AbortController();
+      const sent = fetch(`http://127.0.0.1:${address.port}/api/v2/payments?token=secret-LEAK`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-sim-scenario': 'delay', 'x-request-id': 'gone-1' },
+        body: JSON.stringify({ tx_id: 'tx_gone_logged', order_id: 1, user_id: 1, amount: 100, callback_url: 'http://127.0.0.1:9/unused' }),
+        signal: client.signal,
+      }).catch((error: unknown) => error);
+      await eventually(async () => ((await t.app.v2Payments.pendingDecisions()) === 1 ? true : undefined), 'the payment made');
+      client.abort();
+      await sent;
+      const lines = () => logs.filter((line) => line.request_id === 'gone-1' && line.status_code !== undefined);
+      await eventually(() => (lines().length > 0 ? true : undefined), 'the line of the closed request');
+      expect(lines()).toEqual([
+        expect.objectContaining({ level: 'info', msg: 'request closed before its answer ended', method: 'POST', url: '/api/v2/payments?token=[redacted]', route: '/api/v2/payments', status_code: 499, duration_ms: expect.any(Number) }),
+      ]);
+      // Its answer, made when the decision comes, goes to no one and is not logged again.
+      await t.clock.advance(600_000);
+      expect(await t.app.v2Payments.pendingDecisions()).toBe(0);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(lines()).toHaveLength(1);
+      // An answered request is logged once, as completed.
+      await fetch(`http://127.0.0.1:${address.port}/healthz`, { headers: { 'x-request-id': 'answered-1' } }).then((res) => res.text());
+      await eventually(() => (logs.some((line) => line.request_id === 'answered-1') ? true : undefined), 'the answered request logged');
+      expect(logs.filter((line) => line.request_id === 'answered-1').map((line) => [line.msg, line.status_code])).toEqual([['request completed', 200]]);
+      // One whose connection a response_lost rule reset: logged once, as closed with 499, as it is counted.
+      expect((await t.app.inject({ method: 'POST', url: '/v1/sim/rules', payload: { match: { route: '/v1/sim/intent' }, count: 1, action: { type: 'response_lost' } } })).statusCode).toBe(201);
+      const lost = await fetch(`http://127.0.0.1:${address.port}/v1/sim/intent`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-request-id': 'lost-1' },
+        body: JSON.stringify({ reservation_id: 'rsv_lost_logged', amount: 100 }),
+      }).catch((error: unknown) => error);
+      expect(lost).toBeInstanceOf(TypeError);
+      await eventually(() => (logs.some((line) => line.request_id === 'lost-1') ? true : undefined), 'the lost request logged');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(logs.filter((line) => line.request_id === 'lost-1').map((line) => [line.msg, line.status_code])).toEqual([['request closed before its answer ended', 499]]);
+    } finally {
+      await t.app.close();
+    }
+  });
+
   it('a request whose answer a response_lost rule lost is counted as 499, once: its intent made, its answer sent to no one', async () => {
     const t = await app();
     await t.app.listen({ port: 0, host: '127.0.0.1' });

@@ -12,6 +12,7 @@ import { DEFAULT_NAMESPACE } from '../../core/faults/service.ts';
 import { ATTEMPT_OUTCOMES, attemptOutcome } from '../../webhooks/attempt.ts';
 import { isSuccess } from '../../webhooks/retry-policy.ts';
 import { routeOf } from '../../http/route-template.ts';
+import { CLIENT_CLOSED_REQUEST, lostByRule } from './request-context.ts';
 
 /**
  * Prometheus metrics: default process metrics, HTTP metrics by route pattern, and the domain
@@ -74,8 +75,6 @@ declare module 'fastify' {
   }
 }
 
-/** The status an abandoned request is counted under (nginx's "client closed request"): no response was sent. */
-const CLIENT_CLOSED_REQUEST = 499;
 /**
  * Up to 600 s: a fault rule's latency adds seconds to minutes, and a /api/v2 create or a FluxPay
  * confirm may wait up to 600 s; a histogram that ended at 5 s put them all in +Inf, and
@@ -111,11 +110,6 @@ const BOUNDED_STORES = ['intents', 'idempotency_keys', 'webhook_deliveries', 'bo
 const DROPPED_REASONS: ReadonlySet<string> = new Set(['queue_full', 'shutting_down', 'log_full']);
 /** `queue_unavailable: …`: the shared (Redis) delivery queue could not take it. */
 const UNQUEUED = 'queue_unavailable';
-
-/** A `response_lost` fault rule shaped the request: its answer goes to no one (a 499). */
-function lostByRule(request: FastifyRequest): boolean {
-  return request.faultPlan?.response?.action.type === 'response_lost';
-}
 
 function dropped(reason: string | null): boolean {
   return reason !== null && (DROPPED_REASONS.has(reason) || reason.startsWith(UNQUEUED));

@@ -173,6 +173,14 @@ export interface RequestContextOptions {
   shapes: ErrorShapes;
 }
 
+/** nginx's status for a request its client closed before the answer: what a request closed unanswered is logged and counted with. */
+export const CLIENT_CLOSED_REQUEST = 499;
+
+/** A `response_lost` fault rule shaped the request: its answer goes to no one (a 499). */
+export function lostByRule(request: FastifyRequest): boolean {
+  return request.faultPlan?.response?.action.type === 'response_lost';
+}
+
 /** Longer URLs get 414; well under Node's 16 KiB header limit, past which the parser refuses the request (431, answered by src/http/client-errors.ts). */
 export const MAX_URL_LENGTH = 8192;
 
@@ -215,7 +223,40 @@ export default fp<RequestContextOptions>(
       done();
     });
 
+    // A request closed before its answer ended (its client went away: a load generator's timeout, or
+    // the connection a fault rule's response_lost or timeout cut) gets no onResponse, though it may
+    // have done its work (an intent made): its line says so, with 499 (nginx's "client closed
+    // request"), or the status of an answer begun and never ended (a stream closed by its client:
+    // the console's live feed), as http_requests_total counts it. Before 2026-12-07 nothing was
+    // logged for it, only counted (a user test).
+    /** Requests whose line is written: one closed and answered later, or the other way round, gets one. */
+    const logged = new WeakSet<object>();
+    app.addHook('onRequest', (request, reply, done) => {
+      reply.raw.once('close', () => {
+        if (logged.has(request)) return;
+        const lost = lostByRule(request);
+        // Ended (not on a connection a rule reset): onResponse writes its line.
+        if (reply.raw.writableEnded && !lost) return;
+        logged.add(request);
+        logRequestLine(
+          request.log,
+          {
+            method: request.method,
+            url: loggedUrl(request.url),
+            route: routeOf(request),
+            status_code: reply.raw.headersSent && !lost ? reply.raw.statusCode : CLIENT_CLOSED_REQUEST,
+            duration_ms: Math.round(reply.elapsedTime * 100) / 100,
+          },
+          'request closed before its answer ended',
+        );
+      });
+      done();
+    });
+
     app.addHook('onResponse', (request, reply, done) => {
+      if (logged.has(request)) return done();
+      // Its connection reset by the rule, its close may come after this: it is logged here only.
+      if (lostByRule(request)) logged.add(request);
       logRequestLine(
         request.log,
         { method: request.method, url: loggedUrl(request.url), route: routeOf(request), status_code: reply.statusCode, duration_ms: Math.round(reply.elapsedTime * 100) / 100 },
