@@ -30,7 +30,7 @@ afterEach(async () => {
   for (const agent of agents.splice(0)) await agent.close();
 });
 
-async function makeDispatcher(options: { logMax?: number; faults?: WebhookFaults; maxFaultPlans?: number } = {}) {
+async function makeDispatcher(options: { logMax?: number; faults?: WebhookFaults; maxFaultPlans?: number; settings?: Partial<typeof SETTINGS>; jitter?: number } = {}) {
   const clock = new ManualClock(Date.UTC(2026, 0, 15, 12, 0, 0));
   const { scheduler } = await startedScheduler(clock);
   const bus = new EventBus();
@@ -45,22 +45,23 @@ async function makeDispatcher(options: { logMax?: number; faults?: WebhookFaults
   for (const signer of [standardSigner(['whsec_dGVzdA==']), legacySigner(['legacy-secret']), stripeSigner(['stripe-secret'])]) signers.register(signer);
   const log = new MemoryDeliveryLog({ ttlMs: 86_400_000, maxDeliveries: options.logMax ?? 1000 });
   const errors: Array<{ error: unknown; context: string }> = [];
+  const disabled = new MemoryDisabledUrls({ maxUrls: 1000 });
   const dispatcher = new WebhookDispatcher({
     clock,
     ids: createIdFactory(clock),
     bus,
     log,
-    disabled: new MemoryDisabledUrls({ maxUrls: 1000 }),
+    disabled,
     scheduler,
     agent,
     signers,
-    settings: SETTINGS,
-    jitter: scriptedRandom(0.5, 0.5, 0.5, 0.5),
+    settings: { ...SETTINGS, ...options.settings },
+    jitter: scriptedRandom(...Array.from({ length: options.jitter ?? 4 }, () => 0.5)),
     onError: (error, context) => errors.push({ error, context }),
     faults: options.faults,
     maxFaultPlans: options.maxFaultPlans,
   });
-  return { clock, dispatcher, agent, log, events, errors };
+  return { clock, dispatcher, agent, log, events, errors, disabled };
 }
 
 const request = (overrides: Partial<WebhookRequest> = {}): WebhookRequest => ({
@@ -199,6 +200,18 @@ describe('attempts, retries and replays', () => {
     await clock.advance(1000);
     const retried = await until(log, first.id, (status, attempts) => status === 'retrying' && attempts === 2);
     expect(retried.attempts.map((a) => a.error)).toEqual(['network_error: dropped by fault rule rule_drop', 'network_error: dropped by fault rule rule_drop']);
+  });
+
+  it('a delivery to a disabled URL fails without taking a rate-cap token: a backlog of them holds no other receiver back (2026-12-07, a user test: 100 of them delayed a healthy receiver by 2 s)', async () => {
+    const { clock, dispatcher, agent, log, disabled } = await makeDispatcher({ settings: { maxRps: 1 }, jitter: 6 });
+    await disabled.disable(`${ORIGIN}/gone`, clock.now());
+    agent.get(ORIGIN).intercept({ path: '/hooks', method: 'POST' }).reply(200, 'ok');
+    const gone = [];
+    for (let i = 0; i < 5; i++) gone.push(await dispatcher.deliver(request({ url: `${ORIGIN}/gone`, eventId: `evt_01JGONE${String(i).padStart(18, '0')}` })));
+    const healthy = await dispatcher.deliver(request({ eventId: 'evt_01JHEALTHY000000000000000' }));
+    // The one token there is goes to the healthy receiver's attempt: delivered without the clock moving.
+    expect(await until(log, healthy.id, (status) => status === 'delivered')).toMatchObject({ attempts: [expect.objectContaining({ statusCode: 200 })] });
+    for (const d of gone) expect(await until(log, d.id, (status) => status === 'failed')).toMatchObject({ failureReason: 'endpoint_disabled', attempts: [] });
   });
 
   it('replaying a delivery that is not finished is INVALID_STATE; an unknown one NOT_FOUND', async () => {
