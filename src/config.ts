@@ -394,8 +394,16 @@ export class ConfigError extends Error {
 
 /** Reads and validates the configuration; throws ConfigError with a one-line message. */
 export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
-  // An empty variable (`FOO=` in a compose file) means "unset", as most tools treat it.
-  const data = Object.fromEntries(Object.entries(source).filter(([, value]) => value !== undefined && value !== ''));
+  // An empty variable (`FOO=` in a compose file) means "unset", as most tools treat it; so does one of
+  // spaces alone (before 2026-12-07 Ajv read `PORT=' '` as 0: a random port, a review).
+  const given = Object.fromEntries(Object.entries(source).filter(([, value]) => value !== undefined && value.trim() !== ''));
+  // A number setting is written in decimal: Ajv would also read `0x10` as 16 and `1e3` as an
+  // integer's 1000. Any other text is handed to Ajv as one it refuses, and the message shows what was given.
+  const data: Record<string, unknown> = { ...given };
+  for (const [name, value] of Object.entries(given)) {
+    const kind = NUMBER_KINDS.get(name);
+    if (kind !== undefined && value !== undefined && !(kind === 'integer' ? DECIMAL_INTEGER : DECIMAL_NUMBER).test(value.trim())) data[name] = 'not a number';
+  }
   let env: Env;
   try {
     env = envSchema<Env>({
@@ -407,7 +415,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       ajv: { customOptions: (ajv) => ajv.addKeyword({ keyword: 'x-pattern-description', schemaType: 'string' }) },
     });
   } catch (error) {
-    throw new ConfigError(describe(error, data));
+    throw new ConfigError(describe(error, given));
   }
   // Ajv reads `Infinity` as a number, and its bounds let it through: an unbounded store, a namespace
   // limit of -Infinity that answered 500 (a user test). Every number setting is finite.
@@ -712,6 +720,15 @@ function readFaults(path: string, maxRules: number): { rules: ParsedRule[]; fing
   if (file.rules.length > maxRules) throw new ConfigError(`Invalid configuration: FAULTS_FILE holds ${file.rules.length} rules, more than FAULTS_MAX_RULES (${maxRules})`);
   return file;
 }
+
+const DECIMAL_INTEGER = /^[+-]?\d+$/;
+const DECIMAL_NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+/** The settings that are numbers, by kind: `integer` or `number`. */
+const NUMBER_KINDS: ReadonlyMap<string, string> = new Map(
+  Object.entries(EnvSchema.properties as unknown as Record<string, { type?: unknown }>).flatMap(([name, schema]) =>
+    schema.type === 'integer' || schema.type === 'number' ? [[name, schema.type] as [string, string]] : [],
+  ),
+);
 
 interface AjvError {
   instancePath: string;

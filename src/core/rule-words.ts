@@ -1,7 +1,7 @@
 /** A schema rule a validator reports (Ajv's and TypeBox's errors both have this form). */
 export interface SchemaRule {
   keyword: string;
-  /** The rule's parameters; ruleWords reads `type` and `limit`. */
+  /** The rule's parameters; ruleWords reads `type`, `limit` and `format`. */
   params?: object;
 }
 
@@ -21,7 +21,7 @@ const TYPE_WORDS: Readonly<Record<string, string>> = {
  * messages of the services they imitate.
  */
 export function ruleWords(rule: SchemaRule): string | undefined {
-  const params = rule.params as { type?: unknown; limit?: unknown } | undefined;
+  const params = rule.params as { type?: unknown; limit?: unknown; format?: unknown } | undefined;
   const limit = params?.limit;
   switch (rule.keyword) {
     case 'type':
@@ -38,6 +38,8 @@ export function ruleWords(rule: SchemaRule): string | undefined {
       return limit === 1 ? 'must not be empty' : `must be at least ${counted(limit, 'character')} long`;
     case 'maxLength':
       return `must be at most ${counted(limit, 'character')} long`;
+    case 'format':
+      return params?.format === 'date-time' ? 'must be an ISO 8601 date-time with its offset, such as 2026-03-01T19:00:00+09:00' : undefined;
     case 'minItems':
       return limit === 1 ? 'must not be empty' : `must hold at least ${counted(limit, 'item')}`;
     case 'maxItems':

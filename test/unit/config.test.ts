@@ -127,6 +127,14 @@ describe('loadConfig defaults', () => {
     expect(config.webhookSecret).toMatch(GENERATED_SECRET);
   });
 
+  it('values of spaces alone count as unset too (before 2026-12-07 PORT=" " was port 0 and a tab approve rate 0: a review); a number with spaces around it is read', () => {
+    const config = loadConfig({ PORT: ' ', WEBHOOK_BACKOFF_MS: '  ', RANDOM_APPROVE_RATE: '\t', HOST: ' ', STORE_MAX_INTENTS: ' 500 ' });
+    expect(config).toMatchObject({ port: 8080, host: '0.0.0.0' });
+    expect(config.scenarios.randomApproveRate).toBe(0.8);
+    expect(config.webhook.backoffMs).toBe(loadConfig({}).webhook.backoffMs);
+    expect(config.store.maxIntents).toBe(500);
+  });
+
   it('does not mutate the source', () => {
     const env = { PORT: '9000', FOO: '' };
     loadConfig(env);
@@ -397,9 +405,14 @@ describe('invalid configuration', () => {
     [{ DEFAULT_DELAY_DELAY_MS: '600001' }, 'Invalid configuration: DEFAULT_DELAY_DELAY_MS must be at most 600000 (got "600001")'],
     [{ DEFAULT_APPROVE_DELAY_MS: '1.5' }, 'Invalid configuration: DEFAULT_APPROVE_DELAY_MS must be a whole number (got "1.5")'],
     // Ajv reads Infinity as a number within every bound (2026-12-05, a user test: an unbounded store; a limit of -Infinity answered 500).
-    [{ STORE_MAX_INTENTS: 'Infinity' }, 'Invalid configuration: STORE_MAX_INTENTS must be a finite number (got "Infinity")'],
-    [{ NAMESPACES_MAX: '-Infinity' }, 'Invalid configuration: NAMESPACES_MAX must be a finite number (got "-Infinity")'],
-    [{ TIME_SCALE: 'Infinity' }, 'Invalid configuration: TIME_SCALE must be a finite number (got "Infinity")'],
+    [{ STORE_MAX_INTENTS: 'Infinity' }, 'Invalid configuration: STORE_MAX_INTENTS must be a whole number (got "Infinity")'],
+    [{ NAMESPACES_MAX: '-Infinity' }, 'Invalid configuration: NAMESPACES_MAX must be a whole number (got "-Infinity")'],
+    [{ TIME_SCALE: 'Infinity' }, 'Invalid configuration: TIME_SCALE must be a number (got "Infinity")'],
+    [{ TIME_SCALE: '1e999' }, 'Invalid configuration: TIME_SCALE must be a finite number (got "1e999")'],
+    // Written in decimal only (before 2026-12-07 Ajv read 0x10 as 16, 1e3 as 1000, 0b1 as 1: a review).
+    [{ PORT: '0x10' }, 'Invalid configuration: PORT must be a whole number (got "0x10")'],
+    [{ STORE_MAX_INTENTS: '1e3' }, 'Invalid configuration: STORE_MAX_INTENTS must be a whole number (got "1e3")'],
+    [{ RANDOM_APPROVE_RATE: '0b1' }, 'Invalid configuration: RANDOM_APPROVE_RATE must be a number (got "0b1")'],
     [
       { LOG_LEVEL: 'loud' },
       'Invalid configuration: LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent (got "loud")',

@@ -268,6 +268,11 @@ describe('RuleMatcher: webhook deliveries', () => {
     expect(folded('http://hooks.example:8080/payments/1')).toEqual(['partial-host']);
     expect(folded('https://User:Pass@HOOKS.EXAMPLE/x')).toEqual(['userinfo']);
     expect(folded('https://user:pass@hooks.example/x')).toEqual([]);
+    // A prefix that ends inside a user name (no @ to tell it from a host) also matches as written (rev74a).
+    const inUser = RuleMatcher.compile([ruleFrom({ match: { url_prefix: 'http://Hook' }, action: { type: 'duplicate' } }, { id: 'user' })]);
+    expect(inUser.matchWebhook('http://Hook:pw@127.0.0.1:9/ui', T0).map((c) => c.rule.id)).toEqual(['user']);
+    expect(inUser.matchWebhook('http://HOOK.example/ui', T0).map((c) => c.rule.id)).toEqual(['user']);
+    expect(inUser.matchWebhook('http://hOok:pw@127.0.0.1:9/ui', T0)).toEqual([]);
   });
 
   it.each([

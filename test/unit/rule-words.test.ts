@@ -33,6 +33,10 @@ describe('ruleWords', () => {
     expect(wordsFor(schema, value)).toBe(words);
   });
 
+  it('says an ISO 8601 date-time in words', () => {
+    expect(wordsFor(Type.String({ format: 'date-time' }), 'tomorrow')).toBe('must be an ISO 8601 date-time with its offset, such as 2026-03-01T19:00:00+09:00');
+  });
+
   it('leaves the rules it has no words for to the validator', () => {
     expect(wordsFor(Type.String({ pattern: '^a$' }), 'b')).toBeUndefined();
     expect(wordsFor(Type.Null(), 1)).toBeUndefined();

@@ -91,14 +91,28 @@ type PerformanceFileEntry = Static<typeof PerformanceFileEntry>;
 
 /**
  * Validates a parsed catalog and fills in defaults. Throws an Error whose one-line message names
- * the first bad field as a JSON pointer (`/1/seatsPerRow: must be integer`).
+ * the first bad field as a JSON pointer (`/1/seatsPerRow: must be a whole number`), its rule in
+ * words (`ruleWords`; a pattern's from PATTERN_WORDS).
  */
+/** The patterns of the catalog's fields in words, by field (a row is an item of `rows`). */
+const PATTERN_WORDS: Readonly<Record<string, string>> = {
+  id: 'must be letters, digits, _ or -',
+  rows: 'must be one to three capital letters (A, B, … AA)',
+  currency: 'must be an ISO 4217 code in capitals, such as KRW or USD',
+};
+
+/** The field a JSON pointer names, an array's item named by the array (`/0/rows/2` → `rows`). */
+function fieldOf(pointer: string): string {
+  const parts = pointer.split('/').filter((part) => part !== '' && !/^\d+$/.test(part));
+  return parts.at(-1) ?? '';
+}
+
 export function parsePerformances(json: unknown): Performance[] {
   const errors = Value.Errors(PerformanceFile, json);
   const first = errors.find((e) => e.keyword !== 'boolean') ?? errors[0];
   if (first !== undefined) {
     let field = first.instancePath;
-    let message = ruleWords(first) ?? first.message;
+    let message = (first.keyword === 'pattern' ? PATTERN_WORDS[fieldOf(first.instancePath)] : undefined) ?? ruleWords(first) ?? first.message;
     if (first.keyword === 'required') {
       const missing = first.params.requiredProperties[0];
       if (missing !== undefined) {

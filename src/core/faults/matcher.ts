@@ -58,7 +58,8 @@ export interface CompiledWebhookRule {
 /**
  * `url` with its scheme and host in lower case, as URLs compare them (`HTTP://Hooks.Example:80/A` →
  * `http://hooks.example:80/A`); the user information, path, query and fragment as written (they
- * may differ by case). Also right for the start of a URL that ends inside its host.
+ * may differ by case). A prefix that ends inside its authority (`http://Hook`) cannot say whether
+ * that is a user name or a host: the matcher also compares it as written (`matchWebhook`).
  */
 export function caseFoldedOrigin(url: string): string {
   const schemeEnd = url.indexOf('://');
@@ -148,7 +149,9 @@ export class RuleMatcher {
     let folded: string | undefined;
     for (const compiled of this.#webhook) {
       const prefix = compiled.prefix;
-      if (!inWindow(compiled.rule.window, now) || (prefix !== null && !(folded ??= caseFoldedOrigin(url)).startsWith(prefix))) continue;
+      if (!inWindow(compiled.rule.window, now)) continue;
+      // As written (a prefix ending inside a user name), or with the scheme and host folded on both sides.
+      if (prefix !== null && !url.startsWith(compiled.rule.match.urlPrefix as string) && !(folded ??= caseFoldedOrigin(url)).startsWith(prefix)) continue;
       (matched ??= []).push(compiled);
     }
     return matched ?? NONE;
