@@ -79,12 +79,17 @@ export interface DispatcherDeps {
   /** Told of each delivery a reorder backstop queued: the replica that held it for reordering died or stalled. */
   onBackstopQueued?: ((id: string) => void) | undefined;
   /**
-   * Told of each delivery taken from a shared queue that another replica has (`why`): taken over
-   * while this one stalled, before its attempt began (not sent here) or after (sent here too; its
-   * result not recorded, the other replica's kept).
+   * Told of each delivery taken from a shared queue whose attempt here was not the one to count
+   * (`why`: NOT_SENT, taken over by another replica before it began here; NOT_RECORDED, made here
+   * while the log moved on, its result not recorded).
    */
   onSuperseded?: ((id: string, why: string) => void) | undefined;
 }
+
+/** `onSuperseded`'s `why`: a delivery taken over before its attempt began here. */
+export const NOT_SENT = 'not sent here: another replica took it over';
+/** `onSuperseded`'s `why`: an attempt made here whose result was not recorded. */
+export const NOT_RECORDED = 'sent, not recorded: the log had moved on (another replica recorded an attempt of it first, or it left the log)';
 
 export class WebhookDispatcher {
   readonly #deps: DispatcherDeps;
@@ -355,19 +360,18 @@ export class WebhookDispatcher {
     if (ticket !== undefined && !(await this.#holdings.begin(delivery.id, ticket))) {
       // Taken over by another replica while it waited here (this process stalled, or was cut off from
       // Redis, for WEBHOOK_CLAIM_IDLE_MS): that replica sends it; sent here too, the receiver got it twice.
-      this.#superseded(delivery.id, 'not sent: another replica took it over');
+      this.#deps.onSuperseded?.(delivery.id, NOT_SENT);
+      if (!this.#holdings.holds(delivery.id)) this.#settle(delivery.id, false);
       return;
     }
     let recorded = false;
     try {
       const result = await this.#attemptOnce(delivery, ticket !== undefined);
-      if (result === 'superseded') {
-        // Its attempt ended after another replica's attempt of it was recorded: the log keeps that one.
-        if (ticket !== undefined) this.#holdings.forget(delivery.id, ticket);
-        this.#superseded(delivery.id, 'sent, not recorded: another replica recorded an attempt of it first');
-        return;
-      }
-      recorded = result === 'recorded';
+      // Its attempt ended after the log had moved on (another replica's attempt of it recorded first, or
+      // the delivery gone from the log): nothing recorded, and nothing left to send: its entry is
+      // acknowledged below as a recorded one's (rev74b: left held, it kept the drain waiting).
+      if (result === 'superseded') this.#deps.onSuperseded?.(delivery.id, NOT_RECORDED);
+      recorded = result !== 'unrecorded';
     } catch (error) {
       // A store that failed mid-attempt: the delivery stays as the log last saw it, and is reported by the drain.
       this.#deps.onError(error, `webhook delivery ${delivery.id}`);
@@ -411,15 +415,6 @@ export class WebhookDispatcher {
   async #acknowledge(id: string, ticket: string, recorded: boolean): Promise<void> {
     // Its fault plan stays: a retry's attempt (from the stream, here) still follows it; #finish forgets it.
     if (await this.#holdings.end(id, ticket, recorded)) this.#settle(id, false);
-  }
-
-  /**
-   * A delivery taken from a shared queue that this process is done with although it recorded
-   * nothing: another replica has it (`why`). Logged, since the receiver may have got it from both.
-   */
-  #superseded(id: string, why: string): void {
-    this.#deps.onSuperseded?.(id, why);
-    if (!this.#holdings.holds(id)) this.#settle(id, false);
   }
 
   /**

@@ -73,17 +73,15 @@ export class QueueHoldings {
   async begin(id: string, ticket: string): Promise<boolean> {
     this.#inFlight.set(id, { ticket, end: Promise.withResolvers<void>() });
     if (await this.#queue.begin(ticket)) return true;
-    this.forget(id, ticket);
+    this.#forget(id, ticket);
     return false;
   }
 
   /**
    * Forgets a delivery held under `ticket` without acknowledging or handing back its entry: it is
-   * another process's now (taken over), or its attempt's result was not recorded because the log had
-   * moved on (another process's attempt recorded first): the entry is then acknowledged by whoever
-   * holds it, or taken over once idle by a consumer that reads the log first.
+   * another process's now (taken over), which acknowledges it.
    */
-  forget(id: string, ticket: string): void {
+  #forget(id: string, ticket: string): void {
     if (this.#tickets.get(id) === ticket) this.#tickets.delete(id);
     const inFlight = this.#inFlight.get(id);
     if (inFlight?.ticket === ticket) {

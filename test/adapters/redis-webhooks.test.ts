@@ -305,6 +305,23 @@ if (!hasRedisServer) {
       client.disconnect();
     });
 
+    it('an attempt whose delivery left the log meanwhile records nothing, and its entry is acknowledged: nothing left held or pending (rev74b: it stayed held, the drain waited out its budget)', async () => {
+      const keyPrefix = redis.newPrefix();
+      let deliveryId = '';
+      // The receiver answers 200 once the delivery's record is gone (a flush, a Redis restart without persistence).
+      const rx = await receivers.start(() => {
+        void redis.client.del(`${keyPrefix}dlv:r:${deliveryId}`);
+        return { status: 200, body: 'ok', delayMs: 100 };
+      });
+      const a = await replica(keyPrefix);
+      const accepted = await a.dispatcher.deliver(webhook(rx, 1));
+      deliveryId = accepted.id;
+      await eventually(() => (rx.requests.length === 1 ? true : undefined), 'the attempt sent');
+      await eventually(async () => (a.queue.held === 0 && ((await redis.client.xpending(a.queue.key, DELIVERY_GROUP, '-', '+', 10)) as unknown[]).length === 0 ? true : undefined), 'the entry acknowledged');
+      expect(await a.log.get(accepted.id)).toBeUndefined();
+      expect(a.errors).toEqual([]);
+    });
+
     it('updateScheduled with an expectation marks the delivery and schedules its job only while the delivery is so; else nothing changes and it answers undefined', async () => {
       const keyPrefix = redis.newPrefix();
       const rx = await receivers.start();

@@ -129,12 +129,13 @@ export default fp<WebhooksOptions>(
     const backstops = new WarningLimiter(clock, { limit: 0, intervalMs: BACKSTOP_LOG_INTERVAL_MS }, (_key, count) => tellBackstops(count));
     /** Flushed at the close: a backstop that ends after it is told at once (its interval would end after the process). */
     let backstopsFlushed = false;
-    // Deliveries another replica took over while this one stalled (SIGSTOP, a long GC pause, cut off
-    // from Redis for WEBHOOK_CLAIM_IDLE_MS), told once a second at most with their count, by what happened here.
+    // Deliveries whose attempt here was not the one to count: taken over by another replica while this
+    // one stalled (SIGSTOP, a long pause, cut off from Redis for WEBHOOK_CLAIM_IDLE_MS), or made while
+    // another's was recorded; told once a second at most with their count, by what happened here.
     const tellSuperseded = (why: string, count: number): void =>
       app.log.info(
         { deliveries: count, outcome: why },
-        `webhooks: ${plural(count, 'webhook delivery', 'webhook deliveries')} this replica held were taken over by another replica while it stalled (${why})`,
+        `webhooks: ${plural(count, 'webhook delivery', 'webhook deliveries')} taken from the stream by this replica ${count === 1 ? 'was' : 'were'} another replica's to record (${why})`,
       );
     const superseded = new WarningLimiter(clock, { limit: 0, intervalMs: BACKSTOP_LOG_INTERVAL_MS }, tellSuperseded);
     let supersededFlushed = false;
