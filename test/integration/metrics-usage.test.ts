@@ -166,6 +166,18 @@ describe('requests whose client went away', () => {
       await eventually(() => (logs.some((line) => line.request_id === 'lost-1') ? true : undefined), 'the lost request logged');
       await new Promise((resolve) => setTimeout(resolve, 50));
       expect(logs.filter((line) => line.request_id === 'lost-1').map((line) => [line.msg, line.status_code])).toEqual([['request closed before its answer ended', 499]]);
+      // One a timeout rule holds and then resets writes its own line, and only that one, whether its client waits or leaves first (rev74d: two).
+      const timeoutRule = { match: { route: '/v1/sim/intents', headers: { 'x-test-case': 'timeout' } }, action: { type: 'timeout', ms: 300 } };
+      expect((await t.app.inject({ method: 'POST', url: '/v1/sim/rules', payload: timeoutRule })).statusCode).toBe(201);
+      const leaving = new AbortController();
+      const held = ['timeout-waits', 'timeout-leaves'].map((id) =>
+        fetch(`http://127.0.0.1:${address.port}/v1/sim/intents`, { headers: { 'x-test-case': 'timeout', 'x-request-id': id }, signal: id === 'timeout-leaves' ? leaving.signal : undefined }).catch((error: unknown) => error),
+      );
+      setTimeout(() => leaving.abort(), 100);
+      await Promise.all(held);
+      await eventually(() => (logs.filter((line) => String(line.request_id).startsWith('timeout-')).length >= 2 ? true : undefined), 'the held requests logged');
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      for (const id of ['timeout-waits', 'timeout-leaves']) expect(logs.filter((line) => line.request_id === id).map((line) => line.msg)).toEqual(['fault rule timeout: connection reset']);
     } finally {
       await t.app.close();
     }

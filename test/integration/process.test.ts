@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { REPO, serverProcesses, type LogLine, type ServerProcess } from '../helpers/child.ts';
+import { eventually } from '../helpers/receiver.ts';
 
 /**
  * The process as an orchestrator sees it: `node src/server.ts` in a child process, configured from
@@ -207,6 +208,26 @@ describe('graceful shutdown', () => {
     // The intent made in the delay, due after it, was decided by the drain that followed.
     expect(server.lines).toContainEqual(expect.objectContaining({ msg: 'shutdown: every pending intent was decided' }));
     expect(server.lines.find((l) => l.shutdown_delay_ms !== undefined)).toMatchObject({ level: 'info', shutdown_delay_ms: 1500 });
+  });
+
+  it('SIGTERM with a request still held (a fault rule’s latency) when the connections are closed: it gets its line, 499, before shutdown complete (rev74d: none)', async () => {
+    const server = start({ WEBHOOK_SECRET: SECRET, SHUTDOWN_TIMEOUT_MS: '600' });
+    const rule = await fetch(await server.url('/v1/sim/rules'), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ match: { route: '/v1/sim/intents' }, action: { type: 'latency', distribution: 'fixed', params: { ms: 20_000 } } }),
+    });
+    expect(rule.status).toBe(201);
+    const held = fetch(await server.url('/v1/sim/intents'), { headers: { 'x-request-id': 'held-at-stop' } }).catch((error: unknown) => error);
+    await eventually(() => (server.lines.some((l) => l.msg === 'request completed' && l.route === '/v1/sim/rules') ? true : undefined), 'the rule made');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    server.kill('SIGTERM');
+    expect(await server.waitForExit(5000)).toEqual({ code: 0, signal: null });
+    expect(await held).toBeInstanceOf(TypeError);
+    const messages = server.lines.map((l) => l.msg);
+    const line = server.lines.find((l) => l.request_id === 'held-at-stop');
+    expect(line).toMatchObject({ level: 'info', msg: 'request closed before its answer ended', route: '/v1/sim/intents', status_code: 499 });
+    expect(messages.indexOf(line?.msg as string)).toBeLessThan(messages.indexOf('shutdown complete'));
   });
 
   it('SIGTERM with a drain budget shorter than the pending work: warns and still exits 0', async () => {

@@ -214,6 +214,25 @@ describe('attempts, retries and replays', () => {
     for (const d of gone) expect(await until(log, d.id, (status) => status === 'failed')).toMatchObject({ failureReason: 'endpoint_disabled', attempts: [] });
   });
 
+  it('deliveries waiting for a rate-cap token when their receiver answers 410 make no attempt once their token comes (rev74c: each sent its own, answered 410 again)', async () => {
+    const { clock, dispatcher, agent, log } = await makeDispatcher({ settings: { maxRps: 1 }, jitter: 3 });
+    let hits = 0;
+    agent
+      .get(ORIGIN)
+      .intercept({ path: '/gone', method: 'POST' })
+      .reply(() => {
+        hits++;
+        return { statusCode: 410, data: 'gone' };
+      })
+      .persist();
+    const deliveries = [];
+    for (let i = 0; i < 3; i++) deliveries.push(await dispatcher.deliver(request({ url: `${ORIGIN}/gone`, eventId: `evt_01JWAIT${String(i).padStart(18, '0')}` })));
+    expect(await until(log, deliveries[0]!.id, (status) => status === 'failed')).toMatchObject({ failureReason: 'gone' });
+    for (let i = 0; i < 4; i++) await clock.advance(1000);
+    for (const d of deliveries.slice(1)) expect(await until(log, d.id, (status) => status === 'failed')).toMatchObject({ failureReason: 'endpoint_disabled', attempts: [] });
+    expect(hits).toBe(1);
+  });
+
   it('replaying a delivery that is not finished is INVALID_STATE; an unknown one NOT_FOUND', async () => {
     const { dispatcher, agent, log } = await makeDispatcher();
     agent.get(ORIGIN).intercept({ path: '/hooks', method: 'POST' }).reply(500, 'boom').persist();

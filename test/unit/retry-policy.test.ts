@@ -60,9 +60,8 @@ describe('parseRetryAfter', () => {
     ['', null],
     [undefined, null],
     [['9', '1'], 9000],
-    // RFC 850's and asctime's forms of the same date (asctime is GMT, whatever the local zone).
+    // RFC 850's form of the same date.
     ['Thursday, 15-Jan-26 12:00:30 GMT', 30_000],
-    ['Thu Jan 15 12:00:30 2026', 30_000],
     // Neither digits nor a date: ignored, the backoff applies (before 2026-12-07 Date.parse read them as dates in 2001: a retry at once).
     ['1.5', null],
     ['-1', null],
@@ -71,5 +70,18 @@ describe('parseRetryAfter', () => {
     ['2026-01-15T12:00:30Z', null],
   ] as const)('%j → %s', (value, ms) => {
     expect(parseRetryAfter(value as string | string[] | undefined, NOW)).toBe(ms);
+  });
+
+  it('reads asctime’s form, which has no zone, as GMT whatever the process’s zone (rev74d: a test in UTC could not tell)', () => {
+    const zone = process.env.TZ;
+    process.env.TZ = 'Asia/Seoul';
+    try {
+      // The zone took: a date without one is read as Seoul's, nine hours ahead.
+      expect(new Date('Thu Jan 15 12:00:30 2026').getTime()).toBe(NOW + 30_000 - 9 * 3_600_000);
+      expect(parseRetryAfter('Thu Jan 15 12:00:30 2026', NOW)).toBe(30_000);
+    } finally {
+      if (zone === undefined) delete process.env.TZ;
+      else process.env.TZ = zone;
+    }
   });
 });

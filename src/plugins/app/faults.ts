@@ -18,6 +18,7 @@ import type { Problem } from '../../http/problem.ts';
 import { loggedUrl } from '../../http/logged-url.ts';
 import type { WebhookFaults } from '../../webhooks/dispatcher.ts';
 import { SAFE_METHODS } from './lifecycle.ts';
+import { lineWrittenElsewhere } from './request-context.ts';
 import { routeOf } from '../../http/route-template.ts';
 
 /**
@@ -307,6 +308,7 @@ export default fp<FaultsOptions>(
         // Nor does the drain wait for it (before 2026-12-05 a hold in flight kept a stop for its whole budget: a review).
         if (!SAFE_METHODS.has(request.method)) app.lifecycle.endWrite(reply.raw);
         reply.hijack();
+        lineWrittenElsewhere(request);
         await wait(response.ms, request, true);
         resetConnection(request);
         // A hijacked request gets no request line of its own: this is its line.

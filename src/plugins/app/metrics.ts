@@ -329,11 +329,11 @@ export default fp(
       requestTally.incLabels(`${labels.method} ${labels.status_code} ${labels.route}`, labels);
       return labels;
     };
-    /** Requests a `response_lost` rule shaped that onResponse counted: their close counts them no second time. */
+    /** Requests onResponse counted: their close counts them no second time (an injected request's comes after it). */
     const answered = new WeakSet<object>();
     app.addHook('onResponse', (request, reply, done) => {
       if (!abandoned.has(request)) {
-        if (lostByRule(request)) answered.add(request);
+        answered.add(request);
         duration.observe(countRequest(request, reply.statusCode), reply.elapsedTime / 1000);
       }
       done();
@@ -342,8 +342,8 @@ export default fp(
       // Closed before an answer was written: the client went away, or the connection was cut (a
       // fault rule's response_lost or timeout, a 408 that Node writes straight to the socket, the
       // close at shutdown). Fastify's onRequestAbort misses a request whose body had arrived.
-      // `writableEnded`: the answer was ended (onResponse counts it, even if its bytes were still
-      // on their way: light-my-request's inject closes before its writes complete).
+      // `writableFinished`: the answer's last bytes were handed to the socket (onResponse counts it;
+      // light-my-request's inject closes before, after onResponse: `answered`).
       // `headersSent`: the answer had begun (its status line written) and was never ended: a stream
       // (the console's live feed, closed with its tab) or a body cut short. Counted by the status
       // it answered; no duration (a stream's lifetime is not a response time).
@@ -352,7 +352,9 @@ export default fp(
       // was not counted at all).
       reply.raw.once('close', () => {
         const lost = lostByRule(request);
-        if (answered.has(request) || (reply.raw.writableEnded && !lost)) return;
+        // Finished: onResponse counts it (it has or it will). Ended and never finished (the socket died
+        // with the answer still queued: rev74d), onResponse never runs: counted here, under its status.
+        if (answered.has(request) || (reply.raw.writableFinished && !lost)) return;
         abandoned.add(request);
         countRequest(request, reply.raw.headersSent && !lost ? reply.raw.statusCode : CLIENT_CLOSED_REQUEST);
       });

@@ -12,6 +12,7 @@ import { NAMESPACE_PATTERN, NAMESPACE_RULE } from '../../core/namespace.ts';
 import { renderedBody, sendProblem, type ErrorShape } from '../../http/error-handler.ts';
 import { EXAMPLE_TRACE_ID, type ExtraAnswer } from '../../http/openapi.ts';
 import { problemOf, type Problem } from '../../http/problem.ts';
+import { lineWrittenElsewhere } from './request-context.ts';
 import { SAFE_METHODS } from './lifecycle.ts';
 
 /**
@@ -512,6 +513,8 @@ export default fp<NamespacesOptions>(
       handedOver.then(
         (child) => {
           reply.hijack();
+          // The namespace's app writes its line (one that closed first would have two: rev74d).
+          lineWrittenElsewhere(request);
           handOver(child, request.raw, reply.raw);
         },
         (error: Error) => sendProblem(reply, shape, refusalProblem(error)),

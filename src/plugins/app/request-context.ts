@@ -176,6 +176,21 @@ export interface RequestContextOptions {
 /** nginx's status for a request its client closed before the answer: what a request closed unanswered is logged and counted with. */
 export const CLIENT_CLOSED_REQUEST = 499;
 
+/**
+ * Requests whose line is written, or is another's to write: one gets a single line whichever of its
+ * close and onResponse comes first, and none here when it was hijacked by code that writes its own
+ * (`lineWrittenElsewhere`).
+ */
+const LINE_WRITTEN = new WeakSet<object>();
+
+/**
+ * The request's line is another's to write: a fault rule's `timeout`, which hijacks it and writes
+ * its own, or a namespace's app it is handed over to (its own hooks write it).
+ */
+export function lineWrittenElsewhere(request: FastifyRequest): void {
+  LINE_WRITTEN.add(request);
+}
+
 /** A `response_lost` fault rule shaped the request: its answer goes to no one (a 499). */
 export function lostByRule(request: FastifyRequest): boolean {
   return request.faultPlan?.response?.action.type === 'response_lost';
@@ -229,15 +244,14 @@ export default fp<RequestContextOptions>(
     // request"), or the status of an answer begun and never ended (a stream closed by its client:
     // the console's live feed), as http_requests_total counts it. Before 2026-12-07 nothing was
     // logged for it, only counted (a user test).
-    /** Requests whose line is written: one closed and answered later, or the other way round, gets one. */
-    const logged = new WeakSet<object>();
     app.addHook('onRequest', (request, reply, done) => {
       reply.raw.once('close', () => {
-        if (logged.has(request)) return;
+        if (LINE_WRITTEN.has(request)) return;
         const lost = lostByRule(request);
-        // Ended (not on a connection a rule reset): onResponse writes its line.
-        if (reply.raw.writableEnded && !lost) return;
-        logged.add(request);
+        // Finished (its last bytes handed to the socket, not on a connection a rule reset): onResponse
+        // writes its line. Ended and never finished (the socket died with it still queued: rev74d), it gets none.
+        if (reply.raw.writableFinished && !lost) return;
+        LINE_WRITTEN.add(request);
         logRequestLine(
           request.log,
           {
@@ -254,9 +268,9 @@ export default fp<RequestContextOptions>(
     });
 
     app.addHook('onResponse', (request, reply, done) => {
-      if (logged.has(request)) return done();
-      // Its connection reset by the rule, its close may come after this: it is logged here only.
-      if (lostByRule(request)) logged.add(request);
+      if (LINE_WRITTEN.has(request)) return done();
+      // Its close may come after this (an injected request's always does, a reset connection's may): logged here only.
+      LINE_WRITTEN.add(request);
       logRequestLine(
         request.log,
         { method: request.method, url: loggedUrl(request.url), route: routeOf(request), status_code: reply.statusCode, duration_ms: Math.round(reply.elapsedTime * 100) / 100 },
