@@ -189,6 +189,21 @@ withRedisServer('Redis FluxPay adapters', (server) => {
     expect(await store.creditBalances(0)).toEqual({ total: 3_000, users: [] });
   });
 
+  it('markPublished sent twice past the bound (the relay behind: the event it marks is trimmed at once) still counts what it marked (rev74c: the second run counted 0)', async () => {
+    const keyPrefix = redis.newPrefix();
+    const client = redis.connect();
+    const store = new RedisFluxPayStore(client, { keyPrefix, ttlMs: DAY, maxRecords: 2 });
+    // Each order cancelled (finished) before the next: the bound of two orders evicts the oldest, while its event stays pending.
+    for (const order of [anOrder(), anOrder(), anOrder()]) {
+      expect((await store.createOrder(order)).kind).toBe('created');
+      await store.cancelOrder(order.orderId, null, stamp());
+    }
+    const pending = (await store.pendingOutbox(10)).map((event) => event.eventId);
+    expect(pending).toHaveLength(3);
+    expect(await sentTwice(client, () => store.markPublished(pending.slice(0, 1), T0 + 5))).toBe(1);
+    expect(await store.outboxStats()).toEqual({ pending: 2, oldestPendingAt: expect.any(Number), published: 0 });
+  });
+
   it('RedisFluxPayStore.markPublished whose script the client sent twice (its reply lost, sent again after a reconnect) counts what it marked; another relay’s mark of the same events counts none', async () => {
     const keyPrefix = redis.newPrefix();
     const client = redis.connect();

@@ -331,6 +331,28 @@ describe('payments', () => {
     const plain = await outcomes(false);
     expect(new Set(plain)).toEqual(new Set(['APPROVED', 'DECLINED']));
     expect(await outcomes(true)).toEqual(plain);
+
+    // Two confirms of one payment at once, each drawing a mix's pick (delay) and waiting it out: the store confirms one
+    // and refuses the other (PAY_003), whose draw goes back, so the random payment after them ends as it would without it.
+    const racing = async (twice: boolean): Promise<string[]> => {
+      const seeded = await app({ RANDOM_SEED: '11', RANDOM_APPROVE_RATE: '0.5', DEFAULT_DELAY_DELAY_MS: '1000' });
+      const out: string[] = [];
+      for (let i = 0; i < 6; i++) {
+        const p = await createPayment(seeded, (await createOrder(seeded)).orderId);
+        const before = seeded.clock.pendingTimers;
+        const confirms = (twice ? [1, 2] : [1]).map(() => confirm(seeded, p, { 'x-sim-scenario': 'mix', 'x-sim-mix': 'delay:1' }));
+        await untilScheduled(seeded, before + confirms.length - 1);
+        await seeded.clock.advance(1000);
+        const answers = await Promise.all(confirms);
+        expect(answers.map((res) => res.statusCode).sort()).toEqual(twice ? [200, 409] : [200]);
+        const next = await createPayment(seeded, (await createOrder(seeded)).orderId);
+        out.push((await confirm(seeded, next, { 'x-sim-scenario': 'random' })).statusCode === 200 ? 'APPROVED' : 'DECLINED');
+      }
+      return out;
+    };
+    const alone = await racing(false);
+    expect(new Set(alone)).toEqual(new Set(['APPROVED', 'DECLINED']));
+    expect(await racing(true)).toEqual(alone);
   });
 
   it('PAY_005 when the amount is not the order’s, PAY_004 when the order was paid by another payment, PAY_003 on a second confirm; nothing changes', async () => {

@@ -427,6 +427,31 @@ describe('Idempotency-Key', () => {
 });
 
 describe('store bounds', () => {
+  it('RANDOM_SEED: an intent refused with 503 STORE_FULL draws nothing, so the random intents after it end as they would without it (rev74c: it shifted them)', async () => {
+    const outcomes = async (refusals: boolean): Promise<string[]> => {
+      const small = await buildTestApp({ STORE_MAX_INTENTS: '2', RANDOM_SEED: '7', RANDOM_APPROVE_RATE: '0.5' });
+      try {
+        const out: string[] = [];
+        for (let round = 0; round < 6; round++) {
+          const ids: string[] = [];
+          for (let i = 0; i < 2; i++) {
+            const res = await small.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: `r${round}-${i}`, amount: 100, scenario: 'random' } });
+            ids.push(res.json().payment_intent_id as string);
+          }
+          if (refusals) expect((await small.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: `r${round}-full`, amount: 100, scenario: 'random' } })).statusCode).toBe(503);
+          await small.clock.advance(1_000);
+          for (const id of ids) out.push((await small.app.inject({ url: `/v1/sim/intents/${id}` })).json().status as string);
+        }
+        return out;
+      } finally {
+        await small.app.close();
+      }
+    };
+    const plain = await outcomes(false);
+    expect(new Set(plain)).toEqual(new Set(['APPROVED', 'FAILED']));
+    expect(await outcomes(true)).toEqual(plain);
+  });
+
   it('evicts the oldest final intent beyond STORE_MAX_INTENTS and intents older than INTENT_TTL_MS', async () => {
     const small = await buildTestApp({ STORE_MAX_INTENTS: '3', INTENT_TTL_MS: '60000' });
     try {

@@ -89,11 +89,6 @@ const PerformanceFile = Type.Array(PerformanceFileEntry, { minItems: 1, maxItems
 
 type PerformanceFileEntry = Static<typeof PerformanceFileEntry>;
 
-/**
- * Validates a parsed catalog and fills in defaults. Throws an Error whose one-line message names
- * the first bad field as a JSON pointer (`/1/seatsPerRow: must be a whole number`), its rule in
- * words (`ruleWords`; a pattern's from PATTERN_WORDS).
- */
 /** The patterns of the catalog's fields in words, by field (a row is an item of `rows`). */
 const PATTERN_WORDS: Readonly<Record<string, string>> = {
   id: 'must be letters, digits, _ or -',
@@ -107,6 +102,11 @@ function fieldOf(pointer: string): string {
   return parts.at(-1) ?? '';
 }
 
+/**
+ * Validates a parsed catalog and fills in defaults. Throws an Error whose one-line message names
+ * the first bad field as a JSON pointer (`/1/seatsPerRow: must be a whole number`), its rule in
+ * words (`ruleWords`; a pattern's from PATTERN_WORDS).
+ */
 export function parsePerformances(json: unknown): Performance[] {
   const errors = Value.Errors(PerformanceFile, json);
   const first = errors.find((e) => e.keyword !== 'boolean') ?? errors[0];

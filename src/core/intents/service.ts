@@ -5,7 +5,7 @@ import type { EventBus, PaymentEvent } from '../events.ts';
 import type { IdempotencyNote } from '../idempotency.ts';
 import { derivedId, type IdFactory } from '../ids.ts';
 import type { InsertOutcome, IntentQuery, IntentStore, Job, Page } from '../ports.ts';
-import type { RandomSource } from '../random.ts';
+import { returnable, type RandomSource, type ReturnableRandom } from '../random.ts';
 import type { Scheduler } from '../scheduler.ts';
 import { decide, markApplied, type CardInput, type ForcedOutcome, type ScenarioConfig, type ScenarioRequest } from '../scenario.ts';
 import type { Intent, IntentStatus } from './intent.ts';
@@ -63,9 +63,12 @@ export interface IntentServiceDeps {
 
 export class IntentService {
   readonly #deps: IntentServiceDeps;
+  /** The deps' source, whose draws a create the store refuses gives back (it made no intent). */
+  readonly #random: ReturnableRandom;
 
   constructor(deps: IntentServiceDeps) {
     this.#deps = deps;
+    this.#random = returnable(deps.random);
     deps.scheduler.register(DECIDE_JOB, (id) => this.#decide(id));
     deps.scheduler.register(CANCEL_EVENT_JOB, (id) => this.#cancelledAgain(id));
     deps.scheduler.register(REFUND_EVENT_JOB, (key) => this.#refundedAgain(key));
@@ -73,9 +76,10 @@ export class IntentService {
 
   /** Creates a PENDING intent and schedules its decision. STORE_FULL when the store holds only PENDING intents. */
   async create(input: CreateIntentInput): Promise<Intent> {
-    const { clock, random, scenarios, store, ids, scheduler } = this.#deps;
+    const { clock, scenarios, store, ids, scheduler } = this.#deps;
     const now = clock.now();
-    const decision = decide({ scenario: input.scenario, delayMs: input.delayMs, card: input.card, forced: input.forced }, scenarios, random, now);
+    const drawn: number[] = [];
+    const decision = decide({ scenario: input.scenario, delayMs: input.delayMs, card: input.card, forced: input.forced }, scenarios, this.#random.noting(drawn), now);
     const intent: Intent = {
       id: ids('pay'),
       reservationId: input.reservationId,
@@ -118,7 +122,11 @@ export class IntentService {
       inserted = await store.insertScheduled(intent, job, input.idempotency);
       if (inserted.ok) scheduler.scheduled(job);
     }
-    if (!inserted.ok) throw inserted.reason === 'key_lost' ? idempotencyKeyLost() : storeFull('intents');
+    if (!inserted.ok) {
+      // No intent made: its draws go back, so the next one gets what it would have (rev74c: a 503 shifted them).
+      this.#random.giveBack(drawn);
+      throw inserted.reason === 'key_lost' ? idempotencyKeyLost() : storeFull('intents');
+    }
     markApplied(input.forced);
     this.#publishCreated(intent, now);
     return intent;

@@ -1,3 +1,4 @@
+import { keepingReply } from '../lua.ts';
 import { RECORDS } from './records.ts';
 
 /**
@@ -82,8 +83,7 @@ return out
  * by ioredis after a reconnect) counts the events it marked, as the first run did, instead of
  * answering that another relay marked them (which would leave them counted by no relay).
  */
-export const MARK = `${REMOVE_EVENT}
--- ARGV: O, now, call token, the most events held, eventId...
+const MARK_BODY = `-- ARGV: O, now, call token, the most events held, eventId...
 local O, now, token, max, marked = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), 0
 for i = 5, #ARGV do
   local id = ARGV[i]
@@ -101,6 +101,13 @@ end
 trimPublished(O, max, 0)
 return marked
 `;
+
+/**
+ * MARK, its reply kept under the call's token (RESENT_WITHIN_MS): its trim may remove an event it
+ * has just marked (the relay behind, the oldest published first), with its `mk`, so a run sent again
+ * after a lost reply would count 0 where the first counted it (rev74c).
+ */
+export const MARK = `${REMOVE_EVENT}${keepingReply("ARGV[1] .. 'reply:'", MARK_BODY, 'reply > 0', 'ARGV[3]')}`;
 
 /** Newest first by sequence after the cursor's event (an unknown cursor: an empty page, as memory), at most `budget` events looked at. */
 export const LIST = `${RECORDS}
