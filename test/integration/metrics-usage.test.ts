@@ -178,6 +178,11 @@ describe('requests whose client went away', () => {
       await eventually(() => (logs.filter((line) => String(line.request_id).startsWith('timeout-')).length >= 2 ? true : undefined), 'the held requests logged');
       await new Promise((resolve) => setTimeout(resolve, 400));
       for (const id of ['timeout-waits', 'timeout-leaves']) expect(logs.filter((line) => line.request_id === id).map((line) => line.msg)).toEqual(['fault rule timeout: connection reset']);
+      // One handed to a namespace's app is logged by that app only (rev74e: nothing tested it; without, two lines).
+      const namespaced = await t.app.inject({ url: '/v1/sim/intents', headers: { 'x-sim-namespace': 'ci-1', 'x-request-id': 'namespaced-1' } });
+      expect(namespaced.statusCode).toBe(200);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(logs.filter((line) => line.request_id === 'namespaced-1').map((line) => [line.msg, line.status_code])).toEqual([['request completed', 200]]);
     } finally {
       await t.app.close();
     }
