@@ -80,14 +80,11 @@ export interface DispatcherDeps {
   onBackstopQueued?: ((id: string) => void) | undefined;
   /**
    * Told of each delivery taken from a shared queue whose attempt here was not the one to count
-   * (`why`: NOT_SENT, taken over by another replica before it began here; NOT_RECORDED, made here
-   * while the log moved on, its result not recorded).
+   * (`why`: NOT_RECORDED, made here while the log moved on, its result not recorded).
    */
   onSuperseded?: ((id: string, why: string) => void) | undefined;
 }
 
-/** `onSuperseded`'s `why`: a delivery taken over before its attempt began here. */
-export const NOT_SENT = 'not sent here: another replica took it over';
 /** `onSuperseded`'s `why`: an attempt made here whose result was not recorded. */
 export const NOT_RECORDED = 'sent, not recorded: the log had moved on (another replica recorded an attempt of it first, or it left the log)';
 
@@ -357,13 +354,7 @@ export class WebhookDispatcher {
       await this.#acknowledge(delivery.id, ticket, false);
       return;
     }
-    if (ticket !== undefined && !(await this.#holdings.begin(delivery.id, ticket))) {
-      // Taken over by another replica while it waited here (this process stalled, or was cut off from
-      // Redis, for WEBHOOK_CLAIM_IDLE_MS): that replica sends it; sent here too, the receiver got it twice.
-      this.#deps.onSuperseded?.(delivery.id, NOT_SENT);
-      if (!this.#holdings.holds(delivery.id)) this.#settle(delivery.id, false);
-      return;
-    }
+    if (ticket !== undefined) this.#holdings.begin(delivery.id, ticket);
     let recorded = false;
     try {
       const result = await this.#attemptOnce(delivery, ticket !== undefined);

@@ -67,27 +67,13 @@ export class QueueHoldings {
 
   /**
    * The attempt of a delivery held under `ticket` begins: it is in flight, no longer waiting (the
-   * queue is told). False when the queue says the entry is another process's now (it took it over):
-   * the delivery is then held here no longer, and is not to be attempted.
+   * queue is told, not awaited: an attempt that waited for Redis's answer found its dispatcher
+   * closing meanwhile and left the delivery pending, a CI run saw it; one taken over by another
+   * process meanwhile is still made, its result recorded only as the log allows).
    */
-  async begin(id: string, ticket: string): Promise<boolean> {
+  begin(id: string, ticket: string): void {
     this.#inFlight.set(id, { ticket, end: Promise.withResolvers<void>() });
-    if (await this.#queue.begin(ticket)) return true;
-    this.#forget(id, ticket);
-    return false;
-  }
-
-  /**
-   * Forgets a delivery held under `ticket` without acknowledging or handing back its entry: it is
-   * another process's now (taken over), which acknowledges it.
-   */
-  #forget(id: string, ticket: string): void {
-    if (this.#tickets.get(id) === ticket) this.#tickets.delete(id);
-    const inFlight = this.#inFlight.get(id);
-    if (inFlight?.ticket === ticket) {
-      this.#inFlight.delete(id);
-      inFlight.end.resolve();
-    }
+    void this.#queue.begin(ticket);
   }
 
   /**
