@@ -394,7 +394,8 @@ export interface DeliveryQueue {
    * The attempt of the delivery handed over with `ticket` starts (a worker took it): from now on
    * it is in flight, so it no longer counts as waiting (`max` of `enqueue`), as in memory. False
    * when the entry is this process's no longer (another took it over while this one was stalled
-   * past the claim idle time): that one attempts it, and this one forgets it (no ack, no hand-back).
+   * past the claim idle time): it is then no longer held here. The dispatcher does not wait for the
+   * answer (its attempt goes ahead; its result is recorded only as the log allows).
    */
   begin(ticket: string): Promise<boolean>;
   /** The attempt of the delivery handed over with `ticket` is over and its result is in the log. */

@@ -432,11 +432,10 @@ export class WebhookDispatcher {
       await this.#bucket.take();
       // A token that came too late in a drain for the attempt to end before the close: handed back (not recorded).
       if (this.#drain.tooLateToBegin(delivery.id)) return 'unrecorded';
-      if (this.#closed) return 'unrecorded';
-      // Disabled while it waited for its token (its receiver answered 410 to another delivery): no attempt (rev74c).
-      if (await disabled.isDisabled(delivery.url)) return ended({ status: 'failed', failureReason: 'endpoint_disabled' });
     }
     if (this.#closed) return 'unrecorded';
+    // Disabled while it waited for its token (its receiver answered 410 to another delivery): no attempt (rev74c).
+    if (this.#bucket !== undefined && (await disabled.isDisabled(delivery.url))) return ended({ status: 'failed', failureReason: 'endpoint_disabled' });
     const at = clock.now();
     const headers = { ...delivery.extraHeaders, ...signers.headers(delivery.schemes, delivery.eventId, delivery.body, at) };
     let outcome = dropped(delivery);

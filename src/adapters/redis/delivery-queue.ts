@@ -252,9 +252,9 @@ export class RedisDeliveryQueue implements DeliveryQueue {
 
   /**
    * The entry's attempt starts: it leaves the room for others, and moves to the busy consumer, once
-   * BEGIN found it still this consumer's. It is not when another consumer took it over (this
-   * process stalled, or was cut off from Redis, for `claimIdleMs`): that one attempts it, and it is
-   * forgotten here (before 2026-12-07 it was sent here too, after the other's 2xx: a user test).
+   * BEGIN found it still this consumer's. When another consumer took it over (this process stalled,
+   * or was cut off from Redis, for `claimIdleMs`), it is held here no longer (not refreshed): false.
+   * The dispatcher does not wait for this (see `holdings.begin`).
    */
   async begin(ticket: string): Promise<boolean> {
     if (!this.#held.has(ticket)) return false;
