@@ -26,7 +26,7 @@ import { finishedAgain, REORDER_BACKSTOP_JOB, RETRY_JOB, WebhookDispatcher, type
 import { SignerRegistry } from '../../src/webhooks/signers/registry.ts';
 import { standardSigner } from '../../src/webhooks/signers/standard.ts';
 import { inCi } from '../helpers/promtool.ts';
-import { ManualClock } from '../helpers/manual-clock.ts';
+import { ManualClock, settle } from '../helpers/manual-clock.ts';
 import { eventually, receiverPool, type Receiver } from '../helpers/receiver.ts';
 import { hasRedisServer, REDIS_SERVER_MISSING, sentTwice, startRedis, type TestRedis } from '../helpers/redis.ts';
 import { makeService } from '../unit/support.ts';
@@ -1002,6 +1002,31 @@ if (!hasRedisServer) {
       expect(new Set(eventIdsOf(rx)).size).toBe(11);
     });
 
+    /**
+     * A cap of one token a 10 ms and a burst of `capacity` on a manual clock, whose script's answers
+     * are each held until the test calls the next of `held` (`answers`: as the script gave them);
+     * `caller()` takes a token and notes in `woken` when, on the clock, since `start`.
+     */
+    function heldCap(capacity: number) {
+      const clock = new ManualClock();
+      const client = redis.connect();
+      cleanups.push(() => client.disconnect());
+      const cap = new RedisRateCap(client, { keyPrefix: redis.newPrefix(), clock, ratePerSecond: 100, capacity, onError: () => undefined });
+      const atRedis = cap.tryTake.bind(cap);
+      const held: Array<() => void> = [];
+      const answers: Array<Awaited<ReturnType<RedisRateCap['tryTake']>>> = [];
+      cap.tryTake = async (wanted, now) => {
+        const answer = await atRedis(wanted, now);
+        answers.push(answer);
+        await new Promise<void>((resolve) => held.push(resolve));
+        return answer;
+      };
+      const start = clock.now();
+      const woken: number[] = [];
+      const caller = (): void => void cap.take().then(() => woken.push(clock.now() - start));
+      return { clock, cap, held, answers, start, woken, caller };
+    }
+
     /** Two replicas' caps on one bucket (a key prefix of their own), and the clock's start; `aheadMs` 0 unless given: only the tokens there are. */
     function twoCaps(ratePerSecond: number, capacity: number, aheadMs = 0): { a: RedisRateCap; b: RedisRateCap; t0: number } {
       const clock = new ManualClock();
@@ -1018,20 +1043,60 @@ if (!hasRedisServer) {
       const second = await Promise.all([a.tryTake(20, t0 + 25), b.tryTake(20, t0 + 25)]);
       expect(second.map((r) => r.granted).reduce((x, y) => x + y)).toBe(25);
       // A replica whose clock lags mints nothing.
-      expect(await b.tryTake(5, t0 + 10)).toEqual({ granted: 0, waitMs: 1, before: 0 });
+      expect(await b.tryTake(5, t0 + 10)).toEqual({ granted: 0, waitMs: 1, before: 0, at: t0 + 10 });
+    });
+
+    it('a token taken ahead wakes its caller at its time on the bucket’s clock, however late the answer: one that came after the clock had moved on was a window late (the shared cap’s test above failed about 1 run in 25)', async () => {
+      // One token a 10 ms, a burst of 1 (spent first), and each answer held until the test lets it go.
+      const { clock, cap, held, answers, start, woken, caller } = heldCap(1);
+      // The burst's token, answered at once.
+      caller();
+      await eventually(async () => (held.length === 1 ? true : undefined), 'the first call answered at Redis');
+      held.shift()?.();
+      await eventually(async () => (woken.length === 1 ? true : undefined), 'the burst’s caller woken');
+      // The next token, 10 ms on, taken ahead at the start; its answer comes 5 ms later.
+      caller();
+      await eventually(async () => (held.length === 1 ? true : undefined), 'the second call answered at Redis');
+      expect(answers).toEqual([
+        { granted: 1, waitMs: 0, before: 1, at: start },
+        { granted: 1, waitMs: 0, before: 0, at: start },
+      ]);
+      await clock.advance(5);
+      held.shift()?.();
+      await settle();
+      await clock.advance(5);
+      await eventually(async () => (woken.length === 2 ? true : undefined), 'the second caller woken at its token’s time', 1000);
+      expect(woken).toEqual([0, 10]);
+      expect(cap.waiting).toBe(0);
+    });
+
+    it('a call served in full while more callers came is followed by the next at once, however long it took on the clock (it slept up to as long again, at random)', async () => {
+      const { clock, held, answers, woken, caller } = heldCap(10);
+      caller();
+      await eventually(async () => (held.length === 1 ? true : undefined), 'the first call answered at Redis');
+      // Three more callers while the call is out, which takes a second on the clock.
+      for (let i = 0; i < 3; i++) caller();
+      await clock.advance(1000);
+      held.shift()?.();
+      // The next call goes out without the clock moving: asked for at once.
+      await eventually(async () => (held.length === 1 ? true : undefined), 'the second call answered at Redis', 1000);
+      held.shift()?.();
+      await eventually(async () => (woken.length === 4 ? true : undefined), 'every caller woken', 1000);
+      expect(answers.map((a) => a.granted)).toEqual([1, 3]);
+      expect(clock.pendingTimers).toBe(0);
     });
 
     it('taking ahead: the script grants the tokens there are and those of the next `aheadMs`, whichever replica asks, and no more; it says how many there were before, from which each token is timed', async () => {
       // 1 token a ms, a burst of 50, 100 ms ahead: 150 between them at t0, then one a ms.
       const { a, b, t0 } = twoCaps(1000, 50, 100);
-      expect(await a.tryTake(40, t0)).toEqual({ granted: 40, waitMs: 0, before: 50 });
+      expect(await a.tryTake(40, t0)).toEqual({ granted: 40, waitMs: 0, before: 50, at: t0 });
       // 10 there, 30 of them the next 30 ms' tokens: the caller times those 1 to 30 ms on.
-      expect(await b.tryTake(40, t0)).toEqual({ granted: 40, waitMs: 0, before: 10 });
+      expect(await b.tryTake(40, t0)).toEqual({ granted: 40, waitMs: 0, before: 10, at: t0 });
       // 30 taken ahead already: 70 more, up to 100 ms ahead, then short; the next may be taken 1 ms later.
-      expect(await a.tryTake(100, t0)).toEqual({ granted: 70, waitMs: 1, before: -30 });
-      expect(await b.tryTake(1, t0)).toEqual({ granted: 0, waitMs: 1, before: -100 });
+      expect(await a.tryTake(100, t0)).toEqual({ granted: 70, waitMs: 1, before: -30, at: t0 });
+      expect(await b.tryTake(1, t0)).toEqual({ granted: 0, waitMs: 1, before: -100, at: t0 });
       // 5 ms later: 5 more, whoever asks.
-      expect(await b.tryTake(10, t0 + 5)).toEqual({ granted: 5, waitMs: 1, before: -95 });
+      expect(await b.tryTake(10, t0 + 5)).toEqual({ granted: 5, waitMs: 1, before: -95, at: t0 + 5 });
     });
 
     it('with a round trip to Redis over the twentieth of a second the burst holds, the cap still lets its rate through, timing each token taken ahead (before 2026-12-06: the burst per round trip, half the rate here; a quarter of it measured 50 ms away)', async () => {
@@ -1133,7 +1198,10 @@ if (!hasRedisServer) {
       const ahead = new RedisRateCap(clients[0], options);
       const behind = new RedisRateCap(clients[1], options);
       const t0 = Date.now();
-      expect((await ahead.tryTake(10, t0 + 60_000)).granted).toBe(10);
+      const first = await ahead.tryTake(10, t0 + 60_000);
+      expect(first.granted).toBe(10);
+      // Counted on Redis' clock, which this process cannot read: no time to time the tokens from.
+      expect(first.at).toBeUndefined();
       // 200 ms on Redis' clock: 20 tokens' worth, a full bucket, for the replica whose clock says a minute earlier.
       await sleep(200);
       // Counted from before the bucket is emptied: what is minted while its answer comes back is in the bound (a review: a stall there exceeded it).

@@ -159,12 +159,14 @@ export class RedisRateCap implements RateCap {
    * script itself, for callers that batch), those to come within `aheadMs` included: how many it
    * got; the tokens there were before (the i-th granted is there `(i - before) / rate` ms after the
    * call, at once when `before` ≥ i; below zero, others were taken ahead); and when short, the ms
-   * until the next token may be taken.
+   * until the next token may be taken; and the time the bucket was counted at (`now`; undefined on
+   * Redis' clock, which this process cannot read).
    */
-  async tryTake(wanted: number, now: number): Promise<{ granted: number; waitMs: number; before: number }> {
+  async tryTake(wanted: number, now: number): Promise<{ granted: number; waitMs: number; before: number; at: number | undefined }> {
     const { capacity, serverTime, aheadMs = RATE_CAP_AHEAD_MS } = this.#options;
-    const [granted, waitMs, before] = (await this.#take([this.#key], [serverTime === true ? '' : now, this.#ratePerMs, capacity, wanted, aheadMs])) as [number, number, string];
-    return { granted, waitMs, before: Number(before) };
+    const onRedisClock = serverTime === true;
+    const [granted, waitMs, before] = (await this.#take([this.#key], [onRedisClock ? '' : now, this.#ratePerMs, capacity, wanted, aheadMs])) as [number, number, string];
+    return { granted, waitMs, before: Number(before), at: onRedisClock ? undefined : now };
   }
 
   releaseAll(): void {
@@ -185,23 +187,28 @@ export class RedisRateCap implements RateCap {
     this.#calling = true;
     const askedAt = this.#options.clock.now();
     return this.tryTake(this.#waiters.size, askedAt).then(
-      ({ granted, waitMs, before }) => {
+      ({ granted, waitMs, before, at: countedAt }) => {
         this.#calling = false;
         this.#failing = false;
-        // Timed from the answer, which came after the script ran: never before the token's time.
+        // Timed from the bucket's time: on Redis' clock, not known here, so from the answer, which
+        // came after the script ran (never before the token's time, up to a round trip after it);
+        // on an injected clock, the time the script was given (the clock may have moved on
+        // meanwhile: a token timed from the answer came a window late, none in the window it was
+        // taken for, and the shared cap's test failed about 1 run in 25).
         const now = this.#options.clock.now();
+        const from = countedAt ?? now;
         for (let i = 1; i <= granted && this.#waiters.size > 0; i++) {
           const wake = this.#waiters.shift() as () => void;
           // Less a millionth of a ms: (1 + 8.5) / 0.01 is 950.0000000000001, not a token 951 ms on.
-          const inMs = Math.ceil((i - before) / this.#ratePerMs - 1e-6);
-          if (inMs <= 0) this.#wake(wake);
-          else this.#reserve(now + inMs, wake);
+          const at = from + Math.ceil((i - before) / this.#ratePerMs - 1e-6);
+          if (at <= now) this.#wake(wake);
+          else this.#reserve(at, wake);
         }
         this.#armRelease();
         // Short: wait for the next token, and then up to a round trip (or as long again) at random:
         // replicas asking in step would split the tokens unevenly for good, each getting what came
         // since the other's call. Served in full: waiters who came meanwhile are asked for at once.
-        if (this.#waiters.size > 0) this.#sleep(waitMs + Math.floor(Math.random() * Math.max(waitMs, now - askedAt)));
+        if (this.#waiters.size > 0) this.#sleep(waitMs === 0 ? 0 : waitMs + Math.floor(Math.random() * Math.max(waitMs, now - askedAt)));
       },
       (error: unknown) => {
         this.#calling = false;
