@@ -343,6 +343,20 @@ export type DeliveryHandler = (delivery: Delivery, origin: string, ticket: strin
 export interface DeliveryExpectation {
   statuses: readonly DeliveryStatus[];
   attempts: number;
+  /**
+   * And that its stream entry is still held by one of these consumers of a shared queue (its
+   * `heldAs`): an attempt's result is recorded only by the process whose entry it is, not by one
+   * that stalled while another took the entry over and is attempting it.
+   */
+  heldAs?: HeldEntry | undefined;
+}
+
+/** A shared queue's entry as a consumer holds it (Redis: the stream, its group, the entry's id, the consumers that count as holding it). */
+export interface HeldEntry {
+  stream: string;
+  group: string;
+  entry: string;
+  consumers: readonly string[];
 }
 
 /**
@@ -398,8 +412,12 @@ export interface DeliveryQueue {
    * answer (its attempt goes ahead; its result is recorded only as the log allows).
    */
   begin(ticket: string): Promise<boolean>;
+  /** The entry of `ticket` as this consumer holds it, for a record conditional on still holding it; none for a queue of one process. */
+  heldAs?(ticket: string): HeldEntry;
   /** The attempt of the delivery handed over with `ticket` is over and its result is in the log. */
   ack(ticket: string): Promise<void>;
+  /** `ticket`'s entry is another consumer's now (it took it over): dropped here, neither acknowledged nor handed back. */
+  forget(ticket: string): void;
   /**
    * `ticket`'s delivery will not be attempted here (the dispatcher closed first), or its attempt
    * ended without its result recorded: hand it back, for any process to take (after checking the log).

@@ -86,7 +86,7 @@ export interface DispatcherDeps {
 }
 
 /** `onSuperseded`'s `why`: an attempt made here whose result was not recorded. */
-export const NOT_RECORDED = 'sent, not recorded: the log had moved on (another replica recorded an attempt of it first, or it left the log)';
+export const NOT_RECORDED = 'sent, not recorded: another replica had taken it over or recorded it, or it had left the log';
 
 export class WebhookDispatcher {
   readonly #deps: DispatcherDeps;
@@ -357,11 +357,19 @@ export class WebhookDispatcher {
     if (ticket !== undefined) this.#holdings.begin(delivery.id, ticket);
     let recorded = false;
     try {
-      const result = await this.#attemptOnce(delivery, ticket !== undefined);
-      // Its attempt ended after the log had moved on (another replica's attempt of it recorded first, or
-      // the delivery gone from the log): nothing recorded, and nothing left to send: its entry is
-      // acknowledged below as a recorded one's (rev74b: left held, it kept the drain waiting).
-      if (result === 'superseded') this.#deps.onSuperseded?.(delivery.id, NOT_RECORDED);
+      const result = await this.#attemptOnce(delivery, ticket);
+      if (result === 'superseded') {
+        this.#deps.onSuperseded?.(delivery.id, NOT_RECORDED);
+        // The log still holds it as the attempt found it: the record was refused because another replica
+        // holds the entry now (it took it over while this one stalled) and is attempting it: its to end
+        // (rev74e: recorded here, this one's late timeout scheduled a retry, a third send).
+        if (ticket !== undefined && (await this.#stillAsFound(delivery))) {
+          if (this.#holdings.lost(delivery.id, ticket)) this.#settle(delivery.id, false);
+          return;
+        }
+      }
+      // Superseded otherwise (another replica's attempt recorded first, or the delivery gone from the
+      // log): nothing left to send, its entry acknowledged as a recorded one's (rev74b: left held, it kept the drain waiting).
       recorded = result !== 'unrecorded';
     } catch (error) {
       // A store that failed mid-attempt: the delivery stays as the log last saw it, and is reported by the drain.
@@ -408,17 +416,25 @@ export class WebhookDispatcher {
     if (await this.#holdings.end(id, ticket, recorded)) this.#settle(id, false);
   }
 
+  /** Whether the log holds `delivery` as it was handed over (pending, that many attempts). */
+  async #stillAsFound(delivery: Delivery): Promise<boolean> {
+    const current = await this.#deps.log.get(delivery.id);
+    return current?.status === 'pending' && current.attempts.length === delivery.attempts.length;
+  }
+
   /**
    * Makes one attempt and records its result: `recorded`; `unrecorded` when the dispatcher closed
-   * first (nothing recorded); `superseded` when, taken from a shared queue (`shared`), the log no
-   * longer held it as it was when the attempt began (another replica's attempt of it was recorded
-   * meanwhile): nothing recorded, so a 2xx recorded there is never undone by this attempt's failure.
+   * first (nothing recorded); `superseded` when, taken from a shared queue under `ticket`, the log
+   * no longer held it as it was when the attempt began (another replica's attempt of it was recorded
+   * meanwhile) or the entry was no longer this consumer's (another took it over): nothing recorded,
+   * so a 2xx recorded there is never undone by this attempt's failure.
    */
-  async #attemptOnce(delivery: Delivery, shared: boolean): Promise<'recorded' | 'unrecorded' | 'superseded'> {
+  async #attemptOnce(delivery: Delivery, ticket: string | undefined): Promise<'recorded' | 'unrecorded' | 'superseded'> {
     const { clock, settings, disabled, signers, agent } = this.#deps;
-    // What the log must still hold for this attempt's result to be recorded (a shared queue's: another
-    // replica may have taken it over while this process stalled, and recorded its own attempt).
-    const expect: DeliveryExpectation | undefined = shared ? { statuses: ['pending'], attempts: delivery.attempts.length } : undefined;
+    // What the log and the stream must still hold for this attempt's result to be recorded (a shared
+    // queue's: another replica may have taken it over while this process stalled, and be attempting it or have recorded it).
+    const expect: DeliveryExpectation | undefined =
+      ticket === undefined ? undefined : { statuses: ['pending'], attempts: delivery.attempts.length, heldAs: this.#queue.heldAs?.(ticket) };
     const ended = async (change: Pick<DeliveryChange, 'status' | 'failureReason' | 'attempt'>): Promise<'recorded' | 'superseded'> =>
       (await this.#finish(delivery, change, expect)) ? 'recorded' : 'superseded';
     // The jitter of a retry is drawn as the attempt starts, in the order attempts are taken, not

@@ -77,6 +77,22 @@ export class QueueHoldings {
   }
 
   /**
+   * The entry of a delivery held under `ticket` is another process's now (it took it over while
+   * this one's attempt was in flight): dropped here and in the queue, neither acknowledged nor
+   * handed back; that process acknowledges it. True when the delivery is held no longer.
+   */
+  lost(id: string, ticket: string): boolean {
+    if (this.#tickets.get(id) === ticket) this.#tickets.delete(id);
+    const inFlight = this.#inFlight.get(id);
+    if (inFlight?.ticket === ticket) {
+      this.#inFlight.delete(id);
+      inFlight.end.resolve();
+    }
+    this.#queue.forget(ticket);
+    return !this.#tickets.has(id);
+  }
+
+  /**
    * Acknowledges the entry once its attempt's result is recorded; else hands it back to the queue.
    * True when the delivery is held no longer (no later entry of it came meanwhile). A store that
    * fails is reported: the entry is then taken over once idle, by a replica that reads the log first.

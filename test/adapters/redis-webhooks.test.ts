@@ -322,6 +322,23 @@ if (!hasRedisServer) {
       expect(a.errors).toEqual([]);
     });
 
+    it.each([500, 200])('an attempt whose entry another consumer took over while it was in flight records nothing (here its %s) and leaves the entry to that consumer (rev74e: a late timeout was recorded, a retry scheduled, a third send)', async (status) => {
+      const keyPrefix = redis.newPrefix();
+      const rx = await receivers.start(() => ({ status, body: 'late', delayMs: 300 }));
+      const a = await replica(keyPrefix);
+      const accepted = await a.dispatcher.deliver(webhook(rx, 1));
+      await eventually(() => (rx.requests.length === 1 ? true : undefined), 'the attempt in flight');
+      // Another replica takes the entry over (this one stalled past the claim idle time) and attempts it.
+      const [entry] = ((await redis.client.xpending(a.queue.key, DELIVERY_GROUP, '-', '+', 10)) as Array<[string, string]>).map(([id]) => id);
+      await redis.client.xclaim(a.queue.key, DELIVERY_GROUP, 'other:busy', 0, entry as string, 'JUSTID');
+      await eventually(() => (a.queue.held === 0 ? true : undefined), 'the attempt over here');
+      // Its 500 is not recorded: the delivery is as the other found it, no retry is scheduled, and the entry stays the other's.
+      expect(await a.log.get(accepted.id)).toMatchObject({ status: 'pending', attempts: [] });
+      expect(await redis.client.hlen(`${keyPrefix}sched:jobs:${RETRY_JOB}`)).toBe(0);
+      expect(((await redis.client.xpending(a.queue.key, DELIVERY_GROUP, '-', '+', 10)) as Array<[string, string]>).map(([id, owner]) => [id, owner])).toEqual([[entry, 'other:busy']]);
+      expect(a.errors).toEqual([]);
+    });
+
     it('updateScheduled with an expectation marks the delivery and schedules its job only while the delivery is so; else nothing changes and it answers undefined', async () => {
       const keyPrefix = redis.newPrefix();
       const rx = await receivers.start();

@@ -29,6 +29,12 @@ export class RecordingQueue implements DeliveryQueue {
   release(ticket: string): void {
     this.calls.push(`release ${ticket}`);
   }
+  forget(ticket: string): void {
+    this.calls.push(`forget ${ticket}`);
+  }
+  heldAs(ticket: string) {
+    return { stream: 'recorded', group: 'dispatchers', entry: ticket, consumers: ['me', 'me:busy'] };
+  }
   stop(): Promise<void> {
     return Promise.resolve();
   }

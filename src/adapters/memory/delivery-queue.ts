@@ -64,6 +64,8 @@ export class MemoryDeliveryQueue implements DeliveryQueue {
 
   release(): void {}
 
+  forget(): void {}
+
   stop(): Promise<void> {
     return DONE;
   }

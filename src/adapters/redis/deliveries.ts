@@ -175,6 +175,18 @@ local function expected()
   for status in string.gmatch(ARGV[10], '[^,]+') do statuses[status] = true end
   return { statuses = statuses, attempts = tonumber(ARGV[11]) }
 end
+-- A \`before\` for updateDelivery: the change is made only while the stream entry ARGV[at + 2] of stream
+-- ARGV[at] (group ARGV[at + 1]) is held by one of the consumers ARGV[at + 3], ARGV[at + 4] (the
+-- DeliveryExpectation's heldAs); none given (ARGV[at] missing): no check. A stream or group that is
+-- gone (a flush) holds nothing to take over: the change is made.
+local function heldCheck(at)
+  if not ARGV[at] then return nil end
+  local ok, held = pcall(redis.call, 'XPENDING', ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 2], 1)
+  if not ok then return nil end
+  local owner = held[1] and held[1][2]
+  if owner == ARGV[at + 3] or owner == ARGV[at + 4] then return nil end
+  return {}
+end
 `;
 
 const UPDATE = `${PRELUDE}${UPDATE_DELIVERY}
@@ -184,7 +196,8 @@ return (updateDelivery())
 /**
  * The update and, when this run made it, its job: KEYS[3..5] and ARGV[10..14] are the scheduler's
  * (RedisSchedulerStore.jobWrite). With ARGV[15] and ARGV[16] (the statuses and the attempts
- * expected, as UPDATE_IF's), only while the delivery is so: else nothing changes and it answers {}.
+ * expected, as UPDATE_IF's), only while the delivery is so, and with ARGV[17..21] only while its
+ * stream entry is held so (heldCheck): else nothing changes and it answers {}.
  */
 const UPDATE_SCHEDULED = `${PRELUDE}${UPDATE_DELIVERY}${SCHEDULE_JOB}
 local expect = nil
@@ -193,15 +206,15 @@ if ARGV[15] then
   for status in string.gmatch(ARGV[15], '[^,]+') do statuses[status] = true end
   expect = { statuses = statuses, attempts = tonumber(ARGV[16]) }
 end
-local reply, changed = updateDelivery(expect)
+local reply, changed = updateDelivery(expect, function() return heldCheck(17) end)
 if changed == true then scheduleJob(KEYS[3], KEYS[4], KEYS[5], ARGV[10], ARGV[11], ARGV[12], ARGV[13], ARGV[14]) end
 if changed == false then return {} end
 return reply
 `;
 
-/** \`updateIf\`: answers {1 or 0 (changed or not), the delivery}, or {} when unknown. */
+/** \`updateIf\`: answers {1 or 0 (changed or not), the delivery}, or {} when unknown (or, with ARGV[12..16], its entry not held so). */
 const UPDATE_IF = `${PRELUDE}${UPDATE_DELIVERY}
-local reply, changed = updateDelivery(expected())
+local reply, changed = updateDelivery(expected(), function() return heldCheck(12) end)
 if #reply == 0 then return {} end
 return { changed and 1 or 0, reply }
 `;
@@ -286,7 +299,7 @@ export class RedisDeliveryLog implements DeliveryLogStore {
     if (scheduler !== undefined) {
       const updateScheduled = scheduler.withJob(defineScript(client, 'paysimDeliveryUpdateScheduled', UPDATE_SCHEDULED));
       this.updateScheduled = async (id, change, job, expect) =>
-        decodeDelivery((await updateScheduled(this.#keys, this.#updateArgs(id, change), job, expect === undefined ? [] : [expect.statuses.join(','), String(expect.attempts)])) as string[]);
+        decodeDelivery((await updateScheduled(this.#keys, this.#updateArgs(id, change), job, expect === undefined ? [] : [expect.statuses.join(','), String(expect.attempts), ...heldArgs(expect)])) as string[]);
     }
   }
 
@@ -351,7 +364,7 @@ export class RedisDeliveryLog implements DeliveryLogStore {
   }
 
   async updateIf(id: string, expect: DeliveryExpectation, change: DeliveryChange): Promise<{ delivery: Delivery; changed: boolean } | undefined> {
-    const reply = (await this.#scripts.updateIf(this.#keys, [...this.#updateArgs(id, change), expect.statuses.join(','), expect.attempts])) as [number, string[]] | [];
+    const reply = (await this.#scripts.updateIf(this.#keys, [...this.#updateArgs(id, change), expect.statuses.join(','), expect.attempts, ...heldArgs(expect)])) as [number, string[]] | [];
     return changedOf(reply);
   }
 
@@ -408,6 +421,12 @@ function attemptOf(attempt: DeliveryAttempt): DeliveryAttempt {
 function changedOf(reply: [number, string[]] | []): { delivery: Delivery; changed: boolean } | undefined {
   if (reply.length === 0) return undefined;
   return { delivery: decodeDelivery(reply[1]) as Delivery, changed: reply[0] === 1 };
+}
+
+/** The stream entry an expectation's heldAs names, as heldCheck reads it (none: no check). */
+function heldArgs(expect: DeliveryExpectation): string[] {
+  const held = expect.heldAs;
+  return held === undefined ? [] : [held.stream, held.group, held.entry, held.consumers[0] ?? '', held.consumers[1] ?? ''];
 }
 
 function decodeDelivery(flat: readonly string[]): Delivery | undefined {

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import { changedDelivery, isFinished, type Delivery, type DeliveryChange } from '../../core/deliveries.ts';
-import type { AcceptOutcome, DeliveryHandler, DeliveryQueue, RequeueOutcome } from '../../core/ports.ts';
+import type { AcceptOutcome, DeliveryHandler, DeliveryQueue, HeldEntry, RequeueOutcome } from '../../core/ports.ts';
 import type { RedisDeliveryLog } from './deliveries.ts';
 import { callToken, defineScript, type Script } from './connection.ts';
 import { BEGIN, ENQUEUE, FORGET_CONSUMERS, HAND_BACK, REFRESH, WAITING } from './delivery-queue-lua.ts';
@@ -271,6 +271,14 @@ export class RedisDeliveryQueue implements DeliveryQueue {
     if (owned === 1) return true;
     this.#free(ticket);
     return false;
+  }
+
+  forget(ticket: string): void {
+    this.#free(ticket);
+  }
+
+  heldAs(ticket: string): HeldEntry {
+    return { stream: this.#key, group: DELIVERY_GROUP, entry: ticket, consumers: [this.consumer, this.#busy] };
   }
 
   async ack(ticket: string): Promise<void> {

@@ -135,7 +135,7 @@ export default fp<WebhooksOptions>(
     const tellSuperseded = (why: string, count: number): void =>
       app.log.info(
         { deliveries: count, outcome: why },
-        `webhooks: ${plural(count, 'webhook delivery', 'webhook deliveries')} taken from the stream by this replica ${count === 1 ? 'was' : 'were'} another replica's to record (${why})`,
+        `webhooks: ${plural(count, 'webhook delivery', 'webhook deliveries')} taken from the stream by this replica ended elsewhere: ${why}`,
       );
     const superseded = new WarningLimiter(clock, { limit: 0, intervalMs: BACKSTOP_LOG_INTERVAL_MS }, tellSuperseded);
     let supersededFlushed = false;
