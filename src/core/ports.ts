@@ -317,7 +317,11 @@ export interface DeliveryLogStore {
 }
 
 export interface DisabledUrlStore {
-  disable(url: string, at: number): Promise<void>;
+  /**
+   * Disables `url` from `at` (a URL already disabled keeps its time); answers the URLs it re-enabled
+   * to stay within its bound (WEBHOOK_MAX_DISABLED_URLS: those disabled first), none until then.
+   */
+  disable(url: string, at: number): Promise<string[]>;
   /** True when the URL was disabled. */
   enable(url: string): Promise<boolean>;
   isDisabled(url: string): Promise<boolean>;

@@ -83,6 +83,8 @@ export interface DispatcherDeps {
    * (`why`: NOT_RECORDED, made here while the log moved on, its result not recorded).
    */
   onSuperseded?: ((id: string, why: string) => void) | undefined;
+  /** Told of the URLs a 410's disable re-enabled to keep WEBHOOK_MAX_DISABLED_URLS (those disabled first). */
+  onUrlsReenabled?: ((urls: readonly string[]) => void) | undefined;
 }
 
 /** `onSuperseded`'s `why`: an attempt made here whose result was not recorded. */
@@ -473,10 +475,13 @@ export class WebhookDispatcher {
     switch (step.kind) {
       case 'delivered':
         return ended({ status: 'delivered', failureReason: null, attempt: made });
-      case 'gone':
-        // 410 Gone: the receiver says this URL is no more; stop sending to it until re-enabled.
-        await disabled.disable(delivery.url, clock.now());
+      case 'gone': {
+        // 410 Gone: the receiver says this URL is no more; stop sending to it until re-enabled
+        // (past the bound, the URL disabled first is re-enabled: told, not silent).
+        const reenabled = await disabled.disable(delivery.url, clock.now());
+        if (reenabled.length > 0) this.#deps.onUrlsReenabled?.(reenabled);
         return ended({ status: 'failed', failureReason: 'gone', attempt: made });
+      }
       case 'give_up':
         return ended({ status: 'failed', failureReason: step.reason, attempt: made });
       case 'retry': {

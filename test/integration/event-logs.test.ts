@@ -7,6 +7,7 @@ import { createRandom } from '../../src/core/random.ts';
 import { loggerOptions } from '../../src/logger.ts';
 import { originAndPath } from '../../src/http/logged-url.ts';
 import { FAILURE_WARNINGS_PER_INTERVAL, LOG_FULL_MSG, RETRY_WARNINGS_PER_INTERVAL, WARNING_INTERVAL_MS } from '../../src/plugins/app/event-logs.ts';
+import { REENABLED_WARNINGS_PER_INTERVAL } from '../../src/plugins/app/webhooks.ts';
 import { ISO, ULID } from '../helpers/app.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
 import { eventually, receiverPool } from '../helpers/receiver.ts';
@@ -149,6 +150,56 @@ describe('webhook trouble is logged at warn', () => {
     const [blocked] = await waitForRecord(t, 'webhook delivery failed');
     expect(blocked).toMatchObject({ level: 'warn', url: `${rx.origin}/gone`, attempt: 0, reason: 'endpoint_disabled' });
     expect(rx.requests).toHaveLength(1);
+    expect(JSON.stringify(t.records)).not.toContain('s3cr3t');
+  });
+
+  it(`past WEBHOOK_MAX_DISABLED_URLS a 410 re-enables the URL disabled first and says so at warn (origin and path only), ${REENABLED_WARNINGS_PER_INTERVAL} a minute, then their count; deliveries to it go out again (before 2026-12-07: not logged)`, async () => {
+    const rx = await receivers.start(() => ({ status: 410 }));
+    const t = await logApp({ WEBHOOK_MAX_DISABLED_URLS: '1' });
+    const start = t.clock.now();
+    const gone = (n: number) => rx.url(`/gone-${String(n)}?sig=s3cr3t`);
+    // One URL after another answers 410: each disables its own and re-enables the one before.
+    const urls = REENABLED_WARNINGS_PER_INTERVAL + 3;
+    for (let n = 0; n < urls; n++) {
+      await createIntent(t, { reservation_id: `res_${String(n)}`, webhook_url: gone(n) });
+      await t.clock.advance(200);
+      await waitForRecord(t, 'webhook delivery gone: the receiver answered 410', n + 1);
+    }
+    const told = withMsg(t, /^webhook URL re-enabled/);
+    expect(told.map((r) => r.url)).toEqual(Array.from({ length: REENABLED_WARNINGS_PER_INTERVAL }, (_, n) => `${rx.origin}/gone-${String(n)}`));
+    expect(told[0]).toEqual({
+      level: 'warn',
+      time: expect.stringMatching(ISO),
+      service: 'paysim',
+      msg: 'webhook URL re-enabled: WEBHOOK_MAX_DISABLED_URLS (1) URLs were disabled and another answered 410, so the one disabled first is attempted again',
+      url: `${rx.origin}/gone-0`,
+      max_disabled_urls: 1,
+    });
+    // The other 2 are counted, and told when the minute since the first one told ends (that was in
+    // the second URL's 200 ms on the clock).
+    await t.clock.advance(start + 200 + WARNING_INTERVAL_MS - t.clock.now());
+    expect(withMsg(t, /^webhook URLs re-enabled/)).toEqual([]);
+    await t.clock.advance(200);
+    const [summary] = await waitForRecord(t, /^webhook URLs re-enabled/);
+    const since = (summary as LogRecord).since as string;
+    expect(Date.parse(since)).toBeGreaterThan(start + 200);
+    expect(Date.parse(since)).toBeLessThanOrEqual(start + 400);
+    expect(summary).toEqual({
+      level: 'warn',
+      time: expect.stringMatching(ISO),
+      service: 'paysim',
+      msg: `webhook URLs re-enabled at WEBHOOK_MAX_DISABLED_URLS: 2 more since ${since}`,
+      urls: 2,
+      since,
+      max_disabled_urls: 1,
+    });
+    // The first URL is attempted again (a second request, its own 410), and the only one disabled is the last.
+    await createIntent(t, { reservation_id: 'res_again', webhook_url: gone(0) });
+    await t.clock.advance(200);
+    await waitForRecord(t, 'webhook delivery gone: the receiver answered 410', urls + 1);
+    expect(rx.requests.filter((r) => r.url.startsWith('/gone-0?'))).toHaveLength(2);
+    const listed = await t.app.inject({ url: '/v1/sim/webhooks/disabled-urls' });
+    expect(listed.json()).toMatchObject({ data: [{ url: gone(0) }] });
     expect(JSON.stringify(t.records)).not.toContain('s3cr3t');
   });
 

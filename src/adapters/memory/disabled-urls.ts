@@ -19,15 +19,17 @@ export class MemoryDisabledUrls implements DisabledUrlStore {
     this.#maxUrls = options.maxUrls;
   }
 
-  disable(url: string, at: number): Promise<void> {
+  disable(url: string, at: number): Promise<string[]> {
+    const reenabled: string[] = [];
     if (!this.#urls.has(url)) {
       this.#urls.set(url, at);
       for (const first of this.#urls.keys()) {
         if (this.#urls.size <= this.#maxUrls) break;
         this.#urls.delete(first);
+        reenabled.push(first);
       }
     }
-    return Promise.resolve();
+    return Promise.resolve(reenabled);
   }
 
   enable(url: string): Promise<boolean> {

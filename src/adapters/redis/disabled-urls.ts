@@ -38,16 +38,16 @@ const DISABLE = keepingReply(
   "KEYS[1] .. ':kept:'",
   `${ORDER}
 if redis.call('HLEN', KEYS[1]) ~= redis.call('ZCARD', KEYS[2]) then placeUnordered() end
-if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return {} end
 local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')[2]
 redis.call('ZADD', KEYS[2], (tonumber(last) or 0) + 1, ARGV[1])
-local max = tonumber(ARGV[3])
+local max, reenabled = tonumber(ARGV[3]), {}
 while redis.call('HLEN', KEYS[1]) > max do
   local first = redis.call('ZPOPMIN', KEYS[2])[1]
   if not first then break end
-  if redis.call('HDEL', KEYS[1], first) == 0 then placeUnordered() end
+  if redis.call('HDEL', KEYS[1], first) == 0 then placeUnordered() else reenabled[#reenabled + 1] = first end
 end
-return 1`,
+return reenabled`,
 );
 // ARGV: url, token.
 const ENABLE = keepingReply(
@@ -86,7 +86,7 @@ return out
 /**
  * URLs that answered 410 Gone, shared by every replica: one hash, URL → when it was disabled, and
  * a sorted set of the order they were disabled in. A disable keeps the first time (HSETNX) and,
- * past `maxUrls`, re-enables the URLs disabled first; an enable says whether the URL was there
+ * past `maxUrls`, re-enables the URLs disabled first, which it answers; an enable says whether the URL was there
  * (HDEL); each is one script that keeps its reply (above).
  */
 export class RedisDisabledUrls implements DisabledUrlStore {
@@ -106,8 +106,10 @@ export class RedisDisabledUrls implements DisabledUrlStore {
     this.#list = defineScript(client, 'paysimUrlsList', LIST);
   }
 
-  async disable(url: string, at: number): Promise<void> {
-    await this.#disable(this.#keys, [url, at, this.#maxUrls, callToken()]);
+  async disable(url: string, at: number): Promise<string[]> {
+    const reply: unknown = await this.#disable(this.#keys, [url, at, this.#maxUrls, callToken()]);
+    // A number: the kept reply of a version before 2026-12-07 (0 or 1), which named none.
+    return Array.isArray(reply) ? (reply as string[]) : [];
   }
 
   async enable(url: string): Promise<boolean> {

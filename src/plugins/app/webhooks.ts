@@ -20,6 +20,8 @@ import type { DeliveryLogStore } from '../../core/ports.ts';
 import { bucketCapacity } from '../../webhooks/token-bucket.ts';
 import { WarningLimiter } from '../../webhooks/warning-limiter.ts';
 import { MAX_IDS_LOGGED } from './core.ts';
+import { WARNING_INTERVAL_MS } from './event-logs.ts';
+import { originAndPath } from '../../http/logged-url.ts';
 
 /**
  * Webhook delivery: one dispatcher, one undici Agent and the registry of signers per app, with
@@ -81,6 +83,9 @@ async function sharedBacklog(queue: RedisDeliveryQueue, scheduler: Scheduler): P
   return { waiting: waiting === undefined ? undefined : Math.max(0, waiting - queue.heldUnbegun), retries, elsewhere };
 }
 
+/** Re-enables at WEBHOOK_MAX_DISABLED_URLS told one by one per WARNING_INTERVAL_MS; the rest as a count. */
+export const REENABLED_WARNINGS_PER_INTERVAL = 10;
+
 export default fp<WebhooksOptions>(
   async (app, options) => {
     const { config, clock, ids, bus, stores, scheduler } = app.core;
@@ -139,6 +144,22 @@ export default fp<WebhooksOptions>(
       );
     const superseded = new WarningLimiter(clock, { limit: 0, intervalMs: BACKSTOP_LOG_INTERVAL_MS }, tellSuperseded);
     let supersededFlushed = false;
+    // URLs a 410 pushed out of WEBHOOK_MAX_DISABLED_URLS (those disabled first): deliveries to them
+    // are attempted again. At the bound each new 410 re-enables one (an /api/v2 callback URL names
+    // its transaction), so the first REENABLED_WARNINGS_PER_INTERVAL of a minute are told, then their
+    // count (before 2026-12-07 none was: deliveries to a disabled URL went out again unexplained).
+    const tellReenabled = (url: string): void =>
+      app.log.warn(
+        { url: originAndPath(url), max_disabled_urls: settings.maxDisabledUrls },
+        `webhook URL re-enabled: WEBHOOK_MAX_DISABLED_URLS (${settings.maxDisabledUrls}) URLs were disabled and another answered 410, so the one disabled first is attempted again`,
+      );
+    const reenabled = new WarningLimiter(clock, { limit: REENABLED_WARNINGS_PER_INTERVAL, intervalMs: WARNING_INTERVAL_MS }, (_key, count, since) =>
+      app.log.warn(
+        { urls: count, since: new Date(since).toISOString(), max_disabled_urls: settings.maxDisabledUrls },
+        `webhook URLs re-enabled at WEBHOOK_MAX_DISABLED_URLS: ${count} more since ${new Date(since).toISOString()}`,
+      ),
+    );
+    let reenabledFlushed = false;
     const dispatcher = new WebhookDispatcher({
       clock,
       ids,
@@ -158,6 +179,9 @@ export default fp<WebhooksOptions>(
       jitter: createStreams(config.randomSeed)('webhooks:jitter'),
       onBackstopQueued: () => (backstopsFlushed ? tellBackstops(1) : void backstops.allow('reorder-backstop')),
       onSuperseded: (_id, why) => (supersededFlushed ? tellSuperseded(why, 1) : void superseded.allow(why)),
+      onUrlsReenabled: (urls) => {
+        for (const url of urls) if (reenabledFlushed || reenabled.allow('bound')) tellReenabled(url);
+      },
     });
 
     const { registry } = app.metrics;
@@ -311,6 +335,8 @@ export default fp<WebhooksOptions>(
       backstopsFlushed = true;
       superseded.flush();
       supersededFlushed = true;
+      reenabled.flush();
+      reenabledFlushed = true;
       // The drain has had its budget: abort what is still in flight rather than wait for it.
       await agent.destroy();
       await queue?.stop();

@@ -94,11 +94,12 @@ export function disabledUrlStoreContract(name: string, make: DisabledUrlStoreFac
     it('holds at most maxUrls: a new URL past it re-enables the URL disabled first (whatever its time); a second disable keeps its place; an enabled URL leaves it', async () => {
       const store = await make({ maxUrls: 3 });
       const url = (name: string) => `https://receiver.example/webhook/v2/${name}`;
-      await store.disable(url('a'), T0 + 5);
-      await store.disable(url('b'), T0);
-      await store.disable(url('c'), T0 + 10);
-      await store.disable(url('a'), T0 + 20);
-      await store.disable(url('d'), T0 + 30);
+      // Each disable answers the URLs it re-enabled: none until the bound.
+      expect(await store.disable(url('a'), T0 + 5)).toEqual([]);
+      expect(await store.disable(url('b'), T0)).toEqual([]);
+      expect(await store.disable(url('c'), T0 + 10)).toEqual([]);
+      expect(await store.disable(url('a'), T0 + 20)).toEqual([]);
+      expect(await store.disable(url('d'), T0 + 30)).toEqual([url('a')]);
       expect(await store.isDisabled(url('a'))).toBe(false);
       expect(await listed(store)).toEqual([
         { url: url('b'), disabledAt: T0 },
@@ -107,10 +108,10 @@ export function disabledUrlStoreContract(name: string, make: DisabledUrlStoreFac
       ]);
       // Enabled, c leaves room: e evicts nothing; f then evicts b, and a disabled again evicts d.
       expect(await store.enable(url('c'))).toBe(true);
-      await store.disable(url('e'), T0 + 40);
+      expect(await store.disable(url('e'), T0 + 40)).toEqual([]);
       expect(await store.isDisabled(url('b'))).toBe(true);
-      await store.disable(url('f'), T0 + 50);
-      await store.disable(url('a'), T0 + 60);
+      expect(await store.disable(url('f'), T0 + 50)).toEqual([url('b')]);
+      expect(await store.disable(url('a'), T0 + 60)).toEqual([url('d')]);
       expect(await listed(store)).toEqual([
         { url: url('a'), disabledAt: T0 + 60 },
         { url: url('e'), disabledAt: T0 + 40 },
@@ -122,9 +123,11 @@ export function disabledUrlStoreContract(name: string, make: DisabledUrlStoreFac
 
     it('holds at most maxUrls under concurrent disables of distinct URLs', async () => {
       const store = await make({ maxUrls: 10 });
-      await concurrently(200, (i) => store.disable(`https://receiver.example/webhook/v2/tx_${i}`, T0 + i));
+      const reenabled = await concurrently(200, (i) => store.disable(`https://receiver.example/webhook/v2/tx_${i}`, T0 + i));
       const held = await store.list();
       expect(held).toHaveLength(10);
+      // Every URL but those held was re-enabled by exactly one disable, which said so.
+      expect(reenabled.flat().sort()).toEqual(Array.from({ length: 200 }, (_, i) => `https://receiver.example/webhook/v2/tx_${i}`).filter((u) => !held.some((h) => h.url === u)).sort());
       for (const { url } of held) expect(await store.isDisabled(url)).toBe(true);
     });
   });
