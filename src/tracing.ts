@@ -2,7 +2,7 @@ import { FastifyOtelInstrumentation } from '@fastify/otel';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
 import { NodeSDK } from '@opentelemetry/sdk-node';
 import type { FastifyPluginAsync } from 'fastify';
-import type { Span } from '@opentelemetry/api';
+import { SpanStatusCode, type Span, type SpanStatus } from '@opentelemetry/api';
 import type { Config } from './config.ts';
 import { loggedUrl } from './http/logged-url.ts';
 import { routeOf } from './http/route-template.ts';
@@ -42,10 +42,48 @@ export function startTracing(config: Config): Tracing | undefined {
  * whole URL, query and all, in `url.path`: a user test found a token there that the log redacts).
  */
 export function describeRequestSpan(span: Span, request: { method: string; url: string; routeOptions: { url?: string | undefined } }): void {
+  errorOnlyFor5xx(span);
   const route = routeOf(request);
   span.updateName(route === undefined ? request.method : `${request.method} ${route}`);
   const mark = request.url.indexOf('?');
   if (mark === -1) return;
   span.setAttribute('url.path', request.url.slice(0, mark));
   span.setAttribute('url.query', loggedUrl(request.url).slice(mark + 1));
+}
+
+/**
+ * A request's span is an error for a 5xx answer only, as OpenTelemetry's HTTP conventions want of a
+ * server span (a 4xx is the client's mistake, its status left unset). @fastify/otel marks ERROR, with
+ * an exception event, every error a route throws, a validation 400 or an unknown id's 404 among them,
+ * but not a 4xx answered as is (a 401, a 405, an unmatched 404), so a refusal's span status depended
+ * on the path it took (a user test, 2026-12-07). What it records of an error is held until the answer's
+ * status is set on the span (`http.response.status_code`, just before it ends) and kept only for a
+ * 5xx, or when no answer came (the request was aborted).
+ */
+function errorOnlyFor5xx(span: Span): void {
+  const setStatus = span.setStatus.bind(span);
+  const recordException = span.recordException.bind(span);
+  const setAttributes = span.setAttributes.bind(span);
+  const end = span.end.bind(span);
+  let error: SpanStatus | undefined;
+  const exceptions: Array<Parameters<Span['recordException']>> = [];
+  let answered: number | undefined;
+  span.setStatus = (status) => {
+    if (status.code === SpanStatusCode.ERROR) error = status;
+    else setStatus(status);
+    return span;
+  };
+  span.recordException = (...args) => void exceptions.push(args);
+  span.setAttributes = (attributes) => {
+    const code = attributes['http.response.status_code'];
+    if (typeof code === 'number') answered = code;
+    return setAttributes(attributes);
+  };
+  span.end = (endTime) => {
+    if (answered === undefined || answered >= 500) {
+      if (error !== undefined) setStatus(error);
+      for (const args of exceptions) recordException(...args);
+    }
+    end(endTime);
+  };
 }

@@ -17,8 +17,9 @@ message Resource { repeated KeyValue attributes = 1; }
 message ScopeSpans { repeated Span spans = 2; }
 message Span {
   bytes trace_id = 1; bytes span_id = 2; bytes parent_span_id = 4; string name = 5; int32 kind = 6;
-  repeated KeyValue attributes = 9; Status status = 15; fixed32 flags = 16;
+  repeated KeyValue attributes = 9; repeated Event events = 11; Status status = 15; fixed32 flags = 16;
 }
+message Event { string name = 2; }
 message Status { string message = 2; int32 code = 3; }
 message KeyValue { string key = 1; AnyValue value = 2; }
 message AnyValue { oneof value { string string_value = 1; bool bool_value = 2; int64 int_value = 3; double double_value = 4; } }
@@ -34,6 +35,10 @@ export interface ReceivedSpan {
   attributes: Record<string, string | number | boolean>;
   /** 0 unset, 1 ok, 2 error. */
   statusCode: number;
+  /** The status's description ('' when none). */
+  statusMessage: string;
+  /** Its events' names, in order (`exception` for a recorded error). */
+  events: string[];
 }
 
 export interface Collector {
@@ -58,7 +63,8 @@ interface RawSpan {
   parentSpanId?: Buffer;
   name: string;
   attributes?: KeyValue[];
-  status?: { code?: number };
+  status?: { code?: number; message?: string };
+  events?: Array<{ name?: string }>;
 }
 
 function attributesOf(list: KeyValue[] | undefined): Record<string, string | number | boolean> {
@@ -91,6 +97,8 @@ export async function startCollector(): Promise<Collector> {
               parentSpanId: span.parentSpanId === undefined ? '' : Buffer.from(span.parentSpanId).toString('hex'),
               attributes: attributesOf(span.attributes),
               statusCode: span.status?.code ?? 0,
+              statusMessage: span.status?.message ?? '',
+              events: (span.events ?? []).map((event) => event.name ?? ''),
             });
           }
         }

@@ -127,6 +127,47 @@ describe('tracing to an OTLP collector', () => {
     expect([of(1)?.statusCode, of(1)?.attributes['http.response.status_code']]).toEqual([0, 200]);
   });
 
+  it('a request’s span is an error, with its exception, for a 5xx answer only: a 4xx leaves its status unset however it was refused (before 2026-12-07 a thrown 400 or 404 was an error, an unmatched 404 or a 405 was not)', async () => {
+    // One intent at most, decided in a minute: a second one is refused 503 STORE_FULL, an error thrown.
+    const server = tracedServer({ STORE_MAX_INTENTS: '1', DEFAULT_APPROVE_DELAY_MS: '60000' });
+    const send = async (n: number, method: string, path: string, body?: unknown, extra: Record<string, string> = {}): Promise<number> => {
+      const headers: Record<string, string> = { traceparent: traceOf(n).traceparent, ...extra };
+      if (body !== undefined) headers['content-type'] = 'application/json';
+      const res = await fetch(await server.url(path), { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+      await res.arrayBuffer();
+      return res.status;
+    };
+    // A fault rule answers 503 to the requests that ask for it: an error answered by the service itself.
+    const rule = await send(60, 'POST', '/v1/sim/rules', { match: { route: '/v1/sim/intents/:id', headers: { 'x-test-case': 'down' } }, action: { type: 'error', status: 503, retry_after_seconds: 1 } });
+    expect(rule).toBe(201);
+    const cases = [
+      { n: 61, method: 'POST', path: '/v1/sim/intent', body: { amount: 'ten' } }, // validation: thrown
+      { n: 62, method: 'GET', path: '/v1/sim/intents/pi_unknown' }, // an unknown id: thrown
+      { n: 63, method: 'GET', path: '/v1/sim/no-such-route' }, // unmatched: answered as is
+      { n: 64, method: 'DELETE', path: '/v1/sim/intent' }, // another method: answered as is
+      { n: 65, method: 'GET', path: '/v1/sim/intents/pi_any', down: true }, // the fault rule's 503: answered as is
+      { n: 66, method: 'POST', path: '/v1/sim/intent', body: { reservation_id: 'r-1', amount: 100 } },
+      { n: 67, method: 'POST', path: '/v1/sim/intent', body: { reservation_id: 'r-2', amount: 100 } }, // STORE_FULL: thrown
+    ];
+    const statuses: number[] = [];
+    for (const c of cases) statuses.push(await send(c.n, c.method, c.path, c.body, c.down === true ? { 'x-test-case': 'down' } : {}));
+    expect(statuses).toEqual([400, 404, 404, 405, 503, 200, 503]);
+    const spans = await collector.waitFor((span) => cases.some((c) => span.traceId === traceOf(c.n).traceId && span.parentSpanId === traceOf(c.n).traceparent.split('-')[2]), cases.length);
+    const seen = cases.map((c) => {
+      const span = spans.find((s) => s.traceId === traceOf(c.n).traceId);
+      return [span?.attributes['http.response.status_code'], span?.statusCode, span?.events];
+    });
+    expect(seen).toEqual([
+      [400, 0, []],
+      [404, 0, []],
+      [404, 0, []],
+      [405, 0, []],
+      [503, 2, []],
+      [200, 0, []],
+      [503, 2, ['exception']],
+    ]);
+  });
+
   it('names a request’s span by its route, and keeps its query’s secrets out of it as the log does', async () => {
     const server = tracedServer();
     const res = await fetch(await server.url('/v1/sim/webhooks/disabled-urls?url=http%3A%2F%2Fu%3Apw-LEAK%40127.0.0.1%2Fx&token=tok-LEAK'), { headers: { traceparent: traceOf(40).traceparent } });
