@@ -210,9 +210,11 @@ const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (scope, options)
     // Handed to the application's handler, which answers an unrouted request (404, or 405 with Allow).
     if (passedOn(request)) throw error;
     if (error instanceof DomainError) {
-      // A store away or full: Retry-After as the APIs give it (problemOf's figure for that error).
-      const retryAfterS = problemOf(error, STATUS_OF).retryAfterS;
-      if (retryAfterS !== undefined) void reply.header('Retry-After', String(retryAfterS));
+      // A store away or full: Retry-After as the APIs give it (problemOf's figure for that error),
+      // and counted as theirs are (store_unavailable_total, store_full_total and its warning).
+      const problem = problemOf(error, STATUS_OF);
+      reply.server.errorShapes?.notify(problem);
+      if (problem.retryAfterS !== undefined) void reply.header('Retry-After', String(problem.retryAfterS));
       return send(reply, errorPage(errorFrame(request), STATUS_OF[error.code] ?? 400, messageOf(error), errorLink(request)), STATUS_OF[error.code] ?? 400);
     }
     const status = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;

@@ -548,11 +548,16 @@ describe('what the dashboard and the alerts say, evaluated by promtool on made-u
                 // The balancer's checks of a replica not ready (Redis away, or draining): not the load's errors (ut71c: the 5xx stat read 13.6 % with no API request failing).
                 { series: 'http_requests_total{job="paysim",method="GET",route="/readyz",status_code="503",replica="paysim-1"}', values: '0+120x20' },
                 { series: 'store_full_total{job="paysim",store="intents",replica="paysim-1"}', values: '0x20 3x20' },
+                // paysim-2 cut off from Redis for under a minute at minute 25 (12 refusals; PaysimNotReady's
+                // minute never passes); paysim-1 reaches it all along.
+                { series: 'store_unavailable_total{job="paysim",replica="paysim-2"}', values: '0x25 12x20' },
+                { series: 'store_unavailable_total{job="paysim",replica="paysim-1"}', values: '0x45' },
                 // Another job of the same Prometheus with metrics of the same names (ut69b, 2026-12-06: every
                 // query without a job matcher counted them): its 5xx, its ledger, its refusals and its queue.
                 { series: 'http_requests_total{job="othersvc",method="GET",route="/health",status_code="500"}', values: '0+600x20' },
                 { series: 'ledger_imbalance{job="othersvc"}', values: '5x30' },
                 { series: 'store_full_total{job="othersvc",store="intents"}', values: '0+10x20' },
+                { series: 'store_unavailable_total{job="othersvc"}', values: '0+10x45' },
                 { series: 'webhook_queue_waiting{job="othersvc"}', values: '5000x30' },
                 // Both replicas report the same shared stream, growing by 200 a minute, then pinned
                 // near 3,000 from minute 15 (as at WEBHOOK_QUEUE_MAX: it jitters as deliveries start
@@ -641,6 +646,18 @@ describe('what the dashboard and the alerts say, evaluated by promtool on made-u
                     },
                   ],
                 },
+                // A refusal with 503 STORE_UNAVAILABLE fires at once, named by its replica, for the 5 minutes it is in.
+                ...[10, 25, 31].map((minute) => ({ eval_time: `${minute}m`, alertname: 'PaysimStoreUnavailable', exp_alerts: [] })),
+                ...[26, 30].map((minute) => ({
+                  eval_time: `${minute}m`,
+                  alertname: 'PaysimStoreUnavailable',
+                  exp_alerts: [
+                    {
+                      exp_labels: { severity: 'warning', replica: 'paysim-2' },
+                      exp_annotations: { summary: 'paysim-2 refused requests with 503 STORE_UNAVAILABLE in the last 5 minutes: it could not reach Redis, or Redis was loading (see its /readyz and log)' },
+                    },
+                  ],
+                })),
                 // A refusal with 503 STORE_FULL fires at once, named by its store.
                 { eval_time: '10m', alertname: 'PaysimStoreFull', exp_alerts: [] },
                 {

@@ -1468,6 +1468,9 @@ if (redisServerOrSkip('replicas on Redis')) {
         expect(spy).not.toHaveBeenCalled();
         spy.mockRestore();
       }
+      // Each refusal is counted where it was answered (PaysimStoreUnavailable fires on any): a's four, b's one.
+      const refused = async (t: TestApp) => /^store_unavailable_total (\d+)$/m.exec((await inject(t, { url: '/metrics' })).body)?.[1];
+      expect([await refused(a), await refused(b)]).toEqual(['4', '1']);
 
       await redis.resume();
       for (const t of [a, b]) await eventually(async () => ((await inject(t, { url: '/readyz' })).statusCode === 200 ? true : undefined), 'readiness after Redis is back');
@@ -1530,6 +1533,8 @@ if (redisServerOrSkip('replicas on Redis')) {
         expect(metrics.statusCode).toBe(200);
         expect(gauges(metrics.body)).toEqual(before);
         expect(metrics.body).toMatch(/^http_requests_total\{method="POST",route="\/bookings",status_code="201"\} 1$/m);
+        // Every refusal counted, whatever its dialect's shape: the 7 answers and the console's 2 pages.
+        expect(metrics.body).toMatch(/^store_unavailable_total 9$/m);
       }
       expect(logs.slice(logged).filter((line) => String(line.msg).startsWith('metrics:')).map((line) => line.msg)).toEqual([
         'metrics: a store could not be read; its metrics keep their last values until it can',

@@ -204,6 +204,11 @@ export default fp(
     const idempotencyConflicts = new Counter({ name: 'idempotency_conflicts_total', help: 'Requests refused because their Idempotency-Key was in use or used with another body (or their /api/v2 tx_id with another body).', registers });
     const storeFull = new Counter({ name: 'store_full_total', help: 'Requests refused with 503 STORE_FULL, and runs of due work refused (they wait for room), because a store was full of unfinished work, by store.', labelNames: ['store'], registers });
     for (const store of FULL_STORES) storeFull.inc({ store }, 0);
+    const storeUnavailable = new Counter({
+      name: 'store_unavailable_total',
+      help: 'Requests refused with 503 STORE_UNAVAILABLE (in each dialect\'s shape): STORE=redis and Redis unreachable, not answering, or loading its data set.',
+      registers,
+    });
 
     const bookings = new Counter({ name: 'bookings_total', help: 'Bookings that reached each status: pending when created, then confirmed, failed, expired or cancelled.', labelNames: ['status'], registers });
     for (const status of BOOKING_STATUSES) bookings.inc({ status }, 0);
@@ -366,6 +371,7 @@ export default fp(
 
     app.errorShapes.onProblem((problem) => {
       if (problem.code === 'STORE_FULL') storeFull.inc({ store: problem.store ?? 'unknown' });
+      else if (problem.code === 'STORE_UNAVAILABLE') storeUnavailable.inc();
     });
 
     app.decorate('metrics', { registry, idempotencyReplays, idempotencyConflicts, storeFull, fromStore });
