@@ -1045,10 +1045,10 @@ if (!hasRedisServer) {
     }
 
     /** Two replicas' caps on one bucket (a key prefix of their own), and the clock's start; `aheadMs` 0 unless given: only the tokens there are. */
-    function twoCaps(ratePerSecond: number, capacity: number, aheadMs = 0): { a: RedisRateCap; b: RedisRateCap; t0: number } {
+    function twoCaps(ratePerSecond: number, capacity: number, aheadMs = 0): { a: RedisRateCap; b: RedisRateCap; t0: number; clock: ManualClock } {
       const clock = new ManualClock();
       const options = { keyPrefix: redis.newPrefix(), clock, ratePerSecond, capacity, aheadMs, onError: () => undefined };
-      return { a: new RedisRateCap(redis.connect(), options), b: new RedisRateCap(redis.connect(), options), t0: clock.now() };
+      return { a: new RedisRateCap(redis.connect(), options), b: new RedisRateCap(redis.connect(), options), t0: clock.now(), clock };
     }
 
     it('the script grants at most the tokens there are, whichever replica asks', async () => {
@@ -1059,8 +1059,8 @@ if (!hasRedisServer) {
       // 25 ms later: 25 new tokens between them, whatever each asks for.
       const second = await Promise.all([a.tryTake(20, t0 + 25), b.tryTake(20, t0 + 25)]);
       expect(second.map((r) => r.granted).reduce((x, y) => x + y)).toBe(25);
-      // A replica whose clock lags mints nothing.
-      expect(await b.tryTake(5, t0 + 10)).toEqual({ granted: 0, waitMs: 1, before: 0, at: t0 + 10 });
+      // A replica whose clock lags mints nothing, and its tokens are timed from the bucket's time, not its own.
+      expect(await b.tryTake(5, t0 + 10)).toEqual({ granted: 0, waitMs: 1, before: 0, at: t0 + 25 });
     });
 
     it('a token taken ahead wakes its caller at its time on the bucket’s clock, however late the answer: one that came after the clock had moved on was a window late (the shared cap’s test above failed about 1 run in 25)', async () => {
@@ -1101,6 +1101,29 @@ if (!hasRedisServer) {
       await eventually(async () => (woken.length === 4 ? true : undefined), 'every caller woken', 1000);
       expect(answers.map((a) => a.granted)).toEqual([1, 3]);
       expect(clock.pendingTimers).toBe(0);
+    });
+
+    it('a token taken ahead of a call counted at a time earlier than the bucket’s (another replica’s later call came first) is timed from the bucket’s time (rev75a: from the earlier one, up to a round trip early)', async () => {
+      // 1 token a ms, a burst of 50, 1 s ahead; a call counted 100 ms on takes the whole burst first.
+      const { a, b, t0, clock } = twoCaps(1000, 50, 1000);
+      expect(await a.tryTake(50, t0 + 100)).toEqual({ granted: 50, waitMs: 0, before: 50, at: t0 + 100 });
+      // The other replica's caller, asked for at t0: the bucket has no token before t0 + 101.
+      const atRedis = b.tryTake.bind(b);
+      const answers: Array<Awaited<ReturnType<RedisRateCap['tryTake']>>> = [];
+      b.tryTake = async (wanted, now) => {
+        const answer = await atRedis(wanted, now);
+        answers.push(answer);
+        return answer;
+      };
+      const woken: number[] = [];
+      void b.take().then(() => woken.push(clock.now() - t0));
+      await eventually(async () => (answers.length === 1 ? true : undefined), 'the call answered');
+      expect(answers).toEqual([{ granted: 1, waitMs: 0, before: 0, at: t0 + 100 }]);
+      await clock.advance(100);
+      expect(woken).toEqual([]);
+      await clock.advance(1);
+      await eventually(async () => (woken.length === 1 ? true : undefined), 'woken at the token’s time', 1000);
+      expect(woken).toEqual([101]);
     });
 
     it('taking ahead: the script grants the tokens there are and those of the next `aheadMs`, whichever replica asks, and no more; it says how many there were before, from which each token is timed', async () => {

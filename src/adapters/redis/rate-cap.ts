@@ -58,8 +58,8 @@ function insertionIndex(list: readonly Reserved[], at: number): number {
  * `wanted` whole tokens: those there are, and those that will be there within `ahead` ms, taken
  * ahead of time (the count goes below zero; each such token is its caller's once its time comes).
  * Answers {granted, ms until the next token may be taken when short, the tokens there were before
- * the grant}, from which the caller times each token it got: the i-th is there `(i - before) / rate`
- * ms after the call, or at once. Before 2026-12-06 only the tokens there were could be taken, at
+ * the grant, the time the bucket was counted at}, from which the caller times each token it got: the
+ * i-th is there `(i - before) / rate` ms after that time, or at once. Before 2026-12-06 only the tokens there were could be taken, at
  * most `capacity` (a twentieth of a second's worth) per call, and a replica asks once its previous
  * call has answered: with a round trip over 50 ms (Redis far away, or a busy event loop) the cap
  * let through `capacity` per round trip, not its rate (a measured 100 ms round trip: a quarter of
@@ -96,8 +96,9 @@ tokens = tokens - granted
 redis.call('HSET', KEYS[1], 't', string.format('%.17g', tokens), 'a', string.format('%d', at))
 local wait = 0
 if granted < wanted then wait = math.max(1, math.ceil((floor + 1 - tokens) / rate)) end
--- A string: a Lua number in a reply is cut to an integer.
-return {granted, wait, string.format('%.17g', before)}
+-- A string: a Lua number in a reply is cut to an integer. And the time the bucket was counted at:
+-- \`now\`, or a later caller's time it was already counted at (no refill for time before it).
+return {granted, wait, string.format('%.17g', before), string.format('%d', at)}
 `;
 
 /** How long waiters wait before a failed take is tried again. */
@@ -159,14 +160,17 @@ export class RedisRateCap implements RateCap {
    * script itself, for callers that batch), those to come within `aheadMs` included: how many it
    * got; the tokens there were before (the i-th granted is there `(i - before) / rate` ms after the
    * call, at once when `before` ≥ i; below zero, others were taken ahead); and when short, the ms
-   * until the next token may be taken; and the time the bucket was counted at (`now`; undefined on
-   * Redis' clock, which this process cannot read).
+   * until the next token may be taken; and the time the bucket was counted at (`now`, or the later
+   * time of another caller's call that had counted it already; undefined on Redis' clock, which this
+   * process cannot read).
    */
   async tryTake(wanted: number, now: number): Promise<{ granted: number; waitMs: number; before: number; at: number | undefined }> {
     const { capacity, serverTime, aheadMs = RATE_CAP_AHEAD_MS } = this.#options;
     const onRedisClock = serverTime === true;
-    const [granted, waitMs, before] = (await this.#take([this.#key], [onRedisClock ? '' : now, this.#ratePerMs, capacity, wanted, aheadMs])) as [number, number, string];
-    return { granted, waitMs, before: Number(before), at: onRedisClock ? undefined : now };
+    const [granted, waitMs, before, countedAt] = (await this.#take([this.#key], [onRedisClock ? '' : now, this.#ratePerMs, capacity, wanted, aheadMs])) as [number, number, string, string | undefined];
+    // On the callers' clock, the script's time: `now`, or a later time another caller's call had
+    // counted the bucket at (a review: timed from an earlier `now`, tokens were woken up to a round trip early).
+    return { granted, waitMs, before: Number(before), at: onRedisClock ? undefined : countedAt === undefined ? now : Number(countedAt) };
   }
 
   releaseAll(): void {
