@@ -47,10 +47,12 @@ const fluxpay: FastifyPluginAsync = async (app) => {
 
   // Publishing = every subscriber's delivery accepted (logged) by the dispatcher; a failure to
   // accept throws, and the relay tries the same event again later, before any later one.
-  relay.addPublisher(async (event: OutboxEvent) => {
+  relay.addPublisher(async (event: OutboxEvent, batch) => {
     const urls = new Set<string>();
     if (config.fluxpay.webhookUrl !== undefined) urls.add(config.fluxpay.webhookUrl);
-    for (const sub of await service.listSubscriptions()) if (sub.events.length === 0 || sub.events.includes(event.eventType)) urls.add(sub.url);
+    // Read once for the events the relay read together (after reading them: every subscription
+    // made before any of them was written is there).
+    for (const sub of await batch.once('subscriptions', () => service.listSubscriptions())) if (sub.events.length === 0 || sub.events.includes(event.eventType)) urls.add(sub.url);
     if (urls.size === 0) return;
     const body = envelopeOf(event);
     for (const url of urls) await app.webhooks.dispatcher.deliver(fluxpayWebhookOf(event, url, body, schemes));
