@@ -980,7 +980,7 @@ if (redisServerOrSkip('replicas on Redis')) {
       const res = await inject(a, { url: '/v1/sim/intents', headers: { ...ns, 'x-test-case': 'f2' } });
       expect([res.statusCode, res.headers['retry-after'], res.headers['x-sim-rule']]).toEqual([503, '1', id]);
       const series = async (): Promise<string[]> => (await inject(a, { url: '/metrics' })).body.split('\n').filter((line) => line.startsWith('fault_rule_hits_total{'));
-      expect(await series()).toEqual([`fault_rule_hits_total{rule_id="${id}",action="error",namespace="default"} 1`]);
+      expect(await series()).toEqual([`fault_rule_hits_total{rule_id="${id}",action="error",namespace="ci-f2"} 1`]);
       expect((await inject(b, { method: 'DELETE', url: '/v1/sim/namespaces/ci-f2' })).json()).toEqual({ namespace: 'ci-f2', existed: true });
       // A's sync closes its app of the namespace (the reset waits 1.5 s for it before it answers; a loaded machine may be later).
       await eventually(async () => ((await series()).length === 0 ? true : undefined), 'the series to leave A\'s /metrics');
