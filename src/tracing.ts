@@ -1,6 +1,8 @@
 import { FastifyOtelInstrumentation } from '@fastify/otel';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
 import { NodeSDK } from '@opentelemetry/sdk-node';
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyPluginAsync } from 'fastify';
 import { SpanStatusCode, type Span, type SpanStatus } from '@opentelemetry/api';
 import type { Config } from './config.ts';
@@ -22,7 +24,7 @@ export interface Tracing {
 
 export function startTracing(config: Config): Tracing | undefined {
   if (config.otel.endpoint === undefined) return undefined;
-  const instrumentation = new FastifyOtelInstrumentation({ instrumentHooks: false, requestHook: describeRequestSpan });
+  const instrumentation = new FastifyOtelInstrumentation({ instrumentHooks: false, instrumentHandler: false, requestHook: describeRequestSpan });
   const sdk = new NodeSDK({
     serviceName: config.otel.serviceName,
     traceExporter: new OTLPTraceExporter({ url: config.otel.endpoint, timeoutMillis: 2000 }),
@@ -41,8 +43,8 @@ export function startTracing(config: Config): Tracing | undefined {
  * `url.query` the query as the request line logs it, its secrets left out (@fastify/otel put the
  * whole URL, query and all, in `url.path`: a user test found a token there that the log redacts).
  */
-export function describeRequestSpan(span: Span, request: { method: string; url: string; routeOptions: { url?: string | undefined } }): void {
-  errorOnlyFor5xx(span);
+export function describeRequestSpan(span: Span, request: { method: string; url: string; routeOptions: { url?: string | undefined }; raw: IncomingMessage }): void {
+  errorOnlyFor5xx(span, request.raw);
   const route = routeOf(request);
   span.updateName(route === undefined ? request.method : `${request.method} ${route}`);
   const mark = request.url.indexOf('?');
@@ -51,16 +53,23 @@ export function describeRequestSpan(span: Span, request: { method: string; url: 
   span.setAttribute('url.query', loggedUrl(request.url).slice(mark + 1));
 }
 
+/** A request span's status message when its connection was cut before its answer ended. */
+export const CLOSED_UNANSWERED = 'request closed before its answer ended';
+
 /**
- * A request's span is an error for a 5xx answer only, as OpenTelemetry's HTTP conventions want of a
- * server span (a 4xx is the client's mistake, its status left unset). @fastify/otel marks ERROR, with
- * an exception event, every error a route throws, a validation 400 or an unknown id's 404 among them,
- * but not a 4xx answered as is (a 401, a 405, an unmatched 404), so a refusal's span status depended
- * on the path it took (a user test, 2026-12-07). What it records of an error is held until the answer's
- * status is set on the span (`http.response.status_code`, just before it ends) and kept only for a
- * 5xx, or when no answer came (the request was aborted).
+ * A request's span is an error for a 5xx answer, or when its connection was cut before the answer
+ * ended (the client went away, a fault rule's `timeout`), and for nothing else: OpenTelemetry's HTTP
+ * conventions leave a server span's status unset for a 4xx, the client's mistake. @fastify/otel
+ * (0.21.2) marks ERROR, with an exception event, every error a route throws, a validation 400 or an
+ * unknown id's 404 among them, but not a 4xx answered as is (a 401, a 405, an unmatched 404), so a
+ * refusal's span status depended on the path it took (a user test, 2026-12-07); its handler spans
+ * are off (`instrumentHandler: false`), which marked the same errors one level down. What it records
+ * of an error is held until the span ends, when the answer's status is on it (it sets
+ * `http.response.status_code` with `setAttributes` just before), and kept only as said. A connection
+ * cut before any answer is sent ends no @fastify/otel hook (a fault rule's `timeout` left its span
+ * open for good: a review): the span ends, an error, when the socket closes.
  */
-function errorOnlyFor5xx(span: Span): void {
+function errorOnlyFor5xx(span: Span, raw: IncomingMessage): void {
   const setStatus = span.setStatus.bind(span);
   const recordException = span.recordException.bind(span);
   const setAttributes = span.setAttributes.bind(span);
@@ -68,22 +77,36 @@ function errorOnlyFor5xx(span: Span): void {
   let error: SpanStatus | undefined;
   const exceptions: Array<Parameters<Span['recordException']>> = [];
   let answered: number | undefined;
+  let ended = false;
+  const socket = raw.socket as Socket | null;
+  const onClose = (): void => span.end();
+  socket?.once('close', onClose);
   span.setStatus = (status) => {
     if (status.code === SpanStatusCode.ERROR) error = status;
     else setStatus(status);
     return span;
   };
-  span.recordException = (...args) => void exceptions.push(args);
+  // Timed when recorded, not when replayed at the end.
+  span.recordException = (exception, time) => void exceptions.push([exception, time ?? new Date()]);
   span.setAttributes = (attributes) => {
     const code = attributes['http.response.status_code'];
     if (typeof code === 'number') answered = code;
     return setAttributes(attributes);
   };
+  const setAttribute = span.setAttribute.bind(span);
+  span.setAttribute = (key, value) => {
+    if (key === 'http.response.status_code' && typeof value === 'number') answered = value;
+    return setAttribute(key, value);
+  };
   span.end = (endTime) => {
-    if (answered === undefined || answered >= 500) {
-      if (error !== undefined) setStatus(error);
-      for (const args of exceptions) recordException(...args);
-    }
+    if (ended) return;
+    ended = true;
+    socket?.off('close', onClose);
+    // Cut: the body never came whole, or the connection is gone (the log line's 499).
+    const cut = raw.readableAborted || socket?.destroyed === true;
+    if (cut) setStatus({ code: SpanStatusCode.ERROR, message: CLOSED_UNANSWERED });
+    else if (answered !== undefined && answered >= 500 && error !== undefined) setStatus(error);
+    if (cut || (answered !== undefined && answered >= 500)) for (const args of exceptions) recordException(...args);
     end(endTime);
   };
 }

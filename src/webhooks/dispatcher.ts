@@ -83,8 +83,8 @@ export interface DispatcherDeps {
    * (`why`: NOT_RECORDED, made here while the log moved on, its result not recorded).
    */
   onSuperseded?: ((id: string, why: string) => void) | undefined;
-  /** Told of the URLs a 410's disable re-enabled to keep WEBHOOK_MAX_DISABLED_URLS (those disabled first). */
-  onUrlsReenabled?: ((urls: readonly string[]) => void) | undefined;
+  /** Told of the URLs a 410's disable re-enabled to keep WEBHOOK_MAX_DISABLED_URLS (those disabled first), and the delivery that met the 410. */
+  onUrlsReenabled?: ((urls: readonly string[], byDelivery: string) => void) | undefined;
 }
 
 /** `onSuperseded`'s `why`: an attempt made here whose result was not recorded. */
@@ -479,8 +479,10 @@ export class WebhookDispatcher {
         // 410 Gone: the receiver says this URL is no more; stop sending to it until re-enabled
         // (past the bound, the URL disabled first is re-enabled: told, not silent).
         const reenabled = await disabled.disable(delivery.url, clock.now());
-        if (reenabled.length > 0) this.#deps.onUrlsReenabled?.(reenabled);
-        return ended({ status: 'failed', failureReason: 'gone', attempt: made });
+        const result = await ended({ status: 'failed', failureReason: 'gone', attempt: made });
+        // Told after the delivery's own end (its `webhook URL disabled` line comes first).
+        if (reenabled.length > 0) this.#deps.onUrlsReenabled?.(reenabled, delivery.id);
+        return result;
       }
       case 'give_up':
         return ended({ status: 'failed', failureReason: step.reason, attempt: made });

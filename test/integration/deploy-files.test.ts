@@ -654,7 +654,7 @@ describe('what the dashboard and the alerts say, evaluated by promtool on made-u
                   exp_alerts: [
                     {
                       exp_labels: { severity: 'warning', replica: 'paysim-2' },
-                      exp_annotations: { summary: 'paysim-2 refused requests with 503 STORE_UNAVAILABLE in the last 5 minutes: it could not reach Redis, or Redis was loading (see its /readyz and log)' },
+                      exp_annotations: { summary: 'paysim-2 refused requests with 503 STORE_UNAVAILABLE in the last 5 minutes: Redis unreachable or loading (its /readyz says so), or full, refusing writes or read-only (its log says so)' },
                     },
                   ],
                 })),

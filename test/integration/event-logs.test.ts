@@ -174,7 +174,13 @@ describe('webhook trouble is logged at warn', () => {
       msg: 'webhook URL re-enabled: WEBHOOK_MAX_DISABLED_URLS (1) URLs were disabled and another answered 410, so the one disabled first is attempted again',
       url: `${rx.origin}/gone-0`,
       max_disabled_urls: 1,
+      // The delivery whose 410 pushed it out: the next URL's, whose own lines come first.
+      delivery_id: expect.stringMatching(WHD_ID),
     });
+    const second = withMsg(t, /^webhook delivery gone/)[1];
+    expect((told[0] as LogRecord).delivery_id).toBe((second as LogRecord).delivery_id);
+    const order = t.records.map((r) => r.msg).filter((msg) => /^webhook URL (disabled|re-enabled)/.test(msg)).slice(0, 3);
+    expect(order.map((msg) => msg.split(':')[0])).toEqual(['webhook URL disabled', 'webhook URL disabled', 'webhook URL re-enabled']);
     // The other 2 are counted, and told when the minute since the first one told ends (that was in
     // the second URL's 200 ms on the clock).
     await t.clock.advance(start + 200 + WARNING_INTERVAL_MS - t.clock.now());

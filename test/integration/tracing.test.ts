@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { serverProcesses, type ServerProcess } from '../helpers/child.ts';
 import { startCollector, type Collector, type ReceivedSpan } from '../helpers/otlp-collector.ts';
@@ -127,7 +128,7 @@ describe('tracing to an OTLP collector', () => {
     expect([of(1)?.statusCode, of(1)?.attributes['http.response.status_code']]).toEqual([0, 200]);
   });
 
-  it('a request’s span is an error, with its exception, for a 5xx answer only: a 4xx leaves its status unset however it was refused (before 2026-12-07 a thrown 400 or 404 was an error, an unmatched 404 or a 405 was not)', async () => {
+  it('a request’s span is an error, with its exception, for a 5xx answer or a connection cut before its answer, and no span of a 4xx’s trace is: its status is left unset however it was refused (before 2026-12-07 a thrown 400 or 404 was an error, its handler’s span too, an unmatched 404 or a 405 was not; a fault rule’s timeout left its span open for good)', async () => {
     // One intent at most, decided in a minute: a second one is refused 503 STORE_FULL, an error thrown.
     const server = tracedServer({ STORE_MAX_INTENTS: '1', DEFAULT_APPROVE_DELAY_MS: '60000' });
     const send = async (n: number, method: string, path: string, body?: unknown, extra: Record<string, string> = {}): Promise<number> => {
@@ -165,6 +166,30 @@ describe('tracing to an OTLP collector', () => {
       [503, 2, []],
       [200, 0, []],
       [503, 2, ['exception']],
+    ]);
+    // No other span of the 4xx's traces is an error either (@fastify/otel's handler span was).
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const of4xx = collector.spans.filter((span) => cases.slice(0, 4).some((c) => span.traceId === traceOf(c.n).traceId));
+    expect(of4xx.filter((span) => span.statusCode !== 0 || span.events.length > 0)).toEqual([]);
+
+    // Cut before the answer: a body that never came whole (the client went away), and a fault rule's
+    // timeout, which resets the connection with no answer at all.
+    await send(68, 'POST', '/v1/sim/rules', { match: { headers: { 'x-test-case': 'to' } }, action: { type: 'timeout', ms: 200 } });
+    const { port } = new URL(await server.url('/'));
+    await new Promise<void>((resolve) => {
+      const socket = connect(Number(port), '127.0.0.1', () => {
+        socket.write(`POST /v1/sim/intent HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 30000\r\ntraceparent: ${traceOf(69).traceparent}\r\n\r\n{"reservation_id": "cut",`);
+        setTimeout(() => {
+          socket.destroy();
+          resolve();
+        }, 200);
+      });
+    });
+    await expect(send(70, 'GET', '/v1/sim/intents/pi_any', undefined, { 'x-test-case': 'to' })).rejects.toThrow();
+    const cut = await collector.waitFor((span) => [69, 70].some((n) => span.traceId === traceOf(n).traceId && span.parentSpanId === traceOf(n).traceparent.split('-')[2]), 2);
+    expect([69, 70].map((n) => cut.find((span) => span.traceId === traceOf(n).traceId)).map((span) => [span?.name, span?.statusCode, span?.statusMessage])).toEqual([
+      ['POST /v1/sim/intent', 2, 'request closed before its answer ended'],
+      ['GET /v1/sim/intents/:id', 2, 'request closed before its answer ended'],
     ]);
   });
 

@@ -148,9 +148,9 @@ export default fp<WebhooksOptions>(
     // are attempted again. At the bound each new 410 re-enables one (an /api/v2 callback URL names
     // its transaction), so the first REENABLED_WARNINGS_PER_INTERVAL of a minute are told, then their
     // count (before 2026-12-07 none was: deliveries to a disabled URL went out again unexplained).
-    const tellReenabled = (url: string): void =>
+    const tellReenabled = (url: string, byDelivery: string): void =>
       app.log.warn(
-        { url: originAndPath(url), max_disabled_urls: settings.maxDisabledUrls },
+        { url: originAndPath(url), max_disabled_urls: settings.maxDisabledUrls, delivery_id: byDelivery },
         `webhook URL re-enabled: WEBHOOK_MAX_DISABLED_URLS (${settings.maxDisabledUrls}) URLs were disabled and another answered 410, so the one disabled first is attempted again`,
       );
     const reenabled = new WarningLimiter(clock, { limit: REENABLED_WARNINGS_PER_INTERVAL, intervalMs: WARNING_INTERVAL_MS }, (_key, count, since) =>
@@ -179,8 +179,8 @@ export default fp<WebhooksOptions>(
       jitter: createStreams(config.randomSeed)('webhooks:jitter'),
       onBackstopQueued: () => (backstopsFlushed ? tellBackstops(1) : void backstops.allow('reorder-backstop')),
       onSuperseded: (_id, why) => (supersededFlushed ? tellSuperseded(why, 1) : void superseded.allow(why)),
-      onUrlsReenabled: (urls) => {
-        for (const url of urls) if (reenabledFlushed || reenabled.allow('bound')) tellReenabled(url);
+      onUrlsReenabled: (urls, byDelivery) => {
+        for (const url of urls) if (reenabledFlushed || reenabled.allow('bound')) tellReenabled(url, byDelivery);
       },
     });
 
