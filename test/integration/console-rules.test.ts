@@ -205,13 +205,13 @@ describe('the console’s Rules page', () => {
     expect((await intent(1500)).statusCode).toBe(503);
     expect((await intent(1500, 'kept')).statusCode).toBe(502);
     const series = async () => ((await t.app.inject({ method: 'GET', url: '/metrics' })).body.match(/^fault_rule_hits_total\{.*$/gm) ?? []).sort();
-    expect(await series()).toEqual([`fault_rule_hits_total{rule_id="${kept.id}",action="error",namespace="default"} 1`, `fault_rule_hits_total{rule_id="${rule.id}",action="error",namespace="default"} 1`].sort());
+    expect(await series()).toEqual([`fault_rule_hits_total{rule_id="${kept.id}",action="error",sim_namespace="default"} 1`, `fault_rule_hits_total{rule_id="${rule.id}",action="error",sim_namespace="default"} 1`].sort());
     const { cookie, csrf } = await session();
 
     const res = await t.app.inject({ method: 'POST', url: `/console/rules/${rule.id}/delete`, headers: { ...FORM, cookie }, payload: `_csrf=${csrf}` });
     expect([res.statusCode, res.headers.location]).toEqual([303, '/console/rules?notice=deleted']);
     expect((await t.app.inject({ method: 'GET', url: `/v1/sim/rules/${rule.id}` })).statusCode).toBe(404);
-    expect(await series()).toEqual([`fault_rule_hits_total{rule_id="${kept.id}",action="error",namespace="default"} 1`]);
+    expect(await series()).toEqual([`fault_rule_hits_total{rule_id="${kept.id}",action="error",sim_namespace="default"} 1`]);
     expect((await intent(1500)).statusCode).toBe(200);
     expect(rows((await rulesPage(cookie)).body).map((r) => r.attrs.rule)).toEqual([kept.id]);
     const again = await t.app.inject({ method: 'POST', url: `/console/rules/${rule.id}/delete`, headers: { ...FORM, cookie }, payload: `_csrf=${csrf}` });

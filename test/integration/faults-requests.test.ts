@@ -106,7 +106,7 @@ describe('error: the status, Retry-After and a body in the dialect’s own shape
         seen.push([res.statusCode, res.headers['content-type'], res.headers['x-sim-rule'], res.headers['retry-after'], res.json()]);
       }
       expect(seen).toEqual(expected.map((body) => [status, 'application/json; charset=utf-8', id, retryAfter, body]));
-      expect((await t.app.inject({ url: '/metrics' })).body).toContain(`fault_rule_hits_total{rule_id="${id}",action="error",namespace="default"} 5\n`);
+      expect((await t.app.inject({ url: '/metrics' })).body).toContain(`fault_rule_hits_total{rule_id="${id}",action="error",sim_namespace="default"} 5\n`);
     }
     // A 503 rule stored without one (by a version before 2026-12-04, kept in Redis or from FAULTS_FILE) is sent and shown with 1 too.
     await t.app.inject({ method: 'DELETE', url: '/v1/sim/rules' });
@@ -123,7 +123,7 @@ describe('error: the status, Retry-After and a body in the dialect’s own shape
     const res = await t.app.inject({ url: '/api/v1/payments/methods', headers: { 'x-test-case': 'f4' } });
     expect([res.statusCode, res.headers['content-type'], res.headers['x-sim-rule'], res.headers['retry-after']]).toEqual([429, 'application/json; charset=utf-8', id, '1']);
     expect(res.json()).toEqual({ error: '요청이 너무 많습니다. 잠시 후 다시 시도해 주세요.' });
-    expect((await t.app.inject({ url: '/metrics' })).body.split('\n').filter((line) => line.startsWith('fault_rule_hits_total{'))).toEqual([`fault_rule_hits_total{rule_id="${id}",action="error",namespace="default"} 1`]);
+    expect((await t.app.inject({ url: '/metrics' })).body.split('\n').filter((line) => line.startsWith('fault_rule_hits_total{'))).toEqual([`fault_rule_hits_total{rule_id="${id}",action="error",sim_namespace="default"} 1`]);
   });
 
   it('creates nothing: a native create answered 503 stored no intent, and a rule on /v1/sim/** leaves the rules API alone', async () => {
@@ -235,7 +235,7 @@ describe('matching', () => {
     expect(statuses.filter((s) => s === 503)).toHaveLength(4);
     expect(await ruleView(id)).toMatchObject({ hits: 4, matched: 40, remaining: 0, last_hit_at: expect.any(String) });
     const metrics = (await t.app.inject({ url: '/metrics' })).body;
-    expect(metrics).toContain(`fault_rule_hits_total{rule_id="${id}",action="error",namespace="default"} 4`);
+    expect(metrics).toContain(`fault_rule_hits_total{rule_id="${id}",action="error",sim_namespace="default"} 4`);
     await t.app.inject({ method: 'DELETE', url: `/v1/sim/rules/${id}` });
     expect((await t.app.inject({ url: '/metrics' })).body).not.toContain(id);
   });
@@ -449,7 +449,7 @@ describe('outcome: the core decision of matching payments', () => {
 });
 
 describe('outcome rules match only the routes that take an outcome', () => {
-  const metricOf = async (id: string) => (await t.app.inject({ url: '/metrics' })).body.match(new RegExp(`^fault_rule_hits_total\\{rule_id="${id}",action="outcome",namespace="default"\\} .*$`, 'm'))?.[0];
+  const metricOf = async (id: string) => (await t.app.inject({ url: '/metrics' })).body.match(new RegExp(`^fault_rule_hits_total\\{rule_id="${id}",action="outcome",sim_namespace="default"\\} .*$`, 'm'))?.[0];
   const unspent = (id: string, match: unknown, failureCode: string, count: number | null) => ({
     id,
     name: null,
@@ -487,7 +487,7 @@ describe('outcome rules match only the routes that take an outcome', () => {
       if (remove === 'all') {
         await rule({ id: 'oc-mid', match: { route: '/v1/sim/intent' }, action: { type: 'outcome', failure_code: 'card_declined' } });
         expect((await intent({ reservation_id: 'rsv_again' })).statusCode).toBe(200);
-        expect(await metricOf(id)).toBe('fault_rule_hits_total{rule_id="oc-mid",action="outcome",namespace="default"} 1');
+        expect(await metricOf(id)).toBe('fault_rule_hits_total{rule_id="oc-mid",action="outcome",sim_namespace="default"} 1');
       }
       await t.app.close();
     }
@@ -519,7 +519,7 @@ describe('outcome rules match only the routes that take an outcome', () => {
     release();
     expect([(await pending).statusCode, (await pending).headers['x-sim-rule']]).toEqual([502, 'lat, err']);
     expect((await ruleView('err')).hits).toBe(1);
-    expect((await t.app.inject({ url: '/metrics' })).body).toContain('fault_rule_hits_total{rule_id="err",action="error",namespace="default"} 1\n');
+    expect((await t.app.inject({ url: '/metrics' })).body).toContain('fault_rule_hits_total{rule_id="err",action="error",sim_namespace="default"} 1\n');
   });
 
   it('bookings: POST /bookings is not matched (no X-Sim-Rule, count kept); the payment it then executes is decided by the rule', async () => {
@@ -540,7 +540,7 @@ describe('outcome rules match only the routes that take an outcome', () => {
     expect([res.statusCode, res.headers['x-sim-rule']]).toEqual([200, id]);
     expect(res.json()).toEqual({ message: 'Payment simulation finished with status: FAILURE', finalStatus: 'FAILURE', bookingId, pgMockData: { isSuccess: false, failureCode: 'card_declined', processedAt: expect.any(String) } });
     expect(await ruleView(id)).toEqual({ ...unspent(id, match, 'card_declined', 1), hits: 1, matched: 1, remaining: 0, last_hit_at: expect.any(String) });
-    expect(await metricOf(id)).toBe(`fault_rule_hits_total{rule_id="${id}",action="outcome",namespace="default"} 1`);
+    expect(await metricOf(id)).toBe(`fault_rule_hits_total{rule_id="${id}",action="outcome",sim_namespace="default"} 1`);
   });
 
   it('native: GET /v1/sim/intents is not matched; the next POST /v1/sim/intent is declined by the rule', async () => {
@@ -559,7 +559,7 @@ describe('outcome rules match only the routes that take an outcome', () => {
     const read = (await t.app.inject({ url: `/v1/sim/intents/${created.json().payment_intent_id}` })).json();
     expect(read).toMatchObject({ status: 'FAILED', failure_code: 'insufficient_funds', scenario: 'approve' });
     expect(await ruleView(id)).toEqual({ ...unspent(id, match, 'insufficient_funds', 1), hits: 1, matched: 1, remaining: 0, last_hit_at: expect.any(String) });
-    expect(await metricOf(id)).toBe(`fault_rule_hits_total{rule_id="${id}",action="outcome",namespace="default"} 1`);
+    expect(await metricOf(id)).toBe(`fault_rule_hits_total{rule_id="${id}",action="outcome",sim_namespace="default"} 1`);
   });
 
   it('a request that stores no payment (refused by validation or by the route, an idempotent replay) gives the hit back: the count is spent on payments only, and its answer does not name the rule (before, a 400 or a replay used it up)', async () => {
@@ -578,7 +578,7 @@ describe('outcome rules match only the routes that take an outcome', () => {
     const replay = await intent({ scenario: 'approve' }, { ...headers, 'idempotency-key': 'k-cnt' });
     expect([replay.statusCode, replay.headers['idempotent-replayed'], replay.json()]).toEqual([200, 'true', first.json()]);
     expect(await ruleView(id)).toEqual({ ...unspent(id, match, 'insufficient_funds', 1), hits: 1, matched: 3, remaining: 0, last_hit_at: expect.any(String) });
-    expect(await metricOf(id)).toBe(`fault_rule_hits_total{rule_id="${id}",action="outcome",namespace="default"} 1`);
+    expect(await metricOf(id)).toBe(`fault_rule_hits_total{rule_id="${id}",action="outcome",sim_namespace="default"} 1`);
     await t.clock.advance(1000);
     expect((await t.app.inject({ url: `/v1/sim/intents/${first.json().payment_intent_id}` })).json()).toMatchObject({ status: 'FAILED', failure_code: 'insufficient_funds' });
 

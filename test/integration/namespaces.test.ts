@@ -320,10 +320,10 @@ describe('X-Sim-Namespace: isolation', () => {
     await ruleIn('ci-f2-a', 1);
     await ruleIn('ci-f2-b', 2);
     const series = async (): Promise<string[]> => (await (await fetch(`${s.base}/metrics`)).text()).split('\n').filter((line) => line.startsWith('fault_rule_hits_total{'));
-    expect((await series()).sort()).toEqual(['fault_rule_hits_total{rule_id="f2-down",action="error",namespace="ci-f2-a"} 1', 'fault_rule_hits_total{rule_id="f2-down",action="error",namespace="ci-f2-b"} 2']);
+    expect((await series()).sort()).toEqual(['fault_rule_hits_total{rule_id="f2-down",action="error",sim_namespace="ci-f2-a"} 1', 'fault_rule_hits_total{rule_id="f2-down",action="error",sim_namespace="ci-f2-b"} 2']);
     const reset = await call(s, undefined, 'DELETE', '/v1/sim/namespaces/ci-f2-a');
     expect([reset.status, reset.body]).toEqual([200, { namespace: 'ci-f2-a', existed: true }]);
-    expect(await series()).toEqual(['fault_rule_hits_total{rule_id="f2-down",action="error",namespace="ci-f2-b"} 2']);
+    expect(await series()).toEqual(['fault_rule_hits_total{rule_id="f2-down",action="error",sim_namespace="ci-f2-b"} 2']);
     expect((await call(s, 'ci-f2-a', 'GET', '/v1/sim/rules/f2-down')).status).toBe(404);
   });
 });

@@ -833,7 +833,7 @@ if (redisServerOrSkip('replicas on Redis')) {
           const res = await inject(t, { url: '/v1/sim/intents', headers: { 'x-test-case': 'f2' } });
           expect([res.statusCode, res.headers['retry-after'], res.headers['x-sim-rule'], res.json()]).toEqual([503, '1', id, { error: { code: 'SERVICE_UNAVAILABLE', message: 'The payment gateway is unavailable; retry after Retry-After seconds.', trace_id: expect.any(String) } }]);
         }
-        for (const t of [a, b]) expect(await series(t)).toEqual([`fault_rule_hits_total{rule_id="${id}",action="error",namespace="default"} 1`]);
+        for (const t of [a, b]) expect(await series(t)).toEqual([`fault_rule_hits_total{rule_id="${id}",action="error",sim_namespace="default"} 1`]);
         return id;
       };
       // One rule, deleted on B: gone from B's /metrics at once, from A's once its rules are due for a refresh.
@@ -841,7 +841,7 @@ if (redisServerOrSkip('replicas on Redis')) {
       const deleted = await inject(b, { method: 'DELETE', url: `/v1/sim/rules/${one}` });
       expect([deleted.statusCode, deleted.json().id]).toEqual([200, one]);
       expect(await series(b)).toEqual([]);
-      expect(await series(a)).toEqual([`fault_rule_hits_total{rule_id="${one}",action="error",namespace="default"} 1`]);
+      expect(await series(a)).toEqual([`fault_rule_hits_total{rule_id="${one}",action="error",sim_namespace="default"} 1`]);
       await a.clock.advance(SHARED_RULES_REFRESH_MS);
       expect(await series(a)).toEqual([]);
       expect((await inject(a, { url: `/v1/sim/rules/${one}` })).statusCode).toBe(404);
@@ -953,7 +953,7 @@ if (redisServerOrSkip('replicas on Redis')) {
       // The new rule's own hits count, from 1.
       const hit = await inject(a, { method: 'POST', url: '/v1/sim/intent', headers: { 'x-other': '1' }, payload: { reservation_id: 'rsv_new_rule', amount: 100 } });
       expect(hit.statusCode).toBe(200);
-      expect(await seriesOf('decides')).toEqual(['fault_rule_hits_total{rule_id="decides",action="outcome",namespace="default"} 1']);
+      expect(await seriesOf('decides')).toEqual(['fault_rule_hits_total{rule_id="decides",action="outcome",sim_namespace="default"} 1']);
     });
 
     it('a rule made again on B with the same id and first matched on A through a read A did not keep: its hit stays counted at A\'s next read (a review of the first mend, 2026-12-07: it was dropped)', async () => {
@@ -968,7 +968,7 @@ if (redisServerOrSkip('replicas on Redis')) {
       expect([answered.statusCode, answered.headers['x-sim-rule']]).toEqual([200, 'decides']);
       expect((await inject(a, { url: '/v1/sim/intents' })).statusCode).toBe(200);
       expect((await inject(a, { url: '/v1/sim/rules/decides' })).json()).toMatchObject({ id: 'decides', hits: 1 });
-      expect(await seriesOf('decides')).toEqual(['fault_rule_hits_total{rule_id="decides",action="outcome",namespace="default"} 1']);
+      expect(await seriesOf('decides')).toEqual(['fault_rule_hits_total{rule_id="decides",action="outcome",sim_namespace="default"} 1']);
     });
 
     it('a namespace reset on B takes the series of its rules out of A\'s /metrics once A has closed its app of it', async () => {
@@ -980,7 +980,7 @@ if (redisServerOrSkip('replicas on Redis')) {
       const res = await inject(a, { url: '/v1/sim/intents', headers: { ...ns, 'x-test-case': 'f2' } });
       expect([res.statusCode, res.headers['retry-after'], res.headers['x-sim-rule']]).toEqual([503, '1', id]);
       const series = async (): Promise<string[]> => (await inject(a, { url: '/metrics' })).body.split('\n').filter((line) => line.startsWith('fault_rule_hits_total{'));
-      expect(await series()).toEqual([`fault_rule_hits_total{rule_id="${id}",action="error",namespace="ci-f2"} 1`]);
+      expect(await series()).toEqual([`fault_rule_hits_total{rule_id="${id}",action="error",sim_namespace="ci-f2"} 1`]);
       expect((await inject(b, { method: 'DELETE', url: '/v1/sim/namespaces/ci-f2' })).json()).toEqual({ namespace: 'ci-f2', existed: true });
       // A's sync closes its app of the namespace (the reset waits 1.5 s for it before it answers; a loaded machine may be later).
       await eventually(async () => ((await series()).length === 0 ? true : undefined), 'the series to leave A\'s /metrics');

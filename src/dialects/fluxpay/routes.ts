@@ -447,7 +447,7 @@ const fluxpayRoutes: FastifyPluginAsync<FluxPayRoutesOptions> = async (fastify, 
         operationId: 'deleteFluxPayWebhookSubscription',
         summary: 'Delete a subscription',
         description:
-          'Events the outbox relay publishes from now on are not sent to it (with STORE=redis, on every replica); deliveries already made to it (in the delivery log) keep their retries. Its place under FLUXPAY_MAX_SUBSCRIPTIONS is free at once. The answer is the subscription as it was; COMMON_404 when unknown (never created, or deleted already: a second DELETE).',
+          'Events written from now on are not sent to it (with STORE=redis, on every replica); those written before may still be, up to the end of the batch (at most 256 events) the outbox relay is publishing, which read the subscriptions once; deliveries already made to it (in the delivery log) keep their retries. Its place under FLUXPAY_MAX_SUBSCRIPTIONS is free at once. The answer is the subscription as it was; COMMON_404 when unknown (never created, or deleted already: a second DELETE).',
         tags,
         params: s.WebhookSubscriptionParams,
         response: { 200: documented(s.Wrapped(s.SubscriptionView, 'FluxPaySubscriptionResult'), { description: 'Deleted: the subscription as it was.', examples: ex.deleteSubscriptionResponses }), ...errors([400, 404, 500, 503], { overrides: ex.fluxpayOverrides.deleteFluxPayWebhookSubscription }) },

@@ -181,8 +181,8 @@ export default fp<FaultsOptions>(
     // the series of a rule deleted on another replica leave even while no request comes here.
     const hits = new Counter({
       name: 'fault_rule_hits_total',
-      help: 'Requests and webhook deliveries a fault rule applied to, by rule id, action and namespace (X-Sim-Namespace; default without it); a rule deleted (on any replica, or with its namespace) takes its series with it.',
-      labelNames: ['rule_id', 'action', 'namespace'],
+      help: 'Requests and webhook deliveries a fault rule applied to, by rule id, action and sim_namespace (X-Sim-Namespace; default without it; not `namespace`, which Kubernetes service discovery sets on every target); a rule deleted (on any replica, or with its namespace) takes its series with it.',
+      labelNames: ['rule_id', 'action', 'sim_namespace'],
       registers: [app.metrics.registry],
       async collect() {
         if (shared && series.size > 0) await app.metrics.fromStore(() => service.matcher(namespace), () => undefined);
@@ -206,7 +206,7 @@ export default fp<FaultsOptions>(
       const action = series.get(ruleId);
       if (action === undefined) return;
       series.delete(ruleId);
-      hits.remove({ rule_id: ruleId, action, namespace });
+      hits.remove({ rule_id: ruleId, action, sim_namespace: namespace });
     };
     /** A rule went (deleted here, or seen gone or made again): marked when, its series dropped, no longer known. */
     const went = (ruleId: string): void => {
@@ -231,9 +231,10 @@ export default fp<FaultsOptions>(
       onHit: (hit) => {
         if (hit.matchedOrder !== undefined && (hit.matchedOrder < allGoneAt || hit.matchedOrder < (goneAt.get(hit.ruleId) ?? 0))) return;
         series.set(hit.ruleId, hit.action);
-        // By namespace: rules of the same id in two of them (FAULTS_FILE's, made in each) were one
-        // series, the sum of both, which went backwards when one namespace was reset.
-        hits.inc({ rule_id: hit.ruleId, action: hit.action, namespace });
+        // By namespace (`sim_namespace`: Kubernetes' service discovery labels every target `namespace`,
+        // which would rename this one): rules of the same id in two of them (FAULTS_FILE's, made in
+        // each) were one series, the sum of both, which went backwards when one namespace was reset.
+        hits.inc({ rule_id: hit.ruleId, action: hit.action, sim_namespace: namespace });
       },
       // The rules as the store has them (after a change here, or one another replica made): the series of every other rule go.
       onRules: (ruleNamespace, rules, complete) => {
