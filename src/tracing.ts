@@ -8,6 +8,7 @@ import { SpanStatusCode, type Span, type SpanStatus } from '@opentelemetry/api';
 import type { Config } from './config.ts';
 import { loggedUrl } from './http/logged-url.ts';
 import { routeOf } from './http/route-template.ts';
+import { CLOSED_UNANSWERED } from './plugins/app/request-context.ts';
 
 /**
  * OpenTelemetry tracing, on only when OTEL_EXPORTER_OTLP_ENDPOINT is set. Spans are exported in
@@ -44,7 +45,7 @@ export function startTracing(config: Config): Tracing | undefined {
  * whole URL, query and all, in `url.path`: a user test found a token there that the log redacts).
  */
 export function describeRequestSpan(span: Span, request: { method: string; url: string; routeOptions: { url?: string | undefined }; raw: IncomingMessage }): void {
-  errorOnlyFor5xx(span, request.raw);
+  errorFor5xxOrCut(span, request.raw);
   const route = routeOf(request);
   span.updateName(route === undefined ? request.method : `${request.method} ${route}`);
   const mark = request.url.indexOf('?');
@@ -52,9 +53,6 @@ export function describeRequestSpan(span: Span, request: { method: string; url: 
   span.setAttribute('url.path', request.url.slice(0, mark));
   span.setAttribute('url.query', loggedUrl(request.url).slice(mark + 1));
 }
-
-/** A request span's status message when its connection was cut before its answer ended. */
-export const CLOSED_UNANSWERED = 'request closed before its answer ended';
 
 /**
  * A request's span is an error for a 5xx answer, or when its connection was cut before the answer
@@ -69,7 +67,7 @@ export const CLOSED_UNANSWERED = 'request closed before its answer ended';
  * cut before any answer is sent ends no @fastify/otel hook (a fault rule's `timeout` left its span
  * open for good: a review): the span ends, an error, when the socket closes.
  */
-function errorOnlyFor5xx(span: Span, raw: IncomingMessage): void {
+function errorFor5xxOrCut(span: Span, raw: IncomingMessage): void {
   const setStatus = span.setStatus.bind(span);
   const recordException = span.recordException.bind(span);
   const setAttributes = span.setAttributes.bind(span);

@@ -82,14 +82,21 @@ export class QueueHoldings {
    * handed back; that process acknowledges it. True when the delivery is held no longer.
    */
   lost(id: string, ticket: string): boolean {
-    if (this.#tickets.get(id) === ticket) this.#tickets.delete(id);
+    this.#drop(id, ticket);
+    this.#queue.forget(ticket);
+    return !this.#tickets.has(id);
+  }
+
+  /** No longer holds `ticket`'s delivery, nor has its attempt in flight; whether `ticket` was its latest entry. */
+  #drop(id: string, ticket: string): boolean {
+    const current = this.#tickets.get(id) === ticket;
+    if (current) this.#tickets.delete(id);
     const inFlight = this.#inFlight.get(id);
     if (inFlight?.ticket === ticket) {
       this.#inFlight.delete(id);
       inFlight.end.resolve();
     }
-    this.#queue.forget(ticket);
-    return !this.#tickets.has(id);
+    return current;
   }
 
   /**
@@ -98,13 +105,7 @@ export class QueueHoldings {
    * fails is reported: the entry is then taken over once idle, by a replica that reads the log first.
    */
   async end(id: string, ticket: string, recorded: boolean): Promise<boolean> {
-    const current = this.#tickets.get(id) === ticket;
-    if (current) this.#tickets.delete(id);
-    const inFlight = this.#inFlight.get(id);
-    if (inFlight?.ticket === ticket) {
-      this.#inFlight.delete(id);
-      inFlight.end.resolve();
-    }
+    const current = this.#drop(id, ticket);
     try {
       if (recorded) await this.#queue.ack(ticket);
       else this.#queue.release(ticket);

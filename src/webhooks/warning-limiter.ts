@@ -33,6 +33,7 @@ export class WarningLimiter {
   readonly #settings: WarningLimiterSettings;
   readonly #onSuppressed: SuppressedHandler;
   readonly #windows = new Map<string, Window>();
+  #closed = false;
 
   constructor(clock: Clock, settings: WarningLimiterSettings, onSuppressed: SuppressedHandler) {
     this.#clock = clock;
@@ -47,6 +48,8 @@ export class WarningLimiter {
 
   /** True: log this warning. False: it was counted, and will be told in the interval's summary. */
   allow(key: string): boolean {
+    // Closed: an interval's end would come after the process, so every warning is told.
+    if (this.#closed) return true;
     const now = this.#clock.now();
     let window = this.#windows.get(key);
     if (window !== undefined && now - window.startedAt >= this.#settings.intervalMs) {
@@ -73,6 +76,12 @@ export class WarningLimiter {
   /** Tells what the open intervals suppressed and forgets every key (the app is closing). */
   flush(): void {
     for (const [key, window] of [...this.#windows]) this.#end(key, window);
+  }
+
+  /** `flush`, and from then on lets every warning through (the app is closing: no interval would end in time to tell its count). */
+  close(): void {
+    this.flush();
+    this.#closed = true;
   }
 
   #end(key: string, window: Window): void {

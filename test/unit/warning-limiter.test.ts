@@ -73,6 +73,16 @@ describe('WarningLimiter', () => {
     expect(l.size).toBe(0);
   });
 
+  it('close tells what was suppressed, then lets every warning through and sets no timer (an interval would end after the process)', () => {
+    const { l, clock, summaries, t0 } = limiter(0);
+    expect(l.allow('a')).toBe(false);
+    l.close();
+    expect(summaries).toEqual([{ key: 'a', count: 1, since: t0 }]);
+    expect([l.allow('a'), l.allow('a'), l.allow('b')]).toEqual([true, true, true]);
+    expect(clock.pendingTimers).toBe(0);
+    expect(l.size).toBe(0);
+  });
+
   it('forgets keys whose interval ended when many keys are tracked', async () => {
     const { l, clock } = limiter(1, 1000);
     for (let i = 0; i < 1000; i++) l.allow(`http://host-${i}`);

@@ -169,11 +169,12 @@ local function updateDelivery(expect, before)
   if finished(status) then redis.call('ZADD', KEYS[2], r[3], id) else redis.call('ZREM', KEYS[2], id) end
   return view(id), true
 end
--- ARGV[10]: the statuses expected (joined by ','), ARGV[11]: the attempts expected.
-local function expected()
+-- ARGV[at] (default 10): the statuses expected (joined by ','), ARGV[at + 1]: the attempts expected.
+local function expected(at)
+  at = at or 10
   local statuses = {}
-  for status in string.gmatch(ARGV[10], '[^,]+') do statuses[status] = true end
-  return { statuses = statuses, attempts = tonumber(ARGV[11]) }
+  for status in string.gmatch(ARGV[at], '[^,]+') do statuses[status] = true end
+  return { statuses = statuses, attempts = tonumber(ARGV[at + 1]) }
 end
 -- A \`before\` for updateDelivery: the change is made only while the stream entry ARGV[at + 2] of stream
 -- ARGV[at] (group ARGV[at + 1]) is held by one of the consumers ARGV[at + 3], ARGV[at + 4] (the
@@ -201,11 +202,7 @@ return (updateDelivery())
  */
 const UPDATE_SCHEDULED = `${PRELUDE}${UPDATE_DELIVERY}${SCHEDULE_JOB}
 local expect = nil
-if ARGV[15] then
-  local statuses = {}
-  for status in string.gmatch(ARGV[15], '[^,]+') do statuses[status] = true end
-  expect = { statuses = statuses, attempts = tonumber(ARGV[16]) }
-end
+if ARGV[15] then expect = expected(15) end
 local reply, changed = updateDelivery(expect, function() return heldCheck(17) end)
 if changed == true then scheduleJob(KEYS[3], KEYS[4], KEYS[5], ARGV[10], ARGV[11], ARGV[12], ARGV[13], ARGV[14]) end
 if changed == false then return {} end

@@ -175,6 +175,8 @@ export interface RequestContextOptions {
 
 /** nginx's status for a request its client closed before the answer: what a request closed unanswered is logged and counted with. */
 export const CLIENT_CLOSED_REQUEST = 499;
+/** The request line of a request closed before its answer ended, and its trace span's status message. */
+export const CLOSED_UNANSWERED = 'request closed before its answer ended';
 
 /**
  * Requests whose line is written, or is another's to write: one gets a single line whichever of its
@@ -261,7 +263,7 @@ export default fp<RequestContextOptions>(
             status_code: reply.raw.headersSent && !lost ? reply.raw.statusCode : CLIENT_CLOSED_REQUEST,
             duration_ms: Math.round(reply.elapsedTime * 100) / 100,
           },
-          'request closed before its answer ended',
+          CLOSED_UNANSWERED,
         );
       });
       done();

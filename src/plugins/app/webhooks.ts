@@ -131,9 +131,8 @@ export default fp<WebhooksOptions>(
         { deliveries: count },
         `webhooks: queued ${plural(count, 'webhook delivery', 'webhook deliveries')} held for reordering whose release never came (the replica holding them stopped or stalled, or could not reach Redis at the window's end): sent unshuffled`,
       );
+    // Closed at the app's close: a backstop that ends after it is told at once (its interval would end after the process).
     const backstops = new WarningLimiter(clock, { limit: 0, intervalMs: BACKSTOP_LOG_INTERVAL_MS }, (_key, count) => tellBackstops(count));
-    /** Flushed at the close: a backstop that ends after it is told at once (its interval would end after the process). */
-    let backstopsFlushed = false;
     // Deliveries whose attempt here was not the one to count: taken over by another replica while this
     // one stalled (SIGSTOP, a long pause, cut off from Redis for WEBHOOK_CLAIM_IDLE_MS), or made while
     // another's was recorded; told once a second at most with their count, by what happened here.
@@ -143,7 +142,6 @@ export default fp<WebhooksOptions>(
         `webhooks: ${plural(count, 'webhook delivery', 'webhook deliveries')} taken from the stream by this replica ended elsewhere: ${why}`,
       );
     const superseded = new WarningLimiter(clock, { limit: 0, intervalMs: BACKSTOP_LOG_INTERVAL_MS }, tellSuperseded);
-    let supersededFlushed = false;
     // URLs a 410 pushed out of WEBHOOK_MAX_DISABLED_URLS (those disabled first): deliveries to them
     // are attempted again. At the bound each new 410 re-enables one (an /api/v2 callback URL names
     // its transaction), so the first REENABLED_WARNINGS_PER_INTERVAL of a minute are told, then their
@@ -159,7 +157,6 @@ export default fp<WebhooksOptions>(
         `webhook URLs re-enabled at WEBHOOK_MAX_DISABLED_URLS: ${count} more since ${new Date(since).toISOString()}`,
       ),
     );
-    let reenabledFlushed = false;
     const dispatcher = new WebhookDispatcher({
       clock,
       ids,
@@ -177,10 +174,14 @@ export default fp<WebhooksOptions>(
       // Backoff jitter from a stream of its own: with RANDOM_SEED the retry times repeat too, and
       // the draws never shift the payments' seeded outcomes.
       jitter: createStreams(config.randomSeed)('webhooks:jitter'),
-      onBackstopQueued: () => (backstopsFlushed ? tellBackstops(1) : void backstops.allow('reorder-backstop')),
-      onSuperseded: (_id, why) => (supersededFlushed ? tellSuperseded(why, 1) : void superseded.allow(why)),
+      onBackstopQueued: () => {
+        if (backstops.allow('reorder-backstop')) tellBackstops(1);
+      },
+      onSuperseded: (_id, why) => {
+        if (superseded.allow(why)) tellSuperseded(why, 1);
+      },
       onUrlsReenabled: (urls, byDelivery) => {
-        for (const url of urls) if (reenabledFlushed || reenabled.allow('bound')) tellReenabled(url, byDelivery);
+        for (const url of urls) if (reenabled.allow('bound')) tellReenabled(url, byDelivery);
       },
     });
 
@@ -331,12 +332,9 @@ export default fp<WebhooksOptions>(
     app.core.onSweep((now) => stores.deliveries.sweep(now));
     app.addHook('onClose', async () => {
       dispatcher.close();
-      backstops.flush();
-      backstopsFlushed = true;
-      superseded.flush();
-      supersededFlushed = true;
-      reenabled.flush();
-      reenabledFlushed = true;
+      backstops.close();
+      superseded.close();
+      reenabled.close();
       // The drain has had its budget: abort what is still in flight rather than wait for it.
       await agent.destroy();
       await queue?.stop();
