@@ -65,8 +65,26 @@ export function describeRequestSpan(span: Span, request: { method: string; url: 
  * of an error is held until the span ends, when the answer's status is on it (it sets
  * `http.response.status_code` with `setAttributes` just before), and kept only as said. A connection
  * cut before any answer is sent ends no @fastify/otel hook (a fault rule's `timeout` left its span
- * open for good: a review): the span ends, an error, when the socket closes.
+ * open for good: a review): the span ends, an error, when the socket closes. One `close` listener per
+ * socket ends every span still open on it (`OPEN_ON`): a listener per request put 11 on a socket
+ * carrying 11 pipelined requests, and Node printed a MaxListenersExceededWarning to stderr, outside
+ * the JSON log (a user test, 2026-12-07).
  */
+/** The ends of the spans still open on each socket, called by its one `close` listener. */
+const OPEN_ON = new WeakMap<Socket, Set<() => void>>();
+
+function endsAtClose(socket: Socket, end: () => void): void {
+  let open = OPEN_ON.get(socket);
+  if (open === undefined) {
+    const ends = (open = new Set());
+    OPEN_ON.set(socket, ends);
+    socket.once('close', () => {
+      for (const close of ends) close();
+    });
+  }
+  open.add(end);
+}
+
 function errorFor5xxOrCut(span: Span, raw: IncomingMessage): void {
   const setStatus = span.setStatus.bind(span);
   const recordException = span.recordException.bind(span);
@@ -78,7 +96,7 @@ function errorFor5xxOrCut(span: Span, raw: IncomingMessage): void {
   let ended = false;
   const socket = raw.socket as Socket | null;
   const onClose = (): void => span.end();
-  socket?.once('close', onClose);
+  if (socket !== null) endsAtClose(socket, onClose);
   span.setStatus = (status) => {
     if (status.code === SpanStatusCode.ERROR) error = status;
     else setStatus(status);
@@ -99,7 +117,7 @@ function errorFor5xxOrCut(span: Span, raw: IncomingMessage): void {
   span.end = (endTime) => {
     if (ended) return;
     ended = true;
-    socket?.off('close', onClose);
+    if (socket !== null) OPEN_ON.get(socket)?.delete(onClose);
     // Cut: the body never came whole, or the connection is gone (the log line's 499).
     const cut = raw.readableAborted || socket?.destroyed === true;
     if (cut) setStatus({ code: SpanStatusCode.ERROR, message: CLOSED_UNANSWERED });

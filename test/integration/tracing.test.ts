@@ -193,6 +193,47 @@ describe('tracing to an OTLP collector', () => {
     ]);
   });
 
+  it('pipelined requests on one socket: each has its span, none makes Node warn of a listener leak, and a cut ends the spans of every request still open on it (before 2026-12-07 each request added a close listener to its socket: 11 pipelined requests printed a MaxListenersExceededWarning to stderr)', async () => {
+    const server = tracedServer();
+    const { port } = new URL(await server.url('/'));
+    /** Writes `requests` on one connection at once and reads until the server closes it, or 3 s. */
+    const pipelined = (requests: string[]): Promise<string> =>
+      new Promise((resolve) => {
+        let answers = '';
+        const socket = connect(Number(port), '127.0.0.1', () => socket.write(requests.join('')));
+        socket.setEncoding('utf8').on('data', (chunk: string) => (answers += chunk));
+        const timer = setTimeout(() => socket.destroy(), 3000);
+        socket.on('close', () => {
+          clearTimeout(timer);
+          resolve(answers);
+        });
+        socket.on('error', () => undefined);
+      });
+    const get = (n: number, extra = '') => `GET /v1/sim/intents/pi_unknown_${n} HTTP/1.1\r\nhost: 127.0.0.1\r\ntraceparent: ${traceOf(n).traceparent}\r\n${extra}\r\n`;
+    const many = Array.from({ length: 15 }, (_, i) => 80 + i);
+    const answers = await pipelined(many.map((n, i) => get(n, i === many.length - 1 ? 'connection: close\r\n' : '')));
+    expect(answers.match(/HTTP\/1\.1 \d{3}/g)).toEqual(many.map(() => 'HTTP/1.1 404'));
+    const spans = await collector.waitFor((span) => many.some((n) => span.traceId === traceOf(n).traceId && span.parentSpanId === traceOf(n).traceparent.split('-')[2]), many.length);
+    expect(many.map((n) => spans.filter((span) => span.traceId === traceOf(n).traceId).map((span) => [span.name, span.attributes['http.response.status_code'], span.statusCode]))).toEqual(
+      many.map(() => [['GET /v1/sim/intents/:id', 404, 0]]),
+    );
+
+    // A fault rule's timeout resets the connection with the first request unanswered: the two behind it on the socket end their spans as well.
+    const rule = await fetch(await server.url('/v1/sim/rules'), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ match: { headers: { 'x-test-case': 'to' } }, action: { type: 'timeout', ms: 200 } }),
+    });
+    expect(rule.status).toBe(201);
+    const cut = [96, 97, 98];
+    expect(await pipelined(cut.map((n) => get(n, 'x-test-case: to\r\n')))).toBe('');
+    const ended = await collector.waitFor((span) => cut.some((n) => span.traceId === traceOf(n).traceId && span.parentSpanId === traceOf(n).traceparent.split('-')[2]), cut.length);
+    expect(cut.map((n) => ended.filter((span) => span.traceId === traceOf(n).traceId).map((span) => [span.name, span.statusCode, span.statusMessage]))).toEqual(
+      cut.map(() => [['GET /v1/sim/intents/:id', 2, 'request closed before its answer ended']]),
+    );
+    expect(server.stderr).not.toContain('MaxListenersExceededWarning');
+  });
+
   it('names a request’s span by its route, and keeps its query’s secrets out of it as the log does', async () => {
     const server = tracedServer();
     const res = await fetch(await server.url('/v1/sim/webhooks/disabled-urls?url=http%3A%2F%2Fu%3Apw-LEAK%40127.0.0.1%2Fx&token=tok-LEAK'), { headers: { traceparent: traceOf(40).traceparent } });
