@@ -243,6 +243,25 @@ if (redisServerOrSkip('replicas on Redis under load')) {
       }
     });
 
+    it('a client that makes a count: 1 fault rule on one replica and sends its next request to the other finds the rule applied there, 20 times in a row (before 2026-12-07 the other replica, its rules compiled less than a second before, let 50 of 50 through unshaped)', async () => {
+      const { origins } = await replicas();
+      const [a, b] = origins;
+      // B compiles its (empty) rules: from now on it would use them for a second without asking Redis.
+      expect((await call(b, 'POST', '/v1/sim/intent', { reservation_id: 'res_warm', amount: 100 })).status).toBe(200);
+      const seen: Array<[number, boolean]> = [];
+      for (let i = 0; i < 20; i++) {
+        const made = await call(a, 'POST', '/v1/sim/rules', { count: 1, match: { route: '/v1/sim/intent' }, action: { type: 'error', status: 503 } });
+        expect(made.status).toBe(201);
+        const id = (made.body as { id: string }).id;
+        const res = await call(b, 'POST', '/v1/sim/intent', { reservation_id: `res_told_${i}`, amount: 100 });
+        seen.push([res.status, res.headers['x-sim-rule'] === id]);
+        // Spent: the next request on either replica goes through.
+        expect((await call(b, 'POST', '/v1/sim/intent', { reservation_id: `res_after_${i}`, amount: 100 })).status).toBe(200);
+        expect((await call(a, 'DELETE', `/v1/sim/rules/${id}`)).status).toBe(200);
+      }
+      expect(seen).toEqual(Array.from({ length: 20 }, () => [503, true]));
+    });
+
     it('kill -9 of one replica in the middle of a load of intents with webhooks: every intent answered 200 is decided and read on the survivor, and its webhook reached the receiver (taken over), none lost, one event id per intent (the one its decision gives)', async () => {
       // The receiver holds each answer a little, so the killed replica dies holding deliveries.
       const rx = await receivers.start(() => ({ status: 200, body: 'ok', delayMs: 30 }));

@@ -798,8 +798,47 @@ if (redisServerOrSkip('replicas on Redis')) {
   });
 
   describe('fault rules on two replicas', { timeout: TEST_TIMEOUT_MS }, () => {
-    it('a rule created on A applies on B within SHARED_RULES_REFRESH_MS of B\'s clock (B had its rules compiled before); deleted on B, it stops on A as soon', async () => {
+    /**
+     * REDIS_URL as a user whose ACL has no channels (Redis 7's default for a new user): the change
+     * notices are refused, and the replicas learn of each other's changes by their refresh alone, at
+     * the times of their manual clocks (which these tests are about).
+     */
+    let noNotices: string | undefined;
+    async function noticesRefused(): Promise<string> {
+      if (noNotices === undefined) {
+        await redis.client.acl('SETUSER', 'rules-nochannels', 'on', '>rules-nochannels-pass', '~*', 'resetchannels', '+@all');
+        noNotices = redis.url.replace('redis://', 'redis://rules-nochannels:rules-nochannels-pass@');
+      }
+      return noNotices;
+    }
+
+    it('a rule created on A applies on B at once, B having compiled its rules before and its clock not moved (A tells B: a notice on Redis pub/sub); disabled and deleted on B, it stops on A at once (before 2026-12-07, only after SHARED_RULES_REFRESH_MS)', async () => {
       const [a, b] = await replicas();
+      const body = { reservation_id: 'res_rule_told', amount: 1000 };
+      for (const t of [a, b]) expect((await createIntent(t, body)).statusCode).toBe(200);
+      const created = await inject(a, { method: 'POST', url: '/v1/sim/rules', payload: { match: { dialect: 'native', method: 'POST', route: '/v1/sim/intent' }, action: { type: 'error', status: 503 } } });
+      expect(created.statusCode).toBe(201);
+      const ruleId = created.json().id as string;
+      const refused = async (t: TestApp): Promise<unknown[]> => {
+        const res = await createIntent(t, body);
+        return [res.statusCode, res.headers['x-sim-rule']];
+      };
+      // The notice reaches B over a connection of its own: in real time, with neither clock moved.
+      await eventually(async () => ((await refused(b))[0] === 503 ? true : undefined), 'B to apply the rule A made');
+      expect(await refused(b)).toEqual([503, ruleId]);
+      // Switched off and on on B as the console does.
+      const faultsOf = (t: TestApp) => t.app.faults as NonNullable<typeof t.app.faults>;
+      expect(await faultsOf(b).service.setEnabled('default', ruleId, false)).toMatchObject({ rule: { id: ruleId, enabled: false } });
+      await eventually(async () => ((await refused(a))[0] === 200 ? true : undefined), 'A to stop applying the rule B disabled');
+      expect(await faultsOf(b).service.setEnabled('default', ruleId, true)).toMatchObject({ rule: { id: ruleId, enabled: true } });
+      await eventually(async () => ((await refused(a))[0] === 503 ? true : undefined), 'A to apply the rule B enabled again');
+      expect((await inject(b, { method: 'DELETE', url: `/v1/sim/rules/${ruleId}` })).statusCode).toBe(200);
+      await eventually(async () => ((await refused(a))[0] === 200 ? true : undefined), 'A to stop applying the rule B deleted');
+      expect(await refused(a)).toEqual([200, undefined]);
+    });
+
+    it('a rule created on A applies on B within SHARED_RULES_REFRESH_MS of B\'s clock when the notices are refused (an ACL without channels; B had its rules compiled before); deleted on B, it stops on A as soon', async () => {
+      const [a, b] = await replicas({ REDIS_URL: await noticesRefused() });
       const body = { reservation_id: 'res_rule', amount: 1000 };
       // Both have compiled their (empty) rule sets.
       for (const t of [a, b]) expect((await createIntent(t, body)).statusCode).toBe(200);
@@ -821,8 +860,8 @@ if (redisServerOrSkip('replicas on Redis')) {
       expect(refused(await createIntent(a, body))).toEqual([200, undefined]);
     });
 
-    it('a rule deleted on B (one, or all of them) leaves A\'s /metrics as soon as A reads the shared revision again, at its next scrape a refresh later with no request in between', async () => {
-      const [a, b] = await replicas();
+    it('a rule deleted on B (one, or all of them) leaves A\'s /metrics as soon as A reads the shared revision again, at its next scrape a refresh later with no request in between (notices refused)', async () => {
+      const [a, b] = await replicas({ REDIS_URL: await noticesRefused() });
       const series = async (t: TestApp): Promise<string[]> => (await inject(t, { url: '/metrics' })).body.split('\n').filter((line) => line.startsWith('fault_rule_hits_total{'));
       const hitOnBoth = async (): Promise<string> => {
         const created = await inject(a, { method: 'POST', url: '/v1/sim/rules', payload: { match: { headers: { 'x-test-case': 'f2' } }, action: { type: 'error', status: 503 } } });
@@ -856,7 +895,8 @@ if (redisServerOrSkip('replicas on Redis')) {
 
     /** Two replicas on one prefix, A's fault latency held by the test until `release`; the rules `decides` (outcome) and `holds` (latency) on the intent route. */
     async function heldReplicas() {
-      const shared = { STORE: 'redis', REDIS_URL: redis.url, REDIS_KEY_PREFIX: redis.newPrefix() };
+      // Notices refused: A reads the rules again when its clock says so.
+      const shared = { STORE: 'redis', REDIS_URL: await noticesRefused(), REDIS_KEY_PREFIX: redis.newPrefix() };
       let release!: () => void;
       const held = new Promise<void>((resolve) => (release = resolve));
       let holding!: () => void;

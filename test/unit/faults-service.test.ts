@@ -357,6 +357,64 @@ describe('FaultRuleService.planRequest', () => {
   });
 });
 
+describe('FaultRuleService.changedElsewhere (a notice of another replica’s change)', () => {
+  it('the next request reads the revision at once, the clock not moved, and applies the change; without a namespace, every namespace’s', async () => {
+    const shared = new MemoryFaultRuleStore();
+    const a = setup({ store: shared });
+    const b = setup({ store: shared, refreshMs: 1_000 });
+    for (const ns of [NS, 'other']) expect(await b.service.planRequest(ns, intent())).toBe(NO_FAULTS);
+    for (const ns of [NS, 'other']) await a.service.create(ns, { action: { type: 'error', status: 500 } });
+    // Without a notice B goes on with what it compiled until its refresh.
+    expect(await b.service.planRequest(NS, intent())).toBe(NO_FAULTS);
+    b.service.changedElsewhere(NS);
+    expect((await b.service.planRequest(NS, intent())).response).not.toBeNull();
+    expect(await b.service.planRequest('other', intent())).toBe(NO_FAULTS);
+    b.service.changedElsewhere();
+    expect((await b.service.planRequest('other', intent())).response).not.toBeNull();
+    expect((await b.service.planRequest(NS, intent())).response).not.toBeNull();
+    // Read once per notice: the requests after it use what was read.
+    const revisions = b.store.calls.revision;
+    for (const ns of [NS, 'other', NS]) await b.service.planRequest(ns, intent());
+    expect(b.store.calls.revision).toBe(revisions);
+  });
+
+  it('told during the load that follows a change of its own (its own notice comes back to it): what the load read is kept, due for a refresh, so a store gone silent then still leaves requests the rules compiled last after a moment (a first version of the notices kept none, and requests waited for the silent read: the Redis-silent replica test caught it)', async () => {
+    const memory = new MemoryFaultRuleStore();
+    let releaseRevision = (): void => undefined;
+    let holdRevision = false;
+    let silent = false;
+    const store: FaultRuleStore = new Proxy(memory, {
+      get(target, key, receiver) {
+        const value = Reflect.get(target, key, receiver) as unknown;
+        if (typeof value !== 'function') return value;
+        if (key === 'revision') {
+          return async (ns: string) => {
+            if (silent) return new Promise<number>(() => undefined);
+            if (holdRevision) await new Promise<void>((resolve) => (releaseRevision = resolve));
+            return memory.revision(ns);
+          };
+        }
+        return (value as (...a: unknown[]) => unknown).bind(target);
+      },
+    });
+    const { service, clock } = setup({ store, refreshMs: 1_000 });
+    await service.create(NS, { action: { type: 'error', status: 500 } });
+    holdRevision = true;
+    const planning = service.planRequest(NS, intent());
+    await new Promise((resolve) => setImmediate(resolve));
+    service.changedElsewhere(NS);
+    holdRevision = false;
+    releaseRevision();
+    expect((await planning).response).not.toBeNull();
+    // Redis silent from now on: the revision is due (the notice came during the load), its read never answers.
+    silent = true;
+    await clock.advance(1);
+    const started = Date.now();
+    expect((await service.planRequest(NS, intent())).response).not.toBeNull();
+    expect(Date.now() - started).toBeLessThan(1_000);
+  });
+});
+
 describe('FaultRuleService.planWebhook', () => {
   it('with no webhook rules: NO_WEBHOOK_FAULTS', async () => {
     const { service } = setup();

@@ -4,6 +4,7 @@ import type { ClaimOutcome, CreateRuleOutcome, DeclareRulesOutcome, FaultRuleSto
 import type { StoreStats } from '../../core/ports.ts';
 import { fieldsOf, keepingReply } from './lua.ts';
 import { callToken, defineScript, type Script } from './connection.ts';
+import { listenForNotices, sendNotice } from './notices.ts';
 
 export interface RedisFaultRuleStoreOptions {
   /** Prefix of every key this store writes (REDIS_KEY_PREFIX). */
@@ -200,17 +201,28 @@ const STATS = `return redis.call('HLEN', KEYS[1])`;
  * replicas; `create` checks the id and the bound and writes in one step. Each namespace's rules
  * are a sorted set in creation order; a rule's revision-bearing changes (create, enable, delete)
  * move the namespace's revision from one shared counter, so a replica that compiled the rules
- * notices another's change. Differences from memory: none in behaviour.
+ * notices another's change. A change is also told to the other replicas at once (a notice on
+ * F..'changed', the namespace as its message: `listen`), before the call that made it answers, so a
+ * client that makes a rule on one replica and sends its next request to another finds the rule
+ * applied there; a notice lost (a reconnect, an ACL without channels) leaves the change to their
+ * refresh, within a second. Before 2026-12-07 only the refresh told them: a rule applied on another
+ * replica up to a second after it was made (a user test: a `count: 1` rule made on one replica
+ * missed the next request, sent to the other). Differences from memory: none in behaviour.
  */
 export class RedisFaultRuleStore implements FaultRuleStore {
+  readonly #client: Redis;
   readonly #options: RedisFaultRuleStoreOptions;
   readonly #keys: string[];
   readonly #f: string;
+  /** The channel of this store's change notices. */
+  readonly #channel: string;
   readonly #scripts: Record<'create' | 'declare' | 'get' | 'list' | 'setEnabled' | 'delete' | 'deleteAll' | 'claimHit' | 'releaseHit' | 'counters' | 'revision' | 'stats', Script>;
 
   constructor(client: Redis, options: RedisFaultRuleStoreOptions) {
+    this.#client = client;
     this.#options = options;
     this.#f = `${options.keyPrefix}faults:`;
+    this.#channel = `${this.#f}changed`;
     this.#keys = ['ids', 'rev', 'seq', 'revseq', 'declared'].map((name) => this.#f + name);
     this.#scripts = {
       create: defineScript(client, 'paysimFaultsCreate', CREATE),
@@ -231,7 +243,10 @@ export class RedisFaultRuleStore implements FaultRuleStore {
   async create(namespace: string, rule: FaultRule): Promise<CreateRuleOutcome> {
     const args = [this.#f, namespace, rule.id, JSON.stringify(rule), rule.enabled ? '1' : '0', rule.count ?? '', this.#options.maxRules, ...changeTail()];
     const outcome = (await this.#scripts.create(this.#keys, args)) as 'ok' | 'exists' | 'full';
-    if (outcome === 'ok') return { ok: true };
+    if (outcome === 'ok') {
+      await this.#changed(namespace);
+      return { ok: true };
+    }
     return outcome === 'full' ? { ok: false, reason: 'full', max: this.#options.maxRules } : { ok: false, reason: 'exists' };
   }
 
@@ -241,6 +256,7 @@ export class RedisFaultRuleStore implements FaultRuleStore {
     if (kind === 'kept') return { kind };
     if (kind === 'full') return { kind, max: this.#options.maxRules };
     if (kind === 'exists') return { kind, id: detail as string };
+    await this.#changed(namespace);
     return { kind: 'applied', replaced: detail as number };
   }
 
@@ -253,15 +269,31 @@ export class RedisFaultRuleStore implements FaultRuleStore {
   }
 
   async setEnabled(namespace: string, id: string, enabled: boolean): Promise<StoredFaultRule | undefined> {
-    return decodeRule((await this.#scripts.setEnabled(this.#keys, [this.#f, namespace, id, enabled ? '1' : '0', ...changeTail()])) as string[]);
+    const rule = decodeRule((await this.#scripts.setEnabled(this.#keys, [this.#f, namespace, id, enabled ? '1' : '0', ...changeTail()])) as string[]);
+    // Told also when it was on (or off) already: a notice too many costs the others one read of the revision.
+    if (rule !== undefined) await this.#changed(namespace);
+    return rule;
   }
 
   async delete(namespace: string, id: string): Promise<boolean> {
-    return (await this.#scripts.delete(this.#keys, [this.#f, namespace, id, ...changeTail()])) === 1;
+    const deleted = (await this.#scripts.delete(this.#keys, [this.#f, namespace, id, ...changeTail()])) === 1;
+    if (deleted) await this.#changed(namespace);
+    return deleted;
   }
 
   async deleteAll(namespace: string): Promise<number> {
-    return Number(await this.#scripts.deleteAll(this.#keys, [this.#f, namespace, ...changeTail()]));
+    const deleted = Number(await this.#scripts.deleteAll(this.#keys, [this.#f, namespace, ...changeTail()]));
+    if (deleted > 0) await this.#changed(namespace);
+    return deleted;
+  }
+
+  listen(onChange: (namespace?: string) => void): () => void {
+    return listenForNotices(this.#client, this.#channel, { onNotice: (namespace) => onChange(namespace), onResubscribed: () => onChange() });
+  }
+
+  /** Tells the other replicas (a call of its own, after the change's script: one that fails, refused by an ACL or Redis gone, fails nothing). */
+  #changed(namespace: string): Promise<void> {
+    return sendNotice(this.#client, this.#channel, namespace);
   }
 
   async claimHit(namespace: string, id: string, sampled: boolean, now: number): Promise<ClaimOutcome> {

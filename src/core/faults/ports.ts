@@ -52,6 +52,13 @@ export interface FaultRuleStore {
    * service that compiled the rules checks it to notice another replica's change.
    */
   revision(namespace: string): Promise<number>;
+  /**
+   * With a store shared by several processes: calls `onChange` with a namespace as soon as another
+   * process has changed its rules (create, enable, delete), or with none when changes may have gone
+   * untold (the notices' connection was down). A hint that the revision should be read now rather
+   * than at the next refresh; it may never come, so the refresh stays. Answers how to stop.
+   */
+  listen?(onChange: (namespace?: string) => void): () => void;
   /** Rules held across every namespace, and the most the store holds. */
   stats(): Promise<StoreStats>;
 }

@@ -119,6 +119,9 @@ export class FaultRuleService {
   readonly #loadStartedAt = new WeakMap<Promise<RuleMatcher>, number>();
   /** Bumped by every change this service makes, so a load that started before it is not cached after it. */
   #generation = 0;
+  /** Notices of another process's changes (`changedElsewhere`) by namespace, and for every namespace: a load one came during is kept due for a refresh. */
+  readonly #told = new Map<string, number>();
+  #toldAll = 0;
 
   constructor(deps: FaultRuleServiceDeps) {
     this.#deps = deps;
@@ -364,6 +367,7 @@ export class FaultRuleService {
   async #load(namespace: string): Promise<RuleMatcher> {
     const { store, clock } = this.#deps;
     const generation = this.#generation;
+    const told = this.#toldOf(namespace);
     const entry = this.#cache.get(namespace);
     const revision = await store.revision(namespace);
     let matcher: RuleMatcher;
@@ -377,7 +381,8 @@ export class FaultRuleService {
     // A change made meanwhile by this service invalidated the namespace: do not cache what may
     // predate it, and report it as incomplete (the requests waiting on it match with it all the same).
     const complete = generation === this.#generation;
-    if (complete) this.#remember(namespace, { matcher, revision, checkedAt: clock.now() });
+    // Told of a change elsewhere meanwhile: what it read may predate that change, so it is read again at the next use.
+    if (complete) this.#remember(namespace, { matcher, revision, checkedAt: this.#toldOf(namespace) === told ? clock.now() : Number.NEGATIVE_INFINITY });
     if (made !== undefined) this.#deps.onRules?.(namespace, made, complete);
     return matcher;
   }
@@ -389,6 +394,33 @@ export class FaultRuleService {
       if (oldest !== undefined) this.#cache.delete(oldest);
     }
     this.#cache.set(namespace, entry);
+  }
+
+  /**
+   * Another process changed the namespace's rules (its store said so: `FaultRuleStore.listen`), or,
+   * with no namespace, any namespace's may have changed: the next caller reads the revision before
+   * it uses the rules, as after a refresh interval (still with the rules compiled before while that
+   * read is slow, and when it fails). A load in flight may have read the revision before the
+   * change: later callers start a new one, and what it read is kept as due for a refresh (not
+   * dropped: a notice of this process's own change, which comes back to it too, would leave no rules
+   * compiled when it came during the load that followed the change, and a silent Redis then held
+   * every request the 2.5 s it takes to be found so: a first version did, a test caught it).
+   */
+  changedElsewhere(namespace?: string): void {
+    if (namespace === undefined) this.#toldAll++;
+    else {
+      this.#told.delete(namespace);
+      this.#told.set(namespace, this.#toldOf(namespace) + 1);
+      if (this.#told.size > MAX_CACHED_NAMESPACES) this.#told.delete(this.#told.keys().next().value as string);
+    }
+    for (const [name, entry] of this.#cache) if (namespace === undefined || name === namespace) entry.checkedAt = Number.NEGATIVE_INFINITY;
+    if (namespace === undefined) this.#loading.clear();
+    else this.#loading.delete(namespace);
+  }
+
+  /** How many times the namespace's rules were told changed elsewhere (`changedElsewhere`), for all namespaces included. */
+  #toldOf(namespace: string): number {
+    return this.#toldAll + (this.#told.get(namespace) ?? 0);
   }
 
   #invalidate(namespace: string): void {

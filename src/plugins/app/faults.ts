@@ -223,7 +223,7 @@ export default fp<FaultsOptions>(
     const service = new FaultRuleService({
       store: app.stores.faultRules,
       clock,
-      // With Redis the rules are shared: another replica's change is seen within a second here.
+      // With Redis the rules are shared: another replica's change is seen here at once (told below), or within a second.
       refreshMs: shared ? SHARED_RULES_REFRESH_MS : 0,
       ruleId: () => ids('rule'),
       random: (namespace) => streams(`faults:${namespace}`),
@@ -261,6 +261,10 @@ export default fp<FaultsOptions>(
         }
       },
     });
+    // With Redis: a change another replica made to this namespace's rules applies here at once (its
+    // notice), not at the next refresh; the refresh stays for a notice lost.
+    const stopListening = app.stores.faultRules.listen?.((changed) => service.changedElsewhere(changed));
+    if (stopListening !== undefined) app.addHook('onClose', async () => stopListening());
 
     app.decorate<Faults | null>('faults', {
       service,

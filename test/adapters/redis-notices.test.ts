@@ -1,0 +1,125 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Redis } from 'ioredis';
+import { describe, expect, it } from 'vitest';
+import { listenForNotices, sendNotice } from '../../src/adapters/redis/notices.ts';
+import { withRedisServer } from '../helpers/redis.ts';
+
+/**
+ * The replicas' change notices (src/adapters/redis/notices.ts) on a real redis-server: one
+ * subscribed connection per client for all its channels, subscribed again after a reconnect (its
+ * listeners told notices may have been missed), closed with its last listener; a Redis user
+ * without channels is refused both sides, and nothing fails.
+ */
+
+/** Polls `probe` every 10 ms until it is true, within 5 s. */
+async function until(probe: () => boolean | Promise<boolean>, what: string): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (!(await probe())) {
+    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+/** The server's subscribed connections (`CLIENT LIST`'s `sub=` above 0). */
+async function subscribers(admin: Redis): Promise<number> {
+  const list = (await admin.client('LIST')) as string;
+  return list.split('\n').filter((line) => /\bsub=[1-9]/.test(line)).length;
+}
+
+/** A listener that records what it is told. */
+function recorder() {
+  const notices: string[] = [];
+  let resubscribed = 0;
+  return {
+    notices,
+    get resubscribed() {
+      return resubscribed;
+    },
+    listener: { onNotice: (message: string) => void notices.push(message), onResubscribed: () => void resubscribed++ },
+  };
+}
+
+withRedisServer('Redis change notices', (server) => {
+  describe('listenForNotices and sendNotice', () => {
+    it('two channels share one subscribed connection; each listener gets its own channel’s notices, in order; the connection closes with the last listener', async () => {
+      const redis = server();
+      const client = redis.connect();
+      const admin = redis.connect();
+      const prefix = redis.newPrefix();
+      const [one, two, three] = [recorder(), recorder(), recorder()];
+      const stopOne = listenForNotices(client, `${prefix}a`, one.listener);
+      const stopTwo = listenForNotices(client, `${prefix}a`, two.listener);
+      const stopThree = listenForNotices(client, `${prefix}b`, three.listener);
+      await until(() => one.resubscribed === 1 && two.resubscribed === 1 && three.resubscribed === 1, 'the first subscription');
+      expect(await subscribers(admin)).toBe(1);
+      expect(await admin.pubsub('NUMSUB', `${prefix}a`, `${prefix}b`)).toEqual([`${prefix}a`, 1, `${prefix}b`, 1]);
+
+      for (const message of ['ns-1', 'ns-2']) await sendNotice(client, `${prefix}a`, message);
+      await sendNotice(client, `${prefix}b`, 'ns-3');
+      await until(() => one.notices.length === 2 && three.notices.length === 1, 'the notices');
+      expect([one.notices, two.notices, three.notices]).toEqual([['ns-1', 'ns-2'], ['ns-1', 'ns-2'], ['ns-3']]);
+
+      // A listener gone: the others of its channel still hear; the last of a channel unsubscribes it.
+      stopOne();
+      await sendNotice(client, `${prefix}a`, 'ns-4');
+      await until(() => two.notices.length === 3, 'the notice after one listener went');
+      expect(one.notices).toEqual(['ns-1', 'ns-2']);
+      stopTwo();
+      await until(async () => ((await admin.pubsub('NUMSUB', `${prefix}a`)) as unknown[])[1] === 0, 'channel a unsubscribed');
+      expect(await subscribers(admin)).toBe(1);
+      stopThree();
+      await until(async () => (await subscribers(admin)) === 0, 'the subscribed connection to close');
+      // Stopping twice does nothing more.
+      stopThree();
+    });
+
+    it('a channel added to a connection already subscribed is subscribed at once', async () => {
+      const redis = server();
+      const client = redis.connect();
+      const prefix = redis.newPrefix();
+      const [first, later] = [recorder(), recorder()];
+      const stops = [listenForNotices(client, `${prefix}first`, first.listener)];
+      await until(() => first.resubscribed === 1, 'the first subscription');
+      stops.push(listenForNotices(client, `${prefix}later`, later.listener));
+      await until(() => later.resubscribed === 1, 'the later channel subscribed');
+      await sendNotice(client, `${prefix}later`, 'told');
+      await until(() => later.notices.length === 1, 'the notice on the later channel');
+      expect([first.notices, later.notices, first.resubscribed]).toEqual([[], ['told'], 1]);
+      for (const stop of stops) stop();
+    });
+
+    it('a subscribed connection killed is made again and subscribed again; its listeners are told notices may have been missed, and hear the next ones', async () => {
+      const redis = server();
+      const client = redis.connect();
+      const admin = redis.connect();
+      const prefix = redis.newPrefix();
+      const listening = recorder();
+      const stop = listenForNotices(client, `${prefix}ch`, listening.listener);
+      await until(() => listening.resubscribed === 1, 'the first subscription');
+      await admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
+      await until(() => listening.resubscribed === 2, 'the subscription made again');
+      await sendNotice(client, `${prefix}ch`, 'after');
+      await until(() => listening.notices.length === 1, 'the notice after the reconnect');
+      expect(listening.notices).toEqual(['after']);
+      stop();
+    });
+
+    it('a Redis user without channels (Redis 7’s default, resetchannels): the subscription and the notice are refused, and nothing fails or throws', async () => {
+      const redis = server();
+      const user = `nochannels${Date.now()}`;
+      await redis.client.acl('SETUSER', user, 'on', `>${user}-pass`, '~*', 'resetchannels', '+@all');
+      const client = redis.connect(redis.url.replace('redis://', `redis://${user}:${user}-pass@`));
+      const admin = redis.connect();
+      const prefix = redis.newPrefix();
+      const listening = recorder();
+      const stop = listenForNotices(client, `${prefix}ch`, listening.listener);
+      await expect(sendNotice(client, `${prefix}ch`, 'refused')).resolves.toBeUndefined();
+      // The refused SUBSCRIBE has come back by the time a command sent after it on the same connection has.
+      await sleep(200);
+      expect([listening.resubscribed, listening.notices, await subscribers(admin)]).toEqual([0, [], 0]);
+      // The client itself still serves.
+      expect(await client.ping()).toBe('PONG');
+      stop();
+    });
+  });
+});
