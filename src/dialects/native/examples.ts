@@ -523,5 +523,11 @@ export const badNamespace = {
         details: [detail('/namespace', 'not_default', 'the default namespace cannot be reset: restart the service, or give each run a namespace of its own', 'params')],
       }),
     },
+    default_redis: {
+      summary: 'The default namespace, with STORE=redis (a restart keeps what Redis holds)',
+      value: problem('VALIDATION_FAILED', 'params /namespace: the default namespace cannot be reset: give each run a namespace of its own, or start on another REDIS_KEY_PREFIX (a restart keeps what Redis holds)', {
+        details: [detail('/namespace', 'not_default', 'the default namespace cannot be reset: give each run a namespace of its own, or start on another REDIS_KEY_PREFIX (a restart keeps what Redis holds)', 'params')],
+      }),
+    },
   },
 };
