@@ -41,6 +41,9 @@ const ACROSS_WORKERS: Readonly<Record<string, Aggregator>> = {
   fluxpay_waiting_room_queue_length: 'max',
   // Each worker's own limit (the sum would hide one worker near it).
   process_max_fds: 'max',
+  // The earliest start of the serving workers (prom-client leaves it out: an uptime panel,
+  // time() - process_start_time_seconds, had nothing with CLUSTER_WORKERS > 1, h76b).
+  process_start_time_seconds: 'min',
   // The slowest worker's event loop (prom-client averages them: one worker stalled by a long
   // request, or a busy core, showed as half its lag with two workers). Its min stays the least.
   nodejs_eventloop_lag_seconds: 'max',
@@ -112,6 +115,12 @@ export function combineWorkerMetrics(parts: MetricsJson[]): Promise<string> {
 const GONE_WITH_THE_WORKER: ReadonlySet<string> = new Set(['fault_rule_hits_total', 'redis_data_losses_total']);
 
 /**
+ * Gauges that only grow, kept like counts when their worker exits: the README tells to compare
+ * their values, and a sum that went down when a worker was replaced read as fewer events missed (h76b).
+ */
+const ONLY_GROWS: ReadonlySet<string> = new Set(['event_stream_missed_events']);
+
+/**
  * What the primary keeps of the workers' metrics, so that a combined count does not go back (which
  * Prometheus reads as a reset, and counts the others' whole history as new: a review saw the
  * STORE_FULL and webhooks-dropped alerts fire on no new event): each worker's last part, counted for
@@ -139,7 +148,7 @@ export class WorkerMetricsBook {
     const last = this.#last.get(id);
     this.#last.delete(id);
     this.#gone.add(id);
-    const counts = (last ?? []).filter((metric) => CUMULATIVE.has(String(metric.type)) && !GONE_WITH_THE_WORKER.has(metric.name));
+    const counts = (last ?? []).filter((metric) => (CUMULATIVE.has(String(metric.type)) || ONLY_GROWS.has(metric.name)) && !GONE_WITH_THE_WORKER.has(metric.name));
     if (counts.length > 0) this.#retired.push(counts);
   }
 

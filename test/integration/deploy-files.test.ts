@@ -104,6 +104,7 @@ const ALERT_EXPRS = RULE_FILES.flatMap((file) => yamlFile<{ groups: Array<{ rule
 
 interface Dashboard {
   uid: string;
+  templating: { list: Array<Record<string, unknown>> };
   panels: Array<{ type: string; title: string; datasource?: { uid: string }; targets?: Array<{ expr: string; datasource?: { uid: string } }> }>;
 }
 const DASHBOARD_DIR = mountedFile('grafana', '/etc/grafana/dashboards');
@@ -468,13 +469,14 @@ describe('docker-compose.yml', () => {
     expect(statics.map((s) => ({ targets: s.targets, replica: s.labels?.replica }))).toEqual(REPLICAS.map((name) => ({ targets: [`${name}:8080`], replica: name })));
   });
 
-  it('Grafana is provisioned with that Prometheus, under the uid every dashboard query names', () => {
+  it('Grafana is provisioned with that Prometheus; every dashboard query names the dashboard’s data-source variable, whose default is its uid, so the dashboard imports into a Grafana whose Prometheus has another uid (before 2026-12-07 every panel named uid prometheus, and lost its data source there: h76b)', () => {
     const datasources = yamlFile<{ datasources: Array<{ uid: string; type: string; url: string }> }>(join(GRAFANA_PROVISIONING, 'datasources', 'prometheus.yml')).datasources;
     expect(datasources).toEqual([expect.objectContaining({ uid: 'prometheus', type: 'prometheus', url: 'http://prometheus:9090' })]);
     const providers = yamlFile<{ providers: Array<{ options: { path: string } }> }>(join(GRAFANA_PROVISIONING, 'dashboards', 'paysim.yml')).providers;
     expect(providers.map((p) => p.options.path)).toEqual(['/etc/grafana/dashboards']);
     const uids = new Set(DASHBOARD.panels.filter((p) => p.type !== 'row').flatMap((p) => [p.datasource?.uid, ...(p.targets ?? []).map((t) => t.datasource?.uid)]));
-    expect([...uids]).toEqual(['prometheus']);
+    expect([...uids]).toEqual(['${datasource}']);
+    expect(DASHBOARD.templating.list).toEqual([expect.objectContaining({ name: 'datasource', type: 'datasource', query: 'prometheus', current: expect.objectContaining({ value: 'prometheus' }) })]);
   });
 
   it('the ledger tile shows the largest imbalance in absolute value, red from 1; PaysimLedgerImbalance is one alert on it', () => {
@@ -754,11 +756,13 @@ describe('what the dashboard and the alerts say, evaluated by promtool on made-u
               // fired after one minute, min_over_time of the one point it had).
               interval: '1m',
               // One scrape missed at minute 16 (a stale marker): the backlog goes on (rev69b: a count of
-              // the subquery's points reset it for 10 minutes).
-              input_series: [{ series: 'webhook_queue_waiting{job="paysim",replica="paysim-1"}', values: '2000x15 stale 2000x10' }],
+              // the subquery's points reset it for 10 minutes), and so it does 10 minutes later, when the
+              // check that the series is 10 minutes old looks back at that scrape (h76b, 2026-12-07: an
+              // instant `offset 10m` was empty there, and the alert resolved for one evaluation).
+              input_series: [{ series: 'webhook_queue_waiting{job="paysim",replica="paysim-1"}', values: '2000x15 stale 2000x15' }],
               alert_rule_test: [
                 ...[1, 5, 9].map((minute) => ({ eval_time: `${minute}m`, alertname: 'PaysimWebhookBacklog', exp_alerts: [] })),
-                ...[11, 15, 17, 20].map((minute) => ({
+                ...[11, 15, 17, 20, 26, 27, 30].map((minute) => ({
                   eval_time: `${minute}m`,
                   alertname: 'PaysimWebhookBacklog',
                   exp_alerts: [{ exp_labels: { severity: 'warning' }, exp_annotations: { summary: 'More than 1,000 webhook deliveries have waited to start for 10 minutes (at WEBHOOK_QUEUE_MAX new ones fail queue_full)' } }],

@@ -67,6 +67,16 @@ describe('combineWorkerMetrics', () => {
     expect(samples(await combineWorkerMetrics([await loop(0.01), await loop(0.5)]))).toEqual(['nodejs_eventloop_lag_p99_seconds 0.5', 'nodejs_eventloop_lag_seconds 0.5', 'nodejs_eventloop_lag_min_seconds 0.01']);
   });
 
+  it('the process start time is the earliest of the serving workers’ (prom-client leaves it out, and an uptime panel had nothing: h76b)', async () => {
+    const started = async (at: number) => {
+      const registry = new Registry();
+      // As prom-client's default metrics declare it.
+      new Gauge({ name: 'process_start_time_seconds', help: 'h', registers: [registry], aggregator: 'omit' }).set(at);
+      return registry.getMetricsAsJSON();
+    };
+    expect(samples(await combineWorkerMetrics([await started(1_765_000_100), await started(1_765_000_000)]))).toEqual(['process_start_time_seconds 1765000000']);
+  });
+
   it('one worker alone is its own figures', async () => {
     const text = await combineWorkerMetrics([await worker(4, 10, 1, 0, [])]);
     expect(text).toContain('\npayment_intents_created_total{scenario="approve"} 4\n');
@@ -110,6 +120,18 @@ describe('WorkerMetricsBook (the primary’s)', () => {
     book.retire(3);
     book.retire(9);
     expect(samples(await book.combine([{ id: 4, read: await counts(1, 0, 0, 0) }]))).toEqual(['payment_intents_created_total 17', 'redis_data_losses_total 0', 'fault_rule_hits_total{rule_id="fr_1"} 0', 'webhook_queue_depth 0']);
+  });
+
+  it('event_stream_missed_events, a gauge that only grows, keeps a worker’s count when it exits, as a count does (it went down: h76b)', async () => {
+    const missed = async (value: number) => {
+      const registry = new Registry();
+      new Gauge({ name: 'event_stream_missed_events', help: 'h', registers: [registry] }).set(value);
+      return registry.getMetricsAsJSON();
+    };
+    const book = new WorkerMetricsBook();
+    expect(samples(await book.combine([{ id: 1, read: await missed(7) }, { id: 2, read: await missed(3) }]))).toEqual(['event_stream_missed_events 10']);
+    book.retire(1);
+    expect(samples(await book.combine([{ id: 2, read: await missed(3) }, { id: 3, read: await missed(0) }]))).toEqual(['event_stream_missed_events 10']);
   });
 
   it('Redis’ data losses, which every worker counts: the largest count of the serving workers, a loss once whichever workers saw it and when; back to 0 once the workers that saw them are gone, as at a restart, and a new loss raises it', async () => {
