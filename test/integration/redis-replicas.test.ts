@@ -837,6 +837,25 @@ if (redisServerOrSkip('replicas on Redis')) {
       expect(await refused(a)).toEqual([200, undefined]);
     });
 
+    it('one subscribed connection per process carries the namespace resets and every namespace’s fault-rule notices; a namespace reset and the app’s close leave none behind', async () => {
+      const prefix = redis.newPrefix();
+      const a = await buildTestApp({ STORE: 'redis', REDIS_URL: redis.url, REDIS_KEY_PREFIX: prefix }, { clockStart: START });
+      open.push(a);
+      const ns = { 'x-sim-namespace': 'ci-one-connection' };
+      expect((await createIntent(a, { reservation_id: 'res_one_connection', amount: 100 }, ns)).statusCode).toBe(200);
+      const channels = [`${prefix}namespaces:reset`, `${prefix}faults:changed`, `${prefix}ns:ci-one-connection:faults:changed`];
+      const numsub = async (): Promise<unknown[]> => (await redis.client.pubsub('NUMSUB', ...channels)) as unknown[];
+      /** This server's subscribed connections, by how many channels each holds (`CLIENT LIST`'s sub=). */
+      const subscribed = async (): Promise<number[]> => [...((await redis.client.client('LIST')) as string).matchAll(/\bsub=(\d+)/g)].map((m) => Number(m[1])).filter((n) => n > 0);
+      await eventually(async () => ((await numsub()).every((v, i) => i % 2 === 0 || v === 1) ? true : undefined), 'the three channels subscribed');
+      expect(await subscribed()).toEqual([3]);
+      expect((await inject(a, { method: 'DELETE', url: '/v1/sim/namespaces/ci-one-connection' })).statusCode).toBe(200);
+      await eventually(async () => (JSON.stringify(await subscribed()) === '[2]' ? true : undefined), 'the reset namespace’s channel unsubscribed');
+      await a.app.close();
+      open.splice(open.indexOf(a), 1);
+      await eventually(async () => ((await subscribed()).length === 0 ? true : undefined), 'the subscribed connection closed with the app');
+    });
+
     it('a rule created on A applies on B within SHARED_RULES_REFRESH_MS of B\'s clock when the notices are refused (an ACL without channels; B had its rules compiled before); deleted on B, it stops on A as soon', async () => {
       const [a, b] = await replicas({ REDIS_URL: await noticesRefused() });
       const body = { reservation_id: 'res_rule', amount: 1000 };

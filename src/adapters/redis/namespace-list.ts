@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { defineScript, type Script } from './connection.ts';
+import { listenForNotices, sendNotice } from './notices.ts';
 import { storeCall } from './unavailable.ts';
 
 /**
@@ -114,28 +115,19 @@ export class RedisNamespaceList {
    */
   async beginReset(namespace: string, token: string): Promise<boolean> {
     const existed = Number(await storeCall(this.#beginReset(this.#keys(namespace), [namespace, token, Date.now(), RESET_MARK_STALE_MS]))) === 1;
-    await this.#client.publish(this.#channel, namespace).catch(() => undefined);
+    await sendNotice(this.#client, this.#channel, namespace);
     return existed;
   }
 
   /**
-   * Calls `onReset` with the name of each namespace a replica begins to reset, on a connection of
-   * its own (a subscribed connection serves nothing else), subscribed again at each reconnect. A
+   * Calls `onReset` with the name of each namespace a replica begins to reset, on the process's
+   * subscribed connection (a subscribed connection serves nothing else), subscribed again at each reconnect. A
    * message missed meanwhile, or a subscription refused (an ACL without channels), is made up for
    * by the caller's periodic read of the list. Answers how to stop listening.
    */
   listen(onReset: (namespace: string) => void): () => void {
-    // Subscribed at each connection by this code, not by ioredis' autoResubscribe, which leaves a
-    // refused SUBSCRIBE (NOPERM: an ACL that lost its channels, a Redis restarted with another ACL)
-    // as an unhandled rejection, and the process exits.
-    const subscriber = this.#client.duplicate({ autoResubscribe: false });
-    // Its failures are the reconnects' to handle; the periodic read covers what it misses.
-    subscriber.on('error', () => undefined);
-    subscriber.on('message', (channel: string, namespace: string) => {
-      if (channel === this.#channel) onReset(namespace);
-    });
-    subscriber.on('ready', () => void subscriber.subscribe(this.#channel).catch(() => undefined));
-    return () => subscriber.disconnect();
+    // The process's one subscribed connection, shared with the fault rules' notices (notices.ts).
+    return listenForNotices(this.#client, this.#channel, { onNotice: onReset, onResubscribed: () => undefined });
   }
 
   /** The reset under `token` ends (its mark goes). */

@@ -1,10 +1,10 @@
 import type { Redis } from 'ioredis';
 
 /**
- * Notices that replicas send each other over Redis pub/sub ("this changed, read it again"), on one
- * subscribed connection per client for every channel its stores listen on: each namespace has
- * stores of its own (their own channels), and a connection each would be one per namespace
- * (NAMESPACE_LIMIT of them). A notice is a hint, never the only way a change is learnt: one sent
+ * Notices that replicas send each other over Redis pub/sub ("this changed, read it again": a
+ * namespace reset, a fault rule changed), on one subscribed connection per client for every channel
+ * listened on: each namespace has stores of its own (their own channels), and a connection each
+ * would be one per namespace (NAMESPACE_LIMIT of them). A notice is a hint, never the only way a change is learnt: one sent
  * while the connection was down is lost, and a Redis user whose ACL has no channels (Redis 7's
  * default for a new user, `resetchannels`) or no `@pubsub` is refused both SUBSCRIBE and PUBLISH;
  * each listener's caller reads the shared state on a timer of its own all the same, and is told
