@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { listenForNotices, sendNotice } from '../../src/adapters/redis/notices.ts';
 import { withRedisServer } from '../helpers/redis.ts';
 
@@ -26,6 +26,17 @@ async function subscribers(admin: Redis): Promise<number> {
   return list.split('\n').filter((line) => /\bsub=[1-9]/.test(line)).length;
 }
 
+/** Every listener a test starts, stopped after it however it ended (a failed test left its connection to the next). */
+const started: Array<() => void> = [];
+const listen = (...args: Parameters<typeof listenForNotices>): (() => void) => {
+  const stop = listenForNotices(...args);
+  started.push(stop);
+  return stop;
+};
+afterEach(() => {
+  for (const stop of started.splice(0)) stop();
+});
+
 /** A listener that records what it is told. */
 function recorder() {
   const notices: string[] = [];
@@ -47,9 +58,9 @@ withRedisServer('Redis change notices', (server) => {
       const admin = redis.connect();
       const prefix = redis.newPrefix();
       const [one, two, three] = [recorder(), recorder(), recorder()];
-      const stopOne = listenForNotices(client, `${prefix}a`, one.listener);
-      const stopTwo = listenForNotices(client, `${prefix}a`, two.listener);
-      const stopThree = listenForNotices(client, `${prefix}b`, three.listener);
+      const stopOne = listen(client, `${prefix}a`, one.listener);
+      const stopTwo = listen(client, `${prefix}a`, two.listener);
+      const stopThree = listen(client, `${prefix}b`, three.listener);
       await until(() => one.resubscribed === 1 && two.resubscribed === 1 && three.resubscribed === 1, 'the first subscription');
       expect(await subscribers(admin)).toBe(1);
       expect(await admin.pubsub('NUMSUB', `${prefix}a`, `${prefix}b`)).toEqual([`${prefix}a`, 1, `${prefix}b`, 1]);
@@ -73,14 +84,31 @@ withRedisServer('Redis change notices', (server) => {
       stopThree();
     });
 
+    it('a notice sent on a client that listens on its channel resolves once it has come back (so every other subscriber has it too), 20 times in a row; a notice on a channel it does not listen on resolves once Redis took it', async () => {
+      const redis = server();
+      const client = redis.connect();
+      const prefix = redis.newPrefix();
+      const listening = recorder();
+      const stop = listen(client, `${prefix}echo`, listening.listener);
+      await until(() => listening.resubscribed === 1, 'the first subscription');
+      const heardWhenSent: number[] = [];
+      for (let i = 0; i < 20; i++) {
+        await sendNotice(client, `${prefix}echo`, `ns-${i}`);
+        heardWhenSent.push(listening.notices.length);
+      }
+      expect(heardWhenSent).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+      await expect(sendNotice(client, `${prefix}nobody`, 'unheard')).resolves.toBeUndefined();
+      stop();
+    });
+
     it('a channel added to a connection already subscribed is subscribed at once', async () => {
       const redis = server();
       const client = redis.connect();
       const prefix = redis.newPrefix();
       const [first, later] = [recorder(), recorder()];
-      const stops = [listenForNotices(client, `${prefix}first`, first.listener)];
+      const stops = [listen(client, `${prefix}first`, first.listener)];
       await until(() => first.resubscribed === 1, 'the first subscription');
-      stops.push(listenForNotices(client, `${prefix}later`, later.listener));
+      stops.push(listen(client, `${prefix}later`, later.listener));
       await until(() => later.resubscribed === 1, 'the later channel subscribed');
       await sendNotice(client, `${prefix}later`, 'told');
       await until(() => later.notices.length === 1, 'the notice on the later channel');
@@ -94,7 +122,7 @@ withRedisServer('Redis change notices', (server) => {
       const admin = redis.connect();
       const prefix = redis.newPrefix();
       const listening = recorder();
-      const stop = listenForNotices(client, `${prefix}ch`, listening.listener);
+      const stop = listen(client, `${prefix}ch`, listening.listener);
       await until(() => listening.resubscribed === 1, 'the first subscription');
       await admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
       await until(() => listening.resubscribed === 2, 'the subscription made again');
@@ -112,7 +140,7 @@ withRedisServer('Redis change notices', (server) => {
       const admin = redis.connect();
       const prefix = redis.newPrefix();
       const listening = recorder();
-      const stop = listenForNotices(client, `${prefix}ch`, listening.listener);
+      const stop = listen(client, `${prefix}ch`, listening.listener);
       await expect(sendNotice(client, `${prefix}ch`, 'refused')).resolves.toBeUndefined();
       // The refused SUBSCRIBE has come back by the time a command sent after it on the same connection has.
       await sleep(200);

@@ -378,6 +378,44 @@ describe('FaultRuleService.changedElsewhere (a notice of another replica’s cha
     expect(b.store.calls.revision).toBe(revisions);
   });
 
+  for (const earlier of [0, 1, 2]) {
+    it(`told during a load that read the revision before another replica's change (after ${earlier} earlier notices): the next request reads it again and applies the change (rev76c: from the second notice on, the load's read was kept as fresh)`, async () => {
+      const memory = new MemoryFaultRuleStore();
+      let hold: Promise<void> | undefined;
+      // The revision read before the change, answered after it.
+      const store: FaultRuleStore = new Proxy(memory, {
+        get(target, key, receiver) {
+          const value = Reflect.get(target, key, receiver) as unknown;
+          if (typeof value !== 'function') return value;
+          if (key !== 'revision') return (value as (...a: unknown[]) => unknown).bind(target);
+          return async (ns: string) => {
+            const read = await memory.revision(ns);
+            if (hold !== undefined) await hold;
+            return read;
+          };
+        },
+      });
+      const a = setup({ store: memory });
+      const b = setup({ store, refreshMs: 1_000 });
+      expect(await b.service.planRequest(NS, intent())).toBe(NO_FAULTS);
+      for (let i = 0; i < earlier; i++) {
+        b.service.changedElsewhere(NS);
+        expect(await b.service.planRequest(NS, intent())).toBe(NO_FAULTS);
+      }
+      await b.clock.advance(1_000);
+      let release = (): void => undefined;
+      hold = new Promise<void>((resolve) => (release = resolve));
+      const inFlight = b.service.planRequest(NS, intent());
+      await new Promise((resolve) => setImmediate(resolve));
+      await a.service.create(NS, { action: { type: 'error', status: 500 } });
+      b.service.changedElsewhere(NS);
+      hold = undefined;
+      release();
+      expect(await inFlight).toBe(NO_FAULTS);
+      expect((await b.service.planRequest(NS, intent())).response).not.toBeNull();
+    });
+  }
+
   it('told during the load that follows a change of its own (its own notice comes back to it): what the load read is kept, due for a refresh, so a store gone silent then still leaves requests the rules compiled last after a moment (a first version of the notices kept none, and requests waited for the silent read: the Redis-silent replica test caught it)', async () => {
     const memory = new MemoryFaultRuleStore();
     let releaseRevision = (): void => undefined;

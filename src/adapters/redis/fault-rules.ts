@@ -202,10 +202,11 @@ const STATS = `return redis.call('HLEN', KEYS[1])`;
  * are a sorted set in creation order; a rule's revision-bearing changes (create, enable, delete)
  * move the namespace's revision from one shared counter, so a replica that compiled the rules
  * notices another's change. A change is also told to the other replicas at once (a notice on
- * F..'changed', the namespace as its message: `listen`), before the call that made it answers, so a
- * client that makes a rule on one replica and sends its next request to another finds the rule
- * applied there; a notice lost (a reconnect, an ACL without channels) leaves the change to their
- * refresh, within a second. Before 2026-12-07 only the refresh told them: a rule applied on another
+ * F..'changed', the namespace as its message: `listen`), before the call that made it answers (once
+ * its own copy came back: notices.ts), so a client that makes a rule on one replica and sends its
+ * next request to another finds the rule applied there, all but rarely (2 in 2,700 missed it, a
+ * replica that handled the request a moment before the notice); a notice lost (a reconnect, an ACL
+ * without channels) leaves the change to their refresh, within a second. Before 2026-12-07 only the refresh told them: a rule applied on another
  * replica up to a second after it was made (a user test: a `count: 1` rule made on one replica
  * missed the next request, sent to the other). Differences from memory: none in behaviour.
  */

@@ -409,8 +409,11 @@ export class FaultRuleService {
   changedElsewhere(namespace?: string): void {
     if (namespace === undefined) this.#toldAll++;
     else {
+      // Read before the delete (which moves the namespace to the newest end of the bounded map):
+      // read after it, the count stayed at one more than #toldAll for good (rev76c).
+      const told = this.#told.get(namespace) ?? 0;
       this.#told.delete(namespace);
-      this.#told.set(namespace, this.#toldOf(namespace) + 1);
+      this.#told.set(namespace, told + 1);
       if (this.#told.size > MAX_CACHED_NAMESPACES) this.#told.delete(this.#told.keys().next().value as string);
     }
     for (const [name, entry] of this.#cache) if (namespace === undefined || name === namespace) entry.checkedAt = Number.NEGATIVE_INFINITY;
