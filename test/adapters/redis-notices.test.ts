@@ -51,12 +51,14 @@ function recorder() {
 }
 
 withRedisServer('Redis change notices', (server) => {
+  /** A client to listen and send on, another to look at the server with, and a key prefix of the test's own. */
+  const connected = () => {
+    const redis = server();
+    return { client: redis.connect(), admin: redis.connect(), prefix: redis.newPrefix() };
+  };
   describe('listenForNotices and sendNotice', () => {
     it('two channels share one subscribed connection; each listener gets its own channel’s notices, in order; the connection closes with the last listener', async () => {
-      const redis = server();
-      const client = redis.connect();
-      const admin = redis.connect();
-      const prefix = redis.newPrefix();
+      const { client, admin, prefix } = connected();
       const [one, two, three] = [recorder(), recorder(), recorder()];
       const stopOne = listen(client, `${prefix}a`, one.listener);
       const stopTwo = listen(client, `${prefix}a`, two.listener);
@@ -93,11 +95,14 @@ withRedisServer('Redis change notices', (server) => {
       await until(() => listening.resubscribed === 1, 'the first subscription');
       const heardWhenSent: number[] = [];
       for (let i = 0; i < 20; i++) {
-        await sendNotice(client, `${prefix}echo`, `ns-${i}`);
+        expect(await sendNotice(client, `${prefix}echo`, `ns-${i}`)).toBe('echoed');
         heardWhenSent.push(listening.notices.length);
       }
       expect(heardWhenSent).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
-      await expect(sendNotice(client, `${prefix}nobody`, 'unheard')).resolves.toBeUndefined();
+      await expect(sendNotice(client, `${prefix}nobody`, 'unheard')).resolves.toBe('sent');
+      // Sent at once with the same message (one namespace's changes made together): each copy releases one sender, none waits the timeout (rev76e: 4 of 5 did).
+      expect(await Promise.all(Array.from({ length: 5 }, () => sendNotice(client, `${prefix}echo`, 'same')))).toEqual(['echoed', 'echoed', 'echoed', 'echoed', 'echoed']);
+      await until(() => listening.notices.length === 25, 'the five copies');
       stop();
     });
 
@@ -116,11 +121,22 @@ withRedisServer('Redis change notices', (server) => {
       for (const stop of stops) stop();
     });
 
+    it('a channel whose last listener left while the connection was being made again is not subscribed once it is (rev76e: it stayed subscribed for nothing)', async () => {
+      const { client, admin, prefix } = connected();
+      const kept = recorder();
+      listen(client, `${prefix}kept`, kept.listener);
+      await until(() => kept.resubscribed === 1, 'the first subscription');
+      await admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
+      // Added at once: its SUBSCRIBE goes on the connection just killed (ioredis sends it again on the next one).
+      const stopGone = listen(client, `${prefix}gone`, recorder().listener);
+      await sleep(20);
+      stopGone();
+      await until(() => kept.resubscribed === 2, 'the subscription made again');
+      await until(async () => JSON.stringify(await admin.pubsub('CHANNELS', `${prefix}*`)) === JSON.stringify([`${prefix}kept`]), 'only the kept channel subscribed');
+    });
+
     it('a subscribed connection killed is made again and subscribed again; its listeners are told notices may have been missed, and hear the next ones', async () => {
-      const redis = server();
-      const client = redis.connect();
-      const admin = redis.connect();
-      const prefix = redis.newPrefix();
+      const { client, admin, prefix } = connected();
       const listening = recorder();
       const stop = listen(client, `${prefix}ch`, listening.listener);
       await until(() => listening.resubscribed === 1, 'the first subscription');
@@ -141,7 +157,7 @@ withRedisServer('Redis change notices', (server) => {
       const prefix = redis.newPrefix();
       const listening = recorder();
       const stop = listen(client, `${prefix}ch`, listening.listener);
-      await expect(sendNotice(client, `${prefix}ch`, 'refused')).resolves.toBeUndefined();
+      await expect(sendNotice(client, `${prefix}ch`, 'refused')).resolves.toBe('refused');
       // The refused SUBSCRIBE has come back by the time a command sent after it on the same connection has.
       await sleep(200);
       expect([listening.resubscribed, listening.notices, await subscribers(admin)]).toEqual([0, [], 0]);

