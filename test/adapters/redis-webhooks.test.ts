@@ -799,6 +799,35 @@ if (!hasRedisServer) {
       client.disconnect();
     });
 
+    it('a released entry whose hand-back Redis refuses is handed back once Redis takes it again, not left for the idle takeover (h76d: a delivery sent again 37 s after a 5 s Redis restart); reported once', async () => {
+      const keyPrefix = redis.newPrefix();
+      const rx = await receivers.start();
+      const user = `handback${Date.now()}`;
+      await redis.client.acl('SETUSER', user, 'on', `>${user}-pass`, '~*', '&*', '+@all');
+      const client = redis.connect(redis.url.replace('redis://', `redis://${user}:${user}-pass@`));
+      const log = new RedisDeliveryLog(client, { keyPrefix, ttlMs: 86_400_000, maxDeliveries: 1000 });
+      const errors: string[] = [];
+      const queue = await RedisDeliveryQueue.create(client, log, { keyPrefix, claimIdleMs: 30_000, readAhead: 10, onError: (_error, context) => void errors.push(context) });
+      const tickets: string[] = [];
+      queue.start((_delivery, _origin, ticket) => tickets.push(ticket as string));
+      const now = Date.now();
+      const delivery: Delivery = { ...webhook(rx, 1), id: 'whd_handback', subject: null, test: false, extraHeaders: {}, status: 'pending', attempts: [], seriesStart: 0, nextAttemptAt: null, failureReason: null, createdAt: now, updatedAt: now };
+      await log.insert(delivery);
+      expect(await queue.enqueue(delivery, rx.origin, 0)).toBe(true);
+      await eventually(() => (tickets.length === 1 ? true : undefined), 'the entry taken');
+      // Scripts refused for a moment (as a Redis away would refuse everything): the hand-back fails.
+      await redis.client.acl('SETUSER', user, '-evalsha', '-eval');
+      queue.release(tickets[0] as string);
+      await eventually(() => (errors.length > 0 ? true : undefined), 'the hand-back refused');
+      await sleep(600);
+      await redis.client.acl('SETUSER', user, '+evalsha', '+eval');
+      // Tried again: handed back, and read again by this consumer, well before the 30 s idle takeover.
+      await eventually(() => (tickets.length === 2 ? true : undefined), 'the entry handed back and read again', 10_000);
+      expect(errors.filter((context) => context.startsWith('handing back'))).toEqual([`handing back delivery stream entry ${tickets[0]} (tried again until Redis takes it, else taken over once idle)`]);
+      await queue.stop();
+      client.disconnect();
+    });
+
     it('two entries of one delivery reaching one dispatcher (its retry queued twice) leave nothing held: the earlier entry is acknowledged, and the delivery is sent once', async () => {
       const keyPrefix = redis.newPrefix();
       // The first delivery is answered after a second, which keeps its origin's one lane busy while both entries come (300 ms before 2026-12-06: a review, a stall could outlast it).

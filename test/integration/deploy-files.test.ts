@@ -755,14 +755,15 @@ describe('what the dashboard and the alerts say, evaluated by promtool on made-u
               // job just added): the backlog alert waits for 10 minutes of it (ut69b, 2026-12-06: it
               // fired after one minute, min_over_time of the one point it had).
               interval: '1m',
-              // One scrape missed at minute 16 (a stale marker): the backlog goes on (rev69b: a count of
-              // the subquery's points reset it for 10 minutes), and so it does 10 minutes later, when the
-              // check that the series is 10 minutes old looks back at that scrape (h76b, 2026-12-07: an
-              // instant `offset 10m` was empty there, and the alert resolved for one evaluation).
-              input_series: [{ series: 'webhook_queue_waiting{job="paysim",replica="paysim-1"}', values: '2000x15 stale 2000x15' }],
+              // One scrape missed at minute 16 (a stale marker), then none for two more minutes (a
+              // Prometheus restart): the backlog goes on (rev69b: a count of the subquery's points reset
+              // it for 10 minutes), and so it does 10 minutes later, when the check that the series is
+              // 10 minutes old looks back at that gap (2026-12-07: an instant `offset 10m` was empty
+              // there, h76b, and so was a 1-minute window, rev76f; the alert resolved meanwhile).
+              input_series: [{ series: 'webhook_queue_waiting{job="paysim",replica="paysim-1"}', values: '2000x15 stale _x2 2000x15' }],
               alert_rule_test: [
                 ...[1, 5, 9].map((minute) => ({ eval_time: `${minute}m`, alertname: 'PaysimWebhookBacklog', exp_alerts: [] })),
-                ...[11, 15, 17, 20, 26, 27, 30].map((minute) => ({
+                ...[11, 15, 17, 20, 26, 27, 28, 29, 30].map((minute) => ({
                   eval_time: `${minute}m`,
                   alertname: 'PaysimWebhookBacklog',
                   exp_alerts: [{ exp_labels: { severity: 'warning' }, exp_annotations: { summary: 'More than 1,000 webhook deliveries have waited to start for 10 minutes (at WEBHOOK_QUEUE_MAX new ones fail queue_full)' } }],

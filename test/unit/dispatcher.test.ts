@@ -64,6 +64,24 @@ async function makeDispatcher(options: { logMax?: number; faults?: WebhookFaults
   return { clock, dispatcher, agent, log, events, errors, disabled };
 }
 
+/** The receiver answers `status` (and `data`) to every POST to `path`; `hits` counts them. */
+function answering(agent: MockAgent, path: string, status: number, data: string): { readonly hits: number } {
+  let hits = 0;
+  agent
+    .get(ORIGIN)
+    .intercept({ path, method: 'POST' })
+    .reply(() => {
+      hits++;
+      return { statusCode: status, data };
+    })
+    .persist();
+  return {
+    get hits() {
+      return hits;
+    },
+  };
+}
+
 const request = (overrides: Partial<WebhookRequest> = {}): WebhookRequest => ({
   eventId: 'evt_01JAAAAAAAAAAAAAAAAAAAAAAA',
   type: 'payment.approved',
@@ -153,16 +171,19 @@ describe('attempts, retries and replays', () => {
     expect(events.map((e) => e.type)).toEqual(['webhook.accepted', 'webhook.attempted', 'webhook.retry_scheduled', 'webhook.attempted', 'webhook.delivered']);
   });
 
-  it('an attempt whose result the log cannot take (its store failed): reported as the record that failed, not as the delivery (h76d: "webhook delivery whd_… failed" read as its end, and it was delivered later); the log still holds it pending', async () => {
-    const { dispatcher, agent, log, errors } = await makeDispatcher();
-    agent.get(ORIGIN).intercept({ path: '/hooks', method: 'POST' }).reply(200, 'ok');
-    const failing = Object.assign(new Error('store down'), { code: 'STORE_UNAVAILABLE' });
-    for (const method of ['update', 'updateIf'] as const) vi.spyOn(log, method).mockRejectedValue(failing);
-    const delivery = await dispatcher.deliver(request());
-    for (let i = 0; i < 50 && errors.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
-    expect(errors.map((e) => [e.context, (e.error as Error).message])).toEqual([[`recording an attempt of webhook delivery ${delivery.id}`, 'store down']]);
-    expect(await log.get(delivery.id)).toMatchObject({ status: 'pending', attempts: [] });
-  });
+  for (const failingBefore of [false, true]) {
+    it(`an attempt whose store fails ${failingBefore ? 'before its send (the disabled-URL check: nothing sent)' : 'after its send (its record)'}: reported as the store that failed during the attempt, not as the delivery (h76d: "webhook delivery whd_… failed" read as its end, and it was delivered later; rev76f: a first wording said an attempt was being recorded, for one never sent); the log still holds it pending`, async () => {
+      const { dispatcher, agent, log, errors, disabled } = await makeDispatcher();
+      const receiver = answering(agent, '/hooks', 200, 'ok');
+      const failing = Object.assign(new Error('store down'), { code: 'STORE_UNAVAILABLE' });
+      if (failingBefore) vi.spyOn(disabled, 'isDisabled').mockRejectedValue(failing);
+      else for (const method of ['update', 'updateIf'] as const) vi.spyOn(log, method).mockRejectedValue(failing);
+      const delivery = await dispatcher.deliver(request());
+      for (let i = 0; i < 50 && errors.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+      expect(errors.map((e) => [e.context, (e.error as Error).message])).toEqual([[`the store during an attempt of webhook delivery ${delivery.id} (before or after its send)`, 'store down']]);
+      expect([receiver.hits, await log.get(delivery.id)]).toEqual([failingBefore ? 0 : 1, expect.objectContaining({ status: 'pending', attempts: [] })]);
+    });
+  }
 
   it('a replay is signed with the schemes stored with the delivery, whatever the others', async () => {
     const { dispatcher, agent, log } = await makeDispatcher();
@@ -227,21 +248,13 @@ describe('attempts, retries and replays', () => {
 
   it('deliveries waiting for a rate-cap token when their receiver answers 410 make no attempt once their token comes (rev74c: each sent its own, answered 410 again)', async () => {
     const { clock, dispatcher, agent, log } = await makeDispatcher({ settings: { maxRps: 1 }, jitter: 3 });
-    let hits = 0;
-    agent
-      .get(ORIGIN)
-      .intercept({ path: '/gone', method: 'POST' })
-      .reply(() => {
-        hits++;
-        return { statusCode: 410, data: 'gone' };
-      })
-      .persist();
+    const gone = answering(agent, '/gone', 410, 'gone');
     const deliveries = [];
     for (let i = 0; i < 3; i++) deliveries.push(await dispatcher.deliver(request({ url: `${ORIGIN}/gone`, eventId: `evt_01JWAIT${String(i).padStart(18, '0')}` })));
     expect(await until(log, deliveries[0]!.id, (status) => status === 'failed')).toMatchObject({ failureReason: 'gone' });
     for (let i = 0; i < 4; i++) await clock.advance(1000);
     for (const d of deliveries.slice(1)) expect(await until(log, d.id, (status) => status === 'failed')).toMatchObject({ failureReason: 'endpoint_disabled', attempts: [] });
-    expect(hits).toBe(1);
+    expect(gone.hits).toBe(1);
   });
 
   it('replaying a delivery that is not finished is INVALID_STATE; an unknown one NOT_FOUND', async () => {

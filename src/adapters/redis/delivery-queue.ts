@@ -53,6 +53,14 @@ export const BUSY_SUFFIX = ':busy';
 
 /** How many times per claim idle time a consumer refreshes the idle time of the entries it holds. */
 const REFRESHES_PER_CLAIM_IDLE = 3;
+/**
+ * A hand-back Redis could not take is tried again this long after (doubling up to
+ * HAND_BACK_RETRY_MAX_MS), while the queue runs and for at most `claimIdleMs` (by then another
+ * consumer may take the entry over as idle, which it would otherwise wait for: h76d, a delivery sent
+ * again 37 s after a 5 s Redis restart, every other at once).
+ */
+const HAND_BACK_RETRY_MS = 250;
+const HAND_BACK_RETRY_MAX_MS = 4000;
 
 /** A consumer that holds nothing and has not read for this many claim idle times is forgotten. */
 const FORGET_AFTER_CLAIM_IDLES = 2;
@@ -111,6 +119,8 @@ export class RedisDeliveryQueue implements DeliveryQueue {
   readonly #started = new Set<string>();
   /** Hand-backs under way (`stop` waits for them). */
   readonly #handingBack = new Set<Promise<void>>();
+  /** Hand-backs to try again (`#handBack`), by entry: the timer of the next try. */
+  readonly #handBackRetries = new Map<string, NodeJS.Timeout>();
   #handler: DeliveryHandler | undefined;
   #running = false;
   #loop: Promise<void> | undefined;
@@ -300,6 +310,9 @@ export class RedisDeliveryQueue implements DeliveryQueue {
    */
   async stop(): Promise<void> {
     this.#running = false;
+    // Hand-backs waiting to be tried again are left to be taken over once idle.
+    for (const timer of this.#handBackRetries.values()) clearTimeout(timer);
+    this.#handBackRetries.clear();
     this.#wakeLoop?.();
     if (this.#loop !== undefined) await this.#cutReadShort(this.#loop);
     await Promise.all(this.#handingBack);
@@ -356,10 +369,25 @@ export class RedisDeliveryQueue implements DeliveryQueue {
     if (!this.#running) this.#refreshDone();
   }
 
-  #handBack(id: string): void {
+  /**
+   * Hands an entry back to the group. One Redis cannot take (away, or refusing) is reported once and
+   * tried again (HAND_BACK_RETRY_MS, doubling) while the queue runs, for up to `claimIdleMs` from the
+   * first failure; then, or when the queue stops, it is taken over once idle. A try that finds the
+   * entry another consumer's by then leaves it to that one (the script's own check).
+   */
+  #handBack(id: string, firstFailedAt?: number, delayMs = HAND_BACK_RETRY_MS): void {
     const done: Promise<void> = this.#handBackScript([this.#key], [DELIVERY_GROUP, id, this.consumer, this.#busy]).then(
       () => undefined,
-      (error: unknown) => this.#options.onError(error, `handing back delivery stream entry ${id} (it is taken over once idle)`),
+      (error: unknown) => {
+        const failedAt = firstFailedAt ?? Date.now();
+        if (firstFailedAt === undefined) this.#options.onError(error, `handing back delivery stream entry ${id} (tried again until Redis takes it, else taken over once idle)`);
+        if (!this.#running || Date.now() - failedAt + delayMs >= this.#options.claimIdleMs) return;
+        const timer = setTimeout(() => {
+          this.#handBackRetries.delete(id);
+          this.#handBack(id, failedAt, Math.min(HAND_BACK_RETRY_MAX_MS, delayMs * 2));
+        }, delayMs).unref();
+        this.#handBackRetries.set(id, timer);
+      },
     );
     this.#handingBack.add(done);
     void done.finally(() => this.#handingBack.delete(done));

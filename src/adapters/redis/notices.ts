@@ -123,27 +123,31 @@ class NoticeHub {
     return subscriber;
   }
 
-  /** Subscribes `channels`; once that is done, their listeners are told that notices may have been missed. */
+  /**
+   * Subscribes `channels`, each with a SUBSCRIBE of its own: Redis refuses a whole SUBSCRIBE when an
+   * ACL forbids any one of its channels, and one channel refused must not cost the others (rev76f: a
+   * user allowed the namespace resets' channel alone lost their notices too). Once one is done, its
+   * listeners are told that notices may have been missed.
+   */
   #subscribe(channels: string[]): void {
     const subscriber = this.#subscriber;
-    if (subscriber === undefined || channels.length === 0) return;
-    subscriber.subscribe(...channels).then(
-      () => {
-        const left: string[] = [];
-        for (const channel of channels) {
+    if (subscriber === undefined) return;
+    for (const channel of channels) {
+      subscriber.subscribe(channel).then(
+        () => {
           // Its last listener left meanwhile (while the connection was being made again, when no
-          // UNSUBSCRIBE could go): unsubscribed now, or it stayed subscribed for nothing (rev76e).
+          // UNSUBSCRIBE could go, and ioredis sent the SUBSCRIBE again): unsubscribed now, or it
+          // stayed subscribed for nothing (rev76e).
           if (!this.#listeners.has(channel)) {
-            left.push(channel);
-            continue;
+            if (this.#subscriber === subscriber) void subscriber.unsubscribe(channel).catch(() => undefined);
+            return;
           }
           this.#subscribed.add(channel);
           for (const listener of this.#listeners.get(channel) ?? []) listener.onResubscribed();
-        }
-        if (left.length > 0 && this.#subscriber === subscriber) void subscriber.unsubscribe(...left).catch(() => undefined);
-      },
-      () => undefined,
-    );
+        },
+        () => undefined,
+      );
+    }
   }
 }
 
