@@ -375,12 +375,13 @@ export class WebhookDispatcher {
       recorded = result !== 'unrecorded';
     } catch (error) {
       // A store that failed mid-attempt: the delivery stays as the log last saw it, and is reported by the drain.
-      // Said as what failed, the attempt's record (h76d: "webhook delivery whd_… failed" read as the
-      // delivery's end, and it was delivered later): from a shared queue it is sent again by whoever
-      // takes its entry (handed back, or taken over once idle); else it waits for the drain's report.
+      // Said as what failed, the store during the attempt (before its send, a disabled-URL check or
+      // the rate cap, or after it, its record), not the delivery (h76d: "webhook delivery whd_…
+      // failed" read as its end, and it was delivered later): from a shared queue it is sent again by
+      // whoever takes its entry (handed back, or taken over once idle); else it waits for the drain's report.
       this.#deps.onError(
         error,
-        ticket !== undefined ? `recording an attempt of webhook delivery ${delivery.id} (it is sent again by whoever takes its stream entry: at once when handed back, else once idle, WEBHOOK_CLAIM_IDLE_MS)` : `recording an attempt of webhook delivery ${delivery.id}`,
+        `the store during an attempt of webhook delivery ${delivery.id} (before or after its send${ticket !== undefined ? '; it is sent again by whoever takes its stream entry: handed back, or taken over once idle' : ''})`,
       );
       // Taken from a shared queue in the drain: another replica sends it (before 2026-12-04 the drain's
       // end line then said that every delivery had finished).

@@ -373,7 +373,11 @@ export class RedisDeliveryQueue implements DeliveryQueue {
    * Hands an entry back to the group. One Redis cannot take (away, or refusing) is reported once and
    * tried again (HAND_BACK_RETRY_MS, doubling) while the queue runs, for up to `claimIdleMs` from the
    * first failure; then, or when the queue stops, it is taken over once idle. A try that finds the
-   * entry another consumer's by then leaves it to that one (the script's own check).
+   * entry another consumer's by then leaves it to that one (the script's own check); one held here
+   * again (this consumer's claim took it back) is not tried. Left: a try already sent when this
+   * consumer's claim, sent before it, takes the entry back hands back an entry being attempted here
+   * (the two scripts' order on the connection; a window of one round trip, after an outage of about
+   * `claimIdleMs`).
    */
   #handBack(id: string, firstFailedAt?: number, delayMs = HAND_BACK_RETRY_MS): void {
     const done: Promise<void> = this.#handBackScript([this.#key], [DELIVERY_GROUP, id, this.consumer, this.#busy]).then(
@@ -381,9 +385,13 @@ export class RedisDeliveryQueue implements DeliveryQueue {
       (error: unknown) => {
         const failedAt = firstFailedAt ?? Date.now();
         if (firstFailedAt === undefined) this.#options.onError(error, `handing back delivery stream entry ${id} (tried again until Redis takes it, else taken over once idle)`);
-        if (!this.#running || Date.now() - failedAt + delayMs >= this.#options.claimIdleMs) return;
+        if (!this.#running || this.#held.has(id) || Date.now() - failedAt + delayMs >= this.#options.claimIdleMs) return;
+        // One retry per entry: a later hand-back of it replaces the earlier's (rev76g: an overwritten timer outlived stop()).
+        this.#cancelHandBackRetry(id);
         const timer = setTimeout(() => {
           this.#handBackRetries.delete(id);
+          // Not after stop(), nor for an entry held here again (see #handOver).
+          if (!this.#running || this.#held.has(id)) return;
           this.#handBack(id, failedAt, Math.min(HAND_BACK_RETRY_MAX_MS, delayMs * 2));
         }, delayMs).unref();
         this.#handBackRetries.set(id, timer);
@@ -525,8 +533,17 @@ export class RedisDeliveryQueue implements DeliveryQueue {
       void this.#client.xack(this.#key, DELIVERY_GROUP, id).catch(() => undefined);
       return;
     }
+    // Held here again (this consumer's claim took it back as idle while its hand-back waited to be
+    // tried again): the retry is dropped, or it would hand back an entry being attempted here, and
+    // the delivery be sent twice at once (rev76g).
+    this.#cancelHandBackRetry(id);
     this.#held.add(id);
     this.#handler(delivery, origin, id);
+  }
+
+  #cancelHandBackRetry(id: string): void {
+    clearTimeout(this.#handBackRetries.get(id));
+    this.#handBackRetries.delete(id);
   }
 
   /** The delivery of an entry; one that cannot be read is reported and acknowledged (it could never be attempted). */
