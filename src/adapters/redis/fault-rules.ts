@@ -289,7 +289,7 @@ export class RedisFaultRuleStore implements FaultRuleStore {
   }
 
   listen(onChange: (namespace?: string) => void): () => void {
-    return listenForNotices(this.#client, this.#channel, { onNotice: (namespace) => onChange(namespace), onResubscribed: () => onChange() });
+    return listenForNotices(this.#client, this.#channel, { onNotice: onChange, onResubscribed: () => onChange() });
   }
 
   /** Tells the other replicas (a call of its own, after the change's script: one that fails, refused by an ACL or Redis gone, fails nothing). */

@@ -50,7 +50,7 @@ class NoticeHub {
       listeners = new Set();
       this.#listeners.set(channel, listeners);
       // A channel added while connected is subscribed now; otherwise at the next 'ready', with the others.
-      if (this.#subscriber?.status === 'ready') this.#subscribe([channel]);
+      if (this.#subscriber?.status === 'ready') this.#subscribe(channel);
     }
     listeners.add(listener);
     this.#subscriber ??= this.#connect();
@@ -79,17 +79,17 @@ class NoticeHub {
    * 2,800 next requests on a busy machine without the wait, 4 in 5,700 with it (this stop's runs).
    */
   async send(channel: string, message: string): Promise<NoticeSent> {
-    let done = (): void => undefined;
-    const echoed = this.#subscribed.has(channel) ? new Promise<'echoed'>((resolve) => (done = () => resolve('echoed'))) : undefined;
-    const echo = { message, done: () => done() };
-    if (echoed !== undefined) this.#echoes.set(channel, [...(this.#echoes.get(channel) ?? []), echo]);
+    const listening = this.#subscribed.has(channel);
+    const echoed = Promise.withResolvers<'echoed'>();
+    const echo = { message, done: () => echoed.resolve('echoed') };
+    if (listening) this.#echoes.set(channel, [...(this.#echoes.get(channel) ?? []), echo]);
     const sent = await this.#client.publish(channel, message).then(
       () => true,
       () => false,
     );
-    if (echoed === undefined) return sent ? 'sent' : 'refused';
+    if (!listening) return sent ? 'sent' : 'refused';
     let timer: NodeJS.Timeout | undefined;
-    const ended = sent ? await Promise.race([echoed, new Promise<'timed_out'>((resolve) => (timer = setTimeout(() => resolve('timed_out'), ECHO_WAIT_MS)))]) : 'refused';
+    const ended = sent ? await Promise.race([echoed.promise, new Promise<'timed_out'>((resolve) => (timer = setTimeout(() => resolve('timed_out'), ECHO_WAIT_MS)))]) : 'refused';
     clearTimeout(timer);
     this.#forgetEcho(channel, echo);
     return ended;
@@ -117,38 +117,39 @@ class NoticeHub {
       const at = waiting?.findIndex((echo) => echo.message === message) ?? -1;
       if (waiting !== undefined && at >= 0) waiting.splice(at, 1)[0]?.done();
     });
-    subscriber.on('ready', () => this.#subscribe([...this.#listeners.keys()]));
+    subscriber.on('ready', () => {
+      for (const channel of this.#listeners.keys()) this.#subscribe(channel);
+    });
     // Not subscribed from now until the next 'ready' has subscribed again.
     subscriber.on('close', () => this.#subscribed.clear());
     return subscriber;
   }
 
   /**
-   * Subscribes `channels`, each with a SUBSCRIBE of its own: Redis refuses a whole SUBSCRIBE when an
-   * ACL forbids any one of its channels, and one channel refused must not cost the others (rev76f: a
-   * user allowed the namespace resets' channel alone lost their notices too). Once one is done, its
+   * Subscribes `channel` with a SUBSCRIBE of its own: Redis refuses a whole SUBSCRIBE when an ACL
+   * forbids any one of its channels, and one channel refused must not cost the others (rev76f: a
+   * user allowed the namespace resets' channel alone lost their notices too). Once it is done, its
    * listeners are told that notices may have been missed.
    */
-  #subscribe(channels: string[]): void {
+  #subscribe(channel: string): void {
     const subscriber = this.#subscriber;
     if (subscriber === undefined) return;
-    for (const channel of channels) {
-      subscriber.subscribe(channel).then(
-        () => {
-          // Its last listener left meanwhile (while the connection was being made again, when no
-          // UNSUBSCRIBE could go, and ioredis sent the SUBSCRIBE again): unsubscribed now, or it
-          // stayed subscribed for nothing (rev76e).
-          if (!this.#listeners.has(channel)) {
-            if (this.#subscriber === subscriber) void subscriber.unsubscribe(channel).catch(() => undefined);
-            return;
-          }
-          this.#subscribed.add(channel);
-          for (const listener of this.#listeners.get(channel) ?? []) listener.onResubscribed();
-        },
-        () => undefined,
-      );
-    }
+    subscriber.subscribe(channel).then(
+      () => {
+        // Its last listener left meanwhile (while the connection was being made again, when no
+        // UNSUBSCRIBE could go, and ioredis sent the SUBSCRIBE again): unsubscribed now, or it
+        // stayed subscribed for nothing (rev76e).
+        if (!this.#listeners.has(channel)) {
+          if (this.#subscriber === subscriber) void subscriber.unsubscribe(channel).catch(() => undefined);
+          return;
+        }
+        this.#subscribed.add(channel);
+        for (const listener of this.#listeners.get(channel) ?? []) listener.onResubscribed();
+      },
+      () => undefined,
+    );
   }
+
 }
 
 const hubs = new WeakMap<Redis, NoticeHub>();

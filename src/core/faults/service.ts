@@ -119,9 +119,12 @@ export class FaultRuleService {
   readonly #loadStartedAt = new WeakMap<Promise<RuleMatcher>, number>();
   /** Bumped by every change this service makes, so a load that started before it is not cached after it. */
   #generation = 0;
-  /** Notices of another process's changes (`changedElsewhere`) by namespace, and for every namespace: a load one came during is kept due for a refresh. */
-  readonly #told = new Map<string, number>();
-  #toldAll = 0;
+  /**
+   * Notices of another process's changes (`changedElsewhere`), of any namespace: a load one came
+   * during is kept due for a refresh (a notice of another namespace costs that load's namespace one
+   * more read of the revision; a service serves one namespace's app).
+   */
+  #told = 0;
 
   constructor(deps: FaultRuleServiceDeps) {
     this.#deps = deps;
@@ -367,7 +370,7 @@ export class FaultRuleService {
   async #load(namespace: string): Promise<RuleMatcher> {
     const { store, clock } = this.#deps;
     const generation = this.#generation;
-    const told = this.#toldOf(namespace);
+    const told = this.#told;
     const entry = this.#cache.get(namespace);
     const revision = await store.revision(namespace);
     let matcher: RuleMatcher;
@@ -382,7 +385,7 @@ export class FaultRuleService {
     // predate it, and report it as incomplete (the requests waiting on it match with it all the same).
     const complete = generation === this.#generation;
     // Told of a change elsewhere meanwhile: what it read may predate that change, so it is read again at the next use.
-    if (complete) this.#remember(namespace, { matcher, revision, checkedAt: this.#toldOf(namespace) === told ? clock.now() : Number.NEGATIVE_INFINITY });
+    if (complete) this.#remember(namespace, { matcher, revision, checkedAt: this.#told === told ? clock.now() : Number.NEGATIVE_INFINITY });
     if (made !== undefined) this.#deps.onRules?.(namespace, made, complete);
     return matcher;
   }
@@ -407,23 +410,10 @@ export class FaultRuleService {
    * every request the 2.5 s it takes to be found so: a first version did, a test caught it).
    */
   changedElsewhere(namespace?: string): void {
-    if (namespace === undefined) this.#toldAll++;
-    else {
-      // Read before the delete (which moves the namespace to the newest end of the bounded map):
-      // read after it, the count stayed at one more than #toldAll for good (rev76c).
-      const told = this.#told.get(namespace) ?? 0;
-      this.#told.delete(namespace);
-      this.#told.set(namespace, told + 1);
-      if (this.#told.size > MAX_CACHED_NAMESPACES) this.#told.delete(this.#told.keys().next().value as string);
-    }
+    this.#told++;
     for (const [name, entry] of this.#cache) if (namespace === undefined || name === namespace) entry.checkedAt = Number.NEGATIVE_INFINITY;
     if (namespace === undefined) this.#loading.clear();
     else this.#loading.delete(namespace);
-  }
-
-  /** How many times the namespace's rules were told changed elsewhere (`changedElsewhere`), for all namespaces included. */
-  #toldOf(namespace: string): number {
-    return this.#toldAll + (this.#told.get(namespace) ?? 0);
   }
 
   #invalidate(namespace: string): void {
