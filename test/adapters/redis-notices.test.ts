@@ -37,16 +37,28 @@ afterEach(() => {
   for (const stop of started.splice(0)) stop();
 });
 
+/** How many times Redis refused `channel` (its ACL LOG's entry for it counts them). */
+async function refusedInAclLog(admin: Redis, channel: string): Promise<number> {
+  for (const entry of (await admin.call('ACL', 'LOG')) as unknown[][]) {
+    const fields = new Map<unknown, unknown>();
+    for (let i = 0; i < entry.length; i += 2) fields.set(entry[i], entry[i + 1]);
+    if (fields.get('reason') === 'channel' && fields.get('object') === channel) return Number(fields.get('count'));
+  }
+  return 0;
+}
+
 /** A listener that records what it is told. */
 function recorder() {
   const notices: string[] = [];
+  const refusals: string[] = [];
   let resubscribed = 0;
   return {
     notices,
+    refusals,
     get resubscribed() {
       return resubscribed;
     },
-    listener: { onNotice: (message: string) => void notices.push(message), onResubscribed: () => void resubscribed++ },
+    listener: { onNotice: (message: string) => void notices.push(message), onResubscribed: () => void resubscribed++, onRefused: (reason: string) => void refusals.push(reason) },
   };
 }
 
@@ -135,6 +147,8 @@ withRedisServer('Redis change notices', (server) => {
       expect(await sendNotice(client, `${prefix}allowed`, 'reset ci-1')).toBe('echoed');
       expect(await sendNotice(client, `${prefix}forbidden`, 'rule changed')).toBe('refused');
       expect([allowed.notices, forbidden.notices, forbidden.resubscribed]).toEqual([['reset ci-1'], [], 0]);
+      // Only the forbidden channel's listener is told why, in Redis' words.
+      expect([allowed.refusals, forbidden.refusals.map((reason) => reason.split(' ')[0])]).toEqual([[], ['NOPERM']]);
     });
 
     it('a subscribed connection killed is made again and subscribed again; its listeners are told notices may have been missed, and hear the next ones', async () => {
@@ -163,9 +177,39 @@ withRedisServer('Redis change notices', (server) => {
       // The refused SUBSCRIBE has come back by the time a command sent after it on the same connection has.
       await sleep(200);
       expect([listening.resubscribed, listening.notices, await subscribers(admin)]).toEqual([0, [], 0]);
+      // Told why once, in Redis' words (an operator's only sign that the notices are off).
+      expect(listening.refusals).toEqual([expect.stringMatching(/^NOPERM .*channel/)]);
       // The client itself still serves.
       expect(await client.ping()).toBe('PONG');
       stop();
+    });
+
+    it('a refused subscription is told once until the channel is subscribed: not again at each reconnect; once the ACL allows the channel it is subscribed at the next reconnect, and a later refusal is told again', async () => {
+      const redis = server();
+      const { admin, prefix } = connected();
+      const user = `laterchannels${Date.now()}`;
+      await admin.acl('SETUSER', user, 'on', `>${user}-pass`, '~*', 'resetchannels', '+@all');
+      const client = redis.connect(redis.url.replace('redis://', `redis://${user}:${user}-pass@`));
+      const listening = recorder();
+      listen(client, `${prefix}ch`, listening.listener);
+      await until(() => listening.refusals.length === 1, 'the first refusal told');
+      // Its connection made again twice: each reconnect subscribes again and is refused again
+      // (Redis' ACL LOG counts the refusals of the channel: 3), and nothing more is told.
+      for (let refusals = 2; refusals <= 3; refusals++) {
+        await admin.call('CLIENT', 'KILL', 'USER', user, 'SKIPME', 'yes');
+        await until(async () => (await refusedInAclLog(admin, `${prefix}ch`)) === refusals, `refusal ${refusals} in the ACL log`);
+      }
+      expect([listening.refusals.length, listening.resubscribed]).toEqual([1, 0]);
+      // Allowed now: the next connection subscribes it, and the notices flow.
+      await admin.acl('SETUSER', user, `&${prefix}*`);
+      await admin.call('CLIENT', 'KILL', 'USER', user, 'SKIPME', 'yes');
+      await until(() => listening.resubscribed === 1, 'the channel subscribed once allowed');
+      expect(await sendNotice(client, `${prefix}ch`, 'allowed now')).toBe('echoed');
+      // Refused again: told again.
+      await admin.acl('SETUSER', user, 'resetchannels');
+      await admin.call('CLIENT', 'KILL', 'USER', user, 'SKIPME', 'yes');
+      await until(() => listening.refusals.length === 2, 'the second refusal told');
+      expect([listening.notices, listening.resubscribed]).toEqual([['allowed now'], 1]);
     });
   });
 });

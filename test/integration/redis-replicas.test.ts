@@ -879,6 +879,29 @@ if (redisServerOrSkip('replicas on Redis')) {
       expect(refused(await createIntent(a, body))).toEqual([200, undefined]);
     });
 
+    it('with the notices refused (an ACL without channels) each replica says so once, in Redis\' words: one line for the namespace resets, one for each namespace\'s fault rules, not again at a reconnect; the app serves as before', async () => {
+      const logs: Array<Record<string, unknown>> = [];
+      const prefix = redis.newPrefix();
+      const a = await buildTestApp({ STORE: 'redis', REDIS_URL: await noticesRefused(), REDIS_KEY_PREFIX: prefix }, { clockStart: START, logs });
+      open.push(a);
+      const refusedLines = () => logs.filter((line) => String(line.msg).startsWith('Redis refused this replica'));
+      const ns = { 'x-sim-namespace': 'ci-refused' };
+      expect((await createIntent(a, { reservation_id: 'res_refused', amount: 100 }, ns)).statusCode).toBe(200);
+      await eventually(async () => (refusedLines().length === 3 ? true : undefined), 'three lines');
+      const shown = refusedLines().map((line) => [line.level, line.sim_namespace, String(line.redis_error).split(' ')[0], String(line.msg).split(':')[0]]);
+      expect(shown.sort((x, y) => String(x[3]).localeCompare(String(y[3])) || String(x[1]).localeCompare(String(y[1])))).toEqual([
+        ['warn', 'ci-refused', 'NOPERM', "Redis refused this replica's subscription to fault-rule change notices"],
+        ['warn', 'default', 'NOPERM', "Redis refused this replica's subscription to fault-rule change notices"],
+        ['warn', undefined, 'NOPERM', "Redis refused this replica's subscription to namespace reset notices"],
+      ]);
+      // Its subscribed connection made again (refused again): nothing more said.
+      const before = await redis.client.call('ACL', 'LOG');
+      await redis.client.call('CLIENT', 'KILL', 'USER', 'rules-nochannels');
+      await eventually(async () => (JSON.stringify(await redis.client.call('ACL', 'LOG')) !== JSON.stringify(before) ? true : undefined), 'the subscriptions refused again');
+      expect((await createIntent(a, { reservation_id: 'res_refused_after', amount: 100 }, ns)).statusCode).toBe(200);
+      expect(refusedLines()).toHaveLength(3);
+    });
+
     it('a rule deleted on B (one, or all of them) leaves A\'s /metrics as soon as A reads the shared revision again, at its next scrape a refresh later with no request in between (notices refused)', async () => {
       const [a, b] = await replicas({ REDIS_URL: await noticesRefused() });
       const series = async (t: TestApp): Promise<string[]> => (await inject(t, { url: '/metrics' })).body.split('\n').filter((line) => line.startsWith('fault_rule_hits_total{'));

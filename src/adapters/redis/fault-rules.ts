@@ -288,8 +288,8 @@ export class RedisFaultRuleStore implements FaultRuleStore {
     return deleted;
   }
 
-  listen(onChange: (namespace?: string) => void): () => void {
-    return listenForNotices(this.#client, this.#channel, { onNotice: onChange, onResubscribed: () => onChange() });
+  listen(onChange: (namespace?: string) => void, onRefused?: (reason: string) => void): () => void {
+    return listenForNotices(this.#client, this.#channel, { onNotice: onChange, onResubscribed: () => onChange(), onRefused });
   }
 
   /** Tells the other replicas (a call of its own, after the change's script: one that fails, refused by an ACL or Redis gone, fails nothing). */

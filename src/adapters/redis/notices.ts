@@ -23,6 +23,11 @@ export interface NoticeListener {
   onNotice: (message: string) => void;
   /** The connection was (re)subscribed: notices sent meanwhile were lost. Also at the first subscription. */
   onResubscribed: () => void;
+  /**
+   * Redis refused to subscribe the channel (`NOPERM`: an ACL without it), with its answer: no
+   * notice will come until a subscription succeeds. Told once until then, not at every reconnect.
+   */
+  onRefused?: (reason: string) => void;
 }
 
 /**
@@ -37,6 +42,8 @@ class NoticeHub {
   #subscriber: Redis | undefined;
   /** The channels the current connection is subscribed to (acknowledged). */
   readonly #subscribed = new Set<string>();
+  /** The channels whose last SUBSCRIBE Redis refused, their listeners told (`onRefused`). */
+  readonly #refused = new Set<string>();
   /** Senders waiting for their notice to come back, by channel, in the order they sent. */
   readonly #echoes = new Map<string, Array<{ message: string; done: () => void }>>();
 
@@ -59,6 +66,7 @@ class NoticeHub {
       own.delete(listener);
       if (own.size > 0 || this.#listeners.get(channel) !== own) return;
       this.#listeners.delete(channel);
+      this.#refused.delete(channel);
       if (this.#listeners.size === 0) {
         this.#subscriber?.disconnect();
         this.#subscriber = undefined;
@@ -144,9 +152,15 @@ class NoticeHub {
           return;
         }
         this.#subscribed.add(channel);
+        this.#refused.delete(channel);
         for (const listener of this.#listeners.get(channel) ?? []) listener.onResubscribed();
       },
-      () => undefined,
+      (error: unknown) => {
+        // Refused by Redis (an answer, not the connection lost: that one is subscribed again at the next 'ready').
+        if (!(error instanceof Error) || error.name !== 'ReplyError' || this.#refused.has(channel)) return;
+        this.#refused.add(channel);
+        for (const listener of this.#listeners.get(channel) ?? []) listener.onRefused?.(error.message);
+      },
     );
   }
 

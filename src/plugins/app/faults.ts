@@ -263,7 +263,15 @@ export default fp<FaultsOptions>(
     });
     // With Redis: a change another replica made to this namespace's rules applies here at once (its
     // notice), not at the next refresh; the refresh stays for a notice lost.
-    const stopListening = app.stores.faultRules.listen?.((changed) => service.changedElsewhere(changed));
+    const stopListening = app.stores.faultRules.listen?.(
+      (changed) => service.changedElsewhere(changed),
+      // Refused (an ACL without the channel): said once, since a change then takes up to the refresh to apply here.
+      (reason) =>
+        app.log.warn(
+          { sim_namespace: namespace, redis_error: reason },
+          `Redis refused this replica's subscription to fault-rule change notices: a rule changed on another replica applies here within ${SHARED_RULES_REFRESH_MS / 1000} s (at the next refresh), not by the next request; give the Redis user the channels under the key prefix (ACL &<prefix>*)`,
+        ),
+    );
     if (stopListening !== undefined) app.addHook('onClose', async () => stopListening());
 
     app.decorate<Faults | null>('faults', {

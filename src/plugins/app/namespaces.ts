@@ -532,9 +532,17 @@ export default fp<NamespacesOptions>(
       if (shared === undefined) return;
       scheduleSync();
       // A reset elsewhere: its app here is closed now, not at the next sync.
-      stopListening = shared.listen((namespace) => {
-        if (entries.has(namespace) && !resetting.has(namespace)) void syncOnce();
-      });
+      stopListening = shared.listen(
+        (namespace) => {
+          if (entries.has(namespace) && !resetting.has(namespace)) void syncOnce();
+        },
+        // Refused (an ACL without the channel): said once, since a reset elsewhere then waits for the sync.
+        (reason) =>
+          app.log.warn(
+            { redis_error: reason },
+            `Redis refused this replica's subscription to namespace reset notices: a namespace reset on another replica is closed here at the next sync (within ${(options.syncMs ?? NAMESPACE_SYNC_MS) / 1000} s), not at once; give the Redis user the channels under the key prefix (ACL &<prefix>*)`,
+          ),
+      );
     });
     app.addHook('preClose', async () => {
       closed = true;
