@@ -58,7 +58,7 @@ function recorder() {
     get resubscribed() {
       return resubscribed;
     },
-    listener: { onNotice: (message: string) => void notices.push(message), onResubscribed: () => void resubscribed++, onRefused: (reason: string) => void refusals.push(reason) },
+    listener: { onNotice: (message: string) => void notices.push(message), onResubscribed: () => void resubscribed++, onRefused: (reason: string, channel: string) => void refusals.push(`${channel} ${reason}`) },
   };
 }
 
@@ -148,7 +148,7 @@ withRedisServer('Redis change notices', (server) => {
       expect(await sendNotice(client, `${prefix}forbidden`, 'rule changed')).toBe('refused');
       expect([allowed.notices, forbidden.notices, forbidden.resubscribed]).toEqual([['reset ci-1'], [], 0]);
       // Only the forbidden channel's listener is told why, in Redis' words.
-      expect([allowed.refusals, forbidden.refusals.map((reason) => reason.split(' ')[0])]).toEqual([[], ['NOPERM']]);
+      expect([allowed.refusals, forbidden.refusals.map((told) => told.split(' ').slice(0, 2).join(' '))]).toEqual([[], [`${prefix}forbidden NOPERM`]]);
     });
 
     it('a subscribed connection killed is made again and subscribed again; its listeners are told notices may have been missed, and hear the next ones', async () => {
@@ -178,7 +178,7 @@ withRedisServer('Redis change notices', (server) => {
       await sleep(200);
       expect([listening.resubscribed, listening.notices, await subscribers(admin)]).toEqual([0, [], 0]);
       // Told why once, in Redis' words (an operator's only sign that the notices are off).
-      expect(listening.refusals).toEqual([expect.stringMatching(/^NOPERM .*channel/)]);
+      expect(listening.refusals).toEqual([expect.stringMatching(new RegExp(`^${prefix}ch NOPERM .*channel`))]);
       // The client itself still serves.
       expect(await client.ping()).toBe('PONG');
       stop();

@@ -888,11 +888,11 @@ if (redisServerOrSkip('replicas on Redis')) {
       const ns = { 'x-sim-namespace': 'ci-refused' };
       expect((await createIntent(a, { reservation_id: 'res_refused', amount: 100 }, ns)).statusCode).toBe(200);
       await eventually(async () => (refusedLines().length === 3 ? true : undefined), 'three lines');
-      const shown = refusedLines().map((line) => [line.level, line.sim_namespace, String(line.redis_error).split(' ')[0], String(line.msg).split(':')[0]]);
-      expect(shown.sort((x, y) => String(x[3]).localeCompare(String(y[3])) || String(x[1]).localeCompare(String(y[1])))).toEqual([
-        ['warn', 'ci-refused', 'NOPERM', "Redis refused this replica's subscription to fault-rule change notices"],
-        ['warn', 'default', 'NOPERM', "Redis refused this replica's subscription to fault-rule change notices"],
-        ['warn', undefined, 'NOPERM', "Redis refused this replica's subscription to namespace reset notices"],
+      const shown = refusedLines().map((line) => [line.level, line.sim_namespace, line.channel, String(line.redis_error).split(' ')[0], String(line.msg).split(':')[0]]);
+      expect(shown.sort((x, y) => String(x[2]).localeCompare(String(y[2])))).toEqual([
+        ['warn', 'default', `${prefix}faults:changed`, 'NOPERM', "Redis refused this replica's subscription to fault-rule change notices"],
+        ['warn', undefined, `${prefix}namespaces:reset`, 'NOPERM', "Redis refused this replica's subscription to namespace reset notices"],
+        ['warn', 'ci-refused', `${prefix}ns:ci-refused:faults:changed`, 'NOPERM', "Redis refused this replica's subscription to fault-rule change notices"],
       ]);
       // Its subscribed connection made again (refused again): nothing more said.
       const before = await redis.client.call('ACL', 'LOG');

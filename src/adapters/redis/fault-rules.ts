@@ -288,7 +288,7 @@ export class RedisFaultRuleStore implements FaultRuleStore {
     return deleted;
   }
 
-  listen(onChange: (namespace?: string) => void, onRefused?: (reason: string) => void): () => void {
+  listen(onChange: (namespace?: string) => void, onRefused?: (reason: string, channel: string) => void): () => void {
     return listenForNotices(this.#client, this.#channel, { onNotice: onChange, onResubscribed: () => onChange(), onRefused });
   }
 

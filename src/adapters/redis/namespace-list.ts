@@ -126,7 +126,7 @@ export class RedisNamespaceList {
    * why, once until it is subscribed), is made up for by the caller's periodic read of the list.
    * Answers how to stop listening.
    */
-  listen(onReset: (namespace: string) => void, onRefused?: (reason: string) => void): () => void {
+  listen(onReset: (namespace: string) => void, onRefused?: (reason: string, channel: string) => void): () => void {
     // The process's one subscribed connection, shared with the fault rules' notices (notices.ts).
     return listenForNotices(this.#client, this.#channel, { onNotice: onReset, onResubscribed: () => undefined, onRefused });
   }

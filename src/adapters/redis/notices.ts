@@ -27,7 +27,7 @@ export interface NoticeListener {
    * Redis refused to subscribe the channel (`NOPERM`: an ACL without it), with its answer: no
    * notice will come until a subscription succeeds. Told once until then, not at every reconnect.
    */
-  onRefused?: (reason: string) => void;
+  onRefused?: (reason: string, channel: string) => void;
 }
 
 /**
@@ -159,7 +159,7 @@ class NoticeHub {
         // Refused by Redis (an answer, not the connection lost: that one is subscribed again at the next 'ready').
         if (!(error instanceof Error) || error.name !== 'ReplyError' || this.#refused.has(channel)) return;
         this.#refused.add(channel);
-        for (const listener of this.#listeners.get(channel) ?? []) listener.onRefused?.(error.message);
+        for (const listener of this.#listeners.get(channel) ?? []) listener.onRefused?.(error.message, channel);
       },
     );
   }

@@ -266,10 +266,10 @@ export default fp<FaultsOptions>(
     const stopListening = app.stores.faultRules.listen?.(
       (changed) => service.changedElsewhere(changed),
       // Refused (an ACL without the channel): said once, since a change then takes up to the refresh to apply here.
-      (reason) =>
+      (reason, channel) =>
         app.log.warn(
-          { sim_namespace: namespace, redis_error: reason },
-          `Redis refused this replica's subscription to fault-rule change notices: a rule changed on another replica applies here within ${SHARED_RULES_REFRESH_MS / 1000} s (at the next refresh), not by the next request; give the Redis user the channels under the key prefix (ACL &<prefix>*)`,
+          { sim_namespace: namespace, channel, redis_error: reason },
+          `Redis refused this replica's subscription to fault-rule change notices: a rule changed on another replica applies here within ${SHARED_RULES_REFRESH_MS / 1000} s (at the next refresh), not by the next request; give the Redis user the channels under REDIS_KEY_PREFIX (ACL &<REDIS_KEY_PREFIX>*)`,
         ),
     );
     if (stopListening !== undefined) app.addHook('onClose', async () => stopListening());

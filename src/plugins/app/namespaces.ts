@@ -537,10 +537,10 @@ export default fp<NamespacesOptions>(
           if (entries.has(namespace) && !resetting.has(namespace)) void syncOnce();
         },
         // Refused (an ACL without the channel): said once, since a reset elsewhere then waits for the sync.
-        (reason) =>
+        (reason, channel) =>
           app.log.warn(
-            { redis_error: reason },
-            `Redis refused this replica's subscription to namespace reset notices: a namespace reset on another replica is closed here at the next sync (within ${(options.syncMs ?? NAMESPACE_SYNC_MS) / 1000} s), not at once; give the Redis user the channels under the key prefix (ACL &<prefix>*)`,
+            { channel, redis_error: reason },
+            `Redis refused this replica's subscription to namespace reset notices: a namespace reset on another replica is closed here at the next sync (within ${(options.syncMs ?? NAMESPACE_SYNC_MS) / 1000} s), not at once; give the Redis user the channels under REDIS_KEY_PREFIX (ACL &<REDIS_KEY_PREFIX>*)`,
           ),
       );
     });
