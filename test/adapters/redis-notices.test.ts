@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -45,6 +46,30 @@ async function refusedInAclLog(admin: Redis, channel: string): Promise<number> {
     if (fields.get('reason') === 'channel' && fields.get('object') === channel) return Number(fields.get('count'));
   }
   return 0;
+}
+
+/**
+ * The subscribed connection `client`'s hub makes (it is the client's first `duplicate`), as it is
+ * made, and the promise of each SUBSCRIBE the hub sends on it, by channel: its reply, on whichever
+ * connection it came (ioredis sends a command again on the next connection when one drops before
+ * its reply).
+ */
+function watchedSubscriber(client: Redis) {
+  const duplicate = client.duplicate.bind(client);
+  const seen: { subscriber?: Redis; subscribes: Map<string, Promise<unknown>> } = { subscribes: new Map() };
+  client.duplicate = (...args: Parameters<Redis['duplicate']>) => {
+    const subscriber = duplicate(...args);
+    const subscribe = subscriber.subscribe.bind(subscriber) as (channel: string) => Promise<unknown>;
+    (subscriber as unknown as { subscribe: (channel: string) => Promise<unknown> }).subscribe = (channel) => {
+      const sent = subscribe(channel);
+      seen.subscribes.set(channel, sent);
+      return sent;
+    };
+    seen.subscriber = subscriber;
+    client.duplicate = duplicate;
+    return subscriber;
+  };
+  return seen;
 }
 
 /** A listener that records what it is told. */
@@ -149,6 +174,37 @@ withRedisServer('Redis change notices', (server) => {
       expect([allowed.notices, forbidden.notices, forbidden.resubscribed]).toEqual([['reset ci-1'], [], 0]);
       // Only the forbidden channel's listener is told why, in Redis' words.
       expect([allowed.refusals, forbidden.refusals.map((told) => told.split(' ').slice(0, 2).join(' '))]).toEqual([[], [`${prefix}forbidden NOPERM`]]);
+    });
+
+    it('a channel whose last listener left while its SUBSCRIBE waited on a dropped connection is unsubscribed once ioredis has sent it again and Redis acknowledged it (rev76e: it stayed subscribed for nothing)', async () => {
+      const { client, admin, prefix } = connected();
+      const seen = watchedSubscriber(client);
+      const kept = recorder();
+      listen(client, `${prefix}kept`, kept.listener);
+      await until(() => kept.resubscribed === 1, 'the first subscription');
+      const subscriber = seen.subscriber as Redis;
+      // Added while the connection is ready: its SUBSCRIBE is sent at once. The connection then
+      // drops in the same turn, before any reply can be read: the SUBSCRIBE is left unanswered, and
+      // ioredis keeps it to send again on the next connection.
+      const gone = recorder();
+      const stopGone = listen(client, `${prefix}gone`, gone.listener);
+      expect([...seen.subscribes.keys()]).toEqual([`${prefix}kept`, `${prefix}gone`]);
+      const closed = once(subscriber, 'close');
+      subscriber.stream.destroy();
+      await closed;
+      // The connection is being made again (ioredis waits before it reconnects): no UNSUBSCRIBE can go.
+      expect(subscriber.status).toBe('reconnecting');
+      stopGone();
+      // Sent again on the new connection (by ioredis, before its 'ready' event, on which the hub
+      // subscribes the kept channel), and acknowledged there: 1 channel subscribed. The hub's own
+      // handler of that reply ran first (it was attached when the SUBSCRIBE was sent), and sent its
+      // UNSUBSCRIBE then.
+      await expect(seen.subscribes.get(`${prefix}gone`)).resolves.toBe(1);
+      await until(() => kept.resubscribed === 2, 'the kept channel subscribed again');
+      // A round trip on the subscribed connection itself, after both: Redis has handled what was sent on it before.
+      await subscriber.ping();
+      expect(await admin.pubsub('CHANNELS', `${prefix}*`)).toEqual([`${prefix}kept`]);
+      expect([gone.resubscribed, gone.notices]).toEqual([0, []]);
     });
 
     it('a subscribed connection killed is made again and subscribed again; its listeners are told notices may have been missed, and hear the next ones', async () => {

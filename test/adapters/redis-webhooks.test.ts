@@ -1,9 +1,11 @@
+import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { queryObjects } from 'node:v8';
 import { Agent } from 'undici';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { RedisDeliveryLog } from '../../src/adapters/redis/deliveries.ts';
 import { BUSY_SUFFIX, DELIVERY_GROUP, RedisDeliveryQueue } from '../../src/adapters/redis/delivery-queue.ts';
+import { HAND_BACK } from '../../src/adapters/redis/delivery-queue-lua.ts';
 import { RedisDisabledUrls } from '../../src/adapters/redis/disabled-urls.ts';
 import { fieldsOf } from '../../src/adapters/redis/lua.ts';
 import { RedisEventStream } from '../../src/adapters/redis/event-stream.ts';
@@ -62,6 +64,44 @@ if (!hasRedisServer) {
   afterAll(async () => {
     await redis?.stop();
   });
+
+  /**
+   * The hand-back script (HAND_BACK) as `client` sends it, counted, and refused while `refused`
+   * (NOPERM, as an ACL without the script would: the other scripts, the claim's and the refresh's,
+   * go through, which an ACL cannot single out); the refusal comes once `refusalAfter` has resolved.
+   */
+  function handBacksOn(client: ReturnType<TestRedis['connect']>) {
+    type Send = (...args: unknown[]) => Promise<unknown>;
+    const sha = createHash('sha1').update(HAND_BACK).digest('hex');
+    const sending = client as unknown as { evalsha: Send };
+    const evalsha = sending.evalsha.bind(client);
+    const handBacks = { sent: 0, refused: true, refusalAfter: Promise.resolve() };
+    sending.evalsha = async (...args) => {
+      if (args[0] !== sha) return evalsha(...args);
+      handBacks.sent++;
+      if (!handBacks.refused) return evalsha(...args);
+      await handBacks.refusalAfter;
+      throw new Error('NOPERM this user has no permissions to run the hand-back script (the test)');
+    };
+    return handBacks;
+  }
+
+  /** Polls `probe` every 5 ms (node:timers/promises, which fake timers leave real) until true, within 5 s. */
+  async function realUntil(probe: () => boolean, what: string): Promise<void> {
+    const deadline = Date.now() + 5000;
+    while (!probe()) {
+      if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`);
+      await sleep(5);
+    }
+  }
+
+  /** Lets pending promise callbacks run (at most 100 turns, no I/O nor timer meanwhile) until `probe` is true. */
+  async function microtasksUntil(probe: () => boolean, what: string): Promise<void> {
+    for (let turn = 0; !probe(); turn++) {
+      if (turn === 100) throw new Error(`${what}: not within 100 microtask turns`);
+      await Promise.resolve();
+    }
+  }
 
   /** A bare consumer of the delivery stream named `consumer` (claim idle time 300 ms) on its own connection, with the log; the test plays its dispatcher. */
   async function bareConsumer(keyPrefix: string, consumer: string, readAhead: number) {
@@ -824,6 +864,85 @@ if (!hasRedisServer) {
       // Tried again: handed back, and read again by this consumer, well before the 30 s idle takeover.
       await eventually(() => (tickets.length === 2 ? true : undefined), 'the entry handed back and read again', 10_000);
       expect(errors.filter((context) => context.startsWith('handing back'))).toEqual([`handing back delivery stream entry ${tickets[0]} (tried again until Redis takes it, else taken over once idle)`]);
+      await queue.stop();
+      client.disconnect();
+    });
+
+    it('a hand-back retry waiting when this consumer\'s own claim takes the entry back as idle is dropped: the entry being attempted here is not handed back (rev76g: it was, and the delivery could be sent twice at once)', async () => {
+      const keyPrefix = redis.newPrefix();
+      const rx = await receivers.start();
+      // Claim idle time 300 ms: a hand-back refused is tried again 250 ms later, within it.
+      const { client, log, queue, errors } = await bareConsumer(keyPrefix, 'retrier', 10);
+      const handBacks = handBacksOn(client);
+      const tickets: string[] = [];
+      queue.start((_delivery, _origin, ticket) => void tickets.push(ticket as string));
+      const now = Date.now();
+      const delivery: Delivery = { ...webhook(rx, 1), id: 'whd_retried', subject: null, test: false, extraHeaders: {}, status: 'pending', attempts: [], seriesStart: 0, nextAttemptAt: null, failureReason: null, createdAt: now, updatedAt: now };
+      await log.insert(delivery);
+      expect(await queue.enqueue(delivery, rx.origin, 0)).toBe(true);
+      await eventually(() => (tickets.length === 1 ? true : undefined), 'the entry taken');
+      const ticket = tickets[0] as string;
+      // The retry's timer is a fake one from here: it fires when the test says, never before the claim.
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+      try {
+        queue.release(ticket);
+        // Refused, and its retry's timer set, before any reply (a claim's) can be read.
+        await microtasksUntil(() => errors.length === 1, 'the hand-back refused');
+        expect([handBacks.sent, vi.getTimerCount()]).toEqual([1, 1]);
+        // Not refreshed once released: idle for the claim idle time, the entry is taken back by this
+        // consumer's own claim (XAUTOCLAIM), and handed to its dispatcher again, with its retry waiting.
+        await realUntil(() => tickets.length === 2, 'the entry taken back by the claim');
+        // Redis takes hand-backs again, and the retry's time comes.
+        handBacks.refused = false;
+        vi.runOnlyPendingTimers();
+        expect([tickets, handBacks.sent, queue.held]).toEqual([[ticket, ticket], 1, 1]);
+      } finally {
+        vi.useRealTimers();
+      }
+      // A hand-back sent on the queue's connection would have run before this round trip's reply.
+      await client.ping();
+      const entries = (await redis.client.xrange(queue.key, '-', '+')) as Array<[string, string[]]>;
+      const owners = (await redis.client.xpending(queue.key, DELIVERY_GROUP, '-', '+', 10)) as Array<[string, string]>;
+      expect([entries.map(([id, fields]) => [id, fields.includes('h')]), owners.map(([id, owner]) => [id, owner])]).toEqual([[[ticket, false]], [[ticket, 'retrier']]]);
+      expect(errors).toEqual([`handing back delivery stream entry ${ticket} (tried again until Redis takes it, else taken over once idle): NOPERM this user has no permissions to run the hand-back script (the test)`]);
+      await queue.stop();
+      client.disconnect();
+    });
+
+    it('a hand-back whose refusal comes back after this consumer\'s own claim took the entry back is not tried again (rev76g)', async () => {
+      const keyPrefix = redis.newPrefix();
+      const rx = await receivers.start();
+      const { client, log, queue, errors } = await bareConsumer(keyPrefix, 'late', 10);
+      const handBacks = handBacksOn(client);
+      const tickets: string[] = [];
+      queue.start((_delivery, _origin, ticket) => void tickets.push(ticket as string));
+      const now = Date.now();
+      const delivery: Delivery = { ...webhook(rx, 1), id: 'whd_late', subject: null, test: false, extraHeaders: {}, status: 'pending', attempts: [], seriesStart: 0, nextAttemptAt: null, failureReason: null, createdAt: now, updatedAt: now };
+      await log.insert(delivery);
+      expect(await queue.enqueue(delivery, rx.origin, 0)).toBe(true);
+      await eventually(() => (tickets.length === 1 ? true : undefined), 'the entry taken');
+      const ticket = tickets[0] as string;
+      // The hand-back's refusal is held until this consumer's claim has taken the entry back.
+      const refusal = Promise.withResolvers<void>();
+      handBacks.refusalAfter = refusal.promise;
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+      try {
+        queue.release(ticket);
+        expect(handBacks.sent).toBe(1);
+        await realUntil(() => tickets.length === 2, 'the entry taken back by the claim');
+        refusal.resolve();
+        await microtasksUntil(() => errors.length === 1, 'the hand-back refused');
+        // Redis takes hand-backs again, and any retry's time comes: none is sent, the entry being held here again.
+        handBacks.refused = false;
+        vi.runOnlyPendingTimers();
+        expect([tickets, handBacks.sent, queue.held]).toEqual([[ticket, ticket], 1, 1]);
+      } finally {
+        vi.useRealTimers();
+      }
+      await client.ping();
+      const entries = (await redis.client.xrange(queue.key, '-', '+')) as Array<[string, string[]]>;
+      const owners = (await redis.client.xpending(queue.key, DELIVERY_GROUP, '-', '+', 10)) as Array<[string, string]>;
+      expect([entries.map(([id, fields]) => [id, fields.includes('h')]), owners.map(([id, owner]) => [id, owner])]).toEqual([[[ticket, false]], [[ticket, 'late']]]);
       await queue.stop();
       client.disconnect();
     });
