@@ -86,6 +86,32 @@ if (!hasRedisServer) {
     return handBacks;
   }
 
+  /**
+   * A bare consumer named `consumer` whose hand-backs are counted and refused (`handBacksOn`), holding
+   * the one entry of a delivery `id` it took: its dispatcher's tickets so far, that entry's the first.
+   */
+  async function anEntryTaken(consumer: string, id: string) {
+    const rx = await receivers.start();
+    const { client, log, queue, errors } = await bareConsumer(redis.newPrefix(), consumer, 10);
+    const handBacks = handBacksOn(client);
+    const tickets: string[] = [];
+    queue.start((_delivery, _origin, ticket) => void tickets.push(ticket as string));
+    const now = Date.now();
+    const delivery: Delivery = { ...webhook(rx, 1), id, subject: null, test: false, extraHeaders: {}, status: 'pending', attempts: [], seriesStart: 0, nextAttemptAt: null, failureReason: null, createdAt: now, updatedAt: now };
+    await log.insert(delivery);
+    expect(await queue.enqueue(delivery, rx.origin, 0)).toBe(true);
+    await eventually(() => (tickets.length === 1 ? true : undefined), 'the entry taken');
+    return { client, queue, errors, handBacks, tickets, ticket: tickets[0] as string };
+  }
+
+  /** The stream holds `ticket` alone, not marked handed back, and pending with `consumer` (a hand-back sent on `client` before would have run by this round trip's reply). */
+  async function expectHeldBy(client: ReturnType<TestRedis['connect']>, key: string, ticket: string, consumer: string): Promise<void> {
+    await client.ping();
+    const entries = (await redis.client.xrange(key, '-', '+')) as Array<[string, string[]]>;
+    const owners = (await redis.client.xpending(key, DELIVERY_GROUP, '-', '+', 10)) as Array<[string, string]>;
+    expect([entries.map(([id, fields]) => [id, fields.includes('h')]), owners.map(([id, owner]) => [id, owner])]).toEqual([[[ticket, false]], [[ticket, consumer]]]);
+  }
+
   /** Polls `probe` every 5 ms (node:timers/promises, which fake timers leave real) until true, within 5 s. */
   async function realUntil(probe: () => boolean, what: string): Promise<void> {
     const deadline = Date.now() + 5000;
@@ -869,19 +895,8 @@ if (!hasRedisServer) {
     });
 
     it('a hand-back retry waiting when this consumer\'s own claim takes the entry back as idle is dropped: the entry being attempted here is not handed back (rev76g: it was, and the delivery could be sent twice at once)', async () => {
-      const keyPrefix = redis.newPrefix();
-      const rx = await receivers.start();
       // Claim idle time 300 ms: a hand-back refused is tried again 250 ms later, within it.
-      const { client, log, queue, errors } = await bareConsumer(keyPrefix, 'retrier', 10);
-      const handBacks = handBacksOn(client);
-      const tickets: string[] = [];
-      queue.start((_delivery, _origin, ticket) => void tickets.push(ticket as string));
-      const now = Date.now();
-      const delivery: Delivery = { ...webhook(rx, 1), id: 'whd_retried', subject: null, test: false, extraHeaders: {}, status: 'pending', attempts: [], seriesStart: 0, nextAttemptAt: null, failureReason: null, createdAt: now, updatedAt: now };
-      await log.insert(delivery);
-      expect(await queue.enqueue(delivery, rx.origin, 0)).toBe(true);
-      await eventually(() => (tickets.length === 1 ? true : undefined), 'the entry taken');
-      const ticket = tickets[0] as string;
+      const { client, queue, errors, handBacks, tickets, ticket } = await anEntryTaken('retrier', 'whd_retried');
       // The retry's timer is a fake one from here: it fires when the test says, never before the claim.
       vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
       try {
@@ -899,29 +914,14 @@ if (!hasRedisServer) {
       } finally {
         vi.useRealTimers();
       }
-      // A hand-back sent on the queue's connection would have run before this round trip's reply.
-      await client.ping();
-      const entries = (await redis.client.xrange(queue.key, '-', '+')) as Array<[string, string[]]>;
-      const owners = (await redis.client.xpending(queue.key, DELIVERY_GROUP, '-', '+', 10)) as Array<[string, string]>;
-      expect([entries.map(([id, fields]) => [id, fields.includes('h')]), owners.map(([id, owner]) => [id, owner])]).toEqual([[[ticket, false]], [[ticket, 'retrier']]]);
+      await expectHeldBy(client, queue.key, ticket, 'retrier');
       expect(errors).toEqual([`handing back delivery stream entry ${ticket} (tried again until Redis takes it, else taken over once idle): NOPERM this user has no permissions to run the hand-back script (the test)`]);
       await queue.stop();
       client.disconnect();
     });
 
     it('a hand-back whose refusal comes back after this consumer\'s own claim took the entry back is not tried again (rev76g)', async () => {
-      const keyPrefix = redis.newPrefix();
-      const rx = await receivers.start();
-      const { client, log, queue, errors } = await bareConsumer(keyPrefix, 'late', 10);
-      const handBacks = handBacksOn(client);
-      const tickets: string[] = [];
-      queue.start((_delivery, _origin, ticket) => void tickets.push(ticket as string));
-      const now = Date.now();
-      const delivery: Delivery = { ...webhook(rx, 1), id: 'whd_late', subject: null, test: false, extraHeaders: {}, status: 'pending', attempts: [], seriesStart: 0, nextAttemptAt: null, failureReason: null, createdAt: now, updatedAt: now };
-      await log.insert(delivery);
-      expect(await queue.enqueue(delivery, rx.origin, 0)).toBe(true);
-      await eventually(() => (tickets.length === 1 ? true : undefined), 'the entry taken');
-      const ticket = tickets[0] as string;
+      const { client, queue, errors, handBacks, tickets, ticket } = await anEntryTaken('late', 'whd_late');
       // The hand-back's refusal is held until this consumer's claim has taken the entry back.
       const refusal = Promise.withResolvers<void>();
       handBacks.refusalAfter = refusal.promise;
@@ -939,10 +939,7 @@ if (!hasRedisServer) {
       } finally {
         vi.useRealTimers();
       }
-      await client.ping();
-      const entries = (await redis.client.xrange(queue.key, '-', '+')) as Array<[string, string[]]>;
-      const owners = (await redis.client.xpending(queue.key, DELIVERY_GROUP, '-', '+', 10)) as Array<[string, string]>;
-      expect([entries.map(([id, fields]) => [id, fields.includes('h')]), owners.map(([id, owner]) => [id, owner])]).toEqual([[[ticket, false]], [[ticket, 'late']]]);
+      await expectHeldBy(client, queue.key, ticket, 'late');
       await queue.stop();
       client.disconnect();
     });
