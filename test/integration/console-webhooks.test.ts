@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Delivery, DeliveryStatus } from '../../src/core/deliveries.ts';
+import type { Delivery, DeliveryStatus, Subject } from '../../src/core/deliveries.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 
 /**
@@ -17,14 +17,14 @@ afterEach(async () => {
 const BASE = 'http://127.0.0.1:9';
 
 /** Logs a delivery as the dispatcher would have (nothing is sent: it is not queued). */
-async function logged(app: TestApp, path: string, status: DeliveryStatus): Promise<Delivery> {
+async function logged(app: TestApp, path: string, status: DeliveryStatus, subject: Subject = { kind: 'intent', id: app.app.core.ids('pay') }): Promise<Delivery> {
   const now = app.clock.now();
   const delivery: Delivery = {
     id: app.app.core.ids('whd'),
     eventId: app.app.core.ids('evt'),
     type: 'payment.approved',
     url: `${BASE}${path}`,
-    subject: { kind: 'intent', id: app.app.core.ids('pay') },
+    subject,
     test: false,
     body: '{}',
     extraHeaders: {},
@@ -115,6 +115,25 @@ describe('the Webhooks page over a long log', () => {
     expect(listed(failed)).toEqual(failedIds.slice(0, 100));
     expect(footer(failed)).toBe(`<p class="hint" id="deliveries-pages" tabindex="-1" data-shown="100">100 deliveries shown, newest first (filtered); 250 in the log. <a href="/console/webhooks?status=failed&amp;cursor=${failedIds[99]}" data-page="older">Older →</a></p>`);
     expect(listed(await webhooksPage(t, `?status=failed&cursor=${failedIds[99]}`))).toEqual(failedIds.slice(100));
+  });
+
+  it('links each delivery’s subject to a page that exists: a payment’s own page, and a FluxPay event (the delivery names no order) to its deliveries, as the FluxPay page’s outbox does (before 2026-12-07 a 404)', async () => {
+    t = await buildTestApp();
+    const ids = t.app.core.ids;
+    const subjects: Subject[] = [
+      { kind: 'intent', id: ids('pay') },
+      { kind: 'v2_payment', id: 'tx-1' },
+      { kind: 'booking', id: 'bk_1' },
+      { kind: 'fluxpay_event', id: ids('evt') },
+    ];
+    const made = [];
+    for (const subject of subjects) made.push(await logged(t, '/subjects', 'delivered', subject));
+    const body = await webhooksPage(t, '');
+    const links = made.map((d) => new RegExp(`<tr data-delivery="${d.id}">.*?<a href="([^"]*)">${d.subject?.id}</a>`, 's').exec(body)?.[1]);
+    const event = subjects[3]?.id as string;
+    expect(links).toEqual([`/console/payments/intent/${subjects[0]?.id}`, '/console/payments/v2/tx-1', '/console/payments/booking/bk_1', `/console/webhooks?subject=fluxpay_event%3A${event}`]);
+    // The FluxPay event's link lists that event's deliveries.
+    expect(listed(await webhooksPage(t, `?subject=fluxpay_event%3A${event}`))).toEqual([made[3]?.id]);
   });
 
   it('says a filter value it does not know is not applied, and shows it selected nowhere; status=all is every status', async () => {

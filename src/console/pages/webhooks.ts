@@ -128,14 +128,27 @@ function filtersForm(filters: Readonly<Record<string, string>>): Html {
 function deliveryRow(ctx: PageContext, d: Delivery, back: string): Html {
   const finished = d.status === 'delivered' || d.status === 'failed';
   const last = d.attempts.at(-1);
-  const subject = d.subject === null ? '' : d.subject.kind === 'intent' ? 'intent' : d.subject.kind === 'v2_payment' ? 'v2' : d.subject.kind;
   return html`<tr data-delivery="${d.id}"><td><code>${d.id}</code><br><code class="small">${d.type}</code>${d.test ? html` <span class="badge">test</span>` : ''}</td>
 <td class="url">${d.url}</td>
-<td>${d.subject === null ? '—' : html`<a href="/console/payments/${subject}/${encodeURIComponent(d.subject.id)}">${d.subject.id}</a>`}</td>
+<td>${d.subject === null ? '—' : html`<a href="${subjectHref(d.subject)}">${d.subject.id}</a>`}</td>
 <td>${deliveryStatus(d)}${d.failureReason === null ? '' : html`<br><small>${d.failureReason}</small>`}${d.nextAttemptAt === null ? '' : html`<br><small>next ${iso(d.nextAttemptAt)}</small>`}</td>
 <td>${last === undefined ? '—' : html`${last.statusCode ?? last.error ?? '—'} · ${Math.round(last.durationMs)} ms`}</td>
 <td><details><summary>${d.attempts.length} attempt${d.attempts.length === 1 ? '' : 's'}</summary>${attemptsTable(d)}</details></td>
 <td>${finished ? html`<form method="post" action="/console/webhooks/${encodeURIComponent(d.id)}/replay" class="inline">${csrfInput(ctx)}<input type="hidden" name="back" value="${back}"><button type="submit" aria-label="Replay ${d.id}">Replay</button></form>` : ''}</td></tr>`;
+}
+
+/** Where a delivery's subject leads: its payment's page; a FluxPay event (whose order the delivery does not name) to its own deliveries, as the FluxPay page's outbox links it. */
+function subjectHref(subject: Subject): string {
+  switch (subject.kind) {
+    case 'intent':
+      return `/console/payments/intent/${encodeURIComponent(subject.id)}`;
+    case 'v2_payment':
+      return `/console/payments/v2/${encodeURIComponent(subject.id)}`;
+    case 'booking':
+      return `/console/payments/booking/${encodeURIComponent(subject.id)}`;
+    default:
+      return `/console/webhooks${query({ subject: `${subject.kind}:${subject.id}` })}`;
+  }
 }
 
 /** The footer's id, which the skip link before the table points at. */
