@@ -343,12 +343,21 @@
     return false;
   };
 
-  /** Seats held show the minutes and seconds their hold has left, counting down between refreshes. */
+  /**
+   * Seats held show the minutes and seconds their hold has left, counting down between refreshes:
+   * on screen, in the cell's title and in the name a screen reader reads (`data-left`; before
+   * 2026-12-07 those two kept the time of the last refresh).
+   */
   const tick = () => {
     const now = Date.now();
     for (const el of document.querySelectorAll('[data-until]')) {
       const s = Math.max(0, Math.ceil((Number(el.dataset.until) - now) / 1000));
-      el.textContent = Math.floor(s / 60) + ':' + String(s % 60).padStart(2, '0');
+      const left = Math.floor(s / 60) + ':' + String(s % 60).padStart(2, '0');
+      el.textContent = left;
+      const cell = el.closest('td');
+      if (cell === null) continue;
+      for (const spoken of cell.querySelectorAll('[data-left]')) spoken.textContent = left;
+      cell.title = cell.title.replace(/\d+:\d{2} left$/, left + ' left');
     }
   };
 

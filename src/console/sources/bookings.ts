@@ -119,8 +119,11 @@ function seatMap(deps: BookingDeps, performance: Performance): Panel {
         ([label, rowSeats]) => html`<tr><th scope="row">${label}</th>${rowSeats.map((seat) => {
           const word = seat.status === 'locked' ? 'held' : seat.status;
           const left = seat.lockedUntil === null ? '' : timeLeft(seat.lockedUntil - now);
-          const name = `${seat.seatId} ${word}${seat.bookingId === null ? '' : ` by ${seat.bookingId}`}${left === '' ? '' : `, ${left} left`}`;
-          return html`<td class="seat seat-${word}" data-seat="${seat.seatId}" data-status="${word}" title="${name}"><span class="visually-hidden">${name}</span><span aria-hidden="true">${seat.status === 'locked' ? html`<span data-until="${String(seat.lockedUntil)}">${left}</span>` : seat.number}</span></td>`;
+          const who = `${seat.seatId} ${word}${seat.bookingId === null ? '' : ` by ${seat.bookingId}`}`;
+          const name = left === '' ? who : `${who}, ${left} left`;
+          // The time left counts down in the title and the name a screen reader reads too (console.js, `data-left`), not only on screen.
+          const spoken = left === '' ? who : html`${who}, <span data-left>${left}</span> left`;
+          return html`<td class="seat seat-${word}" data-seat="${seat.seatId}" data-status="${word}" title="${name}"><span class="visually-hidden">${spoken}</span><span aria-hidden="true">${seat.status === 'locked' ? html`<span data-until="${String(seat.lockedUntil)}">${left}</span>` : seat.number}</span></td>`;
         })}</tr>`,
       );
       return html`<p class="legend"><span class="seat-key seat-available" aria-hidden="true"></span> available ${counts.available}
