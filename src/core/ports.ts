@@ -43,6 +43,17 @@ export interface PageQuery {
 /** `key_lost`: an insert under an Idempotency-Key (`IdempotencyNote`) whose claim is no longer the key's: nothing written. */
 export type InsertOutcome = { ok: true } | { ok: false; reason: 'full' | 'key_lost' };
 
+/**
+ * What a store that listens for other processes' notices says of its subscription (with Redis:
+ * pub/sub, which an ACL can refuse).
+ */
+export interface ListeningTold {
+  /** Refused, with why (Redis' answer) and on which channel: no notice comes until allowed; told once until then. */
+  onRefused?: ((reason: string, channel: string) => void) | undefined;
+  /** Allowed after a refusal (the ACL mended): notices come again. */
+  onAllowed?: ((channel: string) => void) | undefined;
+}
+
 /** How full a bounded store is, for the `store fill` gauges. */
 export interface StoreStats {
   size: number;

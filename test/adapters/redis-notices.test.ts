@@ -1,9 +1,9 @@
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
-import { afterEach, describe, expect, it } from 'vitest';
-import { listenForNotices, sendNotice } from '../../src/adapters/redis/notices.ts';
-import { withRedisServer } from '../helpers/redis.ts';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { listenForNotices, REFUSED_RETRY_MS, sendNotice } from '../../src/adapters/redis/notices.ts';
+import { refusedInAclLog, withRedisServer } from '../helpers/redis.ts';
 
 /**
  * The replicas' change notices (src/adapters/redis/notices.ts) on a real redis-server: one
@@ -38,16 +38,6 @@ afterEach(() => {
   for (const stop of started.splice(0)) stop();
 });
 
-/** How many times Redis refused `channel` (its ACL LOG's entry for it counts them). */
-async function refusedInAclLog(admin: Redis, channel: string): Promise<number> {
-  for (const entry of (await admin.call('ACL', 'LOG')) as unknown[][]) {
-    const fields = new Map<unknown, unknown>();
-    for (let i = 0; i < entry.length; i += 2) fields.set(entry[i], entry[i + 1]);
-    if (fields.get('reason') === 'channel' && fields.get('object') === channel) return Number(fields.get('count'));
-  }
-  return 0;
-}
-
 /**
  * The subscribed connection `client`'s hub makes (it is the client's first `duplicate`), as it is
  * made, and the promise of each SUBSCRIBE the hub sends on it, by channel: its reply, on whichever
@@ -76,15 +66,43 @@ function watchedSubscriber(client: Redis) {
 function recorder() {
   const notices: string[] = [];
   const refusals: string[] = [];
+  const allowed: string[] = [];
   let resubscribed = 0;
   return {
     notices,
     refusals,
+    allowed,
     get resubscribed() {
       return resubscribed;
     },
-    listener: { onNotice: (message: string) => void notices.push(message), onResubscribed: () => void resubscribed++, onRefused: (reason: string, channel: string) => void refusals.push(`${channel} ${reason}`) },
+    listener: { onNotice: (message: string) => void notices.push(message), onResubscribed: () => void resubscribed++, onRefused: (reason: string, channel: string) => void refusals.push(`${channel} ${reason}`), onAllowed: (channel: string) => void allowed.push(channel) },
   };
+}
+
+/**
+ * On `client`: `<prefix>kept` listened on and subscribed; then `<prefix>gone` listened on while the
+ * connection is ready (its SUBSCRIBE sent at once) and the connection dropped in the same turn,
+ * before any reply can be read (ioredis keeps the SUBSCRIBE to send again on the next connection),
+ * and gone's listener stopped while the connection is made again, when no UNSUBSCRIBE can go.
+ * Answers both recorders, the subscribed connection and gone's SUBSCRIBE (its reply, on whichever
+ * connection it comes).
+ */
+async function goneWhileReconnecting(client: Redis, prefix: string) {
+  const seen = watchedSubscriber(client);
+  const kept = recorder();
+  listen(client, `${prefix}kept`, kept.listener);
+  await until(() => kept.resubscribed === 1, 'the first subscription');
+  const subscriber = seen.subscriber as Redis;
+  const gone = recorder();
+  const stopGone = listen(client, `${prefix}gone`, gone.listener);
+  expect([...seen.subscribes.keys()]).toEqual([`${prefix}kept`, `${prefix}gone`]);
+  const closed = once(subscriber, 'close');
+  subscriber.stream.destroy();
+  await closed;
+  // The connection is being made again (ioredis waits before it reconnects).
+  expect(subscriber.status).toBe('reconnecting');
+  stopGone();
+  return { kept, gone, subscriber, goneSubscribe: seen.subscribes.get(`${prefix}gone`) as Promise<unknown> };
 }
 
 withRedisServer('Redis change notices', (server) => {
@@ -178,28 +196,12 @@ withRedisServer('Redis change notices', (server) => {
 
     it('a channel whose last listener left while its SUBSCRIBE waited on a dropped connection is unsubscribed once ioredis has sent it again and Redis acknowledged it (rev76e: it stayed subscribed for nothing)', async () => {
       const { client, admin, prefix } = connected();
-      const seen = watchedSubscriber(client);
-      const kept = recorder();
-      listen(client, `${prefix}kept`, kept.listener);
-      await until(() => kept.resubscribed === 1, 'the first subscription');
-      const subscriber = seen.subscriber as Redis;
-      // Added while the connection is ready: its SUBSCRIBE is sent at once. The connection then
-      // drops in the same turn, before any reply can be read: the SUBSCRIBE is left unanswered, and
-      // ioredis keeps it to send again on the next connection.
-      const gone = recorder();
-      const stopGone = listen(client, `${prefix}gone`, gone.listener);
-      expect([...seen.subscribes.keys()]).toEqual([`${prefix}kept`, `${prefix}gone`]);
-      const closed = once(subscriber, 'close');
-      subscriber.stream.destroy();
-      await closed;
-      // The connection is being made again (ioredis waits before it reconnects): no UNSUBSCRIBE can go.
-      expect(subscriber.status).toBe('reconnecting');
-      stopGone();
+      const { kept, gone, subscriber, goneSubscribe } = await goneWhileReconnecting(client, prefix);
       // Sent again on the new connection (by ioredis, before its 'ready' event, on which the hub
       // subscribes the kept channel), and acknowledged there: 1 channel subscribed. The hub's own
       // handler of that reply ran first (it was attached when the SUBSCRIBE was sent), and sent its
       // UNSUBSCRIBE then.
-      await expect(seen.subscribes.get(`${prefix}gone`)).resolves.toBe(1);
+      await expect(goneSubscribe).resolves.toBe(1);
       await until(() => kept.resubscribed === 2, 'the kept channel subscribed again');
       // A round trip on the subscribed connection itself, after both: Redis has handled what was sent on it before.
       await subscriber.ping();
@@ -260,12 +262,62 @@ withRedisServer('Redis change notices', (server) => {
       await admin.acl('SETUSER', user, `&${prefix}*`);
       await admin.call('CLIENT', 'KILL', 'USER', user, 'SKIPME', 'yes');
       await until(() => listening.resubscribed === 1, 'the channel subscribed once allowed');
+      expect(listening.allowed).toEqual([`${prefix}ch`]);
       expect(await sendNotice(client, `${prefix}ch`, 'allowed now')).toBe('echoed');
       // Refused again: told again.
       await admin.acl('SETUSER', user, 'resetchannels');
       await admin.call('CLIENT', 'KILL', 'USER', user, 'SKIPME', 'yes');
       await until(() => listening.refusals.length === 2, 'the second refusal told');
       expect([listening.notices, listening.resubscribed]).toEqual([['allowed now'], 1]);
+    });
+
+    it('a channel refused is subscribed again every REFUSED_RETRY_MS: an ACL that allows it since takes effect without a reconnect (rev77a: notices stayed off until one), and its listeners are told', async () => {
+      const redis = server();
+      const { admin, prefix } = connected();
+      const user = `retried${Date.now()}`;
+      await admin.acl('SETUSER', user, 'on', `>${user}-pass`, '~*', 'resetchannels', '+@all');
+      // The retry's timer is a fake one: it fires when the test says (the connections make none meanwhile).
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+      try {
+        const client = redis.connect(redis.url.replace('redis://', `redis://${user}:${user}-pass@`));
+        const listening = recorder();
+        listen(client, `${prefix}ch`, listening.listener);
+        await until(() => listening.refusals.length === 1, 'the refusal told');
+        // Tried again, still refused: counted by Redis, not told again.
+        vi.advanceTimersByTime(REFUSED_RETRY_MS);
+        await until(async () => (await refusedInAclLog(admin, `${prefix}ch`)) === 2, 'the second try refused');
+        await admin.acl('SETUSER', user, `&${prefix}*`);
+        vi.advanceTimersByTime(REFUSED_RETRY_MS - 1);
+        await sleep(100);
+        expect([listening.resubscribed, listening.allowed]).toEqual([0, []]);
+        vi.advanceTimersByTime(1);
+        await until(() => listening.resubscribed === 1, 'the channel subscribed once allowed, with no reconnect');
+        expect([listening.refusals.length, listening.allowed]).toEqual([1, [`${prefix}ch`]]);
+        expect(await sendNotice(client, `${prefix}ch`, 'allowed now')).toBe('echoed');
+        await until(() => listening.notices.length === 1, 'the notice');
+        // Subscribed: no try is due any more.
+        expect(vi.getTimerCount()).toBe(0);
+      } finally {
+        vi.useRealTimers();
+      }
+    });
+
+    it('a refusal that comes back once the channel’s last listener has left is not kept: the channel listened on again is told its own refusal (rev77a: it never was)', async () => {
+      const redis = server();
+      const { admin, prefix } = connected();
+      const user = `leftrefused${Date.now()}`;
+      await admin.acl('SETUSER', user, 'on', `>${user}-pass`, '~*', 'resetchannels', `&${prefix}kept`, '+@all');
+      const client = redis.connect(redis.url.replace('redis://', `redis://${user}:${user}-pass@`));
+      // ioredis sends gone's SUBSCRIBE again on the next connection, where Redis refuses it, after its listener has left.
+      const { kept, gone, goneSubscribe } = await goneWhileReconnecting(client, prefix);
+      await expect(goneSubscribe).rejects.toThrow(/^NOPERM/);
+      await until(() => kept.resubscribed === 2, 'the kept channel subscribed again');
+      expect(gone.refusals).toEqual([]);
+      // Listened on again: refused, and told.
+      const again = recorder();
+      listen(client, `${prefix}gone`, again.listener);
+      await until(() => again.refusals.length === 1, 'the refusal of the channel listened on again');
+      expect(again.refusals).toEqual([expect.stringMatching(new RegExp(`^${prefix}gone NOPERM`))]);
     });
   });
 });

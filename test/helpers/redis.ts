@@ -13,6 +13,16 @@ export type { RedisServerOptions } from './redis-server.ts';
 
 export { hasRedisServer, REDIS_SERVER_MISSING } from './redis-server.ts';
 
+/** How many times Redis refused `channel` to a subscriber (its ACL LOG's entry for the channel counts them; Redis merges like entries). */
+export async function refusedInAclLog(admin: Redis, channel: string): Promise<number> {
+  for (const entry of (await admin.call('ACL', 'LOG')) as unknown[][]) {
+    const fields = new Map<unknown, unknown>();
+    for (let i = 0; i < entry.length; i += 2) fields.set(entry[i], entry[i + 1]);
+    if (fields.get('reason') === 'channel' && fields.get('object') === channel) return Number(fields.get('count'));
+  }
+  return 0;
+}
+
 /**
  * True when redis-server is installed; otherwise declares, under `what`, one test saying it is
  * missing (skipped locally, failing in CI), and the caller declares none of its own.

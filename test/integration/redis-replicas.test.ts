@@ -13,7 +13,7 @@ import { LOADED, LOADING_SEEN, redisLoading } from '../../src/adapters/redis/con
 import { SHARED_RULES_REFRESH_MS } from '../../src/plugins/app/faults.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
-import { redisServerOrSkip, startRedis, type TestRedis } from '../helpers/redis.ts';
+import { redisServerOrSkip, refusedInAclLog, startRedis, type TestRedis } from '../helpers/redis.ts';
 import { v2Body } from '../helpers/v2.ts';
 import { startReceiver, type Receiver } from '../helpers/receiver.ts';
 import { LOOK_AFTER_DUE_MS } from '../../src/dialects/payment-server-v2/waits.ts';
@@ -879,7 +879,7 @@ if (redisServerOrSkip('replicas on Redis')) {
       expect(refused(await createIntent(a, body))).toEqual([200, undefined]);
     });
 
-    it('with the notices refused (an ACL without channels) each replica says so once, in Redis\' words: one line for the namespace resets, one for each namespace\'s fault rules, not again at a reconnect; the app serves as before', async () => {
+    it('with the notices refused (an ACL without channels) each replica says so once, in Redis\' words: one line for the namespace resets, one for each namespace\'s fault rules, not again at a reconnect; the app serves as before; once allowed, each says so at info', async () => {
       const logs: Array<Record<string, unknown>> = [];
       const prefix = redis.newPrefix();
       const a = await buildTestApp({ STORE: 'redis', REDIS_URL: await noticesRefused(), REDIS_KEY_PREFIX: prefix }, { clockStart: START, logs });
@@ -894,12 +894,24 @@ if (redisServerOrSkip('replicas on Redis')) {
         ['warn', undefined, `${prefix}namespaces:reset`, 'NOPERM', "Redis refused this replica's subscription to namespace reset notices"],
         ['warn', 'ci-refused', `${prefix}ns:ci-refused:faults:changed`, 'NOPERM', "Redis refused this replica's subscription to fault-rule change notices"],
       ]);
-      // Its subscribed connection made again (refused again): nothing more said.
-      const before = await redis.client.call('ACL', 'LOG');
+      // Its subscribed connection made again (each channel refused again, as Redis counts): nothing more said.
+      const channels = [`${prefix}faults:changed`, `${prefix}namespaces:reset`, `${prefix}ns:ci-refused:faults:changed`];
+      const refusals = async (): Promise<number[]> => Promise.all(channels.map((channel) => refusedInAclLog(redis.client, channel)));
+      const before = await refusals();
       await redis.client.call('CLIENT', 'KILL', 'USER', 'rules-nochannels');
-      await eventually(async () => (JSON.stringify(await redis.client.call('ACL', 'LOG')) !== JSON.stringify(before) ? true : undefined), 'the subscriptions refused again');
+      await eventually(async () => ((await refusals()).every((n, i) => n > (before[i] as number)) ? true : undefined), 'the subscriptions refused again');
       expect((await createIntent(a, { reservation_id: 'res_refused_after', amount: 100 }, ns)).statusCode).toBe(200);
       expect(refusedLines()).toHaveLength(3);
+      // Allowed (and the connection made again, rather than waiting for the next try): each says so, at info.
+      await redis.client.acl('SETUSER', 'rules-nochannels', `&${prefix}*`);
+      try {
+        await redis.client.call('CLIENT', 'KILL', 'USER', 'rules-nochannels');
+        const allowedLines = () => logs.filter((line) => String(line.msg).startsWith('Redis lets this replica subscribe'));
+        await eventually(async () => (allowedLines().length === 3 ? true : undefined), 'three lines saying the notices are on');
+        expect(allowedLines().map((line) => [line.level, line.channel]).sort((x, y) => String(x[1]).localeCompare(String(y[1])))).toEqual(channels.map((channel) => ['info', channel]));
+      } finally {
+        await redis.client.acl('SETUSER', 'rules-nochannels', 'resetchannels');
+      }
     });
 
     it('a rule deleted on B (one, or all of them) leaves A\'s /metrics as soon as A reads the shared revision again, at its next scrape a refresh later with no request in between (notices refused)', async () => {

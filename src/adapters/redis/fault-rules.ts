@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { FaultRule, StoredFaultRule } from '../../core/faults/model.ts';
 import type { ClaimOutcome, CreateRuleOutcome, DeclareRulesOutcome, FaultRuleStore, RuleCounters } from '../../core/faults/ports.ts';
-import type { StoreStats } from '../../core/ports.ts';
+import type { ListeningTold, StoreStats } from '../../core/ports.ts';
 import { fieldsOf, keepingReply } from './lua.ts';
 import { callToken, defineScript, type Script } from './connection.ts';
 import { listenForNotices, sendNotice } from './notices.ts';
@@ -288,8 +288,8 @@ export class RedisFaultRuleStore implements FaultRuleStore {
     return deleted;
   }
 
-  listen(onChange: (namespace?: string) => void, onRefused?: (reason: string, channel: string) => void): () => void {
-    return listenForNotices(this.#client, this.#channel, { onNotice: onChange, onResubscribed: () => onChange(), onRefused });
+  listen(onChange: (namespace?: string) => void, told: ListeningTold = {}): () => void {
+    return listenForNotices(this.#client, this.#channel, { onNotice: onChange, onResubscribed: () => onChange(), ...told });
   }
 
   /** Tells the other replicas (a call of its own, after the change's script: one that fails, refused by an ACL or Redis gone, fails nothing). */

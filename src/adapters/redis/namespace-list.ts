@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import type { ListeningTold } from '../../core/ports.ts';
 import { defineScript, type Script } from './connection.ts';
 import { listenForNotices, sendNotice } from './notices.ts';
 import { storeCall } from './unavailable.ts';
@@ -122,13 +123,13 @@ export class RedisNamespaceList {
   /**
    * Calls `onReset` with the name of each namespace a replica begins to reset, on the process's
    * subscribed connection (a subscribed connection serves nothing else), subscribed again at each reconnect. A
-   * message missed meanwhile, or a subscription refused (an ACL without channels: `onRefused` hears
-   * why, once until it is subscribed), is made up for by the caller's periodic read of the list.
-   * Answers how to stop listening.
+   * message missed meanwhile, or a subscription refused (an ACL without channels: `told.onRefused`
+   * hears why, once until it is subscribed, and `told.onAllowed` when it is), is made up for by the
+   * caller's periodic read of the list. Answers how to stop listening.
    */
-  listen(onReset: (namespace: string) => void, onRefused?: (reason: string, channel: string) => void): () => void {
+  listen(onReset: (namespace: string) => void, told: ListeningTold = {}): () => void {
     // The process's one subscribed connection, shared with the fault rules' notices (notices.ts).
-    return listenForNotices(this.#client, this.#channel, { onNotice: onReset, onResubscribed: () => undefined, onRefused });
+    return listenForNotices(this.#client, this.#channel, { onNotice: onReset, onResubscribed: () => undefined, ...told });
   }
 
   /** The reset under `token` ends (its mark goes). */

@@ -24,11 +24,24 @@ export interface NoticeListener {
   /** The connection was (re)subscribed: notices sent meanwhile were lost. Also at the first subscription. */
   onResubscribed: () => void;
   /**
-   * Redis refused to subscribe the channel (`NOPERM`: an ACL without it), with its answer: no
-   * notice will come until a subscription succeeds. Told once until then, not at every reconnect.
+   * Redis refused to subscribe the channel (`NOPERM`: an ACL without it, or without `@pubsub`),
+   * with its answer: no notice will come until a subscription succeeds, which is tried again every
+   * REFUSED_RETRY_MS (an ACL mended takes effect without a reconnect). Told once until then, not
+   * at every reconnect or try.
    */
-  onRefused?: (reason: string, channel: string) => void;
+  onRefused?: ((reason: string, channel: string) => void) | undefined;
+  /** A channel Redis had refused is subscribed now (its `onResubscribed` follows). */
+  onAllowed?: ((channel: string) => void) | undefined;
 }
+
+/** How often the channels Redis refused are subscribed again, while they have listeners. */
+export const REFUSED_RETRY_MS = 10_000;
+
+/**
+ * How a refused subscription is mended, for the warnings of the listeners' callers: the Redis user
+ * needs `@pubsub` and the channels under the key prefix (their lines name the channel refused).
+ */
+export const NOTICES_ACL_HINT = `give the Redis user @pubsub and the channels under REDIS_KEY_PREFIX (ACL +@pubsub &<REDIS_KEY_PREFIX>*); it is tried again every ${REFUSED_RETRY_MS / 1000} s`;
 
 /**
  * How long a notice's sender waits at most for its own notice to come back on its subscribed
@@ -44,6 +57,8 @@ class NoticeHub {
   readonly #subscribed = new Set<string>();
   /** The channels whose last SUBSCRIBE Redis refused, their listeners told (`onRefused`). */
   readonly #refused = new Set<string>();
+  /** The next try of the refused channels (REFUSED_RETRY_MS), while there are any. */
+  #retry: NodeJS.Timeout | undefined;
   /** Senders waiting for their notice to come back, by channel, in the order they sent. */
   readonly #echoes = new Map<string, Array<{ message: string; done: () => void }>>();
 
@@ -68,6 +83,8 @@ class NoticeHub {
       this.#listeners.delete(channel);
       this.#refused.delete(channel);
       if (this.#listeners.size === 0) {
+        clearTimeout(this.#retry);
+        this.#retry = undefined;
         this.#subscriber?.disconnect();
         this.#subscriber = undefined;
         this.#subscribed.clear();
@@ -152,16 +169,37 @@ class NoticeHub {
           return;
         }
         this.#subscribed.add(channel);
-        this.#refused.delete(channel);
-        for (const listener of this.#listeners.get(channel) ?? []) listener.onResubscribed();
+        const allowed = this.#refused.delete(channel);
+        for (const listener of this.#listeners.get(channel) ?? []) {
+          if (allowed) listener.onAllowed?.(channel);
+          listener.onResubscribed();
+        }
       },
       (error: unknown) => {
-        // Refused by Redis (an answer, not the connection lost: that one is subscribed again at the next 'ready').
-        if (!(error instanceof Error) || error.name !== 'ReplyError' || this.#refused.has(channel)) return;
+        // Refused by Redis (an answer, not the connection lost: that one is subscribed again at the
+        // next 'ready'), for a channel still listened on, on the connection in use (rev77a: one
+        // whose last listener had left was kept as refused, and never told when listened on again).
+        if (!(error instanceof Error) || error.name !== 'ReplyError' || !this.#listeners.has(channel) || this.#subscriber !== subscriber) return;
+        this.#retryRefused();
+        if (this.#refused.has(channel)) return;
         this.#refused.add(channel);
         for (const listener of this.#listeners.get(channel) ?? []) listener.onRefused?.(error.message, channel);
       },
     );
+  }
+
+  /**
+   * Subscribes the refused channels again REFUSED_RETRY_MS from now (once for all of them): an ACL
+   * that allows them since takes effect without a reconnect (rev77a: notices stayed off until one).
+   * A connection not ready then subscribes every channel at its 'ready'.
+   */
+  #retryRefused(): void {
+    if (this.#retry !== undefined) return;
+    this.#retry = setTimeout(() => {
+      this.#retry = undefined;
+      if (this.#subscriber?.status !== 'ready') return;
+      for (const channel of this.#refused) if (this.#listeners.has(channel)) this.#subscribe(channel);
+    }, REFUSED_RETRY_MS).unref();
   }
 
 }

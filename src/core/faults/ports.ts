@@ -1,4 +1,4 @@
-import type { StoreStats } from '../ports.ts';
+import type { ListeningTold, StoreStats } from '../ports.ts';
 import type { FaultRule, StoredFaultRule } from './model.ts';
 
 /**
@@ -56,10 +56,11 @@ export interface FaultRuleStore {
    * With a store shared by several processes: calls `onChange` with a namespace as soon as another
    * process has changed its rules (create, enable, delete), or with none when changes may have gone
    * untold (the notices' connection was down). A hint that the revision should be read now rather
-   * than at the next refresh; it may never come, so the refresh stays. `onRefused` hears why (and on
-   * which channel), when the store cannot listen (a Redis user without the channel), once until it can. Answers how to stop.
+   * than at the next refresh; it may never come, so the refresh stays. `told.onRefused` hears why
+   * (and on which channel) when the store cannot listen (a Redis user without the channel), once
+   * until it can, and `told.onAllowed` when it can again. Answers how to stop.
    */
-  listen?(onChange: (namespace?: string) => void, onRefused?: (reason: string, channel: string) => void): () => void;
+  listen?(onChange: (namespace?: string) => void, told?: ListeningTold): () => void;
   /** Rules held across every namespace, and the most the store holds. */
   stats(): Promise<StoreStats>;
 }
