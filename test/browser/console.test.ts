@@ -593,6 +593,22 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
     await page.close();
   }, TIMEOUT);
 
+  it('keeps a delivery’s Replay on the screen at 1280 px when its attempts are opened: they scroll within their cell (h77c: the opened table pushed it off)', async () => {
+    const url = 'http://127.0.0.1:9/a/rather/long/path/for/a/receiver/that/is/not/listening/at/all?tenant=acme-corporation';
+    const made = await api('POST', '/v1/sim/intent', { reservation_id: 'R-wide-attempts', amount: 100, scenario: 'fail', webhook_url: url });
+    const id = (made.json as { payment_intent_id: string }).payment_intent_id;
+    const page = await newPage();
+    await page.goto(`${served.origin}/console/webhooks?status=&target=${encodeURIComponent(url)}&subject=`);
+    const row = page.locator('table.deliveries tbody tr').filter({ hasText: id });
+    await expect.poll(async () => { await page.reload(); return row.locator('[data-status="failed"]').count(); }, { timeout: 5000 }).toBe(1);
+    await row.getByText(/^\d+ attempts?$/).click();
+    expect(await row.locator('.attempts tbody tr td').last().innerText()).toMatch(/ECONNREFUSED/);
+    const replay = row.getByRole('button', { name: /^Replay whd_/ });
+    const box = await replay.boundingBox();
+    expect((box?.x ?? Infinity) + (box?.width ?? 0)).toBeLessThanOrEqual(await page.evaluate<number>('document.documentElement.clientWidth'));
+    await page.close();
+  }, TIMEOUT);
+
   it('re-enables a URL disabled by a 410 and sends a test webhook from the form', async () => {
     receiver.respond((r) => (r.url === '/gone' ? { status: 410 } : { status: 200 }));
     const made = await api('POST', '/v1/sim/intent', { reservation_id: 'R-gone', amount: 700, scenario: 'fail', webhook_url: receiver.url('/gone') });
@@ -791,6 +807,17 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
     await page.setViewportSize({ width: 1400, height: 900 });
     expect(await page.locator('#fluxpay-billing .scroll').evaluate((e) => [e.scrollWidth <= e.clientWidth, e.getBoundingClientRect().width > 1000])).toEqual([true, true]);
     await page.setViewportSize({ width: 1280, height: 800 });
+    // At 1280×800 every table of the page shows whole, a subscriber's long URL included: the outbox,
+    // the webhook subscriptions and the waiting rooms take rows of their own (h77c: beside other
+    // panels, Status, Occurred, Published, Events and Next admission were behind scrollbars).
+    const subscriber = await fp('/api/v1/webhook-subscriptions', { url: 'http://127.0.0.1:9/a/rather/long/path/for/the/receiver/of/fluxpay/events?tenant=acme-corporation', events: ['payment.approved', 'payment.failed', 'order.cancelled'] });
+    // (No event tells the page of a new subscription: it is read again.)
+    await page.reload();
+    await page.locator(`#fluxpay-subscriptions tr[data-subscription="${String(subscriber.subscriptionId)}"]`).waitFor({ timeout: 5000 });
+    const overflowing = "[...document.querySelectorAll('main .scroll')].filter((e) => e.scrollWidth > e.clientWidth + 1).map((e) => e.parentElement.closest('[id]').id)";
+    expect(await page.evaluate<string[]>(overflowing)).toEqual([]);
+    // Gone again, so that no later test's events are sent to it.
+    expect((await api('DELETE', `/api/v1/webhook-subscriptions/${String(subscriber.subscriptionId)}`)).status).toBe(200);
     await page.screenshot({ path: new URL('console-fluxpay.png', DOCS).pathname, fullPage: true });
     expect(await axe(page)).toEqual([]);
     await page.close();

@@ -341,7 +341,7 @@ describe('the FluxPay page', () => {
     const typed = resultOf(await fpPost(t, '/api/v1/webhook-subscriptions', { url: 'http://127.0.0.1:9/credits?a=1&b=2', events: ['credit.charged', 'credit.deducted'] }));
     const every = resultOf(await fpPost(t, '/api/v1/webhook-subscriptions', { url: 'http://127.0.0.1:9/all', events: [] }));
     const link = (url: string, shown: string) => `<a href="/console/webhooks?target=${encodeURIComponent(url)}"><code>${shown}</code></a>`;
-    const row = (sub: Json, url: string, events: string) => `<tr data-subscription="${sub.subscriptionId}"><td><code>${sub.subscriptionId}</code></td><td>${url}</td><td>${events}</td><td>${sub.createdAt}</td></tr>`;
+    const row = (sub: Json, url: string, events: string) => `<tr data-subscription="${sub.subscriptionId}"><td><code>${sub.subscriptionId}</code></td><td class="url">${url}</td><td>${events}</td><td>${sub.createdAt}</td></tr>`;
     const table = (rows: string) =>
       `<div class="scroll" tabindex="0"><table><thead><tr><th scope="col">Subscription</th><th scope="col">URL</th><th scope="col">Events</th><th scope="col">Created</th></tr></thead><tbody>${rows}</tbody></table></div>`;
     const fallback = `<p class="figures">FLUXPAY_WEBHOOK_URL: ${link('http://127.0.0.1:9/default', 'http://127.0.0.1:9/default')}</p>`;
@@ -488,6 +488,6 @@ describe('the waiting rooms on the FluxPay page', () => {
 
     // On the page, in a region refreshed with the FluxPay topic.
     const page = (await t.app.inject({ method: 'GET', url: '/console/fluxpay' })).body;
-    expect(page).toContain('<section class="card panel" aria-labelledby="fluxpay-waiting-rooms-h"><h2 id="fluxpay-waiting-rooms-h">Waiting rooms</h2><div id="fluxpay-waiting-rooms" data-topics="fluxpay">' + rows({ queue: 0, admitted: 3, next: '—' }) + '</div></section>');
+    expect(page).toContain('<section class="card panel wide" aria-labelledby="fluxpay-waiting-rooms-h"><h2 id="fluxpay-waiting-rooms-h">Waiting rooms</h2><div id="fluxpay-waiting-rooms" data-topics="fluxpay">' + rows({ queue: 0, admitted: 3, next: '—' }) + '</div></section>');
   });
 });

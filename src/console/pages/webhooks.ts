@@ -130,7 +130,7 @@ function deliveryRow(ctx: PageContext, d: Delivery, back: string): Html {
   const last = d.attempts.at(-1);
   return html`<tr data-delivery="${d.id}"><td><code>${d.id}</code><br><code class="small">${d.type}</code>${d.test ? html` <span class="badge">test</span>` : ''}</td>
 <td class="url">${d.url}</td>
-<td>${d.subject === null ? '—' : html`<a href="${subjectHref(d.subject)}">${d.subject.id}</a>`}</td>
+<td class="ref">${d.subject === null ? '—' : html`<a href="${subjectHref(d.subject)}">${d.subject.id}</a>`}</td>
 <td>${deliveryStatus(d)}${d.failureReason === null ? '' : html`<br><small>${d.failureReason}</small>`}${d.nextAttemptAt === null ? '' : html`<br><small>next ${iso(d.nextAttemptAt)}</small>`}</td>
 <td>${last === undefined ? '—' : html`${last.statusCode ?? last.error ?? '—'} · ${Math.round(last.durationMs)} ms`}</td>
 <td><details><summary>${d.attempts.length} attempt${d.attempts.length === 1 ? '' : 's'}</summary>${attemptsTable(d)}</details></td>

@@ -214,6 +214,8 @@ function outbox(deps: FluxPayConsoleDeps): Panel {
   return {
     id: 'fluxpay-outbox',
     title: 'Outbox',
+    // Seven columns: beside another panel, Status, Occurred and Published were behind a scrollbar at 1280 px (h77c).
+    wide: true,
     async render(q = {}) {
       const invalid: string[] = [];
       // Upper or lower case, as GET /api/v1/outbox takes it (status=pending, not Pending); a refusal names what was given.
@@ -235,7 +237,7 @@ function outbox(deps: FluxPayConsoleDeps): Panel {
       const next = cursor === undefined && page.nextCursor === null ? html`` : html`<p>${first}${cursor !== undefined && page.nextCursor !== null ? ' · ' : ''}${older}</p>`;
       return html`${figures}${filters}<div class="scroll" tabindex="0"><table><thead><tr><th scope="col">#</th><th scope="col">Event</th><th scope="col">Type</th><th scope="col">Aggregate</th><th scope="col">Status</th><th scope="col">Occurred</th><th scope="col">Published</th></tr></thead><tbody>${page.data.map(
         (e) =>
-          html`<tr data-event="${e.eventId}"><td class="num">${e.sequence}</td><td><a href="/console/webhooks${query({ subject: `${FLUXPAY_SUBJECT_KIND}:${e.eventId}` })}"><code>${e.eventId}</code></a></td><td>${e.eventType}</td><td>${e.aggregate}</td><td><span class="badge badge-${e.status === 'PUBLISHED' ? 'completed' : 'pending'}" data-status="${e.status}">${e.status}</span></td><td>${iso(e.occurredAt)}</td><td>${iso(e.publishedAt) || '—'}</td></tr>`,
+          html`<tr data-event="${e.eventId}"><td class="num">${e.sequence}</td><td><a href="/console/webhooks${query({ subject: `${FLUXPAY_SUBJECT_KIND}:${e.eventId}` })}"><code>${e.eventId}</code></a></td><td>${e.eventType}</td><td class="ref">${e.aggregate}</td><td><span class="badge badge-${e.status === 'PUBLISHED' ? 'completed' : 'pending'}" data-status="${e.status}">${e.status}</span></td><td>${iso(e.occurredAt)}</td><td>${iso(e.publishedAt) || '—'}</td></tr>`,
       )}</tbody></table></div>${next}`;
     },
   };
@@ -249,13 +251,15 @@ function subscriptions(deps: FluxPayConsoleDeps): Panel {
   return {
     id: 'fluxpay-subscriptions',
     title: 'Webhook subscriptions',
+    // Its URLs and event lists: beside another panel, Events and Created were behind a scrollbar at 1280 px (h77c).
+    wide: true,
     async render() {
       const subs = await deps.service.listSubscriptions();
       const target = (url: string): Html => html`<a href="/console/webhooks${query({ target: url })}"><code>${url}</code></a>`;
       const fallback = html`<p class="figures">FLUXPAY_WEBHOOK_URL: ${deps.defaultWebhookUrl === undefined ? raw('— (not set)') : target(deps.defaultWebhookUrl)}</p>`;
       if (subs.length === 0) return html`${fallback}<p>No webhook subscriptions.</p>`;
       return html`${fallback}<div class="scroll" tabindex="0"><table><thead><tr><th scope="col">Subscription</th><th scope="col">URL</th><th scope="col">Events</th><th scope="col">Created</th></tr></thead><tbody>${subs.map(
-        (sub) => html`<tr data-subscription="${sub.subscriptionId}"><td><code>${sub.subscriptionId}</code></td><td>${target(sub.url)}</td><td>${sub.events.length === 0 ? 'every type' : sub.events.join(', ')}</td><td>${iso(sub.createdAt)}</td></tr>`,
+        (sub) => html`<tr data-subscription="${sub.subscriptionId}"><td><code>${sub.subscriptionId}</code></td><td class="url">${target(sub.url)}</td><td>${sub.events.length === 0 ? 'every type' : sub.events.join(', ')}</td><td>${iso(sub.createdAt)}</td></tr>`,
       )}</tbody></table></div>`;
     },
   };

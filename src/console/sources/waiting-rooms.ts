@@ -34,6 +34,8 @@ export function waitingRoomsPanel(rooms: WaitingRoomService): Panel {
   return {
     id: 'fluxpay-waiting-rooms',
     title: 'Waiting rooms',
+    // Beside another panel its Next admission column was cut at 1280 px (h77c).
+    wide: true,
     async render() {
       const all = (await rooms.list()).sort((a, b) => (a.roomId < b.roomId ? -1 : a.roomId > b.roomId ? 1 : 0));
       if (all.length === 0) return html`<p>No waiting rooms. Create one with <code>PUT /api/v1/waiting-rooms/{roomId}</code> or the billing policy’s <code>waitingRooms</code>.</p>`;
