@@ -302,6 +302,28 @@ withRedisServer('Redis change notices', (server) => {
       }
     });
 
+    it('a channel listened on again right after its connection closed with its last listener is told it is subscribed once, by the new connection (rev77b: the closed one’s late reply told it too, before it was subscribed)', async () => {
+      const { client, admin, prefix } = connected();
+      const first = recorder();
+      const stopFirst = listen(client, `${prefix}b`, first.listener);
+      await until(() => first.resubscribed === 1, 'the first subscription');
+      // In one turn: a channel's SUBSCRIBE sent, then every listener gone (the connection closes,
+      // its SUBSCRIBE still answered), and the channel listened on again (a new connection).
+      const old = recorder();
+      const stopOld = listen(client, `${prefix}a`, old.listener);
+      stopFirst();
+      stopOld();
+      const again = recorder();
+      listen(client, `${prefix}a`, again.listener);
+      await until(() => again.resubscribed === 1, 'the channel subscribed on the new connection');
+      await until(async () => (await subscribers(admin)) === 1, 'the old connection gone');
+      // A round trip on a client after both: the closed connection's reply had come long before.
+      await admin.ping();
+      await sleep(100);
+      expect([again.resubscribed, old.resubscribed]).toEqual([1, 0]);
+      expect(await admin.pubsub('CHANNELS', `${prefix}*`)).toEqual([`${prefix}a`]);
+    });
+
     it('a refusal that comes back once the channel’s last listener has left is not kept: the channel listened on again is told its own refusal (rev77a: it never was)', async () => {
       const redis = server();
       const { admin, prefix } = connected();

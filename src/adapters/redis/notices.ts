@@ -146,7 +146,9 @@ class NoticeHub {
       for (const channel of this.#listeners.keys()) this.#subscribe(channel);
     });
     // Not subscribed from now until the next 'ready' has subscribed again.
-    subscriber.on('close', () => this.#subscribed.clear());
+    subscriber.on('close', () => {
+      if (this.#subscriber === subscriber) this.#subscribed.clear();
+    });
     return subscriber;
   }
 
@@ -168,6 +170,10 @@ class NoticeHub {
           if (this.#subscriber === subscriber) void subscriber.unsubscribe(channel).catch(() => undefined);
           return;
         }
+        // Answered on a connection no longer in use (closed with its last listener, the channel
+        // listened on again since, on a new one): that one's own SUBSCRIBE tells (rev77b: its
+        // listener was told twice, once before it was subscribed).
+        if (this.#subscriber !== subscriber) return;
         this.#subscribed.add(channel);
         const allowed = this.#refused.delete(channel);
         for (const listener of this.#listeners.get(channel) ?? []) {

@@ -133,8 +133,8 @@ function deliveryRow(ctx: PageContext, d: Delivery, back: string): Html {
 <td class="ref">${d.subject === null ? '—' : html`<a href="${subjectHref(d.subject)}">${d.subject.id}</a>`}</td>
 <td>${deliveryStatus(d)}${d.failureReason === null ? '' : html`<br><small>${d.failureReason}</small>`}${d.nextAttemptAt === null ? '' : html`<br><small>next ${iso(d.nextAttemptAt)}</small>`}</td>
 <td>${last === undefined ? '—' : html`${last.statusCode ?? last.error ?? '—'} · ${Math.round(last.durationMs)} ms`}</td>
-<td><details><summary>${d.attempts.length} attempt${d.attempts.length === 1 ? '' : 's'}</summary>${attemptsTable(d)}</details></td>
-<td>${finished ? html`<form method="post" action="/console/webhooks/${encodeURIComponent(d.id)}/replay" class="inline">${csrfInput(ctx)}<input type="hidden" name="back" value="${back}"><button type="submit" aria-label="Replay ${d.id}">Replay</button></form>` : ''}</td></tr>`;
+<td>${finished ? html`<form method="post" action="/console/webhooks/${encodeURIComponent(d.id)}/replay" class="inline">${csrfInput(ctx)}<input type="hidden" name="back" value="${back}"><button type="submit" aria-label="Replay ${d.id}">Replay</button></form>` : ''}</td>
+<td><details><summary>${d.attempts.length} attempt${d.attempts.length === 1 ? '' : 's'}</summary>${attemptsTable(d)}</details></td></tr>`;
 }
 
 /** Where a delivery's subject leads: its payment's page; a FluxPay event (whose order the delivery does not name) to its own deliveries, as the FluxPay page's outbox links it. */
@@ -192,7 +192,7 @@ export function webhooksPage(
 <section class="card" aria-labelledby="log-h"><h2 id="log-h">Delivery log</h2>${invalid.map((text) => notice('error', text))}${filtersForm(form)}
 <div id="deliveries" data-topics="webhooks">${deliveries.length === 0 ? html`<p>No deliveries match${filters.cursor === undefined ? '' : ' on this page'}.</p>` : html`${paged(filters, listed) ? skipToPaging(PAGING_TARGET) : ''}<div class="scroll" tabindex="0"><table class="deliveries">
 <caption class="visually-hidden">Webhook deliveries, newest first</caption>
-<thead><tr><th scope="col">Delivery</th><th scope="col">Target</th><th scope="col">Subject</th><th scope="col">Status</th><th scope="col">Last attempt</th><th scope="col">Attempts</th><th scope="col">Action</th></tr></thead>
+<thead><tr><th scope="col">Delivery</th><th scope="col">Target</th><th scope="col">Subject</th><th scope="col">Status</th><th scope="col">Last attempt</th><th scope="col">Action</th><th scope="col">Attempts</th></tr></thead>
 <tbody>${deliveries.map((d) => deliveryRow(ctx, d, back))}</tbody></table></div>`}${listFooter(form, filters, listed, total)}</div></section>
 <div class="split">
 <section class="card" aria-labelledby="dis-h"><h2 id="dis-h">Disabled URLs</h2>
