@@ -2,7 +2,7 @@ import type { Subject } from '../core/deliveries.ts';
 import { DomainError } from '../core/errors.ts';
 import type { DomainEvent } from '../core/events.ts';
 import type { Page } from '../core/ports.ts';
-import type { Html } from './html.ts';
+import { query, type Html } from './html.ts';
 
 /**
  * What the console shows is assembled from sources, one per dialect or domain, so a new dialect
@@ -146,4 +146,9 @@ export function groupCounts<S extends string>(byStatus: Readonly<Record<S, numbe
   const counts = noCounts();
   for (const status of Object.keys(groups) as S[]) counts[groups[status]] += byStatus[status];
   return counts;
+}
+
+/** The Webhooks page listing the deliveries of `subject` (its subject filter). */
+export function deliveriesOf(subject: Subject): string {
+  return `/console/webhooks${query({ subject: `${subject.kind}:${subject.id}` })}`;
 }

@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { listenForNotices, REFUSED_RETRY_MS, sendNotice } from '../../src/adapters/redis/notices.ts';
+import { withFakeTimeouts } from '../helpers/fake-timeouts.ts';
 import { refusedInAclLog, withRedisServer } from '../helpers/redis.ts';
 
 /**
@@ -277,8 +278,7 @@ withRedisServer('Redis change notices', (server) => {
       const user = `retried${Date.now()}`;
       await admin.acl('SETUSER', user, 'on', `>${user}-pass`, '~*', 'resetchannels', '+@all');
       // The retry's timer is a fake one: it fires when the test says (the connections make none meanwhile).
-      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
-      try {
+      await withFakeTimeouts(async () => {
         const client = redis.connect(redis.url.replace('redis://', `redis://${user}:${user}-pass@`));
         const listening = recorder();
         listen(client, `${prefix}ch`, listening.listener);
@@ -297,9 +297,7 @@ withRedisServer('Redis change notices', (server) => {
         await until(() => listening.notices.length === 1, 'the notice');
         // Subscribed: no try is due any more.
         expect(vi.getTimerCount()).toBe(0);
-      } finally {
-        vi.useRealTimers();
-      }
+      });
     });
 
     it('a channel listened on again right after its connection closed with its last listener is told it is subscribed once, by the new connection (rev77b: the closed one’s late reply told it too, before it was subscribed)', async () => {

@@ -27,6 +27,7 @@ import { Scheduler } from '../../src/core/scheduler.ts';
 import { finishedAgain, REORDER_BACKSTOP_JOB, RETRY_JOB, WebhookDispatcher, type DispatcherSettings, type WebhookFaults } from '../../src/webhooks/dispatcher.ts';
 import { SignerRegistry } from '../../src/webhooks/signers/registry.ts';
 import { standardSigner } from '../../src/webhooks/signers/standard.ts';
+import { withFakeTimeouts } from '../helpers/fake-timeouts.ts';
 import { inCi } from '../helpers/promtool.ts';
 import { ManualClock, settle } from '../helpers/manual-clock.ts';
 import { eventually, receiverPool, type Receiver } from '../helpers/receiver.ts';
@@ -898,8 +899,7 @@ if (!hasRedisServer) {
       // Claim idle time 300 ms: a hand-back refused is tried again 250 ms later, within it.
       const { client, queue, errors, handBacks, tickets, ticket } = await anEntryTaken('retrier', 'whd_retried');
       // The retry's timer is a fake one from here: it fires when the test says, never before the claim.
-      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
-      try {
+      await withFakeTimeouts(async () => {
         queue.release(ticket);
         // Refused, and its retry's timer set, before any reply (a claim's) can be read.
         await microtasksUntil(() => errors.length === 1, 'the hand-back refused');
@@ -911,9 +911,7 @@ if (!hasRedisServer) {
         handBacks.refused = false;
         vi.runOnlyPendingTimers();
         expect([tickets, handBacks.sent, queue.held]).toEqual([[ticket, ticket], 1, 1]);
-      } finally {
-        vi.useRealTimers();
-      }
+      });
       await expectHeldBy(client, queue.key, ticket, 'retrier');
       expect(errors).toEqual([`handing back delivery stream entry ${ticket} (tried again until Redis takes it, else taken over once idle): NOPERM this user has no permissions to run the hand-back script (the test)`]);
       await queue.stop();
@@ -925,8 +923,7 @@ if (!hasRedisServer) {
       // The hand-back's refusal is held until this consumer's claim has taken the entry back.
       const refusal = Promise.withResolvers<void>();
       handBacks.refusalAfter = refusal.promise;
-      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
-      try {
+      await withFakeTimeouts(async () => {
         queue.release(ticket);
         expect(handBacks.sent).toBe(1);
         await realUntil(() => tickets.length === 2, 'the entry taken back by the claim');
@@ -936,9 +933,7 @@ if (!hasRedisServer) {
         handBacks.refused = false;
         vi.runOnlyPendingTimers();
         expect([tickets, handBacks.sent, queue.held]).toEqual([[ticket, ticket], 1, 1]);
-      } finally {
-        vi.useRealTimers();
-      }
+      });
       await expectHeldBy(client, queue.key, ticket, 'late');
       await queue.stop();
       client.disconnect();

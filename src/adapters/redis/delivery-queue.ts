@@ -388,10 +388,9 @@ export class RedisDeliveryQueue implements DeliveryQueue {
         if (!this.#running || this.#held.has(id) || Date.now() - failedAt + delayMs >= this.#options.claimIdleMs) return;
         // One retry per entry: a later hand-back of it replaces the earlier's (rev76g: an overwritten timer outlived stop()).
         this.#cancelHandBackRetry(id);
+        // stop() clears it, and so does #handOver for an entry held here again.
         const timer = setTimeout(() => {
           this.#handBackRetries.delete(id);
-          // Not after stop(), nor for an entry held here again (see #handOver).
-          if (!this.#running || this.#held.has(id)) return;
           this.#handBack(id, failedAt, Math.min(HAND_BACK_RETRY_MAX_MS, delayMs * 2));
         }, delayMs).unref();
         this.#handBackRetries.set(id, timer);

@@ -1,4 +1,6 @@
+import type { FastifyBaseLogger } from 'fastify';
 import type { Redis } from 'ioredis';
+import type { ListeningTold } from '../../core/ports.ts';
 
 /**
  * Notices that replicas send each other over Redis pub/sub ("this changed, read it again": a
@@ -37,11 +39,20 @@ export interface NoticeListener {
 /** How often the channels Redis refused are subscribed again, while they have listeners. */
 export const REFUSED_RETRY_MS = 10_000;
 
+/** How a refused subscription is mended: the Redis user needs `@pubsub` and the channels under the key prefix. */
+const NOTICES_ACL_HINT = `give the Redis user @pubsub and the channels under REDIS_KEY_PREFIX (ACL +@pubsub &<REDIS_KEY_PREFIX>*); it is tried again every ${REFUSED_RETRY_MS / 1000} s`;
+
 /**
- * How a refused subscription is mended, for the warnings of the listeners' callers: the Redis user
- * needs `@pubsub` and the channels under the key prefix (their lines name the channel refused).
+ * A listener's `onRefused` and `onAllowed` as log lines: a warning, with Redis' answer, the channel
+ * and how to mend the ACL, once a subscription to `notices` is refused (`meanwhile`: how changes
+ * arrive until then), and a line at info once it is allowed (`again`: how they arrive from then on).
  */
-export const NOTICES_ACL_HINT = `give the Redis user @pubsub and the channels under REDIS_KEY_PREFIX (ACL +@pubsub &<REDIS_KEY_PREFIX>*); it is tried again every ${REFUSED_RETRY_MS / 1000} s`;
+export function loggedListening(log: Pick<FastifyBaseLogger, 'warn' | 'info'>, fields: Record<string, unknown>, notices: string, meanwhile: string, again: string): Required<ListeningTold> {
+  return {
+    onRefused: (reason, channel) => log.warn({ ...fields, channel, redis_error: reason }, `Redis refused this replica's subscription to ${notices}: ${meanwhile}; ${NOTICES_ACL_HINT}`),
+    onAllowed: (channel) => log.info({ ...fields, channel }, `Redis lets this replica subscribe to ${notices} now: ${again}`),
+  };
+}
 
 /**
  * How long a notice's sender waits at most for its own notice to come back on its subscribed

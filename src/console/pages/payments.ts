@@ -5,7 +5,7 @@ import { MIX_WEIGHT_FIELDS } from '../forms.ts';
 import { html, iso, money, query, wholeNumber, type Html } from '../html.ts';
 import { csrfInput, notice, page, skipToPaging, type PageContext } from '../layout.ts';
 import { READ_PER_PAGE, SHOWN, type Listed, type PaymentFilters } from '../payments-list.ts';
-import { STATUS_GROUPS, type PaymentDetail, type PaymentSource, type StatusGroup } from '../sources.ts';
+import { deliveriesOf, STATUS_GROUPS, type PaymentDetail, type PaymentSource, type StatusGroup } from '../sources.ts';
 
 /**
  * The payments view: every source's payments in one list (filters by dialect, status group and
@@ -191,7 +191,7 @@ ${deliveries.length === 0 ? html`<p>No webhook deliveries for this payment.</p>`
       (d) => html`<article class="delivery" data-delivery="${d.id}"><h3><code>${d.type}</code> ${deliveryStatus(d)}${d.test ? html` <span class="badge">test</span>` : ''}</h3>
 <p>Event <code>${d.eventId}</code> · delivery <code>${d.id}</code> · to <span class="url">${d.url}</span>${d.failureReason === null ? '' : html` · reason: <strong>${d.failureReason}</strong>`}</p>${attemptsTable(d)}</article>`,
     )}
-<p><a href="/console/webhooks${query({ subject: `${detail.subject.kind}:${detail.subject.id}` })}">These deliveries in the webhook log</a></p>
+<p><a href="${deliveriesOf(detail.subject)}">These deliveries in the webhook log</a></p>
 </section>
 </div>`,
   });

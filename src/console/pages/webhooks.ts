@@ -4,6 +4,10 @@ import { html, iso, query, type Html } from '../html.ts';
 import { offeredChoice } from '../forms.ts';
 import { csrfInput, notice, page, skipToPaging, type PageContext } from '../layout.ts';
 import { attemptsTable, deliveryStatus } from './payments.ts';
+import { deliveriesOf } from '../sources.ts';
+import { BOOKING_SUBJECT } from '../sources/bookings.ts';
+import { INTENT_SUBJECT } from '../sources/native.ts';
+import { V2_SUBJECT } from '../sources/v2.ts';
 
 /**
  * The webhook delivery log: every delivery with each attempt (status, latency, error), filters
@@ -137,18 +141,13 @@ function deliveryRow(ctx: PageContext, d: Delivery, back: string): Html {
 <td><details><summary>${d.attempts.length} attempt${d.attempts.length === 1 ? '' : 's'}</summary>${attemptsTable(d)}</details></td></tr>`;
 }
 
+/** The payment page of each subject kind that names a payment (the console's payment sources). */
+const PAYMENT_PAGE_OF: Readonly<Record<string, string>> = { [INTENT_SUBJECT]: 'intent', [V2_SUBJECT]: 'v2', [BOOKING_SUBJECT]: 'booking' };
+
 /** Where a delivery's subject leads: its payment's page; a FluxPay event (whose order the delivery does not name) to its own deliveries, as the FluxPay page's outbox links it. */
 function subjectHref(subject: Subject): string {
-  switch (subject.kind) {
-    case 'intent':
-      return `/console/payments/intent/${encodeURIComponent(subject.id)}`;
-    case 'v2_payment':
-      return `/console/payments/v2/${encodeURIComponent(subject.id)}`;
-    case 'booking':
-      return `/console/payments/booking/${encodeURIComponent(subject.id)}`;
-    default:
-      return `/console/webhooks${query({ subject: `${subject.kind}:${subject.id}` })}`;
-  }
+  const page = PAYMENT_PAGE_OF[subject.kind];
+  return page === undefined ? deliveriesOf(subject) : `/console/payments/${page}/${encodeURIComponent(subject.id)}`;
 }
 
 /** The footer's id, which the skip link before the table points at. */

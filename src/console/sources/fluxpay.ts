@@ -9,7 +9,7 @@ import { FLUXPAY_SUBJECT_KIND } from '../../dialects/fluxpay/webhook-payload.ts'
 import { offeredChoice, text, type FormBody } from '../forms.ts';
 import { notice } from '../layout.ts';
 import { html, iso, money, query, raw, wholeNumber, type Html } from '../html.ts';
-import { rowsOf, ulidCursor, type HistoryEntry, type PaymentAction, type PaymentDetail, type PaymentRow, type PaymentSource, type Panel, type PanelPage, type StatusGroup } from '../sources.ts';
+import { deliveriesOf, rowsOf, ulidCursor, type HistoryEntry, type PaymentAction, type PaymentDetail, type PaymentRow, type PaymentSource, type Panel, type PanelPage, type StatusGroup } from '../sources.ts';
 import type { SubscriptionStore } from '../../core/subscriptions/ports.ts';
 import { billingPanel } from './billing.ts';
 import { isWaitingRoomEvent, waitingRoomsPanel } from './waiting-rooms.ts';
@@ -237,7 +237,7 @@ function outbox(deps: FluxPayConsoleDeps): Panel {
       const next = cursor === undefined && page.nextCursor === null ? html`` : html`<p>${first}${cursor !== undefined && page.nextCursor !== null ? ' · ' : ''}${older}</p>`;
       return html`${figures}${filters}<div class="scroll" tabindex="0"><table><thead><tr><th scope="col">#</th><th scope="col">Event</th><th scope="col">Type</th><th scope="col">Aggregate</th><th scope="col">Status</th><th scope="col">Occurred</th><th scope="col">Published</th></tr></thead><tbody>${page.data.map(
         (e) =>
-          html`<tr data-event="${e.eventId}"><td class="num">${e.sequence}</td><td><a href="/console/webhooks${query({ subject: `${FLUXPAY_SUBJECT_KIND}:${e.eventId}` })}"><code>${e.eventId}</code></a></td><td>${e.eventType}</td><td class="ref">${e.aggregate}</td><td><span class="badge badge-${e.status === 'PUBLISHED' ? 'completed' : 'pending'}" data-status="${e.status}">${e.status}</span></td><td>${iso(e.occurredAt)}</td><td>${iso(e.publishedAt) || '—'}</td></tr>`,
+          html`<tr data-event="${e.eventId}"><td class="num">${e.sequence}</td><td><a href="${deliveriesOf({ kind: FLUXPAY_SUBJECT_KIND, id: e.eventId })}"><code>${e.eventId}</code></a></td><td>${e.eventType}</td><td class="ref">${e.aggregate}</td><td><span class="badge badge-${e.status === 'PUBLISHED' ? 'completed' : 'pending'}" data-status="${e.status}">${e.status}</span></td><td>${iso(e.occurredAt)}</td><td>${iso(e.publishedAt) || '—'}</td></tr>`,
       )}</tbody></table></div>${next}`;
     },
   };

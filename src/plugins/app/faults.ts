@@ -18,7 +18,7 @@ import type { Problem } from '../../http/problem.ts';
 import { loggedUrl } from '../../http/logged-url.ts';
 import type { WebhookFaults } from '../../webhooks/dispatcher.ts';
 import { SAFE_METHODS } from './lifecycle.ts';
-import { NOTICES_ACL_HINT } from '../../adapters/redis/notices.ts';
+import { loggedListening } from '../../adapters/redis/notices.ts';
 import { lineWrittenElsewhere } from './request-context.ts';
 import { routeOf } from '../../http/route-template.ts';
 
@@ -266,15 +266,14 @@ export default fp<FaultsOptions>(
     // notice), not at the next refresh; the refresh stays for a notice lost.
     const stopListening = app.stores.faultRules.listen?.(
       (changed) => service.changedElsewhere(changed),
-      {
-        // Refused (an ACL without the channel or @pubsub): said once, since a change then takes up to the refresh to apply here.
-        onRefused: (reason, channel) =>
-          app.log.warn(
-            { sim_namespace: namespace, channel, redis_error: reason },
-            `Redis refused this replica's subscription to fault-rule change notices: a rule changed on another replica applies here within ${SHARED_RULES_REFRESH_MS / 1000} s (at the next refresh), not by the next request; ${NOTICES_ACL_HINT}`,
-          ),
-        onAllowed: (channel) => app.log.info({ sim_namespace: namespace, channel }, 'Redis lets this replica subscribe to fault-rule change notices now: rule changes on other replicas apply here by the next request again'),
-      },
+      // Refused (an ACL without the channel or @pubsub): said once, since a change then takes up to the refresh to apply here.
+      loggedListening(
+        app.log,
+        { sim_namespace: namespace },
+        'fault-rule change notices',
+        `a rule changed on another replica applies here within ${SHARED_RULES_REFRESH_MS / 1000} s (at the next refresh), not by the next request`,
+        'rule changes on other replicas apply here by the next request again',
+      ),
     );
     if (stopListening !== undefined) app.addHook('onClose', async () => stopListening());
 

@@ -6,7 +6,7 @@ import fp from 'fastify-plugin';
 import type { Redis } from 'ioredis';
 import { AggregatorRegistry, type Registry } from 'prom-client';
 import { RedisNamespaceList, type Listing } from '../../adapters/redis/namespace-list.ts';
-import { NOTICES_ACL_HINT } from '../../adapters/redis/notices.ts';
+import { loggedListening } from '../../adapters/redis/notices.ts';
 import { DomainError, validationFailed } from '../../core/errors.ts';
 import { DEFAULT_NAMESPACE } from '../../core/faults/service.ts';
 import { NAMESPACE_PATTERN, NAMESPACE_RULE } from '../../core/namespace.ts';
@@ -537,15 +537,14 @@ export default fp<NamespacesOptions>(
         (namespace) => {
           if (entries.has(namespace) && !resetting.has(namespace)) void syncOnce();
         },
-        {
-          // Refused (an ACL without the channel or @pubsub): said once, since a reset elsewhere then waits for the sync.
-          onRefused: (reason, channel) =>
-            app.log.warn(
-              { channel, redis_error: reason },
-              `Redis refused this replica's subscription to namespace reset notices: a namespace reset on another replica is closed here at the next sync (within ${(options.syncMs ?? NAMESPACE_SYNC_MS) / 1000} s), not at once; ${NOTICES_ACL_HINT}`,
-            ),
-          onAllowed: (channel) => app.log.info({ channel }, 'Redis lets this replica subscribe to namespace reset notices now: a reset on another replica closes its namespace here at once again'),
-        },
+        // Refused (an ACL without the channel or @pubsub): said once, since a reset elsewhere then waits for the sync.
+        loggedListening(
+          app.log,
+          {},
+          'namespace reset notices',
+          `a namespace reset on another replica is closed here at the next sync (within ${(options.syncMs ?? NAMESPACE_SYNC_MS) / 1000} s), not at once`,
+          'a reset on another replica closes its namespace here at once again',
+        ),
       );
     });
     app.addHook('preClose', async () => {
