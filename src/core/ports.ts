@@ -52,6 +52,14 @@ export interface ListeningTold {
   onRefused?: ((reason: string, channel: string) => void) | undefined;
   /** Allowed after a refusal (the ACL mended): notices come again. */
   onAllowed?: ((channel: string) => void) | undefined;
+  /**
+   * This replica's notice on the channel refused (its PUBLISH), with why: the other replicas learn
+   * of its changes by their periodic read until one is taken; told once until then, and not when
+   * the channel's subscription is refused already (that warning says how to mend both).
+   */
+  onSendRefused?: ((reason: string, channel: string) => void) | undefined;
+  /** A notice taken after a refusal of its PUBLISH: the others hear of this replica's changes at once again. */
+  onSendAllowed?: ((channel: string) => void) | undefined;
 }
 
 /** How full a bounded store is, for the `store fill` gauges. */

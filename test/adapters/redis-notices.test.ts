@@ -68,15 +68,22 @@ function recorder() {
   const notices: string[] = [];
   const refusals: string[] = [];
   const allowed: string[] = [];
+  const sendRefusals: string[] = [];
+  const sendAllowed: string[] = [];
   let resubscribed = 0;
   return {
     notices,
     refusals,
     allowed,
+    sendRefusals,
+    sendAllowed,
     get resubscribed() {
       return resubscribed;
     },
-    listener: { onNotice: (message: string) => void notices.push(message), onResubscribed: () => void resubscribed++, onRefused: (reason: string, channel: string) => void refusals.push(`${channel} ${reason}`), onAllowed: (channel: string) => void allowed.push(channel) },
+    listener: { onNotice: (message: string) => void notices.push(message), onResubscribed: () => void resubscribed++, onRefused: (reason: string, channel: string) => void refusals.push(`${channel} ${reason}`), onAllowed: (channel: string) => void allowed.push(channel),
+      onSendRefused: (reason: string, channel: string) => void sendRefusals.push(`${channel} ${reason}`),
+      onSendAllowed: (channel: string) => void sendAllowed.push(channel),
+    },
   };
 }
 
@@ -236,8 +243,10 @@ withRedisServer('Redis change notices', (server) => {
       // The refused SUBSCRIBE has come back by the time a command sent after it on the same connection has.
       await sleep(200);
       expect([listening.resubscribed, listening.notices, await subscribers(admin)]).toEqual([0, [], 0]);
-      // Told why once, in Redis' words (an operator's only sign that the notices are off).
+      // Told why once, in Redis' words (an operator's only sign that the notices are off); the
+      // refused notice not told as well (the subscription's refusal says how to mend both).
       expect(listening.refusals).toEqual([expect.stringMatching(new RegExp(`^${prefix}ch NOPERM .*channel`))]);
+      expect(listening.sendRefusals).toEqual([]);
       // The client itself still serves.
       expect(await client.ping()).toBe('PONG');
       stop();
@@ -270,6 +279,31 @@ withRedisServer('Redis change notices', (server) => {
       await admin.call('CLIENT', 'KILL', 'USER', user, 'SKIPME', 'yes');
       await until(() => listening.refusals.length === 2, 'the second refusal told');
       expect([listening.notices, listening.resubscribed]).toEqual([['allowed now'], 1]);
+    });
+
+    it('a replica whose user loses @pubsub while subscribed (Redis keeps its subscription): its refused notice is told once until one is taken, then that it is taken (rev77b: nothing told until the next reconnect)', async () => {
+      const redis = server();
+      const { admin, prefix } = connected();
+      const user = `losespubsub${Date.now()}`;
+      await admin.acl('SETUSER', user, 'on', `>${user}-pass`, '~*', `&${prefix}*`, '+@all');
+      const client = redis.connect(redis.url.replace('redis://', `redis://${user}:${user}-pass@`));
+      const listening = recorder();
+      listen(client, `${prefix}ch`, listening.listener);
+      await until(() => listening.resubscribed === 1, 'the subscription');
+      await admin.acl('SETUSER', user, '-@pubsub');
+      // Still subscribed (Redis drops no subscriber for a command taken away), and every PUBLISH refused.
+      expect(await subscribers(admin)).toBe(1);
+      expect([await sendNotice(client, `${prefix}ch`, 'first'), await sendNotice(client, `${prefix}ch`, 'second')]).toEqual(['refused', 'refused']);
+      expect(listening.sendRefusals).toEqual([expect.stringMatching(new RegExp(`^${prefix}ch NOPERM .*publish`))]);
+      expect([listening.refusals, listening.sendAllowed, listening.notices]).toEqual([[], [], []]);
+      // Given back: the next notice is taken and comes back, and its listeners are told so once.
+      await admin.acl('SETUSER', user, '+@pubsub');
+      expect([await sendNotice(client, `${prefix}ch`, 'third'), await sendNotice(client, `${prefix}ch`, 'fourth')]).toEqual(['echoed', 'echoed']);
+      expect([listening.sendRefusals.length, listening.sendAllowed, listening.notices]).toEqual([1, [`${prefix}ch`], ['third', 'fourth']]);
+      // Taken away again: told again.
+      await admin.acl('SETUSER', user, '-@pubsub');
+      expect(await sendNotice(client, `${prefix}ch`, 'fifth')).toBe('refused');
+      expect(listening.sendRefusals.length).toBe(2);
     });
 
     it('a channel refused is subscribed again every REFUSED_RETRY_MS: an ACL that allows it since takes effect without a reconnect (rev77a: notices stayed off until one), and its listeners are told', async () => {

@@ -914,6 +914,34 @@ if (redisServerOrSkip('replicas on Redis')) {
       }
     });
 
+    it('a replica whose Redis user loses @pubsub while running (Redis keeps its subscriptions, refuses its PUBLISH) says so at its next rule change, once, and at info once a notice is taken again (rev77b: nothing said until the next reconnect)', async () => {
+      const logs: Array<Record<string, unknown>> = [];
+      const prefix = redis.newPrefix();
+      const user = `rules-losespubsub-${prefix.replace(/\W/g, '')}`;
+      await redis.client.acl('SETUSER', user, 'on', `>${user}-pass`, '~*', `&${prefix}*`, '+@all');
+      const a = await buildTestApp({ STORE: 'redis', REDIS_URL: redis.url.replace('redis://', `redis://${user}:${user}-pass@`), REDIS_KEY_PREFIX: prefix }, { clockStart: START, logs });
+      open.push(a);
+      expect((await createIntent(a, { reservation_id: 'res_pubsub', amount: 100 })).statusCode).toBe(200);
+      await eventually(async () => ((await redis.client.pubsub('NUMSUB', `${prefix}faults:changed`))[1] === 1 ? true : undefined), 'the rules channel subscribed');
+      await redis.client.acl('SETUSER', user, '-@pubsub');
+      const told = (start: string) => logs.filter((line) => String(line.msg).startsWith(start)).map((line) => [line.level, line.sim_namespace, line.channel, String(line.redis_error).split(' ')[0], line.msg]);
+      const rule = { match: { headers: { 'x-test-case': 'pubsub' } }, action: { type: 'error', status: 503 } };
+      for (let i = 0; i < 2; i++) expect((await inject(a, { method: 'POST', url: '/v1/sim/rules', payload: rule })).statusCode).toBe(201);
+      expect(told('Redis refused')).toEqual([
+        [
+          'warn',
+          'default',
+          `${prefix}faults:changed`,
+          'NOPERM',
+          "Redis refused this replica's fault-rule change notices (PUBLISH): a rule changed here applies on the other replicas within 1 s (at their next refresh), not by the next request; give the Redis user @pubsub and the channels under REDIS_KEY_PREFIX (ACL +@pubsub &<REDIS_KEY_PREFIX>*); the next change sends one again",
+        ],
+      ]);
+      await redis.client.acl('SETUSER', user, '+@pubsub');
+      expect((await inject(a, { method: 'POST', url: '/v1/sim/rules', payload: rule })).statusCode).toBe(201);
+      expect(told('Redis takes')).toEqual([['info', 'default', `${prefix}faults:changed`, 'undefined', "Redis takes this replica's fault-rule change notices now: rule changes here apply on the other replicas by the next request again"]]);
+      expect(told('Redis refused')).toHaveLength(1);
+    });
+
     it('a rule deleted on B (one, or all of them) leaves A\'s /metrics as soon as A reads the shared revision again, at its next scrape a refresh later with no request in between (notices refused)', async () => {
       const [a, b] = await replicas({ REDIS_URL: await noticesRefused() });
       const series = async (t: TestApp): Promise<string[]> => (await inject(t, { url: '/metrics' })).body.split('\n').filter((line) => line.startsWith('fault_rule_hits_total{'));

@@ -20,37 +20,52 @@ import type { ListeningTold } from '../../core/ports.ts';
  */
 export type NoticeSent = 'echoed' | 'timed_out' | 'sent' | 'refused';
 
-export interface NoticeListener {
+/**
+ * A listener of a channel, told of its notices and (`ListeningTold`) of Redis refusing or allowing
+ * again this replica's SUBSCRIBE (`NOPERM`: an ACL without the channel, or without `@pubsub`; tried
+ * again every REFUSED_RETRY_MS, so an ACL mended takes effect without a reconnect; told once until
+ * then, not at every reconnect or try) and its PUBLISH (sent again with the next change).
+ */
+export interface NoticeListener extends ListeningTold {
   /** A notice on the channel, with its message. */
   onNotice: (message: string) => void;
   /** The connection was (re)subscribed: notices sent meanwhile were lost. Also at the first subscription. */
   onResubscribed: () => void;
-  /**
-   * Redis refused to subscribe the channel (`NOPERM`: an ACL without it, or without `@pubsub`),
-   * with its answer: no notice will come until a subscription succeeds, which is tried again every
-   * REFUSED_RETRY_MS (an ACL mended takes effect without a reconnect). Told once until then, not
-   * at every reconnect or try.
-   */
-  onRefused?: ((reason: string, channel: string) => void) | undefined;
-  /** A channel Redis had refused is subscribed now (its `onResubscribed` follows). */
-  onAllowed?: ((channel: string) => void) | undefined;
 }
 
 /** How often the channels Redis refused are subscribed again, while they have listeners. */
 export const REFUSED_RETRY_MS = 10_000;
 
-/** How a refused subscription is mended: the Redis user needs `@pubsub` and the channels under the key prefix. */
-const NOTICES_ACL_HINT = `give the Redis user @pubsub and the channels under REDIS_KEY_PREFIX (ACL +@pubsub &<REDIS_KEY_PREFIX>*); it is tried again every ${REFUSED_RETRY_MS / 1000} s`;
+/** How refused notices are mended: the Redis user needs `@pubsub` and the channels under the key prefix. */
+const NOTICES_ACL = 'give the Redis user @pubsub and the channels under REDIS_KEY_PREFIX (ACL +@pubsub &<REDIS_KEY_PREFIX>*)';
+
+/** What a replica logs of its `notices` (e.g. `fault-rule change notices`) being refused or allowed again, each an effect in a few words. */
+export interface NoticesLines {
+  notices: string;
+  /** How the other replicas' changes arrive here while the subscription is refused. */
+  meanwhile: string;
+  /** How they arrive once it is allowed again. */
+  again: string;
+  /** How this replica's changes reach the others while its notices (PUBLISH) are refused. */
+  othersMeanwhile: string;
+  /** How they reach them once a notice is taken again. */
+  othersAgain: string;
+}
 
 /**
- * A listener's `onRefused` and `onAllowed` as log lines: a warning, with Redis' answer, the channel
- * and how to mend the ACL, once a subscription to `notices` is refused (`meanwhile`: how changes
- * arrive until then), and a line at info once it is allowed (`again`: how they arrive from then on).
+ * A listener's `ListeningTold` as log lines: a warning, with Redis' answer, the channel and how to
+ * mend the ACL, once this replica's subscription to `notices`, or its notice, is refused, and a
+ * line at info once it is allowed again.
  */
-export function loggedListening(log: Pick<FastifyBaseLogger, 'warn' | 'info'>, fields: Record<string, unknown>, notices: string, meanwhile: string, again: string): Required<ListeningTold> {
+export function loggedListening(log: Pick<FastifyBaseLogger, 'warn' | 'info'>, fields: Record<string, unknown>, lines: NoticesLines): Required<ListeningTold> {
+  const { notices } = lines;
   return {
-    onRefused: (reason, channel) => log.warn({ ...fields, channel, redis_error: reason }, `Redis refused this replica's subscription to ${notices}: ${meanwhile}; ${NOTICES_ACL_HINT}`),
-    onAllowed: (channel) => log.info({ ...fields, channel }, `Redis lets this replica subscribe to ${notices} now: ${again}`),
+    onRefused: (reason, channel) =>
+      log.warn({ ...fields, channel, redis_error: reason }, `Redis refused this replica's subscription to ${notices}: ${lines.meanwhile}; ${NOTICES_ACL}; it is tried again every ${REFUSED_RETRY_MS / 1000} s`),
+    onAllowed: (channel) => log.info({ ...fields, channel }, `Redis lets this replica subscribe to ${notices} now: ${lines.again}`),
+    onSendRefused: (reason, channel) =>
+      log.warn({ ...fields, channel, redis_error: reason }, `Redis refused this replica's ${notices} (PUBLISH): ${lines.othersMeanwhile}; ${NOTICES_ACL}; the next change sends one again`),
+    onSendAllowed: (channel) => log.info({ ...fields, channel }, `Redis takes this replica's ${notices} now: ${lines.othersAgain}`),
   };
 }
 
@@ -68,6 +83,8 @@ class NoticeHub {
   readonly #subscribed = new Set<string>();
   /** The channels whose last SUBSCRIBE Redis refused, their listeners told (`onRefused`). */
   readonly #refused = new Set<string>();
+  /** The channels whose last notice (PUBLISH) Redis refused, their listeners told (`onSendRefused`). */
+  readonly #sendRefused = new Set<string>();
   /** The next try of the refused channels (REFUSED_RETRY_MS), while there are any. */
   #retry: NodeJS.Timeout | undefined;
   /** Senders waiting for their notice to come back, by channel, in the order they sent. */
@@ -93,6 +110,7 @@ class NoticeHub {
       if (own.size > 0 || this.#listeners.get(channel) !== own) return;
       this.#listeners.delete(channel);
       this.#refused.delete(channel);
+      this.#sendRefused.delete(channel);
       if (this.#listeners.size === 0) {
         clearTimeout(this.#retry);
         this.#retry = undefined;
@@ -121,14 +139,33 @@ class NoticeHub {
     if (listening) this.#echoes.set(channel, [...(this.#echoes.get(channel) ?? []), echo]);
     const sent = await this.#client.publish(channel, message).then(
       () => true,
-      () => false,
+      (error: unknown) => {
+        this.#sendFailed(channel, error);
+        return false;
+      },
     );
+    if (sent && this.#sendRefused.delete(channel)) for (const listener of this.#listeners.get(channel) ?? []) listener.onSendAllowed?.(channel);
     if (!listening) return sent ? 'sent' : 'refused';
     let timer: NodeJS.Timeout | undefined;
     const ended = sent ? await Promise.race([echoed.promise, new Promise<'timed_out'>((resolve) => (timer = setTimeout(() => resolve('timed_out'), ECHO_WAIT_MS)))]) : 'refused';
     clearTimeout(timer);
     this.#forgetEcho(channel, echo);
     return ended;
+  }
+
+  /**
+   * A PUBLISH refused by Redis (an answer, not the connection lost: Redis away is the store's
+   * outage, told by the connection's watch): its listeners told once until one is taken, unless the
+   * channel's subscription is refused already, whose warning says how to mend both. Redis drops a
+   * subscriber whose channels an ACL change takes away, but not one whose `@pubsub` it takes:
+   * that replica stays subscribed and only its PUBLISH tells (rev77b: nothing did until the next reconnect).
+   */
+  #sendFailed(channel: string, error: unknown): void {
+    if (!(error instanceof Error) || error.name !== 'ReplyError' || this.#refused.has(channel) || this.#sendRefused.has(channel)) return;
+    const listeners = this.#listeners.get(channel);
+    if (listeners === undefined) return;
+    this.#sendRefused.add(channel);
+    for (const listener of listeners) listener.onSendRefused?.(error.message, channel);
   }
 
   #forgetEcho(channel: string, echo: { message: string; done: () => void }): void {

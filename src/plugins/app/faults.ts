@@ -266,14 +266,14 @@ export default fp<FaultsOptions>(
     // notice), not at the next refresh; the refresh stays for a notice lost.
     const stopListening = app.stores.faultRules.listen?.(
       (changed) => service.changedElsewhere(changed),
-      // Refused (an ACL without the channel or @pubsub): said once, since a change then takes up to the refresh to apply here.
-      loggedListening(
-        app.log,
-        { sim_namespace: namespace },
-        'fault-rule change notices',
-        `a rule changed on another replica applies here within ${SHARED_RULES_REFRESH_MS / 1000} s (at the next refresh), not by the next request`,
-        'rule changes on other replicas apply here by the next request again',
-      ),
+      // Refused (an ACL without the channel or @pubsub): said once, since a change then takes up to the refresh to apply.
+      loggedListening(app.log, { sim_namespace: namespace }, {
+        notices: 'fault-rule change notices',
+        meanwhile: `a rule changed on another replica applies here within ${SHARED_RULES_REFRESH_MS / 1000} s (at the next refresh), not by the next request`,
+        again: 'rule changes on other replicas apply here by the next request again',
+        othersMeanwhile: `a rule changed here applies on the other replicas within ${SHARED_RULES_REFRESH_MS / 1000} s (at their next refresh), not by the next request`,
+        othersAgain: 'rule changes here apply on the other replicas by the next request again',
+      }),
     );
     if (stopListening !== undefined) app.addHook('onClose', async () => stopListening());
 

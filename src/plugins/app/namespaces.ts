@@ -529,6 +529,7 @@ export default fp<NamespacesOptions>(
       await Promise.all([...entries.values()].map(async (entry) => (await entry.app.catch(() => undefined))?.lifecycle.drain(Math.max(0, deadline - Date.now()), { handOff })));
     });
     let stopListening: (() => void) | undefined;
+    const syncS = (options.syncMs ?? NAMESPACE_SYNC_MS) / 1000;
     app.addHook('onReady', async () => {
       if (shared === undefined) return;
       scheduleSync();
@@ -537,14 +538,14 @@ export default fp<NamespacesOptions>(
         (namespace) => {
           if (entries.has(namespace) && !resetting.has(namespace)) void syncOnce();
         },
-        // Refused (an ACL without the channel or @pubsub): said once, since a reset elsewhere then waits for the sync.
-        loggedListening(
-          app.log,
-          {},
-          'namespace reset notices',
-          `a namespace reset on another replica is closed here at the next sync (within ${(options.syncMs ?? NAMESPACE_SYNC_MS) / 1000} s), not at once`,
-          'a reset on another replica closes its namespace here at once again',
-        ),
+        // Refused (an ACL without the channel or @pubsub): said once, since a reset then waits for the sync.
+        loggedListening(app.log, {}, {
+          notices: 'namespace reset notices',
+          meanwhile: `a namespace reset on another replica is closed here at the next sync (within ${syncS} s), not at once`,
+          again: 'a reset on another replica closes its namespace here at once again',
+          othersMeanwhile: `a namespace reset here is closed on the other replicas at their next sync (within ${syncS} s), not at once`,
+          othersAgain: 'a reset here closes its namespace on the other replicas at once again',
+        }),
       );
     });
     app.addHook('preClose', async () => {
