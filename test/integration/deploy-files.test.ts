@@ -302,6 +302,13 @@ describe('the service the files describe', () => {
     for (const name of series) {
       // `up` is Prometheus's own series per target, with the target's labels only.
       if (name === 'up') continue;
+      // `ALERTS` is Prometheus's own series of the alerts it evaluates, with their labels and state:
+      // each alert it names is one of the rule files'.
+      if (name === 'ALERTS') {
+        for (const [, alert] of expr.matchAll(/alertname="([^"]+)"/g)) expect(ALERT_EXPRS.map((a) => a.name.split(': ')[1]), 'an alert of the rule files').toContain(alert);
+        for (const label of ['alertname', 'alertstate', 'severity']) known.add(label);
+        continue;
+      }
       if (name.startsWith('redis_') && !hasRedisServer) {
         if (inCi) throw new Error(REDIS_SERVER_MISSING);
         continue;
@@ -522,7 +529,7 @@ describe('docker-compose.yml', () => {
 });
 
 describe('what the dashboard and the alerts say, evaluated by promtool on made-up series (promtool test rules)', () => {
-  it.skipIf(!hasPromtool && !inCi)('the 5xx ratio reads 0 before any 5xx (not No data); the backlog alert fires on the shared queue each replica reports, growing or pinned and jittering; the STORE_FULL alert on refusals; the data-loss alert once per loss; the ledger tile and alert on a negative shared ledger beside a memory replica’s 0 (one alert); the /api/v2 stack counts each payment once; the Redis-slow alert on the replica that waits', () => {
+  it.skipIf(!hasPromtool && !inCi)('the 5xx ratio reads 0 before any 5xx (not No data); the backlog alert fires on the shared queue each replica reports, growing or pinned and jittering; the STORE_FULL alert on refusals; one alert per Redis outage (PaysimNotReady for a long one, PaysimStoreUnavailable for one shorter than its minute); the data-loss alert once per loss; the ledger tile and alert on a negative shared ledger beside a memory replica’s 0 (one alert); the /api/v2 stack counts each payment once; the Redis-slow alert on the replica that waits', () => {
     if (!hasPromtool) throw new Error(PROMTOOL_MISSING);
     const errorRatio = DASHBOARD_EXPRS.find(({ expr }) => expr.includes('status_code=~"5.."'));
     expect(errorRatio, 'a panel of the 5xx ratio').toBeDefined();
@@ -550,10 +557,15 @@ describe('what the dashboard and the alerts say, evaluated by promtool on made-u
                 // The balancer's checks of a replica not ready (Redis away, or draining): not the load's errors (ut71c: the 5xx stat read 13.6 % with no API request failing).
                 { series: 'http_requests_total{job="paysim",method="GET",route="/readyz",status_code="503",replica="paysim-1"}', values: '0+120x20' },
                 { series: 'store_full_total{job="paysim",store="intents",replica="paysim-1"}', values: '0x20 3x20' },
-                // paysim-2 cut off from Redis for under a minute at minute 25 (12 refusals; PaysimNotReady's
-                // minute never passes); paysim-1 reaches it all along.
+                // paysim-2 cut off from Redis for under a minute at minute 26 (not ready, 12 refusals;
+                // PaysimNotReady's minute never passes); paysim-1 reaches it all along. paysim-4 cut off
+                // for 4 minutes from minute 10, refusing 5 requests a minute: PaysimNotReady's outage.
                 { series: 'store_unavailable_total{job="paysim",replica="paysim-2"}', values: '0x25 12x20' },
+                { series: 'ready{job="paysim",replica="paysim-2"}', values: '1x25 0 1x20' },
                 { series: 'store_unavailable_total{job="paysim",replica="paysim-1"}', values: '0x45' },
+                { series: 'ready{job="paysim",replica="paysim-1"}', values: '1x45' },
+                { series: 'store_unavailable_total{job="paysim",replica="paysim-4"}', values: '0x9 5+5x3 20x30' },
+                { series: 'ready{job="paysim",replica="paysim-4"}', values: '1x9 0x3 1x30' },
                 // Another job of the same Prometheus with metrics of the same names (ut69b, 2026-12-06: every
                 // query without a job matcher counted them): its 5xx, its ledger, its refusals and its queue.
                 { series: 'http_requests_total{job="othersvc",method="GET",route="/health",status_code="500"}', values: '0+600x20' },
@@ -648,9 +660,21 @@ describe('what the dashboard and the alerts say, evaluated by promtool on made-u
                     },
                   ],
                 },
-                // A refusal with 503 STORE_UNAVAILABLE fires at once, named by its replica, for the 5 minutes it is in.
-                ...[10, 25, 31].map((minute) => ({ eval_time: `${minute}m`, alertname: 'PaysimStoreUnavailable', exp_alerts: [] })),
-                ...[26, 30].map((minute) => ({
+                // A refusal with 503 STORE_UNAVAILABLE fires once its replica is ready again, named by it, for the
+                // 5 minutes it is in; paysim-4's long outage fires PaysimNotReady alone, during it and after.
+                ...[10, 11, 13, 14, 18, 25, 26, 31].map((minute) => ({ eval_time: `${minute}m`, alertname: 'PaysimStoreUnavailable', exp_alerts: [] })),
+                ...[10, 14, 26, 27].map((minute) => ({ eval_time: `${minute}m`, alertname: 'PaysimNotReady', exp_alerts: [] })),
+                ...[11, 13].map((minute) => ({
+                  eval_time: `${minute}m`,
+                  alertname: 'PaysimNotReady',
+                  exp_alerts: [
+                    {
+                      exp_labels: { severity: 'critical', job: 'paysim', replica: 'paysim-4' },
+                      exp_annotations: { summary: 'paysim-4 is not ready (/readyz answers 503: Redis unreachable or loading, or stuck shutting down); see its /readyz and log' },
+                    },
+                  ],
+                })),
+                ...[27, 30].map((minute) => ({
                   eval_time: `${minute}m`,
                   alertname: 'PaysimStoreUnavailable',
                   exp_alerts: [
