@@ -154,14 +154,14 @@ class NoticeHub {
   }
 
   /**
-   * A PUBLISH refused by Redis (an answer, not the connection lost: Redis away is the store's
-   * outage, told by the connection's watch): its listeners told once until one is taken, unless the
+   * A PUBLISH refused by Redis' ACL (`NOPERM`, an answer: Redis away is the store's outage, told by
+   * the connection's watch): its listeners told once until one is taken, unless the
    * channel's subscription is refused already, whose warning says how to mend both. Redis drops a
    * subscriber whose channels an ACL change takes away, but not one whose `@pubsub` it takes:
    * that replica stays subscribed and only its PUBLISH tells (rev77b: nothing did until the next reconnect).
    */
   #sendFailed(channel: string, error: unknown): void {
-    if (!(error instanceof Error) || error.name !== 'ReplyError' || this.#refused.has(channel) || this.#sendRefused.has(channel)) return;
+    if (!(error instanceof Error) || error.name !== 'ReplyError' || !error.message.startsWith('NOPERM') || this.#refused.has(channel) || this.#sendRefused.has(channel)) return;
     const listeners = this.#listeners.get(channel);
     if (listeners === undefined) return;
     this.#sendRefused.add(channel);
