@@ -33,6 +33,7 @@ export function runPrimary(workers: number, logger: Logger): void {
   const start = (): void => {
     if (stopping) return;
     const worker = cluster.fork();
+    closeUntakenConnections(worker);
     worker.once('online', () => logger.info({ worker: worker.id, worker_pid: worker.process.pid }, 'worker started'));
     worker.once('listening', () => {
       listened.add(worker);
@@ -97,6 +98,44 @@ export function runPrimary(workers: number, logger: Logger): void {
   serveCombinedMetrics(logger, (worker) => listened.has(worker));
   logger.info({ workers }, `starting ${workers} workers on one port`);
   for (let i = 0; i < workers; i++) start();
+}
+
+/** What node:cluster's round robin sends a worker with a connection, and what the worker answers. */
+interface ClusterMessage {
+  cmd?: unknown;
+  act?: unknown;
+  seq?: unknown;
+  ack?: unknown;
+}
+
+/**
+ * Closes the connections the primary handed to `worker` that it had not taken when it died.
+ * node:cluster's round robin keeps its own copy of a connection until the worker acknowledges it
+ * (`newconn`, answered with `ack`), and forgets it when the worker dies first (a `kill -9` or a crash
+ * while the hand-over is under way): that copy stayed open for as long as the primary ran, so the
+ * client waited for an answer for ever (a user test: one request per `kill -9` under load, held
+ * until the client's own time-out) and the primary kept one more descriptor. Closed, the client
+ * sees its connection close without an answer, as for the requests the dead worker held.
+ * @see https://github.com/nodejs/node/blob/v24.0.0/lib/internal/cluster/round_robin_handle.js (handoff)
+ */
+export function closeUntakenConnections(worker: Worker): void {
+  const child = worker.process;
+  const untaken = new Map<number, { close(): void }>();
+  const send = child.send.bind(child) as (...args: unknown[]) => boolean;
+  child.send = ((...args: unknown[]) => {
+    const [message, handle] = args as [ClusterMessage | null, { close?: unknown } | undefined];
+    if (message?.cmd === 'NODE_CLUSTER' && message.act === 'newconn' && typeof message.seq === 'number' && typeof handle?.close === 'function') {
+      untaken.set(message.seq, handle as { close(): void });
+    }
+    return send(...args);
+  }) as typeof child.send;
+  child.on('internalMessage', (message: ClusterMessage | null) => {
+    if (message?.cmd === 'NODE_CLUSTER' && typeof message.ack === 'number') untaken.delete(message.ack);
+  });
+  worker.once('exit', () => {
+    for (const handle of untaken.values()) handle.close();
+    untaken.clear();
+  });
 }
 
 /** Node's options less those that read an env file (`--env-file=…`, `--env-file-if-exists …`), which the primary has read. */

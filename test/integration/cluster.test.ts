@@ -330,6 +330,38 @@ if (redisServerOrSkip('CLUSTER_WORKERS with STORE=redis')) {
       expect(server.lines.at(-1)).toMatchObject({ msg: 'every worker has exited', exit_code: 0 });
     });
 
+    it('CLUSTER_WORKERS=2: a connection the primary handed to a worker that died before taking it is closed, not held open by the primary for good', async () => {
+      const server = servers.start({ WEBHOOK_SECRET: SECRET, STORE: 'redis', REDIS_URL: redis.url, REDIS_KEY_PREFIX: redis.newPrefix(), CLUSTER_WORKERS: '2' });
+      const started = await linesMatching(server, 2, (l) => l.msg === 'worker started');
+      await linesMatching(server, 2, listening);
+      const { port } = new URL(await server.origin());
+      const victim = started.find((l) => l.worker === 1)?.worker_pid as number;
+      // Stopped, worker 1 never takes (acknowledges) the connection the primary hands it next.
+      process.kill(victim, 'SIGSTOP');
+      // Two connections of their own: the primary hands one to each worker, in turn.
+      const sockets = [createConnection(Number(port), '127.0.0.1'), createConnection(Number(port), '127.0.0.1')];
+      const outcomes = sockets.map(
+        (socket) =>
+          new Promise<string>((resolve) => {
+            let text = '';
+            socket.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+            socket.on('error', () => undefined);
+            socket.on('close', () => resolve(text.split('\r\n', 1)[0] as string));
+            socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+          }),
+      );
+      // The other worker answers its own.
+      expect(await Promise.race(outcomes)).toBe('HTTP/1.1 200 OK');
+      process.kill(victim, 'SIGKILL');
+      await linesMatching(server, 1, (l) => l.msg === 'a worker died; starting a new one');
+      // The connection handed to the dead worker closes without an answer (a client retries it, as
+      // the README says of a dead worker's connections). Before, the primary kept its copy of the
+      // socket open for good: the client waited for ever, and the primary held one more descriptor.
+      const both = await Promise.race([Promise.all(outcomes), delay(20_000).then(() => 'a connection still open 20 s after the kill')]);
+      expect(both).toEqual(expect.arrayContaining(['HTTP/1.1 200 OK', '']));
+      for (const socket of sockets) socket.destroy();
+    });
+
     it('CLUSTER_WORKERS=2: a worker stopped on its own (SIGTERM to it alone) is replaced and logged at warn, not as a crash; a primary killed with SIGKILL leaves a line from each worker as it ends', async () => {
       const server = servers.start({ WEBHOOK_SECRET: SECRET, STORE: 'redis', REDIS_URL: redis.url, REDIS_KEY_PREFIX: redis.newPrefix(), CLUSTER_WORKERS: '2' });
       const started = await linesMatching(server, 2, (l) => l.msg === 'worker started');
