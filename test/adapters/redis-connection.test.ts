@@ -356,6 +356,29 @@ if (redisServerOrSkip('the Redis client')) {
       });
     });
 
+    it('a Redis that refuses the credentials at a reconnect (its password changed, or now required) says so in /readyz\'s words and the 503s\' cause, not "unreachable" (a review: a WRONGPASS read as Redis unreachable)', { timeout: 30_000 }, async () => {
+      await servingClient(async ({ server, watched }) => {
+        const admin = new Redis(server.url);
+        try {
+          // A password set while the client is connected without one: its next connection is refused.
+          await admin.call('CONFIG', 'SET', 'requirepass', 'now-required-1');
+          await admin.call('CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes');
+          await until(() => /NOAUTH/.test(watched.unavailable() ?? ''), 5000, 'the refusal seen');
+          expect(watched.unavailable()).toMatch(
+            new RegExp(`^Redis at ${server.url.replace(/[.]/g, '\\.')} asks for a password \\(NOAUTH [^)]*\\); put it in REDIS_URL: redis://:password@host, or redis://user:password@host for an ACL user; reconnecting$`),
+          );
+          await new Promise((resolve) => setTimeout(resolve, FAIL_FAST_AFTER_MS + 200));
+          const refused = await outcome(watched.client.get('k'));
+          expect(refused).toMatchObject({ notServing: true, unavailable: true, mayHaveRun: false });
+          expect(refused.error).toMatch(/^Redis at \S+ asks for a password \(NOAUTH [^)]*\); put it in REDIS_URL/);
+          await admin.call('CONFIG', 'SET', 'requirepass', '');
+          await until(() => watched.unavailable() === undefined, 5000, 'serving again');
+        } finally {
+          admin.disconnect();
+        }
+      });
+    });
+
     it('a Redis refusing writes as a replica (READONLY: the client connects again on purpose, at most once a second) is no outage: no line (a review: an outage told every second)', { timeout: 30_000 }, async () => {
       await servingClient(async ({ server, watched, warnings, infos }) => {
         const admin = new Redis(server.url);

@@ -312,7 +312,7 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
   const failQueued = (): void => {
     if (downSince === undefined || Date.now() - downSince < FAIL_FAST_AFTER_MS) return;
     const { offlineQueue, prevCommandQueue } = client as unknown as Record<'offlineQueue' | 'prevCommandQueue', { toArray(): Array<{ command: Command }> } | null | undefined>;
-    const reason = client.status === 'connect' ? `Redis at ${where} took the connection and has not answered yet` : `Redis at ${where} is unreachable (${lastError})`;
+    const reason = client.status === 'connect' ? `Redis at ${where} took the connection and has not answered yet` : downReason(where, lastError);
     for (const { command } of offlineQueue?.toArray() ?? []) {
       if (isSettled(command)) continue;
       written.delete(command);
@@ -340,7 +340,7 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
     if (client.status === 'ready') return silentSince === undefined ? undefined : `Redis at ${where} has not answered for ${silentFor()}`;
     if (client.status === 'connect' && !batched && Command.checkFlag('HANDSHAKE_COMMANDS', command.name)) return undefined;
     if (!RECONNECTING.has(client.status)) return undefined;
-    if (downSince !== undefined && Date.now() - downSince >= FAIL_FAST_AFTER_MS) return client.status === 'connect' ? `Redis at ${where} took the connection and has not answered yet` : `Redis at ${where} is unreachable (${lastError})`;
+    if (downSince !== undefined && Date.now() - downSince >= FAIL_FAST_AFTER_MS) return client.status === 'connect' ? `Redis at ${where} took the connection and has not answered yet` : downReason(where, lastError);
     return undefined;
   };
   /**
@@ -442,7 +442,7 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
     unavailable() {
       // Connected, its first exchange unanswered (Redis silent, or loading a data set without answering meanwhile).
       if (client.status === 'connect') return `Redis at ${where} took the connection and has not answered yet`;
-      if (client.status !== 'ready') return `Redis at ${where} is unreachable (${lastError}); reconnecting`;
+      if (client.status !== 'ready') return `${downReason(where, lastError)}; reconnecting`;
       if (silentSince !== undefined) return `Redis at ${where} has not answered for ${silentFor()} (paused, overloaded, or cut off by the network)`;
       if (checking) return `Redis at ${where} took the connection; asking whether it serves`;
       return loading === undefined ? undefined : `Redis at ${where} is loading its data set (${shownLoading(loading)})`;
@@ -494,6 +494,16 @@ export function startRefusal(where: string, why: string): string {
     return `Redis at ${where} refuses this user a command or key that paysim needs (${why}); give it the keys under REDIS_KEY_PREFIX and the commands the README names (Running several replicas)`;
   }
   return `Redis at ${where} could not be reached (${why}); start it or set REDIS_URL`;
+}
+
+/**
+ * Why Redis cannot be used while the connection is down, from the last reconnect's error: a
+ * refusal of the credentials in the start's words (a password changed, or now required, on a Redis
+ * restarted or reconfigured under a running replica: before 2026-12-07 told as Redis unreachable),
+ * else unreachable.
+ */
+function downReason(where: string, lastError: string): string {
+  return /^(WRONGPASS|NOAUTH) /.test(lastError) ? startRefusal(where, lastError) : `Redis at ${where} is unreachable (${lastError})`;
 }
 
 /** Whether ioredis has settled `command` (answered, failed or timed out): its `isSettled`, untyped. */
