@@ -302,3 +302,55 @@ if (redisServerOrSkip('a Redis that became a replica (a failover)')) describe('a
     expect([reconnect.call(main, readonly), reconnect.call(main, readonly)]).toEqual([true, false]);
   });
 });
+
+/*
+ * A Redis whose ACL narrows paysim's user while it runs (the start checks the user, so only then):
+ * each call refused whole with `NOPERM`.
+ */
+if (redisServerOrSkip('a Redis user narrowed while paysim runs')) describe('a Redis user narrowed while paysim runs', () => {
+  it('a Redis user narrowed while the replica runs (ACL SETUSER … resetkeys): its calls answer 503 STORE_UNAVAILABLE with Retry-After in each dialect’s shape, not 500; one error line says why and what to do; served again once given back (before 2026-12-07: 500 INTERNAL and a stack per call, h78b)', async () => {
+    const logs: Array<Record<string, unknown>> = [];
+    const prefix = 'narrowed:';
+    const user = 'narrowed';
+    // A server of its own: the ACL it changes is the whole server's.
+    const server = await startRedisServer();
+    const admin = new Redis(server.url, { lazyConnect: true });
+    await admin.connect();
+    await admin.acl('SETUSER', user, 'on', `>${user}-pass`, `~${prefix}*`, '+@all');
+    const t: TestApp = await buildTestApp({ STORE: 'redis', REDIS_URL: server.url.replace('redis://', `redis://${user}:${user}-pass@`), REDIS_KEY_PREFIX: prefix, SCHEDULER_POLL_MS: '0' }, { logs });
+    try {
+      const created = await t.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'res_acl_1', amount: 1000 } });
+      expect(created.statusCode).toBe(200);
+      const id = created.json().payment_intent_id as string;
+      await admin.acl('SETUSER', user, 'resetkeys', '~other:*');
+      const native = await t.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'res_acl_2', amount: 1000 } });
+      expect([native.statusCode, native.headers['retry-after'], native.json()]).toEqual([
+        503,
+        '1',
+        { error: { code: 'STORE_UNAVAILABLE', message: 'The store is unavailable; retry shortly.', trace_id: expect.any(String) } },
+      ]);
+      const read = await t.app.inject({ method: 'GET', url: `/v1/sim/intents/${id}` });
+      expect([read.statusCode, read.json().error.code]).toEqual([503, 'STORE_UNAVAILABLE']);
+      const booking = await t.app.inject({ method: 'POST', url: '/bookings', headers: { 'x-user-id': 'user_1' }, payload: { performanceId: 'perf_001', quantity: 2, paymentMethod: 'CREDIT_CARD' } });
+      expect([booking.statusCode, booking.headers['retry-after'], booking.json()]).toEqual([503, '1', { error: 'The store is unavailable; retry shortly.', code: 'STORE_UNAVAILABLE' }]);
+      // Nothing the refused calls asked for is there, and no 500 was answered or logged with its stack per call.
+      expect(await admin.exists(`${prefix}int:res:res_acl_2`)).toBe(0);
+      expect(logs.filter((l) => l.level === 'error' && typeof l.msg === 'string' && l.msg.startsWith('Redis refuses')).map((l) => [l.msg, String((l.err as { message?: string } | undefined)?.message).split(' ')[0]])).toEqual([
+        [
+          'Redis refuses this user\'s calls: the calls it refuses answer 503 STORE_UNAVAILABLE until its ACL allows them again; the Redis user lost a key or command it needs (its ACL changed while paysim runs): give it back every key under REDIS_KEY_PREFIX and the commands (README: "Running several replicas")',
+          'NOPERM',
+        ],
+      ]);
+      expect(logs.filter((l) => l.statusCode === 500 || (typeof l.msg === 'string' && l.msg.includes('INTERNAL')))).toEqual([]);
+      // Given back: served again.
+      await admin.acl('SETUSER', user, 'resetkeys', `~${prefix}*`);
+      expect((await t.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'res_acl_2', amount: 1000 } })).statusCode).toBe(200);
+      expect((await t.app.inject({ method: 'GET', url: `/v1/sim/intents/${id}` })).json().status).toBe('PENDING');
+    } finally {
+      await admin.acl('SETUSER', user, 'resetkeys', `~${prefix}*`);
+      await t.app.close();
+      admin.disconnect();
+      await server.stop();
+    }
+  });
+});

@@ -680,7 +680,7 @@ describe('what the dashboard and the alerts say, evaluated by promtool on made-u
                   exp_alerts: [
                     {
                       exp_labels: { severity: 'warning', replica: 'paysim-2' },
-                      exp_annotations: { summary: 'paysim-2 refused requests with 503 STORE_UNAVAILABLE in the last 5 minutes: Redis unreachable or loading (its /readyz says so), or full, refusing writes or read-only (its log says so)' },
+                      exp_annotations: { summary: 'paysim-2 refused requests with 503 STORE_UNAVAILABLE in the last 5 minutes: Redis unreachable or loading (its /readyz says so), or full, refusing writes, read-only or refusing its user (its log says so)' },
                     },
                   ],
                 })),

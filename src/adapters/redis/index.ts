@@ -20,7 +20,7 @@ import { RedisSchedulerStore } from './scheduler.ts';
 import { RedisSeatStore } from './seats.ts';
 import { RedisV2PaymentStore } from './v2-payments.ts';
 import { RedisWaitingRoomStore } from './waiting-rooms.ts';
-import { guardStores, isRedisRefusingWrites, storeCall } from './unavailable.ts';
+import { guardStores, isRedisRefusingUser, isRedisRefusingWrites, storeCall } from './unavailable.ts';
 
 /**
  * Every port on one Redis (STORE=redis), bounded by the configuration as memory's are
@@ -64,7 +64,7 @@ export async function createRedisStores(config: Config, client: Redis, closed?: 
   }
   const onFailure = (error: unknown): void => {
     if (isLoadingError(error)) client.emit(LOADING_SEEN);
-    else if (onRefused !== undefined && isRedisRefusingWrites(error)) onRefused(error as Error);
+    else if (onRefused !== undefined && (isRedisRefusingWrites(error) || isRedisRefusingUser(error))) onRefused(error as Error);
   };
   const idempotency = new RedisIdempotencyStore(client, {
     keyPrefix,

@@ -84,12 +84,23 @@ export function isRedisRefusingWrites(error: unknown): boolean {
 }
 
 /**
+ * True when `error` is Redis' ACL refusing the user a command or a key (`NOPERM`), refused whole:
+ * the start checks the user, so this is one narrowed under a running replica (`ACL SETUSER …
+ * resetkeys`), until it is given back. Before 2026-12-07 each call answered 500 INTERNAL, and each
+ * logged its stack (h78b). A script's own call refused part-way (`ERR The user executing the
+ * script can't access …`) is not this: what it wrote before stays, and it remains the script's error.
+ */
+export function isRedisRefusingUser(error: unknown): boolean {
+  return error instanceof Error && error.message.startsWith('NOPERM ');
+}
+
+/**
  * True when `error` says Redis could not be reached, or takes no writes for now, rather than that
  * it refused this command: either way the call may be made again later (STORE_UNAVAILABLE, 503).
  */
 export function isRedisUnavailable(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
-  if (isRedisGivingUp(error) || isRedisRefusingWrites(error)) return true;
+  if (isRedisGivingUp(error) || isRedisRefusingWrites(error) || isRedisRefusingUser(error)) return true;
   const code = (error as { code?: unknown }).code;
   return typeof code === 'string' && SOCKET_CODES.has(code);
 }
@@ -106,7 +117,7 @@ const NOT_SERVING_REPLIES = /^(LOADING |MASTERDOWN |TRYAGAIN )/;
 export function mayHaveRun(error: unknown): boolean {
   if (error instanceof RedisNotServingError) return error.sent;
   if (!(error instanceof Error)) return true;
-  return !(isRedisRefusingWrites(error) || NOT_SERVING_REPLIES.test(error.message));
+  return !(isRedisRefusingWrites(error) || isRedisRefusingUser(error) || NOT_SERVING_REPLIES.test(error.message));
 }
 
 /** `error` as the core's STORE_UNAVAILABLE when Redis could not be reached (saying whether the call `mayHaveRun`); unchanged otherwise. */
@@ -170,11 +181,12 @@ const REFUSAL_LOG_INTERVAL_MS = 60_000;
 export function refusalHint(message: string): string {
   if (message.startsWith('OOM ')) return 'Redis is over its maxmemory: give it more memory, or lower the store bounds (README: "Redis memory")';
   if (message.startsWith('MISCONF ')) return 'Redis cannot write its AOF or RDB file: see its log (a full disk?)';
+  if (message.startsWith('NOPERM ')) return 'the Redis user lost a key or command it needs (its ACL changed while paysim runs): give it back every key under REDIS_KEY_PREFIX and the commands (README: "Running several replicas")';
   return 'Redis answers as a replica, or has too few replicas: point REDIS_URL at the primary';
 }
 
 /**
- * Logs that Redis refuses writes (`isRedisRefusingWrites`) at error, at most once per
+ * Logs that Redis refuses writes (`isRedisRefusingWrites`), or the user's calls (`isRedisRefusingUser`), at error, at most once per
  * REFUSAL_LOG_INTERVAL_MS with how many calls it refused since the last line: a full Redis
  * refuses every create, thousands a second under a load test. The refusals after the last line are
  * told once the interval is over and none has come for 5 s, or at the close (`flush`), when
@@ -183,13 +195,14 @@ export function refusalHint(message: string): string {
 export function refusalLog(log: FastifyBaseLogger, now: () => number = Date.now, setTimer?: SetTimer): ((error: Error) => void) & { flush(): void } {
   let last: Error | undefined;
   // The refusals after the last line, when none follows them to tell them (a last burst).
-  const trailing = (refused: number) =>
-    log.error({ err: last, refused }, `Redis refused ${refused === 1 ? '1 more call that writes' : `${refused} more calls that write`} since the last line (503 STORE_UNAVAILABLE); ${refusalHint(last?.message ?? '')}`);
+  const calls = (n: number): string => (isRedisRefusingUser(last) ? (n === 1 ? '1 more call' : `${n} more calls`) : n === 1 ? '1 more call that writes' : `${n} more calls that write`);
+  const trailing = (refused: number) => log.error({ err: last, refused }, `Redis refused ${calls(refused)} since the last line (503 STORE_UNAVAILABLE); ${refusalHint(last?.message ?? '')}`);
   const throttle = new CountingThrottle(REFUSAL_LOG_INTERVAL_MS, now, trailing, setTimer);
   return Object.assign((error: Error) => {
     last = error;
     const refused = throttle.take();
     if (refused === undefined) return;
-    log.error({ err: error, refused }, `Redis refuses writes: calls that write answer 503 STORE_UNAVAILABLE until it takes them again; ${refusalHint(error.message)}`);
+    const what = isRedisRefusingUser(error) ? "Redis refuses this user's calls: the calls it refuses answer 503 STORE_UNAVAILABLE until its ACL allows them again" : 'Redis refuses writes: calls that write answer 503 STORE_UNAVAILABLE until it takes them again';
+    log.error({ err: error, refused }, `${what}; ${refusalHint(error.message)}`);
   }, { flush: () => throttle.flush() });
 }

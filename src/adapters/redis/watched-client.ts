@@ -3,7 +3,7 @@ import { Command, type Redis } from 'ioredis';
 import type { FastifyBaseLogger } from 'fastify';
 import { StoreUnavailableError } from '../../core/errors.ts';
 import { createRedisClient, LOADED, LOADING_SEEN, redisLoading, shownLoading, shownRedisUrl, type RedisConnectionOptions, type RedisLoading } from './connection.ts';
-import { isCommandTimeout, isRedisGivingUp, isRedisRefusingWrites, isRedisUnavailable, RedisNotServingError, refusalHint } from './unavailable.ts';
+import { isCommandTimeout, isRedisGivingUp, isRedisRefusingUser, isRedisRefusingWrites, isRedisUnavailable, RedisNotServingError, refusalHint } from './unavailable.ts';
 
 /** A start that cannot reach Redis: told on one line, like a bad configuration. */
 export class RedisUnreachableError extends Error {
@@ -18,12 +18,15 @@ function redisCause(error: unknown): unknown {
 /**
  * `error`, which stopped a start, as a RedisUnreachableError when it says Redis went away after it
  * first answered (a call of a plugin's start given up by ioredis, or refused as STORE_UNAVAILABLE by
- * the guarded stores), so that the start ends on one line like an unreachable Redis; anything else
+ * the guarded stores), or that its ACL refused a call (`NOPERM`), so that the start ends on one
+ * line like an unreachable Redis; anything else
  * unchanged: a bug keeps its stack, and a socket error of the service's own (a HOST that does not
  * resolve, a port in use) is not Redis' (only ioredis' own words count, not bare socket codes).
  */
 export function lostDuringStart(error: unknown, url: string): unknown {
   const cause = redisCause(error);
+  // Refused by its ACL (a guarded store's call, STORE_UNAVAILABLE, or another's): said as the start's own check says it.
+  if (isRedisRefusingUser(cause)) return new RedisUnreachableError(startRefusal(shownRedisUrl(url), oneLine((cause as Error).message)), { cause: error });
   if (!(error instanceof StoreUnavailableError) && !isRedisGivingUp(error)) return error;
   if (isRedisRefusingWrites(cause)) return new RedisUnreachableError(`Redis at ${shownRedisUrl(url)} refuses writes (${(cause as Error).message}); ${refusalHint((cause as Error).message)}`, { cause: error });
   // A command never written keeps ioredis' own error as its cause.
@@ -407,8 +410,8 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
     closing = true;
     clearInterval(liveness);
     client.disconnect();
-    // Redis answers, but takes no writes: say so, not that it could not be reached.
-    if (isRedisRefusingWrites(redisCause(error))) return lostDuringStart(error, options.url) as RedisUnreachableError;
+    // Redis answers, but takes no writes, or not this user's calls: say so, not that it could not be reached.
+    if (isRedisRefusingWrites(redisCause(error)) || isRedisRefusingUser(redisCause(error))) return lostDuringStart(error, options.url) as RedisUnreachableError;
     const silentServer = error instanceof SilentRedis;
     const why = silentServer
       ? `no answer within ${REDIS_START_TIMEOUT_MS / 1000} s${connected ? '' : ': is it Redis, does it speak TLS if and only if the URL is rediss://, and is it not loading a data set without answering meanwhile (its loading-process-events-interval-bytes)?'}`

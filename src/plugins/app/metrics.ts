@@ -206,7 +206,7 @@ export default fp(
     for (const store of FULL_STORES) storeFull.inc({ store }, 0);
     const storeUnavailable = new Counter({
       name: 'store_unavailable_total',
-      help: 'Requests refused with 503 STORE_UNAVAILABLE (in each dialect\'s shape, or the console\'s page): STORE=redis and Redis unreachable, not answering, loading its data set, full (maxmemory), refusing writes (MISCONF) or read-only (a replica).',
+      help: 'Requests refused with 503 STORE_UNAVAILABLE (in each dialect\'s shape, or the console\'s page): STORE=redis and Redis unreachable, not answering, loading its data set, full (maxmemory), refusing writes (MISCONF), read-only (a replica) or refusing the Redis user a key or command (NOPERM).',
       registers,
     });
 
