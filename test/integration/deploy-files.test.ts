@@ -736,6 +736,34 @@ describe('what the dashboard and the alerts say, evaluated by promtool on made-u
               ],
             },
             {
+              // A 3-minute Redis outage of paysim-5 scraped every 5 s, as the compose's Prometheus does:
+              // not ready from 60 s to 235 s, ready again at 240 s (an evaluation's instant), and its
+              // last refusal, a call that failed as Redis came back, counted at the next scrape (245 s).
+              // PaysimNotReady fired last at 225 s; the refusals' 5-minute count outlives that by a
+              // scrape, and a 5-minute look-back at PaysimNotReady fired PaysimStoreUnavailable at 9 min
+              // (rev78a; Prometheus 3, whose ranges leave out their first instant, did so at 8m45s
+              // with the last refusal counted at 240 s).
+              interval: '5s',
+              input_series: [
+                { series: 'ready{job="paysim",replica="paysim-5"}', values: '1x11 0x35 1x200' },
+                { series: 'store_unavailable_total{job="paysim",replica="paysim-5"}', values: '0x11 1+1x37 38x200' },
+              ],
+              alert_rule_test: [
+                {
+                  eval_time: '3m45s',
+                  alertname: 'PaysimNotReady',
+                  exp_alerts: [
+                    {
+                      exp_labels: { severity: 'critical', job: 'paysim', replica: 'paysim-5' },
+                      exp_annotations: { summary: 'paysim-5 is not ready (/readyz answers 503: Redis unreachable or loading, or stuck shutting down); see its /readyz and log' },
+                    },
+                  ],
+                },
+                { eval_time: '4m', alertname: 'PaysimNotReady', exp_alerts: [] },
+                ...['3m45s', '4m', '4m15s', '8m45s', '9m', '9m15s', '10m', '11m'].map((at) => ({ eval_time: at, alertname: 'PaysimStoreUnavailable', exp_alerts: [] })),
+              ],
+            },
+            {
               // A receiver that answers errors from minute 5 to minute 10: 9 attempts in 10 fail
               // (2 attempts a second); the attempts succeed before and after. Three deliveries end
               // failed just after minute 10. Another job's failures count for nothing (ut71c: no alert fired
