@@ -25,6 +25,9 @@ describe('isRedisUnavailable', () => {
     ['Redis loading its AOF', named('ReplyError', 'LOADING Redis is loading the dataset in memory')],
     ['no reply within commandTimeout (Redis silent)', new Error('Command timed out')],
     ['not sent: Redis known silent or unreachable', new RedisNotServingError('Redis at redis://127.0.0.1:6379 has not answered for 2 s')],
+    // The calls ioredis held, rejected with its reconnect's refusal of the credentials (rev78a: 500 INTERNAL before).
+    ['a reconnect refused the password (its handshake)', named('ReplyError', 'WRONGPASS invalid username-password pair or user is disabled.')],
+    ['a reconnect asked for a password (its ready check)', new Error('Ready check failed: NOAUTH Authentication required.')],
   ])('%s: unavailable', (_what, error) => {
     expect(isRedisUnavailable(error)).toBe(true);
   });
@@ -52,6 +55,8 @@ describe('whether a call Redis could not answer may have run (StoreUnavailableEr
     ['refused by Redis loading its AOF', named('ReplyError', 'LOADING Redis is loading the dataset in memory'), false],
     ['refused by a full Redis', named('ReplyError', "OOM command not allowed when used memory > 'maxmemory'."), false],
     ['refused by a replica', named('ReplyError', "READONLY You can't write against a read only replica."), false],
+    // Written before the connection was lost, and sent again at the reconnect whose credentials were refused.
+    ['written, then held for a reconnect that refused the password', named('ReplyError', 'WRONGPASS invalid username-password pair or user is disabled.'), true],
   ])('%s: %s', (_what, error, expected) => {
     const stored = asStoreError(error);
     expect(stored).toBeInstanceOf(StoreUnavailableError);

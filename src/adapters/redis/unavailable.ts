@@ -95,12 +95,21 @@ export function isRedisRefusingUser(error: unknown): boolean {
 }
 
 /**
+ * ioredis' rejection of the calls it held when its reconnect's credentials were refused (the
+ * handshake's `WRONGPASS` or `NOAUTH`, or the ready check's `NOAUTH` in its own words): a password
+ * changed, or now required, under a running replica; Redis away for it until they match.
+ */
+const CREDENTIALS_REFUSED = /^(Ready check failed: )?(WRONGPASS|NOAUTH) /;
+
+/**
  * True when `error` says Redis could not be reached, or takes no writes for now, rather than that
  * it refused this command: either way the call may be made again later (STORE_UNAVAILABLE, 503).
  */
 export function isRedisUnavailable(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
-  if (isRedisGivingUp(error) || isRedisRefusingWrites(error) || isRedisRefusingUser(error)) return true;
+  // Credentials refused at a reconnect: a 503 as Redis away, not a 500 (rev78a: 2 calls in 12 made as
+  // the password changed answered 500 INTERNAL). A call written before may have run (`mayHaveRun`).
+  if (isRedisGivingUp(error) || isRedisRefusingWrites(error) || isRedisRefusingUser(error) || CREDENTIALS_REFUSED.test(error.message)) return true;
   const code = (error as { code?: unknown }).code;
   return typeof code === 'string' && SOCKET_CODES.has(code);
 }
