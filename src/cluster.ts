@@ -132,6 +132,8 @@ export function closeUntakenConnections(worker: Worker): void {
   child.on('internalMessage', (message: ClusterMessage | null) => {
     if (message?.cmd === 'NODE_CLUSTER' && typeof message.ack === 'number') untaken.delete(message.ack);
   });
+  // At its exit, not its IPC channel's 'disconnect' (which comes after every message it sent is
+  // read): a worker killed with a hand-off pending never disconnects (none within 3.5 s here, 2026-12-07).
   worker.once('exit', () => {
     for (const handle of untaken.values()) handle.close();
     untaken.clear();
