@@ -337,6 +337,36 @@ describe('events', () => {
   });
 });
 
+describe('a saga’s usage and POST /api/v1/credits/refund', () => {
+  // A user test (two replicas on Redis, 2026-12-07): the refund was taken, the saga then completed,
+  // and the reconciliation found "COMPLETED, but its usage is REFUNDED": the usage delivered, its credits back.
+  it('is refused PAY_004 while the saga runs and after it completed, changing nothing; its compensation alone restores it', async () => {
+    const t = await app();
+    await chargeCredits(t, 'user_1', 100);
+    const kept = resultOf(await postEvent(t, usageEvent('requested', { userId: 'user_1', usageId: 'use-1', credits: 30 }))).saga;
+    const refused = (usageId: string, sagaId: string) => [
+      409,
+      fpError('PAY_004', `Usage ${usageId} of user user_1 belongs to saga ${sagaId}: its credits are given back by the saga's compensation (send service.usage.failed), not by a refund.`),
+    ];
+    expect(errorOf(await fpPost(t, '/api/v1/credits/refund', { userId: 'user_1', usageId: 'use-1' }))).toEqual(refused('use-1', kept.sagaId));
+    expect(await balanceOf(t, 'user_1')).toBe(70);
+    expect(resultOf(await postEvent(t, usageEvent('completed', { userId: 'user_1', usageId: 'use-1' }))).saga.status).toBe('COMPLETED');
+    expect(errorOf(await fpPost(t, '/api/v1/credits/refund', { userId: 'user_1', usageId: 'use-1' }))).toEqual(refused('use-1', kept.sagaId));
+
+    const undone = resultOf(await postEvent(t, usageEvent('requested', { userId: 'user_1', usageId: 'use-2', credits: 20 }))).saga;
+    expect(errorOf(await fpPost(t, '/api/v1/credits/refund', { userId: 'user_1', usageId: 'use-2' }))).toEqual(refused('use-2', undone.sagaId));
+    const failed = resultOf(await postEvent(t, usageEvent('failed', { userId: 'user_1', usageId: 'use-2' }))).saga;
+    expect(failed.steps.map((s: Json) => `${s.step}:${s.status}`)).toEqual(['CREDITS_DEDUCTED:SUCCEEDED', 'CREDITS_RESTORED:SUCCEEDED', 'PAYMENT_CANCELLED:SKIPPED', 'ORDER_CANCELLED:SKIPPED']);
+    expect(errorOf(await fpPost(t, '/api/v1/credits/refund', { userId: 'user_1', usageId: 'use-2' }))).toEqual([409, fpError('PAY_003', 'Usage use-2 was already refunded.')]);
+
+    expect(await balanceOf(t, 'user_1')).toBe(70);
+    const types = resultOf(await fpGet(t, '/api/v1/credits/transactions?userId=user_1&limit=10')).items.map((x: Json) => x.type);
+    expect(types).toEqual(['REFUND', 'USE', 'USE', 'CHARGE']);
+    const rec = await reconciliation(t);
+    expect([rec.consistent, rec.mismatches]).toEqual([true, []]);
+  });
+});
+
 describe('an end event that contradicts how the saga ended', () => {
   it('service.usage.completed after the timeout compensated the saga is PAY_004 and changes nothing, sent again too; a failed then agrees and is answered as before', async () => {
     const t = await app();

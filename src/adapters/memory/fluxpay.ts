@@ -214,6 +214,7 @@ export class MemoryFluxPayStore implements FluxPayStore {
     const usage = this.#credits.usage(userId, usageId);
     if (usage === undefined) return ok({ kind: 'not_found' });
     if (usage.status === 'REFUNDED') return ok({ kind: 'already_refunded', usage: { ...usage } });
+    if (usage.sagaId !== null) return ok({ kind: 'saga_held', usage: { ...usage } });
     const transaction = this.#refund(usage, stamp);
     return ok({ kind: 'refunded', usage: { ...usage }, transaction: { ...transaction }, balance: transaction.balanceAfter });
   }

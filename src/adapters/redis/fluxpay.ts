@@ -257,7 +257,7 @@ export class RedisFluxPayStore implements FluxPayStore {
   async refundCredits(userId: string, usageId: string, stamp: Stamp): Promise<RefundOutcome> {
     const [kind, usage, transaction, balance] = (await this.#run('refund', stamp, userId, usageId)) as [string, string?, string?, number?];
     if (kind === 'not_found') return { kind };
-    if (kind === 'already_refunded') return { kind, usage: parse<CreditUsage>(usage) };
+    if (kind === 'already_refunded' || kind === 'saga_held') return { kind, usage: parse<CreditUsage>(usage) };
     return { kind: 'refunded', usage: parse<CreditUsage>(usage), transaction: parse<CreditTransaction>(transaction), balance: balance as number };
   }
 

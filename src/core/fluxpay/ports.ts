@@ -107,7 +107,9 @@ export type UseOutcome =
 export type RefundOutcome =
   | { kind: 'refunded'; usage: CreditUsage; transaction: CreditTransaction; balance: number }
   | { kind: 'not_found' }
-  | { kind: 'already_refunded'; usage: CreditUsage };
+  | { kind: 'already_refunded'; usage: CreditUsage }
+  /** The usage is a saga's: only its compensation gives its credits back (a completed saga keeps them). */
+  | { kind: 'saga_held'; usage: CreditUsage };
 
 export type StartSagaOutcome =
   | { kind: 'started'; saga: Saga }

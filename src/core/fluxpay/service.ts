@@ -434,6 +434,11 @@ export class FluxPayService {
         throw notFound('Usage', usageId, userId);
       case 'already_refunded':
         throw new FluxPayError('PAY_003', `Usage ${usageId} was already refunded.`);
+      case 'saga_held':
+        // Refunded here, a saga completed afterwards would keep the usage delivered and its credits
+        // given back (the reconciliation's "COMPLETED, but its usage is REFUNDED"), and compensated it
+        // would skip its own restore: the saga alone ends its usage, either way.
+        throw new FluxPayError('PAY_004', `Usage ${usageId} of user ${userId} belongs to saga ${outcome.usage.sagaId}: its credits are given back by the saga's compensation (send service.usage.failed), not by a refund.`);
       case 'refunded':
         this.#changed();
         return { usage: outcome.usage, balance: outcome.balance };

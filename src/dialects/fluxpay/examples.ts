@@ -540,7 +540,10 @@ export const fluxpayOverrides = {
   refundFluxPayCredits: {
     400: badRequest('a field breaks its rule', { validation_failed: broken('body', 'usageId', "must have required property 'usageId'") }),
     404: notFound(`Usage usage-none of user ${EXAMPLE_USER} was not found.`, 'the user has no usage with this id'),
-    409: conflict('PAY_003: the usage was refunded already', { already_refunded: err('PAY_003', `Usage ${EXAMPLE_IDS.deductedUsage} was already refunded.`) }),
+    409: conflict('PAY_003: the usage was refunded already; PAY_004: the usage is a usage saga’s (its compensation alone gives the credits back)', {
+      already_refunded: err('PAY_003', `Usage ${EXAMPLE_IDS.deductedUsage} was already refunded.`),
+      saga_usage: err('PAY_004', `Usage ${EXAMPLE_IDS.runningUsage} of user ${EXAMPLE_USER} belongs to saga ${EXAMPLE_IDS.saga}: its credits are given back by the saga's compensation (send service.usage.failed), not by a refund.`),
+    }),
   },
   listFluxPayCreditTransactions: { 400: USER_400 },
   postFluxPayUsageEvent: {

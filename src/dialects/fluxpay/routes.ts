@@ -300,7 +300,7 @@ const fluxpayRoutes: FastifyPluginAsync<FluxPayRoutesOptions> = async (fastify, 
       schema: {
         operationId: 'refundFluxPayCredits',
         summary: 'Restore a usage’s credits',
-        description: 'Once (PAY_003 again). Event `credit.refunded`. COMMON_404 for an unknown usage.',
+        description: 'Once (PAY_003 again). Event `credit.refunded`. COMMON_404 for an unknown usage; PAY_004 for a usage saga’s usage (its compensation restores it).',
         tags,
         headers: IdempotencyKeyHeader,
         body: withExamples(s.RefundBody, ex.refundRequests),

@@ -183,6 +183,8 @@ local member = arg(1) .. '\\n' .. arg(2)
 local status = redis.call('HGET', usage(member), '.status')
 if not status then return {'not_found'} end
 if status == '"REFUNDED"' then return {'already_refunded', render(usage(member))} end
+local sagaId = redis.call('HGET', usage(member), 'sid')
+if sagaId and sagaId ~= '' then return {'saga_held', render(usage(member))} end
 local tx, after = refund(member, NOW, EV[1])
 return {'refunded', render(usage(member)), tx, after}
 `,
