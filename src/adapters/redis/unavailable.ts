@@ -204,7 +204,7 @@ export function refusalHint(message: string): string {
 export function refusalLog(log: FastifyBaseLogger, now: () => number = Date.now, setTimer?: SetTimer): ((error: Error) => void) & { flush(): void } {
   let last: Error | undefined;
   // The refusals after the last line, when none follows them to tell them (a last burst).
-  const calls = (n: number): string => (isRedisRefusingUser(last) ? (n === 1 ? '1 more call' : `${n} more calls`) : n === 1 ? '1 more call that writes' : `${n} more calls that write`);
+  const calls = (n: number): string => `${n} more ${n === 1 ? 'call' : 'calls'}${isRedisRefusingUser(last) ? '' : n === 1 ? ' that writes' : ' that write'}`;
   const trailing = (refused: number) => log.error({ err: last, refused }, `Redis refused ${calls(refused)} since the last line (503 STORE_UNAVAILABLE); ${refusalHint(last?.message ?? '')}`);
   const throttle = new CountingThrottle(REFUSAL_LOG_INTERVAL_MS, now, trailing, setTimer);
   return Object.assign((error: Error) => {

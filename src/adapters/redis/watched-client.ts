@@ -411,7 +411,8 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
     clearInterval(liveness);
     client.disconnect();
     // Redis answers, but takes no writes, or not this user's calls: say so, not that it could not be reached.
-    if (isRedisRefusingWrites(redisCause(error)) || isRedisRefusingUser(redisCause(error))) return lostDuringStart(error, options.url) as RedisUnreachableError;
+    const cause = redisCause(error);
+    if (isRedisRefusingWrites(cause) || isRedisRefusingUser(cause)) return lostDuringStart(error, options.url) as RedisUnreachableError;
     const silentServer = error instanceof SilentRedis;
     const why = silentServer
       ? `no answer within ${REDIS_START_TIMEOUT_MS / 1000} s${connected ? '' : ': is it Redis, does it speak TLS if and only if the URL is rediss://, and is it not loading a data set without answering meanwhile (its loading-process-events-interval-bytes)?'}`
