@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { asStoreError, isRedisUnavailable, RedisNotServingError, unavailableAsStoreError } from '../../src/adapters/redis/unavailable.ts';
-import { StoreUnavailableError, storeCallMayHaveRun } from '../../src/core/errors.ts';
+import { asStoreError, isRedisUnavailable, RedisNotServingError, UNAVAILABLE_LOG_INTERVAL_MS, unavailableAsStoreError, unavailableLog, unavailableReason } from '../../src/adapters/redis/unavailable.ts';
+import { ShuttingDownError, StoreUnavailableError, storeCallMayHaveRun } from '../../src/core/errors.ts';
 
 /** The one place where Redis' connection failures become STORE_UNAVAILABLE. @see issue 14 "Redis unavailable" */
 
@@ -109,5 +109,36 @@ describe('unavailableAsStoreError', () => {
     await expect(guarded.get()).rejects.toBeInstanceOf(StoreUnavailableError);
     guarded.get = original;
     expect(await guarded.get()).toBe(2);
+  });
+});
+
+describe('unavailableLog (the webhook dispatcher’s and the outbox relay’s lines while Redis is unavailable)', () => {
+  const notSent = (): StoreUnavailableError =>
+    new StoreUnavailableError({ cause: new RedisNotServingError('Redis at redis://127.0.0.1:6379 did not take the command: not sent', { cause: named('MaxRetriesPerRequestError', 'Reached the max retries per request limit (which is 2).') }) });
+
+  it("tells the first failure at once and those after it, within the interval, at the flush with their count, in Redis' words without a stack; another error is left to the caller", () => {
+    const lines: Array<[string, Record<string, unknown>, string]> = [];
+    const log = { warn: (fields: Record<string, unknown>, msg: string) => void lines.push(['warn', fields, msg]) };
+    let now = 0;
+    const timers: Array<() => void> = [];
+    const unavailable = unavailableLog(log as never, (n) => `${n} more since the last line`, () => now, (fn) => void timers.push(fn));
+    expect(unavailable(notSent(), 'reading failed: the store is unavailable', { what: 'read' })).toBe(true);
+    now = 1_000;
+    expect(unavailable(coded('ECONNREFUSED'), 'writing failed: the store is unavailable')).toBe(true);
+    expect(unavailable(new Error('ERR Error running script'), 'a bug')).toBe(false);
+    unavailable.flush();
+    expect(lines).toEqual([
+      ['warn', { what: 'read', failed: 1, redis_error: 'Redis at redis://127.0.0.1:6379 did not take the command: not sent: Reached the max retries per request limit (which is 2).' }, 'reading failed: the store is unavailable'],
+      ['warn', { failed: 1, redis_error: 'connect ECONNREFUSED 127.0.0.1:6379' }, '1 more since the last line'],
+    ]);
+    // Past the interval, the next failure is a line of its own again.
+    now = UNAVAILABLE_LOG_INTERVAL_MS + 1_000;
+    unavailable(notSent(), 'reading failed: the store is unavailable');
+    expect(lines.length).toBe(3);
+  });
+
+  it('unavailableReason leaves out the guard’s own words; a ShuttingDownError keeps its', () => {
+    expect(unavailableReason(new StoreUnavailableError({ cause: coded('ECONNRESET') }))).toBe('connect ECONNRESET 127.0.0.1:6379');
+    expect(unavailableReason(new ShuttingDownError())).toBe('The simulator is shutting down; retry on another instance.');
   });
 });

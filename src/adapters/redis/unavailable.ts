@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify';
-import { StoreUnavailableError } from '../../core/errors.ts';
+import { isStoreUnavailable, StoreUnavailableError } from '../../core/errors.ts';
 import { CountingThrottle, type SetTimer } from '../../log-throttle.ts';
 import type { Stores } from '../../core/ports.ts';
 
@@ -214,4 +214,69 @@ export function refusalLog(log: FastifyBaseLogger, now: () => number = Date.now,
     const what = isRedisRefusingUser(error) ? "Redis refuses this user's calls: the calls it refuses answer 503 STORE_UNAVAILABLE until its ACL allows them again" : 'Redis refuses writes: calls that write answer 503 STORE_UNAVAILABLE until it takes them again';
     log.error({ err: error, refused }, `${what}; ${refusalHint(error.message)}`);
   }, { flush: () => throttle.flush() });
+}
+
+/**
+ * At most one line per this interval from a loop whose Redis calls fail for want of Redis, as the
+ * scheduler's (`due work could not be done: the store is unavailable`, core.ts).
+ */
+export const UNAVAILABLE_LOG_INTERVAL_MS = 10_000;
+
+/**
+ * True when `error` says the store (Redis) cannot be used now: a guarded store's
+ * `StoreUnavailableError` (what the scheduler and the routes take so), or Redis' own error from a
+ * call made outside the guarded stores (`isRedisUnavailable`: the webhook stream's reader, the
+ * event stream).
+ */
+export function isUnavailable(error: unknown): boolean {
+  return isStoreUnavailable(error) || isRedisUnavailable(error);
+}
+
+/**
+ * Why `error` (one `isUnavailable` takes) says the store is unavailable, in Redis' or ioredis' words:
+ * the messages of the error and its causes, those of the guard's `StoreUnavailableError` left out
+ * (it says only that). A line that tells an outage says this instead of the error's stack, which is
+ * the same for every call and says nothing the message does not.
+ */
+export function unavailableReason(error: unknown): string {
+  const messages: string[] = [];
+  for (let cause = error, depth = 0; cause instanceof Error && depth < 5; cause = cause.cause, depth++) {
+    if (cause.constructor !== StoreUnavailableError) messages.push(cause.message);
+  }
+  return messages.length > 0 ? messages.join(': ') : error instanceof Error ? error.message : String(error);
+}
+
+export interface UnavailableLog {
+  /**
+   * Counts `error` when it says the store is unavailable (`isUnavailable`), and tells it at warn, with
+   * `fields`, `message`, the count since the last line (`failed`) and why (`redis_error`), no stack, at
+   * most once per UNAVAILABLE_LOG_INTERVAL_MS; false, and nothing done, for any other error.
+   */
+  (error: unknown, message: string, fields?: Record<string, unknown>): boolean;
+  /** Tells the failures counted since the last line now, if any (the app's close). */
+  flush(): void;
+}
+
+/**
+ * The log of a loop that calls Redis on its own (the webhook dispatcher, the FluxPay outbox relay)
+ * while Redis is unavailable: what it did not do then is retried (or taken over) once Redis is back,
+ * so one warning per interval, with how many failures it holds back, says it, where before
+ * 2026-12-07 each failure was an error line with a stack (h79a: 14 and 15 a replica in a 3.5 s
+ * restart, under a light load whose receiver took 0.8 s to answer).
+ * The failures after the last line are told once the interval is over and none has come for 5 s,
+ * or at the close (`flush`), in `trailing`'s words.
+ */
+export function unavailableLog(log: Pick<FastifyBaseLogger, 'warn'>, trailing: (count: number) => string, now: () => number = Date.now, setTimer?: SetTimer): UnavailableLog {
+  let reason = '';
+  const throttle = new CountingThrottle(UNAVAILABLE_LOG_INTERVAL_MS, now, (failed) => log.warn({ failed, redis_error: reason }, trailing(failed)), setTimer);
+  return Object.assign(
+    (error: unknown, message: string, fields: Record<string, unknown> = {}): boolean => {
+      if (!isUnavailable(error)) return false;
+      reason = unavailableReason(error);
+      const failed = throttle.take();
+      if (failed !== undefined) log.warn({ ...fields, failed, redis_error: reason }, message);
+      return true;
+    },
+    { flush: () => throttle.flush() },
+  );
 }
