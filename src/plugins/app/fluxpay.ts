@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin';
 import { Counter, Gauge, Histogram } from 'prom-client';
+import { unavailableLog } from '../../adapters/redis/unavailable.ts';
 import { fluxPayIds, OUTBOX_EVENT_TYPES } from '../../core/fluxpay/model.ts';
 import { OutboxRelay } from '../../core/fluxpay/outbox.ts';
 import { UsageSagas } from '../../core/fluxpay/saga.ts';
@@ -51,6 +52,7 @@ export default fp(
     for (const status of ['COMPLETED', 'COMPENSATED']) sagasFinished.inc({ status }, 0);
     const sagaRetries = new Counter({ name: 'fluxpay_saga_retries_total', help: 'FluxPay saga steps (or compensations) whose store operation failed and that were scheduled again.', registers });
 
+    const unavailable = unavailableLog(app.log, (failed) => `fluxpay: publishing the outbox failed ${failed} more ${failed === 1 ? 'time' : 'times'} since the last line: the store is unavailable; it will be retried`, () => clock.now());
     const relay = new OutboxRelay({
       store,
       scheduler,
@@ -59,7 +61,11 @@ export default fp(
       pollMs: config.scheduler.pollMs,
       onError: (error, event) => {
         publishFailures.inc();
-        app.log.error({ err: error, event_id: event?.eventId, event_type: event?.eventType }, 'fluxpay: publishing the outbox failed; it will be retried');
+        // The store unavailable (Redis away: each poll's read, a publication's mark): retried once it
+        // is back, so one warning per 10 s with the count, as the scheduler's; anything else is an
+        // error each, with its stack.
+        const fields = { event_id: event?.eventId, event_type: event?.eventType };
+        if (!unavailable(error, 'fluxpay: publishing the outbox failed: the store is unavailable; it will be retried', fields)) app.log.error({ err: error, ...fields }, 'fluxpay: publishing the outbox failed; it will be retried');
       },
       onPublished: (event, at) => {
         published.inc({ event_type: event.eventType });
@@ -156,7 +162,10 @@ export default fp(
       else if (left > 0) app.log.warn({ pending_outbox_events: left }, 'shutdown: FluxPay outbox events still unpublished when the drain budget ran out (they stay in the outbox)');
       else app.log.info('shutdown: the FluxPay outbox is published');
     });
-    app.addHook('onClose', async () => relay.stop());
+    app.addHook('onClose', async () => {
+      await relay.stop();
+      unavailable.flush();
+    });
   },
   { name: 'paysim-fluxpay', dependencies: ['paysim-core', 'paysim-lifecycle', 'paysim-metrics'] },
 );

@@ -6,6 +6,7 @@ import { Agent } from 'undici';
 import type { RedisDeliveryLog } from '../../adapters/redis/deliveries.ts';
 import { RedisDeliveryQueue } from '../../adapters/redis/delivery-queue.ts';
 import { RedisRateCap } from '../../adapters/redis/rate-cap.ts';
+import { unavailableLog } from '../../adapters/redis/unavailable.ts';
 import { systemClock } from '../../core/clock.ts';
 import type { DomainEvent } from '../../core/events.ts';
 import { DEFAULT_NAMESPACE } from '../../core/faults/service.ts';
@@ -97,7 +98,17 @@ export default fp<WebhooksOptions>(
     signers.register(legacySigner(secrets));
     signers.register(stripeSigner(secrets));
 
-    const onError = (error: unknown, context: string) => app.log.error({ err: error }, `webhooks: ${context} failed`);
+    // Redis unavailable (its stream's reader, an attempt's or an acknowledgement's store call, a
+    // hand-back): what failed is retried, handed back or taken over once Redis is back, so one
+    // warning per 10 s with the count, as the scheduler's; anything else is an error each, with its stack.
+    const unavailable = unavailableLog(
+      app.log,
+      (failed) => `webhooks: ${plural(failed, 'more store call', 'more store calls')} of the webhook dispatcher failed since the last line: the store is unavailable; each is tried again, or its delivery taken over, once it is back`,
+      () => clock.now(),
+    );
+    const onError = (error: unknown, context: string): void => {
+      if (!unavailable(error, `webhooks: ${context} failed: the store is unavailable`)) app.log.error({ err: error }, `webhooks: ${context} failed`);
+    };
     const { redis } = options;
     const queue =
       redis === undefined
@@ -332,6 +343,7 @@ export default fp<WebhooksOptions>(
     app.core.onSweep((now) => stores.deliveries.sweep(now));
     app.addHook('onClose', async () => {
       dispatcher.close();
+      unavailable.flush();
       backstops.close();
       superseded.close();
       reenabled.close();

@@ -1,0 +1,111 @@
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { buildTestApp, type TestApp } from '../helpers/app.ts';
+import { eventually } from '../helpers/receiver.ts';
+import { redisServerOrSkip } from '../helpers/redis.ts';
+import { startRedisServer, type RedisServerProcess } from '../helpers/redis-server.ts';
+
+/*
+ * What an app on a real redis-server logs of a Redis restart from the loops that call Redis on their
+ * own: the webhook dispatcher, the FluxPay outbox relay and the outbound event stream. Redis
+ * unavailable is told without a stack: the dispatcher's and the relay's failures (retried, handed
+ * back or taken over once Redis is back) in one warning per 10 s with the count, as the
+ * scheduler's, the event stream's lost events in one error line when appending fails and one with
+ * the outage's count when it works again. Before 2026-12-07 each was an error line with a stack (a
+ * 3.5 s restart under a light load: 14 and 15 a replica).
+ */
+
+type Line = Record<string, unknown>;
+
+/** Redis' or ioredis' words for a connection lost or given up on (`unavailableReason`). */
+const REDIS_GONE = /Redis at redis:\/\/127\.0\.0\.1:\d+ did not take the command|Reached the max retries per request limit|Connection is closed|ECONNREFUSED|ECONNRESET/;
+
+/** The warn and error lines whose message starts with `prefix`, in order, without their time and service. */
+function linesOf(logs: Line[], prefix: string): Line[] {
+  return logs.filter((l) => (l.level === 'warn' || l.level === 'error') && String(l.msg).startsWith(prefix)).map(({ time: _time, service: _service, ...rest }) => rest);
+}
+
+if (redisServerOrSkip('the log of a Redis outage'))
+  describe('the log of a Redis outage (a real redis-server, stopped and started again)', () => {
+    let server: RedisServerProcess;
+    let receiver: { close(): Promise<void> } | undefined;
+    let apps = 0;
+    const open: TestApp[] = [];
+    beforeAll(async () => {
+      server = await startRedisServer({ appendOnly: true });
+    });
+    afterEach(async () => {
+      for (const t of open.splice(0)) await t.app.close();
+      await receiver?.close();
+      receiver = undefined;
+      // Running again for the next test, whatever this one left.
+      if (server.child.exitCode !== null || server.child.signalCode !== null) await server.resume();
+    });
+    afterAll(async () => {
+      await server.stop();
+    });
+
+    async function app(logs: Line[], env: Record<string, string> = {}): Promise<TestApp> {
+      const t = await buildTestApp({ STORE: 'redis', REDIS_URL: server.url, REDIS_KEY_PREFIX: `outage:${++apps}:`, SCHEDULER_POLL_MS: '0', LOG_LEVEL: 'info', ...env }, { logs });
+      open.push(t);
+      return t;
+    }
+
+    /** Stops Redis, and waits until the app has seen it gone (`/readyz`'s cause). */
+    async function stopRedis(t: TestApp): Promise<void> {
+      await server.pause();
+      await eventually(() => t.app.storeUnavailable(), 'the outage seen', 10_000);
+    }
+
+    async function closed(t: TestApp): Promise<void> {
+      open.splice(open.indexOf(t), 1);
+      await t.app.close();
+    }
+
+    it("the webhook dispatcher: its stream's reader, an attempt's record and its hand-back failing for want of Redis are one warning without a stack, the failures held back told at the close with their count, and the delivery sent again once Redis is back (before: an error line with a stack each)", { timeout: 30_000 }, async () => {
+      const logs: Line[] = [];
+      // A receiver that never answers, and tells when an attempt gives up (its connection closed).
+      const requests: Array<{ closed: boolean }> = [];
+      const rx = createServer((req) => {
+        const request = { closed: false };
+        requests.push(request);
+        req.resume();
+        req.socket.once('close', () => (request.closed = true));
+      });
+      rx.listen(0, '127.0.0.1');
+      await once(rx, 'listening');
+      receiver = { close: () => new Promise<void>((resolve) => rx.close(() => resolve()).closeAllConnections()) };
+      const t = await app(logs, { WEBHOOK_TIMEOUT_MS: '1500', WEBHOOK_CLAIM_IDLE_MS: '30000' });
+      const url = `http://127.0.0.1:${(rx.address() as AddressInfo).port}/hook`;
+      const created = await t.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'res_outage', amount: 1000, scenario: 'approve', webhook_url: url } });
+      expect(created.statusCode).toBe(200);
+      await t.clock.advance(t.config.scenarios.approveDelayMs);
+      // Its attempt in flight: Redis goes away before it times out.
+      await eventually(() => (requests.length === 1 ? true : undefined), 'the attempt sent');
+      await stopRedis(t);
+      // The attempt times out; its record fails, and so does the hand-back of its stream entry.
+      await eventually(() => (requests[0]?.closed === true ? true : undefined), 'the attempt timed out');
+      await server.resume();
+      // The hand-back, tried again, is taken: the delivery is sent again.
+      await eventually(() => (requests.length === 2 ? true : undefined), 'the delivery sent again', 10_000);
+      await closed(t);
+      const reason = { redis_error: expect.stringMatching(REDIS_GONE) };
+      expect(linesOf(logs, 'webhooks:')).toEqual([
+        { level: 'warn', failed: 1, ...reason, msg: 'webhooks: reading the webhook delivery stream failed: the store is unavailable' },
+        { level: 'warn', failed: 2, ...reason, msg: 'webhooks: 2 more store calls of the webhook dispatcher failed since the last line: the store is unavailable; each is tried again, or its delivery taken over, once it is back' },
+      ]);
+    });
+
+    it('the FluxPay outbox relay: a read of the outbox that fails for want of Redis is one warning without a stack (before: an error line with a stack)', { timeout: 30_000 }, async () => {
+      const logs: Line[] = [];
+      const t = await app(logs);
+      await stopRedis(t);
+      await t.app.fluxpay.relay.run();
+      await server.resume();
+      await eventually(() => (t.app.storeUnavailable() === undefined ? true : undefined), 'Redis back', 10_000);
+      await closed(t);
+      expect(linesOf(logs, 'fluxpay:')).toEqual([{ level: 'warn', failed: 1, redis_error: expect.stringMatching(REDIS_GONE), msg: 'fluxpay: publishing the outbox failed: the store is unavailable; it will be retried' }]);
+    });
+  });
