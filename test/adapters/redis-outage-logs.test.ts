@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { DomainEvent } from '../../src/core/events.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 import { eventually } from '../helpers/receiver.ts';
 import { redisServerOrSkip } from '../helpers/redis.ts';
@@ -107,5 +108,37 @@ if (redisServerOrSkip('the log of a Redis outage'))
       await eventually(() => (t.app.storeUnavailable() === undefined ? true : undefined), 'Redis back', 10_000);
       await closed(t);
       expect(linesOf(logs, 'fluxpay:')).toEqual([{ level: 'warn', failed: 1, redis_error: expect.stringMatching(REDIS_GONE), msg: 'fluxpay: publishing the outbox failed: the store is unavailable; it will be retried' }]);
+    });
+
+    it('the event stream: events not appended for want of Redis are one error line saying how many and why, without a stack, and one with the whole count once appending works again (before: an error line with a stack)', { timeout: 30_000 }, async () => {
+      const logs: Line[] = [];
+      const t = await app(logs);
+      const publish = (id: string): void => t.app.core.bus.publish({ id, type: 'booking.event_processed', occurredAt: t.clock.now(), event: { id } } as unknown as DomainEvent);
+      await stopRedis(t);
+      // Three in one turn (one append), then two more while it still fails.
+      for (const id of ['evt_1', 'evt_2', 'evt_3']) publish(id);
+      await eventually(() => (linesOf(logs, 'event stream:').length === 1 ? true : undefined), 'the first append failed');
+      for (const id of ['evt_4', 'evt_5']) publish(id);
+      await eventually(async () => ((await t.app.metrics.registry.getSingleMetric('event_stream_missed_events')?.get())?.values[0]?.value === 5 ? true : undefined), 'the second append failed');
+      await server.resume();
+      await eventually(() => (t.app.storeUnavailable() === undefined ? true : undefined), 'Redis back', 10_000);
+      publish('evt_after');
+      // Appended (the stream holds it alone): the close tells the outage over at once (else after 10 s of appends that work).
+      await eventually(async () => ((await t.app.redis?.xlen(`${t.config.redis.keyPrefix}events`)) === 1 ? true : undefined), 'the append after the outage');
+      await closed(t);
+      expect(linesOf(logs, 'event stream:')).toEqual([
+        {
+          level: 'error',
+          missed_events: 3,
+          redis_error: expect.stringMatching(REDIS_GONE),
+          msg: 'event stream: 3 event(s) could not be appended: Redis is unreachable or refuses writes; the events published until appending works again are not in the stream either (event_stream_missed_events counts them; the count is told when it works again)',
+        },
+        {
+          level: 'error',
+          missed_events: 5,
+          uncertain_events: 0,
+          msg: 'event stream: appending works again; 5 event(s) published while Redis was unreachable or refused writes are not in the stream (event_stream_missed_events counts them)',
+        },
+      ]);
     });
   });

@@ -24,8 +24,8 @@ export interface RedisEventStreamOptions {
   keyPrefix: string;
   /** Entries kept, about (EVENTS_STREAM_MAX_LEN): `MAXLEN ~` trims whole nodes, so up to a node more stay. */
   maxLen: number;
-  /** Told when appending starts failing (once per outage). */
-  onError: (error: unknown, context: string) => void;
+  /** Told when appending starts failing (once per outage), with the count of events of the append that failed. */
+  onError: (error: unknown, context: string, count: number) => void;
   /**
    * Told, once appending has worked again for `quietMs` after it failed (or at once after a detach),
    * how many events were not appended meanwhile (`count`), and how many more were in appends cut off
@@ -133,7 +133,7 @@ export class RedisEventStream {
       (error: unknown) => {
         clearTimeout(this.#quiet);
         this.#quiet = undefined;
-        if (!this.#inOutage) this.#options.onError(error, 'appending to the event stream');
+        if (!this.#inOutage) this.#options.onError(error, 'appending to the event stream', count);
         if (wasWritten(error)) {
           this.#uncertain += count;
           this.#failingUncertain += count;

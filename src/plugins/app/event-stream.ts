@@ -2,6 +2,7 @@ import fp from 'fastify-plugin';
 import type { Redis } from 'ioredis';
 import { Gauge } from 'prom-client';
 import { RedisEventStream } from '../../adapters/redis/event-stream.ts';
+import { isRedisUnavailable, unavailableReason, wasWritten } from '../../adapters/redis/unavailable.ts';
 
 /**
  * The outbound event stream (STORE=redis only): every event of the bus also goes to the capped
@@ -20,7 +21,13 @@ export default fp<EventStreamOptions>(
     const stream = new RedisEventStream(options.client, {
       keyPrefix: options.keyPrefix,
       maxLen: app.core.config.eventsStream.maxLen,
-      onError: (error, context) => app.log.error({ err: error }, `event stream: ${context} failed`),
+      // Redis unavailable: the events are lost to the stream, so an error, but one line for the
+      // outage saying how many and why (no stack: it is the same for every append), and the count
+      // of the whole outage once appending works again; anything else keeps its stack.
+      onError: (error, context, count) => {
+        if (isRedisUnavailable(error)) app.log.error({ [wasWritten(error) ? 'uncertain_events' : 'missed_events']: count, redis_error: unavailableReason(error) }, notAppendedMessage(count, wasWritten(error)));
+        else app.log.error({ err: error }, `event stream: ${context} failed`);
+      },
       onMissed: (count, uncertain) => app.log.error({ missed_events: count, uncertain_events: uncertain }, missedMessage(count, uncertain)),
     });
     const detach = stream.attach(app.core.bus);
@@ -36,6 +43,15 @@ export default fp<EventStreamOptions>(
   },
   { name: 'paysim-event-stream', dependencies: ['paysim-core', 'paysim-metrics'] },
 );
+
+/**
+ * The first append that failed for want of Redis (once per outage): its events are not in the
+ * stream (or, `written`, sent as Redis went silent, may be), nor are those published until it works again.
+ */
+export function notAppendedMessage(count: number, written: boolean): string {
+  const these = written ? `${count} event(s) were sent to Redis as it went silent, unanswered (they are in the stream if Redis runs what it received)` : `${count} event(s) could not be appended`;
+  return `event stream: ${these}: Redis is unreachable or refuses writes; the events published until appending works again are not in the stream either (event_stream_missed_events counts them; the count is told when it works again)`;
+}
 
 /** What an outage of the stream cost, once appending works again: the events not appended, and those whose append was sent as Redis went silent (they may be in it). */
 export function missedMessage(count: number, uncertain: number): string {
