@@ -23,7 +23,13 @@ export interface PageContext {
   servedBy: { host: string; pid: number; worker?: number | undefined };
 }
 
-/** htmx without inline styles or eval (the CSP allows neither), and 4xx/5xx answers shown rather than dropped. */
+/**
+ * htmx without inline styles or eval (the CSP allows neither), and 4xx/5xx answers shown rather than
+ * dropped. A refusal (4xx: a refused form, whose error console.js puts above it, or a page not found)
+ * is the service's answer, swapped like any other; as an error, htmx logged each one to the browser's
+ * console ("Response Status Error Code 422 from …") while the page showed it as meant. A 5xx stays an error.
+ * @see https://htmx.org/docs/#response-handling
+ */
 const HTMX_CONFIG = JSON.stringify({
   includeIndicatorStyles: false,
   allowEval: false,
@@ -31,8 +37,8 @@ const HTMX_CONFIG = JSON.stringify({
   historyCacheSize: 0,
   responseHandling: [
     { code: '204', swap: false },
-    { code: '[23]..', swap: true },
-    { code: '[45]..', swap: true, error: true },
+    { code: '[234]..', swap: true },
+    { code: '5..', swap: true, error: true },
   ],
 });
 

@@ -398,7 +398,7 @@
     // The event is the swap target's (the body); the request's element is the form sent.
     const sent = detail.requestConfig && detail.requestConfig.elt;
     const form = sent instanceof Element ? sent.closest('form') : null;
-    if (!detail.isError || form === null || detail.xhr.status === 401) return;
+    if (detail.xhr.status < 400 || form === null || detail.xhr.status === 401) return;
     const refused = new DOMParser().parseFromString(detail.xhr.responseText, 'text/html').querySelector('main .notice-error');
     if (refused === null) return;
     detail.shouldSwap = false;
