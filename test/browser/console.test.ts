@@ -631,7 +631,7 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
     await page.close();
   }, TIMEOUT);
 
-  it('keeps a delivery’s Replay on the screen at 1280 px when its attempts are opened: they scroll within their cell (h77c: the opened table pushed it off)', async () => {
+  it('keeps a delivery’s Replay on the screen at 1280 px when its attempts are opened, and nothing scrolls sideways: they wrap within their cell (h77c: the opened table pushed it off; then the log still scrolled sideways)', async () => {
     const url = 'http://127.0.0.1:9/a/rather/long/path/for/a/receiver/that/is/not/listening/at/all?tenant=acme-corporation';
     const made = await api('POST', '/v1/sim/intent', { reservation_id: 'R-wide-attempts', amount: 100, scenario: 'fail', webhook_url: url });
     const id = (made.json as { payment_intent_id: string }).payment_intent_id;
@@ -644,6 +644,11 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
     const replay = row.getByRole('button', { name: /^Replay whd_/ });
     const box = await replay.boundingBox();
     expect((box?.x ?? Infinity) + (box?.width ?? 0)).toBeLessThanOrEqual(await page.evaluate<number>('document.documentElement.clientWidth'));
+    // Nothing scrolls sideways at 1280×800 with the attempts opened: neither the page, nor the log's
+    // table, nor the attempts' own box (before, the log's table did: 1,307 px in 1,218).
+    const sideways = `[document.documentElement, ...document.querySelectorAll('#deliveries .scroll')].filter((e) => e.scrollWidth > e.clientWidth).map((e) => e.tagName + '.' + e.className + ' ' + String(e.scrollWidth) + '>' + String(e.clientWidth))`;
+    expect(await page.evaluate<string[]>(sideways)).toEqual([]);
+    expect(await page.locator('#deliveries .attempts').evaluate((e) => e.getBoundingClientRect().width > 0)).toBe(true);
     await page.close();
   }, TIMEOUT);
 

@@ -153,10 +153,16 @@ ${createForms(ctx, messages.error, defaultMix)}
   });
 }
 
+/** A time that may wrap after its date (`2026-12-07T` / `21:12:39.960Z`): the attempts of a delivery in the log's narrow cell. */
+function wrappingIso(ms: number): Html {
+  const [date, time] = iso(ms).split('T');
+  return html`${date}T<wbr>${time}`;
+}
+
 function attemptsTable(delivery: Delivery): Html {
   if (delivery.attempts.length === 0) return html`<p>No attempt yet.</p>`;
   return html`<div class="scroll" tabindex="0"><table class="attempts"><thead><tr><th scope="col">#</th><th scope="col">At</th><th scope="col">Status</th><th scope="col">Latency</th><th scope="col">Error</th></tr></thead><tbody>${delivery.attempts.map(
-    (a, i) => html`<tr><td>${i + 1}</td><td>${iso(a.at)}</td><td>${a.statusCode ?? '—'}</td><td>${Math.round(a.durationMs)} ms</td><td>${a.error ?? ''}</td></tr>`,
+    (a, i) => html`<tr><td>${i + 1}</td><td>${wrappingIso(a.at)}</td><td>${a.statusCode ?? '—'}</td><td>${Math.round(a.durationMs)} ms</td><td>${a.error ?? ''}</td></tr>`,
   )}</tbody></table></div>`;
 }
 
