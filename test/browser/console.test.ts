@@ -93,10 +93,31 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
 
   /** Pages still open: closed after each test, so a failed test leaves no event stream holding one of Chromium's six connections per host. */
   const open = new Set<Page>();
+  const contexts = new Set<BrowserContext>();
   afterEach(async () => {
     for (const page of open) await page.close().catch(() => undefined);
     open.clear();
+    for (const ctx of contexts) await ctx.close().catch(() => undefined);
+    contexts.clear();
   });
+
+  /**
+   * A page whose timers and Date run on Playwright's clock (in a context of its own: the clock is the
+   * context's, and the other tests' pages stay on the wall clock). Time flows as usual; a test moves
+   * the page's 5-second schedules on with fiveSeconds() rather than waiting for them (they took 50 s
+   * of this file's 160).
+   */
+  async function clockedPage(): Promise<Page> {
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    contexts.add(ctx);
+    await ctx.clock.install();
+    return newPage(ctx);
+  }
+
+  /** Moves a clocked page's clock on by the 5-second refresh's interval (SLOW_POLL_MS): its timers due meanwhile fire, once each. */
+  async function fiveSeconds(page: Page): Promise<void> {
+    await page.clock.fastForward(5000);
+  }
 
   async function newPage(ctx: BrowserContext = context): Promise<Page> {
     const page = await ctx.newPage();
@@ -437,7 +458,7 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
 
   it('says when a 5-second refresh fails (the store away: 503), keeps the rows it has, retries, and clears the notice when a refresh succeeds', async () => {
     const errorsBefore = consoleErrors.length;
-    const page = await newPage();
+    const page = await clockedPage();
     await page.goto(`${served.origin}/console/payments?dialect=intent&status=&q=`);
     await page.getByLabel('Updates').selectOption('5s');
     const status = page.locator('#live-status');
@@ -445,13 +466,15 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
     await mark(page);
     const before = await api('POST', '/v1/sim/intent', { reservation_id: 'R-before-outage', amount: 100, scenario: 'delay' });
     const beforeId = (before.json as { payment_intent_id: string }).payment_intent_id;
-    await page.locator(`tr[data-id="${beforeId}"]`).waitFor({ timeout: 6000 });
+    await fiveSeconds(page);
+    await page.locator(`tr[data-id="${beforeId}"]`).waitFor({ timeout: 5000 });
     // The intents store answers as a Redis store does while Redis is away.
     const store = served.app.core.stores.intents;
     const { list } = store;
     store.list = () => Promise.reject(new StoreUnavailableError());
     try {
-      await expect.poll(() => status.getAttribute('data-state'), { timeout: 6000, interval: 100 }).toBe('error');
+      await fiveSeconds(page);
+      await expect.poll(() => status.getAttribute('data-state'), { timeout: 5000, interval: 100 }).toBe('error');
       expect(await status.innerText()).toBe('Refresh failed: error 503 · The store is unavailable; retry shortly. Retrying every 5 s.');
       expect([await status.getAttribute('role'), await status.getAttribute('aria-live')]).toEqual(['status', 'polite']);
       // What it showed stays, under the notice; still the same document.
@@ -459,14 +482,16 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
       expect(await stillMarked(page)).toBe(true);
       // It keeps trying on its schedule, and keeps saying so.
       const refreshed = Number(await page.evaluate<string>('document.body.dataset.refreshed'));
-      await expect.poll(async () => Number(await page.evaluate<string>('document.body.dataset.refreshed')), { timeout: 6000, interval: 100 }).toBeGreaterThan(refreshed);
+      await fiveSeconds(page);
+      await expect.poll(async () => Number(await page.evaluate<string>('document.body.dataset.refreshed')), { timeout: 5000, interval: 100 }).toBeGreaterThan(refreshed);
       expect(await status.getAttribute('data-state')).toBe('error');
     } finally {
       store.list = list;
     }
     const after = await api('POST', '/v1/sim/intent', { reservation_id: 'R-after-outage', amount: 100, scenario: 'delay' });
     const afterId = (after.json as { payment_intent_id: string }).payment_intent_id;
-    await expect.poll(() => status.getAttribute('data-state'), { timeout: 6000, interval: 100 }).toBe('slow');
+    await fiveSeconds(page);
+    await expect.poll(() => status.getAttribute('data-state'), { timeout: 5000, interval: 100 }).toBe('slow');
     expect(await status.innerText()).toBe('Refreshing every 5 s');
     expect(await page.locator(`tr[data-id="${afterId}"]`).count()).toBe(1);
     expect(await stillMarked(page)).toBe(true);
@@ -935,7 +960,7 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
         await res.arrayBuffer();
         return res.status;
       });
-    const page = await newPage();
+    const page = await clockedPage();
     await page.goto(`${served.origin}/console/rules`);
     await live(page);
     await mark(page);
@@ -945,14 +970,16 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
     expect({ violations: await axe(page) }).toEqual({ violations: [] });
     // A hit is not on the live stream: the region's 5-second refresh brings it.
     expect(await shaped()).toBe(503);
-    await expect.poll(() => row.getAttribute('data-hits'), { timeout: 12_000 }).toBe('1');
+    await fiveSeconds(page);
+    await expect.poll(() => row.getAttribute('data-hits'), { timeout: 5000 }).toBe('1');
     // Unchanged, the region is left as it is: not replaced at each 5-second refresh (an accessibility
     // review: a screen reader reading it was moved every 5 s).
     await page.evaluate("window.rulesNode = document.getElementById('rules')");
     // Two refreshes later (the 5-second one among them), the same node.
     for (let i = 0; i < 2; i++) {
       const refreshedAt = await page.evaluate<string>('document.body.dataset.refreshed ?? ""');
-      await expect.poll(() => page.evaluate<string>('document.body.dataset.refreshed ?? ""'), { timeout: 12_000 }).not.toBe(refreshedAt);
+      await fiveSeconds(page);
+      await expect.poll(() => page.evaluate<string>('document.body.dataset.refreshed ?? ""'), { timeout: 5000 }).not.toBe(refreshedAt);
     }
     expect(await page.evaluate<boolean>("window.rulesNode === document.getElementById('rules')")).toBe(true);
 
@@ -993,10 +1020,12 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
   }, TIMEOUT);
 
   it('has no serious or critical axe violation on any page, at desktop and phone widths (390 and 320 px), and works by keyboard', async () => {
-    const page = await newPage();
     const intents = (await api('GET', '/v1/sim/intents?limit=1')).json as { data: Array<{ payment_intent_id: string }> };
     const pages = ['/console/payments', `/console/payments/intent/${intents.data[0]?.payment_intent_id}`, '/console/payments/v2/pay_tx-console-1', '/console/webhooks', '/console/bookings', '/console/fluxpay', '/console/rules', '/console/charts'];
-    for (const width of [1280, 390, 320]) {
+    // One page per width, the three at once (each width's pages in turn): axe's runs are most of this
+    // test's time, and one after another they left one of CI's two cores idle.
+    const atWidth = async (width: number): Promise<void> => {
+      const page = await newPage();
       await page.setViewportSize({ width, height: width === 1280 ? 800 : 844 });
       for (const path of pages) {
         await page.goto(`${served.origin}${path}`);
@@ -1007,8 +1036,10 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
         );
         expect({ path, width, overflow }).toEqual({ path, width, overflow: [] });
       }
-    }
-    await page.setViewportSize({ width: 1280, height: 800 });
+      await page.close();
+    };
+    await Promise.all([1280, 390, 320].map(atWidth));
+    const page = await newPage();
     await page.goto(`${served.origin}/console/payments`);
     await page.screenshot({ path: new URL('console-payments.png', DOCS).pathname });
     await page.goto(`${served.origin}/console/charts`);
@@ -1122,6 +1153,7 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console with CONSO
 
   it('says when the session ended under an open page (its refresh sent to the login form), with a link to log in again', async () => {
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    await context.clock.install(); // the 5-second refresh moved on, not waited for
     const page = await context.newPage();
     await page.goto(`${served.origin}/console/payments?dialect=&status=&q=`);
     await page.getByLabel('Console token').fill(TOKEN);
@@ -1132,7 +1164,8 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console with CONSO
     await expect.poll(() => status.innerText()).toBe('Refreshing every 5 s');
     // The session cookie gone (as after a log out elsewhere, or an expiry): the next refresh is sent to the login form.
     await context.clearCookies();
-    await expect.poll(() => status.getAttribute('data-state'), { timeout: 6000, interval: 100 }).toBe('error');
+    await page.clock.fastForward(5000);
+    await expect.poll(() => status.getAttribute('data-state'), { timeout: 5000, interval: 100 }).toBe('error');
     expect(await status.innerText()).toBe('Session ended: log in again');
     const link = status.getByRole('link', { name: 'log in again' });
     expect(await link.getAttribute('href')).toBe('/console/login?next=%2Fconsole%2Fpayments%3Fdialect%3D%26status%3D%26q%3D');
