@@ -104,8 +104,8 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
   /**
    * A page whose timers and Date run on Playwright's clock (in a context of its own: the clock is the
    * context's, and the other tests' pages stay on the wall clock). Time flows as usual; a test moves
-   * the page's 5-second schedules on with fiveSeconds() rather than waiting for them (they took 50 s
-   * of this file's 160).
+   * the page's 5-second schedules on with fiveSeconds() rather than waiting for them (waited for, the
+   * three tests that use them took 50 s, a quarter of this file's time).
    */
   async function clockedPage(): Promise<Page> {
     const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
@@ -1020,12 +1020,10 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
   }, TIMEOUT);
 
   it('has no serious or critical axe violation on any page, at desktop and phone widths (390 and 320 px), and works by keyboard', async () => {
+    const page = await newPage();
     const intents = (await api('GET', '/v1/sim/intents?limit=1')).json as { data: Array<{ payment_intent_id: string }> };
     const pages = ['/console/payments', `/console/payments/intent/${intents.data[0]?.payment_intent_id}`, '/console/payments/v2/pay_tx-console-1', '/console/webhooks', '/console/bookings', '/console/fluxpay', '/console/rules', '/console/charts'];
-    // One page per width, the three at once (each width's pages in turn): axe's runs are most of this
-    // test's time, and one after another they left one of CI's two cores idle.
-    const atWidth = async (width: number): Promise<void> => {
-      const page = await newPage();
+    for (const width of [1280, 390, 320]) {
       await page.setViewportSize({ width, height: width === 1280 ? 800 : 844 });
       for (const path of pages) {
         await page.goto(`${served.origin}${path}`);
@@ -1036,10 +1034,8 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
         );
         expect({ path, width, overflow }).toEqual({ path, width, overflow: [] });
       }
-      await page.close();
-    };
-    await Promise.all([1280, 390, 320].map(atWidth));
-    const page = await newPage();
+    }
+    await page.setViewportSize({ width: 1280, height: 800 });
     await page.goto(`${served.origin}/console/payments`);
     await page.screenshot({ path: new URL('console-payments.png', DOCS).pathname });
     await page.goto(`${served.origin}/console/charts`);
