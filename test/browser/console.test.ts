@@ -552,6 +552,23 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
     await page.close();
   }, TIMEOUT);
 
+  it('says Connecting… until its event stream opens, not Live (before, the green of live with the words Connecting…)', async () => {
+    const page = await newPage();
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    await page.route('**/console/events', async (route) => {
+      await held;
+      return route.continue();
+    });
+    await page.goto(`${served.origin}/console/payments?dialect=intent&status=&q=`);
+    const status = page.locator('#live-status');
+    expect([await status.innerText(), await status.getAttribute('data-state')]).toEqual(['Connecting…', 'connecting']);
+    release();
+    await expect.poll(() => status.getAttribute('data-state'), { timeout: 5000 }).toBe('live');
+    expect(await status.innerText()).toBe('Live');
+    await page.close();
+  }, TIMEOUT);
+
   it('falls back to polling every second when the browser has no event stream', async () => {
     const page = await newPage();
     await page.addInitScript('delete window.EventSource'); // before the page's own scripts; the CSP does not apply

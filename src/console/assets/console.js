@@ -317,8 +317,19 @@
     const status = document.getElementById('live-status');
     if (status !== null && status.dataset.state === undefined) {
       if (modeStatus !== null) return showStatus(); // a boosted navigation's new header: what the page knows
-      status.textContent = settings.paused ? 'Paused' : source !== null && source.readyState === EventSource.OPEN ? 'Live' : pollTimer !== null ? (settings.mode === '5s' ? 'Refreshing every 5 s' : 'Polling every second') : 'Connecting…';
-      status.dataset.state = settings.paused ? 'paused' : 'live';
+      // Its colour says what its words say: green (live) once the stream is open, not while it connects
+      // (it was: "Connecting…" in green, and a test waiting for live went on before the stream's hello).
+      const [text, state] = settings.paused
+        ? ['Paused', 'paused']
+        : source !== null && source.readyState === EventSource.OPEN
+          ? ['Live', 'live']
+          : pollTimer !== null
+            ? settings.mode === '5s'
+              ? ['Refreshing every 5 s', 'slow']
+              : ['Polling every second', 'polling']
+            : ['Connecting…', 'connecting'];
+      status.textContent = text;
+      status.dataset.state = state;
     }
   };
 
