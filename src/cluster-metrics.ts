@@ -1,7 +1,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import { AggregatorRegistry, type Aggregator } from 'prom-client';
-import { CUMULATIVE, type MetricsJson } from './plugins/app/namespaces.ts';
+import { CUMULATIVE, type MetricsJson } from './plugins/app/namespace-registry.ts';
 
 /**
  * /metrics with CLUSTER_WORKERS=N: the figures of every worker, combined, whichever worker the
@@ -125,7 +125,7 @@ const ONLY_GROWS: ReadonlySet<string> = new Set(['event_stream_missed_events']);
  * Prometheus reads as a reset, and counts the others' whole history as new: a review saw the
  * STORE_FULL and webhooks-dropped alerts fire on no new event): each worker's last part, counted for
  * it while it does not answer (stalled, busy, cut off), and the counts of the workers gone, added to
- * every combination from then on (as namespaces.ts keeps a reset namespace's). A worker's counts
+ * every combination from then on (as namespace-registry.ts keeps a reset namespace's). A worker's counts
  * made since the last scrape are lost with it; a fault rule's hits go with the worker (a rule
  * deleted takes its series, which counts kept here could not follow), and so do Redis' data losses,
  * which every worker counts: the largest of the serving workers' (`ACROSS_WORKERS`) starts again

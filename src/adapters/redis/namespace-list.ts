@@ -15,7 +15,7 @@ import { storeCall } from './unavailable.ts';
  * `<prefix>namespaces:listings` (name → the listing's token, so that a listing is told from the
  * one before a reset; a name listed by a version before 2026-12-04 has none, and its createdAt
  * stands for it).
- * @see src/plugins/app/namespaces.ts for what the replicas do with it
+ * @see src/plugins/app/namespace-registry.ts for what the replicas do with it
  */
 
 /** A reset's token older than this is a replica's that died while resetting: no longer waited for. */

@@ -33,7 +33,7 @@ export const SHARED_RULES_REFRESH_MS = 1000;
  * Fault injection (issue 15): the rule store and service, FAULTS_FILE's rules created at start,
  * the `fault_rule_hits_total` counter (by rule id and action; a deleted rule's series goes with
  * it: at once on the replica that deleted it, on another when it next reads the shared rules,
- * which a /metrics scrape does too; a reset namespace's series go in namespaces.ts), and the
+ * which a /metrics scrape does too; a reset namespace's series go in namespace-registry.ts), and the
  * hooks that apply request rules to every dialect's routes. Each namespace draws from its own
  * seeded stream, `faults:<namespace>`, so rules never shift the random outcomes of
  * payments and a seeded run repeats. A namespace's app (`X-Sim-Namespace`) has its own rules,
