@@ -55,7 +55,7 @@ function invalid(issue: ValidationIssue): DomainError {
 /**
  * The route options of a route that takes a fault rule's `outcome` (it creates or decides a
  * payment and hands `request.faultPlan.outcome` to the core's decision): outcome rules match
- * these routes only (plugins/app/faults.ts). Native intents, /api/v2 payments, the bookings API's
+ * these routes only (plugins/app/fault-hooks.ts). Native intents, /api/v2 payments, the bookings API's
  * /payments/execute, FluxPay's confirm, subscribe and change-plan; README lists them. They are
  * core/faults/outcome-routes.ts's OUTCOME_ROUTES, which validation matches outcome rules against:
  * the faults plugin refuses to start when the two differ.
@@ -64,7 +64,7 @@ export const TAKES_OUTCOME = { config: { faultOutcome: true } } as const;
 
 /**
  * The route config of the simulator's own routes (the rules API, the namespaces, the run report,
- * the webhook administration): fault rules never shape them (plugins/app/faults.ts), so a rule on
+ * the webhook administration): fault rules never shape them (plugins/app/fault-hooks.ts), so a rule on
  * `/v1/sim/**` cannot lock its own removal out nor hide the log; README lists them.
  */
 export const NO_FAULTS = { faults: false } as const;

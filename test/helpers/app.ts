@@ -6,7 +6,7 @@ import { expect, inject } from 'vitest';
 import { isBookingEvent, isPaymentEvent, type BookingEvent, type PaymentEvent } from '../../src/core/events.ts';
 import { createRandom } from '../../src/core/random.ts';
 import { loggerOptions } from '../../src/logger.ts';
-import type { FaultWait } from '../../src/plugins/app/faults.ts';
+import type { FaultWait } from '../../src/plugins/app/fault-hooks.ts';
 import { ManualClock } from './manual-clock.ts';
 
 export interface TestApp {

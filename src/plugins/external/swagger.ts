@@ -7,7 +7,7 @@ import { renderedBody, type ErrorShape } from '../../http/error-handler.ts';
 import { PARAMETER_TOO_LONG_MESSAGE } from '../../http/problem.ts';
 import { EXAMPLE_TRACE_ID, finishDocument, SECURITY, withExtraAnswers, type Examples, type ExtraAnswer } from '../../http/openapi.ts';
 import { MAX_URL_LENGTH } from '../app/request-context.ts';
-import { faultAnswers, shapedByFaults } from '../app/faults.ts';
+import { faultAnswers, shapedByFaults } from '../app/fault-hooks.ts';
 import { namespaceAnswers } from '../app/namespaces.ts';
 import { legacySigner } from '../../webhooks/signers/legacy.ts';
 import { standardSigner } from '../../webhooks/signers/standard.ts';
@@ -187,7 +187,7 @@ export async function registerSwagger(app: FastifyInstance, options: SwaggerOpti
   // service's other paths under it).
   // - Every route: the 414 of a URL too long (and of a path parameter too long, where it has one),
   //   answered at the door in its dialect's shape (before 2026-12-05 documented on none).
-  // - Every route fault rules shape (shapedByFaults: the faults plugin's own test): what an `error`
+  // - Every route fault rules shape (shapedByFaults: the fault hooks' own test): what an `error`
   //   rule answers on it, and that any of its answers may carry X-Sim-Rule; the simulator's own
   //   routes do not.
   app.addHook('onRoute', (route) => {
