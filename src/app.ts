@@ -73,6 +73,8 @@ export interface AppOptions {
   onConsoleFeed?: ((feed: LiveFeed) => void) | undefined;
   /** How often the root app reads the shared list of namespaces (STORE=redis; 1 s by default): tests lengthen it. */
   namespaceSyncMs?: number | undefined;
+  /** How often the root app looks for a loss of Redis' data and of its generated values (STORE=redis; 5 s by default): tests shorten it. */
+  redisChecksMs?: number | undefined;
   /** Set by the root app when it builds a namespace's app (X-Sim-Namespace); never by callers. */
   namespace?: NamespaceParent | undefined;
 }
@@ -146,7 +148,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       await checkRedisServer(connection.client, connection.where, app.log);
       if (config.webhook.maxRps > 0) await checkRateCapClock(connection.client, connection.where, app.log);
     }
-    await app.register(stores, { config, stores: parent === undefined ? options.stores : undefined, wrap: parent === undefined ? options.wrapStores : undefined, shared: parent?.redis, connection });
+    await app.register(stores, { config, stores: parent === undefined ? options.stores : undefined, wrap: parent === undefined ? options.wrapStores : undefined, shared: parent?.redis, connection, redisChecksMs: options.redisChecksMs });
     await app.register(core, { config, clock: options.clock, random: parent === undefined ? options.random : undefined });
     if (parent === undefined) {
       const redis = app.redis === undefined ? undefined : { client: app.redis, keyPrefix: config.redis.keyPrefix };

@@ -48,7 +48,7 @@ export function testApps(defaults: Record<string, string> = {}) {
  */
 export async function buildTestApp(
   env: Record<string, string> = {},
-  options: { clockStart?: number; faultWait?: FaultWait; logs?: Array<Record<string, unknown>>; namespaceSyncMs?: number } = {},
+  options: { clockStart?: number; faultWait?: FaultWait; logs?: Array<Record<string, unknown>>; namespaceSyncMs?: number; redisChecksMs?: number } = {},
 ): Promise<TestApp> {
   // A file that chooses its STORE (the replica tests, on a redis-server of their own) gets none of
   // storeEnv's settings: before, under PAYSIM_TEST_STORE=redis its apps took SCHEDULER_POLL_MS=0,
@@ -61,7 +61,7 @@ export async function buildTestApp(
   const clock = new ManualClock(options.clockStart, { awaitWork: config.store.backend === 'redis' });
   const { logs } = options;
   const logger = logs === undefined ? false : pino(loggerOptions(config), { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) });
-  const app = await buildApp({ config, clock, random: createRandom(config.randomSeed), logger, faultWait: options.faultWait, namespaceSyncMs: options.namespaceSyncMs });
+  const app = await buildApp({ config, clock, random: createRandom(config.randomSeed), logger, faultWait: options.faultWait, namespaceSyncMs: options.namespaceSyncMs, redisChecksMs: options.redisChecksMs });
   const events: PaymentEvent[] = [];
   app.core.bus.subscribe((event) => {
     if (isPaymentEvent(event)) events.push(event);

@@ -17,8 +17,6 @@ import { redisServerOrSkip, refusedInAclLog, startRedis, type TestRedis } from '
 import { v2Body } from '../helpers/v2.ts';
 import { startReceiver, type Receiver } from '../helpers/receiver.ts';
 import { LOOK_AFTER_DUE_MS } from '../../src/dialects/payment-server-v2/waits.ts';
-import { GENERATED_CHECK_MS } from '../../src/adapters/redis/generated.ts';
-import { DATA_LOSS_CHECK_MS } from '../../src/adapters/redis/data-loss.ts';
 
 /**
  * Two replicas of the whole service on one Redis (STORE=redis, one key prefix), as behind a load
@@ -33,6 +31,11 @@ const iso = (ms: number) => new Date(ms).toISOString();
 const REAL_TIME_BUDGET_MS = 20_000;
 /** Two apps start in a few seconds on an idle machine, several times that on a busy one. */
 const TEST_TIMEOUT_MS = 90_000;
+/**
+ * How often the apps of the data-loss tests look at Redis (`redisChecksMs`): DATA_LOSS_CHECK_MS and
+ * GENERATED_CHECK_MS are 5 s, and those tests waited several of them (about 25 s between the two).
+ */
+const CHECK_MS = 1_000;
 
 /** Polls `probe` in real time until it returns something, within REAL_TIME_BUDGET_MS. */
 async function eventually<T>(probe: () => Promise<T | undefined>, what: string): Promise<T> {
@@ -658,9 +661,10 @@ if (redisServerOrSkip('replicas on Redis')) {
       const logsA: Array<Record<string, unknown>> = [];
       const logsB: Array<Record<string, unknown>> = [];
       const env = { STORE: 'redis', REDIS_URL: redis.url, REDIS_KEY_PREFIX: redis.newPrefix() };
-      const a = await buildTestApp(env, { clockStart: START, logs: logsA });
+      // Checks every CHECK_MS, not DATA_LOSS_CHECK_MS: the same checks, told sooner.
+      const a = await buildTestApp(env, { clockStart: START, logs: logsA, redisChecksMs: CHECK_MS });
       open.push(a);
-      const b = await buildTestApp(env, { clockStart: START, logs: logsB });
+      const b = await buildTestApp(env, { clockStart: START, logs: logsB, redisChecksMs: CHECK_MS });
       open.push(b);
       const key = `${a.config.redis.keyPrefix}meta:epoch`;
       const losses = (logs: Array<Record<string, unknown>>) => logs.filter((l) => String(l.msg).startsWith("Redis lost paysim's data")).map((l) => [l.level, l.losses]);
@@ -679,11 +683,12 @@ if (redisServerOrSkip('replicas on Redis')) {
         ),
       );
       expect((await getIntent(b, made.json().payment_intent_id as string)).statusCode).toBe(404);
-      await sleep(DATA_LOSS_CHECK_MS + 500);
+      // Two checks or more of each later: nothing more told.
+      await sleep(2 * CHECK_MS + 500);
       expect([losses(logsA).length, losses(logsB).length, await counted(a), await counted(b)]).toEqual([1, 1, '1', '1']);
       // A replica started after the loss knows nothing of it.
       const logsC: Array<Record<string, unknown>> = [];
-      const c = await buildTestApp(env, { clockStart: START, logs: logsC });
+      const c = await buildTestApp(env, { clockStart: START, logs: logsC, redisChecksMs: CHECK_MS });
       open.push(c);
       // Lost again: told again.
       await redis.client.flushdb();
@@ -696,7 +701,8 @@ if (redisServerOrSkip('replicas on Redis')) {
     it('the running replicas store theirs again within GENERATED_CHECK_MS, with one warning, so a replica started after takes it; one that finds another value says so once', async () => {
       const logs: Array<Record<string, unknown>> = [];
       const env = { STORE: 'redis', REDIS_URL: redis.url, REDIS_KEY_PREFIX: redis.newPrefix(), WEBHOOK_SECRET: '' };
-      const a = await buildTestApp(env, { clockStart: START, logs });
+      // Checks every CHECK_MS, not GENERATED_CHECK_MS: the same checks, told sooner.
+      const a = await buildTestApp(env, { clockStart: START, logs, redisChecksMs: CHECK_MS });
       open.push(a);
       const key = `${a.config.redis.keyPrefix}generated:webhook-secret`;
       const secret = a.config.webhookSecret;
@@ -715,7 +721,7 @@ if (redisServerOrSkip('replicas on Redis')) {
       ]);
       // Another value there (a replica started before A stored its own back): said once, however many checks.
       await redis.client.set(key, 'whsec_b3RoZXItcmVwbGljYS1zZWNyZXQ=');
-      await sleep(2 * GENERATED_CHECK_MS + 500);
+      await sleep(2 * CHECK_MS + 500);
       expect(warned().slice(2)).toEqual([
         `the generated webhook secret on Redis (${key}) is not this process' (Redis lost it, and another process stored its own): replicas sign webhooks with different secrets until they restart; set WEBHOOK_SECRET`,
       ]);

@@ -33,8 +33,8 @@ function newEpoch(): string {
   return randomBytes(12).toString('base64url');
 }
 
-/** Stores the mark (or takes the one there), then checks it every DATA_LOSS_CHECK_MS. */
-export async function watchDataLoss(client: Redis, keyPrefix: string, log: FastifyBaseLogger): Promise<DataLossWatch> {
+/** Stores the mark (or takes the one there), then checks it every `checkMs` (DATA_LOSS_CHECK_MS; tests shorten it). */
+export async function watchDataLoss(client: Redis, keyPrefix: string, log: FastifyBaseLogger, checkMs = DATA_LOSS_CHECK_MS): Promise<DataLossWatch> {
   const key = epochKey(keyPrefix);
   const first = newEpoch();
   let known = ((await client.call('SET', key, first, 'NX', 'GET')) as string | null) ?? first;
@@ -57,7 +57,7 @@ export async function watchDataLoss(client: Redis, keyPrefix: string, log: Fasti
       lost(`${key} was made anew by another process`);
     }
   };
-  const stop = everyIntervalOnce(DATA_LOSS_CHECK_MS, check);
+  const stop = everyIntervalOnce(checkMs, check);
   return {
     get losses() {
       return losses;

@@ -45,9 +45,10 @@ const WHAT: Record<GeneratedName, { what: string; split: string }> = {
  * a restart without persistence) gets the running replicas' value back before a replica started
  * since draws its own; warned of once per loss. A value found that is not this process' (a replica
  * started meanwhile drew its own) is warned of once: the split stays until the replicas restart.
- * Failed checks (Redis away) are not reported. Answers the function that stops it.
+ * Failed checks (Redis away) are not reported. Answers the function that stops it. `checkMs`:
+ * GENERATED_CHECK_MS, which tests shorten.
  */
-export function keepGenerated(client: Redis, keyPrefix: string, values: ReadonlyMap<GeneratedName, string>, log: FastifyBaseLogger): () => void {
+export function keepGenerated(client: Redis, keyPrefix: string, values: ReadonlyMap<GeneratedName, string>, log: FastifyBaseLogger, checkMs = GENERATED_CHECK_MS): () => void {
   const split = new Set<GeneratedName>();
   const check = async (): Promise<void> => {
     for (const [name, value] of values) {
@@ -62,5 +63,5 @@ export function keepGenerated(client: Redis, keyPrefix: string, values: Readonly
       } else if (found === value) split.delete(name);
     }
   };
-  return everyIntervalOnce(GENERATED_CHECK_MS, check);
+  return everyIntervalOnce(checkMs, check);
 }

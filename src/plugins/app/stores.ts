@@ -37,6 +37,8 @@ export interface StoresOptions {
   shared?: { client: Redis; storeUnavailable(): string | undefined; othersMayServe(): boolean } | undefined;
   /** The root app's client (STORE=redis), opened and waited for by buildApp, which closes it with the app. */
   connection?: WatchedRedis | undefined;
+  /** How often the root app looks for a loss of Redis' data and of its generated values (DATA_LOSS_CHECK_MS, GENERATED_CHECK_MS by default): tests shorten it. */
+  redisChecksMs?: number | undefined;
 }
 
 declare module 'fastify' {
@@ -132,7 +134,7 @@ export default fp<StoresOptions>(
       // Redis serves (openRedis waited for it): the stores, the shared generated values and the mark of its data, under the same bound on silence.
       [stores, generated, dataLoss] = await untilSilentFor(REDIS_START_TIMEOUT_MS, async () => {
         const redisStores = await createRedisStores(config, client, closed.signal, refusals);
-        return [redisStores, await adoptSharedGenerated(config, client), await watchDataLoss(client, config.redis.keyPrefix, app.log)] as const;
+        return [redisStores, await adoptSharedGenerated(config, client), await watchDataLoss(client, config.redis.keyPrefix, app.log, options.redisChecksMs)] as const;
       });
     } catch (error) {
       throw connection.failed(error);
@@ -153,7 +155,7 @@ export default fp<StoresOptions>(
       // leave() stops the beats first.
       if (replicas !== undefined) await Promise.race([replicas.leave().catch(() => undefined), delay(REPLICA_LEAVE_WAIT_MS, undefined, { ref: false })]);
     });
-    if (generated.size > 0) closed.signal.addEventListener('abort', keepGenerated(client, config.redis.keyPrefix, generated, app.log), { once: true });
+    if (generated.size > 0) closed.signal.addEventListener('abort', keepGenerated(client, config.redis.keyPrefix, generated, app.log, options.redisChecksMs), { once: true });
     connection.serve();
     app.decorate('stores', wrap(stores));
     app.decorate('redis', client);
