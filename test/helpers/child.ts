@@ -10,6 +10,15 @@ import type { Readable } from 'node:stream';
 
 export const REPO = resolve(import.meta.dirname, '..', '..');
 
+/**
+ * Node's compile cache for the processes the tests start (NODE_COMPILE_CACHE): the source's types
+ * stripped and every module compiled once, not again at each of the suite's hundred-odd starts
+ * (a start's CPU time 3.9 s -> 3.2 s on this 2-core VM, the stripping gone from its profile).
+ * Entries are checked against their source; a process that exits writes what it compiled.
+ * @see https://nodejs.org/api/module.html#module-compile-cache
+ */
+export const COMPILE_CACHE = resolve(REPO, '.cache', 'node-compile');
+
 export type LogLine = Record<string, unknown> & { level?: string; msg?: string };
 export interface Exit {
   code: number | null;
@@ -38,10 +47,11 @@ export class ServerProcess {
 
   /** Starts on 127.0.0.1 and a port of the kernel's choosing; `env` adds to or overrides that. */
   constructor(env: Record<string, string> = {}, options: SpawnOptions = {}) {
-    // A clean environment: nothing from the runner's (OTEL_*, NODE_OPTIONS, a real WEBHOOK_SECRET) leaks in.
+    // A clean environment: nothing from the runner's (OTEL_*, NODE_OPTIONS, a real WEBHOOK_SECRET) leaks in
+    // (but the compile cache, which changes no behaviour).
     // Event-loop-delay shedding off by default (see buildTestApp): a busy machine must not turn a
     // test of something else into 503 OVERLOADED. A test of the defaults passes noDefaults.
-    const base: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', ...(options.noDefaults === true ? {} : { HOST: '127.0.0.1', PORT: '0', OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0' }) };
+    const base: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', NODE_COMPILE_CACHE: COMPILE_CACHE, ...(options.noDefaults === true ? {} : { HOST: '127.0.0.1', PORT: '0', OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0' }) };
     this.child = spawn(process.execPath, options.args ?? ['src/server.ts'], { cwd: options.cwd ?? REPO, env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
       this.stdout += chunk;
