@@ -167,13 +167,19 @@ describe('requests whose client went away', () => {
       await new Promise((resolve) => setTimeout(resolve, 50));
       expect(logs.filter((line) => line.request_id === 'lost-1').map((line) => [line.msg, line.status_code])).toEqual([['request closed before its answer ended', 499]]);
       // One a timeout rule holds and then resets writes its own line, and only that one, whether its client waits or leaves first (rev74d: two).
-      const timeoutRule = { match: { route: '/v1/sim/intents', headers: { 'x-test-case': 'timeout' } }, action: { type: 'timeout', ms: 300 } };
-      expect((await t.app.inject({ method: 'POST', url: '/v1/sim/rules', payload: timeoutRule })).statusCode).toBe(201);
+      // The client leaves once the rule holds both (its hits say so), not after a fixed 100 ms: with Redis
+      // on a loaded machine the rule's plan took longer than that, and the client left before the hold
+      // (h79d: 3 runs in 4 at load 6-9). The hold is long enough for the hits to be read meanwhile.
+      const timeoutRule = { match: { route: '/v1/sim/intents', headers: { 'x-test-case': 'timeout' } }, action: { type: 'timeout', ms: 2000 } };
+      const created = await t.app.inject({ method: 'POST', url: '/v1/sim/rules', payload: timeoutRule });
+      expect(created.statusCode).toBe(201);
+      const ruleId = (created.json() as { id: string }).id;
       const leaving = new AbortController();
       const held = ['timeout-waits', 'timeout-leaves'].map((id) =>
         fetch(`http://127.0.0.1:${address.port}/v1/sim/intents`, { headers: { 'x-test-case': 'timeout', 'x-request-id': id }, signal: id === 'timeout-leaves' ? leaving.signal : undefined }).catch((error: unknown) => error),
       );
-      setTimeout(() => leaving.abort(), 100);
+      await eventually(async () => ((await t.app.inject({ url: `/v1/sim/rules/${ruleId}` })).json() as { hits: number }).hits === 2 || undefined, 'both requests held');
+      leaving.abort();
       await Promise.all(held);
       await eventually(() => (logs.filter((line) => String(line.request_id).startsWith('timeout-')).length >= 2 ? true : undefined), 'the held requests logged');
       await new Promise((resolve) => setTimeout(resolve, 400));
