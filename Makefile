@@ -10,7 +10,7 @@ TOKEN_USER = $(if $(filter command line,$(origin USER)),$(USER),user_test_001)
 TTL ?= 1h
 
 .PHONY: build run test test-unit test-integration test-redis test-coverage lint openapi postman fuzz \
-	bench bench-cluster bench-faults bench-webhooks bench-bookings bench-v2 screenshots bench-fluxpay bench-waiting-room bench-report docker-build docker-run docker-verify install token help
+	bench bench-cluster bench-faults bench-webhooks bench-bookings bench-v2 screenshots bench-fluxpay bench-waiting-room bench-report bench-console docker-build docker-run docker-verify install token help
 
 help: ## List targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -101,6 +101,9 @@ bench-fluxpay: ## Benchmark the FluxPay API: complete flows/s (order → payment
 
 bench-waiting-room: ## Benchmark FluxPay waiting rooms: enters/s, ticket polls/s, admission-rate error over BENCH_ADMISSION_SECONDS (default 30)
 	$(WITH_NODE) node scripts/bench-waiting-room.ts
+
+bench-console: ## Benchmark the console's live updates in headless Chromium: ms from a change (created, decided) to the page, p50/p95/p99/max against the 1 s bound (BENCH_CHANGES, default 50)
+	$(WITH_NODE) node scripts/bench-console.ts
 
 docker-build: ## Build the Docker image
 	docker build -t $(IMAGE) .
