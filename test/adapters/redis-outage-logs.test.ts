@@ -99,6 +99,34 @@ if (redisServerOrSkip('the log of a Redis outage'))
       ]);
     });
 
+    it("the webhook dispatcher: a store call that fails for want of Redis as the app closes (the hand-back of the entry its aborted attempt held) is told in the close's line with the count, not left to the throttle's timer, which the exit never runs (rev79a: counted after the close's line)", { timeout: 30_000 }, async () => {
+      const logs: Line[] = [];
+      // A receiver that never answers: the attempt is still in flight when the app closes.
+      let sent = 0;
+      const rx = createServer((req) => {
+        sent++;
+        req.resume();
+      });
+      rx.listen(0, '127.0.0.1');
+      await once(rx, 'listening');
+      receiver = { close: () => new Promise<void>((resolve) => rx.close(() => resolve()).closeAllConnections()) };
+      const t = await app(logs, { WEBHOOK_TIMEOUT_MS: '60000' });
+      const url = `http://127.0.0.1:${(rx.address() as AddressInfo).port}/hook`;
+      const created = await t.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'res_close', amount: 1000, scenario: 'approve', webhook_url: url } });
+      expect(created.statusCode).toBe(200);
+      await t.clock.advance(t.config.scenarios.approveDelayMs);
+      await eventually(() => (sent === 1 ? true : undefined), 'the attempt sent');
+      await stopRedis(t);
+      // The stream's reader fails first (the interval's line); the close's failures come after it.
+      await eventually(() => (linesOf(logs, 'webhooks:').length === 1 ? true : undefined), 'the reader failed');
+      await closed(t);
+      const reason = { redis_error: expect.stringMatching(REDIS_GONE) };
+      expect(linesOf(logs, 'webhooks:')).toEqual([
+        { level: 'warn', failed: 1, ...reason, msg: 'webhooks: reading the webhook delivery stream failed: the store is unavailable' },
+        { level: 'warn', failed: expect.any(Number), ...reason, msg: expect.stringMatching(/^webhooks: \d+ more store calls? of the webhook dispatcher failed since the last line: the store is unavailable; each is tried again, or its delivery taken over, once it is back$/) },
+      ]);
+    });
+
     it('the FluxPay outbox relay: a read of the outbox that fails for want of Redis is one warning without a stack (before: an error line with a stack)', { timeout: 30_000 }, async () => {
       const logs: Line[] = [];
       const t = await app(logs);

@@ -343,13 +343,16 @@ export default fp<WebhooksOptions>(
     app.core.onSweep((now) => stores.deliveries.sweep(now));
     app.addHook('onClose', async () => {
       dispatcher.close();
-      unavailable.flush();
       backstops.close();
       superseded.close();
       reenabled.close();
       // The drain has had its budget: abort what is still in flight rather than wait for it.
       await agent.destroy();
       await queue?.stop();
+      // Last: the close's own store calls (the hand-backs of what it held, awaited by the queue's
+      // stop) may fail for want of Redis too; told before, they were counted after this line and left
+      // to the throttle's unref'd timer, which the exit never ran (rev79a).
+      unavailable.flush();
     });
   },
   { name: 'paysim-webhooks', dependencies: ['paysim-core', 'paysim-metrics', 'paysim-lifecycle', 'paysim-faults'] },
