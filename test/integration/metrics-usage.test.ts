@@ -180,7 +180,9 @@ describe('requests whose client went away', () => {
       );
       await eventually(async () => ((await t.app.inject({ url: `/v1/sim/rules/${ruleId}` })).json() as { hits: number }).hits === 2 || undefined, 'both requests held');
       leaving.abort();
-      await Promise.all(held);
+      // The client left while the rule held it (its fetch aborted, not reset): else this did not test 'leaves first'.
+      const [waited, left] = await Promise.all(held);
+      expect([waited instanceof TypeError, (left as Error).name]).toEqual([true, 'AbortError']);
       await eventually(() => (logs.filter((line) => String(line.request_id).startsWith('timeout-')).length >= 2 ? true : undefined), 'the held requests logged');
       await new Promise((resolve) => setTimeout(resolve, 400));
       for (const id of ['timeout-waits', 'timeout-leaves']) expect(logs.filter((line) => line.request_id === id).map((line) => line.msg)).toEqual(['fault rule timeout: connection reset']);
