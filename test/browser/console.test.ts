@@ -164,13 +164,16 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
   const SPACING = 20 * 150;
 
   /**
-   * Counts, in the page, the changes its event stream tells (`window.consoleTestChanges`, counted before
-   * the page's own listener runs, in the same dispatch) and the refreshes it starts (`window.consoleTestRefreshes`,
-   * as its fetch is called): no round trip to this process between what the page does and what a test reads.
+   * Counts, in the page, from before its own scripts, the changes its event stream tells
+   * (`window.consoleTestChanges`, counted before the page's own listener runs, in the same dispatch),
+   * the refreshes it starts (`window.consoleTestRefreshes`, as its fetch is called), and notes every
+   * state its live status is given (`window.consoleTestStates`): no round trip to this process
+   * between what the page does and what a test reads.
    */
-  const OBSERVE_REFRESHES = `(() => {
+  const OBSERVE_PAGE = `(() => {
     window.consoleTestChanges = 0;
     window.consoleTestRefreshes = 0;
+    window.consoleTestStates = [];
     const Native = window.EventSource;
     window.EventSource = class extends Native {
       constructor(...args) {
@@ -183,6 +186,9 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
       if (new Headers(init?.headers).get('x-console-refresh') === '1') window.consoleTestRefreshes += 1;
       return nativeFetch(input, init);
     };
+    new MutationObserver((records) => {
+      for (const r of records) if (r.target.id === 'live-status') window.consoleTestStates.push(r.target.dataset.state);
+    }).observe(document, { subtree: true, attributes: true, attributeFilter: ['data-state'] });
   })()`;
 
   /**
@@ -202,26 +208,7 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
     return { starts, timings };
   }
 
-  /**
-   * Counts, in the page, the changes its event stream tells (`window.consoleTestChanges`) and notes
-   * every state the live status is given (`window.consoleTestStates`), from before the page's own scripts.
-   */
-  const OBSERVE_LIVE = `(() => {
-    window.consoleTestChanges = 0;
-    window.consoleTestStates = [];
-    const Native = window.EventSource;
-    window.EventSource = class extends Native {
-      constructor(...args) {
-        super(...args);
-        this.addEventListener('change', () => { window.consoleTestChanges += 1; });
-      }
-    };
-    new MutationObserver((records) => {
-      for (const r of records) if (r.target.id === 'live-status') window.consoleTestStates.push(r.target.dataset.state);
-    }).observe(document, { subtree: true, attributes: true, attributeFilter: ['data-state'] });
-  })()`;
-
-  /** What the page's event stream has told and its status has been so far (a page opened after addInitScript(OBSERVE_LIVE)). */
+  /** What the page's event stream has told and its status has been so far (a page opened after addInitScript(OBSERVE_PAGE)). */
   async function liveSoFar(page: Page): Promise<{ changes: number; states: number }> {
     return page.evaluate<{ changes: number; states: number }>('({ changes: window.consoleTestChanges, states: window.consoleTestStates.length })');
   }
@@ -269,7 +256,7 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
 
   it('creates a native intent from the form and shows it turn APPROVED live, without a reload', async () => {
     const page = await newPage();
-    await page.addInitScript(OBSERVE_LIVE);
+    await page.addInitScript(OBSERVE_PAGE);
     await page.goto(`${served.origin}/console`);
     expect(page.url()).toBe(`${served.origin}/console/payments`);
     await live(page);
@@ -367,7 +354,7 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
 
   it('lists a payment made through the API live, without a reload, and the pause switch holds updates back', async () => {
     const page = await newPage();
-    await page.addInitScript(OBSERVE_LIVE);
+    await page.addInitScript(OBSERVE_PAGE);
     await page.goto(`${served.origin}/console/payments?dialect=&status=&q=`);
     await live(page);
     await mark(page);
@@ -449,7 +436,7 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
     // real first refresh, the one after a change waited 20× its cost, up to 5 s, on a slow CI VM, as long
     // as the old test's poll: it saw none.)
     await slowPaymentRefreshes(page);
-    await page.addInitScript(OBSERVE_REFRESHES);
+    await page.addInitScript(OBSERVE_PAGE);
     await page.goto(`${served.origin}/console/payments?dialect=&status=&q=`);
     await live(page);
     const refreshed = (): Promise<number> => page.evaluate<number>('Number(document.body.dataset.refreshed ?? 0)');
@@ -877,7 +864,7 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
       await fp('/api/v1/payments/confirm', { paymentKey: payment.paymentKey, orderId: order.orderId, amount: order.amount });
     };
     const page = await newPage();
-    await page.addInitScript(OBSERVE_LIVE);
+    await page.addInitScript(OBSERVE_PAGE);
     await page.goto(`${served.origin}/console/payments?dialect=fluxpay&status=&q=`);
     await live(page);
     await mark(page);

@@ -25,8 +25,9 @@ export default fp<EventStreamOptions>(
       // outage saying how many and why (no stack: it is the same for every append), and the count
       // of the whole outage once appending works again; anything else keeps its stack.
       onError: (error, context, count) => {
-        if (isRedisUnavailable(error)) app.log.error({ [wasWritten(error) ? 'uncertain_events' : 'missed_events']: count, redis_error: unavailableReason(error) }, notAppendedMessage(count, wasWritten(error)));
-        else app.log.error({ err: error }, `event stream: ${context} failed`);
+        if (!isRedisUnavailable(error)) return app.log.error({ err: error }, `event stream: ${context} failed`);
+        const written = wasWritten(error);
+        app.log.error({ [written ? 'uncertain_events' : 'missed_events']: count, redis_error: unavailableReason(error) }, notAppendedMessage(count, written));
       },
       onMissed: (count, uncertain) => app.log.error({ missed_events: count, uncertain_events: uncertain }, missedMessage(count, uncertain)),
     });
