@@ -1,10 +1,7 @@
-import { once } from 'node:events';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { DomainEvent } from '../../src/core/events.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
-import { eventually } from '../helpers/receiver.ts';
+import { eventually, startReceiver, type Receiver } from '../helpers/receiver.ts';
 import { redisServerOrSkip } from '../helpers/redis.ts';
 import { startRedisServer, type RedisServerProcess } from '../helpers/redis-server.ts';
 
@@ -31,7 +28,7 @@ function linesOf(logs: Line[], prefix: string): Line[] {
 if (redisServerOrSkip('the log of a Redis outage'))
   describe('the log of a Redis outage (a real redis-server, stopped and started again)', () => {
     let server: RedisServerProcess;
-    let receiver: { close(): Promise<void> } | undefined;
+    let receiver: Receiver | undefined;
     let apps = 0;
     const open: TestApp[] = [];
     beforeAll(async () => {
@@ -67,19 +64,12 @@ if (redisServerOrSkip('the log of a Redis outage'))
 
     it("the webhook dispatcher: its stream's reader, an attempt's record and its hand-back failing for want of Redis are one warning without a stack, the failures held back told at the close with their count, and the delivery sent again once Redis is back (before: an error line with a stack each)", { timeout: 30_000 }, async () => {
       const logs: Line[] = [];
-      // A receiver that never answers, and tells when an attempt gives up (its connection closed).
-      const requests: Array<{ closed: boolean }> = [];
-      const rx = createServer((req) => {
-        const request = { closed: false };
-        requests.push(request);
-        req.resume();
-        req.socket.once('close', () => (request.closed = true));
-      });
-      rx.listen(0, '127.0.0.1');
-      await once(rx, 'listening');
-      receiver = { close: () => new Promise<void>((resolve) => rx.close(() => resolve()).closeAllConnections()) };
+      // A receiver that never answers; its `held` falls back to 0 when an attempt gives up (its connection closed).
+      const rx = await startReceiver(() => ({ hang: true }));
+      receiver = rx;
+      const { requests } = rx;
       const t = await app(logs, { WEBHOOK_TIMEOUT_MS: '1500', WEBHOOK_CLAIM_IDLE_MS: '30000' });
-      const url = `http://127.0.0.1:${(rx.address() as AddressInfo).port}/hook`;
+      const url = rx.url('/hook');
       const created = await t.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'res_outage', amount: 1000, scenario: 'approve', webhook_url: url } });
       expect(created.statusCode).toBe(200);
       await t.clock.advance(t.config.scenarios.approveDelayMs);
@@ -87,7 +77,7 @@ if (redisServerOrSkip('the log of a Redis outage'))
       await eventually(() => (requests.length === 1 ? true : undefined), 'the attempt sent');
       await stopRedis(t);
       // The attempt times out; its record fails, and so does the hand-back of its stream entry.
-      await eventually(() => (requests[0]?.closed === true ? true : undefined), 'the attempt timed out');
+      await eventually(() => (rx.held === 0 ? true : undefined), 'the attempt timed out');
       await server.resume();
       // The hand-back, tried again, is taken: the delivery is sent again.
       await eventually(() => (requests.length === 2 ? true : undefined), 'the delivery sent again', 10_000);
@@ -102,20 +92,14 @@ if (redisServerOrSkip('the log of a Redis outage'))
     it("the webhook dispatcher: a store call that fails for want of Redis as the app closes (the hand-back of the entry its aborted attempt held) is told in the close's line with the count, not left to the throttle's timer, which the exit never runs (rev79a: counted after the close's line)", { timeout: 30_000 }, async () => {
       const logs: Line[] = [];
       // A receiver that never answers: the attempt is still in flight when the app closes.
-      let sent = 0;
-      const rx = createServer((req) => {
-        sent++;
-        req.resume();
-      });
-      rx.listen(0, '127.0.0.1');
-      await once(rx, 'listening');
-      receiver = { close: () => new Promise<void>((resolve) => rx.close(() => resolve()).closeAllConnections()) };
+      const rx = await startReceiver(() => ({ hang: true }));
+      receiver = rx;
       const t = await app(logs, { WEBHOOK_TIMEOUT_MS: '60000' });
-      const url = `http://127.0.0.1:${(rx.address() as AddressInfo).port}/hook`;
+      const url = rx.url('/hook');
       const created = await t.app.inject({ method: 'POST', url: '/v1/sim/intent', payload: { reservation_id: 'res_close', amount: 1000, scenario: 'approve', webhook_url: url } });
       expect(created.statusCode).toBe(200);
       await t.clock.advance(t.config.scenarios.approveDelayMs);
-      await eventually(() => (sent === 1 ? true : undefined), 'the attempt sent');
+      await eventually(() => (rx.requests.length === 1 ? true : undefined), 'the attempt sent');
       await stopRedis(t);
       // The stream's reader fails first (the interval's line); the close's failures come after it.
       await eventually(() => (linesOf(logs, 'webhooks:').length === 1 ? true : undefined), 'the reader failed');
