@@ -8,7 +8,7 @@ import { RedisNamespaceList, type Listing } from '../../adapters/redis/namespace
 import { loggedListening } from '../../adapters/redis/notices.ts';
 import { DomainError } from '../../core/errors.ts';
 import { DEFAULT_NAMESPACE } from '../../core/faults/service.ts';
-import { NAMESPACE_PATTERN } from '../../core/namespace.ts';
+import { isNamespaceName } from '../../core/namespace.ts';
 
 /**
  * The registry of namespaces (issue 15, `X-Sim-Namespace`): parallel CI jobs share one paysim
@@ -32,7 +32,6 @@ import { NAMESPACE_PATTERN } from '../../core/namespace.ts';
  * dialect's shape what cannot be handed over.
  */
 
-const NAME = new RegExp(NAMESPACE_PATTERN);
 /**
  * How long a reset waits for the requests its namespace's app is still answering (a latency rule's
  * wait, a payment's mock delay) before it closes the app and drops the state: a request answered
@@ -326,7 +325,7 @@ export function createNamespaceRegistry(app: FastifyInstance, options: Namespace
         // None is started once the drain has begun (as `obtain`): its app would not be drained.
         if (app.lifecycle.shuttingDown) break;
         // The shared list holds NAMESPACES_MAX at most (its script): each listed one runs here too.
-        if (!entries.has(namespace) && !resetting.has(namespace) && NAME.test(namespace)) start(namespace, listing.createdAt, listing.listedAs);
+        if (!entries.has(namespace) && !resetting.has(namespace) && isNamespaceName(namespace)) start(namespace, listing.createdAt, listing.listedAs);
       }
       for (const [namespace, entry] of entries) {
         // Started after the list was read (a request's, while this sync waited on a close): not in it yet.

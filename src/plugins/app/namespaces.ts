@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import fp from 'fastify-plugin';
 import { DomainError, validationFailed } from '../../core/errors.ts';
 import { DEFAULT_NAMESPACE } from '../../core/faults/service.ts';
-import { NAMESPACE_PATTERN, NAMESPACE_RULE } from '../../core/namespace.ts';
+import { isNamespaceName, NAMESPACE_RULE } from '../../core/namespace.ts';
 import { renderedBody, sendProblem, type ErrorShape } from '../../http/error-handler.ts';
 import { EXAMPLE_TRACE_ID, type ExtraAnswer } from '../../http/openapi.ts';
 import { problemOf, type Problem } from '../../http/problem.ts';
@@ -24,7 +24,6 @@ import { SAFE_METHODS } from './lifecycle.ts';
  *   dialect's shape.
  */
 
-const NAME = new RegExp(NAMESPACE_PATTERN);
 export const NAMESPACE_HEADER = 'x-sim-namespace';
 /** Seconds a client is told to wait when its namespace was being reset or the service is shutting down. */
 const NAMESPACE_RETRY_AFTER_S = 1;
@@ -93,7 +92,7 @@ declare module 'fastify' {
 /** The namespace a request names: `default` without the header; undefined when the header is not a valid name. */
 export function namespaceOf(header: string | string[] | undefined): string | undefined {
   if (header === undefined) return DEFAULT_NAMESPACE;
-  return typeof header === 'string' && NAME.test(header) ? header : undefined;
+  return typeof header === 'string' && isNamespaceName(header) ? header : undefined;
 }
 
 export default fp<NamespacesOptions>(
