@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { SignJWT } from 'jose';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { DELIVERY_GROUP } from '../../src/adapters/redis/delivery-queue.ts';
+import { DELIVERY_GROUP } from '../../src/adapters/redis/delivery-stream-reader.ts';
 import { buildApp } from '../../src/app.ts';
 import { loadConfig, type Config } from '../../src/config.ts';
 import type { DomainEvent } from '../../src/core/events.ts';
