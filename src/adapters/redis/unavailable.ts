@@ -246,6 +246,17 @@ export function unavailableReason(error: unknown): string {
   return messages.length > 0 ? messages.join(': ') : error instanceof Error ? error.message : String(error);
 }
 
+/**
+ * A log line's fields for `error`: when it says the store is unavailable (`isUnavailable`), Redis'
+ * words (`redis_error`, `unavailableReason`) without the stack, the same for every call, as the
+ * throttled outage lines (`unavailableLog`) say it; any other error (a bug, a Lua error) as itself
+ * (`err`), its stack with it. Before 2026-12-08 the connection's, the scheduler's, the bus's and the
+ * namespaces' sync's outage lines carried the stack, so one outage's log had two shapes.
+ */
+export function errorFields(error: unknown): { redis_error: string } | { err: unknown } {
+  return isUnavailable(error) ? { redis_error: unavailableReason(error) } : { err: error };
+}
+
 export interface UnavailableLog {
   /**
    * Counts `error` when it says the store is unavailable (`isUnavailable`), and tells it at warn, with

@@ -10,6 +10,7 @@ import type { Stores } from '../../core/ports.ts';
 import { createRandom, type RandomSource } from '../../core/random.ts';
 import { Scheduler } from '../../core/scheduler.ts';
 import { LateSettles } from '../../http/late-settles.ts';
+import { errorFields, isUnavailable, unavailableReason } from '../../adapters/redis/unavailable.ts';
 import { CountingThrottle } from '../../log-throttle.ts';
 import type { Drainer } from './lifecycle.ts';
 
@@ -96,15 +97,19 @@ export default fp<CoreOptions>(
     // While the store is away every poll fails, while it refuses writes (Redis full) every due
     // job, up to SCHEDULER_CONCURRENCY at a time, and the durable part (webhooks logged and queued) of every event
     // published meanwhile: one line per RUN_ERROR_LOG_INTERVAL_MS of each, with the count since.
+    // A run that could not claim for want of the store, and one that failed otherwise (a bug, told with
+    // its stack), each its own line: an outage's line held back no bug's (before 2026-12-08 one throttle).
     const runErrors = new CountingThrottle(RUN_ERROR_LOG_INTERVAL_MS, () => clock.now());
+    const unavailableRuns = new CountingThrottle(RUN_ERROR_LOG_INTERVAL_MS, () => clock.now());
     const unavailableJobs = new CountingThrottle(RUN_ERROR_LOG_INTERVAL_MS, () => clock.now());
     const unavailableEvents = new CountingThrottle(RUN_ERROR_LOG_INTERVAL_MS, () => clock.now());
     const fullJobs = new CountingThrottle(RUN_ERROR_LOG_INTERVAL_MS, () => clock.now());
     const bus = new EventBus((error, event) => {
-      const fields = { err: error, event_id: event.id, event_type: event.type };
-      if (!isStoreUnavailable(error)) return app.log.error(fields, 'event subscriber failed');
+      const fields = { event_id: event.id, event_type: event.type };
+      if (!isStoreUnavailable(error)) return app.log.error({ err: error, ...fields }, 'event subscriber failed');
       const failed = unavailableEvents.take();
-      if (failed !== undefined) app.log.error({ ...fields, failed }, 'event subscriber failed: the store is unavailable');
+      // Redis' words, no stack, as every line of an outage (`unavailableReason`).
+      if (failed !== undefined) app.log.error({ ...fields, failed, redis_error: unavailableReason(error) }, 'event subscriber failed: the store is unavailable');
     });
     const scheduler = new Scheduler({
       clock,
@@ -112,7 +117,7 @@ export default fp<CoreOptions>(
       onError: (error, job, final) => {
         if (!final && isStoreUnavailable(error)) {
           const failed = unavailableJobs.take();
-          if (failed !== undefined) app.log.warn({ err: error, job_kind: job.kind, job_key: job.key, failed }, 'due work could not be done: the store is unavailable; it will be retried');
+          if (failed !== undefined) app.log.warn({ job_kind: job.kind, job_key: job.key, failed, redis_error: unavailableReason(error) }, 'due work could not be done: the store is unavailable; it will be retried');
           return;
         }
         // A full store: the job waits for room (retried, never given up), said once every RUN_ERROR_LOG_INTERVAL_MS with the count.
@@ -134,7 +139,8 @@ export default fp<CoreOptions>(
         app.log.error({ err: error, job_kind: job.kind, job_key: job.key }, final ? 'due work failed for the last time; giving up' : 'due work failed; it will be retried');
       },
       onRunError: (error) => {
-        if (runErrors.take() !== undefined) app.log.warn({ err: error }, 'due work could not be claimed from the store; trying again');
+        const failed = (isUnavailable(error) ? unavailableRuns : runErrors).take();
+        if (failed !== undefined) app.log.warn({ ...errorFields(error), failed }, 'due work could not be claimed from the store; trying again');
       },
       pollMs: config.scheduler.pollMs,
       leaseMs: config.scheduler.leaseMs,
@@ -154,7 +160,7 @@ export default fp<CoreOptions>(
           // Another error than the store's absence (a bug) is logged every time, and first.
           const other = errors.find((error) => !(error instanceof StoreUnavailableError));
           const unavailable = errors.length > 0 && other === undefined;
-          if (errors.length > 0 && !(unavailable && sweepUnavailable)) app.log.error({ err: other ?? errors[0], failed: errors.length, of: sweepers.length }, 'store sweep failed');
+          if (errors.length > 0 && !(unavailable && sweepUnavailable)) app.log.error({ ...errorFields(other ?? errors[0]), failed: errors.length, of: sweepers.length }, 'store sweep failed');
           sweepUnavailable = unavailable;
         })
         .finally(() => {
