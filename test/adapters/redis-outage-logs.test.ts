@@ -122,6 +122,35 @@ if (redisServerOrSkip('the log of a Redis outage'))
       expect(linesOf(logs, 'fluxpay:')).toEqual([{ level: 'warn', failed: 1, redis_error: expect.stringMatching(REDIS_GONE), msg: 'fluxpay: publishing the outbox failed: the store is unavailable; it will be retried' }]);
     });
 
+    it("the connection, the scheduler, the namespaces' sync, the store sweep and /metrics: each outage line says Redis' words (redis_error), without a stack, as the loops' lines (before 2026-12-08: err, its stack)", { timeout: 30_000 }, async () => {
+      const logs: Line[] = [];
+      const t = await app(logs, { SCHEDULER_POLL_MS: '1000' });
+      await stopRedis(t);
+      // The scheduler's poll, on the app's clock: its claim fails.
+      await t.clock.advance(1000);
+      await eventually(() => (linesOf(logs, 'due work').length === 1 ? true : undefined), 'the claim failed');
+      // The namespaces' sync, every second of real time.
+      await eventually(() => (linesOf(logs, 'the shared list').length === 1 ? true : undefined), 'the sync failed', 5000);
+      const metrics = await t.app.inject({ method: 'GET', url: '/metrics' });
+      expect(metrics.statusCode).toBe(200);
+      // The store sweep, every 60 s of the app's clock.
+      await t.clock.advance(59_000);
+      await eventually(() => (linesOf(logs, 'store sweep').length === 1 ? true : undefined), 'the sweep failed');
+      await server.resume();
+      await eventually(() => (t.app.storeUnavailable() === undefined ? true : undefined), 'Redis back', 10_000);
+      await closed(t);
+      const reason = { redis_error: expect.stringMatching(REDIS_GONE) };
+      expect(linesOf(logs, 'Redis is')).toEqual([
+        { level: 'warn', redis_error: 'the connection closed', redis: server.url, msg: 'Redis is unreachable: store calls answer 503 STORE_UNAVAILABLE until it is back; reconnecting' },
+      ]);
+      expect(linesOf(logs, 'due work')[0]).toEqual({ level: 'warn', failed: 1, ...reason, msg: 'due work could not be claimed from the store; trying again' });
+      expect(linesOf(logs, 'the shared list')).toEqual([{ level: 'warn', ...reason, msg: 'the shared list of namespaces could not be read; trying again' }]);
+      expect(linesOf(logs, 'metrics:')).toEqual([{ level: 'error', ...reason, msg: 'metrics: a store could not be read; its metrics keep their last values until it can' }]);
+      expect(linesOf(logs, 'store sweep')).toEqual([{ level: 'error', failed: 11, of: 11, ...reason, msg: 'store sweep failed' }]);
+      // No line of the outage carries a stack.
+      expect(logs.filter((l) => l.err !== undefined)).toEqual([]);
+    });
+
     it('the event stream: events not appended for want of Redis are one error line saying how many and why, without a stack, and one with the whole count once appending works again (before: an error line with a stack)', { timeout: 30_000 }, async () => {
       const logs: Line[] = [];
       const t = await app(logs);

@@ -3,7 +3,7 @@ import { Command, type Redis } from 'ioredis';
 import type { FastifyBaseLogger } from 'fastify';
 import { StoreUnavailableError } from '../../core/errors.ts';
 import { createRedisClient, LOADED, LOADING_SEEN, redisLoading, shownLoading, shownRedisUrl, type RedisConnectionOptions, type RedisLoading } from './connection.ts';
-import { isCommandTimeout, isRedisGivingUp, isRedisRefusingUser, isRedisRefusingWrites, isRedisUnavailable, RedisNotServingError, refusalHint } from './unavailable.ts';
+import { errorFields, isCommandTimeout, isRedisGivingUp, isRedisRefusingUser, isRedisRefusingWrites, isRedisUnavailable, RedisNotServingError, refusalHint } from './unavailable.ts';
 
 /** A start that cannot reach Redis: told on one line, like a bad configuration. */
 export class RedisUnreachableError extends Error {
@@ -127,9 +127,15 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
   let connected = false;
   /** Until the start is over, a failure is the start's to tell (one line), not a warning. */
   let isStarted = false;
-  const warnUnreachable = (error: unknown): void => {
+  /**
+   * `why`: ioredis' error, or the words of a loss that gave none. Redis' words (`redis_error`), no
+   * stack, as the rest of the outage's lines (`errorFields`); an error ioredis gave that is not Redis
+   * away (`isRedisUnavailable`) keeps its stack (before 2026-12-08 each did).
+   */
+  const warnUnreachable = (why: Error | string): void => {
     warned = true;
-    log.warn({ err: error, redis: where }, 'Redis is unreachable: store calls answer 503 STORE_UNAVAILABLE until it is back; reconnecting');
+    const fields = typeof why === 'string' ? { redis_error: why } : errorFields(why);
+    log.warn({ ...fields, redis: where }, 'Redis is unreachable: store calls answer 503 STORE_UNAVAILABLE until it is back; reconnecting');
   };
   /**
    * A reconnect ioredis makes on purpose (`reconnectOnError`: a READONLY reply, REDIS_URL's name
@@ -151,7 +157,7 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
     };
   }
   // Without a listener ioredis prints every failed reconnect; one line per outage is enough.
-  let lastErrorSeen: unknown;
+  let lastErrorSeen: Error | undefined;
   client.on('error', (error: Error) => {
     lastError = error.message;
     lastErrorSeen = error;
@@ -173,7 +179,7 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
     // Told as it is lost, not only at a failed reconnect: a Redis restarted (or a connection killed)
     // whose first reconnect succeeds gave no error, so neither line (a user test: the other parts'
     // errors during a restart, unexplained).
-    if (!planned && !warned && isStarted && !closing) warnUnreachable(new Error('the connection closed'));
+    if (!planned && !warned && isStarted && !closing) warnUnreachable('the connection closed');
   });
 
   /** What Redis said last about loading its data set, asked at each connection until it is done; undefined when it serves. */
@@ -457,7 +463,7 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
     },
     started() {
       isStarted = true;
-      if (downSince !== undefined && !warned && client.status !== 'ready') warnUnreachable(lastErrorSeen ?? new Error(lastError));
+      if (downSince !== undefined && !warned && client.status !== 'ready') warnUnreachable(lastErrorSeen ?? lastError);
     },
     failed,
     onPing(listener) {

@@ -7,6 +7,7 @@ import type { IntentStatus } from '../../core/intents/intent.ts';
 import { CARD_FAILURE_CODES, SCENARIOS } from '../../core/scenario.ts';
 import { isMadeAgain, type DomainEvent } from '../../core/events.ts';
 import { FULL_STORES } from '../../core/errors.ts';
+import { errorFields } from '../../adapters/redis/unavailable.ts';
 import type { StoreStats, Stores } from '../../core/ports.ts';
 import { DEFAULT_NAMESPACE } from '../../core/faults/service.ts';
 import { ATTEMPT_OUTCOMES, attemptOutcome } from '../../webhooks/attempt.ts';
@@ -366,7 +367,7 @@ export default fp(
       done();
     });
 
-    const fromStore = storeReader((error) => app.log.error({ err: error }, 'metrics: a store could not be read; its metrics keep their last values until it can'));
+    const fromStore = storeReader((error) => app.log.error(errorFields(error), 'metrics: a store could not be read; its metrics keep their last values until it can'));
     registerStoreFill(app.stores, registers, fromStore);
 
     app.errorShapes.onProblem((problem) => {

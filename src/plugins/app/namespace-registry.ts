@@ -6,6 +6,7 @@ import type { Redis } from 'ioredis';
 import { AggregatorRegistry, type Registry } from 'prom-client';
 import { RedisNamespaceList, type Listing } from '../../adapters/redis/namespace-list.ts';
 import { loggedListening } from '../../adapters/redis/notices.ts';
+import { errorFields } from '../../adapters/redis/unavailable.ts';
 import { DomainError } from '../../core/errors.ts';
 import { DEFAULT_NAMESPACE } from '../../core/faults/service.ts';
 import { isNamespaceName } from '../../core/namespace.ts';
@@ -349,7 +350,7 @@ export function createNamespaceRegistry(app: FastifyInstance, options: Namespace
       const now = Date.now();
       if (now - lastSyncErrorAt < SYNC_ERROR_LOG_INTERVAL_MS) return;
       lastSyncErrorAt = now;
-      app.log.warn({ err: error }, 'the shared list of namespaces could not be read; trying again');
+      app.log.warn(errorFields(error), 'the shared list of namespaces could not be read; trying again');
     }
   };
   // One sync at a time: one asked for while another runs (a reset told on the channel) follows it.
