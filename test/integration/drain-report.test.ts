@@ -208,14 +208,15 @@ describe('drainers that fail', () => {
     await t.app.lifecycle.drain(1_000);
     expect(ran).toEqual(['delivery']);
     const told = logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('shutdown:') && (l.phase === 'producers' || l.drainers !== undefined));
-    expect(told.map(({ level, msg, phase, drainers, err }) => ({ level, msg, phase, drainers, reason: (err as { message?: string } | undefined)?.message }))).toEqual([
-      { level: 'error', msg: 'shutdown: draining failed; closing without it', phase: 'producers', drainers: undefined, reason: 'a bug' },
+    // The store's: its words (redis_error), no stack (before 2026-12-08 the first one's err); a bug's: its err, with its stack.
+    expect(told.map(({ time: _time, service: _service, ...line }) => line)).toEqual([
+      { level: 'error', msg: 'shutdown: draining failed; closing without it', phase: 'producers', err: expect.objectContaining({ message: 'a bug', stack: expect.stringContaining('Error: a bug') }) },
       {
         level: 'warn',
         msg: 'shutdown: 2 part(s) of the producers phase could not drain, the store being unavailable; what they hold stays in it, for the next start or another replica',
         phase: 'producers',
         drainers: 2,
-        reason: 'The store is unavailable; retry shortly.',
+        redis_error: 'The store is unavailable; retry shortly.',
       },
     ]);
   });

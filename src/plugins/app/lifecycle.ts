@@ -2,6 +2,7 @@ import type { ServerResponse } from 'node:http';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { FastifyBaseLogger } from 'fastify';
 import fp from 'fastify-plugin';
+import { unavailableReason } from '../../adapters/redis/unavailable.ts';
 import { isStoreUnavailable } from '../../core/errors.ts';
 
 /**
@@ -175,7 +176,8 @@ export default fp(
       );
       if (unavailable.length > 0) {
         app.log.warn(
-          { phase, drainers: unavailable.length, err: unavailable[0] },
+          // Redis' words, no stack, as every line of an outage (before 2026-12-08 the first one's err).
+          { phase, drainers: unavailable.length, redis_error: unavailableReason(unavailable[0]) },
           `shutdown: ${unavailable.length} part(s) of the ${phase} phase could not drain, the store being unavailable; what they hold stays in it, for the next start or another replica`,
         );
       }
