@@ -152,6 +152,20 @@ export function isStoreUnavailable(error: unknown): boolean {
   return storeUnavailableIn(error) !== undefined;
 }
 
+/**
+ * Why `error` (one that says the store is unavailable: `isStoreUnavailable`, or a Redis error that
+ * adapters/redis' `isRedisUnavailable` takes) says so, in Redis' or ioredis' words: the messages of the error and its causes, those of the guard's `StoreUnavailableError` left out
+ * (it says only that). A line that tells an outage says this instead of the error's stack, which is
+ * the same for every call and says nothing the message does not.
+ */
+export function unavailableReason(error: unknown): string {
+  const messages: string[] = [];
+  for (let cause = error, depth = 0; cause instanceof Error && depth < 5; cause = cause.cause, depth++) {
+    if (cause.constructor !== StoreUnavailableError) messages.push(cause.message);
+  }
+  return messages.length > 0 ? messages.join(': ') : error instanceof Error ? error.message : String(error);
+}
+
 /** The StoreUnavailableError `error` is, or was caused by (five causes deep at most). */
 function storeUnavailableIn(error: unknown): StoreUnavailableError | undefined {
   for (let cause = error, depth = 0; cause instanceof Error && depth < 5; cause = cause.cause, depth++) {

@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest, onSendHookHandler, preHandlerHookHandler } from 'fastify';
 import type { Clock } from '../core/clock.ts';
-import { idempotencyKeyLost, isStoreUnavailable } from '../core/errors.ts';
+import { idempotencyKeyLost, isStoreUnavailable, unavailableReason } from '../core/errors.ts';
 import { fingerprint, type IdempotencyNote } from '../core/idempotency.ts';
 import type { IdempotencyStore } from '../core/ports.ts';
 import { sendProblem, type ErrorShape } from './error-handler.ts';
@@ -177,7 +177,7 @@ export function idempotencyHooks(options: IdempotencyHookOptions): IdempotencyHo
           // (a 503 stays a 503; a created intent is not hidden behind a 500), and the settle is
           // tried again until the store takes it. Otherwise it is given up (abandon): the key stays
           // begun until its TTL, or with Redis until this replica's mark of life lapses.
-          if (isStoreUnavailable(error) && options.lateSettles.add(settle)) request.log.warn({ err: error }, 'the Idempotency-Key could not be settled: the store is unavailable; it is tried again until it can be');
+          if (isStoreUnavailable(error) && options.lateSettles.add(settle)) request.log.warn({ redis_error: unavailableReason(error) }, 'the Idempotency-Key could not be settled: the store is unavailable; it is tried again until it can be');
           else {
             store.abandon(held.claim);
             request.log.error({ err: error }, 'the Idempotency-Key could not be settled in the store');

@@ -32,8 +32,8 @@ export interface DeliveryView {
 }
 
 export interface WebhookFixtures {
-  /** The service on a manual clock (see buildTestApp), configured from `defaults` and then `env`. */
-  app(env?: Record<string, string>, clockStart?: number): Promise<TestApp>;
+  /** The service on a manual clock (see buildTestApp), configured from `defaults` and then `env`; its log lines in `logs` when given. */
+  app(env?: Record<string, string>, clockStart?: number, logs?: Array<Record<string, unknown>>): Promise<TestApp>;
   receiver(responder?: Responder): Promise<Receiver>;
   /** For an afterEach: every receiver, then every app. */
   closeAll(): Promise<void>;
@@ -43,8 +43,8 @@ export function webhookFixtures(defaults: Record<string, string> = {}): WebhookF
   const apps: TestApp[] = [];
   const receivers = receiverPool();
   return {
-    async app(env = {}, clockStart) {
-      const t = await buildTestApp({ ...defaults, ...env }, clockStart === undefined ? {} : { clockStart });
+    async app(env = {}, clockStart, logs) {
+      const t = await buildTestApp({ ...defaults, ...env }, { ...(clockStart === undefined ? {} : { clockStart }), ...(logs === undefined ? {} : { logs }) });
       apps.push(t);
       return t;
     },

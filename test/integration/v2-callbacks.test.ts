@@ -199,7 +199,8 @@ describe('retries until the receiver acknowledges', () => {
 
   it('the store away just after the callback was acknowledged (Redis): the payment is completed once it is back, not left PENDING for good (before 2026-12-06: a user test)', async () => {
     const rx = await receiver(() => ({ status: 200 }));
-    const t = await app({ PAYMENT_WEBHOOK_SECRET: DOC_SECRET });
+    const logs: Array<Record<string, unknown>> = [];
+    const t = await app({ PAYMENT_WEBHOOK_SECRET: DOC_SECRET }, undefined, logs);
     const store = t.app.core.stores.v2Payments;
     const real = store.complete.bind(store);
     let away = true;
@@ -216,6 +217,10 @@ describe('retries until the receiver acknowledges', () => {
     expect(completions).toEqual(['callback', 'callback', 'callback', 'callback']);
     expect(await paymentOf(t, 'pay_tx_ack_away')).toMatchObject({ status: 'PENDING', confirmed_at: null });
     expect(t.app.core.lateSettles.pending).toBe(1);
+    // One warning, in the store's words, without a stack (before 2026-12-08 its err, with the stack).
+    expect(logs.filter((l) => String(l.msg).startsWith('v2: completing')).map(({ time: _time, service: _service, ...line }) => line)).toEqual([
+      { level: 'warn', payment_id: 'pay_tx_ack_away', redis_error: 'The store is unavailable; retry shortly.', msg: 'v2: completing a payment after its callback was acknowledged could not reach the store; it is tried again until it can be' },
+    ]);
 
     // Back: the next try completes it, with the confirmed_at its callback carried; no second callback.
     away = false;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { asStoreError, isRedisUnavailable, RedisNotServingError, UNAVAILABLE_LOG_INTERVAL_MS, unavailableAsStoreError, unavailableLog, unavailableReason } from '../../src/adapters/redis/unavailable.ts';
-import { ShuttingDownError, StoreUnavailableError, storeCallMayHaveRun } from '../../src/core/errors.ts';
+import { asStoreError, isRedisUnavailable, RedisNotServingError, UNAVAILABLE_LOG_INTERVAL_MS, unavailableAsStoreError, unavailableLog } from '../../src/adapters/redis/unavailable.ts';
+import { ShuttingDownError, StoreUnavailableError, storeCallMayHaveRun, unavailableReason } from '../../src/core/errors.ts';
 
 /** The one place where Redis' connection failures become STORE_UNAVAILABLE. @see issue 14 "Redis unavailable" */
 

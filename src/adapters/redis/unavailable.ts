@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify';
-import { isStoreUnavailable, StoreUnavailableError } from '../../core/errors.ts';
+import { isStoreUnavailable, StoreUnavailableError, unavailableReason } from '../../core/errors.ts';
 import { CountingThrottle, type SetTimer } from '../../log-throttle.ts';
 import type { Stores } from '../../core/ports.ts';
 
@@ -232,19 +232,6 @@ export function isUnavailable(error: unknown): boolean {
   return isStoreUnavailable(error) || isRedisUnavailable(error);
 }
 
-/**
- * Why `error` (one `isUnavailable` takes) says the store is unavailable, in Redis' or ioredis' words:
- * the messages of the error and its causes, those of the guard's `StoreUnavailableError` left out
- * (it says only that). A line that tells an outage says this instead of the error's stack, which is
- * the same for every call and says nothing the message does not.
- */
-export function unavailableReason(error: unknown): string {
-  const messages: string[] = [];
-  for (let cause = error, depth = 0; cause instanceof Error && depth < 5; cause = cause.cause, depth++) {
-    if (cause.constructor !== StoreUnavailableError) messages.push(cause.message);
-  }
-  return messages.length > 0 ? messages.join(': ') : error instanceof Error ? error.message : String(error);
-}
 
 /**
  * A log line's fields for `error`: when it says the store is unavailable (`isUnavailable`), Redis'

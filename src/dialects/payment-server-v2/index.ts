@@ -1,6 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import { isStoreUnavailable } from '../../core/errors.ts';
+import { isStoreUnavailable, unavailableReason } from '../../core/errors.ts';
 import { isDeliveryEvent, isV2PaymentEvent } from '../../core/events.ts';
 import { createErrorHandler, sendProblem } from '../../http/error-handler.ts';
 import { idempotencyHooks } from '../../http/idempotency.ts';
@@ -144,7 +144,7 @@ const paymentServerV2: FastifyPluginAsync = async (app) => {
               // A payment.failed callback completes nothing (its payment stays PAYMENT_FAILED): nothing to try again.
               if (event.delivery.type !== 'payment.completed') return;
               if (app.core.lateSettles.add(() => service.acknowledge(id).then(() => undefined), V2_ACKNOWLEDGE)) {
-                app.log.warn({ err: error, payment_id: id }, 'v2: completing a payment after its callback was acknowledged could not reach the store; it is tried again until it can be');
+                app.log.warn({ payment_id: id, redis_error: unavailableReason(error) }, 'v2: completing a payment after its callback was acknowledged could not reach the store; it is tried again until it can be');
                 return;
               }
             }

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Config } from '../../config.ts';
 import { systemClock, type Clock, type Timer } from '../../core/clock.ts';
-import { isStoreUnavailable, NotStoredYetError, StoreFullError, StoreUnavailableError } from '../../core/errors.ts';
+import { isStoreUnavailable, NotStoredYetError, StoreFullError, StoreUnavailableError, unavailableReason } from '../../core/errors.ts';
 import { EventBus } from '../../core/events.ts';
 import { createIdFactory, type IdFactory } from '../../core/ids.ts';
 import { IntentService } from '../../core/intents/service.ts';
@@ -10,7 +10,7 @@ import type { Stores } from '../../core/ports.ts';
 import { createRandom, type RandomSource } from '../../core/random.ts';
 import { Scheduler } from '../../core/scheduler.ts';
 import { LateSettles } from '../../http/late-settles.ts';
-import { errorFields, isUnavailable, unavailableReason } from '../../adapters/redis/unavailable.ts';
+import { errorFields, isUnavailable } from '../../adapters/redis/unavailable.ts';
 import { CountingThrottle } from '../../log-throttle.ts';
 import type { Drainer } from './lifecycle.ts';
 

@@ -2,7 +2,8 @@ import fp from 'fastify-plugin';
 import type { Redis } from 'ioredis';
 import { Gauge } from 'prom-client';
 import { RedisEventStream } from '../../adapters/redis/event-stream.ts';
-import { isRedisUnavailable, unavailableReason, wasWritten } from '../../adapters/redis/unavailable.ts';
+import { isRedisUnavailable, wasWritten } from '../../adapters/redis/unavailable.ts';
+import { unavailableReason } from '../../core/errors.ts';
 
 /**
  * The outbound event stream (STORE=redis only): every event of the bus also goes to the capped

@@ -2,8 +2,7 @@ import type { ServerResponse } from 'node:http';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { FastifyBaseLogger } from 'fastify';
 import fp from 'fastify-plugin';
-import { unavailableReason } from '../../adapters/redis/unavailable.ts';
-import { isStoreUnavailable } from '../../core/errors.ts';
+import { isStoreUnavailable, unavailableReason } from '../../core/errors.ts';
 
 /**
  * Shutdown in the order an orchestrator expects: readiness fails first (so load balancers stop
