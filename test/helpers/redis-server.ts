@@ -26,11 +26,16 @@ export interface RedisServerOptions {
   keyLoadDelayMicros?: number;
   /** More of redis-server's options, as its command line takes them (`['--cluster-enabled', 'yes']`). */
   extraArgs?: readonly string[];
+  /**
+   * TLS only: the free port is its `--tls-port` (`--port 0`: no plain port), with this certificate
+   * and key (PEM files; test/helpers/test-ca.ts makes them), and no client certificate asked for.
+   */
+  tls?: { certFile: string; keyFile: string };
 }
 
 export interface RedisServerProcess {
   port: number;
-  /** `redis://127.0.0.1:<port>` */
+  /** `redis://127.0.0.1:<port>` (`rediss://` with `tls`) */
   url: string;
   /** The running server's process (a `resume` starts another). */
   readonly child: ChildProcess;
@@ -84,7 +89,7 @@ function spawnServer(port: number, dir: string, options: RedisServerOptions): Ch
   return spawn(
     'redis-server',
     [
-      ...['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', options.appendOnly === true ? 'yes' : 'no', '--dir', dir, '--daemonize', 'no', '--loglevel', 'notice'],
+      ...['--bind', '127.0.0.1', ...(options.tls === undefined ? ['--port', String(port)] : ['--port', '0', '--tls-port', String(port), '--tls-cert-file', options.tls.certFile, '--tls-key-file', options.tls.keyFile, '--tls-auth-clients', 'no']), '--save', '', '--appendonly', options.appendOnly === true ? 'yes' : 'no', '--dir', dir, '--daemonize', 'no', '--loglevel', 'notice'],
       ...(options.keyLoadDelayMicros === undefined ? [] : ['--key-load-delay', String(options.keyLoadDelayMicros), '--loading-process-events-interval-bytes', '1024']),
       ...(options.extraArgs ?? []),
     ],
@@ -128,7 +133,7 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
   let running = drained(child);
   return {
     port,
-    url: `redis://127.0.0.1:${port}`,
+    url: `${options.tls === undefined ? 'redis' : 'rediss'}://127.0.0.1:${port}`,
     get child() {
       return running;
     },
