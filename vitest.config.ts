@@ -24,6 +24,7 @@ export const PROCESS_TEST_FILES = [
     'process-start',
     'redis-replicas',
     'redis-replicas-load',
+    'redis-tls',
     'swagger-ui',
     'tracing',
     'webhooks-shutdown',

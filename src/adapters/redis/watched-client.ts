@@ -420,6 +420,8 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
     const cause = redisCause(error);
     if (isRedisRefusingWrites(cause) || isRedisRefusingUser(cause)) return lostDuringStart(error, options.url) as RedisUnreachableError;
     const silentServer = error instanceof SilentRedis;
+    const refused = silentServer || connected ? undefined : tlsRefusal(where, options.url, lastErrorSeen);
+    if (refused !== undefined) return new RedisUnreachableError(refused, { cause: error });
     const why = silentServer
       ? `no answer within ${REDIS_START_TIMEOUT_MS / 1000} s${connected ? '' : ': is it Redis, does it speak TLS if and only if the URL is rediss://, and is it not loading a data set without answering meanwhile (its loading-process-events-interval-bytes)?'}`
       : lastError !== NOT_CONNECTED
@@ -489,6 +491,39 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
 /** `text` on one line: OpenSSL's errors, among others, carry line breaks. */
 function oneLine(text: string): string {
   return text.replace(/\s*[\r\n]+\s*/g, ' ').trim();
+}
+
+/**
+ * Node's codes for a certificate whose issuer it does not trust: a private CA not given to it.
+ * @see https://nodejs.org/api/tls.html#x509-certificate-error-codes
+ */
+const UNTRUSTED_CERTIFICATE: ReadonlySet<string> = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_UNTRUSTED',
+]);
+
+/**
+ * Why a start that never got an answer ends, when TLS is the reason (`error`, the last connection
+ * attempt's): the certificate not trusted or for another name, or a redis:// connection reset
+ * before any answer, as a TLS-only Redis does to one. Before 2026-12-08 these read "could not be
+ * reached (…); start it or set REDIS_URL" with Node's own hint (`--use-system-ca`) or a bare
+ * `read ECONNRESET`, neither naming the fix. Undefined otherwise.
+ */
+export function tlsRefusal(where: string, url: string, error: unknown): string | undefined {
+  const code = error instanceof Error ? (error as NodeJS.ErrnoException).code : undefined;
+  if (code === undefined) return undefined;
+  // Node 24 adds a hint of its own to an untrusted certificate's words.
+  const said = oneLine((error as Error).message).replace(/; if the root CA is installed locally.*$/, '');
+  if (UNTRUSTED_CERTIFICATE.has(code)) return `Redis at ${where} sent a certificate this process does not trust (${code}: ${said}); for a private CA set NODE_EXTRA_CA_CERTS to its certificate (a PEM file)`;
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return `Redis at ${where} sent a certificate for another name (${said}); use in REDIS_URL a host name or address its certificate names`;
+  if (code === 'ECONNRESET' && url.startsWith('redis://')) {
+    return `Redis at ${where} reset the connection before it answered anything (ECONNRESET), as a Redis that takes TLS only does to a redis:// URL: for TLS use rediss://; else start it or set REDIS_URL`;
+  }
+  return undefined;
 }
 
 /**

@@ -1,0 +1,185 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { runToExit, serverProcesses } from '../helpers/child.ts';
+import { inCi } from '../helpers/promtool.ts';
+import { eventually, startReceiver, type Receiver } from '../helpers/receiver.ts';
+import { redisServerOrSkip } from '../helpers/redis.ts';
+import { startRedisServer, type RedisServerProcess } from '../helpers/redis-server.ts';
+import { hasOpenssl, makeTestCa, type TestCa } from '../helpers/test-ca.ts';
+import { REDIS_START_TIMEOUT_MS } from '../../src/plugins/app/stores.ts';
+
+/**
+ * `REDIS_URL=rediss://` against a real redis-server that takes TLS only (`--port 0 --tls-port`),
+ * its certificate for 127.0.0.1 signed by a CA made for the file (test/helpers/test-ca.ts): the
+ * service trusts it through NODE_EXTRA_CA_CERTS, and says so in one line when it does not; TLS on
+ * one side only; a password over TLS. `node src/server.ts` in a child.
+ * @see https://redis.io/docs/latest/operate/oss_and_stack/management/security/encryption/
+ */
+
+const SECRET = 'whsec_cmVkaXMtdGxzLXRlc3Qtc2VjcmV0LTEyMzQ1';
+/** A password in each URL, which must never be printed. */
+const PASSWORD = 'tls-pw-9f3c1e';
+
+const servers = serverProcesses();
+afterEach(async () => {
+  await servers.killAll();
+});
+
+if (!hasOpenssl) {
+  describe('Redis over TLS', () => {
+    it.skipIf(!inCi)('needs openssl (skipped: not installed)', () => undefined);
+    it.runIf(inCi)('needs openssl', () => {
+      throw new Error('openssl is not on PATH and CI is set: install it with `apt-get install -y --no-install-recommends openssl`');
+    });
+  });
+} else if (redisServerOrSkip('Redis over TLS')) {
+  let ca: TestCa;
+  /** TLS only, no password. */
+  let tls: RedisServerProcess;
+  /** TLS only, `requirepass`. */
+  let tlsWithPassword: RedisServerProcess;
+  /** Without TLS. */
+  let plain: RedisServerProcess;
+  let receiver: Receiver;
+  beforeAll(async () => {
+    ca = makeTestCa();
+    const certificate = { certFile: ca.certFile, keyFile: ca.keyFile };
+    [tls, tlsWithPassword, plain, receiver] = await Promise.all([
+      startRedisServer({ tls: certificate }),
+      startRedisServer({ tls: certificate, extraArgs: ['--requirepass', PASSWORD] }),
+      startRedisServer(),
+      startReceiver(),
+    ]);
+  });
+  afterAll(async () => {
+    await Promise.all([tls?.stop(), tlsWithPassword?.stop(), plain?.stop(), receiver?.close()]);
+    ca?.remove();
+  });
+
+  const env = (url: string, extra: Record<string, string> = {}): Record<string, string> => ({ WEBHOOK_SECRET: SECRET, STORE: 'redis', REDIS_URL: url, ...extra });
+  const withPassword = (url: string, password = PASSWORD): string => url.replace('://', `://:${password}@`);
+  const shown = (url: string): string => url.replace('://', '://:***@');
+
+  describe('Redis over TLS (rediss://)', { timeout: 60_000 }, () => {
+    it('with its CA in NODE_EXTRA_CA_CERTS: ready, an intent created and read back, its webhook delivered', async () => {
+      const server = servers.start(env(tls.url, { NODE_EXTRA_CA_CERTS: ca.caFile }));
+      const ready = await fetch(await server.url('/readyz'));
+      expect([ready.status, await ready.text()]).toEqual([200, '{"status":"ready"}']);
+
+      const created = await fetch(await server.url('/v1/sim/intent'), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ reservation_id: 'tls-1', amount: 1500, scenario: 'approve', delay_ms: 0, webhook_url: receiver.url('/hook') }),
+      });
+      const answer = (await created.json()) as { payment_intent_id: string };
+      expect([created.status, answer]).toEqual([200, { payment_intent_id: expect.stringMatching(/^pay_[0-9A-Z]{26}$/), status: 'PENDING', next: 'webhook' }]);
+      const id = answer.payment_intent_id;
+
+      const [delivered] = await receiver.waitFor(1, 15_000);
+      const time = expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+      expect(JSON.parse(delivered?.body ?? '')).toEqual({
+        id: expect.stringMatching(/^evt_[0-9A-Z]{26}$/),
+        type: 'payment.approved',
+        created_at: time,
+        payment_intent_id: id,
+        reservation_id: 'tls-1',
+        amount: 1500,
+        currency: 'KRW',
+        status: 'APPROVED',
+        failure_code: null,
+        refunded_amount: 0,
+        ts: time,
+        metadata: null,
+      });
+
+      // The delivery's outcome is stored just after the receiver answered.
+      const intentUrl = await server.url(`/v1/sim/intents/${id}`);
+      const read = await eventually(async () => {
+        const body = (await (await fetch(intentUrl)).json()) as { webhook: { status: string } | null };
+        return body.webhook?.status === 'delivered' ? body : undefined;
+      }, 'the delivery stored as delivered');
+      expect(read).toEqual(
+        {
+          payment_intent_id: id,
+          reservation_id: 'tls-1',
+          amount: 1500,
+          currency: 'KRW',
+          scenario: 'approve',
+          status: 'APPROVED',
+          failure_code: null,
+          refunded_amount: 0,
+          delay_ms: 0,
+          webhook_url: receiver.url('/hook'),
+          metadata: null,
+          created_at: time,
+          updated_at: time,
+          decided_at: time,
+          webhook: { status: 'delivered', attempts: 1, last_status_code: 200, last_attempt_at: time },
+        },
+      );
+    });
+
+    it('without the CA: the start stops with one line naming the certificate problem and NODE_EXTRA_CA_CERTS, the password nowhere', async () => {
+      const url = withPassword(tls.url);
+      const run = await runToExit(env(url), 30_000);
+      expect([run.code, run.stdout, run.stderr]).toEqual([
+        1,
+        '',
+        `Could not start: Redis at ${shown(tls.url)} sent a certificate this process does not trust (UNABLE_TO_VERIFY_LEAF_SIGNATURE: unable to verify the first certificate); for a private CA set NODE_EXTRA_CA_CERTS to its certificate (a PEM file)\n`,
+      ]);
+      expect(run.stdout + run.stderr).not.toContain(PASSWORD);
+    });
+
+    it('a host name its certificate does not name (localhost; it names 127.0.0.1): one line saying so', async () => {
+      const url = tls.url.replace('127.0.0.1', 'localhost');
+      const run = await runToExit(env(withPassword(url), { NODE_EXTRA_CA_CERTS: ca.caFile }), 30_000);
+      expect([run.code, run.stdout, run.stderr]).toEqual([
+        1,
+        '',
+        `Could not start: Redis at ${shown(url)} sent a certificate for another name (Hostname/IP does not match certificate's altnames: Host: localhost. is not cert's CN: 127.0.0.1); use in REDIS_URL a host name or address its certificate names\n`,
+      ]);
+      expect(run.stdout + run.stderr).not.toContain(PASSWORD);
+    });
+
+    it('redis:// to the TLS port: one line saying the connection was reset before any answer and that a TLS-only Redis needs rediss://', async () => {
+      const url = tls.url.replace('rediss://', 'redis://');
+      const run = await runToExit(env(withPassword(url)), 30_000);
+      expect([run.code, run.stdout, run.stderr]).toEqual([
+        1,
+        '',
+        `Could not start: Redis at ${shown(url)} reset the connection before it answered anything (ECONNRESET), as a Redis that takes TLS only does to a redis:// URL: for TLS use rediss://; else start it or set REDIS_URL\n`,
+      ]);
+      expect(run.stdout + run.stderr).not.toContain(PASSWORD);
+    });
+
+    it(`rediss:// to a Redis without TLS: no answer to the handshake, one line after ${REDIS_START_TIMEOUT_MS / 1000} s`, async () => {
+      const url = plain.url.replace('redis://', 'rediss://');
+      const run = await runToExit(env(withPassword(url), { NODE_EXTRA_CA_CERTS: ca.caFile }), 30_000);
+      expect([run.code, run.stdout, run.stderr]).toEqual([
+        1,
+        '',
+        `Could not start: Redis at ${shown(url)} could not be reached (no answer within ${REDIS_START_TIMEOUT_MS / 1000} s: is it Redis, does it speak TLS if and only if the URL is rediss://, and is it not loading a data set without answering meanwhile (its loading-process-events-interval-bytes)?); start it or set REDIS_URL\n`,
+      ]);
+      expect(run.stdout + run.stderr).not.toContain(PASSWORD);
+    });
+
+    it('with a password (requirepass) over TLS: ready and serving; a wrong one stops the start with the refusal, neither password printed', async () => {
+      const server = servers.start(env(withPassword(tlsWithPassword.url), { NODE_EXTRA_CA_CERTS: ca.caFile }));
+      const ready = await fetch(await server.url('/readyz'));
+      expect([ready.status, await ready.text()]).toEqual([200, '{"status":"ready"}']);
+      const created = await fetch(await server.url('/v1/sim/intent'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ reservation_id: 'tls-2', amount: 100 }) });
+      const { payment_intent_id: id } = (await created.json()) as { payment_intent_id: string };
+      const read = await fetch(await server.url(`/v1/sim/intents/${id}`));
+      expect([created.status, read.status, await read.json()]).toEqual([200, 200, expect.objectContaining({ payment_intent_id: id, reservation_id: 'tls-2', amount: 100 })]);
+      expect(server.stdout + server.stderr).not.toContain(PASSWORD);
+
+      const wrong = 'not-the-password-41';
+      const run = await runToExit(env(withPassword(tlsWithPassword.url, wrong), { NODE_EXTRA_CA_CERTS: ca.caFile }), 30_000);
+      expect([run.code, run.stdout, run.stderr]).toEqual([
+        1,
+        '',
+        `Could not start: Redis at ${shown(tlsWithPassword.url)} refused the user or password (WRONGPASS invalid username-password pair or user is disabled.); set the ones it knows in REDIS_URL\n`,
+      ]);
+      expect(run.stdout + run.stderr).not.toContain(wrong);
+    });
+  });
+}
