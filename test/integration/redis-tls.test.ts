@@ -37,21 +37,24 @@ if (!hasOpenssl) {
   let tls: RedisServerProcess;
   /** TLS only, `requirepass`. */
   let tlsWithPassword: RedisServerProcess;
+  /** TLS only, asking for a client certificate (`tls-auth-clients yes`). */
+  let tlsClientCertificates: RedisServerProcess;
   /** Without TLS. */
   let plain: RedisServerProcess;
   let receiver: Receiver;
   beforeAll(async () => {
     ca = makeTestCa();
     const certificate = { certFile: ca.certFile, keyFile: ca.keyFile };
-    [tls, tlsWithPassword, plain, receiver] = await Promise.all([
+    [tls, tlsWithPassword, tlsClientCertificates, plain, receiver] = await Promise.all([
       startRedisServer({ tls: certificate }),
       startRedisServer({ tls: certificate, extraArgs: ['--requirepass', PASSWORD] }),
+      startRedisServer({ tls: certificate, extraArgs: ['--tls-auth-clients', 'yes', '--tls-ca-cert-file', ca.caFile] }),
       startRedisServer(),
       startReceiver(),
     ]);
   });
   afterAll(async () => {
-    await Promise.all([tls?.stop(), tlsWithPassword?.stop(), plain?.stop(), receiver?.close()]);
+    await Promise.all([tls?.stop(), tlsWithPassword?.stop(), tlsClientCertificates?.stop(), plain?.stop(), receiver?.close()]);
     ca?.remove();
   });
 
@@ -136,6 +139,16 @@ if (!hasOpenssl) {
         1,
         '',
         `Could not start: Redis at ${shown(url)} sent a certificate for another name (Hostname/IP does not match certificate's altnames: Host: localhost. is not cert's CN: 127.0.0.1); use in REDIS_URL a host name or address its certificate names\n`,
+      ]);
+      expect(run.stdout + run.stderr).not.toContain(PASSWORD);
+    });
+
+    it('a Redis that asks for a client certificate (tls-auth-clients yes; not supported): one line saying so, not OpenSSL\'s raw words', async () => {
+      const run = await runToExit(env(withPassword(tlsClientCertificates.url), { NODE_EXTRA_CA_CERTS: ca.caFile }), 30_000);
+      expect([run.code, run.stdout, run.stderr]).toEqual([
+        1,
+        '',
+        `Could not start: Redis at ${shown(tlsClientCertificates.url)} asks for a client certificate (its tls-auth-clients yes), which paysim does not send; set tls-auth-clients to no or optional on that Redis\n`,
       ]);
       expect(run.stdout + run.stderr).not.toContain(PASSWORD);
     });

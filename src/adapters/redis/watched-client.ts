@@ -158,9 +158,17 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
   }
   // Without a listener ioredis prints every failed reconnect; one line per outage is enough.
   let lastErrorSeen: Error | undefined;
+  /**
+   * The last failed attempt of a start whose certificate or alert TLS explains (`tlsRefusal`, but a
+   * reset): an attempt's error varies (Redis' alert asking for a client certificate, or a reset
+   * when the client's write comes first), so the start tells the one that names the fix, whichever
+   * attempt was last. A reset alone is told only when it was the last.
+   */
+  let tlsErrorSeen: unknown;
   client.on('error', (error: Error) => {
     lastError = error.message;
     lastErrorSeen = error;
+    if (!connected && (error as NodeJS.ErrnoException).code !== 'ECONNRESET' && tlsRefusal(where, options.url, error) !== undefined) tlsErrorSeen = error;
     downSince ??= Date.now();
     if (warned || !isStarted) return;
     warnUnreachable(error);
@@ -420,7 +428,7 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
     const cause = redisCause(error);
     if (isRedisRefusingWrites(cause) || isRedisRefusingUser(cause)) return lostDuringStart(error, options.url) as RedisUnreachableError;
     const silentServer = error instanceof SilentRedis;
-    const refused = silentServer || connected ? undefined : tlsRefusal(where, options.url, lastErrorSeen);
+    const refused = silentServer || connected ? undefined : tlsRefusal(where, options.url, tlsErrorSeen ?? lastErrorSeen);
     if (refused !== undefined) return new RedisUnreachableError(refused, { cause: error });
     const why = silentServer
       ? `no answer within ${REDIS_START_TIMEOUT_MS / 1000} s${connected ? '' : ': is it Redis, does it speak TLS if and only if the URL is rediss://, and is it not loading a data set without answering meanwhile (its loading-process-events-interval-bytes)?'}`
@@ -507,11 +515,12 @@ const UNTRUSTED_CERTIFICATE: ReadonlySet<string> = new Set([
 ]);
 
 /**
- * Why a start that never got an answer ends, when TLS is the reason (`error`, the last connection
- * attempt's): the certificate not trusted or for another name, or a redis:// connection reset
- * before any answer, as a TLS-only Redis does to one. Before 2026-12-08 these read "could not be
- * reached (…); start it or set REDIS_URL" with Node's own hint (`--use-system-ca`) or a bare
- * `read ECONNRESET`, neither naming the fix. Undefined otherwise.
+ * Why a start that never got an answer ends, when TLS is the reason (`error`, a connection
+ * attempt's): the certificate not trusted or for another name, a client certificate asked for, or
+ * a redis:// connection reset before any answer, as a TLS-only Redis does to one. Undefined
+ * otherwise. Before 2026-12-08 these read "could not be reached (…); start it or set REDIS_URL"
+ * with Node's words alone (its hint `--use-system-ca`, a bare `write ECONNRESET`, OpenSSL's raw
+ * `tlsv13 alert certificate required`), none naming the fix.
  */
 export function tlsRefusal(where: string, url: string, error: unknown): string | undefined {
   const code = error instanceof Error ? (error as NodeJS.ErrnoException).code : undefined;
@@ -519,6 +528,10 @@ export function tlsRefusal(where: string, url: string, error: unknown): string |
   // Node 24 adds a hint of its own to an untrusted certificate's words.
   const said = oneLine((error as Error).message).replace(/; if the root CA is installed locally.*$/, '');
   if (UNTRUSTED_CERTIFICATE.has(code)) return `Redis at ${where} sent a certificate this process does not trust (${code}: ${said}); for a private CA set NODE_EXTRA_CA_CERTS to its certificate (a PEM file)`;
+  // TLS 1.3's alert 116: Redis' `tls-auth-clients yes` (TLS 1.2 says only "handshake failure").
+  if (code === 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED') {
+    return `Redis at ${where} asks for a client certificate (its tls-auth-clients yes), which paysim does not send; set tls-auth-clients to no or optional on that Redis`;
+  }
   if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return `Redis at ${where} sent a certificate for another name (${said}); use in REDIS_URL a host name or address its certificate names`;
   if (code === 'ECONNRESET' && url.startsWith('redis://')) {
     return `Redis at ${where} reset the connection before it answered anything (ECONNRESET), as a Redis that takes TLS only does to a redis:// URL: for TLS use rediss://; else start it or set REDIS_URL`;
