@@ -12,13 +12,15 @@
   /** A change arriving while a refresh runs is folded into one more refresh after it. */
   const MIN_GAP_MS = 200;
   /**
-   * And a refresh waits at least this many times as long as the service took to make the last one
-   * (its `Server-Timing`), up to SLOW_POLL_MS: a page that is costly to make (a filter reading
-   * thousands of payments: 27 ms against 10 or less) is refreshed less often, so that an open tab
-   * takes about a twentieth of the service's time at most (a user test: two filtered tabs,
-   * refreshed four times a second under load, raised the API's p99 4–5×).
+   * And a refresh waits at least this many times as long as the service took to make its recent ones
+   * (their `Server-Timing`; see spacingCost), up to SLOW_POLL_MS: a page that is costly to make (a
+   * filter reading thousands of payments: 27 ms against 10 or less) is refreshed less often, so that
+   * an open tab takes about a twentieth of the service's time at most (a user test: two filtered
+   * tabs, refreshed four times a second under load, raised the API's p99 4–5×).
    */
   const COST_FACTOR = 20;
+  /** How many refreshes' costs spacingCost looks at. */
+  const COST_SAMPLES = 3;
   const LOGIN_PATH = '/console/login';
 
   const load = () => {
@@ -43,8 +45,18 @@
   };
   let refreshing = false;
   let lastRefresh = 0;
-  /** How long the service took to make the last refresh's page, in ms. */
-  let lastCost = 0;
+  /** How long the service took to make the last COST_SAMPLES refreshes' pages, in ms, the latest last. */
+  const costs = [];
+  /**
+   * The cost the refreshes are spaced by: the second highest of the last three, so it takes two slow
+   * refreshes of the last three to space them out, not one. A single slow one is an outlier, not the
+   * page's cost: a cold service's first renders (JIT, the first rows' markup: 70–150 ms against 2–7
+   * once warm) spaced a new page's next change 1.4–3 s, up to 5 s, past the console's 1 s (h80c); a
+   * page that is costly to make, or a service that is slow under load, costs as much again on the
+   * next refresh, and from then on its refreshes are spaced (a page makes at most one refresh at
+   * MIN_GAP_MS after a slow one before they are).
+   */
+  const spacingCost = () => [...costs].sort((a, b) => b - a)[1] ?? 0;
   /** What the service says a page took to make (`Server-Timing: app;dur=…`), 0 when it does not say. */
   const serverCost = (res) => {
     const match = /(?:^|,)\s*app;dur=([\d.]+)/.exec(res.headers.get('server-timing') || '');
@@ -155,7 +167,7 @@
     // A hidden page (another tab, a minimised window) is not refreshed: what changed meanwhile is
     // fetched once, when it shows again (a user test: hidden tabs refreshed as often as shown ones).
     if (document.hidden) return;
-    const gap = Math.min(SLOW_POLL_MS, Math.max(MIN_GAP_MS, COST_FACTOR * lastCost));
+    const gap = Math.min(SLOW_POLL_MS, Math.max(MIN_GAP_MS, COST_FACTOR * spacingCost()));
     const wait = Math.max(0, lastRefresh + gap - Date.now());
     refreshing = true;
     setTimeout(() => {
@@ -181,7 +193,8 @@
           ? Promise.resolve()
           : fetch(url, { headers: { 'x-console-refresh': '1' }, credentials: 'same-origin' })
               .then((res) => {
-                lastCost = serverCost(res);
+                costs.push(serverCost(res));
+                if (costs.length > COST_SAMPLES) costs.shift();
                 return pageOf(location.pathname + location.search) === page ? answered(res) : null;
               })
               .then((text) => {
