@@ -104,10 +104,10 @@ async function seenAt(page: Page, key: string, what: string): Promise<number> {
 }
 
 /**
- * A few payments and page renders before the pages open: a cold service's first renders take long,
- * and the page spaces its refreshes by 20 times what the last one took (up to 5 s; COST_FACTOR in
- * assets/console.js), so a page opened on a cold service shows its first change seconds late. What
- * is measured is a warm service.
+ * A few payments and page renders before the pages open: what is measured is a warm service. A cold
+ * one's first renders take 70–150 ms against 2–7 once warm (JIT, the first rows' markup), which adds
+ * to its first changes' times (it no longer spaces the page's next refreshes: one slow refresh alone
+ * does not, spacingCost in assets/console.js).
  */
 async function warmUp(service: Service): Promise<void> {
   for (let i = 1; i <= WARM_UP; i++) {
