@@ -470,7 +470,7 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
     await page.close();
   }, TIMEOUT);
 
-  it('a single slow refresh (a cold service\'s first render) does not space the next ones out: a change after it is fetched at once; a second slow one does space them (h80c: a fresh service\'s first changes showed 1.4–3 s late)', async () => {
+  it('a single slow refresh (a cold service\'s first render) does not space the next ones out: a change after it is fetched at once; a second slow one does space them (a fresh service\'s first changes showed 1.4–3 s late)', async () => {
     // The page's clock, paused once its first refresh is made: what comes due is moved on, not waited for.
     const page = await clockedPage();
     // The stream's hello's refresh said to take 250 ms (×20: the 5 s cap), then the next one too.
