@@ -1,3 +1,4 @@
+import { createServer, type AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runToExit, serverProcesses } from '../helpers/child.ts';
 import { inCi } from '../helpers/promtool.ts';
@@ -159,9 +160,26 @@ if (!hasOpenssl) {
       expect([run.code, run.stdout, run.stderr]).toEqual([
         1,
         '',
-        `Could not start: Redis at ${shown(url)} reset the connection before it answered anything (ECONNRESET), as a Redis that takes TLS only does to a redis:// URL: for TLS use rediss://; else start it or set REDIS_URL\n`,
+        `Could not start: Redis at ${shown(url)} reset the connection before it answered anything (ECONNRESET): a Redis that takes TLS only does so to a redis:// URL (for TLS use rediss://), and so does one at its maxclients or a proxy with no Redis behind it; else start it or set REDIS_URL\n`,
       ]);
       expect(run.stdout + run.stderr).not.toContain(PASSWORD);
+    });
+
+    it('redis:// to a server that resets every connection without TLS (a proxy with no Redis behind it; a Redis at its maxclients does so too): the line names TLS as one cause, not the only one (rev80a: told "as a Redis that takes TLS only does")', async () => {
+      const resetting = createServer((socket) => socket.resetAndDestroy());
+      await new Promise<void>((resolve) => resetting.listen(0, '127.0.0.1', resolve));
+      try {
+        const url = `redis://127.0.0.1:${(resetting.address() as AddressInfo).port}`;
+        const run = await runToExit(env(withPassword(url)), 30_000);
+        expect([run.code, run.stdout, run.stderr]).toEqual([
+          1,
+          '',
+          `Could not start: Redis at ${shown(url)} reset the connection before it answered anything (ECONNRESET): a Redis that takes TLS only does so to a redis:// URL (for TLS use rediss://), and so does one at its maxclients or a proxy with no Redis behind it; else start it or set REDIS_URL\n`,
+        ]);
+        expect(run.stdout + run.stderr).not.toContain(PASSWORD);
+      } finally {
+        await new Promise((resolve) => resetting.close(resolve));
+      }
     });
 
     it(`rediss:// to a Redis without TLS: no answer to the handshake, one line after ${REDIS_START_TIMEOUT_MS / 1000} s`, async () => {

@@ -533,8 +533,11 @@ export function tlsRefusal(where: string, url: string, error: unknown): string |
     return `Redis at ${where} asks for a client certificate (its tls-auth-clients yes), which paysim does not send; set tls-auth-clients to no or optional on that Redis`;
   }
   if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return `Redis at ${where} sent a certificate for another name (${said}); use in REDIS_URL a host name or address its certificate names`;
+  // A reset is not TLS' alone: a Redis at its maxclients (some attempts see EPIPE, some a reset), a
+  // proxy with no Redis behind it, a Redis going down. The line names TLS as the likely cause, not
+  // the only one (rev80a: a plain Redis at maxclients was told "takes TLS only").
   if (code === 'ECONNRESET' && url.startsWith('redis://')) {
-    return `Redis at ${where} reset the connection before it answered anything (ECONNRESET), as a Redis that takes TLS only does to a redis:// URL: for TLS use rediss://; else start it or set REDIS_URL`;
+    return `Redis at ${where} reset the connection before it answered anything (ECONNRESET): a Redis that takes TLS only does so to a redis:// URL (for TLS use rediss://), and so does one at its maxclients or a proxy with no Redis behind it; else start it or set REDIS_URL`;
   }
   return undefined;
 }
