@@ -78,4 +78,20 @@ describe('the core logs the store unavailable in Redis words, without a stack', 
       { level: 'warn', failed: 1, err: expect.objectContaining({ message: 'a bug', stack: expect.stringContaining('Error: a bug') }), msg: 'due work could not be claimed from the store; trying again' },
     ]);
   });
+
+  it("the scheduler: the failed claims held back after the outage's last line are told with their count once it ends (here the close), not carried into the next outage's first line (rev80a: a second outage's first line said failed 18)", async () => {
+    const logs: Line[] = [];
+    t = await buildTestApp({ SCHEDULER_POLL_MS: '0' }, { logs });
+    const { scheduler, stores } = t.app.core;
+    stores.scheduler.claimDue = () => Promise.reject(unavailable());
+    await scheduler.runDue();
+    await scheduler.runDue();
+    await scheduler.runDue();
+    await t.app.close();
+    t = undefined;
+    expect(linesOf(logs, 'due work could not be claimed')).toEqual([
+      { level: 'warn', failed: 1, redis_error: REASON, msg: 'due work could not be claimed from the store; trying again' },
+      { level: 'warn', failed: 2, redis_error: REASON, msg: 'due work could not be claimed from the store 2 more times since the last line: the store is unavailable; trying again' },
+    ]);
+  });
 });

@@ -10,7 +10,7 @@ import type { Stores } from '../../core/ports.ts';
 import { createRandom, type RandomSource } from '../../core/random.ts';
 import { Scheduler } from '../../core/scheduler.ts';
 import { LateSettles } from '../../http/late-settles.ts';
-import { errorFields, isUnavailable } from '../../adapters/redis/unavailable.ts';
+import { errorFields, unavailableLog } from '../../adapters/redis/unavailable.ts';
 import { CountingThrottle } from '../../log-throttle.ts';
 import type { Drainer } from './lifecycle.ts';
 
@@ -100,7 +100,14 @@ export default fp<CoreOptions>(
     // A run that could not claim for want of the store, and one that failed otherwise (a bug, told with
     // its stack), each its own line: an outage's line held back no bug's (before 2026-12-08 one throttle).
     const runErrors = new CountingThrottle(RUN_ERROR_LOG_INTERVAL_MS, () => clock.now());
-    const unavailableRuns = new CountingThrottle(RUN_ERROR_LOG_INTERVAL_MS, () => clock.now());
+    // The claims held back after the last line are told once the outage is over (or at the close),
+    // as the webhook dispatcher's and the FluxPay relay's are: without it they went into the first
+    // line of the next outage's `failed` (rev80a: 18 for that outage's first failed claim).
+    const unavailableRuns = unavailableLog(
+      app.log,
+      (failed) => `due work could not be claimed from the store ${failed} more ${failed === 1 ? 'time' : 'times'} since the last line: the store is unavailable; trying again`,
+      () => clock.now(),
+    );
     const unavailableJobs = new CountingThrottle(RUN_ERROR_LOG_INTERVAL_MS, () => clock.now());
     const unavailableEvents = new CountingThrottle(RUN_ERROR_LOG_INTERVAL_MS, () => clock.now());
     const fullJobs = new CountingThrottle(RUN_ERROR_LOG_INTERVAL_MS, () => clock.now());
@@ -139,8 +146,9 @@ export default fp<CoreOptions>(
         app.log.error({ err: error, job_kind: job.kind, job_key: job.key }, final ? 'due work failed for the last time; giving up' : 'due work failed; it will be retried');
       },
       onRunError: (error) => {
-        const failed = (isUnavailable(error) ? unavailableRuns : runErrors).take();
-        if (failed !== undefined) app.log.warn({ ...errorFields(error), failed }, 'due work could not be claimed from the store; trying again');
+        if (unavailableRuns(error, 'due work could not be claimed from the store; trying again')) return;
+        const failed = runErrors.take();
+        if (failed !== undefined) app.log.warn({ err: error, failed }, 'due work could not be claimed from the store; trying again');
       },
       pollMs: config.scheduler.pollMs,
       leaseMs: config.scheduler.leaseMs,
@@ -185,6 +193,7 @@ export default fp<CoreOptions>(
       sweeper?.cancel();
       sweeper = undefined;
       scheduler.stop();
+      unavailableRuns.flush();
     });
   },
   { name: 'paysim-core', dependencies: ['paysim-lifecycle', 'paysim-stores'] },
