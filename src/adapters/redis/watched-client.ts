@@ -165,15 +165,26 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
    * attempt was last. A reset alone is told only when it was the last.
    */
   let tlsErrorSeen: unknown;
+  /**
+   * The attempt's TLS handshake ended (ioredis' `connect` is TLS' secureConnect with rediss://), and
+   * `resetAfterHandshake`: the start's last failed attempt was then reset before Redis answered. A
+   * Redis asking for a client certificate resets so when the client's write comes before its alert
+   * (rev80a: 1 start in 20 read "could not be reached (write ECONNRESET)", no attempt of its three
+   * having seen the alert).
+   */
+  let handshook = false;
+  let resetAfterHandshake = false;
   client.on('error', (error: Error) => {
     lastError = error.message;
     lastErrorSeen = error;
     if (!connected && (error as NodeJS.ErrnoException).code !== 'ECONNRESET' && tlsRefusal(where, options.url, error) !== undefined) tlsErrorSeen = error;
+    resetAfterHandshake = !connected && handshook && (error as NodeJS.ErrnoException).code === 'ECONNRESET' && options.url.startsWith('rediss://');
     downSince ??= Date.now();
     if (warned || !isStarted) return;
     warnUnreachable(error);
   });
   client.on('close', () => {
+    handshook = false;
     const planned = reconnectAsked;
     reconnectAsked = false;
     // A lost connection is told as such, not as silence.
@@ -254,6 +265,7 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
    */
   let heardAt = Date.now();
   client.on('connect', () => {
+    handshook = true;
     client.stream.on('data', () => {
       heardAt = Date.now();
     });
@@ -428,7 +440,7 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
     const cause = redisCause(error);
     if (isRedisRefusingWrites(cause) || isRedisRefusingUser(cause)) return lostDuringStart(error, options.url) as RedisUnreachableError;
     const silentServer = error instanceof SilentRedis;
-    const refused = silentServer || connected ? undefined : tlsRefusal(where, options.url, tlsErrorSeen ?? lastErrorSeen);
+    const refused = silentServer || connected ? undefined : (tlsRefusal(where, options.url, tlsErrorSeen ?? lastErrorSeen) ?? (resetAfterHandshake ? resetAfterTlsHandshake(where) : undefined));
     if (refused !== undefined) return new RedisUnreachableError(refused, { cause: error });
     const why = silentServer
       ? `no answer within ${REDIS_START_TIMEOUT_MS / 1000} s${connected ? '' : ': is it Redis, does it speak TLS if and only if the URL is rediss://, and is it not loading a data set without answering meanwhile (its loading-process-events-interval-bytes)?'}`
@@ -540,6 +552,15 @@ export function tlsRefusal(where: string, url: string, error: unknown): string |
     return `Redis at ${where} reset the connection before it answered anything (ECONNRESET): a Redis that takes TLS only does so to a redis:// URL (for TLS use rediss://), and so does one at its maxclients or a proxy with no Redis behind it; else start it or set REDIS_URL`;
   }
   return undefined;
+}
+
+/**
+ * A rediss:// start whose last attempt finished the TLS handshake and was then reset before Redis
+ * answered: what a Redis asking for a client certificate does when the client writes before its
+ * alert comes (the alert itself is `tlsRefusal`'s), and one at its maxclients may do too.
+ */
+export function resetAfterTlsHandshake(where: string): string {
+  return `Redis at ${where} reset the connection after the TLS handshake, before it answered anything (ECONNRESET), as a Redis that asks for a client certificate (its tls-auth-clients yes), which paysim does not send, does; set tls-auth-clients to no or optional on that Redis, else see its log (its maxclients?)`;
 }
 
 /**
