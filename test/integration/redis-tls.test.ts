@@ -148,7 +148,7 @@ if (!hasOpenssl) {
 
     it('a Redis that asks for a client certificate (tls-auth-clients yes; not supported): one line saying so, not OpenSSL\'s raw words', async () => {
       const run = await runToExit(env(withPassword(tlsClientCertificates.url), { NODE_EXTRA_CA_CERTS: ca.caFile }), 30_000);
-      // The alert when any of the start's three attempts read it (19 starts in 20, rev80a); else each
+      // The alert when any of the start's three attempts read it (19 starts in 20 in a test); else each
       // attempt's write came first and met a reset after the handshake (the test below makes that one).
       expect([run.code, run.stdout]).toEqual([1, '']);
       expect([
@@ -169,7 +169,7 @@ if (!hasOpenssl) {
       expect(run.stdout + run.stderr).not.toContain(PASSWORD);
     });
 
-    it('redis:// to a server that resets every connection without TLS (a proxy with no Redis behind it; a Redis at its maxclients does so too): the line names TLS as one cause, not the only one (rev80a: told "as a Redis that takes TLS only does")', async () => {
+    it('redis:// to a server that resets every connection without TLS (a proxy with no Redis behind it; a Redis at its maxclients does so too): the line names TLS as one cause, not the only one (before: told "as a Redis that takes TLS only does")', async () => {
       const resetting = createServer((socket) => socket.resetAndDestroy());
       await new Promise<void>((resolve) => resetting.listen(0, '127.0.0.1', resolve));
       try {
@@ -186,7 +186,7 @@ if (!hasOpenssl) {
       }
     });
 
-    it('rediss:// to a server that resets each connection once the TLS handshake is over (what a Redis asking for a client certificate does when the write comes before its alert): one line naming tls-auth-clients (rev80a: "could not be reached (write ECONNRESET)" in 1 start in 20)', async () => {
+    it('rediss:// to a server that resets each connection once the TLS handshake is over (what a Redis asking for a client certificate does when the write comes before its alert): one line naming tls-auth-clients (before: "could not be reached (write ECONNRESET)" in 1 start in 20)', async () => {
       const secureContext = createSecureContext({ cert: readFileSync(ca.certFile), key: readFileSync(ca.keyFile) });
       // TLS over a plain socket of its own: a TLSSocket cannot reset (resetAndDestroy), its socket can.
       const resetting = createServer((raw) => {

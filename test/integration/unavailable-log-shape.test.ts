@@ -79,7 +79,7 @@ describe('the core logs the store unavailable in Redis words, without a stack', 
     ]);
   });
 
-  it("the scheduler: the failed claims held back after the outage's last line are told with their count once it ends (here the close), not carried into the next outage's first line (rev80a: a second outage's first line said failed 18)", async () => {
+  it("the scheduler: the failed claims held back after the outage's last line are told with their count once it ends (here the close), not carried into the next outage's first line (by hand: a second outage's first line said failed 18)", async () => {
     const logs: Line[] = [];
     t = await buildTestApp({ SCHEDULER_POLL_MS: '0' }, { logs });
     const { scheduler, stores } = t.app.core;

@@ -169,7 +169,7 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
    * The attempt's TLS handshake ended (ioredis' `connect` is TLS' secureConnect with rediss://), and
    * `resetAfterHandshake`: the start's last failed attempt was then reset before Redis answered. A
    * Redis asking for a client certificate resets so when the client's write comes before its alert
-   * (rev80a: 1 start in 20 read "could not be reached (write ECONNRESET)", no attempt of its three
+   * (a test: 1 start in 20 read "could not be reached (write ECONNRESET)", no attempt of its three
    * having seen the alert).
    */
   let handshook = false;
@@ -547,7 +547,7 @@ export function tlsRefusal(where: string, url: string, error: unknown): string |
   if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return `Redis at ${where} sent a certificate for another name (${said}); use in REDIS_URL a host name or address its certificate names`;
   // A reset is not TLS' alone: a Redis at its maxclients (some attempts see EPIPE, some a reset), a
   // proxy with no Redis behind it, a Redis going down. The line names TLS as the likely cause, not
-  // the only one (rev80a: a plain Redis at maxclients was told "takes TLS only").
+  // the only one (a test: a plain Redis at maxclients was told "takes TLS only").
   if (code === 'ECONNRESET' && url.startsWith('redis://')) {
     return `Redis at ${where} reset the connection before it answered anything (ECONNRESET): a Redis that takes TLS only does so to a redis:// URL (for TLS use rediss://), and so does one at its maxclients or a proxy with no Redis behind it; else start it or set REDIS_URL`;
   }

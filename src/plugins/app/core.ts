@@ -102,7 +102,7 @@ export default fp<CoreOptions>(
     const runErrors = new CountingThrottle(RUN_ERROR_LOG_INTERVAL_MS, () => clock.now());
     // The claims held back after the last line are told once the outage is over (or at the close),
     // as the webhook dispatcher's and the FluxPay relay's are: without it they went into the first
-    // line of the next outage's `failed` (rev80a: 18 for that outage's first failed claim).
+    // line of the next outage's `failed` (a test: 18 for that outage's first failed claim).
     const unavailableRuns = unavailableLog(
       app.log,
       (failed) => `due work could not be claimed from the store ${failed} more ${failed === 1 ? 'time' : 'times'} since the last line: the store is unavailable; trying again`,
