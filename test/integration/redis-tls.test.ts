@@ -1,4 +1,6 @@
-import { readFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer, type AddressInfo } from 'node:net';
 import { createSecureContext, TLSSocket } from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -133,6 +135,51 @@ if (!hasOpenssl) {
         `Could not start: Redis at ${shown(tls.url)} sent a certificate this process does not trust (UNABLE_TO_VERIFY_LEAF_SIGNATURE: unable to verify the first certificate); for a private CA set NODE_EXTRA_CA_CERTS to its certificate (a PEM file)\n`,
       ]);
       expect(run.stdout + run.stderr).not.toContain(PASSWORD);
+    });
+
+    it('a Redis restarted with a certificate of another CA while the service runs: /readyz says the fix in the start\'s words, no line has a stack, and the service is back once the trusted certificate is', async () => {
+      // The server's certificate files are copies, swapped for another CA's while Redis is stopped.
+      const other = makeTestCa();
+      const dir = mkdtempSync(join(tmpdir(), 'paysim-rotate-'));
+      const certFile = join(dir, 'server.pem');
+      const keyFile = join(dir, 'server.key');
+      const use = (from: TestCa): void => {
+        copyFileSync(from.certFile, certFile);
+        copyFileSync(from.keyFile, keyFile);
+      };
+      use(ca);
+      const rotating = await startRedisServer({ tls: { certFile, keyFile } });
+      try {
+        const server = servers.start(env(withPassword(rotating.url), { NODE_EXTRA_CA_CERTS: ca.caFile }));
+        const readyz = await server.url('/readyz');
+        expect((await fetch(readyz)).status).toBe(200);
+
+        use(other);
+        await rotating.pause();
+        await rotating.resume();
+        const refused = await eventually(async () => {
+          const res = await fetch(readyz);
+          const body = (await res.json()) as { details?: { store?: string } };
+          return res.status === 503 && body.details?.store?.includes('certificate') === true ? body : undefined;
+        }, '/readyz to name the untrusted certificate');
+        expect(refused).toEqual({
+          status: 'store_unavailable',
+          details: {
+            store: `Redis at ${shown(rotating.url)} sent a certificate this process does not trust (UNABLE_TO_VERIFY_LEAF_SIGNATURE: unable to verify the first certificate); for a private CA set NODE_EXTRA_CA_CERTS to its certificate (a PEM file); reconnecting`,
+          },
+        });
+
+        use(ca);
+        await rotating.pause();
+        await rotating.resume();
+        await eventually(async () => ((await fetch(readyz)).status === 200 ? true : undefined), '/readyz 200 again');
+        expect(server.lines.filter((line) => line.err !== undefined)).toEqual([]);
+        expect(server.output).not.toContain(PASSWORD);
+      } finally {
+        await rotating.stop();
+        other.remove();
+        rmSync(dir, { recursive: true, force: true });
+      }
     });
 
     it('a host name its certificate does not name (localhost; it names 127.0.0.1): one line saying so', async () => {

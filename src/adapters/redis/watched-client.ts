@@ -134,7 +134,10 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
    */
   const warnUnreachable = (why: Error | string): void => {
     warned = true;
-    const fields = typeof why === 'string' ? { redis_error: why } : errorFields(why);
+    // A certificate refused at a reconnect (Redis restarted with another one) is the connection's
+    // failure, not a bug: told in the start's words, which name the fix, without a stack.
+    const tls = typeof why === 'string' || (why as NodeJS.ErrnoException).code === 'ECONNRESET' ? undefined : tlsRefusal(where, options.url, why);
+    const fields = typeof why === 'string' ? { redis_error: why } : tls === undefined ? errorFields(why) : { redis_error: tls };
     log.warn({ ...fields, redis: where }, 'Redis is unreachable: store calls answer 503 STORE_UNAVAILABLE until it is back; reconnecting');
   };
   /**
@@ -341,7 +344,7 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
   const failQueued = (): void => {
     if (downSince === undefined || Date.now() - downSince < FAIL_FAST_AFTER_MS) return;
     const { offlineQueue, prevCommandQueue } = client as unknown as Record<'offlineQueue' | 'prevCommandQueue', { toArray(): Array<{ command: Command }> } | null | undefined>;
-    const reason = client.status === 'connect' ? `Redis at ${where} took the connection and has not answered yet` : downReason(where, lastError);
+    const reason = client.status === 'connect' ? `Redis at ${where} took the connection and has not answered yet` : downReason(where, options.url, lastError, lastErrorSeen);
     for (const { command } of offlineQueue?.toArray() ?? []) {
       if (isSettled(command)) continue;
       written.delete(command);
@@ -369,7 +372,7 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
     if (client.status === 'ready') return silentSince === undefined ? undefined : `Redis at ${where} has not answered for ${silentFor()}`;
     if (client.status === 'connect' && !batched && Command.checkFlag('HANDSHAKE_COMMANDS', command.name)) return undefined;
     if (!RECONNECTING.has(client.status)) return undefined;
-    if (downSince !== undefined && Date.now() - downSince >= FAIL_FAST_AFTER_MS) return client.status === 'connect' ? `Redis at ${where} took the connection and has not answered yet` : downReason(where, lastError);
+    if (downSince !== undefined && Date.now() - downSince >= FAIL_FAST_AFTER_MS) return client.status === 'connect' ? `Redis at ${where} took the connection and has not answered yet` : downReason(where, options.url, lastError, lastErrorSeen);
     return undefined;
   };
   /**
@@ -474,7 +477,7 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
     unavailable() {
       // Connected, its first exchange unanswered (Redis silent, or loading a data set without answering meanwhile).
       if (client.status === 'connect') return `Redis at ${where} took the connection and has not answered yet`;
-      if (client.status !== 'ready') return `${downReason(where, lastError)}; reconnecting`;
+      if (client.status !== 'ready') return `${downReason(where, options.url, lastError, lastErrorSeen)}; reconnecting`;
       if (silentSince !== undefined) return `Redis at ${where} has not answered for ${silentFor()} (paused, overloaded, or cut off by the network)`;
       if (checking) return `Redis at ${where} took the connection; asking whether it serves`;
       return loading === undefined ? undefined : `Redis at ${where} is loading its data set (${shownLoading(loading)})`;
@@ -579,13 +582,18 @@ export function startRefusal(where: string, why: string): string {
 }
 
 /**
- * Why Redis cannot be used while the connection is down, from the last reconnect's error: a
- * refusal of the credentials in the start's words (a password changed, or now required, on a Redis
- * restarted or reconfigured under a running replica: before 2026-12-07 told as Redis unreachable),
- * else unreachable.
+ * Why Redis cannot be used while the connection is down, from the last reconnect's error
+ * (`lastError`, its words; `seen`, the error itself when it gave one): a refusal of the credentials
+ * in the start's words (a password changed, or now required, on a Redis restarted or reconfigured
+ * under a running replica: before 2026-12-07 told as Redis unreachable), a certificate or TLS
+ * alert in the start's words too (a Redis restarted with a certificate of another CA: before
+ * 2026-12-08 Node's words, whose hint `--use-system-ca` is not paysim's fix), else unreachable. A
+ * reset is not told as TLS' here: a Redis going away resets its connections too.
  */
-function downReason(where: string, lastError: string): string {
-  return /^(WRONGPASS|NOAUTH) /.test(lastError) ? startRefusal(where, lastError) : `Redis at ${where} is unreachable (${lastError})`;
+function downReason(where: string, url: string, lastError: string, seen: Error | undefined): string {
+  if (/^(WRONGPASS|NOAUTH) /.test(lastError)) return startRefusal(where, lastError);
+  const tls = seen !== undefined && (seen as NodeJS.ErrnoException).code !== 'ECONNRESET' ? tlsRefusal(where, url, seen) : undefined;
+  return tls ?? `Redis at ${where} is unreachable (${lastError})`;
 }
 
 /** Whether ioredis has settled `command` (answered, failed or timed out): its `isSettled`, untyped. */
