@@ -44,7 +44,8 @@ import waitingRooms from './plugins/app/waiting-rooms.ts';
 import webhooks from './plugins/app/webhooks.ts';
 import { registerSwagger } from './plugins/external/swagger.ts';
 import { registerUnderPressure, shedLoadAsRoot } from './plugins/external/under-pressure.ts';
-import { lostDuringStart, openRedis } from './adapters/redis/watched-client.ts';
+import { lostDuringStart } from './adapters/redis/start-refusals.ts';
+import { openRedis } from './adapters/redis/watched-client.ts';
 import { checkRateCapClock, checkRedisServer } from './adapters/redis/server-check.ts';
 
 /**

@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { shownRedisUrl } from '../../src/adapters/redis/connection.ts';
 import { checkRateCapClock, checkRedisServer, clusterRefusal, evictionOf, RATE_CAP_CLOCK_TRIES, evictionWarning, isClusterNode, redisVersionOf, versionRefusal } from '../../src/adapters/redis/server-check.ts';
-import { startRefusal } from '../../src/adapters/redis/watched-client.ts';
+import { startRefusal } from '../../src/adapters/redis/start-refusals.ts';
 import { buildTestApp } from '../helpers/app.ts';
 import { startReceiver } from '../helpers/receiver.ts';
 import { redisServerOrSkip } from '../helpers/redis.ts';

@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
-import { RedisUnreachableError } from './watched-client.ts';
+import { RedisUnreachableError } from './start-refusals.ts';
 
 /**
  * What a start asks of the Redis it reached, once (`checkRedisServer`): its version, which must be

@@ -1,39 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Command, type Redis } from 'ioredis';
 import type { FastifyBaseLogger } from 'fastify';
-import { StoreUnavailableError } from '../../core/errors.ts';
 import { createRedisClient, LOADED, LOADING_SEEN, redisLoading, shownLoading, shownRedisUrl, type RedisConnectionOptions, type RedisLoading } from './connection.ts';
-import { errorFields, isCommandTimeout, isRedisGivingUp, isRedisRefusingUser, isRedisRefusingWrites, isRedisUnavailable, RedisNotServingError, refusalHint } from './unavailable.ts';
-
-/** A start that cannot reach Redis: told on one line, like a bad configuration. */
-export class RedisUnreachableError extends Error {
-  override name = 'RedisUnreachableError';
-}
-
-/** What Redis said, under the STORE_UNAVAILABLE the guarded stores made of it. */
-function redisCause(error: unknown): unknown {
-  return error instanceof StoreUnavailableError ? error.cause : error;
-}
-
-/**
- * `error`, which stopped a start, as a RedisUnreachableError when it says Redis went away after it
- * first answered (a call of a plugin's start given up by ioredis, or refused as STORE_UNAVAILABLE by
- * the guarded stores), or that its ACL refused a call (`NOPERM`), so that the start ends on one
- * line like an unreachable Redis; anything else
- * unchanged: a bug keeps its stack, and a socket error of the service's own (a HOST that does not
- * resolve, a port in use) is not Redis' (only ioredis' own words count, not bare socket codes).
- */
-export function lostDuringStart(error: unknown, url: string): unknown {
-  const cause = redisCause(error);
-  // Refused by its ACL (a guarded store's call, STORE_UNAVAILABLE, or another's): said as the start's own check says it.
-  if (isRedisRefusingUser(cause)) return new RedisUnreachableError(startRefusal(shownRedisUrl(url), oneLine((cause as Error).message)), { cause: error });
-  if (!(error instanceof StoreUnavailableError) && !isRedisGivingUp(error)) return error;
-  if (isRedisRefusingWrites(cause)) return new RedisUnreachableError(`Redis at ${shownRedisUrl(url)} refuses writes (${(cause as Error).message}); ${refusalHint((cause as Error).message)}`, { cause: error });
-  // A command never written keeps ioredis' own error as its cause.
-  const given = cause instanceof RedisNotServingError && cause.cause instanceof Error ? cause.cause : cause;
-  const why = !(given instanceof Error) ? 'it stopped answering' : given.name === 'MaxRetriesPerRequestError' ? 'the connection was lost and could not be made again' : given.message;
-  return new RedisUnreachableError(`Redis at ${shownRedisUrl(url)} stopped answering during the start (${why}); start it or set REDIS_URL`, { cause: error });
-}
+import { errorFields, isCommandTimeout, isRedisRefusingUser, isRedisRefusingWrites, isRedisUnavailable, RedisNotServingError } from './unavailable.ts';
+import { downReason, lostDuringStart, oneLine, redisCause, RedisUnreachableError, resetAfterTlsHandshake, startRefusal, tlsRefusal } from './start-refusals.ts';
 
 /**
  * How long a start waits for Redis to answer: a server that takes the connection and never
@@ -509,91 +479,6 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
       if ((client.status as string) !== 'end') client.disconnect();
     },
   };
-}
-
-/** `text` on one line: OpenSSL's errors, among others, carry line breaks. */
-function oneLine(text: string): string {
-  return text.replace(/\s*[\r\n]+\s*/g, ' ').trim();
-}
-
-/**
- * Node's codes for a certificate whose issuer it does not trust: a private CA not given to it.
- * @see https://nodejs.org/api/tls.html#x509-certificate-error-codes
- */
-const UNTRUSTED_CERTIFICATE: ReadonlySet<string> = new Set([
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'CERT_UNTRUSTED',
-]);
-
-/**
- * Why a start that never got an answer ends, when TLS is the reason (`error`, a connection
- * attempt's): the certificate not trusted or for another name, a client certificate asked for, or
- * a redis:// connection reset before any answer, as a TLS-only Redis does to one. Undefined
- * otherwise. Before 2026-12-08 these read "could not be reached (…); start it or set REDIS_URL"
- * with Node's words alone (its hint `--use-system-ca`, a bare `write ECONNRESET`, OpenSSL's raw
- * `tlsv13 alert certificate required`), none naming the fix.
- */
-export function tlsRefusal(where: string, url: string, error: unknown): string | undefined {
-  const code = error instanceof Error ? (error as NodeJS.ErrnoException).code : undefined;
-  if (code === undefined) return undefined;
-  // Node 24 adds a hint of its own to an untrusted certificate's words.
-  const said = oneLine((error as Error).message).replace(/; if the root CA is installed locally.*$/, '');
-  if (UNTRUSTED_CERTIFICATE.has(code)) return `Redis at ${where} sent a certificate this process does not trust (${code}: ${said}); for a private CA set NODE_EXTRA_CA_CERTS to its certificate (a PEM file)`;
-  // TLS 1.3's alert 116: Redis' `tls-auth-clients yes` (TLS 1.2 says only "handshake failure").
-  if (code === 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED') {
-    return `Redis at ${where} asks for a client certificate (its tls-auth-clients yes), which paysim does not send; set tls-auth-clients to no or optional on that Redis`;
-  }
-  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return `Redis at ${where} sent a certificate for another name (${said}); use in REDIS_URL a host name or address its certificate names`;
-  // A reset is not TLS' alone: a Redis at its maxclients (some attempts see EPIPE, some a reset), a
-  // proxy with no Redis behind it, a Redis going down. The line names TLS as the likely cause, not
-  // the only one (a test: a plain Redis at maxclients was told "takes TLS only").
-  if (code === 'ECONNRESET' && url.startsWith('redis://')) {
-    return `Redis at ${where} reset the connection before it answered anything (ECONNRESET): a Redis that takes TLS only does so to a redis:// URL (for TLS use rediss://), and so does one at its maxclients or a proxy with no Redis behind it; else start it or set REDIS_URL`;
-  }
-  return undefined;
-}
-
-/**
- * A rediss:// start whose last attempt finished the TLS handshake and was then reset before Redis
- * answered: what a Redis asking for a client certificate does when the client writes before its
- * alert comes (the alert itself is `tlsRefusal`'s), and one at its maxclients may do too.
- */
-export function resetAfterTlsHandshake(where: string): string {
-  return `Redis at ${where} reset the connection after the TLS handshake, before it answered anything (ECONNRESET), as a Redis that asks for a client certificate (its tls-auth-clients yes), which paysim does not send, does; set tls-auth-clients to no or optional on that Redis, else see its log (its maxclients?)`;
-}
-
-/**
- * Why a start that reached no serving Redis ends, in words with what to do: Redis refused the
- * credentials or asked for some, refused this user a command or a key (its ACL), or could not be
- * reached at all.
- */
-export function startRefusal(where: string, why: string): string {
-  if (/^WRONGPASS /.test(why)) return `Redis at ${where} refused the user or password (${why}); set the ones it knows in REDIS_URL`;
-  if (/^NOAUTH /.test(why)) return `Redis at ${where} asks for a password (${why}); put it in REDIS_URL: redis://:password@host, or redis://user:password@host for an ACL user`;
-  // Redis 7.0's words for a key or command refused inside a script, and 7.2's (`ACL failure in script`).
-  if (/^NOPERM |can't access at least one of the keys|can't run this command or subcommand|^ERR ACL failure in script/.test(why)) {
-    return `Redis at ${where} refuses this user a command or key that paysim needs (${why}); give it the keys under REDIS_KEY_PREFIX and the commands the README names (Running several replicas)`;
-  }
-  return `Redis at ${where} could not be reached (${why}); start it or set REDIS_URL`;
-}
-
-/**
- * Why Redis cannot be used while the connection is down, from the last reconnect's error
- * (`lastError`, its words; `seen`, the error itself when it gave one): a refusal of the credentials
- * in the start's words (a password changed, or now required, on a Redis restarted or reconfigured
- * under a running replica: before 2026-12-07 told as Redis unreachable), a certificate or TLS
- * alert in the start's words too (a Redis restarted with a certificate of another CA: before
- * 2026-12-08 Node's words, whose hint `--use-system-ca` is not paysim's fix), else unreachable. A
- * reset is not told as TLS' here: a Redis going away resets its connections too.
- */
-function downReason(where: string, url: string, lastError: string, seen: Error | undefined): string {
-  if (/^(WRONGPASS|NOAUTH) /.test(lastError)) return startRefusal(where, lastError);
-  const tls = seen !== undefined && (seen as NodeJS.ErrnoException).code !== 'ECONNRESET' ? tlsRefusal(where, url, seen) : undefined;
-  return tls ?? `Redis at ${where} is unreachable (${lastError})`;
 }
 
 /** Whether ioredis has settled `command` (answered, failed or timed out): its `isSettled`, untyped. */

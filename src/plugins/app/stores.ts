@@ -26,7 +26,8 @@ const REPLICA_LEAVE_WAIT_MS = 500;
  * pass stores of their own (a contract suite's adapter, say).
  */
 
-export { lostDuringStart, REDIS_START_TIMEOUT_MS, RedisUnreachableError } from '../../adapters/redis/watched-client.ts';
+export { REDIS_START_TIMEOUT_MS } from '../../adapters/redis/watched-client.ts';
+export { lostDuringStart, RedisUnreachableError } from '../../adapters/redis/start-refusals.ts';
 
 export interface StoresOptions {
   config: Config;
