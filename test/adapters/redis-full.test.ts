@@ -170,6 +170,8 @@ if (redisServerOrSkip('a Redis over its maxmemory')) describe('a Redis over its 
       expect(refusals.map((l) => [l.level, l.msg])).toEqual([
         ['error', 'Redis refuses writes: calls that write answer 503 STORE_UNAVAILABLE until it takes them again; Redis is over its maxmemory: give it more memory, or lower the store bounds (README: "Redis memory")'],
       ]);
+      // Redis' answer, without a stack (ioredis' own, before 2026-12-08).
+      expect(refusals.map((l) => [String(l.redis_error).replace(/ script: .*$/, ''), l.err])).toEqual([["OOM command not allowed when used memory > 'maxmemory'.", undefined]]);
       // The twelve decisions that failed: one line (not one each), at warn.
       expect(logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('due work')).map((l) => [l.level, l.msg, l.job_kind])).toEqual([
         ['warn', 'due work could not be done: the store is unavailable; it will be retried', 'intent.decide'],
@@ -338,10 +340,11 @@ if (redisServerOrSkip('a Redis user narrowed while paysim runs')) describe('a Re
       expect([booking.statusCode, booking.headers['retry-after'], booking.json()]).toEqual([503, '1', { error: 'The store is unavailable; retry shortly.', code: 'STORE_UNAVAILABLE' }]);
       // Nothing the refused calls asked for is there, and no 500 was answered or logged with its stack per call.
       expect(await admin.exists(`${prefix}int:res:res_acl_2`)).toBe(0);
-      expect(logs.filter((l) => l.level === 'error' && typeof l.msg === 'string' && l.msg.startsWith('Redis refuses')).map((l) => [l.msg, String((l.err as { message?: string } | undefined)?.message).split(' ')[0]])).toEqual([
+      expect(logs.filter((l) => l.level === 'error' && typeof l.msg === 'string' && l.msg.startsWith('Redis refuses')).map((l) => [l.msg, String(l.redis_error).split(' ')[0], l.err])).toEqual([
         [
           'Redis refuses this user\'s calls: the calls it refuses answer 503 STORE_UNAVAILABLE until its ACL allows them again; the Redis user lost a key or command it needs (its ACL changed while paysim runs): give it back every key under REDIS_KEY_PREFIX and the commands (README: "Running several replicas")',
           'NOPERM',
+          undefined,
         ],
       ]);
       expect(logs.filter((l) => l.statusCode === 500 || (typeof l.msg === 'string' && l.msg.includes('INTERNAL')))).toEqual([]);

@@ -170,15 +170,15 @@ describe('storeFullLog and refusalLog tell a last burst', () => {
     expect(lines).toHaveLength(1);
     now = 60_000;
     timers.fire();
-    expect(lines[1]).toEqual([{ err: oom, refused: 1 }, 'Redis refused 1 more call that writes since the last line (503 STORE_UNAVAILABLE); Redis is over its maxmemory: give it more memory, or lower the store bounds (README: "Redis memory")']);
+    expect(lines[1]).toEqual([{ redis_error: oom.message, refused: 1 }, 'Redis refused 1 more call that writes since the last line (503 STORE_UNAVAILABLE); Redis is over its maxmemory: give it more memory, or lower the store bounds (README: "Redis memory")']);
     // Another outage later: its first line at once, in its own words.
     now = 70_000;
     tell(oom);
     tell(oom);
     expect(lines).toHaveLength(3);
-    expect(lines[2]).toEqual([{ err: oom, refused: 1 }, 'Redis refuses writes: calls that write answer 503 STORE_UNAVAILABLE until it takes them again; Redis is over its maxmemory: give it more memory, or lower the store bounds (README: "Redis memory")']);
+    expect(lines[2]).toEqual([{ redis_error: oom.message, refused: 1 }, 'Redis refuses writes: calls that write answer 503 STORE_UNAVAILABLE until it takes them again; Redis is over its maxmemory: give it more memory, or lower the store bounds (README: "Redis memory")']);
     tell.flush(); // the close
-    expect(lines[3]).toEqual([{ err: oom, refused: 1 }, 'Redis refused 1 more call that writes since the last line (503 STORE_UNAVAILABLE); Redis is over its maxmemory: give it more memory, or lower the store bounds (README: "Redis memory")']);
+    expect(lines[3]).toEqual([{ redis_error: oom.message, refused: 1 }, 'Redis refused 1 more call that writes since the last line (503 STORE_UNAVAILABLE); Redis is over its maxmemory: give it more memory, or lower the store bounds (README: "Redis memory")']);
   });
 
   it('storeFullLog: a store full for minutes is told as full each minute, never as was full while it is', () => {

@@ -199,20 +199,21 @@ export function refusalHint(message: string): string {
  * REFUSAL_LOG_INTERVAL_MS with how many calls it refused since the last line: a full Redis
  * refuses every create, thousands a second under a load test. The refusals after the last line are
  * told once the interval is over and none has come for 5 s, or at the close (`flush`), when
- * none follows to tell them.
+ * none follows to tell them. Each line has Redis' answer (`redis_error`) and no stack, as the
+ * outage's other lines (`errorFields`); before 2026-12-08 `err`, with ioredis' stack.
  */
 export function refusalLog(log: FastifyBaseLogger, now: () => number = Date.now, setTimer?: SetTimer): ((error: Error) => void) & { flush(): void } {
   let last: Error | undefined;
   // The refusals after the last line, when none follows them to tell them (a last burst).
   const calls = (n: number): string => `${n} more ${n === 1 ? 'call' : 'calls'}${isRedisRefusingUser(last) ? '' : n === 1 ? ' that writes' : ' that write'}`;
-  const trailing = (refused: number) => log.error({ err: last, refused }, `Redis refused ${calls(refused)} since the last line (503 STORE_UNAVAILABLE); ${refusalHint(last?.message ?? '')}`);
+  const trailing = (refused: number) => log.error({ redis_error: last?.message ?? '', refused }, `Redis refused ${calls(refused)} since the last line (503 STORE_UNAVAILABLE); ${refusalHint(last?.message ?? '')}`);
   const throttle = new CountingThrottle(REFUSAL_LOG_INTERVAL_MS, now, trailing, setTimer);
   return Object.assign((error: Error) => {
     last = error;
     const refused = throttle.take();
     if (refused === undefined) return;
     const what = isRedisRefusingUser(error) ? "Redis refuses this user's calls: the calls it refuses answer 503 STORE_UNAVAILABLE until its ACL allows them again" : 'Redis refuses writes: calls that write answer 503 STORE_UNAVAILABLE until it takes them again';
-    log.error({ err: error, refused }, `${what}; ${refusalHint(error.message)}`);
+    log.error({ redis_error: error.message, refused }, `${what}; ${refusalHint(error.message)}`);
   }, { flush: () => throttle.flush() });
 }
 
