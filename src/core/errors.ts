@@ -154,9 +154,10 @@ export function isStoreUnavailable(error: unknown): boolean {
 
 /**
  * Why `error` (one that says the store is unavailable: `isStoreUnavailable`, or a Redis error that
- * adapters/redis' `isRedisUnavailable` takes) says so, in Redis' or ioredis' words: the messages of the error and its causes, those of the guard's `StoreUnavailableError` left out
- * (it says only that). A line that tells an outage says this instead of the error's stack, which is
- * the same for every call and says nothing the message does not.
+ * adapters/redis' `isRedisUnavailable` takes) says so, in Redis' or ioredis' words: the messages of
+ * the error and its causes, those of the guard's `StoreUnavailableError` left out (it says only
+ * that). A line that tells an outage says this instead of the error's stack, which is the same for
+ * every call and says nothing the message does not.
  */
 export function unavailableReason(error: unknown): string {
   const messages: string[] = [];

@@ -233,7 +233,6 @@ export function isUnavailable(error: unknown): boolean {
   return isStoreUnavailable(error) || isRedisUnavailable(error);
 }
 
-
 /**
  * A log line's fields for `error`: when it says the store is unavailable (`isUnavailable`), Redis'
  * words (`redis_error`, `unavailableReason`) without the stack, the same for every call, as the
