@@ -57,16 +57,21 @@ const UNTRUSTED_CERTIFICATE: ReadonlySet<string> = new Set([
   'CERT_UNTRUSTED',
 ]);
 
+/** Node's code for `error`, a connection attempt's (undefined when it has none). */
+function codeOf(error: unknown): string | undefined {
+  return error instanceof Error ? (error as NodeJS.ErrnoException).code : undefined;
+}
+
 /**
- * Why a start that never got an answer ends, when TLS is the reason (`error`, a connection
- * attempt's): the certificate not trusted or for another name, a client certificate asked for, or
- * a redis:// connection reset before any answer, as a TLS-only Redis does to one. Undefined
- * otherwise. Before 2026-12-08 these read "could not be reached (…); start it or set REDIS_URL"
- * with Node's words alone (its hint `--use-system-ca`, a bare `write ECONNRESET`, OpenSSL's raw
- * `tlsv13 alert certificate required`), none naming the fix.
+ * Why a connection attempt failed (`error`), when its TLS handshake is the reason: the certificate
+ * not trusted or for another name, or a client certificate asked for; undefined otherwise. Told at
+ * a start, and as `/readyz`'s reason while a serving process reconnects (`downReason`). Before
+ * 2026-12-08 these read "could not be reached (…); start it or set REDIS_URL" with Node's words
+ * alone (its hint `--use-system-ca`, OpenSSL's raw `tlsv13 alert certificate required`), none
+ * naming the fix.
  */
-export function tlsRefusal(where: string, url: string, error: unknown): string | undefined {
-  const code = error instanceof Error ? (error as NodeJS.ErrnoException).code : undefined;
+export function certificateRefusal(where: string, error: unknown): string | undefined {
+  const code = codeOf(error);
   if (code === undefined) return undefined;
   // Node 24 adds a hint of its own to an untrusted certificate's words.
   const said = oneLine((error as Error).message).replace(/; if the root CA is installed locally.*$/, '');
@@ -76,21 +81,25 @@ export function tlsRefusal(where: string, url: string, error: unknown): string |
     return `Redis at ${where} asks for a client certificate (its tls-auth-clients yes), which paysim does not send; set tls-auth-clients to no or optional on that Redis`;
   }
   if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return `Redis at ${where} sent a certificate for another name (${said}); use in REDIS_URL a host name or address its certificate names`;
-  // A reset is not TLS' alone: a Redis at its maxclients (some attempts see EPIPE, some a reset), a
-  // proxy with no Redis behind it, a Redis going down. The line names TLS as the likely cause, not
-  // the only one (a test: a plain Redis at maxclients was told "takes TLS only").
-  if (code === 'ECONNRESET' && url.startsWith('redis://')) {
-    return `Redis at ${where} reset the connection before it answered anything (ECONNRESET): a Redis that takes TLS only does so to a redis:// URL (for TLS use rediss://), and so does one at its maxclients or a proxy with no Redis behind it; else start it or set REDIS_URL`;
-  }
   return undefined;
 }
 
 /**
- * A rediss:// start whose last attempt finished the TLS handshake and was then reset before Redis
- * answered: what a Redis asking for a client certificate does when the client writes before its
- * alert comes (the alert itself is `tlsRefusal`'s), and one at its maxclients may do too.
+ * Why a start that never got an answer ends, when its last attempt (`error`) was reset before Redis
+ * answered anything: TLS on one side only, a redis:// URL to a Redis that takes TLS only, or, after
+ * a finished TLS handshake (`afterHandshake`), a Redis asking for a client certificate whose alert
+ * the client's write came before (the alert itself is `certificateRefusal`'s). Undefined otherwise.
+ * Before 2026-12-08 these read "could not be reached (write ECONNRESET)".
  */
-export function resetAfterTlsHandshake(where: string): string {
+export function resetRefusal(where: string, url: string, error: unknown, afterHandshake: boolean): string | undefined {
+  if (codeOf(error) !== 'ECONNRESET') return undefined;
+  // A reset is not TLS' alone: a Redis at its maxclients (some attempts see EPIPE, some a reset), a
+  // proxy with no Redis behind it, a Redis going down. The line names TLS as the likely cause, not
+  // the only one (a test: a plain Redis at maxclients was told "takes TLS only").
+  if (url.startsWith('redis://')) {
+    return `Redis at ${where} reset the connection before it answered anything (ECONNRESET): a Redis that takes TLS only does so to a redis:// URL (for TLS use rediss://), and so does one at its maxclients or a proxy with no Redis behind it; else start it or set REDIS_URL`;
+  }
+  if (!afterHandshake) return undefined;
   return `Redis at ${where} reset the connection after the TLS handshake, before it answered anything (ECONNRESET), as a Redis that asks for a client certificate (its tls-auth-clients yes), which paysim does not send, does; set tls-auth-clients to no or optional on that Redis, else see its log (its maxclients?)`;
 }
 
@@ -118,8 +127,7 @@ export function startRefusal(where: string, why: string): string {
  * 2026-12-08 Node's words, whose hint `--use-system-ca` is not paysim's fix), else unreachable. A
  * reset is not told as TLS' here: a Redis going away resets its connections too.
  */
-export function downReason(where: string, url: string, lastError: string, seen: Error | undefined): string {
+export function downReason(where: string, lastError: string, seen: Error | undefined): string {
   if (/^(WRONGPASS|NOAUTH) /.test(lastError)) return startRefusal(where, lastError);
-  const tls = seen !== undefined && (seen as NodeJS.ErrnoException).code !== 'ECONNRESET' ? tlsRefusal(where, url, seen) : undefined;
-  return tls ?? `Redis at ${where} is unreachable (${lastError})`;
+  return certificateRefusal(where, seen) ?? `Redis at ${where} is unreachable (${lastError})`;
 }

@@ -3,7 +3,7 @@ import { Command, type Redis } from 'ioredis';
 import type { FastifyBaseLogger } from 'fastify';
 import { createRedisClient, LOADED, LOADING_SEEN, redisLoading, shownLoading, shownRedisUrl, type RedisConnectionOptions, type RedisLoading } from './connection.ts';
 import { errorFields, isCommandTimeout, isRedisRefusingUser, isRedisRefusingWrites, isRedisUnavailable, RedisNotServingError } from './unavailable.ts';
-import { downReason, lostDuringStart, oneLine, redisCause, RedisUnreachableError, resetAfterTlsHandshake, startRefusal, tlsRefusal } from './start-refusals.ts';
+import { downReason, lostDuringStart, oneLine, redisCause, RedisUnreachableError, resetRefusal, startRefusal, certificateRefusal } from './start-refusals.ts';
 
 /**
  * How long a start waits for Redis to answer: a server that takes the connection and never
@@ -106,8 +106,8 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
     warned = true;
     // A certificate refused at a reconnect (Redis restarted with another one) is the connection's
     // failure, not a bug: told in the start's words, which name the fix, without a stack.
-    const tls = typeof why === 'string' || (why as NodeJS.ErrnoException).code === 'ECONNRESET' ? undefined : tlsRefusal(where, options.url, why);
-    const fields = typeof why === 'string' ? { redis_error: why } : tls === undefined ? errorFields(why) : { redis_error: tls };
+    const refused = typeof why === 'string' ? why : certificateRefusal(where, why);
+    const fields = refused === undefined ? errorFields(why) : { redis_error: refused };
     log.warn({ ...fields, redis: where }, 'Redis is unreachable: store calls answer 503 STORE_UNAVAILABLE until it is back; reconnecting');
   };
   /**
@@ -132,26 +132,25 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
   // Without a listener ioredis prints every failed reconnect; one line per outage is enough.
   let lastErrorSeen: Error | undefined;
   /**
-   * The last failed attempt of a start whose certificate or alert TLS explains (`tlsRefusal`, but a
-   * reset): an attempt's error varies (Redis' alert asking for a client certificate, or a reset
-   * when the client's write comes first), so the start tells the one that names the fix, whichever
-   * attempt was last. A reset alone is told only when it was the last.
+   * What a start's failed attempt whose certificate or alert TLS explains said (`certificateRefusal`):
+   * an attempt's error varies (Redis' alert asking for a client certificate, or a reset when the
+   * client's write comes first), so the start tells the one that names the fix, whichever attempt
+   * was last. A reset alone is told only when it was the last (`resetRefusal`).
    */
-  let tlsErrorSeen: unknown;
+  let certificateRefused: string | undefined;
   /**
    * The attempt's TLS handshake ended (ioredis' `connect` is TLS' secureConnect with rediss://), and
-   * `resetAfterHandshake`: the start's last failed attempt was then reset before Redis answered. A
-   * Redis asking for a client certificate resets so when the client's write comes before its alert
-   * (a test: 1 start in 20 read "could not be reached (write ECONNRESET)", no attempt of its three
-   * having seen the alert).
+   * whether it had when the last error came: a Redis asking for a client certificate resets the
+   * connection after the handshake when the client's write comes before its alert (a test: 1 start
+   * in 20 read "could not be reached (write ECONNRESET)", no attempt of its three having seen the alert).
    */
   let handshook = false;
-  let resetAfterHandshake = false;
+  let handshookBeforeError = false;
   client.on('error', (error: Error) => {
     lastError = error.message;
     lastErrorSeen = error;
-    if (!connected && (error as NodeJS.ErrnoException).code !== 'ECONNRESET' && tlsRefusal(where, options.url, error) !== undefined) tlsErrorSeen = error;
-    resetAfterHandshake = !connected && handshook && (error as NodeJS.ErrnoException).code === 'ECONNRESET' && options.url.startsWith('rediss://');
+    if (!connected) certificateRefused = certificateRefusal(where, error) ?? certificateRefused;
+    handshookBeforeError = handshook;
     downSince ??= Date.now();
     if (warned || !isStarted) return;
     warnUnreachable(error);
@@ -314,7 +313,7 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
   const failQueued = (): void => {
     if (downSince === undefined || Date.now() - downSince < FAIL_FAST_AFTER_MS) return;
     const { offlineQueue, prevCommandQueue } = client as unknown as Record<'offlineQueue' | 'prevCommandQueue', { toArray(): Array<{ command: Command }> } | null | undefined>;
-    const reason = client.status === 'connect' ? `Redis at ${where} took the connection and has not answered yet` : downReason(where, options.url, lastError, lastErrorSeen);
+    const reason = client.status === 'connect' ? `Redis at ${where} took the connection and has not answered yet` : downReason(where, lastError, lastErrorSeen);
     for (const { command } of offlineQueue?.toArray() ?? []) {
       if (isSettled(command)) continue;
       written.delete(command);
@@ -342,7 +341,7 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
     if (client.status === 'ready') return silentSince === undefined ? undefined : `Redis at ${where} has not answered for ${silentFor()}`;
     if (client.status === 'connect' && !batched && Command.checkFlag('HANDSHAKE_COMMANDS', command.name)) return undefined;
     if (!RECONNECTING.has(client.status)) return undefined;
-    if (downSince !== undefined && Date.now() - downSince >= FAIL_FAST_AFTER_MS) return client.status === 'connect' ? `Redis at ${where} took the connection and has not answered yet` : downReason(where, options.url, lastError, lastErrorSeen);
+    if (downSince !== undefined && Date.now() - downSince >= FAIL_FAST_AFTER_MS) return client.status === 'connect' ? `Redis at ${where} took the connection and has not answered yet` : downReason(where, lastError, lastErrorSeen);
     return undefined;
   };
   /**
@@ -413,7 +412,7 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
     const cause = redisCause(error);
     if (isRedisRefusingWrites(cause) || isRedisRefusingUser(cause)) return lostDuringStart(error, options.url) as RedisUnreachableError;
     const silentServer = error instanceof SilentRedis;
-    const refused = silentServer || connected ? undefined : (tlsRefusal(where, options.url, tlsErrorSeen ?? lastErrorSeen) ?? (resetAfterHandshake ? resetAfterTlsHandshake(where) : undefined));
+    const refused = silentServer || connected ? undefined : (certificateRefused ?? resetRefusal(where, options.url, lastErrorSeen, handshookBeforeError));
     if (refused !== undefined) return new RedisUnreachableError(refused, { cause: error });
     const why = silentServer
       ? `no answer within ${REDIS_START_TIMEOUT_MS / 1000} s${connected ? '' : ': is it Redis, does it speak TLS if and only if the URL is rediss://, and is it not loading a data set without answering meanwhile (its loading-process-events-interval-bytes)?'}`
@@ -447,7 +446,7 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
     unavailable() {
       // Connected, its first exchange unanswered (Redis silent, or loading a data set without answering meanwhile).
       if (client.status === 'connect') return `Redis at ${where} took the connection and has not answered yet`;
-      if (client.status !== 'ready') return `${downReason(where, options.url, lastError, lastErrorSeen)}; reconnecting`;
+      if (client.status !== 'ready') return `${downReason(where, lastError, lastErrorSeen)}; reconnecting`;
       if (silentSince !== undefined) return `Redis at ${where} has not answered for ${silentFor()} (paused, overloaded, or cut off by the network)`;
       if (checking) return `Redis at ${where} took the connection; asking whether it serves`;
       return loading === undefined ? undefined : `Redis at ${where} is loading its data set (${shownLoading(loading)})`;
