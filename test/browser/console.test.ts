@@ -213,6 +213,21 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
     return { starts, timings };
   }
 
+  /**
+   * The Payments page opened with its refreshes said to be slow (`slowPaymentRefreshes(page, claims)`)
+   * and observed (OBSERVE_PAGE), once live and its first refresh (the stream's hello's) made; answers
+   * how many refreshes it has made so far.
+   */
+  async function openSlowPayments(page: Page, claims: string[] = []): Promise<() => Promise<number>> {
+    await slowPaymentRefreshes(page, claims);
+    await page.addInitScript(OBSERVE_PAGE);
+    await page.goto(`${served.origin}/console/payments?dialect=&status=&q=`);
+    await live(page);
+    const refreshed = (): Promise<number> => page.evaluate<number>('Number(document.body.dataset.refreshed ?? 0)');
+    await expect.poll(refreshed, { timeout: 5000 }).toBeGreaterThan(0);
+    return refreshed;
+  }
+
   /** What the page's event stream has told and its status has been so far (a page opened after addInitScript(OBSERVE_PAGE)). */
   async function liveSoFar(page: Page): Promise<{ changes: number; states: number }> {
     return page.evaluate<{ changes: number; states: number }>('({ changes: window.consoleTestChanges, states: window.consoleTestStates.length })');
@@ -441,12 +456,7 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
     // comes due SPACING after the last one ended, whatever this machine's real make time. (Counted from a
     // real first refresh, the one after a change waited 20× its cost, up to 5 s, on a slow CI VM, as long
     // as the old test's poll: it saw none.)
-    await slowPaymentRefreshes(page);
-    await page.addInitScript(OBSERVE_PAGE);
-    await page.goto(`${served.origin}/console/payments?dialect=&status=&q=`);
-    await live(page);
-    const refreshed = (): Promise<number> => page.evaluate<number>('Number(document.body.dataset.refreshed ?? 0)');
-    await expect.poll(refreshed, { timeout: 5000 }).toBeGreaterThan(0);
+    const refreshed = await openSlowPayments(page);
     // A second slow refresh (one alone does not space them): a change, and its refresh made.
     const first = await refreshed();
     await api('POST', '/v1/sim/intent', { reservation_id: 'R-due-before', amount: 100, scenario: 'delay' });
@@ -474,12 +484,7 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
     // The page's clock, paused once its first refresh is made: what comes due is moved on, not waited for.
     const page = await clockedPage();
     // The stream's hello's refresh said to take 250 ms (×20: the 5 s cap), then the next one too.
-    await slowPaymentRefreshes(page, ['250.0', '250.0']);
-    await page.addInitScript(OBSERVE_PAGE);
-    await page.goto(`${served.origin}/console/payments?dialect=&status=&q=`);
-    await live(page);
-    const refreshed = (): Promise<number> => page.evaluate<number>('Number(document.body.dataset.refreshed ?? 0)');
-    await expect.poll(refreshed, { timeout: 5000 }).toBeGreaterThan(0);
+    const refreshed = await openSlowPayments(page, ['250.0', '250.0']);
     const first = await refreshed();
     const pausedAt = Math.max(await page.evaluate<number>('Date.now()'), first) + 50;
     await page.clock.pauseAt(pausedAt);

@@ -51,10 +51,10 @@
    * The cost the refreshes are spaced by: the second highest of the last three, so it takes two slow
    * refreshes of the last three to space them out, not one. A single slow one is an outlier, not the
    * page's cost: a cold service's first renders (JIT, the first rows' markup: 70–150 ms against 2–7
-   * once warm) spaced a new page's next change 1.4–3 s, up to 5 s, past the console's 1 s (a test, 2026-12-08); a
-   * page that is costly to make, or a service that is slow under load, costs as much again on the
-   * next refresh, and from then on its refreshes are spaced (a page makes at most one refresh at
-   * MIN_GAP_MS after a slow one before they are).
+   * once warm) spaced a new page's next change 1.4–3 s, up to 5 s, past the console's 1 s (a test,
+   * 2026-12-08); a page that is costly to make, or a service that is slow under load, costs as much
+   * again on the next refresh, and from then on its refreshes are spaced (a page makes at most one
+   * refresh at MIN_GAP_MS after a slow one before they are).
    */
   const spacingCost = () => [...costs].sort((a, b) => b - a)[1] ?? 0;
   /** What the service says a page took to make (`Server-Timing: app;dur=…`), 0 when it does not say. */
