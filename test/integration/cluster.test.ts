@@ -91,8 +91,11 @@ if (redisServerOrSkip('CLUSTER_WORKERS with STORE=redis')) {
     await redis?.stop();
   });
 
-  describe('STORE=redis', { timeout: TIMEOUT_MS }, () => {
-    it('a Redis that cannot be reached stops the start with one line naming it (exit 1)', async () => {
+  // Starts that fail: each a process (or a cluster) of its own run to its exit, sharing nothing but
+  // the redis-server (a key prefix each), so they run at once; most of their time is a start's, and
+  // one waits out REDIS_START_TIMEOUT_MS.
+  describe.concurrent('STORE=redis: a start that fails', { timeout: TIMEOUT_MS }, () => {
+    it('a Redis that cannot be reached stops the start with one line naming it (exit 1)', async ({ expect }) => {
       const gone = await startRedis();
       const url = gone.url;
       await gone.stop();
@@ -103,7 +106,7 @@ if (redisServerOrSkip('CLUSTER_WORKERS with STORE=redis')) {
       expect(run.stderr).toBe(`Could not start: Redis at ${url} could not be reached (connect ECONNREFUSED 127.0.0.1:${port}); start it or set REDIS_URL\n`);
     });
 
-    it('a server that takes the connection and never answers (not Redis, or TLS on one side only) stops the start with one line too, not a stack trace', async () => {
+    it('a server that takes the connection and never answers (not Redis, or TLS on one side only) stops the start with one line too, not a stack trace', async ({ expect }) => {
       const silent = createServer(() => undefined);
       await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
       const port = (silent.address() as AddressInfo).port;
@@ -128,10 +131,10 @@ if (redisServerOrSkip('CLUSTER_WORKERS with STORE=redis')) {
     // EVALSHA on sched:queue: the scheduler's first look at its due work, awaited in core's onReady
     // hook (listen). (The delivery queue's first XAUTOCLAIM, which this once used, runs in its own
     // loop, not awaited by the start: on a busy machine it came after the server listened.)
-    it.each([
+    it.for([
       ['XGROUP', 'XGROUP', undefined],
       ["the scheduler's EVALSHA in onReady", 'EVALSHA', 'sched:queue'],
-    ])('a Redis that goes away part way through the start, after it answered (at its first %s), stops the start with one line too, not a stack trace (exit 1)', async (_, command, naming) => {
+    ] as const)('a Redis that goes away part way through the start, after it answered (at its first %s), stops the start with one line too, not a stack trace (exit 1)', async ([, command, naming], { expect }) => {
       const keyPrefix = redis.newPrefix();
       const proxy = await proxyDroppingAt(Number(new URL(redis.url).port), command, naming === undefined ? undefined : keyPrefix + naming);
       try {
@@ -148,12 +151,29 @@ if (redisServerOrSkip('CLUSTER_WORKERS with STORE=redis')) {
       }
     });
 
-    it('a HOST that does not resolve is told as such with STORE=redis too, not blamed on Redis', async () => {
+    it('a HOST that does not resolve is told as such with STORE=redis too, not blamed on Redis', async ({ expect }) => {
       const run = await runToExit({ WEBHOOK_SECRET: SECRET, STORE: 'redis', REDIS_URL: redis.url, REDIS_KEY_PREFIX: redis.newPrefix(), HOST: '999.1.1.1' }, 60_000);
       expect(run.code).toBe(1);
       expect(run.stderr).toMatch(/^Could not start: HOST 999\.1\.1\.1 is neither an IP address nor a name that resolves \((ENOTFOUND|EAI_AGAIN|EAI_FAIL|EAI_NONAME)\); set HOST to [^\n]*\n$/);
     });
 
+    it('CLUSTER_WORKERS=2 with a Redis that cannot be reached: the start fails (exit 1), each worker saying why on stderr', async ({ expect }) => {
+      const gone = await startRedis();
+      const url = gone.url;
+      await gone.stop();
+      const run = await runToExit({ WEBHOOK_SECRET: SECRET, STORE: 'redis', REDIS_URL: url, CLUSTER_WORKERS: '2' }, 90_000);
+      expect(run.code).toBe(1);
+      const port = new URL(url).port;
+      const line = `Could not start: Redis at ${url} could not be reached (connect ECONNREFUSED 127.0.0.1:${port}); start it or set REDIS_URL`;
+      const lines = run.stderr.split('\n').filter((l) => l !== '');
+      expect(lines.length).toBeGreaterThanOrEqual(1);
+      for (const l of lines) expect(l).toBe(line);
+      expect(run.stdout).toContain('a worker could not start (its reason is on stderr); stopping the other workers');
+      expect(run.stdout).toContain('"msg":"every worker has exited"');
+    });
+  });
+
+  describe('STORE=redis', { timeout: TIMEOUT_MS }, () => {
     it('CLUSTER_WORKERS=2 without WEBHOOK_SECRET: the workers share one generated secret on Redis, each says which, and every webhook verifies with it', async () => {
       const receiver = await startReceiver();
       const prefix = redis.newPrefix();
@@ -257,21 +277,6 @@ if (redisServerOrSkip('CLUSTER_WORKERS with STORE=redis')) {
         names.add(/<span class="served-by" id="served-by">([^<]*)<\/span>/.exec(text)?.[1] ?? `none in page ${i}`);
       }
       expect([...names].sort()).toEqual(started.map((l) => `served by ${hostname()}, process ${String(l.worker_pid)} (worker ${String(l.worker)})`).sort());
-    });
-
-    it('CLUSTER_WORKERS=2 with a Redis that cannot be reached: the start fails (exit 1), each worker saying why on stderr', async () => {
-      const gone = await startRedis();
-      const url = gone.url;
-      await gone.stop();
-      const run = await runToExit({ WEBHOOK_SECRET: SECRET, STORE: 'redis', REDIS_URL: url, CLUSTER_WORKERS: '2' }, 90_000);
-      expect(run.code).toBe(1);
-      const port = new URL(url).port;
-      const line = `Could not start: Redis at ${url} could not be reached (connect ECONNREFUSED 127.0.0.1:${port}); start it or set REDIS_URL`;
-      const lines = run.stderr.split('\n').filter((l) => l !== '');
-      expect(lines.length).toBeGreaterThanOrEqual(1);
-      for (const l of lines) expect(l).toBe(line);
-      expect(run.stdout).toContain('a worker could not start (its reason is on stderr); stopping the other workers');
-      expect(run.stdout).toContain('"msg":"every worker has exited"');
     });
 
     it('CLUSTER_WORKERS=2: two workers serve one port and share the state; a worker that dies is logged and replaced; SIGTERM stops all', async () => {
