@@ -1,7 +1,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import { AggregatorRegistry, type Aggregator } from 'prom-client';
-import { CUMULATIVE, type MetricsJson } from './plugins/app/namespace-registry.ts';
+import { CUMULATIVE, type MetricsJson } from './metrics-json.ts';
 
 /**
  * /metrics with CLUSTER_WORKERS=N: the figures of every worker, combined, whichever worker the

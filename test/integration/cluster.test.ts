@@ -2,8 +2,9 @@ import { Agent, request, type IncomingHttpHeaders } from 'node:http';
 import { setTimeout as delay } from 'node:timers/promises';
 import { createConnection, createServer, type AddressInfo, type Socket } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { REPO, runToExit, serverProcesses, type LogLine, type ServerProcess } from '../helpers/child.ts';
@@ -157,11 +158,20 @@ if (redisServerOrSkip('CLUSTER_WORKERS with STORE=redis')) {
       expect(run.stderr).toMatch(/^Could not start: HOST 999\.1\.1\.1 is neither an IP address nor a name that resolves \((ENOTFOUND|EAI_AGAIN|EAI_FAIL|EAI_NONAME)\); set HOST to [^\n]*\n$/);
     });
 
-    it('CLUSTER_WORKERS=2 with a Redis that cannot be reached: the start fails (exit 1), each worker saying why on stderr', async ({ expect }) => {
+    it('CLUSTER_WORKERS=2 with a Redis that cannot be reached: the start fails (exit 1), each worker saying why on stderr; the primary loaded none of the app', async ({ expect }) => {
       const gone = await startRedis();
       const url = gone.url;
       await gone.stop();
-      const run = await runToExit({ WEBHOOK_SECRET: SECRET, STORE: 'redis', REDIS_URL: url, CLUSTER_WORKERS: '2' }, 90_000);
+      const dir = mkdtempSync(join(tmpdir(), 'paysim-primary-'));
+      const modulesFile = join(dir, 'modules');
+      const hook = join(REPO, 'test', 'helpers', 'record-modules.ts');
+      const run = await runToExit({ WEBHOOK_SECRET: SECRET, STORE: 'redis', REDIS_URL: url, CLUSTER_WORKERS: '2', NODE_OPTIONS: `--import=${hook}`, LOADED_MODULES_FILE: modulesFile }, 90_000);
+      // The primary forks and supervises; the workers load the app, each (src/server.ts).
+      const loaded = readFileSync(modulesFile, 'utf8').split('\n').filter((url) => url.startsWith('file:') && !url.includes('/node_modules/')).map((url) => relative(REPO, fileURLToPath(url)));
+      rmSync(dir, { recursive: true, force: true });
+      expect(loaded).toContain('src/cluster.ts');
+      expect(loaded).toContain('src/logger.ts');
+      for (const module of ['src/serve.ts', 'src/app.ts', 'src/tracing.ts', 'src/plugins/app/namespace-registry.ts', 'src/plugins/app/stores.ts']) expect(loaded).not.toContain(module);
       expect(run.code).toBe(1);
       const port = new URL(url).port;
       const line = `Could not start: Redis at ${url} could not be reached (connect ECONNREFUSED 127.0.0.1:${port}); start it or set REDIS_URL`;

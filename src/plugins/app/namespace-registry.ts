@@ -3,13 +3,14 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
-import { AggregatorRegistry, type Registry } from 'prom-client';
+import { AggregatorRegistry } from 'prom-client';
 import { RedisNamespaceList, type Listing } from '../../adapters/redis/namespace-list.ts';
 import { loggedListening } from '../../adapters/redis/notices.ts';
 import { errorFields } from '../../adapters/redis/unavailable.ts';
 import { DomainError } from '../../core/errors.ts';
 import { DEFAULT_NAMESPACE } from '../../core/faults/service.ts';
 import { isNamespaceName } from '../../core/namespace.ts';
+import { CUMULATIVE, type MetricsJson } from '../../metrics-json.ts';
 
 /**
  * The registry of namespaces (issue 15, `X-Sim-Namespace`): parallel CI jobs share one paysim
@@ -112,11 +113,6 @@ export interface NamespacesOptions {
   syncMs?: number | undefined;
 }
 
-/** One registry's metrics as prom-client's `getMetricsAsJSON` gives them. */
-export type MetricsJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
-
-/** What outlives a namespace in /metrics: its counts (gauges describe state, which went with it). */
-export const CUMULATIVE: ReadonlySet<string> = new Set(['counter', 'histogram']);
 /**
  * Counts that go with the namespace all the same: each series of `fault_rule_hits_total` is one
  * rule's, and a rule's series leaves /metrics with the rule (the namespace's rules go with it).

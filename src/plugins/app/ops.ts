@@ -4,7 +4,7 @@ import { Type } from 'typebox';
 import cluster from 'node:cluster';
 import { AggregatorRegistry, Gauge, type Registry } from 'prom-client';
 import { workerMetrics } from '../../cluster-metrics.ts';
-import type { MetricsJson } from './namespace-registry.ts';
+import type { MetricsJson } from '../../metrics-json.ts';
 import { generatedKey } from '../../adapters/redis/generated.ts';
 import { documented } from '../../http/openapi.ts';
 
