@@ -49,7 +49,7 @@ import { openRedis } from './adapters/redis/watched-client.ts';
 import { checkRateCapClock, checkRedisServer } from './adapters/redis/server-check.ts';
 
 /**
- * Builds the whole service as one Fastify instance. `server.ts` owns the process (signals,
+ * Builds the whole service as one Fastify instance. `serve.ts` owns the process (signals,
  * listen, tracing); tests call `buildApp` and use `inject` or listen on a free port.
  * Each API dialect is one plugin, registered with one line below; dialects never import each other.
  */

@@ -7,7 +7,7 @@
 
 /**
  * A start that cannot go on for a reason the operator fixes, found while the app is built (a
- * FAULTS_FILE rule no route can match, a file whose rules do not fit): server.ts tells it on one
+ * FAULTS_FILE rule no route can match, a file whose rules do not fit): serve.ts tells it on one
  * line, `Could not start: …`, exit 1, as a taken port. Before 2026-12-05 such an error at the
  * build ended in a stack trace.
  */
