@@ -384,6 +384,32 @@ if (redisServerOrSkip('the Redis client')) {
       });
     });
 
+    it('a reconnect after a refusal of the credentials, its handshake not answered yet, is told as that refusal, not as a Redis that took the connection and answers nothing (a test under load read "took the connection and has not answered yet" between two refusals)', { timeout: 30_000 }, async () => {
+      await servingClient(async ({ server, watched }) => {
+        const admin = new Redis(server.url);
+        try {
+          await admin.call('CONFIG', 'SET', 'requirepass', 'now-required-2');
+          await admin.call('CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes');
+          await until(() => /NOAUTH/.test(watched.unavailable() ?? ''), 5000, 'the refusal seen');
+          // Redis stopped (SIGSTOP): the next reconnect's connection is taken by the kernel, its handshake
+          // unanswered, as each reconnect's is for a moment (longer on a loaded machine) before Redis' NOAUTH.
+          server.child.kill('SIGSTOP');
+          await until(() => watched.client.status === 'connect', 5000, 'the next connection taken');
+          // Redis' words after NOAUTH differ by version and by the command refused (AUTH's, HELLO's).
+          const refusal = `Redis at ${server.url.replace(/[.]/g, '\\.')} asks for a password \\(NOAUTH [^)]*\\); put it in REDIS_URL: redis://:password@host, or redis://user:password@host for an ACL user`;
+          expect(watched.unavailable()).toMatch(new RegExp(`^${refusal}; reconnecting$`));
+          await new Promise((resolve) => setTimeout(resolve, FAIL_FAST_AFTER_MS));
+          expect(await outcome(watched.client.get('k'))).toEqual({ error: expect.stringMatching(new RegExp(`^${refusal}$`)), notServing: true, unavailable: true, mayHaveRun: false, tookMs: expect.any(Number) });
+          server.child.kill('SIGCONT');
+          await admin.call('CONFIG', 'SET', 'requirepass', '');
+          await until(() => watched.unavailable() === undefined, 10_000, 'serving again');
+        } finally {
+          server.child.kill('SIGCONT');
+          admin.disconnect();
+        }
+      });
+    });
+
     it('a Redis refusing writes as a replica (READONLY: the client connects again on purpose, at most once a second) is no outage: no line (a review: an outage told every second)', { timeout: 30_000 }, async () => {
       await servingClient(async ({ server, watched, warnings, infos }) => {
         const admin = new Redis(server.url);

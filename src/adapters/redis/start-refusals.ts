@@ -128,6 +128,11 @@ export function startRefusal(where: string, why: string): string {
  * reset is not told as TLS' here: a Redis going away resets its connections too.
  */
 export function downReason(where: string, lastError: string, seen: Error | undefined): string {
-  if (/^(WRONGPASS|NOAUTH) /.test(lastError)) return startRefusal(where, lastError);
+  if (refusedCredentials(lastError)) return startRefusal(where, lastError);
   return certificateRefusal(where, seen) ?? `Redis at ${where} is unreachable (${lastError})`;
+}
+
+/** Redis answered the connection's credentials (or their absence) with a refusal: `lastError`, its words. */
+export function refusedCredentials(lastError: string): boolean {
+  return /^(WRONGPASS|NOAUTH) /.test(lastError);
 }

@@ -3,7 +3,7 @@ import { Command, type Redis } from 'ioredis';
 import type { FastifyBaseLogger } from 'fastify';
 import { createRedisClient, LOADED, LOADING_SEEN, redisLoading, shownLoading, shownRedisUrl, type RedisConnectionOptions, type RedisLoading } from './connection.ts';
 import { errorFields, isCommandTimeout, isRedisRefusingUser, isRedisRefusingWrites, isRedisUnavailable, RedisNotServingError } from './unavailable.ts';
-import { downReason, lostDuringStart, oneLine, redisCause, RedisUnreachableError, resetRefusal, startRefusal, certificateRefusal } from './start-refusals.ts';
+import { downReason, lostDuringStart, oneLine, redisCause, RedisUnreachableError, refusedCredentials, resetRefusal, startRefusal, certificateRefusal } from './start-refusals.ts';
 
 /**
  * How long a start waits for Redis to answer: a server that takes the connection and never
@@ -242,6 +242,14 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
       heardAt = Date.now();
     });
   });
+  /**
+   * A connection taken whose first exchange has no answer yet (ioredis' `connect`), told as such, unless
+   * Redis refused this connection's credentials at the last attempt: the new one sends the same, so the
+   * same refusal is on its way, and told as it is while no connection is up. Before 2026-12-08 each
+   * reconnect's handshake read "took the connection and has not answered yet" between two refusals, on
+   * /readyz and as the 503s' cause (a test under load: a call made in that moment).
+   */
+  const notAnsweredYet = (): boolean => client.status === 'connect' && !refusedCredentials(lastError);
   /** When Redis was found silent (a PING unanswered for SILENT_AFTER_MS); undefined while it answers. */
   let silentSince: number | undefined;
   const silentFor = (): string => `${Math.round((Date.now() - (silentSince ?? Date.now()) + SILENT_AFTER_MS) / 1000)} s`;
@@ -313,7 +321,7 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
   const failQueued = (): void => {
     if (downSince === undefined || Date.now() - downSince < FAIL_FAST_AFTER_MS) return;
     const { offlineQueue, prevCommandQueue } = client as unknown as Record<'offlineQueue' | 'prevCommandQueue', { toArray(): Array<{ command: Command }> } | null | undefined>;
-    const reason = client.status === 'connect' ? `Redis at ${where} took the connection and has not answered yet` : downReason(where, lastError, lastErrorSeen);
+    const reason = notAnsweredYet() ? `Redis at ${where} took the connection and has not answered yet` : downReason(where, lastError, lastErrorSeen);
     for (const { command } of offlineQueue?.toArray() ?? []) {
       if (isSettled(command)) continue;
       written.delete(command);
@@ -341,7 +349,7 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
     if (client.status === 'ready') return silentSince === undefined ? undefined : `Redis at ${where} has not answered for ${silentFor()}`;
     if (client.status === 'connect' && !batched && Command.checkFlag('HANDSHAKE_COMMANDS', command.name)) return undefined;
     if (!RECONNECTING.has(client.status)) return undefined;
-    if (downSince !== undefined && Date.now() - downSince >= FAIL_FAST_AFTER_MS) return client.status === 'connect' ? `Redis at ${where} took the connection and has not answered yet` : downReason(where, lastError, lastErrorSeen);
+    if (downSince !== undefined && Date.now() - downSince >= FAIL_FAST_AFTER_MS) return notAnsweredYet() ? `Redis at ${where} took the connection and has not answered yet` : downReason(where, lastError, lastErrorSeen);
     return undefined;
   };
   /**
@@ -445,7 +453,7 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
     where,
     unavailable() {
       // Connected, its first exchange unanswered (Redis silent, or loading a data set without answering meanwhile).
-      if (client.status === 'connect') return `Redis at ${where} took the connection and has not answered yet`;
+      if (notAnsweredYet()) return `Redis at ${where} took the connection and has not answered yet`;
       if (client.status !== 'ready') return `${downReason(where, lastError, lastErrorSeen)}; reconnecting`;
       if (silentSince !== undefined) return `Redis at ${where} has not answered for ${silentFor()} (paused, overloaded, or cut off by the network)`;
       if (checking) return `Redis at ${where} took the connection; asking whether it serves`;
