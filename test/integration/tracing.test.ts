@@ -13,6 +13,17 @@ import { redisServerOrSkip, startRedis, type TestRedis } from '../helpers/redis.
  */
 
 const servers = serverProcesses();
+/**
+ * The service with tracedServer's settings alone, started at its first use and kept for the file:
+ * the tests that need no other settings share it (their traces and paths are their own), instead of
+ * waiting 2–3 s for a start each.
+ */
+const sharedServers = serverProcesses();
+let shared: ServerProcess | undefined;
+function sharedServer(): ServerProcess {
+  shared ??= tracedServer({}, sharedServers);
+  return shared;
+}
 let collector: Collector;
 let receiver: Receiver;
 beforeAll(async () => {
@@ -20,6 +31,7 @@ beforeAll(async () => {
   receiver = await startReceiver();
 });
 afterAll(async () => {
+  await sharedServers.killAll();
   await Promise.all([collector.close(), receiver.close()]);
 });
 afterEach(async () => {
@@ -34,8 +46,8 @@ function traceOf(i: number, sampled = true): { traceId: string; traceparent: str
   return { traceId, traceparent: `00-${traceId}-${(0x1000 + i).toString(16).padStart(16, '0')}-${sampled ? '01' : '00'}` };
 }
 
-function tracedServer(env: Record<string, string> = {}): ServerProcess {
-  return servers.start({
+function tracedServer(env: Record<string, string> = {}, of = servers): ServerProcess {
+  return of.start({
     OTEL_EXPORTER_OTLP_ENDPOINT: collector.endpoint,
     OTEL_SERVICE_NAME: 'paysim-traced',
     // Export every 100 ms.
@@ -83,7 +95,7 @@ async function expectWebhooksInTheirTraces(server: ServerProcess): Promise<void>
 
 describe('tracing to an OTLP collector', () => {
   it('memory: each payment’s webhook in its own request’s trace, though one timer decides them all; unsampled ones keep their trace id, flags 00', async () => {
-    const server = tracedServer();
+    const server = sharedServer();
     await expectWebhooksInTheirTraces(server);
   });
 
@@ -122,7 +134,8 @@ describe('tracing to an OTLP collector', () => {
       });
       expect(res.status).toBe(200);
     }
-    const attempts = await collector.waitFor((span) => span.name === 'webhook.attempt', 2);
+    // Its own two (the shared server's, kept across tests, may still export another test's late).
+    const attempts = await collector.waitFor((span) => span.name === 'webhook.attempt' && [50, 51].some((n) => span.traceId === traceOf(n).traceId), 2);
     const of = (i: number) => attempts.find((span) => span.traceId === traceOf(50 + i).traceId);
     expect([of(0)?.statusCode, 'http.response.status_code' in (of(0)?.attributes ?? {})]).toEqual([2, false]);
     expect([of(1)?.statusCode, of(1)?.attributes['http.response.status_code']]).toEqual([0, 200]);
@@ -194,7 +207,7 @@ describe('tracing to an OTLP collector', () => {
   });
 
   it('pipelined requests on one socket: each has its span, none makes Node warn of a listener leak, and a cut ends the spans of every request still open on it (before 2026-12-07 each request added a close listener to its socket: 11 pipelined requests printed a MaxListenersExceededWarning to stderr)', async () => {
-    const server = tracedServer();
+    const server = sharedServer();
     const { port } = new URL(await server.url('/'));
     /** Writes `requests` on one connection at once and reads until the server closes it, or 3 s. */
     const pipelined = (requests: string[]): Promise<string> =>
@@ -235,7 +248,7 @@ describe('tracing to an OTLP collector', () => {
   });
 
   it('names a request’s span by its route, and keeps its query’s secrets out of it as the log does', async () => {
-    const server = tracedServer();
+    const server = sharedServer();
     const res = await fetch(await server.url('/v1/sim/webhooks/disabled-urls?url=http%3A%2F%2Fu%3Apw-LEAK%40127.0.0.1%2Fx&token=tok-LEAK'), { headers: { traceparent: traceOf(40).traceparent } });
     expect(res.status).toBe(400);
     const [span] = await collector.waitFor((s) => s.traceId === traceOf(40).traceId && s.parentSpanId === traceOf(40).traceparent.split('-')[2], 1);
