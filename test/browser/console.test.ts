@@ -438,8 +438,9 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
     await page.goto(`${served.origin}/console/payments?dialect=&status=&q=`);
     await live(page);
     const { starts, timings } = await slowPaymentRefreshes(page);
-    // A change every 200 ms for 6 s: without the rule, a refresh every ~200 ms.
-    for (let n = 0; n < 30; n++) {
+    // A change every 200 ms, for 6 s at most: without the rule, a refresh every ~200 ms. It stops once
+    // the third refresh has begun, the first one spaced (about 3.4 s in; the first 6 s took 7 s a run).
+    for (let n = 0; n < 30 && starts.length < 3; n++) {
       await api('POST', '/v1/sim/intent', { reservation_id: `R-slow-page-${String(n)}`, amount: 100, scenario: 'fail' });
       await page.waitForTimeout(200);
     }
@@ -451,7 +452,10 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
   }, TIMEOUT);
 
   it('a refresh that comes due after the page was hidden waits for it to show again (a review: it still ran, hidden)', async () => {
-    const page = await newPage();
+    // The page's clock, paused once the last refresh below is made: the refresh due SPACING after it is
+    // moved past, not waited for (3.5 s a run), and cannot come due before the page is hidden however
+    // slow this machine is.
+    const page = await clockedPage();
     // Every refresh of this page said to take 150 ms to make, its first (the stream's hello's) too: each
     // comes due SPACING after the last one ended, whatever this machine's real make time. (Counted from a
     // real first refresh, the one after a change waited 20× its cost, up to 5 s, on a slow CI VM, as long
@@ -465,15 +469,19 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
     // A change told while shown, the last refresh just made: a refresh is due SPACING after that one ended, on a timer.
     const last = await refreshed();
     const due = last + SPACING;
+    await page.clock.pauseAt(Math.max(await page.evaluate<number>('Date.now()'), last) + 50);
     const later = await api('POST', '/v1/sim/intent', { reservation_id: 'R-due', amount: 100, scenario: 'delay' });
     const laterId = (later.json as { payment_intent_id: string }).payment_intent_id;
     await expect.poll(() => page.evaluate<number>('window.consoleTestChanges'), { timeout: 5000 }).toBeGreaterThan(seen.changes);
     // Hidden before it comes due, no other refresh made meanwhile (else this test would check nothing), then kept hidden until well after.
     expect(await page.evaluate<[boolean, number]>(`[Date.now() < ${String(due)}, Number(document.body.dataset.refreshed)]`)).toEqual([true, last]);
     await setHidden(page, true);
-    await expect.poll(() => page.evaluate<number>('Date.now()'), { timeout: SPACING + 5000, interval: 100 }).toBeGreaterThan(due + 500);
+    await page.clock.runFor(SPACING + 500);
+    expect(await page.evaluate<number>('Date.now()')).toBeGreaterThan(due + 500);
     expect(await page.evaluate<number>('window.consoleTestRefreshes')).toBe(seen.refreshes);
     expect(await page.locator(`tr[data-id="${laterId}"]`).count()).toBe(0);
+    // Time flows again (a refresh due at once is a timer too), then the page shows.
+    await page.clock.resume();
     await setHidden(page, false);
     await page.locator(`tr[data-id="${laterId}"]`).waitFor({ timeout: 3000 });
     expect(await page.evaluate<number>('window.consoleTestRefreshes')).toBe(seen.refreshes + 1);
