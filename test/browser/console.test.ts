@@ -1313,7 +1313,9 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console with CONSO
     await page.getByLabel('Console token').fill(TOKEN);
     await page.getByRole('button', { name: 'Log in' }).click();
     await page.waitForURL(detail);
-    await expect.poll(() => page.locator('#live-status').innerText()).toBe('Live');
+    // Each wait below is for a page load or a stream's first event: 5 s, not vitest's 1 s default (a
+    // run at load 6-8 failed on the first of them).
+    await expect.poll(() => page.locator('#live-status').innerText(), { timeout: 5000 }).toBe('Live');
     // The session ends under the open page (a log-out in another tab: its event stream ends too), then its form is sent.
     const other = await context.newPage();
     await other.goto(`${served.origin}/console/webhooks`);
@@ -1323,18 +1325,18 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console with CONSO
     // Its stream's reconnect is refused (401): the browser gives it up, and the page polls.
     await expect.poll(() => page.locator('#live-status').innerText(), { timeout: 10_000 }).toMatch(/^(Polling every second \(event stream closed\)|Session ended: log in again)$/);
     await page.getByRole('button', { name: 'Cancel intent' }).click();
-    await expect.poll(() => page.locator('h1').innerText()).toBe('Error 401');
+    await expect.poll(() => page.locator('h1').innerText(), { timeout: 5000 }).toBe('Error 401');
     expect(page.url()).toBe(detail);
     await page.getByRole('link', { name: 'Log in' }).click();
     await page.getByLabel('Console token').fill(TOKEN);
     await page.getByRole('button', { name: 'Log in' }).click();
-    await expect.poll(() => page.locator('h1').innerText()).toBe(`Payment ${id}`);
+    await expect.poll(() => page.locator('h1').innerText(), { timeout: 5000 }).toBe(`Payment ${id}`);
     expect(page.url()).toBe(detail);
     // Live again, not polling every second until a reload (a review).
     await expect.poll(() => page.locator('#live-status').innerText(), { timeout: 5000 }).toBe('Live');
     // Logged in again, the form works: the intent is cancelled.
     await page.getByRole('button', { name: 'Cancel intent' }).click();
-    await expect.poll(() => page.locator('.notice-ok').innerText()).toBe('Intent cancelled.');
+    await expect.poll(() => page.locator('.notice-ok').innerText(), { timeout: 5000 }).toBe('Intent cancelled.');
     await context.close();
   }, TIMEOUT);
 });
