@@ -10,6 +10,7 @@ import type { ParsedRule } from './core/faults/validation.ts';
 import type { BillingPolicy } from './core/fluxpay/policy.ts';
 import { DEFAULT_MAX_CREDIT_USERS } from './core/fluxpay/ports.ts';
 import { DEFAULT_REDIS_KEY_PREFIX, DEFAULT_REDIS_URL } from './adapters/redis/connection.ts';
+import { readRedisTlsFiles, RedisTlsFileError, type RedisTlsFiles } from './adapters/redis/tls-files.ts';
 import { DEFAULT_PERFORMANCES, type Performance } from './core/bookings/performances.ts';
 import { parseMix, type Mix } from './core/faults/mix.ts';
 import { SCENARIOS, type Scenario, type ScenarioConfig } from './core/scenario.ts';
@@ -203,6 +204,10 @@ const EnvSchema = Type.Object({
     'x-pattern-description': 'a redis:// or rediss:// URL, without spaces or line breaks (a value read from a file keeps its last newline)',
     default: DEFAULT_REDIS_URL,
   }),
+  // With rediss://: a client certificate and its key (PEM files) for a Redis that asks for one, and CAs (PEM) trusted for Redis' certificate besides Node's.
+  REDIS_TLS_CERT: Type.Optional(Type.String({ maxLength: 4096 })),
+  REDIS_TLS_KEY: Type.Optional(Type.String({ maxLength: 4096 })),
+  REDIS_TLS_CA: Type.Optional(Type.String({ maxLength: 4096 })),
   // Every key the service writes starts with it, so replicas of one deployment share keys and other deployments on the same Redis do not.
   REDIS_KEY_PREFIX: Type.String({ maxLength: 200, pattern: '^[\\x21-\\x7E]*$', 'x-pattern-description': 'visible ASCII characters (no spaces)', default: DEFAULT_REDIS_KEY_PREFIX }),
   // Unset: DEFAULT_REDIS_SCHEDULER_POLL_MS with STORE=redis, 0 (off) with memory, where nobody else schedules.
@@ -264,8 +269,8 @@ export interface Config {
     intentTtlMs: number;
     maxIntents: number;
   };
-  /** The Redis of STORE=redis: REDIS_URL and the prefix of every key (REDIS_KEY_PREFIX). */
-  redis: { url: string; keyPrefix: string };
+  /** The Redis of STORE=redis: REDIS_URL, the prefix of every key (REDIS_KEY_PREFIX), and the files of REDIS_TLS_CERT, REDIS_TLS_KEY and REDIS_TLS_CA (read). */
+  redis: { url: string; keyPrefix: string; tls?: RedisTlsFiles };
   /**
    * The scheduler of due work: how often it looks for work it was not told about (0: never; only a
    * shared store needs it), and how many of a claimed batch's jobs run at once (1 with memory).
@@ -450,6 +455,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     // Never the value: it may hold a password.
     throw new ConfigError(`Invalid configuration: REDIS_URL ${redisUrlProblem}, e.g. redis://user:password@host:6379/0 (the value is not shown: it may hold a password)`);
   }
+  const redisTls = readRedisTls(env);
   // As every webhook URL the APIs take (the schema's pattern lets a control character, a port
   // above 65535 or a broken IPv6 address through: a review).
   if (env.FLUXPAY_WEBHOOK_URL !== undefined && !isHttpUrl(env.FLUXPAY_WEBHOOK_URL)) {
@@ -537,8 +543,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     otel: { endpoint: env.OTEL_EXPORTER_OTLP_ENDPOINT, serviceName: env.OTEL_SERVICE_NAME },
     idempotency: { ttlMs: env.IDEMPOTENCY_TTL_MS, maxKeys: env.IDEMPOTENCY_MAX_KEYS },
     store: { backend: env.STORE, intentTtlMs: env.INTENT_TTL_MS, maxIntents: env.STORE_MAX_INTENTS },
-    // The scheme in lower case: the Redis client takes REDISS:// for a plain connection (its TLS test is case-sensitive).
-    redis: { url: env.REDIS_URL.replace(/^[a-z]+:/i, (scheme) => scheme.toLowerCase()), keyPrefix: env.REDIS_KEY_PREFIX },
+    redis: { url: redisUrl(env.REDIS_URL), keyPrefix: env.REDIS_KEY_PREFIX, ...(redisTls === undefined ? {} : { tls: redisTls }) },
     scheduler: {
       pollMs: env.SCHEDULER_POLL_MS ?? (env.STORE === 'redis' ? DEFAULT_REDIS_SCHEDULER_POLL_MS : 0),
       leaseMs: env.SCHEDULER_LEASE_MS,
@@ -765,6 +770,29 @@ function redisUrlIssue(url: string): string | undefined {
   return undefined;
 }
 
+/** `url` with its scheme in lower case: the Redis client takes REDISS:// for a plain connection (its TLS test is case-sensitive). */
+function redisUrl(url: string): string {
+  return url.replace(/^[a-z]+:/i, (scheme) => scheme.toLowerCase());
+}
+
+/**
+ * The files of REDIS_TLS_CERT, REDIS_TLS_KEY and REDIS_TLS_CA, read and checked; undefined when
+ * none is set. Refused with a redis:// REDIS_URL, which connects without TLS and would not use them.
+ */
+function readRedisTls(env: Pick<Env, 'REDIS_URL' | 'REDIS_TLS_CERT' | 'REDIS_TLS_KEY' | 'REDIS_TLS_CA'>): RedisTlsFiles | undefined {
+  const given = (['REDIS_TLS_CERT', 'REDIS_TLS_KEY', 'REDIS_TLS_CA'] as const).filter((name) => env[name] !== undefined);
+  if (given.length === 0) return undefined;
+  if (!redisUrl(env.REDIS_URL).startsWith('rediss://')) {
+    const [verb, them] = given.length === 1 ? ['is for TLS and needs', 'it'] : ['are for TLS and need', 'them'];
+    throw new ConfigError(`Invalid configuration: ${given.join(', ')} ${verb} a rediss:// REDIS_URL (redis:// connects without TLS and would not use ${them})`);
+  }
+  try {
+    return readRedisTlsFiles({ cert: env.REDIS_TLS_CERT, key: env.REDIS_TLS_KEY, ca: env.REDIS_TLS_CA });
+  } catch (error) {
+    if (!(error instanceof RedisTlsFileError)) throw error;
+    throw new ConfigError(`Invalid configuration: ${error.message}`, { cause: error });
+  }
+}
 
 /** A variable's pattern in words (its `x-pattern-description`), never the regular expression. */
 function patternWords(name: string): string | undefined {

@@ -28,9 +28,10 @@ export interface RedisServerOptions {
   extraArgs?: readonly string[];
   /**
    * TLS only: the free port is its `--tls-port` (`--port 0`: no plain port), with this certificate
-   * and key (PEM files; test/helpers/test-ca.ts makes them), and no client certificate asked for.
+   * and key (PEM files; test/helpers/test-ca.ts makes them). With `clientCaFile`, a client
+   * certificate signed by that CA is asked for (`tls-auth-clients yes`); else none is.
    */
-  tls?: { certFile: string; keyFile: string };
+  tls?: { certFile: string; keyFile: string; clientCaFile?: string };
 }
 
 export interface RedisServerProcess {
@@ -85,11 +86,15 @@ function started(child: ChildProcess, line = READY): Promise<void> {
   });
 }
 
+function tlsClients(caFile: string | undefined): string[] {
+  return caFile === undefined ? ['--tls-auth-clients', 'no'] : ['--tls-auth-clients', 'yes', '--tls-ca-cert-file', caFile];
+}
+
 function spawnServer(port: number, dir: string, options: RedisServerOptions): ChildProcess {
   return spawn(
     'redis-server',
     [
-      ...['--bind', '127.0.0.1', ...(options.tls === undefined ? ['--port', String(port)] : ['--port', '0', '--tls-port', String(port), '--tls-cert-file', options.tls.certFile, '--tls-key-file', options.tls.keyFile, '--tls-auth-clients', 'no']), '--save', '', '--appendonly', options.appendOnly === true ? 'yes' : 'no', '--dir', dir, '--daemonize', 'no', '--loglevel', 'notice'],
+      ...['--bind', '127.0.0.1', ...(options.tls === undefined ? ['--port', String(port)] : ['--port', '0', '--tls-port', String(port), '--tls-cert-file', options.tls.certFile, '--tls-key-file', options.tls.keyFile, ...tlsClients(options.tls.clientCaFile)]), '--save', '', '--appendonly', options.appendOnly === true ? 'yes' : 'no', '--dir', dir, '--daemonize', 'no', '--loglevel', 'notice'],
       ...(options.keyLoadDelayMicros === undefined ? [] : ['--key-load-delay', String(options.keyLoadDelayMicros), '--loading-process-events-interval-bytes', '1024']),
       ...(options.extraArgs ?? []),
     ],

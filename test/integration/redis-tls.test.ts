@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { createServer, type AddressInfo } from 'node:net';
 import { createSecureContext, TLSSocket } from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { runToExit, serverProcesses } from '../helpers/child.ts';
+import { runToExit, serverProcesses, type ServerProcess } from '../helpers/child.ts';
 import { inCi } from '../helpers/promtool.ts';
 import { eventually, startReceiver, type Receiver } from '../helpers/receiver.ts';
 import { redisServerOrSkip } from '../helpers/redis.ts';
@@ -15,8 +15,9 @@ import { REDIS_START_TIMEOUT_MS } from '../../src/plugins/app/stores.ts';
 /**
  * `REDIS_URL=rediss://` against a real redis-server that takes TLS only (`--port 0 --tls-port`),
  * its certificate for 127.0.0.1 signed by a CA made for the file (test/helpers/test-ca.ts): the
- * service trusts it through NODE_EXTRA_CA_CERTS, and says so in one line when it does not; TLS on
- * one side only; a password over TLS. `node src/server.ts` in a child.
+ * service trusts it through NODE_EXTRA_CA_CERTS or REDIS_TLS_CA, and says so in one line when it
+ * does not; TLS on one side only; a password over TLS; a Redis that asks for a client certificate
+ * (REDIS_TLS_CERT and REDIS_TLS_KEY), on TLS 1.3 and 1.2. `node src/server.ts` in a child.
  * @see https://redis.io/docs/latest/operate/oss_and_stack/management/security/encryption/
  */
 
@@ -42,97 +43,113 @@ if (!hasOpenssl) {
   let tls: RedisServerProcess;
   /** TLS only, `requirepass`. */
   let tlsWithPassword: RedisServerProcess;
-  /** TLS only, asking for a client certificate (`tls-auth-clients yes`). */
+  /** TLS only, asking for a client certificate signed by `ca` (`tls-auth-clients yes`). */
   let tlsClientCertificates: RedisServerProcess;
+  /** The same on TLS 1.2 only (`tls-protocols TLSv1.2`), which has no alert for a certificate missing. */
+  let tls12ClientCertificates: RedisServerProcess;
+  /** Another CA, whose client certificate `ca`'s Redis refuses. */
+  let otherCa: TestCa;
   /** Without TLS. */
   let plain: RedisServerProcess;
   let receiver: Receiver;
   beforeAll(async () => {
-    ca = makeTestCa();
+    [ca, otherCa] = [makeTestCa(), makeTestCa()];
     const certificate = { certFile: ca.certFile, keyFile: ca.keyFile };
-    [tls, tlsWithPassword, tlsClientCertificates, plain, receiver] = await Promise.all([
+    [tls, tlsWithPassword, tlsClientCertificates, tls12ClientCertificates, plain, receiver] = await Promise.all([
       startRedisServer({ tls: certificate }),
       startRedisServer({ tls: certificate, extraArgs: ['--requirepass', PASSWORD] }),
-      startRedisServer({ tls: certificate, extraArgs: ['--tls-auth-clients', 'yes', '--tls-ca-cert-file', ca.caFile] }),
+      startRedisServer({ tls: { ...certificate, clientCaFile: ca.caFile }, extraArgs: ['--requirepass', PASSWORD] }),
+      startRedisServer({ tls: { ...certificate, clientCaFile: ca.caFile }, extraArgs: ['--tls-protocols', 'TLSv1.2'] }),
       startRedisServer(),
       startReceiver(),
     ]);
   });
   afterAll(async () => {
-    await Promise.all([tls?.stop(), tlsWithPassword?.stop(), tlsClientCertificates?.stop(), plain?.stop(), receiver?.close()]);
+    await Promise.all([tls?.stop(), tlsWithPassword?.stop(), tlsClientCertificates?.stop(), tls12ClientCertificates?.stop(), plain?.stop(), receiver?.close()]);
     ca?.remove();
+    otherCa?.remove();
   });
 
   const env = (url: string, extra: Record<string, string> = {}): Record<string, string> => ({ WEBHOOK_SECRET: SECRET, STORE: 'redis', REDIS_URL: url, ...extra });
   const withPassword = (url: string, password = PASSWORD): string => url.replace('://', `://:${password}@`);
   const shown = (url: string): string => url.replace('://', '://:***@');
 
-  describe('Redis over TLS (rediss://)', { timeout: 60_000 }, () => {
-    it('with its CA in NODE_EXTRA_CA_CERTS: ready, an intent created and read back, its webhook delivered', async () => {
-      const server = servers.start(env(tls.url, { NODE_EXTRA_CA_CERTS: ca.caFile }));
-      const ready = await fetch(await server.url('/readyz'));
-      expect([ready.status, await ready.text()]).toEqual([200, '{"status":"ready"}']);
+  /**
+   * An intent created on `server`, its webhook delivered to the receiver, and the intent read back
+   * with the delivery stored: the whole bodies. The webhook goes through the delivery queue's
+   * blocking reader, a connection of its own (`duplicate()`), so over TLS this sees it made too.
+   */
+  const createdReadBackAndDelivered = async (server: ServerProcess, reservationId: string): Promise<void> => {
+    const hook = receiver.url(`/hook-${reservationId}`);
+    const created = await fetch(await server.url('/v1/sim/intent'), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ reservation_id: reservationId, amount: 1500, scenario: 'approve', delay_ms: 0, webhook_url: hook }),
+    });
+    const answer = (await created.json()) as { payment_intent_id: string };
+    expect([created.status, answer]).toEqual([200, { payment_intent_id: expect.stringMatching(/^pay_[0-9A-Z]{26}$/), status: 'PENDING', next: 'webhook' }]);
+    const id = answer.payment_intent_id;
 
-      const created = await fetch(await server.url('/v1/sim/intent'), {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ reservation_id: 'tls-1', amount: 1500, scenario: 'approve', delay_ms: 0, webhook_url: receiver.url('/hook') }),
-      });
-      const answer = (await created.json()) as { payment_intent_id: string };
-      expect([created.status, answer]).toEqual([200, { payment_intent_id: expect.stringMatching(/^pay_[0-9A-Z]{26}$/), status: 'PENDING', next: 'webhook' }]);
-      const id = answer.payment_intent_id;
+    const delivered = await eventually(() => receiver.requests.find((request) => request.url === `/hook-${reservationId}`), 'the webhook delivered', 15_000);
+    const time = expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    expect(JSON.parse(delivered.body)).toEqual({
+      id: expect.stringMatching(/^evt_[0-9A-Z]{26}$/),
+      type: 'payment.approved',
+      created_at: time,
+      payment_intent_id: id,
+      reservation_id: reservationId,
+      amount: 1500,
+      currency: 'KRW',
+      status: 'APPROVED',
+      failure_code: null,
+      refunded_amount: 0,
+      ts: time,
+      metadata: null,
+    });
 
-      const [delivered] = await receiver.waitFor(1, 15_000);
-      const time = expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
-      expect(JSON.parse(delivered?.body ?? '')).toEqual({
-        id: expect.stringMatching(/^evt_[0-9A-Z]{26}$/),
-        type: 'payment.approved',
-        created_at: time,
+    // The delivery's outcome is stored just after the receiver answered.
+    const intentUrl = await server.url(`/v1/sim/intents/${id}`);
+    const read = await eventually(async () => {
+      const body = (await (await fetch(intentUrl)).json()) as { webhook: { status: string } | null };
+      return body.webhook?.status === 'delivered' ? body : undefined;
+    }, 'the delivery stored as delivered');
+    expect(read).toEqual(
+      {
         payment_intent_id: id,
-        reservation_id: 'tls-1',
+        reservation_id: reservationId,
         amount: 1500,
         currency: 'KRW',
+        scenario: 'approve',
         status: 'APPROVED',
         failure_code: null,
         refunded_amount: 0,
-        ts: time,
+        delay_ms: 0,
+        webhook_url: hook,
         metadata: null,
-      });
+        created_at: time,
+        updated_at: time,
+        decided_at: time,
+        webhook: { status: 'delivered', attempts: 1, last_status_code: 200, last_attempt_at: time },
+      },
+    );
+  };
 
-      // The delivery's outcome is stored just after the receiver answered.
-      const intentUrl = await server.url(`/v1/sim/intents/${id}`);
-      const read = await eventually(async () => {
-        const body = (await (await fetch(intentUrl)).json()) as { webhook: { status: string } | null };
-        return body.webhook?.status === 'delivered' ? body : undefined;
-      }, 'the delivery stored as delivered');
-      expect(read).toEqual(
-        {
-          payment_intent_id: id,
-          reservation_id: 'tls-1',
-          amount: 1500,
-          currency: 'KRW',
-          scenario: 'approve',
-          status: 'APPROVED',
-          failure_code: null,
-          refunded_amount: 0,
-          delay_ms: 0,
-          webhook_url: receiver.url('/hook'),
-          metadata: null,
-          created_at: time,
-          updated_at: time,
-          decided_at: time,
-          webhook: { status: 'delivered', attempts: 1, last_status_code: 200, last_attempt_at: time },
-        },
-      );
+  describe('Redis over TLS (rediss://)', { timeout: 60_000 }, () => {
+    it('with its CA in NODE_EXTRA_CA_CERTS (still trusted with another CA in REDIS_TLS_CA): ready, an intent created and read back, its webhook delivered', async () => {
+      const server = servers.start(env(tls.url, { NODE_EXTRA_CA_CERTS: ca.caFile, REDIS_TLS_CA: otherCa.caFile }));
+      const ready = await fetch(await server.url('/readyz'));
+      expect([ready.status, await ready.text()]).toEqual([200, '{"status":"ready"}']);
+
+      await createdReadBackAndDelivered(server, 'tls-1');
     });
 
-    it('without the CA: the start stops with one line naming the certificate problem and NODE_EXTRA_CA_CERTS, the password nowhere', async () => {
+    it('without the CA: the start stops with one line naming the certificate problem, REDIS_TLS_CA and NODE_EXTRA_CA_CERTS, the password nowhere', async () => {
       const url = withPassword(tls.url);
       const run = await runToExit(env(url), 30_000);
       expect([run.code, run.stdout, run.stderr]).toEqual([
         1,
         '',
-        `Could not start: Redis at ${shown(tls.url)} sent a certificate this process does not trust (UNABLE_TO_VERIFY_LEAF_SIGNATURE: unable to verify the first certificate); for a private CA set NODE_EXTRA_CA_CERTS to its certificate (a PEM file)\n`,
+        `Could not start: Redis at ${shown(tls.url)} sent a certificate this process does not trust (UNABLE_TO_VERIFY_LEAF_SIGNATURE: unable to verify the first certificate); for a private CA set REDIS_TLS_CA (or NODE_EXTRA_CA_CERTS) to its certificate (a PEM file)\n`,
       ]);
       expect(run.stdout + run.stderr).not.toContain(PASSWORD);
     });
@@ -165,7 +182,7 @@ if (!hasOpenssl) {
         expect(refused).toEqual({
           status: 'store_unavailable',
           details: {
-            store: `Redis at ${shown(rotating.url)} sent a certificate this process does not trust (UNABLE_TO_VERIFY_LEAF_SIGNATURE: unable to verify the first certificate); for a private CA set NODE_EXTRA_CA_CERTS to its certificate (a PEM file); reconnecting`,
+            store: `Redis at ${shown(rotating.url)} sent a certificate this process does not trust (UNABLE_TO_VERIFY_LEAF_SIGNATURE: unable to verify the first certificate); for a private CA set REDIS_TLS_CA (or NODE_EXTRA_CA_CERTS) to its certificate (a PEM file); reconnecting`,
           },
         });
 
@@ -190,18 +207,6 @@ if (!hasOpenssl) {
         '',
         `Could not start: Redis at ${shown(url)} sent a certificate for another name (Hostname/IP does not match certificate's altnames: Host: localhost. is not cert's CN: 127.0.0.1); use in REDIS_URL a host name or address its certificate names\n`,
       ]);
-      expect(run.stdout + run.stderr).not.toContain(PASSWORD);
-    });
-
-    it('a Redis that asks for a client certificate (tls-auth-clients yes; not supported): one line saying so, not OpenSSL\'s raw words', async () => {
-      const run = await runToExit(env(withPassword(tlsClientCertificates.url), { NODE_EXTRA_CA_CERTS: ca.caFile }), 30_000);
-      // The alert when any of the start's three attempts read it (19 starts in 20 in a test); else each
-      // attempt's write came first and met a reset after the handshake (the test below makes that one).
-      expect([run.code, run.stdout]).toEqual([1, '']);
-      expect([
-        `Could not start: Redis at ${shown(tlsClientCertificates.url)} asks for a client certificate (its tls-auth-clients yes), which paysim does not send; set tls-auth-clients to no or optional on that Redis\n`,
-        `Could not start: Redis at ${shown(tlsClientCertificates.url)} reset the connection after the TLS handshake, before it answered anything (ECONNRESET), as a Redis that asks for a client certificate (its tls-auth-clients yes), which paysim does not send, does; set tls-auth-clients to no or optional on that Redis, else see its log (its maxclients?)\n`,
-      ]).toContain(run.stderr);
       expect(run.stdout + run.stderr).not.toContain(PASSWORD);
     });
 
@@ -249,7 +254,7 @@ if (!hasOpenssl) {
         expect([run.code, run.stdout, run.stderr]).toEqual([
           1,
           '',
-          `Could not start: Redis at ${shown(url)} reset the connection after the TLS handshake, before it answered anything (ECONNRESET), as a Redis that asks for a client certificate (its tls-auth-clients yes), which paysim does not send, does; set tls-auth-clients to no or optional on that Redis, else see its log (its maxclients?)\n`,
+          `Could not start: Redis at ${shown(url)} reset the connection after the TLS handshake, before it answered anything (ECONNRESET), as a Redis that asks for a client certificate (its tls-auth-clients yes) does when none is sent; set REDIS_TLS_CERT and REDIS_TLS_KEY to a client certificate and its key signed by a CA that Redis trusts (its tls-ca-cert-file), else see its log (its maxclients?)\n`,
         ]);
         expect(run.stdout + run.stderr).not.toContain(PASSWORD);
       } finally {
@@ -286,6 +291,81 @@ if (!hasOpenssl) {
         `Could not start: Redis at ${shown(tlsWithPassword.url)} refused the user or password (WRONGPASS invalid username-password pair or user is disabled.); set the ones it knows in REDIS_URL\n`,
       ]);
       expect(run.stdout + run.stderr).not.toContain(wrong);
+    });
+  });
+  describe('Redis asking for a client certificate (tls-auth-clients yes): REDIS_TLS_CERT and REDIS_TLS_KEY', { timeout: 60_000 }, () => {
+    const clientCertificate = (from: TestCa): Record<string, string> => ({ REDIS_TLS_CERT: from.clientCertFile, REDIS_TLS_KEY: from.clientKeyFile });
+    /** A line of the client key's PEM body, which no output may hold. */
+    const keyLine = (from: TestCa): string => readFileSync(from.clientKeyFile, 'utf8').split('\n')[1] as string;
+
+    it('with a client certificate its CA signed, and that CA in REDIS_TLS_CA instead of NODE_EXTRA_CA_CERTS: ready, an intent created and read back, its webhook delivered; no key or password in the output', async () => {
+      const server = servers.start(env(withPassword(tlsClientCertificates.url), { ...clientCertificate(ca), REDIS_TLS_CA: ca.caFile }));
+      const ready = await fetch(await server.url('/readyz'));
+      expect([ready.status, await ready.text()]).toEqual([200, '{"status":"ready"}']);
+      await createdReadBackAndDelivered(server, 'mtls-1');
+      expect(server.lines.filter((line) => line.err !== undefined || line.redis_error !== undefined)).toEqual([]);
+      expect(server.output).not.toContain(PASSWORD);
+      expect(server.output).not.toContain(keyLine(ca));
+    });
+
+    it('without one: the start stops with one line naming REDIS_TLS_CERT and REDIS_TLS_KEY, not OpenSSL\'s raw words', async () => {
+      const run = await runToExit(env(withPassword(tlsClientCertificates.url), { REDIS_TLS_CA: ca.caFile }), 30_000);
+      // The alert when any of the start's three attempts read it (19 starts in 20 in a test); else each
+      // attempt's write came first and met a reset after the handshake (a test above makes that one).
+      expect([run.code, run.stdout]).toEqual([1, '']);
+      expect([
+        `Could not start: Redis at ${shown(tlsClientCertificates.url)} asks for a client certificate (its tls-auth-clients yes); set REDIS_TLS_CERT and REDIS_TLS_KEY to a client certificate and its key signed by a CA that Redis trusts (its tls-ca-cert-file)\n`,
+        `Could not start: Redis at ${shown(tlsClientCertificates.url)} reset the connection after the TLS handshake, before it answered anything (ECONNRESET), as a Redis that asks for a client certificate (its tls-auth-clients yes) does when none is sent; set REDIS_TLS_CERT and REDIS_TLS_KEY to a client certificate and its key signed by a CA that Redis trusts (its tls-ca-cert-file), else see its log (its maxclients?)\n`,
+      ]).toContain(run.stderr);
+      expect(run.stdout + run.stderr).not.toContain(PASSWORD);
+    });
+
+    it('one of another CA: the start stops with one line saying Redis refused it (TLS 1.2 always reads the alert; on 1.3 a reset may come first)', async () => {
+      const tls12 = await runToExit(env(tls12ClientCertificates.url, { ...clientCertificate(otherCa), REDIS_TLS_CA: ca.caFile }), 30_000);
+      expect([tls12.code, tls12.stdout, tls12.stderr]).toEqual([
+        1,
+        '',
+        `Could not start: Redis at ${tls12ClientCertificates.url} refused the client certificate of REDIS_TLS_CERT (TLS alert unknown ca: not signed by a CA it trusts); give REDIS_TLS_CERT and REDIS_TLS_KEY a certificate and key signed by a CA in its tls-ca-cert-file\n`,
+      ]);
+      const tls13 = await runToExit(env(withPassword(tlsClientCertificates.url), { ...clientCertificate(otherCa), REDIS_TLS_CA: ca.caFile }), 30_000);
+      expect([tls13.code, tls13.stdout]).toEqual([1, '']);
+      expect([
+        `Could not start: Redis at ${shown(tlsClientCertificates.url)} refused the client certificate of REDIS_TLS_CERT (TLS alert unknown ca: not signed by a CA it trusts); give REDIS_TLS_CERT and REDIS_TLS_KEY a certificate and key signed by a CA in its tls-ca-cert-file\n`,
+        `Could not start: Redis at ${shown(tlsClientCertificates.url)} reset the connection after the TLS handshake, before it answered anything (ECONNRESET), as a Redis does that refuses the client certificate of REDIS_TLS_CERT (one not signed by a CA in its tls-ca-cert-file); give REDIS_TLS_CERT and REDIS_TLS_KEY a certificate and key signed by a CA it trusts, else see its log (its maxclients?)\n`,
+      ]).toContain(tls13.stderr);
+      expect(tls12.stderr + tls13.stdout + tls13.stderr).not.toContain(keyLine(otherCa));
+      expect(tls13.stderr).not.toContain(PASSWORD);
+    });
+
+    it('none, to a Redis on TLS 1.2 (whose only alert is handshake failure): one line naming the client certificate as the likely cause (before: "could not be reached" with OpenSSL\'s words)', async () => {
+      const run = await runToExit(env(tls12ClientCertificates.url, { NODE_EXTRA_CA_CERTS: ca.caFile }), 30_000);
+      expect([run.code, run.stdout, run.stderr]).toEqual([
+        1,
+        '',
+        `Could not start: Redis at ${tls12ClientCertificates.url} ended the TLS handshake with a handshake failure (TLS alert 40): on TLS 1.2, what a Redis that asks for a client certificate (its tls-auth-clients yes) says when none is sent (set REDIS_TLS_CERT and REDIS_TLS_KEY to a client certificate and its key signed by a CA that Redis trusts (its tls-ca-cert-file)); else no TLS version or cipher is common to both (its tls-protocols, tls-ciphers)\n`,
+      ]);
+    });
+
+    it('a missing file, a key without its certificate, a key of another certificate, a redis:// URL: the start stops with one line naming the setting (and the path), exit 1 as any bad setting, no key in it', async () => {
+      const refused: Array<[Record<string, string>, string]> = [
+        [{ REDIS_TLS_CERT: '/nonexistent/client.pem', REDIS_TLS_KEY: ca.clientKeyFile }, 'REDIS_TLS_CERT: cannot read /nonexistent/client.pem (ENOENT)'],
+        [{ REDIS_TLS_KEY: ca.clientKeyFile }, 'REDIS_TLS_KEY is set without REDIS_TLS_CERT: the client certificate (REDIS_TLS_CERT) and its private key (REDIS_TLS_KEY) go together; set both or neither'],
+        [
+          { REDIS_TLS_CERT: ca.clientCertFile, REDIS_TLS_KEY: otherCa.clientKeyFile },
+          `REDIS_TLS_KEY: ${otherCa.clientKeyFile} is not the private key of the certificate in REDIS_TLS_CERT (${ca.clientCertFile}); give the key the certificate was made for`,
+        ],
+      ];
+      // Started together: each stops before it reads the rest of the service.
+      const runs = await Promise.all([
+        ...refused.map(([settings]) => runToExit(env(withPassword(tlsClientCertificates.url), settings), 30_000)),
+        runToExit(env(withPassword(plain.url), clientCertificate(ca)), 30_000),
+      ]);
+      expect(runs.map((run) => [run.code, run.stdout, run.stderr])).toEqual([
+        ...refused.map(([, problem]) => [1, '', `Invalid configuration: ${problem}\n`]),
+        [1, '', 'Invalid configuration: REDIS_TLS_CERT, REDIS_TLS_KEY are for TLS and need a rediss:// REDIS_URL (redis:// connects without TLS and would not use them)\n'],
+      ]);
+      const output = runs.map((run) => run.stderr).join('');
+      for (const secret of [keyLine(ca), keyLine(otherCa), PASSWORD]) expect(output).not.toContain(secret);
     });
   });
 }

@@ -2,11 +2,13 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { getCACertificates } from 'node:tls';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ConfigError, ENV_VARIABLES, loadConfig } from '../../src/config.ts';
 import { DEFAULT_PERFORMANCES } from '../../src/core/bookings/performances.ts';
 import { BATCH } from '../../src/core/scheduler.ts';
 import { longestHandlerWaitMs } from '../../src/adapters/redis/index.ts';
+import { hasOpenssl, makeTestCa, type TestCa } from '../helpers/test-ca.ts';
 
 const GENERATED_SECRET = /^whsec_[A-Za-z0-9+/]{32}$/;
 
@@ -795,6 +797,58 @@ describe('store back end and processes (issue 14)', () => {
     for (const url of ['redis://localhost', 'redis://:pass@host:6379/', 'rediss://host', 'redis://[::1]:6379/0', 'redis://host:6379/0/', 'redis://host/?path=/tmp/redis.sock', 'redis://user:p%25ss@host:6380/15']) {
       expect(loadConfig({ REDIS_URL: url }).redis.url).toBe(url);
     }
+  });
+
+  describe.skipIf(!hasOpenssl)('REDIS_TLS_CERT, REDIS_TLS_KEY and REDIS_TLS_CA (a client certificate, its key, CAs for Redis\' certificate)', () => {
+    let ca: TestCa;
+    let other: TestCa;
+    let dir: string;
+    beforeAll(() => {
+      [ca, other] = [makeTestCa(), makeTestCa()];
+      dir = mkdtempSync(join(tmpdir(), 'paysim-redis-tls-'));
+    });
+    afterAll(() => {
+      ca?.remove();
+      other?.remove();
+      if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+    });
+    const file = (name: string, text: string): string => {
+      const path = join(dir, name);
+      writeFileSync(path, text);
+      return path;
+    };
+    const URL = 'rediss://127.0.0.1:6380';
+
+    it('read at the start into the client\'s TLS options: the certificate and key as they are, the CAs with Node\'s own', () => {
+      const tls = loadConfig({ REDIS_URL: URL, REDIS_TLS_CERT: ca.clientCertFile, REDIS_TLS_KEY: ca.clientKeyFile, REDIS_TLS_CA: ca.caFile }).redis.tls;
+      expect(tls).toEqual({ cert: readFileSync(ca.clientCertFile, 'utf8'), key: readFileSync(ca.clientKeyFile, 'utf8'), ca: [...getCACertificates('default'), readFileSync(ca.caFile, 'utf8').trim()] });
+      expect(loadConfig({ REDIS_URL: URL }).redis).toEqual({ url: URL, keyPrefix: 'paysim:' });
+    });
+
+    it.each([
+      ['the key without the certificate', (): Record<string, string> => ({ REDIS_TLS_KEY: ca.clientKeyFile }), (): string => 'REDIS_TLS_KEY is set without REDIS_TLS_CERT: the client certificate (REDIS_TLS_CERT) and its private key (REDIS_TLS_KEY) go together; set both or neither'],
+      ['the certificate without the key', (): Record<string, string> => ({ REDIS_TLS_CERT: ca.clientCertFile }), (): string => 'REDIS_TLS_CERT is set without REDIS_TLS_KEY: the client certificate (REDIS_TLS_CERT) and its private key (REDIS_TLS_KEY) go together; set both or neither'],
+      ['a missing certificate', (): Record<string, string> => ({ REDIS_TLS_CERT: '/nonexistent/client.pem', REDIS_TLS_KEY: ca.clientKeyFile }), (): string => 'REDIS_TLS_CERT: cannot read /nonexistent/client.pem (ENOENT)'],
+      ['a missing key', (): Record<string, string> => ({ REDIS_TLS_CERT: ca.clientCertFile, REDIS_TLS_KEY: '/nonexistent/client.key' }), (): string => 'REDIS_TLS_KEY: cannot read /nonexistent/client.key (ENOENT)'],
+      ['a directory for the CA', (): Record<string, string> => ({ REDIS_TLS_CA: dir }), (): string => `REDIS_TLS_CA: cannot read ${dir} (EISDIR)`],
+      ['a certificate that is not PEM', (): Record<string, string> => ({ REDIS_TLS_CERT: file('cert.der', 'MIIB not pem'), REDIS_TLS_KEY: ca.clientKeyFile }), (): string => `REDIS_TLS_CERT: ${join(dir, 'cert.der')} is not a PEM file of certificates (-----BEGIN CERTIFICATE----- … -----END CERTIFICATE-----)`],
+      ['a certificate whose PEM block is broken', (): Record<string, string> => ({ REDIS_TLS_CERT: file('broken.pem', '-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n'), REDIS_TLS_KEY: ca.clientKeyFile }), (): string => `REDIS_TLS_CERT: ${join(dir, 'broken.pem')} is not a PEM file of certificates (-----BEGIN CERTIFICATE----- … -----END CERTIFICATE-----)`],
+      ['a certificate given as the key', (): Record<string, string> => ({ REDIS_TLS_CERT: ca.clientCertFile, REDIS_TLS_KEY: ca.clientCertFile }), (): string => `REDIS_TLS_KEY: ${ca.clientCertFile} is not an unencrypted PEM private key (-----BEGIN PRIVATE KEY-----, or of RSA or EC; a key with a passphrase is not supported)`],
+      ['a key of another certificate', (): Record<string, string> => ({ REDIS_TLS_CERT: ca.clientCertFile, REDIS_TLS_KEY: other.clientKeyFile }), (): string => `REDIS_TLS_KEY: ${other.clientKeyFile} is not the private key of the certificate in REDIS_TLS_CERT (${ca.clientCertFile}); give the key the certificate was made for`],
+      ['a CA file that is a key', (): Record<string, string> => ({ REDIS_TLS_CA: ca.clientKeyFile }), (): string => `REDIS_TLS_CA: ${ca.clientKeyFile} is not a PEM file of certificates (-----BEGIN CERTIFICATE----- … -----END CERTIFICATE-----)`],
+    ])('%s stops the start with one line naming the setting and the path, never a file\'s contents', (_name, settings, problem) => {
+      const error = configError({ REDIS_URL: URL, ...settings() });
+      expect(error.message).toBe(`Invalid configuration: ${problem()}`);
+      const key = readFileSync(ca.clientKeyFile, 'utf8').split('\n')[1] as string;
+      expect(error.message).not.toContain(key);
+    });
+
+    it('with a redis:// REDIS_URL (no TLS, which would not use them): refused on one line naming those set', () => {
+      expect(configError({ REDIS_URL: 'redis://127.0.0.1:6379', REDIS_TLS_CERT: ca.clientCertFile, REDIS_TLS_KEY: ca.clientKeyFile }).message).toBe(
+        'Invalid configuration: REDIS_TLS_CERT, REDIS_TLS_KEY are for TLS and need a rediss:// REDIS_URL (redis:// connects without TLS and would not use them)',
+      );
+      expect(configError({ REDIS_TLS_CA: ca.caFile }).message).toBe('Invalid configuration: REDIS_TLS_CA is for TLS and needs a rediss:// REDIS_URL (redis:// connects without TLS and would not use it)');
+    });
   });
 
   it('a URL setting that is refused is shown without its password', () => {

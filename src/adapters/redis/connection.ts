@@ -1,10 +1,16 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
+import type { RedisTlsFiles } from './tls-files.ts';
 
-/** Where the Redis back end lives: `REDIS_URL` (default redis://127.0.0.1:6379) and the prefix of every key (`REDIS_KEY_PREFIX`, default `paysim:`). */
+/**
+ * Where the Redis back end lives: `REDIS_URL` (default redis://127.0.0.1:6379), the prefix of every
+ * key (`REDIS_KEY_PREFIX`, default `paysim:`), and with rediss:// the client certificate, its key
+ * and the CAs of `REDIS_TLS_CERT`, `REDIS_TLS_KEY` and `REDIS_TLS_CA` (tls-files.ts).
+ */
 export interface RedisConnectionOptions {
   url: string;
   keyPrefix: string;
+  tls?: RedisTlsFiles;
 }
 
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
@@ -25,9 +31,13 @@ export const DEFAULT_REDIS_KEY_PREFIX = 'paysim:';
  * STORE_UNAVAILABLE; `redisLoading` tells /readyz and the start that Redis is loading. (ioredis'
  * 'ready' event no longer means that Redis serves: the stores' plugin emits `LOADED` when a load
  * it saw ends.)
+ *
+ * The TLS files go in the client's options, which `duplicate()` copies: every connection of the
+ * process (the stream readers, the notices' subscriber) sends the same client certificate.
  */
-export function createRedisClient(options: Pick<RedisConnectionOptions, 'url'>): Redis {
+export function createRedisClient(options: Pick<RedisConnectionOptions, 'url' | 'tls'>): Redis {
   return new Redis(options.url, {
+    ...(options.tls === undefined ? {} : { tls: options.tls }),
     maxRetriesPerRequest: 2,
     commandTimeout: COMMAND_TIMEOUT_MS,
     enableAutoPipelining: true,

@@ -5,7 +5,7 @@ import { isRedisGivingUp, isRedisRefusingUser, isRedisRefusingWrites, RedisNotSe
 /**
  * How a Redis that cannot be used is told, in words that name the fix: the start's one-line
  * refusals (unreachable, credentials, ACL, TLS: a certificate not trusted or for another name, a
- * client certificate asked for, TLS on one side only) and, while a serving process reconnects, the
+ * client certificate asked for or refused, a handshake failure, TLS on one side only) and, while a serving process reconnects, the
  * reason `/readyz` gives. `watched-client.ts` decides when; this file says what.
  */
 
@@ -57,6 +57,9 @@ const UNTRUSTED_CERTIFICATE: ReadonlySet<string> = new Set([
   'CERT_UNTRUSTED',
 ]);
 
+/** What a Redis that asks for a client certificate needs of the process. */
+const CLIENT_CERTIFICATE_FIX = 'set REDIS_TLS_CERT and REDIS_TLS_KEY to a client certificate and its key signed by a CA that Redis trusts (its tls-ca-cert-file)';
+
 /** Node's code for `error`, a connection attempt's (undefined when it has none). */
 function codeOf(error: unknown): string | undefined {
   return error instanceof Error ? (error as NodeJS.ErrnoException).code : undefined;
@@ -64,21 +67,34 @@ function codeOf(error: unknown): string | undefined {
 
 /**
  * Why a connection attempt failed (`error`), when its TLS handshake is the reason: the certificate
- * not trusted or for another name, or a client certificate asked for; undefined otherwise. Told at
- * a start, and as `/readyz`'s reason while a serving process reconnects (`downReason`). Before
- * 2026-12-08 these read "could not be reached (…); start it or set REDIS_URL" with Node's words
- * alone (its hint `--use-system-ca`, OpenSSL's raw `tlsv13 alert certificate required`), none
- * naming the fix.
+ * not trusted or for another name, a client certificate asked for or refused, or TLS 1.2's bare
+ * handshake failure; undefined otherwise. Told at a start, and as `/readyz`'s reason while a
+ * serving process reconnects (`downReason`). Before 2026-12-08 these read "could not be reached
+ * (…); start it or set REDIS_URL" with Node's words alone (its hint `--use-system-ca`, OpenSSL's raw
+ * `tlsv13 alert certificate required`), none naming the fix.
  */
 export function certificateRefusal(where: string, error: unknown): string | undefined {
   const code = codeOf(error);
   if (code === undefined) return undefined;
   // Node 24 adds a hint of its own to an untrusted certificate's words.
   const said = oneLine((error as Error).message).replace(/; if the root CA is installed locally.*$/, '');
-  if (UNTRUSTED_CERTIFICATE.has(code)) return `Redis at ${where} sent a certificate this process does not trust (${code}: ${said}); for a private CA set NODE_EXTRA_CA_CERTS to its certificate (a PEM file)`;
-  // TLS 1.3's alert 116: Redis' `tls-auth-clients yes` (TLS 1.2 says only "handshake failure").
-  if (code === 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED') {
-    return `Redis at ${where} asks for a client certificate (its tls-auth-clients yes), which paysim does not send; set tls-auth-clients to no or optional on that Redis`;
+  if (UNTRUSTED_CERTIFICATE.has(code)) {
+    return `Redis at ${where} sent a certificate this process does not trust (${code}: ${said}); for a private CA set REDIS_TLS_CA (or NODE_EXTRA_CA_CERTS) to its certificate (a PEM file)`;
+  }
+  // TLS 1.3's alert 116: Redis' `tls-auth-clients yes`, and no certificate sent.
+  if (code === 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED') return `Redis at ${where} asks for a client certificate (its tls-auth-clients yes); ${CLIENT_CERTIFICATE_FIX}`;
+  // Alert 48: the certificate sent is signed by none of the CAs in Redis' tls-ca-cert-file (redis-server's
+  // answer to another CA's certificate, on TLS 1.2 and 1.3 alike).
+  if (code === 'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA') {
+    return `Redis at ${where} refused the client certificate of REDIS_TLS_CERT (TLS alert unknown ca: not signed by a CA it trusts); give REDIS_TLS_CERT and REDIS_TLS_KEY a certificate and key signed by a CA in its tls-ca-cert-file`;
+  }
+  // Alert 40, all TLS 1.2 says of a client certificate asked for and not sent (no TLS 1.3 alert 116
+  // there), and what it says of no cipher or version in common.
+  if (code === 'ERR_SSL_SSL/TLS_ALERT_HANDSHAKE_FAILURE' || code === 'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE') {
+    return (
+      `Redis at ${where} ended the TLS handshake with a handshake failure (TLS alert 40): on TLS 1.2, what a Redis that asks for a client certificate (its tls-auth-clients yes) says when none is sent ` +
+      `(${CLIENT_CERTIFICATE_FIX}); else no TLS version or cipher is common to both (its tls-protocols, tls-ciphers)`
+    );
   }
   if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return `Redis at ${where} sent a certificate for another name (${said}); use in REDIS_URL a host name or address its certificate names`;
   return undefined;
@@ -87,11 +103,12 @@ export function certificateRefusal(where: string, error: unknown): string | unde
 /**
  * Why a start that never got an answer ends, when its last attempt (`error`) was reset before Redis
  * answered anything: TLS on one side only, a redis:// URL to a Redis that takes TLS only, or, after
- * a finished TLS handshake (`afterHandshake`), a Redis asking for a client certificate whose alert
- * the client's write came before (the alert itself is `certificateRefusal`'s). Undefined otherwise.
- * Before 2026-12-08 these read "could not be reached (write ECONNRESET)".
+ * a finished TLS handshake (`afterHandshake`), a Redis asking for a client certificate, or refusing
+ * the one sent (`clientCertificate`: REDIS_TLS_CERT is set), whose alert the client's write came
+ * before (the alert itself is `certificateRefusal`'s). Undefined otherwise. Before 2026-12-08 these
+ * read "could not be reached (write ECONNRESET)".
  */
-export function resetRefusal(where: string, url: string, error: unknown, afterHandshake: boolean): string | undefined {
+export function resetRefusal(where: string, url: string, error: unknown, afterHandshake: boolean, clientCertificate: boolean): string | undefined {
   if (codeOf(error) !== 'ECONNRESET') return undefined;
   // A reset is not TLS' alone: a Redis at its maxclients (some attempts see EPIPE, some a reset), a
   // proxy with no Redis behind it, a Redis going down. The line names TLS as the likely cause, not
@@ -100,7 +117,11 @@ export function resetRefusal(where: string, url: string, error: unknown, afterHa
     return `Redis at ${where} reset the connection before it answered anything (ECONNRESET): a Redis that takes TLS only does so to a redis:// URL (for TLS use rediss://), and so does one at its maxclients or a proxy with no Redis behind it; else start it or set REDIS_URL`;
   }
   if (!afterHandshake) return undefined;
-  return `Redis at ${where} reset the connection after the TLS handshake, before it answered anything (ECONNRESET), as a Redis that asks for a client certificate (its tls-auth-clients yes), which paysim does not send, does; set tls-auth-clients to no or optional on that Redis, else see its log (its maxclients?)`;
+  const reset = `Redis at ${where} reset the connection after the TLS handshake, before it answered anything (ECONNRESET)`;
+  if (clientCertificate) {
+    return `${reset}, as a Redis does that refuses the client certificate of REDIS_TLS_CERT (one not signed by a CA in its tls-ca-cert-file); give REDIS_TLS_CERT and REDIS_TLS_KEY a certificate and key signed by a CA it trusts, else see its log (its maxclients?)`;
+  }
+  return `${reset}, as a Redis that asks for a client certificate (its tls-auth-clients yes) does when none is sent; ${CLIENT_CERTIFICATE_FIX}, else see its log (its maxclients?)`;
 }
 
 /**

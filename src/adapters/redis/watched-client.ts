@@ -86,7 +86,7 @@ export interface WatchedRedis {
  * short. buildApp closes it with the app. Rejects with
  * `RedisUnreachableError` (the client closed) when Redis cannot be reached.
  */
-export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, log: FastifyBaseLogger): Promise<WatchedRedis> {
+export async function openRedis(options: Pick<RedisConnectionOptions, 'url' | 'tls'>, log: FastifyBaseLogger): Promise<WatchedRedis> {
   const where = shownRedisUrl(options.url);
   const client = createRedisClient(options);
   let lastError = NOT_CONNECTED;
@@ -420,7 +420,7 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url'>, lo
     const cause = redisCause(error);
     if (isRedisRefusingWrites(cause) || isRedisRefusingUser(cause)) return lostDuringStart(error, options.url) as RedisUnreachableError;
     const silentServer = error instanceof SilentRedis;
-    const refused = silentServer || connected ? undefined : (certificateRefused ?? resetRefusal(where, options.url, lastErrorSeen, handshookBeforeError));
+    const refused = silentServer || connected ? undefined : (certificateRefused ?? resetRefusal(where, options.url, lastErrorSeen, handshookBeforeError, options.tls?.cert !== undefined));
     if (refused !== undefined) return new RedisUnreachableError(refused, { cause: error });
     const why = silentServer
       ? `no answer within ${REDIS_START_TIMEOUT_MS / 1000} s${connected ? '' : ': is it Redis, does it speak TLS if and only if the URL is rediss://, and is it not loading a data set without answering meanwhile (its loading-process-events-interval-bytes)?'}`
