@@ -1055,6 +1055,24 @@ describe('deploy/kubernetes', () => {
     expect((pod.spec.terminationGracePeriodSeconds ?? 30) * 1000).toBeGreaterThan(preStopMs + config.shutdownDelayMs + config.shutdownTimeoutMs + 1_500 + QUIESCE_WAIT_MS);
   });
 
+  it('its commented lines for Redis over TLS (a private CA, a client certificate from a Secret), uncommented, make a Deployment the API accepts whose settings the service reads and whose files the mounted Secret holds', () => {
+    // The commented YAML only (`# key:`, `# - key:` and their continuations), not the comments in words.
+    const text = read(join(K8S_DIR, 'deployment.yaml')).replace(/^(\s*)# (?=(- )?[A-Za-z]+:( |$)| {2})/gm, '$1');
+    const uncommented = parse(text) as Manifest;
+    expect(() => validateManifest(uncommented)).not.toThrow();
+    const podSpec = (uncommented.spec?.template as PodTemplate).spec as PodTemplate['spec'] & { securityContext: Record<string, unknown>; volumes: unknown[] };
+    const tlsContainer = podSpec.containers[0] as Container & { volumeMounts: unknown[] };
+    const files = { REDIS_TLS_CERT: '/etc/paysim/redis-tls/tls.crt', REDIS_TLS_KEY: '/etc/paysim/redis-tls/tls.key', REDIS_TLS_CA: '/etc/paysim/redis-tls/ca.crt' };
+    expect(tlsContainer.env?.filter((e) => e.name.startsWith('REDIS_TLS_'))).toEqual(Object.entries(files).map(([name, value]) => ({ name, value })));
+    for (const name of Object.keys(files)) expect(SERVICE_VARIABLES, name).toContain(name);
+    expect(tlsContainer.volumeMounts).toEqual([{ name: 'redis-tls', mountPath: '/etc/paysim/redis-tls', readOnly: true }]);
+    // The keys of a `kubernetes.io/tls` Secret with the CA added (README "Kubernetes"); group-readable, by the pod's fsGroup.
+    expect(podSpec.volumes).toEqual([{ name: 'redis-tls', secret: { secretName: 'paysim-redis-tls', defaultMode: expect.any(Number) } }]);
+    expect(podSpec.securityContext.fsGroup).toBe(podSpec.securityContext.runAsGroup);
+    // As shipped, none of it: the Redis of redis.yaml takes plain connections.
+    expect(container.env?.map((e) => e.name)).toEqual(['WEBHOOK_SECRET']);
+  });
+
   it('the Service selects the pods on the named port; REDIS_URL names the Redis Service', () => {
     const service = one('Service', 'paysim');
     expect(service.spec?.selector).toEqual(pod.metadata.labels);
