@@ -10,7 +10,7 @@ import type { ParsedRule } from './core/faults/validation.ts';
 import type { BillingPolicy } from './core/fluxpay/policy.ts';
 import { DEFAULT_MAX_CREDIT_USERS } from './core/fluxpay/ports.ts';
 import { DEFAULT_REDIS_KEY_PREFIX, DEFAULT_REDIS_URL } from './adapters/redis/connection.ts';
-import { readRedisTlsFiles, RedisTlsFileError, type RedisTlsFiles } from './adapters/redis/tls-files.ts';
+import { readRedisTlsFiles, redisTls, RedisTlsFileError, type RedisTls } from './adapters/redis/tls-files.ts';
 import { DEFAULT_PERFORMANCES, type Performance } from './core/bookings/performances.ts';
 import { parseMix, type Mix } from './core/faults/mix.ts';
 import { SCENARIOS, type Scenario, type ScenarioConfig } from './core/scenario.ts';
@@ -270,7 +270,7 @@ export interface Config {
     maxIntents: number;
   };
   /** The Redis of STORE=redis: REDIS_URL, the prefix of every key (REDIS_KEY_PREFIX), and the files of REDIS_TLS_CERT, REDIS_TLS_KEY and REDIS_TLS_CA (read). */
-  redis: { url: string; keyPrefix: string; tls?: RedisTlsFiles };
+  redis: { url: string; keyPrefix: string; tls?: RedisTls };
   /**
    * The scheduler of due work: how often it looks for work it was not told about (0: never; only a
    * shared store needs it), and how many of a claimed batch's jobs run at once (1 with memory).
@@ -779,7 +779,7 @@ function redisUrl(url: string): string {
  * The files of REDIS_TLS_CERT, REDIS_TLS_KEY and REDIS_TLS_CA, read and checked; undefined when
  * none is set. Refused with a redis:// REDIS_URL, which connects without TLS and would not use them.
  */
-function readRedisTls(env: Pick<Env, 'REDIS_URL' | 'REDIS_TLS_CERT' | 'REDIS_TLS_KEY' | 'REDIS_TLS_CA'>): RedisTlsFiles | undefined {
+function readRedisTls(env: Pick<Env, 'REDIS_URL' | 'REDIS_TLS_CERT' | 'REDIS_TLS_KEY' | 'REDIS_TLS_CA'>): RedisTls | undefined {
   const given = (['REDIS_TLS_CERT', 'REDIS_TLS_KEY', 'REDIS_TLS_CA'] as const).filter((name) => env[name] !== undefined);
   if (given.length === 0) return undefined;
   if (!redisUrl(env.REDIS_URL).startsWith('rediss://')) {
@@ -787,7 +787,8 @@ function readRedisTls(env: Pick<Env, 'REDIS_URL' | 'REDIS_TLS_CERT' | 'REDIS_TLS
     throw new ConfigError(`Invalid configuration: ${given.join(', ')} ${verb} a rediss:// REDIS_URL (redis:// connects without TLS and would not use ${them})`);
   }
   try {
-    return readRedisTlsFiles({ cert: env.REDIS_TLS_CERT, key: env.REDIS_TLS_KEY, ca: env.REDIS_TLS_CA });
+    const files = readRedisTlsFiles({ cert: env.REDIS_TLS_CERT, key: env.REDIS_TLS_KEY, ca: env.REDIS_TLS_CA });
+    return files === undefined ? undefined : redisTls(files);
   } catch (error) {
     if (!(error instanceof RedisTlsFileError)) throw error;
     throw new ConfigError(`Invalid configuration: ${error.message}`, { cause: error });

@@ -2,12 +2,14 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { getCACertificates } from 'node:tls';
+import { createSecureContext, getCACertificates } from 'node:tls';
+import { inspect } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ConfigError, ENV_VARIABLES, loadConfig } from '../../src/config.ts';
 import { DEFAULT_PERFORMANCES } from '../../src/core/bookings/performances.ts';
 import { BATCH } from '../../src/core/scheduler.ts';
 import { longestHandlerWaitMs } from '../../src/adapters/redis/index.ts';
+import { readRedisTlsFiles } from '../../src/adapters/redis/tls-files.ts';
 import { hasOpenssl, makeTestCa, type TestCa } from '../helpers/test-ca.ts';
 
 const GENERATED_SECRET = /^whsec_[A-Za-z0-9+/]{32}$/;
@@ -819,10 +821,23 @@ describe('store back end and processes (issue 14)', () => {
     };
     const URL = 'rediss://127.0.0.1:6380';
 
-    it('read at the start into the client\'s TLS options: the certificate and key as they are, the CAs with Node\'s own', () => {
-      const tls = loadConfig({ REDIS_URL: URL, REDIS_TLS_CERT: ca.clientCertFile, REDIS_TLS_KEY: ca.clientKeyFile, REDIS_TLS_CA: ca.caFile }).redis.tls;
-      expect(tls).toEqual({ cert: readFileSync(ca.clientCertFile, 'utf8'), key: readFileSync(ca.clientKeyFile, 'utf8'), ca: [...getCACertificates('default'), readFileSync(ca.caFile, 'utf8').trim()] });
+    it('read at the start: the certificate and key as they are, the CAs with Node\'s own', () => {
+      const files = readRedisTlsFiles({ cert: ca.clientCertFile, key: ca.clientKeyFile, ca: ca.caFile });
+      expect(files).toEqual({ cert: readFileSync(ca.clientCertFile, 'utf8'), key: readFileSync(ca.clientKeyFile, 'utf8'), ca: [...getCACertificates('default'), readFileSync(ca.caFile, 'utf8').trim()] });
       expect(loadConfig({ REDIS_URL: URL }).redis).toEqual({ url: URL, keyPrefix: 'paysim:' });
+    });
+
+    /** Node's TLS context (what `tls.createSecureContext` makes), not text. */
+    const A_CONTEXT = expect.objectContaining({ constructor: createSecureContext({}).constructor, context: expect.anything() });
+
+    it('made into one TLS context at the start, which every connection reuses; the configuration holds neither the key nor the certificates as text', () => {
+      const tls = loadConfig({ REDIS_URL: URL, REDIS_TLS_CERT: ca.clientCertFile, REDIS_TLS_KEY: ca.clientKeyFile, REDIS_TLS_CA: ca.caFile }).redis.tls;
+      // Before (a review): { cert, key, ca } as text, of which Node made a context at each connection
+      // and reconnect (its ~120 CAs and more: 30-100 ms of the event loop each), the key's text in the configuration.
+      expect(tls).toEqual({ secureContext: A_CONTEXT, clientCertificate: true });
+      const key = readFileSync(ca.clientKeyFile, 'utf8').split('\n')[1] as string;
+      expect(inspect(tls, { depth: null })).not.toContain(key);
+      expect(loadConfig({ REDIS_URL: URL, REDIS_TLS_CA: ca.caFile }).redis.tls).toEqual({ secureContext: A_CONTEXT, clientCertificate: false });
     });
 
     it.each([

@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import type { RedisTlsFiles } from './tls-files.ts';
+import type { RedisTls } from './tls-files.ts';
 
 /**
  * Where the Redis back end lives: `REDIS_URL` (default redis://127.0.0.1:6379), the prefix of every
@@ -10,7 +10,7 @@ import type { RedisTlsFiles } from './tls-files.ts';
 export interface RedisConnectionOptions {
   url: string;
   keyPrefix: string;
-  tls?: RedisTlsFiles;
+  tls?: RedisTls;
 }
 
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
@@ -32,12 +32,12 @@ export const DEFAULT_REDIS_KEY_PREFIX = 'paysim:';
  * 'ready' event no longer means that Redis serves: the stores' plugin emits `LOADED` when a load
  * it saw ends.)
  *
- * The TLS files go in the client's options, which `duplicate()` copies: every connection of the
+ * The TLS context of the files goes in the client's options, which `duplicate()` copies: every connection of the
  * process (the stream readers, the notices' subscriber) sends the same client certificate.
  */
 export function createRedisClient(options: Pick<RedisConnectionOptions, 'url' | 'tls'>): Redis {
   return new Redis(options.url, {
-    ...(options.tls === undefined ? {} : { tls: options.tls }),
+    ...(options.tls === undefined ? {} : { tls: { secureContext: options.tls.secureContext } }),
     maxRetriesPerRequest: 2,
     commandTimeout: COMMAND_TIMEOUT_MS,
     enableAutoPipelining: true,

@@ -420,7 +420,7 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url' | 't
     const cause = redisCause(error);
     if (isRedisRefusingWrites(cause) || isRedisRefusingUser(cause)) return lostDuringStart(error, options.url) as RedisUnreachableError;
     const silentServer = error instanceof SilentRedis;
-    const refused = silentServer || connected ? undefined : (certificateRefused ?? resetRefusal(where, options.url, lastErrorSeen, handshookBeforeError, options.tls?.cert !== undefined));
+    const refused = silentServer || connected ? undefined : (certificateRefused ?? resetRefusal(where, options.url, lastErrorSeen, handshookBeforeError, options.tls?.clientCertificate === true));
     if (refused !== undefined) return new RedisUnreachableError(refused, { cause: error });
     const why = silentServer
       ? `no answer within ${REDIS_START_TIMEOUT_MS / 1000} s${connected ? '' : ': is it Redis, does it speak TLS if and only if the URL is rediss://, and is it not loading a data set without answering meanwhile (its loading-process-events-interval-bytes)?'}`
