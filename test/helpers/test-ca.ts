@@ -21,6 +21,8 @@ export interface TestCa {
   /** A client's certificate and key (PEM), for a server that asks for one (Redis' `tls-auth-clients yes`). */
   clientCertFile: string;
   clientKeyFile: string;
+  /** A certificate of the client's key for servers only (extendedKeyUsage serverAuth), which a server asking for a client certificate refuses. */
+  serverOnlyClientCertFile: string;
   /** Removes the directory. */
   remove(): void;
 }
@@ -32,11 +34,13 @@ export function makeTestCa(): TestCa {
   try {
     writeFileSync(at('server.ext'), 'subjectAltName = IP:127.0.0.1\n');
     writeFileSync(at('client.ext'), 'extendedKeyUsage = clientAuth\n');
+    writeFileSync(at('server-only.ext'), 'extendedKeyUsage = serverAuth\n');
     openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=paysim test CA', '-keyout', at('ca.key'), '-out', at('ca.pem'));
     for (const name of ['server', 'client']) {
       openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', name === 'server' ? '/CN=127.0.0.1' : '/CN=paysim test client', '-keyout', at(`${name}.key`), '-out', at(`${name}.csr`));
       openssl('x509', '-req', '-in', at(`${name}.csr`), '-CA', at('ca.pem'), '-CAkey', at('ca.key'), '-CAcreateserial', '-days', '1', '-extfile', at(`${name}.ext`), '-out', at(`${name}.pem`));
     }
+    openssl('x509', '-req', '-in', at('client.csr'), '-CA', at('ca.pem'), '-CAkey', at('ca.key'), '-CAcreateserial', '-days', '1', '-extfile', at('server-only.ext'), '-out', at('client-server-only.pem'));
   } catch (error) {
     rmSync(dir, { recursive: true, force: true });
     throw error;
@@ -47,7 +51,7 @@ export function makeTestCa(): TestCa {
     keyFile: at('server.key'),
     clientCertFile: at('client.pem'),
     clientKeyFile: at('client.key'),
-   
+    serverOnlyClientCertFile: at('client-server-only.pem'),
     remove: () => rmSync(dir, { recursive: true, force: true }),
   };
 }

@@ -337,6 +337,15 @@ if (!hasOpenssl) {
       expect(tls13.stderr).not.toContain(PASSWORD);
     });
 
+    it('one for servers only (extendedKeyUsage serverAuth), which Redis refuses with alert 43: one line saying Redis refused it (before: "could not be reached (… alert unsupported certificate …); start it or set REDIS_URL")', async () => {
+      const run = await runToExit(env(tls12ClientCertificates.url, { REDIS_TLS_CERT: ca.serverOnlyClientCertFile, REDIS_TLS_KEY: ca.clientKeyFile, REDIS_TLS_CA: ca.caFile }), 30_000);
+      expect([run.code, run.stdout, run.stderr]).toEqual([
+        1,
+        '',
+        `Could not start: Redis at ${tls12ClientCertificates.url} refused the client certificate of REDIS_TLS_CERT (TLS alert unsupported certificate); give REDIS_TLS_CERT and REDIS_TLS_KEY a certificate and key for client authentication (within its dates, clientAuth among its extended key usages if it names any) signed by a CA in its tls-ca-cert-file\n`,
+      ]);
+    });
+
     it('none, to a Redis on TLS 1.2 (whose only alert is handshake failure): one line naming the client certificate as the likely cause (before: "could not be reached" with OpenSSL\'s words)', async () => {
       const run = await runToExit(env(tls12ClientCertificates.url, { NODE_EXTRA_CA_CERTS: ca.caFile }), 30_000);
       expect([run.code, run.stdout, run.stderr]).toEqual([

@@ -60,6 +60,9 @@ const UNTRUSTED_CERTIFICATE: ReadonlySet<string> = new Set([
 /** What a Redis that asks for a client certificate needs of the process. */
 const CLIENT_CERTIFICATE_FIX = 'set REDIS_TLS_CERT and REDIS_TLS_KEY to a client certificate and its key signed by a CA that Redis trusts (its tls-ca-cert-file)';
 
+/** OpenSSL's alerts on the client's certificate but unknown ca (alerts 42 to 46), as Node's codes name them (OpenSSL 3's `SSL/TLS`, older `SSLV3`). */
+const CLIENT_CERTIFICATE_ALERT = /^ERR_SSL_(?:SSL\/TLS|SSLV3)_ALERT_(BAD_CERTIFICATE|UNSUPPORTED_CERTIFICATE|CERTIFICATE_REVOKED|CERTIFICATE_EXPIRED|CERTIFICATE_UNKNOWN)$/;
+
 /** Node's code for `error`, a connection attempt's (undefined when it has none). */
 function codeOf(error: unknown): string | undefined {
   return error instanceof Error ? (error as NodeJS.ErrnoException).code : undefined;
@@ -87,6 +90,16 @@ export function certificateRefusal(where: string, error: unknown): string | unde
   // answer to another CA's certificate, on TLS 1.2 and 1.3 alike).
   if (code === 'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA') {
     return `Redis at ${where} refused the client certificate of REDIS_TLS_CERT (TLS alert unknown ca: not signed by a CA it trusts); give REDIS_TLS_CERT and REDIS_TLS_KEY a certificate and key signed by a CA in its tls-ca-cert-file`;
+  }
+  // Alerts 42-46: Redis refused the client certificate sent for another reason than its CA (expired or
+  // not yet valid, without clientAuth in its extended key usage, revoked). Before a review these read
+  // "could not be reached (… ssl/tls alert certificate expired …); start it or set REDIS_URL".
+  const alert = CLIENT_CERTIFICATE_ALERT.exec(code)?.[1];
+  if (alert !== undefined) {
+    return (
+      `Redis at ${where} refused the client certificate of REDIS_TLS_CERT (TLS alert ${alert.toLowerCase().replaceAll('_', ' ')}); ` +
+      'give REDIS_TLS_CERT and REDIS_TLS_KEY a certificate and key for client authentication (within its dates, clientAuth among its extended key usages if it names any) signed by a CA in its tls-ca-cert-file'
+    );
   }
   // Alert 40, all TLS 1.2 says of a client certificate asked for and not sent (no TLS 1.3 alert 116
   // there), and what it says of no cipher or version in common.
