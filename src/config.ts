@@ -777,13 +777,17 @@ function redisUrl(url: string): string {
 
 /**
  * The files of REDIS_TLS_CERT, REDIS_TLS_KEY and REDIS_TLS_CA, read and checked; undefined when
- * none is set. Refused with a redis:// REDIS_URL, which connects without TLS and would not use them.
+ * none is set. Refused with STORE=memory, which uses no Redis (as SCHEDULER_CONCURRENCY is), and
+ * with a redis:// REDIS_URL, which connects without TLS: either would not use them.
  */
-function readRedisTls(env: Pick<Env, 'REDIS_URL' | 'REDIS_TLS_CERT' | 'REDIS_TLS_KEY' | 'REDIS_TLS_CA'>): RedisTls | undefined {
+function readRedisTls(env: Pick<Env, 'STORE' | 'REDIS_URL' | 'REDIS_TLS_CERT' | 'REDIS_TLS_KEY' | 'REDIS_TLS_CA'>): RedisTls | undefined {
   const given = (['REDIS_TLS_CERT', 'REDIS_TLS_KEY', 'REDIS_TLS_CA'] as const).filter((name) => env[name] !== undefined);
   if (given.length === 0) return undefined;
+  const [verb, them] = given.length === 1 ? ['is for TLS and needs', 'it'] : ['are for TLS and need', 'them'];
+  if (env.STORE !== 'redis') {
+    throw new ConfigError(`Invalid configuration: ${given.join(', ')} ${verb} STORE=redis (STORE=${env.STORE} uses no Redis and would not use ${them})`);
+  }
   if (!redisUrl(env.REDIS_URL).startsWith('rediss://')) {
-    const [verb, them] = given.length === 1 ? ['is for TLS and needs', 'it'] : ['are for TLS and need', 'them'];
     throw new ConfigError(`Invalid configuration: ${given.join(', ')} ${verb} a rediss:// REDIS_URL (redis:// connects without TLS and would not use ${them})`);
   }
   try {

@@ -831,13 +831,13 @@ describe('store back end and processes (issue 14)', () => {
     const A_CONTEXT = expect.objectContaining({ constructor: createSecureContext({}).constructor, context: expect.anything() });
 
     it('made into one TLS context at the start, which every connection reuses; the configuration holds neither the key nor the certificates as text', () => {
-      const tls = loadConfig({ REDIS_URL: URL, REDIS_TLS_CERT: ca.clientCertFile, REDIS_TLS_KEY: ca.clientKeyFile, REDIS_TLS_CA: ca.caFile }).redis.tls;
+      const tls = loadConfig({ STORE: 'redis', REDIS_URL: URL, REDIS_TLS_CERT: ca.clientCertFile, REDIS_TLS_KEY: ca.clientKeyFile, REDIS_TLS_CA: ca.caFile }).redis.tls;
       // Before (a review): { cert, key, ca } as text, of which Node made a context at each connection
       // and reconnect (its ~120 CAs and more: 30-100 ms of the event loop each), the key's text in the configuration.
       expect(tls).toEqual({ secureContext: A_CONTEXT, clientCertificate: true });
       const key = readFileSync(ca.clientKeyFile, 'utf8').split('\n')[1] as string;
       expect(inspect(tls, { depth: null })).not.toContain(key);
-      expect(loadConfig({ REDIS_URL: URL, REDIS_TLS_CA: ca.caFile }).redis.tls).toEqual({ secureContext: A_CONTEXT, clientCertificate: false });
+      expect(loadConfig({ STORE: 'redis', REDIS_URL: URL, REDIS_TLS_CA: ca.caFile }).redis.tls).toEqual({ secureContext: A_CONTEXT, clientCertificate: false });
     });
 
     it.each([
@@ -852,17 +852,24 @@ describe('store back end and processes (issue 14)', () => {
       ['a key of another certificate', (): Record<string, string> => ({ REDIS_TLS_CERT: ca.clientCertFile, REDIS_TLS_KEY: other.clientKeyFile }), (): string => `REDIS_TLS_KEY: ${other.clientKeyFile} is not the private key of the certificate in REDIS_TLS_CERT (${ca.clientCertFile}); give the key the certificate was made for`],
       ['a CA file that is a key', (): Record<string, string> => ({ REDIS_TLS_CA: ca.clientKeyFile }), (): string => `REDIS_TLS_CA: ${ca.clientKeyFile} is not a PEM file of certificates (-----BEGIN CERTIFICATE----- … -----END CERTIFICATE-----)`],
     ])('%s stops the start with one line naming the setting and the path, never a file\'s contents', (_name, settings, problem) => {
-      const error = configError({ REDIS_URL: URL, ...settings() });
+      const error = configError({ STORE: 'redis', REDIS_URL: URL, ...settings() });
       expect(error.message).toBe(`Invalid configuration: ${problem()}`);
       const key = readFileSync(ca.clientKeyFile, 'utf8').split('\n')[1] as string;
       expect(error.message).not.toContain(key);
     });
 
     it('with a redis:// REDIS_URL (no TLS, which would not use them): refused on one line naming those set', () => {
-      expect(configError({ REDIS_URL: 'redis://127.0.0.1:6379', REDIS_TLS_CERT: ca.clientCertFile, REDIS_TLS_KEY: ca.clientKeyFile }).message).toBe(
+      expect(configError({ STORE: 'redis', REDIS_URL: 'redis://127.0.0.1:6379', REDIS_TLS_CERT: ca.clientCertFile, REDIS_TLS_KEY: ca.clientKeyFile }).message).toBe(
         'Invalid configuration: REDIS_TLS_CERT, REDIS_TLS_KEY are for TLS and need a rediss:// REDIS_URL (redis:// connects without TLS and would not use them)',
       );
-      expect(configError({ REDIS_TLS_CA: ca.caFile }).message).toBe('Invalid configuration: REDIS_TLS_CA is for TLS and needs a rediss:// REDIS_URL (redis:// connects without TLS and would not use it)');
+      expect(configError({ STORE: 'redis', REDIS_TLS_CA: ca.caFile }).message).toBe('Invalid configuration: REDIS_TLS_CA is for TLS and needs a rediss:// REDIS_URL (redis:// connects without TLS and would not use it)');
+    });
+
+    it('with STORE=memory (no Redis, which would not use them): refused on one line naming those set, before any file is read', () => {
+      expect(configError({ REDIS_URL: URL, REDIS_TLS_CERT: ca.clientCertFile, REDIS_TLS_KEY: ca.clientKeyFile, REDIS_TLS_CA: ca.caFile }).message).toBe(
+        'Invalid configuration: REDIS_TLS_CERT, REDIS_TLS_KEY, REDIS_TLS_CA are for TLS and need STORE=redis (STORE=memory uses no Redis and would not use them)',
+      );
+      expect(configError({ REDIS_URL: URL, REDIS_TLS_CA: '/nonexistent/ca.pem' }).message).toBe('Invalid configuration: REDIS_TLS_CA is for TLS and needs STORE=redis (STORE=memory uses no Redis and would not use it)');
     });
   });
 
