@@ -384,7 +384,7 @@ if (redisServerOrSkip('the Redis client')) {
       });
     });
 
-    it('a reconnect after a refusal of the credentials, its handshake not answered yet, is told as that refusal, not as a Redis that took the connection and answers nothing (a test under load read "took the connection and has not answered yet" between two refusals)', { timeout: 30_000 }, async () => {
+    it('a reconnect after a refusal of the credentials, its handshake not answered yet, is told as that refusal, not as a Redis that took the connection and answers nothing (a test under load read "took the connection and has not answered yet" between two refusals), for SILENT_AFTER_MS at most: a Redis that answers nothing longer is told as silent, not as refusing for good (a review: a Redis stopped after a NOAUTH read "asks for a password" as long as it stayed stopped)', { timeout: 30_000 }, async () => {
       await servingClient(async ({ server, watched }) => {
         const admin = new Redis(server.url);
         try {
@@ -400,6 +400,11 @@ if (redisServerOrSkip('the Redis client')) {
           expect(watched.unavailable()).toMatch(new RegExp(`^${refusal}; reconnecting$`));
           await new Promise((resolve) => setTimeout(resolve, FAIL_FAST_AFTER_MS));
           expect(await outcome(watched.client.get('k'))).toEqual({ error: expect.stringMatching(new RegExp(`^${refusal}$`)), notServing: true, unavailable: true, mayHaveRun: false, tookMs: expect.any(Number) });
+          // Still stopped past SILENT_AFTER_MS: silent, whatever it said last.
+          const silent = `Redis at ${server.url} took the connection and has not answered yet`;
+          await until(() => watched.unavailable() === silent, SILENT_AFTER_MS + 3000, 'the silence told');
+          expect(watched.client.status).toBe('connect');
+          expect(await outcome(watched.client.get('k'))).toEqual({ error: silent, notServing: true, unavailable: true, mayHaveRun: false, tookMs: expect.any(Number) });
           server.child.kill('SIGCONT');
           await admin.call('CONFIG', 'SET', 'requirepass', '');
           await until(() => watched.unavailable() === undefined, 10_000, 'serving again');

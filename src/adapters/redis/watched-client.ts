@@ -236,8 +236,11 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url' | 't
    * and not silent. Before 2026-12-04 such a PING alone made Redis silent, and every call in flight failed (503).
    */
   let heardAt = Date.now();
+  /** When the connection now up (or in its handshake) was taken: ioredis' `connect`. */
+  let connectedAt = Date.now();
   client.on('connect', () => {
     handshook = true;
+    connectedAt = Date.now();
     client.stream.on('data', () => {
       heardAt = Date.now();
     });
@@ -247,9 +250,12 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url' | 't
    * Redis refused this connection's credentials at the last attempt: the new one sends the same, so the
    * same refusal is on its way, and told as it is while no connection is up. Before 2026-12-08 each
    * reconnect's handshake read "took the connection and has not answered yet" between two refusals, on
-   * /readyz and as the 503s' cause (a test under load: a call made in that moment).
+   * /readyz and as the 503s' cause (a test under load: a call made in that moment). For SILENT_AFTER_MS
+   * at most: a handshake unanswered longer is a Redis that answers nothing (stopped, hung), told as such,
+   * not as the refusal for as long as it stays so (a review: a Redis stopped after a NOAUTH read "asks
+   * for a password" until it was continued).
    */
-  const notAnsweredYet = (): boolean => client.status === 'connect' && !refusedCredentials(lastError);
+  const notAnsweredYet = (): boolean => client.status === 'connect' && (!refusedCredentials(lastError) || Date.now() - connectedAt >= SILENT_AFTER_MS);
   /** When Redis was found silent (a PING unanswered for SILENT_AFTER_MS); undefined while it answers. */
   let silentSince: number | undefined;
   const silentFor = (): string => `${Math.round((Date.now() - (silentSince ?? Date.now()) + SILENT_AFTER_MS) / 1000)} s`;
