@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { shownRedisUrl } from '../../src/adapters/redis/connection.ts';
 import { checkRateCapClock, checkRedisServer, clusterRefusal, evictionOf, RATE_CAP_CLOCK_TRIES, evictionWarning, isClusterNode, redisVersionOf, versionRefusal } from '../../src/adapters/redis/server-check.ts';
-import { startRefusal } from '../../src/adapters/redis/start-refusals.ts';
+import { downReason, keptCertificateRefusal, startRefusal } from '../../src/adapters/redis/start-refusals.ts';
 import { buildTestApp } from '../helpers/app.ts';
 import { startReceiver } from '../helpers/receiver.ts';
 import { redisServerOrSkip } from '../helpers/redis.ts';
@@ -58,6 +58,43 @@ describe('REDIS_URL shown, and a refused start in words', () => {
       `Redis at ${at} refuses this user a command or key that paysim needs (NOPERM User app has no permissions to run the 'evalsha' command); give it the keys under REDIS_KEY_PREFIX and the commands the README names (Running several replicas)`,
     );
     expect(startRefusal(at, 'connect ECONNREFUSED 127.0.0.1:6379')).toBe(`Redis at ${at} could not be reached (connect ECONNREFUSED 127.0.0.1:6379); start it or set REDIS_URL`);
+  });
+
+  it('while reconnecting, a refused client certificate stays the reason through the later attempts reset after the handshake (TLS 1.3: the write before the alert), not through a reset before it or another error (a review: /readyz flipped to "is unreachable (write ECONNRESET)")', () => {
+    const at = 'rediss://r:6380';
+    const failure = (code: string, message: string): Error => Object.assign(new Error(message), { code });
+    const alert = failure('ERR_SSL_TLSV1_ALERT_UNKNOWN_CA', 'error:0A000418:SSL routines::tlsv1 alert unknown ca');
+    const reset = failure('ECONNRESET', 'write ECONNRESET');
+    const refused = `Redis at ${at} refused the client certificate of REDIS_TLS_CERT (TLS alert unknown ca: not signed by a CA it trusts); give REDIS_TLS_CERT and REDIS_TLS_KEY a certificate and key signed by a CA in its tls-ca-cert-file`;
+    // Each attempt's error and whether its handshake was over, folded as watched-client.ts does; the reason after each.
+    const attempts: Array<[Error, boolean]> = [
+      [reset, true],
+      [alert, true],
+      [reset, true],
+      [failure('EPIPE', 'write EPIPE'), true],
+      [reset, true],
+      [reset, false],
+      [alert, true],
+      [failure('ECONNREFUSED', 'connect ECONNREFUSED 127.0.0.1:6380'), false],
+      [reset, true],
+    ];
+    let kept: string | undefined;
+    const reasons = attempts.map(([error, afterHandshake]) => {
+      kept = keptCertificateRefusal(at, kept, error, afterHandshake);
+      return downReason(at, error.message, error, kept);
+    });
+    const unreachable = (why: string): string => `Redis at ${at} is unreachable (${why})`;
+    expect(reasons).toEqual([
+      unreachable('write ECONNRESET'),
+      refused,
+      refused,
+      refused,
+      refused,
+      unreachable('write ECONNRESET'),
+      refused,
+      unreachable('connect ECONNREFUSED 127.0.0.1:6380'),
+      unreachable('write ECONNRESET'),
+    ]);
   });
 });
 

@@ -1,8 +1,8 @@
 import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createServer, type AddressInfo } from 'node:net';
-import { createSecureContext, TLSSocket } from 'node:tls';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
+import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runToExit, serverProcesses, type ServerProcess } from '../helpers/child.ts';
 import { inCi } from '../helpers/promtool.ts';
@@ -353,6 +353,117 @@ if (!hasOpenssl) {
         '',
         `Could not start: Redis at ${tls12ClientCertificates.url} ended the TLS handshake with a handshake failure (TLS alert 40): on TLS 1.2, what a Redis that asks for a client certificate (its tls-auth-clients yes) says when none is sent (set REDIS_TLS_CERT and REDIS_TLS_KEY to a client certificate and its key signed by a CA that Redis trusts (its tls-ca-cert-file)); else no TLS version or cipher is common to both (its tls-protocols, tls-ciphers)\n`,
       ]);
+    });
+
+    it('a Redis that comes back refusing the client certificate while the service runs: /readyz tells the refusal at each read, also while later attempts end in a reset after the handshake (TLS 1.3\'s race with the alert) or wait on an unanswered handshake, until a connection refused (ECONNREFUSED) is the truth (before: "is unreachable (read ECONNRESET)" 14 reads in 16 and "took the connection and has not answered yet" in between)', async () => {
+      // A TCP proxy (no TLS of its own) in front of what each phase needs, switched between attempts:
+      // the serving Redis; one on TLS 1.2 trusting another CA's client certificates (its alert unknown ca
+      // always read, no race); TLS servers that reset each connection after the handshake, or answer nothing.
+      const refusing = await startRedisServer({ tls: { certFile: ca.certFile, keyFile: ca.keyFile, clientCaFile: otherCa.caFile }, extraArgs: ['--tls-protocols', 'TLSv1.2'] });
+      const secureContext = createSecureContext({ cert: readFileSync(ca.certFile), key: readFileSync(ca.keyFile) });
+      const tlsServer = async (secure: (raw: Socket) => void, context: SecureContext): Promise<{ port: number; close(): Promise<unknown>; connections: number; closed: number; sockets: Set<Socket> }> => {
+        const server = createServer((raw) => {
+          raw.on('error', () => undefined);
+          state.sockets.add(raw);
+          raw.on('close', () => {
+            state.sockets.delete(raw);
+            state.closed += 1;
+          });
+          const tlsSocket = new TLSSocket(raw, { isServer: true, secureContext: context });
+          tlsSocket.on('error', () => undefined);
+          tlsSocket.once('secure', () => {
+            state.connections += 1;
+            secure(raw);
+          });
+        });
+        await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+        const close = (): Promise<unknown> => {
+          for (const socket of state.sockets) socket.destroy();
+          return new Promise((resolve) => server.close(resolve));
+        };
+        // Its handshakes over (`connections`), and its connections closed (`closed`).
+        const state = { port: (server.address() as AddressInfo).port, connections: 0, closed: 0, sockets: new Set<Socket>(), close };
+        return state;
+      };
+      const resetting = await tlsServer((raw) => raw.resetAndDestroy(), secureContext);
+      const silent = await tlsServer(() => undefined, secureContext);
+      let target = tls12ClientCertificates.port;
+      const proxied = new Set<Socket>();
+      const proxy = createServer((from) => {
+        const to = connect(target, '127.0.0.1');
+        for (const [one, other] of [[from, to], [to, from]] as const) {
+          proxied.add(one);
+          // A reset passed on as one (the service sees ECONNRESET, as from Redis itself).
+          one.on('error', () => other.resetAndDestroy());
+          one.on('close', () => {
+            proxied.delete(one);
+            other.destroy();
+          });
+          one.pipe(other);
+        }
+      });
+      await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+      const url = `rediss://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+      const cut = (): void => {
+        for (const socket of proxied) socket.destroy();
+      };
+      try {
+        const server = servers.start(env(url, { ...clientCertificate(ca), REDIS_TLS_CA: ca.caFile }));
+        const readyz = await server.url('/readyz');
+        const read = async (): Promise<unknown> => {
+          const res = await fetch(readyz);
+          return [res.status, await res.json()];
+        };
+        expect(await read()).toEqual([200, { status: 'ready' }]);
+        const refusal = [503, { status: 'store_unavailable', details: { store: `Redis at ${url} refused the client certificate of REDIS_TLS_CERT (TLS alert unknown ca: not signed by a CA it trusts); give REDIS_TLS_CERT and REDIS_TLS_KEY a certificate and key signed by a CA in its tls-ca-cert-file; reconnecting` } }];
+
+        target = refusing.port;
+        cut();
+        await eventually(async () => (JSON.stringify(await read()) === JSON.stringify(refusal) ? true : undefined), '/readyz to tell the refusal', 15_000);
+
+        // Each attempt (of the client and of the delivery queue's reader, one at a time each) reset
+        // after the handshake: /readyz read as each of eight handshakes is over (the connection taken,
+        // not answered yet) and as each is reset.
+        target = resetting.port;
+        const seen: unknown[] = [];
+        for (let after = resetting.connections + 1; seen.length < 16; after += 1) {
+          await eventually(() => (resetting.connections >= after ? true : undefined), `attempt ${after} taken`, 15_000);
+          seen.push(await read());
+          await eventually(() => (resetting.closed >= after ? true : undefined), `attempt ${after} reset`, 15_000);
+          seen.push(await read());
+        }
+        expect(seen).toEqual(Array.from({ length: 16 }, () => refusal));
+
+        // Handshakes unanswered: both connections (the client's and the reader's) held open, taken.
+        target = silent.port;
+        await eventually(() => (silent.sockets.size >= 2 && silent.connections >= 2 ? true : undefined), 'both connections taken, unanswered', 15_000);
+        // The refusal while the handshake is fresh, then (SILENT_AFTER_MS on) a Redis that answers
+        // nothing: read until it says so, every read before it the refusal.
+        const silence = [503, { status: 'store_unavailable', details: { store: `Redis at ${url} took the connection and has not answered yet` } }];
+        const held: unknown[] = [];
+        await eventually(async () => {
+          held.push(await read());
+          return JSON.stringify(held.at(-1)) === JSON.stringify(refusal) ? undefined : true;
+        }, '/readyz to tell the silence', 15_000);
+        expect(held).toEqual([...Array.from({ length: held.length - 1 }, () => refusal), silence]);
+
+        // Nothing listening: the refusal is no longer the truth.
+        const closed = new Promise((resolve) => proxy.close(resolve));
+        cut();
+        await closed;
+        await silent.close();
+        const down = await eventually(async () => {
+          const answer = await read();
+          return JSON.stringify(answer).includes('ECONNREFUSED') ? answer : undefined;
+        }, '/readyz to tell the connection refused', 15_000);
+        expect(down).toEqual([503, { status: 'store_unavailable', details: { store: `Redis at ${url} is unreachable (connect ECONNREFUSED ${url.slice('rediss://'.length)}); reconnecting` } }]);
+        expect(server.lines.filter((line) => line.err !== undefined)).toEqual([]);
+        expect(server.output).not.toContain(keyLine(ca));
+      } finally {
+        cut();
+        proxy.close();
+        await Promise.all([resetting.close(), silent.close(), refusing.stop()]);
+      }
     });
 
     it('a missing file, a key without its certificate, a key of another certificate, a redis:// URL: the start stops with one line naming the setting (and the path), exit 1 as any bad setting, no key in it', async () => {

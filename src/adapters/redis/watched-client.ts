@@ -3,7 +3,7 @@ import { Command, type Redis } from 'ioredis';
 import type { FastifyBaseLogger } from 'fastify';
 import { createRedisClient, LOADED, LOADING_SEEN, redisLoading, shownLoading, shownRedisUrl, type RedisConnectionOptions, type RedisLoading } from './connection.ts';
 import { errorFields, isCommandTimeout, isRedisRefusingUser, isRedisRefusingWrites, isRedisUnavailable, RedisNotServingError } from './unavailable.ts';
-import { downReason, lostDuringStart, oneLine, redisCause, RedisUnreachableError, refusedCredentials, resetRefusal, startRefusal, certificateRefusal } from './start-refusals.ts';
+import { downReason, keptCertificateRefusal, lostDuringStart, oneLine, redisCause, RedisUnreachableError, refusedCredentials, resetRefusal, startRefusal, certificateRefusal } from './start-refusals.ts';
 
 /**
  * How long a start waits for Redis to answer: a server that takes the connection and never
@@ -146,10 +146,17 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url' | 't
    */
   let handshook = false;
   let handshookBeforeError = false;
+  /**
+   * A serving process's last certificate refusal of this outage, kept as its reason while the later
+   * attempts end in a reset after the handshake or have their handshake unanswered
+   * (`keptCertificateRefusal`); cleared by a connection ready.
+   */
+  let refusedCertificate: string | undefined;
   client.on('error', (error: Error) => {
     lastError = error.message;
     lastErrorSeen = error;
     if (!connected) certificateRefused = certificateRefusal(where, error) ?? certificateRefused;
+    refusedCertificate = keptCertificateRefusal(where, refusedCertificate, error, handshook);
     handshookBeforeError = handshook;
     downSince ??= Date.now();
     if (warned || !isStarted) return;
@@ -214,6 +221,7 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url' | 't
   };
   client.on('ready', () => {
     connected = true;
+    refusedCertificate = undefined;
     if (warned) log.info({ redis: where }, 'Redis is reachable again');
     downSince = undefined;
     unansweredSince = undefined;
@@ -250,12 +258,13 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url' | 't
    * Redis refused this connection's credentials at the last attempt: the new one sends the same, so the
    * same refusal is on its way, and told as it is while no connection is up. Before 2026-12-08 each
    * reconnect's handshake read "took the connection and has not answered yet" between two refusals, on
-   * /readyz and as the 503s' cause (a test under load: a call made in that moment). For SILENT_AFTER_MS
-   * at most: a handshake unanswered longer is a Redis that answers nothing (stopped, hung), told as such,
-   * not as the refusal for as long as it stays so (a review: a Redis stopped after a NOAUTH read "asks
-   * for a password" until it was continued).
+   * /readyz and as the 503s' cause (a test under load: a call made in that moment). The same after a
+   * refusal of the client certificate (`refusedCertificate`): the new handshake sends the same one. For
+   * SILENT_AFTER_MS at most: a handshake unanswered longer is a Redis that answers nothing (stopped,
+   * hung), told as such, not as the refusal for as long as it stays so (a review: a Redis stopped after
+   * a NOAUTH read "asks for a password" until it was continued).
    */
-  const notAnsweredYet = (): boolean => client.status === 'connect' && (!refusedCredentials(lastError) || Date.now() - connectedAt >= SILENT_AFTER_MS);
+  const notAnsweredYet = (): boolean => client.status === 'connect' && ((!refusedCredentials(lastError) && refusedCertificate === undefined) || Date.now() - connectedAt >= SILENT_AFTER_MS);
   /** When Redis was found silent (a PING unanswered for SILENT_AFTER_MS); undefined while it answers. */
   let silentSince: number | undefined;
   const silentFor = (): string => `${Math.round((Date.now() - (silentSince ?? Date.now()) + SILENT_AFTER_MS) / 1000)} s`;
@@ -327,7 +336,7 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url' | 't
   const failQueued = (): void => {
     if (downSince === undefined || Date.now() - downSince < FAIL_FAST_AFTER_MS) return;
     const { offlineQueue, prevCommandQueue } = client as unknown as Record<'offlineQueue' | 'prevCommandQueue', { toArray(): Array<{ command: Command }> } | null | undefined>;
-    const reason = notAnsweredYet() ? `Redis at ${where} took the connection and has not answered yet` : downReason(where, lastError, lastErrorSeen);
+    const reason = notAnsweredYet() ? `Redis at ${where} took the connection and has not answered yet` : downReason(where, lastError, lastErrorSeen, refusedCertificate);
     for (const { command } of offlineQueue?.toArray() ?? []) {
       if (isSettled(command)) continue;
       written.delete(command);
@@ -355,7 +364,7 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url' | 't
     if (client.status === 'ready') return silentSince === undefined ? undefined : `Redis at ${where} has not answered for ${silentFor()}`;
     if (client.status === 'connect' && !batched && Command.checkFlag('HANDSHAKE_COMMANDS', command.name)) return undefined;
     if (!RECONNECTING.has(client.status)) return undefined;
-    if (downSince !== undefined && Date.now() - downSince >= FAIL_FAST_AFTER_MS) return notAnsweredYet() ? `Redis at ${where} took the connection and has not answered yet` : downReason(where, lastError, lastErrorSeen);
+    if (downSince !== undefined && Date.now() - downSince >= FAIL_FAST_AFTER_MS) return notAnsweredYet() ? `Redis at ${where} took the connection and has not answered yet` : downReason(where, lastError, lastErrorSeen, refusedCertificate);
     return undefined;
   };
   /**
@@ -460,7 +469,7 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url' | 't
     unavailable() {
       // Connected, its first exchange unanswered (Redis silent, or loading a data set without answering meanwhile).
       if (notAnsweredYet()) return `Redis at ${where} took the connection and has not answered yet`;
-      if (client.status !== 'ready') return `${downReason(where, lastError, lastErrorSeen)}; reconnecting`;
+      if (client.status !== 'ready') return `${downReason(where, lastError, lastErrorSeen, refusedCertificate)}; reconnecting`;
       if (silentSince !== undefined) return `Redis at ${where} has not answered for ${silentFor()} (paused, overloaded, or cut off by the network)`;
       if (checking) return `Redis at ${where} took the connection; asking whether it serves`;
       return loading === undefined ? undefined : `Redis at ${where} is loading its data set (${shownLoading(loading)})`;
