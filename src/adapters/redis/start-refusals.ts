@@ -5,8 +5,9 @@ import { isRedisGivingUp, isRedisRefusingUser, isRedisRefusingWrites, RedisNotSe
 /**
  * How a Redis that cannot be used is told, in words that name the fix: the start's one-line
  * refusals (unreachable, credentials, ACL, TLS: a certificate not trusted or for another name, a
- * client certificate asked for or refused, a handshake failure, TLS on one side only) and, while a serving process reconnects, the
- * reason `/readyz` gives. `watched-client.ts` decides when; this file says what.
+ * client certificate asked for or refused, a handshake failure, TLS on one side only) and, while a
+ * serving process reconnects, the reason `/readyz` gives. `watched-client.ts` decides when; this
+ * file says what.
  */
 
 /** A start that cannot reach Redis: told on one line, like a bad configuration. */
