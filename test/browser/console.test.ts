@@ -457,7 +457,7 @@ describe.skipIf(chromiumPath === undefined && !inCi)('the web console in Chromiu
     await live(page);
     const { starts, timings } = await slowPaymentRefreshes(page);
     // A change every 200 ms, for 6 s at most: without the rule, a refresh every ~200 ms. It stops once
-    // the third refresh has begun, the first one spaced (about 3.4 s in; the first 6 s took 7 s a run).
+    // the third refresh has begun, the first one spaced (about 3.4 s in).
     for (let n = 0; n < 30 && starts.length < 3; n++) {
       await api('POST', '/v1/sim/intent', { reservation_id: `R-slow-page-${String(n)}`, amount: 100, scenario: 'fail' });
       await page.waitForTimeout(200);
