@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { shownRedisUrl } from '../../src/adapters/redis/connection.ts';
 import { checkRateCapClock, checkRedisServer, clusterRefusal, evictionOf, RATE_CAP_CLOCK_TRIES, evictionWarning, isClusterNode, redisVersionOf, versionRefusal } from '../../src/adapters/redis/server-check.ts';
-import { downReason, keptCertificateRefusal, startRefusal } from '../../src/adapters/redis/start-refusals.ts';
+import { certificateRefusal, downReason, keptCertificateRefusal, startRefusal } from '../../src/adapters/redis/start-refusals.ts';
 import { buildTestApp } from '../helpers/app.ts';
 import { startReceiver } from '../helpers/receiver.ts';
 import { redisServerOrSkip } from '../helpers/redis.ts';
@@ -80,8 +80,8 @@ describe('REDIS_URL shown, and a refused start in words', () => {
     ];
     let kept: string | undefined;
     const reasons = attempts.map(([error, afterHandshake]) => {
-      kept = keptCertificateRefusal(at, kept, error, afterHandshake);
-      return downReason(at, error.message, error, kept);
+      kept = keptCertificateRefusal(certificateRefusal(at, error), kept, error, afterHandshake);
+      return downReason(at, error.message, kept);
     });
     const unreachable = (why: string): string => `Redis at ${at} is unreachable (${why})`;
     expect(reasons).toEqual([

@@ -155,32 +155,30 @@ export function startRefusal(where: string, why: string): string {
 
 /**
  * Why Redis cannot be used while the connection is down, from the last reconnect's error
- * (`lastError`, its words; `seen`, the error itself when it gave one): a refusal of the credentials
- * in the start's words (a password changed, or now required, on a Redis restarted or reconfigured
- * under a running replica: before 2026-12-07 told as Redis unreachable), a certificate or TLS
- * alert in the start's words too (a Redis restarted with a certificate of another CA: before
- * 2026-12-08 Node's words, whose hint `--use-system-ca` is not paysim's fix), or, after a reset,
- * the refusal an earlier attempt of the outage gave (`keptRefusal`, `keptCertificateRefusal`),
- * else unreachable. A reset alone is not told as TLS' here: a Redis going away resets its
- * connections too.
+ * (`lastError`, its words): a refusal of the credentials in the start's words (a password changed,
+ * or now required, on a Redis restarted or reconfigured under a running replica: before 2026-12-07
+ * told as Redis unreachable), a certificate or TLS alert in the start's words too (`keptRefusal`,
+ * `keptCertificateRefusal`'s: this attempt's, or after a reset an earlier attempt's of the outage;
+ * a Redis restarted with a certificate of another CA: before 2026-12-08 Node's words, whose hint
+ * `--use-system-ca` is not paysim's fix), else unreachable. A reset alone is not told as TLS'
+ * here: a Redis going away resets its connections too.
  */
-export function downReason(where: string, lastError: string, seen: Error | undefined, keptRefusal?: string): string {
+export function downReason(where: string, lastError: string, keptRefusal: string | undefined): string {
   if (refusedCredentials(lastError)) return startRefusal(where, lastError);
-  return certificateRefusal(where, seen) ?? keptRefusal ?? `Redis at ${where} is unreachable (${lastError})`;
+  return keptRefusal ?? `Redis at ${where} is unreachable (${lastError})`;
 }
 
 /**
  * The certificate refusal (`certificateRefusal`'s words) a reconnecting process keeps as its reason
  * once an attempt ended with `error` (`afterHandshake`: its TLS handshake was over), given the one
- * kept so far (`kept`): the attempt's own refusal; else the kept one when the attempt ended in a
+ * kept so far (`kept`): the attempt's own refusal (`refused`, `certificateRefusal` of `error`); else the kept one when the attempt ended in a
  * reset after the handshake (on TLS 1.3 the client's first write races Redis' alert, and loses it
  * to a reset as often as not); else none (another error, a Redis down: ECONNREFUSED, is then the
  * truth). A connection taken whose handshake is unanswered keeps it too (`watched-client.ts`), and a
  * connection ready clears it. Before 2026-12-08 /readyz flipped between the refusal, "is unreachable
  * (write ECONNRESET)" and "took the connection and has not answered yet" over consecutive reads.
  */
-export function keptCertificateRefusal(where: string, kept: string | undefined, error: unknown, afterHandshake: boolean): string | undefined {
-  const refused = certificateRefusal(where, error);
+export function keptCertificateRefusal(refused: string | undefined, kept: string | undefined, error: unknown, afterHandshake: boolean): string | undefined {
   if (refused !== undefined) return refused;
   // A write after Redis closed may meet EPIPE instead of a reset.
   const code = codeOf(error);

@@ -19,7 +19,7 @@ export interface RedisTlsPaths {
   ca?: string;
 }
 
-/** What ioredis' `tls` options take of them (Node's `tls.connect`): PEM text. */
+/** Their PEM text, as Node's `createSecureContext` takes it (`redisTls`). */
 export interface RedisTlsFiles {
   cert?: string;
   key?: string;

@@ -137,7 +137,7 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url' | 't
    * client's write comes first), so the start tells the one that names the fix, whichever attempt
    * was last. A reset alone is told only when it was the last (`resetRefusal`).
    */
-  let certificateRefused: string | undefined;
+  let certificateRefusedAtStart: string | undefined;
   /**
    * The attempt's TLS handshake ended (ioredis' `connect` is TLS' secureConnect with rediss://), and
    * whether it had when the last error came: a Redis asking for a client certificate resets the
@@ -151,12 +151,13 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url' | 't
    * attempts end in a reset after the handshake or have their handshake unanswered
    * (`keptCertificateRefusal`); cleared by a connection ready.
    */
-  let refusedCertificate: string | undefined;
+  let certificateRefusalKept: string | undefined;
   client.on('error', (error: Error) => {
     lastError = error.message;
     lastErrorSeen = error;
-    if (!connected) certificateRefused = certificateRefusal(where, error) ?? certificateRefused;
-    refusedCertificate = keptCertificateRefusal(where, refusedCertificate, error, handshook);
+    const refused = certificateRefusal(where, error);
+    if (!connected) certificateRefusedAtStart = refused ?? certificateRefusedAtStart;
+    certificateRefusalKept = keptCertificateRefusal(refused, certificateRefusalKept, error, handshook);
     handshookBeforeError = handshook;
     downSince ??= Date.now();
     if (warned || !isStarted) return;
@@ -221,7 +222,7 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url' | 't
   };
   client.on('ready', () => {
     connected = true;
-    refusedCertificate = undefined;
+    certificateRefusalKept = undefined;
     if (warned) log.info({ redis: where }, 'Redis is reachable again');
     downSince = undefined;
     unansweredSince = undefined;
@@ -259,12 +260,12 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url' | 't
    * same refusal is on its way, and told as it is while no connection is up. Before 2026-12-08 each
    * reconnect's handshake read "took the connection and has not answered yet" between two refusals, on
    * /readyz and as the 503s' cause (a test under load: a call made in that moment). The same after a
-   * refusal of the client certificate (`refusedCertificate`): the new handshake sends the same one. For
+   * refusal of the client certificate (`certificateRefusalKept`): the new handshake sends the same one. For
    * SILENT_AFTER_MS at most: a handshake unanswered longer is a Redis that answers nothing (stopped,
    * hung), told as such, not as the refusal for as long as it stays so (a review: a Redis stopped after
    * a NOAUTH read "asks for a password" until it was continued).
    */
-  const notAnsweredYet = (): boolean => client.status === 'connect' && ((!refusedCredentials(lastError) && refusedCertificate === undefined) || Date.now() - connectedAt >= SILENT_AFTER_MS);
+  const notAnsweredYet = (): boolean => client.status === 'connect' && ((!refusedCredentials(lastError) && certificateRefusalKept === undefined) || Date.now() - connectedAt >= SILENT_AFTER_MS);
   /** When Redis was found silent (a PING unanswered for SILENT_AFTER_MS); undefined while it answers. */
   let silentSince: number | undefined;
   const silentFor = (): string => `${Math.round((Date.now() - (silentSince ?? Date.now()) + SILENT_AFTER_MS) / 1000)} s`;
@@ -336,7 +337,7 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url' | 't
   const failQueued = (): void => {
     if (downSince === undefined || Date.now() - downSince < FAIL_FAST_AFTER_MS) return;
     const { offlineQueue, prevCommandQueue } = client as unknown as Record<'offlineQueue' | 'prevCommandQueue', { toArray(): Array<{ command: Command }> } | null | undefined>;
-    const reason = notAnsweredYet() ? `Redis at ${where} took the connection and has not answered yet` : downReason(where, lastError, lastErrorSeen, refusedCertificate);
+    const reason = notAnsweredYet() ? `Redis at ${where} took the connection and has not answered yet` : downReason(where, lastError, certificateRefusalKept);
     for (const { command } of offlineQueue?.toArray() ?? []) {
       if (isSettled(command)) continue;
       written.delete(command);
@@ -364,7 +365,7 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url' | 't
     if (client.status === 'ready') return silentSince === undefined ? undefined : `Redis at ${where} has not answered for ${silentFor()}`;
     if (client.status === 'connect' && !batched && Command.checkFlag('HANDSHAKE_COMMANDS', command.name)) return undefined;
     if (!RECONNECTING.has(client.status)) return undefined;
-    if (downSince !== undefined && Date.now() - downSince >= FAIL_FAST_AFTER_MS) return notAnsweredYet() ? `Redis at ${where} took the connection and has not answered yet` : downReason(where, lastError, lastErrorSeen, refusedCertificate);
+    if (downSince !== undefined && Date.now() - downSince >= FAIL_FAST_AFTER_MS) return notAnsweredYet() ? `Redis at ${where} took the connection and has not answered yet` : downReason(where, lastError, certificateRefusalKept);
     return undefined;
   };
   /**
@@ -435,7 +436,7 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url' | 't
     const cause = redisCause(error);
     if (isRedisRefusingWrites(cause) || isRedisRefusingUser(cause)) return lostDuringStart(error, options.url) as RedisUnreachableError;
     const silentServer = error instanceof SilentRedis;
-    const refused = silentServer || connected ? undefined : (certificateRefused ?? resetRefusal(where, options.url, lastErrorSeen, handshookBeforeError, options.tls?.clientCertificate === true));
+    const refused = silentServer || connected ? undefined : (certificateRefusedAtStart ?? resetRefusal(where, options.url, lastErrorSeen, handshookBeforeError, options.tls?.clientCertificate === true));
     if (refused !== undefined) return new RedisUnreachableError(refused, { cause: error });
     const why = silentServer
       ? `no answer within ${REDIS_START_TIMEOUT_MS / 1000} s${connected ? '' : ': is it Redis, does it speak TLS if and only if the URL is rediss://, and is it not loading a data set without answering meanwhile (its loading-process-events-interval-bytes)?'}`
@@ -469,7 +470,7 @@ export async function openRedis(options: Pick<RedisConnectionOptions, 'url' | 't
     unavailable() {
       // Connected, its first exchange unanswered (Redis silent, or loading a data set without answering meanwhile).
       if (notAnsweredYet()) return `Redis at ${where} took the connection and has not answered yet`;
-      if (client.status !== 'ready') return `${downReason(where, lastError, lastErrorSeen, refusedCertificate)}; reconnecting`;
+      if (client.status !== 'ready') return `${downReason(where, lastError, certificateRefusalKept)}; reconnecting`;
       if (silentSince !== undefined) return `Redis at ${where} has not answered for ${silentFor()} (paused, overloaded, or cut off by the network)`;
       if (checking) return `Redis at ${where} took the connection; asking whether it serves`;
       return loading === undefined ? undefined : `Redis at ${where} is loading its data set (${shownLoading(loading)})`;
